@@ -1,0 +1,346 @@
+//! Expression → boxes: the compiler's front half.
+//!
+//! An expression is put in negation normal form (a `not` in front of a test becomes the
+//! complement of the test's value set, with Wireshark's presence rules), then in disjunctive
+//! normal form over per-slot interval sets, and each conjunction is spread into boxes: one
+//! inclusive `[lo, hi]` per key slot. A packet matches the expression exactly when its key
+//! lies in one of the boxes. 128-bit addresses become up to seven boxes over their four
+//! 32-bit words per interval.
+
+use std::collections::BTreeMap;
+
+use crate::ast::{Expr, Pred, Test};
+use crate::field::{ABSENT, DIMS, Dim, Guard, Occurrence, Slot};
+use crate::set::IntervalSet;
+
+/// Upper bound on the boxes one rule may expand to; beyond it the rule is refused.
+pub const MAX_BOXES_PER_RULE: usize = 16_384;
+
+/// One inclusive `[lo, hi]` per key slot.
+pub type Bounds = [[u32; 2]; DIMS];
+
+/// Bounds that hold every key.
+pub const FULL: Bounds = [[0, u32::MAX]; DIMS];
+
+/// Why an expression cannot be compiled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// Its normal form has more boxes than [`MAX_BOXES_PER_RULE`].
+    #[error("the expression expands to more than {MAX_BOXES_PER_RULE} boxes; split it into several rules")]
+    TooComplex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Var {
+    Narrow(Dim),
+    Src,
+    Dst,
+}
+
+impl Var {
+    fn domain_max(self) -> u128 {
+        match self {
+            Var::Narrow(_) => u32::MAX.into(),
+            Var::Src | Var::Dst => u128::MAX,
+        }
+    }
+}
+
+/// A formula in negation normal form.
+enum F {
+    True,
+    False,
+    Atom(Var, IntervalSet),
+    And(Vec<F>),
+    Or(Vec<F>),
+}
+
+fn var(slot: Slot) -> Option<Var> {
+    match slot {
+        Slot::None => None,
+        Slot::Narrow(d) => Some(Var::Narrow(d)),
+        Slot::Src => Some(Var::Src),
+        Slot::Dst => Some(Var::Dst),
+    }
+}
+
+fn guard(g: Guard, holds: bool) -> F {
+    let (dim, value) = match g {
+        Guard::Always => return if holds { F::True } else { F::False },
+        Guard::IpVersion(v) => (Dim::IpVersion, v),
+        Guard::L4Proto(p) => (Dim::L4Proto, p),
+    };
+    let set = IntervalSet::single(value.into());
+    F::Atom(Var::Narrow(dim), if holds { set } else { set.complement(u32::MAX.into()) })
+}
+
+fn present_values() -> IntervalSet {
+    IntervalSet::range(0, u128::from(ABSENT) - 1)
+}
+
+/// The occurrence exists.
+fn present(o: &Occurrence) -> F {
+    match o.slot {
+        Slot::Narrow(d) => F::And(vec![guard(o.guard, true), F::Atom(Var::Narrow(d), present_values())]),
+        _ => guard(o.guard, true),
+    }
+}
+
+/// The occurrence does not exist.
+fn absent(o: &Occurrence) -> F {
+    match o.slot {
+        Slot::Narrow(d) => {
+            F::Or(vec![guard(o.guard, false), F::Atom(Var::Narrow(d), IntervalSet::single(ABSENT.into()))])
+        }
+        _ => guard(o.guard, false),
+    }
+}
+
+/// The occurrence exists and its value is in `set` (which never holds [`ABSENT`]).
+fn value_in(o: &Occurrence, set: &IntervalSet) -> F {
+    match var(o.slot) {
+        Some(v) => F::And(vec![guard(o.guard, true), F::Atom(v, set.clone())]),
+        None => F::False,
+    }
+}
+
+/// The occurrence does not exist, or exists with a value outside `set`.
+fn value_not_in(o: &Occurrence, set: &IntervalSet) -> F {
+    match var(o.slot) {
+        Some(v) => F::Or(vec![guard(o.guard, false), F::Atom(v, set.complement(v.domain_max()))]),
+        None => F::True,
+    }
+}
+
+fn test_formula(test: &Test, positive: bool) -> F {
+    let occs = test.field.occurrences;
+    match (&test.pred, positive) {
+        (Pred::Present, true) => F::Or(occs.iter().map(present).collect()),
+        (Pred::Present, false) => F::And(occs.iter().map(absent).collect()),
+        (Pred::Any(set), true) => F::Or(occs.iter().map(|o| value_in(o, set)).collect()),
+        (Pred::Any(set), false) => F::And(occs.iter().map(|o| value_not_in(o, set)).collect()),
+        // Some occurrence exists, and none lies outside the set.
+        (Pred::All(set), true) => F::And(vec![
+            F::Or(occs.iter().map(present).collect()),
+            F::And(occs.iter().map(|o| value_not_in(o, &outside(o, set))).collect()),
+        ]),
+        // No occurrence exists, or one lies outside the set.
+        (Pred::All(set), false) => F::Or(vec![
+            F::And(occs.iter().map(absent).collect()),
+            F::Or(occs.iter().map(|o| value_in(o, &outside(o, set))).collect()),
+        ]),
+    }
+}
+
+/// The values `o` can take when present that are not in `set`.
+fn outside(o: &Occurrence, set: &IntervalSet) -> IntervalSet {
+    let present = match o.slot {
+        Slot::Narrow(_) => present_values(),
+        _ => IntervalSet::range(0, u128::MAX),
+    };
+    set.complement(u128::MAX).intersect(&present)
+}
+
+fn formula(expr: &Expr, positive: bool) -> F {
+    match expr {
+        Expr::True => {
+            if positive {
+                F::True
+            } else {
+                F::False
+            }
+        }
+        Expr::Not(inner) => formula(inner, !positive),
+        Expr::Or(terms) | Expr::And(terms) => {
+            let parts = terms.iter().map(|t| formula(t, positive)).collect();
+            // De Morgan: a negated `or` is an `and` of negations, and vice versa.
+            if matches!(expr, Expr::Or(_)) == positive { F::Or(parts) } else { F::And(parts) }
+        }
+        Expr::Test(test) => test_formula(test, positive),
+    }
+}
+
+/// A conjunction: every variable's value lies in its set (variables not named are free).
+type Conj = BTreeMap<Var, IntervalSet>;
+
+fn dnf(f: &F) -> Result<Vec<Conj>, CompileError> {
+    Ok(match f {
+        F::True => vec![Conj::new()],
+        F::False => vec![],
+        F::Atom(v, set) => {
+            if set.is_empty() {
+                vec![]
+            } else {
+                vec![Conj::from([(*v, set.clone())])]
+            }
+        }
+        F::Or(parts) => {
+            let mut out = Vec::new();
+            for p in parts {
+                out.extend(dnf(p)?);
+                if out.len() > MAX_BOXES_PER_RULE {
+                    return Err(CompileError::TooComplex);
+                }
+            }
+            out
+        }
+        F::And(parts) => {
+            let mut acc = vec![Conj::new()];
+            for p in parts {
+                let rhs = dnf(p)?;
+                let mut next = Vec::new();
+                for a in &acc {
+                    for b in &rhs {
+                        if let Some(c) = conjoin(a, b) {
+                            next.push(c);
+                        }
+                    }
+                    if next.len() > MAX_BOXES_PER_RULE {
+                        return Err(CompileError::TooComplex);
+                    }
+                }
+                acc = next;
+            }
+            acc
+        }
+    })
+}
+
+/// `a ∧ b`, or `None` when some variable's sets do not intersect.
+fn conjoin(a: &Conj, b: &Conj) -> Option<Conj> {
+    let mut out = a.clone();
+    for (v, set) in b {
+        let merged = match out.get(v) {
+            Some(existing) => existing.intersect(set),
+            None => set.clone(),
+        };
+        if merged.is_empty() {
+            return None;
+        }
+        out.insert(*v, merged);
+    }
+    Some(out)
+}
+
+/// Splits `[lo, hi]` over the low `words` 32-bit words of a 128-bit value into boxes, one
+/// `[lo, hi]` per word, most significant first.
+fn word_boxes(lo: u128, hi: u128, words: usize, out: &mut Vec<Vec<[u32; 2]>>) {
+    if words == 0 {
+        out.push(Vec::new());
+        return;
+    }
+    let shift = 32 * (words as u32 - 1);
+    let low_max: u128 = if shift == 0 { 0 } else { u128::MAX >> (128 - shift) };
+    let (lo_w, hi_w) = ((lo >> shift) as u32, (hi >> shift) as u32);
+    let (lo_rest, hi_rest) = (lo & low_max, hi & low_max);
+    let push = |w: [u32; 2], rlo: u128, rhi: u128, out: &mut Vec<Vec<[u32; 2]>>| {
+        let mut tails = Vec::new();
+        word_boxes(rlo, rhi, words - 1, &mut tails);
+        for mut tail in tails {
+            tail.insert(0, w);
+            out.push(tail);
+        }
+    };
+    if lo_w == hi_w {
+        push([lo_w, lo_w], lo_rest, hi_rest, out);
+        return;
+    }
+    // A partial first word, whole middle words, a partial last word; partial ends that are
+    // in fact whole fold into the middle.
+    let mut mid_lo = lo_w;
+    if lo_rest != 0 {
+        push([lo_w, lo_w], lo_rest, low_max, out);
+        mid_lo = lo_w + 1;
+    }
+    let mut mid_hi = hi_w;
+    let last_partial = hi_rest != low_max;
+    if last_partial {
+        mid_hi = hi_w - 1;
+    }
+    if mid_lo <= mid_hi {
+        push([mid_lo, mid_hi], 0, low_max, out);
+    }
+    if last_partial {
+        push([hi_w, hi_w], 0, hi_rest, out);
+    }
+}
+
+/// The boxes of one conjunction.
+fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
+    let mut boxes = vec![FULL];
+    for (v, set) in conj {
+        let (first, choices): (usize, Vec<Vec<[u32; 2]>>) = match v {
+            Var::Narrow(d) => {
+                (*d as usize, set.ranges().iter().map(|&(lo, hi)| vec![[lo as u32, hi as u32]]).collect())
+            }
+            Var::Src | Var::Dst => {
+                let first = if *v == Var::Src { Dim::Src0 } else { Dim::Dst0 } as usize;
+                let mut choices = Vec::new();
+                for &(lo, hi) in set.ranges() {
+                    word_boxes(lo, hi, 4, &mut choices);
+                }
+                (first, choices)
+            }
+        };
+        if boxes.len() * choices.len() > MAX_BOXES_PER_RULE {
+            return Err(CompileError::TooComplex);
+        }
+        let mut next = Vec::with_capacity(boxes.len() * choices.len());
+        for b in &boxes {
+            for c in &choices {
+                let mut nb = *b;
+                nb[first..first + c.len()].copy_from_slice(c);
+                next.push(nb);
+            }
+        }
+        boxes = next;
+    }
+    out.extend(boxes);
+    Ok(())
+}
+
+/// The boxes whose union is exactly the set of keys `expr` selects.
+pub fn boxes(expr: &Expr) -> Result<Vec<Bounds>, CompileError> {
+    let mut out = Vec::new();
+    for conj in dnf(&formula(expr, true))? {
+        conj_boxes(&conj, &mut out)?;
+        if out.len() > MAX_BOXES_PER_RULE {
+            return Err(CompileError::TooComplex);
+        }
+    }
+    Ok(out)
+}
+
+/// True when `key` lies in `b`.
+#[inline]
+pub fn box_contains(b: &Bounds, key: &crate::field::Key) -> bool {
+    b.iter().zip(key.0.iter()).all(|(r, &v)| r[0] <= v && v <= r[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn eval_boxes(bs: &[Vec<[u32; 2]>], v: u128) -> bool {
+        bs.iter().any(|b| {
+            b.iter().enumerate().all(|(i, r)| {
+                let w = (v >> (96 - 32 * i)) as u32;
+                r[0] <= w && w <= r[1]
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn word_boxes_cover_exactly_the_interval(lo in any::<u128>(), len in prop_oneof![0u128..1000, any::<u128>()], probe in any::<u128>()) {
+            let hi = lo.saturating_add(len);
+            let mut bs = Vec::new();
+            word_boxes(lo, hi, 4, &mut bs);
+            prop_assert!(bs.len() <= 7);
+            for v in [lo, hi, probe, lo.wrapping_sub(1), hi.wrapping_add(1), lo.wrapping_add(len / 2)] {
+                prop_assert_eq!(eval_boxes(&bs, v), lo <= v && v <= hi, "value {:#x}", v);
+            }
+        }
+    }
+}

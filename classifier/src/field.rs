@@ -1,0 +1,454 @@
+//! The packet fields a rule can name, and [`Key`]: one packet's values for all of them.
+//!
+//! A key is a flat array of `u32`, one slot per [`Dim`]. The parser of the data plane fills
+//! it once per packet; the rule table and the reference interpreter only read it. A slot
+//! that the packet does not carry holds [`ABSENT`], which no field value can equal, so "the
+//! field is missing" is an ordinary value for the compiler (Wireshark: a comparison on an
+//! absent field is false, `not` of it is true).
+//!
+//! Field names and meanings are Wireshark's (`tshark -G fields`), applied to the packet's
+//! own headers: the outermost IP header and the transport header after any IPv6 extension
+//! headers. Addresses are 128-bit values: an IPv4 address `a` is `a << 96`, so a rule on
+//! `ip.src` and one on `ipv6.src` use the same four key words, told apart by `ip.version`.
+
+/// The value of a slot the packet does not carry.
+pub const ABSENT: u32 = u32::MAX;
+
+macro_rules! dims {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// One slot of a [`Key`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Dim { $($(#[$doc])* $name),* }
+        impl Dim {
+            /// Every dimension, in slot order.
+            pub const ALL: &'static [Dim] = &[$(Dim::$name),*];
+        }
+    };
+}
+
+dims! {
+    /// 4 or 6 for the outermost IP header, [`ABSENT`] for non-IP frames.
+    IpVersion,
+    /// Source address, most significant word first (IPv4: word 0, the rest zero).
+    Src0,
+    /// Source address word 1.
+    Src1,
+    /// Source address word 2.
+    Src2,
+    /// Source address word 3 (least significant).
+    Src3,
+    /// Destination address, as the source.
+    Dst0,
+    /// Destination address word 1.
+    Dst1,
+    /// Destination address word 2.
+    Dst2,
+    /// Destination address word 3.
+    Dst3,
+    /// IPv4 `protocol` or the IPv6 fixed header's `next header`.
+    IpProto,
+    /// The transport protocol after any IPv6 extension headers; absent in a non-first fragment.
+    L4Proto,
+    /// TCP or UDP ports (told apart by `L4Proto`).
+    SrcPort,
+    /// TCP or UDP destination port.
+    DstPort,
+    /// The 12 TCP flag bits.
+    TcpFlags,
+    /// FIN bit; each TCP flag bit has a slot, 0 or 1, so that a bit test is an interval.
+    TcpFin,
+    /// SYN bit.
+    TcpSyn,
+    /// RST bit.
+    TcpRst,
+    /// PSH bit.
+    TcpPsh,
+    /// ACK bit.
+    TcpAck,
+    /// URG bit.
+    TcpUrg,
+    /// ECE bit (Wireshark: `tcp.flags.ecn`).
+    TcpEce,
+    /// CWR bit.
+    TcpCwr,
+    /// NS bit.
+    TcpNs,
+    /// ICMP or ICMPv6 type and code (told apart by `L4Proto`).
+    IcmpType,
+    /// ICMP or ICMPv6 code.
+    IcmpCode,
+    /// IPv4 TTL or IPv6 hop limit.
+    Ttl,
+    /// IPv4 total length or IPv6 payload length.
+    IpLen,
+    /// Length of the frame on the wire.
+    FrameLen,
+    /// IPv4 don't-fragment and more-fragments flags.
+    Df,
+    /// IPv4 more-fragments flag.
+    Mf,
+    /// IPv4 fragment offset in 8-byte units (as Wireshark 4.0 shows `ip.frag_offset`).
+    FragOffset,
+    /// Up to three VLAN IDs, outermost first.
+    Vlan0,
+    /// Second VLAN ID.
+    Vlan1,
+    /// Third VLAN ID.
+    Vlan2,
+}
+
+/// Number of slots in a [`Key`].
+pub const DIMS: usize = Dim::ALL.len();
+
+/// One packet's field values, as the rule table reads them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Key(pub [u32; DIMS]);
+
+/// TCP flag bits in Wireshark's order (bit 0 = FIN), with the slot each one fills.
+const TCP_FLAG_DIMS: [Dim; 9] = [
+    Dim::TcpFin,
+    Dim::TcpSyn,
+    Dim::TcpRst,
+    Dim::TcpPsh,
+    Dim::TcpAck,
+    Dim::TcpUrg,
+    Dim::TcpEce,
+    Dim::TcpCwr,
+    Dim::TcpNs,
+];
+
+impl Key {
+    /// A key for a frame of `frame_len` bytes on the wire that carries nothing else yet.
+    pub fn new(frame_len: u32) -> Key {
+        let mut key = Key([ABSENT; DIMS]);
+        key.0[Dim::FrameLen as usize] = frame_len.min(ABSENT - 1);
+        key
+    }
+
+    /// The value in slot `dim`.
+    #[inline]
+    pub fn get(&self, dim: Dim) -> u32 {
+        self.0[dim as usize]
+    }
+
+    /// Stores `value` in slot `dim`.
+    #[inline]
+    pub fn set(&mut self, dim: Dim, value: u32) {
+        self.0[dim as usize] = value;
+    }
+
+    /// The 128-bit source address (IPv4 `a` reads as `a << 96`).
+    #[inline]
+    pub fn src_addr(&self) -> u128 {
+        self.wide(Dim::Src0 as usize)
+    }
+
+    /// The 128-bit destination address.
+    #[inline]
+    pub fn dst_addr(&self) -> u128 {
+        self.wide(Dim::Dst0 as usize)
+    }
+
+    fn wide(&self, first: usize) -> u128 {
+        let w = &self.0[first..first + 4];
+        (u128::from(w[0]) << 96) | (u128::from(w[1]) << 64) | (u128::from(w[2]) << 32) | u128::from(w[3])
+    }
+
+    fn set_wide(&mut self, first: usize, value: u128) {
+        for i in 0..4 {
+            self.0[first + i] = (value >> (96 - 32 * i)) as u32;
+        }
+    }
+
+    /// Fills the IPv4 header's fields. `frag_offset` is in 8-byte units.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_ipv4(
+        &mut self,
+        src: [u8; 4],
+        dst: [u8; 4],
+        protocol: u8,
+        ttl: u8,
+        total_len: u16,
+        df: bool,
+        mf: bool,
+        frag_offset: u16,
+    ) {
+        self.set(Dim::IpVersion, 4);
+        self.set_wide(Dim::Src0 as usize, u128::from(u32::from_be_bytes(src)) << 96);
+        self.set_wide(Dim::Dst0 as usize, u128::from(u32::from_be_bytes(dst)) << 96);
+        self.set(Dim::IpProto, protocol.into());
+        self.set(Dim::Ttl, ttl.into());
+        self.set(Dim::IpLen, total_len.into());
+        self.set(Dim::Df, df.into());
+        self.set(Dim::Mf, mf.into());
+        self.set(Dim::FragOffset, frag_offset.into());
+    }
+
+    /// Fills the IPv6 fixed header's fields.
+    pub fn set_ipv6(&mut self, src: [u8; 16], dst: [u8; 16], next_header: u8, hop_limit: u8, payload_len: u16) {
+        self.set(Dim::IpVersion, 6);
+        self.set_wide(Dim::Src0 as usize, u128::from_be_bytes(src));
+        self.set_wide(Dim::Dst0 as usize, u128::from_be_bytes(dst));
+        self.set(Dim::IpProto, next_header.into());
+        self.set(Dim::Ttl, hop_limit.into());
+        self.set(Dim::IpLen, payload_len.into());
+    }
+
+    /// Records the transport protocol the packet carries (after IPv6 extension headers).
+    pub fn set_l4_proto(&mut self, protocol: u8) {
+        self.set(Dim::L4Proto, protocol.into());
+    }
+
+    /// Fills the TCP or UDP ports.
+    pub fn set_ports(&mut self, src: u16, dst: u16) {
+        self.set(Dim::SrcPort, src.into());
+        self.set(Dim::DstPort, dst.into());
+    }
+
+    /// Fills the TCP flags (the low 12 bits of bytes 12..14 of the TCP header).
+    pub fn set_tcp_flags(&mut self, flags: u16) {
+        let flags = flags & 0x0fff;
+        self.set(Dim::TcpFlags, flags.into());
+        for (bit, dim) in TCP_FLAG_DIMS.iter().enumerate() {
+            self.set(*dim, u32::from((flags >> bit) & 1));
+        }
+    }
+
+    /// Fills the ICMP or ICMPv6 type and code.
+    pub fn set_icmp(&mut self, icmp_type: u8, code: u8) {
+        self.set(Dim::IcmpType, icmp_type.into());
+        self.set(Dim::IcmpCode, code.into());
+    }
+
+    /// Records the next VLAN ID, outermost first; returns false once three are recorded.
+    pub fn push_vlan(&mut self, id: u16) -> bool {
+        for dim in [Dim::Vlan0, Dim::Vlan1, Dim::Vlan2] {
+            if self.get(dim) == ABSENT {
+                self.set(dim, u32::from(id & 0x0fff));
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// What kind of value a field holds, which decides how literals are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    /// A protocol name such as `tcp`: it can only be tested for presence.
+    Protocol,
+    /// An IPv4 address; literals are dotted quads or CIDR networks.
+    Ipv4,
+    /// An IPv6 address; literals are RFC 4291 text or CIDR networks.
+    Ipv6,
+    /// An unsigned integer no larger than `max`.
+    Uint {
+        /// The largest value the field can hold.
+        max: u32,
+    },
+    /// A one-bit flag; literals are integers (non-zero is true) or `True`/`False`.
+    Bool,
+}
+
+/// The condition under which an occurrence of a field exists at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// Every frame has it (subject to its slot not being absent).
+    Always,
+    /// The outermost IP header has this version.
+    IpVersion(u8),
+    /// The transport protocol is this one.
+    L4Proto(u8),
+}
+
+/// Where an occurrence's value lives in the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Nowhere: a protocol, present whenever its guard holds.
+    None,
+    /// One `u32` slot; [`ABSENT`] there means the occurrence is missing.
+    Narrow(Dim),
+    /// The 128-bit source address.
+    Src,
+    /// The 128-bit destination address.
+    Dst,
+}
+
+/// One place a field's value can come from. `ip.addr` has two (source and destination),
+/// `vlan.id` three (one per tag), most fields one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Occurrence {
+    /// When the occurrence exists.
+    pub guard: Guard,
+    /// Where its value is.
+    pub slot: Slot,
+}
+
+/// A field a rule can name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FieldDef {
+    /// Wireshark's name for it.
+    pub name: &'static str,
+    /// Its value type.
+    pub ty: Ty,
+    /// Where its values come from.
+    pub occurrences: &'static [Occurrence],
+    /// For names that are transitd's own (not Wireshark's), the Wireshark name they stand for.
+    pub alias_of: Option<&'static str>,
+}
+
+const fn occ(guard: Guard, slot: Slot) -> Occurrence {
+    Occurrence { guard, slot }
+}
+
+const V4: Guard = Guard::IpVersion(4);
+const V6: Guard = Guard::IpVersion(6);
+const TCP: Guard = Guard::L4Proto(6);
+const UDP: Guard = Guard::L4Proto(17);
+const ICMP: Guard = Guard::L4Proto(1);
+const ICMPV6: Guard = Guard::L4Proto(58);
+const U8: Ty = Ty::Uint { max: 0xff };
+const U16: Ty = Ty::Uint { max: 0xffff };
+
+macro_rules! field {
+    ($name:literal, $ty:expr, [$($occ:expr),*]) => {
+        FieldDef { name: $name, ty: $ty, occurrences: &[$($occ),*], alias_of: None }
+    };
+    ($name:literal alias $of:literal, $ty:expr, [$($occ:expr),*]) => {
+        FieldDef { name: $name, ty: $ty, occurrences: &[$($occ),*], alias_of: Some($of) }
+    };
+}
+
+use Slot::{Dst, Narrow, Src};
+
+/// Every field and protocol name the language knows.
+pub static FIELDS: &[FieldDef] = &[
+    field!("frame", Ty::Protocol, [occ(Guard::Always, Slot::None)]),
+    field!("frame.len", Ty::Uint { max: ABSENT - 1 }, [occ(Guard::Always, Narrow(Dim::FrameLen))]),
+    field!("vlan", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::Vlan0))]),
+    field!(
+        "vlan.id",
+        Ty::Uint { max: 0x0fff },
+        [
+            occ(Guard::Always, Narrow(Dim::Vlan0)),
+            occ(Guard::Always, Narrow(Dim::Vlan1)),
+            occ(Guard::Always, Narrow(Dim::Vlan2))
+        ]
+    ),
+    field!("ip", Ty::Protocol, [occ(V4, Slot::None)]),
+    field!("ip.src", Ty::Ipv4, [occ(V4, Src)]),
+    field!("ip.dst", Ty::Ipv4, [occ(V4, Dst)]),
+    field!("ip.addr", Ty::Ipv4, [occ(V4, Src), occ(V4, Dst)]),
+    field!("ip.proto", U8, [occ(V4, Narrow(Dim::IpProto))]),
+    field!("ip.ttl", U8, [occ(V4, Narrow(Dim::Ttl))]),
+    field!("ip.len", U16, [occ(V4, Narrow(Dim::IpLen))]),
+    field!("ip.flags.df", Ty::Bool, [occ(V4, Narrow(Dim::Df))]),
+    field!("ip.flags.mf", Ty::Bool, [occ(V4, Narrow(Dim::Mf))]),
+    field!("ip.frag_offset", Ty::Uint { max: 0x1fff }, [occ(V4, Narrow(Dim::FragOffset))]),
+    field!("ipv6", Ty::Protocol, [occ(V6, Slot::None)]),
+    field!("ipv6.src", Ty::Ipv6, [occ(V6, Src)]),
+    field!("ipv6.dst", Ty::Ipv6, [occ(V6, Dst)]),
+    field!("ipv6.addr", Ty::Ipv6, [occ(V6, Src), occ(V6, Dst)]),
+    field!("ipv6.nxt", U8, [occ(V6, Narrow(Dim::IpProto))]),
+    field!("ipv6.hlim", U8, [occ(V6, Narrow(Dim::Ttl))]),
+    field!("ipv6.plen", U16, [occ(V6, Narrow(Dim::IpLen))]),
+    field!("tcp", Ty::Protocol, [occ(TCP, Slot::None)]),
+    field!("tcp.srcport", U16, [occ(TCP, Narrow(Dim::SrcPort))]),
+    field!("tcp.dstport", U16, [occ(TCP, Narrow(Dim::DstPort))]),
+    field!("tcp.port", U16, [occ(TCP, Narrow(Dim::SrcPort)), occ(TCP, Narrow(Dim::DstPort))]),
+    field!("tcp.flags", Ty::Uint { max: 0x0fff }, [occ(TCP, Narrow(Dim::TcpFlags))]),
+    field!("tcp.flags.fin", Ty::Bool, [occ(TCP, Narrow(Dim::TcpFin))]),
+    field!("tcp.flags.syn", Ty::Bool, [occ(TCP, Narrow(Dim::TcpSyn))]),
+    field!("tcp.flags.reset", Ty::Bool, [occ(TCP, Narrow(Dim::TcpRst))]),
+    field!("tcp.flags.rst" alias "tcp.flags.reset", Ty::Bool, [occ(TCP, Narrow(Dim::TcpRst))]),
+    field!("tcp.flags.push", Ty::Bool, [occ(TCP, Narrow(Dim::TcpPsh))]),
+    field!("tcp.flags.ack", Ty::Bool, [occ(TCP, Narrow(Dim::TcpAck))]),
+    field!("tcp.flags.urg", Ty::Bool, [occ(TCP, Narrow(Dim::TcpUrg))]),
+    field!("tcp.flags.ecn", Ty::Bool, [occ(TCP, Narrow(Dim::TcpEce))]),
+    field!("tcp.flags.cwr", Ty::Bool, [occ(TCP, Narrow(Dim::TcpCwr))]),
+    field!("tcp.flags.ns", Ty::Bool, [occ(TCP, Narrow(Dim::TcpNs))]),
+    field!("udp", Ty::Protocol, [occ(UDP, Slot::None)]),
+    field!("udp.srcport", U16, [occ(UDP, Narrow(Dim::SrcPort))]),
+    field!("udp.dstport", U16, [occ(UDP, Narrow(Dim::DstPort))]),
+    field!("udp.port", U16, [occ(UDP, Narrow(Dim::SrcPort)), occ(UDP, Narrow(Dim::DstPort))]),
+    field!("icmp", Ty::Protocol, [occ(ICMP, Slot::None)]),
+    field!("icmp.type", U8, [occ(ICMP, Narrow(Dim::IcmpType))]),
+    field!("icmp.code", U8, [occ(ICMP, Narrow(Dim::IcmpCode))]),
+    field!("icmpv6", Ty::Protocol, [occ(ICMPV6, Slot::None)]),
+    field!("icmpv6.type", U8, [occ(ICMPV6, Narrow(Dim::IcmpType))]),
+    field!("icmpv6.code", U8, [occ(ICMPV6, Narrow(Dim::IcmpCode))]),
+    field!("gre", Ty::Protocol, [occ(Guard::L4Proto(47), Slot::None)]),
+];
+
+/// Looks a field or protocol up by name.
+pub fn lookup(name: &str) -> Option<&'static FieldDef> {
+    FIELDS.iter().find(|f| f.name == name)
+}
+
+impl Occurrence {
+    /// The occurrence's value in `key`, or `None` where the packet does not carry it.
+    /// Protocols (no slot) read as `Some(0)` when present.
+    #[inline]
+    pub fn value(&self, key: &Key) -> Option<u128> {
+        let guarded = match self.guard {
+            Guard::Always => true,
+            Guard::IpVersion(v) => key.get(Dim::IpVersion) == u32::from(v),
+            Guard::L4Proto(p) => key.get(Dim::L4Proto) == u32::from(p),
+        };
+        if !guarded {
+            return None;
+        }
+        match self.slot {
+            Slot::None => Some(0),
+            Slot::Narrow(dim) => match key.get(dim) {
+                ABSENT => None,
+                v => Some(u128::from(v)),
+            },
+            Slot::Src => Some(key.src_addr()),
+            Slot::Dst => Some(key.dst_addr()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_unique() {
+        for (i, a) in FIELDS.iter().enumerate() {
+            assert!(FIELDS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn ipv4_address_reads_as_shifted_u128() {
+        let mut key = Key::new(60);
+        key.set_ipv4([10, 0, 0, 1], [192, 0, 2, 1], 6, 64, 40, true, false, 0);
+        assert_eq!(key.src_addr(), 0x0a00_0001u128 << 96);
+        assert_eq!(key.dst_addr(), 0xc000_0201u128 << 96);
+        let ip_src = lookup("ip.src").unwrap().occurrences[0];
+        assert_eq!(ip_src.value(&key), Some(0x0a00_0001u128 << 96));
+        let ipv6_src = lookup("ipv6.src").unwrap().occurrences[0];
+        assert_eq!(ipv6_src.value(&key), None);
+    }
+
+    #[test]
+    fn tcp_flags_fill_one_slot_per_bit() {
+        let mut key = Key::new(60);
+        key.set_tcp_flags(0x012); // SYN+ACK
+        assert_eq!(key.get(Dim::TcpSyn), 1);
+        assert_eq!(key.get(Dim::TcpAck), 1);
+        assert_eq!(key.get(Dim::TcpFin), 0);
+        assert_eq!(key.get(Dim::TcpFlags), 0x12);
+    }
+
+    #[test]
+    fn fourth_vlan_is_refused() {
+        let mut key = Key::new(60);
+        assert!(key.push_vlan(1) && key.push_vlan(2) && key.push_vlan(3));
+        assert!(!key.push_vlan(4));
+        assert_eq!([key.get(Dim::Vlan0), key.get(Dim::Vlan2)], [1, 3]);
+    }
+}

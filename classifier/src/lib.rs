@@ -1,0 +1,25 @@
+//! transitd's rule language and rule tables.
+//!
+//! Rules are Wireshark display filters (`ip.dst == 203.0.113.100 and tcp.dstport in {20..21}`)
+//! with Wireshark 4.0's meaning, applied to a packet's own headers. This crate parses them
+//! ([`parse`]), evaluates them directly ([`eval`], the reference) and compiles ordered lists
+//! of them into first-match tables ([`RuleTable`], [`RuleSet`]). It never touches packets:
+//! the data plane fills a [`Key`] per packet and asks.
+
+#![warn(missing_docs)]
+
+pub mod ast;
+pub mod compile;
+pub mod eval;
+pub mod field;
+pub mod parse;
+pub mod rule;
+pub mod set;
+pub mod table;
+
+pub use ast::{Expr, Span};
+pub use eval::eval;
+pub use field::{ABSENT, DIMS, Dim, Key};
+pub use parse::{ParseError, parse};
+pub use rule::{Action, Decision, Mode, Rule, RuleSet};
+pub use table::{LinearScan, RuleCompileError, RuleTable};

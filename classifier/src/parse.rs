@@ -1,0 +1,506 @@
+//! Lexer and recursive-descent parser for the rule language (Wireshark 4.0 display filters).
+//!
+//! Grammar, loosest binding first (`and` binds tighter than `or`, `not` tightest):
+//!
+//! ```text
+//! expr    := and ( ("or" | "||") and )*
+//! and     := unary ( ("and" | "&&") unary )*
+//! unary   := ("not" | "!") unary | "(" expr ")" | test
+//! test    := FIELD [ relop VALUE | ["not"] "in" "{" member ("," member)* "}" ]
+//! member  := VALUE [ ".." VALUE ]
+//! relop   := == eq any_eq | != ne all_ne | === all_eq | !== any_ne | < lt | <= le | > gt | >= ge
+//! ```
+//!
+//! Errors carry the span of the offending text and read like tshark's.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::ast::{Expr, Pred, Span, Test};
+use crate::field::{self, FieldDef, Ty};
+use crate::set::IntervalSet;
+
+/// Why an expression was rejected, and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// What is wrong, in tshark's words where tshark has words for it.
+    pub message: String,
+    /// The offending text; `None` when the expression ended too early.
+    pub span: Option<Span>,
+}
+
+impl ParseError {
+    fn at(span: Span, message: String) -> ParseError {
+        ParseError { message, span: Some(span) }
+    }
+
+    /// The message, then the expression with a caret line under the fault, as tshark prints it:
+    ///
+    /// ```text
+    /// "8080" was unexpected in this context.
+    ///     tcp.port in {80 8080}
+    ///                     ^~~~
+    /// ```
+    pub fn render(&self, expr: &str) -> String {
+        match self.span {
+            None => self.message.clone(),
+            Some(span) => {
+                let pad = expr[..span.start.min(expr.len())].chars().count();
+                let width = expr.get(span.start..span.end).map_or(1, |s| s.chars().count().max(1));
+                format!("{}\n    {}\n    {}^{}", self.message, expr, " ".repeat(pad), "~".repeat(width - 1))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tok<'a> {
+    Word(&'a str),
+    LParen,
+    RParen,
+    LBrace,
+    RBrace,
+    Comma,
+    DotDot,
+    And,
+    Or,
+    Not,
+    Op(Op),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    AllEq,
+    AnyNe,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+fn is_word_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'/' | b'-')
+}
+
+fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let rest = &bytes[i..];
+        let (tok, len) = if rest.starts_with(b"===") {
+            (Tok::Op(Op::AllEq), 3)
+        } else if rest.starts_with(b"!==") {
+            (Tok::Op(Op::AnyNe), 3)
+        } else if rest.starts_with(b"==") {
+            (Tok::Op(Op::Eq), 2)
+        } else if rest.starts_with(b"!=") {
+            (Tok::Op(Op::Ne), 2)
+        } else if rest.starts_with(b"<=") {
+            (Tok::Op(Op::Le), 2)
+        } else if rest.starts_with(b">=") {
+            (Tok::Op(Op::Ge), 2)
+        } else if rest.starts_with(b"&&") {
+            (Tok::And, 2)
+        } else if rest.starts_with(b"||") {
+            (Tok::Or, 2)
+        } else if rest.starts_with(b"..") {
+            (Tok::DotDot, 2)
+        } else {
+            match c {
+                b'<' => (Tok::Op(Op::Lt), 1),
+                b'>' => (Tok::Op(Op::Gt), 1),
+                b'!' => (Tok::Not, 1),
+                b'(' => (Tok::LParen, 1),
+                b')' => (Tok::RParen, 1),
+                b'{' => (Tok::LBrace, 1),
+                b'}' => (Tok::RBrace, 1),
+                b',' => (Tok::Comma, 1),
+                c if is_word_char(c) => {
+                    let mut j = i;
+                    // A word stops before "..", so `20..21` is three tokens.
+                    while j < bytes.len() && is_word_char(bytes[j]) && !bytes[j..].starts_with(b"..") {
+                        j += 1;
+                    }
+                    let word = &text[i..j];
+                    let tok = match word {
+                        "and" => Tok::And,
+                        "or" => Tok::Or,
+                        "not" => Tok::Not,
+                        "eq" | "any_eq" => Tok::Op(Op::Eq),
+                        "ne" | "all_ne" => Tok::Op(Op::Ne),
+                        "all_eq" => Tok::Op(Op::AllEq),
+                        "any_ne" => Tok::Op(Op::AnyNe),
+                        "lt" => Tok::Op(Op::Lt),
+                        "le" => Tok::Op(Op::Le),
+                        "gt" => Tok::Op(Op::Gt),
+                        "ge" => Tok::Op(Op::Ge),
+                        _ => Tok::Word(word),
+                    };
+                    (tok, j - i)
+                }
+                _ => {
+                    let end = i + text[i..].chars().next().map_or(1, char::len_utf8);
+                    let span = Span { start: i, end };
+                    return Err(ParseError::at(span, format!("\"{}\" was unexpected in this context.", &text[i..end])));
+                }
+            }
+        };
+        out.push((tok, Span { start: i, end: i + len }));
+        i += len;
+    }
+    Ok(out)
+}
+
+/// Parses a rule expression. The empty expression is true, as in Wireshark.
+pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    let toks = lex(text)?;
+    if toks.is_empty() {
+        return Ok(Expr::True);
+    }
+    let mut p = Parser { text, toks, pos: 0 };
+    let expr = p.or()?;
+    match p.toks.get(p.pos) {
+        None => Ok(expr),
+        Some(&(_, span)) => Err(p.unexpected(span)),
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    toks: Vec<(Tok<'a>, Span)>,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<Tok<'a>> {
+        self.toks.get(self.pos).map(|t| t.0)
+    }
+
+    fn next(&mut self) -> Result<(Tok<'a>, Span), ParseError> {
+        let tok = self.toks.get(self.pos).copied().ok_or_else(end_of_input)?;
+        self.pos += 1;
+        Ok(tok)
+    }
+
+    fn unexpected(&self, span: Span) -> ParseError {
+        ParseError::at(span, format!("\"{}\" was unexpected in this context.", &self.text[span.start..span.end]))
+    }
+
+    fn or(&mut self) -> Result<Expr, ParseError> {
+        let mut terms = vec![self.and()?];
+        while self.peek() == Some(Tok::Or) {
+            self.pos += 1;
+            terms.push(self.and()?);
+        }
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(terms) })
+    }
+
+    fn and(&mut self) -> Result<Expr, ParseError> {
+        let mut terms = vec![self.unary()?];
+        while self.peek() == Some(Tok::And) {
+            self.pos += 1;
+            terms.push(self.unary()?);
+        }
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::And(terms) })
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        let (tok, span) = self.next()?;
+        match tok {
+            Tok::Not => Ok(Expr::Not(Box::new(self.unary()?))),
+            Tok::LParen => {
+                let inner = self.or()?;
+                match self.next()? {
+                    (Tok::RParen, _) => Ok(inner),
+                    (_, span) => Err(self.unexpected(span)),
+                }
+            }
+            Tok::Word(name) => self.test(name, span),
+            _ => Err(self.unexpected(span)),
+        }
+    }
+
+    fn test(&mut self, name: &str, name_span: Span) -> Result<Expr, ParseError> {
+        let field = field::lookup(name)
+            .ok_or_else(|| ParseError::at(name_span, format!("{name} is neither a field nor a protocol name.")))?;
+        let (pred, end) = match self.peek() {
+            Some(Tok::Op(op)) => {
+                self.pos += 1;
+                self.no_protocol(field, name_span)?;
+                let (word, span) = self.word()?;
+                let values = literal(field, word, span, op_allows_network(op))?;
+                (relop(field, op, values, span)?, span.end)
+            }
+            Some(Tok::Word("in")) => {
+                self.pos += 1;
+                self.no_protocol(field, name_span)?;
+                let (set, end) = self.set(field)?;
+                (Pred::Any(set), end)
+            }
+            Some(Tok::Not) if matches!(self.toks.get(self.pos + 1), Some((Tok::Word("in"), _))) => {
+                self.pos += 2;
+                self.no_protocol(field, name_span)?;
+                let (set, end) = self.set(field)?;
+                let span = Span { start: name_span.start, end };
+                let test = Test { field, pred: Pred::Any(set), span };
+                return Ok(Expr::Not(Box::new(Expr::Test(test))));
+            }
+            _ => (Pred::Present, name_span.end),
+        };
+        Ok(Expr::Test(Test { field, pred, span: Span { start: name_span.start, end } }))
+    }
+
+    fn no_protocol(&self, field: &FieldDef, span: Span) -> Result<(), ParseError> {
+        if field.ty == Ty::Protocol {
+            return Err(ParseError::at(
+                span,
+                format!(
+                    "{} is a protocol: it can only be tested for presence (write `{}` alone).",
+                    field.name, field.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn word(&mut self) -> Result<(&'a str, Span), ParseError> {
+        match self.next()? {
+            (Tok::Word(w), span) => Ok((w, span)),
+            (_, span) => Err(self.unexpected(span)),
+        }
+    }
+
+    /// `{ member, member, ... }` after `in`; returns the union and the end of the `}`.
+    fn set(&mut self, field: &FieldDef) -> Result<(IntervalSet, usize), ParseError> {
+        match self.next()? {
+            (Tok::LBrace, _) => {}
+            (_, span) => return Err(self.unexpected(span)),
+        }
+        let mut set = IntervalSet::empty();
+        loop {
+            let (word, span) = self.word()?;
+            let lo = literal(field, word, span, true)?;
+            let member = if self.peek() == Some(Tok::DotDot) {
+                self.pos += 1;
+                let (word, hi_span) = self.word()?;
+                let hi = literal(field, word, hi_span, true)?;
+                // Wireshark: `a..b` holds every value from the lowest of `a` to the highest of
+                // `b`; a reversed range holds nothing (tshark accepts it and matches nothing).
+                match (lo.ranges().first(), hi.ranges().last()) {
+                    (Some(&(lo, _)), Some(&(_, hi))) => IntervalSet::range(lo, hi),
+                    _ => IntervalSet::empty(),
+                }
+            } else {
+                lo
+            };
+            set = set.union(&member);
+            match self.next()? {
+                (Tok::Comma, _) => continue,
+                (Tok::RBrace, span) => return Ok((set, span.end)),
+                (Tok::Word(_), span) => {
+                    return Err(ParseError::at(
+                        span,
+                        format!(
+                            "\"{}\" was unexpected in this context. Set members are separated by commas, as in Wireshark 4.0: {{80, 443}}.",
+                            &self.text[span.start..span.end]
+                        ),
+                    ));
+                }
+                (_, span) => return Err(self.unexpected(span)),
+            }
+        }
+    }
+}
+
+fn end_of_input() -> ParseError {
+    ParseError { message: "Unexpected end of filter expression.".into(), span: None }
+}
+
+fn op_allows_network(op: Op) -> bool {
+    matches!(op, Op::Eq | Op::Ne | Op::AllEq | Op::AnyNe)
+}
+
+/// The largest value a field of type `ty` can hold, as a 128-bit value.
+fn domain_max(ty: Ty) -> u128 {
+    match ty {
+        Ty::Ipv4 | Ty::Ipv6 => u128::MAX,
+        Ty::Uint { max } => max.into(),
+        Ty::Bool => 1,
+        Ty::Protocol => 0,
+    }
+}
+
+fn relop(field: &FieldDef, op: Op, values: IntervalSet, span: Span) -> Result<Pred, ParseError> {
+    let max = domain_max(field.ty);
+    let bounds = || match values.ranges() {
+        [(lo, hi)] => Ok((*lo, *hi)),
+        _ => Err(ParseError::at(span, "expected a single value here".into())),
+    };
+    Ok(match op {
+        Op::Eq => Pred::Any(values),
+        Op::Ne => Pred::All(values.complement(max)),
+        Op::AllEq => Pred::All(values),
+        Op::AnyNe => Pred::Any(values.complement(max)),
+        Op::Lt => Pred::Any(bounds()?.0.checked_sub(1).map_or_else(IntervalSet::empty, |hi| IntervalSet::range(0, hi))),
+        Op::Le => Pred::Any(IntervalSet::range(0, bounds()?.1)),
+        Op::Gt => {
+            Pred::Any(bounds()?.1.checked_add(1).map_or_else(IntervalSet::empty, |lo| IntervalSet::range(lo, max)))
+        }
+        Op::Ge => Pred::Any(IntervalSet::range(bounds()?.0, max)),
+    })
+}
+
+/// Reads a literal for `field`: one value, or for addresses with `network` set a CIDR network.
+fn literal(field: &FieldDef, word: &str, span: Span, network: bool) -> Result<IntervalSet, ParseError> {
+    match field.ty {
+        Ty::Uint { max } => {
+            let value =
+                parse_uint(word).ok_or_else(|| ParseError::at(span, format!("\"{word}\" is not a valid number.")))?;
+            if value > u64::from(max) {
+                return Err(ParseError::at(span, format!("\"{word}\" too big for this field, maximum {max}.")));
+            }
+            Ok(IntervalSet::single(value.into()))
+        }
+        Ty::Bool => match word {
+            "True" | "TRUE" => Ok(IntervalSet::single(1)),
+            "False" | "FALSE" => Ok(IntervalSet::single(0)),
+            // Wireshark reads any non-zero integer as true.
+            _ => match parse_uint(word) {
+                Some(v) => Ok(IntervalSet::single(u128::from(v != 0))),
+                None => Err(ParseError::at(
+                    span,
+                    format!("\"{word}\" cannot be found among the possible values for {}.", field.name),
+                )),
+            },
+        },
+        Ty::Ipv4 => {
+            let (addr, bits) = split_cidr(word);
+            let addr: Ipv4Addr =
+                addr.parse().map_err(|_| ParseError::at(span, format!("\"{word}\" is not a valid IPv4 address.")))?;
+            let bits = cidr_bits(bits, 32, word, span, network, "IPv4")?;
+            let value = u128::from(u32::from(addr)) << 96;
+            Ok(network_range(value, bits + 96))
+        }
+        Ty::Ipv6 => {
+            let (addr, bits) = split_cidr(word);
+            let addr: Ipv6Addr =
+                addr.parse().map_err(|_| ParseError::at(span, format!("\"{word}\" is not a valid IPv6 address.")))?;
+            let bits = cidr_bits(bits, 128, word, span, network, "IPv6")?;
+            Ok(network_range(u128::from(addr), bits))
+        }
+        Ty::Protocol => Err(ParseError::at(span, format!("{} takes no value.", field.name))),
+    }
+}
+
+fn split_cidr(word: &str) -> (&str, Option<&str>) {
+    match word.split_once('/') {
+        Some((addr, bits)) => (addr, Some(bits)),
+        None => (word, None),
+    }
+}
+
+fn cidr_bits(
+    bits: Option<&str>,
+    width: u32,
+    word: &str,
+    span: Span,
+    network: bool,
+    family: &str,
+) -> Result<u32, ParseError> {
+    let Some(bits) = bits else { return Ok(width) };
+    if !network {
+        return Err(ParseError::at(span, format!("\"{word}\": < <= > >= compare with one address, not a network.")));
+    }
+    match bits.parse::<u32>() {
+        Ok(b) if b <= width => Ok(b),
+        _ => Err(ParseError::at(
+            span,
+            format!("Netmask bits in a CIDR {family} address should be <= {width}, not {bits}"),
+        )),
+    }
+}
+
+/// The addresses of the network `value/prefix_len` in the 128-bit space.
+fn network_range(value: u128, prefix_len: u32) -> IntervalSet {
+    let host_mask = u128::MAX.checked_shr(prefix_len).unwrap_or(0);
+    IntervalSet::range(value & !host_mask, value | host_mask)
+}
+
+/// Decimal, `0x` hexadecimal or leading-zero octal, as Wireshark reads integers.
+fn parse_uint(word: &str) -> Option<u64> {
+    if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if word.len() > 1 && word.starts_with('0') {
+        u64::from_str_radix(&word[1..], 8).ok()
+    } else {
+        word.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().render(text)
+    }
+
+    #[test]
+    fn seed_rule_parses_to_two_tests() {
+        let expr = parse("ip.dst == 203.0.113.100 and tcp.dstport in {20..21}").unwrap();
+        let Expr::And(terms) = expr else { panic!("expected and") };
+        let Expr::Test(port) = &terms[1] else { panic!("expected test") };
+        assert_eq!(port.field.name, "tcp.dstport");
+        assert_eq!(port.pred, Pred::Any(IntervalSet::range(20, 21)));
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or_and_not_tightest() {
+        let expr = parse("tcp or not udp and ip").unwrap();
+        let Expr::Or(terms) = expr else { panic!("expected or at the top") };
+        let Expr::And(inner) = &terms[1] else { panic!("expected and under or") };
+        assert!(matches!(inner[0], Expr::Not(_)));
+    }
+
+    #[test]
+    fn errors_point_at_the_fault_like_tshark() {
+        // The exact texts tshark 4.0.17 prints for these expressions.
+        assert_eq!(
+            err("tcp.port == 0x1ffff"),
+            "\"0x1ffff\" too big for this field, maximum 65535.\n    tcp.port == 0x1ffff\n                ^~~~~~~"
+        );
+        assert_eq!(err("tcp)"), "\")\" was unexpected in this context.\n    tcp)\n       ^");
+        assert_eq!(err("tcp.port ==").as_str(), "Unexpected end of filter expression.");
+        assert_eq!(
+            err("tcp.flags.syn == true"),
+            "\"true\" cannot be found among the possible values for tcp.flags.syn.\n    tcp.flags.syn == true\n                     ^~~~"
+        );
+        assert!(err("tcp.port in {80 8080}").contains("separated by commas"));
+        assert!(
+            err("ip.src == 10.0.0.0/33").starts_with("Netmask bits in a CIDR IPv4 address should be <= 32, not 33")
+        );
+        assert!(err("foo.bar").starts_with("foo.bar is neither a field nor a protocol name."));
+    }
+
+    #[test]
+    fn integers_read_like_wireshark() {
+        assert_eq!(parse_uint("0x50"), Some(80));
+        assert_eq!(parse_uint("010"), Some(8));
+        assert_eq!(parse_uint("0"), Some(0));
+        assert_eq!(parse_uint("1e3"), None);
+    }
+
+    #[test]
+    fn not_equal_is_all_occurrences_differ() {
+        let Expr::Test(t) = parse("tcp.port != 80").unwrap() else { panic!() };
+        assert_eq!(t.pred, Pred::All(IntervalSet::single(80).complement(65535)));
+    }
+}

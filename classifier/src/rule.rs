@@ -1,0 +1,103 @@
+//! Rules with actions and modes, and `RuleSet`: what a firewall or DoS stage consults.
+
+use crate::ast::Expr;
+use crate::field::Key;
+use crate::table::{RuleCompileError, RuleTable};
+
+/// What a matching rule does with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Let it through to the next stage.
+    Accept,
+    /// Drop it.
+    Drop,
+    /// Let it through while the named token bucket (an index into the stage's buckets) has
+    /// tokens; drop it otherwise.
+    RateLimit(u16),
+}
+
+/// Whether a rule decides packets or only counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The rule's action applies.
+    #[default]
+    Enforce,
+    /// The rule counts the packets it would decide (and they can be captured), but evaluation
+    /// goes on as if it were absent.
+    Monitor,
+}
+
+/// A named rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Its name, for counters and logs.
+    pub name: String,
+    /// Which packets it selects.
+    pub expr: Expr,
+    /// What it does with them.
+    pub action: Action,
+    /// Enforced or monitored.
+    pub mode: Mode,
+}
+
+/// The outcome of consulting a [`RuleSet`] for one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The enforced rule that decided, or `None` when the default action applied.
+    pub rule: Option<u32>,
+    /// The action to take.
+    pub action: Action,
+    /// The first monitor-mode rule that selects the packet ahead of the deciding rule: the
+    /// rule that would have decided, had it been enforced.
+    pub monitor: Option<u32>,
+}
+
+/// An ordered list of rules with a default action, compiled for lookup.
+#[derive(Clone, Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    default: Action,
+    enforce: RuleTable,
+    enforce_ids: Vec<u32>,
+    monitor: RuleTable,
+    monitor_ids: Vec<u32>,
+}
+
+impl RuleSet {
+    /// Compiles `rules` (first match wins) with `default` for packets no rule selects.
+    pub fn compile(rules: Vec<Rule>, default: Action) -> Result<RuleSet, RuleCompileError> {
+        let split = |mode: Mode| -> (Vec<u32>, Vec<&Expr>) {
+            rules.iter().enumerate().filter(|(_, r)| r.mode == mode).map(|(i, r)| (i as u32, &r.expr)).unzip()
+        };
+        let (enforce_ids, enforce_exprs) = split(Mode::Enforce);
+        let (monitor_ids, monitor_exprs) = split(Mode::Monitor);
+        // Errors name the rule's index in `rules`, not in the per-mode table.
+        let remap = |ids: &[u32], e: RuleCompileError| RuleCompileError { index: ids[e.index] as usize, ..e };
+        let enforce = RuleTable::build(enforce_exprs).map_err(|e| remap(&enforce_ids, e))?;
+        let monitor = RuleTable::build(monitor_exprs).map_err(|e| remap(&monitor_ids, e))?;
+        Ok(RuleSet { rules, default, enforce, enforce_ids, monitor, monitor_ids })
+    }
+
+    /// The rules, in priority order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The action for packets no enforced rule selects.
+    pub fn default_action(&self) -> Action {
+        self.default
+    }
+
+    /// Decides one packet.
+    #[inline]
+    pub fn decide(&self, key: &Key) -> Decision {
+        let rule = self.enforce.first_match(key).map(|i| self.enforce_ids[i as usize]);
+        let action = rule.map_or(self.default, |i| self.rules[i as usize].action);
+        let monitor = if self.monitor.is_empty() {
+            None
+        } else {
+            self.monitor.first_match(key).map(|i| self.monitor_ids[i as usize]).filter(|&m| rule.is_none_or(|r| m < r))
+        };
+        Decision { rule, action, monitor }
+    }
+}

@@ -1,0 +1,115 @@
+//! The compiled table must pick the same rule as the reference linear scan, on random rules
+//! and random packets, IPv4 and IPv6.
+
+use classifier::field::Key;
+use classifier::{Expr, LinearScan, RuleTable, parse};
+use proptest::prelude::*;
+
+const V4: &[&str] = &["10.0.0.1", "10.0.0.2", "10.1.0.0/16", "192.0.2.0/24", "0.0.0.0/0", "255.255.255.255"];
+const V6: &[&str] = &["2001:db8::1", "2001:db8::/32", "::1", "fe80::/10", "2001:db8:0:1::/64", "::/0"];
+const PORTS: &[&str] = &["0", "20", "21", "53", "80", "443", "1024", "65535"];
+const SMALL: &[&str] = &["0", "1", "3", "8", "64", "128", "255"];
+
+fn test_text() -> impl Strategy<Value = String> {
+    let v4_field = prop::sample::select(&["ip.src", "ip.dst", "ip.addr"][..]);
+    let v6_field = prop::sample::select(&["ipv6.src", "ipv6.dst", "ipv6.addr"][..]);
+    let port_field =
+        prop::sample::select(&["tcp.srcport", "tcp.dstport", "tcp.port", "udp.srcport", "udp.dstport", "udp.port"][..]);
+    let small_field = prop::sample::select(
+        &["ip.proto", "ipv6.nxt", "ip.ttl", "icmp.type", "icmpv6.type", "icmp.code", "vlan.id", "tcp.flags"][..],
+    );
+    let bool_field = prop::sample::select(&["tcp.flags.syn", "tcp.flags.ack", "tcp.flags.reset", "ip.flags.mf"][..]);
+    let bare = prop::sample::select(&["tcp", "udp", "ip", "ipv6", "icmp", "vlan", "ip.src", "tcp.port", "vlan.id"][..]);
+    let eq_op = prop::sample::select(&["==", "!=", "===", "!=="][..]);
+    let ord_op = prop::sample::select(&["==", "!=", "<", "<=", ">", ">=", "===", "!=="][..]);
+    prop_oneof![
+        (v4_field, eq_op.clone(), prop::sample::select(V4)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (v6_field, eq_op, prop::sample::select(V6)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (port_field.clone(), ord_op.clone(), prop::sample::select(PORTS)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (
+            port_field,
+            prop::collection::vec((prop::sample::select(PORTS), prop::option::of(prop::sample::select(PORTS))), 1..4),
+            any::<bool>()
+        )
+            .prop_map(|(f, members, not)| {
+                let m: Vec<String> =
+                    members.iter().map(|(a, b)| b.map_or(a.to_string(), |b| format!("{a}..{b}"))).collect();
+                format!("{f} {}in {{{}}}", if not { "not " } else { "" }, m.join(", "))
+            }),
+        (small_field, ord_op, prop::sample::select(SMALL)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (bool_field, prop::sample::select(&["0", "1"][..])).prop_map(|(f, v)| format!("{f} == {v}")),
+        bare.prop_map(str::to_string),
+    ]
+}
+
+fn expr_text() -> impl Strategy<Value = String> {
+    test_text().prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} or {b}")),
+            inner.prop_map(|a| format!("not ({a})")),
+        ]
+    })
+}
+
+fn key() -> impl Strategy<Value = Key> {
+    let v4 = prop::sample::select(
+        &[[10, 0, 0, 1], [10, 0, 0, 2], [10, 1, 2, 3], [192, 0, 2, 9], [255, 255, 255, 255], [0, 0, 0, 0]][..],
+    );
+    let v6 = prop::sample::select(
+        ["2001:db8::1", "2001:db8:0:1::5", "::1", "fe80::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
+            .map(|a| a.parse::<std::net::Ipv6Addr>().unwrap().octets())
+            .to_vec(),
+    );
+    let port = prop::sample::select(&[0u16, 20, 21, 22, 53, 80, 443, 1023, 1024, 65535][..]);
+    let small = prop::sample::select(&[0u8, 1, 3, 6, 8, 17, 58, 64, 128, 255][..]);
+    (
+        0..3u8,
+        (v4.clone(), v4, v6.clone(), v6),
+        (prop::sample::select(&[0u8, 1, 6, 17, 47, 58][..]), small.clone(), small.clone(), small),
+        (port.clone(), port, any::<u16>(), any::<bool>()),
+        prop::collection::vec(prop::sample::select(&[0u16, 1, 3, 8, 4095][..]), 0..4),
+        any::<bool>(),
+    )
+        .prop_map(|(ipver, (s4, d4, s6, d6), (l4, proto, ttl, icmp), (sp, dp, flags, mf), vlans, has_l4)| {
+            let mut key = Key::new(100);
+            for v in vlans {
+                key.push_vlan(v);
+            }
+            match ipver {
+                1 => key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0),
+                2 => key.set_ipv6(s6, d6, proto, ttl, 40),
+                _ => return key,
+            }
+            if has_l4 && l4 != 0 {
+                key.set_l4_proto(l4);
+                match l4 {
+                    6 => {
+                        key.set_ports(sp, dp);
+                        key.set_tcp_flags(flags);
+                    }
+                    17 => key.set_ports(sp, dp),
+                    1 | 58 => key.set_icmp(icmp, ttl),
+                    _ => {}
+                }
+            }
+            key
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compiled_table_equals_linear_scan(
+        texts in prop::collection::vec(expr_text(), 1..8),
+        keys in prop::collection::vec(key(), 1..40),
+    ) {
+        let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap_or_else(|e| panic!("{t}: {e}"))).collect();
+        let table = RuleTable::build(&exprs).unwrap();
+        let linear = LinearScan::new(&exprs);
+        for key in &keys {
+            prop_assert_eq!(table.first_match(key), linear.first_match(key), "rules {:?} key {:?}", texts, key);
+        }
+    }
+}

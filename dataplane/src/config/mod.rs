@@ -1,0 +1,188 @@
+//! The configuration file: its TOML shape, positions for error messages, and loading.
+//!
+//! This module only reads text into typed sections that remember where each value was
+//! written. Checking meaning (overlaps, references, rule syntax) and compiling is
+//! [`crate::snapshot`]'s job; both report [`ConfigError`]s that point at `file:line:col`.
+
+mod error;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use error::{ConfigError, ConfigErrors, SourceMap, SourcePos};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// This server's own settings.
+    pub server: Spanned<ServerSection>,
+    /// The customers whose prefixes this server announces.
+    #[serde(default, rename = "customer")]
+    pub customers: Vec<Spanned<CustomerSection>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The anycast IPv4 address every edge server shares: the outer source of every GRE
+    /// packet sent, and the outer destination customers send GRE to.
+    pub anycast: Spanned<String>,
+    /// Largest frame accepted, in bytes (an AF_XDP UMEM frame); default 4096.
+    pub frame_size: Option<Spanned<u32>>,
+    /// What to do with IP traffic for no customer prefix; default `pass` (to the host).
+    #[serde(default)]
+    pub unmatched: Unmatched,
+    /// Source MAC of encapsulated frames (default: the interface's own, or zero in replay).
+    pub mac: Option<Spanned<String>>,
+    /// Destination MAC of encapsulated frames: the next-hop router.
+    pub next_hop_mac: Option<Spanned<String>>,
+}
+
+/// Fate of traffic addressed to no customer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unmatched {
+    /// Hand it to the host's kernel stack (it may be the server's own traffic).
+    #[default]
+    Pass,
+    /// Drop it, counted as `no_customer`.
+    Drop,
+}
+
+/// `[[customer]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSection {
+    /// Unique name, used in counters and logs.
+    pub name: Spanned<String>,
+    /// The IPv4 and IPv6 prefixes the customer brought.
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<String>>,
+    /// GRE tunnels to the customer's routers.
+    #[serde(default, rename = "tunnel")]
+    pub tunnels: Vec<Spanned<TunnelSection>>,
+    /// Which tunnel carries which of the customer's prefixes (longest prefix wins).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Spanned<RouteSection>>,
+    /// The customer's firewall; without one, everything is accepted.
+    pub firewall: Option<Spanned<FirewallSection>>,
+}
+
+/// `[[customer.tunnel]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelSection {
+    /// Unique name across the file.
+    pub name: Spanned<String>,
+    /// The customer router's public IPv4 address (outer destination).
+    pub remote: Spanned<String>,
+    /// RFC 2890 key, sent on every packet and required on every packet received.
+    pub key: Option<Spanned<u32>>,
+    /// Largest inner packet the tunnel carries, in bytes; default 1500 minus the GRE overhead.
+    pub mtu: Option<Spanned<u32>>,
+    /// Send GRE checksums; default false.
+    #[serde(default)]
+    pub checksum: bool,
+}
+
+/// `[[customer.route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// A prefix inside the customer's prefixes.
+    pub prefix: Spanned<String>,
+    /// The tunnel (by name) that carries it.
+    pub tunnel: Spanned<String>,
+}
+
+/// `[customer.firewall]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallSection {
+    /// Action for packets no rule selects; default `accept`.
+    #[serde(default = "default_accept")]
+    pub default: Spanned<ActionName>,
+    /// Rules, first match wins.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleSection>>,
+}
+
+fn default_accept() -> Spanned<ActionName> {
+    Spanned::new(0..0, ActionName::Accept)
+}
+
+/// `[[customer.firewall.rule]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    /// Name for counters and logs; default `rule-N` (1-based position).
+    pub name: Option<Spanned<String>>,
+    /// The expression, a Wireshark display filter.
+    #[serde(rename = "match")]
+    pub expr: Spanned<String>,
+    /// What to do with selected packets.
+    pub action: Spanned<ActionName>,
+    /// `enforce` (default) or `monitor`.
+    #[serde(default)]
+    pub mode: ModeName,
+}
+
+/// A rule action as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionName {
+    /// Let the packet through.
+    Accept,
+    /// Drop it.
+    Drop,
+}
+
+/// A rule mode as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModeName {
+    /// The action applies.
+    #[default]
+    Enforce,
+    /// Counted only.
+    Monitor,
+}
+
+/// A configuration file's text, parsed into sections, with the map for error positions.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The sections.
+    pub file: ConfigFile,
+    /// Text and name, for positions.
+    pub source: SourceMap,
+}
+
+/// Parses `text` (named `name` in errors) into sections.
+pub fn parse(name: &str, text: &str) -> Result<Loaded, ConfigErrors> {
+    let source = SourceMap::new(name, text);
+    match toml::from_str::<ConfigFile>(text) {
+        Ok(file) => Ok(Loaded { file, source }),
+        Err(e) => {
+            let at = source.pos(e.span().map_or(0, |s| s.start));
+            // toml's message can span lines (it quotes the text); the position says where.
+            let message = e.message().trim().to_string();
+            Err(ConfigErrors(vec![ConfigError::new(at, message)]))
+        }
+    }
+}
+
+/// Reads and parses the file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::new(
+            SourcePos { file: name.clone(), line: 0, col: 0 },
+            format!("cannot read: {e}"),
+        )])
+    })?;
+    parse(&name, &text)
+}

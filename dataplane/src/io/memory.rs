@@ -1,0 +1,65 @@
+//! The in-memory backend: frames from a list, transmitted frames kept in a list. Tests and
+//! benchmarks run the real pipeline on it.
+
+use arrayvec::ArrayVec;
+
+use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled};
+use crate::pipeline::Verdict;
+
+/// Frames from memory.
+pub struct MemoryIo {
+    frames: Vec<Vec<u8>>,
+    next: usize,
+    /// Start over after the last frame (benchmarks) instead of ending.
+    pub repeat: bool,
+    /// Keep a copy of each transmitted frame in [`MemoryIo::sent`].
+    pub keep_sent: bool,
+    /// Transmitted frames, if kept.
+    pub sent: Vec<Vec<u8>>,
+    /// Every verdict, in frame order, if `keep_sent` is set.
+    pub verdicts: Vec<Verdict>,
+    bufs: Vec<Box<[u8]>>,
+}
+
+impl MemoryIo {
+    /// A source of `frames`, each at most `max_frame` bytes long.
+    pub fn new(frames: Vec<Vec<u8>>, max_frame: usize) -> MemoryIo {
+        let size = HEADROOM + frames.iter().map(Vec::len).max().unwrap_or(0).max(max_frame);
+        let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; size].into_boxed_slice()).collect();
+        MemoryIo { frames, next: 0, repeat: false, keep_sent: true, sent: Vec::new(), verdicts: Vec::new(), bufs }
+    }
+}
+
+impl FrameIo for MemoryIo {
+    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
+        if self.frames.is_empty() {
+            return Ok(Polled::End);
+        }
+        let mut frames: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
+        for buf in self.bufs.iter_mut() {
+            if self.next == self.frames.len() {
+                if !self.repeat {
+                    break;
+                }
+                self.next = 0;
+            }
+            let src = &self.frames[self.next];
+            self.next += 1;
+            buf[HEADROOM..HEADROOM + src.len()].copy_from_slice(src);
+            frames.push(Frame::new(&mut buf[..], HEADROOM, src.len(), src.len() as u32, 0));
+        }
+        if frames.is_empty() {
+            return Ok(Polled::End);
+        }
+        process(&mut frames);
+        if self.keep_sent {
+            for f in &frames {
+                self.verdicts.push(f.verdict);
+                if let Some(bytes) = f.tx_bytes() {
+                    self.sent.push(bytes.to_vec());
+                }
+            }
+        }
+        Ok(Polled::Frames(frames.len()))
+    }
+}

@@ -1,0 +1,76 @@
+//! Frame I/O: one trait, [`FrameIo`], that every backend implements (pcap replay, in-memory
+//! frames, AF_XDP), so workers, tests and benchmarks run the same pipeline on any of them.
+//!
+//! Like smoltcp's `phy::Device`, moved to batches: a backend receives up to [`BATCH_SIZE`]
+//! frames into buffers it owns, lends them to the caller's processing function as one
+//! batch, then transmits the frames whose verdict is `Tx` and recycles the rest.
+
+pub mod capture;
+pub mod memory;
+pub mod pcap;
+
+use crate::pipeline::{DropReason, Verdict};
+
+/// Frames per batch.
+pub const BATCH_SIZE: usize = 64;
+
+/// Bytes kept free in front of every received frame for the outer headers encapsulation
+/// writes (the same reserve XDP keeps, `XDP_PACKET_HEADROOM`).
+pub const HEADROOM: usize = 256;
+
+/// One received frame, lent to the pipeline for the duration of a batch.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// The whole buffer: headroom, then the frame, then spare room.
+    pub buf: &'a mut [u8],
+    /// Offset of the frame's first byte in `buf`.
+    pub start: usize,
+    /// Bytes of frame received.
+    pub len: usize,
+    /// Length on the wire (larger than `len` for a truncated capture), for `frame.len`.
+    pub wire_len: u32,
+    /// Receive time in nanoseconds since the Unix epoch (capture time in replay).
+    pub timestamp_ns: u64,
+    /// Set by the pipeline.
+    pub verdict: Verdict,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame of `len` bytes at `start` of `buf`, not yet decided.
+    pub fn new(buf: &'a mut [u8], start: usize, len: usize, wire_len: u32, timestamp_ns: u64) -> Self {
+        // Until the pipeline runs, a frame is "dropped, truncated": a backend that forgot to
+        // run the pipeline sends nothing.
+        Frame { buf, start, len, wire_len, timestamp_ns, verdict: Verdict::Drop(DropReason::Truncated) }
+    }
+
+    /// The frame's bytes as received (or as rewritten, before `Tx` moves the start).
+    pub fn data(&self) -> &[u8] {
+        self.buf.get(self.start..self.start + self.len).unwrap_or(&[])
+    }
+
+    /// The bytes to transmit, for a `Tx` verdict.
+    pub fn tx_bytes(&self) -> Option<&[u8]> {
+        match self.verdict {
+            Verdict::Tx { start, len } => self.buf.get(start..start + len),
+            _ => None,
+        }
+    }
+}
+
+/// What one poll did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Polled {
+    /// This many frames were received and processed.
+    Frames(usize),
+    /// Nothing was ready (live backends).
+    Idle,
+    /// The source is exhausted (finite backends).
+    End,
+}
+
+/// A source and sink of frames.
+pub trait FrameIo {
+    /// Receives up to [`BATCH_SIZE`] frames, hands them to `process` as one batch, then
+    /// transmits the frames whose verdict is `Tx` and recycles the rest.
+    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled>;
+}

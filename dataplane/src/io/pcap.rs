@@ -1,0 +1,124 @@
+//! The pcap replay backend: frames come from a capture file, transmitted frames go to a
+//! pcap file (Ethernet, nanosecond timestamps). Frames are copied into buffers with
+//! [`HEADROOM`] in front, as AF_XDP hands them over, so the same in-place rewrites apply.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use arrayvec::ArrayVec;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+
+use super::capture::{CaptureError, CaptureReader, Record};
+use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled};
+
+/// Largest record a buffer holds; larger ones are cut (and dropped as `oversize`, since no
+/// frame size can exceed it).
+pub const MAX_RECORD: usize = 262_144;
+
+/// Writes frames to a pcap file.
+pub struct PcapSink {
+    writer: PcapWriter<BufWriter<File>>,
+}
+
+impl PcapSink {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> std::io::Result<PcapSink> {
+        let file = BufWriter::new(File::create(path)?);
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            ts_resolution: TsResolution::NanoSecond,
+            snaplen: MAX_RECORD as u32,
+            ..PcapHeader::default()
+        };
+        let writer = PcapWriter::with_header(file, header).map_err(std::io::Error::other)?;
+        Ok(PcapSink { writer })
+    }
+
+    /// Appends one frame.
+    pub fn write(&mut self, timestamp_ns: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let ts = std::time::Duration::from_nanos(timestamp_ns);
+        let packet = PcapPacket::new(ts, bytes.len() as u32, bytes);
+        self.writer.write_packet(&packet).map(|_| ()).map_err(std::io::Error::other)
+    }
+}
+
+/// Replays a capture through the pipeline.
+pub struct PcapIo {
+    reader: CaptureReader,
+    sink: Option<PcapSink>,
+    bufs: Vec<Box<[u8]>>,
+    /// Records skipped for their link type, by link type.
+    pub skipped: BTreeMap<u32, u64>,
+    /// A read error met mid-batch, reported on the next poll once the batch is through.
+    pending: Option<CaptureError>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    len: usize,
+    wire_len: u32,
+    ts: u64,
+}
+
+impl PcapIo {
+    /// Replays `input`, writing transmitted frames to `output` if given.
+    pub fn open(input: &Path, output: Option<&Path>) -> Result<PcapIo, anyhow::Error> {
+        let reader = CaptureReader::open(input)?;
+        let sink = output.map(PcapSink::create).transpose()?;
+        let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
+        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None })
+    }
+
+    /// Records read so far.
+    pub fn records(&self) -> u64 {
+        self.reader.records()
+    }
+}
+
+impl FrameIo for PcapIo {
+    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
+        if let Some(e) = self.pending.take() {
+            return Err(std::io::Error::other(e));
+        }
+        let mut metas = [Meta::default(); BATCH_SIZE];
+        let mut n = 0;
+        while n < BATCH_SIZE {
+            match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
+                Ok(None) => break,
+                Ok(Some(Record::Frame { len, wire_len, timestamp_ns })) => {
+                    metas[n] = Meta { len, wire_len, ts: timestamp_ns };
+                    n += 1;
+                }
+                Ok(Some(Record::Unsupported { link_type })) => *self.skipped.entry(link_type).or_default() += 1,
+                Err(e) => {
+                    self.pending = Some(e);
+                    break;
+                }
+            }
+        }
+        if n == 0 {
+            return match self.pending.take() {
+                Some(e) => Err(std::io::Error::other(e)),
+                None => Ok(Polled::End),
+            };
+        }
+        let mut frames: ArrayVec<Frame<'_>, BATCH_SIZE> = self
+            .bufs
+            .iter_mut()
+            .zip(&metas[..n])
+            .map(|(buf, m)| Frame::new(&mut buf[..], HEADROOM, m.len, m.wire_len, m.ts))
+            .collect();
+        process(&mut frames);
+        if let Some(sink) = &mut self.sink {
+            for f in &frames {
+                if let Some(bytes) = f.tx_bytes() {
+                    sink.write(f.timestamp_ns, bytes)?;
+                }
+            }
+        }
+        Ok(Polled::Frames(n))
+    }
+}

@@ -1,0 +1,16 @@
+//! transitd: a userspace edge packet processor.
+//!
+//! The crate is a functional core and an imperative shell. The core ([`pipeline`]) is a set
+//! of plain functions over a read-only [`snapshot::Snapshot`] and one frame; the shell
+//! ([`io`], [`replay`], the binary) owns files, sockets and threads. Configuration
+//! ([`config`]) is compiled into snapshots whole or not at all.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod io;
+pub mod lpm;
+pub mod pipeline;
+pub mod replay;
+pub mod snapshot;
+pub mod stats;

@@ -1,0 +1,158 @@
+//! `PrefixTable`: longest-prefix match as a binary search over disjoint address intervals.
+//!
+//! Prefixes, nested or not, are flattened at build time into sorted, disjoint intervals that
+//! each carry the value of the longest prefix covering them. A lookup is one binary search
+//! over a flat array: no pointers to chase, no allocation, and the same code for IPv4 (`u32`)
+//! and IPv6 (`u128`). Tables are built once per snapshot, never updated in place.
+
+use std::fmt::Debug;
+
+/// An address type usable as a key.
+pub trait PrefixKey: Copy + Ord + Debug {
+    /// Width in bits.
+    const BITS: u32;
+    /// The lowest address.
+    const ZERO: Self;
+    /// The last address of the network `self/len`.
+    fn last_of(self, len: u8) -> Self;
+    /// The first address of the network `self/len`.
+    fn first_of(self, len: u8) -> Self;
+    /// `self + 1`, or `None` at the top of the space.
+    fn succ(self) -> Option<Self>;
+}
+
+macro_rules! prefix_key {
+    ($t:ty) => {
+        impl PrefixKey for $t {
+            const BITS: u32 = <$t>::BITS;
+            const ZERO: Self = 0;
+            fn last_of(self, len: u8) -> Self {
+                self | <$t>::MAX.checked_shr(u32::from(len)).unwrap_or(0)
+            }
+            fn first_of(self, len: u8) -> Self {
+                self & !<$t>::MAX.checked_shr(u32::from(len)).unwrap_or(0)
+            }
+            fn succ(self) -> Option<Self> {
+                self.checked_add(1)
+            }
+        }
+    };
+}
+prefix_key!(u32);
+prefix_key!(u128);
+
+/// A longest-prefix-match table from addresses of type `K` to values `V`.
+#[derive(Clone, Debug)]
+pub struct PrefixTable<K, V> {
+    /// Interval starts, ascending, `starts[0] == 0`.
+    starts: Vec<K>,
+    /// `values[i]` holds for `starts[i]..starts[i + 1]`.
+    values: Vec<Option<V>>,
+}
+
+impl<K: PrefixKey, V: Copy + PartialEq> Default for PrefixTable<K, V> {
+    fn default() -> Self {
+        PrefixTable { starts: vec![K::ZERO], values: vec![None] }
+    }
+}
+
+impl<K: PrefixKey, V: Copy + PartialEq> PrefixTable<K, V> {
+    /// Builds the table from `(network, prefix length, value)` entries. Where the same
+    /// prefix appears twice, the later entry wins; callers reject duplicates first.
+    pub fn build(entries: &[(K, u8, V)]) -> Self {
+        let mut bounds = vec![K::ZERO];
+        for &(net, len, _) in entries {
+            bounds.push(net.first_of(len));
+            if let Some(after) = net.last_of(len).succ() {
+                bounds.push(after);
+            }
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut values: Vec<Option<V>> = vec![None; bounds.len()];
+        let mut by_len: Vec<&(K, u8, V)> = entries.iter().collect();
+        // Shorter prefixes first, so that longer ones paint over them.
+        by_len.sort_by_key(|e| e.1);
+        for &&(net, len, value) in &by_len {
+            let first = bounds.partition_point(|b| *b < net.first_of(len));
+            let end = match net.last_of(len).succ() {
+                Some(after) => bounds.partition_point(|b| *b < after),
+                None => bounds.len(),
+            };
+            for v in &mut values[first..end] {
+                *v = Some(value);
+            }
+        }
+        // Merge neighbours that carry the same value.
+        let mut starts = Vec::with_capacity(bounds.len());
+        let mut merged: Vec<Option<V>> = Vec::with_capacity(bounds.len());
+        for (b, v) in bounds.into_iter().zip(values) {
+            if merged.last() != Some(&v) {
+                starts.push(b);
+                merged.push(v);
+            }
+        }
+        PrefixTable { starts, values: merged }
+    }
+
+    /// The value of the longest prefix containing `addr`.
+    #[inline]
+    pub fn lookup(&self, addr: K) -> Option<V> {
+        // starts[0] is zero, so the partition point is at least 1.
+        let i = self.starts.partition_point(|s| *s <= addr);
+        self.values.get(i.wrapping_sub(1)).copied().flatten()
+    }
+
+    /// Number of intervals (for sizing and tests).
+    pub fn intervals(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn brute(entries: &[(u32, u8, u16)], addr: u32) -> Option<u16> {
+        entries
+            .iter()
+            .filter(|(net, len, _)| net.first_of(*len) <= addr && addr <= net.last_of(*len))
+            .max_by_key(|(_, len, _)| *len)
+            .map(|e| e.2)
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_equals_brute_force_longest_match(
+            raw in prop::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..30),
+            probes in prop::collection::vec(any::<u32>(), 50),
+        ) {
+            // One value per distinct prefix, as validated configs guarantee.
+            let mut entries: Vec<(u32, u8, u16)> = Vec::new();
+            for (net, len, v) in raw {
+                let net = net.first_of(len);
+                if !entries.iter().any(|e| e.0 == net && e.1 == len) {
+                    entries.push((net, len, v));
+                }
+            }
+            let table = PrefixTable::build(&entries);
+            let mut all = probes.clone();
+            for (net, len, _) in &entries {
+                all.extend([net.first_of(*len), net.last_of(*len), net.last_of(*len).wrapping_add(1), net.first_of(*len).wrapping_sub(1)]);
+            }
+            for a in all {
+                prop_assert_eq!(table.lookup(a), brute(&entries, a), "addr {:#x}", a);
+            }
+        }
+    }
+
+    #[test]
+    fn nested_prefixes_take_the_longest() {
+        let t = PrefixTable::<u128, u8>::build(&[(0x2001_0db8 << 96, 32, 1), (0x2001_0db8_0001 << 80, 48, 2)]);
+        assert_eq!(t.lookup(0x2001_0db8_0001_0000_0000_0000_0000_0005), Some(2));
+        assert_eq!(t.lookup(0x2001_0db8_0002 << 80), Some(1));
+        assert_eq!(t.lookup(u128::MAX), None);
+        assert_eq!(PrefixTable::<u32, u8>::build(&[(0, 0, 9)]).lookup(u32::MAX), Some(9));
+    }
+}

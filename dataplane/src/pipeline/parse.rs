@@ -1,0 +1,286 @@
+//! The parse stage: one frame's headers, read with etherparse, into a classifier [`Key`]
+//! and the offsets later stages rewrite.
+//!
+//! Ethernet, up to three 802.1Q/802.1ad tags, IPv4 (options, fragments), IPv6 and its
+//! extension headers, then TCP, UDP, ICMP or ICMPv6. etherparse checks every length field
+//! against the buffer, so a header that claims more bytes than the frame holds is
+//! `truncated`, never read past. A frame that fails strict parsing is still sliced leniently
+//! so that its key carries the fields that did parse (for `match` and drop captures); the
+//! pipeline drops it either way.
+
+use classifier::Key;
+use etherparse::{
+    IpNumber, Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, LaxLinkExtSlice, LaxNetSlice,
+    LaxSlicedPacket, LinkExtSlice, NetSlice, SlicedPacket, TransportSlice, err::packet::SliceError,
+};
+
+use super::verdict::DropReason;
+
+/// What parsing found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// An IP packet, ready for the later stages.
+    Ip(IpFrame),
+    /// Not IP (ARP, LLDP, ...).
+    NotIp,
+    /// Malformed, with the reason it must be dropped.
+    Bad(DropReason),
+}
+
+/// Where the IP packet sits in the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpFrame {
+    /// IPv6 rather than IPv4.
+    pub is_ipv6: bool,
+    /// Offset of the IP header in the frame.
+    pub l3_start: usize,
+    /// Length of the IP packet (from its length field; Ethernet padding excluded).
+    pub l3_len: usize,
+    /// IPv4 header length (for the checksum), 40 for IPv6.
+    pub header_len: usize,
+}
+
+/// EtherTypes that announce a VLAN tag.
+const VLAN_ETHERTYPES: [u16; 3] = [0x8100, 0x88a8, 0x9100];
+
+/// Parses `frame`; `wire_len` is its length on the wire (for `frame.len`).
+pub fn parse_frame(frame: &[u8], wire_len: u32) -> (Key, Parsed) {
+    let mut key = Key::new(wire_len);
+    match SlicedPacket::from_ethernet(frame) {
+        Ok(p) => {
+            let parsed = fill_strict(&mut key, frame, &p);
+            (key, parsed)
+        }
+        Err(e) => {
+            fill_lax(&mut key, frame);
+            (key, Parsed::Bad(reason(&e)))
+        }
+    }
+}
+
+fn reason(e: &SliceError) -> DropReason {
+    match e {
+        SliceError::Len(_) => DropReason::Truncated,
+        SliceError::LinuxSll(_) | SliceError::Macsec(_) => DropReason::BadLinkHeader,
+        SliceError::Ip(_) | SliceError::Ipv4(_) => DropReason::BadIpv4Header,
+        SliceError::Ipv6(_) => DropReason::BadIpv6Header,
+        SliceError::Ipv4Exts(_) | SliceError::Ipv6Exts(_) => DropReason::BadIpExtHeader,
+        SliceError::Tcp(_) => DropReason::BadTcpHeader,
+    }
+}
+
+/// Offset of `inner` within `outer`, both slices of the same frame.
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+fn fill_strict(key: &mut Key, frame: &[u8], p: &SlicedPacket<'_>) -> Parsed {
+    let mut last_vlan_type = None;
+    for ext in &p.link_exts {
+        if let LinkExtSlice::Vlan(v) = ext {
+            key.push_vlan(v.vlan_identifier().value());
+            last_vlan_type = Some(v.ether_type().0);
+        }
+    }
+    let ip = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            fill_ipv4(key, &h);
+            let payload = ip.payload();
+            fill_l4(
+                key,
+                payload.ip_number,
+                payload.fragmented,
+                h.fragments_offset().value() == 0,
+                p.transport.as_ref(),
+                payload.payload,
+            );
+            IpFrame {
+                is_ipv6: false,
+                l3_start: offset_in(frame, h.slice()),
+                l3_len: offset_in(h.slice(), payload.payload) + payload.payload.len(),
+                header_len: h.slice().len(),
+            }
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            fill_ipv6(key, &h);
+            let payload = ip.payload();
+            let first = is_first_fragment(ip.extensions());
+            fill_l4(key, payload.ip_number, payload.fragmented, first, p.transport.as_ref(), payload.payload);
+            IpFrame {
+                is_ipv6: true,
+                l3_start: offset_in(frame, h.slice()),
+                l3_len: offset_in(h.slice(), payload.payload) + payload.payload.len(),
+                header_len: h.slice().len(),
+            }
+        }
+        Some(NetSlice::Arp(_)) => return Parsed::NotIp,
+        None => {
+            // etherparse stops after three tags; a fourth is an attack or a mistake.
+            if p.link_exts.len() == 3 && last_vlan_type.is_some_and(|t| VLAN_ETHERTYPES.contains(&t)) {
+                return Parsed::Bad(DropReason::TooManyVlanTags);
+            }
+            return Parsed::NotIp;
+        }
+    };
+    Parsed::Ip(ip)
+}
+
+/// Fills what a lenient slicing of a malformed frame still yields.
+fn fill_lax(key: &mut Key, frame: &[u8]) {
+    let p = LaxSlicedPacket::from_ethernet(frame);
+    let Ok(p) = p else { return };
+    for ext in &p.link_exts {
+        if let LaxLinkExtSlice::Vlan(v) = ext {
+            key.push_vlan(v.vlan_identifier().value());
+        }
+    }
+    match &p.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            fill_ipv4(key, &h);
+            let payload = ip.payload();
+            fill_l4(
+                key,
+                payload.ip_number,
+                payload.fragmented,
+                h.fragments_offset().value() == 0,
+                p.transport.as_ref(),
+                payload.payload,
+            );
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            fill_ipv6(key, &ip.header());
+            let payload = ip.payload();
+            let first = is_first_fragment(ip.extensions());
+            fill_l4(key, payload.ip_number, payload.fragmented, first, p.transport.as_ref(), payload.payload);
+        }
+        _ => {}
+    }
+}
+
+fn fill_ipv4(key: &mut Key, h: &Ipv4HeaderSlice<'_>) {
+    key.set_ipv4(
+        h.source(),
+        h.destination(),
+        h.protocol().0,
+        h.ttl(),
+        h.total_len(),
+        h.dont_fragment(),
+        h.more_fragments(),
+        h.fragments_offset().value(),
+    );
+}
+
+fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
+    key.set_ipv6(h.source(), h.destination(), h.next_header().0, h.hop_limit(), h.payload_length());
+}
+
+/// True unless the packet carries a fragment header with a non-zero offset.
+fn is_first_fragment(exts: &Ipv6ExtensionsSlice<'_>) -> bool {
+    exts.clone().into_iter().all(|e| match e {
+        Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
+        _ => true,
+    })
+}
+
+/// Fills the transport fields. A non-first fragment has none; a first fragment gets what
+/// its bytes hold (ports, and TCP flags when the fixed header is whole), as Wireshark
+/// shows with reassembly off.
+fn fill_l4(
+    key: &mut Key,
+    proto: IpNumber,
+    fragmented: bool,
+    first_fragment: bool,
+    transport: Option<&TransportSlice<'_>>,
+    payload: &[u8],
+) {
+    if fragmented && !first_fragment {
+        return;
+    }
+    key.set_l4_proto(proto.0);
+    match transport {
+        Some(TransportSlice::Tcp(t)) => {
+            key.set_ports(t.source_port(), t.destination_port());
+            let b = t.slice();
+            key.set_tcp_flags(u16::from_be_bytes([b[12], b[13]]));
+        }
+        Some(TransportSlice::Udp(u)) => key.set_ports(u.source_port(), u.destination_port()),
+        Some(TransportSlice::Icmpv4(i)) => key.set_icmp(i.type_u8(), i.code_u8()),
+        Some(TransportSlice::Icmpv6(i)) => key.set_icmp(i.type_u8(), i.code_u8()),
+        Some(TransportSlice::Igmp(_)) => {}
+        None => fill_l4_from_bytes(key, proto, payload),
+    }
+}
+
+/// Transport fields from raw bytes, for first fragments and truncated headers.
+fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
+    match proto {
+        IpNumber::TCP | IpNumber::UDP => {
+            if let [s0, s1, d0, d1, ..] = *b {
+                key.set_ports(u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]));
+            }
+            if proto == IpNumber::TCP
+                && let Some(&[f0, f1]) = b.get(12..14).and_then(|s| <&[u8; 2]>::try_from(s).ok())
+            {
+                key.set_tcp_flags(u16::from_be_bytes([f0, f1]));
+            }
+        }
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => {
+            if let [t, c, ..] = *b {
+                key.set_icmp(t, c);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use classifier::Dim;
+
+    // Ethernet (dst, src, 0x8100) + VLAN 100 (0x0800) + IPv4/UDP 10.0.0.1:1234 → 203.0.113.7:53,
+    // TTL 64, total length 28 (no payload), padded with 8 zero bytes to 64 bytes.
+    #[rustfmt::skip]
+    const VLAN_UDP: [u8; 64] = [
+        2, 0, 0, 0, 0, 1,  2, 0, 0, 0, 0, 2,  0x81, 0x00,
+        0x00, 0x64, 0x08, 0x00,
+        0x45, 0x00, 0x00, 0x1c,  0x00, 0x01, 0x00, 0x00,  0x40, 0x11, 0x00, 0x00,
+        10, 0, 0, 1,  203, 0, 113, 7,
+        0x04, 0xd2, 0x00, 0x35,  0x00, 0x08, 0x00, 0x00,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn vlan_udp_fills_key_and_offsets_without_padding() {
+        let (key, parsed) = parse_frame(&VLAN_UDP, 64);
+        assert_eq!(parsed, Parsed::Ip(IpFrame { is_ipv6: false, l3_start: 18, l3_len: 28, header_len: 20 }));
+        assert_eq!(key.get(Dim::Vlan0), 100);
+        assert_eq!((key.get(Dim::SrcPort), key.get(Dim::DstPort), key.get(Dim::L4Proto)), (1234, 53, 17));
+        assert_eq!(key.dst_addr(), u128::from(u32::from_be_bytes([203, 0, 113, 7])) << 96);
+    }
+
+    #[test]
+    fn length_field_beyond_the_buffer_is_truncated() {
+        let mut f = VLAN_UDP;
+        f[20..22].copy_from_slice(&2000u16.to_be_bytes()); // total length 2000 > 46 bytes left
+        let (key, parsed) = parse_frame(&f, 64);
+        assert_eq!(parsed, Parsed::Bad(DropReason::Truncated));
+        assert_eq!(key.get(Dim::Vlan0), 100, "the lenient pass still reads the tag");
+        for len in 0..f.len() {
+            let _ = parse_frame(&f[..len], len as u32); // never panics on any prefix
+        }
+    }
+
+    #[test]
+    fn fourth_vlan_tag_is_dropped() {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00];
+        for _ in 0..4 {
+            f.extend([0x00, 0x01, 0x81, 0x00]);
+        }
+        f.extend([0u8; 40]);
+        assert_eq!(parse_frame(&f, f.len() as u32).1, Parsed::Bad(DropReason::TooManyVlanTags));
+    }
+}

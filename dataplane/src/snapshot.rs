@@ -1,0 +1,445 @@
+//! `Snapshot`: the configuration validated and compiled into the read-only tables the
+//! workers use.
+//!
+//! A snapshot is built off the data path from a [`config::Loaded`] file, whole or not at all:
+//! every problem found is reported with its `file:line:col`, and a file with any problem
+//! yields no snapshot, so the running one stays. Workers only read a snapshot; a reload
+//! builds a new one and swaps it in.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use std::path::Path;
+
+use classifier::{Action, Mode, Rule, RuleSet};
+use gre::{EthernetAddrs, GreTunnel};
+use ipnet::IpNet;
+use toml::Spanned;
+
+use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, SourceMap, Unmatched};
+use crate::lpm::PrefixTable;
+
+/// Default frame size: one AF_XDP UMEM frame.
+pub const DEFAULT_FRAME_SIZE: usize = 4096;
+/// Default Ethernet MTU a tunnel's packets must fit in on the underlay.
+pub const UNDERLAY_MTU: u32 = 1500;
+/// Outer TTL of encapsulated packets.
+pub const OUTER_TTL: u8 = 64;
+
+/// Index of a customer in [`Snapshot::customers`].
+pub type CustomerId = u16;
+/// Index of a tunnel in [`Snapshot::tunnels`].
+pub type TunnelId = u16;
+
+/// The compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Anycast address: outer source of encapsulated packets.
+    pub anycast: [u8; 4],
+    /// Largest frame accepted.
+    pub frame_size: usize,
+    /// Fate of IP traffic for no customer.
+    pub unmatched: Unmatched,
+    /// Ethernet addresses of encapsulated frames.
+    pub eth: EthernetAddrs,
+    /// Customers, by id.
+    pub customers: Vec<Customer>,
+    /// IPv4 destination → customer.
+    pub customers_v4: PrefixTable<u32, CustomerId>,
+    /// IPv6 destination → customer.
+    pub customers_v6: PrefixTable<u128, CustomerId>,
+    /// Tunnels, by id.
+    pub tunnels: Vec<Tunnel>,
+    /// Total firewall rules over all customers: the size of a worker's rule counter array.
+    pub rule_count: usize,
+}
+
+/// One customer's compiled state.
+#[derive(Debug)]
+pub struct Customer {
+    /// Its name.
+    pub name: String,
+    /// Its firewall.
+    pub firewall: RuleSet,
+    /// Index of its first rule in the global rule counters.
+    pub rule_base: u32,
+    /// IPv4 destination → tunnel.
+    pub routes_v4: PrefixTable<u32, TunnelId>,
+    /// IPv6 destination → tunnel.
+    pub routes_v6: PrefixTable<u128, TunnelId>,
+}
+
+/// One GRE tunnel.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// Its name.
+    pub name: String,
+    /// The customer it belongs to.
+    pub customer: CustomerId,
+    /// Outer header parameters.
+    pub gre: GreTunnel,
+    /// Largest inner packet, in bytes.
+    pub mtu: u32,
+}
+
+impl Snapshot {
+    /// Reads, validates and compiles the file at `path`.
+    pub fn from_path(path: &Path) -> Result<Snapshot, ConfigErrors> {
+        Snapshot::build(&config::load(path)?)
+    }
+
+    /// Validates and compiles a parsed file.
+    pub fn build(loaded: &Loaded) -> Result<Snapshot, ConfigErrors> {
+        let mut b = Builder { src: &loaded.source, errors: Vec::new() };
+        let snapshot = b.snapshot(loaded);
+        if b.errors.is_empty() {
+            Ok(snapshot)
+        } else {
+            b.errors.sort_by_key(|x| (x.at.line, x.at.col));
+            Err(ConfigErrors(b.errors))
+        }
+    }
+}
+
+struct Builder<'a> {
+    src: &'a SourceMap,
+    errors: Vec<ConfigError>,
+}
+
+/// A customer prefix with where it was written.
+struct OwnedPrefix {
+    net: IpNet,
+    customer: CustomerId,
+    span: Range<usize>,
+}
+
+impl Builder<'_> {
+    fn err(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(self.src.pos(span.start), message));
+    }
+
+    fn ipv4(&mut self, s: &Spanned<String>, what: &str) -> Option<Ipv4Addr> {
+        match s.get_ref().parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(&s.span(), format!("{what} `{}` is not an IPv4 address", s.get_ref()));
+                None
+            }
+        }
+    }
+
+    fn mac(&mut self, s: &Option<Spanned<String>>) -> [u8; 6] {
+        let Some(s) = s else { return [0; 6] };
+        let parts: Vec<Option<u8>> = s.get_ref().split(':').map(|p| u8::from_str_radix(p, 16).ok()).collect();
+        match parts.as_slice() {
+            [a, b, c, d, e, f] if parts.iter().all(Option::is_some) => {
+                [a, b, c, d, e, f].map(|x| x.unwrap_or_default())
+            }
+            _ => {
+                self.err(&s.span(), format!("`{}` is not a MAC address (write 02:00:00:00:00:01)", s.get_ref()));
+                [0; 6]
+            }
+        }
+    }
+
+    /// Parses a CIDR prefix, refusing host bits.
+    fn prefix(&mut self, s: &Spanned<String>) -> Option<IpNet> {
+        let text = s.get_ref();
+        let net: IpNet = match text.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                let why = match text.split_once('/') {
+                    None => "missing /length".to_string(),
+                    Some((addr, _)) if addr.parse::<IpAddr>().is_err() => format!("`{addr}` is not an IP address"),
+                    Some((addr, len)) => {
+                        let max = if addr.contains(':') { 128 } else { 32 };
+                        format!("prefix length `{len}` is not in 0..={max}")
+                    }
+                };
+                self.err(&s.span(), format!("bad CIDR `{text}`: {why}"));
+                return None;
+            }
+        };
+        if net.trunc() != net {
+            self.err(&s.span(), format!("bad CIDR `{text}`: host bits are set (the network is {})", net.trunc()));
+            return None;
+        }
+        Some(net)
+    }
+
+    fn snapshot(&mut self, loaded: &Loaded) -> Snapshot {
+        let server = loaded.file.server.get_ref();
+        let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
+        let frame_size = match &server.frame_size {
+            None => DEFAULT_FRAME_SIZE,
+            Some(fs) if (256..=65536).contains(fs.get_ref()) => *fs.get_ref() as usize,
+            Some(fs) => {
+                self.err(&fs.span(), format!("frame_size {} is not in 256..=65536", fs.get_ref()));
+                DEFAULT_FRAME_SIZE
+            }
+        };
+        let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
+
+        let mut customers = Vec::new();
+        let mut tunnels = Vec::new();
+        let mut prefixes = Vec::new();
+        let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut tunnel_names: HashMap<&str, (Range<usize>, CustomerId, TunnelId)> = HashMap::new();
+        let mut rule_count = 0u32;
+
+        for (index, section) in loaded.file.customers.iter().enumerate() {
+            let c = section.get_ref();
+            let id = index as CustomerId;
+            self.unique(&mut customer_names, &c.name, "customer");
+            for p in &c.prefixes {
+                if let Some(net) = self.prefix(p) {
+                    prefixes.push(OwnedPrefix { net, customer: id, span: p.span() });
+                }
+            }
+            for t in &c.tunnels {
+                let t = t.get_ref();
+                let tid = tunnels.len() as TunnelId;
+                if let Some((first, _, _)) = tunnel_names.get(t.name.get_ref().as_str()) {
+                    let first = self.src.pos(first.start);
+                    self.err(
+                        &t.name.span(),
+                        format!("duplicate tunnel name `{}` (first defined at {first})", t.name.get_ref()),
+                    );
+                } else {
+                    tunnel_names.insert(t.name.get_ref(), (t.name.span(), id, tid));
+                }
+                let remote = self.ipv4(&t.remote, "tunnel remote").map_or([0; 4], |a| a.octets());
+                let gre = GreTunnel {
+                    local: anycast,
+                    remote,
+                    key: t.key.as_ref().map(|k| *k.get_ref()),
+                    checksum: t.checksum,
+                    ttl: OUTER_TTL,
+                };
+                let max_mtu = 65535 - gre.overhead() as u32;
+                let mtu = match &t.mtu {
+                    None => UNDERLAY_MTU - gre.overhead() as u32,
+                    Some(m) if (68..=max_mtu).contains(m.get_ref()) => *m.get_ref(),
+                    Some(m) => {
+                        self.err(&m.span(), format!("tunnel mtu {} is not in 68..={max_mtu}", m.get_ref()));
+                        0
+                    }
+                };
+                tunnels.push(Tunnel { name: t.name.get_ref().clone(), customer: id, gre, mtu });
+            }
+            let firewall = self.firewall(c.firewall.as_ref(), c.name.get_ref());
+            let rule_base = rule_count;
+            rule_count += firewall.rules().len() as u32;
+            customers.push(Customer {
+                name: c.name.get_ref().clone(),
+                firewall,
+                rule_base,
+                routes_v4: PrefixTable::default(),
+                routes_v6: PrefixTable::default(),
+            });
+        }
+
+        self.check_overlaps(&mut prefixes, &loaded.file.customers);
+
+        for (index, section) in loaded.file.customers.iter().enumerate() {
+            let id = index as CustomerId;
+            let own: Vec<IpNet> = prefixes.iter().filter(|p| p.customer == id).map(|p| p.net).collect();
+            let (v4, v6) = self.routes(section.get_ref(), id, &own, &tunnel_names, &loaded.file.customers);
+            customers[index].routes_v4 = PrefixTable::build(&v4);
+            customers[index].routes_v6 = PrefixTable::build(&v6);
+        }
+
+        let (mut c4, mut c6) = (Vec::new(), Vec::new());
+        for p in &prefixes {
+            match p.net {
+                IpNet::V4(n) => c4.push((u32::from(n.network()), n.prefix_len(), p.customer)),
+                IpNet::V6(n) => c6.push((u128::from(n.network()), n.prefix_len(), p.customer)),
+            }
+        }
+        Snapshot {
+            anycast,
+            frame_size,
+            unmatched: server.unmatched,
+            eth,
+            customers,
+            customers_v4: PrefixTable::build(&c4),
+            customers_v6: PrefixTable::build(&c6),
+            tunnels,
+            rule_count: rule_count as usize,
+        }
+    }
+
+    fn unique<'s>(&mut self, seen: &mut HashMap<&'s str, Range<usize>>, name: &'s Spanned<String>, what: &str) {
+        if let Some(first) = seen.get(name.get_ref().as_str()) {
+            let first = self.src.pos(first.start);
+            self.err(&name.span(), format!("duplicate {what} name `{}` (first defined at {first})", name.get_ref()));
+        } else {
+            seen.insert(name.get_ref(), name.span());
+        }
+    }
+
+    /// Customer prefixes must be disjoint, within a customer and across customers.
+    fn check_overlaps(&mut self, prefixes: &mut [OwnedPrefix], customers: &[Spanned<config::CustomerSection>]) {
+        let bounds = |n: &IpNet| -> (u8, u128, u128) {
+            match n {
+                IpNet::V4(n) => (4, u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
+                IpNet::V6(n) => (6, u128::from(n.network()), u128::from(n.broadcast())),
+            }
+        };
+        // Widest first among equal starts, so that it is the one left open.
+        prefixes.sort_by_key(|p| (bounds(&p.net).0, bounds(&p.net).1, p.net.prefix_len()));
+        // Prefixes are aligned, so two overlap only if one contains the other: sweeping in
+        // start order, each prefix is checked against the widest one still open.
+        let mut open: Option<usize> = None;
+        for i in 0..prefixes.len() {
+            let (fam, lo, hi) = bounds(&prefixes[i].net);
+            if let Some(o) = open {
+                let (ofam, _, ohi) = bounds(&prefixes[o].net);
+                if ofam == fam && lo <= ohi {
+                    let (earlier, later) =
+                        if prefixes[o].span.start < prefixes[i].span.start { (o, i) } else { (i, o) };
+                    let name = |c: CustomerId| customers[c as usize].get_ref().name.get_ref().clone();
+                    let message = format!(
+                        "prefix {} of customer `{}` overlaps {} of customer `{}` (at {})",
+                        prefixes[later].net,
+                        name(prefixes[later].customer),
+                        prefixes[earlier].net,
+                        name(prefixes[earlier].customer),
+                        self.src.pos(prefixes[earlier].span.start)
+                    );
+                    let span = prefixes[later].span.clone();
+                    self.err(&span, message);
+                    if hi <= ohi {
+                        continue; // still inside the open prefix
+                    }
+                }
+            }
+            open = Some(i);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn routes(
+        &mut self,
+        c: &config::CustomerSection,
+        id: CustomerId,
+        own: &[IpNet],
+        tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        customers: &[Spanned<config::CustomerSection>],
+    ) -> (Vec<(u32, u8, TunnelId)>, Vec<(u128, u8, TunnelId)>) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let mut seen: HashMap<IpNet, Range<usize>> = HashMap::new();
+        for r in &c.routes {
+            let r = r.get_ref();
+            let net = self.prefix(&r.prefix);
+            let tunnel = match tunnels.get(r.tunnel.get_ref().as_str()) {
+                None => {
+                    self.err(&r.tunnel.span(), format!("unknown tunnel `{}`", r.tunnel.get_ref()));
+                    None
+                }
+                Some((_, owner, _)) if *owner != id => {
+                    let owner = customers[*owner as usize].get_ref().name.get_ref();
+                    self.err(
+                        &r.tunnel.span(),
+                        format!(
+                            "tunnel `{}` belongs to customer `{owner}`, not `{}`",
+                            r.tunnel.get_ref(),
+                            c.name.get_ref()
+                        ),
+                    );
+                    None
+                }
+                Some((_, _, tid)) => Some(*tid),
+            };
+            let Some(net) = net else { continue };
+            if !own.iter().any(|p| p.contains(&net)) {
+                self.err(
+                    &r.prefix.span(),
+                    format!("route {net} is outside customer `{}`'s prefixes", c.name.get_ref()),
+                );
+                continue;
+            }
+            if let Some(first) = seen.get(&net) {
+                let first = self.src.pos(first.start);
+                self.err(&r.prefix.span(), format!("duplicate route {net} (first at {first})"));
+                continue;
+            }
+            seen.insert(net, r.prefix.span());
+            let Some(tid) = tunnel else { continue };
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), tid)),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), tid)),
+            }
+        }
+        (v4, v6)
+    }
+
+    fn firewall(&mut self, fw: Option<&Spanned<config::FirewallSection>>, customer: &str) -> RuleSet {
+        let accept_all = || RuleSet::compile(Vec::new(), Action::Accept).expect("an empty rule set always compiles");
+        let Some(fw) = fw else { return accept_all() };
+        let fw = fw.get_ref();
+        let mut rules = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut spans = Vec::new();
+        for (i, r) in fw.rules.iter().enumerate() {
+            let r = r.get_ref();
+            let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
+            let name_span = r.name.as_ref().map_or_else(|| r.expr.span(), |n| n.span());
+            if let Some(first) = names.get(&name) {
+                let first = self.src.pos(first.start);
+                self.err(
+                    &name_span,
+                    format!("duplicate rule name `{name}` in customer `{customer}` (first at {first})"),
+                );
+            } else {
+                names.insert(name.clone(), name_span);
+            }
+            match classifier::parse(r.expr.get_ref()) {
+                Ok(expr) => {
+                    spans.push(r.expr.span());
+                    rules.push(Rule { name, expr, action: action(*r.action.get_ref()), mode: mode(r.mode) });
+                }
+                Err(e) => {
+                    let at = self.expr_offset(&r.expr, e.span.map_or(0, |s| s.start));
+                    let rendered = e.render(r.expr.get_ref()).replace('\n', "\n    ");
+                    self.errors.push(ConfigError::new(self.src.pos(at), format!("rule `{name}`: {rendered}")));
+                }
+            }
+        }
+        match RuleSet::compile(rules, action(*fw.default.get_ref())) {
+            Ok(set) => set,
+            Err(e) => {
+                let span = spans.get(e.index).cloned().unwrap_or(0..0);
+                self.err(&span, format!("rule {}: {}", e.index + 1, e.error));
+                accept_all()
+            }
+        }
+    }
+
+    /// The file offset of byte `offset` of a rule expression written as a TOML string; the
+    /// string's own start where escapes or a multi-line string make that uncertain.
+    fn expr_offset(&self, expr: &Spanned<String>, offset: usize) -> usize {
+        let span = expr.span();
+        let raw = self.src.text().get(span.clone()).unwrap_or("");
+        let quoted = |q: char| raw.len() >= 2 && raw.starts_with(q) && raw.ends_with(q) && !raw.starts_with("\"\"\"");
+        if (quoted('"') || quoted('\'')) && &raw[1..raw.len() - 1] == expr.get_ref() {
+            span.start + 1 + offset
+        } else {
+            span.start
+        }
+    }
+}
+
+fn action(a: ActionName) -> Action {
+    match a {
+        ActionName::Accept => Action::Accept,
+        ActionName::Drop => Action::Drop,
+    }
+}
+
+fn mode(m: ModeName) -> Mode {
+    match m {
+        ModeName::Enforce => Mode::Enforce,
+        ModeName::Monitor => Mode::Monitor,
+    }
+}

@@ -1,0 +1,94 @@
+//! Per-worker counters: plain integers the owning worker bumps, summed by whoever reports.
+
+use crate::pipeline::{DropReason, Outcome, PassReason, Verdict};
+
+/// One worker's counters. Never shared while the worker runs; snapshots are copied out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames transmitted.
+    pub tx_frames: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Frames passed to the kernel, by reason.
+    pub pass: [u64; PassReason::COUNT],
+    /// Frames dropped, by reason.
+    pub drop: [u64; DropReason::COUNT],
+    /// Packets decided by each firewall rule (global rule index), monitor hits included.
+    pub rule_hits: Vec<u64>,
+}
+
+impl WorkerStats {
+    /// Counters for a snapshot with `rules` firewall rules in all.
+    pub fn new(rules: usize) -> WorkerStats {
+        WorkerStats { rule_hits: vec![0; rules], ..WorkerStats::default() }
+    }
+
+    /// Resizes the rule counters for a new snapshot (off the per-packet path). Rule indices
+    /// change meaning with the configuration, so their counts restart.
+    pub fn reset_rules(&mut self, rules: usize) {
+        self.rule_hits.clear();
+        self.rule_hits.resize(rules, 0);
+    }
+
+    /// Counts one frame's outcome.
+    #[inline]
+    pub fn count(&mut self, outcome: &Outcome) {
+        match outcome.verdict {
+            Verdict::Tx { len, .. } => {
+                self.tx_frames += 1;
+                self.tx_bytes += len as u64;
+            }
+            Verdict::Pass(r) => self.pass[r.index()] += 1,
+            Verdict::Drop(r) => self.drop[r.index()] += 1,
+        }
+        for rule in [outcome.rule, outcome.monitor].into_iter().flatten() {
+            if let Some(hits) = self.rule_hits.get_mut(rule as usize) {
+                *hits += 1;
+            }
+        }
+    }
+
+    /// Adds another worker's counters into these.
+    pub fn add(&mut self, other: &WorkerStats) {
+        self.rx_frames += other.rx_frames;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_frames += other.tx_frames;
+        self.tx_bytes += other.tx_bytes;
+        for (a, b) in self.pass.iter_mut().zip(&other.pass) {
+            *a += b;
+        }
+        for (a, b) in self.drop.iter_mut().zip(&other.drop) {
+            *a += b;
+        }
+        if self.rule_hits.len() < other.rule_hits.len() {
+            self.rule_hits.resize(other.rule_hits.len(), 0);
+        }
+        for (a, b) in self.rule_hits.iter_mut().zip(&other.rule_hits) {
+            *a += b;
+        }
+    }
+
+    /// Frames passed, all reasons.
+    pub fn passed(&self) -> u64 {
+        self.pass.iter().sum()
+    }
+
+    /// Frames dropped, all reasons.
+    pub fn dropped(&self) -> u64 {
+        self.drop.iter().sum()
+    }
+
+    /// Count for one drop reason.
+    pub fn dropped_for(&self, reason: DropReason) -> u64 {
+        self.drop[reason.index()]
+    }
+
+    /// Count for one pass reason.
+    pub fn passed_for(&self, reason: PassReason) -> u64 {
+        self.pass[reason.index()]
+    }
+}
