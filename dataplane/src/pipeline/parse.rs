@@ -86,6 +86,9 @@ fn fill_strict(key: &mut Key, frame: &[u8], p: &SlicedPacket<'_>) -> Parsed {
         Some(NetSlice::Ipv4(ip)) => {
             let h = ip.header();
             fill_ipv4(key, &h);
+            if !ipv4_options_well_formed(h.slice()) {
+                return Parsed::Bad(DropReason::BadIpv4Header);
+            }
             let payload = ip.payload();
             fill_l4(
                 key,
@@ -105,6 +108,12 @@ fn fill_strict(key: &mut Key, frame: &[u8], p: &SlicedPacket<'_>) -> Parsed {
         Some(NetSlice::Ipv6(ip)) => {
             let h = ip.header();
             fill_ipv6(key, &h);
+            // Payload length 0 announces a jumbogram (RFC 2675), which needs more than 65535
+            // payload bytes and so never fits a frame; with anything but "no next header"
+            // behind it, the length is a lie.
+            if h.payload_length() == 0 && h.next_header() != IpNumber::IPV6_NO_NEXT_HEADER {
+                return Parsed::Bad(DropReason::BadIpv6Header);
+            }
             let payload = ip.payload();
             let first = is_first_fragment(ip.extensions());
             fill_l4(key, payload.ip_number, payload.fragmented, first, p.transport.as_ref(), payload.payload);
@@ -153,11 +162,41 @@ fn fill_lax(key: &mut Key, frame: &[u8]) {
         Some(LaxNetSlice::Ipv6(ip)) => {
             fill_ipv6(key, &ip.header());
             let payload = ip.payload();
-            let first = is_first_fragment(ip.extensions());
-            fill_l4(key, payload.ip_number, payload.fragmented, first, p.transport.as_ref(), payload.payload);
+            // Not `is_first_fragment`: iterating the extension headers of a lenient slice
+            // reads past a header cut short (etherparse 0.21 `from_slice_unchecked`), so a
+            // fragment here counts as a later one.
+            fill_l4(key, payload.ip_number, payload.fragmented, false, p.transport.as_ref(), payload.payload);
         }
         _ => {}
     }
+}
+
+/// RFC 791 options: each is EOL, NOP, or a type-length-value whose length stays inside the
+/// header and is at least what its type needs (record route and source routes 3, timestamp
+/// 4, security 3; stream ID and router alert exactly 4). Routers drop the rest.
+fn ipv4_options_well_formed(header: &[u8]) -> bool {
+    let mut opts = header.get(20..).unwrap_or(&[]);
+    while let [kind, rest @ ..] = opts {
+        let (min, max) = match kind {
+            0 => return true, // end of options list; the rest is padding
+            1 => {
+                opts = rest; // no-operation
+                continue;
+            }
+            7 | 131 | 137 => (3, 40), // record route, loose and strict source route
+            68 => (4, 40),            // timestamp
+            130 => (3, 40),           // security (RFC 1108)
+            136 | 148 => (4, 4),      // stream ID, router alert (RFC 2113)
+            _ => (2, 40),
+        };
+        match rest.first() {
+            Some(&len) if (min..=max).contains(&len) && usize::from(len) <= opts.len() => {
+                opts = &opts[usize::from(len)..];
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn fill_ipv4(key: &mut Key, h: &Ipv4HeaderSlice<'_>) {
@@ -272,6 +311,22 @@ mod tests {
         for len in 0..f.len() {
             let _ = parse_frame(&f[..len], len as u32); // never panics on any prefix
         }
+    }
+
+    #[test]
+    fn ipv4_options_must_stay_inside_the_header() {
+        let mut h = [0u8; 28];
+        h[20..24].copy_from_slice(&[1, 1, 0x44, 4]); // NOP, NOP, timestamp of length 4
+        assert!(ipv4_options_well_formed(&h));
+        h[23] = 9; // length 9 runs past the 8 option bytes
+        assert!(!ipv4_options_well_formed(&h));
+        h[22..24].copy_from_slice(&[0x44, 1]); // length below 2
+        assert!(!ipv4_options_well_formed(&h));
+        h[22] = 0; // end of list: what follows is padding
+        assert!(ipv4_options_well_formed(&h));
+        // suricata's decode-malformed-ipv4 case: security option (130) of length 2.
+        h[20..24].copy_from_slice(&[0x82, 2, 0, 0]);
+        assert!(!ipv4_options_well_formed(&h));
     }
 
     #[test]

@@ -1,0 +1,47 @@
+//! Repeated timed runs and their summary: min, median and max of ns per item.
+
+use std::time::Instant;
+
+/// Timing of repeated runs of the same work.
+#[derive(Clone, Copy, Debug)]
+pub struct Runs {
+    /// Fastest run, ns per item.
+    pub min: f64,
+    /// Median run, ns per item.
+    pub median: f64,
+    /// Slowest run, ns per item.
+    pub max: f64,
+}
+
+impl Runs {
+    /// Runs `work` (which processes `items` items) `runs` times after one warm-up run.
+    pub fn measure(runs: usize, items: u64, mut work: impl FnMut()) -> Runs {
+        work();
+        let mut ns: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                work();
+                t.elapsed().as_nanos() as f64 / items as f64
+            })
+            .collect();
+        ns.sort_by(f64::total_cmp);
+        Runs { min: ns[0], median: ns[ns.len() / 2], max: ns[ns.len() - 1] }
+    }
+
+    /// One table row: name, ns/item min/median/max, and millions of items per second at the
+    /// median.
+    pub fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            self.min,
+            self.median,
+            self.max,
+            1e3 / self.median
+        )
+    }
+
+    /// The table header matching [`Runs::row`].
+    pub fn header(unit: &str) -> String {
+        format!("| what | ns/{unit} min | ns/{unit} median | ns/{unit} max | M{unit}/s (median) |\n|---|---:|---:|---:|---:|")
+    }
+}

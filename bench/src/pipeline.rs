@@ -1,0 +1,105 @@
+//! `transitd-bench pipeline`: ns per packet of the in-memory pipeline over a capture, beside
+//! the floors it cannot go below, measured in the same run.
+//!
+//! Every frame is copied into a buffer with headroom before it is processed, as a NIC's DMA
+//! would put it there, so each row includes that copy; the first row is the copy alone.
+
+use std::path::PathBuf;
+
+use arrayvec::ArrayVec;
+
+use transitd::io::capture::{CaptureReader, Record};
+use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
+use transitd::pipeline::{parse_frame, process_batch};
+use transitd::snapshot::Snapshot;
+use transitd::stats::WorkerStats;
+
+use crate::measure::Runs;
+
+/// Options of the pipeline benchmark.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Capture whose frames are replayed from memory.
+    #[arg(long)]
+    pcap: PathBuf,
+    /// Timed runs per row.
+    #[arg(long, default_value_t = 15)]
+    runs: usize,
+    /// Frames per run (the capture is cycled).
+    #[arg(long, default_value_t = 1_000_000)]
+    frames: usize,
+}
+
+/// Runs the benchmark and prints a Markdown table.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let snap = Snapshot::from_path(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut reader = CaptureReader::open(&args.pcap)?;
+    let mut buf = vec![0u8; 1 << 18];
+    let mut frames = Vec::new();
+    while let Some(rec) = reader.next_into(&mut buf)? {
+        if let Record::Frame { len, wire_len, .. } = rec {
+            frames.push((buf[..len].to_vec(), wire_len));
+        }
+    }
+    anyhow::ensure!(!frames.is_empty(), "{} holds no frames", args.pcap.display());
+    let max = frames.iter().map(|f| f.0.len()).max().unwrap_or(0);
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + max]).collect();
+    let batches = args.frames.div_ceil(BATCH_SIZE);
+    let total = (batches * BATCH_SIZE) as u64;
+
+    // Fills the batch buffers with the next frames of the capture.
+    let mut fill = {
+        let mut next = 0usize;
+        move |bufs: &mut [Vec<u8>], lens: &mut [(usize, u32)]| {
+            for (b, l) in bufs.iter_mut().zip(lens.iter_mut()) {
+                let (f, wire) = &frames[next];
+                b[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+                *l = (f.len(), *wire);
+                next = (next + 1) % frames.len();
+            }
+        }
+    };
+    let mut lens = [(0usize, 0u32); BATCH_SIZE];
+    let mut stats = WorkerStats::new(snap.rule_count);
+
+    let copy = Runs::measure(args.runs, total, || {
+        for _ in 0..batches {
+            fill(&mut bufs, &mut lens);
+            std::hint::black_box(&mut bufs);
+        }
+    });
+    let parse = Runs::measure(args.runs, total, || {
+        for _ in 0..batches {
+            fill(&mut bufs, &mut lens);
+            for (b, (len, wire)) in bufs.iter().zip(lens.iter()) {
+                std::hint::black_box(parse_frame(&b[HEADROOM..HEADROOM + len], *wire));
+            }
+        }
+    });
+    let full = Runs::measure(args.runs, total, || {
+        for _ in 0..batches {
+            fill(&mut bufs, &mut lens);
+            let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
+            batch.extend(bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| Frame::new(b, HEADROOM, *len, *wire, 0)));
+            process_batch(&snap, &mut batch, &mut stats);
+        }
+    });
+    // The pipeline rows ran once to warm up and `runs` times timed.
+    let per_run = args.runs as u64 + 1;
+    println!("capture {} ({} frames), config {}", args.pcap.display(), reader.records(), args.config.display());
+    println!("{} frames per run, {} runs\n", total, args.runs);
+    println!("{}", Runs::header("packet"));
+    println!("{}", copy.row("copy into frame buffer (floor)"));
+    println!("{}", parse.row("copy + parse (etherparse)"));
+    println!("{}", full.row("copy + whole pipeline"));
+    println!(
+        "\nper run: {} transmitted, {} passed, {} dropped (of {total})",
+        stats.tx_frames / per_run,
+        stats.passed() / per_run,
+        stats.dropped() / per_run
+    );
+    Ok(())
+}

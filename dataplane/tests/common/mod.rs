@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: paths to the bundled captures, tshark as the
+//! oracle, and reading captures into frames.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use transitd::io::capture::{CaptureReader, Record};
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A bundled capture, e.g. `pcap("real/zeek-communityid-tcp.pcap")`.
+pub fn pcap(rel: &str) -> PathBuf {
+    root().join("pcaps").join(rel)
+}
+
+/// Every capture in `pcaps/<dir>`.
+pub fn captures(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(root().join("pcaps").join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+/// Runs tshark (reassembly off, so that it judges frame by frame) and returns stdout.
+pub fn tshark(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .args(["-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-o", "tcp.desegment_tcp_streams:FALSE"])
+        .arg("-r")
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("tshark is the oracle of these tests: install it (apt-get install tshark, or run .ci/run)");
+    assert!(out.status.success(), "tshark {args:?} on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The frame numbers tshark selects with display filter `filter`.
+pub fn tshark_frames(file: &Path, filter: &str, extra: &[&str]) -> Vec<u64> {
+    let mut args = vec!["-Y", filter, "-T", "fields", "-e", "frame.number"];
+    args.extend_from_slice(extra);
+    tshark(file, &args).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+/// A frame read from a capture, normalized to Ethernet.
+pub struct Captured {
+    pub bytes: Vec<u8>,
+    pub wire_len: u32,
+}
+
+/// The frames of a capture, in order (records of unsupported link types are skipped).
+pub fn read_frames(file: &Path) -> Vec<Captured> {
+    let mut reader = CaptureReader::open(file).unwrap();
+    let mut buf = vec![0u8; 300_000];
+    let mut out = Vec::new();
+    while let Ok(Some(rec)) = reader.next_into(&mut buf) {
+        if let Record::Frame { len, wire_len, .. } = rec {
+            out.push(Captured { bytes: buf[..len].to_vec(), wire_len });
+        }
+    }
+    out
+}
+
+/// A configuration with one customer owning all of IPv4 and IPv6, accepting everything,
+/// behind one tunnel with a large MTU: every well-formed IP packet is encapsulated.
+pub const CATCH_ALL: &str = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+
+[[customer]]
+name = "all"
+prefixes = ["0.0.0.0/0", "::/0"]
+
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.1"
+mtu = 9000
+
+[[customer.route]]
+prefix = "0.0.0.0/0"
+tunnel = "t"
+
+[[customer.route]]
+prefix = "::/0"
+tunnel = "t"
+"#;
+
+/// Compiles configuration text.
+pub fn snapshot(text: &str) -> transitd::snapshot::Snapshot {
+    let loaded = transitd::config::parse("test.toml", text).unwrap();
+    transitd::snapshot::Snapshot::build(&loaded).unwrap_or_else(|e| panic!("{e}"))
+}

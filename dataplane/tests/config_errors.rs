@@ -1,0 +1,137 @@
+//! Configuration errors name the exact `file:line:col` and the reason; a file with any error
+//! yields no snapshot.
+
+use transitd::config;
+use transitd::snapshot::Snapshot;
+
+fn errors(text: &str) -> Vec<String> {
+    let loaded = match config::parse("bad.toml", text) {
+        Ok(l) => l,
+        Err(e) => return e.0.iter().map(|e| e.to_string()).collect(),
+    };
+    match Snapshot::build(&loaded) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn every_semantic_error_is_reported_at_its_position() {
+    // Columns count characters from 1; each error's position is the start of the value.
+    let text = r#"[server]
+anycast = "192.0.2.300"
+
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24", "203.0.113.1/24", "10.0.0.0/33"]
+[[customer.tunnel]]
+name = "gre1"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/25"
+tunnel = "gre9"
+[[customer.route]]
+prefix = "192.168.0.0/16"
+tunnel = "gre1"
+
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.128/25"]
+[[customer.tunnel]]
+name = "gre1"
+remote = "198.51.100.2"
+[customer.firewall]
+[[customer.firewall.rule]]
+match = "tcp.port in {80 443}"
+action = "accept"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:2:11: anycast address `192.0.2.300` is not an IPv4 address",
+            "bad.toml:6:31: bad CIDR `203.0.113.1/24`: host bits are set (the network is 203.0.113.0/24)",
+            "bad.toml:6:49: bad CIDR `10.0.0.0/33`: prefix length `33` is not in 0..=32",
+            "bad.toml:12:10: unknown tunnel `gre9`",
+            "bad.toml:14:10: route 192.168.0.0/16 is outside customer `acme`'s prefixes",
+            "bad.toml:18:8: duplicate customer name `acme` (first defined at bad.toml:5:8)",
+            "bad.toml:19:13: prefix 203.0.113.128/25 of customer `acme` overlaps 203.0.113.0/24 of customer `acme` (at bad.toml:6:13)",
+            "bad.toml:21:8: duplicate tunnel name `gre1` (first defined at bad.toml:8:8)",
+            "bad.toml:25:26: rule `rule-1`: \"443\" was unexpected in this context. Set members are separated by commas, as in Wireshark 4.0: {80, 443}.\n        tcp.port in {80 443}\n                        ^~~",
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_reported_by_position() {
+    let unknown = "[server]\nanycast = \"192.0.2.1\"\nanycats = 1\n";
+    let e = errors(unknown);
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("bad.toml:3:1: unknown field `anycats`"), "{e:?}");
+
+    let bad_action = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"allow\"\n";
+    let e = errors(bad_action);
+    assert!(e[0].starts_with("bad.toml:6:11: unknown variant `allow`, expected `accept` or `drop`"), "{e:?}");
+
+    let syntax = "[server]\nanycast = \"192.0.2.1\n";
+    assert!(errors(syntax)[0].starts_with("bad.toml:2:"), "{:?}", errors(syntax));
+}
+
+#[test]
+fn overlaps_across_customers_name_both() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "a"
+prefixes = ["2001:db8::/32"]
+[[customer]]
+name = "b"
+prefixes = ["2001:db8:1::/48"]
+"#;
+    assert_eq!(
+        errors(text),
+        ["bad.toml:8:13: prefix 2001:db8:1::/48 of customer `b` overlaps 2001:db8::/32 of customer `a` (at bad.toml:5:13)"]
+    );
+}
+
+#[test]
+fn tunnels_of_another_customer_cannot_be_routed_to() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "a"
+prefixes = ["10.0.0.0/8"]
+[[customer.tunnel]]
+name = "ta"
+remote = "198.51.100.1"
+[[customer]]
+name = "b"
+prefixes = ["11.0.0.0/8"]
+[[customer.route]]
+prefix = "11.0.0.0/8"
+tunnel = "ta"
+"#;
+    assert_eq!(errors(text), ["bad.toml:14:10: tunnel `ta` belongs to customer `a`, not `b`"]);
+}
+
+#[test]
+fn the_bundled_example_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/acme.toml");
+    Snapshot::from_path(&path).unwrap();
+}
+
+#[test]
+fn check_config_exits_zero_on_good_and_one_on_bad_files() {
+    let bin = env!("CARGO_BIN_EXE_transitd");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ok = std::process::Command::new(bin).arg("check-config").arg(root.join("examples/acme.toml")).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (1 customers, 1 tunnels, 2 firewall rules)"));
+
+    let bad = std::env::temp_dir().join(format!("transitd-bad-{}.toml", std::process::id()));
+    std::fs::write(&bad, "[server]\nanycast = \"192.0.2.1\"\nframe_size = 100\n").unwrap();
+    let out = std::process::Command::new(bin).arg("check-config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim(), format!("{}:3:14: frame_size 100 is not in 256..=65536", bad.display()));
+    let _ = std::fs::remove_file(bad);
+}

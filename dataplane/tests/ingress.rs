@@ -1,0 +1,178 @@
+//! The seed's example end to end: examples/acme.toml on pcaps/generated/acme-ftp.pcap,
+//! with tshark dissecting what transitd writes.
+
+mod common;
+
+use common::*;
+use transitd::io::memory::MemoryIo;
+use transitd::io::{FrameIo, Polled};
+use transitd::pipeline::{DropReason, PassReason, Verdict, process_batch};
+use transitd::replay::replay;
+use transitd::stats::WorkerStats;
+
+fn acme() -> String {
+    std::fs::read_to_string(root().join("examples/acme.toml")).unwrap()
+}
+
+fn run(config: &str, file: &str) -> (Vec<Verdict>, WorkerStats, transitd::snapshot::Snapshot) {
+    let snap = snapshot(config);
+    let frames = read_frames(&pcap(file));
+    let mut io = MemoryIo::new(frames.into_iter().map(|f| f.bytes).collect(), snap.frame_size);
+    let mut stats = WorkerStats::new(snap.rule_count);
+    while io.poll(&mut |b| process_batch(&snap, b, &mut stats)).unwrap() != Polled::End {}
+    (io.verdicts, stats, snap)
+}
+
+fn is_tx(v: &Verdict) -> bool {
+    matches!(v, Verdict::Tx { .. })
+}
+
+#[test]
+fn seed_ftp_rule_decides_each_frame() {
+    // The expected fate of each frame is written beside it in pcaps/generated/acme_ftp.py.
+    let (v, stats, snap) = run(&acme(), "generated/acme-ftp.pcap");
+    use DropReason::*;
+    let expect = [
+        "tx",
+        "tx",
+        Firewall.name(),
+        Firewall.name(),
+        "pass:no_customer",
+        "tx",
+        Firewall.name(),
+        "tx",
+        "pass:not_ip",
+        TtlExceeded.name(),
+        MtuExceeded.name(),
+        "tx",
+    ];
+    let got: Vec<String> = v
+        .iter()
+        .map(|v| match v {
+            Verdict::Tx { .. } => "tx".to_string(),
+            Verdict::Pass(r) => format!("pass:{}", r.name()),
+            Verdict::Drop(r) => r.name().to_string(),
+        })
+        .collect();
+    assert_eq!(got, expect);
+    // Rule counters: ftp decided frames 1, 2, 10, 11, 12; ping 6 and 8.
+    let acme = &snap.customers[0];
+    let hits: Vec<(&str, u64)> = acme
+        .firewall
+        .rules()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), stats.rule_hits[acme.rule_base as usize + i]))
+        .collect();
+    assert_eq!(hits, [("ftp", 5), ("ping", 2)]);
+}
+
+#[test]
+fn unmatched_traffic_follows_the_config() {
+    let drop = acme().replace("unmatched = \"pass\"", "unmatched = \"drop\"");
+    let (v, _, _) = run(&drop, "generated/acme-ftp.pcap");
+    assert_eq!(v[4], Verdict::Drop(DropReason::NoCustomer));
+    let (v, _, _) = run(&acme(), "generated/acme-ftp.pcap");
+    assert_eq!(v[4], Verdict::Pass(PassReason::NoCustomer));
+}
+
+#[test]
+fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
+    let snap = snapshot(&acme());
+    let input = pcap("generated/acme-ftp.pcap");
+    let out = std::env::temp_dir().join(format!("transitd-acme-{}.pcap", std::process::id()));
+    let summary = replay(&snap, &input, Some(&out)).unwrap();
+    assert_eq!(summary.stats.tx_frames, 5);
+
+    // Outer headers, as tshark reads them.
+    let fields = ["ip.src", "ip.dst", "ip.proto", "ip.ttl", "ip.flags.df", "gre.proto", "ip.checksum.status"];
+    let mut args = vec!["-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "separator=;"];
+    for f in &fields {
+        args.extend(["-e", f]);
+    }
+    let outer = tshark(&out, &args);
+    let rows: Vec<&str> = outer.lines().collect();
+    // Inner IPv4 (frames 1, 2, 6, 12 of the input) and inner IPv6 (frame 8).
+    let v4 = "192.0.2.1,198.18.0.10;198.51.100.1,203.0.113.100;47,";
+    for (row, (inner_proto, inner_ttl)) in rows.iter().zip([("6", "56"), ("6", "56"), ("1", "119"), ("58", ""), ("6", "56")]) {
+        if inner_proto == "58" {
+            assert_eq!(*row, "192.0.2.1;198.51.100.1;47;64;1;0x86dd;1", "IPv6 in GRE");
+        } else {
+            assert_eq!(*row, format!("{v4}{inner_proto};64,{inner_ttl};1,0;0x0800;1,1"), "IPv4 in GRE");
+        }
+    }
+    let v6 = tshark(&out, &["-Y", "ipv6", "-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.hlim"]);
+    assert_eq!(v6.trim(), "2001:db8:c0::10\t2001:db8:acbe::100\t59");
+    let ports = tshark(&out, &["-Y", "tcp", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"]);
+    assert_eq!(ports, "40000\t21\n40001\t20\n40007\t21\n");
+
+    // Byte for byte: the inner packet is the input IP packet but for TTL (or hop limit)
+    // and the IPv4 header checksum, which tshark checked above.
+    let inputs = read_frames(&input);
+    let outputs = read_frames(&out);
+    for (out_frame, in_index) in outputs.iter().zip([0usize, 1, 5, 7, 11]) {
+        let inner = &out_frame.bytes[14 + 20 + 4..];
+        let in_bytes = &inputs[in_index].bytes;
+        let l3 = if in_index == 11 { 18 } else { 14 }; // frame 12 carries a VLAN tag
+        let original = &in_bytes[l3..];
+        assert_eq!(inner.len(), original.len(), "frame {}", in_index + 1);
+        let mut expect = original.to_vec();
+        if original[0] >> 4 == 4 {
+            expect[8] -= 1;
+            expect[10..12].copy_from_slice(&inner[10..12]);
+        } else {
+            expect[7] -= 1;
+        }
+        assert_eq!(inner, &expect[..], "frame {}", in_index + 1);
+    }
+    let _ = std::fs::remove_file(out);
+}
+
+#[test]
+fn one_customers_rules_never_see_another_customers_traffic() {
+    // Two customers; beta's only rule (monitor mode, counting everything) must count only
+    // beta's packets, and alpha's firewall decides alpha's alone.
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "alpha"
+prefixes = ["203.0.113.0/25"]
+[[customer.tunnel]]
+name = "alpha-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/25"
+tunnel = "alpha-gre"
+[customer.firewall]
+default = "accept"
+[[customer.firewall.rule]]
+name = "count-all"
+match = ""
+action = "drop"
+mode = "monitor"
+[[customer]]
+name = "beta"
+prefixes = ["203.0.113.128/25"]
+[[customer.tunnel]]
+name = "beta-gre"
+remote = "198.51.100.2"
+[[customer.route]]
+prefix = "203.0.113.128/25"
+tunnel = "beta-gre"
+[customer.firewall]
+default = "drop"
+[[customer.firewall.rule]]
+name = "count-all"
+match = "frame"
+action = "accept"
+"#;
+    let (v, stats, snap) = run(config, "generated/acme-ftp.pcap");
+    // Every IPv4 frame of the capture is for 203.0.113.100 or .50: alpha's half.
+    let alpha = tshark_frames(&pcap("generated/acme-ftp.pcap"), "ip.dst == 203.0.113.0/25", &[]);
+    let alpha_tx = v.iter().filter(|v| is_tx(v)).count();
+    assert_eq!(stats.rule_hits[snap.customers[1].rule_base as usize], 0, "beta saw no packet");
+    assert_eq!(stats.rule_hits[snap.customers[0].rule_base as usize], alpha.len() as u64, "alpha counted its own");
+    // Alpha accepts all but the frames that TTL or MTU stop.
+    assert_eq!(alpha_tx, alpha.len() - 2);
+}

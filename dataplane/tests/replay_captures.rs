@@ -1,0 +1,136 @@
+//! Every bundled capture through the whole pipeline, with tshark as the oracle for what
+//! should come out.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+use transitd::io::memory::MemoryIo;
+use transitd::io::{FrameIo, Polled};
+use transitd::pipeline::{DropReason, PassReason, Verdict, process_batch};
+use transitd::replay::replay;
+use transitd::stats::WorkerStats;
+
+/// Per-frame verdicts of `file` through `config`, in frame order.
+fn verdicts(config: &str, file: &Path) -> Vec<Verdict> {
+    let snap = snapshot(config);
+    let frames = read_frames(file);
+    let mut io = MemoryIo::new(frames.into_iter().map(|f| f.bytes).collect(), snap.frame_size);
+    let mut stats = WorkerStats::new(snap.rule_count);
+    while io.poll(&mut |b| process_batch(&snap, b, &mut stats)).unwrap() != Polled::End {}
+    io.verdicts
+}
+
+#[test]
+fn every_capture_replays_and_every_frame_gets_one_verdict() {
+    let snap = snapshot(CATCH_ALL);
+    let out = std::env::temp_dir().join(format!("transitd-replay-{}.pcap", std::process::id()));
+    for file in captures("real").into_iter().chain(captures("malformed")) {
+        let summary = replay(&snap, &file, Some(&out)).unwrap();
+        assert_eq!(summary.error, None, "{}", file.display());
+        let s = &summary.stats;
+        let tshark_count = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count() as u64;
+        let skipped: u64 = summary.skipped.values().sum();
+        assert_eq!(s.rx_frames + skipped, tshark_count, "{}: frames read", file.display());
+        assert_eq!(s.tx_frames + s.passed() + s.dropped(), s.rx_frames, "{}: one verdict per frame", file.display());
+        // What was written is what was counted as transmitted.
+        if s.tx_frames > 0 {
+            let written = tshark(&out, &["-T", "fields", "-e", "frame.number"]).lines().count() as u64;
+            assert_eq!(written, s.tx_frames, "{}", file.display());
+        }
+    }
+    let _ = std::fs::remove_file(out);
+}
+
+/// Frames tshark sees as well-formed IP whose outer header a router forwards: good IPv4
+/// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size.
+const FORWARDABLE: &str = "(ip or ipv6) and not (ip.checksum.status#1 == 0) and not (ip.ttl#1 <= 1) \
+     and not (ipv6.hlim#1 <= 1) and not _ws.malformed and frame.cap_len <= 4096 and frame.cap_len == frame.len";
+
+#[test]
+fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
+    for file in captures("real") {
+        let ours: BTreeSet<u64> = verdicts(CATCH_ALL, &file)
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| matches!(v, Verdict::Tx { .. }))
+            .map(|(i, _)| i as u64 + 1)
+            .collect();
+        let oracle: BTreeSet<u64> =
+            tshark_frames(&file, FORWARDABLE, &["-o", "ip.check_checksum:TRUE"]).into_iter().collect();
+        assert!(oracle.is_subset(&ours), "{}: not forwarded: {:?}", file.display(), oracle.difference(&ours));
+        // Frames tshark calls malformed only above the transport layer (an application
+        // protocol, or TCP stream reassembly) are still forwarded: a router does not read
+        // payloads.
+        for n in ours.difference(&oracle) {
+            let why = tshark(&file, &["-Y", &format!("frame.number == {n}"), "-T", "fields", "-e", "_ws.malformed"]);
+            let app_layer = why.contains("Reassembly error")
+                || !["IPv4", "IPv6", "TCP]", "UDP]", "ICMP]", "ICMPv6]"].iter().any(|p| why.contains(p));
+            assert!(app_layer && !why.trim().is_empty(), "{}: frame {n} forwarded but tshark says {why}", file.display());
+        }
+    }
+}
+
+#[test]
+fn exact_counts_per_reason_match_tshark() {
+    let snap = snapshot(CATCH_ALL);
+    let count = |file: &str, filter: &str| tshark_frames(&pcap(file), filter, &["-o", "ip.check_checksum:TRUE"]).len() as u64;
+    let run = |file: &str| replay(&snap, &pcap(file), None).unwrap().stats;
+
+    // Bad IPv4 header checksums (captured before checksum offload filled them in).
+    for file in ["real/pcapplusplus-raw_ip.pcap", "malformed/zeek-chksums-ip4-bad-chksum.pcap"] {
+        let expect = count(file, "ip.checksum.status#1 == 0");
+        assert!(expect > 0, "{file}");
+        assert_eq!(run(file).dropped_for(DropReason::BadIpv4Checksum), expect, "{file}");
+    }
+    // Non-IP frames (ARP, STP, CDP, LLDP behind any number of tags) go to the host.
+    for file in [
+        "real/ndpi-tcp_scan.pcapng",
+        "real/tcpdump-802.1ad_QinQ.pcap",
+        "real/tcpdump-various_gre.pcap",
+        "real/zeek-icmp_dot1q.pcap",
+        "real/pcapplusplus-VlanPackets.pcap",
+    ] {
+        let expect = count(file, "!ip && !ipv6");
+        assert!(expect > 0, "{file}");
+        assert_eq!(run(file).passed_for(PassReason::NotIp), expect, "{file}");
+    }
+    // Frames captured short of their IP length are truncated, never forwarded.
+    let file = "real/zeek-communityid-tcp.pcap";
+    let snapped = count(file, "frame.cap_len < frame.len");
+    assert_eq!((snapped, run(file).dropped_for(DropReason::Truncated)), (3, 3));
+    // TTL 1 floods are dropped before encapsulation.
+    let file = "malformed/suricata-defrag-af-confusion-spray-h8.pcap";
+    assert_eq!(run(file).dropped_for(DropReason::TtlExceeded), count(file, "ip.ttl#1 <= 1 or ipv6.hlim#1 <= 1"));
+}
+
+#[test]
+fn malformed_headers_are_dropped_under_their_reason() {
+    // Expected reasons come from what each capture's source says it contains
+    // (pcaps/SOURCES.md), not from running transitd.
+    let cases: &[(&str, DropReason)] = &[
+        ("tcpdump-ipv4_invalid_length.pcap", DropReason::Truncated), // 19 of 20 header bytes
+        ("tcpdump-ipv4_invalid_total_length.pcap", DropReason::Truncated), // total length 85 > 84 present
+        ("tcpdump-ipv6_invalid_length.pcap", DropReason::Truncated), // 39 of 40 header bytes
+        ("tcpdump-ipv6_39_byte_header.pcap", DropReason::Truncated),
+        ("suricata-udp-len-invalid.pcap", DropReason::Truncated), // UDP length 5 < 8
+        ("tcpdump-kday1.pcap", DropReason::BadIpv4Header),        // EtherType IPv4, version 6
+        ("tcpdump-LINKTYPE_IPV4_invalid.pcap", DropReason::BadIpv4Header),
+        ("tcpdump-LINKTYPE_IPV6_invalid.pcap", DropReason::BadIpv6Header),
+        ("tcpdump-icmpv6-length-zero.pcapng", DropReason::BadIpv6Header), // payload length 0
+        ("tcpdump-ipv6_frag6_negative_len.pcap", DropReason::BadIpv6Header),
+        ("zeek-chksums-ip4-bad-chksum.pcap", DropReason::BadIpv4Checksum),
+        ("tcpdump-ipv6-next-header-oobr-1.pcap", DropReason::Truncated), // HBH claims 50 of 6 bytes
+    ];
+    for (file, reason) in cases {
+        let v = verdicts(CATCH_ALL, &pcap(&format!("malformed/{file}")));
+        assert_eq!(v, vec![Verdict::Drop(*reason)], "{file}");
+    }
+    // suricata's malformed-option session: only the packet with the bad option is dropped.
+    let v = verdicts(CATCH_ALL, &pcap("malformed/suricata-tcp-session-decode-malformed-ipv4.pcap"));
+    let dropped: Vec<usize> = v.iter().enumerate().filter(|(_, v)| !matches!(v, Verdict::Tx { .. })).map(|(i, _)| i + 1).collect();
+    assert_eq!(dropped, vec![8]);
+    assert_eq!(v[7], Verdict::Drop(DropReason::BadIpv4Header));
+}
