@@ -71,6 +71,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             std::hint::black_box(&mut bufs);
         }
     });
+    let slice = Runs::measure(args.runs, total, || {
+        for _ in 0..batches {
+            fill(&mut bufs, &mut lens);
+            for (b, (len, _)) in bufs.iter().zip(lens.iter()) {
+                std::hint::black_box(etherparse::SlicedPacket::from_ethernet(&b[HEADROOM..HEADROOM + len]).is_ok());
+            }
+        }
+    });
     let parse = Runs::measure(args.runs, total, || {
         for _ in 0..batches {
             fill(&mut bufs, &mut lens);
@@ -93,7 +101,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("{} frames per run, {} runs\n", total, args.runs);
     println!("{}", Runs::header("packet"));
     println!("{}", copy.row("copy into frame buffer (floor)"));
-    println!("{}", parse.row("copy + parse (etherparse)"));
+    println!("{}", slice.row("copy + etherparse SlicedPacket alone"));
+    println!("{}", parse.row("copy + parse stage (etherparse, key)"));
     println!("{}", full.row("copy + whole pipeline"));
     println!(
         "\nper run: {} transmitted, {} passed, {} dropped (of {total})",

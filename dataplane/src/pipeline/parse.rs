@@ -2,16 +2,19 @@
 //! and the offsets later stages rewrite.
 //!
 //! Ethernet, up to three 802.1Q/802.1ad tags, IPv4 (options, fragments), IPv6 and its
-//! extension headers, then TCP, UDP, ICMP or ICMPv6. etherparse checks every length field
-//! against the buffer, so a header that claims more bytes than the frame holds is
-//! `truncated`, never read past. A frame that fails strict parsing is still sliced leniently
-//! so that its key carries the fields that did parse (for `match` and drop captures); the
-//! pipeline drops it either way.
+//! extension headers, then TCP, UDP, ICMP or ICMPv6. Each layer is sliced with etherparse's
+//! own slice type (`Ethernet2Slice`, `SingleVlanSlice`, `Ipv4Slice`, ...) rather than its
+//! `SlicedPacket` walker, whose large result is copied at every layer (measured: half the
+//! parse time; docs/benchmarks.md). etherparse checks every length field against the
+//! buffer, so a header that claims more bytes than the frame holds is `truncated`, never
+//! read past. Fields of the layers that did parse stay in the key of a malformed frame (for
+//! `match` and drop captures); the pipeline drops it either way.
 
 use classifier::Key;
+use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
-    IpNumber, Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, LaxLinkExtSlice, LaxNetSlice,
-    LaxSlicedPacket, LinkExtSlice, NetSlice, SlicedPacket, TransportSlice, err::packet::SliceError,
+    EtherType, Ethernet2Slice, IpNumber, Ipv4HeaderSlice, Ipv4Slice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice,
+    Ipv6HeaderSlice, Ipv6Slice, SingleVlanSlice,
 };
 
 use super::verdict::DropReason;
@@ -41,134 +44,144 @@ pub struct IpFrame {
 }
 
 /// EtherTypes that announce a VLAN tag.
-const VLAN_ETHERTYPES: [u16; 3] = [0x8100, 0x88a8, 0x9100];
+const VLAN_ETHERTYPES: [EtherType; 3] =
+    [EtherType::VLAN_TAGGED_FRAME, EtherType::PROVIDER_BRIDGING, EtherType::VLAN_DOUBLE_TAGGED_FRAME];
 
 /// Parses `frame`; `wire_len` is its length on the wire (for `frame.len`).
 pub fn parse_frame(frame: &[u8], wire_len: u32) -> (Key, Parsed) {
     let mut key = Key::new(wire_len);
-    match SlicedPacket::from_ethernet(frame) {
-        Ok(p) => {
-            let parsed = fill_strict(&mut key, frame, &p);
-            (key, parsed)
+    let parsed = parse_into(&mut key, frame);
+    (key, parsed)
+}
+
+fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
+    let Ok(eth) = Ethernet2Slice::from_slice_without_fcs(frame) else { return Parsed::Bad(DropReason::Truncated) };
+    let mut ether_type = eth.ether_type();
+    let mut rest = eth.payload_slice();
+    for _ in 0..3 {
+        if !VLAN_ETHERTYPES.contains(&ether_type) {
+            break;
         }
+        let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::Truncated) };
+        key.push_vlan(vlan.vlan_identifier().value());
+        ether_type = vlan.ether_type();
+        rest = vlan.payload_slice();
+    }
+    let l3_start = frame.len() - rest.len();
+    match ether_type {
+        EtherType::IPV4 => parse_ipv4(key, rest, l3_start),
+        EtherType::IPV6 => parse_ipv6(key, rest, l3_start),
+        // etherparse reads three tags; a fourth is an attack or a mistake.
+        t if VLAN_ETHERTYPES.contains(&t) => Parsed::Bad(DropReason::TooManyVlanTags),
+        _ => Parsed::NotIp,
+    }
+}
+
+fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
+    let ip = match Ipv4Slice::from_slice(l3) {
+        Ok(ip) => ip,
         Err(e) => {
-            fill_lax(&mut key, frame);
-            (key, Parsed::Bad(reason(&e)))
-        }
-    }
-}
-
-fn reason(e: &SliceError) -> DropReason {
-    match e {
-        SliceError::Len(_) => DropReason::Truncated,
-        SliceError::LinuxSll(_) | SliceError::Macsec(_) => DropReason::BadLinkHeader,
-        SliceError::Ip(_) | SliceError::Ipv4(_) => DropReason::BadIpv4Header,
-        SliceError::Ipv6(_) => DropReason::BadIpv6Header,
-        SliceError::Ipv4Exts(_) | SliceError::Ipv6Exts(_) => DropReason::BadIpExtHeader,
-        SliceError::Tcp(_) => DropReason::BadTcpHeader,
-    }
-}
-
-/// Offset of `inner` within `outer`, both slices of the same frame.
-fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
-    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
-}
-
-fn fill_strict(key: &mut Key, frame: &[u8], p: &SlicedPacket<'_>) -> Parsed {
-    let mut last_vlan_type = None;
-    for ext in &p.link_exts {
-        if let LinkExtSlice::Vlan(v) = ext {
-            key.push_vlan(v.vlan_identifier().value());
-            last_vlan_type = Some(v.ether_type().0);
-        }
-    }
-    let ip = match &p.net {
-        Some(NetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            fill_ipv4(key, &h);
-            if !ipv4_options_well_formed(h.slice()) {
-                return Parsed::Bad(DropReason::BadIpv4Header);
+            // The fixed header may still be readable (a length field lies, say).
+            if let Ok(h) = Ipv4HeaderSlice::from_slice(l3) {
+                fill_ipv4(key, &h);
             }
-            let payload = ip.payload();
-            fill_l4(
-                key,
-                payload.ip_number,
-                payload.fragmented,
-                h.fragments_offset().value() == 0,
-                p.transport.as_ref(),
-                payload.payload,
-            );
-            IpFrame {
-                is_ipv6: false,
-                l3_start: offset_in(frame, h.slice()),
-                l3_len: offset_in(h.slice(), payload.payload) + payload.payload.len(),
-                header_len: h.slice().len(),
-            }
-        }
-        Some(NetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            fill_ipv6(key, &h);
-            // Payload length 0 announces a jumbogram (RFC 2675), which needs more than 65535
-            // payload bytes and so never fits a frame; with anything but "no next header"
-            // behind it, the length is a lie.
-            if h.payload_length() == 0 && h.next_header() != IpNumber::IPV6_NO_NEXT_HEADER {
-                return Parsed::Bad(DropReason::BadIpv6Header);
-            }
-            let payload = ip.payload();
-            let first = is_first_fragment(ip.extensions());
-            fill_l4(key, payload.ip_number, payload.fragmented, first, p.transport.as_ref(), payload.payload);
-            IpFrame {
-                is_ipv6: true,
-                l3_start: offset_in(frame, h.slice()),
-                l3_len: offset_in(h.slice(), payload.payload) + payload.payload.len(),
-                header_len: h.slice().len(),
-            }
-        }
-        Some(NetSlice::Arp(_)) => return Parsed::NotIp,
-        None => {
-            // etherparse stops after three tags; a fourth is an attack or a mistake.
-            if p.link_exts.len() == 3 && last_vlan_type.is_some_and(|t| VLAN_ETHERTYPES.contains(&t)) {
-                return Parsed::Bad(DropReason::TooManyVlanTags);
-            }
-            return Parsed::NotIp;
+            return Parsed::Bad(match e {
+                ipv4::SliceError::Len(_) => DropReason::Truncated,
+                ipv4::SliceError::Header(_) => DropReason::BadIpv4Header,
+                ipv4::SliceError::Exts(_) => DropReason::BadIpExtHeader,
+            });
         }
     };
-    Parsed::Ip(ip)
+    let h = ip.header();
+    fill_ipv4(key, &h);
+    if !ipv4_options_well_formed(h.slice()) {
+        return Parsed::Bad(DropReason::BadIpv4Header);
+    }
+    let payload = ip.payload();
+    let first = h.fragments_offset().value() == 0;
+    let frame = IpFrame { is_ipv6: false, l3_start, l3_len: usize::from(h.total_len()), header_len: h.slice().len() };
+    parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
 }
 
-/// Fills what a lenient slicing of a malformed frame still yields.
-fn fill_lax(key: &mut Key, frame: &[u8]) {
-    let p = LaxSlicedPacket::from_ethernet(frame);
-    let Ok(p) = p else { return };
-    for ext in &p.link_exts {
-        if let LaxLinkExtSlice::Vlan(v) = ext {
-            key.push_vlan(v.vlan_identifier().value());
+fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
+    let ip = match Ipv6Slice::from_slice(l3) {
+        Ok(ip) => ip,
+        Err(e) => {
+            if let Ok(h) = Ipv6HeaderSlice::from_slice(l3) {
+                fill_ipv6(key, &h);
+            }
+            return Parsed::Bad(match e {
+                ipv6::SliceError::Len(_) => DropReason::Truncated,
+                ipv6::SliceError::Header(_) => DropReason::BadIpv6Header,
+                ipv6::SliceError::Exts(_) => DropReason::BadIpExtHeader,
+            });
         }
+    };
+    let h = ip.header();
+    fill_ipv6(key, &h);
+    // Payload length 0 announces a jumbogram (RFC 2675), which needs more than 65535
+    // payload bytes and so never fits a frame; with anything but "no next header" behind
+    // it, the length is a lie.
+    if h.payload_length() == 0 && h.next_header() != IpNumber::IPV6_NO_NEXT_HEADER {
+        return Parsed::Bad(DropReason::BadIpv6Header);
     }
-    match &p.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            fill_ipv4(key, &h);
-            let payload = ip.payload();
-            fill_l4(
-                key,
-                payload.ip_number,
-                payload.fragmented,
-                h.fragments_offset().value() == 0,
-                p.transport.as_ref(),
-                payload.payload,
-            );
+    let payload = ip.payload();
+    let first = is_first_fragment(ip.extensions());
+    let l3_len = 40 + usize::from(h.payload_length());
+    let frame = IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40 };
+    parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
+}
+
+/// Parses the transport header. A non-first fragment has none; a first fragment gets what
+/// its bytes hold (ports, and TCP flags when the fixed header is whole), as Wireshark shows
+/// with reassembly off.
+fn parse_l4(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], ip: IpFrame) -> Parsed {
+    if fragmented {
+        if first {
+            key.set_l4_proto(proto.0);
+            fill_l4_from_bytes(key, proto, payload);
         }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            fill_ipv6(key, &ip.header());
-            let payload = ip.payload();
-            // Not `is_first_fragment`: iterating the extension headers of a lenient slice
-            // reads past a header cut short (etherparse 0.21 `from_slice_unchecked`), so a
-            // fragment here counts as a later one.
-            fill_l4(key, payload.ip_number, payload.fragmented, false, p.transport.as_ref(), payload.payload);
-        }
-        _ => {}
+        return Parsed::Ip(ip);
     }
+    key.set_l4_proto(proto.0);
+    let bad = match proto {
+        IpNumber::TCP => match etherparse::TcpSlice::from_slice(payload) {
+            Ok(t) => {
+                fill_l4_from_bytes(key, proto, t.header_slice()); // ports and flags
+                None
+            }
+            Err(tcp::HeaderSliceError::Len(_)) => Some(DropReason::Truncated),
+            Err(tcp::HeaderSliceError::Content(_)) => Some(DropReason::BadTcpHeader),
+        },
+        IpNumber::UDP => match etherparse::UdpSlice::from_slice(payload) {
+            Ok(u) => {
+                key.set_ports(u.source_port(), u.destination_port());
+                None
+            }
+            Err(_) => Some(DropReason::Truncated),
+        },
+        IpNumber::ICMP => match etherparse::Icmpv4Slice::from_slice(payload) {
+            Ok(i) => {
+                key.set_icmp(i.type_u8(), i.code_u8());
+                None
+            }
+            Err(_) => Some(DropReason::Truncated),
+        },
+        IpNumber::IPV6_ICMP => match etherparse::Icmpv6Slice::from_slice(payload) {
+            Ok(i) => {
+                key.set_icmp(i.type_u8(), i.code_u8());
+                None
+            }
+            Err(_) => Some(DropReason::Truncated),
+        },
+        _ => None,
+    };
+    if let Some(reason) = bad {
+        // What the bytes hold is still worth a key (ports of a cut TCP header, say).
+        fill_l4_from_bytes(key, proto, payload);
+        return Parsed::Bad(reason);
+    }
+    Parsed::Ip(ip)
 }
 
 /// RFC 791 options: each is EOL, NOP, or a type-length-value whose length stays inside the
@@ -222,35 +235,6 @@ fn is_first_fragment(exts: &Ipv6ExtensionsSlice<'_>) -> bool {
         Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
         _ => true,
     })
-}
-
-/// Fills the transport fields. A non-first fragment has none; a first fragment gets what
-/// its bytes hold (ports, and TCP flags when the fixed header is whole), as Wireshark
-/// shows with reassembly off.
-fn fill_l4(
-    key: &mut Key,
-    proto: IpNumber,
-    fragmented: bool,
-    first_fragment: bool,
-    transport: Option<&TransportSlice<'_>>,
-    payload: &[u8],
-) {
-    if fragmented && !first_fragment {
-        return;
-    }
-    key.set_l4_proto(proto.0);
-    match transport {
-        Some(TransportSlice::Tcp(t)) => {
-            key.set_ports(t.source_port(), t.destination_port());
-            let b = t.slice();
-            key.set_tcp_flags(u16::from_be_bytes([b[12], b[13]]));
-        }
-        Some(TransportSlice::Udp(u)) => key.set_ports(u.source_port(), u.destination_port()),
-        Some(TransportSlice::Icmpv4(i)) => key.set_icmp(i.type_u8(), i.code_u8()),
-        Some(TransportSlice::Icmpv6(i)) => key.set_icmp(i.type_u8(), i.code_u8()),
-        Some(TransportSlice::Igmp(_)) => {}
-        None => fill_l4_from_bytes(key, proto, payload),
-    }
 }
 
 /// Transport fields from raw bytes, for first fragments and truncated headers.
