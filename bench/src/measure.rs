@@ -31,17 +31,13 @@ impl Runs {
     /// One table row: name, ns/item min/median/max, and millions of items per second at the
     /// median.
     pub fn row(&self, name: &str) -> String {
-        format!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.2} |",
-            self.min,
-            self.median,
-            self.max,
-            1e3 / self.median
-        )
+        format!("| {name} | {:.1} | {:.1} | {:.1} | {:.2} |", self.min, self.median, self.max, 1e3 / self.median)
     }
 
     /// The table header matching [`Runs::row`].
     pub fn header(unit: &str) -> String {
-        format!("| what | ns/{unit} min | ns/{unit} median | ns/{unit} max | M{unit}/s (median) |\n|---|---:|---:|---:|---:|")
+        format!(
+            "| what | ns/{unit} min | ns/{unit} median | ns/{unit} max | M{unit}/s (median) |\n|---|---:|---:|---:|---:|"
+        )
     }
 }

@@ -91,7 +91,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for _ in 0..batches {
             fill(&mut bufs, &mut lens);
             let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
-            batch.extend(bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| Frame::new(b, HEADROOM, *len, *wire, 0)));
+            batch.extend(
+                bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| Frame::new(b, HEADROOM, *len, *wire, 0)),
+            );
             process_batch(&snap, &mut batch, &mut stats);
         }
     });

@@ -68,7 +68,8 @@ fn unknown_keys_and_bad_values_are_reported_by_position() {
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("bad.toml:3:1: unknown field `anycats`"), "{e:?}");
 
-    let bad_action = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"allow\"\n";
+    let bad_action =
+        "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"allow\"\n";
     let e = errors(bad_action);
     assert!(e[0].starts_with("bad.toml:6:11: unknown variant `allow`, expected `accept` or `drop`"), "{e:?}");
 
@@ -89,7 +90,9 @@ prefixes = ["2001:db8:1::/48"]
 "#;
     assert_eq!(
         errors(text),
-        ["bad.toml:8:13: prefix 2001:db8:1::/48 of customer `b` overlaps 2001:db8::/32 of customer `a` (at bad.toml:5:13)"]
+        [
+            "bad.toml:8:13: prefix 2001:db8:1::/48 of customer `b` overlaps 2001:db8::/32 of customer `a` (at bad.toml:5:13)"
+        ]
     );
 }
 

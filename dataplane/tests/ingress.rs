@@ -94,7 +94,9 @@ fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
     let rows: Vec<&str> = outer.lines().collect();
     // Inner IPv4 (frames 1, 2, 6, 12 of the input) and inner IPv6 (frame 8).
     let v4 = "192.0.2.1,198.18.0.10;198.51.100.1,203.0.113.100;47,";
-    for (row, (inner_proto, inner_ttl)) in rows.iter().zip([("6", "56"), ("6", "56"), ("1", "119"), ("58", ""), ("6", "56")]) {
+    for (row, (inner_proto, inner_ttl)) in
+        rows.iter().zip([("6", "56"), ("6", "56"), ("1", "119"), ("58", ""), ("6", "56")])
+    {
         if inner_proto == "58" {
             assert_eq!(*row, "192.0.2.1;198.51.100.1;47;64;1;0x86dd;1", "IPv6 in GRE");
         } else {

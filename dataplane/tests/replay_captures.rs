@@ -68,7 +68,11 @@ fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
             let why = tshark(&file, &["-Y", &format!("frame.number == {n}"), "-T", "fields", "-e", "_ws.malformed"]);
             let app_layer = why.contains("Reassembly error")
                 || !["IPv4", "IPv6", "TCP]", "UDP]", "ICMP]", "ICMPv6]"].iter().any(|p| why.contains(p));
-            assert!(app_layer && !why.trim().is_empty(), "{}: frame {n} forwarded but tshark says {why}", file.display());
+            assert!(
+                app_layer && !why.trim().is_empty(),
+                "{}: frame {n} forwarded but tshark says {why}",
+                file.display()
+            );
         }
     }
 }
@@ -76,7 +80,8 @@ fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
 #[test]
 fn exact_counts_per_reason_match_tshark() {
     let snap = snapshot(CATCH_ALL);
-    let count = |file: &str, filter: &str| tshark_frames(&pcap(file), filter, &["-o", "ip.check_checksum:TRUE"]).len() as u64;
+    let count =
+        |file: &str, filter: &str| tshark_frames(&pcap(file), filter, &["-o", "ip.check_checksum:TRUE"]).len() as u64;
     let run = |file: &str| replay(&snap, &pcap(file), None).unwrap().stats;
 
     // Bad IPv4 header checksums (captured before checksum offload filled them in).
@@ -130,7 +135,8 @@ fn malformed_headers_are_dropped_under_their_reason() {
     }
     // suricata's malformed-option session: only the packet with the bad option is dropped.
     let v = verdicts(CATCH_ALL, &pcap("malformed/suricata-tcp-session-decode-malformed-ipv4.pcap"));
-    let dropped: Vec<usize> = v.iter().enumerate().filter(|(_, v)| !matches!(v, Verdict::Tx { .. })).map(|(i, _)| i + 1).collect();
+    let dropped: Vec<usize> =
+        v.iter().enumerate().filter(|(_, v)| !matches!(v, Verdict::Tx { .. })).map(|(i, _)| i + 1).collect();
     assert_eq!(dropped, vec![8]);
     assert_eq!(v[7], Verdict::Drop(DropReason::BadIpv4Header));
 }

@@ -28,7 +28,15 @@ pub fn captures(dir: &str) -> Vec<PathBuf> {
 /// Runs tshark (reassembly off, so that it judges frame by frame) and returns stdout.
 pub fn tshark(file: &Path, args: &[&str]) -> String {
     let out = Command::new("tshark")
-        .args(["-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-o", "tcp.desegment_tcp_streams:FALSE"])
+        .args([
+            "-n",
+            "-o",
+            "ip.defragment:FALSE",
+            "-o",
+            "ipv6.defragment:FALSE",
+            "-o",
+            "tcp.desegment_tcp_streams:FALSE",
+        ])
         .arg("-r")
         .arg(file)
         .args(args)
