@@ -1,0 +1,66 @@
+//! The per-packet path allocates nothing: a counting global allocator watches
+//! `process_batch` over real captures (encapsulated, passed and dropped frames alike).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use arrayvec::ArrayVec;
+use common::*;
+use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
+use transitd::pipeline::process_batch;
+use transitd::stats::WorkerStats;
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn process_batch_never_allocates() {
+    let mut frames = Vec::new();
+    for file in ["generated/acme-ftp.pcap", "real/glb-1k_pkts.pcap", "real/tcpdump-various_gre.pcap"] {
+        frames.extend(read_frames(&pcap(file)));
+    }
+    for (config, name) in [
+        (std::fs::read_to_string(root().join("examples/acme.toml")).unwrap(), "acme"),
+        (CATCH_ALL.to_string(), "catch-all"),
+    ] {
+        let snap = snapshot(&config);
+        let mut stats = WorkerStats::new(snap.rule_count);
+        let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + 4096]).collect();
+        for chunk in frames.chunks(BATCH_SIZE) {
+            for (b, f) in bufs.iter_mut().zip(chunk) {
+                b[HEADROOM..HEADROOM + f.bytes.len()].copy_from_slice(&f.bytes);
+            }
+            let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = bufs
+                .iter_mut()
+                .zip(chunk)
+                .map(|(b, f)| Frame::new(b, HEADROOM, f.bytes.len(), f.wire_len, 0))
+                .collect();
+            COUNTING.store(true, Ordering::SeqCst);
+            process_batch(&snap, &mut batch, &mut stats);
+            COUNTING.store(false, Ordering::SeqCst);
+        }
+        assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{name}");
+        assert!(stats.tx_frames > 0 && stats.dropped() + stats.passed() > 0, "{name}: every path was taken");
+    }
+}
