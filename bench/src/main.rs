@@ -1,6 +1,7 @@
 //! `transitd-bench`: the benchmark harness. Each subcommand prints a Markdown table of
 //! min/median/max over repeated runs, with its baselines measured in the same run.
 
+mod classify;
 mod measure;
 mod pipeline;
 
@@ -17,10 +18,16 @@ struct Cli {
 enum Command {
     /// The in-memory pipeline (parse, customer lookup, firewall, GRE encap) over a capture.
     Pipeline(pipeline::Args),
+    /// Compiled rule table vs linear scan on a ClassBench rule set and trace.
+    Classify(classify::Args),
+    /// Write a ClassBench-style trace (headers drawn inside random rules) to stdout.
+    GenTrace(classify::GenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline(args) => pipeline::run(&args),
+        Command::Classify(args) => classify::run(&args),
+        Command::GenTrace(args) => classify::gen_trace(&args),
     }
 }

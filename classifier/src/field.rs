@@ -68,11 +68,11 @@ dims! {
     TcpAck,
     /// URG bit.
     TcpUrg,
-    /// ECE bit (Wireshark: `tcp.flags.ecn`).
+    /// ECE bit (`tcp.flags.ece`).
     TcpEce,
     /// CWR bit.
     TcpCwr,
-    /// NS bit.
+    /// AE bit, formerly NS (`tcp.flags.ae`).
     TcpNs,
     /// ICMP or ICMPv6 type and code (told apart by `L4Proto`).
     IcmpType,
@@ -325,11 +325,11 @@ use Slot::{Dst, Narrow, Src};
 /// Every field and protocol name the language knows.
 pub static FIELDS: &[FieldDef] = &[
     field!("frame", Ty::Protocol, [occ(Guard::Always, Slot::None)]),
-    field!("frame.len", Ty::Uint { max: ABSENT - 1 }, [occ(Guard::Always, Narrow(Dim::FrameLen))]),
+    field!("frame.len", Ty::Uint { max: u32::MAX }, [occ(Guard::Always, Narrow(Dim::FrameLen))]),
     field!("vlan", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::Vlan0))]),
     field!(
         "vlan.id",
-        Ty::Uint { max: 0x0fff },
+        U16,
         [
             occ(Guard::Always, Narrow(Dim::Vlan0)),
             occ(Guard::Always, Narrow(Dim::Vlan1)),
@@ -345,7 +345,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ip.len", U16, [occ(V4, Narrow(Dim::IpLen))]),
     field!("ip.flags.df", Ty::Bool, [occ(V4, Narrow(Dim::Df))]),
     field!("ip.flags.mf", Ty::Bool, [occ(V4, Narrow(Dim::Mf))]),
-    field!("ip.frag_offset", Ty::Uint { max: 0x1fff }, [occ(V4, Narrow(Dim::FragOffset))]),
+    field!("ip.frag_offset", U16, [occ(V4, Narrow(Dim::FragOffset))]),
     field!("ipv6", Ty::Protocol, [occ(V6, Slot::None)]),
     field!("ipv6.src", Ty::Ipv6, [occ(V6, Src)]),
     field!("ipv6.dst", Ty::Ipv6, [occ(V6, Dst)]),
@@ -357,7 +357,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("tcp.srcport", U16, [occ(TCP, Narrow(Dim::SrcPort))]),
     field!("tcp.dstport", U16, [occ(TCP, Narrow(Dim::DstPort))]),
     field!("tcp.port", U16, [occ(TCP, Narrow(Dim::SrcPort)), occ(TCP, Narrow(Dim::DstPort))]),
-    field!("tcp.flags", Ty::Uint { max: 0x0fff }, [occ(TCP, Narrow(Dim::TcpFlags))]),
+    field!("tcp.flags", U16, [occ(TCP, Narrow(Dim::TcpFlags))]),
     field!("tcp.flags.fin", Ty::Bool, [occ(TCP, Narrow(Dim::TcpFin))]),
     field!("tcp.flags.syn", Ty::Bool, [occ(TCP, Narrow(Dim::TcpSyn))]),
     field!("tcp.flags.reset", Ty::Bool, [occ(TCP, Narrow(Dim::TcpRst))]),
@@ -365,9 +365,9 @@ pub static FIELDS: &[FieldDef] = &[
     field!("tcp.flags.push", Ty::Bool, [occ(TCP, Narrow(Dim::TcpPsh))]),
     field!("tcp.flags.ack", Ty::Bool, [occ(TCP, Narrow(Dim::TcpAck))]),
     field!("tcp.flags.urg", Ty::Bool, [occ(TCP, Narrow(Dim::TcpUrg))]),
-    field!("tcp.flags.ecn", Ty::Bool, [occ(TCP, Narrow(Dim::TcpEce))]),
+    field!("tcp.flags.ece", Ty::Bool, [occ(TCP, Narrow(Dim::TcpEce))]),
     field!("tcp.flags.cwr", Ty::Bool, [occ(TCP, Narrow(Dim::TcpCwr))]),
-    field!("tcp.flags.ns", Ty::Bool, [occ(TCP, Narrow(Dim::TcpNs))]),
+    field!("tcp.flags.ae", Ty::Bool, [occ(TCP, Narrow(Dim::TcpNs))]),
     field!("udp", Ty::Protocol, [occ(UDP, Slot::None)]),
     field!("udp.srcport", U16, [occ(UDP, Narrow(Dim::SrcPort))]),
     field!("udp.dstport", U16, [occ(UDP, Narrow(Dim::DstPort))]),

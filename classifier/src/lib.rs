@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod classbench;
 pub mod compile;
 pub mod eval;
 pub mod field;
@@ -16,6 +17,7 @@ pub mod parse;
 pub mod rule;
 pub mod set;
 pub mod table;
+pub mod tree;
 
 pub use ast::{Expr, Span};
 pub use eval::eval;

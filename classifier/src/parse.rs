@@ -386,8 +386,9 @@ fn literal(field: &FieldDef, word: &str, span: Span, network: bool) -> Result<In
             let addr: Ipv4Addr =
                 addr.parse().map_err(|_| ParseError::at(span, format!("\"{word}\" is not a valid IPv4 address.")))?;
             let bits = cidr_bits(bits, 32, word, span, network, "IPv4")?;
+            // The IPv4 address fills the top 32 of 128 bits, so its prefix length carries over.
             let value = u128::from(u32::from(addr)) << 96;
-            Ok(network_range(value, bits + 96))
+            Ok(network_range(value, bits))
         }
         Ty::Ipv6 => {
             let (addr, bits) = split_cidr(word);
@@ -496,6 +497,17 @@ mod tests {
         assert_eq!(parse_uint("010"), Some(8));
         assert_eq!(parse_uint("0"), Some(0));
         assert_eq!(parse_uint("1e3"), None);
+    }
+
+    #[test]
+    fn ipv4_networks_cover_their_hosts() {
+        let Expr::Test(t) = parse("ip.src == 10.0.0.0/8").unwrap() else { panic!() };
+        let Pred::Any(set) = t.pred else { panic!() };
+        let v4 = |a: u32| u128::from(a) << 96;
+        assert!(set.contains(v4(0x0a00_0000)) && set.contains(v4(0x0aff_ffff)));
+        assert!(!set.contains(v4(0x0b00_0000)) && !set.contains(v4(0x09ff_ffff)));
+        let Expr::Test(t) = parse("ip.src == 10.1.2.3").unwrap() else { panic!() };
+        assert_eq!(t.pred, Pred::Any(IntervalSet::range(v4(0x0a01_0203), v4(0x0a01_0203) | ((1 << 96) - 1))));
     }
 
     #[test]

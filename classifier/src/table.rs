@@ -1,29 +1,20 @@
 //! `RuleTable`: compiled first-match lookup over a list of expressions.
 //!
 //! Rule `i` is the `i`-th expression; the lowest index whose expression selects the key wins.
-//! The table stores each rule's boxes (see `compile`) and keeps, per box, only the slots the
-//! rule constrains, scanned in priority order. [`LinearScan`] is the reference it is tested
-//! against: it evaluates each expression's AST in turn.
+//! The table compiles each rule into boxes (see `compile`) and the boxes into a forest of
+//! decision trees (see `tree`). [`LinearScan`] is the reference it is tested against: it
+//! evaluates each expression's AST in turn.
 
 use crate::ast::Expr;
 use crate::compile::{self, Bounds, CompileError};
 use crate::eval::eval;
 use crate::field::Key;
-
-/// A slot constraint of one box: `lo <= key[dim] <= hi`.
-#[derive(Clone, Copy, Debug)]
-struct Constraint {
-    dim: u8,
-    lo: u32,
-    hi: u32,
-}
+use crate::tree::{Forest, ForestStats};
 
 /// A compiled first-match rule table.
 #[derive(Clone, Debug, Default)]
 pub struct RuleTable {
-    /// `(rule index, first constraint, constraint count)`, in rule order.
-    boxes: Vec<(u32, u32, u32)>,
-    constraints: Vec<Constraint>,
+    forest: Forest,
     rules: usize,
 }
 
@@ -40,26 +31,21 @@ pub struct RuleCompileError {
 impl RuleTable {
     /// Compiles `exprs`; the first is the highest priority.
     pub fn build<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Result<RuleTable, RuleCompileError> {
-        let mut table = RuleTable::default();
+        let mut boxes = Vec::new();
+        let mut rules = 0;
         for (index, expr) in exprs.into_iter().enumerate() {
-            let boxes = compile::boxes(expr).map_err(|error| RuleCompileError { index, error })?;
-            for b in boxes {
-                table.push_box(index as u32, &b);
-            }
-            table.rules = index + 1;
+            let bs = compile::boxes(expr).map_err(|error| RuleCompileError { index, error })?;
+            boxes.extend(bs.into_iter().map(|b| (index as u32, b)));
+            rules = index + 1;
         }
-        Ok(table)
+        Ok(RuleTable { forest: Forest::build(&boxes), rules })
     }
 
-    fn push_box(&mut self, rule: u32, b: &Bounds) {
-        let first = self.constraints.len() as u32;
-        for (dim, r) in b.iter().enumerate() {
-            if *r != [0, u32::MAX] {
-                self.constraints.push(Constraint { dim: dim as u8, lo: r[0], hi: r[1] });
-            }
-        }
-        let count = self.constraints.len() as u32 - first;
-        self.boxes.push((rule, first, count));
+    /// A table over boxes given directly as `(rule index, bounds)`, rule indices ascending
+    /// (for rule sets that are already boxes, such as ClassBench's).
+    pub fn from_boxes(boxes: &[(u32, Bounds)]) -> RuleTable {
+        let rules = boxes.last().map_or(0, |b| b.0 as usize + 1);
+        RuleTable { forest: Forest::build(boxes), rules }
     }
 
     /// Number of rules compiled.
@@ -72,18 +58,15 @@ impl RuleTable {
         self.rules == 0
     }
 
+    /// Sizes of the compiled structure.
+    pub fn stats(&self) -> ForestStats {
+        self.forest.stats()
+    }
+
     /// The index of the first rule that selects `key`.
     #[inline]
     pub fn first_match(&self, key: &Key) -> Option<u32> {
-        self.boxes.iter().find_map(|&(rule, first, count)| {
-            let cs = &self.constraints[first as usize..(first + count) as usize];
-            cs.iter()
-                .all(|c| {
-                    let v = key.0[c.dim as usize];
-                    c.lo <= v && v <= c.hi
-                })
-                .then_some(rule)
-        })
+        self.forest.first_match(key)
     }
 }
 

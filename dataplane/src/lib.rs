@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dryrun;
 pub mod io;
 pub mod lpm;
 pub mod pipeline;

@@ -34,6 +34,8 @@ pub enum Record {
     Unsupported {
         /// The masked link type.
         link_type: u32,
+        /// Length on the wire.
+        wire_len: u32,
     },
 }
 
@@ -220,7 +222,7 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
         }
         113 => (16.min(n), Some(out.get(14..16).filter(|_| n >= 16).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
         276 => (20.min(n), Some(out.get(0..2).filter(|_| n >= 20).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
-        other => return Record::Unsupported { link_type: other },
+        other => return Record::Unsupported { link_type: other, wire_len },
     };
     let Some(ethertype) = ethertype else {
         return Record::Frame { len: n, wire_len, timestamp_ns: ns };

@@ -92,7 +92,7 @@ impl FrameIo for PcapIo {
                     metas[n] = Meta { len, wire_len, ts: timestamp_ns };
                     n += 1;
                 }
-                Ok(Some(Record::Unsupported { link_type })) => *self.skipped.entry(link_type).or_default() += 1,
+                Ok(Some(Record::Unsupported { link_type, .. })) => *self.skipped.entry(link_type).or_default() += 1,
                 Err(e) => {
                     self.pending = Some(e);
                     break;

@@ -14,7 +14,7 @@ use classifier::Key;
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
     EtherType, Ethernet2Slice, IpNumber, Ipv4HeaderSlice, Ipv4Slice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice,
-    Ipv6HeaderSlice, Ipv6Slice, SingleVlanSlice,
+    Ipv6HeaderSlice, Ipv6Slice, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice,
 };
 
 use super::verdict::DropReason;
@@ -81,9 +81,13 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     let ip = match Ipv4Slice::from_slice(l3) {
         Ok(ip) => ip,
         Err(e) => {
-            // The fixed header may still be readable (a length field lies, say).
-            if let Ok(h) = Ipv4HeaderSlice::from_slice(l3) {
+            // The headers may still be readable (a snapped capture, a lying length field):
+            // the key gets what the bytes present hold, as tshark shows it.
+            if let Ok((lax, _)) = LaxIpv4Slice::from_slice(l3) {
+                let h = lax.header();
                 fill_ipv4(key, &h);
+                let p = lax.payload();
+                fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload);
             }
             return Parsed::Bad(match e {
                 ipv4::SliceError::Len(_) => DropReason::Truncated,
@@ -107,8 +111,13 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     let ip = match Ipv6Slice::from_slice(l3) {
         Ok(ip) => ip,
         Err(e) => {
-            if let Ok(h) = Ipv6HeaderSlice::from_slice(l3) {
-                fill_ipv6(key, &h);
+            if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
+                fill_ipv6(key, &lax.header());
+                let p = lax.payload();
+                // Not `is_first_fragment`: iterating the extension headers of a lenient
+                // slice reads past a header cut short (etherparse 0.21), so a fragment here
+                // counts as a later one.
+                fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload);
             }
             return Parsed::Bad(match e {
                 ipv6::SliceError::Len(_) => DropReason::Truncated,
@@ -235,6 +244,14 @@ fn is_first_fragment(exts: &Ipv6ExtensionsSlice<'_>) -> bool {
         Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
         _ => true,
     })
+}
+
+/// Transport fields of a packet whose IP layer is cut short: whatever the bytes present hold.
+fn fill_l4_lenient(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8]) {
+    if !fragmented || first {
+        key.set_l4_proto(proto.0);
+        fill_l4_from_bytes(key, proto, payload);
+    }
 }
 
 /// Transport fields from raw bytes, for first fragments and truncated headers.

@@ -1,0 +1,204 @@
+//! `transitd match`: a rule, or the whole configuration, tried on a capture; nothing is sent.
+//!
+//! With `-Y EXPR` it answers tshark's question, `tshark -r FILE -Y EXPR -T fields -e
+//! frame.number`, with the compiled classifier: the expression is compiled into a one-rule
+//! table, exactly as a firewall rule is. With `--config` it runs every frame through the
+//! whole pipeline and reports, per frame, who decided what.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use classifier::{Expr, Key, Mode, RuleTable};
+use serde::Serialize;
+
+use crate::io::capture::{CaptureError, CaptureReader, Record};
+use crate::io::{Frame, HEADROOM};
+use crate::pipeline::{Verdict, parse_frame, process_frame};
+use crate::snapshot::Snapshot;
+
+/// Largest frame read (as in replay).
+const MAX_RECORD: usize = crate::io::pcap::MAX_RECORD;
+
+/// Why `match` stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// The expression does not parse or compile (rendered with a caret line).
+    #[error("{0}")]
+    Expression(String),
+    /// The capture could not be read (on).
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+}
+
+/// Reads `path` and calls `selected` with the 1-based number of every frame `expr` selects,
+/// reading at most `limit` frames. Returns the number of frames read.
+pub fn match_filter(
+    path: &Path,
+    expr: &Expr,
+    limit: Option<u64>,
+    mut selected: impl FnMut(u64),
+) -> Result<u64, MatchError> {
+    let table = RuleTable::build([expr]).map_err(|e| MatchError::Expression(e.error.to_string()))?;
+    let mut reader = CaptureReader::open(path)?;
+    let mut buf = vec![0u8; MAX_RECORD];
+    let mut n = 0u64;
+    while limit.is_none_or(|l| n < l) {
+        let key = match reader.next_into(&mut buf)? {
+            None => break,
+            Some(Record::Frame { len, wire_len, .. }) => parse_frame(&buf[..len], wire_len).0,
+            // A frame of a link type transitd does not read still has a number and a length.
+            Some(Record::Unsupported { wire_len, .. }) => Key::new(wire_len),
+        };
+        n += 1;
+        if table.first_match(&key).is_some() {
+            selected(n);
+        }
+    }
+    Ok(n)
+}
+
+/// One frame's fate in a dry run.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FrameReport {
+    /// 1-based frame number.
+    pub frame: u64,
+    /// The customer whose prefix holds the destination.
+    pub customer: Option<String>,
+    /// The rule that decided, if one did (`None`: the default action or an earlier stage).
+    pub rule: Option<RuleRef>,
+    /// The monitor-mode rule that would have decided, if any.
+    pub monitor: Option<RuleRef>,
+    /// `tx`, `pass` or `drop`.
+    pub verdict: &'static str,
+    /// The pass or drop reason.
+    pub reason: Option<&'static str>,
+    /// The tunnel a transmitted frame was encapsulated into.
+    pub tunnel: Option<String>,
+}
+
+/// A rule, named for people.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RuleRef {
+    /// Its customer.
+    pub customer: String,
+    /// Its name.
+    pub name: String,
+    /// Its 0-based position in the customer's firewall.
+    pub index: usize,
+    /// `enforce` or `monitor`.
+    pub mode: &'static str,
+}
+
+/// A whole dry run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DryRun {
+    /// Every frame, in order.
+    pub frames: Vec<FrameReport>,
+    /// Packets decided per rule (`customer/name`), monitor hits included; every rule listed.
+    pub rule_hits: BTreeMap<String, u64>,
+    /// Frames per verdict and reason (`tx`, `pass:no_customer`, `drop:firewall`, ...).
+    pub verdicts: BTreeMap<String, u64>,
+}
+
+fn rule_ref(snap: &Snapshot, global: u32) -> Option<RuleRef> {
+    snap.customers.iter().find_map(|c| {
+        let i = global.checked_sub(c.rule_base)? as usize;
+        let rule = c.firewall.rules().get(i)?;
+        let mode = if rule.mode == Mode::Monitor { "monitor" } else { "enforce" };
+        Some(RuleRef { customer: c.name.clone(), name: rule.name.clone(), index: i, mode })
+    })
+}
+
+/// Runs every frame of `path` (at most `limit`) through the pipeline of `snap`.
+pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRun, MatchError> {
+    let mut reader = CaptureReader::open(path)?;
+    let mut buf = vec![0u8; HEADROOM + MAX_RECORD];
+    let mut report = DryRun::default();
+    for c in &snap.customers {
+        for r in c.firewall.rules() {
+            report.rule_hits.insert(format!("{}/{}", c.name, r.name), 0);
+        }
+    }
+    let mut n = 0u64;
+    while limit.is_none_or(|l| n < l) {
+        let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
+        n += 1;
+        let (len, wire_len) = match record {
+            Record::Frame { len, wire_len, .. } => (len, wire_len),
+            Record::Unsupported { .. } => {
+                let reason = "unsupported_link_type";
+                *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;
+                report.frames.push(FrameReport {
+                    frame: n,
+                    customer: None,
+                    rule: None,
+                    monitor: None,
+                    verdict: "skip",
+                    reason: Some(reason),
+                    tunnel: None,
+                });
+                continue;
+            }
+        };
+        let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, 0);
+        let outcome = process_frame(snap, &mut frame);
+        let (verdict, reason) = match outcome.verdict {
+            Verdict::Tx { .. } => ("tx", None),
+            Verdict::Pass(r) => ("pass", Some(r.name())),
+            Verdict::Drop(r) => ("drop", Some(r.name())),
+        };
+        let key = reason.map_or_else(|| verdict.to_string(), |r| format!("{verdict}:{r}"));
+        *report.verdicts.entry(key).or_default() += 1;
+        let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
+        let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
+        for r in [&rule, &monitor].into_iter().flatten() {
+            *report.rule_hits.entry(format!("{}/{}", r.customer, r.name)).or_default() += 1;
+        }
+        report.frames.push(FrameReport {
+            frame: n,
+            customer: outcome.customer.map(|c| snap.customers[usize::from(c)].name.clone()),
+            rule,
+            monitor,
+            verdict,
+            reason,
+            tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
+        });
+    }
+    Ok(report)
+}
+
+impl DryRun {
+    /// A table for people: one line per frame, then the totals.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "{:>7}  {:<12} {:<28} {:<8} verdict", "frame", "customer", "decided by", "mode");
+        for f in &self.frames {
+            let (by, mode) = match &f.rule {
+                Some(r) => (format!("{}/{}", r.customer, r.name), r.mode),
+                None if f.customer.is_some() && f.reason != Some("no_customer") => {
+                    ("(default action)".to_string(), "-")
+                }
+                None => ("-".to_string(), "-"),
+            };
+            let mut verdict = f.reason.map_or_else(|| f.verdict.to_string(), |r| format!("{} {r}", f.verdict));
+            if let (Some(t), "tx") = (&f.tunnel, f.verdict) {
+                let _ = write!(verdict, " via {t}");
+            }
+            if let Some(m) = &f.monitor {
+                let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);
+            }
+            let customer = f.customer.as_deref().unwrap_or("-");
+            let _ = writeln!(out, "{:>7}  {customer:<12} {by:<28} {mode:<8} {verdict}", f.frame);
+        }
+        let _ = writeln!(out, "\nrule hits");
+        for (rule, hits) in &self.rule_hits {
+            let _ = writeln!(out, "  {rule:<40} {hits:>10}");
+        }
+        let _ = writeln!(out, "verdicts");
+        for (v, n) in &self.verdicts {
+            let _ = writeln!(out, "  {v:<40} {n:>10}");
+        }
+        out
+    }
+}

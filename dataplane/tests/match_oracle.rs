@@ -1,0 +1,176 @@
+//! `transitd match -Y` against tshark: over more than a hundred expressions and a merge of
+//! real captures, transitd selects exactly the frames tshark selects, on every frame that
+//! carries exactly one IP header and is neither a fragment nor malformed. On the other
+//! frames transitd deliberately differs; the tests at the end name each difference and check
+//! the documented behaviour.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use transitd::dryrun::match_filter;
+
+/// Captures merged into the test file: plain, VLAN and QinQ IPv4/IPv6 TCP/UDP/ICMP/ICMPv6,
+/// extension headers, raw-IP link types, pcapng, GRE, a SYN flood, a port scan.
+const FILES: &[&str] = &[
+    "zeek-communityid-tcp.pcap",
+    "zeek-communityid-udp.pcap",
+    "zeek-communityid-icmp.pcap",
+    "zeek-communityid-icmp6.pcap",
+    "zeek-communityid-ipv6.pcap",
+    "zeek-http-vlan-0.pcap",
+    "zeek-http-qinq-0.pcap",
+    "zeek-vlan-pcp-dei.pcapng",
+    "zeek-icmp_dot1q.pcap",
+    "zeek-tcp-fast-open.pcap",
+    "zeek-tcp-payload-syn.pcap",
+    "zeek-chksums-ip6-udp-good-chksum.pcap",
+    "tcpdump-802.1ad_QinQ.pcap",
+    "pcapplusplus-VlanPackets.pcap",
+    "tcpdump-ipv6-routing-header.pcap",
+    "tcpdump-icmpv6.pcap",
+    "tcpdump-ipv6_no_next_header.pcap",
+    "tcpdump-LINKTYPE_RAW_ipv4.pcap",
+    "tcpdump-LINKTYPE_IPV6.pcap",
+    "tcpdump-pptp.pcap",
+    "ndpi-tcp_scan.pcapng",
+    "suricata-syn-flood.pcap",
+    "glb-1k_pkts.pcap",
+    "pcapplusplus-GrePackets.cap",
+    "pcapplusplus-raw_ip.pcap",
+    "zeek-ipv4-fragmented-syn.pcap",
+    "zeek-icmp-destunreach-udp.pcap",
+    "zeek-tunnels-4in4.pcap",
+];
+
+/// Frames that carry exactly one IP header and are neither fragments nor malformed.
+const COMPARABLE: &str = "((count(ip.version) == 1 and not ipv6) or (count(ipv6.version) == 1 and not ip)) \
+    and not (ip.flags.mf == 1 or ip.frag_offset > 0 or ipv6.fraghdr) and not _ws.malformed";
+
+fn merged() -> PathBuf {
+    let out = std::env::temp_dir().join(format!("transitd-match-oracle-{}.pcapng", std::process::id()));
+    let status = Command::new("mergecap")
+        .args(["-a", "-F", "pcapng", "-w"])
+        .arg(&out)
+        .args(FILES.iter().map(|f| pcap(&format!("real/{f}"))))
+        .status()
+        .expect("mergecap (from tshark's wireshark-common) builds the test capture");
+    assert!(status.success());
+    out
+}
+
+fn ours(file: &Path, expr: &str) -> BTreeSet<u64> {
+    let expr = classifier::parse(expr).unwrap_or_else(|e| panic!("{}", e.render(expr)));
+    let mut frames = BTreeSet::new();
+    match_filter(file, &expr, None, |n| {
+        frames.insert(n);
+    })
+    .unwrap();
+    frames
+}
+
+fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
+    tshark_frames(file, expr, &[]).into_iter().collect()
+}
+
+fn expressions() -> Vec<String> {
+    std::fs::read_to_string(root().join("dataplane/tests/data/match_expressions.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn over_a_hundred_expressions_select_what_tshark_selects() {
+    let file = merged();
+    let domain = theirs(&file, COMPARABLE);
+    let total = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
+    assert!(domain.len() > 1000 && domain.len() < total, "{} of {total} frames comparable", domain.len());
+    let exprs = expressions();
+    assert!(exprs.len() >= 100);
+    // tshark runs take most of the time: two threads, one per core.
+    let results: Vec<(String, BTreeSet<u64>, BTreeSet<u64>)> = std::thread::scope(|s| {
+        let halves: Vec<_> = exprs
+            .chunks(exprs.len().div_ceil(2))
+            .map(|chunk| {
+                let file = &file;
+                s.spawn(move || chunk.iter().map(|e| (e.clone(), ours(file, e), theirs(file, e))).collect::<Vec<_>>())
+            })
+            .collect();
+        halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut selective = 0;
+    for (expr, ours, theirs) in &results {
+        let ours: BTreeSet<u64> = ours.intersection(&domain).copied().collect();
+        let theirs: BTreeSet<u64> = theirs.intersection(&domain).copied().collect();
+        assert_eq!(
+            ours.symmetric_difference(&theirs).take(10).collect::<Vec<_>>(),
+            Vec::<&u64>::new(),
+            "`{expr}`: transitd {} frames, tshark {} (first differences shown)",
+            ours.len(),
+            theirs.len()
+        );
+        // An expression that selects all or nothing tests little.
+        if !ours.is_empty() && ours.len() < domain.len() {
+            selective += 1;
+        }
+    }
+    assert!(selective * 10 >= results.len() * 8, "only {selective} of {} expressions split the frames", results.len());
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn transitd_alias_for_the_reset_flag_means_what_wiresharks_name_means() {
+    // tshark rejects `tcp.flags.rst`; transitd accepts it as its own alias of `tcp.flags.reset`.
+    let file = pcap("real/ndpi-tcp_scan.pcapng");
+    assert!(!theirs(&file, "tcp.flags.reset == 1").is_empty());
+    assert_eq!(ours(&file, "tcp.flags.rst == 1"), theirs(&file, "tcp.flags.reset == 1"));
+}
+
+#[test]
+fn difference_tunnels_match_only_the_outer_header() {
+    // tshark also matches the inner header of IP-in-IP; transitd matches the packet's own
+    // (outermost) header only.
+    let file = pcap("real/zeek-tunnels-4in4.pcap");
+    let both = tshark(&file, &["-c", "1", "-T", "fields", "-e", "ip.src"]);
+    let (outer, inner) = both.trim().split_once(',').expect("two IPv4 headers");
+    assert_ne!(outer, inner);
+    let first_frame = BTreeSet::from([1]);
+    assert!(theirs(&file, &format!("ip.src == {inner}")).contains(&1));
+    assert!(!ours(&file, &format!("ip.src == {inner}")).contains(&1));
+    assert!(ours(&file, &format!("ip.src == {outer}")).is_superset(&first_frame));
+}
+
+#[test]
+fn difference_icmp_errors_never_match_the_quoted_header() {
+    // An ICMP destination-unreachable quotes the UDP datagram that caused it: tshark's
+    // `udp.port` sees the quoted ports, transitd's never does (the packet is ICMP).
+    let file = pcap("real/zeek-icmp-destunreach-udp.pcap");
+    let quoted = theirs(&file, "udp");
+    let errors = theirs(&file, "icmp.type == 3");
+    assert!(!errors.is_empty() && errors.is_subset(&quoted));
+    assert!(ours(&file, "udp").is_disjoint(&errors));
+    assert_eq!(ours(&file, "icmp.type == 3"), errors);
+}
+
+#[test]
+fn difference_first_fragments_carry_ports_later_ones_none() {
+    // With reassembly off, tshark dissects the transport header of a first fragment as far
+    // as its bytes go, and nothing of later fragments; transitd fills what the first
+    // fragment's bytes hold (ports; flags if the 20-byte header is whole) and nothing more.
+    let file = pcap("real/zeek-ipv4-fragmented-syn.pcap");
+    let first = theirs(&file, "ip.flags.mf == 1 and ip.frag_offset == 0");
+    let later = theirs(&file, "ip.frag_offset > 0");
+    assert!(!first.is_empty() && !later.is_empty());
+    assert_eq!(
+        ours(&file, "tcp.srcport").intersection(&first).count(),
+        theirs(&file, "tcp.srcport").intersection(&first).count()
+    );
+    assert!(ours(&file, "tcp").is_disjoint(&later));
+    assert!(theirs(&file, "tcp.srcport").is_disjoint(&later));
+}
