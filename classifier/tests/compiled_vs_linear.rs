@@ -108,8 +108,36 @@ proptest! {
         let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap_or_else(|e| panic!("{t}: {e}"))).collect();
         let table = RuleTable::build(&exprs).unwrap();
         let linear = LinearScan::new(&exprs);
-        for key in &keys {
-            prop_assert_eq!(table.first_match(key), linear.first_match(key), "rules {:?} key {:?}", texts, key);
+        let refs: Vec<&Key> = keys.iter().collect();
+        let mut batched = vec![None; keys.len()];
+        table.first_match_batch(&refs, &mut batched);
+        for (key, b) in keys.iter().zip(batched) {
+            let expect = linear.first_match(key);
+            prop_assert_eq!(table.first_match(key), expect, "rules {:?} key {:?}", texts, key);
+            prop_assert_eq!(b, expect, "batched; rules {:?} key {:?}", texts, key);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Large rule sets: groups big enough for root tables and deep trees.
+    #[test]
+    fn large_compiled_tables_equal_linear_scan(
+        texts in prop::collection::vec(expr_text(), 300..700),
+        keys in prop::collection::vec(key(), 300),
+    ) {
+        let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap()).collect();
+        let table = RuleTable::build(&exprs).unwrap();
+        let linear = LinearScan::new(&exprs);
+        let refs: Vec<&Key> = keys.iter().collect();
+        let mut batched = vec![None; keys.len()];
+        table.first_match_batch(&refs, &mut batched);
+        for (key, b) in keys.iter().zip(batched) {
+            let expect = linear.first_match(key);
+            prop_assert_eq!(table.first_match(key), expect);
+            prop_assert_eq!(b, expect);
         }
     }
 }
