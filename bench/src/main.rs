@@ -2,6 +2,7 @@
 //! min/median/max over repeated runs, with its baselines measured in the same run.
 
 mod classify;
+mod match_tshark;
 mod measure;
 mod pipeline;
 
@@ -22,6 +23,8 @@ enum Command {
     Classify(classify::Args),
     /// Write a ClassBench-style trace (headers drawn inside random rules) to stdout.
     GenTrace(classify::GenArgs),
+    /// `transitd match -Y` against `tshark -Y`: frames per second on the same capture.
+    Match(match_tshark::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +32,6 @@ fn main() -> anyhow::Result<()> {
         Command::Pipeline(args) => pipeline::run(&args),
         Command::Classify(args) => classify::run(&args),
         Command::GenTrace(args) => classify::gen_trace(&args),
+        Command::Match(args) => match_tshark::bench(&args),
     }
 }
