@@ -51,7 +51,9 @@ pub fn bench(args: &Args) -> anyhow::Result<()> {
         .and_then(|n| n.trim().parse::<f64>().ok())
         .ok_or_else(|| anyhow::anyhow!("capinfos gave no frame count"))?;
     println!("capture: {} captures x {} = {frames} frames\n", args.pcaps.len(), args.repeat);
-    println!("| expression | selected | transitd frames/s (min / median / max) | tshark frames/s (min / median / max) | ratio (median) |");
+    println!(
+        "| expression | selected | transitd frames/s (min / median / max) | tshark frames/s (min / median / max) | ratio (median) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for expr in &args.exprs {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -59,7 +61,15 @@ pub fn bench(args: &Args) -> anyhow::Result<()> {
         for round in 0..args.rounds {
             let (t1, a) = run(Command::new(&args.transitd).args(["match", "-r"]).arg(&capture).args(["-Y", expr]))?;
             let (t2, b) = run(Command::new("tshark")
-                .args(["-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-o", "tcp.desegment_tcp_streams:FALSE"])
+                .args([
+                    "-n",
+                    "-o",
+                    "ip.defragment:FALSE",
+                    "-o",
+                    "ipv6.defragment:FALSE",
+                    "-o",
+                    "tcp.desegment_tcp_streams:FALSE",
+                ])
                 .arg("-r")
                 .arg(&capture)
                 .args(["-Y", expr, "-T", "fields", "-e", "frame.number"]))?;
@@ -67,10 +77,13 @@ pub fn bench(args: &Args) -> anyhow::Result<()> {
                 selected = a.lines().count();
                 // The same frames, but where the documented differences apply (inner and
                 // quoted headers, fragments): report how many lines differ.
-                let (x, y): (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) = (a.lines().collect(), b.lines().collect());
+                let (x, y): (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) =
+                    (a.lines().collect(), b.lines().collect());
                 let differ = x.symmetric_difference(&y).count();
                 if differ > 0 {
-                    println!("<!-- `{expr}`: {differ} frames selected by one tool only (inner and quoted headers, fragments, malformed frames; see docs/rules.md) -->");
+                    println!(
+                        "<!-- `{expr}`: {differ} frames selected by one tool only (inner and quoted headers, fragments, malformed frames; see docs/rules.md) -->"
+                    );
                 }
             }
             ours.push(frames / t1);

@@ -141,7 +141,7 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             }
         };
         let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, 0);
-        let outcome = process_frame(snap, &mut frame);
+        let outcome = process_frame(snap, Some(&snap.eth), &mut frame);
         let (verdict, reason) = match outcome.verdict {
             Verdict::Tx { .. } => ("tx", None),
             Verdict::Pass(r) => ("pass", Some(r.name())),

@@ -35,6 +35,48 @@ enum Command {
         #[arg(long = "out", short = 'o', value_name = "OUT.pcap")]
         output: Option<PathBuf>,
     },
+    /// Run the data plane on an interface's queues (AF_XDP) until SIGINT or SIGTERM.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The interface to attach to.
+        #[arg(long)]
+        iface: String,
+        /// Queues to serve, e.g. `0-3` or `0,2` (default: every rx queue of the interface).
+        #[arg(long)]
+        queues: Option<String>,
+        /// Cores to pin the workers to, one per queue in order, e.g. `2-5` (default: queue i
+        /// on core i modulo the number of cores).
+        #[arg(long)]
+        cores: Option<String>,
+        /// XDP attach mode: `auto` (native, falling back to generic with a log line),
+        /// `native` or `generic`.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic"])]
+        attach: String,
+        /// Socket bind mode: `copy` (works everywhere, veth included) or `zero-copy`.
+        #[arg(long, default_value = "copy", value_parser = ["copy", "zero-copy"])]
+        bind: String,
+        /// Seconds between progress lines (per-worker pps, drops by reason); 0 for none.
+        #[arg(long, default_value_t = 5.0)]
+        stats_interval: f64,
+        /// Microseconds to sleep when a poll finds nothing; 0 (default) busy-polls, which keeps
+        /// one core per worker at 100%.
+        #[arg(long, default_value_t = 0)]
+        idle_sleep_us: u64,
+        /// Do not ask the kernel for socket busy polling.
+        #[arg(long)]
+        no_busy_poll: bool,
+        /// UMEM frames per queue.
+        #[arg(long, default_value_t = 4096)]
+        frames: u32,
+    },
+    /// Remove an XDP program left attached to an interface (after a process was killed).
+    Detach {
+        /// The interface.
+        #[arg(long)]
+        iface: String,
+    },
     /// Try a rule on a capture, answering like `tshark -r FILE -Y EXPR -T fields -e
     /// frame.number`; or, with --config, show what the whole configuration would do to each
     /// frame (dry run: nothing is sent).
@@ -105,6 +147,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("replaying {}", input.display()))?;
             print!("{}", summary.render(&snap));
             Ok(if summary.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Run {
+            config,
+            iface,
+            queues,
+            cores,
+            attach,
+            bind,
+            stats_interval,
+            idle_sleep_us,
+            no_busy_poll,
+            frames,
+        } => {
+            use transitd::io::afxdp::BindMode;
+            use transitd::run::{RunOptions, parse_list};
+            let opts = RunOptions {
+                config,
+                iface,
+                queues: queues.as_deref().map(parse_list).transpose()?,
+                cores: cores
+                    .as_deref()
+                    .map(parse_list)
+                    .transpose()?
+                    .map(|c| c.into_iter().map(|c| c as usize).collect()),
+                attach: match attach.as_str() {
+                    "native" => transitd_bpf::AttachMode::Native,
+                    "generic" => transitd_bpf::AttachMode::Generic,
+                    _ => transitd_bpf::AttachMode::Auto,
+                },
+                bind: if bind == "zero-copy" { BindMode::ZeroCopy } else { BindMode::Copy },
+                stats_interval: std::time::Duration::from_secs_f64(stats_interval.max(0.0)),
+                idle_sleep: std::time::Duration::from_micros(idle_sleep_us),
+                busy_poll: !no_busy_poll,
+                frames,
+            };
+            transitd::run::run(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detach { iface } => {
+            if transitd::run::detach(&iface)? {
+                println!("detached the XDP program from {iface}");
+            } else {
+                println!("no XDP program was attached to {iface}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Match { read, filter, config, count_limit, count, json } => {
             Ok(match_command(&read, filter.as_deref(), config.as_deref(), count_limit, count, json))

@@ -7,7 +7,7 @@
 //! builds a new one and swaps it in.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
 
@@ -40,18 +40,36 @@ pub struct Snapshot {
     pub frame_size: usize,
     /// Fate of IP traffic for no customer.
     pub unmatched: Unmatched,
-    /// Ethernet addresses of encapsulated frames.
+    /// Ethernet addresses of encapsulated frames (the destination is zero unless
+    /// `next_hop_mac` is configured).
     pub eth: EthernetAddrs,
+    /// Where the next hop's MAC comes from.
+    pub next_hop: NextHop,
     /// Customers, by id.
     pub customers: Vec<Customer>,
     /// IPv4 destination → customer.
     pub customers_v4: PrefixTable<u32, CustomerId>,
     /// IPv6 destination → customer.
     pub customers_v6: PrefixTable<u128, CustomerId>,
+    /// Every customer IPv4 prefix (for the XDP program's map of what is ours).
+    pub owned_v4: Vec<(Ipv4Addr, u8)>,
+    /// Every customer IPv6 prefix.
+    pub owned_v6: Vec<(Ipv6Addr, u8)>,
     /// Tunnels, by id.
     pub tunnels: Vec<Tunnel>,
     /// Total firewall rules over all customers: the size of a worker's rule counter array.
     pub rule_count: usize,
+}
+
+/// How the destination MAC of encapsulated frames is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextHop {
+    /// Configured (`next_hop_mac`).
+    Static([u8; 6]),
+    /// Learned from the neighbour table for this address (`next_hop`).
+    Neighbour(IpAddr),
+    /// Not configured: replay sends to zero; `run` refuses to start.
+    Unset,
 }
 
 /// One customer's compiled state.
@@ -179,6 +197,17 @@ impl Builder<'_> {
             }
         };
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
+        let next_hop = match (&server.next_hop_mac, &server.next_hop) {
+            (Some(_), _) => NextHop::Static(eth.dst),
+            (None, Some(ip)) => match ip.get_ref().parse::<IpAddr>() {
+                Ok(ip) => NextHop::Neighbour(ip),
+                Err(_) => {
+                    self.err(&ip.span(), format!("next_hop `{}` is not an IP address", ip.get_ref()));
+                    NextHop::Unset
+                }
+            },
+            (None, None) => NextHop::Unset,
+        };
 
         let mut customers = Vec::new();
         let mut tunnels = Vec::new();
@@ -250,10 +279,17 @@ impl Builder<'_> {
         }
 
         let (mut c4, mut c6) = (Vec::new(), Vec::new());
+        let (mut owned_v4, mut owned_v6) = (Vec::new(), Vec::new());
         for p in &prefixes {
             match p.net {
-                IpNet::V4(n) => c4.push((u32::from(n.network()), n.prefix_len(), p.customer)),
-                IpNet::V6(n) => c6.push((u128::from(n.network()), n.prefix_len(), p.customer)),
+                IpNet::V4(n) => {
+                    c4.push((u32::from(n.network()), n.prefix_len(), p.customer));
+                    owned_v4.push((n.network(), n.prefix_len()));
+                }
+                IpNet::V6(n) => {
+                    c6.push((u128::from(n.network()), n.prefix_len(), p.customer));
+                    owned_v6.push((n.network(), n.prefix_len()));
+                }
             }
         }
         Snapshot {
@@ -261,9 +297,12 @@ impl Builder<'_> {
             frame_size,
             unmatched: server.unmatched,
             eth,
+            next_hop,
             customers,
             customers_v4: PrefixTable::build(&c4),
             customers_v6: PrefixTable::build(&c6),
+            owned_v4,
+            owned_v6,
             tunnels,
             rule_count: rule_count as usize,
         }

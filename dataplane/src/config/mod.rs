@@ -40,6 +40,9 @@ pub struct ServerSection {
     pub mac: Option<Spanned<String>>,
     /// Destination MAC of encapsulated frames: the next-hop router.
     pub next_hop_mac: Option<Spanned<String>>,
+    /// The next-hop router's IP address: `transitd run` learns its MAC from the kernel's
+    /// neighbour table (and keeps it fresh). Ignored when `next_hop_mac` is set.
+    pub next_hop: Option<Spanned<String>>,
 }
 
 /// Fate of traffic addressed to no customer.

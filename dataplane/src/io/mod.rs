@@ -5,6 +5,7 @@
 //! frames into buffers it owns, lends them to the caller's processing function as one
 //! batch, then transmits the frames whose verdict is `Tx` and recycles the rest.
 
+pub mod afxdp;
 pub mod capture;
 pub mod memory;
 pub mod pcap;
@@ -73,4 +74,10 @@ pub trait FrameIo {
     /// Receives up to [`BATCH_SIZE`] frames, hands them to `process` as one batch, then
     /// transmits the frames whose verdict is `Tx` and recycles the rest.
     fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled>;
+}
+
+/// Nanoseconds since the Unix epoch: the receive time backends stamp a batch with (read once
+/// per batch, never per packet).
+pub fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }

@@ -5,6 +5,7 @@
 //! stage reads only that customer's tables.
 
 use classifier::{Action, Key};
+use gre::EthernetAddrs;
 use gre::checksum;
 use gre::encap::{EncapError, encap_gre};
 use gre::ttl::{decrement_ipv4_ttl, decrement_ipv6_hop_limit};
@@ -36,8 +37,9 @@ impl Outcome {
     }
 }
 
-/// Runs every stage on one frame, rewriting it in place when it is to be transmitted.
-pub fn process_frame(snap: &Snapshot, frame: &mut Frame<'_>) -> Outcome {
+/// Runs every stage on one frame, rewriting it in place when it is to be transmitted with
+/// Ethernet addresses `eth` (`None`: the next hop is not resolved).
+pub fn process_frame(snap: &Snapshot, eth: Option<&EthernetAddrs>, frame: &mut Frame<'_>) -> Outcome {
     if frame.len > snap.frame_size {
         return Outcome::new(Verdict::Drop(DropReason::Oversize));
     }
@@ -73,7 +75,10 @@ pub fn process_frame(snap: &Snapshot, frame: &mut Frame<'_>) -> Outcome {
         return outcome;
     };
     outcome.tunnel = Some(tunnel_id);
-    outcome.verdict = forward(snap, &snap.tunnels[usize::from(tunnel_id)], frame, &ip);
+    outcome.verdict = match eth {
+        Some(eth) => forward(eth, &snap.tunnels[usize::from(tunnel_id)], frame, &ip),
+        None => Verdict::Drop(DropReason::NextHopUnresolved),
+    };
     outcome
 }
 
@@ -100,7 +105,7 @@ fn route(customer: &Customer, key: &Key, ip: &IpFrame) -> Option<TunnelId> {
 }
 
 /// Decrements the TTL or hop limit, checks the tunnel MTU and encapsulates in place.
-fn forward(snap: &Snapshot, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: &IpFrame) -> Verdict {
+fn forward(eth: &EthernetAddrs, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: &IpFrame) -> Verdict {
     if ip.l3_len > tunnel.mtu as usize {
         return Verdict::Drop(DropReason::MtuExceeded);
     }
@@ -118,7 +123,7 @@ fn forward(snap: &Snapshot, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: &IpFrame
     if ttl.is_err() {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    match encap_gre(frame.buf, l3, ip.l3_len, protocol, tos, &tunnel.gre, &snap.eth) {
+    match encap_gre(frame.buf, l3, ip.l3_len, protocol, tos, &tunnel.gre, eth) {
         Ok(start) => Verdict::Tx { start, len: l3 + ip.l3_len - start },
         Err(EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
         // The inner range was checked by the parser and the MTU bounds the length: only a

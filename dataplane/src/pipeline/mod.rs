@@ -19,16 +19,31 @@ pub use ingress::{Outcome, process_frame};
 pub use parse::{IpFrame, Parsed, parse_frame};
 pub use verdict::{DropReason, PassReason, Verdict};
 
+use gre::EthernetAddrs;
+
 use crate::io::Frame;
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 
-/// Runs the pipeline over a batch: sets each frame's verdict and counts it.
+/// Runs the pipeline over a batch: sets each frame's verdict and counts it. Encapsulated
+/// frames are sent with the configuration's Ethernet addresses.
 pub fn process_batch(snapshot: &Snapshot, frames: &mut [Frame<'_>], stats: &mut WorkerStats) {
+    process_batch_via(snapshot, Some(snapshot.eth), frames, stats);
+}
+
+/// [`process_batch`] with the Ethernet addresses of the moment (a next hop learned from the
+/// neighbour table); `None` while the next hop is unresolved, which drops what would be
+/// encapsulated as `next_hop_unresolved`.
+pub fn process_batch_via(
+    snapshot: &Snapshot,
+    eth: Option<EthernetAddrs>,
+    frames: &mut [Frame<'_>],
+    stats: &mut WorkerStats,
+) {
     for frame in frames.iter_mut() {
         stats.rx_frames += 1;
         stats.rx_bytes += frame.len as u64;
-        let outcome = process_frame(snapshot, frame);
+        let outcome = process_frame(snapshot, eth.as_ref(), frame);
         stats.count(&outcome);
         frame.verdict = outcome.verdict;
     }

@@ -59,6 +59,8 @@ reasons! {
         MtuExceeded = "mtu_exceeded",
         /// Not enough headroom in the frame buffer for the outer headers.
         NoHeadroom = "no_headroom",
+        /// The next hop's MAC address is not (yet) in the neighbour table.
+        NextHopUnresolved = "next_hop_unresolved",
     }
 }
 

@@ -2,6 +2,8 @@
 //! oracle, and reading captures into frames.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,0 +1,20 @@
+/* Constants shared by the XDP program's files, each with the reason for its value. */
+#pragma once
+
+/* One AF_XDP socket per NIC queue; 64 queues cover the NICs transitd runs on. */
+#define MAX_QUEUES 64
+
+/* Tags walked before the IP header: 802.1ad S-tag, 802.1Q C-tag, one more (QinQinQ), as the
+ * userspace parser does. A frame with more is not ours and goes to the kernel. */
+#define MAX_VLAN_DEPTH 3
+
+/* Prefixes per family in the ownership tries: customers' prefixes, soft-unicast ranges. */
+#define MAX_PREFIXES 65536
+
+#define IPPROTO_GRE_ 47
+
+/* Counters, one slot each in the per-CPU `stats` map (dataplane reads them by these indices). */
+#define STAT_REDIRECTED 0 /* handed to the AF_XDP socket of the rx queue */
+#define STAT_PASSED 1     /* not ours: to the kernel stack */
+#define STAT_NO_SOCKET 2  /* ours, but no socket on this queue: to the kernel stack */
+#define STAT_COUNT 3

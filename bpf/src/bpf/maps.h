@@ -1,0 +1,64 @@
+/* Every map of the XDP program, with what it holds. The dataplane fills them from the
+ * configuration snapshot; the program only reads them (and bumps `stats`). */
+#pragma once
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+
+/* LPM trie keys: prefix length in bits, then the address in network byte order. */
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u32 addr;
+};
+
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Settings of this server (one entry). `anycast_v4` is in network byte order; 0 = unset. */
+struct transitd_config {
+	__u32 anycast_v4;
+	__u32 reserved;
+};
+
+/* rx queue index -> AF_XDP socket of the worker polling that queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+/* Destinations transitd owns: customer prefixes (and, later, soft-unicast ranges). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4_key);
+	__type(value, __u8);
+} owned_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v6_key);
+	__type(value, __u8);
+} owned_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct transitd_config);
+} config SEC(".maps");
+
+/* Per-CPU counters, indexed by STAT_*: no atomics on the packet path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");

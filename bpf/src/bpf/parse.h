@@ -1,0 +1,43 @@
+/* Header walking for the XDP program: Ethernet and up to MAX_VLAN_DEPTH tags. Every access
+ * is preceded by its end-of-data check, as the verifier demands. */
+#pragma once
+
+#include <linux/if_ether.h>
+#include <bpf/bpf_endian.h>
+#include "consts.h"
+
+struct vlan_hdr_ {
+	__be16 tci;
+	__be16 proto;
+};
+
+static __always_inline int is_vlan(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) || proto == bpf_htons(0x9100);
+}
+
+/* Sets *proto to the EtherType after the tags and *l3 to what follows; 0 if the frame is
+ * too short or has more tags than MAX_VLAN_DEPTH. */
+static __always_inline int parse_ethernet(void *data, void *end, __be16 *proto, void **l3)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	__be16 p = eth->h_proto;
+	void *cur = eth + 1;
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_DEPTH; i++) {
+		if (!is_vlan(p))
+			break;
+		struct vlan_hdr_ *v = cur;
+		if ((void *)(v + 1) > end)
+			return 0;
+		p = v->proto;
+		cur = v + 1;
+	}
+	if (is_vlan(p))
+		return 0;
+	*proto = p;
+	*l3 = cur;
+	return 1;
+}

@@ -1,0 +1,240 @@
+//! The AF_XDP backend: one UMEM and one socket per NIC queue, driven by the worker that
+//! owns them, behind the same [`FrameIo`] trait as pcap replay.
+//!
+//! A poll reclaims completed transmissions, tops the fill ring up, takes up to a batch of
+//! received descriptors, lends their frames (in place in the UMEM) to the pipeline, and puts
+//! each frame on the tx ring or back on the free list. A transmitted frame starts wherever
+//! the pipeline's verdict says: encapsulation writes into the 256 bytes of headroom the
+//! kernel leaves in front of every received packet, and the tx descriptor points there.
+//! (This is why the backend talks to libxdp's rings directly: xsk-rs 0.11, which wraps the
+//! same library, sends a frame only from the address it was received at. See
+//! docs/afxdp.md.)
+//!
+//! Every UMEM frame is always in exactly one place: the free list, the kernel's fill or rx
+//! side, or the kernel's tx or completion side; [`AfXdpIo::frames`] counts them, and tests
+//! check the sum never changes.
+
+mod umem;
+
+use std::ffi::CString;
+use std::io;
+
+use arrayvec::ArrayVec;
+
+use self::umem::{Rings, Umem};
+use super::{BATCH_SIZE, Frame, FrameIo, Polled};
+use crate::pipeline::Verdict;
+
+/// How to bind the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    /// The kernel copies frames between the driver and the UMEM (works everywhere, veth
+    /// included).
+    Copy,
+    /// The NIC DMAs straight into the UMEM (drivers with zero-copy support only).
+    ZeroCopy,
+}
+
+/// Settings of one queue's socket.
+#[derive(Clone, Debug)]
+pub struct AfXdpConfig {
+    /// Interface name.
+    pub iface: String,
+    /// Queue index.
+    pub queue: u32,
+    /// UMEM frame size: 2048 or 4096.
+    pub frame_size: u32,
+    /// UMEM frames.
+    pub frames: u32,
+    /// Entries of each ring (a power of two).
+    pub ring_size: u32,
+    /// Copy or zero-copy.
+    pub bind: BindMode,
+    /// Ask the kernel for busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL, budget).
+    pub busy_poll: bool,
+}
+
+impl Default for AfXdpConfig {
+    fn default() -> Self {
+        AfXdpConfig {
+            iface: String::new(),
+            queue: 0,
+            frame_size: 4096,
+            frames: 4096,
+            ring_size: 2048,
+            bind: BindMode::Copy,
+            busy_poll: true,
+        }
+    }
+}
+
+/// Where the UMEM's frames are, by count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCount {
+    /// Frames in the UMEM.
+    pub total: u64,
+    /// On the free list.
+    pub free: u64,
+    /// Given to the kernel to receive into, not yet received.
+    pub in_fill: u64,
+    /// Given to the kernel to send, not yet completed.
+    pub in_tx: u64,
+}
+
+impl FrameCount {
+    /// True when every frame is accounted for exactly once.
+    pub fn is_conserved(&self) -> bool {
+        self.free + self.in_fill + self.in_tx == self.total
+    }
+}
+
+/// Counters of the backend itself (the pipeline counts verdicts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AfXdpStats {
+    /// Frames received.
+    pub rx: u64,
+    /// Frames put on the tx ring.
+    pub tx: u64,
+    /// Transmissions the kernel completed.
+    pub completed: u64,
+    /// Frames to send dropped because the tx ring was full.
+    pub tx_ring_full: u64,
+    /// Descriptors the kernel handed over that did not describe one of our frames.
+    pub bad_descriptors: u64,
+    /// sendto/recvfrom kicks.
+    pub kicks: u64,
+}
+
+/// One queue's AF_XDP socket and UMEM.
+pub struct AfXdpIo {
+    // Field order is drop order: the socket goes before the UMEM it uses.
+    rings: Box<Rings>,
+    umem: Umem,
+    free: Vec<u64>,
+    count: FrameCount,
+    stats: AfXdpStats,
+    copy_mode: bool,
+}
+
+impl AfXdpIo {
+    /// Creates the UMEM and binds a socket to `cfg.iface` queue `cfg.queue`. No XDP program is
+    /// loaded here: the caller registers [`AfXdpIo::fd`] in its own XSKMAP.
+    pub fn open(cfg: &AfXdpConfig) -> io::Result<AfXdpIo> {
+        if !matches!(cfg.frame_size, 2048 | 4096) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "AF_XDP frame size must be 2048 or 4096"));
+        }
+        let ifname = CString::new(cfg.iface.as_str())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"))?;
+        let (umem, rings) = Umem::create(&ifname, cfg)?;
+        let free: Vec<u64> = (0..u64::from(cfg.frames)).map(|i| i * u64::from(cfg.frame_size)).collect();
+        let count = FrameCount { total: u64::from(cfg.frames), free: u64::from(cfg.frames), ..FrameCount::default() };
+        let mut io =
+            AfXdpIo { rings, umem, free, count, stats: AfXdpStats::default(), copy_mode: cfg.bind == BindMode::Copy };
+        if cfg.busy_poll {
+            io.rings.prefer_busy_poll(BATCH_SIZE as u32);
+        }
+        io.refill();
+        Ok(io)
+    }
+
+    /// The socket's file descriptor, for the XSKMAP.
+    pub fn fd(&self) -> i32 {
+        self.rings.fd()
+    }
+
+    /// Where the frames are.
+    pub fn frames(&self) -> FrameCount {
+        FrameCount { free: self.free.len() as u64, ..self.count }
+    }
+
+    /// The backend's own counters.
+    pub fn stats(&self) -> AfXdpStats {
+        self.stats
+    }
+
+    /// Takes completed transmissions back onto the free list.
+    fn reclaim(&mut self) {
+        let done = self.rings.take_completions(&mut self.free, self.umem.frame_mask());
+        self.count.in_tx -= done as u64;
+        self.stats.completed += done as u64;
+    }
+
+    /// Gives free frames to the kernel to receive into.
+    fn refill(&mut self) {
+        let given = self.rings.fill(&mut self.free);
+        self.count.in_fill += given as u64;
+        if given > 0 && self.rings.fill_needs_wakeup() {
+            self.rings.kick_rx();
+            self.stats.kicks += 1;
+        }
+    }
+}
+
+impl FrameIo for AfXdpIo {
+    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
+        self.reclaim();
+        self.refill();
+        let mut descs = [(0u64, 0u32); BATCH_SIZE];
+        let n = self.rings.receive(&mut descs);
+        if n == 0 {
+            if self.rings.fill_needs_wakeup() {
+                self.rings.kick_rx();
+                self.stats.kicks += 1;
+            }
+            return Ok(Polled::Idle);
+        }
+        self.count.in_fill -= n as u64;
+        self.stats.rx += n as u64;
+
+        let now = super::wall_clock_ns();
+        let mut frames: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
+        let mut chunks = [0u64; BATCH_SIZE];
+        let frame_size = self.umem.frame_size();
+        let base = self.umem.base();
+        for &(addr, len) in &descs[..n] {
+            let chunk = addr & self.umem.frame_mask();
+            let offset = (addr - chunk) as usize;
+            if !self.umem.holds(chunk) || offset + len as usize > frame_size {
+                // Not a frame of ours as the kernel promised: keep it out of the pipeline
+                // (and off every ring: a frame we cannot place is lost, and counted).
+                self.stats.bad_descriptors += 1;
+                continue;
+            }
+            // SAFETY: `chunk` is the start of a frame of this UMEM (checked just above), and the
+            // kernel handed the frame to us on the rx ring: until we put it on the fill or tx
+            // ring it is ours alone. Descriptors of one poll name distinct frames (the kernel
+            // hands each frame out once per fill), so the slices do not alias, and they live
+            // only for this call, while `self.umem` keeps the mapping alive.
+            let buf = unsafe { std::slice::from_raw_parts_mut(base.add(chunk as usize), frame_size) };
+            chunks[frames.len()] = chunk;
+            frames.push(Frame::new(buf, offset, len as usize, len, now));
+        }
+        process(&mut frames);
+
+        let mut sends = [(0u64, 0u32); BATCH_SIZE];
+        let mut m = 0;
+        for (frame, &chunk) in frames.iter().zip(&chunks) {
+            match frame.verdict {
+                Verdict::Tx { start, len } if start + len <= frame_size => {
+                    sends[m] = (chunk + start as u64, len as u32);
+                    m += 1;
+                }
+                _ => self.free.push(chunk),
+            }
+        }
+        drop(frames);
+        let sent = self.rings.transmit(&sends[..m]);
+        for &(addr, _) in &sends[sent..m] {
+            self.free.push(addr & self.umem.frame_mask());
+        }
+        self.stats.tx_ring_full += (m - sent) as u64;
+        self.stats.tx += sent as u64;
+        self.count.in_tx += sent as u64;
+        // In copy mode the kernel sends only inside sendto(); with need_wakeup it asks.
+        if sent > 0 && (self.copy_mode || self.rings.tx_needs_wakeup()) {
+            self.rings.kick_tx();
+            self.stats.kicks += 1;
+        }
+        Ok(Polled::Frames(n))
+    }
+}

@@ -1,0 +1,170 @@
+//! The next hop's MAC address, learned from the kernel's neighbour table over netlink and
+//! kept fresh by a background thread; workers read it once per batch.
+
+use std::io;
+use std::net::{IpAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+/// A MAC address shared between the resolver and the workers; zero means unresolved.
+#[derive(Debug, Default)]
+pub struct NextHopCell(AtomicU64);
+
+const RESOLVED: u64 = 1 << 63;
+
+impl NextHopCell {
+    /// A cell holding `mac` already.
+    pub fn resolved(mac: [u8; 6]) -> NextHopCell {
+        let cell = NextHopCell::default();
+        cell.set(Some(mac));
+        cell
+    }
+
+    /// The MAC, if resolved.
+    #[inline]
+    pub fn get(&self) -> Option<[u8; 6]> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v & RESOLVED != 0).then(|| {
+            let b = v.to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        })
+    }
+
+    /// Stores `mac` (or marks the next hop unresolved).
+    pub fn set(&self, mac: Option<[u8; 6]>) {
+        let v = mac.map_or(0, |m| RESOLVED | u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]));
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
+/// The MAC the neighbour table holds for `ip` in a usable state, if any.
+pub fn lookup(ip: IpAddr) -> io::Result<Option<[u8; 6]>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_DUMP | NLM_F_REQUEST;
+    let mut req = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default())),
+    );
+    req.finalize();
+    let mut buf = vec![0; req.header.length as usize];
+    req.serialize(&mut buf[..]);
+    socket.send(&buf[..], 0)?;
+
+    let mut found = None;
+    let mut rx = vec![0u8; 1 << 16];
+    loop {
+        let size = socket.recv(&mut &mut rx[..], 0)?;
+        let mut offset = 0;
+        while offset < size {
+            let msg: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[offset..size])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
+            let len = msg.header.length as usize;
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(found),
+                NetlinkPayload::Error(e) => return Err(io::Error::other(format!("netlink: {e:?}"))),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
+                    let usable = matches!(
+                        n.header.state,
+                        NeighbourState::Reachable
+                            | NeighbourState::Stale
+                            | NeighbourState::Delay
+                            | NeighbourState::Probe
+                            | NeighbourState::Permanent
+                            | NeighbourState::Noarp
+                    );
+                    let dest = n.attributes.iter().find_map(|a| match a {
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+                        _ => None,
+                    });
+                    let mac = n.attributes.iter().find_map(|a| match a {
+                        NeighbourAttribute::LinkLayerAddress(b) => <[u8; 6]>::try_from(b.as_slice()).ok(),
+                        _ => None,
+                    });
+                    if usable && dest == Some(ip) && mac.is_some() {
+                        found = mac;
+                    }
+                }
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            offset += len;
+        }
+    }
+}
+
+/// Makes the kernel resolve `ip`: a datagram to its discard port, sent by the host stack.
+pub fn solicit(ip: IpAddr) {
+    let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    if let Ok(s) = UdpSocket::bind(bind) {
+        let _ = s.send_to(b"", (ip, 9));
+    }
+}
+
+/// Keeps `cell` holding the MAC of `ip` until `stop`: polls the neighbour table every
+/// second while unresolved (soliciting), every `refresh` once resolved. Logs one line when
+/// the next hop becomes unresolved and one when it resolves or changes.
+pub fn resolve_forever(ip: IpAddr, cell: Arc<NextHopCell>, stop: Arc<AtomicBool>, refresh: Duration) {
+    let mut last: Option<[u8; 6]> = cell.get();
+    let mut warned = false;
+    while !stop.load(Ordering::Relaxed) {
+        let now = lookup(ip).unwrap_or(None);
+        cell.set(now);
+        match now {
+            Some(mac) if Some(mac) != last => {
+                eprintln!("transitd: next hop {ip} is at {}", fmt_mac(&mac));
+                warned = false;
+            }
+            None if !warned => {
+                eprintln!(
+                    "transitd: next hop {ip} is not in the neighbour table: frames to encapsulate are dropped as next_hop_unresolved until it is"
+                );
+                warned = true;
+            }
+            _ => {}
+        }
+        last = now;
+        if now.is_none() {
+            solicit(ip);
+        }
+        let wait = if now.is_some() { refresh } else { Duration::from_secs(1) };
+        let mut waited = Duration::ZERO;
+        while waited < wait && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_round_trips_and_starts_unresolved() {
+        let cell = NextHopCell::default();
+        assert_eq!(cell.get(), None);
+        cell.set(Some([0, 1, 2, 3, 4, 0xff]));
+        assert_eq!(cell.get(), Some([0, 1, 2, 3, 4, 0xff]));
+        cell.set(Some([0; 6]));
+        assert_eq!(cell.get(), Some([0; 6]), "an all-zero MAC is still resolved");
+        cell.set(None);
+        assert_eq!(cell.get(), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! `transitd run`: the pipeline on NIC queues. Loads and attaches the XDP program, opens one
+//! AF_XDP socket per queue, runs one pinned busy-polling worker per socket, prints per-worker
+//! rates and drops while running, and on SIGINT/SIGTERM stops the workers, detaches and
+//! prints the final counters.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+use gre::EthernetAddrs;
+use transitd_bpf::{AttachMode, XdpProgram};
+
+use crate::io::afxdp::{AfXdpConfig, AfXdpIo, AfXdpStats, BindMode, FrameCount};
+use crate::io::{FrameIo, Polled};
+use crate::neigh::{self, NextHopCell};
+use crate::pipeline::{DropReason, PassReason, process_batch_via};
+use crate::snapshot::{NextHop, Snapshot};
+use crate::stats::WorkerStats;
+
+/// What `transitd run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Interface.
+    pub iface: String,
+    /// Queues to serve (default: all rx queues of the interface).
+    pub queues: Option<Vec<u32>>,
+    /// Cores to pin workers to, one per queue in order (default: queue i on core i mod n).
+    pub cores: Option<Vec<usize>>,
+    /// XDP attach mode.
+    pub attach: AttachMode,
+    /// Socket bind mode.
+    pub bind: BindMode,
+    /// Seconds between progress lines (0: none).
+    pub stats_interval: Duration,
+    /// Sleep this long when a poll finds nothing (0: pure busy polling).
+    pub idle_sleep: Duration,
+    /// Ask the kernel for busy polling on the sockets.
+    pub busy_poll: bool,
+    /// UMEM frames per queue.
+    pub frames: u32,
+}
+
+/// What a worker publishes for the reporter, a few times a second.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerReport {
+    /// Queue served.
+    pub queue: u32,
+    /// Pipeline counters.
+    pub stats: WorkerStats,
+    /// Backend counters.
+    pub io: AfXdpStats,
+    /// Where the UMEM frames are.
+    pub frames: FrameCount,
+}
+
+/// Parses `0-3` or `0,2,5` (or a mix).
+pub fn parse_list(text: &str) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
+                anyhow::ensure!(a <= b, "bad range `{part}`");
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse()?),
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "empty list `{text}`");
+    Ok(out)
+}
+
+fn rx_queues(iface: &str) -> anyhow::Result<Vec<u32>> {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    let n = std::fs::read_dir(&dir)
+        .with_context(|| format!("interface {iface}: {dir}"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Ok((0..n as u32).collect())
+}
+
+fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
+    let bytes: Vec<u8> = text.trim().split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    <[u8; 6]>::try_from(bytes.as_slice()).map_err(|_| anyhow::anyhow!("cannot read the MAC of {iface}"))
+}
+
+fn ifindex(iface: &str) -> anyhow::Result<i32> {
+    let name = std::ffi::CString::new(iface)?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string and returns 0 on failure.
+    let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if i == 0 {
+        bail!("no interface named {iface}");
+    }
+    Ok(i as i32)
+}
+
+/// Runs until SIGINT or SIGTERM; returns the final reports.
+pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
+    let snapshot = Snapshot::from_path(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let index = ifindex(&opts.iface)?;
+    let queues = match &opts.queues {
+        Some(q) => q.clone(),
+        None => rx_queues(&opts.iface)?,
+    };
+    let own_mac = iface_mac(&opts.iface)?;
+    let src = if snapshot.eth.src == [0; 6] { own_mac } else { snapshot.eth.src };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+
+    let next_hop = Arc::new(NextHopCell::default());
+    let resolver = match snapshot.next_hop {
+        NextHop::Static(mac) => {
+            next_hop.set(Some(mac));
+            None
+        }
+        NextHop::Neighbour(ip) => {
+            next_hop.set(neigh::lookup(ip).unwrap_or(None));
+            let (cell, stop) = (next_hop.clone(), stop.clone());
+            Some(std::thread::spawn(move || neigh::resolve_forever(ip, cell, stop, Duration::from_secs(10))))
+        }
+        NextHop::Unset => bail!("{}: set next_hop (an IP address) or next_hop_mac in [server]", opts.config.display()),
+    };
+
+    let program = XdpProgram::load()?;
+    program.set_owned_v4(&snapshot.owned_v4)?;
+    program.set_owned_v6(&snapshot.owned_v6)?;
+    program.set_anycast(std::net::Ipv4Addr::from(snapshot.anycast))?;
+
+    let mut sockets = Vec::new();
+    for &queue in &queues {
+        let cfg = AfXdpConfig {
+            iface: opts.iface.clone(),
+            queue,
+            frames: opts.frames,
+            frame_size: snapshot.frame_size as u32,
+            bind: opts.bind,
+            busy_poll: opts.busy_poll,
+            ..AfXdpConfig::default()
+        };
+        let io = AfXdpIo::open(&cfg).with_context(|| format!("{} queue {queue}", opts.iface))?;
+        program.register_socket(queue, io.fd())?;
+        sockets.push((queue, io));
+    }
+    let attached = program.attach(index, opts.attach)?;
+    if attached.generic {
+        eprintln!("transitd: native XDP failed on {}; attached in generic (skb) mode, which is slower", opts.iface);
+    }
+    eprintln!(
+        "transitd: running on {} queues {:?} ({} customers, {} tunnels); SIGINT or SIGTERM stops",
+        opts.iface,
+        queues,
+        snapshot.customers.len(),
+        snapshot.tunnels.len()
+    );
+
+    let shared = Arc::new(ArcSwap::from_pointee(snapshot));
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut workers = Vec::new();
+    let reports: Vec<Arc<Mutex<WorkerReport>>> =
+        queues.iter().map(|&q| Arc::new(Mutex::new(WorkerReport { queue: q, ..WorkerReport::default() }))).collect();
+    for (i, (queue, io)) in sockets.into_iter().enumerate() {
+        let core = match &opts.cores {
+            Some(list) => list.get(i).copied(),
+            None => (!cores.is_empty()).then(|| queue as usize % cores.len()),
+        };
+        let ctx = WorkerContext {
+            snapshot: shared.clone(),
+            next_hop: next_hop.clone(),
+            src,
+            stop: stop.clone(),
+            report: reports[i].clone(),
+            idle_sleep: opts.idle_sleep,
+        };
+        workers.push(std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
+            if let Some(c) = core {
+                core_affinity::set_for_current(core_affinity::CoreId { id: c });
+            }
+            worker(io, ctx)
+        })?);
+    }
+
+    let started = Instant::now();
+    let mut last = (
+        Instant::now(),
+        reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect::<Vec<_>>(),
+    );
+    while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        if !opts.stats_interval.is_zero() && last.0.elapsed() >= opts.stats_interval {
+            let now: Vec<WorkerStats> =
+                reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect();
+            let dt = last.0.elapsed().as_secs_f64();
+            eprintln!("{}", progress_line(started.elapsed(), &queues, &last.1, &now, dt, &program.stats()));
+            last = (Instant::now(), now);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut errors = Vec::new();
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(anyhow::anyhow!("a worker panicked")),
+        }
+    }
+    drop(attached); // detach before anything else can fail
+    if let Some(r) = resolver {
+        let _ = r.join();
+    }
+    let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
+    print!("{}", final_report(&finals, &program.stats()));
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    Ok(finals)
+}
+
+struct WorkerContext {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    next_hop: Arc<NextHopCell>,
+    src: [u8; 6],
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<WorkerReport>>,
+    idle_sleep: Duration,
+}
+
+/// One queue's loop: poll, process, publish counters ~10 times a second.
+fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
+    let mut stats = WorkerStats::new(ctx.snapshot.load().rule_count);
+    let mut published = Instant::now();
+    let publish = |stats: &WorkerStats, io: &AfXdpIo| {
+        if let Ok(mut r) = ctx.report.lock() {
+            r.stats.clone_from(stats);
+            r.io = io.stats();
+            r.frames = io.frames();
+        }
+    };
+    let mut polls = 0u32;
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let snap = ctx.snapshot.load();
+        let eth = ctx.next_hop.get().map(|dst| EthernetAddrs { dst, src: ctx.src });
+        match io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut stats))? {
+            Polled::Idle if !ctx.idle_sleep.is_zero() => std::thread::sleep(ctx.idle_sleep),
+            Polled::Idle => std::hint::spin_loop(),
+            _ => {}
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(256) && published.elapsed() >= Duration::from_millis(100) {
+            publish(&stats, &io);
+            published = Instant::now();
+        }
+    }
+    // Let in-flight transmissions complete so that every frame is back where it is counted.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while io.frames().in_tx > 0 && Instant::now() < deadline {
+        let _ = io.poll(&mut |frames| process_batch_via(&ctx.snapshot.load(), None, frames, &mut stats));
+    }
+    publish(&stats, &io);
+    Ok(())
+}
+
+fn progress_line(
+    up: Duration,
+    queues: &[u32],
+    before: &[WorkerStats],
+    now: &[WorkerStats],
+    dt: f64,
+    xdp: &transitd_bpf::XdpStats,
+) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!("[{:>6.1}s]", up.as_secs_f64());
+    for ((q, b), n) in queues.iter().zip(before).zip(now) {
+        let rx = (n.rx_frames - b.rx_frames) as f64 / dt;
+        let tx = (n.tx_frames - b.tx_frames) as f64 / dt;
+        let _ = write!(line, " q{q}: rx {rx:.0} pps tx {tx:.0} pps");
+        let mut drops = Vec::new();
+        for r in DropReason::ALL {
+            let d = n.dropped_for(*r) - b.dropped_for(*r);
+            if d > 0 {
+                drops.push(format!("{} {d}", r.name()));
+            }
+        }
+        if !drops.is_empty() {
+            let _ = write!(line, " (dropped: {})", drops.join(", "));
+        }
+    }
+    let _ = write!(line, " | xdp redirected {} passed {}", xdp.redirected, xdp.passed);
+    line
+}
+
+fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStats) -> String {
+    use std::fmt::Write as _;
+    let mut total = WorkerStats::default();
+    let mut out = String::new();
+    for r in reports {
+        total.add(&r.stats);
+        let _ = writeln!(
+            out,
+            "queue {}: rx {} tx {} passed {} dropped {}; umem frames {} (free {}, fill {}, tx {}){}",
+            r.queue,
+            r.stats.rx_frames,
+            r.stats.tx_frames,
+            r.stats.passed(),
+            r.stats.dropped(),
+            r.frames.total,
+            r.frames.free,
+            r.frames.in_fill,
+            r.frames.in_tx,
+            if r.frames.is_conserved() { "" } else { " NOT CONSERVED" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total: rx {} tx {} passed {} dropped {}",
+        total.rx_frames,
+        total.tx_frames,
+        total.passed(),
+        total.dropped()
+    );
+    for r in PassReason::ALL {
+        if total.passed_for(*r) > 0 {
+            let _ = writeln!(out, "  pass {:<22} {:>10}", r.name(), total.passed_for(*r));
+        }
+    }
+    for r in DropReason::ALL {
+        if total.dropped_for(*r) > 0 {
+            let _ = writeln!(out, "  drop {:<22} {:>10}", r.name(), total.dropped_for(*r));
+        }
+    }
+    let _ = writeln!(out, "xdp: redirected {} passed {} no_socket {}", xdp.redirected, xdp.passed, xdp.no_socket);
+    out
+}
+
+/// `transitd detach --iface IF`.
+pub fn detach(iface: &str) -> anyhow::Result<bool> {
+    Ok(transitd_bpf::detach(ifindex(iface)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_lists_parse() {
+        assert_eq!(parse_list("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_list("0,2, 5-6").unwrap(), vec![0, 2, 5, 6]);
+        assert!(parse_list("3-1").is_err());
+        assert!(parse_list("x").is_err());
+    }
+}

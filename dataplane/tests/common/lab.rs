@@ -1,0 +1,162 @@
+//! The veth/network-namespace lab (`scripts/veth-lab`) for tests that run `transitd run`:
+//! made by each test, removed when the test ends, even when it fails.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::root;
+
+/// Lab tests share two cores and the kernel's XDP state: one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A lab of four namespaces, `<prefix>-snd`, `-up`, `-dut`, `-cust`.
+pub struct Lab {
+    pub prefix: String,
+}
+
+impl Lab {
+    /// Creates the lab (root needed); `queues` rx/tx queues on the up<->dut pair.
+    pub fn up(name: &str, queues: u32) -> Lab {
+        assert!(is_root(), "the veth lab tests need root (network namespaces, XDP): run them as root, as CI does");
+        let prefix = format!("{name}{}", std::process::id() % 1000);
+        let status = Command::new(root().join("scripts/veth-lab"))
+            .args(["up", &prefix])
+            .env("QUEUES", queues.to_string())
+            .status()
+            .expect("scripts/veth-lab");
+        assert!(status.success(), "scripts/veth-lab up {prefix} failed");
+        Lab { prefix }
+    }
+
+    /// A command run in namespace `ns` (`snd`, `up`, `dut`, `cust`).
+    pub fn cmd(&self, ns: &str, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &format!("{}-{ns}", self.prefix), program]);
+        c
+    }
+
+    /// Runs a command in `ns`, panicking on failure, returning its output.
+    pub fn run(&self, ns: &str, program: &str, args: &[&str]) -> Output {
+        let out = self.cmd(ns, program).args(args).output().unwrap();
+        assert!(out.status.success(), "{ns}: {program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// The name of an interface of the lab (`s0`, `u0`, `d0`, `u1`, `c0`, `u2`).
+    pub fn dev(&self, short: &str) -> String {
+        format!("{}-{short}", self.prefix)
+    }
+
+    /// The MAC of interface `short` in `ns`.
+    pub fn mac(&self, ns: &str, short: &str) -> String {
+        let out = self.run(ns, "cat", &[&format!("/sys/class/net/{}/address", self.dev(short))]);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Starts `transitd run` in `dut` on `d0` with `config`, and waits for it to say it runs.
+    pub fn transitd(&self, config: &str, extra: &[&str]) -> Transitd {
+        let path = std::env::temp_dir().join(format!("{}.toml", self.prefix));
+        std::fs::write(&path, config).unwrap();
+        let log = std::env::temp_dir().join(format!("{}.log", self.prefix));
+        let child = self
+            .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+            .args(["run", "--config", path.to_str().unwrap(), "--iface", &self.dev("d0"), "--idle-sleep-us", "50"])
+            .args(["--stats-interval", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let t = Transitd { child: Some(child), log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !t.log().contains("transitd: running on") {
+            assert!(Instant::now() < deadline, "transitd did not start:\n{}", t.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t
+    }
+
+    /// Starts a capture of `short` in `ns` into a pcap file; stop it with [`Capture::finish`].
+    pub fn capture(&self, ns: &str, short: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("{}-{short}.pcap", self.prefix));
+        let child = self
+            .cmd(ns, "tcpdump")
+            .args(["-n", "-U", "-i", &self.dev(short), "-w", file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        Capture { child, file }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/veth-lab")).args(["down", &self.prefix]).status();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}
+
+/// A running `transitd run`.
+pub struct Transitd {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Transitd {
+    /// What it has logged so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Sends SIGTERM and returns its exit status and final report (stdout).
+    pub fn stop(mut self) -> (i32, String) {
+        let child = self.child.take().unwrap();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Transitd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running capture.
+pub struct Capture {
+    child: Child,
+    pub file: PathBuf,
+}
+
+impl Capture {
+    /// Stops the capture (letting tcpdump flush) and returns the file.
+    pub fn finish(mut self) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+/// Sends packets from `ns` with scapy; `packets` is a Python expression for a list.
+pub fn scapy_send(lab: &Lab, ns: &str, packets: &str) {
+    let script = format!("from scapy.all import *\nsend({packets}, verbose=0)\n");
+    lab.run(ns, "/usr/bin/python3", &["-c", &script]);
+}
