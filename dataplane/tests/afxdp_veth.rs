@@ -112,3 +112,113 @@ fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     let link = lab.run("dut", "ip", &["-d", "link", "show", "dev", &lab.dev("d0")]);
     assert!(!String::from_utf8_lossy(&link.stdout).contains("prog/xdp"), "XDP still attached");
 }
+
+/// Every IPv4 and IPv6 destination is a customer's; the next hop is configured statically,
+/// so that transitd itself sends nothing that could come back.
+fn catch_all(up_mac: &str) -> String {
+    CATCH_ALL.replace("next_hop_mac = \"02:00:00:00:00:fe\"", &format!("next_hop_mac = \"{up_mac}\""))
+}
+
+/// Would the XDP program redirect this frame (with every destination owned)? Its rule:
+/// Ethernet, at most three VLAN tags, then a whole IPv4 (20 bytes) or IPv6 (40) header.
+fn xdp_redirects(frame: &[u8]) -> bool {
+    let mut at = 12;
+    for _ in 0..4 {
+        let Some(t) = frame.get(at..at + 2) else { return false };
+        match u16::from_be_bytes([t[0], t[1]]) {
+            0x8100 | 0x88a8 | 0x9100 => at += 4,
+            0x0800 => return frame.len() >= at + 2 + 20,
+            0x86dd => return frame.len() >= at + 2 + 40,
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn malformed_captures_are_dropped_and_forwarding_goes_on() {
+    use transitd::io::{Frame, HEADROOM};
+    use transitd::pipeline::{Verdict, process_frame};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tb", 1);
+    let config = catch_all(&lab.mac("up", "u1"));
+
+    // What pcap replay decides for the frames that will reach transitd: Ethernet captures,
+    // frames that fit the veth MTU and that the XDP program redirects.
+    let snap = snapshot(&config);
+    let mut files = Vec::new();
+    let mut expected_drops = std::collections::BTreeMap::<&'static str, u64>::new();
+    let mut expected_tx = 0u64;
+    for file in captures("malformed") {
+        let link = tshark(&file, &["-c", "1", "-T", "fields", "-e", "frame.encap_type"]);
+        if link.trim() != "1" {
+            continue; // not Ethernet: tcpreplay would send the raw bytes as Ethernet
+        }
+        for f in read_frames(&file) {
+            if f.bytes.len() > 1514 || !xdp_redirects(&f.bytes) {
+                continue;
+            }
+            let mut buf = vec![0u8; HEADROOM + f.bytes.len()];
+            buf[HEADROOM..].copy_from_slice(&f.bytes);
+            let mut frame = Frame::new(&mut buf, HEADROOM, f.bytes.len(), f.wire_len, 0);
+            match process_frame(&snap, Some(&snap.eth), &mut frame).verdict {
+                Verdict::Drop(r) => *expected_drops.entry(r.name()).or_default() += 1,
+                Verdict::Tx { .. } => expected_tx += 1,
+                Verdict::Pass(_) => {}
+            }
+        }
+        files.push(file);
+    }
+    assert!(expected_drops.values().sum::<u64>() > 100, "{expected_drops:?}");
+
+    let mut t = lab.transitd(&config, &[]);
+    let mut args: Vec<String> = vec!["-q".into(), "-i".into(), lab.dev("u1"), "--pps=10000".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let replayed = lab.cmd("up", "tcpreplay").args(&args).output().unwrap();
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(t.is_running(), "transitd died on malformed input:\n{}", t.log());
+
+    // Good traffic afterwards still goes through.
+    let cap = lab.capture("up", "u1");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=41000, dport=21, flags='S')]");
+    std::thread::sleep(Duration::from_secs(1));
+    let file = cap.finish();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    let good = tshark(&file, &["-Y", "gre and not icmp and tcp.srcport == 41000", "-T", "fields", "-e", "frame.number"]);
+    assert_eq!(good.lines().count(), 1, "good traffic after the malformed captures:\n{report}");
+    let (_, conserved) = queues(&report);
+    assert!(conserved, "{report}");
+    // Every malformed frame was dropped under the reason replay gives it.
+    for (reason, n) in &expected_drops {
+        let line = report.lines().find(|l| l.trim_start().starts_with(&format!("drop {reason} "))).unwrap_or("");
+        let got: u64 = line.split_whitespace().last().and_then(|v| v.parse().ok()).unwrap_or(0);
+        assert_eq!(got, *n, "drop {reason}\n{report}");
+    }
+    assert!(expected_tx > 0);
+}
+
+#[test]
+fn two_queues_two_pinned_workers_share_the_traffic() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tc", 2);
+    let t = lab.transitd(ACME, &["--queues", "0-1", "--cores", "0,1"]);
+    wait_for("the next hop to resolve", || t.log().contains("next hop 10.2.0.1 is at"));
+    let cap = lab.capture("up", "u1");
+    // 200 flows: the upstream veth spreads them over its two tx queues by flow hash.
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=20000+i, dport=21, flags='S') for i in range(200)]");
+    std::thread::sleep(Duration::from_secs(1));
+    let file = cap.finish();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    let (rows, conserved) = queues(&report);
+    assert!(conserved, "{report}");
+    assert_eq!(rows.len(), 2, "{report}");
+    assert!(rows.iter().all(|&(rx, _)| rx > 0), "both workers received: {report}");
+    assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 200, "{report}");
+    let gre = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 21", "-T", "fields", "-e", "tcp.srcport"]);
+    let mut ports: Vec<u32> = gre.lines().map(|l| l.parse().unwrap()).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, (20000..20200).collect::<Vec<_>>());
+}

@@ -159,6 +159,16 @@ impl AfXdpIo {
         self.stats.completed += done as u64;
     }
 
+    /// In copy mode the kernel sends only inside sendto(), a bounded number of frames per
+    /// call: kick while anything on the tx ring is not completed. With need_wakeup (zero
+    /// copy) the kernel says when it needs a kick.
+    fn kick_tx_if_pending(&mut self) {
+        if self.count.in_tx > 0 && (self.copy_mode || self.rings.tx_needs_wakeup()) {
+            self.rings.kick_tx();
+            self.stats.kicks += 1;
+        }
+    }
+
     /// Gives free frames to the kernel to receive into.
     fn refill(&mut self) {
         let given = self.rings.fill(&mut self.free);
@@ -177,6 +187,7 @@ impl FrameIo for AfXdpIo {
         let mut descs = [(0u64, 0u32); BATCH_SIZE];
         let n = self.rings.receive(&mut descs);
         if n == 0 {
+            self.kick_tx_if_pending();
             if self.rings.fill_needs_wakeup() {
                 self.rings.kick_rx();
                 self.stats.kicks += 1;
@@ -230,11 +241,7 @@ impl FrameIo for AfXdpIo {
         self.stats.tx_ring_full += (m - sent) as u64;
         self.stats.tx += sent as u64;
         self.count.in_tx += sent as u64;
-        // In copy mode the kernel sends only inside sendto(); with need_wakeup it asks.
-        if sent > 0 && (self.copy_mode || self.rings.tx_needs_wakeup()) {
-            self.rings.kick_tx();
-            self.stats.kicks += 1;
-        }
+        self.kick_tx_if_pending();
         Ok(Polled::Frames(n))
     }
 }
