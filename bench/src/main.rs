@@ -1,6 +1,7 @@
 //! `transitd-bench`: the benchmark harness. Each subcommand prints a Markdown table of
 //! min/median/max over repeated runs, with its baselines measured in the same run.
 
+mod afxdp;
 mod classify;
 mod match_tshark;
 mod measure;
@@ -25,6 +26,12 @@ enum Command {
     GenTrace(classify::GenArgs),
     /// `transitd match -Y` against `tshark -Y`: frames per second on the same capture.
     Match(match_tshark::Args),
+    /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
+    Gen(afxdp::GenArgs),
+    /// Count and drop what arrives on an interface (XDP).
+    Sink(afxdp::SinkArgs),
+    /// AF_XDP rx->tx reflect with no pipeline: the backend's ceiling.
+    Reflect(afxdp::SinkArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +40,8 @@ fn main() -> anyhow::Result<()> {
         Command::Classify(args) => classify::run(&args),
         Command::GenTrace(args) => classify::gen_trace(&args),
         Command::Match(args) => match_tshark::bench(&args),
+        Command::Gen(args) => afxdp::generate(&args),
+        Command::Sink(args) => afxdp::sink(&args),
+        Command::Reflect(args) => afxdp::reflect(&args),
     }
 }
