@@ -186,7 +186,8 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
     let file = cap.finish();
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
-    let good = tshark(&file, &["-Y", "gre and not icmp and tcp.srcport == 41000", "-T", "fields", "-e", "frame.number"]);
+    let good =
+        tshark(&file, &["-Y", "gre and not icmp and tcp.srcport == 41000", "-T", "fields", "-e", "frame.number"]);
     assert_eq!(good.lines().count(), 1, "good traffic after the malformed captures:\n{report}");
     let (_, conserved) = queues(&report);
     assert!(conserved, "{report}");
