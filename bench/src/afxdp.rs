@@ -102,11 +102,13 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let limit = Duration::from_secs_f64(args.seconds);
     while start.elapsed() < limit {
-        let mut input = ProgramInput::default();
-        input.data_in = Some(&frame);
-        input.context_in = Some(&mut ctx);
-        input.flags = LIVE_FRAMES;
-        input.repeat = 200_000;
+        let input = ProgramInput {
+            data_in: Some(&frame),
+            context_in: Some(&mut ctx),
+            flags: LIVE_FRAMES,
+            repeat: 200_000,
+            ..ProgramInput::default()
+        };
         skel.progs.xdp_gen.test_run(input)?;
     }
     let secs = start.elapsed().as_secs_f64();
