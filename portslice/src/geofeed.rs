@@ -1,0 +1,134 @@
+//! RFC 8805 geofeeds: generated from a plan's egress ranges, and parsed back with validation.
+//!
+//! A feed is CSV, one entry per line: `ip_prefix,alpha2code,region,city,postal_code`, with
+//! `#` comments. Generation groups contiguous addresses with the same location (country,
+//! region, city; the trust class is not published) and writes each group as the fewest
+//! prefixes that cover it exactly. The postal code field is deprecated (RFC 8805 §2.1.1.5)
+//! and always written empty.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::plan::EgressRange;
+
+/// One feed entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The prefix.
+    pub addr: IpAddr,
+    /// Its length.
+    pub prefix_len: u8,
+    /// ISO 3166-1 alpha-2, uppercase; empty when not given.
+    pub country: String,
+    /// ISO 3166-2 region (`GB-ENG`); empty when not given.
+    pub region: String,
+    /// City; empty when not given.
+    pub city: String,
+}
+
+/// A line that does not follow RFC 8805.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct GeofeedError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The fewest prefixes that cover `[lo, hi]` exactly.
+pub fn range_to_prefixes(lo: u32, hi: u32) -> Vec<(u32, u8)> {
+    let mut out = Vec::new();
+    let mut start = u64::from(lo);
+    let end = u64::from(hi);
+    while start <= end {
+        // The largest aligned block that starts at `start` and stays within `end`.
+        let mut size = if start == 0 { 1u64 << 32 } else { 1u64 << start.trailing_zeros() };
+        while start + size - 1 > end {
+            size >>= 1;
+        }
+        out.push((start as u32, (32 - size.trailing_zeros()) as u8));
+        start += size;
+    }
+    out
+}
+
+/// The feed for `ranges`: contiguous addresses with the same location merged, each run as
+/// the fewest prefixes.
+pub fn generate(ranges: &[EgressRange]) -> String {
+    let mut sorted: Vec<&EgressRange> = ranges.iter().collect();
+    sorted.sort_by_key(|r| r.bounds());
+    let mut runs: Vec<(u32, u32, [&str; 3])> = Vec::new();
+    for r in sorted {
+        let (lo, hi) = r.bounds();
+        let loc = [r.tags.country.as_str(), r.tags.region.as_str(), r.tags.city.as_str()];
+        match runs.last_mut() {
+            Some(last) if last.2 == loc && u64::from(last.1) + 1 == u64::from(lo) => last.1 = hi,
+            _ => runs.push((lo, hi, loc)),
+        }
+    }
+    let mut out = String::from("# RFC 8805 geofeed: ip_prefix,alpha2code,region,city,postal_code\n");
+    for (lo, hi, [country, region, city]) in runs {
+        for (net, len) in range_to_prefixes(lo, hi) {
+            out.push_str(&format!("{}/{len},{},{region},{city},\n", Ipv4Addr::from(net), country.to_ascii_uppercase()));
+        }
+    }
+    out
+}
+
+/// Parses a feed. Comments and blank lines are skipped; every other line must have a valid
+/// prefix (no host bits set; a bare address is a /32 or /128), a two-letter country if any,
+/// a region of the form `CC-XXX` whose `CC` is the country, and at most five fields.
+pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |reason: String| GeofeedError { line: i + 1, reason };
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() > 5 {
+            return Err(err(format!("{} fields; a feed line has at most 5", fields.len())));
+        }
+        let get = |k: usize| fields.get(k).copied().unwrap_or("");
+        let (addr_text, len_text) = match get(0).split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (get(0), None),
+        };
+        let addr: IpAddr = addr_text.parse().map_err(|_| err(format!("`{}` is not an IP prefix", get(0))))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match len_text {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| err(format!("bad prefix length in `{}`", get(0))))?,
+        };
+        let host_bits_set = match addr {
+            IpAddr::V4(a) => u32::from(a) & u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
+            IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
+        };
+        if host_bits_set {
+            return Err(err(format!("`{}` has host bits set", get(0))));
+        }
+        let country = get(1).to_ascii_uppercase();
+        if !country.is_empty() && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(err(format!("`{}` is not an ISO 3166-1 alpha-2 code", get(1))));
+        }
+        let region = get(2).to_ascii_uppercase();
+        if !region.is_empty() {
+            let ok = region.split_once('-').is_some_and(|(cc, sub)| {
+                cc.len() == 2
+                    && (country.is_empty() || cc == country)
+                    && (1..=3).contains(&sub.len())
+                    && sub.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if !ok {
+                return Err(err(format!("`{}` is not an ISO 3166-2 code of country `{country}`", get(2))));
+            }
+        }
+        out.push(Entry { addr, prefix_len, country, region, city: get(3).to_string() });
+    }
+    Ok(out)
+}

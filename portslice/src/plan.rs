@@ -1,0 +1,287 @@
+//! Slice plans: which server owns which (egress address, port slice).
+//!
+//! An address's ports from `reserved_ports` up are cut into `slices_per_ip` slices of
+//! `slice_size` ports (ports above the last whole slice, and below `reserved_ports`, belong
+//! to no server). Every slice of every address is owned by exactly one server of the
+//! address's data centre, and a data centre's slices are spread evenly: each server owns
+//! ⌊T/n⌋ or ⌈T/n⌉ of its T slices.
+//!
+//! Re-planning from a previous plan (a server added or removed, an address moved) moves as
+//! few slices as possible: a slice keeps its owner unless the owner left or owns more than
+//! its share, and the servers that keep the larger shares are those already holding the
+//! most. Every slice that changes owner is listed as a [`Move`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// Tags of an egress address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tags {
+    /// ISO 3166-1 alpha-2 country the address should geolocate to (`GB`).
+    pub country: String,
+    /// ISO 3166-2 region (`GB-ENG`), optional.
+    pub region: String,
+    /// City, optional.
+    pub city: String,
+    /// Trust class (`trusted`, `untrusted`, ...): which traffic may egress from it.
+    pub class: String,
+}
+
+/// A range of egress addresses with their tags and data centre.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressRange {
+    /// Network address.
+    pub network: u32,
+    /// Prefix length.
+    pub prefix_len: u8,
+    /// Tags.
+    pub tags: Tags,
+    /// Data centre (by name) the addresses are used in.
+    pub data_centre: String,
+}
+
+impl EgressRange {
+    /// First and last address.
+    pub fn bounds(&self) -> (u32, u32) {
+        let host = u32::MAX.checked_shr(u32::from(self.prefix_len)).unwrap_or(0);
+        (self.network & !host, self.network | host)
+    }
+}
+
+/// A data centre and its servers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataCentre {
+    /// Name (`lhr`).
+    pub name: String,
+    /// Server names, unique across all data centres.
+    pub servers: Vec<String>,
+}
+
+/// What a plan is made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSpec {
+    /// Ports per slice.
+    pub slice_size: u16,
+    /// Ports below this are never in a slice.
+    pub reserved_ports: u16,
+    /// Egress addresses.
+    pub egress: Vec<EgressRange>,
+    /// Data centres.
+    pub data_centres: Vec<DataCentre>,
+}
+
+/// Why a spec cannot be planned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Slice size zero, or no whole slice fits above the reserved ports.
+    #[error("slice_size {slice_size} with reserved_ports {reserved} leaves no whole slice")]
+    NoSlices {
+        /// Slice size.
+        slice_size: u16,
+        /// Reserved ports.
+        reserved: u16,
+    },
+    /// An egress range names an unknown data centre.
+    #[error("egress range {range} names unknown data centre `{dc}`")]
+    UnknownDataCentre {
+        /// The range.
+        range: String,
+        /// The name.
+        dc: String,
+    },
+    /// Two egress ranges overlap.
+    #[error("egress ranges {a} and {b} overlap")]
+    Overlap {
+        /// One range.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// A server name appears twice.
+    #[error("server `{0}` appears twice")]
+    DuplicateServer(String),
+    /// A data centre with egress addresses has no server to own them.
+    #[error("data centre `{0}` has egress addresses but no servers")]
+    NoServers(String),
+}
+
+/// A slice that changed owner in a re-plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The address.
+    pub ip: u32,
+    /// Slice index.
+    pub slice: u16,
+    /// The previous owner (`None`: the slice is new).
+    pub from: Option<String>,
+    /// The new owner.
+    pub to: String,
+}
+
+/// A slice plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// What it was made from.
+    pub spec: PlanSpec,
+    /// Slices per address.
+    pub slices_per_ip: u16,
+    /// Owner of each slice: `owners[ip][slice]`, server names, for every egress address.
+    pub owners: BTreeMap<u32, Vec<String>>,
+}
+
+fn cidr(r: &EgressRange) -> String {
+    format!("{}/{}", std::net::Ipv4Addr::from(r.network), r.prefix_len)
+}
+
+impl PlanSpec {
+    /// Slices per address.
+    pub fn slices_per_ip(&self) -> Result<u16, PlanError> {
+        let usable = 65536u32 - u32::from(self.reserved_ports);
+        match usable.checked_div(u32::from(self.slice_size)) {
+            Some(n) if n > 0 => Ok(n as u16),
+            _ => Err(PlanError::NoSlices { slice_size: self.slice_size, reserved: self.reserved_ports }),
+        }
+    }
+
+    fn validate(&self) -> Result<(), PlanError> {
+        self.slices_per_ip()?;
+        let mut seen = HashMap::new();
+        for dc in &self.data_centres {
+            for s in &dc.servers {
+                if seen.insert(s.clone(), ()).is_some() {
+                    return Err(PlanError::DuplicateServer(s.clone()));
+                }
+            }
+        }
+        let mut ranges: Vec<&EgressRange> = self.egress.iter().collect();
+        ranges.sort_by_key(|r| r.bounds());
+        for w in ranges.windows(2) {
+            if w[1].bounds().0 <= w[0].bounds().1 {
+                return Err(PlanError::Overlap { a: cidr(w[0]), b: cidr(w[1]) });
+            }
+        }
+        for r in &self.egress {
+            match self.data_centres.iter().find(|d| d.name == r.data_centre) {
+                None => return Err(PlanError::UnknownDataCentre { range: cidr(r), dc: r.data_centre.clone() }),
+                Some(d) if d.servers.is_empty() => return Err(PlanError::NoServers(d.name.clone())),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Plans `spec` afresh (no previous plan).
+    pub fn new(spec: PlanSpec) -> Result<Plan, PlanError> {
+        Plan::replan(spec, None).map(|(p, _)| p)
+    }
+
+    /// Plans `spec`, keeping as much of `previous` as a balanced plan allows; returns the
+    /// plan and every slice whose owner changed.
+    pub fn replan(spec: PlanSpec, previous: Option<&Plan>) -> Result<(Plan, Vec<Move>), PlanError> {
+        spec.validate()?;
+        let slices = spec.slices_per_ip()?;
+        // A previous plan with another slice geometry has no slice in common with this one.
+        let previous = previous.filter(|p| p.slices_per_ip == slices && p.spec.reserved_ports == spec.reserved_ports);
+        let mut owners: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        let mut moves = Vec::new();
+        for dc in &spec.data_centres {
+            let mut dc_slices: Vec<(u32, u16)> = Vec::new();
+            for r in spec.egress.iter().filter(|r| r.data_centre == dc.name) {
+                let (lo, hi) = r.bounds();
+                for ip in lo..=hi {
+                    dc_slices.extend((0..slices).map(|s| (ip, s)));
+                }
+            }
+            if dc_slices.is_empty() {
+                continue;
+            }
+            let assigned = balance(&dc_slices, &dc.servers, |ip, s| {
+                previous.and_then(|p| p.owners.get(&ip)).and_then(|o| o.get(usize::from(s))).cloned()
+            });
+            for ((ip, s), owner) in dc_slices.iter().zip(assigned) {
+                let old = previous.and_then(|p| p.owners.get(ip)).and_then(|o| o.get(usize::from(*s))).cloned();
+                if old.as_ref() != Some(&owner) {
+                    moves.push(Move { ip: *ip, slice: *s, from: old, to: owner.clone() });
+                }
+                owners.entry(*ip).or_insert_with(|| vec![String::new(); usize::from(slices)])[usize::from(*s)] = owner;
+            }
+        }
+        Ok((Plan { spec, slices_per_ip: slices, owners }, moves))
+    }
+
+    /// The port range `[first, last]` of slice `slice`.
+    pub fn slice_ports(&self, slice: u16) -> (u16, u16) {
+        let first = u32::from(self.spec.reserved_ports) + u32::from(slice) * u32::from(self.spec.slice_size);
+        (first as u16, (first + u32::from(self.spec.slice_size) - 1) as u16)
+    }
+
+    /// Every (address, first port, last port) `server` owns, in address order.
+    pub fn slices_of(&self, server: &str) -> Vec<(u32, u16, u16)> {
+        let mut out = Vec::new();
+        for (ip, owners) in &self.owners {
+            for (s, o) in owners.iter().enumerate() {
+                if o == server {
+                    let (a, b) = self.slice_ports(s as u16);
+                    out.push((*ip, a, b));
+                }
+            }
+        }
+        out
+    }
+
+    /// The data centre of each egress address.
+    pub fn data_centre_of(&self, ip: u32) -> Option<&str> {
+        self.spec.egress.iter().find(|r| (r.bounds().0..=r.bounds().1).contains(&ip)).map(|r| r.data_centre.as_str())
+    }
+}
+
+/// Assigns `slices` to `servers` evenly, keeping `previous(slice)` owners where a balanced
+/// assignment allows. Minimal: a slice moves only if its owner left or holds more than the
+/// largest share it can keep.
+fn balance(slices: &[(u32, u16)], servers: &[String], previous: impl Fn(u32, u16) -> Option<String>) -> Vec<String> {
+    let n = servers.len();
+    let index: HashMap<&str, usize> = servers.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let mut owner: Vec<Option<usize>> =
+        slices.iter().map(|&(ip, s)| previous(ip, s).and_then(|o| index.get(o.as_str()).copied())).collect();
+    let mut count = vec![0usize; n];
+    for o in owner.iter().flatten() {
+        count[*o] += 1;
+    }
+    // Shares: ⌊T/n⌋ each, one more for T mod n servers, those holding the most already (ties
+    // by name), so that as few slices as possible must leave their owner.
+    let (base, extra) = (slices.len() / n, slices.len() % n);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| count[b].cmp(&count[a]).then(servers[a].cmp(&servers[b])));
+    let mut target = vec![base; n];
+    for &i in order.iter().take(extra) {
+        target[i] += 1;
+    }
+    // Release the excess: the highest slices of each over-share server.
+    let mut kept = vec![0usize; n];
+    for o in owner.iter_mut() {
+        if let Some(i) = *o {
+            if kept[i] < target[i] {
+                kept[i] += 1;
+            } else {
+                *o = None;
+            }
+        }
+    }
+    // Hand the free slices to servers under their share, in name order, round robin.
+    let mut by_name: Vec<usize> = (0..n).collect();
+    by_name.sort_by(|&a, &b| servers[a].cmp(&servers[b]));
+    let mut cursor = 0;
+    for o in owner.iter_mut().filter(|o| o.is_none()) {
+        while kept[by_name[cursor % n]] >= target[by_name[cursor % n]] {
+            cursor += 1;
+        }
+        let i = by_name[cursor % n];
+        kept[i] += 1;
+        *o = Some(i);
+        cursor += 1;
+    }
+    owner.into_iter().map(|o| servers[o.expect("every slice was given an owner above")].clone()).collect()
+}

@@ -1,0 +1,98 @@
+//! RFC 8805 geofeeds, both directions.
+
+use portslice::geofeed::{self, range_to_prefixes};
+use portslice::plan::{EgressRange, Tags};
+use proptest::prelude::*;
+
+#[test]
+fn the_rfc_example_feed_parses() {
+    // RFC 8805 §2.1.1's sample entries (postal codes are deprecated but still parse).
+    let feed = "# IP Prefix,Alpha2code,Region,City,Postal Code\n\
+                192.0.2.0/25,US,US-AL,,\n\
+                192.0.2.5,US,US-AL,Alabaster,\n\
+                192.0.2.128/25,PL,PL-MZ,,02-784\n\
+                2001:db8::/32,PL,,,\n\
+                2001:db8:cafe::/48,PL,PL-MZ,,02-784\n";
+    let e = geofeed::parse(feed).unwrap();
+    assert_eq!(e.len(), 5);
+    assert_eq!((e[1].prefix_len, e[1].city.as_str()), (32, "Alabaster"));
+    assert_eq!((e[3].prefix_len, e[3].country.as_str(), e[3].region.as_str()), (32, "PL", ""));
+}
+
+#[test]
+fn malformed_lines_are_refused_with_their_line_number() {
+    for (bad, why) in [
+        ("192.0.2.1/24,GB,,,", "host bits"),
+        ("192.0.2.0/33,GB,,,", "prefix length"),
+        ("not-a-prefix,GB,,,", "not an IP prefix"),
+        ("192.0.2.0/24,GBR,,,", "alpha-2"),
+        ("192.0.2.0/24,GB,US-CA,,", "ISO 3166-2"),
+        ("192.0.2.0/24,GB,,,,extra", "at most 5"),
+    ] {
+        let err = geofeed::parse(&format!("# header\n{bad}\n")).unwrap_err();
+        assert_eq!(err.line, 2, "{bad}");
+        assert!(err.reason.contains(why), "{bad}: {}", err.reason);
+    }
+}
+
+fn range(a: [u8; 4], len: u8, country: &str, class: &str) -> EgressRange {
+    EgressRange {
+        network: u32::from(std::net::Ipv4Addr::from(a)),
+        prefix_len: len,
+        tags: Tags { country: country.into(), class: class.into(), ..Tags::default() },
+        data_centre: "lhr".into(),
+    }
+}
+
+#[test]
+fn contiguous_ranges_with_one_location_merge_into_the_fewest_prefixes() {
+    // Two adjacent /26 of GB (different trust classes, same location) and one of FR.
+    let feed = geofeed::generate(&[
+        range([198, 51, 100, 64], 26, "GB", "untrusted"),
+        range([198, 51, 100, 0], 26, "GB", "trusted"),
+        range([198, 51, 100, 128], 26, "FR", "trusted"),
+    ]);
+    let lines: Vec<&str> = feed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines, ["198.51.100.0/25,GB,,,", "198.51.100.128/26,FR,,,"]);
+    assert_eq!(geofeed::parse(&feed).unwrap().len(), 2);
+}
+
+proptest! {
+    #[test]
+    fn range_to_prefixes_covers_exactly_and_minimally(lo in any::<u32>(), len in 0u32..5000) {
+        let hi = lo.saturating_add(len);
+        let p = range_to_prefixes(lo, hi);
+        let mut next = u64::from(lo);
+        for (net, l) in &p {
+            prop_assert_eq!(u64::from(*net), next, "contiguous and in order");
+            let size = 1u64 << (32 - u32::from(*l));
+            prop_assert_eq!(u64::from(*net) % size, 0, "aligned");
+            next += size;
+        }
+        prop_assert_eq!(next, u64::from(hi) + 1);
+        // Minimal: no two neighbours could merge into one aligned block.
+        for w in p.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let size = 1u64 << (32 - u32::from(a.1));
+            prop_assert!(!(a.1 == b.1 && u64::from(a.0) % (2 * size) == 0), "{:?} and {:?} merge", a, b);
+        }
+    }
+
+    #[test]
+    fn generated_feeds_parse_back_to_the_same_addresses(
+        blocks in prop::collection::btree_set(0u8..64, 1..20),
+        countries in prop::collection::vec(prop::sample::select(vec!["GB", "FR", "DE"]), 64),
+    ) {
+        let ranges: Vec<EgressRange> = blocks.iter().map(|&b| range([198, 51, b * 4, 0], 22, countries[usize::from(b)], "x")).collect();
+        let feed = geofeed::generate(&ranges);
+        let entries = geofeed::parse(&feed).unwrap();
+        // Every generated address has the country of its range, and nothing else is covered.
+        let covered: u64 = entries.iter().map(|e| 1u64 << (32 - u32::from(e.prefix_len))).sum();
+        prop_assert_eq!(covered, ranges.len() as u64 * 1024);
+        for e in &entries {
+            let std::net::IpAddr::V4(a) = e.addr else { panic!() };
+            let block = (u32::from(a) >> 10) & 0x3f;
+            prop_assert_eq!(e.country.as_str(), countries[block as usize]);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Plans: every slice has exactly one owner in its data centre, shares are even, and a
+//! re-plan moves no more slices than the best balanced plan must (checked by brute force).
+
+use portslice::plan::{DataCentre, EgressRange, Plan, PlanSpec, Tags};
+use portslice::{Owner, OwnerTable};
+use proptest::prelude::*;
+
+fn spec(addresses: u8, servers: &[&str], slice_size: u16, reserved: u16) -> PlanSpec {
+    PlanSpec {
+        slice_size,
+        reserved_ports: reserved,
+        egress: vec![EgressRange {
+            network: u32::from(std::net::Ipv4Addr::new(198, 51, 100, 0)),
+            prefix_len: 32 - addresses.trailing_zeros() as u8,
+            tags: Tags { country: "GB".into(), class: "untrusted".into(), ..Tags::default() },
+            data_centre: "lhr".into(),
+        }],
+        data_centres: vec![DataCentre { name: "lhr".into(), servers: servers.iter().map(|s| s.to_string()).collect() }],
+    }
+}
+
+#[test]
+fn the_seeds_numbers_2048_ports_give_31_servers_an_address() {
+    let servers: Vec<String> = (0..31).map(|i| format!("s{i:02}")).collect();
+    let refs: Vec<&str> = servers.iter().map(String::as_str).collect();
+    let plan = Plan::new(spec(1, &refs, 2048, 2048)).unwrap();
+    assert_eq!(plan.slices_per_ip, 31);
+    let table = OwnerTable::new(&plan);
+    let ip = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 0));
+    // Every server owns exactly one slice of the one address, and every port above the
+    // reserved range has exactly one owner.
+    let mut owned = vec![0u32; 31];
+    for port in 2048..=65535u16 {
+        match table.owner(ip, port) {
+            Owner::Server { server, dc: 0 } => owned[usize::from(server)] += 1,
+            other => panic!("port {port}: {other:?}"),
+        }
+    }
+    assert!(owned.iter().all(|&n| n == 2048), "{owned:?}");
+    assert_eq!(table.owner(ip, 80), Owner::Unsliced { dc: 0 });
+    assert_eq!(table.owner(ip + 1, 5000), Owner::NotEgress);
+}
+
+/// Brute force: the fewest slices that must leave a surviving owner to reach any balanced plan.
+fn fewest_moves(kept: &[usize], total: usize) -> usize {
+    let n = kept.len();
+    let (base, extra) = (total / n, total % n);
+    let mut best = 0;
+    for mask in 0u32..(1 << n) {
+        if mask.count_ones() as usize != extra {
+            continue;
+        }
+        let keep: usize = (0..n).map(|i| kept[i].min(base + usize::from(mask >> i & 1 == 1))).sum();
+        best = best.max(keep);
+    }
+    kept.iter().sum::<usize>() - best
+}
+
+proptest! {
+    #[test]
+    fn replans_are_complete_balanced_and_move_as_little_as_possible(
+        addresses in prop::sample::select(vec![1u8, 2, 4, 8]),
+        before in 1usize..7,
+        removed in prop::collection::vec(any::<bool>(), 7),
+        added in 0usize..4,
+        slice_size in prop::sample::select(vec![2048u16, 4096, 8192, 16384]),
+    ) {
+        let old_servers: Vec<String> = (0..before).map(|i| format!("a{i}")).collect();
+        let refs: Vec<&str> = old_servers.iter().map(String::as_str).collect();
+        let old = Plan::new(spec(addresses, &refs, slice_size, 1024)).unwrap();
+        let mut new_servers: Vec<String> =
+            old_servers.iter().zip(&removed).filter(|(_, r)| !**r).map(|(s, _)| s.clone()).collect();
+        new_servers.extend((0..added).map(|i| format!("b{i}")));
+        prop_assume!(!new_servers.is_empty());
+        let refs: Vec<&str> = new_servers.iter().map(String::as_str).collect();
+        let (new, moves) = Plan::replan(spec(addresses, &refs, slice_size, 1024), Some(&old)).unwrap();
+
+        // Complete: every slice of every address has one owner, a current server.
+        let total = usize::from(addresses) * usize::from(new.slices_per_ip);
+        let all: Vec<&String> = new.owners.values().flatten().collect();
+        prop_assert_eq!(all.len(), total);
+        prop_assert!(all.iter().all(|o| new_servers.contains(o)));
+        // Balanced: shares differ by at most one.
+        let counts: Vec<usize> = new_servers.iter().map(|s| all.iter().filter(|o| **o == s).count()).collect();
+        prop_assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1, "{:?}", counts);
+        // Minimal: slices taken from a surviving owner are as few as brute force says.
+        let kept: Vec<usize> = new_servers.iter().map(|s| old.owners.values().flatten().filter(|o| *o == s).count()).collect();
+        let taken = moves.iter().filter(|m| m.from.as_ref().is_some_and(|f| new_servers.contains(f))).count();
+        prop_assert_eq!(taken, fewest_moves(&kept, total));
+        // The move list is exactly the slices whose owner differs.
+        let mut changed = 0;
+        for (ip, owners) in &new.owners {
+            for (s, o) in owners.iter().enumerate() {
+                if old.owners[ip][s] != *o {
+                    changed += 1;
+                }
+            }
+        }
+        prop_assert_eq!(moves.len(), changed);
+    }
+}
+
+#[test]
+fn adding_a_server_moves_only_what_it_takes() {
+    let old = Plan::new(spec(4, &["a", "b", "c"], 2048, 2048)).unwrap();
+    let (new, moves) = Plan::replan(spec(4, &["a", "b", "c", "d"], 2048, 2048), Some(&old)).unwrap();
+    // 4 addresses x 31 slices = 124; d's share is 31, and only d gains.
+    assert_eq!(moves.len(), 31);
+    assert!(moves.iter().all(|m| m.to == "d"));
+    assert_eq!(new.slices_of("d").len(), 31);
+}
+
+#[test]
+fn bad_specs_are_refused() {
+    assert!(Plan::new(spec(1, &["a"], 0, 0)).is_err());
+    assert!(Plan::new(spec(1, &["a", "a"], 2048, 0)).is_err());
+    assert!(Plan::new(spec(1, &[], 2048, 0)).is_err());
+    let mut s = spec(2, &["a"], 2048, 0);
+    s.egress.push(s.egress[0].clone());
+    assert!(Plan::new(s).is_err(), "overlapping egress ranges");
+}
