@@ -10,9 +10,8 @@ use arrayvec::ArrayVec;
 
 use transitd::io::capture::{CaptureReader, Record};
 use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
-use transitd::pipeline::{parse_frame, process_batch};
+use transitd::pipeline::{WorkerState, parse_frame, process_batch};
 use transitd::snapshot::Snapshot;
-use transitd::stats::WorkerStats;
 
 use crate::measure::Runs;
 
@@ -63,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     };
     let mut lens = [(0usize, 0u32); BATCH_SIZE];
-    let mut stats = WorkerStats::new(snap.rule_count);
+    let mut state = WorkerState::new(&snap);
 
     let copy = Runs::measure(args.runs, total, || {
         for _ in 0..batches {
@@ -94,7 +93,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             batch.extend(
                 bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| Frame::new(b, HEADROOM, *len, *wire, 0)),
             );
-            process_batch(&snap, &mut batch, &mut stats);
+            process_batch(&snap, &mut batch, &mut state);
         }
     });
     // The pipeline rows ran once to warm up and `runs` times timed.
@@ -108,9 +107,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("{}", full.row("copy + whole pipeline"));
     println!(
         "\nper run: {} transmitted, {} passed, {} dropped (of {total})",
-        stats.tx_frames / per_run,
-        stats.passed() / per_run,
-        stats.dropped() / per_run
+        state.stats.tx_frames / per_run,
+        state.stats.passed() / per_run,
+        state.stats.dropped() / per_run
     );
     Ok(())
 }

@@ -119,6 +119,7 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             report.rule_hits.insert(format!("{}/{}", c.name, r.name), 0);
         }
     }
+    let mut limiter = classifier::RateLimiter::new(&snap.dos.buckets, snap.dos.table_size);
     let mut n = 0u64;
     while limit.is_none_or(|l| n < l) {
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
@@ -141,7 +142,7 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             }
         };
         let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, 0);
-        let outcome = process_frame(snap, Some(&snap.eth), &mut frame);
+        let outcome = process_frame(snap, Some(&snap.eth), &mut limiter, &mut frame);
         let (verdict, reason) = match outcome.verdict {
             Verdict::Tx { .. } => ("tx", None),
             Verdict::Pass(r) => ("pass", Some(r.name())),

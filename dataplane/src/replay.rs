@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::io::pcap::PcapIo;
 use crate::io::{FrameIo, Polled};
-use crate::pipeline::{DropReason, PassReason, process_batch};
+use crate::pipeline::{DropReason, PassReason, WorkerState, process_batch};
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 
@@ -24,10 +24,10 @@ pub struct Summary {
 /// Replays `input` through `snapshot`, writing transmitted frames to `output`.
 pub fn replay(snapshot: &Snapshot, input: &Path, output: Option<&Path>) -> anyhow::Result<Summary> {
     let mut io = PcapIo::open(input, output)?;
-    let mut stats = WorkerStats::new(snapshot.rule_count);
+    let mut state = WorkerState::new(snapshot);
     let mut error = None;
     loop {
-        match io.poll(&mut |frames| process_batch(snapshot, frames, &mut stats)) {
+        match io.poll(&mut |frames| process_batch(snapshot, frames, &mut state)) {
             Ok(Polled::End) => break,
             Ok(_) => {}
             Err(e) => {
@@ -36,7 +36,7 @@ pub fn replay(snapshot: &Snapshot, input: &Path, output: Option<&Path>) -> anyho
             }
         }
     }
-    Ok(Summary { stats, skipped: io.skipped.clone(), error })
+    Ok(Summary { stats: state.stats, skipped: io.skipped.clone(), error })
 }
 
 impl Summary {

@@ -16,7 +16,7 @@ use transitd_bpf::{AttachMode, XdpProgram};
 use crate::io::afxdp::{AfXdpConfig, AfXdpIo, AfXdpStats, BindMode, FrameCount};
 use crate::io::{FrameIo, Polled};
 use crate::neigh::{self, NextHopCell};
-use crate::pipeline::{DropReason, PassReason, process_batch_via};
+use crate::pipeline::{DropReason, PassReason, WorkerState, process_batch_via};
 use crate::snapshot::{NextHop, Snapshot};
 use crate::stats::WorkerStats;
 
@@ -236,7 +236,7 @@ struct WorkerContext {
 
 /// One queue's loop: poll, process, publish counters ~10 times a second.
 fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
-    let mut stats = WorkerStats::new(ctx.snapshot.load().rule_count);
+    let mut state = WorkerState::new(&ctx.snapshot.load());
     let mut published = Instant::now();
     let publish = |stats: &WorkerStats, io: &AfXdpIo| {
         if let Ok(mut r) = ctx.report.lock() {
@@ -249,23 +249,23 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
     while !ctx.stop.load(Ordering::Relaxed) {
         let snap = ctx.snapshot.load();
         let eth = ctx.next_hop.get().map(|dst| EthernetAddrs { dst, src: ctx.src });
-        match io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut stats))? {
+        match io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut state))? {
             Polled::Idle if !ctx.idle_sleep.is_zero() => std::thread::sleep(ctx.idle_sleep),
             Polled::Idle => std::hint::spin_loop(),
             _ => {}
         }
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(256) && published.elapsed() >= Duration::from_millis(100) {
-            publish(&stats, &io);
+            publish(&state.stats, &io);
             published = Instant::now();
         }
     }
     // Let in-flight transmissions complete so that every frame is back where it is counted.
     let deadline = Instant::now() + Duration::from_millis(200);
     while io.frames().in_tx > 0 && Instant::now() < deadline {
-        let _ = io.poll(&mut |frames| process_batch_via(&ctx.snapshot.load(), None, frames, &mut stats));
+        let _ = io.poll(&mut |frames| process_batch_via(&ctx.snapshot.load(), None, frames, &mut state));
     }
-    publish(&stats, &io);
+    publish(&state.stats, &io);
     Ok(())
 }
 

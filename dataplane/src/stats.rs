@@ -19,19 +19,23 @@ pub struct WorkerStats {
     pub drop: [u64; DropReason::COUNT],
     /// Packets decided by each firewall rule (global rule index), monitor hits included.
     pub rule_hits: Vec<u64>,
+    /// Packets decided by each DoS rule (global, then each customer's), monitor hits included.
+    pub dos_hits: Vec<u64>,
 }
 
 impl WorkerStats {
-    /// Counters for a snapshot with `rules` firewall rules in all.
-    pub fn new(rules: usize) -> WorkerStats {
-        WorkerStats { rule_hits: vec![0; rules], ..WorkerStats::default() }
+    /// Counters for a snapshot with `rules` firewall rules and `dos_rules` DoS rules in all.
+    pub fn new(rules: usize, dos_rules: usize) -> WorkerStats {
+        WorkerStats { rule_hits: vec![0; rules], dos_hits: vec![0; dos_rules], ..WorkerStats::default() }
     }
 
     /// Resizes the rule counters for a new snapshot (off the per-packet path). Rule indices
     /// change meaning with the configuration, so their counts restart.
-    pub fn reset_rules(&mut self, rules: usize) {
+    pub fn reset_rules(&mut self, rules: usize, dos_rules: usize) {
         self.rule_hits.clear();
         self.rule_hits.resize(rules, 0);
+        self.dos_hits.clear();
+        self.dos_hits.resize(dos_rules, 0);
     }
 
     /// Counts one frame's outcome.
@@ -50,6 +54,11 @@ impl WorkerStats {
                 *hits += 1;
             }
         }
+        for rule in [outcome.dos_rule, outcome.dos_monitor].into_iter().flatten() {
+            if let Some(hits) = self.dos_hits.get_mut(rule as usize) {
+                *hits += 1;
+            }
+        }
     }
 
     /// Adds another worker's counters into these.
@@ -64,11 +73,13 @@ impl WorkerStats {
         for (a, b) in self.drop.iter_mut().zip(&other.drop) {
             *a += b;
         }
-        if self.rule_hits.len() < other.rule_hits.len() {
-            self.rule_hits.resize(other.rule_hits.len(), 0);
-        }
-        for (a, b) in self.rule_hits.iter_mut().zip(&other.rule_hits) {
-            *a += b;
+        for (mine, theirs) in [(&mut self.rule_hits, &other.rule_hits), (&mut self.dos_hits, &other.dos_hits)] {
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), 0);
+            }
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
         }
     }
 

@@ -13,6 +13,8 @@ const ACME: &str = r#"
 [server]
 anycast = "192.0.2.1"
 next_hop = "10.2.0.1"          # the lab's upstream router, resolved from the neighbour table
+[dos.sanity]
+bogons = false                 # the lab's sender is 10.1.0.2
 [[customer]]
 name = "acme"
 prefixes = ["203.0.113.0/24"]
@@ -149,6 +151,7 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
     let mut files = Vec::new();
     let mut expected_drops = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut expected_tx = 0u64;
+    let mut limiter = classifier::RateLimiter::default();
     for file in captures("malformed") {
         let link = tshark(&file, &["-c", "1", "-T", "fields", "-e", "frame.encap_type"]);
         if link.trim() != "1" {
@@ -161,7 +164,7 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
             let mut buf = vec![0u8; HEADROOM + f.bytes.len()];
             buf[HEADROOM..].copy_from_slice(&f.bytes);
             let mut frame = Frame::new(&mut buf, HEADROOM, f.bytes.len(), f.wire_len, 0);
-            match process_frame(&snap, Some(&snap.eth), &mut frame).verdict {
+            match process_frame(&snap, Some(&snap.eth), &mut limiter, &mut frame).verdict {
                 Verdict::Drop(r) => *expected_drops.entry(r.name()).or_default() += 1,
                 Verdict::Tx { .. } => expected_tx += 1,
                 Verdict::Pass(_) => {}

@@ -71,7 +71,10 @@ fn unknown_keys_and_bad_values_are_reported_by_position() {
     let bad_action =
         "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"allow\"\n";
     let e = errors(bad_action);
-    assert!(e[0].starts_with("bad.toml:6:11: unknown variant `allow`, expected `accept` or `drop`"), "{e:?}");
+    assert!(
+        e[0].starts_with("bad.toml:6:11: unknown variant `allow`, expected one of `accept`, `drop`, `rate-limit`"),
+        "{e:?}"
+    );
 
     let syntax = "[server]\nanycast = \"192.0.2.1\n";
     assert!(errors(syntax)[0].starts_with("bad.toml:2:"), "{:?}", errors(syntax));

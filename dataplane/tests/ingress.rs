@@ -4,9 +4,7 @@
 mod common;
 
 use common::*;
-use transitd::io::memory::MemoryIo;
-use transitd::io::{FrameIo, Polled};
-use transitd::pipeline::{DropReason, PassReason, Verdict, process_batch};
+use transitd::pipeline::{DropReason, PassReason, Verdict};
 use transitd::replay::replay;
 use transitd::stats::WorkerStats;
 
@@ -15,12 +13,7 @@ fn acme() -> String {
 }
 
 fn run(config: &str, file: &str) -> (Vec<Verdict>, WorkerStats, transitd::snapshot::Snapshot) {
-    let snap = snapshot(config);
-    let frames = read_frames(&pcap(file));
-    let mut io = MemoryIo::new(frames.into_iter().map(|f| f.bytes).collect(), snap.frame_size);
-    let mut stats = WorkerStats::new(snap.rule_count);
-    while io.poll(&mut |b| process_batch(&snap, b, &mut stats)).unwrap() != Polled::End {}
-    (io.verdicts, stats, snap)
+    verdicts_of(config, read_frames(&pcap(file)).into_iter().map(|f| f.bytes).collect())
 }
 
 fn is_tx(v: &Verdict) -> bool {
@@ -137,6 +130,8 @@ fn one_customers_rules_never_see_another_customers_traffic() {
     let config = r#"
 [server]
 anycast = "192.0.2.1"
+[dos.sanity]
+bogons = false
 [[customer]]
 name = "alpha"
 prefixes = ["203.0.113.0/25"]

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arrayvec::ArrayVec;
 use common::*;
 use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
-use transitd::pipeline::process_batch;
-use transitd::stats::WorkerStats;
+use transitd::pipeline::{WorkerState, process_batch};
 
 struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -45,7 +44,7 @@ fn process_batch_never_allocates() {
         (CATCH_ALL.to_string(), "catch-all"),
     ] {
         let snap = snapshot(&config);
-        let mut stats = WorkerStats::new(snap.rule_count);
+        let mut state = WorkerState::new(&snap);
         let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + 4096]).collect();
         for chunk in frames.chunks(BATCH_SIZE) {
             for (b, f) in bufs.iter_mut().zip(chunk) {
@@ -57,10 +56,11 @@ fn process_batch_never_allocates() {
                 .map(|(b, f)| Frame::new(b, HEADROOM, f.bytes.len(), f.wire_len, 0))
                 .collect();
             COUNTING.store(true, Ordering::SeqCst);
-            process_batch(&snap, &mut batch, &mut stats);
+            process_batch(&snap, &mut batch, &mut state);
             COUNTING.store(false, Ordering::SeqCst);
         }
         assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{name}");
+        let stats = &state.stats;
         assert!(stats.tx_frames > 0 && stats.dropped() + stats.passed() > 0, "{name}: every path was taken");
     }
 }

@@ -7,20 +7,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::*;
-use transitd::io::memory::MemoryIo;
-use transitd::io::{FrameIo, Polled};
-use transitd::pipeline::{DropReason, PassReason, Verdict, process_batch};
+use transitd::pipeline::{DropReason, PassReason, Verdict};
 use transitd::replay::replay;
-use transitd::stats::WorkerStats;
 
 /// Per-frame verdicts of `file` through `config`, in frame order.
 fn verdicts(config: &str, file: &Path) -> Vec<Verdict> {
-    let snap = snapshot(config);
-    let frames = read_frames(file);
-    let mut io = MemoryIo::new(frames.into_iter().map(|f| f.bytes).collect(), snap.frame_size);
-    let mut stats = WorkerStats::new(snap.rule_count);
-    while io.poll(&mut |b| process_batch(&snap, b, &mut stats)).unwrap() != Polled::End {}
-    io.verdicts
+    verdicts_of(config, read_frames(file).into_iter().map(|f| f.bytes).collect()).0
 }
 
 #[test]

@@ -19,9 +19,93 @@ pub use error::{ConfigError, ConfigErrors, SourceMap, SourcePos};
 pub struct ConfigFile {
     /// This server's own settings.
     pub server: Spanned<ServerSection>,
+    /// DoS mitigation: sanity checks, buckets, global rules.
+    #[serde(default)]
+    pub dos: DosSection,
     /// The customers whose prefixes this server announces.
     #[serde(default, rename = "customer")]
     pub customers: Vec<Spanned<CustomerSection>>,
+}
+
+/// `[dos]`: what every packet passes before any customer's firewall.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DosSection {
+    /// Checks that drop packets that can never be legitimate.
+    #[serde(default)]
+    pub sanity: SanitySection,
+    /// Keys each rate-limit bucket keeps per worker (fixed memory); default 65536.
+    pub table_size: Option<Spanned<u32>>,
+    /// Token buckets for `rate-limit` rules.
+    #[serde(default, rename = "bucket")]
+    pub buckets: Vec<Spanned<BucketSection>>,
+    /// Global rules, first match wins, before customer lookup.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleSection>>,
+}
+
+/// `[dos.sanity]`: each check on by default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SanitySection {
+    /// Drop "land" packets (source address equals destination).
+    pub land: bool,
+    /// Drop TCP with impossible flags: none, SYN+FIN, SYN+RST, FIN without ACK.
+    pub tcp_flags: bool,
+    /// Drop tiny first fragments and TCP fragments at offset 8 (RFC 1858).
+    pub fragments: bool,
+    /// Drop IPv6 packets with more extension headers than this (0: no limit).
+    pub max_ipv6_extension_headers: u8,
+    /// Drop sources that can never be legitimate: `bogon_sources`, or the built-in list of
+    /// special-purpose ranges (RFC 6890) when that is not given.
+    pub bogons: bool,
+    /// The bogon list, replacing the built-in one.
+    pub bogon_sources: Option<Vec<Spanned<String>>>,
+    /// Drop packets whose source lies in a customer's prefixes but which do not arrive
+    /// through that customer's tunnel (spoofed as the customer).
+    pub customer_sources: bool,
+}
+
+impl Default for SanitySection {
+    fn default() -> Self {
+        SanitySection {
+            land: true,
+            tcp_flags: true,
+            fragments: true,
+            max_ipv6_extension_headers: 8,
+            bogons: true,
+            bogon_sources: None,
+            customer_sources: true,
+        }
+    }
+}
+
+/// `[[dos.bucket]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSection {
+    /// Name, used by rules.
+    pub name: Spanned<String>,
+    /// What separates keys: `destination`, `source` (/24 or /48), `flow` or `rule`.
+    pub key: Spanned<BucketKeyName>,
+    /// Packets per second in the long run.
+    pub rate: Spanned<u64>,
+    /// Packets back to back; default 1.
+    pub burst: Option<Spanned<u64>>,
+}
+
+/// A bucket key as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BucketKeyName {
+    /// Destination address.
+    Destination,
+    /// Source /24 (IPv4) or /48 (IPv6).
+    Source,
+    /// 5-tuple.
+    Flow,
+    /// One bucket per rule.
+    Rule,
 }
 
 /// `[server]`.
@@ -73,6 +157,18 @@ pub struct CustomerSection {
     pub routes: Vec<Spanned<RouteSection>>,
     /// The customer's firewall; without one, everything is accepted.
     pub firewall: Option<Spanned<FirewallSection>>,
+    /// The customer's own DoS rules, after the global ones and before its firewall.
+    #[serde(default)]
+    pub dos: CustomerDosSection,
+}
+
+/// `[customer.dos]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerDosSection {
+    /// Rules, first match wins.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleSection>>,
 }
 
 /// `[[customer.tunnel]]`.
@@ -129,6 +225,8 @@ pub struct RuleSection {
     pub expr: Spanned<String>,
     /// What to do with selected packets.
     pub action: Spanned<ActionName>,
+    /// The bucket (`[[dos.bucket]]`) of a `rate-limit` rule.
+    pub bucket: Option<Spanned<String>>,
     /// `enforce` (default) or `monitor`.
     #[serde(default)]
     pub mode: ModeName,
@@ -142,6 +240,8 @@ pub enum ActionName {
     Accept,
     /// Drop it.
     Drop,
+    /// Let it through while its bucket has tokens.
+    RateLimit,
 }
 
 /// A rule mode as written.

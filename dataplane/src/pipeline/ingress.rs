@@ -4,12 +4,13 @@
 //! Isolation is structural: the customer is chosen once, by destination, and every later
 //! stage reads only that customer's tables.
 
-use classifier::{Action, Key};
+use classifier::{Action, Key, RateLimiter};
 use gre::EthernetAddrs;
 use gre::checksum;
 use gre::encap::{EncapError, encap_gre};
 use gre::ttl::{decrement_ipv4_ttl, decrement_ipv6_hop_limit};
 
+use super::dos;
 use super::parse::{IpFrame, Parsed, parse_frame};
 use super::verdict::{DropReason, PassReason, Verdict};
 use crate::config::Unmatched;
@@ -29,17 +30,26 @@ pub struct Outcome {
     pub monitor: Option<u32>,
     /// The tunnel the frame was sent into.
     pub tunnel: Option<TunnelId>,
+    /// The DoS rule that decided (global DoS rule index), if one did.
+    pub dos_rule: Option<u32>,
+    /// The monitor-mode DoS rule that would have decided.
+    pub dos_monitor: Option<u32>,
 }
 
 impl Outcome {
     fn new(verdict: Verdict) -> Outcome {
-        Outcome { verdict, customer: None, rule: None, monitor: None, tunnel: None }
+        Outcome { verdict, customer: None, rule: None, monitor: None, tunnel: None, dos_rule: None, dos_monitor: None }
     }
 }
 
 /// Runs every stage on one frame, rewriting it in place when it is to be transmitted with
 /// Ethernet addresses `eth` (`None`: the next hop is not resolved).
-pub fn process_frame(snap: &Snapshot, eth: Option<&EthernetAddrs>, frame: &mut Frame<'_>) -> Outcome {
+pub fn process_frame(
+    snap: &Snapshot,
+    eth: Option<&EthernetAddrs>,
+    limiter: &mut RateLimiter,
+    frame: &mut Frame<'_>,
+) -> Outcome {
     if frame.len > snap.frame_size {
         return Outcome::new(Verdict::Drop(DropReason::Oversize));
     }
@@ -55,20 +65,57 @@ pub fn process_frame(snap: &Snapshot, eth: Option<&EthernetAddrs>, frame: &mut F
     if !ip.is_ipv6 && !ipv4_checksum_ok(data, &ip) {
         return Outcome::new(Verdict::Drop(DropReason::BadIpv4Checksum));
     }
+    if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
+        return Outcome::new(Verdict::Drop(reason));
+    }
+    let now = frame.timestamp_ns;
+    let global = dos::apply(&snap.dos.rules, &key, now, limiter, snap);
+    let mut outcome = Outcome {
+        dos_rule: global.rule,
+        dos_monitor: global.monitor,
+        ..Outcome::new(Verdict::Drop(DropReason::Firewall))
+    };
+    if let Some(reason) = global.drop {
+        outcome.verdict = Verdict::Drop(reason);
+        return outcome;
+    }
     let Some(customer_id) = steer(snap, &key, &ip) else {
-        return Outcome::new(match snap.unmatched {
+        outcome.verdict = match snap.unmatched {
             Unmatched::Pass => Verdict::Pass(PassReason::NoCustomer),
             Unmatched::Drop => Verdict::Drop(DropReason::NoCustomer),
-        });
+        };
+        return outcome;
     };
+    outcome.customer = Some(customer_id);
+    if dos::spoofs_a_customer(snap, &key, &ip) {
+        outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);
+        return outcome;
+    }
     let customer = &snap.customers[usize::from(customer_id)];
-    let mut outcome = Outcome { customer: Some(customer_id), ..Outcome::new(Verdict::Drop(DropReason::Firewall)) };
+    let own = dos::apply(&customer.dos, &key, now, limiter, snap);
+    if own.rule.is_some() || own.monitor.is_some() {
+        outcome.dos_rule = own.rule.map(|r| customer.dos_base + r).or(outcome.dos_rule);
+        outcome.dos_monitor = own.monitor.map(|r| customer.dos_base + r).or(outcome.dos_monitor);
+    }
+    if let Some(reason) = own.drop {
+        outcome.verdict = Verdict::Drop(reason);
+        return outcome;
+    }
 
     let decision = customer.firewall.decide(&key);
     outcome.rule = decision.rule.map(|r| customer.rule_base + r);
     outcome.monitor = decision.monitor.map(|r| customer.rule_base + r);
-    if decision.action != Action::Accept {
-        return outcome;
+    match decision.action {
+        Action::Accept => {}
+        Action::Drop => return outcome,
+        Action::RateLimit(b) => {
+            let spec = snap.dos.buckets.get(usize::from(b)).map_or(classifier::BucketKey::Rule, |s| s.key);
+            let k = dos::bucket_key(spec, &key, outcome.rule.unwrap_or(u32::MAX));
+            if !limiter.admit(usize::from(b), k, now) {
+                outcome.verdict = Verdict::Drop(DropReason::RateLimited);
+                return outcome;
+            }
+        }
     }
     let Some(tunnel_id) = route(customer, &key, &ip) else {
         outcome.verdict = Verdict::Drop(DropReason::NoRoute);

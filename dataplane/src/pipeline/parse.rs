@@ -41,6 +41,21 @@ pub struct IpFrame {
     pub l3_len: usize,
     /// IPv4 header length (for the checksum), 40 for IPv6.
     pub header_len: usize,
+    /// Set when the packet is a fragment.
+    pub fragment: Option<Fragment>,
+    /// IPv6 extension headers before the transport header (0 for IPv4).
+    pub extension_headers: u8,
+}
+
+/// Where a fragment sits in its datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// Offset of its data in the datagram, in bytes.
+    pub offset: u32,
+    /// More fragments follow.
+    pub more: bool,
+    /// Bytes of data after the IP header (and any IPv6 extension headers).
+    pub data_len: usize,
 }
 
 /// EtherTypes that announce a VLAN tag.
@@ -103,7 +118,19 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     }
     let payload = ip.payload();
     let first = h.fragments_offset().value() == 0;
-    let frame = IpFrame { is_ipv6: false, l3_start, l3_len: usize::from(h.total_len()), header_len: h.slice().len() };
+    let fragment = payload.fragmented.then(|| Fragment {
+        offset: u32::from(h.fragments_offset().value()) * 8,
+        more: h.more_fragments(),
+        data_len: payload.payload.len(),
+    });
+    let frame = IpFrame {
+        is_ipv6: false,
+        l3_start,
+        l3_len: usize::from(h.total_len()),
+        header_len: h.slice().len(),
+        fragment,
+        extension_headers: 0,
+    };
     parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
 }
 
@@ -137,7 +164,22 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     let payload = ip.payload();
     let first = is_first_fragment(ip.extensions());
     let l3_len = 40 + usize::from(h.payload_length());
-    let frame = IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40 };
+    let mut extension_headers = 0u8;
+    let mut fragment = None;
+    for e in ip.extensions().clone() {
+        extension_headers = extension_headers.saturating_add(1);
+        if let Ipv6ExtensionSlice::Fragment(f) = e {
+            // Atomic fragments (offset 0, no more) are whole datagrams (RFC 6946).
+            if f.is_fragmenting_payload() {
+                fragment = Some(Fragment {
+                    offset: u32::from(f.fragment_offset().value()) * 8,
+                    more: f.more_fragments(),
+                    data_len: payload.payload.len(),
+                });
+            }
+        }
+    }
+    let frame = IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, fragment, extension_headers };
     parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
 }
 
@@ -296,7 +338,17 @@ mod tests {
     #[test]
     fn vlan_udp_fills_key_and_offsets_without_padding() {
         let (key, parsed) = parse_frame(&VLAN_UDP, 64);
-        assert_eq!(parsed, Parsed::Ip(IpFrame { is_ipv6: false, l3_start: 18, l3_len: 28, header_len: 20 }));
+        assert_eq!(
+            parsed,
+            Parsed::Ip(IpFrame {
+                is_ipv6: false,
+                l3_start: 18,
+                l3_len: 28,
+                header_len: 20,
+                fragment: None,
+                extension_headers: 0
+            })
+        );
         assert_eq!(key.get(Dim::Vlan0), 100);
         assert_eq!((key.get(Dim::SrcPort), key.get(Dim::DstPort), key.get(Dim::L4Proto)), (1234, 53, 17));
         assert_eq!(key.dst_addr(), u128::from(u32::from_be_bytes([203, 0, 113, 7])) << 96);

@@ -47,6 +47,24 @@ reasons! {
         BadIpExtHeader = "bad_ip_ext_header",
         /// TCP header with a data offset below 5.
         BadTcpHeader = "bad_tcp_header",
+        /// Source address equals destination (a "land" attack).
+        Land = "land",
+        /// TCP flags no stack sends (none, SYN+FIN, SYN+RST, FIN without ACK).
+        BadTcpFlags = "bad_tcp_flags",
+        /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112).
+        TinyFragment = "tiny_fragment",
+        /// A TCP fragment at offset 8, which can only overwrite the header (RFC 1858).
+        OverlappingFragment = "overlapping_fragment",
+        /// More IPv6 extension headers than `max_ipv6_extension_headers`.
+        Ipv6ExtensionChain = "ipv6_extension_chain",
+        /// A source address that can never be legitimate.
+        BogonSource = "bogon_source",
+        /// A source inside a customer's prefixes arriving from the Internet.
+        SpoofedCustomerSource = "spoofed_customer_source",
+        /// Dropped by a DoS rule.
+        DosRule = "dos_rule",
+        /// Over a rate limit.
+        RateLimited = "rate_limited",
         /// IP traffic for no customer, with `unmatched = "drop"`.
         NoCustomer = "no_customer",
         /// Denied by the customer's firewall.

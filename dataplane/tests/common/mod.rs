@@ -75,12 +75,21 @@ pub fn read_frames(file: &Path) -> Vec<Captured> {
 }
 
 /// A configuration with one customer owning all of IPv4 and IPv6, accepting everything,
-/// behind one tunnel with a large MTU: every well-formed IP packet is encapsulated.
+/// behind one tunnel with a large MTU, and no DoS sanity checks: every well-formed IP packet
+/// is encapsulated.
 pub const CATCH_ALL: &str = r#"
 [server]
 anycast = "192.0.2.1"
 mac = "02:00:00:00:00:01"
 next_hop_mac = "02:00:00:00:00:fe"
+
+[dos.sanity]
+land = false
+tcp_flags = false
+fragments = false
+max_ipv6_extension_headers = 0
+bogons = false
+customer_sources = false
 
 [[customer]]
 name = "all"
@@ -99,6 +108,19 @@ tunnel = "t"
 prefix = "::/0"
 tunnel = "t"
 "#;
+
+/// Per-frame verdicts of `frames` through `config`'s pipeline, in order.
+pub fn verdicts_of(
+    config: &str,
+    frames: Vec<Vec<u8>>,
+) -> (Vec<transitd::pipeline::Verdict>, transitd::stats::WorkerStats, transitd::snapshot::Snapshot) {
+    use transitd::io::{FrameIo, Polled};
+    let snap = snapshot(config);
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    let mut state = transitd::pipeline::WorkerState::new(&snap);
+    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {}
+    (io.verdicts, state.stats, snap)
+}
 
 /// Compiles configuration text.
 pub fn snapshot(text: &str) -> transitd::snapshot::Snapshot {

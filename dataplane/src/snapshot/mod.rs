@@ -19,6 +19,10 @@ use toml::Spanned;
 use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, SourceMap, Unmatched};
 use crate::lpm::PrefixTable;
 
+mod dos;
+
+pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
+
 /// Default frame size: one AF_XDP UMEM frame.
 pub const DEFAULT_FRAME_SIZE: usize = 4096;
 /// Default Ethernet MTU a tunnel's packets must fit in on the underlay.
@@ -59,6 +63,10 @@ pub struct Snapshot {
     pub tunnels: Vec<Tunnel>,
     /// Total firewall rules over all customers: the size of a worker's rule counter array.
     pub rule_count: usize,
+    /// DoS mitigation: sanity checks, buckets, global rules.
+    pub dos: Dos,
+    /// DoS rules in all (global, then each customer's): the size of the DoS counter array.
+    pub dos_rule_count: usize,
 }
 
 /// How the destination MAC of encapsulated frames is found.
@@ -81,6 +89,10 @@ pub struct Customer {
     pub firewall: RuleSet,
     /// Index of its first rule in the global rule counters.
     pub rule_base: u32,
+    /// Its DoS rules, after the global ones.
+    pub dos: RuleSet,
+    /// Index of its first DoS rule in the DoS rule counters.
+    pub dos_base: u32,
     /// IPv4 destination → tunnel.
     pub routes_v4: PrefixTable<u32, TunnelId>,
     /// IPv6 destination → tunnel.
@@ -108,7 +120,7 @@ impl Snapshot {
 
     /// Validates and compiles a parsed file.
     pub fn build(loaded: &Loaded) -> Result<Snapshot, ConfigErrors> {
-        let mut b = Builder { src: &loaded.source, errors: Vec::new() };
+        let mut b = Builder { src: &loaded.source, errors: Vec::new(), buckets: Vec::new() };
         let snapshot = b.snapshot(loaded);
         if b.errors.is_empty() {
             Ok(snapshot)
@@ -122,6 +134,8 @@ impl Snapshot {
 struct Builder<'a> {
     src: &'a SourceMap,
     errors: Vec<ConfigError>,
+    /// Bucket names, by index (declared before any rule refers to them).
+    buckets: Vec<String>,
 }
 
 /// A customer prefix with where it was written.
@@ -196,6 +210,8 @@ impl Builder<'_> {
                 DEFAULT_FRAME_SIZE
             }
         };
+        let dos = self.dos(&loaded.file.dos);
+        let mut dos_rule_count = dos.rules.rules().len() as u32;
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
         let next_hop = match (&server.next_hop_mac, &server.next_hop) {
             (Some(_), _) => NextHop::Static(eth.dst),
@@ -259,10 +275,16 @@ impl Builder<'_> {
             let firewall = self.firewall(c.firewall.as_ref(), c.name.get_ref());
             let rule_base = rule_count;
             rule_count += firewall.rules().len() as u32;
+            let customer_dos =
+                self.rules(&c.dos.rules, Action::Accept, &format!("customer `{}` [customer.dos]", c.name.get_ref()));
+            let dos_base = dos_rule_count;
+            dos_rule_count += customer_dos.rules().len() as u32;
             customers.push(Customer {
                 name: c.name.get_ref().clone(),
                 firewall,
                 rule_base,
+                dos: customer_dos,
+                dos_base,
                 routes_v4: PrefixTable::default(),
                 routes_v6: PrefixTable::default(),
             });
@@ -305,6 +327,8 @@ impl Builder<'_> {
             owned_v6,
             tunnels,
             rule_count: rule_count as usize,
+            dos,
+            dos_rule_count: dos_rule_count as usize,
         }
     }
 
@@ -414,29 +438,43 @@ impl Builder<'_> {
     }
 
     fn firewall(&mut self, fw: Option<&Spanned<config::FirewallSection>>, customer: &str) -> RuleSet {
-        let accept_all = || RuleSet::compile(Vec::new(), Action::Accept).expect("an empty rule set always compiles");
         let Some(fw) = fw else { return accept_all() };
         let fw = fw.get_ref();
+        let default = match *fw.default.get_ref() {
+            ActionName::Accept => Action::Accept,
+            ActionName::Drop => Action::Drop,
+            ActionName::RateLimit => {
+                self.err(
+                    &fw.default.span(),
+                    "the default action is accept or drop (a rate limit needs a rule with a bucket)",
+                );
+                Action::Accept
+            }
+        };
+        self.rules(&fw.rules, default, &format!("customer `{customer}`"))
+    }
+
+    /// Compiles an ordered rule list (firewall or DoS) with `default` for packets no rule
+    /// selects; `scope` names the list in errors.
+    pub(crate) fn rules(&mut self, sections: &[Spanned<config::RuleSection>], default: Action, scope: &str) -> RuleSet {
         let mut rules = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut spans = Vec::new();
-        for (i, r) in fw.rules.iter().enumerate() {
+        for (i, r) in sections.iter().enumerate() {
             let r = r.get_ref();
             let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
             let name_span = r.name.as_ref().map_or_else(|| r.expr.span(), |n| n.span());
             if let Some(first) = names.get(&name) {
                 let first = self.src.pos(first.start);
-                self.err(
-                    &name_span,
-                    format!("duplicate rule name `{name}` in customer `{customer}` (first at {first})"),
-                );
+                self.err(&name_span, format!("duplicate rule name `{name}` in {scope} (first at {first})"));
             } else {
                 names.insert(name.clone(), name_span);
             }
+            let action = self.action(r, &name);
             match classifier::parse(r.expr.get_ref()) {
                 Ok(expr) => {
                     spans.push(r.expr.span());
-                    rules.push(Rule { name, expr, action: action(*r.action.get_ref()), mode: mode(r.mode) });
+                    rules.push(Rule { name, expr, action, mode: mode(r.mode) });
                 }
                 Err(e) => {
                     let at = self.expr_offset(&r.expr, e.span.map_or(0, |s| s.start));
@@ -445,12 +483,38 @@ impl Builder<'_> {
                 }
             }
         }
-        match RuleSet::compile(rules, action(*fw.default.get_ref())) {
+        match RuleSet::compile(rules, default) {
             Ok(set) => set,
             Err(e) => {
                 let span = spans.get(e.index).cloned().unwrap_or(0..0);
                 self.err(&span, format!("rule {}: {}", e.index + 1, e.error));
                 accept_all()
+            }
+        }
+    }
+
+    /// A rule's action; `rate-limit` needs a known bucket, the others none.
+    fn action(&mut self, r: &config::RuleSection, name: &str) -> Action {
+        match (*r.action.get_ref(), &r.bucket) {
+            (ActionName::Accept, None) => Action::Accept,
+            (ActionName::Drop, None) => Action::Drop,
+            (ActionName::RateLimit, Some(b)) => match self.buckets.iter().position(|n| n == b.get_ref()) {
+                Some(i) => Action::RateLimit(i as u16),
+                None => {
+                    self.err(
+                        &b.span(),
+                        format!("rule `{name}`: unknown bucket `{}` (declare it in [[dos.bucket]])", b.get_ref()),
+                    );
+                    Action::Drop
+                }
+            },
+            (ActionName::RateLimit, None) => {
+                self.err(&r.action.span(), format!("rule `{name}`: a rate-limit rule needs `bucket = \"NAME\"`"));
+                Action::Drop
+            }
+            (_, Some(b)) => {
+                self.err(&b.span(), format!("rule `{name}`: only a rate-limit rule takes a bucket"));
+                Action::Drop
             }
         }
     }
@@ -469,11 +533,8 @@ impl Builder<'_> {
     }
 }
 
-fn action(a: ActionName) -> Action {
-    match a {
-        ActionName::Accept => Action::Accept,
-        ActionName::Drop => Action::Drop,
-    }
+fn accept_all() -> RuleSet {
+    RuleSet::compile(Vec::new(), Action::Accept).expect("an empty rule set always compiles")
 }
 
 fn mode(m: ModeName) -> Mode {

@@ -1,0 +1,147 @@
+//! The DoS stage: sanity checks, then rule lists whose actions drop or rate-limit, before
+//! any customer's firewall. Rate-limit state is the worker's own [`RateLimiter`], fixed in
+//! size, fed the frame's receive time (capture time in replay).
+
+use classifier::limit::mix;
+use classifier::{Action, BucketKey, Dim, Key, RateLimiter, RuleSet};
+
+use super::parse::IpFrame;
+use super::verdict::DropReason;
+use crate::snapshot::{Sanity, Snapshot};
+
+/// TCP flag bits.
+const FIN: u32 = 0x01;
+const SYN: u32 = 0x02;
+const RST: u32 = 0x04;
+const ACK: u32 = 0x10;
+
+/// The first sanity check a packet fails, if any (customer-source spoofing is checked after
+/// steering, in [`spoofs_a_customer`]).
+pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
+    if s.land && key.src_addr() == key.dst_addr() {
+        return Some(DropReason::Land);
+    }
+    if s.tcp_flags && key.get(Dim::L4Proto) == 6 {
+        let f = key.get(Dim::TcpFlags);
+        // No flags at all, SYN with FIN or RST, FIN without ACK: no TCP stack sends these;
+        // scanners and stack fingerprinters do.
+        let impossible = f & 0x3f == 0 || (f & SYN != 0 && f & (FIN | RST) != 0) || (f & FIN != 0 && f & ACK == 0);
+        if f != classifier::ABSENT && impossible {
+            return Some(DropReason::BadTcpFlags);
+        }
+    }
+    if s.fragments
+        && let Some(frag) = ip.fragment
+    {
+        let proto = key.get(Dim::L4Proto);
+        // RFC 1858 §3.2: a TCP fragment at offset 8 can only be meant to overwrite the flags.
+        if proto == 6 && frag.offset == 8 {
+            return Some(DropReason::OverlappingFragment);
+        }
+        // RFC 1858 §3.1 and RFC 7112: a first fragment must hold the whole transport header
+        // (20 bytes of TCP, 8 of UDP or ICMP), so that rules see ports and flags.
+        let needed = match proto {
+            6 => 20,
+            17 | 1 | 58 => 8,
+            _ => 0,
+        };
+        if frag.offset == 0 && frag.data_len < needed {
+            return Some(DropReason::TinyFragment);
+        }
+    }
+    if s.max_ipv6_extension_headers > 0 && ip.extension_headers > s.max_ipv6_extension_headers {
+        return Some(DropReason::Ipv6ExtensionChain);
+    }
+    if let Some((v4, v6)) = &s.bogons {
+        let bogon = if ip.is_ipv6 {
+            v6.lookup(key.src_addr()).is_some()
+        } else {
+            v4.lookup((key.src_addr() >> 96) as u32).is_some()
+        };
+        if bogon {
+            return Some(DropReason::BogonSource);
+        }
+    }
+    None
+}
+
+/// True when the source lies in some customer's prefixes: such a packet can only be the
+/// customer's own if it arrives through its tunnel, not from the Internet.
+pub fn spoofs_a_customer(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
+    snap.dos.sanity.customer_sources
+        && if ip.is_ipv6 {
+            snap.customers_v6.lookup(key.src_addr()).is_some()
+        } else {
+            snap.customers_v4.lookup((key.src_addr() >> 96) as u32).is_some()
+        }
+}
+
+/// What a DoS rule list did with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DosOutcome {
+    /// The drop, if the packet is to be dropped.
+    pub drop: Option<DropReason>,
+    /// The enforced rule that decided (index in `rules`).
+    pub rule: Option<u32>,
+    /// The monitor rule that would have decided.
+    pub monitor: Option<u32>,
+}
+
+/// Applies a DoS rule list. `drop` drops; `rate-limit` drops when the rule's bucket is out of
+/// tokens for the packet's key; `accept` lets the packet through to the next stage.
+pub fn apply(rules: &RuleSet, key: &Key, now_ns: u64, limiter: &mut RateLimiter, snap: &Snapshot) -> DosOutcome {
+    if rules.rules().is_empty() {
+        return DosOutcome { drop: None, rule: None, monitor: None };
+    }
+    let d = rules.decide(key);
+    let drop = match d.action {
+        Action::Accept => None,
+        Action::Drop => Some(DropReason::DosRule),
+        Action::RateLimit(b) => {
+            let bucket = usize::from(b);
+            let spec = snap.dos.buckets.get(bucket).map_or(BucketKey::Rule, |s| s.key);
+            let k = bucket_key(spec, key, d.rule.unwrap_or(u32::MAX));
+            (!limiter.admit(bucket, k, now_ns)).then_some(DropReason::RateLimited)
+        }
+    };
+    DosOutcome { drop, rule: d.rule, monitor: d.monitor }
+}
+
+/// The 64-bit key a bucket counts the packet under.
+pub fn bucket_key(spec: BucketKey, key: &Key, rule: u32) -> u64 {
+    let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
+    match spec {
+        BucketKey::Destination => fold(key.dst_addr()),
+        BucketKey::SourceNetwork => {
+            // IPv4 /24 (top 24 of the 128-bit form), IPv6 /48.
+            let mask = if key.get(Dim::IpVersion) == 6 { !0u128 << 80 } else { !0u128 << 104 };
+            fold(key.src_addr() & mask)
+        }
+        BucketKey::Flow => {
+            let ports = u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort));
+            mix(fold(key.src_addr()))
+                ^ mix(fold(key.dst_addr()).rotate_left(17))
+                ^ mix(ports ^ u64::from(key.get(Dim::IpProto)))
+        }
+        BucketKey::Rule => u64::from(rule),
+    }
+}
+
+/// A worker's mutable per-packet state: counters and rate-limit buckets.
+#[derive(Debug)]
+pub struct WorkerState {
+    /// Counters.
+    pub stats: crate::stats::WorkerStats,
+    /// Rate-limit buckets.
+    pub limiter: RateLimiter,
+}
+
+impl WorkerState {
+    /// State sized for `snap`.
+    pub fn new(snap: &Snapshot) -> WorkerState {
+        WorkerState {
+            stats: crate::stats::WorkerStats::new(snap.rule_count, snap.dos_rule_count),
+            limiter: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
+        }
+    }
+}

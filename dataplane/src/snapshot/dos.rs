@@ -1,0 +1,143 @@
+//! The compiled DoS section: sanity checks, buckets and the global rules.
+
+use classifier::{Action, BucketKey, BucketSpec, RuleSet};
+use ipnet::IpNet;
+
+use super::Builder;
+use crate::config::{BucketKeyName, DosSection};
+use crate::lpm::PrefixTable;
+
+/// Default keys per bucket table.
+pub const DEFAULT_TABLE_SIZE: usize = 65536;
+
+/// Sources that can never be legitimate on the Internet (RFC 6890 special-purpose ranges,
+/// documentation and benchmarking ranges, multicast and reserved space), as bogon lists
+/// such as Team Cymru's give them.
+pub const DEFAULT_BOGONS: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "100::/64",
+    "2001:db8::/32",
+    "3fff::/20",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// Which sanity checks run.
+#[derive(Debug)]
+pub struct Sanity {
+    /// Source equals destination.
+    pub land: bool,
+    /// Impossible TCP flag combinations.
+    pub tcp_flags: bool,
+    /// Tiny first fragments and offset-8 TCP fragments.
+    pub fragments: bool,
+    /// Most IPv6 extension headers allowed (0: no limit).
+    pub max_ipv6_extension_headers: u8,
+    /// Bogon sources, if checked.
+    pub bogons: Option<(PrefixTable<u32, ()>, PrefixTable<u128, ()>)>,
+    /// Sources inside a customer's prefixes.
+    pub customer_sources: bool,
+}
+
+/// The DoS stage's compiled configuration.
+#[derive(Debug)]
+pub struct Dos {
+    /// Sanity checks.
+    pub sanity: Sanity,
+    /// Global rules, before customer lookup.
+    pub rules: RuleSet,
+    /// Buckets, by index.
+    pub buckets: Vec<BucketSpec>,
+    /// Bucket names, by index.
+    pub bucket_names: Vec<String>,
+    /// Keys per bucket table per worker.
+    pub table_size: usize,
+}
+
+impl Builder<'_> {
+    /// Compiles `[dos]`; buckets first, so that every rule (global, customer, firewall) can
+    /// name them.
+    pub(super) fn dos(&mut self, d: &DosSection) -> Dos {
+        let mut buckets = Vec::new();
+        for b in &d.buckets {
+            let b = b.get_ref();
+            if self.buckets.contains(b.name.get_ref()) {
+                self.err(&b.name.span(), format!("duplicate bucket name `{}`", b.name.get_ref()));
+            }
+            self.buckets.push(b.name.get_ref().clone());
+            if *b.rate.get_ref() == 0 {
+                self.err(&b.rate.span(), "rate must be at least 1 packet per second");
+            }
+            let burst = b.burst.as_ref().map_or(1, |x| *x.get_ref());
+            if let Some(x) = b.burst.as_ref().filter(|x| *x.get_ref() == 0) {
+                self.err(&x.span(), "burst must be at least 1");
+            }
+            let key = match *b.key.get_ref() {
+                BucketKeyName::Destination => BucketKey::Destination,
+                BucketKeyName::Source => BucketKey::SourceNetwork,
+                BucketKeyName::Flow => BucketKey::Flow,
+                BucketKeyName::Rule => BucketKey::Rule,
+            };
+            buckets.push(BucketSpec { key, rate: *b.rate.get_ref(), burst });
+        }
+        let table_size = match &d.table_size {
+            None => DEFAULT_TABLE_SIZE,
+            Some(t) if (4..=1 << 24).contains(t.get_ref()) => *t.get_ref() as usize,
+            Some(t) => {
+                self.err(&t.span(), format!("table_size {} is not in 4..=16777216", t.get_ref()));
+                DEFAULT_TABLE_SIZE
+            }
+        };
+        let s = &d.sanity;
+        let bogons = s.bogons.then(|| {
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            let mut add = |net: IpNet| match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), ())),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), ())),
+            };
+            match &s.bogon_sources {
+                Some(list) => {
+                    for p in list {
+                        if let Some(net) = self.prefix(p) {
+                            add(net);
+                        }
+                    }
+                }
+                None => DEFAULT_BOGONS.iter().filter_map(|p| p.parse().ok()).for_each(&mut add),
+            }
+            (PrefixTable::build(&v4), PrefixTable::build(&v6))
+        });
+        let rules = self.rules(&d.rules, Action::Accept, "[dos]");
+        Dos {
+            sanity: Sanity {
+                land: s.land,
+                tcp_flags: s.tcp_flags,
+                fragments: s.fragments,
+                max_ipv6_extension_headers: s.max_ipv6_extension_headers,
+                bogons,
+                customer_sources: s.customer_sources,
+            },
+            rules,
+            buckets,
+            bucket_names: self.buckets.clone(),
+            table_size,
+        }
+    }
+}
