@@ -3,6 +3,7 @@
 
 mod afxdp;
 mod classify;
+mod dos;
 mod match_tshark;
 mod measure;
 mod pipeline;
@@ -26,6 +27,8 @@ enum Command {
     GenTrace(classify::GenArgs),
     /// `transitd match -Y` against `tshark -Y`: frames per second on the same capture.
     Match(match_tshark::Args),
+    /// The DoS stage's cost per packet, clean traffic and a 10-million-source flood.
+    Dos(dos::Args),
     /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
     Gen(afxdp::GenArgs),
     /// Count and drop what arrives on an interface (XDP).
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::GenTrace(args) => classify::gen_trace(&args),
         Command::Match(args) => match_tshark::bench(&args),
         Command::Gen(args) => afxdp::generate(&args),
+        Command::Dos(args) => dos::run(&args),
         Command::Sink(args) => afxdp::sink(&args),
         Command::Reflect(args) => afxdp::reflect(&args),
     }

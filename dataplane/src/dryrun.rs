@@ -68,6 +68,10 @@ pub struct FrameReport {
     pub rule: Option<RuleRef>,
     /// The monitor-mode rule that would have decided, if any.
     pub monitor: Option<RuleRef>,
+    /// The DoS rule that decided (global `[dos]` rules have customer `[dos]`).
+    pub dos_rule: Option<RuleRef>,
+    /// The monitor-mode DoS rule that would have decided.
+    pub dos_monitor: Option<RuleRef>,
     /// `tx`, `pass` or `drop`.
     pub verdict: &'static str,
     /// The pass or drop reason.
@@ -100,6 +104,20 @@ pub struct DryRun {
     pub verdicts: BTreeMap<String, u64>,
 }
 
+/// A DoS rule by its index over all DoS rules (the global ones, then each customer's).
+fn dos_rule_ref(snap: &Snapshot, index: u32) -> Option<RuleRef> {
+    let global = snap.dos.rules.rules();
+    let (scope, list, i) = if (index as usize) < global.len() {
+        ("[dos]".to_string(), global, index as usize)
+    } else {
+        let c = snap.customers.iter().rev().find(|c| c.dos_base <= index)?;
+        (c.name.clone(), c.dos.rules(), (index - c.dos_base) as usize)
+    };
+    let rule = list.get(i)?;
+    let mode = if rule.mode == Mode::Monitor { "monitor" } else { "enforce" };
+    Some(RuleRef { customer: scope, name: rule.name.clone(), index: i, mode })
+}
+
 fn rule_ref(snap: &Snapshot, global: u32) -> Option<RuleRef> {
     snap.customers.iter().find_map(|c| {
         let i = global.checked_sub(c.rule_base)? as usize;
@@ -114,8 +132,11 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
     let mut reader = CaptureReader::open(path)?;
     let mut buf = vec![0u8; HEADROOM + MAX_RECORD];
     let mut report = DryRun::default();
+    for r in snap.dos.rules.rules() {
+        report.rule_hits.insert(format!("[dos]/{}", r.name), 0);
+    }
     for c in &snap.customers {
-        for r in c.firewall.rules() {
+        for r in c.dos.rules().iter().chain(c.firewall.rules()) {
             report.rule_hits.insert(format!("{}/{}", c.name, r.name), 0);
         }
     }
@@ -124,8 +145,8 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
     while limit.is_none_or(|l| n < l) {
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
         n += 1;
-        let (len, wire_len) = match record {
-            Record::Frame { len, wire_len, .. } => (len, wire_len),
+        let (len, wire_len, ts) = match record {
+            Record::Frame { len, wire_len, timestamp_ns } => (len, wire_len, timestamp_ns),
             Record::Unsupported { .. } => {
                 let reason = "unsupported_link_type";
                 *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;
@@ -134,6 +155,8 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
                     customer: None,
                     rule: None,
                     monitor: None,
+                    dos_rule: None,
+                    dos_monitor: None,
                     verdict: "skip",
                     reason: Some(reason),
                     tunnel: None,
@@ -141,7 +164,8 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
                 continue;
             }
         };
-        let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, 0);
+        // Capture time is the clock, as in replay: rate limits behave as they would live.
+        let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, ts);
         let outcome = process_frame(snap, Some(&snap.eth), &mut limiter, &mut frame);
         let (verdict, reason) = match outcome.verdict {
             Verdict::Tx { .. } => ("tx", None),
@@ -152,7 +176,9 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
         *report.verdicts.entry(key).or_default() += 1;
         let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
         let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
-        for r in [&rule, &monitor].into_iter().flatten() {
+        let dos_rule = outcome.dos_rule.and_then(|r| dos_rule_ref(snap, r));
+        let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
+        for r in [&rule, &monitor, &dos_rule, &dos_monitor].into_iter().flatten() {
             *report.rule_hits.entry(format!("{}/{}", r.customer, r.name)).or_default() += 1;
         }
         report.frames.push(FrameReport {
@@ -160,6 +186,8 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             customer: outcome.customer.map(|c| snap.customers[usize::from(c)].name.clone()),
             rule,
             monitor,
+            dos_rule,
+            dos_monitor,
             verdict,
             reason,
             tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
@@ -175,7 +203,10 @@ impl DryRun {
         let mut out = String::new();
         let _ = writeln!(out, "{:>7}  {:<12} {:<28} {:<8} verdict", "frame", "customer", "decided by", "mode");
         for f in &self.frames {
-            let (by, mode) = match &f.rule {
+            // A DoS rule that dropped decided; otherwise the firewall rule did.
+            let decider =
+                if f.reason.is_some_and(|r| r == "dos_rule" || r == "rate_limited") { &f.dos_rule } else { &f.rule };
+            let (by, mode) = match decider.as_ref().or(f.rule.as_ref()) {
                 Some(r) => (format!("{}/{}", r.customer, r.name), r.mode),
                 None if f.customer.is_some() && f.reason != Some("no_customer") => {
                     ("(default action)".to_string(), "-")
@@ -186,7 +217,7 @@ impl DryRun {
             if let (Some(t), "tx") = (&f.tunnel, f.verdict) {
                 let _ = write!(verdict, " via {t}");
             }
-            if let Some(m) = &f.monitor {
+            for m in [&f.monitor, &f.dos_monitor].into_iter().flatten() {
                 let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);
             }
             let customer = f.customer.as_deref().unwrap_or("-");

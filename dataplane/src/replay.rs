@@ -62,6 +62,24 @@ impl Summary {
             let _ = writeln!(out, "skipped      {n:>10}  (link type {link} is not read)");
         }
         let mut header = false;
+        for (i, rule) in snapshot.dos.rules.rules().iter().enumerate() {
+            let hits = s.dos_hits.get(i).copied().unwrap_or(0);
+            if !header {
+                let _ = writeln!(out, "rule hits");
+                header = true;
+            }
+            let _ = writeln!(out, "  {:<30} {:>10}", format!("[dos]/{}", rule.name), hits);
+        }
+        for c in &snapshot.customers {
+            for (i, rule) in c.dos.rules().iter().enumerate() {
+                let hits = s.dos_hits.get(c.dos_base as usize + i).copied().unwrap_or(0);
+                if !header {
+                    let _ = writeln!(out, "rule hits");
+                    header = true;
+                }
+                let _ = writeln!(out, "  {:<30} {:>10} (dos)", format!("{}/{}", c.name, rule.name), hits);
+            }
+        }
         for c in &snapshot.customers {
             for (i, rule) in c.firewall.rules().iter().enumerate() {
                 let hits = s.rule_hits.get(c.rule_base as usize + i).copied().unwrap_or(0);

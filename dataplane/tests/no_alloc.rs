@@ -36,7 +36,12 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn process_batch_never_allocates() {
     let mut frames = Vec::new();
-    for file in ["generated/acme-ftp.pcap", "real/glb-1k_pkts.pcap", "real/tcpdump-various_gre.pcap"] {
+    for file in [
+        "generated/acme-ftp.pcap",
+        "real/glb-1k_pkts.pcap",
+        "real/tcpdump-various_gre.pcap",
+        "real/suricata-syn-flood.pcap",
+    ] {
         frames.extend(read_frames(&pcap(file)));
     }
     for (config, name) in [
@@ -53,7 +58,7 @@ fn process_batch_never_allocates() {
             let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = bufs
                 .iter_mut()
                 .zip(chunk)
-                .map(|(b, f)| Frame::new(b, HEADROOM, f.bytes.len(), f.wire_len, 0))
+                .map(|(b, f)| Frame::new(b, HEADROOM, f.bytes.len(), f.wire_len, f.timestamp_ns))
                 .collect();
             COUNTING.store(true, Ordering::SeqCst);
             process_batch(&snap, &mut batch, &mut state);

@@ -9,6 +9,8 @@ use crate::pipeline::Verdict;
 /// Frames from memory.
 pub struct MemoryIo {
     frames: Vec<Vec<u8>>,
+    /// Receive time of each frame (all zero unless given).
+    timestamps: Vec<u64>,
     next: usize,
     /// Start over after the last frame (benchmarks) instead of ending.
     pub repeat: bool,
@@ -26,7 +28,25 @@ impl MemoryIo {
     pub fn new(frames: Vec<Vec<u8>>, max_frame: usize) -> MemoryIo {
         let size = HEADROOM + frames.iter().map(Vec::len).max().unwrap_or(0).max(max_frame);
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; size].into_boxed_slice()).collect();
-        MemoryIo { frames, next: 0, repeat: false, keep_sent: true, sent: Vec::new(), verdicts: Vec::new(), bufs }
+        let timestamps = vec![0; frames.len()];
+        MemoryIo {
+            frames,
+            timestamps,
+            next: 0,
+            repeat: false,
+            keep_sent: true,
+            sent: Vec::new(),
+            verdicts: Vec::new(),
+            bufs,
+        }
+    }
+
+    /// A source of `frames` received at the given times (ns), e.g. a capture's.
+    pub fn with_timestamps(frames: Vec<(Vec<u8>, u64)>, max_frame: usize) -> MemoryIo {
+        let timestamps = frames.iter().map(|f| f.1).collect();
+        let mut io = MemoryIo::new(frames.into_iter().map(|f| f.0).collect(), max_frame);
+        io.timestamps = timestamps;
+        io
     }
 }
 
@@ -44,9 +64,10 @@ impl FrameIo for MemoryIo {
                 self.next = 0;
             }
             let src = &self.frames[self.next];
+            let ts = self.timestamps[self.next];
             self.next += 1;
             buf[HEADROOM..HEADROOM + src.len()].copy_from_slice(src);
-            frames.push(Frame::new(&mut buf[..], HEADROOM, src.len(), src.len() as u32, 0));
+            frames.push(Frame::new(&mut buf[..], HEADROOM, src.len(), src.len() as u32, ts));
         }
         if frames.is_empty() {
             return Ok(Polled::End);

@@ -16,24 +16,16 @@ const RST: u32 = 0x04;
 const ACK: u32 = 0x10;
 
 /// The first sanity check a packet fails, if any (customer-source spoofing is checked after
-/// steering, in [`spoofs_a_customer`]).
+/// steering, in [`spoofs_a_customer`]). Fragments are judged before flags: the "flags" of a
+/// tiny first fragment are whatever bytes it happens to end with.
 pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     if s.land && key.src_addr() == key.dst_addr() {
         return Some(DropReason::Land);
     }
-    if s.tcp_flags && key.get(Dim::L4Proto) == 6 {
-        let f = key.get(Dim::TcpFlags);
-        // No flags at all, SYN with FIN or RST, FIN without ACK: no TCP stack sends these;
-        // scanners and stack fingerprinters do.
-        let impossible = f & 0x3f == 0 || (f & SYN != 0 && f & (FIN | RST) != 0) || (f & FIN != 0 && f & ACK == 0);
-        if f != classifier::ABSENT && impossible {
-            return Some(DropReason::BadTcpFlags);
-        }
-    }
     if s.fragments
         && let Some(frag) = ip.fragment
     {
-        let proto = key.get(Dim::L4Proto);
+        let proto = u32::from(frag.protocol);
         // RFC 1858 §3.2: a TCP fragment at offset 8 can only be meant to overwrite the flags.
         if proto == 6 && frag.offset == 8 {
             return Some(DropReason::OverlappingFragment);
@@ -47,6 +39,15 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
         };
         if frag.offset == 0 && frag.data_len < needed {
             return Some(DropReason::TinyFragment);
+        }
+    }
+    if s.tcp_flags && key.get(Dim::L4Proto) == 6 {
+        let f = key.get(Dim::TcpFlags);
+        // No flags at all, SYN with FIN or RST, FIN without ACK: no TCP stack sends these;
+        // scanners and stack fingerprinters do.
+        let impossible = f & 0x3f == 0 || (f & SYN != 0 && f & (FIN | RST) != 0) || (f & FIN != 0 && f & ACK == 0);
+        if f != classifier::ABSENT && impossible {
+            return Some(DropReason::BadTcpFlags);
         }
     }
     if s.max_ipv6_extension_headers > 0 && ip.extension_headers > s.max_ipv6_extension_headers {

@@ -56,6 +56,8 @@ pub struct Fragment {
     pub more: bool,
     /// Bytes of data after the IP header (and any IPv6 extension headers).
     pub data_len: usize,
+    /// The protocol of the data (TCP, UDP, ...).
+    pub protocol: u8,
 }
 
 /// EtherTypes that announce a VLAN tag.
@@ -122,6 +124,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         offset: u32::from(h.fragments_offset().value()) * 8,
         more: h.more_fragments(),
         data_len: payload.payload.len(),
+        protocol: payload.ip_number.0,
     });
     let frame = IpFrame {
         is_ipv6: false,
@@ -175,6 +178,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                     offset: u32::from(f.fragment_offset().value()) * 8,
                     more: f.more_fragments(),
                     data_len: payload.payload.len(),
+                    protocol: payload.ip_number.0,
                 });
             }
         }

@@ -59,6 +59,7 @@ pub fn tshark_frames(file: &Path, filter: &str, extra: &[&str]) -> Vec<u64> {
 pub struct Captured {
     pub bytes: Vec<u8>,
     pub wire_len: u32,
+    pub timestamp_ns: u64,
 }
 
 /// The frames of a capture, in order (records of unsupported link types are skipped).
@@ -67,8 +68,8 @@ pub fn read_frames(file: &Path) -> Vec<Captured> {
     let mut buf = vec![0u8; 300_000];
     let mut out = Vec::new();
     while let Ok(Some(rec)) = reader.next_into(&mut buf) {
-        if let Record::Frame { len, wire_len, .. } = rec {
-            out.push(Captured { bytes: buf[..len].to_vec(), wire_len });
+        if let Record::Frame { len, wire_len, timestamp_ns } = rec {
+            out.push(Captured { bytes: buf[..len].to_vec(), wire_len, timestamp_ns });
         }
     }
     out
@@ -120,6 +121,18 @@ pub fn verdicts_of(
     let mut state = transitd::pipeline::WorkerState::new(&snap);
     while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {}
     (io.verdicts, state.stats, snap)
+}
+
+/// [`verdicts_of`] with the capture's own timestamps as the receive times (rate limits run
+/// on capture time).
+pub fn verdicts_timed(config: &str, file: &Path) -> (Vec<transitd::pipeline::Verdict>, transitd::stats::WorkerStats) {
+    use transitd::io::{FrameIo, Polled};
+    let snap = snapshot(config);
+    let frames = read_frames(file).into_iter().map(|f| (f.bytes, f.timestamp_ns)).collect();
+    let mut io = transitd::io::memory::MemoryIo::with_timestamps(frames, snap.frame_size);
+    let mut state = transitd::pipeline::WorkerState::new(&snap);
+    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {}
+    (io.verdicts, state.stats)
 }
 
 /// Compiles configuration text.

@@ -1,0 +1,245 @@
+//! The DoS stage on captures nobody here wrote: floods held to the configured rate over
+//! capture time (±5 %), legitimate traffic in the same captures untouched, and sanity drops
+//! exactly where tshark finds the offending packets.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use transitd::pipeline::{DropReason, Verdict};
+
+/// A customer owning `prefixes`, accepting everything, with DoS `rules` (TOML) appended.
+fn config(prefixes: &[&str], sanity: &str, dos: &str) -> String {
+    let list: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        r#"
+[server]
+anycast = "192.0.2.1"
+[dos.sanity]
+{sanity}
+{dos}
+[[customer]]
+name = "victim"
+prefixes = [{list}]
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.254"
+mtu = 9000
+{routes}
+"#,
+        list = list.join(", "),
+        routes = prefixes
+            .iter()
+            .map(|p| format!("[[customer.route]]\nprefix = \"{p}\"\ntunnel = \"t\"\n"))
+            .collect::<String>(),
+    )
+}
+
+const NO_SANITY: &str = "land = false\ntcp_flags = false\nfragments = false\nmax_ipv6_extension_headers = 0\nbogons = false\ncustomer_sources = false";
+
+/// Packets a bucket lets through back to back: what it passes beyond `rate` per second.
+const BURST: usize = 10;
+
+fn syn_limit(rate: u64, key: &str) -> String {
+    format!(
+        r#"
+[[dos.bucket]]
+name = "syn"
+key = "{key}"
+rate = {rate}
+burst = {BURST}
+[[dos.rule]]
+name = "syn-flood"
+match = "tcp.flags.syn == 1 and tcp.flags.ack == 0"
+action = "rate-limit"
+bucket = "syn"
+"#
+    )
+}
+
+/// Capture-relative time of each frame, from tshark.
+fn times(file: &std::path::Path) -> Vec<f64> {
+    tshark(file, &["-T", "fields", "-e", "frame.time_relative"]).lines().map(|l| l.parse().unwrap()).collect()
+}
+
+fn is_tx(v: &Verdict) -> bool {
+    matches!(v, Verdict::Tx { .. })
+}
+
+/// Checks that the attack frames (tshark's selection) passed at `rate` ± 5 % over the
+/// attack's duration (beyond the bucket's burst, which a token bucket lets through at once),
+/// and that every other frame got the same verdict as without the rule.
+fn held_to_rate(file: &str, prefixes: &[&str], attack: &str, rate: u64, key: &str) {
+    let path = pcap(file);
+    let (limited, _) = verdicts_timed(&config(prefixes, NO_SANITY, &syn_limit(rate, key)), &path);
+    let (free, _) = verdicts_timed(&config(prefixes, NO_SANITY, ""), &path);
+    let attack: BTreeSet<usize> = tshark_frames(&path, attack, &[]).into_iter().map(|n| n as usize - 1).collect();
+    assert!(attack.len() > 100, "{file}: {} attack frames", attack.len());
+    let t = times(&path);
+    let first = *attack.iter().next().unwrap();
+    let last = *attack.iter().last().unwrap();
+    let duration = t[last] - t[first];
+    let passed = attack.iter().filter(|&&i| is_tx(&limited[i])).count();
+    let measured = passed.saturating_sub(BURST) as f64 / duration;
+    assert!(
+        (measured - rate as f64).abs() <= 0.05 * rate as f64,
+        "{file}: {passed} of {} attack frames in {duration:.3} s = {measured:.1}/s against a limit of {rate}/s",
+        attack.len()
+    );
+    assert!(attack.iter().all(|&i| is_tx(&limited[i]) || limited[i] == Verdict::Drop(DropReason::RateLimited)));
+    for i in (0..limited.len()).filter(|i| !attack.contains(i)) {
+        assert_eq!(limited[i], free[i], "{file}: frame {} is not part of the attack and must be untouched", i + 1);
+    }
+}
+
+#[test]
+fn suricatas_syn_flood_is_held_to_the_configured_rate() {
+    // 200 SYNs to 198.51.100.5 in 0.199 s (about 1000/s), from one address and 200 ports.
+    // (At 0.199 s, a rate below 100/s lets fewer than 20 packets through: too few to tell
+    // 5 % apart.)
+    for rate in [100, 200, 500, 900] {
+        held_to_rate("real/suricata-syn-flood.pcap", &["198.51.100.0/24"], "tcp.flags == 0x002", rate, "destination");
+    }
+}
+
+#[test]
+fn glb_directors_slow_syn_flood_is_held_to_the_configured_rate() {
+    // 1000 SYNs to 1.1.1.1 over 66 s (about 15/s on average, in bursts).
+    for rate in [2, 5] {
+        held_to_rate("real/glb-1k_pkts.pcap", &["1.1.1.0/24"], "tcp.flags == 0x002", rate, "rule");
+    }
+}
+
+#[test]
+fn a_flood_at_one_destination_leaves_the_others_alone() {
+    // The SYN flood merged (by time) with a legitimate HTTP connection to another address
+    // of the same customer: the per-destination bucket of the flood never limits the
+    // connection, whose every packet is encapsulated as without the rule.
+    let merged = std::env::temp_dir().join(format!("transitd-dos-merge-{}.pcap", std::process::id()));
+    let status = std::process::Command::new("mergecap")
+        .args(["-F", "pcap", "-w"])
+        .arg(&merged)
+        .arg(pcap("real/suricata-syn-flood.pcap"))
+        .arg(pcap("real/zeek-communityid-tcp.pcap"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let prefixes = ["198.51.100.0/24", "66.35.250.0/24"];
+    let (limited, _) = verdicts_timed(&config(&prefixes, NO_SANITY, &syn_limit(10, "destination")), &merged);
+    let (free, _) = verdicts_timed(&config(&prefixes, NO_SANITY, ""), &merged);
+    let legit = tshark_frames(&merged, "ip.dst == 66.35.250.204", &[]);
+    assert!(!legit.is_empty());
+    for n in &legit {
+        let i = *n as usize - 1;
+        assert_eq!(limited[i], free[i], "frame {n} of the legitimate connection");
+    }
+    let flood_dropped = tshark_frames(&merged, "ip.dst == 198.51.100.5", &[])
+        .iter()
+        .filter(|n| limited[**n as usize - 1] == Verdict::Drop(DropReason::RateLimited))
+        .count();
+    assert!(flood_dropped > 150, "{flood_dropped}");
+    let _ = std::fs::remove_file(merged);
+}
+
+/// Frames of `file` dropped for `reason` under the default sanity checks (bogons off when
+/// `bogons` is false), against the frames tshark selects with `filter`.
+fn sanity_drops(file: &str, prefixes: &[&str], sanity: &str, reason: DropReason, filter: &str) {
+    let path = pcap(file);
+    let (v, _) = verdicts_timed(&config(prefixes, sanity, ""), &path);
+    let ours: BTreeSet<u64> =
+        v.iter().enumerate().filter(|(_, v)| **v == Verdict::Drop(reason)).map(|(i, _)| i as u64 + 1).collect();
+    let theirs: BTreeSet<u64> = tshark_frames(&path, filter, &[]).into_iter().collect();
+    assert!(!theirs.is_empty(), "{file}: tshark finds nothing for `{filter}`");
+    assert_eq!(ours, theirs, "{file}: {reason}");
+}
+
+#[test]
+fn scans_with_impossible_tcp_flags_are_dropped_and_the_rest_passes() {
+    // nDPI's scan capture: a SYN scan answered normally, then FIN, NULL and XMAS probes.
+    sanity_drops(
+        "real/ndpi-tcp_scan.pcapng",
+        &["192.168.1.0/24"],
+        "bogons = false\ncustomer_sources = false",
+        DropReason::BadTcpFlags,
+        "tcp.flags & 0x3f == 0 or (tcp.flags.syn == 1 and (tcp.flags.fin == 1 or tcp.flags.reset == 1)) or (tcp.flags.fin == 1 and tcp.flags.ack == 0)",
+    );
+    sanity_drops(
+        "malformed/tcpdump-tcp_eight_lowest_weight_flags_set.pcap",
+        &["0.0.0.0/0"],
+        "bogons = false\ncustomer_sources = false",
+        DropReason::BadTcpFlags,
+        "tcp",
+    );
+}
+
+#[test]
+fn tiny_and_overlapping_fragments_are_dropped() {
+    // nDPI's fragment flood: 16-byte fragments of one TCP datagram, each offset four times.
+    let file = "malformed/ndpi-ip_fragmented_garbage.pcap";
+    let sanity = "bogons = false\ncustomer_sources = false";
+    sanity_drops(
+        file,
+        &["0.0.0.0/0"],
+        sanity,
+        DropReason::TinyFragment,
+        "ip.frag_offset == 0 and ip.flags.mf == 1 and ip.proto == 6 and ip.len - ip.hdr_len < 20",
+    );
+    // Suricata's defrag tests send a SYN in 8-byte fragments: the one at offset 8 is dropped
+    // (and the first, which holds 8 of the TCP header's 20 bytes, is tiny).
+    for file in ["real/suricata-defrag-frag-ip-tcp-syn.pcap", "real/suricata-defrag-frag-eth-vlan-ip-tcp-syn.pcap"] {
+        sanity_drops(
+            file,
+            &["0.0.0.0/0"],
+            sanity,
+            DropReason::OverlappingFragment,
+            "ip.frag_offset == 1 and ip.proto == 6",
+        );
+        sanity_drops(
+            file,
+            &["0.0.0.0/0"],
+            sanity,
+            DropReason::TinyFragment,
+            "ip.frag_offset == 0 and ip.flags.mf == 1 and ip.proto == 6 and ip.len - ip.hdr_len < 20",
+        );
+    }
+}
+
+#[test]
+fn bogon_sources_are_dropped() {
+    // The scan capture comes from RFC 1918 space.
+    sanity_drops(
+        "real/ndpi-tcp_scan.pcapng",
+        &["192.168.1.0/24"],
+        "customer_sources = false\ntcp_flags = false",
+        DropReason::BogonSource,
+        "ip.src == 192.168.0.0/16 and ip.dst == 192.168.1.0/24",
+    );
+}
+
+#[test]
+fn sources_inside_a_customers_prefixes_are_spoofed() {
+    // Both ends of the scan are in the customer's /24: none of it can come from outside.
+    sanity_drops(
+        "real/ndpi-tcp_scan.pcapng",
+        &["192.168.1.0/24"],
+        "bogons = false\ntcp_flags = false",
+        DropReason::SpoofedCustomerSource,
+        "ip.src == 192.168.1.0/24 and ip.dst == 192.168.1.0/24",
+    );
+}
+
+#[test]
+fn land_packets_are_dropped() {
+    // No public capture has one: scapy makes it (source = destination = 203.0.113.9).
+    let file = std::env::temp_dir().join(format!("transitd-land-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\nwrpcap('{}', [Ether()/IP(src='203.0.113.9', dst='203.0.113.9')/TCP(sport=139, dport=139, flags='S'), Ether()/IP(src='198.18.0.1', dst='203.0.113.9')/TCP(flags='S')])",
+        file.display()
+    );
+    assert!(std::process::Command::new("/usr/bin/python3").args(["-c", &script]).status().unwrap().success());
+    let (v, _) = verdicts_timed(&config(&["203.0.113.0/24"], "bogons = false\ncustomer_sources = false", ""), &file);
+    assert_eq!(v[0], Verdict::Drop(DropReason::Land));
+    assert!(is_tx(&v[1]));
+    let _ = std::fs::remove_file(file);
+}
