@@ -116,6 +116,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
 
     let next_hop = Arc::new(NextHopCell::default());
     let resolver = match snapshot.next_hop {
@@ -196,6 +198,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     );
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
+        if reload.swap(false, Ordering::Relaxed) {
+            reload_config(&opts.config, &shared, &program);
+        }
         if !opts.stats_interval.is_zero() && last.0.elapsed() >= opts.stats_interval {
             let now: Vec<WorkerStats> =
                 reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect();
@@ -225,6 +230,40 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     Ok(finals)
 }
 
+/// Rebuilds the snapshot from `path` off the data path and swaps it in; a file with errors is
+/// rejected whole (its errors printed) and the running snapshot stays.
+fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &XdpProgram) {
+    let started = Instant::now();
+    match Snapshot::from_path(path) {
+        Err(errors) => {
+            eprintln!("transitd: reload of {} rejected, the running configuration stays:\n{errors}", path.display())
+        }
+        Ok(new) => {
+            // The XDP program learns new prefixes before the workers see the snapshot that
+            // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
+            let old = shared.load();
+            let mut v4 = new.owned_v4.clone();
+            v4.extend(old.owned_v4.iter().copied());
+            let mut v6 = new.owned_v6.clone();
+            v6.extend(old.owned_v6.iter().copied());
+            let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
+            let (owned_v4, owned_v6) = (new.owned_v4.clone(), new.owned_v6.clone());
+            let anycast = std::net::Ipv4Addr::from(new.anycast);
+            shared.store(Arc::new(new));
+            let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
+            let anycast_set = program.set_anycast(anycast);
+            match widened.and(narrowed).and(anycast_set) {
+                Ok(()) => eprintln!(
+                    "transitd: reloaded {} in {:.1} ms",
+                    path.display(),
+                    started.elapsed().as_secs_f64() * 1e3
+                ),
+                Err(e) => eprintln!("transitd: reloaded {}, but updating the XDP maps failed: {e}", path.display()),
+            }
+        }
+    }
+}
+
 struct WorkerContext {
     snapshot: Arc<ArcSwap<Snapshot>>,
     next_hop: Arc<NextHopCell>,
@@ -246,8 +285,18 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
         }
     };
     let mut polls = 0u32;
+    let mut current = ctx.snapshot.load_full();
     while !ctx.stop.load(Ordering::Relaxed) {
         let snap = ctx.snapshot.load();
+        if !Arc::ptr_eq(&snap, &current) {
+            // A new snapshot, between batches: rule indices change meaning, and buckets may
+            // have changed, so their state restarts.
+            state.stats.reset_rules(snap.rule_count, snap.dos_rule_count);
+            if snap.dos.buckets != current.dos.buckets || snap.dos.table_size != current.dos.table_size {
+                state.limiter = classifier::RateLimiter::new(&snap.dos.buckets, snap.dos.table_size);
+            }
+            current = arc_swap::Guard::into_inner(ctx.snapshot.load());
+        }
         let eth = ctx.next_hop.get().map(|dst| EthernetAddrs { dst, src: ctx.src });
         match io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut state))? {
             Polled::Idle if !ctx.idle_sleep.is_zero() => std::thread::sleep(ctx.idle_sleep),

@@ -226,3 +226,33 @@ fn two_queues_two_pinned_workers_share_the_traffic() {
     ports.sort_unstable();
     assert_eq!(ports, (20000..20200).collect::<Vec<_>>());
 }
+
+#[test]
+fn sighup_swaps_the_rules_and_a_bad_file_keeps_the_running_ones() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("td", 1);
+    let t = lab.transitd(ACME, &[]);
+    wait_for("the next hop to resolve", || t.log().contains("next hop 10.2.0.1 is at"));
+    let ssh = |sport: u16| {
+        scapy_send(&lab, "snd", &format!("[IP(dst='203.0.113.100')/TCP(sport={sport}, dport=22, flags='S')]"));
+    };
+    let cap = lab.capture("up", "u1");
+    ssh(50001); // denied by the first configuration
+    let with_ssh = format!(
+        "{ACME}\n[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n"
+    );
+    t.reload(&with_ssh);
+    wait_for("the reload", || t.log().contains("transitd: reloaded"));
+    ssh(50002); // accepted by the second
+    t.reload("[server]\nanycast = \"not an address\"\n");
+    wait_for("the rejection", || t.log().contains("rejected, the running configuration stays"));
+    ssh(50003); // still accepted: the bad file changed nothing
+    std::thread::sleep(Duration::from_secs(1));
+    let file = cap.finish();
+    let log = t.log();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert!(log.contains("not an IPv4 address"), "the rejection says why:\n{log}");
+    let sent = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 22", "-T", "fields", "-e", "tcp.srcport"]);
+    assert_eq!(sent.lines().collect::<Vec<_>>(), ["50002", "50003"]);
+}

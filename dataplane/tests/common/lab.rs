@@ -70,7 +70,7 @@ impl Lab {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let t = Transitd { child: Some(child), log };
+        let t = Transitd { child: Some(child), log, config: path };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !t.log().contains("transitd: running on") {
             assert!(Instant::now() < deadline, "transitd did not start:\n{}", t.log());
@@ -108,12 +108,21 @@ fn is_root() -> bool {
 pub struct Transitd {
     child: Option<Child>,
     log: PathBuf,
+    /// The configuration file it runs with.
+    pub config: PathBuf,
 }
 
 impl Transitd {
     /// What it has logged so far (stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Replaces the configuration file and sends SIGHUP.
+    pub fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).unwrap();
+        let pid = self.child.as_ref().unwrap().id();
+        let _ = Command::new("kill").args(["-HUP", &pid.to_string()]).status();
     }
 
     /// True while the process runs.
