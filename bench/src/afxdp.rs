@@ -133,7 +133,7 @@ pub fn sink(args: &SinkArgs) -> anyhow::Result<()> {
 pub fn reflect(args: &SinkArgs) -> anyhow::Result<()> {
     use transitd::io::afxdp::{AfXdpConfig, AfXdpIo};
     use transitd::io::{FrameIo, Polled};
-    use transitd::pipeline::Verdict;
+    use transitd::pipeline::{TxReason, Verdict};
     let index = ifindex(&args.iface)?;
     let program = transitd_bpf::XdpProgram::load()?;
     program.set_owned_v4(&[(std::net::Ipv4Addr::UNSPECIFIED, 0)])?;
@@ -146,7 +146,7 @@ pub fn reflect(args: &SinkArgs) -> anyhow::Result<()> {
     while start.elapsed() < limit {
         let polled = io.poll(&mut |frames| {
             for f in frames.iter_mut() {
-                f.verdict = Verdict::Tx { start: f.start, len: f.len };
+                f.verdict = Verdict::Tx { start: f.start, len: f.len, reason: TxReason::Encapsulated };
             }
         })?;
         if polled == Polled::Idle {

@@ -85,6 +85,7 @@ fn pipeline(snap: &Snapshot, frames: &[Vec<u8>], total: usize, flood: Option<u32
             let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> =
                 bufs.iter_mut().zip(lens).map(|(b, l)| Frame::new(b, HEADROOM, l, l as u32, clock)).collect();
             process_batch(snap, &mut batch, &mut state);
+            state.spill.clear();
         }
     });
     (r, state)
@@ -127,8 +128,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "rate-limit state per worker: {} buckets, {:.1} MiB, fixed at start (the same after the flood: {:.1} MiB)",
         with.dos.buckets.len(),
-        s1.limiter.memory_bytes() as f64 / (1 << 20) as f64,
-        s2.limiter.memory_bytes() as f64 / (1 << 20) as f64
+        s1.limits.dos.memory_bytes() as f64 / (1 << 20) as f64,
+        s2.limits.dos.memory_bytes() as f64 / (1 << 20) as f64
     );
     println!(
         "verdicts over all runs: clean {} transmitted, {} dropped; flood {} transmitted, {} dropped",

@@ -94,6 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| Frame::new(b, HEADROOM, *len, *wire, 0)),
             );
             process_batch(&snap, &mut batch, &mut state);
+            state.spill.clear(); // later fragments, if any, are not sent anywhere here
         }
     });
     // The pipeline rows ran once to warm up and `runs` times timed.

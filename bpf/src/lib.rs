@@ -132,11 +132,16 @@ impl XdpProgram {
             .map_err(|source| BpfError::Map { map: "xsks", source })
     }
 
-    /// Sets the anycast address GRE arrives at.
-    pub fn set_anycast(&self, anycast: Ipv4Addr) -> Result<(), BpfError> {
-        // struct transitd_config { __u32 anycast_v4 (network order); __u32 reserved; }
-        let mut value = [0u8; 8];
+    /// Sets the anycast addresses GRE arrives at (IPv6 optional).
+    pub fn set_anycast(&self, anycast: Ipv4Addr, anycast_v6: Option<Ipv6Addr>) -> Result<(), BpfError> {
+        // struct transitd_config { __u32 anycast_v4; __u32 has_anycast_v6; __u8 anycast_v6[16]; }
+        // (addresses in network order)
+        let mut value = [0u8; 24];
         value[..4].copy_from_slice(&anycast.octets());
+        if let Some(v6) = anycast_v6 {
+            value[4..8].copy_from_slice(&1u32.to_ne_bytes());
+            value[8..24].copy_from_slice(&v6.octets());
+        }
         self.skel
             .maps
             .config

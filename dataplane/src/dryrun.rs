@@ -12,8 +12,8 @@ use classifier::{Expr, Key, Mode, RuleTable};
 use serde::Serialize;
 
 use crate::io::capture::{CaptureError, CaptureReader, Record};
-use crate::io::{Frame, HEADROOM};
-use crate::pipeline::{Verdict, parse_frame, process_frame};
+use crate::io::{Frame, HEADROOM, Spill};
+use crate::pipeline::{Limits, SPILL_SLOTS, parse_frame, process_frame};
 use crate::snapshot::Snapshot;
 
 /// Largest frame read (as in replay).
@@ -72,12 +72,17 @@ pub struct FrameReport {
     pub dos_rule: Option<RuleRef>,
     /// The monitor-mode DoS rule that would have decided.
     pub dos_monitor: Option<RuleRef>,
-    /// `tx`, `pass` or `drop`.
+    /// The egress rule that decided a decapsulated packet (customer `NAME/egress`).
+    pub egress_rule: Option<RuleRef>,
+    /// `tx`, `pass`, `drop` or `consumed`.
     pub verdict: &'static str,
-    /// The pass or drop reason.
+    /// What a transmitted frame is, or why it was passed, dropped or consumed.
     pub reason: Option<&'static str>,
-    /// The tunnel a transmitted frame was encapsulated into.
+    /// The tunnel a transmitted frame was encapsulated into, or a decapsulated one came
+    /// out of.
     pub tunnel: Option<String>,
+    /// Further frames it became (later fragments).
+    pub spilled: u16,
 }
 
 /// A rule, named for people.
@@ -118,12 +123,20 @@ fn dos_rule_ref(snap: &Snapshot, index: u32) -> Option<RuleRef> {
     Some(RuleRef { customer: scope, name: rule.name.clone(), index: i, mode })
 }
 
+/// A firewall or egress rule by its global index; egress rules' scope is `NAME/egress`.
 fn rule_ref(snap: &Snapshot, global: u32) -> Option<RuleRef> {
     snap.customers.iter().find_map(|c| {
-        let i = global.checked_sub(c.rule_base)? as usize;
-        let rule = c.firewall.rules().get(i)?;
+        let (scope, rule, i) = match global.checked_sub(c.egress_base) {
+            Some(i) if (i as usize) < c.egress.rules().len() => {
+                (format!("{}/egress", c.name), c.egress.rules().get(i as usize)?, i as usize)
+            }
+            _ => {
+                let i = global.checked_sub(c.rule_base)? as usize;
+                (c.name.clone(), c.firewall.rules().get(i)?, i)
+            }
+        };
         let mode = if rule.mode == Mode::Monitor { "monitor" } else { "enforce" };
-        Some(RuleRef { customer: c.name.clone(), name: rule.name.clone(), index: i, mode })
+        Some(RuleRef { customer: scope, name: rule.name.clone(), index: i, mode })
     })
 }
 
@@ -139,8 +152,12 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
         for r in c.dos.rules().iter().chain(c.firewall.rules()) {
             report.rule_hits.insert(format!("{}/{}", c.name, r.name), 0);
         }
+        for r in c.egress.rules() {
+            report.rule_hits.insert(format!("{}/egress/{}", c.name, r.name), 0);
+        }
     }
-    let mut limiter = classifier::RateLimiter::new(&snap.dos.buckets, snap.dos.table_size);
+    let mut limits = Limits::new(snap);
+    let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
     let mut n = 0u64;
     while limit.is_none_or(|l| n < l) {
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
@@ -157,28 +174,29 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
                     monitor: None,
                     dos_rule: None,
                     dos_monitor: None,
+                    egress_rule: None,
                     verdict: "skip",
                     reason: Some(reason),
                     tunnel: None,
+                    spilled: 0,
                 });
                 continue;
             }
         };
         // Capture time is the clock, as in replay: rate limits behave as they would live.
         let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, ts);
-        let outcome = process_frame(snap, Some(&snap.eth), &mut limiter, &mut frame);
-        let (verdict, reason) = match outcome.verdict {
-            Verdict::Tx { .. } => ("tx", None),
-            Verdict::Pass(r) => ("pass", Some(r.name())),
-            Verdict::Drop(r) => ("drop", Some(r.name())),
-        };
+        let outcome = process_frame(snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+        spill.clear(); // nothing is sent in a dry run
+        let (verdict, reason) = (outcome.verdict.kind(), Some(outcome.verdict.reason()));
         let key = reason.map_or_else(|| verdict.to_string(), |r| format!("{verdict}:{r}"));
         *report.verdicts.entry(key).or_default() += 1;
         let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
         let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
         let dos_rule = outcome.dos_rule.and_then(|r| dos_rule_ref(snap, r));
         let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
-        for r in [&rule, &monitor, &dos_rule, &dos_monitor].into_iter().flatten() {
+        let egress_rule = outcome.egress_rule.and_then(|r| rule_ref(snap, r));
+        let egress_monitor = outcome.egress_monitor.and_then(|r| rule_ref(snap, r));
+        for r in [&rule, &monitor, &dos_rule, &dos_monitor, &egress_rule, &egress_monitor].into_iter().flatten() {
             *report.rule_hits.entry(format!("{}/{}", r.customer, r.name)).or_default() += 1;
         }
         report.frames.push(FrameReport {
@@ -188,9 +206,11 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             monitor,
             dos_rule,
             dos_monitor,
+            egress_rule,
             verdict,
             reason,
             tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
+            spilled: outcome.spilled,
         });
     }
     Ok(report)
@@ -204,8 +224,13 @@ impl DryRun {
         let _ = writeln!(out, "{:>7}  {:<12} {:<28} {:<8} verdict", "frame", "customer", "decided by", "mode");
         for f in &self.frames {
             // A DoS rule that dropped decided; otherwise the firewall rule did.
-            let decider =
-                if f.reason.is_some_and(|r| r == "dos_rule" || r == "rate_limited") { &f.dos_rule } else { &f.rule };
+            let decider = if f.reason.is_some_and(|r| r == "dos_rule" || r == "rate_limited") && f.dos_rule.is_some() {
+                &f.dos_rule
+            } else if f.rule.is_none() && f.egress_rule.is_some() {
+                &f.egress_rule
+            } else {
+                &f.rule
+            };
             let (by, mode) = match decider.as_ref().or(f.rule.as_ref()) {
                 Some(r) => (format!("{}/{}", r.customer, r.name), r.mode),
                 None if f.customer.is_some() && f.reason != Some("no_customer") => {
@@ -214,8 +239,17 @@ impl DryRun {
                 None => ("-".to_string(), "-"),
             };
             let mut verdict = f.reason.map_or_else(|| f.verdict.to_string(), |r| format!("{} {r}", f.verdict));
-            if let (Some(t), "tx") = (&f.tunnel, f.verdict) {
-                let _ = write!(verdict, " via {t}");
+            match (&f.tunnel, f.reason) {
+                (Some(t), Some("decapsulated" | "gre_keepalive")) => {
+                    let _ = write!(verdict, " from {t}");
+                }
+                (Some(t), _) if f.verdict == "tx" => {
+                    let _ = write!(verdict, " via {t}");
+                }
+                _ => {}
+            }
+            if f.spilled > 0 {
+                let _ = write!(verdict, " (+{} fragments)", f.spilled);
             }
             for m in [&f.monitor, &f.dos_monitor].into_iter().flatten() {
                 let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);

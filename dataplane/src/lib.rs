@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod dryrun;
+pub mod health;
 pub mod io;
 pub mod lpm;
 pub mod neigh;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::io::pcap::PcapIo;
 use crate::io::{FrameIo, Polled};
-use crate::pipeline::{DropReason, PassReason, WorkerState, process_batch};
+use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerState, process_batch};
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 
@@ -27,7 +27,12 @@ pub fn replay(snapshot: &Snapshot, input: &Path, output: Option<&Path>) -> anyho
     let mut state = WorkerState::new(snapshot);
     let mut error = None;
     loop {
-        match io.poll(&mut |frames| process_batch(snapshot, frames, &mut state)) {
+        let polled = io.poll(&mut |frames| process_batch(snapshot, frames, &mut state));
+        if let Err(e) = io.send_spill(&mut state.spill) {
+            error = Some(e.to_string());
+            break;
+        }
+        match polled {
             Ok(Polled::End) => break,
             Ok(_) => {}
             Err(e) => {
@@ -46,6 +51,11 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(out, "frames       {:>10}  ({} bytes)", s.rx_frames, s.rx_bytes);
         let _ = writeln!(out, "transmitted  {:>10}  ({} bytes)", s.tx_frames, s.tx_bytes);
+        for r in TxReason::ALL {
+            if s.sent_as(*r) > 0 {
+                let _ = writeln!(out, "  {:<22} {:>10}", r.name(), s.sent_as(*r));
+            }
+        }
         let _ = writeln!(out, "passed       {:>10}", s.passed());
         for r in PassReason::ALL {
             if s.passed_for(*r) > 0 {
@@ -56,6 +66,11 @@ impl Summary {
         for r in DropReason::ALL {
             if s.dropped_for(*r) > 0 {
                 let _ = writeln!(out, "  {:<22} {:>10}", r.name(), s.dropped_for(*r));
+            }
+        }
+        for r in ConsumeReason::ALL {
+            if s.consumed[r.index()] > 0 {
+                let _ = writeln!(out, "consumed     {:>10}  ({})", s.consumed[r.index()], r.name());
             }
         }
         for (link, n) in &self.skipped {
@@ -89,6 +104,15 @@ impl Summary {
                 }
                 let mode = if rule.mode == classifier::Mode::Monitor { " (monitor)" } else { "" };
                 let _ = writeln!(out, "  {:<30} {:>10}{mode}", format!("{}/{}", c.name, rule.name), hits);
+            }
+            for (i, rule) in c.egress.rules().iter().enumerate() {
+                let hits = s.rule_hits.get(c.egress_base as usize + i).copied().unwrap_or(0);
+                if !header {
+                    let _ = writeln!(out, "rule hits");
+                    header = true;
+                }
+                let mode = if rule.mode == classifier::Mode::Monitor { " (monitor)" } else { "" };
+                let _ = writeln!(out, "  {:<30} {:>10}{mode}", format!("{}/egress/{}", c.name, rule.name), hits);
             }
         }
         if let Some(e) = &self.error {

@@ -13,10 +13,13 @@ use arc_swap::ArcSwap;
 use gre::EthernetAddrs;
 use transitd_bpf::{AttachMode, XdpProgram};
 
+use crate::health::{self, Prober};
 use crate::io::afxdp::{AfXdpConfig, AfXdpIo, AfXdpStats, BindMode, FrameCount};
-use crate::io::{FrameIo, Polled};
+use crate::io::{FrameIo, Polled, Spill};
 use crate::neigh::{self, NextHopCell};
-use crate::pipeline::{DropReason, PassReason, WorkerState, process_batch_via};
+use crate::pipeline::{
+    ConsumeReason, DropReason, Limits, PassReason, SPILL_SLOTS, TxReason, WorkerState, process_batch_via,
+};
 use crate::snapshot::{NextHop, Snapshot};
 use crate::stats::WorkerStats;
 
@@ -104,6 +107,7 @@ fn ifindex(iface: &str) -> anyhow::Result<i32> {
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let snapshot = Snapshot::from_path(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    snapshot.health.set_nonce(health::random_nonce());
     let index = ifindex(&opts.iface)?;
     let queues = match &opts.queues {
         Some(q) => q.clone(),
@@ -136,7 +140,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let program = XdpProgram::load()?;
     program.set_owned_v4(&snapshot.owned_v4)?;
     program.set_owned_v6(&snapshot.owned_v6)?;
-    program.set_anycast(std::net::Ipv4Addr::from(snapshot.anycast))?;
+    program.set_anycast(std::net::Ipv4Addr::from(snapshot.anycast), snapshot.anycast_v6)?;
 
     let mut sockets = Vec::new();
     for &queue in &queues {
@@ -182,6 +186,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             stop: stop.clone(),
             report: reports[i].clone(),
             idle_sleep: opts.idle_sleep,
+            // The first worker sends the tunnel health probes.
+            prober: i == 0,
         };
         workers.push(std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             if let Some(c) = core {
@@ -224,6 +230,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     }
     let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
     print!("{}", final_report(&finals, &program.stats()));
+    let snap = shared.load();
+    for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+        let state = if snap.health.is_up(i as u16) { "up" } else { "down" };
+        println!("tunnel {} {state} (probes answered up to #{})", t.name, snap.health.replied(i as u16));
+    }
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
@@ -248,10 +259,16 @@ fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &X
             v6.extend(old.owned_v6.iter().copied());
             let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
             let (owned_v4, owned_v6) = (new.owned_v4.clone(), new.owned_v6.clone());
-            let anycast = std::net::Ipv4Addr::from(new.anycast);
+            let anycast = (std::net::Ipv4Addr::from(new.anycast), new.anycast_v6);
+            // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
+            // loses the probes in flight.
+            let names: Vec<&str> = new.tunnels.iter().map(|t| t.name.as_str()).collect();
+            let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
+            new.health.inherit(&names, &old.health, &old_names);
+            drop(names);
             shared.store(Arc::new(new));
             let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
-            let anycast_set = program.set_anycast(anycast);
+            let anycast_set = program.set_anycast(anycast.0, anycast.1);
             match widened.and(narrowed).and(anycast_set) {
                 Ok(()) => eprintln!(
                     "transitd: reloaded {} in {:.1} ms",
@@ -271,6 +288,8 @@ struct WorkerContext {
     stop: Arc<AtomicBool>,
     report: Arc<Mutex<WorkerReport>>,
     idle_sleep: Duration,
+    /// This worker sends the tunnel health probes.
+    prober: bool,
 }
 
 /// One queue's loop: poll, process, publish counters ~10 times a second.
@@ -286,19 +305,58 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
     };
     let mut polls = 0u32;
     let mut current = ctx.snapshot.load_full();
+    let mut prober = ctx.prober.then(Prober::default);
+    if let Some(p) = &mut prober {
+        p.rebind(None, &current);
+    }
     while !ctx.stop.load(Ordering::Relaxed) {
         let snap = ctx.snapshot.load();
         if !Arc::ptr_eq(&snap, &current) {
             // A new snapshot, between batches: rule indices change meaning, and buckets may
             // have changed, so their state restarts.
             state.stats.reset_rules(snap.rule_count, snap.dos_rule_count);
-            if snap.dos.buckets != current.dos.buckets || snap.dos.table_size != current.dos.table_size {
-                state.limiter = classifier::RateLimiter::new(&snap.dos.buckets, snap.dos.table_size);
+            if snap.dos.buckets != current.dos.buckets
+                || snap.dos.table_size != current.dos.table_size
+                || snap.icmp != current.icmp
+            {
+                state.limits = Limits::new(&snap);
+            }
+            if snap.frame_size != current.frame_size {
+                state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+            }
+            if let Some(p) = &mut prober {
+                p.rebind(Some(&current), &snap);
             }
             current = arc_swap::Guard::into_inner(ctx.snapshot.load());
         }
         let eth = ctx.next_hop.get().map(|dst| EthernetAddrs { dst, src: ctx.src });
-        match io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut state))? {
+        let polled = io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut state))?;
+        if let Some(p) = &mut prober {
+            let now = crate::io::wall_clock_ns();
+            let (spill, stats) = (&mut state.spill, &mut state.stats);
+            p.tick(
+                &snap,
+                &snap.health_config,
+                now,
+                |t, seq| {
+                    let before = spill.len();
+                    let sent = health::spill_probe(&snap, t, seq, eth.as_ref(), spill);
+                    if sent {
+                        stats.count_spilled(TxReason::HealthProbe, 1, spill.bytes_from(before));
+                    }
+                    sent
+                },
+                |change| {
+                    let name = snap.tunnels.get(usize::from(change.tunnel)).map_or("?", |t| t.name.as_str());
+                    let state = if change.up { "up: probes answered again" } else { "down: probes unanswered" };
+                    eprintln!("transitd: tunnel {name} {state}");
+                },
+            );
+        }
+        if !state.spill.is_empty() {
+            io.send_spill(&mut state.spill)?;
+        }
+        match polled {
             Polled::Idle if !ctx.idle_sleep.is_zero() => std::thread::sleep(ctx.idle_sleep),
             Polled::Idle => std::hint::spin_loop(),
             _ => {}
@@ -376,9 +434,19 @@ fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStats) -> Strin
         total.passed(),
         total.dropped()
     );
+    for r in TxReason::ALL {
+        if total.sent_as(*r) > 0 {
+            let _ = writeln!(out, "  tx   {:<22} {:>10}", r.name(), total.sent_as(*r));
+        }
+    }
     for r in PassReason::ALL {
         if total.passed_for(*r) > 0 {
             let _ = writeln!(out, "  pass {:<22} {:>10}", r.name(), total.passed_for(*r));
+        }
+    }
+    for r in ConsumeReason::ALL {
+        if total.consumed[r.index()] > 0 {
+            let _ = writeln!(out, "  consumed {:<18} {:>10}", r.name(), total.consumed[r.index()]);
         }
     }
     for r in DropReason::ALL {

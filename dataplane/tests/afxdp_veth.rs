@@ -151,7 +151,8 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
     let mut files = Vec::new();
     let mut expected_drops = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut expected_tx = 0u64;
-    let mut limiter = classifier::RateLimiter::default();
+    let mut limits = transitd::pipeline::Limits::new(&snap);
+    let mut spill = transitd::io::Spill::new(transitd::pipeline::SPILL_SLOTS, snap.frame_size);
     for file in captures("malformed") {
         let link = tshark(&file, &["-c", "1", "-T", "fields", "-e", "frame.encap_type"]);
         if link.trim() != "1" {
@@ -164,10 +165,12 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
             let mut buf = vec![0u8; HEADROOM + f.bytes.len()];
             buf[HEADROOM..].copy_from_slice(&f.bytes);
             let mut frame = Frame::new(&mut buf, HEADROOM, f.bytes.len(), f.wire_len, 0);
-            match process_frame(&snap, Some(&snap.eth), &mut limiter, &mut frame).verdict {
+            let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+            spill.clear();
+            match outcome.verdict {
                 Verdict::Drop(r) => *expected_drops.entry(r.name()).or_default() += 1,
-                Verdict::Tx { .. } => expected_tx += 1,
-                Verdict::Pass(_) => {}
+                Verdict::Tx { .. } => expected_tx += 1 + u64::from(outcome.spilled),
+                Verdict::Pass(_) | Verdict::Consumed(_) => {}
             }
         }
         files.push(file);

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use transitd::pipeline::{DropReason, PassReason, Verdict};
+use transitd::pipeline::{DropReason, PassReason, TxReason, Verdict};
 use transitd::replay::replay;
 use transitd::stats::WorkerStats;
 
@@ -35,16 +35,18 @@ fn seed_ftp_rule_decides_each_frame() {
         Firewall.name(),
         "tx",
         "pass:not_ip",
-        TtlExceeded.name(),
-        MtuExceeded.name(),
+        "tx:icmp_time_exceeded",
+        "tx:icmp_too_big",
         "tx",
     ];
     let got: Vec<String> = v
         .iter()
         .map(|v| match v {
-            Verdict::Tx { .. } => "tx".to_string(),
+            Verdict::Tx { reason: TxReason::Encapsulated, .. } => "tx".to_string(),
+            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
             Verdict::Pass(r) => format!("pass:{}", r.name()),
             Verdict::Drop(r) => r.name().to_string(),
+            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
         })
         .collect();
     assert_eq!(got, expect);
@@ -75,7 +77,8 @@ fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
     let input = pcap("generated/acme-ftp.pcap");
     let out = std::env::temp_dir().join(format!("transitd-acme-{}.pcap", std::process::id()));
     let summary = replay(&snap, &input, Some(&out)).unwrap();
-    assert_eq!(summary.stats.tx_frames, 5);
+    assert_eq!(summary.stats.tx_frames, 7, "5 encapsulated, 2 ICMP errors");
+    assert_eq!(summary.stats.sent_as(TxReason::Encapsulated), 5);
 
     // Outer headers, as tshark reads them.
     let fields = ["ip.src", "ip.dst", "ip.proto", "ip.ttl", "ip.flags.df", "gre.proto", "ip.checksum.status"];
@@ -83,6 +86,7 @@ fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
     for f in &fields {
         args.extend(["-e", f]);
     }
+    args.extend(["-Y", "gre"]);
     let outer = tshark(&out, &args);
     let rows: Vec<&str> = outer.lines().collect();
     // Inner IPv4 (frames 1, 2, 6, 12 of the input) and inner IPv6 (frame 8).
@@ -96,15 +100,17 @@ fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
             assert_eq!(*row, format!("{v4}{inner_proto};64,{inner_ttl};1,0;0x0800;1,1"), "IPv4 in GRE");
         }
     }
-    let v6 = tshark(&out, &["-Y", "ipv6", "-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.hlim"]);
+    let v6 =
+        tshark(&out, &["-Y", "gre and ipv6", "-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.hlim"]);
     assert_eq!(v6.trim(), "2001:db8:c0::10\t2001:db8:acbe::100\t59");
-    let ports = tshark(&out, &["-Y", "tcp", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"]);
+    let ports = tshark(&out, &["-Y", "gre and tcp", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"]);
     assert_eq!(ports, "40000\t21\n40001\t20\n40007\t21\n");
 
     // Byte for byte: the inner packet is the input IP packet but for TTL (or hop limit)
     // and the IPv4 header checksum, which tshark checked above.
     let inputs = read_frames(&input);
-    let outputs = read_frames(&out);
+    let outputs: Vec<_> = read_frames(&out).into_iter().filter(|f| f.bytes[23] == 47).collect();
+    assert_eq!(outputs.len(), 5);
     for (out_frame, in_index) in outputs.iter().zip([0usize, 1, 5, 7, 11]) {
         let inner = &out_frame.bytes[14 + 20 + 4..];
         let in_bytes = &inputs[in_index].bytes;
@@ -170,6 +176,6 @@ action = "accept"
     let alpha_tx = v.iter().filter(|v| is_tx(v)).count();
     assert_eq!(stats.rule_hits[snap.customers[1].rule_base as usize], 0, "beta saw no packet");
     assert_eq!(stats.rule_hits[snap.customers[0].rule_base as usize], alpha.len() as u64, "alpha counted its own");
-    // Alpha accepts all but the frames that TTL or MTU stop.
-    assert_eq!(alpha_tx, alpha.len() - 2);
+    // Alpha accepts everything: what TTL or MTU stop becomes an ICMP error, also sent.
+    assert_eq!(alpha_tx, alpha.len());
 }

@@ -87,7 +87,9 @@ fn dry_run_reports_each_frame_with_its_deciding_rule() {
     assert_eq!(report["rule_hits"]["acme/ftp"], 5);
     assert_eq!(report["rule_hits"]["acme/ping"], 2);
     assert_eq!(report["verdicts"]["drop:firewall"], 3);
-    assert_eq!(report["verdicts"]["tx"], 5);
+    assert_eq!(report["verdicts"]["tx:encapsulated"], 5);
+    assert_eq!(report["verdicts"]["tx:icmp_time_exceeded"], 1, "frame 10 has TTL 1");
+    assert_eq!(frames[9]["reason"], "icmp_time_exceeded");
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! GRE for transitd: the header view and its meaning (RFC 2784, RFC 2890), GRE-in-IPv4
-//! encapsulation written in place, the Internet checksum, and TTL handling.
+//! The tunnel side of transitd as pure functions over byte buffers: GRE headers (RFC 2784,
+//! RFC 2890), encapsulation over IPv4 or IPv6 written in place, the ICMP errors and echo
+//! messages a tunnel edge originates, IPv4 fragmentation, TCP MSS clamping, TTL handling and
+//! the Internet checksum.
 //!
 //! Picking the tunnel is the route stage's job, and no function here does I/O: callers hand
 //! in a frame buffer and get offsets or errors back.
@@ -8,8 +10,11 @@
 
 pub mod checksum;
 pub mod encap;
+pub mod fragment;
+pub mod icmp;
+pub mod mss;
 pub mod packet;
 pub mod ttl;
 
-pub use encap::{EncapError, EthernetAddrs, GreTunnel, encap_gre};
+pub use encap::{EncapError, Endpoints, EthernetAddrs, GreTunnel, encap_gre};
 pub use packet::{GreError, GrePacket, GreRepr};

@@ -39,9 +39,10 @@ frames = [
     eth(IPv6(src=CLIENT6, dst="2001:db8:acbe::100", hlim=60) / ICMPv6EchoRequest(id=1, seq=1, data=b"v6ping")),
     # 9: ARP -> passed to the host (not IP)
     Ether(src=SRC_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=CLIENT, pdst="192.0.2.1"),
-    # 10: TTL 1 -> dropped (ttl_exceeded)
+    # 10: TTL 1 -> ICMP time exceeded back to the client (dropped as ttl_exceeded if rate-limited)
     eth(IP(src=CLIENT, dst="203.0.113.100", ttl=1) / TCP(sport=40005, dport=21, flags="S")),
-    # 11: 1500-byte IP packet, more than the tunnel MTU of 1476 -> dropped (mtu_exceeded)
+    # 11: 1500-byte IP packet with DF, more than the tunnel MTU of 1476 -> ICMP fragmentation
+    # needed (MTU 1476) back to the client (dropped as mtu_exceeded if rate-limited)
     eth(IP(src=CLIENT, dst="203.0.113.100", ttl=57, flags="DF") / TCP(sport=40006, dport=20, flags="PA") / Raw(b"y" * 1460)),
     # 12: VLAN 42 tagged FTP -> accepted; the tag is not carried into the tunnel
     eth(IP(src=CLIENT, dst="203.0.113.100", ttl=57) / TCP(sport=40007, dport=21, flags="S"), vlan=42),

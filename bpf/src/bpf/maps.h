@@ -17,10 +17,12 @@ struct lpm_v6_key {
 	__u8 addr[16];
 };
 
-/* Settings of this server (one entry). `anycast_v4` is in network byte order; 0 = unset. */
+/* Settings of this server (one entry). Addresses in network byte order; `anycast_v4` 0 and
+ * `has_anycast_v6` 0 mean unset. */
 struct transitd_config {
 	__u32 anycast_v4;
-	__u32 reserved;
+	__u32 has_anycast_v6;
+	__u8 anycast_v6[16];
 };
 
 /* rx queue index -> AF_XDP socket of the worker polling that queue. */

@@ -40,7 +40,18 @@ static __always_inline int is_ours_v6(struct ipv6hdr *ip)
 {
 	struct lpm_v6_key key = { .prefixlen = 128 };
 	__builtin_memcpy(key.addr, &ip->daddr, sizeof(key.addr));
-	return bpf_map_lookup_elem(&owned_v6, &key) != 0;
+	if (bpf_map_lookup_elem(&owned_v6, &key))
+		return 1;
+	__u32 zero = 0;
+	struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	/* GRE over IPv6 to the IPv6 anycast address (right behind the fixed header: routers
+	 * send no extension headers on tunnel traffic). */
+	if (!cfg || !cfg->has_anycast_v6 || ip->nexthdr != IPPROTO_GRE_)
+		return 0;
+	__u32 want[4], got[4];
+	__builtin_memcpy(want, cfg->anycast_v6, 16);
+	__builtin_memcpy(got, &ip->daddr, 16);
+	return want[0] == got[0] && want[1] == got[1] && want[2] == got[2] && want[3] == got[3];
 }
 
 SEC("xdp")

@@ -22,9 +22,37 @@ pub struct ConfigFile {
     /// DoS mitigation: sanity checks, buckets, global rules.
     #[serde(default)]
     pub dos: DosSection,
+    /// Tunnel health checks.
+    #[serde(default)]
+    pub health: HealthSection,
     /// The customers whose prefixes this server announces.
     #[serde(default, rename = "customer")]
     pub customers: Vec<Spanned<CustomerSection>>,
+}
+
+/// `[health]`: the probes sent through every tunnel that has an `interface`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    /// Milliseconds between probes of a tunnel whose state is settled.
+    pub interval_ms: Spanned<u64>,
+    /// Milliseconds a probe's reply may take; an unsettled tunnel is probed again this soon.
+    pub timeout_ms: Spanned<u64>,
+    /// Failed probes in a row that take a tunnel down.
+    pub down_after: Spanned<u64>,
+    /// Answered probes in a row that bring it back up.
+    pub up_after: Spanned<u64>,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            interval_ms: Spanned::new(0..0, 1000),
+            timeout_ms: Spanned::new(0..0, 250),
+            down_after: Spanned::new(0..0, 3),
+            up_after: Spanned::new(0..0, 3),
+        }
+    }
 }
 
 /// `[dos]`: what every packet passes before any customer's firewall.
@@ -113,13 +141,17 @@ pub enum BucketKeyName {
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// The anycast IPv4 address every edge server shares: the outer source of every GRE
-    /// packet sent, and the outer destination customers send GRE to.
+    /// packet sent over IPv4, the outer destination customers send GRE to, and the source of
+    /// ICMP errors.
     pub anycast: Spanned<String>,
+    /// The anycast IPv6 address: the same for GRE over IPv6 and ICMPv6 errors. Needed for
+    /// tunnels with an IPv6 remote; without it no ICMPv6 error is sent.
+    pub anycast_v6: Option<Spanned<String>>,
     /// Largest frame accepted, in bytes (an AF_XDP UMEM frame); default 4096.
     pub frame_size: Option<Spanned<u32>>,
     /// What to do with IP traffic for no customer prefix; default `pass` (to the host).
     #[serde(default)]
-    pub unmatched: Unmatched,
+    pub unmatched: NotOurs,
     /// Source MAC of encapsulated frames (default: the interface's own, or zero in replay).
     pub mac: Option<Spanned<String>>,
     /// Destination MAC of encapsulated frames: the next-hop router.
@@ -127,16 +159,37 @@ pub struct ServerSection {
     /// The next-hop router's IP address: `transitd run` learns its MAC from the kernel's
     /// neighbour table (and keeps it fresh). Ignored when `next_hop_mac` is set.
     pub next_hop: Option<Spanned<String>>,
+    /// GRE that is not ours to decapsulate (version 1, i.e. PPTP, or a payload other than
+    /// IPv4 and IPv6) sent to the anycast address: `pass` (default) or `drop`.
+    #[serde(default)]
+    pub gre_unsupported: NotOurs,
+    /// Fragment IPv4 packets without DF that exceed a tunnel's MTU (default true); when
+    /// false they are dropped as `mtu_exceeded`.
+    #[serde(default = "yes")]
+    pub fragment_ipv4: bool,
+    /// Lower the MSS option of TCP SYNs entering or leaving a tunnel to fit its MTU
+    /// (default true).
+    #[serde(default = "yes")]
+    pub mss_clamp: bool,
+    /// ICMP errors (fragmentation needed, packet too big, time exceeded) each worker sends
+    /// per second at most; default 1000.
+    pub icmp_rate: Option<Spanned<u64>>,
+    /// ICMP errors a worker sends back to back; default 100.
+    pub icmp_burst: Option<Spanned<u64>>,
 }
 
-/// Fate of traffic addressed to no customer.
+fn yes() -> bool {
+    true
+}
+
+/// What happens to traffic that is not transitd's to forward.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Unmatched {
+pub enum NotOurs {
     /// Hand it to the host's kernel stack (it may be the server's own traffic).
     #[default]
     Pass,
-    /// Drop it, counted as `no_customer`.
+    /// Drop it, counted under its reason.
     Drop,
 }
 
@@ -157,6 +210,9 @@ pub struct CustomerSection {
     pub routes: Vec<Spanned<RouteSection>>,
     /// The customer's firewall; without one, everything is accepted.
     pub firewall: Option<Spanned<FirewallSection>>,
+    /// Rules for what the customer sends out through its tunnels (decapsulated); without
+    /// them, everything from the customer's own prefixes is forwarded.
+    pub egress: Option<Spanned<FirewallSection>>,
     /// The customer's own DoS rules, after the global ones and before its firewall.
     #[serde(default)]
     pub dos: CustomerDosSection,
@@ -177,7 +233,7 @@ pub struct CustomerDosSection {
 pub struct TunnelSection {
     /// Unique name across the file.
     pub name: Spanned<String>,
-    /// The customer router's public IPv4 address (outer destination).
+    /// The customer router's public IPv4 or IPv6 address (outer destination).
     pub remote: Spanned<String>,
     /// RFC 2890 key, sent on every packet and required on every packet received.
     pub key: Option<Spanned<u32>>,
@@ -186,9 +242,16 @@ pub struct TunnelSection {
     /// Send GRE checksums; default false.
     #[serde(default)]
     pub checksum: bool,
+    /// Our side of the tunnel's inner point-to-point network, as `address/31` (or `/30`):
+    /// health probes go to the router's side and come back to ours; pings to ours are
+    /// answered. Without it the tunnel is not probed and always counts as up.
+    pub interface: Option<Spanned<String>>,
+    /// The MSS SYNs are clamped to; default the MTU less 40 (IPv4) or 60 (IPv6).
+    pub mss: Option<Spanned<u16>>,
 }
 
-/// `[[customer.route]]`.
+/// `[[customer.route]]`: a prefix and one tunnel that carries it. Several routes for one
+/// prefix share or back up each other by priority and weight, as Magic Transit's do.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
@@ -196,6 +259,10 @@ pub struct RouteSection {
     pub prefix: Spanned<String>,
     /// The tunnel (by name) that carries it.
     pub tunnel: Spanned<String>,
+    /// Lower is preferred: traffic takes the healthy routes of the lowest priority; default 100.
+    pub priority: Option<Spanned<u16>>,
+    /// Share of the traffic among healthy routes of equal priority, by flow; default 1.
+    pub weight: Option<Spanned<u16>>,
 }
 
 /// `[customer.firewall]`.

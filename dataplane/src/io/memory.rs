@@ -3,7 +3,7 @@
 
 use arrayvec::ArrayVec;
 
-use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled};
+use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled, Spill};
 use crate::pipeline::Verdict;
 
 /// Frames from memory.
@@ -16,7 +16,7 @@ pub struct MemoryIo {
     pub repeat: bool,
     /// Keep a copy of each transmitted frame in [`MemoryIo::sent`].
     pub keep_sent: bool,
-    /// Transmitted frames, if kept.
+    /// Transmitted frames, if kept: each batch's frames, then its spilled ones.
     pub sent: Vec<Vec<u8>>,
     /// Every verdict, in frame order, if `keep_sent` is set.
     pub verdicts: Vec<Verdict>,
@@ -82,5 +82,13 @@ impl FrameIo for MemoryIo {
             }
         }
         Ok(Polled::Frames(frames.len()))
+    }
+
+    fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize> {
+        if self.keep_sent {
+            self.sent.extend(spill.frames().map(<[u8]>::to_vec));
+        }
+        spill.clear();
+        Ok(0)
     }
 }

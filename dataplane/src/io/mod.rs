@@ -52,7 +52,7 @@ impl<'a> Frame<'a> {
     /// The bytes to transmit, for a `Tx` verdict.
     pub fn tx_bytes(&self) -> Option<&[u8]> {
         match self.verdict {
-            Verdict::Tx { start, len } => self.buf.get(start..start + len),
+            Verdict::Tx { start, len, .. } => self.buf.get(start..start + len),
             _ => None,
         }
     }
@@ -74,10 +74,86 @@ pub trait FrameIo {
     /// Receives up to [`BATCH_SIZE`] frames, hands them to `process` as one batch, then
     /// transmits the frames whose verdict is `Tx` and recycles the rest.
     fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled>;
+
+    /// Transmits the frames in `spill` (copying them into the backend's own buffers) and
+    /// empties it; returns how many could not be sent for want of a buffer.
+    fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize>;
 }
 
 /// Nanoseconds since the Unix epoch: the receive time backends stamp a batch with (read once
 /// per batch, never per packet).
 pub fn wall_clock_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Frames the pipeline originates beyond the one it was handed (the later fragments of a
+/// datagram, health probes), written into buffers the worker owns, fixed at start-up, and
+/// sent by the backend after the batch ([`FrameIo::send_spill`]).
+#[derive(Debug)]
+pub struct Spill {
+    buf: Box<[u8]>,
+    slot_size: usize,
+    /// `(start, len)` of each frame, inside its slot.
+    frames: Vec<(usize, usize)>,
+    /// Receive time of the batch, for capture files.
+    pub timestamp_ns: u64,
+}
+
+impl Spill {
+    /// Room for `slots` frames of up to `frame_size` bytes, each with [`HEADROOM`] in front.
+    pub fn new(slots: usize, frame_size: usize) -> Spill {
+        let slot_size = HEADROOM + frame_size;
+        Spill {
+            buf: vec![0; slots * slot_size].into_boxed_slice(),
+            slot_size,
+            frames: Vec::with_capacity(slots),
+            timestamp_ns: 0,
+        }
+    }
+
+    /// Slots still free.
+    pub fn room(&self) -> usize {
+        self.buf.len() / self.slot_size - self.frames.len()
+    }
+
+    /// The next free slot's buffer, to be written and then [`push`](Spill::push)ed.
+    pub fn next_slot(&mut self) -> Option<&mut [u8]> {
+        let at = self.frames.len() * self.slot_size;
+        self.buf.get_mut(at..at + self.slot_size)
+    }
+
+    /// Commits the next slot: a frame of `len` bytes at `start` of it.
+    pub fn push(&mut self, start: usize, len: usize) {
+        if self.room() > 0 && start + len <= self.slot_size {
+            self.frames.push((start, len));
+        }
+    }
+
+    /// Frames waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Bytes of the frames from the `index`th on.
+    pub fn bytes_from(&self, index: usize) -> usize {
+        self.frames.get(index..).map_or(0, |f| f.iter().map(|&(_, len)| len).sum())
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        self.frames.iter().enumerate().map(|(i, &(start, len))| {
+            let at = i * self.slot_size + start;
+            &self.buf[at..at + len]
+        })
+    }
+
+    /// Forgets every frame (after sending).
+    pub fn clear(&mut self) {
+        self.frames.clear();
+    }
 }

@@ -12,7 +12,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
 use super::capture::{CaptureError, CaptureReader, Record};
-use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled};
+use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled, Spill};
 
 /// Largest record a buffer holds; larger ones are cut (and dropped as `oversize`, since no
 /// frame size can exceed it).
@@ -120,5 +120,15 @@ impl FrameIo for PcapIo {
             }
         }
         Ok(Polled::Frames(n))
+    }
+
+    fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize> {
+        if let Some(sink) = &mut self.sink {
+            for bytes in spill.frames() {
+                sink.write(spill.timestamp_ns, bytes)?;
+            }
+        }
+        spill.clear();
+        Ok(0)
     }
 }

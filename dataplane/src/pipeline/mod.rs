@@ -2,51 +2,202 @@
 //! frame, run over a batch.
 //!
 //! ```text
-//! parse ─► check ─► sanity ─► DoS rules ─► steer ─► customer DoS ─► firewall ─► route ─► forward
-//!   │        │         │          │           │          │              │          │         │
-//!   └ Bad ───┴─────────┴──────────┴── Drop(reason) ──────┴──────────────┴──────────┴─────────┘
-//!                                              NotIp / no customer: Pass
+//!                                      ┌─ GRE to the anycast address: decap ─► tunnel ─► keepalive / probe / ping
+//! parse ─► check ─► sanity ─► DoS ─────┤      └─► source check ─► egress rules ─┬─► forward to the Internet
+//!                                      │                                         └─► (a customer's prefix) ─┐
+//!                                      └─ steer ─► customer DoS ─► firewall ─► route ─► TTL, MTU ─► GRE encap
+//!                                                                                          └─► ICMP errors, fragments
 //! ```
 //!
-//! Nothing here allocates, locks, reads a clock or does I/O; every way out is a
-//! [`Verdict`], and every drop has a [`DropReason`].
+//! Every way out is a [`Verdict`] with its reason: transmitted (and as what), passed to the
+//! kernel, dropped, or consumed here (a health-probe reply). Nothing here allocates, locks,
+//! reads a clock or does I/O; frames the stages originate beyond the one they were handed
+//! (later fragments) go into the worker's [`Spill`].
 
 pub mod dos;
 pub mod parse;
 pub mod verdict;
 
+mod decap;
+mod forward;
 mod ingress;
 
-pub use dos::WorkerState;
-pub use ingress::{Outcome, process_frame};
-pub use parse::{IpFrame, Parsed, parse_frame};
-pub use verdict::{DropReason, PassReason, Verdict};
+pub use parse::{IpFrame, Parsed, parse_frame, parse_inner};
+pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
+use classifier::RateLimiter;
 use gre::EthernetAddrs;
 
-use crate::io::Frame;
-use crate::snapshot::Snapshot;
+use self::forward::Ctx;
+use crate::io::{Frame, Spill};
+use crate::snapshot::{CustomerId, Snapshot, TunnelId};
+use crate::stats::WorkerStats;
 
-/// Runs the pipeline over a batch: sets each frame's verdict and counts it. Encapsulated
-/// frames are sent with the configuration's Ethernet addresses.
+/// Spill slots per worker: the later fragments one batch may produce.
+pub const SPILL_SLOTS: usize = 128;
+
+/// A frame's verdict and what decided it, for counters and dry runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What to do with the frame.
+    pub verdict: Verdict,
+    /// The customer whose prefix the destination is in, or whose tunnel it came from.
+    pub customer: Option<CustomerId>,
+    /// The firewall rule that decided (global rule index), if one did.
+    pub rule: Option<u32>,
+    /// The monitor-mode rule that would have decided (global rule index).
+    pub monitor: Option<u32>,
+    /// The egress rule that let a decapsulated packet out or dropped it.
+    pub egress_rule: Option<u32>,
+    /// The monitor-mode egress rule that would have decided.
+    pub egress_monitor: Option<u32>,
+    /// The tunnel the frame was sent into, or came out of.
+    pub tunnel: Option<TunnelId>,
+    /// The DoS rule that decided (global DoS rule index), if one did.
+    pub dos_rule: Option<u32>,
+    /// The monitor-mode DoS rule that would have decided.
+    pub dos_monitor: Option<u32>,
+    /// Frames put into the spill besides this one (later fragments).
+    pub spilled: u16,
+}
+
+impl Outcome {
+    fn new(verdict: Verdict) -> Outcome {
+        Outcome {
+            verdict,
+            customer: None,
+            rule: None,
+            monitor: None,
+            egress_rule: None,
+            egress_monitor: None,
+            tunnel: None,
+            dos_rule: None,
+            dos_monitor: None,
+            spilled: 0,
+        }
+    }
+}
+
+/// A worker's rate-limit state: the DoS buckets and its ICMP error budget.
+#[derive(Debug)]
+pub struct Limits {
+    /// Buckets of `rate-limit` rules.
+    pub dos: RateLimiter,
+    /// One bucket: the ICMP errors this worker may send.
+    pub icmp: RateLimiter,
+}
+
+impl Limits {
+    /// Limits sized for `snap`.
+    pub fn new(snap: &Snapshot) -> Limits {
+        Limits {
+            dos: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
+            icmp: RateLimiter::new(std::slice::from_ref(&snap.icmp), 1),
+        }
+    }
+}
+
+/// A worker's mutable per-packet state: counters, rate limits, spilled frames.
+#[derive(Debug)]
+pub struct WorkerState {
+    /// Counters.
+    pub stats: WorkerStats,
+    /// Rate-limit buckets.
+    pub limits: Limits,
+    /// Frames to send after the batch.
+    pub spill: Spill,
+}
+
+impl WorkerState {
+    /// State sized for `snap`.
+    pub fn new(snap: &Snapshot) -> WorkerState {
+        WorkerState {
+            stats: WorkerStats::new(snap.rule_count, snap.dos_rule_count),
+            limits: Limits::new(snap),
+            spill: Spill::new(SPILL_SLOTS, snap.frame_size),
+        }
+    }
+}
+
+/// Runs the pipeline over a batch: sets each frame's verdict and counts it. Frames are sent
+/// with the configuration's Ethernet addresses.
 pub fn process_batch(snapshot: &Snapshot, frames: &mut [Frame<'_>], state: &mut WorkerState) {
     process_batch_via(snapshot, Some(snapshot.eth), frames, state);
 }
 
 /// [`process_batch`] with the Ethernet addresses of the moment (a next hop learned from the
 /// neighbour table); `None` while the next hop is unresolved, which drops what would be
-/// encapsulated as `next_hop_unresolved`.
+/// sent as `next_hop_unresolved`.
 pub fn process_batch_via(
     snapshot: &Snapshot,
     eth: Option<EthernetAddrs>,
     frames: &mut [Frame<'_>],
     state: &mut WorkerState,
 ) {
+    if let Some(f) = frames.first() {
+        state.spill.timestamp_ns = f.timestamp_ns;
+    }
     for frame in frames.iter_mut() {
         state.stats.rx_frames += 1;
         state.stats.rx_bytes += frame.len as u64;
-        let outcome = process_frame(snapshot, eth.as_ref(), &mut state.limiter, frame);
+        let before = state.spill.len();
+        let outcome = process_frame(snapshot, eth.as_ref(), &mut state.limits, &mut state.spill, frame);
         state.stats.count(&outcome);
+        state.stats.count_spilled(TxReason::Fragment, state.spill.len() - before, state.spill.bytes_from(before));
         frame.verdict = outcome.verdict;
     }
+}
+
+/// Runs every stage on one frame, rewriting it in place when it is to be transmitted with
+/// Ethernet addresses `eth` (`None`: the next hop is not resolved).
+pub fn process_frame(
+    snap: &Snapshot,
+    eth: Option<&EthernetAddrs>,
+    limits: &mut Limits,
+    spill: &mut Spill,
+    frame: &mut Frame<'_>,
+) -> Outcome {
+    if frame.len > snap.frame_size {
+        return Outcome::new(Verdict::Drop(DropReason::Oversize));
+    }
+    let Some(data) = frame.buf.get(frame.start..frame.start + frame.len) else {
+        return Outcome::new(Verdict::Drop(DropReason::Truncated));
+    };
+    let (key, parsed) = parse_frame(data, frame.wire_len);
+    let ip = match parsed {
+        Parsed::Ip(ip) => ip,
+        Parsed::NotIp => return Outcome::new(Verdict::Pass(PassReason::NotIp)),
+        Parsed::Bad(reason) => return Outcome::new(Verdict::Drop(reason)),
+    };
+    if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
+        return Outcome::new(Verdict::Drop(DropReason::BadIpv4Checksum));
+    }
+    if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
+        return Outcome::new(Verdict::Drop(reason));
+    }
+    let now = frame.timestamp_ns;
+    let global = dos::apply(&snap.dos.rules, &key, now, &mut limits.dos, snap);
+    let mut outcome = Outcome {
+        dos_rule: global.rule,
+        dos_monitor: global.monitor,
+        ..Outcome::new(Verdict::Drop(DropReason::Firewall))
+    };
+    if let Some(reason) = global.drop {
+        outcome.verdict = Verdict::Drop(reason);
+        return outcome;
+    }
+    let mut ctx = Ctx { snap, eth, limits, spill, now, spilled: 0, via: None };
+    if decap::is_gre_to_us(snap, &key, &ip) {
+        decap::process(&mut ctx, frame, &key, &ip, &mut outcome);
+    } else {
+        ingress::process(&mut ctx, frame, &key, &ip, &mut outcome);
+    }
+    outcome.spilled = ctx.spilled;
+    // The tunnel a frame was sent into; an ICMP error sent to the Internet went into none.
+    match (ctx.via, outcome.verdict) {
+        (Some(t), _) => outcome.tunnel = Some(t),
+        (None, Verdict::Tx { reason: TxReason::IcmpTooBig | TxReason::IcmpTimeExceeded, .. }) => outcome.tunnel = None,
+        _ => {}
+    }
+    outcome
 }

@@ -41,6 +41,8 @@ pub struct IpFrame {
     pub l3_len: usize,
     /// IPv4 header length (for the checksum), 40 for IPv6.
     pub header_len: usize,
+    /// Offset of the transport header (after any IPv6 extension headers) in the frame.
+    pub l4_start: usize,
     /// Set when the packet is a fragment.
     pub fragment: Option<Fragment>,
     /// IPv6 extension headers before the transport header (0 for IPv4).
@@ -69,6 +71,24 @@ pub fn parse_frame(frame: &[u8], wire_len: u32) -> (Key, Parsed) {
     let mut key = Key::new(wire_len);
     let parsed = parse_into(&mut key, frame);
     (key, parsed)
+}
+
+/// Parses the IP packet at `frame[start..]` (a tunnel's payload, whose GRE protocol type
+/// is `ether_type`); offsets in the result are the frame's. `wire_len` is the frame's.
+pub fn parse_inner(frame: &[u8], start: usize, ether_type: u16, wire_len: u32) -> (Key, Parsed) {
+    let mut key = Key::new(wire_len);
+    let l3 = frame.get(start..).unwrap_or(&[]);
+    let parsed = match EtherType(ether_type) {
+        EtherType::IPV4 => parse_ipv4(&mut key, l3, start),
+        EtherType::IPV6 => parse_ipv6(&mut key, l3, start),
+        _ => Parsed::NotIp,
+    };
+    (key, parsed)
+}
+
+/// Offset of `inner` within `outer` (a subslice of it).
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
 }
 
 fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
@@ -131,6 +151,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         l3_start,
         l3_len: usize::from(h.total_len()),
         header_len: h.slice().len(),
+        l4_start: l3_start + offset_in(l3, payload.payload),
         fragment,
         extension_headers: 0,
     };
@@ -183,7 +204,8 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
             }
         }
     }
-    let frame = IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, fragment, extension_headers };
+    let l4_start = l3_start + offset_in(l3, payload.payload);
+    let frame = IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, l4_start, fragment, extension_headers };
     parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
 }
 
@@ -349,6 +371,7 @@ mod tests {
                 l3_start: 18,
                 l3_len: 28,
                 header_len: 20,
+                l4_start: 38,
                 fragment: None,
                 extension_headers: 0
             })

@@ -71,10 +71,32 @@ reasons! {
         Firewall = "firewall",
         /// No route of the customer covers the destination.
         NoRoute = "no_route",
-        /// TTL or hop limit would reach zero.
+        /// TTL or hop limit would reach zero (and no ICMP error was sent: rate limit, or an
+        /// error about an error).
         TtlExceeded = "ttl_exceeded",
-        /// The inner packet is larger than the tunnel MTU.
+        /// Larger than the tunnel MTU and not fragmented (DF set or IPv6, with the ICMP
+        /// error rate-limited or not allowed; or `fragment_ipv4 = false`).
         MtuExceeded = "mtu_exceeded",
+        /// Fragmenting would take more spill slots than the batch has left.
+        FragmentsOverflow = "fragments_overflow",
+        /// A fragment of GRE to the anycast address (not reassembled).
+        GreFragment = "gre_fragment",
+        /// GRE header too short for its flags, with routing or reserved bits set (RFC 2784).
+        BadGreHeader = "bad_gre_header",
+        /// GRE checksum does not verify.
+        BadGreChecksum = "bad_gre_checksum",
+        /// GRE to the anycast address from a source that is no tunnel's remote.
+        GreUnknownTunnel = "gre_unknown_tunnel",
+        /// GRE from a tunnel's remote without the tunnel's key (or with a key it has none of).
+        GreKeyMismatch = "gre_key_mismatch",
+        /// GRE that is not ours (version 1, other payloads), with `gre_unsupported = "drop"`.
+        GreUnsupported = "gre_unsupported",
+        /// Decapsulated packet whose source is outside its customer's prefixes.
+        DecapSpoofedSource = "decap_spoofed_source",
+        /// Denied by the customer's egress rules.
+        Egress = "egress",
+        /// Addressed to our side of a tunnel and not a ping or a probe reply.
+        TunnelInterface = "tunnel_interface",
         /// Not enough headroom in the frame buffer for the outer headers.
         NoHeadroom = "no_headroom",
         /// The next hop's MAC address is not (yet) in the neighbour table.
@@ -89,6 +111,38 @@ reasons! {
         NotIp = "not_ip",
         /// IP traffic for no customer, with `unmatched = "pass"`.
         NoCustomer = "no_customer",
+        /// GRE that is not ours (version 1, i.e. PPTP, or other payloads).
+        GreUnsupported = "gre_unsupported",
+    }
+}
+
+reasons! {
+    /// What a transmitted frame is.
+    TxReason {
+        /// A customer's traffic, GRE-encapsulated toward its router.
+        Encapsulated = "encapsulated",
+        /// A customer's traffic out of its tunnel, to the Internet.
+        Decapsulated = "decapsulated",
+        /// A GRE keepalive, returned to the router that sent it.
+        Keepalive = "gre_keepalive",
+        /// A fragment of a datagram larger than the tunnel MTU (every fragment counts).
+        Fragment = "fragment",
+        /// ICMP fragmentation needed or packet too big.
+        IcmpTooBig = "icmp_too_big",
+        /// ICMP time exceeded.
+        IcmpTimeExceeded = "icmp_time_exceeded",
+        /// A reply to a ping of our side of a tunnel.
+        EchoReply = "echo_reply",
+        /// A tunnel health probe.
+        HealthProbe = "health_probe",
+    }
+}
+
+reasons! {
+    /// Why a frame ended here by design, neither sent nor dropped.
+    ConsumeReason {
+        /// A reply to one of our tunnel health probes.
+        HealthProbeReply = "health_probe_reply",
     }
 }
 
@@ -103,9 +157,35 @@ pub enum Verdict {
         start: usize,
         /// Bytes to send.
         len: usize,
+        /// What the frame is now.
+        reason: TxReason,
     },
     /// Not ours: hand it to the kernel stack.
     Pass(PassReason),
     /// Drop it, counted under the reason.
     Drop(DropReason),
+    /// Used up here (a probe reply): recycle it, counted under the reason.
+    Consumed(ConsumeReason),
+}
+
+impl Verdict {
+    /// `tx`, `pass`, `drop` or `consumed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Tx { .. } => "tx",
+            Verdict::Pass(_) => "pass",
+            Verdict::Drop(_) => "drop",
+            Verdict::Consumed(_) => "consumed",
+        }
+    }
+
+    /// The reason's name.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Verdict::Tx { reason, .. } => reason.name(),
+            Verdict::Pass(r) => r.name(),
+            Verdict::Drop(r) => r.name(),
+            Verdict::Consumed(r) => r.name(),
+        }
+    }
 }

@@ -11,12 +11,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
 
-use classifier::{Action, Mode, Rule, RuleSet};
-use gre::{EthernetAddrs, GreTunnel};
+use classifier::{Action, BucketKey, BucketSpec, Mode, Rule, RuleSet};
+use gre::{Endpoints, EthernetAddrs, GreTunnel};
 use ipnet::IpNet;
 use toml::Spanned;
 
-use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, SourceMap, Unmatched};
+use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, NotOurs, SourceMap};
+use crate::health::{HealthConfig, HealthTable};
 use crate::lpm::PrefixTable;
 
 mod dos;
@@ -34,16 +35,34 @@ pub const OUTER_TTL: u8 = 64;
 pub type CustomerId = u16;
 /// Index of a tunnel in [`Snapshot::tunnels`].
 pub type TunnelId = u16;
+/// Index of a route group in [`Snapshot::route_groups`].
+pub type RouteGroupId = u32;
+/// Default route priority (lower is preferred).
+pub const DEFAULT_PRIORITY: u16 = 100;
 
 /// The compiled configuration.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Anycast address: outer source of encapsulated packets.
+    /// Anycast address: outer source of encapsulated packets and of ICMP errors.
     pub anycast: [u8; 4],
+    /// IPv6 anycast address, if configured.
+    pub anycast_v6: Option<Ipv6Addr>,
     /// Largest frame accepted.
     pub frame_size: usize,
     /// Fate of IP traffic for no customer.
-    pub unmatched: Unmatched,
+    pub unmatched: NotOurs,
+    /// Fate of GRE to the anycast address that is not ours (version 1, other payloads).
+    pub gre_unsupported: NotOurs,
+    /// Fragment IPv4 without DF that exceeds a tunnel's MTU (else drop it).
+    pub fragment_ipv4: bool,
+    /// Clamp the MSS of SYNs entering or leaving a tunnel.
+    pub mss_clamp: bool,
+    /// Rate and burst of the ICMP errors one worker sends (rate 0: none).
+    pub icmp: BucketSpec,
+    /// Probe timing and thresholds.
+    pub health_config: HealthConfig,
+    /// Which tunnels are up, and the probe replies seen.
+    pub health: HealthTable,
     /// Ethernet addresses of encapsulated frames (the destination is zero unless
     /// `next_hop_mac` is configured).
     pub eth: EthernetAddrs,
@@ -61,7 +80,12 @@ pub struct Snapshot {
     pub owned_v6: Vec<(Ipv6Addr, u8)>,
     /// Tunnels, by id.
     pub tunnels: Vec<Tunnel>,
-    /// Total firewall rules over all customers: the size of a worker's rule counter array.
+    /// `(remote, key, tunnel)` sorted, to find the tunnel GRE arrives from.
+    pub tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)>,
+    /// The tunnels a route may take, by route group.
+    pub route_groups: Vec<Box<[NextTunnel]>>,
+    /// Total firewall and egress rules over all customers: the size of a worker's rule
+    /// counter array.
     pub rule_count: usize,
     /// DoS mitigation: sanity checks, buckets, global rules.
     pub dos: Dos,
@@ -80,6 +104,28 @@ pub enum NextHop {
     Unset,
 }
 
+/// A tunnel's outer address in a form that sorts: IPv4 as an IPv4-mapped IPv6 address.
+pub type RemoteAddr = u128;
+
+/// The sort key of an outer address.
+pub fn remote_addr(ip: IpAddr) -> RemoteAddr {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// One tunnel a route may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextTunnel {
+    /// The tunnel.
+    pub tunnel: TunnelId,
+    /// Lower is preferred.
+    pub priority: u16,
+    /// Share among tunnels of equal priority.
+    pub weight: u16,
+}
+
 /// One customer's compiled state.
 #[derive(Debug)]
 pub struct Customer {
@@ -89,19 +135,25 @@ pub struct Customer {
     pub firewall: RuleSet,
     /// Index of its first rule in the global rule counters.
     pub rule_base: u32,
+    /// Rules for what it sends out through its tunnels.
+    pub egress: RuleSet,
+    /// Index of its first egress rule in the global rule counters.
+    pub egress_base: u32,
     /// Its DoS rules, after the global ones.
     pub dos: RuleSet,
     /// Index of its first DoS rule in the DoS rule counters.
     pub dos_base: u32,
-    /// IPv4 destination → tunnel.
-    pub routes_v4: PrefixTable<u32, TunnelId>,
-    /// IPv6 destination → tunnel.
-    pub routes_v6: PrefixTable<u128, TunnelId>,
+    /// IPv4 destination → route group.
+    pub routes_v4: PrefixTable<u32, RouteGroupId>,
+    /// IPv6 destination → route group.
+    pub routes_v6: PrefixTable<u128, RouteGroupId>,
 }
 
 /// One GRE tunnel.
 #[derive(Debug)]
 pub struct Tunnel {
+    /// Its index in [`Snapshot::tunnels`].
+    pub id: TunnelId,
     /// Its name.
     pub name: String,
     /// The customer it belongs to.
@@ -110,6 +162,21 @@ pub struct Tunnel {
     pub gre: GreTunnel,
     /// Largest inner packet, in bytes.
     pub mtu: u32,
+    /// MSS that SYNs carried over IPv4 are clamped to.
+    pub mss_v4: u16,
+    /// MSS that SYNs carried over IPv6 are clamped to.
+    pub mss_v6: u16,
+    /// The tunnel's inner point-to-point addresses, if configured.
+    pub interface: Option<TunnelInterface>,
+}
+
+/// The two ends of a tunnel's inner /31 (or /30).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelInterface {
+    /// Ours: probes come back to it, pings to it are answered.
+    pub ours: Ipv4Addr,
+    /// The customer router's.
+    pub peer: Ipv4Addr,
 }
 
 impl Snapshot {
@@ -128,6 +195,20 @@ impl Snapshot {
             b.errors.sort_by_key(|x| (x.at.line, x.at.col));
             Err(ConfigErrors(b.errors))
         }
+    }
+}
+
+/// Our own addresses, for tunnel outer sources.
+struct Locals {
+    v4: Ipv4Addr,
+    v6: Option<Ipv6Addr>,
+}
+
+/// A tunnel's remote address.
+fn tunnel_remote(gre: &GreTunnel) -> IpAddr {
+    match gre.endpoints {
+        Endpoints::V4 { remote, .. } => IpAddr::V4(remote),
+        Endpoints::V6 { remote, .. } => IpAddr::V6(remote),
     }
 }
 
@@ -202,6 +283,13 @@ impl Builder<'_> {
     fn snapshot(&mut self, loaded: &Loaded) -> Snapshot {
         let server = loaded.file.server.get_ref();
         let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
+        let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.err(&a.span(), format!("anycast_v6 `{}` is not an IPv6 address", a.get_ref()));
+                None
+            }
+        });
         let frame_size = match &server.frame_size {
             None => DEFAULT_FRAME_SIZE,
             Some(fs) if (256..=65536).contains(fs.get_ref()) => *fs.get_ref() as usize,
@@ -210,6 +298,19 @@ impl Builder<'_> {
                 DEFAULT_FRAME_SIZE
             }
         };
+        let icmp = BucketSpec {
+            key: BucketKey::Rule,
+            rate: server.icmp_rate.as_ref().map_or(1000, |r| *r.get_ref()),
+            burst: match &server.icmp_burst {
+                None => 100,
+                Some(b) if *b.get_ref() >= 1 => *b.get_ref(),
+                Some(b) => {
+                    self.err(&b.span(), "icmp_burst must be at least 1");
+                    1
+                }
+            },
+        };
+        let health_config = self.health(&loaded.file.health);
         let dos = self.dos(&loaded.file.dos);
         let mut dos_rule_count = dos.rules.rules().len() as u32;
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
@@ -224,12 +325,15 @@ impl Builder<'_> {
             },
             (None, None) => NextHop::Unset,
         };
+        let local = Locals { v4: Ipv4Addr::from(anycast), v6: anycast_v6 };
 
         let mut customers = Vec::new();
         let mut tunnels = Vec::new();
         let mut prefixes = Vec::new();
         let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
         let mut tunnel_names: HashMap<&str, (Range<usize>, CustomerId, TunnelId)> = HashMap::new();
+        let mut tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)> = Vec::new();
+        let mut index_spans: Vec<Range<usize>> = Vec::new();
         let mut rule_count = 0u32;
 
         for (index, section) in loaded.file.customers.iter().enumerate() {
@@ -253,28 +357,30 @@ impl Builder<'_> {
                 } else {
                     tunnel_names.insert(t.name.get_ref(), (t.name.span(), id, tid));
                 }
-                let remote = self.ipv4(&t.remote, "tunnel remote").map_or([0; 4], |a| a.octets());
-                let gre = GreTunnel {
-                    local: anycast,
-                    remote,
-                    key: t.key.as_ref().map(|k| *k.get_ref()),
-                    checksum: t.checksum,
-                    ttl: OUTER_TTL,
-                };
-                let max_mtu = 65535 - gre.overhead() as u32;
-                let mtu = match &t.mtu {
-                    None => UNDERLAY_MTU - gre.overhead() as u32,
-                    Some(m) if (68..=max_mtu).contains(m.get_ref()) => *m.get_ref(),
-                    Some(m) => {
-                        self.err(&m.span(), format!("tunnel mtu {} is not in 68..={max_mtu}", m.get_ref()));
-                        0
-                    }
-                };
-                tunnels.push(Tunnel { name: t.name.get_ref().clone(), customer: id, gre, mtu });
+                let tunnel = self.tunnel(t, id, tid, &local);
+                let entry = (remote_addr(tunnel_remote(&tunnel.gre)), tunnel.gre.key, tid);
+                if let Some(i) = tunnel_index.iter().position(|e| (e.0, e.1) == (entry.0, entry.1)) {
+                    let first = self.src.pos(index_spans[i].start);
+                    self.err(
+                        &t.remote.span(),
+                        format!(
+                            "tunnel `{}` has the remote address and key of the tunnel at {first}: GRE from it \
+                             could not be told apart (give one of them a `key`)",
+                            t.name.get_ref()
+                        ),
+                    );
+                }
+                tunnel_index.push(entry);
+                index_spans.push(t.remote.span());
+                tunnels.push(tunnel);
             }
-            let firewall = self.firewall(c.firewall.as_ref(), c.name.get_ref());
+            let firewall = self.firewall(c.firewall.as_ref(), &format!("customer `{}`", c.name.get_ref()));
             let rule_base = rule_count;
             rule_count += firewall.rules().len() as u32;
+            let egress =
+                self.firewall(c.egress.as_ref(), &format!("customer `{}` [customer.egress]", c.name.get_ref()));
+            let egress_base = rule_count;
+            rule_count += egress.rules().len() as u32;
             let customer_dos =
                 self.rules(&c.dos.rules, Action::Accept, &format!("customer `{}` [customer.dos]", c.name.get_ref()));
             let dos_base = dos_rule_count;
@@ -283,19 +389,24 @@ impl Builder<'_> {
                 name: c.name.get_ref().clone(),
                 firewall,
                 rule_base,
+                egress,
+                egress_base,
                 dos: customer_dos,
                 dos_base,
                 routes_v4: PrefixTable::default(),
                 routes_v6: PrefixTable::default(),
             });
         }
+        tunnel_index.sort_unstable();
 
         self.check_overlaps(&mut prefixes, &loaded.file.customers);
 
+        let mut route_groups = Vec::new();
         for (index, section) in loaded.file.customers.iter().enumerate() {
             let id = index as CustomerId;
             let own: Vec<IpNet> = prefixes.iter().filter(|p| p.customer == id).map(|p| p.net).collect();
-            let (v4, v6) = self.routes(section.get_ref(), id, &own, &tunnel_names, &loaded.file.customers);
+            let (v4, v6) =
+                self.routes(section.get_ref(), id, &own, &tunnel_names, &loaded.file.customers, &mut route_groups);
             customers[index].routes_v4 = PrefixTable::build(&v4);
             customers[index].routes_v6 = PrefixTable::build(&v6);
         }
@@ -316,8 +427,15 @@ impl Builder<'_> {
         }
         Snapshot {
             anycast,
+            anycast_v6,
             frame_size,
             unmatched: server.unmatched,
+            gre_unsupported: server.gre_unsupported,
+            fragment_ipv4: server.fragment_ipv4,
+            mss_clamp: server.mss_clamp,
+            icmp,
+            health_config,
+            health: HealthTable::new(tunnels.len()),
             eth,
             next_hop,
             customers,
@@ -326,10 +444,104 @@ impl Builder<'_> {
             owned_v4,
             owned_v6,
             tunnels,
+            tunnel_index,
+            route_groups,
             rule_count: rule_count as usize,
             dos,
             dos_rule_count: dos_rule_count as usize,
         }
+    }
+
+    fn health(&mut self, h: &config::HealthSection) -> HealthConfig {
+        let ms = 1_000_000u64;
+        let mut check = |v: &Spanned<u64>, what: &str, range: std::ops::RangeInclusive<u64>| -> u64 {
+            if range.contains(v.get_ref()) {
+                *v.get_ref()
+            } else {
+                self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
+                *range.start()
+            }
+        };
+        let interval = check(&h.interval_ms, "interval_ms", 10..=3_600_000);
+        let timeout = check(&h.timeout_ms, "timeout_ms", 1..=3_600_000);
+        let down = check(&h.down_after, "down_after", 1..=100) as u32;
+        let up = check(&h.up_after, "up_after", 1..=100) as u32;
+        if timeout > interval && h.timeout_ms.span() != (0..0) {
+            self.err(&h.timeout_ms.span(), format!("timeout_ms {timeout} is longer than interval_ms {interval}"));
+        }
+        HealthConfig { interval_ns: interval * ms, timeout_ns: timeout * ms, down_after: down, up_after: up }
+    }
+
+    /// One tunnel: outer addresses from its remote's family, MTU, MSS, interface.
+    fn tunnel(&mut self, t: &config::TunnelSection, customer: CustomerId, id: TunnelId, local: &Locals) -> Tunnel {
+        let endpoints = match t.remote.get_ref().parse::<IpAddr>() {
+            Ok(IpAddr::V4(remote)) => Endpoints::V4 { local: local.v4, remote },
+            Ok(IpAddr::V6(remote)) => match local.v6 {
+                Some(v6) => Endpoints::V6 { local: v6, remote },
+                None => {
+                    self.err(&t.remote.span(), "a tunnel with an IPv6 remote needs `anycast_v6` in [server]");
+                    Endpoints::V6 { local: Ipv6Addr::UNSPECIFIED, remote }
+                }
+            },
+            Err(_) => {
+                let why = format!("tunnel remote `{}` is not an IP address", t.remote.get_ref());
+                self.err(&t.remote.span(), why);
+                Endpoints::V4 { local: local.v4, remote: Ipv4Addr::UNSPECIFIED }
+            }
+        };
+        let gre =
+            GreTunnel { endpoints, key: t.key.as_ref().map(|k| *k.get_ref()), checksum: t.checksum, ttl: OUTER_TTL };
+        let max_mtu = 65535 - gre.overhead() as u32;
+        let mtu = match &t.mtu {
+            None => UNDERLAY_MTU - gre.overhead() as u32,
+            Some(m) if (68..=max_mtu).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => {
+                self.err(&m.span(), format!("tunnel mtu {} is not in 68..={max_mtu}", m.get_ref()));
+                UNDERLAY_MTU - gre.overhead() as u32
+            }
+        };
+        // The MSS leaves room for the IP and TCP headers inside the tunnel MTU.
+        let derived = (mtu.saturating_sub(40)).min(65535) as u16;
+        let mss_v4 = match &t.mss {
+            None => derived,
+            Some(m) if (88..=derived).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => {
+                self.err(&m.span(), format!("mss {} is not in 88..={derived} (the tunnel MTU less 40)", m.get_ref()));
+                derived
+            }
+        };
+        let interface = t.interface.as_ref().and_then(|i| self.interface(i));
+        Tunnel {
+            id,
+            name: t.name.get_ref().clone(),
+            customer,
+            gre,
+            mtu,
+            mss_v4,
+            mss_v6: mss_v4.saturating_sub(20).max(60),
+            interface,
+        }
+    }
+
+    /// `address/31` or `address/30`: our side of a tunnel's inner network, and the peer's.
+    fn interface(&mut self, s: &Spanned<String>) -> Option<TunnelInterface> {
+        let bad = |b: &mut Self, why: &str| {
+            b.err(&s.span(), format!("interface `{}`: {why} (write our side as `10.213.0.0/31`)", s.get_ref()));
+            None
+        };
+        let Some((addr, len)) = s.get_ref().split_once('/') else { return bad(self, "missing /31 or /30") };
+        let Ok(ours) = addr.parse::<Ipv4Addr>() else { return bad(self, "not an IPv4 address") };
+        let o = u32::from(ours);
+        let peer = match len {
+            "31" => o ^ 1,
+            "30" => match o & 3 {
+                1 => o + 1,
+                2 => o - 1,
+                _ => return bad(self, "in a /30 our side is the first or second host address"),
+            },
+            _ => return bad(self, "the inner network is a /31 or a /30"),
+        };
+        Some(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
     }
 
     fn unique<'s>(&mut self, seen: &mut HashMap<&'s str, Range<usize>>, name: &'s Spanned<String>, what: &str) {
@@ -381,6 +593,8 @@ impl Builder<'_> {
         }
     }
 
+    /// The customer's routes: prefixes inside its own, each to tunnels of its own, grouped
+    /// by prefix into route groups ordered by priority.
     #[allow(clippy::type_complexity)]
     fn routes(
         &mut self,
@@ -389,9 +603,10 @@ impl Builder<'_> {
         own: &[IpNet],
         tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
         customers: &[Spanned<config::CustomerSection>],
-    ) -> (Vec<(u32, u8, TunnelId)>, Vec<(u128, u8, TunnelId)>) {
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        let mut seen: HashMap<IpNet, Range<usize>> = HashMap::new();
+        groups: &mut Vec<Box<[NextTunnel]>>,
+    ) -> (Vec<(u32, u8, RouteGroupId)>, Vec<(u128, u8, RouteGroupId)>) {
+        let mut by_prefix: Vec<(IpNet, Vec<NextTunnel>)> = Vec::new();
+        let mut seen: HashMap<(IpNet, TunnelId), Range<usize>> = HashMap::new();
         for r in &c.routes {
             let r = r.get_ref();
             let net = self.prefix(&r.prefix);
@@ -414,6 +629,15 @@ impl Builder<'_> {
                 }
                 Some((_, _, tid)) => Some(*tid),
             };
+            let weight = match &r.weight {
+                None => 1,
+                Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
+                Some(w) => {
+                    self.err(&w.span(), "weight must be at least 1");
+                    1
+                }
+            };
+            let priority = r.priority.as_ref().map_or(DEFAULT_PRIORITY, |p| *p.get_ref());
             let Some(net) = net else { continue };
             if !own.iter().any(|p| p.contains(&net)) {
                 self.err(
@@ -422,22 +646,39 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            if let Some(first) = seen.get(&net) {
+            let Some(tid) = tunnel else { continue };
+            if let Some(first) = seen.get(&(net, tid)) {
                 let first = self.src.pos(first.start);
-                self.err(&r.prefix.span(), format!("duplicate route {net} (first at {first})"));
+                self.err(
+                    &r.prefix.span(),
+                    format!("duplicate route {net} via `{}` (first at {first})", r.tunnel.get_ref()),
+                );
                 continue;
             }
-            seen.insert(net, r.prefix.span());
-            let Some(tid) = tunnel else { continue };
+            seen.insert((net, tid), r.prefix.span());
+            let next = NextTunnel { tunnel: tid, priority, weight };
+            match by_prefix.iter_mut().find(|(n, _)| *n == net) {
+                Some((_, list)) => list.push(next),
+                None => by_prefix.push((net, vec![next])),
+            }
+        }
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (net, mut list) in by_prefix {
+            // Stable: equal priorities keep the order they were written in.
+            list.sort_by_key(|n| n.priority);
+            let gid = groups.len() as RouteGroupId;
+            groups.push(list.into_boxed_slice());
             match net {
-                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), tid)),
-                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), tid)),
+                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), gid)),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), gid)),
             }
         }
         (v4, v6)
     }
 
-    fn firewall(&mut self, fw: Option<&Spanned<config::FirewallSection>>, customer: &str) -> RuleSet {
+    /// A firewall-shaped rule list (`[customer.firewall]`, `[customer.egress]`) named `scope`
+    /// in errors.
+    fn firewall(&mut self, fw: Option<&Spanned<config::FirewallSection>>, scope: &str) -> RuleSet {
         let Some(fw) = fw else { return accept_all() };
         let fw = fw.get_ref();
         let default = match *fw.default.get_ref() {
@@ -451,7 +692,7 @@ impl Builder<'_> {
                 Action::Accept
             }
         };
-        self.rules(&fw.rules, default, &format!("customer `{customer}`"))
+        self.rules(&fw.rules, default, scope)
     }
 
     /// Compiles an ordered rule list (firewall or DoS) with `default` for packets no rule

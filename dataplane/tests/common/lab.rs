@@ -20,11 +20,17 @@ pub struct Lab {
 impl Lab {
     /// Creates the lab (root needed); `queues` rx/tx queues on the up<->dut pair.
     pub fn up(name: &str, queues: u32) -> Lab {
+        Lab::up_with(name, queues, false)
+    }
+
+    /// [`Lab::up`], with a second customer router namespace `cust2` if `cust2`.
+    pub fn up_with(name: &str, queues: u32, cust2: bool) -> Lab {
         assert!(is_root(), "the veth lab tests need root (network namespaces, XDP): run them as root, as CI does");
         let prefix = format!("{name}{}", std::process::id() % 1000);
         let status = Command::new(root().join("scripts/veth-lab"))
             .args(["up", &prefix])
             .env("QUEUES", queues.to_string())
+            .env("CUST2", if cust2 { "1" } else { "0" })
             .status()
             .expect("scripts/veth-lab");
         assert!(status.success(), "scripts/veth-lab up {prefix} failed");
@@ -79,6 +85,21 @@ impl Lab {
         t
     }
 
+    /// Turns namespace `ns` into an Open vSwitch GRE router (scripts/ovs-router) with a LAN
+    /// namespace `lan` behind it holding host 203.0.113.10 and 2001:db8:acbe::10; GRE goes
+    /// to the anycast address 192.0.2.1, and ICMP for `probe_ip` is returned into the tunnel.
+    pub fn ovs_router(&self, ns: &str, dev: &str, ip: &str, gw: &str, lan: &str, probe_ip: &str) -> OvsRouter {
+        let name = format!("{}-{ns}", self.prefix);
+        let out = Command::new(root().join("scripts/ovs-router"))
+            .args(["up", &name, "--ns", &name, "--dev", &self.dev(dev), "--ip", ip, "--gw", gw])
+            .args(["--remote", "192.0.2.1", "--lan-ns", &format!("{}-{lan}", self.prefix)])
+            .args(["--lan-ip4", "203.0.113.10/24", "--lan-ip6", "2001:db8:acbe::10/64", "--probe-ip", probe_ip])
+            .output()
+            .expect("scripts/ovs-router");
+        assert!(out.status.success(), "scripts/ovs-router up {name}: {}", String::from_utf8_lossy(&out.stderr));
+        OvsRouter { name }
+    }
+
     /// Starts a capture of `short` in `ns` into a pcap file; stop it with [`Capture::finish`].
     pub fn capture(&self, ns: &str, short: &str) -> Capture {
         let file = std::env::temp_dir().join(format!("{}-{short}.pcap", self.prefix));
@@ -91,6 +112,17 @@ impl Lab {
             .unwrap();
         std::thread::sleep(Duration::from_millis(500));
         Capture { child, file }
+    }
+}
+
+/// An Open vSwitch router in a lab namespace; stopped (and its LAN removed) on drop.
+pub struct OvsRouter {
+    name: String,
+}
+
+impl Drop for OvsRouter {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/ovs-router")).args(["down", &self.name]).status();
     }
 }
 

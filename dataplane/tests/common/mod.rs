@@ -119,7 +119,9 @@ pub fn verdicts_of(
     let snap = snapshot(config);
     let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
     let mut state = transitd::pipeline::WorkerState::new(&snap);
-    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {}
+    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {
+        io.send_spill(&mut state.spill).unwrap();
+    }
     (io.verdicts, state.stats, snap)
 }
 
@@ -131,7 +133,9 @@ pub fn verdicts_timed(config: &str, file: &Path) -> (Vec<transitd::pipeline::Ver
     let frames = read_frames(file).into_iter().map(|f| (f.bytes, f.timestamp_ns)).collect();
     let mut io = transitd::io::memory::MemoryIo::with_timestamps(frames, snap.frame_size);
     let mut state = transitd::pipeline::WorkerState::new(&snap);
-    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {}
+    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {
+        io.send_spill(&mut state.spill).unwrap();
+    }
     (io.verdicts, state.stats)
 }
 

@@ -22,7 +22,7 @@ use std::io;
 use arrayvec::ArrayVec;
 
 use self::umem::{Rings, Umem};
-use super::{BATCH_SIZE, Frame, FrameIo, Polled};
+use super::{BATCH_SIZE, Frame, FrameIo, Polled, Spill};
 use crate::pipeline::Verdict;
 
 /// How to bind the socket.
@@ -99,6 +99,8 @@ pub struct AfXdpStats {
     pub completed: u64,
     /// Frames to send dropped because the tx ring was full.
     pub tx_ring_full: u64,
+    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame.
+    pub spill_no_frame: u64,
     /// Descriptors the kernel handed over that did not describe one of our frames.
     pub bad_descriptors: u64,
     /// sendto/recvfrom kicks.
@@ -226,7 +228,7 @@ impl FrameIo for AfXdpIo {
         let mut m = 0;
         for (frame, &chunk) in frames.iter().zip(&chunks) {
             match frame.verdict {
-                Verdict::Tx { start, len } if start + len <= frame_size => {
+                Verdict::Tx { start, len, .. } if start + len <= frame_size => {
                     sends[m] = (chunk + start as u64, len as u32);
                     m += 1;
                 }
@@ -243,5 +245,55 @@ impl FrameIo for AfXdpIo {
         self.count.in_tx += sent as u64;
         self.kick_tx_if_pending();
         Ok(Polled::Frames(n))
+    }
+
+    fn send_spill(&mut self, spill: &mut Spill) -> io::Result<usize> {
+        self.reclaim();
+        let frame_size = self.umem.frame_size();
+        let base = self.umem.base();
+        let mut sends = [(0u64, 0u32); BATCH_SIZE];
+        let mut unsent = 0;
+        let mut m = 0;
+        for bytes in spill.frames() {
+            // Keep a batch's worth of frames for the fill ring: receiving comes first.
+            let chunk = match self.free.len() > BATCH_SIZE {
+                true => self.free.pop(),
+                false => None,
+            };
+            let Some(chunk) = chunk.filter(|_| bytes.len() <= frame_size) else {
+                unsent += 1;
+                continue;
+            };
+            // SAFETY: `chunk` came off the free list, so it is a frame of this UMEM that no ring
+            // holds and no slice points into; it is written here and then put on the tx ring.
+            let buf = unsafe { std::slice::from_raw_parts_mut(base.add(chunk as usize), frame_size) };
+            buf[..bytes.len()].copy_from_slice(bytes);
+            sends[m] = (chunk, bytes.len() as u32);
+            m += 1;
+            if m == BATCH_SIZE {
+                unsent += self.transmit_chunks(&sends[..m]);
+                m = 0;
+            }
+        }
+        unsent += self.transmit_chunks(&sends[..m]);
+        spill.clear();
+        self.stats.spill_no_frame += unsent as u64;
+        self.kick_tx_if_pending();
+        Ok(unsent)
+    }
+}
+
+impl AfXdpIo {
+    /// Puts whole frames (offset 0 of their chunk) on the tx ring; those that do not fit go
+    /// back on the free list. Returns how many did not fit.
+    fn transmit_chunks(&mut self, sends: &[(u64, u32)]) -> usize {
+        let sent = self.rings.transmit(sends);
+        for &(addr, _) in &sends[sent..] {
+            self.free.push(addr);
+        }
+        self.stats.tx_ring_full += (sends.len() - sent) as u64;
+        self.stats.tx += sent as u64;
+        self.count.in_tx += sent as u64;
+        sends.len() - sent
     }
 }

@@ -1,0 +1,216 @@
+//! The decapsulation stages: GRE from a customer's router to the anycast address.
+//!
+//! The tunnel is found by the outer source and the key, exactly (RFC 2890: a keyed tunnel
+//! takes only packets with its key, an unkeyed one only packets without). What comes out is
+//! then one of:
+//! - a GRE keepalive (an inner packet from us back to the router, RFC 2784 carries it like
+//!   any other): returned to the router as routers expect, unchanged but for its TTL;
+//! - addressed to our side of the tunnel: a health-probe reply (recorded), a ping
+//!   (answered through the tunnel), or nothing we serve;
+//! - the customer's own traffic: its source must be the customer's, it passes the
+//!   customer's egress rules, and goes to the Internet, or, addressed to a customer prefix,
+//!   through that customer's ingress stages.
+
+use classifier::{Dim, Key};
+use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_reply_in_place};
+use gre::packet::{PROTO_IPV4, PROTO_IPV6};
+use gre::{GreError, GrePacket, GreRepr};
+
+use super::Outcome;
+use super::forward::{self, Ctx, back_into, to_next_hop};
+use super::ingress::{admit, steer, to_customer};
+use super::parse::{IpFrame, Parsed, parse_inner};
+use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
+use crate::config::NotOurs;
+use crate::io::Frame;
+use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
+
+/// IP protocol number of GRE.
+const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
+
+/// True for GRE (or a fragment of it) addressed to one of our anycast addresses.
+pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
+    let proto = ip.fragment.map_or(key.get(Dim::L4Proto), |f| u32::from(f.protocol));
+    proto == GRE
+        && if ip.is_ipv6 {
+            snap.anycast_v6.is_some_and(|a| u128::from(a) == key.dst_addr())
+        } else {
+            (key.dst_addr() >> 96) as u32 == u32::from_be_bytes(snap.anycast)
+        }
+}
+
+/// The outer source as a tunnel index key.
+fn outer_source(key: &Key, is_ipv6: bool) -> RemoteAddr {
+    if is_ipv6 { key.src_addr() } else { (0xffff_u128 << 32) | (key.src_addr() >> 96) }
+}
+
+/// The tunnel GRE from `remote` with `gre_key` belongs to, or why none does.
+fn find_tunnel(snap: &Snapshot, remote: RemoteAddr, gre_key: Option<u32>) -> Result<TunnelId, DropReason> {
+    let index = &snap.tunnel_index;
+    match index.binary_search_by(|e| (e.0, e.1).cmp(&(remote, gre_key))) {
+        Ok(i) => Ok(index[i].2),
+        Err(i) => {
+            // Entries of one remote are adjacent: a neighbour with the same remote means
+            // the router is known and the key is wrong.
+            let known = index.get(i).is_some_and(|e| e.0 == remote) || (i > 0 && index[i - 1].0 == remote);
+            Err(if known { DropReason::GreKeyMismatch } else { DropReason::GreUnknownTunnel })
+        }
+    }
+}
+
+/// GRE addressed to us.
+pub(super) fn process(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    outer_key: &Key,
+    outer: &IpFrame,
+    outcome: &mut Outcome,
+) {
+    outcome.verdict = decap(ctx, frame, outer_key, outer, outcome);
+}
+
+fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFrame, outcome: &mut Outcome) -> Verdict {
+    let snap = ctx.snap;
+    if outer.fragment.is_some() {
+        // Reassembling would mean keeping state per fragment train for anyone on the
+        // Internet; routers send GRE with DF, as Linux does.
+        return Verdict::Drop(DropReason::GreFragment);
+    }
+    let outer_end = frame.start + outer.l3_start + outer.l3_len;
+    let gre_start = frame.start + outer.l4_start;
+    let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Verdict::Drop(DropReason::Truncated) };
+    let packet = GrePacket::new_unchecked(bytes);
+    let repr = match GreRepr::parse(&packet) {
+        Ok(r) => r,
+        Err(GreError::Truncated) => return Verdict::Drop(DropReason::Truncated),
+        Err(GreError::Version(_)) => return unsupported(snap),
+        Err(GreError::Reserved) => return Verdict::Drop(DropReason::BadGreHeader),
+        Err(GreError::BadChecksum) => return Verdict::Drop(DropReason::BadGreChecksum),
+    };
+    if repr.protocol != PROTO_IPV4 && repr.protocol != PROTO_IPV6 {
+        return unsupported(snap);
+    }
+    let tid = match find_tunnel(snap, outer_source(outer_key, outer.is_ipv6), repr.key) {
+        Ok(t) => t,
+        Err(reason) => return Verdict::Drop(reason),
+    };
+    let tunnel = &snap.tunnels[usize::from(tid)];
+    outcome.tunnel = Some(tid);
+    outcome.customer = Some(tunnel.customer);
+
+    // The inner packet: parsed within the outer one, offsets the frame's.
+    let inner_at = outer.l4_start + repr.header_len();
+    let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
+    let (key, parsed) = parse_inner(data, inner_at, repr.protocol, frame.wire_len);
+    let ip = match parsed {
+        Parsed::Ip(ip) => ip,
+        Parsed::NotIp => return unsupported(snap),
+        Parsed::Bad(reason) => return Verdict::Drop(reason),
+    };
+    if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
+        return Verdict::Drop(DropReason::BadIpv4Checksum);
+    }
+
+    if is_keepalive(tunnel, &key, ip.is_ipv6) {
+        return to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Keepalive);
+    }
+    if let Some(iface) = tunnel.interface
+        && !ip.is_ipv6
+        && (key.dst_addr() >> 96) as u32 == u32::from(iface.ours)
+    {
+        return to_our_side(ctx, frame, &ip, &key, tid, tunnel);
+    }
+    if !source_is_customers(snap, tunnel, &key, ip.is_ipv6) {
+        return Verdict::Drop(DropReason::DecapSpoofedSource);
+    }
+    let customer = &snap.customers[usize::from(tunnel.customer)];
+    let decision = customer.egress.decide(&key);
+    outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
+    outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
+    if !admit(ctx, decision.action, &key, outcome.egress_rule) {
+        return Verdict::Drop(if decision.action == classifier::Action::Drop {
+            DropReason::Egress
+        } else {
+            DropReason::RateLimited
+        });
+    }
+    if let Some(target) = steer(snap, &key, ip.is_ipv6) {
+        // To a customer prefix (this one's or another's): through its ingress stages.
+        outcome.tunnel = None;
+        to_customer(ctx, frame, &key, &ip, target, outcome);
+        return outcome.verdict;
+    }
+    to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Decapsulated)
+}
+
+fn unsupported(snap: &Snapshot) -> Verdict {
+    match snap.gre_unsupported {
+        NotOurs::Pass => Verdict::Pass(PassReason::GreUnsupported),
+        NotOurs::Drop => Verdict::Drop(DropReason::GreUnsupported),
+    }
+}
+
+/// A keepalive: GRE inside, from our end of the tunnel to the router's (Cisco's keepalives
+/// are built so that the far end returns them by plain forwarding).
+fn is_keepalive(tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
+    if key.get(Dim::L4Proto) != GRE {
+        return false;
+    }
+    match tunnel.gre.endpoints {
+        gre::Endpoints::V4 { local, remote } if !is_ipv6 => {
+            (key.src_addr() >> 96) as u32 == u32::from(local) && (key.dst_addr() >> 96) as u32 == u32::from(remote)
+        }
+        gre::Endpoints::V6 { local, remote } if is_ipv6 => {
+            key.src_addr() == u128::from(local) && key.dst_addr() == u128::from(remote)
+        }
+        _ => false,
+    }
+}
+
+/// The source of a decapsulated packet must lie in the tunnel's customer's prefixes, or be
+/// the router's side of the tunnel.
+fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
+    let owner = if is_ipv6 {
+        snap.customers_v6.lookup(key.src_addr())
+    } else {
+        let src = (key.src_addr() >> 96) as u32;
+        if tunnel.interface.is_some_and(|i| u32::from(i.peer) == src) {
+            return true;
+        }
+        snap.customers_v4.lookup(src)
+    };
+    owner == Some(tunnel.customer)
+}
+
+/// A packet for our side of the tunnel: a probe reply is recorded, a ping answered back
+/// through the tunnel; anything else is not served.
+fn to_our_side(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    key: &Key,
+    tid: TunnelId,
+    tunnel: &Tunnel,
+) -> Verdict {
+    let icmp_type = key.get(Dim::IcmpType);
+    if key.get(Dim::L4Proto) != 1 || ip.fragment.is_some() {
+        return Verdict::Drop(DropReason::TunnelInterface);
+    }
+    let l3 = frame.start + ip.l3_start;
+    let end = l3 + ip.l3_len;
+    if icmp_type == u32::from(ICMPV4_ECHO_REPLY) {
+        let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
+        if ctx.snap.health.record_reply(tid, payload) {
+            return Verdict::Consumed(ConsumeReason::HealthProbeReply);
+        }
+        return Verdict::Drop(DropReason::TunnelInterface);
+    }
+    if icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
+        && ctx.limits.icmp.admit(0, 0, ctx.now)
+        && let Some(packet) = frame.buf.get_mut(l3..end)
+        && ipv4_echo_reply_in_place(packet, 64)
+    {
+        return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len);
+    }
+    Verdict::Drop(DropReason::TunnelInterface)
+}

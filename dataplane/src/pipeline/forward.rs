@@ -1,0 +1,371 @@
+//! The forwarding tail both directions share: choosing one of a customer's tunnels, the
+//! checks a router makes before sending (TTL, then MTU), the ICMP errors and fragments
+//! those checks produce, MSS clamping, and the final write: GRE encapsulation toward a
+//! customer's router, or a plain Ethernet header toward the next hop.
+
+use std::net::Ipv4Addr;
+
+use classifier::{BucketKey, Dim, Key};
+use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, encap_gre, prepend_ethernet};
+use gre::fragment::Plan;
+use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
+use gre::packet::{PROTO_IPV4, PROTO_IPV6};
+use gre::ttl::{decrement_ipv4_ttl, decrement_ipv6_hop_limit};
+use gre::{EthernetAddrs, checksum};
+
+use super::Limits;
+use super::dos::bucket_key;
+use super::parse::IpFrame;
+use super::verdict::{DropReason, TxReason, Verdict};
+use crate::io::{Frame, HEADROOM, Spill};
+use crate::snapshot::{Customer, NextTunnel, Snapshot, Tunnel, TunnelId};
+
+/// TTL of the ICMP errors and replies we originate.
+const ICMP_TTL: u8 = 64;
+
+/// What the stages use besides the frame.
+pub(super) struct Ctx<'a> {
+    pub snap: &'a Snapshot,
+    /// Ethernet addresses of the moment (`None`: next hop unresolved).
+    pub eth: Option<&'a EthernetAddrs>,
+    pub limits: &'a mut Limits,
+    pub spill: &'a mut Spill,
+    /// The frame's receive time.
+    pub now: u64,
+    /// Frames spilled for this frame.
+    pub spilled: u16,
+    /// The tunnel the frame was last encapsulated into.
+    pub via: Option<TunnelId>,
+}
+
+/// True when the IPv4 header checksum verifies.
+pub(super) fn ipv4_checksum_ok(data: &[u8], ip: &IpFrame) -> bool {
+    data.get(ip.l3_start..ip.l3_start + ip.header_len).is_some_and(|h| checksum::sum(h) == 0xffff)
+}
+
+/// The customer's route group for the destination (longest prefix).
+pub(super) fn route<'s>(snap: &'s Snapshot, customer: &Customer, key: &Key, is_ipv6: bool) -> Option<&'s [NextTunnel]> {
+    let group = if is_ipv6 {
+        customer.routes_v6.lookup(key.dst_addr())
+    } else {
+        customer.routes_v4.lookup((key.dst_addr() >> 96) as u32)
+    }?;
+    snap.route_groups.get(group as usize).map(|g| &g[..])
+}
+
+/// Picks the tunnel for a flow: among the tunnels of the best priority that has one up,
+/// by the flow's hash in proportion to their weights, so that a flow stays on one tunnel
+/// while the set of healthy ones does not change. With every tunnel down, the best
+/// priority's tunnels are used as if up: a route must not black-hole on a false alarm.
+pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: u64) -> Option<TunnelId> {
+    let up = |n: &NextTunnel| snap.health.is_up(n.tunnel);
+    let (priority, any_up) = match group.iter().find(|n| up(n)) {
+        Some(n) => (n.priority, true),
+        None => (group.first()?.priority, false),
+    };
+    let eligible = |n: &&NextTunnel| n.priority == priority && (!any_up || up(n));
+    let total: u64 = group.iter().filter(eligible).map(|n| u64::from(n.weight)).sum();
+    let mut pick = flow % total.max(1);
+    for n in group.iter().filter(eligible) {
+        if pick < u64::from(n.weight) {
+            return Some(n.tunnel);
+        }
+        pick -= u64::from(n.weight);
+    }
+    None
+}
+
+/// The flow hash tunnel choice uses.
+pub(super) fn flow_hash(key: &Key) -> u64 {
+    bucket_key(BucketKey::Flow, key, 0)
+}
+
+/// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments), TTL
+/// decrement, MSS clamp, encapsulation.
+pub(super) fn into_tunnel(
+    ctx: &mut Ctx<'_>,
+    tunnel: &Tunnel,
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    key: &Key,
+) -> Verdict {
+    let l3 = frame.start + ip.l3_start;
+    if ttl_expires(frame.buf, l3, ip.is_ipv6) {
+        return icmp_error(ctx, frame, ip, IcmpKind::TimeExceeded).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+    }
+    if ip.l3_len > tunnel.mtu as usize {
+        let df = frame.buf.get(l3 + 6).is_some_and(|f| f & 0x40 != 0);
+        if !ip.is_ipv6 && !df {
+            if !ctx.snap.fragment_ipv4 {
+                return Verdict::Drop(DropReason::MtuExceeded);
+            }
+            return fragment_into(ctx, tunnel, frame, ip);
+        }
+        return icmp_error(ctx, frame, ip, IcmpKind::TooBig(tunnel.mtu))
+            .unwrap_or(Verdict::Drop(DropReason::MtuExceeded));
+    }
+    decrement_ttl(frame.buf, l3, ip.is_ipv6);
+    clamp_mss(ctx.snap, frame, ip, key, tunnel);
+    encap(ctx, tunnel, frame.buf, l3, ip.l3_len, ip.is_ipv6, TxReason::Encapsulated)
+}
+
+/// Sends the packet to the next hop as it is (a customer's traffic out of its tunnel):
+/// TTL check and decrement, MSS clamp for the tunnel it came from, Ethernet header.
+pub(super) fn to_next_hop(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    key: &Key,
+    from: &Tunnel,
+    reason: TxReason,
+) -> Verdict {
+    let l3 = frame.start + ip.l3_start;
+    if ttl_expires(frame.buf, l3, ip.is_ipv6) {
+        return icmp_error(ctx, frame, ip, IcmpKind::TimeExceeded).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+    }
+    decrement_ttl(frame.buf, l3, ip.is_ipv6);
+    clamp_mss(ctx.snap, frame, ip, key, from);
+    ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
+}
+
+fn ttl_expires(buf: &[u8], l3: usize, is_ipv6: bool) -> bool {
+    let at = if is_ipv6 { l3 + 7 } else { l3 + 8 };
+    buf.get(at).is_none_or(|&ttl| ttl <= 1)
+}
+
+/// Decrements the TTL or hop limit (checked above 1 by the caller).
+fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
+    if is_ipv6 {
+        if let Some(h) = buf.get_mut(l3..l3 + 40).and_then(|h| <&mut [u8; 40]>::try_from(h).ok()) {
+            let _ = decrement_ipv6_hop_limit(h);
+        }
+    } else if let Some(h) = buf.get_mut(l3..l3 + 20).and_then(|h| <&mut [u8; 20]>::try_from(h).ok()) {
+        let _ = decrement_ipv4_ttl(h);
+    }
+}
+
+/// Lowers the MSS of a TCP SYN or SYN-ACK to what fits `tunnel`.
+fn clamp_mss(snap: &Snapshot, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel) {
+    const SYN: u32 = 0x02;
+    let flags = key.get(Dim::TcpFlags);
+    if !snap.mss_clamp || ip.fragment.is_some() || key.get(Dim::L4Proto) != 6 || flags == classifier::ABSENT {
+        return;
+    }
+    if flags & SYN == 0 {
+        return;
+    }
+    let mss = if ip.is_ipv6 { tunnel.mss_v6 } else { tunnel.mss_v4 };
+    let end = frame.start + ip.l3_start + ip.l3_len;
+    if let Some(tcp) = frame.buf.get_mut(frame.start + ip.l4_start..end) {
+        gre::mss::clamp_mss(tcp, mss);
+    }
+}
+
+/// Encapsulates the IP packet at `buf[l3..l3 + len]` into `tunnel`.
+fn encap(
+    ctx: &mut Ctx<'_>,
+    tunnel: &Tunnel,
+    buf: &mut [u8],
+    l3: usize,
+    len: usize,
+    is_ipv6: bool,
+    reason: TxReason,
+) -> Verdict {
+    let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let (protocol, tos) = match is_ipv6 {
+        true => (PROTO_IPV6, buf.get(l3..l3 + 2).map_or(0, |b| (b[0] << 4) | (b[1] >> 4))),
+        false => (PROTO_IPV4, buf.get(l3 + 1).copied().unwrap_or(0)),
+    };
+    match encap_gre(buf, l3, len, protocol, tos, &tunnel.gre, eth) {
+        Ok(start) => {
+            ctx.via = Some(tunnel.id);
+            Verdict::Tx { start, len: l3 + len - start, reason }
+        }
+        Err(EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
+        // The inner range was checked by the parser and the MTU bounds the length: only a
+        // backend handing in an inconsistent frame gets here.
+        Err(EncapError::OutOfFrame | EncapError::TooLong) => Verdict::Drop(DropReason::Truncated),
+    }
+}
+
+/// Puts an Ethernet header in front of the IP packet at `buf[l3..l3 + len]`.
+fn ethernet(ctx: &Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: bool, reason: TxReason) -> Verdict {
+    let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let ether_type = if is_ipv6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
+    match prepend_ethernet(buf, l3, eth, ether_type) {
+        Some(start) => Verdict::Tx { start, len: l3 + len - start, reason },
+        None => Verdict::Drop(DropReason::NoHeadroom),
+    }
+}
+
+/// Fragments an IPv4 datagram without DF to fit `tunnel` (RFC 791): the later fragments
+/// into the spill, each encapsulated, the first in place.
+fn fragment_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: &IpFrame) -> Verdict {
+    let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let l3 = frame.start + ip.l3_start;
+    let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
+    let Ok(plan) = Plan::new(packet, tunnel.mtu as usize) else { return Verdict::Drop(DropReason::MtuExceeded) };
+    if ctx.spill.room() < plan.count() - 1 {
+        return Verdict::Drop(DropReason::FragmentsOverflow);
+    }
+    decrement_ttl(frame.buf, l3, false);
+    let packet = &frame.buf[l3..l3 + ip.l3_len];
+    let tos = packet[1];
+    for index in 1..plan.count() {
+        let Some(slot) = ctx.spill.next_slot() else { break };
+        let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
+        if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, &tunnel.gre, eth) {
+            ctx.spill.push(start, HEADROOM + len - start);
+            ctx.spilled += 1;
+        }
+    }
+    let len = plan.shrink_to_first(&mut frame.buf[l3..l3 + ip.l3_len]);
+    encap(ctx, tunnel, frame.buf, l3, len, false, TxReason::Fragment)
+}
+
+/// An ICMP error to originate.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum IcmpKind {
+    /// TTL or hop limit exceeded in transit.
+    TimeExceeded,
+    /// Fragmentation needed (IPv4 with DF) or packet too big (IPv6), with the MTU.
+    TooBig(u32),
+}
+
+/// Rewrites the packet into an ICMP error about it and sends that to the packet's source;
+/// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, the worker's ICMP
+/// rate limit, no IPv6 source address) and the packet is simply dropped.
+pub(super) fn icmp_error(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, kind: IcmpKind) -> Option<Verdict> {
+    let l3 = frame.start + ip.l3_start;
+    let packet = frame.buf.get(l3..l3 + ip.l3_len)?;
+    let (start, len, reason) = if ip.is_ipv6 {
+        let (error, reason) = match kind {
+            IcmpKind::TimeExceeded => (Icmpv6Error::HopLimitExceeded, TxReason::IcmpTimeExceeded),
+            IcmpKind::TooBig(mtu) => (Icmpv6Error::PacketTooBig { mtu }, TxReason::IcmpTooBig),
+        };
+        let src = ctx.snap.anycast_v6?;
+        if !icmp::ipv6_error_allowed(packet, error) || !ctx.limits.icmp.admit(0, 0, ctx.now) {
+            return None;
+        }
+        let (start, len) = icmp::icmpv6_error(frame.buf, l3, ip.l3_len, error, src, ICMP_TTL)?;
+        (start, len, reason)
+    } else {
+        let (error, reason) = match kind {
+            IcmpKind::TimeExceeded => (Icmpv4Error::TtlExceeded, TxReason::IcmpTimeExceeded),
+            IcmpKind::TooBig(mtu) => {
+                (Icmpv4Error::FragmentationNeeded { next_hop_mtu: mtu.min(65535) as u16 }, TxReason::IcmpTooBig)
+            }
+        };
+        if !icmp::ipv4_error_allowed(packet) || !ctx.limits.icmp.admit(0, 0, ctx.now) {
+            return None;
+        }
+        let src = Ipv4Addr::from(ctx.snap.anycast);
+        let (start, len) = icmp::icmpv4_error(frame.buf, l3, ip.l3_len, error, src, ICMP_TTL)?;
+        (start, len, reason)
+    };
+    Some(originate(ctx, frame.buf, start, len, ip.is_ipv6, reason))
+}
+
+/// Sends an IP packet we made (an ICMP error) at `buf[l3..l3 + len]` toward its
+/// destination: into the tunnel of the customer whose prefix holds it, or to the next hop.
+fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: bool, reason: TxReason) -> Verdict {
+    let snap = ctx.snap;
+    let mut key = Key::new(0);
+    let customer = if is_ipv6 {
+        let dst: Option<[u8; 16]> = buf.get(l3 + 24..l3 + 40).and_then(|d| d.try_into().ok());
+        let Some(dst) = dst else { return Verdict::Drop(DropReason::Truncated) };
+        key.set_ipv6([0; 16], dst, 58, 0, 0);
+        snap.customers_v6.lookup(u128::from_be_bytes(dst))
+    } else {
+        let dst: Option<[u8; 4]> = buf.get(l3 + 16..l3 + 20).and_then(|d| d.try_into().ok());
+        let Some(dst) = dst else { return Verdict::Drop(DropReason::Truncated) };
+        key.set_ipv4([0; 4], dst, 1, 0, 0, false, false, 0);
+        snap.customers_v4.lookup(u32::from_be_bytes(dst))
+    };
+    let Some(customer) = customer else { return ethernet(ctx, buf, l3, len, is_ipv6, reason) };
+    let customer = &snap.customers[usize::from(customer)];
+    let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, flow_hash(&key)));
+    let Some(tunnel) = tunnel.and_then(|t| snap.tunnels.get(usize::from(t))) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    if len > tunnel.mtu as usize {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
+    encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)
+}
+
+/// Sends the IP packet at `buf[l3..l3 + len]` back into `tunnel` (a reply to a ping of our
+/// side of it).
+pub(super) fn back_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, buf: &mut [u8], l3: usize, len: usize) -> Verdict {
+    encap(ctx, tunnel, buf, l3, len, false, TxReason::EchoReply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        let text = r#"
+[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "c"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "a"
+remote = "198.51.100.1"
+[[customer.tunnel]]
+name = "b"
+remote = "198.51.100.2"
+[[customer.tunnel]]
+name = "backup"
+remote = "198.51.100.3"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "backup"
+priority = 200
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "a"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "b"
+weight = 3
+"#;
+        Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap()
+    }
+
+    /// Tunnel counts over 40000 flows.
+    fn spread(s: &Snapshot) -> [u32; 3] {
+        let group = &s.route_groups[0];
+        let mut n = [0u32; 3];
+        for i in 0..40_000u64 {
+            let flow = classifier::limit::mix(i);
+            let t = choose_tunnel(s, group, flow).unwrap();
+            assert_eq!(choose_tunnel(s, group, flow), Some(t), "a flow stays on its tunnel");
+            n[usize::from(t)] += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn equal_priorities_share_by_weight_and_backups_wait() {
+        let s = snap();
+        let [a, b, backup] = spread(&s);
+        assert_eq!(backup, 0);
+        // Weights 1 and 3: a quarter and three quarters, within 2 %.
+        assert!((9_200..=10_800).contains(&a) && (29_200..=30_800).contains(&b), "{a} {b}");
+    }
+
+    #[test]
+    fn traffic_leaves_tunnels_that_are_down() {
+        let s = snap();
+        s.health.set_up(1, false);
+        assert_eq!(spread(&s), [40_000, 0, 0]);
+        s.health.set_up(0, false);
+        assert_eq!(spread(&s), [0, 0, 40_000], "the backup takes over");
+        s.health.set_up(2, false);
+        let [a, b, backup] = spread(&s);
+        assert!(a > 0 && b > 0 && backup == 0, "all down: the best priority as if up");
+    }
+}

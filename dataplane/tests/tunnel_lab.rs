@@ -1,0 +1,241 @@
+//! The tunnel side against a GRE implementation nobody here wrote: Open vSwitch's userspace
+//! datapath as the customer's router (scripts/ovs-router) in the veth lab. It decapsulates
+//! what transitd sends, answers the health probes, and sends its LAN's replies back in GRE.
+//! Needs root and Open vSwitch; each test builds and removes its own lab, one at a time.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{Lab, SERIAL, scapy_send};
+use common::*;
+
+fn config(tunnels: &str, routes: &str) -> String {
+    format!(
+        r#"
+[server]
+anycast = "192.0.2.1"
+anycast_v6 = "2001:db8:ffff::1"
+next_hop = "10.2.0.1"
+[health]
+interval_ms = 500
+timeout_ms = 100
+down_after = 3
+up_after = 3
+[dos.sanity]
+bogons = false
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24", "2001:db8:acbe::/48"]
+{tunnels}
+{routes}
+"#
+    )
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// A Python TCP peer in a namespace: `serve` sends `file` to the first client, or `sink`
+/// writes the SHA-256 of what it receives to `file`.
+fn tcp_peer(lab: &Lab, ns: &str, mode: &str, port: u16, family6: bool, file: &std::path::Path) -> Child {
+    let script = r#"
+import hashlib, socket, sys
+mode, port, v6, path = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::" if v6 else "0.0.0.0", port)); s.listen(1); s.settimeout(60)
+c, _ = s.accept(); c.settimeout(60)
+if mode == "serve":
+    c.sendall(open(path, "rb").read()); c.close()
+else:
+    h = hashlib.sha256()
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        h.update(b)
+    open(path, "w").write(h.hexdigest())
+"#;
+    lab.cmd(ns, "/usr/bin/python3")
+        .args(["-c", script, mode, &port.to_string(), if family6 { "1" } else { "0" }])
+        .arg(file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs a Python TCP client in `ns`: `fetch` prints the SHA-256 of what `addr:port` sends,
+/// `push` sends `file` there.
+fn tcp_client(lab: &Lab, ns: &str, mode: &str, addr: &str, port: u16, file: &std::path::Path) -> String {
+    let script = r#"
+import hashlib, socket, sys, time
+mode, addr, port, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for _ in range(50):
+    try:
+        c = socket.create_connection((addr, port), timeout=60); break
+    except OSError:
+        time.sleep(0.1)
+if mode == "fetch":
+    h = hashlib.sha256()
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        h.update(b)
+    print(h.hexdigest())
+else:
+    c.sendall(open(path, "rb").read()); c.close()
+"#;
+    let out = lab.run(ns, "/usr/bin/python3", &["-c", script, mode, addr, &port.to_string(), file.to_str().unwrap()]);
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn sha256(file: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum").arg(file).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn tcp_through_an_open_vswitch_router_arrives_intact_both_ways() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("og", 1);
+    let _router = lab.ovs_router("cust", "c0", "198.51.100.1/24", "198.51.100.254", "lan", "10.213.0.0");
+    let tunnels = "[[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"";
+    let routes = "[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"\n\
+                  [[customer.route]]\nprefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"";
+    let t = lab.transitd(&config(tunnels, routes), &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+
+    // IPv4 and IPv6 inside IPv4 GRE, both ways: the LAN host answers pings.
+    let ping = lab.cmd("snd", "ping").args(["-c", "3", "-i", "0.2", "-W", "2", "203.0.113.10"]).output().unwrap();
+    assert!(ping.status.success(), "{}\n{}", String::from_utf8_lossy(&ping.stdout), t.log());
+    let ping6 =
+        lab.cmd("snd", "ping").args(["-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:acbe::10"]).output().unwrap();
+    assert!(ping6.status.success(), "{}\n{}", String::from_utf8_lossy(&ping6.stdout), t.log());
+
+    // 2 MB each way over IPv4 and 1 MB down over IPv6, compared by SHA-256.
+    let dir = std::env::temp_dir();
+    let data = dir.join(format!("{}-data.bin", lab.prefix));
+    let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&data, &bytes).unwrap();
+    let want = sha256(&data);
+
+    let mut server = tcp_peer(&lab, "lan", "serve", 5001, false, &data);
+    let got = tcp_client(&lab, "snd", "fetch", "203.0.113.10", 5001, &data);
+    let _ = server.wait();
+    assert_eq!(got, want, "download through the tunnel\n{}", t.log());
+
+    let received = dir.join(format!("{}-received.sha", lab.prefix));
+    let mut sink = tcp_peer(&lab, "lan", "sink", 5002, false, &received);
+    tcp_client(&lab, "snd", "push", "203.0.113.10", 5002, &data);
+    let _ = sink.wait();
+    assert_eq!(std::fs::read_to_string(&received).unwrap(), want, "upload through the tunnel");
+
+    let small = dir.join(format!("{}-small.bin", lab.prefix));
+    std::fs::write(&small, &bytes[..1_000_000]).unwrap();
+    let mut server6 = tcp_peer(&lab, "lan", "serve", 5003, true, &small);
+    let got6 = tcp_client(&lab, "snd", "fetch", "2001:db8:acbe::10", 5003, &small);
+    let _ = server6.wait();
+    assert_eq!(got6, sha256(&small), "download over IPv6 inside GRE");
+
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    // The router returned the health probes: the tunnel is up, replies were consumed.
+    let answered: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("tunnel acme-gre up (probes answered up to #"))
+        .and_then(|r| r.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no probe answered:\n{report}"));
+    assert!(answered >= 3, "{report}");
+    assert!(report.contains("tx   decapsulated") && report.contains("tx   encapsulated"), "{report}");
+    assert!(!report.contains("NOT CONSERVED"), "{report}");
+    for f in [data, received, small] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[test]
+fn a_tunnel_that_stops_answering_carries_no_new_traffic_within_two_probe_intervals() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up_with("oh", 1, true);
+    let _r1 = lab.ovs_router("cust", "c0", "198.51.100.1/24", "198.51.100.254", "lan", "10.213.0.0");
+    let _r2 = lab.ovs_router("cust2", "c1", "100.64.0.1/24", "100.64.0.254", "lan2", "10.213.0.2");
+    let tunnels = "[[customer.tunnel]]\nname = \"r1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+                   [[customer.tunnel]]\nname = \"r2\"\nremote = \"100.64.0.1\"\ninterface = \"10.213.0.2/31\"";
+    let routes = "[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"r1\"\n\
+                  [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"r2\"";
+    let cap = lab.capture("up", "u1");
+    let t = lab.transitd(&config(tunnels, routes), &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    std::thread::sleep(Duration::from_millis(1500)); // a few probe rounds, all answered
+    // 300 flows per phase; phases A and C send the same flows, told apart by their payload.
+    let flows = |port: u16, phase: char| {
+        format!("[IP(dst='203.0.113.10')/UDP(sport=20000+i, dport={port})/Raw(b'{phase}'*32) for i in range(300)]")
+    };
+    scapy_send(&lab, "snd", &flows(7001, 'A'));
+
+    assert!(!t.log().contains(" down: "), "every probe was answered so far:\n{}", t.log());
+
+    // Cut r2's link: within two probe intervals (2 × 500 ms) it is down.
+    lab.run("cust2", "ip", &["link", "set", &lab.dev("c1"), "down"]);
+    let took = wait_for("r2 to go down", Duration::from_secs(5), || t.log().contains("tunnel r2 down"));
+    assert!(took <= Duration::from_millis(1000), "down after {took:?}");
+    assert!(!t.log().contains("tunnel r1 down"), "{}", t.log());
+    scapy_send(&lab, "snd", &flows(7002, 'B'));
+
+    // Restore it: three answered probes bring it back.
+    lab.run("cust2", "ip", &["link", "set", &lab.dev("c1"), "up"]);
+    wait_for("r2 to come back", Duration::from_secs(10), || t.log().contains("tunnel r2 up"));
+    scapy_send(&lab, "snd", &flows(7001, 'C'));
+    std::thread::sleep(Duration::from_millis(500));
+    let file = cap.finish();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+
+    // Which router each flow's GRE went to, per phase (tshark reads the capture; the LAN
+    // hosts' ICMP errors quoting the flows come back in GRE to us and are left out).
+    let rows = tshark(
+        &file,
+        &[
+            "-Y",
+            "ip.src#1 == 192.0.2.1 and gre and (udp.dstport == 7001 or udp.dstport == 7002)",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "data.data",
+        ],
+    );
+    let mut by_phase = std::collections::BTreeMap::<(u16, String), u32>::new();
+    let mut tunnel_of = std::collections::BTreeMap::<(u16, u16), String>::new();
+    for l in rows.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        let sport: u16 = f[1].parse().unwrap();
+        let phase = u16::from_str_radix(&f[2][..2], 16).unwrap(); // the payload's first byte
+        *by_phase.entry((phase, f[0].to_string())).or_default() += 1;
+        tunnel_of.insert((phase, sport), f[0].to_string());
+    }
+    let n = |phase: char, router: &str| by_phase.get(&(phase as u16, router.to_string())).copied().unwrap_or(0);
+    let (r1, r2) = ("198.51.100.1", "100.64.0.1");
+    assert_eq!(n('A', r1) + n('A', r2), 300, "{by_phase:?}");
+    assert!(n('A', r1) >= 90 && n('A', r2) >= 90, "both tunnels share: {by_phase:?}");
+    assert_eq!((n('B', r1), n('B', r2)), (300, 0), "nothing into the dead tunnel: {by_phase:?}");
+    assert_eq!(n('C', r1) + n('C', r2), 300, "{by_phase:?}");
+    assert!(n('C', r2) >= 90, "r2 carries traffic again: {by_phase:?}");
+    // With the same tunnels up, every flow took the same tunnel as before.
+    for sport in 20000..20300u16 {
+        assert_eq!(tunnel_of.get(&(b'A' as u16, sport)), tunnel_of.get(&(b'C' as u16, sport)), "flow {sport}");
+    }
+    let _ = std::fs::remove_file(file);
+}

@@ -1,0 +1,415 @@
+//! The ICMP messages a tunnel edge originates, written in place: errors about a packet it
+//! cannot forward (RFC 792, RFC 1191 and RFC 1812 for IPv4; RFC 4443 for IPv6), replies to
+//! pings of its own tunnel addresses, and echo messages for health probes.
+//!
+//! An error is built in front of the packet it is about, which stays where it was received
+//! and becomes the error's quoted part, cut to the size the RFCs allow:
+//!
+//! ```text
+//! before:  [ headroom ...................... | offending IP packet .......... ]
+//! after:   [ .. | IP header | ICMP header | quoted IP packet (≤ 548 / 1232) ]
+//!               ^ returned offset
+//! ```
+//!
+//! The functions only write bytes; whether an error may be sent at all is
+//! [`ipv4_error_allowed`] and [`ipv6_error_allowed`], and how often is the caller's rate
+//! limit.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::checksum;
+use crate::encap::{IPV4_LEN, IPV6_LEN, write_ipv4_header, write_ipv6_header};
+
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IPv6 next-header number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// Length of an ICMP or ICMPv6 header (type, code, checksum, four bytes by type).
+pub const ICMP_HEADER_LEN: usize = 8;
+/// Longest ICMPv4 error datagram: as much of the original as fits 576 bytes (RFC 1812
+/// §4.3.2.3).
+pub const ICMPV4_ERROR_MAX: usize = 576;
+/// Longest ICMPv6 error packet: the IPv6 minimum MTU (RFC 4443 §2.4 (c)).
+pub const ICMPV6_ERROR_MAX: usize = 1280;
+
+/// ICMPv4 echo reply.
+pub const ICMPV4_ECHO_REPLY: u8 = 0;
+/// ICMPv4 destination unreachable.
+pub const ICMPV4_DEST_UNREACHABLE: u8 = 3;
+/// ICMPv4 echo request.
+pub const ICMPV4_ECHO_REQUEST: u8 = 8;
+/// ICMPv4 time exceeded.
+pub const ICMPV4_TIME_EXCEEDED: u8 = 11;
+/// ICMPv6 packet too big.
+pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+/// ICMPv6 time exceeded.
+pub const ICMPV6_TIME_EXCEEDED: u8 = 3;
+
+/// An ICMPv4 error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Icmpv4Error {
+    /// Destination unreachable, fragmentation needed and DF set (type 3 code 4), with the
+    /// MTU of the next hop (RFC 1191).
+    FragmentationNeeded {
+        /// Largest datagram the next hop takes.
+        next_hop_mtu: u16,
+    },
+    /// Time exceeded, TTL exceeded in transit (type 11 code 0).
+    TtlExceeded,
+}
+
+/// An ICMPv6 error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Icmpv6Error {
+    /// Packet too big (type 2), with the MTU of the next hop.
+    PacketTooBig {
+        /// Largest packet the next hop takes.
+        mtu: u32,
+    },
+    /// Time exceeded, hop limit exceeded in transit (type 3 code 0).
+    HopLimitExceeded,
+}
+
+impl Icmpv4Error {
+    /// Type, code, and the four bytes after the checksum.
+    fn header(self) -> (u8, u8, [u8; 4]) {
+        match self {
+            Icmpv4Error::FragmentationNeeded { next_hop_mtu } => {
+                let [hi, lo] = next_hop_mtu.to_be_bytes();
+                (ICMPV4_DEST_UNREACHABLE, 4, [0, 0, hi, lo])
+            }
+            Icmpv4Error::TtlExceeded => (ICMPV4_TIME_EXCEEDED, 0, [0; 4]),
+        }
+    }
+}
+
+impl Icmpv6Error {
+    fn header(self) -> (u8, u8, [u8; 4]) {
+        match self {
+            Icmpv6Error::PacketTooBig { mtu } => (ICMPV6_PACKET_TOO_BIG, 0, mtu.to_be_bytes()),
+            Icmpv6Error::HopLimitExceeded => (ICMPV6_TIME_EXCEEDED, 0, [0; 4]),
+        }
+    }
+}
+
+/// ICMPv4 types that are errors (RFC 1812 §4.3.2.7: never answer an error with an error).
+fn icmpv4_is_error(t: u8) -> bool {
+    matches!(t, 3 | 4 | 5 | 11 | 12)
+}
+
+/// Whether RFC 1812 §4.3.2.7 lets a router send an ICMP error about the IPv4 `packet`
+/// (header first): not about an ICMP error, a fragment other than the first, or a packet
+/// from or to an address that does not name one host (unspecified, loopback, multicast,
+/// broadcast, class E).
+pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
+    let Some(h) = packet.get(..IPV4_LEN) else { return false };
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    let one_host = |a: [u8; 4]| {
+        let a = Ipv4Addr::from(a);
+        !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240)
+    };
+    let src = [h[12], h[13], h[14], h[15]];
+    let dst = [h[16], h[17], h[18], h[19]];
+    if offset != 0 || !one_host(src) || !one_host(dst) {
+        return false;
+    }
+    if h[9] == IPPROTO_ICMP {
+        // The type must be readable to know it is not an error.
+        return packet.get(ihl).is_some_and(|&t| !icmpv4_is_error(t));
+    }
+    true
+}
+
+/// Whether RFC 4443 §2.4 (e) lets a node send `error` about the IPv6 `packet`: not about an
+/// ICMPv6 error, nor from an unspecified or multicast source; to a multicast destination
+/// only Packet Too Big.
+pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
+    let Some(h) = packet.get(..IPV6_LEN) else { return false };
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    let src = Ipv6Addr::from(src);
+    if src.is_unspecified() || src.is_multicast() || src.is_loopback() {
+        return false;
+    }
+    let dst_multicast = h[24] == 0xff;
+    if dst_multicast && !matches!(error, Icmpv6Error::PacketTooBig { .. }) {
+        return false;
+    }
+    if h[6] == IPPROTO_ICMPV6 {
+        // Types below 128 are errors; an extension header in between is not looked into.
+        return packet.get(IPV6_LEN).is_some_and(|&t| t >= 128);
+    }
+    true
+}
+
+/// Writes an ICMPv4 error about the IPv4 packet at `frame[l3..l3 + len]`, from `src` to the
+/// packet's source, in front of it (28 bytes of headroom needed); returns the offset and
+/// length of the new IPv4 packet, or `None` if the range is outside the frame or lacks
+/// headroom. The caller has checked [`ipv4_error_allowed`].
+pub fn icmpv4_error(
+    frame: &mut [u8],
+    l3: usize,
+    len: usize,
+    error: Icmpv4Error,
+    src: Ipv4Addr,
+    ttl: u8,
+) -> Option<(usize, usize)> {
+    let start = l3.checked_sub(IPV4_LEN + ICMP_HEADER_LEN)?;
+    let quoted = len.min(ICMPV4_ERROR_MAX - IPV4_LEN - ICMP_HEADER_LEN);
+    if quoted < IPV4_LEN {
+        return None;
+    }
+    let end = l3.checked_add(quoted)?;
+    let packet = frame.get_mut(start..end)?;
+    let dst: [u8; 4] = packet[28 + 12..28 + 16].try_into().ok()?;
+    let total = (IPV4_LEN + ICMP_HEADER_LEN + quoted) as u16;
+    let (ip, icmp) = packet.split_at_mut(IPV4_LEN);
+    // Type of service 0xc0, internetwork control, as RFC 1812 §4.3.2.5 asks of router errors.
+    write_ipv4_header(ip, total, 0xc0, ttl, IPPROTO_ICMP, src.octets(), dst);
+    let (kind, code, rest) = error.header();
+    write_icmp_header(icmp, kind, code, rest, 0);
+    Some((start, usize::from(total)))
+}
+
+/// Writes an ICMPv6 error about the IPv6 packet at `frame[l3..l3 + len]`, from `src` to the
+/// packet's source, in front of it (48 bytes of headroom needed); returns the offset and
+/// length of the new IPv6 packet. The caller has checked [`ipv6_error_allowed`].
+pub fn icmpv6_error(
+    frame: &mut [u8],
+    l3: usize,
+    len: usize,
+    error: Icmpv6Error,
+    src: Ipv6Addr,
+    hop_limit: u8,
+) -> Option<(usize, usize)> {
+    let start = l3.checked_sub(IPV6_LEN + ICMP_HEADER_LEN)?;
+    let quoted = len.min(ICMPV6_ERROR_MAX - IPV6_LEN - ICMP_HEADER_LEN);
+    if quoted < IPV6_LEN {
+        return None;
+    }
+    let end = l3.checked_add(quoted)?;
+    let packet = frame.get_mut(start..end)?;
+    let dst: [u8; 16] = packet[48 + 8..48 + 24].try_into().ok()?;
+    let payload = (ICMP_HEADER_LEN + quoted) as u16;
+    let (ip, icmp) = packet.split_at_mut(IPV6_LEN);
+    write_ipv6_header(ip, payload, 0, hop_limit, IPPROTO_ICMPV6, src.octets(), dst);
+    let (kind, code, rest) = error.header();
+    let pseudo = ipv6_pseudo_header_sum(&src.octets(), &dst, u32::from(payload), IPPROTO_ICMPV6);
+    write_icmp_header(icmp, kind, code, rest, pseudo);
+    Some((start, IPV6_LEN + usize::from(payload)))
+}
+
+/// Writes type, code and the four bytes after the checksum, then the checksum over the
+/// whole message plus `pseudo` (the IPv6 pseudo-header's sum; 0 for ICMPv4).
+fn write_icmp_header(icmp: &mut [u8], kind: u8, code: u8, rest: [u8; 4], pseudo: u64) {
+    icmp[0] = kind;
+    icmp[1] = code;
+    icmp[2..4].copy_from_slice(&[0, 0]);
+    icmp[4..8].copy_from_slice(&rest);
+    let sum = checksum::fold(u64::from(checksum::sum(icmp)) + pseudo);
+    icmp[2..4].copy_from_slice(&(!sum).to_be_bytes());
+}
+
+/// The one's-complement sum of the IPv6 pseudo-header (RFC 8200 §8.1), unfolded.
+pub fn ipv6_pseudo_header_sum(src: &[u8; 16], dst: &[u8; 16], upper_len: u32, next_header: u8) -> u64 {
+    u64::from(checksum::sum(src))
+        + u64::from(checksum::sum(dst))
+        + u64::from(upper_len >> 16)
+        + u64::from(upper_len & 0xffff)
+        + u64::from(next_header)
+}
+
+/// Turns the IPv4 ICMP echo request at the front of `packet` (the whole datagram) into its
+/// reply in place: addresses swapped, type 0, a fresh `ttl`, checksums patched. False (and
+/// nothing written) if it is not an unfragmented echo request.
+pub fn ipv4_echo_reply_in_place(packet: &mut [u8], ttl: u8) -> bool {
+    let Some(&first) = packet.first() else { return false };
+    let ihl = usize::from(first & 0x0f) * 4;
+    if packet.len() < ihl + ICMP_HEADER_LEN || ihl < IPV4_LEN || packet[9] != IPPROTO_ICMP {
+        return false;
+    }
+    let frag = u16::from_be_bytes([packet[6], packet[7]]);
+    if frag & 0x3fff != 0 || packet[ihl] != ICMPV4_ECHO_REQUEST {
+        return false;
+    }
+    let (ip, icmp) = packet.split_at_mut(ihl);
+    let mut src = [0u8; 4];
+    src.copy_from_slice(&ip[12..16]);
+    ip.copy_within(16..20, 12);
+    ip[16..20].copy_from_slice(&src);
+    ip[8] = ttl;
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let old = u16::from_be_bytes([icmp[0], icmp[1]]);
+    icmp[0] = ICMPV4_ECHO_REPLY;
+    let new = u16::from_be_bytes([icmp[0], icmp[1]]);
+    let check = u16::from_be_bytes([icmp[2], icmp[3]]);
+    icmp[2..4].copy_from_slice(&checksum::update(check, old, new).to_be_bytes());
+    true
+}
+
+/// The header fields of an IPv4 ICMP echo message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Echo {
+    /// [`ICMPV4_ECHO_REQUEST`] or [`ICMPV4_ECHO_REPLY`].
+    pub kind: u8,
+    /// IP source.
+    pub src: Ipv4Addr,
+    /// IP destination.
+    pub dst: Ipv4Addr,
+    /// ICMP identifier.
+    pub ident: u16,
+    /// ICMP sequence number.
+    pub seq: u16,
+    /// IP TTL.
+    pub ttl: u8,
+}
+
+/// Writes the IPv4 ICMP echo message `echo` carrying `payload` into `buf`; returns its
+/// length, or `None` if `buf` is too short.
+pub fn write_ipv4_echo(buf: &mut [u8], echo: &Echo, payload: &[u8]) -> Option<usize> {
+    let len = IPV4_LEN + ICMP_HEADER_LEN + payload.len();
+    let total = u16::try_from(len).ok()?;
+    let packet = buf.get_mut(..len)?;
+    let (ip, icmp) = packet.split_at_mut(IPV4_LEN);
+    write_ipv4_header(ip, total, 0, echo.ttl, IPPROTO_ICMP, echo.src.octets(), echo.dst.octets());
+    icmp[ICMP_HEADER_LEN..].copy_from_slice(payload);
+    let [i0, i1] = echo.ident.to_be_bytes();
+    let [s0, s1] = echo.seq.to_be_bytes();
+    write_icmp_header(icmp, echo.kind, 0, [i0, i1, s0, s1], 0);
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // IPv4 UDP 10.0.0.1:1234 → 203.0.113.7:53, TTL 64, DF, total length 1400 (zero payload).
+    fn udp_packet(len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[..20].copy_from_slice(&[0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 203, 0, 113, 7]);
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        let c = checksum::checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[20..24].copy_from_slice(&[0x04, 0xd2, 0, 53]);
+        p
+    }
+
+    #[test]
+    fn fragmentation_needed_quotes_548_bytes_with_literal_header() {
+        let original = udp_packet(1400);
+        let mut frame = vec![0xa5u8; 100];
+        frame.extend_from_slice(&original);
+        let (start, len) = icmpv4_error(
+            &mut frame,
+            100,
+            1400,
+            Icmpv4Error::FragmentationNeeded { next_hop_mtu: 1476 },
+            Ipv4Addr::new(192, 0, 2, 1),
+            64,
+        )
+        .unwrap();
+        assert_eq!((start, len), (72, 576));
+        let out = &frame[start..start + len];
+        #[rustfmt::skip]
+        let head: [u8; 28] = [
+            0x45, 0xc0, 0x02, 0x40, 0, 0, 0x40, 0, 64, 1, 0, 0,    // IPv4: 576 bytes, ICMP
+            192, 0, 2, 1,  10, 0, 0, 1,                            // to the original source
+            3, 4, 0, 0,  0, 0, 0x05, 0xc4,                         // type 3 code 4, MTU 1476
+        ];
+        let mut got = [0u8; 28];
+        got.copy_from_slice(&out[..28]);
+        got[10..12].copy_from_slice(&[0, 0]);
+        got[22..24].copy_from_slice(&[0, 0]);
+        assert_eq!(got, head);
+        assert_eq!(checksum::sum(&out[..20]), 0xffff);
+        assert_eq!(checksum::sum(&out[20..]), 0xffff);
+        assert_eq!(&out[28..], &original[..548], "the quote is the packet as received");
+    }
+
+    #[test]
+    fn packet_too_big_checksums_with_pseudo_header() {
+        let mut original = vec![0u8; 1500];
+        original[0] = 0x60;
+        original[4..6].copy_from_slice(&1460u16.to_be_bytes());
+        original[6] = 17;
+        original[7] = 64;
+        original[8..24].copy_from_slice(&"2001:db8:1::2".parse::<Ipv6Addr>().unwrap().octets());
+        original[24..40].copy_from_slice(&"2001:db8:acbe::10".parse::<Ipv6Addr>().unwrap().octets());
+        let mut frame = vec![0u8; 64];
+        frame.extend_from_slice(&original);
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let (start, len) =
+            icmpv6_error(&mut frame, 64, 1500, Icmpv6Error::PacketTooBig { mtu: 1456 }, src, 64).unwrap();
+        assert_eq!((start, len), (16, 1280));
+        let out = &frame[start..start + len];
+        assert_eq!(&out[..8], &[0x60, 0, 0, 0, 0x04, 0xd8, 58, 64]);
+        assert_eq!(&out[8..24], &src.octets());
+        assert_eq!(&out[24..40], &original[8..24]);
+        assert_eq!(&out[40..42], &[2, 0]);
+        assert_eq!(&out[44..48], &1456u32.to_be_bytes());
+        let mut s = [0u8; 16];
+        s.copy_from_slice(&out[8..24]);
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&out[24..40]);
+        let pseudo = ipv6_pseudo_header_sum(&s, &d, 1240, 58);
+        assert_eq!(checksum::fold(u64::from(checksum::sum(&out[40..])) + pseudo), 0xffff);
+        assert_eq!(&out[48..], &original[..1232]);
+    }
+
+    #[test]
+    fn errors_are_not_sent_about_errors_fragments_or_group_addresses() {
+        let ok = udp_packet(100);
+        assert!(ipv4_error_allowed(&ok));
+        let mut later_fragment = ok.clone();
+        later_fragment[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
+        assert!(!ipv4_error_allowed(&later_fragment));
+        let mut broadcast = ok.clone();
+        broadcast[12..16].copy_from_slice(&[255, 255, 255, 255]);
+        assert!(!ipv4_error_allowed(&broadcast));
+        let mut icmp_error = ok.clone();
+        icmp_error[9] = 1;
+        icmp_error[20] = 3;
+        assert!(!ipv4_error_allowed(&icmp_error));
+        icmp_error[20] = 8; // echo request
+        assert!(ipv4_error_allowed(&icmp_error));
+        assert!(!ipv4_error_allowed(&ok[..19]));
+
+        let mut v6 = vec![0u8; 48];
+        v6[0] = 0x60;
+        v6[6] = 58;
+        v6[8] = 0x20;
+        v6[24] = 0xff; // multicast destination
+        v6[40] = 128;
+        assert!(ipv6_error_allowed(&v6, Icmpv6Error::PacketTooBig { mtu: 1280 }));
+        assert!(!ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
+        v6[24] = 0x20;
+        v6[40] = 1; // destination unreachable: an error
+        assert!(!ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
+    }
+
+    #[test]
+    fn echo_reply_swaps_addresses_and_keeps_checksums_valid() {
+        let mut p = [0u8; 32];
+        let echo = Echo {
+            kind: ICMPV4_ECHO_REQUEST,
+            src: Ipv4Addr::new(10, 213, 0, 1),
+            dst: Ipv4Addr::new(10, 213, 0, 0),
+            ident: 7,
+            seq: 9,
+            ttl: 63,
+        };
+        let len = write_ipv4_echo(&mut p, &echo, b"ping").unwrap();
+        assert_eq!(len, 32);
+        assert_eq!(checksum::sum(&p[20..]), 0xffff);
+        assert!(ipv4_echo_reply_in_place(&mut p, 64));
+        assert_eq!(&p[12..20], &[10, 213, 0, 0, 10, 213, 0, 1]);
+        assert_eq!((p[8], p[20]), (64, 0));
+        assert_eq!(checksum::sum(&p[..20]), 0xffff);
+        assert_eq!(checksum::sum(&p[20..]), 0xffff);
+        assert_eq!(&p[24..28], &[0, 7, 0, 9]);
+        assert!(!ipv4_echo_reply_in_place(&mut p, 64), "a reply is not answered");
+    }
+}
