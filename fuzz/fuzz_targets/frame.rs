@@ -1,0 +1,56 @@
+//! Any bytes, as a received frame, through the whole pipeline (both tunnel directions, ICMP
+//! errors, fragmentation, MSS clamping): nothing panics or reads out of bounds, and every
+//! frame transmitted, spilled ones included, is one transitd's own parser accepts, with a
+//! valid outer IPv4 header checksum.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use transitd::io::{Frame, HEADROOM, Spill};
+use transitd::pipeline::{Limits, Parsed, SPILL_SLOTS, Verdict, parse_frame, process_frame};
+use transitd::snapshot::Snapshot;
+
+const CONFIG: &str = include_str!("../../dataplane/tests/data/tunnel-edge.toml");
+
+/// The tunnel-edge test configuration, and the same with a 576-byte tunnel MTU (fragments).
+fn snapshots() -> &'static [Snapshot; 2] {
+    static S: OnceLock<[Snapshot; 2]> = OnceLock::new();
+    S.get_or_init(|| {
+        let build = |text: &str| Snapshot::build(&transitd::config::parse("fuzz.toml", text).unwrap()).unwrap();
+        let small = CONFIG.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576");
+        [build(CONFIG), build(&small)]
+    })
+}
+
+fn check_output(bytes: &[u8]) {
+    assert!(bytes.len() >= 14 + 20, "a frame too short to carry IP: {bytes:02x?}");
+    match parse_frame(bytes, bytes.len() as u32).1 {
+        Parsed::Ip(ip) => {
+            if !ip.is_ipv6 {
+                let h = &bytes[ip.l3_start..ip.l3_start + ip.header_len];
+                assert_eq!(gre::checksum::sum(h), 0xffff, "bad IPv4 checksum in {bytes:02x?}");
+            }
+        }
+        other => panic!("transitd sent what it would not accept ({other:?}): {bytes:02x?}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, frame)) = data.split_first() else { return };
+    let snap = &snapshots()[usize::from(selector & 1)];
+    let mut buf = vec![0u8; HEADROOM + frame.len().max(64)];
+    buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+    let mut limits = Limits::new(snap);
+    let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut f = Frame::new(&mut buf, HEADROOM, frame.len(), frame.len() as u32, 0);
+    let outcome = process_frame(snap, Some(&snap.eth), &mut limits, &mut spill, &mut f);
+    if let Verdict::Tx { start, len, .. } = outcome.verdict {
+        let out = f.buf.get(start..start + len).expect("a Tx range inside the buffer");
+        check_output(out);
+    }
+    assert_eq!(spill.len(), usize::from(outcome.spilled));
+    for out in spill.frames() {
+        check_output(out);
+    }
+});
