@@ -54,10 +54,15 @@ pub(super) fn route<'s>(snap: &'s Snapshot, customer: &Customer, key: &Key, is_i
 }
 
 /// Picks the tunnel for a flow: among the tunnels of the best priority that has one up,
-/// by the flow's hash in proportion to their weights, so that a flow stays on one tunnel
-/// while the set of healthy ones does not change. With every tunnel down, the best
-/// priority's tunnels are used as if up: a route must not black-hole on a false alarm.
-pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: u64) -> Option<TunnelId> {
+/// by the flow's hash (`flow`, computed only when there is a choice) in proportion to their
+/// weights, so that a flow stays on one tunnel while the set of healthy ones does not
+/// change. With every tunnel down, the best priority's tunnels are used as if up: a route
+/// must not black-hole on a false alarm.
+#[inline]
+pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: impl FnOnce() -> u64) -> Option<TunnelId> {
+    if let [only] = group {
+        return Some(only.tunnel);
+    }
     let up = |n: &NextTunnel| snap.health.is_up(n.tunnel);
     let (priority, any_up) = match group.iter().find(|n| up(n)) {
         Some(n) => (n.priority, true),
@@ -65,7 +70,7 @@ pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: u64) ->
     };
     let eligible = |n: &&NextTunnel| n.priority == priority && (!any_up || up(n));
     let total: u64 = group.iter().filter(eligible).map(|n| u64::from(n.weight)).sum();
-    let mut pick = flow % total.max(1);
+    let mut pick = flow() % total.max(1);
     for n in group.iter().filter(eligible) {
         if pick < u64::from(n.weight) {
             return Some(n.tunnel);
@@ -284,7 +289,7 @@ fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: 
     };
     let Some(customer) = customer else { return ethernet(ctx, buf, l3, len, is_ipv6, reason) };
     let customer = &snap.customers[usize::from(customer)];
-    let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, flow_hash(&key)));
+    let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_hash(&key)));
     let Some(tunnel) = tunnel.and_then(|t| snap.tunnels.get(usize::from(t))) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
@@ -341,8 +346,8 @@ weight = 3
         let mut n = [0u32; 3];
         for i in 0..40_000u64 {
             let flow = classifier::limit::mix(i);
-            let t = choose_tunnel(s, group, flow).unwrap();
-            assert_eq!(choose_tunnel(s, group, flow), Some(t), "a flow stays on its tunnel");
+            let t = choose_tunnel(s, group, || flow).unwrap();
+            assert_eq!(choose_tunnel(s, group, || flow), Some(t), "a flow stays on its tunnel");
             n[usize::from(t)] += 1;
         }
         n

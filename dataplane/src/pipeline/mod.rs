@@ -143,7 +143,9 @@ pub fn process_batch_via(
         let before = state.spill.len();
         let outcome = process_frame(snapshot, eth.as_ref(), &mut state.limits, &mut state.spill, frame);
         state.stats.count(&outcome);
-        state.stats.count_spilled(TxReason::Fragment, state.spill.len() - before, state.spill.bytes_from(before));
+        if outcome.spilled > 0 {
+            state.stats.count_spilled(TxReason::Fragment, state.spill.len() - before, state.spill.bytes_from(before));
+        }
         frame.verdict = outcome.verdict;
     }
 }

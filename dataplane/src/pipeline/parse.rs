@@ -114,6 +114,7 @@ fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
     }
 }
 
+#[inline]
 fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     let ip = match Ipv4Slice::from_slice(l3) {
         Ok(ip) => ip,
