@@ -527,3 +527,40 @@ fn keepalives_pings_and_hairpins_come_out_as_routers_expect() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn gre_checksums_and_keys_transitd_writes_verify_in_tshark() {
+    // acme's tunnel with a key and GRE checksums: every frame sent into it carries both, and
+    // tshark verifies the checksum over header and payload. (The router's own GRE in the
+    // capture has no key, so it is now refused: what goes into the tunnel is frame 1 and the
+    // three fragments of frame 3.)
+    let (config, file) = tunnel_edge();
+    let config =
+        config.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nkey = 1001\nchecksum = true");
+    let (out, stats) = replay_to(&config, &file, "gre-checksum");
+    let rows = tshark(
+        &out,
+        &[
+            "-Y",
+            "ip.dst#1 == 198.51.100.1 and gre",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "gre.flags.checksum",
+            "-e",
+            "gre.flags.key",
+            "-e",
+            "gre.key",
+            "-e",
+            "gre.checksum.status",
+        ],
+    );
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(rows, ["1\t1\t0x000003e9\t1"; 4]);
+    // Frames 7-14 and 22 from acme's router, 15 from beta's, as before.
+    assert_eq!(stats.dropped_for(DropReason::GreKeyMismatch), 10);
+    assert_eq!(stats.sent_as(TxReason::Fragment), 3);
+    let _ = std::fs::remove_file(out);
+}
