@@ -25,6 +25,45 @@ use skel::{TransitdSkel, TransitdSkelBuilder};
 const STAT_REDIRECTED: u32 = 0;
 const STAT_PASSED: u32 = 1;
 const STAT_NO_SOCKET: u32 = 2;
+const STAT_EGRESS_LOCAL: u32 = 3;
+const STAT_BACKBONE_LOCAL: u32 = 4;
+
+/// Table sizes of `consts.h`.
+const MAX_EGRESS_ADDRS: usize = 16384;
+const MAX_EGRESS_SLICES: usize = 16384 * 32;
+const MAX_BACKBONE_PEERS: usize = 4096;
+
+/// The program's configuration (its `config` map).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpConfig {
+    /// The anycast address customers send GRE to.
+    pub anycast: Ipv4Addr,
+    /// The IPv6 anycast address, if any.
+    pub anycast_v6: Option<Ipv6Addr>,
+    /// Soft-unicast, if configured.
+    pub soft_unicast: Option<SoftUnicastConfig>,
+}
+
+/// Soft-unicast's scalars for the program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoftUnicastConfig {
+    /// This server's backbone address.
+    pub backbone: Ipv4Addr,
+    /// Its data centre's backbone address.
+    pub dc_backbone: Ipv4Addr,
+    /// Upper 24 bits of backbone GRE keys.
+    pub key_id: u32,
+    /// This server's index in the plan's owner table.
+    pub this_server: u16,
+    /// Its data centre's index.
+    pub this_dc: u16,
+    /// Ports below this are in no slice.
+    pub reserved_ports: u16,
+    /// Ports per slice.
+    pub slice_size: u16,
+    /// Slices per address.
+    pub slices: u32,
+}
 
 /// Why loading, attaching or updating failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +80,14 @@ pub enum BpfError {
         mode: &'static str,
         /// The reason.
         source: libbpf_rs::Error,
+    },
+    /// A table larger than the program's maps.
+    #[error("{what} too large for the XDP program's maps (at most {limit})")]
+    TooLarge {
+        /// What.
+        what: &'static str,
+        /// The limits.
+        limit: String,
     },
     /// Updating a map.
     #[error("updating map {map}: {source}")]
@@ -72,6 +119,10 @@ pub struct XdpStats {
     pub passed: u64,
     /// Frames that are transitd's but arrived on a queue without a socket (passed).
     pub no_socket: u64,
+    /// Soft-unicast return traffic this server owns, passed to its socket.
+    pub egress_local: u64,
+    /// Backbone GRE carrying such traffic, decapsulated and passed.
+    pub backbone_local: u64,
 }
 
 /// The loaded (not necessarily attached) program.
@@ -132,21 +183,76 @@ impl XdpProgram {
             .map_err(|source| BpfError::Map { map: "xsks", source })
     }
 
-    /// Sets the anycast addresses GRE arrives at (IPv6 optional).
-    pub fn set_anycast(&self, anycast: Ipv4Addr, anycast_v6: Option<Ipv6Addr>) -> Result<(), BpfError> {
-        // struct transitd_config { __u32 anycast_v4; __u32 has_anycast_v6; __u8 anycast_v6[16]; }
-        // (addresses in network order)
-        let mut value = [0u8; 24];
-        value[..4].copy_from_slice(&anycast.octets());
-        if let Some(v6) = anycast_v6 {
+    /// Sets the program's configuration: the anycast addresses GRE arrives at (IPv6
+    /// optional) and soft-unicast's scalars (its tables are [`XdpProgram::set_egress`]'s).
+    pub fn set_config(&self, config: &XdpConfig) -> Result<(), BpfError> {
+        // struct transitd_config (maps.h): addresses in network order, the rest native.
+        let mut value = [0u8; 52];
+        value[..4].copy_from_slice(&config.anycast.octets());
+        if let Some(v6) = config.anycast_v6 {
             value[4..8].copy_from_slice(&1u32.to_ne_bytes());
             value[8..24].copy_from_slice(&v6.octets());
+        }
+        if let Some(su) = &config.soft_unicast {
+            value[24..28].copy_from_slice(&1u32.to_ne_bytes());
+            value[28..32].copy_from_slice(&su.backbone.octets());
+            value[32..36].copy_from_slice(&su.dc_backbone.octets());
+            value[36..40].copy_from_slice(&su.key_id.to_ne_bytes());
+            value[40..42].copy_from_slice(&su.this_server.to_ne_bytes());
+            value[42..44].copy_from_slice(&su.this_dc.to_ne_bytes());
+            value[44..46].copy_from_slice(&su.reserved_ports.to_ne_bytes());
+            value[46..48].copy_from_slice(&su.slice_size.to_ne_bytes());
+            value[48..52].copy_from_slice(&su.slices.to_ne_bytes());
         }
         self.skel
             .maps
             .config
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
             .map_err(|source| BpfError::Map { map: "config", source })
+    }
+
+    /// Replaces soft-unicast's tables: each egress address with its data centre (its row is
+    /// its position), the owner of each slice row by row (`u16::MAX`: none), and the fleet's
+    /// backbone addresses.
+    pub fn set_egress(
+        &self,
+        addresses: &[(Ipv4Addr, u16)],
+        owners: &[u16],
+        peers: &[Ipv4Addr],
+    ) -> Result<(), BpfError> {
+        if addresses.len() > MAX_EGRESS_ADDRS || owners.len() > MAX_EGRESS_SLICES || peers.len() > MAX_BACKBONE_PEERS {
+            return Err(BpfError::TooLarge {
+                what: "soft-unicast plan",
+                limit: format!(
+                    "{MAX_EGRESS_ADDRS} addresses, {MAX_EGRESS_SLICES} slices, {MAX_BACKBONE_PEERS} backbone peers"
+                ),
+            });
+        }
+        for (i, o) in owners.iter().enumerate() {
+            let (key, value) = ((i as u32).to_ne_bytes(), o.to_ne_bytes());
+            self.skel
+                .maps
+                .egress_owners
+                .update(&key, &value, MapFlags::ANY)
+                .map_err(|source| BpfError::Map { map: "egress_owners", source })?;
+        }
+        let mut keys = Vec::with_capacity(addresses.len());
+        for (row, (addr, dc)) in addresses.iter().enumerate() {
+            // struct egress_addr { __u16 dc; __u16 pad; __u32 row; }
+            let mut value = [0u8; 8];
+            value[..2].copy_from_slice(&dc.to_ne_bytes());
+            value[4..].copy_from_slice(&(row as u32).to_ne_bytes());
+            let key = addr.octets().to_vec();
+            self.skel
+                .maps
+                .egress_addrs
+                .update(&key, &value, MapFlags::ANY)
+                .map_err(|source| BpfError::Map { map: "egress_addrs", source })?;
+            keys.push(key);
+        }
+        remove_stale(&self.skel.maps.egress_addrs, "egress_addrs", &keys)?;
+        let peer_keys: Vec<Vec<u8>> = peers.iter().map(|p| p.octets().to_vec()).collect();
+        replace_keys(&self.skel.maps.backbone_peers, "backbone_peers", peer_keys)
     }
 
     /// Replaces the owned IPv4 prefixes: adds the new ones first, then removes the stale
@@ -172,7 +278,13 @@ impl XdpProgram {
                 _ => 0,
             }
         };
-        XdpStats { redirected: read(STAT_REDIRECTED), passed: read(STAT_PASSED), no_socket: read(STAT_NO_SOCKET) }
+        XdpStats {
+            redirected: read(STAT_REDIRECTED),
+            passed: read(STAT_PASSED),
+            no_socket: read(STAT_NO_SOCKET),
+            egress_local: read(STAT_EGRESS_LOCAL),
+            backbone_local: read(STAT_BACKBONE_LOCAL),
+        }
     }
 }
 
@@ -187,7 +299,13 @@ fn replace_keys(map: &impl MapCore, name: &'static str, keys: Vec<Vec<u8>>) -> R
     for key in &keys {
         map.update(key, &[1], MapFlags::ANY).map_err(|source| BpfError::Map { map: name, source })?;
     }
-    let stale: Vec<Vec<u8>> = map.keys().filter(|k| !keys.contains(k)).collect();
+    remove_stale(map, name, &keys)
+}
+
+/// Deletes every key of `map` not in `keep`.
+fn remove_stale(map: &impl MapCore, name: &'static str, keep: &[Vec<u8>]) -> Result<(), BpfError> {
+    let keep: std::collections::HashSet<&[u8]> = keep.iter().map(Vec::as_slice).collect();
+    let stale: Vec<Vec<u8>> = map.keys().filter(|k| !keep.contains(k.as_slice())).collect();
     for key in stale {
         map.delete(&key).map_err(|source| BpfError::Map { map: name, source })?;
     }

@@ -8,12 +8,14 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod connect;
 pub mod dryrun;
 pub mod health;
 pub mod io;
 pub mod lpm;
 pub mod neigh;
 pub mod pipeline;
+pub mod plan_report;
 pub mod replay;
 pub mod run;
 pub mod snapshot;

@@ -102,6 +102,52 @@ enum Command {
         #[arg(long, requires = "config")]
         json: bool,
     },
+    /// Make the soft-unicast slice plan of a configuration: which server owns which ports of
+    /// which egress address. With --previous, keep as much of that plan as a balanced one
+    /// allows and list every slice that moves.
+    Plan {
+        /// The TOML configuration file (its [soft_unicast] section).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The plan in force (a file this command wrote).
+        #[arg(long, value_name = "PLAN.json")]
+        previous: Option<PathBuf>,
+        /// Write the plan here, for `plan = "..."` in [soft_unicast].
+        #[arg(long, short, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
+    },
+    /// Print the RFC 8805 geofeed of a configuration's egress addresses, or check a feed.
+    #[command(group(clap::ArgGroup::new("feed").required(true).args(["config", "check"])))]
+    Geofeed {
+        /// The TOML configuration file (its [soft_unicast] egress ranges).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A geofeed to validate against RFC 8805; errors name their line.
+        #[arg(long, value_name = "FEED.csv")]
+        check: Option<PathBuf>,
+    },
+    /// Open a TCP or UDP connection from an egress address with the wanted tags, inside this
+    /// server's port slice (soft-unicast egress), print its local address, and send a line.
+    Connect {
+        /// The TOML configuration file (its [soft_unicast] section names this server).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Country the egress address must geolocate to (`GB`).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Trust class of the egress address (`untrusted`).
+        #[arg(long)]
+        class: Option<String>,
+        /// UDP instead of TCP.
+        #[arg(long)]
+        udp: bool,
+        /// Send this line once connected, and print the first line of the answer (2 s at
+        /// most).
+        #[arg(long)]
+        send: Option<String>,
+        /// Where to connect, `ADDRESS:PORT` (IPv4).
+        remote: std::net::SocketAddrV4,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,13 +168,93 @@ fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
     })
 }
 
+fn soft_unicast<'s>(snap: &'s Snapshot, config: &Path) -> anyhow::Result<&'s transitd::snapshot::SoftUnicast> {
+    snap.soft_unicast.as_ref().with_context(|| format!("{}: no [soft_unicast] section", config.display()))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Plan { config, previous, out } => {
+            // The plan file the configuration names is what this command makes: plan from
+            // the section itself (the previous plan comes from --previous).
+            let snap = match transitd::config::load(&config).and_then(|mut loaded| {
+                if let Some(su) = &mut loaded.file.soft_unicast {
+                    su.get_mut().plan = None;
+                }
+                Snapshot::build(&loaded)
+            }) {
+                Ok(s) => s,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let su = soft_unicast(&snap, &config)?;
+            let previous: Option<portslice::Plan> = previous
+                .map(|p| -> anyhow::Result<portslice::Plan> {
+                    let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+                    serde_json::from_str(&text).with_context(|| format!("{}: not a plan file", p.display()))
+                })
+                .transpose()?;
+            let had_previous = previous.is_some();
+            let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
+            print!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_string_pretty(&plan)?)
+                    .with_context(|| out.display().to_string())?;
+                eprintln!("wrote {}", out.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Geofeed { config: Some(config), .. } => {
+            let snap = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            print!("{}", portslice::geofeed::generate(&soft_unicast(&snap, &config)?.plan.spec.egress));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Geofeed { check, .. } => {
+            let path = check.context("--check FILE or --config FILE")?;
+            let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+            Ok(match portslice::geofeed::parse(&text) {
+                Ok(entries) => {
+                    println!("{}: ok ({} entries)", path.display(), entries.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}:{}: {}", path.display(), e.line, e.reason);
+                    ExitCode::from(1)
+                }
+            })
+        }
+        Command::Connect { config, tag, class, udp, send, remote } => {
+            let snap = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let su = soft_unicast(&snap, &config)?;
+            let want = portslice::select::Want { country: tag.unwrap_or_default(), class: class.unwrap_or_default() };
+            let me = &su.owners.servers[usize::from(su.this_server)];
+            let slices = transitd::connect::slices(&su.plan, &want, me);
+            // Return traffic for another server's slice crosses the backbone: keep TCP
+            // segments small enough to fit once encapsulated (IPv4 + GRE with key, IPv4 + TCP).
+            let mss = (su.backbone_mtu - 28 - 40).min(65535) as u16;
+            transitd::connect::run(&slices, remote, udp, mss, send.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => Ok(match load(&file) {
             Ok(snap) => {
                 let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
+                let su = snap.soft_unicast.as_ref().map_or(String::new(), |su| {
+                    format!(
+                        "; soft-unicast: {} egress addresses, this server {}",
+                        su.plan.owners.len(),
+                        su.owners.servers[usize::from(su.this_server)]
+                    )
+                });
                 println!(
-                    "{}: ok ({} customers, {} tunnels, {} firewall rules)",
+                    "{}: ok ({} customers, {} tunnels, {} firewall rules{su})",
                     file.display(),
                     snap.customers.len(),
                     snap.tunnels.len(),

@@ -140,7 +140,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let program = XdpProgram::load()?;
     program.set_owned_v4(&snapshot.owned_v4)?;
     program.set_owned_v6(&snapshot.owned_v6)?;
-    program.set_anycast(std::net::Ipv4Addr::from(snapshot.anycast), snapshot.anycast_v6)?;
+    program_soft_unicast(&program, &snapshot)?;
 
     let mut sockets = Vec::new();
     for &queue in &queues {
@@ -259,7 +259,10 @@ fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &X
             v6.extend(old.owned_v6.iter().copied());
             let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
             let (owned_v4, owned_v6) = (new.owned_v4.clone(), new.owned_v6.clone());
-            let anycast = (std::net::Ipv4Addr::from(new.anycast), new.anycast_v6);
+            // Soft-unicast's tables move with the snapshot; between the two, the program and
+            // the workers may disagree on an owner for a moment, which the hop limit in the
+            // backbone key turns into a counted drop, never a loop.
+            let tables = program_soft_unicast(program, &new);
             // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
             // loses the probes in flight.
             let names: Vec<&str> = new.tunnels.iter().map(|t| t.name.as_str()).collect();
@@ -268,8 +271,7 @@ fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &X
             drop(names);
             shared.store(Arc::new(new));
             let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
-            let anycast_set = program.set_anycast(anycast.0, anycast.1);
-            match widened.and(narrowed).and(anycast_set) {
+            match widened.and(narrowed).and(tables) {
                 Ok(()) => eprintln!(
                     "transitd: reloaded {} in {:.1} ms",
                     path.display(),
@@ -279,6 +281,42 @@ fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &X
             }
         }
     }
+}
+
+/// The XDP program's configuration and soft-unicast tables from `snap`.
+fn program_soft_unicast(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
+    let su = snap.soft_unicast.as_ref();
+    if let Some(su) = su {
+        let slices = usize::from(su.plan.slices_per_ip);
+        let index: std::collections::HashMap<&str, u16> =
+            su.owners.servers.iter().enumerate().map(|(i, s)| (s.as_str(), i as u16)).collect();
+        let mut addresses = Vec::with_capacity(su.plan.owners.len());
+        let mut owners = Vec::with_capacity(su.plan.owners.len() * slices);
+        for (ip, slice_owners) in &su.plan.owners {
+            addresses.push((std::net::Ipv4Addr::from(*ip), su.owners.data_centre(*ip).unwrap_or(u16::MAX)));
+            owners.extend(slice_owners.iter().map(|o| index.get(o.as_str()).copied().unwrap_or(u16::MAX)));
+        }
+        let mut peers: Vec<std::net::Ipv4Addr> = su.server_backbone.iter().chain(&su.dc_backbone_of).copied().collect();
+        peers.sort_unstable();
+        peers.dedup();
+        program.set_egress(&addresses, &owners, &peers)?;
+    } else {
+        program.set_egress(&[], &[], &[])?;
+    }
+    program.set_config(&transitd_bpf::XdpConfig {
+        anycast: std::net::Ipv4Addr::from(snap.anycast),
+        anycast_v6: snap.anycast_v6,
+        soft_unicast: su.map(|su| transitd_bpf::SoftUnicastConfig {
+            backbone: su.backbone,
+            dc_backbone: su.dc_backbone,
+            key_id: su.key_id,
+            this_server: su.this_server,
+            this_dc: su.this_dc,
+            reserved_ports: su.plan.spec.reserved_ports,
+            slice_size: su.plan.spec.slice_size,
+            slices: u32::from(su.plan.slices_per_ip),
+        }),
+    })
 }
 
 struct WorkerContext {
@@ -454,7 +492,11 @@ fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStats) -> Strin
             let _ = writeln!(out, "  drop {:<22} {:>10}", r.name(), total.dropped_for(*r));
         }
     }
-    let _ = writeln!(out, "xdp: redirected {} passed {} no_socket {}", xdp.redirected, xdp.passed, xdp.no_socket);
+    let _ = writeln!(
+        out,
+        "xdp: redirected {} passed {} no_socket {} egress_local {} backbone_local {}",
+        xdp.redirected, xdp.passed, xdp.no_socket, xdp.egress_local, xdp.backbone_local
+    );
     out
 }
 

@@ -144,6 +144,8 @@ fn tcp_through_an_open_vswitch_router_arrives_intact_both_ways() {
     let _ = server6.wait();
     assert_eq!(got6, sha256(&small), "download over IPv6 inside GRE");
 
+    // A few more probe intervals (500 ms), however fast the transfers were.
+    std::thread::sleep(Duration::from_millis(1600));
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
     // The router returned the health probes: the tunnel is up, replies were consumed.

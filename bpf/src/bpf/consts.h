@@ -13,8 +13,19 @@
 
 #define IPPROTO_GRE_ 47
 
+/* Soft-unicast: egress addresses, and their slices in all (addresses × slices per address).
+ * 16384 addresses of 31 slices (2048-port slices) fit; the loader refuses a larger plan. */
+#define MAX_EGRESS_ADDRS 16384
+#define MAX_EGRESS_SLICES (16384 * 32)
+/* Backbone peers (servers and data centres of the fleet). */
+#define MAX_BACKBONE_PEERS 4096
+/* No server owns the slice. */
+#define NO_OWNER 0xffff
+
 /* Counters, one slot each in the per-CPU `stats` map (dataplane reads them by these indices). */
 #define STAT_REDIRECTED 0 /* handed to the AF_XDP socket of the rx queue */
 #define STAT_PASSED 1     /* not ours: to the kernel stack */
 #define STAT_NO_SOCKET 2  /* ours, but no socket on this queue: to the kernel stack */
-#define STAT_COUNT 3
+#define STAT_EGRESS_LOCAL 3   /* return traffic this server owns: to the kernel (its socket) */
+#define STAT_BACKBONE_LOCAL 4 /* backbone GRE for this server: decapsulated, to the kernel */
+#define STAT_COUNT 5

@@ -23,6 +23,25 @@ struct transitd_config {
 	__u32 anycast_v4;
 	__u32 has_anycast_v6;
 	__u8 anycast_v6[16];
+	/* Soft-unicast (su_enabled 0: none): this server's and its data centre's backbone
+	 * addresses, the backbone key's upper 24 bits, this server and data centre, and the
+	 * slice geometry. */
+	__u32 su_enabled;
+	__u32 backbone_v4;
+	__u32 dc_backbone_v4;
+	__u32 key_id;
+	__u16 this_server;
+	__u16 this_dc;
+	__u16 reserved_ports;
+	__u16 slice_size;
+	__u32 slices;
+};
+
+/* An egress address: its data centre and its row in `egress_owners`. */
+struct egress_addr {
+	__u16 dc;
+	__u16 pad;
+	__u32 row;
 };
 
 /* rx queue index -> AF_XDP socket of the worker polling that queue. */
@@ -56,6 +75,31 @@ struct {
 	__type(key, __u32);
 	__type(value, struct transitd_config);
 } config SEC(".maps");
+
+/* Soft-unicast egress address (network order) -> its data centre and row. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_EGRESS_ADDRS);
+	__type(key, __u32);
+	__type(value, struct egress_addr);
+} egress_addrs SEC(".maps");
+
+/* The server owning each slice, at row × slices + slice (NO_OWNER: none). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_EGRESS_SLICES);
+	__type(key, __u32);
+	__type(value, __u16);
+} egress_owners SEC(".maps");
+
+/* Backbone addresses of the fleet's servers and data centres (network order): backbone GRE
+ * from anywhere else is not decapsulated here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_BACKBONE_PEERS);
+	__type(key, __u32);
+	__type(value, __u8);
+} backbone_peers SEC(".maps");
 
 /* Per-CPU counters, indexed by STAT_*: no atomics on the packet path. */
 struct {

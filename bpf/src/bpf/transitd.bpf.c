@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* transitd's XDP program: redirect to the rx queue's AF_XDP socket exactly the frames
- * transitd owns (destination in an owned prefix; GRE to the anycast address) and pass
- * everything else to the kernel, so the host's own traffic (SSH, ARP, its addresses) keeps
- * working. Every decision is counted before it is returned. Policy beyond "ours or not"
- * is userspace's. */
+ * transitd owns (destination in an owned prefix; GRE to the anycast address; soft-unicast
+ * return traffic another server owns) and pass everything else to the kernel, so the host's
+ * own traffic (SSH, ARP, its addresses, the sockets of its own egress slices) keeps working.
+ * Every decision is counted before it is returned. Policy beyond "ours or not" is
+ * userspace's. */
 
 #include <linux/bpf.h>
 #include <linux/ip.h>
@@ -12,6 +13,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "consts.h"
+#include "egress.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -70,7 +72,27 @@ int xdp_transitd(struct xdp_md *ctx)
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > end)
 			return count(STAT_PASSED, XDP_PASS);
-		ours = is_ours_v4(ip);
+		__u32 zero = 0;
+		struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		if (cfg && cfg->su_enabled) {
+			/* Soft-unicast return traffic: this server's goes to its socket in the
+			 * kernel, another's to the data plane to forward. */
+			int mine = egress_mine(cfg, ip, end);
+			if (mine == 1)
+				return count(STAT_EGRESS_LOCAL, XDP_PASS);
+			int to_backbone = ip->protocol == IPPROTO_GRE_ &&
+					  (ip->daddr == cfg->backbone_v4 || ip->daddr == cfg->dc_backbone_v4);
+			if (mine == 0) {
+				ours = 1;
+			} else if (to_backbone) {
+				/* Packet pointers are stale after this call (it may move the head). */
+				if (backbone_mine(ctx, cfg))
+					return count(STAT_BACKBONE_LOCAL, XDP_PASS);
+				ours = 1; /* another server's, or not the plain shape: the data plane's */
+			}
+		}
+		if (!ours)
+			ours = is_ours_v4(ip);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > end)

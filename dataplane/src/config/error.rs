@@ -33,6 +33,11 @@ impl SourceMap {
         SourceMap { name: name.to_string(), text: text.to_string() }
     }
 
+    /// The file's name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The text.
     pub fn text(&self) -> &str {
         &self.text

@@ -25,9 +25,87 @@ pub struct ConfigFile {
     /// Tunnel health checks.
     #[serde(default)]
     pub health: HealthSection,
+    /// Soft-unicast: shared egress addresses and their return traffic.
+    pub soft_unicast: Option<Spanned<SoftUnicastSection>>,
     /// The customers whose prefixes this server announces.
     #[serde(default, rename = "customer")]
     pub customers: Vec<Spanned<CustomerSection>>,
+}
+
+/// `[soft_unicast]`: egress addresses shared by the servers of a fleet, each owning port
+/// slices; return traffic is forwarded over the backbone to its owner.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftUnicastSection {
+    /// This server's name (one of `[[soft_unicast.server]]`).
+    pub this_server: Spanned<String>,
+    /// Ports per slice; default 2048.
+    pub slice_size: Option<Spanned<u16>>,
+    /// Ports below this belong to no slice (delivered in the address's data centre);
+    /// default 1024.
+    pub reserved_ports: Option<Spanned<u16>>,
+    /// Identifies backbone GRE: the key's upper 24 bits (the low 8 carry the hop); default
+    /// 0x5355 ("SU").
+    pub backbone_key: Option<Spanned<u32>>,
+    /// A plan file written by `transitd plan` (relative to this file); default: the plan is
+    /// made from this file alone.
+    pub plan: Option<Spanned<String>>,
+    /// Largest packet the backbone carries, outer headers included; default 1500. Return
+    /// packets that would not fit once encapsulated are dropped as `backbone_mtu_exceeded`
+    /// (`transitd connect` lowers its TCP MSS so that they fit).
+    pub backbone_mtu: Option<Spanned<u32>>,
+    /// The data centres.
+    #[serde(default, rename = "data_centre")]
+    pub data_centres: Vec<Spanned<DataCentreSection>>,
+    /// The servers.
+    #[serde(default, rename = "server")]
+    pub servers: Vec<Spanned<ServerEntrySection>>,
+    /// The egress address ranges.
+    #[serde(default, rename = "egress")]
+    pub egress: Vec<Spanned<EgressSection>>,
+}
+
+/// `[[soft_unicast.data_centre]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataCentreSection {
+    /// Name (`lhr`).
+    pub name: Spanned<String>,
+    /// The backbone address other data centres send its return traffic to.
+    pub backbone: Spanned<String>,
+}
+
+/// `[[soft_unicast.server]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntrySection {
+    /// Name, unique in the fleet.
+    pub name: Spanned<String>,
+    /// Its data centre.
+    pub data_centre: Spanned<String>,
+    /// Its own backbone address.
+    pub backbone: Spanned<String>,
+}
+
+/// `[[soft_unicast.egress]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSection {
+    /// IPv4 prefix of egress addresses.
+    pub prefix: Spanned<String>,
+    /// The data centre that uses them.
+    pub data_centre: Spanned<String>,
+    /// ISO 3166-1 alpha-2 country they geolocate to (`GB`).
+    pub country: Spanned<String>,
+    /// ISO 3166-2 region (`GB-ENG`).
+    #[serde(default)]
+    pub region: String,
+    /// City.
+    #[serde(default)]
+    pub city: String,
+    /// Trust class (`trusted`, `untrusted`, ...).
+    #[serde(default)]
+    pub class: String,
 }
 
 /// `[health]`: the probes sent through every tunnel that has an `interface`.

@@ -19,6 +19,7 @@ pub mod parse;
 pub mod verdict;
 
 mod decap;
+pub mod egress;
 mod forward;
 mod ingress;
 
@@ -174,10 +175,17 @@ pub fn process_frame(
     if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
         return Outcome::new(Verdict::Drop(DropReason::BadIpv4Checksum));
     }
+    let now = frame.timestamp_ns;
+    if let Some(su) = &snap.soft_unicast
+        && egress::is_backbone(su, &key, &ip)
+    {
+        // From the fleet's own servers: not Internet traffic, past sanity and DoS.
+        let mut ctx = Ctx { snap, eth, limits, spill, now, spilled: 0, via: None };
+        return Outcome::new(egress::process(&mut ctx, su, frame, &key, &ip));
+    }
     if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
         return Outcome::new(Verdict::Drop(reason));
     }
-    let now = frame.timestamp_ns;
     let global = dos::apply(&snap.dos.rules, &key, now, &mut limits.dos, snap);
     let mut outcome = Outcome {
         dos_rule: global.rule,
@@ -189,7 +197,11 @@ pub fn process_frame(
         return outcome;
     }
     let mut ctx = Ctx { snap, eth, limits, spill, now, spilled: 0, via: None };
-    if decap::is_gre_to_us(snap, &key, &ip) {
+    if let Some(su) = &snap.soft_unicast
+        && egress::is_ours(su, &key, &ip)
+    {
+        outcome.verdict = egress::process(&mut ctx, su, frame, &key, &ip);
+    } else if decap::is_gre_to_us(snap, &key, &ip) {
         decap::process(&mut ctx, frame, &key, &ip, &mut outcome);
     } else {
         ingress::process(&mut ctx, frame, &key, &ip, &mut outcome);

@@ -97,6 +97,15 @@ reasons! {
         Egress = "egress",
         /// Addressed to our side of a tunnel and not a ping or a probe reply.
         TunnelInterface = "tunnel_interface",
+        /// Return traffic the plan sends back where it came from (the fleet's plans
+        /// disagree): dropped rather than looped.
+        BackboneLoop = "backbone_loop",
+        /// Backbone GRE from an address that is no server's, or with a key or hop not ours.
+        BackboneUnknownSource = "backbone_unknown_source",
+        /// Backbone GRE whose inner packet is not for an egress address.
+        BackboneNotEgress = "backbone_not_egress",
+        /// Return traffic too large for the backbone once encapsulated.
+        BackboneMtuExceeded = "backbone_mtu_exceeded",
         /// Not enough headroom in the frame buffer for the outer headers.
         NoHeadroom = "no_headroom",
         /// The next hop's MAC address is not (yet) in the neighbour table.
@@ -113,6 +122,9 @@ reasons! {
         NoCustomer = "no_customer",
         /// GRE that is not ours (version 1, i.e. PPTP, or other payloads).
         GreUnsupported = "gre_unsupported",
+        /// Return traffic to a shared egress address that this server owns: its socket is
+        /// in the host's stack.
+        EgressLocal = "egress_local",
     }
 }
 
@@ -135,6 +147,8 @@ reasons! {
         EchoReply = "echo_reply",
         /// A tunnel health probe.
         HealthProbe = "health_probe",
+        /// Return traffic forwarded over the backbone to the server that owns it.
+        Backbone = "backbone",
     }
 }
 

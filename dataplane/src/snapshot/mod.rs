@@ -21,8 +21,10 @@ use crate::health::{HealthConfig, HealthTable};
 use crate::lpm::PrefixTable;
 
 mod dos;
+mod soft_unicast;
 
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
+pub use soft_unicast::SoftUnicast;
 
 /// Default frame size: one AF_XDP UMEM frame.
 pub const DEFAULT_FRAME_SIZE: usize = 4096;
@@ -91,6 +93,8 @@ pub struct Snapshot {
     pub dos: Dos,
     /// DoS rules in all (global, then each customer's): the size of the DoS counter array.
     pub dos_rule_count: usize,
+    /// Soft-unicast egress addresses and their owners, if configured.
+    pub soft_unicast: Option<SoftUnicast>,
 }
 
 /// How the destination MAC of encapsulated frames is found.
@@ -400,6 +404,20 @@ impl Builder<'_> {
         tunnel_index.sort_unstable();
 
         self.check_overlaps(&mut prefixes, &loaded.file.customers);
+        let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
+        if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
+            // An address is either a customer's or shared egress, never both.
+            for &(net, len) in &su.egress {
+                let egress = IpNet::V4(ipnet::Ipv4Net::new(net, len).unwrap_or_default());
+                if let Some(p) = prefixes.iter().find(|p| p.net.contains(&egress) || egress.contains(&p.net)) {
+                    let at = self.src.pos(p.span.start);
+                    self.err(
+                        &section.span(),
+                        format!("egress prefix {egress} overlaps customer prefix {} (at {at})", p.net),
+                    );
+                }
+            }
+        }
 
         let mut route_groups = Vec::new();
         for (index, section) in loaded.file.customers.iter().enumerate() {
@@ -449,6 +467,7 @@ impl Builder<'_> {
             rule_count: rule_count as usize,
             dos,
             dos_rule_count: dos_rule_count as usize,
+            soft_unicast,
         }
     }
 

@@ -1,0 +1,154 @@
+/* Soft-unicast's return path in XDP: a packet to a shared egress address that this server
+ * owns goes to the kernel (where its socket is), and so does backbone GRE carrying one,
+ * decapsulated here. Everything else about egress addresses (another server's, another data
+ * centre's) is the data plane's to forward: redirected. The rules are the data plane's
+ * (dataplane/src/pipeline/egress.rs); this file only answers "is it mine?". */
+#pragma once
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "consts.h"
+#include "maps.h"
+
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+
+struct ports_ {
+	__be16 src;
+	__be16 dst;
+};
+
+struct icmp_ {
+	__u8 type;
+	__u8 code;
+	__be16 check;
+	__be16 ident;
+	__be16 seq;
+};
+
+/* The port that says who owns a return packet: TCP/UDP destination port, an echo reply's
+ * identifier, or the source port (echo identifier) of our packet an ICMP error quotes.
+ * 0 if there is none. */
+static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *port)
+{
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return 0; /* a later fragment: no transport header */
+	__u32 ihl = (ip->ihl & 0xf) * 4;
+	if (ihl < sizeof(*ip))
+		return 0;
+	void *l4 = (void *)ip + ihl;
+	if (ip->protocol == IPPROTO_TCP_ || ip->protocol == IPPROTO_UDP_) {
+		struct ports_ *p = l4;
+		if ((void *)(p + 1) > end)
+			return 0;
+		*port = bpf_ntohs(p->dst);
+		return 1;
+	}
+	if (ip->protocol != IPPROTO_ICMP_)
+		return 0;
+	struct icmp_ *ic = l4;
+	if ((void *)(ic + 1) > end)
+		return 0;
+	if (ic->type == 0) {
+		*port = bpf_ntohs(ic->ident);
+		return 1;
+	}
+	if (ic->type != 3 && ic->type != 4 && ic->type != 5 && ic->type != 11 && ic->type != 12)
+		return 0;
+	struct iphdr *q = (void *)(ic + 1);
+	if ((void *)(q + 1) > end || q->version != 4)
+		return 0;
+	__u32 qihl = (q->ihl & 0xf) * 4;
+	if (qihl < sizeof(*q))
+		return 0;
+	void *ql4 = (void *)q + qihl;
+	if (q->protocol == IPPROTO_TCP_ || q->protocol == IPPROTO_UDP_) {
+		struct ports_ *p = ql4;
+		if ((void *)(p + 1) > end)
+			return 0;
+		*port = bpf_ntohs(p->src);
+		return 1;
+	}
+	if (q->protocol == IPPROTO_ICMP_) {
+		struct icmp_ *qi = ql4;
+		if ((void *)(qi + 1) > end || qi->type != 8)
+			return 0;
+		*port = bpf_ntohs(qi->ident);
+		return 1;
+	}
+	return 0;
+}
+
+/* 1: the packet to an egress address is this server's to deliver; 0: another's (forward);
+ * -1: not an egress address. */
+static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end)
+{
+	__u32 dst = ip->daddr;
+	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &dst);
+	if (!e)
+		return -1;
+	int dc_mine = e->dc == cfg->this_dc;
+	__u16 port = 0;
+	if (!steering_port(ip, end, &port) || port < cfg->reserved_ports || !cfg->slice_size)
+		return dc_mine;
+	__u32 slice = (__u32)(port - cfg->reserved_ports) / cfg->slice_size;
+	if (slice >= cfg->slices)
+		return dc_mine;
+	__u32 idx = e->row * cfg->slices + slice;
+	__u16 *owner = bpf_map_lookup_elem(&egress_owners, &idx);
+	if (!owner || *owner == NO_OWNER)
+		return dc_mine;
+	return *owner == cfg->this_server;
+}
+
+struct gre_key_hdr_ {
+	__be16 flags;
+	__be16 proto;
+	__be32 key;
+};
+
+/* Backbone GRE to this server carrying return traffic this server owns: strips the outer
+ * IPv4 and GRE headers, keeps the Ethernet addresses, and returns 1 (pass the inner packet to
+ * the kernel). 0: not such a packet (the data plane decides). Only the plain shape the data
+ * plane sends is handled here: no VLAN tag, no IPv4 options, GRE with a key only. */
+static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_config *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
+	    ip->protocol != IPPROTO_GRE_ || (ip->frag_off & bpf_htons(0x3fff)))
+		return 0;
+	if (ip->daddr != cfg->backbone_v4 && ip->daddr != cfg->dc_backbone_v4)
+		return 0;
+	__u32 src = ip->saddr;
+	if (!bpf_map_lookup_elem(&backbone_peers, &src))
+		return 0;
+	struct gre_key_hdr_ *g = (void *)(ip + 1);
+	if ((void *)(g + 1) > end || g->flags != bpf_htons(0x2000) || g->proto != bpf_htons(ETH_P_IP))
+		return 0;
+	__u32 key = bpf_ntohl(g->key);
+	if (key >> 8 != cfg->key_id || ((key & 0xff) != 1 && (key & 0xff) != 2))
+		return 0;
+	struct iphdr *inner = (void *)(g + 1);
+	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end) != 1)
+		return 0;
+	__u8 macs[12];
+	__builtin_memcpy(macs, eth, sizeof(macs));
+	if (bpf_xdp_adjust_head(ctx, (int)(sizeof(*ip) + sizeof(*g))))
+		return 0;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	__builtin_memcpy(eth, macs, sizeof(macs));
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	return 1;
+}

@@ -1,0 +1,165 @@
+//! The egress side of soft-unicast: outgoing connections from a shared egress address, inside
+//! this server's port slice, so that their return traffic comes back to this server.
+//!
+//! The kernel picks the port, as for any connection, but only within the slice: the socket
+//! is bound to the egress address with `IP_BIND_ADDRESS_NO_PORT` (the port is chosen at
+//! `connect()`, per destination, so a slice's ports serve many more connections than it has
+//! ports) and limited with `IP_LOCAL_PORT_RANGE` (Linux 6.3). The egress address must be
+//! one of the host's own (for example on `lo`), as every server of the fleet has it.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use portslice::Plan;
+use portslice::select::{Want, own_slices};
+
+/// `IP_BIND_ADDRESS_NO_PORT` (linux/in.h).
+const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
+/// `IP_LOCAL_PORT_RANGE` (linux/in.h, Linux 6.3).
+const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+/// Where a connection may egress from: an address and this server's ports on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// The egress address.
+    pub addr: Ipv4Addr,
+    /// First port of the slice.
+    pub first: u16,
+    /// Last port of the slice.
+    pub last: u16,
+}
+
+/// The slices `server` owns on addresses whose tags match `want`, in address order. A server
+/// egresses only from its own slices, which are all on addresses of its own data centre.
+pub fn slices(plan: &Plan, want: &Want, server: &str) -> Vec<Slice> {
+    own_slices(plan, want, server)
+        .into_iter()
+        .map(|(ip, first, last)| Slice { addr: Ipv4Addr::from(ip), first, last })
+        .collect()
+}
+
+/// A socket of `kind` bound to `slice.addr` with its port to be chosen in the slice.
+fn slice_socket(slice: &Slice, kind: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a socket we just opened and own from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    setsockopt(raw, IP_BIND_ADDRESS_NO_PORT, 1u32)?;
+    let range = u32::from(slice.first) | (u32::from(slice.last) << 16);
+    setsockopt(raw, IP_LOCAL_PORT_RANGE, range)
+        .map_err(|e| io::Error::new(e.kind(), format!("IP_LOCAL_PORT_RANGE (Linux 6.3 or later): {e}")))?;
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(slice.addr).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in of the size given.
+    let rc = unsafe { libc::bind(raw, (&raw const addr).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+fn setsockopt(fd: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
+    // SAFETY: `value` is a u32 that lives across the call; the size passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(fd, libc::IPPROTO_IP, name, (&raw const value).cast(), size_of::<u32>() as libc::socklen_t)
+    };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn connect_fd(fd: &OwnedFd, remote: SocketAddrV4) -> io::Result<()> {
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: remote.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*remote.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+    // SAFETY: `addr` is a valid sockaddr_in of the size given.
+    let rc = unsafe { libc::connect(raw, (&raw const addr).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Opens a TCP connection to `remote` from `slice`, with the MSS lowered to `mss` (so that
+/// the return traffic fits the backbone if it must cross it), if given.
+pub fn tcp(slice: &Slice, remote: SocketAddrV4, mss: Option<u16>) -> io::Result<TcpStream> {
+    let fd = slice_socket(slice, libc::SOCK_STREAM)?;
+    if let Some(mss) = mss {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let value = libc::c_int::from(mss);
+        // SAFETY: as in `setsockopt`, for TCP_MAXSEG (an int).
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::IPPROTO_TCP,
+                libc::TCP_MAXSEG,
+                (&raw const value).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    connect_fd(&fd, remote)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Opens a UDP socket connected to `remote` from `slice`.
+pub fn udp(slice: &Slice, remote: SocketAddrV4) -> io::Result<UdpSocket> {
+    let fd = slice_socket(slice, libc::SOCK_DGRAM)?;
+    connect_fd(&fd, remote)?;
+    Ok(UdpSocket::from(fd))
+}
+
+/// Tries `slices` in order until one gives a connection (a slice whose ports are all taken
+/// toward `remote` fails with `EADDRNOTAVAIL`).
+pub fn first_available<T>(slices: &[Slice], mut open: impl FnMut(&Slice) -> io::Result<T>) -> io::Result<(Slice, T)> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no egress slice matches the wanted tags on this server");
+    for s in slices {
+        match open(s) {
+            Ok(t) => return Ok((*s, t)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// `transitd connect`: the first slice that gives a connection, its local address printed,
+/// `send` sent and one line of the answer printed.
+pub fn run(slices: &[Slice], remote: SocketAddrV4, udp: bool, mss: u16, send: Option<&str>) -> io::Result<()> {
+    use std::io::{BufRead, Write};
+    let timeout = Some(std::time::Duration::from_secs(2));
+    if udp {
+        let (_, sock) = first_available(slices, |s| self::udp(s, remote))?;
+        println!("udp {} -> {remote}", sock.local_addr()?);
+        if let Some(line) = send {
+            sock.send(format!("{line}\n").as_bytes())?;
+            sock.set_read_timeout(timeout)?;
+            let mut buf = [0u8; 2048];
+            if let Ok(n) = sock.recv(&mut buf) {
+                println!("{}", String::from_utf8_lossy(&buf[..n]).trim_end());
+            }
+        }
+    } else {
+        let (_, mut stream) = first_available(slices, |s| tcp(s, remote, Some(mss)))?;
+        println!("tcp {} -> {remote}", stream.local_addr()?);
+        if let Some(line) = send {
+            stream.write_all(format!("{line}\n").as_bytes())?;
+            stream.set_read_timeout(timeout)?;
+            let mut answer = String::new();
+            if std::io::BufReader::new(&stream).read_line(&mut answer).is_ok() {
+                println!("{}", answer.trim_end());
+            }
+        }
+    }
+    Ok(())
+}

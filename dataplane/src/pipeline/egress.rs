@@ -1,0 +1,203 @@
+//! The soft-unicast return path: a packet to a shared egress address goes to the server
+//! that owns its (address, port), wherever it lands.
+//!
+//! ```text
+//! from the Internet ─► owner? ─ this server ─────────────► the host's stack (its socket)
+//!                          ├─ another server here ─► backbone GRE, hop 2 ─► that server
+//!                          └─ another data centre ─► backbone GRE, hop 1 ─► that data centre
+//! from the backbone (hop 1) ─► owner? ─ this server ─► host; another server here ─► hop 2
+//! from the backbone (hop 2) ─► owner? ─ this server ─► host
+//! ```
+//!
+//! The port is the destination port (TCP, UDP), the identifier of an ICMP echo reply, or,
+//! for an ICMP error about one of our packets, the source port quoted in it. A packet with no
+//! port (another protocol, a later fragment) or a port in no slice belongs to the address's
+//! data centre as a whole and is delivered by whichever of its servers receives it.
+//!
+//! Backbone GRE carries the hop in the key's low byte, so that no packet crosses more than
+//! one data centre boundary and one server hop: a plan that disagrees between servers (a
+//! reload half-way through the fleet) drops as `backbone_loop` rather than looping. The XDP
+//! program does the common cases itself (delivers what this server owns, decapsulating
+//! backbone GRE for it); what reaches here is forwarded, and counted.
+
+use classifier::{Dim, Key};
+use gre::encap::{Endpoints, GreTunnel, encap_gre};
+use gre::packet::PROTO_IPV4;
+use gre::{GrePacket, GreRepr};
+use portslice::Owner;
+
+use super::forward::{Ctx, ipv4_checksum_ok};
+use super::parse::{IpFrame, Parsed, parse_inner};
+use super::verdict::{DropReason, PassReason, TxReason, Verdict};
+use crate::io::Frame;
+use crate::snapshot::{Snapshot, SoftUnicast};
+
+/// TTL of backbone GRE.
+const BACKBONE_TTL: u8 = 64;
+const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
+
+/// True when this packet is soft-unicast's: backbone GRE to one of our backbone addresses,
+/// or anything to an egress address.
+pub(super) fn is_ours(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
+    if ip.is_ipv6 {
+        return false;
+    }
+    let dst = (key.dst_addr() >> 96) as u32;
+    su.owners.data_centre(dst).is_some() || is_backbone(su, key, ip)
+}
+
+pub(super) fn is_backbone(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
+    let dst = (key.dst_addr() >> 96) as u32;
+    ip.fragment.is_none()
+        && key.get(Dim::L4Proto) == GRE
+        && (dst == u32::from(su.backbone) || dst == u32::from(su.dc_backbone))
+}
+
+/// A packet soft-unicast owns (see [`is_ours`]).
+pub(super) fn process(ctx: &mut Ctx<'_>, su: &SoftUnicast, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
+    if is_backbone(su, key, ip) {
+        return from_backbone(ctx, su, frame, key, ip);
+    }
+    return_path(ctx, su, frame, key, ip, 0)
+}
+
+/// Backbone GRE: from a server of the fleet, with our key; the inner packet goes on by its
+/// hop.
+fn from_backbone(
+    ctx: &mut Ctx<'_>,
+    su: &SoftUnicast,
+    frame: &mut Frame<'_>,
+    outer_key: &Key,
+    outer: &IpFrame,
+) -> Verdict {
+    let src = (outer_key.src_addr() >> 96) as u32;
+    if !su.server_backbone.iter().chain(&su.dc_backbone_of).any(|a| u32::from(*a) == src) {
+        return Verdict::Drop(DropReason::BackboneUnknownSource);
+    }
+    let outer_end = frame.start + outer.l3_start + outer.l3_len;
+    let Some(bytes) = frame.buf.get(frame.start + outer.l4_start..outer_end) else {
+        return Verdict::Drop(DropReason::Truncated);
+    };
+    let repr = match GreRepr::parse(&GrePacket::new_unchecked(bytes)) {
+        Ok(r) => r,
+        Err(gre::GreError::Truncated) => return Verdict::Drop(DropReason::Truncated),
+        Err(gre::GreError::BadChecksum) => return Verdict::Drop(DropReason::BadGreChecksum),
+        Err(_) => return Verdict::Drop(DropReason::BadGreHeader),
+    };
+    let hop = match repr.key {
+        Some(k) if k >> 8 == su.key_id && matches!(k & 0xff, 1 | 2) && repr.protocol == PROTO_IPV4 => (k & 0xff) as u8,
+        _ => return Verdict::Drop(DropReason::BackboneUnknownSource),
+    };
+    let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
+    let (key, parsed) = parse_inner(data, outer.l4_start + repr.header_len(), PROTO_IPV4, frame.wire_len);
+    let ip = match parsed {
+        Parsed::Ip(ip) => ip,
+        Parsed::NotIp => return Verdict::Drop(DropReason::BackboneNotEgress),
+        Parsed::Bad(reason) => return Verdict::Drop(reason),
+    };
+    if !ipv4_checksum_ok(data, &ip) {
+        return Verdict::Drop(DropReason::BadIpv4Checksum);
+    }
+    if su.owners.data_centre((key.dst_addr() >> 96) as u32).is_none() {
+        return Verdict::Drop(DropReason::BackboneNotEgress);
+    }
+    return_path(ctx, su, frame, &key, &ip, hop)
+}
+
+/// Sends a packet to an egress address to its owner; `hop` is how it came (0: from the
+/// Internet, 1: from another data centre, 2: from a server of this one).
+fn return_path(
+    ctx: &mut Ctx<'_>,
+    su: &SoftUnicast,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    hop: u8,
+) -> Verdict {
+    let data = frame.buf.get(frame.start..frame.start + ip.l3_start + ip.l3_len).unwrap_or(&[]);
+    let dst = (key.dst_addr() >> 96) as u32;
+    let owner = match steering_port(data, key, ip) {
+        Some(port) => su.owners.owner(dst, port),
+        None => match su.owners.data_centre(dst) {
+            Some(dc) => Owner::Unsliced { dc },
+            None => Owner::NotEgress,
+        },
+    };
+    let (target, next_hop) = match owner {
+        Owner::NotEgress => return Verdict::Drop(DropReason::BackboneNotEgress),
+        Owner::Server { server, .. } if server == su.this_server => return Verdict::Pass(PassReason::EgressLocal),
+        Owner::Unsliced { dc } if dc == su.this_dc => return Verdict::Pass(PassReason::EgressLocal),
+        // Another server of this data centre: one server hop, unless this is that hop.
+        Owner::Server { dc, server } if dc == su.this_dc => {
+            if hop >= 2 {
+                return Verdict::Drop(DropReason::BackboneLoop);
+            }
+            (su.server_backbone[usize::from(server)], 2)
+        }
+        // Another data centre: only from the Internet.
+        Owner::Server { dc, .. } | Owner::Unsliced { dc } => {
+            if hop >= 1 {
+                return Verdict::Drop(DropReason::BackboneLoop);
+            }
+            (su.dc_backbone_of[usize::from(dc)], 1)
+        }
+    };
+    let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let tunnel = GreTunnel {
+        endpoints: Endpoints::V4 { local: su.backbone, remote: target },
+        key: Some(su.key(next_hop)),
+        checksum: false,
+        ttl: BACKBONE_TTL,
+    };
+    if ip.l3_len + tunnel.overhead() > ctx.snap.backbone_mtu() {
+        return Verdict::Drop(DropReason::BackboneMtuExceeded);
+    }
+    let l3 = frame.start + ip.l3_start;
+    let tos = frame.buf.get(l3 + 1).copied().unwrap_or(0);
+    match encap_gre(frame.buf, l3, ip.l3_len, PROTO_IPV4, tos, &tunnel, eth) {
+        Ok(start) => Verdict::Tx { start, len: l3 + ip.l3_len - start, reason: TxReason::Backbone },
+        Err(gre::EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
+        Err(_) => Verdict::Drop(DropReason::Truncated),
+    }
+}
+
+/// The port that says who owns a return packet: TCP or UDP destination port; an ICMP echo
+/// reply's identifier (a ping socket's port); for an ICMP error, the source port (or echo
+/// identifier) of our packet that it quotes. `None` for anything else.
+pub fn steering_port(data: &[u8], key: &Key, ip: &IpFrame) -> Option<u16> {
+    if ip.fragment.is_some_and(|f| f.offset > 0) {
+        return None;
+    }
+    let word = |at: usize| data.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    match key.get(Dim::L4Proto) {
+        6 | 17 => word(ip.l4_start + 2),
+        1 => match key.get(Dim::IcmpType) {
+            0 => word(ip.l4_start + 4),
+            3 | 4 | 5 | 11 | 12 => {
+                // The quoted packet: our IPv4 header, then the first 8 bytes of its payload.
+                let quoted = ip.l4_start + 8;
+                let first = *data.get(quoted)?;
+                let ihl = usize::from(first & 0x0f) * 4;
+                if first >> 4 != 4 || ihl < 20 {
+                    return None;
+                }
+                let proto = *data.get(quoted + 9)?;
+                let l4 = quoted + ihl;
+                match proto {
+                    6 | 17 => word(l4),
+                    1 if data.get(l4) == Some(&8) => word(l4 + 4),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Snapshot {
+    /// Largest backbone packet (outer IP header included).
+    pub fn backbone_mtu(&self) -> usize {
+        self.soft_unicast.as_ref().map_or(1500, |su| su.backbone_mtu)
+    }
+}

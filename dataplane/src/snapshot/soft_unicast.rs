@@ -1,0 +1,227 @@
+//! The compiled `[soft_unicast]` section: the slice plan, its ownership table, and where
+//! every server and data centre is reached on the backbone.
+//!
+//! Every server of the fleet must compile the same plan, so that any of them sends a return
+//! packet to the same owner: the plan is either made from the section alone (deterministic)
+//! or read from the file `transitd plan` wrote, which must have been made from this same
+//! section (so that a re-plan moves as few slices as possible, and says which).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::Path;
+
+use ipnet::IpNet;
+use portslice::{DataCentre, EgressRange, OwnerTable, Plan, PlanSpec, Tags};
+use toml::Spanned;
+
+use super::Builder;
+use crate::config::SoftUnicastSection;
+
+/// Default ports per slice: 31 servers per address above 1024 reserved ports.
+pub const DEFAULT_SLICE_SIZE: u16 = 2048;
+/// Default reserved ports.
+pub const DEFAULT_RESERVED_PORTS: u16 = 1024;
+/// Default backbone key identifier ("SU").
+pub const DEFAULT_BACKBONE_KEY: u32 = 0x5355;
+
+/// Soft-unicast, compiled.
+#[derive(Debug)]
+pub struct SoftUnicast {
+    /// The plan every server shares.
+    pub plan: Plan,
+    /// (address, port) → data centre and server.
+    pub owners: OwnerTable,
+    /// This server, as an [`OwnerTable`] server index.
+    pub this_server: u16,
+    /// This server's data centre, as an [`OwnerTable`] data-centre index.
+    pub this_dc: u16,
+    /// This server's backbone address: the source of the backbone GRE it sends.
+    pub backbone: Ipv4Addr,
+    /// This data centre's backbone address (other data centres send to it).
+    pub dc_backbone: Ipv4Addr,
+    /// Backbone address of each server, by server index.
+    pub server_backbone: Vec<Ipv4Addr>,
+    /// Backbone address of each data centre, by data-centre index.
+    pub dc_backbone_of: Vec<Ipv4Addr>,
+    /// The upper 24 bits of the backbone GRE key.
+    pub key_id: u32,
+    /// The egress prefixes (for the XDP program).
+    pub egress: Vec<(Ipv4Addr, u8)>,
+    /// Largest backbone packet, outer IP header included.
+    pub backbone_mtu: usize,
+}
+
+impl SoftUnicast {
+    /// The GRE key of a backbone packet on hop `hop` (1: to another data centre, 2: to a
+    /// server of this one).
+    pub const fn key(&self, hop: u8) -> u32 {
+        (self.key_id << 8) | hop as u32
+    }
+}
+
+impl Builder<'_> {
+    /// Validates and compiles `[soft_unicast]`; `None` when it has errors (reported).
+    pub(super) fn soft_unicast(&mut self, section: &Spanned<SoftUnicastSection>) -> Option<SoftUnicast> {
+        let s = section.get_ref();
+        let errors_before = self.errors.len();
+        let slice_size = s.slice_size.as_ref().map_or(DEFAULT_SLICE_SIZE, |v| *v.get_ref());
+        let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
+        let backbone_mtu = match &s.backbone_mtu {
+            None => 1500,
+            Some(m) if (576..=65535).contains(m.get_ref()) => *m.get_ref() as usize,
+            Some(m) => {
+                self.err(&m.span(), format!("backbone_mtu {} is not in 576..=65535", m.get_ref()));
+                1500
+            }
+        };
+        let key_id = match &s.backbone_key {
+            None => DEFAULT_BACKBONE_KEY,
+            Some(k) if *k.get_ref() < 1 << 24 => *k.get_ref(),
+            Some(k) => {
+                self.err(&k.span(), format!("backbone_key {} does not fit 24 bits", k.get_ref()));
+                DEFAULT_BACKBONE_KEY
+            }
+        };
+
+        let mut dcs: Vec<(String, Ipv4Addr)> = Vec::new();
+        let mut dc_spans: HashMap<String, Range<usize>> = HashMap::new();
+        for d in &s.data_centres {
+            let d = d.get_ref();
+            if let Some(first) = dc_spans.get(d.name.get_ref()) {
+                let first = self.src.pos(first.start);
+                self.err(&d.name.span(), format!("duplicate data centre `{}` (first at {first})", d.name.get_ref()));
+                continue;
+            }
+            dc_spans.insert(d.name.get_ref().clone(), d.name.span());
+            let addr = self.ipv4(&d.backbone, "backbone address").unwrap_or(Ipv4Addr::UNSPECIFIED);
+            dcs.push((d.name.get_ref().clone(), addr));
+        }
+        let mut servers: Vec<(String, String, Ipv4Addr)> = Vec::new();
+        let mut server_spans: HashMap<String, Range<usize>> = HashMap::new();
+        for v in &s.servers {
+            let v = v.get_ref();
+            if let Some(first) = server_spans.get(v.name.get_ref()) {
+                let first = self.src.pos(first.start);
+                self.err(&v.name.span(), format!("duplicate server `{}` (first at {first})", v.name.get_ref()));
+                continue;
+            }
+            server_spans.insert(v.name.get_ref().clone(), v.name.span());
+            if !dc_spans.contains_key(v.data_centre.get_ref()) {
+                self.err(&v.data_centre.span(), format!("unknown data centre `{}`", v.data_centre.get_ref()));
+            }
+            let addr = self.ipv4(&v.backbone, "backbone address").unwrap_or(Ipv4Addr::UNSPECIFIED);
+            servers.push((v.name.get_ref().clone(), v.data_centre.get_ref().clone(), addr));
+        }
+        if !server_spans.contains_key(s.this_server.get_ref()) {
+            let why = format!("this_server `{}` is not a [[soft_unicast.server]]", s.this_server.get_ref());
+            self.err(&s.this_server.span(), why);
+        }
+
+        let mut egress = Vec::new();
+        for e in &s.egress {
+            let e = e.get_ref();
+            let net = match self.prefix(&e.prefix) {
+                Some(IpNet::V4(n)) => n,
+                Some(IpNet::V6(_)) => {
+                    self.err(&e.prefix.span(), "egress prefixes are IPv4 (soft-unicast shares scarce IPv4 addresses)");
+                    continue;
+                }
+                None => continue,
+            };
+            if !dc_spans.contains_key(e.data_centre.get_ref()) {
+                self.err(&e.data_centre.span(), format!("unknown data centre `{}`", e.data_centre.get_ref()));
+            }
+            let country = e.country.get_ref();
+            if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+                self.err(&e.country.span(), format!("country `{country}` is not an ISO 3166-1 alpha-2 code"));
+            }
+            let tags = Tags {
+                country: country.to_ascii_uppercase(),
+                region: e.region.clone(),
+                city: e.city.clone(),
+                class: e.class.clone(),
+            };
+            egress.push(EgressRange {
+                network: u32::from(net.network()),
+                prefix_len: net.prefix_len(),
+                tags,
+                data_centre: e.data_centre.get_ref().clone(),
+            });
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+
+        let spec = PlanSpec {
+            slice_size,
+            reserved_ports,
+            egress: egress.clone(),
+            data_centres: dcs
+                .iter()
+                .map(|(name, _)| DataCentre {
+                    name: name.clone(),
+                    servers: servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect(),
+                })
+                .collect(),
+        };
+        let plan = match &s.plan {
+            None => Plan::new(spec),
+            Some(file) => self.plan_file(file, spec),
+        };
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                self.err(&section.span(), format!("[soft_unicast]: {e}"));
+                return None;
+            }
+        };
+        let owners = OwnerTable::new(&plan);
+        let this_server = owners.server_index(s.this_server.get_ref())?;
+        let this_dc = owners.server_dc[usize::from(this_server)];
+        let addr_of_server = |name: &str| servers.iter().find(|v| v.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |v| v.2);
+        let addr_of_dc = |name: &str| dcs.iter().find(|d| d.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |d| d.1);
+        let server_backbone: Vec<Ipv4Addr> = owners.servers.iter().map(|n| addr_of_server(n)).collect();
+        let dc_backbone_of: Vec<Ipv4Addr> = owners.data_centres.iter().map(|n| addr_of_dc(n)).collect();
+        Some(SoftUnicast {
+            backbone: server_backbone[usize::from(this_server)],
+            dc_backbone: dc_backbone_of[usize::from(this_dc)],
+            server_backbone,
+            dc_backbone_of,
+            this_server,
+            this_dc,
+            key_id,
+            backbone_mtu,
+            egress: egress.iter().map(|r| (Ipv4Addr::from(r.network), r.prefix_len)).collect(),
+            owners,
+            plan,
+        })
+    }
+
+    /// Reads a plan file (relative to the configuration file) and checks it was made from
+    /// `spec`.
+    fn plan_file(&mut self, file: &Spanned<String>, spec: PlanSpec) -> Result<Plan, portslice::PlanError> {
+        let base = Path::new(self.src.name()).parent().unwrap_or(Path::new("."));
+        let path = base.join(file.get_ref());
+        let plan: Plan = match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not a plan written by `transitd plan`: {e}")))
+        {
+            Ok(p) => p,
+            Err(why) => {
+                self.err(&file.span(), format!("plan file {}: {why}", path.display()));
+                return Plan::new(spec);
+            }
+        };
+        if plan.spec != spec {
+            self.err(
+                &file.span(),
+                format!(
+                    "plan file {} was made from another [soft_unicast] section: run `transitd plan` on this file",
+                    path.display()
+                ),
+            );
+        }
+        Ok(plan)
+    }
+}

@@ -1,0 +1,188 @@
+//! Soft-unicast's return path and its tools: what server a1 of a three-server fleet does with
+//! return traffic (pcaps/generated/soft-unicast.pcap, dataplane/tests/data/soft-unicast.toml),
+//! checked with tshark; `transitd plan`, `transitd geofeed`, and the configuration's errors.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use transitd::pipeline::{DropReason, PassReason, TxReason, Verdict};
+use transitd::replay::replay;
+
+fn fleet() -> (String, PathBuf) {
+    let config = std::fs::read_to_string(root().join("dataplane/tests/data/soft-unicast.toml")).unwrap();
+    (config, pcap("generated/soft-unicast.pcap"))
+}
+
+fn transitd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_transitd")).args(args).output().unwrap()
+}
+
+#[test]
+fn return_traffic_goes_to_its_owner_and_never_loops() {
+    // What each frame must become is written beside it in pcaps/generated/soft_unicast.py.
+    let (config, file) = fleet();
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let local = format!("pass:{}", PassReason::EgressLocal.name());
+    let backbone = format!("tx:{}", TxReason::Backbone.name());
+    let expect = [
+        &local,
+        &backbone,
+        &backbone,
+        &local,
+        &backbone,
+        &backbone,
+        &local,
+        &backbone,
+        &local,
+        DropReason::BackboneLoop.name(),
+        DropReason::BackboneLoop.name(),
+        DropReason::BackboneUnknownSource.name(),
+        DropReason::BackboneNotEgress.name(),
+        &local,
+        &local,
+        DropReason::BackboneMtuExceeded.name(),
+    ];
+    let got: Vec<String> = v
+        .iter()
+        .map(|v| match v {
+            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
+            Verdict::Pass(r) => format!("pass:{}", r.name()),
+            Verdict::Drop(r) => r.name().to_string(),
+            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
+        })
+        .collect();
+    assert_eq!(got, expect);
+}
+
+#[test]
+fn backbone_gre_carries_the_original_packet_unchanged() {
+    let (config, file) = fleet();
+    let snap = snapshot(&config);
+    let out = std::env::temp_dir().join(format!("transitd-soft-unicast-{}.pcap", std::process::id()));
+    replay(&snap, &file, Some(&out)).unwrap();
+    // Outer headers as tshark reads them: from a1's backbone address to the owner's (a2,
+    // 10.9.0.12, hop 2) or its data centre's (b, 10.9.0.21, hop 1); key 0x5355 << 8 | hop.
+    let rows = tshark(
+        &out,
+        &[
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "gre.key",
+            "-e",
+            "ip.checksum.status",
+        ],
+    );
+    let a2 = "10.9.0.11\t10.9.0.12\t0x00535502\t1";
+    let b = "10.9.0.11\t10.9.0.21\t0x00535501\t1";
+    assert_eq!(rows.lines().collect::<Vec<_>>(), [a2, b, a2, a2, a2], "frames 2, 3, 5, 6, 8");
+    // The inner packet is the received IP packet byte for byte: no TTL decrement, nothing
+    // rewritten (frame 8's is the inner packet of a backbone packet).
+    let inputs = read_frames(&file);
+    let outputs = read_frames(&out);
+    for (o, (n, skip)) in outputs.iter().zip([(2, 14), (3, 14), (5, 14), (6, 14), (8, 14 + 20 + 8)]) {
+        let original = &inputs[n - 1].bytes[skip..];
+        assert_eq!(&o.bytes[14 + 20 + 8..], original, "frame {n}");
+    }
+    let _ = std::fs::remove_file(out);
+}
+
+#[test]
+fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
+    let dir = std::env::temp_dir().join(format!("transitd-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (config, _) = fleet();
+    let first = dir.join("fleet.toml");
+    std::fs::write(&first, &config).unwrap();
+    let plan = dir.join("plan.json");
+    let out = transitd(&["plan", "-c", first.to_str().unwrap(), "--out", plan.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("server a1 (data centre a): 16 slices"), "{text}");
+    assert!(text.contains("server a2 (data centre a): 15 slices"), "{text}");
+    assert!(text.contains("  198.18.201.0 ports 1024-64511"), "{text}");
+
+    // The plan file in force: the configuration that names it loads, and one made for
+    // another section is refused.
+    let with_plan = config.replace("reserved_ports = 1024", "reserved_ports = 1024\nplan = \"plan.json\"");
+    std::fs::write(&first, &with_plan).unwrap();
+    let ok = transitd(&["check-config", first.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    // A third server in data centre a: a balanced plan gives it 10 of a's 31 slices; a
+    // re-plan from the previous plan moves exactly those, all to it.
+    let grown = with_plan.replace(
+        "[[soft_unicast.server]]\nname = \"b1\"",
+        "[[soft_unicast.server]]\nname = \"a3\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.13\"\n\n[[soft_unicast.server]]\nname = \"b1\"",
+    );
+    let second = dir.join("grown.toml");
+    std::fs::write(&second, &grown).unwrap();
+    let stale = transitd(&["check-config", second.to_str().unwrap()]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("was made from another [soft_unicast] section"));
+    let out = transitd(&["plan", "-c", second.to_str().unwrap(), "--previous", plan.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("server a3 (data centre a): 10 slices"), "{text}");
+    assert!(text.contains("10 slices move"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.ends_with("-> a3")).count(), 10, "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
+    let config = root().join("dataplane/tests/data/soft-unicast.toml");
+    let out = transitd(&["geofeed", "-c", config.to_str().unwrap()]);
+    assert!(out.status.success());
+    let feed = String::from_utf8(out.stdout).unwrap();
+    let entries: Vec<&str> = feed.lines().filter(|l| !l.starts_with('#')).collect();
+    // RFC 8805 §2.1.1: prefix, country, region, city, postal code (empty, deprecated).
+    assert_eq!(entries, ["198.18.200.1/32,GB,GB-ENG,London,", "198.18.201.0/31,DE,,,"]);
+    let file = std::env::temp_dir().join(format!("transitd-feed-{}.csv", std::process::id()));
+    std::fs::write(&file, &feed).unwrap();
+    let check = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    std::fs::write(&file, format!("{feed}198.18.202.0/33,GB,,,\n")).unwrap();
+    let bad = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    // file:line, as every other error: the comment, two entries, then the bad line.
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains(".csv:4: bad prefix length in `198.18.202.0/33`"), "{stderr}");
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn soft_unicast_configuration_errors_name_their_place() {
+    let (config, _) = fleet();
+    let cases = [
+        ("this_server = \"a1\"", "this_server = \"zz\"", "this_server `zz` is not a [[soft_unicast.server]]"),
+        ("name = \"b1\"\ndata_centre = \"b\"", "name = \"b1\"\ndata_centre = \"c\"", "unknown data centre `c`"),
+        ("prefix = \"198.18.201.0/31\"", "prefix = \"2001:db8::/64\"", "egress prefixes are IPv4"),
+        ("country = \"DE\"", "country = \"Germany\"", "is not an ISO 3166-1 alpha-2 code"),
+        ("name = \"a2\"", "name = \"a1\"", "duplicate server `a1`"),
+    ];
+    for (from, to, message) in cases {
+        assert!(config.contains(from), "{from}");
+        let text = config.replacen(from, to, 1);
+        let loaded = transitd::config::parse("fleet.toml", &text).unwrap();
+        let errors = transitd::snapshot::Snapshot::build(&loaded).unwrap_err().to_string();
+        assert!(errors.contains(message), "{to}: {errors}");
+        assert!(errors.starts_with("fleet.toml:"), "{errors}");
+    }
+    // An address cannot be both a customer's and shared egress.
+    let both = format!("{config}\n[[customer]]\nname = \"c\"\nprefixes = [\"198.18.200.0/24\"]\n");
+    let errors =
+        transitd::snapshot::Snapshot::build(&transitd::config::parse("fleet.toml", &both).unwrap()).unwrap_err();
+    assert!(errors.to_string().contains("egress prefix 198.18.200.1/32 overlaps customer prefix 198.18.200.0/24"));
+}
