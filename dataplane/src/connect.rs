@@ -6,6 +6,10 @@
 //! `connect()`, per destination, so a slice's ports serve many more connections than it has
 //! ports) and limited with `IP_LOCAL_PORT_RANGE` (Linux 6.3). The egress address must be
 //! one of the host's own (for example on `lo`), as every server of the fleet has it.
+//!
+//! The kernel intersects a socket's range with `net.ipv4.ip_local_port_range` and, when the
+//! two do not meet, silently uses the system range instead; so slices outside the system
+//! range are not tried, and every port the kernel picks is checked to be in the slice.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
@@ -120,13 +124,56 @@ pub fn udp(slice: &Slice, remote: SocketAddrV4) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from(fd))
 }
 
-/// Tries `slices` in order until one gives a connection (a slice whose ports are all taken
-/// toward `remote` fails with `EADDRNOTAVAIL`).
-pub fn first_available<T>(slices: &[Slice], mut open: impl FnMut(&Slice) -> io::Result<T>) -> io::Result<(Slice, T)> {
+/// The system's ephemeral port range (`net.ipv4.ip_local_port_range`).
+pub fn system_port_range() -> io::Result<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")?;
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    match (it.next(), it.next()) {
+        (Some(Ok(lo)), Some(Ok(hi))) => Ok((lo, hi)),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, format!("ip_local_port_range reads `{}`", text.trim()))),
+    }
+}
+
+/// `slices` cut to the system's port range, empty ones left out; an error that says what to
+/// change when none is left.
+pub fn within_system_range(slices: &[Slice], (lo, hi): (u16, u16)) -> io::Result<Vec<Slice>> {
+    let usable: Vec<Slice> = slices
+        .iter()
+        .filter(|s| s.first <= hi && s.last >= lo)
+        .map(|s| Slice { first: s.first.max(lo), last: s.last.min(hi), ..*s })
+        .collect();
+    if usable.is_empty() && !slices.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!(
+                "this server's egress slices lie outside net.ipv4.ip_local_port_range ({lo}-{hi}), which the \
+                 kernel confines every socket to: widen it, e.g. sysctl -w net.ipv4.ip_local_port_range='1024 65535'"
+            ),
+        ));
+    }
+    Ok(usable)
+}
+
+/// Tries `slices` in order until one gives a connection whose port is in the slice (a slice
+/// whose ports are all taken toward `remote` fails with `EADDRNOTAVAIL`).
+pub fn first_available<T>(
+    slices: &[Slice],
+    mut open: impl FnMut(&Slice) -> io::Result<T>,
+    port: impl Fn(&T) -> io::Result<u16>,
+) -> io::Result<(Slice, T)> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no egress slice matches the wanted tags on this server");
     for s in slices {
         match open(s) {
-            Ok(t) => return Ok((*s, t)),
+            Ok(t) => {
+                let p = port(&t)?;
+                if !(s.first..=s.last).contains(&p) {
+                    return Err(io::Error::other(format!(
+                        "the kernel chose port {p}, outside the slice {}-{}: IP_LOCAL_PORT_RANGE was not honoured",
+                        s.first, s.last
+                    )));
+                }
+                return Ok((*s, t));
+            }
             Err(e) => last = e,
         }
     }
@@ -138,8 +185,10 @@ pub fn first_available<T>(slices: &[Slice], mut open: impl FnMut(&Slice) -> io::
 pub fn run(slices: &[Slice], remote: SocketAddrV4, udp: bool, mss: u16, send: Option<&str>) -> io::Result<()> {
     use std::io::{BufRead, Write};
     let timeout = Some(std::time::Duration::from_secs(2));
+    let slices = within_system_range(slices, system_port_range()?)?;
+    let slices = &slices[..];
     if udp {
-        let (_, sock) = first_available(slices, |s| self::udp(s, remote))?;
+        let (_, sock) = first_available(slices, |s| self::udp(s, remote), |u| Ok(u.local_addr()?.port()))?;
         println!("udp {} -> {remote}", sock.local_addr()?);
         if let Some(line) = send {
             sock.send(format!("{line}\n").as_bytes())?;
@@ -150,7 +199,7 @@ pub fn run(slices: &[Slice], remote: SocketAddrV4, udp: bool, mss: u16, send: Op
             }
         }
     } else {
-        let (_, mut stream) = first_available(slices, |s| tcp(s, remote, Some(mss)))?;
+        let (_, mut stream) = first_available(slices, |s| tcp(s, remote, Some(mss)), |t| Ok(t.local_addr()?.port()))?;
         println!("tcp {} -> {remote}", stream.local_addr()?);
         if let Some(line) = send {
             stream.write_all(format!("{line}\n").as_bytes())?;
