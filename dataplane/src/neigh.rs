@@ -116,7 +116,9 @@ pub fn solicit(ip: IpAddr) {
 /// second while unresolved (soliciting), every `refresh` once resolved. Logs one line when
 /// the next hop becomes unresolved and one when it resolves or changes.
 pub fn resolve_forever(ip: IpAddr, cell: Arc<NextHopCell>, stop: Arc<AtomicBool>, refresh: Duration) {
-    let mut last: Option<[u8; 6]> = cell.get();
+    // Unknown at first, so that the first resolution is logged even when the caller already
+    // found it.
+    let mut last: Option<[u8; 6]> = None;
     let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
         let now = lookup(ip).unwrap_or(None);

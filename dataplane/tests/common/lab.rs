@@ -1,5 +1,5 @@
-//! The veth/network-namespace lab (`scripts/veth-lab`) for tests that run `transitd run`:
-//! made by each test, removed when the test ends, even when it fails.
+//! The veth/network-namespace labs (`scripts/veth-lab`, `scripts/soft-unicast-lab`) for tests
+//! that run `transitd run`: made by each test, removed when the test ends, even when it fails.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -12,9 +12,12 @@ use super::root;
 /// Lab tests share two cores and the kernel's XDP state: one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
-/// A lab of four namespaces, `<prefix>-snd`, `-up`, `-dut`, `-cust`.
+/// A lab of namespaces `<prefix>-<name>`: `snd`, `up`, `dut`, `cust` (veth-lab), or `inet`,
+/// `net`, `a1`, `a2`, `b1` (soft-unicast-lab).
 pub struct Lab {
     pub prefix: String,
+    /// The script that made it (and removes it).
+    script: &'static str,
 }
 
 impl Lab {
@@ -34,7 +37,16 @@ impl Lab {
             .status()
             .expect("scripts/veth-lab");
         assert!(status.success(), "scripts/veth-lab up {prefix} failed");
-        Lab { prefix }
+        Lab { prefix, script: "scripts/veth-lab" }
+    }
+
+    /// Creates the three-server soft-unicast lab (scripts/soft-unicast-lab).
+    pub fn soft_unicast(name: &str) -> Lab {
+        assert!(is_root(), "the veth lab tests need root (network namespaces, XDP): run them as root, as CI does");
+        let prefix = format!("{name}{}", std::process::id() % 1000);
+        let status = Command::new(root().join("scripts/soft-unicast-lab")).args(["up", &prefix]).status().unwrap();
+        assert!(status.success(), "scripts/soft-unicast-lab up {prefix} failed");
+        Lab { prefix, script: "scripts/soft-unicast-lab" }
     }
 
     /// A command run in namespace `ns` (`snd`, `up`, `dut`, `cust`).
@@ -64,12 +76,17 @@ impl Lab {
 
     /// Starts `transitd run` in `dut` on `d0` with `config`, and waits for it to say it runs.
     pub fn transitd(&self, config: &str, extra: &[&str]) -> Transitd {
-        let path = std::env::temp_dir().join(format!("{}.toml", self.prefix));
+        self.transitd_on("dut", "d0", config, extra)
+    }
+
+    /// Starts `transitd run` in namespace `ns` on interface `dev` with `config`.
+    pub fn transitd_on(&self, ns: &str, dev: &str, config: &str, extra: &[&str]) -> Transitd {
+        let path = std::env::temp_dir().join(format!("{}-{ns}.toml", self.prefix));
         std::fs::write(&path, config).unwrap();
-        let log = std::env::temp_dir().join(format!("{}.log", self.prefix));
+        let log = std::env::temp_dir().join(format!("{}-{ns}.log", self.prefix));
         let child = self
-            .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
-            .args(["run", "--config", path.to_str().unwrap(), "--iface", &self.dev("d0"), "--idle-sleep-us", "50"])
+            .cmd(ns, env!("CARGO_BIN_EXE_transitd"))
+            .args(["run", "--config", path.to_str().unwrap(), "--iface", &self.dev(dev), "--idle-sleep-us", "50"])
             .args(["--stats-interval", "0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -128,7 +145,7 @@ impl Drop for OvsRouter {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/veth-lab")).args(["down", &self.prefix]).status();
+        let _ = Command::new(root().join(self.script)).args(["down", &self.prefix]).status();
     }
 }
 
