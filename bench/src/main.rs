@@ -6,6 +6,7 @@ mod classify;
 mod dos;
 mod match_tshark;
 mod measure;
+mod ownership;
 mod pipeline;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Match(match_tshark::Args),
     /// The DoS stage's cost per packet, clean traffic and a 10-million-source flood.
     Dos(dos::Args),
+    /// Soft-unicast's ownership lookup against hash and tree maps of the same plan.
+    Ownership(ownership::Args),
     /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
     Gen(afxdp::GenArgs),
     /// Count and drop what arrives on an interface (XDP).
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Match(args) => match_tshark::bench(&args),
         Command::Gen(args) => afxdp::generate(&args),
         Command::Dos(args) => dos::run(&args),
+        Command::Ownership(args) => ownership::run(&args),
         Command::Sink(args) => afxdp::sink(&args),
         Command::Reflect(args) => afxdp::reflect(&args),
     }

@@ -119,3 +119,45 @@ fn bad_specs_are_refused() {
     s.egress.push(s.egress[0].clone());
     assert!(Plan::new(s).is_err(), "overlapping egress ranges");
 }
+
+proptest! {
+    #[test]
+    fn every_slice_belongs_to_a_server_of_its_addresses_data_centre(
+        dcs in 1usize..4,
+        servers in 1usize..5,
+        addresses in 1u32..6,
+    ) {
+        let data_centres: Vec<DataCentre> = (0..dcs)
+            .map(|d| DataCentre { name: format!("dc{d}"), servers: (0..servers).map(|s| format!("dc{d}-s{s}")).collect() })
+            .collect();
+        let egress: Vec<EgressRange> = (0..addresses)
+            .map(|i| EgressRange {
+                network: 0xc612_c800 + i,
+                prefix_len: 32,
+                tags: Tags::default(),
+                data_centre: format!("dc{}", i as usize % dcs),
+            })
+            .collect();
+        let plan = Plan::new(PlanSpec { slice_size: 2048, reserved_ports: 1024, egress: egress.clone(), data_centres }).unwrap();
+        let table = OwnerTable::new(&plan);
+        for r in &egress {
+            let owners = &plan.owners[&r.network];
+            prop_assert_eq!(owners.len(), 31);
+            let dc_prefix = format!("{}-", r.data_centre);
+            prop_assert!(owners.iter().all(|o| o.starts_with(&dc_prefix)), "{:?}", owners);
+            // And the table agrees, port by port at each slice's edges.
+            for s in 0..31u16 {
+                let (first, last) = plan.slice_ports(s);
+                for port in [first, last] {
+                    match table.owner(r.network, port) {
+                        Owner::Server { dc, server } => {
+                            prop_assert_eq!(&table.data_centres[usize::from(dc)], &r.data_centre);
+                            prop_assert_eq!(&table.servers[usize::from(server)], &owners[usize::from(s)]);
+                        }
+                        other => prop_assert!(false, "{:?}", other),
+                    }
+                }
+            }
+        }
+    }
+}
