@@ -1,5 +1,5 @@
 //! Any bytes, as a received frame, through the whole pipeline (both tunnel directions, ICMP
-//! errors, fragmentation, MSS clamping): nothing panics or reads out of bounds, and every
+//! errors, fragmentation, MSS clamping, the soft-unicast return path): nothing panics or reads out of bounds, and every
 //! frame transmitted, spilled ones included, is one transitd's own parser accepts, with a
 //! valid outer IPv4 header checksum.
 #![no_main]
@@ -12,14 +12,16 @@ use transitd::pipeline::{Limits, Parsed, SPILL_SLOTS, Verdict, parse_frame, proc
 use transitd::snapshot::Snapshot;
 
 const CONFIG: &str = include_str!("../../dataplane/tests/data/tunnel-edge.toml");
+const SOFT_UNICAST: &str = include_str!("../../dataplane/tests/data/soft-unicast.toml");
 
-/// The tunnel-edge test configuration, and the same with a 576-byte tunnel MTU (fragments).
-fn snapshots() -> &'static [Snapshot; 2] {
-    static S: OnceLock<[Snapshot; 2]> = OnceLock::new();
+/// The tunnel-edge test configuration, the same with a 576-byte tunnel MTU (fragments), and
+/// the soft-unicast test fleet's server a1 (return path, backbone GRE).
+fn snapshots() -> &'static [Snapshot; 3] {
+    static S: OnceLock<[Snapshot; 3]> = OnceLock::new();
     S.get_or_init(|| {
         let build = |text: &str| Snapshot::build(&transitd::config::parse("fuzz.toml", text).unwrap()).unwrap();
         let small = CONFIG.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576");
-        [build(CONFIG), build(&small)]
+        [build(CONFIG), build(&small), build(SOFT_UNICAST)]
     })
 }
 
@@ -38,7 +40,7 @@ fn check_output(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else { return };
-    let snap = &snapshots()[usize::from(selector & 1)];
+    let snap = &snapshots()[usize::from(selector % 3)];
     let mut buf = vec![0u8; HEADROOM + frame.len().max(64)];
     buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
     let mut limits = Limits::new(snap);
