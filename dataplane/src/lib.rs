@@ -9,10 +9,12 @@
 
 pub mod config;
 pub mod connect;
+pub mod dropcap;
 pub mod dryrun;
 pub mod health;
 pub mod io;
 pub mod lpm;
+pub mod metrics;
 pub mod neigh;
 pub mod pipeline;
 pub mod plan_report;

@@ -34,6 +34,8 @@ enum Command {
         /// Where to write the transmitted (encapsulated) frames, as pcap.
         #[arg(long = "out", short = 'o', value_name = "OUT.pcap")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        capture: CaptureArgs,
     },
     /// Run the data plane on an interface's queues (AF_XDP) until SIGINT or SIGTERM.
     Run {
@@ -70,6 +72,31 @@ enum Command {
         /// UMEM frames per queue.
         #[arg(long, default_value_t = 4096)]
         frames: u32,
+        /// Serve metrics (Prometheus/OpenMetrics text) at http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR", default_value = transitd::metrics::DEFAULT_ADDR)]
+        metrics: std::net::SocketAddr,
+        /// Serve no metrics.
+        #[arg(long, conflicts_with = "metrics")]
+        no_metrics: bool,
+        /// Seconds between looks at the configuration file: a change is reloaded (as SIGHUP
+        /// does) once the file stays the same for one look; 0 reloads on SIGHUP only.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0.5)]
+        watch_interval: f64,
+        #[command(flatten)]
+        capture: CaptureArgs,
+    },
+    /// Print a running transitd's metrics for a person: traffic per worker, verdicts and
+    /// drop reasons, customers, tunnels and their health, batch latency, reloads.
+    Stats {
+        /// Where `transitd run` serves metrics (its --metrics).
+        #[arg(long, value_name = "ADDR", default_value = transitd::metrics::DEFAULT_ADDR)]
+        metrics: std::net::SocketAddr,
+        /// Scrape twice, this many seconds apart, and print rates per second instead of totals.
+        #[arg(long, value_name = "SECONDS")]
+        interval: Option<f64>,
+        /// Print the metrics as served (the text Prometheus scrapes).
+        #[arg(long, conflicts_with = "interval")]
+        raw: bool,
     },
     /// Remove an XDP program left attached to an interface (after a process was killed).
     Detach {
@@ -148,6 +175,60 @@ enum Command {
         /// Where to connect, `ADDRESS:PORT` (IPv4).
         remote: std::net::SocketAddrV4,
     },
+}
+
+/// `--capture-drops` and its bounds, for `run` and `replay`.
+#[derive(clap::Args)]
+struct CaptureArgs {
+    /// Write dropped frames (and frames a monitor-mode rule matched) to this pcapng file,
+    /// each with its reason, rule and customer in the packet comment (tshark: `frame.comment`).
+    #[arg(long, value_name = "FILE.pcapng")]
+    capture_drops: Option<PathBuf>,
+    /// Frames per second captured at most (all workers together; capture time in replay).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops")]
+    capture_rate: u32,
+    /// The capture file stops growing at this size: a number of bytes, or with K, M or G.
+    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops")]
+    capture_max_size: u64,
+    /// Bytes kept of each frame (default: the configured frame size, i.e. whole frames).
+    #[arg(long, value_name = "BYTES", requires = "capture_drops")]
+    capture_snaplen: Option<usize>,
+    /// Capture drops only, not monitor-mode hits.
+    #[arg(long, requires = "capture_drops")]
+    capture_drops_only: bool,
+}
+
+impl CaptureArgs {
+    fn options(&self, snap: &Snapshot) -> anyhow::Result<Option<transitd::dropcap::CaptureOptions>> {
+        let Some(path) = &self.capture_drops else { return Ok(None) };
+        transitd::dropcap::check_path(path)?;
+        anyhow::ensure!(self.capture_rate > 0, "--capture-rate must be at least 1");
+        Ok(Some(transitd::dropcap::CaptureOptions {
+            path: path.clone(),
+            rate: self.capture_rate,
+            max_bytes: self.capture_max_size,
+            snaplen: self.capture_snaplen.unwrap_or(snap.frame_size).clamp(64, 65535),
+            monitor: !self.capture_drops_only,
+        }))
+    }
+}
+
+/// `1500`, `64K`, `100M`, `2G` (powers of 1000, as file sizes are usually read).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size (e.g. 500000, 64K, 100M, 1G)"))?;
+    let scale = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" => 1_000,
+        "M" | "MB" => 1_000_000,
+        "G" | "GB" => 1_000_000_000,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (K, M or G)")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 fn main() -> ExitCode {
@@ -264,15 +345,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(code) => code,
         }),
-        Command::Replay { config, input, output } => {
+        Command::Replay { config, input, output, capture } => {
             let snap = match load(&config) {
-                Ok(s) => s,
+                Ok(s) => std::sync::Arc::new(s),
                 Err(code) => return Ok(code),
             };
-            let summary = transitd::replay::replay(&snap, &input, output.as_deref())
+            let capture = capture.options(&snap)?;
+            let summary = transitd::replay::replay_capturing(snap.clone(), &input, output.as_deref(), capture)
                 .with_context(|| format!("replaying {}", input.display()))?;
             print!("{}", summary.render(&snap));
             Ok(if summary.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Stats { metrics, interval, raw } => {
+            let first = transitd::metrics::fetch(metrics)?;
+            if raw {
+                print!("{first}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let report = match interval {
+                Some(s) => {
+                    anyhow::ensure!(s > 0.0, "--interval must be positive");
+                    std::thread::sleep(std::time::Duration::from_secs_f64(s));
+                    let second = transitd::metrics::fetch(metrics)?;
+                    transitd::metrics::for_people(metrics, &second, Some((&first, s)))
+                }
+                None => transitd::metrics::for_people(metrics, &first, None),
+            };
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run {
             config,
@@ -285,7 +385,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             idle_sleep_us,
             no_busy_poll,
             frames,
+            metrics,
+            no_metrics,
+            watch_interval,
+            capture,
         } => {
+            // The capture's default snap length is the configured frame size.
+            let capture = match load(&config) {
+                Ok(snap) => capture.options(&snap)?,
+                Err(code) => return Ok(code),
+            };
             use transitd::io::afxdp::BindMode;
             use transitd::run::{RunOptions, parse_list};
             let opts = RunOptions {
@@ -307,6 +416,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 idle_sleep: std::time::Duration::from_micros(idle_sleep_us),
                 busy_poll: !no_busy_poll,
                 frames,
+                metrics: (!no_metrics).then_some(metrics),
+                watch: std::time::Duration::from_secs_f64(watch_interval.max(0.0)),
+                capture,
             };
             transitd::run::run(&opts)?;
             Ok(ExitCode::SUCCESS)
@@ -385,5 +497,21 @@ fn match_command(
             eprintln!("transitd: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("64K"), Ok(64_000));
+        assert_eq!(parse_size("100M"), Ok(100_000_000));
+        assert_eq!(parse_size("2g"), Ok(2_000_000_000));
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999G").is_err());
     }
 }

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::dropcap::{CaptureOptions, DropCapture, Tap};
 use crate::io::pcap::PcapIo;
 use crate::io::{FrameIo, Polled};
 use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerState, process_batch};
@@ -19,12 +22,47 @@ pub struct Summary {
     pub skipped: BTreeMap<u32, u64>,
     /// A read error that ended the replay early, if any.
     pub error: Option<String>,
+    /// What the drop capture wrote, if one ran.
+    pub capture: Option<String>,
 }
 
 /// Replays `input` through `snapshot`, writing transmitted frames to `output`.
 pub fn replay(snapshot: &Snapshot, input: &Path, output: Option<&Path>) -> anyhow::Result<Summary> {
+    replay_tapped(snapshot, input, output, None)
+}
+
+/// [`replay`], writing dropped frames (and monitor-mode hits) to a pcapng file as
+/// `transitd run --capture-drops` does, the rate bound applying to capture time.
+pub fn replay_capturing(
+    snapshot: Arc<Snapshot>,
+    input: &Path,
+    output: Option<&Path>,
+    capture: Option<CaptureOptions>,
+) -> anyhow::Result<Summary> {
+    let Some(options) = capture else { return replay(&snapshot, input, output) };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (capture, writer) = DropCapture::start(options, stop.clone())?;
+    let writer = std::thread::Builder::new().name("transitd-capture".into()).spawn(move || writer.run())?;
+    let mut tap = capture.tap(1).waiting();
+    tap.bind(snapshot.clone());
+    let summary = replay_tapped(&snapshot, input, output, Some(tap));
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().map_err(|_| anyhow::anyhow!("the drop capture writer panicked"))?;
+    let mut summary = summary?;
+    written?;
+    summary.capture = Some(crate::dropcap::summary(&capture));
+    Ok(summary)
+}
+
+fn replay_tapped(
+    snapshot: &Snapshot,
+    input: &Path,
+    output: Option<&Path>,
+    tap: Option<Tap>,
+) -> anyhow::Result<Summary> {
     let mut io = PcapIo::open(input, output)?;
     let mut state = WorkerState::new(snapshot);
+    state.tap = tap;
     let mut error = None;
     loop {
         let polled = io.poll(&mut |frames| process_batch(snapshot, frames, &mut state));
@@ -41,7 +79,7 @@ pub fn replay(snapshot: &Snapshot, input: &Path, output: Option<&Path>) -> anyho
             }
         }
     }
-    Ok(Summary { stats: state.stats, skipped: io.skipped.clone(), error })
+    Ok(Summary { stats: state.stats, skipped: io.skipped.clone(), error, capture: None })
 }
 
 impl Summary {
@@ -114,6 +152,9 @@ impl Summary {
                 let mode = if rule.mode == classifier::Mode::Monitor { " (monitor)" } else { "" };
                 let _ = writeln!(out, "  {:<30} {:>10}{mode}", format!("{}/egress/{}", c.name, rule.name), hits);
             }
+        }
+        if let Some(c) = &self.capture {
+            let _ = writeln!(out, "{c}");
         }
         if let Some(e) = &self.error {
             let _ = writeln!(out, "error: {e}");

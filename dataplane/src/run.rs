@@ -1,8 +1,10 @@
 //! `transitd run`: the pipeline on NIC queues. Loads and attaches the XDP program, opens one
-//! AF_XDP socket per queue, runs one pinned busy-polling worker per socket, prints per-worker
-//! rates and drops while running, and on SIGINT/SIGTERM stops the workers, detaches and
-//! prints the final counters.
+//! AF_XDP socket per queue, runs one pinned busy-polling worker per socket, serves metrics,
+//! reloads the configuration on SIGHUP or when its file changes, prints per-worker rates and
+//! drops while running, and on SIGINT/SIGTERM stops the workers, detaches and prints the
+//! final counters.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use gre::EthernetAddrs;
+use hdrhistogram::Histogram;
 use transitd_bpf::{AttachMode, XdpProgram};
+
+use crate::dropcap::{CaptureOptions, DropCapture, Tap};
+use crate::metrics::{ReloadStats, Sources};
 
 use crate::health::{self, Prober};
 use crate::io::afxdp::{AfXdpConfig, AfXdpIo, AfXdpStats, BindMode, FrameCount};
@@ -46,19 +52,48 @@ pub struct RunOptions {
     pub busy_poll: bool,
     /// UMEM frames per queue.
     pub frames: u32,
+    /// Where to serve metrics (`None`: nowhere).
+    pub metrics: Option<SocketAddr>,
+    /// How often to look at the configuration file for a change (zero: only on SIGHUP).
+    pub watch: Duration,
+    /// Capture dropped frames.
+    pub capture: Option<CaptureOptions>,
 }
 
-/// What a worker publishes for the reporter, a few times a second.
-#[derive(Clone, Debug, Default)]
+/// What a worker publishes for the reporter and the metrics, a few times a second.
+#[derive(Clone, Debug)]
 pub struct WorkerReport {
     /// Queue served.
     pub queue: u32,
     /// Pipeline counters.
     pub stats: WorkerStats,
+    /// The snapshot whose customer, tunnel and rule indices `stats` uses.
+    pub snapshot: Option<Arc<Snapshot>>,
     /// Backend counters.
     pub io: AfXdpStats,
     /// Where the UMEM frames are.
     pub frames: FrameCount,
+    /// Nanoseconds per batch (receive, process, transmit), since the start.
+    pub latency: Histogram<u64>,
+    /// The same over the last complete window of [`LATENCY_WINDOW`].
+    pub latency_window: Histogram<u64>,
+}
+
+/// The window recent batch latencies are reported over.
+pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
+
+impl Default for WorkerReport {
+    fn default() -> Self {
+        WorkerReport {
+            queue: 0,
+            stats: WorkerStats::default(),
+            snapshot: None,
+            io: AfXdpStats::default(),
+            frames: FrameCount::default(),
+            latency: crate::metrics::latency_histogram(),
+            latency_window: crate::metrics::latency_histogram(),
+        }
+    }
 }
 
 /// Parses `0-3` or `0,2,5` (or a mix).
@@ -174,6 +209,33 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let mut workers = Vec::new();
     let reports: Vec<Arc<Mutex<WorkerReport>>> =
         queues.iter().map(|&q| Arc::new(Mutex::new(WorkerReport { queue: q, ..WorkerReport::default() }))).collect();
+
+    let writer_stop = Arc::new(AtomicBool::new(false));
+    let (capture, writer) = match &opts.capture {
+        Some(c) => {
+            let (capture, writer) = DropCapture::start(c.clone(), writer_stop.clone())?;
+            let handle = std::thread::Builder::new().name("transitd-capture".into()).spawn(move || writer.run())?;
+            (Some(capture), Some(handle))
+        }
+        None => (None, None),
+    };
+    let sources = Arc::new(Sources {
+        workers: reports.clone(),
+        snapshot: shared.clone(),
+        xdp: Mutex::new(program.stats()),
+        reloads: ReloadStats::default(),
+        capture: capture.clone(),
+        started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    });
+    sources.reloads.applied_now(true);
+    let metrics = match opts.metrics {
+        Some(addr) => {
+            let handle = crate::metrics::serve(addr, sources.clone(), writer_stop.clone())?;
+            eprintln!("transitd: metrics at http://{addr}/metrics");
+            Some(handle)
+        }
+        None => None,
+    };
     for (i, (queue, io)) in sockets.into_iter().enumerate() {
         let core = match &opts.cores {
             Some(list) => list.get(i).copied(),
@@ -188,6 +250,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             idle_sleep: opts.idle_sleep,
             // The first worker sends the tunnel health probes.
             prober: i == 0,
+            tap: capture.as_ref().map(|c| c.tap(queues.len())),
         };
         workers.push(std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             if let Some(c) = core {
@@ -202,10 +265,22 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         Instant::now(),
         reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect::<Vec<_>>(),
     );
+    let mut watcher = FileWatch::new(&opts.config, opts.watch);
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
-        if reload.swap(false, Ordering::Relaxed) {
-            reload_config(&opts.config, &shared, &program);
+        let signalled = reload.swap(false, Ordering::Relaxed);
+        if watcher.changed() || signalled {
+            watcher.seen();
+            let applied = reload_config(&opts.config, &shared, &program);
+            let counter = if applied { &sources.reloads.applied } else { &sources.reloads.rejected };
+            if applied {
+                sources.reloads.applied_now(false);
+            } else {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Ok(mut x) = sources.xdp.lock() {
+            *x = program.stats();
         }
         if !opts.stats_interval.is_zero() && last.0.elapsed() >= opts.stats_interval {
             let now: Vec<WorkerStats> =
@@ -225,8 +300,22 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
     }
     drop(attached); // detach before anything else can fail
+    writer_stop.store(true, Ordering::Relaxed);
     if let Some(r) = resolver {
         let _ = r.join();
+    }
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
+    if let Some(w) = writer {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e.context("drop capture")),
+            Err(_) => errors.push(anyhow::anyhow!("the drop capture writer panicked")),
+        }
+    }
+    if let Some(c) = &capture {
+        eprintln!("transitd: {}", crate::dropcap::summary(c));
     }
     let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
     print!("{}", final_report(&finals, &program.stats()));
@@ -241,13 +330,62 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     Ok(finals)
 }
 
+/// Notices a change of the configuration file (its modification time, size or inode) by
+/// looking at it every `interval`; reports a change once the file has stayed the same for one
+/// look, so that a file caught half-written is read only when complete.
+#[derive(Debug)]
+struct FileWatch {
+    path: PathBuf,
+    interval: Duration,
+    last_look: Instant,
+    /// What the running configuration was read from.
+    applied: Option<FileStamp>,
+    /// What the last look saw.
+    seen: Option<FileStamp>,
+}
+
+type FileStamp = (std::time::SystemTime, u64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+impl FileWatch {
+    fn new(path: &std::path::Path, interval: Duration) -> FileWatch {
+        let now = stamp(path);
+        FileWatch { path: path.to_path_buf(), interval, last_look: Instant::now(), applied: now, seen: now }
+    }
+
+    /// True when the file changed and has since stayed the same for one look.
+    fn changed(&mut self) -> bool {
+        if self.interval.is_zero() || self.last_look.elapsed() < self.interval {
+            return false;
+        }
+        self.last_look = Instant::now();
+        let now = stamp(&self.path);
+        let settled = now == self.seen;
+        self.seen = now;
+        settled && now.is_some() && now != self.applied
+    }
+
+    /// The file as it is now has been read.
+    fn seen(&mut self) {
+        self.applied = stamp(&self.path);
+        self.seen = self.applied;
+    }
+}
+
 /// Rebuilds the snapshot from `path` off the data path and swaps it in; a file with errors is
-/// rejected whole (its errors printed) and the running snapshot stays.
-fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &XdpProgram) {
+/// rejected whole (its errors printed) and the running snapshot stays. Returns whether the
+/// new configuration was applied.
+fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> bool {
     let started = Instant::now();
     match Snapshot::from_path(path) {
         Err(errors) => {
-            eprintln!("transitd: reload of {} rejected, the running configuration stays:\n{errors}", path.display())
+            eprintln!("transitd: reload of {} rejected, the running configuration stays:\n{errors}", path.display());
+            false
         }
         Ok(new) => {
             // The XDP program learns new prefixes before the workers see the snapshot that
@@ -279,6 +417,7 @@ fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &X
                 ),
                 Err(e) => eprintln!("transitd: reloaded {}, but updating the XDP maps failed: {e}", path.display()),
             }
+            true
         }
     }
 }
@@ -328,21 +467,38 @@ struct WorkerContext {
     idle_sleep: Duration,
     /// This worker sends the tunnel health probes.
     prober: bool,
+    /// This worker's end of the drop capture.
+    tap: Option<Tap>,
 }
 
 /// One queue's loop: poll, process, publish counters ~10 times a second.
-fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
+fn worker(mut io: AfXdpIo, mut ctx: WorkerContext) -> anyhow::Result<()> {
     let mut state = WorkerState::new(&ctx.snapshot.load());
     let mut published = Instant::now();
-    let publish = |stats: &WorkerStats, io: &AfXdpIo| {
-        if let Ok(mut r) = ctx.report.lock() {
+    // Batch latencies: since the last publication, and in the current window.
+    let mut latency = crate::metrics::latency_histogram();
+    let mut window = crate::metrics::latency_histogram();
+    let mut window_started = Instant::now();
+    let report = ctx.report.clone();
+    let publish = |stats: &WorkerStats, io: &AfXdpIo, snap: &Arc<Snapshot>, latency: &mut Histogram<u64>| {
+        if let Ok(mut r) = report.lock() {
             r.stats.clone_from(stats);
+            if !r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
+                r.snapshot = Some(snap.clone());
+            }
             r.io = io.stats();
             r.frames = io.frames();
+            // Both histograms have the same bounds: adding cannot fail or allocate.
+            let _ = r.latency.add(&*latency);
         }
+        latency.reset();
     };
     let mut polls = 0u32;
     let mut current = ctx.snapshot.load_full();
+    state.tap = ctx.tap.take();
+    if let Some(tap) = &mut state.tap {
+        tap.bind(current.clone());
+    }
     let mut prober = ctx.prober.then(Prober::default);
     if let Some(p) = &mut prober {
         p.rebind(None, &current);
@@ -352,7 +508,7 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
         if !Arc::ptr_eq(&snap, &current) {
             // A new snapshot, between batches: rule indices change meaning, and buckets may
             // have changed, so their state restarts.
-            state.stats.reset_rules(snap.rule_count, snap.dos_rule_count);
+            state.stats.rebind(&current, &snap);
             if snap.dos.buckets != current.dos.buckets
                 || snap.dos.table_size != current.dos.table_size
                 || snap.icmp != current.icmp
@@ -366,9 +522,20 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
                 p.rebind(Some(&current), &snap);
             }
             current = arc_swap::Guard::into_inner(ctx.snapshot.load());
+            if let Some(tap) = &mut state.tap {
+                tap.bind(current.clone());
+            }
+            // Counters are published under the snapshot they are indexed by.
+            publish(&state.stats, &io, &current, &mut latency);
         }
         let eth = ctx.next_hop.get().map(|dst| EthernetAddrs { dst, src: ctx.src });
+        let began = Instant::now();
         let polled = io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut state))?;
+        if let Polled::Frames(_) = polled {
+            let ns = began.elapsed().as_nanos() as u64;
+            latency.saturating_record(ns);
+            window.saturating_record(ns);
+        }
         if let Some(p) = &mut prober {
             let now = crate::io::wall_clock_ns();
             let (spill, stats) = (&mut state.spill, &mut state.stats);
@@ -401,8 +568,16 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
         }
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(256) && published.elapsed() >= Duration::from_millis(100) {
-            publish(&state.stats, &io);
+            publish(&state.stats, &io, &current, &mut latency);
             published = Instant::now();
+            if window_started.elapsed() >= LATENCY_WINDOW {
+                if let Ok(mut r) = ctx.report.lock() {
+                    r.latency_window.reset();
+                    let _ = r.latency_window.add(&window);
+                }
+                window.reset();
+                window_started = Instant::now();
+            }
         }
     }
     // Let in-flight transmissions complete so that every frame is back where it is counted.
@@ -410,7 +585,7 @@ fn worker(mut io: AfXdpIo, ctx: WorkerContext) -> anyhow::Result<()> {
     while io.frames().in_tx > 0 && Instant::now() < deadline {
         let _ = io.poll(&mut |frames| process_batch_via(&ctx.snapshot.load(), None, frames, &mut state));
     }
-    publish(&state.stats, &io);
+    publish(&state.stats, &io, &current, &mut latency);
     Ok(())
 }
 

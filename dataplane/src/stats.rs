@@ -1,6 +1,45 @@
 //! Per-worker counters: plain integers the owning worker bumps, summed by whoever reports.
 
 use crate::pipeline::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict};
+use crate::snapshot::Snapshot;
+
+/// Packets and the bytes they held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+impl Traffic {
+    #[inline]
+    fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+
+    fn merge(&mut self, other: &Traffic) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+    }
+}
+
+/// A customer's frames by verdict kind ([`Verdict::kind_index`]), counted at the length
+/// they arrived with.
+pub type CustomerStats = [Traffic; Verdict::KINDS.len()];
+
+/// A tunnel's frames: those that came out of it (GRE from its router, whatever became of
+/// them) and those sent into it (counted at their encapsulated length).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelStats {
+    /// Frames received from the tunnel's router.
+    pub received: Traffic,
+    /// Of those, dropped.
+    pub received_dropped: u64,
+    /// Frames sent into the tunnel.
+    pub sent: Traffic,
+}
 
 /// One worker's counters. Never shared while the worker runs; snapshots are copied out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +64,10 @@ pub struct WorkerStats {
     pub rule_hits: Vec<u64>,
     /// Packets decided by each DoS rule (global, then each customer's), monitor hits included.
     pub dos_hits: Vec<u64>,
+    /// Frames of each customer (by the snapshot's customer index; kept by name across reloads).
+    pub customers: Vec<CustomerStats>,
+    /// Frames of each tunnel (by the snapshot's tunnel index; kept by name across reloads).
+    pub tunnels: Vec<TunnelStats>,
 }
 
 impl Default for WorkerStats {
@@ -40,28 +83,70 @@ impl Default for WorkerStats {
             drop: [0; DropReason::COUNT],
             rule_hits: Vec::new(),
             dos_hits: Vec::new(),
+            customers: Vec::new(),
+            tunnels: Vec::new(),
         }
     }
 }
 
 impl WorkerStats {
-    /// Counters for a snapshot with `rules` firewall rules and `dos_rules` DoS rules in all.
-    pub fn new(rules: usize, dos_rules: usize) -> WorkerStats {
-        WorkerStats { rule_hits: vec![0; rules], dos_hits: vec![0; dos_rules], ..WorkerStats::default() }
+    /// Counters sized for `snap`.
+    pub fn new(snap: &Snapshot) -> WorkerStats {
+        WorkerStats {
+            rule_hits: vec![0; snap.rule_count],
+            dos_hits: vec![0; snap.dos_rule_count],
+            customers: vec![CustomerStats::default(); snap.customers.len()],
+            tunnels: vec![TunnelStats::default(); snap.tunnels.len()],
+            ..WorkerStats::default()
+        }
     }
 
-    /// Resizes the rule counters for a new snapshot (off the per-packet path). Rule indices
-    /// change meaning with the configuration, so their counts restart.
-    pub fn reset_rules(&mut self, rules: usize, dos_rules: usize) {
+    /// Re-sizes the counters from snapshot `old` to `new` (off the per-packet path). Rule
+    /// indices change meaning with the configuration, so their counts restart; customers and
+    /// tunnels keep theirs by name, so that their counters only ever grow.
+    pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) {
         self.rule_hits.clear();
-        self.rule_hits.resize(rules, 0);
+        self.rule_hits.resize(new.rule_count, 0);
         self.dos_hits.clear();
-        self.dos_hits.resize(dos_rules, 0);
+        self.dos_hits.resize(new.dos_rule_count, 0);
+        self.customers = new
+            .customers
+            .iter()
+            .map(|c| {
+                let was = old.customers.iter().position(|o| o.name == c.name);
+                was.and_then(|i| self.customers.get(i)).copied().unwrap_or_default()
+            })
+            .collect();
+        self.tunnels = new
+            .tunnels
+            .iter()
+            .map(|t| {
+                let was = old.tunnels.iter().position(|o| o.name == t.name);
+                was.and_then(|i| self.tunnels.get(i)).copied().unwrap_or_default()
+            })
+            .collect();
     }
 
-    /// Counts one frame's outcome.
+    /// Counts one frame's outcome; `rx_len` is the length it arrived with.
     #[inline]
-    pub fn count(&mut self, outcome: &Outcome) {
+    pub fn count(&mut self, outcome: &Outcome, rx_len: usize) {
+        if let Some(c) = outcome.customer.and_then(|c| self.customers.get_mut(usize::from(c))) {
+            c[outcome.verdict.kind_index()].add(rx_len);
+        }
+        if let Some(t) = outcome.from_tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t))) {
+            t.received.add(rx_len);
+            if matches!(outcome.verdict, Verdict::Drop(_)) {
+                t.received_dropped += 1;
+            }
+        }
+        // Sent into a tunnel: anything transmitted with a tunnel but what left one for the
+        // Internet.
+        if let (Some(t), Verdict::Tx { len, reason, .. }) = (outcome.tunnel, outcome.verdict)
+            && reason != TxReason::Decapsulated
+            && let Some(t) = self.tunnels.get_mut(usize::from(t))
+        {
+            t.sent.add(len);
+        }
         match outcome.verdict {
             Verdict::Tx { len, reason, .. } => {
                 self.tx_frames += 1;
@@ -110,6 +195,22 @@ impl WorkerStats {
         }
         for (a, b) in self.consumed.iter_mut().zip(&other.consumed) {
             *a += b;
+        }
+        if self.customers.len() < other.customers.len() {
+            self.customers.resize(other.customers.len(), CustomerStats::default());
+        }
+        for (mine, theirs) in self.customers.iter_mut().zip(&other.customers) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.merge(b);
+            }
+        }
+        if self.tunnels.len() < other.tunnels.len() {
+            self.tunnels.resize(other.tunnels.len(), TunnelStats::default());
+        }
+        for (a, b) in self.tunnels.iter_mut().zip(&other.tunnels) {
+            a.received.merge(&b.received);
+            a.received_dropped += b.received_dropped;
+            a.sent.merge(&b.sent);
         }
         for (mine, theirs) in [(&mut self.rule_hits, &other.rule_hits), (&mut self.dos_hits, &other.dos_hits)] {
             if mine.len() < theirs.len() {

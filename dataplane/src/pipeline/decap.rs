@@ -96,6 +96,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     };
     let tunnel = &snap.tunnels[usize::from(tid)];
     outcome.tunnel = Some(tid);
+    outcome.from_tunnel = Some(tid);
     outcome.customer = Some(tunnel.customer);
 
     // The inner packet: parsed within the outer one, offsets the frame's.

@@ -141,7 +141,7 @@ impl WorkerState {
     /// State sized for `snap`.
     pub fn new(snap: &Snapshot) -> WorkerState {
         WorkerState {
-            stats: crate::stats::WorkerStats::new(snap.rule_count, snap.dos_rule_count),
+            stats: crate::stats::WorkerStats::new(snap),
             limiter: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
         }
     }

@@ -30,6 +30,7 @@ use classifier::RateLimiter;
 use gre::EthernetAddrs;
 
 use self::forward::Ctx;
+use crate::dropcap::Tap;
 use crate::io::{Frame, Spill};
 use crate::snapshot::{CustomerId, Snapshot, TunnelId};
 use crate::stats::WorkerStats;
@@ -52,8 +53,10 @@ pub struct Outcome {
     pub egress_rule: Option<u32>,
     /// The monitor-mode egress rule that would have decided.
     pub egress_monitor: Option<u32>,
-    /// The tunnel the frame was sent into, or came out of.
+    /// The tunnel the frame was sent into, or (if it was not sent) came out of.
     pub tunnel: Option<TunnelId>,
+    /// The tunnel the frame came out of (GRE from a customer's router).
+    pub from_tunnel: Option<TunnelId>,
     /// The DoS rule that decided (global DoS rule index), if one did.
     pub dos_rule: Option<u32>,
     /// The monitor-mode DoS rule that would have decided.
@@ -63,7 +66,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(verdict: Verdict) -> Outcome {
+    pub(crate) fn new(verdict: Verdict) -> Outcome {
         Outcome {
             verdict,
             customer: None,
@@ -72,6 +75,7 @@ impl Outcome {
             egress_rule: None,
             egress_monitor: None,
             tunnel: None,
+            from_tunnel: None,
             dos_rule: None,
             dos_monitor: None,
             spilled: 0,
@@ -107,15 +111,18 @@ pub struct WorkerState {
     pub limits: Limits,
     /// Frames to send after the batch.
     pub spill: Spill,
+    /// Where dropped frames are captured, if anywhere.
+    pub tap: Option<Tap>,
 }
 
 impl WorkerState {
     /// State sized for `snap`.
     pub fn new(snap: &Snapshot) -> WorkerState {
         WorkerState {
-            stats: WorkerStats::new(snap.rule_count, snap.dos_rule_count),
+            stats: WorkerStats::new(snap),
             limits: Limits::new(snap),
             spill: Spill::new(SPILL_SLOTS, snap.frame_size),
+            tap: None,
         }
     }
 }
@@ -142,12 +149,16 @@ pub fn process_batch_via(
         state.stats.rx_frames += 1;
         state.stats.rx_bytes += frame.len as u64;
         let before = state.spill.len();
+        let rx_len = frame.len;
         let outcome = process_frame(snapshot, eth.as_ref(), &mut state.limits, &mut state.spill, frame);
-        state.stats.count(&outcome);
+        state.stats.count(&outcome, rx_len);
         if outcome.spilled > 0 {
             state.stats.count_spilled(TxReason::Fragment, state.spill.len() - before, state.spill.bytes_from(before));
         }
         frame.verdict = outcome.verdict;
+        if let Some(tap) = &mut state.tap {
+            tap.offer(frame, &outcome);
+        }
     }
 }
 

@@ -183,13 +183,22 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The kinds of verdict, by [`Verdict::kind_index`].
+    pub const KINDS: [&'static str; 4] = ["tx", "pass", "drop", "consumed"];
+
     /// `tx`, `pass`, `drop` or `consumed`.
     pub fn kind(&self) -> &'static str {
+        Verdict::KINDS[self.kind_index()]
+    }
+
+    /// The index of [`Verdict::kind`] in [`Verdict::KINDS`].
+    #[inline]
+    pub const fn kind_index(&self) -> usize {
         match self {
-            Verdict::Tx { .. } => "tx",
-            Verdict::Pass(_) => "pass",
-            Verdict::Drop(_) => "drop",
-            Verdict::Consumed(_) => "consumed",
+            Verdict::Tx { .. } => 0,
+            Verdict::Pass(_) => 1,
+            Verdict::Drop(_) => 2,
+            Verdict::Consumed(_) => 3,
         }
     }
 

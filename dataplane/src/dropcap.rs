@@ -1,0 +1,399 @@
+//! Drop capture (`--capture-drops FILE.pcapng`): dropped frames, and frames a monitor-mode
+//! rule would have decided, written to a pcapng file with the reason as each packet's
+//! comment, bounded by a rate and a file size.
+//!
+//! Workers never block, allocate, lock or write files for it. A worker's [`Tap`] takes a
+//! preallocated [`Record`] from the free queue, copies the frame into it and pushes it to
+//! the full queue (crossbeam's bounded lock-free `ArrayQueue`s); the [`Writer`] thread turns
+//! records into pcapng blocks, names the rules from the snapshot the record carries, and
+//! returns them to the free queue. When a worker's rate budget or the free queue runs out,
+//! or the file reached its size bound, the frame is only counted as not captured.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam::queue::ArrayQueue;
+use pcap_file::DataLink;
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+
+use crate::io::Frame;
+use crate::pipeline::{Outcome, Verdict};
+use crate::snapshot::Snapshot;
+
+/// What to capture and within which bounds.
+#[derive(Clone, Debug)]
+pub struct CaptureOptions {
+    /// The pcapng file (created or truncated).
+    pub path: PathBuf,
+    /// Frames per second captured, over all workers (each worker gets its share).
+    pub rate: u32,
+    /// The file stops growing at this many bytes.
+    pub max_bytes: u64,
+    /// Bytes of each frame kept.
+    pub snaplen: usize,
+    /// Also capture frames a monitor-mode rule matched.
+    pub monitor: bool,
+}
+
+impl CaptureOptions {
+    /// Defaults for `path`: 100 frames per second, 100 MB, whole frames, monitor hits included.
+    pub fn new(path: PathBuf) -> CaptureOptions {
+        CaptureOptions { path, rate: 100, max_bytes: 100_000_000, snaplen: 65535, monitor: true }
+    }
+}
+
+/// Why a frame was captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// Dropped (the outcome's verdict is a drop).
+    Dropped,
+    /// A monitor-mode rule matched; the verdict is what was enforced.
+    Monitor,
+}
+
+/// One captured frame, preallocated and reused.
+#[derive(Debug)]
+pub struct Record {
+    timestamp_ns: u64,
+    original_len: u32,
+    len: usize,
+    why: Why,
+    outcome: Option<Outcome>,
+    /// The snapshot the outcome's indices refer to.
+    snapshot: Option<Arc<Snapshot>>,
+    data: Box<[u8]>,
+}
+
+/// Counters of the capture, shared by the taps and the writer.
+#[derive(Debug, Default)]
+pub struct CaptureStats {
+    /// Frames written to the file.
+    pub written: AtomicU64,
+    /// Frames not captured: over the rate.
+    pub over_rate: AtomicU64,
+    /// Frames not captured: every record was in use (the writer fell behind).
+    pub no_record: AtomicU64,
+    /// Frames not captured: the file reached its size bound.
+    pub over_size: AtomicU64,
+    /// Bytes in the file.
+    pub bytes: AtomicU64,
+}
+
+/// The queues between the workers' taps and the writer.
+#[derive(Debug)]
+pub struct DropCapture {
+    free: ArrayQueue<Box<Record>>,
+    full: ArrayQueue<Box<Record>>,
+    /// Counters.
+    pub stats: CaptureStats,
+    /// Set by the writer when the file is full: taps stop copying.
+    full_file: AtomicBool,
+    options: CaptureOptions,
+}
+
+/// Records in flight: a quarter of a second at the rate, at least 64, at most 4096.
+fn record_count(rate: u32) -> usize {
+    (rate as usize / 4).clamp(64, 4096)
+}
+
+impl DropCapture {
+    /// Allocates the records (all memory the capture uses) and opens `options.path`.
+    pub fn start(options: CaptureOptions, stop: Arc<AtomicBool>) -> anyhow::Result<(Arc<DropCapture>, Writer)> {
+        let file = File::create(&options.path)
+            .map_err(|e| anyhow::anyhow!("--capture-drops {}: {e}", options.path.display()))?;
+        let n = record_count(options.rate);
+        let free = ArrayQueue::new(n);
+        for _ in 0..n {
+            let record = Box::new(Record {
+                timestamp_ns: 0,
+                original_len: 0,
+                len: 0,
+                why: Why::Dropped,
+                outcome: None,
+                snapshot: None,
+                data: vec![0; options.snaplen].into_boxed_slice(),
+            });
+            let _ = free.push(record);
+        }
+        let capture = Arc::new(DropCapture {
+            free,
+            full: ArrayQueue::new(n),
+            stats: CaptureStats::default(),
+            full_file: AtomicBool::new(false),
+            options,
+        });
+        let writer = Writer::new(capture.clone(), BufWriter::new(file), stop)?;
+        Ok((capture, writer))
+    }
+
+    /// A tap for one of `workers` workers.
+    pub fn tap(self: &Arc<Self>, workers: usize) -> Tap {
+        let per_worker = (f64::from(self.options.rate) / workers.max(1) as f64).max(1.0);
+        Tap {
+            capture: self.clone(),
+            interval_ns: (1e9 / per_worker) as u64,
+            burst_ns: 1_000_000_000,
+            tat_ns: 0,
+            snapshot: None,
+            wait: false,
+        }
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &CaptureOptions {
+        &self.options
+    }
+}
+
+/// A worker's end of the capture: a rate budget (GCRA: one frame per interval, a second's
+/// worth of burst) and the snapshot its outcomes refer to.
+#[derive(Debug)]
+pub struct Tap {
+    capture: Arc<DropCapture>,
+    interval_ns: u64,
+    burst_ns: u64,
+    /// Theoretical arrival time of the next frame within the rate.
+    tat_ns: u64,
+    snapshot: Option<Arc<Snapshot>>,
+    /// Wait for the writer rather than skip a frame (replay, which has no deadline).
+    wait: bool,
+}
+
+impl Tap {
+    /// Makes the tap wait for a free record instead of skipping the frame: for replay, so
+    /// that what it captures does not depend on how fast the writer is.
+    pub fn waiting(mut self) -> Tap {
+        self.wait = true;
+        self
+    }
+
+    /// The snapshot the following outcomes are decided by (on start and after a reload).
+    pub fn bind(&mut self, snapshot: Arc<Snapshot>) {
+        self.snapshot = Some(snapshot);
+    }
+
+    /// Captures `frame` if its `outcome` is a drop (or a monitor-mode hit), within bounds.
+    #[inline]
+    pub fn offer(&mut self, frame: &Frame<'_>, outcome: &Outcome) {
+        let why = match outcome.verdict {
+            Verdict::Drop(_) => Why::Dropped,
+            _ if self.capture.options.monitor
+                && (outcome.monitor.is_some() || outcome.egress_monitor.is_some() || outcome.dos_monitor.is_some()) =>
+            {
+                Why::Monitor
+            }
+            _ => return,
+        };
+        let stats = &self.capture.stats;
+        if self.capture.full_file.load(Ordering::Relaxed) {
+            stats.over_size.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // GCRA: conforming while the next theoretical arrival time is within the burst.
+        let now = frame.timestamp_ns;
+        let tat = self.tat_ns.max(now);
+        if tat - now > self.burst_ns {
+            stats.over_rate.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut record = loop {
+            match self.capture.free.pop() {
+                Some(r) => break r,
+                None if self.wait && !self.capture.full_file.load(Ordering::Relaxed) => std::thread::yield_now(),
+                None => {
+                    stats.no_record.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        };
+        self.tat_ns = tat + self.interval_ns;
+        // A transmitted frame (a monitor hit) is captured as sent.
+        let data = frame.tx_bytes().unwrap_or_else(|| frame.data());
+        let len = data.len().min(record.data.len());
+        record.data[..len].copy_from_slice(&data[..len]);
+        record.len = len;
+        record.original_len = if matches!(outcome.verdict, Verdict::Tx { .. }) {
+            data.len() as u32
+        } else {
+            frame.wire_len.max(data.len() as u32)
+        };
+        record.timestamp_ns = now;
+        record.why = why;
+        record.outcome = Some(*outcome);
+        record.snapshot.clone_from(&self.snapshot);
+        // The full queue is as long as the free one: never fails.
+        if let Err(r) = self.capture.full.push(record) {
+            let _ = self.capture.free.push(r);
+        }
+    }
+}
+
+/// The thread that writes records into the pcapng file.
+pub struct Writer {
+    capture: Arc<DropCapture>,
+    out: PcapNgWriter<BufWriter<File>>,
+    stop: Arc<AtomicBool>,
+    comment: String,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("path", &self.capture.options.path).finish()
+    }
+}
+
+impl Writer {
+    fn new(capture: Arc<DropCapture>, file: BufWriter<File>, stop: Arc<AtomicBool>) -> anyhow::Result<Writer> {
+        let section = SectionHeaderBlock {
+            options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(concat!(
+                "transitd ",
+                env!("CARGO_PKG_VERSION"),
+                " drop capture"
+            )))],
+            ..SectionHeaderBlock::default()
+        };
+        let mut out = PcapNgWriter::with_section_header(file, section)?;
+        let interface = InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: capture.options.snaplen as u32,
+            // Timestamps in nanoseconds: pcap-file writes the raw count.
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+        };
+        out.write_pcapng_block(interface)?;
+        let header = out.get_ref().buffer().len() as u64;
+        capture.stats.bytes.store(header, Ordering::Relaxed);
+        Ok(Writer { capture, out, stop, comment: String::with_capacity(256) })
+    }
+
+    /// Writes records until stopped, then what is left, and flushes.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        loop {
+            let stopping = self.stop.load(Ordering::Relaxed);
+            let mut wrote = false;
+            while let Some(record) = self.capture.full.pop() {
+                self.write(&record)?;
+                let _ = self.capture.free.push(record);
+                wrote = true;
+            }
+            if stopping {
+                break;
+            }
+            if !wrote {
+                self.out.get_mut().flush()?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.out.get_mut().flush()?;
+        Ok(())
+    }
+
+    fn write(&mut self, record: &Record) -> anyhow::Result<()> {
+        let stats = &self.capture.stats;
+        self.comment.clear();
+        describe(&mut self.comment, record);
+        let block = EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_nanos(record.timestamp_ns),
+            original_len: record.original_len,
+            data: Cow::Borrowed(&record.data[..record.len]),
+            options: vec![EnhancedPacketOption::Comment(Cow::Borrowed(self.comment.as_str()))],
+        };
+        // Block: 32 bytes of header and trailer, data padded to 4, the comment option
+        // (4 + padded text) and the end-of-options marker.
+        let size = 32 + record.len.next_multiple_of(4) + 4 + self.comment.len().next_multiple_of(4) + 4;
+        if stats.bytes.load(Ordering::Relaxed) + size as u64 > self.capture.options.max_bytes {
+            stats.over_size.fetch_add(1, Ordering::Relaxed);
+            self.capture.full_file.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        let written = self.out.write_pcapng_block(block)?;
+        stats.bytes.fetch_add(written as u64, Ordering::Relaxed);
+        stats.written.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The comment for a record: `drop: <reason>`, or `monitor: ...`, and the rules involved,
+/// by name where the snapshot knows them.
+fn describe(out: &mut String, record: &Record) {
+    use std::fmt::Write as _;
+    let Some(outcome) = record.outcome else { return };
+    let snap = record.snapshot.as_deref();
+    let _ = match (record.why, outcome.verdict) {
+        (Why::Dropped, v) => write!(out, "drop: {}", v.reason()),
+        (Why::Monitor, v) => write!(out, "monitor hit; enforced: {} {}", v.kind(), v.reason()),
+    };
+    let customer = outcome.customer.and_then(|c| snap.and_then(|s| s.customers.get(usize::from(c))));
+    if let Some(c) = customer {
+        let _ = write!(out, "; customer {}", c.name);
+    }
+    let rules = [
+        ("rule", outcome.rule),
+        ("monitor rule", outcome.monitor),
+        ("egress rule", outcome.egress_rule),
+        ("monitor egress rule", outcome.egress_monitor),
+    ];
+    for (what, rule) in rules {
+        if let Some(r) = rule {
+            let _ = write!(out, "; {what} {}", snap.and_then(|s| rule_name(s, r)).unwrap_or_else(|| r.to_string()));
+        }
+    }
+    for (what, rule) in [("dos rule", outcome.dos_rule), ("monitor dos rule", outcome.dos_monitor)] {
+        if let Some(r) = rule {
+            let _ = write!(out, "; {what} {}", snap.and_then(|s| dos_rule_name(s, r)).unwrap_or_else(|| r.to_string()));
+        }
+    }
+    let tunnel = outcome.from_tunnel.or(outcome.tunnel);
+    if let Some(t) = tunnel.and_then(|t| snap.and_then(|s| s.tunnels.get(usize::from(t)))) {
+        let _ = write!(out, "; tunnel {}", t.name);
+    }
+}
+
+/// `customer/rule` (firewall) or `customer/egress/rule` for a global rule index.
+pub fn rule_name(snap: &Snapshot, global: u32) -> Option<String> {
+    snap.customers.iter().find_map(|c| {
+        let fw = global.checked_sub(c.rule_base).and_then(|i| c.firewall.rules().get(i as usize));
+        let eg = global.checked_sub(c.egress_base).and_then(|i| c.egress.rules().get(i as usize));
+        fw.map(|r| format!("{}/{}", c.name, r.name)).or_else(|| eg.map(|r| format!("{}/egress/{}", c.name, r.name)))
+    })
+}
+
+/// `[dos]/rule` or `customer/rule` for a global DoS rule index.
+pub fn dos_rule_name(snap: &Snapshot, global: u32) -> Option<String> {
+    if let Some(r) = snap.dos.rules.rules().get(global as usize) {
+        return Some(format!("[dos]/{}", r.name));
+    }
+    snap.customers.iter().find_map(|c| {
+        let r = global.checked_sub(c.dos_base).and_then(|i| c.dos.rules().get(i as usize))?;
+        Some(format!("{}/{}", c.name, r.name))
+    })
+}
+
+/// Where the capture's counters are reported from: a line for people.
+pub fn summary(capture: &DropCapture) -> String {
+    let s = &capture.stats;
+    format!(
+        "drop capture {}: {} frames ({} bytes) written; not captured: {} over the rate, {} for want of a record, {} over the size bound",
+        capture.options.path.display(),
+        s.written.load(Ordering::Relaxed),
+        s.bytes.load(Ordering::Relaxed),
+        s.over_rate.load(Ordering::Relaxed),
+        s.no_record.load(Ordering::Relaxed),
+        s.over_size.load(Ordering::Relaxed),
+    )
+}
+
+/// Checks a capture path before anything starts.
+pub fn check_path(path: &Path) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    anyhow::ensure!(dir.is_dir(), "--capture-drops {}: no directory {}", path.display(), dir.display());
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `--capture-drops` in replay: the pcapng file holds exactly the frames the configuration
+//! drops (and, separately commented, those a monitor rule matched), byte for byte, with
+//! their reasons; tshark reads it; the rate and size bounds hold.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// CATCH_ALL with a firewall that drops ICMPv6 echo and watches neighbour solicitations.
+fn config() -> String {
+    format!(
+        "{CATCH_ALL}\n[customer.firewall]\ndefault = \"accept\"\n\
+         [[customer.firewall.rule]]\nname = \"no-echo\"\nmatch = \"icmpv6.type == 128 or icmpv6.type == 129\"\naction = \"drop\"\n\
+         [[customer.firewall.rule]]\nname = \"watch-ns\"\nmatch = \"icmpv6.type == 135\"\naction = \"drop\"\nmode = \"monitor\"\n\
+         [[customer.firewall.rule]]\nname = \"no-syn\"\nmatch = \"tcp.flags.syn == 1\"\naction = \"drop\"\n"
+    )
+}
+
+fn replay(input: &Path, tag: &str, extra: &[&str]) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config()).unwrap();
+    let out = dir.join("drops.pcapng");
+    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--capture-drops", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(run.status.success(), "{report}{}", String::from_utf8_lossy(&run.stderr));
+    (out, report)
+}
+
+/// `(comment, frame.len, frame.cap_len)` of each frame, as tshark reads the capture.
+fn tshark_rows(file: &Path, filter: &str) -> Vec<(String, u64, u64)> {
+    tshark(
+        file,
+        &[
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "frame.comment",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.cap_len",
+        ],
+    )
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split('|').collect();
+        (f[0].to_string(), f[1].parse().unwrap(), f[2].parse().unwrap())
+    })
+    .collect()
+}
+
+#[test]
+fn dropped_frames_are_captured_byte_for_byte_with_their_reason() {
+    let input = pcap("real/zeek-communityid-icmp6.pcap");
+    let (file, report) = replay(&input, "icmp6", &[]);
+
+    // The oracle: what tshark selects from the input with the rules' expressions.
+    let dropped = tshark_frames(&input, "icmpv6.type == 128 or icmpv6.type == 129", &[]);
+    let watched = tshark_frames(&input, "icmpv6.type == 135", &[]);
+    assert_eq!((dropped.len(), watched.len()), (16, 9));
+    let frames = read_frames(&input);
+
+    // tshark reads the file; every frame carries a comment naming why it is there.
+    let rows = tshark_rows(&file, "frame");
+    assert_eq!(rows.len(), dropped.len() + watched.len(), "{report}");
+    let drops: Vec<_> = rows.iter().filter(|r| r.0.starts_with("drop: ")).collect();
+    let monitors: Vec<_> = rows.iter().filter(|r| r.0.starts_with("monitor hit")).collect();
+    assert_eq!(drops.len(), dropped.len());
+    assert_eq!(monitors.len(), watched.len());
+    for (comment, len, cap_len) in &drops {
+        assert_eq!(comment, "drop: firewall; customer all; rule all/no-echo");
+        assert_eq!(len, cap_len);
+    }
+    for (comment, ..) in &monitors {
+        assert_eq!(
+            comment,
+            "monitor hit; enforced: tx encapsulated; customer all; monitor rule all/watch-ns; tunnel t"
+        );
+    }
+
+    // Dropped frames are the input's frames, unchanged, in order, with their timestamps.
+    let captured = read_frames(&file);
+    assert_eq!(captured.len(), rows.len());
+    let mut drop_iter = dropped.iter();
+    let mut watch_iter = watched.iter();
+    for (c, row) in captured.iter().zip(&rows) {
+        if row.0.starts_with("drop: ") {
+            let n = *drop_iter.next().unwrap() as usize;
+            assert_eq!(c.bytes, frames[n - 1].bytes, "frame {n}");
+            assert_eq!(c.timestamp_ns, frames[n - 1].timestamp_ns, "frame {n}");
+        } else {
+            // A monitor hit is captured as sent: the input frame inside GRE.
+            let n = *watch_iter.next().unwrap() as usize;
+            // its hop limit (byte 7 of the IPv6 header) one lower, as forwarded.
+            let inner = &frames[n - 1].bytes[14..];
+            let sent = &c.bytes[c.bytes.len() - inner.len()..];
+            assert_eq!(sent[7], inner[7] - 1, "frame {n}: hop limit");
+            assert_eq!((&sent[..7], &sent[8..]), (&inner[..7], &inner[8..]), "frame {n}: the input's packet inside");
+        }
+    }
+    // The monitor hits tshark sees as GRE carrying the watched solicitation.
+    assert_eq!(tshark_rows(&file, "gre and icmpv6.type == 135").len(), watched.len());
+    assert!(report.contains(&format!("{} frames", rows.len())), "{report}");
+}
+
+#[test]
+fn the_rate_bound_holds_on_capture_time_and_counts_the_rest() {
+    // 200 SYNs in 0.2 s of capture time; at 10 frames per second with a second's burst,
+    // at most 10 * (0.2 + 1) + 1 are captured.
+    let input = pcap("real/suricata-syn-flood.pcap");
+    let (file, report) = replay(&input, "rate", &["--capture-rate", "10"]);
+    let rows = tshark_rows(&file, "frame");
+    assert!((10..=13).contains(&rows.len()), "{} captured\n{report}", rows.len());
+    assert!(rows.iter().all(|r| r.0 == "drop: firewall; customer all; rule all/no-syn"));
+    let over_rate: usize =
+        report.split(" over the rate").next().and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert_eq!(rows.len() + over_rate, 200, "{report}");
+}
+
+#[test]
+fn the_size_bound_holds_and_the_file_stays_readable() {
+    let input = pcap("real/suricata-syn-flood.pcap");
+    let (file, report) = replay(&input, "size", &["--capture-rate", "100000", "--capture-max-size", "4K"]);
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size <= 4000, "{size} bytes\n{report}");
+    let rows = tshark_rows(&file, "frame");
+    assert!(rows.len() > 10 && rows.len() < 200, "{} frames in {size} bytes", rows.len());
+    assert!(report.contains("over the size bound"), "{report}");
+}

@@ -1,0 +1,232 @@
+//! Operating `transitd run` in the veth lab (scripts/veth-lab): metrics that agree with what
+//! tshark sees on the wire and what Python's OpenMetrics parser reads, drop capture while
+//! running, and a hundred configuration reloads under traffic that lose no packet.
+//! Needs root; one lab at a time.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{Lab, SERIAL, scapy_send};
+use common::*;
+
+const ACME: &str = r#"
+[server]
+anycast = "192.0.2.1"
+next_hop = "10.2.0.1"
+[dos.sanity]
+bogons = false
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+[customer.firewall]
+default = "drop"
+[[customer.firewall.rule]]
+name = "ftp"
+match = "ip.dst == 203.0.113.100 and tcp.dstport in {20..21}"
+action = "accept"
+"#;
+
+/// ACME with another customer in front of it (so acme's index moves) and SSH allowed.
+fn acme_b() -> String {
+    let beta = "[[customer]]\nname = \"beta\"\nprefixes = [\"100.64.7.0/24\"]\n\
+                [[customer.tunnel]]\nname = \"beta-gre\"\nremote = \"198.51.100.9\"\n\
+                [[customer.route]]\nprefix = \"100.64.7.0/24\"\ntunnel = \"beta-gre\"\n";
+    let (server, customers) = ACME.split_at(ACME.find("[[customer]]").unwrap());
+    format!(
+        "{server}{beta}{customers}[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n"
+    )
+}
+
+fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Scrapes transitd's metrics inside the lab and parses them with Python's prometheus_client
+/// OpenMetrics parser (which rejects anything malformed): `(name, labels) -> value`.
+fn scrape(lab: &Lab) -> BTreeMap<(String, BTreeMap<String, String>), f64> {
+    let out = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw", "--metrics", "127.0.0.1:9469"]);
+    let script = r#"
+import sys, json
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        print(json.dumps([s.name, s.labels, s.value]))
+"#;
+    let mut py = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    py.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let parsed = py.wait_with_output().unwrap();
+    assert!(parsed.status.success(), "not OpenMetrics: {}", String::from_utf8_lossy(&parsed.stderr));
+    String::from_utf8(parsed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (name, labels, value): (String, BTreeMap<String, String>, f64) = serde_json::from_str(l).unwrap();
+            ((name, labels), value)
+        })
+        .collect()
+}
+
+fn metric(m: &BTreeMap<(String, BTreeMap<String, String>), f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
+    m.iter()
+        .filter(|((n, l), _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+fn sum_column(text: &str) -> f64 {
+    text.lines().map(|l| l.trim().parse::<f64>().unwrap()).sum()
+}
+
+#[test]
+fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tm", 1);
+    let drops = std::env::temp_dir().join(format!("{}-drops.pcapng", lab.prefix));
+    let t = lab.transitd(ACME, &["--metrics", "127.0.0.1:9469", "--capture-drops", drops.to_str().unwrap()]);
+    wait_for("the next hop to resolve", 15, || t.log().contains("next hop 10.2.0.1 is at"));
+    let cap = lab.capture("up", "u1");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=30000+i, dport=21, flags='S') for i in range(120)]");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=31000+i, dport=22, flags='S') for i in range(30)]");
+    std::thread::sleep(Duration::from_secs(1));
+    let file = cap.finish();
+    let m = scrape(&lab);
+    let human = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--metrics", "127.0.0.1:9469"]);
+    let human = String::from_utf8_lossy(&human.stdout).into_owned();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+
+    // The wire, read by tshark: GRE toward acme's router, and SSH that went no further.
+    let gre = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 21", "-T", "fields", "-e", "frame.len"]);
+    let ssh = tshark(&file, &["-Y", "not gre and not icmp and tcp.dstport == 22", "-T", "fields", "-e", "frame.len"]);
+    let ftp_in =
+        tshark(&file, &["-Y", "not gre and not icmp and tcp.dstport == 21", "-T", "fields", "-e", "frame.len"]);
+    assert_eq!((gre.lines().count(), ssh.lines().count()), (120, 30));
+
+    let acme = |verdict| metric(&m, "transitd_customer_packets_total", &[("customer", "acme"), ("verdict", verdict)]);
+    assert_eq!(acme("tx"), 120.0);
+    assert_eq!(acme("drop"), 30.0);
+    let acme_bytes = |v| metric(&m, "transitd_customer_bytes_total", &[("customer", "acme"), ("verdict", v)]);
+    assert_eq!(acme_bytes("drop"), sum_column(&ssh), "bytes as received");
+    assert_eq!(acme_bytes("tx"), sum_column(&ftp_in), "bytes as received");
+    let sent = [("tunnel", "acme-gre"), ("direction", "sent")];
+    assert_eq!(metric(&m, "transitd_tunnel_packets_total", &sent), 120.0);
+    assert_eq!(metric(&m, "transitd_tunnel_bytes_total", &sent), sum_column(&gre), "bytes as encapsulated");
+    let firewall = [("verdict", "drop"), ("reason", "firewall")];
+    assert_eq!(metric(&m, "transitd_packets_total", &firewall), 30.0);
+    let encapsulated = [("verdict", "tx"), ("reason", "encapsulated")];
+    assert_eq!(metric(&m, "transitd_packets_total", &encapsulated), 120.0);
+    assert_eq!(metric(&m, "transitd_rule_hits_total", &[("customer", "acme"), ("rule", "ftp")]), 120.0);
+    assert!(metric(&m, "transitd_xdp_packets_total", &[("action", "redirected")]) >= 150.0);
+    let batches = metric(&m, "transitd_batch_duration_seconds_count", &[("worker", "q0")]);
+    assert!(batches > 0.0 && batches <= 150.0, "{batches} batches for 150 frames");
+    assert_eq!(metric(&m, "transitd_config_reloads_total", &[("result", "applied")]), 0.0);
+    assert_eq!(metric(&m, "transitd_drop_capture_packets_total", &[("result", "written")]), 30.0);
+
+    // The person's view names the customer and the tunnel, with the same counts.
+    assert!(human.contains("acme") && human.contains("acme-gre"), "{human}");
+    assert!(human.lines().any(|l| l.starts_with("acme ") && l.contains(" 120 ") && l.contains(" 30 ")), "{human}");
+
+    // The capture written while running: the 30 SSH SYNs, as tshark reads them.
+    let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.dstport"]);
+    assert_eq!(captured.lines().count(), 30, "{captured}");
+    assert!(captured.lines().all(|l| l == "drop: firewall; customer acme\t22"), "{captured}");
+}
+
+#[test]
+fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tr", 1);
+    let t = lab.transitd(ACME, &["--watch-interval", "0.05", "--no-metrics"]);
+    wait_for("the next hop to resolve", 15, || t.log().contains("next hop 10.2.0.1 is at"));
+    // The upstream router learns transitd's MAC before the measured traffic.
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=1, dport=21, flags='S')]");
+
+    // 24 s of traffic at 1000 packets/s: FTP (both configurations forward it) and, every
+    // fifth packet, SSH (only the second one does). Each packet's sequence number is its id.
+    let n = 24_000;
+    let traffic = std::env::temp_dir().join(format!("{}-traffic.pcap", lab.prefix));
+    let script = format!(
+        "from scapy.all import *\n\
+         e = Ether(src='{src}', dst='{dst}')\n\
+         wrpcap('{file}', [e/IP(src='10.1.0.2', dst='203.0.113.100')/TCP(sport=20000 + i % 20000, dport=22 if i % 5 == 4 else 21, seq=i, flags='S') for i in range({n})])\n",
+        src = lab.mac("snd", "s0"),
+        dst = lab.mac("up", "u0"),
+        file = traffic.display(),
+    );
+    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let cap = lab.capture("cust", "c0");
+    let mut replay = lab
+        .cmd("snd", "tcpreplay")
+        .args(["-q", "-i", &lab.dev("s0"), "--pps=1000", traffic.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // A hundred reloads, alternating the two configurations; odd ones by SIGHUP, even ones
+    // by the file changing alone. Each is waited for before the next.
+    let b = acme_b();
+    let reloads = |log: &str| log.matches("transitd: reloaded").count();
+    for i in 0..100 {
+        let text = if i % 2 == 0 { b.as_str() } else { ACME };
+        if i % 2 == 1 {
+            t.reload(text);
+        } else {
+            std::fs::write(&t.config, text).unwrap();
+        }
+        wait_for(&format!("reload {}", i + 1), 10, || reloads(&t.log()) == i + 1);
+    }
+    assert!(replay.try_wait().unwrap().is_none(), "the traffic ended before the reloads did: make it longer");
+    let replayed = replay.wait_with_output().unwrap();
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let file = cap.finish();
+    let log = t.log();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(reloads(&log), 100, "exactly one reload per change:\n{log}");
+    assert!(!log.contains("rejected"), "{log}");
+
+    let seqs = |dport: u16| -> BTreeSet<u64> {
+        tshark(
+            &file,
+            &["-Y", &format!("gre and not icmp and tcp.dstport == {dport}"), "-T", "fields", "-e", "tcp.seq_raw"],
+        )
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+    };
+    let ftp = seqs(21);
+    let expected: BTreeSet<u64> = (0..n).filter(|i| i % 5 != 4).collect();
+    let missing: Vec<_> = expected.difference(&ftp).take(10).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lost, e.g. {missing:?}\n{report}",
+        expected.len() - ftp.len().min(expected.len()),
+        expected.len()
+    );
+    // SSH went through only while the second configuration ran: some, not all.
+    let ssh = seqs(22);
+    assert!(!ssh.is_empty() && ssh.len() < n as usize / 5, "{} SSH packets", ssh.len());
+}
