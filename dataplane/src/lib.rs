@@ -11,6 +11,7 @@ pub mod config;
 pub mod connect;
 pub mod dropcap;
 pub mod dryrun;
+pub mod fleet;
 pub mod health;
 pub mod io;
 pub mod lpm;

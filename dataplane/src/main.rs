@@ -10,7 +10,13 @@ use transitd::snapshot::Snapshot;
 /// transitd: a userspace edge packet processor (Magic-Transit-style GRE ingress,
 /// soft-unicast egress) on AF_XDP.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Quick start: docs/quickstart.md. Running it: docs/operations.md. \
+                  Configuration: docs/configuration.md. Rules: docs/rules.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,10 +44,19 @@ enum Command {
         capture: CaptureArgs,
     },
     /// Run the data plane on an interface's queues (AF_XDP) until SIGINT or SIGTERM.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["config", "config_etcd"])))]
     Run {
-        /// The TOML configuration file.
+        /// The TOML configuration file: reloaded on SIGHUP and when it changes.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Read the configuration from etcd v3 instead, and follow its changes: the key
+        /// PREFIX + `server` holds the non-customer sections, PREFIX + `customers/NAME` one
+        /// customer each (docs/operations.md).
+        #[arg(long, value_name = "ENDPOINT")]
+        config_etcd: Option<String>,
+        /// The etcd key prefix.
+        #[arg(long, value_name = "PREFIX", default_value = "/transitd/", requires = "config_etcd")]
+        prefix: String,
         /// The interface to attach to.
         #[arg(long)]
         iface: String,
@@ -199,7 +214,8 @@ struct CaptureArgs {
 }
 
 impl CaptureArgs {
-    fn options(&self, snap: &Snapshot) -> anyhow::Result<Option<transitd::dropcap::CaptureOptions>> {
+    /// The options; a snap length of 0 stands for the configured frame size.
+    fn options(&self) -> anyhow::Result<Option<transitd::dropcap::CaptureOptions>> {
         let Some(path) = &self.capture_drops else { return Ok(None) };
         transitd::dropcap::check_path(path)?;
         anyhow::ensure!(self.capture_rate > 0, "--capture-rate must be at least 1");
@@ -207,7 +223,7 @@ impl CaptureArgs {
             path: path.clone(),
             rate: self.capture_rate,
             max_bytes: self.capture_max_size,
-            snaplen: self.capture_snaplen.unwrap_or(snap.frame_size).clamp(64, 65535),
+            snaplen: self.capture_snaplen.map_or(0, |n| n.clamp(64, 65535)),
             monitor: !self.capture_drops_only,
         }))
     }
@@ -350,7 +366,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(s) => std::sync::Arc::new(s),
                 Err(code) => return Ok(code),
             };
-            let capture = capture.options(&snap)?;
+            let capture = capture.options()?.map(|mut c| {
+                if c.snaplen == 0 {
+                    c.snaplen = snap.frame_size;
+                }
+                c
+            });
             let summary = transitd::replay::replay_capturing(snap.clone(), &input, output.as_deref(), capture)
                 .with_context(|| format!("replaying {}", input.display()))?;
             print!("{}", summary.render(&snap));
@@ -376,6 +397,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run {
             config,
+            config_etcd,
+            prefix,
             iface,
             queues,
             cores,
@@ -390,10 +413,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             watch_interval,
             capture,
         } => {
-            // The capture's default snap length is the configured frame size.
-            let capture = match load(&config) {
-                Ok(snap) => capture.options(&snap)?,
-                Err(code) => return Ok(code),
+            let capture = capture.options()?;
+            let config = match (config, config_etcd) {
+                (Some(path), _) => transitd::run::ConfigSource::File(path),
+                (None, Some(endpoint)) => {
+                    transitd::run::ConfigSource::Etcd(transitd::fleet::EtcdSource { endpoint, prefix })
+                }
+                (None, None) => anyhow::bail!("--config FILE or --config-etcd ENDPOINT"),
             };
             use transitd::io::afxdp::BindMode;
             use transitd::run::{RunOptions, parse_list};

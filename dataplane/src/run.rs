@@ -16,7 +16,9 @@ use gre::EthernetAddrs;
 use hdrhistogram::Histogram;
 use transitd_bpf::{AttachMode, XdpProgram};
 
+use crate::config::ConfigErrors;
 use crate::dropcap::{CaptureOptions, DropCapture, Tap};
+use crate::fleet::{self, EtcdSource};
 use crate::metrics::{ReloadStats, Sources};
 
 use crate::health::{self, Prober};
@@ -29,11 +31,29 @@ use crate::pipeline::{
 use crate::snapshot::{NextHop, Snapshot};
 use crate::stats::WorkerStats;
 
+/// Where the configuration comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A file, reloaded on SIGHUP or when it changes.
+    File(PathBuf),
+    /// An etcd prefix, watched (SIGHUP reads it again).
+    Etcd(EtcdSource),
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+            ConfigSource::Etcd(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// What `transitd run` was asked to do.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Configuration file.
-    pub config: PathBuf,
+    /// Where the configuration comes from.
+    pub config: ConfigSource,
     /// Interface.
     pub iface: String,
     /// Queues to serve (default: all rx queues of the interface).
@@ -56,7 +76,7 @@ pub struct RunOptions {
     pub metrics: Option<SocketAddr>,
     /// How often to look at the configuration file for a change (zero: only on SIGHUP).
     pub watch: Duration,
-    /// Capture dropped frames.
+    /// Capture dropped frames (a snap length of 0: the configured frame size).
     pub capture: Option<CaptureOptions>,
 }
 
@@ -141,7 +161,16 @@ fn ifindex(iface: &str) -> anyhow::Result<i32> {
 
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
-    let snapshot = Snapshot::from_path(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (snapshot, etcd_revision) = match &opts.config {
+        ConfigSource::File(path) => (Snapshot::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))?, 0),
+        ConfigSource::Etcd(source) => {
+            let fetched = fleet::fetch(source)?;
+            let snap = fleet::assemble(&source.prefix, &fetched.keys)
+                .and_then(|l| Snapshot::build(&l))
+                .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
+            (snap, fetched.revision)
+        }
+    };
     snapshot.health.set_nonce(health::random_nonce());
     let index = ifindex(&opts.iface)?;
     let queues = match &opts.queues {
@@ -169,7 +198,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             let (cell, stop) = (next_hop.clone(), stop.clone());
             Some(std::thread::spawn(move || neigh::resolve_forever(ip, cell, stop, Duration::from_secs(10))))
         }
-        NextHop::Unset => bail!("{}: set next_hop (an IP address) or next_hop_mac in [server]", opts.config.display()),
+        NextHop::Unset => bail!("{}: set next_hop (an IP address) or next_hop_mac in [server]", opts.config),
     };
 
     let program = XdpProgram::load()?;
@@ -213,7 +242,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let writer_stop = Arc::new(AtomicBool::new(false));
     let (capture, writer) = match &opts.capture {
         Some(c) => {
-            let (capture, writer) = DropCapture::start(c.clone(), writer_stop.clone())?;
+            let mut c = c.clone();
+            if c.snaplen == 0 {
+                c.snaplen = shared.load().frame_size;
+            }
+            let (capture, writer) = DropCapture::start(c, writer_stop.clone())?;
             let handle = std::thread::Builder::new().name("transitd-capture".into()).spawn(move || writer.run())?;
             (Some(capture), Some(handle))
         }
@@ -265,19 +298,49 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         Instant::now(),
         reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect::<Vec<_>>(),
     );
-    let mut watcher = FileWatch::new(&opts.config, opts.watch);
+    let mut watcher = match &opts.config {
+        ConfigSource::File(path) => Some(FileWatch::new(path, opts.watch)),
+        ConfigSource::Etcd(_) => None,
+    };
+    let etcd_slot: fleet::Slot = Arc::default();
+    let etcd_refetch = Arc::new(AtomicBool::new(false));
+    let etcd = match &opts.config {
+        ConfigSource::Etcd(source) => Some(fleet::watch(
+            source.clone(),
+            etcd_revision,
+            etcd_slot.clone(),
+            writer_stop.clone(),
+            etcd_refetch.clone(),
+        )?),
+        ConfigSource::File(_) => None,
+    };
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
         let signalled = reload.swap(false, Ordering::Relaxed);
-        if watcher.changed() || signalled {
-            watcher.seen();
-            let applied = reload_config(&opts.config, &shared, &program);
-            let counter = if applied { &sources.reloads.applied } else { &sources.reloads.rejected };
-            if applied {
-                sources.reloads.applied_now(false);
-            } else {
-                counter.fetch_add(1, Ordering::Relaxed);
+        let file_changed = watcher.as_mut().is_some_and(FileWatch::changed);
+        let applied = match (&opts.config, &mut watcher) {
+            (ConfigSource::File(path), Some(watcher)) if file_changed || signalled => {
+                watcher.seen();
+                Some(reload_config(&path.display().to_string(), || Snapshot::from_path(path), &shared, &program))
             }
+            (ConfigSource::Etcd(source), _) => {
+                if signalled {
+                    etcd_refetch.store(true, Ordering::Relaxed);
+                }
+                let fetched = etcd_slot.lock().ok().and_then(|mut s| s.take());
+                fetched.map(|f| {
+                    let load = || fleet::assemble(&source.prefix, &f.keys).and_then(|l| Snapshot::build(&l));
+                    reload_config(&format!("{source} at revision {}", f.revision), load, &shared, &program)
+                })
+            }
+            _ => None,
+        };
+        match applied {
+            Some(true) => sources.reloads.applied_now(false),
+            Some(false) => {
+                sources.reloads.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
         }
         if let Ok(mut x) = sources.xdp.lock() {
             *x = program.stats();
@@ -306,6 +369,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     }
     if let Some(m) = metrics {
         let _ = m.join();
+    }
+    if let Some(e) = etcd {
+        let _ = e.join();
     }
     if let Some(w) = writer {
         match w.join() {
@@ -377,14 +443,19 @@ impl FileWatch {
     }
 }
 
-/// Rebuilds the snapshot from `path` off the data path and swaps it in; a file with errors is
-/// rejected whole (its errors printed) and the running snapshot stays. Returns whether the
-/// new configuration was applied.
-fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> bool {
+/// Rebuilds the snapshot off the data path with `load` (from `what`) and swaps it in; a
+/// configuration with errors is rejected whole (its errors printed) and the running snapshot
+/// stays. Returns whether the new configuration was applied.
+fn reload_config(
+    what: &str,
+    load: impl FnOnce() -> Result<Snapshot, ConfigErrors>,
+    shared: &ArcSwap<Snapshot>,
+    program: &XdpProgram,
+) -> bool {
     let started = Instant::now();
-    match Snapshot::from_path(path) {
+    match load() {
         Err(errors) => {
-            eprintln!("transitd: reload of {} rejected, the running configuration stays:\n{errors}", path.display());
+            eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
             false
         }
         Ok(new) => {
@@ -410,12 +481,8 @@ fn reload_config(path: &std::path::Path, shared: &ArcSwap<Snapshot>, program: &X
             shared.store(Arc::new(new));
             let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
             match widened.and(narrowed).and(tables) {
-                Ok(()) => eprintln!(
-                    "transitd: reloaded {} in {:.1} ms",
-                    path.display(),
-                    started.elapsed().as_secs_f64() * 1e3
-                ),
-                Err(e) => eprintln!("transitd: reloaded {}, but updating the XDP maps failed: {e}", path.display()),
+                Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
+                Err(e) => eprintln!("transitd: reloaded {what}, but updating the XDP maps failed: {e}"),
             }
             true
         }
@@ -479,6 +546,7 @@ fn worker(mut io: AfXdpIo, mut ctx: WorkerContext) -> anyhow::Result<()> {
     let mut latency = crate::metrics::latency_histogram();
     let mut window = crate::metrics::latency_histogram();
     let mut window_started = Instant::now();
+    let mut first_window_done = false;
     let report = ctx.report.clone();
     let publish = |stats: &WorkerStats, io: &AfXdpIo, snap: &Arc<Snapshot>, latency: &mut Histogram<u64>| {
         if let Ok(mut r) = report.lock() {
@@ -570,13 +638,18 @@ fn worker(mut io: AfXdpIo, mut ctx: WorkerContext) -> anyhow::Result<()> {
         if polls.is_multiple_of(256) && published.elapsed() >= Duration::from_millis(100) {
             publish(&state.stats, &io, &current, &mut latency);
             published = Instant::now();
-            if window_started.elapsed() >= LATENCY_WINDOW {
-                if let Ok(mut r) = ctx.report.lock() {
-                    r.latency_window.reset();
-                    let _ = r.latency_window.add(&window);
-                }
+            // Until the first window is complete, the one in progress is reported.
+            let complete = window_started.elapsed() >= LATENCY_WINDOW;
+            if (complete || !first_window_done)
+                && let Ok(mut r) = ctx.report.lock()
+            {
+                r.latency_window.reset();
+                let _ = r.latency_window.add(&window);
+            }
+            if complete {
                 window.reset();
                 window_started = Instant::now();
+                first_window_done = true;
             }
         }
     }

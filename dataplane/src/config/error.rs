@@ -20,22 +20,42 @@ impl fmt::Display for SourcePos {
     }
 }
 
-/// Maps byte offsets of a file's text to positions.
+/// Maps byte offsets of a configuration's text to positions. The text may be joined from
+/// several sources (the keys of an etcd prefix), each with its own name and line numbers.
 #[derive(Clone, Debug)]
 pub struct SourceMap {
-    name: String,
     text: String,
+    /// Where each source starts in `text`, and its name; the first starts at 0.
+    parts: Vec<(usize, String)>,
 }
 
 impl SourceMap {
     /// A map over `text`, called `name` in positions.
     pub fn new(name: &str, text: &str) -> SourceMap {
-        SourceMap { name: name.to_string(), text: text.to_string() }
+        SourceMap { text: text.to_string(), parts: vec![(0, name.to_string())] }
     }
 
-    /// The file's name as given.
+    /// A map over the texts of `parts` joined in order (each ending in a newline), each
+    /// named by its own name in positions.
+    pub fn joined(parts: &[(String, String)]) -> SourceMap {
+        let mut text = String::new();
+        let mut starts = Vec::with_capacity(parts.len());
+        for (name, part) in parts {
+            starts.push((text.len(), name.clone()));
+            text.push_str(part);
+            if !part.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        if starts.is_empty() {
+            starts.push((0, String::new()));
+        }
+        SourceMap { text, parts: starts }
+    }
+
+    /// The (first) source's name as given.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.parts[0].1
     }
 
     /// The text.
@@ -46,11 +66,14 @@ impl SourceMap {
     /// The position of byte `offset`.
     pub fn pos(&self, offset: usize) -> SourcePos {
         let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or("");
+        // The last source that starts at or before the offset (a part's end is the next's start).
+        let i = self.parts.partition_point(|(start, _)| *start <= offset).saturating_sub(1);
+        let (start, name) = &self.parts[i];
+        let before = self.text.get(*start..offset).unwrap_or("");
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let col = before[line_start..].chars().count() + 1;
-        SourcePos { file: self.name.clone(), line, col }
+        SourcePos { file: name.clone(), line, col }
     }
 }
 
@@ -100,5 +123,15 @@ mod tests {
         // 'é' is two bytes but one column.
         assert_eq!(map.pos(9).to_string(), "f.toml:2:3");
         assert_eq!(map.pos(1000).to_string(), "f.toml:3:1");
+    }
+
+    #[test]
+    fn joined_sources_have_their_own_names_and_lines() {
+        let parts = [("a".to_string(), "x = 1\ny = 2\n".to_string()), ("b".to_string(), "z = 3".to_string())];
+        let map = SourceMap::joined(&parts);
+        assert_eq!(map.text(), "x = 1\ny = 2\nz = 3\n");
+        assert_eq!(map.pos(6).to_string(), "a:2:1");
+        assert_eq!(map.pos(12).to_string(), "b:1:1");
+        assert_eq!(map.pos(16).to_string(), "b:1:5");
     }
 }

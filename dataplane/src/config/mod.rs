@@ -411,7 +411,12 @@ pub struct Loaded {
 
 /// Parses `text` (named `name` in errors) into sections.
 pub fn parse(name: &str, text: &str) -> Result<Loaded, ConfigErrors> {
-    let source = SourceMap::new(name, text);
+    parse_source(SourceMap::new(name, text))
+}
+
+/// Parses the text of `source` into sections.
+pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
+    let text = source.text();
     match toml::from_str::<ConfigFile>(text) {
         Ok(file) => Ok(Loaded { file, source }),
         Err(e) => {

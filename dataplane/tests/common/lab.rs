@@ -83,10 +83,22 @@ impl Lab {
     pub fn transitd_on(&self, ns: &str, dev: &str, config: &str, extra: &[&str]) -> Transitd {
         let path = std::env::temp_dir().join(format!("{}-{ns}.toml", self.prefix));
         std::fs::write(&path, config).unwrap();
+        let mut args = vec!["--config", path.to_str().unwrap()];
+        args.extend(extra);
+        self.spawn_transitd(ns, dev, &args, path.clone())
+    }
+
+    /// Starts `transitd run` in `dut` on `d0` with `args` saying where its configuration is
+    /// (`--config-etcd ...`).
+    pub fn transitd_from(&self, args: &[&str]) -> Transitd {
+        self.spawn_transitd("dut", "d0", args, PathBuf::new())
+    }
+
+    fn spawn_transitd(&self, ns: &str, dev: &str, extra: &[&str], path: PathBuf) -> Transitd {
         let log = std::env::temp_dir().join(format!("{}-{ns}.log", self.prefix));
         let child = self
             .cmd(ns, env!("CARGO_BIN_EXE_transitd"))
-            .args(["run", "--config", path.to_str().unwrap(), "--iface", &self.dev(dev), "--idle-sleep-us", "50"])
+            .args(["run", "--iface", &self.dev(dev), "--idle-sleep-us", "50"])
             .args(["--stats-interval", "0"])
             .args(extra)
             .stdout(Stdio::piped())

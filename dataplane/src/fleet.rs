@@ -1,0 +1,342 @@
+//! Fleet configuration from etcd (`transitd run --config-etcd ENDPOINT --prefix /transitd/`):
+//! the configuration file's sections stored as keys of an etcd v3 prefix, watched, and
+//! assembled into one configuration that goes through the same validation and atomic swap
+//! as a file, much as Magic Transit's daemons read their configuration from Quicksilver.
+//!
+//! Keys under the prefix:
+//!
+//! - `server`: everything but the customers (`[server]`, `[dos]`, `[health]`,
+//!   `[soft_unicast]`, ...), as TOML;
+//! - `customers/NAME`: one `[[customer]]` named NAME with its tunnels, routes and rules.
+//!
+//! Errors name the key: `etcd:/transitd/customers/acme:4:9: unknown tunnel`. A thread with
+//! its own small async runtime (etcd-client is async) gets the prefix, hands the keys to
+//! the main loop, and watches for changes; when etcd goes away it says so once, keeps
+//! retrying, and the last good configuration keeps running meanwhile.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{ConfigError, ConfigErrors, Loaded, SourceMap, SourcePos};
+
+/// Where the configuration lives in etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdSource {
+    /// `http://HOST:PORT` (or `HOST:PORT`).
+    pub endpoint: String,
+    /// The key prefix, e.g. `/transitd/`.
+    pub prefix: String,
+}
+
+impl std::fmt::Display for EtcdSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "etcd {} prefix {}", self.endpoint, self.prefix)
+    }
+}
+
+/// The keys under the prefix at one revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// Key (whole) to value.
+    pub keys: BTreeMap<String, String>,
+    /// The store's revision they were read at.
+    pub revision: i64,
+}
+
+fn whole(name: &str) -> SourcePos {
+    SourcePos { file: name.to_string(), line: 0, col: 0 }
+}
+
+/// Assembles the keys under `prefix` into one configuration: the server key first, then
+/// each customer key, each keeping its own name and lines in errors.
+pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut server = None;
+    let mut customers = Vec::new();
+    for (key, value) in keys {
+        let name = format!("etcd:{key}");
+        match key.strip_prefix(prefix) {
+            Some("server") => server = Some((name, value.clone())),
+            Some(rest) if rest.starts_with("customers/") => {
+                let customer = &rest["customers/".len()..];
+                match check_customer(customer, value) {
+                    Ok(()) => customers.push((name, value.clone())),
+                    Err(message) => errors.push(ConfigError::new(whole(&name), message)),
+                }
+            }
+            _ => errors.push(ConfigError::new(
+                whole(&name),
+                format!("not a transitd key: expected {prefix}server or {prefix}customers/NAME"),
+            )),
+        }
+    }
+    let Some(server) = server else {
+        errors.push(ConfigError::new(
+            whole(&format!("etcd:{prefix}server")),
+            "missing: the server section ([server] and the other non-customer sections)",
+        ));
+        return Err(ConfigErrors(errors));
+    };
+    if server.1.parse::<toml::Table>().is_ok_and(|t| t.contains_key("customer")) {
+        errors.push(ConfigError::new(
+            whole(&server.0),
+            format!("customers go in their own keys, {prefix}customers/NAME, not in the server key"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let mut parts = vec![server];
+    parts.extend(customers);
+    crate::config::parse_source(SourceMap::joined(&parts))
+}
+
+/// A customer key holds exactly one `[[customer]]`, named as the key is. Syntax errors are
+/// left to the whole configuration's parse, which has positions.
+fn check_customer(name: &str, value: &str) -> Result<(), String> {
+    let Ok(table) = value.parse::<toml::Table>() else { return Ok(()) };
+    let list = table.get("customer").and_then(|c| c.as_array());
+    let only = table.len() == 1 && list.is_some_and(|l| l.len() == 1);
+    if !only {
+        return Err(format!("a customer key holds exactly one [[customer]] (named `{name}`) and nothing else"));
+    }
+    let named = list.and_then(|l| l[0].get("name")).and_then(|n| n.as_str());
+    if named != Some(name) {
+        return Err(format!("the key names customer `{name}` but its [[customer]] is named `{}`", named.unwrap_or("")));
+    }
+    Ok(())
+}
+
+/// Where the watcher leaves the newest keys for the main loop (newest wins).
+pub type Slot = Arc<Mutex<Option<Fetched>>>;
+
+/// Reads the prefix once (at start: without a configuration there is nothing to run).
+pub fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
+    client::fetch(source)
+}
+
+/// Watches the prefix from after revision `after` until `stop`, leaving every change in
+/// `slot`; setting `refetch` (SIGHUP) makes it read the whole prefix again.
+pub fn watch(
+    source: EtcdSource,
+    after: i64,
+    slot: Slot,
+    stop: Arc<AtomicBool>,
+    refetch: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    client::watch(source, after, slot, stop, refetch)
+}
+
+#[cfg(feature = "etcd")]
+mod client {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use etcd_client::{Client, ConnectOptions, GetOptions, WatchOptions};
+
+    use super::{EtcdSource, Fetched, Slot};
+
+    fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+
+    fn options() -> ConnectOptions {
+        ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            // A server that stops answering is noticed within seconds, not at the next change.
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true)
+    }
+
+    async fn get(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
+        let response = client.get(prefix, Some(GetOptions::new().with_prefix())).await?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let mut keys = BTreeMap::new();
+        for kv in response.kvs() {
+            keys.insert(
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                String::from_utf8_lossy(kv.value()).into_owned(),
+            );
+        }
+        Ok(Fetched { keys, revision })
+    }
+
+    /// Reads the prefix once (at start: without a configuration there is nothing to run).
+    pub(super) fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
+        runtime()?.block_on(async {
+            let mut client = Client::connect([source.endpoint.as_str()], Some(options()))
+                .await
+                .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+            get(&mut client, &source.prefix).await.map_err(|e| anyhow::anyhow!("{source}: {e}"))
+        })
+    }
+
+    /// Watches the prefix from after `after` until `stop`, leaving every change in `slot`;
+    /// setting `refetch` (SIGHUP) makes it read the whole prefix again.
+    pub(super) fn watch(
+        source: EtcdSource,
+        after: i64,
+        slot: Slot,
+        stop: Arc<AtomicBool>,
+        refetch: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let rt = runtime()?;
+        std::thread::Builder::new().name("transitd-etcd".into()).spawn(move || {
+            rt.block_on(watch_loop(source, after, slot, stop, refetch));
+        })
+    }
+
+    async fn watch_loop(
+        source: EtcdSource,
+        mut revision: i64,
+        slot: Slot,
+        stop: Arc<AtomicBool>,
+        refetch: Arc<AtomicBool>,
+    ) {
+        let mut down_since: Option<std::time::Instant> = None;
+        let mut backoff = Duration::from_millis(250);
+        while !stop.load(Ordering::Relaxed) {
+            match watch_once(&source, &mut revision, &slot, &stop, &refetch, &mut down_since).await {
+                Ok(()) => return,
+                Err(e) => {
+                    if down_since.is_none() {
+                        eprintln!("transitd: {source}: {e}; the last good configuration keeps running, retrying");
+                        down_since = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// One connection's life: catch up on what changed while away, then follow the watch.
+    /// Returns `Ok` when stopped, `Err` when the connection fails.
+    async fn watch_once(
+        source: &EtcdSource,
+        revision: &mut i64,
+        slot: &Slot,
+        stop: &AtomicBool,
+        refetch: &AtomicBool,
+        down_since: &mut Option<std::time::Instant>,
+    ) -> Result<(), etcd_client::Error> {
+        let mut client = Client::connect([source.endpoint.as_str()], Some(options())).await?;
+        let publish = |fetched: Fetched| {
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(fetched);
+            }
+        };
+        // Whatever happened while away (or nothing): read the prefix whole.
+        let fetched = get(&mut client, &source.prefix).await?;
+        if let Some(since) = down_since.take() {
+            eprintln!("transitd: {source}: reachable again after {:.1} s", since.elapsed().as_secs_f64());
+        }
+        if fetched.revision != *revision {
+            *revision = fetched.revision;
+            publish(fetched);
+        }
+        let options = WatchOptions::new().with_prefix().with_start_revision(*revision + 1);
+        let (_watcher, mut stream) = client.watch(source.prefix.as_str(), Some(options)).await?;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if refetch.swap(false, Ordering::Relaxed) {
+                let fetched = get(&mut client, &source.prefix).await?;
+                *revision = fetched.revision;
+                publish(fetched);
+            }
+            match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
+                Err(_) => continue, // no change yet
+                Ok(Ok(Some(response))) => {
+                    if response.canceled() {
+                        return Err(etcd_client::Error::WatchError(format!(
+                            "watch canceled: {}",
+                            response.cancel_reason()
+                        )));
+                    }
+                    if response.events().is_empty() {
+                        continue;
+                    }
+                    // A change: read the prefix whole, at one revision, so that several keys
+                    // changed together are applied together.
+                    let fetched = get(&mut client, &source.prefix).await?;
+                    *revision = fetched.revision;
+                    publish(fetched);
+                }
+                Ok(Ok(None)) => return Err(etcd_client::Error::WatchError("the watch stream ended".into())),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "etcd"))]
+mod client {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::{EtcdSource, Fetched, Slot};
+
+    const DISABLED: &str = "this transitd was built without the `etcd` feature (cargo build --features etcd)";
+
+    pub(super) fn fetch(_: &EtcdSource) -> anyhow::Result<Fetched> {
+        anyhow::bail!(DISABLED)
+    }
+
+    pub(super) fn watch(
+        _: EtcdSource,
+        _: i64,
+        _: Slot,
+        _: Arc<AtomicBool>,
+        _: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        Err(std::io::Error::other(DISABLED))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const SERVER: &str = "[server]\nanycast = \"192.0.2.1\"\n";
+    const ACME: &str = "[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n";
+
+    #[test]
+    fn keys_assemble_into_one_configuration() {
+        let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", ACME)]);
+        let loaded = assemble("/t/", &k).unwrap();
+        let snap = crate::snapshot::Snapshot::build(&loaded).unwrap();
+        assert_eq!(snap.customers.len(), 1);
+        assert_eq!(snap.customers[0].name, "acme");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_its_own_line() {
+        let bad = "[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/33\"]\n";
+        let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", bad)]);
+        let errors = crate::snapshot::Snapshot::build(&assemble("/t/", &k).unwrap()).unwrap_err().to_string();
+        assert!(errors.starts_with("etcd:/t/customers/acme:3:"), "{errors}");
+    }
+
+    #[test]
+    fn keys_that_do_not_fit_are_rejected() {
+        let other = "[[customer]]\nname = \"other\"\nprefixes = []\n";
+        let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", other), ("/t/stray", "x = 1")]);
+        let errors = assemble("/t/", &k).unwrap_err().to_string();
+        assert!(errors.contains("etcd:/t/customers/acme: the key names customer `acme`"), "{errors}");
+        assert!(errors.contains("etcd:/t/stray: not a transitd key"), "{errors}");
+        let errors = assemble("/t/", &keys(&[("/t/customers/acme", ACME)])).unwrap_err().to_string();
+        assert!(errors.contains("etcd:/t/server: missing"), "{errors}");
+        let k = keys(&[("/t/server", &format!("{SERVER}{ACME}"))]);
+        assert!(assemble("/t/", &k).unwrap_err().to_string().contains("their own keys"));
+    }
+}

@@ -1,0 +1,154 @@
+//! `transitd run --config-etcd`: a real etcd (Debian's etcd-server) on the lab's loopback
+//! holds the configuration; changing a customer's key changes what the data path forwards,
+//! a bad key is rejected with its `etcd:KEY:line:col` and changes nothing, and while etcd is
+//! gone the last good configuration keeps forwarding until etcd comes back.
+//! Needs root; one lab at a time.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{Lab, SERIAL, scapy_send};
+use common::*;
+
+const SERVER: &str = r#"
+[server]
+anycast = "192.0.2.1"
+next_hop = "10.2.0.1"
+[dos.sanity]
+bogons = false
+"#;
+
+fn acme(extra_rule: &str) -> String {
+    format!(
+        r#"[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+[customer.firewall]
+default = "drop"
+[[customer.firewall.rule]]
+name = "ftp"
+match = "tcp.dstport == 21"
+action = "accept"
+{extra_rule}"#
+    )
+}
+
+const SSH: &str = "[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n";
+const CLIENT: &str = "http://127.0.0.1:23790";
+
+/// An etcd in the lab's `dut` namespace, on its loopback.
+struct Etcd {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Etcd {
+    fn start(lab: &Lab, dir: &std::path::Path) -> Etcd {
+        let child = lab
+            .cmd("dut", "etcd")
+            .args(["--name", "lab", "--data-dir", dir.to_str().unwrap()])
+            .args(["--listen-client-urls", CLIENT, "--advertise-client-urls", CLIENT])
+            .args(["--listen-peer-urls", "http://127.0.0.1:23800"])
+            .args(["--initial-advertise-peer-urls", "http://127.0.0.1:23800"])
+            .args(["--initial-cluster", "lab=http://127.0.0.1:23800"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd (Debian's etcd-server; scripts/setup installs it)");
+        let etcd = Etcd { child: Some(child), dir: dir.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !lab
+            .cmd("dut", "etcdctl")
+            .args(["--endpoints", CLIENT, "endpoint", "health"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        etcd
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn put(lab: &Lab, key: &str, value: &str) {
+    let out = lab.cmd("dut", "etcdctl").args(["--endpoints", CLIENT, "put", key, value]).output().unwrap();
+    assert!(out.status.success(), "etcdctl put {key}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("te", 1);
+    let dir = std::env::temp_dir().join(format!("{}-etcd", lab.prefix));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut etcd = Etcd::start(&lab, &dir);
+    put(&lab, "/transitd/server", SERVER);
+    put(&lab, "/transitd/customers/acme", &acme(""));
+
+    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/"]);
+    wait_for("the next hop to resolve", 15, || t.log().contains("next hop 10.2.0.1 is at"));
+    let reloads = |t: &common::lab::Transitd| t.log().matches("transitd: reloaded").count();
+    let ssh = |sport: u16| {
+        scapy_send(&lab, "snd", &format!("[IP(dst='203.0.113.100')/TCP(sport={sport}, dport=22, flags='S')]"))
+    };
+
+    let cap = lab.capture("up", "u1");
+    ssh(50001); // dropped: acme allows FTP only
+    put(&lab, "/transitd/customers/acme", &acme(SSH));
+    wait_for("the reload from etcd", 10, || reloads(&t) == 1);
+    ssh(50002); // forwarded
+    put(&lab, "/transitd/customers/acme", "[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/33\"]\n");
+    wait_for("the rejection", 10, || t.log().contains("rejected, the running configuration stays"));
+    ssh(50003); // still forwarded: the bad key changed nothing
+
+    etcd.stop();
+    wait_for("transitd to notice etcd is gone", 20, || t.log().contains("the last good configuration keeps running"));
+    ssh(50004); // still forwarded without etcd
+
+    let mut etcd = Etcd::start(&lab, &dir);
+    wait_for("transitd to reach etcd again", 20, || t.log().contains("reachable again"));
+    put(&lab, "/transitd/customers/acme", &acme(""));
+    wait_for("the reload after etcd came back", 10, || reloads(&t) == 2);
+    ssh(50005); // dropped again: the data path follows etcd once more
+    std::thread::sleep(Duration::from_secs(1));
+    let file = cap.finish();
+    let log = t.log();
+    let (code, report) = t.stop();
+    etcd.stop();
+    assert_eq!(code, 0, "{report}\n{log}");
+    assert!(log.contains("etcd:/transitd/customers/acme:3:"), "the rejection names the key and line:\n{log}");
+    let sent = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 22", "-T", "fields", "-e", "tcp.srcport"]);
+    assert_eq!(sent.lines().collect::<Vec<_>>(), ["50002", "50003", "50004"], "{log}");
+}
