@@ -130,23 +130,28 @@ impl Collector for TransitdCollector {
             }
         }
 
-        let mut m = enc.encode_descriptor(
-            "transitd_packets",
-            "Frames by verdict (tx, pass, drop, consumed) and its named reason",
-            None,
-            MetricType::Counter,
-        )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            let s = &r.stats;
-            let rows = TxReason::ALL
-                .iter()
-                .map(|x| ("tx", x.name(), s.tx[x.index()]))
-                .chain(PassReason::ALL.iter().map(|x| ("pass", x.name(), s.pass[x.index()])))
-                .chain(DropReason::ALL.iter().map(|x| ("drop", x.name(), s.drop[x.index()])))
-                .chain(ConsumeReason::ALL.iter().map(|x| ("consumed", x.name(), s.consumed[x.index()])));
-            for (verdict, reason, n) in rows {
-                let labels = [("worker", w.as_str()), ("verdict", verdict), ("reason", reason)];
-                sample(&mut m, &labels, n, MetricType::Counter)?;
+        for (name, help, bytes) in [
+            ("transitd_packets", "Frames by verdict (tx, pass, drop, consumed) and its named reason", false),
+            ("transitd_bytes", "Bytes by verdict and reason (as sent for tx, as received otherwise)", true),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (w, r) in workers.iter().zip(&reports) {
+                let s = &r.stats;
+                let pick = |frames: &[u64], octets: &[u64], i: usize| if bytes { octets[i] } else { frames[i] };
+                let rows = TxReason::ALL
+                    .iter()
+                    .map(|x| ("tx", x.name(), pick(&s.tx, &s.tx_bytes_by, x.index())))
+                    .chain(PassReason::ALL.iter().map(|x| ("pass", x.name(), pick(&s.pass, &s.pass_bytes, x.index()))))
+                    .chain(DropReason::ALL.iter().map(|x| ("drop", x.name(), pick(&s.drop, &s.drop_bytes, x.index()))))
+                    .chain(
+                        ConsumeReason::ALL
+                            .iter()
+                            .map(|x| ("consumed", x.name(), pick(&s.consumed, &s.consumed_bytes, x.index()))),
+                    );
+                for (verdict, reason, n) in rows {
+                    let labels = [("worker", w.as_str()), ("verdict", verdict), ("reason", reason)];
+                    sample(&mut m, &labels, n, MetricType::Counter)?;
+                }
             }
         }
 
@@ -786,6 +791,8 @@ tunnel = "acme-gre"
         assert_eq!(get("transitd_customer_bytes_total", &[("customer", "acme"), ("verdict", "drop")]), 60.0);
         assert_eq!(get("transitd_tunnel_bytes_total", &[("tunnel", "acme-gre"), ("direction", "sent")]), 620.0);
         assert_eq!(get("transitd_packets_total", &[("verdict", "drop"), ("reason", "firewall")]), 1.0);
+        assert_eq!(get("transitd_bytes_total", &[("verdict", "drop"), ("reason", "firewall")]), 60.0);
+        assert_eq!(get("transitd_bytes_total", &[("verdict", "tx"), ("reason", "encapsulated")]), 620.0);
         assert_eq!(get("transitd_tunnel_up", &[("tunnel", "acme-gre")]), 1.0);
         assert_eq!(get("transitd_xdp_packets_total", &[("action", "redirected")]), 7.0);
         // The histogram: cumulative buckets ending in +Inf, as many as recorded.

@@ -60,6 +60,14 @@ pub struct WorkerStats {
     pub pass: [u64; PassReason::COUNT],
     /// Frames dropped, by reason.
     pub drop: [u64; DropReason::COUNT],
+    /// Bytes transmitted, by what they are.
+    pub tx_bytes_by: [u64; TxReason::COUNT],
+    /// Bytes (as received) consumed, by reason.
+    pub consumed_bytes: [u64; ConsumeReason::COUNT],
+    /// Bytes (as received) passed to the kernel, by reason.
+    pub pass_bytes: [u64; PassReason::COUNT],
+    /// Bytes (as received) dropped, by reason.
+    pub drop_bytes: [u64; DropReason::COUNT],
     /// Packets decided by each firewall rule (global rule index), monitor hits included.
     pub rule_hits: Vec<u64>,
     /// Packets decided by each DoS rule (global, then each customer's), monitor hits included.
@@ -81,6 +89,10 @@ impl Default for WorkerStats {
             consumed: [0; ConsumeReason::COUNT],
             pass: [0; PassReason::COUNT],
             drop: [0; DropReason::COUNT],
+            tx_bytes_by: [0; TxReason::COUNT],
+            consumed_bytes: [0; ConsumeReason::COUNT],
+            pass_bytes: [0; PassReason::COUNT],
+            drop_bytes: [0; DropReason::COUNT],
             rule_hits: Vec::new(),
             dos_hits: Vec::new(),
             customers: Vec::new(),
@@ -152,10 +164,20 @@ impl WorkerStats {
                 self.tx_frames += 1;
                 self.tx_bytes += len as u64;
                 self.tx[reason.index()] += 1;
+                self.tx_bytes_by[reason.index()] += len as u64;
             }
-            Verdict::Pass(r) => self.pass[r.index()] += 1,
-            Verdict::Drop(r) => self.drop[r.index()] += 1,
-            Verdict::Consumed(r) => self.consumed[r.index()] += 1,
+            Verdict::Pass(r) => {
+                self.pass[r.index()] += 1;
+                self.pass_bytes[r.index()] += rx_len as u64;
+            }
+            Verdict::Drop(r) => {
+                self.drop[r.index()] += 1;
+                self.drop_bytes[r.index()] += rx_len as u64;
+            }
+            Verdict::Consumed(r) => {
+                self.consumed[r.index()] += 1;
+                self.consumed_bytes[r.index()] += rx_len as u64;
+            }
         }
         let rules = [outcome.rule, outcome.monitor, outcome.egress_rule, outcome.egress_monitor];
         for rule in rules.into_iter().flatten() {
@@ -176,6 +198,7 @@ impl WorkerStats {
         self.tx_frames += frames as u64;
         self.tx_bytes += bytes as u64;
         self.tx[reason.index()] += frames as u64;
+        self.tx_bytes_by[reason.index()] += bytes as u64;
     }
 
     /// Adds another worker's counters into these.
@@ -195,6 +218,17 @@ impl WorkerStats {
         }
         for (a, b) in self.consumed.iter_mut().zip(&other.consumed) {
             *a += b;
+        }
+        let bytes = [
+            (&mut self.tx_bytes_by[..], &other.tx_bytes_by[..]),
+            (&mut self.pass_bytes[..], &other.pass_bytes[..]),
+            (&mut self.drop_bytes[..], &other.drop_bytes[..]),
+            (&mut self.consumed_bytes[..], &other.consumed_bytes[..]),
+        ];
+        for (mine, theirs) in bytes {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
         }
         if self.customers.len() < other.customers.len() {
             self.customers.resize(other.customers.len(), CustomerStats::default());

@@ -133,6 +133,7 @@ fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
     assert_eq!(metric(&m, "transitd_tunnel_bytes_total", &sent), sum_column(&gre), "bytes as encapsulated");
     let firewall = [("verdict", "drop"), ("reason", "firewall")];
     assert_eq!(metric(&m, "transitd_packets_total", &firewall), 30.0);
+    assert_eq!(metric(&m, "transitd_bytes_total", &firewall), sum_column(&ssh));
     let encapsulated = [("verdict", "tx"), ("reason", "encapsulated")];
     assert_eq!(metric(&m, "transitd_packets_total", &encapsulated), 120.0);
     assert_eq!(metric(&m, "transitd_rule_hits_total", &[("customer", "acme"), ("rule", "ftp")]), 120.0);
