@@ -8,7 +8,9 @@ CB=${1:-../shared/classbench}
 ALGS=${2:-scalar,sse,avx2,avx512x16}
 ROUNDS=${3:-5}
 cargo build --release -q -p transitd-bench
-BIN=target/release/transitd-bench
+# Both sides on core 0: dpdk-test-acl is given `-l 0`, and transitd's timing loop runs
+# pinned there too, so neither gets a quieter core than the other.
+BIN="taskset -c 0 target/release/transitd-bench"
 TRACES=target/bench-traces
 mkdir -p "$TRACES"
 
