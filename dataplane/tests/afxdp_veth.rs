@@ -4,41 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::lab::{Lab, SERIAL, scapy_send};
+use common::lab::{ACME, Lab, SERIAL, scapy_send, wait_for};
 use common::*;
-
-const ACME: &str = r#"
-[server]
-anycast = "192.0.2.1"
-next_hop = "10.2.0.1"          # the lab's upstream router, resolved from the neighbour table
-[dos.sanity]
-bogons = false                 # the lab's sender is 10.1.0.2
-[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
-[customer.firewall]
-default = "drop"
-[[customer.firewall.rule]]
-name = "ftp"
-match = "ip.dst == 203.0.113.100 and tcp.dstport in {20..21}"
-action = "accept"
-"#;
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// `(rx, tx)` of each queue from the final report, and whether every UMEM frame was conserved.
 fn queues(report: &str) -> (Vec<(u64, u64)>, bool) {
@@ -61,7 +30,7 @@ fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     let lab = Lab::up("ta", 1);
     let cap = lab.capture("up", "u1");
     let t = lab.transitd(ACME, &[]);
-    wait_for("the next hop to resolve", || t.log().contains("next hop 10.2.0.1 is at"));
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     // The host's own address answers while transitd runs (XDP passes what is not ours).
     let ping = lab.cmd("snd", "ping").args(["-c", "3", "-i", "0.2", "-W", "1", "10.2.0.2"]).output().unwrap();
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
@@ -211,7 +180,7 @@ fn two_queues_two_pinned_workers_share_the_traffic() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tc", 2);
     let t = lab.transitd(ACME, &["--queues", "0-1", "--cores", "0,1"]);
-    wait_for("the next hop to resolve", || t.log().contains("next hop 10.2.0.1 is at"));
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     let cap = lab.capture("up", "u1");
     // 200 flows: the upstream veth spreads them over its two tx queues by flow hash.
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=20000+i, dport=21, flags='S') for i in range(200)]");
@@ -235,7 +204,7 @@ fn sighup_swaps_the_rules_and_a_bad_file_keeps_the_running_ones() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("td", 1);
     let t = lab.transitd(ACME, &[]);
-    wait_for("the next hop to resolve", || t.log().contains("next hop 10.2.0.1 is at"));
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     let ssh = |sport: u16| {
         scapy_send(&lab, "snd", &format!("[IP(dst='203.0.113.100')/TCP(sport={sport}, dport=22, flags='S')]"));
     };
@@ -245,10 +214,12 @@ fn sighup_swaps_the_rules_and_a_bad_file_keeps_the_running_ones() {
         "{ACME}\n[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n"
     );
     t.reload(&with_ssh);
-    wait_for("the reload", || t.log().contains("transitd: reloaded"));
+    wait_for("the reload", Duration::from_secs(15), || t.log().contains("transitd: reloaded"));
     ssh(50002); // accepted by the second
     t.reload("[server]\nanycast = \"not an address\"\n");
-    wait_for("the rejection", || t.log().contains("rejected, the running configuration stays"));
+    wait_for("the rejection", Duration::from_secs(15), || {
+        t.log().contains("rejected, the running configuration stays")
+    });
     ssh(50003); // still accepted: the bad file changed nothing
     std::thread::sleep(Duration::from_secs(1));
     let file = cap.finish();

@@ -9,36 +9,17 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, SERIAL, scapy_send};
+use common::lab::{ACME, Lab, SERIAL, scapy_send, wait_for};
 use common::*;
 
-const SERVER: &str = r#"
-[server]
-anycast = "192.0.2.1"
-next_hop = "10.2.0.1"
-[dos.sanity]
-bogons = false
-"#;
+/// ACME's server section, for the `server` key.
+fn server() -> &'static str {
+    ACME.split_at(ACME.find("[[customer]]").unwrap()).0
+}
 
+/// ACME's customer, with `extra_rule` after its rules, for the `customers/acme` key.
 fn acme(extra_rule: &str) -> String {
-    format!(
-        r#"[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
-[customer.firewall]
-default = "drop"
-[[customer.firewall.rule]]
-name = "ftp"
-match = "tcp.dstport == 21"
-action = "accept"
-{extra_rule}"#
-    )
+    format!("{}{extra_rule}", ACME.split_at(ACME.find("[[customer]]").unwrap()).1)
 }
 
 const SSH: &str = "[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n";
@@ -99,14 +80,6 @@ fn put(lab: &Lab, key: &str, value: &str) {
     assert!(out.status.success(), "etcdctl put {key}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,11 +87,11 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     let dir = std::env::temp_dir().join(format!("{}-etcd", lab.prefix));
     let _ = std::fs::remove_dir_all(&dir);
     let mut etcd = Etcd::start(&lab, &dir);
-    put(&lab, "/transitd/server", SERVER);
+    put(&lab, "/transitd/server", server());
     put(&lab, "/transitd/customers/acme", &acme(""));
 
     let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/"]);
-    wait_for("the next hop to resolve", 15, || t.log().contains("next hop 10.2.0.1 is at"));
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     let reloads = |t: &common::lab::Transitd| t.log().matches("transitd: reloaded").count();
     let ssh = |sport: u16| {
         scapy_send(&lab, "snd", &format!("[IP(dst='203.0.113.100')/TCP(sport={sport}, dport=22, flags='S')]"))
@@ -127,20 +100,24 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     let cap = lab.capture("up", "u1");
     ssh(50001); // dropped: acme allows FTP only
     put(&lab, "/transitd/customers/acme", &acme(SSH));
-    wait_for("the reload from etcd", 10, || reloads(&t) == 1);
+    wait_for("the reload from etcd", Duration::from_secs(10), || reloads(&t) == 1);
     ssh(50002); // forwarded
     put(&lab, "/transitd/customers/acme", "[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/33\"]\n");
-    wait_for("the rejection", 10, || t.log().contains("rejected, the running configuration stays"));
+    wait_for("the rejection", Duration::from_secs(10), || {
+        t.log().contains("rejected, the running configuration stays")
+    });
     ssh(50003); // still forwarded: the bad key changed nothing
 
     etcd.stop();
-    wait_for("transitd to notice etcd is gone", 20, || t.log().contains("the last good configuration keeps running"));
+    wait_for("transitd to notice etcd is gone", Duration::from_secs(20), || {
+        t.log().contains("the last good configuration keeps running")
+    });
     ssh(50004); // still forwarded without etcd
 
     let mut etcd = Etcd::start(&lab, &dir);
-    wait_for("transitd to reach etcd again", 20, || t.log().contains("reachable again"));
+    wait_for("transitd to reach etcd again", Duration::from_secs(20), || t.log().contains("reachable again"));
     put(&lab, "/transitd/customers/acme", &acme(""));
-    wait_for("the reload after etcd came back", 10, || reloads(&t) == 2);
+    wait_for("the reload after etcd came back", Duration::from_secs(10), || reloads(&t) == 2);
     ssh(50005); // dropped again: the data path follows etcd once more
     std::thread::sleep(Duration::from_secs(1));
     let file = cap.finish();

@@ -7,33 +7,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::lab::{Lab, SERIAL, scapy_send};
+use common::lab::{ACME, Lab, SERIAL, scapy_send, wait_for};
 use common::*;
-
-const ACME: &str = r#"
-[server]
-anycast = "192.0.2.1"
-next_hop = "10.2.0.1"
-[dos.sanity]
-bogons = false
-[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
-[customer.firewall]
-default = "drop"
-[[customer.firewall.rule]]
-name = "ftp"
-match = "ip.dst == 203.0.113.100 and tcp.dstport in {20..21}"
-action = "accept"
-"#;
 
 /// ACME with another customer in front of it (so acme's index moves) and SSH allowed.
 fn acme_b() -> String {
@@ -44,14 +21,6 @@ fn acme_b() -> String {
     format!(
         "{server}{beta}{customers}[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n"
     )
-}
-
-fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Scrapes transitd's metrics inside the lab and parses them with Python's prometheus_client
@@ -103,7 +72,7 @@ fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
     let lab = Lab::up("tm", 1);
     let drops = std::env::temp_dir().join(format!("{}-drops.pcapng", lab.prefix));
     let t = lab.transitd(ACME, &["--metrics", "127.0.0.1:9469", "--capture-drops", drops.to_str().unwrap()]);
-    wait_for("the next hop to resolve", 15, || t.log().contains("next hop 10.2.0.1 is at"));
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     let cap = lab.capture("up", "u1");
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=30000+i, dport=21, flags='S') for i in range(120)]");
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=31000+i, dport=22, flags='S') for i in range(30)]");
@@ -158,7 +127,7 @@ fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() 
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tr", 1);
     let t = lab.transitd(ACME, &["--watch-interval", "0.05", "--no-metrics"]);
-    wait_for("the next hop to resolve", 15, || t.log().contains("next hop 10.2.0.1 is at"));
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     // The upstream router learns transitd's MAC before the measured traffic.
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=1, dport=21, flags='S')]");
 
@@ -196,7 +165,7 @@ fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() 
         } else {
             std::fs::write(&t.config, text).unwrap();
         }
-        wait_for(&format!("reload {}", i + 1), 10, || reloads(&t.log()) == i + 1);
+        wait_for(&format!("reload {}", i + 1), Duration::from_secs(10), || reloads(&t.log()) == i + 1);
     }
     assert!(replay.try_wait().unwrap().is_none(), "the traffic ended before the reloads did: make it longer");
     let replayed = replay.wait_with_output().unwrap();

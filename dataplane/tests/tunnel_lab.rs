@@ -6,9 +6,9 @@
 mod common;
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::lab::{Lab, SERIAL, scapy_send};
+use common::lab::{Lab, SERIAL, scapy_send, wait_for};
 use common::*;
 
 fn config(tunnels: &str, routes: &str) -> String {
@@ -32,15 +32,6 @@ prefixes = ["203.0.113.0/24", "2001:db8:acbe::/48"]
 {routes}
 "#
     )
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
 }
 
 /// A Python TCP peer in a namespace: `serve` sends `file` to the first client, or `sink`

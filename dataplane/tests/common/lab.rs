@@ -9,6 +9,41 @@ use std::time::{Duration, Instant};
 
 use super::root;
 
+/// Customer Acme in the veth lab: 203.0.113.0/24 behind a GRE tunnel to the `cust`
+/// namespace's router, FTP to 203.0.113.100 allowed, everything else dropped.
+pub const ACME: &str = r#"
+[server]
+anycast = "192.0.2.1"
+next_hop = "10.2.0.1"          # the lab's upstream router, resolved from the neighbour table
+[dos.sanity]
+bogons = false                 # the lab's sender is 10.1.0.2
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+[customer.firewall]
+default = "drop"
+[[customer.firewall.rule]]
+name = "ftp"
+match = "ip.dst == 203.0.113.100 and tcp.dstport in {20..21}"
+action = "accept"
+"#;
+
+/// Waits until `cond` holds, failing the test after `limit`; returns how long it took.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
 /// Lab tests share two cores and the kernel's XDP state: one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
