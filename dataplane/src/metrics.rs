@@ -23,7 +23,7 @@ use crate::dropcap::DropCapture;
 use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use crate::run::WorkerReport;
 use crate::snapshot::Snapshot;
-use crate::stats::{Traffic, WorkerStats};
+use crate::stats::{CustomerStats, WorkerStats};
 
 /// Where `transitd run` serves metrics unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9469";
@@ -157,7 +157,7 @@ impl Collector for TransitdCollector {
 
         // Customers and tunnels: summed over workers, each worker's counters named by the
         // snapshot they were counted under.
-        let mut customers: Vec<(String, [Traffic; 4])> = Vec::new();
+        let mut customers: Vec<(String, CustomerStats)> = Vec::new();
         let mut tunnels: Vec<(String, String, crate::stats::TunnelStats)> = Vec::new();
         for r in &reports {
             let Some(s) = &r.snapshot else { continue };
@@ -169,10 +169,7 @@ impl Collector for TransitdCollector {
                         customers.len() - 1
                     }
                 };
-                for (a, b) in customers[i].1.iter_mut().zip(counts) {
-                    a.packets += b.packets;
-                    a.bytes += b.bytes;
-                }
+                crate::stats::merge_customer(&mut customers[i].1, counts);
             }
             for (t, counts) in s.tunnels.iter().zip(&r.stats.tunnels) {
                 let customer = s.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
@@ -183,12 +180,7 @@ impl Collector for TransitdCollector {
                         tunnels.len() - 1
                     }
                 };
-                let a = &mut tunnels[i].2;
-                a.received.packets += counts.received.packets;
-                a.received.bytes += counts.received.bytes;
-                a.received_dropped += counts.received_dropped;
-                a.sent.packets += counts.sent.packets;
-                a.sent.bytes += counts.sent.bytes;
+                tunnels[i].2.merge(counts);
             }
         }
         for (name, help, bytes) in [

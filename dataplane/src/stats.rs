@@ -19,9 +19,17 @@ impl Traffic {
         self.bytes += bytes as u64;
     }
 
-    fn merge(&mut self, other: &Traffic) {
+    /// Adds another count into this one.
+    pub fn merge(&mut self, other: &Traffic) {
         self.packets += other.packets;
         self.bytes += other.bytes;
+    }
+}
+
+/// Adds customer counts `other` into `mine`.
+pub fn merge_customer(mine: &mut CustomerStats, other: &CustomerStats) {
+    for (a, b) in mine.iter_mut().zip(other) {
+        a.merge(b);
     }
 }
 
@@ -39,6 +47,15 @@ pub struct TunnelStats {
     pub received_dropped: u64,
     /// Frames sent into the tunnel.
     pub sent: Traffic,
+}
+
+impl TunnelStats {
+    /// Adds another tunnel's counts into these.
+    pub fn merge(&mut self, other: &TunnelStats) {
+        self.received.merge(&other.received);
+        self.received_dropped += other.received_dropped;
+        self.sent.merge(&other.sent);
+    }
 }
 
 /// One worker's counters. Never shared while the worker runs; snapshots are copied out.
@@ -234,17 +251,13 @@ impl WorkerStats {
             self.customers.resize(other.customers.len(), CustomerStats::default());
         }
         for (mine, theirs) in self.customers.iter_mut().zip(&other.customers) {
-            for (a, b) in mine.iter_mut().zip(theirs) {
-                a.merge(b);
-            }
+            merge_customer(mine, theirs);
         }
         if self.tunnels.len() < other.tunnels.len() {
             self.tunnels.resize(other.tunnels.len(), TunnelStats::default());
         }
         for (a, b) in self.tunnels.iter_mut().zip(&other.tunnels) {
-            a.received.merge(&b.received);
-            a.received_dropped += b.received_dropped;
-            a.sent.merge(&b.sent);
+            a.merge(b);
         }
         for (mine, theirs) in [(&mut self.rule_hits, &other.rule_hits), (&mut self.dos_hits, &other.dos_hits)] {
             if mine.len() < theirs.len() {

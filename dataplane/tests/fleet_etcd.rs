@@ -9,17 +9,17 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::lab::{ACME, Lab, SERIAL, scapy_send, wait_for};
+use common::lab::{Lab, SERIAL, acme_parts, scapy_send, wait_for};
 use common::*;
 
 /// ACME's server section, for the `server` key.
 fn server() -> &'static str {
-    ACME.split_at(ACME.find("[[customer]]").unwrap()).0
+    acme_parts().0
 }
 
 /// ACME's customer, with `extra_rule` after its rules, for the `customers/acme` key.
 fn acme(extra_rule: &str) -> String {
-    format!("{}{extra_rule}", ACME.split_at(ACME.find("[[customer]]").unwrap()).1)
+    format!("{}{extra_rule}", acme_parts().1)
 }
 
 const SSH: &str = "[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n";

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::lab::{ACME, Lab, SERIAL, scapy_send, wait_for};
+use common::lab::{ACME, Lab, SERIAL, acme_parts, scapy_send, wait_for};
 use common::*;
 
 /// ACME with another customer in front of it (so acme's index moves) and SSH allowed.
@@ -17,7 +17,7 @@ fn acme_b() -> String {
     let beta = "[[customer]]\nname = \"beta\"\nprefixes = [\"100.64.7.0/24\"]\n\
                 [[customer.tunnel]]\nname = \"beta-gre\"\nremote = \"198.51.100.9\"\n\
                 [[customer.route]]\nprefix = \"100.64.7.0/24\"\ntunnel = \"beta-gre\"\n";
-    let (server, customers) = ACME.split_at(ACME.find("[[customer]]").unwrap());
+    let (server, customers) = acme_parts();
     format!(
         "{server}{beta}{customers}[[customer.firewall.rule]]\nname = \"ssh\"\nmatch = \"tcp.dstport == 22\"\naction = \"accept\"\n"
     )

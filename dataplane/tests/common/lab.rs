@@ -34,6 +34,11 @@ match = "ip.dst == 203.0.113.100 and tcp.dstport in {20..21}"
 action = "accept"
 "#;
 
+/// [`ACME`] in two: its server sections, and its customer (for one etcd key each).
+pub fn acme_parts() -> (&'static str, &'static str) {
+    ACME.split_at(ACME.find("[[customer]]").expect("ACME has a customer"))
+}
+
 /// Waits until `cond` holds, failing the test after `limit`; returns how long it took.
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
