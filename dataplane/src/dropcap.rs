@@ -146,11 +146,6 @@ impl DropCapture {
             wait: false,
         }
     }
-
-    /// The options it runs with.
-    pub fn options(&self) -> &CaptureOptions {
-        &self.options
-    }
 }
 
 /// A worker's end of the capture: a rate budget (GCRA: one frame per interval, a second's
