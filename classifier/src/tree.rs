@@ -9,12 +9,14 @@
 //! boxes (more where no cut separates them; a box covering the leaf's region ends the list),
 //! in priority order, each with only the slot checks its leaf's region does not already imply.
 //!
-//! A leaf is a node whose test always succeeds and leads back to itself, so a walk can take
-//! a fixed number of steps without a branch on "is this a leaf?": [`Forest::first_match_batch`]
-//! walks eight keys through a tree in lockstep, their independent loads overlapping, which
-//! is where a tree walk's time goes (a chain of dependent loads). [`Forest::first_match`]
-//! walks one key and stops early where a subtree cannot beat the best match found so far.
-//! Nodes are flat 20-byte records in one array: no pointers, no allocation per lookup.
+//! Lookups read a key through its [`PROJECTED`] most constrained slots, copied once into a
+//! small array. A leaf is a node whose test always fails and leads back to itself, so a
+//! walk can take a fixed number of steps without a branch on "is this a leaf?":
+//! [`Forest::first_match_batch`] walks eight keys through a tree in lockstep, their
+//! independent loads overlapping, and only the keys whose best match so far a tree could
+//! still beat walk it. [`Forest::first_match`] walks one key and stops early where a subtree
+//! cannot beat the best match found so far. Nodes are flat 16-byte records in one array
+//! and leaf boxes one cache line each: no pointers, no allocation per lookup.
 
 use crate::compile::Bounds;
 use crate::field::{DIMS, Dim, Key};
@@ -27,54 +29,92 @@ use crate::field::{DIMS, Dim, Key};
 pub const LEAF_SIZE: usize = 1;
 /// Keys walked together by [`Forest::first_match_batch`].
 pub const LANES: usize = 8;
+/// Keys [`Forest::first_match_batch`] takes through the forest together (at most 256: a
+/// key's place in a block is a `u8`).
+const BLOCK: usize = 64;
 /// Depth at which a node becomes a leaf whatever its size.
 const MAX_DEPTH: usize = 48;
+/// Leaf entries per box past which every node still to be built becomes a leaf. A cut
+/// copies the boxes it crosses to both sides, and boxes that overlap everywhere (or differ
+/// only in slots outside the projection, which are never cut) would be copied into every
+/// one of up to 2^MAX_DEPTH leaves. The ClassBench sets stay below 8.
+const ENTRIES_PER_BOX: usize = 32;
 /// Groups larger than this get a root table.
 const TABLE_MIN: usize = 256;
 /// Slots narrower than this are "narrow" for grouping (a /16 within a 32-bit word).
 const NARROW: u64 = 1 << 16;
 
-/// A tree node. A split goes `left` when `key[slot] <= point`, else `right`; a leaf has
-/// `point == u32::MAX` and both children itself, and its boxes are `leaf_span[node]`.
-/// `min_rule` is the best rule anywhere below.
+/// A tree node. A key goes to `child[1]` when `key[slot] > point`, else to `child[0]`
+/// (`slot` is a place in the projected key). A leaf has `point == u32::MAX`, so that its
+/// test always fails, `child[0]` itself, and `child[1]` its first entry (its entries run
+/// to the first without `more`; entry 0 is the empty leaf's).
 #[derive(Clone, Copy, Debug)]
+#[repr(C, align(16))]
 struct Node {
     slot: u32,
     point: u32,
-    left: u32,
-    right: u32,
-    min_rule: u32,
+    child: [u32; 2],
 }
 
-/// Constraints checked inline per leaf entry; an entry with more keeps the rest in
-/// [`Forest::constraints`].
-const INLINE: usize = 6;
+impl Node {
+    #[inline(always)]
+    fn step(&self, key: &Projected) -> u32 {
+        self.child[usize::from(key[self.slot as usize % PROJECTED] > self.point)]
+    }
 
-/// A box in a leaf: its rule and the constraints the leaf's region does not already imply.
-/// The first [`INLINE`] are stored inline, padded with checks that always hold, so that a
-/// leaf is scanned without a branch per constraint; `(first, count)` locates any others.
+    fn is_leaf(&self, me: u32) -> bool {
+        self.child[0] == me
+    }
+}
+
+/// Slots of a projected key: a forest reads keys only through the [`PROJECTED`] slots its
+/// boxes constrain most (all of them for ClassBench's five-tuples), copied once per lookup
+/// into one small array, so that a node's or a leaf's slot number indexes it without a
+/// bounds check and a leaf's checks are a few vector instructions. Constraints on other
+/// slots stay in [`Forest::constraints`] and are checked against the key itself.
+const PROJECTED: usize = 8;
+type Projected = [u32; PROJECTED];
+
+/// A box in a leaf, over the projected key: `key - lo <= span` (wrapping) in every slot
+/// tests `lo <= key <= hi` in one compare. A slot the leaf's region already implies, or
+/// that the box leaves whole, has `lo = 0, span = u32::MAX`. One cache line: an entry is a
+/// walk's last dependent load.
 #[derive(Clone, Copy, Debug)]
-struct LeafEntry {
-    rule: u32,
-    slot: [u8; INLINE],
-    lo: [u32; INLINE],
-    /// `hi - lo`, so that `key - lo <= span` (wrapping) tests `lo <= key <= hi` in one compare.
-    span: [u32; INLINE],
-    first: u32,
-    count: u32,
+#[repr(C, align(64))]
+struct EntryBox {
+    lo: Projected,
+    span: Projected,
 }
 
-impl LeafEntry {
-    #[inline]
-    fn holds_inline(&self, key: &Key) -> bool {
+impl EntryBox {
+    #[inline(always)]
+    fn holds(&self, key: &Projected) -> bool {
+        // No early exit, so that the compiler vectorises it.
         let mut ok = true;
-        for i in 0..INLINE {
-            let v = key.0[self.slot[i] as usize];
-            ok &= v.wrapping_sub(self.lo[i]) <= self.span[i];
+        for ((&k, &lo), &span) in key.iter().zip(&self.lo).zip(&self.span) {
+            ok &= k.wrapping_sub(lo) <= span;
         }
         ok
     }
 }
+
+/// The rest of a leaf entry: its rule, whether the next entry belongs to the same leaf,
+/// and its constraints on slots outside the projection (`constraints[first..][..count]`).
+#[derive(Clone, Copy, Debug)]
+struct EntryMeta {
+    rule: u32,
+    first: u32,
+    count: u8,
+    more: bool,
+}
+
+const _: () = assert!(DIMS <= u8::MAX as usize && PROJECTED.is_power_of_two());
+
+/// Entry 0: the empty leaf's, which never matches.
+const EMPTY_ENTRY: (EntryBox, EntryMeta) = (
+    EntryBox { lo: [0; PROJECTED], span: [0; PROJECTED] },
+    EntryMeta { rule: u32::MAX, first: 0, count: 0, more: false },
+);
 
 /// A constrained slot of a box.
 #[derive(Clone, Copy, Debug)]
@@ -104,11 +144,12 @@ struct Table {
 }
 
 impl Root {
+    /// The node a walk of `key` starts at, and the depth below it.
     #[inline]
-    fn start(&self, cells: &[u32], key: &Key) -> u32 {
+    fn start(&self, cells: &[(u32, u32)], key: &Projected) -> (u32, u32) {
         match self.table {
-            None => self.node,
-            Some(t) => cells[(t.first + ((key.0[t.slot as usize] >> t.shift) & t.mask)) as usize],
+            None => (self.node, self.depth),
+            Some(t) => cells[(t.first + ((key[t.slot as usize % PROJECTED] >> t.shift) & t.mask)) as usize],
         }
     }
 }
@@ -116,12 +157,16 @@ impl Root {
 /// The compiled forest.
 #[derive(Clone, Debug, Default)]
 pub struct Forest {
+    /// The key slot behind each projected slot.
+    projection: [u8; PROJECTED],
     roots: Vec<Root>,
-    cells: Vec<u32>,
+    /// Root tables' cells: a subtree and its depth.
+    cells: Vec<(u32, u32)>,
     nodes: Vec<Node>,
-    /// `(first entry, count)` of each leaf, indexed by node (zero for splits).
-    leaf_span: Vec<(u32, u32)>,
-    entries: Vec<LeafEntry>,
+    /// The best rule below each node.
+    min_rule: Vec<u32>,
+    entry_boxes: Vec<EntryBox>,
+    entry_meta: Vec<EntryMeta>,
     constraints: Vec<Constraint>,
     boxes: usize,
 }
@@ -151,22 +196,31 @@ impl Forest {
     /// Builds a forest over `boxes`, given as `(rule index, bounds)` in priority order
     /// (rule indices ascending).
     pub fn build(boxes: &[(u32, Bounds)]) -> Forest {
-        let mut b =
-            Builder { boxes, nodes: Vec::new(), leaf_span: Vec::new(), entries: Vec::new(), constraints: Vec::new() };
+        let (projection, position) = projection(boxes);
+        let mut b = Builder {
+            boxes,
+            position,
+            entry_budget: ENTRIES_PER_BOX * boxes.len(),
+            nodes: Vec::new(),
+            min_rule: Vec::new(),
+            entries: vec![EMPTY_ENTRY],
+            constraints: Vec::new(),
+        };
         let mut roots = Vec::new();
         let mut cells = Vec::new();
-        let (groups, table_slots) = groups(boxes);
+        let (groups, table_slots) = groups(boxes, &position);
+        let projected_slots: Vec<usize> = (0..DIMS).filter(|&s| position[s] != UNPROJECTED).collect();
         for group in groups {
             if group.is_empty() {
                 continue;
             }
             let best_rule = boxes[group[0] as usize].0;
             let root = match table_slots.first() {
-                // A table on a window of bits of an address slot replaces the first levels
-                // of the tree. Rule sets cluster (thousands of rules in a few /16s), so the
-                // window is chosen, over both address slots the groups were formed on, to
-                // spread the boxes most evenly; a box wider than the window's low end is
-                // copied into every cell it covers, which the choice accounts for.
+                // A table on a window of bits of a slot replaces the first levels of the
+                // tree. Rule sets cluster (thousands of rules in a few /16s), so the window
+                // is chosen, over every projected slot, to spread the boxes most evenly; a
+                // box wider than the window's low end is copied into every cell it covers,
+                // which the choice accounts for.
                 Some(_) if group.len() > TABLE_MIN => {
                     let bits = (group.len() / 4).ilog2().clamp(4, 16);
                     let mask = (1u32 << bits) - 1;
@@ -181,15 +235,19 @@ impl Forest {
                     // into more than twice as many cells as there are boxes are refused.
                     let spread = |slot: usize, shift: u32| {
                         let mut load = vec![0u64; 1 << bits];
+                        let mut copies = 0;
                         for &i in &group {
                             for c in cells_of(i, slot, shift) {
                                 load[c] += 1;
+                                copies += 1;
+                            }
+                            if copies > 2 * group.len() {
+                                return u64::MAX;
                             }
                         }
-                        let copies: u64 = load.iter().sum();
-                        if copies > 2 * group.len() as u64 { u64::MAX } else { load.iter().map(|l| l * l).sum::<u64>() }
+                        load.iter().map(|l| l * l).sum::<u64>()
                     };
-                    let best = table_slots
+                    let best = projected_slots
                         .iter()
                         .flat_map(|&slot| (0..=32 - bits).map(move |sh| (slot, sh)))
                         .map(|(slot, sh)| (spread(slot, sh), slot, sh))
@@ -216,10 +274,11 @@ impl Forest {
                             region[slot] = [(c as u32) << shift, ((c as u32) << shift) | (u32::MAX >> bits)];
                         }
                         let (node, d) = b.node(items, region, 0);
-                        cells.push(node);
+                        cells.push((node, d));
                         depth = depth.max(d);
                     }
-                    Root { node: 0, table: Some(Table { slot: slot as u32, shift, mask, first }), best_rule, depth }
+                    let slot = u32::from(position[slot]);
+                    Root { node: 0, table: Some(Table { slot, shift, mask, first }), best_rule, depth }
                 }
                 _ => {
                     let (node, depth) = b.node(group, [[0, u32::MAX]; DIMS], 0);
@@ -229,12 +288,15 @@ impl Forest {
             roots.push(root);
         }
         roots.sort_by_key(|r| r.best_rule);
+        let (entry_boxes, entry_meta) = b.entries.into_iter().unzip();
         Forest {
+            projection,
             roots,
             cells,
             nodes: b.nodes,
-            leaf_span: b.leaf_span,
-            entries: b.entries,
+            min_rule: b.min_rule,
+            entry_boxes,
+            entry_meta,
             constraints: b.constraints,
             boxes: boxes.len(),
         }
@@ -242,64 +304,79 @@ impl Forest {
 
     /// Sizes of the forest.
     pub fn stats(&self) -> ForestStats {
-        let leaves = self.leaf_span.iter().filter(|s| s.1 > 0 || s.0 > 0);
+        let leaf_sizes = self.entry_meta[1..].split_inclusive(|e| !e.more).map(<[_]>::len);
         ForestStats {
             trees: self.roots.len(),
             nodes: self.nodes.len(),
-            leaves: self.nodes.iter().enumerate().filter(|(i, n)| n.left == *i as u32).count(),
-            largest_leaf: leaves.map(|s| s.1 as usize).max().unwrap_or(0),
-            leaf_entries: self.entries.len(),
+            leaves: self.nodes.iter().enumerate().filter(|(i, n)| n.is_leaf(*i as u32)).count(),
+            largest_leaf: leaf_sizes.max().unwrap_or(0),
+            leaf_entries: self.entry_meta.len() - 1,
             boxes: self.boxes,
-            bytes: self.cells.len() * 4
-                + self.nodes.len() * size_of::<Node>()
-                + self.leaf_span.len() * 8
-                + self.entries.len() * size_of::<LeafEntry>()
+            bytes: self.cells.len() * 8
+                + self.nodes.len() * (size_of::<Node>() + 4)
+                + self.entry_meta.len() * (size_of::<EntryBox>() + size_of::<EntryMeta>())
                 + self.constraints.len() * size_of::<Constraint>(),
             depth: self.roots.iter().map(|r| r.depth as usize).max().unwrap_or(0),
         }
     }
 
-    /// Scans leaf `node` for the first box holding `key` with a rule below `best`.
+    /// `key`'s projected slots.
+    #[inline(always)]
+    fn project(&self, key: &Key) -> Projected {
+        let mut p = [0; PROJECTED];
+        for (v, &s) in p.iter_mut().zip(&self.projection) {
+            *v = key.0[usize::from(s)];
+        }
+        p
+    }
+
+    /// Scans leaf `leaf` for the first box holding `key` (`projected` its projection) with a
+    /// rule below `best`.
     #[inline]
-    fn scan_leaf(&self, node: u32, key: &Key, best: u32) -> u32 {
-        let (first, count) = self.leaf_span[node as usize];
-        let mut found = best;
-        // Entries are in priority order: stop at the first that cannot beat the best match.
-        // Each entry's checks run without a branch apiece.
-        for e in &self.entries[first as usize..(first + count) as usize] {
-            if e.rule >= found {
+    fn scan_leaf(&self, leaf: u32, key: &Key, projected: &Projected, best: u32) -> u32 {
+        let mut at = self.nodes[leaf as usize].child[1] as usize;
+        // Entries are in priority order: the first that holds is the leaf's best, and none
+        // from the first that cannot beat `best` on can.
+        while let (Some(e), Some(b)) = (self.entry_meta.get(at), self.entry_boxes.get(at)) {
+            if e.rule >= best {
                 break;
             }
-            let mut ok = e.holds_inline(key);
+            let mut ok = b.holds(projected);
             if e.count > 0 && ok {
-                let cs = &self.constraints[e.first as usize..(e.first + e.count) as usize];
+                let cs = &self.constraints[e.first as usize..][..usize::from(e.count)];
                 ok = cs.iter().all(|c| {
-                    let v = key.0[c.slot as usize];
+                    let v = key.0[usize::from(c.slot)];
                     c.lo <= v && v <= c.hi
                 });
             }
-            found = if ok { found.min(e.rule) } else { found };
+            if ok {
+                return e.rule;
+            }
+            if !e.more {
+                break;
+            }
+            at += 1;
         }
-        found
+        best
     }
 
     /// The lowest rule index whose box holds `key`.
     #[inline]
     pub fn first_match(&self, key: &Key) -> Option<u32> {
         let mut best = u32::MAX;
+        let projected = self.project(key);
         for root in &self.roots {
             if root.best_rule >= best {
                 break; // roots are sorted by their best rule: none can beat `best` now
             }
-            let mut at = root.start(&self.cells, key);
+            let mut at = root.start(&self.cells, &projected).0;
             loop {
-                let n = self.nodes[at as usize];
-                if n.min_rule >= best {
+                if self.min_rule[at as usize] >= best {
                     break; // nothing below can beat `best`
                 }
-                let next = if key.0[n.slot as usize] <= n.point { n.left } else { n.right };
+                let next = self.nodes[at as usize].step(&projected);
                 if next == at {
-                    best = self.scan_leaf(at, key, best);
+                    best = self.scan_leaf(at, key, &projected, best);
                     break;
                 }
                 at = next;
@@ -309,27 +386,43 @@ impl Forest {
     }
 
     /// [`Forest::first_match`] for many keys at once, written to `out`: keys go through each
-    /// tree [`LANES`] at a time, in lockstep, so that their node loads overlap.
+    /// tree [`LANES`] at a time, in lockstep, so that their node loads overlap, and a tree
+    /// only with the keys it could still give a better match.
     pub fn first_match_batch(&self, keys: &[&Key], out: &mut [Option<u32>]) {
-        for (keys, out) in keys.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            let mut best = [u32::MAX; LANES];
+        for (keys, out) in keys.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
+            let mut projected = [[0; PROJECTED]; BLOCK];
+            for (p, key) in projected.iter_mut().zip(keys) {
+                *p = self.project(key);
+            }
+            let mut best = [u32::MAX; BLOCK];
+            let mut pending = [0u8; BLOCK];
             for root in &self.roots {
-                if best[..keys.len()].iter().all(|&b| b <= root.best_rule) {
-                    continue;
+                // Only the keys whose best match so far this tree could beat walk it: a
+                // tree of late rules is walked by few keys, in lockstep groups all the same.
+                let mut n = 0;
+                for (i, &b) in best[..keys.len()].iter().enumerate() {
+                    pending[n] = i as u8;
+                    n += usize::from(b > root.best_rule);
                 }
-                let mut at = [0; LANES];
-                for (k, key) in keys.iter().enumerate() {
-                    at[k] = root.start(&self.cells, key);
-                }
-                for _ in 0..root.depth {
-                    for (k, key) in keys.iter().enumerate() {
-                        let n = self.nodes[at[k] as usize];
-                        // Branch-free: a leaf's test always takes `left`, itself.
-                        at[k] = if key.0[n.slot as usize] <= n.point { n.left } else { n.right };
+                for group in pending[..n].chunks(LANES) {
+                    // A short group is padded with its first key, so that every loop below
+                    // runs exactly LANES times and unrolls.
+                    let lane: [usize; LANES] = std::array::from_fn(|k| usize::from(*group.get(k).unwrap_or(&group[0])));
+                    let mut at = [0; LANES];
+                    let mut depth = 0;
+                    for (at, &i) in at.iter_mut().zip(&lane) {
+                        let (node, d) = root.start(&self.cells, &projected[i]);
+                        (*at, depth) = (node, depth.max(d));
                     }
-                }
-                for (k, key) in keys.iter().enumerate() {
-                    best[k] = self.scan_leaf(at[k], key, best[k]);
+                    for _ in 0..depth {
+                        for (at, &i) in at.iter_mut().zip(&lane) {
+                            // Branch-free: a leaf steps to itself.
+                            *at = self.nodes[*at as usize].step(&projected[i]);
+                        }
+                    }
+                    for (&at, &i) in at.iter().zip(&lane) {
+                        best[i] = self.scan_leaf(at, keys[i], &projected[i], best[i]);
+                    }
                 }
             }
             for (o, b) in out.iter_mut().zip(best) {
@@ -339,30 +432,61 @@ impl Forest {
     }
 }
 
-/// Splits box indices into up to four groups by narrowness in the two address slots the
-/// most boxes are narrow in; returns the groups and those two slots.
-fn groups(boxes: &[(u32, Bounds)]) -> ([Vec<u32>; 4], [usize; 2]) {
+/// Marks a slot outside the projection.
+const UNPROJECTED: u8 = u8::MAX;
+
+/// The slots the most boxes constrain, at most [`PROJECTED`] (unused places repeat slot 0,
+/// which no box is then constrained in there), and the place of each slot in them.
+fn projection(boxes: &[(u32, Bounds)]) -> ([u8; PROJECTED], [u8; DIMS]) {
+    let mut counts: Vec<(usize, usize)> =
+        (0..DIMS).map(|d| (boxes.iter().filter(|(_, b)| b[d] != [0, u32::MAX]).count(), d)).collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.0)); // stable: ties in slot order
+    let mut slots = [0; PROJECTED];
+    let mut position = [UNPROJECTED; DIMS];
+    for (place, &(_, slot)) in counts.iter().filter(|c| c.0 > 0).take(PROJECTED).enumerate() {
+        slots[place] = slot as u8;
+        position[slot] = place as u8;
+    }
+    (slots, position)
+}
+
+/// Splits box indices into up to four groups by narrowness in the two projected address
+/// slots the most boxes are narrow in; returns the groups and those slots (none when no
+/// address slot is projected: then one group).
+fn groups(boxes: &[(u32, Bounds)], position: &[u8; DIMS]) -> ([Vec<u32>; 4], Vec<usize>) {
     let width = |b: &Bounds, s: usize| u64::from(b[s][1]) - u64::from(b[s][0]);
     let address = [Dim::Src0, Dim::Src1, Dim::Src2, Dim::Src3, Dim::Dst0, Dim::Dst1, Dim::Dst2, Dim::Dst3];
     let mut counts: Vec<(usize, usize)> = address
         .iter()
+        .filter(|&&d| position[d as usize] != UNPROJECTED)
         .map(|&d| (boxes.iter().filter(|(_, b)| width(b, d as usize) < NARROW).count(), d as usize))
         .collect();
     counts.sort_by_key(|c| std::cmp::Reverse(c.0));
-    let (s1, s2) = (counts[0].1, counts[1].1);
     let mut out: [Vec<u32>; 4] = Default::default();
+    let (s1, s2) = match counts[..] {
+        [] => {
+            out[0] = (0..boxes.len() as u32).collect();
+            return (out, Vec::new());
+        }
+        [(_, s)] => (s, s),
+        [(_, s1), (_, s2), ..] => (s1, s2),
+    };
     for (i, (_, b)) in boxes.iter().enumerate() {
         let g = usize::from(width(b, s1) >= NARROW) | (usize::from(width(b, s2) >= NARROW) << 1);
         out[g].push(i as u32);
     }
-    (out, [s1, s2])
+    (out, vec![s1, s2])
 }
 
 struct Builder<'a> {
     boxes: &'a [(u32, Bounds)],
+    /// Each slot's place in the projection, or [`UNPROJECTED`]; only projected slots are cut.
+    position: [u8; DIMS],
+    /// See [`ENTRIES_PER_BOX`].
+    entry_budget: usize,
     nodes: Vec<Node>,
-    leaf_span: Vec<(u32, u32)>,
-    entries: Vec<LeafEntry>,
+    min_rule: Vec<u32>,
+    entries: Vec<(EntryBox, EntryMeta)>,
     constraints: Vec<Constraint>,
 }
 
@@ -371,37 +495,30 @@ impl Builder<'_> {
     /// not already imply (a slot the walk has narrowed to inside the box's range needs no
     /// check).
     fn leaf(&mut self, items: &[u32], region: &Bounds) -> u32 {
-        let start = self.entries.len() as u32;
+        let start = if items.is_empty() { 0 } else { self.entries.len() as u32 };
         for &i in items {
             let (rule, b) = &self.boxes[i as usize];
-            let mut e = LeafEntry {
-                rule: *rule,
-                slot: [0; INLINE],
-                lo: [0; INLINE],
-                span: [u32::MAX; INLINE],
-                first: 0,
-                count: 0,
-            };
-            let mut inline = 0;
-            e.first = self.constraints.len() as u32;
+            let mut entry = EntryBox { lo: [0; PROJECTED], span: [u32::MAX; PROJECTED] };
+            let first = self.constraints.len() as u32;
             for (slot, (r, g)) in b.iter().zip(region).enumerate() {
                 if r[0] <= g[0] && g[1] <= r[1] {
                     continue; // the region already implies it
                 }
-                if inline < INLINE {
-                    (e.slot[inline], e.lo[inline], e.span[inline]) = (slot as u8, r[0], r[1] - r[0]);
-                    inline += 1;
-                } else {
-                    self.constraints.push(Constraint { slot: slot as u8, lo: r[0], hi: r[1] });
+                match usize::from(self.position[slot]) {
+                    place @ 0..PROJECTED => (entry.lo[place], entry.span[place]) = (r[0], r[1] - r[0]),
+                    _ => self.constraints.push(Constraint { slot: slot as u8, lo: r[0], hi: r[1] }),
                 }
             }
-            e.count = self.constraints.len() as u32 - e.first;
-            self.entries.push(e);
+            // At most DIMS - 1 (checked above that DIMS fits a u8).
+            let count = (self.constraints.len() as u32 - first) as u8;
+            self.entries.push((entry, EntryMeta { rule: *rule, first, count, more: true }));
         }
-        let min_rule = items.first().map_or(u32::MAX, |&i| self.boxes[i as usize].0);
+        if let Some(last) = self.entries.last_mut().filter(|_| !items.is_empty()) {
+            last.1.more = false;
+        }
         let me = self.nodes.len() as u32;
-        self.nodes.push(Node { slot: 0, point: u32::MAX, left: me, right: me, min_rule });
-        self.leaf_span.push((start, items.len() as u32));
+        self.nodes.push(Node { slot: 0, point: u32::MAX, child: [me, start] });
+        self.min_rule.push(items.first().map_or(u32::MAX, |&i| self.boxes[i as usize].0));
         me
     }
 
@@ -412,7 +529,7 @@ impl Builder<'_> {
         if let Some(cover) = items.iter().position(|&i| covers(&self.boxes[i as usize].1, &region)) {
             items.truncate(cover + 1);
         }
-        if items.len() <= LEAF_SIZE || depth >= MAX_DEPTH {
+        if items.len() <= LEAF_SIZE || depth >= MAX_DEPTH || self.entries.len() > self.entry_budget {
             return (self.leaf(&items, &region), 0);
         }
         let Some((slot, point)) = self.best_cut(&items, &region) else {
@@ -424,14 +541,12 @@ impl Builder<'_> {
         let left: Vec<u32> = items.iter().copied().filter(|&i| self.boxes[i as usize].1[slot][0] <= point).collect();
         let right: Vec<u32> = items.iter().copied().filter(|&i| self.boxes[i as usize].1[slot][1] > point).collect();
         let me = self.nodes.len();
-        let min_rule = self.boxes[items[0] as usize].0;
-        self.nodes.push(Node { slot: slot as u32, point, left: 0, right: 0, min_rule });
-        self.leaf_span.push((0, 0));
+        self.nodes.push(Node { slot: u32::from(self.position[slot]), point, child: [0; 2] });
+        self.min_rule.push(self.boxes[items[0] as usize].0);
         drop(items);
         let (l, ld) = self.node(left, left_region, depth + 1);
         let (r, rd) = self.node(right, right_region, depth + 1);
-        self.nodes[me].left = l;
-        self.nodes[me].right = r;
+        self.nodes[me].child = [l, r];
         (me as u32, 1 + ld.max(rd))
     }
 
@@ -443,7 +558,7 @@ impl Builder<'_> {
         let mut los = Vec::with_capacity(n);
         let mut his = Vec::with_capacity(n);
         for (slot, &[rlo, rhi]) in region.iter().enumerate() {
-            if rlo == rhi {
+            if rlo == rhi || self.position[slot] == UNPROJECTED {
                 continue;
             }
             los.clear();
@@ -477,4 +592,67 @@ impl Builder<'_> {
 
 fn covers(b: &Bounds, region: &Bounds) -> bool {
     b.iter().zip(region).all(|(r, g)| r[0] <= g[0] && g[1] <= r[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::FULL;
+
+    /// xorshift64*, for reproducible boxes and keys.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+        }
+    }
+
+    fn brute_force(boxes: &[(u32, Bounds)], key: &Key) -> Option<u32> {
+        boxes.iter().find(|(_, b)| b.iter().zip(key.0).all(|(r, v)| r[0] <= v && v <= r[1])).map(|b| b.0)
+    }
+
+    /// `count` boxes over every slot, `slots` of them constrained in each to small ranges of
+    /// 0..8, so that more slots are constrained than are projected and keys fall in several.
+    fn boxes_over_every_slot(rng: &mut Rng, count: u32, slots: u32) -> Vec<(u32, Bounds)> {
+        (0..count)
+            .map(|rule| {
+                let mut b = FULL;
+                for _ in 0..slots {
+                    let slot = rng.next() as usize % DIMS;
+                    let lo = rng.next() % 8;
+                    b[slot] = [lo, lo + rng.next() % 3];
+                }
+                (rule, b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn constraints_outside_the_projection_are_checked() {
+        let mut rng = Rng(7);
+        for (count, slots) in [(20, 2), (300, 4), (1000, 5)] {
+            let boxes = boxes_over_every_slot(&mut rng, count, slots);
+            let forest = Forest::build(&boxes);
+            assert!(!forest.constraints.is_empty(), "some constraints fall outside the projection");
+            // The copies such boxes make are bounded (see ENTRIES_PER_BOX): past the budget,
+            // each node still open on the build's path ends in at most two leaves.
+            let bound = (ENTRIES_PER_BOX + 2 * MAX_DEPTH) * boxes.len();
+            assert!(forest.stats().leaf_entries <= bound, "{:?}", forest.stats());
+            let keys: Vec<Key> = (0..700).map(|_| Key(std::array::from_fn(|_| rng.next() % 8))).collect();
+            let refs: Vec<&Key> = keys.iter().collect();
+            let mut batched = vec![None; keys.len()];
+            forest.first_match_batch(&refs, &mut batched);
+            let mut matched = 0;
+            for (key, batched) in keys.iter().zip(batched) {
+                let expect = brute_force(&boxes, key);
+                matched += usize::from(expect.is_some());
+                assert_eq!(forest.first_match(key), expect, "{key:?}");
+                assert_eq!(batched, expect, "batched, {key:?}");
+            }
+            assert!(matched > 100 && matched < keys.len(), "{matched} of {} keys match: a weak test", keys.len());
+        }
+    }
 }
