@@ -1,0 +1,59 @@
+//! Rule lists and packets: the compiled table picks the same first rule as the reference
+//! linear scan, one key at a time and in batches. Input: rules one per line, then a NUL,
+//! then packets as 24-byte records (see `key`).
+#![no_main]
+
+use classifier::{Expr, Key, LinearScan, RuleTable};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (text, packets) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(text) = std::str::from_utf8(text) else { return };
+    let exprs: Vec<Expr> = text.lines().take(300).filter_map(|l| classifier::parse(l).ok()).collect();
+    let Ok(table) = RuleTable::build(&exprs) else { return };
+    let linear = LinearScan::new(&exprs);
+    let keys: Vec<Key> = packets.chunks(24).take(300).map(key).collect();
+    let refs: Vec<&Key> = keys.iter().collect();
+    let mut batched = vec![None; keys.len()];
+    table.first_match_batch(&refs, &mut batched);
+    for (k, b) in keys.iter().zip(batched) {
+        let expect = linear.first_match(k);
+        assert_eq!(table.first_match(k), expect, "{text}\n{k:?}");
+        assert_eq!(b, expect, "batched\n{text}\n{k:?}");
+    }
+});
+
+/// A packet from a record: byte 0 picks no IP, IPv4 or IPv6 and the transport; then the
+/// addresses (IPv6 ones spread over all four words), ports, TTL, flags, a VLAN.
+fn key(record: &[u8]) -> Key {
+    let mut b = [0u8; 24];
+    b[..record.len()].copy_from_slice(record);
+    let mut key = Key::new(u32::from(u16::from_be_bytes([b[22], b[23]])));
+    if b[0] & 0x40 != 0 {
+        key.push_vlan(u16::from_be_bytes([b[20], b[21]]) & 0xfff);
+    }
+    let l4 = [6, 17, 1, 58, 47, 0][usize::from(b[0] >> 2 & 7) % 6];
+    let (src, dst) = ([b[1], b[2], b[3], b[4]], [b[5], b[6], b[7], b[8]]);
+    match b[0] & 3 {
+        1 => key.set_ipv4(src, dst, l4, b[13], 60, b[14] & 1 != 0, b[14] & 2 != 0, u16::from(b[15])),
+        2 => {
+            let wide = |a: [u8; 4]| std::array::from_fn(|i| a[i % 4] ^ (i as u8 * 0x11));
+            key.set_ipv6(wide(src), wide(dst), l4, b[13], 40);
+        }
+        _ => return key,
+    }
+    key.set_l4_proto(l4);
+    match l4 {
+        6 => {
+            key.set_ports(u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]]));
+            key.set_tcp_flags(u16::from_be_bytes([b[16], b[17]]) & 0x1ff);
+        }
+        17 => key.set_ports(u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]])),
+        1 | 58 => key.set_icmp(b[18], b[19]),
+        _ => {}
+    }
+    key
+}
