@@ -606,14 +606,12 @@ mod tests {
     use super::*;
     use crate::compile::FULL;
 
-    /// xorshift64*, for reproducible boxes and keys.
+    /// Reproducible boxes and keys: the crate's splitmix64 finaliser over a counter.
     struct Rng(u64);
     impl Rng {
         fn next(&mut self) -> u32 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+            self.0 += 1;
+            (crate::limit::mix(self.0) >> 32) as u32
         }
     }
 
