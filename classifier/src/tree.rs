@@ -22,10 +22,10 @@ use crate::compile::Bounds;
 use crate::field::{DIMS, Dim, Key};
 
 /// Boxes per leaf the builder aims for. One: a cut costs one dependent load, a leaf entry
-/// six slot checks, and on the ClassBench sets splitting down to single boxes made lookups
-/// 1.2–2x faster than leaves of 8 at no cost in build time or memory worth noting (the boxes
-/// that are copied most are the wide ones, which stop the splitting early anyway; see
-/// docs/benchmarks.md).
+/// a cache line and its checks, and on the ClassBench sets splitting down to single boxes
+/// made lookups 1.2–2x faster than leaves of 8 (measured when entries were six scalar
+/// checks; see the history of docs/benchmarks.md) at no cost in build time or memory worth
+/// noting (the boxes that are copied most are the wide ones, which stop the splitting early).
 pub const LEAF_SIZE: usize = 1;
 /// Keys walked together by [`Forest::first_match_batch`].
 pub const LANES: usize = 8;
@@ -124,8 +124,9 @@ struct Constraint {
     hi: u32,
 }
 
-/// A tree: its root node, or a table of root nodes indexed by the top bits of one slot; the
-/// best (lowest) rule index in it; its depth below the root (or below the table).
+/// A tree: its root node, or a table of root nodes indexed by a window of bits of one
+/// projected slot; the best (lowest) rule index in it; its depth below the root (or the
+/// deepest below the table).
 #[derive(Clone, Copy, Debug)]
 struct Root {
     node: u32,
@@ -134,7 +135,8 @@ struct Root {
     depth: u32,
 }
 
-/// A root table: `cells[first + ((key[slot] >> shift) & mask)]` is the subtree for that key.
+/// A root table: `cells[first + ((key[slot] >> shift) & mask)]` is the subtree for that key
+/// and its depth (`slot` a place in the projected key).
 #[derive(Clone, Copy, Debug)]
 struct Table {
     slot: u32,
