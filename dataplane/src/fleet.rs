@@ -15,7 +15,6 @@
 //! retrying, and the last good configuration keeps running meanwhile.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{ConfigError, ConfigErrors, Loaded, SourceMap, SourcePos};
@@ -111,22 +110,7 @@ fn check_customer(name: &str, value: &str) -> Result<(), String> {
 /// Where the watcher leaves the newest keys for the main loop (newest wins).
 pub type Slot = Arc<Mutex<Option<Fetched>>>;
 
-/// Reads the prefix once (at start: without a configuration there is nothing to run).
-pub fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
-    client::fetch(source)
-}
-
-/// Watches the prefix from after revision `after` until `stop`, leaving every change in
-/// `slot`; setting `refetch` (SIGHUP) makes it read the whole prefix again.
-pub fn watch(
-    source: EtcdSource,
-    after: i64,
-    slot: Slot,
-    stop: Arc<AtomicBool>,
-    refetch: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    client::watch(source, after, slot, stop, refetch)
-}
+pub use client::{fetch, watch};
 
 #[cfg(feature = "etcd")]
 mod client {
@@ -166,7 +150,7 @@ mod client {
     }
 
     /// Reads the prefix once (at start: without a configuration there is nothing to run).
-    pub(super) fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
+    pub fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
         runtime()?.block_on(async {
             let mut client = Client::connect([source.endpoint.as_str()], Some(options()))
                 .await
@@ -175,9 +159,9 @@ mod client {
         })
     }
 
-    /// Watches the prefix from after `after` until `stop`, leaving every change in `slot`;
-    /// setting `refetch` (SIGHUP) makes it read the whole prefix again.
-    pub(super) fn watch(
+    /// Watches the prefix from after revision `after` until `stop`, leaving every change in
+    /// `slot`; setting `refetch` (SIGHUP) makes it read the whole prefix again.
+    pub fn watch(
         source: EtcdSource,
         after: i64,
         slot: Slot,
@@ -284,11 +268,13 @@ mod client {
 
     const DISABLED: &str = "this transitd was built without the `etcd` feature (cargo build --features etcd)";
 
-    pub(super) fn fetch(_: &EtcdSource) -> anyhow::Result<Fetched> {
+    /// Fails: there is no etcd client in this build.
+    pub fn fetch(_: &EtcdSource) -> anyhow::Result<Fetched> {
         anyhow::bail!(DISABLED)
     }
 
-    pub(super) fn watch(
+    /// Fails: there is no etcd client in this build.
+    pub fn watch(
         _: EtcdSource,
         _: i64,
         _: Slot,
