@@ -16,6 +16,12 @@ use crate::set::IntervalSet;
 /// Upper bound on the boxes one rule may expand to; beyond it the rule is refused.
 pub const MAX_BOXES_PER_RULE: usize = 16_384;
 
+/// Upper bound on the conjunctions the normal form may combine while expanding one rule
+/// (`(a or b) and (c or d)` combines four). Conjunctions that contradict each other vanish, so
+/// a rule can stay under [`MAX_BOXES_PER_RULE`] while its expansion does quadratic work; this
+/// bounds that work (a tenth of a second) before the rule is refused.
+pub const MAX_EXPANSION_STEPS: usize = 1_000_000;
+
 /// One inclusive `[lo, hi]` per key slot.
 pub type Bounds = [[u32; 2]; DIMS];
 
@@ -25,9 +31,17 @@ pub const FULL: Bounds = [[0, u32::MAX]; DIMS];
 /// Why an expression cannot be compiled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
-    /// Its normal form has more boxes than [`MAX_BOXES_PER_RULE`].
+    /// Its normal form has more boxes than [`MAX_BOXES_PER_RULE`], or expanding it takes more
+    /// than [`MAX_EXPANSION_STEPS`].
     #[error("the expression expands to more than {MAX_BOXES_PER_RULE} boxes; split it into several rules")]
     TooComplex,
+    /// The rules before it and it expand to more than [`crate::table::MAX_BOXES_PER_TABLE`]
+    /// boxes in all.
+    #[error(
+        "the rule list expands to more than {} boxes by this rule; split it or simplify its sets",
+        crate::table::MAX_BOXES_PER_TABLE
+    )]
+    TableTooLarge,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -163,7 +177,9 @@ fn formula(expr: &Expr, positive: bool) -> F {
 /// A conjunction: every variable's value lies in its set (variables not named are free).
 type Conj = BTreeMap<Var, IntervalSet>;
 
-fn dnf(f: &F) -> Result<Vec<Conj>, CompileError> {
+/// The disjunctive normal form of `f`; `steps` counts conjunctions combined, against
+/// [`MAX_EXPANSION_STEPS`].
+fn dnf(f: &F, steps: &mut usize) -> Result<Vec<Conj>, CompileError> {
     Ok(match f {
         F::True => vec![Conj::new()],
         F::False => vec![],
@@ -177,7 +193,7 @@ fn dnf(f: &F) -> Result<Vec<Conj>, CompileError> {
         F::Or(parts) => {
             let mut out = Vec::new();
             for p in parts {
-                out.extend(dnf(p)?);
+                out.extend(dnf(p, steps)?);
                 if out.len() > MAX_BOXES_PER_RULE {
                     return Err(CompileError::TooComplex);
                 }
@@ -187,9 +203,13 @@ fn dnf(f: &F) -> Result<Vec<Conj>, CompileError> {
         F::And(parts) => {
             let mut acc = vec![Conj::new()];
             for p in parts {
-                let rhs = dnf(p)?;
+                let rhs = dnf(p, steps)?;
                 let mut next = Vec::new();
                 for a in &acc {
+                    *steps += rhs.len();
+                    if *steps > MAX_EXPANSION_STEPS {
+                        return Err(CompileError::TooComplex);
+                    }
                     for b in &rhs {
                         if let Some(c) = conjoin(a, b) {
                             next.push(c);
@@ -271,6 +291,9 @@ fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
     for (v, set) in conj {
         let (first, choices): (usize, Vec<Vec<[u32; 2]>>) = match v {
             Var::Narrow(d) => {
+                if set.ranges().len() > MAX_BOXES_PER_RULE {
+                    return Err(CompileError::TooComplex);
+                }
                 (*d as usize, set.ranges().iter().map(|&(lo, hi)| vec![[lo as u32, hi as u32]]).collect())
             }
             Var::Src | Var::Dst => {
@@ -278,6 +301,10 @@ fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
                 let mut choices = Vec::new();
                 for &(lo, hi) in set.ranges() {
                     word_boxes(lo, hi, 4, &mut choices);
+                    // Refuse as soon as it is certain, not after expanding a huge set.
+                    if choices.len() > MAX_BOXES_PER_RULE {
+                        return Err(CompileError::TooComplex);
+                    }
                 }
                 (first, choices)
             }
@@ -302,7 +329,8 @@ fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
 /// The boxes whose union is exactly the set of keys `expr` selects.
 pub fn boxes(expr: &Expr) -> Result<Vec<Bounds>, CompileError> {
     let mut out = Vec::new();
-    for conj in dnf(&formula(expr, true))? {
+    let mut steps = 0;
+    for conj in dnf(&formula(expr, true), &mut steps)? {
         conj_boxes(&conj, &mut out)?;
         if out.len() > MAX_BOXES_PER_RULE {
             return Err(CompileError::TooComplex);
@@ -329,6 +357,19 @@ mod tests {
                 r[0] <= w && w <= r[1]
             })
         })
+    }
+
+    #[test]
+    fn expansion_work_is_bounded_even_when_everything_contradicts() {
+        // 1500 × 1500 conjunctions, every one empty (a port cannot be two values): under the
+        // box bound, but 2.25 million combinations; refused by the step bound instead.
+        let ports = |from: u32| (from..from + 1500).map(|p| format!("udp.srcport == {p}")).collect::<Vec<_>>();
+        let text = format!("({}) and ({})", ports(0).join(" or "), ports(10_000).join(" or "));
+        let expr = crate::parse(&text).unwrap();
+        assert_eq!(boxes(&expr), Err(CompileError::TooComplex));
+        // The same shape, small, compiles to nothing.
+        let small = format!("({}) and ({})", ports(0)[..3].join(" or "), ports(10_000)[..3].join(" or "));
+        assert_eq!(boxes(&crate::parse(&small).unwrap()), Ok(vec![]));
     }
 
     proptest! {

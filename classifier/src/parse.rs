@@ -12,12 +12,22 @@
 //! ```
 //!
 //! Errors carry the span of the offending text and read like tshark's.
+//!
+//! Work is bounded by the text: parentheses and `not`s nest at most [`MAX_NESTING`] deep
+//! (deeper input is refused before it can exhaust the stack of the parser, the compiler or
+//! the evaluator, all of which recurse on nesting), and a set's members are merged once,
+//! sorted, so that `{…}` with 100,000 members costs O(n log n), not O(n²).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ast::{Expr, Pred, Span, Test};
 use crate::field::{self, FieldDef, Ty};
 use crate::set::IntervalSet;
+
+/// How deep parentheses and `not`s may nest. Deeper expressions are refused: a rule that
+/// needs more is better written as several rules, and every stage that walks an expression
+/// recurses once per level.
+pub const MAX_NESTING: usize = 100;
 
 /// Why an expression was rejected, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -165,7 +175,7 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
     if toks.is_empty() {
         return Ok(Expr::True);
     }
-    let mut p = Parser { text, toks, pos: 0 };
+    let mut p = Parser { text, toks, pos: 0, depth: 0 };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
         None => Ok(expr),
@@ -177,6 +187,8 @@ struct Parser<'a> {
     text: &'a str,
     toks: Vec<(Tok<'a>, Span)>,
     pos: usize,
+    /// Parentheses and `not`s open around the current position.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -215,9 +227,16 @@ impl<'a> Parser<'a> {
     fn unary(&mut self) -> Result<Expr, ParseError> {
         let (tok, span) = self.next()?;
         match tok {
-            Tok::Not => Ok(Expr::Not(Box::new(self.unary()?))),
+            Tok::Not => {
+                self.enter(span)?;
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(Expr::Not(Box::new(inner)))
+            }
             Tok::LParen => {
+                self.enter(span)?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 match self.next()? {
                     (Tok::RParen, _) => Ok(inner),
                     (_, span) => Err(self.unexpected(span)),
@@ -226,6 +245,18 @@ impl<'a> Parser<'a> {
             Tok::Word(name) => self.test(name, span),
             _ => Err(self.unexpected(span)),
         }
+    }
+
+    /// One level deeper, at the `(` or `not` at `span`; refused past [`MAX_NESTING`].
+    fn enter(&mut self, span: Span) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(ParseError::at(
+                span,
+                format!("Parentheses and \"not\" nest more than {MAX_NESTING} deep here; split the rule."),
+            ));
+        }
+        Ok(())
     }
 
     fn test(&mut self, name: &str, name_span: Span) -> Result<Expr, ParseError> {
@@ -284,7 +315,9 @@ impl<'a> Parser<'a> {
             (Tok::LBrace, _) => {}
             (_, span) => return Err(self.unexpected(span)),
         }
-        let mut set = IntervalSet::empty();
+        // Members are gathered and merged once at the end: merging each into the set so far
+        // would make a large set quadratic.
+        let mut members: Vec<(u128, u128)> = Vec::new();
         loop {
             let (word, span) = self.word()?;
             let lo = literal(field, word, span, true)?;
@@ -301,10 +334,10 @@ impl<'a> Parser<'a> {
             } else {
                 lo
             };
-            set = set.union(&member);
+            members.extend_from_slice(member.ranges());
             match self.next()? {
                 (Tok::Comma, _) => continue,
-                (Tok::RBrace, span) => return Ok((set, span.end)),
+                (Tok::RBrace, span) => return Ok((IntervalSet::from_ranges(members), span.end)),
                 (Tok::Word(_), span) => {
                     return Err(ParseError::at(
                         span,
@@ -489,6 +522,32 @@ mod tests {
             err("ip.src == 10.0.0.0/33").starts_with("Netmask bits in a CIDR IPv4 address should be <= 32, not 33")
         );
         assert!(err("foo.bar").starts_with("foo.bar is neither a field nor a protocol name."));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!("{}tcp{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(parse(&ok).is_ok());
+        let deep = format!("{}tcp{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
+        let e = parse(&deep).unwrap_err();
+        assert_eq!(e.span, Some(Span { start: MAX_NESTING, end: MAX_NESTING + 1 }));
+        assert!(parse(&format!("{}tcp", "!".repeat(MAX_NESTING))).is_ok());
+        assert!(parse(&format!("{}tcp", "not ".repeat(40_000))).is_err());
+        // Parentheses and `not` count together.
+        let mixed = format!("{}tcp{}", "!(".repeat(MAX_NESTING / 2 + 1), ")".repeat(MAX_NESTING / 2 + 1));
+        assert!(parse(&mixed).is_err());
+    }
+
+    #[test]
+    fn large_sets_hold_exactly_their_members() {
+        let members: Vec<u32> = (0..50_000u32).map(|i| i.wrapping_mul(2_654_435_761) >> 16).collect();
+        let text = format!("tcp.port in {{{}}}", members.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
+        let Expr::Test(t) = parse(&text).unwrap() else { panic!() };
+        let Pred::Any(set) = t.pred else { panic!() };
+        let expected: std::collections::BTreeSet<u32> = members.iter().copied().collect();
+        for v in 0..=65535u32 {
+            assert_eq!(set.contains(v.into()), expected.contains(&v), "{v}");
+        }
     }
 
     #[test]

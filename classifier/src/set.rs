@@ -50,7 +50,13 @@ impl IntervalSet {
 
     /// Every value in either set.
     pub fn union(&self, other: &IntervalSet) -> IntervalSet {
-        let mut all: Vec<(u128, u128)> = self.ranges.iter().chain(&other.ranges).copied().collect();
+        IntervalSet::from_ranges(self.ranges.iter().chain(&other.ranges).copied().collect())
+    }
+
+    /// The union of inclusive intervals in any order (those with `lo > hi` hold nothing), in
+    /// O(n log n).
+    pub fn from_ranges(mut all: Vec<(u128, u128)>) -> IntervalSet {
+        all.retain(|&(lo, hi)| lo <= hi);
         all.sort_unstable();
         let mut out: Vec<(u128, u128)> = Vec::with_capacity(all.len());
         for (lo, hi) in all {

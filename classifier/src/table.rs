@@ -11,6 +11,11 @@ use crate::eval::eval;
 use crate::field::Key;
 use crate::tree::{Forest, ForestStats};
 
+/// Upper bound on the boxes of one table (all its rules together): a box is a few hundred
+/// bytes while the table is built, so this bounds a build to about 70 MB whatever the rules.
+/// The ClassBench sets of 10,000 rules take at most a few tens of thousands.
+pub const MAX_BOXES_PER_TABLE: usize = 262_144;
+
 /// A compiled first-match rule table.
 #[derive(Clone, Debug, Default)]
 pub struct RuleTable {
@@ -35,6 +40,9 @@ impl RuleTable {
         let mut rules = 0;
         for (index, expr) in exprs.into_iter().enumerate() {
             let bs = compile::boxes(expr).map_err(|error| RuleCompileError { index, error })?;
+            if boxes.len() + bs.len() > MAX_BOXES_PER_TABLE {
+                return Err(RuleCompileError { index, error: CompileError::TableTooLarge });
+            }
             boxes.extend(bs.into_iter().map(|b| (index as u32, b)));
             rules = index + 1;
         }

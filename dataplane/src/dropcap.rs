@@ -83,6 +83,8 @@ pub struct CaptureStats {
     pub no_record: AtomicU64,
     /// Frames not captured: the file reached its size bound.
     pub over_size: AtomicU64,
+    /// Frames not captured: writing the file failed (the capture stopped).
+    pub write_failed: AtomicU64,
     /// Bytes in the file.
     pub bytes: AtomicU64,
 }
@@ -96,6 +98,8 @@ pub struct DropCapture {
     pub stats: CaptureStats,
     /// Set by the writer when the file is full: taps stop copying.
     full_file: AtomicBool,
+    /// Set by the writer when a write failed and it stopped: taps stop copying and waiting.
+    failed: AtomicBool,
     options: CaptureOptions,
 }
 
@@ -128,10 +132,16 @@ impl DropCapture {
             full: ArrayQueue::new(n),
             stats: CaptureStats::default(),
             full_file: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             options,
         });
         let writer = Writer::new(capture.clone(), BufWriter::new(file), stop)?;
         Ok((capture, writer))
+    }
+
+    /// True once the writer takes no more records: the file is full or writing failed.
+    fn is_closed(&self) -> bool {
+        self.full_file.load(Ordering::Relaxed) || self.failed.load(Ordering::Relaxed)
     }
 
     /// A tap for one of `workers` workers.
@@ -188,6 +198,10 @@ impl Tap {
             _ => return,
         };
         let stats = &self.capture.stats;
+        if self.capture.failed.load(Ordering::Relaxed) {
+            stats.write_failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.capture.full_file.load(Ordering::Relaxed) {
             stats.over_size.fetch_add(1, Ordering::Relaxed);
             return;
@@ -202,7 +216,7 @@ impl Tap {
         let mut record = loop {
             match self.capture.free.pop() {
                 Some(r) => break r,
-                None if self.wait && !self.capture.full_file.load(Ordering::Relaxed) => std::thread::yield_now(),
+                None if self.wait && !self.capture.is_closed() => std::thread::yield_now(),
                 None => {
                     stats.no_record.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -268,8 +282,19 @@ impl Writer {
         Ok(Writer { capture, out, stop, comment: String::with_capacity(256) })
     }
 
-    /// Writes records until stopped, then what is left, and flushes.
+    /// Writes records until stopped, then what is left, and flushes. A failed write (a full
+    /// disk, say) stops the capture: it is logged at once, the taps count what they no longer
+    /// capture, and the error is returned.
     pub fn run(mut self) -> anyhow::Result<()> {
+        let result = self.write_until_stopped();
+        if let Err(e) = &result {
+            self.capture.failed.store(true, Ordering::Relaxed);
+            eprintln!("transitd: drop capture {}: {e:#}; capturing stopped", self.capture.options.path.display());
+        }
+        result
+    }
+
+    fn write_until_stopped(&mut self) -> anyhow::Result<()> {
         loop {
             let stopping = self.stop.load(Ordering::Relaxed);
             let mut wrote = false;
@@ -376,13 +401,14 @@ pub fn dos_rule_name(snap: &Snapshot, global: u32) -> Option<String> {
 pub fn summary(capture: &DropCapture) -> String {
     let s = &capture.stats;
     format!(
-        "drop capture {}: {} frames ({} bytes) written; not captured: {} over the rate, {} for want of a record, {} over the size bound",
+        "drop capture {}: {} frames ({} bytes) written; not captured: {} over the rate, {} for want of a record, {} over the size bound, {} after a failed write",
         capture.options.path.display(),
         s.written.load(Ordering::Relaxed),
         s.bytes.load(Ordering::Relaxed),
         s.over_rate.load(Ordering::Relaxed),
         s.no_record.load(Ordering::Relaxed),
         s.over_size.load(Ordering::Relaxed),
+        s.write_failed.load(Ordering::Relaxed),
     )
 }
 

@@ -53,6 +53,15 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
     let mut errors = Vec::new();
     let mut server = None;
     let mut customers = Vec::new();
+    // The prefix is one configuration: the same bound as a file, checked before any parsing.
+    let total: u64 = keys.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+    if total > crate::limits::MAX_CONFIG_BYTES {
+        let message = format!(
+            "{total} bytes under the prefix, more than {}, the most transitd reads as a configuration",
+            crate::limits::MAX_CONFIG_BYTES
+        );
+        return Err(ConfigErrors(vec![ConfigError::new(whole(&format!("etcd:{prefix}")), message)]));
+    }
     for (key, value) in keys {
         let name = format!("etcd:{key}");
         match key.strip_prefix(prefix) {

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod dropcap;
@@ -14,6 +15,7 @@ pub mod dryrun;
 pub mod fleet;
 pub mod health;
 pub mod io;
+pub mod limits;
 pub mod lpm;
 pub mod metrics;
 pub mod neigh;

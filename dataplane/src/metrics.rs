@@ -84,14 +84,41 @@ pub struct Sources {
 #[derive(Debug)]
 struct TransitdCollector(Arc<Sources>);
 
+/// A label value escaped as the exposition format requires (backslash, double quote and
+/// line feed; OpenMetrics §"ABNF"): prometheus-client writes values as given, and names come
+/// from configuration files, so an unescaped quote or newline could forge samples.
+#[derive(Debug)]
+struct Escaped<'a>(&'a str);
+
+impl prometheus_client::encoding::EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, out: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => out.write_str("\\\\")?,
+                '"' => out.write_str("\\\"")?,
+                '\n' => out.write_str("\\n")?,
+                c => out.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `labels` with every value escaped.
+fn escaped<'a>(labels: &[(&'static str, &'a str)]) -> Vec<(&'static str, Escaped<'a>)> {
+    labels.iter().map(|&(k, v)| (k, Escaped(v))).collect()
+}
+
 /// Encodes one sample of a counter or gauge with `labels`.
-fn sample<L: prometheus_client::encoding::EncodeLabelSet>(
+fn sample(
     family: &mut MetricEncoder<'_>,
-    labels: &L,
+    labels: &[(&'static str, &str)],
     value: u64,
     kind: MetricType,
 ) -> Result<(), std::fmt::Error> {
-    let mut m = family.encode_family(labels)?;
+    let labels = escaped(labels);
+    let mut m = family.encode_family(&labels)?;
     match kind {
         MetricType::Counter => m.encode_counter::<NoLabelSet, _, u64>(&value, None),
         _ => m.encode_gauge(&(value as i64)),
@@ -265,7 +292,8 @@ impl Collector for TransitdCollector {
             MetricType::Histogram,
         )?;
         for (w, r) in workers.iter().zip(&reports) {
-            LatencyHistogram(&r.latency).encode(m.encode_family(&[("worker", w.as_str())])?)?;
+            let labels = escaped(&[("worker", w)]);
+            LatencyHistogram(&r.latency).encode(m.encode_family(&labels)?)?;
         }
         let mut m = enc.encode_descriptor(
             "transitd_batch_duration_recent_seconds",
@@ -277,7 +305,8 @@ impl Collector for TransitdCollector {
             for q in QUANTILES {
                 let v = r.latency_window.value_at_quantile(q) as f64 / 1e9;
                 let qs = q.to_string();
-                m.encode_family(&[("worker", w.as_str()), ("quantile", qs.as_str())])?.encode_gauge(&v)?;
+                let labels = escaped(&[("worker", w), ("quantile", &qs)]);
+                m.encode_family(&labels)?.encode_gauge(&v)?;
             }
         }
 
@@ -357,6 +386,7 @@ impl Collector for TransitdCollector {
                 ("over_rate", &s.over_rate),
                 ("no_record", &s.no_record),
                 ("over_size", &s.over_size),
+                ("write_failed", &s.write_failed),
             ] {
                 sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
             }
@@ -418,12 +448,17 @@ pub fn serve(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("--metrics {addr}: {e}"))?;
     let handle = std::thread::Builder::new().name("transitd-metrics".into()).spawn(move || {
+        // Failed responses (a scraper that hung up, say) are counted and logged at most once
+        // a minute, so that neither a broken client nor a broken listener floods the log.
+        let mut failed = 0u64;
+        let mut logged = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let request = match server.recv_timeout(Duration::from_millis(200)) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
                     eprintln!("transitd: metrics server: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
                     continue;
                 }
             };
@@ -441,7 +476,13 @@ pub fn serve(
                 }
                 _ => tiny_http::Response::from_string("not found: try /metrics\n".to_string()).with_status_code(404),
             };
-            let _ = request.respond(response);
+            if let Err(e) = request.respond(response) {
+                failed += 1;
+                if logged.elapsed() >= Duration::from_secs(60) {
+                    eprintln!("transitd: metrics: {failed} responses failed so far (the last: {e})");
+                    logged = std::time::Instant::now();
+                }
+            }
         }
     })?;
     Ok(handle)

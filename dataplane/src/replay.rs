@@ -49,7 +49,10 @@ pub fn replay_capturing(
     stop.store(true, Ordering::Relaxed);
     let written = writer.join().map_err(|_| anyhow::anyhow!("the drop capture writer panicked"))?;
     let mut summary = summary?;
-    written?;
+    if let Err(e) = written {
+        // The replay itself went on: report it, and the capture's failure as its error.
+        summary.error.get_or_insert(format!("--capture-drops: {e:#}"));
+    }
     summary.capture = Some(crate::dropcap::summary(&capture));
     Ok(summary)
 }
@@ -78,6 +81,12 @@ fn replay_tapped(
                 break;
             }
         }
+    }
+    // Frames sit in the output's buffer until here: a write that fails now fails the replay.
+    if let Err(e) = io.finish()
+        && error.is_none()
+    {
+        error = Some(e.to_string());
     }
     Ok(Summary { stats: state.stats, skipped: io.skipped.clone(), error, capture: None })
 }

@@ -24,6 +24,7 @@ use crate::metrics::{ReloadStats, Sources};
 use crate::health::{self, Prober};
 use crate::io::afxdp::{AfXdpConfig, AfXdpIo, AfXdpStats, BindMode, FrameCount};
 use crate::io::{FrameIo, Polled, Spill};
+use crate::limits::{MAX_LIST_ENTRIES, MAX_UMEM_FRAMES, MIN_UMEM_FRAMES};
 use crate::neigh::{self, NextHopCell};
 use crate::pipeline::{
     ConsumeReason, DropReason, Limits, PassReason, SPILL_SLOTS, TxReason, WorkerState, process_batch_via,
@@ -116,21 +117,84 @@ impl Default for WorkerReport {
     }
 }
 
-/// Parses `0-3` or `0,2,5` (or a mix).
+/// Parses `0-3` or `0,2,5` (or a mix), at most [`MAX_LIST_ENTRIES`] entries (counted before
+/// any is stored).
 pub fn parse_list(text: &str) -> anyhow::Result<Vec<u32>> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
-                anyhow::ensure!(a <= b, "bad range `{part}`");
-                out.extend(a..=b);
+        let bad = || anyhow::anyhow!("`{part}` is not a number or a range like 0-3");
+        let (a, b): (u32, u32) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+            None => {
+                let n = part.parse().map_err(|_| bad())?;
+                (n, n)
             }
-            None => out.push(part.parse()?),
-        }
+        };
+        anyhow::ensure!(a <= b, "bad range `{part}`");
+        anyhow::ensure!(
+            out.len() as u64 + u64::from(b - a) < MAX_LIST_ENTRIES as u64,
+            "`{text}` lists more than {MAX_LIST_ENTRIES} entries"
+        );
+        out.extend(a..=b);
     }
     anyhow::ensure!(!out.is_empty(), "empty list `{text}`");
     Ok(out)
+}
+
+/// The queues to serve: all of the interface's rx queues, or those asked for, each one the
+/// interface has, none twice.
+fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Result<Vec<u32>> {
+    let all = rx_queues(iface)?;
+    let Some(asked) = asked else { return Ok(all) };
+    let mut seen = std::collections::HashSet::new();
+    for &q in asked {
+        anyhow::ensure!(
+            (q as usize) < all.len(),
+            "--queues: {iface} has {} rx queues (0-{}), not queue {q}",
+            all.len(),
+            all.len().saturating_sub(1)
+        );
+        anyhow::ensure!(seen.insert(q), "--queues: queue {q} is listed twice");
+    }
+    Ok(asked.to_vec())
+}
+
+/// The CPUs the workers are pinned to, one per queue: `--cores` in order, each one this
+/// process may run on; by default the allowed CPUs in turn (under a cpuset, its CPUs, not
+/// CPU ids counted from zero).
+fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Result<Vec<usize>> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    anyhow::ensure!(!allowed.is_empty(), "cannot read the CPUs this process may run on (sched_getaffinity)");
+    match asked {
+        None => Ok((0..queues.len()).map(|i| allowed[i % allowed.len()]).collect()),
+        Some(cores) => {
+            anyhow::ensure!(
+                cores.len() == queues.len(),
+                "--cores lists {} CPUs for {} queues: give one per queue",
+                cores.len(),
+                queues.len()
+            );
+            if let Some(c) = cores.iter().find(|c| !allowed.contains(c)) {
+                anyhow::bail!("--cores: CPU {c} is not one this process may run on (allowed: {})", ranges(&allowed));
+            }
+            Ok(cores.to_vec())
+        }
+    }
+}
+
+/// `0-3,6` for a sorted list of numbers.
+fn ranges(ids: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
 }
 
 fn rx_queues(iface: &str) -> anyhow::Result<Vec<u32>> {
@@ -172,11 +236,15 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
     };
     snapshot.health.set_nonce(health::random_nonce());
+    // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;
-    let queues = match &opts.queues {
-        Some(q) => q.clone(),
-        None => rx_queues(&opts.iface)?,
-    };
+    let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
+    let cores = cores_for(&queues, opts.cores.as_deref())?;
+    anyhow::ensure!(
+        (MIN_UMEM_FRAMES..=MAX_UMEM_FRAMES).contains(&opts.frames),
+        "--frames {} is not in {MIN_UMEM_FRAMES}..={MAX_UMEM_FRAMES}",
+        opts.frames
+    );
     let own_mac = iface_mac(&opts.iface)?;
     let src = if snapshot.eth.src == [0; 6] { own_mac } else { snapshot.eth.src };
 
@@ -234,7 +302,6 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     );
 
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut workers = Vec::new();
     let reports: Vec<Arc<Mutex<WorkerReport>>> =
         queues.iter().map(|&q| Arc::new(Mutex::new(WorkerReport { queue: q, ..WorkerReport::default() }))).collect();
@@ -270,10 +337,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         None => None,
     };
     for (i, (queue, io)) in sockets.into_iter().enumerate() {
-        let core = match &opts.cores {
-            Some(list) => list.get(i).copied(),
-            None => (!cores.is_empty()).then(|| queue as usize % cores.len()),
-        };
+        let core = cores[i];
         let ctx = WorkerContext {
             snapshot: shared.clone(),
             next_hop: next_hop.clone(),
@@ -286,8 +350,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             tap: capture.as_ref().map(|c| c.tap(queues.len())),
         };
         workers.push(std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
-            if let Some(c) = core {
-                core_affinity::set_for_current(core_affinity::CoreId { id: c });
+            // A worker that is not where it was asked to be is an error, not a slow surprise.
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                anyhow::bail!("queue {queue}: cannot pin the worker to CPU {core}");
             }
             worker(io, ctx)
         })?);
@@ -453,12 +518,22 @@ fn reload_config(
     program: &XdpProgram,
 ) -> bool {
     let started = Instant::now();
-    match load() {
-        Err(errors) => {
+    // A panic while building is a bug, but the edge must outlive it: the builder only reads
+    // its input and makes a new snapshot, so nothing it leaves half-done is shared.
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
+    match built {
+        Err(_) => {
+            eprintln!(
+                "transitd: reload of {what} rejected: building the configuration panicked (a bug in transitd: \
+                 please report it with the file); the running configuration stays"
+            );
+            false
+        }
+        Ok(Err(errors)) => {
             eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
             false
         }
-        Ok(new) => {
+        Ok(Ok(new)) => {
             // The XDP program learns new prefixes before the workers see the snapshot that
             // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
             let old = shared.load();
@@ -763,5 +838,29 @@ mod tests {
         assert_eq!(parse_list("0,2, 5-6").unwrap(), vec![0, 2, 5, 6]);
         assert!(parse_list("3-1").is_err());
         assert!(parse_list("x").is_err());
+        // Refused by counting, before 16 GiB of queue numbers are made.
+        let e = parse_list("0-4294967295").unwrap_err().to_string();
+        assert!(e.contains("more than 1024 entries"), "{e}");
+        assert_eq!(parse_list("0-1023").unwrap().len(), 1024);
+        assert!(parse_list("0-1022,5000-5001").is_err());
+    }
+
+    #[test]
+    fn cpu_lists_print_as_ranges() {
+        assert_eq!(ranges(&[0, 1, 2, 3, 6, 8, 9]), "0-3,6,8-9");
+        assert_eq!(ranges(&[5]), "5");
+    }
+
+    #[test]
+    fn cores_must_be_allowed_and_one_per_queue() {
+        let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap().into_iter().map(|c| c.id).collect();
+        let e = cores_for(&[0], Some(&[9999])).unwrap_err().to_string();
+        assert!(e.contains("CPU 9999 is not one this process may run on"), "{e}");
+        assert!(cores_for(&[0, 1], Some(&[allowed[0]])).unwrap_err().to_string().contains("one per queue"));
+        // By default, queue i goes to the i-th allowed CPU, whatever the CPU ids are.
+        let queues: Vec<u32> = (0..allowed.len() as u32 + 1).collect();
+        let cores = cores_for(&queues, None).unwrap();
+        assert_eq!(cores[..allowed.len()], allowed[..]);
+        assert_eq!(cores[allowed.len()], allowed[0]);
     }
 }

@@ -179,3 +179,56 @@ fn every_verdict_reason_is_explained_in_the_architecture_doc() {
     let missing: Vec<&str> = names.filter(|n| !section.contains(&format!("| `{n}` |"))).collect();
     assert!(missing.is_empty(), "reasons missing from docs/architecture.md: {missing:?}");
 }
+
+#[test]
+fn limits_are_documented_as_the_code_sets_them() {
+    use classifier::{compile, parse, table};
+    use transitd::limits::*;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
+    let section = text.split("## Limits").nth(1).expect("a Limits section").split("\n## ").next().unwrap_or("");
+    // 1234567 as "1,234,567", as the table writes numbers.
+    let grouped = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let rows: &[(&str, u64)] = &[
+        ("configuration file", MAX_CONFIG_BYTES),
+        ("plan file", MAX_PLAN_BYTES),
+        ("geofeed", MAX_GEOFEED_BYTES),
+        ("capture record", transitd::io::pcap::MAX_RECORD as u64),
+        ("customers", MAX_CUSTOMERS as u64),
+        ("tunnels", MAX_TUNNELS as u64),
+        ("rules per list", MAX_RULES_PER_LIST as u64),
+        ("rule nesting", parse::MAX_NESTING as u64),
+        ("boxes per rule", compile::MAX_BOXES_PER_RULE as u64),
+        ("rule expansion steps", compile::MAX_EXPANSION_STEPS as u64),
+        ("boxes per rule list", table::MAX_BOXES_PER_TABLE as u64),
+        ("buckets", MAX_BUCKETS as u64),
+        ("bucket keys per worker", MAX_BUCKET_KEYS as u64),
+        ("egress addresses", MAX_EGRESS_ADDRESSES),
+        ("egress slices", MAX_EGRESS_SLICES),
+        ("`--queues`, `--cores` entries", MAX_LIST_ENTRIES as u64),
+        ("`--frames`", u64::from(MAX_UMEM_FRAMES)),
+        ("`--frames`", u64::from(MIN_UMEM_FRAMES)),
+        ("errors shown", MAX_REPORTED_ERRORS as u64),
+    ];
+    let mut problems = Vec::new();
+    for (label, value) in rows {
+        let row = section.lines().find(|l| l.starts_with(&format!("| {label} |")));
+        match row {
+            None => problems.push(format!("no row `{label}`")),
+            Some(r) if !r.split('|').nth(2).unwrap_or("").contains(&grouped(*value)) => {
+                problems.push(format!("`{label}` does not say {}: {r}", grouped(*value)))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(problems.is_empty(), "docs/configuration.md's limits disagree with the code:\n{}", problems.join("\n"));
+}

@@ -75,6 +75,15 @@ pub fn generate(ranges: &[EgressRange]) -> String {
     out
 }
 
+/// A field as quoted in an error: at most 40 characters, so that a huge field does not
+/// repeat itself into the message.
+fn quoted(field: &str) -> String {
+    match field.char_indices().nth(40) {
+        None => format!("`{field}`"),
+        Some((end, _)) => format!("`{}…` ({} bytes)", &field[..end], field.len()),
+    }
+}
+
 /// Parses a feed. Comments and blank lines are skipped; every other line must have a valid
 /// prefix (no host bits set; a bare address is a /32 or /128), a two-letter country if any,
 /// a region of the form `CC-XXX` whose `CC` is the country, and at most five fields.
@@ -95,7 +104,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
             Some((a, l)) => (a, Some(l)),
             None => (get(0), None),
         };
-        let addr: IpAddr = addr_text.parse().map_err(|_| err(format!("`{}` is not an IP prefix", get(0))))?;
+        let addr: IpAddr = addr_text.parse().map_err(|_| err(format!("{} is not an IP prefix", quoted(get(0)))))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix_len = match len_text {
             None => max,
@@ -103,18 +112,18 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
                 .parse::<u8>()
                 .ok()
                 .filter(|l| *l <= max)
-                .ok_or_else(|| err(format!("bad prefix length in `{}`", get(0))))?,
+                .ok_or_else(|| err(format!("bad prefix length in {}", quoted(get(0)))))?,
         };
         let host_bits_set = match addr {
             IpAddr::V4(a) => u32::from(a) & u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
             IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
         };
         if host_bits_set {
-            return Err(err(format!("`{}` has host bits set", get(0))));
+            return Err(err(format!("{} has host bits set", quoted(get(0)))));
         }
         let country = get(1).to_ascii_uppercase();
         if !country.is_empty() && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase())) {
-            return Err(err(format!("`{}` is not an ISO 3166-1 alpha-2 code", get(1))));
+            return Err(err(format!("{} is not an ISO 3166-1 alpha-2 code", quoted(get(1)))));
         }
         let region = get(2).to_ascii_uppercase();
         if !region.is_empty() {
@@ -125,7 +134,11 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
                     && sub.bytes().all(|b| b.is_ascii_alphanumeric())
             });
             if !ok {
-                return Err(err(format!("`{}` is not an ISO 3166-2 code of country `{country}`", get(2))));
+                return Err(err(format!(
+                    "{} is not an ISO 3166-2 code of country {}",
+                    quoted(get(2)),
+                    quoted(&country)
+                )));
             }
         }
         out.push(Entry { addr, prefix_len, country, region, city: get(3).to_string() });

@@ -27,12 +27,19 @@ pub struct SourceMap {
     text: String,
     /// Where each source starts in `text`, and its name; the first starts at 0.
     parts: Vec<(usize, String)>,
+    /// Where each line starts in `text`, so that a position costs a binary search and one
+    /// line's characters however long the text and however many errors it has.
+    line_starts: Vec<usize>,
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
 }
 
 impl SourceMap {
     /// A map over `text`, called `name` in positions.
     pub fn new(name: &str, text: &str) -> SourceMap {
-        SourceMap { text: text.to_string(), parts: vec![(0, name.to_string())] }
+        SourceMap { line_starts: line_starts(text), text: text.to_string(), parts: vec![(0, name.to_string())] }
     }
 
     /// A map over the texts of `parts` joined in order (each ending in a newline), each
@@ -50,7 +57,7 @@ impl SourceMap {
         if starts.is_empty() {
             starts.push((0, String::new()));
         }
-        SourceMap { text, parts: starts }
+        SourceMap { line_starts: line_starts(&text), text, parts: starts }
     }
 
     /// The (first) source's name as given.
@@ -69,11 +76,12 @@ impl SourceMap {
         // The last source that starts at or before the offset (a part's end is the next's start).
         let i = self.parts.partition_point(|(start, _)| *start <= offset).saturating_sub(1);
         let (start, name) = &self.parts[i];
-        let before = self.text.get(*start..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        SourcePos { file: name.clone(), line, col }
+        // Every source starts a line; the lines starting at or before each bound count lines.
+        let first_line = self.line_starts.partition_point(|&s| s <= *start);
+        let lines = self.line_starts.partition_point(|&s| s <= offset);
+        let line_start = self.line_starts[lines - 1].max(*start);
+        let col = self.text.get(line_start..offset).map_or(1, |t| t.chars().count() + 1);
+        SourcePos { file: name.clone(), line: lines - first_line + 1, col }
     }
 }
 
@@ -101,11 +109,15 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        let shown = crate::limits::MAX_REPORTED_ERRORS;
+        for (i, e) in self.0.iter().take(shown).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{e}")?;
+        }
+        if self.0.len() > shown {
+            write!(f, "\n... and {} more errors", self.0.len() - shown)?;
         }
         Ok(())
     }
@@ -133,5 +145,29 @@ mod tests {
         assert_eq!(map.pos(6).to_string(), "a:2:1");
         assert_eq!(map.pos(12).to_string(), "b:1:1");
         assert_eq!(map.pos(16).to_string(), "b:1:5");
+    }
+
+    #[test]
+    fn positions_agree_with_counting_on_every_byte() {
+        let parts = [("a".to_string(), "x\n\nyé = 2\n".to_string()), ("b".to_string(), "\nz = \"ü\"".to_string())];
+        let map = SourceMap::joined(&parts);
+        let text = map.text().to_string();
+        for offset in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
+            let b = parts[0].1.len();
+            let (name, start) = if offset < b { ("a", 0) } else { ("b", b) };
+            let before = &text[start..offset];
+            let line = before.matches('\n').count() + 1;
+            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+            assert_eq!(map.pos(offset).to_string(), format!("{name}:{line}:{col}"), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn many_errors_are_cut_to_the_first_hundred() {
+        let at = SourcePos { file: "f".into(), line: 1, col: 1 };
+        let errors = ConfigErrors(vec![ConfigError::new(at, "bad"); 250]);
+        let text = errors.to_string();
+        assert_eq!(text.lines().count(), 101);
+        assert!(text.ends_with("... and 150 more errors"), "{text}");
     }
 }

@@ -420,22 +420,62 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
     match toml::from_str::<ConfigFile>(text) {
         Ok(file) => Ok(Loaded { file, source }),
         Err(e) => {
-            let at = source.pos(e.span().map_or(0, |s| s.start));
             // toml's message can span lines (it quotes the text); the position says where.
-            let message = e.message().trim().to_string();
-            Err(ConfigErrors(vec![ConfigError::new(at, message)]))
+            let mut message = e.message().trim().to_string();
+            let offset = match e.span() {
+                Some(span) => span.start,
+                // A table header or dotted key too deep for the deserializer comes without a
+                // position: point at the deepest one.
+                None => match deepest_key(text) {
+                    Some((offset, depth)) => {
+                        message = format!("{message}: a key nested {depth} deep");
+                        offset
+                    }
+                    None => 0,
+                },
+            };
+            Err(ConfigErrors(vec![ConfigError::new(source.pos(offset), message)]))
         }
     }
+}
+
+/// The start and depth (dotted parts) of the most deeply dotted table header or key in
+/// `text`, counting dots outside quotes up to the `]` or `=` that ends it; `None` if no
+/// line has one.
+fn deepest_key(text: &str) -> Option<(usize, usize)> {
+    let mut deepest: Option<(usize, usize)> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset + (line.len() - line.trim_start().len());
+        offset += line.len();
+        let mut depth = 1;
+        let mut quote: Option<char> = None;
+        for c in line.trim_start().chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '.') => depth += 1,
+                (None, ']' | '=' | '#') => break,
+                _ => {}
+            }
+        }
+        if deepest.is_none_or(|(_, d)| depth > d) {
+            deepest = Some((start, depth));
+        }
+    }
+    deepest
 }
 
 /// Reads and parses the file at `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError::new(
-            SourcePos { file: name.clone(), line: 0, col: 0 },
-            format!("cannot read: {e}"),
-        )])
+    let text = crate::limits::read_text(path, crate::limits::MAX_CONFIG_BYTES, "a configuration").map_err(|e| {
+        let (line, col, message) = match e {
+            crate::limits::ReadError::NotUtf8 { line, col } => (line, col, "not UTF-8 text: an invalid byte".into()),
+            e => (0, 0, format!("cannot read: {e}")),
+        };
+        ConfigErrors(vec![ConfigError::new(SourcePos { file: name.clone(), line, col }, message)])
     })?;
     parse(&name, &text)
 }

@@ -37,6 +37,12 @@ impl PcapSink {
         Ok(PcapSink { writer })
     }
 
+    /// Writes out what is buffered; the file is complete once this returns `Ok`.
+    pub fn finish(self) -> std::io::Result<()> {
+        use std::io::Write as _;
+        self.writer.into_writer().flush()
+    }
+
     /// Appends one frame.
     pub fn write(&mut self, timestamp_ns: u64, bytes: &[u8]) -> std::io::Result<()> {
         let ts = std::time::Duration::from_nanos(timestamp_ns);
@@ -67,9 +73,16 @@ impl PcapIo {
     /// Replays `input`, writing transmitted frames to `output` if given.
     pub fn open(input: &Path, output: Option<&Path>) -> Result<PcapIo, anyhow::Error> {
         let reader = CaptureReader::open(input)?;
-        let sink = output.map(PcapSink::create).transpose()?;
+        let sink = output
+            .map(|path| PcapSink::create(path).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display())))
+            .transpose()?;
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
         Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None })
+    }
+
+    /// Flushes the output (if any): every frame written, or the error that kept it from disk.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        self.sink.take().map_or(Ok(()), PcapSink::finish)
     }
 
     /// Records read so far.

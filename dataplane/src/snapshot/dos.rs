@@ -2,6 +2,7 @@
 
 use classifier::{Action, BucketKey, BucketSpec, RuleSet};
 use ipnet::IpNet;
+use toml::Spanned;
 
 use super::Builder;
 use crate::config::{BucketKeyName, DosSection};
@@ -76,8 +77,10 @@ impl Builder<'_> {
     /// name them.
     pub(super) fn dos(&mut self, d: &DosSection) -> Dos {
         let mut buckets = Vec::new();
-        for b in &d.buckets {
+        self.bounded(&d.buckets, crate::limits::MAX_BUCKETS, "buckets");
+        for b in d.buckets.iter().take(crate::limits::MAX_BUCKETS) {
             let b = b.get_ref();
+            self.name(&b.name, "bucket");
             if self.buckets.contains(b.name.get_ref()) {
                 self.err(&b.name.span(), format!("duplicate bucket name `{}`", b.name.get_ref()));
             }
@@ -105,21 +108,36 @@ impl Builder<'_> {
                 DEFAULT_TABLE_SIZE
             }
         };
+        // Each bucket keeps `table_size` keys per worker: bound the product, not each alone.
+        if table_size.saturating_mul(buckets.len()) > crate::limits::MAX_BUCKET_KEYS {
+            let at = d
+                .table_size
+                .as_ref()
+                .map(Spanned::span)
+                .or_else(|| d.buckets.first().map(Spanned::span))
+                .unwrap_or(0..0);
+            self.err(
+                &at,
+                format!(
+                    "table_size {table_size} for {} buckets keeps more than {} keys per worker",
+                    buckets.len(),
+                    crate::limits::MAX_BUCKET_KEYS
+                ),
+            );
+        }
         let s = &d.sanity;
+        // The list is checked whether or not it is in use, so that turning `bogons` on later
+        // cannot meet an error nobody saw.
+        let listed: Option<Vec<IpNet>> =
+            s.bogon_sources.as_ref().map(|list| list.iter().filter_map(|p| self.prefix(p)).collect());
         let bogons = s.bogons.then(|| {
             let (mut v4, mut v6) = (Vec::new(), Vec::new());
             let mut add = |net: IpNet| match net {
                 IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), ())),
                 IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), ())),
             };
-            match &s.bogon_sources {
-                Some(list) => {
-                    for p in list {
-                        if let Some(net) = self.prefix(p) {
-                            add(net);
-                        }
-                    }
-                }
+            match &listed {
+                Some(list) => list.iter().copied().for_each(&mut add),
                 None => DEFAULT_BOGONS.iter().filter_map(|p| p.parse().ok()).for_each(&mut add),
             }
             (PrefixTable::build(&v4), PrefixTable::build(&v6))

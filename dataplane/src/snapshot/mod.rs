@@ -337,12 +337,24 @@ impl Builder<'_> {
         let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
         let mut tunnel_names: HashMap<&str, (Range<usize>, CustomerId, TunnelId)> = HashMap::new();
         let mut tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)> = Vec::new();
-        let mut index_spans: Vec<Range<usize>> = Vec::new();
         let mut rule_count = 0u32;
 
-        for (index, section) in loaded.file.customers.iter().enumerate() {
+        self.bounded(&loaded.file.customers, crate::limits::MAX_CUSTOMERS, "customers");
+        let tunnel_count: usize = loaded.file.customers.iter().map(|c| c.get_ref().tunnels.len()).sum();
+        if tunnel_count > crate::limits::MAX_TUNNELS {
+            let first = loaded.file.customers.first().map_or(0..0, |c| c.span());
+            self.err(
+                &first,
+                format!("{tunnel_count} tunnels: at most {} in one configuration", crate::limits::MAX_TUNNELS),
+            );
+        }
+        // Ids are 16 bits: what lies past the bounds is reported above and never compiled.
+        let customers_in = &loaded.file.customers[..loaded.file.customers.len().min(crate::limits::MAX_CUSTOMERS)];
+        let mut index_of: HashMap<(RemoteAddr, Option<u32>), Range<usize>> = HashMap::new();
+        for (index, section) in customers_in.iter().enumerate() {
             let c = section.get_ref();
             let id = index as CustomerId;
+            self.name(&c.name, "customer");
             self.unique(&mut customer_names, &c.name, "customer");
             for p in &c.prefixes {
                 if let Some(net) = self.prefix(p) {
@@ -351,7 +363,11 @@ impl Builder<'_> {
             }
             for t in &c.tunnels {
                 let t = t.get_ref();
+                if tunnels.len() >= crate::limits::MAX_TUNNELS {
+                    break;
+                }
                 let tid = tunnels.len() as TunnelId;
+                self.name(&t.name, "tunnel");
                 if let Some((first, _, _)) = tunnel_names.get(t.name.get_ref().as_str()) {
                     let first = self.src.pos(first.start);
                     self.err(
@@ -363,8 +379,8 @@ impl Builder<'_> {
                 }
                 let tunnel = self.tunnel(t, id, tid, &local);
                 let entry = (remote_addr(tunnel_remote(&tunnel.gre)), tunnel.gre.key, tid);
-                if let Some(i) = tunnel_index.iter().position(|e| (e.0, e.1) == (entry.0, entry.1)) {
-                    let first = self.src.pos(index_spans[i].start);
+                if let Some(first) = index_of.get(&(entry.0, entry.1)) {
+                    let first = self.src.pos(first.start);
                     self.err(
                         &t.remote.span(),
                         format!(
@@ -374,8 +390,8 @@ impl Builder<'_> {
                         ),
                     );
                 }
+                index_of.entry((entry.0, entry.1)).or_insert_with(|| t.remote.span());
                 tunnel_index.push(entry);
-                index_spans.push(t.remote.span());
                 tunnels.push(tunnel);
             }
             let firewall = self.firewall(c.firewall.as_ref(), &format!("customer `{}`", c.name.get_ref()));
@@ -403,13 +419,31 @@ impl Builder<'_> {
         }
         tunnel_index.sort_unstable();
 
-        self.check_overlaps(&mut prefixes, &loaded.file.customers);
+        self.check_overlaps(&mut prefixes, customers_in);
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
-            // An address is either a customer's or shared egress, never both.
+            // An address is either a customer's or shared egress, never both. `prefixes` is
+            // sorted by family and start (check_overlaps): a prefix overlaps a range if it
+            // contains it (one of its supernets) or starts inside it.
+            let by_net: HashMap<IpNet, usize> = prefixes.iter().enumerate().map(|(i, p)| (p.net, i)).collect();
+            let v4_starts: Vec<(u32, usize)> = prefixes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| match p.net {
+                    IpNet::V4(n) => Some((u32::from(n.network()), i)),
+                    IpNet::V6(_) => None,
+                })
+                .collect();
             for &(net, len) in &su.egress {
                 let egress = IpNet::V4(ipnet::Ipv4Net::new(net, len).unwrap_or_default());
-                if let Some(p) = prefixes.iter().find(|p| p.net.contains(&egress) || egress.contains(&p.net)) {
+                let (lo, hi) = match egress {
+                    IpNet::V4(n) => (u32::from(n.network()), u32::from(n.broadcast())),
+                    IpNet::V6(_) => continue,
+                };
+                let containing = std::iter::successors(Some(egress), IpNet::supernet).find_map(|n| by_net.get(&n));
+                let first_inside = v4_starts.partition_point(|&(start, _)| start < lo);
+                let inside = v4_starts.get(first_inside).filter(|&&(start, _)| start <= hi).map(|(_, i)| i);
+                if let Some(p) = containing.or(inside).map(|&i| &prefixes[i]) {
                     let at = self.src.pos(p.span.start);
                     self.err(
                         &section.span(),
@@ -420,11 +454,14 @@ impl Builder<'_> {
         }
 
         let mut route_groups = Vec::new();
-        for (index, section) in loaded.file.customers.iter().enumerate() {
+        let mut own: Vec<std::collections::HashSet<IpNet>> = vec![Default::default(); customers_in.len()];
+        for p in &prefixes {
+            own[usize::from(p.customer)].insert(p.net);
+        }
+        for (index, section) in customers_in.iter().enumerate() {
             let id = index as CustomerId;
-            let own: Vec<IpNet> = prefixes.iter().filter(|p| p.customer == id).map(|p| p.net).collect();
             let (v4, v6) =
-                self.routes(section.get_ref(), id, &own, &tunnel_names, &loaded.file.customers, &mut route_groups);
+                self.routes(section.get_ref(), id, &own[index], &tunnel_names, customers_in, &mut route_groups);
             customers[index].routes_v4 = PrefixTable::build(&v4);
             customers[index].routes_v6 = PrefixTable::build(&v6);
         }
@@ -563,6 +600,26 @@ impl Builder<'_> {
         Some(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
     }
 
+    /// Checks that `name` is a name transitd can print anywhere (`limits::check_name`);
+    /// `what` says what it names.
+    pub(crate) fn name(&mut self, name: &Spanned<String>, what: &str) {
+        if let Err(why) = crate::limits::check_name(name.get_ref()) {
+            let shown = crate::limits::excerpt(name.get_ref(), 40);
+            self.err(&name.span(), format!("{what} name {shown:?} {why}"));
+        }
+    }
+
+    /// Refuses a list longer than `max`, at its first entry past the bound.
+    pub(crate) fn bounded<T>(&mut self, items: &[Spanned<T>], max: usize, what: &str) -> bool {
+        match items.get(max) {
+            Some(first_over) => {
+                self.err(&first_over.span(), format!("more than {max} {what}, the most one configuration may hold"));
+                false
+            }
+            None => true,
+        }
+    }
+
     fn unique<'s>(&mut self, seen: &mut HashMap<&'s str, Range<usize>>, name: &'s Spanned<String>, what: &str) {
         if let Some(first) = seen.get(name.get_ref().as_str()) {
             let first = self.src.pos(first.start);
@@ -619,12 +676,13 @@ impl Builder<'_> {
         &mut self,
         c: &config::CustomerSection,
         id: CustomerId,
-        own: &[IpNet],
+        own: &std::collections::HashSet<IpNet>,
         tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
         customers: &[Spanned<config::CustomerSection>],
         groups: &mut Vec<Box<[NextTunnel]>>,
     ) -> (Vec<(u32, u8, RouteGroupId)>, Vec<(u128, u8, RouteGroupId)>) {
         let mut by_prefix: Vec<(IpNet, Vec<NextTunnel>)> = Vec::new();
+        let mut group_of: HashMap<IpNet, usize> = HashMap::new();
         let mut seen: HashMap<(IpNet, TunnelId), Range<usize>> = HashMap::new();
         for r in &c.routes {
             let r = r.get_ref();
@@ -658,7 +716,9 @@ impl Builder<'_> {
             };
             let priority = r.priority.as_ref().map_or(DEFAULT_PRIORITY, |p| *p.get_ref());
             let Some(net) = net else { continue };
-            if !own.iter().any(|p| p.contains(&net)) {
+            // Inside one of the customer's prefixes: the route itself or one of its supernets.
+            let inside = std::iter::successors(Some(net), IpNet::supernet).any(|n| own.contains(&n));
+            if !inside {
                 self.err(
                     &r.prefix.span(),
                     format!("route {net} is outside customer `{}`'s prefixes", c.name.get_ref()),
@@ -676,9 +736,12 @@ impl Builder<'_> {
             }
             seen.insert((net, tid), r.prefix.span());
             let next = NextTunnel { tunnel: tid, priority, weight };
-            match by_prefix.iter_mut().find(|(n, _)| *n == net) {
-                Some((_, list)) => list.push(next),
-                None => by_prefix.push((net, vec![next])),
+            match group_of.get(&net) {
+                Some(&i) => by_prefix[i].1.push(next),
+                None => {
+                    group_of.insert(net, by_prefix.len());
+                    by_prefix.push((net, vec![next]));
+                }
             }
         }
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
@@ -720,8 +783,14 @@ impl Builder<'_> {
         let mut rules = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut spans = Vec::new();
+        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
+            return accept_all();
+        }
         for (i, r) in sections.iter().enumerate() {
             let r = r.get_ref();
+            if let Some(n) = &r.name {
+                self.name(n, "rule");
+            }
             let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
             let name_span = r.name.as_ref().map_or_else(|| r.expr.span(), |n| n.span());
             if let Some(first) = names.get(&name) {
@@ -743,11 +812,14 @@ impl Builder<'_> {
                 }
             }
         }
+        // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
+        let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
         match RuleSet::compile(rules, default) {
             Ok(set) => set,
             Err(e) => {
                 let span = spans.get(e.index).cloned().unwrap_or(0..0);
-                self.err(&span, format!("rule {}: {}", e.index + 1, e.error));
+                let name = names.get(e.index).map_or("?", String::as_str);
+                self.err(&span, format!("rule `{name}` in {scope}: {}", e.error));
                 accept_all()
             }
         }

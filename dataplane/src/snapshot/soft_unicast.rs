@@ -17,6 +17,7 @@ use toml::Spanned;
 
 use super::Builder;
 use crate::config::SoftUnicastSection;
+use crate::limits;
 
 /// Default ports per slice: 31 servers per address above 1024 reserved ports.
 pub const DEFAULT_SLICE_SIZE: u16 = 2048;
@@ -88,6 +89,7 @@ impl Builder<'_> {
         let mut dc_spans: HashMap<String, Range<usize>> = HashMap::new();
         for d in &s.data_centres {
             let d = d.get_ref();
+            self.name(&d.name, "data centre");
             if let Some(first) = dc_spans.get(d.name.get_ref()) {
                 let first = self.src.pos(first.start);
                 self.err(&d.name.span(), format!("duplicate data centre `{}` (first at {first})", d.name.get_ref()));
@@ -101,6 +103,7 @@ impl Builder<'_> {
         let mut server_spans: HashMap<String, Range<usize>> = HashMap::new();
         for v in &s.servers {
             let v = v.get_ref();
+            self.name(&v.name, "server");
             if let Some(first) = server_spans.get(v.name.get_ref()) {
                 let first = self.src.pos(first.start);
                 self.err(&v.name.span(), format!("duplicate server `{}` (first at {first})", v.name.get_ref()));
@@ -119,10 +122,40 @@ impl Builder<'_> {
         }
 
         let mut egress = Vec::new();
+        // Every address costs a row in the plan and the XDP program's maps: bound the sum
+        // before anything is planned.
+        let slices_per_ip =
+            u64::from(65536u32.saturating_sub(u32::from(reserved_ports)) / u32::from(slice_size.max(1)));
+        let mut addresses = 0u64;
         for e in &s.egress {
             let e = e.get_ref();
             let net = match self.prefix(&e.prefix) {
-                Some(IpNet::V4(n)) => n,
+                Some(IpNet::V4(n)) => {
+                    addresses += 1u64 << (32 - n.prefix_len());
+                    if addresses > limits::MAX_EGRESS_ADDRESSES {
+                        self.err(
+                            &e.prefix.span(),
+                            format!(
+                                "egress prefix {n} brings the egress addresses to {addresses}, more than {}",
+                                limits::MAX_EGRESS_ADDRESSES
+                            ),
+                        );
+                        return None;
+                    }
+                    if addresses * slices_per_ip > limits::MAX_EGRESS_SLICES {
+                        self.err(
+                            &e.prefix.span(),
+                            format!(
+                                "egress prefix {n} brings the slices to {} ({addresses} addresses of {slices_per_ip}), \
+                                 more than {}: raise slice_size",
+                                addresses * slices_per_ip,
+                                limits::MAX_EGRESS_SLICES
+                            ),
+                        );
+                        return None;
+                    }
+                    n
+                }
                 Some(IpNet::V6(_)) => {
                     self.err(&e.prefix.span(), "egress prefixes are IPv4 (soft-unicast shares scarce IPv4 addresses)");
                     continue;
@@ -203,7 +236,7 @@ impl Builder<'_> {
     fn plan_file(&mut self, file: &Spanned<String>, spec: PlanSpec) -> Result<Plan, portslice::PlanError> {
         let base = Path::new(self.src.name()).parent().unwrap_or(Path::new("."));
         let path = base.join(file.get_ref());
-        let plan: Plan = match std::fs::read_to_string(&path)
+        let plan: Plan = match limits::read_text(&path, limits::MAX_PLAN_BYTES, "a plan")
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not a plan written by `transitd plan`: {e}")))
         {

@@ -1,0 +1,361 @@
+//! The command line: clap's definitions of every subcommand and flag, and their conversion
+//! into the options the commands take. Nothing here touches the system, so that every
+//! argument vector can be tried (the `cli` fuzz target) and the man page and completions
+//! can be made from the same definitions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::limits::{MAX_IDLE_SLEEP_US, MAX_SECONDS_FLAG};
+use crate::run::{ConfigSource, RunOptions, parse_list};
+
+/// transitd: a userspace edge packet processor (Magic-Transit-style GRE ingress,
+/// soft-unicast egress) on AF_XDP.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Quick start: docs/quickstart.md. Running it: docs/operations.md. \
+                  Configuration: docs/configuration.md. Rules: docs/rules.md."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate a configuration file; print every error as file:line:col and exit 1 if any.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+    /// Replay a capture (pcap or pcapng) through the whole pipeline and print what it did.
+    Replay {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The capture to replay.
+        #[arg(long = "in", short = 'i', value_name = "IN")]
+        input: PathBuf,
+        /// Where to write the transmitted (encapsulated) frames, as pcap.
+        #[arg(long = "out", short = 'o', value_name = "OUT.pcap")]
+        output: Option<PathBuf>,
+        /// Drop capture.
+        #[command(flatten)]
+        capture: CaptureArgs,
+    },
+    /// Run the data plane on an interface's queues (AF_XDP) until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Print a running transitd's metrics for a person: traffic per worker, verdicts and
+    /// drop reasons, customers, tunnels and their health, batch latency, reloads.
+    Stats {
+        /// Where `transitd run` serves metrics (its --metrics).
+        #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR)]
+        metrics: std::net::SocketAddr,
+        /// Scrape twice, this many seconds apart, and print rates per second instead of totals.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+        interval: Option<Duration>,
+        /// Print the metrics as served (the text Prometheus scrapes).
+        #[arg(long, conflicts_with = "interval")]
+        raw: bool,
+    },
+    /// Remove an XDP program left attached to an interface (after a process was killed).
+    Detach {
+        /// The interface.
+        #[arg(long)]
+        iface: String,
+    },
+    /// Try a rule on a capture, answering like `tshark -r FILE -Y EXPR -T fields -e
+    /// frame.number`; or, with --config, show what the whole configuration would do to each
+    /// frame (dry run: nothing is sent).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["filter", "config"])))]
+    Match {
+        /// The capture (pcap or pcapng).
+        #[arg(short = 'r', value_name = "FILE")]
+        read: PathBuf,
+        /// A display filter in transitd's rule language (Wireshark's): print the numbers of the
+        /// frames it selects, one per line.
+        #[arg(short = 'Y', value_name = "EXPR")]
+        filter: Option<String>,
+        /// Run the whole pipeline of this configuration instead, and report each frame.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Read only the first N frames (as tshark's -c).
+        #[arg(short = 'c', value_name = "N")]
+        count_limit: Option<u64>,
+        /// Print only how many frames the filter selects.
+        #[arg(long, conflicts_with = "config")]
+        count: bool,
+        /// With --config: print the report as JSON.
+        #[arg(long, requires = "config")]
+        json: bool,
+    },
+    /// Make the soft-unicast slice plan of a configuration: which server owns which ports of
+    /// which egress address. With --previous, keep as much of that plan as a balanced one
+    /// allows and list every slice that moves.
+    Plan {
+        /// The TOML configuration file (its [soft_unicast] section).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The plan in force (a file this command wrote).
+        #[arg(long, value_name = "PLAN.json")]
+        previous: Option<PathBuf>,
+        /// Write the plan here, for `plan = "..."` in [soft_unicast].
+        #[arg(long, short, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
+    },
+    /// Print the RFC 8805 geofeed of a configuration's egress addresses, or check a feed.
+    #[command(group(clap::ArgGroup::new("feed").required(true).args(["config", "check"])))]
+    Geofeed {
+        /// The TOML configuration file (its [soft_unicast] egress ranges).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A geofeed to validate against RFC 8805; errors name their line.
+        #[arg(long, value_name = "FEED.csv")]
+        check: Option<PathBuf>,
+    },
+    /// Open a TCP or UDP connection from an egress address with the wanted tags, inside this
+    /// server's port slice (soft-unicast egress), print its local address, and send a line.
+    Connect {
+        /// The TOML configuration file (its [soft_unicast] section names this server).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Country the egress address must geolocate to (`GB`).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Trust class of the egress address (`untrusted`).
+        #[arg(long)]
+        class: Option<String>,
+        /// UDP instead of TCP.
+        #[arg(long)]
+        udp: bool,
+        /// Send this line once connected, and print the first line of the answer (2 s at
+        /// most).
+        #[arg(long)]
+        send: Option<String>,
+        /// Where to connect, `ADDRESS:PORT` (IPv4).
+        remote: std::net::SocketAddrV4,
+    },
+}
+
+/// `transitd run`'s flags.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["config", "config_etcd"])))]
+pub struct RunArgs {
+    /// The TOML configuration file: reloaded on SIGHUP and when it changes.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Read the configuration from etcd v3 instead, and follow its changes: the key
+    /// PREFIX + `server` holds the non-customer sections, PREFIX + `customers/NAME` one
+    /// customer each (docs/operations.md).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub config_etcd: Option<String>,
+    /// The etcd key prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "/transitd/", requires = "config_etcd")]
+    pub prefix: String,
+    /// The interface to attach to.
+    #[arg(long)]
+    pub iface: String,
+    /// Queues to serve, e.g. `0-3` or `0,2` (default: every rx queue of the interface).
+    #[arg(long)]
+    pub queues: Option<String>,
+    /// Cores to pin the workers to, one per queue in order, e.g. `2-5` (default: queue i
+    /// on core i modulo the number of cores).
+    #[arg(long)]
+    pub cores: Option<String>,
+    /// XDP attach mode: `auto` (native, falling back to generic with a log line),
+    /// `native` or `generic`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic"])]
+    pub attach: String,
+    /// Socket bind mode: `copy` (works everywhere, veth included) or `zero-copy`.
+    #[arg(long, default_value = "copy", value_parser = ["copy", "zero-copy"])]
+    pub bind: String,
+    /// Seconds between progress lines (per-worker pps, drops by reason); 0 for none.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    pub stats_interval: Duration,
+    /// Microseconds to sleep when a poll finds nothing; 0 (default) busy-polls, which keeps
+    /// one core per worker at 100%.
+    #[arg(long, default_value_t = 0)]
+    pub idle_sleep_us: u64,
+    /// Do not ask the kernel for socket busy polling.
+    #[arg(long)]
+    pub no_busy_poll: bool,
+    /// UMEM frames per queue.
+    #[arg(long, default_value_t = 4096)]
+    pub frames: u32,
+    /// Serve metrics (Prometheus/OpenMetrics text) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR)]
+    pub metrics: std::net::SocketAddr,
+    /// Serve no metrics.
+    #[arg(long, conflicts_with = "metrics")]
+    pub no_metrics: bool,
+    /// Seconds between looks at the configuration file: a change is reloaded (as SIGHUP
+    /// does) once the file stays the same for one look; 0 reloads on SIGHUP only.
+    #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
+    pub watch_interval: Duration,
+    /// Drop capture.
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+}
+
+/// `--capture-drops` and its bounds, for `run` and `replay`.
+#[derive(clap::Args, Debug)]
+pub struct CaptureArgs {
+    /// Write dropped frames (and frames a monitor-mode rule matched) to this pcapng file,
+    /// each with its reason, rule and customer in the packet comment (tshark: `frame.comment`).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub capture_drops: Option<PathBuf>,
+    /// Frames per second captured at most (all workers together; capture time in replay).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops")]
+    pub capture_rate: u32,
+    /// The capture file stops growing at this size: a number of bytes, or with K, M or G.
+    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops")]
+    pub capture_max_size: u64,
+    /// Bytes kept of each frame (default: the configured frame size, i.e. whole frames).
+    #[arg(long, value_name = "BYTES", requires = "capture_drops")]
+    pub capture_snaplen: Option<usize>,
+    /// Capture drops only, not monitor-mode hits.
+    #[arg(long, requires = "capture_drops")]
+    pub capture_drops_only: bool,
+}
+
+impl CaptureArgs {
+    /// The options; a snap length of 0 stands for the configured frame size.
+    pub fn options(&self) -> anyhow::Result<Option<crate::dropcap::CaptureOptions>> {
+        let Some(path) = &self.capture_drops else { return Ok(None) };
+        crate::dropcap::check_path(path)?;
+        anyhow::ensure!(self.capture_rate > 0, "--capture-rate must be at least 1");
+        Ok(Some(crate::dropcap::CaptureOptions {
+            path: path.clone(),
+            rate: self.capture_rate,
+            max_bytes: self.capture_max_size,
+            snaplen: self.capture_snaplen.map_or(0, |n| n.clamp(64, 65535)),
+            monitor: !self.capture_drops_only,
+        }))
+    }
+}
+
+/// `1500`, `64K`, `100M`, `2G` (powers of 1000, as file sizes are usually read).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size (e.g. 500000, 64K, 100M, 1G)"))?;
+    let scale = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" => 1_000,
+        "M" | "MB" => 1_000_000,
+        "G" | "GB" => 1_000_000_000,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (K, M or G)")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// A duration in seconds (`0.5`, `10`), from 0 to [`MAX_SECONDS_FLAG`]: what `Duration`
+/// cannot hold (negative, NaN, infinite, astronomically large) is an error, not a panic.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.0..=MAX_SECONDS_FLAG as f64).contains(&seconds) {
+        return Err(format!("`{text}` is not between 0 and {MAX_SECONDS_FLAG} seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl RunArgs {
+    /// What `transitd run` was asked to do, every flag checked as far as it can be without
+    /// looking at the system (queues and CPUs are checked against it when the run starts).
+    pub fn options(&self) -> anyhow::Result<RunOptions> {
+        let config = match (&self.config, &self.config_etcd) {
+            (Some(path), _) => ConfigSource::File(path.clone()),
+            (None, Some(endpoint)) => {
+                ConfigSource::Etcd(crate::fleet::EtcdSource { endpoint: endpoint.clone(), prefix: self.prefix.clone() })
+            }
+            (None, None) => anyhow::bail!("--config FILE or --config-etcd ENDPOINT"),
+        };
+        let list = |flag: &str, text: &Option<String>| {
+            text.as_deref().map(|t| parse_list(t).map_err(|e| anyhow::anyhow!("{flag}: {e}"))).transpose()
+        };
+        anyhow::ensure!(
+            self.idle_sleep_us <= MAX_IDLE_SLEEP_US,
+            "--idle-sleep-us {} is more than {MAX_IDLE_SLEEP_US} (a second)",
+            self.idle_sleep_us
+        );
+        Ok(RunOptions {
+            config,
+            iface: self.iface.clone(),
+            queues: list("--queues", &self.queues)?,
+            cores: list("--cores", &self.cores)?.map(|c| c.into_iter().map(|c| c as usize).collect()),
+            attach: match self.attach.as_str() {
+                "native" => transitd_bpf::AttachMode::Native,
+                "generic" => transitd_bpf::AttachMode::Generic,
+                _ => transitd_bpf::AttachMode::Auto,
+            },
+            bind: if self.bind == "zero-copy" {
+                crate::io::afxdp::BindMode::ZeroCopy
+            } else {
+                crate::io::afxdp::BindMode::Copy
+            },
+            stats_interval: self.stats_interval,
+            idle_sleep: Duration::from_micros(self.idle_sleep_us),
+            busy_poll: !self.no_busy_poll,
+            frames: self.frames,
+            metrics: (!self.no_metrics).then_some(self.metrics),
+            watch: self.watch_interval,
+            capture: self.capture.options()?,
+        })
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("64K"), Ok(64_000));
+        assert_eq!(parse_size("100M"), Ok(100_000_000));
+        assert_eq!(parse_size("2g"), Ok(2_000_000_000));
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn seconds_are_bounded_numbers() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in ["inf", "NaN", "-1", "1e300", "86401", "x", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_convert_or_say_why_not() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Run(run)) => run.options().map_err(|e| e.to_string()),
+            other => panic!("{other:?}"),
+        };
+        let opts = parse(&["transitd", "run", "-c", "x.toml", "--iface", "eth0", "--queues", "0-3"]).unwrap();
+        assert_eq!(opts.queues, Some(vec![0, 1, 2, 3]));
+        assert!(
+            parse(&["transitd", "run", "-c", "x", "--iface", "e", "--cores", "0-99999"])
+                .unwrap_err()
+                .contains("--cores")
+        );
+        assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "99999999"]).is_err());
+    }
+}

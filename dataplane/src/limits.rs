@@ -1,0 +1,152 @@
+//! Bounds on everything transitd reads or builds from input, so that no file, flag or
+//! configuration can make it run out of memory, stack or time before it says no.
+//!
+//! Each bound is checked before the allocation or work it protects, and the refusal names
+//! the key (with `file:line:col`) or the flag and the bound. `docs/configuration.md` lists
+//! them ("Limits"), and a test holds that list to these constants. Bounds of the rule
+//! language itself live in the classifier ([`classifier::parse::MAX_NESTING`],
+//! [`classifier::compile::MAX_BOXES_PER_RULE`], [`classifier::table::MAX_BOXES_PER_TABLE`]).
+
+use std::io::Read as _;
+use std::path::Path;
+
+/// Largest configuration file (and largest etcd prefix, all keys together).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Largest plan file (`plan = "..."`, `transitd plan --previous`).
+pub const MAX_PLAN_BYTES: u64 = 32 << 20;
+/// Largest geofeed `transitd geofeed --check` reads.
+pub const MAX_GEOFEED_BYTES: u64 = 64 << 20;
+/// Customers in one configuration (their ids are 16 bits).
+pub const MAX_CUSTOMERS: usize = 65_535;
+/// Tunnels in one configuration (their ids are 16 bits).
+pub const MAX_TUNNELS: usize = 65_535;
+/// Rules in one list (`[[dos.rule]]`, a customer's firewall, egress or DoS rules).
+pub const MAX_RULES_PER_LIST: usize = 65_536;
+/// Rate-limit buckets (`[[dos.bucket]]`).
+pub const MAX_BUCKETS: usize = 256;
+/// Bucket keys kept per worker, all buckets together (`table_size` × buckets): 16 bytes
+/// each, so at most 256 MiB per worker.
+pub const MAX_BUCKET_KEYS: usize = 1 << 24;
+/// Soft-unicast egress addresses (the XDP program's `egress_addrs` map holds this many).
+pub const MAX_EGRESS_ADDRESSES: u64 = 16_384;
+/// Soft-unicast slices, all addresses together (the XDP program's `egress_owners` map).
+pub const MAX_EGRESS_SLICES: u64 = 16_384 * 32;
+/// UMEM frames per queue (`--frames`): at most 4 GiB of UMEM with 4096-byte frames.
+pub const MAX_UMEM_FRAMES: u32 = 1 << 20;
+/// Fewest UMEM frames per queue: a few batches in flight each way.
+pub const MIN_UMEM_FRAMES: u32 = 256;
+/// Entries in `--queues` and `--cores` (the kernel's CPU set holds 1024 CPUs).
+pub const MAX_LIST_ENTRIES: usize = 1024;
+/// Longest duration a flag in seconds takes (`--stats-interval`, `--watch-interval`,
+/// `stats --interval`): a day.
+pub const MAX_SECONDS_FLAG: u64 = 86_400;
+/// Longest `--idle-sleep-us`: a second.
+pub const MAX_IDLE_SLEEP_US: u64 = 1_000_000;
+/// Errors reported for one configuration: the first ones are what a person reads.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+/// Longest name (customer, tunnel, rule, bucket, server, data centre).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why a file could not be read within its bound.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Opening or reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The file holds more than the bound (or is endless, as `/dev/zero`).
+    #[error("larger than {limit} bytes, the most transitd reads as {what}")]
+    TooLarge {
+        /// What the file was read as.
+        what: &'static str,
+        /// The bound.
+        limit: u64,
+    },
+    /// The file is not UTF-8 text.
+    #[error("not UTF-8 text: invalid bytes at line {line}, column {col}")]
+    NotUtf8 {
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// 1-based column (characters) of the first invalid byte.
+        col: usize,
+    },
+}
+
+/// Reads at most `limit` bytes of `path` as UTF-8 text; a longer (or endless) file is
+/// refused after `limit + 1` bytes, whatever its metadata says.
+pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, ReadError> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge { what, limit });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // The valid prefix is UTF-8 by definition.
+        let before = std::str::from_utf8(valid).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        ReadError::NotUtf8 { line: before.matches('\n').count() + 1, col: before[line_start..].chars().count() + 1 }
+    })
+}
+
+/// A name as it appears in metrics, logs, reports and drop captures: 1 to
+/// [`MAX_NAME_LEN`] ASCII letters, digits, `_`, `-` and `.`. `Err` says what is wrong.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("is longer than {MAX_NAME_LEN} characters"));
+    }
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        Some(c) => Err(format!("holds {c:?}; names use only ASCII letters, digits, `_`, `-` and `.`")),
+        None => Ok(()),
+    }
+}
+
+/// `text` cut to at most `max` characters for quoting in an error, with `…` if cut.
+pub fn excerpt(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text.into(),
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endless_files_are_refused_at_the_bound() {
+        let e = read_text(Path::new("/dev/zero"), 1000, "a configuration").unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { limit: 1000, .. }), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let dir = std::env::temp_dir().join(format!("transitd-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, b"[server]\nanycast = \"\xff\"\n").unwrap();
+        let e = read_text(&path, 1000, "a configuration").unwrap_err();
+        assert_eq!(e.to_string(), "not UTF-8 text: invalid bytes at line 2, column 12");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_are_a_safe_set() {
+        assert!(check_name("acme-gre.1_b").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("ev\"il").unwrap_err().contains("'\"'"));
+        assert!(check_name("a\nb").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn excerpts_cut_on_characters() {
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+        assert_eq!(excerpt("ab", 3), "ab");
+        assert_eq!(excerpt("ééé", 2), "éé…");
+    }
+}
