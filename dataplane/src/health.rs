@@ -95,8 +95,10 @@ impl HealthTable {
     /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight.
     pub fn inherit(&self, names: &[&str], old: &HealthTable, old_names: &[&str]) {
         self.set_nonce(old.nonce());
+        let old_index: std::collections::HashMap<&str, usize> =
+            old_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         for (t, name) in names.iter().enumerate() {
-            if let Some(o) = old_names.iter().position(|n| n == name) {
+            if let Some(&o) = old_index.get(name) {
                 let (new, old) = (&self.tunnels[t], &old.tunnels[o]);
                 new.up.store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
                 new.replied.store(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -167,8 +169,10 @@ impl Prober {
     pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) {
         let mut states = vec![ProbeState::default(); snap.tunnels.len()];
         if let Some(old) = old {
+            let old_index: std::collections::HashMap<&str, usize> =
+                old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
-                if let Some(o) = old.tunnels.iter().position(|x| x.name == tunnel.name) {
+                if let Some(&o) = old_index.get(tunnel.name.as_str()) {
                     states[t] = self.states.get(o).copied().unwrap_or_default();
                     // Tunnel ids may have changed: the probe in flight names the old one.
                     states[t].pending = false;

@@ -35,6 +35,9 @@ pub const MAX_EGRESS_SLICES: u64 = 16_384 * 32;
 pub const MAX_UMEM_FRAMES: u32 = 1 << 20;
 /// Fewest UMEM frames per queue: a few batches in flight each way.
 pub const MIN_UMEM_FRAMES: u32 = 256;
+/// Soft-unicast servers and data centres together (the XDP program's `backbone_peers` map
+/// holds their backbone addresses).
+pub const MAX_FLEET_MEMBERS: usize = 4096;
 /// Entries in `--queues` and `--cores` (the kernel's CPU set holds 1024 CPUs).
 pub const MAX_LIST_ENTRIES: usize = 1024;
 /// Longest duration a flag in seconds takes (`--stats-interval`, `--watch-interval`,

@@ -7,6 +7,7 @@
 //! the snapshot (for customer and tunnel names, and tunnel health), the XDP program's
 //! counters and the reload and drop-capture counters.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -186,27 +187,23 @@ impl Collector for TransitdCollector {
         // snapshot they were counted under.
         let mut customers: Vec<(String, CustomerStats)> = Vec::new();
         let mut tunnels: Vec<(String, String, crate::stats::TunnelStats)> = Vec::new();
+        let mut customer_at: HashMap<String, usize> = HashMap::new();
+        let mut tunnel_at: HashMap<String, usize> = HashMap::new();
         for r in &reports {
             let Some(s) = &r.snapshot else { continue };
             for (c, counts) in s.customers.iter().zip(&r.stats.customers) {
-                let i = match customers.iter().position(|(n, _)| *n == c.name) {
-                    Some(i) => i,
-                    None => {
-                        customers.push((c.name.clone(), Default::default()));
-                        customers.len() - 1
-                    }
-                };
+                let i = *customer_at.entry(c.name.clone()).or_insert_with(|| {
+                    customers.push((c.name.clone(), Default::default()));
+                    customers.len() - 1
+                });
                 crate::stats::merge_customer(&mut customers[i].1, counts);
             }
             for (t, counts) in s.tunnels.iter().zip(&r.stats.tunnels) {
                 let customer = s.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                let i = match tunnels.iter().position(|(n, _, _)| *n == t.name) {
-                    Some(i) => i,
-                    None => {
-                        tunnels.push((t.name.clone(), customer.to_string(), Default::default()));
-                        tunnels.len() - 1
-                    }
-                };
+                let i = *tunnel_at.entry(t.name.clone()).or_insert_with(|| {
+                    tunnels.push((t.name.clone(), customer.to_string(), Default::default()));
+                    tunnels.len() - 1
+                });
                 tunnels[i].2.merge(counts);
             }
         }
@@ -524,6 +521,9 @@ impl Sample {
     }
 }
 
+/// A sample's name and labels: what identifies it across scrapes.
+type SampleKey = (String, Vec<(String, String)>);
+
 /// Parses the samples of the text format (comments skipped; escapes in label values undone).
 pub fn parse(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
@@ -586,12 +586,13 @@ pub fn parse(text: &str) -> Vec<Sample> {
 pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> String {
     use std::fmt::Write as _;
     let now = parse(text);
-    let then = before.map(|(t, dt)| (parse(t), dt));
+    let then: Option<(HashMap<SampleKey, f64>, f64)> =
+        before.map(|(t, dt)| (parse(t).into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt));
     // A counter's total, or its rate over the interval.
     let value = |s: &Sample| -> f64 {
         match &then {
             Some((old, dt)) => {
-                let was = old.iter().find(|o| o.name == s.name && o.labels == s.labels).map_or(0.0, |o| o.value);
+                let was = old.get(&(s.name.clone(), s.labels.clone())).copied().unwrap_or(0.0);
                 (s.value - was).max(0.0) / dt
             }
             None => s.value,

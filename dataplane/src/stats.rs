@@ -1,5 +1,7 @@
 //! Per-worker counters: plain integers the owning worker bumps, summed by whoever reports.
 
+use std::collections::HashMap;
+
 use crate::pipeline::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict};
 use crate::snapshot::Snapshot;
 
@@ -138,21 +140,22 @@ impl WorkerStats {
         self.rule_hits.resize(new.rule_count, 0);
         self.dos_hits.clear();
         self.dos_hits.resize(new.dos_rule_count, 0);
+        // By name through a map: linear in the customers and tunnels, however many.
+        let old_customers: HashMap<&str, usize> =
+            old.customers.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
         self.customers = new
             .customers
             .iter()
             .map(|c| {
-                let was = old.customers.iter().position(|o| o.name == c.name);
-                was.and_then(|i| self.customers.get(i)).copied().unwrap_or_default()
+                old_customers.get(c.name.as_str()).and_then(|&i| self.customers.get(i)).copied().unwrap_or_default()
             })
             .collect();
+        let old_tunnels: HashMap<&str, usize> =
+            old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         self.tunnels = new
             .tunnels
             .iter()
-            .map(|t| {
-                let was = old.tunnels.iter().position(|o| o.name == t.name);
-                was.and_then(|i| self.tunnels.get(i)).copied().unwrap_or_default()
-            })
+            .map(|t| old_tunnels.get(t.name.as_str()).and_then(|&i| self.tunnels.get(i)).copied().unwrap_or_default())
             .collect();
     }
 

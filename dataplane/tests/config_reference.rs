@@ -214,6 +214,7 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("bucket keys per worker", MAX_BUCKET_KEYS as u64),
         ("egress addresses", MAX_EGRESS_ADDRESSES),
         ("egress slices", MAX_EGRESS_SLICES),
+        ("fleet members", MAX_FLEET_MEMBERS as u64),
         ("`--queues`, `--cores` entries", MAX_LIST_ENTRIES as u64),
         ("`--frames`", u64::from(MAX_UMEM_FRAMES)),
         ("`--frames`", u64::from(MIN_UMEM_FRAMES)),

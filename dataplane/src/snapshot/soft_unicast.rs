@@ -85,6 +85,17 @@ impl Builder<'_> {
             }
         };
 
+        let members = s.data_centres.len() + s.servers.len();
+        if members > limits::MAX_FLEET_MEMBERS {
+            let why = format!(
+                "{} data centres and {} servers: at most {} together",
+                s.data_centres.len(),
+                s.servers.len(),
+                limits::MAX_FLEET_MEMBERS
+            );
+            self.err(&section.span(), why);
+            return None;
+        }
         let mut dcs: Vec<(String, Ipv4Addr)> = Vec::new();
         let mut dc_spans: HashMap<String, Range<usize>> = HashMap::new();
         for d in &s.data_centres {

@@ -1,0 +1,421 @@
+//! Configurations built from the schema with extreme values: every section, every key, with
+//! numbers at and past their bounds (0, 1, the type's maximum, negative, larger than TOML
+//! holds), names that are empty, long, quoted or not ASCII, addresses of every family and
+//! length, lists from empty to large, rules with large sets. Parsing and compiling never
+//! panic; a configuration is a snapshot that holds exactly the customers and tunnels written,
+//! or errors that each point inside the text.
+#![no_main]
+
+use std::fmt::Write as _;
+
+use arbitrary::{Arbitrary, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+enum Num {
+    Zero,
+    One,
+    Small(u8),
+    Port(u16),
+    Any(u32),
+    I64Max,
+    Negative(u8),
+    /// Past TOML's integers.
+    TooBig,
+    Float,
+}
+
+impl Num {
+    fn text(&self) -> String {
+        match self {
+            Num::Zero => "0".into(),
+            Num::One => "1".into(),
+            Num::Small(n) => n.to_string(),
+            Num::Port(n) => n.to_string(),
+            Num::Any(n) => n.to_string(),
+            Num::I64Max => i64::MAX.to_string(),
+            Num::Negative(n) => format!("-{n}"),
+            Num::TooBig => "18446744073709551616".into(),
+            Num::Float => "1.5".into(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Name {
+    Plain(u8),
+    Empty,
+    Long(u8),
+    Quote,
+    Newline,
+    Unicode,
+    Dup,
+}
+
+impl Name {
+    fn text(&self, i: usize) -> String {
+        match self {
+            Name::Plain(n) => format!("n{n}-{i}"),
+            Name::Empty => String::new(),
+            Name::Long(n) => "x".repeat(usize::from(*n) + 1),
+            Name::Quote => "a\"b".into(),
+            Name::Newline => "a\nb".into(),
+            Name::Unicode => "café".into(),
+            Name::Dup => "same".into(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Addr {
+    V4(u32, u8),
+    V6(u64, u8),
+    Host4(u32),
+    Junk(u8),
+}
+
+impl Addr {
+    fn prefix(&self) -> String {
+        match self {
+            Addr::V4(a, l) => {
+                let len = u32::from(*l) % 34;
+                let net = a & u32::MAX.checked_shl(32u32.saturating_sub(len)).unwrap_or(0);
+                format!("{}/{len}", std::net::Ipv4Addr::from(net))
+            }
+            Addr::V6(a, l) => format!("{}/{}", std::net::Ipv6Addr::from(u128::from(*a) << 64), u32::from(*l) % 130),
+            Addr::Host4(a) => format!("{}/24", std::net::Ipv4Addr::from(*a)),
+            Addr::Junk(n) => ["", "1.2.3.4", "::/", "10.0.0.0/8/8", "x"][usize::from(*n) % 5].into(),
+        }
+    }
+
+    fn host(&self) -> String {
+        match self {
+            Addr::V4(a, _) | Addr::Host4(a) => std::net::Ipv4Addr::from(*a).to_string(),
+            Addr::V6(a, _) => std::net::Ipv6Addr::from(u128::from(*a)).to_string(),
+            Addr::Junk(n) => ["", "300.1.1.1", "fe80::1%eth0", "x"][usize::from(*n) % 4].into(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Expr {
+    Simple(u8),
+    Set { seed: u64, len: u16 },
+    Nested(u8),
+    Broken(u8),
+}
+
+impl Expr {
+    fn text(&self) -> String {
+        const SIMPLE: [&str; 6] = [
+            "tcp.dstport == 80",
+            "ip.src == 10.0.0.0/8 and udp",
+            "not icmp",
+            "ipv6.dst in {2001:db8::/32, 2001:db8:1::1}",
+            "tcp.flags.syn == 1 and tcp.flags.ack == 0",
+            "",
+        ];
+        match self {
+            Expr::Simple(n) => SIMPLE[usize::from(*n) % SIMPLE.len()].into(),
+            Expr::Set { seed, len } => {
+                let mut x = *seed;
+                let members: Vec<String> = (0..usize::from(*len) % 40_000)
+                    .map(|i| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(i as u64 | 1);
+                        std::net::Ipv4Addr::from((x >> 32) as u32).to_string()
+                    })
+                    .collect();
+                format!("ip.src in {{{}}}", members.join(","))
+            }
+            Expr::Nested(n) => format!("{}tcp{}", "(".repeat(usize::from(*n)), ")".repeat(usize::from(*n))),
+            Expr::Broken(n) => ["tcp.port in {80 443}", "foo", "(", "ip.src == 1.2.3.4/33", "tcp.port == 0x1ffff"]
+                [usize::from(*n) % 5]
+                .into(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Rule {
+    name: Option<Name>,
+    expr: Expr,
+    action: u8,
+    bucket: Option<Name>,
+    monitor: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Tunnel {
+    name: Name,
+    remote: Addr,
+    key: Option<Num>,
+    mtu: Option<Num>,
+    checksum: bool,
+    interface: Option<Addr>,
+    mss: Option<Num>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Route {
+    prefix: Addr,
+    tunnel: u8,
+    priority: Option<Num>,
+    weight: Option<Num>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Customer {
+    name: Name,
+    prefixes: Vec<Addr>,
+    tunnels: Vec<Tunnel>,
+    routes: Vec<Route>,
+    firewall: Option<(u8, Vec<Rule>)>,
+    egress: Option<(u8, Vec<Rule>)>,
+    dos: Vec<Rule>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Sanity {
+    land: bool,
+    flags: bool,
+    extension_headers: Num,
+    bogons: bool,
+    list: Option<Vec<Addr>>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct SoftUnicast {
+    this: Name,
+    slice: Option<Num>,
+    reserved: Option<Num>,
+    key: Option<Num>,
+    dcs: Vec<(Name, Addr)>,
+    servers: Vec<(Name, u8, Addr)>,
+    egress: Vec<(Addr, u8, Name)>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Config {
+    anycast: Addr,
+    anycast_v6: Option<Addr>,
+    frame_size: Option<Num>,
+    unmatched: Option<u8>,
+    icmp: Option<(Num, Num)>,
+    health: Option<(Num, Num, Num, Num)>,
+    sanity: Option<Sanity>,
+    table_size: Option<Num>,
+    buckets: Vec<(Name, u8, Num, Option<Num>)>,
+    dos: Vec<Rule>,
+    soft_unicast: Option<SoftUnicast>,
+    customers: Vec<Customer>,
+}
+
+fn quoted(s: &str) -> String {
+    // TOML basic string: escape what must be.
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn rules(out: &mut String, table: &str, rules: &[Rule]) {
+    for (i, r) in rules.iter().take(200).enumerate() {
+        let _ = writeln!(out, "[[{table}]]");
+        if let Some(n) = &r.name {
+            let _ = writeln!(out, "name = {}", quoted(&n.text(i)));
+        }
+        let _ = writeln!(out, "match = {}", quoted(&r.expr.text()));
+        let _ =
+            writeln!(out, "action = {}", quoted(["accept", "drop", "rate-limit", "reject"][usize::from(r.action) % 4]));
+        if let Some(b) = &r.bucket {
+            let _ = writeln!(out, "bucket = {}", quoted(&b.text(0)));
+        }
+        if r.monitor {
+            let _ = writeln!(out, "mode = \"monitor\"");
+        }
+    }
+}
+
+fn render(c: &Config) -> (String, usize, usize) {
+    let mut out = String::new();
+    let _ = writeln!(out, "[server]\nanycast = {}", quoted(&c.anycast.host()));
+    if let Some(a) = &c.anycast_v6 {
+        let _ = writeln!(out, "anycast_v6 = {}", quoted(&a.host()));
+    }
+    if let Some(n) = &c.frame_size {
+        let _ = writeln!(out, "frame_size = {}", n.text());
+    }
+    if let Some(u) = c.unmatched {
+        let _ = writeln!(out, "unmatched = {}", quoted(["pass", "drop", "maybe"][usize::from(u) % 3]));
+    }
+    if let Some((rate, burst)) = &c.icmp {
+        let _ = writeln!(out, "icmp_rate = {}\nicmp_burst = {}", rate.text(), burst.text());
+    }
+    if let Some((i, t, d, u)) = &c.health {
+        let _ = writeln!(
+            out,
+            "[health]\ninterval_ms = {}\ntimeout_ms = {}\ndown_after = {}\nup_after = {}",
+            i.text(),
+            t.text(),
+            d.text(),
+            u.text()
+        );
+    }
+    let _ = writeln!(out, "[dos]");
+    if let Some(t) = &c.table_size {
+        let _ = writeln!(out, "table_size = {}", t.text());
+    }
+    if let Some(Sanity { land, flags, extension_headers: ext, bogons, list }) = &c.sanity {
+        let _ = writeln!(
+            out,
+            "[dos.sanity]\nland = {land}\ntcp_flags = {flags}\nmax_ipv6_extension_headers = {}\nbogons = {bogons}",
+            ext.text()
+        );
+        if let Some(list) = list {
+            let items: Vec<String> = list.iter().take(1000).map(|a| quoted(&a.prefix())).collect();
+            let _ = writeln!(out, "bogon_sources = [{}]", items.join(", "));
+        }
+    }
+    for (i, (name, key, rate, burst)) in c.buckets.iter().take(300).enumerate() {
+        let _ = writeln!(
+            out,
+            "[[dos.bucket]]\nname = {}\nkey = {}\nrate = {}",
+            quoted(&name.text(i)),
+            quoted(["destination", "source", "flow", "rule", "port"][usize::from(*key) % 5]),
+            rate.text()
+        );
+        if let Some(b) = burst {
+            let _ = writeln!(out, "burst = {}", b.text());
+        }
+    }
+    rules(&mut out, "dos.rule", &c.dos);
+    if let Some(SoftUnicast { this, slice, reserved, key, dcs, servers, egress }) = &c.soft_unicast {
+        let _ = writeln!(out, "[soft_unicast]\nthis_server = {}", quoted(&this.text(0)));
+        for (k, v) in [("slice_size", slice), ("reserved_ports", reserved), ("backbone_key", key)] {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{k} = {}", v.text());
+            }
+        }
+        for (i, (n, a)) in dcs.iter().take(50).enumerate() {
+            let _ = writeln!(
+                out,
+                "[[soft_unicast.data_centre]]\nname = {}\nbackbone = {}",
+                quoted(&n.text(i)),
+                quoted(&a.host())
+            );
+        }
+        for (i, (n, dc, a)) in servers.iter().take(100).enumerate() {
+            let dc =
+                dcs.get(usize::from(*dc) % dcs.len().max(1)).map_or(String::new(), |(n, _)| n.text(usize::from(*dc)));
+            let _ = writeln!(
+                out,
+                "[[soft_unicast.server]]\nname = {}\ndata_centre = {}\nbackbone = {}",
+                quoted(&n.text(i)),
+                quoted(&dc),
+                quoted(&a.host())
+            );
+        }
+        for (p, dc, country) in egress.iter().take(50) {
+            let dc =
+                dcs.get(usize::from(*dc) % dcs.len().max(1)).map_or(String::new(), |(n, _)| n.text(usize::from(*dc)));
+            let _ = writeln!(
+                out,
+                "[[soft_unicast.egress]]\nprefix = {}\ndata_centre = {}\ncountry = {}",
+                quoted(&p.prefix()),
+                quoted(&dc),
+                quoted(&country.text(0))
+            );
+        }
+    }
+    let mut tunnels = 0;
+    let customers = c.customers.len().min(200);
+    for (ci, cust) in c.customers.iter().take(200).enumerate() {
+        let prefixes: Vec<String> = cust.prefixes.iter().take(500).map(|a| quoted(&a.prefix())).collect();
+        let _ =
+            writeln!(out, "[[customer]]\nname = {}\nprefixes = [{}]", quoted(&cust.name.text(ci)), prefixes.join(", "));
+        for (ti, t) in cust.tunnels.iter().take(50).enumerate() {
+            tunnels += 1;
+            let _ = writeln!(
+                out,
+                "[[customer.tunnel]]\nname = {}\nremote = {}\nchecksum = {}",
+                quoted(&t.name.text(ci * 100 + ti)),
+                quoted(&t.remote.host()),
+                t.checksum
+            );
+            for (k, v) in [("key", &t.key), ("mtu", &t.mtu), ("mss", &t.mss)] {
+                if let Some(v) = v {
+                    let _ = writeln!(out, "{k} = {}", v.text());
+                }
+            }
+            if let Some(i) = &t.interface {
+                let _ = writeln!(out, "interface = {}", quoted(&i.prefix()));
+            }
+        }
+        for r in cust.routes.iter().take(200) {
+            let tunnel = cust
+                .tunnels
+                .get(usize::from(r.tunnel) % cust.tunnels.len().max(1))
+                .map_or(String::new(), |t| t.name.text(ci * 100 + usize::from(r.tunnel) % cust.tunnels.len().max(1)));
+            let _ = writeln!(
+                out,
+                "[[customer.route]]\nprefix = {}\ntunnel = {}",
+                quoted(&r.prefix.prefix()),
+                quoted(&tunnel)
+            );
+            for (k, v) in [("priority", &r.priority), ("weight", &r.weight)] {
+                if let Some(v) = v {
+                    let _ = writeln!(out, "{k} = {}", v.text());
+                }
+            }
+        }
+        for (section, list) in [("firewall", &cust.firewall), ("egress", &cust.egress)] {
+            if let Some((default, list)) = list {
+                let _ = writeln!(
+                    out,
+                    "[customer.{section}]\ndefault = {}",
+                    quoted(["accept", "drop", "rate-limit"][usize::from(*default) % 3])
+                );
+                rules(&mut out, &format!("customer.{section}.rule"), list);
+            }
+        }
+        if !cust.dos.is_empty() {
+            rules(&mut out, "customer.dos.rule", &cust.dos);
+        }
+    }
+    (out, customers, tunnels)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(config) = Config::arbitrary(&mut Unstructured::new(data)) else { return };
+    let (text, customers, tunnels) = render(&config);
+    let lines = text.lines().count().max(1);
+    let loaded = match transitd::config::parse("fuzz.toml", &text) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors.0 {
+                assert!((1..=lines + 1).contains(&e.at.line), "{e} outside 1..={lines}\n{text}");
+            }
+            return;
+        }
+    };
+    match transitd::snapshot::Snapshot::build(&loaded) {
+        Ok(snap) => {
+            assert_eq!(snap.customers.len(), customers, "{text}");
+            assert_eq!(snap.tunnels.len(), tunnels, "{text}");
+        }
+        Err(errors) => {
+            assert!(!errors.0.is_empty());
+            for e in &errors.0 {
+                // Line 0 names a whole file (a plan file that cannot be read).
+                assert!(e.at.line <= lines + 1, "{e} past the end of {lines} lines");
+            }
+        }
+    }
+});

@@ -1,0 +1,39 @@
+#!/usr/bin/python3
+"""Seeds for the fuzz corpora (fuzz/corpus/<target>), from the project's own data: every
+frame of pcaps/ (with the selector byte the frame target reads first), the rule expressions
+of the match oracle test, the example and test configurations. Run once to start a corpus;
+scripts/fuzz --merge then keeps it minimal. Needs scapy (python3-scapy)."""
+import hashlib, os, random, sys
+from scapy.all import PcapReader, raw  # noqa: E402
+
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+def put(target, data):
+    d = os.path.join(root, "fuzz", "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
+        f.write(data)
+
+for sub in ("real", "malformed", "generated"):
+    folder = os.path.join(root, "pcaps", sub)
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith((".pcap", ".pcapng")):
+            continue
+        try:
+            for i, pkt in enumerate(PcapReader(os.path.join(folder, name))):
+                if i >= 200:
+                    break
+                put("frame", bytes([i % 3]) + raw(pkt))
+        except Exception as e:  # a malformed capture scapy cannot read is seeded by others
+            print(f"{name}: {e}", file=sys.stderr)
+
+exprs = [l.strip() for l in open(os.path.join(root, "dataplane/tests/data/match_expressions.txt")) if l.strip() and not l.startswith("#")]
+for e in exprs:
+    put("rule", e.encode())
+rng = random.Random(1)
+for _ in range(40):
+    rules = "\n".join(rng.sample(exprs, 5)).encode()
+    put("table", rules + b"\0" + bytes(rng.randrange(256) for _ in range(24 * 8)))
+configs = ["examples/acme.toml", "dataplane/tests/data/tunnel-edge.toml", "dataplane/tests/data/soft-unicast.toml"]
+configs += [os.path.join("bench/configs", n) for n in os.listdir(os.path.join(root, "bench/configs"))]
+for c in configs:
+    put("config", open(os.path.join(root, c), "rb").read())
