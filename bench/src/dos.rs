@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use arrayvec::ArrayVec;
 use transitd::io::capture::{CaptureReader, Record};
-use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
+use transitd::pipeline::{BATCH_SIZE, Frame, HEADROOM};
 use transitd::pipeline::{WorkerState, process_batch};
 use transitd::snapshot::Snapshot;
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use arrayvec::ArrayVec;
 
 use transitd::io::capture::{CaptureReader, Record};
-use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
+use transitd::pipeline::{BATCH_SIZE, Frame, HEADROOM};
 use transitd::pipeline::{WorkerState, parse_frame, process_batch};
 use transitd::snapshot::Snapshot;
 

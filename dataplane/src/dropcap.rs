@@ -24,7 +24,7 @@ use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPa
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 
-use crate::io::Frame;
+use crate::pipeline::Frame;
 use crate::pipeline::{Outcome, Verdict};
 use crate::snapshot::Snapshot;
 

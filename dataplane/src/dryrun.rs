@@ -12,7 +12,7 @@ use classifier::{Expr, Key, Mode, RuleTable};
 use serde::Serialize;
 
 use crate::io::capture::{CaptureError, CaptureReader, Record};
-use crate::io::{Frame, HEADROOM, Spill};
+use crate::pipeline::{Frame, HEADROOM, Spill};
 use crate::pipeline::{Limits, SPILL_SLOTS, parse_frame, process_frame};
 use crate::snapshot::Snapshot;
 

@@ -3,109 +3,26 @@
 //! router decapsulates it and routes it back to us through the same tunnel (its policy
 //! route for the tunnel's /31), so a probe that returns proves the tunnel works both ways.
 //!
-//! Two halves share a [`HealthTable`] inside each snapshot:
+//! Two halves share a [`HealthTable`](crate::snapshot::health::HealthTable) inside each
+//! snapshot (data only, in `snapshot/health.rs`):
 //! - the [`Prober`], run by one worker, sends each tunnel's probes on its schedule and
 //!   decides up and down from the replies (`down_after` misses, `up_after` answers in a
 //!   row; while a tunnel's state is in doubt it is probed every `timeout` rather than every
 //!   `interval`, so a dead tunnel is down within about `interval + down_after · timeout`);
 //! - the decapsulation stage, on any worker, records each reply it recognises
-//!   ([`HealthTable::record_reply`]); the route stage reads [`HealthTable::is_up`].
+//!   (`HealthTable::record_reply`); the route stage reads `HealthTable::is_up`.
 //!
 //! Both are single relaxed atomics per tunnel: no lock, and no write on the forwarding path.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use gre::icmp::{Echo, ICMPV4_ECHO_REPLY, write_ipv4_echo};
 
-use crate::snapshot::{Snapshot, TunnelId};
+use crate::snapshot::health::{PROBE_MAGIC, PROBE_PAYLOAD_LEN};
+use crate::snapshot::{HealthConfig, Snapshot, TunnelId};
 
-/// The first bytes of every probe's payload.
-pub const PROBE_MAGIC: [u8; 8] = *b"transitd";
-/// Payload: magic, nonce (8), tunnel id (2), zero (2), sequence number (4).
-pub const PROBE_PAYLOAD_LEN: usize = 24;
 /// ICMP identifier of probes.
 const PROBE_IDENT: u16 = 0x7464; // "td"
-
-/// Health state shared by the workers for one snapshot's tunnels.
-#[derive(Debug)]
-pub struct HealthTable {
-    tunnels: Box<[TunnelHealth]>,
-    /// Random per process, so that nobody off the path can forge a reply.
-    nonce: AtomicU64,
-}
-
-#[derive(Debug)]
-struct TunnelHealth {
-    up: AtomicBool,
-    /// Highest probe sequence number answered.
-    replied: AtomicU32,
-}
-
-impl HealthTable {
-    /// Every tunnel up, nothing answered yet.
-    pub fn new(tunnels: usize) -> HealthTable {
-        let tunnels =
-            (0..tunnels).map(|_| TunnelHealth { up: AtomicBool::new(true), replied: AtomicU32::new(0) }).collect();
-        HealthTable { tunnels, nonce: AtomicU64::new(0) }
-    }
-
-    /// Whether tunnel `t` may carry new traffic.
-    #[inline]
-    pub fn is_up(&self, t: TunnelId) -> bool {
-        self.tunnels.get(usize::from(t)).is_none_or(|h| h.up.load(Ordering::Relaxed))
-    }
-
-    /// Sets tunnel `t`'s state.
-    pub fn set_up(&self, t: TunnelId, up: bool) {
-        if let Some(h) = self.tunnels.get(usize::from(t)) {
-            h.up.store(up, Ordering::Relaxed);
-        }
-    }
-
-    /// The nonce probes carry.
-    pub fn nonce(&self) -> u64 {
-        self.nonce.load(Ordering::Relaxed)
-    }
-
-    /// Sets the nonce (once, before the snapshot is used, or copied from the last one).
-    pub fn set_nonce(&self, nonce: u64) {
-        self.nonce.store(nonce, Ordering::Relaxed);
-    }
-
-    /// Highest sequence number answered on tunnel `t`.
-    pub fn replied(&self, t: TunnelId) -> u32 {
-        self.tunnels.get(usize::from(t)).map_or(0, |h| h.replied.load(Ordering::Relaxed))
-    }
-
-    /// Records a probe reply that arrived through tunnel `t`, if its payload is one of ours
-    /// for that tunnel. Returns whether it was.
-    pub fn record_reply(&self, t: TunnelId, payload: &[u8]) -> bool {
-        let Some(p) = payload.get(..PROBE_PAYLOAD_LEN) else { return false };
-        let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
-        if p[..8] != PROBE_MAGIC || word(8..16) != self.nonce() || word(16..18) != u64::from(t) {
-            return false;
-        }
-        let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
-        h.replied.fetch_max(word(20..24) as u32, Ordering::Relaxed);
-        true
-    }
-
-    /// Carries state over from the table of the previous snapshot, matching tunnels by
-    /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight.
-    pub fn inherit(&self, names: &[&str], old: &HealthTable, old_names: &[&str]) {
-        self.set_nonce(old.nonce());
-        let old_index: std::collections::HashMap<&str, usize> =
-            old_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        for (t, name) in names.iter().enumerate() {
-            if let Some(&o) = old_index.get(name) {
-                let (new, old) = (&self.tunnels[t], &old.tunnels[o]);
-                new.up.store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-                new.replied.store(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
-    }
-}
 
 /// Writes a probe for tunnel `t` (sequence `seq`) into `buf`: the inner IPv4 packet, an
 /// ICMP echo reply from the router's side (`peer`) to ours. Returns its length.
@@ -117,19 +34,6 @@ pub fn write_probe(buf: &mut [u8], t: TunnelId, ours: Ipv4Addr, peer: Ipv4Addr, 
     payload[20..24].copy_from_slice(&seq.to_be_bytes());
     let echo = Echo { kind: ICMPV4_ECHO_REPLY, src: peer, dst: ours, ident: PROBE_IDENT, seq: seq as u16, ttl: 64 };
     write_ipv4_echo(buf, &echo, &payload)
-}
-
-/// The health-check timing and thresholds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HealthConfig {
-    /// Between probes of a settled tunnel.
-    pub interval_ns: u64,
-    /// How long a reply may take; also the probe spacing of a tunnel in doubt.
-    pub timeout_ns: u64,
-    /// Misses in a row that take a tunnel down.
-    pub down_after: u32,
-    /// Answers in a row that bring it back.
-    pub up_after: u32,
 }
 
 /// One tunnel's probe schedule and recent results.
@@ -247,9 +151,9 @@ pub fn spill_probe(
     t: TunnelId,
     seq: u32,
     eth: Option<&gre::EthernetAddrs>,
-    spill: &mut crate::io::Spill,
+    spill: &mut crate::pipeline::Spill,
 ) -> bool {
-    use crate::io::HEADROOM;
+    use crate::pipeline::HEADROOM;
     let (Some(tunnel), Some(eth)) = (snap.tunnels.get(usize::from(t)), eth) else { return false };
     let Some(iface) = tunnel.interface else { return false };
     let Some(slot) = spill.next_slot() else { return false };

@@ -24,4 +24,4 @@ pub mod plan_report;
 pub mod replay;
 pub mod run;
 pub mod snapshot;
-pub mod stats;
+pub mod worker;

@@ -21,21 +21,16 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::dropcap::DropCapture;
+use crate::pipeline::stats::{CustomerStats, WorkerStats};
 use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
-use crate::run::WorkerReport;
 use crate::snapshot::Snapshot;
-use crate::stats::{CustomerStats, WorkerStats};
+use crate::worker::WorkerReport;
 
 /// Where `transitd run` serves metrics unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9469";
 
 /// The OpenMetrics content type Prometheus asks for.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Batch latencies are recorded from 1 ns to 10 s with two significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 10_000_000_000, 2).expect("constant bounds are valid")
-}
 
 /// Upper bounds (seconds) of the batch-latency histogram's buckets.
 const LATENCY_BUCKETS: [f64; 14] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 1e-1];
@@ -186,7 +181,7 @@ impl Collector for TransitdCollector {
         // Customers and tunnels: summed over workers, each worker's counters named by the
         // snapshot they were counted under.
         let mut customers: Vec<(String, CustomerStats)> = Vec::new();
-        let mut tunnels: Vec<(String, String, crate::stats::TunnelStats)> = Vec::new();
+        let mut tunnels: Vec<(String, String, crate::pipeline::stats::TunnelStats)> = Vec::new();
         let mut customer_at: HashMap<String, usize> = HashMap::new();
         let mut tunnel_at: HashMap<String, usize> = HashMap::new();
         for r in &reports {
@@ -196,7 +191,7 @@ impl Collector for TransitdCollector {
                     customers.push((c.name.clone(), Default::default()));
                     customers.len() - 1
                 });
-                crate::stats::merge_customer(&mut customers[i].1, counts);
+                crate::pipeline::stats::merge_customer(&mut customers[i].1, counts);
             }
             for (t, counts) in s.tunnels.iter().zip(&r.stats.tunnels) {
                 let customer = s.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
@@ -314,7 +309,7 @@ impl Collector for TransitdCollector {
             MetricType::Gauge,
         )?;
         for (w, r) in workers.iter().zip(&reports) {
-            for (place, n) in [("free", r.frames.free), ("fill", r.frames.in_fill), ("tx", r.frames.in_tx)] {
+            for (place, n) in [("free", r.io.frames.free), ("fill", r.io.frames.in_fill), ("tx", r.io.frames.in_tx)] {
                 sample(&mut m, &[("worker", w.as_str()), ("where", place)], n, MetricType::Gauge)?;
             }
         }

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dropcap::{CaptureOptions, DropCapture, Tap};
 use crate::io::pcap::PcapIo;
-use crate::io::{FrameIo, Polled};
-use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerState, process_batch};
+use crate::pipeline::WorkerStats;
+use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason};
 use crate::snapshot::Snapshot;
-use crate::stats::WorkerStats;
+use crate::worker::Worker;
 
 /// What a replay did.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct Summary {
 }
 
 /// Replays `input` through `snapshot`, writing transmitted frames to `output`.
-pub fn replay(snapshot: &Snapshot, input: &Path, output: Option<&Path>) -> anyhow::Result<Summary> {
+pub fn replay(snapshot: Arc<Snapshot>, input: &Path, output: Option<&Path>) -> anyhow::Result<Summary> {
     replay_tapped(snapshot, input, output, None)
 }
 
@@ -39,13 +39,12 @@ pub fn replay_capturing(
     output: Option<&Path>,
     capture: Option<CaptureOptions>,
 ) -> anyhow::Result<Summary> {
-    let Some(options) = capture else { return replay(&snapshot, input, output) };
+    let Some(options) = capture else { return replay(snapshot, input, output) };
     let stop = Arc::new(AtomicBool::new(false));
     let (capture, writer) = DropCapture::start(options, stop.clone())?;
     let writer = std::thread::Builder::new().name("transitd-capture".into()).spawn(move || writer.run())?;
-    let mut tap = capture.tap(1).waiting();
-    tap.bind(snapshot.clone());
-    let summary = replay_tapped(&snapshot, input, output, Some(tap));
+    let tap = capture.tap(1).waiting();
+    let summary = replay_tapped(snapshot, input, output, Some(tap));
     stop.store(true, Ordering::Relaxed);
     let written = writer.join().map_err(|_| anyhow::anyhow!("the drop capture writer panicked"))?;
     let mut summary = summary?;
@@ -58,37 +57,26 @@ pub fn replay_capturing(
 }
 
 fn replay_tapped(
-    snapshot: &Snapshot,
+    snapshot: Arc<Snapshot>,
     input: &Path,
     output: Option<&Path>,
     tap: Option<Tap>,
 ) -> anyhow::Result<Summary> {
-    let mut io = PcapIo::open(input, output)?;
-    let mut state = WorkerState::new(snapshot);
-    state.tap = tap;
-    let mut error = None;
-    loop {
-        let polled = io.poll(&mut |frames| process_batch(snapshot, frames, &mut state));
-        if let Err(e) = io.send_spill(&mut state.spill) {
-            error = Some(e.to_string());
-            break;
-        }
-        match polled {
-            Ok(Polled::End) => break,
-            Ok(_) => {}
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        }
+    let eth = snapshot.eth;
+    let mut worker = Worker::new(PcapIo::open(input, output)?, snapshot);
+    if let Some(tap) = tap {
+        worker = worker.capture(tap);
     }
+    let mut error = worker.run_to_end(Some(eth)).err().map(|e| e.to_string());
     // Frames sit in the output's buffer until here: a write that fails now fails the replay.
-    if let Err(e) = io.finish()
+    if let Err(e) = worker.io_mut().finish()
         && error.is_none()
     {
         error = Some(e.to_string());
     }
-    Ok(Summary { stats: state.stats, skipped: io.skipped.clone(), error, capture: None })
+    let skipped = worker.io().skipped.clone();
+    let (_, state) = worker.into_parts();
+    Ok(Summary { stats: state.stats, skipped, error, capture: None })
 }
 
 impl Summary {

@@ -13,24 +13,20 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use gre::EthernetAddrs;
-use hdrhistogram::Histogram;
 use transitd_bpf::{AttachMode, XdpProgram};
 
 use crate::config::ConfigErrors;
-use crate::dropcap::{CaptureOptions, DropCapture, Tap};
+use crate::dropcap::{CaptureOptions, DropCapture};
 use crate::fleet::{self, EtcdSource};
 use crate::metrics::{ReloadStats, Sources};
 
-use crate::health::{self, Prober};
-use crate::io::afxdp::{AfXdpConfig, AfXdpIo, AfXdpStats, BindMode, FrameCount};
-use crate::io::{FrameIo, Polled, Spill};
+use crate::health;
+use crate::io::afxdp::{AfXdpConfig, AfXdpIo, BindMode};
 use crate::limits::{MAX_LIST_ENTRIES, MAX_UMEM_FRAMES, MIN_UMEM_FRAMES};
 use crate::neigh::{self, NextHopCell};
-use crate::pipeline::{
-    ConsumeReason, DropReason, Limits, PassReason, SPILL_SLOTS, TxReason, WorkerState, process_batch_via,
-};
+use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerStats};
 use crate::snapshot::{NextHop, Snapshot};
-use crate::stats::WorkerStats;
+use crate::worker::{Worker, WorkerReport};
 
 /// Where the configuration comes from.
 #[derive(Clone, Debug)]
@@ -79,42 +75,6 @@ pub struct RunOptions {
     pub watch: Duration,
     /// Capture dropped frames (a snap length of 0: the configured frame size).
     pub capture: Option<CaptureOptions>,
-}
-
-/// What a worker publishes for the reporter and the metrics, a few times a second.
-#[derive(Clone, Debug)]
-pub struct WorkerReport {
-    /// Queue served.
-    pub queue: u32,
-    /// Pipeline counters.
-    pub stats: WorkerStats,
-    /// The snapshot whose customer, tunnel and rule indices `stats` uses.
-    pub snapshot: Option<Arc<Snapshot>>,
-    /// Backend counters.
-    pub io: AfXdpStats,
-    /// Where the UMEM frames are.
-    pub frames: FrameCount,
-    /// Nanoseconds per batch (receive, process, transmit), since the start.
-    pub latency: Histogram<u64>,
-    /// The same over the last complete window of [`LATENCY_WINDOW`].
-    pub latency_window: Histogram<u64>,
-}
-
-/// The window recent batch latencies are reported over.
-pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
-
-impl Default for WorkerReport {
-    fn default() -> Self {
-        WorkerReport {
-            queue: 0,
-            stats: WorkerStats::default(),
-            snapshot: None,
-            io: AfXdpStats::default(),
-            frames: FrameCount::default(),
-            latency: crate::metrics::latency_histogram(),
-            latency_window: crate::metrics::latency_histogram(),
-        }
-    }
 }
 
 /// Parses `0-3` or `0,2,5` (or a mix), at most [`MAX_LIST_ENTRIES`] entries (counted before
@@ -338,23 +298,24 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     };
     for (i, (queue, io)) in sockets.into_iter().enumerate() {
         let core = cores[i];
-        let ctx = WorkerContext {
-            snapshot: shared.clone(),
-            next_hop: next_hop.clone(),
-            src,
-            stop: stop.clone(),
-            report: reports[i].clone(),
-            idle_sleep: opts.idle_sleep,
-            // The first worker sends the tunnel health probes.
-            prober: i == 0,
-            tap: capture.as_ref().map(|c| c.tap(queues.len())),
-        };
+        let (shared, next_hop, stop) = (shared.clone(), next_hop.clone(), stop.clone());
+        let mut worker = Worker::new(io, shared.load_full()).publish_to(reports[i].clone());
+        // The first worker sends the tunnel health probes.
+        if i == 0 {
+            worker = worker.probe();
+        }
+        if let Some(c) = &capture {
+            worker = worker.capture(c.tap(queues.len()));
+        }
+        let idle_sleep = opts.idle_sleep;
         workers.push(std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             // A worker that is not where it was asked to be is an error, not a slow surprise.
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 anyhow::bail!("queue {queue}: cannot pin the worker to CPU {core}");
             }
-            worker(io, ctx)
+            let eth = || next_hop.get().map(|dst| EthernetAddrs { dst, src });
+            worker.run(&shared, eth, &stop, idle_sleep)?;
+            Ok(())
         })?);
     }
 
@@ -600,143 +561,6 @@ fn program_soft_unicast(program: &XdpProgram, snap: &Snapshot) -> Result<(), tra
     })
 }
 
-struct WorkerContext {
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    next_hop: Arc<NextHopCell>,
-    src: [u8; 6],
-    stop: Arc<AtomicBool>,
-    report: Arc<Mutex<WorkerReport>>,
-    idle_sleep: Duration,
-    /// This worker sends the tunnel health probes.
-    prober: bool,
-    /// This worker's end of the drop capture.
-    tap: Option<Tap>,
-}
-
-/// One queue's loop: poll, process, publish counters ~10 times a second.
-fn worker(mut io: AfXdpIo, mut ctx: WorkerContext) -> anyhow::Result<()> {
-    let mut state = WorkerState::new(&ctx.snapshot.load());
-    let mut published = Instant::now();
-    // Batch latencies: since the last publication, and in the current window.
-    let mut latency = crate::metrics::latency_histogram();
-    let mut window = crate::metrics::latency_histogram();
-    let mut window_started = Instant::now();
-    let mut first_window_done = false;
-    let report = ctx.report.clone();
-    let publish = |stats: &WorkerStats, io: &AfXdpIo, snap: &Arc<Snapshot>, latency: &mut Histogram<u64>| {
-        if let Ok(mut r) = report.lock() {
-            r.stats.clone_from(stats);
-            if !r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
-                r.snapshot = Some(snap.clone());
-            }
-            r.io = io.stats();
-            r.frames = io.frames();
-            // Both histograms have the same bounds: adding cannot fail or allocate.
-            let _ = r.latency.add(&*latency);
-        }
-        latency.reset();
-    };
-    let mut polls = 0u32;
-    let mut current = ctx.snapshot.load_full();
-    state.tap = ctx.tap.take();
-    if let Some(tap) = &mut state.tap {
-        tap.bind(current.clone());
-    }
-    let mut prober = ctx.prober.then(Prober::default);
-    if let Some(p) = &mut prober {
-        p.rebind(None, &current);
-    }
-    while !ctx.stop.load(Ordering::Relaxed) {
-        let snap = ctx.snapshot.load();
-        if !Arc::ptr_eq(&snap, &current) {
-            // A new snapshot, between batches: rule indices change meaning, and buckets may
-            // have changed, so their state restarts.
-            state.stats.rebind(&current, &snap);
-            if snap.dos.buckets != current.dos.buckets
-                || snap.dos.table_size != current.dos.table_size
-                || snap.icmp != current.icmp
-            {
-                state.limits = Limits::new(&snap);
-            }
-            if snap.frame_size != current.frame_size {
-                state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-            }
-            if let Some(p) = &mut prober {
-                p.rebind(Some(&current), &snap);
-            }
-            current = arc_swap::Guard::into_inner(ctx.snapshot.load());
-            if let Some(tap) = &mut state.tap {
-                tap.bind(current.clone());
-            }
-            // Counters are published under the snapshot they are indexed by.
-            publish(&state.stats, &io, &current, &mut latency);
-        }
-        let eth = ctx.next_hop.get().map(|dst| EthernetAddrs { dst, src: ctx.src });
-        let began = Instant::now();
-        let polled = io.poll(&mut |frames| process_batch_via(&snap, eth, frames, &mut state))?;
-        if let Polled::Frames(_) = polled {
-            let ns = began.elapsed().as_nanos() as u64;
-            latency.saturating_record(ns);
-            window.saturating_record(ns);
-        }
-        if let Some(p) = &mut prober {
-            let now = crate::io::wall_clock_ns();
-            let (spill, stats) = (&mut state.spill, &mut state.stats);
-            p.tick(
-                &snap,
-                &snap.health_config,
-                now,
-                |t, seq| {
-                    let before = spill.len();
-                    let sent = health::spill_probe(&snap, t, seq, eth.as_ref(), spill);
-                    if sent {
-                        stats.count_spilled(TxReason::HealthProbe, 1, spill.bytes_from(before));
-                    }
-                    sent
-                },
-                |change| {
-                    let name = snap.tunnels.get(usize::from(change.tunnel)).map_or("?", |t| t.name.as_str());
-                    let state = if change.up { "up: probes answered again" } else { "down: probes unanswered" };
-                    eprintln!("transitd: tunnel {name} {state}");
-                },
-            );
-        }
-        if !state.spill.is_empty() {
-            io.send_spill(&mut state.spill)?;
-        }
-        match polled {
-            Polled::Idle if !ctx.idle_sleep.is_zero() => std::thread::sleep(ctx.idle_sleep),
-            Polled::Idle => std::hint::spin_loop(),
-            _ => {}
-        }
-        polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(256) && published.elapsed() >= Duration::from_millis(100) {
-            publish(&state.stats, &io, &current, &mut latency);
-            published = Instant::now();
-            // Until the first window is complete, the one in progress is reported.
-            let complete = window_started.elapsed() >= LATENCY_WINDOW;
-            if (complete || !first_window_done)
-                && let Ok(mut r) = ctx.report.lock()
-            {
-                r.latency_window.reset();
-                let _ = r.latency_window.add(&window);
-            }
-            if complete {
-                window.reset();
-                window_started = Instant::now();
-                first_window_done = true;
-            }
-        }
-    }
-    // Let in-flight transmissions complete so that every frame is back where it is counted.
-    let deadline = Instant::now() + Duration::from_millis(200);
-    while io.frames().in_tx > 0 && Instant::now() < deadline {
-        let _ = io.poll(&mut |frames| process_batch_via(&ctx.snapshot.load(), None, frames, &mut state));
-    }
-    publish(&state.stats, &io, &current, &mut latency);
-    Ok(())
-}
-
 fn progress_line(
     up: Duration,
     queues: &[u32],
@@ -780,11 +604,11 @@ fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStats) -> Strin
             r.stats.tx_frames,
             r.stats.passed(),
             r.stats.dropped(),
-            r.frames.total,
-            r.frames.free,
-            r.frames.in_fill,
-            r.frames.in_tx,
-            if r.frames.is_conserved() { "" } else { " NOT CONSERVED" }
+            r.io.frames.total,
+            r.io.frames.free,
+            r.io.frames.in_fill,
+            r.io.frames.in_tx,
+            if r.io.frames.is_conserved() { "" } else { " NOT CONSERVED" }
         );
     }
     let _ = writeln!(

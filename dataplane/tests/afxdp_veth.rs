@@ -108,7 +108,7 @@ fn xdp_redirects(frame: &[u8]) -> bool {
 
 #[test]
 fn malformed_captures_are_dropped_and_forwarding_goes_on() {
-    use transitd::io::{Frame, HEADROOM};
+    use transitd::pipeline::{Frame, HEADROOM};
     use transitd::pipeline::{Verdict, process_frame};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tb", 1);
@@ -121,7 +121,7 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
     let mut expected_drops = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut expected_tx = 0u64;
     let mut limits = transitd::pipeline::Limits::new(&snap);
-    let mut spill = transitd::io::Spill::new(transitd::pipeline::SPILL_SLOTS, snap.frame_size);
+    let mut spill = transitd::pipeline::Spill::new(transitd::pipeline::SPILL_SLOTS, snap.frame_size);
     for file in captures("malformed") {
         let link = tshark(&file, &["-c", "1", "-T", "fields", "-e", "frame.encap_type"]);
         if link.trim() != "1" {

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
+use transitd::pipeline::WorkerStats;
 use transitd::pipeline::{DropReason, PassReason, TxReason, Verdict};
 use transitd::replay::replay;
-use transitd::stats::WorkerStats;
 
 fn acme() -> String {
     std::fs::read_to_string(root().join("examples/acme.toml")).unwrap()
@@ -73,10 +73,10 @@ fn unmatched_traffic_follows_the_config() {
 
 #[test]
 fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
-    let snap = snapshot(&acme());
+    let snap = std::sync::Arc::new(snapshot(&acme()));
     let input = pcap("generated/acme-ftp.pcap");
     let out = std::env::temp_dir().join(format!("transitd-acme-{}.pcap", std::process::id()));
-    let summary = replay(&snap, &input, Some(&out)).unwrap();
+    let summary = replay(snap.clone(), &input, Some(&out)).unwrap();
     assert_eq!(summary.stats.tx_frames, 7, "5 encapsulated, 2 ICMP errors");
     assert_eq!(summary.stats.sent_as(TxReason::Encapsulated), 5);
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrayvec::ArrayVec;
 use common::*;
-use transitd::io::{BATCH_SIZE, Frame, HEADROOM};
+use transitd::pipeline::{BATCH_SIZE, Frame, HEADROOM};
 use transitd::pipeline::{WorkerState, process_batch};
 
 struct Counting;

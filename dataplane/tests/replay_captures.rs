@@ -17,10 +17,10 @@ fn verdicts(config: &str, file: &Path) -> Vec<Verdict> {
 
 #[test]
 fn every_capture_replays_and_every_frame_gets_one_verdict() {
-    let snap = snapshot(CATCH_ALL);
+    let snap = std::sync::Arc::new(snapshot(CATCH_ALL));
     let out = std::env::temp_dir().join(format!("transitd-replay-{}.pcap", std::process::id()));
     for file in captures("real").into_iter().chain(captures("malformed")) {
-        let summary = replay(&snap, &file, Some(&out)).unwrap();
+        let summary = replay(snap.clone(), &file, Some(&out)).unwrap();
         assert_eq!(summary.error, None, "{}", file.display());
         let s = &summary.stats;
         let tshark_count = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count() as u64;
@@ -71,10 +71,10 @@ fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
 
 #[test]
 fn exact_counts_per_reason_match_tshark() {
-    let snap = snapshot(CATCH_ALL);
+    let snap = std::sync::Arc::new(snapshot(CATCH_ALL));
     let count =
         |file: &str, filter: &str| tshark_frames(&pcap(file), filter, &["-o", "ip.check_checksum:TRUE"]).len() as u64;
-    let run = |file: &str| replay(&snap, &pcap(file), None).unwrap().stats;
+    let run = |file: &str| replay(snap.clone(), &pcap(file), None).unwrap().stats;
 
     // Bad IPv4 header checksums (captured before checksum offload filled them in).
     for file in ["real/pcapplusplus-raw_ip.pcap", "malformed/zeek-chksums-ip4-bad-chksum.pcap"] {

@@ -61,9 +61,9 @@ fn return_traffic_goes_to_its_owner_and_never_loops() {
 #[test]
 fn backbone_gre_carries_the_original_packet_unchanged() {
     let (config, file) = fleet();
-    let snap = snapshot(&config);
+    let snap = std::sync::Arc::new(snapshot(&config));
     let out = std::env::temp_dir().join(format!("transitd-soft-unicast-{}.pcap", std::process::id()));
-    replay(&snap, &file, Some(&out)).unwrap();
+    replay(snap.clone(), &file, Some(&out)).unwrap();
     // Outer headers as tshark reads them: from a1's backbone address to the owner's (a2,
     // 10.9.0.12, hop 2) or its data centre's (b, 10.9.0.21, hop 1); key 0x5355 << 8 | hop.
     let rows = tshark(

@@ -134,10 +134,10 @@ fn gre_headers_in_public_captures_read_as_tshark_reads_them() {
 }
 
 /// Replays `file` through `config`, returning the output file, the verdicts and the stats.
-fn replay_to(config: &str, file: &Path, name: &str) -> (PathBuf, transitd::stats::WorkerStats) {
-    let snap = snapshot(config);
+fn replay_to(config: &str, file: &Path, name: &str) -> (PathBuf, transitd::pipeline::WorkerStats) {
+    let snap = std::sync::Arc::new(snapshot(config));
     let out = temp(name);
-    let summary = replay(&snap, file, Some(&out)).unwrap();
+    let summary = replay(snap.clone(), file, Some(&out)).unwrap();
     (out, summary.stats)
 }
 

@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use transitd::io::{Frame, HEADROOM, Spill};
+use transitd::pipeline::{Frame, HEADROOM, Spill};
 use transitd::pipeline::{Limits, Parsed, SPILL_SLOTS, Verdict, parse_frame, process_frame};
 use transitd::snapshot::Snapshot;
 

@@ -3,8 +3,9 @@
 
 use arrayvec::ArrayVec;
 
-use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled, Spill};
+use super::{FrameIo, Polled};
 use crate::pipeline::Verdict;
+use crate::pipeline::{BATCH_SIZE, Frame, HEADROOM, Spill};
 
 /// Frames from memory.
 pub struct MemoryIo {

@@ -10,52 +10,48 @@ pub mod capture;
 pub mod memory;
 pub mod pcap;
 
-use crate::pipeline::{DropReason, Verdict};
+use crate::pipeline::{Frame, Spill};
 
-/// Frames per batch.
-pub const BATCH_SIZE: usize = 64;
-
-/// Bytes kept free in front of every received frame for the outer headers encapsulation
-/// writes (the same reserve XDP keeps, `XDP_PACKET_HEADROOM`).
-pub const HEADROOM: usize = 256;
-
-/// One received frame, lent to the pipeline for the duration of a batch.
-#[derive(Debug)]
-pub struct Frame<'a> {
-    /// The whole buffer: headroom, then the frame, then spare room.
-    pub buf: &'a mut [u8],
-    /// Offset of the frame's first byte in `buf`.
-    pub start: usize,
-    /// Bytes of frame received.
-    pub len: usize,
-    /// Length on the wire (larger than `len` for a truncated capture), for `frame.len`.
-    pub wire_len: u32,
-    /// Receive time in nanoseconds since the Unix epoch (capture time in replay).
-    pub timestamp_ns: u64,
-    /// Set by the pipeline.
-    pub verdict: Verdict,
+/// Where a backend's frame buffers are, by count (a live backend's fixed pool: AF_XDP's UMEM).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCount {
+    /// Frames in the pool.
+    pub total: u64,
+    /// On the free list.
+    pub free: u64,
+    /// Given to the kernel to receive into, not yet received.
+    pub in_fill: u64,
+    /// Given to the kernel to send, not yet completed.
+    pub in_tx: u64,
 }
 
-impl<'a> Frame<'a> {
-    /// A frame of `len` bytes at `start` of `buf`, not yet decided.
-    pub fn new(buf: &'a mut [u8], start: usize, len: usize, wire_len: u32, timestamp_ns: u64) -> Self {
-        // Until the pipeline runs, a frame is "dropped, truncated": a backend that forgot to
-        // run the pipeline sends nothing.
-        Frame { buf, start, len, wire_len, timestamp_ns, verdict: Verdict::Drop(DropReason::Truncated) }
+impl FrameCount {
+    /// True when every frame is accounted for exactly once.
+    pub fn is_conserved(&self) -> bool {
+        self.free + self.in_fill + self.in_tx == self.total
     }
+}
 
-    /// The frame's bytes as received (or as rewritten, before `Tx` moves the start).
-    pub fn data(&self) -> &[u8] {
-        self.buf.get(self.start..self.start + self.len).unwrap_or(&[])
-    }
-
-    /// The bytes to transmit, for a `Tx` verdict.
-    pub fn tx_bytes(&self) -> Option<&[u8]> {
-        match self.verdict {
-            Verdict::Tx { start, len, .. } => self.buf.get(start..start + len),
-            _ => None,
-        }
-    }
+/// A backend's own counters (the pipeline counts verdicts): what run's report, `transitd
+/// stats` and the metrics show per worker beside the pipeline's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Frames received.
+    pub rx: u64,
+    /// Frames put on the tx ring.
+    pub tx: u64,
+    /// Transmissions the kernel completed.
+    pub completed: u64,
+    /// Frames to send dropped because the tx ring was full.
+    pub tx_ring_full: u64,
+    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame.
+    pub spill_no_frame: u64,
+    /// Descriptors the kernel handed over that did not describe one of our frames.
+    pub bad_descriptors: u64,
+    /// sendto/recvfrom kicks.
+    pub kicks: u64,
+    /// Where the frames are.
+    pub frames: FrameCount,
 }
 
 /// What one poll did.
@@ -78,82 +74,15 @@ pub trait FrameIo {
     /// Transmits the frames in `spill` (copying them into the backend's own buffers) and
     /// empties it; returns how many could not be sent for want of a buffer.
     fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize>;
+
+    /// The backend's own counters; none for backends that keep none.
+    fn stats(&self) -> IoStats {
+        IoStats::default()
+    }
 }
 
 /// Nanoseconds since the Unix epoch: the receive time backends stamp a batch with (read once
 /// per batch, never per packet).
 pub fn wall_clock_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Frames the pipeline originates beyond the one it was handed (the later fragments of a
-/// datagram, health probes), written into buffers the worker owns, fixed at start-up, and
-/// sent by the backend after the batch ([`FrameIo::send_spill`]).
-#[derive(Debug)]
-pub struct Spill {
-    buf: Box<[u8]>,
-    slot_size: usize,
-    /// `(start, len)` of each frame, inside its slot.
-    frames: Vec<(usize, usize)>,
-    /// Receive time of the batch, for capture files.
-    pub timestamp_ns: u64,
-}
-
-impl Spill {
-    /// Room for `slots` frames of up to `frame_size` bytes, each with [`HEADROOM`] in front.
-    pub fn new(slots: usize, frame_size: usize) -> Spill {
-        let slot_size = HEADROOM + frame_size;
-        Spill {
-            buf: vec![0; slots * slot_size].into_boxed_slice(),
-            slot_size,
-            frames: Vec::with_capacity(slots),
-            timestamp_ns: 0,
-        }
-    }
-
-    /// Slots still free.
-    pub fn room(&self) -> usize {
-        self.buf.len() / self.slot_size - self.frames.len()
-    }
-
-    /// The next free slot's buffer, to be written and then [`push`](Spill::push)ed.
-    pub fn next_slot(&mut self) -> Option<&mut [u8]> {
-        let at = self.frames.len() * self.slot_size;
-        self.buf.get_mut(at..at + self.slot_size)
-    }
-
-    /// Commits the next slot: a frame of `len` bytes at `start` of it.
-    pub fn push(&mut self, start: usize, len: usize) {
-        if self.room() > 0 && start + len <= self.slot_size {
-            self.frames.push((start, len));
-        }
-    }
-
-    /// Frames waiting to be sent.
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// Bytes of the frames from the `index`th on.
-    pub fn bytes_from(&self, index: usize) -> usize {
-        self.frames.get(index..).map_or(0, |f| f.iter().map(|&(_, len)| len).sum())
-    }
-
-    /// The frames, in order.
-    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.frames.iter().enumerate().map(|(i, &(start, len))| {
-            let at = i * self.slot_size + start;
-            &self.buf[at..at + len]
-        })
-    }
-
-    /// Forgets every frame (after sending).
-    pub fn clear(&mut self) {
-        self.frames.clear();
-    }
 }

@@ -12,7 +12,8 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
 use super::capture::{CaptureError, CaptureReader, Record};
-use super::{BATCH_SIZE, Frame, FrameIo, HEADROOM, Polled, Spill};
+use super::{FrameIo, Polled};
+use crate::pipeline::{BATCH_SIZE, Frame, HEADROOM, Spill};
 
 /// Largest record a buffer holds; larger ones are cut (and dropped as `oversize`, since no
 /// frame size can exceed it).

@@ -16,14 +16,13 @@ use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_ec
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{GreError, GrePacket, GreRepr};
 
+use super::Frame;
 use super::Outcome;
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
-use crate::config::NotOurs;
-use crate::io::Frame;
-use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
+use crate::snapshot::{Fate, RemoteAddr, Snapshot, Tunnel, TunnelId};
 
 /// IP protocol number of GRE.
 const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
@@ -146,8 +145,8 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
 
 fn unsupported(snap: &Snapshot) -> Verdict {
     match snap.gre_unsupported {
-        NotOurs::Pass => Verdict::Pass(PassReason::GreUnsupported),
-        NotOurs::Drop => Verdict::Drop(DropReason::GreUnsupported),
+        Fate::Pass => Verdict::Pass(PassReason::GreUnsupported),
+        Fate::Drop => Verdict::Drop(DropReason::GreUnsupported),
     }
 }
 

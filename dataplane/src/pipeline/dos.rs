@@ -127,22 +127,3 @@ pub fn bucket_key(spec: BucketKey, key: &Key, rule: u32) -> u64 {
         BucketKey::Rule => u64::from(rule),
     }
 }
-
-/// A worker's mutable per-packet state: counters and rate-limit buckets.
-#[derive(Debug)]
-pub struct WorkerState {
-    /// Counters.
-    pub stats: crate::stats::WorkerStats,
-    /// Rate-limit buckets.
-    pub limiter: RateLimiter,
-}
-
-impl WorkerState {
-    /// State sized for `snap`.
-    pub fn new(snap: &Snapshot) -> WorkerState {
-        WorkerState {
-            stats: crate::stats::WorkerStats::new(snap),
-            limiter: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
-        }
-    }
-}

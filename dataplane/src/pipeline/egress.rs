@@ -26,10 +26,10 @@ use gre::packet::PROTO_IPV4;
 use gre::{GrePacket, GreRepr};
 use portslice::Owner;
 
+use super::Frame;
 use super::forward::{Ctx, ipv4_checksum_ok};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
-use crate::io::Frame;
 use crate::snapshot::{Snapshot, SoftUnicast};
 
 /// TTL of backbone GRE.

@@ -17,7 +17,7 @@ use super::Limits;
 use super::dos::bucket_key;
 use super::parse::IpFrame;
 use super::verdict::{DropReason, TxReason, Verdict};
-use crate::io::{Frame, HEADROOM, Spill};
+use super::{Frame, HEADROOM, Spill};
 use crate::snapshot::{Customer, NextTunnel, Snapshot, Tunnel, TunnelId};
 
 /// TTL of the ICMP errors and replies we originate.

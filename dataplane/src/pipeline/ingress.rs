@@ -7,22 +7,21 @@
 
 use classifier::{Action, BucketKey, Key};
 
+use super::Frame;
 use super::Outcome;
 use super::dos;
 use super::forward::{Ctx, choose_tunnel, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
 use super::verdict::{DropReason, PassReason, Verdict};
-use crate::config::NotOurs;
-use crate::io::Frame;
-use crate::snapshot::{CustomerId, Snapshot};
+use crate::snapshot::{CustomerId, Fate, Snapshot};
 
 /// From the Internet: steer by destination, refuse sources spoofed as a customer, then the
 /// customer's stages.
 pub(super) fn process(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame, outcome: &mut Outcome) {
     let Some(customer) = steer(ctx.snap, key, ip.is_ipv6) else {
         outcome.verdict = match ctx.snap.unmatched {
-            NotOurs::Pass => Verdict::Pass(PassReason::NoCustomer),
-            NotOurs::Drop => Verdict::Drop(DropReason::NoCustomer),
+            Fate::Pass => Verdict::Pass(PassReason::NoCustomer),
+            Fate::Drop => Verdict::Drop(DropReason::NoCustomer),
         };
         return;
     };

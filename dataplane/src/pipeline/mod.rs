@@ -15,7 +15,9 @@
 //! (later fragments) go into the worker's [`Spill`].
 
 pub mod dos;
+pub mod frame;
 pub mod parse;
+pub mod stats;
 pub mod verdict;
 
 mod decap;
@@ -23,17 +25,16 @@ pub mod egress;
 mod forward;
 mod ingress;
 
+pub use frame::{BATCH_SIZE, Frame, HEADROOM, Spill};
 pub use parse::{IpFrame, Parsed, parse_frame, parse_inner};
+pub use stats::WorkerStats;
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
 use classifier::RateLimiter;
 use gre::EthernetAddrs;
 
 use self::forward::Ctx;
-use crate::dropcap::Tap;
-use crate::io::{Frame, Spill};
 use crate::snapshot::{CustomerId, Snapshot, TunnelId};
-use crate::stats::WorkerStats;
 
 /// Spill slots per worker: the later fragments one batch may produce.
 pub const SPILL_SLOTS: usize = 128;
@@ -66,7 +67,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn new(verdict: Verdict) -> Outcome {
+    pub(crate) const fn new(verdict: Verdict) -> Outcome {
         Outcome {
             verdict,
             customer: None,
@@ -102,7 +103,9 @@ impl Limits {
     }
 }
 
-/// A worker's mutable per-packet state: counters, rate limits, spilled frames.
+/// A worker's mutable per-packet state: counters, rate limits, spilled frames, and the
+/// outcome of each frame of the last batch (for whoever observes outcomes from outside the
+/// core: drop capture, dry runs).
 #[derive(Debug)]
 pub struct WorkerState {
     /// Counters.
@@ -111,8 +114,9 @@ pub struct WorkerState {
     pub limits: Limits,
     /// Frames to send after the batch.
     pub spill: Spill,
-    /// Where dropped frames are captured, if anywhere.
-    pub tap: Option<Tap>,
+    /// The last batch's outcomes, frame by frame (its first `batch_len`).
+    outcomes: [Outcome; BATCH_SIZE],
+    batch_len: usize,
 }
 
 impl WorkerState {
@@ -122,8 +126,15 @@ impl WorkerState {
             stats: WorkerStats::new(snap),
             limits: Limits::new(snap),
             spill: Spill::new(SPILL_SLOTS, snap.frame_size),
-            tap: None,
+            outcomes: [Outcome::new(Verdict::Drop(DropReason::Truncated)); BATCH_SIZE],
+            batch_len: 0,
         }
+    }
+
+    /// The outcomes of the last batch processed, in frame order (of its first
+    /// [`BATCH_SIZE`] frames).
+    pub fn outcomes(&self) -> &[Outcome] {
+        &self.outcomes[..self.batch_len]
     }
 }
 
@@ -145,7 +156,8 @@ pub fn process_batch_via(
     if let Some(f) = frames.first() {
         state.spill.timestamp_ns = f.timestamp_ns;
     }
-    for frame in frames.iter_mut() {
+    state.batch_len = frames.len().min(BATCH_SIZE);
+    for (i, frame) in frames.iter_mut().enumerate() {
         state.stats.rx_frames += 1;
         state.stats.rx_bytes += frame.len as u64;
         let before = state.spill.len();
@@ -156,8 +168,8 @@ pub fn process_batch_via(
             state.stats.count_spilled(TxReason::Fragment, state.spill.len() - before, state.spill.bytes_from(before));
         }
         frame.verdict = outcome.verdict;
-        if let Some(tap) = &mut state.tap {
-            tap.offer(frame, &outcome);
+        if let Some(slot) = state.outcomes.get_mut(i) {
+            *slot = outcome;
         }
     }
 }

@@ -17,13 +17,14 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, NotOurs, SourceMap};
-use crate::health::{HealthConfig, HealthTable};
 use crate::lpm::PrefixTable;
 
 mod dos;
+pub mod health;
 mod soft_unicast;
 
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
+pub use health::{HealthConfig, HealthTable};
 pub use soft_unicast::SoftUnicast;
 
 /// Default frame size: one AF_XDP UMEM frame.
@@ -52,9 +53,9 @@ pub struct Snapshot {
     /// Largest frame accepted.
     pub frame_size: usize,
     /// Fate of IP traffic for no customer.
-    pub unmatched: NotOurs,
+    pub unmatched: Fate,
     /// Fate of GRE to the anycast address that is not ours (version 1, other payloads).
-    pub gre_unsupported: NotOurs,
+    pub gre_unsupported: Fate,
     /// Fragment IPv4 without DF that exceeds a tunnel's MTU (else drop it).
     pub fragment_ipv4: bool,
     /// Clamp the MSS of SYNs entering or leaving a tunnel.
@@ -95,6 +96,24 @@ pub struct Snapshot {
     pub dos_rule_count: usize,
     /// Soft-unicast egress addresses and their owners, if configured.
     pub soft_unicast: Option<SoftUnicast>,
+}
+
+/// What becomes of traffic transitd does not forward (`unmatched`, `gre_unsupported`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Handed to the host's kernel stack.
+    Pass,
+    /// Dropped, counted under its reason.
+    Drop,
+}
+
+impl From<NotOurs> for Fate {
+    fn from(n: NotOurs) -> Fate {
+        match n {
+            NotOurs::Pass => Fate::Pass,
+            NotOurs::Drop => Fate::Drop,
+        }
+    }
 }
 
 /// How the destination MAC of encapsulated frames is found.
@@ -484,8 +503,8 @@ impl Builder<'_> {
             anycast,
             anycast_v6,
             frame_size,
-            unmatched: server.unmatched,
-            gre_unsupported: server.gre_unsupported,
+            unmatched: server.unmatched.into(),
+            gre_unsupported: server.gre_unsupported.into(),
             fragment_ipv4: server.fragment_ipv4,
             mss_clamp: server.mss_clamp,
             icmp,

@@ -110,32 +110,36 @@ prefix = "::/0"
 tunnel = "t"
 "#;
 
-/// Per-frame verdicts of `frames` through `config`'s pipeline, in order.
+/// Per-frame verdicts of `frames` through `config`'s pipeline, in order, on the worker loop
+/// `run` and `replay` use.
 pub fn verdicts_of(
     config: &str,
     frames: Vec<Vec<u8>>,
-) -> (Vec<transitd::pipeline::Verdict>, transitd::stats::WorkerStats, transitd::snapshot::Snapshot) {
-    use transitd::io::{FrameIo, Polled};
-    let snap = snapshot(config);
-    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-    let mut state = transitd::pipeline::WorkerState::new(&snap);
-    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {
-        io.send_spill(&mut state.spill).unwrap();
-    }
-    (io.verdicts, state.stats, snap)
+) -> (Vec<transitd::pipeline::Verdict>, transitd::pipeline::WorkerStats, transitd::snapshot::Snapshot) {
+    let snap = std::sync::Arc::new(snapshot(config));
+    let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    let (verdicts, stats) = run_worker(io, &snap);
+    (verdicts, stats, std::sync::Arc::try_unwrap(snap).expect("the worker is gone"))
 }
 
 /// [`verdicts_of`] with the capture's own timestamps as the receive times (rate limits run
 /// on capture time).
-pub fn verdicts_timed(config: &str, file: &Path) -> (Vec<transitd::pipeline::Verdict>, transitd::stats::WorkerStats) {
-    use transitd::io::{FrameIo, Polled};
-    let snap = snapshot(config);
+pub fn verdicts_timed(
+    config: &str,
+    file: &Path,
+) -> (Vec<transitd::pipeline::Verdict>, transitd::pipeline::WorkerStats) {
+    let snap = std::sync::Arc::new(snapshot(config));
     let frames = read_frames(file).into_iter().map(|f| (f.bytes, f.timestamp_ns)).collect();
-    let mut io = transitd::io::memory::MemoryIo::with_timestamps(frames, snap.frame_size);
-    let mut state = transitd::pipeline::WorkerState::new(&snap);
-    while io.poll(&mut |b| transitd::pipeline::process_batch(&snap, b, &mut state)).unwrap() != Polled::End {
-        io.send_spill(&mut state.spill).unwrap();
-    }
+    run_worker(transitd::io::memory::MemoryIo::with_timestamps(frames, snap.frame_size), &snap)
+}
+
+fn run_worker(
+    io: transitd::io::memory::MemoryIo,
+    snap: &std::sync::Arc<transitd::snapshot::Snapshot>,
+) -> (Vec<transitd::pipeline::Verdict>, transitd::pipeline::WorkerStats) {
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let (io, state) = worker.into_parts();
     (io.verdicts, state.stats)
 }
 

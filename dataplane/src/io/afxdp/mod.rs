@@ -22,8 +22,9 @@ use std::io;
 use arrayvec::ArrayVec;
 
 use self::umem::{Rings, Umem};
-use super::{BATCH_SIZE, Frame, FrameIo, Polled, Spill};
+use super::{FrameCount, FrameIo, IoStats, Polled};
 use crate::pipeline::Verdict;
+use crate::pipeline::{BATCH_SIZE, Frame, Spill};
 
 /// How to bind the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,45 +69,6 @@ impl Default for AfXdpConfig {
     }
 }
 
-/// Where the UMEM's frames are, by count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FrameCount {
-    /// Frames in the UMEM.
-    pub total: u64,
-    /// On the free list.
-    pub free: u64,
-    /// Given to the kernel to receive into, not yet received.
-    pub in_fill: u64,
-    /// Given to the kernel to send, not yet completed.
-    pub in_tx: u64,
-}
-
-impl FrameCount {
-    /// True when every frame is accounted for exactly once.
-    pub fn is_conserved(&self) -> bool {
-        self.free + self.in_fill + self.in_tx == self.total
-    }
-}
-
-/// Counters of the backend itself (the pipeline counts verdicts).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AfXdpStats {
-    /// Frames received.
-    pub rx: u64,
-    /// Frames put on the tx ring.
-    pub tx: u64,
-    /// Transmissions the kernel completed.
-    pub completed: u64,
-    /// Frames to send dropped because the tx ring was full.
-    pub tx_ring_full: u64,
-    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame.
-    pub spill_no_frame: u64,
-    /// Descriptors the kernel handed over that did not describe one of our frames.
-    pub bad_descriptors: u64,
-    /// sendto/recvfrom kicks.
-    pub kicks: u64,
-}
-
 /// One queue's AF_XDP socket and UMEM.
 pub struct AfXdpIo {
     // Field order is drop order: the socket goes before the UMEM it uses.
@@ -114,7 +76,7 @@ pub struct AfXdpIo {
     umem: Umem,
     free: Vec<u64>,
     count: FrameCount,
-    stats: AfXdpStats,
+    stats: IoStats,
     copy_mode: bool,
 }
 
@@ -131,7 +93,7 @@ impl AfXdpIo {
         let free: Vec<u64> = (0..u64::from(cfg.frames)).map(|i| i * u64::from(cfg.frame_size)).collect();
         let count = FrameCount { total: u64::from(cfg.frames), free: u64::from(cfg.frames), ..FrameCount::default() };
         let mut io =
-            AfXdpIo { rings, umem, free, count, stats: AfXdpStats::default(), copy_mode: cfg.bind == BindMode::Copy };
+            AfXdpIo { rings, umem, free, count, stats: IoStats::default(), copy_mode: cfg.bind == BindMode::Copy };
         if cfg.busy_poll {
             io.rings.prefer_busy_poll(BATCH_SIZE as u32);
         }
@@ -142,16 +104,6 @@ impl AfXdpIo {
     /// The socket's file descriptor, for the XSKMAP.
     pub fn fd(&self) -> i32 {
         self.rings.fd()
-    }
-
-    /// Where the frames are.
-    pub fn frames(&self) -> FrameCount {
-        FrameCount { free: self.free.len() as u64, ..self.count }
-    }
-
-    /// The backend's own counters.
-    pub fn stats(&self) -> AfXdpStats {
-        self.stats
     }
 
     /// Takes completed transmissions back onto the free list.
@@ -245,6 +197,10 @@ impl FrameIo for AfXdpIo {
         self.count.in_tx += sent as u64;
         self.kick_tx_if_pending();
         Ok(Polled::Frames(n))
+    }
+
+    fn stats(&self) -> IoStats {
+        IoStats { frames: FrameCount { free: self.free.len() as u64, ..self.count }, ..self.stats }
     }
 
     fn send_spill(&mut self, spill: &mut Spill) -> io::Result<usize> {

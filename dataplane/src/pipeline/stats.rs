@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::pipeline::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict};
+use super::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict};
 use crate::snapshot::Snapshot;
 
 /// Packets and the bytes they held.

@@ -1,0 +1,123 @@
+//! The frames the core works on: a received frame lent to it for one batch ([`Frame`]),
+//! and the worker's buffers for frames it originates beyond those ([`Spill`]). Backends
+//! fill the one and send the other; nothing here knows where bytes come from or go.
+
+use super::verdict::{DropReason, Verdict};
+
+/// Frames per batch.
+pub const BATCH_SIZE: usize = 64;
+
+/// Bytes kept free in front of every received frame for the outer headers encapsulation
+/// writes (the same reserve XDP keeps, `XDP_PACKET_HEADROOM`).
+pub const HEADROOM: usize = 256;
+
+/// One received frame, lent to the pipeline for the duration of a batch.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// The whole buffer: headroom, then the frame, then spare room.
+    pub buf: &'a mut [u8],
+    /// Offset of the frame's first byte in `buf`.
+    pub start: usize,
+    /// Bytes of frame received.
+    pub len: usize,
+    /// Length on the wire (larger than `len` for a truncated capture), for `frame.len`.
+    pub wire_len: u32,
+    /// Receive time in nanoseconds since the Unix epoch (capture time in replay).
+    pub timestamp_ns: u64,
+    /// Set by the pipeline.
+    pub verdict: Verdict,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame of `len` bytes at `start` of `buf`, not yet decided.
+    pub fn new(buf: &'a mut [u8], start: usize, len: usize, wire_len: u32, timestamp_ns: u64) -> Self {
+        // Until the pipeline runs, a frame is "dropped, truncated": a backend that forgot to
+        // run the pipeline sends nothing.
+        Frame { buf, start, len, wire_len, timestamp_ns, verdict: Verdict::Drop(DropReason::Truncated) }
+    }
+
+    /// The frame's bytes as received (or as rewritten, before `Tx` moves the start).
+    pub fn data(&self) -> &[u8] {
+        self.buf.get(self.start..self.start + self.len).unwrap_or(&[])
+    }
+
+    /// The bytes to transmit, for a `Tx` verdict.
+    pub fn tx_bytes(&self) -> Option<&[u8]> {
+        match self.verdict {
+            Verdict::Tx { start, len, .. } => self.buf.get(start..start + len),
+            _ => None,
+        }
+    }
+}
+
+/// Frames the pipeline originates beyond the one it was handed (the later fragments of a
+/// datagram, health probes), written into buffers the worker owns, fixed at start-up, and
+/// sent by the backend after the batch ([`FrameIo::send_spill`]).
+#[derive(Debug)]
+pub struct Spill {
+    buf: Box<[u8]>,
+    slot_size: usize,
+    /// `(start, len)` of each frame, inside its slot.
+    frames: Vec<(usize, usize)>,
+    /// Receive time of the batch, for capture files.
+    pub timestamp_ns: u64,
+}
+
+impl Spill {
+    /// Room for `slots` frames of up to `frame_size` bytes, each with [`HEADROOM`] in front.
+    pub fn new(slots: usize, frame_size: usize) -> Spill {
+        let slot_size = HEADROOM + frame_size;
+        Spill {
+            buf: vec![0; slots * slot_size].into_boxed_slice(),
+            slot_size,
+            frames: Vec::with_capacity(slots),
+            timestamp_ns: 0,
+        }
+    }
+
+    /// Slots still free.
+    pub fn room(&self) -> usize {
+        self.buf.len() / self.slot_size - self.frames.len()
+    }
+
+    /// The next free slot's buffer, to be written and then [`push`](Spill::push)ed.
+    pub fn next_slot(&mut self) -> Option<&mut [u8]> {
+        let at = self.frames.len() * self.slot_size;
+        self.buf.get_mut(at..at + self.slot_size)
+    }
+
+    /// Commits the next slot: a frame of `len` bytes at `start` of it.
+    pub fn push(&mut self, start: usize, len: usize) {
+        if self.room() > 0 && start + len <= self.slot_size {
+            self.frames.push((start, len));
+        }
+    }
+
+    /// Frames waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Bytes of the frames from the `index`th on.
+    pub fn bytes_from(&self, index: usize) -> usize {
+        self.frames.get(index..).map_or(0, |f| f.iter().map(|&(_, len)| len).sum())
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        self.frames.iter().enumerate().map(|(i, &(start, len))| {
+            let at = i * self.slot_size + start;
+            &self.buf[at..at + len]
+        })
+    }
+
+    /// Forgets every frame (after sending).
+    pub fn clear(&mut self) {
+        self.frames.clear();
+    }
+}

@@ -1,0 +1,331 @@
+//! The worker loop, one for every way transitd moves frames: a NIC queue (`run`), a capture
+//! (`replay`), the tests' in-memory frames and the benchmarks. It is generic over the
+//! backend ([`FrameIo`]) and owns everything around the pipeline a worker needs:
+//!
+//! - between batches, it follows the running snapshot: counters, rate limits and spill are
+//!   resized when a reload changes them, the prober and the drop capture rebound;
+//! - per batch, it receives, runs the pipeline, offers each frame and its outcome to the
+//!   drop capture (the core never sees the capture), sends what the pipeline spilled and, on
+//!   the worker that probes, the tunnel health probes;
+//! - a few times a second, it publishes a copy of its counters, the backend's counters and
+//!   its batch latencies into a [`WorkerReport`] for the reporter and the metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use gre::EthernetAddrs;
+use hdrhistogram::Histogram;
+
+use crate::dropcap::Tap;
+use crate::health::{self, Prober};
+use crate::io::{FrameIo, IoStats, Polled};
+use crate::pipeline::{Limits, SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats, process_batch_via};
+use crate::snapshot::Snapshot;
+
+/// What a worker publishes for the reporter and the metrics, a few times a second.
+#[derive(Clone, Debug)]
+pub struct WorkerReport {
+    /// Queue served.
+    pub queue: u32,
+    /// Pipeline counters.
+    pub stats: WorkerStats,
+    /// The snapshot whose customer, tunnel and rule indices `stats` uses.
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Backend counters.
+    pub io: IoStats,
+    /// Nanoseconds per batch (receive, process, transmit), since the start.
+    pub latency: Histogram<u64>,
+    /// The same over the last complete window of [`LATENCY_WINDOW`].
+    pub latency_window: Histogram<u64>,
+}
+
+/// The window recent batch latencies are reported over.
+pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
+
+/// How often counters are published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// How often the prober looks at its tunnels: often enough for any `[health]` timing (10 ms
+/// at least), rarely enough that a worker with thousands of tunnels does not spend its
+/// batches on them.
+const PROBE_TICK_NS: u64 = 1_000_000;
+
+/// Batch latencies are recorded from 1 ns to 10 s with two significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000_000, 2).expect("constant bounds are valid")
+}
+
+impl Default for WorkerReport {
+    fn default() -> Self {
+        WorkerReport {
+            queue: 0,
+            stats: WorkerStats::default(),
+            snapshot: None,
+            io: IoStats::default(),
+            latency: latency_histogram(),
+            latency_window: latency_histogram(),
+        }
+    }
+}
+
+/// A worker's publication: where it goes, and the latencies gathered since the last one.
+struct Publisher {
+    report: Arc<Mutex<WorkerReport>>,
+    published: Instant,
+    polls: u32,
+    /// Since the last publication.
+    latency: Histogram<u64>,
+    /// In the current window.
+    window: Histogram<u64>,
+    window_started: Instant,
+    first_window_done: bool,
+}
+
+impl Publisher {
+    fn new(report: Arc<Mutex<WorkerReport>>) -> Publisher {
+        Publisher {
+            report,
+            published: Instant::now(),
+            polls: 0,
+            latency: latency_histogram(),
+            window: latency_histogram(),
+            window_started: Instant::now(),
+            first_window_done: false,
+        }
+    }
+
+    fn record(&mut self, ns: u64) {
+        self.latency.saturating_record(ns);
+        self.window.saturating_record(ns);
+    }
+
+    /// Copies the counters out, under the snapshot they are indexed by.
+    fn publish(&mut self, stats: &WorkerStats, io: IoStats, snap: &Arc<Snapshot>) {
+        if let Ok(mut r) = self.report.lock() {
+            r.stats.clone_from(stats);
+            if !r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
+                r.snapshot = Some(snap.clone());
+            }
+            r.io = io;
+            // Both histograms have the same bounds: adding cannot fail or allocate.
+            let _ = r.latency.add(&self.latency);
+            // Until the first window is complete, the one in progress is reported.
+            let complete = self.window_started.elapsed() >= LATENCY_WINDOW;
+            if complete || !self.first_window_done {
+                r.latency_window.reset();
+                let _ = r.latency_window.add(&self.window);
+            }
+            if complete {
+                self.window.reset();
+                self.window_started = Instant::now();
+                self.first_window_done = true;
+            }
+        }
+        self.latency.reset();
+        self.published = Instant::now();
+    }
+
+    /// True when it is time to publish (the clock is read once every 256 polls).
+    fn due(&mut self) -> bool {
+        self.polls = self.polls.wrapping_add(1);
+        self.polls.is_multiple_of(256) && self.published.elapsed() >= PUBLISH_EVERY
+    }
+}
+
+/// One worker: a backend, the pipeline's state, and what the worker does around it.
+pub struct Worker<I> {
+    io: I,
+    state: WorkerState,
+    /// The snapshot `state` is sized for and the prober and tap are bound to.
+    snapshot: Arc<Snapshot>,
+    tap: Option<Tap>,
+    prober: Option<Prober>,
+    last_probe_tick_ns: u64,
+    publisher: Option<Publisher>,
+}
+
+impl<I: FrameIo> Worker<I> {
+    /// A worker on `io` running `snapshot`.
+    pub fn new(io: I, snapshot: Arc<Snapshot>) -> Worker<I> {
+        Worker {
+            io,
+            state: WorkerState::new(&snapshot),
+            snapshot,
+            tap: None,
+            prober: None,
+            last_probe_tick_ns: 0,
+            publisher: None,
+        }
+    }
+
+    /// Offers every frame and its outcome to `tap` (drop capture).
+    pub fn capture(mut self, mut tap: Tap) -> Worker<I> {
+        tap.bind(self.snapshot.clone());
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Makes this the worker that sends the tunnel health probes.
+    pub fn probe(mut self) -> Worker<I> {
+        let mut prober = Prober::default();
+        prober.rebind(None, &self.snapshot);
+        self.prober = Some(prober);
+        self
+    }
+
+    /// Publishes counters into `report` a few times a second (and when the snapshot changes).
+    pub fn publish_to(mut self, report: Arc<Mutex<WorkerReport>>) -> Worker<I> {
+        self.publisher = Some(Publisher::new(report));
+        self
+    }
+
+    /// The pipeline's counters.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.state.stats
+    }
+
+    /// The pipeline's state (counters, limits, the last batch's outcomes).
+    pub fn state(&self) -> &WorkerState {
+        &self.state
+    }
+
+    /// The backend.
+    pub fn io(&self) -> &I {
+        &self.io
+    }
+
+    /// The backend, to change.
+    pub fn io_mut(&mut self) -> &mut I {
+        &mut self.io
+    }
+
+    /// The backend and the pipeline's state, when the worker is done.
+    pub fn into_parts(self) -> (I, WorkerState) {
+        (self.io, self.state)
+    }
+
+    /// Runs `snap` from the next batch on, if it is not the one running: between batches,
+    /// so no frame sees half of each. Rule indices change meaning, and buckets may have
+    /// changed, so their state restarts; customers and tunnels keep their counts by name.
+    pub fn follow(&mut self, snap: &Arc<Snapshot>) {
+        if Arc::ptr_eq(snap, &self.snapshot) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.snapshot, snap.clone());
+        self.state.stats.rebind(&old, snap);
+        if snap.dos.buckets != old.dos.buckets || snap.dos.table_size != old.dos.table_size || snap.icmp != old.icmp {
+            self.state.limits = Limits::new(snap);
+        }
+        if snap.frame_size != old.frame_size {
+            // Empty: the spill is sent after every batch.
+            self.state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+        }
+        if let Some(p) = &mut self.prober {
+            p.rebind(Some(&old), snap);
+        }
+        if let Some(tap) = &mut self.tap {
+            tap.bind(snap.clone());
+        }
+        if let Some(p) = &mut self.publisher {
+            p.publish(&self.state.stats, self.io.stats(), snap);
+        }
+    }
+
+    /// One batch: receive, process with Ethernet addresses `eth` (`None`: the next hop is
+    /// not resolved), offer to the capture, send the spill and any probes due.
+    pub fn poll(&mut self, eth: Option<EthernetAddrs>) -> std::io::Result<Polled> {
+        let began = self.publisher.is_some().then(Instant::now);
+        let (snap, state, tap) = (&self.snapshot, &mut self.state, &mut self.tap);
+        let polled = self.io.poll(&mut |frames| {
+            process_batch_via(snap, eth, frames, state);
+            if let Some(tap) = tap {
+                for (frame, outcome) in frames.iter().zip(state.outcomes()) {
+                    tap.offer(frame, outcome);
+                }
+            }
+        })?;
+        if let Some(prober) = &mut self.prober {
+            let now = crate::io::wall_clock_ns();
+            if now.saturating_sub(self.last_probe_tick_ns) >= PROBE_TICK_NS {
+                self.last_probe_tick_ns = now;
+                send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
+            }
+        }
+        if !self.state.spill.is_empty() {
+            self.io.send_spill(&mut self.state.spill)?;
+        }
+        if let Some(p) = &mut self.publisher {
+            if let (Polled::Frames(_), Some(began)) = (polled, began) {
+                p.record(began.elapsed().as_nanos() as u64);
+            }
+            if p.due() {
+                p.publish(&self.state.stats, self.io.stats(), &self.snapshot);
+            }
+        }
+        Ok(polled)
+    }
+
+    /// Polls until `stop`, following `shared` between batches and sending with the
+    /// addresses `eth` gives at each batch; `idle_sleep` after a poll that found nothing
+    /// (zero: spin). Then lets transmissions in flight complete (for at most 200 ms, so
+    /// that every frame is back where it is counted) and publishes a last time.
+    pub fn run(
+        &mut self,
+        shared: &ArcSwap<Snapshot>,
+        eth: impl Fn() -> Option<EthernetAddrs>,
+        stop: &AtomicBool,
+        idle_sleep: Duration,
+    ) -> std::io::Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            let snap = shared.load();
+            if !Arc::ptr_eq(&snap, &self.snapshot) {
+                self.follow(&arc_swap::Guard::into_inner(snap));
+            }
+            match self.poll(eth())? {
+                Polled::Idle if !idle_sleep.is_zero() => std::thread::sleep(idle_sleep),
+                Polled::Idle => std::hint::spin_loop(),
+                _ => {}
+            }
+        }
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while self.io.stats().frames.in_tx > 0 && Instant::now() < deadline {
+            let _ = self.poll(None);
+        }
+        if let Some(p) = &mut self.publisher {
+            p.publish(&self.state.stats, self.io.stats(), &self.snapshot);
+        }
+        Ok(())
+    }
+
+    /// Polls until the backend is exhausted (a capture, a list of frames).
+    pub fn run_to_end(&mut self, eth: Option<EthernetAddrs>) -> std::io::Result<()> {
+        while self.poll(eth)? != Polled::End {}
+        Ok(())
+    }
+}
+
+/// Sends the probes due at `now` into the spill (counted as sent), and says when a tunnel
+/// changes state.
+fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>, now: u64, state: &mut WorkerState) {
+    let (spill, stats) = (&mut state.spill, &mut state.stats);
+    prober.tick(
+        snap,
+        &snap.health_config,
+        now,
+        |t, seq| {
+            let before = spill.len();
+            let sent = health::spill_probe(snap, t, seq, eth, spill);
+            if sent {
+                stats.count_spilled(TxReason::HealthProbe, 1, spill.bytes_from(before));
+            }
+            sent
+        },
+        |change| {
+            let name = snap.tunnels.get(usize::from(change.tunnel)).map_or("?", |t| t.name.as_str());
+            let state = if change.up { "up: probes answered again" } else { "down: probes unanswered" };
+            eprintln!("transitd: tunnel {name} {state}");
+        },
+    );
+}
