@@ -2,17 +2,24 @@
 //!
 //! The program redirects to the rx queue's AF_XDP socket exactly the frames transitd owns
 //! and passes everything else to the kernel. This crate loads it, fills its maps from what
-//! the data plane tells it (owned prefixes, the anycast address, sockets per queue), attaches
-//! it (native, or generic as a fallback) and detaches it again: an [`Attached`] detaches when
-//! dropped, so every exit path that unwinds leaves the interface clean; [`detach`] removes a
-//! program left behind by a killed process.
+//! the data plane tells it (owned prefixes, the anycast address, tunnel remotes, sockets per
+//! queue) and attaches it (native, or generic as a fallback) through a BPF link: the kernel
+//! detaches it when the link's last file descriptor closes, so however transitd ends (a
+//! return, a panic, an abort, `kill -9`) the interface is left clean. It never replaces a
+//! program it did not attach ([`attach`](XdpProgram::attach) names the one it found);
+//! [`detach`] removes only a transitd program attached the old (netlink) way.
+
+mod attach;
+
+pub use attach::{AttachMode, Attached, Found, attached, detach};
 
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, Xdp, XdpFlags};
+use libbpf_rs::{MapCore, MapFlags};
+use zerocopy::{Immutable, IntoBytes};
 
 #[allow(clippy::all, missing_docs, unsafe_code)]
 mod skel {
@@ -27,11 +34,51 @@ const STAT_PASSED: u32 = 1;
 const STAT_NO_SOCKET: u32 = 2;
 const STAT_EGRESS_LOCAL: u32 = 3;
 const STAT_BACKBONE_LOCAL: u32 = 4;
+const STAT_GRE_NOT_OURS: u32 = 5;
 
 /// Table sizes of `consts.h`.
 const MAX_EGRESS_ADDRS: usize = 16384;
 const MAX_EGRESS_SLICES: usize = 16384 * 32;
 const MAX_BACKBONE_PEERS: usize = 4096;
+const MAX_TUNNEL_REMOTES: usize = 65536;
+
+/// The name the kernel knows the program by (its function name, `bpftool prog` shows it).
+pub const PROGRAM_NAME: &str = "xdp_transitd";
+
+/// `struct transitd_config` of `maps.h`, field for field: addresses in network order, the
+/// rest in host order. Its layout is checked against the compiled program's own type (BTF)
+/// in a test, so the bytes written are the bytes the program reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, IntoBytes, Immutable)]
+struct ConfigValue {
+    anycast_v4: [u8; 4],
+    has_anycast_v6: u32,
+    anycast_v6: [u8; 16],
+    su_enabled: u32,
+    backbone_v4: [u8; 4],
+    dc_backbone_v4: [u8; 4],
+    key_id: u32,
+    this_server: u16,
+    this_dc: u16,
+    reserved_ports: u16,
+    slice_size: u16,
+    slices: u32,
+    gre_not_ours_pass: u32,
+    unbound_action: u32,
+}
+
+/// `struct egress_addr` of `maps.h`: an egress address's data centre and row.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, IntoBytes, Immutable)]
+struct EgressAddrValue {
+    dc: u16,
+    pad: u16,
+    row: u32,
+}
+
+/// XDP actions (`enum xdp_action`).
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
 
 /// The program's configuration (its `config` map).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +89,21 @@ pub struct XdpConfig {
     pub anycast_v6: Option<Ipv6Addr>,
     /// Soft-unicast, if configured.
     pub soft_unicast: Option<SoftUnicastConfig>,
+    /// Pass GRE to the anycast address that is not ours to the kernel in XDP (else the data
+    /// plane drops and counts it).
+    pub gre_not_ours_pass: bool,
+    /// What becomes of owned traffic on a queue with no socket.
+    pub unbound_queue: UnboundQueue,
+}
+
+/// What the program does with owned traffic on a queue that has no socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnboundQueue {
+    /// Hand it to the kernel stack (fail open).
+    Pass,
+    /// Drop it (fail closed): no customer's traffic bypasses its firewall.
+    #[default]
+    Drop,
 }
 
 /// Soft-unicast's scalars for the program.
@@ -79,6 +141,39 @@ pub enum BpfError {
         /// The mode tried.
         mode: &'static str,
         /// The reason.
+        source: std::io::Error,
+    },
+    /// Another program is attached (or a running transitd holds the interface).
+    #[error(
+        "ifindex {ifindex} has an XDP program attached already: `{}` (id {}); {}",
+        found.name,
+        found.id,
+        if found.is_transitd() {
+            "a running transitd holds it (stop that one first)"
+        } else {
+            "transitd does not replace another program: remove it first (`ip link set dev IFACE xdp off`)"
+        }
+    )]
+    Occupied {
+        /// The interface.
+        ifindex: i32,
+        /// What is attached.
+        found: Found,
+    },
+    /// `detach` found a program that is not transitd's.
+    #[error("ifindex {ifindex}: the XDP program attached is `{}` (id {}), not transitd's: left alone", found.name, found.id)]
+    NotOurs {
+        /// The interface.
+        ifindex: i32,
+        /// What is attached.
+        found: Found,
+    },
+    /// Asking the kernel what is attached.
+    #[error("querying the XDP program of ifindex {ifindex}: {source}")]
+    Query {
+        /// The interface.
+        ifindex: i32,
+        /// The reason.
         source: libbpf_rs::Error,
     },
     /// A table larger than the program's maps.
@@ -99,17 +194,6 @@ pub enum BpfError {
     },
 }
 
-/// How to attach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachMode {
-    /// In the driver (fastest; every driver transitd targets supports it, veth included).
-    Native,
-    /// In the generic (skb) path: works everywhere, slower.
-    Generic,
-    /// Native, falling back to generic.
-    Auto,
-}
-
 /// Counters of the XDP program, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XdpStats {
@@ -123,21 +207,14 @@ pub struct XdpStats {
     pub egress_local: u64,
     /// Backbone GRE carrying such traffic, decapsulated and passed.
     pub backbone_local: u64,
+    /// GRE to the anycast address that is not ours (no tunnel's, version 1, another
+    /// payload), passed to the kernel.
+    pub gre_not_ours: u64,
 }
 
 /// The loaded (not necessarily attached) program.
 pub struct XdpProgram {
     skel: TransitdSkel<'static>,
-}
-
-/// The program attached to an interface; detaches when dropped.
-pub struct Attached<'p> {
-    program: &'p XdpProgram,
-    ifindex: i32,
-    /// `XdpFlags` bits (the type is not `Copy`).
-    flags: u32,
-    /// Whether the native mode failed and the generic one is in use.
-    pub generic: bool,
 }
 
 impl XdpProgram {
@@ -151,26 +228,8 @@ impl XdpProgram {
         Ok(XdpProgram { skel })
     }
 
-    fn prog_fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn prog_fd(&self) -> BorrowedFd<'_> {
         self.skel.progs.xdp_transitd.as_fd()
-    }
-
-    /// Attaches to `ifindex`. With [`AttachMode::Auto`], a failed native attach is retried
-    /// in generic mode and [`Attached::generic`] says so.
-    pub fn attach(&self, ifindex: i32, mode: AttachMode) -> Result<Attached<'_>, BpfError> {
-        let xdp = Xdp::new(self.prog_fd());
-        let try_mode = |flags: XdpFlags, name: &'static str| {
-            xdp.attach(ifindex, flags).map_err(|source| BpfError::Attach { ifindex, mode: name, source })
-        };
-        let (flags, generic) = match mode {
-            AttachMode::Native => (try_mode(XdpFlags::DRV_MODE, "native").map(|_| XdpFlags::DRV_MODE)?, false),
-            AttachMode::Generic => (try_mode(XdpFlags::SKB_MODE, "generic").map(|_| XdpFlags::SKB_MODE)?, true),
-            AttachMode::Auto => match try_mode(XdpFlags::DRV_MODE, "native") {
-                Ok(()) => (XdpFlags::DRV_MODE, false),
-                Err(_) => (try_mode(XdpFlags::SKB_MODE, "generic").map(|_| XdpFlags::SKB_MODE)?, true),
-            },
-        };
-        Ok(Attached { program: self, ifindex, flags: flags.bits(), generic })
     }
 
     /// Makes `fd` (an AF_XDP socket) receive the frames of rx queue `queue`.
@@ -186,28 +245,34 @@ impl XdpProgram {
     /// Sets the program's configuration: the anycast addresses GRE arrives at (IPv6
     /// optional) and soft-unicast's scalars (its tables are [`XdpProgram::set_egress`]'s).
     pub fn set_config(&self, config: &XdpConfig) -> Result<(), BpfError> {
-        // struct transitd_config (maps.h): addresses in network order, the rest native.
-        let mut value = [0u8; 52];
-        value[..4].copy_from_slice(&config.anycast.octets());
+        let mut value = ConfigValue {
+            anycast_v4: config.anycast.octets(),
+            gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
+            unbound_action: match config.unbound_queue {
+                UnboundQueue::Pass => XDP_PASS,
+                UnboundQueue::Drop => XDP_DROP,
+            },
+            ..ConfigValue::default()
+        };
         if let Some(v6) = config.anycast_v6 {
-            value[4..8].copy_from_slice(&1u32.to_ne_bytes());
-            value[8..24].copy_from_slice(&v6.octets());
+            value.has_anycast_v6 = 1;
+            value.anycast_v6 = v6.octets();
         }
         if let Some(su) = &config.soft_unicast {
-            value[24..28].copy_from_slice(&1u32.to_ne_bytes());
-            value[28..32].copy_from_slice(&su.backbone.octets());
-            value[32..36].copy_from_slice(&su.dc_backbone.octets());
-            value[36..40].copy_from_slice(&su.key_id.to_ne_bytes());
-            value[40..42].copy_from_slice(&su.this_server.to_ne_bytes());
-            value[42..44].copy_from_slice(&su.this_dc.to_ne_bytes());
-            value[44..46].copy_from_slice(&su.reserved_ports.to_ne_bytes());
-            value[46..48].copy_from_slice(&su.slice_size.to_ne_bytes());
-            value[48..52].copy_from_slice(&su.slices.to_ne_bytes());
+            value.su_enabled = 1;
+            value.backbone_v4 = su.backbone.octets();
+            value.dc_backbone_v4 = su.dc_backbone.octets();
+            value.key_id = su.key_id;
+            value.this_server = su.this_server;
+            value.this_dc = su.this_dc;
+            value.reserved_ports = su.reserved_ports;
+            value.slice_size = su.slice_size;
+            value.slices = su.slices;
         }
         self.skel
             .maps
             .config
-            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .update(&0u32.to_ne_bytes(), value.as_bytes(), MapFlags::ANY)
             .map_err(|source| BpfError::Map { map: "config", source })
     }
 
@@ -238,15 +303,12 @@ impl XdpProgram {
         }
         let mut keys = Vec::with_capacity(addresses.len());
         for (row, (addr, dc)) in addresses.iter().enumerate() {
-            // struct egress_addr { __u16 dc; __u16 pad; __u32 row; }
-            let mut value = [0u8; 8];
-            value[..2].copy_from_slice(&dc.to_ne_bytes());
-            value[4..].copy_from_slice(&(row as u32).to_ne_bytes());
+            let value = EgressAddrValue { dc: *dc, pad: 0, row: row as u32 };
             let key = addr.octets().to_vec();
             self.skel
                 .maps
                 .egress_addrs
-                .update(&key, &value, MapFlags::ANY)
+                .update(&key, value.as_bytes(), MapFlags::ANY)
                 .map_err(|source| BpfError::Map { map: "egress_addrs", source })?;
             keys.push(key);
         }
@@ -260,6 +322,27 @@ impl XdpProgram {
     pub fn set_owned_v4(&self, prefixes: &[(Ipv4Addr, u8)]) -> Result<(), BpfError> {
         let keys = prefixes.iter().map(|(a, len)| lpm_key(*len, &a.octets())).collect();
         replace_keys(&self.skel.maps.owned_v4, "owned_v4", keys)
+    }
+
+    /// Replaces the outer addresses of the configured tunnels' routers: GRE to the anycast
+    /// address from elsewhere is not ours.
+    pub fn set_tunnel_remotes(&self, v4: &[Ipv4Addr], v6: &[Ipv6Addr]) -> Result<(), BpfError> {
+        if v4.len() > MAX_TUNNEL_REMOTES || v6.len() > MAX_TUNNEL_REMOTES {
+            return Err(BpfError::TooLarge {
+                what: "tunnel remotes",
+                limit: format!("{MAX_TUNNEL_REMOTES} per address family"),
+            });
+        }
+        replace_keys(
+            &self.skel.maps.tunnel_remotes_v4,
+            "tunnel_remotes_v4",
+            v4.iter().map(|a| a.octets().to_vec()).collect(),
+        )?;
+        replace_keys(
+            &self.skel.maps.tunnel_remotes_v6,
+            "tunnel_remotes_v6",
+            v6.iter().map(|a| a.octets().to_vec()).collect(),
+        )
     }
 
     /// Replaces the owned IPv6 prefixes.
@@ -284,6 +367,7 @@ impl XdpProgram {
             no_socket: read(STAT_NO_SOCKET),
             egress_local: read(STAT_EGRESS_LOCAL),
             backbone_local: read(STAT_BACKBONE_LOCAL),
+            gre_not_ours: read(STAT_GRE_NOT_OURS),
         }
     }
 }
@@ -312,34 +396,43 @@ fn remove_stale(map: &impl MapCore, name: &'static str, keep: &[Vec<u8>]) -> Res
     Ok(())
 }
 
-impl Attached<'_> {
-    /// The interface.
-    pub fn ifindex(&self) -> i32 {
-        self.ifindex
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
 
-impl Drop for Attached<'_> {
-    fn drop(&mut self) {
-        let _ = Xdp::new(self.program.prog_fd()).detach(self.ifindex, XdpFlags::from_bits_retain(self.flags));
-    }
-}
+    use super::skel::types::{egress_addr, transitd_config};
+    use super::*;
 
-/// Removes whatever XDP program is attached to `ifindex`, in either mode (for a program
-/// left behind by a process that was killed). Returns whether one was attached.
-pub fn detach(ifindex: i32) -> Result<bool, BpfError> {
-    let program = XdpProgram::load()?;
-    let xdp = Xdp::new(program.prog_fd());
-    let mut found = false;
-    for bits in [XdpFlags::DRV_MODE.bits(), XdpFlags::SKB_MODE.bits()] {
-        if xdp.query_id(ifindex, XdpFlags::from_bits_retain(bits)).is_ok_and(|id| id != 0) {
-            found = true;
-            xdp.detach(ifindex, XdpFlags::from_bits_retain(bits)).map_err(|source| BpfError::Attach {
-                ifindex,
-                mode: "detach",
-                source,
-            })?;
+    /// The values written into the maps have the layout of the program's own types, which
+    /// libbpf-cargo generates from the compiled object's BTF (that is, from maps.h).
+    #[test]
+    fn map_values_match_the_programs_types() {
+        macro_rules! same {
+            ($ours:ty, $theirs:ty, [$($f:ident),*]) => {
+                assert_eq!(size_of::<$ours>(), size_of::<$theirs>(), stringify!($ours));
+                $(assert_eq!(offset_of!($ours, $f), offset_of!($theirs, $f), stringify!($f));)*
+            };
         }
+        same!(
+            ConfigValue,
+            transitd_config,
+            [
+                anycast_v4,
+                has_anycast_v6,
+                anycast_v6,
+                su_enabled,
+                backbone_v4,
+                dc_backbone_v4,
+                key_id,
+                this_server,
+                this_dc,
+                reserved_ports,
+                slice_size,
+                slices,
+                gre_not_ours_pass,
+                unbound_action
+            ]
+        );
+        same!(EgressAddrValue, egress_addr, [dc, pad, row]);
     }
-    Ok(found)
 }

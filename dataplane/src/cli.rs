@@ -173,9 +173,15 @@ pub struct RunArgs {
     /// `native` or `generic`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic"])]
     pub attach: String,
-    /// Socket bind mode: `copy` (works everywhere, veth included) or `zero-copy`.
-    #[arg(long, default_value = "copy", value_parser = ["copy", "zero-copy"])]
+    /// Socket bind mode: `auto` (zero-copy where the driver supports it, copy otherwise; the
+    /// log, `stats` and the metrics say which), `copy` (works everywhere, veth included) or
+    /// `zero-copy` (fails where the driver cannot).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "copy", "zero-copy"])]
     pub bind: String,
+    /// Back each queue's UMEM with huge pages (fewer TLB misses); without them available, a
+    /// log line says so and ordinary pages are used.
+    #[arg(long)]
+    pub huge_pages: bool,
     /// Seconds between progress lines (per-worker pps, drops by reason); 0 for none.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub stats_interval: Duration,
@@ -298,11 +304,12 @@ impl RunArgs {
                 "generic" => transitd_bpf::AttachMode::Generic,
                 _ => transitd_bpf::AttachMode::Auto,
             },
-            bind: if self.bind == "zero-copy" {
-                crate::io::afxdp::BindMode::ZeroCopy
-            } else {
-                crate::io::afxdp::BindMode::Copy
+            bind: match self.bind.as_str() {
+                "zero-copy" => crate::io::afxdp::BindMode::ZeroCopy,
+                "copy" => crate::io::afxdp::BindMode::Copy,
+                _ => crate::io::afxdp::BindMode::Auto,
             },
+            huge_pages: self.huge_pages,
             stats_interval: self.stats_interval,
             idle_sleep: Duration::from_micros(self.idle_sleep_us),
             busy_poll: !self.no_busy_poll,

@@ -200,10 +200,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Detach { iface } => {
-            if transitd::run::detach(&iface)? {
-                println!("detached the XDP program from {iface}");
-            } else {
-                println!("no XDP program was attached to {iface}");
+            match transitd::run::detach(&iface)? {
+                Some(found) => println!("detached a stale transitd XDP program (id {}) from {iface}", found.id),
+                None => println!("no XDP program was attached to {iface}"),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -322,13 +322,46 @@ impl Collector for TransitdCollector {
         for (w, r) in workers.iter().zip(&reports) {
             let io = &r.io;
             for (event, n) in [
+                ("sent", io.tx),
+                ("completed", io.completed),
                 ("tx_ring_full", io.tx_ring_full),
+                ("backpressure", io.backpressure),
                 ("spill_no_frame", io.spill_no_frame),
                 ("bad_descriptor", io.bad_descriptors),
+                ("bad_tx", io.bad_tx),
                 ("kick", io.kicks),
+                ("kick_error", io.kick_errors),
             ] {
                 sample(&mut m, &[("worker", w.as_str()), ("event", event)], n, MetricType::Counter)?;
             }
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_afxdp_kernel_drops",
+            "What the kernel counts for each worker's AF_XDP socket (XDP_STATISTICS)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            let k = &r.io.socket;
+            for (reason, n) in [
+                ("rx_ring_full", k.rx_ring_full),
+                ("fill_ring_empty", k.rx_fill_ring_empty),
+                ("rx_dropped", k.rx_dropped),
+                ("rx_invalid_descs", k.rx_invalid_descs),
+                ("tx_invalid_descs", k.tx_invalid_descs),
+                ("tx_ring_empty", k.tx_ring_empty),
+            ] {
+                sample(&mut m, &[("worker", w.as_str()), ("reason", reason)], n, MetricType::Counter)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_afxdp_zero_copy",
+            "1 while the worker's socket is bound in zero-copy mode, 0 in copy mode",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            sample(&mut m, &[("worker", w.as_str())], u64::from(r.io.zero_copy), MetricType::Gauge)?;
         }
 
         let xdp = src.xdp.lock().map(|x| *x).unwrap_or_default();
@@ -344,6 +377,7 @@ impl Collector for TransitdCollector {
             ("no_socket", xdp.no_socket),
             ("egress_local", xdp.egress_local),
             ("backbone_local", xdp.backbone_local),
+            ("gre_not_ours", xdp.gre_not_ours),
         ] {
             sample(&mut m, &[("action", action)], n, MetricType::Counter)?;
         }
@@ -669,12 +703,12 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
             "\n{:<20} {:>14} {:>14} {:>14} {:>14}   (packets{unit})",
             "customer", "tx", "pass", "drop", "consumed"
         );
+        // One pass over the samples, so that many customers cost linear time.
+        let by_verdict: HashMap<(&str, &str), f64> = find("transitd_customer_packets_total")
+            .map(|s| ((s.label("customer"), s.label("verdict")), value(s)))
+            .collect();
         for c in customers {
-            let of = |verdict: &str| {
-                find("transitd_customer_packets_total")
-                    .find(|s| s.label("customer") == c && s.label("verdict") == verdict)
-                    .map_or(0.0, value)
-            };
+            let of = |verdict: &str| by_verdict.get(&(c, verdict)).copied().unwrap_or(0.0);
             let _ = writeln!(
                 out,
                 "{c:<20} {:>14.0} {:>14.0} {:>14.0} {:>14.0}",
@@ -698,27 +732,53 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
             "\n{:<20} {:<14} {:<8} {:>14} {:>14} {:>14}   (packets{unit})",
             "tunnel", "customer", "health", "received", "dropped", "sent"
         );
+        let packets: HashMap<(&str, &str), f64> = find("transitd_tunnel_packets_total")
+            .map(|s| ((s.label("tunnel"), s.label("direction")), value(s)))
+            .collect();
+        let dropped: HashMap<&str, f64> =
+            find("transitd_tunnel_received_dropped_packets_total").map(|s| (s.label("tunnel"), value(s))).collect();
+        let up: HashMap<&str, f64> = find("transitd_tunnel_up").map(|s| (s.label("tunnel"), s.value)).collect();
         for (t, c) in tunnels {
-            let of = |name: &'static str, direction: &str| {
-                find(name)
-                    .find(|s| s.label("tunnel") == t && (direction.is_empty() || s.label("direction") == direction))
-                    .map_or(0.0, value)
-            };
-            let health = match find("transitd_tunnel_up").find(|s| s.label("tunnel") == t) {
-                Some(s) if s.value > 0.0 => "up",
+            let health = match up.get(t) {
+                Some(v) if *v > 0.0 => "up",
                 Some(_) => "DOWN",
                 None => "-",
             };
             let _ = writeln!(
                 out,
                 "{t:<20} {c:<14} {health:<8} {:>14.0} {:>14.0} {:>14.0}",
-                of("transitd_tunnel_packets_total", "received"),
-                of("transitd_tunnel_received_dropped_packets_total", ""),
-                of("transitd_tunnel_packets_total", "sent"),
+                packets.get(&(t, "received")).copied().unwrap_or(0.0),
+                dropped.get(t).copied().unwrap_or(0.0),
+                packets.get(&(t, "sent")).copied().unwrap_or(0.0),
             );
         }
     }
 
+    let mut sockets = String::new();
+    for s in find("transitd_afxdp_zero_copy") {
+        let w = s.label("worker");
+        let event = |e: &str| {
+            find("transitd_afxdp_events_total")
+                .find(|x| x.label("worker") == w && x.label("event") == e)
+                .map_or(0.0, value)
+        };
+        let drops: Vec<String> = find("transitd_afxdp_kernel_drops_total")
+            .filter(|x| x.label("worker") == w && x.value > 0.0)
+            .map(|x| format!("{} {:.0}", x.label("reason"), value(x)))
+            .collect();
+        let _ = writeln!(
+            sockets,
+            "{w:<8} {:<10} sent {:.0} completed {:.0} backpressure {:.0}; kernel drops: {}",
+            if s.value > 0.0 { "zero-copy" } else { "copy" },
+            event("sent"),
+            event("completed"),
+            event("backpressure"),
+            if drops.is_empty() { "none".to_string() } else { drops.join(", ") }
+        );
+    }
+    if !sockets.is_empty() {
+        let _ = write!(out, "\nAF_XDP sockets{}\n{sockets}", if unit.is_empty() { "" } else { " (per second)" });
+    }
     let xdp: Vec<String> =
         find("transitd_xdp_packets_total").map(|s| format!("{} {:.0}", s.label("action"), value(s))).collect();
     let _ = writeln!(out, "\nxdp: {}", xdp.join(", "));

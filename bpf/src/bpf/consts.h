@@ -19,8 +19,13 @@
 #define MAX_EGRESS_SLICES (16384 * 32)
 /* Backbone peers (servers and data centres of the fleet). */
 #define MAX_BACKBONE_PEERS 4096
+/* Tunnel remotes per family: every configuration's tunnels fit (tunnel ids are 16 bits). */
+#define MAX_TUNNEL_REMOTES 65536
 /* No server owns the slice. */
 #define NO_OWNER 0xffff
+
+/* GRE header bits (RFC 2784): the version is the low 3 bits of the flags word. */
+#define GRE_VERSION_MASK 0x0007
 
 /* Counters, one slot each in the per-CPU `stats` map (dataplane reads them by these indices). */
 #define STAT_REDIRECTED 0 /* handed to the AF_XDP socket of the rx queue */
@@ -28,4 +33,5 @@
 #define STAT_NO_SOCKET 2  /* ours, but no socket on this queue: to the kernel stack */
 #define STAT_EGRESS_LOCAL 3   /* return traffic this server owns: to the kernel (its socket) */
 #define STAT_BACKBONE_LOCAL 4 /* backbone GRE for this server: decapsulated, to the kernel */
-#define STAT_COUNT 5
+#define STAT_GRE_NOT_OURS 5   /* GRE to the anycast address that is not ours: to the kernel */
+#define STAT_COUNT 6

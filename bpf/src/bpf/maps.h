@@ -35,6 +35,13 @@ struct transitd_config {
 	__u16 reserved_ports;
 	__u16 slice_size;
 	__u32 slices;
+	/* GRE to the anycast address that is not ours (from a source no tunnel has, version 1,
+	 * a payload other than IPv4 and IPv6): 1 passes it to the kernel here, 0 redirects it
+	 * for the data plane to drop and count (`gre_unsupported` in [server]). */
+	__u32 gre_not_ours_pass;
+	/* What becomes of owned traffic on a queue with no socket: XDP_PASS or XDP_DROP
+	 * (`unbound_queue` in [server]). */
+	__u32 unbound_action;
 };
 
 /* An egress address: its data centre and its row in `egress_owners`. */
@@ -100,6 +107,26 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } backbone_peers SEC(".maps");
+
+/* Outer addresses of the configured tunnels' routers (network order): GRE to the anycast
+ * address from anywhere else is not ours. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNEL_REMOTES);
+	__type(key, __u32);
+	__type(value, __u8);
+} tunnel_remotes_v4 SEC(".maps");
+
+struct ipv6_addr_ {
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNEL_REMOTES);
+	__type(key, struct ipv6_addr_);
+	__type(value, __u8);
+} tunnel_remotes_v6 SEC(".maps");
 
 /* Per-CPU counters, indexed by STAT_*: no atomics on the packet path. */
 struct {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* transitd's XDP program: redirect to the rx queue's AF_XDP socket exactly the frames
- * transitd owns (destination in an owned prefix; GRE to the anycast address; soft-unicast
- * return traffic another server owns) and pass everything else to the kernel, so the host's
- * own traffic (SSH, ARP, its addresses, the sockets of its own egress slices) keeps working.
+ * transitd owns (destination in an owned prefix; GRE to the anycast address from a tunnel's
+ * router; soft-unicast return traffic another server owns) and pass everything else to the
+ * kernel, so the host's own traffic (SSH, ARP, its addresses, the sockets of its own egress
+ * slices, GRE that is not a tunnel's) keeps working. What the data plane would only pass is
+ * passed here, so that as little as possible takes the exception path back to the kernel.
  * Every decision is counted before it is returned. Policy beyond "ours or not" is
  * userspace's. */
 
@@ -27,33 +29,69 @@ static __always_inline int count(__u32 stat, int action)
 	return action;
 }
 
-static __always_inline int is_ours_v4(struct iphdr *ip)
+/* What the program does with a frame. */
+enum verdict_ {
+	NOT_OURS,     /* to the kernel */
+	OURS,         /* to the rx queue's AF_XDP socket */
+	GRE_NOT_OURS, /* GRE to the anycast address that is not transitd's: to the kernel */
+};
+
+struct gre_base_ {
+	__be16 flags;
+	__be16 proto;
+};
+
+/* GRE to the anycast address is transitd's when it comes from a configured tunnel's router,
+ * is version 0 and carries IPv4 or IPv6 (what the data plane decapsulates). The rest is
+ * passed to the kernel here unless the configuration asks the data plane to drop (and count)
+ * it. A truncated or fragmented header is left to the data plane, which drops it with a
+ * reason. */
+static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, int known, int fragment)
+{
+	struct gre_base_ *g = gre;
+	if (fragment || (void *)(g + 1) > end)
+		return OURS;
+	int plain = (g->flags & bpf_htons(GRE_VERSION_MASK)) == 0 &&
+		    (g->proto == bpf_htons(ETH_P_IP) || g->proto == bpf_htons(ETH_P_IPV6));
+	if (known && plain)
+		return OURS;
+	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
+}
+
+static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip, void *end)
 {
 	struct lpm_v4_key key = { .prefixlen = 32, .addr = ip->daddr };
 	if (bpf_map_lookup_elem(&owned_v4, &key))
-		return 1;
-	__u32 zero = 0;
-	struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	/* GRE from customer routers (and peer servers) to the shared anycast address. */
-	return cfg && cfg->anycast_v4 && ip->protocol == IPPROTO_GRE_ && ip->daddr == cfg->anycast_v4;
+		return OURS;
+	/* GRE from customer routers to the shared anycast address. */
+	if (!cfg->anycast_v4 || ip->protocol != IPPROTO_GRE_ || ip->daddr != cfg->anycast_v4)
+		return NOT_OURS;
+	__u32 src = ip->saddr;
+	int known = bpf_map_lookup_elem(&tunnel_remotes_v4, &src) != 0;
+	int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
+	__u32 ihl = (ip->ihl & 0xf) * 4;
+	return gre_fate(cfg, (void *)ip + ihl, end, known, fragment);
 }
 
-static __always_inline int is_ours_v6(struct ipv6hdr *ip)
+static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *ip, void *end)
 {
 	struct lpm_v6_key key = { .prefixlen = 128 };
 	__builtin_memcpy(key.addr, &ip->daddr, sizeof(key.addr));
 	if (bpf_map_lookup_elem(&owned_v6, &key))
-		return 1;
-	__u32 zero = 0;
-	struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		return OURS;
 	/* GRE over IPv6 to the IPv6 anycast address (right behind the fixed header: routers
 	 * send no extension headers on tunnel traffic). */
-	if (!cfg || !cfg->has_anycast_v6 || ip->nexthdr != IPPROTO_GRE_)
-		return 0;
+	if (!cfg->has_anycast_v6 || ip->nexthdr != IPPROTO_GRE_)
+		return NOT_OURS;
 	__u32 want[4], got[4];
 	__builtin_memcpy(want, cfg->anycast_v6, 16);
 	__builtin_memcpy(got, &ip->daddr, 16);
-	return want[0] == got[0] && want[1] == got[1] && want[2] == got[2] && want[3] == got[3];
+	if (want[0] != got[0] || want[1] != got[1] || want[2] != got[2] || want[3] != got[3])
+		return NOT_OURS;
+	struct ipv6_addr_ src;
+	__builtin_memcpy(src.addr, &ip->saddr, sizeof(src.addr));
+	int known = bpf_map_lookup_elem(&tunnel_remotes_v6, &src) != 0;
+	return gre_fate(cfg, ip + 1, end, known, 0);
 }
 
 SEC("xdp")
@@ -63,18 +101,20 @@ int xdp_transitd(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	__be16 proto;
 	void *l3;
-	int ours = 0;
+	int fate = NOT_OURS;
 
 	if (!parse_ethernet(data, end, &proto, &l3))
 		return count(STAT_PASSED, XDP_PASS);
 
+	__u32 zero = 0;
+	struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return count(STAT_PASSED, XDP_PASS);
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > end)
 			return count(STAT_PASSED, XDP_PASS);
-		__u32 zero = 0;
-		struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
-		if (cfg && cfg->su_enabled) {
+		if (cfg->su_enabled) {
 			/* Soft-unicast return traffic: this server's goes to its socket in the
 			 * kernel, another's to the data plane to forward. */
 			int mine = egress_mine(cfg, ip, end);
@@ -83,26 +123,29 @@ int xdp_transitd(struct xdp_md *ctx)
 			int to_backbone = ip->protocol == IPPROTO_GRE_ &&
 					  (ip->daddr == cfg->backbone_v4 || ip->daddr == cfg->dc_backbone_v4);
 			if (mine == 0) {
-				ours = 1;
+				fate = OURS;
 			} else if (to_backbone) {
 				/* Packet pointers are stale after this call (it may move the head). */
 				if (backbone_mine(ctx, cfg))
 					return count(STAT_BACKBONE_LOCAL, XDP_PASS);
-				ours = 1; /* another server's, or not the plain shape: the data plane's */
+				fate = OURS; /* another server's, or not the plain shape: the data plane's */
 			}
 		}
-		if (!ours)
-			ours = is_ours_v4(ip);
+		if (fate == NOT_OURS)
+			fate = fate_v4(cfg, ip, end);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > end)
 			return count(STAT_PASSED, XDP_PASS);
-		ours = is_ours_v6(ip6);
+		fate = fate_v6(cfg, ip6, end);
 	}
-	if (!ours)
+	if (fate == GRE_NOT_OURS)
+		return count(STAT_GRE_NOT_OURS, XDP_PASS);
+	if (fate != OURS)
 		return count(STAT_PASSED, XDP_PASS);
 
-	/* XDP_PASS in the flags: the action when the queue has no socket (yet). */
-	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	/* The flags' low bits are the action when the queue has no socket: pass (fail open) or
+	 * drop (fail closed), as configured. */
+	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, cfg->unbound_action == XDP_DROP ? XDP_DROP : XDP_PASS);
 	return count(action == XDP_REDIRECT ? STAT_REDIRECTED : STAT_NO_SOCKET, action);
 }

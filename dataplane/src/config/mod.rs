@@ -237,10 +237,16 @@ pub struct ServerSection {
     /// The next-hop router's IP address: `transitd run` learns its MAC from the kernel's
     /// neighbour table (and keeps it fresh). Ignored when `next_hop_mac` is set.
     pub next_hop: Option<Spanned<String>>,
-    /// GRE that is not ours to decapsulate (version 1, i.e. PPTP, or a payload other than
-    /// IPv4 and IPv6) sent to the anycast address: `pass` (default) or `drop`.
+    /// GRE that is not ours to decapsulate (from a source no tunnel has, version 1, i.e.
+    /// PPTP, or a payload other than IPv4 and IPv6) sent to the anycast address: `pass`
+    /// (default) or `drop`.
     #[serde(default)]
     pub gre_unsupported: NotOurs,
+    /// Owned traffic arriving on a NIC queue that has no transitd socket: `drop` (default:
+    /// fail closed, so that no customer's traffic bypasses its firewall) or `pass` to the
+    /// host's stack (fail open).
+    #[serde(default = "fail_closed")]
+    pub unbound_queue: NotOurs,
     /// Fragment IPv4 packets without DF that exceed a tunnel's MTU (default true); when
     /// false they are dropped as `mtu_exceeded`.
     #[serde(default = "yes")]
@@ -258,6 +264,10 @@ pub struct ServerSection {
 
 fn yes() -> bool {
     true
+}
+
+fn fail_closed() -> NotOurs {
+    NotOurs::Drop
 }
 
 /// What happens to traffic that is not transitd's to forward.

@@ -40,18 +40,49 @@ pub struct IoStats {
     pub rx: u64,
     /// Frames put on the tx ring.
     pub tx: u64,
-    /// Transmissions the kernel completed.
+    /// Transmissions the kernel completed (took off the tx ring and is done with).
     pub completed: u64,
-    /// Frames to send dropped because the tx ring was full.
+    /// Frames to send that did not fit the tx ring (never happens while backpressure holds).
     pub tx_ring_full: u64,
-    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame.
+    /// Polls that received fewer frames than a batch because the tx ring had no room for
+    /// them: receiving waits for transmission rather than dropping what it forwards.
+    pub backpressure: u64,
+    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame or tx room.
     pub spill_no_frame: u64,
-    /// Descriptors the kernel handed over that did not describe one of our frames.
+    /// Descriptors the kernel handed over that did not describe one of our frames as lent
+    /// (counted and left out of the pipeline; a frame of ours goes back to the free list).
     pub bad_descriptors: u64,
+    /// Tx verdicts the backend refused to send: empty, or running past their frame.
+    pub bad_tx: u64,
     /// sendto/recvfrom kicks.
     pub kicks: u64,
+    /// Kicks the kernel refused with an error other than "again" or "busy".
+    pub kick_errors: u64,
     /// Where the frames are.
     pub frames: FrameCount,
+    /// The kernel's own counters of the socket (`XDP_STATISTICS`).
+    pub socket: SocketStats,
+    /// The socket is bound in zero-copy mode (`XDP_OPTIONS`); false for copy mode and for
+    /// backends without sockets.
+    pub zero_copy: bool,
+}
+
+/// What the kernel counts for an AF_XDP socket (`XDP_STATISTICS`): where frames were lost
+/// on its side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Frames dropped for other reasons than a full rx ring or an empty fill ring.
+    pub rx_dropped: u64,
+    /// Invalid descriptors on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors on the tx ring.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the rx ring was full (the worker fell behind).
+    pub rx_ring_full: u64,
+    /// Frames dropped because the fill ring was empty (no frame to receive into).
+    pub rx_fill_ring_empty: u64,
+    /// Times the tx ring was found empty when the kernel looked.
+    pub tx_ring_empty: u64,
 }
 
 /// What one poll did.

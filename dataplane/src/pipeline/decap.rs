@@ -91,6 +91,13 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     }
     let tid = match find_tunnel(snap, outer_source(outer_key, outer.is_ipv6), repr.key) {
         Ok(t) => t,
+        // From no tunnel's router: not ours, as GRE of another version is.
+        Err(DropReason::GreUnknownTunnel) => {
+            return match snap.gre_unsupported {
+                Fate::Pass => Verdict::Pass(PassReason::GreUnknownTunnel),
+                Fate::Drop => Verdict::Drop(DropReason::GreUnknownTunnel),
+            };
+        }
         Err(reason) => return Verdict::Drop(reason),
     };
     let tunnel = &snap.tunnels[usize::from(tid)];

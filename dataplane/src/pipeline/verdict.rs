@@ -85,7 +85,7 @@ reasons! {
         BadGreHeader = "bad_gre_header",
         /// GRE checksum does not verify.
         BadGreChecksum = "bad_gre_checksum",
-        /// GRE to the anycast address from a source that is no tunnel's remote.
+        /// GRE to the anycast address from a source that is no tunnel's remote, with `gre_unsupported = "drop"`.
         GreUnknownTunnel = "gre_unknown_tunnel",
         /// GRE from a tunnel's remote without the tunnel's key (or with a key it has none of).
         GreKeyMismatch = "gre_key_mismatch",
@@ -122,6 +122,8 @@ reasons! {
         NoCustomer = "no_customer",
         /// GRE that is not ours (version 1, i.e. PPTP, or other payloads).
         GreUnsupported = "gre_unsupported",
+        /// GRE to the anycast address from a source that is no tunnel's remote.
+        GreUnknownTunnel = "gre_unknown_tunnel",
         /// Return traffic to a shared egress address that this server owns: its socket is
         /// in the host's stack.
         EgressLocal = "egress_local",

@@ -54,8 +54,11 @@ pub struct Snapshot {
     pub frame_size: usize,
     /// Fate of IP traffic for no customer.
     pub unmatched: Fate,
-    /// Fate of GRE to the anycast address that is not ours (version 1, other payloads).
+    /// Fate of GRE to the anycast address that is not ours (no tunnel's, version 1, other
+    /// payloads).
     pub gre_unsupported: Fate,
+    /// Fate of owned traffic on a NIC queue with no socket (the XDP program's choice).
+    pub unbound_queue: Fate,
     /// Fragment IPv4 without DF that exceeds a tunnel's MTU (else drop it).
     pub fragment_ipv4: bool,
     /// Clamp the MSS of SYNs entering or leaving a tunnel.
@@ -505,6 +508,7 @@ impl Builder<'_> {
             frame_size,
             unmatched: server.unmatched.into(),
             gre_unsupported: server.gre_unsupported.into(),
+            unbound_queue: server.unbound_queue.into(),
             fragment_ipv4: server.fragment_ipv4,
             mss_clamp: server.mss_clamp,
             icmp,

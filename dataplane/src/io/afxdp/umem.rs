@@ -1,39 +1,64 @@
-//! The UMEM mapping and the four rings of one AF_XDP socket, over libxdp (libxdp-sys).
+//! One AF_XDP socket and its UMEM over libxdp (libxdp-sys): the mapping, the four rings and
+//! the socket options, as the [`Xsk`] trait the backend's bookkeeping is written against.
 //!
-//! This file is the ring/UMEM boundary: every `unsafe` block of the AF_XDP backend is here
-//! or in `mod.rs` where frames are lent out, each with the invariant that makes it sound.
+//! This file is the ring/UMEM boundary: every `unsafe` block of the AF_XDP backend is here,
+//! each with the invariant that makes it sound.
+//!
+//! Teardown order matters to libxdp: a socket must be deleted before its UMEM, and the UMEM
+//! before the fill and completion ring structs it keeps pointers into (to unmap them). So the
+//! UMEM owns those two ring structs (boxed, so they never move), the socket owns the rx and
+//! tx ring structs, and [`XskSocket`] drops the socket first. A bind that fails leaves no
+//! socket; the UMEM is then deleted while its rings are still alive.
 
 use std::ffi::CStr;
 use std::io;
 use std::ptr;
 
+use arrayvec::ArrayVec;
 use libxdp_sys as xdp;
 
-use super::{AfXdpConfig, BindMode};
+use super::{AfXdpConfig, BindMode, Desc, Kick, SocketStats, Xsk};
+use crate::pipeline::BATCH_SIZE;
 
-/// The memory frames live in, mapped for the UMEM's lifetime.
-pub(super) struct Umem {
+/// The memory frames live in, registered as a UMEM, with its fill and completion rings.
+struct Umem {
     area: *mut u8,
     len: usize,
     frame_size: usize,
     umem: *mut xdp::xsk_umem,
+    /// Boxed: libxdp keeps pointers to these until `xsk_umem__delete`.
+    rings: Box<UmemRings>,
+    huge_pages: bool,
 }
 
-/// The rings and the socket. Boxed: libxdp keeps pointers to these ring structs (to unmap
-/// them on delete), so they must not move.
-pub(super) struct Rings {
+struct UmemRings {
     fill: xdp::xsk_ring_prod,
     comp: xdp::xsk_ring_cons,
-    rx: xdp::xsk_ring_cons,
-    tx: xdp::xsk_ring_prod,
-    xsk: *mut xdp::xsk_socket,
 }
 
-// SAFETY: the UMEM mapping and rings are used by one worker thread at a time; the raw pointers
-// are not shared, only moved with their owner to the thread that polls them.
-unsafe impl Send for Umem {}
-// SAFETY: as above.
-unsafe impl Send for Rings {}
+/// The socket and its rx and tx rings.
+struct Socket {
+    xsk: *mut xdp::xsk_socket,
+    /// Boxed: libxdp keeps pointers to these until `xsk_socket__delete`.
+    rings: Box<SocketRings>,
+}
+
+struct SocketRings {
+    rx: xdp::xsk_ring_cons,
+    tx: xdp::xsk_ring_prod,
+}
+
+/// One queue's AF_XDP socket with its UMEM.
+pub struct XskSocket {
+    // Field order is drop order: the socket goes before the UMEM it uses.
+    socket: Socket,
+    umem: Umem,
+    zero_copy: bool,
+}
+
+// SAFETY: the mapping, rings and socket are used by one worker thread at a time; the raw
+// pointers are not shared, only moved with their owner to the thread that polls them.
+unsafe impl Send for XskSocket {}
 
 fn check(ret: i32, what: &str) -> io::Result<()> {
     if ret == 0 {
@@ -44,28 +69,33 @@ fn check(ret: i32, what: &str) -> io::Result<()> {
     }
 }
 
+/// Maps `len` bytes, of huge pages if asked and possible; says whether it got huge pages.
+/// `MAP_POPULATE` touches every page now, from the calling thread: a worker that maps its
+/// own UMEM after it is pinned gets memory on its own NUMA node.
+fn map(len: usize, huge_pages: bool) -> io::Result<(*mut u8, bool)> {
+    let base = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
+    for (flags, huge) in [(base | libc::MAP_HUGETLB, true), (base, false)] {
+        if huge && !huge_pages {
+            continue;
+        }
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked
+        // and the mapping is unmapped exactly once, by `Umem::drop`.
+        let area = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        if area != libc::MAP_FAILED {
+            return Ok((area.cast(), huge));
+        }
+    }
+    Err(io::Error::last_os_error())
+}
+
 impl Umem {
-    /// Maps `cfg.frames` frames, registers them as a UMEM, and binds a socket on `ifname`.
-    pub(super) fn create(ifname: &CStr, cfg: &AfXdpConfig) -> io::Result<(Umem, Box<Rings>)> {
+    fn create(cfg: &AfXdpConfig) -> io::Result<Umem> {
         let frame_size = cfg.frame_size as usize;
         let len = frame_size * cfg.frames as usize;
-        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
-        let area = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if area == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let mut umem = Umem { area: area.cast(), len, frame_size, umem: ptr::null_mut() };
+        let (area, huge_pages) = map(len, cfg.huge_pages)?;
         // SAFETY: all-zero is a valid value for these plain C structs; libxdp fills them in.
-        let mut rings = Box::new(unsafe { std::mem::zeroed::<Rings>() });
+        let rings = Box::new(unsafe { std::mem::zeroed::<UmemRings>() });
+        let mut umem = Umem { area, len, frame_size, umem: ptr::null_mut(), rings, huge_pages };
         let ucfg = xdp::xsk_umem_config {
             fill_size: cfg.ring_size,
             comp_size: cfg.ring_size,
@@ -73,61 +103,30 @@ impl Umem {
             frame_headroom: 0,
             flags: 0,
         };
-        // SAFETY: `area` is a live mapping of `len` bytes owned by `umem`, which outlives the
-        // xsk_umem (deleted in Drop before the unmap); the ring structs are boxed and outlive it.
-        let ret =
-            unsafe { xdp::xsk_umem__create(&mut umem.umem, area, len as u64, &mut rings.fill, &mut rings.comp, &ucfg) };
-        check(ret, "creating the UMEM")?;
-        // SAFETY: all-zero is valid for the config struct (the union included).
-        let mut scfg: xdp::xsk_socket_config = unsafe { std::mem::zeroed() };
-        scfg.rx_size = cfg.ring_size;
-        scfg.tx_size = cfg.ring_size;
-        scfg.__bindgen_anon_1.libxdp_flags = xdp::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
-        scfg.bind_flags = (xdp::XDP_USE_NEED_WAKEUP
-            | match cfg.bind {
-                BindMode::Copy => xdp::XDP_COPY,
-                BindMode::ZeroCopy => xdp::XDP_ZEROCOPY,
-            }) as u16;
-        // SAFETY: `ifname` is a valid C string; the UMEM was created above; the ring structs
-        // are boxed, so the pointers libxdp keeps to them stay valid until the socket is deleted.
+        // SAFETY: `area` is a live mapping of `len` bytes owned by `umem`, which deletes the
+        // xsk_umem before unmapping it; the ring structs are boxed inside `umem` and freed
+        // only after that delete (Drop runs before the fields are dropped).
         let ret = unsafe {
-            xdp::xsk_socket__create(
-                &mut rings.xsk,
-                ifname.as_ptr(),
-                cfg.queue,
-                umem.umem,
-                &mut rings.rx,
-                &mut rings.tx,
-                &scfg,
+            xdp::xsk_umem__create(
+                &mut umem.umem,
+                area.cast(),
+                len as u64,
+                &mut umem.rings.fill,
+                &mut umem.rings.comp,
+                &ucfg,
             )
         };
-        check(ret, &format!("binding an AF_XDP socket to {} queue {}", ifname.to_string_lossy(), cfg.queue))?;
-        Ok((umem, rings))
-    }
-
-    pub(super) fn base(&self) -> *mut u8 {
-        self.area
-    }
-
-    pub(super) fn frame_size(&self) -> usize {
-        self.frame_size
-    }
-
-    /// Mask from an address inside a frame to the frame's start (frame sizes are powers of 2).
-    pub(super) fn frame_mask(&self) -> u64 {
-        !(self.frame_size as u64 - 1)
-    }
-
-    /// True when `chunk` is the start of one of this UMEM's frames.
-    pub(super) fn holds(&self, chunk: u64) -> bool {
-        (chunk as usize) < self.len && (chunk as usize).is_multiple_of(self.frame_size)
+        check(ret, "creating the UMEM")?;
+        Ok(umem)
     }
 }
 
 impl Drop for Umem {
     fn drop(&mut self) {
-        // SAFETY: the socket (in `Rings`) is dropped before this (field order in AfXdpIo);
-        // the UMEM pointer came from xsk_umem__create; the mapping is ours.
+        // SAFETY: every socket using this UMEM was deleted first (field order in XskSocket,
+        // and a failed bind leaves none); the pointer came from xsk_umem__create and is
+        // deleted once; the ring structs it points into are still alive (fields drop after
+        // this); the mapping is ours and unmapped once.
         unsafe {
             if !self.umem.is_null() {
                 xdp::xsk_umem__delete(self.umem);
@@ -137,103 +136,106 @@ impl Drop for Umem {
     }
 }
 
-impl Rings {
-    pub(super) fn fd(&self) -> i32 {
-        // SAFETY: the socket was created in Umem::create and lives as long as `self`.
-        unsafe { xdp::xsk_socket__fd(self.xsk) }
-    }
-
-    /// Moves frames from `free` to the fill ring; returns how many.
-    pub(super) fn fill(&mut self, free: &mut Vec<u64>) -> usize {
-        let mut idx = 0;
-        // Reserving is all or nothing: ask for no more than the ring has room for.
-        // SAFETY: `self.fill` is the UMEM's fill ring, set up by libxdp.
-        let room = unsafe { xdp::xsk_prod_nb_free(&mut self.fill, free.len() as u32) }.min(free.len() as u32);
-        // SAFETY: as above.
-        let n = unsafe { xdp::xsk_ring_prod__reserve(&mut self.fill, room, &mut idx) } as usize;
-        for i in 0..n {
-            let addr = free.pop().expect("reserved no more slots than there are free frames");
-            // SAFETY: slot `idx + i` was reserved above and is ours to write until submit.
-            unsafe { *xdp::xsk_ring_prod__fill_addr(&mut self.fill, idx + i as u32) = addr };
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if !self.xsk.is_null() {
+            // SAFETY: the socket came from xsk_socket__create and is deleted once, before its
+            // ring structs (a field) are freed.
+            unsafe { xdp::xsk_socket__delete(self.xsk) };
         }
-        // SAFETY: submits exactly the slots reserved and written above.
-        unsafe { xdp::xsk_ring_prod__submit(&mut self.fill, n as u32) };
-        n
     }
+}
 
-    /// Moves completed transmissions' frames to `free`; returns how many.
-    pub(super) fn take_completions(&mut self, free: &mut Vec<u64>, mask: u64) -> usize {
-        let mut idx = 0;
-        // SAFETY: `self.comp` is the UMEM's completion ring.
-        let n = unsafe { xdp::xsk_ring_cons__peek(&mut self.comp, u32::MAX, &mut idx) } as usize;
-        for i in 0..n {
-            // SAFETY: slot `idx + i` was peeked above and stays valid until release.
-            let addr = unsafe { *xdp::xsk_ring_cons__comp_addr(&self.comp, idx + i as u32) };
-            free.push(addr & mask);
+/// `XDP_USE_SG` (if_xdp.h, kernel 6.6): the socket takes packets of several frames.
+#[allow(dead_code)]
+const XDP_USE_SG: u32 = 1 << 4;
+/// `SOL_XDP` (socket.h).
+const SOL_XDP: i32 = 283;
+
+impl XskSocket {
+    /// Maps and registers `cfg.frames` frames, and binds a socket on `ifname`.
+    pub(crate) fn create(ifname: &CStr, cfg: &AfXdpConfig) -> io::Result<XskSocket> {
+        let umem = Umem::create(cfg)?;
+        // SAFETY: all-zero is a valid value for these plain C structs; libxdp fills them in.
+        let rings = Box::new(unsafe { std::mem::zeroed::<SocketRings>() });
+        let mut socket = Socket { xsk: ptr::null_mut(), rings };
+        // SAFETY: all-zero is valid for the config struct (the union included).
+        let mut scfg: xdp::xsk_socket_config = unsafe { std::mem::zeroed() };
+        scfg.rx_size = cfg.ring_size;
+        scfg.tx_size = cfg.ring_size;
+        scfg.__bindgen_anon_1.libxdp_flags = xdp::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
+        // With neither copy nor zero-copy asked for, the kernel binds zero-copy where the
+        // driver can, and copy otherwise.
+        scfg.bind_flags = (xdp::XDP_USE_NEED_WAKEUP
+            | match cfg.bind {
+                BindMode::Auto => 0,
+                BindMode::Copy => xdp::XDP_COPY,
+                BindMode::ZeroCopy => xdp::XDP_ZEROCOPY,
+            }) as u16;
+        // SAFETY: `ifname` is a valid C string; the UMEM was created above and outlives the
+        // socket (dropped after it, or, if this fails, with no socket to outlive); the ring
+        // structs are boxed in `socket`, so the pointers libxdp keeps to them stay valid
+        // until the socket is deleted.
+        let ret = unsafe {
+            xdp::xsk_socket__create(
+                &mut socket.xsk,
+                ifname.as_ptr(),
+                cfg.queue,
+                umem.umem,
+                &mut socket.rings.rx,
+                &mut socket.rings.tx,
+                &scfg,
+            )
+        };
+        if ret != 0 {
+            // libxdp leaves no socket behind on failure; drop the socket shell, then the UMEM.
+            drop(socket);
+            drop(umem);
+            let e = io::Error::from_raw_os_error(-ret);
+            let hint = match (cfg.bind, -ret) {
+                (BindMode::ZeroCopy, libc::EOPNOTSUPP) => {
+                    " (the driver has no zero-copy support: --bind copy, or --bind auto to let the kernel choose)"
+                }
+                _ => "",
+            };
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "binding an AF_XDP socket to {} queue {} ({} mode): {e}{hint}",
+                    ifname.to_string_lossy(),
+                    cfg.queue,
+                    cfg.bind.name()
+                ),
+            ));
         }
-        // SAFETY: releases exactly the slots peeked above.
-        unsafe { xdp::xsk_ring_cons__release(&mut self.comp, n as u32) };
-        n
+        let mut xsk = XskSocket { socket, umem, zero_copy: false };
+        xsk.zero_copy = xsk.options().is_some_and(|flags| flags & xdp::XDP_OPTIONS_ZEROCOPY != 0);
+        Ok(xsk)
     }
 
-    /// Takes up to `out.len()` received descriptors as `(addr, len)`; returns how many.
-    pub(super) fn receive(&mut self, out: &mut [(u64, u32)]) -> usize {
-        let mut idx = 0;
-        // SAFETY: `self.rx` is the socket's rx ring.
-        let n = unsafe { xdp::xsk_ring_cons__peek(&mut self.rx, out.len() as u32, &mut idx) } as usize;
-        for (i, slot) in out.iter_mut().enumerate().take(n) {
-            // SAFETY: slot `idx + i` was peeked above and stays valid until release.
-            let d = unsafe { &*xdp::xsk_ring_cons__rx_desc(&self.rx, idx + i as u32) };
-            *slot = (d.addr, d.len);
-        }
-        // SAFETY: releases exactly the slots peeked above (their contents were copied out).
-        unsafe { xdp::xsk_ring_cons__release(&mut self.rx, n as u32) };
-        n
+    /// The socket's file descriptor, for the XSKMAP.
+    pub(crate) fn fd(&self) -> i32 {
+        // SAFETY: the socket was created in `create` and lives as long as `self`.
+        unsafe { xdp::xsk_socket__fd(self.socket.xsk) }
     }
 
-    /// Puts `(addr, len)` descriptors on the tx ring; returns how many fit.
-    pub(super) fn transmit(&mut self, sends: &[(u64, u32)]) -> usize {
-        let mut idx = 0;
-        // SAFETY: `self.tx` is the socket's tx ring (reserving is all or nothing: see `fill`).
-        let room = unsafe { xdp::xsk_prod_nb_free(&mut self.tx, sends.len() as u32) }.min(sends.len() as u32);
-        // SAFETY: as above.
-        let n = unsafe { xdp::xsk_ring_prod__reserve(&mut self.tx, room, &mut idx) } as usize;
-        for (i, &(addr, len)) in sends.iter().enumerate().take(n) {
-            // SAFETY: slot `idx + i` was reserved above and is ours to write until submit.
-            let d = unsafe { &mut *xdp::xsk_ring_prod__tx_desc(&mut self.tx, idx + i as u32) };
-            d.addr = addr;
-            d.len = len;
-            d.options = 0;
-        }
-        // SAFETY: submits exactly the slots reserved and written above.
-        unsafe { xdp::xsk_ring_prod__submit(&mut self.tx, n as u32) };
-        n
+    /// Whether the UMEM got huge pages.
+    pub(crate) fn huge_pages(&self) -> bool {
+        self.umem.huge_pages
     }
 
-    pub(super) fn fill_needs_wakeup(&self) -> bool {
-        // SAFETY: reads the ring's flags word, mapped for the ring's lifetime.
-        unsafe { xdp::xsk_ring_prod__needs_wakeup(&self.fill) != 0 }
-    }
-
-    pub(super) fn tx_needs_wakeup(&self) -> bool {
-        // SAFETY: as above.
-        unsafe { xdp::xsk_ring_prod__needs_wakeup(&self.tx) != 0 }
-    }
-
-    /// Wakes the kernel's receive path (need_wakeup, or an empty fill ring refilled).
-    pub(super) fn kick_rx(&self) {
-        // SAFETY: a zero-length non-blocking recvfrom on our socket; no buffer is touched.
-        unsafe { libc::recvfrom(self.fd(), ptr::null_mut(), 0, libc::MSG_DONTWAIT, ptr::null_mut(), ptr::null_mut()) };
-    }
-
-    /// Makes the kernel send what is on the tx ring (copy mode sends only inside sendto).
-    pub(super) fn kick_tx(&self) {
-        // SAFETY: a zero-length non-blocking sendto on our socket; no buffer is read.
-        unsafe { libc::sendto(self.fd(), ptr::null(), 0, libc::MSG_DONTWAIT, ptr::null(), 0) };
+    /// `XDP_OPTIONS`: the bound mode's flags.
+    fn options(&self) -> Option<u32> {
+        let mut opts = xdp::xdp_options { flags: 0 };
+        let mut len = size_of::<xdp::xdp_options>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `opts`, a live struct of that size.
+        let ret =
+            unsafe { libc::getsockopt(self.fd(), SOL_XDP, xdp::XDP_OPTIONS as i32, (&raw mut opts).cast(), &mut len) };
+        (ret == 0).then_some(opts.flags)
     }
 
     /// Asks for busy polling; options the kernel does not accept are skipped (they only help).
-    pub(super) fn prefer_busy_poll(&self, budget: u32) {
+    pub(crate) fn prefer_busy_poll(&self, budget: u32) {
         const SO_PREFER_BUSY_POLL: i32 = 69;
         const SO_BUSY_POLL_BUDGET: i32 = 70;
         for (opt, value) in [(SO_PREFER_BUSY_POLL, 1), (libc::SO_BUSY_POLL, 20), (SO_BUSY_POLL_BUDGET, budget as i32)] {
@@ -251,11 +253,156 @@ impl Rings {
     }
 }
 
-impl Drop for Rings {
-    fn drop(&mut self) {
-        if !self.xsk.is_null() {
-            // SAFETY: the socket came from xsk_socket__create and is deleted once.
-            unsafe { xdp::xsk_socket__delete(self.xsk) };
+impl Xsk for XskSocket {
+    fn frame_size(&self) -> usize {
+        self.umem.frame_size
+    }
+
+    fn frame_count(&self) -> u64 {
+        (self.umem.len / self.umem.frame_size) as u64
+    }
+
+    fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    fn fill(&mut self, free: &[u64]) -> usize {
+        let ring = &mut self.umem.rings.fill;
+        let mut idx = 0;
+        // Reserving is all or nothing: ask for no more than the ring has room for.
+        // SAFETY: `ring` is the UMEM's fill ring, set up by libxdp and alive with the UMEM.
+        let room = unsafe { xdp::xsk_prod_nb_free(ring, free.len() as u32) }.min(free.len() as u32);
+        // SAFETY: as above.
+        let n = unsafe { xdp::xsk_ring_prod__reserve(ring, room, &mut idx) } as usize;
+        for (i, &addr) in free[free.len() - n..].iter().enumerate() {
+            // SAFETY: slot `idx + i` was reserved above and is ours to write until submit.
+            unsafe { *xdp::xsk_ring_prod__fill_addr(ring, idx + i as u32) = addr };
+        }
+        // SAFETY: submits exactly the slots reserved and written above.
+        unsafe { xdp::xsk_ring_prod__submit(ring, n as u32) };
+        n
+    }
+
+    fn take_completions(&mut self, out: &mut Vec<u64>) -> usize {
+        let ring = &mut self.umem.rings.comp;
+        let mut idx = 0;
+        // SAFETY: `ring` is the UMEM's completion ring.
+        let n = unsafe { xdp::xsk_ring_cons__peek(ring, u32::MAX, &mut idx) } as usize;
+        for i in 0..n {
+            // SAFETY: slot `idx + i` was peeked above and stays valid until release.
+            out.push(unsafe { *xdp::xsk_ring_cons__comp_addr(ring, idx + i as u32) });
+        }
+        // SAFETY: releases exactly the slots peeked above.
+        unsafe { xdp::xsk_ring_cons__release(ring, n as u32) };
+        n
+    }
+
+    fn receive(&mut self, out: &mut [Desc]) -> usize {
+        let ring = &mut self.socket.rings.rx;
+        let mut idx = 0;
+        // SAFETY: `ring` is the socket's rx ring.
+        let n = unsafe { xdp::xsk_ring_cons__peek(ring, out.len() as u32, &mut idx) } as usize;
+        for (i, slot) in out.iter_mut().enumerate().take(n) {
+            // SAFETY: slot `idx + i` was peeked above and stays valid until release.
+            let d = unsafe { &*xdp::xsk_ring_cons__rx_desc(ring, idx + i as u32) };
+            *slot = Desc { addr: d.addr, len: d.len, options: d.options };
+        }
+        // SAFETY: releases exactly the slots peeked above (their contents were copied out).
+        unsafe { xdp::xsk_ring_cons__release(ring, n as u32) };
+        n
+    }
+
+    fn tx_room(&mut self) -> usize {
+        let ring = &mut self.socket.rings.tx;
+        // SAFETY: `ring` is the socket's tx ring.
+        unsafe { xdp::xsk_prod_nb_free(ring, ring.size) as usize }
+    }
+
+    fn tx_unsent(&mut self) -> usize {
+        let size = self.socket.rings.tx.size as usize;
+        size - self.tx_room()
+    }
+
+    fn transmit(&mut self, sends: &[Desc]) -> usize {
+        let ring = &mut self.socket.rings.tx;
+        let mut idx = 0;
+        // SAFETY: `ring` is the socket's tx ring (reserving is all or nothing: see `fill`).
+        let room = unsafe { xdp::xsk_prod_nb_free(ring, sends.len() as u32) }.min(sends.len() as u32);
+        // SAFETY: as above.
+        let n = unsafe { xdp::xsk_ring_prod__reserve(ring, room, &mut idx) } as usize;
+        for (i, s) in sends.iter().enumerate().take(n) {
+            // SAFETY: slot `idx + i` was reserved above and is ours to write until submit.
+            let d = unsafe { &mut *xdp::xsk_ring_prod__tx_desc(ring, idx + i as u32) };
+            d.addr = s.addr;
+            d.len = s.len;
+            d.options = s.options;
+        }
+        // SAFETY: submits exactly the slots reserved and written above.
+        unsafe { xdp::xsk_ring_prod__submit(ring, n as u32) };
+        n
+    }
+
+    fn fill_needs_wakeup(&self) -> bool {
+        // SAFETY: reads the ring's flags word, mapped for the ring's lifetime.
+        unsafe { xdp::xsk_ring_prod__needs_wakeup(&self.umem.rings.fill) != 0 }
+    }
+
+    fn tx_needs_wakeup(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { xdp::xsk_ring_prod__needs_wakeup(&self.socket.rings.tx) != 0 }
+    }
+
+    fn kick_rx(&mut self) {
+        // SAFETY: a zero-length non-blocking recvfrom on our socket; no buffer is touched.
+        unsafe { libc::recvfrom(self.fd(), ptr::null_mut(), 0, libc::MSG_DONTWAIT, ptr::null_mut(), ptr::null_mut()) };
+    }
+
+    fn kick_tx(&mut self) -> Kick {
+        // SAFETY: a zero-length non-blocking sendto on our socket; no buffer is read.
+        let ret = unsafe { libc::sendto(self.fd(), ptr::null(), 0, libc::MSG_DONTWAIT, ptr::null(), 0) };
+        if ret >= 0 {
+            return Kick::Done;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) => Kick::Again,
+            Some(libc::EBUSY) | Some(libc::ENOBUFS) => Kick::Busy,
+            Some(e) => Kick::Failed(e),
+            None => Kick::Failed(0),
+        }
+    }
+
+    fn statistics(&self) -> SocketStats {
+        // SAFETY: all-zero is a valid xdp_statistics.
+        let mut s: xdp::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<xdp::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `s`, a live struct of that size.
+        let ret =
+            unsafe { libc::getsockopt(self.fd(), SOL_XDP, xdp::XDP_STATISTICS as i32, (&raw mut s).cast(), &mut len) };
+        if ret != 0 {
+            return SocketStats::default();
+        }
+        SocketStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty: s.rx_fill_ring_empty_descs,
+            tx_ring_empty: s.tx_ring_empty_descs,
+        }
+    }
+
+    unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], BATCH_SIZE>) {
+        let (base, size) = (self.umem.area, self.umem.frame_size);
+        for &chunk in chunks {
+            debug_assert!((chunk as usize) < self.umem.len && (chunk as usize).is_multiple_of(size));
+            // SAFETY: the caller guarantees `chunk` is the start of a frame of this UMEM that no
+            // ring holds (lent by the kernel through rx, or taken off the free list) and that
+            // the chunks are distinct, so the slices are disjoint and nothing else writes them
+            // while they live; `self` (and so the mapping) outlives them ('a).
+            let frame = unsafe { std::slice::from_raw_parts_mut(base.add(chunk as usize), size) };
+            if out.try_push(frame).is_err() {
+                break;
+            }
         }
     }
 }

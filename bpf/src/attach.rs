@@ -1,0 +1,163 @@
+//! Attaching the program to an interface through a BPF link, and what is found there first.
+//!
+//! A link (rather than the netlink attach of older versions) ties the attachment to a file
+//! descriptor: when transitd's process ends, however it ends, the kernel closes the
+//! descriptor and detaches the program, so a crashed edge never leaves its program behind to
+//! redirect owned traffic to a socket nobody reads. transitd never replaces a program it did
+//! not attach: another program on the interface is an error that names it. The one exception
+//! is a transitd program attached the old way (no link, so no live owner): that is stale, and
+//! replaced with a line in the log.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::{Xdp, XdpFlags};
+
+use crate::{BpfError, PROGRAM_NAME, XdpProgram};
+
+/// How to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver (fastest; every driver transitd targets supports it, veth included).
+    Native,
+    /// In the generic (skb) path: works everywhere, slower.
+    Generic,
+    /// Native, falling back to generic.
+    Auto,
+}
+
+/// The program attached to an interface through a link; detached when dropped (or when the
+/// process ends).
+pub struct Attached<'p> {
+    _program: &'p XdpProgram,
+    /// The link: closing it detaches the program.
+    _link: OwnedFd,
+    ifindex: i32,
+    /// Whether the native mode failed and the generic one is in use.
+    pub generic: bool,
+    /// A stale transitd program (attached without a link by a process that is gone) was
+    /// found and replaced: its id.
+    pub replaced: Option<u32>,
+}
+
+impl Attached<'_> {
+    /// The interface.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+}
+
+/// A program attached to an interface, as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Its id (`bpftool prog show id N`).
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// Attached in the driver (else generic).
+    pub native: bool,
+}
+
+impl Found {
+    /// True when it is a transitd program.
+    pub fn is_transitd(&self) -> bool {
+        self.name == PROGRAM_NAME
+    }
+}
+
+/// The program attached to `ifindex`, if any, in either mode.
+pub fn attached(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<Found>, BpfError> {
+    let q = Xdp::new(any_prog.prog_fd())
+        .query(ifindex, XdpFlags::NONE)
+        .map_err(|source| BpfError::Query { ifindex, source })?;
+    let (id, native) = match (q.drv_prog_id, q.skb_prog_id, q.prog_id) {
+        (0, 0, 0) => return Ok(None),
+        (0, 0, id) => (id, true),
+        (0, id, _) => (id, false),
+        (id, _, _) => (id, true),
+    };
+    let name = libbpf_rs::query::ProgInfoIter::default()
+        .find(|p| p.id == id)
+        .map_or_else(|| "?".to_string(), |p| p.name.to_string_lossy().into_owned());
+    Ok(Some(Found { id, name, native }))
+}
+
+impl XdpProgram {
+    /// Attaches to `ifindex` through a link. With [`AttachMode::Auto`], a failed native
+    /// attach is retried in generic mode and [`Attached::generic`] says so. A program already
+    /// there is an error naming it, unless it is a stale transitd program, which is replaced.
+    pub fn attach(&self, ifindex: i32, mode: AttachMode) -> Result<Attached<'_>, BpfError> {
+        let mut replaced = None;
+        if let Some(found) = attached(ifindex, self)? {
+            if !found.is_transitd() {
+                return Err(BpfError::Occupied { ifindex, found });
+            }
+            // A transitd program: stale if it was attached without a link (netlink detach
+            // succeeds), another transitd's if a link holds it (netlink detach is refused).
+            let flags = if found.native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
+            if Xdp::new(self.prog_fd()).detach(ifindex, flags).is_err() {
+                return Err(BpfError::Occupied { ifindex, found });
+            }
+            replaced = Some(found.id);
+        }
+        let link = |flags: XdpFlags, name: &'static str| {
+            self.link(ifindex, flags).map_err(|source| match source.raw_os_error() {
+                // Someone attached between the look and the link.
+                Some(EBUSY) => match attached(ifindex, self) {
+                    Ok(Some(found)) => BpfError::Occupied { ifindex, found },
+                    _ => BpfError::Attach { ifindex, mode: name, source },
+                },
+                _ => BpfError::Attach { ifindex, mode: name, source },
+            })
+        };
+        let (fd, generic) = match mode {
+            AttachMode::Native => (link(XdpFlags::DRV_MODE, "native")?, false),
+            AttachMode::Generic => (link(XdpFlags::SKB_MODE, "generic")?, true),
+            AttachMode::Auto => match link(XdpFlags::DRV_MODE, "native") {
+                Ok(fd) => (fd, false),
+                Err(BpfError::Occupied { ifindex, found }) => return Err(BpfError::Occupied { ifindex, found }),
+                Err(_) => (link(XdpFlags::SKB_MODE, "generic")?, true),
+            },
+        };
+        Ok(Attached { _program: self, _link: fd, ifindex, generic, replaced })
+    }
+
+    /// Creates an XDP link of this program to `ifindex` in the mode `flags` says.
+    fn link(&self, ifindex: i32, flags: XdpFlags) -> io::Result<OwnedFd> {
+        let opts = libbpf_sys::bpf_link_create_opts {
+            sz: size_of::<libbpf_sys::bpf_link_create_opts>() as libbpf_sys::size_t,
+            flags: flags.bits(),
+            ..Default::default()
+        };
+        // SAFETY: the program's descriptor is live for the call (borrowed from the loaded
+        // skeleton); `opts` is an initialized struct whose `sz` is its own size, as libbpf
+        // requires; the call returns a new descriptor, or a negative errno and no descriptor.
+        let fd =
+            unsafe { libbpf_sys::bpf_link_create(self.prog_fd().as_raw_fd(), ifindex, libbpf_sys::BPF_XDP, &opts) };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: `fd` was just returned by the kernel to this process and is owned by no one
+        // else: the OwnedFd closes it exactly once.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+const EBUSY: i32 = 16;
+
+/// Removes a transitd program left on `ifindex` by an older version that attached without a
+/// link. Returns what was found (and removed); a program that is not transitd's, or one a
+/// running transitd holds through its link, is refused and left alone.
+pub fn detach(ifindex: i32) -> Result<Option<Found>, BpfError> {
+    let program = XdpProgram::load()?;
+    let Some(found) = attached(ifindex, &program)? else { return Ok(None) };
+    if !found.is_transitd() {
+        return Err(BpfError::NotOurs { ifindex, found });
+    }
+    let flags = if found.native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
+    Xdp::new(program.prog_fd())
+        .detach(ifindex, flags)
+        .map_err(|_| BpfError::Occupied { ifindex, found: found.clone() })?;
+    Ok(Some(found))
+}

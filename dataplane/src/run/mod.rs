@@ -1,0 +1,346 @@
+//! `transitd run`: the pipeline on NIC queues. Checks the flags against the system
+//! (`placement`), loads the XDP program, starts one pinned worker per queue that opens its
+//! own socket (`workers`), attaches, serves metrics, reloads the configuration on SIGHUP or
+//! when its file or etcd prefix changes (`reload`), prints progress, and on SIGINT/SIGTERM
+//! stops the workers, detaches and prints the final counters (`report`).
+
+mod placement;
+mod reload;
+mod report;
+mod workers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use arc_swap::ArcSwap;
+use transitd_bpf::{AttachMode, XdpProgram};
+
+pub use self::placement::parse_list;
+use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
+use self::reload::{ConfigWatch, program_tables};
+use self::report::{final_report, progress_line};
+use crate::dropcap::{CaptureOptions, DropCapture};
+use crate::fleet::{self, EtcdSource};
+use crate::health;
+use crate::io::afxdp::{AfXdpConfig, BindMode};
+use crate::limits::{MAX_UMEM_FRAMES, MIN_UMEM_FRAMES};
+use crate::metrics::{ReloadStats, Sources};
+use crate::neigh::{self, NextHopCell};
+use crate::pipeline::WorkerStats;
+use crate::snapshot::{NextHop, Snapshot};
+use crate::worker::WorkerReport;
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A file, reloaded on SIGHUP or when it changes.
+    File(PathBuf),
+    /// An etcd prefix, watched (SIGHUP reads it again).
+    Etcd(EtcdSource),
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+            ConfigSource::Etcd(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What `transitd run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where the configuration comes from.
+    pub config: ConfigSource,
+    /// Interface.
+    pub iface: String,
+    /// Queues to serve (default: all rx queues of the interface).
+    pub queues: Option<Vec<u32>>,
+    /// Cores to pin workers to, one per queue in order (default: queue i on core i mod n).
+    pub cores: Option<Vec<usize>>,
+    /// XDP attach mode.
+    pub attach: AttachMode,
+    /// Socket bind mode.
+    pub bind: BindMode,
+    /// Back UMEMs with huge pages where the system has them.
+    pub huge_pages: bool,
+    /// Seconds between progress lines (0: none).
+    pub stats_interval: Duration,
+    /// Sleep this long when a poll finds nothing (0: pure busy polling).
+    pub idle_sleep: Duration,
+    /// Ask the kernel for busy polling on the sockets.
+    pub busy_poll: bool,
+    /// UMEM frames per queue.
+    pub frames: u32,
+    /// Where to serve metrics (`None`: nowhere).
+    pub metrics: Option<SocketAddr>,
+    /// How often to look at the configuration file for a change (zero: only on SIGHUP).
+    pub watch: Duration,
+    /// Capture dropped frames (a snap length of 0: the configured frame size).
+    pub capture: Option<CaptureOptions>,
+}
+
+/// A thread that may end with an error.
+type Thread = JoinHandle<anyhow::Result<()>>;
+
+/// Runs until SIGINT or SIGTERM; returns the final reports.
+pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
+    let (snapshot, revision) = initial_config(&opts.config)?;
+    snapshot.health.set_nonce(health::random_nonce());
+    // Everything the flags ask for is checked before the XDP program is loaded or attached.
+    let index = ifindex(&opts.iface)?;
+    let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
+    let cores = cores_for(&queues, opts.cores.as_deref())?;
+    anyhow::ensure!(
+        (MIN_UMEM_FRAMES..=MAX_UMEM_FRAMES).contains(&opts.frames),
+        "--frames {} is not in {MIN_UMEM_FRAMES}..={MAX_UMEM_FRAMES}",
+        opts.frames
+    );
+    let src = if snapshot.eth.src == [0; 6] { iface_mac(&opts.iface)? } else { snapshot.eth.src };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
+    let next_hop = Arc::new(NextHopCell::default());
+    let resolver = resolve_next_hop(&snapshot, &opts.config, &next_hop, &stop)?;
+
+    let program = XdpProgram::load()?;
+    program.set_owned_v4(&snapshot.owned_v4)?;
+    program.set_owned_v6(&snapshot.owned_v6)?;
+    program_tables(&program, &snapshot)?;
+    let customers = (snapshot.customers.len(), snapshot.tunnels.len());
+    let shared = Arc::new(ArcSwap::from_pointee(snapshot));
+    let reports: Vec<Arc<Mutex<WorkerReport>>> =
+        queues.iter().map(|&q| Arc::new(Mutex::new(WorkerReport { queue: q, ..WorkerReport::default() }))).collect();
+    // Threads around the workers stop on their own flag, after the workers and the detach.
+    let helpers_stop = Arc::new(AtomicBool::new(false));
+    let (capture, writer) = start_capture(opts.capture.as_ref(), shared.load().frame_size, &helpers_stop)?;
+
+    let plan = workers::Plan {
+        socket: AfXdpConfig {
+            iface: opts.iface.clone(),
+            frames: opts.frames,
+            frame_size: shared.load().frame_size as u32,
+            bind: opts.bind,
+            huge_pages: opts.huge_pages,
+            busy_poll: opts.busy_poll,
+            ..AfXdpConfig::default()
+        },
+        idle_sleep: opts.idle_sleep,
+        shared: shared.clone(),
+        next_hop: next_hop.clone(),
+        src,
+        stop: stop.clone(),
+        capture: capture.clone(),
+    };
+    let ready = workers::start(&plan, &queues, &cores, &reports)?;
+    let attached = match register_and_attach(&program, &ready.opened, index, opts) {
+        Ok(a) => a,
+        Err(e) => {
+            ready.abort();
+            return Err(e);
+        }
+    };
+    log_sockets(&ready.opened, opts);
+    let workers = ready.go();
+    eprintln!(
+        "transitd: running on {} queues {:?} ({} customers, {} tunnels); SIGINT or SIGTERM stops",
+        opts.iface, queues, customers.0, customers.1
+    );
+
+    let sources = Arc::new(Sources {
+        workers: reports.clone(),
+        snapshot: shared.clone(),
+        xdp: Mutex::new(program.stats()),
+        reloads: ReloadStats::default(),
+        capture: capture.clone(),
+        started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    });
+    sources.reloads.applied_now(true);
+    let metrics = match opts.metrics {
+        Some(addr) => {
+            let handle = crate::metrics::serve(addr, sources.clone(), helpers_stop.clone())?;
+            eprintln!("transitd: metrics at http://{addr}/metrics");
+            Some(handle)
+        }
+        None => None,
+    };
+    let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone())?;
+    supervise(opts, &queues, &workers, &reports, &sources, &mut watch, &program, &stop, &reload);
+
+    stop.store(true, Ordering::Relaxed);
+    let mut errors = Vec::new();
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(anyhow::anyhow!("a worker panicked")),
+        }
+    }
+    drop(attached); // detach before anything else can fail
+    helpers_stop.store(true, Ordering::Relaxed);
+    for h in [resolver, metrics].into_iter().flatten() {
+        let _ = h.join();
+    }
+    watch.join();
+    if let Some(w) = writer {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e.context("drop capture")),
+            Err(_) => errors.push(anyhow::anyhow!("the drop capture writer panicked")),
+        }
+    }
+    if let Some(c) = &capture {
+        eprintln!("transitd: {}", crate::dropcap::summary(c));
+    }
+    let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
+    print!("{}", final_report(&finals, &program.stats(), &shared.load()));
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(finals),
+    }
+}
+
+/// The configuration to start with, and (from etcd) the revision it was read at.
+fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
+    match source {
+        ConfigSource::File(path) => Ok((Snapshot::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))?, 0)),
+        ConfigSource::Etcd(source) => {
+            let fetched = fleet::fetch(source)?;
+            let snap = fleet::assemble(&source.prefix, &fetched.keys)
+                .and_then(|l| Snapshot::build(&l))
+                .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
+            Ok((snap, fetched.revision))
+        }
+    }
+}
+
+/// Sets the next hop's MAC: configured, or from the neighbour table (kept fresh by a thread).
+fn resolve_next_hop(
+    snap: &Snapshot,
+    source: &ConfigSource,
+    cell: &Arc<NextHopCell>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    match snap.next_hop {
+        NextHop::Static(mac) => {
+            cell.set(Some(mac));
+            Ok(None)
+        }
+        NextHop::Neighbour(ip) => {
+            cell.set(neigh::lookup(ip).unwrap_or(None));
+            let (cell, stop) = (cell.clone(), stop.clone());
+            Ok(Some(std::thread::spawn(move || neigh::resolve_forever(ip, cell, stop, Duration::from_secs(10)))))
+        }
+        NextHop::Unset => bail!("{source}: set next_hop (an IP address) or next_hop_mac in [server]"),
+    }
+}
+
+/// Starts the drop capture's writer, if one was asked for.
+fn start_capture(
+    options: Option<&CaptureOptions>,
+    frame_size: usize,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<(Option<Arc<DropCapture>>, Option<Thread>)> {
+    let Some(c) = options else { return Ok((None, None)) };
+    let mut c = c.clone();
+    if c.snaplen == 0 {
+        c.snaplen = frame_size;
+    }
+    let (capture, writer) = DropCapture::start(c, stop.clone())?;
+    let handle = std::thread::Builder::new().name("transitd-capture".into()).spawn(move || writer.run())?;
+    Ok((Some(capture), Some(handle)))
+}
+
+/// Registers every socket with the XDP program, then attaches it.
+fn register_and_attach<'p>(
+    program: &'p XdpProgram,
+    opened: &[workers::Opened],
+    ifindex: i32,
+    opts: &RunOptions,
+) -> anyhow::Result<transitd_bpf::Attached<'p>> {
+    for o in opened {
+        program.register_socket(o.queue, o.fd)?;
+    }
+    let attached = program.attach(ifindex, opts.attach).map_err(|e| anyhow::anyhow!("{}: {e}", opts.iface))?;
+    if let Some(id) = attached.replaced {
+        eprintln!("transitd: replaced a stale transitd XDP program (id {id}) left attached to {}", opts.iface);
+    }
+    if attached.generic {
+        eprintln!("transitd: native XDP failed on {}; attached in generic (skb) mode, which is slower", opts.iface);
+    }
+    Ok(attached)
+}
+
+/// Says how the sockets were bound (the kernel's choice under `--bind auto`) and whether
+/// huge pages were had.
+fn log_sockets(opened: &[workers::Opened], opts: &RunOptions) {
+    for o in opened {
+        let mode = if o.zero_copy { "zero-copy" } else { "copy" };
+        let pages = match (opts.huge_pages, o.huge_pages) {
+            (true, true) => ", UMEM on huge pages",
+            (true, false) => ", UMEM on ordinary pages (no huge pages available)",
+            _ => "",
+        };
+        eprintln!(
+            "transitd: {} queue {} bound in {mode} mode (--bind {}){pages}",
+            opts.iface,
+            o.queue,
+            opts.bind.name()
+        );
+    }
+}
+
+/// The main thread while the workers run: reloads, the XDP counters for the metrics, and
+/// progress lines, until a stop signal or a worker ends.
+#[allow(clippy::too_many_arguments)]
+fn supervise(
+    opts: &RunOptions,
+    queues: &[u32],
+    workers: &[Thread],
+    reports: &[Arc<Mutex<WorkerReport>>],
+    sources: &Sources,
+    watch: &mut ConfigWatch,
+    program: &XdpProgram,
+    stop: &AtomicBool,
+    reload: &AtomicBool,
+) {
+    let started = Instant::now();
+    let counters = || -> Vec<WorkerStats> {
+        reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect()
+    };
+    let mut last = (Instant::now(), counters());
+    while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        match watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
+            Some(true) => sources.reloads.applied_now(false),
+            Some(false) => {
+                sources.reloads.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        if let Ok(mut x) = sources.xdp.lock() {
+            *x = program.stats();
+        }
+        if !opts.stats_interval.is_zero() && last.0.elapsed() >= opts.stats_interval {
+            let now = counters();
+            let dt = last.0.elapsed().as_secs_f64();
+            eprintln!("{}", progress_line(started.elapsed(), queues, &last.1, &now, dt, &program.stats()));
+            last = (Instant::now(), now);
+        }
+    }
+}
+
+/// `transitd detach --iface IF`.
+pub fn detach(iface: &str) -> anyhow::Result<Option<transitd_bpf::Found>> {
+    Ok(transitd_bpf::detach(ifindex(iface)?)?)
+}

@@ -1,0 +1,149 @@
+//! Where a run goes: the interface, its queues, and the CPUs its workers are pinned to, each
+//! checked against the system before anything is attached.
+
+use anyhow::{Context, bail};
+
+use crate::limits::MAX_LIST_ENTRIES;
+
+/// Parses `0-3` or `0,2,5` (or a mix), at most [`MAX_LIST_ENTRIES`] entries (counted before
+/// any is stored).
+pub fn parse_list(text: &str) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || anyhow::anyhow!("`{part}` is not a number or a range like 0-3");
+        let (a, b): (u32, u32) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+            None => {
+                let n = part.parse().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        anyhow::ensure!(a <= b, "bad range `{part}`");
+        anyhow::ensure!(
+            out.len() as u64 + u64::from(b - a) < MAX_LIST_ENTRIES as u64,
+            "`{text}` lists more than {MAX_LIST_ENTRIES} entries"
+        );
+        out.extend(a..=b);
+    }
+    anyhow::ensure!(!out.is_empty(), "empty list `{text}`");
+    Ok(out)
+}
+
+/// The queues to serve: all of the interface's rx queues, or those asked for, each one the
+/// interface has, none twice.
+pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Result<Vec<u32>> {
+    let all = rx_queues(iface)?;
+    let Some(asked) = asked else { return Ok(all) };
+    let mut seen = std::collections::HashSet::new();
+    for &q in asked {
+        anyhow::ensure!(
+            (q as usize) < all.len(),
+            "--queues: {iface} has {} rx queues (0-{}), not queue {q}",
+            all.len(),
+            all.len().saturating_sub(1)
+        );
+        anyhow::ensure!(seen.insert(q), "--queues: queue {q} is listed twice");
+    }
+    Ok(asked.to_vec())
+}
+
+/// The CPUs the workers are pinned to, one per queue: `--cores` in order, each one this
+/// process may run on; by default the allowed CPUs in turn (under a cpuset, its CPUs, not
+/// CPU ids counted from zero).
+pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Result<Vec<usize>> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    anyhow::ensure!(!allowed.is_empty(), "cannot read the CPUs this process may run on (sched_getaffinity)");
+    match asked {
+        None => Ok((0..queues.len()).map(|i| allowed[i % allowed.len()]).collect()),
+        Some(cores) => {
+            anyhow::ensure!(
+                cores.len() == queues.len(),
+                "--cores lists {} CPUs for {} queues: give one per queue",
+                cores.len(),
+                queues.len()
+            );
+            if let Some(c) = cores.iter().find(|c| !allowed.contains(c)) {
+                anyhow::bail!("--cores: CPU {c} is not one this process may run on (allowed: {})", ranges(&allowed));
+            }
+            Ok(cores.to_vec())
+        }
+    }
+}
+
+/// `0-3,6` for a sorted list of numbers.
+fn ranges(ids: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+fn rx_queues(iface: &str) -> anyhow::Result<Vec<u32>> {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    let n = std::fs::read_dir(&dir)
+        .with_context(|| format!("interface {iface}: {dir}"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Ok((0..n as u32).collect())
+}
+
+pub(super) fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
+    let bytes: Vec<u8> = text.trim().split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    <[u8; 6]>::try_from(bytes.as_slice()).map_err(|_| anyhow::anyhow!("cannot read the MAC of {iface}"))
+}
+
+pub(super) fn ifindex(iface: &str) -> anyhow::Result<i32> {
+    let name = std::ffi::CString::new(iface)?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string and returns 0 on failure.
+    let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if i == 0 {
+        bail!("no interface named {iface}");
+    }
+    Ok(i as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_lists_parse() {
+        assert_eq!(parse_list("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_list("0,2, 5-6").unwrap(), vec![0, 2, 5, 6]);
+        assert!(parse_list("3-1").is_err());
+        assert!(parse_list("x").is_err());
+        // Refused by counting, before 16 GiB of queue numbers are made.
+        let e = parse_list("0-4294967295").unwrap_err().to_string();
+        assert!(e.contains("more than 1024 entries"), "{e}");
+        assert_eq!(parse_list("0-1023").unwrap().len(), 1024);
+        assert!(parse_list("0-1022,5000-5001").is_err());
+    }
+
+    #[test]
+    fn cpu_lists_print_as_ranges() {
+        assert_eq!(ranges(&[0, 1, 2, 3, 6, 8, 9]), "0-3,6,8-9");
+        assert_eq!(ranges(&[5]), "5");
+    }
+
+    #[test]
+    fn cores_must_be_allowed_and_one_per_queue() {
+        let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap().into_iter().map(|c| c.id).collect();
+        let e = cores_for(&[0], Some(&[9999])).unwrap_err().to_string();
+        assert!(e.contains("CPU 9999 is not one this process may run on"), "{e}");
+        assert!(cores_for(&[0, 1], Some(&[allowed[0]])).unwrap_err().to_string().contains("one per queue"));
+        // By default, queue i goes to the i-th allowed CPU, whatever the CPU ids are.
+        let queues: Vec<u32> = (0..allowed.len() as u32 + 1).collect();
+        let cores = cores_for(&queues, None).unwrap();
+        assert_eq!(cores[..allowed.len()], allowed[..]);
+        assert_eq!(cores[allowed.len()], allowed[0]);
+    }
+}

@@ -1,0 +1,249 @@
+//! Configuration changes while running: noticing them (a changed file, SIGHUP, etcd), and
+//! applying one: the new snapshot is built off the data path, the XDP program's tables are
+//! widened to cover both, the snapshot swapped in (workers follow between batches), and the
+//! tables narrowed. A configuration that fails for any reason is rejected whole and the
+//! running one stays.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use transitd_bpf::XdpProgram;
+
+use super::ConfigSource;
+use crate::config::ConfigErrors;
+use crate::fleet;
+use crate::snapshot::Snapshot;
+
+/// Where configuration changes come from while running: the file (watched, and on SIGHUP)
+/// or the etcd prefix (watched by a thread; SIGHUP fetches it again).
+pub(super) struct ConfigWatch {
+    source: ConfigSource,
+    file: Option<FileWatch>,
+    etcd_slot: fleet::Slot,
+    etcd_refetch: Arc<AtomicBool>,
+    etcd: Option<JoinHandle<()>>,
+}
+
+impl ConfigWatch {
+    /// Starts watching `source` (an etcd watch from `revision`, until `stop`).
+    pub(super) fn start(
+        source: &ConfigSource,
+        interval: Duration,
+        revision: i64,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<ConfigWatch> {
+        let etcd_slot: fleet::Slot = Arc::default();
+        let etcd_refetch = Arc::new(AtomicBool::new(false));
+        let (file, etcd) = match source {
+            ConfigSource::File(path) => (Some(FileWatch::new(path, interval)), None),
+            ConfigSource::Etcd(e) => {
+                let watch = fleet::watch(e.clone(), revision, etcd_slot.clone(), stop, etcd_refetch.clone())?;
+                (None, Some(watch))
+            }
+        };
+        Ok(ConfigWatch { source: source.clone(), file, etcd_slot, etcd_refetch, etcd })
+    }
+
+    /// Applies what changed since the last call (`signalled`: SIGHUP came); `Some(applied)`
+    /// when a configuration was tried.
+    pub(super) fn poll(&mut self, signalled: bool, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> Option<bool> {
+        match (&self.source, &mut self.file) {
+            (ConfigSource::File(path), Some(watch)) => {
+                if !(watch.changed() || signalled) {
+                    return None;
+                }
+                watch.seen();
+                Some(reload_config(&path.display().to_string(), || Snapshot::from_path(path), shared, program))
+            }
+            (ConfigSource::Etcd(source), _) => {
+                if signalled {
+                    self.etcd_refetch.store(true, Ordering::Relaxed);
+                }
+                let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
+                let load = || fleet::assemble(&source.prefix, &fetched.keys).and_then(|l| Snapshot::build(&l));
+                Some(reload_config(&format!("{source} at revision {}", fetched.revision), load, shared, program))
+            }
+            (ConfigSource::File(_), None) => None,
+        }
+    }
+
+    /// Waits for the etcd watch (after its stop flag was set).
+    pub(super) fn join(self) {
+        if let Some(e) = self.etcd {
+            let _ = e.join();
+        }
+    }
+}
+
+/// Notices a change of the configuration file (its modification time, size or inode) by
+/// looking at it every `interval`; reports a change once the file has stayed the same for one
+/// look, so that a file caught half-written is read only when complete.
+#[derive(Debug)]
+pub(super) struct FileWatch {
+    path: PathBuf,
+    interval: Duration,
+    last_look: Instant,
+    /// What the running configuration was read from.
+    applied: Option<FileStamp>,
+    /// What the last look saw.
+    seen: Option<FileStamp>,
+}
+
+type FileStamp = (std::time::SystemTime, u64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+impl FileWatch {
+    pub(super) fn new(path: &std::path::Path, interval: Duration) -> FileWatch {
+        let now = stamp(path);
+        FileWatch { path: path.to_path_buf(), interval, last_look: Instant::now(), applied: now, seen: now }
+    }
+
+    /// True when the file changed and has since stayed the same for one look.
+    pub(super) fn changed(&mut self) -> bool {
+        if self.interval.is_zero() || self.last_look.elapsed() < self.interval {
+            return false;
+        }
+        self.last_look = Instant::now();
+        let now = stamp(&self.path);
+        let settled = now == self.seen;
+        self.seen = now;
+        settled && now.is_some() && now != self.applied
+    }
+
+    /// The file as it is now has been read.
+    pub(super) fn seen(&mut self) {
+        self.applied = stamp(&self.path);
+        self.seen = self.applied;
+    }
+}
+
+/// Rebuilds the snapshot off the data path with `load` (from `what`) and swaps it in; a
+/// configuration with errors is rejected whole (its errors printed) and the running snapshot
+/// stays. Returns whether the new configuration was applied.
+pub(super) fn reload_config(
+    what: &str,
+    load: impl FnOnce() -> Result<Snapshot, ConfigErrors>,
+    shared: &ArcSwap<Snapshot>,
+    program: &XdpProgram,
+) -> bool {
+    let started = Instant::now();
+    // A panic while building is a bug, but the edge must outlive it: the builder only reads
+    // its input and makes a new snapshot, so nothing it leaves half-done is shared.
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
+    match built {
+        Err(_) => {
+            eprintln!(
+                "transitd: reload of {what} rejected: building the configuration panicked (a bug in transitd: \
+                 please report it with the file); the running configuration stays"
+            );
+            false
+        }
+        Ok(Err(errors)) => {
+            eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
+            false
+        }
+        Ok(Ok(new)) => {
+            // The XDP program learns new prefixes before the workers see the snapshot that
+            // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
+            let old = shared.load();
+            let mut v4 = new.owned_v4.clone();
+            v4.extend(old.owned_v4.iter().copied());
+            let mut v6 = new.owned_v6.clone();
+            v6.extend(old.owned_v6.iter().copied());
+            let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
+            let (owned_v4, owned_v6) = (new.owned_v4.clone(), new.owned_v6.clone());
+            // Soft-unicast's tables move with the snapshot; between the two, the program and
+            // the workers may disagree on an owner for a moment, which the hop limit in the
+            // backbone key turns into a counted drop, never a loop.
+            let tables = program_tables(program, &new);
+            // Tunnel remotes, like prefixes: both sets while the swap is under way.
+            let ((mut r4, mut r6), (o4, o6)) = (tunnel_remotes(&new), tunnel_remotes(&old));
+            r4.extend(o4);
+            r6.extend(o6);
+            let remotes = program.set_tunnel_remotes(&r4, &r6);
+            // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
+            // loses the probes in flight.
+            let names: Vec<&str> = new.tunnels.iter().map(|t| t.name.as_str()).collect();
+            let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
+            new.health.inherit(&names, &old.health, &old_names);
+            drop(names);
+            shared.store(Arc::new(new));
+            let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
+            let (n4, n6) = tunnel_remotes(&shared.load());
+            let remotes = remotes.and_then(|_| program.set_tunnel_remotes(&n4, &n6));
+            match widened.and(narrowed).and(tables).and(remotes) {
+                Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
+                Err(e) => eprintln!("transitd: reloaded {what}, but updating the XDP maps failed: {e}"),
+            }
+            true
+        }
+    }
+}
+
+/// The outer addresses of `snap`'s tunnels, by family.
+pub(super) fn tunnel_remotes(snap: &Snapshot) -> (Vec<std::net::Ipv4Addr>, Vec<std::net::Ipv6Addr>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for t in &snap.tunnels {
+        match t.gre.endpoints {
+            gre::Endpoints::V4 { remote, .. } => v4.push(remote),
+            gre::Endpoints::V6 { remote, .. } => v6.push(remote),
+        }
+    }
+    v4.sort_unstable();
+    v4.dedup();
+    v6.sort_unstable();
+    v6.dedup();
+    (v4, v6)
+}
+
+/// The XDP program's configuration, tunnel remotes and soft-unicast tables from `snap`.
+pub(super) fn program_tables(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
+    let (v4, v6) = tunnel_remotes(snap);
+    program.set_tunnel_remotes(&v4, &v6)?;
+    let su = snap.soft_unicast.as_ref();
+    if let Some(su) = su {
+        let slices = usize::from(su.plan.slices_per_ip);
+        let index: std::collections::HashMap<&str, u16> =
+            su.owners.servers.iter().enumerate().map(|(i, s)| (s.as_str(), i as u16)).collect();
+        let mut addresses = Vec::with_capacity(su.plan.owners.len());
+        let mut owners = Vec::with_capacity(su.plan.owners.len() * slices);
+        for (ip, slice_owners) in &su.plan.owners {
+            addresses.push((std::net::Ipv4Addr::from(*ip), su.owners.data_centre(*ip).unwrap_or(u16::MAX)));
+            owners.extend(slice_owners.iter().map(|o| index.get(o.as_str()).copied().unwrap_or(u16::MAX)));
+        }
+        let mut peers: Vec<std::net::Ipv4Addr> = su.server_backbone.iter().chain(&su.dc_backbone_of).copied().collect();
+        peers.sort_unstable();
+        peers.dedup();
+        program.set_egress(&addresses, &owners, &peers)?;
+    } else {
+        program.set_egress(&[], &[], &[])?;
+    }
+    program.set_config(&transitd_bpf::XdpConfig {
+        anycast: std::net::Ipv4Addr::from(snap.anycast),
+        anycast_v6: snap.anycast_v6,
+        soft_unicast: su.map(|su| transitd_bpf::SoftUnicastConfig {
+            backbone: su.backbone,
+            dc_backbone: su.dc_backbone,
+            key_id: su.key_id,
+            this_server: su.this_server,
+            this_dc: su.this_dc,
+            reserved_ports: su.plan.spec.reserved_ports,
+            slice_size: su.plan.spec.slice_size,
+            slices: u32::from(su.plan.slices_per_ip),
+        }),
+        gre_not_ours_pass: snap.gre_unsupported == crate::snapshot::Fate::Pass,
+        unbound_queue: match snap.unbound_queue {
+            crate::snapshot::Fate::Pass => transitd_bpf::UnboundQueue::Pass,
+            crate::snapshot::Fate::Drop => transitd_bpf::UnboundQueue::Drop,
+        },
+    })
+}

@@ -1,0 +1,119 @@
+//! What `transitd run` prints: a progress line every `--stats-interval`, and the final
+//! report per queue (verdicts by reason, the backend's and the XDP program's counters, where
+//! the UMEM frames are).
+
+use std::time::Duration;
+
+use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerStats};
+use crate::snapshot::Snapshot;
+use crate::worker::WorkerReport;
+
+pub(super) fn progress_line(
+    up: Duration,
+    queues: &[u32],
+    before: &[WorkerStats],
+    now: &[WorkerStats],
+    dt: f64,
+    xdp: &transitd_bpf::XdpStats,
+) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!("[{:>6.1}s]", up.as_secs_f64());
+    for ((q, b), n) in queues.iter().zip(before).zip(now) {
+        let rx = (n.rx_frames - b.rx_frames) as f64 / dt;
+        let tx = (n.tx_frames - b.tx_frames) as f64 / dt;
+        let _ = write!(line, " q{q}: rx {rx:.0} pps tx {tx:.0} pps");
+        let mut drops = Vec::new();
+        for r in DropReason::ALL {
+            let d = n.dropped_for(*r) - b.dropped_for(*r);
+            if d > 0 {
+                drops.push(format!("{} {d}", r.name()));
+            }
+        }
+        if !drops.is_empty() {
+            let _ = write!(line, " (dropped: {})", drops.join(", "));
+        }
+    }
+    let _ = write!(line, " | xdp redirected {} passed {}", xdp.redirected, xdp.passed);
+    line
+}
+
+pub(super) fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStats, snap: &Snapshot) -> String {
+    use std::fmt::Write as _;
+    let mut total = WorkerStats::default();
+    let mut out = String::new();
+    for r in reports {
+        total.add(&r.stats);
+        let _ = writeln!(
+            out,
+            "queue {}: rx {} tx {} passed {} dropped {}; umem frames {} (free {}, fill {}, tx {}){}",
+            r.queue,
+            r.stats.rx_frames,
+            r.stats.tx_frames,
+            r.stats.passed(),
+            r.stats.dropped(),
+            r.io.frames.total,
+            r.io.frames.free,
+            r.io.frames.in_fill,
+            r.io.frames.in_tx,
+            if r.io.frames.is_conserved() { "" } else { " NOT CONSERVED" }
+        );
+        // What the socket did with what the pipeline sent, and where the kernel lost frames:
+        // transmitted means completed by the kernel, not just put on the ring.
+        let (io, k) = (&r.io, &r.io.socket);
+        let _ = writeln!(
+            out,
+            "  socket ({}): sent {} completed {} backpressure {} bad_descriptors {} bad_tx {} spill_unsent {}; \
+             kernel: rx_ring_full {} fill_ring_empty {} rx_dropped {} rx_invalid {} tx_invalid {}",
+            if io.zero_copy { "zero-copy" } else { "copy" },
+            io.tx,
+            io.completed,
+            io.backpressure,
+            io.bad_descriptors,
+            io.bad_tx,
+            io.spill_no_frame,
+            k.rx_ring_full,
+            k.rx_fill_ring_empty,
+            k.rx_dropped,
+            k.rx_invalid_descs,
+            k.tx_invalid_descs,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total: rx {} tx {} passed {} dropped {}",
+        total.rx_frames,
+        total.tx_frames,
+        total.passed(),
+        total.dropped()
+    );
+    for r in TxReason::ALL {
+        if total.sent_as(*r) > 0 {
+            let _ = writeln!(out, "  tx   {:<22} {:>10}", r.name(), total.sent_as(*r));
+        }
+    }
+    for r in PassReason::ALL {
+        if total.passed_for(*r) > 0 {
+            let _ = writeln!(out, "  pass {:<22} {:>10}", r.name(), total.passed_for(*r));
+        }
+    }
+    for r in ConsumeReason::ALL {
+        if total.consumed[r.index()] > 0 {
+            let _ = writeln!(out, "  consumed {:<18} {:>10}", r.name(), total.consumed[r.index()]);
+        }
+    }
+    for r in DropReason::ALL {
+        if total.dropped_for(*r) > 0 {
+            let _ = writeln!(out, "  drop {:<22} {:>10}", r.name(), total.dropped_for(*r));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "xdp: redirected {} passed {} no_socket {} egress_local {} backbone_local {} gre_not_ours {}",
+        xdp.redirected, xdp.passed, xdp.no_socket, xdp.egress_local, xdp.backbone_local, xdp.gre_not_ours
+    );
+    for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+        let state = if snap.health.is_up(i as u16) { "up" } else { "down" };
+        let _ = writeln!(out, "tunnel {} {state} (probes answered up to #{})", t.name, snap.health.replied(i as u16));
+    }
+    out
+}

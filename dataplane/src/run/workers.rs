@@ -1,0 +1,147 @@
+//! The worker threads of a run, one per queue. Each pins itself to its CPU first, then opens
+//! its queue's AF_XDP socket, so that the UMEM is mapped and first touched from that CPU (on
+//! its NUMA node); it hands the socket's descriptor back to be registered in the XDP
+//! program, and waits until the program is attached before it polls. If any queue cannot
+//! be opened, every worker is told to stop before anything is attached.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use gre::EthernetAddrs;
+
+use crate::dropcap::DropCapture;
+use crate::io::FrameIo;
+use crate::io::afxdp::{AfXdpConfig, AfXdpIo};
+use crate::neigh::NextHopCell;
+use crate::snapshot::Snapshot;
+use crate::worker::{Worker, WorkerReport};
+
+/// What every worker of a run shares.
+pub(super) struct Plan {
+    /// The socket settings (queue filled in per worker).
+    pub socket: AfXdpConfig,
+    pub idle_sleep: Duration,
+    pub shared: Arc<ArcSwap<Snapshot>>,
+    pub next_hop: Arc<NextHopCell>,
+    /// Source MAC of what is sent.
+    pub src: [u8; 6],
+    pub stop: Arc<AtomicBool>,
+    pub capture: Option<Arc<DropCapture>>,
+}
+
+/// A socket a worker opened: what the XDP program and the log need to know of it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Opened {
+    pub queue: u32,
+    pub fd: i32,
+    pub zero_copy: bool,
+    pub huge_pages: bool,
+}
+
+/// Workers whose sockets are open, waiting for the word to poll.
+pub(super) struct Ready {
+    threads: Vec<JoinHandle<anyhow::Result<()>>>,
+    go: Vec<mpsc::Sender<bool>>,
+    /// The sockets, in queue order.
+    pub opened: Vec<Opened>,
+}
+
+/// Starts one worker per queue (`queues[i]` pinned to `cores[i]`, publishing into
+/// `reports[i]`; the first one probes the tunnels) and waits until each has opened its
+/// socket. The first failure stops them all.
+pub(super) fn start(
+    plan: &Plan,
+    queues: &[u32],
+    cores: &[usize],
+    reports: &[Arc<Mutex<WorkerReport>>],
+) -> anyhow::Result<Ready> {
+    let mut ready = Ready { threads: Vec::new(), go: Vec::new(), opened: Vec::new() };
+    let mut answers = Vec::new();
+    for (i, (&queue, &core)) in queues.iter().zip(cores).enumerate() {
+        let (opened_tx, opened_rx) = mpsc::channel::<Result<Opened, String>>();
+        let (go_tx, go_rx) = mpsc::channel::<bool>();
+        let cfg = AfXdpConfig { queue, ..plan.socket.clone() };
+        let (shared, next_hop, stop) = (plan.shared.clone(), plan.next_hop.clone(), plan.stop.clone());
+        let (src, idle_sleep, report) = (plan.src, plan.idle_sleep, reports[i].clone());
+        let tap = plan.capture.as_ref().map(|c| c.tap(queues.len()));
+        let spawned = std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
+            // A worker that is not where it was asked to be is an error, not a slow surprise.
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                let _ = opened_tx.send(Err(format!("queue {queue}: cannot pin the worker to CPU {core}")));
+                return Ok(());
+            }
+            let io = match AfXdpIo::open(&cfg) {
+                Ok(io) => io,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(format!("{} queue {queue}: {e}", cfg.iface)));
+                    return Ok(());
+                }
+            };
+            let zero_copy = io.stats().zero_copy;
+            let _ = opened_tx.send(Ok(Opened { queue, fd: io.fd(), zero_copy, huge_pages: io.huge_pages() }));
+            // Nothing polls until the program is attached; told to stop, the socket closes.
+            if !go_rx.recv().unwrap_or(false) {
+                return Ok(());
+            }
+            let mut worker = Worker::new(io, shared.load_full()).publish_to(report);
+            if i == 0 {
+                worker = worker.probe();
+            }
+            if let Some(tap) = tap {
+                worker = worker.capture(tap);
+            }
+            let eth = || next_hop.get().map(|dst| EthernetAddrs { dst, src });
+            worker.run(&shared, eth, &stop, idle_sleep)?;
+            Ok(())
+        });
+        match spawned {
+            Ok(handle) => {
+                ready.threads.push(handle);
+                ready.go.push(go_tx);
+                answers.push(opened_rx);
+            }
+            Err(e) => {
+                ready.abort();
+                return Err(e.into());
+            }
+        }
+    }
+    for answer in answers {
+        match answer.recv() {
+            Ok(Ok(opened)) => ready.opened.push(opened),
+            Ok(Err(why)) => {
+                ready.abort();
+                anyhow::bail!(why);
+            }
+            Err(_) => {
+                ready.abort();
+                anyhow::bail!("a worker ended before opening its socket");
+            }
+        }
+    }
+    Ok(ready)
+}
+
+impl Ready {
+    /// Lets every worker poll; returns their threads.
+    pub fn go(self) -> Vec<JoinHandle<anyhow::Result<()>>> {
+        for go in &self.go {
+            let _ = go.send(true);
+        }
+        self.threads
+    }
+
+    /// Tells every worker to stop (closing its socket) and waits for them.
+    pub fn abort(self) {
+        for go in &self.go {
+            let _ = go.send(false);
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
