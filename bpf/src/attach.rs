@@ -66,6 +66,13 @@ impl Found {
     }
 }
 
+/// True when no BPF link holds the program `found`: it was attached the old (netlink) way by
+/// a process that is gone, and is stale. A link's program id is global, so this holds
+/// whatever network namespace the link was made in.
+pub fn is_stale(found: &Found) -> bool {
+    !libbpf_rs::query::LinkInfoIter::default().any(|link| link.prog_id == found.id)
+}
+
 /// The program attached to `ifindex`, if any, in either mode.
 pub fn attached(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<Found>, BpfError> {
     let q = Xdp::new(any_prog.prog_fd())
@@ -90,11 +97,10 @@ impl XdpProgram {
     pub fn attach(&self, ifindex: i32, mode: AttachMode) -> Result<Attached<'_>, BpfError> {
         let mut replaced = None;
         if let Some(found) = attached(ifindex, self)? {
-            if !found.is_transitd() {
+            // Only a stale transitd program is replaced: another transitd's is held by a link.
+            if !found.is_transitd() || !is_stale(&found) {
                 return Err(BpfError::Occupied { ifindex, found });
             }
-            // A transitd program: stale if it was attached without a link (netlink detach
-            // succeeds), another transitd's if a link holds it (netlink detach is refused).
             let flags = if found.native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
             if Xdp::new(self.prog_fd()).detach(ifindex, flags).is_err() {
                 return Err(BpfError::Occupied { ifindex, found });
@@ -154,6 +160,9 @@ pub fn detach(ifindex: i32) -> Result<Option<Found>, BpfError> {
     let Some(found) = attached(ifindex, &program)? else { return Ok(None) };
     if !found.is_transitd() {
         return Err(BpfError::NotOurs { ifindex, found });
+    }
+    if !is_stale(&found) {
+        return Err(BpfError::Occupied { ifindex, found });
     }
     let flags = if found.native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
     Xdp::new(program.prog_fd())

@@ -182,6 +182,14 @@ pub struct RunArgs {
     /// log line says so and ordinary pages are used.
     #[arg(long)]
     pub huge_pages: bool,
+    /// The TUN device through which frames the XDP program redirected but the pipeline
+    /// passes reach the host's stack (default: td-IFACE).
+    #[arg(long, value_name = "NAME")]
+    pub punt_device: Option<String>,
+    /// Frames per second handed to the host that way at most (all workers together); 0 drops
+    /// them (counted).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub punt_rate: u32,
     /// Seconds between progress lines (per-worker pps, drops by reason); 0 for none.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub stats_interval: Duration,
@@ -310,6 +318,8 @@ impl RunArgs {
                 _ => crate::io::afxdp::BindMode::Auto,
             },
             huge_pages: self.huge_pages,
+            punt_device: self.punt_device.clone().unwrap_or_else(|| crate::punt::default_name(&self.iface)),
+            punt_rate: self.punt_rate,
             stats_interval: self.stats_interval,
             idle_sleep: Duration::from_micros(self.idle_sleep_us),
             busy_poll: !self.no_busy_poll,

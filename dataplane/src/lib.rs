@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod neigh;
 pub mod pipeline;
 pub mod plan_report;
+pub mod punt;
 pub mod replay;
 pub mod run;
 pub mod snapshot;

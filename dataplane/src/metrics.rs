@@ -73,6 +73,8 @@ pub struct Sources {
     pub reloads: ReloadStats,
     /// The drop capture, if one runs.
     pub capture: Option<Arc<DropCapture>>,
+    /// The exception path to the host, if there is one.
+    pub punt: Option<Arc<crate::punt::PuntDevice>>,
     /// Process start (Unix seconds).
     pub started: u64,
 }
@@ -399,6 +401,18 @@ impl Collector for TransitdCollector {
         )?;
         m.encode_gauge(&(src.reloads.applied_at.load(Ordering::Relaxed) as i64))?;
 
+        if let Some(punt) = &src.punt {
+            let p = &punt.stats;
+            let mut m = enc.encode_descriptor(
+                "transitd_punt_packets",
+                "Frames the XDP program redirected and the pipeline passed, handed to the host (or not, and why)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [("punted", &p.punted), ("over_rate", &p.over_rate), ("failed", &p.failed)] {
+                sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+            }
+        }
         if let Some(cap) = &src.capture {
             let s = &cap.stats;
             let mut m = enc.encode_descriptor(
@@ -846,6 +860,7 @@ tunnel = "acme-gre"
             xdp: Mutex::new(transitd_bpf::XdpStats { redirected: 7, ..Default::default() }),
             reloads: ReloadStats::default(),
             capture: None,
+            punt: None,
             started: 0,
         })
     }

@@ -5,8 +5,9 @@
 //! - between batches, it follows the running snapshot: counters, rate limits and spill are
 //!   resized when a reload changes them, the prober and the drop capture rebound;
 //! - per batch, it receives, runs the pipeline, offers each frame and its outcome to the
-//!   drop capture (the core never sees the capture), sends what the pipeline spilled and, on
-//!   the worker that probes, the tunnel health probes;
+//!   drop capture (the core never sees the capture), hands what the pipeline passed to the
+//!   host through the exception path (live backends), sends what the pipeline spilled and,
+//!   on the worker that probes, the tunnel health probes;
 //! - a few times a second, it publishes a copy of its counters, the backend's counters and
 //!   its batch latencies into a [`WorkerReport`] for the reporter and the metrics.
 
@@ -22,6 +23,7 @@ use crate::dropcap::Tap;
 use crate::health::{self, Prober};
 use crate::io::{FrameIo, IoStats, Polled};
 use crate::pipeline::{Limits, SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats, process_batch_via};
+use crate::punt::Punt;
 use crate::snapshot::Snapshot;
 
 /// What a worker publishes for the reporter and the metrics, a few times a second.
@@ -141,6 +143,7 @@ pub struct Worker<I> {
     /// The snapshot `state` is sized for and the prober and tap are bound to.
     snapshot: Arc<Snapshot>,
     tap: Option<Tap>,
+    punt: Option<Punt>,
     prober: Option<Prober>,
     last_probe_tick_ns: u64,
     publisher: Option<Publisher>,
@@ -154,6 +157,7 @@ impl<I: FrameIo> Worker<I> {
             state: WorkerState::new(&snapshot),
             snapshot,
             tap: None,
+            punt: None,
             prober: None,
             last_probe_tick_ns: 0,
             publisher: None,
@@ -164,6 +168,13 @@ impl<I: FrameIo> Worker<I> {
     pub fn capture(mut self, mut tap: Tap) -> Worker<I> {
         tap.bind(self.snapshot.clone());
         self.tap = Some(tap);
+        self
+    }
+
+    /// Hands frames the pipeline passes to the host's stack through `punt` (for a backend
+    /// whose frames the kernel no longer has: AF_XDP).
+    pub fn punt_to(mut self, punt: Punt) -> Worker<I> {
+        self.punt = Some(punt);
         self
     }
 
@@ -237,12 +248,17 @@ impl<I: FrameIo> Worker<I> {
     /// not resolved), offer to the capture, send the spill and any probes due.
     pub fn poll(&mut self, eth: Option<EthernetAddrs>) -> std::io::Result<Polled> {
         let began = self.publisher.is_some().then(Instant::now);
-        let (snap, state, tap) = (&self.snapshot, &mut self.state, &mut self.tap);
+        let (snap, state, tap, punt) = (&self.snapshot, &mut self.state, &mut self.tap, &mut self.punt);
         let polled = self.io.poll(&mut |frames| {
             process_batch_via(snap, eth, frames, state);
             if let Some(tap) = tap {
                 for (frame, outcome) in frames.iter().zip(state.outcomes()) {
                     tap.offer(frame, outcome);
+                }
+            }
+            if let Some(punt) = punt {
+                for frame in frames.iter() {
+                    punt.offer(frame);
                 }
             }
         })?;

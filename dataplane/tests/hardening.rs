@@ -108,6 +108,7 @@ fn label_values_are_escaped_as_openmetrics_requires() {
         xdp: Default::default(),
         reloads: Default::default(),
         capture: None,
+        punt: None,
         started: 0,
     });
     let text = transitd::metrics::render(&sources);

@@ -32,6 +32,7 @@ use crate::limits::{MAX_UMEM_FRAMES, MIN_UMEM_FRAMES};
 use crate::metrics::{ReloadStats, Sources};
 use crate::neigh::{self, NextHopCell};
 use crate::pipeline::WorkerStats;
+use crate::punt::PuntDevice;
 use crate::snapshot::{NextHop, Snapshot};
 use crate::worker::WorkerReport;
 
@@ -70,6 +71,10 @@ pub struct RunOptions {
     pub bind: BindMode,
     /// Back UMEMs with huge pages where the system has them.
     pub huge_pages: bool,
+    /// The exception path's TUN device.
+    pub punt_device: String,
+    /// Frames per second punted at most (0: none).
+    pub punt_rate: u32,
     /// Seconds between progress lines (0: none).
     pub stats_interval: Duration,
     /// Sleep this long when a poll finds nothing (0: pure busy polling).
@@ -114,6 +119,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let resolver = resolve_next_hop(&snapshot, &opts.config, &next_hop, &stop)?;
 
     let program = XdpProgram::load()?;
+    // Another program on the interface (another transitd's, say) stops the run before it
+    // creates anything; attaching checks again.
+    if let Some(found) = transitd_bpf::attached(index, &program)?
+        && !(found.is_transitd() && transitd_bpf::is_stale(&found))
+    {
+        bail!("{}: {}", opts.iface, transitd_bpf::BpfError::Occupied { ifindex: index, found });
+    }
     program.set_owned_v4(&snapshot.owned_v4)?;
     program.set_owned_v6(&snapshot.owned_v6)?;
     program_tables(&program, &snapshot)?;
@@ -124,6 +136,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // Threads around the workers stop on their own flag, after the workers and the detach.
     let helpers_stop = Arc::new(AtomicBool::new(false));
     let (capture, writer) = start_capture(opts.capture.as_ref(), shared.load().frame_size, &helpers_stop)?;
+    let punt = PuntDevice::create(&opts.punt_device, opts.punt_rate)?;
 
     let plan = workers::Plan {
         socket: AfXdpConfig {
@@ -141,6 +154,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         src,
         stop: stop.clone(),
         capture: capture.clone(),
+        punt: punt.clone(),
     };
     let ready = workers::start(&plan, &queues, &cores, &reports)?;
     let attached = match register_and_attach(&program, &ready.opened, index, opts) {
@@ -163,6 +177,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         xdp: Mutex::new(program.stats()),
         reloads: ReloadStats::default(),
         capture: capture.clone(),
+        punt: Some(punt.clone()),
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     sources.reloads.applied_now(true);
@@ -175,10 +190,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         None => None,
     };
     let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone())?;
-    supervise(opts, &queues, &workers, &reports, &sources, &mut watch, &program, &stop, &reload);
+    let gone = supervise(opts, index, &queues, &workers, &reports, &sources, &mut watch, &program, &stop, &reload);
 
     stop.store(true, Ordering::Relaxed);
-    let mut errors = Vec::new();
+    let mut errors: Vec<anyhow::Error> = gone.into_iter().collect();
     for w in workers {
         match w.join() {
             Ok(Ok(())) => {}
@@ -203,7 +218,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         eprintln!("transitd: {}", crate::dropcap::summary(c));
     }
     let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
-    print!("{}", final_report(&finals, &program.stats(), &shared.load()));
+    print!("{}", final_report(&finals, &program.stats(), &shared.load(), &punt));
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(finals),
@@ -301,10 +316,12 @@ fn log_sockets(opened: &[workers::Opened], opts: &RunOptions) {
 }
 
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, and
-/// progress lines, until a stop signal or a worker ends.
+/// progress lines, until a stop signal or a worker ends; or until the interface goes away
+/// (an error: its sockets can do nothing more).
 #[allow(clippy::too_many_arguments)]
 fn supervise(
     opts: &RunOptions,
+    index: i32,
     queues: &[u32],
     workers: &[Thread],
     reports: &[Arc<Mutex<WorkerReport>>],
@@ -313,7 +330,7 @@ fn supervise(
     program: &XdpProgram,
     stop: &AtomicBool,
     reload: &AtomicBool,
-) {
+) -> Option<anyhow::Error> {
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect()
@@ -337,7 +354,13 @@ fn supervise(
             eprintln!("{}", progress_line(started.elapsed(), queues, &last.1, &now, dt, &program.stats()));
             last = (Instant::now(), now);
         }
+        if ifindex(&opts.iface).ok() != Some(index) {
+            let why = anyhow::anyhow!("{} went away (it was ifindex {index}): stopping", opts.iface);
+            eprintln!("transitd: {why}");
+            return Some(why);
+        }
     }
+    None
 }
 
 /// `transitd detach --iface IF`.

@@ -2,9 +2,11 @@
 //! report per queue (verdicts by reason, the backend's and the XDP program's counters, where
 //! the UMEM frames are).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerStats};
+use crate::punt::PuntDevice;
 use crate::snapshot::Snapshot;
 use crate::worker::WorkerReport;
 
@@ -37,7 +39,12 @@ pub(super) fn progress_line(
     line
 }
 
-pub(super) fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStats, snap: &Snapshot) -> String {
+pub(super) fn final_report(
+    reports: &[WorkerReport],
+    xdp: &transitd_bpf::XdpStats,
+    snap: &Snapshot,
+    punt: &PuntDevice,
+) -> String {
     use std::fmt::Write as _;
     let mut total = WorkerStats::default();
     let mut out = String::new();
@@ -110,6 +117,15 @@ pub(super) fn final_report(reports: &[WorkerReport], xdp: &transitd_bpf::XdpStat
         out,
         "xdp: redirected {} passed {} no_socket {} egress_local {} backbone_local {} gre_not_ours {}",
         xdp.redirected, xdp.passed, xdp.no_socket, xdp.egress_local, xdp.backbone_local, xdp.gre_not_ours
+    );
+    let p = &punt.stats;
+    let _ = writeln!(
+        out,
+        "punt {}: {} to the host, {} over the rate, {} failed",
+        punt.name(),
+        p.punted.load(Ordering::Relaxed),
+        p.over_rate.load(Ordering::Relaxed),
+        p.failed.load(Ordering::Relaxed)
     );
     for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
         let state = if snap.health.is_up(i as u16) { "up" } else { "down" };

@@ -17,6 +17,7 @@ use crate::dropcap::DropCapture;
 use crate::io::FrameIo;
 use crate::io::afxdp::{AfXdpConfig, AfXdpIo};
 use crate::neigh::NextHopCell;
+use crate::punt::PuntDevice;
 use crate::snapshot::Snapshot;
 use crate::worker::{Worker, WorkerReport};
 
@@ -31,6 +32,8 @@ pub(super) struct Plan {
     pub src: [u8; 6],
     pub stop: Arc<AtomicBool>,
     pub capture: Option<Arc<DropCapture>>,
+    /// Where passed frames go back to the host.
+    pub punt: Arc<PuntDevice>,
 }
 
 /// A socket a worker opened: what the XDP program and the log need to know of it.
@@ -68,6 +71,7 @@ pub(super) fn start(
         let (shared, next_hop, stop) = (plan.shared.clone(), plan.next_hop.clone(), plan.stop.clone());
         let (src, idle_sleep, report) = (plan.src, plan.idle_sleep, reports[i].clone());
         let tap = plan.capture.as_ref().map(|c| c.tap(queues.len()));
+        let punt = plan.punt.punt(queues.len());
         let spawned = std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             // A worker that is not where it was asked to be is an error, not a slow surprise.
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -87,7 +91,7 @@ pub(super) fn start(
             if !go_rx.recv().unwrap_or(false) {
                 return Ok(());
             }
-            let mut worker = Worker::new(io, shared.load_full()).publish_to(report);
+            let mut worker = Worker::new(io, shared.load_full()).publish_to(report).punt_to(punt);
             if i == 0 {
                 worker = worker.probe();
             }

@@ -226,6 +226,11 @@ impl Transitd {
         let _ = Command::new("kill").args(["-HUP", &pid.to_string()]).status();
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())

@@ -155,6 +155,16 @@ const SOL_XDP: i32 = 283;
 impl XskSocket {
     /// Maps and registers `cfg.frames` frames, and binds a socket on `ifname`.
     pub(crate) fn create(ifname: &CStr, cfg: &AfXdpConfig) -> io::Result<XskSocket> {
+        // libxdp copies IFNAMSIZ - 1 bytes from the name whatever its length: hand it a
+        // buffer that long, zero-padded (a shorter one is read past its end).
+        let name = ifname.to_bytes();
+        if name.len() >= libc::IFNAMSIZ {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+        }
+        let mut padded = [0 as libc::c_char; libc::IFNAMSIZ];
+        for (d, &b) in padded.iter_mut().zip(name) {
+            *d = b as libc::c_char;
+        }
         let umem = Umem::create(cfg)?;
         // SAFETY: all-zero is a valid value for these plain C structs; libxdp fills them in.
         let rings = Box::new(unsafe { std::mem::zeroed::<SocketRings>() });
@@ -172,14 +182,15 @@ impl XskSocket {
                 BindMode::Copy => xdp::XDP_COPY,
                 BindMode::ZeroCopy => xdp::XDP_ZEROCOPY,
             }) as u16;
-        // SAFETY: `ifname` is a valid C string; the UMEM was created above and outlives the
+        // SAFETY: `padded` is a NUL-terminated name of IFNAMSIZ bytes; the UMEM was created
+        // above and outlives the
         // socket (dropped after it, or, if this fails, with no socket to outlive); the ring
         // structs are boxed in `socket`, so the pointers libxdp keeps to them stay valid
         // until the socket is deleted.
         let ret = unsafe {
             xdp::xsk_socket__create(
                 &mut socket.xsk,
-                ifname.as_ptr(),
+                padded.as_ptr(),
                 cfg.queue,
                 umem.umem,
                 &mut socket.rings.rx,

@@ -1,0 +1,159 @@
+//! The exception path: a frame the XDP program redirected that the pipeline then passes
+//! (not transitd's after all: in the moment a reload moves a prefix, a shape the XDP program
+//! does not read) is handed to the host's stack through a TUN device, as VPP punts to a tap
+//! and DPDK's exception path re-injects. Without it such frames would vanish while counted
+//! "passed": AF_XDP frames have no way back into the kernel's receive path.
+//!
+//! The device is created by `transitd run` (`td-<interface>` unless named) and goes away
+//! with the process. Frames are written as IP packets (the Ethernet header and VLAN tags
+//! are stripped), one `write` each: this is an exception path, bounded by a rate per worker
+//! (`--punt-rate`), and every frame is counted as punted, over the rate, or failed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::pipeline::{Frame, Verdict};
+
+/// Counters of the exception path, shared by the workers.
+#[derive(Debug, Default)]
+pub struct PuntStats {
+    /// Frames written to the device.
+    pub punted: AtomicU64,
+    /// Frames not written: over the rate.
+    pub over_rate: AtomicU64,
+    /// Frames not written: not IP, or the write failed.
+    pub failed: AtomicU64,
+}
+
+/// The TUN device frames are punted to.
+pub struct PuntDevice {
+    device: tun::Device,
+    name: String,
+    /// Frames per second, all workers together.
+    rate: u32,
+    /// Counters.
+    pub stats: PuntStats,
+}
+
+impl std::fmt::Debug for PuntDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PuntDevice").field("name", &self.name).field("rate", &self.rate).finish()
+    }
+}
+
+/// The default device name for interface `iface`: `td-` and as much of the name as fits the
+/// kernel's 15 characters.
+pub fn default_name(iface: &str) -> String {
+    let mut name = format!("td-{iface}");
+    while name.len() > 15 {
+        name.pop();
+    }
+    name
+}
+
+impl PuntDevice {
+    /// Creates the TUN device `name`, brings it up and lets it accept packets whose source is
+    /// routed elsewhere (reverse-path filtering off on it: the packets are the Internet's,
+    /// arriving here only because transitd handed them over).
+    pub fn create(name: &str, rate: u32) -> anyhow::Result<Arc<PuntDevice>> {
+        let mut config = tun::Configuration::default();
+        config.tun_name(name).up();
+        let device = tun::create(&config).map_err(|e| anyhow::anyhow!("creating the punt device {name}: {e}"))?;
+        let rp = format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
+        if let Err(e) = std::fs::write(&rp, "0") {
+            eprintln!("transitd: {rp}: {e}; punted packets may be dropped by reverse-path filtering");
+        }
+        if std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter").is_ok_and(|v| v.trim() == "1") {
+            eprintln!(
+                "transitd: net.ipv4.conf.all.rp_filter is 1 (strict): the kernel will drop punted packets whose \
+                 source it routes elsewhere; set it to 2 (loose) or 0"
+            );
+        }
+        Ok(Arc::new(PuntDevice { device, name: name.to_string(), rate, stats: PuntStats::default() }))
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A worker's end, one of `workers`.
+    pub fn punt(self: &Arc<Self>, workers: usize) -> Punt {
+        let per_worker = (f64::from(self.rate) / workers.max(1) as f64).max(1.0);
+        Punt { device: self.clone(), interval_ns: (1e9 / per_worker) as u64, tat_ns: 0, enabled: self.rate > 0 }
+    }
+}
+
+/// A worker's end of the exception path: its share of the rate (GCRA, a second's burst).
+#[derive(Debug)]
+pub struct Punt {
+    device: Arc<PuntDevice>,
+    interval_ns: u64,
+    tat_ns: u64,
+    enabled: bool,
+}
+
+/// A second's worth of frames back to back.
+const BURST_NS: u64 = 1_000_000_000;
+
+impl Punt {
+    /// Hands `frame` to the host if the pipeline passed it.
+    #[inline]
+    pub fn offer(&mut self, frame: &Frame<'_>) {
+        if !matches!(frame.verdict, Verdict::Pass(_)) {
+            return;
+        }
+        let stats = &self.device.stats;
+        let now = frame.timestamp_ns;
+        let tat = self.tat_ns.max(now);
+        if !self.enabled || tat - now > BURST_NS {
+            stats.over_rate.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.tat_ns = tat + self.interval_ns;
+        let written = ip_packet(frame.data()).map(|p| self.device.device.send(p));
+        match written {
+            Some(Ok(_)) => stats.punted.fetch_add(1, Ordering::Relaxed),
+            _ => stats.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// The IP packet inside an Ethernet frame (after up to three VLAN tags), as a TUN device
+/// takes it.
+fn ip_packet(frame: &[u8]) -> Option<&[u8]> {
+    let mut at = 12;
+    for _ in 0..4 {
+        let ty = frame.get(at..at + 2)?;
+        match u16::from_be_bytes([ty[0], ty[1]]) {
+            0x8100 | 0x88a8 | 0x9100 => at += 4,
+            0x0800 | 0x86dd => return frame.get(at + 2..),
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_is_found_behind_vlan_tags() {
+        let mut frame = vec![0u8; 12];
+        frame.extend([0x81, 0x00, 0, 5, 0x88, 0xa8, 0, 6, 0x08, 0x00, 0x45, 0]);
+        assert_eq!(ip_packet(&frame), Some(&[0x45, 0][..]));
+        let arp = [&[0u8; 12][..], &[0x08, 0x06, 0, 1]].concat();
+        assert_eq!(ip_packet(&arp), None);
+        assert_eq!(ip_packet(&[0u8; 5]), None);
+        let five_tags = [&[0u8; 12][..], &[0x81, 0, 0, 1].repeat(5), &[0x08, 0x00, 0x45]].concat();
+        assert_eq!(ip_packet(&five_tags), None);
+    }
+
+    #[test]
+    fn names_fit_the_kernel() {
+        assert_eq!(default_name("eth0"), "td-eth0");
+        assert_eq!(default_name("enp129s0f1np1"), "td-enp129s0f1np");
+        assert!(default_name("a-very-long-interface-name").len() <= 15);
+    }
+}
