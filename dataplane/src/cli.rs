@@ -51,7 +51,7 @@ pub enum Command {
         capture: CaptureArgs,
     },
     /// Run the data plane on an interface's queues (AF_XDP) until SIGINT or SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print a running transitd's metrics for a person: traffic per worker, verdicts and
     /// drop reasons, customers, tunnels and their health, batch latency, reloads.
     Stats {
