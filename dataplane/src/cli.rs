@@ -200,6 +200,14 @@ pub struct RunArgs {
     /// Do not ask the kernel for socket busy polling.
     #[arg(long)]
     pub no_busy_poll: bool,
+    /// Set the interface's napi_defer_hard_irqs for the run (restored at exit): polls the
+    /// kernel makes without re-enabling the NIC's interrupt, while busy polling (e.g. 2).
+    #[arg(long, value_name = "N")]
+    pub napi_defer: Option<u32>,
+    /// Set the interface's gro_flush_timeout for the run (restored at exit): nanoseconds
+    /// before the interrupt comes back when busy polling stops (e.g. 200000).
+    #[arg(long, value_name = "NS")]
+    pub gro_flush_timeout: Option<u64>,
     /// UMEM frames per queue.
     #[arg(long, default_value_t = 4096)]
     pub frames: u32,
@@ -323,6 +331,8 @@ impl RunArgs {
             stats_interval: self.stats_interval,
             idle_sleep: Duration::from_micros(self.idle_sleep_us),
             busy_poll: !self.no_busy_poll,
+            napi_defer: self.napi_defer,
+            gro_flush_timeout: self.gro_flush_timeout,
             frames: self.frames,
             metrics: (!self.no_metrics).then_some(self.metrics),
             watch: self.watch_interval,

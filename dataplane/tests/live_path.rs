@@ -226,11 +226,19 @@ fn a_bind_the_driver_cannot_do_fails_cleanly() {
     for bad in ["Invalid read", "Invalid write", "Invalid free", "Mismatched free", "Source and destination overlap"] {
         assert!(!report.contains(bad), "{bad} under valgrind:\n{report}");
     }
-    // The kernel chooses copy mode when asked to choose, and says so.
-    let t = lab.transitd(ACME, &[]);
+    // The kernel chooses copy mode when asked to choose, and says so; the busy-polling
+    // tunables hold for the run and come back after it.
+    let tunable = |name: &str| {
+        let out = lab.run("dut", "cat", &[&format!("/sys/class/net/{}/{name}", lab.dev("d0"))]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = (tunable("napi_defer_hard_irqs"), tunable("gro_flush_timeout"));
+    let t = lab.transitd(ACME, &["--napi-defer", "2", "--gro-flush-timeout", "200000"]);
     assert!(t.log().contains("bound in copy mode (--bind auto)"), "{}", t.log());
+    assert_eq!((tunable("napi_defer_hard_irqs"), tunable("gro_flush_timeout")), ("2".into(), "200000".into()));
     let (code, _) = t.stop();
     assert_eq!(code, 0);
+    assert_eq!((tunable("napi_defer_hard_irqs"), tunable("gro_flush_timeout")), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

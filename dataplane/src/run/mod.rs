@@ -7,6 +7,7 @@
 mod placement;
 mod reload;
 mod report;
+mod tunables;
 mod workers;
 
 use std::net::SocketAddr;
@@ -81,6 +82,10 @@ pub struct RunOptions {
     pub idle_sleep: Duration,
     /// Ask the kernel for busy polling on the sockets.
     pub busy_poll: bool,
+    /// The interface's napi_defer_hard_irqs for the run.
+    pub napi_defer: Option<u32>,
+    /// The interface's gro_flush_timeout (ns) for the run.
+    pub gro_flush_timeout: Option<u64>,
     /// UMEM frames per queue.
     pub frames: u32,
     /// Where to serve metrics (`None`: nowhere).
@@ -118,6 +123,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let next_hop = Arc::new(NextHopCell::default());
     let resolver = resolve_next_hop(&snapshot, &opts.config, &next_hop, &stop)?;
 
+    // Restored when the run ends, however it ends short of an abort.
+    let _tunables = tunables::Tunables::set(&opts.iface, opts.napi_defer, opts.gro_flush_timeout)?;
     let program = XdpProgram::load()?;
     // Another program on the interface (another transitd's, say) stops the run before it
     // creates anything; attaching checks again.
