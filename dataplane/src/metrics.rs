@@ -328,6 +328,7 @@ impl Collector for TransitdCollector {
                 ("completed", io.completed),
                 ("tx_ring_full", io.tx_ring_full),
                 ("backpressure", io.backpressure),
+                ("multi_buffer", io.multi_buffer),
                 ("spill_no_frame", io.spill_no_frame),
                 ("bad_descriptor", io.bad_descriptors),
                 ("bad_tx", io.bad_tx),

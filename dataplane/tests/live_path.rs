@@ -283,3 +283,58 @@ fn link_down_and_up_under_traffic_then_the_interface_vanishing() {
     let (_, report) = t.stop();
     assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");
 }
+
+#[test]
+fn jumbo_frames_are_received_firewalled_encapsulated_and_answered() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tj", 1);
+    for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
+        lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "9000"]);
+    }
+    // Frames up to 9216 bytes; the tunnel carries 8900-byte packets.
+    let config = ACME
+        .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 9216")
+        .replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 8900");
+    let t = lab.transitd(&config, &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let out = lab.capture("up", "u1");
+    let back = lab.capture("snd", "s0");
+    // An 8,040-byte packet (three UMEM frames) that fits the tunnel, one that does not (DF
+    // set: answered with fragmentation needed), and an SSH one the firewall drops.
+    scapy_send(
+        &lab,
+        "snd",
+        "[IP(dst='203.0.113.100', flags='DF')/TCP(sport=46000, dport=21, flags='PA')/Raw(b'j' * 8000), \
+          IP(dst='203.0.113.100', flags='DF')/TCP(sport=46001, dport=21, flags='PA')/Raw(b'k' * 8900), \
+          IP(dst='203.0.113.100', flags='DF')/TCP(sport=46002, dport=22, flags='PA')/Raw(b'l' * 8000)]",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, back) = (out.finish(), back.finish());
+    let gre = common::tshark(
+        &out,
+        &[
+            "-Y",
+            "gre and not icmp",
+            "-T",
+            "fields",
+            "-E",
+            "separator=;",
+            "-e",
+            "ip.len",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.len",
+        ],
+    );
+    // Outer 20 + GRE 4 + inner 20 + TCP 20 + 8000: one packet, the first, whole.
+    assert_eq!(gre.trim(), "8064,8040;46000;8000", "{gre}");
+    let icmp = common::tshark(
+        &back,
+        &["-Y", "icmp.type == 3 and icmp.code == 4", "-T", "fields", "-e", "icmp.mtu", "-e", "tcp.srcport"],
+    );
+    assert_eq!(icmp.trim(), "8900\t46001", "{icmp}");
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("drop firewall") && !report.contains("NOT CONSERVED"), "{report}");
+}

@@ -94,7 +94,10 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	return gre_fate(cfg, ip + 1, end, known, 0);
 }
 
-SEC("xdp")
+/* Frags-aware ("xdp.frags"): it may be attached to an interface whose MTU exceeds a page,
+ * and a jumbo frame reaches it in several buffers. It reads headers only, which are in the
+ * first (data..data_end); the AF_XDP socket takes the rest as further descriptors. */
+SEC("xdp.frags")
 int xdp_transitd(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

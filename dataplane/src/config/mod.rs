@@ -225,7 +225,9 @@ pub struct ServerSection {
     /// The anycast IPv6 address: the same for GRE over IPv6 and ICMPv6 errors. Needed for
     /// tunnels with an IPv6 remote; without it no ICMPv6 error is sent.
     pub anycast_v6: Option<Spanned<String>>,
-    /// Largest frame accepted, in bytes (an AF_XDP UMEM frame); default 4096.
+    /// Largest frame accepted, in bytes; default 4096. On AF_XDP a frame larger than a UMEM
+    /// frame (4096 bytes, less 256 of headroom) arrives in several and is reassembled (XDP
+    /// multi-buffer): set 9216 for 9000-byte jumbo frames.
     pub frame_size: Option<Spanned<u32>>,
     /// What to do with IP traffic for no customer prefix; default `pass` (to the host).
     #[serde(default)]

@@ -23,12 +23,14 @@ pub struct FrameCount {
     pub in_fill: u64,
     /// Given to the kernel to send, not yet completed.
     pub in_tx: u64,
+    /// Held between polls: the first frames of a packet whose last has not arrived.
+    pub held: u64,
 }
 
 impl FrameCount {
     /// True when every frame is accounted for exactly once.
     pub fn is_conserved(&self) -> bool {
-        self.free + self.in_fill + self.in_tx == self.total
+        self.free + self.in_fill + self.in_tx + self.held == self.total
     }
 }
 
@@ -49,9 +51,11 @@ pub struct IoStats {
     pub backpressure: u64,
     /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame or tx room.
     pub spill_no_frame: u64,
-    /// Descriptors the kernel handed over that did not describe one of our frames as lent
-    /// (counted and left out of the pipeline; a frame of ours goes back to the free list).
+    /// Packets refused because a descriptor did not describe one of our frames as lent, or
+    /// ran past its frame (left out of the pipeline; frames of ours go back to the free list).
     pub bad_descriptors: u64,
+    /// Packets that came in several frames (jumbo frames, XDP multi-buffer), reassembled.
+    pub multi_buffer: u64,
     /// Tx verdicts the backend refused to send: empty, or running past their frame.
     pub bad_tx: u64,
     /// sendto/recvfrom kicks.

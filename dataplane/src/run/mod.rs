@@ -149,7 +149,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
             frames: opts.frames,
-            frame_size: shared.load().frame_size as u32,
+            // One page per UMEM frame; a larger packet (a jumbo frame) arrives in several and
+            // is reassembled (XDP multi-buffer), up to the configured frame size.
+            frame_size: 4096,
             bind: opts.bind,
             huge_pages: opts.huge_pages,
             busy_poll: opts.busy_poll,

@@ -69,12 +69,13 @@ pub(super) fn final_report(
         let (io, k) = (&r.io, &r.io.socket);
         let _ = writeln!(
             out,
-            "  socket ({}): sent {} completed {} backpressure {} bad_descriptors {} bad_tx {} spill_unsent {}; \
+            "  socket ({}): sent {} completed {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_unsent {}; \
              kernel: rx_ring_full {} fill_ring_empty {} rx_dropped {} rx_invalid {} tx_invalid {}",
             if io.zero_copy { "zero-copy" } else { "copy" },
             io.tx,
             io.completed,
             io.backpressure,
+            io.multi_buffer,
             io.bad_descriptors,
             io.bad_tx,
             io.spill_no_frame,

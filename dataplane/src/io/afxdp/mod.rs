@@ -33,7 +33,7 @@ use arrayvec::ArrayVec;
 
 use super::{FrameCount, FrameIo, IoStats, Polled, SocketStats};
 use crate::pipeline::Verdict;
-use crate::pipeline::{BATCH_SIZE, Frame, Spill};
+use crate::pipeline::{BATCH_SIZE, Frame, HEADROOM, Spill};
 
 /// How to bind the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub trait Xsk {
     /// Every chunk is the start of a frame of this UMEM that no ring holds (received and
     /// not yet given back, or taken off the free list), and the chunks are distinct: the
     /// views are then disjoint, and nothing else writes the frames while they live.
-    unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], BATCH_SIZE>);
+    unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], MAX_LENT>);
 }
 
 /// Where one UMEM frame is.
@@ -168,7 +168,8 @@ enum Place {
     Free,
     /// Given to the kernel to receive into.
     Fill,
-    /// Received, lent to the pipeline (or being written from the spill).
+    /// Received, lent to the pipeline (or being written from the spill), or held as the first
+    /// frames of a packet whose last has not arrived.
     Lent,
     /// Given to the kernel to send.
     Tx,
@@ -177,6 +178,31 @@ enum Place {
 /// Transmit kicks per poll at most: the kernel sends 32 frames per copy-mode `sendto`, so
 /// this drains a full default ring and bounds the time a poll spends in the kernel.
 const MAX_KICKS: usize = 2048 / 32 + 2;
+
+/// `XDP_PKT_CONTD` (if_xdp.h): more frames of this packet follow.
+pub const XDP_PKT_CONTD: u32 = 1;
+
+/// Frames one packet may span: a 64 KiB packet in 4 KiB frames, as the kernel's
+/// `MAX_SKB_FRAGS` + 1 allows.
+pub const MAX_PARTS: usize = 17;
+
+/// Frames lent at once at most: a batch of descriptors and a packet begun in the poll before.
+pub const MAX_LENT: usize = BATCH_SIZE + MAX_PARTS;
+
+/// The frames of one packet as received: `(chunk, offset, len)` each.
+type Parts = ArrayVec<(u64, usize, usize), MAX_PARTS>;
+
+/// One received packet: in one frame (lent in place), or in several (`parts[first..][..count]`
+/// of the batch, copied into one of the backend's contiguous buffers, since the pipeline reads
+/// a packet as one slice).
+#[derive(Clone, Copy)]
+enum Packet {
+    Single { chunk: u64, offset: usize, len: usize },
+    Multi { first: usize, count: usize },
+}
+
+/// The frames of a batch's packets of several frames, in order.
+type BatchParts = ArrayVec<(u64, usize, usize), MAX_LENT>;
 
 /// One queue's AF_XDP socket and UMEM, with the bookkeeping of its frames.
 pub struct AfXdpIo<X = XskSocket> {
@@ -189,6 +215,13 @@ pub struct AfXdpIo<X = XskSocket> {
     busy_poll: bool,
     /// Completions taken this poll (reused).
     completions: Vec<u64>,
+    /// The first frames of a packet whose last one has not arrived yet (multi-buffer), and
+    /// whether one of them was refused (then the whole packet is).
+    partial: Parts,
+    partial_bad: bool,
+    /// Contiguous buffers for packets of several frames, one per batch slot, each with the
+    /// headroom in front; made when the first such packet arrives.
+    jumbo: Vec<Box<[u8]>>,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -230,6 +263,9 @@ impl<X: Xsk> AfXdpIo<X> {
             stats: IoStats { zero_copy: xsk.zero_copy(), ..IoStats::default() },
             busy_poll,
             completions: Vec::with_capacity(4096),
+            partial: Parts::new(),
+            partial_bad: false,
+            jumbo: Vec::new(),
             xsk,
         };
         io.refill();
@@ -264,6 +300,17 @@ impl<X: Xsk> AfXdpIo<X> {
         if self.shift(chunk, Place::Lent, Place::Free) {
             self.free.push(chunk);
         }
+    }
+
+    /// Takes a free frame to write into, keeping a batch's worth for the fill ring
+    /// (receiving comes first).
+    fn take_free(&mut self) -> Option<u64> {
+        if self.free.len() <= BATCH_SIZE {
+            return None;
+        }
+        let chunk = self.free.pop()?;
+        self.shift(chunk, Place::Free, Place::Lent);
+        Some(chunk)
     }
 
     /// Takes completed transmissions back onto the free list.
@@ -325,10 +372,14 @@ impl<X: Xsk> AfXdpIo<X> {
         }
     }
 
-    /// Puts `sends` (lent frames) on the tx ring; what does not fit goes back to the free
-    /// list and is counted. Returns how many were sent.
+    /// Puts whole packets (`sends`, lent frames; a packet's frames but the last carry
+    /// XDP_PKT_CONTD) on the tx ring. A packet that does not fit whole goes back to the free
+    /// list with everything after it, counted. Returns how many frames were sent.
     fn send(&mut self, sends: &[Desc]) -> usize {
-        let sent = self.xsk.transmit(sends);
+        // Only whole packets: cut after the last end of packet the ring has room for.
+        let room = self.xsk.tx_room().min(sends.len());
+        let fits = sends[..room].iter().rposition(|d| d.options & XDP_PKT_CONTD == 0).map_or(0, |i| i + 1);
+        let sent = self.xsk.transmit(&sends[..fits]);
         let mask = self.mask();
         for (i, d) in sends.iter().enumerate() {
             let chunk = d.addr & mask;
@@ -336,12 +387,109 @@ impl<X: Xsk> AfXdpIo<X> {
                 self.shift(chunk, Place::Lent, Place::Tx);
             } else {
                 self.release(chunk);
+                if d.options & XDP_PKT_CONTD == 0 {
+                    self.stats.tx_ring_full += 1;
+                }
             }
         }
-        self.stats.tx_ring_full += (sends.len() - sent) as u64;
         self.stats.tx += sent as u64;
         self.count.in_tx += sent as u64;
         sent
+    }
+
+    /// Takes the next received descriptors into whole packets (a packet of several frames
+    /// may have begun in an earlier poll). Each frame is checked against the table; a packet
+    /// with a refused frame is refused whole, its frames freed.
+    fn assemble(&mut self, descs: &[Desc], packets: &mut ArrayVec<Packet, BATCH_SIZE>, batch_parts: &mut BatchParts) {
+        let frame_size = self.xsk.frame_size();
+        let mask = self.mask();
+        for d in descs {
+            let chunk = d.addr & mask;
+            let offset = (d.addr - chunk) as usize;
+            if self.shift(chunk, Place::Fill, Place::Lent) {
+                self.count.in_fill -= 1;
+                self.stats.rx += 1;
+                let fits = d.len > 0 && offset + d.len as usize <= frame_size;
+                if !fits || self.partial.try_push((chunk, offset, d.len as usize)).is_err() {
+                    self.release(chunk);
+                    self.partial_bad = true;
+                }
+            } else {
+                // Not a frame the kernel holds to receive into: not ours to lend (nor to free:
+                // whoever has it keeps it), and its packet is not whole.
+                self.partial_bad = true;
+            }
+            if d.options & XDP_PKT_CONTD != 0 {
+                continue;
+            }
+            // The end of a packet.
+            let parts = std::mem::take(&mut self.partial);
+            if std::mem::take(&mut self.partial_bad) {
+                self.stats.bad_descriptors += 1;
+                for &(chunk, ..) in &parts {
+                    self.release(chunk);
+                }
+            } else if let [(chunk, offset, len)] = parts[..] {
+                packets.push(Packet::Single { chunk, offset, len });
+            } else if !parts.is_empty() && batch_parts.remaining_capacity() >= parts.len() {
+                self.stats.multi_buffer += 1;
+                packets.push(Packet::Multi { first: batch_parts.len(), count: parts.len() });
+                batch_parts.extend(parts);
+            } else {
+                for &(chunk, ..) in &parts {
+                    self.release(chunk);
+                }
+            }
+        }
+    }
+
+    /// Writes `bytes` into lent frames `chunks` (taking more from the free list or releasing
+    /// extras as the length needs) and appends their descriptors to `sends`, continuation
+    /// flags set. False if there was no frame for it (everything it held is released).
+    fn stage(
+        &mut self,
+        bytes: &[u8],
+        chunks: &mut ArrayVec<u64, MAX_PARTS>,
+        sends: &mut ArrayVec<Desc, MAX_LENT>,
+    ) -> bool {
+        let frame_size = self.xsk.frame_size();
+        let needed = bytes.len().div_ceil(frame_size);
+        while chunks.len() > needed {
+            if let Some(c) = chunks.pop() {
+                self.release(c);
+            }
+        }
+        while chunks.len() < needed {
+            match self.take_free().map(|c| chunks.try_push(c)) {
+                Some(Ok(())) => {}
+                other => {
+                    if let Some(Err(e)) = other {
+                        self.release(e.element());
+                    }
+                    for &c in chunks.iter() {
+                        self.release(c);
+                    }
+                    return false;
+                }
+            }
+        }
+        if needed == 0 || sends.remaining_capacity() < needed {
+            for &c in chunks.iter() {
+                self.release(c);
+            }
+            return false;
+        }
+        let mut bufs: ArrayVec<&mut [u8], MAX_LENT> = ArrayVec::new();
+        // SAFETY: every chunk is Lent (received and not given back, or just taken off the
+        // free list), so no ring holds it; the table lets a frame be Lent once, so they are
+        // distinct.
+        unsafe { self.xsk.frames(chunks, &mut bufs) };
+        for (i, (buf, piece)) in bufs.into_iter().zip(bytes.chunks(frame_size)).enumerate() {
+            buf[..piece.len()].copy_from_slice(piece);
+            let options = if i + 1 < needed { XDP_PKT_CONTD } else { 0 };
+            sends.push(Desc { addr: chunks[i], len: piece.len() as u32, options });
+        }
+        true
     }
 }
 
@@ -373,63 +521,115 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
             }
             return Ok(Polled::Idle);
         }
+        let mut packets: ArrayVec<Packet, BATCH_SIZE> = ArrayVec::new();
+        let mut parts = BatchParts::new();
+        self.assemble(&descs[..n], &mut packets, &mut parts);
+        if !parts.is_empty() && self.jumbo.is_empty() {
+            // Once, when the first packet of several frames arrives.
+            let size = HEADROOM + MAX_PARTS * self.xsk.frame_size();
+            self.jumbo = (0..BATCH_SIZE).map(|_| vec![0u8; size].into_boxed_slice()).collect();
+        }
 
-        // Frames the kernel lent us, each checked against the table before it is lent on.
-        let frame_size = self.xsk.frame_size();
-        let mask = self.mask();
-        let mut chunks: ArrayVec<u64, BATCH_SIZE> = ArrayVec::new();
-        let mut spans: ArrayVec<(usize, usize), BATCH_SIZE> = ArrayVec::new();
-        for d in &descs[..n] {
-            let chunk = d.addr & mask;
-            let offset = (d.addr - chunk) as usize;
-            if !self.shift(chunk, Place::Fill, Place::Lent) {
-                // Not a frame the kernel holds to receive into: not ours to lend (nor to
-                // free: whoever has it keeps it).
-                self.stats.bad_descriptors += 1;
-                continue;
+        // Every frame of the batch's packets, in order.
+        let mut chunks: ArrayVec<u64, MAX_LENT> = ArrayVec::new();
+        for p in &packets {
+            match *p {
+                Packet::Single { chunk, .. } => chunks.push(chunk),
+                Packet::Multi { first, count } => chunks.extend(parts[first..first + count].iter().map(|&(c, ..)| c)),
             }
-            self.count.in_fill -= 1;
-            self.stats.rx += 1;
-            // A packet of several frames (multi-buffer) or one that runs past its frame:
-            // refused, its frame freed.
-            if d.options != 0 || d.len == 0 || offset + d.len as usize > frame_size {
-                self.stats.bad_descriptors += 1;
-                self.release(chunk);
-                continue;
-            }
-            chunks.push(chunk);
-            spans.push((offset, d.len as usize));
         }
         let now = super::wall_clock_ns();
-        let mut bufs: ArrayVec<&mut [u8], BATCH_SIZE> = ArrayVec::new();
-        // SAFETY: each chunk moved from Fill to Lent just above, so it is a frame of this
-        // UMEM that the kernel gave back and no ring holds, and the table lets a frame move
-        // to Lent once, so the chunks are distinct.
-        unsafe { self.xsk.frames(&chunks, &mut bufs) };
-        let mut frames: ArrayVec<Frame<'_>, BATCH_SIZE> = bufs
-            .into_iter()
-            .zip(&spans)
-            .map(|(buf, &(offset, len))| Frame::new(buf, offset, len, len as u32, now))
-            .collect();
+        let mut views: ArrayVec<&mut [u8], MAX_LENT> = ArrayVec::new();
+        // SAFETY: each chunk moved from Fill to Lent in `assemble` (this poll or, for a packet
+        // begun earlier, that one) and is not back anywhere since: a frame of this UMEM no ring
+        // holds; the table lets a frame move to Lent once, so the chunks are distinct.
+        unsafe { self.xsk.frames(&chunks, &mut views) };
+        let mut views = views.into_iter();
+        let mut jumbo = self.jumbo.iter_mut();
+        let mut frames: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
+        for p in &packets {
+            let frame = match *p {
+                Packet::Single { offset, len, .. } => {
+                    let Some(view) = views.next() else { break };
+                    Frame::new(view, offset, len, len as u32, now)
+                }
+                Packet::Multi { first, count } => {
+                    let Some(buf) = jumbo.next() else { break };
+                    let mut at = HEADROOM;
+                    for &(_, offset, len) in &parts[first..first + count] {
+                        let Some(view) = views.next() else { break };
+                        buf[at..at + len].copy_from_slice(&view[offset..offset + len]);
+                        at += len;
+                    }
+                    Frame::new(&mut buf[..], HEADROOM, at - HEADROOM, (at - HEADROOM) as u32, now)
+                }
+            };
+            frames.push(frame);
+        }
         process(&mut frames);
 
-        let mut sends: ArrayVec<Desc, BATCH_SIZE> = ArrayVec::new();
-        let mut unsent: ArrayVec<u64, BATCH_SIZE> = ArrayVec::new();
-        for (frame, &chunk) in frames.iter().zip(&chunks) {
-            match frame.verdict {
-                Verdict::Tx { start, len, .. } if len > 0 && start + len <= frame_size => {
-                    sends.push(Desc { addr: chunk + start as u64, len: len as u32, options: 0 });
-                }
+        // What to send: a single frame from where the verdict says in its own frame; a packet
+        // of several frames copied back into frames of its own.
+        let verdicts: ArrayVec<Verdict, BATCH_SIZE> = frames.iter().map(|f| f.verdict).collect();
+        drop(frames);
+        drop(views);
+        let frame_size = self.xsk.frame_size();
+        let mut sends: ArrayVec<Desc, MAX_LENT> = ArrayVec::new();
+        let mut jumbo_index = 0;
+        for (i, p) in packets.iter().enumerate() {
+            // Every packet is settled, even one the pipeline did not see.
+            let verdict = verdicts.get(i).copied().unwrap_or(Verdict::Drop(crate::pipeline::DropReason::Truncated));
+            let mut owned: ArrayVec<u64, MAX_PARTS> = match *p {
+                Packet::Single { chunk, .. } => std::iter::once(chunk).collect(),
+                Packet::Multi { first, count } => parts[first..first + count].iter().map(|&(c, ..)| c).collect(),
+            };
+            let tx = match verdict {
+                Verdict::Tx { start, len, .. } if len > 0 => Some((start, len)),
                 Verdict::Tx { .. } => {
                     self.stats.bad_tx += 1;
-                    unsent.push(chunk);
+                    None
                 }
-                _ => unsent.push(chunk),
+                _ => None,
+            };
+            match (*p, tx) {
+                (Packet::Single { chunk, .. }, Some((start, len))) if start + len <= frame_size => {
+                    sends.push(Desc { addr: chunk + start as u64, len: len as u32, options: 0 });
+                }
+                (Packet::Multi { .. }, Some((start, len))) => {
+                    // Copied out of its contiguous buffer (lent out of the table for the copy:
+                    // taking the box moves no bytes), into frames with no headroom.
+                    let buf = self.jumbo.get_mut(jumbo_index).map(std::mem::take).unwrap_or_default();
+                    let sent = match buf.get(start..start + len) {
+                        Some(bytes) => self.stage(bytes, &mut owned, &mut sends),
+                        None => {
+                            for &c in &owned {
+                                self.release(c);
+                            }
+                            false
+                        }
+                    };
+                    if let Some(slot) = self.jumbo.get_mut(jumbo_index) {
+                        *slot = buf;
+                    }
+                    if !sent {
+                        self.stats.bad_tx += 1;
+                    }
+                }
+                (_, Some(_)) => {
+                    self.stats.bad_tx += 1;
+                    for &c in &owned {
+                        self.release(c);
+                    }
+                }
+                (_, None) => {
+                    for &c in &owned {
+                        self.release(c);
+                    }
+                }
             }
-        }
-        drop(frames);
-        for chunk in unsent {
-            self.release(chunk);
+            if matches!(p, Packet::Multi { .. }) {
+                jumbo_index += 1;
+            }
         }
         self.send(&sends);
         self.kick_tx();
@@ -438,48 +638,27 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
 
     fn send_spill(&mut self, spill: &mut Spill) -> io::Result<usize> {
         self.reclaim();
-        let frame_size = self.xsk.frame_size();
         let mut unsent = 0;
-        let mut spilled = spill.frames();
-        loop {
-            let mut room = self.xsk.tx_room();
-            if room < BATCH_SIZE {
+        let mut sends: ArrayVec<Desc, MAX_LENT> = ArrayVec::new();
+        for bytes in spill.frames() {
+            if sends.len() + MAX_PARTS > BATCH_SIZE {
+                self.send(&sends);
                 self.kick_tx();
                 self.reclaim();
-                room = self.xsk.tx_room();
+                sends.clear();
             }
-            // A batch at most, no more than the tx ring takes, keeping a batch's worth of
-            // free frames for the fill ring: receiving comes first.
-            let mut batch: ArrayVec<(&[u8], u64), BATCH_SIZE> = ArrayVec::new();
-            while batch.len() < room.min(BATCH_SIZE) {
-                let Some(bytes) = spilled.next() else { break };
-                // Checked before a frame is taken, so that none is taken for nothing.
-                if bytes.is_empty() || bytes.len() > frame_size || self.free.len() <= BATCH_SIZE {
-                    unsent += 1;
-                    continue;
-                }
-                let Some(chunk) = self.free.pop() else { break };
-                self.shift(chunk, Place::Free, Place::Lent);
-                batch.push((bytes, chunk));
+            let mut chunks = ArrayVec::new();
+            // Checked before a frame is taken, so that none is taken for nothing.
+            if bytes.is_empty()
+                || bytes.len() > MAX_PARTS * self.xsk.frame_size()
+                || !self.stage(bytes, &mut chunks, &mut sends)
+            {
+                unsent += 1;
             }
-            if batch.is_empty() {
-                break;
-            }
-            let chunks: ArrayVec<u64, BATCH_SIZE> = batch.iter().map(|&(_, c)| c).collect();
-            let mut bufs: ArrayVec<&mut [u8], BATCH_SIZE> = ArrayVec::new();
-            // SAFETY: each chunk came off the free list and moved to Lent just above: a frame
-            // of this UMEM that no ring holds, and distinct from the others (the table lets a
-            // frame move there once).
-            unsafe { self.xsk.frames(&chunks, &mut bufs) };
-            let mut sends: ArrayVec<Desc, BATCH_SIZE> = ArrayVec::new();
-            for (buf, &(bytes, chunk)) in bufs.into_iter().zip(&batch) {
-                buf[..bytes.len()].copy_from_slice(bytes);
-                sends.push(Desc { addr: chunk, len: bytes.len() as u32, options: 0 });
-            }
-            unsent += sends.len() - self.send(&sends);
         }
-        // Whatever the tx ring or the free list had no room for.
-        unsent += spilled.count();
+        let sent = self.send(&sends);
+        // A packet the ring had no room for counts as unsent (its frames are back).
+        unsent += sends[sent..].iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count();
         spill.clear();
         self.stats.spill_no_frame += unsent as u64;
         self.kick_tx();
@@ -487,8 +666,9 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
     }
 
     fn stats(&self) -> IoStats {
+        let held = self.places.iter().filter(|p| **p == Place::Lent).count() as u64;
         IoStats {
-            frames: FrameCount { free: self.free.len() as u64, ..self.count },
+            frames: FrameCount { free: self.free.len() as u64, held, ..self.count },
             socket: self.xsk.statistics(),
             ..self.stats
         }
@@ -542,20 +722,30 @@ mod tests {
             }
         }
 
-        /// Up to `n` arrivals from the fill ring, `len` bytes each at the kernel's headroom,
-        /// and then `bogus` descriptors naming frames the kernel does not hold.
-        fn deliver(&mut self, n: usize, len: u32, bad_len: bool, bogus: usize) {
+        /// Up to `n` arrivals from the fill ring, each a packet of `parts` frames (`len` bytes
+        /// in the first, at the kernel's headroom; the others whole), and then `bogus`
+        /// descriptors naming frames the kernel does not hold.
+        fn deliver(&mut self, n: usize, len: u32, parts: usize, bad_len: bool, bogus: usize) {
             for _ in 0..n {
-                if self.rx.len() >= RING {
+                if self.rx.len() + parts > RING || self.fill.len() < parts {
                     break;
                 }
-                let Some(chunk) = self.fill.pop_front() else { break };
-                let i = (chunk / FRAME as u64) as usize;
-                self.serial += 1;
-                self.memory[i][HEADROOM..HEADROOM + 4].copy_from_slice(&self.serial.to_be_bytes());
-                self.lent[i] = true;
-                let len = if bad_len { FRAME as u32 } else { len.clamp(4, (FRAME - HEADROOM) as u32) };
-                self.rx.push_back(Desc { addr: chunk + HEADROOM as u64, len, options: 0 });
+                for part in 0..parts {
+                    let Some(chunk) = self.fill.pop_front() else { break };
+                    let i = (chunk / FRAME as u64) as usize;
+                    self.lent[i] = true;
+                    let last = part + 1 == parts;
+                    let options = if last { 0 } else { XDP_PKT_CONTD };
+                    if part == 0 {
+                        self.serial += 1;
+                        self.memory[i][HEADROOM..HEADROOM + 4].copy_from_slice(&self.serial.to_be_bytes());
+                        let len = if bad_len { FRAME as u32 } else { len.clamp(4, (FRAME - HEADROOM) as u32) };
+                        self.rx.push_back(Desc { addr: chunk + HEADROOM as u64, len, options });
+                    } else {
+                        self.memory[i].fill(part as u8);
+                        self.rx.push_back(Desc { addr: chunk, len: FRAME as u32, options });
+                    }
+                }
             }
             for k in 0..bogus {
                 // A frame the kernel holds for sending, or one past the UMEM.
@@ -631,6 +821,10 @@ mod tests {
                 }
                 self.tx.push_back(*d);
             }
+            // A packet cut in two on the ring is as invalid as a bad descriptor.
+            if self.tx.back().is_some_and(|d| d.options & XDP_PKT_CONTD != 0) {
+                self.invalid_tx += 1;
+            }
             n
         }
         fn fill_needs_wakeup(&self) -> bool {
@@ -647,7 +841,7 @@ mod tests {
         fn statistics(&self) -> SocketStats {
             SocketStats { tx_invalid_descs: self.invalid_tx, ..SocketStats::default() }
         }
-        unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], BATCH_SIZE>) {
+        unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], MAX_LENT>) {
             let mut picked: Vec<Option<&'a mut [u8]>> = (0..chunks.len()).map(|_| None).collect();
             for (i, frame) in self.memory.iter_mut().enumerate() {
                 if let Some(pos) = chunks.iter().position(|&c| c == (i * FRAME) as u64) {
@@ -663,6 +857,7 @@ mod tests {
         Deliver {
             n: usize,
             len: u32,
+            parts: usize,
             bad_len: bool,
             bogus: usize,
         },
@@ -677,8 +872,14 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..80usize, 0..2000u32, prop::bool::weighted(0.05), prop_oneof![9 => Just(0usize), 1 => 1..3usize])
-                .prop_map(|(n, len, bad_len, bogus)| Op::Deliver { n, len, bad_len, bogus }),
+            (
+                0..80usize,
+                0..2000u32,
+                prop_oneof![8 => Just(1usize), 2 => 2..5usize],
+                prop::bool::weighted(0.05),
+                prop_oneof![9 => Just(0usize), 1 => 1..3usize],
+            )
+                .prop_map(|(n, len, parts, bad_len, bogus)| Op::Deliver { n, len, parts, bad_len, bogus }),
             (0..100usize).prop_map(Op::KernelSends),
             prop::collection::vec(any::<u8>(), 64).prop_map(Op::Poll),
             (0..130usize, prop_oneof![Just(0usize), 1..FRAME, Just(FRAME), Just(FRAME + 1)])
@@ -693,7 +894,7 @@ mod tests {
             let mut io = AfXdpIo::with_socket(Model::new(), true);
             for op in ops {
                 match op {
-                    Op::Deliver { n, len, bad_len, bogus } => io.xsk.deliver(n, len, bad_len, bogus),
+                    Op::Deliver { n, len, parts, bad_len, bogus } => io.xsk.deliver(n, len, parts, bad_len, bogus),
                     Op::KernelSends(n) => io.xsk.send(n),
                     Op::Poll(seeds) => {
                         let mut serials = Vec::new();

@@ -17,8 +17,7 @@ use std::ptr;
 use arrayvec::ArrayVec;
 use libxdp_sys as xdp;
 
-use super::{AfXdpConfig, BindMode, Desc, Kick, SocketStats, Xsk};
-use crate::pipeline::BATCH_SIZE;
+use super::{AfXdpConfig, BindMode, Desc, Kick, MAX_LENT, SocketStats, Xsk};
 
 /// The memory frames live in, registered as a UMEM, with its fill and completion rings.
 struct Umem {
@@ -147,7 +146,6 @@ impl Drop for Socket {
 }
 
 /// `XDP_USE_SG` (if_xdp.h, kernel 6.6): the socket takes packets of several frames.
-#[allow(dead_code)]
 const XDP_USE_SG: u32 = 1 << 4;
 /// `SOL_XDP` (socket.h).
 const SOL_XDP: i32 = 283;
@@ -155,6 +153,24 @@ const SOL_XDP: i32 = 283;
 impl XskSocket {
     /// Maps and registers `cfg.frames` frames, and binds a socket on `ifname`.
     pub(crate) fn create(ifname: &CStr, cfg: &AfXdpConfig) -> io::Result<XskSocket> {
+        // Multi-buffer (packets larger than a frame) where the kernel has it (6.6 on); an
+        // older kernel refuses the flag, and then the socket does without.
+        match XskSocket::create_with(ifname, cfg, true) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let xsk = XskSocket::create_with(ifname, cfg, false)?;
+                eprintln!(
+                    "transitd: {} queue {}: the kernel has no AF_XDP multi-buffer: frames larger than {} bytes are dropped",
+                    ifname.to_string_lossy(),
+                    cfg.queue,
+                    cfg.frame_size as usize - crate::pipeline::HEADROOM
+                );
+                Ok(xsk)
+            }
+            other => other,
+        }
+    }
+
+    fn create_with(ifname: &CStr, cfg: &AfXdpConfig, multi_buffer: bool) -> io::Result<XskSocket> {
         // libxdp copies IFNAMSIZ - 1 bytes from the name whatever its length: hand it a
         // buffer that long, zero-padded (a shorter one is read past its end).
         let name = ifname.to_bytes();
@@ -177,16 +193,16 @@ impl XskSocket {
         // With neither copy nor zero-copy asked for, the kernel binds zero-copy where the
         // driver can, and copy otherwise.
         scfg.bind_flags = (xdp::XDP_USE_NEED_WAKEUP
+            | if multi_buffer { XDP_USE_SG } else { 0 }
             | match cfg.bind {
                 BindMode::Auto => 0,
                 BindMode::Copy => xdp::XDP_COPY,
                 BindMode::ZeroCopy => xdp::XDP_ZEROCOPY,
             }) as u16;
         // SAFETY: `padded` is a NUL-terminated name of IFNAMSIZ bytes; the UMEM was created
-        // above and outlives the
-        // socket (dropped after it, or, if this fails, with no socket to outlive); the ring
-        // structs are boxed in `socket`, so the pointers libxdp keeps to them stay valid
-        // until the socket is deleted.
+        // above and outlives the socket (dropped after it, or, if this fails, with no socket
+        // to outlive); the ring structs are boxed in `socket`, so the pointers libxdp keeps to
+        // them stay valid until the socket is deleted.
         let ret = unsafe {
             xdp::xsk_socket__create(
                 &mut socket.xsk,
@@ -203,6 +219,9 @@ impl XskSocket {
             drop(socket);
             drop(umem);
             let e = io::Error::from_raw_os_error(-ret);
+            if multi_buffer && -ret == libc::EINVAL {
+                return Err(e);
+            }
             let hint = match (cfg.bind, -ret) {
                 (BindMode::ZeroCopy, libc::EOPNOTSUPP) => {
                     " (the driver has no zero-copy support: --bind copy, or --bind auto to let the kernel choose)"
@@ -402,7 +421,7 @@ impl Xsk for XskSocket {
         }
     }
 
-    unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], BATCH_SIZE>) {
+    unsafe fn frames<'a>(&'a mut self, chunks: &[u64], out: &mut ArrayVec<&'a mut [u8], MAX_LENT>) {
         let (base, size) = (self.umem.area, self.umem.frame_size);
         for &chunk in chunks {
             debug_assert!((chunk as usize) < self.umem.len && (chunk as usize).is_multiple_of(size));
