@@ -3,7 +3,8 @@
 //!
 //! - `gen`: a traffic generator on XDP "live frames" (`BPF_PROG_TEST_RUN` with
 //!   `BPF_F_TEST_XDP_LIVE_FRAMES`, as xdp-trafficgen does): TCP SYNs to 203.0.113.100:21,
-//!   one flow per frame, sent out of an interface as fast as the kernel takes them.
+//!   from 11.1.0.2, one flow per frame, sent out of an interface as fast as the kernel takes
+//!   them.
 //! - `sink`: counts and drops what arrives on an interface (XDP).
 //! - `reflect`: the AF_XDP ceiling on this machine: every frame received on the queue is
 //!   sent back as it is, with no pipeline.
@@ -46,6 +47,10 @@ pub struct SinkArgs {
     /// Seconds to run for.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// `sink` only: pass what arrives to the kernel's stack instead of counting and dropping
+    /// it (the kernel path's receiving end).
+    #[arg(long)]
+    pass: bool,
 }
 
 fn ifindex(iface: &str) -> anyhow::Result<i32> {
@@ -61,14 +66,15 @@ fn parse_mac(text: &str) -> anyhow::Result<[u8; 6]> {
     <[u8; 6]>::try_from(b.as_slice()).map_err(|_| anyhow::anyhow!("bad MAC {text}"))
 }
 
-/// A 60-byte Ethernet/IPv4/TCP SYN from 10.1.0.2 to 203.0.113.100:21, TTL 64, with a valid
-/// IPv4 header checksum.
+/// A 60-byte Ethernet/IPv4/TCP SYN from 11.1.0.2 to 203.0.113.100:21, TTL 64, with a valid
+/// IPv4 header checksum. The source is an ordinary public address: a private or reserved
+/// one is a bogon, which transitd's default DoS stage drops before anything else runs.
 fn syn_frame(dst: [u8; 6]) -> Vec<u8> {
     let mut f = vec![0u8; 60];
     f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = [0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 1, 0, 2, 203, 0, 113, 100];
+    let ip = [0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 11, 1, 0, 2, 203, 0, 113, 100];
     f[14..34].copy_from_slice(&ip);
     let c = gre::checksum::checksum(&f[14..34]);
     f[24..26].copy_from_slice(&c.to_be_bytes());
@@ -95,6 +101,7 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<()> {
     let skel = load()?;
     let index = ifindex(&args.iface)?;
     let frame = syn_frame(parse_mac(&args.dst_mac)?);
+    skel.maps.template.update(&0u32.to_ne_bytes(), &frame, MapFlags::ANY)?;
     // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
     let mut ctx = [0u8; 24];
     ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
@@ -120,7 +127,8 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<()> {
 pub fn sink(args: &SinkArgs) -> anyhow::Result<()> {
     let skel = load()?;
     let index = ifindex(&args.iface)?;
-    let xdp = Xdp::new(skel.progs.xdp_sink.as_fd());
+    let prog = if args.pass { &skel.progs.xdp_pass } else { &skel.progs.xdp_sink };
+    let xdp = Xdp::new(prog.as_fd());
     xdp.attach(index, XdpFlags::DRV_MODE)?;
     std::thread::sleep(Duration::from_secs_f64(args.seconds));
     let n = counter(&skel, 1);

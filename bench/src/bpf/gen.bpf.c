@@ -6,7 +6,8 @@
  * frame gets a different TCP source port (bytes 34..36 of an untagged IPv4/TCP frame), so
  * that the frames are distinct flows.
  * xdp_sink: counts and drops what arrives (the receiving end of a veth must run an XDP
- * program, or veth refuses the frames). */
+ * program, or veth refuses the frames).
+ * xdp_pass: passes everything to the kernel's stack. */
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -20,6 +21,20 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* The frame to send, written again into every frame before it goes: a receiver that writes
+ * into the page (the kernel's stack rewrites the Ethernet header when it forwards) must not
+ * change what the generator sends next, since the live-frames page pool recycles pages. */
+struct frame_ {
+	unsigned char bytes[60];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct frame_);
+} template SEC(".maps");
+
 SEC("xdp")
 int xdp_gen(struct xdp_md *ctx)
 {
@@ -27,9 +42,13 @@ int xdp_gen(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	__u32 key = 0;
 	__u64 *n = bpf_map_lookup_elem(&counters, &key);
-	if (!n)
+	struct frame_ *t = bpf_map_lookup_elem(&template, &key);
+	if (!n || !t)
 		return XDP_ABORTED;
 	*n += 1;
+	if (data + sizeof(t->bytes) > end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, t->bytes, sizeof(t->bytes));
 	unsigned char *port = data + 34;
 	if ((void *)(port + 2) > end)
 		return XDP_TX;
@@ -46,4 +65,12 @@ int xdp_sink(struct xdp_md *ctx)
 	if (n)
 		*n += 1;
 	return XDP_DROP;
+}
+
+/* xdp_pass: lets everything through to the kernel's stack (the receiving end of a veth that the
+ * kernel path forwards from: veth hands XDP frames to the stack through an XDP program). */
+SEC("xdp")
+int xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
 }
