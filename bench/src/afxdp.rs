@@ -152,7 +152,7 @@ pub fn reflect(args: &SinkArgs) -> anyhow::Result<()> {
     let limit = Duration::from_secs_f64(args.seconds);
     let mut spins = 0u32;
     while start.elapsed() < limit {
-        let polled = io.poll(&mut |frames| {
+        let polled = io.poll(0, &mut |frames| {
             for f in frames.iter_mut() {
                 f.verdict = Verdict::Tx { start: f.start, len: f.len, reason: TxReason::Encapsulated };
             }

@@ -197,9 +197,12 @@ pub struct RunArgs {
     /// one core per worker at 100%.
     #[arg(long, default_value_t = 0)]
     pub idle_sleep_us: u64,
-    /// Do not ask the kernel for socket busy polling.
+    /// Preferred busy polling: the sockets ask for it (SO_PREFER_BUSY_POLL), and a poll that
+    /// finds nothing runs the driver from the worker (recvfrom). It pays with the NIC's
+    /// interrupts deferred (--napi-defer, --gro-flush-timeout, which imply it); without them,
+    /// and on veth, it only adds system calls (docs/afxdp.md).
     #[arg(long)]
-    pub no_busy_poll: bool,
+    pub busy_poll: bool,
     /// Set the interface's napi_defer_hard_irqs for the run (restored at exit): polls the
     /// kernel makes without re-enabling the NIC's interrupt, while busy polling (e.g. 2).
     #[arg(long, value_name = "N")]
@@ -330,7 +333,7 @@ impl RunArgs {
             punt_rate: self.punt_rate,
             stats_interval: self.stats_interval,
             idle_sleep: Duration::from_micros(self.idle_sleep_us),
-            busy_poll: !self.no_busy_poll,
+            busy_poll: self.busy_poll || self.napi_defer.is_some() || self.gro_flush_timeout.is_some(),
             napi_defer: self.napi_defer,
             gro_flush_timeout: self.gro_flush_timeout,
             frames: self.frames,

@@ -52,7 +52,7 @@ impl MemoryIo {
 }
 
 impl FrameIo for MemoryIo {
-    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
+    fn poll(&mut self, _now_ns: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
         if self.frames.is_empty() {
             return Ok(Polled::End);
         }

@@ -102,9 +102,11 @@ pub enum Polled {
 
 /// A source and sink of frames.
 pub trait FrameIo {
-    /// Receives up to [`BATCH_SIZE`] frames, hands them to `process` as one batch, then
-    /// transmits the frames whose verdict is `Tx` and recycles the rest.
-    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled>;
+    /// Receives up to a batch of frames, hands them to `process` as one batch, then
+    /// transmits the frames whose verdict is `Tx` and recycles the rest. `now_ns` (since the
+    /// Unix epoch) is the receive time of live frames: the caller reads the clock once per
+    /// batch, never per frame (replayed frames keep their capture times).
+    fn poll(&mut self, now_ns: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled>;
 
     /// Transmits the frames in `spill` (copying them into the backend's own buffers) and
     /// empties it; returns how many could not be sent for want of a buffer.
@@ -116,8 +118,34 @@ pub trait FrameIo {
     }
 }
 
-/// Nanoseconds since the Unix epoch: the receive time backends stamp a batch with (read once
-/// per batch, never per packet).
+/// Nanoseconds since the Unix epoch, now.
 pub fn wall_clock_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Wall-clock time from the monotonic clock: the epoch time of a start, plus the monotonic
+/// time since. A worker reads one clock per batch (`Instant::now`) and gets both its batch
+/// latency and its frames' receive time from it.
+#[derive(Clone, Copy, Debug)]
+pub struct WallClock {
+    base_ns: u64,
+    base: std::time::Instant,
+}
+
+impl WallClock {
+    /// A clock started now.
+    pub fn new() -> WallClock {
+        WallClock { base_ns: wall_clock_ns(), base: std::time::Instant::now() }
+    }
+
+    /// The epoch time of the monotonic instant `at`.
+    pub fn wall_ns(&self, at: std::time::Instant) -> u64 {
+        self.base_ns.saturating_add(at.saturating_duration_since(self.base).as_nanos() as u64)
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        WallClock::new()
+    }
 }

@@ -93,7 +93,7 @@ impl PcapIo {
 }
 
 impl FrameIo for PcapIo {
-    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
+    fn poll(&mut self, _now_ns: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
         if let Some(e) = self.pending.take() {
             return Err(std::io::Error::other(e));
         }

@@ -89,7 +89,7 @@ impl Default for AfXdpConfig {
             frames: 4096,
             ring_size: 2048,
             bind: BindMode::Auto,
-            busy_poll: true,
+            busy_poll: false,
             huge_pages: false,
         }
     }
@@ -129,6 +129,8 @@ pub trait Xsk {
     fn frame_count(&self) -> u64;
     /// Bound in zero-copy mode.
     fn zero_copy(&self) -> bool;
+    /// Entries of the fill ring.
+    fn fill_size(&self) -> usize;
     /// Puts the last addresses of `free` on the fill ring, as many as it has room for;
     /// returns how many (the last that many of `free` are the kernel's now).
     fn fill(&mut self, free: &[u64]) -> usize;
@@ -222,6 +224,8 @@ pub struct AfXdpIo<X = XskSocket> {
     /// Contiguous buffers for packets of several frames, one per batch slot, each with the
     /// headroom in front; made when the first such packet arrives.
     jumbo: Vec<Box<[u8]>>,
+    /// Received descriptors (reused).
+    descs: Box<[Desc]>,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -266,9 +270,10 @@ impl<X: Xsk> AfXdpIo<X> {
             partial: Parts::new(),
             partial_bad: false,
             jumbo: Vec::new(),
+            descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             xsk,
         };
-        io.refill();
+        io.refill_now();
         io
     }
 
@@ -332,8 +337,18 @@ impl<X: Xsk> AfXdpIo<X> {
         self.completions = done;
     }
 
-    /// Gives free frames to the kernel to receive into.
+    /// Gives free frames to the kernel to receive into, once half the fill ring has run dry:
+    /// the kernel consumes the ring on another CPU, and topping it up every poll made the
+    /// ring's cache lines travel between the two for a frame or two at a time (DPDK's af_xdp
+    /// PMD waits for half as well).
     fn refill(&mut self) {
+        if self.count.in_fill as usize >= self.xsk.fill_size() / 2 {
+            return;
+        }
+        self.refill_now();
+    }
+
+    fn refill_now(&mut self) {
         let free = std::mem::take(&mut self.free);
         let given = self.xsk.fill(&free);
         self.free = free;
@@ -355,7 +370,9 @@ impl<X: Xsk> AfXdpIo<X> {
     /// MAX_KICKS calls. In zero-copy mode the driver sends on its own, and the kernel says
     /// when it needs a kick.
     fn kick_tx(&mut self) {
-        if self.count.in_tx == 0 || (self.xsk.zero_copy() && !self.xsk.tx_needs_wakeup()) {
+        // Nothing on the ring the kernel has not taken: completions still to come need no
+        // kick (an idle poll would otherwise make a system call for nothing).
+        if self.xsk.tx_unsent() == 0 || (self.xsk.zero_copy() && !self.xsk.tx_needs_wakeup()) {
             return;
         }
         for _ in 0..MAX_KICKS {
@@ -494,7 +511,7 @@ impl<X: Xsk> AfXdpIo<X> {
 }
 
 impl<X: Xsk> FrameIo for AfXdpIo<X> {
-    fn poll(&mut self, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
+    fn poll(&mut self, now: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
         self.reclaim();
         self.refill();
         // Backpressure: take no more frames than could be sent; first let the kernel send.
@@ -508,7 +525,9 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         if want < BATCH_SIZE {
             self.stats.backpressure += 1;
         }
-        let mut descs = [Desc::default(); BATCH_SIZE];
+        // Kept in self: zeroing a batch of descriptors on every (mostly idle) poll showed in
+        // profiles.
+        let mut descs = std::mem::take(&mut self.descs);
         let n = self.xsk.receive(&mut descs[..want]);
         if n == 0 {
             self.kick_tx();
@@ -519,11 +538,13 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 self.xsk.kick_rx();
                 self.stats.kicks += 1;
             }
+            self.descs = descs;
             return Ok(Polled::Idle);
         }
         let mut packets: ArrayVec<Packet, BATCH_SIZE> = ArrayVec::new();
         let mut parts = BatchParts::new();
         self.assemble(&descs[..n], &mut packets, &mut parts);
+        self.descs = descs;
         if !parts.is_empty() && self.jumbo.is_empty() {
             // Once, when the first packet of several frames arrives.
             let size = HEADROOM + MAX_PARTS * self.xsk.frame_size();
@@ -538,7 +559,6 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 Packet::Multi { first, count } => chunks.extend(parts[first..first + count].iter().map(|&(c, ..)| c)),
             }
         }
-        let now = super::wall_clock_ns();
         let mut views: ArrayVec<&mut [u8], MAX_LENT> = ArrayVec::new();
         // SAFETY: each chunk moved from Fill to Lent in `assemble` (this poll or, for a packet
         // begun earlier, that one) and is not back anywhere since: a frame of this UMEM no ring
@@ -785,6 +805,9 @@ mod tests {
         fn zero_copy(&self) -> bool {
             false
         }
+        fn fill_size(&self) -> usize {
+            RING
+        }
         fn fill(&mut self, free: &[u64]) -> usize {
             let n = (RING - self.fill.len()).min(free.len());
             self.fill.extend(&free[free.len() - n..]);
@@ -898,7 +921,7 @@ mod tests {
                     Op::KernelSends(n) => io.xsk.send(n),
                     Op::Poll(seeds) => {
                         let mut serials = Vec::new();
-                        io.poll(&mut |frames| {
+                        io.poll(0, &mut |frames| {
                             for (f, &seed) in frames.iter_mut().zip(&seeds) {
                                 let at = f.start;
                                 serials.push(u32::from_be_bytes(f.buf[at..at + 4].try_into().unwrap()));

@@ -296,6 +296,10 @@ impl Xsk for XskSocket {
         self.zero_copy
     }
 
+    fn fill_size(&self) -> usize {
+        self.umem.rings.fill.size as usize
+    }
+
     fn fill(&mut self, free: &[u64]) -> usize {
         let ring = &mut self.umem.rings.fill;
         let mut idx = 0;
