@@ -267,11 +267,11 @@ impl<I: FrameIo> Worker<I> {
                 }
             }
         })?;
-        if let Some(prober) = &mut self.prober {
-            if now.saturating_sub(self.last_probe_tick_ns) >= PROBE_TICK_NS {
-                self.last_probe_tick_ns = now;
-                send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
-            }
+        if let Some(prober) = &mut self.prober
+            && now.saturating_sub(self.last_probe_tick_ns) >= PROBE_TICK_NS
+        {
+            self.last_probe_tick_ns = now;
+            send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
         }
         if !self.state.spill.is_empty() {
             self.io.send_spill(&mut self.state.spill)?;

@@ -58,6 +58,10 @@ pub struct IoStats {
     pub multi_buffer: u64,
     /// Tx verdicts the backend refused to send: empty, or running past their frame.
     pub bad_tx: u64,
+    /// Polls, and those that found nothing to receive.
+    pub polls: u64,
+    /// Polls that found nothing to receive.
+    pub idle_polls: u64,
     /// sendto/recvfrom kicks.
     pub kicks: u64,
     /// Kicks the kernel refused with an error other than "again" or "busy".

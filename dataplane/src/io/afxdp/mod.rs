@@ -131,6 +131,8 @@ pub trait Xsk {
     fn zero_copy(&self) -> bool;
     /// Entries of the fill ring.
     fn fill_size(&self) -> usize;
+    /// Free entries of the fill ring (the kernel has taken them to receive into).
+    fn fill_room(&mut self) -> usize;
     /// Puts the last addresses of `free` on the fill ring, as many as it has room for;
     /// returns how many (the last that many of `free` are the kernel's now).
     fn fill(&mut self, free: &[u64]) -> usize;
@@ -342,7 +344,7 @@ impl<X: Xsk> AfXdpIo<X> {
     /// ring's cache lines travel between the two for a frame or two at a time (DPDK's af_xdp
     /// PMD waits for half as well).
     fn refill(&mut self) {
-        if self.count.in_fill as usize >= self.xsk.fill_size() / 2 {
+        if self.xsk.fill_room() < self.xsk.fill_size() / 2 {
             return;
         }
         self.refill_now();
@@ -529,7 +531,9 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         // profiles.
         let mut descs = std::mem::take(&mut self.descs);
         let n = self.xsk.receive(&mut descs[..want]);
+        self.stats.polls += 1;
         if n == 0 {
+            self.stats.idle_polls += 1;
             self.kick_tx();
             // Under preferred busy polling the kernel runs the driver only when asked: an
             // empty poll asks (as xdpsock, DPDK and Suricata do); otherwise only when the
@@ -807,6 +811,9 @@ mod tests {
         }
         fn fill_size(&self) -> usize {
             RING
+        }
+        fn fill_room(&mut self) -> usize {
+            RING - self.fill.len()
         }
         fn fill(&mut self, free: &[u64]) -> usize {
             let n = (RING - self.fill.len()).min(free.len());

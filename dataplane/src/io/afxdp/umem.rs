@@ -300,6 +300,12 @@ impl Xsk for XskSocket {
         self.umem.rings.fill.size as usize
     }
 
+    fn fill_room(&mut self) -> usize {
+        let ring = &mut self.umem.rings.fill;
+        // SAFETY: `ring` is the UMEM's fill ring; this reads its consumer index.
+        unsafe { xdp::xsk_prod_nb_free(ring, ring.size) as usize }
+    }
+
     fn fill(&mut self, free: &[u64]) -> usize {
         let ring = &mut self.umem.rings.fill;
         let mut idx = 0;
