@@ -30,6 +30,11 @@ pub struct Args {
     /// Frames per run (the capture is cycled).
     #[arg(long, default_value_t = 1_000_000)]
     frames: usize,
+    /// Simulated arrival rate, frames per second: frame k of a run is stamped k/rate seconds
+    /// after the run's start (runs follow each other in simulated time), so rate-limit
+    /// rules see traffic at this rate rather than every frame at one instant.
+    #[arg(long, default_value_t = 1_000_000)]
+    rate: u64,
 }
 
 /// Runs the benchmark and prints a Markdown table.
@@ -63,6 +68,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let mut lens = [(0usize, 0u32); BATCH_SIZE];
     let mut state = WorkerState::new(&snap);
+    anyhow::ensure!(args.rate > 0, "--rate must be at least 1 frame per second");
+    let spacing_ns = 1_000_000_000 / args.rate;
+    let mut clock_ns = 0u64;
 
     let copy = Runs::measure(args.runs, total, || {
         for _ in 0..batches {
@@ -90,17 +98,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for _ in 0..batches {
             fill(&mut bufs, &mut lens);
             let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
-            batch.extend(
-                bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| Frame::new(b, HEADROOM, *len, *wire, 0)),
-            );
+            batch.extend(bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| {
+                clock_ns += spacing_ns;
+                Frame::new(b, HEADROOM, *len, *wire, clock_ns)
+            }));
             process_batch(&snap, &mut batch, &mut state);
             state.spill.clear(); // later fragments, if any, are not sent anywhere here
         }
     });
+    // A pipeline that sent nothing measured drops and nothing else: that is no figure.
+    anyhow::ensure!(
+        state.stats.tx_frames > 0,
+        "no frame was transmitted ({} dropped, {} passed): the run measured nothing worth a figure",
+        state.stats.dropped(),
+        state.stats.passed()
+    );
     // The pipeline rows ran once to warm up and `runs` times timed.
     let per_run = args.runs as u64 + 1;
     println!("capture {} ({} frames), config {}", args.pcap.display(), reader.records(), args.config.display());
-    println!("{} frames per run, {} runs\n", total, args.runs);
+    println!("{} frames per run, {} runs, simulated arrival rate {} frames/s\n", total, args.runs, args.rate);
     println!("{}", Runs::header("packet"));
     println!("{}", copy.row("copy into frame buffer (floor)"));
     println!("{}", slice.row("copy + etherparse SlicedPacket alone"));

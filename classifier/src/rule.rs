@@ -100,4 +100,26 @@ impl RuleSet {
         };
         Decision { rule, action, monitor }
     }
+
+    /// [`RuleSet::decide`] for each of `keys`, into `out` (as long as `keys`): the tables are
+    /// walked by many keys at once ([`RuleTable::first_match_batch`]), up to twice as fast
+    /// per key as one at a time.
+    pub fn decide_batch(&self, keys: &[&Key], out: &mut [Decision]) {
+        const CHUNK: usize = 64;
+        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            let mut enforced = [None; CHUNK];
+            let mut monitored = [None; CHUNK];
+            let n = keys.len();
+            self.enforce.first_match_batch(keys, &mut enforced[..n]);
+            if !self.monitor.is_empty() {
+                self.monitor.first_match_batch(keys, &mut monitored[..n]);
+            }
+            for ((d, e), m) in out.iter_mut().zip(&enforced).zip(&monitored) {
+                let rule = e.map(|i| self.enforce_ids[i as usize]);
+                let action = rule.map_or(self.default, |i| self.rules[i as usize].action);
+                let monitor = m.map(|i| self.monitor_ids[i as usize]).filter(|&m| rule.is_none_or(|r| m < r));
+                *d = Decision { rule, action, monitor };
+            }
+        }
+    }
 }

@@ -141,3 +141,34 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A rule set decides a batch of keys exactly as it decides each alone: the enforced
+    /// rule, its action and the monitor rule ahead of it.
+    #[test]
+    fn rule_set_decides_batches_as_single_keys(
+        rules in prop::collection::vec((expr_text(), 0u8..3, any::<bool>()), 1..60),
+        keys in prop::collection::vec(key(), 1..150),
+    ) {
+        use classifier::{Action, Decision, Mode, Rule, RuleSet};
+        let rules: Vec<Rule> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, (t, a, monitor))| Rule {
+                name: format!("r{i}"),
+                expr: parse(t).unwrap(),
+                action: [Action::Accept, Action::Drop, Action::RateLimit(1)][usize::from(*a)],
+                mode: if *monitor { Mode::Monitor } else { Mode::Enforce },
+            })
+            .collect();
+        let set = RuleSet::compile(rules, Action::Drop).unwrap();
+        let refs: Vec<&Key> = keys.iter().collect();
+        let mut batched = vec![Decision { rule: None, action: Action::Accept, monitor: None }; keys.len()];
+        set.decide_batch(&refs, &mut batched);
+        for (key, b) in keys.iter().zip(batched) {
+            prop_assert_eq!(b, set.decide(key));
+        }
+    }
+}

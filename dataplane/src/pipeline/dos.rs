@@ -3,7 +3,7 @@
 //! size, fed the frame's receive time (capture time in replay).
 
 use classifier::limit::mix;
-use classifier::{Action, BucketKey, Dim, Key, RateLimiter, RuleSet};
+use classifier::{Action, BucketKey, Decision, Dim, Key, RateLimiter, RuleSet};
 
 use super::parse::IpFrame;
 use super::verdict::DropReason;
@@ -88,13 +88,21 @@ pub struct DosOutcome {
     pub monitor: Option<u32>,
 }
 
+/// What a DoS rule list with no rules does: nothing.
+pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: None };
+
 /// Applies a DoS rule list. `drop` drops; `rate-limit` drops when the rule's bucket is out of
 /// tokens for the packet's key; `accept` lets the packet through to the next stage.
 pub fn apply(rules: &RuleSet, key: &Key, now_ns: u64, limiter: &mut RateLimiter, snap: &Snapshot) -> DosOutcome {
     if rules.rules().is_empty() {
-        return DosOutcome { drop: None, rule: None, monitor: None };
+        return NO_DOS;
     }
-    let d = rules.decide(key);
+    enforce(&rules.decide(key), key, now_ns, limiter, snap)
+}
+
+/// Carries out a DoS rule list's decision: the lookup's part is pure (and may run over a
+/// batch); this part counts tokens, so it runs frame by frame in arrival order.
+pub fn enforce(d: &Decision, key: &Key, now_ns: u64, limiter: &mut RateLimiter, snap: &Snapshot) -> DosOutcome {
     let drop = match d.action {
         Action::Accept => None,
         Action::Drop => Some(DropReason::DosRule),

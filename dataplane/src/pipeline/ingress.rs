@@ -5,33 +5,15 @@
 //! Isolation is structural: the customer is chosen once, by destination, and every later
 //! stage reads only that customer's tables.
 
-use classifier::{Action, BucketKey, Key};
+use classifier::{Action, BucketKey, Decision, Key};
 
 use super::Frame;
 use super::Outcome;
 use super::dos;
 use super::forward::{Ctx, choose_tunnel, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
-use super::verdict::{DropReason, PassReason, Verdict};
-use crate::snapshot::{CustomerId, Fate, Snapshot};
-
-/// From the Internet: steer by destination, refuse sources spoofed as a customer, then the
-/// customer's stages.
-pub(super) fn process(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame, outcome: &mut Outcome) {
-    let Some(customer) = steer(ctx.snap, key, ip.is_ipv6) else {
-        outcome.verdict = match ctx.snap.unmatched {
-            Fate::Pass => Verdict::Pass(PassReason::NoCustomer),
-            Fate::Drop => Verdict::Drop(DropReason::NoCustomer),
-        };
-        return;
-    };
-    outcome.customer = Some(customer);
-    if dos::spoofs_a_customer(ctx.snap, key, ip) {
-        outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);
-        return;
-    }
-    to_customer(ctx, frame, key, ip, customer, outcome);
-}
+use super::verdict::{DropReason, Verdict};
+use crate::snapshot::{Customer, CustomerId, Snapshot};
 
 /// The customer owning the destination address.
 pub(super) fn steer(snap: &Snapshot, key: &Key, is_ipv6: bool) -> Option<CustomerId> {
@@ -39,6 +21,32 @@ pub(super) fn steer(snap: &Snapshot, key: &Key, is_ipv6: bool) -> Option<Custome
         snap.customers_v6.lookup(key.dst_addr())
     } else {
         snap.customers_v4.lookup((key.dst_addr() >> 96) as u32)
+    }
+}
+
+/// A customer's rule lookups for one packet: pure, so they can run ahead of the stages
+/// that act on them, over a whole batch at once.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Decided {
+    /// The customer's DoS rules' decision (`None`: it has none).
+    pub dos: Option<Decision>,
+    /// Its firewall's decision.
+    pub firewall: Decision,
+}
+
+impl Decided {
+    /// Nothing decided yet (a placeholder in per-batch storage).
+    pub const NONE: Decided = Decided { dos: None, firewall: NO_DECISION };
+}
+
+/// A decision no rule made, for storage not yet written.
+pub(super) const NO_DECISION: Decision = Decision { rule: None, action: Action::Drop, monitor: None };
+
+/// Looks up `customer`'s rules for one packet.
+pub(super) fn decide(customer: &Customer, key: &Key) -> Decided {
+    Decided {
+        dos: (!customer.dos.rules().is_empty()).then(|| customer.dos.decide(key)),
+        firewall: customer.firewall.decide(key),
     }
 }
 
@@ -52,10 +60,24 @@ pub(super) fn to_customer(
     customer_id: CustomerId,
     outcome: &mut Outcome,
 ) {
+    let decided = decide(&ctx.snap.customers[usize::from(customer_id)], key);
+    act_for_customer(ctx, frame, key, ip, customer_id, &decided, outcome);
+}
+
+/// [`to_customer`] with the customer's lookups done: counts tokens, routes, encapsulates.
+pub(super) fn act_for_customer(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    customer_id: CustomerId,
+    decided: &Decided,
+    outcome: &mut Outcome,
+) {
     let snap = ctx.snap;
     outcome.customer = Some(customer_id);
     let customer = &snap.customers[usize::from(customer_id)];
-    let own = dos::apply(&customer.dos, key, ctx.now, &mut ctx.limits.dos, snap);
+    let own = decided.dos.map_or(dos::NO_DOS, |d| dos::enforce(&d, key, ctx.now, &mut ctx.limits.dos, snap));
     if own.rule.is_some() || own.monitor.is_some() {
         outcome.dos_rule = own.rule.map(|r| customer.dos_base + r).or(outcome.dos_rule);
         outcome.dos_monitor = own.monitor.map(|r| customer.dos_base + r).or(outcome.dos_monitor);
@@ -65,7 +87,7 @@ pub(super) fn to_customer(
         return;
     }
 
-    let decision = customer.firewall.decide(key);
+    let decision = decided.firewall;
     outcome.rule = decision.rule.map(|r| customer.rule_base + r);
     outcome.monitor = decision.monitor.map(|r| customer.rule_base + r);
     if !admit(ctx, decision.action, key, outcome.rule) {

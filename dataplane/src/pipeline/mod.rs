@@ -20,21 +20,24 @@ pub mod parse;
 pub mod stats;
 pub mod verdict;
 
+mod batch;
 mod decap;
 pub mod egress;
 mod forward;
 mod ingress;
 
+pub use batch::{process_batch, process_batch_via};
 pub use frame::{BATCH_SIZE, Frame, HEADROOM, Spill};
-pub use parse::{IpFrame, Parsed, parse_frame, parse_inner};
+pub use parse::{IpFrame, Parsed, parse_frame, parse_frame_into, parse_inner};
 pub use stats::WorkerStats;
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
-use classifier::RateLimiter;
+use classifier::{Key, RateLimiter};
 use gre::EthernetAddrs;
 
 use self::forward::Ctx;
-use crate::snapshot::{CustomerId, Snapshot, TunnelId};
+use self::ingress::Decided;
+use crate::snapshot::{CustomerId, Fate, Snapshot, TunnelId};
 
 /// Spill slots per worker: the later fragments one batch may produce.
 pub const SPILL_SLOTS: usize = 128;
@@ -117,6 +120,8 @@ pub struct WorkerState {
     /// The last batch's outcomes, frame by frame (its first `batch_len`).
     outcomes: [Outcome; BATCH_SIZE],
     batch_len: usize,
+    /// What the phases of a batch hand each other.
+    lanes: Box<batch::Lanes>,
 }
 
 impl WorkerState {
@@ -128,6 +133,7 @@ impl WorkerState {
             spill: Spill::new(SPILL_SLOTS, snap.frame_size),
             outcomes: [Outcome::new(Verdict::Drop(DropReason::Truncated)); BATCH_SIZE],
             batch_len: 0,
+            lanes: batch::Lanes::new(),
         }
     }
 
@@ -138,44 +144,12 @@ impl WorkerState {
     }
 }
 
-/// Runs the pipeline over a batch: sets each frame's verdict and counts it. Frames are sent
-/// with the configuration's Ethernet addresses.
-pub fn process_batch(snapshot: &Snapshot, frames: &mut [Frame<'_>], state: &mut WorkerState) {
-    process_batch_via(snapshot, Some(snapshot.eth), frames, state);
-}
-
-/// [`process_batch`] with the Ethernet addresses of the moment (a next hop learned from the
-/// neighbour table); `None` while the next hop is unresolved, which drops what would be
-/// sent as `next_hop_unresolved`.
-pub fn process_batch_via(
-    snapshot: &Snapshot,
-    eth: Option<EthernetAddrs>,
-    frames: &mut [Frame<'_>],
-    state: &mut WorkerState,
-) {
-    if let Some(f) = frames.first() {
-        state.spill.timestamp_ns = f.timestamp_ns;
-    }
-    state.batch_len = frames.len().min(BATCH_SIZE);
-    for (i, frame) in frames.iter_mut().enumerate() {
-        state.stats.rx_frames += 1;
-        state.stats.rx_bytes += frame.len as u64;
-        let before = state.spill.len();
-        let rx_len = frame.len;
-        let outcome = process_frame(snapshot, eth.as_ref(), &mut state.limits, &mut state.spill, frame);
-        state.stats.count(&outcome, rx_len);
-        if outcome.spilled > 0 {
-            state.stats.count_spilled(TxReason::Fragment, state.spill.len() - before, state.spill.bytes_from(before));
-        }
-        frame.verdict = outcome.verdict;
-        if let Some(slot) = state.outcomes.get_mut(i) {
-            *slot = outcome;
-        }
-    }
-}
-
 /// Runs every stage on one frame, rewriting it in place when it is to be transmitted with
 /// Ethernet addresses `eth` (`None`: the next hop is not resolved).
+///
+/// This is the frame-at-a-time form of the pipeline: `match --config` and the fuzz targets
+/// use it, and the differential test holds [`process_batch`] to it. Both are made of the same
+/// stage functions below, in the same order.
 pub fn process_frame(
     snap: &Snapshot,
     eth: Option<&EthernetAddrs>,
@@ -183,51 +157,143 @@ pub fn process_frame(
     spill: &mut Spill,
     frame: &mut Frame<'_>,
 ) -> Outcome {
-    if frame.len > snap.frame_size {
-        return Outcome::new(Verdict::Drop(DropReason::Oversize));
-    }
-    let Some(data) = frame.buf.get(frame.start..frame.start + frame.len) else {
-        return Outcome::new(Verdict::Drop(DropReason::Truncated));
+    let mut key = Key::new(0);
+    let ip = match check(snap, frame, &mut key) {
+        Ok(ip) => ip,
+        Err(outcome) => return outcome,
     };
-    let (key, parsed) = parse_frame(data, frame.wire_len);
-    let ip = match parsed {
-        Parsed::Ip(ip) => ip,
-        Parsed::NotIp => return Outcome::new(Verdict::Pass(PassReason::NotIp)),
-        Parsed::Bad(reason) => return Outcome::new(Verdict::Drop(reason)),
-    };
-    if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
-        return Outcome::new(Verdict::Drop(DropReason::BadIpv4Checksum));
-    }
-    let now = frame.timestamp_ns;
-    if let Some(su) = &snap.soft_unicast
-        && egress::is_backbone(su, &key, &ip)
-    {
-        // From the fleet's own servers: not Internet traffic, past sanity and DoS.
-        let mut ctx = Ctx { snap, eth, limits, spill, now, spilled: 0, via: None };
-        return Outcome::new(egress::process(&mut ctx, su, frame, &key, &ip));
+    let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None };
+    if is_backbone(snap, &key, &ip) {
+        return from_backbone(&mut ctx, frame, &key, &ip);
     }
     if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
         return Outcome::new(Verdict::Drop(reason));
     }
-    let global = dos::apply(&snap.dos.rules, &key, now, &mut limits.dos, snap);
+    let global = dos::apply(&snap.dos.rules, &key, ctx.now, &mut ctx.limits.dos, snap);
+    if global.drop.is_some() {
+        return dropped_by_dos(global);
+    }
+    let path = path(snap, &key, &ip);
+    let decided = match path {
+        Path::Customer(c) => ingress::decide(&snap.customers[usize::from(c)], &key),
+        _ => Decided::NONE,
+    };
+    finish(&mut ctx, frame, &key, &ip, global, path, &decided)
+}
+
+/// The parse stage and the checks every frame must pass: fits the configured frame size,
+/// parses as IP (its fields into `key`), and (IPv4) its header checksum verifies.
+#[inline]
+fn check(snap: &Snapshot, frame: &Frame<'_>, key: &mut Key) -> Result<IpFrame, Outcome> {
+    if frame.len > snap.frame_size {
+        return Err(Outcome::new(Verdict::Drop(DropReason::Oversize)));
+    }
+    let Some(data) = frame.buf.get(frame.start..frame.start + frame.len) else {
+        return Err(Outcome::new(Verdict::Drop(DropReason::Truncated)));
+    };
+    let ip = match parse_frame_into(key, data, frame.wire_len) {
+        Parsed::Ip(ip) => ip,
+        Parsed::NotIp => return Err(Outcome::new(Verdict::Pass(PassReason::NotIp))),
+        Parsed::Bad(reason) => return Err(Outcome::new(Verdict::Drop(reason))),
+    };
+    if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
+        return Err(Outcome::new(Verdict::Drop(DropReason::BadIpv4Checksum)));
+    }
+    Ok(ip)
+}
+
+/// True for GRE from the fleet's own servers: not Internet traffic, so it skips sanity and
+/// DoS.
+fn is_backbone(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
+    snap.soft_unicast.as_ref().is_some_and(|su| egress::is_backbone(su, key, ip))
+}
+
+/// Soft-unicast's part of a frame (backbone GRE, or traffic to an egress address).
+fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
+    match &ctx.snap.soft_unicast {
+        Some(su) => egress::process(ctx, su, frame, key, ip),
+        // Only frames `is_backbone` or `egress::is_ours` chose come here, and they need it.
+        None => Verdict::Pass(PassReason::NoCustomer),
+    }
+}
+
+fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
+    Outcome::new(soft_unicast(ctx, frame, key, ip))
+}
+
+/// The outcome of a frame the global DoS rules dropped.
+fn dropped_by_dos(global: dos::DosOutcome) -> Outcome {
+    Outcome {
+        dos_rule: global.rule,
+        dos_monitor: global.monitor,
+        ..Outcome::new(Verdict::Drop(global.drop.unwrap_or(DropReason::DosRule)))
+    }
+}
+
+/// Where a frame past the global stages goes: chosen by addresses alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// To an egress address of soft unicast (or backbone GRE).
+    SoftUnicast,
+    /// GRE from a customer's router to the anycast address.
+    Decap,
+    /// To no customer's prefix.
+    NoCustomer,
+    /// To `customer`'s prefix, from a source in some customer's prefix.
+    Spoofed(CustomerId),
+    /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
+    Customer(CustomerId),
+}
+
+/// Steers a frame (the address lookups, no state).
+fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
+    if snap.soft_unicast.as_ref().is_some_and(|su| egress::is_ours(su, key, ip)) {
+        return Path::SoftUnicast;
+    }
+    if decap::is_gre_to_us(snap, key, ip) {
+        return Path::Decap;
+    }
+    match ingress::steer(snap, key, ip.is_ipv6) {
+        None => Path::NoCustomer,
+        Some(c) if dos::spoofs_a_customer(snap, key, ip) => Path::Spoofed(c),
+        Some(c) => Path::Customer(c),
+    }
+}
+
+/// The rest of a frame's way once its lookups are done (the global DoS decision enforced
+/// as `global`, the customer's in `decided`): counts tokens, routes, rewrites and spills,
+/// so frames go through it one by one in arrival order.
+fn finish(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    global: dos::DosOutcome,
+    path: Path,
+    decided: &Decided,
+) -> Outcome {
+    if global.drop.is_some() {
+        return dropped_by_dos(global);
+    }
     let mut outcome = Outcome {
         dos_rule: global.rule,
         dos_monitor: global.monitor,
         ..Outcome::new(Verdict::Drop(DropReason::Firewall))
     };
-    if let Some(reason) = global.drop {
-        outcome.verdict = Verdict::Drop(reason);
-        return outcome;
-    }
-    let mut ctx = Ctx { snap, eth, limits, spill, now, spilled: 0, via: None };
-    if let Some(su) = &snap.soft_unicast
-        && egress::is_ours(su, &key, &ip)
-    {
-        outcome.verdict = egress::process(&mut ctx, su, frame, &key, &ip);
-    } else if decap::is_gre_to_us(snap, &key, &ip) {
-        decap::process(&mut ctx, frame, &key, &ip, &mut outcome);
-    } else {
-        ingress::process(&mut ctx, frame, &key, &ip, &mut outcome);
+    match path {
+        Path::SoftUnicast => outcome.verdict = soft_unicast(ctx, frame, key, ip),
+        Path::Decap => decap::process(ctx, frame, key, ip, &mut outcome),
+        Path::NoCustomer => {
+            outcome.verdict = match ctx.snap.unmatched {
+                Fate::Pass => Verdict::Pass(PassReason::NoCustomer),
+                Fate::Drop => Verdict::Drop(DropReason::NoCustomer),
+            }
+        }
+        Path::Spoofed(c) => {
+            outcome.customer = Some(c);
+            outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);
+        }
+        Path::Customer(c) => ingress::act_for_customer(ctx, frame, key, ip, c, decided, &mut outcome),
     }
     outcome.spilled = ctx.spilled;
     // The tunnel a frame was sent into; an ICMP error sent to the Internet went into none.

@@ -1,0 +1,267 @@
+//! The pipeline over a batch, stage by stage (VPP's vector shape): each phase runs over
+//! every frame before the next phase starts, so a phase's code and tables stay hot in
+//! cache, and the classifier is asked about many keys at once (its batched walk is up to
+//! twice as fast per key as one at a time).
+//!
+//! ```text
+//! 1 check    every frame: size, parse, IPv4 checksum; backbone GRE set aside
+//! 2 global   sanity; the global DoS rules, one batched lookup
+//! 3 steer    soft unicast, GRE to us, or a customer (address lookups)
+//! 4 customer per customer, its frames together: its DoS rules and firewall, batched
+//! 5 act      frame by frame in arrival order: tokens, routes, TTL/MTU, encapsulation
+//! ```
+//!
+//! Phases 1-4 are pure lookups. Everything with state runs in phase 5, in arrival order,
+//! through the same functions [`process_frame`](super::process_frame) uses: token buckets
+//! see the same packets in the same order, spilled fragments land in the same slots, and
+//! verdicts, outcomes and counters equal the frame-at-a-time pipeline's exactly (the
+//! differential test, `tests/vector_pipeline.rs`, holds it to that). A lookup is wasted
+//! only on a frame a global rate limit then drops.
+
+use classifier::{Decision, Key};
+use gre::EthernetAddrs;
+
+use super::forward::Ctx;
+use super::ingress::{Decided, NO_DECISION};
+use super::parse::IpFrame;
+use super::{
+    BATCH_SIZE, DropReason, Frame, Outcome, Path, TxReason, Verdict, WorkerState, check, dos, dropped_by_dos, finish,
+    from_backbone, is_backbone, path,
+};
+use crate::snapshot::Snapshot;
+
+/// Where a frame stands between phases.
+#[derive(Clone, Copy, Debug)]
+enum Lane {
+    /// Decided; its outcome is written.
+    Done,
+    /// Backbone GRE: soft unicast's, past sanity and DoS.
+    Backbone,
+    /// Checked; the global stages are next.
+    Checked,
+    /// Past the global lookups, on its way.
+    On(Path),
+}
+
+/// What the phases of one batch leave for the next, one entry per frame. Kept in the
+/// worker's state so that a batch initialises nothing it does not write.
+#[derive(Debug)]
+pub(super) struct Lanes {
+    lane: [Lane; BATCH_SIZE],
+    key: [Key; BATCH_SIZE],
+    ip: [IpFrame; BATCH_SIZE],
+    rx_len: [usize; BATCH_SIZE],
+    global: [Decision; BATCH_SIZE],
+    decided: [Decided; BATCH_SIZE],
+    /// Scratch for one group's lookups.
+    found: [Decision; BATCH_SIZE],
+}
+
+impl Lanes {
+    pub(super) fn new() -> Box<Lanes> {
+        const NO_IP: IpFrame = IpFrame {
+            is_ipv6: false,
+            l3_start: 0,
+            l3_len: 0,
+            header_len: 0,
+            l4_start: 0,
+            fragment: None,
+            extension_headers: 0,
+        };
+        Box::new(Lanes {
+            lane: [Lane::Done; BATCH_SIZE],
+            key: [Key::new(0); BATCH_SIZE],
+            ip: [NO_IP; BATCH_SIZE],
+            rx_len: [0; BATCH_SIZE],
+            global: [NO_DECISION; BATCH_SIZE],
+            decided: [Decided::NONE; BATCH_SIZE],
+            found: [NO_DECISION; BATCH_SIZE],
+        })
+    }
+}
+
+/// Runs the pipeline over a batch: sets each frame's verdict and counts it. Frames are sent
+/// with the configuration's Ethernet addresses.
+pub fn process_batch(snapshot: &Snapshot, frames: &mut [Frame<'_>], state: &mut WorkerState) {
+    process_batch_via(snapshot, Some(snapshot.eth), frames, state);
+}
+
+/// [`process_batch`] with the Ethernet addresses of the moment (a next hop learned from the
+/// neighbour table); `None` while the next hop is unresolved, which drops what would be
+/// sent as `next_hop_unresolved`. More than [`BATCH_SIZE`] frames are taken that many at a
+/// time; [`WorkerState::outcomes`] then holds the last group's.
+pub fn process_batch_via(
+    snapshot: &Snapshot,
+    eth: Option<EthernetAddrs>,
+    frames: &mut [Frame<'_>],
+    state: &mut WorkerState,
+) {
+    if let Some(f) = frames.first() {
+        state.spill.timestamp_ns = f.timestamp_ns;
+    }
+    for group in frames.chunks_mut(BATCH_SIZE) {
+        state.batch_len = group.len();
+        check_all(snapshot, group, state);
+        global_stages(snapshot, group.len(), state);
+        steer_all(snapshot, group.len(), state);
+        customer_lookups(snapshot, group.len(), &mut state.lanes);
+        act_in_order(snapshot, eth.as_ref(), group, state);
+    }
+}
+
+/// Phase 1: size, parse and checksum of every frame.
+fn check_all(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
+    let lanes = &mut *state.lanes;
+    for (i, frame) in frames.iter().enumerate() {
+        lanes.rx_len[i] = frame.len;
+        lanes.lane[i] = match check(snap, frame, &mut lanes.key[i]) {
+            Ok(ip) => {
+                lanes.ip[i] = ip;
+                if is_backbone(snap, &lanes.key[i], &ip) { Lane::Backbone } else { Lane::Checked }
+            }
+            Err(outcome) => {
+                state.outcomes[i] = outcome;
+                Lane::Done
+            }
+        };
+    }
+}
+
+/// Phase 2: sanity, then the global DoS rules' lookup for every frame still checked. A
+/// `drop` decision needs no tokens and is final here; `rate-limit` waits for phase 5.
+fn global_stages(snap: &Snapshot, n: usize, state: &mut WorkerState) {
+    let lanes = &mut *state.lanes;
+    for i in 0..n {
+        if let Lane::Checked = lanes.lane[i]
+            && let Some(reason) = dos::sanity(&snap.dos.sanity, &lanes.key[i], &lanes.ip[i])
+        {
+            state.outcomes[i] = Outcome::new(Verdict::Drop(reason));
+            lanes.lane[i] = Lane::Done;
+        }
+    }
+    let rules = &snap.dos.rules;
+    if rules.rules().is_empty() {
+        return;
+    }
+    let mut at = [0u8; BATCH_SIZE];
+    let mut keys: [&Key; BATCH_SIZE] = [&lanes.key[0]; BATCH_SIZE];
+    let mut m = 0;
+    for i in 0..n {
+        if let Lane::Checked = lanes.lane[i] {
+            (at[m], keys[m]) = (i as u8, &lanes.key[i]);
+            m += 1;
+        }
+    }
+    rules.decide_batch(&keys[..m], &mut lanes.found[..m]);
+    for (&i, d) in at[..m].iter().zip(&lanes.found[..m]) {
+        let i = usize::from(i);
+        lanes.global[i] = *d;
+        if d.action == classifier::Action::Drop {
+            // No tokens involved: final now, and spares the frame the customer lookups.
+            state.outcomes[i] =
+                dropped_by_dos(dos::DosOutcome { drop: Some(DropReason::DosRule), rule: d.rule, monitor: d.monitor });
+            lanes.lane[i] = Lane::Done;
+        }
+    }
+}
+
+/// Phase 3: where each frame goes, by its addresses.
+fn steer_all(snap: &Snapshot, n: usize, state: &mut WorkerState) {
+    let lanes = &mut *state.lanes;
+    for i in 0..n {
+        if let Lane::Checked = lanes.lane[i] {
+            lanes.lane[i] = Lane::On(path(snap, &lanes.key[i], &lanes.ip[i]));
+        }
+    }
+}
+
+/// Phase 4: each customer's DoS and firewall lookups, its frames gathered into one batched
+/// lookup per rule set.
+fn customer_lookups(snap: &Snapshot, n: usize, lanes: &mut Lanes) {
+    let Lanes { lane, key, decided, found, .. } = lanes;
+    // Frames bound to a customer, by index; taken out group by group.
+    let mut todo = [0u8; BATCH_SIZE];
+    let mut left = 0;
+    for (i, l) in lane[..n].iter().enumerate() {
+        if let Lane::On(Path::Customer(_)) = l {
+            todo[left] = i as u8;
+            left += 1;
+        }
+    }
+    let customer_of = |i: u8| match lane[usize::from(i)] {
+        Lane::On(Path::Customer(c)) => Some(c),
+        _ => None,
+    };
+    let mut at = [0u8; BATCH_SIZE];
+    let mut keys: [&Key; BATCH_SIZE] = [&key[0]; BATCH_SIZE];
+    while left > 0 {
+        let Some(c) = customer_of(todo[0]) else { break };
+        let customer = &snap.customers[usize::from(c)];
+        // This customer's frames into `at`, the others kept in `todo`.
+        let (mut m, mut kept) = (0, 0);
+        for j in 0..left {
+            let i = todo[j];
+            if customer_of(i) == Some(c) {
+                (at[m], keys[m]) = (i, &key[usize::from(i)]);
+                m += 1;
+            } else {
+                todo[kept] = i;
+                kept += 1;
+            }
+        }
+        left = kept;
+        let (at, keys) = (&at[..m], &keys[..m]);
+        customer.firewall.decide_batch(keys, &mut found[..m]);
+        for (&i, d) in at.iter().zip(&found[..m]) {
+            decided[usize::from(i)] = Decided { dos: None, firewall: *d };
+        }
+        if !customer.dos.rules().is_empty() {
+            customer.dos.decide_batch(keys, &mut found[..m]);
+            for (&i, d) in at.iter().zip(&found[..m]) {
+                decided[usize::from(i)].dos = Some(*d);
+            }
+        }
+    }
+}
+
+/// Phase 5: frame by frame, in arrival order, what has state: tokens, routes, rewrites,
+/// spills; then the counters.
+fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Frame<'_>], state: &mut WorkerState) {
+    let WorkerState { stats, limits, spill, outcomes, lanes, .. } = state;
+    let global_rules = !snap.dos.rules.rules().is_empty();
+    for (i, frame) in frames.iter_mut().enumerate() {
+        let before = spill.len();
+        let outcome = match lanes.lane[i] {
+            Lane::Done => outcomes[i],
+            lane => {
+                let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
+                let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None };
+                let path = match lane {
+                    Lane::Backbone => None,
+                    Lane::On(path) => Some(path),
+                    // Phase 3 steered every checked frame; were one missed, steer it now.
+                    Lane::Checked | Lane::Done => Some(path(snap, key, ip)),
+                };
+                match path {
+                    None => from_backbone(&mut ctx, frame, key, ip),
+                    Some(path) => {
+                        let global = if global_rules {
+                            dos::enforce(&lanes.global[i], key, ctx.now, &mut ctx.limits.dos, snap)
+                        } else {
+                            dos::NO_DOS
+                        };
+                        finish(&mut ctx, frame, key, ip, global, path, &lanes.decided[i])
+                    }
+                }
+            }
+        };
+        stats.rx_frames += 1;
+        stats.rx_bytes += lanes.rx_len[i] as u64;
+        stats.count(&outcome, lanes.rx_len[i]);
+        if outcome.spilled > 0 {
+            stats.count_spilled(TxReason::Fragment, spill.len() - before, spill.bytes_from(before));
+        }
+        frame.verdict = outcome.verdict;
+        outcomes[i] = outcome;
+    }
+}

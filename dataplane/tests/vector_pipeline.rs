@@ -1,0 +1,365 @@
+//! The vector pipeline (`process_batch`, stage by stage over a batch) decides exactly as the
+//! frame-at-a-time pipeline (`process_frame`, every stage on one frame before the next) on
+//! every capture the project carries and on randomly damaged frames: the same outcome per
+//! frame (verdict, customer, rules, tunnels), the same bytes rewritten, the same frames
+//! spilled, the same counters. The configurations make rate limits bite (buckets shared by
+//! the global DoS rules and a customer's firewall, whose token order matters), fragment and
+//! answer with ICMP (small tunnel MTUs), decapsulate and run soft unicast.
+
+mod common;
+
+use common::*;
+use transitd::pipeline::{
+    BATCH_SIZE, Frame, HEADROOM, Limits, Outcome, SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats,
+    process_batch, process_frame,
+};
+use transitd::snapshot::Snapshot;
+
+/// Several customers over parts of the address space, global and per-customer DoS rules,
+/// firewalls with monitor and rate-limit rules, one bucket shared between the global DoS
+/// rules and a firewall (so the order tokens are taken in decides verdicts), and a small
+/// MTU on one tunnel (fragments, ICMP "too big").
+const CROWDED: &str = r#"
+[server]
+anycast = "192.0.2.1"
+anycast_v6 = "2001:db8:ffff::1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+unmatched = "drop"
+
+[dos]
+table_size = 16
+
+[dos.sanity]
+bogons = false
+customer_sources = true
+
+[[dos.bucket]]
+name = "shared"
+key = "source"
+rate = 1000
+burst = 3
+
+[[dos.bucket]]
+name = "per-destination"
+key = "destination"
+rate = 50
+burst = 2
+
+[[dos.bucket]]
+name = "flows"
+key = "flow"
+rate = 10
+burst = 1
+
+[[dos.rule]]
+name = "no-chargen"
+match = "udp.srcport == 19"
+action = "drop"
+
+[[dos.rule]]
+name = "watch-dns"
+match = "udp.port == 53"
+action = "drop"
+mode = "monitor"
+
+[[dos.rule]]
+name = "icmp"
+match = "icmp or icmpv6"
+action = "rate-limit"
+bucket = "shared"
+
+[[customer]]
+name = "low"
+prefixes = ["0.0.0.0/2", "2000::/4"]
+
+[[customer.tunnel]]
+name = "low-gre"
+remote = "198.51.100.1"
+mtu = 1280
+
+[[customer.route]]
+prefix = "0.0.0.0/2"
+tunnel = "low-gre"
+
+[[customer.route]]
+prefix = "2000::/4"
+tunnel = "low-gre"
+
+[[customer.dos.rule]]
+name = "syn"
+match = "tcp.flags.syn == 1 and tcp.flags.ack == 0"
+action = "rate-limit"
+bucket = "per-destination"
+
+[customer.firewall]
+default = "accept"
+
+[[customer.firewall.rule]]
+name = "icmp-shared"
+match = "icmp or icmpv6"
+action = "rate-limit"
+bucket = "shared"
+
+[[customer.firewall.rule]]
+name = "watch-web"
+match = "tcp.port in {80, 443}"
+action = "drop"
+mode = "monitor"
+
+[[customer.firewall.rule]]
+name = "no-telnet"
+match = "tcp.dstport == 23"
+action = "drop"
+
+[[customer]]
+name = "high"
+prefixes = ["128.0.0.0/2", "3000::/4", "fe80::/10"]
+
+[[customer.tunnel]]
+name = "high-a"
+remote = "198.51.100.2"
+mtu = 1500
+
+[[customer.tunnel]]
+name = "high-b"
+remote = "198.51.100.3"
+mtu = 1400
+
+[[customer.route]]
+prefix = "128.0.0.0/2"
+tunnel = "high-a"
+
+[[customer.route]]
+prefix = "128.0.0.0/2"
+tunnel = "high-b"
+weight = 3
+
+[[customer.route]]
+prefix = "3000::/4"
+tunnel = "high-a"
+
+[customer.firewall]
+default = "drop"
+
+[[customer.firewall.rule]]
+name = "udp"
+match = "udp"
+action = "rate-limit"
+bucket = "flows"
+
+[[customer.firewall.rule]]
+name = "tcp"
+match = "tcp and not tcp.flags.reset == 1"
+action = "accept"
+
+[[customer.firewall.rule]]
+name = "watch-all"
+match = "ip or ipv6"
+action = "accept"
+mode = "monitor"
+"#;
+
+/// The configurations both pipelines are run on, by name.
+fn configs() -> Vec<(&'static str, String)> {
+    let file = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
+    vec![
+        ("crowded", CROWDED.to_string()),
+        ("catch-all", CATCH_ALL.to_string()),
+        ("acme", file("examples/acme.toml")),
+        ("dos-with", file("bench/configs/dos-with.toml")),
+        ("zeek-gre", file("bench/configs/zeek-gre.toml")),
+        ("soft-unicast", file("dataplane/tests/data/soft-unicast.toml")),
+        ("tunnel-edge", file("dataplane/tests/data/tunnel-edge.toml")),
+    ]
+}
+
+/// One frame to run: bytes and receive time.
+#[derive(Clone)]
+struct Input {
+    bytes: Vec<u8>,
+    wire_len: u32,
+    timestamp_ns: u64,
+}
+
+/// Frames of `inputs` in `bufs`, after the headroom.
+fn frames_of<'a>(bufs: &'a mut [Vec<u8>], inputs: &[Input]) -> Vec<Frame<'a>> {
+    bufs.iter_mut()
+        .zip(inputs)
+        .map(|(b, i)| {
+            b[HEADROOM..HEADROOM + i.bytes.len()].copy_from_slice(&i.bytes);
+            Frame::new(b, HEADROOM, i.bytes.len(), i.wire_len, i.timestamp_ns)
+        })
+        .collect()
+}
+
+/// Runs `inputs` through both pipelines in batches of the sizes `sizes` cycles through,
+/// and asserts they agree on everything they produce.
+fn assert_same(snap: &Snapshot, inputs: &[Input], sizes: &[usize], what: &str) {
+    let size = |i: &Input| HEADROOM + i.bytes.len().max(snap.frame_size) + 64;
+    let mut state = WorkerState::new(snap);
+    let mut limits = Limits::new(snap);
+    let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut stats = WorkerStats::new(snap);
+    let (mut at, mut batch_no) = (0, 0);
+    while at < inputs.len() {
+        let n = sizes[batch_no % sizes.len()].clamp(1, BATCH_SIZE).min(inputs.len() - at);
+        let group = &inputs[at..at + n];
+        let mut vector_bufs: Vec<Vec<u8>> = group.iter().map(|i| vec![0xa5; size(i)]).collect();
+        let mut single_bufs = vector_bufs.clone();
+        let mut vector = frames_of(&mut vector_bufs, group);
+        process_batch(snap, &mut vector, &mut state);
+
+        let mut single = frames_of(&mut single_bufs, group);
+        spill.timestamp_ns = group[0].timestamp_ns;
+        let mut expected: Vec<Outcome> = Vec::new();
+        for frame in &mut single {
+            let before = spill.len();
+            let rx_len = frame.len;
+            let outcome = process_frame(snap, Some(&snap.eth), &mut limits, &mut spill, frame);
+            stats.rx_frames += 1;
+            stats.rx_bytes += rx_len as u64;
+            stats.count(&outcome, rx_len);
+            if outcome.spilled > 0 {
+                stats.count_spilled(TxReason::Fragment, spill.len() - before, spill.bytes_from(before));
+            }
+            frame.verdict = outcome.verdict;
+            expected.push(outcome);
+        }
+
+        let context = |k: usize| format!("{what}: frame {} (batch {batch_no}, {k} of {n})", at + k);
+        for (k, (v, s)) in vector.iter().zip(&single).enumerate() {
+            assert_eq!(v.verdict, s.verdict, "{}", context(k));
+            assert_eq!(v.tx_bytes(), s.tx_bytes(), "{}", context(k));
+        }
+        assert_eq!(state.outcomes(), &expected[..], "{what}: batch {batch_no}");
+        drop((vector, single));
+        for (k, (v, s)) in vector_bufs.iter().zip(&single_bufs).enumerate() {
+            assert!(v == s, "{}: buffers differ", context(k));
+        }
+        let spilled = |s: &Spill| s.frames().map(<[u8]>::to_vec).collect::<Vec<_>>();
+        assert_eq!(spilled(&state.spill), spilled(&spill), "{what}: batch {batch_no} spill");
+        assert_eq!(state.spill.timestamp_ns, spill.timestamp_ns, "{what}: batch {batch_no} spill time");
+        state.spill.clear();
+        spill.clear();
+        at += n;
+        batch_no += 1;
+    }
+    assert_eq!(state.stats, stats, "{what}: counters");
+}
+
+/// Every capture under `pcaps/`.
+fn every_capture() -> Vec<(String, Vec<Input>)> {
+    let mut out = Vec::new();
+    for dir in ["real", "generated", "malformed"] {
+        for file in captures(dir).into_iter().filter(|f| !f.extension().is_some_and(|e| e == "py" || e == "md")) {
+            let frames = read_frames(&file);
+            let inputs = frames.into_iter().map(|f| Input {
+                bytes: f.bytes,
+                wire_len: f.wire_len,
+                timestamp_ns: f.timestamp_ns,
+            });
+            out.push((file.display().to_string(), inputs.collect()));
+        }
+    }
+    assert!(out.len() > 40, "the captures are found");
+    out
+}
+
+/// The same frames, 1 µs apart: rate limits run out.
+fn crowded_in_time(inputs: &[Input]) -> Vec<Input> {
+    let start = inputs.first().map_or(0, |i| i.timestamp_ns);
+    inputs.iter().enumerate().map(|(k, i)| Input { timestamp_ns: start + 1_000 * k as u64, ..i.clone() }).collect()
+}
+
+#[test]
+fn vector_pipeline_equals_frame_at_a_time_on_every_capture() {
+    let captures = every_capture();
+    let mut frames = 0;
+    let mut decided_by_rules = 0;
+    for (name, text) in configs() {
+        let snap = snapshot(&text);
+        for (file, inputs) in &captures {
+            assert_same(&snap, inputs, &[BATCH_SIZE], &format!("{name} on {file}"));
+            assert_same(&snap, &crowded_in_time(inputs), &[7, 1, 64, 33], &format!("{name} on {file}, crowded"));
+            frames += inputs.len();
+        }
+        // All captures as one stream: batches that mix customers, paths and verdicts.
+        let all: Vec<Input> = captures.iter().flat_map(|(_, i)| i.iter().cloned()).collect();
+        let all = crowded_in_time(&all);
+        let mut state = WorkerState::new(&snap);
+        for chunk in all.chunks(BATCH_SIZE) {
+            let mut bufs: Vec<Vec<u8>> =
+                chunk.iter().map(|i| vec![0; HEADROOM + i.bytes.len().max(snap.frame_size)]).collect();
+            let mut batch = frames_of(&mut bufs, chunk);
+            process_batch(&snap, &mut batch, &mut state);
+            decided_by_rules += state.outcomes().iter().filter(|o| o.rule.is_some() || o.dos_rule.is_some()).count();
+            state.spill.clear();
+        }
+        assert_same(&snap, &all, &[BATCH_SIZE, 5, 64, 17, 2], &format!("{name} on all captures"));
+    }
+    assert!(frames > 10_000, "{frames} frames compared");
+    assert!(decided_by_rules > 1000, "rules decided {decided_by_rules} frames: the lookups were exercised");
+}
+
+/// A small deterministic generator (xorshift64*), so that a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Captured frames with random damage: bytes of the headers changed, addresses redrawn
+/// (so frames spread over customers and paths), lengths cut or padded.
+fn damaged(captures: &[(String, Vec<Input>)], rng: &mut Rng, count: usize) -> Vec<Input> {
+    let pool: Vec<&Input> = captures.iter().flat_map(|(_, i)| i.iter()).filter(|i| !i.bytes.is_empty()).collect();
+    let mut out = Vec::with_capacity(count);
+    let mut now = 1_700_000_000_000_000_000u64;
+    for _ in 0..count {
+        let mut bytes = pool[rng.below(pool.len())].bytes.clone();
+        match rng.below(6) {
+            0 => {
+                // A few header bytes changed.
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(bytes.len().min(80));
+                    bytes[at] = rng.next() as u8;
+                }
+            }
+            1 => {
+                // The IPv4 or IPv6 addresses redrawn (checksums left as they fall).
+                for at in 26..(26 + 8).min(bytes.len()) {
+                    bytes[at] = rng.next() as u8;
+                }
+            }
+            2 => bytes.truncate(rng.below(bytes.len() + 1)),
+            3 => bytes.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+            4 => bytes = (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
+            _ => {}
+        }
+        now += rng.below(20_000) as u64;
+        out.push(Input { wire_len: bytes.len() as u32, bytes, timestamp_ns: now });
+    }
+    out
+}
+
+#[test]
+fn vector_pipeline_equals_frame_at_a_time_on_random_frames() {
+    let captures = every_capture();
+    let mut rng = Rng(0x7472_616e_7369_7464);
+    for (name, text) in configs() {
+        let snap = snapshot(&text);
+        for round in 0..4 {
+            let inputs = damaged(&captures, &mut rng, 4000);
+            let sizes: Vec<usize> = (0..16).map(|_| 1 + rng.below(BATCH_SIZE)).collect();
+            assert_same(&snap, &inputs, &sizes, &format!("{name}, random round {round}"));
+        }
+    }
+}
