@@ -21,9 +21,13 @@ if ! command -v dpdk-testpmd >/dev/null || ! ls /usr/lib/*/dpdk/pmds-*/librte_ne
   echo "installing DPDK's testpmd and af_xdp PMD (Debian: dpdk-dev, librte-net-af-xdp23)" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev librte-net-af-xdp23 >/dev/null
 fi
-cargo build --release -q -p transitd -p transitd-bench
-T=$PWD/target/release/transitd
-B=$PWD/target/release/transitd-bench
+# BENCH_PROFILE=dev builds without optimisation (CI's smoke run: it checks the script works,
+# not the figures).
+PROFILE=${BENCH_PROFILE:-release}
+DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+cargo build -q --profile "$PROFILE" -p transitd -p transitd-bench
+T=$PWD/target/$DIR/transitd
+B=$PWD/target/$DIR/transitd-bench
 W=$(mktemp -d)
 cleanup() { ip netns del fgen 2>/dev/null || true; ip netns del fdut 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT

@@ -5,7 +5,7 @@
 //! ([`parse`]), evaluates them directly ([`eval`], the reference) and compiles ordered lists
 //! of them into first-match tables ([`RuleTable`], [`RuleSet`]). It never touches packets:
 //! the data plane fills a [`Key`] per packet and asks.
-
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ast;

@@ -166,7 +166,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub queues: Option<String>,
     /// Cores to pin the workers to, one per queue in order, e.g. `2-5` (default: queue i
-    /// on core i modulo the number of cores).
+    /// on the i-th CPU this process may run on, so under a cpuset or taskset on its CPUs).
     #[arg(long)]
     pub cores: Option<String>,
     /// XDP attach mode: `auto` (native, falling back to generic with a log line),

@@ -5,7 +5,7 @@
 //!
 //! Picking the tunnel is the route stage's job, and no function here does I/O: callers hand
 //! in a frame buffer and get offsets or errors back.
-
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod checksum;

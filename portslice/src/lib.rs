@@ -6,7 +6,7 @@
 //! centre and which server owns it, in constant time ([`owner`]). Addresses carry tags
 //! (country, trust class) that pick the egress address for a connection ([`select`]) and are
 //! published as an RFC 8805 geofeed ([`geofeed`]). Nothing here does I/O.
-
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod geofeed;

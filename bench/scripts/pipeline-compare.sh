@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The in-memory pipeline of this tree against an earlier commit's, alternated in one run, on
+# the three cases of docs/benchmarks.md: (a) catch-all config over GLB's 1000 packets, (b)
+# sanity checks + a SYN rate limit + a 1000-rule firewall over 1000 SYNs from varied sources,
+# (c) decapsulation of Zeek's GRE session. Both builds run this tree's benchmark code
+# (bench/src/pipeline.rs, copied into the other commit's worktree), pinned to one core.
+# Prints, per case and build, the min/median/max over rounds of each run's median, and the
+# same run's etherparse SlicedPacket walk for scale. Prints Markdown.
+#   bench/scripts/pipeline-compare.sh [REV] [ROUNDS] [FRAMES]
+# With no REV, only this tree is measured. BENCH_PROFILE=dev builds without optimisation
+# (CI's smoke run: it checks the script works, not the figures).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REV=${1:-}
+ROUNDS=${2:-5}
+FRAMES=${3:-500000}
+PROFILE=${BENCH_PROFILE:-release}
+DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+cargo build -q --profile "$PROFILE" -p transitd-bench
+BUILDS=("this tree=$PWD/target/$DIR/transitd-bench")
+if [ -n "$REV" ]; then
+  WT=$PWD/target/compare/worktree
+  git worktree remove --force "$WT" 2>/dev/null || true
+  git worktree add -f --detach "$WT" "$REV" >/dev/null
+  trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
+  cp bench/src/pipeline.rs bench/src/measure.rs "$WT/bench/src/"
+  (cd "$WT" && CARGO_TARGET_DIR="$PWD/../target" cargo build -q --profile "$PROFILE" -p transitd-bench)
+  BUILDS=("$(git rev-parse --short "$REV")=$PWD/target/compare/target/$DIR/transitd-bench" "${BUILDS[@]}")
+fi
+CASES=(
+  "(a) catch-all, GLB|bench/configs/catch-all.toml|pcaps/real/glb-1k_pkts.pcap"
+  "(b) SYN limit + 1000-rule firewall|bench/configs/syn-firewall-1000.toml|pcaps/generated/syn-1000.pcap"
+  "(c) decapsulation, Zeek GRE|bench/configs/zeek-gre.toml|pcaps/real/zeek-tunnels-gre-sample.pcap"
+)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"; [ -z "${WT:-}" ] || git worktree remove --force "$WT" 2>/dev/null || true' EXIT
+for round in $(seq "$ROUNDS"); do
+  for c in "${!CASES[@]}"; do
+    IFS='|' read -r _ config pcap <<<"${CASES[$c]}"
+    for b in "${!BUILDS[@]}"; do
+      bin=${BUILDS[$b]#*=}
+      # Fails (and so does the script) when the run transmitted nothing.
+      taskset -c 1 "$bin" pipeline --config "$config" --pcap "$pcap" --runs 5 --frames "$FRAMES" >"$OUT/run"
+      awk -F'|' '/whole pipeline/ {print $4+0}' "$OUT/run" >>"$OUT/$c.$b.pipeline"
+      awk -F'|' '/SlicedPacket alone/ {print $4+0}' "$OUT/run" >>"$OUT/$c.$b.slice"
+    done
+  done
+done
+stats() { sort -g "$1" | awk '{v[NR]=$1} END {printf "%.1f | %.1f | %.1f", v[1], v[int((NR+1)/2)], v[NR]}'; }
+median() { sort -g "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+echo "$ROUNDS rounds, $FRAMES frames per run, 1 Mpps simulated arrival, core 1, profile $PROFILE"
+echo
+echo "| case | build | ns/packet min | median | max | SlicedPacket median | pipeline / SlicedPacket |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for c in "${!CASES[@]}"; do
+  for b in "${!BUILDS[@]}"; do
+    p=$(median "$OUT/$c.$b.pipeline"); s=$(median "$OUT/$c.$b.slice")
+    awk -v n="${CASES[$c]%%|*}" -v b="${BUILDS[$b]%%=*}" -v st="$(stats "$OUT/$c.$b.pipeline")" -v p="$p" -v s="$s" \
+      'BEGIN {printf "| %s | %s | %s | %.1f | %.1fx |\n", n, b, st, s, p / s}'
+  done
+done
