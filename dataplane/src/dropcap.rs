@@ -191,7 +191,10 @@ impl Tap {
         let why = match outcome.verdict {
             Verdict::Drop(_) => Why::Dropped,
             _ if self.capture.options.monitor
-                && (outcome.monitor.is_some() || outcome.egress_monitor.is_some() || outcome.dos_monitor.is_some()) =>
+                && (outcome.monitor.is_some()
+                    || outcome.egress_monitor.is_some()
+                    || outcome.dos_monitor.is_some()
+                    || outcome.tcp.is_some_and(|e| e.out_of_state())) =>
             {
                 Why::Monitor
             }
@@ -371,6 +374,10 @@ fn describe(out: &mut String, record: &Record) {
             let _ = write!(out, "; {what} {}", snap.and_then(|s| dos_rule_name(s, r)).unwrap_or_else(|| r.to_string()));
         }
     }
+    if let (Some(r), Some(event)) = (outcome.tcp_rule, outcome.tcp) {
+        let name = snap.and_then(|s| tcp_rule_name(s, r)).unwrap_or_else(|| r.to_string());
+        let _ = write!(out, "; tcp rule {name} ({})", event.name());
+    }
     let tunnel = outcome.from_tunnel.or(outcome.tunnel);
     if let Some(t) = tunnel.and_then(|t| snap.and_then(|s| s.tunnels.get(usize::from(t)))) {
         let _ = write!(out, "; tunnel {}", t.name);
@@ -384,6 +391,14 @@ pub fn rule_name(snap: &Snapshot, global: u32) -> Option<String> {
         let eg = global.checked_sub(c.egress_base).and_then(|i| c.egress.rules().get(i as usize));
         fw.map(|r| format!("{}/{}", c.name, r.name)).or_else(|| eg.map(|r| format!("{}/egress/{}", c.name, r.name)))
     })
+}
+
+/// `[tcp_protection]/rule` or `customer/rule` for a TCP protection rule index, with its mode.
+pub fn tcp_rule_name(snap: &Snapshot, index: u32) -> Option<String> {
+    let r = snap.tcp.rules.get(index as usize)?;
+    let owner =
+        r.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("[tcp_protection]", |c| c.name.as_str());
+    Some(format!("{owner}/{} {}", r.name, if r.mitigate { "mitigate" } else { "monitor" }))
 }
 
 /// `[dos]/rule` or `customer/rule` for a global DoS rule index.

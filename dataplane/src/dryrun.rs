@@ -83,6 +83,19 @@ pub struct FrameReport {
     pub tunnel: Option<String>,
     /// Further frames it became (later fragments).
     pub spilled: u16,
+    /// What TCP protection made of it, when a `[tcp_protection]` rule covered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpReport>,
+}
+
+/// TCP protection's part in a frame's fate.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TcpReport {
+    /// The covering rule: `[tcp_protection]/NAME` or `CUSTOMER/NAME`, and its mode.
+    pub rule: String,
+    /// `new`, `tracked`, `picked_up`, `out_of_state_ack`, `out_of_state_fin` or
+    /// `out_of_state_rst`.
+    pub event: &'static str,
 }
 
 /// A rule, named for people.
@@ -179,6 +192,7 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
                     reason: Some(reason),
                     tunnel: None,
                     spilled: 0,
+                    tcp: None,
                 });
                 continue;
             }
@@ -211,6 +225,13 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             reason,
             tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
             spilled: outcome.spilled,
+            tcp: match (outcome.tcp_rule, outcome.tcp) {
+                (Some(r), Some(event)) => Some(TcpReport {
+                    rule: crate::dropcap::tcp_rule_name(snap, r).unwrap_or_else(|| r.to_string()),
+                    event: event.name(),
+                }),
+                _ => None,
+            },
         });
     }
     Ok(report)
@@ -253,6 +274,9 @@ impl DryRun {
             }
             for m in [&f.monitor, &f.dos_monitor].into_iter().flatten() {
                 let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);
+            }
+            if let Some(t) = &f.tcp {
+                let _ = write!(verdict, " (tcp: {} by {})", t.event, t.rule);
             }
             let customer = f.customer.as_deref().unwrap_or("-");
             let _ = writeln!(out, "{:>7}  {customer:<12} {by:<28} {mode:<8} {verdict}", f.frame);

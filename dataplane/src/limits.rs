@@ -27,6 +27,9 @@ pub const MAX_BUCKETS: usize = 256;
 /// Bucket keys kept per worker, all buckets together (`table_size` × buckets): 16 bytes
 /// each, so at most 256 MiB per worker.
 pub const MAX_BUCKET_KEYS: usize = 1 << 24;
+/// TCP connections a worker tracks at most (`[tcp_protection] table_size`; 16 bytes each:
+/// 256 MiB).
+pub const MAX_TCP_FLOWS: u32 = 1 << 24;
 /// Soft-unicast egress addresses (the XDP program's `egress_addrs` map holds this many).
 pub const MAX_EGRESS_ADDRESSES: u64 = 16_384;
 /// Soft-unicast slices, all addresses together (the XDP program's `egress_owners` map).

@@ -21,6 +21,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::dropcap::DropCapture;
+use crate::pipeline::flows::FlowEvent;
 use crate::pipeline::stats::{CustomerStats, WorkerStats};
 use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use crate::snapshot::Snapshot;
@@ -277,6 +278,24 @@ impl Collector for TransitdCollector {
         for (i, rule) in snap.dos.rules.rules().iter().enumerate() {
             let n = rule_hits.dos_hits.get(i).copied().unwrap_or(0);
             sample(&mut m, &[("customer", ""), ("kind", "dos"), ("rule", rule.name.as_str())], n, MetricType::Counter)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "transitd_tcp_protection_packets",
+            "TCP packets each [tcp_protection] rule covered, by what flow tracking made of them (out_of_state_*: dropped in mitigate mode, only counted in monitor mode); restart at a reload",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, rule) in snap.tcp.rules.iter().enumerate() {
+            let customer =
+                rule.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("", |c| c.name.as_str());
+            let mode = if rule.mitigate { "mitigate" } else { "monitor" };
+            for event in FlowEvent::ALL {
+                let n = rule_hits.tcp_hits.get(i).map_or(0, |h| h[event.index()]);
+                let labels =
+                    [("customer", customer), ("rule", rule.name.as_str()), ("mode", mode), ("event", event.name())];
+                sample(&mut m, &labels, n, MetricType::Counter)?;
+            }
         }
 
         let mut m = enc.encode_descriptor(

@@ -130,6 +130,31 @@ impl Summary {
                 let _ = writeln!(out, "  {:<30} {:>10} (dos)", format!("{}/{}", c.name, rule.name), hits);
             }
         }
+        for (i, rule) in snapshot.tcp.rules.iter().enumerate() {
+            let Some(hits) = s.tcp_hits.get(i) else { continue };
+            let owner = rule
+                .customer
+                .and_then(|c| snapshot.customers.get(usize::from(c)))
+                .map_or("[tcp_protection]", |c| c.name.as_str());
+            let mode = if rule.mitigate { "mitigate" } else { "monitor" };
+            let events: Vec<String> = crate::pipeline::flows::FlowEvent::ALL
+                .iter()
+                .filter(|e| hits[e.index()] > 0)
+                .map(|e| format!("{} {}", e.name(), hits[e.index()]))
+                .collect();
+            if !header {
+                let _ = writeln!(out, "rule hits");
+                header = true;
+            }
+            let total: u64 = hits.iter().sum();
+            let _ = writeln!(
+                out,
+                "  {:<30} {:>10} (tcp, {mode}: {})",
+                format!("{owner}/{}", rule.name),
+                total,
+                events.join(", ")
+            );
+        }
         for c in &snapshot.customers {
             for (i, rule) in c.firewall.rules().iter().enumerate() {
                 let hits = s.rule_hits.get(c.rule_base as usize + i).copied().unwrap_or(0);

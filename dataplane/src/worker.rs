@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use crate::dropcap::Tap;
 use crate::health::{self, Prober};
 use crate::io::{FrameIo, IoStats, Polled};
-use crate::pipeline::{Limits, SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats, process_batch_via};
+use crate::pipeline::{SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats, process_batch_via};
 use crate::punt::Punt;
 use crate::snapshot::Snapshot;
 
@@ -221,16 +221,16 @@ impl<I: FrameIo> Worker<I> {
 
     /// Runs `snap` from the next batch on, if it is not the one running: between batches,
     /// so no frame sees half of each. Rule indices change meaning, and buckets may have
-    /// changed, so their state restarts; customers and tunnels keep their counts by name.
+    /// changed, so their state restarts; customers and tunnels keep their counts by name,
+    /// tracked TCP connections stay tracked.
     pub fn follow(&mut self, snap: &Arc<Snapshot>) {
         if Arc::ptr_eq(snap, &self.snapshot) {
             return;
         }
         let old = std::mem::replace(&mut self.snapshot, snap.clone());
         self.state.stats.rebind(&old, snap);
-        if snap.dos.buckets != old.dos.buckets || snap.dos.table_size != old.dos.table_size || snap.icmp != old.icmp {
-            self.state.limits = Limits::new(snap);
-        }
+        // Tracked TCP connections survive a reload unless the table's size changed.
+        self.state.limits.rebind(&old, snap);
         if snap.frame_size != old.frame_size {
             // Empty: the spill is sent after every batch.
             self.state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);

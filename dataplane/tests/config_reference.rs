@@ -51,6 +51,8 @@ fn is_array(path: &str) -> bool {
             | "customer.firewall.rule"
             | "customer.egress.rule"
             | "customer.dos.rule"
+            | "customer.tcp_protection.rule"
+            | "tcp_protection.rule"
             | "dos.bucket"
             | "dos.rule"
             | "soft_unicast.data_centre"
@@ -118,6 +120,8 @@ fn every_key_the_types_accept_is_documented_and_nothing_else() {
         "dos.sanity",
         "dos.bucket",
         "dos.rule",
+        "tcp_protection",
+        "tcp_protection.rule",
         "soft_unicast",
         "soft_unicast.data_centre",
         "soft_unicast.server",
@@ -131,6 +135,8 @@ fn every_key_the_types_accept_is_documented_and_nothing_else() {
         "customer.egress.rule",
         "customer.dos",
         "customer.dos.rule",
+        "customer.tcp_protection",
+        "customer.tcp_protection.rule",
     ];
     let mut problems = Vec::new();
     for section in sections {
@@ -212,6 +218,7 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("boxes per rule list", table::MAX_BOXES_PER_TABLE as u64),
         ("buckets", MAX_BUCKETS as u64),
         ("bucket keys per worker", MAX_BUCKET_KEYS as u64),
+        ("tracked TCP connections per worker", u64::from(MAX_TCP_FLOWS)),
         ("egress addresses", MAX_EGRESS_ADDRESSES),
         ("egress slices", MAX_EGRESS_SLICES),
         ("fleet members", MAX_FLEET_MEMBERS as u64),

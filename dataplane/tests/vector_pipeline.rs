@@ -4,7 +4,8 @@
 //! frame (verdict, customer, rules, tunnels), the same bytes rewritten, the same frames
 //! spilled, the same counters. The configurations make rate limits bite (buckets shared by
 //! the global DoS rules and a customer's firewall, whose token order matters), fragment and
-//! answer with ICMP (small tunnel MTUs), decapsulate and run soft unicast.
+//! answer with ICMP (small tunnel MTUs), track TCP connections in a small table (evicting),
+//! decapsulate and run soft unicast.
 
 mod common;
 
@@ -69,6 +70,15 @@ match = "icmp or icmpv6"
 action = "rate-limit"
 bucket = "shared"
 
+[tcp_protection]
+table_size = 64
+grace_period = 1
+
+[[tcp_protection.rule]]
+name = "web"
+match = "tcp.port in {80, 443}"
+mode = "mitigate"
+
 [[customer]]
 name = "low"
 prefixes = ["0.0.0.0/2", "2000::/4"]
@@ -91,6 +101,11 @@ name = "syn"
 match = "tcp.flags.syn == 1 and tcp.flags.ack == 0"
 action = "rate-limit"
 bucket = "per-destination"
+
+[[customer.tcp_protection.rule]]
+name = "all-tcp"
+match = "tcp"
+mode = "monitor"
 
 [customer.firewall]
 default = "accept"

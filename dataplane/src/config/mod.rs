@@ -22,6 +22,9 @@ pub struct ConfigFile {
     /// DoS mitigation: sanity checks, buckets, global rules.
     #[serde(default)]
     pub dos: DosSection,
+    /// Stateful TCP protection: connections tracked from the client side.
+    #[serde(default)]
+    pub tcp_protection: TcpProtectionSection,
     /// Tunnel health checks.
     #[serde(default)]
     pub health: HealthSection,
@@ -306,6 +309,65 @@ pub struct CustomerSection {
     /// The customer's own DoS rules, after the global ones and before its firewall.
     #[serde(default)]
     pub dos: CustomerDosSection,
+    /// The customer's own TCP protection rules, after the global ones.
+    #[serde(default)]
+    pub tcp_protection: CustomerTcpProtectionSection,
+}
+
+/// `[tcp_protection]`: the flow table every worker keeps, and the global rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProtectionSection {
+    /// Connections each worker tracks at most (fixed memory); default 262144.
+    pub table_size: Option<Spanned<u32>>,
+    /// Seconds a connection whose handshake has not completed is kept; default 30.
+    pub embryonic_timeout: Option<Spanned<u32>>,
+    /// Seconds an established connection is kept without a packet; default 600.
+    pub idle_timeout: Option<Spanned<u32>>,
+    /// Seconds a connection the client closed (FIN) is kept; default 30.
+    pub closing_timeout: Option<Spanned<u32>>,
+    /// Seconds after a worker first tracks a packet during which out-of-state ACKs and FINs
+    /// are taken up as established connections (connections older than the tracking);
+    /// default 120.
+    pub grace_period: Option<Spanned<u32>>,
+    /// Rules, first match wins, before each customer's own.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<TcpRuleSection>>,
+}
+
+/// `[customer.tcp_protection]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerTcpProtectionSection {
+    /// Rules, first match wins, after the global ones.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<TcpRuleSection>>,
+}
+
+/// `[[tcp_protection.rule]]` and `[[customer.tcp_protection.rule]]`: which TCP packets are
+/// tracked, and whether out-of-state ones are dropped or only counted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpRuleSection {
+    /// Name for counters and logs; default `rule-N` (1-based position).
+    pub name: Option<Spanned<String>>,
+    /// The packets the rule covers, a Wireshark display filter (only TCP is tracked).
+    #[serde(rename = "match")]
+    pub expr: Spanned<String>,
+    /// `monitor` (default: count what would be dropped) or `mitigate` (drop it).
+    #[serde(default)]
+    pub mode: TcpModeName,
+}
+
+/// A TCP protection rule's mode as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpModeName {
+    /// Count out-of-state packets, drop nothing.
+    #[default]
+    Monitor,
+    /// Drop out-of-state packets.
+    Mitigate,
 }
 
 /// `[customer.dos]`.

@@ -81,10 +81,8 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     let packet = GrePacket::new_unchecked(bytes);
     let repr = match GreRepr::parse(&packet) {
         Ok(r) => r,
-        Err(GreError::Truncated) => return Verdict::Drop(DropReason::Truncated),
         Err(GreError::Version(_)) => return unsupported(snap),
-        Err(GreError::Reserved) => return Verdict::Drop(DropReason::BadGreHeader),
-        Err(GreError::BadChecksum) => return Verdict::Drop(DropReason::BadGreChecksum),
+        Err(e) => return Verdict::Drop(e.into()),
     };
     if repr.protocol != PROTO_IPV4 && repr.protocol != PROTO_IPV6 {
         return unsupported(snap);

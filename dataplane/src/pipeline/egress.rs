@@ -80,9 +80,7 @@ fn from_backbone(
     };
     let repr = match GreRepr::parse(&GrePacket::new_unchecked(bytes)) {
         Ok(r) => r,
-        Err(gre::GreError::Truncated) => return Verdict::Drop(DropReason::Truncated),
-        Err(gre::GreError::BadChecksum) => return Verdict::Drop(DropReason::BadGreChecksum),
-        Err(_) => return Verdict::Drop(DropReason::BadGreHeader),
+        Err(e) => return Verdict::Drop(e.into()),
     };
     let hop = match repr.key {
         Some(k) if k >> 8 == su.key_id && matches!(k & 0xff, 1 | 2) && repr.protocol == PROTO_IPV4 => (k & 0xff) as u8,

@@ -12,6 +12,7 @@ use super::Outcome;
 use super::dos;
 use super::forward::{Ctx, choose_tunnel, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
+use super::tcp;
 use super::verdict::{DropReason, Verdict};
 use crate::snapshot::{Customer, CustomerId, Snapshot};
 
@@ -83,6 +84,10 @@ pub(super) fn act_for_customer(
         outcome.dos_monitor = own.monitor.map(|r| customer.dos_base + r).or(outcome.dos_monitor);
     }
     if let Some(reason) = own.drop {
+        outcome.verdict = Verdict::Drop(reason);
+        return;
+    }
+    if let Some(reason) = tcp::protect(ctx, key, ip, customer, outcome) {
         outcome.verdict = Verdict::Drop(reason);
         return;
     }

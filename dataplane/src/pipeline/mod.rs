@@ -23,8 +23,10 @@ pub mod verdict;
 mod batch;
 mod decap;
 pub mod egress;
+pub mod flows;
 mod forward;
 mod ingress;
+mod tcp;
 
 pub use batch::{process_batch, process_batch_via};
 pub use frame::{BATCH_SIZE, Frame, HEADROOM, Spill};
@@ -35,6 +37,7 @@ pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use classifier::{Key, RateLimiter};
 use gre::EthernetAddrs;
 
+use self::flows::{FlowEvent, FlowTable};
 use self::forward::Ctx;
 use self::ingress::Decided;
 use crate::snapshot::{CustomerId, Fate, Snapshot, TunnelId};
@@ -65,6 +68,10 @@ pub struct Outcome {
     pub dos_rule: Option<u32>,
     /// The monitor-mode DoS rule that would have decided.
     pub dos_monitor: Option<u32>,
+    /// The TCP protection rule that covered the frame (global rule index).
+    pub tcp_rule: Option<u32>,
+    /// What flow tracking made of it.
+    pub tcp: Option<FlowEvent>,
     /// Frames put into the spill besides this one (later fragments).
     pub spilled: u16,
 }
@@ -82,18 +89,23 @@ impl Outcome {
             from_tunnel: None,
             dos_rule: None,
             dos_monitor: None,
+            tcp_rule: None,
+            tcp: None,
             spilled: 0,
         }
     }
 }
 
-/// A worker's rate-limit state: the DoS buckets and its ICMP error budget.
+/// A worker's per-packet state that outlives a batch: the DoS buckets, its ICMP error
+/// budget and the TCP connections it tracks. Fixed in size from the start.
 #[derive(Debug)]
 pub struct Limits {
     /// Buckets of `rate-limit` rules.
     pub dos: RateLimiter,
     /// One bucket: the ICMP errors this worker may send.
     pub icmp: RateLimiter,
+    /// TCP connections tracked for `[tcp_protection]` (empty when no rule exists).
+    pub flows: FlowTable,
 }
 
 impl Limits {
@@ -102,8 +114,28 @@ impl Limits {
         Limits {
             dos: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
             icmp: RateLimiter::new(std::slice::from_ref(&snap.icmp), 1),
+            flows: FlowTable::new(flow_table_size(snap)),
         }
     }
+
+    /// Follows a new snapshot: state whose shape it changed starts afresh, the rest (tracked
+    /// connections above all) carries over.
+    pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) {
+        if new.dos.buckets != old.dos.buckets || new.dos.table_size != old.dos.table_size {
+            self.dos = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
+        }
+        if new.icmp != old.icmp {
+            self.icmp = RateLimiter::new(std::slice::from_ref(&new.icmp), 1);
+        }
+        if flow_table_size(new) != flow_table_size(old) {
+            self.flows = FlowTable::new(flow_table_size(new));
+        }
+    }
+}
+
+/// Connections a worker tracks for `snap`: none without a TCP protection rule.
+fn flow_table_size(snap: &Snapshot) -> usize {
+    if snap.tcp.rules.is_empty() { 0 } else { snap.tcp.table_size }
 }
 
 /// A worker's mutable per-packet state: counters, rate limits, spilled frames, and the

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::flows::FlowEvent;
 use super::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict};
 use crate::snapshot::Snapshot;
 
@@ -91,6 +92,9 @@ pub struct WorkerStats {
     pub rule_hits: Vec<u64>,
     /// Packets decided by each DoS rule (global, then each customer's), monitor hits included.
     pub dos_hits: Vec<u64>,
+    /// Packets each TCP protection rule covered (global, then each customer's), by what
+    /// flow tracking made of them ([`FlowEvent::ALL`] order).
+    pub tcp_hits: Vec<[u64; FlowEvent::ALL.len()]>,
     /// Frames of each customer (by the snapshot's customer index; kept by name across reloads).
     pub customers: Vec<CustomerStats>,
     /// Frames of each tunnel (by the snapshot's tunnel index; kept by name across reloads).
@@ -114,6 +118,7 @@ impl Default for WorkerStats {
             drop_bytes: [0; DropReason::COUNT],
             rule_hits: Vec::new(),
             dos_hits: Vec::new(),
+            tcp_hits: Vec::new(),
             customers: Vec::new(),
             tunnels: Vec::new(),
         }
@@ -126,6 +131,7 @@ impl WorkerStats {
         WorkerStats {
             rule_hits: vec![0; snap.rule_count],
             dos_hits: vec![0; snap.dos_rule_count],
+            tcp_hits: vec![[0; FlowEvent::ALL.len()]; snap.tcp.rules.len()],
             customers: vec![CustomerStats::default(); snap.customers.len()],
             tunnels: vec![TunnelStats::default(); snap.tunnels.len()],
             ..WorkerStats::default()
@@ -140,6 +146,8 @@ impl WorkerStats {
         self.rule_hits.resize(new.rule_count, 0);
         self.dos_hits.clear();
         self.dos_hits.resize(new.dos_rule_count, 0);
+        self.tcp_hits.clear();
+        self.tcp_hits.resize(new.tcp.rules.len(), [0; FlowEvent::ALL.len()]);
         // By name through a map: linear in the customers and tunnels, however many.
         let old_customers: HashMap<&str, usize> =
             old.customers.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
@@ -210,6 +218,11 @@ impl WorkerStats {
                 *hits += 1;
             }
         }
+        if let (Some(rule), Some(event)) = (outcome.tcp_rule, outcome.tcp)
+            && let Some(hits) = self.tcp_hits.get_mut(rule as usize)
+        {
+            hits[event.index()] += 1;
+        }
     }
 
     /// Counts `frames` frames of `bytes` bytes sent from the spill as `reason`.
@@ -261,6 +274,14 @@ impl WorkerStats {
         }
         for (a, b) in self.tunnels.iter_mut().zip(&other.tunnels) {
             a.merge(b);
+        }
+        if self.tcp_hits.len() < other.tcp_hits.len() {
+            self.tcp_hits.resize(other.tcp_hits.len(), [0; FlowEvent::ALL.len()]);
+        }
+        for (mine, theirs) in self.tcp_hits.iter_mut().zip(&other.tcp_hits) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
         }
         for (mine, theirs) in [(&mut self.rule_hits, &other.rule_hits), (&mut self.dos_hits, &other.dos_hits)] {
             if mine.len() < theirs.len() {

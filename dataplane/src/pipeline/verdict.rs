@@ -35,8 +35,6 @@ reasons! {
         Truncated = "truncated",
         /// More than three VLAN tags.
         TooManyVlanTags = "too_many_vlan_tags",
-        /// A MACsec header that cannot be parsed.
-        BadLinkHeader = "bad_link_header",
         /// IPv4 header with a bad version, header length or total length.
         BadIpv4Header = "bad_ipv4_header",
         /// IPv4 header checksum does not verify.
@@ -65,6 +63,13 @@ reasons! {
         DosRule = "dos_rule",
         /// Over a rate limit.
         RateLimited = "rate_limited",
+        /// TCP protection (`mitigate`): an ACK, with or without data, of no tracked
+        /// connection.
+        TcpOutOfStateAck = "tcp_out_of_state_ack",
+        /// TCP protection (`mitigate`): a FIN of no tracked connection.
+        TcpOutOfStateFin = "tcp_out_of_state_fin",
+        /// TCP protection (`mitigate`): a RST of no tracked connection.
+        TcpOutOfStateRst = "tcp_out_of_state_rst",
         /// IP traffic for no customer, with `unmatched = "drop"`.
         NoCustomer = "no_customer",
         /// Denied by the customer's firewall.
@@ -211,6 +216,20 @@ impl Verdict {
             Verdict::Pass(r) => r.name(),
             Verdict::Drop(r) => r.name(),
             Verdict::Consumed(r) => r.name(),
+        }
+    }
+}
+
+/// Why a GRE header that does not parse is dropped, the same wherever GRE is read (from a
+/// customer's router or from the backbone). Decapsulation may pass GRE of another version
+/// to the host instead (`gre_unsupported = "pass"`) before asking this.
+impl From<gre::GreError> for DropReason {
+    fn from(e: gre::GreError) -> DropReason {
+        match e {
+            gre::GreError::Truncated => DropReason::Truncated,
+            gre::GreError::Version(_) => DropReason::GreUnsupported,
+            gre::GreError::Reserved => DropReason::BadGreHeader,
+            gre::GreError::BadChecksum => DropReason::BadGreChecksum,
         }
     }
 }

@@ -22,10 +22,12 @@ use crate::lpm::PrefixTable;
 mod dos;
 pub mod health;
 mod soft_unicast;
+mod tcp;
 
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
 pub use health::{HealthConfig, HealthTable};
 pub use soft_unicast::SoftUnicast;
+pub use tcp::{FlowTimeouts, TcpProtection, TcpRule};
 
 /// Default frame size: one AF_XDP UMEM frame.
 pub const DEFAULT_FRAME_SIZE: usize = 4096;
@@ -97,6 +99,8 @@ pub struct Snapshot {
     pub dos: Dos,
     /// DoS rules in all (global, then each customer's): the size of the DoS counter array.
     pub dos_rule_count: usize,
+    /// Stateful TCP protection: flow table settings and every rule.
+    pub tcp: TcpProtection,
     /// Soft-unicast egress addresses and their owners, if configured.
     pub soft_unicast: Option<SoftUnicast>,
 }
@@ -169,6 +173,10 @@ pub struct Customer {
     pub dos: RuleSet,
     /// Index of its first DoS rule in the DoS rule counters.
     pub dos_base: u32,
+    /// Its TCP protection rules' filters (after the global ones).
+    pub tcp: RuleSet,
+    /// Index of its first TCP protection rule in [`TcpProtection::rules`].
+    pub tcp_base: u32,
     /// IPv4 destination → route group.
     pub routes_v4: PrefixTable<u32, RouteGroupId>,
     /// IPv6 destination → route group.
@@ -339,6 +347,7 @@ impl Builder<'_> {
         let health_config = self.health(&loaded.file.health);
         let dos = self.dos(&loaded.file.dos);
         let mut dos_rule_count = dos.rules.rules().len() as u32;
+        let mut tcp = self.tcp_protection(&loaded.file.tcp_protection);
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
         let next_hop = match (&server.next_hop_mac, &server.next_hop) {
             (Some(_), _) => NextHop::Static(eth.dst),
@@ -427,6 +436,12 @@ impl Builder<'_> {
                 self.rules(&c.dos.rules, Action::Accept, &format!("customer `{}` [customer.dos]", c.name.get_ref()));
             let dos_base = dos_rule_count;
             dos_rule_count += customer_dos.rules().len() as u32;
+            let (customer_tcp, tcp_base) = self.customer_tcp_rules(
+                &mut tcp,
+                &c.tcp_protection.rules,
+                customers.len() as CustomerId,
+                c.name.get_ref(),
+            );
             customers.push(Customer {
                 name: c.name.get_ref().clone(),
                 firewall,
@@ -435,6 +450,8 @@ impl Builder<'_> {
                 egress_base,
                 dos: customer_dos,
                 dos_base,
+                tcp: customer_tcp,
+                tcp_base,
                 routes_v4: PrefixTable::default(),
                 routes_v6: PrefixTable::default(),
             });
@@ -527,6 +544,7 @@ impl Builder<'_> {
             rule_count: rule_count as usize,
             dos,
             dos_rule_count: dos_rule_count as usize,
+            tcp,
             soft_unicast,
         }
     }
@@ -803,33 +821,47 @@ impl Builder<'_> {
     /// Compiles an ordered rule list (firewall or DoS) with `default` for packets no rule
     /// selects; `scope` names the list in errors.
     pub(crate) fn rules(&mut self, sections: &[Spanned<config::RuleSection>], default: Action, scope: &str) -> RuleSet {
-        let mut rules = Vec::new();
-        let mut names: HashMap<String, Range<usize>> = HashMap::new();
-        let mut spans = Vec::new();
         if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
             return accept_all();
         }
-        for (i, r) in sections.iter().enumerate() {
-            let r = r.get_ref();
-            if let Some(n) = &r.name {
+        let texts: Vec<RuleText<'_>> = sections
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let r = r.get_ref();
+                let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
+                RuleText { name: r.name.as_ref(), expr: &r.expr, action: self.action(r, &name), mode: mode(r.mode) }
+            })
+            .collect();
+        self.compile_rules(&texts, default, scope)
+    }
+
+    /// Compiles rules given as text (each name checked and unique in `scope`, each
+    /// expression parsed, errors at their `file:line:col`).
+    pub(crate) fn compile_rules(&mut self, texts: &[RuleText<'_>], default: Action, scope: &str) -> RuleSet {
+        let mut rules = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut spans = Vec::new();
+        for (i, r) in texts.iter().enumerate() {
+            if let Some(n) = r.name {
                 self.name(n, "rule");
             }
-            let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
-            let name_span = r.name.as_ref().map_or_else(|| r.expr.span(), |n| n.span());
+            let name = r.name.map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
+            let name_span = r.name.map_or_else(|| r.expr.span(), |n| n.span());
             if let Some(first) = names.get(&name) {
                 let first = self.src.pos(first.start);
                 self.err(&name_span, format!("duplicate rule name `{name}` in {scope} (first at {first})"));
             } else {
                 names.insert(name.clone(), name_span);
             }
-            let action = self.action(r, &name);
+            let (action, rule_mode) = (r.action, r.mode);
             match classifier::parse(r.expr.get_ref()) {
                 Ok(expr) => {
                     spans.push(r.expr.span());
-                    rules.push(Rule { name, expr, action, mode: mode(r.mode) });
+                    rules.push(Rule { name, expr, action, mode: rule_mode });
                 }
                 Err(e) => {
-                    let at = self.expr_offset(&r.expr, e.span.map_or(0, |s| s.start));
+                    let at = self.expr_offset(r.expr, e.span.map_or(0, |s| s.start));
                     let rendered = e.render(r.expr.get_ref()).replace('\n', "\n    ");
                     self.errors.push(ConfigError::new(self.src.pos(at), format!("rule `{name}`: {rendered}")));
                 }
@@ -886,6 +918,14 @@ impl Builder<'_> {
             span.start
         }
     }
+}
+
+/// One rule as written, whatever list it is in.
+pub(crate) struct RuleText<'a> {
+    pub name: Option<&'a Spanned<String>>,
+    pub expr: &'a Spanned<String>,
+    pub action: Action,
+    pub mode: Mode,
 }
 
 fn accept_all() -> RuleSet {

@@ -1,0 +1,280 @@
+//! Flow tracking from one direction: the TCP connections the Internet opens toward customers,
+//! inferred from the client's packets alone (the customer answers the Internet directly, so
+//! the edge never sees the other half).
+//!
+//! A worker's [`FlowTable`] is fixed at start-up: 4-way set-associative, like the DoS
+//! buckets. A new connection takes a free or expired way of its set, or else the one least
+//! recently seen: a flood of random 4-tuples evicts, it never grows memory. Entries hold a
+//! 64-bit hash of the 4-tuple (never the tuple), a state, and when they were last seen.
+//!
+//! From the client side a connection goes
+//!
+//! ```text
+//!   SYN ─► embryonic ─ACK─► established ─FIN─► closing
+//!                └────────────RST (any state)────────────► gone
+//! ```
+//!
+//! and each state ages out on its own timeout. A packet that fits no tracked connection (an
+//! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
+//! of. Connections that existed before tracking began would look the same, so for a grace
+//! period after a worker's table first sees a packet, out-of-state ACKs and FINs are taken
+//! up as established connections instead (`picked_up`).
+
+use classifier::limit::mix;
+
+pub use crate::snapshot::FlowTimeouts;
+
+/// Ways per set.
+const WAYS: usize = 4;
+/// Entries keep time in units of 2^20 ns (about 1 ms), as 32 bits: 49 days before the
+/// clock wraps, and ages are computed wrapping, so it only matters for an entry idle that
+/// long (which has timed out anyway).
+const TICK_SHIFT: u32 = 20;
+
+/// What a tracked connection has shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    /// A free slot.
+    #[default]
+    Free,
+    /// SYN (or SYN-ACK) seen, the handshake's ACK not yet.
+    Embryonic,
+    /// The handshake completed (or the connection was picked up in the grace period).
+    Established,
+    /// The client sent FIN.
+    Closing,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    tag: u64,
+    seen: u32,
+    state: State,
+}
+
+/// What tracking made of one TCP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// A SYN or SYN-ACK: a connection begins (or begins again).
+    New,
+    /// A packet of a tracked connection.
+    Tracked,
+    /// Out of state, but in the grace period: taken up as an established connection.
+    PickedUp,
+    /// An ACK (with or without data) of no tracked connection.
+    OutOfStateAck,
+    /// A FIN of no tracked connection.
+    OutOfStateFin,
+    /// A RST of no tracked connection.
+    OutOfStateRst,
+}
+
+impl FlowEvent {
+    /// Every event, in counter order.
+    pub const ALL: [FlowEvent; 6] = [
+        FlowEvent::New,
+        FlowEvent::Tracked,
+        FlowEvent::PickedUp,
+        FlowEvent::OutOfStateAck,
+        FlowEvent::OutOfStateFin,
+        FlowEvent::OutOfStateRst,
+    ];
+
+    /// The event's name in counters, metrics and `match` output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FlowEvent::New => "new",
+            FlowEvent::Tracked => "tracked",
+            FlowEvent::PickedUp => "picked_up",
+            FlowEvent::OutOfStateAck => "out_of_state_ack",
+            FlowEvent::OutOfStateFin => "out_of_state_fin",
+            FlowEvent::OutOfStateRst => "out_of_state_rst",
+        }
+    }
+
+    /// The event's index in [`FlowEvent::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// True for packets that belong to no connection.
+    pub const fn out_of_state(self) -> bool {
+        matches!(self, FlowEvent::OutOfStateAck | FlowEvent::OutOfStateFin | FlowEvent::OutOfStateRst)
+    }
+}
+
+/// TCP flag bits.
+const FIN: u32 = 0x01;
+const SYN: u32 = 0x02;
+const RST: u32 = 0x04;
+const ACK: u32 = 0x10;
+
+/// One worker's tracked connections, in fixed memory.
+#[derive(Clone, Debug)]
+pub struct FlowTable {
+    slots: Box<[Slot]>,
+    /// When the table saw its first packet (the grace period runs from there).
+    started_ns: Option<u64>,
+}
+
+impl FlowTable {
+    /// A table of at least `entries` connections (a power of two, at least one set); `0`
+    /// makes an empty table for configurations that track nothing.
+    pub fn new(entries: usize) -> FlowTable {
+        let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
+        FlowTable { slots: vec![Slot::default(); size].into_boxed_slice(), started_ns: None }
+    }
+
+    /// Connections the table holds at most.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of connection state (fixed from the start).
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * size_of::<Slot>()
+    }
+
+    /// Tracked connections (not yet timed out as of `now_ns`).
+    pub fn live(&self, now_ns: u64, t: &FlowTimeouts) -> usize {
+        let now = tick(now_ns);
+        self.slots.iter().filter(|s| s.state != State::Free && !expired(s, now, t)).count()
+    }
+
+    /// Tracks one TCP packet of the flow whose 4-tuple hashes to `flow`, with TCP flags
+    /// `flags`, arriving at `now_ns`.
+    pub fn observe(&mut self, flow: u64, flags: u32, now_ns: u64, t: &FlowTimeouts) -> FlowEvent {
+        if self.slots.is_empty() {
+            return FlowEvent::Tracked;
+        }
+        let started = *self.started_ns.get_or_insert(now_ns);
+        let in_grace = now_ns.saturating_sub(started) < t.grace_ns;
+        let now = tick(now_ns);
+        let tag = flow | 1; // never 0, the free slot's tag
+        let set = (mix(flow) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
+        let ways = &mut self.slots[set..set + WAYS];
+        let found = ways.iter().position(|s| s.tag == tag && s.state != State::Free && !expired(s, now, t));
+
+        if flags & SYN != 0 {
+            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN.
+            let i = found.unwrap_or_else(|| room(ways, now, t));
+            ways[i] = Slot { tag, seen: now, state: State::Embryonic };
+            return FlowEvent::New;
+        }
+        if let Some(i) = found {
+            let slot = &mut ways[i];
+            slot.seen = now;
+            if flags & RST != 0 {
+                *slot = Slot::default();
+            } else if flags & FIN != 0 {
+                slot.state = State::Closing;
+            } else if flags & ACK != 0 && slot.state == State::Embryonic {
+                slot.state = State::Established;
+            }
+            return FlowEvent::Tracked;
+        }
+        let event = if flags & RST != 0 {
+            FlowEvent::OutOfStateRst
+        } else if flags & FIN != 0 {
+            FlowEvent::OutOfStateFin
+        } else {
+            FlowEvent::OutOfStateAck
+        };
+        if in_grace && event != FlowEvent::OutOfStateRst {
+            let state = if event == FlowEvent::OutOfStateFin { State::Closing } else { State::Established };
+            let i = room(ways, now, t);
+            ways[i] = Slot { tag, seen: now, state };
+            return FlowEvent::PickedUp;
+        }
+        event
+    }
+}
+
+/// The way a new entry takes: free, timed out, or else the least recently seen.
+fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
+    if let Some(i) = ways.iter().position(|s| s.state == State::Free || expired(s, now, t)) {
+        return i;
+    }
+    (0..ways.len()).max_by_key(|&i| now.wrapping_sub(ways[i].seen)).unwrap_or(0)
+}
+
+fn tick(ns: u64) -> u32 {
+    (ns >> TICK_SHIFT) as u32
+}
+
+fn expired(s: &Slot, now: u32, t: &FlowTimeouts) -> bool {
+    let timeout = match s.state {
+        State::Free => return true,
+        State::Embryonic => t.embryonic_ns,
+        State::Established => t.established_ns,
+        State::Closing => t.closing_ns,
+    };
+    u64::from(now.wrapping_sub(s.seen)) > (timeout >> TICK_SHIFT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: FlowTimeouts = FlowTimeouts {
+        embryonic_ns: 10_000_000_000,
+        established_ns: 300_000_000_000,
+        closing_ns: 10_000_000_000,
+        grace_ns: 0,
+    };
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_handshake_is_tracked_and_strangers_are_out_of_state() {
+        let mut t = FlowTable::new(1024);
+        assert_eq!(t.observe(7, ACK, S, &T), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(7, SYN, 2 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(7, ACK, 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, ACK | 0x08, 3 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(8, FIN | ACK, 3 * S, &T), FlowEvent::OutOfStateFin);
+        assert_eq!(t.observe(8, RST, 3 * S, &T), FlowEvent::OutOfStateRst);
+        assert_eq!(t.observe(7, FIN | ACK, 4 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, ACK, 5 * S, &T), FlowEvent::Tracked);
+        // Closing times out after 10 s without a packet.
+        assert_eq!(t.observe(7, ACK, 16 * S, &T), FlowEvent::OutOfStateAck);
+        // A RST ends a connection at once.
+        t.observe(9, SYN, 20 * S, &T);
+        assert_eq!(t.observe(9, RST, 21 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, ACK, 21 * S, &T), FlowEvent::OutOfStateAck);
+    }
+
+    #[test]
+    fn embryonic_connections_expire_sooner_than_established_ones() {
+        let mut t = FlowTable::new(1024);
+        t.observe(1, SYN, S, &T);
+        t.observe(2, SYN, S, &T);
+        t.observe(2, ACK, S, &T);
+        assert_eq!(t.live(2 * S, &T), 2);
+        assert_eq!(t.observe(1, ACK, 12 * S, &T), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(2, ACK, 200 * S, &T), FlowEvent::Tracked);
+    }
+
+    #[test]
+    fn the_grace_period_picks_up_connections_already_open() {
+        let grace = FlowTimeouts { grace_ns: 60 * S, ..T };
+        let mut t = FlowTable::new(64);
+        assert_eq!(t.observe(5, ACK, 100 * S, &grace), FlowEvent::PickedUp);
+        assert_eq!(t.observe(5, ACK, 101 * S, &grace), FlowEvent::Tracked);
+        assert_eq!(t.observe(6, RST, 101 * S, &grace), FlowEvent::OutOfStateRst, "a RST is never picked up");
+        assert_eq!(t.observe(7, ACK, 161 * S, &grace), FlowEvent::OutOfStateAck, "grace is over");
+        assert_eq!(t.observe(5, ACK, 162 * S, &grace), FlowEvent::Tracked, "what was picked up stays");
+    }
+
+    #[test]
+    fn a_flood_of_new_flows_evicts_and_never_grows() {
+        let mut t = FlowTable::new(4096);
+        let bytes = t.memory_bytes();
+        for f in 0..1_000_000u64 {
+            t.observe(mix(f), SYN, S + f, &T);
+        }
+        assert_eq!(t.memory_bytes(), bytes);
+        assert!(t.live(2 * S, &T) <= t.capacity());
+        // The most recent flows are still there.
+        assert_eq!(t.observe(mix(999_999), ACK, 2 * S, &T), FlowEvent::Tracked);
+    }
+}

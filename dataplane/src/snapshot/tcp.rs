@@ -1,0 +1,145 @@
+//! `[tcp_protection]` compiled: the flow table's size and timeouts, and which rules cover
+//! which TCP packets (global rules first, then each customer's, numbered in one sequence for
+//! counters).
+
+use classifier::{Action, Mode, RuleSet};
+use toml::Spanned;
+
+use super::{Builder, CustomerId, RuleText};
+use crate::config::{self, TcpModeName};
+
+/// Connections a worker tracks by default.
+pub const DEFAULT_TABLE_SIZE: u32 = 262_144;
+/// Connections a worker may track at most.
+pub const MAX_TABLE_SIZE: u32 = crate::limits::MAX_TCP_FLOWS;
+/// Default timeouts, seconds.
+pub const DEFAULT_EMBRYONIC_S: u32 = 30;
+pub const DEFAULT_IDLE_S: u32 = 600;
+pub const DEFAULT_CLOSING_S: u32 = 30;
+pub const DEFAULT_GRACE_S: u32 = 120;
+
+/// How long each state lives without a packet, and the grace period, in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// A connection whose handshake has not completed.
+    pub embryonic_ns: u64,
+    /// An established connection.
+    pub established_ns: u64,
+    /// A connection the client is closing.
+    pub closing_ns: u64,
+    /// After the table's first packet: out-of-state ACKs and FINs are picked up.
+    pub grace_ns: u64,
+}
+
+/// The compiled section.
+#[derive(Debug)]
+pub struct TcpProtection {
+    /// Every rule, global ones first, then each customer's (its `tcp_base` onward).
+    pub rules: Vec<TcpRule>,
+    /// The global rules' filters.
+    pub global: RuleSet,
+    /// Connections each worker tracks; 0 when no rule exists (no table is kept).
+    pub table_size: usize,
+    /// How long connections live.
+    pub timeouts: FlowTimeouts,
+}
+
+/// One rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpRule {
+    /// Its name.
+    pub name: String,
+    /// The customer whose rule it is (`None`: global).
+    pub customer: Option<CustomerId>,
+    /// Drop out-of-state packets (else only count them).
+    pub mitigate: bool,
+}
+
+impl Builder<'_> {
+    /// The section's table settings and global rules; customers' rules are added by
+    /// [`Builder::customer_tcp_rules`].
+    pub(super) fn tcp_protection(&mut self, t: &config::TcpProtectionSection) -> TcpProtection {
+        let mut seconds = |v: &Option<Spanned<u32>>, default: u32, what: &str| -> u64 {
+            match v {
+                None => u64::from(default) * 1_000_000_000,
+                Some(x) if (1..=crate::limits::MAX_SECONDS_FLAG as u32).contains(x.get_ref()) => {
+                    u64::from(*x.get_ref()) * 1_000_000_000
+                }
+                Some(x) => {
+                    self.err(
+                        &x.span(),
+                        format!("{what} {} is not in 1..={} seconds", x.get_ref(), crate::limits::MAX_SECONDS_FLAG),
+                    );
+                    u64::from(default) * 1_000_000_000
+                }
+            }
+        };
+        let timeouts = FlowTimeouts {
+            embryonic_ns: seconds(&t.embryonic_timeout, DEFAULT_EMBRYONIC_S, "embryonic_timeout"),
+            established_ns: seconds(&t.idle_timeout, DEFAULT_IDLE_S, "idle_timeout"),
+            closing_ns: seconds(&t.closing_timeout, DEFAULT_CLOSING_S, "closing_timeout"),
+            grace_ns: match &t.grace_period {
+                // 0 is allowed here: no grace at all.
+                Some(g) if *g.get_ref() == 0 => 0,
+                g => seconds(g, DEFAULT_GRACE_S, "grace_period"),
+            },
+        };
+        let table_size = match &t.table_size {
+            None => DEFAULT_TABLE_SIZE,
+            Some(s) if (4..=MAX_TABLE_SIZE).contains(s.get_ref()) => *s.get_ref(),
+            Some(s) => {
+                self.err(&s.span(), format!("table_size {} is not in 4..={MAX_TABLE_SIZE}", s.get_ref()));
+                DEFAULT_TABLE_SIZE
+            }
+        };
+        let (global, rules) = self.tcp_rules(&t.rules, None, "[tcp_protection]");
+        TcpProtection { rules, global, table_size: table_size as usize, timeouts }
+    }
+
+    /// A customer's rules: compiled, and appended to `tcp`'s list; returns the filters and
+    /// the index of the first.
+    pub(super) fn customer_tcp_rules(
+        &mut self,
+        tcp: &mut TcpProtection,
+        sections: &[Spanned<config::TcpRuleSection>],
+        customer: CustomerId,
+        name: &str,
+    ) -> (RuleSet, u32) {
+        let base = tcp.rules.len() as u32;
+        let (set, rules) =
+            self.tcp_rules(sections, Some(customer), &format!("customer `{name}` [customer.tcp_protection]"));
+        tcp.rules.extend(rules);
+        (set, base)
+    }
+
+    fn tcp_rules(
+        &mut self,
+        sections: &[Spanned<config::TcpRuleSection>],
+        customer: Option<CustomerId>,
+        scope: &str,
+    ) -> (RuleSet, Vec<TcpRule>) {
+        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
+            return (super::accept_all(), Vec::new());
+        }
+        let texts: Vec<RuleText<'_>> = sections
+            .iter()
+            .map(|r| RuleText {
+                name: r.get_ref().name.as_ref(),
+                expr: &r.get_ref().expr,
+                action: Action::Accept,
+                mode: Mode::Enforce,
+            })
+            .collect();
+        let set = self.compile_rules(&texts, Action::Accept, scope);
+        let rules = sections
+            .iter()
+            .enumerate()
+            .map(|(i, r)| TcpRule {
+                name: r.get_ref().name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone()),
+                customer,
+                mitigate: r.get_ref().mode == TcpModeName::Mitigate,
+            })
+            .collect();
+        (set, rules)
+    }
+}

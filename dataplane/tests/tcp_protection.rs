@@ -1,0 +1,316 @@
+//! Stateful TCP protection (`[tcp_protection]`): what it drops, judged by oracles outside
+//! the code: tshark's own TCP stream tracking on the real captures (every packet of a
+//! connection seen from its SYN passes untouched in mitigation mode; packets of connections
+//! whose start the capture missed are out of state), generated floods of random 4-tuples
+//! (dropped), real handshakes interleaved with them (untouched), monitor mode (counts, drops
+//! nothing), state across a reload, and memory that stays fixed under ten million flows.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::*;
+use etherparse::PacketBuilder;
+use transitd::pipeline::flows::{FlowEvent, FlowTable, FlowTimeouts};
+use transitd::pipeline::{DropReason, Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, Verdict, WorkerState};
+use transitd::pipeline::{process_batch, process_frame};
+
+struct Counting;
+thread_local! {
+    /// Set while this thread's allocations are counted (tests run on threads side by side).
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// CATCH_ALL (one customer owning everything, accepting everything) with TCP protection on
+/// every TCP packet in `mode`, no grace period, and timeouts long enough for any capture.
+fn protected(mode: &str) -> String {
+    format!(
+        r#"{CATCH_ALL}
+[tcp_protection]
+grace_period = 0
+embryonic_timeout = 86400
+idle_timeout = 86400
+closing_timeout = 86400
+
+[[tcp_protection.rule]]
+name = "all-tcp"
+match = "tcp"
+mode = "{mode}"
+"#
+    )
+}
+
+fn is_out_of_state(v: &Verdict) -> bool {
+    matches!(
+        v,
+        Verdict::Drop(DropReason::TcpOutOfStateAck | DropReason::TcpOutOfStateFin | DropReason::TcpOutOfStateRst)
+    )
+}
+
+/// Per frame number, whether tshark's view of the capture says the packet belongs to a
+/// connection seen from its start in its own direction: its (stream, source, port) sent a
+/// SYN at or before it, with no RST since. `None` for frames that are not plain TCP (inside
+/// tunnels or ICMP errors, fragments), which tracking does not judge.
+fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
+    let filter = "tcp and not icmp and not icmpv6 and not gre and not udp \
+                  and ((count(ip) == 1 and not ipv6) or (count(ipv6) == 1 and not ip)) \
+                  and not ip.flags.mf == 1 and not ip.frag_offset > 0 and not ipv6.fraghdr";
+    let out = tshark(
+        file,
+        &["-Y", filter, "-T", "fields", "-e", "frame.number", "-e", "tcp.stream", "-e", "ip.src", "-e", "ipv6.src"]
+            .into_iter()
+            .chain(["-e", "tcp.srcport", "-e", "tcp.flags"])
+            .collect::<Vec<_>>(),
+    );
+    let mut open: HashMap<String, bool> = HashMap::new();
+    let mut verdicts = HashMap::new();
+    for line in out.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Ok(frame), Some(flags)) = (f[0].parse::<u64>(), f.get(5)) else { continue };
+        let Ok(flags) = u32::from_str_radix(flags.trim_start_matches("0x"), 16) else { continue };
+        let direction = format!("{}/{}{}/{}", f[1], f[2], f[3], f[4]);
+        let state = open.entry(direction).or_insert(false);
+        if flags & 0x02 != 0 {
+            *state = true;
+        }
+        verdicts.insert(frame, *state);
+        if flags & 0x04 != 0 {
+            *state = false;
+        }
+    }
+    verdicts
+}
+
+#[test]
+fn real_connections_seen_from_their_start_pass_untouched() {
+    let (mut checked, mut tracked, mut out_of_state) = (0, 0, 0);
+    for file in captures("real") {
+        let frames = read_frames(&file);
+        let expect = tshark_verdicts(&file);
+        if expect.is_empty()
+            || frames.len() as u64 != tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count() as u64
+        {
+            continue; // no plain TCP, or records we do not read (frame numbers would not line up)
+        }
+        let (plain, _) = verdicts_timed(CATCH_ALL, &file);
+        let (mitigated, stats) = verdicts_timed(&protected("mitigate"), &file);
+        for (i, (p, m)) in plain.iter().zip(&mitigated).enumerate() {
+            let n = i as u64 + 1;
+            let what = format!("{} frame {n}", file.display());
+            match expect.get(&n) {
+                // Not plain TCP: tracking must not have touched it.
+                None => assert!(!is_out_of_state(m), "{what}: {m:?} (not plain TCP)"),
+                // A connection seen from its start: exactly what it would have been.
+                Some(true) => {
+                    assert_eq!(m, p, "{what}: a tracked connection's packet was changed");
+                    tracked += 1;
+                }
+                // Its start is not in the capture: out of state, unless an earlier stage
+                // already dropped it.
+                Some(false) => {
+                    assert!(is_out_of_state(m) || (m == p && matches!(p, Verdict::Drop(_))), "{what}: {m:?}");
+                    out_of_state += 1;
+                }
+            }
+            checked += 1;
+        }
+        // Every plain TCP packet that went out without tracking went through it with.
+        let sent = (1..=plain.len() as u64)
+            .filter(|n| expect.contains_key(n) && matches!(plain[*n as usize - 1], Verdict::Tx { .. }))
+            .count() as u64;
+        let counted: u64 = stats.tcp_hits.iter().flat_map(|h| h.iter()).sum();
+        assert!(counted >= sent, "{}: the rule covered {counted} TCP packets of {sent}", file.display());
+    }
+    assert!(
+        checked > 1000 && tracked > 1000 && out_of_state >= 10,
+        "{checked} frames, {tracked} tracked, {out_of_state} out of state"
+    );
+}
+
+/// A TCP segment from `src`:`sport` to `dst`:`dport` with `flags` (FIN 1, SYN 2, RST 4,
+/// PSH 8, ACK 16) and `payload` bytes of data.
+fn segment(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, payload: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv4(src, dst, 57)
+        .tcp(sport, dport, 1000, 64240);
+    let b = if flags & 0x01 != 0 { b.fin() } else { b };
+    let b = if flags & 0x02 != 0 { b.syn() } else { b };
+    let b = if flags & 0x04 != 0 { b.rst() } else { b };
+    let b = if flags & 0x08 != 0 { b.psh() } else { b };
+    let b = if flags & 0x10 != 0 { b.ack(1) } else { b };
+    let data = vec![0x61; payload];
+    let mut out = Vec::with_capacity(b.size(payload));
+    b.write(&mut out, &data).unwrap();
+    out
+}
+
+/// A flood of ACKs (half with data, some FIN and RST) from random 4-tuples to the customer,
+/// with `clients` real connections (SYN, ACK, data, FIN) interleaved: `(frame, legitimate)`.
+fn flood_with_connections(flood: usize, clients: usize, seed: u64) -> Vec<(Vec<u8>, bool)> {
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut frames = Vec::new();
+    let mut pending: Vec<Vec<Vec<u8>>> = (0..clients)
+        .map(|c| {
+            let src = [198, 18, (c >> 8) as u8, c as u8];
+            let sport = 30000 + c as u16;
+            [0x02, 0x10, 0x18, 0x11]
+                .iter()
+                .map(|&f| segment(src, [203, 0, 113, 80], sport, 443, f, if f == 0x18 { 200 } else { 0 }))
+                .collect()
+        })
+        .collect();
+    let per = flood / (clients * 4).max(1);
+    for i in 0..flood {
+        let r = next();
+        let flags = [0x10, 0x18, 0x11, 0x04][(r % 4) as usize];
+        let src = [(r >> 8) as u8 % 200 + 11, (r >> 16) as u8, (r >> 24) as u8, (r >> 32) as u8];
+        let f = segment(
+            src,
+            [203, 0, 113, (r >> 40) as u8],
+            (r >> 48) as u16,
+            443,
+            flags,
+            if flags == 0x18 { 64 } else { 0 },
+        );
+        frames.push((f, false));
+        if per > 0 && i % per == 0 {
+            // The next step of a client whose turn it is.
+            if let Some(c) = pending.iter_mut().find(|p| !p.is_empty()) {
+                frames.push((c.remove(0), true));
+            }
+        }
+    }
+    for c in pending {
+        frames.extend(c.into_iter().map(|f| (f, true)));
+    }
+    frames
+}
+
+#[test]
+fn an_ack_flood_is_dropped_and_real_connections_are_not() {
+    let frames = flood_with_connections(100_000, 200, 0x5eed);
+    let (verdicts, stats, _) = verdicts_of(&protected("mitigate"), frames.iter().map(|(f, _)| f.clone()).collect());
+    let (mut flood, mut dropped) = (0, 0);
+    for ((_, legit), v) in frames.iter().zip(&verdicts) {
+        if *legit {
+            assert!(matches!(v, Verdict::Tx { .. }), "a real connection's packet: {v:?}");
+        } else {
+            flood += 1;
+            dropped += usize::from(is_out_of_state(v));
+        }
+    }
+    assert!(dropped as f64 >= 0.999 * flood as f64, "{dropped} of {flood} flood packets dropped");
+    assert_eq!(stats.tcp_hits[0][FlowEvent::New.index()], 200, "every SYN opened a connection");
+}
+
+#[test]
+fn monitor_mode_counts_and_drops_nothing() {
+    let frames = flood_with_connections(20_000, 50, 0xfeed);
+    let (verdicts, stats, _) = verdicts_of(&protected("monitor"), frames.iter().map(|(f, _)| f.clone()).collect());
+    assert!(verdicts.iter().all(|v| matches!(v, Verdict::Tx { .. })), "monitor mode drops nothing");
+    let hits = &stats.tcp_hits[0];
+    let out: u64 = FlowEvent::ALL.iter().filter(|e| e.out_of_state()).map(|e| hits[e.index()]).sum();
+    assert!(out >= 19_900, "{out} out-of-state packets counted");
+    assert_eq!(hits[FlowEvent::New.index()], 50);
+}
+
+#[test]
+fn tracked_connections_survive_a_reload() {
+    let a = snapshot(&protected("mitigate"));
+    let renamed = snapshot(&protected("mitigate").replace("all-tcp", "every-tcp"));
+    let resized = snapshot(&format!(
+        "{}\n",
+        protected("mitigate").replace("grace_period = 0", "grace_period = 0\ntable_size = 1024")
+    ));
+    let mut limits = Limits::new(&a);
+    let mut spill = Spill::new(SPILL_SLOTS, a.frame_size);
+    let mut send = |snap: &transitd::snapshot::Snapshot, limits: &mut Limits, bytes: Vec<u8>| {
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(&bytes);
+        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, 1_000_000_000);
+        process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
+    };
+    let (src, dst) = ([198, 18, 0, 1], [203, 0, 113, 80]);
+    assert!(matches!(send(&a, &mut limits, segment(src, dst, 40000, 443, 0x02, 0)), Verdict::Tx { .. }));
+    limits.rebind(&a, &renamed);
+    assert!(
+        matches!(send(&renamed, &mut limits, segment(src, dst, 40000, 443, 0x10, 0)), Verdict::Tx { .. }),
+        "still tracked"
+    );
+    limits.rebind(&renamed, &resized);
+    assert!(
+        is_out_of_state(&send(&resized, &mut limits, segment(src, dst, 40000, 443, 0x10, 0))),
+        "a new table knows nothing"
+    );
+}
+
+#[test]
+fn memory_stays_fixed_under_ten_million_flows() {
+    let timeouts = FlowTimeouts {
+        embryonic_ns: 30_000_000_000,
+        established_ns: 600_000_000_000,
+        closing_ns: 30_000_000_000,
+        grace_ns: 0,
+    };
+    let mut table = FlowTable::new(262_144);
+    let bytes = table.memory_bytes();
+    COUNTING.with(|c| c.set(true));
+    let mut seen = [false; FlowEvent::ALL.len()];
+    for f in 0..10_000_000u64 {
+        // New flows (SYN) and strangers (ACK), alternating.
+        let flow = f.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let event = table.observe(flow, if f % 2 == 0 { 0x02 } else { 0x10 }, 1_000_000 * f, &timeouts);
+        seen[event.index()] = true;
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "tracking allocates nothing");
+    assert_eq!(table.memory_bytes(), bytes);
+    assert!(table.live(10_000_000_000_000, &timeouts) <= table.capacity());
+    assert!(seen[FlowEvent::New.index()] && seen[FlowEvent::OutOfStateAck.index()]);
+
+    // The whole pipeline over a flood with tracking on allocates nothing either.
+    let snap = snapshot(&protected("mitigate"));
+    let mut state = WorkerState::new(&snap);
+    let frames = flood_with_connections(20_000, 10, 0xabc);
+    let mut bufs: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; HEADROOM + 2048]).collect();
+    for chunk in frames.chunks(64) {
+        let mut batch: Vec<Frame<'_>> = Vec::with_capacity(64);
+        for (b, (f, _)) in bufs.iter_mut().zip(chunk) {
+            b[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+            batch.push(Frame::new(b, HEADROOM, f.len(), f.len() as u32, 0));
+        }
+        COUNTING.with(|c| c.set(true));
+        process_batch(&snap, &mut batch, &mut state);
+        COUNTING.with(|c| c.set(false));
+    }
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "the pipeline with tracking allocates nothing");
+    assert!(state.stats.dropped_for(DropReason::TcpOutOfStateAck) > 10_000);
+}
