@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use etherparse::PacketBuilder;
 use transitd::pipeline::flows::{FlowEvent, FlowTable, FlowTimeouts};
-use transitd::pipeline::{DropReason, Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, Verdict, WorkerState};
+use transitd::pipeline::{
+    ConsumeReason, DropReason, Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, TxReason, Verdict, WorkerState,
+};
 use transitd::pipeline::{process_batch, process_frame};
 
 struct Counting;
@@ -313,4 +315,138 @@ fn memory_stays_fixed_under_ten_million_flows() {
     }
     assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "the pipeline with tracking allocates nothing");
     assert!(state.stats.dropped_for(DropReason::TcpOutOfStateAck) > 10_000);
+}
+
+/// A network namespace for the length of a test.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Ethernet in front of an IP packet read from a TUN device.
+fn ethernet(ip_packet: &[u8]) -> Vec<u8> {
+    let ether_type: [u8; 2] = if ip_packet.first().is_some_and(|b| b >> 4 == 6) { [0x86, 0xdd] } else { [0x08, 0x00] };
+    let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa];
+    frame.extend_from_slice(&ether_type);
+    frame.extend_from_slice(ip_packet);
+    frame
+}
+
+/// The SYN challenge against a real TCP stack, the oracle for RFC 9293's rule that a
+/// SYN-SENT socket answers an unacceptable SYN-ACK with a RST carrying its acknowledgement
+/// number: Linux, in a namespace, connects to a customer's address routed into a TUN device;
+/// the test runs what comes out through the pipeline and writes what the pipeline sends
+/// back in. Over the threshold, the client's SYN is challenged; the kernel's RST carries the
+/// cookie and authenticates it; its retransmitted SYN passes. A spoofed flood of SYNs is
+/// challenged too and leaves no state.
+#[test]
+fn a_real_client_answers_the_syn_challenge_and_gets_through() {
+    let root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    assert!(root, "needs root (a network namespace and a TUN device)");
+    let ns = Netns(format!("tdchal{}", std::process::id() % 1000));
+    let ip =
+        |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["netns", "add", &ns.0]);
+    let config = CATCH_ALL.replace("[[customer]]", "[tcp_protection]\ngrace_period = 0\n\n[[customer]]")
+        + r#"
+[[customer.tcp_protection.rule]]
+name = "web"
+match = "tcp.dstport == 80"
+mode = "mitigate"
+syn_rate = 1
+syn_burst = 1
+"#;
+    let snap = snapshot(&config);
+    let name = ns.0.clone();
+    let lab = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        // SAFETY: setns(2) on a namespace file we hold open; it changes only this thread
+        // (and the threads and devices it creates after).
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut tun_config = tun::Configuration::default();
+        tun_config.tun_name("tdchal0").address((198, 18, 0, 1)).netmask((255, 255, 255, 0)).up();
+        let tun = tun::create(&tun_config).unwrap();
+        let status =
+            std::process::Command::new("ip").args(["route", "add", "203.0.113.0/24", "dev", "tdchal0"]).status();
+        assert!(status.unwrap().success());
+
+        let start = std::time::Instant::now();
+        let clock = || 1_000_000_000_000 + start.elapsed().as_nanos() as u64;
+        let mut limits = Limits::new(&snap);
+        let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+        let mut run = |bytes: &[u8], limits: &mut Limits| -> (Verdict, Vec<u8>) {
+            let mut buf = vec![0u8; HEADROOM + 2048];
+            buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+            let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, clock());
+            let outcome = process_frame(&snap, Some(&snap.eth), limits, &mut spill, &mut frame);
+            frame.verdict = outcome.verdict;
+            (outcome.verdict, frame.tx_bytes().unwrap_or(&[]).to_vec())
+        };
+        // Someone else's SYN spends the rule's burst: the client's is over the threshold.
+        let (v, _) = run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0), &mut limits);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+
+        let client = std::thread::spawn(|| {
+            let to = std::net::SocketAddr::from(([203, 0, 113, 80], 80));
+            let _ = std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(3));
+        });
+        // What the client sends, TCP to port 80 only (the kernel may also send other things).
+        let next_segment = |tun: &tun::Device| -> Vec<u8> {
+            let mut buf = [0u8; 2048];
+            loop {
+                let n = tun.recv_timeout(&mut buf, std::time::Duration::from_secs(5)).expect("the client sends");
+                let p = &buf[..n];
+                if p.len() >= 24 && p[0] >> 4 == 4 && p[9] == 6 && u16::from_be_bytes([p[22], p[23]]) == 80 {
+                    return ethernet(p);
+                }
+            }
+        };
+        let flags = |frame: &[u8]| frame[14 + 20 + 13];
+        let syn = next_segment(&tun);
+        assert_eq!(flags(&syn), 0x02, "the client's SYN");
+        let (v, challenge) = run(&syn, &mut limits);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+        tun.send(&challenge[14..]).unwrap();
+
+        let rst = next_segment(&tun);
+        assert_eq!(flags(&rst) & 0x04, 0x04, "the kernel answers the challenge with a RST");
+        assert_eq!(&rst[14 + 20 + 4..14 + 20 + 8], &challenge[14 + 20 + 8..14 + 20 + 12], "carrying our cookie");
+        let (v, _) = run(&rst, &mut limits);
+        assert_eq!(v, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
+
+        let again = next_segment(&tun);
+        assert_eq!(flags(&again), 0x02, "the client tries again");
+        let (v, _) = run(&again, &mut limits);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
+        client.join().unwrap();
+
+        // A spoofed SYN flood over the threshold: challenged (or, past the challenge budget,
+        // dropped), never passed but for the rule's 1 SYN/s, and no connection is tracked for
+        // what was challenged.
+        let tracked = limits.flows.live(clock(), &snap.tcp.timeouts);
+        let flood_start = std::time::Instant::now();
+        let (mut passed, mut challenged) = (0, 0);
+        for i in 0..2000u32 {
+            let src = [11, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            match run(&segment(src, [203, 0, 113, 80], 40000, 80, 0x02, 0), &mut limits).0 {
+                Verdict::Tx { reason: TxReason::Encapsulated, .. } => passed += 1,
+                Verdict::Tx { reason: TxReason::SynChallenge, .. } | Verdict::Drop(DropReason::TcpSynFlood) => {
+                    challenged += 1
+                }
+                v => panic!("{v:?}"),
+            }
+        }
+        let allowed = 1 + flood_start.elapsed().as_secs();
+        assert!(passed <= allowed && challenged >= 2000 - allowed, "{passed} passed, {challenged} challenged");
+        assert_eq!(
+            limits.flows.live(clock(), &snap.tcp.timeouts),
+            tracked + passed as usize,
+            "challenges create no state"
+        );
+    });
+    lab.join().unwrap();
 }

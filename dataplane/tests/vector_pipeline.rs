@@ -78,6 +78,8 @@ grace_period = 1
 name = "web"
 match = "tcp.port in {80, 443}"
 mode = "mitigate"
+syn_rate = 100
+syn_burst = 3
 
 [[customer]]
 name = "low"
@@ -106,6 +108,7 @@ bucket = "per-destination"
 name = "all-tcp"
 match = "tcp"
 mode = "monitor"
+syn_rate = 10
 
 [customer.firewall]
 default = "accept"

@@ -330,6 +330,10 @@ pub struct TcpProtectionSection {
     /// are taken up as established connections (connections older than the tracking);
     /// default 120.
     pub grace_period: Option<Spanned<u32>>,
+    /// SYN challenges each worker sends per second at most; default 10000.
+    pub challenge_rate: Option<Spanned<u32>>,
+    /// Seconds a source that answered a challenge is let through; default 300.
+    pub authenticated_for: Option<Spanned<u32>>,
     /// Rules, first match wins, before each customer's own.
     #[serde(default, rename = "rule")]
     pub rules: Vec<Spanned<TcpRuleSection>>,
@@ -357,6 +361,11 @@ pub struct TcpRuleSection {
     /// `monitor` (default: count what would be dropped) or `mitigate` (drop it).
     #[serde(default)]
     pub mode: TcpModeName,
+    /// SYNs per second (each worker) the rule lets through before challenging new sources;
+    /// none: no threshold, no challenge.
+    pub syn_rate: Option<Spanned<u32>>,
+    /// SYNs back to back before the rate applies; default 1.
+    pub syn_burst: Option<Spanned<u32>>,
 }
 
 /// A TCP protection rule's mode as written.

@@ -57,6 +57,12 @@ struct Slot {
 pub enum FlowEvent {
     /// A SYN or SYN-ACK: a connection begins (or begins again).
     New,
+    /// A SYN above the rule's threshold, from a source not yet authenticated: answered with
+    /// a challenge (mitigate), or only counted (monitor: it passes as `new` would).
+    Challenged,
+    /// The RST a client's stack sends in answer to a challenge, carrying its cookie: the
+    /// source is authenticated for a while, and its next SYN passes.
+    ChallengePassed,
     /// A packet of a tracked connection.
     Tracked,
     /// Out of state, but in the grace period: taken up as an established connection.
@@ -71,8 +77,10 @@ pub enum FlowEvent {
 
 impl FlowEvent {
     /// Every event, in counter order.
-    pub const ALL: [FlowEvent; 6] = [
+    pub const ALL: [FlowEvent; 8] = [
         FlowEvent::New,
+        FlowEvent::Challenged,
+        FlowEvent::ChallengePassed,
         FlowEvent::Tracked,
         FlowEvent::PickedUp,
         FlowEvent::OutOfStateAck,
@@ -84,6 +92,8 @@ impl FlowEvent {
     pub const fn name(self) -> &'static str {
         match self {
             FlowEvent::New => "new",
+            FlowEvent::Challenged => "challenged",
+            FlowEvent::ChallengePassed => "challenge_passed",
             FlowEvent::Tracked => "tracked",
             FlowEvent::PickedUp => "picked_up",
             FlowEvent::OutOfStateAck => "out_of_state_ack",
@@ -187,6 +197,49 @@ impl FlowTable {
             return FlowEvent::PickedUp;
         }
         event
+    }
+}
+
+/// Sources that answered a challenge, each for a while: fixed memory, 4-way
+/// set-associative, the entry closest to expiry making room.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// `(tag, expiry tick)`; tag 0 is free.
+    slots: Box<[(u64, u32)]>,
+}
+
+impl Authenticated {
+    /// Room for at least `entries` sources (0: none kept).
+    pub fn new(entries: usize) -> Authenticated {
+        let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
+        Authenticated { slots: vec![(0, 0); size].into_boxed_slice() }
+    }
+
+    /// Authenticates `source` (a hash of the address) until `until_ns`.
+    pub fn insert(&mut self, source: u64, now_ns: u64, until_ns: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let (tag, now) = (source | 1, tick(now_ns));
+        let set = (mix(source) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
+        let ways = &mut self.slots[set..set + WAYS];
+        let i = ways.iter().position(|w| w.0 == tag).unwrap_or_else(|| {
+            // Free or expired first, else the soonest to expire.
+            (0..WAYS)
+                .min_by_key(|&i| if ways[i].0 == 0 { 0 } else { ways[i].1.wrapping_sub(now) as i32 as i64 })
+                .unwrap_or(0)
+        });
+        ways[i] = (tag, tick(until_ns));
+    }
+
+    /// True while `source` is authenticated.
+    pub fn contains(&self, source: u64, now_ns: u64) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let (tag, now) = (source | 1, tick(now_ns));
+        let set = (mix(source) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
+        self.slots[set..set + WAYS].iter().any(|w| w.0 == tag && (w.1.wrapping_sub(now) as i32) > 0)
     }
 }
 

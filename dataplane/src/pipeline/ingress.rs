@@ -12,8 +12,8 @@ use super::Outcome;
 use super::dos;
 use super::forward::{Ctx, choose_tunnel, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
-use super::tcp;
-use super::verdict::{DropReason, Verdict};
+use super::tcp::{self, Protection};
+use super::verdict::{ConsumeReason, DropReason, TxReason, Verdict};
 use crate::snapshot::{Customer, CustomerId, Snapshot};
 
 /// The customer owning the destination address.
@@ -87,9 +87,21 @@ pub(super) fn act_for_customer(
         outcome.verdict = Verdict::Drop(reason);
         return;
     }
-    if let Some(reason) = tcp::protect(ctx, key, ip, customer, outcome) {
-        outcome.verdict = Verdict::Drop(reason);
-        return;
+    let data = frame.buf.get(frame.start..frame.start + frame.len).unwrap_or(&[]);
+    match tcp::protect(ctx, data, key, ip, customer, outcome) {
+        Protection::Pass => {}
+        Protection::Drop(reason) => {
+            outcome.verdict = Verdict::Drop(reason);
+            return;
+        }
+        Protection::Answered => {
+            outcome.verdict = Verdict::Consumed(ConsumeReason::SynChallengeAnswer);
+            return;
+        }
+        Protection::Challenge { cookie } => {
+            outcome.verdict = challenge(ctx, frame, ip, cookie);
+            return;
+        }
     }
 
     let decision = decided.firewall;
@@ -107,6 +119,19 @@ pub(super) fn act_for_customer(
     };
     outcome.tunnel = Some(tunnel_id);
     outcome.verdict = into_tunnel(ctx, &snap.tunnels[usize::from(tunnel_id)], frame, ip, key);
+}
+
+/// Turns a SYN over its rule's threshold into the SYN-ACK challenging it, sent back toward
+/// the client through the next hop.
+fn challenge(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, cookie: u32) -> Verdict {
+    let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let Some(bytes) = frame.buf.get_mut(frame.start..frame.start + frame.len) else {
+        return Verdict::Drop(DropReason::Truncated);
+    };
+    match tcp::write_challenge(bytes, ip, eth, cookie) {
+        Some(len) => Verdict::Tx { start: frame.start, len, reason: TxReason::SynChallenge },
+        None => Verdict::Drop(DropReason::Truncated),
+    }
 }
 
 /// Whether a rule action lets the packet through: accept, or a rate limit with tokens left

@@ -37,7 +37,7 @@ pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use classifier::{Key, RateLimiter};
 use gre::EthernetAddrs;
 
-use self::flows::{FlowEvent, FlowTable};
+use self::flows::{Authenticated, FlowEvent, FlowTable};
 use self::forward::Ctx;
 use self::ingress::Decided;
 use crate::snapshot::{CustomerId, Fate, Snapshot, TunnelId};
@@ -106,6 +106,12 @@ pub struct Limits {
     pub icmp: RateLimiter,
     /// TCP connections tracked for `[tcp_protection]` (empty when no rule exists).
     pub flows: FlowTable,
+    /// The SYN thresholds of TCP protection rules.
+    pub syn: RateLimiter,
+    /// The bound on SYN challenges this worker sends.
+    pub challenges: RateLimiter,
+    /// Sources that answered a challenge.
+    pub authenticated: Authenticated,
 }
 
 impl Limits {
@@ -115,6 +121,9 @@ impl Limits {
             dos: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
             icmp: RateLimiter::new(std::slice::from_ref(&snap.icmp), 1),
             flows: FlowTable::new(flow_table_size(snap)),
+            syn: RateLimiter::new(&snap.tcp.syn_buckets, 4),
+            challenges: RateLimiter::new(std::slice::from_ref(&snap.tcp.challenges), 4),
+            authenticated: Authenticated::new(authenticated_size(snap)),
         }
     }
 
@@ -130,7 +139,22 @@ impl Limits {
         if flow_table_size(new) != flow_table_size(old) {
             self.flows = FlowTable::new(flow_table_size(new));
         }
+        if new.tcp.syn_buckets != old.tcp.syn_buckets {
+            self.syn = RateLimiter::new(&new.tcp.syn_buckets, 4);
+        }
+        if new.tcp.challenges != old.tcp.challenges {
+            self.challenges = RateLimiter::new(std::slice::from_ref(&new.tcp.challenges), 4);
+        }
+        if authenticated_size(new) != authenticated_size(old) {
+            self.authenticated = Authenticated::new(authenticated_size(new));
+        }
     }
+}
+
+/// Sources a worker remembers as authenticated: a sixteenth of the flow table (a source
+/// opens several connections), none without a SYN threshold.
+fn authenticated_size(snap: &Snapshot) -> usize {
+    if snap.tcp.syn_buckets.is_empty() { 0 } else { (snap.tcp.table_size / 16).max(1024) }
 }
 
 /// Connections a worker tracks for `snap`: none without a TCP protection rule.

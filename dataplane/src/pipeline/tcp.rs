@@ -12,6 +12,8 @@
 use classifier::limit::mix;
 use classifier::{ABSENT, Dim, Key};
 
+use gre::EthernetAddrs;
+
 use super::Outcome;
 use super::flows::FlowEvent;
 use super::forward::Ctx;
@@ -21,40 +23,188 @@ use crate::snapshot::Customer;
 
 /// IP protocol number of TCP.
 const TCP: u32 = 6;
+/// TCP flag bits.
+const SYN: u32 = 0x02;
+const RST: u32 = 0x04;
+const ACK: u32 = 0x10;
+/// Cookies are valid in the slot they were made in and the next four (2^30 ns, about a
+/// second each): a client answers a challenge within a round trip.
+const COOKIE_SLOT_SHIFT: u32 = 30;
+const COOKIE_SLOTS: u64 = 5;
+/// TTL / hop limit of the challenges we send.
+const CHALLENGE_TTL: u8 = 64;
 
-/// Tracks one packet to `customer`; the drop, if the covering rule mitigates and the packet
-/// is out of state. Sets the outcome's rule and event.
+/// What the stage decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Protection {
+    /// On to the firewall.
+    Pass,
+    /// Dropped.
+    Drop(DropReason),
+    /// Answer the SYN with a SYN-ACK acknowledging `cookie`.
+    Challenge { cookie: u32 },
+    /// A RST answering a challenge: its source is authenticated; nothing to send.
+    Answered,
+}
+
+/// Tracks one packet to `customer` and decides what the covering rule (if any) does with
+/// it. Sets the outcome's rule and event.
 pub(super) fn protect(
     ctx: &mut Ctx<'_>,
+    data: &[u8],
     key: &Key,
     ip: &IpFrame,
     customer: &Customer,
     outcome: &mut Outcome,
-) -> Option<DropReason> {
+) -> Protection {
     let tcp = &ctx.snap.tcp;
     if tcp.rules.is_empty() || key.get(Dim::L4Proto) != TCP || ip.fragment.is_some() {
-        return None;
+        return Protection::Pass;
     }
     let flags = key.get(Dim::TcpFlags);
     if flags == ABSENT {
-        return None;
+        return Protection::Pass;
     }
-    let rule = match tcp.global.decide(key).rule {
+    let rule_index = match tcp.global.decide(key).rule {
         Some(r) => r,
-        None => customer.tcp.decide(key).rule.map(|r| customer.tcp_base + r)?,
+        None => match customer.tcp.decide(key).rule {
+            Some(r) => customer.tcp_base + r,
+            None => return Protection::Pass,
+        },
     };
-    let event = ctx.limits.flows.observe(flow_of(key), flags, ctx.now, &tcp.timeouts);
-    outcome.tcp_rule = Some(rule);
+    let Some(rule) = tcp.rules.get(rule_index as usize) else { return Protection::Pass };
+    outcome.tcp_rule = Some(rule_index);
+    let flow = flow_of(key);
+    let now = ctx.now;
+
+    if let Some(bucket) = rule.syn_bucket {
+        let source = fold(key.src_addr());
+        // The answer to a challenge: a RST whose sequence number is the cookie we sent.
+        if flags & RST != 0
+            && let Some(seq) = field_u32(data, ip.l4_start + 4)
+            && cookie_matches(tcp.cookie_secret, flow, seq, now)
+        {
+            ctx.limits.authenticated.insert(source, now, now.saturating_add(tcp.authenticated_ns));
+            outcome.tcp = Some(FlowEvent::ChallengePassed);
+            return Protection::Answered;
+        }
+        // A new connection over the threshold from a source not yet authenticated.
+        if flags & SYN != 0
+            && flags & ACK == 0
+            && !ctx.limits.authenticated.contains(source, now)
+            && !ctx.limits.syn.admit(usize::from(bucket), 0, now)
+        {
+            outcome.tcp = Some(FlowEvent::Challenged);
+            if !rule.mitigate {
+                // Monitor: counted as challenged, and tracked as the SYN it is.
+                ctx.limits.flows.observe(flow, flags, now, &tcp.timeouts);
+                return Protection::Pass;
+            }
+            // IPv6 extension headers would have to be rewritten too: not answered.
+            let answerable = !ip.is_ipv6 || ip.l4_start == ip.l3_start + 40;
+            if !answerable || !ctx.limits.challenges.admit(0, 0, now) {
+                return Protection::Drop(DropReason::TcpSynFlood);
+            }
+            let isn = field_u32(data, ip.l4_start + 4).unwrap_or(0);
+            return Protection::Challenge { cookie: cookie(tcp.cookie_secret, flow, now >> COOKIE_SLOT_SHIFT, isn) };
+        }
+    }
+
+    let event = ctx.limits.flows.observe(flow, flags, now, &tcp.timeouts);
     outcome.tcp = Some(event);
-    let mitigate = tcp.rules.get(rule as usize).is_some_and(|r| r.mitigate);
     match event {
-        FlowEvent::OutOfStateAck if mitigate => Some(DropReason::TcpOutOfStateAck),
-        FlowEvent::OutOfStateFin if mitigate => Some(DropReason::TcpOutOfStateFin),
-        FlowEvent::OutOfStateRst if mitigate => Some(DropReason::TcpOutOfStateRst),
-        _ => None,
+        FlowEvent::OutOfStateAck if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateAck),
+        FlowEvent::OutOfStateFin if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateFin),
+        FlowEvent::OutOfStateRst if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateRst),
+        _ => Protection::Pass,
     }
 }
 
+/// The challenge's acknowledgement number for `flow` in time slot `slot`: a keyed hash,
+/// never the one number the client would accept (its ISN + 1), so that its stack answers
+/// with a RST carrying it (RFC 9293 §3.10.7.3) instead of completing a connection.
+fn cookie(secret: u64, flow: u64, slot: u64, isn: u32) -> u32 {
+    let c = mix(secret ^ flow ^ mix(slot)) as u32;
+    if c == isn.wrapping_add(1) { c ^ 1 } else { c }
+}
+
+/// True when `seq` is the cookie of `flow` for the current slot or one of the previous
+/// ones (whatever the client's ISN was, hence both forms).
+fn cookie_matches(secret: u64, flow: u64, seq: u32, now_ns: u64) -> bool {
+    let slot = now_ns >> COOKIE_SLOT_SHIFT;
+    (0..COOKIE_SLOTS).any(|back| {
+        let c = mix(secret ^ flow ^ mix(slot.wrapping_sub(back))) as u32;
+        seq == c || seq == c ^ 1
+    })
+}
+
+fn field_u32(data: &[u8], at: usize) -> Option<u32> {
+    data.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn fold(v: u128) -> u64 {
+    (v as u64) ^ ((v >> 64) as u64)
+}
+
+/// Rewrites the SYN in `frame` (Ethernet at 0, the IP header at `ip.l3_start`) into the
+/// SYN-ACK that challenges it: addresses and ports swapped (so it leaves from the customer's
+/// address), acknowledging `cookie`, no options, no data, to the next hop `eth`. Returns its
+/// length.
+pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddrs, cookie: u32) -> Option<usize> {
+    let (l3, l4) = (ip.l3_start, ip.l4_start);
+    let len = l4 + 20;
+    if frame.len() < len || frame.len() < 14 {
+        return None;
+    }
+    frame[0..6].copy_from_slice(&eth.dst);
+    frame[6..12].copy_from_slice(&eth.src);
+    // TCP: ports swapped, our ISN, the cookie acknowledged, SYN+ACK, no options.
+    let (sport, dport) = ([frame[l4], frame[l4 + 1]], [frame[l4 + 2], frame[l4 + 3]]);
+    frame[l4..l4 + 2].copy_from_slice(&dport);
+    frame[l4 + 2..l4 + 4].copy_from_slice(&sport);
+    frame[l4 + 4..l4 + 8].copy_from_slice(&(cookie ^ 0x5bd1_e995).to_be_bytes());
+    frame[l4 + 8..l4 + 12].copy_from_slice(&cookie.to_be_bytes());
+    frame[l4 + 12] = 5 << 4;
+    frame[l4 + 13] = (SYN | ACK) as u8;
+    frame[l4 + 14..l4 + 16].copy_from_slice(&1024u16.to_be_bytes());
+    frame[l4 + 16..l4 + 20].fill(0); // checksum (below), urgent pointer
+    let pseudo = if ip.is_ipv6 {
+        let (src, dst) = (l3 + 8, l3 + 24);
+        for k in 0..16 {
+            frame.swap(src + k, dst + k);
+        }
+        frame[l3 + 4..l3 + 6].copy_from_slice(&20u16.to_be_bytes());
+        frame[l3 + 7] = CHALLENGE_TTL;
+        let s: [u8; 16] = frame[src..src + 16].try_into().ok()?;
+        let d: [u8; 16] = frame[dst..dst + 16].try_into().ok()?;
+        gre::icmp::ipv6_pseudo_header_sum(&s, &d, 20, 6)
+    } else {
+        let (src, dst) = (l3 + 12, l3 + 16);
+        for k in 0..4 {
+            frame.swap(src + k, dst + k);
+        }
+        let total = (l4 - l3 + 20) as u16;
+        frame[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+        frame[l3 + 4..l3 + 6].fill(0); // identification
+        frame[l3 + 6..l3 + 8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
+        frame[l3 + 8] = CHALLENGE_TTL;
+        frame[l3 + 10..l3 + 12].fill(0);
+        let header = gre::checksum::checksum(&frame[l3..l4]);
+        frame[l3 + 10..l3 + 12].copy_from_slice(&header.to_be_bytes());
+        let mut acc = 0u64;
+        for w in frame[src..src + 8].chunks(2) {
+            acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        acc + 6 + 20
+    };
+    let mut acc = pseudo;
+    for w in frame[l4..l4 + 20].chunks(2) {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    let sum = !gre::checksum::fold(acc);
+    frame[l4 + 16..l4 + 18].copy_from_slice(&sum.to_be_bytes());
+    Some(len)
+}
 /// A 64-bit hash of the 4-tuple (the protocol is always TCP here).
 fn flow_of(key: &Key) -> u64 {
     let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);

@@ -70,6 +70,10 @@ reasons! {
         TcpOutOfStateFin = "tcp_out_of_state_fin",
         /// TCP protection (`mitigate`): a RST of no tracked connection.
         TcpOutOfStateRst = "tcp_out_of_state_rst",
+        /// TCP protection (`mitigate`): a SYN above its rule's threshold from a source not
+        /// authenticated, when the worker's challenge budget is spent (or the packet cannot
+        /// be answered: IPv6 extension headers).
+        TcpSynFlood = "tcp_syn_flood",
         /// IP traffic for no customer, with `unmatched = "drop"`.
         NoCustomer = "no_customer",
         /// Denied by the customer's firewall.
@@ -156,6 +160,9 @@ reasons! {
         HealthProbe = "health_probe",
         /// Return traffic forwarded over the backbone to the server that owns it.
         Backbone = "backbone",
+        /// A SYN-ACK challenging a SYN above its rule's threshold, sent from the customer's
+        /// address (TCP protection).
+        SynChallenge = "syn_challenge",
     }
 }
 
@@ -164,6 +171,9 @@ reasons! {
     ConsumeReason {
         /// A reply to one of our tunnel health probes.
         HealthProbeReply = "health_probe_reply",
+        /// A client's RST carrying a challenge's cookie: its source is authenticated (TCP
+        /// protection); the customer never saw the challenged connection, so it is not sent.
+        SynChallengeAnswer = "syn_challenge_answer",
     }
 }
 

@@ -2,7 +2,7 @@
 //! which TCP packets (global rules first, then each customer's, numbered in one sequence for
 //! counters).
 
-use classifier::{Action, Mode, RuleSet};
+use classifier::{Action, BucketKey, BucketSpec, Mode, RuleSet};
 use toml::Spanned;
 
 use super::{Builder, CustomerId, RuleText};
@@ -17,6 +17,9 @@ pub const DEFAULT_EMBRYONIC_S: u32 = 30;
 pub const DEFAULT_IDLE_S: u32 = 600;
 pub const DEFAULT_CLOSING_S: u32 = 30;
 pub const DEFAULT_GRACE_S: u32 = 120;
+pub const DEFAULT_AUTHENTICATED_S: u32 = 300;
+/// Challenges a worker sends per second by default.
+pub const DEFAULT_CHALLENGE_RATE: u32 = 10_000;
 
 /// How long each state lives without a packet, and the grace period, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +45,14 @@ pub struct TcpProtection {
     pub table_size: usize,
     /// How long connections live.
     pub timeouts: FlowTimeouts,
+    /// The SYN thresholds of the rules that have one (`TcpRule::syn_bucket` indexes them).
+    pub syn_buckets: Vec<BucketSpec>,
+    /// The bound on challenges a worker sends.
+    pub challenges: BucketSpec,
+    /// How long a source that answered a challenge is let through, in nanoseconds.
+    pub authenticated_ns: u64,
+    /// The key of the challenge cookies, drawn when the configuration is compiled.
+    pub cookie_secret: u64,
 }
 
 /// One rule.
@@ -51,8 +62,10 @@ pub struct TcpRule {
     pub name: String,
     /// The customer whose rule it is (`None`: global).
     pub customer: Option<CustomerId>,
-    /// Drop out-of-state packets (else only count them).
+    /// Drop out-of-state packets and challenge SYNs over the threshold (else only count).
     pub mitigate: bool,
+    /// Its SYN threshold, an index into [`TcpProtection::syn_buckets`].
+    pub syn_bucket: Option<u16>,
 }
 
 impl Builder<'_> {
@@ -84,6 +97,7 @@ impl Builder<'_> {
                 g => seconds(g, DEFAULT_GRACE_S, "grace_period"),
             },
         };
+        let authenticated_ns = seconds(&t.authenticated_for, DEFAULT_AUTHENTICATED_S, "authenticated_for");
         let table_size = match &t.table_size {
             None => DEFAULT_TABLE_SIZE,
             Some(s) if (4..=MAX_TABLE_SIZE).contains(s.get_ref()) => *s.get_ref(),
@@ -92,8 +106,32 @@ impl Builder<'_> {
                 DEFAULT_TABLE_SIZE
             }
         };
-        let (global, rules) = self.tcp_rules(&t.rules, None, "[tcp_protection]");
-        TcpProtection { rules, global, table_size: table_size as usize, timeouts }
+        let challenge_rate = match &t.challenge_rate {
+            None => DEFAULT_CHALLENGE_RATE,
+            Some(r) if *r.get_ref() >= 1 => *r.get_ref(),
+            Some(r) => {
+                self.err(&r.span(), "challenge_rate must be at least 1");
+                DEFAULT_CHALLENGE_RATE
+            }
+        };
+        let mut tcp = TcpProtection {
+            rules: Vec::new(),
+            global: super::accept_all(),
+            table_size: table_size as usize,
+            timeouts,
+            syn_buckets: Vec::new(),
+            challenges: BucketSpec {
+                key: BucketKey::Rule,
+                rate: u64::from(challenge_rate),
+                burst: u64::from(challenge_rate / 100).max(1),
+            },
+            authenticated_ns,
+            cookie_secret: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7463_705f_636f_6f6bu64),
+        };
+        let (global, rules) = self.tcp_rules(&mut tcp, &t.rules, None, "[tcp_protection]");
+        tcp.global = global;
+        tcp.rules = rules;
+        tcp
     }
 
     /// A customer's rules: compiled, and appended to `tcp`'s list; returns the filters and
@@ -107,13 +145,14 @@ impl Builder<'_> {
     ) -> (RuleSet, u32) {
         let base = tcp.rules.len() as u32;
         let (set, rules) =
-            self.tcp_rules(sections, Some(customer), &format!("customer `{name}` [customer.tcp_protection]"));
+            self.tcp_rules(tcp, sections, Some(customer), &format!("customer `{name}` [customer.tcp_protection]"));
         tcp.rules.extend(rules);
         (set, base)
     }
 
     fn tcp_rules(
         &mut self,
+        tcp: &mut TcpProtection,
         sections: &[Spanned<config::TcpRuleSection>],
         customer: Option<CustomerId>,
         scope: &str,
@@ -131,15 +170,42 @@ impl Builder<'_> {
             })
             .collect();
         let set = self.compile_rules(&texts, Action::Accept, scope);
-        let rules = sections
-            .iter()
-            .enumerate()
-            .map(|(i, r)| TcpRule {
-                name: r.get_ref().name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone()),
+        let mut rules = Vec::with_capacity(sections.len());
+        for (i, r) in sections.iter().enumerate() {
+            let r = r.get_ref();
+            let syn_bucket = match (&r.syn_rate, &r.syn_burst) {
+                (None, None) => None,
+                (None, Some(b)) => {
+                    self.err(&b.span(), "syn_burst needs a syn_rate");
+                    None
+                }
+                (Some(rate), burst) => {
+                    if *rate.get_ref() == 0 {
+                        self.err(&rate.span(), "syn_rate must be at least 1");
+                    }
+                    if let Some(b) = burst.as_ref().filter(|b| *b.get_ref() == 0) {
+                        self.err(&b.span(), "syn_burst must be at least 1");
+                    }
+                    if tcp.syn_buckets.len() >= usize::from(u16::MAX) {
+                        self.err(&rate.span(), "too many rules with a syn_rate");
+                        None
+                    } else {
+                        tcp.syn_buckets.push(BucketSpec {
+                            key: BucketKey::Rule,
+                            rate: u64::from(*rate.get_ref()).max(1),
+                            burst: burst.as_ref().map_or(1, |b| u64::from(*b.get_ref()).max(1)),
+                        });
+                        Some((tcp.syn_buckets.len() - 1) as u16)
+                    }
+                }
+            };
+            rules.push(TcpRule {
+                name: r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone()),
                 customer,
-                mitigate: r.get_ref().mode == TcpModeName::Mitigate,
-            })
-            .collect();
+                mitigate: r.mode == TcpModeName::Mitigate,
+                syn_bucket,
+            });
+        }
         (set, rules)
     }
 }
