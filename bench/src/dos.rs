@@ -1,7 +1,8 @@
-//! `transitd-bench dos`: the DoS stage's cost per packet, as the difference between the
-//! whole pipeline with and without it, on clean traffic (a capture) and on a SYN flood from
-//! 10 million distinct sources (generated in place: each frame's source address is
-//! rewritten before it is processed, in both rows alike), with the memory its buckets hold.
+//! `transitd-bench dos`: a protection stage's cost per packet (the DoS rules, or TCP
+//! protection), as the difference between the whole pipeline with and without it, on clean
+//! traffic (a capture) and on floods of SYNs and/or ACKs from 10 million distinct sources
+//! (generated in place: each frame's source address is rewritten before it is processed, in
+//! both rows alike), with the memory its state holds.
 
 use std::path::PathBuf;
 
@@ -31,18 +32,31 @@ pub struct Args {
     /// Timed runs per row.
     #[arg(long, default_value_t = 7)]
     runs: usize,
+    /// The floods to measure: `syn`, `ack` (comma-separated).
+    #[arg(long, default_value = "syn", value_delimiter = ',')]
+    floods: Vec<Flood>,
+}
+
+/// A flood's packets.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Flood {
+    /// TCP SYNs.
+    Syn,
+    /// TCP ACKs of no connection.
+    Ack,
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Snapshot> {
     Snapshot::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// 60-byte SYN from 100.0.0.0 + i to 203.0.113.100:80 (source rewritten per frame).
-fn syn() -> Vec<u8> {
+/// 60-byte TCP segment with `flags` from 100.0.0.0 + i to 203.0.113.100:80 (source
+/// rewritten per frame).
+fn segment(flags: u8) -> Vec<u8> {
     let mut f = vec![0u8; 60];
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     f[14..34].copy_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 100, 0, 0, 0, 203, 0, 113, 100]);
-    f[34..54].copy_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+    f[34..54].copy_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
     f
 }
 
@@ -102,41 +116,54 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             clean.push(buf[..len].to_vec());
         }
     }
-    let flood = vec![syn()];
     let total = 1 << 20;
     let flood_total = (args.sources as usize).next_multiple_of(BATCH_SIZE);
     let (clean_base, _) = pipeline(&without, &clean, total, None, args.runs);
-    let (clean_dos, s1) = pipeline(&with, &clean, total, None, args.runs);
-    let (flood_base, _) = pipeline(&without, &flood, flood_total, Some(args.sources), args.runs);
-    let (flood_dos, s2) = pipeline(&with, &flood, flood_total, Some(args.sources), args.runs);
+    let (clean_with, s1) = pipeline(&with, &clean, total, None, args.runs);
+    anyhow::ensure!(s1.stats.tx_frames > 0, "nothing of the clean traffic was transmitted: the run measured nothing");
     println!(
-        "clean: {} ({} frames, cycled to {total}); flood: {} distinct sources, one frame each per run\n",
+        "clean: {} ({} frames, cycled to {total}); floods: {} distinct sources, one frame each per run\n",
         args.pcap.display(),
         clean.len(),
         args.sources
     );
+    let (base_name, with_name) = (args.without.display(), args.with.display());
     println!("{}", Runs::header("packet"));
-    println!("{}", clean_base.row("clean traffic, pipeline without DoS rules"));
-    println!("{}", clean_dos.row("clean traffic, pipeline with DoS rules and sanity checks"));
-    println!("{}", flood_base.row("SYN flood, pipeline without DoS rules"));
-    println!("{}", flood_dos.row("SYN flood, pipeline with DoS rules and sanity checks"));
+    println!("{}", clean_base.row(&format!("clean traffic, {base_name}")));
+    println!("{}", clean_with.row(&format!("clean traffic, {with_name}")));
+    let mut summary = vec![format!("clean {:.1} ns/packet", clean_with.median - clean_base.median)];
+    let mut flooded = Vec::new();
+    for kind in &args.floods {
+        let (name, flags) = match kind {
+            Flood::Syn => ("SYN flood", 0x02),
+            Flood::Ack => ("ACK flood", 0x10),
+        };
+        let frames = vec![segment(flags)];
+        let (base, _) = pipeline(&without, &frames, flood_total, Some(args.sources), args.runs);
+        let (with_stage, state) = pipeline(&with, &frames, flood_total, Some(args.sources), args.runs);
+        println!("{}", base.row(&format!("{name}, {base_name}")));
+        println!("{}", with_stage.row(&format!("{name}, {with_name}")));
+        summary.push(format!("{name} {:.1} ns/packet", with_stage.median - base.median));
+        flooded.push((name, state));
+    }
+    println!("\nthe stage's cost (median difference): {}", summary.join(", "));
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
     println!(
-        "\nDoS stage (median difference): clean {:.1} ns/packet, flood {:.1} ns/packet",
-        clean_dos.median - clean_base.median,
-        flood_dos.median - flood_base.median
-    );
-    println!(
-        "rate-limit state per worker: {} buckets, {:.1} MiB, fixed at start (the same after the flood: {:.1} MiB)",
+        "state per worker, fixed at start: rate limits {:.1} MiB ({} buckets), TCP flow table {:.1} MiB",
+        mib(s1.limits.dos.memory_bytes()),
         with.dos.buckets.len(),
-        s1.limits.dos.memory_bytes() as f64 / (1 << 20) as f64,
-        s2.limits.dos.memory_bytes() as f64 / (1 << 20) as f64
+        mib(s1.limits.flows.memory_bytes()),
     );
-    println!(
-        "verdicts over all runs: clean {} transmitted, {} dropped; flood {} transmitted, {} dropped",
-        s1.stats.tx_frames,
-        s1.stats.dropped(),
-        s2.stats.tx_frames,
-        s2.stats.dropped()
-    );
+    println!("verdicts over all runs: clean {} transmitted, {} dropped", s1.stats.tx_frames, s1.stats.dropped());
+    for (name, s) in &flooded {
+        println!(
+            "  {name}: {} transmitted, {} dropped, {} challenged; state after it: rate limits {:.1} MiB, flow table {:.1} MiB",
+            s.stats.tx_frames - s.stats.sent_as(transitd::pipeline::TxReason::SynChallenge),
+            s.stats.dropped(),
+            s.stats.sent_as(transitd::pipeline::TxReason::SynChallenge),
+            mib(s.limits.dos.memory_bytes()),
+            mib(s.limits.flows.memory_bytes()),
+        );
+    }
     Ok(())
 }
