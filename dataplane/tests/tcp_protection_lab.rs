@@ -167,7 +167,7 @@ print(ok)
     assert_eq!(
         completed,
         CONNECTIONS,
-        "every real connection completed\n{}\n{report}",
+        "every real connection completed (the clients ran {clients_took:?})\n{}\n{report}",
         String::from_utf8_lossy(&clients.stderr)
     );
     assert_eq!(served, CONNECTIONS);
