@@ -450,3 +450,93 @@ syn_burst = 1
     });
     lab.join().unwrap();
 }
+
+/// The SYN-ACK side of the challenge against a real server stack: a customer opens a
+/// connection to a Linux server on the Internet (in a namespace, behind a TUN device); the
+/// server's SYN-ACK comes to the edge over the threshold and is challenged with an ACK
+/// acknowledging the cookie; the server's stack answers with a RST carrying it (RFC 9293
+/// §3.10.7.4), which authenticates it, and its retransmitted SYN-ACK passes.
+#[test]
+fn a_real_server_answers_the_syn_ack_challenge_and_gets_through() {
+    let root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    assert!(root, "needs root (a network namespace and a TUN device)");
+    let ns = Netns(format!("tdsack{}", std::process::id() % 1000));
+    let ip =
+        |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["netns", "add", &ns.0]);
+    let config = CATCH_ALL.replace("[[customer]]", "[tcp_protection]\ngrace_period = 0\n\n[[customer]]")
+        + r#"
+[[customer.tcp_protection.rule]]
+name = "from-web-servers"
+match = "tcp.srcport == 8080"
+mode = "mitigate"
+syn_rate = 1
+syn_burst = 1
+"#;
+    let snap = snapshot(&config);
+    let name = ns.0.clone();
+    let lab = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        // SAFETY: setns(2) on a namespace file we hold open; it changes only this thread
+        // (and the threads and devices it creates after).
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut tun_config = tun::Configuration::default();
+        tun_config.tun_name("tdsack0").address((198, 18, 0, 1)).netmask((255, 255, 255, 0)).up();
+        let tun = tun::create(&tun_config).unwrap();
+        let status =
+            std::process::Command::new("ip").args(["route", "add", "203.0.113.0/24", "dev", "tdsack0"]).status();
+        assert!(status.unwrap().success());
+        // The server, listening; the customer's SYN is written straight into the TUN (it
+        // would not pass the edge: customers answer the Internet directly).
+        let _server = std::net::TcpListener::bind("198.18.0.1:8080").unwrap();
+
+        let start = std::time::Instant::now();
+        let clock = || 1_000_000_000_000 + start.elapsed().as_nanos() as u64;
+        let mut limits = Limits::new(&snap);
+        let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+        let mut run = |bytes: &[u8], limits: &mut Limits| -> (Verdict, Vec<u8>) {
+            let mut buf = vec![0u8; HEADROOM + 2048];
+            buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+            let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, clock());
+            let outcome = process_frame(&snap, Some(&snap.eth), limits, &mut spill, &mut frame);
+            frame.verdict = outcome.verdict;
+            (outcome.verdict, frame.tx_bytes().unwrap_or(&[]).to_vec())
+        };
+        // Another server's SYN-ACK spends the rule's burst.
+        let (v, _) = run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 8080, 1234, 0x12, 0), &mut limits);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+
+        let syn = segment([203, 0, 113, 80], [198, 18, 0, 1], 5555, 8080, 0x02, 0);
+        tun.send(&syn[14..]).unwrap();
+        let from_server = |tun: &tun::Device| -> Vec<u8> {
+            let mut buf = [0u8; 2048];
+            loop {
+                let n = tun.recv_timeout(&mut buf, std::time::Duration::from_secs(5)).expect("the server answers");
+                let p = &buf[..n];
+                if p.len() >= 24 && p[0] >> 4 == 4 && p[9] == 6 && u16::from_be_bytes([p[20], p[21]]) == 8080 {
+                    return ethernet(p);
+                }
+            }
+        };
+        let flags = |frame: &[u8]| frame[14 + 20 + 13];
+        let syn_ack = from_server(&tun);
+        assert_eq!(flags(&syn_ack), 0x12, "the server's SYN-ACK");
+        let (v, challenge) = run(&syn_ack, &mut limits);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+        assert_eq!(flags(&challenge), 0x10, "an ACK challenges a SYN-ACK");
+        tun.send(&challenge[14..]).unwrap();
+
+        let rst = from_server(&tun);
+        assert_eq!(flags(&rst) & 0x04, 0x04, "the server's stack answers the challenge with a RST");
+        assert_eq!(&rst[14 + 20 + 4..14 + 20 + 8], &challenge[14 + 20 + 8..14 + 20 + 12], "carrying our cookie");
+        let (v, _) = run(&rst, &mut limits);
+        assert_eq!(v, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
+
+        let again = from_server(&tun);
+        assert_eq!(flags(&again), 0x12, "the server sends its SYN-ACK again");
+        let (v, _) = run(&again, &mut limits);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
+    });
+    lab.join().unwrap();
+}

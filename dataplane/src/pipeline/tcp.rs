@@ -88,9 +88,10 @@ pub(super) fn protect(
             outcome.tcp = Some(FlowEvent::ChallengePassed);
             return Protection::Answered;
         }
-        // A new connection over the threshold from a source not yet authenticated.
+        // A new connection over the threshold from a source not yet authenticated: a
+        // client's SYN, or a server's SYN-ACK answering a customer's own SYN.
         if flags & SYN != 0
-            && flags & ACK == 0
+            && flags & RST == 0
             && !ctx.limits.authenticated.contains(source, now)
             && !ctx.limits.syn.admit(usize::from(bucket), 0, now)
         {
@@ -146,10 +147,16 @@ fn fold(v: u128) -> u64 {
     (v as u64) ^ ((v >> 64) as u64)
 }
 
-/// Rewrites the SYN in `frame` (Ethernet at 0, the IP header at `ip.l3_start`) into the
-/// SYN-ACK that challenges it: addresses and ports swapped (so it leaves from the customer's
-/// address), acknowledging `cookie`, no options, no data, to the next hop `eth`. Returns its
-/// length.
+/// Rewrites the SYN or SYN-ACK in `frame` (Ethernet at 0, the IP header at `ip.l3_start`)
+/// into the segment that challenges it, from the customer's address (addresses and ports
+/// swapped) to the next hop `eth`, no options, no data, acknowledging `cookie`:
+/// - a SYN gets a SYN-ACK; the client's stack, in SYN-SENT, finds the acknowledgement
+///   unacceptable and answers with a RST carrying it (RFC 9293 §3.10.7.3);
+/// - a SYN-ACK (a server answering a customer's SYN) gets an ACK with the sequence number
+///   the server expects; its stack, in SYN-RECEIVED, finds the acknowledgement unacceptable
+///   and answers with a RST carrying it (§3.10.7.4), then sends its SYN-ACK again.
+///
+/// Returns the segment's length.
 pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddrs, cookie: u32) -> Option<usize> {
     let (l3, l4) = (ip.l3_start, ip.l4_start);
     let len = l4 + 20;
@@ -158,14 +165,20 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
     }
     frame[0..6].copy_from_slice(&eth.dst);
     frame[6..12].copy_from_slice(&eth.src);
-    // TCP: ports swapped, our ISN, the cookie acknowledged, SYN+ACK, no options.
+    let answering_syn_ack = u32::from(frame[l4 + 13]) & ACK != 0;
+    // TCP: ports swapped, the cookie acknowledged, no options.
     let (sport, dport) = ([frame[l4], frame[l4 + 1]], [frame[l4 + 2], frame[l4 + 3]]);
     frame[l4..l4 + 2].copy_from_slice(&dport);
     frame[l4 + 2..l4 + 4].copy_from_slice(&sport);
-    frame[l4 + 4..l4 + 8].copy_from_slice(&(cookie ^ 0x5bd1_e995).to_be_bytes());
+    if answering_syn_ack {
+        // Our sequence number is what the SYN-ACK acknowledged: the server's next expected.
+        frame.copy_within(l4 + 8..l4 + 12, l4 + 4);
+    } else {
+        frame[l4 + 4..l4 + 8].copy_from_slice(&(cookie ^ 0x5bd1_e995).to_be_bytes());
+    }
     frame[l4 + 8..l4 + 12].copy_from_slice(&cookie.to_be_bytes());
     frame[l4 + 12] = 5 << 4;
-    frame[l4 + 13] = (SYN | ACK) as u8;
+    frame[l4 + 13] = if answering_syn_ack { ACK as u8 } else { (SYN | ACK) as u8 };
     frame[l4 + 14..l4 + 16].copy_from_slice(&1024u16.to_be_bytes());
     frame[l4 + 16..l4 + 20].fill(0); // checksum (below), urgent pointer
     let pseudo = if ip.is_ipv6 {

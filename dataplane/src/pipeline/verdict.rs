@@ -70,7 +70,8 @@ reasons! {
         TcpOutOfStateFin = "tcp_out_of_state_fin",
         /// TCP protection (`mitigate`): a RST of no tracked connection.
         TcpOutOfStateRst = "tcp_out_of_state_rst",
-        /// TCP protection (`mitigate`): a SYN above its rule's threshold from a source not
+        /// TCP protection (`mitigate`): a SYN or SYN-ACK above its rule's threshold from a
+        /// source not
         /// authenticated, when the worker's challenge budget is spent (or the packet cannot
         /// be answered: IPv6 extension headers).
         TcpSynFlood = "tcp_syn_flood",
@@ -160,7 +161,8 @@ reasons! {
         HealthProbe = "health_probe",
         /// Return traffic forwarded over the backbone to the server that owns it.
         Backbone = "backbone",
-        /// A SYN-ACK challenging a SYN above its rule's threshold, sent from the customer's
+        /// A SYN-ACK challenging a SYN (or an ACK challenging a SYN-ACK) above its rule's
+        /// threshold, sent from the customer's
         /// address (TCP protection).
         SynChallenge = "syn_challenge",
     }
@@ -171,7 +173,7 @@ reasons! {
     ConsumeReason {
         /// A reply to one of our tunnel health probes.
         HealthProbeReply = "health_probe_reply",
-        /// A client's RST carrying a challenge's cookie: its source is authenticated (TCP
+        /// A RST carrying a challenge's cookie: its source is authenticated (TCP
         /// protection); the customer never saw the challenged connection, so it is not sent.
         SynChallengeAnswer = "syn_challenge_answer",
     }
