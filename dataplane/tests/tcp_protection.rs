@@ -335,6 +335,69 @@ fn ethernet(ip_packet: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// The pipeline of one configuration with its own state, fed frames one at a time at the
+/// time of the wall clock (cookies and thresholds see real time, as the real stack does).
+struct Edge {
+    snap: transitd::snapshot::Snapshot,
+    limits: Limits,
+    spill: Spill,
+    start: std::time::Instant,
+}
+
+impl Edge {
+    fn now(&self) -> u64 {
+        1_000_000_000_000 + self.start.elapsed().as_nanos() as u64
+    }
+
+    /// The frame's verdict, and the bytes transmitted if it was sent.
+    fn run(&mut self, bytes: &[u8]) -> (Verdict, Vec<u8>) {
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, self.now());
+        let outcome = process_frame(&self.snap, Some(&self.snap.eth), &mut self.limits, &mut self.spill, &mut frame);
+        frame.verdict = outcome.verdict;
+        (outcome.verdict, frame.tx_bytes().unwrap_or(&[]).to_vec())
+    }
+
+    /// Connections tracked now.
+    fn tracked(&self) -> usize {
+        self.limits.flows.live(self.now(), &self.snap.tcp.timeouts)
+    }
+}
+
+/// Runs `body` in a fresh network namespace (removed after) holding a TUN device `DEV` at
+/// 198.18.0.1/24 with 203.0.113.0/24 routed into it, beside an [`Edge`] running CATCH_ALL with
+/// TCP protection (no grace period) and `rule`, a `[[customer.tcp_protection.rule]]`.
+fn with_tun_namespace(tag: &str, rule: &str, body: impl FnOnce(&tun::Device, &mut Edge) + Send + 'static) {
+    let root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    assert!(root, "needs root (a network namespace and a TUN device)");
+    let ns = Netns(format!("{tag}{}", std::process::id() % 1000));
+    let ip =
+        |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["netns", "add", &ns.0]);
+    let config = CATCH_ALL.replace("[[customer]]", "[tcp_protection]\ngrace_period = 0\n\n[[customer]]") + rule;
+    let snap = snapshot(&config);
+    let (name, dev) = (ns.0.clone(), format!("{tag}0"));
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        // SAFETY: setns(2) on a namespace file we hold open; it changes only this thread
+        // (and the threads and devices it creates after).
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut tun_config = tun::Configuration::default();
+        tun_config.tun_name(&dev).address((198, 18, 0, 1)).netmask((255, 255, 255, 0)).up();
+        let tun = tun::create(&tun_config).unwrap();
+        let status = std::process::Command::new("ip").args(["route", "add", "203.0.113.0/24", "dev", &dev]).status();
+        assert!(status.unwrap().success());
+        let limits = Limits::new(&snap);
+        let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+        let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+        body(&tun, &mut edge);
+    })
+    .join()
+    .unwrap();
+}
+
 /// The SYN challenge against a real TCP stack, the oracle for RFC 9293's rule that a
 /// SYN-SENT socket answers an unacceptable SYN-ACK with a RST carrying its acknowledgement
 /// number: Linux, in a namespace, connects to a customer's address routed into a TUN device;
@@ -344,111 +407,76 @@ fn ethernet(ip_packet: &[u8]) -> Vec<u8> {
 /// challenged too and leaves no state.
 #[test]
 fn a_real_client_answers_the_syn_challenge_and_gets_through() {
-    let root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    assert!(root, "needs root (a network namespace and a TUN device)");
-    let ns = Netns(format!("tdchal{}", std::process::id() % 1000));
-    let ip =
-        |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-    ip(&["netns", "add", &ns.0]);
-    let config = CATCH_ALL.replace("[[customer]]", "[tcp_protection]\ngrace_period = 0\n\n[[customer]]")
-        + r#"
+    with_tun_namespace(
+        "tdchal",
+        r#"
 [[customer.tcp_protection.rule]]
 name = "web"
 match = "tcp.dstport == 80"
 mode = "mitigate"
 syn_rate = 1
 syn_burst = 1
-"#;
-    let snap = snapshot(&config);
-    let name = ns.0.clone();
-    let lab = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
-        // SAFETY: setns(2) on a namespace file we hold open; it changes only this thread
-        // (and the threads and devices it creates after).
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut tun_config = tun::Configuration::default();
-        tun_config.tun_name("tdchal0").address((198, 18, 0, 1)).netmask((255, 255, 255, 0)).up();
-        let tun = tun::create(&tun_config).unwrap();
-        let status =
-            std::process::Command::new("ip").args(["route", "add", "203.0.113.0/24", "dev", "tdchal0"]).status();
-        assert!(status.unwrap().success());
+"#,
+        |tun, edge| {
+            // Someone else's SYN spends the rule's burst: the client's is over the threshold.
+            let (v, _) = edge.run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0));
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
 
-        let start = std::time::Instant::now();
-        let clock = || 1_000_000_000_000 + start.elapsed().as_nanos() as u64;
-        let mut limits = Limits::new(&snap);
-        let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-        let mut run = |bytes: &[u8], limits: &mut Limits| -> (Verdict, Vec<u8>) {
-            let mut buf = vec![0u8; HEADROOM + 2048];
-            buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
-            let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, clock());
-            let outcome = process_frame(&snap, Some(&snap.eth), limits, &mut spill, &mut frame);
-            frame.verdict = outcome.verdict;
-            (outcome.verdict, frame.tx_bytes().unwrap_or(&[]).to_vec())
-        };
-        // Someone else's SYN spends the rule's burst: the client's is over the threshold.
-        let (v, _) = run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0), &mut limits);
-        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+            let client = std::thread::spawn(|| {
+                let to = std::net::SocketAddr::from(([203, 0, 113, 80], 80));
+                let _ = std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(3));
+            });
+            // What the client sends, TCP to port 80 only (the kernel may also send other things).
+            let next_segment = |tun: &tun::Device| -> Vec<u8> {
+                let mut buf = [0u8; 2048];
+                loop {
+                    let n = tun.recv_timeout(&mut buf, std::time::Duration::from_secs(5)).expect("the client sends");
+                    let p = &buf[..n];
+                    if p.len() >= 24 && p[0] >> 4 == 4 && p[9] == 6 && u16::from_be_bytes([p[22], p[23]]) == 80 {
+                        return ethernet(p);
+                    }
+                }
+            };
+            let flags = |frame: &[u8]| frame[14 + 20 + 13];
+            let syn = next_segment(tun);
+            assert_eq!(flags(&syn), 0x02, "the client's SYN");
+            let (v, challenge) = edge.run(&syn);
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+            tun.send(&challenge[14..]).unwrap();
 
-        let client = std::thread::spawn(|| {
-            let to = std::net::SocketAddr::from(([203, 0, 113, 80], 80));
-            let _ = std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(3));
-        });
-        // What the client sends, TCP to port 80 only (the kernel may also send other things).
-        let next_segment = |tun: &tun::Device| -> Vec<u8> {
-            let mut buf = [0u8; 2048];
-            loop {
-                let n = tun.recv_timeout(&mut buf, std::time::Duration::from_secs(5)).expect("the client sends");
-                let p = &buf[..n];
-                if p.len() >= 24 && p[0] >> 4 == 4 && p[9] == 6 && u16::from_be_bytes([p[22], p[23]]) == 80 {
-                    return ethernet(p);
+            let rst = next_segment(tun);
+            assert_eq!(flags(&rst) & 0x04, 0x04, "the kernel answers the challenge with a RST");
+            assert_eq!(&rst[14 + 20 + 4..14 + 20 + 8], &challenge[14 + 20 + 8..14 + 20 + 12], "carrying our cookie");
+            let (v, _) = edge.run(&rst);
+            assert_eq!(v, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
+
+            let again = next_segment(tun);
+            assert_eq!(flags(&again), 0x02, "the client tries again");
+            let (v, _) = edge.run(&again);
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
+            client.join().unwrap();
+
+            // A spoofed SYN flood over the threshold: challenged (or, past the challenge budget,
+            // dropped), never passed but for the rule's 1 SYN/s, and no connection is tracked for
+            // what was challenged.
+            let tracked = edge.tracked();
+            let flood_start = std::time::Instant::now();
+            let (mut passed, mut challenged) = (0, 0);
+            for i in 0..2000u32 {
+                let src = [11, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                match edge.run(&segment(src, [203, 0, 113, 80], 40000, 80, 0x02, 0)).0 {
+                    Verdict::Tx { reason: TxReason::Encapsulated, .. } => passed += 1,
+                    Verdict::Tx { reason: TxReason::SynChallenge, .. } | Verdict::Drop(DropReason::TcpSynFlood) => {
+                        challenged += 1
+                    }
+                    v => panic!("{v:?}"),
                 }
             }
-        };
-        let flags = |frame: &[u8]| frame[14 + 20 + 13];
-        let syn = next_segment(&tun);
-        assert_eq!(flags(&syn), 0x02, "the client's SYN");
-        let (v, challenge) = run(&syn, &mut limits);
-        assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
-        tun.send(&challenge[14..]).unwrap();
-
-        let rst = next_segment(&tun);
-        assert_eq!(flags(&rst) & 0x04, 0x04, "the kernel answers the challenge with a RST");
-        assert_eq!(&rst[14 + 20 + 4..14 + 20 + 8], &challenge[14 + 20 + 8..14 + 20 + 12], "carrying our cookie");
-        let (v, _) = run(&rst, &mut limits);
-        assert_eq!(v, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
-
-        let again = next_segment(&tun);
-        assert_eq!(flags(&again), 0x02, "the client tries again");
-        let (v, _) = run(&again, &mut limits);
-        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
-        client.join().unwrap();
-
-        // A spoofed SYN flood over the threshold: challenged (or, past the challenge budget,
-        // dropped), never passed but for the rule's 1 SYN/s, and no connection is tracked for
-        // what was challenged.
-        let tracked = limits.flows.live(clock(), &snap.tcp.timeouts);
-        let flood_start = std::time::Instant::now();
-        let (mut passed, mut challenged) = (0, 0);
-        for i in 0..2000u32 {
-            let src = [11, (i >> 16) as u8, (i >> 8) as u8, i as u8];
-            match run(&segment(src, [203, 0, 113, 80], 40000, 80, 0x02, 0), &mut limits).0 {
-                Verdict::Tx { reason: TxReason::Encapsulated, .. } => passed += 1,
-                Verdict::Tx { reason: TxReason::SynChallenge, .. } | Verdict::Drop(DropReason::TcpSynFlood) => {
-                    challenged += 1
-                }
-                v => panic!("{v:?}"),
-            }
-        }
-        let allowed = 1 + flood_start.elapsed().as_secs();
-        assert!(passed <= allowed && challenged >= 2000 - allowed, "{passed} passed, {challenged} challenged");
-        assert_eq!(
-            limits.flows.live(clock(), &snap.tcp.timeouts),
-            tracked + passed as usize,
-            "challenges create no state"
-        );
-    });
-    lab.join().unwrap();
+            let allowed = 1 + flood_start.elapsed().as_secs();
+            assert!(passed <= allowed && challenged >= 2000 - allowed, "{passed} passed, {challenged} challenged");
+            assert_eq!(edge.tracked(), tracked + passed as usize, "challenges create no state");
+        },
+    );
 }
 
 /// The SYN-ACK side of the challenge against a real server stack: a customer opens a
@@ -458,85 +486,55 @@ syn_burst = 1
 /// §3.10.7.4), which authenticates it, and its retransmitted SYN-ACK passes.
 #[test]
 fn a_real_server_answers_the_syn_ack_challenge_and_gets_through() {
-    let root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    assert!(root, "needs root (a network namespace and a TUN device)");
-    let ns = Netns(format!("tdsack{}", std::process::id() % 1000));
-    let ip =
-        |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-    ip(&["netns", "add", &ns.0]);
-    let config = CATCH_ALL.replace("[[customer]]", "[tcp_protection]\ngrace_period = 0\n\n[[customer]]")
-        + r#"
+    with_tun_namespace(
+        "tdsack",
+        r#"
 [[customer.tcp_protection.rule]]
 name = "from-web-servers"
 match = "tcp.srcport == 8080"
 mode = "mitigate"
 syn_rate = 1
 syn_burst = 1
-"#;
-    let snap = snapshot(&config);
-    let name = ns.0.clone();
-    let lab = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
-        // SAFETY: setns(2) on a namespace file we hold open; it changes only this thread
-        // (and the threads and devices it creates after).
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut tun_config = tun::Configuration::default();
-        tun_config.tun_name("tdsack0").address((198, 18, 0, 1)).netmask((255, 255, 255, 0)).up();
-        let tun = tun::create(&tun_config).unwrap();
-        let status =
-            std::process::Command::new("ip").args(["route", "add", "203.0.113.0/24", "dev", "tdsack0"]).status();
-        assert!(status.unwrap().success());
-        // The server, listening; the customer's SYN is written straight into the TUN (it
-        // would not pass the edge: customers answer the Internet directly).
-        let _server = std::net::TcpListener::bind("198.18.0.1:8080").unwrap();
+"#,
+        |tun, edge| {
+            // The server, listening; the customer's SYN is written straight into the TUN (it
+            // would not pass the edge: customers answer the Internet directly).
+            let _server = std::net::TcpListener::bind("198.18.0.1:8080").unwrap();
 
-        let start = std::time::Instant::now();
-        let clock = || 1_000_000_000_000 + start.elapsed().as_nanos() as u64;
-        let mut limits = Limits::new(&snap);
-        let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-        let mut run = |bytes: &[u8], limits: &mut Limits| -> (Verdict, Vec<u8>) {
-            let mut buf = vec![0u8; HEADROOM + 2048];
-            buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
-            let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, clock());
-            let outcome = process_frame(&snap, Some(&snap.eth), limits, &mut spill, &mut frame);
-            frame.verdict = outcome.verdict;
-            (outcome.verdict, frame.tx_bytes().unwrap_or(&[]).to_vec())
-        };
-        // Another server's SYN-ACK spends the rule's burst.
-        let (v, _) = run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 8080, 1234, 0x12, 0), &mut limits);
-        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+            // Another server's SYN-ACK spends the rule's burst.
+            let (v, _) = edge.run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 8080, 1234, 0x12, 0));
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
 
-        let syn = segment([203, 0, 113, 80], [198, 18, 0, 1], 5555, 8080, 0x02, 0);
-        tun.send(&syn[14..]).unwrap();
-        let from_server = |tun: &tun::Device| -> Vec<u8> {
-            let mut buf = [0u8; 2048];
-            loop {
-                let n = tun.recv_timeout(&mut buf, std::time::Duration::from_secs(5)).expect("the server answers");
-                let p = &buf[..n];
-                if p.len() >= 24 && p[0] >> 4 == 4 && p[9] == 6 && u16::from_be_bytes([p[20], p[21]]) == 8080 {
-                    return ethernet(p);
+            let syn = segment([203, 0, 113, 80], [198, 18, 0, 1], 5555, 8080, 0x02, 0);
+            tun.send(&syn[14..]).unwrap();
+            let from_server = |tun: &tun::Device| -> Vec<u8> {
+                let mut buf = [0u8; 2048];
+                loop {
+                    let n = tun.recv_timeout(&mut buf, std::time::Duration::from_secs(5)).expect("the server answers");
+                    let p = &buf[..n];
+                    if p.len() >= 24 && p[0] >> 4 == 4 && p[9] == 6 && u16::from_be_bytes([p[20], p[21]]) == 8080 {
+                        return ethernet(p);
+                    }
                 }
-            }
-        };
-        let flags = |frame: &[u8]| frame[14 + 20 + 13];
-        let syn_ack = from_server(&tun);
-        assert_eq!(flags(&syn_ack), 0x12, "the server's SYN-ACK");
-        let (v, challenge) = run(&syn_ack, &mut limits);
-        assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
-        assert_eq!(flags(&challenge), 0x10, "an ACK challenges a SYN-ACK");
-        tun.send(&challenge[14..]).unwrap();
+            };
+            let flags = |frame: &[u8]| frame[14 + 20 + 13];
+            let syn_ack = from_server(tun);
+            assert_eq!(flags(&syn_ack), 0x12, "the server's SYN-ACK");
+            let (v, challenge) = edge.run(&syn_ack);
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+            assert_eq!(flags(&challenge), 0x10, "an ACK challenges a SYN-ACK");
+            tun.send(&challenge[14..]).unwrap();
 
-        let rst = from_server(&tun);
-        assert_eq!(flags(&rst) & 0x04, 0x04, "the server's stack answers the challenge with a RST");
-        assert_eq!(&rst[14 + 20 + 4..14 + 20 + 8], &challenge[14 + 20 + 8..14 + 20 + 12], "carrying our cookie");
-        let (v, _) = run(&rst, &mut limits);
-        assert_eq!(v, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
+            let rst = from_server(tun);
+            assert_eq!(flags(&rst) & 0x04, 0x04, "the server's stack answers the challenge with a RST");
+            assert_eq!(&rst[14 + 20 + 4..14 + 20 + 8], &challenge[14 + 20 + 8..14 + 20 + 12], "carrying our cookie");
+            let (v, _) = edge.run(&rst);
+            assert_eq!(v, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
 
-        let again = from_server(&tun);
-        assert_eq!(flags(&again), 0x12, "the server sends its SYN-ACK again");
-        let (v, _) = run(&again, &mut limits);
-        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
-    });
-    lab.join().unwrap();
+            let again = from_server(tun);
+            assert_eq!(flags(&again), 0x12, "the server sends its SYN-ACK again");
+            let (v, _) = edge.run(&again);
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
+        },
+    );
 }
