@@ -4,6 +4,7 @@
 mod afxdp;
 mod classify;
 mod dos;
+mod lists;
 mod match_tshark;
 mod measure;
 mod ownership;
@@ -26,6 +27,8 @@ enum Command {
     Classify(classify::Args),
     /// Write a ClassBench-style trace (headers drawn inside random rules) to stdout.
     GenTrace(classify::GenArgs),
+    /// A large `[[list]]` in a ClassBench rule table, against its prefixes written as rules.
+    Lists(lists::Args),
     /// `transitd match -Y` against `tshark -Y`: frames per second on the same capture.
     Match(match_tshark::Args),
     /// The DoS stage's cost per packet, clean traffic and a 10-million-source flood.
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline(args) => pipeline::run(&args),
         Command::Classify(args) => classify::run(&args),
+        Command::Lists(args) => lists::run(&args),
         Command::GenTrace(args) => classify::gen_trace(&args),
         Command::Match(args) => match_tshark::bench(&args),
         Command::Gen(args) => afxdp::generate(&args),

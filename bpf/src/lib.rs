@@ -65,6 +65,7 @@ struct ConfigValue {
     slices: u32,
     gre_not_ours_pass: u32,
     unbound_action: u32,
+    mpls_redirect: u32,
 }
 
 /// `struct egress_addr` of `maps.h`: an egress address's data centre and row.
@@ -92,6 +93,9 @@ pub struct XdpConfig {
     /// Pass GRE to the anycast address that is not ours to the kernel in XDP (else the data
     /// plane drops and counts it).
     pub gre_not_ours_pass: bool,
+    /// Redirect MPLS frames to the data plane (which drops and counts them) rather than
+    /// pass them to the kernel.
+    pub mpls_redirect: bool,
     /// What becomes of owned traffic on a queue with no socket.
     pub unbound_queue: UnboundQueue,
 }
@@ -248,6 +252,7 @@ impl XdpProgram {
         let mut value = ConfigValue {
             anycast_v4: config.anycast.octets(),
             gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
+            mpls_redirect: u32::from(config.mpls_redirect),
             unbound_action: match config.unbound_queue {
                 UnboundQueue::Pass => XDP_PASS,
                 UnboundQueue::Drop => XDP_DROP,
@@ -430,7 +435,8 @@ mod tests {
                 slice_size,
                 slices,
                 gre_not_ours_pass,
-                unbound_action
+                unbound_action,
+                mpls_redirect
             ]
         );
         same!(EgressAddrValue, egress_addr, [dc, pad, row]);

@@ -47,15 +47,15 @@ pub enum CompileError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Var {
     Narrow(Dim),
-    Src,
-    Dst,
+    /// `words` slots from this one on, read as one number.
+    Wide(Dim, u8),
 }
 
 impl Var {
     fn domain_max(self) -> u128 {
         match self {
             Var::Narrow(_) => u32::MAX.into(),
-            Var::Src | Var::Dst => u128::MAX,
+            Var::Wide(_, words) => u128::MAX >> (128 - 32 * u32::from(words)),
         }
     }
 }
@@ -73,18 +73,17 @@ fn var(slot: Slot) -> Option<Var> {
     match slot {
         Slot::None => None,
         Slot::Narrow(d) => Some(Var::Narrow(d)),
-        Slot::Src => Some(Var::Src),
-        Slot::Dst => Some(Var::Dst),
+        Slot::Wide { first, words } => Some(Var::Wide(first, words)),
     }
 }
 
 fn guard(g: Guard, holds: bool) -> F {
-    let (dim, value) = match g {
+    let (dim, set) = match g {
         Guard::Always => return if holds { F::True } else { F::False },
-        Guard::IpVersion(v) => (Dim::IpVersion, v),
-        Guard::L4Proto(p) => (Dim::L4Proto, p),
+        Guard::IpVersion(v) => (Dim::IpVersion, IntervalSet::single(v.into())),
+        Guard::L4Proto(p) => (Dim::L4Proto, IntervalSet::single(p.into())),
+        Guard::Has(d) => (d, present_values()),
     };
-    let set = IntervalSet::single(value.into());
     F::Atom(Var::Narrow(dim), if holds { set } else { set.complement(u32::MAX.into()) })
 }
 
@@ -148,9 +147,10 @@ fn test_formula(test: &Test, positive: bool) -> F {
 
 /// The values `o` can take when present that are not in `set`.
 fn outside(o: &Occurrence, set: &IntervalSet) -> IntervalSet {
-    let present = match o.slot {
-        Slot::Narrow(_) => present_values(),
-        _ => IntervalSet::range(0, u128::MAX),
+    let present = match var(o.slot) {
+        Some(Var::Narrow(_)) => present_values(),
+        Some(v) => IntervalSet::range(0, v.domain_max()),
+        None => IntervalSet::range(0, u128::MAX),
     };
     set.complement(u128::MAX).intersect(&present)
 }
@@ -296,17 +296,16 @@ fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
                 }
                 (*d as usize, set.ranges().iter().map(|&(lo, hi)| vec![[lo as u32, hi as u32]]).collect())
             }
-            Var::Src | Var::Dst => {
-                let first = if *v == Var::Src { Dim::Src0 } else { Dim::Dst0 } as usize;
+            Var::Wide(first, words) => {
                 let mut choices = Vec::new();
                 for &(lo, hi) in set.ranges() {
-                    word_boxes(lo, hi, 4, &mut choices);
+                    word_boxes(lo, hi, usize::from(*words), &mut choices);
                     // Refuse as soon as it is certain, not after expanding a huge set.
                     if choices.len() > MAX_BOXES_PER_RULE {
                         return Err(CompileError::TooComplex);
                     }
                 }
-                (first, choices)
+                (*first as usize, choices)
             }
         };
         if boxes.len() * choices.len() > MAX_BOXES_PER_RULE {

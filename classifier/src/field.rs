@@ -96,6 +96,89 @@ dims! {
     Vlan1,
     /// Third VLAN ID.
     Vlan2,
+    /// EtherType of the frame's own Ethernet header (`eth.type`; 0x8100 for a tagged frame).
+    EthType,
+    /// Its source MAC address, top 16 bits.
+    EthSrcHi,
+    /// Its source MAC address, low 32 bits.
+    EthSrcLo,
+    /// Its destination MAC address, top 16 bits.
+    EthDstHi,
+    /// Its destination MAC address, low 32 bits.
+    EthDstLo,
+    /// IPv4 header length in bytes (`ip.hdr_len`).
+    IpHdrLen,
+    /// IPv4 identification.
+    IpId,
+    /// IPv4 DS field (DSCP and ECN) or IPv6 traffic class.
+    Tos,
+    /// Its top six bits.
+    Dscp,
+    /// Its low two bits.
+    Ecn,
+    /// IPv6 flow label.
+    Ipv6Flow,
+    /// TCP sequence number (raw); full 32-bit range, present with [`Dim::TcpHdrLen`].
+    TcpSeqNumber,
+    /// TCP acknowledgement number (raw); as the sequence number.
+    TcpAckNumber,
+    /// TCP header length in bytes; present when the fixed TCP header is whole.
+    TcpHdrLen,
+    /// TCP window (unscaled, `tcp.window_size_value`).
+    TcpWindow,
+    /// TCP urgent pointer.
+    TcpUrgent,
+    /// The value of the first TCP MSS option.
+    TcpMss,
+    /// TCP segment length (`tcp.len`) or the UDP length field (`udp.length`).
+    L4Len,
+    /// TCP or UDP checksum field.
+    L4Checksum,
+    /// ICMP identifier of echo, timestamp, information and address-mask messages.
+    IcmpIdent,
+    /// ICMP sequence number of the same messages.
+    IcmpSeq,
+    /// First (outermost) MPLS label stack entry: label.
+    Mpls0Label,
+    /// Its traffic class (`mpls.exp`).
+    Mpls0Exp,
+    /// Its bottom-of-stack bit.
+    Mpls0Bottom,
+    /// Its TTL.
+    Mpls0Ttl,
+    /// Second MPLS label stack entry: label.
+    Mpls1Label,
+    /// Its traffic class.
+    Mpls1Exp,
+    /// Its bottom-of-stack bit.
+    Mpls1Bottom,
+    /// Its TTL.
+    Mpls1Ttl,
+    /// Third MPLS label stack entry: label.
+    Mpls2Label,
+    /// Its traffic class.
+    Mpls2Exp,
+    /// Its bottom-of-stack bit.
+    Mpls2Bottom,
+    /// Its TTL.
+    Mpls2Ttl,
+    /// Membership slots ([`crate::list`]): 1 when a field occurrence is in a list, 0 when
+    /// not, absent when the packet has no such field.
+    Member0,
+    /// Second membership slot.
+    Member1,
+    /// Third membership slot.
+    Member2,
+    /// Fourth membership slot.
+    Member3,
+    /// Fifth membership slot.
+    Member4,
+    /// Sixth membership slot.
+    Member5,
+    /// Seventh membership slot.
+    Member6,
+    /// Eighth membership slot.
+    Member7,
 }
 
 /// Number of slots in a [`Key`].
@@ -116,6 +199,13 @@ const TCP_FLAG_DIMS: [Dim; 9] = [
     Dim::TcpEce,
     Dim::TcpCwr,
     Dim::TcpNs,
+];
+
+/// The MPLS label stack entries' slots: label, traffic class, bottom of stack, TTL.
+const MPLS_DIMS: [[Dim; 4]; 3] = [
+    [Dim::Mpls0Label, Dim::Mpls0Exp, Dim::Mpls0Bottom, Dim::Mpls0Ttl],
+    [Dim::Mpls1Label, Dim::Mpls1Exp, Dim::Mpls1Bottom, Dim::Mpls1Ttl],
+    [Dim::Mpls2Label, Dim::Mpls2Exp, Dim::Mpls2Bottom, Dim::Mpls2Ttl],
 ];
 
 impl Key {
@@ -141,23 +231,26 @@ impl Key {
     /// The 128-bit source address (IPv4 `a` reads as `a << 96`).
     #[inline]
     pub fn src_addr(&self) -> u128 {
-        self.wide(Dim::Src0 as usize)
+        self.wide(Dim::Src0, 4)
     }
 
     /// The 128-bit destination address.
     #[inline]
     pub fn dst_addr(&self) -> u128 {
-        self.wide(Dim::Dst0 as usize)
+        self.wide(Dim::Dst0, 4)
     }
 
-    fn wide(&self, first: usize) -> u128 {
-        let w = &self.0[first..first + 4];
-        (u128::from(w[0]) << 96) | (u128::from(w[1]) << 64) | (u128::from(w[2]) << 32) | u128::from(w[3])
+    /// The value spread over `words` slots from `first` on, most significant word first.
+    #[inline]
+    pub fn wide(&self, first: Dim, words: u8) -> u128 {
+        let first = first as usize;
+        self.0[first..first + usize::from(words)].iter().fold(0u128, |acc, &w| (acc << 32) | u128::from(w))
     }
 
-    fn set_wide(&mut self, first: usize, value: u128) {
-        for i in 0..4 {
-            self.0[first + i] = (value >> (96 - 32 * i)) as u32;
+    fn set_wide(&mut self, first: Dim, words: u8, value: u128) {
+        let first = first as usize;
+        for i in 0..usize::from(words) {
+            self.0[first + i] = (value >> (32 * (usize::from(words) - 1 - i))) as u32;
         }
     }
 
@@ -175,8 +268,8 @@ impl Key {
         frag_offset: u16,
     ) {
         self.set(Dim::IpVersion, 4);
-        self.set_wide(Dim::Src0 as usize, u128::from(u32::from_be_bytes(src)) << 96);
-        self.set_wide(Dim::Dst0 as usize, u128::from(u32::from_be_bytes(dst)) << 96);
+        self.set_wide(Dim::Src0, 4, u128::from(u32::from_be_bytes(src)) << 96);
+        self.set_wide(Dim::Dst0, 4, u128::from(u32::from_be_bytes(dst)) << 96);
         self.set(Dim::IpProto, protocol.into());
         self.set(Dim::Ttl, ttl.into());
         self.set(Dim::IpLen, total_len.into());
@@ -188,8 +281,8 @@ impl Key {
     /// Fills the IPv6 fixed header's fields.
     pub fn set_ipv6(&mut self, src: [u8; 16], dst: [u8; 16], next_header: u8, hop_limit: u8, payload_len: u16) {
         self.set(Dim::IpVersion, 6);
-        self.set_wide(Dim::Src0 as usize, u128::from_be_bytes(src));
-        self.set_wide(Dim::Dst0 as usize, u128::from_be_bytes(dst));
+        self.set_wide(Dim::Src0, 4, u128::from_be_bytes(src));
+        self.set_wide(Dim::Dst0, 4, u128::from_be_bytes(dst));
         self.set(Dim::IpProto, next_header.into());
         self.set(Dim::Ttl, hop_limit.into());
         self.set(Dim::IpLen, payload_len.into());
@@ -221,6 +314,38 @@ impl Key {
         self.set(Dim::IcmpCode, code.into());
     }
 
+    /// Records the frame's own Ethernet header (not one inside an MPLS pseudowire: like the
+    /// headers inside any tunnel, that one is payload).
+    pub fn set_ethernet(&mut self, ether_type: u16, src: [u8; 6], dst: [u8; 6]) {
+        let mac = |m: [u8; 6]| u128::from(u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]));
+        self.set(Dim::EthType, ether_type.into());
+        self.set_wide(Dim::EthSrcHi, 2, mac(src));
+        self.set_wide(Dim::EthDstHi, 2, mac(dst));
+    }
+
+    /// Forgets the Ethernet header: for frames whose capture had none (raw IP, Linux cooked)
+    /// and that were given one only to share the pipeline's framing.
+    pub fn clear_ethernet(&mut self) {
+        for dim in [Dim::EthType, Dim::EthSrcHi, Dim::EthSrcLo, Dim::EthDstHi, Dim::EthDstLo] {
+            self.set(dim, ABSENT);
+        }
+    }
+
+    /// Records the next MPLS label stack entry (the 32-bit word), outermost first; returns
+    /// false once three are recorded.
+    pub fn push_mpls(&mut self, entry: u32) -> bool {
+        for [label, exp, bottom, ttl] in MPLS_DIMS {
+            if self.get(label) == ABSENT {
+                self.set(label, entry >> 12);
+                self.set(exp, (entry >> 9) & 7);
+                self.set(bottom, (entry >> 8) & 1);
+                self.set(ttl, entry & 0xff);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Records the next VLAN ID, outermost first; returns false once three are recorded.
     pub fn push_vlan(&mut self, id: u16) -> bool {
         for dim in [Dim::Vlan0, Dim::Vlan1, Dim::Vlan2] {
@@ -249,6 +374,8 @@ pub enum Ty {
     },
     /// A one-bit flag; literals are integers (non-zero is true) or `True`/`False`.
     Bool,
+    /// A 48-bit MAC address; literals are `aa:bb:cc:dd:ee:ff` (or `-`, or `aabb.ccdd.eeff`).
+    Ether,
 }
 
 /// The condition under which an occurrence of a field exists at all.
@@ -260,6 +387,9 @@ pub enum Guard {
     IpVersion(u8),
     /// The transport protocol is this one.
     L4Proto(u8),
+    /// This slot holds a value (for values that use a slot's whole range, which therefore
+    /// cannot mark their own absence).
+    Has(Dim),
 }
 
 /// Where an occurrence's value lives in the key.
@@ -269,10 +399,14 @@ pub enum Slot {
     None,
     /// One `u32` slot; [`ABSENT`] there means the occurrence is missing.
     Narrow(Dim),
-    /// The 128-bit source address.
-    Src,
-    /// The 128-bit destination address.
-    Dst,
+    /// `words` slots from `first` on, most significant first, each using its whole range:
+    /// addresses, and 32-bit numbers such as TCP sequence numbers. Presence is the guard's.
+    Wide {
+        /// The slot of the most significant word.
+        first: Dim,
+        /// How many slots (1 to 4).
+        words: u8,
+    },
 }
 
 /// One place a field's value can come from. `ip.addr` has two (source and destination),
@@ -320,7 +454,19 @@ macro_rules! field {
     };
 }
 
-use Slot::{Dst, Narrow, Src};
+use Slot::Narrow;
+
+/// The 128-bit source address.
+const SRC: Slot = Slot::Wide { first: Dim::Src0, words: 4 };
+/// The 128-bit destination address.
+const DST: Slot = Slot::Wide { first: Dim::Dst0, words: 4 };
+/// The frame's Ethernet header.
+const ETH: Guard = Guard::Has(Dim::EthType);
+const ETH_SRC: Slot = Slot::Wide { first: Dim::EthSrcHi, words: 2 };
+const ETH_DST: Slot = Slot::Wide { first: Dim::EthDstHi, words: 2 };
+/// A TCP header whose fixed part is whole.
+const TCP_HEADER: Guard = Guard::Has(Dim::TcpHdrLen);
+const U32: Ty = Ty::Uint { max: u32::MAX };
 
 /// Every field and protocol name the language knows.
 pub static FIELDS: &[FieldDef] = &[
@@ -336,10 +482,57 @@ pub static FIELDS: &[FieldDef] = &[
             occ(Guard::Always, Narrow(Dim::Vlan2))
         ]
     ),
+    field!("eth", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::EthType))]),
+    field!("eth.type", U16, [occ(Guard::Always, Narrow(Dim::EthType))]),
+    field!("eth.src", Ty::Ether, [occ(ETH, ETH_SRC)]),
+    field!("eth.dst", Ty::Ether, [occ(ETH, ETH_DST)]),
+    field!("eth.addr", Ty::Ether, [occ(ETH, ETH_DST), occ(ETH, ETH_SRC)]),
+    field!("mpls", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::Mpls0Label))]),
+    field!(
+        "mpls.label",
+        Ty::Uint { max: 0xf_ffff },
+        [
+            occ(Guard::Always, Narrow(Dim::Mpls0Label)),
+            occ(Guard::Always, Narrow(Dim::Mpls1Label)),
+            occ(Guard::Always, Narrow(Dim::Mpls2Label))
+        ]
+    ),
+    field!(
+        "mpls.exp",
+        Ty::Uint { max: 7 },
+        [
+            occ(Guard::Always, Narrow(Dim::Mpls0Exp)),
+            occ(Guard::Always, Narrow(Dim::Mpls1Exp)),
+            occ(Guard::Always, Narrow(Dim::Mpls2Exp))
+        ]
+    ),
+    field!(
+        "mpls.bottom",
+        Ty::Uint { max: 1 },
+        [
+            occ(Guard::Always, Narrow(Dim::Mpls0Bottom)),
+            occ(Guard::Always, Narrow(Dim::Mpls1Bottom)),
+            occ(Guard::Always, Narrow(Dim::Mpls2Bottom))
+        ]
+    ),
+    field!(
+        "mpls.ttl",
+        U8,
+        [
+            occ(Guard::Always, Narrow(Dim::Mpls0Ttl)),
+            occ(Guard::Always, Narrow(Dim::Mpls1Ttl)),
+            occ(Guard::Always, Narrow(Dim::Mpls2Ttl))
+        ]
+    ),
     field!("ip", Ty::Protocol, [occ(V4, Slot::None)]),
-    field!("ip.src", Ty::Ipv4, [occ(V4, Src)]),
-    field!("ip.dst", Ty::Ipv4, [occ(V4, Dst)]),
-    field!("ip.addr", Ty::Ipv4, [occ(V4, Src), occ(V4, Dst)]),
+    field!("ip.hdr_len", U8, [occ(V4, Narrow(Dim::IpHdrLen))]),
+    field!("ip.id", U16, [occ(V4, Narrow(Dim::IpId))]),
+    field!("ip.dsfield", U8, [occ(V4, Narrow(Dim::Tos))]),
+    field!("ip.dsfield.dscp", Ty::Uint { max: 63 }, [occ(V4, Narrow(Dim::Dscp))]),
+    field!("ip.dsfield.ecn", Ty::Uint { max: 3 }, [occ(V4, Narrow(Dim::Ecn))]),
+    field!("ip.src", Ty::Ipv4, [occ(V4, SRC)]),
+    field!("ip.dst", Ty::Ipv4, [occ(V4, DST)]),
+    field!("ip.addr", Ty::Ipv4, [occ(V4, SRC), occ(V4, DST)]),
     field!("ip.proto", U8, [occ(V4, Narrow(Dim::IpProto))]),
     field!("ip.ttl", U8, [occ(V4, Narrow(Dim::Ttl))]),
     field!("ip.len", U16, [occ(V4, Narrow(Dim::IpLen))]),
@@ -347,16 +540,28 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ip.flags.mf", Ty::Bool, [occ(V4, Narrow(Dim::Mf))]),
     field!("ip.frag_offset", U16, [occ(V4, Narrow(Dim::FragOffset))]),
     field!("ipv6", Ty::Protocol, [occ(V6, Slot::None)]),
-    field!("ipv6.src", Ty::Ipv6, [occ(V6, Src)]),
-    field!("ipv6.dst", Ty::Ipv6, [occ(V6, Dst)]),
-    field!("ipv6.addr", Ty::Ipv6, [occ(V6, Src), occ(V6, Dst)]),
+    field!("ipv6.src", Ty::Ipv6, [occ(V6, SRC)]),
+    field!("ipv6.dst", Ty::Ipv6, [occ(V6, DST)]),
+    field!("ipv6.addr", Ty::Ipv6, [occ(V6, SRC), occ(V6, DST)]),
     field!("ipv6.nxt", U8, [occ(V6, Narrow(Dim::IpProto))]),
     field!("ipv6.hlim", U8, [occ(V6, Narrow(Dim::Ttl))]),
     field!("ipv6.plen", U16, [occ(V6, Narrow(Dim::IpLen))]),
+    field!("ipv6.tclass", U8, [occ(V6, Narrow(Dim::Tos))]),
+    field!("ipv6.tclass.dscp", Ty::Uint { max: 63 }, [occ(V6, Narrow(Dim::Dscp))]),
+    field!("ipv6.tclass.ecn", Ty::Uint { max: 3 }, [occ(V6, Narrow(Dim::Ecn))]),
+    field!("ipv6.flow", Ty::Uint { max: 0xf_ffff }, [occ(V6, Narrow(Dim::Ipv6Flow))]),
     field!("tcp", Ty::Protocol, [occ(TCP, Slot::None)]),
     field!("tcp.srcport", U16, [occ(TCP, Narrow(Dim::SrcPort))]),
     field!("tcp.dstport", U16, [occ(TCP, Narrow(Dim::DstPort))]),
     field!("tcp.port", U16, [occ(TCP, Narrow(Dim::SrcPort)), occ(TCP, Narrow(Dim::DstPort))]),
+    field!("tcp.seq", U32, [occ(TCP_HEADER, Slot::Wide { first: Dim::TcpSeqNumber, words: 1 })]),
+    field!("tcp.ack", U32, [occ(TCP_HEADER, Slot::Wide { first: Dim::TcpAckNumber, words: 1 })]),
+    field!("tcp.hdr_len", U8, [occ(TCP, Narrow(Dim::TcpHdrLen))]),
+    field!("tcp.len", Ty::Uint { max: u32::MAX - 1 }, [occ(TCP, Narrow(Dim::L4Len))]),
+    field!("tcp.window_size_value", U16, [occ(TCP, Narrow(Dim::TcpWindow))]),
+    field!("tcp.checksum", U16, [occ(TCP, Narrow(Dim::L4Checksum))]),
+    field!("tcp.urgent_pointer", U16, [occ(TCP, Narrow(Dim::TcpUrgent))]),
+    field!("tcp.options.mss_val", U16, [occ(TCP, Narrow(Dim::TcpMss))]),
     field!("tcp.flags", U16, [occ(TCP, Narrow(Dim::TcpFlags))]),
     field!("tcp.flags.fin", Ty::Bool, [occ(TCP, Narrow(Dim::TcpFin))]),
     field!("tcp.flags.syn", Ty::Bool, [occ(TCP, Narrow(Dim::TcpSyn))]),
@@ -372,7 +577,11 @@ pub static FIELDS: &[FieldDef] = &[
     field!("udp.srcport", U16, [occ(UDP, Narrow(Dim::SrcPort))]),
     field!("udp.dstport", U16, [occ(UDP, Narrow(Dim::DstPort))]),
     field!("udp.port", U16, [occ(UDP, Narrow(Dim::SrcPort)), occ(UDP, Narrow(Dim::DstPort))]),
+    field!("udp.length", U16, [occ(UDP, Narrow(Dim::L4Len))]),
+    field!("udp.checksum", U16, [occ(UDP, Narrow(Dim::L4Checksum))]),
     field!("icmp", Ty::Protocol, [occ(ICMP, Slot::None)]),
+    field!("icmp.ident", U16, [occ(ICMP, Narrow(Dim::IcmpIdent))]),
+    field!("icmp.seq", U16, [occ(ICMP, Narrow(Dim::IcmpSeq))]),
     field!("icmp.type", U8, [occ(ICMP, Narrow(Dim::IcmpType))]),
     field!("icmp.code", U8, [occ(ICMP, Narrow(Dim::IcmpCode))]),
     field!("icmpv6", Ty::Protocol, [occ(ICMPV6, Slot::None)]),
@@ -395,6 +604,7 @@ impl Occurrence {
             Guard::Always => true,
             Guard::IpVersion(v) => key.get(Dim::IpVersion) == u32::from(v),
             Guard::L4Proto(p) => key.get(Dim::L4Proto) == u32::from(p),
+            Guard::Has(dim) => key.get(dim) != ABSENT,
         };
         if !guarded {
             return None;
@@ -405,8 +615,7 @@ impl Occurrence {
                 ABSENT => None,
                 v => Some(u128::from(v)),
             },
-            Slot::Src => Some(key.src_addr()),
-            Slot::Dst => Some(key.dst_addr()),
+            Slot::Wide { first, words } => Some(key.wide(first, words)),
         }
     }
 }

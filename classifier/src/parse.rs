@@ -22,6 +22,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ast::{Expr, Pred, Span, Test};
 use crate::field::{self, FieldDef, Ty};
+use crate::list::{Lists, MEMBER_FIELDS, MEMBER_SLOTS, NoLists};
 use crate::set::IntervalSet;
 
 /// How deep parentheses and `not`s may nest. Deeper expressions are refused: a rule that
@@ -66,6 +67,8 @@ impl ParseError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok<'a> {
     Word(&'a str),
+    /// `$name`: a named list.
+    List(&'a str),
     LParen,
     RParen,
     LBrace,
@@ -133,6 +136,14 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
                 b'{' => (Tok::LBrace, 1),
                 b'}' => (Tok::RBrace, 1),
                 b',' => (Tok::Comma, 1),
+                b'$' => {
+                    let len = bytes[i + 1..].iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_').count();
+                    if len == 0 {
+                        let span = Span { start: i, end: i + 1 };
+                        return Err(ParseError::at(span, "\"$\" must start a list name, as in $bad_actors.".into()));
+                    }
+                    (Tok::List(&text[i + 1..i + 1 + len]), 1 + len)
+                }
                 c if is_word_char(c) => {
                     let mut j = i;
                     // A word stops before "..", so `20..21` is three tokens.
@@ -171,11 +182,16 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
 
 /// Parses a rule expression. The empty expression is true, as in Wireshark.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    parse_with(text, &mut NoLists)
+}
+
+/// [`parse`], with the named lists rules may test membership of (`ip.src in $name`).
+pub fn parse_with(text: &str, lists: &mut dyn Lists) -> Result<Expr, ParseError> {
     let toks = lex(text)?;
     if toks.is_empty() {
         return Ok(Expr::True);
     }
-    let mut p = Parser { text, toks, pos: 0, depth: 0 };
+    let mut p = Parser { text, toks, pos: 0, depth: 0, lists };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
         None => Ok(expr),
@@ -183,15 +199,16 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
     }
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'l> {
     text: &'a str,
     toks: Vec<(Tok<'a>, Span)>,
     pos: usize,
     /// Parentheses and `not`s open around the current position.
     depth: usize,
+    lists: &'l mut dyn Lists,
 }
 
-impl<'a> Parser<'a> {
+impl<'a> Parser<'a, '_> {
     fn peek(&self) -> Option<Tok<'a>> {
         self.toks.get(self.pos).map(|t| t.0)
     }
@@ -270,6 +287,17 @@ impl<'a> Parser<'a> {
                 let values = literal(field, word, span, op_allows_network(op))?;
                 (relop(field, op, values, span)?, span.end)
             }
+            Some(Tok::Word("in")) if matches!(self.toks.get(self.pos + 1), Some((Tok::List(_), _))) => {
+                self.pos += 1;
+                return self.list_test(field, name_span);
+            }
+            Some(Tok::Not)
+                if matches!(self.toks.get(self.pos + 1), Some((Tok::Word("in"), _)))
+                    && matches!(self.toks.get(self.pos + 2), Some((Tok::List(_), _))) =>
+            {
+                self.pos += 2;
+                return Ok(Expr::Not(Box::new(self.list_test(field, name_span)?)));
+            }
             Some(Tok::Word("in")) => {
                 self.pos += 1;
                 self.no_protocol(field, name_span)?;
@@ -287,6 +315,24 @@ impl<'a> Parser<'a> {
             _ => (Pred::Present, name_span.end),
         };
         Ok(Expr::Test(Test { field, pred, span: Span { start: name_span.start, end } }))
+    }
+
+    /// `field in $name`: some occurrence of the field is in the list, each occurrence's
+    /// membership being a slot the list registry fills per packet.
+    fn list_test(&mut self, field: &'static FieldDef, name_span: Span) -> Result<Expr, ParseError> {
+        self.no_protocol(field, name_span)?;
+        let (Tok::List(name), list_span) = self.next()? else { return Err(end_of_input()) };
+        let span = Span { start: name_span.start, end: list_span.end };
+        let mut tests = Vec::with_capacity(field.occurrences.len());
+        for occurrence in 0..field.occurrences.len() {
+            let slot = self.lists.slot(field, occurrence, name).map_err(|e| ParseError::at(list_span, e))?;
+            let member = MEMBER_SLOTS.iter().position(|&s| s == slot).map(|i| &MEMBER_FIELDS[i]);
+            let Some(member) = member else {
+                return Err(ParseError::at(list_span, format!("${name}: no membership slot")));
+            };
+            tests.push(Expr::Test(Test { field: member, pred: Pred::Any(IntervalSet::single(1)), span }));
+        }
+        Ok(if tests.len() == 1 { tests.remove(0) } else { Expr::Or(tests) })
     }
 
     fn no_protocol(&self, field: &FieldDef, span: Span) -> Result<(), ParseError> {
@@ -367,6 +413,7 @@ fn domain_max(ty: Ty) -> u128 {
         Ty::Ipv4 | Ty::Ipv6 => u128::MAX,
         Ty::Uint { max } => max.into(),
         Ty::Bool => 1,
+        Ty::Ether => (1 << 48) - 1,
         Ty::Protocol => 0,
     }
 }
@@ -430,8 +477,32 @@ fn literal(field: &FieldDef, word: &str, span: Span, network: bool) -> Result<In
             let bits = cidr_bits(bits, 128, word, span, network, "IPv6")?;
             Ok(network_range(u128::from(addr), bits))
         }
+        Ty::Ether => match parse_mac(word) {
+            Some(mac) => Ok(IntervalSet::single(mac.into())),
+            None if word.chars().filter(char::is_ascii_hexdigit).count() > 12 => {
+                Err(ParseError::at(span, format!("\"{word}\" contains too many bytes to be a valid Ethernet address.")))
+            }
+            None => Err(ParseError::at(span, format!("\"{word}\" is not a valid Ethernet address."))),
+        },
         Ty::Protocol => Err(ParseError::at(span, format!("{} takes no value.", field.name))),
     }
+}
+
+/// A MAC address as Wireshark writes it: `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`,
+/// `aabb.ccdd.eeff` or `aabbccddeeff`; the 48 bits as a number.
+fn parse_mac(word: &str) -> Option<u64> {
+    let groups: Vec<&str> = word.split([':', '-', '.']).collect();
+    let group_len = match groups.len() {
+        1 => 12,
+        3 if word.contains('.') && !word.contains([':', '-']) => 4,
+        6 if !word.contains('.') => 2,
+        _ => return None,
+    };
+    let hex = |g: &&str| g.len() == group_len && g.bytes().all(|b| b.is_ascii_hexdigit());
+    if !groups.iter().all(hex) || (groups.len() == 6 && word.contains(':') && word.contains('-')) {
+        return None;
+    }
+    u64::from_str_radix(&groups.concat(), 16).ok()
 }
 
 fn split_cidr(word: &str) -> (&str, Option<&str>) {
@@ -548,6 +619,18 @@ mod tests {
         for v in 0..=65535u32 {
             assert_eq!(set.contains(v.into()), expected.contains(&v), "{v}");
         }
+    }
+
+    #[test]
+    fn mac_addresses_read_in_wiresharks_four_forms() {
+        for form in ["02:00:5e:10:00:01", "02-00-5e-10-00-01", "0200.5e10.0001", "02005e100001"] {
+            assert_eq!(parse_mac(form), Some(0x0200_5e10_0001), "{form}");
+        }
+        for bad in ["02:00:5e:10:00", "02:00:5e:10:00:01:02", "2:0:0:0:0:1", "02:00-5e:10:00:01", "zz", "0200.5e10"] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+        assert!(err("eth.src == 02:00:00:00:00:01:02").contains("too many bytes"));
+        assert!(err("eth.src == zz").contains("not a valid Ethernet address"));
     }
 
     #[test]

@@ -9,6 +9,13 @@ const V4: &[&str] = &["10.0.0.1", "10.0.0.2", "10.1.0.0/16", "192.0.2.0/24", "0.
 const V6: &[&str] = &["2001:db8::1", "2001:db8::/32", "::1", "fe80::/10", "2001:db8:0:1::/64", "::/0"];
 const PORTS: &[&str] = &["0", "20", "21", "53", "80", "443", "1024", "65535"];
 const SMALL: &[&str] = &["0", "1", "3", "8", "64", "128", "255"];
+const MACS: &[&str] = &["00:00:00:00:00:00", "02:00:00:00:00:01", "00:1b:21:3a:00:01", "ff:ff:ff:ff:ff:ff"];
+const MAC_VALUES: &[[u8; 6]] =
+    &[[0; 6], [2, 0, 0, 0, 0, 1], [0, 0x1b, 0x21, 0x3a, 0, 1], [0xff; 6], [2, 0, 0, 0, 0, 2]];
+/// Values of the full-range 32-bit fields, the top of the range (which is also the value
+/// narrow slots use for "absent") among them.
+const WORDS: &[&str] = &["0", "1", "2147483648", "4294967294", "4294967295"];
+const WORD_VALUES: &[u32] = &[0, 1, 7, 2_147_483_648, 4_294_967_294, 4_294_967_295];
 
 fn test_text() -> impl Strategy<Value = String> {
     let v4_field = prop::sample::select(&["ip.src", "ip.dst", "ip.addr"][..]);
@@ -18,8 +25,17 @@ fn test_text() -> impl Strategy<Value = String> {
     let small_field = prop::sample::select(
         &["ip.proto", "ipv6.nxt", "ip.ttl", "icmp.type", "icmpv6.type", "icmp.code", "vlan.id", "tcp.flags"][..],
     );
-    let bool_field = prop::sample::select(&["tcp.flags.syn", "tcp.flags.ack", "tcp.flags.reset", "ip.flags.mf"][..]);
-    let bare = prop::sample::select(&["tcp", "udp", "ip", "ipv6", "icmp", "vlan", "ip.src", "tcp.port", "vlan.id"][..]);
+    let bool_field =
+        prop::sample::select(&["tcp.flags.syn", "tcp.flags.ack", "tcp.flags.reset", "ip.flags.mf", "mpls.bottom"][..]);
+    let bare = prop::sample::select(
+        &[
+            "tcp", "udp", "ip", "ipv6", "icmp", "vlan", "ip.src", "tcp.port", "vlan.id", "eth", "eth.src", "mpls",
+            "tcp.seq",
+        ][..],
+    );
+    let mac_field = prop::sample::select(&["eth.src", "eth.dst", "eth.addr"][..]);
+    let word_field = prop::sample::select(&["tcp.seq", "tcp.ack"][..]);
+    let label_field = prop::sample::select(&["mpls.label", "mpls.ttl", "eth.type"][..]);
     let eq_op = prop::sample::select(&["==", "!=", "===", "!=="][..]);
     let ord_op = prop::sample::select(&["==", "!=", "<", "<=", ">", ">=", "===", "!=="][..]);
     prop_oneof![
@@ -36,8 +52,11 @@ fn test_text() -> impl Strategy<Value = String> {
                     members.iter().map(|(a, b)| b.map_or(a.to_string(), |b| format!("{a}..{b}"))).collect();
                 format!("{f} {}in {{{}}}", if not { "not " } else { "" }, m.join(", "))
             }),
-        (small_field, ord_op, prop::sample::select(SMALL)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (small_field, ord_op.clone(), prop::sample::select(SMALL)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
         (bool_field, prop::sample::select(&["0", "1"][..])).prop_map(|(f, v)| format!("{f} == {v}")),
+        (mac_field, ord_op.clone(), prop::sample::select(MACS)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (word_field, ord_op.clone(), prop::sample::select(WORDS)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        (label_field, ord_op, prop::sample::select(SMALL)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
         bare.prop_map(str::to_string),
     ]
 }
@@ -70,31 +89,57 @@ fn key() -> impl Strategy<Value = Key> {
         (port.clone(), port, any::<u16>(), any::<bool>()),
         prop::collection::vec(prop::sample::select(&[0u16, 1, 3, 8, 4095][..]), 0..4),
         any::<bool>(),
+        (
+            prop::option::of((any::<u16>(), prop::sample::select(MAC_VALUES), prop::sample::select(MAC_VALUES))),
+            prop::collection::vec(prop::sample::select(&[0u32, 0x0000_1140, 0x0064_01ff, 0xffff_ffff][..]), 0..4),
+            (prop::sample::select(WORD_VALUES), prop::sample::select(WORD_VALUES), any::<bool>()),
+        ),
     )
-        .prop_map(|(ipver, (s4, d4, s6, d6), (l4, proto, ttl, icmp), (sp, dp, flags, mf), vlans, has_l4)| {
-            let mut key = Key::new(100);
-            for v in vlans {
-                key.push_vlan(v);
-            }
-            match ipver {
-                1 => key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0),
-                2 => key.set_ipv6(s6, d6, proto, ttl, 40),
-                _ => return key,
-            }
-            if has_l4 && l4 != 0 {
-                key.set_l4_proto(l4);
-                match l4 {
-                    6 => {
-                        key.set_ports(sp, dp);
-                        key.set_tcp_flags(flags);
-                    }
-                    17 => key.set_ports(sp, dp),
-                    1 | 58 => key.set_icmp(icmp, ttl),
-                    _ => {}
+        .prop_map(
+            |(
+                ipver,
+                (s4, d4, s6, d6),
+                (l4, proto, ttl, icmp),
+                (sp, dp, flags, mf),
+                vlans,
+                has_l4,
+                (eths, mpls, (seq, ack, whole)),
+            )| {
+                let mut key = Key::new(100);
+                for v in vlans {
+                    key.push_vlan(v);
                 }
-            }
-            key
-        })
+                if let Some((ty, src, dst)) = eths {
+                    key.set_ethernet(ty % 4 + 0x0800, src, dst);
+                }
+                for entry in mpls {
+                    key.push_mpls(entry);
+                }
+                match ipver {
+                    1 => key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0),
+                    2 => key.set_ipv6(s6, d6, proto, ttl, 40),
+                    _ => return key,
+                }
+                if has_l4 && l4 != 0 {
+                    key.set_l4_proto(l4);
+                    match l4 {
+                        6 => {
+                            key.set_ports(sp, dp);
+                            key.set_tcp_flags(flags);
+                            if whole {
+                                key.set(classifier::Dim::TcpSeqNumber, seq);
+                                key.set(classifier::Dim::TcpAckNumber, ack);
+                                key.set(classifier::Dim::TcpHdrLen, 20);
+                            }
+                        }
+                        17 => key.set_ports(sp, dp),
+                        1 | 58 => key.set_icmp(icmp, ttl),
+                        _ => {}
+                    }
+                }
+                key
+            },
+        )
 }
 
 proptest! {

@@ -86,6 +86,9 @@ pub enum Command {
         /// Run the whole pipeline of this configuration instead, and report each frame.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// With -Y: the `[[list]]`s of this configuration file, for `in $name`.
+        #[arg(long, value_name = "FILE", requires = "filter")]
+        lists: Option<PathBuf>,
         /// Read only the first N frames (as tshark's -c).
         #[arg(short = 'c', value_name = "N")]
         count_limit: Option<u64>,

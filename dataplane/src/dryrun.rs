@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use classifier::{Expr, Key, Mode, RuleTable};
+use classifier::{Expr, Key, Membership, Mode, RuleTable};
 use serde::Serialize;
 
 use crate::io::capture::{CaptureError, CaptureReader, Record};
@@ -31,10 +31,12 @@ pub enum MatchError {
 }
 
 /// Reads `path` and calls `selected` with the 1-based number of every frame `expr` selects,
-/// reading at most `limit` frames. Returns the number of frames read.
+/// reading at most `limit` frames; `membership` answers the lists `expr` names (the
+/// registry it was parsed with). Returns the number of frames read.
 pub fn match_filter(
     path: &Path,
     expr: &Expr,
+    membership: &Membership,
     limit: Option<u64>,
     mut selected: impl FnMut(u64),
 ) -> Result<u64, MatchError> {
@@ -45,7 +47,14 @@ pub fn match_filter(
     while limit.is_none_or(|l| n < l) {
         let key = match reader.next_into(&mut buf)? {
             None => break,
-            Some(Record::Frame { len, wire_len, .. }) => parse_frame(&buf[..len], wire_len).0,
+            Some(Record::Frame { len, wire_len, ethernet, .. }) => {
+                let mut key = parse_frame(&buf[..len], wire_len).0;
+                if !ethernet {
+                    key.clear_ethernet(); // tshark shows no `eth` where the capture has none
+                }
+                membership.fill(&mut key);
+                key
+            }
             // A frame of a link type transitd does not read still has a number and a length.
             Some(Record::Unsupported { wire_len, .. }) => Key::new(wire_len),
         };
@@ -176,7 +185,7 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
         n += 1;
         let (len, wire_len, ts) = match record {
-            Record::Frame { len, wire_len, timestamp_ns } => (len, wire_len, timestamp_ns),
+            Record::Frame { len, wire_len, timestamp_ns, .. } => (len, wire_len, timestamp_ns),
             Record::Unsupported { .. } => {
                 let reason = "unsupported_link_type";
                 *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;

@@ -16,6 +16,12 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 pub const MAX_PLAN_BYTES: u64 = 32 << 20;
 /// Largest geofeed `transitd geofeed --check` reads.
 pub const MAX_GEOFEED_BYTES: u64 = 64 << 20;
+/// Largest list file (`[[list]] file = "..."`).
+pub const MAX_LIST_BYTES: u64 = 64 << 20;
+/// Lists in one configuration (`[[list]]`).
+pub const MAX_LISTS: usize = 1024;
+/// Members of one list, inline and from its file together.
+pub const MAX_LIST_MEMBERS: usize = 4_000_000;
 /// Customers in one configuration (their ids are 16 bits).
 pub const MAX_CUSTOMERS: usize = 65_535;
 /// Tunnels in one configuration (their ids are 16 bits).

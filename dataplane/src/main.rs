@@ -206,8 +206,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Match { read, filter, config, count_limit, count, json } => {
-            Ok(match_command(&read, filter.as_deref(), config.as_deref(), count_limit, count, json))
+        Command::Match { read, filter, config, lists, count_limit, count, json } => {
+            Ok(match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json))
         }
     }
 }
@@ -217,6 +217,7 @@ fn match_command(
     read: &Path,
     filter: Option<&str>,
     config: Option<&Path>,
+    lists: Option<&Path>,
     limit: Option<u64>,
     count: bool,
     json: bool,
@@ -225,7 +226,14 @@ fn match_command(
     use transitd::dryrun::{MatchError, dry_run, match_filter};
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let result = if let Some(text) = filter {
-        let expr = match classifier::parse(text) {
+        let mut registry = match lists.map(transitd::snapshot::list_registry).transpose() {
+            Ok(r) => r.unwrap_or_default(),
+            Err(errors) => {
+                eprintln!("{errors}");
+                return ExitCode::from(1);
+            }
+        };
+        let expr = match classifier::parse_with(text, &mut registry) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("transitd: {}", e.render(text));
@@ -233,7 +241,7 @@ fn match_command(
             }
         };
         let mut selected = 0u64;
-        let r = match_filter(read, &expr, limit, |n| {
+        let r = match_filter(read, &expr, &registry.membership(), limit, |n| {
             selected += 1;
             if !count {
                 let _ = writeln!(stdout, "{n}");

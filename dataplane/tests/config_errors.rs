@@ -141,3 +141,63 @@ fn check_config_exits_zero_on_good_and_one_on_bad_files() {
     assert_eq!(stderr.trim(), format!("{}:3:14: frame_size 100 is not in 256..=65536", bad.display()));
     let _ = std::fs::remove_file(bad);
 }
+
+#[test]
+fn list_errors_name_the_member_and_where_it_is_written() {
+    let dir = std::env::temp_dir().join(format!("transitd-list-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("feed.txt"), "# feed\n192.0.2.0/24\n10.0.0.1/8  # typo\n").unwrap();
+    let config = dir.join("transitd.toml");
+    std::fs::write(
+        &config,
+        r#"[server]
+anycast = "192.0.2.1"
+
+[[list]]
+name = "feed"
+file = "feed.txt"
+
+[[list]]
+name = "ports"
+items = ["80", "2001:db8::1"]
+
+[[list]]
+name = "missing"
+file = "nowhere.txt"
+
+[[list]]
+name = "v6_only"
+items = ["2001:db8::/32"]
+
+[[dos.rule]]
+match = "ip.src in $v6_only or tcp.port in $nope"
+action = "drop"
+"#,
+    )
+    .unwrap();
+    let errors: Vec<String> = match Snapshot::from_path(&config) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    };
+    let file = config.display();
+    let feed = dir.join("feed.txt");
+    let feed = feed.display();
+    let missing = dir.join("nowhere.txt");
+    assert_eq!(
+        errors,
+        [
+            format!(
+                "{feed}:3:1: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
+            ),
+            format!("{file}:10:16: list `ports`: \"2001:db8::1\": a list holds addresses or numbers, not both"),
+            format!(
+                "{file}:14:8: list `missing`: cannot read {}: No such file or directory (os error 2)",
+                missing.display()
+            ),
+            format!(
+                "{file}:21:20: rule `rule-1`: $v6_only holds no IPv4 addresses, which ip.src needs\n        ip.src in $v6_only or tcp.port in $nope\n                  ^~~~~~~~"
+            ),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -14,48 +14,51 @@ use common::*;
 use transitd::dryrun::match_filter;
 
 /// Captures merged into the test file: plain, VLAN and QinQ IPv4/IPv6 TCP/UDP/ICMP/ICMPv6,
-/// extension headers, raw-IP link types, pcapng, GRE, a SYN flood, a port scan.
+/// extension headers, raw-IP link types, pcapng, GRE, a SYN flood, a port scan, MPLS label
+/// stacks and Ethernet pseudowires.
 const FILES: &[&str] = &[
-    "zeek-communityid-tcp.pcap",
-    "zeek-communityid-udp.pcap",
-    "zeek-communityid-icmp.pcap",
-    "zeek-communityid-icmp6.pcap",
-    "zeek-communityid-ipv6.pcap",
-    "zeek-http-vlan-0.pcap",
-    "zeek-http-qinq-0.pcap",
-    "zeek-vlan-pcp-dei.pcapng",
-    "zeek-icmp_dot1q.pcap",
-    "zeek-tcp-fast-open.pcap",
-    "zeek-tcp-payload-syn.pcap",
-    "zeek-chksums-ip6-udp-good-chksum.pcap",
-    "tcpdump-802.1ad_QinQ.pcap",
-    "pcapplusplus-VlanPackets.pcap",
-    "tcpdump-ipv6-routing-header.pcap",
-    "tcpdump-icmpv6.pcap",
-    "tcpdump-ipv6_no_next_header.pcap",
-    "tcpdump-LINKTYPE_RAW_ipv4.pcap",
-    "tcpdump-LINKTYPE_IPV6.pcap",
-    "tcpdump-pptp.pcap",
-    "ndpi-tcp_scan.pcapng",
-    "suricata-syn-flood.pcap",
-    "glb-1k_pkts.pcap",
-    "pcapplusplus-GrePackets.cap",
-    "pcapplusplus-raw_ip.pcap",
-    "zeek-ipv4-fragmented-syn.pcap",
-    "zeek-icmp-destunreach-udp.pcap",
-    "zeek-tunnels-4in4.pcap",
+    "real/zeek-communityid-tcp.pcap",
+    "real/zeek-communityid-udp.pcap",
+    "real/zeek-communityid-icmp.pcap",
+    "real/zeek-communityid-icmp6.pcap",
+    "real/zeek-communityid-ipv6.pcap",
+    "real/zeek-http-vlan-0.pcap",
+    "real/zeek-http-qinq-0.pcap",
+    "real/zeek-vlan-pcp-dei.pcapng",
+    "real/zeek-icmp_dot1q.pcap",
+    "real/zeek-tcp-fast-open.pcap",
+    "real/zeek-tcp-payload-syn.pcap",
+    "real/zeek-chksums-ip6-udp-good-chksum.pcap",
+    "real/tcpdump-802.1ad_QinQ.pcap",
+    "real/pcapplusplus-VlanPackets.pcap",
+    "real/tcpdump-ipv6-routing-header.pcap",
+    "real/tcpdump-icmpv6.pcap",
+    "real/tcpdump-ipv6_no_next_header.pcap",
+    "real/tcpdump-LINKTYPE_RAW_ipv4.pcap",
+    "real/tcpdump-LINKTYPE_IPV6.pcap",
+    "real/tcpdump-pptp.pcap",
+    "real/ndpi-tcp_scan.pcapng",
+    "real/suricata-syn-flood.pcap",
+    "real/glb-1k_pkts.pcap",
+    "real/pcapplusplus-GrePackets.cap",
+    "real/pcapplusplus-raw_ip.pcap",
+    "real/zeek-ipv4-fragmented-syn.pcap",
+    "real/zeek-icmp-destunreach-udp.pcap",
+    "real/zeek-tunnels-4in4.pcap",
+    "generated/mpls.pcap",
 ];
 
 /// Frames that carry exactly one IP header and are neither fragments nor malformed.
 const COMPARABLE: &str = "((count(ip.version) == 1 and not ipv6) or (count(ipv6.version) == 1 and not ip)) \
     and not (ip.flags.mf == 1 or ip.frag_offset > 0 or ipv6.fraghdr) and not _ws.malformed";
 
-fn merged() -> PathBuf {
-    let out = std::env::temp_dir().join(format!("transitd-match-oracle-{}.pcapng", std::process::id()));
+/// The merged capture, in a file of the calling test's own (`name`).
+fn merged(name: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("transitd-match-oracle-{name}-{}.pcapng", std::process::id()));
     let status = Command::new("mergecap")
         .args(["-a", "-F", "pcapng", "-w"])
         .arg(&out)
-        .args(FILES.iter().map(|f| pcap(&format!("real/{f}"))))
+        .args(FILES.iter().map(|f| pcap(f)))
         .status()
         .expect("mergecap (from tshark's wireshark-common) builds the test capture");
     assert!(status.success());
@@ -65,15 +68,16 @@ fn merged() -> PathBuf {
 fn ours(file: &Path, expr: &str) -> BTreeSet<u64> {
     let expr = classifier::parse(expr).unwrap_or_else(|e| panic!("{}", e.render(expr)));
     let mut frames = BTreeSet::new();
-    match_filter(file, &expr, None, |n| {
+    match_filter(file, &expr, &Default::default(), None, |n| {
         frames.insert(n);
     })
     .unwrap();
     frames
 }
 
+/// tshark's selection, with TCP sequence numbers as they are on the wire (`tcp.seq`).
 fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
-    tshark_frames(file, expr, &[]).into_iter().collect()
+    tshark_frames(file, expr, &["-o", "tcp.relative_sequence_numbers:FALSE"]).into_iter().collect()
 }
 
 fn expressions() -> Vec<String> {
@@ -87,8 +91,11 @@ fn expressions() -> Vec<String> {
 
 #[test]
 fn over_a_hundred_expressions_select_what_tshark_selects() {
-    let file = merged();
+    let file = merged("expressions");
     let domain = theirs(&file, COMPARABLE);
+    // `eth.*` is the frame's own Ethernet header; tshark's also holds a pseudowire's.
+    let one_ethernet: BTreeSet<u64> = domain.intersection(&theirs(&file, "count(eth.type) <= 1")).copied().collect();
+    assert!(one_ethernet.len() < domain.len());
     let total = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
     assert!(domain.len() > 1000 && domain.len() < total, "{} of {total} frames comparable", domain.len());
     let exprs = expressions();
@@ -106,8 +113,9 @@ fn over_a_hundred_expressions_select_what_tshark_selects() {
     });
     let mut selective = 0;
     for (expr, ours, theirs) in &results {
-        let ours: BTreeSet<u64> = ours.intersection(&domain).copied().collect();
-        let theirs: BTreeSet<u64> = theirs.intersection(&domain).copied().collect();
+        let domain = if expr.contains("eth") { &one_ethernet } else { &domain };
+        let ours: BTreeSet<u64> = ours.intersection(domain).copied().collect();
+        let theirs: BTreeSet<u64> = theirs.intersection(domain).copied().collect();
         assert_eq!(
             ours.symmetric_difference(&theirs).take(10).collect::<Vec<_>>(),
             Vec::<&u64>::new(),
@@ -173,4 +181,55 @@ fn difference_first_fragments_carry_ports_later_ones_none() {
     );
     assert!(ours(&file, "tcp").is_disjoint(&later));
     assert!(theirs(&file, "tcp.srcport").is_disjoint(&later));
+}
+
+#[test]
+fn difference_a_pseudowires_ethernet_header_is_payload() {
+    // tshark's `eth.src` also holds the Ethernet header inside an MPLS pseudowire; transitd's
+    // is the frame's own only, as for any tunnel. The IP inside is read by both.
+    let file = pcap("generated/mpls.pcap");
+    let pseudowires = theirs(&file, "pwethcw or pweth"); // with a control word, without
+    let inner = theirs(&file, "eth.src == 00:50:56:aa:00:01");
+    assert!(!pseudowires.is_empty() && !inner.is_empty() && inner.is_subset(&pseudowires));
+    assert!(ours(&file, "eth.src == 00:50:56:aa:00:01").is_empty());
+    assert_eq!(ours(&file, "eth.src == 00:1b:21:3a:00:01"), theirs(&file, "eth.src == 00:1b:21:3a:00:01"));
+    assert_eq!(ours(&file, "ip or ipv6").intersection(&pseudowires).count(), pseudowires.len());
+}
+
+/// `in $name` selects what the same members written inline select in tshark.
+#[test]
+fn lists_select_what_their_members_written_inline_select() {
+    let file = merged("lists");
+    let domain = theirs(&file, COMPARABLE);
+    let config = root().join("dataplane/tests/data/lists.toml");
+    let cases = [
+        ("ip.src in $bad_sources", "ip.src in {10.0.0.0/24, 192.150.187.43, 141.142.228.5, 20.0.0.0/8}"),
+        ("ipv6.src in $bad_sources", "ipv6.src in {2001:618:400::/48, 3ffe:507::/32}"),
+        (
+            "ip.addr in $bad_sources or ipv6.addr in $bad_sources",
+            "ip.addr in {10.0.0.0/24, 192.150.187.43, 141.142.228.5, 20.0.0.0/8} \
+             or ipv6.addr in {2001:618:400::/48, 3ffe:507::/32}",
+        ),
+        ("not ip.src in $bad_sources", "not ip.src in {10.0.0.0/24, 192.150.187.43, 141.142.228.5, 20.0.0.0/8}"),
+        (
+            "tcp.port in $web_ports and not tcp.dstport in $web_ports",
+            "tcp.port in {80, 443, 8000..8100} and not tcp.dstport in {80, 443, 8000..8100}",
+        ),
+        // tshark has no empty set: an expression that selects nothing stands for it.
+        ("udp.dstport in $empty", "udp.dstport == 0 and udp.dstport == 1"),
+    ];
+    for (with_list, inline) in cases {
+        let mut registry = transitd::snapshot::list_registry(&config).unwrap();
+        let expr =
+            classifier::parse_with(with_list, &mut registry).unwrap_or_else(|e| panic!("{}", e.render(with_list)));
+        let mut ours = BTreeSet::new();
+        match_filter(&file, &expr, &registry.membership(), None, |n| {
+            ours.insert(n);
+        })
+        .unwrap();
+        let theirs: BTreeSet<u64> = theirs(&file, inline).intersection(&domain).copied().collect();
+        assert!(!theirs.is_empty() || with_list.contains("$empty"), "{inline} selects nothing");
+        assert_eq!(ours.intersection(&domain).copied().collect::<BTreeSet<u64>>(), theirs, "{with_list}");
+    }
+    let _ = std::fs::remove_file(file);
 }

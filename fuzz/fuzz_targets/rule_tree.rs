@@ -154,6 +154,10 @@ fn literal(f: &FieldDef, x: u64, prefix: Option<u8>) -> String {
                 _ => std::net::Ipv6Addr::from(v).to_string(),
             }
         }
+        Ty::Ether => {
+            let b = (x & 0xffff_ffff_ffff).to_be_bytes();
+            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+        }
         // A protocol takes no value: test its presence instead (the caller wrote `name op`).
         Ty::Protocol => "0".into(),
     }

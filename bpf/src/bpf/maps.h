@@ -42,6 +42,9 @@ struct transitd_config {
 	/* What becomes of owned traffic on a queue with no socket: XDP_PASS or XDP_DROP
 	 * (`unbound_queue` in [server]). */
 	__u32 unbound_action;
+	/* MPLS frames (EtherType 0x8847, 0x8848): 1 redirects them for the data plane to drop
+	 * and count (`mpls = "drop"` in [server]), 0 passes them to the kernel here. */
+	__u32 mpls_redirect;
 };
 
 /* An egress address: its data centre and its row in `egress_owners`. */

@@ -141,6 +141,8 @@ int xdp_transitd(struct xdp_md *ctx)
 		if ((void *)(ip6 + 1) > end)
 			return count(STAT_PASSED, XDP_PASS);
 		fate = fate_v6(cfg, ip6, end);
+	} else if ((proto == bpf_htons(ETH_P_MPLS_UC) || proto == bpf_htons(ETH_P_MPLS_MC)) && cfg->mpls_redirect) {
+		fate = OURS;
 	}
 	if (fate == GRE_NOT_OURS)
 		return count(STAT_GRE_NOT_OURS, XDP_PASS);

@@ -33,6 +33,23 @@ pub struct ConfigFile {
     /// The customers whose prefixes this server announces.
     #[serde(default, rename = "customer")]
     pub customers: Vec<Spanned<CustomerSection>>,
+    /// Named lists of addresses, networks or numbers, which any rule tests with `in $name`.
+    #[serde(default, rename = "list")]
+    pub lists: Vec<Spanned<ListSection>>,
+}
+
+/// `[[list]]`: a named list; its members inline (`items`), from a file (`file`, one per line,
+/// `#` comments), or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSection {
+    /// The name rules use after `$`.
+    pub name: Spanned<String>,
+    /// Members: IPv4 or IPv6 addresses and CIDR networks, or numbers and ranges `a..b`.
+    #[serde(default)]
+    pub items: Vec<Spanned<String>>,
+    /// A file of further members, relative to the configuration file's directory.
+    pub file: Option<Spanned<String>>,
 }
 
 /// `[soft_unicast]`: egress addresses shared by the servers of a fleet, each owning port
@@ -252,6 +269,12 @@ pub struct ServerSection {
     /// host's stack (fail open).
     #[serde(default = "fail_closed")]
     pub unbound_queue: NotOurs,
+    /// MPLS-labelled frames (EtherType 0x8847, 0x8848): `pass` (default) to the host's stack,
+    /// as any frame that is not IP, or `drop`, counted as `mpls`. An edge that takes transit
+    /// from the Internet has no label contract with its peers, so labels arriving there are
+    /// either the host's own (an MPLS-enabled host stack) or a mistake or an attack.
+    #[serde(default)]
+    pub mpls: NotOurs,
     /// Fragment IPv4 packets without DF that exceed a tunnel's MTU (default true); when
     /// false they are dropped as `mtu_exceeded`.
     #[serde(default = "yes")]

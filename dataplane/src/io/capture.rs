@@ -29,6 +29,9 @@ pub enum Record {
         wire_len: u32,
         /// Capture time, nanoseconds since the Unix epoch.
         timestamp_ns: u64,
+        /// The capture has this Ethernet header (false: transitd wrote it, for a raw-IP or
+        /// Linux cooked capture, with zero addresses).
+        ethernet: bool,
     },
     /// A frame of a link type transitd does not read.
     Unsupported {
@@ -225,7 +228,7 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
         other => return Record::Unsupported { link_type: other, wire_len },
     };
     let Some(ethertype) = ethertype else {
-        return Record::Frame { len: n, wire_len, timestamp_ns: ns };
+        return Record::Frame { len: n, wire_len, timestamp_ns: ns, ethernet: true };
     };
     let payload = n - strip;
     // Move the payload behind a new Ethernet header; what does not fit is cut.
@@ -234,7 +237,7 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
     out.copy_within(strip..strip + keep, ETH);
     out[..12].fill(0);
     out[12..14].copy_from_slice(&ethertype.to_be_bytes());
-    Record::Frame { len: ETH + keep, wire_len, timestamp_ns: ns }
+    Record::Frame { len: ETH + keep, wire_len, timestamp_ns: ns, ethernet: false }
 }
 
 #[cfg(test)]
@@ -246,7 +249,7 @@ mod tests {
         let mut out = [0u8; 64];
         let data = [0x60, 0, 0, 0, 0, 0, 59, 64];
         let r = frame(101, &data, 8, 5, &mut out);
-        assert_eq!(r, Record::Frame { len: 22, wire_len: 8, timestamp_ns: 5 });
+        assert_eq!(r, Record::Frame { len: 22, wire_len: 8, timestamp_ns: 5, ethernet: false });
         assert_eq!(&out[12..22], &[0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 59, 64]);
     }
 
@@ -256,7 +259,10 @@ mod tests {
         let mut data = [0u8; 20];
         data[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
         data[16] = 0x45;
-        assert_eq!(frame(113, &data, 20, 0, &mut out), Record::Frame { len: 18, wire_len: 20, timestamp_ns: 0 });
+        assert_eq!(
+            frame(113, &data, 20, 0, &mut out),
+            Record::Frame { len: 18, wire_len: 20, timestamp_ns: 0, ethernet: false }
+        );
         assert_eq!(&out[12..15], &[0x08, 0x00, 0x45]);
     }
 

@@ -102,7 +102,7 @@ impl FrameIo for PcapIo {
         while n < BATCH_SIZE {
             match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
                 Ok(None) => break,
-                Ok(Some(Record::Frame { len, wire_len, timestamp_ns })) => {
+                Ok(Some(Record::Frame { len, wire_len, timestamp_ns, .. })) => {
                     metas[n] = Meta { len, wire_len, ts: timestamp_ns };
                     n += 1;
                 }

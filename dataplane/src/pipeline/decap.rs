@@ -106,15 +106,16 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     // The inner packet: parsed within the outer one, offsets the frame's.
     let inner_at = outer.l4_start + repr.header_len();
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
-    let (key, parsed) = parse_inner(data, inner_at, repr.protocol, frame.wire_len);
+    let (mut key, parsed) = parse_inner(data, inner_at, repr.protocol, frame.wire_len);
     let ip = match parsed {
         Parsed::Ip(ip) => ip,
-        Parsed::NotIp => return unsupported(snap),
+        Parsed::NotIp | Parsed::Mpls => return unsupported(snap),
         Parsed::Bad(reason) => return Verdict::Drop(reason),
     };
     if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
         return Verdict::Drop(DropReason::BadIpv4Checksum);
     }
+    snap.membership.fill(&mut key); // for the customer's egress rules
 
     if is_keepalive(tunnel, &key, ip.is_ipv6) {
         return to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Keepalive);

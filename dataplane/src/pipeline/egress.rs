@@ -90,7 +90,7 @@ fn from_backbone(
     let (key, parsed) = parse_inner(data, outer.l4_start + repr.header_len(), PROTO_IPV4, frame.wire_len);
     let ip = match parsed {
         Parsed::Ip(ip) => ip,
-        Parsed::NotIp => return Verdict::Drop(DropReason::BackboneNotEgress),
+        Parsed::NotIp | Parsed::Mpls => return Verdict::Drop(DropReason::BackboneNotEgress),
         Parsed::Bad(reason) => return Verdict::Drop(reason),
     };
     if !ipv4_checksum_ok(data, &ip) {

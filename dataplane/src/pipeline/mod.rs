@@ -250,11 +250,18 @@ fn check(snap: &Snapshot, frame: &Frame<'_>, key: &mut Key) -> Result<IpFrame, O
     let ip = match parse_frame_into(key, data, frame.wire_len) {
         Parsed::Ip(ip) => ip,
         Parsed::NotIp => return Err(Outcome::new(Verdict::Pass(PassReason::NotIp))),
+        Parsed::Mpls => {
+            return Err(Outcome::new(match snap.mpls {
+                Fate::Pass => Verdict::Pass(PassReason::Mpls),
+                Fate::Drop => Verdict::Drop(DropReason::Mpls),
+            }));
+        }
         Parsed::Bad(reason) => return Err(Outcome::new(Verdict::Drop(reason))),
     };
     if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
         return Err(Outcome::new(Verdict::Drop(DropReason::BadIpv4Checksum)));
     }
+    snap.membership.fill(key);
     Ok(ip)
 }
 

@@ -2,7 +2,8 @@
 //! and the offsets later stages rewrite.
 //!
 //! Ethernet, up to three 802.1Q/802.1ad tags, IPv4 (options, fragments), IPv6 and its
-//! extension headers, then TCP, UDP, ICMP or ICMPv6. Each layer is sliced with etherparse's
+//! extension headers, then TCP, UDP, ICMP or ICMPv6; MPLS label stacks and what they carry
+//! (IP, or an Ethernet pseudowire) for the key. Each layer is sliced with etherparse's
 //! own slice type (`Ethernet2Slice`, `SingleVlanSlice`, `Ipv4Slice`, ...) rather than its
 //! `SlicedPacket` walker, whose large result is copied at every layer (measured: half the
 //! parse time; docs/benchmarks.md). etherparse checks every length field against the
@@ -10,7 +11,7 @@
 //! read past. Fields of the layers that did parse stay in the key of a malformed frame (for
 //! `match` and drop captures); the pipeline drops it either way.
 
-use classifier::Key;
+use classifier::{Dim, Key};
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
     EtherType, Ethernet2Slice, IpNumber, Ipv4HeaderSlice, Ipv4Slice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice,
@@ -26,6 +27,9 @@ pub enum Parsed {
     Ip(IpFrame),
     /// Not IP (ARP, LLDP, ...).
     NotIp,
+    /// An MPLS frame (its key holds the labels and, where it could be read, the payload's
+    /// headers).
+    Mpls,
     /// Malformed, with the reason it must be dropped.
     Bad(DropReason),
 }
@@ -61,6 +65,9 @@ pub struct Fragment {
     /// The protocol of the data (TCP, UDP, ...).
     pub protocol: u8,
 }
+
+/// EtherTypes of an MPLS label stack (unicast, multicast).
+const MPLS_ETHERTYPES: [EtherType; 2] = [EtherType(0x8847), EtherType(0x8848)];
 
 /// EtherTypes that announce a VLAN tag.
 const VLAN_ETHERTYPES: [EtherType; 3] =
@@ -100,7 +107,18 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
 }
 
 fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
-    let Ok(eth) = Ethernet2Slice::from_slice_without_fcs(frame) else { return Parsed::Bad(DropReason::Truncated) };
+    parse_ethernet(key, frame, 0, false)
+}
+
+/// The Ethernet header at `frame[start..]` and what it carries. `in_pseudowire`: this header
+/// came out of an MPLS pseudowire, which may not nest another.
+fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool) -> Parsed {
+    let Ok(eth) = Ethernet2Slice::from_slice_without_fcs(frame.get(start..).unwrap_or(&[])) else {
+        return Parsed::Bad(DropReason::Truncated);
+    };
+    if !in_pseudowire {
+        key.set_ethernet(eth.ether_type().0, eth.source(), eth.destination());
+    }
     let mut ether_type = eth.ether_type();
     let mut rest = eth.payload_slice();
     for _ in 0..3 {
@@ -108,7 +126,9 @@ fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
             break;
         }
         let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::Truncated) };
-        key.push_vlan(vlan.vlan_identifier().value());
+        if !key.push_vlan(vlan.vlan_identifier().value()) {
+            return Parsed::Bad(DropReason::TooManyVlanTags);
+        }
         ether_type = vlan.ether_type();
         rest = vlan.payload_slice();
     }
@@ -116,10 +136,59 @@ fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
     match ether_type {
         EtherType::IPV4 => parse_ipv4(key, rest, l3_start),
         EtherType::IPV6 => parse_ipv6(key, rest, l3_start),
+        t if MPLS_ETHERTYPES.contains(&t) && !in_pseudowire => parse_mpls(key, frame, l3_start),
         // etherparse reads three tags; a fourth is an attack or a mistake.
         t if VLAN_ETHERTYPES.contains(&t) => Parsed::Bad(DropReason::TooManyVlanTags),
         _ => Parsed::NotIp,
     }
+}
+
+/// An MPLS label stack at `frame[start..]` and, for the key, what its bottom carries, told as
+/// Wireshark 4.0 tells it (RFC 4928's first-nibble convention): IPv4 after a 4, IPv6 after
+/// a 6, an Ethernet pseudowire (RFC 4448) after a 0. The frame is [`Parsed::Mpls`] whatever
+/// the payload: labels are a contract with the router that pushed them, so what the data
+/// plane does with it is the `[server] mpls` setting's, not the payload's.
+fn parse_mpls(key: &mut Key, frame: &[u8], start: usize) -> Parsed {
+    let mut at = start;
+    loop {
+        // Each entry takes four bytes, so the frame's length bounds the walk.
+        let Some(&[a, b, c, d]) = frame.get(at..at + 4).and_then(|e| <&[u8; 4]>::try_from(e).ok()) else {
+            return Parsed::Bad(DropReason::Truncated);
+        };
+        let entry = u32::from_be_bytes([a, b, c, d]);
+        key.push_mpls(entry); // the first three; deeper entries are not recorded
+        at += 4;
+        if entry & 0x100 != 0 {
+            break; // bottom of stack
+        }
+    }
+    let payload = &frame[at..];
+    // Only the key is wanted: a malformed payload does not change the frame's fate.
+    let _ = match payload.first().map(|b| b >> 4) {
+        Some(4) => parse_ipv4(key, payload, at),
+        Some(6) => parse_ipv6(key, payload, at),
+        Some(0) => parse_ethernet(key, frame, if has_control_word(payload) { at + 4 } else { at }, true),
+        _ => Parsed::NotIp,
+    };
+    Parsed::Mpls
+}
+
+/// Whether an Ethernet pseudowire's payload starts with a four-byte control word. Wireshark
+/// 4.0 reads a payload as plain Ethernet when both MAC addresses have a vendor in its OUI
+/// database and assumes a control word otherwise; transitd has no such database and reads
+/// plain Ethernet when the payload's EtherType field (bytes 12-13) announces IP or a VLAN
+/// tag, a control word otherwise. (Both readings can find IP: behind a control word, bytes
+/// 16-17 are the EtherType, which is also where a plain frame's VLAN tag keeps the type it
+/// carries; so the plain reading, which that coincidence cannot fool, decides.) The two
+/// differ on frames without a control word between addresses Wireshark does not know, where
+/// Wireshark finds no IP at all, and on frames with one whose inner source address has an
+/// EtherType as its third and fourth bytes.
+fn has_control_word(payload: &[u8]) -> bool {
+    let plain_carries_ip = payload.get(12..14).is_some_and(|t| {
+        let t = EtherType(u16::from_be_bytes([t[0], t[1]]));
+        t == EtherType::IPV4 || t == EtherType::IPV6 || VLAN_ETHERTYPES.contains(&t)
+    });
+    !plain_carries_ip
 }
 
 #[inline]
@@ -133,7 +202,8 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 let h = lax.header();
                 fill_ipv4(key, &h);
                 let p = lax.payload();
-                fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload);
+                let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
+                fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
             }
             return Parsed::Bad(match e {
                 ipv4::SliceError::Len(_) => DropReason::Truncated,
@@ -172,12 +242,15 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         Ok(ip) => ip,
         Err(e) => {
             if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
-                fill_ipv6(key, &lax.header());
+                let h = lax.header();
+                fill_ipv6(key, &h);
                 let p = lax.payload();
+                let extensions = offset_in(l3, p.payload).saturating_sub(40);
+                let declared = usize::from(h.payload_length()).saturating_sub(extensions);
                 // Not `is_first_fragment`: iterating the extension headers of a lenient
                 // slice reads past a header cut short (etherparse 0.21), so a fragment here
                 // counts as a later one.
-                fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload);
+                fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
             }
             return Parsed::Bad(match e {
                 ipv6::SliceError::Len(_) => DropReason::Truncated,
@@ -233,22 +306,24 @@ fn parse_l4(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, paylo
     let bad = match proto {
         IpNumber::TCP => match etherparse::TcpSlice::from_slice(payload) {
             Ok(t) => {
-                fill_l4_from_bytes(key, proto, t.header_slice()); // ports and flags
+                fill_l4_from_bytes(key, proto, t.header_slice());
+                // The segment's length as the IP length gives it (Ethernet padding excluded).
+                key.set(Dim::L4Len, (payload.len() - t.header_slice().len()) as u32);
                 None
             }
             Err(tcp::HeaderSliceError::Len(_)) => Some(DropReason::Truncated),
             Err(tcp::HeaderSliceError::Content(_)) => Some(DropReason::BadTcpHeader),
         },
         IpNumber::UDP => match etherparse::UdpSlice::from_slice(payload) {
-            Ok(u) => {
-                key.set_ports(u.source_port(), u.destination_port());
+            Ok(_) => {
+                fill_l4_from_bytes(key, proto, payload);
                 None
             }
             Err(_) => Some(DropReason::Truncated),
         },
         IpNumber::ICMP => match etherparse::Icmpv4Slice::from_slice(payload) {
-            Ok(i) => {
-                key.set_icmp(i.type_u8(), i.code_u8());
+            Ok(_) => {
+                fill_l4_from_bytes(key, proto, payload);
                 None
             }
             Err(_) => Some(DropReason::Truncated),
@@ -299,6 +374,10 @@ fn ipv4_options_well_formed(header: &[u8]) -> bool {
 }
 
 fn fill_ipv4(key: &mut Key, h: &Ipv4HeaderSlice<'_>) {
+    let b = h.slice();
+    key.set(Dim::IpHdrLen, u32::from(b[0] & 0x0f) * 4);
+    key.set(Dim::IpId, u16::from_be_bytes([b[4], b[5]]).into());
+    fill_traffic_class(key, b[1]);
     key.set_ipv4(
         h.source(),
         h.destination(),
@@ -312,7 +391,17 @@ fn fill_ipv4(key: &mut Key, h: &Ipv4HeaderSlice<'_>) {
 }
 
 fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
+    let b = h.slice();
+    fill_traffic_class(key, (b[0] << 4) | (b[1] >> 4));
+    key.set(Dim::Ipv6Flow, u32::from_be_bytes([0, b[1] & 0x0f, b[2], b[3]]));
     key.set_ipv6(h.source(), h.destination(), h.next_header().0, h.hop_limit(), h.payload_length());
+}
+
+/// The IPv4 DS field or IPv6 traffic class, and its DSCP and ECN parts.
+fn fill_traffic_class(key: &mut Key, tos: u8) {
+    key.set(Dim::Tos, tos.into());
+    key.set(Dim::Dscp, (tos >> 2).into());
+    key.set(Dim::Ecn, (tos & 3).into());
 }
 
 /// True unless the packet carries a fragment header with a non-zero offset.
@@ -324,33 +413,87 @@ fn is_first_fragment(exts: &Ipv6ExtensionsSlice<'_>) -> bool {
 }
 
 /// Transport fields of a packet whose IP layer is cut short: whatever the bytes present hold.
-fn fill_l4_lenient(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8]) {
+/// `declared`: the transport bytes the IP header's length promises (for `tcp.len`, which
+/// tshark computes from it even when the capture is cut short).
+fn fill_l4_lenient(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], declared: usize) {
     if !fragmented || first {
         key.set_l4_proto(proto.0);
         fill_l4_from_bytes(key, proto, payload);
     }
+    let tcp_header = key.get(Dim::TcpHdrLen);
+    if !fragmented && proto == IpNumber::TCP && tcp_header != classifier::ABSENT {
+        key.set(Dim::L4Len, declared.saturating_sub(tcp_header as usize) as u32);
+    }
 }
 
-/// Transport fields from raw bytes, for first fragments and truncated headers.
+/// Transport fields from raw bytes: whatever of each field the bytes hold (first fragments
+/// and truncated headers carry part of a header).
 fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
+    let u16_at = |i: usize| b.get(i..i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
     match proto {
         IpNumber::TCP | IpNumber::UDP => {
-            if let [s0, s1, d0, d1, ..] = *b {
-                key.set_ports(u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]));
+            if let (Some(src), Some(dst)) = (u16_at(0), u16_at(2)) {
+                key.set_ports(src, dst);
             }
-            if proto == IpNumber::TCP
-                && let Some(&[f0, f1]) = b.get(12..14).and_then(|s| <&[u8; 2]>::try_from(s).ok())
-            {
-                key.set_tcp_flags(u16::from_be_bytes([f0, f1]));
+            if proto == IpNumber::UDP {
+                if let (Some(len), Some(sum)) = (u16_at(4), u16_at(6)) {
+                    key.set(Dim::L4Len, len.into());
+                    key.set(Dim::L4Checksum, sum.into());
+                }
+            } else if let Some(flags) = u16_at(12) {
+                key.set_tcp_flags(flags);
+                if let Some(h) = b.get(..20) {
+                    fill_tcp_fixed_header(key, h);
+                    let header_len = usize::from(h[12] >> 4) * 4;
+                    if let Some(mss) = tcp_mss(b.get(20..header_len.min(b.len())).unwrap_or(&[])) {
+                        key.set(Dim::TcpMss, mss.into());
+                    }
+                }
             }
         }
         IpNumber::ICMP | IpNumber::IPV6_ICMP => {
             if let [t, c, ..] = *b {
                 key.set_icmp(t, c);
+                // Echo, timestamp, information and address-mask messages (RFC 792, 950).
+                if proto == IpNumber::ICMP
+                    && matches!(t, 0 | 8 | 13..=18)
+                    && let (Some(ident), Some(seq)) = (u16_at(4), u16_at(6))
+                {
+                    key.set(Dim::IcmpIdent, ident.into());
+                    key.set(Dim::IcmpSeq, seq.into());
+                }
             }
         }
         _ => {}
     }
+}
+
+/// The 20-byte fixed TCP header's numbers (ports and flags aside).
+fn fill_tcp_fixed_header(key: &mut Key, h: &[u8]) {
+    let word = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let half = |i: usize| u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+    key.set(Dim::TcpSeqNumber, word(4));
+    key.set(Dim::TcpAckNumber, word(8));
+    key.set(Dim::TcpHdrLen, u32::from(h[12] >> 4) * 4);
+    key.set(Dim::TcpWindow, half(14));
+    key.set(Dim::L4Checksum, half(16));
+    key.set(Dim::TcpUrgent, half(18));
+}
+
+/// The value of the first well-formed MSS option (kind 2, length 4) among TCP options.
+fn tcp_mss(mut options: &[u8]) -> Option<u16> {
+    while let [kind, rest @ ..] = options {
+        match (*kind, rest) {
+            (0, _) => return None,
+            (1, _) => options = rest,
+            (2, [4, hi, lo, ..]) => return Some(u16::from_be_bytes([*hi, *lo])),
+            (_, [len, ..]) if *len >= 2 && usize::from(*len) <= options.len() => {
+                options = &options[usize::from(*len)..]
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -426,5 +569,77 @@ mod tests {
         }
         f.extend([0u8; 40]);
         assert_eq!(parse_frame(&f, f.len() as u32).1, Parsed::Bad(DropReason::TooManyVlanTags));
+    }
+
+    /// Ethernet (type `ether_type`) from 02:..:01 to 02:..:02, then `rest`.
+    fn ethernet(ether_type: u16, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        f.extend(ether_type.to_be_bytes());
+        f.extend(rest);
+        f
+    }
+
+    #[test]
+    fn mpls_stack_fills_its_entries_and_the_ip_inside() {
+        // Two entries: label 1000, TC 5, TTL 64; label 16, bottom, TTL 255; then VLAN_UDP's IP.
+        let mut rest = vec![0x00, 0x3e, 0x8a, 0x40, 0x00, 0x01, 0x01, 0xff];
+        rest.extend(&VLAN_UDP[18..]);
+        let (key, parsed) = parse_frame(&ethernet(0x8847, &rest), 0);
+        assert_eq!(parsed, Parsed::Mpls);
+        assert_eq!([key.get(Dim::Mpls0Label), key.get(Dim::Mpls0Exp), key.get(Dim::Mpls0Bottom)], [1000, 5, 0]);
+        assert_eq!([key.get(Dim::Mpls0Ttl), key.get(Dim::Mpls1Label), key.get(Dim::Mpls1Bottom)], [64, 16, 1]);
+        assert_eq!(key.get(Dim::Mpls2Label), classifier::ABSENT);
+        assert_eq!((key.get(Dim::IpVersion), key.get(Dim::DstPort)), (4, 53));
+        assert_eq!(key.get(Dim::EthType), 0x8847);
+        // A stack whose bottom never comes is cut short.
+        assert_eq!(parse_frame(&ethernet(0x8847, &rest[..4]), 0).1, Parsed::Bad(DropReason::Truncated));
+    }
+
+    #[test]
+    fn pseudowire_reads_the_inner_ethernet_with_or_without_control_word() {
+        let inner = &VLAN_UDP[..];
+        for control_word in [&[0u8, 0, 0, 7][..], &[]] {
+            let mut rest = vec![0x00, 0x01, 0x41, 0x10]; // label 20, bottom
+            rest.extend(control_word);
+            rest.extend(inner);
+            let (key, parsed) = parse_frame(&ethernet(0x8847, &rest), 0);
+            assert_eq!(parsed, Parsed::Mpls, "control word {control_word:?}");
+            assert_eq!(key.get(Dim::EthType), 0x8847, "the frame's own Ethernet header only");
+            assert_eq!((key.get(Dim::Vlan0), key.get(Dim::SrcPort)), (100, 1234), "control word {control_word:?}");
+        }
+    }
+
+    #[test]
+    fn new_header_fields_read_as_wireshark_shows_them() {
+        // IPv4 with DSCP 46 / ECN 1 and ID 0x1234, TCP with seq, ack, window, urgent and an
+        // MSS option after a NOP.
+        #[rustfmt::skip]
+        let ip_tcp = [
+            0x45, 0xb9, 0x00, 0x30,  0x12, 0x34, 0x40, 0x00,  0x40, 0x06, 0x00, 0x00,
+            10, 0, 0, 1,  10, 0, 0, 2,
+            0x04, 0xd2, 0x00, 0x50,  0xff, 0xff, 0xff, 0xff,  0x00, 0x00, 0x00, 0x07,
+            0x70, 0x12, 0x20, 0x00,  0xab, 0xcd, 0x00, 0x09,
+            0x01, 0x02, 0x04, 0x05,  0xb4, 0x01, 0x01, 0x00,
+        ];
+        let (key, parsed) = parse_frame(&ethernet(0x0800, &ip_tcp), 0);
+        assert!(matches!(parsed, Parsed::Ip(_)), "{parsed:?}");
+        assert_eq!([key.get(Dim::Tos), key.get(Dim::Dscp), key.get(Dim::Ecn)], [0xb9, 46, 1]);
+        assert_eq!([key.get(Dim::IpId), key.get(Dim::IpHdrLen)], [0x1234, 20]);
+        assert_eq!(
+            [key.get(Dim::TcpSeqNumber), key.get(Dim::TcpAckNumber), key.get(Dim::TcpHdrLen)],
+            [u32::MAX, 7, 28]
+        );
+        assert_eq!([key.get(Dim::TcpWindow), key.get(Dim::L4Checksum), key.get(Dim::TcpUrgent)], [0x2000, 0xabcd, 9]);
+        assert_eq!([key.get(Dim::TcpMss), key.get(Dim::L4Len)], [1460, 0]);
+        assert_eq!(key.get(Dim::EthSrcLo), 1);
+    }
+
+    #[test]
+    fn mss_is_the_first_well_formed_option() {
+        assert_eq!(tcp_mss(&[1, 1, 2, 4, 0x05, 0xb4]), Some(1460));
+        assert_eq!(tcp_mss(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 2, 4, 0x02, 0x18]), Some(536));
+        assert_eq!(tcp_mss(&[2, 3, 5]), None, "wrong length");
+        assert_eq!(tcp_mss(&[0, 2, 4, 5, 0xb4]), None, "after the end of the list");
+        assert_eq!(tcp_mss(&[8, 40]), None, "runs past the options");
     }
 }

@@ -35,6 +35,8 @@ reasons! {
         Truncated = "truncated",
         /// More than three VLAN tags.
         TooManyVlanTags = "too_many_vlan_tags",
+        /// MPLS-labelled, with `mpls = "drop"`.
+        Mpls = "mpls",
         /// IPv4 header with a bad version, header length or total length.
         BadIpv4Header = "bad_ipv4_header",
         /// IPv4 header checksum does not verify.
@@ -128,6 +130,8 @@ reasons! {
     PassReason {
         /// Not IPv4 or IPv6 (ARP, LLDP, ...).
         NotIp = "not_ip",
+        /// MPLS-labelled, with `mpls = "pass"`.
+        Mpls = "mpls",
         /// IP traffic for no customer, with `unmatched = "pass"`.
         NoCustomer = "no_customer",
         /// GRE that is not ours (version 1, i.e. PPTP, or other payloads).

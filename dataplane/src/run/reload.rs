@@ -241,6 +241,7 @@ pub(super) fn program_tables(program: &XdpProgram, snap: &Snapshot) -> Result<()
             slices: u32::from(su.plan.slices_per_ip),
         }),
         gre_not_ours_pass: snap.gre_unsupported == crate::snapshot::Fate::Pass,
+        mpls_redirect: snap.mpls == crate::snapshot::Fate::Drop,
         unbound_queue: match snap.unbound_queue {
             crate::snapshot::Fate::Pass => transitd_bpf::UnboundQueue::Pass,
             crate::snapshot::Fate::Drop => transitd_bpf::UnboundQueue::Drop,

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
 
-use classifier::{Action, BucketKey, BucketSpec, Mode, Rule, RuleSet};
+use classifier::{Action, BucketKey, BucketSpec, Membership, Mode, Registry, Rule, RuleSet};
 use gre::{Endpoints, EthernetAddrs, GreTunnel};
 use ipnet::IpNet;
 use toml::Spanned;
@@ -21,6 +21,7 @@ use crate::lpm::PrefixTable;
 
 mod dos;
 pub mod health;
+mod lists;
 mod soft_unicast;
 mod tcp;
 
@@ -61,6 +62,10 @@ pub struct Snapshot {
     pub gre_unsupported: Fate,
     /// Fate of owned traffic on a NIC queue with no socket (the XDP program's choice).
     pub unbound_queue: Fate,
+    /// Fate of MPLS frames.
+    pub mpls: Fate,
+    /// The list lookups the rules need per packet (`in $name`).
+    pub membership: Membership,
     /// Fragment IPv4 without DF that exceeds a tunnel's MTU (else drop it).
     pub fragment_ipv4: bool,
     /// Clamp the MSS of SYNs entering or leaving a tunnel.
@@ -221,7 +226,8 @@ impl Snapshot {
 
     /// Validates and compiles a parsed file.
     pub fn build(loaded: &Loaded) -> Result<Snapshot, ConfigErrors> {
-        let mut b = Builder { src: &loaded.source, errors: Vec::new(), buckets: Vec::new() };
+        let mut b =
+            Builder { src: &loaded.source, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default() };
         let snapshot = b.snapshot(loaded);
         if b.errors.is_empty() {
             Ok(snapshot)
@@ -230,6 +236,15 @@ impl Snapshot {
             Err(ConfigErrors(b.errors))
         }
     }
+}
+
+/// The `[[list]]`s of the configuration file at `path` alone (for `transitd match -Y`),
+/// whatever else the file holds.
+pub fn list_registry(path: &Path) -> Result<Registry, ConfigErrors> {
+    let loaded = config::load(path)?;
+    let mut b = Builder { src: &loaded.source, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default() };
+    let registry = b.lists(&loaded.file.lists);
+    if b.errors.is_empty() { Ok(registry) } else { Err(ConfigErrors(b.errors)) }
 }
 
 /// Our own addresses, for tunnel outer sources.
@@ -251,6 +266,8 @@ struct Builder<'a> {
     errors: Vec<ConfigError>,
     /// Bucket names, by index (declared before any rule refers to them).
     buckets: Vec<String>,
+    /// The `[[list]]`s, and the membership slots the rules compiled so far use.
+    lists: Registry,
 }
 
 /// A customer prefix with where it was written.
@@ -344,6 +361,7 @@ impl Builder<'_> {
                 }
             },
         };
+        self.lists = self.lists(&loaded.file.lists);
         let health_config = self.health(&loaded.file.health);
         let dos = self.dos(&loaded.file.dos);
         let mut dos_rule_count = dos.rules.rules().len() as u32;
@@ -526,6 +544,7 @@ impl Builder<'_> {
             unmatched: server.unmatched.into(),
             gre_unsupported: server.gre_unsupported.into(),
             unbound_queue: server.unbound_queue.into(),
+            mpls: server.mpls.into(),
             fragment_ipv4: server.fragment_ipv4,
             mss_clamp: server.mss_clamp,
             icmp,
@@ -546,6 +565,7 @@ impl Builder<'_> {
             dos_rule_count: dos_rule_count as usize,
             tcp,
             soft_unicast,
+            membership: self.lists.membership(),
         }
     }
 
@@ -855,7 +875,7 @@ impl Builder<'_> {
                 names.insert(name.clone(), name_span);
             }
             let (action, rule_mode) = (r.action, r.mode);
-            match classifier::parse(r.expr.get_ref()) {
+            match classifier::parse_with(r.expr.get_ref(), &mut self.lists) {
                 Ok(expr) => {
                     spans.push(r.expr.span());
                     rules.push(Rule { name, expr, action, mode: rule_mode });

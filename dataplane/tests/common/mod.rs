@@ -68,7 +68,7 @@ pub fn read_frames(file: &Path) -> Vec<Captured> {
     let mut buf = vec![0u8; 300_000];
     let mut out = Vec::new();
     while let Ok(Some(rec)) = reader.next_into(&mut buf) {
-        if let Record::Frame { len, wire_len, timestamp_ns } = rec {
+        if let Record::Frame { len, wire_len, timestamp_ns, .. } = rec {
             out.push(Captured { bytes: buf[..len].to_vec(), wire_len, timestamp_ns });
         }
     }

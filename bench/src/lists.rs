@@ -1,0 +1,166 @@
+//! `transitd-bench lists`: what a large `[[list]]` costs a rule table, against the same
+//! prefixes written into the rules, in one run on a ClassBench rule set and trace.
+//!
+//! Three tables answer the same trace: (a) the ClassBench rules alone; (b) a first rule
+//! `ip.src in $blocked`, a list of N random prefixes (some of them the trace's own sources,
+//! so that it matches), then the ClassBench rules; (c) the same prefixes as N rules
+//! `ip.src == P` in front of the ClassBench rules. (b) and (c) must pick the same rule for
+//! every header (the run fails otherwise); (b) pays one list lookup per header
+//! ([`classifier::Membership::fill`]) and (c) a table that holds N more boxes.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use classifier::classbench::{self, Header};
+use classifier::compile::{Bounds, boxes};
+use classifier::{Key, List, Registry, RuleTable, parse, parse_with};
+
+use crate::measure::Runs;
+
+/// Options of `lists`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// ClassBench rule file.
+    #[arg(long)]
+    rules: PathBuf,
+    /// ClassBench trace file.
+    #[arg(long)]
+    trace: PathBuf,
+    /// Prefixes in the list.
+    #[arg(long, default_value_t = 100_000)]
+    prefixes: usize,
+    /// Timed runs.
+    #[arg(long, default_value_t = 11)]
+    runs: usize,
+}
+
+/// Runs `lists`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let rules = classbench::parse_rules(&std::fs::read_to_string(&args.rules)?)?;
+    let trace: Vec<Header> =
+        classbench::parse_trace(&std::fs::read_to_string(&args.trace)?)?.into_iter().map(|t| t.0).collect();
+    let prefixes = random_prefixes(args.prefixes, &trace);
+    let base = classbench::boxes(&rules);
+    // The ClassBench rules after the list's rules: `first` rules in front.
+    let after = |first: u32| base.iter().map(move |(i, b)| (i + first, *b));
+
+    let t = Instant::now();
+    let table_a = RuleTable::from_boxes(&base);
+    let build_a = t.elapsed();
+
+    let t = Instant::now();
+    let members: Vec<String> = prefixes.iter().map(|(a, l)| format!("{}/{l}", Ipv4Addr::from(*a))).collect();
+    let list = List::parse(members.iter().map(String::as_str)).map_err(|(i, e)| anyhow::anyhow!("member {i}: {e}"))?;
+    let mut registry = Registry::new(BTreeMap::from([("blocked".to_string(), list)]));
+    let list_rule = parse_with("ip.src in $blocked", &mut registry).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let membership = registry.membership();
+    let mut boxes_b: Vec<(u32, Bounds)> = boxes(&list_rule)?.into_iter().map(|b| (0, b)).collect();
+    boxes_b.extend(after(1));
+    let table_b = RuleTable::from_boxes(&boxes_b);
+    let build_b = t.elapsed();
+
+    let t = Instant::now();
+    let mut boxes_c = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let expr = parse(&format!("ip.src == {m}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        boxes_c.extend(boxes(&expr)?.into_iter().map(|b| (i as u32, b)));
+    }
+    let n_prefixes = members.len() as u32;
+    boxes_c.extend(after(n_prefixes));
+    let table_c = RuleTable::from_boxes(&boxes_c);
+    let build_c = t.elapsed();
+
+    let keys: Vec<Key> = trace.iter().map(Header::key).collect();
+    let mut listed = 0usize;
+    for k in &keys {
+        let mut filled = *k;
+        membership.fill(&mut filled);
+        let b = table_b.first_match(&filled);
+        // (c) numbers the prefix rules 0..N: any of them is (b)'s rule 0.
+        let c = table_c.first_match(k).map(|i| if i < n_prefixes { 0 } else { i - n_prefixes + 1 });
+        anyhow::ensure!(b == c, "the list and the rules disagree on {k:?}: {b:?} and {c:?}");
+        listed += usize::from(b == Some(0));
+    }
+    anyhow::ensure!(
+        listed > 0 && listed < keys.len(),
+        "the list matches {listed} of {} headers: nothing measured",
+        keys.len()
+    );
+
+    let n = keys.len() as u64;
+    let mut scratch = keys.clone();
+    let mut rows = Vec::new();
+    for round in 0..3 {
+        // Alternated, so that drift on a busy machine touches all three alike.
+        let a = Runs::measure(args.runs, n, || {
+            for k in &keys {
+                std::hint::black_box(table_a.first_match(std::hint::black_box(k)));
+            }
+        });
+        let b = Runs::measure(args.runs, n, || {
+            for (k, s) in keys.iter().zip(scratch.iter_mut()) {
+                *s = *k;
+                membership.fill(s);
+                std::hint::black_box(table_b.first_match(std::hint::black_box(s)));
+            }
+        });
+        let c = Runs::measure(args.runs, n, || {
+            for (k, s) in keys.iter().zip(scratch.iter_mut()) {
+                *s = *k; // the same copy as (b) pays, so that only the lookups differ
+                std::hint::black_box(table_c.first_match(std::hint::black_box(s)));
+            }
+        });
+        rows.push((round, a, b, c));
+    }
+    println!(
+        "rules {} ({} rules), trace {} ({n} headers), {} prefixes ({} of the headers' sources listed)",
+        args.rules.display(),
+        rules.len(),
+        args.trace.display(),
+        members.len(),
+        listed
+    );
+    println!(
+        "build: (a) {:.0} ms, (b) {:.0} ms, (c) {:.0} ms; boxes: (a) {}, (b) {}, (c) {}\n",
+        build_a.as_secs_f64() * 1e3,
+        build_b.as_secs_f64() * 1e3,
+        build_c.as_secs_f64() * 1e3,
+        table_a.stats().boxes,
+        table_b.stats().boxes,
+        table_c.stats().boxes
+    );
+    println!("{}", Runs::header("lookup"));
+    for (round, a, b, c) in rows {
+        println!("{}", a.row(&format!("(a) ClassBench rules alone, round {round}")));
+        println!("{}", b.row(&format!("(b) + `ip.src in $blocked` (list lookup included), round {round}")));
+        println!("{}", c.row(&format!("(c) + the prefixes as {} rules, round {round}", members.len())));
+    }
+    Ok(())
+}
+
+/// `count` distinct IPv4 prefixes (/16 to /32, host bits clear): one in ten the /24 of a
+/// trace header's source, the rest random.
+fn random_prefixes(count: usize, trace: &[Header]) -> Vec<(u32, u8)> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut out = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while out.len() < count {
+        let (addr, len) = if i % 10 == 0 && !trace.is_empty() {
+            (trace[(next() % trace.len() as u64) as usize].src, 24)
+        } else {
+            (next() as u32, 16 + (next() % 17) as u8)
+        };
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        out.insert((addr & mask, len));
+        i += 1;
+    }
+    out.into_iter().collect()
+}

@@ -1,0 +1,347 @@
+//! Named lists (`ip.src in $bad_actors`): their members, and the membership slots that make a
+//! list of any size one key slot for the rule tables.
+//!
+//! Written into a rule, 100,000 prefixes would be 100,000 intervals of one field, which the
+//! compiler spreads into as many boxes per rule that uses them. A list instead is looked up
+//! once per packet, before classification, for each (field occurrence, list) pair some rule
+//! uses ([`Membership::fill`]): a binary search over the list's merged ranges, whose answer
+//! (1 in the list, 0 not, [`ABSENT`] where the packet has no such field) goes into a
+//! membership slot ([`Dim::Member0`] ...). The rule then tests that slot like a flag, so its
+//! boxes, and the table's size and speed, do not depend on the list's length.
+//! [`Registry`] hands out the slots while a configuration's rules are parsed.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use crate::field::{ABSENT, Dim, FieldDef, Guard, Key, Occurrence, Slot, Ty};
+use crate::set::IntervalSet;
+
+/// The membership slots, in order; at most this many (occurrence, list) pairs per
+/// configuration.
+pub const MEMBER_SLOTS: [Dim; 8] =
+    [Dim::Member0, Dim::Member1, Dim::Member2, Dim::Member3, Dim::Member4, Dim::Member5, Dim::Member6, Dim::Member7];
+
+macro_rules! member_fields {
+    ($($name:literal $dim:ident),*) => {
+        /// The fields the parser writes a list test as: one flag per membership slot, 1 when
+        /// the occurrence is in the list.
+        pub static MEMBER_FIELDS: [FieldDef; 8] = [$(FieldDef {
+            name: $name,
+            ty: Ty::Bool,
+            occurrences: &[Occurrence { guard: Guard::Always, slot: Slot::Narrow(Dim::$dim) }],
+            alias_of: None,
+        }),*];
+    };
+}
+
+member_fields!(
+    "$member0" Member0, "$member1" Member1, "$member2" Member2, "$member3" Member3,
+    "$member4" Member4, "$member5" Member5, "$member6" Member6, "$member7" Member7
+);
+
+/// A list's members, by the kind of field they can be compared with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct List {
+    /// IPv4 addresses and networks, as `ip.src` holds them (`a << 96`).
+    pub ipv4: IntervalSet,
+    /// IPv6 addresses and networks.
+    pub ipv6: IntervalSet,
+    /// Numbers and ranges (ports, protocol numbers, ...).
+    pub numbers: IntervalSet,
+}
+
+/// Why a list member could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    /// Not an address, a network, a number or a range.
+    #[error("\"{0}\" is not an IPv4 or IPv6 address or network, a number, or a range a..b")]
+    Unreadable(String),
+    /// A network whose host bits are set (`10.0.0.1/8`), which usually means a typo.
+    #[error("\"{0}\" has host bits set beyond its prefix length; write the network address")]
+    HostBits(String),
+    /// Addresses and numbers in one list.
+    #[error("\"{0}\": a list holds addresses or numbers, not both")]
+    Mixed(String),
+}
+
+impl List {
+    /// Reads the members (each an address, a CIDR network, a number, or a range `a..b` of
+    /// numbers; numbers decimal or `0x` hexadecimal) into a list.
+    pub fn parse<'a>(members: impl IntoIterator<Item = &'a str>) -> Result<List, (usize, MemberError)> {
+        let (mut v4, mut v6, mut numbers) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, member) in members.into_iter().enumerate() {
+            let member = member.trim();
+            match read_member(member).map_err(|e| (i, e))? {
+                Member::V4(lo, hi) => v4.push((lo, hi)),
+                Member::V6(lo, hi) => v6.push((lo, hi)),
+                Member::Number(lo, hi) => numbers.push((lo, hi)),
+            }
+            let has_addresses = !v4.is_empty() || !v6.is_empty();
+            if has_addresses && !numbers.is_empty() {
+                return Err((i, MemberError::Mixed(member.to_string())));
+            }
+        }
+        Ok(List {
+            ipv4: IntervalSet::from_ranges(v4),
+            ipv6: IntervalSet::from_ranges(v6),
+            numbers: IntervalSet::from_ranges(numbers),
+        })
+    }
+
+    /// The members a field of type `ty` can equal.
+    fn members_for(&self, ty: Ty) -> Option<&IntervalSet> {
+        match ty {
+            Ty::Ipv4 => Some(&self.ipv4),
+            Ty::Ipv6 => Some(&self.ipv6),
+            Ty::Uint { .. } | Ty::Bool => Some(&self.numbers),
+            Ty::Ether | Ty::Protocol => None,
+        }
+    }
+
+    /// Number of merged ranges (a measure of its size).
+    pub fn len(&self) -> usize {
+        self.ipv4.ranges().len() + self.ipv6.ranges().len() + self.numbers.ranges().len()
+    }
+
+    /// True when it has no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+enum Member {
+    V4(u128, u128),
+    V6(u128, u128),
+    Number(u128, u128),
+}
+
+fn read_member(text: &str) -> Result<Member, MemberError> {
+    let unreadable = || MemberError::Unreadable(text.to_string());
+    let (addr, bits) = match text.split_once('/') {
+        Some((a, b)) => (a, Some(b.parse::<u32>().map_err(|_| unreadable())?)),
+        None => (text, None),
+    };
+    // Both families live in the 128-bit space (IPv4 in the top 32 bits), so a prefix
+    // length is the same number of leading bits for both.
+    let network = |value: u128, width: u32| -> Result<(u128, u128), MemberError> {
+        let bits = bits.unwrap_or(width);
+        if bits > width {
+            return Err(unreadable());
+        }
+        let host = u128::MAX.checked_shr(bits).unwrap_or(0);
+        if value & host != 0 {
+            return Err(MemberError::HostBits(text.to_string()));
+        }
+        Ok((value, value | host))
+    };
+    if let Ok(a) = addr.parse::<Ipv4Addr>() {
+        let (lo, hi) = network(u128::from(u32::from(a)) << 96, 32)?;
+        return Ok(Member::V4(lo, hi));
+    }
+    if let Ok(a) = addr.parse::<Ipv6Addr>() {
+        let (lo, hi) = network(u128::from(a), 128)?;
+        return Ok(Member::V6(lo, hi));
+    }
+    if bits.is_some() {
+        return Err(unreadable());
+    }
+    let number = |s: &str| match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse::<u32>().ok(),
+    };
+    match text.split_once("..") {
+        Some((lo, hi)) => match (number(lo), number(hi)) {
+            (Some(lo), Some(hi)) if lo <= hi => Ok(Member::Number(lo.into(), hi.into())),
+            _ => Err(unreadable()),
+        },
+        None => number(text).map(|n| Member::Number(n.into(), n.into())).ok_or_else(unreadable),
+    }
+}
+
+/// What the parser asks of the configuration's lists.
+pub trait Lists {
+    /// The slot that will hold whether occurrence `occurrence` of `field` is in the list
+    /// `name`, or why the list cannot be used there.
+    fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String>;
+}
+
+/// No lists: every `$name` is an error.
+pub struct NoLists;
+
+impl Lists for NoLists {
+    fn slot(&mut self, _: &'static FieldDef, _: usize, name: &str) -> Result<Dim, String> {
+        Err(format!("${name}: no list of that name is configured"))
+    }
+}
+
+/// One membership slot's question: is this occurrence's value in this list?
+#[derive(Clone, Debug)]
+struct Probe {
+    occurrence: Occurrence,
+    members: Arc<IntervalSet>,
+    slot: Dim,
+}
+
+/// The configuration's lists, and the membership slots its rules use.
+#[derive(Debug, Default)]
+pub struct Registry {
+    lists: BTreeMap<String, List>,
+    /// (field name, occurrence, list) of each slot handed out, in slot order.
+    used: Vec<(&'static str, usize, String)>,
+    probes: Vec<Probe>,
+}
+
+impl Registry {
+    /// A registry of `lists`, by name.
+    pub fn new(lists: BTreeMap<String, List>) -> Registry {
+        Registry { lists, used: Vec::new(), probes: Vec::new() }
+    }
+
+    /// The lookups to run per packet for the slots handed out.
+    pub fn membership(&self) -> Membership {
+        Membership { probes: self.probes.clone() }
+    }
+}
+
+impl Lists for Registry {
+    fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String> {
+        let list = self.lists.get(name).ok_or_else(|| format!("${name}: no list of that name is configured"))?;
+        let members =
+            list.members_for(field.ty).ok_or_else(|| format!("{} cannot be compared with a list", field.name))?;
+        // An empty list is legitimate (a feed with nothing in it today) and matches nothing;
+        // a list with none of the members the field needs is a mistake.
+        if members.is_empty() && !list.is_empty() {
+            let kind = match field.ty {
+                Ty::Ipv4 => "IPv4 addresses",
+                Ty::Ipv6 => "IPv6 addresses",
+                _ => "numbers",
+            };
+            return Err(format!("${name} holds no {kind}, which {} needs", field.name));
+        }
+        let key = (field.name, occurrence, name.to_string());
+        if let Some(i) = self.used.iter().position(|u| *u == key) {
+            return Ok(MEMBER_SLOTS[i]);
+        }
+        let Some(&slot) = MEMBER_SLOTS.get(self.used.len()) else {
+            return Err(format!(
+                "the rules compare fields with lists in more than {} different ways (field and list pairs); \
+                 merge lists or compare fewer fields",
+                MEMBER_SLOTS.len()
+            ));
+        };
+        let occurrence_def = field.occurrences[occurrence];
+        self.probes.push(Probe { occurrence: occurrence_def, members: Arc::new(members.clone()), slot });
+        self.used.push(key);
+        Ok(slot)
+    }
+}
+
+/// The per-packet list lookups of a configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Membership {
+    probes: Vec<Probe>,
+}
+
+impl Membership {
+    /// True when no rule uses a list (nothing to do per packet).
+    pub fn is_empty(&self) -> bool {
+        self.probes.is_empty()
+    }
+
+    /// Fills the membership slots of a parsed packet's key.
+    #[inline]
+    pub fn fill(&self, key: &mut Key) {
+        for p in &self.probes {
+            let member = p.occurrence.value(key).map(|v| u32::from(p.members.contains(v)));
+            key.set(p.slot, member.unwrap_or(ABSENT));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RuleTable, eval, parse, parse_with};
+
+    fn list(members: &[&str]) -> List {
+        List::parse(members.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn members_are_addresses_networks_numbers_or_ranges() {
+        let l = list(&["10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "::1"]);
+        assert_eq!((l.ipv4.ranges().len(), l.ipv6.ranges().len(), l.numbers.ranges().len()), (2, 2, 0));
+        assert!(l.ipv4.contains(u128::from(0x0a01_0203u32) << 96));
+        let n = list(&["80", "0x1bb", "8000..8100"]);
+        assert!(n.numbers.contains(443) && n.numbers.contains(8050) && !n.numbers.contains(8101));
+        assert_eq!(List::parse(["10.0.0.1/8"]), Err((0, MemberError::HostBits("10.0.0.1/8".into()))));
+        assert_eq!(List::parse(["80", "10.0.0.1"]), Err((1, MemberError::Mixed("10.0.0.1".into()))));
+        for bad in ["10.0.0.0/33", "80/8", "9..1", "eighty", "2001:db8::/129", ""] {
+            assert!(matches!(List::parse([bad]), Err((0, MemberError::Unreadable(_)))), "{bad}");
+        }
+    }
+
+    /// With its slots filled, a list test selects exactly the keys its members written inline
+    /// select (the reference interpreter over the inline set is the oracle).
+    #[test]
+    fn a_list_means_its_members_written_inline() {
+        let members = ["10.0.0.0/24", "192.0.2.7", "2001:db8::/32"];
+        let mut registry = Registry::new(BTreeMap::from([("l".to_string(), list(&members))]));
+        let cases = [
+            ("ip.addr in $l", "ip.addr in {10.0.0.0/24, 192.0.2.7}"),
+            ("not ip.src in $l and ipv6", "not ip.src in {10.0.0.0/24, 192.0.2.7} and ipv6"),
+            ("ipv6.dst in $l or ip.dst in $l", "ipv6.dst in {2001:db8::/32} or ip.dst in {10.0.0.0/24, 192.0.2.7}"),
+        ];
+        let parsed: Vec<_> =
+            cases.iter().map(|(l, i)| (parse_with(l, &mut registry).unwrap(), parse(i).unwrap())).collect();
+        let membership = registry.membership();
+        let v4 = [[10, 0, 0, 9], [10, 0, 1, 9], [192, 0, 2, 7], [192, 0, 2, 8]];
+        let v6 = ["2001:db8::1", "2001:db9::1"].map(|a| a.parse::<Ipv6Addr>().unwrap().octets());
+        let mut keys = Vec::new();
+        for s in v4 {
+            for d in v4 {
+                let mut k = Key::new(60);
+                k.set_ipv4(s, d, 6, 64, 40, false, false, 0);
+                keys.push(k);
+            }
+        }
+        for s in v6 {
+            for d in v6 {
+                let mut k = Key::new(60);
+                k.set_ipv6(s, d, 6, 64, 20);
+                keys.push(k);
+            }
+        }
+        keys.push(Key::new(60)); // not IP
+        for (with_list, inline) in &parsed {
+            let table = RuleTable::build([with_list]).unwrap();
+            let mut selected = 0;
+            for key in &keys {
+                let mut filled = *key;
+                membership.fill(&mut filled);
+                let expect = eval(inline, key);
+                assert_eq!(eval(with_list, &filled), expect, "{with_list:?} on {key:?}");
+                assert_eq!(table.first_match(&filled).is_some(), expect);
+                selected += usize::from(expect);
+            }
+            assert!(selected > 0 && selected < keys.len());
+        }
+    }
+
+    #[test]
+    fn slots_are_shared_and_bounded() {
+        let names = ["a", "b", "c", "d", "e"];
+        let lists = names.iter().map(|n| (n.to_string(), list(&["10.0.0.0/8"]))).collect();
+        let mut registry = Registry::new(lists);
+        // The same (field, list) twice takes one slot; ip.addr takes two.
+        parse_with("ip.src in $a and not ip.src in $a", &mut registry).unwrap();
+        parse_with("ip.addr in $b", &mut registry).unwrap();
+        assert_eq!(registry.used.len(), 3);
+        parse_with("ip.addr in $c or ip.addr in $d", &mut registry).unwrap();
+        let e = parse_with("ip.addr in $e", &mut registry).unwrap_err(); // the ninth
+        assert!(e.message.contains("more than 8"), "{}", e.message);
+        assert!(parse_with("ip.src in $nope", &mut registry).unwrap_err().message.contains("no list of that name"));
+        assert!(parse("ip.src in $a").unwrap_err().message.contains("no list of that name"));
+    }
+}

@@ -1,0 +1,81 @@
+//! `[[list]]` sections into the classifier's list registry: members inline and from files,
+//! each error at the `file:line:col` of the member (a list file's own line).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use classifier::{List, Registry};
+use toml::Spanned;
+
+use super::Builder;
+use crate::config::{ConfigError, ListSection, SourcePos};
+use crate::limits::{MAX_LIST_BYTES, MAX_LIST_MEMBERS, MAX_LISTS, read_text};
+
+impl Builder<'_> {
+    /// Reads every list; one with an error is left out (rules naming it then fail too, but
+    /// the configuration is refused either way).
+    pub(super) fn lists(&mut self, sections: &[Spanned<ListSection>]) -> Registry {
+        self.bounded(sections, MAX_LISTS, "lists");
+        let mut lists = BTreeMap::new();
+        for section in sections.iter().take(MAX_LISTS) {
+            let l = section.get_ref();
+            self.name(&l.name, "list");
+            if lists.contains_key(l.name.get_ref()) {
+                self.err(&l.name.span(), format!("duplicate list name `{}`", l.name.get_ref()));
+                continue;
+            }
+            if let Some(list) = self.list(l) {
+                lists.insert(l.name.get_ref().clone(), list);
+            }
+        }
+        Registry::new(lists)
+    }
+
+    fn list(&mut self, l: &ListSection) -> Option<List> {
+        // Where each member was written: the configuration (a span) or a list file (a line).
+        let mut members: Vec<(&str, Where)> =
+            l.items.iter().map(|i| (i.get_ref().as_str(), Where::Item(i.span()))).collect();
+        let text;
+        if let Some(file) = &l.file {
+            let path = Path::new(self.src.name()).parent().unwrap_or(Path::new("")).join(file.get_ref());
+            text = match read_text(&path, MAX_LIST_BYTES, "a list") {
+                Ok(t) => t,
+                Err(e) => {
+                    self.err(&file.span(), format!("list `{}`: cannot read {}: {e}", l.name.get_ref(), path.display()));
+                    return None;
+                }
+            };
+            for (n, line) in text.lines().enumerate() {
+                let member = line.split('#').next().unwrap_or("").trim();
+                if !member.is_empty() {
+                    members.push((member, Where::Line(path.display().to_string(), n + 1)));
+                }
+            }
+        }
+        if members.len() > MAX_LIST_MEMBERS {
+            self.err(
+                &l.name.span(),
+                format!("list `{}` has {} members: at most {MAX_LIST_MEMBERS}", l.name.get_ref(), members.len()),
+            );
+            return None;
+        }
+        match List::parse(members.iter().map(|m| m.0)) {
+            Ok(list) => Some(list),
+            Err((i, e)) => {
+                let message = format!("list `{}`: {e}", l.name.get_ref());
+                match &members[i].1 {
+                    Where::Item(span) => self.err(span, message),
+                    Where::Line(file, line) => self
+                        .errors
+                        .push(ConfigError::new(SourcePos { file: file.clone(), line: *line, col: 1 }, message)),
+                }
+                None
+            }
+        }
+    }
+}
+
+enum Where {
+    Item(std::ops::Range<usize>),
+    Line(String, usize),
+}
