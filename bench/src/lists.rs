@@ -91,6 +91,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     let n = keys.len() as u64;
     let mut scratch = keys.clone();
+    let filled: Vec<Key> = keys
+        .iter()
+        .map(|k| {
+            let mut f = *k;
+            membership.fill(&mut f);
+            f
+        })
+        .collect();
     let mut rows = Vec::new();
     for round in 0..3 {
         // Alternated, so that drift on a busy machine touches all three alike.
@@ -106,13 +114,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 std::hint::black_box(table_b.first_match(std::hint::black_box(s)));
             }
         });
+        let b_table = Runs::measure(args.runs, n, || {
+            for k in &filled {
+                std::hint::black_box(table_b.first_match(std::hint::black_box(k)));
+            }
+        });
+        let b_fill = Runs::measure(args.runs, n, || {
+            for (k, s) in keys.iter().zip(scratch.iter_mut()) {
+                *s = *k;
+                membership.fill(s);
+                std::hint::black_box(&*s);
+            }
+        });
         let c = Runs::measure(args.runs, n, || {
             for (k, s) in keys.iter().zip(scratch.iter_mut()) {
                 *s = *k; // the same copy as (b) pays, so that only the lookups differ
                 std::hint::black_box(table_c.first_match(std::hint::black_box(s)));
             }
         });
-        rows.push((round, a, b, c));
+        rows.push((round, a, b, b_table, b_fill, c));
     }
     println!(
         "rules {} ({} rules), trace {} ({n} headers), {} prefixes ({} of the headers' sources listed)",
@@ -132,16 +152,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         table_c.stats().boxes
     );
     println!("{}", Runs::header("lookup"));
-    for (round, a, b, c) in rows {
+    for (round, a, b, b_table, b_fill, c) in rows {
         println!("{}", a.row(&format!("(a) ClassBench rules alone, round {round}")));
         println!("{}", b.row(&format!("(b) + `ip.src in $blocked` (list lookup included), round {round}")));
+        println!("{}", b_table.row(&format!("(b) its table lookup alone (keys filled beforehand), round {round}")));
+        println!("{}", b_fill.row(&format!("(b) its list lookup alone (copy and fill), round {round}")));
         println!("{}", c.row(&format!("(c) + the prefixes as {} rules, round {round}", members.len())));
     }
     Ok(())
 }
 
-/// `count` distinct IPv4 prefixes (/16 to /32, host bits clear): one in ten the /24 of a
-/// trace header's source, the rest random.
+/// `count` distinct IPv4 prefixes (/16 to /32, host bits clear): one in a hundred a trace
+/// header's source (a /32), the rest random.
 fn random_prefixes(count: usize, trace: &[Header]) -> Vec<(u32, u8)> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
@@ -153,8 +175,8 @@ fn random_prefixes(count: usize, trace: &[Header]) -> Vec<(u32, u8)> {
     let mut out = std::collections::BTreeSet::new();
     let mut i = 0;
     while out.len() < count {
-        let (addr, len) = if i % 10 == 0 && !trace.is_empty() {
-            (trace[(next() % trace.len() as u64) as usize].src, 24)
+        let (addr, len) = if i % 100 == 0 && !trace.is_empty() {
+            (trace[(next() % trace.len() as u64) as usize].src, 32)
         } else {
             (next() as u32, 16 + (next() % 17) as u8)
         };
