@@ -21,7 +21,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ast::{Expr, Pred, Span, Test};
-use crate::field::{self, FieldDef, Ty};
+use crate::field::{self, Dim, FieldDef, Slot, Ty};
 use crate::list::{Lists, MEMBER_FIELDS, MEMBER_SLOTS, NoLists};
 use crate::set::IntervalSet;
 
@@ -75,6 +75,8 @@ enum Tok<'a> {
     RBrace,
     Comma,
     DotDot,
+    /// `&`: a field's bits under a mask.
+    BitAnd,
     And,
     Or,
     Not,
@@ -128,6 +130,7 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
             (Tok::DotDot, 2)
         } else {
             match c {
+                b'&' => (Tok::BitAnd, 1),
                 b'<' => (Tok::Op(Op::Lt), 1),
                 b'>' => (Tok::Op(Op::Gt), 1),
                 b'!' => (Tok::Not, 1),
@@ -280,6 +283,11 @@ impl<'a> Parser<'a, '_> {
         let field = field::lookup(name)
             .ok_or_else(|| ParseError::at(name_span, format!("{name} is neither a field nor a protocol name.")))?;
         let (pred, end) = match self.peek() {
+            Some(Tok::BitAnd) => {
+                self.pos += 1;
+                self.no_protocol(field, name_span)?;
+                self.masked(field, name_span)?
+            }
             Some(Tok::Op(op)) => {
                 self.pos += 1;
                 self.no_protocol(field, name_span)?;
@@ -315,6 +323,66 @@ impl<'a> Parser<'a, '_> {
             _ => (Pred::Present, name_span.end),
         };
         Ok(Expr::Test(Test { field, pred, span: Span { start: name_span.start, end } }))
+    }
+
+    /// `field & mask` (some occurrence has a bit of the mask set) or `field & mask OP value`
+    /// (Wireshark 4.0): the field's values whose masked bits satisfy the comparison, as
+    /// ranges of the field's own values, so that the compiler sees an ordinary value set.
+    fn masked(&mut self, field: &FieldDef, name_span: Span) -> Result<(Pred, usize), ParseError> {
+        if field.ty == Ty::Bool {
+            return Err(ParseError::at(
+                name_span,
+                format!("{} is a flag: a flag cannot be masked (FT_BOOLEAN cannot &).", field.name),
+            ));
+        }
+        if field.ty == Ty::Ipv6 {
+            // tshark 4.0 answers `ipv6.src & ffff:ffff:: == 2001:db8::` true for every IPv6
+            // packet: there is no Wireshark meaning to follow, and a network says it plainly.
+            return Err(ParseError::at(
+                name_span,
+                format!(
+                    "{} cannot be masked; compare it with a network instead ({} == 2001:db8::/32).",
+                    field.name, field.name
+                ),
+            ));
+        }
+        let (word, mask_span) = self.word()?;
+        let mask = single(literal(field, word, mask_span, false)?, mask_span)?;
+        let (op, value, span) = match self.peek() {
+            Some(Tok::Op(op)) => {
+                self.pos += 1;
+                let (word, span) = self.word()?;
+                (op, single(literal(field, word, span, false)?, span)?, span)
+            }
+            // Bare: true when the masked value is not zero.
+            _ => (Op::AnyNe, 0, mask_span),
+        };
+        let whole = Span { start: name_span.start, end: span.end };
+        // The values the field can hold, which may be fewer than its type's: `tcp.flags` and
+        // `vlan.id` are 16-bit fields of 12 bits, and `tcp.flags & 0x02` is 1024 ranges of
+        // them, not 16384.
+        let twelve_bits = |o: &field::Occurrence| {
+            matches!(o.slot, Slot::Narrow(Dim::TcpFlags | Dim::Vlan0 | Dim::Vlan1 | Dim::Vlan2))
+        };
+        let max = if field.occurrences.iter().all(twelve_bits) { 0x0fff } else { domain_max(field.ty) };
+        let holds = |op| {
+            masked_values(max, mask, op, value).ok_or_else(|| {
+                ParseError::at(
+                    whole,
+                    format!(
+                        "this mask selects the field's values in more than {MAX_MASKED_RANGES} separate ranges, \
+                         more than a rule table holds; test fewer or higher bits, or a field of their own"
+                    ),
+                )
+            })
+        };
+        let pred = match op {
+            Op::Eq | Op::AnyNe | Op::Lt | Op::Le | Op::Gt | Op::Ge => Pred::Any(holds(op)?),
+            // `!=` is "no occurrence's masked value equals", `===` "every one does".
+            Op::Ne => Pred::All(holds(Op::AnyNe)?),
+            Op::AllEq => Pred::All(holds(Op::Eq)?),
+        };
+        Ok((pred, span.end))
     }
 
     /// `field in $name`: some occurrence of the field is in the list, each occurrence's
@@ -397,6 +465,89 @@ impl<'a> Parser<'a, '_> {
             }
         }
     }
+}
+
+/// Upper bound on the ranges a masked comparison may select (a rule's boxes are bounded
+/// alike, [`crate::compile::MAX_BOXES_PER_RULE`]).
+pub const MAX_MASKED_RANGES: usize = crate::compile::MAX_BOXES_PER_RULE;
+
+/// The one value of a literal (a mask or the value it is compared with is not a network). An
+/// IPv4 address is one range of the 128-bit space (`a << 96` and the 96 bits below, which no
+/// IPv4 key sets): its first value.
+fn single(set: IntervalSet, span: Span) -> Result<u128, ParseError> {
+    match set.ranges() {
+        [(lo, _)] => Ok(*lo),
+        _ => Err(ParseError::at(span, "expected a single value here".into())),
+    }
+}
+
+/// The values `v` in `0..=max` for which `(v & mask) OP value` holds, as ranges;
+/// `None` when they are more than [`MAX_MASKED_RANGES`] ranges.
+///
+/// A walk down the bits from the top: below a node whose higher bits are fixed, the masked
+/// value lies between the fixed bits' and those plus every mask bit left; when the comparison
+/// holds (or fails) for that whole span the node's values are one range in (or out), and only
+/// undecided nodes split. The ranges that come out are as many as the answer has, so the walk
+/// stops as soon as they are too many; the nodes it visits are bounded too, for masks whose
+/// span covers values no masked value can take.
+fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalSet> {
+    // A masked value has no bit outside the mask: equal to such a value it never is.
+    let value_possible = value & !mask == 0;
+    let width = 128 - max.leading_zeros();
+    let decide = |lo: u128, hi: u128| -> Option<bool> {
+        let (all, none) = match op {
+            Op::Eq | Op::AllEq => (lo == hi && lo == value, !value_possible || value < lo || value > hi),
+            Op::Ne | Op::AnyNe => (!value_possible || value < lo || value > hi, lo == hi && lo == value),
+            Op::Lt => (hi < value, lo >= value),
+            Op::Le => (hi <= value, lo > value),
+            Op::Gt => (lo > value, hi <= value),
+            Op::Ge => (lo >= value, hi < value),
+        };
+        if all {
+            Some(true)
+        } else if none {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    let mut out: Vec<(u128, u128)> = Vec::new();
+    // (value bits fixed so far, how many low bits are still free)
+    let mut stack = vec![(0u128, width)];
+    let mut steps = 0usize;
+    while let Some((prefix, free)) = stack.pop() {
+        steps += 1;
+        if steps > 64 * MAX_MASKED_RANGES {
+            return None;
+        }
+        if prefix > max {
+            continue;
+        }
+        let low = if free == 0 { 0 } else { u128::MAX >> (128 - free) };
+        let (x_lo, x_hi) = (prefix & mask, (prefix & mask) | (mask & low));
+        match decide(x_lo, x_hi) {
+            Some(true) => {
+                let hi = (prefix | low).min(max);
+                // Nodes come off the stack in ascending order: a range that continues the
+                // last one extends it, so that the count is of ranges, not of nodes.
+                match out.last_mut() {
+                    Some((_, last_hi)) if last_hi.checked_add(1) == Some(prefix) => *last_hi = hi,
+                    _ => out.push((prefix, hi)),
+                }
+                if out.len() > MAX_MASKED_RANGES {
+                    return None;
+                }
+            }
+            Some(false) => {}
+            // Undecided means a mask bit is still free, so `free` is at least 1.
+            None => {
+                let bit = 1u128 << (free - 1);
+                stack.push((prefix | bit, free - 1));
+                stack.push((prefix, free - 1));
+            }
+        }
+    }
+    Some(IntervalSet::from_ranges(out))
 }
 
 fn end_of_input() -> ParseError {
@@ -619,6 +770,60 @@ mod tests {
         for v in 0..=65535u32 {
             assert_eq!(set.contains(v.into()), expected.contains(&v), "{v}");
         }
+    }
+
+    /// Every 16-bit value, every operator, masks and values of every shape: the ranges hold
+    /// exactly the values a direct `(v & mask) OP value` selects.
+    #[test]
+    fn masked_values_are_the_brute_force_answer() {
+        let ops = [Op::Eq, Op::AnyNe, Op::Lt, Op::Le, Op::Gt, Op::Ge];
+        let masks = [0u128, 1, 0x12, 0x8000, 0xfc, 0x0f0f, 0xffff, 0x5555, 0x8001];
+        let values = [0u128, 1, 2, 0x10, 0x12, 0x80, 0x0f00, 0x7fff, 0xffff];
+        for mask in masks {
+            for op in ops {
+                for value in values {
+                    let expect: Vec<bool> = (0..=0xffffu128)
+                        .map(|v| {
+                            let x = v & mask;
+                            match op {
+                                Op::Eq => x == value,
+                                Op::AnyNe => x != value,
+                                Op::Lt => x < value,
+                                Op::Le => x <= value,
+                                Op::Gt => x > value,
+                                Op::Ge => x >= value,
+                                _ => unreachable!(),
+                            }
+                        })
+                        .collect();
+                    let runs = (0..expect.len()).filter(|&v| expect[v] && (v == 0 || !expect[v - 1])).count();
+                    let Some(set) = masked_values(0xffff, mask, op, value) else {
+                        assert!(runs > MAX_MASKED_RANGES, "{mask:#x} {op:?} {value:#x}: refused with {runs} ranges");
+                        continue;
+                    };
+                    assert_eq!(set.ranges().len(), runs, "{mask:#x} {op:?} {value:#x}");
+                    for (v, expect) in expect.into_iter().enumerate() {
+                        assert_eq!(set.contains(v as u128), expect, "{v:#x} & {mask:#x} {op:?} {value:#x}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn masks_read_like_wireshark_and_refuse_what_no_table_holds() {
+        assert!(parse("tcp.flags & 0x12").is_ok());
+        assert!(parse("tcp.flags & 0x12 == 0x12 and ip.dsfield & 0xfc != 0").is_ok());
+        assert!(parse("ip.src & 255.255.0.0 == 10.1.0.0").is_ok());
+        assert!(err("tcp.seq & 1").contains("more than 16384 separate ranges"));
+        // A value no masked value can take: nothing, found without walking 2^128 values.
+        assert!(masked_values(u128::MAX, 5, Op::Eq, 2).is_some_and(|s| s.is_empty()));
+        // 2^125 separate ranges: refused, after a bounded walk.
+        assert_eq!(masked_values(u128::MAX, 5, Op::Lt, 2), None);
+        assert!(err("ipv6.src & ffff:ffff:: == 2001:db8::").contains("compare it with a network"));
+        assert!(err("tcp.port & 10.0.0.0/8").contains("valid number"));
+        assert!(err("tcp & 1").contains("is a protocol"));
+        assert!(err("tcp.flags.syn & 1").contains("cannot be masked"));
     }
 
     #[test]

@@ -57,6 +57,29 @@ fn test_text() -> impl Strategy<Value = String> {
         (mac_field, ord_op.clone(), prop::sample::select(MACS)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
         (word_field, ord_op.clone(), prop::sample::select(WORDS)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
         (label_field, ord_op, prop::sample::select(SMALL)).prop_map(|(f, o, v)| format!("{f} {o} {v}")),
+        // Masks of high bits: a few ranges each (masked_values is held to brute force in its
+        // own test; a low-bit mask is hundreds of ranges, and several in one rule are refused).
+        (
+            prop::sample::select(
+                &[
+                    ("tcp.flags", "0x800"),
+                    ("tcp.flags", "0xc00"),
+                    ("ip.ttl", "0x80"),
+                    ("ip.ttl", "0xe0"),
+                    ("vlan.id", "0xc00")
+                ][..]
+            ),
+            prop::option::of((
+                prop::sample::select(&["==", "!=", ">", "<="][..]),
+                prop::sample::select(&["0", "0x40", "0x80", "0xc0"][..])
+            ))
+        )
+            .prop_map(|((f, m), cmp)| match cmp {
+                Some((o, v)) => format!("{f} & {m} {o} {v}"),
+                None => format!("{f} & {m}"),
+            }),
+        prop::sample::select(&["ip.src & 255.255.0.0 == 10.0.0.0", "ip.addr & 255.0.0.0 != 10.0.0.0"][..])
+            .prop_map(str::to_string),
         bare.prop_map(str::to_string),
     ]
 }

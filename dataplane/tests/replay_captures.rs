@@ -132,3 +132,18 @@ fn malformed_headers_are_dropped_under_their_reason() {
     assert_eq!(dropped, vec![8]);
     assert_eq!(v[7], Verdict::Drop(DropReason::BadIpv4Header));
 }
+
+#[test]
+fn mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry() {
+    // Every frame of the capture is MPLS (tshark says so), carrying IP under labels, behind a
+    // VLAN tag or in Ethernet pseudowires; the firewall never sees them.
+    let file = pcap("generated/mpls.pcap");
+    let frames = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
+    assert_eq!(tshark_frames(&file, "mpls", &[]).len(), frames);
+    assert!(frames > 50);
+    let passed = verdicts(CATCH_ALL, &file);
+    assert_eq!(passed, vec![Verdict::Pass(PassReason::Mpls); frames], "the default passes them to the host");
+    let dropping = CATCH_ALL.replacen("[server]\n", "[server]\nmpls = \"drop\"\n", 1);
+    assert_ne!(dropping, CATCH_ALL);
+    assert_eq!(verdicts(&dropping, &file), vec![Verdict::Drop(DropReason::Mpls); frames]);
+}
