@@ -48,11 +48,16 @@ pub struct Args {
     rounds: usize,
 }
 
+/// A ClassBench rule file and the headers of a trace file.
+pub fn load(rules: &std::path::Path, trace: &std::path::Path) -> anyhow::Result<(Vec<ClassBenchRule>, Vec<Header>)> {
+    let rules = classbench::parse_rules(&std::fs::read_to_string(rules)?)?;
+    let trace = classbench::parse_trace(&std::fs::read_to_string(trace)?)?.into_iter().map(|t| t.0).collect();
+    Ok((rules, trace))
+}
+
 /// Runs `classify`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let rules = classbench::parse_rules(&std::fs::read_to_string(&args.rules)?)?;
-    let trace: Vec<Header> =
-        classbench::parse_trace(&std::fs::read_to_string(&args.trace)?)?.into_iter().map(|t| t.0).collect();
+    let (rules, trace) = load(&args.rules, &args.trace)?;
     let t = Instant::now();
     let table = RuleTable::from_boxes(&classbench::boxes(&rules));
     let build = t.elapsed();

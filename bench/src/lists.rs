@@ -38,9 +38,7 @@ pub struct Args {
 
 /// Runs `lists`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let rules = classbench::parse_rules(&std::fs::read_to_string(&args.rules)?)?;
-    let trace: Vec<Header> =
-        classbench::parse_trace(&std::fs::read_to_string(&args.trace)?)?.into_iter().map(|t| t.0).collect();
+    let (rules, trace) = crate::classify::load(&args.rules, &args.trace)?;
     let prefixes = random_prefixes(args.prefixes, &trace);
     let base = classbench::boxes(&rules);
     // The ClassBench rules after the list's rules: `first` rules in front.

@@ -16,13 +16,13 @@ use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_ec
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{GreError, GrePacket, GreRepr};
 
-use super::Frame;
 use super::Outcome;
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
-use crate::snapshot::{Fate, RemoteAddr, Snapshot, Tunnel, TunnelId};
+use super::{Frame, by_fate};
+use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
 
 /// IP protocol number of GRE.
 const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
@@ -91,10 +91,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         Ok(t) => t,
         // From no tunnel's router: not ours, as GRE of another version is.
         Err(DropReason::GreUnknownTunnel) => {
-            return match snap.gre_unsupported {
-                Fate::Pass => Verdict::Pass(PassReason::GreUnknownTunnel),
-                Fate::Drop => Verdict::Drop(DropReason::GreUnknownTunnel),
-            };
+            return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
         }
         Err(reason) => return Verdict::Drop(reason),
     };
@@ -150,10 +147,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
 }
 
 fn unsupported(snap: &Snapshot) -> Verdict {
-    match snap.gre_unsupported {
-        Fate::Pass => Verdict::Pass(PassReason::GreUnsupported),
-        Fate::Drop => Verdict::Drop(DropReason::GreUnsupported),
-    }
+    by_fate(snap.gre_unsupported, PassReason::GreUnsupported, DropReason::GreUnsupported)
 }
 
 /// A keepalive: GRE inside, from our end of the tunnel to the router's (Cisco's keepalives

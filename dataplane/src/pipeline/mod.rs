@@ -250,12 +250,7 @@ fn check(snap: &Snapshot, frame: &Frame<'_>, key: &mut Key) -> Result<IpFrame, O
     let ip = match parse_frame_into(key, data, frame.wire_len) {
         Parsed::Ip(ip) => ip,
         Parsed::NotIp => return Err(Outcome::new(Verdict::Pass(PassReason::NotIp))),
-        Parsed::Mpls => {
-            return Err(Outcome::new(match snap.mpls {
-                Fate::Pass => Verdict::Pass(PassReason::Mpls),
-                Fate::Drop => Verdict::Drop(DropReason::Mpls),
-            }));
-        }
+        Parsed::Mpls => return Err(Outcome::new(by_fate(snap.mpls, PassReason::Mpls, DropReason::Mpls))),
         Parsed::Bad(reason) => return Err(Outcome::new(Verdict::Drop(reason))),
     };
     if !ip.is_ipv6 && !forward::ipv4_checksum_ok(data, &ip) {
@@ -263,6 +258,15 @@ fn check(snap: &Snapshot, frame: &Frame<'_>, key: &mut Key) -> Result<IpFrame, O
     }
     snap.membership.fill(key);
     Ok(ip)
+}
+
+/// The verdict for traffic the configuration passes to the host or drops (`unmatched`,
+/// `gre_unsupported`, `mpls`), under the reason it has either way.
+pub(crate) fn by_fate(fate: Fate, pass: PassReason, drop: DropReason) -> Verdict {
+    match fate {
+        Fate::Pass => Verdict::Pass(pass),
+        Fate::Drop => Verdict::Drop(drop),
+    }
 }
 
 /// True for GRE from the fleet's own servers: not Internet traffic, so it skips sanity and
@@ -347,10 +351,7 @@ fn finish(
         Path::SoftUnicast => outcome.verdict = soft_unicast(ctx, frame, key, ip),
         Path::Decap => decap::process(ctx, frame, key, ip, &mut outcome),
         Path::NoCustomer => {
-            outcome.verdict = match ctx.snap.unmatched {
-                Fate::Pass => Verdict::Pass(PassReason::NoCustomer),
-                Fate::Drop => Verdict::Drop(DropReason::NoCustomer),
-            }
+            outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);
         }
         Path::Spoofed(c) => {
             outcome.customer = Some(c);

@@ -226,15 +226,9 @@ impl Snapshot {
 
     /// Validates and compiles a parsed file.
     pub fn build(loaded: &Loaded) -> Result<Snapshot, ConfigErrors> {
-        let mut b =
-            Builder { src: &loaded.source, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default() };
+        let mut b = Builder::new(&loaded.source);
         let snapshot = b.snapshot(loaded);
-        if b.errors.is_empty() {
-            Ok(snapshot)
-        } else {
-            b.errors.sort_by_key(|x| (x.at.line, x.at.col));
-            Err(ConfigErrors(b.errors))
-        }
+        b.finish(snapshot)
     }
 }
 
@@ -242,9 +236,9 @@ impl Snapshot {
 /// whatever else the file holds.
 pub fn list_registry(path: &Path) -> Result<Registry, ConfigErrors> {
     let loaded = config::load(path)?;
-    let mut b = Builder { src: &loaded.source, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default() };
+    let mut b = Builder::new(&loaded.source);
     let registry = b.lists(&loaded.file.lists);
-    if b.errors.is_empty() { Ok(registry) } else { Err(ConfigErrors(b.errors)) }
+    b.finish(registry)
 }
 
 /// Our own addresses, for tunnel outer sources.
@@ -275,6 +269,22 @@ struct OwnedPrefix {
     net: IpNet,
     customer: CustomerId,
     span: Range<usize>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(src: &'a SourceMap) -> Builder<'a> {
+        Builder { src, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default() }
+    }
+
+    /// `built`, or every error found while building it, in file order.
+    fn finish<T>(mut self, built: T) -> Result<T, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(built)
+        } else {
+            self.errors.sort_by_key(|x| (x.at.line, x.at.col));
+            Err(ConfigErrors(self.errors))
+        }
+    }
 }
 
 impl Builder<'_> {
