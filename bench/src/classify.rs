@@ -15,6 +15,9 @@ use classifier::classbench::{self, ClassBenchRule, Header};
 
 use crate::measure::Runs;
 
+/// ClassBench tables test headers only: no frame bytes behind the keys.
+const NO_BYTES: [&[u8]; 64] = [&[]; 64];
+
 /// Options of `classify`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,7 +67,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.print {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for h in &trace {
-            writeln!(out, "{}", table.first_match(&h.key()).map_or(-1, i64::from))?;
+            writeln!(out, "{}", table.first_match(&h.key(), &[]).map_or(-1, i64::from))?;
         }
         return Ok(());
     }
@@ -72,14 +75,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let n = keys.len() as u64;
     let compiled = Runs::measure(args.runs, n, || {
         for k in &keys {
-            std::hint::black_box(table.first_match(std::hint::black_box(k)));
+            std::hint::black_box(table.first_match(std::hint::black_box(k), &[]));
         }
     });
     let refs: Vec<&classifier::Key> = keys.iter().collect();
     let mut out = vec![None; 64];
     let batched = Runs::measure(args.runs, n, || {
         for chunk in refs.chunks(64) {
-            table.first_match_batch(std::hint::black_box(chunk), &mut out[..chunk.len()]);
+            table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut out[..chunk.len()]);
             std::hint::black_box(&out);
         }
     });
@@ -221,7 +224,7 @@ fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
 /// transitd (batched) and dpdk-test-acl, round by round in one run.
 fn compare_with_dpdk(args: &Args, table: &RuleTable, keys: &[&classifier::Key]) -> anyhow::Result<()> {
     let mut out = vec![None; keys.len()];
-    table.first_match_batch(keys, &mut out);
+    table.first_match_batch(keys, &vec![&[][..]; keys.len()], &mut out);
     for alg in &args.dpdk {
         let (_, theirs) = dpdk_run(args, alg, 1, true)?;
         let compared = theirs.len().min(out.len());
@@ -239,7 +242,7 @@ fn compare_with_dpdk(args: &Args, table: &RuleTable, keys: &[&classifier::Key]) 
         let t = Instant::now();
         for _ in 0..passes {
             for chunk in keys.chunks(64) {
-                table.first_match_batch(std::hint::black_box(chunk), &mut buf[..chunk.len()]);
+                table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut buf[..chunk.len()]);
             }
         }
         ours.push((passes * keys.len()) as f64 / t.elapsed().as_secs_f64());
@@ -274,13 +277,13 @@ fn scale(rules: &[ClassBenchRule], trace: &[Header], runs: usize) {
         let table = RuleTable::from_boxes(&classbench::boxes(subset));
         let single = Runs::measure(runs, n, || {
             for k in &keys {
-                std::hint::black_box(table.first_match(std::hint::black_box(k)));
+                std::hint::black_box(table.first_match(std::hint::black_box(k), &[]));
             }
         });
         let mut out = vec![None; 64];
         let batched = Runs::measure(runs, n, || {
             for chunk in refs.chunks(64) {
-                table.first_match_batch(std::hint::black_box(chunk), &mut out[..chunk.len()]);
+                table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut out[..chunk.len()]);
             }
         });
         let linear = Runs::measure(runs.min(5), n, || {

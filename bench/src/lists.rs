@@ -75,9 +75,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for k in &keys {
         let mut filled = *k;
         membership.fill(&mut filled);
-        let b = table_b.first_match(&filled);
+        let b = table_b.first_match(&filled, &[]);
         // (c) numbers the prefix rules 0..N: any of them is (b)'s rule 0.
-        let c = table_c.first_match(k).map(|i| if i < n_prefixes { 0 } else { i - n_prefixes + 1 });
+        let c = table_c.first_match(k, &[]).map(|i| if i < n_prefixes { 0 } else { i - n_prefixes + 1 });
         anyhow::ensure!(b == c, "the list and the rules disagree on {k:?}: {b:?} and {c:?}");
         listed += usize::from(b == Some(0));
     }
@@ -102,19 +102,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         // Alternated, so that drift on a busy machine touches all three alike.
         let a = Runs::measure(args.runs, n, || {
             for k in &keys {
-                std::hint::black_box(table_a.first_match(std::hint::black_box(k)));
+                std::hint::black_box(table_a.first_match(std::hint::black_box(k), &[]));
             }
         });
         let b = Runs::measure(args.runs, n, || {
             for (k, s) in keys.iter().zip(scratch.iter_mut()) {
                 *s = *k;
                 membership.fill(s);
-                std::hint::black_box(table_b.first_match(std::hint::black_box(s)));
+                std::hint::black_box(table_b.first_match(std::hint::black_box(s), &[]));
             }
         });
         let b_table = Runs::measure(args.runs, n, || {
             for k in &filled {
-                std::hint::black_box(table_b.first_match(std::hint::black_box(k)));
+                std::hint::black_box(table_b.first_match(std::hint::black_box(k), &[]));
             }
         });
         let b_fill = Runs::measure(args.runs, n, || {
@@ -127,7 +127,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let c = Runs::measure(args.runs, n, || {
             for (k, s) in keys.iter().zip(scratch.iter_mut()) {
                 *s = *k; // the same copy as (b) pays, so that only the lookups differ
-                std::hint::black_box(table_c.first_match(std::hint::black_box(s)));
+                std::hint::black_box(table_c.first_match(std::hint::black_box(s), &[]));
             }
         });
         rows.push((round, a, b, b_table, b_fill, c));

@@ -9,6 +9,7 @@ mod match_tshark;
 mod measure;
 mod ownership;
 mod pipeline;
+mod signatures;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     GenTrace(classify::GenArgs),
     /// A large `[[list]]` in a ClassBench rule table, against its prefixes written as rules.
     Lists(lists::Args),
+    /// Payload signatures in front of a ClassBench rule table, against the table alone.
+    Signatures(signatures::Args),
     /// `transitd match -Y` against `tshark -Y`: frames per second on the same capture.
     Match(match_tshark::Args),
     /// The DoS stage's cost per packet, clean traffic and a 10-million-source flood.
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Pipeline(args) => pipeline::run(&args),
         Command::Classify(args) => classify::run(&args),
         Command::Lists(args) => lists::run(&args),
+        Command::Signatures(args) => signatures::run(&args),
         Command::GenTrace(args) => classify::gen_trace(&args),
         Command::Match(args) => match_tshark::bench(&args),
         Command::Gen(args) => afxdp::generate(&args),

@@ -4,6 +4,7 @@
 //! not text: `tcp.dstport in {20..21}` is `Test { tcp.dstport, Any({20..=21}) }`, and
 //! `ip.addr != 10.0.0.1` is `Test { ip.addr, All(everything but 10.0.0.1) }`.
 
+use crate::bytes::ByteTest;
 use crate::field::FieldDef;
 use crate::set::IntervalSet;
 
@@ -29,6 +30,26 @@ pub enum Expr {
     Not(Box<Expr>),
     /// A test on one field.
     Test(Test),
+    /// A test on a field's bytes (slices, `contains`, `matches`, `len()`), which the rule
+    /// table checks on the frame for the candidates its boxes find.
+    Bytes(ByteTest),
+}
+
+impl Expr {
+    /// Its byte tests, in the order the compiler numbers them (depth first, left to right).
+    pub fn byte_tests(&self) -> Vec<&ByteTest> {
+        fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a ByteTest>) {
+            match e {
+                Expr::True | Expr::Test(_) => {}
+                Expr::Or(terms) | Expr::And(terms) => terms.iter().for_each(|t| walk(t, out)),
+                Expr::Not(inner) => walk(inner, out),
+                Expr::Bytes(b) => out.push(b),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
 }
 
 /// A test on one field, with Wireshark's multi-occurrence meaning.

@@ -42,6 +42,9 @@ pub enum CompileError {
         crate::table::MAX_BOXES_PER_TABLE
     )]
     TableTooLarge,
+    /// Boxes were asked of an expression with byte tests, which boxes cannot hold.
+    #[error("the expression tests bytes; it needs a rule table, not boxes alone")]
+    ByteTests,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,6 +52,9 @@ enum Var {
     Narrow(Dim),
     /// `words` slots from this one on, read as one number.
     Wide(Dim, u8),
+    /// The expression's `n`-th byte test: 1 when it holds. Not a key slot: it stays beside
+    /// the boxes as a residual check.
+    Check(u32),
 }
 
 impl Var {
@@ -56,6 +62,7 @@ impl Var {
         match self {
             Var::Narrow(_) => u32::MAX.into(),
             Var::Wide(_, words) => u128::MAX >> (128 - 32 * u32::from(words)),
+            Var::Check(_) => 1,
         }
     }
 }
@@ -155,7 +162,8 @@ fn outside(o: &Occurrence, set: &IntervalSet) -> IntervalSet {
     set.complement(u128::MAX).intersect(&present)
 }
 
-fn formula(expr: &Expr, positive: bool) -> F {
+/// `checks` counts the byte tests met so far (the numbering of [`Expr::byte_tests`]).
+fn formula(expr: &Expr, positive: bool, checks: &mut u32) -> F {
     match expr {
         Expr::True => {
             if positive {
@@ -164,13 +172,17 @@ fn formula(expr: &Expr, positive: bool) -> F {
                 F::False
             }
         }
-        Expr::Not(inner) => formula(inner, !positive),
+        Expr::Not(inner) => formula(inner, !positive, checks),
         Expr::Or(terms) | Expr::And(terms) => {
-            let parts = terms.iter().map(|t| formula(t, positive)).collect();
+            let parts = terms.iter().map(|t| formula(t, positive, checks)).collect();
             // De Morgan: a negated `or` is an `and` of negations, and vice versa.
             if matches!(expr, Expr::Or(_)) == positive { F::Or(parts) } else { F::And(parts) }
         }
         Expr::Test(test) => test_formula(test, positive),
+        Expr::Bytes(_) => {
+            *checks += 1;
+            F::Atom(Var::Check(*checks - 1), IntervalSet::single(positive.into()))
+        }
     }
 }
 
@@ -285,11 +297,12 @@ fn word_boxes(lo: u128, hi: u128, words: usize, out: &mut Vec<Vec<[u32; 2]>>) {
     }
 }
 
-/// The boxes of one conjunction.
+/// The boxes of one conjunction (its byte tests aside).
 fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
     let mut boxes = vec![FULL];
     for (v, set) in conj {
         let (first, choices): (usize, Vec<Vec<[u32; 2]>>) = match v {
+            Var::Check(_) => continue,
             Var::Narrow(d) => {
                 if set.ranges().len() > MAX_BOXES_PER_RULE {
                     return Err(CompileError::TooComplex);
@@ -325,15 +338,56 @@ fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
     Ok(())
 }
 
-/// The boxes whose union is exactly the set of keys `expr` selects.
-pub fn boxes(expr: &Expr) -> Result<Vec<Bounds>, CompileError> {
-    let mut out = Vec::new();
-    let mut steps = 0;
-    for conj in dnf(&formula(expr, true), &mut steps)? {
-        conj_boxes(&conj, &mut out)?;
-        if out.len() > MAX_BOXES_PER_RULE {
+/// Boxes that select a packet when its byte tests agree: `checks` are `(n, holds)`, the
+/// expression's `n`-th byte test ([`Expr::byte_tests`]) and whether it must hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clause {
+    /// The boxes.
+    pub boxes: Vec<Bounds>,
+    /// The byte tests, by number, each with the answer it needs; empty for most rules.
+    pub checks: Vec<(u32, bool)>,
+}
+
+/// The clauses whose union is exactly the set of packets `expr` selects: a packet is
+/// selected when its key lies in a clause's box and the clause's byte tests answer as it
+/// needs. Conjunctions that need the same answers share a clause.
+pub fn clauses(expr: &Expr) -> Result<Vec<Clause>, CompileError> {
+    let mut out: Vec<Clause> = Vec::new();
+    let (mut steps, mut total) = (0, 0);
+    for conj in dnf(&formula(expr, true, &mut 0), &mut steps)? {
+        let checks: Vec<(u32, bool)> = conj
+            .iter()
+            .filter_map(|(v, set)| match v {
+                Var::Check(n) => Some((*n, set.contains(1))),
+                _ => None,
+            })
+            .collect();
+        let at = match out.iter().position(|c| c.checks == checks) {
+            Some(at) => at,
+            None => {
+                out.push(Clause { boxes: Vec::new(), checks });
+                out.len() - 1
+            }
+        };
+        let before = out[at].boxes.len();
+        conj_boxes(&conj, &mut out[at].boxes)?;
+        total += out[at].boxes.len() - before;
+        if total > MAX_BOXES_PER_RULE {
             return Err(CompileError::TooComplex);
         }
+    }
+    Ok(out)
+}
+
+/// The boxes whose union is exactly the set of keys `expr` selects; for expressions
+/// without byte tests (refused otherwise: boxes alone cannot hold them).
+pub fn boxes(expr: &Expr) -> Result<Vec<Bounds>, CompileError> {
+    let mut out = Vec::new();
+    for clause in clauses(expr)? {
+        if !clause.checks.is_empty() {
+            return Err(CompileError::ByteTests);
+        }
+        out.extend(clause.boxes);
     }
     Ok(out)
 }

@@ -6,14 +6,16 @@
 use crate::ast::{Expr, Pred, Test};
 use crate::field::Key;
 
-/// True when `expr` selects the packet whose fields are `key`.
-pub fn eval(expr: &Expr, key: &Key) -> bool {
+/// True when `expr` selects the packet whose fields are `key`, parsed from `frame` (which
+/// only byte tests read).
+pub fn eval(expr: &Expr, key: &Key, frame: &[u8]) -> bool {
     match expr {
         Expr::True => true,
-        Expr::Or(terms) => terms.iter().any(|e| eval(e, key)),
-        Expr::And(terms) => terms.iter().all(|e| eval(e, key)),
-        Expr::Not(inner) => !eval(inner, key),
+        Expr::Or(terms) => terms.iter().any(|e| eval(e, key, frame)),
+        Expr::And(terms) => terms.iter().all(|e| eval(e, key, frame)),
+        Expr::Not(inner) => !eval(inner, key, frame),
         Expr::Test(test) => eval_test(test, key),
+        Expr::Bytes(test) => test.holds(key, frame),
     }
 }
 

@@ -179,6 +179,16 @@ dims! {
     Member6,
     /// Eighth membership slot.
     Member7,
+    /// Layout slots ([`crate::bytes`]): no rule names them; byte tests read them to find a
+    /// layer's bytes in the frame. Where `frame` starts (absent: 0; a capture whose link
+    /// layer is not Ethernet is read behind a made-up Ethernet header).
+    FrameAt,
+    /// Where the frame's own Ethernet header starts.
+    EthAt,
+    /// Where the (outermost) IP header starts.
+    L3At,
+    /// Where the transport header starts (after any IPv6 extension headers).
+    L4At,
 }
 
 /// Number of slots in a [`Key`].
@@ -326,7 +336,7 @@ impl Key {
     /// Forgets the Ethernet header: for frames whose capture had none (raw IP, Linux cooked)
     /// and that were given one only to share the pipeline's framing.
     pub fn clear_ethernet(&mut self) {
-        for dim in [Dim::EthType, Dim::EthSrcHi, Dim::EthSrcLo, Dim::EthDstHi, Dim::EthDstLo] {
+        for dim in [Dim::EthType, Dim::EthSrcHi, Dim::EthSrcLo, Dim::EthDstHi, Dim::EthDstLo, Dim::EthAt] {
             self.set(dim, ABSENT);
         }
     }

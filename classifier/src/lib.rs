@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod bytes;
 pub mod classbench;
 pub mod compile;
 pub mod eval;

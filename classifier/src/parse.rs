@@ -21,6 +21,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ast::{Expr, Pred, Span, Test};
+use crate::bytes::{self, ByteOp, ByteTest, CmpOp, Layer, Pattern, Slice};
 use crate::field::{self, Dim, FieldDef, Slot, Ty};
 use crate::list::{Lists, MEMBER_FIELDS, MEMBER_SLOTS, NoLists};
 use crate::set::IntervalSet;
@@ -77,6 +78,12 @@ enum Tok<'a> {
     DotDot,
     /// `&`: a field's bits under a mask.
     BitAnd,
+    /// `[`, opening a slice.
+    LBracket,
+    /// `]`.
+    RBracket,
+    /// A string literal's text between its quotes, and whether it is raw (`r"..."`).
+    Str(&'a str, bool),
     And,
     Or,
     Not,
@@ -128,9 +135,22 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
             (Tok::Or, 2)
         } else if rest.starts_with(b"..") {
             (Tok::DotDot, 2)
+        } else if c == b'"' || rest.starts_with(b"r\"") {
+            let raw = c == b'r';
+            let open = i + usize::from(raw);
+            let close = string_end(bytes, open + 1).ok_or_else(|| {
+                ParseError::at(
+                    Span { start: i, end: bytes.len() },
+                    "The final quote was missing from a quoted string.".into(),
+                )
+            })?;
+            (Tok::Str(&text[open + 1..close], raw), close + 1 - i)
         } else {
             match c {
                 b'&' => (Tok::BitAnd, 1),
+                b'[' => (Tok::LBracket, 1),
+                b']' => (Tok::RBracket, 1),
+                b'~' => (Tok::Word("matches"), 1),
                 b'<' => (Tok::Op(Op::Lt), 1),
                 b'>' => (Tok::Op(Op::Gt), 1),
                 b'!' => (Tok::Not, 1),
@@ -181,6 +201,20 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
         i += len;
     }
     Ok(out)
+}
+
+/// The index of the `"` that closes a string whose text starts at `from`; a backslash
+/// keeps the character after it in the string (in raw strings too, as in Wireshark).
+fn string_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut j = from;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'"' => return Some(j),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
+    None
 }
 
 /// Parses a rule expression. The empty expression is true, as in Wireshark.
@@ -262,9 +296,131 @@ impl<'a> Parser<'a, '_> {
                     (_, span) => Err(self.unexpected(span)),
                 }
             }
+            Tok::Word("len") if self.peek() == Some(Tok::LParen) => self.len_test(span),
             Tok::Word(name) => self.test(name, span),
             _ => Err(self.unexpected(span)),
         }
+    }
+
+    /// A test on a byte field: `udp.payload[0:4] == 00:00:00:00`, `frame contains "GET"`,
+    /// `tcp.payload matches "^get "`, or a bare `udp.payload` / `frame[100:]` (present).
+    fn byte_test(&mut self, layer: Layer, name_span: Span) -> Result<Expr, ParseError> {
+        let mut end = name_span.end;
+        let slice = if self.peek() == Some(Tok::LBracket) {
+            self.pos += 1;
+            let (text, span) = match self.next()? {
+                (Tok::Word(w), span) => (w, span),
+                (_, span) => return Err(self.unexpected(span)),
+            };
+            let slice = Slice::parse(text).map_err(|m| ParseError::at(span, m))?;
+            match self.next()? {
+                (Tok::RBracket, close) => end = close.end,
+                (_, span) => return Err(self.unexpected(span)),
+            }
+            Some(slice)
+        } else {
+            None
+        };
+        let op = match self.peek() {
+            Some(Tok::Op(op)) => {
+                self.pos += 1;
+                let (value, span) = self.byte_value()?;
+                end = span.end;
+                ByteOp::Cmp(byte_cmp(op), value)
+            }
+            Some(Tok::Word("contains")) => {
+                self.pos += 1;
+                let (value, span) = self.byte_value()?;
+                end = span.end;
+                if value.is_empty() {
+                    return Err(ParseError::at(span, "contains needs at least one byte to look for.".into()));
+                }
+                ByteOp::Contains(value)
+            }
+            Some(Tok::Word("matches")) => {
+                self.pos += 1;
+                let (Tok::Str(text, raw), span) = self.next()? else {
+                    let span = self.toks[self.pos - 1].1;
+                    return Err(ParseError::at(span, "matches takes a quoted pattern, as in \"^get \".".into()));
+                };
+                end = span.end;
+                let pattern = bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?;
+                ByteOp::Matches(Pattern::new(&pattern).map_err(|m| ParseError::at(span, m))?)
+            }
+            Some(Tok::Word("in")) => {
+                let span = self.toks[self.pos].1;
+                return Err(ParseError::at(span, "Only a field may be tested for membership in a set.".into()));
+            }
+            Some(Tok::BitAnd) => {
+                self.pos += 1;
+                let (mask, span) = self.byte_value()?;
+                end = span.end;
+                let compared = match self.peek() {
+                    Some(Tok::Op(op)) => {
+                        self.pos += 1;
+                        let (value, span) = self.byte_value()?;
+                        end = span.end;
+                        Some((byte_cmp(op), value))
+                    }
+                    _ => None,
+                };
+                ByteOp::Masked(mask, compared)
+            }
+            _ => ByteOp::Present,
+        };
+        Ok(Expr::Bytes(ByteTest { layer, slice, op, span: Span { start: name_span.start, end } }))
+    }
+
+    /// A byte string: a quoted string or hex bytes (`00:01`, `0001`, `0x41`).
+    fn byte_value(&mut self) -> Result<(Vec<u8>, Span), ParseError> {
+        match self.next()? {
+            (Tok::Str(text, raw), span) => {
+                Ok((bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?, span))
+            }
+            (Tok::Word(w), span) => match bytes::byte_literal(w) {
+                Some(v) => Ok((v, span)),
+                None => Err(ParseError::at(span, format!("\"{w}\" is not a valid byte string."))),
+            },
+            (_, span) => Err(self.unexpected(span)),
+        }
+    }
+
+    /// `len(field) OP number`, `len` already read.
+    fn len_test(&mut self, len_span: Span) -> Result<Expr, ParseError> {
+        self.pos += 1; // (
+        let (name, name_span) = self.word()?;
+        let Some(layer) = Layer::lookup(name) else {
+            return Err(ParseError::at(
+                name_span,
+                format!(
+                    "transitd takes len() of a byte field: {}.",
+                    bytes::layer_names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        match self.next()? {
+            (Tok::RParen, _) => {}
+            (Tok::LBracket, span) => {
+                return Err(ParseError::at(span, "Only fields can be used as parameter for len()".into()));
+            }
+            (_, span) => return Err(self.unexpected(span)),
+        }
+        let op = match self.next()? {
+            (Tok::Op(op), _) => op,
+            (Tok::Word("in"), span) => {
+                return Err(ParseError::at(span, "Only a field may be tested for membership in a set.".into()));
+            }
+            (_, span) => return Err(self.unexpected(span)),
+        };
+        let (word, span) = self.word()?;
+        let values = literal(&LENGTH, word, span, false)?;
+        let set = match relop(&LENGTH, op, values, span)? {
+            // One occurrence: "some" and "every" are the same.
+            Pred::Any(set) | Pred::All(set) => set,
+            Pred::Present => IntervalSet::range(0, u128::from(u32::MAX)),
+        };
+        let span = Span { start: len_span.start, end: span.end };
+        Ok(Expr::Bytes(ByteTest { layer, slice: None, op: ByteOp::Len(set), span }))
     }
 
     /// One level deeper, at the `(` or `not` at `span`; refused past [`MAX_NESTING`].
@@ -280,8 +436,26 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn test(&mut self, name: &str, name_span: Span) -> Result<Expr, ParseError> {
-        let field = field::lookup(name)
+        let bytes_next = matches!(self.peek(), Some(Tok::LBracket | Tok::Word("contains" | "matches")));
+        let field = field::lookup(name);
+        if let Some(layer) = Layer::lookup(name) {
+            // A payload is bytes only; a protocol is bytes when sliced, searched or compared.
+            let compared = matches!(self.peek(), Some(Tok::Op(_)));
+            if field.is_none() || bytes_next || compared {
+                return self.byte_test(layer, name_span);
+            }
+        }
+        let field = field
             .ok_or_else(|| ParseError::at(name_span, format!("{name} is neither a field nor a protocol name.")))?;
+        if bytes_next {
+            return Err(ParseError::at(
+                name_span,
+                format!(
+                    "{name} is not a byte field: slices, contains and matches apply to {}.",
+                    bytes::layer_names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
         let (pred, end) = match self.peek() {
             Some(Tok::BitAnd) => {
                 self.pos += 1;
@@ -549,6 +723,23 @@ fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalS
     }
     Some(IntervalSet::from_ranges(out))
 }
+
+/// A comparison of byte strings: `===` is `==` and `!==` is `!=` for a field that occurs
+/// once, as byte fields do.
+fn byte_cmp(op: Op) -> CmpOp {
+    match op {
+        Op::Eq | Op::AllEq => CmpOp::Eq,
+        Op::Ne | Op::AnyNe => CmpOp::Ne,
+        Op::Lt => CmpOp::Lt,
+        Op::Le => CmpOp::Le,
+        Op::Gt => CmpOp::Gt,
+        Op::Ge => CmpOp::Ge,
+    }
+}
+
+/// What `len()` is compared with: a byte count.
+static LENGTH: FieldDef =
+    FieldDef { name: "len()", ty: Ty::Uint { max: u32::MAX - 1 }, occurrences: &[], alias_of: None };
 
 fn end_of_input() -> ParseError {
     ParseError { message: "Unexpected end of filter expression.".into(), span: None }

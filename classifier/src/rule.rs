@@ -88,31 +88,35 @@ impl RuleSet {
         self.default
     }
 
-    /// Decides one packet.
+    /// Decides one packet: its key, and the frame it was parsed from (which only byte tests
+    /// read).
     #[inline]
-    pub fn decide(&self, key: &Key) -> Decision {
-        let rule = self.enforce.first_match(key).map(|i| self.enforce_ids[i as usize]);
+    pub fn decide(&self, key: &Key, frame: &[u8]) -> Decision {
+        let rule = self.enforce.first_match(key, frame).map(|i| self.enforce_ids[i as usize]);
         let action = rule.map_or(self.default, |i| self.rules[i as usize].action);
         let monitor = if self.monitor.is_empty() {
             None
         } else {
-            self.monitor.first_match(key).map(|i| self.monitor_ids[i as usize]).filter(|&m| rule.is_none_or(|r| m < r))
+            self.monitor
+                .first_match(key, frame)
+                .map(|i| self.monitor_ids[i as usize])
+                .filter(|&m| rule.is_none_or(|r| m < r))
         };
         Decision { rule, action, monitor }
     }
 
-    /// [`RuleSet::decide`] for each of `keys`, into `out` (as long as `keys`): the tables are
-    /// walked by many keys at once ([`RuleTable::first_match_batch`]), up to twice as fast
-    /// per key as one at a time.
-    pub fn decide_batch(&self, keys: &[&Key], out: &mut [Decision]) {
+    /// [`RuleSet::decide`] for each of `keys` (parsed from `frames`, as many), into `out`
+    /// (as long as `keys`): the tables are walked by many keys at once
+    /// ([`RuleTable::first_match_batch`]), up to twice as fast per key as one at a time.
+    pub fn decide_batch(&self, keys: &[&Key], frames: &[&[u8]], out: &mut [Decision]) {
         const CHUNK: usize = 64;
-        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        for ((keys, frames), out) in keys.chunks(CHUNK).zip(frames.chunks(CHUNK)).zip(out.chunks_mut(CHUNK)) {
             let mut enforced = [None; CHUNK];
             let mut monitored = [None; CHUNK];
             let n = keys.len();
-            self.enforce.first_match_batch(keys, &mut enforced[..n]);
+            self.enforce.first_match_batch(keys, frames, &mut enforced[..n]);
             if !self.monitor.is_empty() {
-                self.monitor.first_match_batch(keys, &mut monitored[..n]);
+                self.monitor.first_match_batch(keys, frames, &mut monitored[..n]);
             }
             for ((d, e), m) in out.iter_mut().zip(&enforced).zip(&monitored) {
                 let rule = e.map(|i| self.enforce_ids[i as usize]);

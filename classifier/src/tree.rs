@@ -198,9 +198,17 @@ impl Forest {
     /// Builds a forest over `boxes`, given as `(rule index, bounds)` in priority order
     /// (rule indices ascending).
     pub fn build(boxes: &[(u32, Bounds)]) -> Forest {
+        Forest::build_conditional(boxes, &[])
+    }
+
+    /// [`Forest::build`] for boxes some of which hold only when a check outside the key
+    /// holds too (`conditional[rule]`, a byte test): such a box does not hide the boxes
+    /// behind it, since a lookup may go on past it ([`Forest::first_match_from`]).
+    pub fn build_conditional(boxes: &[(u32, Bounds)], conditional: &[bool]) -> Forest {
         let (projection, position) = projection(boxes);
         let mut b = Builder {
             boxes,
+            conditional,
             position,
             entry_budget: ENTRIES_PER_BOX * boxes.len(),
             nodes: Vec::new(),
@@ -211,8 +219,21 @@ impl Forest {
         let mut roots = Vec::new();
         let mut cells = Vec::new();
         let (groups, table_slots) = groups(boxes, &position);
-        let projected_slots: Vec<usize> = (0..DIMS).filter(|&s| position[s] != UNPROJECTED).collect();
+        // Conditional boxes (signatures: a port and a byte test, wide everywhere else) get a
+        // tree of their own: among the wide boxes of their address group no cut separates
+        // them, and a leaf of a hundred of them is a hundred box tests per lookup.
+        let is_conditional = |i: &u32| conditional.get(boxes[*i as usize].0 as usize).copied().unwrap_or(false);
+        let mut split: Vec<Vec<u32>> = Vec::with_capacity(5);
+        let mut own = Vec::new();
         for group in groups {
+            let (c, rest): (Vec<u32>, Vec<u32>) = group.into_iter().partition(is_conditional);
+            own.extend(c);
+            split.push(rest);
+        }
+        own.sort_unstable();
+        split.push(own);
+        let projected_slots: Vec<usize> = (0..DIMS).filter(|&s| position[s] != UNPROJECTED).collect();
+        for group in split {
             if group.is_empty() {
                 continue;
             }
@@ -336,6 +357,19 @@ impl Forest {
     /// rule below `best`.
     #[inline]
     fn scan_leaf(&self, leaf: u32, key: &Key, projected: &Projected, best: u32) -> u32 {
+        self.scan_leaf_from::<false>(leaf, key, projected, best, 0)
+    }
+
+    /// [`Forest::scan_leaf`], skipping rules below `floor` when `FLOORED`.
+    #[inline(always)]
+    fn scan_leaf_from<const FLOORED: bool>(
+        &self,
+        leaf: u32,
+        key: &Key,
+        projected: &Projected,
+        best: u32,
+        floor: u32,
+    ) -> u32 {
         let mut at = self.nodes[leaf as usize].child[1] as usize;
         // Entries are in priority order: the first that holds is the leaf's best, and none
         // from the first that cannot beat `best` on can.
@@ -343,7 +377,8 @@ impl Forest {
             if e.rule >= best {
                 break;
             }
-            let mut ok = b.holds(projected);
+            let mut ok = !FLOORED || e.rule >= floor;
+            ok = ok && b.holds(projected);
             if e.count > 0 && ok {
                 let cs = &self.constraints[e.first as usize..][..usize::from(e.count)];
                 ok = cs.iter().all(|c| {
@@ -365,6 +400,17 @@ impl Forest {
     /// The lowest rule index whose box holds `key`.
     #[inline]
     pub fn first_match(&self, key: &Key) -> Option<u32> {
+        self.walk::<false>(key, 0)
+    }
+
+    /// The lowest rule index from `floor` on whose box holds `key`: the next candidate when
+    /// the one before it failed a check the boxes cannot hold (a byte test).
+    pub fn first_match_from(&self, key: &Key, floor: u32) -> Option<u32> {
+        self.walk::<true>(key, floor)
+    }
+
+    #[inline(always)]
+    fn walk<const FLOORED: bool>(&self, key: &Key, floor: u32) -> Option<u32> {
         let mut best = u32::MAX;
         let projected = self.project(key);
         for root in &self.roots {
@@ -378,7 +424,7 @@ impl Forest {
                 }
                 let next = self.nodes[at as usize].step(&projected);
                 if next == at {
-                    best = self.scan_leaf(at, key, &projected, best);
+                    best = self.scan_leaf_from::<FLOORED>(at, key, &projected, best, floor);
                     break;
                 }
                 at = next;
@@ -482,6 +528,8 @@ fn groups(boxes: &[(u32, Bounds)], position: &[u8; DIMS]) -> ([Vec<u32>; 4], Vec
 
 struct Builder<'a> {
     boxes: &'a [(u32, Bounds)],
+    /// Rules whose boxes hold only if a check outside the key holds too (may be short).
+    conditional: &'a [bool],
     /// Each slot's place in the projection, or [`UNPROJECTED`]; only projected slots are cut.
     position: [u8; DIMS],
     /// See [`ENTRIES_PER_BOX`].
@@ -527,8 +575,13 @@ impl Builder<'_> {
     /// Builds the subtree for `items` (box indices in priority order) within `region`;
     /// returns its root and the number of steps from it to its deepest leaf.
     fn node(&mut self, mut items: Vec<u32>, region: Bounds, depth: usize) -> (u32, u32) {
-        // A box that covers the whole region hides every box after it.
-        if let Some(cover) = items.iter().position(|&i| covers(&self.boxes[i as usize].1, &region)) {
+        // A box that covers the whole region hides every box after it (unless a check
+        // outside the key may still turn it down).
+        let hides = |&i: &u32| {
+            let (rule, b) = &self.boxes[i as usize];
+            covers(b, &region) && !self.conditional.get(*rule as usize).copied().unwrap_or(false)
+        };
+        if let Some(cover) = items.iter().position(hides) {
             items.truncate(cover + 1);
         }
         if items.len() <= LEAF_SIZE || depth >= MAX_DEPTH || self.entries.len() > self.entry_budget {

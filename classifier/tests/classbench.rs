@@ -17,11 +17,11 @@ fn check(rules_file: &str, trace_file: &str) {
     let keys: Vec<_> = trace.iter().map(|(h, _)| h.key()).collect();
     let refs: Vec<_> = keys.iter().collect();
     let mut batched = vec![None; refs.len()];
-    table.first_match_batch(&refs, &mut batched);
+    table.first_match_batch(&refs, &vec![&[][..]; refs.len()], &mut batched);
     let mut generator_not_first = 0;
     for (line, (h, generator)) in trace.iter().enumerate() {
         let expect = first_match_linear(&rules, h);
-        assert_eq!(table.first_match(&h.key()), expect, "{trace_file} line {}: {h:?}", line + 1);
+        assert_eq!(table.first_match(&h.key(), &[]), expect, "{trace_file} line {}: {h:?}", line + 1);
         assert_eq!(batched[line], expect, "{trace_file} line {}, batched", line + 1);
         // Each header was generated from a rule that selects it, but that rule is not
         // always the first match (SOURCES.md): count those, do not trust the column.

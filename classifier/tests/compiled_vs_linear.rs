@@ -81,6 +81,44 @@ fn test_text() -> impl Strategy<Value = String> {
         prop::sample::select(&["ip.src & 255.255.0.0 == 10.0.0.0", "ip.addr & 255.0.0.0 != 10.0.0.0"][..])
             .prop_map(str::to_string),
         bare.prop_map(str::to_string),
+        byte_test_text(),
+    ]
+}
+
+/// Byte tests (slices, `contains`, `matches`, `len()`), which the table keeps as residual
+/// checks beside its boxes.
+fn byte_test_text() -> impl Strategy<Value = String> {
+    let layer = prop::sample::select(
+        &["frame", "eth", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "tcp.payload", "udp.payload"][..],
+    );
+    let slice = prop::sample::select(&["", "[0]", "[0:2]", "[1-2]", "[-1]", "[-2:]", "[2:]", "[:3]", "[40:2]"][..]);
+    let op = prop::sample::select(
+        &[
+            "",
+            " == 00",
+            " == 00:01",
+            " != 45",
+            " < 00:00",
+            " >= ff",
+            " contains 01",
+            " contains \"GE\"",
+            " matches \"^g\"",
+            " matches \"\\\\x00\\\\x01\"",
+            " ~ \"t$\"",
+        ][..],
+    );
+    let len = (
+        layer.clone(),
+        prop::sample::select(&["==", "!=", "<", ">="][..]),
+        prop::sample::select(&["0", "2", "8", "20"][..]),
+    )
+        .prop_map(|(l, o, n)| format!("len({l}) {o} {n}"));
+    prop_oneof![
+        3 => (layer, slice, op).prop_map(|(l, s, o)| {
+            // A bare protocol name is a presence test, not a byte test: slice it or compare it.
+            if s.is_empty() && o.is_empty() { format!("{l}[0]") } else { format!("{l}{s}{o}") }
+        }),
+        1 => len,
     ]
 }
 
@@ -165,23 +203,51 @@ fn key() -> impl Strategy<Value = Key> {
         )
 }
 
+/// A key and the frame it stands for: the layout slots point anywhere in (or past) a frame
+/// of a few bytes from a small alphabet, so that byte tests often hold and often fail.
+fn packet() -> impl Strategy<Value = (Key, Vec<u8>)> {
+    let at = prop::option::of(0u32..40);
+    (
+        key(),
+        (at.clone(), at.clone(), at.clone(), at),
+        prop::option::of(prop::sample::select(&[0u32, 8, 9, 12, 30][..])),
+        prop::collection::vec(prop::sample::select(&[0u8, 1, 0x45, b'G', b'E', b't', b'\n', 0xff][..]), 0..48),
+    )
+        .prop_map(|(mut key, (frame, eth, l3, l4), l4_len, bytes)| {
+            use classifier::Dim;
+            for (dim, at) in [(Dim::FrameAt, frame), (Dim::EthAt, eth), (Dim::L3At, l3), (Dim::L4At, l4)] {
+                if let Some(at) = at {
+                    key.set(dim, at);
+                }
+            }
+            if let Some(len) = l4_len {
+                key.set(Dim::L4Len, len);
+            }
+            if key.get(Dim::IpVersion) == 4 {
+                key.set(Dim::IpHdrLen, 20);
+            }
+            (key, bytes)
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     #[test]
     fn compiled_table_equals_linear_scan(
         texts in prop::collection::vec(expr_text(), 1..80),
-        keys in prop::collection::vec(key(), 1..40),
+        packets in prop::collection::vec(packet(), 1..40),
     ) {
         let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap_or_else(|e| panic!("{t}: {e}"))).collect();
         let table = RuleTable::build(&exprs).unwrap();
         let linear = LinearScan::new(&exprs);
-        let refs: Vec<&Key> = keys.iter().collect();
-        let mut batched = vec![None; keys.len()];
-        table.first_match_batch(&refs, &mut batched);
-        for (key, b) in keys.iter().zip(batched) {
-            let expect = linear.first_match(key);
-            prop_assert_eq!(table.first_match(key), expect, "rules {:?} key {:?}", texts, key);
+        let refs: Vec<&Key> = packets.iter().map(|p| &p.0).collect();
+        let frames: Vec<&[u8]> = packets.iter().map(|p| p.1.as_slice()).collect();
+        let mut batched = vec![None; packets.len()];
+        table.first_match_batch(&refs, &frames, &mut batched);
+        for ((key, frame), b) in packets.iter().zip(batched) {
+            let expect = linear.first_match(key, frame);
+            prop_assert_eq!(table.first_match(key, frame), expect, "rules {:?} key {:?} frame {:?}", texts, key, frame);
             prop_assert_eq!(b, expect, "batched; rules {:?} key {:?}", texts, key);
         }
     }
@@ -194,17 +260,18 @@ proptest! {
     #[test]
     fn large_compiled_tables_equal_linear_scan(
         texts in prop::collection::vec(expr_text(), 300..700),
-        keys in prop::collection::vec(key(), 300),
+        packets in prop::collection::vec(packet(), 300),
     ) {
         let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap()).collect();
         let table = RuleTable::build(&exprs).unwrap();
         let linear = LinearScan::new(&exprs);
-        let refs: Vec<&Key> = keys.iter().collect();
-        let mut batched = vec![None; keys.len()];
-        table.first_match_batch(&refs, &mut batched);
-        for (key, b) in keys.iter().zip(batched) {
-            let expect = linear.first_match(key);
-            prop_assert_eq!(table.first_match(key), expect);
+        let refs: Vec<&Key> = packets.iter().map(|p| &p.0).collect();
+        let frames: Vec<&[u8]> = packets.iter().map(|p| p.1.as_slice()).collect();
+        let mut batched = vec![None; packets.len()];
+        table.first_match_batch(&refs, &frames, &mut batched);
+        for ((key, frame), b) in packets.iter().zip(batched) {
+            let expect = linear.first_match(key, frame);
+            prop_assert_eq!(table.first_match(key, frame), expect);
             prop_assert_eq!(b, expect);
         }
     }
@@ -218,7 +285,7 @@ proptest! {
     #[test]
     fn rule_set_decides_batches_as_single_keys(
         rules in prop::collection::vec((expr_text(), 0u8..3, any::<bool>()), 1..60),
-        keys in prop::collection::vec(key(), 1..150),
+        packets in prop::collection::vec(packet(), 1..150),
     ) {
         use classifier::{Action, Decision, Mode, Rule, RuleSet};
         let rules: Vec<Rule> = rules
@@ -232,11 +299,12 @@ proptest! {
             })
             .collect();
         let set = RuleSet::compile(rules, Action::Drop).unwrap();
-        let refs: Vec<&Key> = keys.iter().collect();
-        let mut batched = vec![Decision { rule: None, action: Action::Accept, monitor: None }; keys.len()];
-        set.decide_batch(&refs, &mut batched);
-        for (key, b) in keys.iter().zip(batched) {
-            prop_assert_eq!(b, set.decide(key));
+        let refs: Vec<&Key> = packets.iter().map(|p| &p.0).collect();
+        let frames: Vec<&[u8]> = packets.iter().map(|p| p.1.as_slice()).collect();
+        let mut batched = vec![Decision { rule: None, action: Action::Accept, monitor: None }; packets.len()];
+        set.decide_batch(&refs, &frames, &mut batched);
+        for ((key, frame), b) in packets.iter().zip(batched) {
+            prop_assert_eq!(b, set.decide(key, frame));
         }
     }
 }

@@ -45,21 +45,24 @@ pub fn match_filter(
     let mut buf = vec![0u8; MAX_RECORD];
     let mut n = 0u64;
     while limit.is_none_or(|l| n < l) {
-        let key = match reader.next_into(&mut buf)? {
+        let (key, len) = match reader.next_into(&mut buf)? {
             None => break,
             Some(Record::Frame { len, wire_len, ethernet, .. }) => {
                 let mut key = parse_frame(&buf[..len], wire_len).0;
                 if !ethernet {
-                    key.clear_ethernet(); // tshark shows no `eth` where the capture has none
+                    // tshark shows no `eth` where the capture has none, and its `frame`
+                    // starts where the capture's bytes do (behind the made-up header).
+                    key.clear_ethernet();
+                    key.set(classifier::Dim::FrameAt, crate::io::capture::ETH as u32);
                 }
                 membership.fill(&mut key);
-                key
+                (key, len)
             }
             // A frame of a link type transitd does not read still has a number and a length.
-            Some(Record::Unsupported { wire_len, .. }) => Key::new(wire_len),
+            Some(Record::Unsupported { wire_len, .. }) => (Key::new(wire_len), 0),
         };
         n += 1;
-        if table.first_match(&key).is_some() {
+        if table.first_match(&key, &buf[..len]).is_some() {
             selected(n);
         }
     }

@@ -1,6 +1,6 @@
 //! Rule lists and packets: the compiled table picks the same first rule as the reference
 //! linear scan, one key at a time and in batches. Input: rules one per line, then a NUL,
-//! then packets as 24-byte records (see `key`).
+//! then packets as 24-byte records (see `key`), each also the frame bytes its byte tests read.
 #![no_main]
 
 use classifier::{Expr, Key, LinearScan, RuleTable};
@@ -15,13 +15,14 @@ fuzz_target!(|data: &[u8]| {
     let exprs: Vec<Expr> = text.lines().take(300).filter_map(|l| classifier::parse(l).ok()).collect();
     let Ok(table) = RuleTable::build(&exprs) else { return };
     let linear = LinearScan::new(&exprs);
-    let keys: Vec<Key> = packets.chunks(24).take(300).map(key).collect();
+    let records: Vec<&[u8]> = packets.chunks(24).take(300).collect();
+    let keys: Vec<Key> = records.iter().map(|r| key(r)).collect();
     let refs: Vec<&Key> = keys.iter().collect();
     let mut batched = vec![None; keys.len()];
-    table.first_match_batch(&refs, &mut batched);
-    for (k, b) in keys.iter().zip(batched) {
-        let expect = linear.first_match(k);
-        assert_eq!(table.first_match(k), expect, "{text}\n{k:?}");
+    table.first_match_batch(&refs, &records, &mut batched);
+    for ((k, frame), b) in keys.iter().zip(&records).zip(batched) {
+        let expect = linear.first_match(k, frame);
+        assert_eq!(table.first_match(k, frame), expect, "{text}\n{k:?}");
         assert_eq!(b, expect, "batched\n{text}\n{k:?}");
     }
 });
@@ -32,6 +33,12 @@ fn key(record: &[u8]) -> Key {
     let mut b = [0u8; 24];
     b[..record.len()].copy_from_slice(record);
     let mut key = Key::new(u32::from(u16::from_be_bytes([b[22], b[23]])));
+    // The record is the frame too: its layers start a few bytes in.
+    key.set(classifier::Dim::EthAt, 0);
+    key.set(classifier::Dim::L3At, u32::from(b[0] >> 5));
+    key.set(classifier::Dim::L4At, u32::from(b[0] >> 5) + 4);
+    key.set(classifier::Dim::L4Len, u32::from(b[19] & 0x1f));
+    key.set(classifier::Dim::IpHdrLen, 4);
     if b[0] & 0x40 != 0 {
         key.push_vlan(u16::from_be_bytes([b[20], b[21]]) & 0xfff);
     }
@@ -50,6 +57,7 @@ fn key(record: &[u8]) -> Key {
         6 => {
             key.set_ports(u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]]));
             key.set_tcp_flags(u16::from_be_bytes([b[16], b[17]]) & 0x1ff);
+            key.set(classifier::Dim::TcpHdrLen, 8);
         }
         17 => key.set_ports(u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]])),
         1 | 58 => key.set_icmp(b[18], b[19]),

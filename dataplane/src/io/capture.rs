@@ -16,7 +16,7 @@ use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
 /// Ethernet header length.
-const ETH: usize = 14;
+pub(crate) const ETH: usize = 14;
 
 /// One record read from a capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -102,9 +102,9 @@ pub fn process_batch_via(
     for group in frames.chunks_mut(BATCH_SIZE) {
         state.batch_len = group.len();
         check_all(snapshot, group, state);
-        global_stages(snapshot, group.len(), state);
+        global_stages(snapshot, group, state);
         steer_all(snapshot, group.len(), state);
-        customer_lookups(snapshot, group.len(), &mut state.lanes);
+        customer_lookups(snapshot, group, &mut state.lanes);
         act_in_order(snapshot, eth.as_ref(), group, state);
     }
 }
@@ -129,7 +129,8 @@ fn check_all(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
 
 /// Phase 2: sanity, then the global DoS rules' lookup for every frame still checked. A
 /// `drop` decision needs no tokens and is final here; `rate-limit` waits for phase 5.
-fn global_stages(snap: &Snapshot, n: usize, state: &mut WorkerState) {
+fn global_stages(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
+    let n = frames.len();
     let lanes = &mut *state.lanes;
     for i in 0..n {
         if let Lane::Checked = lanes.lane[i]
@@ -145,14 +146,15 @@ fn global_stages(snap: &Snapshot, n: usize, state: &mut WorkerState) {
     }
     let mut at = [0u8; BATCH_SIZE];
     let mut keys: [&Key; BATCH_SIZE] = [&lanes.key[0]; BATCH_SIZE];
+    let mut data: [&[u8]; BATCH_SIZE] = [&[]; BATCH_SIZE];
     let mut m = 0;
-    for i in 0..n {
+    for (i, frame) in frames.iter().enumerate() {
         if let Lane::Checked = lanes.lane[i] {
-            (at[m], keys[m]) = (i as u8, &lanes.key[i]);
+            (at[m], keys[m], data[m]) = (i as u8, &lanes.key[i], frame.data());
             m += 1;
         }
     }
-    rules.decide_batch(&keys[..m], &mut lanes.found[..m]);
+    rules.decide_batch(&keys[..m], &data[..m], &mut lanes.found[..m]);
     for (&i, d) in at[..m].iter().zip(&lanes.found[..m]) {
         let i = usize::from(i);
         lanes.global[i] = *d;
@@ -177,7 +179,8 @@ fn steer_all(snap: &Snapshot, n: usize, state: &mut WorkerState) {
 
 /// Phase 4: each customer's DoS and firewall lookups, its frames gathered into one batched
 /// lookup per rule set.
-fn customer_lookups(snap: &Snapshot, n: usize, lanes: &mut Lanes) {
+fn customer_lookups(snap: &Snapshot, frames: &[Frame<'_>], lanes: &mut Lanes) {
+    let n = frames.len();
     let Lanes { lane, key, decided, found, .. } = lanes;
     // Frames bound to a customer, by index; taken out group by group.
     let mut todo = [0u8; BATCH_SIZE];
@@ -194,6 +197,7 @@ fn customer_lookups(snap: &Snapshot, n: usize, lanes: &mut Lanes) {
     };
     let mut at = [0u8; BATCH_SIZE];
     let mut keys: [&Key; BATCH_SIZE] = [&key[0]; BATCH_SIZE];
+    let mut data: [&[u8]; BATCH_SIZE] = [&[]; BATCH_SIZE];
     while left > 0 {
         let Some(c) = customer_of(todo[0]) else { break };
         let customer = &snap.customers[usize::from(c)];
@@ -202,7 +206,7 @@ fn customer_lookups(snap: &Snapshot, n: usize, lanes: &mut Lanes) {
         for j in 0..left {
             let i = todo[j];
             if customer_of(i) == Some(c) {
-                (at[m], keys[m]) = (i, &key[usize::from(i)]);
+                (at[m], keys[m], data[m]) = (i, &key[usize::from(i)], frames[usize::from(i)].data());
                 m += 1;
             } else {
                 todo[kept] = i;
@@ -210,13 +214,13 @@ fn customer_lookups(snap: &Snapshot, n: usize, lanes: &mut Lanes) {
             }
         }
         left = kept;
-        let (at, keys) = (&at[..m], &keys[..m]);
-        customer.firewall.decide_batch(keys, &mut found[..m]);
+        let (at, keys, data) = (&at[..m], &keys[..m], &data[..m]);
+        customer.firewall.decide_batch(keys, data, &mut found[..m]);
         for (&i, d) in at.iter().zip(&found[..m]) {
             decided[usize::from(i)] = Decided { dos: None, firewall: *d };
         }
         if !customer.dos.rules().is_empty() {
-            customer.dos.decide_batch(keys, &mut found[..m]);
+            customer.dos.decide_batch(keys, data, &mut found[..m]);
             for (&i, d) in at.iter().zip(&found[..m]) {
                 decided[usize::from(i)].dos = Some(*d);
             }

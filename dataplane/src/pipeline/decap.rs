@@ -127,7 +127,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return Verdict::Drop(DropReason::DecapSpoofedSource);
     }
     let customer = &snap.customers[usize::from(tunnel.customer)];
-    let decision = customer.egress.decide(&key);
+    let decision = customer.egress.decide(&key, data);
     outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
     outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
     if !admit(ctx, decision.action, &key, outcome.egress_rule) {

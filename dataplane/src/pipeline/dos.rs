@@ -93,11 +93,18 @@ pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: Non
 
 /// Applies a DoS rule list. `drop` drops; `rate-limit` drops when the rule's bucket is out of
 /// tokens for the packet's key; `accept` lets the packet through to the next stage.
-pub fn apply(rules: &RuleSet, key: &Key, now_ns: u64, limiter: &mut RateLimiter, snap: &Snapshot) -> DosOutcome {
+pub fn apply(
+    rules: &RuleSet,
+    key: &Key,
+    data: &[u8],
+    now_ns: u64,
+    limiter: &mut RateLimiter,
+    snap: &Snapshot,
+) -> DosOutcome {
     if rules.rules().is_empty() {
         return NO_DOS;
     }
-    enforce(&rules.decide(key), key, now_ns, limiter, snap)
+    enforce(&rules.decide(key, data), key, now_ns, limiter, snap)
 }
 
 /// Carries out a DoS rule list's decision: the lookup's part is pure (and may run over a

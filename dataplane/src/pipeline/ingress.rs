@@ -43,11 +43,11 @@ impl Decided {
 /// A decision no rule made, for storage not yet written.
 pub(super) const NO_DECISION: Decision = Decision { rule: None, action: Action::Drop, monitor: None };
 
-/// Looks up `customer`'s rules for one packet.
-pub(super) fn decide(customer: &Customer, key: &Key) -> Decided {
+/// Looks up `customer`'s rules for one packet (its key, and the bytes it was parsed from).
+pub(super) fn decide(customer: &Customer, key: &Key, data: &[u8]) -> Decided {
     Decided {
-        dos: (!customer.dos.rules().is_empty()).then(|| customer.dos.decide(key)),
-        firewall: customer.firewall.decide(key),
+        dos: (!customer.dos.rules().is_empty()).then(|| customer.dos.decide(key, data)),
+        firewall: customer.firewall.decide(key, data),
     }
 }
 
@@ -61,7 +61,7 @@ pub(super) fn to_customer(
     customer_id: CustomerId,
     outcome: &mut Outcome,
 ) {
-    let decided = decide(&ctx.snap.customers[usize::from(customer_id)], key);
+    let decided = decide(&ctx.snap.customers[usize::from(customer_id)], key, frame.data());
     act_for_customer(ctx, frame, key, ip, customer_id, &decided, outcome);
 }
 

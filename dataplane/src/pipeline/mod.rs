@@ -225,13 +225,13 @@ pub fn process_frame(
     if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
         return Outcome::new(Verdict::Drop(reason));
     }
-    let global = dos::apply(&snap.dos.rules, &key, ctx.now, &mut ctx.limits.dos, snap);
+    let global = dos::apply(&snap.dos.rules, &key, frame.data(), ctx.now, &mut ctx.limits.dos, snap);
     if global.drop.is_some() {
         return dropped_by_dos(global);
     }
     let path = path(snap, &key, &ip);
     let decided = match path {
-        Path::Customer(c) => ingress::decide(&snap.customers[usize::from(c)], &key),
+        Path::Customer(c) => ingress::decide(&snap.customers[usize::from(c)], &key, frame.data()),
         _ => Decided::NONE,
     };
     finish(&mut ctx, frame, &key, &ip, global, path, &decided)

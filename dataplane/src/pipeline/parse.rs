@@ -118,6 +118,7 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
     };
     if !in_pseudowire {
         key.set_ethernet(eth.ether_type().0, eth.source(), eth.destination());
+        key.set(Dim::EthAt, start as u32);
     }
     let mut ether_type = eth.ether_type();
     let mut rest = eth.payload_slice();
@@ -193,6 +194,7 @@ fn has_control_word(payload: &[u8]) -> bool {
 
 #[inline]
 fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
+    key.set(Dim::L3At, l3_start as u32);
     let ip = match Ipv4Slice::from_slice(l3) {
         Ok(ip) => ip,
         Err(e) => {
@@ -202,6 +204,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 let h = lax.header();
                 fill_ipv4(key, &h);
                 let p = lax.payload();
+                key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
                 let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
                 fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
             }
@@ -238,6 +241,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
 }
 
 fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
+    key.set(Dim::L3At, l3_start as u32);
     let ip = match Ipv6Slice::from_slice(l3) {
         Ok(ip) => ip,
         Err(e) => {
@@ -245,6 +249,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 let h = lax.header();
                 fill_ipv6(key, &h);
                 let p = lax.payload();
+                key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
                 let declared = usize::from(h.payload_length()).saturating_sub(extensions);
                 // Not `is_first_fragment`: iterating the extension headers of a lenient
@@ -295,6 +300,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
 /// its bytes hold (ports, and TCP flags when the fixed header is whole), as Wireshark shows
 /// with reassembly off.
 fn parse_l4(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], ip: IpFrame) -> Parsed {
+    key.set(Dim::L4At, ip.l4_start as u32);
     if fragmented {
         if first {
             key.set_l4_proto(proto.0);

@@ -65,9 +65,9 @@ pub(super) fn protect(
     if flags == ABSENT {
         return Protection::Pass;
     }
-    let rule_index = match tcp.global.decide(key).rule {
+    let rule_index = match tcp.global.decide(key, data).rule {
         Some(r) => r,
-        None => match customer.tcp.decide(key).rule {
+        None => match customer.tcp.decide(key, data).rule {
             Some(r) => customer.tcp_base + r,
             None => return Protection::Pass,
         },

@@ -1,0 +1,464 @@
+//! Byte tests: slices, `contains`, `matches` and `len()` over a packet's protocol bytes and
+//! transport payloads (`udp.payload[0:4] == 00:00:00:00`, `frame contains "GET"`).
+//!
+//! A byte test cannot be a key slot (its value is any number of bytes), so it is not in the
+//! rule table's boxes: the compiler keeps it beside the box as a residual check, evaluated on
+//! the frame's bytes only for the candidates a lookup finds (see `table`). The key still
+//! says where each layer lies in the frame: the parser records where the Ethernet, IP and
+//! transport headers start ([`Dim::EthAt`], [`Dim::L3At`], [`Dim::L4At`]) and the header
+//! fields give their lengths, so a test reads its bytes straight out of the frame.
+//!
+//! Meanings are Wireshark 4.0's, checked against tshark:
+//! - a protocol's bytes are its header: `ip` is `ip.hdr_len` bytes, `ipv6` the fixed header
+//!   and its extension headers, `tcp` `tcp.hdr_len`, `udp` 8, `eth` 14; `icmp` and `icmpv6`
+//!   are the whole message; `frame` is every byte captured; `tcp.payload` and
+//!   `udp.payload` are the segment's and datagram's data (present only when there is some),
+//!   Ethernet padding excluded, cut where the capture is;
+//! - `[i:n]` is `n` bytes from `i` (negative `i` counts from the end), `[i-j]` bytes `i` to
+//!   `j` (`i < j`), `[i]` one byte, `[i:]` to the end, `[:n]` the first `n`; a slice that
+//!   reaches past the field's end is the empty byte string (so `frame[4000:2] == 00:00` is
+//!   false, `!= 00:00` true, and a bare `frame[4000:2]` false);
+//! - byte strings order by length first, then byte by byte;
+//! - `contains` is case-sensitive, `matches` is case-insensitive unless the pattern says
+//!   `(?-i)`, and neither holds of an empty byte string;
+//! - a string literal ends at its first NUL byte (Wireshark's strings are C strings).
+//!
+//! `matches` compiles with the `regex` crate (linear time in the bytes, whatever the
+//! pattern). PCRE-only constructs (look-around, back-references) are refused when the rule is
+//! parsed, with the regex crate's reason.
+
+use std::cmp::Ordering;
+use std::ops::Range;
+
+use crate::ast::Span;
+use crate::field::{ABSENT, Dim, Key};
+use crate::set::IntervalSet;
+
+/// A field whose value is bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// Every byte captured.
+    Frame,
+    /// The frame's own Ethernet header (14 bytes).
+    Eth,
+    /// The IPv4 header, options included.
+    Ip,
+    /// The IPv6 fixed header and its extension headers.
+    Ipv6,
+    /// The TCP header, options included.
+    Tcp,
+    /// The UDP header.
+    Udp,
+    /// The ICMP message.
+    Icmp,
+    /// The ICMPv6 message.
+    Icmpv6,
+    /// The TCP segment's data.
+    TcpPayload,
+    /// The UDP datagram's data.
+    UdpPayload,
+}
+
+/// Every byte field, by Wireshark's name.
+const LAYERS: &[(&str, Layer)] = &[
+    ("frame", Layer::Frame),
+    ("eth", Layer::Eth),
+    ("ip", Layer::Ip),
+    ("ipv6", Layer::Ipv6),
+    ("tcp", Layer::Tcp),
+    ("udp", Layer::Udp),
+    ("icmp", Layer::Icmp),
+    ("icmpv6", Layer::Icmpv6),
+    ("tcp.payload", Layer::TcpPayload),
+    ("udp.payload", Layer::UdpPayload),
+];
+
+/// The names of the byte fields, for messages.
+pub fn layer_names() -> impl Iterator<Item = &'static str> {
+    LAYERS.iter().map(|l| l.0)
+}
+
+impl Layer {
+    /// The byte field called `name`.
+    pub fn lookup(name: &str) -> Option<Layer> {
+        LAYERS.iter().find(|l| l.0 == name).map(|l| l.1)
+    }
+
+    /// Its Wireshark name.
+    pub fn name(self) -> &'static str {
+        LAYERS.iter().find(|l| l.1 == self).map_or("?", |l| l.0)
+    }
+
+    /// Where its bytes lie in `frame` (the bytes `key` was parsed from), or `None` when the
+    /// packet does not carry it. Ranges are cut at the end of the captured bytes.
+    pub fn range(self, key: &Key, frame_len: usize) -> Option<Range<usize>> {
+        let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+        let cut = |start: usize, end: usize| start.min(frame_len)..end.min(frame_len);
+        let l4 = |proto: u32| at(Dim::L4At).filter(|_| key.get(Dim::L4Proto) == proto);
+        let version = key.get(Dim::IpVersion);
+        let range = match self {
+            Layer::Frame => cut(at(Dim::FrameAt).unwrap_or(0), frame_len),
+            Layer::Eth => {
+                let start = at(Dim::EthAt)?;
+                cut(start, start + 14)
+            }
+            Layer::Ip if version == 4 => {
+                let start = at(Dim::L3At)?;
+                cut(start, start + at(Dim::IpHdrLen)?)
+            }
+            Layer::Ipv6 if version == 6 => {
+                let start = at(Dim::L3At)?;
+                cut(start, at(Dim::L4At).unwrap_or(start + 40))
+            }
+            Layer::Tcp => {
+                let start = l4(6)?;
+                cut(start, start + at(Dim::TcpHdrLen)?)
+            }
+            Layer::Udp => {
+                let start = l4(17)?;
+                at(Dim::L4Len)?;
+                cut(start, start + 8)
+            }
+            Layer::Icmp if version == 4 => cut(l4(1)?, at(Dim::L3At)? + at(Dim::IpLen)?),
+            Layer::Icmpv6 if version == 6 => cut(l4(58)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?),
+            Layer::TcpPayload => {
+                let start = l4(6)? + at(Dim::TcpHdrLen)?;
+                let r = cut(start, start + at(Dim::L4Len)?);
+                return (!r.is_empty()).then_some(r);
+            }
+            Layer::UdpPayload => {
+                let start = l4(17)? + 8;
+                let r = cut(start, (start - 8) + at(Dim::L4Len)?);
+                return (r.start < r.end).then_some(r);
+            }
+            Layer::Ip | Layer::Ipv6 | Layer::Icmp | Layer::Icmpv6 => return None,
+        };
+        Some(range.start..range.end.max(range.start))
+    }
+}
+
+/// `[start:len]`, `[start-end]`, `[start]`, `[start:]` or `[:len]`, as one offset (negative:
+/// from the end) and a length (`None`: to the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// First byte; negative counts back from the end.
+    pub start: i64,
+    /// How many bytes; `None` for all the rest.
+    pub len: Option<u64>,
+}
+
+impl Slice {
+    /// Reads Wireshark's slice text (what stands between the brackets).
+    pub fn parse(text: &str) -> Result<Slice, String> {
+        let int = |s: &str| s.parse::<i64>().map_err(|_| format!("\"{s}\" is not a byte offset."));
+        let len = |s: &str| match s.parse::<u64>() {
+            Ok(0) => Err(format!("Range {text} isn't valid because length 0 isn't positive")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("\"{s}\" is not a byte count.")),
+        };
+        if text.contains(',') {
+            return Err("transitd takes one range per slice; write several tests".into());
+        }
+        if let Some((a, b)) = text.split_once(':') {
+            let start = if a.is_empty() { 0 } else { int(a)? };
+            let len = if b.is_empty() { None } else { Some(len(b)?) };
+            return Ok(Slice { start, len });
+        }
+        // `i-j`; a leading minus is the sign of `i`.
+        let dash = text.char_indices().skip(1).find(|&(_, c)| c == '-').map(|(i, _)| i);
+        if let Some(i) = dash {
+            let (a, b) = (int(&text[..i])?, int(&text[i + 1..])?);
+            if a < 0 || b < 0 || a >= b {
+                return Err(format!("Range {text} isn't valid because {a} is greater or equal than {b}"));
+            }
+            return Ok(Slice { start: a, len: Some((b - a + 1) as u64) });
+        }
+        Ok(Slice { start: int(text)?, len: Some(1) })
+    }
+
+    /// The slice of `v`, or the empty byte string when it reaches outside `v`.
+    pub fn of<'a>(&self, v: &'a [u8]) -> &'a [u8] {
+        let n = v.len() as i64;
+        let start = if self.start < 0 { n + self.start } else { self.start };
+        let end = match self.len {
+            Some(len) => start.saturating_add(len.min(i64::MAX as u64) as i64),
+            None => n,
+        };
+        if start < 0 || start >= n || end > n {
+            return &[];
+        }
+        &v[start as usize..end as usize]
+    }
+}
+
+/// A comparison of byte strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==`, `===`.
+    Eq,
+    /// `!=`, `!==`.
+    Ne,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+}
+
+impl CmpOp {
+    /// Whether a comparison that came out `o` satisfies it.
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            CmpOp::Eq => o.is_eq(),
+            CmpOp::Ne => o.is_ne(),
+            CmpOp::Lt => o.is_lt(),
+            CmpOp::Le => o.is_le(),
+            CmpOp::Gt => o.is_gt(),
+            CmpOp::Ge => o.is_ge(),
+        }
+    }
+}
+
+/// A compiled `matches` pattern.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::bytes::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+/// Upper bound on a compiled pattern's size (the regex crate's own measure): a rule's
+/// pattern is small; this refuses one that would cost the data plane megabytes.
+pub const MAX_PATTERN_BYTES: usize = 1 << 20;
+
+impl Pattern {
+    /// Compiles `pattern` (the bytes of a string literal) as tshark 4.0 reads it: bytes, not
+    /// UTF-8, and case-insensitive unless it says otherwise.
+    pub fn new(pattern: &[u8]) -> Result<Pattern, String> {
+        // The regex crate reads a `&str`: bytes above 0x7f (from `\xff` escapes in the
+        // literal) become `\xff` escapes of the pattern, which match that byte.
+        let mut text = String::with_capacity(pattern.len());
+        for &b in pattern {
+            if b.is_ascii() {
+                text.push(char::from(b));
+            } else {
+                text.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        regex::bytes::RegexBuilder::new(&text)
+            .unicode(false)
+            .case_insensitive(true)
+            .size_limit(MAX_PATTERN_BYTES)
+            .dfa_size_limit(MAX_PATTERN_BYTES)
+            .build()
+            .map(Pattern)
+            .map_err(|e| match e {
+                regex::Error::CompiledTooBig(_) => {
+                    format!("the pattern compiles to more than {MAX_PATTERN_BYTES} bytes; simplify it")
+                }
+                e => format!("the pattern does not compile (transitd's regex engine is linear-time, without look-around or back-references): {e}"),
+            })
+    }
+}
+
+/// What a byte test asks of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ByteOp {
+    /// The field (or the slice of it) is there.
+    Present,
+    /// Compared with a byte string.
+    Cmp(CmpOp, Vec<u8>),
+    /// Holds this byte string somewhere.
+    Contains(Vec<u8>),
+    /// A match of the pattern is somewhere in it.
+    Matches(Pattern),
+    /// `len(field)` lies in the set.
+    Len(IntervalSet),
+    /// `field & mask` (some bit of the mask is set) or `field & mask OP value`: the bytes
+    /// ANDed with the mask, byte by byte, as long as the shorter of the two.
+    Masked(Vec<u8>, Option<(CmpOp, Vec<u8>)>),
+}
+
+/// A test on a byte field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteTest {
+    /// The field.
+    pub layer: Layer,
+    /// The part of it tested; `None` for all of it.
+    pub slice: Option<Slice>,
+    /// What must hold.
+    pub op: ByteOp,
+    /// Where the test is written.
+    pub span: Span,
+}
+
+/// Wireshark's order of byte strings: shorter first, then byte by byte.
+fn order(a: &[u8], b: &[u8]) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+impl ByteTest {
+    /// True when the test holds of the packet whose key is `key`, parsed from `frame`.
+    pub fn holds(&self, key: &Key, frame: &[u8]) -> bool {
+        let Some(range) = self.layer.range(key, frame.len()) else { return false };
+        let whole = frame.get(range).unwrap_or(&[]);
+        let v = self.slice.map_or(whole, |s| s.of(whole));
+        match &self.op {
+            ByteOp::Present => self.slice.is_none() || !v.is_empty(),
+            ByteOp::Cmp(op, lit) => op.holds(order(v, lit)),
+            ByteOp::Masked(mask, None) => v.iter().zip(mask).any(|(a, m)| a & m != 0),
+            ByteOp::Masked(mask, Some((op, lit))) => {
+                // At most a few bytes (the literal's length): no allocation.
+                let masked = v.iter().zip(mask).map(|(a, m)| a & m);
+                let o = masked.clone().count().cmp(&lit.len()).then_with(|| masked.cmp(lit.iter().copied()));
+                op.holds(o)
+            }
+            ByteOp::Contains(lit) => !lit.is_empty() && v.windows(lit.len()).any(|w| w == lit.as_slice()),
+            ByteOp::Matches(p) => !v.is_empty() && p.0.is_match(v),
+            ByteOp::Len(set) => set.contains(v.len() as u128),
+        }
+    }
+}
+
+/// Reads a byte-string literal as tshark 4.0 does: hex bytes with `:`, `.` or `-` between
+/// them (`00:01`, `00.01`), or run together (`0001`), a single hex digit (`4` is 0x04), or
+/// `0x` and two hex digits. `None` when it is none of these.
+pub fn byte_literal(word: &str) -> Option<Vec<u8>> {
+    let hex = |s: &str| u8::from_str_radix(s, 16).ok().filter(|_| s.bytes().all(|c| c.is_ascii_hexdigit()));
+    if let Some(h) = word.strip_prefix("0x") {
+        return (h.len() == 2).then(|| hex(h)).flatten().map(|b| vec![b]);
+    }
+    if word.contains([':', '.', '-']) {
+        return word.split([':', '.', '-']).map(|p| if (1..=2).contains(&p.len()) { hex(p) } else { None }).collect();
+    }
+    match word.len() {
+        1 => hex(word).map(|b| vec![b]),
+        n if n % 2 == 0 && n > 0 => (0..n).step_by(2).map(|i| hex(&word[i..i + 2])).collect(),
+        _ => None,
+    }
+}
+
+/// The bytes of a string literal's text (between the quotes), as Wireshark 4.0 reads it:
+/// `\\`, `\"`, `\a \b \f \n \r \t \v`, `\xhh` and `\ooo` escapes; a raw string (`r"..."`)
+/// keeps its backslashes. The value ends at the first NUL byte, as Wireshark's C strings do.
+pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        if c != b'\\' || raw {
+            if raw && c == b'\\' && b.get(i) == Some(&b'"') {
+                out.push(b'\\');
+                out.push(b'"');
+                i += 1;
+                continue;
+            }
+            out.push(c);
+            continue;
+        }
+        let Some(&e) = b.get(i) else { return Err("The final quote was missing from a quoted string.".into()) };
+        i += 1;
+        let simple = match e {
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(11),
+            b'\\' | b'"' | b'\'' | b'?' => Some(e),
+            _ => None,
+        };
+        if let Some(v) = simple {
+            out.push(v);
+        } else if e == b'x' {
+            let n = b[i..].iter().take(2).take_while(|c| c.is_ascii_hexdigit()).count();
+            if n == 0 {
+                return Err("\\x must be followed by hex digits.".into());
+            }
+            out.push(u8::from_str_radix(&text[i..i + n], 16).map_err(|e| e.to_string())?);
+            i += n;
+        } else if (b'0'..=b'7').contains(&e) {
+            let n = 1 + b[i..].iter().take(2).take_while(|c| (b'0'..=b'7').contains(c)).count();
+            let v = u16::from_str_radix(&text[i - 1..i - 1 + n], 8).map_err(|e| e.to_string())?;
+            out.push(u8::try_from(v).map_err(|_| format!("\\{} is not a byte.", &text[i - 1..i - 1 + n]))?);
+            i += n - 1;
+        } else {
+            return Err(format!("\\{} is not a valid escape sequence.", char::from(e)));
+        }
+    }
+    if let Some(nul) = out.iter().position(|&c| c == 0) {
+        out.truncate(nul);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_read_as_wireshark_reads_them() {
+        let v = [0u8, 1, 2, 3, 4, 5];
+        let s = |t: &str| Slice::parse(t).unwrap().of(&v).to_vec();
+        assert_eq!(s("0:2"), [0, 1]);
+        assert_eq!(s("1-3"), [1, 2, 3]);
+        assert_eq!(s("4"), [4]);
+        assert_eq!(s("-2:"), [4, 5]);
+        assert_eq!(s("-1"), [5]);
+        assert_eq!(s(":3"), [0, 1, 2]);
+        assert_eq!(s("2:"), [2, 3, 4, 5]);
+        // Reaching past the end, even in part, is the empty string.
+        assert_eq!(s("4:4"), Vec::<u8>::new());
+        assert_eq!(s("6:"), Vec::<u8>::new());
+        assert_eq!(s("-7:2"), Vec::<u8>::new());
+        assert!(Slice::parse("3-1").is_err());
+        assert!(Slice::parse("1-1").is_err());
+        assert!(Slice::parse("0:0").is_err());
+        assert!(Slice::parse("0:1,2:1").is_err());
+    }
+
+    #[test]
+    fn literals_read_as_tshark_reads_them() {
+        assert_eq!(byte_literal("45"), Some(vec![0x45]));
+        assert_eq!(byte_literal("4"), Some(vec![0x04]));
+        assert_eq!(byte_literal("0x45"), Some(vec![0x45]));
+        assert_eq!(byte_literal("0x1"), None);
+        assert_eq!(byte_literal("0x4500"), None);
+        assert_eq!(byte_literal("4500"), Some(vec![0x45, 0]));
+        assert_eq!(byte_literal("45:00.01-ff"), Some(vec![0x45, 0, 1, 0xff]));
+        assert_eq!(byte_literal("450"), None);
+        assert_eq!(byte_literal("4g"), None);
+        assert_eq!(string_literal(r#"H\tT\x48\110\\\""#, false).unwrap(), b"H\tTHH\\\"");
+        assert_eq!(string_literal(r"a\x00b", false).unwrap(), b"a");
+        assert_eq!(string_literal(r"\xff\d", true).unwrap(), br"\xff\d");
+        assert!(string_literal(r"\q", false).is_err());
+    }
+
+    #[test]
+    fn byte_strings_order_by_length_first() {
+        assert!(order(&[0xff], &[0, 0]).is_lt());
+        assert!(order(&[], &[0]).is_lt());
+        assert!(order(&[1, 0], &[0, 0xff]).is_gt());
+    }
+
+    #[test]
+    fn patterns_are_bytes_and_caseless() {
+        let p = Pattern::new(b"get /\\xff").unwrap();
+        assert!(p.0.is_match(b"xx GET /\xff"));
+        assert!(Pattern::new(b"\xff\xfe").unwrap().0.is_match(b"a\xff\xfe"));
+        assert!(!Pattern::new(b"(?-i)get").unwrap().0.is_match(b"GET"));
+        assert!(Pattern::new(b"(a)\\1").is_err());
+        assert!(Pattern::new(b"(?<=a)b").is_err());
+        assert!(Pattern::new(b"(").is_err());
+    }
+}
