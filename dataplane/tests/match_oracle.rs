@@ -15,7 +15,7 @@ use transitd::dryrun::match_filter;
 
 /// Captures merged into the test file: plain, VLAN and QinQ IPv4/IPv6 TCP/UDP/ICMP/ICMPv6,
 /// extension headers, raw-IP link types, pcapng, GRE, a SYN flood, a port scan, MPLS label
-/// stacks and Ethernet pseudowires.
+/// stacks (two public captures and a generated one) and Ethernet pseudowires.
 const FILES: &[&str] = &[
     "real/zeek-communityid-tcp.pcap",
     "real/zeek-communityid-udp.pcap",
@@ -45,6 +45,8 @@ const FILES: &[&str] = &[
     "real/zeek-ipv4-fragmented-syn.pcap",
     "real/zeek-icmp-destunreach-udp.pcap",
     "real/zeek-tunnels-4in4.pcap",
+    "real/zeek-mixed-vlan-mpls.pcap",
+    "real/zeek-mpls-in-vlan.pcap",
     "generated/mpls.pcap",
 ];
 

@@ -37,9 +37,12 @@ fn every_capture_replays_and_every_frame_gets_one_verdict() {
 }
 
 /// Frames tshark sees as well-formed IP whose outer header a router forwards: good IPv4
-/// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size.
+/// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size, and not
+/// under MPLS labels (passed or dropped as `[server] mpls` says, whatever they carry: see
+/// `mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry`).
 const FORWARDABLE: &str = "(ip or ipv6) and not (ip.checksum.status#1 == 0) and not (ip.ttl#1 <= 1) \
-     and not (ipv6.hlim#1 <= 1) and not _ws.malformed and frame.cap_len <= 4096 and frame.cap_len == frame.len";
+     and not (ipv6.hlim#1 <= 1) and not _ws.malformed and frame.cap_len <= 4096 and frame.cap_len == frame.len \
+     and not mpls";
 
 #[test]
 fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
@@ -146,4 +149,18 @@ fn mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry() {
     let dropping = CATCH_ALL.replacen("[server]\n", "[server]\nmpls = \"drop\"\n", 1);
     assert_ne!(dropping, CATCH_ALL);
     assert_eq!(verdicts(&dropping, &file), vec![Verdict::Drop(DropReason::Mpls); frames]);
+    // In public captures that mix MPLS with plain and tagged frames: exactly tshark's MPLS
+    // frames are passed as MPLS.
+    for name in ["real/zeek-mixed-vlan-mpls.pcap", "real/zeek-mpls-in-vlan.pcap"] {
+        let file = pcap(name);
+        let mpls: BTreeSet<u64> = tshark_frames(&file, "mpls", &[]).into_iter().collect();
+        let ours: BTreeSet<u64> = verdicts(CATCH_ALL, &file)
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v == Verdict::Pass(PassReason::Mpls))
+            .map(|(i, _)| i as u64 + 1)
+            .collect();
+        assert!(!mpls.is_empty());
+        assert_eq!(ours, mpls, "{name}");
+    }
 }

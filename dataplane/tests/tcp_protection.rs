@@ -76,7 +76,8 @@ fn is_out_of_state(v: &Verdict) -> bool {
 /// SYN at or before it, with no RST since. `None` for frames that are not plain TCP (inside
 /// tunnels or ICMP errors, fragments), which tracking does not judge.
 fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
-    let filter = "tcp and not icmp and not icmpv6 and not gre and not udp \
+    // Not under MPLS labels: the data plane passes or drops those whatever they carry.
+    let filter = "tcp and not icmp and not icmpv6 and not gre and not udp and not mpls \
                   and ((count(ip) == 1 and not ipv6) or (count(ipv6) == 1 and not ip)) \
                   and not ip.flags.mf == 1 and not ip.frag_offset > 0 and not ipv6.fraghdr";
     let out = tshark(

@@ -236,6 +236,10 @@ fuzz_target!(|data: &[u8]| {
         if l4 == 6 {
             key.set_tcp_flags(u16::from(b[15]) << 1 & 0x1ff);
         }
-        assert_eq!(table.first_match(&key, data).is_some(), classifier::eval::eval(&expr, &key, data), "{text}\n{key:?}");
+        assert_eq!(
+            table.first_match(&key, data).is_some(),
+            classifier::eval::eval(&expr, &key, data),
+            "{text}\n{key:?}"
+        );
     }
 });
