@@ -112,9 +112,7 @@ fn real_connections_seen_from_their_start_pass_untouched() {
     for file in captures("real") {
         let frames = read_frames(&file);
         let expect = tshark_verdicts(&file);
-        if expect.is_empty()
-            || frames.len() as u64 != tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count() as u64
-        {
+        if expect.is_empty() || frames.len() as u64 != frame_count(&file) {
             continue; // no plain TCP, or records we do not read (frame numbers would not line up)
         }
         let (plain, _) = verdicts_timed(CATCH_ALL, &file);

@@ -48,6 +48,21 @@ pub fn tshark(file: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// How many frames Wireshark's `capinfos` counts in `file` (what tshark reads, without its
+/// second of start-up: the same count on every bundled capture).
+pub fn frame_count(file: &Path) -> u64 {
+    let out = Command::new("capinfos")
+        .args(["-c", "-M"])
+        .arg(file)
+        .output()
+        .expect("capinfos comes with tshark (wireshark-common)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Number of packets:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("capinfos on {}: {text}", file.display()))
+}
+
 /// The frame numbers tshark selects with display filter `filter`.
 pub fn tshark_frames(file: &Path, filter: &str, extra: &[&str]) -> Vec<u64> {
     let mut args = vec!["-Y", filter, "-T", "fields", "-e", "frame.number"];
