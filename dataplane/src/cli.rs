@@ -71,6 +71,17 @@ pub enum Command {
         #[arg(long)]
         iface: String,
     },
+    /// Print a shell completion script for transitd (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write transitd's manual pages (roff: transitd.1 and one per subcommand, such as
+    /// transitd-run.1) into a directory, made from these very definitions.
+    Manpages {
+        /// The directory (it must exist).
+        dir: PathBuf,
+    },
     /// Try a rule on a capture, answering like `tshark -r FILE -Y EXPR -T fields -e
     /// frame.number`; or, with --config, show what the whole configuration would do to each
     /// frame (dry run: nothing is sent).

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod lpm;
 pub mod metrics;
 pub mod neigh;
+pub mod notify;
 pub mod pipeline;
 pub mod plan_report;
 pub mod punt;

@@ -209,6 +209,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match { read, filter, config, lists, count_limit, count, json } => {
             Ok(match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json))
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "transitd",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { dir } => {
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

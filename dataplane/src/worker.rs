@@ -41,6 +41,9 @@ pub struct WorkerReport {
     pub latency: Histogram<u64>,
     /// The same over the last complete window of [`LATENCY_WINDOW`].
     pub latency_window: Histogram<u64>,
+    /// Publications so far: it grows while the worker is alive, idle or not (the
+    /// supervisor feeds systemd's watchdog only while every worker's does).
+    pub publications: u64,
 }
 
 /// The window recent batch latencies are reported over.
@@ -68,6 +71,7 @@ impl Default for WorkerReport {
             io: IoStats::default(),
             latency: latency_histogram(),
             latency_window: latency_histogram(),
+            publications: 0,
         }
     }
 }
@@ -124,6 +128,7 @@ impl Publisher {
                 self.window_started = Instant::now();
                 self.first_window_done = true;
             }
+            r.publications += 1;
         }
         self.latency.reset();
         self.published = Instant::now();

@@ -67,6 +67,38 @@ fn sum_column(text: &str) -> f64 {
 }
 
 #[test]
+fn systemd_hears_ready_then_the_watchdog_then_stopping() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tn", 1);
+    // systemd's end: a datagram socket, as for Type=notify with WatchdogSec=0.4s.
+    let dir = std::env::temp_dir().join(format!("{}-notify", lab.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let env = [("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")];
+    let t = lab.transitd_env("dut", "d0", ACME, &["--no-metrics"], &env);
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 512];
+    let started = std::time::Instant::now();
+    while heard.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 5 {
+        let n = socket.recv(&mut buf).expect("transitd keeps talking to systemd");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let took = started.elapsed();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    let n = socket.recv(&mut buf).expect("STOPPING=1 at the end");
+    heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    let _ = std::fs::remove_dir_all(&dir);
+    // READY first (with the main PID and a status), then the watchdog every 0.2 s or so.
+    assert!(heard[0].starts_with("READY=1\nMAINPID=") && heard[0].contains("STATUS=running on"), "{heard:?}");
+    assert!(heard[1..6].iter().all(|m| m == "WATCHDOG=1"), "{heard:?}");
+    assert!(took < Duration::from_secs(5), "five watchdog pings took {took:?}");
+    assert_eq!(heard.last().map(String::as_str), Some("STOPPING=1"), "{heard:?}");
+}
+
+#[test]
 fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tm", 1);

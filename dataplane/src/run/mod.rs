@@ -32,6 +32,7 @@ use crate::io::afxdp::{AfXdpConfig, BindMode};
 use crate::limits::{MAX_UMEM_FRAMES, MIN_UMEM_FRAMES};
 use crate::metrics::{ReloadStats, Sources};
 use crate::neigh::{self, NextHopCell};
+use crate::notify::{self, Notifier};
 use crate::pipeline::WorkerStats;
 use crate::punt::PuntDevice;
 use crate::snapshot::{NextHop, Snapshot};
@@ -179,6 +180,15 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         "transitd: running on {} queues {:?} ({} customers, {} tunnels); SIGINT or SIGTERM stops",
         opts.iface, queues, customers.0, customers.1
     );
+    let notifier = Notifier::from_env();
+    if let Some(n) = &notifier {
+        n.send(&format!(
+            "READY=1\nMAINPID={}\nSTATUS=running on {} queues {:?}",
+            std::process::id(),
+            opts.iface,
+            queues
+        ));
+    }
 
     let sources = Arc::new(Sources {
         workers: reports.clone(),
@@ -199,8 +209,18 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         None => None,
     };
     let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone())?;
-    let gone = supervise(opts, index, &queues, &workers, &reports, &sources, &mut watch, &program, &stop, &reload);
+    let gone = supervise(
+        opts,
+        Supervised { index, queues: &queues, workers: &workers, reports: &reports, sources: &sources },
+        &mut watch,
+        &program,
+        notifier.as_ref(),
+        (&stop, &reload),
+    );
 
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
+    }
     stop.store(true, Ordering::Relaxed);
     let mut errors: Vec<anyhow::Error> = gone.into_iter().collect();
     for w in workers {
@@ -328,31 +348,45 @@ fn log_sockets(opened: &[workers::Opened], opts: &RunOptions) {
 /// progress lines, until a stop signal or a worker ends; or until the interface goes away
 /// (an error: its sockets can do nothing more).
 #[allow(clippy::too_many_arguments)]
+/// What [`supervise`] watches.
+struct Supervised<'a> {
+    index: i32,
+    queues: &'a [u32],
+    workers: &'a [Thread],
+    reports: &'a [Arc<Mutex<WorkerReport>>],
+    sources: &'a Sources,
+}
+
 fn supervise(
     opts: &RunOptions,
-    index: i32,
-    queues: &[u32],
-    workers: &[Thread],
-    reports: &[Arc<Mutex<WorkerReport>>],
-    sources: &Sources,
+    s: Supervised<'_>,
     watch: &mut ConfigWatch,
     program: &XdpProgram,
-    stop: &AtomicBool,
-    reload: &AtomicBool,
+    notifier: Option<&Notifier>,
+    (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
+    let Supervised { index, queues, workers, reports, sources } = s;
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect()
     };
     let mut last = (Instant::now(), counters());
+    let mut watchdog = notifier.and(notify::watchdog_interval()).map(|every| Watchdog::new(every, reports));
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
-        match watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
-            Some(true) => sources.reloads.applied_now(false),
-            Some(false) => {
+        if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
+            if applied {
+                sources.reloads.applied_now(false);
+            } else {
                 sources.reloads.rejected.fetch_add(1, Ordering::Relaxed);
             }
-            None => {}
+            if let Some(n) = notifier {
+                let what = if applied { "applied" } else { "rejected; the previous one runs" };
+                n.send(&format!("STATUS=running on {} queues {queues:?}; last reload {what}", opts.iface));
+            }
+        }
+        if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
+            w.tick(reports, n);
         }
         if let Ok(mut x) = sources.xdp.lock() {
             *x = program.stats();
@@ -370,6 +404,51 @@ fn supervise(
         }
     }
     None
+}
+
+/// Feeds systemd's watchdog while every worker publishes its counters (it does ten times a
+/// second, busy or idle); a worker that stops stops the feeding, and systemd restarts the
+/// service after `WatchdogSec`.
+struct Watchdog {
+    every: Duration,
+    last: Instant,
+    seen: Vec<u64>,
+    /// Workers reported stuck already (said once, not every tick).
+    told: bool,
+}
+
+impl Watchdog {
+    fn new(every: Duration, reports: &[Arc<Mutex<WorkerReport>>]) -> Watchdog {
+        Watchdog { every, last: Instant::now(), seen: publications(reports), told: false }
+    }
+
+    fn tick(&mut self, reports: &[Arc<Mutex<WorkerReport>>], notifier: &Notifier) {
+        if self.last.elapsed() < self.every {
+            return;
+        }
+        let now = publications(reports);
+        let stuck: Vec<u32> = reports
+            .iter()
+            .zip(now.iter().zip(&self.seen))
+            .filter(|(_, (now, before))| now <= before)
+            .map(|(r, _)| r.lock().map_or(u32::MAX, |r| r.queue))
+            .collect();
+        if stuck.is_empty() {
+            notifier.send("WATCHDOG=1");
+            self.told = false;
+        } else if !self.told {
+            eprintln!(
+                "transitd: workers of queues {stuck:?} published nothing for {:?}: not feeding the watchdog",
+                self.every
+            );
+            self.told = true;
+        }
+        (self.last, self.seen) = (Instant::now(), now);
+    }
+}
+
+fn publications(reports: &[Arc<Mutex<WorkerReport>>]) -> Vec<u64> {
+    reports.iter().map(|r| r.lock().map_or(0, |r| r.publications)).collect()
 }
 
 /// `transitd detach --iface IF`.

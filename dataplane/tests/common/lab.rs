@@ -121,23 +121,29 @@ impl Lab {
 
     /// Starts `transitd run` in namespace `ns` on interface `dev` with `config`.
     pub fn transitd_on(&self, ns: &str, dev: &str, config: &str, extra: &[&str]) -> Transitd {
+        self.transitd_env(ns, dev, config, extra, &[])
+    }
+
+    /// [`Lab::transitd_on`] with environment variables (`NOTIFY_SOCKET`, say).
+    pub fn transitd_env(&self, ns: &str, dev: &str, config: &str, extra: &[&str], env: &[(&str, &str)]) -> Transitd {
         let path = std::env::temp_dir().join(format!("{}-{ns}.toml", self.prefix));
         std::fs::write(&path, config).unwrap();
         let mut args = vec!["--config", path.to_str().unwrap()];
         args.extend(extra);
-        self.spawn_transitd(ns, dev, &args, path.clone())
+        self.spawn_transitd(ns, dev, &args, path.clone(), env)
     }
 
     /// Starts `transitd run` in `dut` on `d0` with `args` saying where its configuration is
     /// (`--config-etcd ...`).
     pub fn transitd_from(&self, args: &[&str]) -> Transitd {
-        self.spawn_transitd("dut", "d0", args, PathBuf::new())
+        self.spawn_transitd("dut", "d0", args, PathBuf::new(), &[])
     }
 
-    fn spawn_transitd(&self, ns: &str, dev: &str, extra: &[&str], path: PathBuf) -> Transitd {
+    fn spawn_transitd(&self, ns: &str, dev: &str, extra: &[&str], path: PathBuf, env: &[(&str, &str)]) -> Transitd {
         let log = std::env::temp_dir().join(format!("{}-{ns}.log", self.prefix));
         let child = self
             .cmd(ns, env!("CARGO_BIN_EXE_transitd"))
+            .envs(env.iter().copied())
             .args(["run", "--iface", &self.dev(dev), "--idle-sleep-us", "50"])
             .args(["--stats-interval", "0"])
             .args(extra)

@@ -1,0 +1,89 @@
+//! The Debian package (`scripts/deb`), installed on this machine: dpkg takes it, the
+//! installed binary checks the installed example configuration, the manual pages and the
+//! shell completions are there and say what the binary does, and `systemd-analyze verify`
+//! accepts the installed unit (which needs the binary it starts). The package is removed
+//! again at the end.
+//!
+//! It packages the test build of the binary (`--binary`): the release build is the same
+//! script's default and would cost CI minutes for the same files.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn ok(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?}:\n{text}");
+    text
+}
+
+/// Removes the package however the test ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = run("dpkg", &["--purge", "transitd"]);
+    }
+}
+
+#[test]
+fn the_package_installs_and_what_it_installs_works() {
+    // Like the lab tests, this one needs root (dpkg -i) on a Debian machine (CI's).
+    assert!(Path::new("/var/lib/dpkg/status").exists(), "not a Debian machine");
+    assert!(run("id", &["-u"]).stdout.starts_with(b"0"), "the package test installs with dpkg: run it as root");
+    let present = run("dpkg-query", &["-W", "-f", "${Status}", "transitd"]).stdout.starts_with(b"install ok");
+    assert!(!present, "a transitd package is installed already: the test would replace and remove it");
+    let out = std::env::temp_dir().join(format!("transitd-deb-{}", std::process::id()));
+    let built = ok(
+        root().join("scripts/deb").to_str().unwrap(),
+        &["--binary", env!("CARGO_BIN_EXE_transitd"), "--out", out.to_str().unwrap(), "--fast"],
+    );
+    let deb = built.lines().last().expect("the script prints the package's path").trim().to_string();
+    let contents = ok("dpkg-deb", &["--contents", &deb]);
+    for path in [
+        "./usr/bin/transitd",
+        "./lib/systemd/system/transitd.service",
+        "./etc/transitd/transitd.toml",
+        "./etc/default/transitd",
+        "./usr/share/man/man1/transitd.1.gz",
+        "./usr/share/man/man1/transitd-run.1.gz",
+        "./usr/share/man/man1/transitd-check-config.1.gz",
+        "./usr/share/bash-completion/completions/transitd",
+        "./usr/share/zsh/vendor-completions/_transitd",
+        "./usr/share/fish/vendor_completions.d/transitd.fish",
+    ] {
+        assert!(contents.contains(path), "{path} is not in the package:\n{contents}");
+    }
+    let info = ok("dpkg-deb", &["--field", &deb, "Package", "Version", "Depends"]);
+    assert!(info.contains("Package: transitd") && info.contains("Depends: libc6"), "{info}");
+
+    let _installed = Installed;
+    ok("dpkg", &["-i", &deb]);
+    let checked = ok("/usr/bin/transitd", &["check-config", "/etc/transitd/transitd.toml"]);
+    assert!(checked.contains("ok"), "{checked}");
+    // The manual pages are the binary's own definitions, readable by man. They are read from
+    // the package itself: some Debian images keep dpkg from installing manual pages.
+    let tree = out.join("tree");
+    ok("dpkg-deb", &["-x", &deb, tree.to_str().unwrap()]);
+    let man1 = tree.join("usr/share/man/man1");
+    let page = ok("man", &["-P", "cat", "-l", man1.join("transitd-run.1.gz").to_str().unwrap()]);
+    assert!(page.contains("--iface") && page.contains("--capture-drops"), "{page}");
+    let page = ok("man", &["-P", "cat", "-l", man1.join("transitd.1.gz").to_str().unwrap()]);
+    assert!(page.contains("check-config") && page.contains("replay"), "{page}");
+    // The completion scripts know the subcommands, and bash can load its own.
+    let bash = std::fs::read_to_string("/usr/share/bash-completion/completions/transitd").unwrap();
+    assert!(bash.contains("check-config") && bash.contains("replay"));
+    ok("bash", &["-c", "source /usr/share/bash-completion/completions/transitd && complete -p transitd"]);
+    // The unit as installed (its ExecStart binary must exist); its manual pages are checked
+    // above, where they cannot be left out.
+    ok("systemd-analyze", &["verify", "--man=no", "/lib/systemd/system/transitd.service"]);
+    let _ = std::fs::remove_dir_all(&out);
+}
