@@ -230,6 +230,24 @@ fn packet() -> impl Strategy<Value = (Key, Vec<u8>)> {
         })
 }
 
+/// The table built from `texts` picks, for every packet, one key at a time and batched,
+/// the rule the linear scan picks.
+fn table_agrees_with_linear_scan(texts: &[String], packets: &[(Key, Vec<u8>)]) -> Result<(), TestCaseError> {
+    let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap_or_else(|e| panic!("{t}: {e}"))).collect();
+    let table = RuleTable::build(&exprs).unwrap();
+    let linear = LinearScan::new(&exprs);
+    let refs: Vec<&Key> = packets.iter().map(|p| &p.0).collect();
+    let frames: Vec<&[u8]> = packets.iter().map(|p| p.1.as_slice()).collect();
+    let mut batched = vec![None; packets.len()];
+    table.first_match_batch(&refs, &frames, &mut batched);
+    for ((key, frame), b) in packets.iter().zip(batched) {
+        let expect = linear.first_match(key, frame);
+        prop_assert_eq!(table.first_match(key, frame), expect, "rules {:?} key {:?} frame {:?}", texts, key, frame);
+        prop_assert_eq!(b, expect, "batched; rules {:?} key {:?}", texts, key);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
@@ -238,18 +256,7 @@ proptest! {
         texts in prop::collection::vec(expr_text(), 1..80),
         packets in prop::collection::vec(packet(), 1..40),
     ) {
-        let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap_or_else(|e| panic!("{t}: {e}"))).collect();
-        let table = RuleTable::build(&exprs).unwrap();
-        let linear = LinearScan::new(&exprs);
-        let refs: Vec<&Key> = packets.iter().map(|p| &p.0).collect();
-        let frames: Vec<&[u8]> = packets.iter().map(|p| p.1.as_slice()).collect();
-        let mut batched = vec![None; packets.len()];
-        table.first_match_batch(&refs, &frames, &mut batched);
-        for ((key, frame), b) in packets.iter().zip(batched) {
-            let expect = linear.first_match(key, frame);
-            prop_assert_eq!(table.first_match(key, frame), expect, "rules {:?} key {:?} frame {:?}", texts, key, frame);
-            prop_assert_eq!(b, expect, "batched; rules {:?} key {:?}", texts, key);
-        }
+        table_agrees_with_linear_scan(&texts, &packets)?;
     }
 }
 
@@ -262,18 +269,7 @@ proptest! {
         texts in prop::collection::vec(expr_text(), 300..700),
         packets in prop::collection::vec(packet(), 300),
     ) {
-        let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap()).collect();
-        let table = RuleTable::build(&exprs).unwrap();
-        let linear = LinearScan::new(&exprs);
-        let refs: Vec<&Key> = packets.iter().map(|p| &p.0).collect();
-        let frames: Vec<&[u8]> = packets.iter().map(|p| p.1.as_slice()).collect();
-        let mut batched = vec![None; packets.len()];
-        table.first_match_batch(&refs, &frames, &mut batched);
-        for ((key, frame), b) in packets.iter().zip(batched) {
-            let expect = linear.first_match(key, frame);
-            prop_assert_eq!(table.first_match(key, frame), expect);
-            prop_assert_eq!(b, expect);
-        }
+        table_agrees_with_linear_scan(&texts, &packets)?;
     }
 }
 

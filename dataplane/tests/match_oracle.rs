@@ -67,16 +67,6 @@ fn merged(name: &str) -> PathBuf {
     out
 }
 
-fn ours(file: &Path, expr: &str) -> BTreeSet<u64> {
-    let expr = classifier::parse(expr).unwrap_or_else(|e| panic!("{}", e.render(expr)));
-    let mut frames = BTreeSet::new();
-    match_filter(file, &expr, &Default::default(), None, |n| {
-        frames.insert(n);
-    })
-    .unwrap();
-    frames
-}
-
 /// tshark's selection, with TCP sequence numbers as they are on the wire (`tcp.seq`).
 fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
     tshark_frames(file, expr, &["-o", "tcp.relative_sequence_numbers:FALSE"]).into_iter().collect()
@@ -108,7 +98,9 @@ fn over_a_hundred_expressions_select_what_tshark_selects() {
             .chunks(exprs.len().div_ceil(2))
             .map(|chunk| {
                 let file = &file;
-                s.spawn(move || chunk.iter().map(|e| (e.clone(), ours(file, e), theirs(file, e))).collect::<Vec<_>>())
+                s.spawn(move || {
+                    chunk.iter().map(|e| (e.clone(), transitd_frames(file, e), theirs(file, e))).collect::<Vec<_>>()
+                })
             })
             .collect();
         halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
@@ -139,7 +131,7 @@ fn transitd_alias_for_the_reset_flag_means_what_wiresharks_name_means() {
     // tshark rejects `tcp.flags.rst`; transitd accepts it as its own alias of `tcp.flags.reset`.
     let file = pcap("real/ndpi-tcp_scan.pcapng");
     assert!(!theirs(&file, "tcp.flags.reset == 1").is_empty());
-    assert_eq!(ours(&file, "tcp.flags.rst == 1"), theirs(&file, "tcp.flags.reset == 1"));
+    assert_eq!(transitd_frames(&file, "tcp.flags.rst == 1"), theirs(&file, "tcp.flags.reset == 1"));
 }
 
 #[test]
@@ -152,8 +144,8 @@ fn difference_tunnels_match_only_the_outer_header() {
     assert_ne!(outer, inner);
     let first_frame = BTreeSet::from([1]);
     assert!(theirs(&file, &format!("ip.src == {inner}")).contains(&1));
-    assert!(!ours(&file, &format!("ip.src == {inner}")).contains(&1));
-    assert!(ours(&file, &format!("ip.src == {outer}")).is_superset(&first_frame));
+    assert!(!transitd_frames(&file, &format!("ip.src == {inner}")).contains(&1));
+    assert!(transitd_frames(&file, &format!("ip.src == {outer}")).is_superset(&first_frame));
 }
 
 #[test]
@@ -164,8 +156,8 @@ fn difference_icmp_errors_never_match_the_quoted_header() {
     let quoted = theirs(&file, "udp");
     let errors = theirs(&file, "icmp.type == 3");
     assert!(!errors.is_empty() && errors.is_subset(&quoted));
-    assert!(ours(&file, "udp").is_disjoint(&errors));
-    assert_eq!(ours(&file, "icmp.type == 3"), errors);
+    assert!(transitd_frames(&file, "udp").is_disjoint(&errors));
+    assert_eq!(transitd_frames(&file, "icmp.type == 3"), errors);
 }
 
 #[test]
@@ -178,10 +170,10 @@ fn difference_first_fragments_carry_ports_later_ones_none() {
     let later = theirs(&file, "ip.frag_offset > 0");
     assert!(!first.is_empty() && !later.is_empty());
     assert_eq!(
-        ours(&file, "tcp.srcport").intersection(&first).count(),
+        transitd_frames(&file, "tcp.srcport").intersection(&first).count(),
         theirs(&file, "tcp.srcport").intersection(&first).count()
     );
-    assert!(ours(&file, "tcp").is_disjoint(&later));
+    assert!(transitd_frames(&file, "tcp").is_disjoint(&later));
     assert!(theirs(&file, "tcp.srcport").is_disjoint(&later));
 }
 
@@ -193,9 +185,9 @@ fn difference_a_pseudowires_ethernet_header_is_payload() {
     let pseudowires = theirs(&file, "pwethcw or pweth"); // with a control word, without
     let inner = theirs(&file, "eth.src == 00:50:56:aa:00:01");
     assert!(!pseudowires.is_empty() && !inner.is_empty() && inner.is_subset(&pseudowires));
-    assert!(ours(&file, "eth.src == 00:50:56:aa:00:01").is_empty());
-    assert_eq!(ours(&file, "eth.src == 00:1b:21:3a:00:01"), theirs(&file, "eth.src == 00:1b:21:3a:00:01"));
-    assert_eq!(ours(&file, "ip or ipv6").intersection(&pseudowires).count(), pseudowires.len());
+    assert!(transitd_frames(&file, "eth.src == 00:50:56:aa:00:01").is_empty());
+    assert_eq!(transitd_frames(&file, "eth.src == 00:1b:21:3a:00:01"), theirs(&file, "eth.src == 00:1b:21:3a:00:01"));
+    assert_eq!(transitd_frames(&file, "ip or ipv6").intersection(&pseudowires).count(), pseudowires.len());
 }
 
 /// `in $name` selects what the same members written inline select in tshark.

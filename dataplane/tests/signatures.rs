@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::*;
-use transitd::dryrun::match_filter;
 use transitd::pipeline::{DropReason, Verdict};
 
 /// `(name, signature, which frames are the attack)`: the third is a tshark filter over its
@@ -41,16 +40,6 @@ const VECTORS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn ours(file: &Path, expr: &str) -> BTreeSet<u64> {
-    let expr = classifier::parse(expr).unwrap_or_else(|e| panic!("{}", e.render(expr)));
-    let mut frames = BTreeSet::new();
-    match_filter(file, &expr, &Default::default(), None, |n| {
-        frames.insert(n);
-    })
-    .unwrap();
-    frames
-}
-
 fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
     tshark_frames(file, expr, &[]).into_iter().collect()
 }
@@ -63,7 +52,7 @@ fn each_signature_selects_its_attack_frames_as_tshark_does() {
         let attack = theirs(&file, attack);
         assert!(attack.len() >= 2, "{name}: the capture holds its attack");
         assert_eq!(theirs(&file, signature), attack, "{name}: tshark, the signature against the dissector");
-        assert_eq!(ours(&file, signature), attack, "{name}: transitd");
+        assert_eq!(transitd_frames(&file, signature), attack, "{name}: transitd");
         all.extend(attack);
     }
     // Every vector has look-alikes the signatures must leave alone.

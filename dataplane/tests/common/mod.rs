@@ -63,6 +63,18 @@ pub fn frame_count(file: &Path) -> u64 {
         .unwrap_or_else(|| panic!("capinfos on {}: {text}", file.display()))
 }
 
+/// The frame numbers `transitd match -Y EXPR` selects in `file` (the compiled one-rule table,
+/// as a firewall rule is).
+pub fn transitd_frames(file: &Path, expr: &str) -> std::collections::BTreeSet<u64> {
+    let expr = classifier::parse(expr).unwrap_or_else(|e| panic!("{}", e.render(expr)));
+    let mut frames = std::collections::BTreeSet::new();
+    transitd::dryrun::match_filter(file, &expr, &Default::default(), None, |n| {
+        frames.insert(n);
+    })
+    .unwrap();
+    frames
+}
+
 /// The frame numbers tshark selects with display filter `filter`.
 pub fn tshark_frames(file: &Path, filter: &str, extra: &[&str]) -> Vec<u64> {
     let mut args = vec!["-Y", filter, "-T", "fields", "-e", "frame.number"];
