@@ -227,21 +227,27 @@ impl Lookup {
             None => (Ranges::Wide(all.to_vec()), width),
         };
         let shift = bits - 16;
-        let mut first = Vec::with_capacity(Self::BUCKETS + 1);
-        let ends: Vec<u128> = match &ranges {
-            Ranges::Narrow(r, _) => r.iter().map(|&(_, hi)| u128::from(hi)).collect(),
-            Ranges::Wide(r) => r.iter().map(|&(_, hi)| hi).collect(),
+        let first = match &ranges {
+            Ranges::Narrow(r, _) => Self::first_of_buckets(r, shift),
+            Ranges::Wide(r) => Self::first_of_buckets(r, shift),
         };
+        Lookup { ranges, first, shift }
+    }
+
+    /// For each bucket (`value >> shift`), the first of `ranges` that ends at or after its
+    /// first value; then one past the last range.
+    fn first_of_buckets<T: Copy + Into<u128>>(ranges: &[(T, T)], shift: u32) -> Vec<u32> {
+        let mut first = Vec::with_capacity(Self::BUCKETS + 1);
         let mut i = 0usize;
         for b in 0..Self::BUCKETS as u128 {
             let bucket_start = b << shift;
-            while i < ends.len() && ends[i] < bucket_start {
+            while i < ranges.len() && ranges[i].1.into() < bucket_start {
                 i += 1;
             }
             first.push(i as u32);
         }
-        first.push(ends.len() as u32); // past the last bucket (whose start would overflow)
-        Lookup { ranges, first, shift }
+        first.push(ranges.len() as u32); // past the last bucket (whose start would overflow)
+        first
     }
 
     #[inline]

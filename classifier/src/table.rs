@@ -119,17 +119,18 @@ impl RuleTable {
             clauses.push(group.iter().map(|(_, b)| *b).collect());
             rules = index + 1;
         }
-        if checks.tests.is_empty() {
-            // No byte tests: one entry per rule, as ClassBench-like tables have.
-            let boxes: Vec<(u32, Bounds)> = clauses
-                .into_iter()
-                .zip(checks.rule_of)
-                .flat_map(|(bs, r)| bs.into_iter().map(move |b| (r, b)))
-                .collect();
+        // Without byte tests the forest's entries are the rules themselves (ClassBench-like
+        // tables: no clause to map back per lookup); with them, the clauses.
+        let plain = checks.tests.is_empty();
+        let boxes: Vec<(u32, Bounds)> = clauses
+            .into_iter()
+            .zip(&checks.rule_of)
+            .enumerate()
+            .flat_map(|(c, (bs, &rule))| bs.into_iter().map(move |b| (if plain { rule } else { c as u32 }, b)))
+            .collect();
+        if plain {
             return Ok(RuleTable { forest: Forest::build(&boxes), rules, checks: None });
         }
-        let boxes: Vec<(u32, Bounds)> =
-            clauses.into_iter().enumerate().flat_map(|(c, bs)| bs.into_iter().map(move |b| (c as u32, b))).collect();
         let conditional: Vec<bool> = checks.needs_of.iter().map(|&(from, to)| from < to).collect();
         Ok(RuleTable { forest: Forest::build_conditional(&boxes, &conditional), rules, checks: Some(Box::new(checks)) })
     }
@@ -149,11 +150,6 @@ impl RuleTable {
     /// True when the table has no rules.
     pub fn is_empty(&self) -> bool {
         self.rules == 0
-    }
-
-    /// Number of byte tests its rules hold.
-    pub fn byte_tests(&self) -> usize {
-        self.checks.as_ref().map_or(0, |c| c.tests.len())
     }
 
     /// Sizes of the compiled structure.
