@@ -18,15 +18,32 @@ use crate::measure::Runs;
 /// ClassBench tables test headers only: no frame bytes behind the keys.
 const NO_BYTES: [&[u8]; 64] = [&[]; 64];
 
+/// A ClassBench rule set and a trace of headers (`--rules`, `--trace`): what `classify`,
+/// `lists` and `signatures` run on.
+#[derive(clap::Args)]
+pub struct ClassBenchFiles {
+    /// ClassBench rule file.
+    #[arg(long)]
+    pub rules: PathBuf,
+    /// ClassBench trace file.
+    #[arg(long)]
+    pub trace: PathBuf,
+}
+
+impl ClassBenchFiles {
+    /// The rules and the trace's headers.
+    pub fn load(&self) -> anyhow::Result<(Vec<ClassBenchRule>, Vec<Header>)> {
+        let rules = classbench::parse_rules(&std::fs::read_to_string(&self.rules)?)?;
+        let trace = classbench::parse_trace(&std::fs::read_to_string(&self.trace)?)?.into_iter().map(|t| t.0).collect();
+        Ok((rules, trace))
+    }
+}
+
 /// Options of `classify`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// ClassBench rule file.
-    #[arg(long)]
-    rules: PathBuf,
-    /// ClassBench trace file.
-    #[arg(long)]
-    trace: PathBuf,
+    #[command(flatten)]
+    files: ClassBenchFiles,
     /// Print the matched rule index (0-based, or -1) for each trace line, then exit.
     #[arg(long)]
     print: bool,
@@ -51,16 +68,9 @@ pub struct Args {
     rounds: usize,
 }
 
-/// A ClassBench rule file and the headers of a trace file.
-pub fn load(rules: &std::path::Path, trace: &std::path::Path) -> anyhow::Result<(Vec<ClassBenchRule>, Vec<Header>)> {
-    let rules = classbench::parse_rules(&std::fs::read_to_string(rules)?)?;
-    let trace = classbench::parse_trace(&std::fs::read_to_string(trace)?)?.into_iter().map(|t| t.0).collect();
-    Ok((rules, trace))
-}
-
 /// Runs `classify`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let (rules, trace) = load(&args.rules, &args.trace)?;
+    let (rules, trace) = args.files.load()?;
     let t = Instant::now();
     let table = RuleTable::from_boxes(&classbench::boxes(&rules));
     let build = t.elapsed();
@@ -87,7 +97,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     });
     let s = table.stats();
-    println!("rules {} ({} rules), trace {} ({n} headers)", args.rules.display(), rules.len(), args.trace.display());
+    println!(
+        "rules {} ({} rules), trace {} ({n} headers)",
+        args.files.rules.display(),
+        rules.len(),
+        args.files.trace.display()
+    );
     println!(
         "build {:.1} ms; {} trees, {} nodes ({} leaves, largest {}), depth {}, {} leaf entries for {} boxes, {:.2} MiB\n",
         build.as_secs_f64() * 1e3,
@@ -191,8 +206,8 @@ fn dpdk_run(args: &Args, alg: &str, iterations: u32, answers: bool) -> anyhow::R
             "--log-level=error",
             "--",
         ])
-        .arg(format!("--rulesf={}", args.rules.display()))
-        .arg(format!("--tracef={}", args.trace.display()))
+        .arg(format!("--rulesf={}", args.files.rules.display()))
+        .arg(format!("--tracef={}", args.files.trace.display()))
         .arg("--tracenum=65536")
         .arg(format!("--alg={alg}"))
         .arg(format!("--iter={iterations}"))

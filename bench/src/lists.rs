@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use classifier::classbench::{self, Header};
@@ -22,12 +21,8 @@ use crate::measure::Runs;
 /// Options of `lists`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// ClassBench rule file.
-    #[arg(long)]
-    rules: PathBuf,
-    /// ClassBench trace file.
-    #[arg(long)]
-    trace: PathBuf,
+    #[command(flatten)]
+    files: crate::classify::ClassBenchFiles,
     /// Prefixes in the list.
     #[arg(long, default_value_t = 100_000)]
     prefixes: usize,
@@ -38,7 +33,7 @@ pub struct Args {
 
 /// Runs `lists`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let (rules, trace) = crate::classify::load(&args.rules, &args.trace)?;
+    let (rules, trace) = args.files.load()?;
     let prefixes = random_prefixes(args.prefixes, &trace);
     let base = classbench::boxes(&rules);
     // The ClassBench rules after the list's rules: `first` rules in front.
@@ -134,9 +129,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     println!(
         "rules {} ({} rules), trace {} ({n} headers), {} prefixes ({} of the headers' sources listed)",
-        args.rules.display(),
+        args.files.rules.display(),
         rules.len(),
-        args.trace.display(),
+        args.files.trace.display(),
         members.len(),
         listed
     );

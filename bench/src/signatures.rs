@@ -10,8 +10,6 @@
 //! or else with (a)'s rule moved by N; the run fails otherwise, and when no frame or every
 //! frame is a signature's.
 
-use std::path::PathBuf;
-
 use classifier::classbench::{self, Header};
 use classifier::{Dim, Expr, Key, LinearScan, RuleTable, parse};
 
@@ -20,12 +18,8 @@ use crate::measure::Runs;
 /// Options of `signatures`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// ClassBench rule file.
-    #[arg(long)]
-    rules: PathBuf,
-    /// ClassBench trace file.
-    #[arg(long)]
-    trace: PathBuf,
+    #[command(flatten)]
+    files: crate::classify::ClassBenchFiles,
     /// Signature rules in front of the ClassBench rules.
     #[arg(long, default_value_t = 100)]
     signatures: usize,
@@ -39,7 +33,7 @@ const DATA: usize = 32;
 
 /// Runs `signatures`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let (rules, trace) = crate::classify::load(&args.rules, &args.trace)?;
+    let (rules, trace) = args.files.load()?;
     let tcp_or_udp: Vec<usize> = (0..trace.len()).filter(|&i| matches!(trace[i].proto, 6 | 17)).collect();
     anyhow::ensure!(tcp_or_udp.len() >= args.signatures, "the trace has too few TCP and UDP headers");
     // Signature i is built from header `owner[i]`, spread over the trace.
@@ -106,9 +100,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "rules {} ({} rules), trace {} ({n} frames), {} signatures: {selected} frames selected by one, \
          {header_hits} pass some signature's header test (their bytes are checked)",
-        args.rules.display(),
+        args.files.rules.display(),
         rules.len(),
-        args.trace.display(),
+        args.files.trace.display(),
         args.signatures,
     );
     println!("(a) {:?}\n(b) {:?}\n", table_a.stats(), table_b.stats());
