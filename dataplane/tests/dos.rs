@@ -9,33 +9,6 @@ use std::collections::BTreeSet;
 use common::*;
 use transitd::pipeline::{DropReason, Verdict};
 
-/// A customer owning `prefixes`, accepting everything, with DoS `rules` (TOML) appended.
-fn config(prefixes: &[&str], sanity: &str, dos: &str) -> String {
-    let list: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
-    format!(
-        r#"
-[server]
-anycast = "192.0.2.1"
-[dos.sanity]
-{sanity}
-{dos}
-[[customer]]
-name = "victim"
-prefixes = [{list}]
-[[customer.tunnel]]
-name = "t"
-remote = "198.51.100.254"
-mtu = 9000
-{routes}
-"#,
-        list = list.join(", "),
-        routes = prefixes
-            .iter()
-            .map(|p| format!("[[customer.route]]\nprefix = \"{p}\"\ntunnel = \"t\"\n"))
-            .collect::<String>(),
-    )
-}
-
 const NO_SANITY: &str = "land = false\ntcp_flags = false\nfragments = false\nmax_ipv6_extension_headers = 0\nbogons = false\ncustomer_sources = false";
 
 /// Packets a bucket lets through back to back: what it passes beyond `rate` per second.
@@ -72,8 +45,8 @@ fn is_tx(v: &Verdict) -> bool {
 /// and that every other frame got the same verdict as without the rule.
 fn held_to_rate(file: &str, prefixes: &[&str], attack: &str, rate: u64, key: &str) {
     let path = pcap(file);
-    let (limited, _) = verdicts_timed(&config(prefixes, NO_SANITY, &syn_limit(rate, key)), &path);
-    let (free, _) = verdicts_timed(&config(prefixes, NO_SANITY, ""), &path);
+    let (limited, _) = verdicts_timed(&victim_config(prefixes, NO_SANITY, &syn_limit(rate, key)), &path);
+    let (free, _) = verdicts_timed(&victim_config(prefixes, NO_SANITY, ""), &path);
     let attack: BTreeSet<usize> = tshark_frames(&path, attack, &[]).into_iter().map(|n| n as usize - 1).collect();
     assert!(attack.len() > 100, "{file}: {} attack frames", attack.len());
     let t = times(&path);
@@ -126,8 +99,8 @@ fn a_flood_at_one_destination_leaves_the_others_alone() {
         .unwrap();
     assert!(status.success());
     let prefixes = ["198.51.100.0/24", "66.35.250.0/24"];
-    let (limited, _) = verdicts_timed(&config(&prefixes, NO_SANITY, &syn_limit(10, "destination")), &merged);
-    let (free, _) = verdicts_timed(&config(&prefixes, NO_SANITY, ""), &merged);
+    let (limited, _) = verdicts_timed(&victim_config(&prefixes, NO_SANITY, &syn_limit(10, "destination")), &merged);
+    let (free, _) = verdicts_timed(&victim_config(&prefixes, NO_SANITY, ""), &merged);
     let legit = tshark_frames(&merged, "ip.dst == 66.35.250.204", &[]);
     assert!(!legit.is_empty());
     for n in &legit {
@@ -146,7 +119,7 @@ fn a_flood_at_one_destination_leaves_the_others_alone() {
 /// `bogons` is false), against the frames tshark selects with `filter`.
 fn sanity_drops(file: &str, prefixes: &[&str], sanity: &str, reason: DropReason, filter: &str) {
     let path = pcap(file);
-    let (v, _) = verdicts_timed(&config(prefixes, sanity, ""), &path);
+    let (v, _) = verdicts_timed(&victim_config(prefixes, sanity, ""), &path);
     let ours: BTreeSet<u64> =
         v.iter().enumerate().filter(|(_, v)| **v == Verdict::Drop(reason)).map(|(i, _)| i as u64 + 1).collect();
     let theirs: BTreeSet<u64> = tshark_frames(&path, filter, &[]).into_iter().collect();
@@ -238,7 +211,8 @@ fn land_packets_are_dropped() {
         file.display()
     );
     assert!(std::process::Command::new("/usr/bin/python3").args(["-c", &script]).status().unwrap().success());
-    let (v, _) = verdicts_timed(&config(&["203.0.113.0/24"], "bogons = false\ncustomer_sources = false", ""), &file);
+    let (v, _) =
+        verdicts_timed(&victim_config(&["203.0.113.0/24"], "bogons = false\ncustomer_sources = false", ""), &file);
     assert_eq!(v[0], Verdict::Drop(DropReason::Land));
     assert!(is_tx(&v[1]));
     let _ = std::fs::remove_file(file);

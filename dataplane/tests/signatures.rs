@@ -69,25 +69,10 @@ fn as_dos_rules_they_drop_the_attacks_and_nothing_else() {
             format!("[[dos.rule]]\nname = \"{name}\"\nmatch = '''{signature}'''\naction = \"drop\"\n")
         })
         .collect();
-    let config = format!(
-        r#"
-[server]
-anycast = "192.0.2.1"
-[dos.sanity]
-bogons = false
-customer_sources = false
-{rules}
-[[customer]]
-name = "victim"
-prefixes = ["198.51.100.0/24", "203.0.113.0/24", "239.255.255.250/32"]
-[[customer.tunnel]]
-name = "t"
-remote = "192.0.2.254"
-mtu = 9000
-{routes}"#,
-        routes = ["198.51.100.0/24", "203.0.113.0/24", "239.255.255.250/32"]
-            .map(|p| format!("[[customer.route]]\nprefix = \"{p}\"\ntunnel = \"t\"\n"))
-            .concat(),
+    let config = victim_config(
+        &["198.51.100.0/24", "203.0.113.0/24", "239.255.255.250/32"],
+        "bogons = false\ncustomer_sources = false",
+        &rules,
     );
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (verdicts, stats, _) = verdicts_of(&config, frames);

@@ -170,6 +170,35 @@ fn run_worker(
     (io.verdicts, state.stats)
 }
 
+/// One customer, `victim`, owning `prefixes` (a route for each through its one tunnel),
+/// accepting everything, under the `[dos.sanity]` settings `sanity` and with `dos` (TOML:
+/// buckets and rules) appended.
+pub fn victim_config(prefixes: &[&str], sanity: &str, dos: &str) -> String {
+    let list: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        r#"
+[server]
+anycast = "192.0.2.1"
+[dos.sanity]
+{sanity}
+{dos}
+[[customer]]
+name = "victim"
+prefixes = [{list}]
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.254"
+mtu = 9000
+{routes}
+"#,
+        list = list.join(", "),
+        routes = prefixes
+            .iter()
+            .map(|p| format!("[[customer.route]]\nprefix = \"{p}\"\ntunnel = \"t\"\n"))
+            .collect::<String>(),
+    )
+}
+
 /// Compiles configuration text.
 pub fn snapshot(text: &str) -> transitd::snapshot::Snapshot {
     let loaded = transitd::config::parse("test.toml", text).unwrap();
