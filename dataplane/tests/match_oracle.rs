@@ -69,7 +69,33 @@ fn merged(name: &str) -> PathBuf {
 
 /// tshark's selection, with TCP sequence numbers as they are on the wire (`tcp.seq`).
 fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
-    tshark_frames(file, expr, &["-o", "tcp.relative_sequence_numbers:FALSE"]).into_iter().collect()
+    tshark_frames(file, expr, &["-o", TCP_SEQ_ON_THE_WIRE.join(":").as_str()]).into_iter().collect()
+}
+
+const TCP_SEQ_ON_THE_WIRE: [&str; 2] = ["tcp.relative_sequence_numbers", "FALSE"];
+
+/// tshark's answers for a whole list of expressions on one capture. Most come from one
+/// `sharkd` (the same dissectors and filter engine, a few milliseconds an expression instead
+/// of tshark's half-second start-up). The length of a protocol (`len(tcp)`) is not the same
+/// in both: sharkd dissects in two passes, as Wireshark's window does, and then gives TCP's
+/// item its header's length where one-pass `tshark -Y` gives it the segment's; transitd
+/// decides each frame in one pass, so those expressions ask tshark itself.
+struct Wireshark<'a> {
+    file: &'a Path,
+    sharkd: Sharkd,
+}
+
+impl<'a> Wireshark<'a> {
+    fn open(file: &'a Path) -> Self {
+        Wireshark { file, sharkd: Sharkd::open(file, &[(TCP_SEQ_ON_THE_WIRE[0], TCP_SEQ_ON_THE_WIRE[1])]) }
+    }
+
+    fn frames(&mut self, expr: &str) -> BTreeSet<u64> {
+        if expr.contains("len(") {
+            return theirs(self.file, expr);
+        }
+        self.sharkd.frames(expr).unwrap_or_else(|e| panic!("sharkd rejects `{expr}`: {e}"))
+    }
 }
 
 fn expressions() -> Vec<String> {
@@ -84,27 +110,17 @@ fn expressions() -> Vec<String> {
 #[test]
 fn over_a_hundred_expressions_select_what_tshark_selects() {
     let file = merged("expressions");
-    let domain = theirs(&file, COMPARABLE);
+    let mut wireshark = Wireshark::open(&file);
+    let domain = wireshark.frames(COMPARABLE);
     // `eth.*` is the frame's own Ethernet header; tshark's also holds a pseudowire's.
-    let one_ethernet: BTreeSet<u64> = domain.intersection(&theirs(&file, "count(eth.type) <= 1")).copied().collect();
+    let one_ethernet: BTreeSet<u64> = domain.intersection(&wireshark.frames("count(eth.type) <= 1")).copied().collect();
     assert!(one_ethernet.len() < domain.len());
-    let total = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
+    let total = frame_count(&file) as usize;
     assert!(domain.len() > 1000 && domain.len() < total, "{} of {total} frames comparable", domain.len());
     let exprs = expressions();
     assert!(exprs.len() >= 100);
-    // tshark runs take most of the time: two threads, one per core.
-    let results: Vec<(String, BTreeSet<u64>, BTreeSet<u64>)> = std::thread::scope(|s| {
-        let halves: Vec<_> = exprs
-            .chunks(exprs.len().div_ceil(2))
-            .map(|chunk| {
-                let file = &file;
-                s.spawn(move || {
-                    chunk.iter().map(|e| (e.clone(), transitd_frames(file, e), theirs(file, e))).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
+    let results: Vec<(String, BTreeSet<u64>, BTreeSet<u64>)> =
+        exprs.iter().map(|e| (e.clone(), transitd_frames(&file, e), wireshark.frames(e))).collect();
     let mut selective = 0;
     for (expr, ours, theirs) in &results {
         let domain = if expr.contains("eth") { &one_ethernet } else { &domain };
@@ -194,7 +210,8 @@ fn difference_a_pseudowires_ethernet_header_is_payload() {
 #[test]
 fn lists_select_what_their_members_written_inline_select() {
     let file = merged("lists");
-    let domain = theirs(&file, COMPARABLE);
+    let mut wireshark = Wireshark::open(&file);
+    let domain = wireshark.frames(COMPARABLE);
     let config = root().join("dataplane/tests/data/lists.toml");
     let cases = [
         ("ip.src in $bad_sources", "ip.src in {10.0.0.0/24, 192.150.187.43, 141.142.228.5, 20.0.0.0/8}"),
@@ -221,7 +238,7 @@ fn lists_select_what_their_members_written_inline_select() {
             ours.insert(n);
         })
         .unwrap();
-        let theirs: BTreeSet<u64> = theirs(&file, inline).intersection(&domain).copied().collect();
+        let theirs: BTreeSet<u64> = wireshark.frames(inline).intersection(&domain).copied().collect();
         assert!(!theirs.is_empty() || with_list.contains("$empty"), "{inline} selects nothing");
         assert_eq!(ours.intersection(&domain).copied().collect::<BTreeSet<u64>>(), theirs, "{with_list}");
     }

@@ -82,6 +82,76 @@ pub fn tshark_frames(file: &Path, filter: &str, extra: &[&str]) -> Vec<u64> {
     tshark(file, &args).lines().map(|l| l.trim().parse().unwrap()).collect()
 }
 
+/// Wireshark's `sharkd` holding one capture open: the dissection engine of tshark (the same
+/// preferences, the same display filters) answering filter after filter without tshark's
+/// half-second start-up per run. Reassembly is off, as in [`tshark`].
+pub struct Sharkd {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    id: u64,
+}
+
+impl Sharkd {
+    /// Loads `file` with tshark's frame-by-frame preferences plus `prefs` (name, value).
+    pub fn open(file: &Path, prefs: &[(&str, &str)]) -> Sharkd {
+        let mut child = Command::new("sharkd")
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sharkd is the oracle of these tests: install it (apt-get install tshark, or run .ci/run)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut sharkd = Sharkd { child, stdin, stdout, id: 0 };
+        let frame_by_frame =
+            [("ip.defragment", "FALSE"), ("ipv6.defragment", "FALSE"), ("tcp.desegment_tcp_streams", "FALSE")];
+        for (name, value) in frame_by_frame.iter().chain(prefs) {
+            sharkd.call("setconf", serde_json::json!({ "name": name, "value": value })).unwrap();
+        }
+        sharkd.call("load", serde_json::json!({ "file": file })).unwrap();
+        sharkd
+    }
+
+    /// The frame numbers display filter `filter` selects, or sharkd's error message.
+    pub fn frames(&mut self, filter: &str) -> Result<std::collections::BTreeSet<u64>, String> {
+        let params = serde_json::json!({ "filter": filter, "column0": "frame.number:0" });
+        let frames = self.call("frames", params)?;
+        let frames = frames.as_array().ok_or_else(|| format!("sharkd answered {frames}"))?;
+        Ok(frames.iter().map(|f| f["num"].as_u64().expect("every frame has its number")).collect())
+    }
+
+    fn call(&mut self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
+        use std::io::{BufRead, Write};
+        self.id += 1;
+        let request = serde_json::json!({ "jsonrpc": "2.0", "id": self.id, "method": method, "params": params });
+        writeln!(self.stdin, "{request}").expect("sharkd reads its requests");
+        let mut line = String::new();
+        // sharkd prints a line of its own on load (`load: filename=...`): answers are JSON.
+        loop {
+            line.clear();
+            assert!(self.stdout.read_line(&mut line).expect("sharkd answers") > 0, "sharkd exited");
+            if line.starts_with('{') {
+                break;
+            }
+        }
+        let mut answer: serde_json::Value = serde_json::from_str(&line).expect("sharkd answers JSON");
+        assert_eq!(answer["id"], self.id, "sharkd answers in order");
+        match answer.get_mut("result") {
+            Some(result) => Ok(result.take()),
+            None => Err(answer["error"]["message"].to_string()),
+        }
+    }
+}
+
+impl Drop for Sharkd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A frame read from a capture, normalized to Ethernet.
 pub struct Captured {
     pub bytes: Vec<u8>,
