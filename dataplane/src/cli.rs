@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long, conflicts_with = "interval")]
         raw: bool,
     },
+    /// BGP through BIRD ([bgp] in the configuration): show or withdraw what this server
+    /// announces.
+    #[command(subcommand)]
+    Bgp(BgpCommand),
     /// Remove an XDP program left attached to an interface (after a process was killed).
     Detach {
         /// The interface.
@@ -402,4 +406,36 @@ mod tests {
         );
         assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "99999999"]).is_err());
     }
+}
+
+/// `transitd bgp ...`.
+#[derive(Subcommand, Debug)]
+pub enum BgpCommand {
+    /// Print the BIRD include file a configuration gives (every tunnel taken as up): the
+    /// prefixes this server announces while it runs (with a [bgp] section).
+    Show {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Withdraw everything: write an empty include file and reconfigure BIRD (for a service
+    /// manager's stop command; `transitd run` withdraws by itself, even when killed).
+    Withdraw {
+        /// The TOML configuration file (its [bgp] section).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The process `transitd run` starts to keep BIRD's include file (internal).
+    #[command(hide = true)]
+    Guard {
+        /// BIRD's control socket.
+        #[arg(long)]
+        bird_socket: PathBuf,
+        /// The include file to keep.
+        #[arg(long)]
+        bird_include: PathBuf,
+        /// Withdraw everything after this long without a line from transitd.
+        #[arg(long)]
+        withdraw_after_ms: u64,
+    },
 }

@@ -199,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             transitd::run::run(&opts)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bgp(command) => bgp(command),
         Command::Detach { iface } => {
             match transitd::run::detach(&iface)? {
                 Some(found) => println!("detached a stale transitd XDP program (id {}) from {iface}", found.id),
@@ -295,4 +296,41 @@ fn match_command(
             ExitCode::from(2)
         }
     }
+}
+
+fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
+    use transitd::bgp::{Announcements, bird, guard};
+    use transitd::cli::BgpCommand;
+    let with_bgp = |config: &Path| -> Result<(Snapshot, transitd::snapshot::Bgp), ExitCode> {
+        let snap = load(config)?;
+        match snap.bgp.clone() {
+            Some(bgp) => Ok((snap, bgp)),
+            None => {
+                eprintln!("{}: no [bgp] section", config.display());
+                Err(ExitCode::from(1))
+            }
+        }
+    };
+    match command {
+        BgpCommand::Show { config } => {
+            let snap = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            print!("{}", bird::render(&Announcements::of(&snap)));
+        }
+        BgpCommand::Withdraw { config } => {
+            let (_, bgp) = match with_bgp(&config) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            bird::apply(&bgp.bird_include, &bgp.bird_socket, &Announcements::none())?;
+            eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", bgp.bird_include.display());
+        }
+        BgpCommand::Guard { bird_socket, bird_include, withdraw_after_ms } => {
+            let withdraw_after = std::time::Duration::from_millis(withdraw_after_ms);
+            guard::run(&guard::GuardOptions { bird_socket, bird_include, withdraw_after })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

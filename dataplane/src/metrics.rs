@@ -61,6 +61,17 @@ impl ReloadStats {
     }
 }
 
+/// BGP announcements ([bgp]), as the supervisor last told the guard.
+#[derive(Debug, Default)]
+pub struct BgpStats {
+    /// Whether [bgp] is configured (nothing is served about BGP otherwise).
+    pub configured: AtomicBool,
+    /// Prefixes announced.
+    pub announced: AtomicU64,
+    /// Everything is withdrawn because a worker stalled or the XDP program is gone.
+    pub withdrawn: AtomicBool,
+}
+
 /// Everything a scrape reads.
 #[derive(Debug)]
 pub struct Sources {
@@ -72,6 +83,8 @@ pub struct Sources {
     pub xdp: Mutex<transitd_bpf::XdpStats>,
     /// Configuration reloads.
     pub reloads: ReloadStats,
+    /// BGP announcements.
+    pub bgp: BgpStats,
     /// The drop capture, if one runs.
     pub capture: Option<Arc<DropCapture>>,
     /// The exception path to the host, if there is one.
@@ -420,6 +433,23 @@ impl Collector for TransitdCollector {
             MetricType::Gauge,
         )?;
         m.encode_gauge(&(src.reloads.applied_at.load(Ordering::Relaxed) as i64))?;
+
+        if src.bgp.configured.load(Ordering::Relaxed) {
+            let mut m = enc.encode_descriptor(
+                "transitd_bgp_announced_prefixes",
+                "Prefixes this server has BIRD announce ([bgp])",
+                None,
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&(src.bgp.announced.load(Ordering::Relaxed) as i64))?;
+            let mut m = enc.encode_descriptor(
+                "transitd_bgp_withdrawn",
+                "1 while every announcement is withdrawn because a worker stalled or the XDP program is gone",
+                None,
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&i64::from(src.bgp.withdrawn.load(Ordering::Relaxed)))?;
+        }
 
         if let Some(punt) = &src.punt {
             let p = &punt.stats;
@@ -879,6 +909,7 @@ tunnel = "acme-gre"
             snapshot: Arc::new(ArcSwap::new(snap)),
             xdp: Mutex::new(transitd_bpf::XdpStats { redirected: 7, ..Default::default() }),
             reloads: ReloadStats::default(),
+            bgp: BgpStats::default(),
             capture: None,
             punt: None,
             started: 0,

@@ -54,7 +54,7 @@ fn dashboard_exprs() -> Vec<String> {
 
 /// Every metric family a running transitd serves, with the names its samples take: a
 /// configuration (families are served whether or not they have samples yet), a drop capture
-/// running (its families are served only then).
+/// running and [bgp] configured (their families are served only then).
 fn served() -> BTreeSet<String> {
     let dir = std::env::temp_dir().join(format!("transitd-alerting-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -67,6 +67,7 @@ fn served() -> BTreeSet<String> {
         snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot(lab::ACME))),
         xdp: Default::default(),
         reloads: Default::default(),
+        bgp: transitd::metrics::BgpStats { configured: true.into(), ..Default::default() },
         capture: Some(capture),
         punt: None,
         started: 0,
@@ -94,7 +95,7 @@ fn served() -> BTreeSet<String> {
 fn alerting_rules_check_and_pass_their_unit_tests() {
     let dir = root().join("deploy/prometheus");
     let checked = promtool(&dir, &["check", "rules", "transitd-alerts.yml"]);
-    assert!(checked.contains("SUCCESS: 8 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 9 rules found"), "{checked}");
     let tested = promtool(&dir, &["test", "rules", "transitd-alerts.test.yml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
 }

@@ -115,6 +115,7 @@ fn every_key_the_types_accept_is_documented_and_nothing_else() {
     let docs = documented();
     let sections = [
         "server",
+        "bgp",
         "health",
         "dos",
         "dos.sanity",

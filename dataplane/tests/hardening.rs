@@ -107,6 +107,7 @@ fn label_values_are_escaped_as_openmetrics_requires() {
         snapshot: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(snap)),
         xdp: Default::default(),
         reloads: Default::default(),
+        bgp: Default::default(),
         capture: None,
         punt: None,
         started: 0,

@@ -59,6 +59,8 @@ fn the_package_installs_and_what_it_installs_works() {
         "./usr/share/bash-completion/completions/transitd",
         "./usr/share/zsh/vendor-completions/_transitd",
         "./usr/share/fish/vendor_completions.d/transitd.fish",
+        "./usr/lib/tmpfiles.d/transitd.conf",
+        "./usr/share/doc/transitd/examples/bgp/bird.conf",
     ] {
         assert!(contents.contains(path), "{path} is not in the package:\n{contents}");
     }
@@ -85,5 +87,10 @@ fn the_package_installs_and_what_it_installs_works() {
     // The unit as installed (its ExecStart binary must exist); its manual pages are checked
     // above, where they cannot be left out.
     ok("systemd-analyze", &["verify", "--man=no", "/lib/systemd/system/transitd.service"]);
+    // The BGP example parses in BIRD once the directory the package makes at boot is there.
+    let tmpfiles = std::fs::read_to_string(tree.join("usr/lib/tmpfiles.d/transitd.conf")).unwrap();
+    assert_eq!(tmpfiles.split_whitespace().take(2).collect::<Vec<_>>(), ["d", "/run/transitd"]);
+    std::fs::create_dir_all("/run/transitd").unwrap();
+    ok("bird", &["-p", "-c", tree.join("usr/share/doc/transitd/examples/bgp/bird.conf").to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -30,6 +30,8 @@ pub struct ConfigFile {
     pub health: HealthSection,
     /// Soft-unicast: shared egress addresses and their return traffic.
     pub soft_unicast: Option<Spanned<SoftUnicastSection>>,
+    /// Announcing what this server serves by BGP, through BIRD.
+    pub bgp: Option<Spanned<BgpSection>>,
     /// The customers whose prefixes this server announces.
     #[serde(default, rename = "customer")]
     pub customers: Vec<Spanned<CustomerSection>>,
@@ -126,6 +128,38 @@ pub struct EgressSection {
     /// Trust class (`trusted`, `untrusted`, ...).
     #[serde(default)]
     pub class: String,
+}
+
+/// `[bgp]`: `transitd run` keeps a BIRD include file of static routes for what the server
+/// serves (anycast, customers, soft-unicast egress) and reconfigures BIRD when it changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpSection {
+    /// BIRD's control socket.
+    #[serde(default = "default_bird_socket")]
+    pub bird_socket: Spanned<String>,
+    /// The file BIRD's configuration includes (transitd writes it whole).
+    #[serde(default = "default_bird_include")]
+    pub bird_include: Spanned<String>,
+    /// Milliseconds without a sign of life (a worker's, the supervisor's) after which
+    /// everything is withdrawn.
+    #[serde(default = "default_withdraw_after_ms")]
+    pub withdraw_after_ms: Spanned<u64>,
+    /// Withdraw a customer's prefixes while every one of its probed tunnels is down.
+    #[serde(default)]
+    pub withdraw_customers_without_tunnels: bool,
+}
+
+fn default_bird_socket() -> Spanned<String> {
+    Spanned::new(0..0, "/run/bird/bird.ctl".to_string())
+}
+
+fn default_bird_include() -> Spanned<String> {
+    Spanned::new(0..0, "/run/transitd/bird.conf".to_string())
+}
+
+fn default_withdraw_after_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 1000)
 }
 
 /// `[health]`: the probes sent through every tunnel that has an `interface`.

@@ -4,6 +4,7 @@
 //! when its file or etcd prefix changes (`reload`), prints progress, and on SIGINT/SIGTERM
 //! stops the workers, detaches and prints the final counters (`report`).
 
+mod announce;
 mod placement;
 mod reload;
 mod report;
@@ -21,6 +22,7 @@ use anyhow::bail;
 use arc_swap::ArcSwap;
 use transitd_bpf::{AttachMode, XdpProgram};
 
+use self::announce::Announcer;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
 use self::reload::{ConfigWatch, program_tables};
@@ -195,6 +197,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         snapshot: shared.clone(),
         xdp: Mutex::new(program.stats()),
         reloads: ReloadStats::default(),
+        bgp: Default::default(),
         capture: capture.clone(),
         punt: Some(punt.clone()),
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -209,14 +212,17 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         None => None,
     };
     let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone())?;
+    let mut announcer = Announcer::new(queues.len());
     let gone = supervise(
         opts,
         Supervised { index, queues: &queues, workers: &workers, reports: &reports, sources: &sources },
         &mut watch,
-        &program,
+        (&program, &mut announcer),
         notifier.as_ref(),
         (&stop, &reload),
     );
+    // Traffic is drawn away before the workers stop taking it.
+    announcer.stop();
 
     if let Some(n) = &notifier {
         n.send("STOPPING=1");
@@ -344,10 +350,6 @@ fn log_sockets(opened: &[workers::Opened], opts: &RunOptions) {
     }
 }
 
-/// The main thread while the workers run: reloads, the XDP counters for the metrics, and
-/// progress lines, until a stop signal or a worker ends; or until the interface goes away
-/// (an error: its sockets can do nothing more).
-#[allow(clippy::too_many_arguments)]
 /// What [`supervise`] watches.
 struct Supervised<'a> {
     index: i32,
@@ -357,11 +359,14 @@ struct Supervised<'a> {
     sources: &'a Sources,
 }
 
+/// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
+/// announcements and progress lines, until a stop signal or a worker ends; or until the
+/// interface goes away (an error: its sockets can do nothing more).
 fn supervise(
     opts: &RunOptions,
     s: Supervised<'_>,
     watch: &mut ConfigWatch,
-    program: &XdpProgram,
+    (program, announcer): (&XdpProgram, &mut Announcer),
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
@@ -388,6 +393,7 @@ fn supervise(
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
             w.tick(reports, n);
         }
+        announcer.tick(&sources.snapshot.load(), reports, (program, index), &sources.bgp);
         if let Ok(mut x) = sources.xdp.lock() {
             *x = program.stats();
         }

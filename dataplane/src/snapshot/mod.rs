@@ -19,12 +19,14 @@ use toml::Spanned;
 use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, NotOurs, SourceMap};
 use crate::lpm::PrefixTable;
 
+mod bgp;
 mod dos;
 pub mod health;
 mod lists;
 mod soft_unicast;
 mod tcp;
 
+pub use bgp::Bgp;
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
 pub use health::{HealthConfig, HealthTable};
 pub use soft_unicast::SoftUnicast;
@@ -108,6 +110,10 @@ pub struct Snapshot {
     pub tcp: TcpProtection,
     /// Soft-unicast egress addresses and their owners, if configured.
     pub soft_unicast: Option<SoftUnicast>,
+    /// Every customer prefix and whose it is, in the order configured.
+    pub customer_prefixes: Vec<(IpNet, CustomerId)>,
+    /// Announcing by BGP through BIRD, if configured.
+    pub bgp: Option<Bgp>,
 }
 
 /// What becomes of traffic transitd does not forward (`unmatched`, `gre_unsupported`).
@@ -488,6 +494,7 @@ impl Builder<'_> {
 
         self.check_overlaps(&mut prefixes, customers_in);
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
+        let bgp = loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref()));
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
             // An address is either a customer's or shared egress, never both. `prefixes` is
             // sorted by family and start (check_overlaps): a prefix overlaps a range if it
@@ -575,6 +582,8 @@ impl Builder<'_> {
             dos_rule_count: dos_rule_count as usize,
             tcp,
             soft_unicast,
+            customer_prefixes: prefixes.iter().map(|p| (p.net, p.customer)).collect(),
+            bgp,
             membership: self.lists.membership(),
         }
     }

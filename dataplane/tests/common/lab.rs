@@ -80,6 +80,36 @@ impl Lab {
         Lab { prefix, script: "scripts/veth-lab" }
     }
 
+    /// The veth lab with `BGP=1`: no static routes to `dut` in `up`, and a second transitd
+    /// host `dut2` (10.4.0.2 on `d1`, `up`'s side `u4`).
+    pub fn bgp(name: &str) -> Lab {
+        assert!(is_root(), "the veth lab tests need root (network namespaces, XDP): run them as root, as CI does");
+        let prefix = format!("{name}{}", std::process::id() % 1000);
+        let status =
+            Command::new(root().join("scripts/veth-lab")).args(["up", &prefix]).env("BGP", "1").status().unwrap();
+        assert!(status.success(), "scripts/veth-lab up {prefix} (BGP=1) failed");
+        Lab { prefix, script: "scripts/veth-lab" }
+    }
+
+    /// Starts BIRD 2 in `ns` with configuration text `config`; stopped on drop.
+    pub fn bird(&self, ns: &str, config: &str) -> Bird {
+        let dir = std::env::temp_dir().join(format!("{}-{ns}-bird", self.prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("bird.conf");
+        std::fs::write(&conf, config).unwrap();
+        let socket = dir.join("bird.ctl");
+        let child = self
+            .cmd(ns, "bird")
+            .args(["-f", "-c", conf.to_str().unwrap(), "-s", socket.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+        let bird = Bird { child, socket, dir };
+        wait_for(&format!("BIRD in {ns}"), Duration::from_secs(10), || bird.socket.exists());
+        bird
+    }
+
     /// Creates the three-server soft-unicast lab (scripts/soft-unicast-lab).
     pub fn soft_unicast(name: &str) -> Lab {
         assert!(is_root(), "the veth lab tests need root (network namespaces, XDP): run them as root, as CI does");
@@ -232,6 +262,14 @@ impl Transitd {
         let _ = Command::new("kill").args(["-HUP", &pid.to_string()]).status();
     }
 
+    /// Kills it with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |c| c.id())
@@ -257,6 +295,31 @@ impl Drop for Transitd {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A BIRD daemon in a lab namespace.
+pub struct Bird {
+    child: Child,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Its directory (configuration, socket).
+    pub dir: PathBuf,
+}
+
+impl Bird {
+    /// `birdc` on its socket: the command's output.
+    pub fn birdc(&self, command: &str) -> String {
+        let out = Command::new("birdc").arg("-s").arg(&self.socket).args(command.split_whitespace()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,0 +1,141 @@
+//! BIRD 2's side: the include file of static routes, and `configure` over its control socket.
+//!
+//! The include defines two static protocols, `transitd4` and `transitd6`, whose routes are
+//! the prefixes to announce (as `blackhole`: the routes exist to be exported by BGP, never
+//! into a kernel table). The operator's BGP protocols export them, e.g. `export where proto
+//! = "transitd4";` (examples/bgp/bird.conf). Both protocols are always defined, empty when
+//! nothing is announced, so that filters naming them stay valid.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::Announcements;
+
+/// The include file's text for `routes`.
+pub fn render(routes: &Announcements) -> String {
+    let mut out = String::from(
+        "# Written by transitd (the [bgp] section of its configuration): the prefixes this server\n\
+         # announces. Do not edit; transitd rewrites it whole and reconfigures BIRD.\n",
+    );
+    for (name, family, v4) in [("transitd4", "ipv4", true), ("transitd6", "ipv6", false)] {
+        out.push_str(&format!("protocol static {name} {{\n  {family};\n"));
+        for net in routes.0.iter().filter(|n| matches!(n, IpNet::V4(_)) == v4) {
+            out.push_str(&format!("  route {net} blackhole;\n"));
+        }
+        out.push_str("}\n");
+    }
+    out
+}
+
+/// Why BIRD did not take the routes.
+#[derive(Debug, thiserror::Error)]
+pub enum BirdError {
+    /// The include file could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The include file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// BIRD could not be reached or stopped answering.
+    #[error("BIRD's control socket {path}: {source}")]
+    Socket {
+        /// The control socket.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// BIRD answered with an error (its text).
+    #[error("BIRD refused the configuration: {0}")]
+    Refused(String),
+}
+
+/// Writes `routes` into `include` (atomically: a reader sees the old file or the new one)
+/// and has BIRD read its configuration again.
+pub fn apply(include: &Path, socket: &Path, routes: &Announcements) -> Result<(), BirdError> {
+    write_include(include, routes)?;
+    configure(socket)
+}
+
+/// Writes the include file only.
+pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdError> {
+    let err = |source| BirdError::Write { path: include.display().to_string(), source };
+    if let Some(dir) = include.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = include.with_extension("tmp");
+    std::fs::write(&tmp, render(routes)).map_err(err)?;
+    std::fs::rename(&tmp, include).map_err(err)
+}
+
+/// `birdc configure`, spoken on the control socket: each reply line is a four-digit code, a
+/// `-` when more lines follow or a space on the last; codes from 8000 are errors.
+pub fn configure(socket: &Path) -> Result<(), BirdError> {
+    let err = |source| BirdError::Socket { path: socket.display().to_string(), source };
+    let stream = UnixStream::connect(socket).map_err(err)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(err)?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(err)?);
+    let greeting = last_reply(&mut reader).map_err(err)?;
+    if !greeting.0.starts_with('0') {
+        return Err(BirdError::Refused(greeting.1));
+    }
+    (&stream).write_all(b"configure\n").map_err(err)?;
+    let (code, text) = last_reply(&mut reader).map_err(err)?;
+    match code.as_bytes().first() {
+        Some(b'0') => Ok(()),
+        _ => Err(BirdError::Refused(text)),
+    }
+}
+
+/// Reads reply lines up to the last of one reply; returns its code and the reply's text.
+fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
+    let mut text = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "BIRD closed the socket"));
+        }
+        let line = line.trim_end();
+        let (code, rest) = line.split_at(line.len().min(4));
+        let coded = code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit());
+        text.push(if coded { rest.get(1..).unwrap_or("") } else { line.trim_start() }.to_string());
+        if coded && (rest.is_empty() || rest.starts_with(' ')) {
+            return Ok((code.to_string(), text.join("; ")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_end_at_a_code_followed_by_a_space() {
+        let text = "0002-Reading configuration from /etc/bird/bird.conf\n0003 Reconfigured\n";
+        let (code, said) = last_reply(&mut text.as_bytes()).unwrap();
+        assert_eq!(
+            (code.as_str(), said.as_str()),
+            ("0003", "Reading configuration from /etc/bird/bird.conf; Reconfigured")
+        );
+        let text = "0002-Reading configuration from bird.conf\n8002 routes.conf:1:1 syntax error, unexpected GARBAGE\n";
+        assert_eq!(last_reply(&mut text.as_bytes()).unwrap().0, "8002");
+        let text = "1007-Table master4:\n 203.0.113.0/24 blackhole\n0000 \n";
+        assert_eq!(last_reply(&mut text.as_bytes()).unwrap().0, "0000");
+    }
+
+    #[test]
+    fn both_protocols_are_defined_even_when_empty() {
+        let text = render(&Announcements::none());
+        assert!(text.contains("protocol static transitd4 {\n  ipv4;\n}\n"));
+        assert!(text.contains("protocol static transitd6 {\n  ipv6;\n}\n"));
+        let routes = Announcements(["203.0.113.0/24", "2001:db8::/32"].iter().map(|p| p.parse().unwrap()).collect());
+        let text = render(&routes);
+        assert!(text.contains("ipv4;\n  route 203.0.113.0/24 blackhole;\n}"));
+        assert!(text.contains("ipv6;\n  route 2001:db8::/32 blackhole;\n}"));
+    }
+}

@@ -1,0 +1,141 @@
+//! `transitd bgp guard`: the process that keeps BIRD's include file what `transitd run`
+//! says, and withdraws everything when transitd can no longer say anything.
+//!
+//! It reads lines on stdin (`announce PREFIX...` or `alive`) and applies the last
+//! announcement while they keep coming. It withdraws (an empty include, BIRD reconfigured):
+//! when stdin closes (transitd exited, however), then exits; when nothing came for
+//! `withdraw_after` (transitd hung), until lines come again; on SIGTERM or SIGINT, then
+//! exits. A BIRD that cannot be reached is tried again every second; the file is written
+//! regardless, so a BIRD that starts later reads the right routes.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{RecvTimeoutError, bounded};
+
+use super::{Announcements, bird};
+
+/// Where BIRD is and how long silence may last.
+#[derive(Clone, Debug)]
+pub struct GuardOptions {
+    /// BIRD's control socket.
+    pub bird_socket: PathBuf,
+    /// The include file.
+    pub bird_include: PathBuf,
+    /// Silence after which everything is withdrawn.
+    pub withdraw_after: Duration,
+}
+
+/// One line from transitd.
+enum Told {
+    Announce(Announcements),
+    Alive,
+}
+
+/// Runs the guard until its input closes or a stop signal; everything is withdrawn then.
+pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let (tx, rx) = bounded::<Told>(64);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let told = match line.split_once(' ').unwrap_or((line.as_str(), "")) {
+                ("alive", _) => Told::Alive,
+                ("announce", words) => match Announcements::parse(words) {
+                    Ok(a) => Told::Announce(a),
+                    Err(e) => {
+                        eprintln!("transitd bgp guard: ignoring a line from transitd: {e}");
+                        continue;
+                    }
+                },
+                _ => continue,
+            };
+            if tx.send(told).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut bird = Bird::new(opts);
+    let mut wanted = None::<Announcements>;
+    let mut heard = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Told::Announce(a)) => (wanted, heard) = (Some(a), Instant::now()),
+            Ok(Told::Alive) => heard = Instant::now(),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                bird.settle(&Announcements::none(), "transitd exited");
+                return Ok(());
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            bird.settle(&Announcements::none(), "the guard was asked to stop");
+            return Ok(());
+        }
+        if heard.elapsed() > opts.withdraw_after {
+            bird.apply(&Announcements::none(), "transitd said nothing for longer than withdraw_after_ms");
+        } else if let Some(w) = &wanted {
+            bird.apply(w, "transitd asked");
+        }
+    }
+}
+
+/// BIRD as the guard sees it: what it was last made to announce, and retries.
+struct Bird<'a> {
+    opts: &'a GuardOptions,
+    applied: Option<Announcements>,
+    /// The last failure, said once, and when to try again.
+    failed: Option<(String, Instant)>,
+}
+
+impl<'a> Bird<'a> {
+    fn new(opts: &'a GuardOptions) -> Bird<'a> {
+        Bird { opts, applied: None, failed: None }
+    }
+
+    /// Makes BIRD announce `routes` unless it already does (or a retry is not due yet).
+    fn apply(&mut self, routes: &Announcements, why: &str) {
+        if self.applied.as_ref() == Some(routes) || self.failed.as_ref().is_some_and(|f| f.1 > Instant::now()) {
+            return;
+        }
+        match bird::apply(&self.opts.bird_include, &self.opts.bird_socket, routes) {
+            Ok(()) => {
+                match routes.0.len() {
+                    0 => eprintln!("transitd bgp guard: withdrew every prefix ({why})"),
+                    n => eprintln!("transitd bgp guard: announcing {n} prefixes ({why})"),
+                }
+                (self.applied, self.failed) = (Some(routes.clone()), None);
+            }
+            Err(e) => {
+                let said = e.to_string();
+                if self.failed.as_ref().is_none_or(|f| f.0 != said) {
+                    eprintln!("transitd bgp guard: {said} (trying again every second)");
+                }
+                // The file may be written even though BIRD was not told: not applied.
+                self.applied = None;
+                self.failed = Some((said, Instant::now() + Duration::from_secs(1)));
+            }
+        }
+    }
+
+    /// The last word: apply `routes` now, retrying for a few seconds if BIRD is not there.
+    fn settle(&mut self, routes: &Announcements, why: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        self.failed = None;
+        loop {
+            self.apply(routes, why);
+            if self.applied.as_ref() == Some(routes) || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            self.failed = None;
+        }
+    }
+}

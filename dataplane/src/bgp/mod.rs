@@ -1,0 +1,136 @@
+//! Announcing by BGP: what this server announces (computed from the running snapshot and
+//! the tunnels' health), and the speaker that keeps BIRD announcing exactly that.
+//!
+//! transitd does not speak BGP itself: BIRD 2 does (sessions, timers, policy, and the
+//! operator's own filters), and transitd keeps one file BIRD includes, a static protocol
+//! per address family holding a route for every prefix to announce. The file is the whole
+//! state: BIRD reads it again on `configure`, after its own restart, and a server whose
+//! file is empty announces nothing.
+//!
+//! Withdrawing must work when transitd cannot, so `transitd run` writes through a guard: a
+//! small process of its own (`transitd bgp guard`, [`guard`]) that it starts and tells, ten
+//! times a second, what to announce. The guard withdraws everything when transitd stops
+//! telling it (a hung process), when its pipe closes (transitd exited, even by `kill -9`),
+//! and on SIGTERM (systemd stopping the service). transitd itself tells it to withdraw
+//! everything while a worker is stalled or the XDP program is gone.
+
+pub mod bird;
+pub mod guard;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::snapshot::{Bgp, Snapshot};
+
+/// The prefixes to announce, sorted (IPv4 before IPv6).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Announcements(pub BTreeSet<IpNet>);
+
+impl Announcements {
+    /// Nothing: every route withdrawn.
+    pub fn none() -> Announcements {
+        Announcements::default()
+    }
+
+    /// What `snap` serves: the anycast addresses, every customer's prefixes (less those of
+    /// a customer whose tunnels are all down, if so configured) and the soft-unicast egress
+    /// prefixes.
+    pub fn of(snap: &Snapshot) -> Announcements {
+        let mut set = BTreeSet::new();
+        set.insert(IpNet::V4(Ipv4Net::from(std::net::Ipv4Addr::from(snap.anycast))));
+        if let Some(v6) = snap.anycast_v6 {
+            set.insert(IpNet::V6(Ipv6Net::from(v6)));
+        }
+        let per_customer = snap.bgp.as_ref().is_some_and(|b| b.withdraw_customers_without_tunnels);
+        let stranded = |customer| {
+            let mut theirs = snap.tunnels.iter().filter(|t| t.customer == customer).peekable();
+            theirs.peek().is_some() && theirs.all(|t| !snap.health.is_up(t.id))
+        };
+        for &(net, customer) in &snap.customer_prefixes {
+            if !(per_customer && stranded(customer)) {
+                set.insert(net);
+            }
+        }
+        if let Some(su) = &snap.soft_unicast {
+            for &(addr, len) in &su.egress {
+                if let Ok(net) = Ipv4Net::new(addr, len) {
+                    set.insert(IpNet::V4(net));
+                }
+            }
+        }
+        Announcements(set)
+    }
+
+    /// The guard's wire form: `announce` and the prefixes, space-separated.
+    fn line(&self) -> String {
+        let mut line = String::from("announce");
+        for net in &self.0 {
+            line.push(' ');
+            line.push_str(&net.to_string());
+        }
+        line
+    }
+
+    /// Reads [`Announcements::line`]'s prefixes.
+    fn parse(words: &str) -> Result<Announcements, String> {
+        words
+            .split_whitespace()
+            .map(|w| w.parse::<IpNet>().map_err(|_| format!("`{w}` is not a prefix")))
+            .collect::<Result<_, _>>()
+            .map(Announcements)
+    }
+}
+
+/// `transitd run`'s side of the guard: starts it and tells it what to announce.
+pub struct Speaker {
+    config: Bgp,
+    guard: Child,
+    pipe: ChildStdin,
+    /// What the guard was last told.
+    told: Option<Announcements>,
+}
+
+impl Speaker {
+    /// Starts a guard (this same executable, `transitd bgp guard`) for `config`.
+    pub fn start(config: &Bgp) -> anyhow::Result<Speaker> {
+        let exe = std::env::current_exe()?;
+        let mut guard = Command::new(exe)
+            .args(["bgp", "guard"])
+            .arg("--bird-socket")
+            .arg(&config.bird_socket)
+            .arg("--bird-include")
+            .arg(&config.bird_include)
+            .arg("--withdraw-after-ms")
+            .arg(config.withdraw_after.as_millis().to_string())
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting the BGP guard (transitd bgp guard): {e}"))?;
+        let pipe = guard.stdin.take().ok_or_else(|| anyhow::anyhow!("the BGP guard has no stdin"))?;
+        Ok(Speaker { config: config.clone(), guard, pipe, told: None })
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &Bgp {
+        &self.config
+    }
+
+    /// Tells the guard to announce `wanted` (sent when it changed, else a sign of life).
+    pub fn tell(&mut self, wanted: &Announcements) -> std::io::Result<()> {
+        if self.told.as_ref() == Some(wanted) {
+            return writeln!(self.pipe, "alive");
+        }
+        writeln!(self.pipe, "{}", wanted.line())?;
+        self.told = Some(wanted.clone());
+        Ok(())
+    }
+
+    /// Withdraws everything and waits for the guard to have done it and exited.
+    pub fn stop(self) {
+        let Speaker { mut guard, pipe, .. } = self;
+        drop(pipe); // the guard withdraws when its pipe closes
+        let _ = guard.wait();
+    }
+}

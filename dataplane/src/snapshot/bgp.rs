@@ -1,0 +1,47 @@
+//! `[bgp]` as data: where BIRD is and when to withdraw. What is announced is computed from
+//! the rest of the snapshot (anycast, customers, egress) by `crate::bgp`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Builder;
+use crate::config::BgpSection;
+
+/// How this server announces itself through BIRD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bgp {
+    /// BIRD's control socket.
+    pub bird_socket: PathBuf,
+    /// The include file transitd writes (BIRD's configuration includes it).
+    pub bird_include: PathBuf,
+    /// Silence (of a worker, or of transitd as a whole) after which everything is withdrawn.
+    pub withdraw_after: Duration,
+    /// Withdraw a customer's prefixes while all of its probed tunnels are down.
+    pub withdraw_customers_without_tunnels: bool,
+}
+
+impl Builder<'_> {
+    pub(super) fn bgp(&mut self, section: &BgpSection) -> Bgp {
+        let mut path = |p: &Spanned<String>, what: &str| -> PathBuf {
+            let path = PathBuf::from(p.get_ref());
+            if !path.is_absolute() {
+                self.err(&p.span(), format!("{what} `{}` is not an absolute path", p.get_ref()));
+            }
+            path
+        };
+        let bird_socket = path(&section.bird_socket, "bird_socket");
+        let bird_include = path(&section.bird_include, "bird_include");
+        let ms = *section.withdraw_after_ms.get_ref();
+        if !(100..=60_000).contains(&ms) {
+            self.err(&section.withdraw_after_ms.span(), format!("withdraw_after_ms {ms} is not in 100..=60000"));
+        }
+        Bgp {
+            bird_socket,
+            bird_include,
+            withdraw_after: Duration::from_millis(ms.clamp(100, 60_000)),
+            withdraw_customers_without_tunnels: section.withdraw_customers_without_tunnels,
+        }
+    }
+}

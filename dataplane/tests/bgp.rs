@@ -1,0 +1,169 @@
+//! What a server announces (`transitd bgp show`), checked outside transitd: BIRD 2 itself
+//! parses the include file transitd writes, and the prefixes in it are those a reading of
+//! the configuration file (the `toml` crate's, not transitd's) finds: the anycast addresses,
+//! every customer prefix, every soft-unicast egress prefix. A customer whose probed tunnels
+//! are all down is withdrawn when so configured, and only then.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::*;
+use transitd::bgp::Announcements;
+
+/// `transitd bgp show --config FILE`.
+fn show(config: &std::path::Path) -> String {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_transitd")).args(["bgp", "show", "--config"]).arg(config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The routes of the include file as BIRD reads them: `bird -p` parses a configuration that
+/// includes it (and fails on anything it would refuse), then the file's `route` lines.
+fn parsed_by_bird(include: &str, name: &str) -> BTreeSet<String> {
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("routes.conf"), include).unwrap();
+    let conf = format!(
+        "router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}/routes.conf\";\n\
+         protocol bgp up {{ local as 65001; neighbor 10.0.0.2 as 65000; \
+         ipv4 {{ import none; export where proto = \"transitd4\"; }}; ipv6 {{ import none; export where proto = \"transitd6\"; }}; }}\n",
+        dir.display()
+    );
+    std::fs::write(dir.join("bird.conf"), conf).unwrap();
+    let out = Command::new("bird")
+        .args(["-p", "-c"])
+        .arg(dir.join("bird.conf"))
+        .output()
+        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+    assert!(out.status.success(), "BIRD refuses the include:\n{include}\n{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    include
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("route ")?.strip_suffix(" blackhole;").map(str::to_string))
+        .collect()
+}
+
+/// The prefixes the configuration file names, read with the `toml` crate.
+fn named_in(config: &std::path::Path) -> BTreeSet<String> {
+    let doc: toml::Table = std::fs::read_to_string(config).unwrap().parse().unwrap();
+    let mut out = BTreeSet::new();
+    let server = doc["server"].as_table().unwrap();
+    out.insert(format!("{}/32", server["anycast"].as_str().unwrap()));
+    if let Some(v6) = server.get("anycast_v6") {
+        out.insert(format!("{}/128", v6.as_str().unwrap()));
+    }
+    let arrays = |v: Option<&toml::Value>| v.and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    for customer in arrays(doc.get("customer")) {
+        for p in arrays(customer.get("prefixes")) {
+            out.insert(p.as_str().unwrap().to_string());
+        }
+    }
+    let egress = doc.get("soft_unicast").and_then(|s| s.get("egress"));
+    for e in arrays(egress) {
+        out.insert(e["prefix"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+#[test]
+fn bird_reads_what_transitd_writes_and_it_is_what_the_configuration_names() {
+    for (name, config) in [
+        ("acme", root().join("examples/acme.toml")),
+        ("soft-unicast", root().join("dataplane/tests/data/soft-unicast.toml")),
+        ("tunnel-edge", root().join("dataplane/tests/data/tunnel-edge.toml")),
+    ] {
+        let routes = parsed_by_bird(&show(&config), name);
+        assert_eq!(routes, named_in(&config), "{name}");
+        assert!(routes.len() >= 2, "{name}: {routes:?}");
+    }
+}
+
+#[test]
+fn an_empty_announcement_still_defines_both_protocols_for_the_operators_filters() {
+    let text = transitd::bgp::bird::render(&Announcements::none());
+    assert!(parsed_by_bird(&text, "empty").is_empty());
+}
+
+const TWO_CUSTOMERS: &str = r#"
+[server]
+anycast = "192.0.2.1"
+next_hop_mac = "02:00:00:00:00:fe"
+[bgp]
+bird_include = "/run/transitd/bird.conf"
+withdraw_customers_without_tunnels = WITHDRAW
+[[customer]]
+name = "a"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "a1"
+remote = "198.51.100.1"
+interface = "10.213.0.0/31"
+[[customer.tunnel]]
+name = "a2"
+remote = "198.51.100.2"
+interface = "10.213.0.2/31"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "a1"
+[[customer]]
+name = "b"
+prefixes = ["198.18.0.0/24"]
+[[customer.tunnel]]
+name = "b1"
+remote = "198.51.100.3"
+[[customer.route]]
+prefix = "198.18.0.0/24"
+tunnel = "b1"
+"#;
+
+fn announced(snap: &transitd::snapshot::Snapshot) -> Vec<String> {
+    Announcements::of(snap).0.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn a_customer_whose_probed_tunnels_are_all_down_is_withdrawn_when_so_configured() {
+    let snap = snapshot(&TWO_CUSTOMERS.replace("WITHDRAW", "true"));
+    let everything = ["192.0.2.1/32", "198.18.0.0/24", "203.0.113.0/24"];
+    assert_eq!(announced(&snap), everything);
+    snap.health.set_up(0, false);
+    assert_eq!(announced(&snap), everything, "a's other tunnel is up");
+    snap.health.set_up(1, false);
+    assert_eq!(announced(&snap), ["192.0.2.1/32", "198.18.0.0/24"], "a is unreachable from here");
+    snap.health.set_up(1, true);
+    assert_eq!(announced(&snap), everything);
+
+    let snap = snapshot(&TWO_CUSTOMERS.replace("WITHDRAW", "false"));
+    snap.health.set_up(0, false);
+    snap.health.set_up(1, false);
+    assert_eq!(announced(&snap), everything, "without the option, a stays announced");
+}
+
+#[test]
+fn bad_bgp_settings_are_refused_at_their_position() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nbird_socket = \"bird.ctl\"\nwithdraw_after_ms = 50\n";
+    let loaded = transitd::config::parse("bgp.toml", text).unwrap();
+    let errors: Vec<String> =
+        transitd::snapshot::Snapshot::build(&loaded).err().unwrap().0.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "bgp.toml:4:15: bird_socket `bird.ctl` is not an absolute path",
+            "bgp.toml:5:21: withdraw_after_ms 50 is not in 100..=60000"
+        ]
+    );
+}
+
+#[test]
+fn withdraw_needs_a_bgp_section() {
+    let config = root().join("examples/acme.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["bgp", "withdraw", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no [bgp] section"));
+}

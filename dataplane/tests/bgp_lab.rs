@@ -1,0 +1,171 @@
+//! BGP in the veth lab (scripts/veth-lab with BGP=1): BIRD on two transitd servers (`dut`,
+//! `dut2`, both serving customer Acme from anycast 192.0.2.1) peers with BIRD on the
+//! upstream router, which installs what it learns into its kernel table. The upstream's own
+//! table is the oracle: it routes Acme's prefix to `dut` (preferred) while dut's transitd
+//! runs, to `dut2` within a stated bound after dut's transitd is killed with SIGKILL, hangs
+//! (SIGSTOP) or loses its XDP program, and to `dut` again after a restart; the sender's
+//! traffic follows, as GRE arriving from one server or the other shows. Reloads add and
+//! remove announcements; a clean stop withdraws. Needs root and BIRD 2; one lab at a time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::lab::{ACME, Bird, Capture, Lab, SERIAL, Transitd, scapy_send, wait_for};
+use common::*;
+
+/// How soon the upstream stops routing to a server whose transitd died (`withdraw_after_ms`
+/// is 500 below; BIRD sends the withdrawal as soon as it is reconfigured).
+const WITHDRAWN_WITHIN: Duration = Duration::from_secs(3);
+
+/// One transitd server of the lab: its BIRD (examples/bgp/bird.conf, addressed for it) and
+/// the directory its include lives in.
+struct Server {
+    bird: Bird,
+    routes: PathBuf,
+    ns: &'static str,
+    dev: &'static str,
+    next_hop: &'static str,
+}
+
+impl Server {
+    fn start(lab: &Lab, ns: &'static str, dev: &'static str, subnet: &str, subnet6: &str) -> Server {
+        let routes = std::env::temp_dir().join(format!("{}-{ns}-routes", lab.prefix));
+        let _ = std::fs::remove_dir_all(&routes);
+        std::fs::create_dir_all(&routes).unwrap();
+        let example = std::fs::read_to_string(root().join("examples/bgp/bird.conf")).unwrap();
+        let config = example
+            .replace("/run/transitd/*.conf", &format!("{}/*.conf", routes.display()))
+            .replace("10.2.0.", &format!("{subnet}."))
+            .replace("2001:db8:2::", &format!("{subnet6}::"));
+        let bird = lab.bird(ns, &config);
+        let next_hop = if ns == "dut" { "10.2.0.1" } else { "10.4.0.1" };
+        Server { bird, routes, ns, dev, next_hop }
+    }
+
+    /// Acme's configuration with a [bgp] section for this server, and `extra` after it.
+    fn config(&self, extra: &str) -> String {
+        format!(
+            "{}\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 500\n{extra}",
+            ACME.replace("10.2.0.1", self.next_hop),
+            self.bird.socket.display(),
+            self.routes.join("bird.conf").display()
+        )
+    }
+
+    fn transitd(&self, lab: &Lab, extra: &str) -> Transitd {
+        lab.transitd_on(self.ns, self.dev, &self.config(extra), &[])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.routes);
+    }
+}
+
+/// Where the upstream's kernel routes `prefix` (the `via` address), if anywhere.
+fn upstream_route(lab: &Lab, family: &str, prefix: &str) -> Option<String> {
+    let out = lab.run("up", "ip", &[family, "route", "show", prefix]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.windows(2).find(|w| w[0] == "via").map(|w| w[1].to_string())
+}
+
+/// GRE frames from Acme's anycast address in a capture of the upstream's side of a link
+/// (not the customer router's ICMP errors about them, which quote GRE on their way back).
+fn gre_from_anycast(file: &Path) -> usize {
+    tshark_frames(file, "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
+}
+
+/// Sends 20 FTP SYNs to Acme from the sender; returns how many GRE frames came back to the
+/// upstream from `dut` (link u1) and from `dut2` (u4).
+fn send_and_count(lab: &Lab) -> (usize, usize) {
+    let (a, b): (Capture, Capture) = (lab.capture("up", "u1"), lab.capture("up", "u4"));
+    scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(20)]");
+    (gre_from_anycast(&a.finish()), gre_from_anycast(&b.finish()))
+}
+
+#[test]
+fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::bgp("bgp");
+    let upstream =
+        lab.bird("up", &std::fs::read_to_string(root().join("dataplane/tests/data/bird-upstream.conf")).unwrap());
+    let one = Server::start(&lab, "dut", "d0", "10.2.0", "2001:db8:2");
+    let two = Server::start(&lab, "dut2", "d1", "10.4.0", "2001:db8:4");
+    let mut first = one.transitd(&lab, "");
+    let second = two.transitd(&lab, "");
+
+    let via = |prefix| upstream_route(&lab, "-4", prefix);
+    wait_for("the upstream to route Acme via dut", Duration::from_secs(30), || {
+        via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
+    });
+    assert_eq!(via("192.0.2.1").as_deref(), Some("10.2.0.2"), "the anycast address is announced too");
+    wait_for("dut2 to announce Acme too (the backup)", Duration::from_secs(30), || {
+        upstream.birdc("show route 203.0.113.0/24 all").contains("dut2_4")
+    });
+    assert_eq!(send_and_count(&lab), (20, 0), "while dut runs, its transitd forwards all of Acme's traffic");
+
+    // A reload that adds a customer announces its prefix; one that removes it withdraws it.
+    let beta = "[[customer]]\nname = \"beta\"\nprefixes = [\"100.65.0.0/24\"]\n";
+    first.reload(&one.config(beta));
+    wait_for("beta's prefix announced after a reload", Duration::from_secs(10), || via("100.65.0.0/24").is_some());
+    first.reload(&one.config(""));
+    wait_for("beta's prefix withdrawn after a reload", Duration::from_secs(10), || via("100.65.0.0/24").is_none());
+
+    // kill -9: the guard sees its pipe close and withdraws.
+    first.kill9();
+    let took = wait_for("Acme's route to move to dut2", WITHDRAWN_WITHIN, || {
+        via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
+    });
+    eprintln!("withdrawn {took:?} after kill -9");
+    assert!(first.log().contains("withdrew every prefix (transitd exited)"), "{}", first.log());
+    assert_eq!(send_and_count(&lab), (0, 20), "dut2 takes the traffic");
+
+    // A restart announces again.
+    let first = one.transitd(&lab, "");
+    wait_for("Acme's route back via dut", Duration::from_secs(30), || {
+        via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
+    });
+    assert_eq!(send_and_count(&lab), (20, 0));
+
+    // A hung transitd (stopped, its guard still running) says nothing: withdrawn after
+    // withdraw_after_ms; announced again once it runs.
+    let pid = first.pid().to_string();
+    lab.run("dut", "kill", &["-STOP", &pid]);
+    let took = wait_for("withdrawal from a hung transitd", WITHDRAWN_WITHIN, || {
+        via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
+    });
+    eprintln!("withdrawn {took:?} after SIGSTOP");
+    lab.run("dut", "kill", &["-CONT", &pid]);
+    wait_for("Acme's route back via dut after SIGCONT", Duration::from_secs(10), || {
+        via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
+    });
+    assert!(first.log().contains("said nothing for longer than withdraw_after_ms"), "{}", first.log());
+
+    // The XDP program detached under it (bpftool, as an operator's mistake would): transitd
+    // sees it is gone and withdraws.
+    let prog = xdp_program_id(&lab, "dut", &lab.dev("d0"));
+    let links: serde_json::Value =
+        serde_json::from_slice(&lab.run("dut", "bpftool", &["-j", "link", "show"]).stdout).unwrap();
+    let link = links.as_array().unwrap().iter().find(|l| l["prog_id"] == prog).expect("transitd's XDP link");
+    lab.run("dut", "bpftool", &["link", "detach", "id", &link["id"].to_string()]);
+    wait_for("withdrawal after the XDP program is detached", WITHDRAWN_WITHIN, || {
+        via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
+    });
+    assert!(first.log().contains("XDP program is no longer attached"), "{}", first.log());
+
+    // A clean stop withdraws before the workers stop: with dut2 stopped, nobody announces.
+    let (code, _) = second.stop();
+    assert_eq!(code, 0);
+    wait_for("withdrawal on a clean stop", WITHDRAWN_WITHIN, || via("203.0.113.0/24").is_none());
+}
+
+/// The id of the XDP program attached to `dev` in `ns` (`ip -j link`).
+fn xdp_program_id(lab: &Lab, ns: &str, dev: &str) -> u64 {
+    let out = lab.run(ns, "ip", &["-j", "link", "show", "dev", dev]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    links[0]["xdp"]["prog"]["id"].as_u64().unwrap_or_else(|| panic!("no XDP program on {dev}: {links}"))
+}
