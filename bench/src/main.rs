@@ -4,6 +4,7 @@
 mod afxdp;
 mod classify;
 mod dos;
+mod ipfix;
 mod lists;
 mod match_tshark;
 mod measure;
@@ -36,6 +37,8 @@ enum Command {
     Match(match_tshark::Args),
     /// The DoS stage's cost per packet, clean traffic and a 10-million-source flood.
     Dos(dos::Args),
+    /// What IPFIX flow sampling costs per packet, at several sampling rates, the exporter running.
+    Ipfix(ipfix::Args),
     /// Soft-unicast's ownership lookup against hash and tree maps of the same plan.
     Ownership(ownership::Args),
     /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Command::Match(args) => match_tshark::bench(&args),
         Command::Gen(args) => afxdp::generate(&args),
         Command::Dos(args) => dos::run(&args),
+        Command::Ipfix(args) => ipfix::run(&args),
         Command::Ownership(args) => ownership::run(&args),
         Command::Sink(args) => afxdp::sink(&args),
         Command::Reflect(args) => afxdp::reflect(&args),

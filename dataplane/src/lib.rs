@@ -16,6 +16,7 @@ pub mod dryrun;
 pub mod fleet;
 pub mod health;
 pub mod io;
+pub mod ipfix;
 pub mod limits;
 pub mod lpm;
 pub mod metrics;

@@ -85,6 +85,8 @@ pub struct Sources {
     pub reloads: ReloadStats,
     /// BGP announcements.
     pub bgp: BgpStats,
+    /// The IPFIX exporter's counters and the samples queue, if an exporter runs.
+    pub ipfix: Option<(Arc<crate::ipfix::exporter::ExportStats>, Arc<crate::ipfix::Samples>)>,
     /// The drop capture, if one runs.
     pub capture: Option<Arc<DropCapture>>,
     /// The exception path to the host, if there is one.
@@ -433,6 +435,25 @@ impl Collector for TransitdCollector {
             MetricType::Gauge,
         )?;
         m.encode_gauge(&(src.reloads.applied_at.load(Ordering::Relaxed) as i64))?;
+
+        if let Some((x, samples)) = &src.ipfix
+            && snap.ipfix.is_some()
+        {
+            let mut m = enc.encode_descriptor(
+                "transitd_ipfix",
+                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue",
+                None,
+                MetricType::Counter,
+            )?;
+            for (what, n) in [
+                ("records", &x.records),
+                ("messages", &x.messages),
+                ("send_errors", &x.send_errors),
+                ("samples_lost", &samples.lost),
+            ] {
+                sample(&mut m, &[("what", what)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+            }
+        }
 
         if src.bgp.configured.load(Ordering::Relaxed) {
             let mut m = enc.encode_descriptor(
@@ -910,6 +931,7 @@ tunnel = "acme-gre"
             xdp: Mutex::new(transitd_bpf::XdpStats { redirected: 7, ..Default::default() }),
             reloads: ReloadStats::default(),
             bgp: BgpStats::default(),
+            ipfix: None,
             capture: None,
             punt: None,
             started: 0,

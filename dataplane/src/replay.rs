@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dropcap::{CaptureOptions, DropCapture, Tap};
 use crate::io::pcap::PcapIo;
+use crate::ipfix::exporter::Exporter;
+use crate::ipfix::{Sampler, Samples};
 use crate::pipeline::WorkerStats;
 use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason};
 use crate::snapshot::Snapshot;
@@ -24,6 +26,8 @@ pub struct Summary {
     pub error: Option<String>,
     /// What the drop capture wrote, if one ran.
     pub capture: Option<String>,
+    /// What the IPFIX exporter sent, with `[ipfix]`.
+    pub ipfix: Option<String>,
 }
 
 /// Replays `input` through `snapshot`, writing transmitted frames to `output`.
@@ -63,10 +67,27 @@ fn replay_tapped(
     tap: Option<Tap>,
 ) -> anyhow::Result<Summary> {
     let eth = snapshot.eth;
-    let mut worker = Worker::new(PcapIo::open(input, output)?, snapshot);
+    let ipfix = snapshot.ipfix.clone();
+    let mut worker = Worker::new(PcapIo::open(input, output)?, snapshot.clone());
     if let Some(tap) = tap {
         worker = worker.capture(tap);
     }
+    // Every sample is exported (the sampler waits for room): the records describe the whole
+    // capture at the configured rate.
+    let stop = Arc::new(AtomicBool::new(false));
+    let exporter = match &ipfix {
+        Some(_) => {
+            let samples = Samples::new(4096);
+            worker = worker.sample_flows(Sampler::new(samples.clone()).waiting());
+            let exporter = Exporter::fixed(samples, snapshot);
+            let stats = exporter.stats.clone();
+            let stop = stop.clone();
+            let thread =
+                std::thread::Builder::new().name("transitd-ipfix".into()).spawn(move || exporter.run(&stop))?;
+            Some((stats, thread))
+        }
+        None => None,
+    };
     let mut error = worker.run_to_end(Some(eth)).err().map(|e| e.to_string());
     // Frames sit in the output's buffer until here: a write that fails now fails the replay.
     if let Err(e) = worker.io_mut().finish()
@@ -76,7 +97,26 @@ fn replay_tapped(
     }
     let skipped = worker.io().skipped.clone();
     let (_, state) = worker.into_parts();
-    Ok(Summary { stats: state.stats, skipped, error, capture: None })
+    stop.store(true, Ordering::Relaxed);
+    let ipfix = match (exporter, ipfix) {
+        (Some((stats, thread)), Some(config)) => {
+            thread.join().map_err(|_| anyhow::anyhow!("the IPFIX exporter panicked"))?;
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            let errors = match n(&stats.send_errors) {
+                0 => String::new(),
+                e => format!(", {e} refused by the socket"),
+            };
+            Some(format!(
+                "ipfix: {} flow records in {} messages to {} (1 in {} sampled){errors}",
+                n(&stats.records),
+                n(&stats.messages),
+                config.collector,
+                config.sample
+            ))
+        }
+        _ => None,
+    };
+    Ok(Summary { stats: state.stats, skipped, error, capture: None, ipfix })
 }
 
 impl Summary {
@@ -177,6 +217,9 @@ impl Summary {
         }
         if let Some(c) = &self.capture {
             let _ = writeln!(out, "{c}");
+        }
+        if let Some(x) = &self.ipfix {
+            let _ = writeln!(out, "{x}");
         }
         if let Some(e) = &self.error {
             let _ = writeln!(out, "error: {e}");

@@ -5,7 +5,7 @@
 //! - between batches, it follows the running snapshot: counters, rate limits and spill are
 //!   resized when a reload changes them, the prober and the drop capture rebound;
 //! - per batch, it receives, runs the pipeline, offers each frame and its outcome to the
-//!   drop capture (the core never sees the capture), hands what the pipeline passed to the
+//!   drop capture (the core never sees the capture), samples flows for IPFIX, hands what the pipeline passed to the
 //!   host through the exception path (live backends), sends what the pipeline spilled and,
 //!   on the worker that probes, the tunnel health probes;
 //! - a few times a second, it publishes a copy of its counters, the backend's counters and
@@ -22,6 +22,7 @@ use hdrhistogram::Histogram;
 use crate::dropcap::Tap;
 use crate::health::{self, Prober};
 use crate::io::{FrameIo, IoStats, Polled};
+use crate::ipfix::Sampler;
 use crate::pipeline::{SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats, process_batch_via};
 use crate::punt::Punt;
 use crate::snapshot::Snapshot;
@@ -148,6 +149,7 @@ pub struct Worker<I> {
     /// The snapshot `state` is sized for and the prober and tap are bound to.
     snapshot: Arc<Snapshot>,
     tap: Option<Tap>,
+    sampler: Option<Sampler>,
     punt: Option<Punt>,
     prober: Option<Prober>,
     last_probe_tick_ns: u64,
@@ -163,6 +165,7 @@ impl<I: FrameIo> Worker<I> {
             state: WorkerState::new(&snapshot),
             snapshot,
             tap: None,
+            sampler: None,
             punt: None,
             prober: None,
             last_probe_tick_ns: 0,
@@ -175,6 +178,12 @@ impl<I: FrameIo> Worker<I> {
     pub fn capture(mut self, mut tap: Tap) -> Worker<I> {
         tap.bind(self.snapshot.clone());
         self.tap = Some(tap);
+        self
+    }
+
+    /// Samples flows for IPFIX export into `sampler` (while the snapshot has `[ipfix]`).
+    pub fn sample_flows(mut self, sampler: Sampler) -> Worker<I> {
+        self.sampler = Some(sampler);
         self
     }
 
@@ -259,8 +268,16 @@ impl<I: FrameIo> Worker<I> {
         let began = Instant::now();
         let now = self.clock.wall_ns(began);
         let (snap, state, tap, punt) = (&self.snapshot, &mut self.state, &mut self.tap, &mut self.punt);
+        let sampler = &mut self.sampler;
+        let every = snap.ipfix.as_ref().map_or(0, |x| x.sample);
         let polled = self.io.poll(now, &mut |frames| {
+            if let Some(s) = sampler.as_mut() {
+                s.pick(every, frames);
+            }
             process_batch_via(snap, eth, frames, state);
+            if let Some(s) = sampler.as_mut() {
+                s.record(state.outcomes());
+            }
             if let Some(tap) = tap {
                 for (frame, outcome) in frames.iter().zip(state.outcomes()) {
                     tap.offer(frame, outcome);

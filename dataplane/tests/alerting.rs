@@ -68,6 +68,7 @@ fn served() -> BTreeSet<String> {
         xdp: Default::default(),
         reloads: Default::default(),
         bgp: transitd::metrics::BgpStats { configured: true.into(), ..Default::default() },
+        ipfix: None,
         capture: Some(capture),
         punt: None,
         started: 0,

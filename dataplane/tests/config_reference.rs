@@ -116,6 +116,7 @@ fn every_key_the_types_accept_is_documented_and_nothing_else() {
     let sections = [
         "server",
         "bgp",
+        "ipfix",
         "health",
         "dos",
         "dos.sanity",

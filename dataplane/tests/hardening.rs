@@ -108,6 +108,7 @@ fn label_values_are_escaped_as_openmetrics_requires() {
         xdp: Default::default(),
         reloads: Default::default(),
         bgp: Default::default(),
+        ipfix: None,
         capture: None,
         punt: None,
         started: 0,

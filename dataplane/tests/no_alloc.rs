@@ -1,5 +1,6 @@
 //! The per-packet path allocates nothing: a counting global allocator watches
-//! `process_batch` over real captures (encapsulated, passed and dropped frames alike).
+//! `process_batch` over real captures (encapsulated, passed and dropped frames alike), with
+//! the worker's IPFIX flow sampling around it.
 
 mod common;
 
@@ -50,6 +51,10 @@ fn process_batch_never_allocates() {
     ] {
         let snap = snapshot(&config);
         let mut state = WorkerState::new(&snap);
+        // Flow sampling for IPFIX, every packet sampled: the worker's part of it (reading
+        // the headers, queueing the sample) is on the per-packet path too.
+        let samples = transitd::ipfix::Samples::new(1 << 16);
+        let mut sampler = transitd::ipfix::Sampler::new(samples.clone());
         let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + 4096]).collect();
         for chunk in frames.chunks(BATCH_SIZE) {
             for (b, f) in bufs.iter_mut().zip(chunk) {
@@ -61,11 +66,18 @@ fn process_batch_never_allocates() {
                 .map(|(b, f)| Frame::new(b, HEADROOM, f.bytes.len(), f.wire_len, f.timestamp_ns))
                 .collect();
             COUNTING.store(true, Ordering::SeqCst);
+            sampler.pick(1, &batch);
             process_batch(&snap, &mut batch, &mut state);
+            sampler.record(state.outcomes());
             COUNTING.store(false, Ordering::SeqCst);
         }
         assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{name}");
         let stats = &state.stats;
         assert!(stats.tx_frames > 0 && stats.dropped() + stats.passed() > 0, "{name}: every path was taken");
+        let mut sampled = 0;
+        while samples.pop().is_some() {
+            sampled += 1;
+        }
+        assert!(sampled > frames.len() / 2, "{name}: {sampled} of {} frames sampled", frames.len());
     }
 }

@@ -32,6 +32,8 @@ pub struct ConfigFile {
     pub soft_unicast: Option<Spanned<SoftUnicastSection>>,
     /// Announcing what this server serves by BGP, through BIRD.
     pub bgp: Option<Spanned<BgpSection>>,
+    /// Sampled flow records exported by IPFIX.
+    pub ipfix: Option<Spanned<IpfixSection>>,
     /// The customers whose prefixes this server announces.
     #[serde(default, rename = "customer")]
     pub customers: Vec<Spanned<CustomerSection>>,
@@ -160,6 +162,47 @@ fn default_bird_include() -> Spanned<String> {
 
 fn default_withdraw_after_ms() -> Spanned<u64> {
     Spanned::new(0..0, 1000)
+}
+
+/// `[ipfix]`: one packet in `sample` is sampled by the workers and its flow (5-tuple,
+/// customer, verdict and reason) exported to `collector` by IPFIX over UDP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfixSection {
+    /// The collector, `address:port` (UDP; IPFIX's port is 4739).
+    pub collector: Spanned<String>,
+    /// Sample one packet in this many (1: every packet).
+    #[serde(default = "default_ipfix_sample")]
+    pub sample: Spanned<u32>,
+    /// The Observation Domain ID of the messages.
+    #[serde(default)]
+    pub observation_domain: u32,
+    /// Seconds after which a flow still active is reported (and counted afresh).
+    #[serde(default = "default_ipfix_active_timeout")]
+    pub active_timeout_s: Spanned<u32>,
+    /// Seconds without a sampled packet after which a flow is reported and forgotten.
+    #[serde(default = "default_ipfix_idle_timeout")]
+    pub idle_timeout_s: Spanned<u32>,
+    /// The Private Enterprise Number of transitd's own information element (the reason).
+    #[serde(default = "default_ipfix_enterprise")]
+    pub enterprise_number: Spanned<u32>,
+}
+
+fn default_ipfix_sample() -> Spanned<u32> {
+    Spanned::new(0..0, 1000)
+}
+
+fn default_ipfix_active_timeout() -> Spanned<u32> {
+    Spanned::new(0..0, 60)
+}
+
+fn default_ipfix_idle_timeout() -> Spanned<u32> {
+    Spanned::new(0..0, 15)
+}
+
+/// RFC 5612's Private Enterprise Number for documentation: transitd has none of its own.
+fn default_ipfix_enterprise() -> Spanned<u32> {
+    Spanned::new(0..0, 32473)
 }
 
 /// `[health]`: the probes sent through every tunnel that has an `interface`.

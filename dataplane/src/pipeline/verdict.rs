@@ -185,7 +185,7 @@ reasons! {
 
 /// The core's decision for one frame.
 #[must_use]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Rewritten in place: transmit `len` bytes from offset `start` of the frame buffer
     /// (encapsulation moves the start into the headroom).

@@ -34,6 +34,8 @@ pub(super) struct Plan {
     pub capture: Option<Arc<DropCapture>>,
     /// Where passed frames go back to the host.
     pub punt: Arc<PuntDevice>,
+    /// Where sampled flows go (the IPFIX exporter).
+    pub samples: Arc<crate::ipfix::Samples>,
 }
 
 /// A socket a worker opened: what the XDP program and the log need to know of it.
@@ -72,6 +74,7 @@ pub(super) fn start(
         let (src, idle_sleep, report) = (plan.src, plan.idle_sleep, reports[i].clone());
         let tap = plan.capture.as_ref().map(|c| c.tap(queues.len()));
         let punt = plan.punt.punt(queues.len());
+        let sampler = crate::ipfix::Sampler::new(plan.samples.clone());
         let spawned = std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             // A worker that is not where it was asked to be is an error, not a slow surprise.
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -91,7 +94,7 @@ pub(super) fn start(
             if !go_rx.recv().unwrap_or(false) {
                 return Ok(());
             }
-            let mut worker = Worker::new(io, shared.load_full()).publish_to(report).punt_to(punt);
+            let mut worker = Worker::new(io, shared.load_full()).publish_to(report).punt_to(punt).sample_flows(sampler);
             if i == 0 {
                 worker = worker.probe();
             }

@@ -22,6 +22,7 @@ use crate::lpm::PrefixTable;
 mod bgp;
 mod dos;
 pub mod health;
+mod ipfix;
 mod lists;
 mod soft_unicast;
 mod tcp;
@@ -29,6 +30,7 @@ mod tcp;
 pub use bgp::Bgp;
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
 pub use health::{HealthConfig, HealthTable};
+pub use ipfix::Ipfix;
 pub use soft_unicast::SoftUnicast;
 pub use tcp::{FlowTimeouts, TcpProtection, TcpRule};
 
@@ -114,6 +116,8 @@ pub struct Snapshot {
     pub customer_prefixes: Vec<(IpNet, CustomerId)>,
     /// Announcing by BGP through BIRD, if configured.
     pub bgp: Option<Bgp>,
+    /// Sampled flow export, if configured.
+    pub ipfix: Option<Ipfix>,
 }
 
 /// What becomes of traffic transitd does not forward (`unmatched`, `gre_unsupported`).
@@ -495,6 +499,7 @@ impl Builder<'_> {
         self.check_overlaps(&mut prefixes, customers_in);
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
         let bgp = loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref()));
+        let ipfix = loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref()));
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
             // An address is either a customer's or shared egress, never both. `prefixes` is
             // sorted by family and start (check_overlaps): a prefix overlaps a range if it
@@ -584,6 +589,7 @@ impl Builder<'_> {
             soft_unicast,
             customer_prefixes: prefixes.iter().map(|p| (p.net, p.customer)).collect(),
             bgp,
+            ipfix,
             membership: self.lists.membership(),
         }
     }

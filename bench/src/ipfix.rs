@@ -1,0 +1,162 @@
+//! `transitd-bench ipfix`: what flow sampling for IPFIX costs per packet. The whole
+//! pipeline runs on a capture (cycled) without sampling, then sampling one packet in N for
+//! each N asked, with the exporter thread running beside it and sending its records to a
+//! UDP socket of the benchmark's, where they are counted: a sampled row whose records never
+//! arrive measured nothing, and fails.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arrayvec::ArrayVec;
+use transitd::io::capture::{CaptureReader, Record};
+use transitd::ipfix::exporter::Exporter;
+use transitd::ipfix::{Sampler, Samples};
+use transitd::pipeline::{BATCH_SIZE, Frame, HEADROOM, WorkerState, process_batch};
+use transitd::snapshot::{Ipfix, Snapshot};
+
+use crate::measure::Runs;
+
+/// Options of `ipfix`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The configuration (its `[ipfix]`, if any, is replaced).
+    #[arg(long)]
+    config: PathBuf,
+    /// The traffic.
+    #[arg(long)]
+    pcap: PathBuf,
+    /// Sampling rates to measure, one in N.
+    #[arg(long, default_value = "10000,1000,100,1", value_delimiter = ',')]
+    sample: Vec<u32>,
+    /// Frames per timed run.
+    #[arg(long, default_value_t = 1 << 20)]
+    frames: usize,
+    /// Timed runs per row.
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+}
+
+/// Runs the benchmark and prints a Markdown table.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let mut reader = CaptureReader::open(&args.pcap)?;
+    let mut buf = vec![0u8; 1 << 18];
+    let mut frames = Vec::new();
+    while let Some(rec) = reader.next_into(&mut buf)? {
+        if let Record::Frame { len, .. } = rec {
+            frames.push(buf[..len].to_vec());
+        }
+    }
+    anyhow::ensure!(!frames.is_empty(), "{}: no frames", args.pcap.display());
+    let total = args.frames.next_multiple_of(BATCH_SIZE);
+
+    // The collector: counts the messages and bytes that arrive.
+    let collector = UdpSocket::bind("127.0.0.1:0")?;
+    collector.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let addr = collector.local_addr()?;
+    let arrived = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let counter = {
+        let (arrived, done) = (arrived.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut b = [0u8; 65536];
+            while !done.load(Ordering::Relaxed) {
+                if collector.recv(&mut b).is_ok() {
+                    arrived.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    println!("{} ({} frames, cycled to {total} per run)\n", args.pcap.display(), frames.len());
+    println!("{}", Runs::header("packet"));
+    let base_snap = load(&args.config, None)?;
+    let (base, state) = pipeline(&base_snap, &frames, total, None, args.runs);
+    anyhow::ensure!(state.stats.rx_frames > 0, "the pipeline received nothing: the run measured nothing");
+    println!("{}", base.row("no sampling"));
+    let mut summary = Vec::new();
+    for &n in &args.sample {
+        let config = Ipfix {
+            collector: addr,
+            sample: n,
+            observation_domain: 1,
+            active_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(1),
+            enterprise_number: 32473,
+        };
+        let snap = Arc::new(load(&args.config, Some(config))?);
+        let samples = Samples::new(65_536);
+        let exporter = Exporter::fixed(samples.clone(), snap.clone());
+        let stats = exporter.stats.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || exporter.run(&stop))
+        };
+        let before = arrived.load(Ordering::Relaxed);
+        let (runs, _) = pipeline(&snap, &frames, total, Some(Sampler::new(samples.clone())), args.runs);
+        stop.store(true, Ordering::Relaxed);
+        let _ = thread.join();
+        std::thread::sleep(Duration::from_millis(100));
+        let messages = arrived.load(Ordering::Relaxed) - before;
+        let records = stats.records.load(Ordering::Relaxed);
+        let lost = samples.lost.load(Ordering::Relaxed);
+        anyhow::ensure!(messages > 0 && records > 0, "1 in {n}: no IPFIX message arrived: the row measured nothing");
+        println!(
+            "{}",
+            runs.row(&format!("1 in {n}: {records} flow records, {messages} messages arrived, {lost} samples lost"))
+        );
+        summary.push(format!("1 in {n}: {:+.1} ns/packet", runs.median - base.median));
+    }
+    done.store(true, Ordering::Relaxed);
+    let _ = counter.join();
+    println!("\nsampling's cost (median difference): {}", summary.join(", "));
+    Ok(())
+}
+
+fn load(path: &std::path::Path, ipfix: Option<Ipfix>) -> anyhow::Result<Snapshot> {
+    let mut snap = Snapshot::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    snap.ipfix = ipfix;
+    Ok(snap)
+}
+
+/// Runs `frames` (cycled) through `snap`, `total` frames a run, sampling with `sampler`
+/// as the worker loop does (before and after each batch).
+fn pipeline(
+    snap: &Snapshot,
+    frames: &[Vec<u8>],
+    total: usize,
+    mut sampler: Option<Sampler>,
+    runs: usize,
+) -> (Runs, WorkerState) {
+    let max = frames.iter().map(Vec::len).max().unwrap_or(60);
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + max]).collect();
+    let mut state = WorkerState::new(snap);
+    let every = snap.ipfix.as_ref().map_or(0, |x| x.sample);
+    let (mut next, mut clock) = (0usize, 0u64);
+    let r = Runs::measure(runs, total as u64, || {
+        for _ in 0..total / BATCH_SIZE {
+            let mut lens = [0usize; BATCH_SIZE];
+            for (b, l) in bufs.iter_mut().zip(lens.iter_mut()) {
+                let f = &frames[next % frames.len()];
+                next += 1;
+                b[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+                *l = f.len();
+            }
+            clock += 1_000_000 * BATCH_SIZE as u64;
+            let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> =
+                bufs.iter_mut().zip(lens).map(|(b, l)| Frame::new(b, HEADROOM, l, l as u32, clock)).collect();
+            if let Some(s) = sampler.as_mut() {
+                s.pick(every, &batch);
+            }
+            process_batch(snap, &mut batch, &mut state);
+            if let Some(s) = sampler.as_mut() {
+                s.record(state.outcomes());
+            }
+            state.spill.clear();
+        }
+    });
+    (r, state)
+}

@@ -1,0 +1,225 @@
+//! IPFIX messages (RFC 7011): the header, two templates (IPv4 and IPv6 flows) and their
+//! data records.
+//!
+//! Every record holds, in this order: `flowStartMilliseconds` (152), `flowEndMilliseconds`
+//! (153), the addresses (8 and 12, or 27 and 28), `sourceTransportPort` (7),
+//! `destinationTransportPort` (11), `protocolIdentifier` (4), `packetDeltaCount` (2),
+//! `octetDeltaCount` (1), `forwardingStatus` (89, RFC 7270, in one octet), its
+//! `samplingPacketInterval` (305), the customer as `ingressVRFID` (234, its index + 1; 0
+//! for none) and `VRFname` (236: a customer is a routing domain of its own), and transitd's
+//! reason name as enterprise-specific element 1 of `[ipfix] enterprise_number`.
+
+use crate::pipeline::{DropReason, Verdict};
+
+/// The template of IPv4 flow records.
+pub const TEMPLATE_V4: u16 = 256;
+/// The template of IPv6 flow records.
+pub const TEMPLATE_V6: u16 = 257;
+/// transitd's reason element, under the configured enterprise number.
+pub const REASON_ELEMENT: u16 = 1;
+/// Messages are kept under this size (an Ethernet MTU less IPv6 and UDP headers).
+pub const MAX_MESSAGE: usize = 1400;
+/// A variable-length field in a template.
+const VARIABLE: u16 = 0xffff;
+
+/// One flow to report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// First and last sampled packet (ms since the Unix epoch).
+    pub start_ms: u64,
+    /// Last sampled packet.
+    pub end_ms: u64,
+    /// IPv6 rather than IPv4.
+    pub v6: bool,
+    /// Source address (IPv4 in the low 32 bits).
+    pub src: u128,
+    /// Destination address.
+    pub dst: u128,
+    /// Source port (0 but for TCP and UDP).
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Transport protocol.
+    pub protocol: u8,
+    /// Sampled packets.
+    pub packets: u64,
+    /// Their octets (IP header included).
+    pub octets: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The sampling interval.
+    pub sampling: u32,
+    /// Customer index + 1, or 0.
+    pub vrf_id: u32,
+    /// Customer name, or empty.
+    pub vrf_name: String,
+}
+
+/// The template set both templates are in.
+pub fn template_set(enterprise: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_u16(&mut out, 2);
+    put_u16(&mut out, 0); // length, below
+    for (id, addr_len, src_ie, dst_ie) in [(TEMPLATE_V4, 4, 8, 12), (TEMPLATE_V6, 16, 27, 28)] {
+        let fields: [(u16, u16); 13] = [
+            (152, 8),
+            (153, 8),
+            (src_ie, addr_len),
+            (dst_ie, addr_len),
+            (7, 2),
+            (11, 2),
+            (4, 1),
+            (2, 8),
+            (1, 8),
+            (89, 1),
+            (305, 4),
+            (234, 4),
+            (236, VARIABLE),
+        ];
+        put_u16(&mut out, id);
+        put_u16(&mut out, fields.len() as u16 + 1);
+        for (ie, len) in fields {
+            put_u16(&mut out, ie);
+            put_u16(&mut out, len);
+        }
+        put_u16(&mut out, 0x8000 | REASON_ELEMENT);
+        put_u16(&mut out, VARIABLE);
+        out.extend_from_slice(&enterprise.to_be_bytes());
+    }
+    let len = out.len() as u16;
+    out[2..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// One data record's bytes (without its set header).
+pub fn record(r: &FlowRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(&r.start_ms.to_be_bytes());
+    out.extend_from_slice(&r.end_ms.to_be_bytes());
+    if r.v6 {
+        out.extend_from_slice(&r.src.to_be_bytes());
+        out.extend_from_slice(&r.dst.to_be_bytes());
+    } else {
+        out.extend_from_slice(&(r.src as u32).to_be_bytes());
+        out.extend_from_slice(&(r.dst as u32).to_be_bytes());
+    }
+    put_u16(&mut out, r.src_port);
+    put_u16(&mut out, r.dst_port);
+    out.push(r.protocol);
+    out.extend_from_slice(&r.packets.to_be_bytes());
+    out.extend_from_slice(&r.octets.to_be_bytes());
+    out.push(forwarding_status(&r.verdict));
+    out.extend_from_slice(&r.sampling.to_be_bytes());
+    out.extend_from_slice(&r.vrf_id.to_be_bytes());
+    put_variable(&mut out, r.vrf_name.as_bytes());
+    put_variable(&mut out, r.verdict.reason().as_bytes());
+    out
+}
+
+/// Packs `records` after `templates` (if any) into messages of at most [`MAX_MESSAGE`]
+/// bytes; `sequence` counts the data records sent before (RFC 7011 §3.1) and is advanced.
+pub fn messages(
+    templates: Option<&[u8]>,
+    records: &[FlowRecord],
+    export_secs: u32,
+    sequence: &mut u32,
+    domain: u32,
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut msg = header(export_secs, *sequence, domain);
+    if let Some(t) = templates {
+        msg.extend_from_slice(t);
+    }
+    let mut open_set: Option<(usize, u16)> = None; // (offset of its header, template id)
+    let mut in_msg = 0u32;
+    for r in records {
+        let bytes = record(r);
+        let template = if r.v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
+        let needs_set = open_set.is_none_or(|(_, t)| t != template);
+        let more = bytes.len() + if needs_set { 4 } else { 0 };
+        if msg.len() + more > MAX_MESSAGE && in_msg > 0 {
+            close(&mut msg, open_set.take());
+            out.push(std::mem::replace(&mut msg, header(export_secs, *sequence, domain)));
+            in_msg = 0;
+        }
+        if open_set.is_none_or(|(_, t)| t != template) {
+            close(&mut msg, open_set.take());
+            open_set = Some((msg.len(), template));
+            put_u16(&mut msg, template);
+            put_u16(&mut msg, 0);
+        }
+        msg.extend_from_slice(&bytes);
+        in_msg += 1;
+        *sequence = sequence.wrapping_add(1);
+    }
+    close(&mut msg, open_set);
+    if msg.len() > 16 {
+        let len = msg.len() as u16;
+        msg[2..4].copy_from_slice(&len.to_be_bytes());
+        out.push(msg);
+    }
+    out
+}
+
+/// A message header; its length is set when the message is complete.
+fn header(export_secs: u32, sequence: u32, domain: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(MAX_MESSAGE);
+    put_u16(&mut h, 10);
+    put_u16(&mut h, 16);
+    h.extend_from_slice(&export_secs.to_be_bytes());
+    h.extend_from_slice(&sequence.to_be_bytes());
+    h.extend_from_slice(&domain.to_be_bytes());
+    h
+}
+
+/// Writes the open set's length, and the message's.
+fn close(msg: &mut [u8], set: Option<(usize, u16)>) {
+    if let Some((at, _)) = set {
+        let len = (msg.len() - at) as u16;
+        msg[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    let len = msg.len() as u16;
+    msg[2..4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_u16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// A variable-length field: one length octet, or 255 and two (RFC 7011 §7).
+fn put_variable(out: &mut Vec<u8>, bytes: &[u8]) {
+    let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
+    if bytes.len() < 255 {
+        out.push(bytes.len() as u8);
+    } else {
+        out.push(255);
+        put_u16(out, bytes.len() as u16);
+    }
+    out.extend_from_slice(bytes);
+}
+
+/// RFC 7270's `forwardingStatus`: the verdict in the top two bits (forwarded 01, dropped
+/// 10, consumed 11) and the nearest of its reason codes below.
+pub fn forwarding_status(v: &Verdict) -> u8 {
+    use DropReason as D;
+    match v {
+        Verdict::Tx { .. } => 64,
+        // Handed to the host's stack: punted.
+        Verdict::Pass(_) => 193,
+        // Probe replies and challenge answers: for us.
+        Verdict::Consumed(_) => 195,
+        Verdict::Drop(r) => match r {
+            D::Firewall | D::Egress | D::DosRule => 129,    // ACL deny
+            D::RateLimited | D::TcpSynFlood => 138,         // policer
+            D::TtlExceeded => 137,                          // bad TTL
+            D::MtuExceeded | D::BackboneMtuExceeded => 133, // fragmentation and DF set
+            D::BadIpv4Checksum | D::BadGreChecksum => 134,  // bad header checksum
+            D::Truncated | D::Oversize => 135,              // bad total length
+            D::BadIpv4Header | D::BadIpv6Header | D::BadIpExtHeader | D::BadTcpHeader | D::BadGreHeader => 136,
+            D::NoRoute | D::NoCustomer => 131,                       // unroutable
+            D::NextHopUnresolved => 132,                             // adjacency
+            D::SpoofedCustomerSource | D::DecapSpoofedSource => 140, // RPF
+            _ => 128,
+        },
+    }
+}

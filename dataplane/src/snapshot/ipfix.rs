@@ -1,0 +1,56 @@
+//! `[ipfix]` as data: where sampled flow records go, and how they are sampled and timed out.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Builder;
+use crate::config::IpfixSection;
+
+/// Flow export settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipfix {
+    /// The collector (UDP).
+    pub collector: SocketAddr,
+    /// One packet in this many is sampled.
+    pub sample: u32,
+    /// The messages' Observation Domain ID.
+    pub observation_domain: u32,
+    /// A flow still active is reported after this long.
+    pub active_timeout: Duration,
+    /// A flow with no sampled packet for this long is reported and forgotten.
+    pub idle_timeout: Duration,
+    /// The Private Enterprise Number of transitd's reason element.
+    pub enterprise_number: u32,
+}
+
+impl Builder<'_> {
+    pub(super) fn ipfix(&mut self, s: &IpfixSection) -> Ipfix {
+        let collector = match s.collector.get_ref().parse::<SocketAddr>() {
+            Ok(a) if a.port() != 0 => a,
+            _ => {
+                let why =
+                    format!("collector `{}` is not an address:port (e.g. \"192.0.2.9:4739\")", s.collector.get_ref());
+                self.err(&s.collector.span(), why);
+                SocketAddr::from(([127, 0, 0, 1], 4739))
+            }
+        };
+        let mut bounded = |v: &toml::Spanned<u32>, what: &str, range: std::ops::RangeInclusive<u32>| -> u32 {
+            if !range.contains(v.get_ref()) {
+                self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
+            }
+            (*v.get_ref()).clamp(*range.start(), *range.end())
+        };
+        let sample = bounded(&s.sample, "sample", 1..=1_000_000);
+        let active = bounded(&s.active_timeout_s, "active_timeout_s", 1..=3600);
+        let idle = bounded(&s.idle_timeout_s, "idle_timeout_s", 1..=3600);
+        let enterprise_number = bounded(&s.enterprise_number, "enterprise_number", 1..=u32::MAX);
+        Ipfix {
+            collector,
+            sample,
+            observation_domain: s.observation_domain,
+            active_timeout: Duration::from_secs(u64::from(active)),
+            idle_timeout: Duration::from_secs(u64::from(idle)),
+            enterprise_number,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! IPFIX export checked by collectors nobody here wrote. `transitd replay` with `[ipfix]`
+//! sends its flow records to a UDP socket of the test's; tshark's IPFIX dissector reads
+//! them back, and they must be the flows tshark finds in the replayed capture (5-tuple,
+//! sampled packets, octets as the IP length fields count them) with the customer, verdict
+//! and reason `transitd match --config` reports for each of their frames, sampled one in N
+//! exactly as RFC 5475's systematic count-based sampling picks them. nfdump's collector
+//! (`nfcapd`) reads the same export and agrees on every flow's packets and octets.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A flow as both sides describe it: addresses, ports, protocol, customer, verdict, reason.
+type FlowKey = (String, String, u16, u16, u8, String, String, String);
+
+/// Packets and octets of each flow.
+type Flows = BTreeMap<FlowKey, (u64, u64)>;
+
+/// `config` with an `[ipfix]` section sending to `collector`, sampling one in `sample`.
+fn with_ipfix(config: &Path, collector: &str, sample: u32) -> PathBuf {
+    let text = std::fs::read_to_string(config).unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "transitd-ipfix-{}-{sample}-{}.toml",
+        config.file_stem().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
+    // Relative paths in the configuration (lists, plans) stay where they were.
+    let text = text.replace("file = \"", &format!("file = \"{}/", config.parent().unwrap().display()));
+    std::fs::write(&path, format!("{text}\n[ipfix]\ncollector = \"{collector}\"\nsample = {sample}\n")).unwrap();
+    path
+}
+
+fn replay(config: &Path, capture: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config"])
+        .arg(config)
+        .arg("--in")
+        .arg(capture)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The flows tshark finds in `capture`'s frames numbered 1, 1 + N, 1 + 2N, ..., named as
+/// `transitd match --config` decides each frame. A flow is the outermost IP header's (GRE
+/// from a customer's router is a flow of protocol 47, whatever it carries); the ports are the
+/// first TCP or UDP header's when that is the outer protocol.
+fn expected(config: &Path, capture: &Path, sample: u64) -> Flows {
+    let fields = [
+        "frame.number",
+        "ip.src",
+        "ip.dst",
+        "ipv6.src",
+        "ipv6.dst",
+        "tcp.srcport",
+        "tcp.dstport",
+        "udp.srcport",
+        "udp.dstport",
+        "ip.proto",
+        "ip.len",
+        "ipv6.plen",
+        "ipv6.nxt",
+        "frame.protocols",
+    ];
+    let mut args = vec!["-T", "fields", "-E", "occurrence=f"];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    let table = tshark(capture, &args);
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["match", "--json", "--config"])
+        .arg(config)
+        .arg("-r")
+        .arg(capture)
+        .output()
+        .unwrap();
+    let decided: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_frame: BTreeMap<u64, &serde_json::Value> =
+        decided["frames"].as_array().unwrap().iter().map(|f| (f["frame"].as_u64().unwrap(), f)).collect();
+    let mut flows = Flows::new();
+    for line in table.lines() {
+        let c: Vec<&str> = line.split('\t').collect();
+        let number: u64 = c[0].parse().unwrap();
+        if !(number - 1).is_multiple_of(sample) {
+            continue;
+        }
+        // Which IP header is the outer one (`ip.src` is an inner IPv4 header's in IPv6 GRE).
+        let layers: Vec<&str> = c[13].split(':').collect();
+        let v6 = match layers.iter().find(|l| **l == "ip" || **l == "ipv6") {
+            Some(&l) => l == "ipv6",
+            None => continue, // not IP: no flow
+        };
+        let (src, dst) = if v6 { (c[3], c[4]) } else { (c[1], c[2]) };
+        // The outer header's protocol (these captures have no IPv6 extension headers).
+        let protocol: u8 = if v6 { c[12].parse().unwrap() } else { c[9].parse().unwrap() };
+        let port = |i: usize| c[i].parse::<u16>().unwrap_or(0);
+        let (sport, dport) = match protocol {
+            6 => (port(5), port(6)),
+            17 => (port(7), port(8)),
+            _ => (0, 0),
+        };
+        let octets: u64 = if v6 { c[11].parse::<u64>().unwrap() + 40 } else { c[10].parse().unwrap() };
+        let f = by_frame[&number];
+        let name = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let key = (
+            src.to_string(),
+            dst.to_string(),
+            sport,
+            dport,
+            protocol,
+            name(&f["customer"]),
+            name(&f["verdict"]),
+            name(&f["reason"]),
+        );
+        let e = flows.entry(key).or_default();
+        e.0 += 1;
+        e.1 += octets;
+    }
+    flows
+}
+
+/// The datagrams that reached `socket`, as a pcap tshark can read (made-up Ethernet, IP
+/// and UDP headers around each).
+fn received(socket: &UdpSocket, port: u16, name: &str) -> PathBuf {
+    socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let path = std::env::temp_dir().join(format!("transitd-ipfix-{name}-{}.pcap", std::process::id()));
+    let mut writer = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = socket.recv(&mut buf) {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .udp(40000, port)
+            .write(&mut frame, &buf[..n])
+            .unwrap();
+        let packet = pcap_file::pcap::PcapPacket::new(Duration::ZERO, frame.len() as u32, &frame);
+        writer.write_packet(&packet).unwrap();
+    }
+    path
+}
+
+/// The flow records in `export` as tshark's IPFIX dissector reads them.
+fn dissected(export: &Path, port: u16, sample: u64) -> Flows {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(export)
+        .args(["-d", &format!("udp.port=={port},cflow"), "-T", "json"])
+        .output()
+        .unwrap();
+    let packets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut flows = Flows::new();
+    for p in packets.as_array().unwrap() {
+        let cflow = p["_source"]["layers"]["cflow"].as_object().unwrap();
+        assert_eq!(cflow["cflow.version"], "10");
+        for (set, records) in cflow.iter().filter(|(k, _)| k.starts_with("Set ")) {
+            for (_, r) in records.as_object().unwrap().iter().filter(|(k, _)| k.starts_with("Flow ")) {
+                let s = |k: &str| r[k].as_str().map(str::to_string);
+                let n = |k: &str| s(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("{set}: no {k}"));
+                let reason_hex = s("cflow.enterprise_private_entry").unwrap_or_default();
+                let reason: Vec<u8> = reason_hex
+                    .split(':')
+                    .filter(|h| !h.is_empty())
+                    .map(|h| u8::from_str_radix(h, 16).unwrap())
+                    .collect();
+                let status = &r["Forwarding Status"]["cflow.forwarding_status"];
+                let verdict = match status.as_str() {
+                    Some("1") => "tx",
+                    Some("2") => "drop",
+                    // Consumed: passed to the host (punt adjacency, 1) or used up here.
+                    Some("3") if r["Forwarding Status"]["cflow.forwarding_status_consume_code"] == "1" => "pass",
+                    Some("3") => "consumed",
+                    other => panic!("forwarding status {other:?}"),
+                };
+                assert_eq!(n("cflow.sampling_packet_interval"), sample, "{set}: the record's sampling interval");
+                let key = (
+                    s("cflow.srcaddr").or(s("cflow.srcaddrv6")).unwrap(),
+                    s("cflow.dstaddr").or(s("cflow.dstaddrv6")).unwrap(),
+                    n("cflow.srcport") as u16,
+                    n("cflow.dstport") as u16,
+                    n("cflow.protocol") as u8,
+                    s("cflow.vrfname").unwrap_or_default(),
+                    verdict.to_string(),
+                    String::from_utf8(reason).unwrap(),
+                );
+                let e = flows.entry(key).or_default();
+                e.0 += n("cflow.packets");
+                e.1 += n("cflow.octets");
+            }
+        }
+    }
+    flows
+}
+
+/// A capture, its configuration, and the sampling rates tried on it.
+fn cases() -> Vec<(PathBuf, PathBuf, &'static [u32])> {
+    vec![
+        // Every verdict of the Magic Transit example: encapsulated, dropped by the firewall,
+        // passed for no customer, IPv4 and IPv6.
+        (root().join("examples/acme.toml"), pcap("generated/acme-ftp.pcap"), &[1, 2]),
+        // Decapsulation and egress rules, GRE from customers' routers.
+        (root().join("dataplane/tests/data/tunnel-edge.toml"), pcap("generated/tunnel-edge.pcap"), &[1]),
+        // Long TCP flows (many packets each), for the aggregation, sampled and not.
+        (root().join("examples/acme.toml"), pcap("real/zeek-communityid-tcp.pcap"), &[1, 3]),
+    ]
+}
+
+#[test]
+fn the_exported_flows_are_those_tshark_finds_with_the_verdicts_transitd_reports() {
+    for (config, capture, rates) in cases() {
+        for &sample in rates {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = socket.local_addr().unwrap().port();
+            let cfg = with_ipfix(&config, &format!("127.0.0.1:{port}"), sample);
+            let said = replay(&cfg, &capture);
+            let name = format!("{}-{sample}", capture.file_stem().unwrap().to_string_lossy());
+            let theirs = dissected(&received(&socket, port, &name), port, u64::from(sample));
+            let wanted = expected(&config, &capture, u64::from(sample));
+            assert!(!wanted.is_empty());
+            assert_eq!(theirs, wanted, "{name}: the export (left) and the capture (right) differ");
+            assert!(said.contains(&format!("ipfix: {} flow records", theirs.len())), "{said}");
+            let _ = std::fs::remove_file(cfg);
+        }
+    }
+}
+
+#[test]
+fn nfdump_reads_the_same_flows() {
+    let (config, capture, _) = cases().swap_remove(2);
+    let dir = std::env::temp_dir().join(format!("transitd-nfcapd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A free port for nfcapd: bound and released.
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut nfcapd = Command::new("nfcapd")
+        .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-t", "3600", "-w"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nfdump's nfcapd (apt-get install nfdump, or run .ci/run)");
+    std::thread::sleep(Duration::from_millis(500));
+    let cfg = with_ipfix(&config, &format!("127.0.0.1:{port}"), 1);
+    replay(&cfg, &capture);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill").args(["-TERM", &nfcapd.id().to_string()]).status();
+    let _ = nfcapd.wait();
+    let out = Command::new("nfdump").arg("-R").arg(&dir).args(["-q", "-N", "-o", "csv"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // nfdump's CSV: ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,...
+    let mut theirs: BTreeMap<(String, String, u16, u16), (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())) {
+        let c: Vec<&str> = line.split(',').collect();
+        let e = theirs.entry((c[3].into(), c[4].into(), c[5].parse().unwrap(), c[6].parse().unwrap())).or_default();
+        e.0 += c[11].parse::<u64>().unwrap();
+        e.1 += c[12].parse::<u64>().unwrap();
+    }
+    let mut wanted: BTreeMap<(String, String, u16, u16), (u64, u64)> = BTreeMap::new();
+    for (k, v) in expected(&config, &capture, 1) {
+        let e = wanted.entry((k.0, k.1, k.2, k.3)).or_default();
+        e.0 += v.0;
+        e.1 += v.1;
+    }
+    assert!(wanted.len() > 1);
+    assert_eq!(theirs, wanted, "nfdump's flows (left) and the capture's (right):\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(cfg);
+}
