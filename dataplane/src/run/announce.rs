@@ -19,8 +19,10 @@ const XDP_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 pub(super) struct Announcer {
     speaker: Option<Speaker>,
-    /// Each worker's last publication count and when it last changed.
-    progress: Vec<(u64, Instant)>,
+    /// Why the guard could not be started, said once.
+    start_failed: Option<String>,
+    /// Each worker's publications.
+    progress: Liveness,
     /// Whether the XDP program was attached at the last look, and when that was.
     attached: (bool, Instant),
     /// Why everything is withdrawn, while it is (said once per cause).
@@ -32,7 +34,8 @@ impl Announcer {
         let long_ago = Instant::now() - XDP_CHECK_EVERY;
         Announcer {
             speaker: None,
-            progress: vec![(0, Instant::now()); workers],
+            start_failed: None,
+            progress: Liveness::new(workers, Instant::now()),
             attached: (true, long_ago),
             withdrawn: None,
         }
@@ -46,12 +49,8 @@ impl Announcer {
         (program, ifindex): (&XdpProgram, i32),
         stats: &BgpStats,
     ) {
-        for (seen, r) in self.progress.iter_mut().zip(reports) {
-            let now = r.lock().map_or(seen.0, |r| r.publications);
-            if now != seen.0 {
-                *seen = (now, Instant::now());
-            }
-        }
+        let published: Vec<Option<u64>> = reports.iter().map(|r| r.lock().ok().map(|r| r.publications)).collect();
+        self.progress.observe(&published, Instant::now());
         stats.configured.store(snap.bgp.is_some(), Ordering::Relaxed);
         let Some(config) = &snap.bgp else {
             if let Some(s) = self.speaker.take() {
@@ -68,9 +67,13 @@ impl Announcer {
         }
         if self.speaker.is_none() {
             match Speaker::start(config) {
-                Ok(s) => self.speaker = Some(s),
+                Ok(s) => (self.speaker, self.start_failed) = (Some(s), None),
                 Err(e) => {
-                    eprintln!("transitd: {e:#}");
+                    let said = format!("{e:#}");
+                    if self.start_failed.as_ref() != Some(&said) {
+                        eprintln!("transitd: {said} (trying again)");
+                    }
+                    self.start_failed = Some(said);
                     return;
                 }
             }
@@ -81,10 +84,9 @@ impl Announcer {
         }
         let stalled: Vec<u32> = self
             .progress
-            .iter()
-            .zip(reports)
-            .filter(|(p, _)| p.1.elapsed() > config.withdraw_after)
-            .map(|(_, r)| r.lock().map_or(u32::MAX, |r| r.queue))
+            .stalled(config.withdraw_after, Instant::now())
+            .filter_map(|i| reports.get(i))
+            .map(|r| r.lock().map_or(u32::MAX, |r| r.queue))
             .collect();
         let why = match (stalled.is_empty(), self.attached.0) {
             (true, true) => None,
@@ -117,5 +119,56 @@ impl Announcer {
         if let Some(s) = self.speaker {
             s.stop();
         }
+    }
+}
+
+/// Which workers have stopped publishing (they publish ten times a second, idle or busy):
+/// each one's last count and when it last changed.
+struct Liveness(Vec<(u64, Instant)>);
+
+impl Liveness {
+    fn new(workers: usize, now: Instant) -> Liveness {
+        Liveness(vec![(0, now); workers])
+    }
+
+    /// Records the counts seen `now` (`None`: not readable this time, no change).
+    fn observe(&mut self, published: &[Option<u64>], now: Instant) {
+        for (seen, p) in self.0.iter_mut().zip(published) {
+            if let Some(p) = *p
+                && p != seen.0
+            {
+                *seen = (p, now);
+            }
+        }
+    }
+
+    /// The workers whose count has not changed for longer than `limit` at `now`.
+    fn stalled(&self, limit: Duration, now: Instant) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().filter(move |(_, s)| now.saturating_duration_since(s.1) > limit).map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_stalled_once_its_count_stands_still_longer_than_the_limit() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let limit = Duration::from_millis(500);
+        let mut l = Liveness::new(2, t0);
+        l.observe(&[Some(1), Some(1)], ms(100));
+        l.observe(&[Some(2), Some(1)], ms(400));
+        assert_eq!(l.stalled(limit, ms(600)).collect::<Vec<_>>(), Vec::<usize>::new());
+        // Worker 1 last moved at 100 ms: stalled after 600 ms; worker 0 keeps going.
+        l.observe(&[Some(3), Some(1)], ms(700));
+        assert_eq!(l.stalled(limit, ms(700)).collect::<Vec<_>>(), [1]);
+        // An unreadable report is no sign of life, and no sign of death either.
+        l.observe(&[Some(4), None], ms(800));
+        assert_eq!(l.stalled(limit, ms(800)).collect::<Vec<_>>(), [1]);
+        l.observe(&[Some(5), Some(2)], ms(900));
+        assert_eq!(l.stalled(limit, ms(900)).collect::<Vec<_>>(), Vec::<usize>::new());
+        assert_eq!(l.stalled(limit, ms(1500)).collect::<Vec<_>>(), [0, 1]);
     }
 }

@@ -1,0 +1,302 @@
+//! `transitd stats`: scraping a running transitd and printing its metrics for a person.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Scrapes `addr`'s `/metrics` (HTTP/1.0, 5 s timeouts).
+pub fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let timeout = Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| anyhow::anyhow!("{addr}: {e} (is `transitd run` running, with --metrics {addr}?)"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) =
+        response.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP response"))?;
+    let status = head.lines().next().unwrap_or("");
+    anyhow::ensure!(status.split_whitespace().nth(1) == Some("200"), "{addr}: {status}");
+    Ok(body.to_string())
+}
+
+/// One sample of the text format.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Metric name, suffix (`_total`, `_bucket`, ...) included.
+    pub name: String,
+    /// Labels in order.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `key`, or "".
+    pub fn label(&self, key: &str) -> &str {
+        self.labels.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// A sample's name and labels: what identifies it across scrapes.
+type SampleKey = (String, Vec<(String, String)>);
+
+/// Parses the samples of the text format (comments skipped; escapes in label values undone).
+pub fn parse(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (name, rest) = match line.find(['{', ' ']) {
+            Some(i) => line.split_at(i),
+            None => continue,
+        };
+        let mut labels = Vec::new();
+        let mut rest = rest;
+        if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.char_indices();
+            let mut key = String::new();
+            let mut end = body.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '}' => {
+                        end = i + 1;
+                        break;
+                    }
+                    ',' | ' ' => {}
+                    '=' => {
+                        // A quoted value follows.
+                        let _ = chars.next();
+                        let mut value = String::new();
+                        while let Some((_, c)) = chars.next() {
+                            match c {
+                                '"' => break,
+                                '\\' => match chars.next().map(|(_, c)| c) {
+                                    Some('n') => value.push('\n'),
+                                    Some(c) => value.push(c),
+                                    None => {}
+                                },
+                                c => value.push(c),
+                            }
+                        }
+                        labels.push((std::mem::take(&mut key), value));
+                    }
+                    c => key.push(c),
+                }
+            }
+            rest = &body[end..];
+        }
+        let Some(value) = rest.split_whitespace().next() else { continue };
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => match v.parse() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        out.push(Sample { name: name.to_string(), labels, value });
+    }
+    out
+}
+
+/// A report for people from a scrape; with `before` (an earlier scrape and the seconds
+/// between), counters are shown as rates per second.
+pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> String {
+    use std::fmt::Write as _;
+    let now = parse(text);
+    let then: Option<(HashMap<SampleKey, f64>, f64)> =
+        before.map(|(t, dt)| (parse(t).into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt));
+    // A counter's total, or its rate over the interval.
+    let value = |s: &Sample| -> f64 {
+        match &then {
+            Some((old, dt)) => {
+                let was = old.get(&(s.name.clone(), s.labels.clone())).copied().unwrap_or(0.0);
+                (s.value - was).max(0.0) / dt
+            }
+            None => s.value,
+        }
+    };
+    let find = |name: &'static str| now.iter().filter(move |s| s.name == name);
+    let one = |name: &'static str| find(name).next().map_or(0.0, |s| s.value);
+    let unit = if then.is_some() { "/s" } else { "" };
+    let mut out = String::new();
+    let version = find("transitd_build_info").next().map_or("?", |s| s.label("version")).to_string();
+    let started = one("transitd_start_time_seconds");
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "transitd {version} at {addr}, up {}; configuration reloads: {} applied, {} rejected",
+        human_duration(wall - started),
+        find("transitd_config_reloads_total").find(|s| s.label("result") == "applied").map_or(0.0, |s| s.value),
+        find("transitd_config_reloads_total").find(|s| s.label("result") == "rejected").map_or(0.0, |s| s.value),
+    );
+    if let Some((_, dt)) = &then {
+        let _ = writeln!(out, "(rates per second over {dt} s)");
+    }
+
+    let _ = writeln!(
+        out,
+        "\n{:<8} {:>14} {:>16} {:>14} {:>16}   batch p50 / p99 / max (last 10 s)",
+        "worker",
+        format!("rx pkts{unit}"),
+        format!("rx bytes{unit}"),
+        format!("tx pkts{unit}"),
+        format!("tx bytes{unit}")
+    );
+    for s in find("transitd_rx_packets_total") {
+        let w = s.label("worker");
+        let of = |name: &str| now.iter().find(|x| x.name == name && x.label("worker") == w).map_or(0.0, value);
+        let q = |quantile: &str| {
+            now.iter()
+                .find(|x| {
+                    x.name == "transitd_batch_duration_recent_seconds"
+                        && x.label("worker") == w
+                        && x.label("quantile") == quantile
+                })
+                .map_or(0.0, |x| x.value)
+        };
+        let _ = writeln!(
+            out,
+            "{w:<8} {:>14.0} {:>16.0} {:>14.0} {:>16.0}   {} / {} / {}",
+            value(s),
+            of("transitd_rx_bytes_total"),
+            of("transitd_tx_packets_total"),
+            of("transitd_tx_bytes_total"),
+            human_seconds(q("0.5")),
+            human_seconds(q("0.99")),
+            human_seconds(q("1")),
+        );
+    }
+
+    let _ = writeln!(out, "\nverdicts (all workers, non-zero)");
+    let mut verdicts: Vec<(String, f64)> = Vec::new();
+    for s in find("transitd_packets_total") {
+        let key = format!("{} {}", s.label("verdict"), s.label("reason"));
+        match verdicts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += value(s),
+            None => verdicts.push((key, value(s))),
+        }
+    }
+    for (k, v) in verdicts.iter().filter(|(_, v)| *v > 0.0) {
+        let _ = writeln!(out, "  {k:<34} {v:>14.0}");
+    }
+
+    let customers: Vec<&str> = {
+        let mut c: Vec<&str> = find("transitd_customer_packets_total").map(|s| s.label("customer")).collect();
+        c.dedup();
+        c
+    };
+    if !customers.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<20} {:>14} {:>14} {:>14} {:>14}   (packets{unit})",
+            "customer", "tx", "pass", "drop", "consumed"
+        );
+        // One pass over the samples, so that many customers cost linear time.
+        let by_verdict: HashMap<(&str, &str), f64> = find("transitd_customer_packets_total")
+            .map(|s| ((s.label("customer"), s.label("verdict")), value(s)))
+            .collect();
+        for c in customers {
+            let of = |verdict: &str| by_verdict.get(&(c, verdict)).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "{c:<20} {:>14.0} {:>14.0} {:>14.0} {:>14.0}",
+                of("tx"),
+                of("pass"),
+                of("drop"),
+                of("consumed")
+            );
+        }
+    }
+
+    let tunnels: Vec<(&str, &str)> = {
+        let mut t: Vec<(&str, &str)> =
+            find("transitd_tunnel_packets_total").map(|s| (s.label("tunnel"), s.label("customer"))).collect();
+        t.dedup();
+        t
+    };
+    if !tunnels.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<20} {:<14} {:<8} {:>14} {:>14} {:>14}   (packets{unit})",
+            "tunnel", "customer", "health", "received", "dropped", "sent"
+        );
+        let packets: HashMap<(&str, &str), f64> = find("transitd_tunnel_packets_total")
+            .map(|s| ((s.label("tunnel"), s.label("direction")), value(s)))
+            .collect();
+        let dropped: HashMap<&str, f64> =
+            find("transitd_tunnel_received_dropped_packets_total").map(|s| (s.label("tunnel"), value(s))).collect();
+        let up: HashMap<&str, f64> = find("transitd_tunnel_up").map(|s| (s.label("tunnel"), s.value)).collect();
+        for (t, c) in tunnels {
+            let health = match up.get(t) {
+                Some(v) if *v > 0.0 => "up",
+                Some(_) => "DOWN",
+                None => "-",
+            };
+            let _ = writeln!(
+                out,
+                "{t:<20} {c:<14} {health:<8} {:>14.0} {:>14.0} {:>14.0}",
+                packets.get(&(t, "received")).copied().unwrap_or(0.0),
+                dropped.get(t).copied().unwrap_or(0.0),
+                packets.get(&(t, "sent")).copied().unwrap_or(0.0),
+            );
+        }
+    }
+
+    let mut sockets = String::new();
+    for s in find("transitd_afxdp_zero_copy") {
+        let w = s.label("worker");
+        let event = |e: &str| {
+            find("transitd_afxdp_events_total")
+                .find(|x| x.label("worker") == w && x.label("event") == e)
+                .map_or(0.0, value)
+        };
+        let drops: Vec<String> = find("transitd_afxdp_kernel_drops_total")
+            .filter(|x| x.label("worker") == w && x.value > 0.0)
+            .map(|x| format!("{} {:.0}", x.label("reason"), value(x)))
+            .collect();
+        let _ = writeln!(
+            sockets,
+            "{w:<8} {:<10} sent {:.0} completed {:.0} backpressure {:.0}; kernel drops: {}",
+            if s.value > 0.0 { "zero-copy" } else { "copy" },
+            event("sent"),
+            event("completed"),
+            event("backpressure"),
+            if drops.is_empty() { "none".to_string() } else { drops.join(", ") }
+        );
+    }
+    if !sockets.is_empty() {
+        let _ = write!(out, "\nAF_XDP sockets{}\n{sockets}", if unit.is_empty() { "" } else { " (per second)" });
+    }
+    let xdp: Vec<String> =
+        find("transitd_xdp_packets_total").map(|s| format!("{} {:.0}", s.label("action"), value(s))).collect();
+    let _ = writeln!(out, "\nxdp: {}", xdp.join(", "));
+    let capture: Vec<String> =
+        find("transitd_drop_capture_packets_total").map(|s| format!("{} {:.0}", s.label("result"), value(s))).collect();
+    if !capture.is_empty() {
+        let _ =
+            writeln!(out, "drop capture: {} ({} bytes)", capture.join(", "), one("transitd_drop_capture_file_bytes"));
+    }
+    out
+}
+
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{:02}h", s / 86400, s / 3600 % 24),
+    }
+}
+
+fn human_seconds(v: f64) -> String {
+    if v <= 0.0 {
+        "-".to_string()
+    } else if v < 1e-3 {
+        format!("{:.1} µs", v * 1e6)
+    } else {
+        format!("{:.2} ms", v * 1e3)
+    }
+}

@@ -1,0 +1,479 @@
+//! The scrape: every counter of the run, encoded in the OpenMetrics text format.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hdrhistogram::Histogram;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::Sources;
+use crate::pipeline::flows::FlowEvent;
+use crate::pipeline::stats::{CustomerStats, WorkerStats};
+use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
+use crate::worker::WorkerReport;
+
+/// Upper bounds (seconds) of the batch-latency histogram's buckets.
+const LATENCY_BUCKETS: [f64; 14] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 1e-1];
+
+/// Quantiles of the recent window reported as gauges.
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
+
+#[derive(Debug)]
+struct TransitdCollector(Arc<Sources>);
+
+/// A label value escaped as the exposition format requires (backslash, double quote and
+/// line feed; OpenMetrics §"ABNF"): prometheus-client writes values as given, and names come
+/// from configuration files, so an unescaped quote or newline could forge samples.
+#[derive(Debug)]
+struct Escaped<'a>(&'a str);
+
+impl prometheus_client::encoding::EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, out: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => out.write_str("\\\\")?,
+                '"' => out.write_str("\\\"")?,
+                '\n' => out.write_str("\\n")?,
+                c => out.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `labels` with every value escaped.
+fn escaped<'a>(labels: &[(&'static str, &'a str)]) -> Vec<(&'static str, Escaped<'a>)> {
+    labels.iter().map(|&(k, v)| (k, Escaped(v))).collect()
+}
+
+/// Encodes one sample of a counter or gauge with `labels`.
+fn sample(
+    family: &mut MetricEncoder<'_>,
+    labels: &[(&'static str, &str)],
+    value: u64,
+    kind: MetricType,
+) -> Result<(), std::fmt::Error> {
+    let labels = escaped(labels);
+    let mut m = family.encode_family(&labels)?;
+    match kind {
+        MetricType::Counter => m.encode_counter::<NoLabelSet, _, u64>(&value, None),
+        _ => m.encode_gauge(&(value as i64)),
+    }
+}
+
+impl Collector for TransitdCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let src = &self.0;
+        let reports: Vec<WorkerReport> = src.workers.iter().filter_map(|w| w.lock().ok().map(|r| r.clone())).collect();
+        let snap = src.snapshot.load();
+        let workers: Vec<String> = reports.iter().map(|r| format!("q{}", r.queue)).collect();
+
+        let mut info =
+            enc.encode_descriptor("transitd_build", "The running transitd's version", None, MetricType::Info)?;
+        info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+        let mut m = enc.encode_descriptor(
+            "transitd_start_time_seconds",
+            "Unix time transitd started",
+            None,
+            MetricType::Gauge,
+        )?;
+        m.encode_gauge(&(src.started as i64))?;
+
+        type Field = fn(&WorkerStats) -> u64;
+        let per_worker: [(&str, &str, Field); 4] = [
+            ("transitd_rx_packets", "Frames received", |s| s.rx_frames),
+            ("transitd_rx_bytes", "Bytes received", |s| s.rx_bytes),
+            ("transitd_tx_packets", "Frames transmitted (spilled fragments and probes included)", |s| s.tx_frames),
+            ("transitd_tx_bytes", "Bytes transmitted", |s| s.tx_bytes),
+        ];
+        for (name, help, field) in per_worker {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (w, r) in workers.iter().zip(&reports) {
+                sample(&mut m, &[("worker", w.as_str())], field(&r.stats), MetricType::Counter)?;
+            }
+        }
+
+        for (name, help, bytes) in [
+            ("transitd_packets", "Frames by verdict (tx, pass, drop, consumed) and its named reason", false),
+            ("transitd_bytes", "Bytes by verdict and reason (as sent for tx, as received otherwise)", true),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (w, r) in workers.iter().zip(&reports) {
+                let s = &r.stats;
+                let pick = |frames: &[u64], octets: &[u64], i: usize| if bytes { octets[i] } else { frames[i] };
+                let rows = TxReason::ALL
+                    .iter()
+                    .map(|x| ("tx", x.name(), pick(&s.tx, &s.tx_bytes_by, x.index())))
+                    .chain(PassReason::ALL.iter().map(|x| ("pass", x.name(), pick(&s.pass, &s.pass_bytes, x.index()))))
+                    .chain(DropReason::ALL.iter().map(|x| ("drop", x.name(), pick(&s.drop, &s.drop_bytes, x.index()))))
+                    .chain(
+                        ConsumeReason::ALL
+                            .iter()
+                            .map(|x| ("consumed", x.name(), pick(&s.consumed, &s.consumed_bytes, x.index()))),
+                    );
+                for (verdict, reason, n) in rows {
+                    let labels = [("worker", w.as_str()), ("verdict", verdict), ("reason", reason)];
+                    sample(&mut m, &labels, n, MetricType::Counter)?;
+                }
+            }
+        }
+
+        // Customers and tunnels: summed over workers, each worker's counters named by the
+        // snapshot they were counted under.
+        let mut customers: Vec<(String, CustomerStats)> = Vec::new();
+        let mut tunnels: Vec<(String, String, crate::pipeline::stats::TunnelStats)> = Vec::new();
+        let mut customer_at: HashMap<String, usize> = HashMap::new();
+        let mut tunnel_at: HashMap<String, usize> = HashMap::new();
+        for r in &reports {
+            let Some(s) = &r.snapshot else { continue };
+            for (c, counts) in s.customers.iter().zip(&r.stats.customers) {
+                let i = *customer_at.entry(c.name.clone()).or_insert_with(|| {
+                    customers.push((c.name.clone(), Default::default()));
+                    customers.len() - 1
+                });
+                crate::pipeline::stats::merge_customer(&mut customers[i].1, counts);
+            }
+            for (t, counts) in s.tunnels.iter().zip(&r.stats.tunnels) {
+                let customer = s.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                let i = *tunnel_at.entry(t.name.clone()).or_insert_with(|| {
+                    tunnels.push((t.name.clone(), customer.to_string(), Default::default()));
+                    tunnels.len() - 1
+                });
+                tunnels[i].2.merge(counts);
+            }
+        }
+        for (name, help, bytes) in [
+            ("transitd_customer_packets", "A customer's frames by verdict", false),
+            ("transitd_customer_bytes", "A customer's bytes (as received) by verdict", true),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (customer, counts) in &customers {
+                for (verdict, t) in Verdict::KINDS.iter().zip(counts) {
+                    let labels = [("customer", customer.as_str()), ("verdict", verdict)];
+                    sample(&mut m, &labels, if bytes { t.bytes } else { t.packets }, MetricType::Counter)?;
+                }
+            }
+        }
+        for (name, help, bytes) in [
+            ("transitd_tunnel_packets", "Frames received from (GRE) or sent into a customer tunnel", false),
+            ("transitd_tunnel_bytes", "Bytes received from or sent into a customer tunnel", true),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (tunnel, customer, t) in &tunnels {
+                for (direction, x) in [("received", t.received), ("sent", t.sent)] {
+                    let labels =
+                        [("tunnel", tunnel.as_str()), ("customer", customer.as_str()), ("direction", direction)];
+                    sample(&mut m, &labels, if bytes { x.bytes } else { x.packets }, MetricType::Counter)?;
+                }
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_tunnel_received_dropped_packets",
+            "Frames from a customer tunnel that were dropped",
+            None,
+            MetricType::Counter,
+        )?;
+        for (tunnel, customer, t) in &tunnels {
+            let labels = [("tunnel", tunnel.as_str()), ("customer", customer.as_str())];
+            sample(&mut m, &labels, t.received_dropped, MetricType::Counter)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_tunnel_up",
+            "1 while a health-checked tunnel answers its probes (tunnels without [customer.tunnel] interface are not checked)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+            let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+            let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+            sample(&mut m, &labels, u64::from(snap.health.is_up(i as u16)), MetricType::Gauge)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "transitd_rule_hits",
+            "Frames each rule decided or (monitor mode) would have; restart at a reload",
+            None,
+            MetricType::Counter,
+        )?;
+        let mut rule_hits = WorkerStats::default();
+        for r in reports.iter().filter(|r| r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap))) {
+            rule_hits.add(&r.stats);
+        }
+        for c in &snap.customers {
+            for (kind, rules, base, hits) in [
+                ("firewall", c.firewall.rules(), c.rule_base, &rule_hits.rule_hits),
+                ("egress", c.egress.rules(), c.egress_base, &rule_hits.rule_hits),
+                ("dos", c.dos.rules(), c.dos_base, &rule_hits.dos_hits),
+            ] {
+                for (i, rule) in rules.iter().enumerate() {
+                    let n = hits.get(base as usize + i).copied().unwrap_or(0);
+                    let labels = [("customer", c.name.as_str()), ("kind", kind), ("rule", rule.name.as_str())];
+                    sample(&mut m, &labels, n, MetricType::Counter)?;
+                }
+            }
+        }
+        for (i, rule) in snap.dos.rules.rules().iter().enumerate() {
+            let n = rule_hits.dos_hits.get(i).copied().unwrap_or(0);
+            sample(&mut m, &[("customer", ""), ("kind", "dos"), ("rule", rule.name.as_str())], n, MetricType::Counter)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "transitd_tcp_protection_packets",
+            "TCP packets each [tcp_protection] rule covered, by what flow tracking made of them (out_of_state_*: dropped in mitigate mode, only counted in monitor mode); restart at a reload",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, rule) in snap.tcp.rules.iter().enumerate() {
+            let customer =
+                rule.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("", |c| c.name.as_str());
+            let mode = if rule.mitigate { "mitigate" } else { "monitor" };
+            for event in FlowEvent::ALL {
+                let n = rule_hits.tcp_hits.get(i).map_or(0, |h| h[event.index()]);
+                let labels =
+                    [("customer", customer), ("rule", rule.name.as_str()), ("mode", mode), ("event", event.name())];
+                sample(&mut m, &labels, n, MetricType::Counter)?;
+            }
+        }
+
+        let mut m = enc.encode_descriptor(
+            "transitd_batch_duration_seconds",
+            "Time a worker spends on one batch: receive, process, transmit",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            let labels = escaped(&[("worker", w)]);
+            LatencyHistogram(&r.latency).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_batch_duration_recent_seconds",
+            "Quantiles of the batch duration over the last 10 s window",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            for q in QUANTILES {
+                let v = r.latency_window.value_at_quantile(q) as f64 / 1e9;
+                let qs = q.to_string();
+                let labels = escaped(&[("worker", w), ("quantile", &qs)]);
+                m.encode_family(&labels)?.encode_gauge(&v)?;
+            }
+        }
+
+        let mut m = enc.encode_descriptor(
+            "transitd_umem_frames",
+            "Where each worker's UMEM frames are",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            for (place, n) in [("free", r.io.frames.free), ("fill", r.io.frames.in_fill), ("tx", r.io.frames.in_tx)] {
+                sample(&mut m, &[("worker", w.as_str()), ("where", place)], n, MetricType::Gauge)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_afxdp_events",
+            "AF_XDP socket events per worker",
+            None,
+            MetricType::Counter,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            let io = &r.io;
+            for (event, n) in [
+                ("sent", io.tx),
+                ("completed", io.completed),
+                ("tx_ring_full", io.tx_ring_full),
+                ("backpressure", io.backpressure),
+                ("multi_buffer", io.multi_buffer),
+                ("spill_no_frame", io.spill_no_frame),
+                ("bad_descriptor", io.bad_descriptors),
+                ("bad_tx", io.bad_tx),
+                ("kick", io.kicks),
+                ("kick_error", io.kick_errors),
+            ] {
+                sample(&mut m, &[("worker", w.as_str()), ("event", event)], n, MetricType::Counter)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_afxdp_kernel_drops",
+            "What the kernel counts for each worker's AF_XDP socket (XDP_STATISTICS)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            let k = &r.io.socket;
+            for (reason, n) in [
+                ("rx_ring_full", k.rx_ring_full),
+                ("fill_ring_empty", k.rx_fill_ring_empty),
+                ("rx_dropped", k.rx_dropped),
+                ("rx_invalid_descs", k.rx_invalid_descs),
+                ("tx_invalid_descs", k.tx_invalid_descs),
+                ("tx_ring_empty", k.tx_ring_empty),
+            ] {
+                sample(&mut m, &[("worker", w.as_str()), ("reason", reason)], n, MetricType::Counter)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_afxdp_zero_copy",
+            "1 while the worker's socket is bound in zero-copy mode, 0 in copy mode",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (w, r) in workers.iter().zip(&reports) {
+            sample(&mut m, &[("worker", w.as_str())], u64::from(r.io.zero_copy), MetricType::Gauge)?;
+        }
+
+        let xdp = src.xdp.lock().map(|x| *x).unwrap_or_default();
+        let mut m = enc.encode_descriptor(
+            "transitd_xdp_packets",
+            "Frames the XDP program decided: to a socket, or to the kernel",
+            None,
+            MetricType::Counter,
+        )?;
+        for (action, n) in [
+            ("redirected", xdp.redirected),
+            ("passed", xdp.passed),
+            ("no_socket", xdp.no_socket),
+            ("egress_local", xdp.egress_local),
+            ("backbone_local", xdp.backbone_local),
+            ("gre_not_ours", xdp.gre_not_ours),
+        ] {
+            sample(&mut m, &[("action", action)], n, MetricType::Counter)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "transitd_config_reloads",
+            "Configuration reloads, applied or rejected (the running one stays)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in [("applied", &src.reloads.applied), ("rejected", &src.reloads.rejected)] {
+            sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "transitd_config_applied_time_seconds",
+            "Unix time the running configuration was applied",
+            None,
+            MetricType::Gauge,
+        )?;
+        m.encode_gauge(&(src.reloads.applied_at.load(Ordering::Relaxed) as i64))?;
+
+        if let Some((x, samples)) = &src.ipfix
+            && snap.ipfix.is_some()
+        {
+            let mut m = enc.encode_descriptor(
+                "transitd_ipfix",
+                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue",
+                None,
+                MetricType::Counter,
+            )?;
+            for (what, n) in [
+                ("records", &x.records),
+                ("messages", &x.messages),
+                ("send_errors", &x.send_errors),
+                ("samples_lost", &samples.lost),
+            ] {
+                sample(&mut m, &[("what", what)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+            }
+        }
+
+        if src.bgp.configured.load(Ordering::Relaxed) {
+            let mut m = enc.encode_descriptor(
+                "transitd_bgp_announced_prefixes",
+                "Prefixes this server has BIRD announce ([bgp])",
+                None,
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&(src.bgp.announced.load(Ordering::Relaxed) as i64))?;
+            let mut m = enc.encode_descriptor(
+                "transitd_bgp_withdrawn",
+                "1 while every announcement is withdrawn because a worker stalled or the XDP program is gone",
+                None,
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&i64::from(src.bgp.withdrawn.load(Ordering::Relaxed)))?;
+        }
+
+        if let Some(punt) = &src.punt {
+            let p = &punt.stats;
+            let mut m = enc.encode_descriptor(
+                "transitd_punt_packets",
+                "Frames the XDP program redirected and the pipeline passed, handed to the host (or not, and why)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [("punted", &p.punted), ("over_rate", &p.over_rate), ("failed", &p.failed)] {
+                sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+            }
+        }
+        if let Some(cap) = &src.capture {
+            let s = &cap.stats;
+            let mut m = enc.encode_descriptor(
+                "transitd_drop_capture_packets",
+                "Frames offered to the drop capture: written, or not and why",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [
+                ("written", &s.written),
+                ("over_rate", &s.over_rate),
+                ("no_record", &s.no_record),
+                ("over_size", &s.over_size),
+                ("write_failed", &s.write_failed),
+            ] {
+                sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+            }
+            let mut m = enc.encode_descriptor(
+                "transitd_drop_capture_file_bytes",
+                "Size of the drop capture",
+                None,
+                MetricType::Gauge,
+            )?;
+            m.encode_gauge(&(s.bytes.load(Ordering::Relaxed) as i64))?;
+        }
+        Ok(())
+    }
+}
+
+/// An hdrhistogram as a Prometheus histogram with [`LATENCY_BUCKETS`].
+#[derive(Debug)]
+struct LatencyHistogram<'a>(&'a Histogram<u64>);
+
+impl EncodeMetric for LatencyHistogram<'_> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let h = self.0;
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len() + 1);
+        let mut below = 0u64;
+        let mut seen = 0u64;
+        for le in LATENCY_BUCKETS {
+            let upper = (le * 1e9) as u64;
+            let cumulative = h.count_between(0, upper);
+            buckets.push((le, cumulative - below));
+            below = cumulative;
+            seen = cumulative;
+        }
+        buckets.push((f64::MAX, h.len() - seen));
+        let sum =
+            h.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum::<f64>() / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// The text a scrape returns.
+pub fn render(sources: &Arc<Sources>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(TransitdCollector(sources.clone())));
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}

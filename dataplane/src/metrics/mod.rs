@@ -1,0 +1,183 @@
+//! Metrics: the counters the workers publish, encoded at scrape time in the Prometheus /
+//! OpenMetrics text format (prometheus-client, [`export`]) and served over HTTP (tiny_http,
+//! [`http`]) on a local address, off the data path; and `transitd stats`, which scrapes
+//! them and prints them for a person ([`client`]).
+//!
+//! Nothing here touches a worker: workers publish copies of their counters and latency
+//! histograms into their [`WorkerReport`]s a few times a second, and a scrape reads those,
+//! the snapshot (for customer and tunnel names, and tunnel health), the XDP program's
+//! counters and the reload and drop-capture counters.
+
+mod client;
+mod export;
+mod http;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+pub use self::client::{Sample, fetch, for_people, parse};
+pub use self::export::render;
+pub use self::http::serve;
+use crate::dropcap::DropCapture;
+use crate::snapshot::Snapshot;
+use crate::worker::WorkerReport;
+
+/// Where `transitd run` serves metrics unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9469";
+
+/// Configuration reloads, counted by whoever applies them.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Reloads applied.
+    pub applied: AtomicU64,
+    /// Reloads rejected (the running configuration stayed).
+    pub rejected: AtomicU64,
+    /// Unix time (seconds) of the last applied configuration, start included.
+    pub applied_at: AtomicU64,
+}
+
+impl ReloadStats {
+    /// Counts an applied configuration now.
+    pub fn applied_now(&self, initial: bool) {
+        if !initial {
+            self.applied.fetch_add(1, Ordering::Relaxed);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.applied_at.store(now, Ordering::Relaxed);
+    }
+}
+
+/// BGP announcements ([bgp]), as the supervisor last told the guard.
+#[derive(Debug, Default)]
+pub struct BgpStats {
+    /// Whether [bgp] is configured (nothing is served about BGP otherwise).
+    pub configured: AtomicBool,
+    /// Prefixes announced.
+    pub announced: AtomicU64,
+    /// Everything is withdrawn because a worker stalled or the XDP program is gone.
+    pub withdrawn: AtomicBool,
+}
+
+/// Everything a scrape reads.
+#[derive(Debug)]
+pub struct Sources {
+    /// One per worker.
+    pub workers: Vec<Arc<Mutex<WorkerReport>>>,
+    /// The running snapshot.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// The XDP program's counters, refreshed by the main loop.
+    pub xdp: Mutex<transitd_bpf::XdpStats>,
+    /// Configuration reloads.
+    pub reloads: ReloadStats,
+    /// BGP announcements.
+    pub bgp: BgpStats,
+    /// The IPFIX exporter's counters and the samples queue, if an exporter runs.
+    pub ipfix: Option<(Arc<crate::ipfix::exporter::ExportStats>, Arc<crate::ipfix::Samples>)>,
+    /// The drop capture, if one runs.
+    pub capture: Option<Arc<DropCapture>>,
+    /// The exception path to the host, if there is one.
+    pub punt: Option<Arc<crate::punt::PuntDevice>>,
+    /// Process start (Unix seconds).
+    pub started: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{DropReason, Outcome, TxReason, Verdict, WorkerState, WorkerStats};
+
+    fn snapshot() -> Snapshot {
+        let text = r#"
+[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+interface = "10.99.0.1/31"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+"#;
+        Snapshot::build(&crate::config::parse("test.toml", text).unwrap()).unwrap()
+    }
+
+    fn sources(stats: WorkerStats, snap: Arc<Snapshot>) -> Arc<Sources> {
+        let mut report = WorkerReport { queue: 3, stats, snapshot: Some(snap.clone()), ..WorkerReport::default() };
+        for ns in [900, 1_500, 40_000] {
+            report.latency.record(ns).unwrap();
+            report.latency_window.record(ns).unwrap();
+        }
+        Arc::new(Sources {
+            workers: vec![Arc::new(Mutex::new(report))],
+            snapshot: Arc::new(ArcSwap::new(snap)),
+            xdp: Mutex::new(transitd_bpf::XdpStats { redirected: 7, ..Default::default() }),
+            reloads: ReloadStats::default(),
+            bgp: BgpStats::default(),
+            ipfix: None,
+            capture: None,
+            punt: None,
+            started: 0,
+        })
+    }
+
+    #[test]
+    fn scrapes_carry_what_the_workers_counted() {
+        let snap = Arc::new(snapshot());
+        let mut state = WorkerState::new(&snap);
+        let mut tx = Outcome::new(Verdict::Tx { start: 0, len: 124, reason: TxReason::Encapsulated });
+        tx.customer = Some(0);
+        tx.tunnel = Some(0);
+        let mut dropped = Outcome::new(Verdict::Drop(DropReason::Firewall));
+        dropped.customer = Some(0);
+        for _ in 0..5 {
+            state.stats.count(&tx, 100);
+        }
+        state.stats.count(&dropped, 60);
+        state.stats.rx_frames = 6;
+        let text = render(&sources(state.stats, snap));
+        let samples = parse(&text);
+        let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            samples
+                .iter()
+                .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == *v))
+                .map(|s| s.value)
+                .sum()
+        };
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+        assert_eq!(get("transitd_rx_packets_total", &[("worker", "q3")]), 6.0);
+        assert_eq!(get("transitd_customer_packets_total", &[("customer", "acme"), ("verdict", "tx")]), 5.0);
+        assert_eq!(get("transitd_customer_bytes_total", &[("customer", "acme"), ("verdict", "tx")]), 500.0);
+        assert_eq!(get("transitd_customer_bytes_total", &[("customer", "acme"), ("verdict", "drop")]), 60.0);
+        assert_eq!(get("transitd_tunnel_bytes_total", &[("tunnel", "acme-gre"), ("direction", "sent")]), 620.0);
+        assert_eq!(get("transitd_packets_total", &[("verdict", "drop"), ("reason", "firewall")]), 1.0);
+        assert_eq!(get("transitd_bytes_total", &[("verdict", "drop"), ("reason", "firewall")]), 60.0);
+        assert_eq!(get("transitd_bytes_total", &[("verdict", "tx"), ("reason", "encapsulated")]), 620.0);
+        assert_eq!(get("transitd_tunnel_up", &[("tunnel", "acme-gre")]), 1.0);
+        assert_eq!(get("transitd_xdp_packets_total", &[("action", "redirected")]), 7.0);
+        // The histogram: cumulative buckets ending in +Inf, as many as recorded.
+        assert_eq!(get("transitd_batch_duration_seconds_count", &[]), 3.0);
+        assert_eq!(get("transitd_batch_duration_seconds_bucket", &[("le", "0.000001")]), 1.0);
+        assert_eq!(get("transitd_batch_duration_seconds_bucket", &[("le", "0.000002")]), 2.0);
+        assert_eq!(get("transitd_batch_duration_seconds_bucket", &[("le", "+Inf")]), 3.0);
+        let max = get("transitd_batch_duration_recent_seconds", &[("quantile", "1")]);
+        assert!((max - 40e-6).abs() < 1e-6, "{max}");
+
+        let people = for_people("127.0.0.1:9469".parse().unwrap(), &text, None);
+        assert!(people.lines().any(|l| l.starts_with("acme ") && l.split_whitespace().nth(1) == Some("5")), "{people}");
+        assert!(people.lines().any(|l| l.starts_with("acme-gre ") && l.contains(" up ")), "{people}");
+        assert!(people.contains("drop firewall"), "{people}");
+    }
+
+    #[test]
+    fn the_parser_undoes_label_escapes() {
+        let s = parse("m_total{a=\"x\\\"y\",b=\"1\\\\2\"} 3\n# EOF\n");
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].label("a"), s[0].label("b"), s[0].value), ("x\"y", "1\\2", 3.0));
+    }
+}
