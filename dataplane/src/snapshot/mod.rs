@@ -11,26 +11,33 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
 
-use classifier::{Action, BucketKey, BucketSpec, Membership, Mode, Registry, Rule, RuleSet};
-use gre::{Endpoints, EthernetAddrs, GreTunnel};
+use classifier::{BucketKey, BucketSpec, Membership, Registry, RuleSet};
+use gre::{EthernetAddrs, GreTunnel};
 use ipnet::IpNet;
 use toml::Spanned;
 
-use crate::config::{self, ActionName, ConfigError, ConfigErrors, Loaded, ModeName, NotOurs, SourceMap};
+use crate::config::{self, ConfigError, ConfigErrors, Loaded, NotOurs, SourceMap};
 use crate::lpm::PrefixTable;
 
 mod bgp;
+mod customers;
 mod dos;
 pub mod health;
 mod ipfix;
 mod lists;
+mod routes;
+mod rules;
 mod soft_unicast;
 mod tcp;
 
 pub use bgp::Bgp;
+use customers::Locals;
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
 pub use health::{HealthConfig, HealthTable};
 pub use ipfix::Ipfix;
+use routes::PrefixTables;
+pub(crate) use rules::RuleText;
+use rules::accept_all;
 pub use soft_unicast::SoftUnicast;
 pub use tcp::{FlowTimeouts, TcpProtection, TcpRule};
 
@@ -251,20 +258,6 @@ pub fn list_registry(path: &Path) -> Result<Registry, ConfigErrors> {
     b.finish(registry)
 }
 
-/// Our own addresses, for tunnel outer sources.
-struct Locals {
-    v4: Ipv4Addr,
-    v6: Option<Ipv6Addr>,
-}
-
-/// A tunnel's remote address.
-fn tunnel_remote(gre: &GreTunnel) -> IpAddr {
-    match gre.endpoints {
-        Endpoints::V4 { remote, .. } => IpAddr::V4(remote),
-        Endpoints::V6 { remote, .. } => IpAddr::V6(remote),
-    }
-}
-
 struct Builder<'a> {
     src: &'a SourceMap,
     errors: Vec<ConfigError>,
@@ -272,6 +265,16 @@ struct Builder<'a> {
     buckets: Vec<String>,
     /// The `[[list]]`s, and the membership slots the rules compiled so far use.
     lists: Registry,
+}
+
+/// What `[server]` compiles to.
+struct ServerParts {
+    anycast: [u8; 4],
+    anycast_v6: Option<Ipv6Addr>,
+    frame_size: usize,
+    icmp: BucketSpec,
+    eth: EthernetAddrs,
+    next_hop: NextHop,
 }
 
 /// A customer prefix with where it was written.
@@ -353,6 +356,62 @@ impl Builder<'_> {
 
     fn snapshot(&mut self, loaded: &Loaded) -> Snapshot {
         let server = loaded.file.server.get_ref();
+        let s = self.server(server);
+        self.lists = self.lists(&loaded.file.lists);
+        let health_config = self.health(&loaded.file.health);
+        let dos = self.dos(&loaded.file.dos);
+        let mut dos_rule_count = dos.rules.rules().len() as u32;
+        let mut tcp = self.tcp_protection(&loaded.file.tcp_protection);
+        let local = Locals { v4: Ipv4Addr::from(s.anycast), v6: s.anycast_v6 };
+
+        // Ids are 16 bits: what lies past the bounds is reported and never compiled.
+        let customers_in = self.bounded_customers(&loaded.file.customers);
+        let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
+        self.check_overlaps(&mut c.prefixes, customers_in);
+        let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
+        if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
+            self.check_egress_overlaps(su, section, &c.prefixes);
+        }
+        let route_groups = self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &mut c.customers);
+        let tables = PrefixTables::of(&c.prefixes);
+        Snapshot {
+            anycast: s.anycast,
+            anycast_v6: s.anycast_v6,
+            frame_size: s.frame_size,
+            unmatched: server.unmatched.into(),
+            gre_unsupported: server.gre_unsupported.into(),
+            unbound_queue: server.unbound_queue.into(),
+            mpls: server.mpls.into(),
+            fragment_ipv4: server.fragment_ipv4,
+            mss_clamp: server.mss_clamp,
+            icmp: s.icmp,
+            health_config,
+            health: HealthTable::new(c.tunnels.len()),
+            eth: s.eth,
+            next_hop: s.next_hop,
+            customers: c.customers,
+            customers_v4: PrefixTable::build(&tables.customers_v4),
+            customers_v6: PrefixTable::build(&tables.customers_v6),
+            owned_v4: tables.owned_v4,
+            owned_v6: tables.owned_v6,
+            tunnels: c.tunnels,
+            tunnel_index: c.tunnel_index,
+            route_groups,
+            rule_count: c.rule_count as usize,
+            dos,
+            dos_rule_count: dos_rule_count as usize,
+            tcp,
+            soft_unicast,
+            customer_prefixes: c.prefixes.iter().map(|p| (p.net, p.customer)).collect(),
+            bgp: loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref())),
+            ipfix: loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref())),
+            membership: self.lists.membership(),
+        }
+    }
+
+    /// `[server]`: the anycast addresses, frame size, ICMP error budget and Ethernet
+    /// addresses.
+    fn server(&mut self, server: &config::ServerSection) -> ServerParts {
         let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
         let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
             Ok(ip) => Some(ip),
@@ -381,11 +440,6 @@ impl Builder<'_> {
                 }
             },
         };
-        self.lists = self.lists(&loaded.file.lists);
-        let health_config = self.health(&loaded.file.health);
-        let dos = self.dos(&loaded.file.dos);
-        let mut dos_rule_count = dos.rules.rules().len() as u32;
-        let mut tcp = self.tcp_protection(&loaded.file.tcp_protection);
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
         let next_hop = match (&server.next_hop_mac, &server.next_hop) {
             (Some(_), _) => NextHop::Static(eth.dst),
@@ -398,200 +452,7 @@ impl Builder<'_> {
             },
             (None, None) => NextHop::Unset,
         };
-        let local = Locals { v4: Ipv4Addr::from(anycast), v6: anycast_v6 };
-
-        let mut customers = Vec::new();
-        let mut tunnels = Vec::new();
-        let mut prefixes = Vec::new();
-        let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
-        let mut tunnel_names: HashMap<&str, (Range<usize>, CustomerId, TunnelId)> = HashMap::new();
-        let mut tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)> = Vec::new();
-        let mut rule_count = 0u32;
-
-        self.bounded(&loaded.file.customers, crate::limits::MAX_CUSTOMERS, "customers");
-        let tunnel_count: usize = loaded.file.customers.iter().map(|c| c.get_ref().tunnels.len()).sum();
-        if tunnel_count > crate::limits::MAX_TUNNELS {
-            let first = loaded.file.customers.first().map_or(0..0, |c| c.span());
-            self.err(
-                &first,
-                format!("{tunnel_count} tunnels: at most {} in one configuration", crate::limits::MAX_TUNNELS),
-            );
-        }
-        // Ids are 16 bits: what lies past the bounds is reported above and never compiled.
-        let customers_in = &loaded.file.customers[..loaded.file.customers.len().min(crate::limits::MAX_CUSTOMERS)];
-        let mut index_of: HashMap<(RemoteAddr, Option<u32>), Range<usize>> = HashMap::new();
-        for (index, section) in customers_in.iter().enumerate() {
-            let c = section.get_ref();
-            let id = index as CustomerId;
-            self.name(&c.name, "customer");
-            self.unique(&mut customer_names, &c.name, "customer");
-            for p in &c.prefixes {
-                if let Some(net) = self.prefix(p) {
-                    prefixes.push(OwnedPrefix { net, customer: id, span: p.span() });
-                }
-            }
-            for t in &c.tunnels {
-                let t = t.get_ref();
-                if tunnels.len() >= crate::limits::MAX_TUNNELS {
-                    break;
-                }
-                let tid = tunnels.len() as TunnelId;
-                self.name(&t.name, "tunnel");
-                if let Some((first, _, _)) = tunnel_names.get(t.name.get_ref().as_str()) {
-                    let first = self.src.pos(first.start);
-                    self.err(
-                        &t.name.span(),
-                        format!("duplicate tunnel name `{}` (first defined at {first})", t.name.get_ref()),
-                    );
-                } else {
-                    tunnel_names.insert(t.name.get_ref(), (t.name.span(), id, tid));
-                }
-                let tunnel = self.tunnel(t, id, tid, &local);
-                let entry = (remote_addr(tunnel_remote(&tunnel.gre)), tunnel.gre.key, tid);
-                if let Some(first) = index_of.get(&(entry.0, entry.1)) {
-                    let first = self.src.pos(first.start);
-                    self.err(
-                        &t.remote.span(),
-                        format!(
-                            "tunnel `{}` has the remote address and key of the tunnel at {first}: GRE from it \
-                             could not be told apart (give one of them a `key`)",
-                            t.name.get_ref()
-                        ),
-                    );
-                }
-                index_of.entry((entry.0, entry.1)).or_insert_with(|| t.remote.span());
-                tunnel_index.push(entry);
-                tunnels.push(tunnel);
-            }
-            let firewall = self.firewall(c.firewall.as_ref(), &format!("customer `{}`", c.name.get_ref()));
-            let rule_base = rule_count;
-            rule_count += firewall.rules().len() as u32;
-            let egress =
-                self.firewall(c.egress.as_ref(), &format!("customer `{}` [customer.egress]", c.name.get_ref()));
-            let egress_base = rule_count;
-            rule_count += egress.rules().len() as u32;
-            let customer_dos =
-                self.rules(&c.dos.rules, Action::Accept, &format!("customer `{}` [customer.dos]", c.name.get_ref()));
-            let dos_base = dos_rule_count;
-            dos_rule_count += customer_dos.rules().len() as u32;
-            let (customer_tcp, tcp_base) = self.customer_tcp_rules(
-                &mut tcp,
-                &c.tcp_protection.rules,
-                customers.len() as CustomerId,
-                c.name.get_ref(),
-            );
-            customers.push(Customer {
-                name: c.name.get_ref().clone(),
-                firewall,
-                rule_base,
-                egress,
-                egress_base,
-                dos: customer_dos,
-                dos_base,
-                tcp: customer_tcp,
-                tcp_base,
-                routes_v4: PrefixTable::default(),
-                routes_v6: PrefixTable::default(),
-            });
-        }
-        tunnel_index.sort_unstable();
-
-        self.check_overlaps(&mut prefixes, customers_in);
-        let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
-        let bgp = loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref()));
-        let ipfix = loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref()));
-        if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
-            // An address is either a customer's or shared egress, never both. `prefixes` is
-            // sorted by family and start (check_overlaps): a prefix overlaps a range if it
-            // contains it (one of its supernets) or starts inside it.
-            let by_net: HashMap<IpNet, usize> = prefixes.iter().enumerate().map(|(i, p)| (p.net, i)).collect();
-            let v4_starts: Vec<(u32, usize)> = prefixes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| match p.net {
-                    IpNet::V4(n) => Some((u32::from(n.network()), i)),
-                    IpNet::V6(_) => None,
-                })
-                .collect();
-            for &(net, len) in &su.egress {
-                let egress = IpNet::V4(ipnet::Ipv4Net::new(net, len).unwrap_or_default());
-                let (lo, hi) = match egress {
-                    IpNet::V4(n) => (u32::from(n.network()), u32::from(n.broadcast())),
-                    IpNet::V6(_) => continue,
-                };
-                let containing = std::iter::successors(Some(egress), IpNet::supernet).find_map(|n| by_net.get(&n));
-                let first_inside = v4_starts.partition_point(|&(start, _)| start < lo);
-                let inside = v4_starts.get(first_inside).filter(|&&(start, _)| start <= hi).map(|(_, i)| i);
-                if let Some(p) = containing.or(inside).map(|&i| &prefixes[i]) {
-                    let at = self.src.pos(p.span.start);
-                    self.err(
-                        &section.span(),
-                        format!("egress prefix {egress} overlaps customer prefix {} (at {at})", p.net),
-                    );
-                }
-            }
-        }
-
-        let mut route_groups = Vec::new();
-        let mut own: Vec<std::collections::HashSet<IpNet>> = vec![Default::default(); customers_in.len()];
-        for p in &prefixes {
-            own[usize::from(p.customer)].insert(p.net);
-        }
-        for (index, section) in customers_in.iter().enumerate() {
-            let id = index as CustomerId;
-            let (v4, v6) =
-                self.routes(section.get_ref(), id, &own[index], &tunnel_names, customers_in, &mut route_groups);
-            customers[index].routes_v4 = PrefixTable::build(&v4);
-            customers[index].routes_v6 = PrefixTable::build(&v6);
-        }
-
-        let (mut c4, mut c6) = (Vec::new(), Vec::new());
-        let (mut owned_v4, mut owned_v6) = (Vec::new(), Vec::new());
-        for p in &prefixes {
-            match p.net {
-                IpNet::V4(n) => {
-                    c4.push((u32::from(n.network()), n.prefix_len(), p.customer));
-                    owned_v4.push((n.network(), n.prefix_len()));
-                }
-                IpNet::V6(n) => {
-                    c6.push((u128::from(n.network()), n.prefix_len(), p.customer));
-                    owned_v6.push((n.network(), n.prefix_len()));
-                }
-            }
-        }
-        Snapshot {
-            anycast,
-            anycast_v6,
-            frame_size,
-            unmatched: server.unmatched.into(),
-            gre_unsupported: server.gre_unsupported.into(),
-            unbound_queue: server.unbound_queue.into(),
-            mpls: server.mpls.into(),
-            fragment_ipv4: server.fragment_ipv4,
-            mss_clamp: server.mss_clamp,
-            icmp,
-            health_config,
-            health: HealthTable::new(tunnels.len()),
-            eth,
-            next_hop,
-            customers,
-            customers_v4: PrefixTable::build(&c4),
-            customers_v6: PrefixTable::build(&c6),
-            owned_v4,
-            owned_v6,
-            tunnels,
-            tunnel_index,
-            route_groups,
-            rule_count: rule_count as usize,
-            dos,
-            dos_rule_count: dos_rule_count as usize,
-            tcp,
-            soft_unicast,
-            customer_prefixes: prefixes.iter().map(|p| (p.net, p.customer)).collect(),
-            bgp,
-            ipfix,
-            membership: self.lists.membership(),
-        }
+        ServerParts { anycast, anycast_v6, frame_size, icmp, eth, next_hop }
     }
 
     fn health(&mut self, h: &config::HealthSection) -> HealthConfig {
@@ -612,78 +473,6 @@ impl Builder<'_> {
             self.err(&h.timeout_ms.span(), format!("timeout_ms {timeout} is longer than interval_ms {interval}"));
         }
         HealthConfig { interval_ns: interval * ms, timeout_ns: timeout * ms, down_after: down, up_after: up }
-    }
-
-    /// One tunnel: outer addresses from its remote's family, MTU, MSS, interface.
-    fn tunnel(&mut self, t: &config::TunnelSection, customer: CustomerId, id: TunnelId, local: &Locals) -> Tunnel {
-        let endpoints = match t.remote.get_ref().parse::<IpAddr>() {
-            Ok(IpAddr::V4(remote)) => Endpoints::V4 { local: local.v4, remote },
-            Ok(IpAddr::V6(remote)) => match local.v6 {
-                Some(v6) => Endpoints::V6 { local: v6, remote },
-                None => {
-                    self.err(&t.remote.span(), "a tunnel with an IPv6 remote needs `anycast_v6` in [server]");
-                    Endpoints::V6 { local: Ipv6Addr::UNSPECIFIED, remote }
-                }
-            },
-            Err(_) => {
-                let why = format!("tunnel remote `{}` is not an IP address", t.remote.get_ref());
-                self.err(&t.remote.span(), why);
-                Endpoints::V4 { local: local.v4, remote: Ipv4Addr::UNSPECIFIED }
-            }
-        };
-        let gre =
-            GreTunnel { endpoints, key: t.key.as_ref().map(|k| *k.get_ref()), checksum: t.checksum, ttl: OUTER_TTL };
-        let max_mtu = 65535 - gre.overhead() as u32;
-        let mtu = match &t.mtu {
-            None => UNDERLAY_MTU - gre.overhead() as u32,
-            Some(m) if (68..=max_mtu).contains(m.get_ref()) => *m.get_ref(),
-            Some(m) => {
-                self.err(&m.span(), format!("tunnel mtu {} is not in 68..={max_mtu}", m.get_ref()));
-                UNDERLAY_MTU - gre.overhead() as u32
-            }
-        };
-        // The MSS leaves room for the IP and TCP headers inside the tunnel MTU.
-        let derived = (mtu.saturating_sub(40)).min(65535) as u16;
-        let mss_v4 = match &t.mss {
-            None => derived,
-            Some(m) if (88..=derived).contains(m.get_ref()) => *m.get_ref(),
-            Some(m) => {
-                self.err(&m.span(), format!("mss {} is not in 88..={derived} (the tunnel MTU less 40)", m.get_ref()));
-                derived
-            }
-        };
-        let interface = t.interface.as_ref().and_then(|i| self.interface(i));
-        Tunnel {
-            id,
-            name: t.name.get_ref().clone(),
-            customer,
-            gre,
-            mtu,
-            mss_v4,
-            mss_v6: mss_v4.saturating_sub(20).max(60),
-            interface,
-        }
-    }
-
-    /// `address/31` or `address/30`: our side of a tunnel's inner network, and the peer's.
-    fn interface(&mut self, s: &Spanned<String>) -> Option<TunnelInterface> {
-        let bad = |b: &mut Self, why: &str| {
-            b.err(&s.span(), format!("interface `{}`: {why} (write our side as `10.213.0.0/31`)", s.get_ref()));
-            None
-        };
-        let Some((addr, len)) = s.get_ref().split_once('/') else { return bad(self, "missing /31 or /30") };
-        let Ok(ours) = addr.parse::<Ipv4Addr>() else { return bad(self, "not an IPv4 address") };
-        let o = u32::from(ours);
-        let peer = match len {
-            "31" => o ^ 1,
-            "30" => match o & 3 {
-                1 => o + 1,
-                2 => o - 1,
-                _ => return bad(self, "in a /30 our side is the first or second host address"),
-            },
-            _ => return bad(self, "the inner network is a /31 or a /30"),
-        };
-        Some(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
     }
 
     /// Checks that `name` is a name transitd can print anywhere (`limits::check_name`);
@@ -713,273 +502,5 @@ impl Builder<'_> {
         } else {
             seen.insert(name.get_ref(), name.span());
         }
-    }
-
-    /// Customer prefixes must be disjoint, within a customer and across customers.
-    fn check_overlaps(&mut self, prefixes: &mut [OwnedPrefix], customers: &[Spanned<config::CustomerSection>]) {
-        let bounds = |n: &IpNet| -> (u8, u128, u128) {
-            match n {
-                IpNet::V4(n) => (4, u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
-                IpNet::V6(n) => (6, u128::from(n.network()), u128::from(n.broadcast())),
-            }
-        };
-        // Widest first among equal starts, so that it is the one left open.
-        prefixes.sort_by_key(|p| (bounds(&p.net).0, bounds(&p.net).1, p.net.prefix_len()));
-        // Prefixes are aligned, so two overlap only if one contains the other: sweeping in
-        // start order, each prefix is checked against the widest one still open.
-        let mut open: Option<usize> = None;
-        for i in 0..prefixes.len() {
-            let (fam, lo, hi) = bounds(&prefixes[i].net);
-            if let Some(o) = open {
-                let (ofam, _, ohi) = bounds(&prefixes[o].net);
-                if ofam == fam && lo <= ohi {
-                    let (earlier, later) =
-                        if prefixes[o].span.start < prefixes[i].span.start { (o, i) } else { (i, o) };
-                    let name = |c: CustomerId| customers[c as usize].get_ref().name.get_ref().clone();
-                    let message = format!(
-                        "prefix {} of customer `{}` overlaps {} of customer `{}` (at {})",
-                        prefixes[later].net,
-                        name(prefixes[later].customer),
-                        prefixes[earlier].net,
-                        name(prefixes[earlier].customer),
-                        self.src.pos(prefixes[earlier].span.start)
-                    );
-                    let span = prefixes[later].span.clone();
-                    self.err(&span, message);
-                    if hi <= ohi {
-                        continue; // still inside the open prefix
-                    }
-                }
-            }
-            open = Some(i);
-        }
-    }
-
-    /// The customer's routes: prefixes inside its own, each to tunnels of its own, grouped
-    /// by prefix into route groups ordered by priority.
-    #[allow(clippy::type_complexity)]
-    fn routes(
-        &mut self,
-        c: &config::CustomerSection,
-        id: CustomerId,
-        own: &std::collections::HashSet<IpNet>,
-        tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
-        customers: &[Spanned<config::CustomerSection>],
-        groups: &mut Vec<Box<[NextTunnel]>>,
-    ) -> (Vec<(u32, u8, RouteGroupId)>, Vec<(u128, u8, RouteGroupId)>) {
-        let mut by_prefix: Vec<(IpNet, Vec<NextTunnel>)> = Vec::new();
-        let mut group_of: HashMap<IpNet, usize> = HashMap::new();
-        let mut seen: HashMap<(IpNet, TunnelId), Range<usize>> = HashMap::new();
-        for r in &c.routes {
-            let r = r.get_ref();
-            let net = self.prefix(&r.prefix);
-            let tunnel = match tunnels.get(r.tunnel.get_ref().as_str()) {
-                None => {
-                    self.err(&r.tunnel.span(), format!("unknown tunnel `{}`", r.tunnel.get_ref()));
-                    None
-                }
-                Some((_, owner, _)) if *owner != id => {
-                    let owner = customers[*owner as usize].get_ref().name.get_ref();
-                    self.err(
-                        &r.tunnel.span(),
-                        format!(
-                            "tunnel `{}` belongs to customer `{owner}`, not `{}`",
-                            r.tunnel.get_ref(),
-                            c.name.get_ref()
-                        ),
-                    );
-                    None
-                }
-                Some((_, _, tid)) => Some(*tid),
-            };
-            let weight = match &r.weight {
-                None => 1,
-                Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
-                Some(w) => {
-                    self.err(&w.span(), "weight must be at least 1");
-                    1
-                }
-            };
-            let priority = r.priority.as_ref().map_or(DEFAULT_PRIORITY, |p| *p.get_ref());
-            let Some(net) = net else { continue };
-            // Inside one of the customer's prefixes: the route itself or one of its supernets.
-            let inside = std::iter::successors(Some(net), IpNet::supernet).any(|n| own.contains(&n));
-            if !inside {
-                self.err(
-                    &r.prefix.span(),
-                    format!("route {net} is outside customer `{}`'s prefixes", c.name.get_ref()),
-                );
-                continue;
-            }
-            let Some(tid) = tunnel else { continue };
-            if let Some(first) = seen.get(&(net, tid)) {
-                let first = self.src.pos(first.start);
-                self.err(
-                    &r.prefix.span(),
-                    format!("duplicate route {net} via `{}` (first at {first})", r.tunnel.get_ref()),
-                );
-                continue;
-            }
-            seen.insert((net, tid), r.prefix.span());
-            let next = NextTunnel { tunnel: tid, priority, weight };
-            match group_of.get(&net) {
-                Some(&i) => by_prefix[i].1.push(next),
-                None => {
-                    group_of.insert(net, by_prefix.len());
-                    by_prefix.push((net, vec![next]));
-                }
-            }
-        }
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for (net, mut list) in by_prefix {
-            // Stable: equal priorities keep the order they were written in.
-            list.sort_by_key(|n| n.priority);
-            let gid = groups.len() as RouteGroupId;
-            groups.push(list.into_boxed_slice());
-            match net {
-                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), gid)),
-                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), gid)),
-            }
-        }
-        (v4, v6)
-    }
-
-    /// A firewall-shaped rule list (`[customer.firewall]`, `[customer.egress]`) named `scope`
-    /// in errors.
-    fn firewall(&mut self, fw: Option<&Spanned<config::FirewallSection>>, scope: &str) -> RuleSet {
-        let Some(fw) = fw else { return accept_all() };
-        let fw = fw.get_ref();
-        let default = match *fw.default.get_ref() {
-            ActionName::Accept => Action::Accept,
-            ActionName::Drop => Action::Drop,
-            ActionName::RateLimit => {
-                self.err(
-                    &fw.default.span(),
-                    "the default action is accept or drop (a rate limit needs a rule with a bucket)",
-                );
-                Action::Accept
-            }
-        };
-        self.rules(&fw.rules, default, scope)
-    }
-
-    /// Compiles an ordered rule list (firewall or DoS) with `default` for packets no rule
-    /// selects; `scope` names the list in errors.
-    pub(crate) fn rules(&mut self, sections: &[Spanned<config::RuleSection>], default: Action, scope: &str) -> RuleSet {
-        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
-            return accept_all();
-        }
-        let texts: Vec<RuleText<'_>> = sections
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let r = r.get_ref();
-                let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
-                RuleText { name: r.name.as_ref(), expr: &r.expr, action: self.action(r, &name), mode: mode(r.mode) }
-            })
-            .collect();
-        self.compile_rules(&texts, default, scope)
-    }
-
-    /// Compiles rules given as text (each name checked and unique in `scope`, each
-    /// expression parsed, errors at their `file:line:col`).
-    pub(crate) fn compile_rules(&mut self, texts: &[RuleText<'_>], default: Action, scope: &str) -> RuleSet {
-        let mut rules = Vec::new();
-        let mut names: HashMap<String, Range<usize>> = HashMap::new();
-        let mut spans = Vec::new();
-        for (i, r) in texts.iter().enumerate() {
-            if let Some(n) = r.name {
-                self.name(n, "rule");
-            }
-            let name = r.name.map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
-            let name_span = r.name.map_or_else(|| r.expr.span(), |n| n.span());
-            if let Some(first) = names.get(&name) {
-                let first = self.src.pos(first.start);
-                self.err(&name_span, format!("duplicate rule name `{name}` in {scope} (first at {first})"));
-            } else {
-                names.insert(name.clone(), name_span);
-            }
-            let (action, rule_mode) = (r.action, r.mode);
-            match classifier::parse_with(r.expr.get_ref(), &mut self.lists) {
-                Ok(expr) => {
-                    spans.push(r.expr.span());
-                    rules.push(Rule { name, expr, action, mode: rule_mode });
-                }
-                Err(e) => {
-                    let at = self.expr_offset(r.expr, e.span.map_or(0, |s| s.start));
-                    let rendered = e.render(r.expr.get_ref()).replace('\n', "\n    ");
-                    self.errors.push(ConfigError::new(self.src.pos(at), format!("rule `{name}`: {rendered}")));
-                }
-            }
-        }
-        // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
-        let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-        match RuleSet::compile(rules, default) {
-            Ok(set) => set,
-            Err(e) => {
-                let span = spans.get(e.index).cloned().unwrap_or(0..0);
-                let name = names.get(e.index).map_or("?", String::as_str);
-                self.err(&span, format!("rule `{name}` in {scope}: {}", e.error));
-                accept_all()
-            }
-        }
-    }
-
-    /// A rule's action; `rate-limit` needs a known bucket, the others none.
-    fn action(&mut self, r: &config::RuleSection, name: &str) -> Action {
-        match (*r.action.get_ref(), &r.bucket) {
-            (ActionName::Accept, None) => Action::Accept,
-            (ActionName::Drop, None) => Action::Drop,
-            (ActionName::RateLimit, Some(b)) => match self.buckets.iter().position(|n| n == b.get_ref()) {
-                Some(i) => Action::RateLimit(i as u16),
-                None => {
-                    self.err(
-                        &b.span(),
-                        format!("rule `{name}`: unknown bucket `{}` (declare it in [[dos.bucket]])", b.get_ref()),
-                    );
-                    Action::Drop
-                }
-            },
-            (ActionName::RateLimit, None) => {
-                self.err(&r.action.span(), format!("rule `{name}`: a rate-limit rule needs `bucket = \"NAME\"`"));
-                Action::Drop
-            }
-            (_, Some(b)) => {
-                self.err(&b.span(), format!("rule `{name}`: only a rate-limit rule takes a bucket"));
-                Action::Drop
-            }
-        }
-    }
-
-    /// The file offset of byte `offset` of a rule expression written as a TOML string; the
-    /// string's own start where escapes or a multi-line string make that uncertain.
-    fn expr_offset(&self, expr: &Spanned<String>, offset: usize) -> usize {
-        let span = expr.span();
-        let raw = self.src.text().get(span.clone()).unwrap_or("");
-        let quoted = |q: char| raw.len() >= 2 && raw.starts_with(q) && raw.ends_with(q) && !raw.starts_with("\"\"\"");
-        if (quoted('"') || quoted('\'')) && &raw[1..raw.len() - 1] == expr.get_ref() {
-            span.start + 1 + offset
-        } else {
-            span.start
-        }
-    }
-}
-
-/// One rule as written, whatever list it is in.
-pub(crate) struct RuleText<'a> {
-    pub name: Option<&'a Spanned<String>>,
-    pub expr: &'a Spanned<String>,
-    pub action: Action,
-    pub mode: Mode,
-}
-
-fn accept_all() -> RuleSet {
-    RuleSet::compile(Vec::new(), Action::Accept).expect("an empty rule set always compiles")
-}
-
-fn mode(m: ModeName) -> Mode {
-    match m {
-        ModeName::Enforce => Mode::Enforce,
-        ModeName::Monitor => Mode::Monitor,
     }
 }

@@ -1,0 +1,261 @@
+//! Customers and their tunnels: names, prefixes, rule lists, the tunnels' endpoints, MTUs
+//! and interfaces, and the index GRE from a customer's router is found by. Routes come
+//! after, once every tunnel is known (`routes.rs`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use classifier::Action;
+use gre::{Endpoints, GreTunnel};
+use toml::Spanned;
+
+use super::{
+    Builder, Customer, CustomerId, OUTER_TTL, OwnedPrefix, RemoteAddr, TcpProtection, Tunnel, TunnelId,
+    TunnelInterface, UNDERLAY_MTU, remote_addr,
+};
+use crate::config::{self, CustomerSection};
+use crate::lpm::PrefixTable;
+
+/// Our own addresses, for tunnel outer sources.
+pub(super) struct Locals {
+    pub v4: Ipv4Addr,
+    pub v6: Option<Ipv6Addr>,
+}
+
+/// A tunnel's remote address.
+pub(super) fn tunnel_remote(gre: &GreTunnel) -> IpAddr {
+    match gre.endpoints {
+        Endpoints::V4 { remote, .. } => IpAddr::V4(remote),
+        Endpoints::V6 { remote, .. } => IpAddr::V6(remote),
+    }
+}
+
+/// What the customer sections compile to, before their routes.
+pub(super) struct Customers<'c> {
+    pub customers: Vec<Customer>,
+    pub tunnels: Vec<Tunnel>,
+    /// Every customer prefix, with where it was written.
+    pub prefixes: Vec<OwnedPrefix>,
+    /// Tunnel name to where it was defined, its customer and its id.
+    pub tunnel_names: HashMap<&'c str, (Range<usize>, CustomerId, TunnelId)>,
+    /// `(remote, key, tunnel)`, sorted.
+    pub tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)>,
+    /// Firewall and egress rules so far (the next customer's first rule index).
+    pub rule_count: u32,
+}
+
+impl Builder<'_> {
+    /// The customers within the bounds on customers and tunnels (ids are 16 bits); what lies
+    /// past them is reported, and never compiled.
+    pub(super) fn bounded_customers<'c>(
+        &mut self,
+        all: &'c [Spanned<CustomerSection>],
+    ) -> &'c [Spanned<CustomerSection>] {
+        self.bounded(all, crate::limits::MAX_CUSTOMERS, "customers");
+        let tunnel_count: usize = all.iter().map(|c| c.get_ref().tunnels.len()).sum();
+        if tunnel_count > crate::limits::MAX_TUNNELS {
+            let first = all.first().map_or(0..0, |c| c.span());
+            self.err(
+                &first,
+                format!("{tunnel_count} tunnels: at most {} in one configuration", crate::limits::MAX_TUNNELS),
+            );
+        }
+        &all[..all.len().min(crate::limits::MAX_CUSTOMERS)]
+    }
+
+    /// Every customer: its name, prefixes, tunnels and rule lists (DoS rules counted on from
+    /// `dos_rule_count`, TCP protection rules added to `tcp`).
+    pub(super) fn customers<'c>(
+        &mut self,
+        sections: &'c [Spanned<CustomerSection>],
+        local: &Locals,
+        dos_rule_count: &mut u32,
+        tcp: &mut TcpProtection,
+    ) -> Customers<'c> {
+        let mut out = Customers {
+            customers: Vec::new(),
+            tunnels: Vec::new(),
+            prefixes: Vec::new(),
+            tunnel_names: HashMap::new(),
+            tunnel_index: Vec::new(),
+            rule_count: 0,
+        };
+        let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut index_of: HashMap<(RemoteAddr, Option<u32>), Range<usize>> = HashMap::new();
+        for (index, section) in sections.iter().enumerate() {
+            let c = section.get_ref();
+            let id = index as CustomerId;
+            self.name(&c.name, "customer");
+            self.unique(&mut customer_names, &c.name, "customer");
+            for p in &c.prefixes {
+                if let Some(net) = self.prefix(p) {
+                    out.prefixes.push(OwnedPrefix { net, customer: id, span: p.span() });
+                }
+            }
+            for t in &c.tunnels {
+                if out.tunnels.len() >= crate::limits::MAX_TUNNELS {
+                    break;
+                }
+                self.customer_tunnel(t.get_ref(), id, local, &mut index_of, &mut out);
+            }
+            let customer = self.customer(c, id, &mut out.rule_count, dos_rule_count, tcp);
+            out.customers.push(customer);
+        }
+        out.tunnel_index.sort_unstable();
+        out
+    }
+
+    /// One tunnel of customer `id`: its name unique, its remote address and key telling its
+    /// GRE apart from every other tunnel's.
+    fn customer_tunnel<'c>(
+        &mut self,
+        t: &'c config::TunnelSection,
+        id: CustomerId,
+        local: &Locals,
+        index_of: &mut HashMap<(RemoteAddr, Option<u32>), Range<usize>>,
+        out: &mut Customers<'c>,
+    ) {
+        let tid = out.tunnels.len() as TunnelId;
+        self.name(&t.name, "tunnel");
+        if let Some((first, _, _)) = out.tunnel_names.get(t.name.get_ref().as_str()) {
+            let first = self.src.pos(first.start);
+            self.err(
+                &t.name.span(),
+                format!("duplicate tunnel name `{}` (first defined at {first})", t.name.get_ref()),
+            );
+        } else {
+            out.tunnel_names.insert(t.name.get_ref(), (t.name.span(), id, tid));
+        }
+        let tunnel = self.tunnel(t, id, tid, local);
+        let entry = (remote_addr(tunnel_remote(&tunnel.gre)), tunnel.gre.key, tid);
+        if let Some(first) = index_of.get(&(entry.0, entry.1)) {
+            let first = self.src.pos(first.start);
+            self.err(
+                &t.remote.span(),
+                format!(
+                    "tunnel `{}` has the remote address and key of the tunnel at {first}: GRE from it \
+                     could not be told apart (give one of them a `key`)",
+                    t.name.get_ref()
+                ),
+            );
+        }
+        index_of.entry((entry.0, entry.1)).or_insert_with(|| t.remote.span());
+        out.tunnel_index.push(entry);
+        out.tunnels.push(tunnel);
+    }
+
+    /// One customer's rule lists, numbered on from `rule_count` and `dos_rule_count`; its
+    /// routes are filled in later.
+    fn customer(
+        &mut self,
+        c: &CustomerSection,
+        id: CustomerId,
+        rule_count: &mut u32,
+        dos_rule_count: &mut u32,
+        tcp: &mut TcpProtection,
+    ) -> Customer {
+        let name = c.name.get_ref();
+        let firewall = self.firewall(c.firewall.as_ref(), &format!("customer `{name}`"));
+        let rule_base = *rule_count;
+        *rule_count += firewall.rules().len() as u32;
+        let egress = self.firewall(c.egress.as_ref(), &format!("customer `{name}` [customer.egress]"));
+        let egress_base = *rule_count;
+        *rule_count += egress.rules().len() as u32;
+        let dos = self.rules(&c.dos.rules, Action::Accept, &format!("customer `{name}` [customer.dos]"));
+        let dos_base = *dos_rule_count;
+        *dos_rule_count += dos.rules().len() as u32;
+        let (tcp_rules, tcp_base) = self.customer_tcp_rules(tcp, &c.tcp_protection.rules, id, name);
+        Customer {
+            name: name.clone(),
+            firewall,
+            rule_base,
+            egress,
+            egress_base,
+            dos,
+            dos_base,
+            tcp: tcp_rules,
+            tcp_base,
+            routes_v4: PrefixTable::default(),
+            routes_v6: PrefixTable::default(),
+        }
+    }
+
+    /// One tunnel: outer addresses from its remote's family, MTU, MSS, interface.
+    pub(super) fn tunnel(
+        &mut self,
+        t: &config::TunnelSection,
+        customer: CustomerId,
+        id: TunnelId,
+        local: &Locals,
+    ) -> Tunnel {
+        let endpoints = match t.remote.get_ref().parse::<IpAddr>() {
+            Ok(IpAddr::V4(remote)) => Endpoints::V4 { local: local.v4, remote },
+            Ok(IpAddr::V6(remote)) => match local.v6 {
+                Some(v6) => Endpoints::V6 { local: v6, remote },
+                None => {
+                    self.err(&t.remote.span(), "a tunnel with an IPv6 remote needs `anycast_v6` in [server]");
+                    Endpoints::V6 { local: Ipv6Addr::UNSPECIFIED, remote }
+                }
+            },
+            Err(_) => {
+                let why = format!("tunnel remote `{}` is not an IP address", t.remote.get_ref());
+                self.err(&t.remote.span(), why);
+                Endpoints::V4 { local: local.v4, remote: Ipv4Addr::UNSPECIFIED }
+            }
+        };
+        let gre =
+            GreTunnel { endpoints, key: t.key.as_ref().map(|k| *k.get_ref()), checksum: t.checksum, ttl: OUTER_TTL };
+        let max_mtu = 65535 - gre.overhead() as u32;
+        let mtu = match &t.mtu {
+            None => UNDERLAY_MTU - gre.overhead() as u32,
+            Some(m) if (68..=max_mtu).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => {
+                self.err(&m.span(), format!("tunnel mtu {} is not in 68..={max_mtu}", m.get_ref()));
+                UNDERLAY_MTU - gre.overhead() as u32
+            }
+        };
+        // The MSS leaves room for the IP and TCP headers inside the tunnel MTU.
+        let derived = (mtu.saturating_sub(40)).min(65535) as u16;
+        let mss_v4 = match &t.mss {
+            None => derived,
+            Some(m) if (88..=derived).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => {
+                self.err(&m.span(), format!("mss {} is not in 88..={derived} (the tunnel MTU less 40)", m.get_ref()));
+                derived
+            }
+        };
+        let interface = t.interface.as_ref().and_then(|i| self.interface(i));
+        Tunnel {
+            id,
+            name: t.name.get_ref().clone(),
+            customer,
+            gre,
+            mtu,
+            mss_v4,
+            mss_v6: mss_v4.saturating_sub(20).max(60),
+            interface,
+        }
+    }
+
+    /// `address/31` or `address/30`: our side of a tunnel's inner network, and the peer's.
+    fn interface(&mut self, s: &Spanned<String>) -> Option<TunnelInterface> {
+        let bad = |b: &mut Self, why: &str| {
+            b.err(&s.span(), format!("interface `{}`: {why} (write our side as `10.213.0.0/31`)", s.get_ref()));
+            None
+        };
+        let Some((addr, len)) = s.get_ref().split_once('/') else { return bad(self, "missing /31 or /30") };
+        let Ok(ours) = addr.parse::<Ipv4Addr>() else { return bad(self, "not an IPv4 address") };
+        let o = u32::from(ours);
+        let peer = match len {
+            "31" => o ^ 1,
+            "30" => match o & 3 {
+                1 => o + 1,
+                2 => o - 1,
+                _ => return bad(self, "in a /30 our side is the first or second host address"),
+            },
+            _ => return bad(self, "the inner network is a /31 or a /30"),
+        };
+        Some(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
+    }
+}

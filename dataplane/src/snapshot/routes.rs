@@ -1,0 +1,243 @@
+//! Where customer traffic goes: the customers' prefixes checked against each other and the
+//! shared egress ranges, each customer's routes into route groups of its own tunnels, and
+//! the prefix tables the pipeline and the XDP program look destinations up in.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::{
+    Builder, Customer, CustomerId, DEFAULT_PRIORITY, NextTunnel, OwnedPrefix, RouteGroupId, SoftUnicast, TunnelId,
+};
+use crate::config::{self, CustomerSection, SoftUnicastSection};
+use crate::lpm::PrefixTable;
+
+/// The customer prefixes as tables: destination to customer, and what the XDP program
+/// redirects.
+pub(super) struct PrefixTables {
+    pub customers_v4: Vec<(u32, u8, CustomerId)>,
+    pub customers_v6: Vec<(u128, u8, CustomerId)>,
+    pub owned_v4: Vec<(Ipv4Addr, u8)>,
+    pub owned_v6: Vec<(Ipv6Addr, u8)>,
+}
+
+impl PrefixTables {
+    pub(super) fn of(prefixes: &[OwnedPrefix]) -> PrefixTables {
+        let mut t = PrefixTables {
+            customers_v4: Vec::new(),
+            customers_v6: Vec::new(),
+            owned_v4: Vec::new(),
+            owned_v6: Vec::new(),
+        };
+        for p in prefixes {
+            match p.net {
+                IpNet::V4(n) => {
+                    t.customers_v4.push((u32::from(n.network()), n.prefix_len(), p.customer));
+                    t.owned_v4.push((n.network(), n.prefix_len()));
+                }
+                IpNet::V6(n) => {
+                    t.customers_v6.push((u128::from(n.network()), n.prefix_len(), p.customer));
+                    t.owned_v6.push((n.network(), n.prefix_len()));
+                }
+            }
+        }
+        t
+    }
+}
+
+impl Builder<'_> {
+    /// Customer prefixes must be disjoint, within a customer and across customers.
+    pub(super) fn check_overlaps(
+        &mut self,
+        prefixes: &mut [OwnedPrefix],
+        customers: &[Spanned<config::CustomerSection>],
+    ) {
+        let bounds = |n: &IpNet| -> (u8, u128, u128) {
+            match n {
+                IpNet::V4(n) => (4, u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
+                IpNet::V6(n) => (6, u128::from(n.network()), u128::from(n.broadcast())),
+            }
+        };
+        // Widest first among equal starts, so that it is the one left open.
+        prefixes.sort_by_key(|p| (bounds(&p.net).0, bounds(&p.net).1, p.net.prefix_len()));
+        // Prefixes are aligned, so two overlap only if one contains the other: sweeping in
+        // start order, each prefix is checked against the widest one still open.
+        let mut open: Option<usize> = None;
+        for i in 0..prefixes.len() {
+            let (fam, lo, hi) = bounds(&prefixes[i].net);
+            if let Some(o) = open {
+                let (ofam, _, ohi) = bounds(&prefixes[o].net);
+                if ofam == fam && lo <= ohi {
+                    let (earlier, later) =
+                        if prefixes[o].span.start < prefixes[i].span.start { (o, i) } else { (i, o) };
+                    let name = |c: CustomerId| customers[c as usize].get_ref().name.get_ref().clone();
+                    let message = format!(
+                        "prefix {} of customer `{}` overlaps {} of customer `{}` (at {})",
+                        prefixes[later].net,
+                        name(prefixes[later].customer),
+                        prefixes[earlier].net,
+                        name(prefixes[earlier].customer),
+                        self.src.pos(prefixes[earlier].span.start)
+                    );
+                    let span = prefixes[later].span.clone();
+                    self.err(&span, message);
+                    if hi <= ohi {
+                        continue; // still inside the open prefix
+                    }
+                }
+            }
+            open = Some(i);
+        }
+    }
+
+    /// An address is either a customer's or shared egress, never both. `prefixes` is sorted
+    /// by family and start (`check_overlaps`): a prefix overlaps a range if it contains it
+    /// (one of its supernets) or starts inside it.
+    pub(super) fn check_egress_overlaps(
+        &mut self,
+        su: &SoftUnicast,
+        section: &Spanned<SoftUnicastSection>,
+        prefixes: &[OwnedPrefix],
+    ) {
+        let by_net: HashMap<IpNet, usize> = prefixes.iter().enumerate().map(|(i, p)| (p.net, i)).collect();
+        let v4_starts: Vec<(u32, usize)> = prefixes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.net {
+                IpNet::V4(n) => Some((u32::from(n.network()), i)),
+                IpNet::V6(_) => None,
+            })
+            .collect();
+        for &(net, len) in &su.egress {
+            let egress = IpNet::V4(ipnet::Ipv4Net::new(net, len).unwrap_or_default());
+            let (lo, hi) = match egress {
+                IpNet::V4(n) => (u32::from(n.network()), u32::from(n.broadcast())),
+                IpNet::V6(_) => continue,
+            };
+            let containing = std::iter::successors(Some(egress), IpNet::supernet).find_map(|n| by_net.get(&n));
+            let first_inside = v4_starts.partition_point(|&(start, _)| start < lo);
+            let inside = v4_starts.get(first_inside).filter(|&&(start, _)| start <= hi).map(|(_, i)| i);
+            if let Some(p) = containing.or(inside).map(|&i| &prefixes[i]) {
+                let at = self.src.pos(p.span.start);
+                self.err(
+                    &section.span(),
+                    format!("egress prefix {egress} overlaps customer prefix {} (at {at})", p.net),
+                );
+            }
+        }
+    }
+
+    /// Every customer's routes, into its tables; returns the route groups they refer to.
+    pub(super) fn customer_routes(
+        &mut self,
+        sections: &[Spanned<CustomerSection>],
+        prefixes: &[OwnedPrefix],
+        tunnel_names: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        customers: &mut [Customer],
+    ) -> Vec<Box<[NextTunnel]>> {
+        let mut groups = Vec::new();
+        let mut own: Vec<HashSet<IpNet>> = vec![HashSet::new(); sections.len()];
+        for p in prefixes {
+            own[usize::from(p.customer)].insert(p.net);
+        }
+        for (index, (section, customer)) in sections.iter().zip(customers).enumerate() {
+            let id = index as CustomerId;
+            let (v4, v6) = self.routes(section.get_ref(), id, &own[index], tunnel_names, sections, &mut groups);
+            customer.routes_v4 = PrefixTable::build(&v4);
+            customer.routes_v6 = PrefixTable::build(&v6);
+        }
+        groups
+    }
+
+    /// The customer's routes: prefixes inside its own, each to tunnels of its own, grouped
+    /// by prefix into route groups ordered by priority.
+    #[allow(clippy::type_complexity)]
+    fn routes(
+        &mut self,
+        c: &config::CustomerSection,
+        id: CustomerId,
+        own: &std::collections::HashSet<IpNet>,
+        tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        customers: &[Spanned<config::CustomerSection>],
+        groups: &mut Vec<Box<[NextTunnel]>>,
+    ) -> (Vec<(u32, u8, RouteGroupId)>, Vec<(u128, u8, RouteGroupId)>) {
+        let mut by_prefix: Vec<(IpNet, Vec<NextTunnel>)> = Vec::new();
+        let mut group_of: HashMap<IpNet, usize> = HashMap::new();
+        let mut seen: HashMap<(IpNet, TunnelId), Range<usize>> = HashMap::new();
+        for r in &c.routes {
+            let r = r.get_ref();
+            let net = self.prefix(&r.prefix);
+            let tunnel = match tunnels.get(r.tunnel.get_ref().as_str()) {
+                None => {
+                    self.err(&r.tunnel.span(), format!("unknown tunnel `{}`", r.tunnel.get_ref()));
+                    None
+                }
+                Some((_, owner, _)) if *owner != id => {
+                    let owner = customers[*owner as usize].get_ref().name.get_ref();
+                    self.err(
+                        &r.tunnel.span(),
+                        format!(
+                            "tunnel `{}` belongs to customer `{owner}`, not `{}`",
+                            r.tunnel.get_ref(),
+                            c.name.get_ref()
+                        ),
+                    );
+                    None
+                }
+                Some((_, _, tid)) => Some(*tid),
+            };
+            let weight = match &r.weight {
+                None => 1,
+                Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
+                Some(w) => {
+                    self.err(&w.span(), "weight must be at least 1");
+                    1
+                }
+            };
+            let priority = r.priority.as_ref().map_or(DEFAULT_PRIORITY, |p| *p.get_ref());
+            let Some(net) = net else { continue };
+            // Inside one of the customer's prefixes: the route itself or one of its supernets.
+            let inside = std::iter::successors(Some(net), IpNet::supernet).any(|n| own.contains(&n));
+            if !inside {
+                self.err(
+                    &r.prefix.span(),
+                    format!("route {net} is outside customer `{}`'s prefixes", c.name.get_ref()),
+                );
+                continue;
+            }
+            let Some(tid) = tunnel else { continue };
+            if let Some(first) = seen.get(&(net, tid)) {
+                let first = self.src.pos(first.start);
+                self.err(
+                    &r.prefix.span(),
+                    format!("duplicate route {net} via `{}` (first at {first})", r.tunnel.get_ref()),
+                );
+                continue;
+            }
+            seen.insert((net, tid), r.prefix.span());
+            let next = NextTunnel { tunnel: tid, priority, weight };
+            match group_of.get(&net) {
+                Some(&i) => by_prefix[i].1.push(next),
+                None => {
+                    group_of.insert(net, by_prefix.len());
+                    by_prefix.push((net, vec![next]));
+                }
+            }
+        }
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (net, mut list) in by_prefix {
+            // Stable: equal priorities keep the order they were written in.
+            list.sort_by_key(|n| n.priority);
+            let gid = groups.len() as RouteGroupId;
+            groups.push(list.into_boxed_slice());
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), gid)),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), gid)),
+            }
+        }
+        (v4, v6)
+    }
+}

@@ -1,0 +1,153 @@
+//! Rule lists as the configuration writes them (`[customer.firewall]`, `[customer.egress]`,
+//! DoS and TCP protection rules), compiled into [`RuleSet`]s with every error at its
+//! `file:line:col`.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use classifier::{Action, Mode, Rule, RuleSet};
+use toml::Spanned;
+
+use super::Builder;
+use crate::config::{self, ActionName, ConfigError, ModeName};
+
+impl Builder<'_> {
+    /// A firewall-shaped rule list (`[customer.firewall]`, `[customer.egress]`) named `scope`
+    /// in errors.
+    pub(super) fn firewall(&mut self, fw: Option<&Spanned<config::FirewallSection>>, scope: &str) -> RuleSet {
+        let Some(fw) = fw else { return accept_all() };
+        let fw = fw.get_ref();
+        let default = match *fw.default.get_ref() {
+            ActionName::Accept => Action::Accept,
+            ActionName::Drop => Action::Drop,
+            ActionName::RateLimit => {
+                self.err(
+                    &fw.default.span(),
+                    "the default action is accept or drop (a rate limit needs a rule with a bucket)",
+                );
+                Action::Accept
+            }
+        };
+        self.rules(&fw.rules, default, scope)
+    }
+
+    /// Compiles an ordered rule list (firewall or DoS) with `default` for packets no rule
+    /// selects; `scope` names the list in errors.
+    pub(crate) fn rules(&mut self, sections: &[Spanned<config::RuleSection>], default: Action, scope: &str) -> RuleSet {
+        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
+            return accept_all();
+        }
+        let texts: Vec<RuleText<'_>> = sections
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let r = r.get_ref();
+                let name = r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
+                RuleText { name: r.name.as_ref(), expr: &r.expr, action: self.action(r, &name), mode: mode(r.mode) }
+            })
+            .collect();
+        self.compile_rules(&texts, default, scope)
+    }
+
+    /// Compiles rules given as text (each name checked and unique in `scope`, each
+    /// expression parsed, errors at their `file:line:col`).
+    pub(crate) fn compile_rules(&mut self, texts: &[RuleText<'_>], default: Action, scope: &str) -> RuleSet {
+        let mut rules = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut spans = Vec::new();
+        for (i, r) in texts.iter().enumerate() {
+            if let Some(n) = r.name {
+                self.name(n, "rule");
+            }
+            let name = r.name.map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone());
+            let name_span = r.name.map_or_else(|| r.expr.span(), |n| n.span());
+            if let Some(first) = names.get(&name) {
+                let first = self.src.pos(first.start);
+                self.err(&name_span, format!("duplicate rule name `{name}` in {scope} (first at {first})"));
+            } else {
+                names.insert(name.clone(), name_span);
+            }
+            let (action, rule_mode) = (r.action, r.mode);
+            match classifier::parse_with(r.expr.get_ref(), &mut self.lists) {
+                Ok(expr) => {
+                    spans.push(r.expr.span());
+                    rules.push(Rule { name, expr, action, mode: rule_mode });
+                }
+                Err(e) => {
+                    let at = self.expr_offset(r.expr, e.span.map_or(0, |s| s.start));
+                    let rendered = e.render(r.expr.get_ref()).replace('\n', "\n    ");
+                    self.errors.push(ConfigError::new(self.src.pos(at), format!("rule `{name}`: {rendered}")));
+                }
+            }
+        }
+        // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
+        let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+        match RuleSet::compile(rules, default) {
+            Ok(set) => set,
+            Err(e) => {
+                let span = spans.get(e.index).cloned().unwrap_or(0..0);
+                let name = names.get(e.index).map_or("?", String::as_str);
+                self.err(&span, format!("rule `{name}` in {scope}: {}", e.error));
+                accept_all()
+            }
+        }
+    }
+
+    /// A rule's action; `rate-limit` needs a known bucket, the others none.
+    fn action(&mut self, r: &config::RuleSection, name: &str) -> Action {
+        match (*r.action.get_ref(), &r.bucket) {
+            (ActionName::Accept, None) => Action::Accept,
+            (ActionName::Drop, None) => Action::Drop,
+            (ActionName::RateLimit, Some(b)) => match self.buckets.iter().position(|n| n == b.get_ref()) {
+                Some(i) => Action::RateLimit(i as u16),
+                None => {
+                    self.err(
+                        &b.span(),
+                        format!("rule `{name}`: unknown bucket `{}` (declare it in [[dos.bucket]])", b.get_ref()),
+                    );
+                    Action::Drop
+                }
+            },
+            (ActionName::RateLimit, None) => {
+                self.err(&r.action.span(), format!("rule `{name}`: a rate-limit rule needs `bucket = \"NAME\"`"));
+                Action::Drop
+            }
+            (_, Some(b)) => {
+                self.err(&b.span(), format!("rule `{name}`: only a rate-limit rule takes a bucket"));
+                Action::Drop
+            }
+        }
+    }
+
+    /// The file offset of byte `offset` of a rule expression written as a TOML string; the
+    /// string's own start where escapes or a multi-line string make that uncertain.
+    fn expr_offset(&self, expr: &Spanned<String>, offset: usize) -> usize {
+        let span = expr.span();
+        let raw = self.src.text().get(span.clone()).unwrap_or("");
+        let quoted = |q: char| raw.len() >= 2 && raw.starts_with(q) && raw.ends_with(q) && !raw.starts_with("\"\"\"");
+        if (quoted('"') || quoted('\'')) && &raw[1..raw.len() - 1] == expr.get_ref() {
+            span.start + 1 + offset
+        } else {
+            span.start
+        }
+    }
+}
+
+/// One rule as written, whatever list it is in.
+pub(crate) struct RuleText<'a> {
+    pub name: Option<&'a Spanned<String>>,
+    pub expr: &'a Spanned<String>,
+    pub action: Action,
+    pub mode: Mode,
+}
+
+pub(super) fn accept_all() -> RuleSet {
+    RuleSet::compile(Vec::new(), Action::Accept).expect("an empty rule set always compiles")
+}
+
+pub(super) fn mode(m: ModeName) -> Mode {
+    match m {
+        ModeName::Enforce => Mode::Enforce,
+        ModeName::Monitor => Mode::Monitor,
+    }
+}
