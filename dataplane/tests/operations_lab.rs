@@ -232,3 +232,53 @@ fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() 
     let ssh = seqs(22);
     assert!(!ssh.is_empty() && ssh.len() < n as usize / 5, "{} SSH packets", ssh.len());
 }
+
+/// IPFIX from the live path: every packet sampled on the AF_XDP queue, the records sent
+/// through the host's stack to a collector address on the upstream router, captured there
+/// and read by tshark's IPFIX dissector: the FTP SYNs forwarded, the SSH SYNs dropped.
+#[test]
+fn sampled_flows_from_the_queue_reach_the_collector() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tf", 1);
+    let config = format!("{ACME}\n[ipfix]\ncollector = \"10.2.0.1:4739\"\nsample = 1\nidle_timeout_s = 1\n");
+    // From the start: the templates are sent first, and tshark reads records by them.
+    let cap = lab.capture("up", "u1");
+    let t = lab.transitd(&config, &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=30000+i, dport=21, flags='S') for i in range(40)]");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=31000+i, dport=22, flags='S') for i in range(10)]");
+    // Reported once idle for idle_timeout_s (1 s), while transitd runs.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, _) = t.stop();
+    assert_eq!(code, 0);
+    let file = cap.finish();
+    let fields = tshark(
+        &file,
+        &[
+            "-d",
+            "udp.port==4739,cflow",
+            "-Y",
+            "cflow and not icmp",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+        ]
+        .into_iter()
+        .chain(["-e", "cflow.dstport", "-e", "cflow.packets", "-e", "cflow.forwarding_status"])
+        .collect::<Vec<_>>(),
+    );
+    let mut by: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // Template-only messages have no record fields.
+    for line in fields.lines().filter(|l| !l.starts_with('\t')) {
+        let cols: Vec<Vec<&str>> = line.split('\t').map(|c| c.split(',').collect()).collect();
+        for ((port, packets), status) in cols[0].iter().zip(&cols[1]).zip(&cols[2]) {
+            *by.entry((port.to_string(), status.to_string())).or_default() += packets.parse::<u64>().unwrap();
+        }
+    }
+    // forwardingStatus 1: forwarded, 2: dropped (RFC 7270).
+    assert_eq!(by.get(&("21".into(), "1".into())), Some(&40), "{by:?}");
+    assert_eq!(by.get(&("22".into(), "2".into())), Some(&10), "{by:?}");
+}

@@ -184,10 +184,13 @@ impl Exporter {
         if records.is_empty() && !templates_due {
             return;
         }
-        let fresh_socket = self.socket.as_ref().and_then(|s| s.peer_addr().ok()) != Some(config.collector);
-        if fresh_socket {
+        // Not connected: a connected UDP socket reports the ICMP errors of earlier messages
+        // (a collector not listening yet) on the next send, and would lose that message.
+        let family_changed = self.socket.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.is_ipv4())
+            != Some(config.collector.is_ipv4());
+        if family_changed {
             let bind = if config.collector.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-            self.socket = UdpSocket::bind(bind).and_then(|s| s.connect(config.collector).map(|()| s)).ok();
+            self.socket = UdpSocket::bind(bind).ok();
         }
         let Some(socket) = &self.socket else {
             self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +201,7 @@ impl Exporter {
         let messages =
             wire::messages(templates.as_deref(), records, secs, &mut self.sequence, config.observation_domain);
         for m in &messages {
-            match socket.send(m) {
+            match socket.send_to(m, config.collector) {
                 Ok(_) => self.stats.messages.fetch_add(1, Ordering::Relaxed),
                 Err(_) => self.stats.send_errors.fetch_add(1, Ordering::Relaxed),
             };
