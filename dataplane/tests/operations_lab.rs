@@ -282,3 +282,66 @@ fn sampled_flows_from_the_queue_reach_the_collector() {
     assert_eq!(by.get(&("21".into(), "1".into())), Some(&40), "{by:?}");
     assert_eq!(by.get(&("22".into(), "2".into())), Some(&10), "{by:?}");
 }
+
+/// The capabilities the systemd unit grants (its `AmbientCapabilities=`), and nothing else,
+/// are enough: transitd runs as `nobody` with exactly those (setpriv, bounding set too) and
+/// forwards; with CAP_BPF taken away it cannot load its program and says so.
+#[test]
+fn the_units_capabilities_are_enough_to_run_as_nobody() {
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/transitd.service")).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("AmbientCapabilities="))
+        .expect("the unit grants ambient capabilities")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    assert!(caps.len() >= 3 && caps.iter().any(|c| c == "+bpf"), "{caps:?}");
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tc", 1);
+    // nobody must be able to read the binary and the configuration.
+    let dir = std::env::temp_dir().join(format!("{}-nobody", lab.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (binary, config) = (dir.join("transitd"), dir.join("transitd.toml"));
+    std::fs::copy(env!("CARGO_BIN_EXE_transitd"), &binary).unwrap();
+    std::fs::write(&config, ACME).unwrap();
+    for p in [&dir, &binary, &config] {
+        Command::new("chmod").arg("a+rX").arg(p).status().unwrap();
+    }
+    let as_nobody = |caps: &[String]| {
+        let list = caps.join(",");
+        let mut c = lab.cmd("dut", "setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(format!("--inh-caps=-all,{list}"))
+            .arg(format!("--ambient-caps=-all,{list}"))
+            .arg(format!("--bounding-set=-all,{list}"))
+            .arg(&binary)
+            .args(["run", "--iface", &lab.dev("d0"), "--idle-sleep-us", "50", "--stats-interval", "0", "--config"])
+            .arg(&config);
+        c
+    };
+
+    let log = dir.join("run.log");
+    let mut child =
+        as_nobody(&caps).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("transitd as nobody to resolve its next hop", Duration::from_secs(20), || {
+        read().contains("next hop 10.2.0.1 is at")
+    });
+    let cap = lab.capture("up", "u1");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=30000+i, dport=21, flags='S') for i in range(20)]");
+    std::thread::sleep(Duration::from_millis(500));
+    let file = cap.finish();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", read());
+    let gre = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 21", "-T", "fields", "-e", "frame.number"]);
+    assert_eq!(gre.lines().count(), 20, "forwarded as nobody:\n{}", read());
+
+    let without_bpf: Vec<String> = caps.iter().filter(|c| *c != "+bpf").cloned().collect();
+    let out = as_nobody(&without_bpf).output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("BPF") || said.contains("bpf"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
