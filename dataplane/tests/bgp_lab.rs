@@ -48,7 +48,9 @@ impl Server {
     fn config(&self, extra: &str) -> String {
         format!(
             "{}\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 500\n{extra}",
-            ACME.replace("10.2.0.1", self.next_hop),
+            ACME.replace("10.2.0.1", self.next_hop)
+                .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8:ffff::1\"")
+                .replace("prefixes = [\"203.0.113.0/24\"]", "prefixes = [\"203.0.113.0/24\", \"2001:db8:acbe::/48\"]"),
             self.bird.socket.display(),
             self.routes.join("bird.conf").display()
         )
@@ -103,6 +105,11 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
         via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
     });
     assert_eq!(via("192.0.2.1").as_deref(), Some("10.2.0.2"), "the anycast address is announced too");
+    // The example's IPv6 session carries the IPv6 prefixes.
+    wait_for("Acme's IPv6 prefix via dut", Duration::from_secs(20), || {
+        upstream_route(&lab, "-6", "2001:db8:acbe::/48").as_deref() == Some("2001:db8:2::2")
+    });
+    assert_eq!(upstream_route(&lab, "-6", "2001:db8:ffff::1").as_deref(), Some("2001:db8:2::2"));
     wait_for("dut2 to announce Acme too (the backup)", Duration::from_secs(30), || {
         upstream.birdc("show route 203.0.113.0/24 all").contains("dut2_4")
     });
