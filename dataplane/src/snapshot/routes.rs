@@ -170,33 +170,7 @@ impl Builder<'_> {
         for r in &c.routes {
             let r = r.get_ref();
             let net = self.prefix(&r.prefix);
-            let tunnel = match tunnels.get(r.tunnel.get_ref().as_str()) {
-                None => {
-                    self.err(&r.tunnel.span(), format!("unknown tunnel `{}`", r.tunnel.get_ref()));
-                    None
-                }
-                Some((_, owner, _)) if *owner != id => {
-                    let owner = customers[*owner as usize].get_ref().name.get_ref();
-                    self.err(
-                        &r.tunnel.span(),
-                        format!(
-                            "tunnel `{}` belongs to customer `{owner}`, not `{}`",
-                            r.tunnel.get_ref(),
-                            c.name.get_ref()
-                        ),
-                    );
-                    None
-                }
-                Some((_, _, tid)) => Some(*tid),
-            };
-            let weight = match &r.weight {
-                None => 1,
-                Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
-                Some(w) => {
-                    self.err(&w.span(), "weight must be at least 1");
-                    1
-                }
-            };
+            let (tunnel, weight) = self.route_target(r, c, id, tunnels, customers);
             let priority = r.priority.as_ref().map_or(DEFAULT_PRIORITY, |p| *p.get_ref());
             let Some(net) = net else { continue };
             // Inside one of the customer's prefixes: the route itself or one of its supernets.
@@ -239,5 +213,42 @@ impl Builder<'_> {
             }
         }
         (v4, v6)
+    }
+
+    /// A route's tunnel (one of its own customer's) and weight, each reported where wrong.
+    fn route_target(
+        &mut self,
+        r: &config::RouteSection,
+        c: &config::CustomerSection,
+        id: CustomerId,
+        tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        customers: &[Spanned<config::CustomerSection>],
+    ) -> (Option<TunnelId>, u16) {
+        let tunnel = match tunnels.get(r.tunnel.get_ref().as_str()) {
+            None => {
+                self.err(&r.tunnel.span(), format!("unknown tunnel `{}`", r.tunnel.get_ref()));
+                None
+            }
+            Some((_, owner, _)) if *owner != id => {
+                let owner = customers[*owner as usize].get_ref().name.get_ref();
+                let why = format!(
+                    "tunnel `{}` belongs to customer `{owner}`, not `{}`",
+                    r.tunnel.get_ref(),
+                    c.name.get_ref()
+                );
+                self.err(&r.tunnel.span(), why);
+                None
+            }
+            Some((_, _, tid)) => Some(*tid),
+        };
+        let weight = match &r.weight {
+            None => 1,
+            Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
+            Some(w) => {
+                self.err(&w.span(), "weight must be at least 1");
+                1
+            }
+        };
+        (tunnel, weight)
     }
 }
