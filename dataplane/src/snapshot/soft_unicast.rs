@@ -96,6 +96,72 @@ impl Builder<'_> {
             self.err(&section.span(), why);
             return None;
         }
+        let (dcs, servers, dc_spans, server_spans) = self.fleet_members(s);
+        if !server_spans.contains_key(s.this_server.get_ref()) {
+            let why = format!("this_server `{}` is not a [[soft_unicast.server]]", s.this_server.get_ref());
+            self.err(&s.this_server.span(), why);
+        }
+        let egress = self.egress_ranges(s, &dc_spans, slice_size, reserved_ports)?;
+        if self.errors.len() > errors_before {
+            return None;
+        }
+
+        let spec = PlanSpec {
+            slice_size,
+            reserved_ports,
+            egress: egress.clone(),
+            data_centres: dcs
+                .iter()
+                .map(|(name, _)| DataCentre {
+                    name: name.clone(),
+                    servers: servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect(),
+                })
+                .collect(),
+        };
+        let plan = match &s.plan {
+            None => Plan::new(spec),
+            Some(file) => self.plan_file(file, spec),
+        };
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                self.err(&section.span(), format!("[soft_unicast]: {e}"));
+                return None;
+            }
+        };
+        let owners = OwnerTable::new(&plan);
+        let this_server = owners.server_index(s.this_server.get_ref())?;
+        let this_dc = owners.server_dc[usize::from(this_server)];
+        let addr_of_server = |name: &str| servers.iter().find(|v| v.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |v| v.2);
+        let addr_of_dc = |name: &str| dcs.iter().find(|d| d.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |d| d.1);
+        let server_backbone: Vec<Ipv4Addr> = owners.servers.iter().map(|n| addr_of_server(n)).collect();
+        let dc_backbone_of: Vec<Ipv4Addr> = owners.data_centres.iter().map(|n| addr_of_dc(n)).collect();
+        Some(SoftUnicast {
+            backbone: server_backbone[usize::from(this_server)],
+            dc_backbone: dc_backbone_of[usize::from(this_dc)],
+            server_backbone,
+            dc_backbone_of,
+            this_server,
+            this_dc,
+            key_id,
+            backbone_mtu,
+            egress: egress.iter().map(|r| (Ipv4Addr::from(r.network), r.prefix_len)).collect(),
+            owners,
+            plan,
+        })
+    }
+
+    /// The data centres and servers, each name unique; every server's data centre known.
+    #[allow(clippy::type_complexity)]
+    fn fleet_members(
+        &mut self,
+        s: &SoftUnicastSection,
+    ) -> (
+        Vec<(String, Ipv4Addr)>,
+        Vec<(String, String, Ipv4Addr)>,
+        HashMap<String, Range<usize>>,
+        HashMap<String, Range<usize>>,
+    ) {
         let mut dcs: Vec<(String, Ipv4Addr)> = Vec::new();
         let mut dc_spans: HashMap<String, Range<usize>> = HashMap::new();
         for d in &s.data_centres {
@@ -127,11 +193,18 @@ impl Builder<'_> {
             let addr = self.ipv4(&v.backbone, "backbone address").unwrap_or(Ipv4Addr::UNSPECIFIED);
             servers.push((v.name.get_ref().clone(), v.data_centre.get_ref().clone(), addr));
         }
-        if !server_spans.contains_key(s.this_server.get_ref()) {
-            let why = format!("this_server `{}` is not a [[soft_unicast.server]]", s.this_server.get_ref());
-            self.err(&s.this_server.span(), why);
-        }
+        (dcs, servers, dc_spans, server_spans)
+    }
 
+    /// The egress ranges, IPv4 and in known data centres, with ISO country codes; `None`
+    /// once their addresses or slices pass the bounds (nothing is planned then).
+    fn egress_ranges(
+        &mut self,
+        s: &SoftUnicastSection,
+        dc_spans: &HashMap<String, Range<usize>>,
+        slice_size: u16,
+        reserved_ports: u16,
+    ) -> Option<Vec<EgressRange>> {
         let mut egress = Vec::new();
         // Every address costs a row in the plan and the XDP program's maps: bound the sum
         // before anything is planned.
@@ -193,53 +266,7 @@ impl Builder<'_> {
                 data_centre: e.data_centre.get_ref().clone(),
             });
         }
-        if self.errors.len() > errors_before {
-            return None;
-        }
-
-        let spec = PlanSpec {
-            slice_size,
-            reserved_ports,
-            egress: egress.clone(),
-            data_centres: dcs
-                .iter()
-                .map(|(name, _)| DataCentre {
-                    name: name.clone(),
-                    servers: servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect(),
-                })
-                .collect(),
-        };
-        let plan = match &s.plan {
-            None => Plan::new(spec),
-            Some(file) => self.plan_file(file, spec),
-        };
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                self.err(&section.span(), format!("[soft_unicast]: {e}"));
-                return None;
-            }
-        };
-        let owners = OwnerTable::new(&plan);
-        let this_server = owners.server_index(s.this_server.get_ref())?;
-        let this_dc = owners.server_dc[usize::from(this_server)];
-        let addr_of_server = |name: &str| servers.iter().find(|v| v.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |v| v.2);
-        let addr_of_dc = |name: &str| dcs.iter().find(|d| d.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |d| d.1);
-        let server_backbone: Vec<Ipv4Addr> = owners.servers.iter().map(|n| addr_of_server(n)).collect();
-        let dc_backbone_of: Vec<Ipv4Addr> = owners.data_centres.iter().map(|n| addr_of_dc(n)).collect();
-        Some(SoftUnicast {
-            backbone: server_backbone[usize::from(this_server)],
-            dc_backbone: dc_backbone_of[usize::from(this_dc)],
-            server_backbone,
-            dc_backbone_of,
-            this_server,
-            this_dc,
-            key_id,
-            backbone_mtu,
-            egress: egress.iter().map(|r| (Ipv4Addr::from(r.network), r.prefix_len)).collect(),
-            owners,
-            plan,
-        })
+        Some(egress)
     }
 
     /// Reads a plan file (relative to the configuration file) and checks it was made from
