@@ -106,6 +106,9 @@ impl Speaker {
             .arg("--withdraw-after-ms")
             .arg(config.withdraw_after.as_millis().to_string())
             .stdin(Stdio::piped())
+            // It writes nothing to stdout; not holding transitd's keeps the report's reader
+            // from waiting on it. Its log lines go to transitd's stderr.
+            .stdout(Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting the BGP guard (transitd bgp guard): {e}"))?;
         let pipe = guard.stdin.take().ok_or_else(|| anyhow::anyhow!("the BGP guard has no stdin"))?;
