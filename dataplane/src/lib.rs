@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod plan_report;
 pub mod punt;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod snapshot;
 pub mod worker;

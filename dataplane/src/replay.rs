@@ -11,7 +11,6 @@ use crate::io::pcap::PcapIo;
 use crate::ipfix::exporter::Exporter;
 use crate::ipfix::{Sampler, Samples};
 use crate::pipeline::WorkerStats;
-use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason};
 use crate::snapshot::Snapshot;
 use crate::worker::Worker;
 
@@ -124,30 +123,7 @@ impl Summary {
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let s = &self.stats;
         let mut out = String::new();
-        let _ = writeln!(out, "frames       {:>10}  ({} bytes)", s.rx_frames, s.rx_bytes);
-        let _ = writeln!(out, "transmitted  {:>10}  ({} bytes)", s.tx_frames, s.tx_bytes);
-        for r in TxReason::ALL {
-            if s.sent_as(*r) > 0 {
-                let _ = writeln!(out, "  {:<22} {:>10}", r.name(), s.sent_as(*r));
-            }
-        }
-        let _ = writeln!(out, "passed       {:>10}", s.passed());
-        for r in PassReason::ALL {
-            if s.passed_for(*r) > 0 {
-                let _ = writeln!(out, "  {:<22} {:>10}", r.name(), s.passed_for(*r));
-            }
-        }
-        let _ = writeln!(out, "dropped      {:>10}", s.dropped());
-        for r in DropReason::ALL {
-            if s.dropped_for(*r) > 0 {
-                let _ = writeln!(out, "  {:<22} {:>10}", r.name(), s.dropped_for(*r));
-            }
-        }
-        for r in ConsumeReason::ALL {
-            if s.consumed[r.index()] > 0 {
-                let _ = writeln!(out, "consumed     {:>10}  ({})", s.consumed[r.index()], r.name());
-            }
-        }
+        crate::report::verdicts(&mut out, s);
         for (link, n) in &self.skipped {
             let _ = writeln!(out, "skipped      {n:>10}  (link type {link} is not read)");
         }

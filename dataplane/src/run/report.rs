@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerStats};
+use crate::pipeline::{DropReason, WorkerStats};
 use crate::punt::PuntDevice;
 use crate::snapshot::Snapshot;
 use crate::worker::WorkerReport;
@@ -88,34 +88,8 @@ pub(super) fn final_report(
             k.tx_invalid_descs,
         );
     }
-    let _ = writeln!(
-        out,
-        "total: rx {} tx {} passed {} dropped {}",
-        total.rx_frames,
-        total.tx_frames,
-        total.passed(),
-        total.dropped()
-    );
-    for r in TxReason::ALL {
-        if total.sent_as(*r) > 0 {
-            let _ = writeln!(out, "  tx   {:<22} {:>10}", r.name(), total.sent_as(*r));
-        }
-    }
-    for r in PassReason::ALL {
-        if total.passed_for(*r) > 0 {
-            let _ = writeln!(out, "  pass {:<22} {:>10}", r.name(), total.passed_for(*r));
-        }
-    }
-    for r in ConsumeReason::ALL {
-        if total.consumed[r.index()] > 0 {
-            let _ = writeln!(out, "  consumed {:<18} {:>10}", r.name(), total.consumed[r.index()]);
-        }
-    }
-    for r in DropReason::ALL {
-        if total.dropped_for(*r) > 0 {
-            let _ = writeln!(out, "  drop {:<22} {:>10}", r.name(), total.dropped_for(*r));
-        }
-    }
+    let _ = writeln!(out, "all queues:");
+    crate::report::verdicts(&mut out, &total);
     let _ = writeln!(
         out,
         "xdp: redirected {} passed {} no_socket {} egress_local {} backbone_local {} gre_not_ours {}",
