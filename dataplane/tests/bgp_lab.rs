@@ -56,8 +56,14 @@ impl Server {
         )
     }
 
+    /// Starts this server's transitd and waits until it can forward (its next hop resolved).
     fn transitd(&self, lab: &Lab, extra: &str) -> Transitd {
-        lab.transitd_on(self.ns, self.dev, &self.config(extra), &[])
+        let t = lab.transitd_on(self.ns, self.dev, &self.config(extra), &[]);
+        let resolved = format!("next hop {} is at", self.next_hop);
+        wait_for(&format!("{}'s next hop to resolve", self.ns), Duration::from_secs(15), || {
+            t.log().contains(&resolved)
+        });
+        t
     }
 }
 

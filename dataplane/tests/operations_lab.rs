@@ -249,8 +249,8 @@ fn sampled_flows_from_the_queue_reach_the_collector() {
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=31000+i, dport=22, flags='S') for i in range(10)]");
     // Not idle for idle_timeout_s yet: reported when transitd stops.
     std::thread::sleep(Duration::from_millis(500));
-    let (code, _) = t.stop();
-    assert_eq!(code, 0);
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
     let file = cap.finish();
     let fields = tshark(
         &file,
@@ -279,8 +279,8 @@ fn sampled_flows_from_the_queue_reach_the_collector() {
         }
     }
     // forwardingStatus 1: forwarded, 2: dropped (RFC 7270).
-    assert_eq!(by.get(&("21".into(), "1".into())), Some(&40), "{by:?}");
-    assert_eq!(by.get(&("22".into(), "2".into())), Some(&10), "{by:?}");
+    assert_eq!(by.get(&("21".into(), "1".into())), Some(&40), "{by:?}\n{report}");
+    assert_eq!(by.get(&("22".into(), "2".into())), Some(&10), "{by:?}\n{report}");
 }
 
 /// The capabilities the systemd unit grants (its `AmbientCapabilities=`), and nothing else,

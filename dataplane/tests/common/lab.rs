@@ -208,14 +208,26 @@ impl Lab {
     /// Starts a capture of `short` in `ns` into a pcap file; stop it with [`Capture::finish`].
     pub fn capture(&self, ns: &str, short: &str) -> Capture {
         let file = std::env::temp_dir().join(format!("{}-{short}.pcap", self.prefix));
-        let child = self
+        let mut child = self
             .cmd(ns, "tcpdump")
             .args(["-n", "-U", "-i", &self.dev(short), "-w", file.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        // tcpdump says "listening on" once its socket is bound: a fixed sleep was too short
+        // on a loaded CI machine, and the first packets were not in the capture.
+        let stderr = child.stderr.take().unwrap();
+        let (ready, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        listening.recv_timeout(Duration::from_secs(20)).expect("tcpdump did not start listening within 20 s");
         Capture { child, file }
     }
 }
