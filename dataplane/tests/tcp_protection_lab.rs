@@ -56,15 +56,7 @@ fn real_connections_complete_through_floods_and_the_floods_do_not() {
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
 
     // What reaches the customer's LAN host, seen on its own interface.
-    let capture = std::env::temp_dir().join(format!("{}-lan.pcap", lab.prefix));
-    let mut tcpdump = lab
-        .cmd("lan", "tcpdump")
-        .args(["-n", "-U", "-i", "any", "-w", capture.to_str().unwrap(), "tcp port 5001"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let tcpdump = lab.capture_on("lan", "any", "lan", "tcp port 5001");
 
     // The server: answers each connection's line with "ok", counts them.
     let server_script = r#"
@@ -158,9 +150,7 @@ print(ok)
         String::from_utf8_lossy(&flood_out.stdout).split_whitespace().filter_map(|w| w.parse().ok()).collect();
     let served = server.wait_with_output().unwrap();
     let served: usize = String::from_utf8_lossy(&served.stdout).trim().parse().unwrap_or(0);
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = tcpdump.kill();
-    let _ = tcpdump.wait();
+    let capture = tcpdump.finish();
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
 

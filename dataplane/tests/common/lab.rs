@@ -207,10 +207,20 @@ impl Lab {
 
     /// Starts a capture of `short` in `ns` into a pcap file; stop it with [`Capture::finish`].
     pub fn capture(&self, ns: &str, short: &str) -> Capture {
-        let file = std::env::temp_dir().join(format!("{}-{short}.pcap", self.prefix));
+        self.capture_on(ns, &self.dev(short), short, "")
+    }
+
+    /// Starts a capture of interface `dev` in `ns` (`any` for all) into `<prefix>-<name>.pcap`,
+    /// of what the tcpdump `filter` selects (everything if empty).
+    pub fn capture_on(&self, ns: &str, dev: &str, name: &str, filter: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("{}-{name}.pcap", self.prefix));
         let mut child = self
             .cmd(ns, "tcpdump")
-            .args(["-n", "-U", "-i", &self.dev(short), "-w", file.to_str().unwrap()])
+            // Immediate mode: without it, packets wait in a TPACKET_V3 block for up to a
+            // second, and those still waiting when the capture is stopped are lost ("50
+            // received by filter", "0 captured").
+            .args(["-n", "-U", "--immediate-mode", "-i", dev, "-w", file.to_str().unwrap()])
+            .args((!filter.is_empty()).then_some(filter))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
