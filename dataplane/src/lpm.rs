@@ -1,4 +1,5 @@
-//! `PrefixTable`: longest-prefix match as a binary search over disjoint address intervals.
+//! `PrefixTable`: longest-prefix match as a binary search over disjoint address intervals;
+//! `IpPrefixTable`: one for each family behind one lookup, the way the stages ask.
 //!
 //! Prefixes, nested or not, are flattened at build time into sorted, disjoint intervals that
 //! each carry the value of the longest prefix covering them. A lookup is one binary search
@@ -6,6 +7,8 @@
 //! and IPv6 (`u128`). Tables are built once per snapshot, never updated in place.
 
 use std::fmt::Debug;
+
+use ipnet::IpNet;
 
 /// An address type usable as a key.
 pub trait PrefixKey: Copy + Ord + Debug {
@@ -102,10 +105,43 @@ impl<K: PrefixKey, V: Copy + PartialEq> PrefixTable<K, V> {
         let i = self.starts.partition_point(|s| *s <= addr);
         self.values.get(i.wrapping_sub(1)).copied().flatten()
     }
+}
 
-    /// Number of intervals (for sizing and tests).
-    pub fn intervals(&self) -> usize {
-        self.starts.len()
+/// Longest-prefix match over IPv4 and IPv6 prefixes at once, asked with an address as the
+/// classifier's `Key` holds it: a `u128`, an IPv4 address in its top 32 bits.
+#[derive(Clone, Debug)]
+pub struct IpPrefixTable<V> {
+    v4: PrefixTable<u32, V>,
+    v6: PrefixTable<u128, V>,
+}
+
+impl<V: Copy + PartialEq> Default for IpPrefixTable<V> {
+    fn default() -> Self {
+        IpPrefixTable { v4: PrefixTable::default(), v6: PrefixTable::default() }
+    }
+}
+
+impl<V: Copy + PartialEq> IpPrefixTable<V> {
+    /// Builds the table from `(prefix, value)` entries of either family (the later of two
+    /// equal prefixes wins; callers reject duplicates first).
+    pub fn build(entries: impl IntoIterator<Item = (IpNet, V)>) -> Self {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (net, value) in entries {
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), value)),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), value)),
+            }
+        }
+        IpPrefixTable { v4: PrefixTable::build(&v4), v6: PrefixTable::build(&v6) }
+    }
+
+    /// The value of the longest prefix of the family containing `addr`.
+    #[inline]
+    pub fn lookup(&self, is_ipv6: bool, addr: u128) -> Option<V> {
+        match is_ipv6 {
+            true => self.v6.lookup(addr),
+            false => self.v4.lookup((addr >> 96) as u32),
+        }
     }
 }
 
@@ -154,5 +190,22 @@ mod tests {
         assert_eq!(t.lookup(0x2001_0db8_0002 << 80), Some(1));
         assert_eq!(t.lookup(u128::MAX), None);
         assert_eq!(PrefixTable::<u32, u8>::build(&[(0, 0, 9)]).lookup(u32::MAX), Some(9));
+    }
+
+    #[test]
+    fn one_table_answers_each_family_from_its_own_prefixes() {
+        let t = IpPrefixTable::build([
+            ("10.0.0.0/8".parse().unwrap(), 1),
+            ("10.1.0.0/16".parse().unwrap(), 2),
+            ("::/0".parse().unwrap(), 3),
+            ("2001:db8::/32".parse().unwrap(), 4),
+        ]);
+        let v4 = |a: std::net::Ipv4Addr| u128::from(u32::from(a)) << 96;
+        let v6 = |a: &str| u128::from(a.parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(t.lookup(false, v4([10, 1, 2, 3].into())), Some(2));
+        assert_eq!(t.lookup(false, v4([10, 2, 2, 3].into())), Some(1));
+        assert_eq!(t.lookup(false, v4([11, 0, 0, 1].into())), None, "::/0 is not an IPv4 default");
+        assert_eq!(t.lookup(true, v6("2001:db8::1")), Some(4));
+        assert_eq!(t.lookup(true, v6("::a01:203")), Some(3), "an IPv6 address is not read as IPv4");
     }
 }

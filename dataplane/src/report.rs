@@ -1,9 +1,10 @@
-//! The verdict report `replay` and `run` print alike: totals, then every reason that counted
-//! something, one per line (`  tx   encapsulated   12`), in the order of the reason lists.
+//! The verdict report `replay`, `run` and `stats` print alike: totals, then every reason
+//! that counted something, one per line (`  tx   encapsulated   12`), in the order of the
+//! reason lists.
 
 use std::fmt::Write as _;
 
-use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, WorkerStats};
+use crate::pipeline::{Reason, WorkerStats};
 
 /// Appends the totals and the count of each reason of `s` to `out`.
 pub fn verdicts(out: &mut String, s: &WorkerStats) {
@@ -15,23 +16,20 @@ pub fn verdicts(out: &mut String, s: &WorkerStats) {
     if consumed > 0 {
         let _ = writeln!(out, "consumed     {consumed:>10}");
     }
-    for r in TxReason::ALL {
-        line(out, "tx", r.name(), s.sent_as(*r));
-    }
-    for r in PassReason::ALL {
-        line(out, "pass", r.name(), s.passed_for(*r));
-    }
-    for r in ConsumeReason::ALL {
-        line(out, "consumed", r.name(), s.consumed[r.index()]);
-    }
-    for r in DropReason::ALL {
-        line(out, "drop", r.name(), s.dropped_for(*r));
+    reasons(out, |r| s.frames_for(r) as f64);
+}
+
+/// Appends a line for each reason `count` finds non-zero, in [`Reason::all`] order.
+pub fn reasons(out: &mut String, mut count: impl FnMut(Reason) -> f64) {
+    for r in Reason::all() {
+        line(out, r.verdict(), r.name(), count(r));
     }
 }
 
-fn line(out: &mut String, verdict: &str, reason: &str, n: u64) {
-    if n > 0 {
+/// Appends `  drop firewall      12` if `n` is not zero (rates round to whole units).
+pub fn line(out: &mut String, verdict: &str, reason: &str, n: f64) {
+    if n > 0.0 {
         let label = format!("{verdict:<4} {reason}");
-        let _ = writeln!(out, "  {label:<27} {n:>10}");
+        let _ = writeln!(out, "  {label:<27} {n:>10.0}");
     }
 }

@@ -50,7 +50,7 @@ fn the_quick_start_works_as_written() {
     );
     // Step 6: reloaded from the file change, and SSH went through afterwards.
     assert!(log.contains("transitd: reloaded /tmp/qs.toml"), "{log}");
-    assert!(stdout.lines().any(|l| l.trim_start().starts_with("tx encapsulated") && l.ends_with(" 6")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.split_whitespace().eq(["tx", "encapsulated", "6"])), "{stdout}");
     // Step 7: the five dropped SSH SYNs with their reason.
     let drops = stdout.lines().filter(|l| l.ends_with("\t22\tdrop: firewall; customer acme")).count();
     assert_eq!(drops, 5, "{stdout}");

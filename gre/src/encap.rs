@@ -12,15 +12,11 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::checksum;
+use crate::ip::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 use crate::packet::{GrePacket, GreRepr};
 
 /// Length of an untagged Ethernet header.
 pub const ETHERNET_LEN: usize = 14;
-/// Length of an IPv4 header without options.
-pub const IPV4_LEN: usize = 20;
-/// Length of the fixed IPv6 header.
-pub const IPV6_LEN: usize = 40;
 /// IP protocol number of GRE.
 pub const IPPROTO_GRE: u8 = 47;
 /// EtherType of IPv4.
@@ -51,8 +47,8 @@ impl Endpoints {
     /// Length of the outer IP header.
     pub const fn ip_len(&self) -> usize {
         match self {
-            Endpoints::V4 { .. } => IPV4_LEN,
-            Endpoints::V6 { .. } => IPV6_LEN,
+            Endpoints::V4 { .. } => Ipv4Repr::HEADER_LEN,
+            Endpoints::V6 { .. } => Ipv6Repr::HEADER_LEN,
         }
     }
 }
@@ -132,13 +128,29 @@ pub fn encap_gre(
     let (ip, gre_and_payload) = rest.split_at_mut(ip_len);
     match tunnel.endpoints {
         Endpoints::V4 { local, remote } => {
-            let total = u16::try_from(IPV4_LEN + usize::from(gre_and_inner)).map_err(|_| EncapError::TooLong)?;
+            u16::try_from(Ipv4Repr::HEADER_LEN + usize::from(gre_and_inner)).map_err(|_| EncapError::TooLong)?;
             write_ethernet(eth_hdr, eth, ETHERTYPE_IPV4);
-            write_ipv4_header(ip, total, tos, tunnel.ttl, IPPROTO_GRE, local.octets(), remote.octets());
+            let outer = Ipv4Repr {
+                src_addr: local,
+                dst_addr: remote,
+                protocol: IPPROTO_GRE,
+                payload_len: gre_and_inner,
+                ttl: tunnel.ttl,
+                tos,
+            };
+            outer.emit(&mut Ipv4Packet::new_unchecked(ip));
         }
         Endpoints::V6 { local, remote } => {
             write_ethernet(eth_hdr, eth, ETHERTYPE_IPV6);
-            write_ipv6_header(ip, gre_and_inner, tos, tunnel.ttl, IPPROTO_GRE, local.octets(), remote.octets());
+            let outer = Ipv6Repr {
+                src_addr: local,
+                dst_addr: remote,
+                next_header: IPPROTO_GRE,
+                payload_len: gre_and_inner,
+                hop_limit: tunnel.ttl,
+                traffic_class: tos,
+            };
+            outer.emit(&mut Ipv6Packet::new_unchecked(ip));
         }
     }
     gre.emit(&mut GrePacket::new_unchecked(gre_and_payload));
@@ -159,46 +171,10 @@ fn write_ethernet(hdr: &mut [u8], eth: &EthernetAddrs, ether_type: u16) {
     hdr[12..14].copy_from_slice(&ether_type.to_be_bytes());
 }
 
-/// Writes a 20-byte IPv4 header with DF set and its checksum.
-pub fn write_ipv4_header(ip: &mut [u8], total_len: u16, tos: u8, ttl: u8, protocol: u8, src: [u8; 4], dst: [u8; 4]) {
-    ip[0] = 0x45; // version 4, IHL 5
-    ip[1] = tos;
-    ip[2..4].copy_from_slice(&total_len.to_be_bytes());
-    // Identification 0: the datagram is atomic (DF set, never fragmented), RFC 6864 §4.1.
-    ip[4..6].copy_from_slice(&[0, 0]);
-    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
-    ip[8] = ttl;
-    ip[9] = protocol;
-    ip[10..12].copy_from_slice(&[0, 0]);
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    let c = checksum::checksum(&ip[..IPV4_LEN]);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
-/// Writes a 40-byte IPv6 header (flow label 0).
-pub fn write_ipv6_header(
-    ip: &mut [u8],
-    payload_len: u16,
-    traffic_class: u8,
-    hop_limit: u8,
-    next_header: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-) {
-    ip[0] = 0x60 | (traffic_class >> 4);
-    ip[1] = traffic_class << 4;
-    ip[2..4].copy_from_slice(&[0, 0]);
-    ip[4..6].copy_from_slice(&payload_len.to_be_bytes());
-    ip[6] = next_header;
-    ip[7] = hop_limit;
-    ip[8..24].copy_from_slice(&src);
-    ip[24..40].copy_from_slice(&dst);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum;
 
     const TUNNEL: GreTunnel = GreTunnel {
         endpoints: Endpoints::V4 { local: Ipv4Addr::new(192, 0, 2, 1), remote: Ipv4Addr::new(198, 51, 100, 1) },

@@ -6,8 +6,7 @@
 //! The first fragment is the received packet cut short in place; the others are written into
 //! buffers of their own. Options whose copied flag is clear stay in the first fragment only.
 
-use crate::checksum;
-use crate::encap::IPV4_LEN;
+use crate::ip::{IPV4_HEADER_LEN, Ipv4Packet};
 
 /// Why a datagram cannot be fragmented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,8 +35,8 @@ pub struct Plan {
     later_data: usize,
     /// Data bytes of the whole datagram.
     data_len: usize,
-    /// The datagram's own fragment offset (it may itself be a fragment), in 8-byte units.
-    offset: u16,
+    /// The datagram's own fragment offset in bytes (it may itself be a fragment).
+    offset: usize,
     /// The datagram's own more-fragments flag, which only its last piece keeps.
     more: bool,
 }
@@ -46,20 +45,15 @@ impl Plan {
     /// Plans the fragments of the IPv4 datagram `packet` (its header first, exactly
     /// `total length` bytes) so that each fits `mtu`.
     pub fn new(packet: &[u8], mtu: usize) -> Result<Plan, FragmentError> {
-        let first = *packet.first().ok_or(FragmentError::Malformed)?;
-        let header_len = usize::from(first & 0x0f) * 4;
-        if first >> 4 != 4 || header_len < IPV4_LEN || packet.len() < header_len {
+        let ip = Ipv4Packet::new_checked(packet).map_err(|_| FragmentError::Malformed)?;
+        if ip.version() != 4 || usize::from(ip.total_len()) != packet.len() {
             return Err(FragmentError::Malformed);
         }
-        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-        if total != packet.len() {
-            return Err(FragmentError::Malformed);
-        }
-        let flags = u16::from_be_bytes([packet[6], packet[7]]);
-        if flags & 0x4000 != 0 {
+        if ip.dont_frag() {
             return Err(FragmentError::DontFragment);
         }
-        let later_header_len = IPV4_LEN + copied_options(&packet[IPV4_LEN..header_len], &mut [0u8; 40]);
+        let header_len = ip.header_len();
+        let later_header_len = IPV4_HEADER_LEN + copied_options(ip.options(), &mut [0u8; 40]);
         let first_data = mtu.saturating_sub(header_len) & !7;
         let later_data = mtu.saturating_sub(later_header_len) & !7;
         if first_data < 8 || later_data < 8 {
@@ -70,9 +64,9 @@ impl Plan {
             later_header_len,
             first_data,
             later_data,
-            data_len: total - header_len,
-            offset: flags & 0x1fff,
-            more: flags & 0x2000 != 0,
+            data_len: packet.len() - header_len,
+            offset: usize::from(ip.frag_offset()),
+            more: ip.more_frags(),
         })
     }
 
@@ -101,8 +95,9 @@ impl Plan {
         let len = self.later_header_len + data;
         let out = out.get_mut(..len)?;
         let (hdr, body) = out.split_at_mut(self.later_header_len);
-        hdr[..IPV4_LEN].copy_from_slice(packet.get(..IPV4_LEN)?);
-        copied_options(packet.get(IPV4_LEN..self.header_len)?, &mut hdr[IPV4_LEN..]);
+        let original = Ipv4Packet::new_checked(packet).ok()?;
+        hdr[..IPV4_HEADER_LEN].copy_from_slice(&packet[..IPV4_HEADER_LEN]);
+        copied_options(original.options(), &mut hdr[IPV4_HEADER_LEN..]);
         let from = self.header_len + data_start;
         body.copy_from_slice(packet.get(from..from + data)?);
         let last = data_start + data == self.data_len;
@@ -123,14 +118,12 @@ impl Plan {
     /// Sets the length, header length, offset and MF of a fragment's header and its
     /// checksum; the identification and the rest stay the original's.
     fn finish_header(&self, hdr: &mut [u8], total: usize, data_start: usize, more: bool) {
-        hdr[0] = 0x40 | (hdr.len() / 4) as u8;
-        hdr[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        let offset = self.offset + (data_start / 8) as u16;
-        let flags = if more { 0x2000 } else { 0 } | (offset & 0x1fff);
-        hdr[6..8].copy_from_slice(&flags.to_be_bytes());
-        hdr[10..12].copy_from_slice(&[0, 0]);
-        let c = checksum::checksum(hdr);
-        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+        let header_len = hdr.len();
+        let mut ip = Ipv4Packet::new_unchecked(hdr);
+        ip.set_header_len(header_len);
+        ip.set_total_len(total as u16);
+        ip.set_flags_and_offset(false, more, (self.offset + data_start) as u16);
+        ip.fill_checksum();
     }
 }
 
@@ -166,6 +159,7 @@ fn copied_options(options: &[u8], out: &mut [u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum;
 
     /// An IPv4/UDP datagram of `len` bytes with options `opts`, data bytes numbered.
     fn datagram(len: usize, opts: &[u8], flags: u16) -> Vec<u8> {

@@ -18,7 +18,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::checksum;
-use crate::encap::{IPV4_LEN, IPV6_LEN, write_ipv4_header, write_ipv6_header};
+use crate::ip::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 
 /// IP protocol number of ICMP.
 pub const IPPROTO_ICMP: u8 = 1;
@@ -102,21 +102,16 @@ fn icmpv4_is_error(t: u8) -> bool {
 /// from or to an address that does not name one host (unspecified, loopback, multicast,
 /// broadcast, class E).
 pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
-    let Some(h) = packet.get(..IPV4_LEN) else { return false };
-    let ihl = usize::from(h[0] & 0x0f) * 4;
-    let offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
-    let one_host = |a: [u8; 4]| {
-        let a = Ipv4Addr::from(a);
+    let Ok(ip) = Ipv4Packet::new_checked(packet) else { return false };
+    let one_host = |a: Ipv4Addr| {
         !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240)
     };
-    let src = [h[12], h[13], h[14], h[15]];
-    let dst = [h[16], h[17], h[18], h[19]];
-    if offset != 0 || !one_host(src) || !one_host(dst) {
+    if ip.frag_offset() != 0 || !one_host(ip.src_addr()) || !one_host(ip.dst_addr()) {
         return false;
     }
-    if h[9] == IPPROTO_ICMP {
+    if ip.protocol() == IPPROTO_ICMP {
         // The type must be readable to know it is not an error.
-        return packet.get(ihl).is_some_and(|&t| !icmpv4_is_error(t));
+        return ip.payload().first().is_some_and(|&t| !icmpv4_is_error(t));
     }
     true
 }
@@ -125,20 +120,17 @@ pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
 /// ICMPv6 error, nor from an unspecified or multicast source; to a multicast destination
 /// only Packet Too Big.
 pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
-    let Some(h) = packet.get(..IPV6_LEN) else { return false };
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&h[8..24]);
-    let src = Ipv6Addr::from(src);
+    let Ok(ip) = Ipv6Packet::new_checked(packet) else { return false };
+    let src = ip.src_addr();
     if src.is_unspecified() || src.is_multicast() || src.is_loopback() {
         return false;
     }
-    let dst_multicast = h[24] == 0xff;
-    if dst_multicast && !matches!(error, Icmpv6Error::PacketTooBig { .. }) {
+    if ip.dst_addr().is_multicast() && !matches!(error, Icmpv6Error::PacketTooBig { .. }) {
         return false;
     }
-    if h[6] == IPPROTO_ICMPV6 {
+    if ip.next_header() == IPPROTO_ICMPV6 {
         // Types below 128 are errors; an extension header in between is not looked into.
-        return packet.get(IPV6_LEN).is_some_and(|&t| t >= 128);
+        return ip.payload().first().is_some_and(|&t| t >= 128);
     }
     true
 }
@@ -155,21 +147,22 @@ pub fn icmpv4_error(
     src: Ipv4Addr,
     ttl: u8,
 ) -> Option<(usize, usize)> {
-    let start = l3.checked_sub(IPV4_LEN + ICMP_HEADER_LEN)?;
-    let quoted = len.min(ICMPV4_ERROR_MAX - IPV4_LEN - ICMP_HEADER_LEN);
-    if quoted < IPV4_LEN {
+    let start = l3.checked_sub(IPV4_HEADER_LEN + ICMP_HEADER_LEN)?;
+    let quoted = len.min(ICMPV4_ERROR_MAX - IPV4_HEADER_LEN - ICMP_HEADER_LEN);
+    if quoted < IPV4_HEADER_LEN {
         return None;
     }
     let end = l3.checked_add(quoted)?;
     let packet = frame.get_mut(start..end)?;
-    let dst: [u8; 4] = packet[28 + 12..28 + 16].try_into().ok()?;
-    let total = (IPV4_LEN + ICMP_HEADER_LEN + quoted) as u16;
-    let (ip, icmp) = packet.split_at_mut(IPV4_LEN);
+    let (ip, icmp) = packet.split_at_mut(IPV4_HEADER_LEN);
+    let dst_addr = Ipv4Packet::new_unchecked(&icmp[ICMP_HEADER_LEN..]).src_addr();
+    let payload_len = (ICMP_HEADER_LEN + quoted) as u16;
     // Type of service 0xc0, internetwork control, as RFC 1812 §4.3.2.5 asks of router errors.
-    write_ipv4_header(ip, total, 0xc0, ttl, IPPROTO_ICMP, src.octets(), dst);
+    let header = Ipv4Repr { src_addr: src, dst_addr, protocol: IPPROTO_ICMP, payload_len, ttl, tos: 0xc0 };
+    header.emit(&mut Ipv4Packet::new_unchecked(ip));
     let (kind, code, rest) = error.header();
     write_icmp_header(icmp, kind, code, rest, 0);
-    Some((start, usize::from(total)))
+    Some((start, IPV4_HEADER_LEN + usize::from(payload_len)))
 }
 
 /// Writes an ICMPv6 error about the IPv6 packet at `frame[l3..l3 + len]`, from `src` to the
@@ -183,21 +176,23 @@ pub fn icmpv6_error(
     src: Ipv6Addr,
     hop_limit: u8,
 ) -> Option<(usize, usize)> {
-    let start = l3.checked_sub(IPV6_LEN + ICMP_HEADER_LEN)?;
-    let quoted = len.min(ICMPV6_ERROR_MAX - IPV6_LEN - ICMP_HEADER_LEN);
-    if quoted < IPV6_LEN {
+    let start = l3.checked_sub(IPV6_HEADER_LEN + ICMP_HEADER_LEN)?;
+    let quoted = len.min(ICMPV6_ERROR_MAX - IPV6_HEADER_LEN - ICMP_HEADER_LEN);
+    if quoted < IPV6_HEADER_LEN {
         return None;
     }
     let end = l3.checked_add(quoted)?;
     let packet = frame.get_mut(start..end)?;
-    let dst: [u8; 16] = packet[48 + 8..48 + 24].try_into().ok()?;
-    let payload = (ICMP_HEADER_LEN + quoted) as u16;
-    let (ip, icmp) = packet.split_at_mut(IPV6_LEN);
-    write_ipv6_header(ip, payload, 0, hop_limit, IPPROTO_ICMPV6, src.octets(), dst);
+    let (ip, icmp) = packet.split_at_mut(IPV6_HEADER_LEN);
+    let dst_addr = Ipv6Packet::new_unchecked(&icmp[ICMP_HEADER_LEN..]).src_addr();
+    let payload_len = (ICMP_HEADER_LEN + quoted) as u16;
+    let header =
+        Ipv6Repr { src_addr: src, dst_addr, next_header: IPPROTO_ICMPV6, payload_len, hop_limit, traffic_class: 0 };
+    header.emit(&mut Ipv6Packet::new_unchecked(ip));
     let (kind, code, rest) = error.header();
-    let pseudo = ipv6_pseudo_header_sum(&src.octets(), &dst, u32::from(payload), IPPROTO_ICMPV6);
+    let pseudo = ipv6_pseudo_header_sum(&src.octets(), &dst_addr.octets(), u32::from(payload_len), IPPROTO_ICMPV6);
     write_icmp_header(icmp, kind, code, rest, pseudo);
-    Some((start, IPV6_LEN + usize::from(payload)))
+    Some((start, IPV6_HEADER_LEN + usize::from(payload_len)))
 }
 
 /// Writes type, code and the four bytes after the checksum, then the checksum over the
@@ -224,24 +219,15 @@ pub fn ipv6_pseudo_header_sum(src: &[u8; 16], dst: &[u8; 16], upper_len: u32, ne
 /// reply in place: addresses swapped, type 0, a fresh `ttl`, checksums patched. False (and
 /// nothing written) if it is not an unfragmented echo request.
 pub fn ipv4_echo_reply_in_place(packet: &mut [u8], ttl: u8) -> bool {
-    let Some(&first) = packet.first() else { return false };
-    let ihl = usize::from(first & 0x0f) * 4;
-    if packet.len() < ihl + ICMP_HEADER_LEN || ihl < IPV4_LEN || packet[9] != IPPROTO_ICMP {
+    let Ok(mut ip) = Ipv4Packet::new_checked(packet) else { return false };
+    let is_request = ip.payload().len() >= ICMP_HEADER_LEN && ip.payload()[0] == ICMPV4_ECHO_REQUEST;
+    if ip.protocol() != IPPROTO_ICMP || ip.is_fragment() || !is_request {
         return false;
     }
-    let frag = u16::from_be_bytes([packet[6], packet[7]]);
-    if frag & 0x3fff != 0 || packet[ihl] != ICMPV4_ECHO_REQUEST {
-        return false;
-    }
-    let (ip, icmp) = packet.split_at_mut(ihl);
-    let mut src = [0u8; 4];
-    src.copy_from_slice(&ip[12..16]);
-    ip.copy_within(16..20, 12);
-    ip[16..20].copy_from_slice(&src);
-    ip[8] = ttl;
-    ip[10..12].copy_from_slice(&[0, 0]);
-    let c = checksum::checksum(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.swap_addrs();
+    ip.set_ttl(ttl);
+    ip.fill_checksum();
+    let (_, icmp) = ip.header_and_payload_mut();
     let old = u16::from_be_bytes([icmp[0], icmp[1]]);
     icmp[0] = ICMPV4_ECHO_REPLY;
     let new = u16::from_be_bytes([icmp[0], icmp[1]]);
@@ -270,11 +256,13 @@ pub struct Echo {
 /// Writes the IPv4 ICMP echo message `echo` carrying `payload` into `buf`; returns its
 /// length, or `None` if `buf` is too short.
 pub fn write_ipv4_echo(buf: &mut [u8], echo: &Echo, payload: &[u8]) -> Option<usize> {
-    let len = IPV4_LEN + ICMP_HEADER_LEN + payload.len();
-    let total = u16::try_from(len).ok()?;
+    let len = IPV4_HEADER_LEN + ICMP_HEADER_LEN + payload.len();
+    let payload_len = u16::try_from(ICMP_HEADER_LEN + payload.len()).ok().filter(|_| len <= 65535)?;
     let packet = buf.get_mut(..len)?;
-    let (ip, icmp) = packet.split_at_mut(IPV4_LEN);
-    write_ipv4_header(ip, total, 0, echo.ttl, IPPROTO_ICMP, echo.src.octets(), echo.dst.octets());
+    let (ip, icmp) = packet.split_at_mut(IPV4_HEADER_LEN);
+    let header =
+        Ipv4Repr { src_addr: echo.src, dst_addr: echo.dst, protocol: IPPROTO_ICMP, payload_len, ttl: echo.ttl, tos: 0 };
+    header.emit(&mut Ipv4Packet::new_unchecked(ip));
     icmp[ICMP_HEADER_LEN..].copy_from_slice(payload);
     let [i0, i1] = echo.ident.to_be_bytes();
     let [s0, s1] = echo.seq.to_be_bytes();

@@ -25,6 +25,11 @@ mod field {
     pub const FLAGS_VER: Range<usize> = 0..2;
     pub const PROTOCOL: Range<usize> = 2..4;
     pub const FIXED_LEN: usize = PROTOCOL.end;
+    /// Each optional field is one 32-bit word, present in the order C, K, S (RFC 2890 §2):
+    /// a field's offset is FIXED_LEN plus one word per present field before it.
+    pub const OPTION_LEN: usize = 4;
+    /// Within the checksum word: the checksum, then Reserved1.
+    pub const CHECKSUM: Range<usize> = FIXED_LEN..FIXED_LEN + 2;
 }
 
 /// Checksum present (RFC 2784).
@@ -123,14 +128,16 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     /// Header length the flags announce: 4, plus 4 for each of C, K, S (and A in version 1).
     pub fn header_len(&self) -> usize {
-        let mut len = field::FIXED_LEN;
-        for flag in [FLAG_C, FLAG_K, FLAG_S] {
-            len += if self.has(flag) { 4 } else { 0 };
-        }
-        if self.version() == 1 && self.has(FLAG_A) {
-            len += 4;
-        }
-        len
+        let present = [FLAG_C, FLAG_K, FLAG_S].into_iter().filter(|&f| self.has(f)).count();
+        let acknowledgment = self.version() == 1 && self.has(FLAG_A);
+        field::FIXED_LEN + field::OPTION_LEN * (present + usize::from(acknowledgment))
+    }
+
+    /// Offset of the optional field `flag` (C, K or S) announces: one word for each present
+    /// field before it.
+    fn option_at(&self, flag: u16) -> usize {
+        let before = [FLAG_C, FLAG_K, FLAG_S].into_iter().filter(|&f| f > flag && self.has(f)).count();
+        field::FIXED_LEN + field::OPTION_LEN * before
     }
 
     fn word_at(&self, offset: usize) -> u32 {
@@ -140,19 +147,17 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     /// The checksum field, if present.
     pub fn checksum(&self) -> Option<u16> {
-        self.has(FLAG_C).then(|| (self.word_at(4) >> 16) as u16)
+        self.has(FLAG_C).then(|| (self.word_at(self.option_at(FLAG_C)) >> 16) as u16)
     }
 
     /// The key, if present (RFC 2890 §2.1).
     pub fn key(&self) -> Option<u32> {
-        let at = 4 + if self.has(FLAG_C) { 4 } else { 0 };
-        self.has(FLAG_K).then(|| self.word_at(at))
+        self.has(FLAG_K).then(|| self.word_at(self.option_at(FLAG_K)))
     }
 
     /// The sequence number, if present (RFC 2890 §2.2).
     pub fn sequence_number(&self) -> Option<u32> {
-        let at = 4 + if self.has(FLAG_C) { 4 } else { 0 } + if self.has(FLAG_K) { 4 } else { 0 };
-        self.has(FLAG_S).then(|| self.word_at(at))
+        self.has(FLAG_S).then(|| self.word_at(self.option_at(FLAG_S)))
     }
 
     /// Everything after the header.
@@ -183,22 +188,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> GrePacket<T> {
 
     /// Writes the key; the K flag must be set first.
     pub fn set_key(&mut self, key: u32) {
-        let at = 4 + if self.has(FLAG_C) { 4 } else { 0 };
-        self.set_word_at(at, key);
+        self.set_word_at(self.option_at(FLAG_K), key);
     }
 
     /// Writes the sequence number; the S flag must be set first.
     pub fn set_sequence_number(&mut self, seq: u32) {
-        let at = 4 + if self.has(FLAG_C) { 4 } else { 0 } + if self.has(FLAG_K) { 4 } else { 0 };
-        self.set_word_at(at, seq);
+        self.set_word_at(self.option_at(FLAG_S), seq);
     }
 
     /// Computes and writes the checksum over header and payload (C flag set first).
     pub fn fill_checksum(&mut self) {
         // Checksum field and Reserved1 both zero while summing (RFC 2784 §2.5).
-        self.set_word_at(4, 0);
+        self.set_word_at(field::CHECKSUM.start, 0);
         let c = checksum::checksum(self.buf.as_ref());
-        self.buf.as_mut()[4..6].copy_from_slice(&c.to_be_bytes());
+        self.buf.as_mut()[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
     }
 }
 
@@ -239,9 +242,8 @@ impl GreRepr {
 
     /// Length of the header this describes.
     pub const fn header_len(&self) -> usize {
-        4 + if self.checksum { 4 } else { 0 }
-            + if self.key.is_some() { 4 } else { 0 }
-            + if self.sequence_number.is_some() { 4 } else { 0 }
+        let options = self.checksum as usize + self.key.is_some() as usize + self.sequence_number.is_some() as usize;
+        field::FIXED_LEN + field::OPTION_LEN * options
     }
 
     /// The flags-and-version word for this header.
@@ -257,7 +259,7 @@ impl GreRepr {
         packet.set_flags_version(self.flags_version());
         packet.set_protocol(self.protocol);
         if self.checksum {
-            packet.set_word_at(4, 0);
+            packet.set_word_at(field::CHECKSUM.start, 0);
         }
         if let Some(key) = self.key {
             packet.set_key(key);

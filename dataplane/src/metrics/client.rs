@@ -170,16 +170,16 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
     }
 
     let _ = writeln!(out, "\nverdicts (all workers, non-zero)");
-    let mut verdicts: Vec<(String, f64)> = Vec::new();
+    let mut by_reason: HashMap<(&str, &str), f64> = HashMap::new();
     for s in find("transitd_packets_total") {
-        let key = format!("{} {}", s.label("verdict"), s.label("reason"));
-        match verdicts.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => *v += value(s),
-            None => verdicts.push((key, value(s))),
-        }
+        *by_reason.entry((s.label("verdict"), s.label("reason"))).or_default() += value(s);
     }
-    for (k, v) in verdicts.iter().filter(|(_, v)| *v > 0.0) {
-        let _ = writeln!(out, "  {k:<34} {v:>14.0}");
+    crate::report::reasons(&mut out, |r| by_reason.remove(&(r.verdict(), r.name())).unwrap_or(0.0));
+    // Reasons this binary does not know (a newer transitd answering): after the others.
+    let mut unknown: Vec<_> = by_reason.into_iter().collect();
+    unknown.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((verdict, reason), n) in unknown {
+        crate::report::line(&mut out, verdict, reason, n);
     }
 
     let customers: Vec<&str> = {

@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use super::Sources;
 use crate::pipeline::flows::FlowEvent;
 use crate::pipeline::stats::{CustomerStats, WorkerStats};
-use crate::pipeline::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
+use crate::pipeline::{Reason, Verdict};
 use crate::worker::WorkerReport;
 
 /// Upper bounds (seconds) of the batch-latency histogram's buckets.
@@ -104,20 +104,9 @@ impl Collector for TransitdCollector {
         ] {
             let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
             for (w, r) in workers.iter().zip(&reports) {
-                let s = &r.stats;
-                let pick = |frames: &[u64], octets: &[u64], i: usize| if bytes { octets[i] } else { frames[i] };
-                let rows = TxReason::ALL
-                    .iter()
-                    .map(|x| ("tx", x.name(), pick(&s.tx, &s.tx_bytes_by, x.index())))
-                    .chain(PassReason::ALL.iter().map(|x| ("pass", x.name(), pick(&s.pass, &s.pass_bytes, x.index()))))
-                    .chain(DropReason::ALL.iter().map(|x| ("drop", x.name(), pick(&s.drop, &s.drop_bytes, x.index()))))
-                    .chain(
-                        ConsumeReason::ALL
-                            .iter()
-                            .map(|x| ("consumed", x.name(), pick(&s.consumed, &s.consumed_bytes, x.index()))),
-                    );
-                for (verdict, reason, n) in rows {
-                    let labels = [("worker", w.as_str()), ("verdict", verdict), ("reason", reason)];
+                for reason in Reason::all() {
+                    let n = if bytes { r.stats.bytes_for(reason) } else { r.stats.frames_for(reason) };
+                    let labels = [("worker", w.as_str()), ("verdict", reason.verdict()), ("reason", reason.name())];
                     sample(&mut m, &labels, n, MetricType::Counter)?;
                 }
             }

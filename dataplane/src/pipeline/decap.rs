@@ -170,16 +170,8 @@ fn is_keepalive(tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
 /// The source of a decapsulated packet must lie in the tunnel's customer's prefixes, or be
 /// the router's side of the tunnel.
 fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
-    let owner = if is_ipv6 {
-        snap.customers_v6.lookup(key.src_addr())
-    } else {
-        let src = (key.src_addr() >> 96) as u32;
-        if tunnel.interface.is_some_and(|i| u32::from(i.peer) == src) {
-            return true;
-        }
-        snap.customers_v4.lookup(src)
-    };
-    owner == Some(tunnel.customer)
+    let router_side = !is_ipv6 && tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32);
+    router_side || snap.customer_by_prefix.lookup(is_ipv6, key.src_addr()) == Some(tunnel.customer)
 }
 
 /// A packet for our side of the tunnel: a probe reply is recorded, a ping answered back

@@ -53,15 +53,8 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     if s.max_ipv6_extension_headers > 0 && ip.extension_headers > s.max_ipv6_extension_headers {
         return Some(DropReason::Ipv6ExtensionChain);
     }
-    if let Some((v4, v6)) = &s.bogons {
-        let bogon = if ip.is_ipv6 {
-            v6.lookup(key.src_addr()).is_some()
-        } else {
-            v4.lookup((key.src_addr() >> 96) as u32).is_some()
-        };
-        if bogon {
-            return Some(DropReason::BogonSource);
-        }
+    if s.bogons.as_ref().is_some_and(|b| b.lookup(ip.is_ipv6, key.src_addr()).is_some()) {
+        return Some(DropReason::BogonSource);
     }
     None
 }
@@ -69,12 +62,7 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
 /// True when the source lies in some customer's prefixes: such a packet can only be the
 /// customer's own if it arrives through its tunnel, not from the Internet.
 pub fn spoofs_a_customer(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
-    snap.dos.sanity.customer_sources
-        && if ip.is_ipv6 {
-            snap.customers_v6.lookup(key.src_addr()).is_some()
-        } else {
-            snap.customers_v4.lookup((key.src_addr() >> 96) as u32).is_some()
-        }
+    snap.dos.sanity.customer_sources && snap.customer_by_prefix.lookup(ip.is_ipv6, key.src_addr()).is_some()
 }
 
 /// What a DoS rule list did with a packet.

@@ -21,6 +21,7 @@
 //! backbone GRE for it); what reaches here is forwarded, and counted.
 
 use classifier::{Dim, Key};
+use gre::Ipv4Packet;
 use gre::encap::{Endpoints, GreTunnel, encap_gre};
 use gre::packet::PROTO_IPV4;
 use gre::{GrePacket, GreRepr};
@@ -151,7 +152,7 @@ fn return_path(
         return Verdict::Drop(DropReason::BackboneMtuExceeded);
     }
     let l3 = frame.start + ip.l3_start;
-    let tos = frame.buf.get(l3 + 1).copied().unwrap_or(0);
+    let tos = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map_or(0, |p| p.tos());
     match encap_gre(frame.buf, l3, ip.l3_len, PROTO_IPV4, tos, &tunnel, eth) {
         Ok(start) => Verdict::Tx { start, len: l3 + ip.l3_len - start, reason: TxReason::Backbone },
         Err(gre::EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
@@ -173,15 +174,12 @@ pub fn steering_port(data: &[u8], key: &Key, ip: &IpFrame) -> Option<u16> {
             0 => word(ip.l4_start + 4),
             3 | 4 | 5 | 11 | 12 => {
                 // The quoted packet: our IPv4 header, then the first 8 bytes of its payload.
-                let quoted = ip.l4_start + 8;
-                let first = *data.get(quoted)?;
-                let ihl = usize::from(first & 0x0f) * 4;
-                if first >> 4 != 4 || ihl < 20 {
+                let quoted = Ipv4Packet::new_checked(data.get(ip.l4_start + 8..)?).ok()?;
+                if quoted.version() != 4 {
                     return None;
                 }
-                let proto = *data.get(quoted + 9)?;
-                let l4 = quoted + ihl;
-                match proto {
+                let l4 = ip.l4_start + 8 + quoted.header_len();
+                match quoted.protocol() {
                     6 | 17 => word(l4),
                     1 if data.get(l4) == Some(&8) => word(l4 + 4),
                     _ => None,

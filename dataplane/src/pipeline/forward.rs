@@ -3,15 +3,14 @@
 //! those checks produce, MSS clamping, and the final write: GRE encapsulation toward a
 //! customer's router, or a plain Ethernet header toward the next hop.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use classifier::{BucketKey, Dim, Key};
 use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, encap_gre, prepend_ethernet};
 use gre::fragment::Plan;
 use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
-use gre::ttl::{decrement_ipv4_ttl, decrement_ipv6_hop_limit};
-use gre::{EthernetAddrs, checksum};
+use gre::{EthernetAddrs, IpPacket, Ipv4Packet, checksum};
 
 use super::Limits;
 use super::dos::bucket_key;
@@ -45,11 +44,7 @@ pub(super) fn ipv4_checksum_ok(data: &[u8], ip: &IpFrame) -> bool {
 
 /// The customer's route group for the destination (longest prefix).
 pub(super) fn route<'s>(snap: &'s Snapshot, customer: &Customer, key: &Key, is_ipv6: bool) -> Option<&'s [NextTunnel]> {
-    let group = if is_ipv6 {
-        customer.routes_v6.lookup(key.dst_addr())
-    } else {
-        customer.routes_v4.lookup((key.dst_addr() >> 96) as u32)
-    }?;
+    let group = customer.routes.lookup(is_ipv6, key.dst_addr())?;
     snap.route_groups.get(group as usize).map(|g| &g[..])
 }
 
@@ -99,8 +94,8 @@ pub(super) fn into_tunnel(
         return icmp_error(ctx, frame, ip, IcmpKind::TimeExceeded).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
     if ip.l3_len > tunnel.mtu as usize {
-        let df = frame.buf.get(l3 + 6).is_some_and(|f| f & 0x40 != 0);
-        if !ip.is_ipv6 && !df {
+        let may_fragment = matches!(ip_at(frame.buf, l3, ip.is_ipv6), Some(IpPacket::V4(p)) if !p.dont_frag());
+        if may_fragment {
             if !ctx.snap.fragment_ipv4 {
                 return Verdict::Drop(DropReason::MtuExceeded);
             }
@@ -133,19 +128,20 @@ pub(super) fn to_next_hop(
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
 }
 
+/// The IP header at `buf[l3..]`, of the family the parser found (`None` only for a frame
+/// the parser did not check, which no stage sees).
+fn ip_at(buf: &[u8], l3: usize, is_ipv6: bool) -> Option<IpPacket<&[u8]>> {
+    IpPacket::new_checked(buf.get(l3..)?, is_ipv6).ok()
+}
+
 fn ttl_expires(buf: &[u8], l3: usize, is_ipv6: bool) -> bool {
-    let at = if is_ipv6 { l3 + 7 } else { l3 + 8 };
-    buf.get(at).is_none_or(|&ttl| ttl <= 1)
+    ip_at(buf, l3, is_ipv6).is_none_or(|p| p.hop_limit() <= 1)
 }
 
 /// Decrements the TTL or hop limit (checked above 1 by the caller).
 fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
-    if is_ipv6 {
-        if let Some(h) = buf.get_mut(l3..l3 + 40).and_then(|h| <&mut [u8; 40]>::try_from(h).ok()) {
-            let _ = decrement_ipv6_hop_limit(h);
-        }
-    } else if let Some(h) = buf.get_mut(l3..l3 + 20).and_then(|h| <&mut [u8; 20]>::try_from(h).ok()) {
-        let _ = decrement_ipv4_ttl(h);
+    if let Some(mut packet) = buf.get_mut(l3..).and_then(|b| IpPacket::new_checked(b, is_ipv6).ok()) {
+        let _ = gre::ttl::decrement(&mut packet);
     }
 }
 
@@ -177,10 +173,8 @@ fn encap(
     reason: TxReason,
 ) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
-    let (protocol, tos) = match is_ipv6 {
-        true => (PROTO_IPV6, buf.get(l3..l3 + 2).map_or(0, |b| (b[0] << 4) | (b[1] >> 4))),
-        false => (PROTO_IPV4, buf.get(l3 + 1).copied().unwrap_or(0)),
-    };
+    let protocol = if is_ipv6 { PROTO_IPV6 } else { PROTO_IPV4 };
+    let tos = ip_at(buf, l3, is_ipv6).map_or(0, |p| p.dscp_ecn());
     match encap_gre(buf, l3, len, protocol, tos, &tunnel.gre, eth) {
         Ok(start) => {
             ctx.via = Some(tunnel.id);
@@ -215,7 +209,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: 
     }
     decrement_ttl(frame.buf, l3, false);
     let packet = &frame.buf[l3..l3 + ip.l3_len];
-    let tos = packet[1];
+    let tos = Ipv4Packet::new_unchecked(packet).tos();
     for index in 1..plan.count() {
         let Some(slot) = ctx.spill.next_slot() else { break };
         let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
@@ -276,17 +270,12 @@ pub(super) fn icmp_error(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame,
 fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: bool, reason: TxReason) -> Verdict {
     let snap = ctx.snap;
     let mut key = Key::new(0);
-    let customer = if is_ipv6 {
-        let dst: Option<[u8; 16]> = buf.get(l3 + 24..l3 + 40).and_then(|d| d.try_into().ok());
-        let Some(dst) = dst else { return Verdict::Drop(DropReason::Truncated) };
-        key.set_ipv6([0; 16], dst, 58, 0, 0);
-        snap.customers_v6.lookup(u128::from_be_bytes(dst))
-    } else {
-        let dst: Option<[u8; 4]> = buf.get(l3 + 16..l3 + 20).and_then(|d| d.try_into().ok());
-        let Some(dst) = dst else { return Verdict::Drop(DropReason::Truncated) };
-        key.set_ipv4([0; 4], dst, 1, 0, 0, false, false, 0);
-        snap.customers_v4.lookup(u32::from_be_bytes(dst))
-    };
+    let Some(packet) = ip_at(buf, l3, is_ipv6) else { return Verdict::Drop(DropReason::Truncated) };
+    match packet.dst_addr() {
+        IpAddr::V6(dst) => key.set_ipv6([0; 16], dst.octets(), 58, 0, 0),
+        IpAddr::V4(dst) => key.set_ipv4([0; 4], dst.octets(), 1, 0, 0, false, false, 0),
+    }
+    let customer = snap.customer_by_prefix.lookup(is_ipv6, key.dst_addr());
     let Some(customer) = customer else { return ethernet(ctx, buf, l3, len, is_ipv6, reason) };
     let customer = &snap.customers[usize::from(customer)];
     let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_hash(&key)));

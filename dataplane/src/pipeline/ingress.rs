@@ -18,11 +18,7 @@ use crate::snapshot::{Customer, CustomerId, Snapshot};
 
 /// The customer owning the destination address.
 pub(super) fn steer(snap: &Snapshot, key: &Key, is_ipv6: bool) -> Option<CustomerId> {
-    if is_ipv6 {
-        snap.customers_v6.lookup(key.dst_addr())
-    } else {
-        snap.customers_v4.lookup((key.dst_addr() >> 96) as u32)
-    }
+    snap.customer_by_prefix.lookup(is_ipv6, key.dst_addr())
 }
 
 /// A customer's rule lookups for one packet: pure, so they can run ahead of the stages

@@ -317,4 +317,68 @@ impl WorkerStats {
     pub fn passed_for(&self, reason: PassReason) -> u64 {
         self.pass[reason.index()]
     }
+
+    /// Frames counted under `reason`.
+    pub fn frames_for(&self, reason: Reason) -> u64 {
+        match reason {
+            Reason::Tx(r) => self.tx[r.index()],
+            Reason::Pass(r) => self.pass[r.index()],
+            Reason::Consumed(r) => self.consumed[r.index()],
+            Reason::Drop(r) => self.drop[r.index()],
+        }
+    }
+
+    /// Bytes counted under `reason`: as sent for `tx`, as received otherwise.
+    pub fn bytes_for(&self, reason: Reason) -> u64 {
+        match reason {
+            Reason::Tx(r) => self.tx_bytes_by[r.index()],
+            Reason::Pass(r) => self.pass_bytes[r.index()],
+            Reason::Consumed(r) => self.consumed_bytes[r.index()],
+            Reason::Drop(r) => self.drop_bytes[r.index()],
+        }
+    }
+}
+
+/// A verdict's named reason, whatever the verdict: what one report line and one metric
+/// series count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Transmitted as this.
+    Tx(TxReason),
+    /// Passed to the host for this.
+    Pass(PassReason),
+    /// Consumed here for this.
+    Consumed(ConsumeReason),
+    /// Dropped for this.
+    Drop(DropReason),
+}
+
+impl Reason {
+    /// Every reason, in the order reports print them: sent, passed, consumed, dropped.
+    pub fn all() -> impl Iterator<Item = Reason> {
+        (TxReason::ALL.iter().map(|&r| Reason::Tx(r)))
+            .chain(PassReason::ALL.iter().map(|&r| Reason::Pass(r)))
+            .chain(ConsumeReason::ALL.iter().map(|&r| Reason::Consumed(r)))
+            .chain(DropReason::ALL.iter().map(|&r| Reason::Drop(r)))
+    }
+
+    /// Its verdict's kind, as [`Verdict::kind`] names it (`tx`, `pass`, `drop`, `consumed`).
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Reason::Tx(_) => Verdict::KINDS[0],
+            Reason::Pass(_) => Verdict::KINDS[1],
+            Reason::Drop(_) => Verdict::KINDS[2],
+            Reason::Consumed(_) => Verdict::KINDS[3],
+        }
+    }
+
+    /// The reason's own name (`encapsulated`, `firewall`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Tx(r) => r.name(),
+            Reason::Pass(r) => r.name(),
+            Reason::Consumed(r) => r.name(),
+            Reason::Drop(r) => r.name(),
+        }
+    }
 }

@@ -12,7 +12,7 @@
 use classifier::limit::mix;
 use classifier::{ABSENT, Dim, Key};
 
-use gre::EthernetAddrs;
+use gre::{EthernetAddrs, Ipv4Packet, Ipv6Packet, checksum};
 
 use super::Outcome;
 use super::flows::FlowEvent;
@@ -182,39 +182,28 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
     frame[l4 + 14..l4 + 16].copy_from_slice(&1024u16.to_be_bytes());
     frame[l4 + 16..l4 + 20].fill(0); // checksum (below), urgent pointer
     let pseudo = if ip.is_ipv6 {
-        let (src, dst) = (l3 + 8, l3 + 24);
-        for k in 0..16 {
-            frame.swap(src + k, dst + k);
-        }
-        frame[l3 + 4..l3 + 6].copy_from_slice(&20u16.to_be_bytes());
-        frame[l3 + 7] = CHALLENGE_TTL;
-        let s: [u8; 16] = frame[src..src + 16].try_into().ok()?;
-        let d: [u8; 16] = frame[dst..dst + 16].try_into().ok()?;
-        gre::icmp::ipv6_pseudo_header_sum(&s, &d, 20, 6)
+        // `answerable` held l4 at l3 + 40: no extension headers to drop.
+        let mut header = Ipv6Packet::new_unchecked(&mut frame[l3..l4]);
+        header.swap_addrs();
+        header.set_payload_len(20);
+        header.set_hop_limit(CHALLENGE_TTL);
+        gre::icmp::ipv6_pseudo_header_sum(&header.src_octets(), &header.dst_octets(), 20, 6)
     } else {
-        let (src, dst) = (l3 + 12, l3 + 16);
-        for k in 0..4 {
-            frame.swap(src + k, dst + k);
-        }
-        let total = (l4 - l3 + 20) as u16;
-        frame[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-        frame[l3 + 4..l3 + 6].fill(0); // identification
-        frame[l3 + 6..l3 + 8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
-        frame[l3 + 8] = CHALLENGE_TTL;
-        frame[l3 + 10..l3 + 12].fill(0);
-        let header = gre::checksum::checksum(&frame[l3..l4]);
-        frame[l3 + 10..l3 + 12].copy_from_slice(&header.to_be_bytes());
-        let mut acc = 0u64;
-        for w in frame[src..src + 8].chunks(2) {
-            acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-        }
-        acc + 6 + 20
+        let mut header = Ipv4Packet::new_unchecked(&mut frame[l3..l4]);
+        header.swap_addrs();
+        header.set_total_len((l4 - l3 + 20) as u16);
+        header.set_ident(0);
+        header.set_flags_and_offset(true, false, 0);
+        header.set_ttl(CHALLENGE_TTL);
+        header.fill_checksum();
+        let addrs = u64::from(checksum::sum(&header.src_octets())) + u64::from(checksum::sum(&header.dst_octets()));
+        addrs + 6 + 20
     };
     let mut acc = pseudo;
     for w in frame[l4..l4 + 20].chunks(2) {
         acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    let sum = !gre::checksum::fold(acc);
+    let sum = !checksum::fold(acc);
     frame[l4 + 16..l4 + 18].copy_from_slice(&sum.to_be_bytes());
     Some(len)
 }

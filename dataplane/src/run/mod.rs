@@ -140,8 +140,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     {
         bail!("{}: {}", opts.iface, transitd_bpf::BpfError::Occupied { ifindex: index, found });
     }
-    program.set_owned_v4(&snapshot.owned_v4)?;
-    program.set_owned_v6(&snapshot.owned_v6)?;
+    program.set_owned_v4(&snapshot.owned_v4())?;
+    program.set_owned_v6(&snapshot.owned_v6())?;
     program_tables(&program, &snapshot)?;
     let customers = (snapshot.customers.len(), snapshot.tunnels.len());
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));

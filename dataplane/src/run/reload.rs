@@ -155,12 +155,10 @@ pub(super) fn reload_config(
             // The XDP program learns new prefixes before the workers see the snapshot that
             // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
             let old = shared.load();
-            let mut v4 = new.owned_v4.clone();
-            v4.extend(old.owned_v4.iter().copied());
-            let mut v6 = new.owned_v6.clone();
-            v6.extend(old.owned_v6.iter().copied());
+            let (owned_v4, owned_v6) = (new.owned_v4(), new.owned_v6());
+            let v4: Vec<_> = owned_v4.iter().chain(&old.owned_v4()).copied().collect();
+            let v6: Vec<_> = owned_v6.iter().chain(&old.owned_v6()).copied().collect();
             let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
-            let (owned_v4, owned_v6) = (new.owned_v4.clone(), new.owned_v6.clone());
             // Soft-unicast's tables move with the snapshot; between the two, the program and
             // the workers may disagree on an owner for a moment, which the hop limit in the
             // backbone key turns into a counted drop, never a loop.

@@ -15,7 +15,7 @@ use super::{
     TunnelInterface, UNDERLAY_MTU, remote_addr,
 };
 use crate::config::{self, CustomerSection};
-use crate::lpm::PrefixTable;
+use crate::lpm::IpPrefixTable;
 
 /// Our own addresses, for tunnel outer sources.
 pub(super) struct Locals {
@@ -176,8 +176,7 @@ impl Builder<'_> {
             dos_base,
             tcp: tcp_rules,
             tcp_base,
-            routes_v4: PrefixTable::default(),
-            routes_v6: PrefixTable::default(),
+            routes: IpPrefixTable::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::Builder;
 use crate::config::{BucketKeyName, DosSection};
-use crate::lpm::PrefixTable;
+use crate::lpm::IpPrefixTable;
 
 /// Default keys per bucket table.
 pub const DEFAULT_TABLE_SIZE: usize = 65536;
@@ -52,7 +52,7 @@ pub struct Sanity {
     /// Most IPv6 extension headers allowed (0: no limit).
     pub max_ipv6_extension_headers: u8,
     /// Bogon sources, if checked.
-    pub bogons: Option<(PrefixTable<u32, ()>, PrefixTable<u128, ()>)>,
+    pub bogons: Option<IpPrefixTable<()>>,
     /// Sources inside a customer's prefixes.
     pub customer_sources: bool,
 }
@@ -131,16 +131,11 @@ impl Builder<'_> {
         let listed: Option<Vec<IpNet>> =
             s.bogon_sources.as_ref().map(|list| list.iter().filter_map(|p| self.prefix(p)).collect());
         let bogons = s.bogons.then(|| {
-            let (mut v4, mut v6) = (Vec::new(), Vec::new());
-            let mut add = |net: IpNet| match net {
-                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), ())),
-                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), ())),
+            let nets: Vec<IpNet> = match listed {
+                Some(list) => list,
+                None => DEFAULT_BOGONS.iter().filter_map(|p| p.parse().ok()).collect(),
             };
-            match &listed {
-                Some(list) => list.iter().copied().for_each(&mut add),
-                None => DEFAULT_BOGONS.iter().filter_map(|p| p.parse().ok()).for_each(&mut add),
-            }
-            (PrefixTable::build(&v4), PrefixTable::build(&v6))
+            IpPrefixTable::build(nets.into_iter().map(|n| (n, ())))
         });
         let rules = self.rules(&d.rules, Action::Accept, "[dos]");
         Dos {

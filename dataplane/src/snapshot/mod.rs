@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use crate::config::{self, ConfigError, ConfigErrors, Loaded, NotOurs, SourceMap};
-use crate::lpm::PrefixTable;
+use crate::lpm::IpPrefixTable;
 
 mod bgp;
 mod customers;
@@ -35,7 +35,6 @@ use customers::Locals;
 pub use dos::{DEFAULT_BOGONS, Dos, Sanity};
 pub use health::{HealthConfig, HealthTable};
 pub use ipfix::Ipfix;
-use routes::PrefixTables;
 pub(crate) use rules::RuleText;
 use rules::accept_all;
 pub use soft_unicast::SoftUnicast;
@@ -94,14 +93,8 @@ pub struct Snapshot {
     pub next_hop: NextHop,
     /// Customers, by id.
     pub customers: Vec<Customer>,
-    /// IPv4 destination → customer.
-    pub customers_v4: PrefixTable<u32, CustomerId>,
-    /// IPv6 destination → customer.
-    pub customers_v6: PrefixTable<u128, CustomerId>,
-    /// Every customer IPv4 prefix (for the XDP program's map of what is ours).
-    pub owned_v4: Vec<(Ipv4Addr, u8)>,
-    /// Every customer IPv6 prefix.
-    pub owned_v6: Vec<(Ipv6Addr, u8)>,
+    /// Destination → the customer whose prefix holds it.
+    pub customer_by_prefix: IpPrefixTable<CustomerId>,
     /// Tunnels, by id.
     pub tunnels: Vec<Tunnel>,
     /// `(remote, key, tunnel)` sorted, to find the tunnel GRE arrives from.
@@ -199,10 +192,8 @@ pub struct Customer {
     pub tcp: RuleSet,
     /// Index of its first TCP protection rule in [`TcpProtection::rules`].
     pub tcp_base: u32,
-    /// IPv4 destination → route group.
-    pub routes_v4: PrefixTable<u32, RouteGroupId>,
-    /// IPv6 destination → route group.
-    pub routes_v6: PrefixTable<u128, RouteGroupId>,
+    /// Destination → route group.
+    pub routes: IpPrefixTable<RouteGroupId>,
 }
 
 /// One GRE tunnel.
@@ -246,6 +237,24 @@ impl Snapshot {
         let mut b = Builder::new(&loaded.source);
         let snapshot = b.snapshot(loaded);
         b.finish(snapshot)
+    }
+
+    /// Every customer IPv4 prefix: the XDP program's map of what is ours.
+    pub fn owned_v4(&self) -> Vec<(Ipv4Addr, u8)> {
+        let v4 = |(net, _): &(IpNet, CustomerId)| match net {
+            IpNet::V4(n) => Some((n.network(), n.prefix_len())),
+            IpNet::V6(_) => None,
+        };
+        self.customer_prefixes.iter().filter_map(v4).collect()
+    }
+
+    /// Every customer IPv6 prefix.
+    pub fn owned_v6(&self) -> Vec<(Ipv6Addr, u8)> {
+        let v6 = |(net, _): &(IpNet, CustomerId)| match net {
+            IpNet::V6(n) => Some((n.network(), n.prefix_len())),
+            IpNet::V4(_) => None,
+        };
+        self.customer_prefixes.iter().filter_map(v6).collect()
     }
 }
 
@@ -373,7 +382,6 @@ impl Builder<'_> {
             self.check_egress_overlaps(su, section, &c.prefixes);
         }
         let route_groups = self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &mut c.customers);
-        let tables = PrefixTables::of(&c.prefixes);
         Snapshot {
             anycast: s.anycast,
             anycast_v6: s.anycast_v6,
@@ -390,10 +398,7 @@ impl Builder<'_> {
             eth: s.eth,
             next_hop: s.next_hop,
             customers: c.customers,
-            customers_v4: PrefixTable::build(&tables.customers_v4),
-            customers_v6: PrefixTable::build(&tables.customers_v6),
-            owned_v4: tables.owned_v4,
-            owned_v6: tables.owned_v6,
+            customer_by_prefix: IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer))),
             tunnels: c.tunnels,
             tunnel_index: c.tunnel_index,
             route_groups,

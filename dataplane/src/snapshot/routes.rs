@@ -3,7 +3,6 @@
 //! the prefix tables the pipeline and the XDP program look destinations up in.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use ipnet::IpNet;
@@ -13,40 +12,7 @@ use super::{
     Builder, Customer, CustomerId, DEFAULT_PRIORITY, NextTunnel, OwnedPrefix, RouteGroupId, SoftUnicast, TunnelId,
 };
 use crate::config::{self, CustomerSection, SoftUnicastSection};
-use crate::lpm::PrefixTable;
-
-/// The customer prefixes as tables: destination to customer, and what the XDP program
-/// redirects.
-pub(super) struct PrefixTables {
-    pub customers_v4: Vec<(u32, u8, CustomerId)>,
-    pub customers_v6: Vec<(u128, u8, CustomerId)>,
-    pub owned_v4: Vec<(Ipv4Addr, u8)>,
-    pub owned_v6: Vec<(Ipv6Addr, u8)>,
-}
-
-impl PrefixTables {
-    pub(super) fn of(prefixes: &[OwnedPrefix]) -> PrefixTables {
-        let mut t = PrefixTables {
-            customers_v4: Vec::new(),
-            customers_v6: Vec::new(),
-            owned_v4: Vec::new(),
-            owned_v6: Vec::new(),
-        };
-        for p in prefixes {
-            match p.net {
-                IpNet::V4(n) => {
-                    t.customers_v4.push((u32::from(n.network()), n.prefix_len(), p.customer));
-                    t.owned_v4.push((n.network(), n.prefix_len()));
-                }
-                IpNet::V6(n) => {
-                    t.customers_v6.push((u128::from(n.network()), n.prefix_len(), p.customer));
-                    t.owned_v6.push((n.network(), n.prefix_len()));
-                }
-            }
-        }
-        t
-    }
-}
+use crate::lpm::IpPrefixTable;
 
 impl Builder<'_> {
     /// Customer prefixes must be disjoint, within a customer and across customers.
@@ -145,16 +111,13 @@ impl Builder<'_> {
         }
         for (index, (section, customer)) in sections.iter().zip(customers).enumerate() {
             let id = index as CustomerId;
-            let (v4, v6) = self.routes(section.get_ref(), id, &own[index], tunnel_names, sections, &mut groups);
-            customer.routes_v4 = PrefixTable::build(&v4);
-            customer.routes_v6 = PrefixTable::build(&v6);
+            customer.routes = self.routes(section.get_ref(), id, &own[index], tunnel_names, sections, &mut groups);
         }
         groups
     }
 
     /// The customer's routes: prefixes inside its own, each to tunnels of its own, grouped
     /// by prefix into route groups ordered by priority.
-    #[allow(clippy::type_complexity)]
     fn routes(
         &mut self,
         c: &config::CustomerSection,
@@ -163,7 +126,7 @@ impl Builder<'_> {
         tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
         customers: &[Spanned<config::CustomerSection>],
         groups: &mut Vec<Box<[NextTunnel]>>,
-    ) -> (Vec<(u32, u8, RouteGroupId)>, Vec<(u128, u8, RouteGroupId)>) {
+    ) -> IpPrefixTable<RouteGroupId> {
         let mut by_prefix: Vec<(IpNet, Vec<NextTunnel>)> = Vec::new();
         let mut group_of: HashMap<IpNet, usize> = HashMap::new();
         let mut seen: HashMap<(IpNet, TunnelId), Range<usize>> = HashMap::new();
@@ -201,18 +164,14 @@ impl Builder<'_> {
                 }
             }
         }
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let mut table = Vec::with_capacity(by_prefix.len());
         for (net, mut list) in by_prefix {
             // Stable: equal priorities keep the order they were written in.
             list.sort_by_key(|n| n.priority);
-            let gid = groups.len() as RouteGroupId;
+            table.push((net, groups.len() as RouteGroupId));
             groups.push(list.into_boxed_slice());
-            match net {
-                IpNet::V4(n) => v4.push((u32::from(n.network()), n.prefix_len(), gid)),
-                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), gid)),
-            }
         }
-        (v4, v6)
+        IpPrefixTable::build(table)
     }
 
     /// A route's tunnel (one of its own customer's) and weight, each reported where wrong.

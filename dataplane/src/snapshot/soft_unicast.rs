@@ -68,23 +68,7 @@ impl Builder<'_> {
         let errors_before = self.errors.len();
         let slice_size = s.slice_size.as_ref().map_or(DEFAULT_SLICE_SIZE, |v| *v.get_ref());
         let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
-        let backbone_mtu = match &s.backbone_mtu {
-            None => 1500,
-            Some(m) if (576..=65535).contains(m.get_ref()) => *m.get_ref() as usize,
-            Some(m) => {
-                self.err(&m.span(), format!("backbone_mtu {} is not in 576..=65535", m.get_ref()));
-                1500
-            }
-        };
-        let key_id = match &s.backbone_key {
-            None => DEFAULT_BACKBONE_KEY,
-            Some(k) if *k.get_ref() < 1 << 24 => *k.get_ref(),
-            Some(k) => {
-                self.err(&k.span(), format!("backbone_key {} does not fit 24 bits", k.get_ref()));
-                DEFAULT_BACKBONE_KEY
-            }
-        };
-
+        let (backbone_mtu, key_id) = self.backbone(s);
         let members = s.data_centres.len() + s.servers.len();
         if members > limits::MAX_FLEET_MEMBERS {
             let why = format!(
@@ -149,6 +133,27 @@ impl Builder<'_> {
             owners,
             plan,
         })
+    }
+
+    /// The backbone tunnels' MTU and GRE key id, each checked (the default where wrong).
+    fn backbone(&mut self, s: &SoftUnicastSection) -> (usize, u32) {
+        let mtu = match &s.backbone_mtu {
+            None => 1500,
+            Some(m) if (576..=65535).contains(m.get_ref()) => *m.get_ref() as usize,
+            Some(m) => {
+                self.err(&m.span(), format!("backbone_mtu {} is not in 576..=65535", m.get_ref()));
+                1500
+            }
+        };
+        let key_id = match &s.backbone_key {
+            None => DEFAULT_BACKBONE_KEY,
+            Some(k) if *k.get_ref() < 1 << 24 => *k.get_ref(),
+            Some(k) => {
+                self.err(&k.span(), format!("backbone_key {} does not fit 24 bits", k.get_ref()));
+                DEFAULT_BACKBONE_KEY
+            }
+        };
+        (mtu, key_id)
     }
 
     /// The data centres and servers, each name unique; every server's data centre known.
