@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lpm;
 pub mod metrics;
 pub mod neigh;
+pub mod netdev;
 pub mod notify;
 pub mod pipeline;
 pub mod plan_report;

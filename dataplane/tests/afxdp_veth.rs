@@ -24,6 +24,14 @@ fn queues(report: &str) -> (Vec<(u64, u64)>, bool) {
     (rows, !report.contains("NOT CONSERVED") && report.contains("umem frames"))
 }
 
+/// `(rx packets, tx packets)` of `dev` in `ns`, as `ip -s link` reports them.
+fn link_packets(lab: &Lab, ns: &str, dev: &str) -> (u64, u64) {
+    let out = lab.run(ns, "ip", &["-j", "-s", "link", "show", "dev", dev]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats = &links[0]["stats64"];
+    (stats["rx"]["packets"].as_u64().unwrap(), stats["tx"]["packets"].as_u64().unwrap())
+}
+
 #[test]
 fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -31,6 +39,7 @@ fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     let cap = lab.capture("up", "u1");
     let t = lab.transitd(ACME, &[]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let link_before = link_packets(&lab, "dut", &lab.dev("d0"));
     // The host's own address answers while transitd runs (XDP passes what is not ours).
     let ping = lab.cmd("snd", "ping").args(["-c", "3", "-i", "0.2", "-W", "1", "10.2.0.2"]).output().unwrap();
     assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
@@ -41,12 +50,26 @@ fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     );
     std::thread::sleep(Duration::from_secs(1));
     let file = cap.finish();
+    let link_after = link_packets(&lab, "dut", &lab.dev("d0"));
     let log = t.log();
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
     let (rows, conserved) = queues(&report);
     assert!(conserved, "{report}");
     assert_eq!(rows, vec![(4, 2)], "{report}");
+    // The interface's own counters over the run, as `ip -s link` reads them over a window
+    // inside it: the run's are at least those, and no more than a few frames of the host's
+    // own (ARP) beyond.
+    let counted = |name: &str| -> u64 {
+        let line = report.lines().find(|l| l.contains("during the run:")).unwrap_or_else(|| panic!("{report}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or_else(|| panic!("{line}"))
+    };
+    for (name, window) in [("rx_packets", link_after.0 - link_before.0), ("tx_packets", link_after.1 - link_before.1)] {
+        let run = counted(name);
+        assert!(run >= window && run <= window + 6, "{name}: the run counted {run}, ip -s link {window}\n{report}");
+    }
+    assert!(link_after.0 - link_before.0 >= 4 + 3, "the 4 SYNs and UDP and the 3 pings arrived");
 
     // On the wire toward the upstream router: GRE from the anycast address to Acme's router,
     // carrying the FTP SYNs only, sent to the MAC the neighbour table holds for 10.2.0.1.

@@ -71,6 +71,7 @@ fn served() -> BTreeSet<String> {
         ipfix: None,
         capture: Some(capture),
         punt: None,
+        interface: None,
         started: 0,
     });
     let text = transitd::metrics::render(&sources);

@@ -111,6 +111,7 @@ fn label_values_are_escaped_as_openmetrics_requires() {
         ipfix: None,
         capture: None,
         punt: None,
+        interface: None,
         started: 0,
     });
     let text = transitd::metrics::render(&sources);

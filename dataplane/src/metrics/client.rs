@@ -272,6 +272,15 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
     let xdp: Vec<String> =
         find("transitd_xdp_packets_total").map(|s| format!("{} {:.0}", s.label("action"), value(s))).collect();
     let _ = writeln!(out, "\nxdp: {}", xdp.join(", "));
+    let mut interfaces: Vec<&str> = find("transitd_interface_packets_total").map(|s| s.label("interface")).collect();
+    interfaces.dedup();
+    for i in interfaces {
+        let counters: Vec<String> = find("transitd_interface_packets_total")
+            .filter(|s| s.label("interface") == i)
+            .map(|s| format!("{} {:.0}", s.label("counter"), value(s)))
+            .collect();
+        let _ = writeln!(out, "interface {i}{unit}: {}", counters.join(", "));
+    }
     let capture: Vec<String> =
         find("transitd_drop_capture_packets_total").map(|s| format!("{} {:.0}", s.label("result"), value(s))).collect();
     if !capture.is_empty() {

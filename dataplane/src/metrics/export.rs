@@ -11,6 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::Sources;
+use crate::netdev::NetdevCounters;
 use crate::pipeline::flows::FlowEvent;
 use crate::pipeline::stats::{CustomerStats, WorkerStats};
 use crate::pipeline::{Reason, Verdict};
@@ -333,6 +334,18 @@ impl Collector for TransitdCollector {
             ("gre_not_ours", xdp.gre_not_ours),
         ] {
             sample(&mut m, &[("action", action)], n, MetricType::Counter)?;
+        }
+
+        if let Some((name, c)) = src.interface.as_deref().and_then(|i| NetdevCounters::read(i).map(|c| (i, c))) {
+            let mut m = enc.encode_descriptor(
+                "transitd_interface_packets",
+                "The interface's own packet counters since it was created (sysfs statistics, as ip -s link shows them)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (counter, n) in c.named() {
+                sample(&mut m, &[("interface", name), ("counter", counter)], n, MetricType::Counter)?;
+            }
         }
 
         let mut m = enc.encode_descriptor(

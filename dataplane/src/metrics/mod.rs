@@ -80,6 +80,8 @@ pub struct Sources {
     pub capture: Option<Arc<DropCapture>>,
     /// The exception path to the host, if there is one.
     pub punt: Option<Arc<crate::punt::PuntDevice>>,
+    /// The interface whose own counters a scrape reads (sysfs), if one is served.
+    pub interface: Option<String>,
     /// Process start (Unix seconds).
     pub started: u64,
 }
@@ -122,6 +124,7 @@ tunnel = "acme-gre"
             ipfix: None,
             capture: None,
             punt: None,
+            interface: Some("lo".into()),
             started: 0,
         })
     }
@@ -168,7 +171,21 @@ tunnel = "acme-gre"
         let max = get("transitd_batch_duration_recent_seconds", &[("quantile", "1")]);
         assert!((max - 40e-6).abs() < 1e-6, "{max}");
 
+        // The interface's own counters, as sysfs holds them (loopback: the scrape came first,
+        // so what sysfs says now is at least as much).
+        for counter in crate::netdev::COUNTERS {
+            let now: f64 = std::fs::read_to_string(format!("/sys/class/net/lo/statistics/{counter}"))
+                .map_or(0.0, |t| t.trim().parse().unwrap_or(0.0));
+            let scraped = samples
+                .iter()
+                .find(|s| s.name == "transitd_interface_packets_total" && s.label("counter") == counter)
+                .unwrap_or_else(|| panic!("no {counter} in\n{text}"));
+            assert_eq!(scraped.label("interface"), "lo");
+            assert!(scraped.value <= now, "{counter}: {} > {now}", scraped.value);
+        }
+
         let people = for_people("127.0.0.1:9469".parse().unwrap(), &text, None);
+        assert!(people.lines().any(|l| l.starts_with("interface lo: rx_packets ")), "{people}");
         assert!(people.lines().any(|l| l.starts_with("acme ") && l.split_whitespace().nth(1) == Some("5")), "{people}");
         assert!(people.lines().any(|l| l.starts_with("acme-gre ") && l.contains(" up ")), "{people}");
         assert!(people.contains("drop firewall"), "{people}");

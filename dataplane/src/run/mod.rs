@@ -34,6 +34,7 @@ use crate::io::afxdp::{AfXdpConfig, BindMode};
 use crate::limits::{MAX_UMEM_FRAMES, MIN_UMEM_FRAMES};
 use crate::metrics::{ReloadStats, Sources};
 use crate::neigh::{self, NextHopCell};
+use crate::netdev::NetdevCounters;
 use crate::notify::{self, Notifier};
 use crate::pipeline::WorkerStats;
 use crate::punt::PuntDevice;
@@ -192,6 +193,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
     };
     log_sockets(&ready.opened, opts);
+    let interface_at_start = NetdevCounters::read(&opts.iface);
     let workers = ready.go();
     eprintln!(
         "transitd: running on {} queues {:?} ({} customers, {} tunnels); SIGINT or SIGTERM stops",
@@ -216,6 +218,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         ipfix: Some((ipfix_stats, samples.clone())),
         capture: capture.clone(),
         punt: Some(punt.clone()),
+        interface: Some(opts.iface.clone()),
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     sources.reloads.applied_now(true);
@@ -252,6 +255,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             Err(_) => errors.push(anyhow::anyhow!("a worker panicked")),
         }
     }
+    let interface_counted = interface_at_start.zip(NetdevCounters::read(&opts.iface)).map(|(a, b)| b.since(&a));
     // The last flows go out while the interface is as it was: detaching the XDP program
     // resets a driver's queues (veth's too), and what the stack sends meanwhile is lost.
     exporter_stop.store(true, Ordering::Relaxed);
@@ -273,7 +277,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         eprintln!("transitd: {}", crate::dropcap::summary(c));
     }
     let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
-    print!("{}", final_report(&finals, &program.stats(), &shared.load(), &punt));
+    let interface = (opts.iface.as_str(), interface_counted);
+    print!("{}", final_report(&finals, &program.stats(), &shared.load(), &punt, interface));
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(finals),

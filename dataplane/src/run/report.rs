@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::netdev::NetdevCounters;
 use crate::pipeline::{DropReason, WorkerStats};
 use crate::punt::PuntDevice;
 use crate::snapshot::Snapshot;
@@ -44,6 +45,7 @@ pub(super) fn final_report(
     xdp: &transitd_bpf::XdpStats,
     snap: &Snapshot,
     punt: &PuntDevice,
+    (ifname, interface): (&str, Option<NetdevCounters>),
 ) -> String {
     use std::fmt::Write as _;
     let mut total = WorkerStats::default();
@@ -95,6 +97,12 @@ pub(super) fn final_report(
         "xdp: redirected {} passed {} no_socket {} egress_local {} backbone_local {} gre_not_ours {}",
         xdp.redirected, xdp.passed, xdp.no_socket, xdp.egress_local, xdp.backbone_local, xdp.gre_not_ours
     );
+    // The driver's view of the run, to set beside the sockets' (what copy mode handed the
+    // kernel and the kernel then dropped shows here as tx_dropped).
+    match interface {
+        Some(c) => _ = writeln!(out, "interface {ifname} during the run: {}", c.line()),
+        None => _ = writeln!(out, "interface {ifname}: no counters (sysfs statistics unreadable)"),
+    }
     let p = &punt.stats;
     let _ = writeln!(
         out,
