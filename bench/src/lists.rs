@@ -7,6 +7,9 @@
 //! `ip.src == P` in front of the ClassBench rules. (b) and (c) must pick the same rule for
 //! every header (the run fails otherwise); (b) pays one list lookup per header
 //! ([`classifier::Membership::fill`]) and (c) a table that holds N more boxes.
+//!
+//! Each is measured one header at a time and, as the pipeline's firewall phase looks up, in
+//! batches of 64 (the batch's slots filled, then `first_match_batch`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -17,6 +20,16 @@ use classifier::compile::{Bounds, boxes};
 use classifier::{Key, List, Registry, RuleTable, parse, parse_with};
 
 use crate::measure::Runs;
+
+/// Keys looked up together in the batched rows (the pipeline's batch).
+const BATCH: usize = 64;
+
+/// Fills the membership slots of each of `keys`.
+fn fill_all(membership: &classifier::Membership, keys: &mut [Key]) {
+    for k in keys {
+        membership.fill(k);
+    }
+}
 
 /// Options of `lists`.
 #[derive(clap::Args)]
@@ -76,6 +89,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         anyhow::ensure!(b == c, "the list and the rules disagree on {k:?}: {b:?} and {c:?}");
         listed += usize::from(b == Some(0));
     }
+    // The batched forms answer as the one-at-a-time ones.
+    for chunk in keys.chunks(BATCH) {
+        let mut filled = chunk.to_vec();
+        fill_all(&membership, &mut filled);
+        let (b, c) = (batch_lookup(&table_b, &filled), batch_lookup(&table_c, chunk));
+        for (i, k) in filled.iter().enumerate() {
+            anyhow::ensure!(b[i] == table_b.first_match(k, &[]), "the batch lookup disagrees on {k:?}");
+            anyhow::ensure!(c[i] == table_c.first_match(&chunk[i], &[]), "the batch lookup disagrees on {k:?}");
+        }
+    }
     anyhow::ensure!(
         listed > 0 && listed < keys.len(),
         "the list matches {listed} of {} headers: nothing measured",
@@ -125,7 +148,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 std::hint::black_box(table_c.first_match(std::hint::black_box(s), &[]));
             }
         });
-        rows.push((round, a, b, b_table, b_fill, c));
+        let b_batch = Runs::measure(args.runs, n, || {
+            for (k, s) in keys.chunks(BATCH).zip(scratch.chunks_mut(BATCH)) {
+                s.copy_from_slice(k);
+                fill_all(&membership, s);
+                batch_lookup(&table_b, s);
+            }
+        });
+        let c_batch = Runs::measure(args.runs, n, || {
+            for (k, s) in keys.chunks(BATCH).zip(scratch.chunks_mut(BATCH)) {
+                s.copy_from_slice(k); // the same copy as (b) pays
+                batch_lookup(&table_c, s);
+            }
+        });
+        rows.push((round, [a, b, b_table, b_fill, c, b_batch, c_batch]));
     }
     println!(
         "rules {} ({} rules), trace {} ({n} headers), {} prefixes ({} of the headers' sources listed)",
@@ -145,14 +181,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         table_c.stats().boxes
     );
     println!("{}", Runs::header("lookup"));
-    for (round, a, b, b_table, b_fill, c) in rows {
+    for (round, [a, b, b_table, b_fill, c, b_batch, c_batch]) in rows {
         println!("{}", a.row(&format!("(a) ClassBench rules alone, round {round}")));
         println!("{}", b.row(&format!("(b) + `ip.src in $blocked` (list lookup included), round {round}")));
         println!("{}", b_table.row(&format!("(b) its table lookup alone (keys filled beforehand), round {round}")));
         println!("{}", b_fill.row(&format!("(b) its list lookup alone (copy and fill), round {round}")));
         println!("{}", c.row(&format!("(c) + the prefixes as {} rules, round {round}", members.len())));
+        println!("{}", b_batch.row(&format!("(b) in batches of {BATCH} (fill, first_match_batch), round {round}")));
+        println!("{}", c_batch.row(&format!("(c) in batches of {BATCH} (first_match_batch), round {round}")));
     }
     Ok(())
+}
+
+/// Looks `keys` (at most [`BATCH`], at least one) up together, as the pipeline's firewall
+/// phase does.
+fn batch_lookup(table: &RuleTable, keys: &[Key]) -> [Option<u32>; BATCH] {
+    let refs: [&Key; BATCH] = std::array::from_fn(|i| &keys[i.min(keys.len() - 1)]);
+    let frames = [&[][..]; BATCH];
+    let mut out = [None; BATCH];
+    table.first_match_batch(&refs[..keys.len()], &frames[..keys.len()], &mut out[..keys.len()]);
+    std::hint::black_box(out)
 }
 
 /// `count` distinct IPv4 prefixes (/16 to /32, host bits clear): one in a hundred a trace

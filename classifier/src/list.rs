@@ -420,6 +420,46 @@ mod tests {
         }
     }
 
+    /// List rules get a tree of their own in the forest: among other rules, before and after
+    /// them, the first match is still the reference interpreter's first match.
+    #[test]
+    fn list_rules_among_others_keep_first_match_order() {
+        let mut registry = Registry::new(BTreeMap::from([
+            ("l".to_string(), list(&["10.0.0.0/16", "192.0.2.0/24"])),
+            ("ports".to_string(), list(&["22", "8000..8100"])),
+        ]));
+        let texts = [
+            "ip.dst == 198.51.100.7 and tcp.dstport == 80",
+            "ip.src in $l and tcp.dstport == 443",
+            "tcp.dstport in $ports",
+            "ip.src == 10.0.0.0/8",
+            "not ip.src in $l and ip.dst == 198.51.100.0/24",
+            "ip.src in $l",
+            "tcp",
+        ];
+        let rules: Vec<_> = texts.iter().map(|t| parse_with(t, &mut registry).unwrap()).collect();
+        let table = RuleTable::build(&rules).unwrap();
+        let membership = registry.membership();
+        let sources = [[10, 0, 3, 4], [10, 1, 0, 1], [192, 0, 2, 9], [203, 0, 113, 1]];
+        let dests = [[198, 51, 100, 7], [198, 51, 100, 8], [203, 0, 113, 9]];
+        let mut seen = std::collections::BTreeSet::new();
+        for s in sources {
+            for d in dests {
+                for (proto, port) in [(6, 80), (6, 443), (6, 22), (6, 8050), (17, 53)] {
+                    let mut key = Key::new(60);
+                    key.set_ipv4(s, d, proto, 64, 40, false, false, 0);
+                    key.set_l4_proto(proto);
+                    key.set_ports(40000, port);
+                    membership.fill(&mut key);
+                    let expect = rules.iter().position(|r| eval(r, &key, &[])).map(|i| i as u32);
+                    assert_eq!(table.first_match(&key, &[]), expect, "{s:?} -> {d:?} {proto}/{port}");
+                    seen.insert(expect);
+                }
+            }
+        }
+        assert!(seen.len() >= 6, "the keys reach most rules: {seen:?}");
+    }
+
     #[test]
     fn bucketed_lookup_answers_as_the_set_does() {
         let mut state = 1u64;
