@@ -218,8 +218,9 @@ impl Lab {
             .cmd(ns, "tcpdump")
             // Immediate mode: without it, packets wait in a TPACKET_V3 block for up to a
             // second, and those still waiting when the capture is stopped are lost ("50
-            // received by filter", "0 captured").
-            .args(["-n", "-U", "--immediate-mode", "-i", dev, "-w", file.to_str().unwrap()])
+            // received by filter", "0 captured"). Immediate mode rings hold a frame per
+            // slot, so the ring gets 64 MiB (-B, KiB) to ride out a busy moment.
+            .args(["-n", "-U", "--immediate-mode", "-B", "65536", "-i", dev, "-w", file.to_str().unwrap()])
             .args((!filter.is_empty()).then_some(filter))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -229,16 +230,20 @@ impl Lab {
         // on a loaded CI machine, and the first packets were not in the capture.
         let stderr = child.stderr.take().unwrap();
         let (ready, listening) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let said = std::thread::spawn(move || {
             use std::io::BufRead;
+            let mut said = String::new();
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("listening on") {
                     let _ = ready.send(());
                 }
+                said.push_str(&line);
+                said.push('\n');
             }
+            said
         });
         listening.recv_timeout(Duration::from_secs(20)).expect("tcpdump did not start listening within 20 s");
-        Capture { child, file }
+        Capture { child, file, said: Some(said) }
     }
 }
 
@@ -349,15 +354,36 @@ impl Drop for Bird {
 pub struct Capture {
     child: Child,
     pub file: PathBuf,
+    /// What tcpdump writes to stderr, whole once it has exited.
+    said: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Capture {
-    /// Stops the capture (letting tcpdump flush) and returns the file.
+    /// Stops the capture (letting tcpdump flush) and returns the file. Panics if tcpdump
+    /// says the kernel dropped packets it should have captured: the capture is a test's
+    /// oracle, and an incomplete one would blame transitd for what the capture lost.
     pub fn finish(mut self) -> PathBuf {
         std::thread::sleep(Duration::from_millis(500));
         let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
+        let said = self.said.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let dropped: u64 = said
+            .lines()
+            .find(|l| l.ends_with("dropped by kernel")) // "1 packet ...", "2 packets ..."
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(dropped, 0, "the capture of {} lost packets:\n{said}", self.file.display());
         self.file.clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // A test that fails before finish() leaves no tcpdump behind.
+        if self.said.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
