@@ -15,8 +15,10 @@ pub mod icmp;
 pub mod ip;
 pub mod mss;
 pub mod packet;
+pub mod tcp;
 pub mod ttl;
 
 pub use encap::{EncapError, Endpoints, EthernetAddrs, GreTunnel, encap_gre};
 pub use ip::{IpError, IpPacket, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 pub use packet::{GreError, GrePacket, GreRepr};
+pub use tcp::TcpPacket;

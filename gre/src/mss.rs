@@ -6,43 +6,45 @@
 //! SYN without one gets RFC 9293's default of 536 bytes (IPv4) or 1220 (IPv6), which fits.
 
 use crate::checksum;
+use crate::tcp::{SYN, TCP_HEADER_LEN, TcpPacket};
 
 /// TCP option kinds.
 const END: u8 = 0;
 const NOP: u8 = 1;
 const MSS: u8 = 2;
-/// TCP flag SYN.
-const SYN: u8 = 0x02;
 
 /// Lowers the MSS option of the TCP SYN or SYN-ACK whose header starts `tcp` to `max`,
 /// patching the checksum (RFC 1624). Returns the MSS it replaced, or `None` if the segment
 /// is not a SYN, has no MSS option above `max`, or its options are
 /// malformed (left as they are: forwarding them is the endpoint's problem, not ours).
 pub fn clamp_mss(tcp: &mut [u8], max: u16) -> Option<u16> {
-    if tcp.len() < 20 || tcp[13] & SYN == 0 {
+    let segment = TcpPacket::new_checked(&*tcp).ok()?;
+    if segment.flags() & SYN == 0 {
         return None;
     }
-    let header_len = usize::from(tcp[12] >> 4) * 4;
-    if header_len < 20 || header_len > tcp.len() {
+    let (at, old) = mss_option(segment.options())?;
+    if old <= max {
         return None;
     }
-    let mut i = 20;
-    while i < header_len {
-        match tcp[i] {
+    write_patched(tcp, TCP_HEADER_LEN + at, max.to_be_bytes());
+    Some(old)
+}
+
+/// Where in `options` the MSS value sits, and the value; `None` without one or when the
+/// options are malformed before it.
+fn mss_option(options: &[u8]) -> Option<(usize, u16)> {
+    let mut i = 0;
+    while i < options.len() {
+        match options[i] {
             END => return None,
             NOP => i += 1,
             kind => {
-                let len = usize::from(*tcp.get(i + 1).filter(|_| i + 1 < header_len)?);
-                if len < 2 || i + len > header_len {
+                let len = usize::from(*options.get(i + 1)?);
+                if len < 2 || i + len > options.len() {
                     return None;
                 }
                 if kind == MSS && len == 4 {
-                    let old = u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]);
-                    if old <= max {
-                        return None;
-                    }
-                    write_patched(tcp, i + 2, max.to_be_bytes());
-                    return Some(old);
+                    return Some((i + 2, u16::from_be_bytes([options[i + 2], options[i + 3]])));
                 }
                 i += len;
             }
@@ -51,20 +53,20 @@ pub fn clamp_mss(tcp: &mut [u8], max: u16) -> Option<u16> {
     None
 }
 
-/// Writes two bytes at `at` of a TCP segment and patches its checksum (bytes 16..18) for
-/// each 16-bit word they touch; an odd `at` straddles two words.
+/// Writes two bytes at `at` of a TCP segment and patches its checksum for each 16-bit word
+/// they touch; an odd `at` straddles two words.
 fn write_patched(tcp: &mut [u8], at: usize, bytes: [u8; 2]) {
     let word = |t: &[u8], w: usize| u16::from_be_bytes([t[w], t.get(w + 1).copied().unwrap_or(0)]);
     let first = at & !1;
     let last = (at + 1) & !1;
     let old = [word(tcp, first), word(tcp, last)];
     tcp[at..at + 2].copy_from_slice(&bytes);
-    let mut check = u16::from_be_bytes([tcp[16], tcp[17]]);
+    let mut check = TcpPacket::new_unchecked(&*tcp).checksum();
     check = checksum::update(check, old[0], word(tcp, first));
     if last != first {
         check = checksum::update(check, old[1], word(tcp, last));
     }
-    tcp[16..18].copy_from_slice(&check.to_be_bytes());
+    TcpPacket::new_unchecked(tcp).set_checksum(check);
 }
 
 #[cfg(test)]

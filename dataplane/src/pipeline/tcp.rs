@@ -12,6 +12,7 @@
 use classifier::limit::mix;
 use classifier::{ABSENT, Dim, Key};
 
+use gre::tcp::{self, TCP_HEADER_LEN, TcpPacket};
 use gre::{EthernetAddrs, Ipv4Packet, Ipv6Packet, checksum};
 
 use super::Outcome;
@@ -26,7 +27,6 @@ const TCP: u32 = 6;
 /// TCP flag bits.
 const SYN: u32 = 0x02;
 const RST: u32 = 0x04;
-const ACK: u32 = 0x10;
 /// Cookies are valid in the slot they were made in and the next four (2^30 ns, about a
 /// second each): a client answers a challenge within a round trip.
 const COOKIE_SLOT_SHIFT: u32 = 30;
@@ -159,54 +159,52 @@ fn fold(v: u128) -> u64 {
 /// Returns the segment's length.
 pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddrs, cookie: u32) -> Option<usize> {
     let (l3, l4) = (ip.l3_start, ip.l4_start);
-    let len = l4 + 20;
+    let len = l4 + TCP_HEADER_LEN;
     if frame.len() < len || frame.len() < 14 {
         return None;
     }
     frame[0..6].copy_from_slice(&eth.dst);
     frame[6..12].copy_from_slice(&eth.src);
-    let answering_syn_ack = u32::from(frame[l4 + 13]) & ACK != 0;
     // TCP: ports swapped, the cookie acknowledged, no options.
-    let (sport, dport) = ([frame[l4], frame[l4 + 1]], [frame[l4 + 2], frame[l4 + 3]]);
-    frame[l4..l4 + 2].copy_from_slice(&dport);
-    frame[l4 + 2..l4 + 4].copy_from_slice(&sport);
-    if answering_syn_ack {
-        // Our sequence number is what the SYN-ACK acknowledged: the server's next expected.
-        frame.copy_within(l4 + 8..l4 + 12, l4 + 4);
-    } else {
-        frame[l4 + 4..l4 + 8].copy_from_slice(&(cookie ^ 0x5bd1_e995).to_be_bytes());
-    }
-    frame[l4 + 8..l4 + 12].copy_from_slice(&cookie.to_be_bytes());
-    frame[l4 + 12] = 5 << 4;
-    frame[l4 + 13] = if answering_syn_ack { ACK as u8 } else { (SYN | ACK) as u8 };
-    frame[l4 + 14..l4 + 16].copy_from_slice(&1024u16.to_be_bytes());
-    frame[l4 + 16..l4 + 20].fill(0); // checksum (below), urgent pointer
+    let mut segment = TcpPacket::new_unchecked(&mut frame[l4..len]);
+    let answering_syn_ack = segment.flags() & tcp::ACK != 0;
+    let (sport, dport) = (segment.src_port(), segment.dst_port());
+    segment.set_src_port(dport);
+    segment.set_dst_port(sport);
+    // Answering a SYN-ACK, our sequence number is what it acknowledged: the server's next
+    // expected.
+    let seq = if answering_syn_ack { segment.ack_number() } else { cookie ^ 0x5bd1_e995 };
+    segment.set_seq_number(seq);
+    segment.set_ack_number(cookie);
+    segment.set_header_len(TCP_HEADER_LEN);
+    segment.set_flags(if answering_syn_ack { tcp::ACK } else { tcp::SYN | tcp::ACK });
+    segment.set_window(1024);
+    segment.set_checksum(0); // below
+    segment.set_urgent(0);
     let pseudo = if ip.is_ipv6 {
         // `answerable` held l4 at l3 + 40: no extension headers to drop.
         let mut header = Ipv6Packet::new_unchecked(&mut frame[l3..l4]);
         header.swap_addrs();
-        header.set_payload_len(20);
+        header.set_payload_len(TCP_HEADER_LEN as u16);
         header.set_hop_limit(CHALLENGE_TTL);
-        gre::icmp::ipv6_pseudo_header_sum(&header.src_octets(), &header.dst_octets(), 20, 6)
+        gre::icmp::ipv6_pseudo_header_sum(&header.src_octets(), &header.dst_octets(), TCP_HEADER_LEN as u32, 6)
     } else {
         let mut header = Ipv4Packet::new_unchecked(&mut frame[l3..l4]);
         header.swap_addrs();
-        header.set_total_len((l4 - l3 + 20) as u16);
+        header.set_total_len((l4 - l3 + TCP_HEADER_LEN) as u16);
         header.set_ident(0);
         header.set_flags_and_offset(true, false, 0);
         header.set_ttl(CHALLENGE_TTL);
         header.fill_checksum();
         let addrs = u64::from(checksum::sum(&header.src_octets())) + u64::from(checksum::sum(&header.dst_octets()));
-        addrs + 6 + 20
+        addrs + 6 + TCP_HEADER_LEN as u64
     };
-    let mut acc = pseudo;
-    for w in frame[l4..l4 + 20].chunks(2) {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    let sum = !checksum::fold(acc);
-    frame[l4 + 16..l4 + 18].copy_from_slice(&sum.to_be_bytes());
+    let segment = &mut frame[l4..len];
+    let sum = !checksum::fold(pseudo + u64::from(checksum::sum(segment)));
+    TcpPacket::new_unchecked(segment).set_checksum(sum);
     Some(len)
 }
+
 /// A 64-bit hash of the 4-tuple (the protocol is always TCP here).
 fn flow_of(key: &Key) -> u64 {
     let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
