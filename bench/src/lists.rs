@@ -21,8 +21,8 @@ use classifier::{Key, List, Registry, RuleTable, parse, parse_with};
 
 use crate::measure::Runs;
 
-/// Keys looked up together in the batched rows (the pipeline's batch).
-const BATCH: usize = 64;
+/// Keys looked up together in the batched rows: the pipeline's batch.
+const BATCH: usize = transitd::pipeline::BATCH_SIZE;
 
 /// Fills the membership slots of each of `keys`.
 fn fill_all(membership: &classifier::Membership, keys: &mut [Key]) {

@@ -22,6 +22,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::be::{u16_at, u32_at};
 use crate::checksum;
 
 mod field {
@@ -73,10 +74,6 @@ pub enum IpError {
     /// An IHL below 5 (a header shorter than its fixed part).
     #[error("IPv4 header length below 20 bytes")]
     BadHeaderLen,
-}
-
-fn u16_at(b: &[u8], at: core::ops::Range<usize>) -> u16 {
-    u16::from_be_bytes([b[at.start], b[at.start + 1]])
 }
 
 /// A read/write view over an IPv4 header and what follows it.
@@ -378,8 +375,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     fn ver_tc_flow(&self) -> u32 {
-        let b = &self.buf.as_ref()[field::ipv6::VER_TC_FLOW];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        u32_at(self.buf.as_ref(), field::ipv6::VER_TC_FLOW)
     }
 
     /// The version field (6 for a header that is what it claims).

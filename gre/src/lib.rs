@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod be;
 pub mod checksum;
 pub mod encap;
 pub mod fragment;

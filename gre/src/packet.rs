@@ -18,6 +18,7 @@
 //! Once [`GrePacket::check_len`] has passed, no accessor can index out of bounds. Untrusted
 //! input goes through [`GrePacket::new_checked`]; frames being built use `new_unchecked`.
 
+use crate::be::{u16_at, u32_at};
 use crate::checksum;
 
 mod field {
@@ -107,8 +108,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     /// The flags-and-version word.
     pub fn flags_version(&self) -> u16 {
-        let b = self.buf.as_ref();
-        u16::from_be_bytes([b[field::FLAGS_VER.start], b[field::FLAGS_VER.start + 1]])
+        u16_at(self.buf.as_ref(), field::FLAGS_VER)
     }
 
     /// The version number (0 for RFC 2784, 1 for PPTP's enhanced GRE).
@@ -118,8 +118,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     /// The payload's protocol type (an EtherType).
     pub fn protocol(&self) -> u16 {
-        let b = self.buf.as_ref();
-        u16::from_be_bytes([b[field::PROTOCOL.start], b[field::PROTOCOL.start + 1]])
+        u16_at(self.buf.as_ref(), field::PROTOCOL)
     }
 
     fn has(&self, flag: u16) -> bool {
@@ -141,8 +140,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
     }
 
     fn word_at(&self, offset: usize) -> u32 {
-        let b = self.buf.as_ref();
-        u32::from_be_bytes([b[offset], b[offset + 1], b[offset + 2], b[offset + 3]])
+        u32_at(self.buf.as_ref(), offset..offset + 4)
     }
 
     /// The checksum field, if present.

@@ -18,6 +18,8 @@
 //!
 //! Once [`TcpPacket::check_len`] has passed, no accessor can index out of bounds.
 
+use crate::be::{u16_at, u32_at};
+
 mod field {
     use core::ops::Range;
     pub const SRC_PORT: Range<usize> = 0..2;
@@ -48,10 +50,6 @@ pub struct TcpTruncated;
 #[derive(Debug, Clone)]
 pub struct TcpPacket<T: AsRef<[u8]>> {
     buf: T,
-}
-
-fn u16_at(b: &[u8], at: core::ops::Range<usize>) -> u16 {
-    u16::from_be_bytes([b[at.start], b[at.start + 1]])
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
@@ -89,14 +87,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// The sequence number.
     pub fn seq_number(&self) -> u32 {
-        let b = &self.buf.as_ref()[field::SEQ_NUM];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        u32_at(self.buf.as_ref(), field::SEQ_NUM)
     }
 
     /// The acknowledgment number.
     pub fn ack_number(&self) -> u32 {
-        let b = &self.buf.as_ref()[field::ACK_NUM];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        u32_at(self.buf.as_ref(), field::ACK_NUM)
     }
 
     /// The header length in bytes (data offset × 4), options included.
