@@ -606,17 +606,23 @@ pub fn lookup(name: &str) -> Option<&'static FieldDef> {
 }
 
 impl Occurrence {
-    /// The occurrence's value in `key`, or `None` where the packet does not carry it.
-    /// Protocols (no slot) read as `Some(0)` when present.
+    /// Whether the packet of `key` has the header this occurrence is in (its slot may
+    /// still be absent).
     #[inline]
-    pub fn value(&self, key: &Key) -> Option<u128> {
-        let guarded = match self.guard {
+    pub fn guard_holds(&self, key: &Key) -> bool {
+        match self.guard {
             Guard::Always => true,
             Guard::IpVersion(v) => key.get(Dim::IpVersion) == u32::from(v),
             Guard::L4Proto(p) => key.get(Dim::L4Proto) == u32::from(p),
             Guard::Has(dim) => key.get(dim) != ABSENT,
-        };
-        if !guarded {
+        }
+    }
+
+    /// The occurrence's value in `key`, or `None` where the packet does not carry it.
+    /// Protocols (no slot) read as `Some(0)` when present.
+    #[inline]
+    pub fn value(&self, key: &Key) -> Option<u128> {
+        if !self.guard_holds(key) {
             return None;
         }
         match self.slot {
