@@ -226,6 +226,14 @@ impl Key {
         key
     }
 
+    /// Makes this the key [`Key::new`] makes, in place (a key is 316 bytes: building one
+    /// and copying it over costs a copy more, which showed in the pipeline's profile).
+    #[inline]
+    pub fn reset(&mut self, frame_len: u32) {
+        self.0.fill(ABSENT);
+        self.0[Dim::FrameLen as usize] = frame_len.min(ABSENT - 1);
+    }
+
     /// The value in slot `dim`.
     #[inline]
     pub fn get(&self, dim: Dim) -> u32 {

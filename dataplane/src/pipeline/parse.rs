@@ -84,21 +84,21 @@ pub fn parse_frame(frame: &[u8], wire_len: u32) -> (Key, Parsed) {
 /// than a cache line, and copying it out of a return value showed in profiles).
 #[inline]
 pub fn parse_frame_into(key: &mut Key, frame: &[u8], wire_len: u32) -> Parsed {
-    *key = Key::new(wire_len);
+    key.reset(wire_len);
     parse_into(key, frame)
 }
 
 /// Parses the IP packet at `frame[start..]` (a tunnel's payload, whose GRE protocol type
-/// is `ether_type`); offsets in the result are the frame's. `wire_len` is the frame's.
-pub fn parse_inner(frame: &[u8], start: usize, ether_type: u16, wire_len: u32) -> (Key, Parsed) {
-    let mut key = Key::new(wire_len);
+/// is `ether_type`) into `key`, as [`parse_frame_into`] does; offsets in the result are the
+/// frame's. `wire_len` is the frame's.
+pub fn parse_inner_into(key: &mut Key, frame: &[u8], start: usize, ether_type: u16, wire_len: u32) -> Parsed {
+    key.reset(wire_len);
     let l3 = frame.get(start..).unwrap_or(&[]);
-    let parsed = match EtherType(ether_type) {
-        EtherType::IPV4 => parse_ipv4(&mut key, l3, start),
-        EtherType::IPV6 => parse_ipv6(&mut key, l3, start),
+    match EtherType(ether_type) {
+        EtherType::IPV4 => parse_ipv4(key, l3, start),
+        EtherType::IPV6 => parse_ipv6(key, l3, start),
         _ => Parsed::NotIp,
-    };
-    (key, parsed)
+    }
 }
 
 /// Offset of `inner` within `outer` (a subslice of it).
