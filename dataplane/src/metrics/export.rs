@@ -1,8 +1,9 @@
 //! The scrape: every counter of the run, encoded in the OpenMetrics text format.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;
@@ -13,8 +14,9 @@ use prometheus_client::registry::Registry;
 use super::Sources;
 use crate::netdev::NetdevCounters;
 use crate::pipeline::flows::FlowEvent;
-use crate::pipeline::stats::{CustomerStats, WorkerStats};
+use crate::pipeline::stats::{CustomerStats, TunnelStats, WorkerStats};
 use crate::pipeline::{Reason, Verdict};
+use crate::snapshot::Snapshot;
 use crate::worker::WorkerReport;
 
 /// Upper bounds (seconds) of the batch-latency histogram's buckets.
@@ -33,7 +35,7 @@ struct TransitdCollector(Arc<Sources>);
 struct Escaped<'a>(&'a str);
 
 impl prometheus_client::encoding::EncodeLabelValue for Escaped<'_> {
-    fn encode(&self, out: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+    fn encode(&self, out: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> fmt::Result {
         use std::fmt::Write as _;
         for c in self.0.chars() {
             match c {
@@ -58,7 +60,7 @@ fn sample(
     labels: &[(&'static str, &str)],
     value: u64,
     kind: MetricType,
-) -> Result<(), std::fmt::Error> {
+) -> fmt::Result {
     let labels = escaped(labels);
     let mut m = family.encode_family(&labels)?;
     match kind {
@@ -67,24 +69,74 @@ fn sample(
     }
 }
 
+/// Samples `(label value, counter)` under one label name.
+fn counters(m: &mut MetricEncoder<'_>, label: &'static str, values: &[(&str, &AtomicU64)]) -> fmt::Result {
+    for (value, n) in values {
+        sample(m, &[(label, value)], n.load(Ordering::Relaxed), MetricType::Counter)?;
+    }
+    Ok(())
+}
+
+/// Encodes the family `name` of `kind`, whose samples `samples` writes.
+fn family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl FnOnce(&mut MetricEncoder<'_>) -> fmt::Result,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    samples(&mut m)
+}
+
 impl Collector for TransitdCollector {
-    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let src = &self.0;
         let reports: Vec<WorkerReport> = src.workers.iter().filter_map(|w| w.lock().ok().map(|r| r.clone())).collect();
         let snap = src.snapshot.load();
         let workers: Vec<String> = reports.iter().map(|r| format!("q{}", r.queue)).collect();
+        let scrape = Scrape { src, snap: &snap, reports: &reports, workers: &workers };
+        let enc = &mut enc;
+        scrape.process(enc)?;
+        scrape.verdicts(enc)?;
+        scrape.customers_and_tunnels(enc)?;
+        scrape.rules(enc)?;
+        scrape.batch_latency(enc)?;
+        scrape.afxdp(enc)?;
+        scrape.xdp_and_interface(enc)?;
+        scrape.reloads_and_bgp(enc)?;
+        scrape.exporters(enc)
+    }
+}
 
-        let mut info =
-            enc.encode_descriptor("transitd_build", "The running transitd's version", None, MetricType::Info)?;
-        info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
-        let mut m = enc.encode_descriptor(
-            "transitd_start_time_seconds",
-            "Unix time transitd started",
-            None,
-            MetricType::Gauge,
-        )?;
-        m.encode_gauge(&(src.started as i64))?;
+/// What one scrape reads: the workers' reports (copied out of their locks once), the
+/// running snapshot, and the sources of the rest.
+struct Scrape<'a> {
+    src: &'a Sources,
+    snap: &'a Arc<Snapshot>,
+    reports: &'a [WorkerReport],
+    /// Each report's worker label (`q<queue>`).
+    workers: &'a [String],
+}
 
+impl Scrape<'_> {
+    /// Each worker's label with its report.
+    fn per_worker(&self) -> impl Iterator<Item = (&str, &WorkerReport)> {
+        self.workers.iter().map(String::as_str).zip(self.reports)
+    }
+
+    /// Version and start time.
+    fn process(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        family(enc, "transitd_build", "The running transitd's version", MetricType::Info, |m| {
+            m.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])
+        })?;
+        family(enc, "transitd_start_time_seconds", "Unix time transitd started", MetricType::Gauge, |m| {
+            m.encode_gauge(&(self.src.started as i64))
+        })
+    }
+
+    /// Frames and bytes per worker, and by verdict and reason.
+    fn verdicts(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         type Field = fn(&WorkerStats) -> u64;
         let per_worker: [(&str, &str, Field); 4] = [
             ("transitd_rx_packets", "Frames received", |s| s.rx_frames),
@@ -93,33 +145,39 @@ impl Collector for TransitdCollector {
             ("transitd_tx_bytes", "Bytes transmitted", |s| s.tx_bytes),
         ];
         for (name, help, field) in per_worker {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (w, r) in workers.iter().zip(&reports) {
-                sample(&mut m, &[("worker", w.as_str())], field(&r.stats), MetricType::Counter)?;
-            }
+            family(enc, name, help, MetricType::Counter, |m| {
+                for (w, r) in self.per_worker() {
+                    sample(m, &[("worker", w)], field(&r.stats), MetricType::Counter)?;
+                }
+                Ok(())
+            })?;
         }
-
         for (name, help, bytes) in [
             ("transitd_packets", "Frames by verdict (tx, pass, drop, consumed) and its named reason", false),
             ("transitd_bytes", "Bytes by verdict and reason (as sent for tx, as received otherwise)", true),
         ] {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (w, r) in workers.iter().zip(&reports) {
-                for reason in Reason::all() {
-                    let n = if bytes { r.stats.bytes_for(reason) } else { r.stats.frames_for(reason) };
-                    let labels = [("worker", w.as_str()), ("verdict", reason.verdict()), ("reason", reason.name())];
-                    sample(&mut m, &labels, n, MetricType::Counter)?;
+            family(enc, name, help, MetricType::Counter, |m| {
+                for (w, r) in self.per_worker() {
+                    for reason in Reason::all() {
+                        let n = if bytes { r.stats.bytes_for(reason) } else { r.stats.frames_for(reason) };
+                        let labels = [("worker", w), ("verdict", reason.verdict()), ("reason", reason.name())];
+                        sample(m, &labels, n, MetricType::Counter)?;
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
+        Ok(())
+    }
 
-        // Customers and tunnels: summed over workers, each worker's counters named by the
-        // snapshot they were counted under.
+    /// Customers and tunnels: summed over workers, each worker's counters named by the
+    /// snapshot they were counted under; and the tunnels' health.
+    fn customers_and_tunnels(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let mut customers: Vec<(String, CustomerStats)> = Vec::new();
-        let mut tunnels: Vec<(String, String, crate::pipeline::stats::TunnelStats)> = Vec::new();
+        let mut tunnels: Vec<(String, String, TunnelStats)> = Vec::new();
         let mut customer_at: HashMap<String, usize> = HashMap::new();
         let mut tunnel_at: HashMap<String, usize> = HashMap::new();
-        for r in &reports {
+        for r in self.reports {
             let Some(s) = &r.snapshot else { continue };
             for (c, counts) in s.customers.iter().zip(&r.stats.customers) {
                 let i = *customer_at.entry(c.name.clone()).or_insert_with(|| {
@@ -141,302 +199,353 @@ impl Collector for TransitdCollector {
             ("transitd_customer_packets", "A customer's frames by verdict", false),
             ("transitd_customer_bytes", "A customer's bytes (as received) by verdict", true),
         ] {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (customer, counts) in &customers {
-                for (verdict, t) in Verdict::KINDS.iter().zip(counts) {
-                    let labels = [("customer", customer.as_str()), ("verdict", verdict)];
-                    sample(&mut m, &labels, if bytes { t.bytes } else { t.packets }, MetricType::Counter)?;
+            family(enc, name, help, MetricType::Counter, |m| {
+                for (customer, counts) in &customers {
+                    for (verdict, t) in Verdict::KINDS.iter().zip(counts) {
+                        let labels = [("customer", customer.as_str()), ("verdict", verdict)];
+                        sample(m, &labels, if bytes { t.bytes } else { t.packets }, MetricType::Counter)?;
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
         for (name, help, bytes) in [
             ("transitd_tunnel_packets", "Frames received from (GRE) or sent into a customer tunnel", false),
             ("transitd_tunnel_bytes", "Bytes received from or sent into a customer tunnel", true),
         ] {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (tunnel, customer, t) in &tunnels {
-                for (direction, x) in [("received", t.received), ("sent", t.sent)] {
-                    let labels =
-                        [("tunnel", tunnel.as_str()), ("customer", customer.as_str()), ("direction", direction)];
-                    sample(&mut m, &labels, if bytes { x.bytes } else { x.packets }, MetricType::Counter)?;
+            family(enc, name, help, MetricType::Counter, |m| {
+                for (tunnel, customer, t) in &tunnels {
+                    for (direction, x) in [("received", t.received), ("sent", t.sent)] {
+                        let labels =
+                            [("tunnel", tunnel.as_str()), ("customer", customer.as_str()), ("direction", direction)];
+                        sample(m, &labels, if bytes { x.bytes } else { x.packets }, MetricType::Counter)?;
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
-        let mut m = enc.encode_descriptor(
+        family(
+            enc,
             "transitd_tunnel_received_dropped_packets",
             "Frames from a customer tunnel that were dropped",
-            None,
             MetricType::Counter,
+            |m| {
+                for (tunnel, customer, t) in &tunnels {
+                    let labels = [("tunnel", tunnel.as_str()), ("customer", customer.as_str())];
+                    sample(m, &labels, t.received_dropped, MetricType::Counter)?;
+                }
+                Ok(())
+            },
         )?;
-        for (tunnel, customer, t) in &tunnels {
-            let labels = [("tunnel", tunnel.as_str()), ("customer", customer.as_str())];
-            sample(&mut m, &labels, t.received_dropped, MetricType::Counter)?;
-        }
-        let mut m = enc.encode_descriptor(
+        let snap = self.snap;
+        family(
+            enc,
             "transitd_tunnel_up",
             "1 while a health-checked tunnel answers its probes (tunnels without [customer.tunnel] interface are not checked)",
-            None,
             MetricType::Gauge,
-        )?;
-        for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
-            let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-            let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
-            sample(&mut m, &labels, u64::from(snap.health.is_up(i as u16)), MetricType::Gauge)?;
-        }
+            |m| {
+                for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    sample(m, &labels, u64::from(snap.health.is_up(i as u16)), MetricType::Gauge)?;
+                }
+                Ok(())
+            },
+        )
+    }
 
-        let mut m = enc.encode_descriptor(
+    /// Hits of every rule of the running snapshot (firewall, egress, DoS, TCP protection),
+    /// from the workers that run it.
+    fn rules(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let snap = self.snap;
+        let mut hits = WorkerStats::default();
+        for r in self.reports.iter().filter(|r| r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap))) {
+            hits.add(&r.stats);
+        }
+        family(
+            enc,
             "transitd_rule_hits",
             "Frames each rule decided or (monitor mode) would have; restart at a reload",
-            None,
             MetricType::Counter,
-        )?;
-        let mut rule_hits = WorkerStats::default();
-        for r in reports.iter().filter(|r| r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap))) {
-            rule_hits.add(&r.stats);
-        }
-        for c in &snap.customers {
-            for (kind, rules, base, hits) in [
-                ("firewall", c.firewall.rules(), c.rule_base, &rule_hits.rule_hits),
-                ("egress", c.egress.rules(), c.egress_base, &rule_hits.rule_hits),
-                ("dos", c.dos.rules(), c.dos_base, &rule_hits.dos_hits),
-            ] {
-                for (i, rule) in rules.iter().enumerate() {
-                    let n = hits.get(base as usize + i).copied().unwrap_or(0);
-                    let labels = [("customer", c.name.as_str()), ("kind", kind), ("rule", rule.name.as_str())];
-                    sample(&mut m, &labels, n, MetricType::Counter)?;
+            |m| {
+                for c in &snap.customers {
+                    for (kind, rules, base, counts) in [
+                        ("firewall", c.firewall.rules(), c.rule_base, &hits.rule_hits),
+                        ("egress", c.egress.rules(), c.egress_base, &hits.rule_hits),
+                        ("dos", c.dos.rules(), c.dos_base, &hits.dos_hits),
+                    ] {
+                        for (i, rule) in rules.iter().enumerate() {
+                            let n = counts.get(base as usize + i).copied().unwrap_or(0);
+                            let labels = [("customer", c.name.as_str()), ("kind", kind), ("rule", rule.name.as_str())];
+                            sample(m, &labels, n, MetricType::Counter)?;
+                        }
+                    }
                 }
-            }
-        }
-        for (i, rule) in snap.dos.rules.rules().iter().enumerate() {
-            let n = rule_hits.dos_hits.get(i).copied().unwrap_or(0);
-            sample(&mut m, &[("customer", ""), ("kind", "dos"), ("rule", rule.name.as_str())], n, MetricType::Counter)?;
-        }
-
-        let mut m = enc.encode_descriptor(
+                for (i, rule) in snap.dos.rules.rules().iter().enumerate() {
+                    let n = hits.dos_hits.get(i).copied().unwrap_or(0);
+                    let labels = [("customer", ""), ("kind", "dos"), ("rule", rule.name.as_str())];
+                    sample(m, &labels, n, MetricType::Counter)?;
+                }
+                Ok(())
+            },
+        )?;
+        family(
+            enc,
             "transitd_tcp_protection_packets",
             "TCP packets each [tcp_protection] rule covered, by what flow tracking made of them (out_of_state_*: dropped in mitigate mode, only counted in monitor mode); restart at a reload",
-            None,
             MetricType::Counter,
-        )?;
-        for (i, rule) in snap.tcp.rules.iter().enumerate() {
-            let customer =
-                rule.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("", |c| c.name.as_str());
-            let mode = if rule.mitigate { "mitigate" } else { "monitor" };
-            for event in FlowEvent::ALL {
-                let n = rule_hits.tcp_hits.get(i).map_or(0, |h| h[event.index()]);
-                let labels =
-                    [("customer", customer), ("rule", rule.name.as_str()), ("mode", mode), ("event", event.name())];
-                sample(&mut m, &labels, n, MetricType::Counter)?;
-            }
-        }
+            |m| {
+                for (i, rule) in snap.tcp.rules.iter().enumerate() {
+                    let customer =
+                        rule.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("", |c| c.name.as_str());
+                    let mode = if rule.mitigate { "mitigate" } else { "monitor" };
+                    for event in FlowEvent::ALL {
+                        let n = hits.tcp_hits.get(i).map_or(0, |h| h[event.index()]);
+                        let labels = [
+                            ("customer", customer),
+                            ("rule", rule.name.as_str()),
+                            ("mode", mode),
+                            ("event", event.name()),
+                        ];
+                        sample(m, &labels, n, MetricType::Counter)?;
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
 
-        let mut m = enc.encode_descriptor(
+    /// Each worker's batch duration: the whole run's histogram and the recent quantiles.
+    fn batch_latency(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        family(
+            enc,
             "transitd_batch_duration_seconds",
             "Time a worker spends on one batch: receive, process, transmit",
-            None,
             MetricType::Histogram,
+            |m| {
+                for (w, r) in self.per_worker() {
+                    LatencyHistogram(&r.latency).encode(m.encode_family(&escaped(&[("worker", w)]))?)?;
+                }
+                Ok(())
+            },
         )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            let labels = escaped(&[("worker", w)]);
-            LatencyHistogram(&r.latency).encode(m.encode_family(&labels)?)?;
-        }
-        let mut m = enc.encode_descriptor(
+        family(
+            enc,
             "transitd_batch_duration_recent_seconds",
             "Quantiles of the batch duration over the last 10 s window",
-            None,
             MetricType::Gauge,
-        )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            for q in QUANTILES {
-                let v = r.latency_window.value_at_quantile(q) as f64 / 1e9;
-                let qs = q.to_string();
-                let labels = escaped(&[("worker", w), ("quantile", &qs)]);
-                m.encode_family(&labels)?.encode_gauge(&v)?;
-            }
-        }
+            |m| {
+                for (w, r) in self.per_worker() {
+                    for q in QUANTILES {
+                        let v = r.latency_window.value_at_quantile(q) as f64 / 1e9;
+                        let qs = q.to_string();
+                        m.encode_family(&escaped(&[("worker", w), ("quantile", &qs)]))?.encode_gauge(&v)?;
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
 
-        let mut m = enc.encode_descriptor(
-            "transitd_umem_frames",
-            "Where each worker's UMEM frames are",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            for (place, n) in [("free", r.io.frames.free), ("fill", r.io.frames.in_fill), ("tx", r.io.frames.in_tx)] {
-                sample(&mut m, &[("worker", w.as_str()), ("where", place)], n, MetricType::Gauge)?;
+    /// Each worker's socket: where its UMEM frames are, its events, what the kernel counts
+    /// for it, its bind mode.
+    fn afxdp(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        family(enc, "transitd_umem_frames", "Where each worker's UMEM frames are", MetricType::Gauge, |m| {
+            for (w, r) in self.per_worker() {
+                let f = &r.io.frames;
+                for (place, n) in [("free", f.free), ("fill", f.in_fill), ("tx", f.in_tx)] {
+                    sample(m, &[("worker", w), ("where", place)], n, MetricType::Gauge)?;
+                }
             }
-        }
-        let mut m = enc.encode_descriptor(
-            "transitd_afxdp_events",
-            "AF_XDP socket events per worker",
-            None,
-            MetricType::Counter,
-        )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            let io = &r.io;
-            for (event, n) in [
-                ("sent", io.tx),
-                ("completed", io.completed),
-                ("tx_ring_full", io.tx_ring_full),
-                ("backpressure", io.backpressure),
-                ("multi_buffer", io.multi_buffer),
-                ("spill_no_frame", io.spill_no_frame),
-                ("bad_descriptor", io.bad_descriptors),
-                ("bad_tx", io.bad_tx),
-                ("kick", io.kicks),
-                ("kick_error", io.kick_errors),
-            ] {
-                sample(&mut m, &[("worker", w.as_str()), ("event", event)], n, MetricType::Counter)?;
+            Ok(())
+        })?;
+        family(enc, "transitd_afxdp_events", "AF_XDP socket events per worker", MetricType::Counter, |m| {
+            for (w, r) in self.per_worker() {
+                let io = &r.io;
+                for (event, n) in [
+                    ("sent", io.tx),
+                    ("completed", io.completed),
+                    ("tx_ring_full", io.tx_ring_full),
+                    ("backpressure", io.backpressure),
+                    ("multi_buffer", io.multi_buffer),
+                    ("spill_no_frame", io.spill_no_frame),
+                    ("bad_descriptor", io.bad_descriptors),
+                    ("bad_tx", io.bad_tx),
+                    ("kick", io.kicks),
+                    ("kick_error", io.kick_errors),
+                ] {
+                    sample(m, &[("worker", w), ("event", event)], n, MetricType::Counter)?;
+                }
             }
-        }
-        let mut m = enc.encode_descriptor(
+            Ok(())
+        })?;
+        family(
+            enc,
             "transitd_afxdp_kernel_drops",
             "What the kernel counts for each worker's AF_XDP socket (XDP_STATISTICS)",
-            None,
             MetricType::Counter,
+            |m| {
+                for (w, r) in self.per_worker() {
+                    let k = &r.io.socket;
+                    for (reason, n) in [
+                        ("rx_ring_full", k.rx_ring_full),
+                        ("fill_ring_empty", k.rx_fill_ring_empty),
+                        ("rx_dropped", k.rx_dropped),
+                        ("rx_invalid_descs", k.rx_invalid_descs),
+                        ("tx_invalid_descs", k.tx_invalid_descs),
+                        ("tx_ring_empty", k.tx_ring_empty),
+                    ] {
+                        sample(m, &[("worker", w), ("reason", reason)], n, MetricType::Counter)?;
+                    }
+                }
+                Ok(())
+            },
         )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            let k = &r.io.socket;
-            for (reason, n) in [
-                ("rx_ring_full", k.rx_ring_full),
-                ("fill_ring_empty", k.rx_fill_ring_empty),
-                ("rx_dropped", k.rx_dropped),
-                ("rx_invalid_descs", k.rx_invalid_descs),
-                ("tx_invalid_descs", k.tx_invalid_descs),
-                ("tx_ring_empty", k.tx_ring_empty),
-            ] {
-                sample(&mut m, &[("worker", w.as_str()), ("reason", reason)], n, MetricType::Counter)?;
-            }
-        }
-        let mut m = enc.encode_descriptor(
+        family(
+            enc,
             "transitd_afxdp_zero_copy",
             "1 while the worker's socket is bound in zero-copy mode, 0 in copy mode",
-            None,
             MetricType::Gauge,
-        )?;
-        for (w, r) in workers.iter().zip(&reports) {
-            sample(&mut m, &[("worker", w.as_str())], u64::from(r.io.zero_copy), MetricType::Gauge)?;
-        }
+            |m| {
+                for (w, r) in self.per_worker() {
+                    sample(m, &[("worker", w)], u64::from(r.io.zero_copy), MetricType::Gauge)?;
+                }
+                Ok(())
+            },
+        )
+    }
 
-        let xdp = src.xdp.lock().map(|x| *x).unwrap_or_default();
-        let mut m = enc.encode_descriptor(
+    /// What the XDP program decided, and the interface's own counters.
+    fn xdp_and_interface(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let xdp = self.src.xdp.lock().map(|x| *x).unwrap_or_default();
+        family(
+            enc,
             "transitd_xdp_packets",
             "Frames the XDP program decided: to a socket, or to the kernel",
-            None,
             MetricType::Counter,
+            |m| {
+                for (action, n) in [
+                    ("redirected", xdp.redirected),
+                    ("passed", xdp.passed),
+                    ("no_socket", xdp.no_socket),
+                    ("egress_local", xdp.egress_local),
+                    ("backbone_local", xdp.backbone_local),
+                    ("gre_not_ours", xdp.gre_not_ours),
+                ] {
+                    sample(m, &[("action", action)], n, MetricType::Counter)?;
+                }
+                Ok(())
+            },
         )?;
-        for (action, n) in [
-            ("redirected", xdp.redirected),
-            ("passed", xdp.passed),
-            ("no_socket", xdp.no_socket),
-            ("egress_local", xdp.egress_local),
-            ("backbone_local", xdp.backbone_local),
-            ("gre_not_ours", xdp.gre_not_ours),
-        ] {
-            sample(&mut m, &[("action", action)], n, MetricType::Counter)?;
-        }
+        let Some((name, c)) = self.src.interface.as_deref().and_then(|i| NetdevCounters::read(i).map(|c| (i, c)))
+        else {
+            return Ok(());
+        };
+        family(
+            enc,
+            "transitd_interface_packets",
+            "The interface's own packet counters since it was created (sysfs statistics, as ip -s link shows them)",
+            MetricType::Counter,
+            |m| {
+                for (counter, n) in c.named() {
+                    sample(m, &[("interface", name), ("counter", counter)], n, MetricType::Counter)?;
+                }
+                Ok(())
+            },
+        )
+    }
 
-        if let Some((name, c)) = src.interface.as_deref().and_then(|i| NetdevCounters::read(i).map(|c| (i, c))) {
-            let mut m = enc.encode_descriptor(
-                "transitd_interface_packets",
-                "The interface's own packet counters since it was created (sysfs statistics, as ip -s link shows them)",
-                None,
-                MetricType::Counter,
-            )?;
-            for (counter, n) in c.named() {
-                sample(&mut m, &[("interface", name), ("counter", counter)], n, MetricType::Counter)?;
-            }
-        }
-
-        let mut m = enc.encode_descriptor(
+    /// Configuration reloads, and BGP where it is configured.
+    fn reloads_and_bgp(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let src = self.src;
+        let reloads = &src.reloads;
+        family(
+            enc,
             "transitd_config_reloads",
             "Configuration reloads, applied or rejected (the running one stays)",
-            None,
             MetricType::Counter,
+            |m| counters(m, "result", &[("applied", &reloads.applied), ("rejected", &reloads.rejected)]),
         )?;
-        for (result, n) in [("applied", &src.reloads.applied), ("rejected", &src.reloads.rejected)] {
-            sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
-        }
-        let mut m = enc.encode_descriptor(
+        family(
+            enc,
             "transitd_config_applied_time_seconds",
             "Unix time the running configuration was applied",
-            None,
             MetricType::Gauge,
+            |m| m.encode_gauge(&(reloads.applied_at.load(Ordering::Relaxed) as i64)),
         )?;
-        m.encode_gauge(&(src.reloads.applied_at.load(Ordering::Relaxed) as i64))?;
-
-        if let Some((x, samples)) = &src.ipfix
-            && snap.ipfix.is_some()
-        {
-            let mut m = enc.encode_descriptor(
-                "transitd_ipfix",
-                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue",
-                None,
-                MetricType::Counter,
-            )?;
-            for (what, n) in [
-                ("records", &x.records),
-                ("messages", &x.messages),
-                ("send_errors", &x.send_errors),
-                ("samples_lost", &samples.lost),
-            ] {
-                sample(&mut m, &[("what", what)], n.load(Ordering::Relaxed), MetricType::Counter)?;
-            }
-        }
-
         if src.bgp.configured.load(Ordering::Relaxed) {
-            let mut m = enc.encode_descriptor(
+            family(
+                enc,
                 "transitd_bgp_announced_prefixes",
                 "Prefixes this server has BIRD announce ([bgp])",
-                None,
                 MetricType::Gauge,
+                |m| m.encode_gauge(&(src.bgp.announced.load(Ordering::Relaxed) as i64)),
             )?;
-            m.encode_gauge(&(src.bgp.announced.load(Ordering::Relaxed) as i64))?;
-            let mut m = enc.encode_descriptor(
+            family(
+                enc,
                 "transitd_bgp_withdrawn",
                 "1 while every announcement is withdrawn because a worker stalled or the XDP program is gone",
-                None,
                 MetricType::Gauge,
+                |m| m.encode_gauge(&i64::from(src.bgp.withdrawn.load(Ordering::Relaxed))),
             )?;
-            m.encode_gauge(&i64::from(src.bgp.withdrawn.load(Ordering::Relaxed)))?;
         }
+        Ok(())
+    }
 
+    /// The optional exporters and paths where they run: IPFIX, the punt path, the drop
+    /// capture.
+    fn exporters(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let src = self.src;
+        if let Some((x, samples)) = &src.ipfix
+            && self.snap.ipfix.is_some()
+        {
+            family(
+                enc,
+                "transitd_ipfix",
+                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue",
+                MetricType::Counter,
+                |m| {
+                    let values = [
+                        ("records", &x.records),
+                        ("messages", &x.messages),
+                        ("send_errors", &x.send_errors),
+                        ("samples_lost", &samples.lost),
+                    ];
+                    counters(m, "what", &values)
+                },
+            )?;
+        }
         if let Some(punt) = &src.punt {
             let p = &punt.stats;
-            let mut m = enc.encode_descriptor(
+            family(
+                enc,
                 "transitd_punt_packets",
                 "Frames the XDP program redirected and the pipeline passed, handed to the host (or not, and why)",
-                None,
                 MetricType::Counter,
+                |m| counters(m, "result", &[("punted", &p.punted), ("over_rate", &p.over_rate), ("failed", &p.failed)]),
             )?;
-            for (result, n) in [("punted", &p.punted), ("over_rate", &p.over_rate), ("failed", &p.failed)] {
-                sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
-            }
         }
         if let Some(cap) = &src.capture {
             let s = &cap.stats;
-            let mut m = enc.encode_descriptor(
+            family(
+                enc,
                 "transitd_drop_capture_packets",
                 "Frames offered to the drop capture: written, or not and why",
-                None,
                 MetricType::Counter,
+                |m| {
+                    let values = [
+                        ("written", &s.written),
+                        ("over_rate", &s.over_rate),
+                        ("no_record", &s.no_record),
+                        ("over_size", &s.over_size),
+                        ("write_failed", &s.write_failed),
+                    ];
+                    counters(m, "result", &values)
+                },
             )?;
-            for (result, n) in [
-                ("written", &s.written),
-                ("over_rate", &s.over_rate),
-                ("no_record", &s.no_record),
-                ("over_size", &s.over_size),
-                ("write_failed", &s.write_failed),
-            ] {
-                sample(&mut m, &[("result", result)], n.load(Ordering::Relaxed), MetricType::Counter)?;
-            }
-            let mut m = enc.encode_descriptor(
-                "transitd_drop_capture_file_bytes",
-                "Size of the drop capture",
-                None,
-                MetricType::Gauge,
-            )?;
-            m.encode_gauge(&(s.bytes.load(Ordering::Relaxed) as i64))?;
+            family(enc, "transitd_drop_capture_file_bytes", "Size of the drop capture", MetricType::Gauge, |m| {
+                m.encode_gauge(&(s.bytes.load(Ordering::Relaxed) as i64))
+            })?;
         }
         Ok(())
     }
@@ -447,7 +556,7 @@ impl Collector for TransitdCollector {
 struct LatencyHistogram<'a>(&'a Histogram<u64>);
 
 impl EncodeMetric for LatencyHistogram<'_> {
-    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> fmt::Result {
         let h = self.0;
         let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len() + 1);
         let mut below = 0u64;
