@@ -1,6 +1,7 @@
 //! `transitd stats`: scraping a running transitd and printing its metrics for a person.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -103,99 +104,146 @@ pub fn parse(text: &str) -> Vec<Sample> {
 /// A report for people from a scrape; with `before` (an earlier scrape and the seconds
 /// between), counters are shown as rates per second.
 pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> String {
-    use std::fmt::Write as _;
     let now = parse(text);
-    let then: Option<(HashMap<SampleKey, f64>, f64)> =
-        before.map(|(t, dt)| (parse(t).into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt));
-    // A counter's total, or its rate over the interval.
-    let value = |s: &Sample| -> f64 {
-        match &then {
+    let then = before.map(|(t, dt)| (parse(t).into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt));
+    let view = View { now: &now, then };
+    let mut out = String::new();
+    view.header(&mut out, addr);
+    view.workers(&mut out);
+    view.verdicts(&mut out);
+    view.customers(&mut out);
+    view.tunnels(&mut out);
+    view.sockets(&mut out);
+    view.host(&mut out);
+    out
+}
+
+/// A scrape as the report reads it: its samples and, for rates, an earlier scrape's values
+/// and the seconds between the two.
+struct View<'a> {
+    now: &'a [Sample],
+    then: Option<(HashMap<SampleKey, f64>, f64)>,
+}
+
+impl View<'_> {
+    /// A counter's total, or its rate over the interval.
+    fn value(&self, s: &Sample) -> f64 {
+        match &self.then {
             Some((old, dt)) => {
                 let was = old.get(&(s.name.clone(), s.labels.clone())).copied().unwrap_or(0.0);
                 (s.value - was).max(0.0) / dt
             }
             None => s.value,
         }
-    };
-    let find = |name: &'static str| now.iter().filter(move |s| s.name == name);
-    let one = |name: &'static str| find(name).next().map_or(0.0, |s| s.value);
-    let unit = if then.is_some() { "/s" } else { "" };
-    let mut out = String::new();
-    let version = find("transitd_build_info").next().map_or("?", |s| s.label("version")).to_string();
-    let started = one("transitd_start_time_seconds");
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let _ = writeln!(
-        out,
-        "transitd {version} at {addr}, up {}; configuration reloads: {} applied, {} rejected",
-        human_duration(wall - started),
-        find("transitd_config_reloads_total").find(|s| s.label("result") == "applied").map_or(0.0, |s| s.value),
-        find("transitd_config_reloads_total").find(|s| s.label("result") == "rejected").map_or(0.0, |s| s.value),
-    );
-    if let Some((_, dt)) = &then {
-        let _ = writeln!(out, "(rates per second over {dt} s)");
     }
 
-    let _ = writeln!(
-        out,
-        "\n{:<8} {:>14} {:>16} {:>14} {:>16}   batch p50 / p99 / max (last 10 s)",
-        "worker",
-        format!("rx pkts{unit}"),
-        format!("rx bytes{unit}"),
-        format!("tx pkts{unit}"),
-        format!("tx bytes{unit}")
-    );
-    for s in find("transitd_rx_packets_total") {
-        let w = s.label("worker");
-        let of = |name: &str| now.iter().find(|x| x.name == name && x.label("worker") == w).map_or(0.0, value);
-        let q = |quantile: &str| {
-            now.iter()
-                .find(|x| {
-                    x.name == "transitd_batch_duration_recent_seconds"
-                        && x.label("worker") == w
-                        && x.label("quantile") == quantile
-                })
-                .map_or(0.0, |x| x.value)
+    /// The samples of metric `name`.
+    fn find<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Sample> + 's {
+        self.now.iter().filter(move |s| s.name == name)
+    }
+
+    /// The first sample of `name`, as scraped, or 0.
+    fn one(&self, name: &str) -> f64 {
+        self.find(name).next().map_or(0.0, |s| s.value)
+    }
+
+    /// "/s" when showing rates.
+    fn unit(&self) -> &'static str {
+        if self.then.is_some() { "/s" } else { "" }
+    }
+
+    /// Version, address, uptime, reloads.
+    fn header(&self, out: &mut String, addr: SocketAddr) {
+        let version = self.find("transitd_build_info").next().map_or("?", |s| s.label("version")).to_string();
+        let started = self.one("transitd_start_time_seconds");
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let reloads = |result: &str| {
+            self.find("transitd_config_reloads_total").find(|s| s.label("result") == result).map_or(0.0, |s| s.value)
         };
         let _ = writeln!(
             out,
-            "{w:<8} {:>14.0} {:>16.0} {:>14.0} {:>16.0}   {} / {} / {}",
-            value(s),
-            of("transitd_rx_bytes_total"),
-            of("transitd_tx_packets_total"),
-            of("transitd_tx_bytes_total"),
-            human_seconds(q("0.5")),
-            human_seconds(q("0.99")),
-            human_seconds(q("1")),
+            "transitd {version} at {addr}, up {}; configuration reloads: {} applied, {} rejected",
+            human_duration(wall - started),
+            reloads("applied"),
+            reloads("rejected"),
         );
+        if let Some((_, dt)) = &self.then {
+            let _ = writeln!(out, "(rates per second over {dt} s)");
+        }
     }
 
-    let _ = writeln!(out, "\nverdicts (all workers, non-zero)");
-    let mut by_reason: HashMap<(&str, &str), f64> = HashMap::new();
-    for s in find("transitd_packets_total") {
-        *by_reason.entry((s.label("verdict"), s.label("reason"))).or_default() += value(s);
-    }
-    crate::report::reasons(&mut out, |r| by_reason.remove(&(r.verdict(), r.name())).unwrap_or(0.0));
-    // Reasons this binary does not know (a newer transitd answering): after the others.
-    let mut unknown: Vec<_> = by_reason.into_iter().collect();
-    unknown.sort_by(|a, b| a.0.cmp(&b.0));
-    for ((verdict, reason), n) in unknown {
-        crate::report::line(&mut out, verdict, reason, n);
-    }
-
-    let customers: Vec<&str> = {
-        let mut c: Vec<&str> = find("transitd_customer_packets_total").map(|s| s.label("customer")).collect();
-        c.dedup();
-        c
-    };
-    if !customers.is_empty() {
+    /// A line per worker: traffic and recent batch durations.
+    fn workers(&self, out: &mut String) {
+        let unit = self.unit();
         let _ = writeln!(
             out,
-            "\n{:<20} {:>14} {:>14} {:>14} {:>14}   (packets{unit})",
-            "customer", "tx", "pass", "drop", "consumed"
+            "\n{:<8} {:>14} {:>16} {:>14} {:>16}   batch p50 / p99 / max (last 10 s)",
+            "worker",
+            format!("rx pkts{unit}"),
+            format!("rx bytes{unit}"),
+            format!("tx pkts{unit}"),
+            format!("tx bytes{unit}")
+        );
+        for s in self.find("transitd_rx_packets_total") {
+            let w = s.label("worker");
+            let of = |name: &str| self.find(name).find(|x| x.label("worker") == w).map_or(0.0, |x| self.value(x));
+            let q = |quantile: &str| {
+                self.find("transitd_batch_duration_recent_seconds")
+                    .find(|x| x.label("worker") == w && x.label("quantile") == quantile)
+                    .map_or(0.0, |x| x.value)
+            };
+            let _ = writeln!(
+                out,
+                "{w:<8} {:>14.0} {:>16.0} {:>14.0} {:>16.0}   {} / {} / {}",
+                self.value(s),
+                of("transitd_rx_bytes_total"),
+                of("transitd_tx_packets_total"),
+                of("transitd_tx_bytes_total"),
+                human_seconds(q("0.5")),
+                human_seconds(q("0.99")),
+                human_seconds(q("1")),
+            );
+        }
+    }
+
+    /// Frames by verdict and reason, summed over workers, in the run report's order.
+    fn verdicts(&self, out: &mut String) {
+        let _ = writeln!(out, "\nverdicts (all workers, non-zero)");
+        let mut by_reason: HashMap<(&str, &str), f64> = HashMap::new();
+        for s in self.find("transitd_packets_total") {
+            *by_reason.entry((s.label("verdict"), s.label("reason"))).or_default() += self.value(s);
+        }
+        crate::report::reasons(out, |r| by_reason.remove(&(r.verdict(), r.name())).unwrap_or(0.0));
+        // Reasons this binary does not know (a newer transitd answering): after the others.
+        let mut unknown: Vec<_> = by_reason.into_iter().collect();
+        unknown.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((verdict, reason), n) in unknown {
+            crate::report::line(out, verdict, reason, n);
+        }
+    }
+
+    /// A line per customer: packets by verdict.
+    fn customers(&self, out: &mut String) {
+        let mut customers: Vec<&str> =
+            self.find("transitd_customer_packets_total").map(|s| s.label("customer")).collect();
+        customers.dedup();
+        if customers.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<20} {:>14} {:>14} {:>14} {:>14}   (packets{})",
+            "customer",
+            "tx",
+            "pass",
+            "drop",
+            "consumed",
+            self.unit()
         );
         // One pass over the samples, so that many customers cost linear time.
-        let by_verdict: HashMap<(&str, &str), f64> = find("transitd_customer_packets_total")
-            .map(|s| ((s.label("customer"), s.label("verdict")), value(s)))
+        let by_verdict: HashMap<(&str, &str), f64> = self
+            .find("transitd_customer_packets_total")
+            .map(|s| ((s.label("customer"), s.label("verdict")), self.value(s)))
             .collect();
         for c in customers {
             let of = |verdict: &str| by_verdict.get(&(c, verdict)).copied().unwrap_or(0.0);
@@ -210,24 +258,34 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
         }
     }
 
-    let tunnels: Vec<(&str, &str)> = {
-        let mut t: Vec<(&str, &str)> =
-            find("transitd_tunnel_packets_total").map(|s| (s.label("tunnel"), s.label("customer"))).collect();
-        t.dedup();
-        t
-    };
-    if !tunnels.is_empty() {
+    /// A line per tunnel: health and packets each way.
+    fn tunnels(&self, out: &mut String) {
+        let mut tunnels: Vec<(&str, &str)> =
+            self.find("transitd_tunnel_packets_total").map(|s| (s.label("tunnel"), s.label("customer"))).collect();
+        tunnels.dedup();
+        if tunnels.is_empty() {
+            return;
+        }
         let _ = writeln!(
             out,
-            "\n{:<20} {:<14} {:<8} {:>14} {:>14} {:>14}   (packets{unit})",
-            "tunnel", "customer", "health", "received", "dropped", "sent"
+            "\n{:<20} {:<14} {:<8} {:>14} {:>14} {:>14}   (packets{})",
+            "tunnel",
+            "customer",
+            "health",
+            "received",
+            "dropped",
+            "sent",
+            self.unit()
         );
-        let packets: HashMap<(&str, &str), f64> = find("transitd_tunnel_packets_total")
-            .map(|s| ((s.label("tunnel"), s.label("direction")), value(s)))
+        let packets: HashMap<(&str, &str), f64> = self
+            .find("transitd_tunnel_packets_total")
+            .map(|s| ((s.label("tunnel"), s.label("direction")), self.value(s)))
             .collect();
-        let dropped: HashMap<&str, f64> =
-            find("transitd_tunnel_received_dropped_packets_total").map(|s| (s.label("tunnel"), value(s))).collect();
-        let up: HashMap<&str, f64> = find("transitd_tunnel_up").map(|s| (s.label("tunnel"), s.value)).collect();
+        let dropped: HashMap<&str, f64> = self
+            .find("transitd_tunnel_received_dropped_packets_total")
+            .map(|s| (s.label("tunnel"), self.value(s)))
+            .collect();
+        let up: HashMap<&str, f64> = self.find("transitd_tunnel_up").map(|s| (s.label("tunnel"), s.value)).collect();
         for (t, c) in tunnels {
             let health = match up.get(t) {
                 Some(v) if *v > 0.0 => "up",
@@ -244,50 +302,60 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
         }
     }
 
-    let mut sockets = String::new();
-    for s in find("transitd_afxdp_zero_copy") {
-        let w = s.label("worker");
-        let event = |e: &str| {
-            find("transitd_afxdp_events_total")
-                .find(|x| x.label("worker") == w && x.label("event") == e)
-                .map_or(0.0, value)
+    /// A line per AF_XDP socket: bind mode, frames, what the kernel dropped.
+    fn sockets(&self, out: &mut String) {
+        let mut sockets = String::new();
+        for s in self.find("transitd_afxdp_zero_copy") {
+            let w = s.label("worker");
+            let event = |e: &str| {
+                self.find("transitd_afxdp_events_total")
+                    .find(|x| x.label("worker") == w && x.label("event") == e)
+                    .map_or(0.0, |x| self.value(x))
+            };
+            let drops: Vec<String> = self
+                .find("transitd_afxdp_kernel_drops_total")
+                .filter(|x| x.label("worker") == w && x.value > 0.0)
+                .map(|x| format!("{} {:.0}", x.label("reason"), self.value(x)))
+                .collect();
+            let _ = writeln!(
+                sockets,
+                "{w:<8} {:<10} sent {:.0} completed {:.0} backpressure {:.0}; kernel drops: {}",
+                if s.value > 0.0 { "zero-copy" } else { "copy" },
+                event("sent"),
+                event("completed"),
+                event("backpressure"),
+                if drops.is_empty() { "none".to_string() } else { drops.join(", ") }
+            );
+        }
+        if !sockets.is_empty() {
+            let _ =
+                write!(out, "\nAF_XDP sockets{}\n{sockets}", if self.then.is_none() { "" } else { " (per second)" });
+        }
+    }
+
+    /// The XDP program's decisions, the interface's own counters, the drop capture.
+    fn host(&self, out: &mut String) {
+        let named = |name: &str, label: &str| -> Vec<String> {
+            self.find(name).map(|s| format!("{} {:.0}", s.label(label), self.value(s))).collect()
         };
-        let drops: Vec<String> = find("transitd_afxdp_kernel_drops_total")
-            .filter(|x| x.label("worker") == w && x.value > 0.0)
-            .map(|x| format!("{} {:.0}", x.label("reason"), value(x)))
-            .collect();
-        let _ = writeln!(
-            sockets,
-            "{w:<8} {:<10} sent {:.0} completed {:.0} backpressure {:.0}; kernel drops: {}",
-            if s.value > 0.0 { "zero-copy" } else { "copy" },
-            event("sent"),
-            event("completed"),
-            event("backpressure"),
-            if drops.is_empty() { "none".to_string() } else { drops.join(", ") }
-        );
+        let _ = writeln!(out, "\nxdp: {}", named("transitd_xdp_packets_total", "action").join(", "));
+        let mut interfaces: Vec<&str> =
+            self.find("transitd_interface_packets_total").map(|s| s.label("interface")).collect();
+        interfaces.dedup();
+        for i in interfaces {
+            let counters: Vec<String> = self
+                .find("transitd_interface_packets_total")
+                .filter(|s| s.label("interface") == i)
+                .map(|s| format!("{} {:.0}", s.label("counter"), self.value(s)))
+                .collect();
+            let _ = writeln!(out, "interface {i}{}: {}", self.unit(), counters.join(", "));
+        }
+        let capture = named("transitd_drop_capture_packets_total", "result");
+        if !capture.is_empty() {
+            let bytes = self.one("transitd_drop_capture_file_bytes");
+            let _ = writeln!(out, "drop capture: {} ({bytes} bytes)", capture.join(", "));
+        }
     }
-    if !sockets.is_empty() {
-        let _ = write!(out, "\nAF_XDP sockets{}\n{sockets}", if unit.is_empty() { "" } else { " (per second)" });
-    }
-    let xdp: Vec<String> =
-        find("transitd_xdp_packets_total").map(|s| format!("{} {:.0}", s.label("action"), value(s))).collect();
-    let _ = writeln!(out, "\nxdp: {}", xdp.join(", "));
-    let mut interfaces: Vec<&str> = find("transitd_interface_packets_total").map(|s| s.label("interface")).collect();
-    interfaces.dedup();
-    for i in interfaces {
-        let counters: Vec<String> = find("transitd_interface_packets_total")
-            .filter(|s| s.label("interface") == i)
-            .map(|s| format!("{} {:.0}", s.label("counter"), value(s)))
-            .collect();
-        let _ = writeln!(out, "interface {i}{unit}: {}", counters.join(", "));
-    }
-    let capture: Vec<String> =
-        find("transitd_drop_capture_packets_total").map(|s| format!("{} {:.0}", s.label("result"), value(s))).collect();
-    if !capture.is_empty() {
-        let _ =
-            writeln!(out, "drop capture: {} ({} bytes)", capture.join(", "), one("transitd_drop_capture_file_bytes"));
-    }
-    out
 }
 
 fn human_duration(seconds: f64) -> String {
