@@ -2,22 +2,19 @@
 
 /// One's-complement sum of `data` as big-endian 16-bit words (an odd last byte is padded
 /// with zero), folded to 16 bits, not yet inverted.
+///
+/// Summed four bytes at a time: the one's-complement sum does not depend on the word size
+/// it is carried in (RFC 1071 §2(B)), so 32-bit words added into a `u64` and folded at the
+/// end give the 16-bit sum with half the additions and none of the shifts.
 pub fn sum(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        // Eight bytes at a time: four 16-bit words summed without carries lost (u64 headroom).
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += (w >> 48) + ((w >> 32) & 0xffff) + ((w >> 16) & 0xffff) + (w & 0xffff);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    let mut rest = chunks.remainder().chunks_exact(2);
-    for c in &mut rest {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = rest.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    fold(acc)
+    // Up to three bytes left, at a word boundary: the last word, padded with zeros.
+    let last = words.remainder().iter().zip([24, 16, 8]).fold(0u32, |w, (&b, at)| w | u32::from(b) << at);
+    fold(acc + u64::from(last))
 }
 
 /// Folds a wide one's-complement accumulator to 16 bits.
@@ -62,6 +59,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The sum as RFC 1071 defines it: 16-bit big-endian words, an odd last byte padded
+        /// with zero, end-around carry.
+        #[test]
+        fn sum_equals_the_rfc_1071_definition(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let mut acc: u32 = 0;
+            for pair in data.chunks(2) {
+                let word = u32::from(pair[0]) << 8 | u32::from(pair.get(1).copied().unwrap_or(0));
+                acc += word;
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            proptest::prop_assert_eq!(sum(&data), acc as u16);
+        }
+
         #[test]
         fn incremental_update_equals_recompute(mut data in proptest::collection::vec(proptest::num::u8::ANY, 20..60), at in 0usize..9, new in proptest::num::u16::ANY) {
             data[10] = 0;
