@@ -379,6 +379,41 @@ pub fn clauses(expr: &Expr) -> Result<Vec<Clause>, CompileError> {
     Ok(out)
 }
 
+/// Boxes that hold every key `expr` selects, and more, for a rule too complex to expand
+/// exactly ([`CompileError::TooComplex`]): the boxes of the largest conjunction of its
+/// top-level `and` terms (in order, each kept while the whole still expands) that have no
+/// byte tests, or one box that holds every key. The table checks such a rule's candidates
+/// with the whole expression (`eval`): first match stays exact, and only what the kept
+/// terms select pays for the interpretation.
+pub fn superset_boxes(expr: &Expr) -> Vec<Bounds> {
+    fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::And(terms) => terms.iter().for_each(|t| conjuncts(t, out)),
+            e => out.push(e),
+        }
+    }
+    let mut terms = Vec::new();
+    conjuncts(expr, &mut terms);
+    let mut kept: Vec<Expr> = Vec::new();
+    let mut best = vec![FULL];
+    // Each refused try may cost up to MAX_EXPANSION_STEPS: a few, then what is kept stays.
+    let mut refused = 0;
+    for term in terms.into_iter().filter(|t| t.byte_tests().is_empty()) {
+        kept.push(term.clone());
+        match boxes(&Expr::And(kept.clone())) {
+            Ok(b) => best = b,
+            Err(_) => {
+                kept.pop();
+                refused += 1;
+                if refused == 4 {
+                    break;
+                }
+            }
+        }
+    }
+    best
+}
+
 /// The boxes whose union is exactly the set of keys `expr` selects; for expressions
 /// without byte tests (refused otherwise: boxes alone cannot hold them).
 pub fn boxes(expr: &Expr) -> Result<Vec<Bounds>, CompileError> {

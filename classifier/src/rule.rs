@@ -83,6 +83,12 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Rules decided by interpretation, too complex to expand into the decision trees
+    /// ([`RuleTable::interpreted`]).
+    pub fn interpreted(&self) -> usize {
+        self.enforce.interpreted() + self.monitor.interpreted()
+    }
+
     /// The action for packets no enforced rule selects.
     pub fn default_action(&self) -> Action {
         self.default

@@ -22,12 +22,14 @@ pub const MAX_BOXES_PER_TABLE: usize = 262_144;
 pub struct RuleTable {
     forest: Forest,
     rules: usize,
-    /// For tables with byte tests: the forest's entries are clauses, not rules.
+    /// For tables with residual checks: the forest's entries are clauses, not rules.
     checks: Option<Box<Checks>>,
+    /// Rules too complex to expand exactly, decided by interpretation (see [`Residual::Rule`]).
+    interpreted: usize,
 }
 
-/// The byte tests of a table and the clauses that need them. A clause is one rule's boxes
-/// that need the same answers from its byte tests; clauses are numbered in rule order, so
+/// The residual checks of a table and the clauses that need them. A clause is one rule's
+/// boxes that need the same answers from its checks; clauses are numbered in rule order, so
 /// the first clause that holds is the first rule's.
 #[derive(Clone, Debug, Default)]
 struct Checks {
@@ -35,13 +37,32 @@ struct Checks {
     rule_of: Vec<u32>,
     /// Each clause's span of `needs`.
     needs_of: Vec<(u32, u32)>,
-    /// `(test, answer)`: a byte test of `tests` and the answer the clause needs.
+    /// `(check, answer)`: a check of `tests` and the answer the clause needs.
     needs: Vec<(u32, bool)>,
-    tests: Vec<ByteTest>,
+    tests: Vec<Residual>,
+}
+
+/// What the boxes cannot decide, checked for the candidates they find.
+#[derive(Clone, Debug)]
+enum Residual {
+    /// A byte test (payload, slices, `contains`, `matches`).
+    Bytes(ByteTest),
+    /// A whole rule too complex to expand into boxes exactly: its boxes are a superset
+    /// ([`compile::superset_boxes`]) and this decides.
+    Rule(Expr),
+}
+
+impl Residual {
+    fn holds(&self, key: &Key, frame: &[u8]) -> bool {
+        match self {
+            Residual::Bytes(test) => test.holds(key, frame),
+            Residual::Rule(expr) => eval(expr, key, frame),
+        }
+    }
 }
 
 impl Checks {
-    /// True when clause `clause`'s byte tests answer as it needs on `frame`.
+    /// True when clause `clause`'s checks answer as it needs on `frame`.
     fn hold(&self, clause: u32, key: &Key, frame: &[u8]) -> bool {
         let (from, to) = self.needs_of[clause as usize];
         self.needs[from as usize..to as usize]
@@ -90,14 +111,26 @@ impl RuleTable {
         let mut checks = Checks::default();
         let mut boxes = 0;
         let mut rules = 0;
+        let mut interpreted = 0;
         for (index, expr) in exprs.into_iter().enumerate() {
-            let cs = compile::clauses(expr).map_err(|error| RuleCompileError { index, error })?;
+            let first_test = checks.tests.len() as u32;
+            let cs = match compile::clauses(expr) {
+                Ok(cs) => {
+                    checks.tests.extend(expr.byte_tests().into_iter().cloned().map(Residual::Bytes));
+                    cs
+                }
+                // Too many boxes to be exact: a superset of boxes, the rule itself decides.
+                Err(CompileError::TooComplex) => {
+                    interpreted += 1;
+                    checks.tests.push(Residual::Rule(expr.clone()));
+                    vec![compile::Clause { boxes: compile::superset_boxes(expr), checks: vec![(0, true)] }]
+                }
+                Err(error) => return Err(RuleCompileError { index, error }),
+            };
             boxes += cs.iter().map(|c| c.boxes.len()).sum::<usize>();
             if boxes > MAX_BOXES_PER_TABLE {
                 return Err(RuleCompileError { index, error: CompileError::TableTooLarge });
             }
-            let first_test = checks.tests.len() as u32;
-            checks.tests.extend(expr.byte_tests().into_iter().cloned());
             for c in cs {
                 let from = checks.needs.len() as u32;
                 checks.needs.extend(c.checks.iter().map(|&(t, answer)| (first_test + t, answer)));
@@ -119,8 +152,8 @@ impl RuleTable {
             clauses.push(group.iter().map(|(_, b)| *b).collect());
             rules = index + 1;
         }
-        // Without byte tests the forest's entries are the rules themselves (ClassBench-like
-        // tables: no clause to map back per lookup); with them, the clauses.
+        // Without residual checks the forest's entries are the rules themselves
+        // (ClassBench-like tables: no clause to map back per lookup); with them, the clauses.
         let plain = checks.tests.is_empty();
         let boxes: Vec<(u32, Bounds)> = clauses
             .into_iter()
@@ -129,17 +162,18 @@ impl RuleTable {
             .flat_map(|(c, (bs, &rule))| bs.into_iter().map(move |b| (if plain { rule } else { c as u32 }, b)))
             .collect();
         if plain {
-            return Ok(RuleTable { forest: Forest::build(&boxes), rules, checks: None });
+            return Ok(RuleTable { forest: Forest::build(&boxes), rules, checks: None, interpreted });
         }
         let conditional: Vec<bool> = checks.needs_of.iter().map(|&(from, to)| from < to).collect();
-        Ok(RuleTable { forest: Forest::build_conditional(&boxes, &conditional), rules, checks: Some(Box::new(checks)) })
+        let forest = Forest::build_conditional(&boxes, &conditional);
+        Ok(RuleTable { forest, rules, checks: Some(Box::new(checks)), interpreted })
     }
 
     /// A table over boxes given directly as `(rule index, bounds)`, rule indices ascending
     /// (for rule sets that are already boxes, such as ClassBench's).
     pub fn from_boxes(boxes: &[(u32, Bounds)]) -> RuleTable {
         let rules = boxes.last().map_or(0, |b| b.0 as usize + 1);
-        RuleTable { forest: Forest::build(boxes), rules, checks: None }
+        RuleTable { forest: Forest::build(boxes), rules, checks: None, interpreted: 0 }
     }
 
     /// Number of rules compiled.
@@ -150,6 +184,13 @@ impl RuleTable {
     /// True when the table has no rules.
     pub fn is_empty(&self) -> bool {
         self.rules == 0
+    }
+
+    /// Rules too complex to expand into boxes exactly (more than
+    /// [`compile::MAX_BOXES_PER_RULE`]), whose candidates the rule itself decides, by
+    /// interpretation: correct, but a cost per candidate packet.
+    pub fn interpreted(&self) -> usize {
+        self.interpreted
     }
 
     /// Sizes of the compiled structure.
@@ -195,5 +236,56 @@ impl<'a> LinearScan<'a> {
     /// The index of the first expression that selects the packet `key` was parsed from.
     pub fn first_match(&self, key: &Key, frame: &[u8]) -> Option<u32> {
         self.exprs.iter().position(|e| eval(e, key, frame)).map(|i| i as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+
+    /// A rule whose exact expansion has more boxes than a rule may have (3 x 2 x 54 x 72) is
+    /// compiled as a superset and decided by interpretation: the same first match as the
+    /// linear scan, on keys that meet each of its terms or miss one.
+    #[test]
+    fn a_rule_too_complex_to_expand_is_interpreted() {
+        let texts = [
+            "ip.src == 10.0.0.1",
+            "mpls.label == 0 and eth.src !== 00:00:00:00:00:00 and vlan.id != 1 and ipv6.addr != 2001:db8::1",
+            "ipv6",
+        ];
+        let exprs: Vec<Expr> = texts.iter().map(|t| parse(t).unwrap()).collect();
+        assert_eq!(compile::clauses(&exprs[1]), Err(CompileError::TooComplex));
+        let table = RuleTable::build(&exprs).unwrap();
+        assert_eq!(table.interpreted(), 1);
+        let linear = LinearScan::new(&exprs);
+        let mut picked = std::collections::BTreeSet::new();
+        for label in [0u32, 5] {
+            for mac in [[0u8; 6], [2, 0, 0, 0, 0, 1]] {
+                for vlan in [None, Some(1u16), Some(7)] {
+                    for dst in ["2001:db8::1", "2001:db8::2"] {
+                        let mut key = Key::new(100);
+                        key.set_ethernet(0x86dd, mac, [2, 0, 0, 0, 0, 2]);
+                        key.push_mpls(label << 12 | 0x100 | 64);
+                        if let Some(v) = vlan {
+                            key.push_vlan(v);
+                        }
+                        let dst: std::net::Ipv6Addr = dst.parse().unwrap();
+                        key.set_ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], dst.octets(), 6, 64, 20);
+                        let expect = linear.first_match(&key, &[]);
+                        assert_eq!(table.first_match(&key, &[]), expect, "{key:?}");
+                        let mut out = [None];
+                        table.first_match_batch(&[&key], &[&[]], &mut out);
+                        assert_eq!(out[0], expect);
+                        picked.insert(expect);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            picked,
+            [Some(1), Some(2)].into(),
+            "both the interpreted rule and the one after it decide some keys"
+        );
     }
 }

@@ -132,6 +132,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => Ok(match load(&file) {
             Ok(snap) => {
                 let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
+                let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos]);
+                let interpreted: usize = sets.chain([&snap.dos.rules]).map(|s| s.interpreted()).sum();
+                let interpreted = match interpreted {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} rules too complex for the decision trees (over {} boxes) are checked by \
+                         interpretation, a cost per packet they may select",
+                        classifier::compile::MAX_BOXES_PER_RULE
+                    ),
+                };
                 let su = snap.soft_unicast.as_ref().map_or(String::new(), |su| {
                     format!(
                         "; soft-unicast: {} egress addresses, this server {}",
@@ -140,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )
                 });
                 println!(
-                    "{}: ok ({} customers, {} tunnels, {} firewall rules{su})",
+                    "{}: ok ({} customers, {} tunnels, {} firewall rules{su}{interpreted})",
                     file.display(),
                     snap.customers.len(),
                     snap.tunnels.len(),
