@@ -167,3 +167,46 @@ fn withdraw_needs_a_bgp_section() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no [bgp] section"));
 }
+
+/// Two guards on one BIRD include file would undo each other's announcements: the second is
+/// refused while the first runs, naming the file, and taken once the first has gone.
+#[test]
+fn a_second_guard_on_one_include_file_is_refused() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-guards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let include = dir.join("transitd.conf");
+    let guard = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_transitd"));
+        // No BIRD listens there: the guard writes the file and retries BIRD, which is all
+        // this needs.
+        c.args(["bgp", "guard", "--bird-socket"]).arg(dir.join("no-bird.ctl")).arg("--bird-include").arg(&include);
+        c.args(["--withdraw-after-ms", "60000"]).stdin(Stdio::piped()).stderr(Stdio::piped());
+        c
+    };
+    let mut first = guard().spawn().unwrap();
+    let mut told = first.stdin.take().unwrap();
+    writeln!(told, "announce 192.0.2.1/32").unwrap();
+    // The first holds the lock once its include file is written.
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&include).is_ok_and(|t| t.contains("192.0.2.1/32")) {
+        assert!(started.elapsed().as_secs() < 10, "the first guard never wrote {}", include.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = guard().output().unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(said.contains("another transitd's BGP guard keeps this BIRD include file"), "{said}");
+    assert!(said.contains(&include.display().to_string()), "{said}");
+    assert!(std::fs::read_to_string(&include).unwrap().contains("192.0.2.1/32"), "the refused guard touched nothing");
+
+    drop(told); // the first withdraws and exits
+    assert!(first.wait().unwrap().success());
+    assert!(!std::fs::read_to_string(&include).unwrap().contains("192.0.2.1/32"), "withdrawn on exit");
+    let mut third = guard().spawn().unwrap();
+    drop(third.stdin.take());
+    let third = third.wait_with_output().unwrap();
+    assert!(third.status.success(), "the lock is free again: {}", String::from_utf8_lossy(&third.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -36,7 +36,9 @@ enum Told {
 }
 
 /// Runs the guard until its input closes or a stop signal; everything is withdrawn then.
+/// Refused if another guard keeps the same include file ([`super::lock_include`]).
 pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
+    let _only_guard = super::lock_include(&opts.bird_include)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;

@@ -18,10 +18,14 @@ pub mod bird;
 pub mod guard;
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::snapshot::{Bgp, Snapshot};
 
@@ -84,6 +88,36 @@ impl Announcements {
     }
 }
 
+/// The file whose lock makes a guard the only one keeping `include`: `<include>.lock`.
+pub fn lock_path(include: &Path) -> PathBuf {
+    let mut name = include.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of `include` ([`lock_path`], `flock`, exclusive), held until the returned
+/// lock is dropped or the process ends however it ends. Two guards on one include file
+/// (two transitd servers configured alike by mistake) would each undo what the other
+/// announces: the second is refused, naming the file.
+pub fn lock_include(include: &Path) -> anyhow::Result<Flock<File>> {
+    let path = lock_path(include);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+        Errno::EWOULDBLOCK => anyhow::anyhow!(
+            "{}: another transitd's BGP guard keeps this BIRD include file (it holds {}); two would undo \
+             each other's announcements",
+            include.display(),
+            path.display()
+        ),
+        e => anyhow::anyhow!("{}: {e}", path.display()),
+    })
+}
+
 /// `transitd run`'s side of the guard: starts it and tells it what to announce.
 pub struct Speaker {
     config: Bgp,
@@ -96,6 +130,9 @@ pub struct Speaker {
 impl Speaker {
     /// Starts a guard (this same executable, `transitd bgp guard`) for `config`.
     pub fn start(config: &Bgp) -> anyhow::Result<Speaker> {
+        // Another guard on the file is refused here, before a process is started for it (the
+        // guard takes the lock itself; this look says why, once, while the run retries).
+        drop(lock_include(&config.bird_include)?);
         let exe = std::env::current_exe()?;
         let mut guard = Command::new(exe)
             .args(["bgp", "guard"])
