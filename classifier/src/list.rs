@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::field::{ABSENT, Dim, FieldDef, Guard, Key, Occurrence, Slot, Ty};
-use crate::set::IntervalSet;
+use crate::set::{IntervalSet, in_ranges};
 
 /// The membership slots, in order; at most this many (occurrence, list) pairs per
 /// configuration.
@@ -362,10 +362,7 @@ impl NarrowTable {
     #[inline]
     fn contains(&self, value: u32) -> bool {
         match self {
-            NarrowTable::Few(ranges) => {
-                let i = ranges.partition_point(|&(start, _)| start <= value);
-                i > 0 && ranges[i - 1].1 >= value
-            }
+            NarrowTable::Few(ranges) => in_ranges(ranges, value),
             NarrowTable::Trie { top, runs, nodes, bitmaps } => {
                 let Some(bucket) = top.get((value >> 16) as usize) else { return false };
                 let low = value & 0xffff;
@@ -392,6 +389,8 @@ impl NarrowTable {
 
 impl Lookup {
     const BUCKETS: usize = 1 << 16;
+    /// A wide value's bucket is its top 16 bits.
+    const WIDE_SHIFT: u32 = 128 - 16;
 
     /// `width`: the bits values of this set use (32 for numbers, 128 for addresses).
     fn new(set: &IntervalSet, width: u32) -> Lookup {
@@ -408,17 +407,17 @@ impl Lookup {
                 by,
                 table: NarrowTable::new(all.iter().map(|&(lo, hi)| ((lo >> by) as u32, (hi >> by) as u32)).collect()),
             },
-            None => Lookup::Wide { first: Self::first_of_buckets(all, width - 16), ranges: all.to_vec() },
+            None => Lookup::Wide { first: Self::first_of_buckets(all), ranges: all.to_vec() },
         }
     }
 
-    /// For each bucket (`value >> shift`), the first of `ranges` that ends at or after its
-    /// first value; then one past the last range.
-    fn first_of_buckets(ranges: &[(u128, u128)], shift: u32) -> Vec<u32> {
+    /// For each bucket (`value >> WIDE_SHIFT`), the first of `ranges` that ends at or after
+    /// its first value; then one past the last range.
+    fn first_of_buckets(ranges: &[(u128, u128)]) -> Vec<u32> {
         let mut first = Vec::with_capacity(Self::BUCKETS + 1);
         let mut i = 0usize;
         for b in 0..Self::BUCKETS as u128 {
-            let bucket_start = b << shift;
+            let bucket_start = b << Self::WIDE_SHIFT;
             while i < ranges.len() && ranges[i].1 < bucket_start {
                 i += 1;
             }
@@ -433,13 +432,11 @@ impl Lookup {
         match self {
             Lookup::Narrow { by, table } => u32::try_from(value >> by).is_ok_and(|v| table.contains(v)),
             Lookup::Wide { ranges, first } => {
-                let b = ((value >> (128 - 16)) as usize).min(Self::BUCKETS - 1);
+                let b = ((value >> Self::WIDE_SHIFT) as usize).min(Self::BUCKETS - 1);
                 let lo = first[b] as usize;
                 // The next bucket's first range may start inside this one: a candidate too.
                 let hi = (first[b + 1] as usize + 1).min(ranges.len());
-                let Some(candidates) = ranges.get(lo..hi) else { return false };
-                let i = candidates.partition_point(|&(start, _)| start <= value);
-                i > 0 && candidates[i - 1].1 >= value
+                ranges.get(lo..hi).is_some_and(|candidates| in_ranges(candidates, value))
             }
         }
     }

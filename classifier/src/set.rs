@@ -43,9 +43,7 @@ impl IntervalSet {
 
     /// True when `value` is in the set.
     pub fn contains(&self, value: u128) -> bool {
-        // Binary search: the last interval starting at or before `value`.
-        let i = self.ranges.partition_point(|&(lo, _)| lo <= value);
-        i > 0 && self.ranges[i - 1].1 >= value
+        in_ranges(&self.ranges, value)
     }
 
     /// Every value in either set.
@@ -111,6 +109,14 @@ impl IntervalSet {
         }
         IntervalSet { ranges: out }
     }
+}
+
+/// Whether `value` lies in one of `ranges` (inclusive, sorted, disjoint): a binary search
+/// for the last range starting at or before it.
+#[inline]
+pub(crate) fn in_ranges<T: Copy + Ord>(ranges: &[(T, T)], value: T) -> bool {
+    let i = ranges.partition_point(|&(lo, _)| lo <= value);
+    i > 0 && ranges[i - 1].1 >= value
 }
 
 #[cfg(test)]
