@@ -19,7 +19,7 @@ use gre::{GreError, GrePacket, GreRepr};
 use super::Outcome;
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
-use super::parse::{IpFrame, Parsed, parse_inner_into};
+use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, by_fate};
 use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
@@ -103,8 +103,8 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     // The inner packet: parsed within the outer one, offsets the frame's.
     let inner_at = outer.l4_start + repr.header_len();
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
-    let mut key = Key::new(0);
-    let parsed = parse_inner_into(&mut key, data, inner_at, repr.protocol, frame.wire_len);
+    let mut key = Key::new(frame.wire_len);
+    let parsed = parse_inner(&mut key, data, inner_at, repr.protocol);
     let ip = match parsed {
         Parsed::Ip(ip) => ip,
         Parsed::NotIp | Parsed::Mpls => return unsupported(snap),

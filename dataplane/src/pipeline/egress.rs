@@ -29,7 +29,7 @@ use portslice::Owner;
 
 use super::Frame;
 use super::forward::{Ctx, ipv4_checksum_ok};
-use super::parse::{IpFrame, Parsed, parse_inner_into};
+use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use crate::snapshot::{Snapshot, SoftUnicast};
 
@@ -88,8 +88,8 @@ fn from_backbone(
         _ => return Verdict::Drop(DropReason::BackboneUnknownSource),
     };
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
-    let mut key = Key::new(0);
-    let parsed = parse_inner_into(&mut key, data, outer.l4_start + repr.header_len(), PROTO_IPV4, frame.wire_len);
+    let mut key = Key::new(frame.wire_len);
+    let parsed = parse_inner(&mut key, data, outer.l4_start + repr.header_len(), PROTO_IPV4);
     let ip = match parsed {
         Parsed::Ip(ip) => ip,
         Parsed::NotIp | Parsed::Mpls => return Verdict::Drop(DropReason::BackboneNotEgress),

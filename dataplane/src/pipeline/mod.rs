@@ -30,7 +30,7 @@ mod tcp;
 
 pub use batch::{process_batch, process_batch_via};
 pub use frame::{BATCH_SIZE, Frame, HEADROOM, Spill};
-pub use parse::{IpFrame, Parsed, parse_frame, parse_frame_into, parse_inner_into};
+pub use parse::{IpFrame, Parsed, parse_frame, parse_frame_into};
 pub use stats::{Reason, WorkerStats};
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 

@@ -89,10 +89,10 @@ pub fn parse_frame_into(key: &mut Key, frame: &[u8], wire_len: u32) -> Parsed {
 }
 
 /// Parses the IP packet at `frame[start..]` (a tunnel's payload, whose GRE protocol type
-/// is `ether_type`) into `key`, as [`parse_frame_into`] does; offsets in the result are the
-/// frame's. `wire_len` is the frame's.
-pub fn parse_inner_into(key: &mut Key, frame: &[u8], start: usize, ether_type: u16, wire_len: u32) -> Parsed {
-    key.reset(wire_len);
+/// is `ether_type`) into `key`, which the caller made for it with `Key::new(wire_len)` (one
+/// initialisation of the 316 bytes, not a second here; and a key returned by value was a
+/// copy more); offsets in the result are the frame's.
+pub(super) fn parse_inner(key: &mut Key, frame: &[u8], start: usize, ether_type: u16) -> Parsed {
     let l3 = frame.get(start..).unwrap_or(&[]);
     match EtherType(ether_type) {
         EtherType::IPV4 => parse_ipv4(key, l3, start),
