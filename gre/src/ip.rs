@@ -640,4 +640,20 @@ mod tests {
         assert_eq!((p.src_addr(), p.dst_addr()), (r.src_addr, r.dst_addr));
         assert_eq!(Ipv6Packet::new_checked(&out[..39]).unwrap_err(), IpError::Truncated);
     }
+
+    proptest::proptest! {
+        /// Any header `emit` writes sums to all ones (its checksum is right) and reads back
+        /// as the values it was given.
+        #[test]
+        fn emitted_ipv4_headers_verify(src in proptest::num::u32::ANY, dst in proptest::num::u32::ANY, protocol in proptest::num::u8::ANY, payload_len in 0u16..65515, ttl in proptest::num::u8::ANY, tos in proptest::num::u8::ANY) {
+            let r = Ipv4Repr { src_addr: Ipv4Addr::from_bits(src), dst_addr: Ipv4Addr::from_bits(dst), protocol, payload_len, ttl, tos };
+            let mut out = [0u8; 20];
+            r.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]));
+            proptest::prop_assert_eq!(checksum::sum(&out), 0xffff);
+            let p = Ipv4Packet::new_checked(&out[..]).unwrap();
+            proptest::prop_assert!(p.verify_checksum());
+            proptest::prop_assert_eq!((p.src_addr(), p.dst_addr(), p.protocol(), p.ttl(), p.tos()), (r.src_addr, r.dst_addr, protocol, ttl, tos));
+            proptest::prop_assert_eq!(p.total_len(), payload_len + 20);
+        }
+    }
 }
