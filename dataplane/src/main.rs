@@ -56,151 +56,18 @@ fn soft_unicast<'s>(snap: &'s Snapshot, config: &Path) -> anyhow::Result<&'s tra
     snap.soft_unicast.as_ref().with_context(|| format!("{}: no [soft_unicast] section", config.display()))
 }
 
+/// Runs one subcommand; errors print as `transitd: ...` with exit status 2.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Plan { config, previous, out } => {
-            // The plan file the configuration names is what this command makes: plan from
-            // the section itself (the previous plan comes from --previous).
-            let snap = match transitd::config::load(&config).and_then(|mut loaded| {
-                if let Some(su) = &mut loaded.file.soft_unicast {
-                    su.get_mut().plan = None;
-                }
-                Snapshot::build(&loaded)
-            }) {
-                Ok(s) => s,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
-            let su = soft_unicast(&snap, &config)?;
-            let previous: Option<portslice::Plan> = previous
-                .map(|p| -> anyhow::Result<portslice::Plan> {
-                    let text = transitd::limits::read_text(&p, transitd::limits::MAX_PLAN_BYTES, "a plan")
-                        .with_context(|| p.display().to_string())?;
-                    serde_json::from_str(&text).with_context(|| format!("{}: not a plan file", p.display()))
-                })
-                .transpose()?;
-            let had_previous = previous.is_some();
-            let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
-            print!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
-            if let Some(out) = out {
-                std::fs::write(&out, serde_json::to_string_pretty(&plan)?)
-                    .with_context(|| out.display().to_string())?;
-                eprintln!("wrote {}", out.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Geofeed { config: Some(config), .. } => {
-            let snap = match load(&config) {
-                Ok(s) => s,
-                Err(code) => return Ok(code),
-            };
-            print!("{}", portslice::geofeed::generate(&soft_unicast(&snap, &config)?.plan.spec.egress));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Geofeed { check, .. } => {
-            let path = check.context("--check FILE or --config FILE")?;
-            let text = transitd::limits::read_text(&path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed")
-                .with_context(|| path.display().to_string())?;
-            Ok(match portslice::geofeed::parse(&text) {
-                Ok(entries) => {
-                    println!("{}: ok ({} entries)", path.display(), entries.len());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{}:{}: {}", path.display(), e.line, e.reason);
-                    ExitCode::from(1)
-                }
-            })
-        }
+        Command::Plan { config, previous, out } => plan(&config, previous.as_deref(), out.as_deref()),
+        Command::Geofeed { config: Some(config), .. } => geofeed(&config),
+        Command::Geofeed { check, .. } => check_geofeed(&check.context("--check FILE or --config FILE")?),
         Command::Connect { config, tag, class, udp, send, remote } => {
-            let snap = match load(&config) {
-                Ok(s) => s,
-                Err(code) => return Ok(code),
-            };
-            let su = soft_unicast(&snap, &config)?;
-            let want = portslice::select::Want { country: tag.unwrap_or_default(), class: class.unwrap_or_default() };
-            let me = &su.owners.servers[usize::from(su.this_server)];
-            let slices = transitd::connect::slices(&su.plan, &want, me);
-            // Return traffic for another server's slice crosses the backbone: keep TCP
-            // segments small enough to fit once encapsulated (IPv4 + GRE with key, IPv4 + TCP).
-            let mss = (su.backbone_mtu - 28 - 40).min(65535) as u16;
-            transitd::connect::run(&slices, remote, udp, mss, send.as_deref())?;
-            Ok(ExitCode::SUCCESS)
+            connect(&config, tag, class, udp, send.as_deref(), remote)
         }
-        Command::CheckConfig { file } => Ok(match load(&file) {
-            Ok(snap) => {
-                let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
-                let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos]);
-                let interpreted: usize = sets.chain([&snap.dos.rules]).map(|s| s.interpreted()).sum();
-                let interpreted = match interpreted {
-                    0 => String::new(),
-                    n => format!(
-                        "; {n} rules too complex for the decision trees (over {} boxes) are checked by \
-                         interpretation, a cost per packet they may select",
-                        classifier::compile::MAX_BOXES_PER_RULE
-                    ),
-                };
-                let su = snap.soft_unicast.as_ref().map_or(String::new(), |su| {
-                    format!(
-                        "; soft-unicast: {} egress addresses, this server {}",
-                        su.plan.owners.len(),
-                        su.owners.servers[usize::from(su.this_server)]
-                    )
-                });
-                println!(
-                    "{}: ok ({} customers, {} tunnels, {} firewall rules{su}{interpreted})",
-                    file.display(),
-                    snap.customers.len(),
-                    snap.tunnels.len(),
-                    rules
-                );
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        }),
-        Command::Replay { config, input, output, capture } => {
-            let snap = match load(&config) {
-                Ok(s) => std::sync::Arc::new(s),
-                Err(code) => return Ok(code),
-            };
-            let capture = capture.options()?.map(|mut c| {
-                if c.snaplen == 0 {
-                    c.snaplen = snap.frame_size;
-                }
-                c
-            });
-            // Each file is written once and read once: none may be another (a truncated input,
-            // or two writers interleaving in one file).
-            let mut files = vec![("--in", &input)];
-            files.extend(output.as_ref().map(|o| ("--out", o)));
-            files.extend(capture.as_ref().map(|c| ("--capture-drops", &c.path)));
-            files.push(("--config", &config));
-            refuse_same_files(&files)?;
-            let summary = transitd::replay::replay_capturing(snap.clone(), &input, output.as_deref(), capture)?;
-            print!("{}", summary.render(&snap));
-            Ok(if summary.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
-        }
-        Command::Stats { metrics, interval, raw } => {
-            let first = transitd::metrics::fetch(metrics)?;
-            if raw {
-                print!("{first}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let report = match interval {
-                Some(interval) => {
-                    anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
-                    std::thread::sleep(interval);
-                    let s = interval.as_secs_f64();
-                    let second = transitd::metrics::fetch(metrics)?;
-                    transitd::metrics::for_people(metrics, &second, Some((&first, s)))
-                }
-                None => transitd::metrics::for_people(metrics, &first, None),
-            };
-            print!("{report}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Replay { config, input, output, capture } => replay(&config, &input, output.as_ref(), &capture),
+        Command::Stats { metrics, interval, raw } => stats(metrics, interval, raw),
         Command::Run(args) => {
             let opts = args.options()?;
             if let (Some(c), transitd::run::ConfigSource::File(path)) = (&opts.capture, &opts.config) {
@@ -235,6 +102,176 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `transitd plan`: the port-slice plan of the configuration's `[soft_unicast]`, and what
+/// moved since `previous`.
+fn plan(config: &Path, previous: Option<&Path>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    // The plan file the configuration names is what this command makes: plan from
+    // the section itself (the previous plan comes from --previous).
+    let snap = match transitd::config::load(config).and_then(|mut loaded| {
+        if let Some(su) = &mut loaded.file.soft_unicast {
+            su.get_mut().plan = None;
+        }
+        Snapshot::build(&loaded)
+    }) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let su = soft_unicast(&snap, config)?;
+    let previous: Option<portslice::Plan> = previous
+        .map(|p| -> anyhow::Result<portslice::Plan> {
+            let text = transitd::limits::read_text(p, transitd::limits::MAX_PLAN_BYTES, "a plan")
+                .with_context(|| p.display().to_string())?;
+            serde_json::from_str(&text).with_context(|| format!("{}: not a plan file", p.display()))
+        })
+        .transpose()?;
+    let had_previous = previous.is_some();
+    let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
+    print!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
+    if let Some(out) = out {
+        std::fs::write(out, serde_json::to_string_pretty(&plan)?).with_context(|| out.display().to_string())?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `transitd geofeed --config`: the egress addresses as an RFC 8805 geofeed.
+fn geofeed(config: &Path) -> anyhow::Result<ExitCode> {
+    let snap = match load(config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    print!("{}", portslice::geofeed::generate(&soft_unicast(&snap, config)?.plan.spec.egress));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `transitd geofeed --check`: whether a file is a well-formed geofeed.
+fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
+    let text = transitd::limits::read_text(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed")
+        .with_context(|| path.display().to_string())?;
+    Ok(match portslice::geofeed::parse(&text) {
+        Ok(entries) => {
+            println!("{}: ok ({} entries)", path.display(), entries.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}:{}: {}", path.display(), e.line, e.reason);
+            ExitCode::from(1)
+        }
+    })
+}
+
+/// `transitd connect`: a connection from one of this server's port slices.
+fn connect(
+    config: &Path,
+    tag: Option<String>,
+    class: Option<String>,
+    udp: bool,
+    send: Option<&str>,
+    remote: std::net::SocketAddrV4,
+) -> anyhow::Result<ExitCode> {
+    let snap = match load(config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let su = soft_unicast(&snap, config)?;
+    let want = portslice::select::Want { country: tag.unwrap_or_default(), class: class.unwrap_or_default() };
+    let me = &su.owners.servers[usize::from(su.this_server)];
+    let slices = transitd::connect::slices(&su.plan, &want, me);
+    // Return traffic for another server's slice crosses the backbone: keep TCP
+    // segments small enough to fit once encapsulated (IPv4 + GRE with key, IPv4 + TCP).
+    let mss = (su.backbone_mtu - 28 - 40).min(65535) as u16;
+    transitd::connect::run(&slices, remote, udp, mss, send)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `transitd check-config`: loads and compiles the file, and says what it holds.
+fn check_config(file: &Path) -> ExitCode {
+    match load(file) {
+        Ok(snap) => {
+            let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
+            let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos]);
+            let interpreted: usize = sets.chain([&snap.dos.rules]).map(|s| s.interpreted()).sum();
+            let interpreted = match interpreted {
+                0 => String::new(),
+                n => format!(
+                    "; {n} rules too complex for the decision trees (over {} boxes) are checked by \
+                 interpretation, a cost per packet they may select",
+                    classifier::compile::MAX_BOXES_PER_RULE
+                ),
+            };
+            let su = snap.soft_unicast.as_ref().map_or(String::new(), |su| {
+                format!(
+                    "; soft-unicast: {} egress addresses, this server {}",
+                    su.plan.owners.len(),
+                    su.owners.servers[usize::from(su.this_server)]
+                )
+            });
+            println!(
+                "{}: ok ({} customers, {} tunnels, {} firewall rules{su}{interpreted})",
+                file.display(),
+                snap.customers.len(),
+                snap.tunnels.len(),
+                rules
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// `transitd replay`: a capture through the pipeline, and its summary.
+fn replay(
+    config: &PathBuf,
+    input: &PathBuf,
+    output: Option<&PathBuf>,
+    capture: &transitd::cli::CaptureArgs,
+) -> anyhow::Result<ExitCode> {
+    let snap = match load(config) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(code) => return Ok(code),
+    };
+    let capture = capture.options()?.map(|mut c| {
+        if c.snaplen == 0 {
+            c.snaplen = snap.frame_size;
+        }
+        c
+    });
+    // Each file is written once and read once: none may be another (a truncated input,
+    // or two writers interleaving in one file).
+    let mut files = vec![("--in", input)];
+    files.extend(output.map(|o| ("--out", o)));
+    files.extend(capture.as_ref().map(|c| ("--capture-drops", &c.path)));
+    files.push(("--config", config));
+    refuse_same_files(&files)?;
+    let summary = transitd::replay::replay_capturing(snap.clone(), input, output.map(PathBuf::as_path), capture)?;
+    print!("{}", summary.render(&snap));
+    Ok(if summary.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// `transitd stats`: a running instance's counters, for people (or raw).
+fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, raw: bool) -> anyhow::Result<ExitCode> {
+    let first = transitd::metrics::fetch(metrics)?;
+    if raw {
+        print!("{first}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = match interval {
+        Some(interval) => {
+            anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
+            std::thread::sleep(interval);
+            let s = interval.as_secs_f64();
+            let second = transitd::metrics::fetch(metrics)?;
+            transitd::metrics::for_people(metrics, &second, Some((&first, s)))
+        }
+        None => transitd::metrics::for_people(metrics, &first, None),
+    };
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `transitd match`; exit status 2 for a bad expression or an unreadable capture, as tshark.
