@@ -222,7 +222,7 @@ impl Key {
     /// A key for a frame of `frame_len` bytes on the wire that carries nothing else yet.
     pub fn new(frame_len: u32) -> Key {
         let mut key = Key([ABSENT; DIMS]);
-        key.0[Dim::FrameLen as usize] = frame_len.min(ABSENT - 1);
+        key.set_frame_len(frame_len);
         key
     }
 
@@ -231,6 +231,12 @@ impl Key {
     #[inline]
     pub fn reset(&mut self, frame_len: u32) {
         self.0.fill(ABSENT);
+        self.set_frame_len(frame_len);
+    }
+
+    /// `frame.len`, kept below [`ABSENT`] (which would read as "no frame").
+    #[inline]
+    fn set_frame_len(&mut self, frame_len: u32) {
         self.0[Dim::FrameLen as usize] = frame_len.min(ABSENT - 1);
     }
 
