@@ -9,6 +9,11 @@
 #   bench/scripts/pipeline-compare.sh [REV] [ROUNDS] [FRAMES]
 # With no REV, only this tree is measured. BENCH_PROFILE=dev builds without optimisation
 # (CI's smoke run: it checks the script works, not the figures).
+#
+# MEASURE=instructions counts instead of timing (one run per case and build, under
+# valgrind's callgrind, counting only inside the pipeline): instructions, mispredicted
+# branches (callgrind's simulated predictor) and L1 data misses per packet. Counts do not
+# drift with the machine's speed as times do here; they miss what the hardware overlaps.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REV=${1:-}
@@ -34,6 +39,33 @@ CASES=(
 )
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"; [ -z "${WT:-}" ] || git worktree remove --force "$WT" 2>/dev/null || true' EXIT
+if [ "${MEASURE:-time}" = instructions ]; then
+  echo "$FRAMES frames per run (warm-up and one timed run counted), callgrind on process_batch_via, profile $PROFILE"
+  echo
+  echo "| case | build | instructions / packet | mispredicted branches / packet | L1 data misses / packet |"
+  echo "|---|---|---:|---:|---:|"
+  for c in "${!CASES[@]}"; do
+    IFS='|' read -r name config pcap <<<"${CASES[$c]}"
+    for b in "${!BUILDS[@]}"; do
+      bin=${BUILDS[$b]#*=}
+      valgrind --tool=callgrind --branch-sim=yes --cache-sim=yes --callgrind-out-file="$OUT/cg" \
+        '--toggle-collect=transitd::pipeline::batch::process_batch_via*' \
+        "$bin" pipeline --config "$config" --pcap "$pcap" --runs 1 --frames "$FRAMES" >"$OUT/run" 2>/dev/null
+      # The pipeline saw the warm-up run and the timed one.
+      packets=$(awk '/frames per run/ {print 2 * $1}' "$OUT/run")
+      awk -v n="$name" -v b="${BUILDS[$b]%%=*}" -v p="$packets" '
+        /^events:/ { for (i = 2; i <= NF; i++) at[$i] = i }
+        /^(summary|totals):/ { for (i = 2; i <= NF; i++) v[i] = $i; done = 1 }
+        END {
+          # Nothing counted (no pipeline function of that name in the build) is no figure.
+          if (!done || p == 0 || v[at["Ir"]] == 0) { print "no counts for " n " (" b ")" > "/dev/stderr"; exit 1 }
+          printf "| %s | %s | %.0f | %.2f | %.2f |\n", n, b, v[at["Ir"]] / p,
+            (v[at["Bcm"]] + v[at["Bim"]]) / p, (v[at["D1mr"]] + v[at["D1mw"]]) / p
+        }' "$OUT/cg"
+    done
+  done
+  exit 0
+fi
 for round in $(seq "$ROUNDS"); do
   for c in "${!CASES[@]}"; do
     IFS='|' read -r _ config pcap <<<"${CASES[$c]}"
