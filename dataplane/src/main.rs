@@ -200,7 +200,7 @@ fn check_config(file: &Path) -> ExitCode {
                 0 => String::new(),
                 n => format!(
                     "; {n} rules too complex for the decision trees (over {} boxes) are checked by \
-                 interpretation, a cost per packet they may select",
+                     interpretation, a cost per packet they may select",
                     classifier::compile::MAX_BOXES_PER_RULE
                 ),
             };
