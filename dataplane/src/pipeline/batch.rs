@@ -59,19 +59,10 @@ pub(super) struct Lanes {
 
 impl Lanes {
     pub(super) fn new() -> Box<Lanes> {
-        const NO_IP: IpFrame = IpFrame {
-            is_ipv6: false,
-            l3_start: 0,
-            l3_len: 0,
-            header_len: 0,
-            l4_start: 0,
-            fragment: None,
-            extension_headers: 0,
-        };
         Box::new(Lanes {
             lane: [Lane::Done; BATCH_SIZE],
             key: [Key::new(0); BATCH_SIZE],
-            ip: [NO_IP; BATCH_SIZE],
+            ip: [IpFrame::NONE; BATCH_SIZE],
             rx_len: [0; BATCH_SIZE],
             global: [NO_DECISION; BATCH_SIZE],
             decided: [Decided::NONE; BATCH_SIZE],
@@ -118,13 +109,11 @@ fn check_all(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
     let lanes = &mut *state.lanes;
     for (i, frame) in frames.iter().enumerate() {
         lanes.rx_len[i] = frame.len;
-        lanes.lane[i] = match check(snap, frame, &mut lanes.key[i]) {
-            Ok(ip) => {
-                lanes.ip[i] = ip;
-                if is_backbone(snap, &lanes.key[i], &ip) { Lane::Backbone } else { Lane::Checked }
-            }
-            Err(outcome) => {
-                state.outcomes[i] = outcome;
+        lanes.lane[i] = match check(snap, frame, &mut lanes.key[i], &mut lanes.ip[i]) {
+            Ok(()) if is_backbone(snap, &lanes.key[i], &lanes.ip[i]) => Lane::Backbone,
+            Ok(()) => Lane::Checked,
+            Err(verdict) => {
+                state.outcomes[i] = Outcome::new(verdict);
                 Lane::Done
             }
         };
@@ -239,37 +228,34 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
     let global_rules = !snap.dos.rules.rules().is_empty();
     for (i, frame) in frames.iter_mut().enumerate() {
         let before = spill.len();
-        let outcome = match lanes.lane[i] {
-            Lane::Done => outcomes[i],
-            lane => {
-                let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
-                let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None };
+        // Written in place; a frame decided in an earlier phase has its outcome already.
+        let outcome = &mut outcomes[i];
+        let lane = lanes.lane[i];
+        if !matches!(lane, Lane::Done) {
+            let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
+            let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None };
+            if let Lane::Backbone = lane {
+                *outcome = from_backbone(&mut ctx, frame, key, ip);
+            } else {
                 let path = match lane {
-                    Lane::Backbone => None,
-                    Lane::On(path) => Some(path),
+                    Lane::On(path) => path,
                     // Phase 3 steered every checked frame; were one missed, steer it now.
-                    Lane::Checked | Lane::Done => Some(path(snap, key, ip)),
+                    _ => path(snap, key, ip),
                 };
-                match path {
-                    None => from_backbone(&mut ctx, frame, key, ip),
-                    Some(path) => {
-                        let global = if global_rules {
-                            dos::enforce(&lanes.global[i], key, ctx.now, &mut ctx.limits.dos, snap)
-                        } else {
-                            dos::NO_DOS
-                        };
-                        finish(&mut ctx, frame, key, ip, global, path, &lanes.decided[i])
-                    }
-                }
+                let global = if global_rules {
+                    dos::enforce(&lanes.global[i], key, ctx.now, &mut ctx.limits.dos, snap)
+                } else {
+                    dos::NO_DOS
+                };
+                finish(&mut ctx, frame, key, ip, global, path, &lanes.decided[i], outcome);
             }
-        };
+        }
         stats.rx_frames += 1;
         stats.rx_bytes += lanes.rx_len[i] as u64;
-        stats.count(&outcome, lanes.rx_len[i]);
+        stats.count(outcome, lanes.rx_len[i]);
         if outcome.spilled > 0 {
             stats.count_spilled(TxReason::Fragment, spill.len() - before, spill.bytes_from(before));
         }
         frame.verdict = outcome.verdict;
-        outcomes[i] = outcome;
     }
 }

@@ -6,16 +6,17 @@
 //! (IP, or an Ethernet pseudowire) for the key. Each layer is sliced with etherparse's
 //! own slice type (`Ethernet2Slice`, `SingleVlanSlice`, `Ipv4Slice`, ...) rather than its
 //! `SlicedPacket` walker, whose large result is copied at every layer (measured: half the
-//! parse time; docs/benchmarks.md). etherparse checks every length field against the
-//! buffer, so a header that claims more bytes than the frame holds is `truncated`, never
-//! read past. Fields of the layers that did parse stay in the key of a malformed frame (for
+//! parse time; docs/benchmarks.md), except for the plain IPv4 header (20 bytes, its total
+//! length inside the buffer), which is read straight from the bytes and held to etherparse's
+//! reading by a property test. etherparse checks every length field against the buffer, so
+//! a header that claims more bytes than the frame holds is `truncated`, never read past. Fields of the layers that did parse stay in the key of a malformed frame (for
 //! `match` and drop captures); the pipeline drops it either way.
 
 use classifier::{Dim, Key};
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
-    EtherType, Ethernet2Slice, IpNumber, Ipv4HeaderSlice, Ipv4Slice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice,
-    Ipv6HeaderSlice, Ipv6Slice, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice,
+    EtherType, Ethernet2Slice, IpNumber, Ipv4Slice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice,
+    Ipv6Slice, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice,
 };
 
 use super::verdict::DropReason;
@@ -51,6 +52,19 @@ pub struct IpFrame {
     pub fragment: Option<Fragment>,
     /// IPv6 extension headers before the transport header (0 for IPv4).
     pub extension_headers: u8,
+}
+
+impl IpFrame {
+    /// A placeholder for storage that a parse fills before anyone reads it.
+    pub const NONE: IpFrame = IpFrame {
+        is_ipv6: false,
+        l3_start: 0,
+        l3_len: 0,
+        header_len: 0,
+        l4_start: 0,
+        fragment: None,
+        extension_headers: 0,
+    };
 }
 
 /// Where a fragment sits in its datagram.
@@ -192,52 +206,86 @@ fn has_control_word(payload: &[u8]) -> bool {
     !plain_carries_ip
 }
 
+/// IP protocol number of the authentication header, which etherparse reads as part of the
+/// IPv4 layer.
+const IPPROTO_AH: u8 = 51;
+
+/// The IPv4 layer's bounds in the plain case, read straight from the bytes: a 20-byte
+/// header (no options, no AH behind it) whose total length the buffer holds. Returns the
+/// header, the payload, its protocol and whether the packet is a fragment, exactly as
+/// etherparse's `Ipv4Slice::from_slice` would (a property test holds the two to it); `None`
+/// leaves every other packet to that general walk, whose checks and error kinds cost a
+/// tenth of the pipeline's instructions on plain traffic.
+#[inline]
+fn plain_ipv4(l3: &[u8]) -> Option<(&[u8; 20], &[u8], IpNumber, bool)> {
+    let header = l3.first_chunk::<20>()?;
+    if header[0] != 0x45 || header[9] == IPPROTO_AH {
+        return None;
+    }
+    let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let payload = l3.get(20..total_len)?;
+    let fragmented = u16::from_be_bytes([header[6], header[7]]) & 0x3fff != 0; // MF or an offset
+    Some((header, payload, IpNumber(header[9]), fragmented))
+}
+
 #[inline]
 fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     key.set(Dim::L3At, l3_start as u32);
-    let ip = match Ipv4Slice::from_slice(l3) {
-        Ok(ip) => ip,
-        Err(e) => {
-            // The headers may still be readable (a snapped capture, a lying length field):
-            // the key gets what the bytes present hold, as tshark shows it.
-            if let Ok((lax, _)) = LaxIpv4Slice::from_slice(l3) {
-                let h = lax.header();
-                fill_ipv4(key, &h);
-                let p = lax.payload();
-                key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
-                let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
-                fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
+    let (header, payload, ip_number, fragmented) = match plain_ipv4(l3) {
+        Some((h, payload, ip_number, fragmented)) => (&h[..], payload, ip_number, fragmented),
+        None => match Ipv4Slice::from_slice(l3) {
+            Ok(ip) => {
+                // The header is the start of `l3` (its slice borrows from a temporary).
+                let header = l3.get(..ip.header().slice().len()).unwrap_or(l3);
+                (header, ip.payload().payload, ip.payload().ip_number, ip.payload().fragmented)
             }
-            return Parsed::Bad(match e {
-                ipv4::SliceError::Len(_) => DropReason::Truncated,
-                ipv4::SliceError::Header(_) => DropReason::BadIpv4Header,
-                ipv4::SliceError::Exts(_) => DropReason::BadIpExtHeader,
-            });
-        }
+            Err(e) => return bad_ipv4(key, l3, l3_start, e),
+        },
     };
-    let h = ip.header();
-    fill_ipv4(key, &h);
-    if !ipv4_options_well_formed(h.slice()) {
+    fill_ipv4(key, header);
+    if !ipv4_options_well_formed(header) {
         return Parsed::Bad(DropReason::BadIpv4Header);
     }
-    let payload = ip.payload();
-    let first = h.fragments_offset().value() == 0;
-    let fragment = payload.fragmented.then(|| Fragment {
-        offset: u32::from(h.fragments_offset().value()) * 8,
-        more: h.more_fragments(),
-        data_len: payload.payload.len(),
-        protocol: payload.ip_number.0,
+    let flags_offset = u16::from_be_bytes([header[6], header[7]]);
+    let offset = flags_offset & 0x1fff;
+    let fragment = fragmented.then(|| Fragment {
+        offset: u32::from(offset) * 8,
+        more: flags_offset & 0x2000 != 0,
+        data_len: payload.len(),
+        protocol: ip_number.0,
     });
-    let frame = IpFrame {
+    let l4_start = l3_start + offset_in(l3, payload);
+    if let Some(reason) = parse_l4(key, ip_number, fragmented, offset == 0, payload, l4_start) {
+        return Parsed::Bad(reason);
+    }
+    Parsed::Ip(IpFrame {
         is_ipv6: false,
         l3_start,
-        l3_len: usize::from(h.total_len()),
-        header_len: h.slice().len(),
-        l4_start: l3_start + offset_in(l3, payload.payload),
+        l3_len: usize::from(u16::from_be_bytes([header[2], header[3]])),
+        header_len: header.len(),
+        l4_start,
         fragment,
         extension_headers: 0,
-    };
-    parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
+    })
+}
+
+/// An IPv4 packet etherparse refused: why, and in the key what the bytes present hold (a
+/// snapped capture, a lying length field), as tshark shows it.
+#[cold]
+fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, e: ipv4::SliceError) -> Parsed {
+    if let Ok((lax, _)) = LaxIpv4Slice::from_slice(l3) {
+        let h = lax.header();
+        fill_ipv4(key, h.slice());
+        let p = lax.payload();
+        key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
+        let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
+        fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
+    }
+    Parsed::Bad(match e {
+        ipv4::SliceError::Len(_) => DropReason::Truncated,
+        ipv4::SliceError::Header(_) => DropReason::BadIpv4Header,
+        ipv4::SliceError::Exts(_) => DropReason::BadIpExtHeader,
+    })
 }
 
 fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
@@ -292,21 +340,30 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         }
     }
     let l4_start = l3_start + offset_in(l3, payload.payload);
-    let frame = IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, l4_start, fragment, extension_headers };
-    parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, frame)
+    if let Some(reason) = parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, l4_start) {
+        return Parsed::Bad(reason);
+    }
+    Parsed::Ip(IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, l4_start, fragment, extension_headers })
 }
 
 /// Parses the transport header. A non-first fragment has none; a first fragment gets what
 /// its bytes hold (ports, and TCP flags when the fixed header is whole), as Wireshark shows
-/// with reassembly off.
-fn parse_l4(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], ip: IpFrame) -> Parsed {
-    key.set(Dim::L4At, ip.l4_start as u32);
+/// with reassembly off. Returns why the frame must be dropped, if it must.
+fn parse_l4(
+    key: &mut Key,
+    proto: IpNumber,
+    fragmented: bool,
+    first: bool,
+    payload: &[u8],
+    l4_start: usize,
+) -> Option<DropReason> {
+    key.set(Dim::L4At, l4_start as u32);
     if fragmented {
         if first {
             key.set_l4_proto(proto.0);
             fill_l4_from_bytes(key, proto, payload);
         }
-        return Parsed::Ip(ip);
+        return None;
     }
     key.set_l4_proto(proto.0);
     let bad = match proto {
@@ -343,12 +400,11 @@ fn parse_l4(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, paylo
         },
         _ => None,
     };
-    if let Some(reason) = bad {
+    if bad.is_some() {
         // What the bytes hold is still worth a key (ports of a cut TCP header, say).
         fill_l4_from_bytes(key, proto, payload);
-        return Parsed::Bad(reason);
     }
-    Parsed::Ip(ip)
+    bad
 }
 
 /// RFC 791 options: each is EOL, NOP, or a type-length-value whose length stays inside the
@@ -379,20 +435,24 @@ fn ipv4_options_well_formed(header: &[u8]) -> bool {
     true
 }
 
-fn fill_ipv4(key: &mut Key, h: &Ipv4HeaderSlice<'_>) {
-    let b = h.slice();
+/// The IPv4 header's fields from its bytes (`b`: the header, at least 20 bytes, as every
+/// caller's slicing guarantees).
+fn fill_ipv4(key: &mut Key, b: &[u8]) {
+    let Some(b) = b.first_chunk::<20>() else { return };
+    let half = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
     key.set(Dim::IpHdrLen, u32::from(b[0] & 0x0f) * 4);
-    key.set(Dim::IpId, u16::from_be_bytes([b[4], b[5]]).into());
+    key.set(Dim::IpId, half(4).into());
     fill_traffic_class(key, b[1]);
+    let flags_offset = half(6);
     key.set_ipv4(
-        h.source(),
-        h.destination(),
-        h.protocol().0,
-        h.ttl(),
-        h.total_len(),
-        h.dont_fragment(),
-        h.more_fragments(),
-        h.fragments_offset().value(),
+        [b[12], b[13], b[14], b[15]],
+        [b[16], b[17], b[18], b[19]],
+        b[9],
+        b[8],
+        half(2),
+        flags_offset & 0x4000 != 0,
+        flags_offset & 0x2000 != 0,
+        flags_offset & 0x1fff,
     );
 }
 
@@ -647,5 +707,43 @@ mod tests {
         assert_eq!(tcp_mss(&[2, 3, 5]), None, "wrong length");
         assert_eq!(tcp_mss(&[0, 2, 4, 5, 0xb4]), None, "after the end of the list");
         assert_eq!(tcp_mss(&[8, 40]), None, "runs past the options");
+    }
+
+    proptest::proptest! {
+        /// The plain IPv4 path reads what etherparse's general walk reads, and covers every
+        /// packet that walk accepts with a 20-byte header and no AH (so it is the path taken).
+        #[test]
+        fn plain_ipv4_reads_as_etherparse(
+            ver_ihl in proptest::prop_oneof![proptest::strategy::Just(0x45u8), proptest::prelude::any::<u8>()],
+            total_len in 0u16..120,
+            flags_offset in proptest::prop_oneof![proptest::strategy::Just(0u16), proptest::prelude::any::<u16>()],
+            proto in proptest::prop_oneof![
+                proptest::strategy::Just(6u8), proptest::strategy::Just(17), proptest::strategy::Just(51),
+                proptest::prelude::any::<u8>()
+            ],
+            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            let mut l3 = vec![ver_ihl, 0];
+            l3.extend(total_len.to_be_bytes());
+            l3.extend([0, 0]);
+            l3.extend(flags_offset.to_be_bytes());
+            l3.extend([64, proto]);
+            l3.extend(rest);
+            let general = Ipv4Slice::from_slice(&l3);
+            match plain_ipv4(&l3) {
+                Some((header, payload, ip_number, fragmented)) => {
+                    let ip = general.expect("etherparse accepts what the plain path reads");
+                    proptest::prop_assert_eq!(&header[..], ip.header().slice());
+                    proptest::prop_assert_eq!(payload.as_ptr(), ip.payload().payload.as_ptr());
+                    proptest::prop_assert_eq!(payload.len(), ip.payload().payload.len());
+                    proptest::prop_assert_eq!(ip_number, ip.payload().ip_number);
+                    proptest::prop_assert_eq!(fragmented, ip.payload().fragmented);
+                }
+                None => {
+                    let plain = general.is_ok_and(|ip| ip.header().slice().len() == 20 && ip.extensions().is_empty());
+                    proptest::prop_assert!(!plain, "etherparse reads a plain header the plain path left");
+                }
+            }
+        }
     }
 }
