@@ -9,8 +9,9 @@
 //! parse time; docs/benchmarks.md), except for the plain IPv4 header (20 bytes, its total
 //! length inside the buffer), which is read straight from the bytes and held to etherparse's
 //! reading by a property test. etherparse checks every length field against the buffer, so
-//! a header that claims more bytes than the frame holds is `truncated`, never read past. Fields of the layers that did parse stay in the key of a malformed frame (for
-//! `match` and drop captures); the pipeline drops it either way.
+//! a header that claims more bytes than the frame holds is `truncated`, never read past.
+//! Fields of the layers that did parse stay in the key of a malformed frame (for `match` and
+//! drop captures); the pipeline drops it either way.
 
 use classifier::{Dim, Key};
 use etherparse::err::{ipv4, ipv6, tcp};
@@ -711,12 +712,19 @@ mod tests {
 
     proptest::proptest! {
         /// The plain IPv4 path reads what etherparse's general walk reads, and covers every
-        /// packet that walk accepts with a 20-byte header and no AH (so it is the path taken).
+        /// packet that walk accepts with a 20-byte header and no AH (so it is the path taken);
+        /// the key's IPv4 fields are what etherparse's header getters read.
         #[test]
         fn plain_ipv4_reads_as_etherparse(
-            ver_ihl in proptest::prop_oneof![proptest::strategy::Just(0x45u8), proptest::prelude::any::<u8>()],
+            ver_ihl in proptest::prop_oneof![
+                proptest::strategy::Just(0x45u8), 0x40u8..=0x4f, proptest::prelude::any::<u8>()
+            ],
             total_len in 0u16..120,
-            flags_offset in proptest::prop_oneof![proptest::strategy::Just(0u16), proptest::prelude::any::<u16>()],
+            // DF, MF, the reserved bit and offsets, alone and together.
+            flags_offset in proptest::prop_oneof![
+                proptest::sample::select(vec![0u16, 0x2000, 0x4000, 0x8000, 0x0001, 0x2001, 0x1fff]),
+                proptest::prelude::any::<u16>()
+            ],
             proto in proptest::prop_oneof![
                 proptest::strategy::Just(6u8), proptest::strategy::Just(17), proptest::strategy::Just(51),
                 proptest::prelude::any::<u8>()
@@ -743,6 +751,24 @@ mod tests {
                     let plain = general.is_ok_and(|ip| ip.header().slice().len() == 20 && ip.extensions().is_empty());
                     proptest::prop_assert!(!plain, "etherparse reads a plain header the plain path left");
                 }
+            }
+            if let Ok(h) = etherparse::Ipv4HeaderSlice::from_slice(&l3) {
+                let mut key = Key::new(0);
+                let _ = parse_ipv4(&mut key, &l3, 0);
+                let addr = |a: [u8; 4]| u128::from(u32::from_be_bytes(a)) << 96;
+                proptest::prop_assert_eq!(key.src_addr(), addr(h.source()));
+                proptest::prop_assert_eq!(key.dst_addr(), addr(h.destination()));
+                let fields = [Dim::IpProto, Dim::Ttl, Dim::IpLen, Dim::Df, Dim::Mf, Dim::FragOffset, Dim::IpId];
+                let expected = [
+                    u32::from(h.protocol().0),
+                    u32::from(h.ttl()),
+                    u32::from(h.total_len()),
+                    u32::from(h.dont_fragment()),
+                    u32::from(h.more_fragments()),
+                    u32::from(h.fragments_offset().value()),
+                    u32::from(h.identification()),
+                ];
+                proptest::prop_assert_eq!(fields.map(|d| key.get(d)), expected);
             }
         }
     }
