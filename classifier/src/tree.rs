@@ -220,99 +220,20 @@ impl Forest {
         let mut roots = Vec::new();
         let mut cells = Vec::new();
         let (groups, table_slots) = groups(boxes, &position);
-        // Conditional boxes (signatures: a port and a byte test, wide everywhere else) get a
-        // tree of their own: among the wide boxes of their address group no cut separates
-        // them, and a leaf of a hundred of them is a hundred box tests per lookup.
-        let is_conditional = |i: &u32| conditional.get(boxes[*i as usize].0 as usize).copied().unwrap_or(false);
-        // Boxes that test a list's membership slot (`ip.src in $blocked`), wide in every
-        // address, too: in the wide-wide group a high-priority one would sit in every leaf
-        // and stop the tree's min-rule pruning for every key (acl1 10k: 81 -> 126 ns per
-        // lookup for one such box); alone, they are a tree of a node or two.
-        let tests_a_list = |i: &u32| MEMBER_SLOTS.iter().any(|&d| boxes[*i as usize].1[d as usize] != [0, u32::MAX]);
-        let mut split: Vec<Vec<u32>> = Vec::with_capacity(6);
-        let (mut own, mut lists) = (Vec::new(), Vec::new());
-        for group in groups {
-            let (c, rest): (Vec<u32>, Vec<u32>) = group.into_iter().partition(is_conditional);
-            own.extend(c);
-            let (l, rest): (Vec<u32>, Vec<u32>) = rest.into_iter().partition(tests_a_list);
-            lists.extend(l);
-            split.push(rest);
-        }
-        own.sort_unstable();
-        lists.sort_unstable();
-        split.extend([own, lists]);
         let projected_slots: Vec<usize> = (0..DIMS).filter(|&s| position[s] != UNPROJECTED).collect();
-        for group in split {
+        for group in tree_groups(boxes, conditional, groups) {
             if group.is_empty() {
                 continue;
             }
             let best_rule = boxes[group[0] as usize].0;
-            let root = match table_slots.first() {
-                // A table on a window of bits of a slot replaces the first levels of the
-                // tree. Rule sets cluster (thousands of rules in a few /16s), so the window
-                // is chosen, over every projected slot, to spread the boxes most evenly; a
-                // box wider than the window's low end is copied into every cell it covers,
-                // which the choice accounts for.
-                Some(_) if group.len() > TABLE_MIN => {
-                    let bits = (group.len() / 4).ilog2().clamp(4, 16);
-                    let mask = (1u32 << bits) - 1;
-                    let cells_of = |i: u32, slot: usize, shift: u32| {
-                        let [lo, hi] = boxes[i as usize].1[slot];
-                        let (a, z) = (lo >> shift, hi >> shift);
-                        // Covering the whole ring of cells: every cell, once.
-                        let (a, z) = if z - a >= mask { (0, mask) } else { (a, z) };
-                        (a..=z).map(move |v| (v & mask) as usize)
-                    };
-                    // Σ load²: the expected boxes behind a random cell. Windows that copy boxes
-                    // into more than twice as many cells as there are boxes are refused.
-                    let spread = |slot: usize, shift: u32| {
-                        let mut load = vec![0u64; 1 << bits];
-                        let mut copies = 0;
-                        for &i in &group {
-                            for c in cells_of(i, slot, shift) {
-                                load[c] += 1;
-                                copies += 1;
-                            }
-                            if copies > 2 * group.len() {
-                                return u64::MAX;
-                            }
-                        }
-                        load.iter().map(|l| l * l).sum::<u64>()
-                    };
-                    let best = projected_slots
-                        .iter()
-                        .flat_map(|&slot| (0..=32 - bits).map(move |sh| (slot, sh)))
-                        .map(|(slot, sh)| (spread(slot, sh), slot, sh))
-                        .min()
-                        .filter(|b| b.0 != u64::MAX);
-                    let Some((_, slot, shift)) = best else {
-                        // Every window copies too much: a plain tree.
-                        let (node, depth) = b.node(group, [[0, u32::MAX]; DIMS], 0);
-                        roots.push(Root { node, table: None, best_rule, depth });
-                        continue;
-                    };
-                    let mut per_cell: Vec<Vec<u32>> = vec![Vec::new(); 1 << bits];
-                    for &i in &group {
-                        for c in cells_of(i, slot, shift) {
-                            per_cell[c].push(i);
-                        }
-                    }
-                    let first = cells.len() as u32;
-                    let mut depth = 0;
-                    for (c, items) in per_cell.into_iter().enumerate() {
-                        let mut region = [[0, u32::MAX]; DIMS];
-                        if shift == 32 - bits {
-                            // The top bits: each cell is one interval of the slot.
-                            region[slot] = [(c as u32) << shift, ((c as u32) << shift) | (u32::MAX >> bits)];
-                        }
-                        let (node, d) = b.node(items, region, 0);
-                        cells.push((node, d));
-                        depth = depth.max(d);
-                    }
-                    let slot = u32::from(position[slot]);
-                    Root { node: 0, table: Some(Table { slot, shift, mask, first }), best_rule, depth }
-                }
-                _ => {
+            // A table on a window of bits of a slot replaces the first levels of the tree.
+            let window = match table_slots.first() {
+                Some(_) if group.len() > TABLE_MIN => table_window(boxes, &group, &projected_slots),
+                _ => None,
+            };
+            let root = match window {
+                Some(window) => b.table(&group, window, &mut cells, best_rule),
+                None => {
                     let (node, depth) = b.node(group, [[0, u32::MAX]; DIMS], 0);
                     Root { node, table: None, best_rule, depth }
                 }
@@ -535,6 +456,82 @@ fn groups(boxes: &[(u32, Bounds)], position: &[u8; DIMS]) -> ([Vec<u32>; 4], Vec
     (out, vec![s1, s2])
 }
 
+/// The address groups' boxes split once more into the trees they are built into:
+/// conditional boxes (signatures: a port and a byte test, wide everywhere else) get a tree
+/// of their own, since among the wide boxes of their address group no cut separates them,
+/// and a leaf of a hundred of them is a hundred box tests per lookup. Boxes that test a
+/// list's membership slot (`ip.src in $blocked`), wide in every address, too: in the
+/// wide-wide group a high-priority one would sit in every leaf and stop the tree's min-rule
+/// pruning for every key (acl1 10k: 81 -> 126 ns per lookup for one such box); alone, they
+/// are a tree of a node or two.
+fn tree_groups(boxes: &[(u32, Bounds)], conditional: &[bool], groups: [Vec<u32>; 4]) -> Vec<Vec<u32>> {
+    let is_conditional = |i: &u32| conditional.get(boxes[*i as usize].0 as usize).copied().unwrap_or(false);
+    let tests_a_list = |i: &u32| MEMBER_SLOTS.iter().any(|&d| boxes[*i as usize].1[d as usize] != [0, u32::MAX]);
+    let mut split: Vec<Vec<u32>> = Vec::with_capacity(6);
+    let (mut own, mut lists) = (Vec::new(), Vec::new());
+    for group in groups {
+        let (c, rest): (Vec<u32>, Vec<u32>) = group.into_iter().partition(is_conditional);
+        own.extend(c);
+        let (l, rest): (Vec<u32>, Vec<u32>) = rest.into_iter().partition(tests_a_list);
+        lists.extend(l);
+        split.push(rest);
+    }
+    own.sort_unstable();
+    lists.sort_unstable();
+    split.extend([own, lists]);
+    split
+}
+
+/// A root table's window: `bits` bits of a key slot from `shift` up.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    slot: usize,
+    shift: u32,
+    bits: u32,
+}
+
+impl Window {
+    /// The cells box `bounds` covers (a box wider than the window's low end is copied into
+    /// every cell it covers; one covering the whole ring of cells into each, once).
+    fn cells_of(self, bounds: &Bounds) -> impl Iterator<Item = usize> {
+        let mask = (1u32 << self.bits) - 1;
+        let [lo, hi] = bounds[self.slot];
+        let (a, z) = (lo >> self.shift, hi >> self.shift);
+        let (a, z) = if z - a >= mask { (0, mask) } else { (a, z) };
+        (a..=z).map(move |v| (v & mask) as usize)
+    }
+}
+
+/// The window of a root table for `group`. Rule sets cluster (thousands of rules in a few
+/// /16s), so it is chosen, over every projected slot, to spread the boxes most evenly, by
+/// Σ load² (the expected boxes behind a random cell); windows that copy boxes into more than
+/// twice as many cells as there are boxes are refused, and with every window refused the
+/// group gets a plain tree (`None`).
+fn table_window(boxes: &[(u32, Bounds)], group: &[u32], projected_slots: &[usize]) -> Option<Window> {
+    let bits = (group.len() / 4).ilog2().clamp(4, 16);
+    let spread = |w: Window| {
+        let mut load = vec![0u64; 1 << bits];
+        let mut copies = 0;
+        for &i in group {
+            for c in w.cells_of(&boxes[i as usize].1) {
+                load[c] += 1;
+                copies += 1;
+            }
+            if copies > 2 * group.len() {
+                return u64::MAX;
+            }
+        }
+        load.iter().map(|l| l * l).sum::<u64>()
+    };
+    projected_slots
+        .iter()
+        .flat_map(|&slot| (0..=32 - bits).map(move |shift| Window { slot, shift, bits }))
+        .map(|w| (spread(w), w.slot, w.shift))
+        .min()
+        .filter(|b| b.0 != u64::MAX)
+        .map(|(_, slot, shift)| Window { slot, shift, bits })
+}
+
 struct Builder<'a> {
     boxes: &'a [(u32, Bounds)],
     /// Rules whose boxes hold only if a check outside the key holds too (may be short).
@@ -550,6 +547,32 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// A root table over `group`'s boxes in `window`: one subtree per cell, appended to
+    /// `cells`.
+    fn table(&mut self, group: &[u32], window: Window, cells: &mut Vec<(u32, u32)>, best_rule: u32) -> Root {
+        let Window { slot, shift, bits } = window;
+        let mut per_cell: Vec<Vec<u32>> = vec![Vec::new(); 1 << bits];
+        for &i in group {
+            for c in window.cells_of(&self.boxes[i as usize].1) {
+                per_cell[c].push(i);
+            }
+        }
+        let first = cells.len() as u32;
+        let mut depth = 0;
+        for (c, items) in per_cell.into_iter().enumerate() {
+            let mut region = [[0, u32::MAX]; DIMS];
+            if shift == 32 - bits {
+                // The top bits: each cell is one interval of the slot.
+                region[slot] = [(c as u32) << shift, ((c as u32) << shift) | (u32::MAX >> bits)];
+            }
+            let (node, d) = self.node(items, region, 0);
+            cells.push((node, d));
+            depth = depth.max(d);
+        }
+        let table = Table { slot: u32::from(self.position[slot]), shift, mask: (1u32 << bits) - 1, first };
+        Root { node: 0, table: Some(table), best_rule, depth }
+    }
+
     /// A leaf for `items` in `region`: each box keeps only the constraints the region does
     /// not already imply (a slot the walk has narrowed to inside the box's range needs no
     /// check).
