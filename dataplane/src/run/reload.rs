@@ -81,7 +81,10 @@ impl ConfigWatch {
 
 /// Notices a change of the configuration file (its modification time, size or inode) by
 /// looking at it every `interval`; reports a change once the file has stayed the same for one
-/// look, so that a file caught half-written is read only when complete.
+/// look and is not empty, so that a file caught half-written is read only when complete. A
+/// write in place truncates the file first: a writer that stalls after that (a loaded
+/// machine, a slow disk) leaves it empty for as long as it likes, and an empty file is never
+/// a configuration.
 #[derive(Debug)]
 pub(super) struct FileWatch {
     path: PathBuf,
@@ -116,7 +119,7 @@ impl FileWatch {
         let now = stamp(&self.path);
         let settled = now == self.seen;
         self.seen = now;
-        settled && now.is_some() && now != self.applied
+        settled && now.is_some_and(|(_, len, _)| len > 0) && now != self.applied
     }
 
     /// The file as it is now has been read.
@@ -245,4 +248,38 @@ pub(super) fn program_tables(program: &XdpProgram, snap: &Snapshot) -> Result<()
             crate::snapshot::Fate::Drop => transitd_bpf::UnboundQueue::Drop,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looks until the watch reports a change or `looks` looks have passed.
+    fn looks_until_changed(watch: &mut FileWatch, looks: usize) -> Option<usize> {
+        (1..=looks).find(|_| {
+            std::thread::sleep(Duration::from_millis(3));
+            watch.changed()
+        })
+    }
+
+    #[test]
+    fn a_change_is_reported_once_settled_and_never_while_the_file_is_empty() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.toml");
+        std::fs::write(&path, "a = 1\n").unwrap();
+        let mut watch = FileWatch::new(&path, Duration::from_millis(1));
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "nothing changed");
+
+        // Truncated, as a write in place starts: the writer may stall here for any time.
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), None, "an empty file is no change to read");
+
+        std::fs::write(&path, "a = 2\nb = 3\n").unwrap();
+        // The first look sees it new, the second sees it settled.
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
+        watch.seen();
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "read once");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
