@@ -201,3 +201,31 @@ action = "drop"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_plan_file_edited_by_hand_is_refused_at_its_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/soft-unicast");
+    let dir = std::env::temp_dir().join(format!("transitd-plan-edit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = std::fs::read_to_string(root.join("a1.toml")).unwrap();
+    std::fs::write(dir.join("a1.toml"), &config).unwrap();
+    // Owners for a customer's address (203.0.113.5) that no egress range holds.
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("plan.json")).unwrap()).unwrap();
+    let owners = plan["owners"].as_object_mut().unwrap();
+    let row = owners.values().next().unwrap().clone();
+    owners.insert("3405803781".into(), row);
+    std::fs::write(dir.join("plan.json"), plan.to_string()).unwrap();
+
+    let bin = env!("CARGO_BIN_EXE_transitd");
+    let out = std::process::Command::new(bin).arg("check-config").arg(dir.join("a1.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = config.lines().position(|l| l.starts_with("plan =")).unwrap() + 1;
+    assert!(
+        stderr.contains(&format!("a1.toml:{line}:8: plan file"))
+            && stderr.contains("203.0.113.5 is not an egress address of the spec"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

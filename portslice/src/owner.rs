@@ -124,9 +124,10 @@ impl OwnerTable {
         let dc = self.dc_of[i];
         let slice = port.checked_sub(self.reserved).map(|p| u32::from(p) / u32::from(self.slice_size));
         match slice {
-            Some(s) if s < self.slices => match self.owners[i * self.slices as usize + s as usize] {
-                u16::MAX => Owner::Unsliced { dc },
-                server => Owner::Server { dc, server },
+            // A checked plan has a whole row per address; a short one reads as unsliced.
+            Some(s) if s < self.slices => match self.owners.get(i * self.slices as usize + s as usize) {
+                None | Some(&u16::MAX) => Owner::Unsliced { dc },
+                Some(&server) => Owner::Server { dc, server },
             },
             _ => Owner::Unsliced { dc },
         }

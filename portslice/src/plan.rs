@@ -106,6 +106,53 @@ pub enum PlanError {
     NoServers(String),
 }
 
+/// Why a plan (read from a file) does not fit its own spec: edited by hand, or written by
+/// something other than [`Plan::replan`]. Compiled into an [`OwnerTable`](crate::OwnerTable)
+/// as it is, it would give slices to servers that do not exist or take addresses nobody
+/// configured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanMismatch {
+    /// The spec cannot be planned at all.
+    #[error(transparent)]
+    Spec(#[from] PlanError),
+    /// Slices per address other than the spec's geometry gives.
+    #[error("slices_per_ip is {found}, the spec gives {expected}")]
+    SlicesPerIp {
+        /// In the plan.
+        found: u16,
+        /// From the spec.
+        expected: u16,
+    },
+    /// An egress address of the spec without owners.
+    #[error("egress address {} has no owners", std::net::Ipv4Addr::from(*.0))]
+    Missing(u32),
+    /// Owners for an address outside the spec's egress ranges.
+    #[error("{} is not an egress address of the spec", std::net::Ipv4Addr::from(*.0))]
+    NotEgress(u32),
+    /// An address with another number of slices than the plan's.
+    #[error("egress address {} has {found} slice owners, not {expected}", std::net::Ipv4Addr::from(*ip))]
+    Slices {
+        /// The address.
+        ip: u32,
+        /// Owners listed.
+        found: usize,
+        /// Slices per address.
+        expected: u16,
+    },
+    /// A slice owned by a name that is no server of the address's data centre.
+    #[error("egress address {} slice {slice} is owned by `{owner}`, not a server of data centre `{dc}`", std::net::Ipv4Addr::from(*ip))]
+    Owner {
+        /// The address.
+        ip: u32,
+        /// The slice.
+        slice: usize,
+        /// The name found.
+        owner: String,
+        /// The address's data centre.
+        dc: String,
+    },
+}
+
 /// A slice that changed owner in a re-plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Move {
@@ -210,6 +257,41 @@ impl Plan {
             }
         }
         Ok((Plan { spec, slices_per_ip: slices, owners }, moves))
+    }
+
+    /// Checks that the plan fits its own spec: the spec's geometry, owners for exactly the
+    /// spec's egress addresses, a whole row of them each, every one a server of the
+    /// address's data centre. What [`Plan::replan`] makes always does.
+    pub fn check(&self) -> Result<(), PlanMismatch> {
+        self.spec.validate()?;
+        let expected = self.spec.slices_per_ip()?;
+        if self.slices_per_ip != expected {
+            return Err(PlanMismatch::SlicesPerIp { found: self.slices_per_ip, expected });
+        }
+        let mut addresses = 0u64;
+        for r in &self.spec.egress {
+            let (lo, hi) = r.bounds();
+            let dc = self.spec.data_centres.iter().find(|d| d.name == r.data_centre);
+            for ip in lo..=hi {
+                let owners = self.owners.get(&ip).ok_or(PlanMismatch::Missing(ip))?;
+                if owners.len() != usize::from(expected) {
+                    return Err(PlanMismatch::Slices { ip, found: owners.len(), expected });
+                }
+                for (slice, owner) in owners.iter().enumerate() {
+                    if !dc.is_some_and(|d| d.servers.contains(owner)) {
+                        let dc = r.data_centre.clone();
+                        return Err(PlanMismatch::Owner { ip, slice, owner: owner.clone(), dc });
+                    }
+                }
+                addresses += 1;
+            }
+        }
+        // Every address of the spec is listed (ranges do not overlap): anything more is not.
+        if self.owners.len() as u64 != addresses {
+            let stray = self.owners.keys().find(|ip| self.data_centre_of(**ip).is_none());
+            return Err(PlanMismatch::NotEgress(stray.copied().unwrap_or_default()));
+        }
+        Ok(())
     }
 
     /// The port range `[first, last]` of slice `slice`.

@@ -161,3 +161,49 @@ proptest! {
         }
     }
 }
+
+/// A plan file is only trusted when it fits its own spec: each way an edited file can lie is
+/// refused, and what `Plan::new` makes passes.
+#[test]
+fn a_plan_that_does_not_fit_its_spec_is_refused() {
+    use portslice::PlanMismatch;
+    let plan = Plan::new(spec(4, &["a", "b", "c"], 4096, 1024)).unwrap();
+    assert_eq!(plan.check(), Ok(()));
+    let first = *plan.owners.keys().next().unwrap();
+
+    let mut p = plan.clone();
+    p.slices_per_ip = 65535;
+    assert_eq!(p.check(), Err(PlanMismatch::SlicesPerIp { found: 65535, expected: plan.slices_per_ip }));
+
+    let mut p = plan.clone();
+    p.owners.get_mut(&first).unwrap().truncate(1);
+    assert!(matches!(p.check(), Err(PlanMismatch::Slices { found: 1, .. })), "{:?}", p.check());
+
+    let mut p = plan.clone();
+    p.owners.remove(&first);
+    assert_eq!(p.check(), Err(PlanMismatch::Missing(first)));
+
+    // An address nobody configured (a customer's, say) slipped in.
+    let mut p = plan.clone();
+    let stray = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 5));
+    p.owners.insert(stray, p.owners[&first].clone());
+    assert_eq!(p.check(), Err(PlanMismatch::NotEgress(stray)));
+
+    let mut p = plan.clone();
+    p.owners.get_mut(&first).unwrap()[0] = "mallory".into();
+    assert!(matches!(p.check(), Err(PlanMismatch::Owner { slice: 0, .. })), "{:?}", p.check());
+}
+
+/// An owner table of a plan with a short row answers "unsliced" past it rather than reading
+/// beyond (the snapshot refuses such a plan first; this is the table's own guard).
+#[test]
+fn a_short_row_reads_as_unsliced() {
+    let mut plan = Plan::new(spec(2, &["a", "b"], 4096, 1024)).unwrap();
+    let ips: Vec<u32> = plan.owners.keys().copied().collect();
+    plan.owners.get_mut(&ips[0]).unwrap().truncate(1);
+    let table = OwnerTable::new(&plan);
+    for port in 1024..=65535u16 {
+        let _ = table.owner(ips[1], port);
+    }
+    assert_eq!(table.owner(ips[1], 65535), Owner::Unsliced { dc: 0 });
+}

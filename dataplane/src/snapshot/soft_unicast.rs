@@ -297,6 +297,9 @@ impl Builder<'_> {
                     path.display()
                 ),
             );
+        } else if let Err(e) = plan.check() {
+            // Edited by hand, or not written by `transitd plan`: its owners are not to be trusted.
+            self.err(&file.span(), format!("plan file {}: {e}: run `transitd plan` on this file", path.display()));
         }
         Ok(plan)
     }
