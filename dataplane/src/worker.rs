@@ -135,10 +135,19 @@ impl Publisher {
         self.published = Instant::now();
     }
 
-    /// True when it is time to publish (the clock is read once every 256 polls).
+    /// True when it is time to publish (the clock is read once every 256 polls, and on the
+    /// poll after an idle sleep).
     fn due(&mut self) -> bool {
         self.polls = self.polls.wrapping_add(1);
         self.polls.is_multiple_of(256) && self.published.elapsed() >= PUBLISH_EVERY
+    }
+
+    /// The worker slept: the next poll reads the clock. A worker sleeping `--idle-sleep-us`
+    /// between idle polls makes 256 polls in 256 sleeps (a second at 4 ms), and a worker
+    /// that publishes late looks stalled: its BGP announcements are withdrawn and the
+    /// systemd watchdog goes unfed. Beside a sleep, a clock read costs nothing.
+    fn slept(&mut self) {
+        self.polls |= 255;
     }
 }
 
@@ -326,14 +335,21 @@ impl<I: FrameIo> Worker<I> {
                 self.follow(&arc_swap::Guard::into_inner(snap));
             }
             match self.poll(eth())? {
-                Polled::Idle if !idle_sleep.is_zero() => std::thread::sleep(idle_sleep),
+                Polled::Idle if !idle_sleep.is_zero() => {
+                    std::thread::sleep(idle_sleep);
+                    if let Some(p) = &mut self.publisher {
+                        p.slept();
+                    }
+                }
                 Polled::Idle => std::hint::spin_loop(),
                 _ => {}
             }
         }
+        // Traffic still arrives while the drain waits (the XDP program is detached after the
+        // workers stop): it is forwarded as before, not dropped as `next_hop_unresolved`.
         let deadline = Instant::now() + Duration::from_millis(200);
         while self.io.stats().frames.in_tx > 0 && Instant::now() < deadline {
-            let _ = self.poll(None);
+            let _ = self.poll(eth());
         }
         if let Some(p) = &mut self.publisher {
             p.publish(&self.state.stats, self.io.stats(), &self.snapshot);
@@ -370,4 +386,21 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
             eprintln!("transitd: tunnel {name} {state}");
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_after_a_sleep_reads_the_clock() {
+        let mut p = Publisher::new(Arc::default());
+        p.published = Instant::now() - PUBLISH_EVERY;
+        assert!(!p.due(), "the first poll of 256 does not read the clock");
+        p.slept();
+        assert!(p.due(), "the poll after a sleep does");
+        p.published = Instant::now();
+        p.slept();
+        assert!(!p.due(), "and publishes only when it is time");
+    }
 }
