@@ -33,18 +33,21 @@ pub enum BucketKey {
 pub struct BucketSpec {
     /// What separates its keys.
     pub key: BucketKey,
-    /// Packets per second let through, in the long run.
+    /// Packets per second let through, in the long run; 0 lets nothing through.
     pub rate: u64,
     /// Packets let through back to back.
     pub burst: u64,
 }
+
+/// The interval of a bucket whose rate is 0: no packet conforms.
+const CLOSED: u64 = u64::MAX;
 
 /// One bucket's table.
 #[derive(Clone, Debug)]
 struct Table {
     /// `(key tag, theoretical arrival time in ns)`; tag 0 is a free slot.
     slots: Vec<(u64, u64)>,
-    /// Nanoseconds per packet.
+    /// Nanoseconds per packet; [`CLOSED`] for a rate of 0.
     interval: u64,
     /// How far ahead of now the arrival time may run: `(burst - 1) · interval`.
     tolerance: u64,
@@ -65,7 +68,7 @@ impl RateLimiter {
         let tables = buckets
             .iter()
             .map(|b| {
-                let interval = 1_000_000_000u64.checked_div(b.rate.max(1)).unwrap_or(u64::MAX).max(1);
+                let interval = 1_000_000_000u64.checked_div(b.rate).map_or(CLOSED, |i| i.max(1));
                 Table { slots: vec![(0, 0); size], interval, tolerance: interval.saturating_mul(b.burst.max(1) - 1) }
             })
             .collect();
@@ -82,6 +85,9 @@ impl RateLimiter {
     #[inline]
     pub fn admit(&mut self, bucket: usize, key: u64, now_ns: u64) -> bool {
         let Some(t) = self.tables.get_mut(bucket) else { return true };
+        if t.interval == CLOSED {
+            return false;
+        }
         let tag = key | 1; // never 0, the free-slot tag
         let mask = t.slots.len() - 1;
         let set = (mix(key) as usize) & mask & !(WAYS - 1);
@@ -141,6 +147,12 @@ mod tests {
             l.admit(0, mix(k) | 8, k);
         }
         assert_eq!(l.memory_bytes(), before);
+    }
+
+    #[test]
+    fn rate_zero_lets_nothing_through() {
+        let mut l = RateLimiter::new(&[BucketSpec { key: BucketKey::Rule, rate: 0, burst: 100 }], 16);
+        assert!((0..1000u64).all(|i| !l.admit(0, 0, i * 100 * MS)));
     }
 
     #[test]

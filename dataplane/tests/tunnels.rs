@@ -570,3 +570,18 @@ fn gre_checksums_and_keys_transitd_writes_verify_in_tshark() {
     assert_eq!(stats.sent_as(TxReason::Fragment), 3);
     let _ = std::fs::remove_file(out);
 }
+
+#[test]
+fn icmp_rate_zero_sends_no_icmp_error_and_no_ping_reply() {
+    let (config, file) = tunnel_edge();
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 0\n", 1);
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, stats, _) = verdicts_of(&config, frames);
+    use TxReason as T;
+    for reason in [T::IcmpTimeExceeded, T::IcmpTooBig, T::EchoReply] {
+        assert_eq!(stats.sent_as(reason), 0, "{}", reason.name());
+    }
+    // The frames that would have been answered are dropped under their own reasons.
+    assert_eq!(stats.dropped_for(DropReason::TtlExceeded), 3);
+    assert_eq!(v.iter().filter(|v| matches!(v, Verdict::Tx { reason: T::Encapsulated, .. })).count(), 3);
+}
