@@ -1,8 +1,9 @@
 //! Configuration changes while running: noticing them (a changed file, SIGHUP, etcd), and
-//! applying one: the new snapshot is built off the data path, the XDP program's tables are
-//! widened to cover both, the snapshot swapped in (workers follow between batches), and the
-//! tables narrowed. A configuration that fails for any reason is rejected whole and the
-//! running one stays.
+//! applying one: the new snapshot is built on a thread of its own (the supervisor goes on
+//! ticking: BGP's liveness lines, the watchdog), the XDP program's tables are widened to
+//! cover both, the snapshot swapped in (workers follow between batches), and the tables
+//! narrowed. A configuration that fails for any reason is rejected whole and the running
+//! one stays.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,20 @@ pub(super) struct ConfigWatch {
     etcd_slot: fleet::Slot,
     etcd_refetch: Arc<AtomicBool>,
     etcd: Option<JoinHandle<()>>,
+    /// The configuration being built, off the supervisor's thread.
+    building: Option<Building>,
+    /// SIGHUP came while a build was under way: read again when it is done.
+    signalled_meanwhile: bool,
+}
+
+/// A configuration being built on a thread of its own: the supervisor that polls for it
+/// goes on ticking meanwhile. Building a large rule set takes seconds, and the supervisor
+/// also tells the BGP guard that the workers are alive: a build on its thread longer than
+/// `withdraw_after_ms` withdrew every announcement.
+struct Building {
+    what: String,
+    started: Instant,
+    thread: JoinHandle<Result<Snapshot, ConfigErrors>>,
 }
 
 impl ConfigWatch {
@@ -45,36 +60,82 @@ impl ConfigWatch {
                 (None, Some(watch))
             }
         };
-        Ok(ConfigWatch { source: source.clone(), file, etcd_slot, etcd_refetch, etcd })
+        Ok(ConfigWatch {
+            source: source.clone(),
+            file,
+            etcd_slot,
+            etcd_refetch,
+            etcd,
+            building: None,
+            signalled_meanwhile: false,
+        })
     }
 
-    /// Applies what changed since the last call (`signalled`: SIGHUP came); `Some(applied)`
-    /// when a configuration was tried.
+    /// Starts building what changed since the last call (`signalled`: SIGHUP came), and
+    /// applies a build that is done; `Some(applied)` when a configuration was tried. Waits
+    /// for a build at most 50 ms.
     pub(super) fn poll(&mut self, signalled: bool, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> Option<bool> {
-        match (&self.source, &mut self.file) {
-            (ConfigSource::File(path), Some(watch)) => {
-                if !(watch.changed() || signalled) {
-                    return None;
-                }
-                watch.seen();
-                Some(reload_config(&path.display().to_string(), || Snapshot::from_path(path), shared, program))
-            }
-            (ConfigSource::Etcd(source), _) => {
-                if signalled {
-                    self.etcd_refetch.store(true, Ordering::Relaxed);
-                }
-                let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
-                let load = || fleet::assemble(&source.prefix, &fetched.keys).and_then(|l| Snapshot::build(&l));
-                Some(reload_config(&format!("{source} at revision {}", fetched.revision), load, shared, program))
-            }
-            (ConfigSource::File(_), None) => None,
+        if self.building.is_some() {
+            self.signalled_meanwhile |= signalled;
+            return self.finish_within(Duration::ZERO, shared, program);
         }
+        let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
+        let (what, load): (String, Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>) =
+            match (&self.source, &mut self.file) {
+                (ConfigSource::File(path), Some(watch)) => {
+                    if !(watch.changed() || signalled) {
+                        return None;
+                    }
+                    watch.seen();
+                    let path = path.clone();
+                    (path.display().to_string(), Box::new(move || Snapshot::from_path(&path)))
+                }
+                (ConfigSource::Etcd(source), _) => {
+                    if signalled {
+                        self.etcd_refetch.store(true, Ordering::Relaxed);
+                    }
+                    let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
+                    let prefix = source.prefix.clone();
+                    let what = format!("{source} at revision {}", fetched.revision);
+                    (what, Box::new(move || fleet::assemble(&prefix, &fetched.keys).and_then(|l| Snapshot::build(&l))))
+                }
+                (ConfigSource::File(_), None) => return None,
+            };
+        let started = Instant::now();
+        match std::thread::Builder::new().name("transitd-reload".into()).spawn(load) {
+            Ok(thread) => self.building = Some(Building { what, started, thread }),
+            Err(e) => {
+                eprintln!(
+                    "transitd: reload of {what} rejected: no thread to build it on ({e}); the running configuration stays"
+                );
+                return Some(false);
+            }
+        }
+        // Most configurations build in milliseconds: those are applied now, not a tick later.
+        self.finish_within(Duration::from_millis(50), shared, program)
     }
 
-    /// Waits for the etcd watch (after its stop flag was set).
+    /// Applies the build under way if it is done within `wait`.
+    fn finish_within(&mut self, wait: Duration, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> Option<bool> {
+        let deadline = Instant::now() + wait;
+        while !self.building.as_ref()?.thread.is_finished() {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let b = self.building.take()?;
+        let built = b.thread.join().map_err(|_| ());
+        Some(apply(&b.what, b.started, built, shared, program))
+    }
+
+    /// Waits for the etcd watch (after its stop flag was set) and for a build under way.
     pub(super) fn join(self) {
         if let Some(e) = self.etcd {
             let _ = e.join();
+        }
+        if let Some(b) = self.building {
+            let _ = b.thread.join();
         }
     }
 }
@@ -129,19 +190,20 @@ impl FileWatch {
     }
 }
 
-/// Rebuilds the snapshot off the data path with `load` (from `what`) and swaps it in; a
-/// configuration with errors is rejected whole (its errors printed) and the running snapshot
-/// stays. Returns whether the new configuration was applied.
-pub(super) fn reload_config(
+/// Applies a configuration built from `what` (since `started`): swaps it in, the XDP
+/// program's tables widened around the swap; `Err` (the build panicked) or a configuration
+/// with errors is rejected whole (its errors printed) and the running snapshot stays.
+/// Returns whether the new configuration was applied.
+fn apply(
     what: &str,
-    load: impl FnOnce() -> Result<Snapshot, ConfigErrors>,
+    started: Instant,
+    built: Result<Result<Snapshot, ConfigErrors>, ()>,
     shared: &ArcSwap<Snapshot>,
     program: &XdpProgram,
 ) -> bool {
-    let started = Instant::now();
     // A panic while building is a bug, but the edge must outlive it: the builder only reads
-    // its input and makes a new snapshot, so nothing it leaves half-done is shared.
-    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
+    // its input and makes a new snapshot on its own thread, so nothing it leaves half-done
+    // is shared.
     match built {
         Err(_) => {
             eprintln!(
