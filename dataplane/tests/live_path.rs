@@ -338,3 +338,36 @@ fn jumbo_frames_are_received_firewalled_encapsulated_and_answered() {
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("drop firewall") && !report.contains("NOT CONSERVED"), "{report}");
 }
+
+#[test]
+fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tf", 1);
+    for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
+        lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "9000"]);
+    }
+    let config = ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 1600");
+    let t = lab.transitd(&config, &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let out = lab.capture("up", "u1");
+    // One packet that fits 1600 bytes, one that does not (it fits a UMEM frame, so the
+    // socket takes it, and the pipeline drops it as oversize).
+    scapy_send(
+        &lab,
+        "snd",
+        "[IP(dst='203.0.113.100')/TCP(sport=47000, dport=21, flags='PA')/Raw(b'm' * 1000), \
+          IP(dst='203.0.113.100')/TCP(sport=47001, dport=21, flags='PA')/Raw(b'n' * 3000)]",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let gre = common::tshark(&out.finish(), &["-Y", "gre and not icmp", "-T", "fields", "-e", "tcp.srcport"]);
+    assert_eq!(gre.trim(), "47000", "{gre}");
+    // Raised by a reload past what a frame holds: applied, and said what it costs.
+    t.reload(&ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 9216"));
+    wait_for("the reload", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    let log = t.log();
+    assert!(!log.contains("no AF_XDP multi-buffer") && !log.contains("no zero-copy multi-buffer"), "{log}");
+    assert!(log.contains("frame_size 9216 needs AF_XDP multi-buffer, which the sockets were bound without"), "{log}");
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("drop oversize") && !report.contains("NOT CONSERVED"), "{report}");
+}

@@ -173,6 +173,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             bind: opts.bind,
             huge_pages: opts.huge_pages,
             busy_poll: opts.busy_poll,
+            largest_packet: shared.load().frame_size,
             ..AfXdpConfig::default()
         },
         idle_sleep: opts.idle_sleep,
@@ -234,7 +235,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let mut announcer = Announcer::new(queues.len());
     let gone = supervise(
         opts,
-        Supervised { index, queues: &queues, workers: &workers, reports: &reports, sources: &sources },
+        Supervised {
+            index,
+            queues: &queues,
+            workers: &workers,
+            reports: &reports,
+            sources: &sources,
+            single_frame: (!plan.socket.needs_multi_buffer()).then(|| plan.socket.frame_room()),
+        },
         &mut watch,
         (&program, &mut announcer),
         notifier.as_ref(),
@@ -382,6 +390,8 @@ struct Supervised<'a> {
     workers: &'a [Thread],
     reports: &'a [Arc<Mutex<WorkerReport>>],
     sources: &'a Sources,
+    /// The longest packet a socket takes, when they were bound without multi-buffer.
+    single_frame: Option<usize>,
 }
 
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
@@ -395,7 +405,7 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources } = s;
+    let Supervised { index, queues, workers, reports, sources, single_frame } = s;
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect()
@@ -407,6 +417,14 @@ fn supervise(
         if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
             if applied {
                 sources.reloads.applied_now(false);
+                let frame_size = sources.snapshot.load().frame_size;
+                if let Some(room) = single_frame.filter(|&room| frame_size > room) {
+                    eprintln!(
+                        "transitd: frame_size {frame_size} needs AF_XDP multi-buffer, which the sockets were bound \
+                         without (frame_size was at most {room} at start): frames over {room} bytes are dropped \
+                         until a restart"
+                    );
+                }
             } else {
                 sources.reloads.rejected.fetch_add(1, Ordering::Relaxed);
             }

@@ -78,6 +78,22 @@ pub struct AfXdpConfig {
     pub busy_poll: bool,
     /// Back the UMEM with huge pages if the system has them (else ordinary pages).
     pub huge_pages: bool,
+    /// The longest packet to take (the configuration's `frame_size`): multi-buffer
+    /// (`XDP_USE_SG`) is asked for only when one frame cannot hold it, since drivers without
+    /// zero-copy multi-buffer refuse zero-copy to a socket that asks.
+    pub largest_packet: usize,
+}
+
+impl AfXdpConfig {
+    /// The longest packet one UMEM frame holds (the kernel writes it past the headroom).
+    pub fn frame_room(&self) -> usize {
+        (self.frame_size as usize).saturating_sub(crate::pipeline::HEADROOM)
+    }
+
+    /// Whether packets may need several frames.
+    pub fn needs_multi_buffer(&self) -> bool {
+        self.largest_packet > self.frame_room()
+    }
 }
 
 impl Default for AfXdpConfig {
@@ -91,6 +107,7 @@ impl Default for AfXdpConfig {
             bind: BindMode::Auto,
             busy_poll: false,
             huge_pages: false,
+            largest_packet: crate::snapshot::DEFAULT_FRAME_SIZE,
         }
     }
 }

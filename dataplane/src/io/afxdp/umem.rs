@@ -153,21 +153,29 @@ const SOL_XDP: i32 = 283;
 impl XskSocket {
     /// Maps and registers `cfg.frames` frames, and binds a socket on `ifname`.
     pub(crate) fn create(ifname: &CStr, cfg: &AfXdpConfig) -> io::Result<XskSocket> {
-        // Multi-buffer (packets larger than a frame) where the kernel has it (6.6 on); an
-        // older kernel refuses the flag, and then the socket does without.
-        match XskSocket::create_with(ifname, cfg, true) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let xsk = XskSocket::create_with(ifname, cfg, false)?;
-                eprintln!(
-                    "transitd: {} queue {}: the kernel has no AF_XDP multi-buffer: frames larger than {} bytes are dropped",
-                    ifname.to_string_lossy(),
-                    cfg.queue,
-                    cfg.frame_size as usize - crate::pipeline::HEADROOM
-                );
-                Ok(xsk)
-            }
-            other => other,
+        // Multi-buffer (packets larger than a frame) when the configuration's frame size
+        // needs it and the kernel has it (6.6 on). An older kernel refuses the flag
+        // (EINVAL); a driver without zero-copy multi-buffer refuses zero-copy with it
+        // (EOPNOTSUPP, only when zero-copy is demanded: `auto` then binds in copy mode).
+        // Either way the socket does without, and says what that costs.
+        if !cfg.needs_multi_buffer() {
+            return XskSocket::create_with(ifname, cfg, false);
         }
+        let without = match XskSocket::create_with(ifname, cfg, true) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => "the kernel has no AF_XDP multi-buffer",
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) && cfg.bind == BindMode::ZeroCopy => {
+                "the driver has no zero-copy multi-buffer"
+            }
+            other => return other,
+        };
+        let xsk = XskSocket::create_with(ifname, cfg, false)?;
+        eprintln!(
+            "transitd: {} queue {}: {without}: frames larger than {} bytes are dropped",
+            ifname.to_string_lossy(),
+            cfg.queue,
+            cfg.frame_room()
+        );
+        Ok(xsk)
     }
 
     fn create_with(ifname: &CStr, cfg: &AfXdpConfig, multi_buffer: bool) -> io::Result<XskSocket> {
