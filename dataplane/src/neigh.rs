@@ -5,12 +5,14 @@ use std::io;
 use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use crate::snapshot::NextHop;
 
 /// A MAC address shared between the resolver and the workers; zero means unresolved.
 #[derive(Debug, Default)]
@@ -112,40 +114,71 @@ pub fn solicit(ip: IpAddr) {
     }
 }
 
-/// Keeps `cell` holding the MAC of `ip` until `stop`: polls the neighbour table every
-/// second while unresolved (soliciting), every `refresh` once resolved. Logs one line when
-/// the next hop becomes unresolved and one when it resolves or changes.
-pub fn resolve_forever(ip: IpAddr, cell: Arc<NextHopCell>, stop: Arc<AtomicBool>, refresh: Duration) {
+/// Keeps `cell` holding the next hop's MAC until `stop`, following the running
+/// configuration's `next_hop` (read through `target` every 100 ms, so that a reload that
+/// changes it takes effect within that): a configured MAC is stored as it is; an address is
+/// looked up in the neighbour table every second while unresolved (soliciting), every
+/// `refresh` once resolved. Logs one line when the next hop becomes unresolved and one when
+/// it resolves or changes.
+pub fn follow_next_hop(target: impl Fn() -> NextHop, cell: Arc<NextHopCell>, stop: Arc<AtomicBool>, refresh: Duration) {
     // Unknown at first, so that the first resolution is logged even when the caller already
-    // found it.
-    let mut last: Option<[u8; 6]> = None;
+    // found it; a configured MAC is logged only when a reload changes it.
+    let mut followed = target();
+    let mut last: Option<[u8; 6]> = match followed {
+        NextHop::Static(mac) => Some(mac),
+        _ => None,
+    };
     let mut warned = false;
+    let mut next_look = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let now = lookup(ip).unwrap_or(None);
-        cell.set(now);
-        match now {
-            Some(mac) if Some(mac) != last => {
-                eprintln!("transitd: next hop {ip} is at {}", fmt_mac(&mac));
-                warned = false;
-            }
-            None if !warned => {
-                eprintln!(
-                    "transitd: next hop {ip} is not in the neighbour table: frames to encapsulate are dropped as next_hop_unresolved until it is"
-                );
-                warned = true;
-            }
-            _ => {}
+        let now_target = target();
+        if now_target != followed {
+            (followed, warned, next_look) = (now_target, false, Instant::now());
         }
-        last = now;
-        if now.is_none() {
-            solicit(ip);
+        if Instant::now() >= next_look {
+            next_look = match followed {
+                NextHop::Static(mac) => {
+                    cell.set(Some(mac));
+                    if last != Some(mac) {
+                        eprintln!("transitd: next hop is {} (next_hop_mac)", fmt_mac(&mac));
+                    }
+                    last = Some(mac);
+                    Instant::now() + refresh
+                }
+                NextHop::Neighbour(ip) => {
+                    let now = lookup(ip).unwrap_or(None);
+                    cell.set(now);
+                    match now {
+                        Some(mac) if Some(mac) != last => {
+                            eprintln!("transitd: next hop {ip} is at {}", fmt_mac(&mac));
+                            warned = false;
+                        }
+                        None if !warned => {
+                            eprintln!(
+                                "transitd: next hop {ip} is not in the neighbour table: frames to encapsulate are dropped as next_hop_unresolved until it is"
+                            );
+                            warned = true;
+                        }
+                        _ => {}
+                    }
+                    last = now;
+                    if now.is_none() {
+                        solicit(ip);
+                    }
+                    Instant::now() + if now.is_some() { refresh } else { Duration::from_secs(1) }
+                }
+                // Replay's configurations may leave it out; `run` refuses to start without
+                // one, and a reload without one keeps the next hop it had.
+                NextHop::Unset => {
+                    if !warned {
+                        eprintln!("transitd: the configuration sets no next hop: frames keep going to the last one");
+                        warned = true;
+                    }
+                    Instant::now() + refresh
+                }
+            };
         }
-        let wait = if now.is_some() { refresh } else { Duration::from_secs(1) };
-        let mut waited = Duration::ZERO;
-        while waited < wait && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            waited += Duration::from_millis(100);
-        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -371,3 +371,52 @@ fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("drop oversize") && !report.contains("NOT CONSERVED"), "{report}");
 }
+
+#[test]
+fn a_reload_moves_the_next_hop_and_the_source_address() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tn", 1);
+    let t = lab.transitd(ACME, &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let send = |sport: u16| {
+        scapy_send(
+            &lab,
+            "snd",
+            &format!("[IP(dst='203.0.113.100')/TCP(sport={sport}, dport=21, flags='PA')/Raw(b'x' * 100)]"),
+        );
+    };
+    let out = lab.capture("up", "u1");
+    send(48000);
+    // A new router (by its MAC) and our own address set: both apply without a restart.
+    let moved = ACME
+        .replace("next_hop = \"10.2.0.1\"", "next_hop_mac = \"02:00:00:00:00:99\"")
+        .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nmac = \"02:00:00:00:00:77\"");
+    t.reload(&moved);
+    wait_for("the reload", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    wait_for("the new next hop", Duration::from_secs(5), || t.log().contains("next hop is 02:00:00:00:00:99"));
+    send(48001);
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = common::tshark(
+        &out.finish(),
+        &[
+            "-Y",
+            "gre and not icmp",
+            "-T",
+            "fields",
+            "-E",
+            "separator=;",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "eth.dst",
+            "-e",
+            "eth.src",
+        ],
+    );
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines.len(), 2, "{seen}");
+    assert!(lines[0].starts_with("48000;") && !lines[0].contains("02:00:00:00:00:99"), "{seen}");
+    assert_eq!(lines[1], "48001;02:00:00:00:00:99;02:00:00:00:00:77", "{seen}");
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+}

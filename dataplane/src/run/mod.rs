@@ -120,7 +120,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         "--frames {} is not in {MIN_UMEM_FRAMES}..={MAX_UMEM_FRAMES}",
         opts.frames
     );
-    let src = if snapshot.eth.src == [0; 6] { iface_mac(&opts.iface)? } else { snapshot.eth.src };
+    // The interface's own address, for configurations without `mac` (a reload may drop it).
+    let iface_mac = match iface_mac(&opts.iface) {
+        Ok(mac) => mac,
+        Err(e) if snapshot.eth.src == [0; 6] => return Err(e),
+        Err(_) => [0; 6],
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -129,7 +134,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
     let next_hop = Arc::new(NextHopCell::default());
-    let resolver = resolve_next_hop(&snapshot, &opts.config, &next_hop, &stop)?;
+    resolve_next_hop(&snapshot, &opts.config, &next_hop)?;
 
     // Restored when the run ends, however it ends short of an abort.
     let _tunables = tunables::Tunables::set(&opts.iface, opts.napi_defer, opts.gro_flush_timeout)?;
@@ -146,6 +151,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     program_tables(&program, &snapshot)?;
     let customers = (snapshot.customers.len(), snapshot.tunnels.len());
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
+    // The next hop follows the running configuration: a reload may change it.
+    let resolver = {
+        let (cell, stop, shared) = (next_hop.clone(), stop.clone(), shared.clone());
+        let follow = move || neigh::follow_next_hop(|| shared.load().next_hop, cell, stop, Duration::from_secs(10));
+        Some(std::thread::Builder::new().name("transitd-neigh".into()).spawn(follow)?)
+    };
     let reports: Vec<Arc<Mutex<WorkerReport>>> =
         queues.iter().map(|&q| Arc::new(Mutex::new(WorkerReport { queue: q, ..WorkerReport::default() }))).collect();
     // Threads around the workers stop on their own flag, after the workers and the detach.
@@ -179,7 +190,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         idle_sleep: opts.idle_sleep,
         shared: shared.clone(),
         next_hop: next_hop.clone(),
-        src,
+        iface_mac,
         stop: stop.clone(),
         capture: capture.clone(),
         punt: punt.clone(),
@@ -307,25 +318,15 @@ fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
     }
 }
 
-/// Sets the next hop's MAC: configured, or from the neighbour table (kept fresh by a thread).
-fn resolve_next_hop(
-    snap: &Snapshot,
-    source: &ConfigSource,
-    cell: &Arc<NextHopCell>,
-    stop: &Arc<AtomicBool>,
-) -> anyhow::Result<Option<JoinHandle<()>>> {
+/// The next hop's MAC as the starting configuration gives it, in `cell` before anything
+/// is sent (a neighbour not yet in the table is looked up again by the follower).
+fn resolve_next_hop(snap: &Snapshot, source: &ConfigSource, cell: &NextHopCell) -> anyhow::Result<()> {
     match snap.next_hop {
-        NextHop::Static(mac) => {
-            cell.set(Some(mac));
-            Ok(None)
-        }
-        NextHop::Neighbour(ip) => {
-            cell.set(neigh::lookup(ip).unwrap_or(None));
-            let (cell, stop) = (cell.clone(), stop.clone());
-            Ok(Some(std::thread::spawn(move || neigh::resolve_forever(ip, cell, stop, Duration::from_secs(10)))))
-        }
+        NextHop::Static(mac) => cell.set(Some(mac)),
+        NextHop::Neighbour(ip) => cell.set(neigh::lookup(ip).unwrap_or(None)),
         NextHop::Unset => bail!("{source}: set next_hop (an IP address) or next_hop_mac in [server]"),
     }
+    Ok(())
 }
 
 /// Starts the drop capture's writer, if one was asked for.

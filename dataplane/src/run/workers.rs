@@ -28,8 +28,8 @@ pub(super) struct Plan {
     pub idle_sleep: Duration,
     pub shared: Arc<ArcSwap<Snapshot>>,
     pub next_hop: Arc<NextHopCell>,
-    /// Source MAC of what is sent.
-    pub src: [u8; 6],
+    /// The interface's MAC: the source of what is sent when the configuration sets no `mac`.
+    pub iface_mac: [u8; 6],
     pub stop: Arc<AtomicBool>,
     pub capture: Option<Arc<DropCapture>>,
     /// Where passed frames go back to the host.
@@ -71,7 +71,7 @@ pub(super) fn start(
         let (go_tx, go_rx) = mpsc::channel::<bool>();
         let cfg = AfXdpConfig { queue, ..plan.socket.clone() };
         let (shared, next_hop, stop) = (plan.shared.clone(), plan.next_hop.clone(), plan.stop.clone());
-        let (src, idle_sleep, report) = (plan.src, plan.idle_sleep, reports[i].clone());
+        let (iface_mac, idle_sleep, report) = (plan.iface_mac, plan.idle_sleep, reports[i].clone());
         let tap = plan.capture.as_ref().map(|c| c.tap(queues.len()));
         let punt = plan.punt.punt(queues.len());
         let sampler = crate::ipfix::Sampler::new(plan.samples.clone());
@@ -101,7 +101,16 @@ pub(super) fn start(
             if let Some(tap) = tap {
                 worker = worker.capture(tap);
             }
-            let eth = || next_hop.get().map(|dst| EthernetAddrs { dst, src });
+            // The source address follows the running configuration (`mac`, or the
+            // interface's), as the next hop does: a reload may change either.
+            let eth = || {
+                let dst = next_hop.get()?;
+                let src = match shared.load().eth.src {
+                    [0, 0, 0, 0, 0, 0] => iface_mac,
+                    mac => mac,
+                };
+                Some(EthernetAddrs { dst, src })
+            };
             worker.run(&shared, eth, &stop, idle_sleep)?;
             Ok(())
         });
