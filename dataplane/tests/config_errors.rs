@@ -229,3 +229,18 @@ fn a_plan_file_edited_by_hand_is_refused_at_its_key() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_short_health_interval_bounds_the_default_timeout() {
+    let build = |health: &str| {
+        let text = format!("[server]\nanycast = \"192.0.2.1\"\n[health]\n{health}");
+        let config = transitd::config::parse("t.toml", &text).unwrap();
+        transitd::snapshot::Snapshot::build(&config).map(|s| s.health_config)
+    };
+    let h = build("interval_ms = 100\n").unwrap();
+    assert_eq!((h.interval_ns, h.timeout_ns), (100_000_000, 100_000_000));
+    let h = build("interval_ms = 1000\n").unwrap();
+    assert_eq!(h.timeout_ns, 250_000_000, "the default where the interval is longer");
+    let e = build("interval_ms = 100\ntimeout_ms = 200\n").unwrap_err().to_string();
+    assert!(e.contains("t.toml:5:14: timeout_ms 200 is longer than interval_ms 100"), "{e}");
+}

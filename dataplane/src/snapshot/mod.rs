@@ -471,11 +471,18 @@ impl Builder<'_> {
             }
         };
         let interval = check(&h.interval_ms, "interval_ms", 10..=3_600_000);
-        let timeout = check(&h.timeout_ms, "timeout_ms", 1..=3_600_000);
+        let mut timeout = check(&h.timeout_ms, "timeout_ms", 1..=3_600_000);
         let down = check(&h.down_after, "down_after", 1..=100) as u32;
         let up = check(&h.up_after, "up_after", 1..=100) as u32;
-        if timeout > interval && h.timeout_ms.span() != (0..0) {
-            self.err(&h.timeout_ms.span(), format!("timeout_ms {timeout} is longer than interval_ms {interval}"));
+        if timeout > interval {
+            if h.timeout_ms.span() == (0..0) {
+                // The default (250 ms) with a shorter interval: the interval bounds it, or
+                // the prober (which waits for the longer of the two) probes less often
+                // than `interval_ms` says.
+                timeout = interval;
+            } else {
+                self.err(&h.timeout_ms.span(), format!("timeout_ms {timeout} is longer than interval_ms {interval}"));
+            }
         }
         HealthConfig { interval_ns: interval * ms, timeout_ns: timeout * ms, down_after: down, up_after: up }
     }
