@@ -26,6 +26,10 @@ pub const MAX_LIST_MEMBERS: usize = 4_000_000;
 pub const MAX_CUSTOMERS: usize = 65_535;
 /// Tunnels in one configuration (their ids are 16 bits).
 pub const MAX_TUNNELS: usize = 65_535;
+/// Customer prefixes of one address family, all customers together: half the XDP
+/// program's map of owned prefixes (65,536), since a reload holds the old and the new ones
+/// at once while it swaps.
+pub const MAX_PREFIXES_PER_FAMILY: usize = 32_768;
 /// Rules in one list (`[[dos.rule]]`, a customer's firewall, egress or DoS rules).
 pub const MAX_RULES_PER_LIST: usize = 65_536;
 /// Rate-limit buckets (`[[dos.bucket]]`).

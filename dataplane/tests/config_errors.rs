@@ -244,3 +244,21 @@ fn a_short_health_interval_bounds_the_default_timeout() {
     let e = build("interval_ms = 100\ntimeout_ms = 200\n").unwrap_err().to_string();
     assert!(e.contains("t.toml:5:14: timeout_ms 200 is longer than interval_ms 100"), "{e}");
 }
+
+#[test]
+fn customer_prefixes_past_half_the_xdp_map_are_refused_at_the_first_one_over() {
+    let max = transitd::limits::MAX_PREFIXES_PER_FAMILY;
+    let prefixes: Vec<String> =
+        (0..=max as u32).map(|i| format!("\"{}/32\"", std::net::Ipv4Addr::from(0x0a00_0000 + i))).collect();
+    let text = format!(
+        "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"big\"\nprefixes = [\n{}\n]\n",
+        prefixes.join(",\n")
+    );
+    let e = errors(&text);
+    // Line 5 opens the array; prefix k is on line 6 + k, and prefix `max` is the first over.
+    let expected = format!("bad.toml:{}:1: more than {max} customer prefixes of this family", 6 + max);
+    assert!(e.iter().any(|e| e.starts_with(&expected)), "{e:?}");
+    assert!(
+        errors(&text.replacen(&format!("{},\n", prefixes[0]), "", 1)).iter().all(|e| !e.contains("customer prefixes"))
+    );
+}

@@ -227,12 +227,24 @@ fn apply(
             // Soft-unicast's tables move with the snapshot; between the two, the program and
             // the workers may disagree on an owner for a moment, which the hop limit in the
             // backbone key turns into a counted drop, never a loop.
-            let tables = program_tables(program, &new);
             // Tunnel remotes, like prefixes: both sets while the swap is under way.
             let ((mut r4, mut r6), (o4, o6)) = (tunnel_remotes(&new), tunnel_remotes(&old));
             r4.extend(o4);
             r6.extend(o6);
-            let remotes = program.set_tunnel_remotes(&r4, &r6);
+            let ready =
+                widened.and_then(|_| program_tables(program, &new)).and_then(|_| program.set_tunnel_remotes(&r4, &r6));
+            if let Err(e) = ready {
+                // The program goes back to the running configuration's tables, and the
+                // workers never see the new one: a half-applied reload would pass new
+                // prefixes' traffic to the host unfiltered.
+                let (o4, o6) = tunnel_remotes(&old);
+                let _ = program.set_owned_v4(&old.owned_v4()).and_then(|_| program.set_owned_v6(&old.owned_v6()));
+                let _ = program_tables(program, &old).and_then(|_| program.set_tunnel_remotes(&o4, &o6));
+                eprintln!(
+                    "transitd: reload of {what} rejected: updating the XDP maps failed ({e}); the running configuration stays"
+                );
+                return false;
+            }
             // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
             // loses the probes in flight.
             let names: Vec<&str> = new.tunnels.iter().map(|t| t.name.as_str()).collect();
@@ -240,12 +252,13 @@ fn apply(
             new.health.inherit(&names, &old.health, &old_names);
             drop(names);
             shared.store(Arc::new(new));
+            // What is left over from the old configuration goes; failing that, it is only
+            // redirected to workers that no longer claim it.
             let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
             let (n4, n6) = tunnel_remotes(&shared.load());
-            let remotes = remotes.and_then(|_| program.set_tunnel_remotes(&n4, &n6));
-            match widened.and(narrowed).and(tables).and(remotes) {
+            match narrowed.and_then(|_| program.set_tunnel_remotes(&n4, &n6)) {
                 Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
-                Err(e) => eprintln!("transitd: reloaded {what}, but updating the XDP maps failed: {e}"),
+                Err(e) => eprintln!("transitd: reloaded {what}, but removing the old XDP map entries failed: {e}"),
             }
             true
         }

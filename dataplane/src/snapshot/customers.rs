@@ -83,6 +83,8 @@ impl Builder<'_> {
         };
         let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
         let mut index_of: HashMap<(RemoteAddr, Option<u32>), Range<usize>> = HashMap::new();
+        // Prefixes per family so far (the XDP program's map bounds them).
+        let (mut v4, mut v6) = (0usize, 0usize);
         for (index, section) in sections.iter().enumerate() {
             let c = section.get_ref();
             let id = index as CustomerId;
@@ -90,6 +92,17 @@ impl Builder<'_> {
             self.unique(&mut customer_names, &c.name, "customer");
             for p in &c.prefixes {
                 if let Some(net) = self.prefix(p) {
+                    let family = if net.addr().is_ipv4() { &mut v4 } else { &mut v6 };
+                    *family += 1;
+                    if *family == crate::limits::MAX_PREFIXES_PER_FAMILY + 1 {
+                        let max = crate::limits::MAX_PREFIXES_PER_FAMILY;
+                        self.err(
+                            &p.span(),
+                            format!(
+                                "more than {max} customer prefixes of this family, the most one configuration may hold"
+                            ),
+                        );
+                    }
                     out.prefixes.push(OwnedPrefix { net, customer: id, span: p.span() });
                 }
             }
