@@ -78,6 +78,11 @@ impl RuleSet {
         Ok(RuleSet { rules, default, enforce, enforce_ids, monitor, monitor_ids })
     }
 
+    /// Boxes of the compiled tables (enforced and monitor-mode rules).
+    pub fn boxes(&self) -> usize {
+        self.enforce.stats().boxes + self.monitor.stats().boxes
+    }
+
     /// The rules, in priority order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules

@@ -12,9 +12,12 @@ use crate::eval::eval;
 use crate::field::Key;
 use crate::tree::{Forest, ForestStats};
 
-/// Upper bound on the boxes of one table (all its rules together): a box is a few hundred
-/// bytes while the table is built, so this bounds a build to about 70 MB whatever the rules.
-/// The ClassBench sets of 10,000 rules take at most a few tens of thousands.
+/// Upper bound on the boxes of one table (all its rules together). What a box costs depends
+/// on how boxes overlap (a leaf copies every box covering its region): the ClassBench sets
+/// of 10,000 rules (tens of thousands of boxes) keep about 0.2 KB a box; boxes that overlap
+/// everywhere (`ip.addr in {64 /24s} and tcp.port in {64 ports}`) keep about 4 KB and take
+/// about 10 KB while the table is built, so a table at this bound may take 2.5 GB to build
+/// (docs/configuration.md, "Limits").
 pub const MAX_BOXES_PER_TABLE: usize = 262_144;
 
 /// A compiled first-match rule table.

@@ -26,6 +26,10 @@ pub const MAX_LIST_MEMBERS: usize = 4_000_000;
 pub const MAX_CUSTOMERS: usize = 65_535;
 /// Tunnels in one configuration (their ids are 16 bits).
 pub const MAX_TUNNELS: usize = 65_535;
+/// Boxes of all the rule lists of one configuration together (each list is bounded at
+/// `classifier::table::MAX_BOXES_PER_TABLE`): kept tables take up to about 4 KB a box when
+/// boxes overlap heavily (docs/configuration.md, "Limits").
+pub const MAX_BOXES_PER_CONFIG: usize = 1 << 20;
 /// Customer prefixes of one address family, all customers together: half the XDP
 /// program's map of owned prefixes (65,536), since a reload holds the old and the new ones
 /// at once while it swaps.

@@ -274,6 +274,8 @@ struct Builder<'a> {
     buckets: Vec<String>,
     /// The `[[list]]`s, and the membership slots the rules compiled so far use.
     lists: Registry,
+    /// Boxes of the rule lists compiled so far, all lists together.
+    boxes: usize,
 }
 
 /// What `[server]` compiles to.
@@ -295,7 +297,7 @@ struct OwnedPrefix {
 
 impl<'a> Builder<'a> {
     fn new(src: &'a SourceMap) -> Builder<'a> {
-        Builder { src, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default() }
+        Builder { src, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default(), boxes: 0 }
     }
 
     /// `built`, or every error found while building it, in file order.

@@ -83,7 +83,22 @@ impl Builder<'_> {
         // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
         let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
         match RuleSet::compile(rules, default) {
-            Ok(set) => set,
+            Ok(set) => {
+                // Each list is bounded on its own; together they are too, or a configuration
+                // of many customers' large lists would take the memory of the edge.
+                let max = crate::limits::MAX_BOXES_PER_CONFIG;
+                let before = self.boxes;
+                self.boxes += set.boxes();
+                if before <= max && self.boxes > max {
+                    let span = spans.first().cloned().unwrap_or(0..0);
+                    let total = self.boxes;
+                    self.err(
+                        &span,
+                        format!("{scope} brings the rules to {total} boxes, past the {max} one configuration may hold"),
+                    );
+                }
+                set
+            }
             Err(e) => {
                 let span = spans.get(e.index).cloned().unwrap_or(0..0);
                 let name = names.get(e.index).map_or("?", String::as_str);
@@ -149,5 +164,38 @@ pub(super) fn mode(m: ModeName) -> Mode {
     match m {
         ModeName::Enforce => Mode::Enforce,
         ModeName::Monitor => Mode::Monitor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceMap;
+
+    /// The lists of one configuration share one bound on boxes: the list that crosses it is
+    /// refused at its first rule, and a list below it is not.
+    #[test]
+    fn the_list_that_crosses_the_configuration_bound_is_refused_at_its_first_rule() {
+        let text = "tcp.dstport in {22, 23, 80}";
+        let src = SourceMap::new("t.toml", text);
+        let expr = Spanned::new(0..text.len(), text.to_string());
+        let rule = [RuleText { name: None, expr: &expr, action: Action::Drop, mode: Mode::Enforce }];
+        let max = crate::limits::MAX_BOXES_PER_CONFIG;
+
+        let mut b = Builder::new(&src);
+        b.compile_rules(&rule, Action::Accept, "list zero");
+        let k = b.boxes; // what one list of the rule is
+        assert!(k > 0);
+        b.boxes = max - 2 * k; // two more fit
+        b.compile_rules(&rule, Action::Accept, "list one");
+        b.compile_rules(&rule, Action::Accept, "list two");
+        assert!(b.errors.is_empty(), "{:?}", b.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        b.compile_rules(&rule, Action::Accept, "list three");
+        let errors: Vec<String> = b.errors.iter().map(|e| e.to_string()).collect();
+        let expected = format!(
+            "t.toml:1:1: list three brings the rules to {} boxes, past the {max} one configuration may hold",
+            max + k
+        );
+        assert_eq!(errors, [expected]);
     }
 }
