@@ -420,3 +420,27 @@ fn a_reload_moves_the_next_hop_and_the_source_address() {
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
 }
+
+#[test]
+fn a_packet_of_eighteen_frames_is_received_and_sent() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("t8", 1);
+    for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
+        lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "65535"]);
+    }
+    let config = ACME
+        .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 65536")
+        .replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 65500");
+    let t = lab.transitd(&config, &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let out = lab.capture("up", "u1");
+    // 65,400 bytes on the wire: more than 17 frames' 3840 bytes each.
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=49000, dport=21, flags='PA')/Raw(b'e' * 65346)]");
+    std::thread::sleep(Duration::from_millis(500));
+    let gre =
+        common::tshark(&out.finish(), &["-Y", "gre and not icmp", "-T", "fields", "-e", "ip.len", "-e", "tcp.srcport"]);
+    assert_eq!(gre.trim(), "65410,65386\t49000", "{gre}");
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert!(!report.contains("NOT CONSERVED"), "{report}");
+}

@@ -203,9 +203,11 @@ const MAX_KICKS: usize = 2048 / 32 + 2;
 /// `XDP_PKT_CONTD` (if_xdp.h): more frames of this packet follow.
 pub const XDP_PKT_CONTD: u32 = 1;
 
-/// Frames one packet may span: a 64 KiB packet in 4 KiB frames, as the kernel's
-/// `MAX_SKB_FRAGS` + 1 allows.
-pub const MAX_PARTS: usize = 17;
+/// Frames one packet may span: the kernel writes each received frame past 256 bytes of
+/// headroom (3840 bytes of packet in a 4 KiB frame), so a 64 KiB packet takes 18, the first
+/// buffer and `MAX_SKB_FRAGS` (17) fragments, as many as the kernel allows. (17 left packets
+/// of 65,281-65,536 bytes refused as `bad_descriptors`.)
+pub const MAX_PARTS: usize = 18;
 
 /// Frames lent at once at most: a batch of descriptors and a packet begun in the poll before.
 pub const MAX_LENT: usize = BATCH_SIZE + MAX_PARTS;
