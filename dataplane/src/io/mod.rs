@@ -44,12 +44,15 @@ pub struct IoStats {
     pub tx: u64,
     /// Transmissions the kernel completed (took off the tx ring and is done with).
     pub completed: u64,
-    /// Frames to send that did not fit the tx ring (never happens while backpressure holds).
+    /// Packets to send that did not fit the tx ring. Received ones do not while
+    /// backpressure holds (receiving waits for room); spilled ones (later fragments, probe
+    /// replies), sent after their batch, can. The pipeline counted them as sent.
     pub tx_ring_full: u64,
     /// Polls that received fewer frames than a batch because the tx ring had no room for
     /// them: receiving waits for transmission rather than dropping what it forwards.
     pub backpressure: u64,
-    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame or tx room.
+    /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame (those the
+    /// tx ring had no room for are `tx_ring_full`).
     pub spill_no_frame: u64,
     /// Packets refused because a descriptor did not describe one of our frames as lent, or
     /// ran past its frame (left out of the pipeline; frames of ours go back to the free list).

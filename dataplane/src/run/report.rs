@@ -71,13 +71,14 @@ pub(super) fn final_report(
         let (io, k) = (&r.io, &r.io.socket);
         let _ = writeln!(
             out,
-            "  socket ({}): polls {} (idle {}) sent {} completed {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_unsent {}; \
+            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_unsent {}; \
              kernel: rx_ring_full {} fill_ring_empty {} rx_dropped {} rx_invalid {} tx_invalid {}",
             if io.zero_copy { "zero-copy" } else { "copy" },
             io.polls,
             io.idle_polls,
             io.tx,
             io.completed,
+            io.tx_ring_full,
             io.backpressure,
             io.multi_buffer,
             io.bad_descriptors,

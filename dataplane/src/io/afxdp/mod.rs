@@ -542,7 +542,9 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
             self.reclaim();
             room = self.xsk.tx_room();
         }
-        let want = room.min(BATCH_SIZE);
+        // A packet begun in an earlier poll will be sent with this poll's: its frames held so
+        // far need room too.
+        let want = room.saturating_sub(self.partial.len()).min(BATCH_SIZE);
         if want < BATCH_SIZE {
             self.stats.backpressure += 1;
         }
@@ -681,11 +683,17 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
 
     fn send_spill(&mut self, spill: &mut Spill) -> io::Result<usize> {
         self.reclaim();
-        let mut unsent = 0;
+        // Packets the ring had no room for (counted as `tx_ring_full` by `send`), and those
+        // no frame could be staged for.
+        let (mut no_room, mut no_frame) = (0, 0);
+        // A packet the ring had no room for counts as unsent (its frames are back).
+        let unsent_of =
+            |sends: &[Desc], sent: usize| sends[sent..].iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count();
         let mut sends: ArrayVec<Desc, MAX_LENT> = ArrayVec::new();
         for bytes in spill.frames() {
             if sends.len() + MAX_PARTS > BATCH_SIZE {
-                self.send(&sends);
+                let sent = self.send(&sends);
+                no_room += unsent_of(&sends, sent);
                 self.kick_tx();
                 self.reclaim();
                 sends.clear();
@@ -696,16 +704,15 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 || bytes.len() > MAX_PARTS * self.xsk.frame_size()
                 || !self.stage(bytes, &mut chunks, &mut sends)
             {
-                unsent += 1;
+                no_frame += 1;
             }
         }
         let sent = self.send(&sends);
-        // A packet the ring had no room for counts as unsent (its frames are back).
-        unsent += sends[sent..].iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count();
+        no_room += unsent_of(&sends, sent);
         spill.clear();
-        self.stats.spill_no_frame += unsent as u64;
+        self.stats.spill_no_frame += no_frame as u64;
         self.kick_tx();
-        Ok(unsent)
+        Ok(no_room + no_frame)
     }
 
     fn stats(&self) -> IoStats {
@@ -749,6 +756,8 @@ mod tests {
         /// Marker written into each delivered frame, to check the backend lends the right one.
         serial: u32,
         invalid_tx: u64,
+        /// A kernel that takes nothing off the tx ring when kicked (a link that is down).
+        stalled: bool,
     }
 
     impl Model {
@@ -762,6 +771,7 @@ mod tests {
                 lent: vec![false; FRAMES as usize],
                 serial: 0,
                 invalid_tx: 0,
+                stalled: false,
             }
         }
 
@@ -884,7 +894,9 @@ mod tests {
         }
         fn kick_rx(&mut self) {}
         fn kick_tx(&mut self) -> Kick {
-            self.send(32);
+            if !self.stalled {
+                self.send(32);
+            }
             if self.tx.is_empty() { Kick::Done } else { Kick::Again }
         }
         fn statistics(&self) -> SocketStats {
@@ -936,6 +948,35 @@ mod tests {
         ]
     }
 
+    /// Spilled packets the tx ring has no room for are counted once, as `tx_ring_full`, and
+    /// reported unsent; frames are conserved.
+    #[test]
+    fn a_spill_into_a_full_tx_ring_counts_each_unsent_packet_once() {
+        let mut io = AfXdpIo::with_socket(Model::new(), true);
+        io.xsk.stalled = true;
+        let spill_of = |count: usize| {
+            let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
+            for _ in 0..count {
+                let slot = spill.next_slot().unwrap();
+                slot[HEADROOM..HEADROOM + 100].fill(0xab);
+                spill.push(HEADROOM, 100);
+            }
+            spill
+        };
+        // The kernel sends nothing: the two spills fill the 64-entry ring and overflow it.
+        let mut total_unsent = 0;
+        for _ in 0..2 {
+            let before = io.stats();
+            let unsent = io.send_spill(&mut spill_of(50)).unwrap();
+            let after = io.stats();
+            assert_eq!(after.tx_ring_full - before.tx_ring_full, unsent as u64);
+            assert_eq!(after.spill_no_frame, before.spill_no_frame, "frames were free");
+            total_unsent += unsent;
+            assert!(after.frames.is_conserved(), "{:?}", after.frames);
+        }
+        assert_eq!(total_unsent, 100 - RING, "what did not fit the ring");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
@@ -979,8 +1020,13 @@ mod tests {
                                 spill.push(HEADROOM, n);
                             }
                         }
-                        io.send_spill(&mut spill).unwrap();
+                        let before = io.stats();
+                        let unsent = io.send_spill(&mut spill).unwrap();
                         prop_assert!(spill.is_empty());
+                        // Every packet not sent is counted once, under one reason.
+                        let after = io.stats();
+                        let counted = (after.tx_ring_full - before.tx_ring_full) + (after.spill_no_frame - before.spill_no_frame);
+                        prop_assert_eq!(counted, unsent as u64);
                     }
                 }
                 let frames = io.stats().frames;
