@@ -478,6 +478,26 @@ impl Lists for Registry {
             };
             return Err(format!("${name} holds no {kind}, which {} needs", field.name));
         }
+        // Members mean what they would written inline: a number past the field's range is
+        // an error there, and a flag reads any non-zero number as true.
+        let flag_members;
+        let members = match field.ty {
+            Ty::Uint { max } => match members.ranges().last() {
+                Some(&(_, hi)) if hi > u128::from(max) => {
+                    let field = field.name;
+                    return Err(format!("${name} holds {hi}, too big for {field} (maximum {max})"));
+                }
+                _ => members,
+            },
+            Ty::Bool => {
+                let zero = members.ranges().first().is_some_and(|&(lo, _)| lo == 0);
+                let non_zero = members.ranges().last().is_some_and(|&(_, hi)| hi > 0);
+                let truth = [(zero, 0), (non_zero, 1)].into_iter().filter(|(has, _)| *has).map(|(_, v)| (v, v));
+                flag_members = IntervalSet::from_ranges(truth.collect());
+                &flag_members
+            }
+            _ => members,
+        };
         let key = (field.name, occurrence, name.to_string());
         if let Some(i) = self.used.iter().position(|u| *u == key) {
             return Ok(MEMBER_SLOTS[i]);
@@ -585,6 +605,38 @@ mod tests {
                 selected += usize::from(expect);
             }
             assert!(selected > 0 && selected < keys.len());
+        }
+    }
+
+    /// Numbers in a list mean what they mean inline: past a field's range an error, and any
+    /// non-zero number "true" for a flag (Wireshark reads it so).
+    #[test]
+    fn number_members_mean_what_they_mean_inline() {
+        let mut registry = Registry::new(BTreeMap::from([
+            ("ports".to_string(), list(&["80", "70000"])),
+            ("flags".to_string(), list(&["2"])),
+            ("both".to_string(), list(&["0", "7"])),
+        ]));
+        let e = parse_with("tcp.port in $ports", &mut registry).unwrap_err();
+        assert!(e.message.contains("$ports holds 70000, too big for tcp.port (maximum 65535)"), "{}", e.message);
+        assert!(parse("tcp.port in {80, 70000}").is_err(), "as inline");
+        let cases = [
+            ("tcp.flags.syn in $flags", "tcp.flags.syn in {2}"),
+            ("tcp.flags.ack in $both", "tcp.flags.ack in {0, 7}"),
+        ];
+        let parsed: Vec<_> =
+            cases.iter().map(|(l, i)| (parse_with(l, &mut registry).unwrap(), parse(i).unwrap())).collect();
+        let membership = registry.membership();
+        for flags in [0x02u16, 0x10, 0x12, 0x00] {
+            let mut key = Key::new(60);
+            key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, 64, 40, false, false, 0);
+            key.set_l4_proto(6);
+            key.set_tcp_flags(flags);
+            let mut filled = key;
+            membership.fill(&mut filled);
+            for (with_list, inline) in &parsed {
+                assert_eq!(eval(with_list, &filled, &[]), eval(inline, &key, &[]), "{with_list:?} flags {flags:#x}");
+            }
         }
     }
 
