@@ -109,6 +109,11 @@ fn record_count(rate: u32) -> usize {
 }
 
 impl DropCapture {
+    /// Bytes kept of each frame.
+    pub fn snaplen(&self) -> usize {
+        self.options.snaplen
+    }
+
     /// Allocates the records (all memory the capture uses) and opens `options.path`.
     pub fn start(options: CaptureOptions, stop: Arc<AtomicBool>) -> anyhow::Result<(Arc<DropCapture>, Writer)> {
         let file = File::create(&options.path)

@@ -347,7 +347,8 @@ fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
         lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "9000"]);
     }
     let config = ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 1600");
-    let t = lab.transitd(&config, &[]);
+    let drops = std::env::temp_dir().join(format!("transitd-tf-drops-{}.pcapng", std::process::id()));
+    let t = lab.transitd(&config, &["--capture-drops", drops.to_str().unwrap()]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     let out = lab.capture("up", "u1");
     // One packet that fits 1600 bytes, one that does not (it fits a UMEM frame, so the
@@ -367,9 +368,11 @@ fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
     let log = t.log();
     assert!(!log.contains("no AF_XDP multi-buffer") && !log.contains("no zero-copy multi-buffer"), "{log}");
     assert!(log.contains("frame_size 9216 needs AF_XDP multi-buffer, which the sockets were bound without"), "{log}");
+    assert!(log.contains("frame_size 9216 is past the drop capture's snap length 1600"), "{log}");
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("drop oversize") && !report.contains("NOT CONSERVED"), "{report}");
+    let _ = std::fs::remove_file(drops);
 }
 
 #[test]

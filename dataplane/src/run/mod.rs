@@ -419,6 +419,17 @@ fn supervise(
             if applied {
                 sources.reloads.applied_now(false);
                 let frame_size = sources.snapshot.load().frame_size;
+                // The capture's records were sized for the frames of the start (unless
+                // --capture-snaplen said otherwise): larger ones are cut.
+                let defaulted = opts.capture.as_ref().is_some_and(|c| c.snaplen == 0);
+                if let Some(snaplen) =
+                    sources.capture.as_ref().map(|c| c.snaplen()).filter(|&n| defaulted && frame_size > n)
+                {
+                    eprintln!(
+                        "transitd: frame_size {frame_size} is past the drop capture's snap length {snaplen} (the \
+                         frame size at start): captured frames are cut to {snaplen} bytes until a restart"
+                    );
+                }
                 if let Some(room) = single_frame.filter(|&room| frame_size > room) {
                     eprintln!(
                         "transitd: frame_size {frame_size} needs AF_XDP multi-buffer, which the sockets were bound \
