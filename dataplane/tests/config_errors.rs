@@ -262,3 +262,44 @@ fn customer_prefixes_past_half_the_xdp_map_are_refused_at_the_first_one_over() {
         errors(&text.replacen(&format!("{},\n", prefixes[0]), "", 1)).iter().all(|e| !e.contains("customer prefixes"))
     );
 }
+
+#[test]
+fn soft_unicast_errors_point_at_the_key_that_is_wrong() {
+    let base = r#"[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[soft_unicast]
+this_server = "a1"
+SLICE
+[[soft_unicast.data_centre]]
+name = "a"
+backbone = "10.9.0.11"
+[[soft_unicast.server]]
+name = "a1"
+data_centre = "a"
+backbone = "10.9.0.11"
+[[soft_unicast.egress]]
+prefix = "198.18.200.0/30"
+data_centre = "a"
+country = "GB"
+[[soft_unicast.egress]]
+prefix = "SECOND"
+data_centre = "a"
+country = "GB"
+"#;
+    let config = |slice: &str, second: &str| base.replace("SLICE", slice).replace("SECOND", second);
+    assert_eq!(
+        errors(&config("", "198.18.200.2/31")),
+        ["bad.toml:21:10: egress prefix 198.18.200.2/31 overlaps egress prefix 198.18.200.0/30"]
+    );
+    assert_eq!(
+        errors(&config("", "203.0.113.4/30")),
+        ["bad.toml:21:10: egress prefix 203.0.113.4/30 overlaps customer prefix 203.0.113.0/24 (at bad.toml:5:13)"]
+    );
+    assert_eq!(
+        errors(&config("slice_size = 0", "198.18.201.0/30")),
+        ["bad.toml:8:14: slice_size 0 with reserved_ports 1024 leaves no whole slice"]
+    );
+}

@@ -77,7 +77,9 @@ impl Builder<'_> {
                 IpNet::V6(_) => None,
             })
             .collect();
-        for &(net, len) in &su.egress {
+        for (k, &(net, len)) in su.egress.iter().enumerate() {
+            // The egress entry's own prefix (the ranges are the section's, in order).
+            let at = section.get_ref().egress.get(k).map_or(section.span(), |e| e.get_ref().prefix.span());
             let egress = IpNet::V4(ipnet::Ipv4Net::new(net, len).unwrap_or_default());
             let (lo, hi) = match egress {
                 IpNet::V4(n) => (u32::from(n.network()), u32::from(n.broadcast())),
@@ -87,11 +89,8 @@ impl Builder<'_> {
             let first_inside = v4_starts.partition_point(|&(start, _)| start < lo);
             let inside = v4_starts.get(first_inside).filter(|&&(start, _)| start <= hi).map(|(_, i)| i);
             if let Some(p) = containing.or(inside).map(|&i| &prefixes[i]) {
-                let at = self.src.pos(p.span.start);
-                self.err(
-                    &section.span(),
-                    format!("egress prefix {egress} overlaps customer prefix {} (at {at})", p.net),
-                );
+                let customer_at = self.src.pos(p.span.start);
+                self.err(&at, format!("egress prefix {egress} overlaps customer prefix {} (at {customer_at})", p.net));
             }
         }
     }

@@ -68,6 +68,14 @@ impl Builder<'_> {
         let errors_before = self.errors.len();
         let slice_size = s.slice_size.as_ref().map_or(DEFAULT_SLICE_SIZE, |v| *v.get_ref());
         let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
+        if slice_size == 0 || u32::from(slice_size) > 65536 - u32::from(reserved_ports) {
+            // At the key that says it (the slice size, else the reserved ports).
+            let at = s.slice_size.as_ref().or(s.reserved_ports.as_ref()).map_or(section.span(), |v| v.span());
+            self.err(
+                &at,
+                format!("slice_size {slice_size} with reserved_ports {reserved_ports} leaves no whole slice"),
+            );
+        }
         let (backbone_mtu, key_id) = self.backbone(s);
         let members = s.data_centres.len() + s.servers.len();
         if members > limits::MAX_FLEET_MEMBERS {
@@ -216,6 +224,8 @@ impl Builder<'_> {
         let slices_per_ip =
             u64::from(65536u32.saturating_sub(u32::from(reserved_ports)) / u32::from(slice_size.max(1)));
         let mut addresses = 0u64;
+        // Each prefix as (first, last address, prefix, where it is written).
+        let mut written = Vec::new();
         for e in &s.egress {
             let e = e.get_ref();
             let net = match self.prefix(&e.prefix) {
@@ -264,12 +274,22 @@ impl Builder<'_> {
                 city: e.city.clone(),
                 class: e.class.clone(),
             };
+            written.push((u32::from(net.network()), u32::from(net.broadcast()), net, e.prefix.span()));
             egress.push(EgressRange {
                 network: u32::from(net.network()),
                 prefix_len: net.prefix_len(),
                 tags,
                 data_centre: e.data_centre.get_ref().clone(),
             });
+        }
+        // Overlaps, at the prefix written later (sorted by start, a range overlaps the next).
+        written.sort_by_key(|w| (w.0, w.1));
+        for pair in written.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if b.0 <= a.1 {
+                let (first, later) = if a.3.start < b.3.start { (a, b) } else { (b, a) };
+                self.err(&later.3, format!("egress prefix {} overlaps egress prefix {}", later.2, first.2));
+            }
         }
         Some(egress)
     }
