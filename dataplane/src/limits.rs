@@ -26,6 +26,9 @@ pub const MAX_LIST_MEMBERS: usize = 4_000_000;
 pub const MAX_CUSTOMERS: usize = 65_535;
 /// Tunnels in one configuration (their ids are 16 bits).
 pub const MAX_TUNNELS: usize = 65_535;
+/// Distinct tunnel remote addresses of one family: half the XDP program's map (65,536), for
+/// the same reason as prefixes.
+pub const MAX_REMOTES_PER_FAMILY: usize = 32_768;
 /// Boxes of all the rule lists of one configuration together (each list is bounded at
 /// `classifier::table::MAX_BOXES_PER_TABLE`): kept tables take up to about 4 KB a box when
 /// boxes overlap heavily (docs/configuration.md, "Limits").

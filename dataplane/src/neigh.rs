@@ -133,7 +133,8 @@ pub fn follow_next_hop(target: impl Fn() -> NextHop, cell: Arc<NextHopCell>, sto
     while !stop.load(Ordering::Relaxed) {
         let now_target = target();
         if now_target != followed {
-            (followed, warned, next_look) = (now_target, false, Instant::now());
+            // A new next hop is logged once it resolves, even to the same MAC.
+            (followed, warned, next_look, last) = (now_target, false, Instant::now(), None);
         }
         if Instant::now() >= next_look {
             next_look = match followed {

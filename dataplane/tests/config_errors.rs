@@ -303,3 +303,17 @@ country = "GB"
         ["bad.toml:8:14: slice_size 0 with reserved_ports 1024 leaves no whole slice"]
     );
 }
+
+#[test]
+fn tunnel_remotes_past_half_the_xdp_map_are_refused_at_the_first_one_over() {
+    let max = transitd::limits::MAX_REMOTES_PER_FAMILY;
+    let mut text = String::from("[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"big\"\n");
+    for i in 0..=max as u32 {
+        let remote = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        text.push_str(&format!("[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"{remote}\"\n"));
+    }
+    let e = errors(&text);
+    // Tunnel i's remote is on line 7 + 3i; tunnel `max` is the first over.
+    let expected = format!("bad.toml:{}:10: more than {max} tunnel remote addresses of this family", 7 + 3 * max);
+    assert!(e.iter().any(|e| e.starts_with(&expected)), "{:?}", &e[..e.len().min(3)]);
+}

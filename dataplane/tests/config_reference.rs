@@ -214,6 +214,7 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("customers", MAX_CUSTOMERS as u64),
         ("tunnels", MAX_TUNNELS as u64),
         ("customer prefixes", MAX_PREFIXES_PER_FAMILY as u64),
+        ("tunnel remote addresses", MAX_REMOTES_PER_FAMILY as u64),
         ("rules per list", MAX_RULES_PER_LIST as u64),
         ("rule nesting", parse::MAX_NESTING as u64),
         ("boxes per rule", compile::MAX_BOXES_PER_RULE as u64),

@@ -129,13 +129,12 @@ impl ConfigWatch {
         Some(apply(&b.what, b.started, built, shared, program))
     }
 
-    /// Waits for the etcd watch (after its stop flag was set) and for a build under way.
+    /// Waits for the etcd watch (after its stop flag was set). A build under way is left to
+    /// end with the process: a large configuration takes seconds, and a stop must not wait
+    /// for what it will throw away.
     pub(super) fn join(self) {
         if let Some(e) = self.etcd {
             let _ = e.join();
-        }
-        if let Some(b) = self.building {
-            let _ = b.thread.join();
         }
     }
 }
@@ -231,18 +230,30 @@ fn apply(
             let ((mut r4, mut r6), (o4, o6)) = (tunnel_remotes(&new), tunnel_remotes(&old));
             r4.extend(o4);
             r6.extend(o6);
+            // A remote of both configurations is one entry of the map, not two.
+            r4.sort_unstable();
+            r4.dedup();
+            r6.sort_unstable();
+            r6.dedup();
             let ready =
                 widened.and_then(|_| program_tables(program, &new)).and_then(|_| program.set_tunnel_remotes(&r4, &r6));
             if let Err(e) = ready {
                 // The program goes back to the running configuration's tables, and the
                 // workers never see the new one: a half-applied reload would pass new
                 // prefixes' traffic to the host unfiltered.
-                let (o4, o6) = tunnel_remotes(&old);
-                let _ = program.set_owned_v4(&old.owned_v4()).and_then(|_| program.set_owned_v6(&old.owned_v6()));
-                let _ = program_tables(program, &old).and_then(|_| program.set_tunnel_remotes(&o4, &o6));
+                let restored = [
+                    program.set_owned_v4(&old.owned_v4()),
+                    program.set_owned_v6(&old.owned_v6()),
+                    program_tables(program, &old), // the tunnel remotes too
+                ];
                 eprintln!(
                     "transitd: reload of {what} rejected: updating the XDP maps failed ({e}); the running configuration stays"
                 );
+                for failed in restored.into_iter().filter_map(Result::err) {
+                    eprintln!(
+                        "transitd: putting the XDP maps back as they were failed too ({failed}): restart transitd"
+                    );
+                }
                 return false;
             }
             // Tunnel health carries over by name: a reload neither revives a dead tunnel nor

@@ -71,7 +71,7 @@ pub(super) fn final_report(
         let (io, k) = (&r.io, &r.io.socket);
         let _ = writeln!(
             out,
-            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_unsent {}; \
+            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_no_frame {}; \
              kernel: rx_ring_full {} fill_ring_empty {} rx_dropped {} rx_invalid {} tx_invalid {}",
             if io.zero_copy { "zero-copy" } else { "copy" },
             io.polls,

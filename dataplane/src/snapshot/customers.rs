@@ -2,7 +2,7 @@
 //! and interfaces, and the index GRE from a customer's router is found by. Routes come
 //! after, once every tunnel is known (`routes.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
@@ -43,6 +43,9 @@ pub(super) struct Customers<'c> {
     pub tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)>,
     /// Firewall and egress rules so far (the next customer's first rule index).
     pub rule_count: u32,
+    /// The tunnels' distinct remote addresses, and how many of each family (IPv4, IPv6).
+    remotes: HashSet<RemoteAddr>,
+    remotes_per_family: (usize, usize),
 }
 
 impl Builder<'_> {
@@ -80,6 +83,8 @@ impl Builder<'_> {
             tunnel_names: HashMap::new(),
             tunnel_index: Vec::new(),
             rule_count: 0,
+            remotes: HashSet::new(),
+            remotes_per_family: (0, 0),
         };
         let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
         let mut index_of: HashMap<(RemoteAddr, Option<u32>), Range<usize>> = HashMap::new();
@@ -152,6 +157,21 @@ impl Builder<'_> {
                     t.name.get_ref()
                 ),
             );
+        }
+        // The XDP program's map of tunnel remotes holds a reload's old and new ones at once.
+        let remote = tunnel_remote(&tunnel.gre);
+        if out.remotes.insert(entry.0) {
+            let family = if remote.is_ipv4() { &mut out.remotes_per_family.0 } else { &mut out.remotes_per_family.1 };
+            *family += 1;
+            if *family == crate::limits::MAX_REMOTES_PER_FAMILY + 1 {
+                let max = crate::limits::MAX_REMOTES_PER_FAMILY;
+                self.err(
+                    &t.remote.span(),
+                    format!(
+                        "more than {max} tunnel remote addresses of this family, the most one configuration may hold"
+                    ),
+                );
+            }
         }
         index_of.entry((entry.0, entry.1)).or_insert_with(|| t.remote.span());
         out.tunnel_index.push(entry);

@@ -80,6 +80,12 @@ impl Builder<'_> {
                 }
             }
         }
+        // Past the bound on all lists' boxes (reported once), nothing more is compiled: the
+        // configuration is refused anyway, and compiling on would spend the memory the bound
+        // is there to protect.
+        if self.boxes > crate::limits::MAX_BOXES_PER_CONFIG {
+            return accept_all();
+        }
         // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
         let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
         match RuleSet::compile(rules, default) {
@@ -197,5 +203,8 @@ mod tests {
             max + k
         );
         assert_eq!(errors, [expected]);
+        // Past the bound, later lists are not compiled at all (and not reported again).
+        b.compile_rules(&rule, Action::Accept, "list four");
+        assert_eq!((b.boxes, b.errors.len()), (max + k, 1));
     }
 }

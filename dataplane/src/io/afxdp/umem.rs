@@ -227,7 +227,10 @@ impl XskSocket {
             drop(socket);
             drop(umem);
             let e = io::Error::from_raw_os_error(-ret);
-            if multi_buffer && -ret == libc::EINVAL {
+            // The refusals `create` retries without multi-buffer keep their raw errno (a
+            // message wrapped around them would hide it from that match).
+            let retried = -ret == libc::EINVAL || (-ret == libc::EOPNOTSUPP && cfg.bind == BindMode::ZeroCopy);
+            if multi_buffer && retried {
                 return Err(e);
             }
             let hint = match (cfg.bind, -ret) {
