@@ -319,13 +319,13 @@ impl<I: FrameIo> Worker<I> {
     }
 
     /// Polls until `stop`, following `shared` between batches and sending with the
-    /// addresses `eth` gives at each batch; `idle_sleep` after a poll that found nothing
+    /// addresses `eth` gives at each batch for the snapshot followed; `idle_sleep` after a poll that found nothing
     /// (zero: spin). Then lets transmissions in flight complete (for at most 200 ms, so
     /// that every frame is back where it is counted) and publishes a last time.
     pub fn run(
         &mut self,
         shared: &ArcSwap<Snapshot>,
-        eth: impl Fn() -> Option<EthernetAddrs>,
+        eth: impl Fn(&Snapshot) -> Option<EthernetAddrs>,
         stop: &AtomicBool,
         idle_sleep: Duration,
     ) -> std::io::Result<()> {
@@ -334,7 +334,8 @@ impl<I: FrameIo> Worker<I> {
             if !Arc::ptr_eq(&snap, &self.snapshot) {
                 self.follow(&arc_swap::Guard::into_inner(snap));
             }
-            match self.poll(eth())? {
+            let addrs = eth(&self.snapshot);
+            match self.poll(addrs)? {
                 Polled::Idle if !idle_sleep.is_zero() => {
                     std::thread::sleep(idle_sleep);
                     if let Some(p) = &mut self.publisher {
@@ -349,7 +350,8 @@ impl<I: FrameIo> Worker<I> {
         // workers stop): it is forwarded as before, not dropped as `next_hop_unresolved`.
         let deadline = Instant::now() + Duration::from_millis(200);
         while self.io.stats().frames.in_tx > 0 && Instant::now() < deadline {
-            let _ = self.poll(eth());
+            let addrs = eth(&self.snapshot);
+            let _ = self.poll(addrs);
         }
         if let Some(p) = &mut self.publisher {
             p.publish(&self.state.stats, self.io.stats(), &self.snapshot);

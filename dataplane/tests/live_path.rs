@@ -288,9 +288,7 @@ fn link_down_and_up_under_traffic_then_the_interface_vanishing() {
 fn jumbo_frames_are_received_firewalled_encapsulated_and_answered() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tj", 1);
-    for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
-        lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "9000"]);
-    }
+    lab.set_mtu(9000);
     // Frames up to 9216 bytes; the tunnel carries 8900-byte packets.
     let config = ACME
         .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 9216")
@@ -343,9 +341,7 @@ fn jumbo_frames_are_received_firewalled_encapsulated_and_answered() {
 fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tf", 1);
-    for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
-        lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "9000"]);
-    }
+    lab.set_mtu(9000);
     let config = ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 1600");
     let drops = std::env::temp_dir().join(format!("transitd-tf-drops-{}.pcapng", std::process::id()));
     let t = lab.transitd(&config, &["--capture-drops", drops.to_str().unwrap()]);
@@ -428,9 +424,7 @@ fn a_reload_moves_the_next_hop_and_the_source_address() {
 fn a_packet_of_eighteen_frames_is_received_and_sent() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("t8", 1);
-    for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
-        lab.run(ns, "ip", &["link", "set", "dev", &lab.dev(dev), "mtu", "65535"]);
-    }
+    lab.set_mtu(65535);
     let config = ACME
         .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 65536")
         .replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 65500");

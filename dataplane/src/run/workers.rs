@@ -103,9 +103,9 @@ pub(super) fn start(
             }
             // The source address follows the running configuration (`mac`, or the
             // interface's), as the next hop does: a reload may change either.
-            let eth = || {
+            let eth = |snap: &Snapshot| {
                 let dst = next_hop.get()?;
-                let src = match shared.load().eth.src {
+                let src = match snap.eth.src {
                     [0, 0, 0, 0, 0, 0] => iface_mac,
                     mac => mac,
                 };

@@ -89,7 +89,7 @@ impl Builder<'_> {
         let mut customer_names: HashMap<&str, Range<usize>> = HashMap::new();
         let mut index_of: HashMap<(RemoteAddr, Option<u32>), Range<usize>> = HashMap::new();
         // Prefixes per family so far (the XDP program's map bounds them).
-        let (mut v4, mut v6) = (0usize, 0usize);
+        let mut prefixes = (0, 0);
         for (index, section) in sections.iter().enumerate() {
             let c = section.get_ref();
             let id = index as CustomerId;
@@ -97,17 +97,8 @@ impl Builder<'_> {
             self.unique(&mut customer_names, &c.name, "customer");
             for p in &c.prefixes {
                 if let Some(net) = self.prefix(p) {
-                    let family = if net.addr().is_ipv4() { &mut v4 } else { &mut v6 };
-                    *family += 1;
-                    if *family == crate::limits::MAX_PREFIXES_PER_FAMILY + 1 {
-                        let max = crate::limits::MAX_PREFIXES_PER_FAMILY;
-                        self.err(
-                            &p.span(),
-                            format!(
-                                "more than {max} customer prefixes of this family, the most one configuration may hold"
-                            ),
-                        );
-                    }
+                    let max = crate::limits::MAX_PREFIXES_PER_FAMILY;
+                    self.count_per_family(&mut prefixes, net.addr().is_ipv4(), max, &p.span(), "customer prefixes");
                     out.prefixes.push(OwnedPrefix { net, customer: id, span: p.span() });
                 }
             }
@@ -161,17 +152,9 @@ impl Builder<'_> {
         // The XDP program's map of tunnel remotes holds a reload's old and new ones at once.
         let remote = tunnel_remote(&tunnel.gre);
         if out.remotes.insert(entry.0) {
-            let family = if remote.is_ipv4() { &mut out.remotes_per_family.0 } else { &mut out.remotes_per_family.1 };
-            *family += 1;
-            if *family == crate::limits::MAX_REMOTES_PER_FAMILY + 1 {
-                let max = crate::limits::MAX_REMOTES_PER_FAMILY;
-                self.err(
-                    &t.remote.span(),
-                    format!(
-                        "more than {max} tunnel remote addresses of this family, the most one configuration may hold"
-                    ),
-                );
-            }
+            let max = crate::limits::MAX_REMOTES_PER_FAMILY;
+            let counts = &mut out.remotes_per_family;
+            self.count_per_family(counts, remote.is_ipv4(), max, &t.remote.span(), "tunnel remote addresses");
         }
         index_of.entry((entry.0, entry.1)).or_insert_with(|| t.remote.span());
         out.tunnel_index.push(entry);
@@ -210,6 +193,23 @@ impl Builder<'_> {
             tcp: tcp_rules,
             tcp_base,
             routes: IpPrefixTable::default(),
+        }
+    }
+
+    /// Counts one more of `what` in its address family (`counts`: IPv4, IPv6), against
+    /// `max` per family (the XDP program's maps): the first past it is reported, at `span`.
+    fn count_per_family(
+        &mut self,
+        counts: &mut (usize, usize),
+        is_ipv4: bool,
+        max: usize,
+        span: &Range<usize>,
+        what: &str,
+    ) {
+        let family = if is_ipv4 { &mut counts.0 } else { &mut counts.1 };
+        *family += 1;
+        if *family == max + 1 {
+            self.err(span, format!("more than {max} {what} of this family, the most one configuration may hold"));
         }
     }
 

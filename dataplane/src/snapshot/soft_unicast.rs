@@ -68,7 +68,9 @@ impl Builder<'_> {
         let errors_before = self.errors.len();
         let slice_size = s.slice_size.as_ref().map_or(DEFAULT_SLICE_SIZE, |v| *v.get_ref());
         let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
-        if slice_size == 0 || u32::from(slice_size) > 65536 - u32::from(reserved_ports) {
+        // Whole slices above the reserved ports (what the plan makes for each address).
+        let slices_per_ip = (65536 - u32::from(reserved_ports)).checked_div(u32::from(slice_size)).unwrap_or(0);
+        if slices_per_ip == 0 {
             // At the key that says it (the slice size, else the reserved ports).
             let at = s.slice_size.as_ref().or(s.reserved_ports.as_ref()).map_or(section.span(), |v| v.span());
             self.err(
@@ -93,7 +95,7 @@ impl Builder<'_> {
             let why = format!("this_server `{}` is not a [[soft_unicast.server]]", s.this_server.get_ref());
             self.err(&s.this_server.span(), why);
         }
-        let egress = self.egress_ranges(s, &dc_spans, slice_size, reserved_ports)?;
+        let egress = self.egress_ranges(s, &dc_spans, u64::from(slices_per_ip))?;
         if self.errors.len() > errors_before {
             return None;
         }
@@ -215,14 +217,11 @@ impl Builder<'_> {
         &mut self,
         s: &SoftUnicastSection,
         dc_spans: &HashMap<String, Range<usize>>,
-        slice_size: u16,
-        reserved_ports: u16,
+        slices_per_ip: u64,
     ) -> Option<Vec<EgressRange>> {
         let mut egress = Vec::new();
         // Every address costs a row in the plan and the XDP program's maps: bound the sum
         // before anything is planned.
-        let slices_per_ip =
-            u64::from(65536u32.saturating_sub(u32::from(reserved_ports)) / u32::from(slice_size.max(1)));
         let mut addresses = 0u64;
         // Each prefix as (first, last address, prefix, where it is written).
         let mut written = Vec::new();

@@ -138,6 +138,13 @@ impl Lab {
         format!("{}-{short}", self.prefix)
     }
 
+    /// Sets the MTU of every interface of the lab (jumbo frames end to end).
+    pub fn set_mtu(&self, mtu: u32) {
+        for (ns, dev) in [("snd", "s0"), ("up", "u0"), ("up", "u1"), ("dut", "d0"), ("up", "u2"), ("cust", "c0")] {
+            self.run(ns, "ip", &["link", "set", "dev", &self.dev(dev), "mtu", &mtu.to_string()]);
+        }
+    }
+
     /// The MAC of interface `short` in `ns`.
     pub fn mac(&self, ns: &str, short: &str) -> String {
         let out = self.run(ns, "cat", &[&format!("/sys/class/net/{}/address", self.dev(short))]);
