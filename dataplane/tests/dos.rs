@@ -179,6 +179,18 @@ fn tiny_and_overlapping_fragments_are_dropped() {
 }
 
 #[test]
+fn fragments_ending_past_the_largest_datagram_are_dropped() {
+    // A ping of death's pieces, IPv4 and IPv6, beside pieces that end at or inside 65,535.
+    sanity_drops(
+        "generated/ping-of-death.pcap",
+        &["0.0.0.0/0", "::/0"],
+        "bogons = false\ncustomer_sources = false",
+        DropReason::OversizeFragment,
+        "ip.frag_offset * 8 + ip.len - ip.hdr_len > 65535 or ipv6.fraghdr.offset * 8 + ipv6.plen - 8 > 65535",
+    );
+}
+
+#[test]
 fn bogon_sources_are_dropped() {
     // The scan capture comes from RFC 1918 space.
     sanity_drops(
@@ -216,4 +228,79 @@ fn land_packets_are_dropped() {
     assert_eq!(v[0], Verdict::Drop(DropReason::Land));
     assert!(is_tx(&v[1]));
     let _ = std::fs::remove_file(file);
+}
+
+/// A `key = "rule"` bucket counts each rule apart: the first DoS rule of one customer, of
+/// another, and the first global DoS rule and firewall rule sharing the bucket are four
+/// rules, not one (they were once counted by their number within their own list, so one
+/// customer's traffic spent another's tokens).
+#[test]
+fn a_rule_bucket_keeps_each_customers_rules_apart() {
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+[dos.sanity]
+bogons = false
+[[dos.bucket]]
+name = "per-rule"
+key = "rule"
+rate = 1
+burst = 1
+[[dos.rule]]
+name = "global-tcp"
+match = "tcp"
+action = "rate-limit"
+bucket = "per-rule"
+[[customer]]
+name = "a"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "t"
+[[customer.dos.rule]]
+name = "a-udp"
+match = "udp"
+action = "rate-limit"
+bucket = "per-rule"
+[[customer.firewall.rule]]
+name = "a-icmp"
+match = "icmp"
+action = "rate-limit"
+bucket = "per-rule"
+[[customer]]
+name = "b"
+prefixes = ["198.18.0.0/24"]
+[[customer.tunnel]]
+name = "tb"
+remote = "198.51.100.2"
+[[customer.route]]
+prefix = "198.18.0.0/24"
+tunnel = "tb"
+[[customer.dos.rule]]
+name = "b-udp"
+match = "udp"
+action = "rate-limit"
+bucket = "per-rule"
+"#;
+    let eth = || etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1]);
+    let udp = |dst: [u8; 4]| {
+        let mut out = Vec::new();
+        eth().ipv4([8, 8, 8, 8], dst, 60).udp(1000, 2000).write(&mut out, b"x").unwrap();
+        out
+    };
+    let mut tcp = Vec::new();
+    eth().ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60).tcp(1000, 80, 1, 1000).syn().write(&mut tcp, b"").unwrap();
+    let mut icmp = Vec::new();
+    eth().ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60).icmpv4_echo_request(1, 1).write(&mut icmp, b"").unwrap();
+    // All at time 0: each rule's one token, once; the second UDP frame to a is over.
+    let frames = vec![tcp, udp([203, 0, 113, 9]), udp([198, 18, 0, 9]), icmp, udp([203, 0, 113, 9])];
+    let (v, _, _) = verdicts_of(config, frames);
+    let sent = |v: &Verdict| matches!(v, Verdict::Tx { .. });
+    assert!(v[..4].iter().all(sent), "one frame per rule passes: {v:?}");
+    assert_eq!(v[4], Verdict::Drop(DropReason::RateLimited), "a's UDP rule's second frame: {v:?}");
 }

@@ -537,3 +537,89 @@ syn_burst = 1
         },
     );
 }
+
+/// A SYN from a customer's own site (decapsulated from its tunnel, to another of its
+/// addresses) over the threshold is challenged back through the tunnel it came out of,
+/// where its client is: tshark reads GRE from our anycast to the router carrying a SYN-ACK
+/// from the SYN's destination, with valid checksums. (It was once sent as the decapsulated
+/// frame's outer header followed by the rewritten inner one: GRE's protocol, an overlong
+/// total length, toward the Internet.)
+#[test]
+fn a_syn_from_a_customers_tunnel_is_challenged_back_into_it() {
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+
+[dos.sanity]
+bogons = false
+
+[tcp_protection]
+grace_period = 0
+
+[[customer]]
+name = "c"
+prefixes = ["203.0.113.0/24"]
+
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.1"
+
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "t"
+
+[[customer.tcp_protection.rule]]
+name = "web"
+match = "tcp.dstport == 80"
+mode = "mitigate"
+syn_rate = 1
+syn_burst = 1
+"#;
+    let snap = snapshot(config);
+    let limits = Limits::new(&snap);
+    let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+    // From the router to our anycast.
+    let in_gre = |frame: &[u8]| in_gre(frame, [198, 51, 100, 1], [192, 0, 2, 1]);
+    // Another host's SYN spends the burst and is delivered (into the same tunnel).
+    let (v, _) = edge.run(&in_gre(&segment([203, 0, 113, 5], [203, 0, 113, 80], 1111, 80, 0x02, 0)));
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+    let (v, sent) = edge.run(&in_gre(&segment([203, 0, 113, 6], [203, 0, 113, 80], 2222, 80, 0x02, 0)));
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+
+    let file = std::env::temp_dir().join(format!("transitd-tunnel-challenge-{}.pcap", std::process::id()));
+    let mut pcap = Vec::new();
+    pcap.extend(0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+    pcap.extend([0u8; 8]);
+    pcap.extend((sent.len() as u32).to_le_bytes());
+    pcap.extend((sent.len() as u32).to_le_bytes());
+    pcap.extend(&sent);
+    std::fs::write(&file, pcap).unwrap();
+    let fields = [
+        "eth.dst",
+        "ip.src",
+        "ip.dst",
+        "ip.proto",
+        "ip.checksum.status",
+        "gre.proto",
+        "tcp.srcport",
+        "tcp.dstport",
+        "tcp.flags",
+        "tcp.checksum.status",
+    ];
+    let mut args =
+        vec!["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-T", "fields", "-E", "separator=;"];
+    for f in &fields {
+        args.extend(["-e", f]);
+    }
+    let theirs = tshark(&file, &args);
+    std::fs::remove_file(&file).ok();
+    assert_eq!(
+        theirs.trim(),
+        "02:00:00:00:00:fe;192.0.2.1,203.0.113.80;198.51.100.1,203.0.113.6;47,6;1,1;0x0800;80;2222;0x0012;1",
+        "GRE to the router, around a SYN-ACK to the client"
+    );
+}

@@ -585,3 +585,36 @@ fn icmp_rate_zero_sends_no_icmp_error_and_no_ping_reply() {
     assert_eq!(stats.dropped_for(DropReason::TtlExceeded), 3);
     assert_eq!(v.iter().filter(|v| matches!(v, Verdict::Tx { reason: T::Encapsulated, .. })).count(), 3);
 }
+
+/// A TTL-1 packet from a customer's router itself (a traceroute from its tunnel address,
+/// which no customer prefix holds) gets its time-exceeded back through the tunnel it came
+/// out of, not toward the Internet, where that address means nothing.
+#[test]
+fn icmp_errors_about_a_routers_own_packets_go_back_into_its_tunnel() {
+    use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, _) = tunnel_edge();
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let probe = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv4([10, 213, 0, 1], [8, 8, 8, 8], 1)
+        .udp(33434, 33435);
+    let mut inner = Vec::new();
+    probe.write(&mut inner, b"from the router").unwrap();
+    let input = in_gre(&inner, [198, 51, 100, 1], [192, 0, 2, 1]);
+    let mut buf = vec![0u8; HEADROOM + 2048];
+    buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(&input);
+    let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
+    let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+    assert!(matches!(outcome.verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. }), "{:?}", outcome.verdict);
+    frame.verdict = outcome.verdict;
+    let sent = frame.tx_bytes().unwrap().to_vec();
+    let outer = SlicedPacket::from_ethernet(&sent).unwrap();
+    let Some(NetSlice::Ipv4(o)) = outer.net else { panic!("not IPv4: {outer:?}") };
+    assert_eq!((o.header().destination(), o.header().protocol()), ([198, 51, 100, 1], etherparse::IpNumber::GRE));
+    // Behind the 4-byte GRE header: ICMP time exceeded from our anycast to the router.
+    let error = SlicedPacket::from_ip(&sent[14 + 20 + 4..]).unwrap();
+    let Some(NetSlice::Ipv4(e)) = error.net else { panic!("not IPv4: {error:?}") };
+    assert_eq!((e.header().source(), e.header().destination()), ([192, 0, 2, 1], [10, 213, 0, 1]));
+    assert_eq!(sent[14 + 20 + 4 + 20], 11, "ICMP type: time exceeded");
+}

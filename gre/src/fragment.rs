@@ -53,6 +53,11 @@ impl Plan {
             return Err(FragmentError::DontFragment);
         }
         let header_len = ip.header_len();
+        // A piece that ends past the largest datagram (RFC 791's 65,535 bytes: the "ping of
+        // death") has no fragments with valid offsets.
+        if usize::from(ip.frag_offset()) + packet.len() - header_len > usize::from(u16::MAX) {
+            return Err(FragmentError::Malformed);
+        }
         let later_header_len = IPV4_HEADER_LEN + copied_options(ip.options(), &mut [0u8; 40]);
         let first_data = mtu.saturating_sub(header_len) & !7;
         let later_data = mtu.saturating_sub(later_header_len) & !7;
@@ -248,6 +253,16 @@ mod tests {
         assert_eq!(Plan::new(&lying, 68), Err(FragmentError::Malformed));
         assert_eq!(Plan::new(&[], 68), Err(FragmentError::Malformed));
         assert_eq!(Plan::new(&datagram(100, &[], 0), 1476).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_a_piece_that_ends_past_the_largest_datagram() {
+        // Offset 65,528 bytes and 1,480 data bytes: the "ping of death". Its later fragment's
+        // offset would wrap to 181 units and read as a plausible overlap.
+        assert_eq!(Plan::new(&datagram(1500, &[], 0x1fff), 1476), Err(FragmentError::Malformed));
+        // Ending exactly at 65,535 is a datagram's largest size, and fine.
+        let last = datagram(20 + 7, &[], 0x1fff);
+        assert_eq!(Plan::new(&last, 1476).map(|p| p.count()), Ok(1));
     }
 
     proptest::proptest! {

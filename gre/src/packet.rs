@@ -43,9 +43,10 @@ pub const FLAG_K: u16 = 0x2000;
 pub const FLAG_S: u16 = 0x1000;
 /// Acknowledgment present (enhanced GRE, version 1, RFC 2637).
 pub const FLAG_A: u16 = 0x0080;
-/// Reserved0 bits 4..=12 less the strict-source-route and recursion bits of RFC 1701, which
-/// RFC 2784 requires to be zero.
-const RESERVED0: u16 = 0x0ff8;
+/// Reserved0 bits 4 and 5 (RFC 1701's strict source route and the top recursion bit): with
+/// routing (bit 1) the bits RFC 2784 §2.3 says a receiver MUST discard a packet for. Bits
+/// 6-12 are reserved for future use and MUST be ignored on receipt (as Linux does).
+const RESERVED0: u16 = 0x0c00;
 const VERSION_MASK: u16 = 0x0007;
 
 /// GRE protocol type of IPv4 (EtherType).
@@ -64,8 +65,8 @@ pub enum GreError {
     /// Version other than 0 (version 1 is PPTP's enhanced GRE).
     #[error("GRE version {0} is not ours")]
     Version(u8),
-    /// Routing present, or reserved bits set (RFC 2784 §2.3: discard).
-    #[error("GRE header with routing or reserved bits set")]
+    /// Routing present, or reserved bit 4 or 5 set (RFC 2784 §2.3: discard).
+    #[error("GRE header with routing or reserved bits 4-5 set")]
     Reserved,
     /// The checksum does not verify.
     #[error("bad GRE checksum")]
@@ -329,5 +330,21 @@ mod tests {
         assert_eq!(GreRepr::parse(&GrePacket::new_unchecked(&pptp[..])), Err(GreError::Version(1)));
         let routing = [0x40, 0x00, 0x08, 0x00, 0, 0, 0, 0];
         assert_eq!(GreRepr::parse(&GrePacket::new_unchecked(&routing[..])), Err(GreError::Reserved));
+        let strict_source_route = [0x08, 0x00, 0x08, 0x00, 0, 0, 0, 0];
+        assert_eq!(GreRepr::parse(&GrePacket::new_unchecked(&strict_source_route[..])), Err(GreError::Reserved));
+        let recursion = [0x04, 0x00, 0x08, 0x00, 0, 0, 0, 0];
+        assert_eq!(GreRepr::parse(&GrePacket::new_unchecked(&recursion[..])), Err(GreError::Reserved));
+    }
+
+    #[test]
+    fn reserved_bits_6_to_12_are_ignored_on_receipt() {
+        // RFC 2784 §2.3: "Bits 6-12 are reserved for future use. These bits MUST be sent
+        // as zero and MUST be ignored on receipt."
+        for bits in [0x0200u16, 0x0100, 0x0080, 0x0040, 0x0020, 0x0010, 0x0008, 0x03f8] {
+            let [hi, lo] = bits.to_be_bytes();
+            let header = [hi, lo, 0x08, 0x00, 0x45, 0, 0, 20];
+            let repr = GreRepr::parse(&GrePacket::new_unchecked(&header[..]));
+            assert_eq!(repr.map(|r| (r.protocol, r.key)), Ok((PROTO_IPV4, None)), "bits {bits:#06x}");
+        }
     }
 }

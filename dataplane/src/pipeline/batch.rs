@@ -233,7 +233,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         let lane = lanes.lane[i];
         if !matches!(lane, Lane::Done) {
             let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
-            let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None };
+            let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None };
             if let Lane::Backbone = lane {
                 *outcome = from_backbone(&mut ctx, frame, key, ip);
             } else {
@@ -243,7 +243,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
                     _ => path(snap, key, ip),
                 };
                 let global = if global_rules {
-                    dos::enforce(&lanes.global[i], key, ctx.now, &mut ctx.limits.dos, snap)
+                    dos::enforce(&lanes.global[i], 0, key, ctx.now, &mut ctx.limits.dos, snap)
                 } else {
                     dos::NO_DOS
                 };

@@ -98,6 +98,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     let tunnel = &snap.tunnels[usize::from(tid)];
     outcome.tunnel = Some(tid);
     outcome.from_tunnel = Some(tid);
+    ctx.from = Some(tid);
     outcome.customer = Some(tunnel.customer);
 
     // The inner packet: parsed within the outer one, offsets the frame's.
@@ -203,7 +204,7 @@ fn to_our_side(
         && let Some(packet) = frame.buf.get_mut(l3..end)
         && ipv4_echo_reply_in_place(packet, 64)
     {
-        return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len);
+        return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len, false, TxReason::EchoReply);
     }
     Verdict::Drop(DropReason::TunnelInterface)
 }

@@ -25,6 +25,12 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     if s.fragments
         && let Some(frag) = ip.fragment
     {
+        // A piece ending past the largest datagram, 65,535 bytes (RFC 791; RFC 8200 §4.5
+        // discards it): the "ping of death", which no sender makes and some reassemblers
+        // overflow on.
+        if frag.offset as usize + frag.data_len > usize::from(u16::MAX) {
+            return Some(DropReason::OversizeFragment);
+        }
         let proto = u32::from(frag.protocol);
         // RFC 1858 §3.2: a TCP fragment at offset 8 can only be meant to overwrite the flags.
         if proto == 6 && frag.offset == 8 {
@@ -92,27 +98,57 @@ pub fn apply(
     if rules.rules().is_empty() {
         return NO_DOS;
     }
-    enforce(&rules.decide(key, data), key, now_ns, limiter, snap)
+    enforce(&rules.decide(key, data), 0, key, now_ns, limiter, snap)
 }
 
 /// Carries out a DoS rule list's decision: the lookup's part is pure (and may run over a
-/// batch); this part counts tokens, so it runs frame by frame in arrival order.
-pub fn enforce(d: &Decision, key: &Key, now_ns: u64, limiter: &mut RateLimiter, snap: &Snapshot) -> DosOutcome {
+/// batch); this part counts tokens, so it runs frame by frame in arrival order. `base` is
+/// the list's first rule's number among all DoS rules (0 for the global list, a customer's
+/// `dos_base`): a `key = "rule"` bucket counts each rule of each list apart.
+pub fn enforce(
+    d: &Decision,
+    base: u32,
+    key: &Key,
+    now_ns: u64,
+    limiter: &mut RateLimiter,
+    snap: &Snapshot,
+) -> DosOutcome {
     let drop = match d.action {
         Action::Accept => None,
         Action::Drop => Some(DropReason::DosRule),
         Action::RateLimit(b) => {
             let bucket = usize::from(b);
             let spec = snap.dos.buckets.get(bucket).map_or(BucketKey::Rule, |s| s.key);
-            let k = bucket_key(spec, key, d.rule.unwrap_or(u32::MAX));
+            let k = bucket_key(spec, key, RuleId::dos(d.rule.map(|r| base + r)));
             (!limiter.admit(bucket, k, now_ns)).then_some(DropReason::RateLimited)
         }
     };
     DosOutcome { drop, rule: d.rule, monitor: d.monitor }
 }
 
+/// A rule as a `key = "rule"` bucket tells it apart from every other: DoS rules and the
+/// firewall and egress rules are numbered in two sequences (all lists of each together), so
+/// the sequence is part of the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleId(u64);
+
+impl RuleId {
+    /// No rule (a list's default action).
+    pub const NONE: RuleId = RuleId(u64::MAX);
+
+    /// DoS rule `rule` (its number among all DoS rules).
+    pub fn dos(rule: Option<u32>) -> RuleId {
+        rule.map_or(RuleId::NONE, |r| RuleId(1 << 32 | u64::from(r)))
+    }
+
+    /// Firewall or egress rule `rule` (its number among all of them).
+    pub fn firewall(rule: Option<u32>) -> RuleId {
+        rule.map_or(RuleId::NONE, |r| RuleId(u64::from(r)))
+    }
+}
+
 /// The 64-bit key a bucket counts the packet under.
-pub fn bucket_key(spec: BucketKey, key: &Key, rule: u32) -> u64 {
+pub fn bucket_key(spec: BucketKey, key: &Key, rule: RuleId) -> u64 {
     let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
     match spec {
         BucketKey::Destination => fold(key.dst_addr()),
@@ -127,6 +163,6 @@ pub fn bucket_key(spec: BucketKey, key: &Key, rule: u32) -> u64 {
                 ^ mix(fold(key.dst_addr()).rotate_left(17))
                 ^ mix(ports ^ u64::from(key.get(Dim::IpProto)))
         }
-        BucketKey::Rule => u64::from(rule),
+        BucketKey::Rule => rule.0,
     }
 }

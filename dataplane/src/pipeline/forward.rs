@@ -13,7 +13,7 @@ use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{EthernetAddrs, IpPacket, Ipv4Packet, checksum};
 
 use super::Limits;
-use super::dos::bucket_key;
+use super::dos::{RuleId, bucket_key};
 use super::parse::IpFrame;
 use super::verdict::{DropReason, TxReason, Verdict};
 use super::{Frame, HEADROOM, Spill};
@@ -35,6 +35,9 @@ pub(super) struct Ctx<'a> {
     pub spilled: u16,
     /// The tunnel the frame was last encapsulated into.
     pub via: Option<TunnelId>,
+    /// The customer's tunnel a decapsulated frame came out of: what we originate about it
+    /// (an ICMP error, a SYN challenge) goes back into it, where its source is.
+    pub from: Option<TunnelId>,
 }
 
 /// True when the IPv4 header checksum verifies.
@@ -77,7 +80,7 @@ pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: impl Fn
 
 /// The flow hash tunnel choice uses.
 pub(super) fn flow_hash(key: &Key) -> u64 {
-    bucket_key(BucketKey::Flow, key, 0)
+    bucket_key(BucketKey::Flow, key, RuleId::NONE)
 }
 
 /// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments), TTL
@@ -266,9 +269,18 @@ pub(super) fn icmp_error(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame,
 }
 
 /// Sends an IP packet we made (an ICMP error) at `buf[l3..l3 + len]` toward its
-/// destination: into the tunnel of the customer whose prefix holds it, or to the next hop.
+/// destination: back into the tunnel its cause came out of; else into the tunnel of the
+/// customer whose prefix holds it, or to the next hop.
 fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: bool, reason: TxReason) -> Verdict {
     let snap = ctx.snap;
+    // The source of a decapsulated packet is behind its tunnel, even where no prefix of the
+    // customer holds it (the router's own tunnel address).
+    if let Some(tunnel) = ctx.from.and_then(|t| snap.tunnels.get(usize::from(t))) {
+        if len > tunnel.mtu as usize {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
+        return encap(ctx, tunnel, buf, l3, len, is_ipv6, reason);
+    }
     let mut key = Key::new(0);
     let Some(packet) = ip_at(buf, l3, is_ipv6) else { return Verdict::Drop(DropReason::Truncated) };
     match packet.dst_addr() {
@@ -288,10 +300,18 @@ fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: 
     encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)
 }
 
-/// Sends the IP packet at `buf[l3..l3 + len]` back into `tunnel` (a reply to a ping of our
-/// side of it).
-pub(super) fn back_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, buf: &mut [u8], l3: usize, len: usize) -> Verdict {
-    encap(ctx, tunnel, buf, l3, len, false, TxReason::EchoReply)
+/// Sends the IP packet we made at `buf[l3..l3 + len]` back into `tunnel`, the one its cause
+/// came out of (a reply to a ping of our side of it, a SYN challenge).
+pub(super) fn back_into(
+    ctx: &mut Ctx<'_>,
+    tunnel: &Tunnel,
+    buf: &mut [u8],
+    l3: usize,
+    len: usize,
+    is_ipv6: bool,
+    reason: TxReason,
+) -> Verdict {
+    encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use classifier::{Action, BucketKey, Decision, Key};
 use super::Frame;
 use super::Outcome;
 use super::dos;
-use super::forward::{Ctx, choose_tunnel, flow_hash, into_tunnel, route};
+use super::forward::{Ctx, back_into, choose_tunnel, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
 use super::tcp::{self, Protection};
 use super::verdict::{ConsumeReason, DropReason, TxReason, Verdict};
@@ -74,7 +74,9 @@ pub(super) fn act_for_customer(
     let snap = ctx.snap;
     outcome.customer = Some(customer_id);
     let customer = &snap.customers[usize::from(customer_id)];
-    let own = decided.dos.map_or(dos::NO_DOS, |d| dos::enforce(&d, key, ctx.now, &mut ctx.limits.dos, snap));
+    let own = decided
+        .dos
+        .map_or(dos::NO_DOS, |d| dos::enforce(&d, customer.dos_base, key, ctx.now, &mut ctx.limits.dos, snap));
     if own.rule.is_some() || own.monitor.is_some() {
         outcome.dos_rule = own.rule.map(|r| customer.dos_base + r).or(outcome.dos_rule);
         outcome.dos_monitor = own.monitor.map(|r| customer.dos_base + r).or(outcome.dos_monitor);
@@ -117,16 +119,23 @@ pub(super) fn act_for_customer(
     outcome.verdict = into_tunnel(ctx, &snap.tunnels[usize::from(tunnel_id)], frame, ip, key);
 }
 
-/// Turns a SYN over its rule's threshold into the SYN-ACK challenging it, sent back toward
-/// the client through the next hop.
-fn challenge(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, cookie: u32) -> Verdict {
+/// Turns a SYN over its rule's threshold into the SYN-ACK challenging it, sent back the way
+/// the SYN came: through the next hop, or (decapsulated from a customer's tunnel) back into
+/// that tunnel, behind which its client is.
+fn challenge(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, cookie: u32) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
     let Some(bytes) = frame.buf.get_mut(frame.start..frame.start + frame.len) else {
         return Verdict::Drop(DropReason::Truncated);
     };
-    match tcp::write_challenge(bytes, ip, eth, cookie) {
-        Some(len) => Verdict::Tx { start: frame.start, len, reason: TxReason::SynChallenge },
-        None => Verdict::Drop(DropReason::Truncated),
+    let Some(len) = tcp::write_challenge(bytes, ip, eth, cookie) else { return Verdict::Drop(DropReason::Truncated) };
+    let snap = ctx.snap;
+    match ctx.from.and_then(|t| snap.tunnels.get(usize::from(t))) {
+        // The frame's outer headers are the tunnel's: the segment is encapsulated afresh.
+        Some(tunnel) => {
+            let (l3, ip_len) = (frame.start + ip.l3_start, len - ip.l3_start);
+            back_into(ctx, tunnel, frame.buf, l3, ip_len, ip.is_ipv6, TxReason::SynChallenge)
+        }
+        None => Verdict::Tx { start: frame.start, len, reason: TxReason::SynChallenge },
     }
 }
 
@@ -138,7 +147,7 @@ pub(super) fn admit(ctx: &mut Ctx<'_>, action: Action, key: &Key, rule: Option<u
         Action::Drop => false,
         Action::RateLimit(b) => {
             let spec = ctx.snap.dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
-            let k = dos::bucket_key(spec, key, rule.unwrap_or(u32::MAX));
+            let k = dos::bucket_key(spec, key, dos::RuleId::firewall(rule));
             ctx.limits.dos.admit(usize::from(b), k, ctx.now)
         }
     }

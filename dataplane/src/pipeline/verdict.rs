@@ -55,6 +55,9 @@ reasons! {
         TinyFragment = "tiny_fragment",
         /// A TCP fragment at offset 8, which can only overwrite the header (RFC 1858).
         OverlappingFragment = "overlapping_fragment",
+        /// A fragment whose data ends past 65,535 bytes, the largest datagram (the "ping of
+        /// death"; RFC 791, RFC 8200 §4.5).
+        OversizeFragment = "oversize_fragment",
         /// More IPv6 extension headers than `max_ipv6_extension_headers`.
         Ipv6ExtensionChain = "ipv6_extension_chain",
         /// A source address that can never be legitimate.

@@ -274,3 +274,18 @@ pub fn snapshot(text: &str) -> transitd::snapshot::Snapshot {
     let loaded = transitd::config::parse("test.toml", text).unwrap();
     transitd::snapshot::Snapshot::build(&loaded).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// `frame`'s IP packet in GRE (no options) from `src` to `dst`, behind `frame`'s Ethernet
+/// addresses: what a customer's router sends through its tunnel.
+pub fn in_gre(frame: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let inner = &frame[14..];
+    let mut header = etherparse::Ipv4Header::new((4 + inner.len()) as u16, 64, etherparse::IpNumber::GRE, src, dst)
+        .expect("a GRE packet fits IPv4");
+    header.header_checksum = header.calc_header_checksum();
+    let mut out = frame[..12].to_vec();
+    out.extend([0x08, 0x00]);
+    out.extend(header.to_bytes());
+    out.extend([0, 0, 0x08, 0x00]);
+    out.extend(inner);
+    out
+}
