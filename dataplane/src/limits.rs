@@ -47,17 +47,18 @@ pub const MAX_BUCKET_KEYS: usize = 1 << 24;
 /// TCP connections a worker tracks at most (`[tcp_protection] table_size`; 16 bytes each:
 /// 256 MiB).
 pub const MAX_TCP_FLOWS: u32 = 1 << 24;
-/// Soft-unicast egress addresses (the XDP program's `egress_addrs` map holds this many).
-pub const MAX_EGRESS_ADDRESSES: u64 = 16_384;
+/// Soft-unicast egress addresses: half the XDP program's `egress_addrs` map (16,384), which
+/// holds the old and the new addresses together while a reload replaces them.
+pub const MAX_EGRESS_ADDRESSES: u64 = 8_192;
 /// Soft-unicast slices, all addresses together (the XDP program's `egress_owners` map).
 pub const MAX_EGRESS_SLICES: u64 = 16_384 * 32;
 /// UMEM frames per queue (`--frames`): at most 4 GiB of UMEM with 4096-byte frames.
 pub const MAX_UMEM_FRAMES: u32 = 1 << 20;
 /// Fewest UMEM frames per queue: a few batches in flight each way.
 pub const MIN_UMEM_FRAMES: u32 = 256;
-/// Soft-unicast servers and data centres together (the XDP program's `backbone_peers` map
-/// holds their backbone addresses).
-pub const MAX_FLEET_MEMBERS: usize = 4096;
+/// Soft-unicast servers and data centres together: half the XDP program's `backbone_peers`
+/// map (4,096 backbone addresses), which holds the old and the new fleet during a reload.
+pub const MAX_FLEET_MEMBERS: usize = 2048;
 /// Entries in `--queues` and `--cores` (the kernel's CPU set holds 1024 CPUs).
 pub const MAX_LIST_ENTRIES: usize = 1024;
 /// Longest duration a flag in seconds takes (`--stats-interval`, `--watch-interval`,

@@ -156,7 +156,7 @@ fn unbounded_inputs_are_refused_at_their_bound() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out)
-            .contains(":13:10: egress prefix 10.0.0.0/8 brings the egress addresses to 16777216, more than 16384"),
+            .contains(":13:10: egress prefix 10.0.0.0/8 brings the egress addresses to 16777216, more than 8192"),
         "{}",
         stderr(&out)
     );

@@ -58,6 +58,35 @@ fn return_traffic_goes_to_its_owner_and_never_loops() {
     assert_eq!(got, expect);
 }
 
+/// A backbone packet for this server that the XDP program left to userspace (here: behind a
+/// VLAN tag, which `backbone_mine` does not take) is passed as the XDP program passes it:
+/// the inner packet behind the outer link header, not the tunnel (the host has no GRE
+/// socket; the punt device would hand it GRE to the backbone address, and it was lost).
+#[test]
+fn a_backbone_packet_for_this_server_passes_as_its_inner_packet() {
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, file) = fleet();
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    // Frame 9: from a2 (hop 2), inner UDP to port 1500 (a1's).
+    let plain = read_frames(&file).swap_remove(8).bytes;
+    let mut tagged = plain[..12].to_vec();
+    tagged.extend([0x81, 0x00, 0x00, 0x07]);
+    tagged.extend(&plain[12..]);
+    for (input, link) in [(&plain, 14), (&tagged, 18)] {
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(input);
+        let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
+        let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+        assert_eq!(outcome.verdict, Verdict::Pass(PassReason::EgressLocal));
+        // The link header as it came (tags and all), then the inner packet byte for byte.
+        let inner = &input[link + 20 + 8..];
+        assert_eq!(&frame.data()[..link], &input[..link]);
+        assert_eq!(&frame.data()[link..], inner);
+        assert_eq!(inner[9], 17, "the inner packet is the UDP one");
+    }
+}
+
 #[test]
 fn backbone_gre_carries_the_original_packet_unchanged() {
     let (config, file) = fleet();

@@ -1,7 +1,8 @@
 //! RFC 8805 geofeeds: generated from a plan's egress ranges, and parsed back with validation.
 //!
-//! A feed is CSV, one entry per line: `ip_prefix,alpha2code,region,city,postal_code`, with
-//! `#` comments. Generation groups contiguous addresses with the same location (country,
+//! A feed is CSV (RFC 4180, as RFC 8805 §2.1 says), one entry per line:
+//! `ip_prefix,alpha2code,region,city,postal_code`, with `#` comments; a field holding a
+//! comma or a quote is quoted. Generation groups contiguous addresses with the same location (country,
 //! region, city; the trust class is not published) and writes each group as the fewest
 //! prefixes that cover it exactly. The postal code field is deprecated (RFC 8805 §2.1.1.5)
 //! and always written empty.
@@ -68,11 +69,40 @@ pub fn generate(ranges: &[EgressRange]) -> String {
     }
     let mut out = String::from("# RFC 8805 geofeed: ip_prefix,alpha2code,region,city,postal_code\n");
     for (lo, hi, [country, region, city]) in runs {
+        let (country, region, city) = (country.to_ascii_uppercase(), csv_field(region), csv_field(city));
         for (net, len) in range_to_prefixes(lo, hi) {
-            out.push_str(&format!("{}/{len},{},{region},{city},\n", Ipv4Addr::from(net), country.to_ascii_uppercase()));
+            out.push_str(&format!("{}/{len},{country},{region},{city},\n", Ipv4Addr::from(net)));
         }
     }
     out
+}
+
+/// `field` as a CSV field (RFC 4180 §2): quoted, its quotes doubled, when it holds a comma
+/// or a quote. (Line breaks, which would need quoting too, [`check_text`] refuses.)
+fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.contains([',', '"']) { format!("\"{}\"", field.replace('"', "\"\"")).into() } else { field.into() }
+}
+
+/// Why a region is not one a feed may carry for `country` (ISO 3166-1 alpha-2, uppercase,
+/// or empty): it must be an ISO 3166-2 code, `CC-XXX` with `CC` the country (RFC 8805
+/// §2.1.1.3). `None` when it is (or is empty).
+pub fn check_region(country: &str, region: &str) -> Option<String> {
+    if region.is_empty() {
+        return None;
+    }
+    let ok = region.to_ascii_uppercase().split_once('-').is_some_and(|(cc, sub)| {
+        cc.len() == 2
+            && (country.is_empty() || cc.eq_ignore_ascii_case(country))
+            && (1..=3).contains(&sub.len())
+            && sub.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    (!ok).then(|| format!("{} is not an ISO 3166-2 code of country {}", quoted(region), quoted(country)))
+}
+
+/// Why free text (a city) cannot go into a feed: a control character (a line break would
+/// start another entry). `None` when it can.
+pub fn check_text(text: &str) -> Option<String> {
+    text.chars().any(char::is_control).then(|| format!("{} holds a control character", quoted(text.trim())))
 }
 
 /// A field as quoted in an error: at most 40 characters, so that a huge field does not
@@ -86,16 +116,27 @@ fn quoted(field: &str) -> String {
 
 /// Parses a feed. Comments and blank lines are skipped; every other line must have a valid
 /// prefix (no host bits set; a bare address is a /32 or /128), a two-letter country if any,
-/// a region of the form `CC-XXX` whose `CC` is the country, and at most five fields.
+/// a region of the form `CC-XXX` whose `CC` is the country, and at most five fields. Fields
+/// are CSV (RFC 4180): quoted where they hold commas.
 pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
+        let err = |reason: String| GeofeedError { line: i + 1, reason };
+        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
             continue;
         }
-        let err = |reason: String| GeofeedError { line: i + 1, reason };
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        // One line, one record: a field quoted across lines is not something a feed has.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(raw.as_bytes());
+        let record = match reader.records().next() {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(err(format!("not CSV: {e}"))),
+            None => continue,
+        };
+        let fields: Vec<&str> = record.iter().collect();
         if fields.len() > 5 {
             return Err(err(format!("{} fields; a feed line has at most 5", fields.len())));
         }
@@ -126,20 +167,8 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
             return Err(err(format!("{} is not an ISO 3166-1 alpha-2 code", quoted(get(1)))));
         }
         let region = get(2).to_ascii_uppercase();
-        if !region.is_empty() {
-            let ok = region.split_once('-').is_some_and(|(cc, sub)| {
-                cc.len() == 2
-                    && (country.is_empty() || cc == country)
-                    && (1..=3).contains(&sub.len())
-                    && sub.bytes().all(|b| b.is_ascii_alphanumeric())
-            });
-            if !ok {
-                return Err(err(format!(
-                    "{} is not an ISO 3166-2 code of country {}",
-                    quoted(get(2)),
-                    quoted(&country)
-                )));
-            }
+        if let Some(why) = check_region(&country, &region) {
+            return Err(err(why));
         }
         out.push(Entry { addr, prefix_len, country, region, city: get(3).to_string() });
     }

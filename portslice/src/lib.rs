@@ -15,4 +15,4 @@ pub mod plan;
 pub mod select;
 
 pub use owner::{Owner, OwnerTable};
-pub use plan::{DataCentre, EgressRange, Move, Plan, PlanError, PlanMismatch, PlanSpec, Tags};
+pub use plan::{DataCentre, EgressRange, Move, Plan, PlanError, PlanMismatch, PlanSpec, Tags, slices_per_ip};

@@ -82,6 +82,9 @@ pub enum PlanError {
         /// Reserved ports.
         reserved: u16,
     },
+    /// One-port slices from port 0: 65,536 slices, one more than a slice index counts.
+    #[error("slice_size 1 with reserved_ports 0 makes 65536 slices, one more than an address can have: reserve port 0")]
+    TooManySlices,
     /// An egress range names an unknown data centre.
     #[error("egress range {range} names unknown data centre `{dc}`")]
     UnknownDataCentre {
@@ -181,14 +184,19 @@ fn cidr(r: &EgressRange) -> String {
     format!("{}/{}", std::net::Ipv4Addr::from(r.network), r.prefix_len)
 }
 
+/// Whole slices of `slice_size` ports above the first `reserved` ports of an address.
+pub fn slices_per_ip(slice_size: u16, reserved: u16) -> Result<u16, PlanError> {
+    let usable = 65536u32 - u32::from(reserved);
+    match usable.checked_div(u32::from(slice_size)) {
+        Some(0) | None => Err(PlanError::NoSlices { slice_size, reserved }),
+        Some(n) => u16::try_from(n).map_err(|_| PlanError::TooManySlices),
+    }
+}
+
 impl PlanSpec {
     /// Slices per address.
     pub fn slices_per_ip(&self) -> Result<u16, PlanError> {
-        let usable = 65536u32 - u32::from(self.reserved_ports);
-        match usable.checked_div(u32::from(self.slice_size)) {
-            Some(n) if n > 0 => Ok(n as u16),
-            _ => Err(PlanError::NoSlices { slice_size: self.slice_size, reserved: self.reserved_ports }),
-        }
+        slices_per_ip(self.slice_size, self.reserved_ports)
     }
 
     fn validate(&self) -> Result<(), PlanError> {
@@ -242,6 +250,9 @@ impl Plan {
                     dc_slices.extend((0..slices).map(|s| (ip, s)));
                 }
             }
+            // In address order, not the section's: servers whose configurations list the
+            // same ranges in another order must make the same plan.
+            dc_slices.sort_unstable();
             if dc_slices.is_empty() {
                 continue;
             }

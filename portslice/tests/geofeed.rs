@@ -57,6 +57,43 @@ fn contiguous_ranges_with_one_location_merge_into_the_fewest_prefixes() {
     assert_eq!(geofeed::parse(&feed).unwrap().len(), 2);
 }
 
+#[test]
+fn cities_with_commas_and_quotes_are_quoted_as_csv_and_read_back() {
+    let mut dc = range([198, 51, 100, 0], 25, "US", "trusted");
+    (dc.tags.region, dc.tags.city) = ("US-DC".into(), "Washington, D.C.".into());
+    let mut odd = range([198, 51, 100, 128], 25, "GB", "trusted");
+    odd.tags.city = "The \"Big\" Smoke".into();
+    let feed = geofeed::generate(&[dc, odd]);
+    let ours: Vec<String> = geofeed::parse(&feed).unwrap().into_iter().map(|e| e.city).collect();
+    assert_eq!(ours, ["Washington, D.C.", "The \"Big\" Smoke"]);
+    // Python's csv module, RFC 4180's reader nobody here wrote, reads five fields a line and
+    // the same cities.
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import csv, sys\nfor r in csv.reader(l for l in sys.stdin if not l.startswith('#')): print(len(r), r[3], sep='|')"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(feed.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("python3 runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5|Washington, D.C.\n5|The \"Big\" Smoke\n");
+}
+
+#[test]
+fn regions_must_be_the_countrys_and_cities_one_line() {
+    assert_eq!(geofeed::check_region("GB", "GB-ENG"), None);
+    assert_eq!(geofeed::check_region("GB", "gb-eng"), None);
+    assert_eq!(geofeed::check_region("GB", ""), None);
+    for bad in ["ENG", "US-CA", "GB-", "GB-ENGL", "GB-E G"] {
+        assert!(geofeed::check_region("GB", bad).is_some(), "{bad}");
+    }
+    assert_eq!(geofeed::check_text("Washington, D.C."), None);
+    assert!(geofeed::check_text("London\n10.0.0.0/8,US,,,").is_some());
+}
+
 proptest! {
     #[test]
     fn range_to_prefixes_covers_exactly_and_minimally(lo in any::<u32>(), len in 0u32..5000) {

@@ -1,7 +1,7 @@
 //! Plans: every slice has exactly one owner in its data centre, shares are even, and a
 //! re-plan moves no more slices than the best balanced plan must (checked by brute force).
 
-use portslice::plan::{DataCentre, EgressRange, Plan, PlanSpec, Tags};
+use portslice::plan::{DataCentre, EgressRange, Plan, PlanError, PlanSpec, Tags};
 use portslice::{Owner, OwnerTable};
 use proptest::prelude::*;
 
@@ -98,6 +98,38 @@ proptest! {
         }
         prop_assert_eq!(moves.len(), changed);
     }
+}
+
+#[test]
+fn the_order_of_the_egress_ranges_does_not_change_the_plan() {
+    // Two servers of one data centre, each with its own configuration: the same ranges,
+    // written in another order, must give both the same owners.
+    let mut s = spec(1, &["a1", "a2", "a3"], 1000, 1024);
+    let mut second = s.egress[0].clone();
+    second.network += 7;
+    s.egress.push(second);
+    let mut third = s.egress[0].clone();
+    third.network += 64;
+    third.prefix_len = 30;
+    s.egress.push(third);
+    let forward = Plan::new(s.clone()).unwrap();
+    for order in [[2, 1, 0], [1, 0, 2], [2, 0, 1]] {
+        let mut other = s.clone();
+        other.egress = order.iter().map(|&i| s.egress[i].clone()).collect();
+        assert_eq!(Plan::new(other).unwrap().owners, forward.owners, "order {order:?}");
+    }
+}
+
+#[test]
+fn one_port_slices_from_port_zero_are_refused_not_emptied() {
+    // 65,536 one-port slices: one more than a u16 counts. Once this read as 0 slices, and a
+    // plan with no owners.
+    assert_eq!(portslice::slices_per_ip(1, 0), Err(PlanError::TooManySlices));
+    assert!(Plan::new(spec(1, &["a"], 1, 0)).is_err());
+    assert_eq!(portslice::slices_per_ip(1, 1), Ok(65535));
+    assert_eq!(portslice::slices_per_ip(2, 0), Ok(32768));
+    assert!(matches!(portslice::slices_per_ip(0, 0), Err(PlanError::NoSlices { .. })));
+    assert!(matches!(portslice::slices_per_ip(4096, 65535), Err(PlanError::NoSlices { .. })));
 }
 
 #[test]

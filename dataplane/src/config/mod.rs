@@ -123,10 +123,10 @@ pub struct EgressSection {
     pub country: Spanned<String>,
     /// ISO 3166-2 region (`GB-ENG`).
     #[serde(default)]
-    pub region: String,
+    pub region: Option<Spanned<String>>,
     /// City.
     #[serde(default)]
-    pub city: String,
+    pub city: Option<Spanned<String>>,
     /// Trust class (`trusted`, `untrusted`, ...).
     #[serde(default)]
     pub class: String,

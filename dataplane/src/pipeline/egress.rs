@@ -101,7 +101,23 @@ fn from_backbone(
     if su.owners.data_centre((key.dst_addr() >> 96) as u32).is_none() {
         return Verdict::Drop(DropReason::BackboneNotEgress);
     }
-    return_path(ctx, su, frame, &key, &ip, hop)
+    let verdict = return_path(ctx, su, frame, &key, &ip, hop);
+    if let Verdict::Pass(_) = verdict {
+        strip_backbone(frame, outer.l3_start, ip.l3_start, ip.l3_len);
+    }
+    verdict
+}
+
+/// Makes a backbone frame for this server the inner packet behind the outer link header,
+/// as the XDP program's `backbone_mine` does: the host is handed what the Internet sent,
+/// not the tunnel it came through. `link_len` is the outer link header's length (tags
+/// included; its type is IPv4, as the inner packet's is); `inner` and `inner_len` are the
+/// inner IPv4 packet's offset and length from the frame's start.
+fn strip_backbone(frame: &mut Frame<'_>, link_len: usize, inner: usize, inner_len: usize) {
+    let Some(start) = (frame.start + inner).checked_sub(link_len) else { return };
+    frame.buf.copy_within(frame.start..frame.start + link_len, start);
+    frame.start = start;
+    frame.len = link_len + inner_len;
 }
 
 /// Sends a packet to an egress address to its owner; `hop` is how it came (0: from the

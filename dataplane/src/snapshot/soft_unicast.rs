@@ -69,15 +69,12 @@ impl Builder<'_> {
         let slice_size = s.slice_size.as_ref().map_or(DEFAULT_SLICE_SIZE, |v| *v.get_ref());
         let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
         // Whole slices above the reserved ports (what the plan makes for each address).
-        let slices_per_ip = (65536 - u32::from(reserved_ports)).checked_div(u32::from(slice_size)).unwrap_or(0);
-        if slices_per_ip == 0 {
+        let slices_per_ip = portslice::slices_per_ip(slice_size, reserved_ports).unwrap_or_else(|e| {
             // At the key that says it (the slice size, else the reserved ports).
             let at = s.slice_size.as_ref().or(s.reserved_ports.as_ref()).map_or(section.span(), |v| v.span());
-            self.err(
-                &at,
-                format!("slice_size {slice_size} with reserved_ports {reserved_ports} leaves no whole slice"),
-            );
-        }
+            self.err(&at, e.to_string());
+            0
+        });
         let (backbone_mtu, key_id) = self.backbone(s);
         let members = s.data_centres.len() + s.servers.len();
         if members > limits::MAX_FLEET_MEMBERS {
@@ -267,12 +264,16 @@ impl Builder<'_> {
             if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
                 self.err(&e.country.span(), format!("country `{country}` is not an ISO 3166-1 alpha-2 code"));
             }
-            let tags = Tags {
-                country: country.to_ascii_uppercase(),
-                region: e.region.clone(),
-                city: e.city.clone(),
-                class: e.class.clone(),
-            };
+            // What the geofeed publishes: a region of the country, a city on one line.
+            let text = |v: &Option<Spanned<String>>| v.as_ref().map_or(String::new(), |v| v.get_ref().clone());
+            let (region, city) = (text(&e.region), text(&e.city));
+            if let Some(why) = portslice::geofeed::check_region(country, &region) {
+                self.err(&e.region.as_ref().map_or(e.country.span(), |v| v.span()), format!("region: {why}"));
+            }
+            if let Some(why) = portslice::geofeed::check_text(&city) {
+                self.err(&e.city.as_ref().map_or(e.prefix.span(), |v| v.span()), format!("city: {why}"));
+            }
+            let tags = Tags { country: country.to_ascii_uppercase(), region, city, class: e.class.clone() };
             written.push((u32::from(net.network()), u32::from(net.broadcast()), net, e.prefix.span()));
             egress.push(EgressRange {
                 network: u32::from(net.network()),
