@@ -178,7 +178,10 @@ fn dissected(export: &Path, port: u16, sample: u64) -> Flows {
                     Some("3") => "consumed",
                     other => panic!("forwarding status {other:?}"),
                 };
-                assert_eq!(n("cflow.sampling_packet_interval"), sample, "{set}: the record's sampling interval");
+                // RFC 5477: one in N, systematic count-based, is 1 taken and N - 1 skipped.
+                assert_eq!(n("cflow.selector_algorithm"), 1, "{set}: systematic count-based");
+                assert_eq!(n("cflow.sampling_packet_interval"), 1, "{set}: one packet taken");
+                assert_eq!(n("cflow.sampling_packet_space") + 1, sample, "{set}: one in {sample}");
                 let key = (
                     s("cflow.srcaddr").or(s("cflow.srcaddrv6")).unwrap(),
                     s("cflow.dstaddr").or(s("cflow.dstaddrv6")).unwrap(),

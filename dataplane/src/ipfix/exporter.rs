@@ -3,11 +3,17 @@
 //! A flow is a 5-tuple with its customer, verdict and reason. It is reported when no
 //! sample came for `idle_timeout` (and forgotten), or when it has been reported last
 //! `active_timeout` ago (and counted afresh), and when the exporter stops. The exporter
-//! reads the running snapshot for its settings and for customer names (a reload that
-//! renumbers customers between a sample and its aggregation, a tenth of a second, may name
-//! the wrong one). Without `[ipfix]` it only empties the queue.
+//! reads the running snapshot for its settings and for customer names; a reload that
+//! changes either reports every open flow first, under the names and sampling it was
+//! counted with (a sample queued across the reload, a tenth of a second at most, may still
+//! be named by the new one). Without `[ipfix]` it only empties the queue.
+//!
+//! Memory is bounded: at most [`MAX_FLOWS`] flows are kept; past that (a flood of spoofed
+//! sources makes a flow of nearly every sample), a new flow's sample is reported as a flow
+//! of its own, so that no count is lost.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +30,13 @@ use crate::snapshot::{Ipfix, Snapshot};
 const TICK: Duration = Duration::from_millis(100);
 /// Templates are sent again this often (RFC 7011 §8.4: over UDP, periodically).
 const TEMPLATE_EVERY: Duration = Duration::from_secs(60);
+/// Flows kept at most: about 130 bytes each, 32 MiB.
+pub const MAX_FLOWS: usize = 262_144;
+/// Samples past [`MAX_FLOWS`] held as flows of their own before they are sent.
+const OVERFLOW_BATCH: usize = 1024;
+/// Samples taken off the queue between looks at the timeouts: workers that outpace the
+/// exporter must not keep it from reporting.
+const DRAIN_MAX: usize = 65_536;
 
 /// What the exporter did.
 #[derive(Debug, Default)]
@@ -34,6 +47,8 @@ pub struct ExportStats {
     pub messages: AtomicU64,
     /// Messages the socket refused.
     pub send_errors: AtomicU64,
+    /// Samples reported as flows of their own: the flow cache was full.
+    pub cache_full: AtomicU64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,10 +79,15 @@ pub struct Exporter {
     samples: Arc<Samples>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     flows: HashMap<FlowKey, Flow>,
+    /// Samples of new flows while `flows` was full, each a flow of its own.
+    overflow: Vec<(FlowKey, Flow)>,
+    /// The snapshot the flows are counted under: their customers' names, their sampling.
+    counted_under: Arc<Snapshot>,
     socket: Option<UdpSocket>,
     /// Collector and domain the templates were last sent for, and when.
     templates_sent: Option<(Ipfix, Instant)>,
-    sequence: u32,
+    /// Data records sent before, per observation domain (RFC 7011 §3.1).
+    sequences: HashMap<u32, u32>,
     /// Counters.
     pub stats: Arc<ExportStats>,
 }
@@ -75,13 +95,16 @@ pub struct Exporter {
 impl Exporter {
     /// An exporter of `samples`, configured by the running snapshot.
     pub fn new(samples: Arc<Samples>, snapshot: Arc<ArcSwap<Snapshot>>) -> Exporter {
+        let counted_under = snapshot.load_full();
         Exporter {
             samples,
             snapshot,
             flows: HashMap::new(),
+            overflow: Vec::new(),
+            counted_under,
             socket: None,
             templates_sent: None,
-            sequence: 0,
+            sequences: HashMap::new(),
             stats: Arc::default(),
         }
     }
@@ -107,12 +130,23 @@ impl Exporter {
         self.tick(true);
     }
 
-    /// Adds the queued samples to their flows; returns how many there were.
+    /// Adds queued samples (at most [`DRAIN_MAX`]) to their flows; returns how many there
+    /// were.
     fn drain(&mut self) -> usize {
-        let configured = self.snapshot.load().ipfix.is_some();
+        let snap = self.snapshot.load_full();
+        if !Arc::ptr_eq(&snap, &self.counted_under) {
+            if relabels(&self.counted_under, &snap) {
+                // Everything counted so far, under the names and sampling it was counted with.
+                self.report(true);
+            }
+            self.counted_under = snap;
+        }
+        let configured = self.counted_under.ipfix.is_some();
         let now = Instant::now();
         let mut n = 0;
-        while let Some(s) = self.samples.pop() {
+        while n < DRAIN_MAX
+            && let Some(s) = self.samples.pop()
+        {
             if configured {
                 self.add(&s, now);
             }
@@ -124,13 +158,28 @@ impl Exporter {
     /// Takes the queued samples and sends what is due (everything if `flush`).
     pub fn tick(&mut self, flush: bool) {
         self.drain();
-        let snap = self.snapshot.load_full();
+        self.report(flush);
+    }
+
+    /// Sends what is due under the snapshot the flows were counted under (everything if
+    /// `flush`).
+    fn report(&mut self, flush: bool) {
+        if let Some((config, due)) = self.due(flush) {
+            self.send(&config, &due);
+        }
+    }
+
+    /// The records due now (every flow's if `flush`), and the settings to send them with;
+    /// `None` without `[ipfix]`.
+    fn due(&mut self, flush: bool) -> Option<(Ipfix, Vec<FlowRecord>)> {
+        let snap = self.counted_under.clone();
         let Some(config) = snap.ipfix.clone() else {
             self.flows.clear();
-            return;
+            self.overflow.clear();
+            return None;
         };
         let now = Instant::now();
-        let mut due = Vec::new();
+        let mut due: Vec<FlowRecord> = self.overflow.drain(..).map(|(k, f)| record(&k, &f, &config, &snap)).collect();
         self.flows.retain(|key, flow| {
             let idle = now.duration_since(flow.seen) >= config.idle_timeout;
             let active = now.duration_since(flow.since) >= config.active_timeout;
@@ -138,14 +187,14 @@ impl Exporter {
                 due.push(record(key, flow, &config, &snap));
             }
             if active && !idle && !flush {
-                // Reported; counted afresh from now on.
+                // Reported; counted afresh from now on, from its next packet's time.
                 (flow.packets, flow.octets, flow.since) = (0, 0, now);
-                flow.start_ms = flow.end_ms;
+                (flow.start_ms, flow.end_ms) = (u64::MAX, 0);
             }
             !(flush || idle)
         });
         due.retain(|r| r.packets > 0);
-        self.send(&config, &due);
+        Some((config, due))
     }
 
     fn add(&mut self, s: &FlowSample, now: Instant) {
@@ -160,19 +209,33 @@ impl Exporter {
             customer: s.customer,
         };
         let ms = s.timestamp_ns / 1_000_000;
-        let flow = self.flows.entry(key).or_insert(Flow {
-            packets: 0,
-            octets: 0,
-            start_ms: ms,
-            end_ms: ms,
-            since: now,
-            seen: now,
-        });
+        let new = Flow { packets: 0, octets: 0, start_ms: ms, end_ms: ms, since: now, seen: now };
+        let kept = self.flows.len();
+        let flow = match self.flows.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) if kept < MAX_FLOWS => e.insert(new),
+            Entry::Vacant(e) => {
+                self.stats.cache_full.fetch_add(1, Ordering::Relaxed);
+                self.overflow.push((e.into_key(), Flow { packets: 1, octets: u64::from(s.octets), ..new }));
+                if self.overflow.len() >= OVERFLOW_BATCH {
+                    self.send_overflow();
+                }
+                return;
+            }
+        };
         flow.packets += 1;
         flow.octets += u64::from(s.octets);
         flow.start_ms = flow.start_ms.min(ms);
         flow.end_ms = flow.end_ms.max(ms);
         flow.seen = now;
+    }
+
+    /// Sends the flows of one sample each that did not fit the cache.
+    fn send_overflow(&mut self) {
+        let snap = self.counted_under.clone();
+        let Some(config) = &snap.ipfix else { return self.overflow.clear() };
+        let records: Vec<FlowRecord> = self.overflow.drain(..).map(|(k, f)| record(&k, &f, config, &snap)).collect();
+        self.send(config, &records);
     }
 
     /// Sends `records` (with the templates first when due).
@@ -198,8 +261,8 @@ impl Exporter {
         };
         let templates = templates_due.then(|| wire::template_set(config.enterprise_number));
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
-        let messages =
-            wire::messages(templates.as_deref(), records, secs, &mut self.sequence, config.observation_domain);
+        let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
+        let messages = wire::messages(templates.as_deref(), records, secs, sequence, config.observation_domain);
         for m in &messages {
             match socket.send_to(m, config.collector) {
                 Ok(_) => self.stats.messages.fetch_add(1, Ordering::Relaxed),
@@ -211,6 +274,13 @@ impl Exporter {
             self.templates_sent = Some((config.clone(), Instant::now()));
         }
     }
+}
+
+/// Whether flows counted under `old` would be reported differently under `new`: another
+/// sampling, or customers named otherwise (a customer added, removed or moved).
+fn relabels(old: &Snapshot, new: &Snapshot) -> bool {
+    old.ipfix.as_ref().map(|c| c.sample) != new.ipfix.as_ref().map(|c| c.sample)
+        || !old.customers.iter().map(|c| &c.name).eq(new.customers.iter().map(|c| &c.name))
 }
 
 /// The verdict without what differs per packet (a transmitted frame's offsets).
@@ -238,5 +308,142 @@ fn record(key: &FlowKey, flow: &Flow, config: &Ipfix, snap: &Snapshot) -> FlowRe
         sampling: config.sample,
         vrf_id: key.customer.map_or(0, |c| u32::from(c) + 1),
         vrf_name: name.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{DropReason, Verdict};
+
+    const CONFIG: &str = r#"
+[server]
+anycast = "192.0.2.1"
+[ipfix]
+collector = "127.0.0.1:9"
+[[customer]]
+name = "first"
+prefixes = ["203.0.113.0/24"]
+[[customer]]
+name = "second"
+prefixes = ["198.18.0.0/24"]
+"#;
+
+    fn snapshot(text: &str) -> Arc<Snapshot> {
+        let loaded = crate::config::parse("test.toml", text).expect("parses");
+        Arc::new(Snapshot::build(&loaded).expect("builds"))
+    }
+
+    fn exporter(text: &str) -> Exporter {
+        Exporter::fixed(Samples::new(16), snapshot(text))
+    }
+
+    fn sample(src: u32, ms: u64, customer: Option<u16>) -> FlowSample {
+        FlowSample {
+            timestamp_ns: ms * 1_000_000,
+            v6: false,
+            src: u128::from(src),
+            dst: 0xcb00_7109,
+            src_port: 1,
+            dst_port: 2,
+            protocol: 17,
+            octets: 100,
+            verdict: Verdict::Drop(DropReason::Firewall),
+            customer,
+        }
+    }
+
+    #[test]
+    fn a_flow_reported_while_active_starts_again_at_its_next_packet() {
+        let mut x = exporter(CONFIG);
+        let now = Instant::now();
+        x.add(&sample(1, 1_000, None), now);
+        // Reported as active (the timeout as if passed), then a packet 100 s later.
+        x.flows.values_mut().for_each(|f| f.since = now - Duration::from_secs(3600));
+        let (_, first) = x.due(false).expect("configured");
+        assert_eq!((first[0].start_ms, first[0].end_ms, first[0].packets), (1_000, 1_000, 1));
+        x.add(&sample(1, 101_000, None), Instant::now());
+        let (_, second) = x.due(true).expect("configured");
+        assert_eq!((second[0].start_ms, second[0].end_ms, second[0].packets), (101_000, 101_000, 1));
+    }
+
+    #[test]
+    fn past_the_cache_bound_each_new_flow_is_reported_on_its_own() {
+        let mut x = exporter(CONFIG);
+        let now = Instant::now();
+        let extra = 10;
+        for src in 0..(MAX_FLOWS + extra) as u32 {
+            x.add(&sample(src, 5, None), now);
+        }
+        // An existing flow still counts into itself.
+        x.add(&sample(0, 6, None), now);
+        assert_eq!(x.flows.len(), MAX_FLOWS);
+        assert_eq!(x.stats.cache_full.load(Ordering::Relaxed), extra as u64);
+        let (_, due) = x.due(true).expect("configured");
+        assert_eq!(due.len(), MAX_FLOWS + extra, "every flow reported, those kept and those over");
+        assert_eq!(due.iter().map(|r| r.packets).sum::<u64>(), (MAX_FLOWS + extra + 1) as u64);
+    }
+
+    #[test]
+    fn a_reload_that_renames_customers_reports_open_flows_under_the_old_names() {
+        let snapshots = Arc::new(ArcSwap::new(snapshot(CONFIG)));
+        let mut x = Exporter::new(Samples::new(16), snapshots.clone());
+        x.add(&sample(1, 5, Some(1)), Instant::now());
+        // The second customer is now the first.
+        let swapped = CONFIG.replace("\"first\"", "\"tmp\"").replace("\"second\"", "\"first\"");
+        let reloaded = snapshot(&swapped);
+        assert!(relabels(&x.counted_under, &reloaded));
+        // What `drain` does on seeing the reload, with the records kept instead of sent.
+        let (_, due) = x.due(true).expect("configured");
+        assert_eq!((due[0].vrf_id, due[0].vrf_name.as_str()), (2, "second"));
+        snapshots.store(reloaded);
+        x.drain();
+        assert!(Arc::ptr_eq(&x.counted_under, &snapshots.load_full()));
+        // The same configuration again is no relabelling: flows stay open.
+        assert!(!relabels(&snapshot(CONFIG), &snapshot(CONFIG)));
+        assert!(relabels(&snapshot(CONFIG), &snapshot(&CONFIG.replace("[ipfix]", "[ipfix]\nsample = 10"))));
+    }
+
+    #[test]
+    fn each_observation_domain_counts_its_own_sequence() {
+        let mut x = exporter(CONFIG);
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let snap = x.counted_under.clone();
+        let mut config = snap.ipfix.clone().expect("configured");
+        config.collector = collector.local_addr().expect("bound");
+        let records = |n: u32| (0..n).map(|i| record(&key(i), &flow(), &config, &snap)).collect::<Vec<_>>();
+        let sequence_of_next = |x: &mut Exporter, config: &Ipfix, n: u32| {
+            x.send(config, &records(n));
+            let mut buf = [0u8; 2048];
+            let len = collector.recv(&mut buf).expect("a message");
+            // RFC 7011 §3.1: version, length, export time, sequence number, domain.
+            assert!(len >= 16);
+            u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]])
+        };
+        assert_eq!(sequence_of_next(&mut x, &config, 5), 0);
+        let mut other = config.clone();
+        other.observation_domain = 2;
+        assert_eq!(sequence_of_next(&mut x, &other, 3), 0, "domain 2 starts at 0");
+        assert_eq!(sequence_of_next(&mut x, &config, 1), 5, "domain 1 counts only its own records");
+    }
+
+    fn key(i: u32) -> FlowKey {
+        let s = sample(i, 0, None);
+        FlowKey {
+            v6: s.v6,
+            src: s.src,
+            dst: s.dst,
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            protocol: s.protocol,
+            verdict: s.verdict,
+            customer: s.customer,
+        }
+    }
+
+    fn flow() -> Flow {
+        let now = Instant::now();
+        Flow { packets: 1, octets: 100, start_ms: 0, end_ms: 0, since: now, seen: now }
     }
 }

@@ -10,7 +10,8 @@
 //! ([`wire`]: templates resent every minute, as RFC 7011 §8.4 asks over UDP).
 //!
 //! The counts in a record are those of the sampled packets; every record carries the
-//! sampling interval (`samplingPacketInterval`) so that a collector can scale them.
+//! sampling as RFC 5477 says it (`samplingPacketInterval` 1, `samplingPacketSpace` N - 1) so
+//! that a collector can scale them.
 
 pub mod exporter;
 pub mod wire;

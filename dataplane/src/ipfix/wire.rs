@@ -4,8 +4,10 @@
 //! Every record holds, in this order: `flowStartMilliseconds` (152), `flowEndMilliseconds`
 //! (153), the addresses (8 and 12, or 27 and 28), `sourceTransportPort` (7),
 //! `destinationTransportPort` (11), `protocolIdentifier` (4), `packetDeltaCount` (2),
-//! `octetDeltaCount` (1), `forwardingStatus` (89, RFC 7270, in one octet), its
-//! `samplingPacketInterval` (305), the customer as `ingressVRFID` (234, its index + 1; 0
+//! `octetDeltaCount` (1), `forwardingStatus` (89, RFC 7270, in one octet), how it was
+//! sampled (RFC 5477: `selectorAlgorithm` (304) 1, systematic count-based;
+//! `samplingPacketInterval` (305) 1 packet taken; `samplingPacketSpace` (306) N - 1 skipped,
+//! for one in N), the customer as `ingressVRFID` (234, its index + 1; 0
 //! for none) and `VRFname` (236: a customer is a routing domain of its own), and transitd's
 //! reason name as enterprise-specific element 1 of `[ipfix] enterprise_number`.
 
@@ -15,6 +17,9 @@ use crate::pipeline::{DropReason, Verdict};
 pub const TEMPLATE_V4: u16 = 256;
 /// The template of IPv6 flow records.
 pub const TEMPLATE_V6: u16 = 257;
+/// `selectorAlgorithm` 1 (RFC 5477 §8.2.1, the IANA PSAMP registry): systematic count-based
+/// sampling, the countdown each worker runs.
+const SYSTEMATIC_COUNT_BASED: u16 = 1;
 /// transitd's reason element, under the configured enterprise number.
 pub const REASON_ELEMENT: u16 = 1;
 /// Messages are kept under this size (an Ethernet MTU less IPv6 and UDP headers).
@@ -47,7 +52,7 @@ pub struct FlowRecord {
     pub octets: u64,
     /// The verdict.
     pub verdict: Verdict,
-    /// The sampling interval.
+    /// One packet in this many was sampled (1: every packet).
     pub sampling: u32,
     /// Customer index + 1, or 0.
     pub vrf_id: u32,
@@ -61,7 +66,7 @@ pub fn template_set(enterprise: u32) -> Vec<u8> {
     put_u16(&mut out, 2);
     put_u16(&mut out, 0); // length, below
     for (id, addr_len, src_ie, dst_ie) in [(TEMPLATE_V4, 4, 8, 12), (TEMPLATE_V6, 16, 27, 28)] {
-        let fields: [(u16, u16); 13] = [
+        let fields: [(u16, u16); 15] = [
             (152, 8),
             (153, 8),
             (src_ie, addr_len),
@@ -72,7 +77,9 @@ pub fn template_set(enterprise: u32) -> Vec<u8> {
             (2, 8),
             (1, 8),
             (89, 1),
+            (304, 2),
             (305, 4),
+            (306, 4),
             (234, 4),
             (236, VARIABLE),
         ];
@@ -109,7 +116,10 @@ pub fn record(r: &FlowRecord) -> Vec<u8> {
     out.extend_from_slice(&r.packets.to_be_bytes());
     out.extend_from_slice(&r.octets.to_be_bytes());
     out.push(forwarding_status(&r.verdict));
-    out.extend_from_slice(&r.sampling.to_be_bytes());
+    // Systematic count-based (RFC 5475 §5.1): one packet taken, then N - 1 skipped.
+    put_u16(&mut out, SYSTEMATIC_COUNT_BASED);
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&r.sampling.saturating_sub(1).to_be_bytes());
     out.extend_from_slice(&r.vrf_id.to_be_bytes());
     put_variable(&mut out, r.vrf_name.as_bytes());
     put_variable(&mut out, r.verdict.reason().as_bytes());

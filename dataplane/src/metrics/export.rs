@@ -502,7 +502,7 @@ impl Scrape<'_> {
             family(
                 enc,
                 "transitd_ipfix",
-                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue",
+                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue, samples sent as flows of their own (the flow cache was full)",
                 MetricType::Counter,
                 |m| {
                     let values = [
@@ -510,6 +510,7 @@ impl Scrape<'_> {
                         ("messages", &x.messages),
                         ("send_errors", &x.send_errors),
                         ("samples_lost", &samples.lost),
+                        ("cache_full", &x.cache_full),
                     ];
                     counters(m, "what", &values)
                 },
