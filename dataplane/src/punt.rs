@@ -5,7 +5,10 @@
 //! "passed": AF_XDP frames have no way back into the kernel's receive path.
 //!
 //! The device is created by `transitd run` (`td-<interface>` unless named) and goes away
-//! with the process. Frames are written as IP packets (the Ethernet header and VLAN tags
+//! with the process. Where it cannot be created (no `/dev/net/tun`, or one only root may
+//! open), transitd says so and runs without it: the exception path is not worth an edge
+//! that does not start, and each frame it would have carried is counted as failed. With
+//! `--punt-rate 0` no device is made. Frames are written as IP packets (the Ethernet header and VLAN tags
 //! are stripped), one `write` each: this is an exception path, bounded by a rate per worker
 //! (`--punt-rate`), and every frame is counted as punted, over the rate, or failed.
 
@@ -27,7 +30,8 @@ pub struct PuntStats {
 
 /// The TUN device frames are punted to.
 pub struct PuntDevice {
-    device: tun::Device,
+    /// `None`: punting is off (rate 0), or the device could not be made.
+    device: Option<tun::Device>,
     name: String,
     /// Frames per second, all workers together.
     rate: u32,
@@ -52,13 +56,29 @@ pub fn default_name(iface: &str) -> String {
 }
 
 impl PuntDevice {
-    /// Creates the TUN device `name`, brings it up and lets it accept packets whose source is
-    /// routed elsewhere (reverse-path filtering off on it: the packets are the Internet's,
-    /// arriving here only because transitd handed them over).
-    pub fn create(name: &str, rate: u32) -> anyhow::Result<Arc<PuntDevice>> {
+    /// Creates the TUN device `name` (none if `rate` is 0), brings it up and lets it accept
+    /// packets whose source is routed elsewhere (reverse-path filtering off on it: the
+    /// packets are the Internet's, arriving here only because transitd handed them over).
+    /// A device that cannot be made is reported on stderr, and the exception path is off.
+    pub fn create(name: &str, rate: u32) -> Arc<PuntDevice> {
+        let device = if rate == 0 { None } else { PuntDevice::open(name) };
+        Arc::new(PuntDevice { device, name: name.to_string(), rate, stats: PuntStats::default() })
+    }
+
+    fn open(name: &str) -> Option<tun::Device> {
         let mut config = tun::Configuration::default();
         config.tun_name(name).up();
-        let device = tun::create(&config).map_err(|e| anyhow::anyhow!("creating the punt device {name}: {e}"))?;
+        let device = match tun::create(&config) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!(
+                    "transitd: creating the punt device {name}: {e}; running without it: frames the pipeline \
+                     passes are dropped (counted: transitd_punt_packets_total{{result=\"failed\"}}). Is \
+                     /dev/net/tun there and open to this user (udev makes it 0666)?"
+                );
+                return None;
+            }
+        };
         let rp = format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
         if let Err(e) = std::fs::write(&rp, "0") {
             eprintln!("transitd: {rp}: {e}; punted packets may be dropped by reverse-path filtering");
@@ -69,7 +89,7 @@ impl PuntDevice {
                  source it routes elsewhere; set it to 2 (loose) or 0"
             );
         }
-        Ok(Arc::new(PuntDevice { device, name: name.to_string(), rate, stats: PuntStats::default() }))
+        Some(device)
     }
 
     /// The device's name.
@@ -111,7 +131,7 @@ impl Punt {
             return;
         }
         self.tat_ns = tat + self.interval_ns;
-        let written = ip_packet(frame.data()).map(|p| self.device.device.send(p));
+        let written = self.device.device.as_ref().zip(ip_packet(frame.data())).map(|(d, p)| d.send(p));
         match written {
             Some(Ok(_)) => stats.punted.fetch_add(1, Ordering::Relaxed),
             _ => stats.failed.fetch_add(1, Ordering::Relaxed),

@@ -162,7 +162,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // Threads around the workers stop on their own flag, after the workers and the detach.
     let helpers_stop = Arc::new(AtomicBool::new(false));
     let (capture, writer) = start_capture(opts.capture.as_ref(), shared.load().frame_size, &helpers_stop)?;
-    let punt = PuntDevice::create(&opts.punt_device, opts.punt_rate)?;
+    let punt = PuntDevice::create(&opts.punt_device, opts.punt_rate);
     // Sampled flows: the exporter runs whether or not [ipfix] is configured now (a reload
     // may add it), idle without it.
     let samples = crate::ipfix::Samples::new(SAMPLE_QUEUE);
