@@ -88,9 +88,12 @@ impl RateLimiter {
         if t.interval == CLOSED {
             return false;
         }
-        let tag = key | 1; // never 0, the free-slot tag
+        // Keyed: which set a key lands in is not the attacker's to choose (keys that share
+        // a set evict each other, and an evicted key comes back with a full burst).
+        let hashed = mix(key ^ secret());
+        let tag = hashed | 1; // never 0, the free-slot tag
         let mask = t.slots.len() - 1;
-        let set = (mix(key) as usize) & mask & !(WAYS - 1);
+        let set = (hashed as usize) & mask & !(WAYS - 1);
         let ways = &mut t.slots[set..set + WAYS];
         let slot = match ways.iter().position(|s| s.0 == tag) {
             Some(i) => i,
@@ -108,6 +111,19 @@ impl RateLimiter {
         ways[slot].1 = tat.saturating_add(t.interval);
         true
     }
+}
+
+/// A key drawn once per process (from the standard library's randomness, seeded by the
+/// operating system), mixed into every bucket key before it picks a set.
+fn secret() -> u64 {
+    static SECRET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SECRET.get_or_init(|| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x006c_696d_6974_u64))
+}
+
+/// A 128-bit address as a 64-bit bucket key, keyed like the sets: two addresses share a
+/// bucket only by chance (an unkeyed `hi ^ lo` made every IPv6 `(hi ^ x, lo ^ x)` one).
+pub fn fold_address(address: u128) -> u64 {
+    (address as u64) ^ mix((address >> 64) as u64 ^ secret())
 }
 
 /// A 64-bit finaliser (splitmix64), so that keys differing in few bits land in different sets.
@@ -153,6 +169,16 @@ mod tests {
     fn rate_zero_lets_nothing_through() {
         let mut l = RateLimiter::new(&[BucketSpec { key: BucketKey::Rule, rate: 0, burst: 100 }], 16);
         assert!((0..1000u64).all(|i| !l.admit(0, 0, i * 100 * MS)));
+    }
+
+    #[test]
+    fn keys_one_bit_apart_are_buckets_apart() {
+        // Keys 0 and 1 once shared a tag (key | 1): a `key = "rule"` bucket counted rules 0
+        // and 1 as one when they met in a set.
+        let spec = BucketSpec { key: BucketKey::Rule, rate: 1, burst: 1 };
+        let mut l = RateLimiter::new(&[spec], 4);
+        assert!(l.admit(0, 0, 0) && l.admit(0, 1, 0), "each key has its own token");
+        assert!(!l.admit(0, 0, 1) && !l.admit(0, 1, 1));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! any customer's firewall. Rate-limit state is the worker's own [`RateLimiter`], fixed in
 //! size, fed the frame's receive time (capture time in replay).
 
-use classifier::limit::mix;
+use classifier::limit::{fold_address, mix};
 use classifier::{Action, BucketKey, Decision, Dim, Key, RateLimiter, RuleSet};
 
 use super::parse::IpFrame;
@@ -151,11 +151,12 @@ impl RuleId {
 pub fn bucket_key(spec: BucketKey, key: &Key, rule: RuleId) -> u64 {
     let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
     match spec {
-        BucketKey::Destination => fold(key.dst_addr()),
+        BucketKey::Destination => fold_address(key.dst_addr()),
         BucketKey::SourceNetwork => {
-            // IPv4 /24 (top 24 of the 128-bit form), IPv6 /48.
-            let mask = if key.get(Dim::IpVersion) == 6 { !0u128 << 80 } else { !0u128 << 104 };
-            fold(key.src_addr() & mask)
+            // IPv4 /24 (top 24 of the 128-bit form), IPv6 /48; the version apart (an IPv6
+            // /48 can have an IPv4 /24's bits).
+            let (mask, version) = if key.get(Dim::IpVersion) == 6 { (!0u128 << 80, 6) } else { (!0u128 << 104, 4) };
+            fold_address(key.src_addr() & mask | version)
         }
         BucketKey::Flow => {
             let ports = u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort));

@@ -173,7 +173,8 @@ impl FlowTable {
         }
         if let Some(i) = found {
             let slot = &mut ways[i];
-            slot.seen = now;
+            // Never earlier: a replayed capture's packets may be out of order.
+            slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
             if flags & RST != 0 {
                 *slot = Slot::default();
             } else if flags & FIN != 0 {
@@ -248,7 +249,16 @@ fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
     if let Some(i) = ways.iter().position(|s| s.state == State::Free || expired(s, now, t)) {
         return i;
     }
-    (0..ways.len()).max_by_key(|&i| now.wrapping_sub(ways[i].seen)).unwrap_or(0)
+    (0..ways.len()).max_by_key(|&i| age(ways[i].seen, now)).unwrap_or(0)
+}
+
+/// Ticks from `seen` to `now`; 0 when `now` is earlier (packets out of order in a capture
+/// replayed by its own timestamps: once, a packet a millisecond earlier than the last made
+/// its connection look 52 days old, expired and out of state). Ticks wrap every 2^32
+/// (52 days); an age is read within half of that, far beyond any timeout.
+fn age(seen: u32, now: u32) -> u32 {
+    let ticks = now.wrapping_sub(seen);
+    if ticks > u32::MAX / 2 { 0 } else { ticks }
 }
 
 fn tick(ns: u64) -> u32 {
@@ -262,7 +272,7 @@ fn expired(s: &Slot, now: u32, t: &FlowTimeouts) -> bool {
         State::Established => t.established_ns,
         State::Closing => t.closing_ns,
     };
-    u64::from(now.wrapping_sub(s.seen)) > (timeout >> TICK_SHIFT)
+    u64::from(age(s.seen, now)) > (timeout >> TICK_SHIFT)
 }
 
 #[cfg(test)]
@@ -276,6 +286,17 @@ mod tests {
         grace_ns: 0,
     };
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_packet_earlier_than_the_last_is_still_of_its_connection() {
+        // A capture replayed by its timestamps: the third packet 2 ms before the second.
+        let mut t = FlowTable::new(1024);
+        let ms = 1_000_000;
+        assert_eq!(t.observe(7, SYN, 10 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(7, ACK, 10 * S + 5 * ms, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, ACK, 10 * S + 3 * ms, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, ACK, 10 * S + 6 * ms, &T), FlowEvent::Tracked);
+    }
 
     #[test]
     fn a_handshake_is_tracked_and_strangers_are_out_of_state() {

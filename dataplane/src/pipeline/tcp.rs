@@ -9,7 +9,8 @@
 //!
 //! [`FlowTable`]: super::flows::FlowTable
 
-use classifier::limit::mix;
+use std::hash::Hasher;
+
 use classifier::{ABSENT, Dim, Key};
 
 use gre::tcp::{self, TCP_HEADER_LEN, TcpPacket};
@@ -78,11 +79,11 @@ pub(super) fn protect(
     let now = ctx.now;
 
     if let Some(bucket) = rule.syn_bucket {
-        let source = fold(key.src_addr());
+        let source = keyed(key.src_addr(), 0);
         // The answer to a challenge: a RST whose sequence number is the cookie we sent.
         if flags & RST != 0
             && let Some(seq) = field_u32(data, ip.l4_start + 4)
-            && cookie_matches(tcp.cookie_secret, flow, seq, now)
+            && cookie_matches(&tcp.cookie_key, key, seq, now)
         {
             ctx.limits.authenticated.insert(source, now, now.saturating_add(tcp.authenticated_ns));
             outcome.tcp = Some(FlowEvent::ChallengePassed);
@@ -107,7 +108,7 @@ pub(super) fn protect(
                 return Protection::Drop(DropReason::TcpSynFlood);
             }
             let isn = field_u32(data, ip.l4_start + 4).unwrap_or(0);
-            return Protection::Challenge { cookie: cookie(tcp.cookie_secret, flow, now >> COOKIE_SLOT_SHIFT, isn) };
+            return Protection::Challenge { cookie: cookie(&tcp.cookie_key, key, now >> COOKIE_SLOT_SHIFT, isn) };
         }
     }
 
@@ -121,20 +122,31 @@ pub(super) fn protect(
     }
 }
 
-/// The challenge's acknowledgement number for `flow` in time slot `slot`: a keyed hash,
+/// The challenge's acknowledgement number for the connection of `key` in time slot `slot`:
+/// SipHash-2-4 under the configuration's secret key over both addresses, both ports and the
+/// slot (a PRF: cookies seen give nothing toward the key or another connection's cookie),
 /// never the one number the client would accept (its ISN + 1), so that its stack answers
 /// with a RST carrying it (RFC 9293 §3.10.7.3) instead of completing a connection.
-fn cookie(secret: u64, flow: u64, slot: u64, isn: u32) -> u32 {
-    let c = mix(secret ^ flow ^ mix(slot)) as u32;
+fn cookie(secret: &[u8; 16], key: &Key, slot: u64, isn: u32) -> u32 {
+    let c = cookie_of(secret, key, slot);
     if c == isn.wrapping_add(1) { c ^ 1 } else { c }
 }
 
-/// True when `seq` is the cookie of `flow` for the current slot or one of the previous
-/// ones (whatever the client's ISN was, hence both forms).
-fn cookie_matches(secret: u64, flow: u64, seq: u32, now_ns: u64) -> bool {
+fn cookie_of(secret: &[u8; 16], key: &Key, slot: u64) -> u32 {
+    let mut h = siphasher::sip::SipHasher24::new_with_key(secret);
+    h.write_u128(key.src_addr());
+    h.write_u128(key.dst_addr());
+    h.write_u32(key.get(Dim::SrcPort) << 16 | key.get(Dim::DstPort));
+    h.write_u64(slot);
+    h.finish() as u32
+}
+
+/// True when `seq` is the cookie of `key`'s connection for the current slot or one of the
+/// previous ones (whatever the client's ISN was, hence both forms).
+fn cookie_matches(secret: &[u8; 16], key: &Key, seq: u32, now_ns: u64) -> bool {
     let slot = now_ns >> COOKIE_SLOT_SHIFT;
     (0..COOKIE_SLOTS).any(|back| {
-        let c = mix(secret ^ flow ^ mix(slot.wrapping_sub(back))) as u32;
+        let c = cookie_of(secret, key, slot.wrapping_sub(back));
         seq == c || seq == c ^ 1
     })
 }
@@ -143,8 +155,14 @@ fn field_u32(data: &[u8], at: usize) -> Option<u32> {
     data.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn fold(v: u128) -> u64 {
-    (v as u64) ^ ((v >> 64) as u64)
+/// A keyed 64-bit hash of `value` (an address, a connection's addresses and ports): the
+/// tables of tracked connections and authenticated sources index and tell entries apart by
+/// it. SipHash-1-3 under a key drawn once per process: without it, an attacker cannot make
+/// two connections or sources one entry (the unkeyed fold once made every IPv6 address
+/// `(hi ^ x, lo ^ x)` the same source), nor aim at one set of a table.
+fn keyed(value: u128, more: u64) -> u64 {
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    std::hash::BuildHasher::hash_one(KEY.get_or_init(std::hash::RandomState::new), (value, more))
 }
 
 /// Rewrites the SYN or SYN-ACK in `frame` (Ethernet at 0, the IP header at `ip.l3_start`)
@@ -205,9 +223,47 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
     Some(len)
 }
 
-/// A 64-bit hash of the 4-tuple (the protocol is always TCP here).
+/// A keyed 64-bit hash of the 4-tuple (the protocol is always TCP here).
 fn flow_of(key: &Key) -> u64 {
-    let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
     let ports = u64::from(key.get(Dim::SrcPort)) << 16 | u64::from(key.get(Dim::DstPort));
-    mix(fold(key.src_addr())) ^ mix(fold(key.dst_addr()).rotate_left(23)) ^ mix(ports | 6 << 32)
+    keyed(key.src_addr(), keyed(key.dst_addr(), ports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6(src: u128, dst: u128, sport: u16, dport: u16) -> Key {
+        let mut key = Key::new(100);
+        key.set_ipv6(src.to_be_bytes(), dst.to_be_bytes(), 6, 64, 20);
+        key.set_ports(sport, dport);
+        key
+    }
+
+    #[test]
+    fn ipv6_addresses_that_fold_alike_are_different_sources_and_connections() {
+        // The unkeyed fold (hi ^ lo) made every (hi ^ x, lo ^ x) one source and one flow.
+        let (src, dst) = (0x2001_0db8_0000_0000_0000_0000_0000_0001u128, 0x2001_0db8_0000_0000_0000_0000_0000_0002u128);
+        let x = 0x0123_4567_89ab_cdefu128;
+        let twin = src ^ (x << 64 | x);
+        assert_eq!((src as u64) ^ (src >> 64) as u64, (twin as u64) ^ (twin >> 64) as u64, "they do fold alike");
+        assert_ne!(keyed(src, 0), keyed(twin, 0));
+        assert_ne!(flow_of(&v6(src, dst, 1000, 80)), flow_of(&v6(twin, dst, 1000, 80)));
+    }
+
+    #[test]
+    fn a_cookie_is_of_its_connection_and_slot() {
+        let secret = [7u8; 16];
+        let key = v6(1, 2, 1000, 80);
+        let c = cookie_of(&secret, &key, 5);
+        for other in [v6(1, 2, 1001, 80), v6(1, 2, 1000, 81), v6(3, 2, 1000, 80), v6(1, 3, 1000, 80)] {
+            assert_ne!(cookie_of(&secret, &other, 5), c);
+        }
+        assert_ne!(cookie_of(&secret, &key, 6), c);
+        assert_ne!(cookie_of(&[8u8; 16], &key, 5), c);
+        // Accepted in its slot and the four after, not later.
+        let at = |slot: u64| slot << COOKIE_SLOT_SHIFT;
+        assert!((5..5 + COOKIE_SLOTS).all(|s| cookie_matches(&secret, &key, c, at(s))));
+        assert!(!cookie_matches(&secret, &key, c, at(5 + COOKIE_SLOTS)));
+    }
 }

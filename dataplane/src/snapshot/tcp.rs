@@ -51,8 +51,8 @@ pub struct TcpProtection {
     pub challenges: BucketSpec,
     /// How long a source that answered a challenge is let through, in nanoseconds.
     pub authenticated_ns: u64,
-    /// The key of the challenge cookies, drawn when the configuration is compiled.
-    pub cookie_secret: u64,
+    /// The SipHash key of the challenge cookies, drawn when the configuration is compiled.
+    pub cookie_key: [u8; 16],
 }
 
 /// One rule.
@@ -126,7 +126,7 @@ impl Builder<'_> {
                 burst: u64::from(challenge_rate / 100).max(1),
             },
             authenticated_ns,
-            cookie_secret: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7463_705f_636f_6f6bu64),
+            cookie_key: random_key(),
         };
         let (global, rules) = self.tcp_rules(&mut tcp, &t.rules, None, "[tcp_protection]");
         tcp.global = global;
@@ -208,4 +208,14 @@ impl Builder<'_> {
         }
         (set, rules)
     }
+}
+
+/// 128 bits drawn from the standard library's per-process randomness (each `RandomState`
+/// is a SipHash key of its own, seeded from the operating system).
+fn random_key() -> [u8; 16] {
+    let draw = |n: u64| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), n);
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&draw(0x636f_6f6b).to_le_bytes());
+    key[8..].copy_from_slice(&draw(0x6b65_7973).to_le_bytes());
+    key
 }
