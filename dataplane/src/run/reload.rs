@@ -235,8 +235,11 @@ fn apply(
             r4.dedup();
             r6.sort_unstable();
             r6.dedup();
-            let ready =
-                widened.and_then(|_| program_tables(program, &new)).and_then(|_| program.set_tunnel_remotes(&r4, &r6));
+            // The union first: the old remotes must stay while the workers run the old
+            // snapshot (their GRE would otherwise go to the host for the whole update).
+            let ready = widened
+                .and_then(|_| program.set_tunnel_remotes(&r4, &r6))
+                .and_then(|_| program_egress_and_config(program, &new));
             if let Err(e) = ready {
                 // The program goes back to the running configuration's tables, and the
                 // workers never see the new one: a half-applied reload would pass new
@@ -296,6 +299,12 @@ pub(super) fn tunnel_remotes(snap: &Snapshot) -> (Vec<std::net::Ipv4Addr>, Vec<s
 pub(super) fn program_tables(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
     let (v4, v6) = tunnel_remotes(snap);
     program.set_tunnel_remotes(&v4, &v6)?;
+    program_egress_and_config(program, snap)
+}
+
+/// The XDP program's configuration and soft-unicast tables from `snap` (its tunnel remotes
+/// left as they are).
+fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
     let su = snap.soft_unicast.as_ref();
     if let Some(su) = su {
         let slices = usize::from(su.plan.slices_per_ip);
