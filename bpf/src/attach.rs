@@ -73,7 +73,18 @@ pub fn is_stale(found: &Found) -> bool {
     !libbpf_rs::query::LinkInfoIter::default().any(|link| link.prog_id == found.id)
 }
 
-/// The program attached to `ifindex`, if any, in either mode.
+/// True when `program` itself (not another transitd's, nor a stale one) is what `ifindex`
+/// runs: the attached program's id against ours. Neither needs CAP_SYS_ADMIN, which
+/// [`Found::name`] does (listing the kernel's programs): under the systemd unit's
+/// capabilities the name reads `?`, and a check by name found transitd never attached.
+pub fn runs(ifindex: i32, program: &XdpProgram) -> Result<bool, BpfError> {
+    let ours =
+        libbpf_rs::Program::id_from_fd(program.prog_fd()).map_err(|source| BpfError::Query { ifindex, source })?;
+    Ok(attached(ifindex, program)?.is_some_and(|found| found.id == ours))
+}
+
+/// The program attached to `ifindex`, if any, in either mode. Its name needs CAP_SYS_ADMIN
+/// (without it, `?`).
 pub fn attached(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<Found>, BpfError> {
     let q = Xdp::new(any_prog.prog_fd())
         .query(ifindex, XdpFlags::NONE)

@@ -11,7 +11,7 @@
 
 mod attach;
 
-pub use attach::{AttachMode, Attached, Found, attached, detach, is_stale};
+pub use attach::{AttachMode, Attached, Found, attached, detach, is_stale, runs};
 
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr};

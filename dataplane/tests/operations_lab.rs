@@ -304,10 +304,34 @@ fn the_units_capabilities_are_enough_to_run_as_nobody() {
     std::fs::create_dir_all(&dir).unwrap();
     let (binary, config) = (dir.join("transitd"), dir.join("transitd.toml"));
     std::fs::copy(env!("CARGO_BIN_EXE_transitd"), &binary).unwrap();
-    std::fs::write(&config, ACME).unwrap();
+    // BGP too: a stand-in for BIRD's control socket, which answers every `configure`, and
+    // an include file nobody may write. (The check that the XDP program is still attached
+    // once looked the program up by name, which needs CAP_SYS_ADMIN: under the unit it
+    // found transitd detached and withdrew everything.)
+    let bird = dir.join("bird");
+    std::fs::create_dir_all(&bird).unwrap();
+    let (socket, include) = (bird.join("bird.ctl"), bird.join("transitd.conf"));
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"0001 BIRD 2.0.12 ready.\n");
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            let _ = stream.write_all(b"0003 Reconfigured\n");
+        }
+    });
+    let with_bgp = format!(
+        "{ACME}\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 2000\n",
+        socket.display(),
+        include.display()
+    );
+    std::fs::write(&config, with_bgp).unwrap();
     for p in [&dir, &binary, &config] {
         Command::new("chmod").arg("a+rX").arg(p).status().unwrap();
     }
+    Command::new("chmod").arg("a+rwx").arg(&bird).arg(&socket).status().unwrap();
     let as_nobody = |caps: &[String]| {
         let list = caps.join(",");
         let mut c = lab.cmd("dut", "setpriv");
@@ -332,6 +356,11 @@ fn the_units_capabilities_are_enough_to_run_as_nobody() {
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=30000+i, dport=21, flags='S') for i in range(20)]");
     std::thread::sleep(Duration::from_millis(500));
     let file = cap.finish();
+    // Announced, and still announced past a few checks of the XDP program (every 500 ms).
+    let announced = || std::fs::read_to_string(&include).unwrap_or_default().contains("route 203.0.113.0/24 blackhole");
+    wait_for("transitd as nobody to announce acme's prefix", Duration::from_secs(10), announced);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(announced(), "withdrawn while serving:\n{}", read());
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "{}", read());

@@ -101,7 +101,9 @@ fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "BIRD closed the socket"));
         }
         let line = line.trim_end();
-        let (code, rest) = line.split_at(line.len().min(4));
+        // Four bytes of code, unless the fourth ends inside a character (no code, then).
+        let at = line.len().min(4);
+        let (code, rest) = if line.is_char_boundary(at) { line.split_at(at) } else { ("", line) };
         let coded = code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit());
         text.push(if coded { rest.get(1..).unwrap_or("") } else { line.trim_start() }.to_string());
         if coded && (rest.is_empty() || rest.starts_with(' ')) {
@@ -126,6 +128,9 @@ mod tests {
         assert_eq!(last_reply(&mut text.as_bytes()).unwrap().0, "8002");
         let text = "1007-Table master4:\n 203.0.113.0/24 blackhole\n0000 \n";
         assert_eq!(last_reply(&mut text.as_bytes()).unwrap().0, "0000");
+        // A line whose fourth byte ends inside a character is text, not a panic.
+        let text = " ab\u{e9}\n0003 x\n";
+        assert_eq!(last_reply(&mut text.as_bytes()).unwrap(), ("0003".to_string(), "ab\u{e9}; x".to_string()));
     }
 
     #[test]

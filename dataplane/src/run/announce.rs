@@ -59,7 +59,10 @@ impl Announcer {
             }
             return;
         };
-        if self.speaker.as_ref().is_some_and(|s| s.config() != config) {
+        // Only what the guard process was started with restarts it (a restart withdraws
+        // everything for a moment, on every server a fleet's change reaches at once).
+        let guard_of = |b: &crate::snapshot::Bgp| (b.bird_socket.clone(), b.bird_include.clone(), b.withdraw_after);
+        if self.speaker.as_ref().is_some_and(|s| guard_of(s.config()) != guard_of(config)) {
             eprintln!("transitd: [bgp] changed: restarting the guard");
             if let Some(s) = self.speaker.take() {
                 s.stop();
@@ -79,7 +82,7 @@ impl Announcer {
             }
         }
         if self.attached.1.elapsed() >= XDP_CHECK_EVERY {
-            let ours = transitd_bpf::attached(ifindex, program).is_ok_and(|f| f.is_some_and(|f| f.is_transitd()));
+            let ours = transitd_bpf::runs(ifindex, program).unwrap_or(false);
             self.attached = (ours, Instant::now());
         }
         let stalled: Vec<u32> = self
