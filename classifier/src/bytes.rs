@@ -137,6 +137,32 @@ impl Layer {
     }
 }
 
+impl Layer {
+    /// What `contains` and `matches` search of an unsliced protocol, as tshark 4.0 does: from
+    /// its header to the end of the layer, its payload with it (`tcp contains "Host:"` finds
+    /// the request; `==`, slices and `len()` see the header alone, [`Layer::range`]).
+    pub fn searched(self, key: &Key, frame_len: usize) -> Option<Range<usize>> {
+        let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+        let cut = |start: usize, end: usize| start.min(frame_len)..end.min(frame_len).max(start.min(frame_len));
+        let l4 = |proto: u32| at(Dim::L4At).filter(|_| key.get(Dim::L4Proto) == proto);
+        let version = key.get(Dim::IpVersion);
+        match self {
+            Layer::Eth => Some(cut(at(Dim::EthAt)?, frame_len)),
+            Layer::Ip if version == 4 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + at(Dim::IpLen)?)),
+            Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
+            Layer::Tcp => {
+                let start = l4(6)?;
+                Some(cut(start, start + at(Dim::TcpHdrLen)? + at(Dim::L4Len)?))
+            }
+            Layer::Udp => {
+                let start = l4(17)?;
+                Some(cut(start, start + at(Dim::L4Len)?.max(8)))
+            }
+            _ => self.range(key, frame_len),
+        }
+    }
+}
+
 /// `[start:len]`, `[start-end]`, `[start]`, `[start:]` or `[:len]`, as one offset (negative:
 /// from the end) and a length (`None`: to the end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,7 +333,9 @@ fn order(a: &[u8], b: &[u8]) -> Ordering {
 impl ByteTest {
     /// True when the test holds of the packet whose key is `key`, parsed from `frame`.
     pub fn holds(&self, key: &Key, frame: &[u8]) -> bool {
-        let Some(range) = self.layer.range(key, frame.len()) else { return false };
+        let searching = self.slice.is_none() && matches!(self.op, ByteOp::Contains(_) | ByteOp::Matches(_));
+        let range = if searching { self.layer.searched(key, frame.len()) } else { self.layer.range(key, frame.len()) };
+        let Some(range) = range else { return false };
         let whole = frame.get(range).unwrap_or(&[]);
         let v = self.slice.map_or(whole, |s| s.of(whole));
         match &self.op {
