@@ -151,7 +151,7 @@ fn bad_bgp_settings_are_refused_at_their_position() {
         errors,
         [
             "bgp.toml:4:15: bird_socket `bird.ctl` is not an absolute path",
-            "bgp.toml:5:21: withdraw_after_ms 50 is not in 100..=60000"
+            "bgp.toml:5:21: withdraw_after_ms 50 is not in 500..=60000"
         ]
     );
 }

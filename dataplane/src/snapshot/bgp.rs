@@ -33,14 +33,16 @@ impl Builder<'_> {
         };
         let bird_socket = path(&section.bird_socket, "bird_socket");
         let bird_include = path(&section.bird_include, "bird_include");
+        // At least five of the supervisor's ticks (100 ms, and workers publish as often):
+        // at 100 ms the guard's check came before the next word and announcements flapped.
         let ms = *section.withdraw_after_ms.get_ref();
-        if !(100..=60_000).contains(&ms) {
-            self.err(&section.withdraw_after_ms.span(), format!("withdraw_after_ms {ms} is not in 100..=60000"));
+        if !(500..=60_000).contains(&ms) {
+            self.err(&section.withdraw_after_ms.span(), format!("withdraw_after_ms {ms} is not in 500..=60000"));
         }
         Bgp {
             bird_socket,
             bird_include,
-            withdraw_after: Duration::from_millis(ms.clamp(100, 60_000)),
+            withdraw_after: Duration::from_millis(ms.clamp(500, 60_000)),
             withdraw_customers_without_tunnels: section.withdraw_customers_without_tunnels,
         }
     }
