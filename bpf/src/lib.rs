@@ -36,7 +36,11 @@ const STAT_EGRESS_LOCAL: u32 = 3;
 const STAT_BACKBONE_LOCAL: u32 = 4;
 const STAT_GRE_NOT_OURS: u32 = 5;
 
-/// Table sizes of `consts.h`.
+/// Queues with an AF_XDP socket slot (`MAX_QUEUES` of `consts.h`): queue ids from 0 up to
+/// this, exclusive, can be served.
+pub const MAX_QUEUES: u32 = 64;
+
+/// Table sizes of `consts.h` (a test holds them to the compiled object's maps).
 const MAX_EGRESS_ADDRS: usize = 16384;
 const MAX_EGRESS_SLICES: usize = 16384 * 32;
 const MAX_BACKBONE_PEERS: usize = 4096;
@@ -51,6 +55,7 @@ pub const PROGRAM_NAME: &str = "xdp_transitd";
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, IntoBytes, Immutable)]
 struct ConfigValue {
+    slot: u32,
     anycast_v4: [u8; 4],
     has_anycast_v6: u32,
     anycast_v6: [u8; 16],
@@ -76,6 +81,18 @@ struct EgressAddrValue {
     pad: u16,
     row: u32,
 }
+
+/// `struct egress_key` of `maps.h`: an address (network order) in a slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, IntoBytes, Immutable)]
+struct EgressKey {
+    slot: u32,
+    addr: [u8; 4],
+}
+
+/// `CONFIG_SLOTS` of `consts.h`: the configuration and soft-unicast's tables are written
+/// into the slot the program is not reading, then `config_slot` switches to it.
+const CONFIG_SLOTS: u32 = 2;
 
 /// XDP actions (`enum xdp_action`).
 const XDP_DROP: u32 = 1;
@@ -108,6 +125,17 @@ pub enum UnboundQueue {
     /// Drop it (fail closed): no customer's traffic bypasses its firewall.
     #[default]
     Drop,
+}
+
+/// Soft-unicast's tables for the program.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EgressTables {
+    /// Each egress address with its data centre; its row is its position.
+    pub addresses: Vec<(Ipv4Addr, u16)>,
+    /// The owner of each slice, row by row (`slices` per row; `u16::MAX`: none).
+    pub owners: Vec<u16>,
+    /// The fleet's backbone addresses (servers' and data centres').
+    pub peers: Vec<Ipv4Addr>,
 }
 
 /// Soft-unicast's scalars for the program.
@@ -180,6 +208,9 @@ pub enum BpfError {
         /// The reason.
         source: libbpf_rs::Error,
     },
+    /// Tables that do not fit together (a bug in the caller).
+    #[error("inconsistent tables for the XDP program: {0}")]
+    Inconsistent(String),
     /// A table larger than the program's maps.
     #[error("{what} too large for the XDP program's maps (at most {limit})")]
     TooLarge {
@@ -219,6 +250,9 @@ pub struct XdpStats {
 /// The loaded (not necessarily attached) program.
 pub struct XdpProgram {
     skel: TransitdSkel<'static>,
+    /// The slot the program reads; held while a configuration is published, so two
+    /// publications never write one slot.
+    active: std::sync::Mutex<u32>,
 }
 
 impl XdpProgram {
@@ -229,7 +263,7 @@ impl XdpProgram {
         let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
         let open = TransitdSkelBuilder::default().open(storage).map_err(BpfError::Load)?;
         let skel = open.load().map_err(BpfError::Load)?;
-        Ok(XdpProgram { skel })
+        Ok(XdpProgram { skel, active: std::sync::Mutex::new(0) })
     }
 
     pub(crate) fn prog_fd(&self) -> BorrowedFd<'_> {
@@ -246,50 +280,24 @@ impl XdpProgram {
             .map_err(|source| BpfError::Map { map: "xsks", source })
     }
 
-    /// Sets the program's configuration: the anycast addresses GRE arrives at (IPv6
-    /// optional) and soft-unicast's scalars (its tables are [`XdpProgram::set_egress`]'s).
-    pub fn set_config(&self, config: &XdpConfig) -> Result<(), BpfError> {
-        let mut value = ConfigValue {
-            anycast_v4: config.anycast.octets(),
-            gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
-            mpls_redirect: u32::from(config.mpls_redirect),
-            unbound_action: match config.unbound_queue {
-                UnboundQueue::Pass => XDP_PASS,
-                UnboundQueue::Drop => XDP_DROP,
-            },
-            ..ConfigValue::default()
-        };
-        if let Some(v6) = config.anycast_v6 {
-            value.has_anycast_v6 = 1;
-            value.anycast_v6 = v6.octets();
-        }
-        if let Some(su) = &config.soft_unicast {
-            value.su_enabled = 1;
-            value.backbone_v4 = su.backbone.octets();
-            value.dc_backbone_v4 = su.dc_backbone.octets();
-            value.key_id = su.key_id;
-            value.this_server = su.this_server;
-            value.this_dc = su.this_dc;
-            value.reserved_ports = su.reserved_ports;
-            value.slice_size = su.slice_size;
-            value.slices = su.slices;
-        }
-        self.skel
-            .maps
-            .config
-            .update(&0u32.to_ne_bytes(), value.as_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map { map: "config", source })
+    /// Publishes the program's configuration (the anycast addresses GRE arrives at, IPv6
+    /// optional, and soft-unicast's scalars) with soft-unicast's tables. Both are written
+    /// into the slot the program is not reading, then the program switches to it: a packet
+    /// sees the old configuration and tables or the new ones, never a mix (an owner row of
+    /// one plan under an address of the other would steer return traffic wrong). On error
+    /// the program goes on reading what it read.
+    pub fn publish(&self, config: &XdpConfig, egress: &EgressTables) -> Result<(), BpfError> {
+        let mut active = self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = (*active + 1) % CONFIG_SLOTS;
+        self.stage(next, config, egress)?;
+        self.switch_to(next)?;
+        *active = next;
+        Ok(())
     }
 
-    /// Replaces soft-unicast's tables: each egress address with its data centre (its row is
-    /// its position), the owner of each slice row by row (`u16::MAX`: none), and the fleet's
-    /// backbone addresses.
-    pub fn set_egress(
-        &self,
-        addresses: &[(Ipv4Addr, u16)],
-        owners: &[u16],
-        peers: &[Ipv4Addr],
-    ) -> Result<(), BpfError> {
+    /// Writes `config` and `egress` into `slot`, which the program must not be reading.
+    fn stage(&self, slot: u32, config: &XdpConfig, egress: &EgressTables) -> Result<(), BpfError> {
+        let EgressTables { addresses, owners, peers } = egress;
         if addresses.len() > MAX_EGRESS_ADDRS || owners.len() > MAX_EGRESS_SLICES || peers.len() > MAX_BACKBONE_PEERS {
             return Err(BpfError::TooLarge {
                 what: "soft-unicast plan",
@@ -298,28 +306,46 @@ impl XdpProgram {
                 ),
             });
         }
-        for (i, o) in owners.iter().enumerate() {
-            let (key, value) = ((i as u32).to_ne_bytes(), o.to_ne_bytes());
-            self.skel
-                .maps
-                .egress_owners
-                .update(&key, &value, MapFlags::ANY)
-                .map_err(|source| BpfError::Map { map: "egress_owners", source })?;
+        let slices = config.soft_unicast.as_ref().map_or(0, |su| su.slices as usize);
+        if owners.len() != addresses.len() * slices {
+            return Err(BpfError::Inconsistent(format!(
+                "{} owners for {} addresses of {slices} slices",
+                owners.len(),
+                addresses.len()
+            )));
         }
-        let mut keys = Vec::with_capacity(addresses.len());
-        for (row, (addr, dc)) in addresses.iter().enumerate() {
-            let value = EgressAddrValue { dc: *dc, pad: 0, row: row as u32 };
-            let key = addr.octets().to_vec();
-            self.skel
-                .maps
-                .egress_addrs
-                .update(&key, value.as_bytes(), MapFlags::ANY)
-                .map_err(|source| BpfError::Map { map: "egress_addrs", source })?;
-            keys.push(key);
-        }
-        remove_stale(&self.skel.maps.egress_addrs, "egress_addrs", &keys)?;
-        let peer_keys: Vec<Vec<u8>> = peers.iter().map(|p| p.octets().to_vec()).collect();
-        replace_keys(&self.skel.maps.backbone_peers, "backbone_peers", peer_keys)
+        let maps = &self.skel.maps;
+        // Rows past this plan's in the slot's half are left from an older one: no address
+        // of this slot leads to them.
+        let base = slot * MAX_EGRESS_SLICES as u32;
+        let keys: Vec<u8> = (0..owners.len() as u32).flat_map(|i| (base + i).to_ne_bytes()).collect();
+        let values: Vec<u8> = owners.iter().flat_map(|o| o.to_ne_bytes()).collect();
+        update_batch(&maps.egress_owners, "egress_owners", &keys, &values, owners.len())?;
+        let key = |addr: &Ipv4Addr| EgressKey { slot, addr: addr.octets() }.as_bytes().to_vec();
+        let keys: Vec<Vec<u8>> = addresses.iter().map(|(addr, _)| key(addr)).collect();
+        let values: Vec<u8> = addresses
+            .iter()
+            .enumerate()
+            .flat_map(|(row, (_, dc))| EgressAddrValue { dc: *dc, pad: 0, row: row as u32 }.as_bytes().to_vec())
+            .collect();
+        update_batch(&maps.egress_addrs, "egress_addrs", &keys.concat(), &values, keys.len())?;
+        remove_stale_in_slot(&maps.egress_addrs, "egress_addrs", slot, &keys)?;
+        let keys: Vec<Vec<u8>> = peers.iter().map(key).collect();
+        update_batch(&maps.backbone_peers, "backbone_peers", &keys.concat(), &vec![1; keys.len()], keys.len())?;
+        remove_stale_in_slot(&maps.backbone_peers, "backbone_peers", slot, &keys)?;
+        let value = config_value(slot, config);
+        maps.config
+            .update(&slot.to_ne_bytes(), value.as_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map { map: "config", source })
+    }
+
+    /// Makes the program read `slot` from its next packet on (one aligned 4-byte write).
+    fn switch_to(&self, slot: u32) -> Result<(), BpfError> {
+        self.skel
+            .maps
+            .config_slot
+            .update(&0u32.to_ne_bytes(), &slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map { map: "config_slot", source })
     }
 
     /// Replaces the owned IPv4 prefixes: adds the new ones first, then removes the stale
@@ -377,6 +403,65 @@ impl XdpProgram {
     }
 }
 
+/// `config` as the program's `struct transitd_config`, in `slot`.
+fn config_value(slot: u32, config: &XdpConfig) -> ConfigValue {
+    let mut value = ConfigValue {
+        slot,
+        anycast_v4: config.anycast.octets(),
+        gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
+        mpls_redirect: u32::from(config.mpls_redirect),
+        unbound_action: match config.unbound_queue {
+            UnboundQueue::Pass => XDP_PASS,
+            UnboundQueue::Drop => XDP_DROP,
+        },
+        ..ConfigValue::default()
+    };
+    if let Some(v6) = config.anycast_v6 {
+        value.has_anycast_v6 = 1;
+        value.anycast_v6 = v6.octets();
+    }
+    if let Some(su) = &config.soft_unicast {
+        value.su_enabled = 1;
+        value.backbone_v4 = su.backbone.octets();
+        value.dc_backbone_v4 = su.dc_backbone.octets();
+        value.key_id = su.key_id;
+        value.this_server = su.this_server;
+        value.this_dc = su.this_dc;
+        value.reserved_ports = su.reserved_ports;
+        value.slice_size = su.slice_size;
+        value.slices = su.slices;
+    }
+    value
+}
+
+/// Writes `count` entries in one system call (`keys` and `values` back to back).
+fn update_batch(
+    map: &impl MapCore,
+    name: &'static str,
+    keys: &[u8],
+    values: &[u8],
+    count: usize,
+) -> Result<(), BpfError> {
+    if count == 0 {
+        return Ok(());
+    }
+    let count =
+        u32::try_from(count).map_err(|_| BpfError::TooLarge { what: name, limit: "u32::MAX entries".into() })?;
+    map.update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
+        .map_err(|source| BpfError::Map { map: name, source })
+}
+
+/// Deletes every key of `map` in `slot` (its first four bytes) not in `keep`.
+fn remove_stale_in_slot(map: &impl MapCore, name: &'static str, slot: u32, keep: &[Vec<u8>]) -> Result<(), BpfError> {
+    let keep: std::collections::HashSet<&[u8]> = keep.iter().map(Vec::as_slice).collect();
+    let stale: Vec<Vec<u8>> =
+        map.keys().filter(|k| k.starts_with(&slot.to_ne_bytes()) && !keep.contains(k.as_slice())).collect();
+    for key in stale {
+        map.delete(&key).map_err(|source| BpfError::Map { map: name, source })?;
+    }
+    Ok(())
+}
+
 /// An LPM trie key: the prefix length (host order), then the address bytes.
 fn lpm_key(len: u8, addr: &[u8]) -> Vec<u8> {
     let mut key = u32::from(len).to_ne_bytes().to_vec();
@@ -405,7 +490,7 @@ fn remove_stale(map: &impl MapCore, name: &'static str, keep: &[Vec<u8>]) -> Res
 mod tests {
     use std::mem::{offset_of, size_of};
 
-    use super::skel::types::{egress_addr, transitd_config};
+    use super::skel::types::{egress_addr, egress_key, transitd_config};
     use super::*;
 
     /// The values written into the maps have the layout of the program's own types, which
@@ -422,6 +507,7 @@ mod tests {
             ConfigValue,
             transitd_config,
             [
+                slot,
                 anycast_v4,
                 has_anycast_v6,
                 anycast_v6,
@@ -440,5 +526,195 @@ mod tests {
             ]
         );
         same!(EgressAddrValue, egress_addr, [dc, pad, row]);
+        same!(EgressKey, egress_key, [slot, addr]);
+    }
+
+    /// Soft-unicast as the program sees it: an egress address 192.0.2.10 whose slice of
+    /// ports 1024-33279 is server `owners[0]`'s and 33280-65535 `owners[1]`'s, this server 0.
+    fn soft_unicast(owners: [u16; 2]) -> (XdpConfig, EgressTables) {
+        let config = XdpConfig {
+            anycast: Ipv4Addr::new(192, 0, 2, 1),
+            anycast_v6: None,
+            soft_unicast: Some(SoftUnicastConfig {
+                backbone: Ipv4Addr::new(10, 0, 0, 1),
+                dc_backbone: Ipv4Addr::new(10, 0, 0, 100),
+                key_id: 7,
+                this_server: 0,
+                this_dc: 0,
+                reserved_ports: 1024,
+                slice_size: 32256,
+                slices: 2,
+            }),
+            gre_not_ours_pass: true,
+            mpls_redirect: false,
+            unbound_queue: UnboundQueue::Pass,
+        };
+        let egress = EgressTables {
+            addresses: vec![(Ipv4Addr::new(192, 0, 2, 10), 0)],
+            owners: owners.to_vec(),
+            peers: vec![Ipv4Addr::new(10, 0, 0, 2)],
+        };
+        (config, egress)
+    }
+
+    /// An Ethernet, IPv4 and UDP frame from 198.51.100.7 to 192.0.2.10 at `port`.
+    fn udp_to_egress(port: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&28u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[198, 51, 100, 7]);
+        f[30..34].copy_from_slice(&[192, 0, 2, 10]);
+        f[34..36].copy_from_slice(&5353u16.to_be_bytes());
+        f[36..38].copy_from_slice(&port.to_be_bytes());
+        f[38..40].copy_from_slice(&8u16.to_be_bytes());
+        set_ipv4_checksum(&mut f[14..34]);
+        f
+    }
+
+    /// Sets the IPv4 header checksum of the 20 bytes at `h` (RFC 791).
+    fn set_ipv4_checksum(h: &mut [u8]) {
+        h[10..12].fill(0);
+        let sum: u32 = h[..20].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        let folded = (folded & 0xffff) + (folded >> 16);
+        h[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+    }
+
+    /// Backbone GRE from peer 10.0.0.2 to this server (10.0.0.1) carrying `inner`.
+    fn backbone(inner: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&((20 + 8 + inner.len()) as u16).to_be_bytes());
+        f[22] = 64;
+        f[23] = 47;
+        f[26..30].copy_from_slice(&[10, 0, 0, 2]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        set_ipv4_checksum(&mut f[14..34]);
+        f[34..36].copy_from_slice(&0x2000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[38..42].copy_from_slice(&(7u32 << 8 | 1).to_be_bytes());
+        f.extend_from_slice(&inner[14..]);
+        f
+    }
+
+    /// Runs the program on `frame` (BPF_PROG_TEST_RUN) and names the counter it bumped.
+    fn judge(program: &XdpProgram, frame: &[u8]) -> &'static str {
+        let before = program.stats();
+        let input = libbpf_rs::ProgramInput { data_in: Some(frame), ..Default::default() };
+        program.skel.progs.xdp_transitd.test_run(input).expect("test run (needs root)");
+        let after = program.stats();
+        let moved = [
+            ("redirected", after.redirected - before.redirected),
+            ("passed", after.passed - before.passed),
+            ("no_socket", after.no_socket - before.no_socket),
+            ("egress_local", after.egress_local - before.egress_local),
+            ("backbone_local", after.backbone_local - before.backbone_local),
+            ("gre_not_ours", after.gre_not_ours - before.gre_not_ours),
+        ];
+        let bumped: Vec<_> = moved.iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(bumped.len(), 1, "{moved:?}");
+        bumped[0].0
+    }
+
+    /// A configuration is written beside the one the program reads and seen only once
+    /// switched to: whole, never a mix; a refused one changes nothing.
+    #[test]
+    fn the_program_sees_a_publication_whole_or_not_at_all() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (mine_first, theirs_first) = (soft_unicast([0, 1]), soft_unicast([1, 0]));
+        let low = udp_to_egress(2000);
+        assert_eq!(judge(&program, &low), "passed", "nothing published: nothing is transitd's");
+        program.publish(&mine_first.0, &mine_first.1).unwrap();
+        assert_eq!(judge(&program, &low), "egress_local", "slice 0 is this server's");
+        assert_eq!(judge(&program, &udp_to_egress(40000)), "no_socket", "slice 1 is another's: redirected");
+
+        // Staged, not yet switched to: the program still reads the first plan.
+        let next = (*program.active.lock().unwrap() + 1) % CONFIG_SLOTS;
+        program.stage(next, &theirs_first.0, &theirs_first.1).unwrap();
+        assert_eq!(judge(&program, &low), "egress_local");
+        program.switch_to(next).unwrap();
+        *program.active.lock().unwrap() = next;
+        assert_eq!(judge(&program, &low), "no_socket", "the second plan, once switched to");
+
+        let (config, mut short) = soft_unicast([0, 1]);
+        short.owners.pop();
+        assert!(matches!(program.publish(&config, &short), Err(BpfError::Inconsistent(_))));
+        assert_eq!(judge(&program, &low), "no_socket", "a refused publication changes nothing");
+
+        // Into the slot of the second plan, a third with another address: the second's
+        // address is gone from it, not mixed in.
+        program.publish(&mine_first.0, &mine_first.1).unwrap();
+        let (config, mut other) = soft_unicast([1, 0]);
+        other.addresses[0].0 = Ipv4Addr::new(192, 0, 2, 11);
+        program.publish(&config, &other).unwrap();
+        assert_eq!(judge(&program, &low), "passed", "192.0.2.10 is no egress address of the slot read");
+        program.publish(&theirs_first.0, &theirs_first.1).unwrap();
+        assert_eq!(judge(&program, &low), "no_socket");
+    }
+
+    /// Backbone GRE for this server is decapsulated in XDP only when its outer header's
+    /// checksum verifies; a corrupt one goes to the data plane (which drops and counts it).
+    #[test]
+    fn backbone_gre_is_stripped_only_under_a_verifying_header() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        let good = backbone(&udp_to_egress(2000));
+        assert_eq!(judge(&program, &good), "backbone_local");
+        let mut corrupt = good.clone();
+        corrupt[14 + 8] ^= 0x01; // the TTL, under the old checksum
+        assert_eq!(judge(&program, &corrupt), "no_socket");
+        assert_eq!(judge(&program, &backbone(&udp_to_egress(40000))), "no_socket", "another server's");
+    }
+
+    /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
+    fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
+        let mut f = udp_to_egress(53);
+        f[14 + 9] = 47;
+        f[26..30].copy_from_slice(&[198, 51, 100, 9]);
+        f[30..34].copy_from_slice(&[192, 0, 2, 1]);
+        f[34..38].copy_from_slice(&[0, 0, 0x08, 0x00]);
+        if more_fragments {
+            f[14 + 6] = 0x20;
+        }
+        set_ipv4_checksum(&mut f[14..34]);
+        f
+    }
+
+    /// A GRE fragment from a source that is no tunnel's router is not ours, as its whole
+    /// datagram would not be: passed when `gre_unsupported = "pass"`; from a tunnel's router
+    /// it is the data plane's to drop and count.
+    #[test]
+    fn gre_fragments_follow_the_source_they_come_from() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, _) = soft_unicast([0, 1]);
+        let config = XdpConfig { soft_unicast: None, ..config };
+        program.publish(&config, &EgressTables::default()).unwrap();
+        assert_eq!(judge(&program, &gre_to_anycast(true)), "gre_not_ours");
+        assert_eq!(judge(&program, &gre_to_anycast(false)), "gre_not_ours");
+        program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[]).unwrap();
+        assert_eq!(judge(&program, &gre_to_anycast(true)), "no_socket");
+        assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket");
+    }
+
+    /// The bounds the loader checks are the sizes the program's maps were compiled with.
+    #[test]
+    fn table_bounds_match_the_programs_maps() {
+        let mut storage = MaybeUninit::uninit();
+        let open = TransitdSkelBuilder::default().open(&mut storage).expect("the object opens (no privilege needed)");
+        let maps = &open.maps;
+        assert_eq!(maps.xsks.max_entries(), MAX_QUEUES);
+        let slots = CONFIG_SLOTS as usize;
+        assert_eq!(maps.config.max_entries(), CONFIG_SLOTS);
+        assert_eq!(maps.egress_addrs.max_entries() as usize, slots * MAX_EGRESS_ADDRS);
+        assert_eq!(maps.egress_owners.max_entries() as usize, slots * MAX_EGRESS_SLICES);
+        assert_eq!(maps.backbone_peers.max_entries() as usize, slots * MAX_BACKBONE_PEERS);
+        assert_eq!(maps.tunnel_remotes_v4.max_entries() as usize, MAX_TUNNEL_REMOTES);
+        assert_eq!(maps.tunnel_remotes_v6.max_entries() as usize, MAX_TUNNEL_REMOTES);
+        assert_eq!(maps.stats.max_entries(), STAT_GRE_NOT_OURS + 1);
     }
 }

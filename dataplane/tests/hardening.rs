@@ -343,6 +343,25 @@ fn flags_are_checked_before_the_program_is_attached() {
         .output()
         .unwrap();
     assert!(stderr(&out).contains("has 1 rx queues (0-0), not queue 3"), "{}", stderr(&out));
+    // The XDP program has 64 socket slots: an interface with more queues is served only
+    // where asked, and a queue past them is refused, before anything is attached.
+    let wide = "twide0";
+    lab.run("dut", "ip", &["link", "add", "name", wide, "numrxqueues", "65", "numtxqueues", "65", "type", "veth"]);
+    lab.run("dut", "ip", &["link", "set", wide, "up"]);
+    for (queues, expected) in [
+        (None, "has 65 rx queues; transitd serves queues 0-63 (the XDP program's socket map)"),
+        (Some("64"), "--queues: queue 64 is past the 64 queues the XDP program has socket slots for"),
+    ] {
+        let mut cmd = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd"));
+        cmd.args(["run", "--iface", wide, "--config", config.to_str().unwrap()]);
+        if let Some(q) = queues {
+            cmd.args(["--queues", q]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{queues:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
+        assert!(!has_xdp(&lab, "dut", wide), "{queues:?} left an XDP program attached");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -21,6 +21,10 @@
 #define MAX_BACKBONE_PEERS 4096
 /* Tunnel remotes per family: every configuration's tunnels fit (tunnel ids are 16 bits). */
 #define MAX_TUNNEL_REMOTES 65536
+/* The configuration and soft-unicast's tables are kept twice: the data plane writes the slot
+ * the program is not reading, then switches `config_slot` to it (one aligned 4-byte write), so
+ * a reload is seen whole or not at all. */
+#define CONFIG_SLOTS 2
 /* No server owns the slice. */
 #define NO_OWNER 0xffff
 

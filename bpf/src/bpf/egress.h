@@ -88,8 +88,8 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
  * -1: not an egress address. */
 static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end)
 {
-	__u32 dst = ip->daddr;
-	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &dst);
+	struct egress_key k = { .slot = cfg->slot, .addr = ip->daddr };
+	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &k);
 	if (!e)
 		return -1;
 	int dc_mine = e->dc == cfg->this_dc;
@@ -100,10 +100,27 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	if (slice >= cfg->slices)
 		return dc_mine;
 	__u32 idx = e->row * cfg->slices + slice;
+	if (idx >= MAX_EGRESS_SLICES)
+		return dc_mine; /* past the slot's half: the loader never writes such a row */
+	idx += cfg->slot * MAX_EGRESS_SLICES;
 	__u16 *owner = bpf_map_lookup_elem(&egress_owners, &idx);
 	if (!owner || *owner == NO_OWNER)
 		return dc_mine;
 	return *owner == cfg->this_server;
+}
+
+/* The 20-byte IPv4 header's checksum verifies (RFC 1071: the ones' complement sum is all
+ * ones). The caller has checked the 20 bytes are in the packet. */
+static __always_inline int ipv4_checksum_ok(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
 }
 
 struct gre_key_hdr_ {
@@ -115,7 +132,8 @@ struct gre_key_hdr_ {
 /* Backbone GRE to this server carrying return traffic this server owns: strips the outer
  * IPv4 and GRE headers, keeps the Ethernet addresses, and returns 1 (pass the inner packet to
  * the kernel). 0: not such a packet (the data plane decides). Only the plain shape the data
- * plane sends is handled here: no VLAN tag, no IPv4 options, GRE with a key only. */
+ * plane sends is handled here: no VLAN tag, no IPv4 options, a header checksum that verifies,
+ * GRE with a key only. */
 static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_config *cfg)
 {
 	void *data = (void *)(long)ctx->data;
@@ -127,8 +145,12 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 		return 0;
 	if (ip->daddr != cfg->backbone_v4 && ip->daddr != cfg->dc_backbone_v4)
 		return 0;
-	__u32 src = ip->saddr;
-	if (!bpf_map_lookup_elem(&backbone_peers, &src))
+	/* The kernel would check it; stripped here, a corrupt header would go unnoticed. The
+	 * data plane drops and counts it. */
+	if (!ipv4_checksum_ok(ip))
+		return 0;
+	struct egress_key peer = { .slot = cfg->slot, .addr = ip->saddr };
+	if (!bpf_map_lookup_elem(&backbone_peers, &peer))
 		return 0;
 	struct gre_key_hdr_ *g = (void *)(ip + 1);
 	if ((void *)(g + 1) > end || g->flags != bpf_htons(0x2000) || g->proto != bpf_htons(ETH_P_IP))

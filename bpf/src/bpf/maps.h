@@ -17,9 +17,11 @@ struct lpm_v6_key {
 	__u8 addr[16];
 };
 
-/* Settings of this server (one entry). Addresses in network byte order; `anycast_v4` 0 and
- * `has_anycast_v6` 0 mean unset. */
+/* Settings of this server (one entry per slot, `config_slot` says which is read). Addresses in
+ * network byte order; `anycast_v4` 0 and `has_anycast_v6` 0 mean unset. */
 struct transitd_config {
+	/* The slot this entry is in: soft-unicast's tables are read in the same slot. */
+	__u32 slot;
 	__u32 anycast_v4;
 	__u32 has_anycast_v6;
 	__u8 anycast_v6[16];
@@ -47,7 +49,13 @@ struct transitd_config {
 	__u32 mpls_redirect;
 };
 
-/* An egress address: its data centre and its row in `egress_owners`. */
+/* An egress address (network order) in a slot. */
+struct egress_key {
+	__u32 slot;
+	__u32 addr;
+};
+
+/* An egress address: its data centre and its row in its slot's half of `egress_owners`. */
 struct egress_addr {
 	__u16 dc;
 	__u16 pad;
@@ -79,35 +87,44 @@ struct {
 	__type(value, __u8);
 } owned_v6 SEC(".maps");
 
+/* The slot of `config` (and of the soft-unicast tables) the program reads (one entry). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
+	__type(value, __u32);
+} config_slot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONFIG_SLOTS);
+	__type(key, __u32);
 	__type(value, struct transitd_config);
 } config SEC(".maps");
 
-/* Soft-unicast egress address (network order) -> its data centre and row. */
+/* Soft-unicast egress address in a slot -> its data centre and row. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_EGRESS_ADDRS);
-	__type(key, __u32);
+	__uint(max_entries, CONFIG_SLOTS * MAX_EGRESS_ADDRS);
+	__type(key, struct egress_key);
 	__type(value, struct egress_addr);
 } egress_addrs SEC(".maps");
 
-/* The server owning each slice, at row × slices + slice (NO_OWNER: none). */
+/* The server owning each slice, at slot × MAX_EGRESS_SLICES + row × slices + slice
+ * (NO_OWNER: none). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_EGRESS_SLICES);
+	__uint(max_entries, CONFIG_SLOTS * MAX_EGRESS_SLICES);
 	__type(key, __u32);
 	__type(value, __u16);
 } egress_owners SEC(".maps");
 
-/* Backbone addresses of the fleet's servers and data centres (network order): backbone GRE
- * from anywhere else is not decapsulated here. */
+/* Backbone addresses of the fleet's servers and data centres in a slot (the key's `addr`):
+ * backbone GRE from anywhere else is not decapsulated here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_BACKBONE_PEERS);
-	__type(key, __u32);
+	__uint(max_entries, CONFIG_SLOTS * MAX_BACKBONE_PEERS);
+	__type(key, struct egress_key);
 	__type(value, __u8);
 } backbone_peers SEC(".maps");
 

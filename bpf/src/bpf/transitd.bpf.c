@@ -44,13 +44,15 @@ struct gre_base_ {
 /* GRE to the anycast address is transitd's when it comes from a configured tunnel's router,
  * is version 0 and carries IPv4 or IPv6 (what the data plane decapsulates). The rest is
  * passed to the kernel here unless the configuration asks the data plane to drop (and count)
- * it. A truncated or fragmented header is left to the data plane, which drops it with a
- * reason. */
+ * it. A truncated or fragmented header from a tunnel's router is left to the data plane,
+ * which drops it with a reason; from anywhere else it is not ours, whatever it holds. */
 static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, int known, int fragment)
 {
 	struct gre_base_ *g = gre;
-	if (fragment || (void *)(g + 1) > end)
+	if (known && (fragment || (void *)(g + 1) > end))
 		return OURS;
+	if (fragment || (void *)(g + 1) > end)
+		return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 	int plain = (g->flags & bpf_htons(GRE_VERSION_MASK)) == 0 &&
 		    (g->proto == bpf_htons(ETH_P_IP) || g->proto == bpf_htons(ETH_P_IPV6));
 	if (known && plain)
@@ -109,8 +111,13 @@ int xdp_transitd(struct xdp_md *ctx)
 	if (!parse_ethernet(data, end, &proto, &l3))
 		return count(STAT_PASSED, XDP_PASS);
 
+	/* The slot the data plane last switched to: a reload in progress writes the other. */
 	__u32 zero = 0;
-	struct transitd_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u32 *slot = bpf_map_lookup_elem(&config_slot, &zero);
+	if (!slot)
+		return count(STAT_PASSED, XDP_PASS);
+	__u32 active = *slot & (CONFIG_SLOTS - 1);
+	struct transitd_config *cfg = bpf_map_lookup_elem(&config, &active);
 	if (!cfg)
 		return count(STAT_PASSED, XDP_PASS);
 	if (proto == bpf_htons(ETH_P_IP)) {

@@ -33,7 +33,16 @@ pub fn parse_list(text: &str) -> anyhow::Result<Vec<u32>> {
 /// interface has, none twice.
 pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Result<Vec<u32>> {
     let all = rx_queues(iface)?;
-    let Some(asked) = asked else { return Ok(all) };
+    let Some(asked) = asked else {
+        anyhow::ensure!(
+            all.len() <= transitd_bpf::MAX_QUEUES as usize,
+            "{iface} has {} rx queues; transitd serves queues 0-{} (the XDP program's socket map): \
+             choose them with --queues",
+            all.len(),
+            transitd_bpf::MAX_QUEUES - 1
+        );
+        return Ok(all);
+    };
     let mut seen = std::collections::HashSet::new();
     for &q in asked {
         anyhow::ensure!(
@@ -41,6 +50,11 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
             "--queues: {iface} has {} rx queues (0-{}), not queue {q}",
             all.len(),
             all.len().saturating_sub(1)
+        );
+        anyhow::ensure!(
+            q < transitd_bpf::MAX_QUEUES,
+            "--queues: queue {q} is past the {} queues the XDP program has socket slots for",
+            transitd_bpf::MAX_QUEUES
         );
         anyhow::ensure!(seen.insert(q), "--queues: queue {q} is listed twice");
     }

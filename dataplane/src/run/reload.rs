@@ -97,7 +97,10 @@ impl ConfigWatch {
                     let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
                     let prefix = source.prefix.clone();
                     let what = format!("{source} at revision {}", fetched.revision);
-                    (what, Box::new(move || fleet::assemble(&prefix, &fetched.keys).and_then(|l| Snapshot::build(&l))))
+                    (
+                        what,
+                        Box::new(move || fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build(&l))),
+                    )
                 }
                 (ConfigSource::File(_), None) => return None,
             };
@@ -223,9 +226,10 @@ fn apply(
             let v4: Vec<_> = owned_v4.iter().chain(&old.owned_v4()).copied().collect();
             let v6: Vec<_> = owned_v6.iter().chain(&old.owned_v6()).copied().collect();
             let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
-            // Soft-unicast's tables move with the snapshot; between the two, the program and
-            // the workers may disagree on an owner for a moment, which the hop limit in the
-            // backbone key turns into a counted drop, never a loop.
+            // Soft-unicast's tables move with the snapshot, published whole (the program
+            // reads the old ones or the new ones); between the program's switch and the
+            // workers', the two may disagree on an owner for a moment, which the hop limit
+            // in the backbone key turns into a counted drop, never a loop.
             // Tunnel remotes, like prefixes: both sets while the swap is under way.
             let ((mut r4, mut r6), (o4, o6)) = (tunnel_remotes(&new), tunnel_remotes(&old));
             r4.extend(o4);
@@ -262,8 +266,9 @@ fn apply(
             // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
             // loses the probes in flight.
             let names: Vec<&str> = new.tunnels.iter().map(|t| t.name.as_str()).collect();
+            let probed: Vec<bool> = new.tunnels.iter().map(|t| t.interface.is_some()).collect();
             let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
-            new.health.inherit(&names, &old.health, &old_names);
+            new.health.inherit(&names, &probed, &old.health, &old_names);
             drop(names);
             shared.store(Arc::new(new));
             // What is left over from the old configuration goes; failing that, it is only
@@ -306,24 +311,22 @@ pub(super) fn program_tables(program: &XdpProgram, snap: &Snapshot) -> Result<()
 /// left as they are).
 fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
     let su = snap.soft_unicast.as_ref();
+    let mut egress = transitd_bpf::EgressTables::default();
     if let Some(su) = su {
         let slices = usize::from(su.plan.slices_per_ip);
         let index: std::collections::HashMap<&str, u16> =
             su.owners.servers.iter().enumerate().map(|(i, s)| (s.as_str(), i as u16)).collect();
-        let mut addresses = Vec::with_capacity(su.plan.owners.len());
-        let mut owners = Vec::with_capacity(su.plan.owners.len() * slices);
+        egress.addresses.reserve(su.plan.owners.len());
+        egress.owners.reserve(su.plan.owners.len() * slices);
         for (ip, slice_owners) in &su.plan.owners {
-            addresses.push((std::net::Ipv4Addr::from(*ip), su.owners.data_centre(*ip).unwrap_or(u16::MAX)));
-            owners.extend(slice_owners.iter().map(|o| index.get(o.as_str()).copied().unwrap_or(u16::MAX)));
+            egress.addresses.push((std::net::Ipv4Addr::from(*ip), su.owners.data_centre(*ip).unwrap_or(u16::MAX)));
+            egress.owners.extend(slice_owners.iter().map(|o| index.get(o.as_str()).copied().unwrap_or(u16::MAX)));
         }
-        let mut peers: Vec<std::net::Ipv4Addr> = su.server_backbone.iter().chain(&su.dc_backbone_of).copied().collect();
-        peers.sort_unstable();
-        peers.dedup();
-        program.set_egress(&addresses, &owners, &peers)?;
-    } else {
-        program.set_egress(&[], &[], &[])?;
+        egress.peers = su.server_backbone.iter().chain(&su.dc_backbone_of).copied().collect();
+        egress.peers.sort_unstable();
+        egress.peers.dedup();
     }
-    program.set_config(&transitd_bpf::XdpConfig {
+    let config = transitd_bpf::XdpConfig {
         anycast: std::net::Ipv4Addr::from(snap.anycast),
         anycast_v6: snap.anycast_v6,
         soft_unicast: su.map(|su| transitd_bpf::SoftUnicastConfig {
@@ -342,7 +345,8 @@ fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<()
             crate::snapshot::Fate::Pass => transitd_bpf::UnboundQueue::Pass,
             crate::snapshot::Fate::Drop => transitd_bpf::UnboundQueue::Drop,
         },
-    })
+    };
+    program.publish(&config, &egress)
 }
 
 #[cfg(test)]
