@@ -24,12 +24,13 @@ use crate::snapshot::{HealthConfig, Snapshot, TunnelId};
 /// ICMP identifier of probes.
 const PROBE_IDENT: u16 = 0x7464; // "td"
 
-/// Writes a probe for tunnel `t` (sequence `seq`) into `buf`: the inner IPv4 packet, an
-/// ICMP echo reply from the router's side (`peer`) to ours. Returns its length.
-pub fn write_probe(buf: &mut [u8], t: TunnelId, ours: Ipv4Addr, peer: Ipv4Addr, nonce: u64, seq: u32) -> Option<usize> {
+/// Writes a probe for tunnel `t` (sequence `seq`, `tag` its [`HealthTable::tag`](crate::snapshot::health::HealthTable::tag))
+/// into `buf`: the inner IPv4 packet, an ICMP echo reply from the router's side (`peer`)
+/// to ours. Returns its length.
+pub fn write_probe(buf: &mut [u8], t: TunnelId, ours: Ipv4Addr, peer: Ipv4Addr, tag: u64, seq: u32) -> Option<usize> {
     let mut payload = [0u8; PROBE_PAYLOAD_LEN];
     payload[..8].copy_from_slice(&PROBE_MAGIC);
-    payload[8..16].copy_from_slice(&nonce.to_be_bytes());
+    payload[8..16].copy_from_slice(&tag.to_be_bytes());
     payload[16..18].copy_from_slice(&t.to_be_bytes());
     payload[20..24].copy_from_slice(&seq.to_be_bytes());
     let echo = Echo { kind: ICMPV4_ECHO_REPLY, src: peer, dst: ours, ident: PROBE_IDENT, seq: seq as u16, ttl: 64 };
@@ -47,6 +48,8 @@ struct ProbeState {
     sent_ns: u64,
     /// When the next probe is due.
     next_ns: u64,
+    /// The interval `next_ns` was set with: a shorter one takes effect at once.
+    interval_ns: u64,
     /// Answered probes in a row.
     answered: u32,
     /// Missed probes in a row.
@@ -69,17 +72,27 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// A prober for `snap`, keeping the schedule of tunnels it already probed under `old`.
+    /// A prober for `snap`, keeping the schedule and the probes in flight of tunnels it
+    /// already probed under `old`, and what it decided there since the reload copied the
+    /// health table (the prober is the one writer of up and down).
     pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) {
         let mut states = vec![ProbeState::default(); snap.tunnels.len()];
         if let Some(old) = old {
             let old_index: std::collections::HashMap<&str, usize> =
                 old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
-                if let Some(&o) = old_index.get(tunnel.name.as_str()) {
-                    states[t] = self.states.get(o).copied().unwrap_or_default();
-                    // Tunnel ids may have changed: the probe in flight names the old one.
+                let Some(&o) = old_index.get(tunnel.name.as_str()) else { continue };
+                states[t] = self.states.get(o).copied().unwrap_or_default();
+                if tunnel.interface.is_none() {
+                    continue; // not probed any more: up, as the reload made it
+                }
+                snap.health.take_over(t as TunnelId, &old.health, o as TunnelId);
+                if o != t && states[t].pending {
+                    // The probe in flight names the old id: its reply will not count. The
+                    // next is sent at once, so reloads, however frequent, never stop the
+                    // judging.
                     states[t].pending = false;
+                    states[t].next_ns = 0;
                 }
             }
         }
@@ -105,8 +118,15 @@ impl Prober {
                 continue;
             }
             let t = i as TunnelId;
+            let interval_ns = cfg.interval_ns.max(cfg.timeout_ns);
+            if interval_ns != s.interval_ns {
+                if s.seq != 0 {
+                    s.next_ns = s.next_ns.min(s.sent_ns.saturating_add(interval_ns));
+                }
+                s.interval_ns = interval_ns;
+            }
             if s.pending {
-                let answered = snap.health.replied(t) >= s.seq;
+                let answered = snap.health.answered(t, s.seq);
                 if !answered && now_ns < s.sent_ns.saturating_add(cfg.timeout_ns) {
                     continue;
                 }
@@ -131,11 +151,12 @@ impl Prober {
             }
             if now_ns >= s.next_ns {
                 let seq = s.seq.wrapping_add(1).max(1);
+                snap.health.expect(t, seq);
                 if send(t, seq) {
                     s.seq = seq;
                     s.pending = true;
                     s.sent_ns = now_ns;
-                    s.next_ns = now_ns.saturating_add(cfg.interval_ns.max(cfg.timeout_ns));
+                    s.next_ns = now_ns.saturating_add(interval_ns);
                 } else {
                     s.next_ns = now_ns.saturating_add(cfg.timeout_ns);
                 }
@@ -158,7 +179,7 @@ pub fn spill_probe(
     let Some(iface) = tunnel.interface else { return false };
     let Some(slot) = spill.next_slot() else { return false };
     let Some(len) =
-        slot.get_mut(HEADROOM..).and_then(|b| write_probe(b, t, iface.ours, iface.peer, snap.health.nonce(), seq))
+        slot.get_mut(HEADROOM..).and_then(|b| write_probe(b, t, iface.ours, iface.peer, snap.health.tag(t, seq), seq))
     else {
         return false;
     };
@@ -171,13 +192,16 @@ pub fn spill_probe(
     }
 }
 
-/// A random nonce for probes, from the kernel.
-pub fn random_nonce() -> u64 {
+/// A random key for probe tags, from the kernel.
+pub fn random_key() -> [u64; 2] {
     use std::io::Read as _;
-    let mut b = [0u8; 8];
+    let mut b = [0u8; 16];
     match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
-        Ok(()) => u64::from_ne_bytes(b),
-        Err(_) => crate::io::wall_clock_ns() ^ u64::from(std::process::id()) << 32,
+        Ok(()) => [
+            u64::from_ne_bytes(b[..8].try_into().unwrap_or_default()),
+            u64::from_ne_bytes(b[8..].try_into().unwrap_or_default()),
+        ],
+        Err(_) => [crate::io::wall_clock_ns(), u64::from(std::process::id())],
     }
 }
 
@@ -188,7 +212,11 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn snap(extra_tunnel: &str) -> Snapshot {
-        let text = format!(
+        Snapshot::build(&crate::config::parse("t.toml", &snap_text(extra_tunnel)).unwrap()).unwrap()
+    }
+
+    fn snap_text(extra_tunnel: &str) -> String {
+        format!(
             r#"
 [server]
 anycast = "192.0.2.1"
@@ -209,15 +237,14 @@ interface = "10.213.0.0/31"
 name = "unprobed"
 remote = "198.51.100.2"
 "#
-        );
-        Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap()
+        )
     }
 
     /// The reply payload of probe `seq` of tunnel `t`, as the router returns it.
     fn reply(s: &Snapshot, t: TunnelId, seq: u32) -> Vec<u8> {
         let mut buf = [0u8; 64];
         let iface = s.tunnels[usize::from(t)].interface.unwrap();
-        let len = write_probe(&mut buf, t, iface.ours, iface.peer, s.health.nonce(), seq).unwrap();
+        let len = write_probe(&mut buf, t, iface.ours, iface.peer, s.health.tag(t, seq), seq).unwrap();
         buf[28..len].to_vec()
     }
 
@@ -253,7 +280,7 @@ remote = "198.51.100.2"
     #[test]
     fn a_dead_tunnel_goes_down_within_two_intervals_and_comes_back() {
         let s = snap("");
-        s.health.set_nonce(0x1234);
+        s.health.set_key([0x1234, 5]);
         let mut p = Prober::default();
         p.rebind(None, &s);
         let mut changes = Vec::new();
@@ -298,33 +325,135 @@ remote = "198.51.100.2"
     }
 
     #[test]
-    fn forged_or_misdirected_replies_do_not_count() {
+    fn forged_misdirected_or_stale_replies_do_not_count() {
         let s = snap("");
-        s.health.set_nonce(77);
+        s.health.set_key([77, 78]);
+        s.health.expect(0, 5);
         let good = reply(&s, 0, 5);
-        let mut wrong_nonce = good.clone();
-        wrong_nonce[15] ^= 1;
-        assert!(!s.health.record_reply(0, &wrong_nonce));
+        let mut wrong_tag = good.clone();
+        wrong_tag[15] ^= 1;
+        assert!(!s.health.record_reply(0, &wrong_tag));
         assert!(!s.health.record_reply(1, &good), "the reply names tunnel 0");
         assert!(!s.health.record_reply(0, &good[..20]));
-        assert_eq!(s.health.replied(0), 0);
+        // Another tunnel's router sees its own probes' tags, not this tunnel's: one of its
+        // replies relabelled for tunnel 0, or given a later sequence number, fails the tag.
+        let mut relabelled = good.clone();
+        relabelled[8..16].copy_from_slice(&s.health.tag(1, 5).to_be_bytes());
+        assert!(!s.health.record_reply(0, &relabelled));
+        let mut later = good.clone();
+        later[20..24].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(!s.health.record_reply(0, &later));
+        assert!(!s.health.answered(0, 5));
         assert!(s.health.record_reply(0, &good));
-        assert_eq!(s.health.replied(0), 5);
+        assert!(s.health.answered(0, 5));
+        // A late reply to an earlier probe is ours but answers nothing.
+        s.health.expect(0, 6);
+        assert!(s.health.record_reply(0, &reply(&s, 0, 4)));
+        assert!(!s.health.answered(0, 6));
+    }
+
+    /// Sequence numbers wrap after 2^32 probes: the next probe is judged by its own reply,
+    /// not by the high one answered before.
+    #[test]
+    fn the_sequence_wraps_without_latching_up() {
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        p.states[0].seq = u32::MAX - 1;
+        let mut changes = Vec::new();
+        run(&mut p, &s, 0, 2000 * MS, true, &mut changes);
+        assert!(p.states[0].seq < 5, "wrapped: {}", p.states[0].seq);
+        run(&mut p, &s, 2000 * MS, 6000 * MS, false, &mut changes);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(!changes[0].1.up);
+    }
+
+    /// Names of `s`'s tunnels, and whether each is probed.
+    fn names(s: &Snapshot) -> (Vec<&str>, Vec<bool>) {
+        s.tunnels.iter().map(|t| (t.name.as_str(), t.interface.is_some())).unzip()
     }
 
     #[test]
     fn a_reload_keeps_state_by_tunnel_name() {
         let old = snap("");
         old.health.set_up(0, false);
-        old.health.set_nonce(9);
+        old.health.set_key([9, 10]);
         // The new file adds a tunnel in front: ids shift by one.
         let new = snap("[[customer.tunnel]]\nname = \"new\"\nremote = \"198.51.100.3\"\n");
-        let names = |s: &Snapshot| s.tunnels.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
-        let (n, o) = (names(&new), names(&old));
-        let n: Vec<&str> = n.iter().map(String::as_str).collect();
-        let o: Vec<&str> = o.iter().map(String::as_str).collect();
-        new.health.inherit(&n, &old.health, &o);
+        let ((n, probed), (o, _)) = (names(&new), names(&old));
+        new.health.inherit(&n, &probed, &old.health, &o);
         assert_eq!((new.health.is_up(0), new.health.is_up(1), new.health.is_up(2)), (true, false, true));
-        assert_eq!(new.health.nonce(), 9);
+        assert_eq!(new.health.key(), [9, 10]);
+    }
+
+    /// A down tunnel whose `interface` is taken out is no longer probed, so it is up: as
+    /// the documentation says every unprobed tunnel is.
+    #[test]
+    fn a_tunnel_no_longer_probed_is_up() {
+        let old = snap("");
+        old.health.set_up(0, false);
+        let text = |s: &str| s.replace("interface = \"10.213.0.0/31\"\n", "");
+        let new = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
+        let ((n, probed), (o, _)) = (names(&new), names(&old));
+        new.health.inherit(&n, &probed, &old.health, &o);
+        assert!(new.health.is_up(0));
+    }
+
+    /// Reloads every 200 ms, each building the same configuration anew, do not stop the
+    /// judging: a dead tunnel still goes down in time, and nothing the prober decided
+    /// between a reload's copy of the table and its own move is lost.
+    #[test]
+    fn frequent_reloads_do_not_freeze_health_checking() {
+        let mut s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        let mut t = 0;
+        while t < 8000 * MS {
+            // The link is cut at 3 s.
+            run(&mut p, &s, t, t + 200 * MS, t < 3000 * MS, &mut changes);
+            let new = snap("");
+            let ((n, probed), (o, _)) = (names(&new), names(&s));
+            new.health.inherit(&n, &probed, &s.health, &o);
+            // The old snapshot is still the prober's for one more tick after the copy.
+            run(&mut p, &s, t + 200 * MS, t + 210 * MS, t < 3000 * MS, &mut changes);
+            p.rebind(Some(&s), &new);
+            s = new;
+            t += 210 * MS;
+        }
+        // The probe of 3 s is answered (its stretch began before the cut); the one of 4 s
+        // and two re-probes are not: down at 4.75 s, as without reloads.
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(!changes[0].1.up && changes[0].0 <= 4800 * MS, "{changes:?}");
+        assert!(!s.health.is_up(0), "the decision outlives the reloads");
+    }
+
+    /// A shorter interval takes effect at once, not after the old one's wait.
+    #[test]
+    fn a_shorter_interval_applies_at_once() {
+        let hour = snap("").health_config;
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let slow = HealthConfig { interval_ns: 3_600_000 * MS, ..hour };
+        let mut sent = 0;
+        for (now, cfg) in [(0, slow), (1000 * MS, slow), (1000 * MS, hour)] {
+            let mut probes = Vec::new();
+            p.tick(
+                &s,
+                &cfg,
+                now,
+                |t, seq| {
+                    probes.push((t, seq));
+                    true
+                },
+                |c| panic!("{c:?}"),
+            );
+            for (t, seq) in probes {
+                sent += 1;
+                assert!(s.health.record_reply(t, &reply(&s, t, seq)));
+            }
+        }
+        assert_eq!(sent, 2, "probed at 0, then at 1 s once the interval is 1 s");
     }
 }

@@ -110,7 +110,7 @@ type Thread = JoinHandle<anyhow::Result<()>>;
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let (snapshot, revision) = initial_config(&opts.config)?;
-    snapshot.health.set_nonce(health::random_nonce());
+    snapshot.health.set_key(health::random_key());
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;
     let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
@@ -310,7 +310,7 @@ fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
         ConfigSource::File(path) => Ok((Snapshot::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))?, 0)),
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
-            let snap = fleet::assemble(&source.prefix, &fetched.keys)
+            let snap = fleet::assemble_fetched(&source.prefix, &fetched)
                 .and_then(|l| Snapshot::build(&l))
                 .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
             Ok((snap, fetched.revision))

@@ -9,30 +9,39 @@ use super::TunnelId;
 
 /// The first bytes of every probe's payload.
 pub const PROBE_MAGIC: [u8; 8] = *b"transitd";
-/// Payload: magic, nonce (8), tunnel id (2), zero (2), sequence number (4).
+/// Payload: magic, tag (8), tunnel id (2), zero (2), sequence number (4).
 pub const PROBE_PAYLOAD_LEN: usize = 24;
 
 /// Health state shared by the workers for one snapshot's tunnels.
 #[derive(Debug)]
 pub struct HealthTable {
     tunnels: Box<[TunnelHealth]>,
-    /// Random per process, so that nobody off the path can forge a reply.
-    nonce: AtomicU64,
+    /// Random per process and never sent: each probe carries a tag of its tunnel and
+    /// sequence number under it, so no router can make a reply for another's tunnel (every
+    /// router sees its own probes), nor anyone one for a probe not yet sent.
+    key: [AtomicU64; 2],
 }
 
 #[derive(Debug)]
 struct TunnelHealth {
     up: AtomicBool,
-    /// Highest probe sequence number answered.
+    /// The sequence number of the probe the prober awaits (0: none).
+    expected: AtomicU32,
+    /// The last awaited probe answered.
     replied: AtomicU32,
 }
 
 impl HealthTable {
     /// Every tunnel up, nothing answered yet.
     pub fn new(tunnels: usize) -> HealthTable {
-        let tunnels =
-            (0..tunnels).map(|_| TunnelHealth { up: AtomicBool::new(true), replied: AtomicU32::new(0) }).collect();
-        HealthTable { tunnels, nonce: AtomicU64::new(0) }
+        let tunnels = (0..tunnels)
+            .map(|_| TunnelHealth {
+                up: AtomicBool::new(true),
+                expected: AtomicU32::new(0),
+                replied: AtomicU32::new(0),
+            })
+            .collect();
+        HealthTable { tunnels, key: [AtomicU64::new(0), AtomicU64::new(0)] }
     }
 
     /// Whether tunnel `t` may carry new traffic.
@@ -48,46 +57,96 @@ impl HealthTable {
         }
     }
 
-    /// The nonce probes carry.
-    pub fn nonce(&self) -> u64 {
-        self.nonce.load(Ordering::Relaxed)
+    /// The key probe tags are made under.
+    pub fn key(&self) -> [u64; 2] {
+        [self.key[0].load(Ordering::Relaxed), self.key[1].load(Ordering::Relaxed)]
     }
 
-    /// Sets the nonce (once, before the snapshot is used, or copied from the last one).
-    pub fn set_nonce(&self, nonce: u64) {
-        self.nonce.store(nonce, Ordering::Relaxed);
+    /// Sets the key (once, before the snapshot is used, or copied from the last one).
+    pub fn set_key(&self, key: [u64; 2]) {
+        self.key[0].store(key[0], Ordering::Relaxed);
+        self.key[1].store(key[1], Ordering::Relaxed);
     }
 
-    /// Highest sequence number answered on tunnel `t`.
+    /// The tag of tunnel `t`'s probe `seq`: SipHash-2-4 under the key.
+    pub fn tag(&self, t: TunnelId, seq: u32) -> u64 {
+        use std::hash::Hasher as _;
+        let [k0, k1] = self.key();
+        let mut h = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
+        h.write_u16(t);
+        h.write_u32(seq);
+        h.finish()
+    }
+
+    /// The prober is about to send tunnel `t`'s probe `seq`: only its reply counts now.
+    pub fn expect(&self, t: TunnelId, seq: u32) {
+        if let Some(h) = self.tunnels.get(usize::from(t)) {
+            h.expected.store(seq, Ordering::Relaxed);
+        }
+    }
+
+    /// The last awaited probe of tunnel `t` answered (0: none).
     pub fn replied(&self, t: TunnelId) -> u32 {
         self.tunnels.get(usize::from(t)).map_or(0, |h| h.replied.load(Ordering::Relaxed))
     }
 
+    /// Whether tunnel `t`'s probe `seq` has been answered.
+    pub fn answered(&self, t: TunnelId, seq: u32) -> bool {
+        self.tunnels.get(usize::from(t)).is_some_and(|h| h.replied.load(Ordering::Relaxed) == seq)
+    }
+
     /// Records a probe reply that arrived through tunnel `t`, if its payload is one of ours
-    /// for that tunnel. Returns whether it was.
+    /// for that tunnel. Returns whether it was; it counts if it answers the probe awaited
+    /// (a late reply to an earlier one is recognised, and changes nothing).
     pub fn record_reply(&self, t: TunnelId, payload: &[u8]) -> bool {
         let Some(p) = payload.get(..PROBE_PAYLOAD_LEN) else { return false };
         let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
-        if p[..8] != PROBE_MAGIC || word(8..16) != self.nonce() || word(16..18) != u64::from(t) {
+        let seq = word(20..24) as u32;
+        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(t, seq) {
             return false;
         }
         let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
-        h.replied.fetch_max(word(20..24) as u32, Ordering::Relaxed);
+        if seq != 0 && h.expected.load(Ordering::Relaxed) == seq {
+            h.replied.store(seq, Ordering::Relaxed);
+        }
         true
     }
 
     /// Carries state over from the table of the previous snapshot, matching tunnels by
-    /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight.
-    pub fn inherit(&self, names: &[&str], old: &HealthTable, old_names: &[&str]) {
-        self.set_nonce(old.nonce());
+    /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight. A
+    /// tunnel that is no longer probed (`probed[t]` false) is up, as every unprobed tunnel.
+    pub fn inherit(&self, names: &[&str], probed: &[bool], old: &HealthTable, old_names: &[&str]) {
+        self.set_key(old.key());
         let old_index: std::collections::HashMap<&str, usize> =
             old_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         for (t, name) in names.iter().enumerate() {
             if let Some(&o) = old_index.get(name) {
-                let (new, old) = (&self.tunnels[t], &old.tunnels[o]);
-                new.up.store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-                new.replied.store(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+                self.carry(t, old, o, probed.get(t).copied().unwrap_or(true));
             }
+        }
+    }
+
+    /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`).
+    fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
+        let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
+        new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
+        new.expected.store(old.expected.load(Ordering::Relaxed), Ordering::Relaxed);
+        new.replied.store(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Tunnel `t` takes over tunnel `o` of `old` as the prober last left it: the prober
+    /// moves to a new snapshot after the reload copied the table, and what it decided
+    /// meanwhile (a tunnel gone down) or recorded (a reply) is in the old one.
+    pub fn take_over(&self, t: TunnelId, old: &HealthTable, o: TunnelId) {
+        let (Some(new), Some(old)) = (self.tunnels.get(usize::from(t)), old.tunnels.get(usize::from(o))) else {
+            return;
+        };
+        new.up.store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
+        let expected = old.expected.load(Ordering::Relaxed);
+        new.expected.store(expected, Ordering::Relaxed);
+        // A reply a worker already recorded here stays.
+        if old.replied.load(Ordering::Relaxed) == expected {
+            new.replied.store(expected, Ordering::Relaxed);
         }
     }
 }
