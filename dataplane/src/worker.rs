@@ -108,9 +108,19 @@ impl Publisher {
         self.window.saturating_record(ns);
     }
 
-    /// Copies the counters out, under the snapshot they are indexed by.
-    fn publish(&mut self, stats: &WorkerStats, io: IoStats, snap: &Arc<Snapshot>) {
-        if let Ok(mut r) = self.report.lock() {
+    /// Copies the counters out, under the snapshot they are indexed by. While a scrape
+    /// holds the report (copying it), the worker does not wait unless `wait`: it publishes
+    /// at its next poll instead (nothing is lost; `due` stays true).
+    fn publish(&mut self, stats: &WorkerStats, io: IoStats, snap: &Arc<Snapshot>, wait: bool) {
+        let locked = match wait {
+            true => self.report.lock().ok(),
+            false => match self.report.try_lock() {
+                Ok(r) => Some(r),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+                Err(std::sync::TryLockError::Poisoned(_)) => None,
+            },
+        };
+        if let Some(mut r) = locked {
             r.stats.clone_from(stats);
             if !r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
                 r.snapshot = Some(snap.clone());
@@ -265,7 +275,7 @@ impl<I: FrameIo> Worker<I> {
             tap.bind(snap.clone());
         }
         if let Some(p) = &mut self.publisher {
-            p.publish(&self.state.stats, self.io.stats(), snap);
+            p.publish(&self.state.stats, self.io.stats(), snap, false);
         }
     }
 
@@ -312,7 +322,7 @@ impl<I: FrameIo> Worker<I> {
                 p.record(began.elapsed().as_nanos() as u64);
             }
             if p.due() {
-                p.publish(&self.state.stats, self.io.stats(), &self.snapshot);
+                p.publish(&self.state.stats, self.io.stats(), &self.snapshot, false);
             }
         }
         Ok(polled)
@@ -354,7 +364,7 @@ impl<I: FrameIo> Worker<I> {
             let _ = self.poll(addrs);
         }
         if let Some(p) = &mut self.publisher {
-            p.publish(&self.state.stats, self.io.stats(), &self.snapshot);
+            p.publish(&self.state.stats, self.io.stats(), &self.snapshot, true);
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Metrics: the counters the workers publish, encoded at scrape time in the Prometheus /
-//! OpenMetrics text format (prometheus-client, [`export`]) and served over HTTP (tiny_http,
-//! [`http`]) on a local address, off the data path; and `transitd stats`, which scrapes
+//! OpenMetrics text format (prometheus-client, [`export`]) and served over HTTP (a bounded
+//! listener, [`http`]) on a local address, off the data path; and `transitd stats`, which scrapes
 //! them and prints them for a person ([`client`]).
 //!
 //! Nothing here touches a worker: workers publish copies of their counters and latency
