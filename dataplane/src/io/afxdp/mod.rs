@@ -196,6 +196,10 @@ enum Place {
     Tx,
 }
 
+/// Frames the fill ring is never given: a batch for the fill ring's next top-up and a batch
+/// to write into ([`AfXdpIo::take_free`] lends only past the first).
+const KEPT_FREE: usize = 2 * BATCH_SIZE;
+
 /// Transmit kicks per poll at most: the kernel sends 32 frames per copy-mode `sendto`, so
 /// this drains a full default ring and bounds the time a poll spends in the kernel.
 const MAX_KICKS: usize = 2048 / 32 + 2;
@@ -329,7 +333,7 @@ impl<X: Xsk> AfXdpIo<X> {
     }
 
     /// Takes a free frame to write into, keeping a batch's worth for the fill ring
-    /// (receiving comes first).
+    /// (receiving comes first; the fill ring leaves [`KEPT_FREE`] for this).
     fn take_free(&mut self) -> Option<u64> {
         if self.free.len() <= BATCH_SIZE {
             return None;
@@ -371,7 +375,10 @@ impl<X: Xsk> AfXdpIo<X> {
 
     fn refill_now(&mut self) {
         let free = std::mem::take(&mut self.free);
-        let given = self.xsk.fill(&free);
+        // The fill ring takes from the end; the first frames stay for writing (spilled
+        // probes and fragments, packets of several frames): with `frames` not much larger
+        // than the ring, the ring would otherwise hold them all and nothing could be sent.
+        let given = self.xsk.fill(&free[KEPT_FREE.min(free.len())..]);
         self.free = free;
         let kept = self.free.len() - given;
         for i in kept..self.free.len() {
@@ -758,6 +765,8 @@ mod tests {
         invalid_tx: u64,
         /// A kernel that takes nothing off the tx ring when kicked (a link that is down).
         stalled: bool,
+        /// Entries of each ring.
+        ring: usize,
     }
 
     impl Model {
@@ -772,6 +781,7 @@ mod tests {
                 serial: 0,
                 invalid_tx: 0,
                 stalled: false,
+                ring: RING,
             }
         }
 
@@ -780,7 +790,7 @@ mod tests {
         /// descriptors naming frames the kernel does not hold.
         fn deliver(&mut self, n: usize, len: u32, parts: usize, bad_len: bool, bogus: usize) {
             for _ in 0..n {
-                if self.rx.len() + parts > RING || self.fill.len() < parts {
+                if self.rx.len() + parts > self.ring || self.fill.len() < parts {
                     break;
                 }
                 for part in 0..parts {
@@ -803,7 +813,7 @@ mod tests {
             for k in 0..bogus {
                 // A frame the kernel holds for sending, or one past the UMEM.
                 let addr = self.tx.front().map_or(FRAMES * FRAME as u64 + k as u64, |d| d.addr);
-                if self.rx.len() < RING {
+                if self.rx.len() < self.ring {
                     self.rx.push_back(Desc { addr, len: 64, options: 0 });
                 }
             }
@@ -839,13 +849,13 @@ mod tests {
             false
         }
         fn fill_size(&self) -> usize {
-            RING
+            self.ring
         }
         fn fill_room(&mut self) -> usize {
-            RING - self.fill.len()
+            self.ring - self.fill.len()
         }
         fn fill(&mut self, free: &[u64]) -> usize {
-            let n = (RING - self.fill.len()).min(free.len());
+            let n = (self.ring - self.fill.len()).min(free.len());
             self.fill.extend(&free[free.len() - n..]);
             n
         }
@@ -867,13 +877,13 @@ mod tests {
             n
         }
         fn tx_room(&mut self) -> usize {
-            RING - self.tx.len()
+            self.ring - self.tx.len()
         }
         fn tx_unsent(&mut self) -> usize {
             self.tx.len()
         }
         fn transmit(&mut self, sends: &[Desc]) -> usize {
-            let n = (RING - self.tx.len()).min(sends.len());
+            let n = (self.ring - self.tx.len()).min(sends.len());
             for d in &sends[..n] {
                 if d.len == 0 || (d.addr % FRAME as u64) + d.len as u64 > FRAME as u64 {
                     self.invalid_tx += 1;
@@ -975,6 +985,40 @@ mod tests {
             assert!(after.frames.is_conserved(), "{:?}", after.frames);
         }
         assert_eq!(total_unsent, 100 - RING, "what did not fit the ring");
+    }
+
+    /// With no more frames than the fill ring holds (`--frames` equal to the ring size),
+    /// the ring is not given them all: a probe or fragment can still be written and sent on
+    /// an idle queue, and under traffic.
+    #[test]
+    fn a_fill_ring_as_large_as_the_umem_leaves_frames_to_send_from() {
+        let mut io = AfXdpIo::with_socket(Model { ring: FRAMES as usize, ..Model::new() }, true);
+        let spill_of = |count: usize| {
+            let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
+            for _ in 0..count {
+                let slot = spill.next_slot().unwrap();
+                slot[HEADROOM..HEADROOM + 100].fill(0xab);
+                spill.push(HEADROOM, 100);
+            }
+            spill
+        };
+        for round in 0..4 {
+            if round % 2 == 1 {
+                // Traffic: a batch arrives and is dropped, its frames back on the free list.
+                io.xsk.deliver(64, 100, 1, false, 0);
+                io.poll(0, &mut |frames| {
+                    for f in frames.iter_mut() {
+                        f.verdict = Verdict::Drop(DropReason::Firewall);
+                    }
+                })
+                .unwrap();
+            }
+            assert_eq!(io.send_spill(&mut spill_of(4)).unwrap(), 0, "round {round}: {:?}", io.stats());
+            io.xsk.send(4);
+            io.poll(0, &mut |_| {}).unwrap();
+            assert!(io.stats().frames.is_conserved());
+        }
+        assert_eq!(io.stats().spill_no_frame, 0);
     }
 
     proptest! {

@@ -317,6 +317,8 @@ impl Xsk for XskSocket {
         unsafe { xdp::xsk_prod_nb_free(ring, ring.size) as usize }
     }
 
+    // Ring indices are libxdp's free-running u32 counters: they wrap (every 2^32 entries,
+    // 72 minutes at 1 Mpps), and the ring masks them.
     fn fill(&mut self, free: &[u64]) -> usize {
         let ring = &mut self.umem.rings.fill;
         let mut idx = 0;
@@ -327,7 +329,7 @@ impl Xsk for XskSocket {
         let n = unsafe { xdp::xsk_ring_prod__reserve(ring, room, &mut idx) } as usize;
         for (i, &addr) in free[free.len() - n..].iter().enumerate() {
             // SAFETY: slot `idx + i` was reserved above and is ours to write until submit.
-            unsafe { *xdp::xsk_ring_prod__fill_addr(ring, idx + i as u32) = addr };
+            unsafe { *xdp::xsk_ring_prod__fill_addr(ring, idx.wrapping_add(i as u32)) = addr };
         }
         // SAFETY: submits exactly the slots reserved and written above.
         unsafe { xdp::xsk_ring_prod__submit(ring, n as u32) };
@@ -341,7 +343,7 @@ impl Xsk for XskSocket {
         let n = unsafe { xdp::xsk_ring_cons__peek(ring, u32::MAX, &mut idx) } as usize;
         for i in 0..n {
             // SAFETY: slot `idx + i` was peeked above and stays valid until release.
-            out.push(unsafe { *xdp::xsk_ring_cons__comp_addr(ring, idx + i as u32) });
+            out.push(unsafe { *xdp::xsk_ring_cons__comp_addr(ring, idx.wrapping_add(i as u32)) });
         }
         // SAFETY: releases exactly the slots peeked above.
         unsafe { xdp::xsk_ring_cons__release(ring, n as u32) };
@@ -355,7 +357,7 @@ impl Xsk for XskSocket {
         let n = unsafe { xdp::xsk_ring_cons__peek(ring, out.len() as u32, &mut idx) } as usize;
         for (i, slot) in out.iter_mut().enumerate().take(n) {
             // SAFETY: slot `idx + i` was peeked above and stays valid until release.
-            let d = unsafe { &*xdp::xsk_ring_cons__rx_desc(ring, idx + i as u32) };
+            let d = unsafe { &*xdp::xsk_ring_cons__rx_desc(ring, idx.wrapping_add(i as u32)) };
             *slot = Desc { addr: d.addr, len: d.len, options: d.options };
         }
         // SAFETY: releases exactly the slots peeked above (their contents were copied out).
@@ -383,7 +385,7 @@ impl Xsk for XskSocket {
         let n = unsafe { xdp::xsk_ring_prod__reserve(ring, room, &mut idx) } as usize;
         for (i, s) in sends.iter().enumerate().take(n) {
             // SAFETY: slot `idx + i` was reserved above and is ours to write until submit.
-            let d = unsafe { &mut *xdp::xsk_ring_prod__tx_desc(ring, idx + i as u32) };
+            let d = unsafe { &mut *xdp::xsk_ring_prod__tx_desc(ring, idx.wrapping_add(i as u32)) };
             d.addr = s.addr;
             d.len = s.len;
             d.options = s.options;
