@@ -86,6 +86,12 @@ pub struct FrameReport {
     pub dos_monitor: Option<RuleRef>,
     /// The egress rule that decided a decapsulated packet (customer `NAME/egress`).
     pub egress_rule: Option<RuleRef>,
+    /// The monitor-mode egress rule that would have decided.
+    pub egress_monitor: Option<RuleRef>,
+    /// The DoS stage dropped it (its rule drops or rate-limits; an accepting DoS rule that
+    /// matched decided nothing).
+    #[serde(skip)]
+    pub dropped_by_dos: bool,
     /// `tx`, `pass`, `drop` or `consumed`.
     pub verdict: &'static str,
     /// What a transmitted frame is, or why it was passed, dropped or consumed.
@@ -134,18 +140,25 @@ pub struct DryRun {
     pub verdicts: BTreeMap<String, u64>,
 }
 
-/// A DoS rule by its index over all DoS rules (the global ones, then each customer's).
-fn dos_rule_ref(snap: &Snapshot, index: u32) -> Option<RuleRef> {
+/// A DoS rule by its index over all DoS rules (the global ones, then each customer's, whose
+/// scope is `NAME/dos`: a customer's DoS and firewall rules may share a name), and whether
+/// it drops or rate-limits.
+fn dos_rule(snap: &Snapshot, index: u32) -> Option<(RuleRef, bool)> {
     let global = snap.dos.rules.rules();
     let (scope, list, i) = if (index as usize) < global.len() {
         ("[dos]".to_string(), global, index as usize)
     } else {
         let c = snap.customers.iter().rev().find(|c| c.dos_base <= index)?;
-        (c.name.clone(), c.dos.rules(), (index - c.dos_base) as usize)
+        (format!("{}/dos", c.name), c.dos.rules(), (index - c.dos_base) as usize)
     };
     let rule = list.get(i)?;
     let mode = if rule.mode == Mode::Monitor { "monitor" } else { "enforce" };
-    Some(RuleRef { customer: scope, name: rule.name.clone(), index: i, mode })
+    let drops = rule.action != classifier::Action::Accept;
+    Some((RuleRef { customer: scope, name: rule.name.clone(), index: i, mode }, drops))
+}
+
+fn dos_rule_ref(snap: &Snapshot, index: u32) -> Option<RuleRef> {
+    dos_rule(snap, index).map(|(r, _)| r)
 }
 
 /// A firewall or egress rule by its global index; egress rules' scope is `NAME/egress`.
@@ -165,16 +178,26 @@ fn rule_ref(snap: &Snapshot, global: u32) -> Option<RuleRef> {
     })
 }
 
-/// Runs every frame of `path` (at most `limit`) through the pipeline of `snap`.
-pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRun, MatchError> {
+/// Runs every frame of `path` (at most `limit`) through the pipeline of `snap`: the report
+/// of the frames read, and why reading stopped early, if it did (a capture cut short is
+/// reported up to its last whole frame, as `-Y` and tshark do).
+pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> (DryRun, Result<(), MatchError>) {
+    let mut report = DryRun::default();
+    let result = dry_run_into(snap, path, limit, &mut report);
+    (report, result)
+}
+
+fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut DryRun) -> Result<(), MatchError> {
     let mut reader = CaptureReader::open(path)?;
     let mut buf = vec![0u8; HEADROOM + MAX_RECORD];
-    let mut report = DryRun::default();
     for r in snap.dos.rules.rules() {
         report.rule_hits.insert(format!("[dos]/{}", r.name), 0);
     }
     for c in &snap.customers {
-        for r in c.dos.rules().iter().chain(c.firewall.rules()) {
+        for r in c.dos.rules() {
+            report.rule_hits.insert(format!("{}/dos/{}", c.name, r.name), 0);
+        }
+        for r in c.firewall.rules() {
             report.rule_hits.insert(format!("{}/{}", c.name, r.name), 0);
         }
         for r in c.egress.rules() {
@@ -200,6 +223,8 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
                     dos_rule: None,
                     dos_monitor: None,
                     egress_rule: None,
+                    egress_monitor: None,
+                    dropped_by_dos: false,
                     verdict: "skip",
                     reason: Some(reason),
                     tunnel: None,
@@ -218,7 +243,10 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
         *report.verdicts.entry(key).or_default() += 1;
         let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
         let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
-        let dos_rule = outcome.dos_rule.and_then(|r| dos_rule_ref(snap, r));
+        let dos_decided = outcome.dos_rule.and_then(|r| dos_rule(snap, r));
+        let dropped_by_dos = dos_decided.as_ref().is_some_and(|(_, drops)| *drops)
+            && matches!(reason, Some("dos_rule" | "rate_limited"));
+        let dos_rule = dos_decided.map(|(r, _)| r);
         let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
         let egress_rule = outcome.egress_rule.and_then(|r| rule_ref(snap, r));
         let egress_monitor = outcome.egress_monitor.and_then(|r| rule_ref(snap, r));
@@ -233,6 +261,8 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             dos_rule,
             dos_monitor,
             egress_rule,
+            egress_monitor,
+            dropped_by_dos,
             verdict,
             reason,
             tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
@@ -246,7 +276,7 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> Result<DryRu
             },
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 impl DryRun {
@@ -257,7 +287,7 @@ impl DryRun {
         let _ = writeln!(out, "{:>7}  {:<12} {:<28} {:<8} verdict", "frame", "customer", "decided by", "mode");
         for f in &self.frames {
             // A DoS rule that dropped decided; otherwise the firewall rule did.
-            let decider = if f.reason.is_some_and(|r| r == "dos_rule" || r == "rate_limited") && f.dos_rule.is_some() {
+            let decider = if f.dropped_by_dos {
                 &f.dos_rule
             } else if f.rule.is_none() && f.egress_rule.is_some() {
                 &f.egress_rule
@@ -284,7 +314,7 @@ impl DryRun {
             if f.spilled > 0 {
                 let _ = write!(verdict, " (+{} fragments)", f.spilled);
             }
-            for m in [&f.monitor, &f.dos_monitor].into_iter().flatten() {
+            for m in [&f.monitor, &f.dos_monitor, &f.egress_monitor].into_iter().flatten() {
                 let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);
             }
             if let Some(t) = &f.tcp {

@@ -133,6 +133,7 @@ fn plan(config: &Path, previous: Option<&Path>, out: Option<&Path>) -> anyhow::R
     let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
     print!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
     if let Some(out) = out {
+        refuse_same_files(&[("--config", &config.to_path_buf()), ("--out", &out.to_path_buf())])?;
         std::fs::write(out, serde_json::to_string_pretty(&plan)?).with_context(|| out.display().to_string())?;
         eprintln!("wrote {}", out.display());
     }
@@ -318,7 +319,9 @@ fn match_command(
             Ok(s) => s,
             Err(code) => return code,
         };
-        dry_run(&snap, read, limit).map(|report| {
+        let (report, result) = dry_run(&snap, read, limit);
+        // The frames read before a capture cut short are reported, as -Y lists them.
+        if result.is_ok() || !report.frames.is_empty() {
             let _ = if json {
                 serde_json::to_writer_pretty(&mut stdout, &report)
                     .map_err(std::io::Error::other)
@@ -326,7 +329,8 @@ fn match_command(
             } else {
                 write!(stdout, "{}", report.render())
             };
-        })
+        }
+        result
     } else {
         eprintln!("transitd: match needs -Y EXPR or --config FILE");
         return ExitCode::from(2);
@@ -348,16 +352,6 @@ fn match_command(
 fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
     use transitd::bgp::{Announcements, bird, guard};
     use transitd::cli::BgpCommand;
-    let with_bgp = |config: &Path| -> Result<(Snapshot, transitd::snapshot::Bgp), ExitCode> {
-        let snap = load(config)?;
-        match snap.bgp.clone() {
-            Some(bgp) => Ok((snap, bgp)),
-            None => {
-                eprintln!("{}: no [bgp] section", config.display());
-                Err(ExitCode::from(1))
-            }
-        }
-    };
     match command {
         BgpCommand::Show { config } => {
             let snap = match load(&config) {
@@ -367,12 +361,23 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
             print!("{}", bird::render(&Announcements::of(&snap)));
         }
         BgpCommand::Withdraw { config } => {
-            let (_, bgp) = match with_bgp(&config) {
-                Ok(s) => s,
-                Err(code) => return Ok(code),
+            // The unit's stop backstop: only `[bgp]`'s paths are needed, so a file the running
+            // edge refused (a bad rule, a missing list) still withdraws.
+            let loaded = match transitd::config::load(&config) {
+                Ok(l) => l,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return Ok(ExitCode::from(1));
+                }
             };
-            bird::apply(&bgp.bird_include, &bgp.bird_socket, &Announcements::none())?;
-            eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", bgp.bird_include.display());
+            let Some(section) = loaded.file.bgp.as_ref().map(|b| b.get_ref()) else {
+                eprintln!("{}: no [bgp] section", config.display());
+                return Ok(ExitCode::from(1));
+            };
+            let (include, socket) =
+                (Path::new(section.bird_include.get_ref()), Path::new(section.bird_socket.get_ref()));
+            bird::apply(include, socket, &Announcements::none())?;
+            eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display());
         }
         BgpCommand::Guard { bird_socket, bird_include, withdraw_after_ms } => {
             let withdraw_after = std::time::Duration::from_millis(withdraw_after_ms);

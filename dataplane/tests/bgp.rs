@@ -210,3 +210,35 @@ fn a_second_guard_on_one_include_file_is_refused() {
     assert!(third.status.success(), "the lock is free again: {}", String::from_utf8_lossy(&third.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The unit's stop backstop withdraws even when the file on disk is one the running edge
+/// refused (a rule that does not compile): it needs only `[bgp]`'s paths.
+#[test]
+fn withdraw_needs_only_the_bgp_section_to_be_sound() {
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-withdraw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let include = dir.join("transitd.conf");
+    std::fs::write(&include, "# announced: 192.0.2.1/32\n").unwrap();
+    let config = dir.join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\n\
+             [[dos.rule]]\nmatch = \"tcp.port ==\"\naction = \"drop\"\n",
+            dir.join("no-bird.ctl").display(),
+            include.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["bgp", "withdraw", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    // No BIRD listens: the file is written, telling BIRD fails (and says so).
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no-bird.ctl"), "{said}");
+    assert!(!said.contains("tcp.port"), "the rules were not read: {said}");
+    assert!(!std::fs::read_to_string(&include).unwrap().contains("192.0.2.1/32"), "withdrawn in the file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -60,6 +60,13 @@ fn an_unreadable_or_truncated_capture_exits_2_with_the_frame_where_reading_stopp
     let theirs =
         Command::new("tshark").args(["-r"]).arg(&cut).args(["-T", "fields", "-e", "frame.number"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&theirs.stdout).lines().count(), read);
+    // The dry run reports the same whole frames, then says where reading stopped.
+    let config = root().join("examples/acme.toml");
+    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", cut.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["frames"].as_array().unwrap().len(), read);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("reading stopped at frame {}", read + 1)));
     let _ = std::fs::remove_file(cut);
 }
 
@@ -107,4 +114,72 @@ fn monitor_rules_are_reported_without_deciding() {
     assert_eq!(ssh["reason"], "firewall", "a monitor rule does not decide");
     assert_eq!(report["rule_hits"]["acme/watch-ssh"], 1);
     let _ = std::fs::remove_file(path);
+}
+
+/// A customer's DoS rules and its firewall's may share a name (`rule-1` both): their hits
+/// are counted apart. A frame a global DoS rule accepted and the firewall then rate-limited
+/// was decided by the firewall rule.
+#[test]
+fn dry_run_keeps_dos_and_firewall_rules_apart() {
+    let dir = std::env::temp_dir().join(format!("transitd-dry-scopes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("edge.toml");
+    let text = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap();
+    let head = text.split("[[customer]]").next().unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            r#"{head}
+[[dos.bucket]]
+name = "one"
+key = "rule"
+rate = 1
+[[dos.rule]]
+name = "allow"
+match = "tcp"
+action = "accept"
+
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+[[customer.dos.rule]]
+match = "icmp"
+action = "accept"
+[customer.firewall]
+default = "accept"
+[[customer.firewall.rule]]
+match = "tcp"
+action = "rate-limit"
+bucket = "one"
+"#
+        ),
+    )
+    .unwrap();
+    let file = pcap("generated/acme-ftp.pcap");
+    let json = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap(), "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", String::from_utf8_lossy(&json.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    // tshark's count of what each rule sees among the frames for 203.0.113.0/24.
+    let count = |filter: &str| {
+        let out = Command::new("tshark").args(["-r"]).arg(&file).args(["-Y", filter]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count() as u64
+    };
+    let to_acme = "ip.dst == 203.0.113.0/24";
+    assert_eq!(report["rule_hits"]["acme/dos/rule-1"], count(&format!("{to_acme} and icmp")));
+    assert_eq!(report["rule_hits"]["acme/rule-1"], count(&format!("{to_acme} and tcp")));
+    // The second TCP frame onward is over the bucket (1 a second, frames 1 ms apart).
+    let text = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
+    let table = stdout(&text);
+    let limited: Vec<&str> = table.lines().filter(|l| l.contains("drop rate_limited")).collect();
+    assert!(!limited.is_empty(), "{table}");
+    for line in limited {
+        assert!(line.contains("acme/rule-1") && !line.contains("[dos]/allow"), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
