@@ -79,7 +79,7 @@ impl List {
             }
             let has_addresses = !v4.is_empty() || !v6.is_empty();
             if has_addresses && !numbers.is_empty() {
-                return Err((i, MemberError::Mixed(member.to_string())));
+                return Err((i, MemberError::Mixed(shown(member))));
             }
         }
         Ok(List {
@@ -116,8 +116,17 @@ enum Member {
     Number(u128, u128),
 }
 
+/// A member as an error quotes it: at most 64 characters, so that one bad line of a list
+/// file of megabytes does not become a log line of megabytes.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 fn read_member(text: &str) -> Result<Member, MemberError> {
-    let unreadable = || MemberError::Unreadable(text.to_string());
+    let unreadable = || MemberError::Unreadable(shown(text));
     let (addr, bits) = match text.split_once('/') {
         Some((a, b)) => (a, Some(b.parse::<u32>().map_err(|_| unreadable())?)),
         None => (text, None),
@@ -131,7 +140,7 @@ fn read_member(text: &str) -> Result<Member, MemberError> {
         }
         let host = u128::MAX.checked_shr(bits).unwrap_or(0);
         if value & host != 0 {
-            return Err(MemberError::HostBits(text.to_string()));
+            return Err(MemberError::HostBits(shown(text)));
         }
         Ok((value, value | host))
     };
@@ -556,6 +565,9 @@ mod tests {
         assert!(n.numbers.contains(443) && n.numbers.contains(8050) && !n.numbers.contains(8101));
         assert_eq!(List::parse(["10.0.0.1/8"]), Err((0, MemberError::HostBits("10.0.0.1/8".into()))));
         assert_eq!(List::parse(["80", "10.0.0.1"]), Err((1, MemberError::Mixed("10.0.0.1".into()))));
+        let long = "1".repeat(10_000);
+        let Err((0, MemberError::Unreadable(quoted))) = List::parse([long.as_str()]) else { panic!("refused") };
+        assert_eq!(quoted, format!("{}…", "1".repeat(64)));
         for bad in ["10.0.0.0/33", "80/8", "9..1", "eighty", "2001:db8::/129", ""] {
             assert!(matches!(List::parse([bad]), Err((0, MemberError::Unreadable(_)))), "{bad}");
         }

@@ -39,12 +39,27 @@ impl std::fmt::Display for EtcdSource {
 pub struct Fetched {
     /// Key (whole) to value.
     pub keys: BTreeMap<String, String>,
+    /// Keys whose value is not UTF-8, with the line and column of its first invalid byte
+    /// (left out of `keys`: a configuration file with such bytes is refused too).
+    pub not_utf8: BTreeMap<String, (usize, usize)>,
     /// The store's revision they were read at.
     pub revision: i64,
 }
 
 fn whole(name: &str) -> SourcePos {
     SourcePos { file: name.to_string(), line: 0, col: 0 }
+}
+
+/// [`assemble`] of what was read, refusing it whole if a value is not UTF-8 text.
+pub fn assemble_fetched(prefix: &str, fetched: &Fetched) -> Result<Loaded, ConfigErrors> {
+    if !fetched.not_utf8.is_empty() {
+        let errors = fetched.not_utf8.iter().map(|(key, &(line, col))| {
+            let at = SourcePos { file: format!("etcd:{key}"), line, col };
+            ConfigError::new(at, "not UTF-8 text: an invalid byte")
+        });
+        return Err(ConfigErrors(errors.collect()));
+    }
+    assemble(prefix, &fetched.keys)
 }
 
 /// Assembles the keys under `prefix` into one configuration: the server key first, then
@@ -148,14 +163,22 @@ mod client {
     async fn get(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
         let response = client.get(prefix, Some(GetOptions::new().with_prefix())).await?;
         let revision = response.header().map_or(0, |h| h.revision());
-        let mut keys = BTreeMap::new();
+        let (mut keys, mut not_utf8) = (BTreeMap::new(), BTreeMap::new());
         for kv in response.kvs() {
-            keys.insert(
-                String::from_utf8_lossy(kv.key()).into_owned(),
-                String::from_utf8_lossy(kv.value()).into_owned(),
-            );
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            match crate::limits::utf8_text(kv.value().to_vec()) {
+                Ok(value) => {
+                    keys.insert(key, value);
+                }
+                Err(crate::limits::ReadError::NotUtf8 { line, col }) => {
+                    not_utf8.insert(key, (line, col));
+                }
+                Err(_) => {
+                    not_utf8.insert(key, (0, 0));
+                }
+            }
         }
-        Ok(Fetched { keys, revision })
+        Ok(Fetched { keys, not_utf8, revision })
     }
 
     /// Reads the prefix once (at start: without a configuration there is nothing to run).
@@ -320,6 +343,32 @@ mod tests {
         let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", bad)]);
         let errors = crate::snapshot::Snapshot::build(&assemble("/t/", &k).unwrap()).unwrap_err().to_string();
         assert!(errors.starts_with("etcd:/t/customers/acme:3:"), "{errors}");
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused_at_its_key() {
+        let fetched = Fetched {
+            keys: keys(&[("/t/server", SERVER)]),
+            not_utf8: [("/t/customers/acme".to_string(), (3, 27))].into(),
+            revision: 1,
+        };
+        let errors = assemble_fetched("/t/", &fetched).unwrap_err().to_string();
+        assert_eq!(errors.trim_end(), "etcd:/t/customers/acme:3:27: not UTF-8 text: an invalid byte");
+        let whole = Fetched { not_utf8: BTreeMap::new(), ..fetched };
+        assert!(assemble_fetched("/t/", &whole).is_ok());
+    }
+
+    #[test]
+    fn relative_file_paths_are_refused_from_etcd() {
+        let list = "[[list]]\nname = \"bad\"\nfile = \"bad.txt\"\n";
+        let k = keys(&[("/t/server", &format!("{SERVER}{list}"))]);
+        let loaded = assemble("/t/", &k).unwrap();
+        let errors = crate::snapshot::Snapshot::build(&loaded).err().unwrap().to_string();
+        assert!(
+            errors.contains("list file `bad.txt` is a relative path, and a configuration from etcd has no directory"),
+            "{errors}"
+        );
+        assert!(errors.starts_with("etcd:/t/server:"), "{errors}");
     }
 
     #[test]

@@ -85,6 +85,12 @@ pub enum ReadError {
         /// The bound.
         limit: u64,
     },
+    /// A FIFO or a socket: what it holds depends on a writer, who may never come.
+    #[error("a FIFO or socket, not a file transitd reads as {what}")]
+    NotAFile {
+        /// What the file was to be read as.
+        what: &'static str,
+    },
     /// The file is not UTF-8 text.
     #[error("not UTF-8 text: invalid bytes at line {line}, column {col}")]
     NotUtf8 {
@@ -98,12 +104,24 @@ pub enum ReadError {
 /// Reads at most `limit` bytes of `path` as UTF-8 text; a longer (or endless) file is
 /// refused after `limit + 1` bytes, whatever its metadata says.
 pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, ReadError> {
-    let file = std::fs::File::open(path)?;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    // Opened without blocking: a FIFO with no writer would hold a reload's build (and every
+    // reload after it) for good. Files and devices read the same either way.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_fifo() || kind.is_socket() {
+        return Err(ReadError::NotAFile { what });
+    }
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { what, limit });
     }
+    utf8_text(bytes)
+}
+
+/// `bytes` as UTF-8 text, or where its first invalid byte is.
+pub fn utf8_text(bytes: Vec<u8>) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         // The valid prefix is UTF-8 by definition.
@@ -144,6 +162,19 @@ mod tests {
     fn endless_files_are_refused_at_the_bound() {
         let e = read_text(Path::new("/dev/zero"), 1000, "a configuration").unwrap_err();
         assert!(matches!(e, ReadError::TooLarge { limit: 1000, .. }), "{e}");
+    }
+
+    /// A FIFO nobody writes to would block the open (and a reload's build) for good.
+    #[test]
+    fn fifos_are_refused_without_waiting_for_a_writer() {
+        let dir = std::env::temp_dir().join(format!("transitd-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("list.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        let e = read_text(&path, 1000, "a list").unwrap_err();
+        assert_eq!(e.to_string(), "a FIFO or socket, not a file transitd reads as a list");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

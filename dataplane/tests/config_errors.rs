@@ -203,6 +203,24 @@ action = "drop"
 }
 
 #[test]
+fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
+    // One more member than the bound, one character a line (counted as read, not collected
+    // first: 64 MiB of such lines would be 33 million members).
+    let dir = std::env::temp_dir().join(format!("transitd-list-bound-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("many.txt"), "1\n".repeat(transitd::limits::MAX_LIST_MEMBERS + 1)).unwrap();
+    let config = dir.join("transitd.toml");
+    std::fs::write(&config, "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"many\"\nfile = \"many.txt\"\n")
+        .unwrap();
+    let errors: Vec<String> = match Snapshot::from_path(&config) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    };
+    assert_eq!(errors, [format!("{}:5:8: list `many` has more than 4000000 members", config.display())]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_plan_file_edited_by_hand_is_refused_at_its_key() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/soft-unicast");
     let dir = std::env::temp_dir().join(format!("transitd-plan-edit-{}", std::process::id()));
@@ -329,4 +347,105 @@ fn tunnel_remotes_past_half_the_xdp_map_are_refused_at_the_first_one_over() {
     // Tunnel i's remote is on line 7 + 3i; tunnel `max` is the first over.
     let expected = format!("bad.toml:{}:10: more than {max} tunnel remote addresses of this family", 7 + 3 * max);
     assert!(e.iter().any(|e| e.starts_with(&expected)), "{:?}", &e[..e.len().min(3)]);
+}
+
+#[test]
+fn an_ipv6_route_needs_a_tunnel_of_at_least_1280_bytes() {
+    // RFC 8200 section 5: an IPv6 link carries 1280 bytes whole; an IPv4 route may use the
+    // small tunnel, an IPv6 route may not, and is reported at its `tunnel`.
+    let text = r#"[server]
+anycast = "192.0.2.1"
+anycast_v6 = "2001:db8::1"
+
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24", "2001:db8:1::/48"]
+[[customer.tunnel]]
+name = "small"
+remote = "198.51.100.1"
+mtu = 1200
+[[customer.tunnel]]
+name = "big"
+remote = "198.51.100.2"
+mtu = 1280
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "small"
+[[customer.route]]
+prefix = "2001:db8:1::/48"
+tunnel = "big"
+[[customer.route]]
+prefix = "2001:db8:1::/48"
+tunnel = "small"
+"#;
+    assert_eq!(
+        errors(text),
+        ["bad.toml:24:10: route 2001:db8:1::/48 is IPv6, but tunnel `small` has mtu 1200: IPv6 needs at least 1280 \
+          (RFC 8200 section 5)"]
+    );
+}
+
+#[test]
+fn addresses_no_one_host_has_are_refused() {
+    let text = r#"[server]
+anycast = "0.0.0.0"
+anycast_v6 = "ff02::1"
+next_hop_mac = "00:00:00:00:00:00"
+mac = "01:00:5e:00:00:01"
+
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "ours"
+remote = "0.0.0.0"
+[[customer.tunnel]]
+name = "group"
+remote = "224.0.0.5"
+[[customer.tunnel]]
+name = "all"
+remote = "255.255.255.255"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:2:11: anycast address `0.0.0.0` is not one host's address",
+            "bad.toml:3:14: anycast_v6 `ff02::1` is not one host's address",
+            "bad.toml:4:16: `00:00:00:00:00:00` is not a unicast MAC address (all zeros, broadcast or multicast)",
+            "bad.toml:5:7: `01:00:5e:00:00:01` is not a unicast MAC address (all zeros, broadcast or multicast)",
+            "bad.toml:12:10: tunnel remote `0.0.0.0` is not a router's address (ours, or not one host's)",
+            "bad.toml:15:10: tunnel remote `224.0.0.5` is not a router's address (ours, or not one host's)",
+            "bad.toml:18:10: tunnel remote `255.255.255.255` is not a router's address (ours, or not one host's)",
+        ]
+    );
+    // The anycast address itself is ours, not a router's.
+    let ours = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                [[customer.tunnel]]\nname = \"t\"\nremote = \"192.0.2.1\"\n";
+    assert_eq!(
+        errors(ours),
+        ["bad.toml:8:10: tunnel remote `192.0.2.1` is not a router's address (ours, or not one host's)"]
+    );
+}
+
+#[test]
+fn a_list_name_rules_could_not_write_is_refused() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"bad-actors\"\nitems = [\"198.51.100.0/24\"]\n";
+    assert_eq!(
+        errors(text),
+        ["bad.toml:4:8: list name \"bad-actors\" holds `-` or `.`: rules write lists as $name, with letters, digits \
+          and `_` only"]
+    );
+}
+
+#[test]
+fn an_error_quotes_megabytes_of_input_in_a_line() {
+    let huge = "1".repeat(5_000_000);
+    let text = format!("[server]\nanycast = \"{huge}\"\n[[list]]\nname = \"l\"\nitems = [\"{huge}\"]\n");
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{}", e.iter().map(|e| &e[..200]).collect::<Vec<_>>().join("\n"));
+    for e in &e {
+        assert!(e.len() < 1200, "{} bytes: {}…", e.len(), &e[..200]);
+    }
+    assert!(e[0].starts_with("bad.toml:2:11: anycast address `1111"), "{}", &e[0][..100]);
+    assert!(e[0].ends_with(&format!("… ({} bytes)", huge.len() + 41)), "{}", &e[0][e[0].len() - 40..]);
 }

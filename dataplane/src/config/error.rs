@@ -95,10 +95,26 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The longest line of an error message, in characters.
+pub const MAX_LINE_CHARS: usize = 1000;
+
 impl ConfigError {
     /// An error at `at`.
+    /// A message quotes what is wrong, and what is wrong may be megabytes (one line of a
+    /// list file, a value): each of its lines is cut at [`MAX_LINE_CHARS`] characters.
     pub fn new(at: SourcePos, message: impl Into<String>) -> ConfigError {
-        ConfigError { at, message: message.into() }
+        let message = message.into();
+        if message.lines().all(|l| l.len() <= MAX_LINE_CHARS) {
+            return ConfigError { at, message };
+        }
+        let cut: Vec<String> = message
+            .split('\n')
+            .map(|l| match l.char_indices().nth(MAX_LINE_CHARS) {
+                Some((end, _)) => format!("{}… ({} bytes)", &l[..end], l.len()),
+                None => l.to_string(),
+            })
+            .collect();
+        ConfigError { at, message: cut.join("\n") }
     }
 }
 

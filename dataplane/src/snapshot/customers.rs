@@ -221,7 +221,18 @@ impl Builder<'_> {
         id: TunnelId,
         local: &Locals,
     ) -> Tunnel {
-        let endpoints = match t.remote.get_ref().parse::<IpAddr>() {
+        let parsed = t.remote.get_ref().parse::<IpAddr>();
+        if let Ok(remote) = parsed {
+            // GRE to such an address reaches no router, or comes back to us.
+            if !super::is_host_address(remote)
+                || remote == IpAddr::V4(local.v4)
+                || Some(remote) == local.v6.map(IpAddr::V6)
+            {
+                let why = format!("tunnel remote `{remote}` is not a router's address (ours, or not one host's)");
+                self.err(&t.remote.span(), why);
+            }
+        }
+        let endpoints = match parsed {
             Ok(IpAddr::V4(remote)) => Endpoints::V4 { local: local.v4, remote },
             Ok(IpAddr::V6(remote)) => match local.v6 {
                 Some(v6) => Endpoints::V6 { local: v6, remote },

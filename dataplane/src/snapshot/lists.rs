@@ -2,7 +2,6 @@
 //! each error at the `file:line:col` of the member (a list file's own line).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use classifier::{List, Registry};
 use toml::Spanned;
@@ -20,6 +19,15 @@ impl Builder<'_> {
         for section in sections.iter().take(MAX_LISTS) {
             let l = section.get_ref();
             self.name(&l.name, "list");
+            // Rules write `$name`, which ends at the first character not a letter, digit
+            // or `_`: a `-` or `.` in the name would make it unreachable.
+            if l.name.get_ref().contains(['-', '.']) {
+                let why = format!(
+                    "list name {:?} holds `-` or `.`: rules write lists as $name, with letters, digits and `_` only",
+                    crate::limits::excerpt(l.name.get_ref(), 40)
+                );
+                self.err(&l.name.span(), why);
+            }
             if lists.contains_key(l.name.get_ref()) {
                 self.err(&l.name.span(), format!("duplicate list name `{}`", l.name.get_ref()));
                 continue;
@@ -32,31 +40,35 @@ impl Builder<'_> {
     }
 
     fn list(&mut self, l: &ListSection) -> Option<List> {
-        // Where each member was written: the configuration (a span) or a list file (a line).
+        // Where each member was written: the configuration (a span) or a line of the list file.
         let mut members: Vec<(&str, Where)> =
             l.items.iter().map(|i| (i.get_ref().as_str(), Where::Item(i.span()))).collect();
-        let text;
+        let (text, shown);
         if let Some(file) = &l.file {
-            let path = Path::new(self.src.name()).parent().unwrap_or(Path::new("")).join(file.get_ref());
+            let path = self.file_path(file, "list file")?;
+            shown = path.display().to_string();
             text = match read_text(&path, MAX_LIST_BYTES, "a list") {
                 Ok(t) => t,
                 Err(e) => {
-                    self.err(&file.span(), format!("list `{}`: cannot read {}: {e}", l.name.get_ref(), path.display()));
+                    self.err(&file.span(), format!("list `{}`: cannot read {shown}: {e}", l.name.get_ref()));
                     return None;
                 }
             };
+            // Counted while read: 64 MiB of one-character lines would be 33 million members.
             for (n, line) in text.lines().enumerate() {
                 let member = line.split('#').next().unwrap_or("").trim();
                 if !member.is_empty() {
-                    members.push((member, Where::Line(path.display().to_string(), n + 1)));
+                    members.push((member, Where::Line(n + 1)));
+                    if members.len() > MAX_LIST_MEMBERS {
+                        break;
+                    }
                 }
             }
+        } else {
+            shown = String::new();
         }
         if members.len() > MAX_LIST_MEMBERS {
-            self.err(
-                &l.name.span(),
-                format!("list `{}` has {} members: at most {MAX_LIST_MEMBERS}", l.name.get_ref(), members.len()),
-            );
+            self.err(&l.name.span(), format!("list `{}` has more than {MAX_LIST_MEMBERS} members", l.name.get_ref()));
             return None;
         }
         match List::parse(members.iter().map(|m| m.0)) {
@@ -65,9 +77,9 @@ impl Builder<'_> {
                 let message = format!("list `{}`: {e}", l.name.get_ref());
                 match &members[i].1 {
                     Where::Item(span) => self.err(span, message),
-                    Where::Line(file, line) => self
+                    Where::Line(line) => self
                         .errors
-                        .push(ConfigError::new(SourcePos { file: file.clone(), line: *line, col: 1 }, message)),
+                        .push(ConfigError::new(SourcePos { file: shown.clone(), line: *line, col: 1 }, message)),
                 }
                 None
             }
@@ -77,5 +89,5 @@ impl Builder<'_> {
 
 enum Where {
     Item(std::ops::Range<usize>),
-    Line(String, usize),
+    Line(usize),
 }

@@ -316,8 +316,13 @@ impl Builder<'_> {
         self.errors.push(ConfigError::new(self.src.pos(span.start), message));
     }
 
+    /// An IPv4 address one host may have: not 0.0.0.0, loopback, multicast or broadcast.
     fn ipv4(&mut self, s: &Spanned<String>, what: &str) -> Option<Ipv4Addr> {
         match s.get_ref().parse() {
+            Ok(a) if !is_host_address(IpAddr::V4(a)) => {
+                self.err(&s.span(), format!("{what} `{a}` is not one host's address"));
+                None
+            }
             Ok(a) => Some(a),
             Err(_) => {
                 self.err(&s.span(), format!("{what} `{}` is not an IPv4 address", s.get_ref()));
@@ -331,7 +336,15 @@ impl Builder<'_> {
         let parts: Vec<Option<u8>> = s.get_ref().split(':').map(|p| u8::from_str_radix(p, 16).ok()).collect();
         match parts.as_slice() {
             [a, b, c, d, e, f] if parts.iter().all(Option::is_some) => {
-                [a, b, c, d, e, f].map(|x| x.unwrap_or_default())
+                let mac = [a, b, c, d, e, f].map(|x| x.unwrap_or_default());
+                // A frame from or to such an address reaches no one router (and the all-zero
+                // one would pass for a next hop that is set).
+                if mac == [0; 6] || mac[0] & 1 == 1 {
+                    let why =
+                        format!("`{}` is not a unicast MAC address (all zeros, broadcast or multicast)", s.get_ref());
+                    self.err(&s.span(), why);
+                }
+                mac
             }
             _ => {
                 self.err(&s.span(), format!("`{}` is not a MAC address (write 02:00:00:00:00:01)", s.get_ref()));
@@ -383,7 +396,8 @@ impl Builder<'_> {
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
             self.check_egress_overlaps(su, section, &c.prefixes);
         }
-        let route_groups = self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &mut c.customers);
+        let route_groups =
+            self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         Snapshot {
             anycast: s.anycast,
             anycast_v6: s.anycast_v6,
@@ -421,6 +435,10 @@ impl Builder<'_> {
     fn server(&mut self, server: &config::ServerSection) -> ServerParts {
         let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
         let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
+            Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
+                self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address"));
+                None
+            }
             Ok(ip) => Some(ip),
             Err(_) => {
                 self.err(&a.span(), format!("anycast_v6 `{}` is not an IPv6 address", a.get_ref()));
@@ -498,6 +516,21 @@ impl Builder<'_> {
         }
     }
 
+    /// The path of a file the configuration names (`what`): relative to the configuration
+    /// file's directory; from etcd, where there is no such directory, it must be absolute.
+    pub(crate) fn file_path(&mut self, file: &Spanned<String>, what: &str) -> Option<std::path::PathBuf> {
+        let path = std::path::Path::new(file.get_ref());
+        if self.src.name().starts_with("etcd:") && !path.is_absolute() {
+            let why = format!(
+                "{what} `{}` is a relative path, and a configuration from etcd has no directory: write it absolute",
+                crate::limits::excerpt(file.get_ref(), 80)
+            );
+            self.err(&file.span(), why);
+            return None;
+        }
+        Some(std::path::Path::new(self.src.name()).parent().unwrap_or(std::path::Path::new("")).join(path))
+    }
+
     /// Refuses a list longer than `max`, at its first entry past the bound.
     pub(crate) fn bounded<T>(&mut self, items: &[Spanned<T>], max: usize, what: &str) -> bool {
         match items.get(max) {
@@ -517,4 +550,9 @@ impl Builder<'_> {
             seen.insert(name.get_ref(), name.span());
         }
     }
+}
+/// Whether `a` can be one host's address: not unspecified, loopback, multicast or the IPv4
+/// broadcast address (RFC 1122 section 3.2.1.3, RFC 4291 section 2.5.2).
+pub(crate) fn is_host_address(a: IpAddr) -> bool {
+    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a == IpAddr::V4(Ipv4Addr::BROADCAST))
 }

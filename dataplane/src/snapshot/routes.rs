@@ -9,10 +9,17 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::{
-    Builder, Customer, CustomerId, DEFAULT_PRIORITY, NextTunnel, OwnedPrefix, RouteGroupId, SoftUnicast, TunnelId,
+    Builder, Customer, CustomerId, DEFAULT_PRIORITY, NextTunnel, OwnedPrefix, RouteGroupId, SoftUnicast, Tunnel,
+    TunnelId,
 };
 use crate::config::{self, CustomerSection, SoftUnicastSection};
 use crate::lpm::IpPrefixTable;
+
+/// Tunnels by name: where each is written, its customer, its id.
+type TunnelNames<'c> = HashMap<&'c str, (Range<usize>, CustomerId, TunnelId)>;
+
+/// The smallest MTU of a link that carries IPv6 (RFC 8200 section 5).
+const IPV6_MIN_MTU: u32 = 1280;
 
 impl Builder<'_> {
     /// Customer prefixes must be disjoint, within a customer and across customers.
@@ -100,7 +107,8 @@ impl Builder<'_> {
         &mut self,
         sections: &[Spanned<CustomerSection>],
         prefixes: &[OwnedPrefix],
-        tunnel_names: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        tunnel_names: &TunnelNames<'_>,
+        tunnels: &[Tunnel],
         customers: &mut [Customer],
     ) -> Vec<Box<[NextTunnel]>> {
         let mut groups = Vec::new();
@@ -110,7 +118,8 @@ impl Builder<'_> {
         }
         for (index, (section, customer)) in sections.iter().zip(customers).enumerate() {
             let id = index as CustomerId;
-            customer.routes = self.routes(section.get_ref(), id, &own[index], tunnel_names, sections, &mut groups);
+            let names = (tunnel_names, tunnels);
+            customer.routes = self.routes(section.get_ref(), id, &own[index], names, sections, &mut groups);
         }
         groups
     }
@@ -122,7 +131,7 @@ impl Builder<'_> {
         c: &config::CustomerSection,
         id: CustomerId,
         own: &std::collections::HashSet<IpNet>,
-        tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        (names, tunnels): (&TunnelNames<'_>, &[Tunnel]),
         customers: &[Spanned<config::CustomerSection>],
         groups: &mut Vec<Box<[NextTunnel]>>,
     ) -> IpPrefixTable<RouteGroupId> {
@@ -132,7 +141,7 @@ impl Builder<'_> {
         for r in &c.routes {
             let r = r.get_ref();
             let net = self.prefix(&r.prefix);
-            let (tunnel, weight) = self.route_target(r, c, id, tunnels, customers);
+            let (tunnel, weight) = self.route_target(r, c, id, names, customers);
             let priority = r.priority.as_ref().map_or(DEFAULT_PRIORITY, |p| *p.get_ref());
             let Some(net) = net else { continue };
             // Inside one of the customer's prefixes: the route itself or one of its supernets.
@@ -145,6 +154,19 @@ impl Builder<'_> {
                 continue;
             }
             let Some(tid) = tunnel else { continue };
+            let mtu = tunnels.get(usize::from(tid)).map_or(u32::MAX, |t| t.mtu);
+            if matches!(net, IpNet::V6(_)) && mtu < IPV6_MIN_MTU {
+                // RFC 8200 section 5: every link carries 1280-byte IPv6 packets whole. A
+                // smaller tunnel would answer them with a Packet Too Big senders ignore (RFC
+                // 8201 section 4), and they would vanish.
+                let why = format!(
+                    "route {net} is IPv6, but tunnel `{}` has mtu {mtu}: IPv6 needs at least {IPV6_MIN_MTU} \
+                     (RFC 8200 section 5)",
+                    r.tunnel.get_ref()
+                );
+                self.err(&r.tunnel.span(), why);
+                continue;
+            }
             if let Some(first) = seen.get(&(net, tid)) {
                 let first = self.src.pos(first.start);
                 self.err(
@@ -179,7 +201,7 @@ impl Builder<'_> {
         r: &config::RouteSection,
         c: &config::CustomerSection,
         id: CustomerId,
-        tunnels: &HashMap<&str, (Range<usize>, CustomerId, TunnelId)>,
+        tunnels: &TunnelNames<'_>,
         customers: &[Spanned<config::CustomerSection>],
     ) -> (Option<TunnelId>, u16) {
         let tunnel = match tunnels.get(r.tunnel.get_ref().as_str()) {

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
-use std::path::Path;
 
 use ipnet::IpNet;
 use portslice::{DataCentre, EgressRange, OwnerTable, Plan, PlanSpec, Tags};
@@ -297,8 +296,7 @@ impl Builder<'_> {
     /// Reads a plan file (relative to the configuration file) and checks it was made from
     /// `spec`.
     fn plan_file(&mut self, file: &Spanned<String>, spec: PlanSpec) -> Result<Plan, portslice::PlanError> {
-        let base = Path::new(self.src.name()).parent().unwrap_or(Path::new("."));
-        let path = base.join(file.get_ref());
+        let Some(path) = self.file_path(file, "plan file") else { return Plan::new(spec) };
         let plan: Plan = match limits::read_text(&path, limits::MAX_PLAN_BYTES, "a plan")
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not a plan written by `transitd plan`: {e}")))
