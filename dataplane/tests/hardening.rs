@@ -345,7 +345,8 @@ fn flags_are_checked_before_the_program_is_attached() {
     assert!(stderr(&out).contains("has 1 rx queues (0-0), not queue 3"), "{}", stderr(&out));
     // The XDP program has 64 socket slots: an interface with more queues is served only
     // where asked, and a queue past them is refused, before anything is attached.
-    let wide = "twide0";
+    let wide = lab.dev("wide");
+    let wide = wide.as_str();
     lab.run("dut", "ip", &["link", "add", "name", wide, "numrxqueues", "65", "numtxqueues", "65", "type", "veth"]);
     lab.run("dut", "ip", &["link", "set", wide, "up"]);
     for (queues, expected) in [
@@ -360,7 +361,7 @@ fn flags_are_checked_before_the_program_is_attached() {
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{queues:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
-        assert!(!has_xdp(&lab, "dut", wide), "{queues:?} left an XDP program attached");
+        assert!(!has_xdp(&lab, "dut", "wide"), "{queues:?} left an XDP program attached");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
