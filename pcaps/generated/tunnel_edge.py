@@ -35,7 +35,41 @@ def from_acme(inner, src=ACME_RTR, **gre):
     return eth(IP(src=src, dst=ANYCAST, ttl=60, flags="DF") / GRE(**gre) / inner)
 
 
-probe_payload = b"transitd" + struct.pack(">QHHI", 0, 0, 0, 1)  # nonce 0, tunnel 0, seq 1
+def siphash24(k0, k1, msg):
+    """SipHash-2-4 (Aumasson and Bernstein, 2012) of the bytes `msg` under the key (k0, k1)."""
+    mask = (1 << 64) - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+
+    def sipround():
+        v[0] = (v[0] + v[1]) & mask; v[1] = rotl(v[1], 13) ^ v[0]; v[0] = rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & mask; v[3] = rotl(v[3], 16) ^ v[2]
+        v[0] = (v[0] + v[3]) & mask; v[3] = rotl(v[3], 21) ^ v[0]
+        v[2] = (v[2] + v[1]) & mask; v[1] = rotl(v[1], 17) ^ v[2]; v[2] = rotl(v[2], 32)
+
+    whole = len(msg) - len(msg) % 8
+    words = [int.from_bytes(msg[i:i + 8], "little") for i in range(0, whole, 8)]
+    words.append((len(msg) & 0xFF) << 56 | int.from_bytes(msg[whole:], "little"))
+    for m in words:
+        v[3] ^= m
+        sipround(); sipround()
+        v[0] ^= m
+    v[2] ^= 0xFF
+    for _ in range(4):
+        sipround()
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+# SipHash-2-4's test vector (the paper's appendix A: key 00..0f, message 00..0e).
+assert siphash24(0x0706050403020100, 0x0F0E0D0C0B0A0908, bytes(range(15))) == 0xA129CA6149BE45E5
+
+# Our probe, as transitd writes it under the key replay uses (0, 0): tunnel 0, sequence 1,
+# tagged with SipHash-2-4 of the tunnel id (2 bytes) and the sequence (4), little-endian.
+probe_tag = siphash24(0, 0, struct.pack("<HI", 0, 1))
+probe_payload = b"transitd" + struct.pack(">QHHI", probe_tag, 0, 0, 1)
 
 frames = [
     # 1: SYN to acme with MSS 1460 -> GRE to 198.51.100.1, MSS clamped to 1476 - 40 = 1436

@@ -18,29 +18,23 @@ pub struct HealthTable {
     tunnels: Box<[TunnelHealth]>,
     /// Random per process and never sent: each probe carries a tag of its tunnel and
     /// sequence number under it, so no router can make a reply for another's tunnel (every
-    /// router sees its own probes), nor anyone one for a probe not yet sent.
+    /// router sees its own probes' tags only), nor anyone one for a probe not yet sent.
     key: [AtomicU64; 2],
 }
 
 #[derive(Debug)]
 struct TunnelHealth {
     up: AtomicBool,
-    /// The sequence number of the probe the prober awaits (0: none).
-    expected: AtomicU32,
-    /// The last awaited probe answered.
+    /// Highest probe sequence number answered (tagged: no one off the tunnel's path can
+    /// raise it; the prober starts it over when its sequence numbers wrap).
     replied: AtomicU32,
 }
 
 impl HealthTable {
     /// Every tunnel up, nothing answered yet.
     pub fn new(tunnels: usize) -> HealthTable {
-        let tunnels = (0..tunnels)
-            .map(|_| TunnelHealth {
-                up: AtomicBool::new(true),
-                expected: AtomicU32::new(0),
-                replied: AtomicU32::new(0),
-            })
-            .collect();
+        let tunnels =
+            (0..tunnels).map(|_| TunnelHealth { up: AtomicBool::new(true), replied: AtomicU32::new(0) }).collect();
         HealthTable { tunnels, key: [AtomicU64::new(0), AtomicU64::new(0)] }
     }
 
@@ -78,26 +72,26 @@ impl HealthTable {
         h.finish()
     }
 
-    /// The prober is about to send tunnel `t`'s probe `seq`: only its reply counts now.
-    pub fn expect(&self, t: TunnelId, seq: u32) {
+    /// Sequence numbers of tunnel `t` start over (they wrapped): nothing is answered yet.
+    pub fn restart(&self, t: TunnelId) {
         if let Some(h) = self.tunnels.get(usize::from(t)) {
-            h.expected.store(seq, Ordering::Relaxed);
+            h.replied.store(0, Ordering::Relaxed);
         }
     }
 
-    /// The last awaited probe of tunnel `t` answered (0: none).
+    /// Highest sequence number answered on tunnel `t`.
     pub fn replied(&self, t: TunnelId) -> u32 {
         self.tunnels.get(usize::from(t)).map_or(0, |h| h.replied.load(Ordering::Relaxed))
     }
 
-    /// Whether tunnel `t`'s probe `seq` has been answered.
+    /// Whether tunnel `t`'s probe `seq` has been answered (a reply to a later one answers
+    /// it too; one to an earlier one does not).
     pub fn answered(&self, t: TunnelId, seq: u32) -> bool {
-        self.tunnels.get(usize::from(t)).is_some_and(|h| h.replied.load(Ordering::Relaxed) == seq)
+        self.replied(t) >= seq
     }
 
     /// Records a probe reply that arrived through tunnel `t`, if its payload is one of ours
-    /// for that tunnel. Returns whether it was; it counts if it answers the probe awaited
-    /// (a late reply to an earlier one is recognised, and changes nothing).
+    /// for that tunnel (its tag verifies). Returns whether it was.
     pub fn record_reply(&self, t: TunnelId, payload: &[u8]) -> bool {
         let Some(p) = payload.get(..PROBE_PAYLOAD_LEN) else { return false };
         let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
@@ -106,9 +100,7 @@ impl HealthTable {
             return false;
         }
         let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
-        if seq != 0 && h.expected.load(Ordering::Relaxed) == seq {
-            h.replied.store(seq, Ordering::Relaxed);
-        }
+        h.replied.fetch_max(seq, Ordering::Relaxed);
         true
     }
 
@@ -130,7 +122,6 @@ impl HealthTable {
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        new.expected.store(old.expected.load(Ordering::Relaxed), Ordering::Relaxed);
         new.replied.store(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
@@ -142,12 +133,8 @@ impl HealthTable {
             return;
         };
         new.up.store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        let expected = old.expected.load(Ordering::Relaxed);
-        new.expected.store(expected, Ordering::Relaxed);
         // A reply a worker already recorded here stays.
-        if old.replied.load(Ordering::Relaxed) == expected {
-            new.replied.store(expected, Ordering::Relaxed);
-        }
+        new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
