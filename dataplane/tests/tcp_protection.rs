@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use etherparse::PacketBuilder;
-use transitd::pipeline::flows::{FlowEvent, FlowTable, FlowTimeouts};
+use transitd::pipeline::flows::{FlowEvent, FlowTable, FlowTimeouts, Segment};
 use transitd::pipeline::{
     ConsumeReason, DropReason, Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, TxReason, Verdict, WorkerState,
 };
@@ -73,8 +73,10 @@ fn is_out_of_state(v: &Verdict) -> bool {
 
 /// Per frame number, whether tshark's view of the capture says the packet belongs to a
 /// connection seen from its start in its own direction: its (stream, source, port) sent a
-/// SYN at or before it, with no RST since. `None` for frames that are not plain TCP (inside
-/// tunnels or ICMP errors, fragments), which tracking does not judge.
+/// SYN at or before it, with no RST since at the direction's next sequence number (the end
+/// of its furthest segment, from tshark's raw sequence numbers and lengths). `None` for
+/// frames that are not plain TCP (inside tunnels or ICMP errors, fragments), which tracking
+/// does not judge.
 fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
     // Not under MPLS labels: the data plane passes or drops those whatever they carry.
     let filter = "tcp and not icmp and not icmpv6 and not gre and not udp and not mpls \
@@ -84,23 +86,31 @@ fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
         file,
         &["-Y", filter, "-T", "fields", "-e", "frame.number", "-e", "tcp.stream", "-e", "ip.src", "-e", "ipv6.src"]
             .into_iter()
-            .chain(["-e", "tcp.srcport", "-e", "tcp.flags"])
+            .chain(["-e", "tcp.srcport", "-e", "tcp.flags", "-e", "tcp.seq_raw", "-e", "tcp.len"])
             .collect::<Vec<_>>(),
     );
-    let mut open: HashMap<String, bool> = HashMap::new();
+    // Per direction: open or not, and the next sequence number.
+    let mut open: HashMap<String, (bool, u32)> = HashMap::new();
     let mut verdicts = HashMap::new();
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         let (Ok(frame), Some(flags)) = (f[0].parse::<u64>(), f.get(5)) else { continue };
         let Ok(flags) = u32::from_str_radix(flags.trim_start_matches("0x"), 16) else { continue };
+        let seq: u32 = f.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let len: u32 = f.get(7).and_then(|s| s.parse().ok()).unwrap_or(0);
         let direction = format!("{}/{}{}/{}", f[1], f[2], f[3], f[4]);
-        let state = open.entry(direction).or_insert(false);
+        let (state, next) = open.entry(direction).or_insert((false, 0));
+        let end = seq.wrapping_add(len).wrapping_add(u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0));
         if flags & 0x02 != 0 {
-            *state = true;
+            (*state, *next) = (true, end);
         }
         verdicts.insert(frame, *state);
         if flags & 0x04 != 0 {
-            *state = false;
+            if seq == *next {
+                *state = false;
+            }
+        } else if end.wrapping_sub(*next) as i32 > 0 {
+            *next = end;
         }
     }
     verdicts
@@ -288,7 +298,8 @@ fn memory_stays_fixed_under_ten_million_flows() {
     for f in 0..10_000_000u64 {
         // New flows (SYN) and strangers (ACK), alternating.
         let flow = f.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let event = table.observe(flow, if f % 2 == 0 { 0x02 } else { 0x10 }, 1_000_000 * f, &timeouts);
+        let segment = Segment { flags: if f % 2 == 0 { 0x02 } else { 0x10 }, seq: f as u32, len: 0 };
+        let event = table.observe(flow, segment, 1_000_000 * f, &timeouts);
         seen[event.index()] = true;
     }
     COUNTING.with(|c| c.set(false));

@@ -5,16 +5,23 @@
 //! A worker's [`FlowTable`] is fixed at start-up: 4-way set-associative, like the DoS
 //! buckets. A new connection takes a free or expired way of its set, or else the one least
 //! recently seen: a flood of random 4-tuples evicts, it never grows memory. Entries hold a
-//! 64-bit hash of the 4-tuple (never the tuple), a state, and when they were last seen.
+//! 62-bit hash of the 4-tuple (never the tuple) with the state in its low bits, when they
+//! were last seen and the next sequence number: 16 bytes.
 //!
 //! From the client side a connection goes
 //!
 //! ```text
 //!   SYN ─► embryonic ─ACK─► established ─FIN─► closing
-//!                └────────────RST (any state)────────────► gone
+//!                └─────────RST at the next sequence number──────► gone
+//!                └─────────any other RST──────────────────────► closing
 //! ```
 //!
-//! and each state ages out on its own timeout. A packet that fits no tracked connection (an
+//! and each state ages out on its own timeout. Each entry keeps the client's next sequence
+//! number as the edge saw it (the end of its furthest segment): a RST carrying exactly that
+//! ends the connection at once, as the client's own stack sends it (RFC 9293 §3.10.7); any
+//! other only moves it to closing, which lives on while packets flow. A blind RST would have
+//! to guess 32 bits to make the edge forget a connection and drop its next ACKs as out of
+//! state (RFC 5961 §3 asks endpoints for the same). A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
 //! of. Connections that existed before tracking began would look the same, so for a grace
 //! period after a worker's table first sees a packet, out-of-state ACKs and FINs are taken
@@ -31,25 +38,79 @@ const WAYS: usize = 4;
 /// long (which has timed out anyway).
 const TICK_SHIFT: u32 = 20;
 
-/// What a tracked connection has shown.
+/// What a tracked connection has shown (the low two bits of its slot's tag).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum State {
     /// A free slot.
     #[default]
-    Free,
+    Free = 0,
     /// SYN (or SYN-ACK) seen, the handshake's ACK not yet.
-    Embryonic,
+    Embryonic = 1,
     /// The handshake completed (or the connection was picked up in the grace period).
-    Established,
-    /// The client sent FIN.
-    Closing,
+    Established = 2,
+    /// The client sent FIN, or a RST not at its next sequence number.
+    Closing = 3,
 }
+
+const STATE_BITS: u64 = 3;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
+    /// The flow's hash with its low two bits replaced by the state (0: free).
     tag: u64,
     seen: u32,
-    state: State,
+    /// The client's next sequence number: the end of the furthest segment seen.
+    next: u32,
+}
+
+impl Slot {
+    fn new(flow: u64, state: State, seen: u32, next: u32) -> Slot {
+        Slot { tag: flow & !STATE_BITS | state as u64, seen, next }
+    }
+
+    fn state(&self) -> State {
+        match self.tag & STATE_BITS {
+            0 => State::Free,
+            1 => State::Embryonic,
+            2 => State::Established,
+            _ => State::Closing,
+        }
+    }
+
+    fn set_state(&mut self, state: State) {
+        self.tag = self.tag & !STATE_BITS | state as u64;
+    }
+
+    fn is(&self, flow: u64) -> bool {
+        self.tag & !STATE_BITS == flow & !STATE_BITS && self.state() != State::Free
+    }
+
+    /// Moves `next` to the end of `seg`, if that is further (sequence space wraps).
+    fn advance(&mut self, seg: &Segment) {
+        let end = seg.end();
+        if (end.wrapping_sub(self.next) as i32) > 0 {
+            self.next = end;
+        }
+    }
+}
+
+/// What tracking reads of one TCP segment from the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// TCP flags.
+    pub flags: u32,
+    /// Sequence number.
+    pub seq: u32,
+    /// Payload bytes.
+    pub len: u32,
+}
+
+impl Segment {
+    /// The sequence number after it: SYN and FIN take one each (RFC 9293 §3.4).
+    fn end(&self) -> u32 {
+        let control = u32::from(self.flags & SYN != 0) + u32::from(self.flags & FIN != 0);
+        self.seq.wrapping_add(self.len).wrapping_add(control)
+    }
 }
 
 /// What tracking made of one TCP packet.
@@ -148,27 +209,27 @@ impl FlowTable {
     /// Tracked connections (not yet timed out as of `now_ns`).
     pub fn live(&self, now_ns: u64, t: &FlowTimeouts) -> usize {
         let now = tick(now_ns);
-        self.slots.iter().filter(|s| s.state != State::Free && !expired(s, now, t)).count()
+        self.slots.iter().filter(|s| s.state() != State::Free && !expired(s, now, t)).count()
     }
 
-    /// Tracks one TCP packet of the flow whose 4-tuple hashes to `flow`, with TCP flags
-    /// `flags`, arriving at `now_ns`.
-    pub fn observe(&mut self, flow: u64, flags: u32, now_ns: u64, t: &FlowTimeouts) -> FlowEvent {
+    /// Tracks one TCP segment `seg` of the flow whose 4-tuple hashes to `flow`, arriving at
+    /// `now_ns`.
+    pub fn observe(&mut self, flow: u64, seg: Segment, now_ns: u64, t: &FlowTimeouts) -> FlowEvent {
         if self.slots.is_empty() {
             return FlowEvent::Tracked;
         }
         let started = *self.started_ns.get_or_insert(now_ns);
         let in_grace = now_ns.saturating_sub(started) < t.grace_ns;
         let now = tick(now_ns);
-        let tag = flow | 1; // never 0, the free slot's tag
+        let flags = seg.flags;
         let set = (mix(flow) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
         let ways = &mut self.slots[set..set + WAYS];
-        let found = ways.iter().position(|s| s.tag == tag && s.state != State::Free && !expired(s, now, t));
+        let found = ways.iter().position(|s| s.is(flow) && !expired(s, now, t));
 
         if flags & SYN != 0 {
             // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN.
             let i = found.unwrap_or_else(|| room(ways, now, t));
-            ways[i] = Slot { tag, seen: now, state: State::Embryonic };
+            ways[i] = Slot::new(flow, State::Embryonic, now, seg.end());
             return FlowEvent::New;
         }
         if let Some(i) = found {
@@ -176,11 +237,18 @@ impl FlowTable {
             // Never earlier: a replayed capture's packets may be out of order.
             slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
             if flags & RST != 0 {
-                *slot = Slot::default();
-            } else if flags & FIN != 0 {
-                slot.state = State::Closing;
-            } else if flags & ACK != 0 && slot.state == State::Embryonic {
-                slot.state = State::Established;
+                if seg.seq == slot.next {
+                    *slot = Slot::default();
+                } else {
+                    slot.set_state(State::Closing);
+                }
+                return FlowEvent::Tracked;
+            }
+            slot.advance(&seg);
+            if flags & FIN != 0 {
+                slot.set_state(State::Closing);
+            } else if flags & ACK != 0 && slot.state() == State::Embryonic {
+                slot.set_state(State::Established);
             }
             return FlowEvent::Tracked;
         }
@@ -194,7 +262,7 @@ impl FlowTable {
         if in_grace && event != FlowEvent::OutOfStateRst {
             let state = if event == FlowEvent::OutOfStateFin { State::Closing } else { State::Established };
             let i = room(ways, now, t);
-            ways[i] = Slot { tag, seen: now, state };
+            ways[i] = Slot::new(flow, state, now, seg.end());
             return FlowEvent::PickedUp;
         }
         event
@@ -246,7 +314,7 @@ impl Authenticated {
 
 /// The way a new entry takes: free, timed out, or else the least recently seen.
 fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
-    if let Some(i) = ways.iter().position(|s| s.state == State::Free || expired(s, now, t)) {
+    if let Some(i) = ways.iter().position(|s| s.state() == State::Free || expired(s, now, t)) {
         return i;
     }
     (0..ways.len()).max_by_key(|&i| age(ways[i].seen, now)).unwrap_or(0)
@@ -266,7 +334,7 @@ fn tick(ns: u64) -> u32 {
 }
 
 fn expired(s: &Slot, now: u32, t: &FlowTimeouts) -> bool {
-    let timeout = match s.state {
+    let timeout = match s.state() {
         State::Free => return true,
         State::Embryonic => t.embryonic_ns,
         State::Established => t.established_ns,
@@ -287,56 +355,89 @@ mod tests {
     };
     const S: u64 = 1_000_000_000;
 
+    /// A segment of no payload at sequence number 0.
+    fn seg(flags: u32) -> Segment {
+        Segment { flags, seq: 0, len: 0 }
+    }
+
     #[test]
     fn a_packet_earlier_than_the_last_is_still_of_its_connection() {
         // A capture replayed by its timestamps: the third packet 2 ms before the second.
         let mut t = FlowTable::new(1024);
         let ms = 1_000_000;
-        assert_eq!(t.observe(7, SYN, 10 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(7, ACK, 10 * S + 5 * ms, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, ACK, 10 * S + 3 * ms, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, ACK, 10 * S + 6 * ms, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(SYN), 10 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(7, seg(ACK), 10 * S + 5 * ms, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), 10 * S + 3 * ms, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), 10 * S + 6 * ms, &T), FlowEvent::Tracked);
     }
 
     #[test]
     fn a_handshake_is_tracked_and_strangers_are_out_of_state() {
         let mut t = FlowTable::new(1024);
-        assert_eq!(t.observe(7, ACK, S, &T), FlowEvent::OutOfStateAck);
-        assert_eq!(t.observe(7, SYN, 2 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(7, ACK, 2 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, ACK | 0x08, 3 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(8, FIN | ACK, 3 * S, &T), FlowEvent::OutOfStateFin);
-        assert_eq!(t.observe(8, RST, 3 * S, &T), FlowEvent::OutOfStateRst);
-        assert_eq!(t.observe(7, FIN | ACK, 4 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, ACK, 5 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), S, &T), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(7, seg(SYN), 2 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(7, seg(ACK), 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK | 0x08), 3 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(8, seg(FIN | ACK), 3 * S, &T), FlowEvent::OutOfStateFin);
+        assert_eq!(t.observe(8, seg(RST), 3 * S, &T), FlowEvent::OutOfStateRst);
+        assert_eq!(t.observe(7, seg(FIN | ACK), 4 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), 5 * S, &T), FlowEvent::Tracked);
         // Closing times out after 10 s without a packet.
-        assert_eq!(t.observe(7, ACK, 16 * S, &T), FlowEvent::OutOfStateAck);
-        // A RST ends a connection at once.
-        t.observe(9, SYN, 20 * S, &T);
-        assert_eq!(t.observe(9, RST, 21 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(9, ACK, 21 * S, &T), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(7, seg(ACK), 16 * S, &T), FlowEvent::OutOfStateAck);
+        // A RST at the client's next sequence number ends a connection at once.
+        t.observe(9, Segment { flags: SYN, seq: 1000, len: 0 }, 20 * S, &T);
+        t.observe(9, Segment { flags: ACK, seq: 1001, len: 500 }, 20 * S, &T);
+        assert_eq!(t.observe(9, Segment { flags: RST, seq: 1501, len: 0 }, 21 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, seg(ACK), 21 * S, &T), FlowEvent::OutOfStateAck);
+    }
+
+    /// A RST anywhere else (blind, or the edge missed a segment) does not end tracking: the
+    /// connection is closing, lives on while packets flow, and times out when they stop.
+    #[test]
+    fn a_rst_off_the_next_sequence_number_only_closes() {
+        let mut t = FlowTable::new(1024);
+        let at = |flags, seq, len| Segment { flags, seq, len };
+        t.observe(9, at(SYN, u32::MAX - 10, 0), S, &T);
+        t.observe(9, at(ACK, u32::MAX - 9, 100), S, &T); // wraps: next is 90
+        for blind in [0, 89, 91, 1 << 31] {
+            assert_eq!(t.observe(9, at(RST, blind, 0), 2 * S, &T), FlowEvent::Tracked);
+        }
+        assert_eq!(t.observe(9, at(ACK, 90, 0), 5 * S, &T), FlowEvent::Tracked, "still tracked");
+        assert_eq!(t.observe(9, at(ACK, 90, 0), 14 * S, &T), FlowEvent::Tracked, "while packets flow");
+        assert_eq!(t.observe(9, at(ACK, 90, 0), 25 * S, &T), FlowEvent::OutOfStateAck, "closing timed out");
+        // An old segment (a retransmission) does not move the next sequence number back.
+        t.observe(4, at(SYN, 100, 0), S, &T);
+        t.observe(4, at(ACK, 101, 1000), S, &T);
+        t.observe(4, at(ACK, 101, 10), S, &T);
+        assert_eq!(t.observe(4, at(RST | ACK, 1101, 0), S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(4, seg(ACK), S, &T), FlowEvent::OutOfStateAck, "ended at 1101");
+    }
+
+    #[test]
+    fn an_entry_is_sixteen_bytes() {
+        assert_eq!(size_of::<Slot>(), 16);
     }
 
     #[test]
     fn embryonic_connections_expire_sooner_than_established_ones() {
         let mut t = FlowTable::new(1024);
-        t.observe(1, SYN, S, &T);
-        t.observe(2, SYN, S, &T);
-        t.observe(2, ACK, S, &T);
+        t.observe(1, seg(SYN), S, &T);
+        t.observe(2, seg(SYN), S, &T);
+        t.observe(2, seg(ACK), S, &T);
         assert_eq!(t.live(2 * S, &T), 2);
-        assert_eq!(t.observe(1, ACK, 12 * S, &T), FlowEvent::OutOfStateAck);
-        assert_eq!(t.observe(2, ACK, 200 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(1, seg(ACK), 12 * S, &T), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(2, seg(ACK), 200 * S, &T), FlowEvent::Tracked);
     }
 
     #[test]
     fn the_grace_period_picks_up_connections_already_open() {
         let grace = FlowTimeouts { grace_ns: 60 * S, ..T };
         let mut t = FlowTable::new(64);
-        assert_eq!(t.observe(5, ACK, 100 * S, &grace), FlowEvent::PickedUp);
-        assert_eq!(t.observe(5, ACK, 101 * S, &grace), FlowEvent::Tracked);
-        assert_eq!(t.observe(6, RST, 101 * S, &grace), FlowEvent::OutOfStateRst, "a RST is never picked up");
-        assert_eq!(t.observe(7, ACK, 161 * S, &grace), FlowEvent::OutOfStateAck, "grace is over");
-        assert_eq!(t.observe(5, ACK, 162 * S, &grace), FlowEvent::Tracked, "what was picked up stays");
+        assert_eq!(t.observe(5, seg(ACK), 100 * S, &grace), FlowEvent::PickedUp);
+        assert_eq!(t.observe(5, seg(ACK), 101 * S, &grace), FlowEvent::Tracked);
+        assert_eq!(t.observe(6, seg(RST), 101 * S, &grace), FlowEvent::OutOfStateRst, "a RST is never picked up");
+        assert_eq!(t.observe(7, seg(ACK), 161 * S, &grace), FlowEvent::OutOfStateAck, "grace is over");
+        assert_eq!(t.observe(5, seg(ACK), 162 * S, &grace), FlowEvent::Tracked, "what was picked up stays");
     }
 
     #[test]
@@ -344,11 +445,11 @@ mod tests {
         let mut t = FlowTable::new(4096);
         let bytes = t.memory_bytes();
         for f in 0..1_000_000u64 {
-            t.observe(mix(f), SYN, S + f, &T);
+            t.observe(mix(f), seg(SYN), S + f, &T);
         }
         assert_eq!(t.memory_bytes(), bytes);
         assert!(t.live(2 * S, &T) <= t.capacity());
         // The most recent flows are still there.
-        assert_eq!(t.observe(mix(999_999), ACK, 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(mix(999_999), seg(ACK), 2 * S, &T), FlowEvent::Tracked);
     }
 }

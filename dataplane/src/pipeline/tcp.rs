@@ -17,7 +17,7 @@ use gre::tcp::{self, TCP_HEADER_LEN, TcpPacket};
 use gre::{EthernetAddrs, Ipv4Packet, Ipv6Packet, checksum};
 
 use super::Outcome;
-use super::flows::FlowEvent;
+use super::flows::{FlowEvent, Segment};
 use super::forward::Ctx;
 use super::parse::IpFrame;
 use super::verdict::DropReason;
@@ -77,6 +77,7 @@ pub(super) fn protect(
     outcome.tcp_rule = Some(rule_index);
     let flow = flow_of(key);
     let now = ctx.now;
+    let segment = segment(data, ip, flags);
 
     if let Some(bucket) = rule.syn_bucket {
         let source = keyed(key.src_addr(), 0);
@@ -99,7 +100,7 @@ pub(super) fn protect(
             outcome.tcp = Some(FlowEvent::Challenged);
             if !rule.mitigate {
                 // Monitor: counted as challenged, and tracked as the SYN it is.
-                ctx.limits.flows.observe(flow, flags, now, &tcp.timeouts);
+                ctx.limits.flows.observe(flow, segment, now, &tcp.timeouts);
                 return Protection::Pass;
             }
             // IPv6 extension headers would have to be rewritten too: not answered.
@@ -112,7 +113,7 @@ pub(super) fn protect(
         }
     }
 
-    let event = ctx.limits.flows.observe(flow, flags, now, &tcp.timeouts);
+    let event = ctx.limits.flows.observe(flow, segment, now, &tcp.timeouts);
     outcome.tcp = Some(event);
     match event {
         FlowEvent::OutOfStateAck if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateAck),
@@ -149,6 +150,15 @@ fn cookie_matches(secret: &[u8; 16], key: &Key, seq: u32, now_ns: u64) -> bool {
         let c = cookie_of(secret, key, slot.wrapping_sub(back));
         seq == c || seq == c ^ 1
     })
+}
+
+/// The segment tracking reads: flags, sequence number and payload length (the parser has
+/// checked the TCP header is within the packet).
+fn segment(data: &[u8], ip: &IpFrame, flags: u32) -> Segment {
+    let seq = field_u32(data, ip.l4_start + 4).unwrap_or(0);
+    let header = data.get(ip.l4_start + 12).map_or(TCP_HEADER_LEN, |b| usize::from(b >> 4) * 4);
+    let len = (ip.l3_start + ip.l3_len).saturating_sub(ip.l4_start + header) as u32;
+    Segment { flags, seq, len }
 }
 
 fn field_u32(data: &[u8], at: usize) -> Option<u32> {
