@@ -183,12 +183,10 @@ action = "drop"
     let feed = dir.join("feed.txt");
     let feed = feed.display();
     let missing = dir.join("nowhere.txt");
+    // The configuration's errors in order, then the list file's (not interleaved by line).
     assert_eq!(
         errors,
         [
-            format!(
-                "{feed}:3:1: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
-            ),
             format!("{file}:10:16: list `ports`: \"2001:db8::1\": a list holds addresses or numbers, not both"),
             format!(
                 "{file}:14:8: list `missing`: cannot read {}: No such file or directory (os error 2)",
@@ -196,6 +194,9 @@ action = "drop"
             ),
             format!(
                 "{file}:21:20: rule `rule-1`: $v6_only holds no IPv4 addresses, which ip.src needs\n        ip.src in $v6_only or tcp.port in $nope\n                  ^~~~~~~~"
+            ),
+            format!(
+                "{feed}:3:1: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
             ),
         ]
     );

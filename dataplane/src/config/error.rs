@@ -65,6 +65,12 @@ impl SourceMap {
         &self.parts[0].1
     }
 
+    /// Where errors in `file` go in a report: the configuration's own sources in their
+    /// order, then any other file (a list file, a plan) after them.
+    pub fn rank(&self, file: &str) -> usize {
+        self.parts.iter().position(|(_, name)| name == file).unwrap_or(self.parts.len())
+    }
+
     /// The text.
     pub fn text(&self) -> &str {
         &self.text

@@ -405,6 +405,7 @@ impl<X: Xsk> AfXdpIo<X> {
         }
         for _ in 0..MAX_KICKS {
             self.stats.kicks += 1;
+            let unsent = self.xsk.tx_unsent();
             match self.xsk.kick_tx() {
                 Kick::Again => self.reclaim(),
                 Kick::Done if self.xsk.tx_unsent() > 0 && !self.xsk.zero_copy() => self.reclaim(),
@@ -413,6 +414,11 @@ impl<X: Xsk> AfXdpIo<X> {
                     self.stats.kick_errors += 1;
                     break;
                 }
+            }
+            // EAGAIN also means a busy device or a full socket buffer, where kicking again
+            // at once only burns the core: go on when the kernel took nothing.
+            if self.xsk.tx_unsent() >= unsent {
+                break;
             }
         }
     }
@@ -985,6 +991,24 @@ mod tests {
             assert!(after.frames.is_conserved(), "{:?}", after.frames);
         }
         assert_eq!(total_unsent, 100 - RING, "what did not fit the ring");
+    }
+
+    /// A kernel that takes nothing off the tx ring (EAGAIN for a busy device or a full
+    /// socket buffer) is kicked once per attempt, not MAX_KICKS times in a row.
+    #[test]
+    fn a_kernel_that_takes_nothing_is_not_kicked_in_a_loop() {
+        let mut io = AfXdpIo::with_socket(Model::new(), true);
+        io.xsk.stalled = true;
+        let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
+        for _ in 0..10 {
+            let slot = spill.next_slot().unwrap();
+            slot[HEADROOM..HEADROOM + 100].fill(0xab);
+            spill.push(HEADROOM, 100);
+        }
+        let before = io.stats().kicks;
+        io.send_spill(&mut spill).unwrap();
+        let kicks = io.stats().kicks - before;
+        assert!(kicks > 0 && kicks < 4, "{kicks} kicks");
     }
 
     /// With no more frames than the fill ring holds (`--frames` equal to the ring size),
