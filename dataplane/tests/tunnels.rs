@@ -618,3 +618,43 @@ fn icmp_errors_about_a_routers_own_packets_go_back_into_its_tunnel() {
     assert_eq!((e.header().source(), e.header().destination()), ([192, 0, 2, 1], [10, 213, 0, 1]));
     assert_eq!(sent[14 + 20 + 4 + 20], 11, "ICMP type: time exceeded");
 }
+
+/// GRE over IPv6 labels each inner flow (RFC 6438), as tshark reads the outer header: never
+/// 0, one label per flow, distinct flows apart, and the fragments of one datagram (which
+/// carry no ports but the first) under one label.
+#[test]
+fn gre_over_ipv6_carries_the_inner_flow_in_its_flow_label() {
+    let config = std::fs::read_to_string(root().join("bench/configs/catch-all.toml"))
+        .unwrap()
+        .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8:ffff::1\"")
+        .replace("remote = \"198.51.100.1\"", "remote = \"2001:db8:beef::1\"");
+    let fields = |out: &Path, extra: &[&str]| -> Vec<Vec<String>> {
+        let mut args = vec!["-Y", "ipv6.nxt == 47", "-T", "fields", "-E", "occurrence=f", "-e", "ipv6.flow"];
+        for e in extra {
+            args.extend(["-e", e]);
+        }
+        tshark_checked(out, &args).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect()
+    };
+    let label = |row: &[String]| u32::from_str_radix(row[0].trim_start_matches("0x"), 16).unwrap();
+
+    let (out, _) = replay_to(&config, &pcap("real/suricata-syn-flood.pcap"), "flow-label-flows");
+    let rows = fields(&out, &["ip.src", "ip.dst", "tcp.srcport", "tcp.dstport"]);
+    assert_eq!(rows.len(), 200, "every SYN encapsulated over IPv6");
+    let mut by_flow: std::collections::HashMap<&[String], std::collections::HashSet<u32>> = Default::default();
+    for row in &rows {
+        assert_ne!(label(row), 0, "{row:?}");
+        by_flow.entry(&row[1..]).or_default().insert(label(row));
+    }
+    assert!(by_flow.values().all(|labels| labels.len() == 1), "one label per flow");
+    let distinct: std::collections::HashSet<u32> = rows.iter().map(|r| label(r)).collect();
+    assert!(distinct.len() >= by_flow.len() - 2, "{} labels for {} flows", distinct.len(), by_flow.len());
+
+    let (out, _) = replay_to(&config, &pcap("real/pcapplusplus-ip4_fragments.pcap"), "flow-label-fragments");
+    let rows = fields(&out, &["ip.src", "ip.dst", "ip.id", "ip.frag_offset"]);
+    let mut by_datagram: std::collections::HashMap<&[String], std::collections::HashSet<u32>> = Default::default();
+    for row in &rows {
+        by_datagram.entry(&row[1..4]).or_default().insert(label(row));
+    }
+    assert!(rows.iter().any(|r| r[4] != "0"), "later fragments are in the capture");
+    assert!(by_datagram.values().all(|labels| labels.len() == 1), "{by_datagram:?}");
+}

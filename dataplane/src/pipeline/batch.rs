@@ -233,7 +233,8 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         let lane = lanes.lane[i];
         if !matches!(lane, Lane::Done) {
             let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
-            let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None };
+            let mut ctx =
+                Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None, label: 0 };
             if let Lane::Backbone = lane {
                 *outcome = from_backbone(&mut ctx, frame, key, ip);
             } else {

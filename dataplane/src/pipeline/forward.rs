@@ -5,8 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use classifier::limit::mix;
 use classifier::{BucketKey, Dim, Key};
-use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, encap_gre, prepend_ethernet};
+use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, Endpoints, encap_gre, prepend_ethernet};
 use gre::fragment::Plan;
 use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
@@ -38,6 +39,10 @@ pub(super) struct Ctx<'a> {
     /// The customer's tunnel a decapsulated frame came out of: what we originate about it
     /// (an ICMP error, a SYN challenge) goes back into it, where its source is.
     pub from: Option<TunnelId>,
+    /// The outer flow label for GRE over IPv6 (RFC 6438: from the inner flow, so that the
+    /// underlay's ECMP and link aggregation spread a tunnel's flows); 0 (unlabelled) for
+    /// what we originate.
+    pub label: u32,
 }
 
 /// True when the IPv4 header checksum verifies.
@@ -102,6 +107,7 @@ pub(super) fn into_tunnel(
             if !ctx.snap.fragment_ipv4 {
                 return Verdict::Drop(DropReason::MtuExceeded);
             }
+            ctx.label = flow_label(tunnel, key, ip);
             return fragment_into(ctx, tunnel, frame, ip);
         }
         return icmp_error(ctx, frame, ip, IcmpKind::TooBig(tunnel.mtu))
@@ -109,6 +115,7 @@ pub(super) fn into_tunnel(
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     clamp_mss(ctx.snap, frame, ip, key, tunnel);
+    ctx.label = flow_label(tunnel, key, ip);
     encap(ctx, tunnel, frame.buf, l3, ip.l3_len, ip.is_ipv6, TxReason::Encapsulated)
 }
 
@@ -180,6 +187,7 @@ fn encap(
     let tos = ip_at(buf, l3, is_ipv6).map_or(0, |p| p.dscp_ecn());
     match encap_gre(buf, l3, len, protocol, tos, &tunnel.gre, eth) {
         Ok(start) => {
+            label_outer(buf, start, tunnel, ctx.label);
             ctx.via = Some(tunnel.id);
             Verdict::Tx { start, len: l3 + len - start, reason }
         }
@@ -187,6 +195,39 @@ fn encap(
         // The inner range was checked by the parser and the MTU bounds the length: only a
         // backend handing in an inconsistent frame gets here.
         Err(EncapError::OutOfFrame | EncapError::TooLong) => Verdict::Drop(DropReason::Truncated),
+    }
+}
+
+/// The outer flow label of the inner packet `key` in `tunnel`: for GRE over IPv6, 20 bits
+/// of a hash of its addresses, protocol and ports, never 0 (which means unlabelled: RFC 6437
+/// section 3); 0 over IPv4. A fragment is hashed without ports (only its first has them),
+/// so the fragments of a datagram share a label and a path; so do the fragments a datagram
+/// is cut into here.
+fn flow_label(tunnel: &Tunnel, key: &Key, ip: &IpFrame) -> u32 {
+    if !matches!(tunnel.gre.endpoints, Endpoints::V6 { .. }) {
+        return 0;
+    }
+    let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
+    let ports = match ip.fragment {
+        Some(_) => 0,
+        None => u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort)),
+    };
+    let h = mix(fold(key.src_addr()))
+        ^ mix(fold(key.dst_addr()).rotate_left(17))
+        ^ mix(ports ^ u64::from(key.get(Dim::IpProto)));
+    ((h ^ h >> 32) as u32 & 0x000f_ffff).max(1)
+}
+
+/// Writes `label` into the outer IPv6 header of the frame at `buf[start..]` that `tunnel`'s
+/// encapsulation wrote (nothing for GRE over IPv4, or label 0).
+fn label_outer(buf: &mut [u8], start: usize, tunnel: &Tunnel, label: u32) {
+    if label == 0 || !matches!(tunnel.gre.endpoints, Endpoints::V6 { .. }) {
+        return;
+    }
+    if let Some(outer) = buf.get_mut(start + gre::encap::ETHERNET_LEN..) {
+        let mut packet = gre::Ipv6Packet::new_unchecked(outer);
+        let class = packet.traffic_class();
+        packet.set_version_class_flow(class, label);
     }
 }
 
@@ -217,6 +258,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: 
         let Some(slot) = ctx.spill.next_slot() else { break };
         let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
         if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, &tunnel.gre, eth) {
+            label_outer(slot, start, tunnel, ctx.label);
             ctx.spill.push(start, HEADROOM + len - start);
             ctx.spilled += 1;
         }

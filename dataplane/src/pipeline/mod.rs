@@ -218,7 +218,8 @@ pub fn process_frame(
     if let Err(verdict) = check(snap, frame, &mut key, &mut ip) {
         return Outcome::new(verdict);
     }
-    let mut ctx = Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None };
+    let mut ctx =
+        Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None, label: 0 };
     if is_backbone(snap, &key, &ip) {
         return from_backbone(&mut ctx, frame, &key, &ip);
     }
