@@ -74,7 +74,7 @@ fn is_out_of_state(v: &Verdict) -> bool {
 /// Per frame number, whether tshark's view of the capture says the packet belongs to a
 /// connection seen from its start in its own direction: its (stream, source, port) sent a
 /// SYN at or before it, with no RST since at the direction's next sequence number (the end
-/// of its furthest segment, from tshark's raw sequence numbers and lengths). `None` for
+/// of what it sent in order, from tshark's raw sequence numbers and lengths). `None` for
 /// frames that are not plain TCP (inside tunnels or ICMP errors, fragments), which tracking
 /// does not judge.
 fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
@@ -109,8 +109,8 @@ fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
             if seq == *next {
                 *state = false;
             }
-        } else if end.wrapping_sub(*next) as i32 > 0 {
-            *next = end;
+        } else if next.wrapping_sub(seq) as i32 >= 0 && end.wrapping_sub(*next) as i32 > 0 {
+            *next = end; // the stream continues in order
         }
     }
     verdicts

@@ -12,16 +12,16 @@
 //!
 //! ```text
 //!   SYN ─► embryonic ─ACK─► established ─FIN─► closing
-//!                └─────────RST at the next sequence number──────► gone
-//!                └─────────any other RST──────────────────────► closing
+//!                └──────────────RST──────────────────────► gone
 //! ```
 //!
 //! and each state ages out on its own timeout. Each entry keeps the client's next sequence
-//! number as the edge saw it (the end of its furthest segment): a RST carrying exactly that
-//! ends the connection at once, as the client's own stack sends it (RFC 9293 §3.10.7); any
-//! other only moves it to closing, which lives on while packets flow. A blind RST would have
-//! to guess 32 bits to make the edge forget a connection and drop its next ACKs as out of
-//! state (RFC 5961 §3 asks endpoints for the same). A packet that fits no tracked connection (an
+//! number as the edge saw it (the end of the stream it has seen in order): a FIN or RST
+//! counts only at exactly that number, as the client's own stack sends them (RFC 9293
+//! §3.10.7); any other is ignored and the connection lives until it idles out. A blind FIN or
+//! RST would have to guess 32 bits to make the edge forget a connection and drop its next
+//! ACKs as out of state (RFC 5961 §3 asks endpoints for the same), and a blind SYN does not
+//! take an established connection back to the embryonic timeout. A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
 //! of. Connections that existed before tracking began would look the same, so for a grace
 //! period after a worker's table first sees a packet, out-of-state ACKs and FINs are taken
@@ -85,10 +85,12 @@ impl Slot {
         self.tag & !STATE_BITS == flow & !STATE_BITS && self.state() != State::Free
     }
 
-    /// Moves `next` to the end of `seg`, if that is further (sequence space wraps).
+    /// Moves `next` to the end of `seg` when `seg` continues the stream: it starts at or
+    /// before `next` and ends after it (sequence space wraps). A segment ahead of `next` (one
+    /// missed, or a blind guess) moves nothing.
     fn advance(&mut self, seg: &Segment) {
         let end = seg.end();
-        if (end.wrapping_sub(self.next) as i32) > 0 {
+        if self.next.wrapping_sub(seg.seq) as i32 >= 0 && (end.wrapping_sub(self.next) as i32) > 0 {
             self.next = end;
         }
     }
@@ -227,26 +229,36 @@ impl FlowTable {
         let found = ways.iter().position(|s| s.is(flow) && !expired(s, now, t));
 
         if flags & SYN != 0 {
-            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN.
+            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN. One
+            // already established stays so (a blind SYN must not shorten its life to the
+            // embryonic timeout); it only learns the new sequence number.
             let i = found.unwrap_or_else(|| room(ways, now, t));
-            ways[i] = Slot::new(flow, State::Embryonic, now, seg.end());
+            let state = match found.map(|i| ways[i].state()) {
+                Some(s @ (State::Established | State::Closing)) => s,
+                _ => State::Embryonic,
+            };
+            ways[i] = Slot::new(flow, state, now, seg.end());
             return FlowEvent::New;
         }
         if let Some(i) = found {
             let slot = &mut ways[i];
             // Never earlier: a replayed capture's packets may be out of order.
             slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
+            // A RST or FIN counts only at the next sequence number (in order), as the
+            // client's stack sends them; elsewhere it is blind, or the edge missed a segment,
+            // and the connection lives on until it idles out.
+            let in_order = seg.seq == slot.next;
             if flags & RST != 0 {
-                if seg.seq == slot.next {
+                if in_order {
                     *slot = Slot::default();
-                } else {
-                    slot.set_state(State::Closing);
                 }
                 return FlowEvent::Tracked;
             }
             slot.advance(&seg);
             if flags & FIN != 0 {
-                slot.set_state(State::Closing);
+                if in_order {
+                    slot.set_state(State::Closing);
+                }
             } else if flags & ACK != 0 && slot.state() == State::Embryonic {
                 slot.set_state(State::Established);
             }
@@ -374,13 +386,14 @@ mod tests {
     #[test]
     fn a_handshake_is_tracked_and_strangers_are_out_of_state() {
         let mut t = FlowTable::new(1024);
+        let at = |flags, seq| Segment { flags, seq, len: 0 };
         assert_eq!(t.observe(7, seg(ACK), S, &T), FlowEvent::OutOfStateAck);
-        assert_eq!(t.observe(7, seg(SYN), 2 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(7, seg(ACK), 2 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, seg(ACK | 0x08), 3 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, at(SYN, 0), 2 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(7, at(ACK, 1), 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, at(ACK | 0x08, 1), 3 * S, &T), FlowEvent::Tracked);
         assert_eq!(t.observe(8, seg(FIN | ACK), 3 * S, &T), FlowEvent::OutOfStateFin);
         assert_eq!(t.observe(8, seg(RST), 3 * S, &T), FlowEvent::OutOfStateRst);
-        assert_eq!(t.observe(7, seg(FIN | ACK), 4 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, at(FIN | ACK, 1), 4 * S, &T), FlowEvent::Tracked);
         assert_eq!(t.observe(7, seg(ACK), 5 * S, &T), FlowEvent::Tracked);
         // Closing times out after 10 s without a packet.
         assert_eq!(t.observe(7, seg(ACK), 16 * S, &T), FlowEvent::OutOfStateAck);
@@ -391,20 +404,27 @@ mod tests {
         assert_eq!(t.observe(9, seg(ACK), 21 * S, &T), FlowEvent::OutOfStateAck);
     }
 
-    /// A RST anywhere else (blind, or the edge missed a segment) does not end tracking: the
-    /// connection is closing, lives on while packets flow, and times out when they stop.
+    /// A RST or FIN anywhere but the next sequence number (blind, or the edge missed a
+    /// segment) changes nothing: the connection lives until it idles out. A blind SYN does
+    /// not make an established connection embryonic.
     #[test]
-    fn a_rst_off_the_next_sequence_number_only_closes() {
+    fn only_an_in_order_rst_or_fin_ends_or_closes() {
         let mut t = FlowTable::new(1024);
         let at = |flags, seq, len| Segment { flags, seq, len };
         t.observe(9, at(SYN, u32::MAX - 10, 0), S, &T);
         t.observe(9, at(ACK, u32::MAX - 9, 100), S, &T); // wraps: next is 90
         for blind in [0, 89, 91, 1 << 31] {
             assert_eq!(t.observe(9, at(RST, blind, 0), 2 * S, &T), FlowEvent::Tracked);
+            assert_eq!(t.observe(9, at(FIN | ACK, blind, 0), 2 * S, &T), FlowEvent::Tracked);
         }
-        assert_eq!(t.observe(9, at(ACK, 90, 0), 5 * S, &T), FlowEvent::Tracked, "still tracked");
-        assert_eq!(t.observe(9, at(ACK, 90, 0), 14 * S, &T), FlowEvent::Tracked, "while packets flow");
-        assert_eq!(t.observe(9, at(ACK, 90, 0), 25 * S, &T), FlowEvent::OutOfStateAck, "closing timed out");
+        // A segment ahead of the stream (as a blind guess) does not move it either.
+        t.observe(9, at(ACK, 1000, 10), 2 * S, &T);
+        assert_eq!(t.observe(9, at(ACK, 90, 0), 40 * S, &T), FlowEvent::Tracked, "established, not closing");
+        t.observe(9, at(SYN, 5, 0), 41 * S, &T);
+        assert_eq!(t.observe(9, at(ACK, 6, 0), 100 * S, &T), FlowEvent::Tracked, "not embryonic after a SYN");
+        // In order, a FIN closes and a RST ends.
+        assert_eq!(t.observe(9, at(FIN | ACK, 6, 0), 100 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, at(ACK, 7, 0), 115 * S, &T), FlowEvent::OutOfStateAck, "closing timed out");
         // An old segment (a retransmission) does not move the next sequence number back.
         t.observe(4, at(SYN, 100, 0), S, &T);
         t.observe(4, at(ACK, 101, 1000), S, &T);
