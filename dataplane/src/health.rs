@@ -82,10 +82,10 @@ impl Prober {
                 old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
                 let Some(&o) = old_index.get(tunnel.name.as_str()) else { continue };
-                states[t] = self.states.get(o).copied().unwrap_or_default();
                 if tunnel.interface.is_none() {
-                    continue; // not probed any more: up, as the reload made it
+                    continue; // not probed any more: up, as the reload made it, and started afresh if probed again
                 }
+                states[t] = self.states.get(o).copied().unwrap_or_default();
                 snap.health.take_over(t as TunnelId, &old.health, o as TunnelId);
                 if o != t && states[t].pending {
                     // The probe in flight names the old id: its reply will not count. The
@@ -180,8 +180,9 @@ pub fn spill_probe(
     let (Some(tunnel), Some(eth)) = (snap.tunnels.get(usize::from(t)), eth) else { return false };
     let Some(iface) = tunnel.interface else { return false };
     let Some(slot) = spill.next_slot() else { return false };
-    let Some(len) =
-        slot.get_mut(HEADROOM..).and_then(|b| write_probe(b, t, iface.ours, iface.peer, snap.health.tag(t, seq), seq))
+    let Some(len) = slot
+        .get_mut(HEADROOM..)
+        .and_then(|b| write_probe(b, t, iface.ours, iface.peer, snap.health.tag(&tunnel.name, seq), seq))
     else {
         return false;
     };
@@ -246,7 +247,8 @@ remote = "198.51.100.2"
     fn reply(s: &Snapshot, t: TunnelId, seq: u32) -> Vec<u8> {
         let mut buf = [0u8; 64];
         let iface = s.tunnels[usize::from(t)].interface.unwrap();
-        let len = write_probe(&mut buf, t, iface.ours, iface.peer, s.health.tag(t, seq), seq).unwrap();
+        let name = &s.tunnels[usize::from(t)].name;
+        let len = write_probe(&mut buf, t, iface.ours, iface.peer, s.health.tag(name, seq), seq).unwrap();
         buf[28..len].to_vec()
     }
 
@@ -271,7 +273,11 @@ remote = "198.51.100.2"
                 sent += 1;
                 assert_eq!(tunnel, 0, "only the tunnel with an interface is probed");
                 if answer {
-                    assert!(s.health.record_reply(tunnel, &reply(s, tunnel, seq)));
+                    assert!(s.health.record_reply(
+                        tunnel,
+                        &s.tunnels[usize::from(tunnel)].name,
+                        &reply(s, tunnel, seq)
+                    ));
                 }
             }
             t += 10 * MS;
@@ -333,22 +339,22 @@ remote = "198.51.100.2"
         let good = reply(&s, 0, 5);
         let mut wrong_tag = good.clone();
         wrong_tag[15] ^= 1;
-        assert!(!s.health.record_reply(0, &wrong_tag));
-        assert!(!s.health.record_reply(1, &good), "the reply names tunnel 0");
-        assert!(!s.health.record_reply(0, &good[..20]));
+        assert!(!s.health.record_reply(0, &s.tunnels[0].name, &wrong_tag));
+        assert!(!s.health.record_reply(1, &s.tunnels[1].name, &good), "the reply names tunnel 0");
+        assert!(!s.health.record_reply(0, &s.tunnels[0].name, &good[..20]));
         // Another tunnel's router sees its own probes' tags, not this tunnel's: one of its
         // replies relabelled for tunnel 0, or given a later sequence number, fails the tag.
         let mut relabelled = good.clone();
-        relabelled[8..16].copy_from_slice(&s.health.tag(1, 5).to_be_bytes());
-        assert!(!s.health.record_reply(0, &relabelled));
+        relabelled[8..16].copy_from_slice(&s.health.tag("unprobed", 5).to_be_bytes());
+        assert!(!s.health.record_reply(0, &s.tunnels[0].name, &relabelled));
         let mut later = good.clone();
         later[20..24].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(!s.health.record_reply(0, &later));
+        assert!(!s.health.record_reply(0, &s.tunnels[0].name, &later));
         assert!(!s.health.answered(0, 5));
-        assert!(s.health.record_reply(0, &good));
+        assert!(s.health.record_reply(0, &s.tunnels[0].name, &good));
         assert!(s.health.answered(0, 5));
         // A late reply to an earlier probe is ours but answers nothing new.
-        assert!(s.health.record_reply(0, &reply(&s, 0, 4)));
+        assert!(s.health.record_reply(0, &s.tunnels[0].name, &reply(&s, 0, 4)));
         assert!(!s.health.answered(0, 6));
         assert_eq!(s.health.replied(0), 5);
     }
@@ -385,6 +391,11 @@ remote = "198.51.100.2"
         new.health.inherit(&n, &probed, &old.health, &o);
         assert_eq!((new.health.is_up(0), new.health.is_up(1), new.health.is_up(2)), (true, false, true));
         assert_eq!(new.health.key(), [9, 10]);
+        // A reply made for `probed` when it was tunnel 0 does not count for `new`, tunnel 0
+        // now: tags are by name.
+        let earlier = reply(&old, 0, 7);
+        assert!(!new.health.record_reply(0, &new.tunnels[0].name, &earlier));
+        assert!(new.health.record_reply(1, &new.tunnels[1].name, &reply(&new, 1, 7)));
     }
 
     /// A down tunnel whose `interface` is taken out is no longer probed, so it is up: as
@@ -452,7 +463,7 @@ remote = "198.51.100.2"
             );
             for (t, seq) in probes {
                 sent += 1;
-                assert!(s.health.record_reply(t, &reply(&s, t, seq)));
+                assert!(s.health.record_reply(t, &s.tunnels[usize::from(t)].name, &reply(&s, t, seq)));
             }
         }
         assert_eq!(sent, 2, "probed at 0, then at 1 s once the interval is 1 s");

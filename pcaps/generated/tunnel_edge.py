@@ -66,9 +66,9 @@ def siphash24(k0, k1, msg):
 # SipHash-2-4's test vector (the paper's appendix A: key 00..0f, message 00..0e).
 assert siphash24(0x0706050403020100, 0x0F0E0D0C0B0A0908, bytes(range(15))) == 0xA129CA6149BE45E5
 
-# Our probe, as transitd writes it under the key replay uses (0, 0): tunnel 0, sequence 1,
-# tagged with SipHash-2-4 of the tunnel id (2 bytes) and the sequence (4), little-endian.
-probe_tag = siphash24(0, 0, struct.pack("<HI", 0, 1))
+# Our probe, as transitd writes it under the key replay uses (0, 0): tunnel 0 (acme-gre),
+# sequence 1, tagged with SipHash-2-4 of the tunnel's name and the sequence (little-endian).
+probe_tag = siphash24(0, 0, b"acme-gre" + struct.pack("<I", 1))
 probe_payload = b"transitd" + struct.pack(">QHHI", probe_tag, 0, 0, 1)
 
 frames = [

@@ -194,7 +194,7 @@ fn to_our_side(
     let end = l3 + ip.l3_len;
     if icmp_type == u32::from(ICMPV4_ECHO_REPLY) {
         let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
-        if ctx.snap.health.record_reply(tid, payload) {
+        if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
             return Verdict::Consumed(ConsumeReason::HealthProbeReply);
         }
         return Verdict::Drop(DropReason::TunnelInterface);

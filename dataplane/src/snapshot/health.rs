@@ -62,13 +62,16 @@ impl HealthTable {
         self.key[1].store(key[1], Ordering::Relaxed);
     }
 
-    /// The tag of tunnel `t`'s probe `seq`: SipHash-2-4 under the key.
-    pub fn tag(&self, t: TunnelId, seq: u32) -> u64 {
+    /// The tag of probe `seq` of the tunnel named `name`: SipHash-2-4 under the key of the
+    /// name's bytes and the sequence number (little-endian). By name, not id: ids move when
+    /// a reload adds a tunnel in front, and a router must not hold tags that become another
+    /// tunnel's.
+    pub fn tag(&self, name: &str, seq: u32) -> u64 {
         use std::hash::Hasher as _;
         let [k0, k1] = self.key();
         let mut h = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
-        h.write_u16(t);
-        h.write_u32(seq);
+        h.write(name.as_bytes());
+        h.write(&seq.to_le_bytes());
         h.finish()
     }
 
@@ -90,13 +93,13 @@ impl HealthTable {
         self.replied(t) >= seq
     }
 
-    /// Records a probe reply that arrived through tunnel `t`, if its payload is one of ours
-    /// for that tunnel (its tag verifies). Returns whether it was.
-    pub fn record_reply(&self, t: TunnelId, payload: &[u8]) -> bool {
+    /// Records a probe reply that arrived through tunnel `t`, named `name`, if its payload
+    /// is one of ours for that tunnel (its tag verifies). Returns whether it was.
+    pub fn record_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> bool {
         let Some(p) = payload.get(..PROBE_PAYLOAD_LEN) else { return false };
         let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
         let seq = word(20..24) as u32;
-        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(t, seq) {
+        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(name, seq) {
             return false;
         }
         let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
