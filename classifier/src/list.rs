@@ -652,6 +652,22 @@ mod tests {
         }
     }
 
+    /// A list's name may hold `-` and `.`, as every name may: `$bad-actors.v4` names it
+    /// whole (it used to stop at the `-`, leaving such a list unreachable).
+    #[test]
+    fn a_list_name_with_dashes_and_dots_is_written_whole() {
+        let mut registry = Registry::new(BTreeMap::from([("bad-actors.v4".to_string(), list(&["192.0.2.0/24"]))]));
+        let rule = parse_with("ip.src in $bad-actors.v4 and tcp", &mut registry).unwrap();
+        let membership = registry.membership();
+        for (src, expect) in [([192, 0, 2, 9], true), ([192, 0, 3, 9], false)] {
+            let mut key = Key::new(60);
+            key.set_ipv4(src, [203, 0, 113, 1], 6, 64, 40, false, false, 0);
+            key.set_l4_proto(6);
+            membership.fill(&mut key);
+            assert_eq!(eval(&rule, &key, &[]), expect, "{src:?}");
+        }
+    }
+
     /// List rules get a tree of their own in the forest: among other rules, before and after
     /// them, the first match is still the reference interpreter's first match.
     #[test]

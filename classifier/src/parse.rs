@@ -160,7 +160,11 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
                 b'}' => (Tok::RBrace, 1),
                 b',' => (Tok::Comma, 1),
                 b'$' => {
-                    let len = bytes[i + 1..].iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_').count();
+                    // A list's name, as names are written (letters, digits, `_`, `-`, `.`).
+                    let len = bytes[i + 1..]
+                        .iter()
+                        .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+                        .count();
                     if len == 0 {
                         let span = Span { start: i, end: i + 1 };
                         return Err(ParseError::at(span, "\"$\" must start a list name, as in $bad_actors.".into()));

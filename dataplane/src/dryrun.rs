@@ -244,8 +244,11 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
         let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
         let dos_decided = outcome.dos_rule.and_then(|r| dos_rule(snap, r));
+        // The firewall runs only after the DoS stage let the frame through: a firewall rule
+        // that matched decided a rate limit, even under a DoS rule that rate-limits too.
         let dropped_by_dos = dos_decided.as_ref().is_some_and(|(_, drops)| *drops)
-            && matches!(reason, Some("dos_rule" | "rate_limited"));
+            && matches!(reason, Some("dos_rule" | "rate_limited"))
+            && outcome.rule.is_none();
         let dos_rule = dos_decided.map(|(r, _)| r);
         let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
         let egress_rule = outcome.egress_rule.and_then(|r| rule_ref(snap, r));

@@ -47,8 +47,9 @@ pub const MAX_BUCKET_KEYS: usize = 1 << 24;
 /// TCP connections a worker tracks at most (`[tcp_protection] table_size`; 16 bytes each:
 /// 256 MiB).
 pub const MAX_TCP_FLOWS: u32 = 1 << 24;
-/// Soft-unicast egress addresses: half the XDP program's `egress_addrs` map (16,384), which
-/// holds the old and the new addresses together while a reload replaces them.
+/// Soft-unicast egress addresses: the XDP program's `egress_addrs` map holds two slots of
+/// 16,384 in one hash table, and while a reload writes the idle slot it holds three plans'
+/// addresses at once (the running one, the idle slot's old one, the new one): 3 × 8,192 fit.
 pub const MAX_EGRESS_ADDRESSES: u64 = 8_192;
 /// Soft-unicast slices, all addresses together (the XDP program's `egress_owners` map).
 pub const MAX_EGRESS_SLICES: u64 = 16_384 * 32;

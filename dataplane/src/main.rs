@@ -376,6 +376,10 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
             };
             let (include, socket) =
                 (Path::new(section.bird_include.get_ref()), Path::new(section.bird_socket.get_ref()));
+            if !include.is_absolute() || !socket.is_absolute() {
+                eprintln!("{}: [bgp] bird_include and bird_socket must be absolute paths", config.display());
+                return Ok(ExitCode::from(1));
+            }
             bird::apply(include, socket, &Announcements::none())?;
             eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display());
         }

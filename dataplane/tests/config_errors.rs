@@ -429,16 +429,6 @@ remote = "255.255.255.255"
 }
 
 #[test]
-fn a_list_name_rules_could_not_write_is_refused() {
-    let text = "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"bad-actors\"\nitems = [\"198.51.100.0/24\"]\n";
-    assert_eq!(
-        errors(text),
-        ["bad.toml:4:8: list name \"bad-actors\" holds `-` or `.`: rules write lists as $name, with letters, digits \
-          and `_` only"]
-    );
-}
-
-#[test]
 fn an_error_quotes_megabytes_of_input_in_a_line() {
     let huge = "1".repeat(5_000_000);
     let text = format!("[server]\nanycast = \"{huge}\"\n[[list]]\nname = \"l\"\nitems = [\"{huge}\"]\n");

@@ -19,15 +19,6 @@ impl Builder<'_> {
         for section in sections.iter().take(MAX_LISTS) {
             let l = section.get_ref();
             self.name(&l.name, "list");
-            // Rules write `$name`, which ends at the first character not a letter, digit
-            // or `_`: a `-` or `.` in the name would make it unreachable.
-            if l.name.get_ref().contains(['-', '.']) {
-                let why = format!(
-                    "list name {:?} holds `-` or `.`: rules write lists as $name, with letters, digits and `_` only",
-                    crate::limits::excerpt(l.name.get_ref(), 40)
-                );
-                self.err(&l.name.span(), why);
-            }
             if lists.contains_key(l.name.get_ref()) {
                 self.err(&l.name.span(), format!("duplicate list name `{}`", l.name.get_ref()));
                 continue;

@@ -343,8 +343,8 @@ impl<X: Xsk> AfXdpIo<X> {
         Some(chunk)
     }
 
-    /// Takes completed transmissions back onto the free list.
-    fn reclaim(&mut self) {
+    /// Takes completed transmissions back onto the free list; returns how many.
+    fn reclaim(&mut self) -> usize {
         let mut done = std::mem::take(&mut self.completions);
         done.clear();
         self.xsk.take_completions(&mut done);
@@ -359,7 +359,9 @@ impl<X: Xsk> AfXdpIo<X> {
                 self.stats.bad_descriptors += 1;
             }
         }
+        let taken = done.len();
         self.completions = done;
+        taken
     }
 
     /// Gives free frames to the kernel to receive into, once half the fill ring has run dry:
@@ -406,7 +408,7 @@ impl<X: Xsk> AfXdpIo<X> {
         for _ in 0..MAX_KICKS {
             self.stats.kicks += 1;
             let unsent = self.xsk.tx_unsent();
-            match self.xsk.kick_tx() {
+            let reclaimed = match self.xsk.kick_tx() {
                 Kick::Again => self.reclaim(),
                 Kick::Done if self.xsk.tx_unsent() > 0 && !self.xsk.zero_copy() => self.reclaim(),
                 Kick::Done | Kick::Busy => break,
@@ -414,10 +416,11 @@ impl<X: Xsk> AfXdpIo<X> {
                     self.stats.kick_errors += 1;
                     break;
                 }
-            }
+            };
             // EAGAIN also means a busy device or a full socket buffer, where kicking again
-            // at once only burns the core: go on when the kernel took nothing.
-            if self.xsk.tx_unsent() >= unsent {
+            // at once only burns the core: stop when the kernel took nothing and no
+            // completion made room (a full completion ring, emptied now, is worth a retry).
+            if self.xsk.tx_unsent() >= unsent && reclaimed == 0 {
                 break;
             }
         }
