@@ -14,13 +14,20 @@ use transitd::snapshot::Snapshot;
 const CONFIG: &str = include_str!("../../dataplane/tests/data/tunnel-edge.toml");
 const SOFT_UNICAST: &str = include_str!("../../dataplane/tests/data/soft-unicast.toml");
 
-/// The tunnel-edge test configuration, the same with a 576-byte tunnel MTU (fragments), and
-/// the soft-unicast test fleet's server a1 (return path, backbone GRE).
+/// The tunnel-edge test configuration, the same with a 576-byte tunnel MTU (fragments; its
+/// IPv6 prefix then goes over GRE over IPv6, as no IPv6 route may use a tunnel under 1280
+/// bytes), and the soft-unicast test fleet's server a1 (return path, backbone GRE).
 fn snapshots() -> &'static [Snapshot; 3] {
     static S: OnceLock<[Snapshot; 3]> = OnceLock::new();
     S.get_or_init(|| {
         let build = |text: &str| Snapshot::build(&transitd::config::parse("fuzz.toml", text).unwrap()).unwrap();
-        let small = CONFIG.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576");
+        let small = CONFIG
+            .replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576")
+            .replace(
+                "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+                "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+            );
+        assert!(small.contains("tunnel = \"acme-v6\""), "the IPv6 route moved to the IPv6 tunnel");
         [build(CONFIG), build(&small), build(SOFT_UNICAST)]
     })
 }
