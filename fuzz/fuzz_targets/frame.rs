@@ -21,9 +21,8 @@ fn snapshots() -> &'static [Snapshot; 3] {
     static S: OnceLock<[Snapshot; 3]> = OnceLock::new();
     S.get_or_init(|| {
         let build = |text: &str| Snapshot::build(&transitd::config::parse("fuzz.toml", text).unwrap()).unwrap();
-        let small = CONFIG
-            .replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576")
-            .replace(
+        let small =
+            CONFIG.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576").replace(
                 "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
                 "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
             );
