@@ -701,6 +701,40 @@ mod tests {
         assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket");
     }
 
+    /// GRE over IPv6 from `src` to the IPv6 anycast address 2001:db8:ffff::1 behind a
+    /// fragment header (`fragment`) or right after the fixed header.
+    fn gre_over_ipv6(src: Ipv6Addr, fragment: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        let ext: &[u8] = if fragment { &[47, 0, 0, 1, 0, 0, 0, 7] } else { &[] };
+        let gre = [0u8, 0, 0x08, 0x00];
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((ext.len() + gre.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[if fragment { 44 } else { 47 }, 64]);
+        f.extend_from_slice(&src.octets());
+        f.extend_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(ext);
+        f.extend_from_slice(&gre);
+        f
+    }
+
+    /// GRE over IPv6 behind an extension header from a tunnel's router is the data plane's
+    /// (which walks the headers and decapsulates or drops it with a reason); from anywhere
+    /// else it is not ours.
+    #[test]
+    fn gre_over_ipv6_behind_an_extension_header_follows_its_source() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, _) = soft_unicast([0, 1]);
+        let config = XdpConfig { soft_unicast: None, anycast_v6: Some("2001:db8:ffff::1".parse().unwrap()), ..config };
+        program.publish(&config, &EgressTables::default()).unwrap();
+        let router: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
+        assert_eq!(judge(&program, &gre_over_ipv6(router, true)), "passed");
+        assert_eq!(judge(&program, &gre_over_ipv6(router, false)), "gre_not_ours");
+        program.set_tunnel_remotes(&[], &[router]).unwrap();
+        assert_eq!(judge(&program, &gre_over_ipv6(router, true)), "no_socket");
+        assert_eq!(judge(&program, &gre_over_ipv6(router, false)), "no_socket");
+    }
+
     /// The bounds the loader checks are the sizes the program's maps were compiled with.
     #[test]
     fn table_bounds_match_the_programs_maps() {

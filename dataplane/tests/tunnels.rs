@@ -658,3 +658,44 @@ fn gre_over_ipv6_carries_the_inner_flow_in_its_flow_label() {
     assert!(rows.iter().any(|r| r[4] != "0"), "later fragments are in the capture");
     assert!(by_datagram.values().all(|labels| labels.len() == 1), "{by_datagram:?}");
 }
+
+/// GRE over IPv6 from acme's router behind a destination-options header (which the XDP
+/// program now redirects from a tunnel's router) is walked and decapsulated like the plain
+/// one; behind a fragment header it is dropped as a GRE fragment.
+#[test]
+fn gre_over_ipv6_behind_extension_headers_is_decapsulated_or_dropped_with_its_reason() {
+    let (config, _) = tunnel_edge();
+    let mut inner = Vec::new();
+    etherparse::PacketBuilder::ipv4([203, 0, 113, 10], [198, 18, 0, 10], 64)
+        .udp(5353, 53)
+        .write(&mut inner, b"query")
+        .unwrap();
+    let frame = |ext: &[u8], next: u8| {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa, 0x86, 0xdd];
+        let gre = [0u8, 0, 0x08, 0x00];
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((ext.len() + gre.len() + inner.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[next, 60]);
+        f.extend_from_slice(&"2001:db8:beef::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&"2001:db8:ffff::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(ext);
+        f.extend_from_slice(&gre);
+        f.extend_from_slice(&inner);
+        f
+    };
+    // Destination options (60): next header GRE, 8 bytes, a PadN option filling them.
+    let options = frame(&[47, 0, 1, 4, 0, 0, 0, 0], 60);
+    // A fragment header (44): next header GRE, offset 0, more fragments.
+    let fragment = frame(&[47, 0, 0, 1, 0, 0, 0, 9], 44);
+    let (v, _, _) = verdicts_of(&config, vec![frame(&[], 47), options, fragment]);
+    let names: Vec<String> = v
+        .iter()
+        .map(|v| match v {
+            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
+            Verdict::Pass(r) => format!("pass:{}", r.name()),
+            Verdict::Drop(r) => r.name().to_string(),
+            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
+        })
+        .collect();
+    assert_eq!(names, ["tx:decapsulated", "tx:decapsulated", DropReason::GreFragment.name()]);
+}

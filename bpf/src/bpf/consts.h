@@ -12,6 +12,11 @@
 #define MAX_PREFIXES 65536
 
 #define IPPROTO_GRE_ 47
+/* IPv6 extension headers a tunnel's router may put before GRE (RFC 8200 section 4). */
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_DSTOPTS_ 60
 
 /* Soft-unicast: egress addresses, and their slices in all (addresses × slices per address).
  * 16384 addresses of 31 slices (2048-port slices) fit; the loader refuses a larger plan. */

@@ -81,9 +81,12 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	__builtin_memcpy(key.addr, &ip->daddr, sizeof(key.addr));
 	if (bpf_map_lookup_elem(&owned_v6, &key))
 		return OURS;
-	/* GRE over IPv6 to the IPv6 anycast address (right behind the fixed header: routers
-	 * send no extension headers on tunnel traffic). */
-	if (!cfg->has_anycast_v6 || ip->nexthdr != IPPROTO_GRE_)
+	/* GRE over IPv6 to the IPv6 anycast address, right behind the fixed header as routers
+	 * send it. */
+	__u8 next = ip->nexthdr;
+	int extension = next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_FRAGMENT_ ||
+			next == IPPROTO_DSTOPTS_;
+	if (!cfg->has_anycast_v6 || (next != IPPROTO_GRE_ && !extension))
 		return NOT_OURS;
 	__u32 want[4], got[4];
 	__builtin_memcpy(want, cfg->anycast_v6, 16);
@@ -93,6 +96,11 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	struct ipv6_addr_ src;
 	__builtin_memcpy(src.addr, &ip->saddr, sizeof(src.addr));
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v6, &src) != 0;
+	/* Behind extension headers (a fragment header, options) from a tunnel's router: the
+	 * data plane walks them and decapsulates, or drops the packet under its reason; the
+	 * kernel, with no GRE, would do neither. From anywhere else it is not ours. */
+	if (extension)
+		return known ? OURS : NOT_OURS;
 	return gre_fate(cfg, ip + 1, end, known, 0);
 }
 
