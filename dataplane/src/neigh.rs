@@ -45,8 +45,11 @@ impl NextHopCell {
     }
 }
 
-/// The MAC the neighbour table holds for `ip` in a usable state, if any.
-pub fn lookup(ip: IpAddr) -> io::Result<Option<[u8; 6]>> {
+/// The MAC the neighbour table holds for `ip` on interface `ifindex` in a usable state, if
+/// any. Only that interface's entries count: the same address may be a neighbour on
+/// several (IPv6's link-local routers, `fe80::1` on every link, always are), each at its own
+/// MAC.
+pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -92,7 +95,7 @@ pub fn lookup(ip: IpAddr) -> io::Result<Option<[u8; 6]>> {
                         NeighbourAttribute::LinkLayerAddress(b) => <[u8; 6]>::try_from(b.as_slice()).ok(),
                         _ => None,
                     });
-                    if usable && dest == Some(ip) && mac.is_some() {
+                    if usable && n.header.ifindex == ifindex && dest == Some(ip) && mac.is_some() {
                         found = mac;
                     }
                 }
@@ -106,21 +109,34 @@ pub fn lookup(ip: IpAddr) -> io::Result<Option<[u8; 6]>> {
     }
 }
 
-/// Makes the kernel resolve `ip`: a datagram to its discard port, sent by the host stack.
-pub fn solicit(ip: IpAddr) {
+/// Makes the kernel resolve `ip`: a datagram to its discard port, sent by the host stack (a
+/// link-local IPv6 address through interface `ifindex`, its scope).
+pub fn solicit(ip: IpAddr, ifindex: u32) {
     let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let to = match ip {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            std::net::SocketAddr::V6(std::net::SocketAddrV6::new(v6, 9, 0, ifindex))
+        }
+        _ => std::net::SocketAddr::new(ip, 9),
+    };
     if let Ok(s) = UdpSocket::bind(bind) {
-        let _ = s.send_to(b"", (ip, 9));
+        let _ = s.send_to(b"", to);
     }
 }
 
-/// Keeps `cell` holding the next hop's MAC until `stop`, following the running
+/// Keeps `cell` holding the next hop's MAC on interface `ifindex` until `stop`, following the running
 /// configuration's `next_hop` (read through `target` every 100 ms, so that a reload that
 /// changes it takes effect within that): a configured MAC is stored as it is; an address is
 /// looked up in the neighbour table every second while unresolved (soliciting), every
 /// `refresh` once resolved. Logs one line when the next hop becomes unresolved and one when
 /// it resolves or changes.
-pub fn follow_next_hop(target: impl Fn() -> NextHop, cell: Arc<NextHopCell>, stop: Arc<AtomicBool>, refresh: Duration) {
+pub fn follow_next_hop(
+    ifindex: u32,
+    target: impl Fn() -> NextHop,
+    cell: Arc<NextHopCell>,
+    stop: Arc<AtomicBool>,
+    refresh: Duration,
+) {
     // Unknown at first, so that the first resolution is logged even when the caller already
     // found it; a configured MAC is logged only when a reload changes it.
     let mut followed = target();
@@ -147,7 +163,7 @@ pub fn follow_next_hop(target: impl Fn() -> NextHop, cell: Arc<NextHopCell>, sto
                     Instant::now() + refresh
                 }
                 NextHop::Neighbour(ip) => {
-                    let now = lookup(ip).unwrap_or(None);
+                    let now = lookup(ip, ifindex).unwrap_or(None);
                     cell.set(now);
                     match now {
                         Some(mac) if Some(mac) != last => {
@@ -164,7 +180,7 @@ pub fn follow_next_hop(target: impl Fn() -> NextHop, cell: Arc<NextHopCell>, sto
                     }
                     last = now;
                     if now.is_none() {
-                        solicit(ip);
+                        solicit(ip, ifindex);
                     }
                     Instant::now() + if now.is_some() { refresh } else { Duration::from_secs(1) }
                 }

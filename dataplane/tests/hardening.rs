@@ -388,3 +388,32 @@ fn a_running_edge_survives_a_reload_it_must_refuse() {
     assert_eq!(code, 0);
     assert!(!has_xdp(&lab, "dut", "d0"), "stopping detaches");
 }
+
+/// The next hop's MAC comes from the neighbour entry on the interface transitd runs on: the
+/// same address may be a neighbour on several links at different MACs (IPv6's link-local
+/// routers always are), and the last entry of the table is not the right one.
+#[test]
+fn the_next_hop_is_looked_up_on_its_own_interface() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let _ = Command::new("ip").args(["link", "del", "tdnh0"]).output();
+    ip(&["link", "add", "tdnh0", "type", "veth", "peer", "name", "tdnh1"]);
+    let mut index = Vec::new();
+    for (dev, mac) in [("tdnh0", "02:00:00:00:0a:00"), ("tdnh1", "02:00:00:00:0b:00")] {
+        ip(&["link", "set", dev, "up"]);
+        ip(&["neigh", "replace", "fe80::1", "lladdr", mac, "dev", dev, "nud", "permanent"]);
+        ip(&["neigh", "replace", "192.0.2.254", "lladdr", mac, "dev", dev, "nud", "permanent"]);
+        let n: u32 = std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex")).unwrap().trim().parse().unwrap();
+        index.push(n);
+    }
+    for (i, last) in [(0, 0x0a), (1, 0x0b)] {
+        for addr in ["fe80::1", "192.0.2.254"] {
+            let found = transitd::neigh::lookup(addr.parse().unwrap(), index[i]).unwrap();
+            assert_eq!(found, Some([2, 0, 0, 0, last, 0]), "{addr} on interface {}", index[i]);
+        }
+    }
+    ip(&["link", "del", "tdnh0"]);
+}

@@ -134,7 +134,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
     let next_hop = Arc::new(NextHopCell::default());
-    resolve_next_hop(&snapshot, &opts.config, &next_hop)?;
+    resolve_next_hop(&snapshot, &opts.config, &next_hop, index as u32)?;
 
     // Restored when the run ends, however it ends short of an abort.
     let _tunables = tunables::Tunables::set(&opts.iface, opts.napi_defer, opts.gro_flush_timeout)?;
@@ -154,7 +154,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // The next hop follows the running configuration: a reload may change it.
     let resolver = {
         let (cell, stop, shared) = (next_hop.clone(), stop.clone(), shared.clone());
-        let follow = move || neigh::follow_next_hop(|| shared.load().next_hop, cell, stop, Duration::from_secs(10));
+        let ifindex = index as u32;
+        let follow =
+            move || neigh::follow_next_hop(ifindex, || shared.load().next_hop, cell, stop, Duration::from_secs(10));
         Some(std::thread::Builder::new().name("transitd-neigh".into()).spawn(follow)?)
     };
     let reports: Vec<Arc<Mutex<WorkerReport>>> =
@@ -320,10 +322,10 @@ fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
 
 /// The next hop's MAC as the starting configuration gives it, in `cell` before anything
 /// is sent (a neighbour not yet in the table is looked up again by the follower).
-fn resolve_next_hop(snap: &Snapshot, source: &ConfigSource, cell: &NextHopCell) -> anyhow::Result<()> {
+fn resolve_next_hop(snap: &Snapshot, source: &ConfigSource, cell: &NextHopCell, ifindex: u32) -> anyhow::Result<()> {
     match snap.next_hop {
         NextHop::Static(mac) => cell.set(Some(mac)),
-        NextHop::Neighbour(ip) => cell.set(neigh::lookup(ip).unwrap_or(None)),
+        NextHop::Neighbour(ip) => cell.set(neigh::lookup(ip, ifindex).unwrap_or(None)),
         NextHop::Unset => bail!("{source}: set next_hop (an IP address) or next_hop_mac in [server]"),
     }
     Ok(())
