@@ -185,7 +185,7 @@ pub fn follow_next_hop(
                     Instant::now() + if now.is_some() { refresh } else { Duration::from_secs(1) }
                 }
                 // Replay's configurations may leave it out; `run` refuses to start without
-                // one, and a reload without one keeps the next hop it had.
+                // one, and a reload without one is refused.
                 NextHop::Unset => {
                     if !warned {
                         eprintln!("transitd: the configuration sets no next hop: frames keep going to the last one");

@@ -380,9 +380,15 @@ fn a_running_edge_survives_a_reload_it_must_refuse() {
     wait_for("the reload to be rejected", Duration::from_secs(10), || t.log().contains("rejected"));
     assert!(t.log().contains("nest more than 100 deep"), "{}", t.log());
     assert!(t.is_running(), "{}", t.log());
+    // A file without a next hop: `run` would not start on it, and a reload is refused too.
+    let no_next_hop: String = ACME.lines().filter(|l| !l.starts_with("next_hop")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(no_next_hop, ACME);
+    t.reload(&no_next_hop);
+    wait_for("the reload to be rejected", Duration::from_secs(10), || t.log().contains("sets no next hop"));
+    assert!(t.is_running(), "{}", t.log());
     let metrics = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
     let metrics = String::from_utf8_lossy(&metrics.stdout);
-    assert!(metrics.contains("transitd_config_reloads_total{result=\"rejected\"} 1"), "{metrics}");
+    assert!(metrics.contains("transitd_config_reloads_total{result=\"rejected\"} 2"), "{metrics}");
     assert!(has_xdp(&lab, "dut", "d0"));
     let (code, _) = t.stop();
     assert_eq!(code, 0);

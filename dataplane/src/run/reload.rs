@@ -218,6 +218,15 @@ fn apply(
             eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
             false
         }
+        // `run` refuses to start without a next hop; a reload without one is refused the
+        // same way (it used to go on sending to the last MAC, whatever the file said).
+        Ok(Ok(new)) if new.next_hop == crate::snapshot::NextHop::Unset => {
+            eprintln!(
+                "transitd: reload of {what} rejected, the running configuration stays: it sets no next hop \
+                 (next_hop, an IP address, or next_hop_mac in [server])"
+            );
+            false
+        }
         Ok(Ok(new)) => {
             // The XDP program learns new prefixes before the workers see the snapshot that
             // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
