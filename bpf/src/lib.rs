@@ -329,10 +329,10 @@ impl XdpProgram {
             .flat_map(|(row, (_, dc))| EgressAddrValue { dc: *dc, pad: 0, row: row as u32 }.as_bytes().to_vec())
             .collect();
         update_batch(&maps.egress_addrs, "egress_addrs", &keys.concat(), &values, keys.len())?;
-        remove_stale_in_slot(&maps.egress_addrs, "egress_addrs", slot, &keys)?;
+        remove_stale(&maps.egress_addrs, "egress_addrs", &slot.to_ne_bytes(), &keys)?;
         let keys: Vec<Vec<u8>> = peers.iter().map(key).collect();
         update_batch(&maps.backbone_peers, "backbone_peers", &keys.concat(), &vec![1; keys.len()], keys.len())?;
-        remove_stale_in_slot(&maps.backbone_peers, "backbone_peers", slot, &keys)?;
+        remove_stale(&maps.backbone_peers, "backbone_peers", &slot.to_ne_bytes(), &keys)?;
         let value = config_value(slot, config);
         maps.config
             .update(&slot.to_ne_bytes(), value.as_bytes(), MapFlags::ANY)
@@ -451,17 +451,6 @@ fn update_batch(
         .map_err(|source| BpfError::Map { map: name, source })
 }
 
-/// Deletes every key of `map` in `slot` (its first four bytes) not in `keep`.
-fn remove_stale_in_slot(map: &impl MapCore, name: &'static str, slot: u32, keep: &[Vec<u8>]) -> Result<(), BpfError> {
-    let keep: std::collections::HashSet<&[u8]> = keep.iter().map(Vec::as_slice).collect();
-    let stale: Vec<Vec<u8>> =
-        map.keys().filter(|k| k.starts_with(&slot.to_ne_bytes()) && !keep.contains(k.as_slice())).collect();
-    for key in stale {
-        map.delete(&key).map_err(|source| BpfError::Map { map: name, source })?;
-    }
-    Ok(())
-}
-
 /// An LPM trie key: the prefix length (host order), then the address bytes.
 fn lpm_key(len: u8, addr: &[u8]) -> Vec<u8> {
     let mut key = u32::from(len).to_ne_bytes().to_vec();
@@ -473,13 +462,14 @@ fn replace_keys(map: &impl MapCore, name: &'static str, keys: Vec<Vec<u8>>) -> R
     for key in &keys {
         map.update(key, &[1], MapFlags::ANY).map_err(|source| BpfError::Map { map: name, source })?;
     }
-    remove_stale(map, name, &keys)
+    remove_stale(map, name, &[], &keys)
 }
 
-/// Deletes every key of `map` not in `keep`.
-fn remove_stale(map: &impl MapCore, name: &'static str, keep: &[Vec<u8>]) -> Result<(), BpfError> {
+/// Deletes every key of `map` that starts with `prefix` (a slot; empty: every key) and is
+/// not in `keep`.
+fn remove_stale(map: &impl MapCore, name: &'static str, prefix: &[u8], keep: &[Vec<u8>]) -> Result<(), BpfError> {
     let keep: std::collections::HashSet<&[u8]> = keep.iter().map(Vec::as_slice).collect();
-    let stale: Vec<Vec<u8>> = map.keys().filter(|k| !keep.contains(k.as_slice())).collect();
+    let stale: Vec<Vec<u8>> = map.keys().filter(|k| k.starts_with(prefix) && !keep.contains(k.as_slice())).collect();
     for key in stale {
         map.delete(&key).map_err(|source| BpfError::Map { map: name, source })?;
     }
@@ -557,48 +547,40 @@ mod tests {
         (config, egress)
     }
 
-    /// An Ethernet, IPv4 and UDP frame from 198.51.100.7 to 192.0.2.10 at `port`.
-    fn udp_to_egress(port: u16) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8];
+    /// An Ethernet frame holding an IPv4 packet (protocol `protocol`, `flags_offset` the
+    /// flags and fragment offset word) from `src` to `dst` carrying `payload`, its header
+    /// checksum set (RFC 791).
+    fn ipv4_frame(src: [u8; 4], dst: [u8; 4], protocol: u8, flags_offset: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20];
         f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         f[14] = 0x45;
-        f[16..18].copy_from_slice(&28u16.to_be_bytes());
+        f[16..18].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        f[20..22].copy_from_slice(&flags_offset.to_be_bytes());
         f[22] = 64;
-        f[23] = 17;
-        f[26..30].copy_from_slice(&[198, 51, 100, 7]);
-        f[30..34].copy_from_slice(&[192, 0, 2, 10]);
-        f[34..36].copy_from_slice(&5353u16.to_be_bytes());
-        f[36..38].copy_from_slice(&port.to_be_bytes());
-        f[38..40].copy_from_slice(&8u16.to_be_bytes());
-        set_ipv4_checksum(&mut f[14..34]);
-        f
-    }
-
-    /// Sets the IPv4 header checksum of the 20 bytes at `h` (RFC 791).
-    fn set_ipv4_checksum(h: &mut [u8]) {
-        h[10..12].fill(0);
-        let sum: u32 = h[..20].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        f[23] = protocol;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        let sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
         let folded = (sum & 0xffff) + (sum >> 16);
         let folded = (folded & 0xffff) + (folded >> 16);
-        h[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        f[24..26].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
     }
 
-    /// Backbone GRE from peer 10.0.0.2 to this server (10.0.0.1) carrying `inner`.
+    /// An Ethernet, IPv4 and UDP frame from 198.51.100.7 to 192.0.2.10 at `port`.
+    fn udp_to_egress(port: u16) -> Vec<u8> {
+        let udp = [5353u16, port, 8, 0].map(u16::to_be_bytes).concat();
+        ipv4_frame([198, 51, 100, 7], [192, 0, 2, 10], 17, 0, &udp)
+    }
+
+    /// Backbone GRE from peer 10.0.0.2 to this server (10.0.0.1) carrying the IP packet of
+    /// the frame `inner`.
     fn backbone(inner: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8];
-        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        f[14] = 0x45;
-        f[16..18].copy_from_slice(&((20 + 8 + inner.len()) as u16).to_be_bytes());
-        f[22] = 64;
-        f[23] = 47;
-        f[26..30].copy_from_slice(&[10, 0, 0, 2]);
-        f[30..34].copy_from_slice(&[10, 0, 0, 1]);
-        set_ipv4_checksum(&mut f[14..34]);
-        f[34..36].copy_from_slice(&0x2000u16.to_be_bytes());
-        f[36..38].copy_from_slice(&0x0800u16.to_be_bytes());
-        f[38..42].copy_from_slice(&(7u32 << 8 | 1).to_be_bytes());
-        f.extend_from_slice(&inner[14..]);
-        f
+        let mut gre = [0x2000u16.to_be_bytes(), 0x0800u16.to_be_bytes()].concat();
+        gre.extend_from_slice(&(7u32 << 8 | 1).to_be_bytes());
+        gre.extend_from_slice(&inner[14..]);
+        ipv4_frame([10, 0, 0, 2], [10, 0, 0, 1], 47, 0, &gre)
     }
 
     /// Runs the program on `frame` (BPF_PROG_TEST_RUN) and names the counter it bumped.
@@ -673,16 +655,8 @@ mod tests {
 
     /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
     fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
-        let mut f = udp_to_egress(53);
-        f[14 + 9] = 47;
-        f[26..30].copy_from_slice(&[198, 51, 100, 9]);
-        f[30..34].copy_from_slice(&[192, 0, 2, 1]);
-        f[34..38].copy_from_slice(&[0, 0, 0x08, 0x00]);
-        if more_fragments {
-            f[14 + 6] = 0x20;
-        }
-        set_ipv4_checksum(&mut f[14..34]);
-        f
+        let flags = if more_fragments { 0x2000 } else { 0 };
+        ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 47, flags, &[0, 0, 0x08, 0x00, 0, 0, 0, 0])
     }
 
     /// A GRE fragment from a source that is no tunnel's router is not ours, as its whole

@@ -170,11 +170,8 @@ mod client {
                 Ok(value) => {
                     keys.insert(key, value);
                 }
-                Err(crate::limits::ReadError::NotUtf8 { line, col }) => {
-                    not_utf8.insert(key, (line, col));
-                }
-                Err(_) => {
-                    not_utf8.insert(key, (0, 0));
+                Err(at) => {
+                    not_utf8.insert(key, at);
                 }
             }
         }

@@ -24,9 +24,9 @@ use crate::snapshot::{HealthConfig, Snapshot, TunnelId};
 /// ICMP identifier of probes.
 const PROBE_IDENT: u16 = 0x7464; // "td"
 
-/// Writes a probe for tunnel `t` (sequence `seq`, `tag` its [`HealthTable::tag`](crate::snapshot::health::HealthTable::tag))
-/// into `buf`: the inner IPv4 packet, an ICMP echo reply from the router's side (`peer`)
-/// to ours. Returns its length.
+/// Writes probe `seq` of tunnel `t` into `buf`, with `tag` its
+/// [`HealthTable::tag`](crate::snapshot::health::HealthTable::tag): the inner IPv4 packet,
+/// an ICMP echo reply from the router's side (`peer`) to ours. Returns its length.
 pub fn write_probe(buf: &mut [u8], t: TunnelId, ours: Ipv4Addr, peer: Ipv4Addr, tag: u64, seq: u32) -> Option<usize> {
     let mut payload = [0u8; PROBE_PAYLOAD_LEN];
     payload[..8].copy_from_slice(&PROBE_MAGIC);
@@ -82,8 +82,10 @@ impl Prober {
                 old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
                 let Some(&o) = old_index.get(tunnel.name.as_str()) else { continue };
+                // Not probed any more: up, as the reload made it, and started afresh if it
+                // is probed again.
                 if tunnel.interface.is_none() {
-                    continue; // not probed any more: up, as the reload made it, and started afresh if probed again
+                    continue;
                 }
                 states[t] = self.states.get(o).copied().unwrap_or_default();
                 snap.health.take_over(t as TunnelId, &old.health, o as TunnelId);

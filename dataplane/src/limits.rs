@@ -118,17 +118,18 @@ pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, 
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { what, limit });
     }
-    utf8_text(bytes)
+    utf8_text(bytes).map_err(|(line, col)| ReadError::NotUtf8 { line, col })
 }
 
-/// `bytes` as UTF-8 text, or where its first invalid byte is.
-pub fn utf8_text(bytes: Vec<u8>) -> Result<String, ReadError> {
+/// `bytes` as UTF-8 text, or the 1-based line and column (characters) of its first invalid
+/// byte.
+pub fn utf8_text(bytes: Vec<u8>) -> Result<String, (usize, usize)> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         // The valid prefix is UTF-8 by definition.
         let before = std::str::from_utf8(valid).unwrap_or_default();
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        ReadError::NotUtf8 { line: before.matches('\n').count() + 1, col: before[line_start..].chars().count() + 1 }
+        (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
     })
 }
 

@@ -4,6 +4,14 @@
 use transitd::config;
 use transitd::snapshot::Snapshot;
 
+/// The errors of the configuration file at `path`, each as printed.
+fn errors_in(path: &std::path::Path) -> Vec<String> {
+    match Snapshot::from_path(path) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
 fn errors(text: &str) -> Vec<String> {
     let loaded = match config::parse("bad.toml", text) {
         Ok(l) => l,
@@ -175,10 +183,7 @@ action = "drop"
 "#,
     )
     .unwrap();
-    let errors: Vec<String> = match Snapshot::from_path(&config) {
-        Ok(_) => vec![],
-        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
-    };
+    let errors = errors_in(&config);
     let file = config.display();
     let feed = dir.join("feed.txt");
     let feed = feed.display();
@@ -213,10 +218,7 @@ fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
     let config = dir.join("transitd.toml");
     std::fs::write(&config, "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"many\"\nfile = \"many.txt\"\n")
         .unwrap();
-    let errors: Vec<String> = match Snapshot::from_path(&config) {
-        Ok(_) => vec![],
-        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
-    };
+    let errors = errors_in(&config);
     assert_eq!(errors, [format!("{}:5:8: list `many` has more than 4000000 members", config.display())]);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -46,15 +46,7 @@ fn return_traffic_goes_to_its_owner_and_never_loops() {
         &local,
         DropReason::BackboneMtuExceeded.name(),
     ];
-    let got: Vec<String> = v
-        .iter()
-        .map(|v| match v {
-            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
-            Verdict::Pass(r) => format!("pass:{}", r.name()),
-            Verdict::Drop(r) => r.name().to_string(),
-            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
-        })
-        .collect();
+    let got = fates(&v);
     assert_eq!(got, expect);
 }
 

@@ -317,15 +317,7 @@ fn tunnel_edge_frames_get_their_documented_fates() {
         tx(T::Encapsulated),
         tx(T::IcmpTooBig),
     ];
-    let got: Vec<String> = v
-        .iter()
-        .map(|v| match v {
-            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
-            Verdict::Pass(r) => format!("pass:{}", r.name()),
-            Verdict::Drop(r) => r.name().to_string(),
-            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
-        })
-        .collect();
+    let got = fates(&v);
     assert_eq!(got, expect);
     assert_eq!(stats.sent_as(T::Fragment), 3, "the 3000-byte datagram became three fragments");
     assert_eq!(snap.health.replied(0), 1, "the probe reply was recorded for acme-gre");
@@ -688,14 +680,6 @@ fn gre_over_ipv6_behind_extension_headers_is_decapsulated_or_dropped_with_its_re
     // A fragment header (44): next header GRE, offset 0, more fragments.
     let fragment = frame(&[47, 0, 0, 1, 0, 0, 0, 9], 44);
     let (v, _, _) = verdicts_of(&config, vec![frame(&[], 47), options, fragment]);
-    let names: Vec<String> = v
-        .iter()
-        .map(|v| match v {
-            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
-            Verdict::Pass(r) => format!("pass:{}", r.name()),
-            Verdict::Drop(r) => r.name().to_string(),
-            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
-        })
-        .collect();
+    let names = fates(&v);
     assert_eq!(names, ["tx:decapsulated", "tx:decapsulated", DropReason::GreFragment.name()]);
 }

@@ -147,9 +147,23 @@ impl RuleId {
     }
 }
 
+/// A 64-bit hash of `key`'s addresses and protocol with `ports` (the source port in the
+/// high half, the destination port in the low; 0 to leave them out): the flow of ECMP-like
+/// choices (a `flow` bucket, a tunnel among equals, an outer flow label).
+pub(super) fn flow_fold(key: &Key, ports: u64) -> u64 {
+    let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
+    mix(fold(key.src_addr()))
+        ^ mix(fold(key.dst_addr()).rotate_left(17))
+        ^ mix(ports ^ u64::from(key.get(Dim::IpProto)))
+}
+
+/// `key`'s ports as [`flow_fold`] takes them.
+pub(super) fn ports_of(key: &Key) -> u64 {
+    u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort))
+}
+
 /// The 64-bit key a bucket counts the packet under.
 pub fn bucket_key(spec: BucketKey, key: &Key, rule: RuleId) -> u64 {
-    let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
     match spec {
         BucketKey::Destination => fold_address(key.dst_addr()),
         BucketKey::SourceNetwork => {
@@ -158,12 +172,7 @@ pub fn bucket_key(spec: BucketKey, key: &Key, rule: RuleId) -> u64 {
             let (mask, version) = if key.get(Dim::IpVersion) == 6 { (!0u128 << 80, 6) } else { (!0u128 << 104, 4) };
             fold_address(key.src_addr() & mask | version)
         }
-        BucketKey::Flow => {
-            let ports = u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort));
-            mix(fold(key.src_addr()))
-                ^ mix(fold(key.dst_addr()).rotate_left(17))
-                ^ mix(ports ^ u64::from(key.get(Dim::IpProto)))
-        }
+        BucketKey::Flow => flow_fold(key, ports_of(key)),
         BucketKey::Rule => rule.0,
     }
 }

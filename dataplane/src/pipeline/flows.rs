@@ -18,10 +18,12 @@
 //! and each state ages out on its own timeout. Each entry keeps the client's next sequence
 //! number as the edge saw it (the end of the stream it has seen in order): a FIN or RST
 //! counts only at exactly that number, as the client's own stack sends them (RFC 9293
-//! §3.10.7); any other is ignored and the connection lives until it idles out. A blind FIN or
-//! RST would have to guess 32 bits to make the edge forget a connection and drop its next
+//! §3.10.7); any other is ignored and the connection lives until it idles out. A blind FIN
+//! or RST would have to guess 32 bits to make the edge forget a connection and drop its next
 //! ACKs as out of state (RFC 5961 §3 asks endpoints for the same), and a blind SYN does not
-//! take an established connection back to the embryonic timeout. A packet that fits no tracked connection (an
+//! take an established connection back to the embryonic timeout.
+//!
+//! A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
 //! of. Connections that existed before tracking began would look the same, so for a grace
 //! period after a worker's table first sees a packet, out-of-state ACKs and FINs are taken
@@ -48,7 +50,7 @@ enum State {
     Embryonic = 1,
     /// The handshake completed (or the connection was picked up in the grace period).
     Established = 2,
-    /// The client sent FIN, or a RST not at its next sequence number.
+    /// The client sent FIN (at its next sequence number).
     Closing = 3,
 }
 
@@ -59,7 +61,7 @@ struct Slot {
     /// The flow's hash with its low two bits replaced by the state (0: free).
     tag: u64,
     seen: u32,
-    /// The client's next sequence number: the end of the furthest segment seen.
+    /// The client's next sequence number: the end of the stream seen in order.
     next: u32,
 }
 

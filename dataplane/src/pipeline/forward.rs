@@ -5,8 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use classifier::limit::mix;
-use classifier::{BucketKey, Dim, Key};
+use classifier::{Dim, Key};
 use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, Endpoints, encap_gre, prepend_ethernet};
 use gre::fragment::Plan;
 use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
@@ -14,7 +13,7 @@ use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{EthernetAddrs, IpPacket, Ipv4Packet, checksum};
 
 use super::Limits;
-use super::dos::{RuleId, bucket_key};
+use super::dos::{flow_fold, ports_of};
 use super::parse::IpFrame;
 use super::verdict::{DropReason, TxReason, Verdict};
 use super::{Frame, HEADROOM, Spill};
@@ -85,7 +84,7 @@ pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: impl Fn
 
 /// The flow hash tunnel choice uses.
 pub(super) fn flow_hash(key: &Key) -> u64 {
-    bucket_key(BucketKey::Flow, key, RuleId::NONE)
+    flow_fold(key, ports_of(key))
 }
 
 /// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments), TTL
@@ -207,14 +206,7 @@ fn flow_label(tunnel: &Tunnel, key: &Key, ip: &IpFrame) -> u32 {
     if !matches!(tunnel.gre.endpoints, Endpoints::V6 { .. }) {
         return 0;
     }
-    let fold = |v: u128| (v as u64) ^ ((v >> 64) as u64);
-    let ports = match ip.fragment {
-        Some(_) => 0,
-        None => u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort)),
-    };
-    let h = mix(fold(key.src_addr()))
-        ^ mix(fold(key.dst_addr()).rotate_left(17))
-        ^ mix(ports ^ u64::from(key.get(Dim::IpProto)));
+    let h = flow_fold(key, if ip.fragment.is_some() { 0 } else { ports_of(key) });
     ((h ^ h >> 32) as u32 & 0x000f_ffff).max(1)
 }
 

@@ -121,23 +121,19 @@ impl HealthTable {
         }
     }
 
-    /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`).
+    /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`); a
+    /// reply a worker already recorded in this table stays.
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        new.replied.store(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+        new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Tunnel `t` takes over tunnel `o` of `old` as the prober last left it: the prober
     /// moves to a new snapshot after the reload copied the table, and what it decided
     /// meanwhile (a tunnel gone down) or recorded (a reply) is in the old one.
     pub fn take_over(&self, t: TunnelId, old: &HealthTable, o: TunnelId) {
-        let (Some(new), Some(old)) = (self.tunnels.get(usize::from(t)), old.tunnels.get(usize::from(o))) else {
-            return;
-        };
-        new.up.store(old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        // A reply a worker already recorded here stays.
-        new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.carry(usize::from(t), old, usize::from(o), true);
     }
 }
 

@@ -308,11 +308,7 @@ impl<'a> Builder<'a> {
             // By file (the configuration's sources in order, other files after, by name),
             // then by position.
             let src = self.src;
-            self.errors.sort_by(|a, b| {
-                let key = |e: &ConfigError| (src.rank(&e.at.file), e.at.line, e.at.col);
-                let (ka, kb) = (key(a), key(b));
-                ka.0.cmp(&kb.0).then_with(|| a.at.file.cmp(&b.at.file)).then(ka.1.cmp(&kb.1)).then(ka.2.cmp(&kb.2))
-            });
+            self.errors.sort_by_cached_key(|e| (src.rank(&e.at.file), e.at.file.clone(), e.at.line, e.at.col));
             Err(ConfigErrors(self.errors))
         }
     }

@@ -289,3 +289,17 @@ pub fn in_gre(frame: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     out.extend(inner);
     out
 }
+
+/// Each verdict as `tx:REASON`, `pass:REASON`, `consumed:REASON` or the drop reason.
+pub fn fates(verdicts: &[transitd::pipeline::Verdict]) -> Vec<String> {
+    use transitd::pipeline::Verdict;
+    verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Tx { reason, .. } => format!("tx:{}", reason.name()),
+            Verdict::Pass(r) => format!("pass:{}", r.name()),
+            Verdict::Drop(r) => r.name().to_string(),
+            Verdict::Consumed(r) => format!("consumed:{}", r.name()),
+        })
+        .collect()
+}

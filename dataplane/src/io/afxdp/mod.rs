@@ -967,21 +967,23 @@ mod tests {
         ]
     }
 
+    /// A spill of `count` packets of 100 bytes.
+    fn spill_of(count: usize) -> Spill {
+        let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
+        for _ in 0..count {
+            let slot = spill.next_slot().unwrap();
+            slot[HEADROOM..HEADROOM + 100].fill(0xab);
+            spill.push(HEADROOM, 100);
+        }
+        spill
+    }
+
     /// Spilled packets the tx ring has no room for are counted once, as `tx_ring_full`, and
     /// reported unsent; frames are conserved.
     #[test]
     fn a_spill_into_a_full_tx_ring_counts_each_unsent_packet_once() {
         let mut io = AfXdpIo::with_socket(Model::new(), true);
         io.xsk.stalled = true;
-        let spill_of = |count: usize| {
-            let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
-            for _ in 0..count {
-                let slot = spill.next_slot().unwrap();
-                slot[HEADROOM..HEADROOM + 100].fill(0xab);
-                spill.push(HEADROOM, 100);
-            }
-            spill
-        };
         // The kernel sends nothing: the two spills fill the 64-entry ring and overflow it.
         let mut total_unsent = 0;
         for _ in 0..2 {
@@ -1002,14 +1004,8 @@ mod tests {
     fn a_kernel_that_takes_nothing_is_not_kicked_in_a_loop() {
         let mut io = AfXdpIo::with_socket(Model::new(), true);
         io.xsk.stalled = true;
-        let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
-        for _ in 0..10 {
-            let slot = spill.next_slot().unwrap();
-            slot[HEADROOM..HEADROOM + 100].fill(0xab);
-            spill.push(HEADROOM, 100);
-        }
         let before = io.stats().kicks;
-        io.send_spill(&mut spill).unwrap();
+        io.send_spill(&mut spill_of(10)).unwrap();
         let kicks = io.stats().kicks - before;
         assert!(kicks > 0 && kicks < 4, "{kicks} kicks");
     }
@@ -1020,15 +1016,6 @@ mod tests {
     #[test]
     fn a_fill_ring_as_large_as_the_umem_leaves_frames_to_send_from() {
         let mut io = AfXdpIo::with_socket(Model { ring: FRAMES as usize, ..Model::new() }, true);
-        let spill_of = |count: usize| {
-            let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
-            for _ in 0..count {
-                let slot = spill.next_slot().unwrap();
-                slot[HEADROOM..HEADROOM + 100].fill(0xab);
-                spill.push(HEADROOM, 100);
-            }
-            spill
-        };
         for round in 0..4 {
             if round % 2 == 1 {
                 // Traffic: a batch arrives and is dropped, its frames back on the free list.
