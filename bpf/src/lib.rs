@@ -653,6 +653,44 @@ mod tests {
         assert_eq!(judge(&program, &backbone(&udp_to_egress(40000))), "no_socket", "another server's");
     }
 
+    /// A fragment of UDP datagram `id` from 198.51.100.7 to 192.0.2.10: the first (with the
+    /// UDP header, to `port`) or a later one (at byte 1480, no header).
+    fn fragment_to_egress(id: u16, first: Option<u16>) -> Vec<u8> {
+        let (flags_offset, payload) = match first {
+            Some(port) => (0x2000, [5353u16, port, 1488, 0].map(u16::to_be_bytes).concat()),
+            None => (1480 / 8, vec![0x55; 8]),
+        };
+        let mut f = ipv4_frame([198, 51, 100, 7], [192, 0, 2, 10], 17, flags_offset, &payload);
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        // The identification is under the header checksum: sum again over a zero checksum.
+        f[24..26].fill(0);
+        let sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        f[24..26].copy_from_slice(&(!((folded & 0xffff) + (folded >> 16)) as u16).to_be_bytes());
+        f
+    }
+
+    /// Only a datagram's first fragment carries the port that names its owner; the later
+    /// ones go where it went: to the kernel here when it was this server's, to the data
+    /// plane (which forwards them) when it was another's. One whose first was not seen is
+    /// its data centre's, as before (this server's data centre here).
+    #[test]
+    fn later_fragments_go_where_their_first_went() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        assert_eq!(judge(&program, &fragment_to_egress(71, Some(2000))), "egress_local", "slice 0: this server's");
+        assert_eq!(judge(&program, &fragment_to_egress(71, None)), "egress_local");
+        assert_eq!(judge(&program, &fragment_to_egress(72, Some(40000))), "no_socket", "slice 1: another's");
+        assert_eq!(judge(&program, &fragment_to_egress(72, None)), "no_socket", "with its first");
+        assert_eq!(judge(&program, &fragment_to_egress(73, None)), "egress_local", "no first seen");
+        // The same through the backbone, decapsulated here only for this server.
+        assert_eq!(judge(&program, &backbone(&fragment_to_egress(74, Some(40000)))), "no_socket");
+        assert_eq!(judge(&program, &backbone(&fragment_to_egress(74, None))), "no_socket");
+        assert_eq!(judge(&program, &backbone(&fragment_to_egress(75, Some(2000)))), "backbone_local");
+        assert_eq!(judge(&program, &backbone(&fragment_to_egress(75, None))), "backbone_local");
+    }
+
     /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
     fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
         let flags = if more_fragments { 0x2000 } else { 0 };

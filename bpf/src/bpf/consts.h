@@ -30,6 +30,10 @@
  * the program is not reading, then switches `config_slot` to it (one aligned 4-byte write), so
  * a reload is seen whole or not at all. */
 #define CONFIG_SLOTS 2
+/* Datagrams whose first fragment's owner is kept for their later fragments (LRU), and for
+ * how long: Linux keeps an incomplete datagram 30 s (`ipfrag_time`). */
+#define MAX_FRAGMENT_OWNERS 16384
+#define FRAGMENT_HOLD_NS 30000000000ULL
 /* No server owns the slice. */
 #define NO_OWNER 0xffff
 

@@ -1,6 +1,6 @@
 /* Soft-unicast's return path in XDP: a packet to a shared egress address that this server
  * owns goes to the kernel (where its socket is), and so does backbone GRE carrying one,
- * decapsulated here. Everything else about egress addresses (another server's, another data
+ * decapsulated here, and the later fragments of a datagram whose first fragment was one. Everything else about egress addresses (another server's, another data
  * centre's) is the data plane's to forward: redirected. The rules are the data plane's
  * (dataplane/src/pipeline/egress.rs); this file only answers "is it mine?". */
 #pragma once
@@ -84,17 +84,11 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	return 0;
 }
 
-/* 1: the packet to an egress address is this server's to deliver; 0: another's (forward);
- * -1: not an egress address. */
-static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end)
+/* 1: the owner of `port` at egress address `e` is this server; 0: another's; `dc_mine` when
+ * the port is in no slice. */
+static __always_inline int slice_mine(struct transitd_config *cfg, struct egress_addr *e, __u16 port, int dc_mine)
 {
-	struct egress_key k = { .slot = cfg->slot, .addr = ip->daddr };
-	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &k);
-	if (!e)
-		return -1;
-	int dc_mine = e->dc == cfg->this_dc;
-	__u16 port = 0;
-	if (!steering_port(ip, end, &port) || port < cfg->reserved_ports || !cfg->slice_size)
+	if (port < cfg->reserved_ports || !cfg->slice_size)
 		return dc_mine;
 	__u32 slice = (__u32)(port - cfg->reserved_ports) / cfg->slice_size;
 	if (slice >= cfg->slices)
@@ -107,6 +101,37 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	if (!owner || *owner == NO_OWNER)
 		return dc_mine;
 	return *owner == cfg->this_server;
+}
+
+/* 1: the packet to an egress address is this server's to deliver; 0: another's (forward);
+ * -1: not an egress address. A fragment goes where its datagram's first fragment went
+ * (only the first has a port); one whose first was not seen here, or not within the hold,
+ * is its data centre's, as a packet with no port. */
+static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end)
+{
+	struct egress_key k = { .slot = cfg->slot, .addr = ip->daddr };
+	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &k);
+	if (!e)
+		return -1;
+	int dc_mine = e->dc == cfg->this_dc;
+	__u16 port = 0;
+	if (!(ip->frag_off & bpf_htons(0x3fff)))
+		return steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
+	struct fragment_key fk = { .saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id, .protocol = ip->protocol };
+	__u64 now = bpf_ktime_get_ns();
+	if (ip->frag_off & bpf_htons(0x1fff)) {
+		struct fragment_owner *seen = bpf_map_lookup_elem(&fragment_owners, &fk);
+		if (seen && now - seen->seen_ns <= FRAGMENT_HOLD_NS)
+			return seen->mine;
+		return dc_mine;
+	}
+	/* The first fragment: the data plane remembers the datagrams it is handed; the ones
+	 * delivered here must be remembered here, and the others too, or their later fragments
+	 * would look like the data centre's. */
+	int mine = steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
+	struct fragment_owner first = { .seen_ns = now, .mine = (__u32)mine };
+	bpf_map_update_elem(&fragment_owners, &fk, &first, BPF_ANY);
+	return mine;
 }
 
 /* The 20-byte IPv4 header's checksum verifies (RFC 1071: the ones' complement sum is all

@@ -1,5 +1,6 @@
 /* Every map of the XDP program, with what it holds. The dataplane fills them from the
- * configuration snapshot; the program only reads them (and bumps `stats`). */
+ * configuration snapshot; the program only reads them (and bumps `stats`, and keeps
+ * `fragment_owners`). */
 #pragma once
 
 #include <linux/bpf.h>
@@ -118,6 +119,32 @@ struct {
 	__type(key, __u32);
 	__type(value, __u16);
 } egress_owners SEC(".maps");
+
+/* The fragments of one datagram: RFC 791 section 3.2's four fields. */
+struct fragment_key {
+	__u32 saddr;
+	__u32 daddr;
+	__be16 id;
+	__u8 protocol;
+	__u8 pad;
+};
+
+/* Whether a datagram's first fragment was this server's, and when it was seen. */
+struct fragment_owner {
+	__u64 seen_ns;
+	__u32 mine;
+	__u32 pad;
+};
+
+/* Soft-unicast return datagrams in fragments: only the first carries the port that names
+ * the owner, and the later ones go where it went. Written by the program (the data plane
+ * keeps its own table for the datagrams it is handed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_FRAGMENT_OWNERS);
+	__type(key, struct fragment_key);
+	__type(value, struct fragment_owner);
+} fragment_owners SEC(".maps");
 
 /* Backbone addresses of the fleet's servers and data centres in a slot (the key's `addr`):
  * backbone GRE from anywhere else is not decapsulated here. */

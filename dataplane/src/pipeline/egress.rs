@@ -10,9 +10,11 @@
 //! ```
 //!
 //! The port is the destination port (TCP, UDP), the identifier of an ICMP echo reply, or,
-//! for an ICMP error about one of our packets, the source port quoted in it. A packet with no
-//! port (another protocol, a later fragment) or a port in no slice belongs to the address's
-//! data centre as a whole and is delivered by whichever of its servers receives it.
+//! for an ICMP error about one of our packets, the source port quoted in it. A later
+//! fragment goes where its datagram's first fragment went ([`fragments`]). A packet with no
+//! port (another protocol, a fragment whose first was not seen) or a port in no slice
+//! belongs to the address's data centre as a whole and is delivered by whichever of its
+//! servers receives it.
 //!
 //! Backbone GRE carries the hop in the key's low byte, so that no packet crosses more than
 //! one data centre boundary and one server hop: a plan that disagrees between servers (a
@@ -27,10 +29,10 @@ use gre::packet::PROTO_IPV4;
 use gre::{GrePacket, GreRepr};
 use portslice::Owner;
 
-use super::Frame;
 use super::forward::{Ctx, ipv4_checksum_ok};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
+use super::{Frame, fragments};
 use crate::snapshot::{Snapshot, SoftUnicast};
 
 /// TTL of backbone GRE.
@@ -132,12 +134,26 @@ fn return_path(
 ) -> Verdict {
     let data = frame.buf.get(frame.start..frame.start + ip.l3_start + ip.l3_len).unwrap_or(&[]);
     let dst = (key.dst_addr() >> 96) as u32;
-    let owner = match steering_port(data, key, ip) {
+    let by_port = || match steering_port(data, key, ip) {
         Some(port) => su.owners.owner(dst, port),
         None => match su.owners.data_centre(dst) {
             Some(dc) => Owner::Unsliced { dc },
             None => Owner::NotEgress,
         },
+    };
+    // A fragment goes where its datagram's first fragment went.
+    let owner = match ip.fragment {
+        None => by_port(),
+        Some(f) => {
+            let datagram = fragments::datagram(data, key, ip);
+            if f.offset == 0 {
+                let owner = by_port();
+                ctx.limits.fragments.remember(datagram, owner, ctx.now);
+                owner
+            } else {
+                ctx.limits.fragments.owner(datagram, ctx.now).unwrap_or_else(by_port)
+            }
+        }
     };
     let (target, next_hop) = match owner {
         Owner::NotEgress => return Verdict::Drop(DropReason::BackboneNotEgress),

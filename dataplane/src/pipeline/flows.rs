@@ -338,12 +338,12 @@ fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
 /// replayed by its own timestamps: once, a packet a millisecond earlier than the last made
 /// its connection look 52 days old, expired and out of state). Ticks wrap every 2^32
 /// (52 days); an age is read within half of that, far beyond any timeout.
-fn age(seen: u32, now: u32) -> u32 {
+pub(super) fn age(seen: u32, now: u32) -> u32 {
     let ticks = now.wrapping_sub(seen);
     if ticks > u32::MAX / 2 { 0 } else { ticks }
 }
 
-fn tick(ns: u64) -> u32 {
+pub(super) fn tick(ns: u64) -> u32 {
     (ns >> TICK_SHIFT) as u32
 }
 

@@ -25,6 +25,7 @@ mod decap;
 pub mod egress;
 pub mod flows;
 mod forward;
+pub mod fragments;
 mod ingress;
 mod tcp;
 
@@ -39,6 +40,7 @@ use gre::EthernetAddrs;
 
 use self::flows::{Authenticated, FlowEvent, FlowTable};
 use self::forward::Ctx;
+use self::fragments::FragmentOwners;
 use self::ingress::Decided;
 use crate::snapshot::{CustomerId, Fate, Snapshot, TunnelId};
 
@@ -97,7 +99,7 @@ impl Outcome {
 }
 
 /// A worker's per-packet state that outlives a batch: the DoS buckets, its ICMP error
-/// budget and the TCP connections it tracks. Fixed in size from the start.
+/// budget, the TCP connections it tracks and the owners of fragmented return datagrams. Fixed in size from the start.
 #[derive(Debug)]
 pub struct Limits {
     /// Buckets of `rate-limit` rules.
@@ -112,6 +114,8 @@ pub struct Limits {
     pub challenges: RateLimiter,
     /// Sources that answered a challenge.
     pub authenticated: Authenticated,
+    /// Where the first fragments of return datagrams went (soft unicast).
+    pub fragments: FragmentOwners,
 }
 
 impl Limits {
@@ -124,6 +128,7 @@ impl Limits {
             syn: RateLimiter::new(&snap.tcp.syn_buckets, 4),
             challenges: RateLimiter::new(std::slice::from_ref(&snap.tcp.challenges), 4),
             authenticated: Authenticated::new(authenticated_size(snap)),
+            fragments: FragmentOwners::new(fragment_owners_size(snap)),
         }
     }
 
@@ -148,6 +153,9 @@ impl Limits {
         if authenticated_size(new) != authenticated_size(old) {
             self.authenticated = Authenticated::new(authenticated_size(new));
         }
+        if fragment_owners_size(new) != fragment_owners_size(old) {
+            self.fragments = FragmentOwners::new(fragment_owners_size(new));
+        }
     }
 }
 
@@ -155,6 +163,11 @@ impl Limits {
 /// opens several connections), none without a SYN threshold.
 fn authenticated_size(snap: &Snapshot) -> usize {
     if snap.tcp.syn_buckets.is_empty() { 0 } else { (snap.tcp.table_size / 16).max(1024) }
+}
+
+/// Fragmented datagrams a worker follows: none without soft unicast.
+fn fragment_owners_size(snap: &Snapshot) -> usize {
+    if snap.soft_unicast.is_some() { fragments::ENTRIES } else { 0 }
 }
 
 /// Connections a worker tracks for `snap`: none without a TCP protection rule.

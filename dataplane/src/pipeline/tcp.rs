@@ -170,7 +170,7 @@ fn field_u32(data: &[u8], at: usize) -> Option<u32> {
 /// it. SipHash-1-3 under a key drawn once per process: without it, an attacker cannot make
 /// two connections or sources one entry (the unkeyed fold once made every IPv6 address
 /// `(hi ^ x, lo ^ x)` the same source), nor aim at one set of a table.
-fn keyed(value: u128, more: u64) -> u64 {
+pub(super) fn keyed(value: u128, more: u64) -> u64 {
     static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
     std::hash::BuildHasher::hash_one(KEY.get_or_init(std::hash::RandomState::new), (value, more))
 }
