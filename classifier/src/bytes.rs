@@ -197,7 +197,9 @@ impl Slice {
             if a < 0 || b < 0 || a >= b {
                 return Err(format!("Range {text} isn't valid because {a} is greater or equal than {b}"));
             }
-            return Ok(Slice { start: a, len: Some((b - a + 1) as u64) });
+            // `b - a` is within i64 (both are non-negative): the `+ 1` is taken as u64, where
+            // `i-9223372036854775807` from 0 still fits.
+            return Ok(Slice { start: a, len: Some((b - a) as u64 + 1) });
         }
         Ok(Slice { start: int(text)?, len: Some(1) })
     }
@@ -453,6 +455,9 @@ mod tests {
         assert!(Slice::parse("1-1").is_err());
         assert!(Slice::parse("0:0").is_err());
         assert!(Slice::parse("0:1,2:1").is_err());
+        // The widest range there is: its length does not overflow (it panicked in checked
+        // builds), and it reaches past any frame.
+        assert_eq!(s("0-9223372036854775807"), Vec::<u8>::new());
     }
 
     #[test]

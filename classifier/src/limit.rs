@@ -68,7 +68,11 @@ impl RateLimiter {
         let tables = buckets
             .iter()
             .map(|b| {
-                let interval = 1_000_000_000u64.checked_div(b.rate).map_or(CLOSED, |i| i.max(1));
+                // Whole nanoseconds, rounded up: never more than `rate` in the long run (a
+                // floor let 30,000,000 a second become 30.3 M and 600,000,000 become 1 G).
+                let interval = 1_000_000_000u64
+                    .checked_div(b.rate)
+                    .map_or(CLOSED, |i| if i.saturating_mul(b.rate) == 1_000_000_000 { i } else { i + 1 });
                 Table { slots: vec![(0, 0); size], interval, tolerance: interval.saturating_mul(b.burst.max(1) - 1) }
             })
             .collect();
@@ -149,6 +153,22 @@ mod tests {
         let mut l = RateLimiter::new(&[BucketSpec { key: BucketKey::Rule, rate: 100, burst: 10 }], 16);
         let passed = (0..2000u64).filter(|i| l.admit(0, 7, i * MS)).count();
         assert_eq!(passed, 10 + 200 - 1);
+    }
+
+    /// An interval that 10^9 / rate does not give whole is rounded up: high rates pass a
+    /// little less than asked, never more (rounded down, 30 M/s passed 30.3 M and 600 M/s
+    /// passed 1 G).
+    #[test]
+    fn a_rate_that_does_not_divide_a_second_passes_no_more_than_it_says() {
+        for rate in [3u64, 7, 1_500_000, 30_000_000, 300_000_000, 600_000_000, 2_000_000_000] {
+            let mut l = RateLimiter::new(&[BucketSpec { key: BucketKey::Rule, rate, burst: 1 }], 16);
+            // A packet every nanosecond for 10 ms (every 10 µs for the slow rates' 10 s).
+            let (step, count) = if rate < 1000 { (10_000, 1_000_000u64) } else { (1, 10_000_000u64) };
+            let passed = (0..count).filter(|i| l.admit(0, 7, i * step)).count() as u64;
+            let allowed = 1 + rate * count * step / 1_000_000_000;
+            assert!(passed <= allowed, "rate {rate}: {passed} passed, {allowed} allowed");
+            assert!(passed * 100 >= allowed * 49, "rate {rate}: {passed} passed, far below {allowed}");
+        }
     }
 
     #[test]

@@ -155,10 +155,8 @@ fn read_member(text: &str) -> Result<Member, MemberError> {
     if bits.is_some() {
         return Err(unreadable());
     }
-    let number = |s: &str| match s.strip_prefix("0x") {
-        Some(hex) => u32::from_str_radix(hex, 16).ok(),
-        None => s.parse::<u32>().ok(),
-    };
+    // As inline (tshark's reading): `0x` hexadecimal, a leading zero octal (`010` is 8).
+    let number = |s: &str| crate::parse::parse_uint(s).and_then(|n| u32::try_from(n).ok());
     match text.split_once("..") {
         Some((lo, hi)) => match (number(lo), number(hi)) {
             (Some(lo), Some(hi)) if lo <= hi => Ok(Member::Number(lo.into(), hi.into())),
@@ -628,6 +626,7 @@ mod tests {
             ("ports".to_string(), list(&["80", "70000"])),
             ("flags".to_string(), list(&["2"])),
             ("both".to_string(), list(&["0", "7"])),
+            ("octal".to_string(), list(&["010", "0x1F..0X20"])),
         ]));
         let e = parse_with("tcp.port in $ports", &mut registry).unwrap_err();
         assert!(e.message.contains("$ports holds 70000, too big for tcp.port (maximum 65535)"), "{}", e.message);
@@ -635,13 +634,15 @@ mod tests {
         let cases = [
             ("tcp.flags.syn in $flags", "tcp.flags.syn in {2}"),
             ("tcp.flags.ack in $both", "tcp.flags.ack in {0, 7}"),
+            // A leading zero is octal and `0X` hexadecimal, as inline (tshark): `010` is 8.
+            ("ip.ttl in $octal", "ip.ttl in {010, 0x1F..0X20}"),
         ];
         let parsed: Vec<_> =
             cases.iter().map(|(l, i)| (parse_with(l, &mut registry).unwrap(), parse(i).unwrap())).collect();
         let membership = registry.membership();
-        for flags in [0x02u16, 0x10, 0x12, 0x00] {
+        for (flags, ttl) in [(0x02u16, 8), (0x10, 10), (0x12, 31), (0x00, 32), (0x10, 33)] {
             let mut key = Key::new(60);
-            key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, 64, 40, false, false, 0);
+            key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, ttl, 40, false, false, 0);
             key.set_l4_proto(6);
             key.set_tcp_flags(flags);
             let mut filled = key;

@@ -886,7 +886,7 @@ fn network_range(value: u128, prefix_len: u32) -> IntervalSet {
 }
 
 /// Decimal, `0x` hexadecimal or leading-zero octal, as Wireshark reads integers.
-fn parse_uint(word: &str) -> Option<u64> {
+pub(crate) fn parse_uint(word: &str) -> Option<u64> {
     if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
         u64::from_str_radix(hex, 16).ok()
     } else if word.len() > 1 && word.starts_with('0') {
