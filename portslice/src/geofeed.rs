@@ -69,7 +69,8 @@ pub fn generate(ranges: &[EgressRange]) -> String {
     }
     let mut out = String::from("# RFC 8805 geofeed: ip_prefix,alpha2code,region,city,postal_code\n");
     for (lo, hi, [country, region, city]) in runs {
-        let (country, region, city) = (country.to_ascii_uppercase(), csv_field(region), csv_field(city));
+        // ISO 3166 codes are upper case; the configuration may write them either way.
+        let (country, region, city) = (country.to_ascii_uppercase(), region.to_ascii_uppercase(), csv_field(city));
         for (net, len) in range_to_prefixes(lo, hi) {
             out.push_str(&format!("{}/{len},{country},{region},{city},\n", Ipv4Addr::from(net)));
         }

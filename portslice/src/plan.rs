@@ -238,8 +238,13 @@ impl Plan {
     pub fn replan(spec: PlanSpec, previous: Option<&Plan>) -> Result<(Plan, Vec<Move>), PlanError> {
         spec.validate()?;
         let slices = spec.slices_per_ip()?;
-        // A previous plan with another slice geometry has no slice in common with this one.
-        let previous = previous.filter(|p| p.slices_per_ip == slices && p.spec.reserved_ports == spec.reserved_ports);
+        // A previous plan with another slice geometry has no slice in common with this one
+        // (the same count of slices over other ports included: each slice's ports moved).
+        let previous = previous.filter(|p| {
+            p.slices_per_ip == slices
+                && p.spec.reserved_ports == spec.reserved_ports
+                && p.spec.slice_size == spec.slice_size
+        });
         let mut owners: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         let mut moves = Vec::new();
         for dc in &spec.data_centres {

@@ -57,6 +57,15 @@ fn contiguous_ranges_with_one_location_merge_into_the_fewest_prefixes() {
     assert_eq!(geofeed::parse(&feed).unwrap().len(), 2);
 }
 
+/// ISO 3166 codes are upper case in the feed however the configuration writes them.
+#[test]
+fn country_and_region_codes_are_written_upper_case() {
+    let mut r = range([198, 51, 100, 0], 24, "gb", "trusted");
+    r.tags.region = "gb-eng".into();
+    let feed = geofeed::generate(&[r]);
+    assert_eq!(feed.lines().nth(1), Some("198.51.100.0/24,GB,GB-ENG,,"));
+}
+
 #[test]
 fn cities_with_commas_and_quotes_are_quoted_as_csv_and_read_back() {
     let mut dc = range([198, 51, 100, 0], 25, "US", "trusted");

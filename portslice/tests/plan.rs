@@ -142,6 +142,17 @@ fn adding_a_server_moves_only_what_it_takes() {
     assert_eq!(new.slices_of("d").len(), 31);
 }
 
+/// 2048 and 2050 ports from 1024 both make 31 slices, but over other ports (slice 30:
+/// 62464-64511 against 62524-64573): nothing carries over, every slice is a move.
+#[test]
+fn another_slice_size_is_another_geometry_even_with_as_many_slices() {
+    let old = Plan::new(spec(1, &["a", "b"], 2048, 1024)).unwrap();
+    let (new, moves) = Plan::replan(spec(1, &["a", "b"], 2050, 1024), Some(&old)).unwrap();
+    assert_eq!((old.slices_per_ip, new.slices_per_ip), (31, 31));
+    assert_eq!(moves.len(), 31);
+    assert!(moves.iter().all(|m| m.from.is_none()), "{moves:?}");
+}
+
 #[test]
 fn bad_specs_are_refused() {
     assert!(Plan::new(spec(1, &["a"], 0, 0)).is_err());
