@@ -380,8 +380,14 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: [bgp] bird_include and bird_socket must be absolute paths", config.display());
                 return Ok(ExitCode::from(1));
             }
-            bird::apply(include, socket, &Announcements::none())?;
-            eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display());
+            match bird::apply(include, socket, &Announcements::none())? {
+                bird::Applied::Configured => {
+                    eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display())
+                }
+                bird::Applied::Disabled(refused) => eprintln!(
+                    "transitd: withdrew every prefix: BIRD refused its configuration ({refused}), so transitd4 and transitd6 are disabled"
+                ),
+            }
         }
         BgpCommand::Guard { bird_socket, bird_include, withdraw_after_ms } => {
             let withdraw_after = std::time::Duration::from_millis(withdraw_after_ms);

@@ -242,3 +242,53 @@ fn withdraw_needs_only_the_bgp_section_to_be_sound() {
     assert!(!std::fs::read_to_string(&include).unwrap().contains("192.0.2.1/32"), "withdrawn in the file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A withdrawal does not depend on the rest of BIRD's configuration: with an operator's
+/// unapplied edit that BIRD refuses, `configure` would keep the old routes, so both
+/// protocols are disabled instead. Once BIRD takes its configuration again, announcing
+/// enables them. Checked against a running BIRD 2 (`birdc show route`).
+#[test]
+fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
+    use transitd::bgp::bird::{Applied, apply};
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    let sound = format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display());
+    std::fs::write(&conf, &sound).unwrap();
+    let routes = Announcements(["203.0.113.0/24", "2001:db8::/32"].iter().map(|p| p.parse().unwrap()).collect());
+    transitd::bgp::bird::write_include(&include, &routes).unwrap();
+    let mut bird = Command::new("bird")
+        .arg("-f")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-s")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+    let show = || {
+        let out = Command::new("birdc").arg("-s").arg(&socket).args(["show", "route"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !show().contains("203.0.113.0/24") {
+        assert!(std::time::Instant::now() < deadline, "BIRD did not start: {}", show());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    std::fs::write(&conf, format!("{sound}garbage\n")).unwrap();
+    let withdrawn = apply(&include, &socket, &Announcements::none());
+    let gone = show();
+    // The edit fixed: an announcement configures, which enables the protocols again.
+    std::fs::write(&conf, &sound).unwrap();
+    let announced = apply(&include, &socket, &routes);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let back = show();
+    let _ = (bird.kill(), bird.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(matches!(&withdrawn, Ok(Applied::Disabled(why)) if why.contains("syntax error")), "{withdrawn:?}");
+    assert!(!gone.contains("203.0.113.0/24") && !gone.contains("2001:db8::/32"), "{gone}");
+    assert_eq!(announced.unwrap(), Applied::Configured);
+    assert!(back.contains("203.0.113.0/24") && back.contains("2001:db8::/32"), "{back}");
+}

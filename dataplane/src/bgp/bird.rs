@@ -55,11 +55,35 @@ pub enum BirdError {
     Refused(String),
 }
 
+/// How BIRD took the routes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// It read its configuration again, the include with it.
+    Configured,
+    /// It refused its configuration (its words: an operator's unapplied edit, say), so it
+    /// still ran the old one and its routes; for a withdrawal, both protocols were disabled
+    /// instead, which takes their routes away whatever the files say. The next `configure`
+    /// BIRD takes enables them again.
+    Disabled(String),
+}
+
 /// Writes `routes` into `include` (atomically: a reader sees the old file or the new one)
-/// and has BIRD read its configuration again.
-pub fn apply(include: &Path, socket: &Path, routes: &Announcements) -> Result<(), BirdError> {
+/// and has BIRD read its configuration again. A withdrawal does not depend on the rest of
+/// BIRD's configuration being sound: if BIRD refuses it, the protocols are disabled.
+pub fn apply(include: &Path, socket: &Path, routes: &Announcements) -> Result<Applied, BirdError> {
     write_include(include, routes)?;
-    configure(socket)
+    match command(socket, "configure") {
+        Ok(()) => Ok(Applied::Configured),
+        Err(BirdError::Refused(why)) if routes.0.is_empty() => {
+            // Both, even if one fails: each holds one family's routes.
+            let disabled = ["disable transitd4", "disable transitd6"].map(|c| command(socket, c));
+            match disabled.into_iter().find_map(Result::err) {
+                None => Ok(Applied::Disabled(why)),
+                Some(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes the include file only.
@@ -68,14 +92,19 @@ pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdE
     if let Some(dir) = include.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = include.with_extension("tmp");
+    // Beside it, named for it and this process: two include files with one stem, or one
+    // already called `.tmp`, never share a temporary file.
+    let mut tmp = include.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, render(routes)).map_err(err)?;
     std::fs::rename(&tmp, include).map_err(err)
 }
 
-/// `birdc configure`, spoken on the control socket: each reply line is a four-digit code, a
-/// `-` when more lines follow or a space on the last; codes from 8000 are errors.
-pub fn configure(socket: &Path) -> Result<(), BirdError> {
+/// A `birdc` command (`configure`, `disable transitd4`), spoken on the control socket: each
+/// reply line is a four-digit code, a `-` when more lines follow or a space on the last;
+/// codes from 8000 are errors.
+fn command(socket: &Path, command: &str) -> Result<(), BirdError> {
     let err = |source| BirdError::Socket { path: socket.display().to_string(), source };
     let stream = UnixStream::connect(socket).map_err(err)?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(err)?;
@@ -84,7 +113,7 @@ pub fn configure(socket: &Path) -> Result<(), BirdError> {
     if !greeting.0.starts_with('0') {
         return Err(BirdError::Refused(greeting.1));
     }
-    (&stream).write_all(b"configure\n").map_err(err)?;
+    (&stream).write_all(format!("{command}\n").as_bytes()).map_err(err)?;
     let (code, text) = last_reply(&mut reader).map_err(err)?;
     match code.as_bytes().first() {
         Some(b'0') => Ok(()),

@@ -108,7 +108,12 @@ impl<'a> Bird<'a> {
             return;
         }
         match bird::apply(&self.opts.bird_include, &self.opts.bird_socket, routes) {
-            Ok(()) => {
+            Ok(applied) => {
+                if let bird::Applied::Disabled(refused) = applied {
+                    eprintln!(
+                        "transitd bgp guard: BIRD refused its configuration ({refused}): disabled transitd4 and transitd6 instead"
+                    );
+                }
                 match routes.0.len() {
                     0 => eprintln!("transitd bgp guard: withdrew every prefix ({why})"),
                     n => eprintln!("transitd bgp guard: announcing {n} prefixes ({why})"),
