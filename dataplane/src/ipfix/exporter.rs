@@ -41,7 +41,7 @@ const DRAIN_MAX: usize = 65_536;
 /// What the exporter did.
 #[derive(Debug, Default)]
 pub struct ExportStats {
-    /// Flow records sent.
+    /// Flow records sent (in messages the socket took).
     pub records: AtomicU64,
     /// Messages sent.
     pub messages: AtomicU64,
@@ -263,14 +263,24 @@ impl Exporter {
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
         let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
         let messages = wire::messages(templates.as_deref(), records, secs, sequence, config.observation_domain);
-        for m in &messages {
+        // Each message's header holds the records sent before it (RFC 7011 §3.1): the
+        // difference to the next one's is how many it carries.
+        let ends = messages.iter().skip(1).map(|m| wire::sequence_of(m)).chain([*sequence]);
+        let mut delivered = (0u64, false);
+        for (i, (m, end)) in messages.iter().zip(ends).enumerate() {
             match socket.send_to(m, config.collector) {
-                Ok(_) => self.stats.messages.fetch_add(1, Ordering::Relaxed),
-                Err(_) => self.stats.send_errors.fetch_add(1, Ordering::Relaxed),
-            };
+                Ok(_) => {
+                    self.stats.messages.fetch_add(1, Ordering::Relaxed);
+                    delivered.0 += u64::from(end.wrapping_sub(wire::sequence_of(m)));
+                    delivered.1 |= i == 0;
+                }
+                Err(_) => _ = self.stats.send_errors.fetch_add(1, Ordering::Relaxed),
+            }
         }
-        self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-        if templates_due {
+        self.stats.records.fetch_add(delivered.0, Ordering::Relaxed);
+        // The templates ride in the first message: lost with it, they are sent again with
+        // the next one, or the collector could read nothing until the next refresh.
+        if templates_due && delivered.1 {
             self.templates_sent = Some((config.clone(), Instant::now()));
         }
     }
@@ -426,6 +436,34 @@ prefixes = ["198.18.0.0/24"]
         other.observation_domain = 2;
         assert_eq!(sequence_of_next(&mut x, &other, 3), 0, "domain 2 starts at 0");
         assert_eq!(sequence_of_next(&mut x, &config, 1), 5, "domain 1 counts only its own records");
+    }
+
+    /// A message the socket refused took its templates and records with it: neither counts
+    /// as sent, and the next message carries the templates.
+    #[test]
+    fn templates_lost_with_their_message_go_out_with_the_next() {
+        let mut x = exporter(CONFIG);
+        let snap = x.counted_under.clone();
+        let mut config = snap.ipfix.clone().expect("configured");
+        // Linux refuses a broadcast destination to a socket without SO_BROADCAST (EACCES).
+        config.collector = "255.255.255.255:9".parse().expect("an address");
+        let records: Vec<FlowRecord> = (0..3).map(|i| record(&key(i), &flow(), &config, &snap)).collect();
+        x.send(&config, &records);
+        assert_eq!(x.stats.send_errors.load(Ordering::Relaxed), 1);
+        assert_eq!((x.stats.records.load(Ordering::Relaxed), x.stats.messages.load(Ordering::Relaxed)), (0, 0));
+        assert!(x.templates_sent.is_none(), "the templates are still due");
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        config.collector = collector.local_addr().expect("bound");
+        x.send(&config, &records[..1]);
+        let mut buf = [0u8; 2048];
+        let len = collector.recv(&mut buf).expect("a message");
+        // The first set after the 16-byte header is the template set (set id 2).
+        assert!(len > 20 && u16::from_be_bytes([buf[16], buf[17]]) == 2, "{:?}", &buf[..len.min(24)]);
+        assert_eq!(x.stats.records.load(Ordering::Relaxed), 1);
+        // RFC 7011 §3.1: the sequence counts the records of the lost message too (a collector
+        // reads the gap as loss).
+        assert_eq!(wire::sequence_of(&buf[..len]), 3);
     }
 
     fn key(i: u32) -> FlowKey {
