@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -73,6 +73,10 @@ pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
             let msg: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[offset..size])
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
             let len = msg.header.length as usize;
+            // The table changed during the dump: what it says may be neither before nor after.
+            if msg.header.flags & NLM_F_DUMP_INTR != 0 {
+                return Err(io::Error::other("netlink: the neighbour dump was interrupted by a change"));
+            }
             match msg.payload {
                 NetlinkPayload::Done(_) => return Ok(found),
                 NetlinkPayload::Error(e) => return Err(io::Error::other(format!("netlink: {e:?}"))),
@@ -144,7 +148,7 @@ pub fn follow_next_hop(
         NextHop::Static(mac) => Some(mac),
         _ => None,
     };
-    let mut warned = false;
+    let (mut warned, mut lookup_failed) = (false, false);
     let mut next_look = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now_target = target();
@@ -163,7 +167,21 @@ pub fn follow_next_hop(
                     Instant::now() + refresh
                 }
                 NextHop::Neighbour(ip) => {
-                    let now = lookup(ip, ifindex).unwrap_or(None);
+                    // A failed look (netlink refused, a dump cut short) says nothing about the
+                    // neighbour: the last answer stands, and the failure is said once.
+                    let now = match lookup(ip, ifindex) {
+                        Ok(now) => {
+                            lookup_failed = false;
+                            now
+                        }
+                        Err(e) => {
+                            if !lookup_failed {
+                                eprintln!("transitd: cannot read the neighbour table ({e}): keeping the last next hop");
+                            }
+                            lookup_failed = true;
+                            last
+                        }
+                    };
                     cell.set(now);
                     match now {
                         Some(mac) if Some(mac) != last => {

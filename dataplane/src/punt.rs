@@ -45,14 +45,21 @@ impl std::fmt::Debug for PuntDevice {
     }
 }
 
-/// The default device name for interface `iface`: `td-` and as much of the name as fits the
-/// kernel's 15 characters.
+/// The default device name for interface `iface`: `td-` and the name, within the kernel's 15
+/// bytes. A longer name keeps its first 8 bytes and 4 hex digits of a hash of the whole, so
+/// that two ports of one NIC (`enp129s0f1np0`, `enp129s0f1np1`) do not get one device.
 pub fn default_name(iface: &str) -> String {
-    let mut name = format!("td-{iface}");
-    while name.len() > 15 {
-        name.pop();
+    let name = format!("td-{iface}");
+    if name.len() <= 15 {
+        return name;
     }
-    name
+    // FNV-1a: stable across runs and builds, as a device name must be.
+    let hash = iface.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let mut head = iface.to_string();
+    while head.len() > 8 {
+        head.pop();
+    }
+    format!("td-{head}{:04x}", (hash ^ hash >> 16) & 0xffff)
 }
 
 impl PuntDevice {
@@ -173,7 +180,12 @@ mod tests {
     #[test]
     fn names_fit_the_kernel() {
         assert_eq!(default_name("eth0"), "td-eth0");
-        assert_eq!(default_name("enp129s0f1np1"), "td-enp129s0f1np");
+        assert_eq!(default_name("enp129s0f1"), "td-enp129s0f1");
+        let ports = [default_name("enp129s0f1np0"), default_name("enp129s0f1np1")];
+        assert_ne!(ports[0], ports[1], "two ports of one NIC");
+        assert!(ports.iter().all(|n| n.len() == 15 && n.starts_with("td-enp129s")), "{ports:?}");
+        assert_eq!(default_name("enp129s0f1np0"), ports[0], "the same name every time");
         assert!(default_name("a-very-long-interface-name").len() <= 15);
+        assert!(default_name("ñññññññññññññ").len() <= 15, "cut at a character boundary");
     }
 }

@@ -16,6 +16,9 @@ use crate::worker::WorkerReport;
 
 /// How often the XDP program's attachment is looked at (a netlink query).
 const XDP_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// Failed queries in a row after which the program counts as detached: one (a netlink
+/// hiccup) must not withdraw every prefix on a guess, nor may failing go on announcing.
+const FAILED_QUERIES_TOLERATED: u32 = 3;
 
 pub(super) struct Announcer {
     speaker: Option<Speaker>,
@@ -25,6 +28,8 @@ pub(super) struct Announcer {
     progress: Liveness,
     /// Whether the XDP program was attached at the last look, and when that was.
     attached: (bool, Instant),
+    /// Attachment queries that failed in a row.
+    failed_queries: u32,
     /// Why everything is withdrawn, while it is (said once per cause).
     withdrawn: Option<String>,
 }
@@ -37,6 +42,7 @@ impl Announcer {
             start_failed: None,
             progress: Liveness::new(workers, Instant::now()),
             attached: (true, long_ago),
+            failed_queries: 0,
             withdrawn: None,
         }
     }
@@ -82,7 +88,19 @@ impl Announcer {
             }
         }
         if self.attached.1.elapsed() >= XDP_CHECK_EVERY {
-            let ours = transitd_bpf::runs(ifindex, program).unwrap_or(false);
+            let ours = match transitd_bpf::runs(ifindex, program) {
+                Ok(ours) => {
+                    self.failed_queries = 0;
+                    ours
+                }
+                Err(e) => {
+                    self.failed_queries += 1;
+                    if self.failed_queries == 1 {
+                        eprintln!("transitd: cannot tell whether the XDP program is attached ({e}): asking again");
+                    }
+                    self.attached.0 && self.failed_queries < FAILED_QUERIES_TOLERATED
+                }
+            };
             self.attached = (ours, Instant::now());
         }
         let stalled: Vec<u32> = self
@@ -94,6 +112,9 @@ impl Announcer {
         let why = match (stalled.is_empty(), self.attached.0) {
             (true, true) => None,
             (false, _) => Some(format!("the workers of queues {stalled:?} are stalled")),
+            (true, false) if self.failed_queries > 0 => {
+                Some("whether transitd's XDP program is attached cannot be queried".to_string())
+            }
             (true, false) => Some("transitd's XDP program is no longer attached".to_string()),
         };
         let wanted = if why.is_none() { Announcements::of(snap) } else { Announcements::none() };
