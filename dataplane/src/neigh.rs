@@ -2,14 +2,19 @@
 //! kept fresh by a background thread; workers read it once per batch.
 
 use std::io;
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::{NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::snapshot::NextHop;
@@ -113,18 +118,38 @@ pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
     }
 }
 
-/// Makes the kernel resolve `ip`: a datagram to its discard port, sent by the host stack (a
-/// link-local IPv6 address through interface `ifindex`, its scope).
-pub fn solicit(ip: IpAddr, ifindex: u32) {
-    let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-    let to = match ip {
-        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-            std::net::SocketAddr::V6(std::net::SocketAddrV6::new(v6, 9, 0, ifindex))
-        }
-        _ => std::net::SocketAddr::new(ip, 9),
-    };
-    if let Ok(s) = UdpSocket::bind(bind) {
-        let _ = s.send_to(b"", to);
+/// Makes the kernel resolve `ip` on interface `ifindex`: a neighbour entry marked in use
+/// (`ip neigh replace IP dev IFACE use`, NTF_USE), which the kernel resolves on that link
+/// whatever its routes say (a datagram sent by the host stack would go where the routing
+/// table sends it: out of the management link, or nowhere, when `--iface` has no address in
+/// the next hop's subnet).
+pub fn solicit(ip: IpAddr, ifindex: u32) -> io::Result<()> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut neighbour = NeighbourMessage::default();
+    neighbour.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    neighbour.header.ifindex = ifindex;
+    neighbour.header.state = NeighbourState::None;
+    neighbour.header.flags = NeighbourFlags::Use;
+    neighbour.attributes.push(NeighbourAttribute::Destination(match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    }));
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(RouteNetlinkMessage::NewNeighbour(neighbour)));
+    req.finalize();
+    let mut buf = vec![0; req.header.length as usize];
+    req.serialize(&mut buf[..]);
+    socket.send(&buf[..], 0)?;
+    let mut rx = vec![0u8; 8192];
+    let size = socket.recv(&mut &mut rx[..], 0)?;
+    let reply: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[..size])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
+        _ => Ok(()),
     }
 }
 
@@ -148,7 +173,7 @@ pub fn follow_next_hop(
         NextHop::Static(mac) => Some(mac),
         _ => None,
     };
-    let (mut warned, mut lookup_failed) = (false, false);
+    let (mut warned, mut lookup_failed, mut solicit_failed) = (false, false, false);
     let mut next_look = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now_target = target();
@@ -197,8 +222,12 @@ pub fn follow_next_hop(
                         _ => {}
                     }
                     last = now;
-                    if now.is_none() {
-                        solicit(ip, ifindex);
+                    if now.is_none()
+                        && let Err(e) = solicit(ip, ifindex)
+                        && !solicit_failed
+                    {
+                        eprintln!("transitd: cannot ask the kernel to resolve next hop {ip} ({e})");
+                        solicit_failed = true;
                     }
                     Instant::now() + if now.is_some() { refresh } else { Duration::from_secs(1) }
                 }

@@ -423,3 +423,53 @@ fn the_next_hop_is_looked_up_on_its_own_interface() {
     }
     ip(&["link", "del", "tdnh0"]);
 }
+
+/// An unresolved next hop is solicited on the interface transitd runs on, whatever the
+/// routing table says: here that interface has no address and no route toward the next hop
+/// (a datagram sent by the host stack went out of the default route, and the next hop
+/// never resolved on `--iface`).
+#[test]
+fn the_next_hop_is_solicited_on_its_own_interface() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = format!("tdns{}", std::process::id() % 100_000);
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let _ = Command::new("ip").args(["link", "del", "tdns0"]).output();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    ip(&["netns", "add", &ns]);
+    ip(&["link", "add", "tdns0", "type", "veth", "peer", "name", "tdns1", "netns", &ns]);
+    ip(&["link", "set", "tdns0", "up"]);
+    ip(&["-n", &ns, "link", "set", "tdns1", "up"]);
+    ip(&["-n", &ns, "addr", "add", "198.51.100.2/24", "dev", "tdns1"]);
+    ip(&["-n", &ns, "-6", "addr", "add", "2001:db8:77::2/64", "dev", "tdns1", "nodad"]);
+    let index: u32 = std::fs::read_to_string("/sys/class/net/tdns0/ifindex").unwrap().trim().parse().unwrap();
+    let out = Command::new("ip").args(["-n", &ns, "-o", "link", "show", "tdns1"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mac: Vec<u8> = listing
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let mut found = Vec::new();
+    // IPv6 waits for the link-local address of tdns0 to leave DAD before it can solicit.
+    for addr in ["198.51.100.2", "2001:db8:77::2"] {
+        let addr = addr.parse().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut got = None;
+        while got.is_none() && std::time::Instant::now() < deadline {
+            transitd::neigh::solicit(addr, index).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            got = transitd::neigh::lookup(addr, index).unwrap();
+        }
+        found.push(got);
+    }
+    let _ = Command::new("ip").args(["link", "del", "tdns0"]).output();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    let want = Some(<[u8; 6]>::try_from(mac.as_slice()).unwrap());
+    assert_eq!(found, [want, want], "{listing}");
+}
