@@ -656,11 +656,16 @@ mod tests {
     /// A fragment of UDP datagram `id` from 198.51.100.7 to 192.0.2.10: the first (with the
     /// UDP header, to `port`) or a later one (at byte 1480, no header).
     fn fragment_to_egress(id: u16, first: Option<u16>) -> Vec<u8> {
+        fragment_from([198, 51, 100, 7], id, first)
+    }
+
+    /// [`fragment_to_egress`] from `src`.
+    fn fragment_from(src: [u8; 4], id: u16, first: Option<u16>) -> Vec<u8> {
         let (flags_offset, payload) = match first {
             Some(port) => (0x2000, [5353u16, port, 1488, 0].map(u16::to_be_bytes).concat()),
             None => (1480 / 8, vec![0x55; 8]),
         };
-        let mut f = ipv4_frame([198, 51, 100, 7], [192, 0, 2, 10], 17, flags_offset, &payload);
+        let mut f = ipv4_frame(src, [192, 0, 2, 10], 17, flags_offset, &payload);
         f[18..20].copy_from_slice(&id.to_be_bytes());
         // The identification is under the header checksum: sum again over a zero checksum.
         f[24..26].fill(0);
@@ -682,7 +687,11 @@ mod tests {
         assert_eq!(judge(&program, &fragment_to_egress(71, Some(2000))), "egress_local", "slice 0: this server's");
         assert_eq!(judge(&program, &fragment_to_egress(71, None)), "egress_local");
         assert_eq!(judge(&program, &fragment_to_egress(72, Some(40000))), "no_socket", "slice 1: another's");
+        // The same identification from another source is another datagram (this server's).
+        let other = [198, 51, 100, 8];
+        assert_eq!(judge(&program, &fragment_from(other, 72, Some(2000))), "egress_local");
         assert_eq!(judge(&program, &fragment_to_egress(72, None)), "no_socket", "with its first");
+        assert_eq!(judge(&program, &fragment_from(other, 72, None)), "egress_local", "with its own first");
         assert_eq!(judge(&program, &fragment_to_egress(73, None)), "egress_local", "no first seen");
         // The same through the backbone, decapsulated here only for this server.
         assert_eq!(judge(&program, &backbone(&fragment_to_egress(74, Some(40000)))), "no_socket");

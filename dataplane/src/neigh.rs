@@ -55,6 +55,19 @@ impl NextHopCell {
 /// several (IPv6's link-local routers, `fe80::1` on every link, always are), each at its own
 /// MAC.
 pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
+    // A dump the table changed under is asked again: on a busy table it could otherwise
+    // fail every time and the next hop never follow a change.
+    let mut tries = 0;
+    loop {
+        match dump_for(ip, ifindex) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 3 => tries += 1,
+            answer => return answer,
+        }
+    }
+}
+
+/// One dump of the neighbour table, for [`lookup`].
+fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -80,7 +93,10 @@ pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
             let len = msg.header.length as usize;
             // The table changed during the dump: what it says may be neither before nor after.
             if msg.header.flags & NLM_F_DUMP_INTR != 0 {
-                return Err(io::Error::other("netlink: the neighbour dump was interrupted by a change"));
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "netlink: the neighbour dump was interrupted by a change",
+                ));
             }
             match msg.payload {
                 NetlinkPayload::Done(_) => return Ok(found),

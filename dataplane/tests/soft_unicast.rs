@@ -131,7 +131,7 @@ fn fragments_follow_their_first_fragment_to_its_owner() {
     let file = pcap("generated/soft-unicast-fragments.pcap");
     let (v, _) = verdicts_timed(&config, &file);
     let (l, b) = (format!("pass:{}", PassReason::EgressLocal.name()), format!("tx:{}", TxReason::Backbone.name()));
-    let expect = [&b, &b, &b, &l, &l, &l, &b, &b, &l, &b, &b, &l, &l, &b, &l, &l, &b, &b, &b, &l];
+    let expect = [&b, &l, &b, &b, &l, &l, &l, &b, &b, &l, &b, &b, &l, &l, &b, &l, &b, &b, &b, &l];
     assert_eq!(fates(&v).iter().collect::<Vec<_>>(), expect);
 
     // What went out reassembles, under tshark, into the whole datagrams each owner should
@@ -166,6 +166,35 @@ fn fragments_follow_their_first_fragment_to_its_owner() {
         "{rows}"
     );
     let _ = std::fs::remove_file(out);
+}
+
+/// Remembered owners are server indices: a reload that changes the fleet's servers forgets
+/// them (here a2 leaves, and index 1 becomes b1; a later fragment of a2's datagram went to b1
+/// over the backbone), and the fragment goes to its data centre as one whose first was not
+/// seen.
+#[test]
+fn a_reload_that_changes_the_fleet_forgets_fragment_owners() {
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, _) = fleet();
+    let a2 = "[[soft_unicast.server]]\nname = \"a2\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.12\"\n\n";
+    assert!(config.contains(a2));
+    let (before, after) = (snapshot(&config), snapshot(&config.replace(a2, "")));
+    let frames = read_frames(&pcap("generated/soft-unicast-fragments.pcap"));
+    let run = |snap: &transitd::snapshot::Snapshot, limits: &mut Limits, input: &[u8]| {
+        let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(input);
+        let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
+        process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
+    };
+    let backbone = |v: Verdict| matches!(v, Verdict::Tx { reason: TxReason::Backbone, .. });
+    // d1 (a2's, frames 1, 3 and 4): its first fragment, then its second with the fleet
+    // unchanged, then its last after the reload.
+    let mut limits = Limits::new(&before);
+    assert!(backbone(run(&before, &mut limits, &frames[0].bytes)));
+    assert!(backbone(run(&before, &mut limits, &frames[2].bytes)));
+    limits.rebind(&before, &after);
+    assert_eq!(run(&after, &mut limits, &frames[3].bytes), Verdict::Pass(PassReason::EgressLocal));
 }
 
 #[test]

@@ -43,13 +43,15 @@ d8 = pieces(PEER, EGRESS, 1008, 4200, 2000)  # from b over the backbone (hop 1),
 d9 = pieces(PEER, EGRESS, 1009, 4400, 2000)  # a2's, its later piece 31 s after its first
 
 frames = [
-    *d1,  # 1-3: backbone to a2
-    *d2,  # 4-6: egress_local
-    *d3,  # 7-8: backbone to b
-    d4[1],  # 9: its first not yet seen: data centre a's, egress_local
-    d4[0],  # 10: backbone to a2
-    d5[0], d6[0], d6[1], d5[1],  # 11-14: a2, local, local, a2
-    *d7,  # 15-16: egress_local
+    d1[0],  # 1: backbone to a2
+    d7[0],  # 2: d1's identification from another source, a1's: egress_local (d1 keeps a2)
+    d1[1], d1[2],  # 3-4: backbone to a2
+    *d2,  # 5-7: egress_local
+    *d3,  # 8-9: backbone to b
+    d4[1],  # 10: its first not yet seen: data centre a's, egress_local
+    d4[0],  # 11: backbone to a2
+    d5[0], d6[0], d6[1], d5[1],  # 12-15: a2, local, local, a2
+    d7[1],  # 16: egress_local
     backbone(d8[0]), backbone(d8[1]),  # 17-18: on to a2 (hop 2)
     d9[0],  # 19: backbone to a2
 ]

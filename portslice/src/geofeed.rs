@@ -58,10 +58,12 @@ pub fn range_to_prefixes(lo: u32, hi: u32) -> Vec<(u32, u8)> {
 pub fn generate(ranges: &[EgressRange]) -> String {
     let mut sorted: Vec<&EgressRange> = ranges.iter().collect();
     sorted.sort_by_key(|r| r.bounds());
-    let mut runs: Vec<(u32, u32, [&str; 3])> = Vec::new();
+    // ISO 3166 codes are upper case in a feed; a configuration may write them either way,
+    // and `gb-eng` beside `GB-ENG` is one location.
+    let mut runs: Vec<(u32, u32, [String; 3])> = Vec::new();
     for r in sorted {
         let (lo, hi) = r.bounds();
-        let loc = [r.tags.country.as_str(), r.tags.region.as_str(), r.tags.city.as_str()];
+        let loc = [r.tags.country.to_ascii_uppercase(), r.tags.region.to_ascii_uppercase(), r.tags.city.clone()];
         match runs.last_mut() {
             Some(last) if last.2 == loc && u64::from(last.1) + 1 == u64::from(lo) => last.1 = hi,
             _ => runs.push((lo, hi, loc)),
@@ -69,8 +71,7 @@ pub fn generate(ranges: &[EgressRange]) -> String {
     }
     let mut out = String::from("# RFC 8805 geofeed: ip_prefix,alpha2code,region,city,postal_code\n");
     for (lo, hi, [country, region, city]) in runs {
-        // ISO 3166 codes are upper case; the configuration may write them either way.
-        let (country, region, city) = (country.to_ascii_uppercase(), region.to_ascii_uppercase(), csv_field(city));
+        let city = csv_field(&city);
         for (net, len) in range_to_prefixes(lo, hi) {
             out.push_str(&format!("{}/{len},{country},{region},{city},\n", Ipv4Addr::from(net)));
         }

@@ -121,13 +121,14 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	__u64 now = bpf_ktime_get_ns();
 	if (ip->frag_off & bpf_htons(0x1fff)) {
 		struct fragment_owner *seen = bpf_map_lookup_elem(&fragment_owners, &fk);
-		if (seen && now - seen->seen_ns <= FRAGMENT_HOLD_NS)
+		/* Signed: another CPU may have stored a time a little after this CPU's now. */
+		if (seen && (__s64)(now - seen->seen_ns) <= (__s64)FRAGMENT_HOLD_NS)
 			return seen->mine;
 		return dc_mine;
 	}
-	/* The first fragment: the data plane remembers the datagrams it is handed; the ones
-	 * delivered here must be remembered here, and the others too, or their later fragments
-	 * would look like the data centre's. */
+	/* The first fragment, this server's or not: a later fragment of another server's
+	 * datagram must be redirected too (where the data plane, which saw the first, knows the
+	 * owner), not passed as its data centre's. */
 	int mine = steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
 	struct fragment_owner first = { .seen_ns = now, .mine = (__u32)mine };
 	bpf_map_update_elem(&fragment_owners, &fk, &first, BPF_ANY);

@@ -138,7 +138,10 @@ struct fragment_owner {
 
 /* Soft-unicast return datagrams in fragments: only the first carries the port that names
  * the owner, and the later ones go where it went. Written by the program (the data plane
- * keeps its own table for the datagrams it is handed). */
+ * keeps its own table for the datagrams it is handed), on every first fragment. One LRU
+ * for all CPUs (not BPF_F_NO_COMMON_LRU, which would split the entries among up to 64
+ * CPUs' lists): a flood of spoofed first fragments costs an update each and pushes out
+ * real datagrams' entries, which then go to their data centre as before. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_FRAGMENT_OWNERS);

@@ -171,12 +171,12 @@ pub fn messages(
     out
 }
 
-/// A message header; its length is set when the message is complete.
 /// The sequence number in the header of `message` (one [`messages`] made).
 pub fn sequence_of(message: &[u8]) -> u32 {
     message.get(8..12).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// A message header; its length is set when the message is complete.
 fn header(export_secs: u32, sequence: u32, domain: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(MAX_MESSAGE);
     put_u16(&mut h, 10);

@@ -151,7 +151,7 @@ fn return_path(
                 ctx.limits.fragments.remember(datagram, owner, ctx.now);
                 owner
             } else {
-                ctx.limits.fragments.owner(datagram, ctx.now).unwrap_or_else(by_port)
+                ctx.limits.fragments.owner(datagram, ctx.now).filter(|o| su.knows(*o)).unwrap_or_else(by_port)
             }
         }
     };

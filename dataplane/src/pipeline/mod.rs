@@ -153,7 +153,9 @@ impl Limits {
         if authenticated_size(new) != authenticated_size(old) {
             self.authenticated = Authenticated::new(authenticated_size(new));
         }
-        if fragment_owners_size(new) != fragment_owners_size(old) {
+        // Owners are kept as server and data-centre indices: another list of them (a server
+        // added or removed) makes every remembered owner mean another server, or none.
+        if fragment_owners_size(new) != fragment_owners_size(old) || fleet_of(new) != fleet_of(old) {
             self.fragments = FragmentOwners::new(fragment_owners_size(new));
         }
     }
@@ -163,6 +165,13 @@ impl Limits {
 /// opens several connections), none without a SYN threshold.
 fn authenticated_size(snap: &Snapshot) -> usize {
     if snap.tcp.syn_buckets.is_empty() { 0 } else { (snap.tcp.table_size / 16).max(1024) }
+}
+
+/// What the indices in a worker's fragment owners mean: this server, its data centre, and
+/// the backbone address of every server and data centre.
+fn fleet_of(snap: &Snapshot) -> Option<(u16, u16, &[std::net::Ipv4Addr], &[std::net::Ipv4Addr])> {
+    let su = snap.soft_unicast.as_ref()?;
+    Some((su.this_server, su.this_dc, &su.server_backbone, &su.dc_backbone_of))
 }
 
 /// Fragmented datagrams a worker follows: none without soft unicast.

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::ops::Range;
 
 use ipnet::IpNet;
-use portslice::{DataCentre, EgressRange, OwnerTable, Plan, PlanSpec, Tags};
+use portslice::{DataCentre, EgressRange, Owner, OwnerTable, Plan, PlanSpec, Tags};
 use toml::Spanned;
 
 use super::Builder;
@@ -57,6 +57,18 @@ impl SoftUnicast {
     /// server of this one).
     pub const fn key(&self, hop: u8) -> u32 {
         (self.key_id << 8) | hop as u32
+    }
+
+    /// True when `owner`'s indices are servers and data centres of this configuration (an
+    /// owner remembered under an earlier one may not be).
+    pub fn knows(&self, owner: Owner) -> bool {
+        match owner {
+            Owner::NotEgress => true,
+            Owner::Unsliced { dc } => usize::from(dc) < self.dc_backbone_of.len(),
+            Owner::Server { dc, server } => {
+                usize::from(dc) < self.dc_backbone_of.len() && usize::from(server) < self.server_backbone.len()
+            }
+        }
     }
 }
 
