@@ -306,9 +306,19 @@ impl Writer {
         loop {
             let stopping = self.stop.load(Ordering::Relaxed);
             let mut wrote = false;
-            while let Some(record) = self.capture.full.pop() {
-                self.write(&record)?;
+            while let Some(mut record) = self.capture.full.pop() {
+                let written = self.write(&record);
+                // The snapshot it names is let go here: a record going back to a worker
+                // may hold the last reference to a replaced snapshot, which would be freed
+                // (its rule tables and all) in the middle of that worker's batch.
+                record.snapshot = None;
                 let _ = self.capture.free.push(record);
+                if let Err(e) = written {
+                    // This frame and those queued behind it are not written: counted so.
+                    let queued = std::iter::from_fn(|| self.capture.full.pop()).count() as u64;
+                    self.capture.stats.write_failed.fetch_add(1 + queued, Ordering::Relaxed);
+                    return Err(e);
+                }
                 wrote = true;
             }
             if stopping {

@@ -16,6 +16,8 @@ use crate::worker::WorkerReport;
 
 /// How often the XDP program's attachment is looked at (a netlink query).
 const XDP_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long the workers go on forwarding after a clean stop's withdrawal.
+const DRAIN_AFTER_WITHDRAWAL: Duration = Duration::from_millis(500);
 /// Failed queries in a row after which the program counts as detached: one (a netlink
 /// hiccup) must not withdraw every prefix on a guess, nor may failing go on announcing.
 const FAILED_QUERIES_TOLERATED: u32 = 3;
@@ -142,6 +144,9 @@ impl Announcer {
     pub(super) fn stop(self) {
         if let Some(s) = self.speaker {
             s.stop();
+            // The upstream moves the traffic away once BIRD has withdrawn (milliseconds in
+            // the lab); what is already on its way here is still forwarded meanwhile.
+            std::thread::sleep(DRAIN_AFTER_WITHDRAWAL);
         }
     }
 }

@@ -127,10 +127,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         Err(_) => [0; 6],
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
+    // A stop signal ends supervision; the workers' own flag is set only after the BGP
+    // announcements are withdrawn, so that they forward until traffic has gone elsewhere.
+    let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
+        signal_hook::flag::register(sig, shutdown.clone())?;
     }
+    let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
     let next_hop = Arc::new(NextHopCell::default());
@@ -259,9 +262,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         &mut watch,
         (&program, &mut announcer),
         notifier.as_ref(),
-        (&stop, &reload),
+        (&shutdown, &reload),
     );
-    // Traffic is drawn away before the workers stop taking it.
+    // Traffic is drawn away before the workers stop taking it (they have not seen the
+    // signal: it set `shutdown`, not their `stop`).
     announcer.stop();
 
     if let Some(n) = &notifier {
