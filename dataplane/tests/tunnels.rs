@@ -683,3 +683,130 @@ fn gre_over_ipv6_behind_extension_headers_is_decapsulated_or_dropped_with_its_re
     let names = fates(&v);
     assert_eq!(names, ["tx:decapsulated", "tx:decapsulated", DropReason::GreFragment.name()]);
 }
+
+/// No ICMP error about an ICMP error behind IPv6 extension headers or IPv4 AH (the header
+/// checks see only the first next header), and no Time Exceeded about an IPv6 fragment
+/// other than the first; a Packet Too Big about a later fragment is still sent (path MTU
+/// discovery needs it). scapy makes the packets; beside each, one the same but for what
+/// forbids the error, which is answered.
+#[test]
+fn no_icmp_error_about_an_error_behind_extension_headers_or_a_later_fragment() {
+    let (config, _) = tunnel_edge();
+    let file = std::env::temp_dir().join(format!("transitd-icmp-deep-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\n\
+         from scapy.layers.ipsec import AH\n\
+         big = Raw(b'x' * 1500)\n\
+         wrpcap('{}', [\n\
+           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6DestUnreach()/IPv6()/UDP(),\n\
+           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6EchoRequest(),\n\
+           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=7)/Raw(b'y' * 64),\n\
+           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=0, m=1, nh=17, id=8)/UDP()/Raw(b'y' * 64),\n\
+           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=64)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=9)/big,\n\
+           Ether()/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=3, code=1)/IP()/UDP(),\n\
+           Ether()/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=8),\n\
+         ])",
+        file.display()
+    );
+    let out = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    use TxReason as T;
+    let exceeded = Verdict::Drop(DropReason::TtlExceeded);
+    let answered = |v: &Verdict, reason: T| matches!(v, Verdict::Tx { reason: r, .. } if *r == reason);
+    assert_eq!(v[0], exceeded, "an ICMPv6 error behind destination options");
+    assert!(answered(&v[1], T::IcmpTimeExceeded), "an echo request behind them: {:?}", v[1]);
+    assert_eq!(v[2], exceeded, "a later IPv6 fragment");
+    assert!(answered(&v[3], T::IcmpTimeExceeded), "the first fragment: {:?}", v[3]);
+    assert!(answered(&v[4], T::IcmpTooBig), "too big, a later fragment: {:?}", v[4]);
+    assert_eq!(v[5], exceeded, "an ICMP error behind AH");
+    assert!(answered(&v[6], T::IcmpTimeExceeded), "an echo request behind AH: {:?}", v[6]);
+}
+
+/// RFC 6040 §4.2 at decapsulation: an outer Congestion Experienced mark reaches an
+/// ECN-capable inner packet (the IPv4 checksum still verifying, as tshark checks), outer
+/// ECT(1) over inner ECT(0) becomes ECT(1), a not-ECN-capable inner packet under an outer CE
+/// is dropped, and anything else keeps its inner field; IPv6 inside too.
+#[test]
+fn decapsulation_carries_the_congestion_mark_inward() {
+    let (config, _) = tunnel_edge();
+    let file = std::env::temp_dir().join(format!("transitd-ecn-{}.pcap", std::process::id()));
+    let out = std::env::temp_dir().join(format!("transitd-ecn-out-{}.pcap", std::process::id()));
+    // (outer ECN, inner ECN) from acme's router; the inner DSCP is 0x28 (AF11) throughout.
+    let script = format!(
+        "from scapy.all import *\n\
+         def gre(outer, inner, v6=False):\n\
+         \x20   ip = IPv6(src='2001:db8:acbe::7', dst='2001:db8:5::9', tc=0x28 | inner) if v6 else IP(src='203.0.113.7', dst='198.51.100.200', tos=0x28 | inner)\n\
+         \x20   return Ether()/IP(src='198.51.100.1', dst='192.0.2.1', tos=outer)/GRE()/ip/UDP(sport=5000, dport=53)/Raw(b'q')\n\
+         wrpcap('{}', [gre(3, 2), gre(3, 1), gre(3, 3), gre(3, 0), gre(1, 2), gre(2, 1), gre(0, 2), gre(3, 2, True), gre(3, 0, True)])",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let sent = |v: &Verdict| matches!(v, Verdict::Tx { reason: TxReason::Decapsulated, .. });
+    let fates: Vec<bool> = v.iter().map(sent).collect();
+    assert_eq!(fates, [true, true, true, false, true, true, true, true, false], "{v:?}");
+    assert_eq!(v[3], Verdict::Drop(DropReason::DecapCeNotEct));
+    assert_eq!(v[8], Verdict::Drop(DropReason::DecapCeNotEct));
+    // What went out, as tshark reads it: the ECN field and (IPv4) the checksum's status.
+    let snap = std::sync::Arc::new(snapshot(&config));
+    transitd::replay::replay(snap, &file, Some(&out)).unwrap();
+    let rows = tshark(
+        &out,
+        &[
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "ip.dsfield.ecn",
+            "-e",
+            "ipv6.tclass.ecn",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "ip.dsfield.dscp",
+            "-e",
+            "ipv6.tclass.dscp",
+        ],
+    );
+    let got: Vec<&str> = rows.lines().collect();
+    let v4 = |ecn: u8| format!("{ecn}\t\t1\t10\t");
+    let v6 = |ecn: u8| format!("\t{ecn}\t\t\t10");
+    assert_eq!(
+        got,
+        [v4(3), v4(3), v4(3), v4(1), v4(1), v4(2), v6(3)].iter().map(String::as_str).collect::<Vec<_>>(),
+        "{rows}"
+    );
+    let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}
+
+/// A SYN out of one customer's tunnel into another's crosses both: its MSS is clamped to
+/// the smaller (acme's tunnel at MTU 1400 here, beta's at the default 1476); it was clamped
+/// to the tunnel it went into alone. tshark reads the MSS that went out.
+#[test]
+fn a_syn_between_two_customers_tunnels_fits_both() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("name = \"acme-gre\"\n", "name = \"acme-gre\"\nmtu = 1400\n", 1);
+    let file = std::env::temp_dir().join(format!("transitd-hairpin-mss-{}.pcap", std::process::id()));
+    let out = std::env::temp_dir().join(format!("transitd-hairpin-mss-out-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\n\
+         syn = lambda dst: Ether()/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/IP(src='203.0.113.7', dst=dst)/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)])\n\
+         wrpcap('{}', [syn('198.18.100.5'), syn('198.51.100.200')])",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let snap = std::sync::Arc::new(snapshot(&config));
+    transitd::replay::replay(snap, &file, Some(&out)).unwrap();
+    let rows = tshark(&out, &["-T", "fields", "-E", "occurrence=l", "-e", "ip.dst", "-e", "tcp.options.mss_val"]);
+    let got: Vec<&str> = rows.lines().collect();
+    // Into beta's tunnel: 1400 - 40; to the Internet: acme's tunnel's alone, the same.
+    assert_eq!(got, ["198.18.100.5\t1360", "198.51.100.200\t1360"], "{rows}");
+    let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}

@@ -1,6 +1,6 @@
 //! The tunnel side of transitd as pure functions over byte buffers: typed views over IPv4
 //! and IPv6 headers, GRE headers (RFC 2784, RFC 2890), encapsulation over IPv4 or IPv6
-//! written in place, the ICMP errors and echo messages a tunnel edge originates, IPv4
+//! written in place, ECN across the tunnel's end, the ICMP errors and echo messages a tunnel edge originates, IPv4
 //! fragmentation, TCP MSS clamping, TTL handling and the Internet checksum.
 //!
 //! Picking the tunnel is the route stage's job, and no function here does I/O: callers hand
@@ -10,6 +10,7 @@
 
 mod be;
 pub mod checksum;
+pub mod ecn;
 pub mod encap;
 pub mod fragment;
 pub mod icmp;

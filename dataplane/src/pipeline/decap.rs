@@ -14,7 +14,7 @@
 use classifier::{Dim, Key};
 use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_reply_in_place};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
-use gre::{GreError, GrePacket, GreRepr};
+use gre::{GreError, GrePacket, GreRepr, IpPacket, ecn};
 
 use super::Outcome;
 use super::forward::{self, Ctx, back_into, to_next_hop};
@@ -139,6 +139,9 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
             DropReason::RateLimited
         });
     }
+    if let Err(reason) = carry_ecn(frame, outer, &ip) {
+        return Verdict::Drop(reason);
+    }
     if let Some(target) = steer(snap, &key, ip.is_ipv6) {
         // To a customer prefix (this one's or another's): through its ingress stages.
         outcome.tunnel = None;
@@ -207,4 +210,26 @@ fn to_our_side(
         return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len, false, TxReason::EchoReply);
     }
     Verdict::Drop(DropReason::TunnelInterface)
+}
+
+/// RFC 6040 §4.2 (normal mode): a congestion mark a router put on the outer header on the
+/// tunnel's path reaches the inner packet; on an inner packet that is not ECN-capable it
+/// cannot, and the packet is dropped, as that router would have dropped it.
+fn carry_ecn(frame: &mut Frame<'_>, outer: &IpFrame, inner: &IpFrame) -> Result<(), DropReason> {
+    let (outer_at, inner_at) = (frame.start + outer.l3_start, frame.start + inner.l3_start);
+    let outer_ecn = frame.buf.get(outer_at..).and_then(|b| IpPacket::new_checked(b, outer.is_ipv6).ok());
+    let Some(outer_ecn) = outer_ecn.map(|p| p.dscp_ecn() & ecn::CE) else { return Ok(()) };
+    let Some(mut packet) = frame.buf.get_mut(inner_at..).and_then(|b| IpPacket::new_checked(b, inner.is_ipv6).ok())
+    else {
+        return Ok(());
+    };
+    let inner_ecn = packet.dscp_ecn() & ecn::CE;
+    match ecn::decapsulated(outer_ecn, inner_ecn) {
+        None => Err(DropReason::DecapCeNotEct),
+        Some(e) if e != inner_ecn => {
+            ecn::set(&mut packet, e);
+            Ok(())
+        }
+        Some(_) => Ok(()),
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use classifier::{Dim, Key};
+use classifier::{ABSENT, Dim, Key};
 use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, Endpoints, encap_gre, prepend_ethernet};
 use gre::fragment::Plan;
 use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
@@ -98,7 +98,8 @@ pub(super) fn into_tunnel(
 ) -> Verdict {
     let l3 = frame.start + ip.l3_start;
     if ttl_expires(frame.buf, l3, ip.is_ipv6) {
-        return icmp_error(ctx, frame, ip, IcmpKind::TimeExceeded).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+        return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
+            .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
     if ip.l3_len > tunnel.mtu as usize {
         let may_fragment = matches!(ip_at(frame.buf, l3, ip.is_ipv6), Some(IpPacket::V4(p)) if !p.dont_frag());
@@ -109,11 +110,13 @@ pub(super) fn into_tunnel(
             ctx.label = flow_label(tunnel, key, ip);
             return fragment_into(ctx, tunnel, frame, ip);
         }
-        return icmp_error(ctx, frame, ip, IcmpKind::TooBig(tunnel.mtu))
+        return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(tunnel.mtu))
             .unwrap_or(Verdict::Drop(DropReason::MtuExceeded));
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
-    clamp_mss(ctx.snap, frame, ip, key, tunnel);
+    // Out of one customer's tunnel into another's: the segment crosses both.
+    let from = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
+    clamp_mss(ctx.snap, frame, ip, key, tunnel, from);
     ctx.label = flow_label(tunnel, key, ip);
     encap(ctx, tunnel, frame.buf, l3, ip.l3_len, ip.is_ipv6, TxReason::Encapsulated)
 }
@@ -130,10 +133,11 @@ pub(super) fn to_next_hop(
 ) -> Verdict {
     let l3 = frame.start + ip.l3_start;
     if ttl_expires(frame.buf, l3, ip.is_ipv6) {
-        return icmp_error(ctx, frame, ip, IcmpKind::TimeExceeded).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+        return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
+            .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
-    clamp_mss(ctx.snap, frame, ip, key, from);
+    clamp_mss(ctx.snap, frame, ip, key, from, None);
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
 }
 
@@ -154,8 +158,9 @@ fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
     }
 }
 
-/// Lowers the MSS of a TCP SYN or SYN-ACK to what fits `tunnel`.
-fn clamp_mss(snap: &Snapshot, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel) {
+/// Lowers the MSS of a TCP SYN or SYN-ACK to what fits `tunnel` (and `also`, the tunnel a
+/// decapsulated segment came out of, when it goes into another).
+fn clamp_mss(snap: &Snapshot, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel, also: Option<&Tunnel>) {
     const SYN: u32 = 0x02;
     let flags = key.get(Dim::TcpFlags);
     if !snap.mss_clamp || ip.fragment.is_some() || key.get(Dim::L4Proto) != 6 || flags == classifier::ABSENT {
@@ -164,7 +169,8 @@ fn clamp_mss(snap: &Snapshot, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tu
     if flags & SYN == 0 {
         return;
     }
-    let mss = if ip.is_ipv6 { tunnel.mss_v6 } else { tunnel.mss_v4 };
+    let fits = |t: &Tunnel| if ip.is_ipv6 { t.mss_v6 } else { t.mss_v4 };
+    let mss = also.map_or(fits(tunnel), |a| fits(tunnel).min(fits(a)));
     let end = frame.start + ip.l3_start + ip.l3_len;
     if let Some(tcp) = frame.buf.get_mut(frame.start + ip.l4_start..end) {
         gre::mss::clamp_mss(tcp, mss);
@@ -271,7 +277,16 @@ pub(super) enum IcmpKind {
 /// Rewrites the packet into an ICMP error about it and sends that to the packet's source;
 /// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, the worker's ICMP
 /// rate limit, no IPv6 source address) and the packet is simply dropped.
-pub(super) fn icmp_error(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, kind: IcmpKind) -> Option<Verdict> {
+pub(super) fn icmp_error(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    key: &Key,
+    kind: IcmpKind,
+) -> Option<Verdict> {
+    if !error_may_answer(key, ip, kind) {
+        return None;
+    }
     let l3 = frame.start + ip.l3_start;
     let packet = frame.buf.get(l3..l3 + ip.l3_len)?;
     let (start, len, reason) = if ip.is_ipv6 {
@@ -300,6 +315,24 @@ pub(super) fn icmp_error(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame,
         (start, len, reason)
     };
     Some(originate(ctx, frame.buf, start, len, ip.is_ipv6, reason))
+}
+
+/// What the parser read of the packet, past IPv6 extension headers and AH (the header
+/// checks in `gre::icmp` see only the first next header): no error about an ICMP error
+/// however deep it sits (RFC 1812 §4.3.2.7, RFC 4443 §2.4 (e)), and no Time Exceeded about
+/// a fragment other than the first (IPv4 refuses every error about one; an IPv6 Packet Too
+/// Big about any fragment is what path MTU discovery needs).
+fn error_may_answer(key: &Key, ip: &IpFrame, kind: IcmpKind) -> bool {
+    let later_fragment = ip.fragment.is_some_and(|f| f.offset > 0);
+    if later_fragment && (!ip.is_ipv6 || matches!(kind, IcmpKind::TimeExceeded)) {
+        return false;
+    }
+    let icmp_type = key.get(Dim::IcmpType);
+    match key.get(Dim::L4Proto) {
+        1 => icmp_type != ABSENT && !matches!(icmp_type, 3 | 4 | 5 | 11 | 12),
+        58 => icmp_type != ABSENT && icmp_type >= 128,
+        _ => true,
+    }
 }
 
 /// Sends an IP packet we made (an ICMP error) at `buf[l3..l3 + len]` toward its

@@ -108,6 +108,9 @@ reasons! {
         GreUnsupported = "gre_unsupported",
         /// Decapsulated packet whose source is outside its customer's prefixes.
         DecapSpoofedSource = "decap_spoofed_source",
+        /// Decapsulated packet marked Congestion Experienced on the outer header but not
+        /// ECN-capable inside (RFC 6040 §4.2: dropped, as the marking router would have).
+        DecapCeNotEct = "decap_ce_not_ect",
         /// Denied by the customer's egress rules.
         Egress = "egress",
         /// Addressed to our side of a tunnel and not a ping or a probe reply.
