@@ -80,12 +80,23 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
     for (key, value) in keys {
         let name = format!("etcd:{key}");
         match key.strip_prefix(prefix) {
-            Some("server") => server = Some((name, value.clone())),
+            Some("server") => match parses_alone(&name, value) {
+                Ok(table) if table.contains_key("customer") => errors.push(ConfigError::new(
+                    whole(&name),
+                    format!("customers go in their own keys, {prefix}customers/NAME, not in the server key"),
+                )),
+                Ok(_) => server = Some((name, value.clone())),
+                Err(e) => {
+                    errors.push(e);
+                    server = Some((name, String::new()));
+                }
+            },
             Some(rest) if rest.starts_with("customers/") => {
                 let customer = &rest["customers/".len()..];
-                match check_customer(customer, value) {
-                    Ok(()) => customers.push((name, value.clone())),
-                    Err(message) => errors.push(ConfigError::new(whole(&name), message)),
+                match parses_alone(&name, value).map(|table| check_customer(customer, value, &table)) {
+                    Ok(Ok(())) => customers.push((name, value.clone())),
+                    Ok(Err(message)) => errors.push(ConfigError::new(whole(&name), message)),
+                    Err(e) => errors.push(e),
                 }
             }
             _ => errors.push(ConfigError::new(
@@ -101,12 +112,6 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
         ));
         return Err(ConfigErrors(errors));
     };
-    if server.1.parse::<toml::Table>().is_ok_and(|t| t.contains_key("customer")) {
-        errors.push(ConfigError::new(
-            whole(&server.0),
-            format!("customers go in their own keys, {prefix}customers/NAME, not in the server key"),
-        ));
-    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -115,10 +120,22 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
     crate::config::parse_source(SourceMap::joined(&parts))
 }
 
-/// A customer key holds exactly one `[[customer]]`, named as the key is. Syntax errors are
-/// left to the whole configuration's parse, which has positions.
-fn check_customer(name: &str, value: &str) -> Result<(), String> {
-    let Ok(table) = value.parse::<toml::Table>() else { return Ok(()) };
+/// A key's text parsed on its own. Each must be TOML by itself: joined, a string one key
+/// opens and never closes would take in the next keys' text, tables and all.
+fn parses_alone(name: &str, value: &str) -> Result<toml::Table, ConfigError> {
+    value.parse::<toml::Table>().map_err(|e| {
+        let at = SourceMap::new(name, value).pos(e.span().map_or(0, |s| s.start));
+        ConfigError::new(at, e.message().trim().to_string())
+    })
+}
+
+/// A customer key holds exactly one `[[customer]]` table (`table` is `value` parsed), named
+/// as the key is. The inline form (`customer = [{ ... }]`) is refused: joined after the
+/// server key, it would be a key of the server key's last table.
+fn check_customer(name: &str, value: &str, table: &toml::Table) -> Result<(), String> {
+    if !value.lines().any(|l| l.trim_start().starts_with("[[customer]]")) {
+        return Err(format!("a customer key holds one [[customer]] table (named `{name}`), written as one"));
+    }
     let list = table.get("customer").and_then(|c| c.as_array());
     let only = table.len() == 1 && list.is_some_and(|l| l.len() == 1);
     if !only {
@@ -219,6 +236,8 @@ mod client {
                     if down_since.is_none() {
                         eprintln!("transitd: {source}: {e}; the last good configuration keeps running, retrying");
                         down_since = Some(std::time::Instant::now());
+                        // A new outage starts from the short wait, not the last one's longest.
+                        backoff = Duration::from_millis(250);
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -379,5 +398,28 @@ mod tests {
         assert!(errors.contains("etcd:/t/server: missing"), "{errors}");
         let k = keys(&[("/t/server", &format!("{SERVER}{ACME}"))]);
         assert!(assemble("/t/", &k).unwrap_err().to_string().contains("their own keys"));
+    }
+
+    /// Each key is TOML on its own: joined, a string the first opens and the second closes
+    /// would make the second's tables part of a string, and what it "closes" with be read as
+    /// tables of the first. The inline form of a customer is refused by name, rather than
+    /// read as a key of the server key's last table.
+    #[test]
+    fn each_key_must_stand_on_its_own() {
+        let opens = "[[customer]]\nname = \"acme\"\nnote = \"\"\"\n";
+        let closes = "\"\"\"\n[server]\nanycast = \"192.0.2.9\"\n[[customer]]\nname = \"zeta\"\nprefixes = []\n";
+        let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", opens), ("/t/customers/zeta", closes)]);
+        let errors = assemble("/t/", &k).unwrap_err().to_string();
+        // Each at a position in its own key (where toml found the text to end wrongly).
+        assert!(errors.contains("etcd:/t/customers/acme:4:1: invalid multi-line basic string"), "{errors}");
+        assert!(errors.contains("etcd:/t/customers/zeta:"), "{errors}");
+        let inline = "customer = [{ name = \"acme\", prefixes = [\"203.0.113.0/24\"] }]\n";
+        let k = keys(&[("/t/server", "[bgp]\n"), ("/t/customers/acme", inline)]);
+        let errors = assemble("/t/", &k).unwrap_err().to_string();
+        assert!(errors.contains("etcd:/t/customers/acme: a customer key holds one [[customer]] table"), "{errors}");
+        let broken = keys(&[("/t/server", "[server\n"), ("/t/customers/acme", ACME)]);
+        let errors = assemble("/t/", &broken).unwrap_err().to_string();
+        assert!(errors.contains("etcd:/t/server:1:"), "{errors}");
+        assert!(!errors.contains("missing"), "{errors}");
     }
 }
