@@ -231,7 +231,7 @@ impl Tap {
                 }
             }
         };
-        self.tat_ns = tat + self.interval_ns;
+        self.tat_ns = tat.saturating_add(self.interval_ns);
         // A transmitted frame (a monitor hit) is captured as sent.
         let data = frame.tx_bytes().unwrap_or_else(|| frame.data());
         let len = data.len().min(record.data.len());

@@ -137,7 +137,7 @@ impl Punt {
             stats.over_rate.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.tat_ns = tat + self.interval_ns;
+        self.tat_ns = tat.saturating_add(self.interval_ns);
         let written = self.device.device.as_ref().zip(ip_packet(frame.data())).map(|(d, p)| d.send(p));
         match written {
             Some(Ok(_)) => stats.punted.fetch_add(1, Ordering::Relaxed),

@@ -634,3 +634,71 @@ syn_burst = 1
         "GRE to the router, around a SYN-ACK to the client"
     );
 }
+
+/// A challenge goes to the next hop as every other frame does, behind a fresh untagged
+/// Ethernet header: a SYN that came in with an 802.1Q tag got its SYN-ACK with the tag
+/// still on. A SYN with IPv4 options is not answered (they would be sent back unreversed,
+/// a source route among them), as one with IPv6 extension headers is not.
+#[test]
+fn a_challenge_is_a_plain_frame_and_options_are_not_answered() {
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+
+[dos.sanity]
+bogons = false
+
+[tcp_protection]
+grace_period = 0
+
+[[customer]]
+name = "c"
+prefixes = ["203.0.113.0/24"]
+
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.1"
+
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "t"
+
+[[customer.tcp_protection.rule]]
+name = "web"
+match = "tcp.dstport == 80"
+mode = "mitigate"
+syn_rate = 1
+syn_burst = 1
+"#;
+    let snap = snapshot(config);
+    let limits = Limits::new(&snap);
+    let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+    // The first SYN spends the burst.
+    let (v, _) = edge.run(&segment([198, 51, 100, 5], [203, 0, 113, 80], 1111, 80, 0x02, 0));
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+    // VLAN 100 between the MACs and the EtherType.
+    let plain = segment([198, 51, 100, 6], [203, 0, 113, 80], 2222, 80, 0x02, 0);
+    let tagged = [&plain[..12], &[0x81, 0x00, 0x00, 100], &plain[12..]].concat();
+    let (v, sent) = edge.run(&tagged);
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+    assert_eq!(sent.len(), 14 + 20 + 20, "{sent:02x?}");
+    assert_eq!(
+        (&sent[..6], &sent[6..12], &sent[12..14]),
+        (&[2, 0, 0, 0, 0, 0xfe][..], &[2, 0, 0, 0, 0, 1][..], &[8, 0][..])
+    );
+    // An IPv4 header with a loose source route option (RFC 791): the SYN is dropped.
+    let mut with_options = plain.clone();
+    with_options.splice(34..34, [0x83, 7, 4, 192, 0, 2, 9, 0]);
+    with_options[14] = 0x47;
+    let total = u16::from_be_bytes([with_options[16], with_options[17]]) + 8;
+    with_options[16..18].copy_from_slice(&total.to_be_bytes());
+    with_options[24..26].fill(0);
+    let sum: u32 = with_options[14..42].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    with_options[24..26].copy_from_slice(&(!(((folded & 0xffff) + (folded >> 16)) as u16)).to_be_bytes());
+    let (v, _) = edge.run(&with_options);
+    assert_eq!(v, Verdict::Drop(DropReason::TcpSynFlood));
+}

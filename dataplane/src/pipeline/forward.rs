@@ -230,7 +230,14 @@ fn label_outer(buf: &mut [u8], start: usize, tunnel: &Tunnel, label: u32) {
 }
 
 /// Puts an Ethernet header in front of the IP packet at `buf[l3..l3 + len]`.
-fn ethernet(ctx: &Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: bool, reason: TxReason) -> Verdict {
+pub(super) fn ethernet(
+    ctx: &Ctx<'_>,
+    buf: &mut [u8],
+    l3: usize,
+    len: usize,
+    is_ipv6: bool,
+    reason: TxReason,
+) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
     let ether_type = if is_ipv6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
     match prepend_ethernet(buf, l3, eth, ether_type) {

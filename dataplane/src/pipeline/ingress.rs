@@ -10,7 +10,7 @@ use classifier::{Action, BucketKey, Decision, Key};
 use super::Frame;
 use super::Outcome;
 use super::dos;
-use super::forward::{Ctx, back_into, choose_tunnel, flow_hash, into_tunnel, route};
+use super::forward::{Ctx, back_into, choose_tunnel, ethernet, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
 use super::tcp::{self, Protection};
 use super::verdict::{ConsumeReason, DropReason, TxReason, Verdict};
@@ -135,7 +135,12 @@ fn challenge(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, cookie: u32
             let (l3, ip_len) = (frame.start + ip.l3_start, len - ip.l3_start);
             back_into(ctx, tunnel, frame.buf, l3, ip_len, ip.is_ipv6, TxReason::SynChallenge)
         }
-        None => Verdict::Tx { start: frame.start, len, reason: TxReason::SynChallenge },
+        // A fresh Ethernet header in front of the IP header, as every frame to the next hop
+        // has: the received one may hold VLAN tags.
+        None => {
+            let (l3, ip_len) = (frame.start + ip.l3_start, len - ip.l3_start);
+            ethernet(ctx, frame.buf, l3, ip_len, ip.is_ipv6, TxReason::SynChallenge)
+        }
     }
 }
 

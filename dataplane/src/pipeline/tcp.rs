@@ -103,8 +103,9 @@ pub(super) fn protect(
                 ctx.limits.flows.observe(flow, segment, now, &tcp.timeouts);
                 return Protection::Pass;
             }
-            // IPv6 extension headers would have to be rewritten too: not answered.
-            let answerable = !ip.is_ipv6 || ip.l4_start == ip.l3_start + 40;
+            // IPv6 extension headers, IPv4 options or AH would have to be rewritten too (a
+            // source route reversed, an integrity check value made): not answered.
+            let answerable = ip.l4_start == ip.l3_start + if ip.is_ipv6 { 40 } else { 20 };
             if !answerable || !ctx.limits.challenges.admit(0, 0, now) {
                 return Protection::Drop(DropReason::TcpSynFlood);
             }
@@ -210,7 +211,7 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
     segment.set_checksum(0); // below
     segment.set_urgent(0);
     let pseudo = if ip.is_ipv6 {
-        // `answerable` held l4 at l3 + 40: no extension headers to drop.
+        // `answerable` held l4 at l3 + 40: no extension headers to drop (nor options, AH).
         let mut header = Ipv6Packet::new_unchecked(&mut frame[l3..l4]);
         header.swap_addrs();
         header.set_payload_len(TCP_HEADER_LEN as u16);
