@@ -700,6 +700,28 @@ mod tests {
         assert_eq!(judge(&program, &backbone(&fragment_to_egress(75, None))), "backbone_local");
     }
 
+    /// Under AH the port lies past a header the program does not read: a packet, or a
+    /// datagram's first fragment, goes to the data plane whatever its port, and the later
+    /// fragments follow; it was judged as a packet with no port (its data centre's: passed
+    /// to this host's kernel while another server owned it).
+    #[test]
+    fn packets_under_ah_go_to_the_data_plane_which_reads_their_port() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        // AH (RFC 4302: next header UDP, payload length 4, SPI, sequence, 12-byte ICV), then
+        // UDP to port 40000 (slice 1, another server's).
+        let mut ah = vec![17, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        ah.extend_from_slice(&[0; 12]);
+        let udp = [5353u16, 40000, 8, 0].map(u16::to_be_bytes).concat();
+        let whole = ipv4_frame([198, 51, 100, 7], [192, 0, 2, 10], 51, 0, &[ah.clone(), udp.clone()].concat());
+        assert_eq!(judge(&program, &whole), "no_socket", "redirected");
+        let first = ipv4_frame([198, 51, 100, 9], [192, 0, 2, 10], 51, 0x2000, &[ah, udp].concat());
+        assert_eq!(judge(&program, &first), "no_socket");
+        let later = ipv4_frame([198, 51, 100, 9], [192, 0, 2, 10], 51, 1480 / 8, &[0x55; 8]);
+        assert_eq!(judge(&program, &later), "no_socket", "with its first");
+    }
+
     /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
     fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
         let flags = if more_fragments { 0x2000 } else { 0 };

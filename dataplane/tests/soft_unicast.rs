@@ -284,3 +284,26 @@ fn soft_unicast_configuration_errors_name_their_place() {
         transitd::snapshot::Snapshot::build(&transitd::config::parse("fleet.toml", &both).unwrap()).unwrap_err();
     assert!(errors.to_string().contains("egress prefix 198.18.200.1/32 overlaps customer prefix 198.18.200.0/24"));
 }
+
+/// A datagram under AH: its first fragment's transport (UDP, behind AH) names a2 as owner;
+/// the later pieces (protocol 51, no AH header of their own) follow it. The datagram is
+/// named by the IP header's protocol field, as RFC 791 and the XDP program name it: by the
+/// transport's, the first (17) and the later pieces (51) were two datagrams.
+#[test]
+fn later_fragments_of_a_datagram_under_ah_follow_its_first() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-ah-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\n\
+         from scapy.layers.ipsec import AH\n\
+         d = IP(src='192.0.2.77', dst='198.18.200.1', id=1101)/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/UDP(sport=7777, dport=4000)/Raw(b'\\0' * 2000)\n\
+         wrpcap('{}', [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/f for f in fragment(d, fragsize=1200)])",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (v, _) = verdicts_timed(&config, &file);
+    let _ = std::fs::remove_file(&file);
+    let b = format!("tx:{}", TxReason::Backbone.name());
+    assert_eq!(fates(&v), [b.clone(), b], "both pieces to a2");
+}

@@ -17,6 +17,7 @@
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define IPPROTO_AH_ 51
 
 struct ports_ {
 	__be16 src;
@@ -103,6 +104,18 @@ static __always_inline int slice_mine(struct transitd_config *cfg, struct egress
 	return *owner == cfg->this_server;
 }
 
+/* Whose a whole packet or first fragment is, by its port. Under AH (RFC 4302) the port
+ * lies past a header this program does not read: 0, so that the data plane, which reads
+ * past it, decides (as it does for the datagram's later fragments). */
+static __always_inline int port_mine(struct transitd_config *cfg, struct egress_addr *e, struct iphdr *ip,
+				     void *end, int dc_mine)
+{
+	__u16 port = 0;
+	if (ip->protocol == IPPROTO_AH_)
+		return 0;
+	return steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
+}
+
 /* 1: the packet to an egress address is this server's to deliver; 0: another's (forward);
  * -1: not an egress address. A fragment goes where its datagram's first fragment went
  * (only the first has a port); one whose first was not seen here, or not within the hold,
@@ -114,9 +127,8 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	if (!e)
 		return -1;
 	int dc_mine = e->dc == cfg->this_dc;
-	__u16 port = 0;
 	if (!(ip->frag_off & bpf_htons(0x3fff)))
-		return steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
+		return port_mine(cfg, e, ip, end, dc_mine);
 	struct fragment_key fk = { .saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id, .protocol = ip->protocol };
 	__u64 now = bpf_ktime_get_ns();
 	if (ip->frag_off & bpf_htons(0x1fff)) {
@@ -129,7 +141,7 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	/* The first fragment, this server's or not: a later fragment of another server's
 	 * datagram must be redirected too (where the data plane, which saw the first, knows the
 	 * owner), not passed as its data centre's. */
-	int mine = steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
+	int mine = port_mine(cfg, e, ip, end, dc_mine);
 	struct fragment_owner first = { .seen_ns = now, .mine = (__u32)mine };
 	bpf_map_update_elem(&fragment_owners, &fk, &first, BPF_ANY);
 	return mine;

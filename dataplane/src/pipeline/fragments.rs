@@ -101,7 +101,9 @@ impl FragmentOwners {
 pub fn datagram(data: &[u8], key: &Key, ip: &IpFrame) -> u64 {
     let at = ip.l3_start + 4;
     let id = data.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-    let protocol = ip.fragment.map_or(0, |f| f.protocol);
+    // The header's protocol field, as RFC 791 and the XDP program name a datagram: not the
+    // transport's, which differs between a first fragment under AH and the later ones.
+    let protocol = data.get(ip.l3_start + 9).copied().unwrap_or(0);
     let addrs = key.src_addr() >> 96 << 32 | key.dst_addr() >> 96;
     super::tcp::keyed(addrs, u64::from(id) << 8 | u64::from(protocol))
 }

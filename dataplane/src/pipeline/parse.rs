@@ -16,8 +16,8 @@
 use classifier::{Dim, Key};
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
-    EtherType, Ethernet2Slice, IpNumber, Ipv4Slice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice,
-    Ipv6Slice, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice,
+    EtherType, Ethernet2Slice, IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv4Slice, Ipv6FragmentHeaderSlice,
+    Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice,
 };
 
 use super::verdict::DropReason;
@@ -234,13 +234,9 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     key.set(Dim::L3At, l3_start as u32);
     let (header, payload, ip_number, fragmented) = match plain_ipv4(l3) {
         Some((h, payload, ip_number, fragmented)) => (&h[..], payload, ip_number, fragmented),
-        None => match Ipv4Slice::from_slice(l3) {
-            Ok(ip) => {
-                // The header is the start of `l3` (its slice borrows from a temporary).
-                let header = l3.get(..ip.header().slice().len()).unwrap_or(l3);
-                (header, ip.payload().payload, ip.payload().ip_number, ip.payload().fragmented)
-            }
-            Err(e) => return bad_ipv4(key, l3, l3_start, e),
+        None => match ipv4_layer(l3) {
+            Ok(layer) => layer,
+            Err(reason) => return bad_ipv4(key, l3, l3_start, reason),
         },
     };
     fill_ipv4(key, header);
@@ -270,10 +266,46 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     })
 }
 
+/// An IPv4 layer's header, payload, payload protocol and whether the payload is a fragment.
+type Ipv4Layer<'a> = (&'a [u8], &'a [u8], IpNumber, bool);
+
+/// The IPv4 layer's bounds where [`plain_ipv4`] declines: etherparse's general walk, but for
+/// a later fragment, whose data is data. etherparse reads an authentication header at the
+/// start of every payload whose protocol is 51, while only a first fragment starts with
+/// one: a later fragment of an AH datagram was refused as a malformed AH (or truncated).
+fn ipv4_layer(l3: &[u8]) -> Result<Ipv4Layer<'_>, DropReason> {
+    let later_fragment = l3.get(6..8).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & 0x1fff != 0);
+    if later_fragment {
+        let header = Ipv4HeaderSlice::from_slice(l3).map_err(|e| match e {
+            ipv4::HeaderSliceError::Len(_) => DropReason::Truncated,
+            ipv4::HeaderSliceError::Content(_) => DropReason::BadIpv4Header,
+        })?;
+        let header_len = header.slice().len();
+        let total_len = usize::from(header.total_len());
+        // The checks `Ipv4Slice::from_slice` makes: the total length covers the header,
+        // and the buffer holds the total length.
+        if total_len < header_len {
+            return Err(DropReason::Truncated);
+        }
+        let payload = l3.get(header_len..total_len).ok_or(DropReason::Truncated)?;
+        return Ok((&l3[..header_len], payload, header.protocol(), true));
+    }
+    match Ipv4Slice::from_slice(l3) {
+        Ok(ip) => {
+            // The header is the start of `l3` (its slice borrows from a temporary).
+            let header = l3.get(..ip.header().slice().len()).unwrap_or(l3);
+            Ok((header, ip.payload().payload, ip.payload().ip_number, ip.payload().fragmented))
+        }
+        Err(ipv4::SliceError::Len(_)) => Err(DropReason::Truncated),
+        Err(ipv4::SliceError::Header(_)) => Err(DropReason::BadIpv4Header),
+        Err(ipv4::SliceError::Exts(_)) => Err(DropReason::BadIpExtHeader),
+    }
+}
+
 /// An IPv4 packet etherparse refused: why, and in the key what the bytes present hold (a
 /// snapped capture, a lying length field), as tshark shows it.
 #[cold]
-fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, e: ipv4::SliceError) -> Parsed {
+fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Parsed {
     if let Ok((lax, _)) = LaxIpv4Slice::from_slice(l3) {
         let h = lax.header();
         fill_ipv4(key, h.slice());
@@ -282,18 +314,14 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, e: ipv4::SliceError) -> P
         let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
         fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
     }
-    Parsed::Bad(match e {
-        ipv4::SliceError::Len(_) => DropReason::Truncated,
-        ipv4::SliceError::Header(_) => DropReason::BadIpv4Header,
-        ipv4::SliceError::Exts(_) => DropReason::BadIpExtHeader,
-    })
+    Parsed::Bad(reason)
 }
 
 fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     key.set(Dim::L3At, l3_start as u32);
-    let ip = match Ipv6Slice::from_slice(l3) {
+    let ip = match ipv6_layer(l3) {
         Ok(ip) => ip,
-        Err(e) => {
+        Err(reason) => {
             if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
                 let h = lax.header();
                 fill_ipv6(key, &h);
@@ -301,50 +329,105 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
                 let declared = usize::from(h.payload_length()).saturating_sub(extensions);
-                // Not `is_first_fragment`: iterating the extension headers of a lenient
+                // Not first: iterating the extension headers of a lenient
                 // slice reads past a header cut short (etherparse 0.21), so a fragment here
                 // counts as a later one.
                 fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
             }
-            return Parsed::Bad(match e {
-                ipv6::SliceError::Len(_) => DropReason::Truncated,
-                ipv6::SliceError::Header(_) => DropReason::BadIpv6Header,
-                ipv6::SliceError::Exts(_) => DropReason::BadIpExtHeader,
-            });
+            return Parsed::Bad(reason);
         }
     };
-    let h = ip.header();
-    fill_ipv6(key, &h);
+    fill_ipv6(key, &ip.header);
+    let l3_len = 40 + usize::from(ip.header.payload_length());
+    let fragment = ip.fragment.map(|(offset, more)| Fragment {
+        offset,
+        more,
+        data_len: ip.payload.len(),
+        protocol: ip.ip_number.0,
+    });
+    let first = fragment.is_none_or(|f| f.offset == 0);
+    let l4_start = l3_start + offset_in(l3, ip.payload);
+    if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_start) {
+        return Parsed::Bad(reason);
+    }
+    let extension_headers = ip.extension_headers;
+    Parsed::Ip(IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, l4_start, fragment, extension_headers })
+}
+
+/// An IPv6 packet's layers as far as they are headers.
+struct Ipv6Layer<'a> {
+    header: Ipv6HeaderSlice<'a>,
+    /// What follows the last header: the transport header, or a later fragment's data.
+    payload: &'a [u8],
+    /// The protocol of `payload` (for a later fragment, the fragment header's next header).
+    ip_number: IpNumber,
+    /// Extension headers read.
+    extension_headers: u8,
+    /// Offset in bytes and the more-fragments flag of the fragment header that fragments
+    /// the payload, if one does (an atomic fragment, offset 0 and no more, does not: RFC
+    /// 6946).
+    fragment: Option<(u32, bool)>,
+}
+
+/// The IPv6 header and its extension headers (RFC 8200 §4), each read with etherparse's
+/// slice for it and checked as `Ipv6Slice::from_slice` checks them, up to the transport
+/// header, or up to a fragment header at a non-zero offset: what follows that one is a
+/// later piece of the fragmentable part, data, which etherparse's own walk reads on as
+/// headers (a later fragment whose next header is destination options, routing or AH was
+/// refused as malformed or truncated).
+fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
+    use etherparse::err::ip_auth;
+    let header = Ipv6HeaderSlice::from_slice(l3).map_err(|e| match e {
+        ipv6::HeaderSliceError::Len(_) => DropReason::Truncated,
+        ipv6::HeaderSliceError::Content(_) => DropReason::BadIpv6Header,
+    })?;
     // Payload length 0 announces a jumbogram (RFC 2675), which needs more than 65535
     // payload bytes and so never fits a frame; with anything but "no next header" behind
     // it, the length is a lie.
-    if h.payload_length() == 0 && h.next_header() != IpNumber::IPV6_NO_NEXT_HEADER {
-        return Parsed::Bad(DropReason::BadIpv6Header);
+    if header.payload_length() == 0 && header.next_header() != IpNumber::IPV6_NO_NEXT_HEADER {
+        return Err(DropReason::BadIpv6Header);
     }
-    let payload = ip.payload();
-    let first = is_first_fragment(ip.extensions());
-    let l3_len = 40 + usize::from(h.payload_length());
+    let mut rest = l3.get(40..40 + usize::from(header.payload_length())).ok_or(DropReason::Truncated)?;
+    let mut ip_number = header.next_header();
     let mut extension_headers = 0u8;
     let mut fragment = None;
-    for e in ip.extensions().clone() {
-        extension_headers = extension_headers.saturating_add(1);
-        if let Ipv6ExtensionSlice::Fragment(f) = e {
-            // Atomic fragments (offset 0, no more) are whole datagrams (RFC 6946).
-            if f.is_fragmenting_payload() {
-                fragment = Some(Fragment {
-                    offset: u32::from(f.fragment_offset().value()) * 8,
-                    more: f.more_fragments(),
-                    data_len: payload.payload.len(),
-                    protocol: payload.ip_number.0,
-                });
+    loop {
+        let (len, next) = match ip_number {
+            // Hop-by-hop options only directly after the IPv6 header (RFC 8200 §4.1).
+            IpNumber::IPV6_HEADER_HOP_BY_HOP if extension_headers > 0 => return Err(DropReason::BadIpExtHeader),
+            IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
+                let e = Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                (e.slice().len(), e.next_header())
             }
-        }
+            IpNumber::AUTHENTICATION_HEADER => {
+                let e = IpAuthHeaderSlice::from_slice(rest).map_err(|e| match e {
+                    ip_auth::HeaderSliceError::Len(_) => DropReason::Truncated,
+                    ip_auth::HeaderSliceError::Content(_) => DropReason::BadIpExtHeader,
+                })?;
+                (e.slice().len(), e.next_header())
+            }
+            IpNumber::IPV6_FRAGMENTATION_HEADER => {
+                let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                let offset = u32::from(f.fragment_offset().value()) * 8;
+                if f.is_fragmenting_payload() {
+                    fragment = Some((offset, f.more_fragments()));
+                }
+                if offset > 0 {
+                    // The data of a later fragment: no header of it is ours to read.
+                    extension_headers = extension_headers.saturating_add(1);
+                    rest = &rest[f.slice().len()..];
+                    ip_number = f.next_header();
+                    break;
+                }
+                (f.slice().len(), f.next_header())
+            }
+            _ => break,
+        };
+        extension_headers = extension_headers.saturating_add(1);
+        rest = &rest[len..];
+        ip_number = next;
     }
-    let l4_start = l3_start + offset_in(l3, payload.payload);
-    if let Some(reason) = parse_l4(key, payload.ip_number, payload.fragmented, first, payload.payload, l4_start) {
-        return Parsed::Bad(reason);
-    }
-    Parsed::Ip(IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, l4_start, fragment, extension_headers })
+    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, fragment })
 }
 
 /// Parses the transport header. A non-first fragment has none; a first fragment gets what
@@ -469,14 +552,6 @@ fn fill_traffic_class(key: &mut Key, tos: u8) {
     key.set(Dim::Tos, tos.into());
     key.set(Dim::Dscp, (tos >> 2).into());
     key.set(Dim::Ecn, (tos & 3).into());
-}
-
-/// True unless the packet carries a fragment header with a non-zero offset.
-fn is_first_fragment(exts: &Ipv6ExtensionsSlice<'_>) -> bool {
-    exts.clone().into_iter().all(|e| match e {
-        Ipv6ExtensionSlice::Fragment(f) => f.fragment_offset().value() == 0,
-        _ => true,
-    })
 }
 
 /// Transport fields of a packet whose IP layer is cut short: whatever the bytes present hold.
