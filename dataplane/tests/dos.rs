@@ -219,7 +219,7 @@ fn land_packets_are_dropped() {
     // No public capture has one: scapy makes it (source = destination = 203.0.113.9).
     let file = std::env::temp_dir().join(format!("transitd-land-{}.pcap", std::process::id()));
     let script = format!(
-        "from scapy.all import *\nwrpcap('{}', [Ether()/IP(src='203.0.113.9', dst='203.0.113.9')/TCP(sport=139, dport=139, flags='S'), Ether()/IP(src='198.18.0.1', dst='203.0.113.9')/TCP(flags='S')])",
+        "from scapy.all import *\nwrpcap('{}', [Ether(dst='02:00:00:00:00:01')/IP(src='203.0.113.9', dst='203.0.113.9')/TCP(sport=139, dport=139, flags='S'), Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.1', dst='203.0.113.9')/TCP(flags='S')])",
         file.display()
     );
     assert!(std::process::Command::new("/usr/bin/python3").args(["-c", &script]).status().unwrap().success());

@@ -37,10 +37,11 @@ fn every_capture_replays_and_every_frame_gets_one_verdict() {
 /// Frames tshark sees as well-formed IP whose outer header a router forwards: good IPv4
 /// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size, and not
 /// under MPLS labels (passed or dropped as `[server] mpls` says, whatever they carry: see
-/// `mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry`).
+/// `mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry`), and not sent to
+/// an Ethernet broadcast or multicast address (RFC 1812 §5.3.4).
 const FORWARDABLE: &str = "(ip or ipv6) and not (ip.checksum.status#1 == 0) and not (ip.ttl#1 <= 1) \
      and not (ipv6.hlim#1 <= 1) and not _ws.malformed and frame.cap_len <= 4096 and frame.cap_len == frame.len \
-     and not mpls";
+     and not mpls and not eth.dst.ig#1 == 1";
 
 #[test]
 fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {

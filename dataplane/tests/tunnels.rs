@@ -698,13 +698,13 @@ fn no_icmp_error_about_an_error_behind_extension_headers_or_a_later_fragment() {
          from scapy.layers.ipsec import AH\n\
          big = Raw(b'x' * 1500)\n\
          wrpcap('{}', [\n\
-           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6DestUnreach()/IPv6()/UDP(),\n\
-           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6EchoRequest(),\n\
-           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=7)/Raw(b'y' * 64),\n\
-           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=0, m=1, nh=17, id=8)/UDP()/Raw(b'y' * 64),\n\
-           Ether()/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=64)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=9)/big,\n\
-           Ether()/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=3, code=1)/IP()/UDP(),\n\
-           Ether()/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=8),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6DestUnreach()/IPv6()/UDP(),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6EchoRequest(),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=7)/Raw(b'y' * 64),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=0, m=1, nh=17, id=8)/UDP()/Raw(b'y' * 64),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=64)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=9)/big,\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=3, code=1)/IP()/UDP(),\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=8),\n\
          ])",
         file.display()
     );
@@ -739,7 +739,7 @@ fn decapsulation_carries_the_congestion_mark_inward() {
         "from scapy.all import *\n\
          def gre(outer, inner, v6=False):\n\
          \x20   ip = IPv6(src='2001:db8:acbe::7', dst='2001:db8:5::9', tc=0x28 | inner) if v6 else IP(src='203.0.113.7', dst='198.51.100.200', tos=0x28 | inner)\n\
-         \x20   return Ether()/IP(src='198.51.100.1', dst='192.0.2.1', tos=outer)/GRE()/ip/UDP(sport=5000, dport=53)/Raw(b'q')\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', tos=outer)/GRE()/ip/UDP(sport=5000, dport=53)/Raw(b'q')\n\
          wrpcap('{}', [gre(3, 2), gre(3, 1), gre(3, 3), gre(3, 0), gre(1, 2), gre(2, 1), gre(0, 2), gre(3, 2, True), gre(3, 0, True)])",
         file.display()
     );
@@ -796,7 +796,7 @@ fn a_syn_between_two_customers_tunnels_fits_both() {
     let out = std::env::temp_dir().join(format!("transitd-hairpin-mss-out-{}.pcap", std::process::id()));
     let script = format!(
         "from scapy.all import *\n\
-         syn = lambda dst: Ether()/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/IP(src='203.0.113.7', dst=dst)/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)])\n\
+         syn = lambda dst: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/IP(src='203.0.113.7', dst=dst)/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)])\n\
          wrpcap('{}', [syn('198.18.100.5'), syn('198.51.100.200')])",
         file.display()
     );
@@ -829,7 +829,7 @@ fn later_fragments_of_ah_and_extension_header_datagrams_go_through() {
          data = Raw(b'\\0' * 2000)\n\
          v4 = IP(src='198.51.100.9', dst='203.0.113.5', id=0x5151)/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/UDP(sport=53, dport=5353)/data\n\
          v6 = IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')/IPv6ExtHdrFragment(id=0x6161)/IPv6ExtHdrDestOpt()/UDP(sport=53, dport=5353)/data\n\
-         wrpcap('{}', [Ether()/f for f in fragment(v4, fragsize=800)] + [Ether()/f for f in fragment6(v6, 900)])",
+         wrpcap('{}', [Ether(dst='02:00:00:00:00:01')/f for f in fragment(v4, fragsize=800)] + [Ether(dst='02:00:00:00:00:01')/f for f in fragment6(v6, 900)])",
         file.display()
     );
     let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
@@ -867,4 +867,93 @@ fn later_fragments_of_ah_and_extension_header_datagrams_go_through() {
     // leaves the UDP checksum under AH out (status 3, not present); the IPv6 one verifies.
     assert_eq!(rows.lines().collect::<Vec<_>>(), ["2032\t\t0x00000001\t3", "\t2016\t\t1"], "{rows}");
     let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}
+
+/// Out of a tunnel, a packet to an address no router forwards to is dropped, not sent to
+/// the next hop: network 0, loopback, link-local, multicast, class E and the limited
+/// broadcast (RFC 1812 §5.3.7, RFC 3927 §7), IPv6's unspecified, loopback, link-local,
+/// multicast and IPv4-mapped addresses (RFC 4291, RFC 6890). Beside them, the addresses just
+/// outside each range go through.
+#[test]
+fn decapsulated_packets_to_martian_destinations_are_dropped() {
+    let (config, _) = tunnel_edge();
+    let file = temp("decap-martians");
+    let martians = [
+        "0.1.2.3",
+        "127.0.0.1",
+        "169.254.1.1",
+        "224.0.0.5",
+        "239.255.255.255",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fe80::1",
+        "febf::1",
+        "ff02::1",
+        "::ffff:8.8.8.8",
+    ];
+    let neighbours =
+        ["1.0.0.0", "126.255.255.255", "128.0.0.1", "169.253.255.255", "223.255.255.255", "fec0::1", "::2"];
+    let list = |a: &[&str]| a.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let script = format!(
+        "from scapy.all import *\n\
+         def gre(dst):\n\
+         \x20   inner = IPv6(src='2001:db8:acbe::7', dst=dst) if ':' in dst else IP(src='203.0.113.7', dst=dst)\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner/UDP(sport=5000, dport=53)\n\
+         wrpcap('{}', [gre(d) for d in [{}, {}]])",
+        file.display(),
+        list(&martians),
+        list(&neighbours)
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    for (dst, v) in martians.iter().zip(&v) {
+        assert_eq!(*v, Verdict::Drop(DropReason::DecapMartianDestination), "{dst}");
+    }
+    for (dst, v) in neighbours.iter().zip(&v[martians.len()..]) {
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::Decapsulated, .. }), "{dst}: {v:?}");
+    }
+}
+
+/// RFC 1812 §5.3.4: a frame sent to an Ethernet broadcast or multicast address is not
+/// forwarded, nor answered with an ICMP error (a TTL-1 one drew Time Exceeded), whether for a
+/// customer or GRE to the anycast address; the same packets to this host's own MAC go
+/// through. Traffic for no customer is the host's to judge, as before.
+#[test]
+fn frames_to_a_link_group_address_are_not_forwarded() {
+    let (config, _) = tunnel_edge();
+    let file = temp("link-group");
+    let script = format!(
+        "from scapy.all import *\n\
+         udp = UDP(sport=5000, dport=53)\n\
+         to_customer = IP(src='198.51.100.9', dst='203.0.113.5')/udp\n\
+         expiring = IP(src='198.51.100.9', dst='203.0.113.5', ttl=1)/udp\n\
+         v6 = IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')/udp\n\
+         gre = IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/IP(src='203.0.113.7', dst='198.51.100.200')/udp\n\
+         to_host = IP(src='198.51.100.9', dst='198.51.100.77')/udp\n\
+         group = ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '33:33:00:00:00:01', '03:00:00:00:00:00']\n\
+         frames = [Ether(dst=m)/to_customer for m in group]\n\
+         frames += [Ether(dst='ff:ff:ff:ff:ff:ff')/p for p in (expiring, v6, gre, to_host)]\n\
+         frames += [Ether(dst='02:00:00:00:00:01')/p for p in (to_customer, expiring, v6, gre)]\n\
+         wrpcap('{}', frames)",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, stats, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    let group = Verdict::Drop(DropReason::LinkBroadcast);
+    assert_eq!(v[..7], [group; 7], "to a customer, expiring, IPv6, GRE: {v:?}");
+    assert_eq!(v[7], Verdict::Pass(PassReason::NoCustomer), "for the host");
+    let sent = |v: &Verdict, reason: TxReason| matches!(v, Verdict::Tx { reason: r, .. } if *r == reason);
+    assert!(sent(&v[8], TxReason::Encapsulated), "{:?}", v[8]);
+    assert!(sent(&v[9], TxReason::IcmpTimeExceeded), "{:?}", v[9]);
+    assert!(sent(&v[10], TxReason::Encapsulated), "{:?}", v[10]);
+    assert!(sent(&v[11], TxReason::Decapsulated), "{:?}", v[11]);
+    assert_eq!(stats.dropped_for(DropReason::LinkBroadcast), 7);
 }

@@ -128,6 +128,9 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if !source_is_customers(snap, tunnel, &key, ip.is_ipv6) {
         return Verdict::Drop(DropReason::DecapSpoofedSource);
     }
+    if is_martian_destination(key.dst_addr(), ip.is_ipv6) {
+        return Verdict::Drop(DropReason::DecapMartianDestination);
+    }
     let customer = &snap.customers[usize::from(tunnel.customer)];
     let decision = customer.egress.decide(&key, data);
     outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
@@ -177,6 +180,26 @@ fn is_keepalive(tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
 fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
     let router_side = !is_ipv6 && tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32);
     router_side || snap.customer_by_prefix.lookup(is_ipv6, key.src_addr()) == Some(tunnel.customer)
+}
+
+/// A destination no router forwards to (`dst` as the key holds it: IPv4 in the top 32
+/// bits): RFC 1812 §5.3.7's network 0, loopback and class E (with the limited broadcast),
+/// link-local (RFC 3927 §7, RFC 4291 §2.5.6: routers must not forward them), multicast
+/// (transitd routes none), and IPv6's unspecified, loopback and IPv4-mapped addresses (RFC
+/// 6890: not forwardable). A customer's router sends these only by mistake or to probe
+/// what lies behind the edge.
+fn is_martian_destination(dst: u128, is_ipv6: bool) -> bool {
+    if is_ipv6 {
+        let a = std::net::Ipv6Addr::from(dst);
+        a.is_unspecified()
+            || a.is_loopback()
+            || a.is_unicast_link_local()
+            || a.is_multicast()
+            || a.to_ipv4_mapped().is_some()
+    } else {
+        let a = std::net::Ipv4Addr::from((dst >> 96) as u32);
+        a.octets()[0] == 0 || a.is_loopback() || a.is_link_local() || a.octets()[0] >= 224
+    }
 }
 
 /// A packet for our side of the tunnel: a probe reply is recorded, a ping answered back

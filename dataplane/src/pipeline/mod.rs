@@ -35,7 +35,7 @@ pub use parse::{IpFrame, Parsed, parse_frame, parse_frame_into};
 pub use stats::{Reason, WorkerStats};
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
-use classifier::{Key, RateLimiter};
+use classifier::{Dim, Key, RateLimiter};
 use gre::EthernetAddrs;
 
 use self::flows::{Authenticated, FlowEvent, FlowTable};
@@ -337,10 +337,32 @@ enum Path {
     Spoofed(CustomerId),
     /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
     Customer(CustomerId),
+    /// Bound for any of the above, but received as a link-layer broadcast or multicast.
+    LinkBroadcast,
 }
 
 /// Steers a frame (the address lookups, no state).
 fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
+    let path = path_by_address(snap, key, ip);
+    // RFC 1812 §5.3.4: a router forwards no packet it received as a link-layer broadcast
+    // (multicast routing aside, which transitd does not do) and discards a unicast one
+    // received so. Every path but the host's forwards or answers; the host judges its own.
+    if path != Path::NoCustomer && sent_to_a_link_group(key) {
+        return Path::LinkBroadcast;
+    }
+    path
+}
+
+/// The Ethernet destination is a group address (broadcast or multicast: its first octet's
+/// low bit, IEEE 802's I/G bit). A frame with no Ethernet header of its own (a raw-IP or
+/// cooked capture) has none.
+fn sent_to_a_link_group(key: &Key) -> bool {
+    let dst_hi = key.get(Dim::EthDstHi); // the destination's first two octets
+    dst_hi != classifier::ABSENT && dst_hi & 0x0100 != 0
+}
+
+/// Steers a frame by its IP addresses.
+fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     if snap.soft_unicast.as_ref().is_some_and(|su| egress::is_ours(su, key, ip)) {
         return Path::SoftUnicast;
     }
@@ -389,6 +411,7 @@ fn finish(
             outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);
         }
         Path::Customer(c) => ingress::act_for_customer(ctx, frame, key, ip, c, decided, outcome),
+        Path::LinkBroadcast => outcome.verdict = Verdict::Drop(DropReason::LinkBroadcast),
     }
     outcome.spilled = ctx.spilled;
     // The tunnel a frame was sent into; an ICMP error sent to the Internet went into none.

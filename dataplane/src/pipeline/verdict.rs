@@ -64,6 +64,9 @@ reasons! {
         BogonSource = "bogon_source",
         /// A source inside a customer's prefixes arriving from the Internet.
         SpoofedCustomerSource = "spoofed_customer_source",
+        /// Sent to an Ethernet broadcast or multicast address: a router forwards no frame it
+        /// received so (RFC 1812 §5.3.4; Linux's forwarding drops them too).
+        LinkBroadcast = "link_broadcast",
         /// Dropped by a DoS rule.
         DosRule = "dos_rule",
         /// Over a rate limit.
@@ -108,6 +111,10 @@ reasons! {
         GreUnsupported = "gre_unsupported",
         /// Decapsulated packet whose source is outside its customer's prefixes.
         DecapSpoofedSource = "decap_spoofed_source",
+        /// Decapsulated packet to an address no router forwards to: unspecified, loopback,
+        /// link-local, multicast, broadcast or reserved (RFC 1812 §5.3.7, RFC 3927 §7, RFC
+        /// 4291 §2.5.6, RFC 6890's "forwardable: false").
+        DecapMartianDestination = "decap_martian_destination",
         /// Decapsulated packet marked Congestion Experienced on the outer header but not
         /// ECN-capable inside (RFC 6040 §4.2: dropped, as the marking router would have).
         DecapCeNotEct = "decap_ce_not_ect",
