@@ -17,23 +17,31 @@ const MSS: u8 = 2;
 /// patching the checksum (RFC 1624). Returns the MSS it replaced, or `None` if the segment
 /// is not a SYN, has no MSS option above `max`, or its options are
 /// malformed (left as they are: forwarding them is the endpoint's problem, not ours).
+///
+/// Every MSS option is lowered, not the first alone: a segment should carry one, but one
+/// with two would have its receiver take the last (Linux's `tcp_parse_options` does) and
+/// send segments too large for the tunnel. The largest value replaced is returned.
 pub fn clamp_mss(tcp: &mut [u8], max: u16) -> Option<u16> {
     let segment = TcpPacket::new_checked(&*tcp).ok()?;
     if segment.flags() & SYN == 0 {
         return None;
     }
-    let (at, old) = mss_option(segment.options())?;
-    if old <= max {
-        return None;
+    let mut replaced = None;
+    let mut from = 0;
+    while let Some((at, old)) = mss_option(TcpPacket::new_unchecked(&*tcp).options(), from) {
+        if old > max {
+            write_patched(tcp, TCP_HEADER_LEN + at, max.to_be_bytes());
+            replaced = replaced.max(Some(old));
+        }
+        from = at + 2;
     }
-    write_patched(tcp, TCP_HEADER_LEN + at, max.to_be_bytes());
-    Some(old)
+    replaced
 }
 
-/// Where in `options` the MSS value sits, and the value; `None` without one or when the
-/// options are malformed before it.
-fn mss_option(options: &[u8]) -> Option<(usize, u16)> {
-    let mut i = 0;
+/// Where in `options` the next MSS value at or after `from` sits (`from`: 0, or just past an
+/// MSS option), and the value; `None` without one or when the options are malformed before it.
+fn mss_option(options: &[u8], from: usize) -> Option<(usize, u16)> {
+    let mut i = from;
     while i < options.len() {
         match options[i] {
             END => return None,
@@ -99,6 +107,24 @@ mod tests {
             assert_eq!(clamp_mss(&mut t, 1436), Some(1460));
             let at = 20 + opts.iter().position(|&b| b == 2).unwrap() + 2;
             assert_eq!(&t[at..at + 2], &1436u16.to_be_bytes());
+            assert!(sum_ok(&t), "checksum still verifies");
+        }
+    }
+
+    /// Two MSS options, the second the larger (which a Linux receiver would use): both end
+    /// at most `max`, and the checksum verifies.
+    #[test]
+    fn lowers_every_mss_option() {
+        // The options, the offsets of their two MSS values in the segment, and the values
+        // those must hold after clamping to 1436.
+        for (opts, at, after) in [
+            (&[2, 4, 0x05, 0xb4, 2, 4, 0x23, 0x28][..], [22, 26], [1436, 1436]), // 1460, 9000
+            (&[2, 4, 0x02, 0x18, 1, 2, 4, 0x23, 0x28, 1, 1, 0][..], [22, 27], [536, 1436]), // 536, 9000
+        ] {
+            let mut t = syn(opts);
+            assert_eq!(clamp_mss(&mut t, 1436), Some(9000));
+            let values = at.map(|a| u16::from_be_bytes([t[a], t[a + 1]]));
+            assert_eq!(values, after);
             assert!(sum_ok(&t), "checksum still verifies");
         }
     }

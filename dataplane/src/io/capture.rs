@@ -150,7 +150,7 @@ impl CaptureReader {
                     return Err(self.error(format!("packet names interface {interface}, which is not described")));
                 };
                 let link_type = u32::from(idb.linktype) & 0xffff;
-                let ns = ticks_to_ns(ticks, tsresol(idb));
+                let ns = shift_by_seconds(ticks_to_ns(ticks, tsresol(idb)), tsoffset(idb));
                 // The data is already at the front of `out`: reframe it there.
                 let (wire_len, n) = wire_len;
                 break reframe_in_place(link_type, n, wire_len, ns, out);
@@ -177,6 +177,26 @@ fn tsresol(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDesc
             _ => None,
         })
         .unwrap_or(6)
+}
+
+/// The interface's timestamp offset option, `if_tsoffset`: seconds to add to every
+/// timestamp (signed; pcap-file reads it unsigned), 0 when absent. A capture that keeps
+/// timestamps relative to its start, as some capture tools do, is otherwise replayed in 1970.
+fn tsoffset(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock<'_>) -> i64 {
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+    idb.options
+        .iter()
+        .find_map(|o| match o {
+            InterfaceDescriptionOption::IfTsOffset(s) => Some(*s as i64),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// `ns` moved by `seconds`, held to what nanoseconds since 1970 in a `u64` can say.
+fn shift_by_seconds(ns: u64, seconds: i64) -> u64 {
+    let shifted = i128::from(ns) + i128::from(seconds) * 1_000_000_000;
+    u64::try_from(shifted.max(0)).unwrap_or(u64::MAX)
 }
 
 /// pcap-file reports pcapng timestamps as raw ticks in a `Duration` of nanoseconds; the
@@ -264,6 +284,57 @@ mod tests {
             Record::Frame { len: 18, wire_len: 20, timestamp_ns: 0, ethernet: false }
         );
         assert_eq!(&out[12..15], &[0x08, 0x00, 0x45]);
+    }
+
+    /// A pcapng interface's `if_tsoffset` moves its packets' timestamps, as tshark reads
+    /// them (the oracle: `frame.time_epoch` of the same file).
+    #[test]
+    fn pcapng_timestamp_offsets_are_added_as_tshark_adds_them() {
+        use pcap_file::DataLink;
+        use pcap_file::pcapng::PcapNgWriter;
+        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+        use pcap_file::pcapng::blocks::interface_description::{
+            InterfaceDescriptionBlock, InterfaceDescriptionOption as O,
+        };
+        let path = std::env::temp_dir().join(format!("transitd-tsoffset-{}.pcapng", std::process::id()));
+        let mut w = PcapNgWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+        let frame = [0u8; 60];
+        for offset in [1_700_000_000u64, (-5i64) as u64] {
+            let options = vec![O::IfTsResol(6), O::IfTsOffset(offset)];
+            w.write_pcapng_block(InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen: 0, options })
+                .unwrap();
+        }
+        for (interface_id, ticks) in [(0, 2_500_000u64), (1, 7_000_000)] {
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id,
+                timestamp: std::time::Duration::from_nanos(ticks),
+                original_len: 60,
+                data: std::borrow::Cow::Borrowed(&frame[..]),
+                options: vec![],
+            })
+            .unwrap();
+        }
+        drop(w);
+        let mut reader = CaptureReader::open(&path).unwrap();
+        let mut out = [0u8; 64];
+        let mut ours = Vec::new();
+        while let Some(Record::Frame { timestamp_ns, .. }) = reader.next_into(&mut out).unwrap() {
+            ours.push(timestamp_ns);
+        }
+        let tshark = std::process::Command::new("tshark")
+            .args(["-r", path.to_str().unwrap(), "-T", "fields", "-e", "frame.time_epoch"])
+            .output()
+            .expect("tshark");
+        let _ = std::fs::remove_file(&path);
+        let theirs: Vec<u64> = String::from_utf8_lossy(&tshark.stdout)
+            .lines()
+            .map(|l| {
+                let (s, frac) = l.trim().split_once('.').unwrap();
+                s.parse::<u64>().unwrap() * 1_000_000_000 + format!("{frac:0<9}")[..9].parse::<u64>().unwrap()
+            })
+            .collect();
+        assert_eq!(ours, [1_700_000_002_500_000_000, 2_000_000_000]);
+        assert_eq!(ours, theirs);
     }
 
     #[test]
