@@ -19,6 +19,9 @@ use common::*;
 /// is 500 below; BIRD sends the withdrawal as soon as it is reconfigured).
 const WITHDRAWN_WITHIN: Duration = Duration::from_secs(3);
 
+/// How long a server must be well after a withdrawal before it announces again.
+const ANNOUNCE_AFTER_MS: u64 = 2000;
+
 /// One transitd server of the lab: its BIRD (examples/bgp/bird.conf, addressed for it) and
 /// the directory its include lives in.
 struct Server {
@@ -47,7 +50,7 @@ impl Server {
     /// Acme's configuration with a [bgp] section for this server, and `extra` after it.
     fn config(&self, extra: &str) -> String {
         format!(
-            "{}\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 500\n{extra}",
+            "{}\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 500\nannounce_after_ms = {ANNOUNCE_AFTER_MS}\n{extra}",
             ACME.replace("10.2.0.1", self.next_hop)
                 .replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8:ffff::1\"")
                 .replace("prefixes = [\"203.0.113.0/24\"]", "prefixes = [\"203.0.113.0/24\", \"2001:db8:acbe::/48\"]"),
@@ -145,7 +148,7 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     assert_eq!(send_and_count(&lab), (20, 0));
 
     // A hung transitd (stopped, its guard still running) says nothing: withdrawn after
-    // withdraw_after_ms; announced again once it runs.
+    // withdraw_after_ms; announced again once it has run well for announce_after_ms.
     let pid = first.pid().to_string();
     lab.run("dut", "kill", &["-STOP", &pid]);
     let took = wait_for("withdrawal from a hung transitd", WITHDRAWN_WITHIN, || {
@@ -153,10 +156,13 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     });
     eprintln!("withdrawn {took:?} after SIGSTOP");
     lab.run("dut", "kill", &["-CONT", &pid]);
-    wait_for("Acme's route back via dut after SIGCONT", Duration::from_secs(10), || {
+    let took = wait_for("Acme's route back via dut after SIGCONT", Duration::from_secs(20), || {
         via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
     });
+    eprintln!("announced again {took:?} after SIGCONT");
+    assert!(took >= Duration::from_millis(ANNOUNCE_AFTER_MS), "held down for announce_after_ms: {took:?}");
     assert!(first.log().contains("said nothing for longer than withdraw_after_ms"), "{}", first.log());
+    assert!(first.log().contains("announcing once well for announce_after_ms"), "{}", first.log());
 
     // The XDP program detached under it (bpftool, as an operator's mistake would): transitd
     // sees it is gone and withdraws.

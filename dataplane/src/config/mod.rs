@@ -147,6 +147,10 @@ pub struct BgpSection {
     /// everything is withdrawn.
     #[serde(default = "default_withdraw_after_ms")]
     pub withdraw_after_ms: Spanned<u64>,
+    /// Milliseconds a run must have been well, after a withdrawal, before it announces
+    /// again (0: at once).
+    #[serde(default = "default_announce_after_ms")]
+    pub announce_after_ms: Spanned<u64>,
     /// Withdraw a customer's prefixes while every one of its probed tunnels is down.
     #[serde(default)]
     pub withdraw_customers_without_tunnels: bool,
@@ -162,6 +166,10 @@ fn default_bird_include() -> Spanned<String> {
 
 fn default_withdraw_after_ms() -> Spanned<u64> {
     Spanned::new(0..0, 1000)
+}
+
+fn default_announce_after_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
 }
 
 /// `[ipfix]`: one packet in `sample` is sampled by the workers and its flow (5-tuple,

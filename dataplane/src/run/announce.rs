@@ -22,6 +22,9 @@ const DRAIN_AFTER_WITHDRAWAL: Duration = Duration::from_millis(500);
 /// hiccup) must not withdraw every prefix on a guess, nor may failing go on announcing.
 const FAILED_QUERIES_TOLERATED: u32 = 3;
 
+/// The cause of a withdrawal while [`HoldDown`] holds announcing back.
+const HELD_DOWN: &str = "held down after a withdrawal";
+
 pub(super) struct Announcer {
     speaker: Option<Speaker>,
     /// Why the guard could not be started, said once.
@@ -34,6 +37,11 @@ pub(super) struct Announcer {
     failed_queries: u32,
     /// Why everything is withdrawn, while it is (said once per cause).
     withdrawn: Option<String>,
+    /// Holds announcing back for a while after a withdrawal.
+    hold: HoldDown,
+    /// When the last tick ran: a gap longer than `withdraw_after` (the process stopped,
+    /// starved) means the guard heard nothing and withdrew on its own.
+    last_tick: Instant,
 }
 
 impl Announcer {
@@ -46,6 +54,8 @@ impl Announcer {
             attached: (true, long_ago),
             failed_queries: 0,
             withdrawn: None,
+            hold: HoldDown::default(),
+            last_tick: Instant::now(),
         }
     }
 
@@ -57,6 +67,9 @@ impl Announcer {
         (program, ifindex): (&XdpProgram, i32),
         stats: &BgpStats,
     ) {
+        let now = Instant::now();
+        let since_last_tick = now.saturating_duration_since(self.last_tick);
+        self.last_tick = now;
         let published: Vec<Option<u64>> = reports.iter().map(|r| r.lock().ok().map(|r| r.publications)).collect();
         self.progress.observe(&published, Instant::now());
         stats.configured.store(snap.bgp.is_some(), Ordering::Relaxed);
@@ -105,6 +118,7 @@ impl Announcer {
             };
             self.attached = (ours, Instant::now());
         }
+        let unheard = since_last_tick > config.withdraw_after;
         let stalled: Vec<u32> = self
             .progress
             .stalled(config.withdraw_after, Instant::now())
@@ -112,6 +126,7 @@ impl Announcer {
             .map(|r| r.lock().map_or(u32::MAX, |r| r.queue))
             .collect();
         let why = match (stalled.is_empty(), self.attached.0) {
+            _ if unheard => Some("transitd said nothing to its guard for longer than withdraw_after_ms".to_string()),
             (true, true) => None,
             (false, _) => Some(format!("the workers of queues {stalled:?} are stalled")),
             (true, false) if self.failed_queries > 0 => {
@@ -119,11 +134,17 @@ impl Announcer {
             }
             (true, false) => Some("transitd's XDP program is no longer attached".to_string()),
         };
+        let well = self.hold.announce(why.is_some(), now, config.announce_after);
+        let why = why.or_else(|| (!well).then(|| HELD_DOWN.to_string()));
         let wanted = if why.is_none() { Announcements::of(snap) } else { Announcements::none() };
         stats.announced.store(wanted.0.len() as u64, Ordering::Relaxed);
         stats.withdrawn.store(why.is_some(), Ordering::Relaxed);
         if why != self.withdrawn {
             match &why {
+                Some(held) if held == HELD_DOWN => eprintln!(
+                    "transitd: well again: announcing once well for announce_after_ms ({} ms)",
+                    config.announce_after.as_millis()
+                ),
                 Some(why) => eprintln!("transitd: withdrawing every BGP announcement: {why}"),
                 None if self.withdrawn.is_some() => eprintln!("transitd: announcing again"),
                 None => {}
@@ -148,6 +169,38 @@ impl Announcer {
             // the lab); what is already on its way here is still forwarded meanwhile.
             std::thread::sleep(DRAIN_AFTER_WITHDRAWAL);
         }
+    }
+}
+
+/// Announcing again after a withdrawal waits until the run has been well for a while: a
+/// fault that comes and goes (a worker stalling now and then) would otherwise withdraw and
+/// announce every prefix each time, and upstreams that damp flapping routes (RFC 2439)
+/// suppress such a prefix for far longer than the fault lasted. A run that was never
+/// withdrawn announces at once.
+#[derive(Debug, Default)]
+struct HoldDown {
+    /// Withdrawn since the last announcement.
+    held: bool,
+    /// Since when no cause to withdraw has been seen, while held.
+    well_since: Option<Instant>,
+}
+
+impl HoldDown {
+    /// Whether to announce at `now`: `faulty`, a cause to withdraw is present; `hold`, how
+    /// long the run must have been well after one.
+    fn announce(&mut self, faulty: bool, now: Instant, hold: Duration) -> bool {
+        if faulty {
+            (self.held, self.well_since) = (true, None);
+            return false;
+        }
+        if !self.held {
+            return true;
+        }
+        let since = *self.well_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= hold {
+            (self.held, self.well_since) = (false, None);
+        }
+        !self.held
     }
 }
 
@@ -180,6 +233,27 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_withdrawal_announcing_waits_until_well_for_the_hold() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let hold = Duration::from_millis(5000);
+        let mut h = HoldDown::default();
+        assert!(h.announce(false, ms(0), hold), "never withdrawn: at once");
+        assert!(!h.announce(true, ms(100), hold));
+        assert!(!h.announce(false, ms(200), hold), "well since 200 ms");
+        assert!(!h.announce(false, ms(5100), hold));
+        // A fault again within the hold starts it over.
+        assert!(!h.announce(true, ms(5150), hold));
+        assert!(!h.announce(false, ms(5200), hold));
+        assert!(!h.announce(false, ms(10_199), hold));
+        assert!(h.announce(false, ms(10_200), hold), "well for the whole hold");
+        assert!(h.announce(false, ms(10_300), hold));
+        // A hold of 0: announced at the first tick without a fault.
+        assert!(!h.announce(true, ms(11_000), Duration::ZERO));
+        assert!(h.announce(false, ms(11_100), Duration::ZERO));
+    }
 
     #[test]
     fn a_worker_is_stalled_once_its_count_stands_still_longer_than_the_limit() {

@@ -18,6 +18,8 @@ pub struct Bgp {
     pub bird_include: PathBuf,
     /// Silence (of a worker, or of transitd as a whole) after which everything is withdrawn.
     pub withdraw_after: Duration,
+    /// How long the run must have been well after a withdrawal before announcing again.
+    pub announce_after: Duration,
     /// Withdraw a customer's prefixes while all of its probed tunnels are down.
     pub withdraw_customers_without_tunnels: bool,
 }
@@ -39,10 +41,15 @@ impl Builder<'_> {
         if !(500..=60_000).contains(&ms) {
             self.err(&section.withdraw_after_ms.span(), format!("withdraw_after_ms {ms} is not in 500..=60000"));
         }
+        let hold = *section.announce_after_ms.get_ref();
+        if hold > 600_000 {
+            self.err(&section.announce_after_ms.span(), format!("announce_after_ms {hold} is not in 0..=600000"));
+        }
         Bgp {
             bird_socket,
             bird_include,
             withdraw_after: Duration::from_millis(ms.clamp(500, 60_000)),
+            announce_after: Duration::from_millis(hold.min(600_000)),
             withdraw_customers_without_tunnels: section.withdraw_customers_without_tunnels,
         }
     }
