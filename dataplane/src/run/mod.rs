@@ -247,7 +247,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
         None => None,
     };
-    let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone())?;
+    let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone(), iface_mac != [0; 6])?;
     let mut announcer = Announcer::new(queues.len());
     let gone = supervise(
         opts,

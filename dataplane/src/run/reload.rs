@@ -31,6 +31,9 @@ pub(super) struct ConfigWatch {
     building: Option<Building>,
     /// SIGHUP came while a build was under way: read again when it is done.
     signalled_meanwhile: bool,
+    /// The interface's own MAC could be read at start: a configuration without `mac` may
+    /// be applied (its frames are sent from that address).
+    iface_mac_known: bool,
 }
 
 /// A configuration being built on a thread of its own: the supervisor that polls for it
@@ -50,6 +53,7 @@ impl ConfigWatch {
         interval: Duration,
         revision: i64,
         stop: Arc<AtomicBool>,
+        iface_mac_known: bool,
     ) -> anyhow::Result<ConfigWatch> {
         let etcd_slot: fleet::Slot = Arc::default();
         let etcd_refetch = Arc::new(AtomicBool::new(false));
@@ -68,6 +72,7 @@ impl ConfigWatch {
             etcd,
             building: None,
             signalled_meanwhile: false,
+            iface_mac_known,
         })
     }
 
@@ -129,7 +134,7 @@ impl ConfigWatch {
         }
         let b = self.building.take()?;
         let built = b.thread.join().map_err(|_| ());
-        Some(apply(&b.what, b.started, built, shared, program))
+        Some(apply(&b.what, b.started, built, shared, program, self.iface_mac_known))
     }
 
     /// Waits for the etcd watch (after its stop flag was set). A build under way is left to
@@ -202,6 +207,7 @@ fn apply(
     built: Result<Result<Snapshot, ConfigErrors>, ()>,
     shared: &ArcSwap<Snapshot>,
     program: &XdpProgram,
+    iface_mac_known: bool,
 ) -> bool {
     // A panic while building is a bug, but the edge must outlive it: the builder only reads
     // its input and makes a new snapshot on its own thread, so nothing it leaves half-done
@@ -224,6 +230,15 @@ fn apply(
             eprintln!(
                 "transitd: reload of {what} rejected, the running configuration stays: it sets no next hop \
                  (next_hop, an IP address, or next_hop_mac in [server])"
+            );
+            false
+        }
+        // Nor without a source address: `run` refuses to start without `mac` when the
+        // interface's own cannot be read; applied, every frame went out from 00:00:00:00:00:00.
+        Ok(Ok(new)) if new.eth.src == [0; 6] && !iface_mac_known => {
+            eprintln!(
+                "transitd: reload of {what} rejected, the running configuration stays: it sets no `mac` in \
+                 [server], and the interface's own address could not be read when transitd started"
             );
             false
         }
