@@ -103,14 +103,27 @@ pub enum ReadError {
 }
 
 /// Reads at most `limit` bytes of `path` as UTF-8 text; a longer (or endless) file is
-/// refused after `limit + 1` bytes, whatever its metadata says.
+/// refused after `limit + 1` bytes, whatever its metadata says. A FIFO is refused: this is
+/// how a running edge reads (a reload, the files a configuration names).
 pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, ReadError> {
+    read_text_from(path, limit, what, false)
+}
+
+/// [`read_text`] for a command that reads its input once and exits (`check`, `match`,
+/// `plan`, ...): a FIFO is read too, waiting for its writer as `cat` would, so that
+/// `etcdctl get ... | transitd check --config /dev/stdin` works.
+pub fn read_text_once(path: &Path, limit: u64, what: &'static str) -> Result<String, ReadError> {
+    read_text_from(path, limit, what, true)
+}
+
+fn read_text_from(path: &Path, limit: u64, what: &'static str, fifo_ok: bool) -> Result<String, ReadError> {
     use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
     // Opened without blocking: a FIFO with no writer would hold a reload's build (and every
     // reload after it) for good. Files and devices read the same either way.
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let flags = if fifo_ok { 0 } else { libc::O_NONBLOCK };
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
     let kind = file.metadata()?.file_type();
-    if kind.is_fifo() || kind.is_socket() {
+    if kind.is_socket() || (kind.is_fifo() && !fifo_ok) {
         return Err(ReadError::NotAFile { what });
     }
     let mut bytes = Vec::new();

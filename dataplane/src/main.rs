@@ -45,8 +45,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration a one-shot command reads (a file or a pipe), compiled.
 fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
-    Snapshot::from_path(path).map_err(|errors| {
+    transitd::config::load_once(path).and_then(|loaded| Snapshot::build(&loaded)).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(1)
     })
@@ -109,7 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn plan(config: &Path, previous: Option<&Path>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
     // The plan file the configuration names is what this command makes: plan from
     // the section itself (the previous plan comes from --previous).
-    let snap = match transitd::config::load(config).and_then(|mut loaded| {
+    let snap = match transitd::config::load_once(config).and_then(|mut loaded| {
         if let Some(su) = &mut loaded.file.soft_unicast {
             su.get_mut().plan = None;
         }
@@ -124,7 +125,7 @@ fn plan(config: &Path, previous: Option<&Path>, out: Option<&Path>) -> anyhow::R
     let su = soft_unicast(&snap, config)?;
     let previous: Option<portslice::Plan> = previous
         .map(|p| -> anyhow::Result<portslice::Plan> {
-            let text = transitd::limits::read_text(p, transitd::limits::MAX_PLAN_BYTES, "a plan")
+            let text = transitd::limits::read_text_once(p, transitd::limits::MAX_PLAN_BYTES, "a plan")
                 .with_context(|| p.display().to_string())?;
             serde_json::from_str(&text).with_context(|| format!("{}: not a plan file", p.display()))
         })
@@ -152,7 +153,7 @@ fn geofeed(config: &Path) -> anyhow::Result<ExitCode> {
 
 /// `transitd geofeed --check`: whether a file is a well-formed geofeed.
 fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
-    let text = transitd::limits::read_text(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed")
+    let text = transitd::limits::read_text_once(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed")
         .with_context(|| path.display().to_string())?;
     Ok(match portslice::geofeed::parse(&text) {
         Ok(entries) => {
@@ -363,7 +364,7 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
         BgpCommand::Withdraw { config } => {
             // The unit's stop backstop: only `[bgp]`'s paths are needed, so a file the running
             // edge refused (a bad rule, a missing list) still withdraws.
-            let loaded = match transitd::config::load(&config) {
+            let loaded = match transitd::config::load_once(&config) {
                 Ok(l) => l,
                 Err(errors) => {
                     eprintln!("{errors}");

@@ -473,3 +473,37 @@ fn the_next_hop_is_solicited_on_its_own_interface() {
     let want = Some(<[u8; 6]>::try_from(mac.as_slice()).unwrap());
     assert_eq!(found, [want, want], "{listing}");
 }
+
+/// A command that reads its configuration once takes it from a pipe (`etcdctl get ... |
+/// transitd check-config /dev/stdin`), errors still at their line; `run`, which watches its
+/// file and reads it again on every change, refuses a pipe by name.
+#[test]
+fn one_shot_commands_read_a_configuration_from_a_pipe() {
+    use std::io::Write as _;
+    let piped = |args: &[&str], text: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let good = piped(&["check-config", "/dev/stdin"], SERVER);
+    assert!(good.status.success(), "{}", stderr(&good));
+    let bad = piped(&["check-config", "/dev/stdin"], &format!("{SERVER}bogus = 1\n"));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("/dev/stdin:3:1"), "{}", stderr(&bad));
+    let shown = piped(&["bgp", "show", "--config", "/dev/stdin"], &format!("{SERVER}[bgp]\n"));
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("192.0.2.1/32"), "{shown:?}");
+    let run = piped(&["run", "--iface", "lo", "--config", "/dev/stdin"], SERVER);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("a FIFO or socket, not a file transitd reads as a configuration"),
+        "{}",
+        stderr(&run)
+    );
+}

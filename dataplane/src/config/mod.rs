@@ -658,10 +658,22 @@ fn deepest_key(text: &str) -> Option<(usize, usize)> {
     deepest
 }
 
-/// Reads and parses the file at `path`.
+/// Reads and parses the file at `path` (a file: `run` watches and reads it again).
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_with(path, crate::limits::read_text)
+}
+
+/// [`load`] for commands that read the configuration once: a pipe will do
+/// ([`crate::limits::read_text_once`]).
+pub fn load_once(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_with(path, crate::limits::read_text_once)
+}
+
+type ReadText = fn(&Path, u64, &'static str) -> Result<String, crate::limits::ReadError>;
+
+fn load_with(path: &Path, read: ReadText) -> Result<Loaded, ConfigErrors> {
     let name = path.display().to_string();
-    let text = crate::limits::read_text(path, crate::limits::MAX_CONFIG_BYTES, "a configuration").map_err(|e| {
+    let text = read(path, crate::limits::MAX_CONFIG_BYTES, "a configuration").map_err(|e| {
         let (line, col, message) = match e {
             crate::limits::ReadError::NotUtf8 { line, col } => (line, col, "not UTF-8 text: an invalid byte".into()),
             e => (0, 0, format!("cannot read: {e}")),

@@ -261,7 +261,7 @@ impl Snapshot {
 /// The `[[list]]`s of the configuration file at `path` alone (for `transitd match -Y`),
 /// whatever else the file holds.
 pub fn list_registry(path: &Path) -> Result<Registry, ConfigErrors> {
-    let loaded = config::load(path)?;
+    let loaded = config::load_once(path)?;
     let mut b = Builder::new(&loaded.source);
     let registry = b.lists(&loaded.file.lists);
     b.finish(registry)
