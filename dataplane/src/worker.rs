@@ -380,6 +380,7 @@ impl<I: FrameIo> Worker<I> {
 /// changes state.
 fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>, now: u64, state: &mut WorkerState) {
     let (spill, stats) = (&mut state.spill, &mut state.stats);
+    spill.timestamp_ns = now;
     prober.tick(
         snap,
         &snap.health_config,

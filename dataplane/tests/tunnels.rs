@@ -455,6 +455,13 @@ fn fragments_reassemble_in_tshark_to_the_original_datagram() {
         ["0\t1\t1476\t56\t\t\t", "182\t1\t1476\t56\t\t\t", "364\t0\t84\t56\t2976\t1\t2976"],
         "fragments within the MTU, at 8-byte offsets, TTL decremented, reassembled whole"
     );
+    // Each fragment carries the time of the frame it was cut from (the capture's third, at
+    // 1700000000.002), not that of the batch's first frame.
+    let (_, input) = tunnel_edge();
+    let sent_at = tshark(&input, &["-Y", "ip.id == 0x4242", "-T", "fields", "-e", "frame.time_epoch"]);
+    let times = tshark(&out, &["-Y", "ip.id == 0x4242", "-T", "fields", "-e", "frame.time_epoch"]);
+    assert_eq!(sent_at.trim(), "1700000000.002000000");
+    assert_eq!(times.lines().collect::<Vec<_>>(), [sent_at.trim(); 3], "{times}");
     let _ = std::fs::remove_file(out);
 }
 

@@ -138,8 +138,8 @@ impl FrameIo for PcapIo {
 
     fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize> {
         if let Some(sink) = &mut self.sink {
-            for bytes in spill.frames() {
-                sink.write(spill.timestamp_ns, bytes)?;
+            for (time, bytes) in spill.stamped() {
+                sink.write(time, bytes)?;
             }
         }
         spill.clear();

@@ -91,9 +91,6 @@ pub fn process_batch_via(
     frames: &mut [Frame<'_>],
     state: &mut WorkerState,
 ) {
-    if let Some(f) = frames.first() {
-        state.spill.timestamp_ns = f.timestamp_ns;
-    }
     for group in frames.chunks_mut(BATCH_SIZE) {
         state.batch_len = group.len();
         check_all(snapshot, group, state);
@@ -231,6 +228,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         // Written in place; a frame decided in an earlier phase has its outcome already.
         let outcome = &mut outcomes[i];
         let lane = lanes.lane[i];
+        spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
         if !matches!(lane, Lane::Done) {
             let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
             let mut ctx =

@@ -57,9 +57,10 @@ impl<'a> Frame<'a> {
 pub struct Spill {
     buf: Box<[u8]>,
     slot_size: usize,
-    /// `(start, len)` of each frame, inside its slot.
-    frames: Vec<(usize, usize)>,
-    /// Receive time of the batch, for capture files.
+    /// `(start, len, time)` of each frame, inside its slot, and the receive time of the
+    /// frame it came from (for capture files).
+    frames: Vec<(usize, usize, u64)>,
+    /// Receive time of the frame being processed: what a frame pushed now is stamped with.
     pub timestamp_ns: u64,
 }
 
@@ -89,7 +90,7 @@ impl Spill {
     /// Commits the next slot: a frame of `len` bytes at `start` of it.
     pub fn push(&mut self, start: usize, len: usize) {
         if self.room() > 0 && start + len <= self.slot_size {
-            self.frames.push((start, len));
+            self.frames.push((start, len, self.timestamp_ns));
         }
     }
 
@@ -105,14 +106,19 @@ impl Spill {
 
     /// Bytes of the frames from the `index`th on.
     pub fn bytes_from(&self, index: usize) -> usize {
-        self.frames.get(index..).map_or(0, |f| f.iter().map(|&(_, len)| len).sum())
+        self.frames.get(index..).map_or(0, |f| f.iter().map(|&(_, len, _)| len).sum())
     }
 
     /// The frames, in order.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.frames.iter().enumerate().map(|(i, &(start, len))| {
+        self.stamped().map(|(_, bytes)| bytes)
+    }
+
+    /// [`Spill::frames`], each with the receive time of the frame it came from.
+    pub fn stamped(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.frames.iter().enumerate().map(|(i, &(start, len, time))| {
             let at = i * self.slot_size + start;
-            &self.buf[at..at + len]
+            (time, &self.buf[at..at + len])
         })
     }
 

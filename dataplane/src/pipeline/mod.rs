@@ -240,6 +240,7 @@ pub fn process_frame(
     if let Err(verdict) = check(snap, frame, &mut key, &mut ip) {
         return Outcome::new(verdict);
     }
+    spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
     let mut ctx =
         Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None, label: 0 };
     if is_backbone(snap, &key, &ip) {
