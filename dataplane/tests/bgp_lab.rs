@@ -155,14 +155,19 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
         via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
     });
     eprintln!("withdrawn {took:?} after SIGSTOP");
+    // Stopped well past withdraw_after_ms, so that transitd, woken, knows its guard heard
+    // nothing (not only that its workers stood still).
+    std::thread::sleep(Duration::from_secs(1));
     lab.run("dut", "kill", &["-CONT", &pid]);
     let took = wait_for("Acme's route back via dut after SIGCONT", Duration::from_secs(20), || {
         via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
     });
     eprintln!("announced again {took:?} after SIGCONT");
     assert!(took >= Duration::from_millis(ANNOUNCE_AFTER_MS), "held down for announce_after_ms: {took:?}");
-    assert!(first.log().contains("said nothing for longer than withdraw_after_ms"), "{}", first.log());
-    assert!(first.log().contains("announcing once well for announce_after_ms"), "{}", first.log());
+    let log = first.log();
+    assert!(log.contains("withdrew every prefix (transitd said nothing for longer than withdraw_after_ms)"), "{log}");
+    assert!(log.contains("withdrawing every BGP announcement: transitd said nothing to its guard"), "{log}");
+    assert!(log.contains("announcing once well for announce_after_ms"), "{log}");
 
     // The XDP program detached under it (bpftool, as an operator's mistake would): transitd
     // sees it is gone and withdraws.

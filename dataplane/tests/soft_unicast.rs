@@ -307,3 +307,31 @@ fn later_fragments_of_a_datagram_under_ah_follow_its_first() {
     let b = format!("tx:{}", TxReason::Backbone.name());
     assert_eq!(fates(&v), [b.clone(), b], "both pieces to a2");
 }
+
+/// RFC 1812 §5.3.4 on the return path: traffic another server owns is not forwarded over
+/// the backbone when it came to a link broadcast or multicast address (nor backbone GRE so
+/// received), while this server's own goes to its host as the XDP program passes it.
+#[test]
+fn return_traffic_to_a_link_group_address_is_delivered_here_but_not_forwarded() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-link-group-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\n\
+         def udp(dport): return IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=53, dport=dport)\n\
+         bb = lambda inner: IP(src='10.9.0.21', dst='10.9.0.11')/GRE(key_present=1, key=(0x5355 << 8) | 1)/inner\n\
+         frames = [Ether(src='02:00:00:00:00:aa', dst=m)/p for m in ('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')\n\
+                   for p in (udp(4000), udp(1500), bb(udp(4000)))]\n\
+         wrpcap('{}', frames)",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (v, _) = verdicts_timed(&config, &file);
+    let _ = std::fs::remove_file(&file);
+    let (group, local, backbone) = (
+        DropReason::LinkBroadcast.name().to_string(),
+        format!("pass:{}", PassReason::EgressLocal.name()),
+        format!("tx:{}", TxReason::Backbone.name()),
+    );
+    assert_eq!(fates(&v).iter().collect::<Vec<_>>(), [&group, &local, &group, &backbone, &local, &backbone]);
+}

@@ -185,9 +185,10 @@ fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: boo
 /// A destination no router forwards to (`dst` as the key holds it: IPv4 in the top 32
 /// bits): RFC 1812 §5.3.7's network 0, loopback and class E (with the limited broadcast),
 /// link-local (RFC 3927 §7, RFC 4291 §2.5.6: routers must not forward them), multicast
-/// (transitd routes none), and IPv6's unspecified, loopback and IPv4-mapped addresses (RFC
-/// 6890: not forwardable). A customer's router sends these only by mistake or to probe
-/// what lies behind the edge.
+/// (transitd routes none), and IPv6's unspecified, loopback and IPv4-mapped (RFC 4291
+/// §2.5.5.2: not for the wire) addresses. A customer's router sends these only by mistake
+/// or to probe what lies behind the edge. (Documentation and other special-purpose ranges
+/// RFC 6890 calls not forwardable are left to the upstream: the tests use them.)
 fn is_martian_destination(dst: u128, is_ipv6: bool) -> bool {
     if is_ipv6 {
         let a = std::net::Ipv6Addr::from(dst);

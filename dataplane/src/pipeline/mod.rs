@@ -313,7 +313,7 @@ fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFram
 }
 
 fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
-    Outcome::new(soft_unicast(ctx, frame, key, ip))
+    Outcome::new(unless_link_group(soft_unicast(ctx, frame, key, ip), key))
 }
 
 /// The outcome of a frame the global DoS rules dropped.
@@ -338,7 +338,8 @@ enum Path {
     Spoofed(CustomerId),
     /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
     Customer(CustomerId),
-    /// Bound for any of the above, but received as a link-layer broadcast or multicast.
+    /// Bound for a customer or the anycast address, but received as a link-layer broadcast
+    /// or multicast.
     LinkBroadcast,
 }
 
@@ -347,8 +348,9 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     let path = path_by_address(snap, key, ip);
     // RFC 1812 §5.3.4: a router forwards no packet it received as a link-layer broadcast
     // (multicast routing aside, which transitd does not do) and discards a unicast one
-    // received so. Every path but the host's forwards or answers; the host judges its own.
-    if path != Path::NoCustomer && sent_to_a_link_group(key) {
+    // received so. Traffic for no customer is the host's to judge; soft unicast's is judged
+    // on its outcome ([`unless_link_group`]), since part of it is the host's too.
+    if !matches!(path, Path::NoCustomer | Path::SoftUnicast) && sent_to_a_link_group(key) {
         return Path::LinkBroadcast;
     }
     path
@@ -360,6 +362,16 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
 fn sent_to_a_link_group(key: &Key) -> bool {
     let dst_hi = key.get(Dim::EthDstHi); // the destination's first two octets
     dst_hi != classifier::ABSENT && dst_hi & 0x0100 != 0
+}
+
+/// RFC 1812 §5.3.4 for soft unicast, on its verdict: return traffic this server delivers
+/// goes to its host whatever the link address (as the XDP program passes it), while what
+/// would be forwarded to another server is dropped when it came as a link broadcast.
+fn unless_link_group(verdict: Verdict, key: &Key) -> Verdict {
+    match verdict {
+        Verdict::Tx { .. } if sent_to_a_link_group(key) => Verdict::Drop(DropReason::LinkBroadcast),
+        v => v,
+    }
 }
 
 /// Steers a frame by its IP addresses.
@@ -402,7 +414,7 @@ fn finish(
         ..Outcome::new(Verdict::Drop(DropReason::Firewall))
     };
     match path {
-        Path::SoftUnicast => outcome.verdict = soft_unicast(ctx, frame, key, ip),
+        Path::SoftUnicast => outcome.verdict = unless_link_group(soft_unicast(ctx, frame, key, ip), key),
         Path::Decap => decap::process(ctx, frame, key, ip, outcome),
         Path::NoCustomer => {
             outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);

@@ -642,6 +642,7 @@ fn tcp_mss(mut options: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use classifier::Dim;
+    use etherparse::Ipv6Slice;
 
     // Ethernet (dst, src, 0x8100) + VLAN 100 (0x0800) + IPv4/UDP 10.0.0.1:1234 → 203.0.113.7:53,
     // TTL 64, total length 28 (no payload), padded with 8 zero bytes to 64 bytes.
@@ -786,6 +787,70 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Short of a later fragment, the IPv6 extension-header walk reads what etherparse's
+        /// `Ipv6Slice::from_slice` reads: the same payload, protocol, fragmentation and number
+        /// of headers, or the same kind of error. Chains of hop-by-hop, routing, fragment
+        /// (offset 0, more or not), destination-options and AH headers, in any order, with
+        /// any lengths, any final protocol, any payload length field.
+        #[test]
+        fn ipv6_walk_reads_as_etherparse(
+            chain in proptest::collection::vec((proptest::sample::select(vec![0u8, 43, 44, 60, 51]), 0u8..4, proptest::prelude::any::<bool>()), 0..5),
+            last in proptest::prop_oneof![proptest::strategy::Just(6u8), proptest::strategy::Just(59), proptest::prelude::any::<u8>()],
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            length_error in proptest::prop_oneof![proptest::strategy::Just(0i32), -16i32..16],
+        ) {
+            let first = chain.first().map_or(last, |c| c.0);
+            let mut exts = Vec::new();
+            for (i, &(kind, len, more)) in chain.iter().enumerate() {
+                let next = chain.get(i + 1).map_or(last, |c| c.0);
+                match kind {
+                    44 => exts.extend([next, 0, 0, u8::from(more), 0, 0, 0, 7]),
+                    // AH: payload length in 4-byte units less 2 (0 is malformed).
+                    51 => {
+                        exts.extend([next, len, 0, 0]);
+                        exts.extend(std::iter::repeat_n(0, (usize::from(len) + 2) * 4 - 4));
+                    }
+                    _ => {
+                        exts.extend([next, len]);
+                        exts.extend(std::iter::repeat_n(0, (usize::from(len) + 1) * 8 - 2));
+                    }
+                }
+            }
+            exts.extend(&tail);
+            let payload_len = (exts.len() as i32 + length_error).clamp(0, 0xffff) as u16;
+            let mut l3 = vec![0x60, 0, 0, 0];
+            l3.extend(payload_len.to_be_bytes());
+            l3.extend([first, 64]);
+            l3.extend([0x20; 32]);
+            l3.extend(&exts);
+            let ours = ipv6_layer(&l3);
+            if payload_len == 0 {
+                // A jumbogram's length: refused before any extension header is read.
+                proptest::prop_assert!(first == 59 || matches!(ours, Err(DropReason::BadIpv6Header)));
+                return Ok(());
+            }
+            match (Ipv6Slice::from_slice(&l3), ours) {
+                (Ok(ip), Ok(walk)) => {
+                    proptest::prop_assert_eq!(walk.payload.as_ptr(), ip.payload().payload.as_ptr());
+                    proptest::prop_assert_eq!(walk.payload.len(), ip.payload().payload.len());
+                    proptest::prop_assert_eq!(walk.ip_number, ip.payload().ip_number);
+                    proptest::prop_assert_eq!(walk.fragment.is_some(), ip.payload().fragmented);
+                    proptest::prop_assert_eq!(usize::from(walk.extension_headers), ip.extensions().clone().into_iter().count());
+                }
+                (Err(e), Err(reason)) => {
+                    let theirs = match e {
+                        ipv6::SliceError::Len(_) => DropReason::Truncated,
+                        ipv6::SliceError::Header(_) => DropReason::BadIpv6Header,
+                        ipv6::SliceError::Exts(_) => DropReason::BadIpExtHeader,
+                    };
+                    proptest::prop_assert_eq!(reason, theirs);
+                }
+                (theirs, ours) => {
+                    proptest::prop_assert!(false, "etherparse {:?}, ours {:?}", theirs.map(|_| ()), ours.map(|_| ()));
+                }
+            }
+        }
+
         /// The plain IPv4 path reads what etherparse's general walk reads, and covers every
         /// packet that walk accepts with a 20-byte header and no AH (so it is the path taken);
         /// the key's IPv4 fields are what etherparse's header getters read.

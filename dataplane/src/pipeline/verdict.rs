@@ -112,8 +112,8 @@ reasons! {
         /// Decapsulated packet whose source is outside its customer's prefixes.
         DecapSpoofedSource = "decap_spoofed_source",
         /// Decapsulated packet to an address no router forwards to: unspecified, loopback,
-        /// link-local, multicast, broadcast or reserved (RFC 1812 §5.3.7, RFC 3927 §7, RFC
-        /// 4291 §2.5.6, RFC 6890's "forwardable: false").
+        /// link-local, multicast, broadcast, reserved or IPv4-mapped (RFC 1812 §5.3.7, RFC
+        /// 3927 §7, RFC 4291 §2.5.5.2 and §2.5.6).
         DecapMartianDestination = "decap_martian_destination",
         /// Decapsulated packet marked Congestion Experienced on the outer header but not
         /// ECN-capable inside (RFC 6040 §4.2: dropped, as the marking router would have).

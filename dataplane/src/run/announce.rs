@@ -39,9 +39,11 @@ pub(super) struct Announcer {
     withdrawn: Option<String>,
     /// Holds announcing back for a while after a withdrawal.
     hold: HoldDown,
-    /// When the last tick ran: a gap longer than `withdraw_after` (the process stopped,
-    /// starved) means the guard heard nothing and withdrew on its own.
-    last_tick: Instant,
+    /// When the running guard was last told anything: longer ago than `withdraw_after` (the
+    /// process stopped, starved) means it heard nothing and withdrew on its own. Counted
+    /// from the telling, not from the last tick: a tick that restarts a guard blocks while
+    /// the old one withdraws, and the new one has heard nothing yet to miss.
+    last_told: Option<Instant>,
 }
 
 impl Announcer {
@@ -55,7 +57,7 @@ impl Announcer {
             failed_queries: 0,
             withdrawn: None,
             hold: HoldDown::default(),
-            last_tick: Instant::now(),
+            last_told: None,
         }
     }
 
@@ -67,9 +69,6 @@ impl Announcer {
         (program, ifindex): (&XdpProgram, i32),
         stats: &BgpStats,
     ) {
-        let now = Instant::now();
-        let since_last_tick = now.saturating_duration_since(self.last_tick);
-        self.last_tick = now;
         let published: Vec<Option<u64>> = reports.iter().map(|r| r.lock().ok().map(|r| r.publications)).collect();
         self.progress.observe(&published, Instant::now());
         stats.configured.store(snap.bgp.is_some(), Ordering::Relaxed);
@@ -91,7 +90,7 @@ impl Announcer {
         }
         if self.speaker.is_none() {
             match Speaker::start(config) {
-                Ok(s) => (self.speaker, self.start_failed) = (Some(s), None),
+                Ok(s) => (self.speaker, self.start_failed, self.last_told) = (Some(s), None, None),
                 Err(e) => {
                     let said = format!("{e:#}");
                     if self.start_failed.as_ref() != Some(&said) {
@@ -118,7 +117,8 @@ impl Announcer {
             };
             self.attached = (ours, Instant::now());
         }
-        let unheard = since_last_tick > config.withdraw_after;
+        let now = Instant::now();
+        let unheard = self.last_told.is_some_and(|t| now.saturating_duration_since(t) > config.withdraw_after);
         let stalled: Vec<u32> = self
             .progress
             .stalled(config.withdraw_after, Instant::now())
@@ -151,12 +151,15 @@ impl Announcer {
             }
             self.withdrawn = why;
         }
-        if let Some(s) = &mut self.speaker
-            && let Err(e) = s.tell(&wanted)
-        {
-            eprintln!("transitd: the BGP guard is gone ({e}): starting another");
-            if let Some(s) = self.speaker.take() {
-                s.stop();
+        if let Some(s) = &mut self.speaker {
+            match s.tell(&wanted) {
+                Ok(()) => self.last_told = Some(Instant::now()),
+                Err(e) => {
+                    eprintln!("transitd: the BGP guard is gone ({e}): starting another");
+                    if let Some(s) = self.speaker.take() {
+                        s.stop();
+                    }
+                }
             }
         }
     }
