@@ -9,10 +9,12 @@
 #   - the kernel's own path for scale: IP forwarding through an nftables chain of 1 or 1000
 #     rules and an encapsulating tunnel device (VXLAN: this kernel has no GRE module).
 # Topology: namespace fgen (generator and sink on fg0) <-> veth <-> namespace fdut (the forwarder
-# on fd0). The generator is XDP live frames on core 0; an XDP program on fg0 counts what comes
-# back: "forwarded" is that count over the generator's sending time. A mode that forwards
-# nothing fails the script. Needs root. Prints a Markdown table.
-#   bench/scripts/afxdp-forwarding.sh [ROUNDS] [SECONDS]
+# on fd0). The generator is XDP live frames on core 0, started once the forwarder's XDP program
+# is on fd0; an XDP program on fg0 counts what comes back as a forwarder makes it (GRE, VXLAN,
+# or the SYN itself; not what the interfaces send of their own accord): "forwarded" is that
+# count over the generator's sending time. A mode that forwards nothing, or whose forwarder
+# exits with an error, fails the script. Needs root. Prints a Markdown table.
+#   [MODES="reflect testpmd ..."] bench/scripts/afxdp-forwarding.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-5}
@@ -34,7 +36,11 @@ trap cleanup EXIT
 cleanup; W=$(mktemp -d)
 ip netns add fgen; ip netns add fdut
 ip link add fg0 netns fgen type veth peer name fd0 netns fdut
-for n in fgen fdut; do ip netns exec $n ip link set lo up; done
+# No IPv6: router solicitations and the like are not the forwarders' traffic.
+for n in fgen fdut; do
+  ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip netns exec $n ip link set lo up
+done
 ip netns exec fgen ip link set fg0 up
 ip netns exec fdut ip link set fd0 up
 GEN_MAC=$(ip netns exec fgen cat /sys/class/net/fg0/address)
@@ -93,29 +99,52 @@ kernel_down() {
   $d sysctl -qw net.ipv4.ip_forward=0
 }
 
-one_round() { # mode -> "offered received_by_dut forwarded seconds"
-  local mode=$1
-  ip netns exec fgen "$B" sink --iface fg0 --seconds $((SECS + 3)) > "$W/sink" &
-  local sink=$! dut=""
+one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_status"
+  local mode=$1 rx_before
+  # The kernel's counter runs since the pair was made: this round's is the difference.
+  rx_before=$(ip netns exec fdut cat /sys/class/net/fd0/statistics/rx_packets)
+  local sink dut=""
   case $mode in
-    reflect) ip netns exec fdut taskset -c 1 "$B" reflect --iface fd0 --seconds $((SECS + 2)) > "$W/dut" & dut=$! ;;
+    reflect) ip netns exec fdut taskset -c 1 "$B" reflect --iface fd0 --seconds $((SECS + 5)) > "$W/dut" & dut=$! ;;
     testpmd)
-      (sleep $((SECS + 2)); echo) | ip netns exec fdut dpdk-testpmd -l 0,1 --no-pci --no-huge -m 1024 \
+      # It quits on a line on stdin: given once the generator is done.
+      rm -f "$W/gen.done"
+      (until [ -e "$W/gen.done" ]; do sleep 0.1; done; echo) | ip netns exec fdut dpdk-testpmd -l 0,1 --no-pci --no-huge -m 1024 \
         --file-prefix=tdbench --vdev "net_af_xdp0,iface=fd0,start_queue=0,queue_count=1,force_copy=1,busy_budget=0" \
         -- --forward-mode=macswap --auto-start --stats-period 0 > "$W/dut" 2>&1 & dut=$! ;;
     kernel*)
       kernel_up "${mode#kernel}"
       # Frames the generator sends with XDP arrive at fd0 as XDP frames: veth hands them to
       # the stack through an XDP program that passes them.
-      ip netns exec fdut "$B" sink --pass --iface fd0 --seconds $((SECS + 2)) > /dev/null & dut=$! ;;
+      ip netns exec fdut "$B" sink --pass --iface fd0 --seconds $((SECS + 5)) > /dev/null & dut=$! ;;
     *) ip netns exec fdut "$T" run --config "$W/$mode.toml" --iface fd0 --cores 1 --stats-interval 0 --no-metrics \
          > "$W/dut" 2> "$W/dut.err" & dut=$! ;;
   esac
-  sleep 1.5
+  # Ready before the generator starts: testpmd takes seconds to start, and a forwarder that
+  # is not yet reading loses the round (a 1 s round once measured nothing but stray frames).
+  # Every forwarder attaches an XDP program to fd0 (the kernel path a passing one) just
+  # before it binds its socket; it is given a second more.
+  local waited=0
+  until ip netns exec fdut ip link show dev fd0 | grep -q " xdp"; do
+    waited=$((waited + 1))
+    [ "$waited" -lt 300 ] || { echo "$mode: no XDP program on fd0 after 30 s" >&2; break; }
+    sleep 0.1
+  done
+  sleep 1
+  ip netns exec fgen "$B" sink --iface fg0 --seconds $((SECS + 2)) > "$W/sink" &
+  sink=$!
+  sleep 0.5
   ip netns exec fgen taskset -c 0 "$B" gen --iface fg0 --dst-mac "$DUT_MAC" --seconds "$SECS" > "$W/gen"
+  touch "$W/gen.done"
   sleep 0.5
   case $mode in rules*) kill -TERM "$dut" ;; esac
-  [ -z "$dut" ] || wait "$dut" || true
+  # A forwarder that failed (to bind, to start) fails its mode, whatever the sink counted.
+  local status=0
+  [ -z "$dut" ] || wait "$dut" || status=$?
+  if [ "$status" != 0 ]; then
+    echo "$mode: the forwarder exited with status $status:" >&2
+    cat "$W/dut.err" "$W/dut" 2>/dev/null | tail -5 >&2 || true
+  fi
   wait $sink
   local offered rx
   offered=$(awk '{print $2}' "$W/gen")
@@ -123,12 +152,12 @@ one_round() { # mode -> "offered received_by_dut forwarded seconds"
     reflect) rx=$(awk '{print $2}' "$W/dut") ;;
     rules*) rx=$(awk '/^queue 0:/ {print $4}' "$W/dut") ;;
     testpmd) rx=$(awk '/RX-packets:/ {print $2; exit}' "$W/dut") ;;
-    kernel*) rx=$(ip netns exec fdut cat /sys/class/net/fd0/statistics/rx_packets); kernel_down ;;
+    kernel*) rx=$(( $(ip netns exec fdut cat /sys/class/net/fd0/statistics/rx_packets) - rx_before )); kernel_down ;;
   esac
-  echo "$offered ${rx:-0} $(awk '{print $2}' "$W/sink") $(awk '{print $4}' "$W/gen")"
+  echo "$offered ${rx:-0} $(awk '{print $2}' "$W/sink") $(awk '{print $4}' "$W/gen") $status"
 }
 
-MODES="reflect testpmd rules1 rules100 rules1000 kernel1 kernel1000"
+MODES=${MODES:-"reflect testpmd rules1 rules100 rules1000 kernel1 kernel1000"}
 echo "| mode | forwarded Mpps min | median | max | offered Mpps (median) | not received by the forwarder (median) |"
 echo "|---|---:|---:|---:|---:|---:|"
 declare -A RES
@@ -149,7 +178,7 @@ name = {'reflect': 'transitd AF_XDP reflect, no pipeline', 'testpmd': 'DPDK test
         'rules1': 'transitd, 1 rule', 'rules100': 'transitd, 100 rules', 'rules1000': 'transitd, 1000 rules',
         'kernel1': 'kernel: forward + nftables (1 rule) + VXLAN', 'kernel1000': 'kernel: forward + nftables (1000 rules) + VXLAN'}['$mode']
 print(f'| {name} | {fwd[0]:.3f} | {statistics.median(fwd):.3f} | {fwd[-1]:.3f} | {off:.2f} | {missed:.1%} |')
-sys.exit(0 if fwd[0] > 0 else 1)
-" || { echo "$mode forwarded nothing in at least one round: the benchmark measured nothing" >&2; failed=1; }
+sys.exit(0 if fwd[0] > 0 and all(r[4] == 0 for r in rows) else 1)
+" || { echo "$mode forwarded nothing, or its forwarder failed, in at least one round: the benchmark measured nothing" >&2; failed=1; }
 done
 exit $failed

@@ -78,8 +78,9 @@ for round in $(seq "$ROUNDS"); do
     done
   done
 done
-stats() { sort -g "$1" | awk '{v[NR]=$1} END {printf "%.1f | %.1f | %.1f", v[1], v[int((NR+1)/2)], v[NR]}'; }
-median() { sort -g "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# The median as bench/src/measure.rs takes it: the middle value, or the mean of the two.
+stats() { sort -g "$1" | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.1f | %.1f | %.1f", v[1], m, v[NR]}'; }
+median() { sort -g "$1" | awk '{v[NR]=$1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 echo "$ROUNDS rounds, $FRAMES frames per run, 1 Mpps simulated arrival, core 1, profile $PROFILE"
 echo
 echo "| case | build | ns/packet min | median | max | SlicedPacket median | pipeline / SlicedPacket |"

@@ -233,7 +233,7 @@ fn dpdk_run(args: &Args, alg: &str, iterations: u32, answers: bool) -> anyhow::R
 
 fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
-    (v[0], v[v.len() / 2], v[v.len() - 1])
+    (v[0], crate::measure::median(&v), v[v.len() - 1])
 }
 
 /// transitd (batched) and dpdk-test-acl, round by round in one run.

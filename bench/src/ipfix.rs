@@ -74,7 +74,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("{}", Runs::header("packet"));
     let base_snap = load(&args.config, None)?;
     let (base, state) = pipeline(&base_snap, &frames, total, None, args.runs);
-    anyhow::ensure!(state.stats.rx_frames > 0, "the pipeline received nothing: the run measured nothing");
+    anyhow::ensure!(
+        crate::measure::forwarded(&state.stats) > 0,
+        "{} forwards nothing of {}: the run would measure the pass or drop path",
+        args.config.display(),
+        args.pcap.display()
+    );
     println!("{}", base.row("no sampling"));
     let mut summary = Vec::new();
     for &n in &args.sample {

@@ -91,7 +91,7 @@ pub fn bench(args: &Args) -> anyhow::Result<()> {
         }
         ours.sort_by(f64::total_cmp);
         theirs.sort_by(f64::total_cmp);
-        let m = |v: &[f64]| v[v.len() / 2];
+        let m = crate::measure::median;
         println!(
             "| `{expr}` | {selected} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.1}x |",
             ours[0],

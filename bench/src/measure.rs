@@ -2,6 +2,26 @@
 
 use std::time::Instant;
 
+use transitd::pipeline::{TxReason, WorkerStats};
+
+/// The median of `sorted` (ascending, not empty): the middle value, or the mean of the two
+/// middle values of an even count. Every benchmark of the crate, and the scripts, take it so.
+pub fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+}
+
+/// Frames the pipeline forwarded: encapsulated toward a customer, decapsulated toward the
+/// Internet, their fragments, or sent over the backbone. Not the frames it originated (ICMP
+/// errors, echo replies, SYN challenges, probes, keepalives): a run that forwarded nothing
+/// but sent one of those measured nothing worth a figure.
+pub fn forwarded(stats: &WorkerStats) -> u64 {
+    [TxReason::Encapsulated, TxReason::Decapsulated, TxReason::Fragment, TxReason::Backbone]
+        .iter()
+        .map(|&r| stats.sent_as(r))
+        .sum()
+}
+
 /// Timing of repeated runs of the same work.
 #[derive(Clone, Copy, Debug)]
 pub struct Runs {
@@ -25,7 +45,7 @@ impl Runs {
             })
             .collect();
         ns.sort_by(f64::total_cmp);
-        Runs { min: ns[0], median: ns[ns.len() / 2], max: ns[ns.len() - 1] }
+        Runs { min: ns[0], median: median(&ns), max: ns[ns.len() - 1] }
     }
 
     /// One table row: name, ns/item min/median/max, and millions of items per second at the

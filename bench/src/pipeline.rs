@@ -108,10 +108,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             state.spill.clear(); // later fragments, if any, are not sent anywhere here
         }
     });
-    // A pipeline that sent nothing measured drops and nothing else: that is no figure.
+    // A pipeline that forwarded nothing measured drops and nothing else: that is no figure
+    // (nor is one that only answered: an ICMP error or a SYN challenge is not forwarding).
     anyhow::ensure!(
-        state.stats.tx_frames > 0,
-        "no frame was transmitted ({} dropped, {} passed): the run measured nothing worth a figure",
+        crate::measure::forwarded(&state.stats) > 0,
+        "no frame was forwarded ({} dropped, {} passed): the run measured nothing worth a figure",
         state.stats.dropped(),
         state.stats.passed()
     );

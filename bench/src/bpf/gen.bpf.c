@@ -5,8 +5,8 @@
  * frame out of the given interface (XDP_TX) `repeat` times, as xdp-trafficgen does. Each
  * frame gets a different TCP source port (bytes 34..36 of an untagged IPv4/TCP frame), so
  * that the frames are distinct flows.
- * xdp_sink: counts and drops what arrives (the receiving end of a veth must run an XDP
- * program, or veth refuses the frames).
+ * xdp_sink: counts what a forwarder made of the generated SYNs and drops everything (the
+ * receiving end of a veth must run an XDP program, or veth refuses the frames).
  * xdp_pass: passes everything to the kernel's stack. */
 
 #include <linux/bpf.h>
@@ -57,12 +57,34 @@ int xdp_gen(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
+/* 1 for what a forwarder makes of the generated SYN (TCP to port 21): GRE (transitd), VXLAN
+ * to UDP port 4789 (the kernel's path), or the SYN itself (reflect, testpmd's macswap).
+ * What the interfaces send of their own accord (router solicitations, neighbour discovery)
+ * is not forwarding and must not count as such. */
+static __always_inline int forwarded(void *data, void *end)
+{
+	unsigned char *eth = data;
+	if ((void *)(eth + 14 + 20) > end || eth[12] != 0x08 || eth[13] != 0x00)
+		return 0;
+	unsigned char *ip = eth + 14;
+	__u32 ihl = (ip[0] & 0xf) * 4;
+	if (ihl < 20)
+		return 0;
+	if (ip[9] == 47)
+		return 1;
+	unsigned char *l4 = ip + ihl;
+	if ((void *)(l4 + 4) > end)
+		return 0;
+	__u16 dport = ((__u16)l4[2] << 8) | l4[3];
+	return (ip[9] == 17 && dport == 4789) || (ip[9] == 6 && dport == 21);
+}
+
 SEC("xdp")
 int xdp_sink(struct xdp_md *ctx)
 {
 	__u32 key = 1;
 	__u64 *n = bpf_map_lookup_elem(&counters, &key);
-	if (n)
+	if (n && forwarded((void *)(long)ctx->data, (void *)(long)ctx->data_end))
 		*n += 1;
 	return XDP_DROP;
 }
