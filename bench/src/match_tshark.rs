@@ -75,6 +75,13 @@ pub fn bench(args: &Args) -> anyhow::Result<()> {
                 .args(["-Y", expr, "-T", "fields", "-e", "frame.number"]))?;
             if round == 0 {
                 selected = a.lines().count();
+                // An expression neither tool's answer holds a frame of measures a filter that
+                // never matches: no figure for a rule that selects traffic.
+                anyhow::ensure!(
+                    selected > 0 && b.lines().next().is_some(),
+                    "`{expr}` selects no frame of the capture (transitd {selected}, tshark {}): choose one that does",
+                    b.lines().count()
+                );
                 // The same frames, but where the documented differences apply (inner and
                 // quoted headers, fragments): report how many lines differ.
                 let (x, y): (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) =
