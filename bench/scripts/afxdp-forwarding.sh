@@ -125,7 +125,7 @@ one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_sta
   # Every forwarder attaches an XDP program to fd0 (the kernel path a passing one) just
   # before it binds its socket; it is given a second more.
   local waited=0
-  until ip netns exec fdut ip link show dev fd0 | grep -q " xdp"; do
+  until grep -q " xdp" <<<"$(ip netns exec fdut ip link show dev fd0)"; do
     waited=$((waited + 1))
     [ "$waited" -lt 300 ] || { echo "$mode: no XDP program on fd0 after 30 s" >&2; break; }
     sleep 0.1
