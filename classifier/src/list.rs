@@ -155,8 +155,8 @@ fn read_member(text: &str) -> Result<Member, MemberError> {
     if bits.is_some() {
         return Err(unreadable());
     }
-    // As inline (tshark's reading): `0x` hexadecimal, a leading zero octal (`010` is 8).
-    let number = |s: &str| crate::parse::parse_uint(s).and_then(|n| u32::try_from(n).ok());
+    // As inline (tshark's reading): `0x` hexadecimal, `0b` binary, a leading zero octal (`010` is 8).
+    let number = |s: &str| crate::parse::parse_uint(s).ok().and_then(|n| u32::try_from(n).ok());
     match text.split_once("..") {
         Some((lo, hi)) => match (number(lo), number(hi)) {
             (Some(lo), Some(hi)) if lo <= hi => Ok(Member::Number(lo.into(), hi.into())),

@@ -8,7 +8,9 @@
 //! unary   := ("not" | "!") unary | "(" expr ")" | test
 //! test    := FIELD [ relop VALUE | ["not"] "in" "{" member ("," member)* "}" ]
 //! member  := VALUE [ ".." VALUE ]
-//! relop   := == eq any_eq | != ne all_ne | === all_eq | !== any_ne | < lt | <= le | > gt | >= ge
+//! relop   := == eq any_eq | != ne all_ne | === all_eq | !== ~= any_ne | < lt | <= le | > gt | >= ge
+//! VALUE   := number (decimal, 0x hex, 0b binary, leading-zero octal) | 'c' (a character
+//!            constant: one byte) | "string" | address | bytes
 //! ```
 //!
 //! Errors carry the span of the offending text and read like tshark's.
@@ -84,6 +86,8 @@ enum Tok<'a> {
     RBracket,
     /// A string literal's text between its quotes, and whether it is raw (`r"..."`).
     Str(&'a str, bool),
+    /// A character constant's byte (`'a'`, `'\x41'`): a number, or one byte.
+    Char(u8),
     And,
     Or,
     Not,
@@ -133,12 +137,23 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
             (Tok::And, 2)
         } else if rest.starts_with(b"||") {
             (Tok::Or, 2)
+        } else if rest.starts_with(b"~=") {
+            (Tok::Op(Op::AnyNe), 2)
         } else if rest.starts_with(b"..") {
             (Tok::DotDot, 2)
+        } else if c == b'\'' {
+            // The constant ends at the first quote no backslash escapes, as tshark's does.
+            let close = quote_end(bytes, i + 1, b'\'').ok_or_else(|| {
+                let end = Span { start: bytes.len(), end: bytes.len() };
+                ParseError::at(end, "The final quote was missing from a character constant.".into())
+            })?;
+            let span = Span { start: i, end: close + 1 };
+            let value = char_constant(&text[i..=close]).map_err(|m| ParseError::at(span, m))?;
+            (Tok::Char(value), close + 1 - i)
         } else if c == b'"' || rest.starts_with(b"r\"") {
             let raw = c == b'r';
             let open = i + usize::from(raw);
-            let close = string_end(bytes, open + 1).ok_or_else(|| {
+            let close = quote_end(bytes, open + 1, b'"').ok_or_else(|| {
                 ParseError::at(
                     Span { start: i, end: bytes.len() },
                     "The final quote was missing from a quoted string.".into(),
@@ -207,18 +222,75 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
     Ok(out)
 }
 
-/// The index of the `"` that closes a string whose text starts at `from`; a backslash
-/// keeps the character after it in the string (in raw strings too, as in Wireshark).
-fn string_end(bytes: &[u8], from: usize) -> Option<usize> {
+/// The index of the `quote` that closes a string or character constant whose text starts
+/// at `from`; a backslash keeps the character after it in the text (in raw strings too, as
+/// in Wireshark).
+fn quote_end(bytes: &[u8], from: usize, quote: u8) -> Option<usize> {
     let mut j = from;
     while j < bytes.len() {
         match bytes[j] {
-            b'"' => return Some(j),
+            b if b == quote => return Some(j),
             b'\\' => j += 2,
             _ => j += 1,
         }
     }
     None
+}
+
+/// The byte a character constant stands for (`token` is the constant with its quotes), as
+/// tshark 4.0 reads one: a printable ASCII character, or a backslash and one of `a b f n r t
+/// v ' " \\`, one to three octal digits or `x` and one or two hex digits; the errors are its
+/// own. (tshark 4.0.17 refuses `'\n'` as "too long", which no other escape is: transitd reads
+/// it as C does, 10.)
+fn char_constant(token: &str) -> Result<u8, String> {
+    let body = &token.as_bytes()[1..token.len() - 1];
+    let invalid = || format!("{token} isn't a valid character constant.");
+    let too_long = || format!("{token} is too long to be a valid character constant.");
+    let Some(&first) = body.first() else { return Err("Empty character constant.".into()) };
+    let (value, rest) = if first != b'\\' {
+        if !(0x20..0x7f).contains(&first) {
+            // As tshark prints it: a `char` widened with its sign.
+            let shown = first as i8 as i64 as u64;
+            return Err(format!("Non-printable value '0x{shown:02x}' in character constant."));
+        }
+        (u32::from(first), &body[1..])
+    } else {
+        let escape = body.get(1).copied().ok_or_else(invalid)?;
+        let after = &body[2..];
+        let simple = match escape {
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(10),
+            b'r' => Some(13),
+            b't' => Some(9),
+            b'v' => Some(11),
+            b'\'' | b'"' | b'\\' => Some(u32::from(escape)),
+            _ => None,
+        };
+        match simple {
+            Some(v) => (v, after),
+            None => {
+                // Up to `width` digits of `radix`; fewer followed by anything but the quote is
+                // not a constant, a full count followed by more is too long.
+                let (digits, width, radix) = match escape {
+                    b'x' => (after, 2, 16),
+                    b'0'..=b'7' => (&body[1..], 3, 8),
+                    _ => return Err(invalid()),
+                };
+                let n = digits.iter().take(width).take_while(|c| char::from(**c).is_digit(radix)).count();
+                if n == 0 || (n < width && n < digits.len()) {
+                    return Err(invalid());
+                }
+                let value = digits[..n].iter().fold(0, |v, c| v * radix + char::from(*c).to_digit(radix).unwrap_or(0));
+                (value, &digits[n..])
+            }
+        }
+    };
+    if !rest.is_empty() {
+        return Err(too_long());
+    }
+    u8::try_from(value).map_err(|_| format!("{token} is too large to be a valid character constant."))
 }
 
 /// Parses a rule expression. The empty expression is true, as in Wireshark.
@@ -385,6 +457,7 @@ impl<'a> Parser<'a, '_> {
                 Some(v) => Ok((v, span)),
                 None => Err(ParseError::at(span, format!("\"{w}\" is not a valid byte string."))),
             },
+            (Tok::Char(c), span) => Ok((vec![c], span)),
             (_, span) => Err(self.unexpected(span)),
         }
     }
@@ -416,8 +489,8 @@ impl<'a> Parser<'a, '_> {
             }
             (_, span) => return Err(self.unexpected(span)),
         };
-        let (word, span) = self.word()?;
-        let values = literal(&LENGTH, word, span, false)?;
+        let (value, span) = self.value()?;
+        let values = literal(&LENGTH, value, span, false)?;
         let set = match relop(&LENGTH, op, values, span)? {
             // One occurrence: "some" and "every" are the same.
             Pred::Any(set) | Pred::All(set) => set,
@@ -469,8 +542,8 @@ impl<'a> Parser<'a, '_> {
             Some(Tok::Op(op)) => {
                 self.pos += 1;
                 self.no_protocol(field, name_span)?;
-                let (word, span) = self.word()?;
-                let values = literal(field, word, span, op_allows_network(op))?;
+                let (value, span) = self.value()?;
+                let values = literal(field, value, span, op_allows_network(op))?;
                 (relop(field, op, values, span)?, span.end)
             }
             Some(Tok::Word("in")) if matches!(self.toks.get(self.pos + 1), Some((Tok::List(_), _))) => {
@@ -524,13 +597,16 @@ impl<'a> Parser<'a, '_> {
                 ),
             ));
         }
-        let (word, mask_span) = self.word()?;
-        let mask = single(literal(field, word, mask_span, false)?, mask_span)?;
+        let (mask, mask_span) = self.value()?;
+        if let Value::Char(_, written) = mask {
+            return Err(ParseError::at(mask_span, format!("{written} is not a valid arithmetic operand.")));
+        }
+        let mask = single(literal(field, mask, mask_span, false)?, mask_span)?;
         let (op, value, span) = match self.peek() {
             Some(Tok::Op(op)) => {
                 self.pos += 1;
-                let (word, span) = self.word()?;
-                (op, single(literal(field, word, span, false)?, span)?, span)
+                let (value, span) = self.value()?;
+                (op, single(literal(field, value, span, false)?, span)?, span)
             }
             // Bare: true when the masked value is not zero.
             _ => (Op::AnyNe, 0, mask_span),
@@ -594,6 +670,15 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
+    /// A value compared with a field: a word or a character constant.
+    fn value(&mut self) -> Result<(Value<'a>, Span), ParseError> {
+        match self.next()? {
+            (Tok::Word(w), span) => Ok((Value::Word(w), span)),
+            (Tok::Char(c), span) => Ok((Value::Char(c, &self.text[span.start..span.end]), span)),
+            (_, span) => Err(self.unexpected(span)),
+        }
+    }
+
     fn word(&mut self) -> Result<(&'a str, Span), ParseError> {
         match self.next()? {
             (Tok::Word(w), span) => Ok((w, span)),
@@ -611,12 +696,12 @@ impl<'a> Parser<'a, '_> {
         // would make a large set quadratic.
         let mut members: Vec<(u128, u128)> = Vec::new();
         loop {
-            let (word, span) = self.word()?;
-            let lo = literal(field, word, span, true)?;
+            let (value, span) = self.value()?;
+            let lo = literal(field, value, span, true)?;
             let member = if self.peek() == Some(Tok::DotDot) {
                 self.pos += 1;
-                let (word, hi_span) = self.word()?;
-                let hi = literal(field, word, hi_span, true)?;
+                let (value, hi_span) = self.value()?;
+                let hi = literal(field, value, hi_span, true)?;
                 // Wireshark: `a..b` holds every value from the lowest of `a` to the highest of
                 // `b`; a reversed range holds nothing (tshark accepts it and matches nothing).
                 match (lo.ranges().first(), hi.ranges().last()) {
@@ -630,7 +715,7 @@ impl<'a> Parser<'a, '_> {
             match self.next()? {
                 (Tok::Comma, _) => continue,
                 (Tok::RBrace, span) => return Ok((IntervalSet::from_ranges(members), span.end)),
-                (Tok::Word(_), span) => {
+                (Tok::Word(_) | Tok::Char(_), span) => {
                     return Err(ParseError::at(
                         span,
                         format!(
@@ -784,12 +869,23 @@ fn relop(field: &FieldDef, op: Op, values: IntervalSet, span: Span) -> Result<Pr
     })
 }
 
+/// A value as written after a field: a word (a number, an address, bytes) or a character
+/// constant (its byte and its text).
+#[derive(Clone, Copy, Debug)]
+enum Value<'a> {
+    Word(&'a str),
+    Char(u8, &'a str),
+}
+
 /// Reads a literal for `field`: one value, or for addresses with `network` set a CIDR network.
-fn literal(field: &FieldDef, word: &str, span: Span, network: bool) -> Result<IntervalSet, ParseError> {
+fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<IntervalSet, ParseError> {
+    let word = match value {
+        Value::Word(word) => word,
+        Value::Char(c, written) => return char_literal(field, c, written, span),
+    };
     match field.ty {
         Ty::Uint { max } => {
-            let value =
-                parse_uint(word).ok_or_else(|| ParseError::at(span, format!("\"{word}\" is not a valid number.")))?;
+            let value = parse_uint(word).map_err(|e| ParseError::at(span, e.message(word)))?;
             if value > u64::from(max) {
                 return Err(ParseError::at(span, format!("\"{word}\" too big for this field, maximum {max}.")));
             }
@@ -800,8 +896,8 @@ fn literal(field: &FieldDef, word: &str, span: Span, network: bool) -> Result<In
             "False" | "FALSE" => Ok(IntervalSet::single(0)),
             // Wireshark reads any non-zero integer as true.
             _ => match parse_uint(word) {
-                Some(v) => Ok(IntervalSet::single(u128::from(v != 0))),
-                None => Err(ParseError::at(
+                Ok(v) => Ok(IntervalSet::single(u128::from(v != 0))),
+                Err(_) => Err(ParseError::at(
                     span,
                     format!("\"{word}\" cannot be found among the possible values for {}.", field.name),
                 )),
@@ -832,6 +928,23 @@ fn literal(field: &FieldDef, word: &str, span: Span, network: bool) -> Result<In
         },
         Ty::Protocol => Err(ParseError::at(span, format!("{} takes no value.", field.name))),
     }
+}
+
+/// A character constant compared with `field`: a number, as tshark reads one.
+fn char_literal(field: &FieldDef, c: u8, written: &str, span: Span) -> Result<IntervalSet, ParseError> {
+    let address = match field.ty {
+        Ty::Uint { max } if u32::from(c) > max => {
+            return Err(ParseError::at(span, format!("{written} too big for this field, maximum {max}.")));
+        }
+        Ty::Uint { .. } => return Ok(IntervalSet::single(c.into())),
+        Ty::Bool => return Ok(IntervalSet::single(u128::from(c != 0))),
+        Ty::Protocol => return Err(ParseError::at(span, format!("{} takes no value.", field.name))),
+        Ty::Ipv4 => "IPv4 address",
+        Ty::Ipv6 => "IPv6 address",
+        Ty::Ether => "Ethernet or other MAC address",
+    };
+    let shown = if (0x20..0x7f).contains(&c) { format!("'{}' (0x{c:02x})", char::from(c)) } else { format!("0x{c:x}") };
+    Err(ParseError::at(span, format!("Character constant {shown} cannot be converted to {address}.")))
 }
 
 /// A MAC address as Wireshark writes it: `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`,
@@ -885,15 +998,45 @@ fn network_range(value: u128, prefix_len: u32) -> IntervalSet {
     IntervalSet::range(value & !host_mask, value | host_mask)
 }
 
-/// Decimal, `0x` hexadecimal or leading-zero octal, as Wireshark reads integers.
-pub(crate) fn parse_uint(word: &str) -> Option<u64> {
-    if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).ok()
-    } else if word.len() > 1 && word.starts_with('0') {
-        u64::from_str_radix(&word[1..], 8).ok()
-    } else {
-        word.parse().ok()
+/// Why a word is not a 64-bit number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotANumber {
+    /// Not written as one.
+    Invalid,
+    /// Written as one, but above 2^64 - 1.
+    Overflow,
+}
+
+impl NotANumber {
+    /// tshark's words for it.
+    fn message(self, word: &str) -> String {
+        match self {
+            NotANumber::Invalid => format!("\"{word}\" is not a valid number."),
+            NotANumber::Overflow => format!("\"{word}\" causes an integer overflow."),
+        }
     }
+}
+
+/// Decimal, `0x` hexadecimal, `0b` binary or leading-zero octal, as Wireshark 4.0 reads
+/// integers (`0b` alone is 0 there, as `0` is).
+pub(crate) fn parse_uint(word: &str) -> Result<u64, NotANumber> {
+    let (digits, radix) = if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        (hex, 16)
+    } else if let Some(binary) = word.strip_prefix("0b").or_else(|| word.strip_prefix("0B")) {
+        if binary.is_empty() {
+            return Ok(0);
+        }
+        (binary, 2)
+    } else if word.len() > 1 && word.starts_with('0') {
+        (&word[1..], 8)
+    } else {
+        (word, 10)
+    };
+    // `from_str_radix` would take a leading `+`; Wireshark's digits are digits only.
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(NotANumber::Invalid);
+    }
+    u64::from_str_radix(digits, radix).map_err(|_| NotANumber::Overflow)
 }
 
 #[cfg(test)]
@@ -939,6 +1082,126 @@ mod tests {
             err("ip.src == 10.0.0.0/33").starts_with("Netmask bits in a CIDR IPv4 address should be <= 32, not 33")
         );
         assert!(err("foo.bar").starts_with("foo.bar is neither a field nor a protocol name."));
+        assert_eq!(
+            err("tcp.len == 18446744073709551616"),
+            "\"18446744073709551616\" causes an integer overflow.\n    tcp.len == 18446744073709551616\n               ^~~~~~~~~~~~~~~~~~~~"
+        );
+    }
+
+    #[test]
+    fn character_constants_read_and_fail_as_in_tshark() {
+        let value = |text: &str| match parse(&format!("ip.ttl == {text}")) {
+            Ok(Expr::Test(t)) => t.pred,
+            other => panic!("{text}: {other:?}"),
+        };
+        let cases: &[(&str, u128)] = &[
+            ("'@'", 64),
+            ("' '", 32),
+            ("'~'", 126),
+            ("'\\a'", 7),
+            ("'\\b'", 8),
+            ("'\\f'", 12),
+            ("'\\n'", 10),
+            ("'\\r'", 13),
+            ("'\\t'", 9),
+            ("'\\v'", 11),
+            ("'\\''", 39),
+            ("'\\\"'", 34),
+            ("'\\\\'", 92),
+            ("'\\0'", 0),
+            ("'\\7'", 7),
+            ("'\\77'", 63),
+            ("'\\377'", 255),
+            ("'\\x4'", 4),
+            ("'\\x40'", 64),
+            ("'\\xFf'", 255),
+        ];
+        for &(text, v) in cases {
+            assert_eq!(value(text), Pred::Any(IntervalSet::single(v)), "{text}");
+        }
+        // The exact texts tshark 4.0.17 prints.
+        let refused: &[(&str, &str)] = &[
+            ("ip.ttl == ''", "Empty character constant.\n    ip.ttl == ''\n              ^~"),
+            ("ip.ttl == '''", "Empty character constant.\n    ip.ttl == '''\n              ^~"),
+            (
+                "ip.ttl == 'ab'",
+                "'ab' is too long to be a valid character constant.\n    ip.ttl == 'ab'\n              ^~~~",
+            ),
+            (
+                "ip.ttl == '\\x404'",
+                "'\\x404' is too long to be a valid character constant.\n    ip.ttl == '\\x404'\n              ^~~~~~~",
+            ),
+            (
+                "ip.ttl == '\\0000'",
+                "'\\0000' is too long to be a valid character constant.\n    ip.ttl == '\\0000'\n              ^~~~~~~",
+            ),
+            ("ip.ttl == '\\08'", "'\\08' isn't a valid character constant.\n    ip.ttl == '\\08'\n              ^~~~~"),
+            (
+                "ip.ttl == '\\x4g'",
+                "'\\x4g' isn't a valid character constant.\n    ip.ttl == '\\x4g'\n              ^~~~~~",
+            ),
+            ("ip.ttl == '\\x'", "'\\x' isn't a valid character constant.\n    ip.ttl == '\\x'\n              ^~~~"),
+            ("ip.ttl == '\\?'", "'\\?' isn't a valid character constant.\n    ip.ttl == '\\?'\n              ^~~~"),
+            (
+                "ip.ttl == '\\400'",
+                "'\\400' is too large to be a valid character constant.\n    ip.ttl == '\\400'\n              ^~~~~~",
+            ),
+            (
+                "ip.ttl == '\\'",
+                "The final quote was missing from a character constant.\n    ip.ttl == '\\'\n                 ^",
+            ),
+            (
+                "ip.ttl == '\t'",
+                "Non-printable value '0x09' in character constant.\n    ip.ttl == '\t'\n              ^~~",
+            ),
+            (
+                "ip.ttl == '\u{7f}'",
+                "Non-printable value '0x7f' in character constant.\n    ip.ttl == '\u{7f}'\n              ^~~",
+            ),
+            (
+                "tcp.port == 'é'",
+                "Non-printable value '0xffffffffffffffc3' in character constant.\n    tcp.port == 'é'\n                ^~~",
+            ),
+            (
+                "ip.src == '\\x40'",
+                "Character constant '@' (0x40) cannot be converted to IPv4 address.\n    ip.src == '\\x40'\n              ^~~~~~",
+            ),
+            (
+                "ip.src == '\\t'",
+                "Character constant 0x9 cannot be converted to IPv4 address.\n    ip.src == '\\t'\n              ^~~~",
+            ),
+            (
+                "ipv6.src == 'a'",
+                "Character constant 'a' (0x61) cannot be converted to IPv6 address.\n    ipv6.src == 'a'\n                ^~~",
+            ),
+            (
+                "eth.src == 'a'",
+                "Character constant 'a' (0x61) cannot be converted to Ethernet or other MAC address.\n    eth.src == 'a'\n               ^~~",
+            ),
+            ("tcp.flags & 'S'", "'S' is not a valid arithmetic operand.\n    tcp.flags & 'S'\n                ^~~"),
+        ];
+        for &(text, message) in refused {
+            assert_eq!(err(text), message, "{text}");
+        }
+        // Where bytes are compared, the constant is one byte.
+        assert!(parse("tcp.payload contains 'G' and frame[12] == '\\x08'").is_ok());
+        assert!(parse("ip.ttl in {'0'..'@', '\\xff'} and tcp.flags.syn == '\\1'").is_ok());
+    }
+
+    #[test]
+    fn any_not_equal_has_three_spellings() {
+        let pred = |text: &str| match parse(text) {
+            Ok(Expr::Test(t)) => t.pred,
+            other => panic!("{text}: {other:?}"),
+        };
+        let any_ne = pred("tcp.port any_ne 80");
+        assert_eq!(any_ne, Pred::Any(IntervalSet::single(80).complement(0xffff)));
+        assert_eq!(pred("tcp.port ~= 80"), any_ne);
+        assert_eq!(pred("tcp.port ~=80"), any_ne);
+        assert_eq!(pred("tcp.port !== 80"), any_ne);
+        assert_ne!(pred("tcp.port != 80"), any_ne);
+        // `~` alone is still `matches`.
+        assert!(parse("tcp.payload ~ \"get\"").is_ok());
     }
 
     #[test]
@@ -1035,10 +1298,17 @@ mod tests {
 
     #[test]
     fn integers_read_like_wireshark() {
-        assert_eq!(parse_uint("0x50"), Some(80));
-        assert_eq!(parse_uint("010"), Some(8));
-        assert_eq!(parse_uint("0"), Some(0));
-        assert_eq!(parse_uint("1e3"), None);
+        assert_eq!(parse_uint("0x50"), Ok(80));
+        assert_eq!(parse_uint("010"), Ok(8));
+        assert_eq!(parse_uint("0"), Ok(0));
+        assert_eq!(parse_uint("0b1010000"), Ok(80));
+        assert_eq!(parse_uint("0B"), Ok(0));
+        assert_eq!(parse_uint("1e3"), Err(NotANumber::Invalid));
+        assert_eq!(parse_uint("0b2"), Err(NotANumber::Invalid));
+        assert_eq!(parse_uint("0x"), Err(NotANumber::Invalid));
+        assert_eq!(parse_uint("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_uint("18446744073709551616"), Err(NotANumber::Overflow));
+        assert_eq!(parse_uint(&format!("0b{}", "1".repeat(65))), Err(NotANumber::Overflow));
     }
 
     #[test]
