@@ -90,12 +90,15 @@ dims! {
     Mf,
     /// IPv4 fragment offset in 8-byte units (as Wireshark 4.0 shows `ip.frag_offset`).
     FragOffset,
-    /// Up to three VLAN IDs, outermost first.
+    /// Up to three 802.1Q VLAN IDs (tags of EtherType 0x8100 or 0x9100), outermost first.
     Vlan0,
-    /// Second VLAN ID.
+    /// Second 802.1Q VLAN ID.
     Vlan1,
-    /// Third VLAN ID.
+    /// Third 802.1Q VLAN ID.
     Vlan2,
+    /// The outermost 802.1ad service tag's VLAN ID (EtherType 0x88a8, `ieee8021ad.id`):
+    /// Wireshark reads it as its own protocol, not as `vlan`.
+    ServiceVlan,
     /// EtherType of the frame's own Ethernet header (`eth.type`; 0x8100 for a tagged frame).
     EthType,
     /// Its source MAC address, top 16 bits.
@@ -370,7 +373,14 @@ impl Key {
         false
     }
 
-    /// Records the next VLAN ID, outermost first; returns false once three are recorded.
+    /// Records the outermost 802.1ad service tag's VLAN ID; a deeper one is not a field.
+    pub fn set_service_vlan(&mut self, id: u16) {
+        if self.get(Dim::ServiceVlan) == ABSENT {
+            self.set(Dim::ServiceVlan, u32::from(id & 0x0fff));
+        }
+    }
+
+    /// Records the next 802.1Q VLAN ID, outermost first; returns false once three are recorded.
     pub fn push_vlan(&mut self, id: u16) -> bool {
         for dim in [Dim::Vlan0, Dim::Vlan1, Dim::Vlan2] {
             if self.get(dim) == ABSENT {
@@ -506,6 +516,8 @@ pub static FIELDS: &[FieldDef] = &[
             occ(Guard::Always, Narrow(Dim::Vlan2))
         ]
     ),
+    field!("ieee8021ad", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::ServiceVlan))]),
+    field!("ieee8021ad.id", U16, [occ(Guard::Always, Narrow(Dim::ServiceVlan))]),
     field!("eth", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::EthType))]),
     field!("eth.type", U16, [occ(Guard::Always, Narrow(Dim::EthType))]),
     field!("eth.src", Ty::Ether, [occ(ETH, ETH_SRC)]),

@@ -616,7 +616,7 @@ impl<'a> Parser<'a, '_> {
         // `vlan.id` are 16-bit fields of 12 bits, and `tcp.flags & 0x02` is 1024 ranges of
         // them, not 16384.
         let twelve_bits = |o: &field::Occurrence| {
-            matches!(o.slot, Slot::Narrow(Dim::TcpFlags | Dim::Vlan0 | Dim::Vlan1 | Dim::Vlan2))
+            matches!(o.slot, Slot::Narrow(Dim::TcpFlags | Dim::Vlan0 | Dim::Vlan1 | Dim::Vlan2 | Dim::ServiceVlan))
         };
         let max = if field.occurrences.iter().all(twelve_bits) { 0x0fff } else { domain_max(field.ty) };
         let holds = |op| {

@@ -15,7 +15,8 @@ use transitd::dryrun::match_filter;
 
 /// Captures merged into the test file: plain, VLAN and QinQ IPv4/IPv6 TCP/UDP/ICMP/ICMPv6,
 /// extension headers, raw-IP link types, pcapng, GRE, a SYN flood, a port scan, MPLS label
-/// stacks (two public captures and a generated one) and Ethernet pseudowires.
+/// stacks (two public captures and a generated one), Ethernet pseudowires and 802.1ad
+/// service tags.
 const FILES: &[&str] = &[
     "real/zeek-communityid-tcp.pcap",
     "real/zeek-communityid-udp.pcap",
@@ -48,6 +49,8 @@ const FILES: &[&str] = &[
     "real/zeek-mixed-vlan-mpls.pcap",
     "real/zeek-mpls-in-vlan.pcap",
     "generated/mpls.pcap",
+    "real/packetnet-802.1ad_vlan_ipv4.pcap",
+    "generated/vlan-tags.pcap",
 ];
 
 /// Frames that carry exactly one IP header and are neither fragments nor malformed.

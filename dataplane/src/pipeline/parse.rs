@@ -142,7 +142,11 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
             break;
         }
         let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::Truncated) };
-        if !key.push_vlan(vlan.vlan_identifier().value()) {
+        let id = vlan.vlan_identifier().value();
+        // Wireshark's `vlan` is an 802.1Q tag; an 802.1ad service tag is `ieee8021ad`.
+        if ether_type == EtherType::PROVIDER_BRIDGING {
+            key.set_service_vlan(id);
+        } else if !key.push_vlan(id) {
             return Parsed::Bad(DropReason::TooManyVlanTags);
         }
         ether_type = vlan.ether_type();
@@ -712,6 +716,24 @@ mod tests {
         }
         f.extend([0u8; 40]);
         assert_eq!(parse_frame(&f, f.len() as u32).1, Parsed::Bad(DropReason::TooManyVlanTags));
+    }
+
+    #[test]
+    fn a_service_tag_is_not_a_vlan_tag() {
+        // 802.1ad tag (priority 5, ID 30), 802.1Q tag (ID 100), then VLAN_UDP's IP; a
+        // fourth tag counts the service tag too.
+        let mut rest = vec![0xa0, 0x1e, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00];
+        rest.extend(&VLAN_UDP[18..]);
+        let (key, parsed) = parse_frame(&ethernet(0x88a8, &rest), 0);
+        assert!(matches!(parsed, Parsed::Ip { .. }), "{parsed:?}");
+        assert_eq!(
+            [key.get(Dim::ServiceVlan), key.get(Dim::Vlan0), key.get(Dim::Vlan1)],
+            [30, 100, classifier::ABSENT]
+        );
+        let mut four =
+            vec![0xa0, 0x1e, 0x81, 0x00, 0x00, 0x64, 0x81, 0x00, 0x00, 0x65, 0x81, 0x00, 0x00, 0x66, 0x08, 0x00];
+        four.extend(&VLAN_UDP[18..]);
+        assert_eq!(parse_frame(&ethernet(0x88a8, &four), 0).1, Parsed::Bad(DropReason::TooManyVlanTags));
     }
 
     /// Ethernet (type `ether_type`) from 02:..:01 to 02:..:02, then `rest`.
