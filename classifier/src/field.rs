@@ -99,8 +99,11 @@ dims! {
     /// The outermost 802.1ad service tag's VLAN ID (EtherType 0x88a8, `ieee8021ad.id`):
     /// Wireshark reads it as its own protocol, not as `vlan`.
     ServiceVlan,
-    /// EtherType of the frame's own Ethernet header (`eth.type`; 0x8100 for a tagged frame).
+    /// EtherType of the frame's own Ethernet header (`eth.type`; 0x8100 for a tagged frame);
+    /// absent when the field is an 802.3 length.
     EthType,
+    /// The same field when it is an 802.3 length (1 to 1500: `eth.len`).
+    EthLen,
     /// Its source MAC address, top 16 bits.
     EthSrcHi,
     /// Its source MAC address, low 32 bits.
@@ -343,9 +346,17 @@ impl Key {
 
     /// Records the frame's own Ethernet header (not one inside an MPLS pseudowire: like the
     /// headers inside any tunnel, that one is payload).
-    pub fn set_ethernet(&mut self, ether_type: u16, src: [u8; 6], dst: [u8; 6]) {
+    pub fn set_ethernet(&mut self, type_or_len: u16, src: [u8; 6], dst: [u8; 6]) {
         let mac = |m: [u8; 6]| u128::from(u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]));
-        self.set(Dim::EthType, ether_type.into());
+        // Wireshark 4.0's reading of bytes 12-13: 1 to 1500 is an 802.3 length, 1536 and up
+        // (and 0) an EtherType, 1501 to 1535 neither.
+        let (ether_type, len) = match type_or_len {
+            1..=1500 => (ABSENT, u32::from(type_or_len)),
+            1501..=1535 => (ABSENT, ABSENT),
+            _ => (u32::from(type_or_len), ABSENT),
+        };
+        self.set(Dim::EthType, ether_type);
+        self.set(Dim::EthLen, len);
         self.set_wide(Dim::EthSrcHi, 2, mac(src));
         self.set_wide(Dim::EthDstHi, 2, mac(dst));
     }
@@ -353,7 +364,7 @@ impl Key {
     /// Forgets the Ethernet header: for frames whose capture had none (raw IP, Linux cooked)
     /// and that were given one only to share the pipeline's framing.
     pub fn clear_ethernet(&mut self) {
-        for dim in [Dim::EthType, Dim::EthSrcHi, Dim::EthSrcLo, Dim::EthDstHi, Dim::EthDstLo, Dim::EthAt] {
+        for dim in [Dim::EthType, Dim::EthLen, Dim::EthSrcHi, Dim::EthSrcLo, Dim::EthDstHi, Dim::EthDstLo, Dim::EthAt] {
             self.set(dim, ABSENT);
         }
     }
@@ -495,7 +506,8 @@ const SRC: Slot = Slot::Wide { first: Dim::Src0, words: 4 };
 /// The 128-bit destination address.
 const DST: Slot = Slot::Wide { first: Dim::Dst0, words: 4 };
 /// The frame's Ethernet header.
-const ETH: Guard = Guard::Has(Dim::EthType);
+/// The frame has an Ethernet header (its destination's top bits are never [`ABSENT`]).
+const ETH: Guard = Guard::Has(Dim::EthDstHi);
 const ETH_SRC: Slot = Slot::Wide { first: Dim::EthSrcHi, words: 2 };
 const ETH_DST: Slot = Slot::Wide { first: Dim::EthDstHi, words: 2 };
 /// A TCP header whose fixed part is whole.
@@ -518,8 +530,9 @@ pub static FIELDS: &[FieldDef] = &[
     ),
     field!("ieee8021ad", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::ServiceVlan))]),
     field!("ieee8021ad.id", U16, [occ(Guard::Always, Narrow(Dim::ServiceVlan))]),
-    field!("eth", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::EthType))]),
+    field!("eth", Ty::Protocol, [occ(ETH, Slot::None)]),
     field!("eth.type", U16, [occ(Guard::Always, Narrow(Dim::EthType))]),
+    field!("eth.len", U16, [occ(Guard::Always, Narrow(Dim::EthLen))]),
     field!("eth.src", Ty::Ether, [occ(ETH, ETH_SRC)]),
     field!("eth.dst", Ty::Ether, [occ(ETH, ETH_DST)]),
     field!("eth.addr", Ty::Ether, [occ(ETH, ETH_DST), occ(ETH, ETH_SRC)]),

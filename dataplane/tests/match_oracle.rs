@@ -50,7 +50,7 @@ const FILES: &[&str] = &[
     "real/zeek-mpls-in-vlan.pcap",
     "generated/mpls.pcap",
     "real/packetnet-802.1ad_vlan_ipv4.pcap",
-    "generated/vlan-tags.pcap",
+    "generated/link-headers.pcap",
 ];
 
 /// Frames that carry exactly one IP header and are neither fragments nor malformed.
@@ -207,6 +207,38 @@ fn difference_a_pseudowires_ethernet_header_is_payload() {
     assert!(transitd_frames(&file, "eth.src == 00:50:56:aa:00:01").is_empty());
     assert_eq!(transitd_frames(&file, "eth.src == 00:1b:21:3a:00:01"), theirs(&file, "eth.src == 00:1b:21:3a:00:01"));
     assert_eq!(transitd_frames(&file, "ip or ipv6").intersection(&pseudowires).count(), pseudowires.len());
+}
+
+/// The Ethernet header's own fields are read on every frame, IP or not: 802.3 lengths
+/// (`eth.len`, no `eth.type`), type values that are neither, VLAN and 802.1ad tags over ARP,
+/// STP and LLC.
+#[test]
+fn link_fields_select_what_tshark_selects_on_every_frame() {
+    let files = ["generated/link-headers.pcap", "real/tcpdump-802.1ad_QinQ.pcap", "real/pcapplusplus-VlanPackets.pcap"];
+    let exprs = [
+        "eth",
+        "eth.type",
+        "eth.len",
+        "eth.len == 46",
+        "eth.len > 100",
+        "eth.type == 0",
+        "eth.type < 0x0600",
+        "not eth.type and not eth.len",
+        "eth.type == 0x0806 or eth.type == 0x88a8",
+        "vlan and eth.len",
+        "vlan.id == 30 and not ip and not ipv6",
+        "ieee8021ad.id == 200",
+        "vlan.id === 2001",
+    ];
+    let mut selective = 0;
+    for file in files.map(pcap) {
+        for expr in exprs {
+            let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
+            assert_eq!(ours, theirs, "`{expr}` on {}", file.display());
+            selective += usize::from(!theirs.is_empty());
+        }
+    }
+    assert!(selective >= 20, "only {selective} of the pairs select a frame");
 }
 
 /// `in $name` selects what the same members written inline select in tshark.
