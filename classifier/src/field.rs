@@ -344,8 +344,8 @@ impl Key {
         self.set(Dim::IcmpCode, code.into());
     }
 
-    /// Records the frame's own Ethernet header (not one inside an MPLS pseudowire: like the
-    /// headers inside any tunnel, that one is payload).
+    /// Records the frame's own Ethernet header, at its first byte (not one inside an MPLS
+    /// pseudowire: like the headers inside any tunnel, that one is payload).
     pub fn set_ethernet(&mut self, type_or_len: u16, src: [u8; 6], dst: [u8; 6]) {
         let mac = |m: [u8; 6]| u128::from(u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]));
         // Wireshark 4.0's reading of bytes 12-13: 1 to 1500 is an 802.3 length, 1536 and up
@@ -357,6 +357,7 @@ impl Key {
         };
         self.set(Dim::EthType, ether_type);
         self.set(Dim::EthLen, len);
+        self.set(Dim::EthAt, 0);
         self.set_wide(Dim::EthSrcHi, 2, mac(src));
         self.set_wide(Dim::EthDstHi, 2, mac(dst));
     }
@@ -506,8 +507,8 @@ const SRC: Slot = Slot::Wide { first: Dim::Src0, words: 4 };
 /// The 128-bit destination address.
 const DST: Slot = Slot::Wide { first: Dim::Dst0, words: 4 };
 /// The frame's Ethernet header.
-/// The frame has an Ethernet header (its destination's top bits are never [`ABSENT`]).
-const ETH: Guard = Guard::Has(Dim::EthDstHi);
+/// The frame has an Ethernet header of its own.
+const ETH: Guard = Guard::Has(Dim::EthAt);
 const ETH_SRC: Slot = Slot::Wide { first: Dim::EthSrcHi, words: 2 };
 const ETH_DST: Slot = Slot::Wide { first: Dim::EthDstHi, words: 2 };
 /// A TCP header whose fixed part is whole.
@@ -683,6 +684,23 @@ mod tests {
     fn field_names_are_unique() {
         for (i, a) in FIELDS.iter().enumerate() {
             assert!(FIELDS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn no_guard_reads_its_own_value_slots() {
+        // The compiler treats a guard's slot and a value's slots as separate variables: a
+        // guard on a slot the value also spans would split one slot's range two ways.
+        for f in FIELDS {
+            for o in f.occurrences {
+                let Guard::Has(g) = o.guard else { continue };
+                let spans = match o.slot {
+                    Slot::None => false,
+                    Slot::Narrow(d) => d == g,
+                    Slot::Wide { first, words } => (first as u8..first as u8 + words).contains(&(g as u8)),
+                };
+                assert!(!spans, "{}: guard {g:?} inside its value's slots", f.name);
+            }
         }
     }
 

@@ -133,7 +133,6 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
     };
     if !in_pseudowire {
         key.set_ethernet(eth.ether_type().0, eth.source(), eth.destination());
-        key.set(Dim::EthAt, start as u32);
     }
     let mut ether_type = eth.ether_type();
     let mut rest = eth.payload_slice();
