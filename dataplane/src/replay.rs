@@ -21,6 +21,8 @@ pub struct Summary {
     pub stats: WorkerStats,
     /// Records skipped for their link type.
     pub skipped: BTreeMap<u32, u64>,
+    /// Frames written to the output with their time clamped to pcap's last second.
+    pub clamped: u64,
     /// A read error that ended the replay early, if any.
     pub error: Option<String>,
     /// What the drop capture wrote, if one ran.
@@ -95,6 +97,7 @@ fn replay_tapped(
         error = Some(e.to_string());
     }
     let skipped = worker.io().skipped.clone();
+    let clamped = worker.io().clamped();
     let (_, state) = worker.into_parts();
     stop.store(true, Ordering::Relaxed);
     let ipfix = match (exporter, ipfix) {
@@ -115,7 +118,7 @@ fn replay_tapped(
         }
         _ => None,
     };
-    Ok(Summary { stats: state.stats, skipped, error, capture: None, ipfix })
+    Ok(Summary { stats: state.stats, skipped, clamped, error, capture: None, ipfix })
 }
 
 impl Summary {
@@ -126,6 +129,13 @@ impl Summary {
         crate::report::verdicts(&mut out, s);
         for (link, n) in &self.skipped {
             let _ = writeln!(out, "skipped      {n:>10}  (link type {link} is not read)");
+        }
+        if self.clamped > 0 {
+            let _ = writeln!(
+                out,
+                "clamped      {:>10}  (written at 2106-02-07 06:28:15 UTC, the last second pcap holds)",
+                self.clamped
+            );
         }
         let mut header = false;
         for (i, rule) in snapshot.dos.rules.rules().iter().enumerate() {

@@ -22,7 +22,13 @@ pub const MAX_RECORD: usize = 262_144;
 /// Writes frames to a pcap file.
 pub struct PcapSink {
     writer: PcapWriter<BufWriter<File>>,
+    /// Frames whose time was past what pcap's 32-bit seconds hold (2106-02-07 06:28:15
+    /// UTC), written at that second.
+    pub clamped: u64,
 }
+
+/// The last instant a pcap record's 32-bit seconds and nanoseconds can say.
+const PCAP_END: std::time::Duration = std::time::Duration::new(u32::MAX as u64, 999_999_999);
 
 impl PcapSink {
     /// Creates (truncates) `path`.
@@ -35,7 +41,7 @@ impl PcapSink {
             ..PcapHeader::default()
         };
         let writer = PcapWriter::with_header(file, header).map_err(std::io::Error::other)?;
-        Ok(PcapSink { writer })
+        Ok(PcapSink { writer, clamped: 0 })
     }
 
     /// Writes out what is buffered; the file is complete once this returns `Ok`.
@@ -44,9 +50,14 @@ impl PcapSink {
         self.writer.into_writer().flush()
     }
 
-    /// Appends one frame.
+    /// Appends one frame. A time pcap cannot hold (a pcapng input, or its `if_tsoffset`,
+    /// past 2106) is written as the last one it can, and counted: the frame is what matters.
     pub fn write(&mut self, timestamp_ns: u64, bytes: &[u8]) -> std::io::Result<()> {
-        let ts = std::time::Duration::from_nanos(timestamp_ns);
+        let mut ts = std::time::Duration::from_nanos(timestamp_ns);
+        if ts > PCAP_END {
+            ts = PCAP_END;
+            self.clamped += 1;
+        }
         let packet = PcapPacket::new(ts, bytes.len() as u32, bytes);
         self.writer.write_packet(&packet).map(|_| ()).map_err(std::io::Error::other)
     }
@@ -61,6 +72,8 @@ pub struct PcapIo {
     pub skipped: BTreeMap<u32, u64>,
     /// A read error met mid-batch, reported on the next poll once the batch is through.
     pending: Option<CaptureError>,
+    /// The sink's count of clamped times, once it is finished.
+    clamped_at_finish: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -78,12 +91,19 @@ impl PcapIo {
             .map(|path| PcapSink::create(path).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display())))
             .transpose()?;
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
-        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None })
+        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None, clamped_at_finish: 0 })
     }
 
     /// Flushes the output (if any): every frame written, or the error that kept it from disk.
     pub fn finish(&mut self) -> std::io::Result<()> {
-        self.sink.take().map_or(Ok(()), PcapSink::finish)
+        let Some(sink) = self.sink.take() else { return Ok(()) };
+        self.clamped_at_finish = sink.clamped;
+        sink.finish()
+    }
+
+    /// Frames written with their time clamped to pcap's last second ([`PcapSink::clamped`]).
+    pub fn clamped(&self) -> u64 {
+        self.sink.as_ref().map_or(self.clamped_at_finish, |s| s.clamped)
     }
 
     /// Records read so far.
@@ -144,5 +164,30 @@ impl FrameIo for PcapIo {
         }
         spill.clear();
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_past_2106_are_written_at_its_last_second_and_counted() {
+        let path = std::env::temp_dir().join(format!("transitd-pcap-sink-{}.pcap", std::process::id()));
+        let mut sink = PcapSink::create(&path).unwrap();
+        let last = u64::from(u32::MAX) * 1_000_000_000;
+        for ns in [5, last + 999_999_999, last + 1_000_000_000, u64::MAX] {
+            sink.write(ns, &[0u8; 60]).unwrap();
+        }
+        assert_eq!(sink.clamped, 2);
+        sink.finish().unwrap();
+        let mut reader = pcap_file::pcap::PcapReader::new(File::open(&path).unwrap()).unwrap();
+        let mut times = Vec::new();
+        while let Some(p) = reader.next_packet() {
+            times.push(p.unwrap().timestamp);
+        }
+        let end = std::time::Duration::new(u64::from(u32::MAX), 999_999_999);
+        assert_eq!(times, [std::time::Duration::from_nanos(5), end, end, end]);
+        let _ = std::fs::remove_file(path);
     }
 }
