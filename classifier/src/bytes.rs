@@ -270,16 +270,8 @@ impl Pattern {
     /// Compiles `pattern` (the bytes of a string literal) as tshark 4.0 reads it: bytes, not
     /// UTF-8, and case-insensitive unless it says otherwise.
     pub fn new(pattern: &[u8]) -> Result<Pattern, String> {
-        // The regex crate reads a `&str`: bytes above 0x7f (from `\xff` escapes in the
-        // literal) become `\xff` escapes of the pattern, which match that byte.
-        let mut text = String::with_capacity(pattern.len());
-        for &b in pattern {
-            if b.is_ascii() {
-                text.push(char::from(b));
-            } else {
-                text.push_str(&format!("\\x{b:02x}"));
-            }
-        }
+        // PCRE2's syntax in the regex crate's, where the two differ (see `pcre`).
+        let text = crate::pcre::translate(pattern)?;
         regex::bytes::RegexBuilder::new(&text)
             .unicode(false)
             .case_insensitive(true)

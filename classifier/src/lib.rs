@@ -17,6 +17,7 @@ pub mod field;
 pub mod limit;
 pub mod list;
 pub mod parse;
+pub mod pcre;
 pub mod rule;
 pub mod set;
 pub mod table;

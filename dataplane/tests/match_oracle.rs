@@ -241,6 +241,36 @@ fn link_fields_select_what_tshark_selects_on_every_frame() {
     assert!(selective >= 20, "only {selective} of the pairs select a frame");
 }
 
+/// `matches` selects what tshark's PCRE2 selects, pattern by pattern, over datagrams made
+/// for it (line ends, vertical and horizontal white space, NEL, escapes, metacharacters as
+/// text); the patterns transitd refuses (backtracking-only constructs) tshark accepts.
+#[test]
+fn patterns_match_what_pcre2_matches() {
+    let file = pcap("generated/payload-text.pcap");
+    let mut sharkd = Sharkd::open(&file, &[]);
+    let text = std::fs::read_to_string(root().join("dataplane/tests/data/match_patterns.txt")).unwrap();
+    let (mut compared, mut selective) = (0, 0);
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (refused, pattern) = match line.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, line),
+        };
+        // Quoted into a display filter, whose strings take `\\` and `\"` escapes.
+        let expr = format!("udp.payload matches \"{}\"", pattern.replace('\\', "\\\\").replace('"', "\\\""));
+        let theirs = sharkd.frames(&expr).unwrap_or_else(|e| panic!("tshark refuses `{pattern}`: {e}"));
+        match classifier::parse(&expr) {
+            Err(e) => assert!(refused, "transitd refuses `{pattern}`: {}", e.render(&expr)),
+            Ok(_) => {
+                assert!(!refused, "transitd accepts `{pattern}`, listed as refused");
+                assert_eq!(transitd_frames(&file, &expr), theirs, "`{pattern}`");
+                compared += 1;
+                selective += usize::from(!theirs.is_empty());
+            }
+        }
+    }
+    assert!(compared >= 90 && selective * 10 >= compared * 8, "{selective} of {compared} patterns select a frame");
+}
+
 /// `in $name` selects what the same members written inline select in tshark.
 #[test]
 fn lists_select_what_their_members_written_inline_select() {

@@ -1,0 +1,580 @@
+//! PCRE2 patterns, as tshark's `matches` reads them, rewritten for the `regex` crate.
+//!
+//! Wireshark 4.0 runs `matches` on PCRE2 over bytes (no UTF). transitd runs the `regex`
+//! crate, which is linear in the bytes whatever the pattern, so what PCRE2 can only do by
+//! backtracking (back-references, look-around, atomic groups, possessive quantifiers) is
+//! refused here, with a reason. The rest is rewritten where the two read the same text
+//! differently, so that a pattern selects what tshark selects:
+//!
+//! - `$` (not in multi-line mode) also matches before a final newline in PCRE2, `\Z` too;
+//!   the regex crate's `$` is the end only. Written `(?:\n?\z)` when nothing but the end of
+//!   the pattern or of an alternative follows (elsewhere refused);
+//! - `\v` is vertical white space in PCRE2 (LF, VT, FF, CR, NEL), the vertical tab alone in
+//!   the regex crate; `\h` (tab, space, no-break space), `\R`, `\N`, `\V`, `\H` are PCRE2's;
+//! - escapes the regex crate lacks: `\e`, `\cX`, `\o{...}`, octal `\0nn` and `\nnn`, `\x`
+//!   with fewer than two digits, `\Q...\E`, `\b` in a class (backspace), `(?#...)` comments,
+//!   `(?'name'...)` groups; `\K` (which moves only where a match is said to start: `matches`
+//!   asks whether there is one) and `\G` (the search starts at the subject's start);
+//! - what the regex crate reads as syntax and PCRE2 as a character: an escaped punctuation
+//!   character (`\<` is a word boundary there), `[` `&&` `--` `~~` inside a class, a `{`
+//!   that starts no quantifier (`{,3}` is text in PCRE2 10.42), white space in a class in
+//!   extended mode.
+//!
+//! Every byte above 0x7f becomes a `\xhh` escape (the regex crate reads a `&str`).
+
+use std::fmt::Write as _;
+
+/// PCRE2's vertical white space in a byte subject: LF, VT, FF, CR and NEL.
+const VERTICAL: &str = r"\n\x0b\x0c\r\x85";
+/// Its horizontal white space: tab, space and no-break space.
+const HORIZONTAL: &str = r"\t\x20\xa0";
+
+/// The regex-crate text of the PCRE2 pattern `pattern`, or why it cannot be had.
+pub fn translate(pattern: &[u8]) -> Result<String, String> {
+    Translator {
+        p: pattern,
+        i: 0,
+        out: String::with_capacity(pattern.len() + 8),
+        groups: 0,
+        flags: vec![Flags::default()],
+    }
+    .run()
+}
+
+/// The flags whose meaning the rewriting depends on; a group restores them at its end.
+#[derive(Clone, Copy, Debug, Default)]
+struct Flags {
+    multi_line: bool,
+    extended: bool,
+}
+
+struct Translator<'a> {
+    p: &'a [u8],
+    i: usize,
+    out: String,
+    /// Capturing groups opened so far (a `\nn` above it is octal, not a back-reference).
+    groups: usize,
+    /// The flags of each open group, innermost last.
+    flags: Vec<Flags>,
+}
+
+fn unsupported(what: &str) -> String {
+    format!(
+        "{what} is PCRE2's, and transitd's regex engine is linear-time: no back-references, look-around, atomic groups, possessive quantifiers, \\K, \\G, Unicode properties or verbs"
+    )
+}
+
+impl Translator<'_> {
+    fn peek(&self, ahead: usize) -> Option<u8> {
+        self.p.get(self.i + ahead).copied()
+    }
+
+    fn current(&self) -> Flags {
+        self.flags.last().copied().unwrap_or_default()
+    }
+
+    fn flags(&mut self) -> &mut Flags {
+        // The stack always holds the pattern's own flags at the bottom.
+        let last = self.flags.len() - 1;
+        &mut self.flags[last]
+    }
+
+    fn byte(&mut self, b: u8) {
+        let _ = write!(self.out, "\\x{b:02x}");
+    }
+
+    fn run(mut self) -> Result<String, String> {
+        while let Some(c) = self.peek(0) {
+            self.i += 1;
+            match c {
+                b'\\' => self.escape()?,
+                b'[' => self.class()?,
+                b'(' => self.open()?,
+                b')' => {
+                    if self.flags.len() > 1 {
+                        self.flags.pop();
+                    }
+                    self.out.push(')');
+                }
+                b'$' if !self.current().multi_line => self.end_anchor("$")?,
+                b'{' => self.brace()?,
+                // Outside a quantifier or a class these are characters in both.
+                b'}' | b']' => self.byte(c),
+                b'*' | b'+' | b'?' => {
+                    self.out.push(char::from(c));
+                    self.possessive()?;
+                }
+                b'#' if self.current().extended => {
+                    while let Some(b) = self.peek(0) {
+                        self.i += 1;
+                        if b == b'\n' {
+                            break;
+                        }
+                    }
+                }
+                c if c.is_ascii() => self.out.push(char::from(c)),
+                c => self.byte(c),
+            }
+        }
+        Ok(self.out)
+    }
+
+    /// After a quantifier: PCRE2's possessive `+` cannot be had (`?` makes it lazy, which the
+    /// regex crate reads alike).
+    fn possessive(&mut self) -> Result<(), String> {
+        match self.peek(0) {
+            Some(b'+') => Err(unsupported("a possessive quantifier")),
+            Some(b'?') => {
+                self.i += 1;
+                self.out.push('?');
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `{`: a quantifier `{n}`, `{n,}` or `{n,m}`, else (PCRE2 10.42) the character.
+    fn brace(&mut self) -> Result<(), String> {
+        let rest = &self.p[self.i..];
+        let Some(close) = rest.iter().position(|&b| b == b'}') else {
+            self.byte(b'{');
+            return Ok(());
+        };
+        let inner = &rest[..close];
+        let number = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+        let quantifier = match inner.iter().position(|&b| b == b',') {
+            None => number(inner),
+            Some(comma) => number(&inner[..comma]) && (comma + 1 == inner.len() || number(&inner[comma + 1..])),
+        };
+        if !quantifier {
+            self.byte(b'{');
+            return Ok(());
+        }
+        self.out.push('{');
+        self.out.extend(inner.iter().map(|&b| char::from(b)));
+        self.out.push('}');
+        self.i += close + 1;
+        self.possessive()
+    }
+
+    /// `$` or `\Z`: the end, or before a newline that ends the subject.
+    fn end_anchor(&mut self, what: &str) -> Result<(), String> {
+        if !self.at_tail() {
+            return Err(format!(
+                "{what} followed by more pattern: PCRE2's {what} also matches before a final newline, which transitd can write only where nothing follows it"
+            ));
+        }
+        self.out.push_str(r"(?:\n?\z)");
+        Ok(())
+    }
+
+    /// Whether nothing can be matched after the current position: what follows is only the
+    /// ends of groups (not repeated) and other alternatives, up to the end of the pattern.
+    /// Where that holds, what an item here consumes cannot change whether the rest matches.
+    fn at_tail(&self) -> bool {
+        let mut j = self.i;
+        loop {
+            if self.current().extended {
+                while self.p.get(j).is_some_and(u8::is_ascii_whitespace) {
+                    j += 1;
+                }
+            }
+            match self.p.get(j) {
+                None => return true,
+                Some(b')') => {
+                    j += 1;
+                    if matches!(self.p.get(j), Some(b'*' | b'+' | b'?' | b'{')) {
+                        return false;
+                    }
+                }
+                Some(b'|') => match group_end(self.p, j + 1) {
+                    Some(close) => j = close,
+                    None => return true,
+                },
+                Some(_) => return false,
+            }
+        }
+    }
+
+    /// `(`, read.
+    fn open(&mut self) -> Result<(), String> {
+        let mut inherited = self.current();
+        match (self.peek(0), self.peek(1)) {
+            (Some(b'*'), _) => return Err(unsupported("a (*VERB)")),
+            (Some(b'?'), Some(b'#')) => {
+                // A comment, to its `)`.
+                let close = self.p[self.i..].iter().position(|&b| b == b')').ok_or("(?# without its )")?;
+                self.i += close + 1;
+                return Ok(());
+            }
+            (Some(b'?'), Some(b'\'')) => {
+                let rest = &self.p[self.i + 2..];
+                let close = rest.iter().position(|&b| b == b'\'').ok_or("(?' without its closing quote")?;
+                let name = std::str::from_utf8(&rest[..close]).map_err(|_| "a group name that is not ASCII")?;
+                self.groups += 1;
+                let _ = write!(self.out, "(?P<{name}>");
+                self.i += 2 + close + 1;
+            }
+            (Some(b'?'), Some(b'<' | b'P')) if !matches!(self.peek(2), Some(b'=' | b'!' | b'>')) => {
+                // `(?<name>` and `(?P<name>`; `(?P>name)` and `(?<=`/`(?<!` are not groups.
+                self.groups += 1;
+                self.out.push('(');
+            }
+            (Some(b'?'), Some(b':')) => self.out.push('('),
+            (Some(b'?'), _) => {
+                // Flags, `(?flags)` or `(?flags:`; anything else is PCRE2 syntax the regex
+                // crate lacks.
+                let mut j = self.i + 1;
+                let mut on = true;
+                while let Some(&b) = self.p.get(j) {
+                    match b {
+                        b'-' => on = false,
+                        b'm' => inherited.multi_line = on,
+                        b'x' => inherited.extended = on,
+                        b'i' | b's' | b'U' => {}
+                        b')' | b':' => break,
+                        _ => return Err(unsupported(&format!("(?{}", char::from(b)))),
+                    }
+                    j += 1;
+                }
+                match self.p.get(j) {
+                    Some(b')') => {
+                        // Flags for the rest of the enclosing group: no group of their own.
+                        *self.flags() = inherited;
+                        self.out.push_str(&String::from_utf8_lossy(&self.p[self.i - 1..=j]));
+                        self.i = j + 1;
+                        return Ok(());
+                    }
+                    Some(b':') => {
+                        self.out.push_str(&String::from_utf8_lossy(&self.p[self.i - 1..=j]));
+                        self.i = j + 1;
+                        self.flags.push(inherited);
+                        return Ok(());
+                    }
+                    _ => return Err("(? without its )".into()),
+                }
+            }
+            _ => {
+                self.groups += 1;
+                self.out.push('(');
+            }
+        }
+        self.flags.push(inherited);
+        Ok(())
+    }
+
+    /// A bracketed class, after its `[`. Members are written as `\xhh` escapes or classes,
+    /// so that nothing in them is syntax to the regex crate (which reads `[` inside a
+    /// class as a nested class and `&&`, `--`, `~~` as set operations).
+    fn class(&mut self) -> Result<(), String> {
+        self.out.push('[');
+        if self.peek(0) == Some(b'^') {
+            self.i += 1;
+            self.out.push('^');
+        }
+        let mut first = true;
+        loop {
+            let Some(c) = self.peek(0) else { return Err("missing terminating ] for character class".into()) };
+            if c == b']' && !first {
+                self.i += 1;
+                self.out.push(']');
+                return Ok(());
+            }
+            first = false;
+            let item = self.class_item()?;
+            // `a-z`: a range between two characters; a `-` before `]` is a member.
+            let range = matches!(item, Member::Byte(_))
+                && self.peek(0) == Some(b'-')
+                && self.peek(1).is_some_and(|b| b != b']');
+            match (item, range) {
+                (Member::Byte(lo), true) => {
+                    self.i += 1;
+                    let Member::Byte(hi) = self.class_item()? else {
+                        return Err("invalid range in character class".into());
+                    };
+                    if lo > hi {
+                        return Err("range out of order in character class".into());
+                    }
+                    let _ = write!(self.out, "\\x{lo:02x}-\\x{hi:02x}");
+                }
+                (Member::Byte(b), false) => self.byte(b),
+                (Member::Set(text), _) => {
+                    if self.peek(0) == Some(b'-') && self.peek(1).is_some_and(|b| b != b']') {
+                        return Err("invalid range in character class".into());
+                    }
+                    self.out.push_str(&text);
+                }
+                (Member::Bytes(bytes), _) => bytes.into_iter().for_each(|b| self.byte(b)),
+            }
+        }
+    }
+
+    /// One member of a class.
+    fn class_item(&mut self) -> Result<Member, String> {
+        let Some(c) = self.peek(0) else { return Err("missing terminating ] for character class".into()) };
+        self.i += 1;
+        if c == b'[' && self.peek(0) == Some(b':') {
+            // A POSIX class, `[:alpha:]`, which both read alike.
+            if let Some(close) = self.p[self.i..].windows(2).position(|w| w == b":]") {
+                let text = format!("[{}", String::from_utf8_lossy(&self.p[self.i..self.i + close + 2]));
+                self.i += close + 2;
+                return Ok(Member::Set(text));
+            }
+        }
+        if c != b'\\' {
+            return Ok(Member::Byte(c));
+        }
+        let Some(e) = self.peek(0) else { return Err("\\ at end of pattern".into()) };
+        self.i += 1;
+        let set = |members: &str, negated: bool| {
+            // A negated one nests (the regex crate takes `[a[^b]]`).
+            Member::Set(if negated { format!("[^{members}]") } else { members.to_string() })
+        };
+        Ok(match e {
+            b'v' | b'V' => set(VERTICAL, e == b'V'),
+            b'h' | b'H' => set(HORIZONTAL, e == b'H'),
+            b'd' | b'D' | b's' | b'S' | b'w' | b'W' => Member::Set(format!("\\{}", char::from(e))),
+            b'Q' => Member::Bytes(self.quoted()),
+            b'E' => Member::Bytes(Vec::new()),
+            _ => match self.byte_escape(e, true)? {
+                Some(b) => Member::Byte(b),
+                None => return Err(format!("\\{} is not an escape PCRE2 takes in a class", char::from(e))),
+            },
+        })
+    }
+
+    /// The bytes of `\Q...\E` (or to the end), after its `\Q`.
+    fn quoted(&mut self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        while let Some(b) = self.peek(0) {
+            if b == b'\\' && self.peek(1) == Some(b'E') {
+                self.i += 2;
+                break;
+            }
+            self.i += 1;
+            bytes.push(b);
+        }
+        bytes
+    }
+
+    /// An escape outside a class, after its `\`.
+    fn escape(&mut self) -> Result<(), String> {
+        let Some(c) = self.peek(0) else { return Err("\\ at end of pattern".into()) };
+        self.i += 1;
+        match c {
+            b'v' | b'V' => self.out.push_str(&format!("[{}{VERTICAL}]", if c == b'V' { "^" } else { "" })),
+            b'h' | b'H' => self.out.push_str(&format!("[{}{HORIZONTAL}]", if c == b'H' { "^" } else { "" })),
+            // PCRE2's `\R` is atomic (it never gives back the `\n` of a `\r\n`), which the
+            // alternation is only where nothing follows it.
+            b'R' if self.at_tail() => self.out.push_str(&format!(r"(?:\r\n|[{VERTICAL}])")),
+            b'R' => {
+                return Err("\\R followed by more pattern: PCRE2's \\R never gives back the \\n of a CRLF, which transitd can write only where nothing follows it".into());
+            }
+            b'N' if self.peek(0) != Some(b'{') => self.out.push_str(r"[^\n]"),
+            b'Z' => self.end_anchor("\\Z")?,
+            // Whether a match exists: `\K` only moves where the reported match starts, and a
+            // search from the subject's start has `\G` there.
+            b'K' => {}
+            b'G' => self.out.push_str(r"\A"),
+            b'Q' => {
+                for b in self.quoted() {
+                    self.byte(b);
+                }
+            }
+            b'E' => {}
+            b'd' | b'D' | b's' | b'S' | b'w' | b'W' | b'b' | b'B' | b'A' | b'z' => {
+                self.out.push('\\');
+                self.out.push(char::from(c));
+            }
+            b'X' | b'C' | b'g' | b'k' | b'p' | b'P' | b'N' => return Err(unsupported(&format!("\\{}", char::from(c)))),
+            _ => match self.byte_escape(c, false)? {
+                Some(b) => self.byte(b),
+                None => return Err(format!("\\{} is not an escape PCRE2 knows", char::from(c))),
+            },
+        }
+        Ok(())
+    }
+
+    /// An escape that stands for one byte (after its `\`, `c` read): a character's name,
+    /// a code in octal or hex, or a punctuation character itself; `None` for a letter that
+    /// is none of these.
+    fn byte_escape(&mut self, c: u8, in_class: bool) -> Result<Option<u8>, String> {
+        Ok(Some(match c {
+            b'e' => 0x1b,
+            b'a' => 0x07,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'f' => 0x0c,
+            b'b' if in_class => 0x08,
+            b'c' => {
+                let x = self.peek(0).filter(u8::is_ascii).ok_or("\\c at end of pattern")?;
+                self.i += 1;
+                x.to_ascii_uppercase() ^ 0x40
+            }
+            b'o' => {
+                let rest = &self.p[self.i..];
+                let close = rest.iter().position(|&b| b == b'}').filter(|_| rest.first() == Some(&b'{'));
+                let digits = close.map(|c| &rest[1..c]).ok_or("\\o must be followed by {octal digits}")?;
+                let value = octal(digits).ok_or("\\o{...} holds octal digits up to 377")?;
+                self.i += digits.len() + 2;
+                value
+            }
+            b'0' => {
+                let n = self.p[self.i..].iter().take(2).take_while(|b| (b'0'..=b'7').contains(*b)).count();
+                let value = octal(&self.p[self.i - 1..self.i + n]).ok_or("octal escape above 377")?;
+                self.i += n;
+                value
+            }
+            b'1'..=b'9' => {
+                let digits = self.p[self.i - 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let decimal = std::str::from_utf8(&self.p[self.i - 1..self.i - 1 + digits])
+                    .ok()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX);
+                // PCRE2: a back-reference below 10 or to a group opened before; else octal.
+                if !in_class && (decimal < 10 || decimal <= self.groups) {
+                    return Err(unsupported("a back-reference"));
+                }
+                let n = self.p[self.i - 1..].iter().take(3).take_while(|b| (b'0'..=b'7').contains(*b)).count();
+                if n == 0 {
+                    return Err(format!("\\{} is neither a back-reference nor octal", char::from(c)));
+                }
+                let value = octal(&self.p[self.i - 1..self.i - 1 + n]).ok_or("octal escape above 377")?;
+                self.i += n - 1;
+                value
+            }
+            b'x' if self.peek(0) == Some(b'{') => {
+                let rest = &self.p[self.i + 1..];
+                let close = rest.iter().position(|&b| b == b'}').ok_or("\\x{ without its }")?;
+                let digits = std::str::from_utf8(&rest[..close]).map_err(|_| "\\x{...} holds hex digits")?;
+                let value = u32::from_str_radix(digits, 16).map_err(|_| "\\x{...} holds hex digits")?;
+                // Without UTF, a code is a byte.
+                let value = u8::try_from(value).map_err(|_| "character code point value in \\x{} is too large")?;
+                self.i += close + 2;
+                value
+            }
+            b'x' => {
+                let n = self.p[self.i..].iter().take(2).take_while(|b| b.is_ascii_hexdigit()).count();
+                let digits = std::str::from_utf8(&self.p[self.i..self.i + n]).unwrap_or("");
+                self.i += n;
+                if n == 0 { 0 } else { u8::from_str_radix(digits, 16).map_err(|e| e.to_string())? }
+            }
+            c if c.is_ascii_alphanumeric() => return Ok(None),
+            // Punctuation, white space and high bytes stand for themselves.
+            c => c,
+        }))
+    }
+}
+
+/// A member of a bracketed class.
+enum Member {
+    /// One byte, which may start or end a range.
+    Byte(u8),
+    /// A class of its own, in the regex crate's text (`\d`, `[:alpha:]`, `[^\t\x20\xa0]`).
+    Set(String),
+    /// Bytes that stand for themselves (`\Q...\E`).
+    Bytes(Vec<u8>),
+}
+
+/// The index of the `)` that closes the group around `from`, `None` at the top level:
+/// escapes, `\Q...\E` and classes skipped.
+fn group_end(p: &[u8], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut j = from;
+    while let Some(&c) = p.get(j) {
+        match c {
+            b'\\' if p.get(j + 1) == Some(&b'Q') => {
+                j = p[j..].windows(2).position(|w| w == b"\\E").map_or(p.len(), |e| j + e + 1);
+            }
+            b'\\' => j += 1,
+            b'[' => {
+                j += 1;
+                if p.get(j) == Some(&b'^') {
+                    j += 1;
+                }
+                if p.get(j) == Some(&b']') {
+                    j += 1;
+                }
+                while let Some(&c) = p.get(j) {
+                    match c {
+                        b'\\' => j += 1,
+                        b'[' if p.get(j + 1) == Some(&b':') => {
+                            j = p[j..].windows(2).position(|w| w == b":]").map_or(j, |e| j + e + 1);
+                        }
+                        b']' => break,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some(j),
+            b')' => depth -= 1,
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+/// Octal digits as a byte, `None` above 0o377.
+fn octal(digits: &[u8]) -> Option<u8> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u8::from_str_radix(text, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(p: &str) -> String {
+        translate(p.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn pcre2_syntax_becomes_regex_syntax() {
+        assert_eq!(t(r"a\.b"), r"a\x2eb");
+        assert_eq!(t(r"two$"), r"two(?:\n?\z)");
+        assert_eq!(t(r"(a$|b\Z)"), r"(a(?:\n?\z)|b(?:\n?\z))");
+        assert_eq!(t(r"(a$|(b|[)|]c))|d"), r"(a(?:\n?\z)|(b|[\x29\x7c]c))|d");
+        assert_eq!(t(r"a\R|b"), r"a(?:\r\n|[\n\x0b\x0c\r\x85])|b");
+        assert_eq!(t(r"(?m)two$"), r"(?m)two$");
+        assert_eq!(t(r"(?m:a$)b$"), r"(?m:a$)b(?:\n?\z)");
+        assert_eq!(t(r"\v"), r"[\n\x0b\x0c\r\x85]");
+        assert_eq!(t(r"[^\v\h]"), r"[^\n\x0b\x0c\r\x85\t\x20\xa0]");
+        assert_eq!(t(r"[a\V]"), r"[\x61[^\n\x0b\x0c\r\x85]]");
+        assert_eq!(t(r"\012\101\0\cj\o{101}\e\x4\x"), r"\x0a\x41\x00\x0a\x41\x1b\x04\x00");
+        assert_eq!(t(r"\Qa.b\E+"), r"\x61\x2e\x62+");
+        assert_eq!(t(r"x{,3}y{2}z{1,}"), r"x\x7b,3\x7dy{2}z{1,}");
+        assert_eq!(t(r"[[x]y]"), r"[\x5b\x78]y\x5d");
+        assert_eq!(t(r"[a&&b~~d]"), r"[\x61\x26\x26\x62\x7e\x7e\x64]");
+        // A `-` between two characters is a range, whatever they are; before `]`, a member.
+        assert_eq!(t(r"[+--][a-][]x]"), r"[\x2b-\x2d][\x61\x2d][\x5d\x78]");
+        assert_eq!(t(r"[\w\d-][[:alpha:]\b]"), r"[\w\d\x2d][[:alpha:]\x08]");
+        assert_eq!(t(r"\Ga\Kb"), r"\Aab");
+        assert_eq!(t(r"[a-z]"), r"[\x61-\x7a]");
+        assert_eq!(t(r"(?#note)GET(?'n'x)"), r"GET(?P<n>x)");
+        assert_eq!(t(r"\<tag\>"), r"\x3ctag\x3e");
+        assert_eq!(t("caf\u{e9}"), r"caf\xc3\xa9");
+    }
+
+    #[test]
+    fn backtracking_only_constructs_are_refused() {
+        for p in [r"(a)\1", r"a++", r"a*+b", r"a{2}+", r"(?>a)", r"(?=a)", r"(?<!a)", r"\p{L}", r"(*CR)a", r"a$b", r"\"]
+        {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        // An end anchor or `\R` with something after it, at any depth.
+        for p in [r"(a$)\n", r"(a$|b)\n", r"(a$)+", r"\R\R", r"(\R)?x", r"(?:a\Z|b)c"] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        // What PCRE2 refuses too.
+        for p in [r"[c--d]", r"[\d-z]", r"[a-\d]", r"[a", r"\x{100}", r"\i"] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        // `\12` is octal when fewer than twelve groups were opened before it.
+        assert_eq!(t(r"\12"), r"\x0a");
+        assert!(translate(br"()()()()()()()()()()()()\12").is_err());
+    }
+}
