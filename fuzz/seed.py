@@ -29,6 +29,11 @@ for sub in ("real", "malformed", "generated"):
 exprs = [l.strip() for l in open(os.path.join(root, "dataplane/tests/data/match_expressions.txt")) if l.strip() and not l.startswith("#")]
 for e in exprs:
     put("rule", e.encode())
+# `matches` patterns (PCRE2 syntax), quoted into rules as the oracle test quotes them.
+for line in open(os.path.join(root, "dataplane/tests/data/match_patterns.txt")):
+    p = line.rstrip("\n").lstrip("!")
+    if p and not line.startswith("#"):
+        put("rule", ('udp.payload matches "' + p.replace("\\", "\\\\").replace('"', '\\"') + '"').encode())
 rng = random.Random(1)
 for _ in range(40):
     rules = "\n".join(rng.sample(exprs, 5)).encode()

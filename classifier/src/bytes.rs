@@ -21,7 +21,7 @@
 //! - byte strings order by length first, then byte by byte;
 //! - `contains` is case-sensitive, `matches` is case-insensitive unless the pattern says
 //!   `(?-i)`, and neither holds of an empty byte string;
-//! - a string literal ends at its first NUL byte (Wireshark's strings are C strings).
+//! - a string literal keeps its NUL bytes (`"a\x00b"` is three bytes, as in tshark 4.0).
 //!
 //! `matches` compiles with the `regex` crate (linear time in the bytes, whatever the
 //! pattern). PCRE-only constructs (look-around, back-references) are refused when the rule is
@@ -369,7 +369,7 @@ pub fn byte_literal(word: &str) -> Option<Vec<u8>> {
 
 /// The bytes of a string literal's text (between the quotes), as Wireshark 4.0 reads it:
 /// `\\`, `\"`, `\a \b \f \n \r \t \v`, `\xhh` and `\ooo` escapes; a raw string (`r"..."`)
-/// keeps its backslashes. The value ends at the first NUL byte, as Wireshark's C strings do.
+/// keeps its backslashes. NUL bytes are kept, as tshark 4.0 keeps them.
 pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
     let b = text.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -418,9 +418,6 @@ pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
             return Err(format!("\\{} is not a valid escape sequence.", char::from(e)));
         }
     }
-    if let Some(nul) = out.iter().position(|&c| c == 0) {
-        out.truncate(nul);
-    }
     Ok(out)
 }
 
@@ -464,7 +461,7 @@ mod tests {
         assert_eq!(byte_literal("450"), None);
         assert_eq!(byte_literal("4g"), None);
         assert_eq!(string_literal(r#"H\tT\x48\110\\\""#, false).unwrap(), b"H\tTHH\\\"");
-        assert_eq!(string_literal(r"a\x00b", false).unwrap(), b"a");
+        assert_eq!(string_literal(r"a\x00b\0\000", false).unwrap(), b"a\0b\0\0");
         assert_eq!(string_literal(r"\xff\d", true).unwrap(), br"\xff\d");
         assert!(string_literal(r"\q", false).is_err());
     }

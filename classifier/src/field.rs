@@ -136,6 +136,9 @@ dims! {
     TcpUrgent,
     /// The value of the first TCP MSS option.
     TcpMss,
+    /// The value of the last, when a segment has more than one (Linux's receiver takes
+    /// the last: a rule on the first alone could be sidestepped).
+    TcpMssLast,
     /// TCP segment length (`tcp.len`) or the UDP length field (`udp.length`).
     L4Len,
     /// TCP or UDP checksum field.
@@ -611,7 +614,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("tcp.window_size_value", U16, [occ(TCP, Narrow(Dim::TcpWindow))]),
     field!("tcp.checksum", U16, [occ(TCP, Narrow(Dim::L4Checksum))]),
     field!("tcp.urgent_pointer", U16, [occ(TCP, Narrow(Dim::TcpUrgent))]),
-    field!("tcp.options.mss_val", U16, [occ(TCP, Narrow(Dim::TcpMss))]),
+    field!("tcp.options.mss_val", U16, [occ(TCP, Narrow(Dim::TcpMss)), occ(TCP, Narrow(Dim::TcpMssLast))]),
     field!("tcp.flags", U16, [occ(TCP, Narrow(Dim::TcpFlags))]),
     field!("tcp.flags.fin", Ty::Bool, [occ(TCP, Narrow(Dim::TcpFin))]),
     field!("tcp.flags.syn", Ty::Bool, [occ(TCP, Narrow(Dim::TcpSyn))]),

@@ -2,8 +2,8 @@
 //!
 //! Wireshark 4.0 runs `matches` on PCRE2 over bytes (no UTF). transitd runs the `regex`
 //! crate, which is linear in the bytes whatever the pattern, so what PCRE2 can only do by
-//! backtracking (back-references, look-around, atomic groups, possessive quantifiers) is
-//! refused here, with a reason. The rest is rewritten where the two read the same text
+//! backtracking (back-references, look-around, atomic groups, possessive quantifiers with
+//! pattern after them) is refused here, with a reason. The rest is rewritten where the two read the same text
 //! differently, so that a pattern selects what tshark selects:
 //!
 //! - `$` (not in multi-line mode) also matches before a final newline in PCRE2, `\Z` too;
@@ -104,6 +104,8 @@ impl Translator<'_> {
                     self.out.push(char::from(c));
                     self.possessive()?;
                 }
+                // Extended mode skips NEL too (PCRE2's pattern white space).
+                0x85 if self.current().extended => {}
                 b'#' if self.current().extended => {
                     while let Some(b) = self.peek(0) {
                         self.i += 1;
@@ -122,37 +124,68 @@ impl Translator<'_> {
     /// After a quantifier: PCRE2's possessive `+` cannot be had (`?` makes it lazy, which the
     /// regex crate reads alike).
     fn possessive(&mut self) -> Result<(), String> {
-        match self.peek(0) {
-            Some(b'+') => Err(unsupported("a possessive quantifier")),
-            Some(b'?') => {
-                self.i += 1;
-                self.out.push('?');
-                Ok(())
+        // PCRE2 reads the modifier past white space and comments (extended mode), `(?#...)`
+        // and `\E`.
+        let j = self.significant(self.i);
+        match self.p.get(j) {
+            Some(b'+') => {
+                // Where nothing follows, giving back never matters to whether there is a match.
+                self.i = j + 1;
+                if self.at_tail() { Ok(()) } else { Err(unsupported("a possessive quantifier")) }
             }
-            _ => Ok(()),
+            Some(b'?') => {
+                self.i = j + 1;
+                self.out.push('?');
+                self.no_second_quantifier()
+            }
+            _ => self.no_second_quantifier(),
+        }
+    }
+
+    /// A quantifier cannot follow a quantifier (PCRE2 refuses `a**` and `a?{2}`; the regex
+    /// crate would nest them).
+    fn no_second_quantifier(&self) -> Result<(), String> {
+        let j = self.significant(self.i);
+        let braced = self.p.get(j) == Some(&b'{') && quantifier_len(&self.p[j + 1..]).is_some();
+        if matches!(self.p.get(j), Some(b'*' | b'+' | b'?')) || braced {
+            return Err("quantifier does not follow a repeatable item".into());
+        }
+        Ok(())
+    }
+
+    /// The first position from `j` on that is not white space or a comment in extended
+    /// mode, a `(?#...)` comment, or a `\E` (or empty `\Q\E`): what PCRE2 reads past.
+    fn significant(&self, mut j: usize) -> usize {
+        let extended = self.current().extended;
+        loop {
+            let rest = &self.p[j.min(self.p.len())..];
+            if rest.starts_with(b"\\E") {
+                j += 2;
+            } else if rest.starts_with(b"\\Q\\E") {
+                j += 4;
+            } else if rest.starts_with(b"(?#") {
+                match rest.iter().position(|&b| b == b')') {
+                    Some(close) => j += close + 1,
+                    None => return j,
+                }
+            } else if extended && rest.first().is_some_and(|&b| is_extended_space(b)) {
+                j += 1;
+            } else if extended && rest.first() == Some(&b'#') {
+                j += rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |n| n + 1);
+            } else {
+                return j;
+            }
         }
     }
 
     /// `{`: a quantifier `{n}`, `{n,}` or `{n,m}`, else (PCRE2 10.42) the character.
     fn brace(&mut self) -> Result<(), String> {
-        let rest = &self.p[self.i..];
-        let Some(close) = rest.iter().position(|&b| b == b'}') else {
+        let Some(close) = quantifier_len(&self.p[self.i..]) else {
             self.byte(b'{');
             return Ok(());
         };
-        let inner = &rest[..close];
-        let number = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-        let quantifier = match inner.iter().position(|&b| b == b',') {
-            None => number(inner),
-            Some(comma) => number(&inner[..comma]) && (comma + 1 == inner.len() || number(&inner[comma + 1..])),
-        };
-        if !quantifier {
-            self.byte(b'{');
-            return Ok(());
-        }
         self.out.push('{');
-        self.out.extend(inner.iter().map(|&b| char::from(b)));
-        self.out.push('}');
+        self.out.push_str(&String::from_utf8_lossy(&self.p[self.i..self.i + close + 1]));
         self.i += close + 1;
         self.possessive()
     }
@@ -174,20 +207,16 @@ impl Translator<'_> {
     fn at_tail(&self) -> bool {
         let mut j = self.i;
         loop {
-            if self.current().extended {
-                while self.p.get(j).is_some_and(u8::is_ascii_whitespace) {
-                    j += 1;
-                }
-            }
+            j = self.significant(j);
             match self.p.get(j) {
                 None => return true,
                 Some(b')') => {
-                    j += 1;
+                    j = self.significant(j + 1);
                     if matches!(self.p.get(j), Some(b'*' | b'+' | b'?' | b'{')) {
                         return false;
                     }
                 }
-                Some(b'|') => match group_end(self.p, j + 1) {
+                Some(b'|') => match group_end(self.p, j + 1, self.current().extended) {
                     Some(close) => j = close,
                     None => return true,
                 },
@@ -268,12 +297,14 @@ impl Translator<'_> {
     /// class as a nested class and `&&`, `--`, `~~` as set operations).
     fn class(&mut self) -> Result<(), String> {
         self.out.push('[');
+        self.skip_quote_ends();
         if self.peek(0) == Some(b'^') {
             self.i += 1;
             self.out.push('^');
         }
         let mut first = true;
         loop {
+            self.skip_quote_ends();
             let Some(c) = self.peek(0) else { return Err("missing terminating ] for character class".into()) };
             if c == b']' && !first {
                 self.i += 1;
@@ -281,32 +312,77 @@ impl Translator<'_> {
                 return Ok(());
             }
             first = false;
-            let item = self.class_item()?;
-            // `a-z`: a range between two characters; a `-` before `]` is a member.
-            let range = matches!(item, Member::Byte(_))
-                && self.peek(0) == Some(b'-')
-                && self.peek(1).is_some_and(|b| b != b']');
-            match (item, range) {
-                (Member::Byte(lo), true) => {
-                    self.i += 1;
-                    let Member::Byte(hi) = self.class_item()? else {
-                        return Err("invalid range in character class".into());
-                    };
-                    if lo > hi {
-                        return Err("range out of order in character class".into());
-                    }
-                    let _ = write!(self.out, "\\x{lo:02x}-\\x{hi:02x}");
+            // A member's last byte may begin a range (`a-z`, `\Qa\E-z`); a class may not.
+            let (lead, lo) = match self.class_item()? {
+                Member::Byte(b) => (Vec::new(), Some(b)),
+                Member::Bytes(mut bytes) => {
+                    let last = bytes.pop();
+                    (bytes, last)
                 }
-                (Member::Byte(b), false) => self.byte(b),
-                (Member::Set(text), _) => {
-                    if self.peek(0) == Some(b'-') && self.peek(1).is_some_and(|b| b != b']') {
+                Member::Set(text) => {
+                    if self.range_follows() {
                         return Err("invalid range in character class".into());
                     }
                     self.out.push_str(&text);
+                    continue;
                 }
-                (Member::Bytes(bytes), _) => bytes.into_iter().for_each(|b| self.byte(b)),
+            };
+            lead.into_iter().for_each(|b| self.byte(b));
+            let Some(lo) = lo else { continue };
+            if !self.range_follows() {
+                self.byte(lo);
+                continue;
+            }
+            self.skip_quote_ends();
+            self.i += 1; // the `-`
+            self.skip_quote_ends();
+            let (hi, trail) = match self.class_item()? {
+                Member::Byte(b) => (b, Vec::new()),
+                Member::Bytes(bytes) if !bytes.is_empty() => (bytes[0], bytes[1..].to_vec()),
+                _ => return Err("invalid range in character class".into()),
+            };
+            if lo > hi {
+                return Err("range out of order in character class".into());
+            }
+            let _ = write!(self.out, "\\x{lo:02x}-\\x{hi:02x}");
+            trail.into_iter().for_each(|b| self.byte(b));
+        }
+    }
+
+    /// Skips `\E` and empty `\Q\E`, which PCRE2 reads past in a class.
+    fn skip_quote_ends(&mut self) {
+        loop {
+            let rest = &self.p[self.i..];
+            if rest.starts_with(b"\\E") {
+                self.i += 2;
+            } else if rest.starts_with(b"\\Q\\E") {
+                self.i += 4;
+            } else {
+                return;
             }
         }
+    }
+
+    /// Whether a `-` follows that makes a range: one not before the class's `]`.
+    fn range_follows(&self) -> bool {
+        let mut j = self.i;
+        let skip = |j: &mut usize| loop {
+            let rest = &self.p[*j..];
+            if rest.starts_with(b"\\E") {
+                *j += 2;
+            } else if rest.starts_with(b"\\Q\\E") {
+                *j += 4;
+            } else {
+                return;
+            }
+        };
+        skip(&mut j);
+        if self.p.get(j) != Some(&b'-') {
+            return false;
+        }
+        j += 1;
+        skip(&mut j);
+        self.p.get(j).is_some_and(|&b| b != b']')
     }
 
     /// One member of a class.
@@ -314,10 +390,15 @@ impl Translator<'_> {
         let Some(c) = self.peek(0) else { return Err("missing terminating ] for character class".into()) };
         self.i += 1;
         if c == b'[' && self.peek(0) == Some(b':') {
-            // A POSIX class, `[:alpha:]`, which both read alike.
-            if let Some(close) = self.p[self.i..].windows(2).position(|w| w == b":]") {
-                let text = format!("[{}", String::from_utf8_lossy(&self.p[self.i..self.i + close + 2]));
-                self.i += close + 2;
+            // A POSIX class, `[:alpha:]` or `[:^alpha:]`, which both read alike; anything
+            // else after `[:` is characters, as in PCRE2.
+            let rest = &self.p[self.i + 1..];
+            let name_at = usize::from(rest.first() == Some(&b'^'));
+            let letters = rest[name_at..].iter().take_while(|b| b.is_ascii_alphabetic()).count();
+            if letters > 0 && rest[name_at + letters..].starts_with(b":]") {
+                let end = self.i + 1 + name_at + letters + 2;
+                let text = format!("[{}", String::from_utf8_lossy(&self.p[self.i..end]));
+                self.i = end;
                 return Ok(Member::Set(text));
             }
         }
@@ -370,7 +451,9 @@ impl Translator<'_> {
             b'R' => {
                 return Err("\\R followed by more pattern: PCRE2's \\R never gives back the \\n of a CRLF, which transitd can write only where nothing follows it".into());
             }
-            b'N' if self.peek(0) != Some(b'{') => self.out.push_str(r"[^\n]"),
+            // `\N{U+...}` names a code point (UTF only); `\N{2}` is `\N` twice.
+            b'N' if !self.p[self.i..].starts_with(b"{U+") => self.out.push_str(r"[^\n]"),
+            b'C' => self.out.push_str("(?s:.)"),
             b'Z' => self.end_anchor("\\Z")?,
             // Whether a match exists: `\K` only moves where the reported match starts, and a
             // search from the subject's start has `\G` there.
@@ -386,7 +469,7 @@ impl Translator<'_> {
                 self.out.push('\\');
                 self.out.push(char::from(c));
             }
-            b'X' | b'C' | b'g' | b'k' | b'p' | b'P' | b'N' => return Err(unsupported(&format!("\\{}", char::from(c)))),
+            b'X' | b'g' | b'k' | b'p' | b'P' | b'N' => return Err(unsupported(&format!("\\{}", char::from(c)))),
             _ => match self.byte_escape(c, false)? {
                 Some(b) => self.byte(b),
                 None => return Err(format!("\\{} is not an escape PCRE2 knows", char::from(c))),
@@ -408,7 +491,10 @@ impl Translator<'_> {
             b'f' => 0x0c,
             b'b' if in_class => 0x08,
             b'c' => {
-                let x = self.peek(0).filter(u8::is_ascii).ok_or("\\c at end of pattern")?;
+                let x = self
+                    .peek(0)
+                    .filter(|b| (0x20..0x7f).contains(b))
+                    .ok_or("\\c must be followed by a printable ASCII character")?;
                 self.i += 1;
                 x.to_ascii_uppercase() ^ 0x40
             }
@@ -426,6 +512,8 @@ impl Translator<'_> {
                 self.i += n;
                 value
             }
+            // In a class there are no back-references: `\8` and `\9` are the digits.
+            b'8' | b'9' if in_class => c,
             b'1'..=b'9' => {
                 let digits = self.p[self.i - 1..].iter().take_while(|b| b.is_ascii_digit()).count();
                 let decimal = std::str::from_utf8(&self.p[self.i - 1..self.i - 1 + digits])
@@ -447,8 +535,13 @@ impl Translator<'_> {
             b'x' if self.peek(0) == Some(b'{') => {
                 let rest = &self.p[self.i + 1..];
                 let close = rest.iter().position(|&b| b == b'}').ok_or("\\x{ without its }")?;
-                let digits = std::str::from_utf8(&rest[..close]).map_err(|_| "\\x{...} holds hex digits")?;
-                let value = u32::from_str_radix(digits, 16).map_err(|_| "\\x{...} holds hex digits")?;
+                let digits = &rest[..close];
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
+                    return Err("\\x{...} holds hex digits".into());
+                }
+                let digits = std::str::from_utf8(digits).map_err(|_| "\\x{...} holds hex digits")?;
+                let value =
+                    u32::from_str_radix(digits, 16).map_err(|_| "character code point value in \\x{} is too large")?;
                 // Without UTF, a code is a byte.
                 let value = u8::try_from(value).map_err(|_| "character code point value in \\x{} is too large")?;
                 self.i += close + 2;
@@ -478,12 +571,19 @@ enum Member {
 }
 
 /// The index of the `)` that closes the group around `from`, `None` at the top level:
-/// escapes, `\Q...\E` and classes skipped.
-fn group_end(p: &[u8], from: usize) -> Option<usize> {
+/// escapes, `\Q...\E`, classes and comments (`(?#...)`, `#` to the line's end in extended
+/// mode) skipped.
+fn group_end(p: &[u8], from: usize, extended: bool) -> Option<usize> {
     let mut depth = 0usize;
     let mut j = from;
     while let Some(&c) = p.get(j) {
         match c {
+            b'(' if p[j..].starts_with(b"(?#") => {
+                j += p[j..].iter().position(|&b| b == b')')?;
+            }
+            b'#' if extended => {
+                j += p[j..].iter().position(|&b| b == b'\n').unwrap_or(p.len() - j);
+            }
             b'\\' if p.get(j + 1) == Some(&b'Q') => {
                 j = p[j..].windows(2).position(|w| w == b"\\E").map_or(p.len(), |e| j + e + 1);
             }
@@ -518,10 +618,30 @@ fn group_end(p: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// PCRE2's white space in extended mode, in a byte pattern.
+fn is_extended_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x85)
+}
+
+/// If `rest` (after a `{`) is a quantifier's `n}`, `n,}` or `n,m}`, the index of its `}`.
+fn quantifier_len(rest: &[u8]) -> Option<usize> {
+    let close = rest.iter().position(|&b| b == b'}')?;
+    let inner = &rest[..close];
+    let number = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let ok = match inner.iter().position(|&b| b == b',') {
+        None => number(inner),
+        Some(comma) => number(&inner[..comma]) && (comma + 1 == inner.len() || number(&inner[comma + 1..])),
+    };
+    ok.then_some(close)
+}
+
 /// Octal digits as a byte, `None` above 0o377.
 fn octal(digits: &[u8]) -> Option<u8> {
-    let text = std::str::from_utf8(digits).ok()?;
-    u8::from_str_radix(text, 8).ok()
+    // `from_str_radix` would take a sign.
+    if digits.is_empty() || !digits.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return None;
+    }
+    u8::from_str_radix(std::str::from_utf8(digits).ok()?, 8).ok()
 }
 
 #[cfg(test)]
@@ -554,6 +674,10 @@ mod tests {
         assert_eq!(t(r"[\w\d-][[:alpha:]\b]"), r"[\w\d\x2d][[:alpha:]\x08]");
         assert_eq!(t(r"\Ga\Kb"), r"\Aab");
         assert_eq!(t(r"[a-z]"), r"[\x61-\x7a]");
+        assert_eq!(t(r"[\Qa\E-z][a\E-z][a-\Qz\E][\E^a][\E]a]"), r"[\x61-\x7a][\x61-\x7a][\x61-\x7a][^\x61][\x5d\x61]");
+        assert_eq!(t(r"[[:a]b:]][\8]"), r"[\x5b\x3a\x61]b:\x5d\x5d[\x38]");
+        assert_eq!(translate(b"(?x)a\x85b a$ #c").unwrap(), r"(?x)ab a(?:\n?\z) ");
+        assert_eq!(t(r"a$(?#c)\E|\N{2}\C"), r"a(?:\n?\z)|[^\n]{2}(?s:.)");
         assert_eq!(t(r"(?#note)GET(?'n'x)"), r"GET(?P<n>x)");
         assert_eq!(t(r"\<tag\>"), r"\x3ctag\x3e");
         assert_eq!(t("caf\u{e9}"), r"caf\xc3\xa9");
@@ -561,8 +685,29 @@ mod tests {
 
     #[test]
     fn backtracking_only_constructs_are_refused() {
-        for p in [r"(a)\1", r"a++", r"a*+b", r"a{2}+", r"(?>a)", r"(?=a)", r"(?<!a)", r"\p{L}", r"(*CR)a", r"a$b", r"\"]
-        {
+        assert_eq!(t(r"a++"), "a+");
+        for p in [
+            r"(a)\1",
+            r"a++a",
+            r"(?x)a+ +a",
+            r"a+(?#c)+a",
+            r"a+\E+a",
+            r"a**",
+            r"a?{2}",
+            r"a*+b",
+            r"a{2}+a",
+            r"(?>a)",
+            r"(?=a)",
+            r"(?<!a)",
+            r"\p{L}",
+            r"(*CR)a",
+            r"a$b",
+            r"\",
+        ] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        // Comments hide no group ends.
+        for p in [r"(?:a$|(?#()b)\n", r"(?:\R|(?#()b)\n", "(?x)(?:a$|b#(\n)\\n"] {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
         // An end anchor or `\R` with something after it, at any depth.

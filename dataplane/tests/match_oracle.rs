@@ -271,6 +271,34 @@ fn patterns_match_what_pcre2_matches() {
     assert!(compared >= 90 && selective * 10 >= compared * 8, "{selective} of {compared} patterns select a frame");
 }
 
+/// tshark's `tcp.options.mss_val` holds every MSS option of a segment, transitd's the first
+/// and the last (the one Linux's receiver uses): they agree but on a segment with an MSS
+/// option between two others, which is documented.
+#[test]
+fn difference_an_mss_option_between_the_first_and_the_last_is_not_read() {
+    let file = pcap("generated/tcp-mss.pcap");
+    let three = theirs(&file, "count(tcp.options.mss_val) == 3");
+    assert_eq!(three.len(), 1);
+    let mut selective = 0;
+    for expr in [
+        "tcp.options.mss_val",
+        "tcp.options.mss_val < 536",
+        "tcp.options.mss_val == 1460",
+        "tcp.options.mss_val != 1460",
+        "tcp.options.mss_val === 1460",
+        "tcp.options.mss_val !== 48",
+        "tcp.options.mss_val in {48, 88}",
+    ] {
+        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
+        assert_eq!(&ours - &three, &theirs - &three, "`{expr}`");
+        selective += usize::from(!(&theirs - &three).is_empty());
+    }
+    assert!(selective >= 6);
+    // The middle option (48) of 1460, 48, 1460.
+    assert!(theirs(&file, "tcp.options.mss_val == 48").is_superset(&three));
+    assert!(transitd_frames(&file, "tcp.options.mss_val == 48").is_disjoint(&three));
+}
+
 /// `in $name` selects what the same members written inline select in tshark.
 #[test]
 fn lists_select_what_their_members_written_inline_select() {

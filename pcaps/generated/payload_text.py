@@ -35,6 +35,12 @@ PAYLOADS = [
     b"aaa",
     b"octal \x0a \x41 \x01 \x7f",
     b"caret ^ and amp && tilde ~~ dash -- brackets [[x]]",
+    b"aa",
+    b"a\n",
+    b"\r\n",
+    b"m",
+    b"b]",
+    b"ab",
 ]
 
 frames = []

@@ -590,8 +590,12 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
                 if let Some(h) = b.get(..20) {
                     fill_tcp_fixed_header(key, h);
                     let header_len = usize::from(h[12] >> 4) * 4;
-                    if let Some(mss) = tcp_mss(b.get(20..header_len.min(b.len())).unwrap_or(&[])) {
+                    let (first, last) = tcp_mss(b.get(20..header_len.min(b.len())).unwrap_or(&[]));
+                    if let Some(mss) = first {
                         key.set(Dim::TcpMss, mss.into());
+                    }
+                    if let Some(mss) = last {
+                        key.set(Dim::TcpMssLast, mss.into());
                     }
                 }
             }
@@ -625,20 +629,31 @@ fn fill_tcp_fixed_header(key: &mut Key, h: &[u8]) {
     key.set(Dim::TcpUrgent, half(18));
 }
 
-/// The value of the first well-formed MSS option (kind 2, length 4) among TCP options.
-fn tcp_mss(mut options: &[u8]) -> Option<u16> {
+/// The values of the first and the last well-formed MSS option (kind 2, length 4) among
+/// TCP options, up to the end of the list or the first malformed option; the last is `None`
+/// when there is only one.
+fn tcp_mss(mut options: &[u8]) -> (Option<u16>, Option<u16>) {
+    let (mut first, mut last) = (None, None);
     while let [kind, rest @ ..] = options {
         match (*kind, rest) {
-            (0, _) => return None,
+            (0, _) => break,
             (1, _) => options = rest,
-            (2, [4, hi, lo, ..]) => return Some(u16::from_be_bytes([*hi, *lo])),
+            (2, [4, hi, lo, tail @ ..]) => {
+                let value = Some(u16::from_be_bytes([*hi, *lo]));
+                if first.is_none() {
+                    first = value;
+                } else {
+                    last = value;
+                }
+                options = tail;
+            }
             (_, [len, ..]) if *len >= 2 && usize::from(*len) <= options.len() => {
                 options = &options[usize::from(*len)..]
             }
-            _ => return None,
+            _ => break,
         }
     }
-    None
+    (first, last)
 }
 
 #[cfg(test)]
@@ -799,12 +814,15 @@ mod tests {
     }
 
     #[test]
-    fn mss_is_the_first_well_formed_option() {
-        assert_eq!(tcp_mss(&[1, 1, 2, 4, 0x05, 0xb4]), Some(1460));
-        assert_eq!(tcp_mss(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 2, 4, 0x02, 0x18]), Some(536));
-        assert_eq!(tcp_mss(&[2, 3, 5]), None, "wrong length");
-        assert_eq!(tcp_mss(&[0, 2, 4, 5, 0xb4]), None, "after the end of the list");
-        assert_eq!(tcp_mss(&[8, 40]), None, "runs past the options");
+    fn mss_is_the_first_and_the_last_well_formed_option() {
+        assert_eq!(tcp_mss(&[1, 1, 2, 4, 0x05, 0xb4]), (Some(1460), None));
+        assert_eq!(tcp_mss(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 2, 4, 0x02, 0x18]), (Some(536), None));
+        assert_eq!(tcp_mss(&[2, 3, 5]), (None, None), "wrong length");
+        assert_eq!(tcp_mss(&[0, 2, 4, 5, 0xb4]), (None, None), "after the end of the list");
+        assert_eq!(tcp_mss(&[8, 40]), (None, None), "runs past the options");
+        let three = [2, 4, 0x05, 0xb4, 2, 4, 0, 48, 1, 2, 4, 0, 88];
+        assert_eq!(tcp_mss(&three), (Some(1460), Some(88)));
+        assert_eq!(tcp_mss(&[2, 4, 0x05, 0xb4, 8, 40, 2, 4, 0, 48]), (Some(1460), None), "stops at a malformed one");
     }
 
     proptest::proptest! {
