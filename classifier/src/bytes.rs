@@ -367,6 +367,21 @@ pub fn byte_literal(word: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// The byte of a C letter escape (`\a \b \f \n \r \t \v`), which Wireshark's strings and
+/// character constants share.
+pub(crate) fn c_escape(letter: u8) -> Option<u8> {
+    Some(match letter {
+        b'a' => 7,
+        b'b' => 8,
+        b'f' => 12,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'v' => 11,
+        _ => return None,
+    })
+}
+
 /// The bytes of a string literal's text (between the quotes), as Wireshark 4.0 reads it:
 /// `\\`, `\"`, `\a \b \f \n \r \t \v`, `\xhh` and `\ooo` escapes; a raw string (`r"..."`)
 /// keeps its backslashes. NUL bytes are kept, as tshark 4.0 keeps them.
@@ -390,15 +405,8 @@ pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
         let Some(&e) = b.get(i) else { return Err("The final quote was missing from a quoted string.".into()) };
         i += 1;
         let simple = match e {
-            b'a' => Some(7),
-            b'b' => Some(8),
-            b'f' => Some(12),
-            b'n' => Some(b'\n'),
-            b'r' => Some(b'\r'),
-            b't' => Some(b'\t'),
-            b'v' => Some(11),
             b'\\' | b'"' | b'\'' | b'?' => Some(e),
-            _ => None,
+            _ => c_escape(e),
         };
         if let Some(v) = simple {
             out.push(v);

@@ -509,7 +509,6 @@ use Slot::Narrow;
 const SRC: Slot = Slot::Wide { first: Dim::Src0, words: 4 };
 /// The 128-bit destination address.
 const DST: Slot = Slot::Wide { first: Dim::Dst0, words: 4 };
-/// The frame's Ethernet header.
 /// The frame has an Ethernet header of its own.
 const ETH: Guard = Guard::Has(Dim::EthAt);
 const ETH_SRC: Slot = Slot::Wide { first: Dim::EthSrcHi, words: 2 };

@@ -258,15 +258,8 @@ fn char_constant(token: &str) -> Result<u8, String> {
         let escape = body.get(1).copied().ok_or_else(invalid)?;
         let after = &body[2..];
         let simple = match escape {
-            b'a' => Some(7),
-            b'b' => Some(8),
-            b'f' => Some(12),
-            b'n' => Some(10),
-            b'r' => Some(13),
-            b't' => Some(9),
-            b'v' => Some(11),
             b'\'' | b'"' | b'\\' => Some(u32::from(escape)),
-            _ => None,
+            _ => bytes::c_escape(escape).map(u32::from),
         };
         match simple {
             Some(v) => (v, after),

@@ -158,12 +158,9 @@ impl Translator<'_> {
     fn significant(&self, mut j: usize) -> usize {
         let extended = self.current().extended;
         loop {
+            j = past_quote_ends(self.p, j);
             let rest = &self.p[j.min(self.p.len())..];
-            if rest.starts_with(b"\\E") {
-                j += 2;
-            } else if rest.starts_with(b"\\Q\\E") {
-                j += 4;
-            } else if rest.starts_with(b"(?#") {
+            if rest.starts_with(b"(?#") {
                 match rest.iter().position(|&b| b == b')') {
                     Some(close) => j += close + 1,
                     None => return j,
@@ -351,38 +348,16 @@ impl Translator<'_> {
 
     /// Skips `\E` and empty `\Q\E`, which PCRE2 reads past in a class.
     fn skip_quote_ends(&mut self) {
-        loop {
-            let rest = &self.p[self.i..];
-            if rest.starts_with(b"\\E") {
-                self.i += 2;
-            } else if rest.starts_with(b"\\Q\\E") {
-                self.i += 4;
-            } else {
-                return;
-            }
-        }
+        self.i = past_quote_ends(self.p, self.i);
     }
 
     /// Whether a `-` follows that makes a range: one not before the class's `]`.
     fn range_follows(&self) -> bool {
-        let mut j = self.i;
-        let skip = |j: &mut usize| loop {
-            let rest = &self.p[*j..];
-            if rest.starts_with(b"\\E") {
-                *j += 2;
-            } else if rest.starts_with(b"\\Q\\E") {
-                *j += 4;
-            } else {
-                return;
-            }
-        };
-        skip(&mut j);
+        let j = past_quote_ends(self.p, self.i);
         if self.p.get(j) != Some(&b'-') {
             return false;
         }
-        j += 1;
-        skip(&mut j);
-        self.p.get(j).is_some_and(|&b| b != b']')
+        self.p.get(past_quote_ends(self.p, j + 1)).is_some_and(|&b| b != b']')
     }
 
     /// One member of a class.
@@ -616,6 +591,21 @@ fn group_end(p: &[u8], from: usize, extended: bool) -> Option<usize> {
         j += 1;
     }
     None
+}
+
+/// The first position from `j` on past any `\E` and empty `\Q\E`, which PCRE2 reads as
+/// nothing.
+fn past_quote_ends(p: &[u8], mut j: usize) -> usize {
+    loop {
+        let rest = p.get(j..).unwrap_or(&[]);
+        if rest.starts_with(b"\\E") {
+            j += 2;
+        } else if rest.starts_with(b"\\Q\\E") {
+            j += 4;
+        } else {
+            return j;
+        }
+    }
 }
 
 /// PCRE2's white space in extended mode, in a byte pattern.

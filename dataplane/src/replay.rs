@@ -90,6 +90,7 @@ fn replay_tapped(
         None => None,
     };
     let mut error = worker.run_to_end(Some(eth)).err().map(|e| e.to_string());
+    let clamped = worker.io().clamped();
     // Frames sit in the output's buffer until here: a write that fails now fails the replay.
     if let Err(e) = worker.io_mut().finish()
         && error.is_none()
@@ -97,7 +98,6 @@ fn replay_tapped(
         error = Some(e.to_string());
     }
     let skipped = worker.io().skipped.clone();
-    let clamped = worker.io().clamped();
     let (_, state) = worker.into_parts();
     stop.store(true, Ordering::Relaxed);
     let ipfix = match (exporter, ipfix) {

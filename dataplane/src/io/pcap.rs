@@ -72,8 +72,6 @@ pub struct PcapIo {
     pub skipped: BTreeMap<u32, u64>,
     /// A read error met mid-batch, reported on the next poll once the batch is through.
     pending: Option<CaptureError>,
-    /// The sink's count of clamped times, once it is finished.
-    clamped_at_finish: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -91,19 +89,18 @@ impl PcapIo {
             .map(|path| PcapSink::create(path).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display())))
             .transpose()?;
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
-        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None, clamped_at_finish: 0 })
+        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None })
     }
 
     /// Flushes the output (if any): every frame written, or the error that kept it from disk.
     pub fn finish(&mut self) -> std::io::Result<()> {
-        let Some(sink) = self.sink.take() else { return Ok(()) };
-        self.clamped_at_finish = sink.clamped;
-        sink.finish()
+        self.sink.take().map_or(Ok(()), PcapSink::finish)
     }
 
-    /// Frames written with their time clamped to pcap's last second ([`PcapSink::clamped`]).
+    /// Frames written so far with their time clamped to pcap's last second
+    /// ([`PcapSink::clamped`]); read it before [`PcapIo::finish`].
     pub fn clamped(&self) -> u64 {
-        self.sink.as_ref().map_or(self.clamped_at_finish, |s| s.clamped)
+        self.sink.as_ref().map_or(0, |s| s.clamped)
     }
 
     /// Records read so far.
