@@ -15,7 +15,7 @@ pub use attach::{AttachMode, Attached, Found, attached, detach, is_stale, runs};
 
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
@@ -253,6 +253,43 @@ pub struct XdpProgram {
     /// The slot the program reads; held while a configuration is published, so two
     /// publications never write one slot.
     active: std::sync::Mutex<u32>,
+    /// Waits out the program's runs that may still read the slot last left.
+    readers: ReaderBarrier,
+}
+
+/// A map-in-map the program never reads, kept for what updating one does: the kernel
+/// returns from the update only after every BPF program run that began before it has
+/// ended (`maybe_wait_bpf_programs` in `kernel/bpf/syscall.c`: an RCU grace period, the
+/// promise that "all non-sleepable programs that could be running use the new map
+/// value"; the kernel's own selftests wait this way). Without it a run that read
+/// `config_slot` just before a switch could still be reading the old slot when the next
+/// publication starts writing there (two reloads in quick succession, or a run held up
+/// by a preemptible kernel).
+struct ReaderBarrier {
+    outer: libbpf_rs::MapHandle,
+    inner: libbpf_rs::MapHandle,
+}
+
+impl ReaderBarrier {
+    fn new() -> Result<ReaderBarrier, BpfError> {
+        use libbpf_rs::{MapHandle, MapType, libbpf_sys::bpf_map_create_opts};
+        let plain = bpf_map_create_opts { sz: size_of::<bpf_map_create_opts>() as _, ..Default::default() };
+        let inner = MapHandle::create(MapType::Array, Some("transitd_rcu_in"), 4, 4, 1, &plain)
+            .map_err(|source| BpfError::Map { map: "transitd_rcu_in", source })?;
+        let inner_fd = u32::try_from(inner.as_fd().as_raw_fd()).unwrap_or(u32::MAX);
+        let of_maps = bpf_map_create_opts { inner_map_fd: inner_fd, ..plain };
+        let outer = MapHandle::create(MapType::ArrayOfMaps, Some("transitd_rcu"), 4, 4, 1, &of_maps)
+            .map_err(|source| BpfError::Map { map: "transitd_rcu", source })?;
+        Ok(ReaderBarrier { outer, inner })
+    }
+
+    /// Returns once every program run that began before the call has ended.
+    fn wait(&self) -> Result<(), BpfError> {
+        let inner_fd = u32::try_from(self.inner.as_fd().as_raw_fd()).unwrap_or(u32::MAX);
+        self.outer
+            .update(&0u32.to_ne_bytes(), &inner_fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map { map: "transitd_rcu", source })
+    }
 }
 
 impl XdpProgram {
@@ -263,7 +300,7 @@ impl XdpProgram {
         let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
         let open = TransitdSkelBuilder::default().open(storage).map_err(BpfError::Load)?;
         let skel = open.load().map_err(BpfError::Load)?;
-        Ok(XdpProgram { skel, active: std::sync::Mutex::new(0) })
+        Ok(XdpProgram { skel, active: std::sync::Mutex::new(0), readers: ReaderBarrier::new()? })
     }
 
     pub(crate) fn prog_fd(&self) -> BorrowedFd<'_> {
@@ -284,11 +321,14 @@ impl XdpProgram {
     /// optional, and soft-unicast's scalars) with soft-unicast's tables. Both are written
     /// into the slot the program is not reading, then the program switches to it: a packet
     /// sees the old configuration and tables or the new ones, never a mix (an owner row of
-    /// one plan under an address of the other would steer return traffic wrong). On error
-    /// the program goes on reading what it read.
+    /// one plan under an address of the other would steer return traffic wrong). Before it
+    /// writes, it waits until no run of the program can still be reading that slot from
+    /// before the last switch (a grace period, milliseconds). On error the program goes on
+    /// reading what it read.
     pub fn publish(&self, config: &XdpConfig, egress: &EgressTables) -> Result<(), BpfError> {
         let mut active = self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let next = (*active + 1) % CONFIG_SLOTS;
+        self.readers.wait()?;
         self.stage(next, config, egress)?;
         self.switch_to(next)?;
         *active = next;
