@@ -59,6 +59,11 @@ impl Server {
         )
     }
 
+    /// The marker a run keeps while it announces (`<bird_include>.running`).
+    fn marker(&self) -> PathBuf {
+        self.routes.join("bird.conf.running")
+    }
+
     /// Starts this server's transitd and waits until it can forward (its next hop resolved).
     fn transitd(&self, lab: &Lab, extra: &str) -> Transitd {
         let t = lab.transitd_on(self.ns, self.dev, &self.config(extra), &[]);
@@ -140,11 +145,14 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     assert!(first.log().contains("withdrew every prefix (transitd exited)"), "{}", first.log());
     assert_eq!(send_and_count(&lab), (0, 20), "dut2 takes the traffic");
 
-    // A restart announces again.
+    // A restart announces again, once well for announce_after_ms: the killed run left its
+    // marker, and a crash loop must not flap the prefixes at every restart.
+    assert!(one.marker().exists(), "kill -9 leaves the run's marker");
     let first = one.transitd(&lab, "");
     wait_for("Acme's route back via dut", Duration::from_secs(30), || {
         via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
     });
+    assert!(first.log().contains("did not stop cleanly"), "{}", first.log());
     assert_eq!(send_and_count(&lab), (20, 0));
 
     // A hung transitd (stopped, its guard still running) says nothing: withdrawn after
@@ -167,7 +175,7 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     let log = first.log();
     assert!(log.contains("withdrew every prefix (transitd said nothing for longer than withdraw_after_ms)"), "{log}");
     assert!(log.contains("withdrawing every BGP announcement: transitd said nothing to its guard"), "{log}");
-    assert!(log.contains("announcing once well for announce_after_ms"), "{log}");
+    assert!(log.contains("well again: announcing once well for announce_after_ms"), "{log}");
 
     // The XDP program detached under it (bpftool, as an operator's mistake would): transitd
     // sees it is gone and withdraws.
@@ -182,9 +190,18 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     assert!(first.log().contains("XDP program is no longer attached"), "{}", first.log());
 
     // A clean stop withdraws before the workers stop: with dut2 stopped, nobody announces.
+    // It removes the marker, so that a start after it announces at once.
+    assert!(two.marker().exists());
     let (code, _) = second.stop();
     assert_eq!(code, 0);
     wait_for("withdrawal on a clean stop", WITHDRAWN_WITHIN, || via("203.0.113.0/24").is_none());
+    assert!(!two.marker().exists(), "a clean stop removes the marker");
+    let second = two.transitd(&lab, "");
+    wait_for("dut2 to announce again after its clean stop", Duration::from_secs(30), || {
+        via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
+    });
+    assert!(!second.log().contains("did not stop cleanly"), "{}", second.log());
+    assert!(!second.log().contains("announcing once well"), "{}", second.log());
 }
 
 /// The id of the XDP program attached to `dev` in `ns` (`ip -j link`).

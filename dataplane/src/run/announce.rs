@@ -3,6 +3,7 @@
 //! otherwise. Reloads change what is announced; a reload that adds, changes or removes
 //! `[bgp]` starts, restarts or stops the guard.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +45,19 @@ pub(super) struct Announcer {
     /// from the telling, not from the last tick: a tick that restarts a guard blocks while
     /// the old one withdraws, and the new one has heard nothing yet to miss.
     last_told: Option<Instant>,
+    /// The marker ([`running_marker`]) this run keeps for its include file.
+    marker: Option<PathBuf>,
+}
+
+/// `<bird_include>.running`: there while a run announces through `include`, removed when
+/// it stops because it was asked to. Found at start, it says the last run ended otherwise
+/// (a crash, kill -9, a worker's error): the new run holds its announcements back as after
+/// a withdrawal, so that a crash loop (systemd restarts the unit within seconds) does not
+/// flap every prefix with each restart.
+fn running_marker(include: &Path) -> PathBuf {
+    let mut name = include.as_os_str().to_owned();
+    name.push(".running");
+    PathBuf::from(name)
 }
 
 impl Announcer {
@@ -58,6 +72,40 @@ impl Announcer {
             withdrawn: None,
             hold: HoldDown::default(),
             last_told: None,
+            marker: None,
+        }
+    }
+
+    /// Takes the marker of `include` for this run; held down if the last run left it.
+    fn mark(&mut self, include: &Path) {
+        let marker = running_marker(include);
+        if self.marker.as_ref() == Some(&marker) {
+            return;
+        }
+        self.unmark();
+        if marker.exists() {
+            eprintln!(
+                "transitd: the last run announcing through {} did not stop cleanly ({} is there): announcing once \
+                 well for announce_after_ms",
+                include.display(),
+                marker.display()
+            );
+            self.hold.hold();
+            self.withdrawn = Some(HELD_DOWN.to_string()); // said above, not again
+        }
+        if let Err(e) = std::fs::write(&marker, format!("{}\n", std::process::id())) {
+            eprintln!("transitd: {}: {e} (a crash loop would announce at every start)", marker.display());
+        }
+        self.marker = Some(marker);
+    }
+
+    /// Removes this run's marker: its announcements end as asked.
+    fn unmark(&mut self) {
+        if let Some(marker) = self.marker.take()
+            && let Err(e) = std::fs::remove_file(&marker)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("transitd: {}: {e} (the next start will hold its announcements back)", marker.display());
         }
     }
 
@@ -76,6 +124,7 @@ impl Announcer {
             if let Some(s) = self.speaker.take() {
                 eprintln!("transitd: [bgp] is gone from the configuration: withdrawing and stopping the guard");
                 s.stop();
+                self.unmark();
             }
             return;
         };
@@ -90,7 +139,12 @@ impl Announcer {
         }
         if self.speaker.is_none() {
             match Speaker::start(config) {
-                Ok(s) => (self.speaker, self.start_failed, self.last_told) = (Some(s), None, None),
+                Ok(s) => {
+                    // After the start: a guard that started holds the include's lock, so
+                    // the marker is this run's to keep.
+                    self.mark(&config.bird_include);
+                    (self.speaker, self.start_failed, self.last_told) = (Some(s), None, None);
+                }
                 Err(e) => {
                     let said = format!("{e:#}");
                     if self.start_failed.as_ref() != Some(&said) {
@@ -165,12 +219,17 @@ impl Announcer {
     }
 
     /// Withdraws everything (the guard does, then exits) before the run stops forwarding.
-    pub(super) fn stop(self) {
-        if let Some(s) = self.speaker {
+    /// `asked`: the run stops because it was asked to (a signal), not for a fault; only
+    /// then may the next start announce at once.
+    pub(super) fn stop(mut self, asked: bool) {
+        if let Some(s) = self.speaker.take() {
             s.stop();
             // The upstream moves the traffic away once BIRD has withdrawn (milliseconds in
             // the lab); what is already on its way here is still forwarded meanwhile.
             std::thread::sleep(DRAIN_AFTER_WITHDRAWAL);
+        }
+        if asked {
+            self.unmark();
         }
     }
 }
@@ -189,11 +248,16 @@ struct HoldDown {
 }
 
 impl HoldDown {
+    /// Holds announcing back as a withdrawal does.
+    fn hold(&mut self) {
+        (self.held, self.well_since) = (true, None);
+    }
+
     /// Whether to announce at `now`: `faulty`, a cause to withdraw is present; `hold`, how
     /// long the run must have been well after one.
     fn announce(&mut self, faulty: bool, now: Instant, hold: Duration) -> bool {
         if faulty {
-            (self.held, self.well_since) = (true, None);
+            self.hold();
             return false;
         }
         if !self.held {
@@ -236,6 +300,36 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_after_a_run_that_did_not_stop_as_asked_is_held_down() {
+        let dir = std::env::temp_dir().join(format!("transitd-marker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let include = dir.join("bird.conf");
+        let marker = dir.join("bird.conf.running");
+        let _ = std::fs::remove_file(&marker);
+        let (t0, hold) = (Instant::now(), Duration::from_millis(5000));
+
+        let mut first = Announcer::new(1);
+        first.mark(&include);
+        assert!(marker.exists(), "a run announcing keeps the marker");
+        assert!(first.hold.announce(false, t0, hold), "no marker found: announced at once");
+        first.stop(false); // a worker's error: not asked to stop
+        assert!(marker.exists(), "left for the next start to find");
+
+        let mut second = Announcer::new(1);
+        second.mark(&include);
+        assert!(!second.hold.announce(false, t0, hold), "the last run ended for a fault: held");
+        assert!(second.hold.announce(false, t0 + hold, hold), "well for the hold: announced");
+        second.stop(true);
+        assert!(!marker.exists(), "a stop as asked removes it");
+
+        let mut third = Announcer::new(1);
+        third.mark(&include);
+        assert!(third.hold.announce(false, t0, hold), "after a clean stop: at once");
+        third.stop(true);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn after_a_withdrawal_announcing_waits_until_well_for_the_hold() {

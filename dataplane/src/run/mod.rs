@@ -265,8 +265,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         (&shutdown, &reload),
     );
     // Traffic is drawn away before the workers stop taking it (they have not seen the
-    // signal: it set `shutdown`, not their `stop`).
-    announcer.stop();
+    // signal: it set `shutdown`, not their `stop`). A worker that has
+    // ended did so for a fault.
+    let asked = gone.is_none() && shutdown.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished());
+    announcer.stop(asked);
 
     if let Some(n) = &notifier {
         n.send("STOPPING=1");
