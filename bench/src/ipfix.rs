@@ -158,7 +158,7 @@ fn pipeline(
             }
             process_batch(snap, &mut batch, &mut state);
             if let Some(s) = sampler.as_mut() {
-                s.record(state.outcomes());
+                s.record(snap.generation, state.outcomes());
             }
             state.spill.clear();
         }

@@ -5,15 +5,17 @@
 //! `active_timeout` ago (and counted afresh), and when the exporter stops. The exporter
 //! reads the running snapshot for its settings and for customer names; a reload that
 //! changes either reports every open flow first, under the names and sampling it was
-//! counted with (a sample queued across the reload, a tenth of a second at most, may still
-//! be named by the new one). Without `[ipfix]` it only empties the queue.
+//! counted with. A sample carries the generation of the snapshot it was made under: one
+//! queued across such a reload is reported as a flow of its own under the names it was
+//! made under, never under a customer the index now names. Without `[ipfix]` it only
+//! empties the queue.
 //!
 //! Memory is bounded: at most [`MAX_FLOWS`] flows are kept; past that (a flood of spoofed
 //! sources makes a flow of nearly every sample), a new flow's sample is reported as a flow
 //! of its own, so that no count is lost.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,7 +51,16 @@ pub struct ExportStats {
     pub send_errors: AtomicU64,
     /// Samples reported as flows of their own: the flow cache was full.
     pub cache_full: AtomicU64,
+    /// Samples reported as flows of their own: queued across a reload that named customers
+    /// otherwise (or changed sampling), reported under the snapshot they were made under.
+    pub late: AtomicU64,
+    /// Samples not counted: made under a snapshot the exporter no longer holds (reloads
+    /// faster than it drains), so that no customer can be named for them with certainty.
+    pub unnamed: AtomicU64,
 }
+
+/// How many replaced snapshots the exporter keeps to name samples queued across reloads.
+const RECENT_SNAPSHOTS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct FlowKey {
@@ -74,6 +85,29 @@ struct Flow {
     seen: Instant,
 }
 
+impl FlowKey {
+    fn of(s: &FlowSample) -> FlowKey {
+        FlowKey {
+            v6: s.v6,
+            src: s.src,
+            dst: s.dst,
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            protocol: s.protocol,
+            verdict: normalized(s.verdict),
+            customer: s.customer,
+        }
+    }
+}
+
+impl Flow {
+    /// A flow of the one sample `s`, taken in at `now`.
+    fn of_one(s: &FlowSample, now: Instant) -> Flow {
+        let ms = s.timestamp_ns / 1_000_000;
+        Flow { packets: 1, octets: u64::from(s.octets), start_ms: ms, end_ms: ms, since: now, seen: now }
+    }
+}
+
 /// The exporter's state.
 pub struct Exporter {
     samples: Arc<Samples>,
@@ -83,6 +117,10 @@ pub struct Exporter {
     overflow: Vec<(FlowKey, Flow)>,
     /// The snapshot the flows are counted under: their customers' names, their sampling.
     counted_under: Arc<Snapshot>,
+    /// Those counted under before it, newest last (at most [`RECENT_SNAPSHOTS`]).
+    replaced: VecDeque<Arc<Snapshot>>,
+    /// Records of late samples ([`ExportStats::late`]), sent with the next report.
+    late: Vec<FlowRecord>,
     socket: Option<UdpSocket>,
     /// Collector and domain the templates were last sent for, and when.
     templates_sent: Option<(Ipfix, Instant)>,
@@ -102,6 +140,8 @@ impl Exporter {
             flows: HashMap::new(),
             overflow: Vec::new(),
             counted_under,
+            replaced: VecDeque::new(),
+            late: Vec::new(),
             socket: None,
             templates_sent: None,
             sequences: HashMap::new(),
@@ -133,26 +173,55 @@ impl Exporter {
     /// Adds queued samples (at most [`DRAIN_MAX`]) to their flows; returns how many there
     /// were.
     fn drain(&mut self) -> usize {
-        let snap = self.snapshot.load_full();
-        if !Arc::ptr_eq(&snap, &self.counted_under) {
-            if relabels(&self.counted_under, &snap) {
-                // Everything counted so far, under the names and sampling it was counted with.
-                self.report(true);
-            }
-            self.counted_under = snap;
-        }
-        let configured = self.counted_under.ipfix.is_some();
+        self.follow();
         let now = Instant::now();
         let mut n = 0;
         while n < DRAIN_MAX
             && let Some(s) = self.samples.pop()
         {
-            if configured {
-                self.add(&s, now);
-            }
             n += 1;
+            if s.generation > self.counted_under.generation {
+                self.follow(); // a worker took up a reload before the exporter did
+            }
+            if self.counted_under.ipfix.is_none() {
+                continue;
+            }
+            if s.generation == self.counted_under.generation {
+                self.add(&s, now);
+                continue;
+            }
+            match self.replaced.iter().find(|r| r.generation == s.generation) {
+                Some(made_under) if !relabels(made_under, &self.counted_under) => self.add(&s, now),
+                Some(made_under) => {
+                    if let Some(config) = &made_under.ipfix {
+                        let one = Flow::of_one(&s, now);
+                        self.late.push(record(&FlowKey::of(&s), &one, config, made_under));
+                        self.stats.late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    self.stats.unnamed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         n
+    }
+
+    /// Counts under the running snapshot from now on; first reports every open flow, under
+    /// the names and sampling it was counted with, if the new one would report it otherwise.
+    fn follow(&mut self) {
+        let snap = self.snapshot.load_full();
+        if snap.generation == self.counted_under.generation {
+            return;
+        }
+        if relabels(&self.counted_under, &snap) {
+            self.report(true);
+        }
+        let old = std::mem::replace(&mut self.counted_under, snap);
+        if self.replaced.len() == RECENT_SNAPSHOTS {
+            self.replaced.pop_front();
+        }
+        self.replaced.push_back(old);
     }
 
     /// Takes the queued samples and sends what is due (everything if `flush`).
@@ -176,10 +245,12 @@ impl Exporter {
         let Some(config) = snap.ipfix.clone() else {
             self.flows.clear();
             self.overflow.clear();
+            self.late.clear();
             return None;
         };
         let now = Instant::now();
-        let mut due: Vec<FlowRecord> = self.overflow.drain(..).map(|(k, f)| record(&k, &f, &config, &snap)).collect();
+        let mut due: Vec<FlowRecord> = self.late.drain(..).collect();
+        due.extend(self.overflow.drain(..).map(|(k, f)| record(&k, &f, &config, &snap)));
         self.flows.retain(|key, flow| {
             let idle = now.duration_since(flow.seen) >= config.idle_timeout;
             let active = now.duration_since(flow.since) >= config.active_timeout;
@@ -198,25 +269,15 @@ impl Exporter {
     }
 
     fn add(&mut self, s: &FlowSample, now: Instant) {
-        let key = FlowKey {
-            v6: s.v6,
-            src: s.src,
-            dst: s.dst,
-            src_port: s.src_port,
-            dst_port: s.dst_port,
-            protocol: s.protocol,
-            verdict: normalized(s.verdict),
-            customer: s.customer,
-        };
-        let ms = s.timestamp_ns / 1_000_000;
-        let new = Flow { packets: 0, octets: 0, start_ms: ms, end_ms: ms, since: now, seen: now };
+        let one = Flow::of_one(s, now);
+        let new = Flow { packets: 0, octets: 0, ..one };
         let kept = self.flows.len();
-        let flow = match self.flows.entry(key) {
+        let flow = match self.flows.entry(FlowKey::of(s)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) if kept < MAX_FLOWS => e.insert(new),
             Entry::Vacant(e) => {
                 self.stats.cache_full.fetch_add(1, Ordering::Relaxed);
-                self.overflow.push((e.into_key(), Flow { packets: 1, octets: u64::from(s.octets), ..new }));
+                self.overflow.push((e.into_key(), one));
                 if self.overflow.len() >= OVERFLOW_BATCH {
                     self.send_overflow();
                 }
@@ -225,8 +286,8 @@ impl Exporter {
         };
         flow.packets += 1;
         flow.octets += u64::from(s.octets);
-        flow.start_ms = flow.start_ms.min(ms);
-        flow.end_ms = flow.end_ms.max(ms);
+        flow.start_ms = flow.start_ms.min(one.start_ms);
+        flow.end_ms = flow.end_ms.max(one.end_ms);
         flow.seen = now;
     }
 
@@ -360,6 +421,7 @@ prefixes = ["198.18.0.0/24"]
             octets: 100,
             verdict: Verdict::Drop(DropReason::Firewall),
             customer,
+            generation: 0,
         }
     }
 
@@ -412,6 +474,41 @@ prefixes = ["198.18.0.0/24"]
         // The same configuration again is no relabelling: flows stay open.
         assert!(!relabels(&snapshot(CONFIG), &snapshot(CONFIG)));
         assert!(relabels(&snapshot(CONFIG), &snapshot(&CONFIG.replace("[ipfix]", "[ipfix]\nsample = 10"))));
+    }
+
+    #[test]
+    fn a_sample_queued_across_a_reload_is_named_by_the_snapshot_it_was_made_under() {
+        let before = snapshot(CONFIG);
+        let snapshots = Arc::new(ArcSwap::new(before.clone()));
+        let mut x = Exporter::new(Samples::new(16), snapshots.clone());
+        // The second customer is now the first; the queue still holds a sample for it.
+        let swapped = CONFIG.replace("\"first\"", "\"tmp\"").replace("\"second\"", "\"first\"");
+        let after = snapshot(&swapped);
+        let made_under = |generation, src| FlowSample { generation, ..sample(src, 5, Some(1)) };
+        x.samples.queue.push(made_under(before.generation, 1)).unwrap();
+        x.samples.queue.push(made_under(after.generation, 2)).unwrap();
+        x.samples.queue.push(made_under(before.generation, 3)).unwrap();
+        // Made under a snapshot the exporter never counted under: no name is certain.
+        x.samples.queue.push(made_under(0, 4)).unwrap();
+        snapshots.store(after.clone());
+        assert_eq!(x.drain(), 4);
+        assert_eq!(x.counted_under.generation, after.generation);
+        assert_eq!(x.stats.late.load(Ordering::Relaxed), 2);
+        assert_eq!(x.stats.unnamed.load(Ordering::Relaxed), 1);
+        let (_, due) = x.due(true).expect("configured");
+        let mut named: Vec<(u128, u32, &str)> = due.iter().map(|r| (r.src, r.vrf_id, r.vrf_name.as_str())).collect();
+        named.sort();
+        assert_eq!(named, [(1, 2, "second"), (2, 2, "first"), (3, 2, "second")]);
+
+        // A reload that names every customer alike: a sample from before joins its flow.
+        let same = snapshot(&swapped);
+        snapshots.store(same.clone());
+        x.samples.queue.push(made_under(after.generation, 2)).unwrap();
+        x.samples.queue.push(made_under(same.generation, 2)).unwrap();
+        x.drain();
+        let (_, due) = x.due(true).expect("configured");
+        assert_eq!((due.len(), due[0].packets, due[0].vrf_name.as_str()), (1, 2, "first"));
+        assert_eq!(x.stats.late.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct FlowSample {
     pub verdict: Verdict,
     /// The customer it was for, or came from.
     pub customer: Option<CustomerId>,
+    /// The generation of the snapshot that decided it ([`crate::snapshot::Snapshot::generation`]): what
+    /// `customer` indexes.
+    pub generation: u64,
 }
 
 /// The queue from the workers to the exporter, and what it lost.
@@ -115,12 +118,14 @@ impl Sampler {
         self.countdown -= n;
     }
 
-    /// After the pipeline: completes the picked samples with their outcomes and queues them.
-    pub fn record(&mut self, outcomes: &[Outcome]) {
+    /// After the pipeline: completes the picked samples with their outcomes, decided under
+    /// the snapshot of generation `generation`, and queues them.
+    pub fn record(&mut self, generation: u64, outcomes: &[Outcome]) {
         for (i, mut sample) in self.picked.drain(..) {
             let Some(outcome) = outcomes.get(usize::from(i)) else { continue };
             sample.verdict = outcome.verdict;
             sample.customer = outcome.customer;
+            sample.generation = generation;
             let mut pending = sample;
             loop {
                 match self.samples.queue.push(pending) {
@@ -165,5 +170,6 @@ fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
         octets,
         verdict: Verdict::Pass(crate::pipeline::PassReason::NotIp),
         customer: None,
+        generation: 0,
     })
 }

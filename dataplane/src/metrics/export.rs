@@ -502,7 +502,7 @@ impl Scrape<'_> {
             family(
                 enc,
                 "transitd_ipfix",
-                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue, samples sent as flows of their own (the flow cache was full)",
+                "IPFIX export: flow records and messages sent, messages the socket refused, samples lost to a full queue, samples sent as flows of their own (the flow cache was full; queued across a reload that named customers otherwise), samples not counted (made under a configuration no longer known)",
                 MetricType::Counter,
                 |m| {
                     let values = [
@@ -511,6 +511,8 @@ impl Scrape<'_> {
                         ("send_errors", &x.send_errors),
                         ("samples_lost", &samples.lost),
                         ("cache_full", &x.cache_full),
+                        ("late", &x.late),
+                        ("unnamed", &x.unnamed),
                     ];
                     counters(m, "what", &values)
                 },

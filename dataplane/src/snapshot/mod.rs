@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use classifier::{BucketKey, BucketSpec, Membership, Registry, RuleSet};
 use gre::{EthernetAddrs, GreTunnel};
@@ -56,9 +57,15 @@ pub type RouteGroupId = u32;
 /// Default route priority (lower is preferred).
 pub const DEFAULT_PRIORITY: u16 = 100;
 
+/// The generation the next snapshot built gets.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
 /// The compiled configuration.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Which build of the process this is (counted from 1): what is made under it and read
+    /// after a reload (a flow sample's customer index) names the snapshot it belongs to.
+    pub generation: u64,
     /// Anycast address: outer source of encapsulated packets and of ICMP errors.
     pub anycast: [u8; 4],
     /// IPv6 anycast address, if configured.
@@ -402,6 +409,7 @@ impl Builder<'_> {
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         Snapshot {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             anycast: s.anycast,
             anycast_v6: s.anycast_v6,
             frame_size: s.frame_size,
