@@ -315,7 +315,10 @@ impl<I: FrameIo> Worker<I> {
             send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
         }
         if !self.state.spill.is_empty() {
-            self.io.send_spill(&mut self.state.spill)?;
+            let sent = self.io.send_spill(&mut self.state.spill);
+            self.state.stats.uncount_unsent(&self.state.spill);
+            self.state.spill.clear();
+            sent?;
         }
         if let Some(p) = &mut self.publisher {
             if let Polled::Frames(_) = polled {
@@ -404,6 +407,7 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::{Frame, HEADROOM};
 
     #[test]
     fn a_poll_after_a_sleep_reads_the_clock() {
@@ -415,5 +419,42 @@ mod tests {
         p.published = Instant::now();
         p.slept();
         assert!(!p.due(), "and publishes only when it is time");
+    }
+
+    /// A backend that receives nothing and sends only the first frame of a spill.
+    struct SendsOne;
+
+    impl FrameIo for SendsOne {
+        fn poll(&mut self, _: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
+            process(&mut []);
+            Ok(Polled::Idle)
+        }
+
+        fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize> {
+            for i in 1..spill.len() {
+                spill.mark_unsent(i);
+            }
+            Ok(spill.len().saturating_sub(1))
+        }
+    }
+
+    #[test]
+    fn spilled_frames_the_backend_could_not_send_are_not_counted_sent() {
+        let loaded = crate::config::parse("t.toml", "[server]\nanycast = \"192.0.2.1\"\n").expect("parses");
+        let mut worker = Worker::new(SendsOne, Arc::new(Snapshot::build(&loaded).expect("builds")));
+        let spill = &mut worker.state.spill;
+        for (len, reason) in [(100, TxReason::Fragment), (200, TxReason::Fragment), (300, TxReason::HealthProbe)] {
+            spill.next_slot().expect("room");
+            spill.push(HEADROOM, len, reason);
+        }
+        let stats = &mut worker.state.stats;
+        stats.count_spilled(TxReason::Fragment, 2, 300);
+        stats.count_spilled(TxReason::HealthProbe, 1, 300);
+        worker.poll(None).expect("polls");
+        let stats = &worker.state.stats;
+        assert_eq!((stats.tx_frames, stats.tx_bytes), (1, 100), "only the first went");
+        assert_eq!(stats.tx[TxReason::Fragment.index()], 1);
+        assert_eq!(stats.tx[TxReason::HealthProbe.index()], 0);
+        assert!(worker.state.spill.is_empty(), "emptied for the next batch");
     }
 }

@@ -89,7 +89,6 @@ impl FrameIo for MemoryIo {
         if self.keep_sent {
             self.sent.extend(spill.frames().map(<[u8]>::to_vec));
         }
-        spill.clear();
         Ok(0)
     }
 }

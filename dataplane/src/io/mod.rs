@@ -46,7 +46,8 @@ pub struct IoStats {
     pub completed: u64,
     /// Packets to send that did not fit the tx ring. Received ones do not while
     /// backpressure holds (receiving waits for room); spilled ones (later fragments, probe
-    /// replies), sent after their batch, can. The pipeline counted them as sent.
+    /// replies), sent after their batch, can (the worker takes them off the pipeline's
+    /// sent counts).
     pub tx_ring_full: u64,
     /// Polls that received fewer frames than a batch because the tx ring had no room for
     /// them: receiving waits for transmission rather than dropping what it forwards.
@@ -115,8 +116,9 @@ pub trait FrameIo {
     /// batch, never per frame (replayed frames keep their capture times).
     fn poll(&mut self, now_ns: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled>;
 
-    /// Transmits the frames in `spill` (copying them into the backend's own buffers) and
-    /// empties it; returns how many could not be sent for want of a buffer.
+    /// Transmits the frames in `spill` (copying them into the backend's own buffers), marks
+    /// those it could not send ([`Spill::mark_unsent`]) and returns how many they were. The
+    /// caller empties the spill once it has counted them.
     fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize>;
 
     /// The backend's own counters; none for backends that keep none.

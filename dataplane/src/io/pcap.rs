@@ -159,7 +159,6 @@ impl FrameIo for PcapIo {
                 sink.write(time, bytes)?;
             }
         }
-        spill.clear();
         Ok(0)
     }
 }

@@ -264,7 +264,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: 
         let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
         if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, &tunnel.gre, eth) {
             label_outer(slot, start, tunnel, ctx.label);
-            ctx.spill.push(start, HEADROOM + len - start);
+            ctx.spill.push(start, HEADROOM + len - start, TxReason::Fragment);
             ctx.spilled += 1;
         }
     }

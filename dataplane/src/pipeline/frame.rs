@@ -2,7 +2,7 @@
 //! and the worker's buffers for frames it originates beyond those ([`Spill`]). Backends
 //! fill the one and send the other; nothing here knows where bytes come from or go.
 
-use super::verdict::{DropReason, Verdict};
+use super::verdict::{DropReason, TxReason, Verdict};
 
 /// Frames per batch.
 pub const BATCH_SIZE: usize = 64;
@@ -53,15 +53,31 @@ impl<'a> Frame<'a> {
 /// Frames the pipeline originates beyond the one it was handed (the later fragments of a
 /// datagram, health probes), written into buffers the worker owns, fixed at start-up, and
 /// sent by the backend after the batch ([`FrameIo::send_spill`]).
+///
+/// A frame is counted as sent when it is pushed (the pipeline's counters are the batch's);
+/// a backend that cannot send one marks it ([`Spill::mark_unsent`]), and the worker takes
+/// it off the counters again before the spill is cleared.
 #[derive(Debug)]
 pub struct Spill {
     buf: Box<[u8]>,
     slot_size: usize,
-    /// `(start, len, time)` of each frame, inside its slot, and the receive time of the
-    /// frame it came from (for capture files).
-    frames: Vec<(usize, usize, u64)>,
+    frames: Vec<SpilledFrame>,
     /// Receive time of the frame being processed: what a frame pushed now is stamped with.
     pub timestamp_ns: u64,
+}
+
+/// One frame of a [`Spill`].
+#[derive(Clone, Copy, Debug)]
+struct SpilledFrame {
+    /// Where it is inside its slot.
+    start: usize,
+    len: usize,
+    /// The receive time of the frame it came from (for capture files).
+    time: u64,
+    /// What it was counted as.
+    reason: TxReason,
+    /// The backend could not send it.
+    unsent: bool,
 }
 
 impl Spill {
@@ -87,11 +103,31 @@ impl Spill {
         self.buf.get_mut(at..at + self.slot_size)
     }
 
-    /// Commits the next slot: a frame of `len` bytes at `start` of it.
-    pub fn push(&mut self, start: usize, len: usize) {
+    /// Commits the next slot: a frame of `len` bytes at `start` of it, sent as `reason`.
+    pub fn push(&mut self, start: usize, len: usize, reason: TxReason) {
         if self.room() > 0 && start + len <= self.slot_size {
-            self.frames.push((start, len, self.timestamp_ns));
+            self.frames.push(SpilledFrame { start, len, time: self.timestamp_ns, reason, unsent: false });
         }
+    }
+
+    /// The `index`th frame's bytes (empty past the last).
+    pub fn frame(&self, index: usize) -> &[u8] {
+        self.frames.get(index).map_or(&[], |f| {
+            let at = index * self.slot_size + f.start;
+            &self.buf[at..at + f.len]
+        })
+    }
+
+    /// Marks the `index`th frame as not sent (a backend out of buffers or ring room).
+    pub fn mark_unsent(&mut self, index: usize) {
+        if let Some(f) = self.frames.get_mut(index) {
+            f.unsent = true;
+        }
+    }
+
+    /// What each frame marked unsent was counted as, and its length.
+    pub fn unsent(&self) -> impl Iterator<Item = (TxReason, usize)> + '_ {
+        self.frames.iter().filter(|f| f.unsent).map(|f| (f.reason, f.len))
     }
 
     /// Frames waiting to be sent.
@@ -106,7 +142,7 @@ impl Spill {
 
     /// Bytes of the frames from the `index`th on.
     pub fn bytes_from(&self, index: usize) -> usize {
-        self.frames.get(index..).map_or(0, |f| f.iter().map(|&(_, len, _)| len).sum())
+        self.frames.get(index..).map_or(0, |f| f.iter().map(|f| f.len).sum())
     }
 
     /// The frames, in order.
@@ -116,10 +152,7 @@ impl Spill {
 
     /// [`Spill::frames`], each with the receive time of the frame it came from.
     pub fn stamped(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        self.frames.iter().enumerate().map(|(i, &(start, len, time))| {
-            let at = i * self.slot_size + start;
-            (time, &self.buf[at..at + len])
-        })
+        self.frames.iter().enumerate().map(|(i, f)| (f.time, self.frame(i)))
     }
 
     /// Forgets every frame (after sending).

@@ -234,6 +234,19 @@ impl WorkerStats {
         self.tx_bytes_by[reason.index()] += bytes as u64;
     }
 
+    /// Takes the frames of `spill` its backend could not send off the counts
+    /// [`count_spilled`](WorkerStats::count_spilled) made (the backend counts why:
+    /// `tx_ring_full`, `spill_no_frame`).
+    pub fn uncount_unsent(&mut self, spill: &super::Spill) {
+        for (reason, bytes) in spill.unsent() {
+            let (frames, bytes) = (1, bytes as u64);
+            self.tx_frames = self.tx_frames.saturating_sub(frames);
+            self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
+            self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(frames);
+            self.tx_bytes_by[reason.index()] = self.tx_bytes_by[reason.index()].saturating_sub(bytes);
+        }
+    }
+
     /// Adds another worker's counters into these.
     pub fn add(&mut self, other: &WorkerStats) {
         self.rx_frames += other.rx_frames;

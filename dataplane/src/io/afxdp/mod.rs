@@ -433,6 +433,17 @@ impl<X: Xsk> AfXdpIo<X> {
     /// Puts whole packets (`sends`, lent frames; a packet's frames but the last carry
     /// XDP_PKT_CONTD) on the tx ring. A packet that does not fit whole goes back to the free
     /// list with everything after it, counted. Returns how many frames were sent.
+    /// Sends the packets staged from `spill` (`staged`: their indices in it, in the order of
+    /// `sends`) and marks those the ring had no room for: `send` puts a prefix of whole
+    /// packets on the ring, so they are the last ones.
+    fn send_staged(&mut self, sends: &[Desc], staged: &[usize], spill: &mut Spill) {
+        let sent = self.send(sends);
+        let unsent = sends[sent..].iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count();
+        for &i in &staged[staged.len().saturating_sub(unsent)..] {
+            spill.mark_unsent(i);
+        }
+    }
+
     fn send(&mut self, sends: &[Desc]) -> usize {
         // Only whole packets: cut after the last end of packet the ring has room for.
         let room = self.xsk.tx_room().min(sends.len());
@@ -703,21 +714,21 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
 
     fn send_spill(&mut self, spill: &mut Spill) -> io::Result<usize> {
         self.reclaim();
-        // Packets the ring had no room for (counted as `tx_ring_full` by `send`), and those
-        // no frame could be staged for.
-        let (mut no_room, mut no_frame) = (0, 0);
-        // A packet the ring had no room for counts as unsent (its frames are back).
-        let unsent_of =
-            |sends: &[Desc], sent: usize| sends[sent..].iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count();
+        // Packets no frame could be staged for; those the ring had no room for are counted
+        // as `tx_ring_full` by `send`.
+        let mut no_frame = 0;
         let mut sends: ArrayVec<Desc, MAX_LENT> = ArrayVec::new();
-        for bytes in spill.frames() {
+        // The spill's index of each packet in `sends`, in order.
+        let mut staged: ArrayVec<usize, BATCH_SIZE> = ArrayVec::new();
+        for i in 0..spill.len() {
             if sends.len() + MAX_PARTS > BATCH_SIZE {
-                let sent = self.send(&sends);
-                no_room += unsent_of(&sends, sent);
+                self.send_staged(&sends, &staged, spill);
                 self.kick_tx();
                 self.reclaim();
                 sends.clear();
+                staged.clear();
             }
+            let bytes = spill.frame(i);
             let mut chunks = ArrayVec::new();
             // Checked before a frame is taken, so that none is taken for nothing.
             if bytes.is_empty()
@@ -725,14 +736,15 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 || !self.stage(bytes, &mut chunks, &mut sends)
             {
                 no_frame += 1;
+                spill.mark_unsent(i);
+            } else {
+                staged.push(i);
             }
         }
-        let sent = self.send(&sends);
-        no_room += unsent_of(&sends, sent);
-        spill.clear();
+        self.send_staged(&sends, &staged, spill);
         self.stats.spill_no_frame += no_frame as u64;
         self.kick_tx();
-        Ok(no_room + no_frame)
+        Ok(spill.unsent().count())
     }
 
     fn stats(&self) -> IoStats {
@@ -970,31 +982,35 @@ mod tests {
         ]
     }
 
-    /// A spill of `count` packets of 100 bytes.
+    /// A spill of `count` packets, the `i`th of 100 + `i` bytes.
     fn spill_of(count: usize) -> Spill {
         let mut spill = Spill::new(crate::pipeline::SPILL_SLOTS, FRAME + 64);
-        for _ in 0..count {
+        for i in 0..count {
             let slot = spill.next_slot().unwrap();
-            slot[HEADROOM..HEADROOM + 100].fill(0xab);
-            spill.push(HEADROOM, 100);
+            slot[HEADROOM..HEADROOM + 100 + i].fill(0xab);
+            spill.push(HEADROOM, 100 + i, TxReason::Fragment);
         }
         spill
     }
 
     /// Spilled packets the tx ring has no room for are counted once, as `tx_ring_full`, and
-    /// reported unsent; frames are conserved.
+    /// marked unsent (the last ones: the ring takes them in order); frames are conserved.
     #[test]
     fn a_spill_into_a_full_tx_ring_counts_each_unsent_packet_once() {
         let mut io = AfXdpIo::with_socket(Model::new(), true);
         io.xsk.stalled = true;
         // The kernel sends nothing: the two spills fill the 64-entry ring and overflow it.
         let mut total_unsent = 0;
-        for _ in 0..2 {
+        for round in 0..2 {
             let before = io.stats();
-            let unsent = io.send_spill(&mut spill_of(50)).unwrap();
+            let mut spill = spill_of(50);
+            let unsent = io.send_spill(&mut spill).unwrap();
             let after = io.stats();
             assert_eq!(after.tx_ring_full - before.tx_ring_full, unsent as u64);
             assert_eq!(after.spill_no_frame, before.spill_no_frame, "frames were free");
+            let marked: Vec<usize> = spill.unsent().map(|(_, len)| len - 100).collect();
+            let fitted = if round == 0 { 50 } else { RING - 50 };
+            assert_eq!(marked, (fitted..50).collect::<Vec<_>>(), "round {round}");
             total_unsent += unsent;
             assert!(after.frames.is_conserved(), "{:?}", after.frames);
         }
@@ -1078,12 +1094,17 @@ mod tests {
                             if let Some(slot) = spill.next_slot() {
                                 let n = len.min(slot.len() - HEADROOM);
                                 slot[HEADROOM..HEADROOM + n].fill(0xab);
-                                spill.push(HEADROOM, n);
+                                spill.push(HEADROOM, n, TxReason::Fragment);
                             }
                         }
                         let before = io.stats();
                         let unsent = io.send_spill(&mut spill).unwrap();
-                        prop_assert!(spill.is_empty());
+                        prop_assert_eq!(spill.unsent().count(), unsent, "each unsent packet marked");
+                        // What reached the ring is what was not marked (in frames of the UMEM).
+                        let frames_of = |len: usize| len.div_ceil(io.xsk.frame_size()) as u64;
+                        let all: u64 = (0..spill.len()).map(|i| frames_of(spill.frame(i).len())).sum();
+                        let marked: u64 = spill.unsent().map(|(_, len)| frames_of(len)).sum();
+                        prop_assert_eq!(io.stats().tx - before.tx, all - marked);
                         // Every packet not sent is counted once, under one reason.
                         let after = io.stats();
                         let counted = (after.tx_ring_full - before.tx_ring_full) + (after.spill_no_frame - before.spill_no_frame);
