@@ -22,7 +22,10 @@ use super::{AfXdpConfig, BindMode, Desc, Kick, MAX_LENT, SocketStats, Xsk};
 /// The memory frames live in, registered as a UMEM, with its fill and completion rings.
 struct Umem {
     area: *mut u8,
+    /// The UMEM's length: its frames.
     len: usize,
+    /// The mapping's length (`len` rounded up to whole huge pages).
+    mapped: usize,
     frame_size: usize,
     umem: *mut xdp::xsk_umem,
     /// Boxed: libxdp keeps pointers to these until `xsk_umem__delete`.
@@ -68,33 +71,49 @@ fn check(ret: i32, what: &str) -> io::Result<()> {
     }
 }
 
-/// Maps `len` bytes, of huge pages if asked and possible; says whether it got huge pages.
+/// Maps at least `len` bytes, of huge pages if asked and possible; returns the mapping, its
+/// length (a whole number of huge pages: `munmap` refuses a huge-page mapping's length
+/// otherwise, and the mapping would outlive the UMEM) and whether it got huge pages.
 /// `MAP_POPULATE` touches every page now, from the calling thread: a worker that maps its
 /// own UMEM after it is pinned gets memory on its own NUMA node.
-fn map(len: usize, huge_pages: bool) -> io::Result<(*mut u8, bool)> {
+fn map(len: usize, huge_pages: bool) -> io::Result<(*mut u8, usize, bool)> {
     let base = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
     for (flags, huge) in [(base | libc::MAP_HUGETLB, true), (base, false)] {
         if huge && !huge_pages {
             continue;
         }
+        let mapped = if huge { len.next_multiple_of(huge_page_size()) } else { len };
         // SAFETY: an anonymous private mapping with no address hint; the result is checked
-        // and the mapping is unmapped exactly once, by `Umem::drop`.
-        let area = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        // and the mapping is unmapped exactly once, by `Umem::drop`, with this length.
+        let area = unsafe { libc::mmap(ptr::null_mut(), mapped, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
         if area != libc::MAP_FAILED {
-            return Ok((area.cast(), huge));
+            return Ok((area.cast(), mapped, huge));
         }
     }
     Err(io::Error::last_os_error())
+}
+
+/// The default huge page size (`Hugepagesize` of /proc/meminfo, which `MAP_HUGETLB` without
+/// a size flag uses); 2 MiB if it cannot be read.
+fn huge_page_size() -> usize {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Hugepagesize:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<usize>().ok())
+        .filter(|&kb| kb > 0)
+        .map_or(2 << 20, |kb| kb << 10)
 }
 
 impl Umem {
     fn create(cfg: &AfXdpConfig) -> io::Result<Umem> {
         let frame_size = cfg.frame_size as usize;
         let len = frame_size * cfg.frames as usize;
-        let (area, huge_pages) = map(len, cfg.huge_pages)?;
+        let (area, mapped, huge_pages) = map(len, cfg.huge_pages)?;
         // SAFETY: all-zero is a valid value for these plain C structs; libxdp fills them in.
         let rings = Box::new(unsafe { std::mem::zeroed::<UmemRings>() });
-        let mut umem = Umem { area, len, frame_size, umem: ptr::null_mut(), rings, huge_pages };
+        let mut umem = Umem { area, len, mapped, frame_size, umem: ptr::null_mut(), rings, huge_pages };
         let ucfg = xdp::xsk_umem_config {
             fill_size: cfg.ring_size,
             comp_size: cfg.ring_size,
@@ -102,7 +121,7 @@ impl Umem {
             frame_headroom: 0,
             flags: 0,
         };
-        // SAFETY: `area` is a live mapping of `len` bytes owned by `umem`, which deletes the
+        // SAFETY: `area` is a live mapping of at least `len` bytes owned by `umem`, which deletes the
         // xsk_umem before unmapping it; the ring structs are boxed inside `umem` and freed
         // only after that delete (Drop runs before the fields are dropped).
         let ret = unsafe {
@@ -130,7 +149,7 @@ impl Drop for Umem {
             if !self.umem.is_null() {
                 xdp::xsk_umem__delete(self.umem);
             }
-            libc::munmap(self.area.cast(), self.len);
+            libc::munmap(self.area.cast(), self.mapped);
         }
     }
 }
@@ -457,5 +476,38 @@ impl Xsk for XskSocket {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `munmap` of a huge-page mapping needs a whole number of huge pages: a UMEM of three
+    /// small frames is mapped as one huge page and unmapped as one, not leaked.
+    #[test]
+    fn a_huge_page_umem_is_unmapped_whole() {
+        const RESERVED: &str = "/proc/sys/vm/nr_hugepages";
+        let read = || std::fs::read_to_string(RESERVED).ok().and_then(|t| t.trim().parse::<u64>().ok());
+        let before = read().expect("nr_hugepages is readable");
+        if before < 2 {
+            std::fs::write(RESERVED, "2").expect("reserve huge pages (needs root)");
+        }
+        let len = 3 * 4096;
+        let mapped = map(len, true).map(|(area, mapped, huge)| {
+            assert!(huge, "two huge pages reserved: the mapping is of huge pages");
+            assert_eq!(mapped % huge_page_size(), 0);
+            assert!(mapped >= len);
+            // SAFETY: `area` is the mapping just made, not used by anything; unmapped here
+            // (the first call must fail and leave it mapped).
+            let (short, whole) = unsafe { (libc::munmap(area.cast(), len), libc::munmap(area.cast(), mapped)) };
+            (short, whole)
+        });
+        if before < 2 {
+            std::fs::write(RESERVED, before.to_string()).expect("give the huge pages back");
+        }
+        let (short, whole) = mapped.expect("maps");
+        assert_eq!(short, -1, "the UMEM's own length is refused for a huge-page mapping");
+        assert_eq!(whole, 0, "the mapped length unmaps it");
     }
 }
