@@ -363,6 +363,26 @@ fn flags_are_checked_before_the_program_is_attached() {
         assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
         assert!(!has_xdp(&lab, "dut", "wide"), "{queues:?} left an XDP program attached");
     }
+    // A socket sends on the queue it receives from: in copy mode the kernel sends nothing
+    // from one past the device's tx queues, without an error. Refused before attaching.
+    let narrow = lab.dev("narrow");
+    let narrow = narrow.as_str();
+    lab.run("dut", "ip", &["link", "add", "name", narrow, "numrxqueues", "4", "numtxqueues", "2", "type", "veth"]);
+    lab.run("dut", "ip", &["link", "set", narrow, "up"]);
+    for (queues, expected) in [
+        (None, "has 4 rx queues but 2 tx queues, and a socket sends on the queue it receives from: choose queues 0-1"),
+        (Some("1,3"), "has 2 tx queues, not queue 3"),
+    ] {
+        let mut cmd = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd"));
+        cmd.args(["run", "--iface", narrow, "--config", config.to_str().unwrap()]);
+        if let Some(q) = queues {
+            cmd.args(["--queues", q]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{queues:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
+        assert!(!has_xdp(&lab, "dut", "narrow"), "{queues:?} left an XDP program attached");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

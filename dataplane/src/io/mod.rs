@@ -60,7 +60,8 @@ pub struct IoStats {
     pub bad_descriptors: u64,
     /// Packets that came in several frames (jumbo frames, XDP multi-buffer), reassembled.
     pub multi_buffer: u64,
-    /// Tx verdicts the backend refused to send: empty, or running past their frame.
+    /// Packets the backend refused to send: tx verdicts and spilled frames that are empty,
+    /// run past their frame, or need more frames than a packet may have.
     pub bad_tx: u64,
     /// Polls, and those that found nothing to receive.
     pub polls: u64,

@@ -30,9 +30,10 @@ pub fn parse_list(text: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 /// The queues to serve: all of the interface's rx queues, or those asked for, each one the
-/// interface has, none twice.
+/// interface has (rx and tx: a socket sends on the queue it receives from), none twice.
 pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Result<Vec<u32>> {
-    let all = rx_queues(iface)?;
+    let all = queues(iface, "rx-")?;
+    let tx = queues(iface, "tx-")?.len();
     let Some(asked) = asked else {
         anyhow::ensure!(
             all.len() <= transitd_bpf::MAX_QUEUES as usize,
@@ -40,6 +41,15 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
              choose them with --queues",
             all.len(),
             transitd_bpf::MAX_QUEUES - 1
+        );
+        // In copy mode the kernel silently sends nothing from a socket on a queue past the
+        // device's tx queues (`__xsk_generic_xmit`); zero-copy drivers refuse the bind.
+        anyhow::ensure!(
+            all.len() <= tx,
+            "{iface} has {} rx queues but {tx} tx queues, and a socket sends on the queue it receives \
+             from: choose queues 0-{} with --queues (or give it as many tx queues)",
+            all.len(),
+            tx.saturating_sub(1)
         );
         return Ok(all);
     };
@@ -55,6 +65,11 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
             q < transitd_bpf::MAX_QUEUES,
             "--queues: queue {q} is past the {} queues the XDP program has socket slots for",
             transitd_bpf::MAX_QUEUES
+        );
+        anyhow::ensure!(
+            (q as usize) < tx,
+            "--queues: {iface} has {tx} tx queues, not queue {q}, and a socket sends on the queue it \
+             receives from"
         );
         anyhow::ensure!(seen.insert(q), "--queues: queue {q} is listed twice");
     }
@@ -99,12 +114,13 @@ fn ranges(ids: &[usize]) -> String {
     parts.join(",")
 }
 
-fn rx_queues(iface: &str) -> anyhow::Result<Vec<u32>> {
+/// The interface's queues of one direction (`rx-` or `tx-`), by their sysfs directories.
+fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
     let dir = format!("/sys/class/net/{iface}/queues");
     let n = std::fs::read_dir(&dir)
         .with_context(|| format!("interface {iface}: {dir}"))?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(direction))
         .count();
     Ok((0..n as u32).collect())
 }

@@ -430,9 +430,6 @@ impl<X: Xsk> AfXdpIo<X> {
         }
     }
 
-    /// Puts whole packets (`sends`, lent frames; a packet's frames but the last carry
-    /// XDP_PKT_CONTD) on the tx ring. A packet that does not fit whole goes back to the free
-    /// list with everything after it, counted. Returns how many frames were sent.
     /// Sends the packets staged from `spill` (`staged`: their indices in it, in the order of
     /// `sends`) and marks those the ring had no room for: `send` puts a prefix of whole
     /// packets on the ring, so they are the last ones.
@@ -444,6 +441,9 @@ impl<X: Xsk> AfXdpIo<X> {
         }
     }
 
+    /// Puts whole packets (`sends`, lent frames; a packet's frames but the last carry
+    /// XDP_PKT_CONTD) on the tx ring. A packet that does not fit whole goes back to the free
+    /// list with everything after it, counted. Returns how many frames were sent.
     fn send(&mut self, sends: &[Desc]) -> usize {
         // Only whole packets: cut after the last end of packet the ring has room for.
         let room = self.xsk.tx_room().min(sends.len());
@@ -668,14 +668,16 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 _ => None,
             };
             match (*p, tx) {
-                (Packet::Single { chunk, .. }, Some((start, len))) if start + len <= frame_size => {
+                (Packet::Single { chunk, .. }, Some((start, len)))
+                    if start.checked_add(len).is_some_and(|end| end <= frame_size) =>
+                {
                     sends.push(Desc { addr: chunk + start as u64, len: len as u32, options: 0 });
                 }
                 (Packet::Multi { .. }, Some((start, len))) => {
                     // Copied out of its contiguous buffer (lent out of the table for the copy:
                     // taking the box moves no bytes), into frames with no headroom.
                     let buf = self.jumbo.get_mut(jumbo_index).map(std::mem::take).unwrap_or_default();
-                    let sent = match buf.get(start..start + len) {
+                    let sent = match start.checked_add(len).and_then(|end| buf.get(start..end)) {
                         Some(bytes) => self.stage(bytes, &mut owned, &mut sends),
                         None => {
                             for &c in &owned {
@@ -731,10 +733,10 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
             let bytes = spill.frame(i);
             let mut chunks = ArrayVec::new();
             // Checked before a frame is taken, so that none is taken for nothing.
-            if bytes.is_empty()
-                || bytes.len() > MAX_PARTS * self.xsk.frame_size()
-                || !self.stage(bytes, &mut chunks, &mut sends)
-            {
+            if bytes.is_empty() || bytes.len() > MAX_PARTS * self.xsk.frame_size() {
+                self.stats.bad_tx += 1;
+                spill.mark_unsent(i);
+            } else if !self.stage(bytes, &mut chunks, &mut sends) {
                 no_frame += 1;
                 spill.mark_unsent(i);
             } else {
@@ -1107,7 +1109,7 @@ mod tests {
                         prop_assert_eq!(io.stats().tx - before.tx, all - marked);
                         // Every packet not sent is counted once, under one reason.
                         let after = io.stats();
-                        let counted = (after.tx_ring_full - before.tx_ring_full) + (after.spill_no_frame - before.spill_no_frame);
+                        let counted = (after.tx_ring_full - before.tx_ring_full) + (after.spill_no_frame - before.spill_no_frame) + (after.bad_tx - before.bad_tx);
                         prop_assert_eq!(counted, unsent as u64);
                     }
                 }
