@@ -69,6 +69,10 @@ pub struct IoStats {
     pub idle_polls: u64,
     /// sendto/recvfrom kicks.
     pub kicks: u64,
+    /// Kicks the kernel answered "busy" (EBUSY, ENOBUFS): in copy mode a frame the device
+    /// or its queueing discipline dropped (it still completes, so it is counted sent), or no
+    /// memory for a socket buffer.
+    pub kick_busy: u64,
     /// Kicks the kernel refused with an error other than "again" or "busy".
     pub kick_errors: u64,
     /// Where the frames are.

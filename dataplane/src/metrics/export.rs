@@ -372,6 +372,7 @@ impl Scrape<'_> {
                     ("bad_descriptor", io.bad_descriptors),
                     ("bad_tx", io.bad_tx),
                     ("kick", io.kicks),
+                    ("kick_busy", io.kick_busy),
                     ("kick_error", io.kick_errors),
                 ] {
                     sample(m, &[("worker", w), ("event", event)], n, MetricType::Counter)?;

@@ -424,7 +424,11 @@ impl<X: Xsk> AfXdpIo<X> {
             let reclaimed = match self.xsk.kick_tx() {
                 Kick::Again => self.reclaim(),
                 Kick::Done if self.xsk.tx_unsent() > 0 && !self.xsk.zero_copy() => self.reclaim(),
-                Kick::Done | Kick::Busy => break,
+                Kick::Done => break,
+                Kick::Busy => {
+                    self.stats.kick_busy += 1;
+                    break;
+                }
                 Kick::Failed(_) => {
                     self.stats.kick_errors += 1;
                     break;
@@ -816,6 +820,8 @@ mod tests {
         window: usize,
         /// Sent, not yet completed (`late_consumer`).
         in_flight: VecDeque<u64>,
+        /// A kernel that answers every kick "busy" (EBUSY: the device dropped a frame).
+        busy: bool,
         /// Entries of each ring.
         ring: usize,
     }
@@ -836,6 +842,7 @@ mod tests {
                 taken: 0,
                 window: 0,
                 in_flight: VecDeque::new(),
+                busy: false,
                 ring: RING,
             }
         }
@@ -965,6 +972,10 @@ mod tests {
         }
         fn kick_rx(&mut self) {}
         fn kick_tx(&mut self) -> Kick {
+            if self.busy {
+                self.send(1);
+                return Kick::Busy;
+            }
             if self.late_consumer {
                 if self.taken == self.window {
                     (self.taken, self.window) = (0, self.tx.len());
@@ -1076,6 +1087,16 @@ mod tests {
         io.send_spill(&mut spill_of(10)).unwrap();
         let kicks = io.stats().kicks - before;
         assert_eq!(kicks as usize, STALE_KICKS);
+    }
+
+    /// A kernel that says busy is not kicked again this poll, and is counted.
+    #[test]
+    fn a_busy_kernel_is_counted_and_left_for_the_next_poll() {
+        let mut io = AfXdpIo::with_socket(Model { busy: true, ..Model::new() }, true);
+        io.send_spill(&mut spill_of(10)).unwrap();
+        let stats = io.stats();
+        assert_eq!((stats.kicks, stats.kick_busy, stats.kick_errors), (1, 1, 0));
+        assert_eq!(io.xsk.tx.len(), 9, "the rest waits for the next poll's kick");
     }
 
     /// A kernel that publishes its consumer index late (before 6.17) is kicked until it
