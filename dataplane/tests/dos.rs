@@ -158,15 +158,16 @@ fn tiny_and_overlapping_fragments_are_dropped() {
         DropReason::TinyFragment,
         "ip.frag_offset == 0 and ip.flags.mf == 1 and ip.proto == 6 and ip.len - ip.hdr_len < 20",
     );
-    // Suricata's defrag tests send a SYN in 8-byte fragments: the one at offset 8 is dropped
-    // (and the first, which holds 8 of the TCP header's 20 bytes, is tiny).
+    // Suricata's defrag tests send a SYN in 8-byte fragments: those at offsets 8 and 16,
+    // inside the TCP header, are dropped (and the first, which holds 8 of the header's 20
+    // bytes, is tiny).
     for file in ["real/suricata-defrag-frag-ip-tcp-syn.pcap", "real/suricata-defrag-frag-eth-vlan-ip-tcp-syn.pcap"] {
         sanity_drops(
             file,
             &["0.0.0.0/0"],
             sanity,
             DropReason::OverlappingFragment,
-            "ip.frag_offset == 1 and ip.proto == 6",
+            "ip.frag_offset in {1, 2} and ip.proto == 6",
         );
         sanity_drops(
             file,
@@ -176,6 +177,20 @@ fn tiny_and_overlapping_fragments_are_dropped() {
             "ip.frag_offset == 0 and ip.flags.mf == 1 and ip.proto == 6 and ip.len - ip.hdr_len < 20",
         );
     }
+}
+
+#[test]
+fn later_fragments_below_the_smallest_first_fragment_are_dropped() {
+    // TCP at 8 and 16 bytes; under an authentication header, at 8; IPv4 and IPv6 alike.
+    sanity_drops(
+        "generated/overlapping-fragments.pcap",
+        &["0.0.0.0/0", "::/0"],
+        "bogons = false\ncustomer_sources = false",
+        DropReason::OverlappingFragment,
+        "(ip.frag_offset in {1, 2} and ip.proto == 6) or (ip.frag_offset == 1 and ip.proto == 51) \
+         or (ipv6.fraghdr.offset in {1, 2} and ipv6.fraghdr.nxt == 6) \
+         or (ipv6.fraghdr.offset == 1 and ipv6.fraghdr.nxt == 51)",
+    );
 }
 
 #[test]

@@ -263,7 +263,8 @@ pub struct SanitySection {
     pub land: bool,
     /// Drop TCP with impossible flags: none, SYN+FIN, SYN+RST, FIN without ACK.
     pub tcp_flags: bool,
-    /// Drop tiny first fragments and TCP fragments at offset 8 (RFC 1858).
+    /// Drop tiny first fragments, later fragments that can only overlap a first one (RFC
+    /// 1858) and fragments past the largest datagram.
     pub fragments: bool,
     /// Drop IPv6 packets with more extension headers than this (0: no limit).
     pub max_ipv6_extension_headers: u8,

@@ -33,7 +33,17 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
         }
         let proto = u32::from(frag.protocol);
         // RFC 1858 §3.2: a TCP fragment at offset 8 can only be meant to overwrite the flags.
-        if proto == 6 && frag.offset == 8 {
+        // More generally, a later fragment at an offset below the smallest first fragment
+        // the check below lets through overlaps every first fragment that passes, and can
+        // only be meant to rewrite what the rules read: TCP's at 8 and 16 (its first holds
+        // 20 bytes, cut at 24). A later fragment's protocol is its header's: under an
+        // authentication header (12 bytes at the least, cut at 16), 51, at 8.
+        let smallest_first = match proto {
+            6 => 24,
+            51 => 16,
+            _ => 8,
+        };
+        if frag.offset > 0 && frag.offset < smallest_first {
             return Some(DropReason::OverlappingFragment);
         }
         // RFC 1858 §3.1 and RFC 7112: a first fragment must hold the whole transport header

@@ -53,7 +53,8 @@ reasons! {
         BadTcpFlags = "bad_tcp_flags",
         /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112).
         TinyFragment = "tiny_fragment",
-        /// A TCP fragment at offset 8, which can only overwrite the header (RFC 1858).
+        /// A later fragment below the smallest first fragment that passes (TCP at offset 8
+        /// or 16, AH-carried at 8), which can only overwrite the headers (RFC 1858).
         OverlappingFragment = "overlapping_fragment",
         /// A fragment whose data ends past 65,535 bytes, the largest datagram (the "ping of
         /// death"; RFC 791, RFC 8200 §4.5).
