@@ -295,10 +295,18 @@ mod client {
                         continue;
                     }
                     // A change: read the prefix whole, at one revision, so that several keys
-                    // changed together are applied together.
+                    // changed together are applied together. A burst of changes brings a
+                    // response for each, whose reads may all see the same, newest revision:
+                    // applied once (each application restarts the rule counters and rewrites
+                    // the XDP program's maps).
+                    if response.header().is_some_and(|h| h.revision() <= *revision) {
+                        continue;
+                    }
                     let fetched = get(&mut client, &source.prefix).await?;
-                    *revision = fetched.revision;
-                    publish(fetched);
+                    if fetched.revision != *revision {
+                        *revision = fetched.revision;
+                        publish(fetched);
+                    }
                 }
                 Ok(Ok(None)) => return Err(etcd_client::Error::WatchError("the watch stream ended".into())),
                 Ok(Err(e)) => return Err(e),
