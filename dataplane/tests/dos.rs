@@ -319,3 +319,49 @@ bucket = "per-rule"
     assert!(v[..4].iter().all(sent), "one frame per rule passes: {v:?}");
     assert_eq!(v[4], Verdict::Drop(DropReason::RateLimited), "a's UDP rule's second frame: {v:?}");
 }
+
+/// A `key = "rule"` bucket keeps tokens by rule number: a reload that inserts a rule before
+/// another gives the other's number to the new one, which must start with tokens of its
+/// own, not the spent ones of the rule that had the number before. A reload that numbers
+/// every rule as before keeps the tokens.
+#[test]
+fn a_reload_that_renumbers_rule_keyed_rules_does_not_hand_over_their_tokens() {
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let rule = |name: &str, matches: &str| {
+        format!(
+            "[[dos.rule]]\nname = \"{name}\"\nmatch = \"{matches}\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n"
+        )
+    };
+    let config = |rules: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\nmac = \"02:00:00:00:00:01\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+             [dos.sanity]\nbogons = false\n[[dos.bucket]]\nname = \"per-rule\"\nkey = \"rule\"\nrate = 1\nburst = 1\n\
+             {rules}[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n[[customer.tunnel]]\nname = \"t\"\n\
+             remote = \"198.51.100.1\"\n[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t\"\n"
+        )
+    };
+    let before = snapshot(&config(&rule("tcp", "tcp")));
+    let same = snapshot(&config(&rule("tcp", "tcp")));
+    let inserted = snapshot(&config(&(rule("udp", "udp") + &rule("tcp", "tcp"))));
+    let eth = || etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1]);
+    let mut tcp = Vec::new();
+    eth().ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60).tcp(1000, 80, 1, 1000).syn().write(&mut tcp, b"").unwrap();
+    let mut udp = Vec::new();
+    eth().ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60).udp(1000, 2000).write(&mut udp, b"x").unwrap();
+    let mut limits = Limits::new(&before);
+    let mut spill = Spill::new(SPILL_SLOTS, before.frame_size);
+    // All at one time: each rule has its one token, once.
+    let mut send = |snap: &transitd::snapshot::Snapshot, limits: &mut Limits, bytes: &[u8]| {
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, 1_000_000_000);
+        process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
+    };
+    assert!(matches!(send(&before, &mut limits, &tcp), Verdict::Tx { .. }));
+    assert_eq!(send(&before, &mut limits, &tcp), Verdict::Drop(DropReason::RateLimited));
+    limits.rebind(&before, &same);
+    assert_eq!(send(&same, &mut limits, &tcp), Verdict::Drop(DropReason::RateLimited), "same numbering: kept");
+    limits.rebind(&same, &inserted);
+    assert!(matches!(send(&inserted, &mut limits, &udp), Verdict::Tx { .. }), "the new rule 0 has its own token");
+    assert_eq!(send(&inserted, &mut limits, &udp), Verdict::Drop(DropReason::RateLimited));
+}

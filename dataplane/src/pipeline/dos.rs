@@ -157,6 +157,29 @@ impl RuleId {
     }
 }
 
+/// Each rule whose tokens a `key = "rule"` bucket keeps, by the id they are kept under, with
+/// its bucket and name. A reload that gives an id to another rule (a rule inserted or
+/// removed before it, customers reordered) must not hand it the first one's tokens.
+pub fn rule_keyed_rules(snap: &Snapshot) -> Vec<(RuleId, u16, &str)> {
+    fn add<'s>(snap: &Snapshot, rules: &'s RuleSet, id: impl Fn(u32) -> RuleId, out: &mut Vec<(RuleId, u16, &'s str)>) {
+        for (i, r) in rules.rules().iter().enumerate() {
+            if let Action::RateLimit(b) = r.action
+                && snap.dos.buckets.get(usize::from(b)).is_some_and(|s| s.key == BucketKey::Rule)
+            {
+                out.push((id(i as u32), b, r.name.as_str()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    add(snap, &snap.dos.rules, |i| RuleId::dos(Some(i)), &mut out);
+    for c in &snap.customers {
+        add(snap, &c.dos, |i| RuleId::dos(Some(c.dos_base + i)), &mut out);
+        add(snap, &c.firewall, |i| RuleId::firewall(Some(c.rule_base + i)), &mut out);
+        add(snap, &c.egress, |i| RuleId::firewall(Some(c.egress_base + i)), &mut out);
+    }
+    out
+}
+
 /// A 64-bit hash of `key`'s addresses and protocol with `ports` (the source port in the
 /// high half, the destination port in the low; 0 to leave them out): the flow of ECMP-like
 /// choices (a `flow` bucket, a tunnel among equals, an outer flow label).

@@ -135,7 +135,12 @@ impl Limits {
     /// Follows a new snapshot: state whose shape it changed starts afresh, the rest (tracked
     /// connections above all) carries over.
     pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) {
-        if new.dos.buckets != old.dos.buckets || new.dos.table_size != old.dos.table_size {
+        // A `key = "rule"` bucket keeps tokens by rule number: numbers that now name other
+        // rules start afresh too.
+        if new.dos.buckets != old.dos.buckets
+            || new.dos.table_size != old.dos.table_size
+            || dos::rule_keyed_rules(new) != dos::rule_keyed_rules(old)
+        {
             self.dos = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
         }
         if new.icmp != old.icmp {
