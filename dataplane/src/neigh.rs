@@ -19,6 +19,10 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::snapshot::NextHop;
 
+/// How long frames keep going to the previous next hop after a reload names a new address
+/// that is not resolved yet.
+const CARRY_OVER: Duration = Duration::from_secs(5);
+
 /// A MAC address shared between the resolver and the workers; zero means unresolved.
 #[derive(Debug, Default)]
 pub struct NextHopCell(AtomicU64);
@@ -191,9 +195,16 @@ pub fn follow_next_hop(
     };
     let (mut warned, mut lookup_failed, mut solicit_failed) = (false, false, false);
     let mut next_look = Instant::now();
+    // After a reload names another next hop address: the last MAC, kept (for at most
+    // CARRY_OVER) while the new address resolves, rather than dropping every frame as
+    // `next_hop_unresolved` meanwhile (a router being replaced still forwards).
+    let mut carried: Option<([u8; 6], Instant)> = None;
+    let mut carry_said = false;
     while !stop.load(Ordering::Relaxed) {
         let now_target = target();
         if now_target != followed {
+            carried = cell.get().filter(|_| matches!(now_target, NextHop::Neighbour(_))).map(|m| (m, Instant::now()));
+            carry_said = false;
             // A new next hop is logged once it resolves, even to the same MAC.
             (followed, warned, next_look, last) = (now_target, false, Instant::now(), None);
         }
@@ -223,13 +234,24 @@ pub fn follow_next_hop(
                             last
                         }
                     };
-                    cell.set(now);
-                    match now {
-                        Some(mac) if Some(mac) != last => {
+                    let carry = carried.filter(|(_, since)| now.is_none() && since.elapsed() < CARRY_OVER);
+                    carried = carry;
+                    cell.set(now.or(carry.map(|(mac, _)| mac)));
+                    match (now, carry) {
+                        (Some(mac), _) if Some(mac) != last => {
                             eprintln!("transitd: next hop {ip} is at {}", fmt_mac(&mac));
                             warned = false;
                         }
-                        None if !warned => {
+                        (None, Some((mac, _))) if !carry_said => {
+                            eprintln!(
+                                "transitd: next hop {ip} is not in the neighbour table yet: frames go to the previous \
+                                 next hop's {} for up to {} s while it resolves",
+                                fmt_mac(&mac),
+                                CARRY_OVER.as_secs()
+                            );
+                            carry_said = true;
+                        }
+                        (None, None) if !warned => {
                             eprintln!(
                                 "transitd: next hop {ip} is not in the neighbour table: frames to encapsulate are dropped as next_hop_unresolved until it is"
                             );

@@ -374,3 +374,32 @@ fn the_units_capabilities_are_enough_to_run_as_nobody() {
     assert!(said.contains("BPF") || said.contains("bpf"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reload that names a next hop address the neighbour table does not hold yet (a router
+/// being replaced) keeps sending to the previous next hop while the new one resolves, for
+/// a bounded while, rather than dropping every frame at once; then it drops them as
+/// `next_hop_unresolved`, as a start without one does.
+#[test]
+fn a_reload_to_an_unresolved_next_hop_keeps_the_previous_one_for_a_while() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tn", 1);
+    let t = lab.transitd(ACME, &["--no-metrics"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    // GRE frames from the anycast address the upstream router receives for 10 FTP SYNs.
+    let forwarded = |lab: &Lab| {
+        let c = lab.capture("up", "u1");
+        scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
+        tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
+    };
+    assert_eq!(forwarded(&lab), 10);
+    // 10.2.0.77 answers no one: it never resolves.
+    t.reload(&ACME.replace("next_hop = \"10.2.0.1\"", "next_hop = \"10.2.0.77\""));
+    wait_for("the previous next hop to be kept", Duration::from_secs(10), || {
+        t.log().contains("next hop 10.2.0.77 is not in the neighbour table yet: frames go to the previous next hop's")
+    });
+    assert_eq!(forwarded(&lab), 10, "sent to the previous next hop meanwhile:\n{}", t.log());
+    wait_for("the previous next hop to be given up", Duration::from_secs(15), || {
+        t.log().contains("next hop 10.2.0.77 is not in the neighbour table: frames to encapsulate are dropped")
+    });
+    assert_eq!(forwarded(&lab), 0, "dropped once the previous next hop is given up");
+}
