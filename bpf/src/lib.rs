@@ -255,7 +255,12 @@ pub struct XdpProgram {
     active: std::sync::Mutex<u32>,
     /// Waits out the program's runs that may still read the slot last left.
     readers: ReaderBarrier,
+    /// The keys last written whole into each map [`XdpProgram::replace_keys`] keeps, by
+    /// the map's name; a map missing here (an update failed half-way) is read back whole.
+    written: std::sync::Mutex<std::collections::HashMap<&'static str, KeySet>>,
 }
+
+type KeySet = std::collections::HashSet<Vec<u8>>;
 
 /// A map-in-map the program never reads, kept for what updating one does: the kernel
 /// returns from the update only after every BPF program run that began before it has
@@ -300,7 +305,17 @@ impl XdpProgram {
         let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
         let open = TransitdSkelBuilder::default().open(storage).map_err(BpfError::Load)?;
         let skel = open.load().map_err(BpfError::Load)?;
-        Ok(XdpProgram { skel, active: std::sync::Mutex::new(0), readers: ReaderBarrier::new()? })
+        // A program just loaded has empty maps.
+        let written = ["owned_v4", "owned_v6", "tunnel_remotes_v4", "tunnel_remotes_v6"]
+            .into_iter()
+            .map(|name| (name, KeySet::new()))
+            .collect();
+        Ok(XdpProgram {
+            skel,
+            active: std::sync::Mutex::new(0),
+            readers: ReaderBarrier::new()?,
+            written: std::sync::Mutex::new(written),
+        })
     }
 
     pub(crate) fn prog_fd(&self) -> BorrowedFd<'_> {
@@ -388,11 +403,10 @@ impl XdpProgram {
             .map_err(|source| BpfError::Map { map: "config_slot", source })
     }
 
-    /// Replaces the owned IPv4 prefixes: adds the new ones first, then removes the stale
-    /// ones, so a prefix in both the old and new set is never missing.
+    /// Replaces the owned IPv4 prefixes ([`XdpProgram::replace_keys`]).
     pub fn set_owned_v4(&self, prefixes: &[(Ipv4Addr, u8)]) -> Result<(), BpfError> {
         let keys = prefixes.iter().map(|(a, len)| lpm_key(*len, &a.octets())).collect();
-        replace_keys(&self.skel.maps.owned_v4, "owned_v4", keys)
+        self.replace_keys(&self.skel.maps.owned_v4, "owned_v4", keys)
     }
 
     /// Replaces the outer addresses of the configured tunnels' routers: GRE to the anycast
@@ -404,22 +418,47 @@ impl XdpProgram {
                 limit: format!("{MAX_TUNNEL_REMOTES} per address family"),
             });
         }
-        replace_keys(
+        self.replace_keys(
             &self.skel.maps.tunnel_remotes_v4,
             "tunnel_remotes_v4",
             v4.iter().map(|a| a.octets().to_vec()).collect(),
         )?;
-        replace_keys(
+        self.replace_keys(
             &self.skel.maps.tunnel_remotes_v6,
             "tunnel_remotes_v6",
             v6.iter().map(|a| a.octets().to_vec()).collect(),
         )
     }
 
+    /// Makes `keys` the keys of `map` (values 1): adds the new ones first, then removes the
+    /// stale ones, so a key in both the old and the new set is never missing. Only the
+    /// difference from what was last written is written (one system call per key: a reload
+    /// that changes a few of 32,768 prefixes makes a few calls, not 100,000, which at the
+    /// limits took long enough on the supervisor's thread to worry BGP's silence check); a
+    /// map whose last update failed is read back whole.
+    fn replace_keys(&self, map: &impl MapCore, name: &'static str, keys: KeySet) -> Result<(), BpfError> {
+        let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Taken out: if this update fails half-way, the map is unknown until read back.
+        let last = written.remove(name);
+        let err = |source| BpfError::Map { map: name, source };
+        for key in keys.iter().filter(|k| last.as_ref().is_none_or(|l| !l.contains(*k))) {
+            map.update(key, &[1], MapFlags::ANY).map_err(err)?;
+        }
+        let stale: Vec<Vec<u8>> = match &last {
+            Some(last) => last.difference(&keys).cloned().collect(),
+            None => map.keys().filter(|k| !keys.contains(k)).collect(),
+        };
+        for key in stale {
+            map.delete(&key).map_err(err)?;
+        }
+        written.insert(name, keys);
+        Ok(())
+    }
+
     /// Replaces the owned IPv6 prefixes.
     pub fn set_owned_v6(&self, prefixes: &[(Ipv6Addr, u8)]) -> Result<(), BpfError> {
         let keys = prefixes.iter().map(|(a, len)| lpm_key(*len, &a.octets())).collect();
-        replace_keys(&self.skel.maps.owned_v6, "owned_v6", keys)
+        self.replace_keys(&self.skel.maps.owned_v6, "owned_v6", keys)
     }
 
     /// The program's counters, summed over CPUs.
@@ -496,13 +535,6 @@ fn lpm_key(len: u8, addr: &[u8]) -> Vec<u8> {
     let mut key = u32::from(len).to_ne_bytes().to_vec();
     key.extend_from_slice(addr);
     key
-}
-
-fn replace_keys(map: &impl MapCore, name: &'static str, keys: Vec<Vec<u8>>) -> Result<(), BpfError> {
-    for key in &keys {
-        map.update(key, &[1], MapFlags::ANY).map_err(|source| BpfError::Map { map: name, source })?;
-    }
-    remove_stale(map, name, &[], &keys)
 }
 
 /// Deletes every key of `map` that starts with `prefix` (a slot; empty: every key) and is
@@ -819,6 +851,31 @@ mod tests {
     }
 
     /// The bounds the loader checks are the sizes the program's maps were compiled with.
+    #[test]
+    fn a_key_set_is_replaced_by_its_difference_and_read_back_after_a_failure() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let in_map = |p: &XdpProgram| -> KeySet { p.skel.maps.owned_v4.keys().collect() };
+        let prefixes = |list: &[([u8; 4], u8)]| -> Vec<(Ipv4Addr, u8)> {
+            list.iter().map(|&(a, len)| (Ipv4Addr::from(a), len)).collect()
+        };
+        let keys_of =
+            |list: &[(Ipv4Addr, u8)]| -> KeySet { list.iter().map(|(a, l)| lpm_key(*l, &a.octets())).collect() };
+        let a = prefixes(&[([203, 0, 113, 0], 24), ([198, 18, 0, 0], 15), ([192, 0, 2, 1], 32)]);
+        let b = prefixes(&[([203, 0, 113, 0], 24), ([100, 64, 0, 0], 10)]);
+        program.set_owned_v4(&a).unwrap();
+        assert_eq!(in_map(&program), keys_of(&a));
+        program.set_owned_v4(&b).unwrap();
+        assert_eq!(in_map(&program), keys_of(&b));
+        // The map as a half-failed update leaves it (a key no set holds) and the record of
+        // it dropped, as the failure drops it: read back whole, the stray key goes too.
+        program.skel.maps.owned_v4.update(&lpm_key(32, &[9, 9, 9, 9]), &[1], MapFlags::ANY).unwrap();
+        program.written.lock().unwrap().remove("owned_v4");
+        program.set_owned_v4(&a).unwrap();
+        assert_eq!(in_map(&program), keys_of(&a));
+        program.set_owned_v4(&[]).unwrap();
+        assert!(in_map(&program).is_empty());
+    }
+
     #[test]
     fn table_bounds_match_the_programs_maps() {
         let mut storage = MaybeUninit::uninit();
