@@ -493,6 +493,12 @@ mod tests {
         if before < 2 {
             std::fs::write(RESERVED, "2").expect("reserve huge pages (needs root)");
         }
+        if read() < Some(1) {
+            // The kernel found no contiguous memory for one: nothing here can be checked.
+            std::fs::write(RESERVED, before.to_string()).expect("give the huge pages back");
+            eprintln!("no huge page could be reserved on this machine: not checked");
+            return;
+        }
         let len = 3 * 4096;
         let mapped = map(len, true).map(|(area, mapped, huge)| {
             assert!(huge, "two huge pages reserved: the mapping is of huge pages");
