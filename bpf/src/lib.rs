@@ -383,11 +383,14 @@ impl XdpProgram {
             .enumerate()
             .flat_map(|(row, (_, dc))| EgressAddrValue { dc: *dc, pad: 0, row: row as u32 }.as_bytes().to_vec())
             .collect();
-        update_batch(&maps.egress_addrs, "egress_addrs", &keys.concat(), &values, keys.len())?;
+        // The slot's stale keys go first: each hash map holds two slots' worth, and the
+        // slot being written still holds the plan before last, which the new keys would
+        // otherwise have to fit beside (at the limits they do not: E2BIG).
         remove_stale(&maps.egress_addrs, "egress_addrs", &slot.to_ne_bytes(), &keys)?;
+        update_batch(&maps.egress_addrs, "egress_addrs", &keys.concat(), &values, keys.len())?;
         let keys: Vec<Vec<u8>> = peers.iter().map(key).collect();
-        update_batch(&maps.backbone_peers, "backbone_peers", &keys.concat(), &vec![1; keys.len()], keys.len())?;
         remove_stale(&maps.backbone_peers, "backbone_peers", &slot.to_ne_bytes(), &keys)?;
+        update_batch(&maps.backbone_peers, "backbone_peers", &keys.concat(), &vec![1; keys.len()], keys.len())?;
         let value = config_value(slot, config);
         maps.config
             .update(&slot.to_ne_bytes(), value.as_bytes(), MapFlags::ANY)
@@ -874,6 +877,29 @@ mod tests {
         assert_eq!(in_map(&program), keys_of(&a));
         program.set_owned_v4(&[]).unwrap();
         assert!(in_map(&program).is_empty());
+    }
+
+    /// Plans as large as a slot holds follow each other: the plan before last, still in
+    /// the slot being written, is cleared before the new one is written beside the
+    /// running one (else the maps, two slots large, overflow).
+    #[test]
+    fn plans_of_the_largest_size_replace_each_other() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (mut config, _) = soft_unicast([0, 1]);
+        if let Some(su) = config.soft_unicast.as_mut() {
+            su.slices = 1;
+        }
+        let plan = |first: u32| EgressTables {
+            addresses: (0..MAX_EGRESS_ADDRS as u32).map(|i| (Ipv4Addr::from(first + i), 0)).collect(),
+            owners: vec![0; MAX_EGRESS_ADDRS],
+            peers: (0..MAX_BACKBONE_PEERS as u32).map(|i| Ipv4Addr::from(first + i)).collect(),
+        };
+        let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
+        for round in 0..4 {
+            // Each plan renumbers every address and peer: nothing of one is kept in the next.
+            let tables = plan(base + round * MAX_EGRESS_ADDRS as u32);
+            program.publish(&config, &tables).unwrap_or_else(|e| panic!("plan {round}: {e}"));
+        }
     }
 
     #[test]

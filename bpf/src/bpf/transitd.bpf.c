@@ -72,6 +72,8 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v4, &src) != 0;
 	int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
 	__u32 ihl = (ip->ihl & 0xf) * 4;
+	if (ihl < 20) /* no IPv4 header: the kernel and the data plane drop it */
+		return NOT_OURS;
 	return gre_fate(cfg, (void *)ip + ihl, end, known, fragment);
 }
 
