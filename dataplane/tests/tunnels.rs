@@ -964,3 +964,50 @@ fn frames_to_a_link_group_address_are_not_forwarded() {
     assert!(sent(&v[11], TxReason::Decapsulated), "{:?}", v[11]);
     assert_eq!(stats.dropped_for(DropReason::LinkBroadcast), 7);
 }
+
+/// Only an empty GRE packet (protocol type 0, nothing behind it) from our end of a tunnel to
+/// its router is a keepalive to return. The same shape carrying a packet would reach the
+/// router as if transitd had sent it, past the ingress stages; it is spoofed, and dropped.
+#[test]
+fn only_an_empty_gre_packet_is_returned_as_a_keepalive() {
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+[dos.sanity]
+bogons = false
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "t"
+"#;
+    let (us, router) = ([192, 0, 2, 1], [198, 51, 100, 1]);
+    let eth = || etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1]);
+    // Ours to the router, GRE with `gre` (flags and protocol type) and `payload` behind it.
+    let ours_to_router = |gre: [u8; 4], payload: &[u8]| {
+        let mut header =
+            etherparse::Ipv4Header::new((4 + payload.len()) as u16, 255, etherparse::IpNumber::GRE, us, router)
+                .expect("fits");
+        header.header_checksum = header.calc_header_checksum();
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa, 0x08, 0x00];
+        frame.extend(header.to_bytes());
+        frame.extend(gre);
+        frame.extend(payload);
+        frame
+    };
+    let mut flood = Vec::new();
+    eth().ipv4([8, 8, 8, 8], [203, 0, 113, 10], 64).udp(1000, 53).write(&mut flood, b"x").unwrap();
+    let frames = vec![
+        in_gre(&ours_to_router([0, 0, 0, 0], &[]), router, us),
+        in_gre(&ours_to_router([0, 0, 0x08, 0x00], &flood[14..]), router, us),
+        in_gre(&ours_to_router([0, 0, 0, 0], b"payload"), router, us),
+    ];
+    let (v, _, _) = verdicts_of(config, frames);
+    assert_eq!(fates(&v), ["tx:gre_keepalive", "decap_spoofed_source", "decap_spoofed_source"]);
+}

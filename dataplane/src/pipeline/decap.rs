@@ -116,7 +116,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     }
     snap.membership.fill(&mut key); // for the customer's egress rules
 
-    if is_keepalive(tunnel, &key, ip.is_ipv6) {
+    if is_keepalive(tunnel, &key, &ip, data) {
         return to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Keepalive);
     }
     if let Some(iface) = tunnel.interface
@@ -159,20 +159,26 @@ fn unsupported(snap: &Snapshot) -> Verdict {
 }
 
 /// A keepalive: GRE inside, from our end of the tunnel to the router's (Cisco's keepalives
-/// are built so that the far end returns them by plain forwarding).
-fn is_keepalive(tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
-    if key.get(Dim::L4Proto) != GRE {
+/// are built so that the far end returns them by plain forwarding), and nothing in that GRE
+/// (protocol type 0, no payload, as routers send them). It is returned without the
+/// customer's egress rules: anything more inside (a packet for the customer's network)
+/// would reach the router as if transitd had sent it, past every ingress stage.
+fn is_keepalive(tunnel: &Tunnel, key: &Key, ip: &IpFrame, data: &[u8]) -> bool {
+    if key.get(Dim::L4Proto) != GRE || ip.fragment.is_some() {
         return false;
     }
-    match tunnel.gre.endpoints {
-        gre::Endpoints::V4 { local, remote } if !is_ipv6 => {
+    let ends = match tunnel.gre.endpoints {
+        gre::Endpoints::V4 { local, remote } if !ip.is_ipv6 => {
             (key.src_addr() >> 96) as u32 == u32::from(local) && (key.dst_addr() >> 96) as u32 == u32::from(remote)
         }
-        gre::Endpoints::V6 { local, remote } if is_ipv6 => {
+        gre::Endpoints::V6 { local, remote } if ip.is_ipv6 => {
             key.src_addr() == u128::from(local) && key.dst_addr() == u128::from(remote)
         }
         _ => false,
-    }
+    };
+    let inner_gre = data.get(ip.l4_start..ip.l3_start + ip.l3_len).unwrap_or(&[]);
+    ends && GreRepr::parse(&GrePacket::new_unchecked(inner_gre))
+        .is_ok_and(|g| g.protocol == 0 && g.header_len() == inner_gre.len())
 }
 
 /// The source of a decapsulated packet must lie in the tunnel's customer's prefixes, or be
