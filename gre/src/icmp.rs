@@ -103,9 +103,6 @@ fn icmpv4_is_error(t: u8) -> bool {
 /// broadcast, class E).
 pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
     let Ok(ip) = Ipv4Packet::new_checked(packet) else { return false };
-    let one_host = |a: Ipv4Addr| {
-        !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240)
-    };
     if ip.frag_offset() != 0 || !one_host(ip.src_addr()) || !one_host(ip.dst_addr()) {
         return false;
     }
@@ -114,6 +111,11 @@ pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
         return ip.payload().first().is_some_and(|&t| !icmpv4_is_error(t));
     }
     true
+}
+
+/// Whether `a` names one host: not unspecified, loopback, multicast, broadcast or class E.
+fn one_host(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240)
 }
 
 /// Whether RFC 4443 §2.4 (e) lets a node send `error` about the IPv6 `packet`: not about an
@@ -217,11 +219,20 @@ pub fn ipv6_pseudo_header_sum(src: &[u8; 16], dst: &[u8; 16], upper_len: u32, ne
 
 /// Turns the IPv4 ICMP echo request at the front of `packet` (the whole datagram) into its
 /// reply in place: addresses swapped, type 0, a fresh `ttl`, checksums patched. False (and
-/// nothing written) if it is not an unfragmented echo request.
+/// nothing written) if it is not an unfragmented echo request from an address that names
+/// one host (RFC 1122 §3.2.1.3: a datagram from a broadcast or multicast source is
+/// discarded), or if it carries IP options: RFC 1122 §3.2.2.6 wants a source route reversed
+/// and the record-route and timestamp options updated in the reply, which an in-place
+/// rewrite cannot do, and echoed unchanged they would be wrong.
 pub fn ipv4_echo_reply_in_place(packet: &mut [u8], ttl: u8) -> bool {
     let Ok(mut ip) = Ipv4Packet::new_checked(packet) else { return false };
     let is_request = ip.payload().len() >= ICMP_HEADER_LEN && ip.payload()[0] == ICMPV4_ECHO_REQUEST;
-    if ip.protocol() != IPPROTO_ICMP || ip.is_fragment() || !is_request {
+    if ip.protocol() != IPPROTO_ICMP
+        || ip.is_fragment()
+        || !is_request
+        || !one_host(ip.src_addr())
+        || ip.header_len() != 20
+    {
         return false;
     }
     ip.swap_addrs();
@@ -399,5 +410,23 @@ mod tests {
         assert_eq!(checksum::sum(&p[20..]), 0xffff);
         assert_eq!(&p[24..28], &[0, 7, 0, 9]);
         assert!(!ipv4_echo_reply_in_place(&mut p, 64), "a reply is not answered");
+        // Requests from addresses that name no host are not answered, nor ones with options.
+        for src in [[255, 255, 255, 255], [0, 0, 0, 0], [127, 0, 0, 1], [224, 0, 0, 1], [240, 0, 0, 1]] {
+            let from = Echo { src: Ipv4Addr::from(src), ..echo };
+            write_ipv4_echo(&mut p, &from, b"ping").unwrap();
+            let before = p;
+            assert!(!ipv4_echo_reply_in_place(&mut p, 64), "from {src:?}");
+            assert_eq!(p, before, "nothing written");
+        }
+        let mut with_options = [0u8; 36];
+        write_ipv4_echo(&mut with_options[4..], &echo, b"ping").unwrap();
+        // The same datagram with a 4-byte option list (record route's head, then the end).
+        with_options.copy_within(4..24, 0);
+        with_options[0] = 0x46;
+        with_options[2..4].copy_from_slice(&36u16.to_be_bytes());
+        with_options[20..24].copy_from_slice(&[7, 3, 4, 0]);
+        let parsed = Ipv4Packet::new_checked(&with_options[..]).expect("a well-formed datagram");
+        assert_eq!((parsed.header_len(), parsed.payload()[0]), (24, ICMPV4_ECHO_REQUEST));
+        assert!(!ipv4_echo_reply_in_place(&mut with_options, 64), "options are not echoed back");
     }
 }
