@@ -726,6 +726,14 @@ mod tests {
         corrupt[14 + 8] ^= 0x01; // the TTL, under the old checksum
         assert_eq!(judge(&program, &corrupt), "no_socket");
         assert_eq!(judge(&program, &backbone(&udp_to_egress(40000))), "no_socket", "another server's");
+        // Version 6 in the version field, the checksum verifying: not an IPv4 header.
+        let mut not_v4 = good.clone();
+        not_v4[14] = 0x65;
+        not_v4[24..26].fill(0);
+        let sum = not_v4[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        not_v4[24..26].copy_from_slice(&(!((folded & 0xffff) + (folded >> 16)) as u16).to_be_bytes());
+        assert_eq!(judge(&program, &not_v4), "no_socket");
     }
 
     /// A fragment of UDP datagram `id` from 198.51.100.7 to 192.0.2.10: the first (with the

@@ -178,7 +178,7 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5 ||
 	    ip->protocol != IPPROTO_GRE_ || (ip->frag_off & bpf_htons(0x3fff)))
 		return 0;
 	if (ip->daddr != cfg->backbone_v4 && ip->daddr != cfg->dc_backbone_v4)
