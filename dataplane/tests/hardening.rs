@@ -404,7 +404,10 @@ fn a_running_edge_survives_a_reload_it_must_refuse() {
     let no_next_hop: String = ACME.lines().filter(|l| !l.starts_with("next_hop")).map(|l| format!("{l}\n")).collect();
     assert_ne!(no_next_hop, ACME);
     t.reload(&no_next_hop);
-    wait_for("the reload to be rejected", Duration::from_secs(10), || t.log().contains("sets no next hop"));
+    // Said at `[server]`, line 2 of ACME, like every other configuration error.
+    wait_for("the reload to be rejected", Duration::from_secs(10), || {
+        t.log().contains(":2:1: [server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac")
+    });
     assert!(t.is_running(), "{}", t.log());
     let metrics = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
     let metrics = String::from_utf8_lossy(&metrics.stdout);

@@ -315,11 +315,16 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 /// The configuration to start with, and (from etcd) the revision it was read at.
 fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
     match source {
-        ConfigSource::File(path) => Ok((Snapshot::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))?, 0)),
+        // Whether the interface's MAC can be read is found out after; the next hop is
+        // checked here, with its position.
+        ConfigSource::File(path) => {
+            let snap = crate::config::load(path).and_then(|l| Snapshot::build_to_run(&l, true));
+            Ok((snap.map_err(|e| anyhow::anyhow!("{e}"))?, 0))
+        }
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
             let snap = fleet::assemble_fetched(&source.prefix, &fetched)
-                .and_then(|l| Snapshot::build(&l))
+                .and_then(|l| Snapshot::build_to_run(&l, true))
                 .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
             Ok((snap, fetched.revision))
         }

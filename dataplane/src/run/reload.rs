@@ -92,20 +92,22 @@ impl ConfigWatch {
                         return None;
                     }
                     watch.seen();
-                    let path = path.clone();
-                    (path.display().to_string(), Box::new(move || Snapshot::from_path(&path)))
+                    let (path, mac_known) = (path.clone(), self.iface_mac_known);
+                    let what = path.display().to_string();
+                    let load = move || crate::config::load(&path).and_then(|l| Snapshot::build_to_run(&l, mac_known));
+                    (what, Box::new(load))
                 }
                 (ConfigSource::Etcd(source), _) => {
                     if signalled {
                         self.etcd_refetch.store(true, Ordering::Relaxed);
                     }
                     let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
-                    let prefix = source.prefix.clone();
+                    let (prefix, mac_known) = (source.prefix.clone(), self.iface_mac_known);
                     let what = format!("{source} at revision {}", fetched.revision);
-                    (
-                        what,
-                        Box::new(move || fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build(&l))),
-                    )
+                    let load = move || {
+                        fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build_to_run(&l, mac_known))
+                    };
+                    (what, Box::new(load))
                 }
                 (ConfigSource::File(_), None) => return None,
             };
@@ -134,7 +136,7 @@ impl ConfigWatch {
         }
         let b = self.building.take()?;
         let built = b.thread.join().map_err(|_| ());
-        Some(apply(&b.what, b.started, built, shared, program, self.iface_mac_known))
+        Some(apply(&b.what, b.started, built, shared, program))
     }
 
     /// Waits for the etcd watch (after its stop flag was set). A build under way is left to
@@ -207,7 +209,6 @@ fn apply(
     built: Result<Result<Snapshot, ConfigErrors>, ()>,
     shared: &ArcSwap<Snapshot>,
     program: &XdpProgram,
-    iface_mac_known: bool,
 ) -> bool {
     // A panic while building is a bug, but the edge must outlive it: the builder only reads
     // its input and makes a new snapshot on its own thread, so nothing it leaves half-done
@@ -222,24 +223,6 @@ fn apply(
         }
         Ok(Err(errors)) => {
             eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
-            false
-        }
-        // `run` refuses to start without a next hop; a reload without one is refused the
-        // same way (it used to go on sending to the last MAC, whatever the file said).
-        Ok(Ok(new)) if new.next_hop == crate::snapshot::NextHop::Unset => {
-            eprintln!(
-                "transitd: reload of {what} rejected, the running configuration stays: it sets no next hop \
-                 (next_hop, an IP address, or next_hop_mac in [server])"
-            );
-            false
-        }
-        // Nor without a source address: `run` refuses to start without `mac` when the
-        // interface's own cannot be read; applied, every frame went out from 00:00:00:00:00:00.
-        Ok(Ok(new)) if new.eth.src == [0; 6] && !iface_mac_known => {
-            eprintln!(
-                "transitd: reload of {what} rejected, the running configuration stays: it sets no `mac` in \
-                 [server], and the interface's own address could not be read when transitd started"
-            );
             false
         }
         Ok(Ok(new)) => {

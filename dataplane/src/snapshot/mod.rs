@@ -246,6 +246,25 @@ impl Snapshot {
         b.finish(snapshot)
     }
 
+    /// [`Snapshot::build`] for `run`, which also needs a next hop, and a source MAC when
+    /// the interface's own could not be read (`iface_mac_known` false); either missing is an
+    /// error at `[server]`, like every other. (Replay and `match` need neither.)
+    pub fn build_to_run(loaded: &Loaded, iface_mac_known: bool) -> Result<Snapshot, ConfigErrors> {
+        let mut b = Builder::new(&loaded.source);
+        let snapshot = b.snapshot(loaded);
+        let server = loaded.file.server.span();
+        if snapshot.next_hop == NextHop::Unset {
+            b.err(&server, "[server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac");
+        }
+        if snapshot.eth.src == [0; 6] && !iface_mac_known {
+            b.err(
+                &server,
+                "[server] sets no `mac`, and the interface's own address could not be read when transitd started",
+            );
+        }
+        b.finish(snapshot)
+    }
+
     /// Every customer IPv4 prefix: the XDP program's map of what is ours.
     pub fn owned_v4(&self) -> Vec<(Ipv4Addr, u8)> {
         let v4 = |(net, _): &(IpNet, CustomerId)| match net {
