@@ -326,7 +326,7 @@ bucket = "per-rule"
 /// every rule as before keeps the tokens.
 #[test]
 fn a_reload_that_renumbers_rule_keyed_rules_does_not_hand_over_their_tokens() {
-    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    use transitd::pipeline::Limits;
     let rule = |name: &str, matches: &str| {
         format!(
             "[[dos.rule]]\nname = \"{name}\"\nmatch = \"{matches}\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n"
@@ -349,14 +349,8 @@ fn a_reload_that_renumbers_rule_keyed_rules_does_not_hand_over_their_tokens() {
     let mut udp = Vec::new();
     eth().ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60).udp(1000, 2000).write(&mut udp, b"x").unwrap();
     let mut limits = Limits::new(&before);
-    let mut spill = Spill::new(SPILL_SLOTS, before.frame_size);
     // All at one time: each rule has its one token, once.
-    let mut send = |snap: &transitd::snapshot::Snapshot, limits: &mut Limits, bytes: &[u8]| {
-        let mut buf = vec![0u8; HEADROOM + 2048];
-        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
-        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, 1_000_000_000);
-        process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
-    };
+    let send = |snap, limits: &mut Limits, bytes: &[u8]| verdict_with(snap, limits, bytes, 1_000_000_000);
     assert!(matches!(send(&before, &mut limits, &tcp), Verdict::Tx { .. }));
     assert_eq!(send(&before, &mut limits, &tcp), Verdict::Drop(DropReason::RateLimited));
     limits.rebind(&before, &same);

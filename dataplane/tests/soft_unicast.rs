@@ -174,19 +174,13 @@ fn fragments_follow_their_first_fragment_to_its_owner() {
 /// seen.
 #[test]
 fn a_reload_that_changes_the_fleet_forgets_fragment_owners() {
-    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    use transitd::pipeline::Limits;
     let (config, _) = fleet();
     let a2 = "[[soft_unicast.server]]\nname = \"a2\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.12\"\n\n";
     assert!(config.contains(a2));
     let (before, after) = (snapshot(&config), snapshot(&config.replace(a2, "")));
     let frames = read_frames(&pcap("generated/soft-unicast-fragments.pcap"));
-    let run = |snap: &transitd::snapshot::Snapshot, limits: &mut Limits, input: &[u8]| {
-        let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-        let mut buf = vec![0u8; HEADROOM + 2048];
-        buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(input);
-        let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
-        process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
-    };
+    let run = |snap, limits: &mut Limits, input: &[u8]| verdict_with(snap, limits, input, 1);
     let backbone = |v: Verdict| matches!(v, Verdict::Tx { reason: TxReason::Backbone, .. });
     // d1 (a2's, frames 1, 3 and 4): its first fragment, then its second with the fleet
     // unchanged, then its last after the reload.

@@ -262,13 +262,7 @@ fn tracked_connections_survive_a_reload() {
         protected("mitigate").replace("grace_period = 0", "grace_period = 0\ntable_size = 1024")
     ));
     let mut limits = Limits::new(&a);
-    let mut spill = Spill::new(SPILL_SLOTS, a.frame_size);
-    let mut send = |snap: &transitd::snapshot::Snapshot, limits: &mut Limits, bytes: Vec<u8>| {
-        let mut buf = vec![0u8; HEADROOM + 2048];
-        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(&bytes);
-        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, 1_000_000_000);
-        process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
-    };
+    let send = |snap, limits: &mut Limits, bytes: Vec<u8>| verdict_with(snap, limits, &bytes, 1_000_000_000);
     let (src, dst) = ([198, 18, 0, 1], [203, 0, 113, 80]);
     assert!(matches!(send(&a, &mut limits, segment(src, dst, 40000, 443, 0x02, 0)), Verdict::Tx { .. }));
     limits.rebind(&a, &renamed);

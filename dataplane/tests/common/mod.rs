@@ -275,6 +275,22 @@ pub fn snapshot(text: &str) -> transitd::snapshot::Snapshot {
     transitd::snapshot::Snapshot::build(&loaded).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The verdict `snap` gives the frame `bytes` received at `time_ns`, with the worker state
+/// `limits` (which a test rebinds across reloads, as a worker does).
+pub fn verdict_with(
+    snap: &transitd::snapshot::Snapshot,
+    limits: &mut transitd::pipeline::Limits,
+    bytes: &[u8],
+    time_ns: u64,
+) -> transitd::pipeline::Verdict {
+    use transitd::pipeline::{Frame, HEADROOM, SPILL_SLOTS, Spill, process_frame};
+    let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut buf = vec![0u8; HEADROOM + bytes.len().max(2048)];
+    buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+    let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, time_ns);
+    process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
+}
+
 /// `frame`'s IP packet in GRE (no options) from `src` to `dst`, behind `frame`'s Ethernet
 /// addresses: what a customer's router sends through its tunnel.
 pub fn in_gre(frame: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
