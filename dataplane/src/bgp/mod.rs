@@ -90,8 +90,18 @@ impl Announcements {
 
 /// The file whose lock makes a guard the only one keeping `include`: `<include>.lock`.
 pub fn lock_path(include: &Path) -> PathBuf {
+    beside(include, ".lock")
+}
+
+/// The file a run keeps while it announces through `include`: `<include>.running`.
+pub fn running_path(include: &Path) -> PathBuf {
+    beside(include, ".running")
+}
+
+/// `include` with `suffix` added to its name.
+fn beside(include: &Path, suffix: &str) -> PathBuf {
     let mut name = include.as_os_str().to_owned();
-    name.push(".lock");
+    name.push(suffix);
     PathBuf::from(name)
 }
 

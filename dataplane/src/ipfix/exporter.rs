@@ -564,17 +564,7 @@ prefixes = ["198.18.0.0/24"]
     }
 
     fn key(i: u32) -> FlowKey {
-        let s = sample(i, 0, None);
-        FlowKey {
-            v6: s.v6,
-            src: s.src,
-            dst: s.dst,
-            src_port: s.src_port,
-            dst_port: s.dst_port,
-            protocol: s.protocol,
-            verdict: s.verdict,
-            customer: s.customer,
-        }
+        FlowKey::of(&sample(i, 0, None))
     }
 
     fn flow() -> Flow {

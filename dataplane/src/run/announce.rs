@@ -45,19 +45,13 @@ pub(super) struct Announcer {
     /// from the telling, not from the last tick: a tick that restarts a guard blocks while
     /// the old one withdraws, and the new one has heard nothing yet to miss.
     last_told: Option<Instant>,
-    /// The marker ([`running_marker`]) this run keeps for its include file.
+    /// The marker this run keeps for its include file ([`crate::bgp::running_path`]):
+    /// there while the run announces, removed when it stops because it was asked to.
+    /// Found at start, it says the last run ended otherwise (a crash, kill -9, a worker's
+    /// error): the new run holds its announcements back as after a withdrawal, so that a
+    /// crash loop (systemd restarts the unit within seconds) does not flap every prefix
+    /// with each restart.
     marker: Option<PathBuf>,
-}
-
-/// `<bird_include>.running`: there while a run announces through `include`, removed when
-/// it stops because it was asked to. Found at start, it says the last run ended otherwise
-/// (a crash, kill -9, a worker's error): the new run holds its announcements back as after
-/// a withdrawal, so that a crash loop (systemd restarts the unit within seconds) does not
-/// flap every prefix with each restart.
-fn running_marker(include: &Path) -> PathBuf {
-    let mut name = include.as_os_str().to_owned();
-    name.push(".running");
-    PathBuf::from(name)
 }
 
 impl Announcer {
@@ -78,7 +72,7 @@ impl Announcer {
 
     /// Takes the marker of `include` for this run; held down if the last run left it.
     fn mark(&mut self, include: &Path) {
-        let marker = running_marker(include);
+        let marker = crate::bgp::running_path(include);
         if self.marker.as_ref() == Some(&marker) {
             return;
         }

@@ -318,8 +318,7 @@ fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
         // Whether the interface's MAC can be read is found out after; the next hop is
         // checked here, with its position.
         ConfigSource::File(path) => {
-            let snap = crate::config::load(path).and_then(|l| Snapshot::build_to_run(&l, true));
-            Ok((snap.map_err(|e| anyhow::anyhow!("{e}"))?, 0))
+            Ok((Snapshot::from_path_to_run(path, true).map_err(|e| anyhow::anyhow!("{e}"))?, 0))
         }
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;

@@ -94,7 +94,7 @@ impl ConfigWatch {
                     watch.seen();
                     let (path, mac_known) = (path.clone(), self.iface_mac_known);
                     let what = path.display().to_string();
-                    let load = move || crate::config::load(&path).and_then(|l| Snapshot::build_to_run(&l, mac_known));
+                    let load = move || Snapshot::from_path_to_run(&path, mac_known);
                     (what, Box::new(load))
                 }
                 (ConfigSource::Etcd(source), _) => {

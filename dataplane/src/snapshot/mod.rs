@@ -246,6 +246,11 @@ impl Snapshot {
         b.finish(snapshot)
     }
 
+    /// [`Snapshot::from_path`] for `run` ([`Snapshot::build_to_run`]).
+    pub fn from_path_to_run(path: &Path, iface_mac_known: bool) -> Result<Snapshot, ConfigErrors> {
+        Snapshot::build_to_run(&config::load(path)?, iface_mac_known)
+    }
+
     /// [`Snapshot::build`] for `run`, which also needs a next hop, and a source MAC when
     /// the interface's own could not be read (`iface_mac_known` false); either missing is an
     /// error at `[server]`, like every other. (Replay and `match` need neither.)
