@@ -635,12 +635,23 @@ mod tests {
         f[23] = protocol;
         f[26..30].copy_from_slice(&src);
         f[30..34].copy_from_slice(&dst);
-        let sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-        let folded = (sum & 0xffff) + (sum >> 16);
-        let folded = (folded & 0xffff) + (folded >> 16);
-        f[24..26].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        fill_checksum(&mut f);
         f.extend_from_slice(payload);
         f
+    }
+
+    /// The ones' complement sum of the IPv4 header of an Ethernet frame (RFC 1071), folded.
+    fn header_sum(f: &[u8]) -> u16 {
+        let sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        ((folded & 0xffff) + (folded >> 16)) as u16
+    }
+
+    /// Sets the header checksum of the 20-byte IPv4 header of an Ethernet frame.
+    fn fill_checksum(f: &mut [u8]) {
+        f[24..26].fill(0);
+        let sum = header_sum(f);
+        f[24..26].copy_from_slice(&(!sum).to_be_bytes());
     }
 
     /// An Ethernet, IPv4 and UDP frame from 198.51.100.7 to 192.0.2.10 at `port`.
@@ -660,9 +671,16 @@ mod tests {
 
     /// Runs the program on `frame` (BPF_PROG_TEST_RUN) and names the counter it bumped.
     fn judge(program: &XdpProgram, frame: &[u8]) -> &'static str {
+        judge_output(program, frame).0
+    }
+
+    /// [`judge`], and the frame as the program left it.
+    fn judge_output(program: &XdpProgram, frame: &[u8]) -> (&'static str, Vec<u8>) {
         let before = program.stats();
-        let input = libbpf_rs::ProgramInput { data_in: Some(frame), ..Default::default() };
-        program.skel.progs.xdp_transitd.test_run(input).expect("test run (needs root)");
+        let mut out = vec![0u8; frame.len() + 256];
+        let input = libbpf_rs::ProgramInput { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
+        let output = program.skel.progs.xdp_transitd.test_run(input).expect("test run (needs root)");
+        let out = output.data.map(|d| d.to_vec()).unwrap_or_default();
         let after = program.stats();
         let moved = [
             ("redirected", after.redirected - before.redirected),
@@ -674,7 +692,7 @@ mod tests {
         ];
         let bumped: Vec<_> = moved.iter().filter(|(_, n)| *n > 0).collect();
         assert_eq!(bumped.len(), 1, "{moved:?}");
-        bumped[0].0
+        (bumped[0].0, out)
     }
 
     /// A configuration is written beside the one the program reads and seen only once
@@ -729,11 +747,43 @@ mod tests {
         // Version 6 in the version field, the checksum verifying: not an IPv4 header.
         let mut not_v4 = good.clone();
         not_v4[14] = 0x65;
-        not_v4[24..26].fill(0);
-        let sum = not_v4[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
-        let folded = (sum & 0xffff) + (sum >> 16);
-        not_v4[24..26].copy_from_slice(&(!((folded & 0xffff) + (folded >> 16)) as u16).to_be_bytes());
+        fill_checksum(&mut not_v4);
         assert_eq!(judge(&program, &not_v4), "no_socket");
+    }
+
+    /// `frame` (an Ethernet frame holding IPv4) with ECN field `ecn`, its checksum right.
+    fn with_ecn(mut frame: Vec<u8>, ecn: u8) -> Vec<u8> {
+        frame[15] = 0xb8 | ecn; // DSCP EF, which must stay
+        fill_checksum(&mut frame);
+        frame
+    }
+
+    /// A congestion mark a router on the backbone put on the outer header reaches the inner
+    /// packet handed to the host (RFC 6040 §4.2), its checksum right; a mark on a packet
+    /// that is not ECN-capable is left to the data plane, which drops and counts it.
+    #[test]
+    fn a_backbone_congestion_mark_reaches_the_inner_packet() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        let (not_ect, ect1, ect0, ce) = (0, 1, 2, 3);
+        // (outer, inner) -> the inner packet's ECN field as handed on.
+        for (outer, inner, want) in [
+            (ce, ect0, ce),
+            (ce, ect1, ce),
+            (ce, ce, ce),
+            (ect1, ect0, ect1),
+            (not_ect, ect0, ect0),
+            (ect0, not_ect, not_ect),
+        ] {
+            let frame = with_ecn(backbone(&with_ecn(udp_to_egress(2000), inner)), outer);
+            let (fate, out) = judge_output(&program, &frame);
+            assert_eq!(fate, "backbone_local", "outer {outer}, inner {inner}");
+            assert_eq!((out[15] & 0xfc, out[15] & 3), (0xb8, want), "outer {outer}, inner {inner}");
+            assert_eq!(header_sum(&out), 0xffff, "the inner checksum verifies");
+        }
+        let frame = with_ecn(backbone(&with_ecn(udp_to_egress(2000), not_ect)), ce);
+        assert_eq!(judge(&program, &frame), "no_socket", "CE on a packet that is not ECN-capable");
     }
 
     /// A fragment of UDP datagram `id` from 198.51.100.7 to 192.0.2.10: the first (with the
@@ -750,11 +800,7 @@ mod tests {
         };
         let mut f = ipv4_frame(src, [192, 0, 2, 10], 17, flags_offset, &payload);
         f[18..20].copy_from_slice(&id.to_be_bytes());
-        // The identification is under the header checksum: sum again over a zero checksum.
-        f[24..26].fill(0);
-        let sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-        let folded = (sum & 0xffff) + (sum >> 16);
-        f[24..26].copy_from_slice(&(!((folded & 0xffff) + (folded >> 16)) as u16).to_be_bytes());
+        fill_checksum(&mut f); // the identification is under it
         f
     }
 
@@ -825,6 +871,35 @@ mod tests {
         program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[]).unwrap();
         assert_eq!(judge(&program, &gre_to_anycast(true)), "no_socket");
         assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket");
+    }
+
+    /// GRE under an authentication header is not decapsulated, whoever sends it (nothing
+    /// here holds the security association that would verify it): it fares as GRE that is
+    /// not ours, passed here or left to the data plane to drop per `gre_unsupported`. Other
+    /// AH to the anycast address, and an AH datagram's later fragments, are the host's.
+    #[test]
+    fn gre_under_ah_is_not_ours() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, _) = soft_unicast([0, 1]);
+        let config = XdpConfig { soft_unicast: None, ..config };
+        program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[]).unwrap();
+        // RFC 4302: next header, payload length 4 (24 bytes), reserved, SPI, sequence, ICV.
+        let ah = |next: u8| [&[next, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1][..], &[0; 12]].concat();
+        let gre = [0u8, 0, 0x08, 0x00];
+        let frame = |next: u8, flags_offset: u16| {
+            ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 51, flags_offset, &[ah(next), gre.to_vec()].concat())
+        };
+        for pass in [true, false] {
+            program
+                .publish(&XdpConfig { gre_not_ours_pass: pass, ..config.clone() }, &EgressTables::default())
+                .unwrap();
+            let not_ours = if pass { "gre_not_ours" } else { "no_socket" };
+            assert_eq!(judge(&program, &frame(47, 0)), not_ours, "from a tunnel's router, pass {pass}");
+            assert_eq!(judge(&program, &frame(47, 0x2000)), not_ours, "a first fragment, pass {pass}");
+            assert_eq!(judge(&program, &frame(17, 0)), "passed", "UDP under AH");
+            assert_eq!(judge(&program, &frame(47, 1480 / 8)), "passed", "a later fragment");
+            assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket", "plain GRE from the router");
+        }
     }
 
     /// GRE over IPv6 from `src` to the IPv6 anycast address 2001:db8:ffff::1 behind a

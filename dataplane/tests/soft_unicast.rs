@@ -329,3 +329,57 @@ fn return_traffic_to_a_link_group_address_is_delivered_here_but_not_forwarded() 
     );
     assert_eq!(fates(&v).iter().collect::<Vec<_>>(), [&group, &local, &group, &backbone, &local, &backbone]);
 }
+
+/// RFC 6040 §4.2 on the backbone: a congestion mark a router between two servers put on the
+/// outer header reaches the inner packet, whether it is sent on to its owner (as here: from
+/// data centre b to a2, through a1) or delivered; a marked packet that is not ECN-capable
+/// is dropped, as the marking router would have dropped it. tshark reads what went out.
+#[test]
+fn a_congestion_mark_on_the_backbone_goes_on_with_the_packet() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-ecn-{}.pcap", std::process::id()));
+    let out = std::env::temp_dir().join(format!("transitd-su-ecn-out-{}.pcap", std::process::id()));
+    // (outer ECN, inner ECN), the inner DSCP AF11 (0x28) throughout; from b1 (hop 1), inner
+    // UDP to port 4000 (a2's), and from a2 (hop 2) to port 1500 (a1's own).
+    let script = format!(
+        "from scapy.all import *\n\
+         def bb(outer, inner, src='10.9.0.21', hop=1, port=4000):\n\
+         \x20   i = IP(src='192.0.2.77', dst='198.18.200.1', tos=0x28 | inner)/UDP(sport=7777, dport=port)/Raw(b'x')\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='10.9.0.11', tos=outer)/GRE(key_present=1, key=(0x5355 << 8) | hop)/i\n\
+         wrpcap('{}', [bb(3, 2), bb(1, 2), bb(0, 1), bb(3, 0), bb(3, 0, '10.9.0.12', 2, 1500), bb(3, 1, '10.9.0.12', 2, 1500)])",
+        file.display()
+    );
+    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (backbone, local) =
+        (format!("tx:{}", TxReason::Backbone.name()), format!("pass:{}", PassReason::EgressLocal.name()));
+    let drop = DropReason::DecapCeNotEct.name();
+    assert_eq!(
+        fates(&v).iter().map(String::as_str).collect::<Vec<_>>(),
+        [&backbone, &backbone, &backbone, drop, drop, &local]
+    );
+    let snap = std::sync::Arc::new(snapshot(&config));
+    replay(snap, &file, Some(&out)).unwrap();
+    // The inner header of each packet sent on: its ECN field, DSCP and checksum status.
+    let rows = tshark(
+        &out,
+        &[
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=l",
+            "-e",
+            "ip.dsfield.ecn",
+            "-e",
+            "ip.dsfield.dscp",
+            "-e",
+            "ip.checksum.status",
+        ],
+    );
+    assert_eq!(rows.lines().collect::<Vec<_>>(), ["3\t10\t1", "1\t10\t1", "1\t10\t1"], "{rows}");
+    let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}

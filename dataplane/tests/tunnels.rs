@@ -1011,3 +1011,42 @@ tunnel = "t"
     let (v, _, _) = verdicts_of(config, frames);
     assert_eq!(fates(&v), ["tx:gre_keepalive", "decap_spoofed_source", "decap_spoofed_source"]);
 }
+
+/// GRE under an authentication header is not decapsulated, even from a tunnel's router:
+/// transitd holds no security association to verify it with, and decapsulating would take
+/// it as authenticated. It fares as GRE that is not ours (`gre_unsupported`), as the XDP
+/// program judges it; without the AH the same packet is decapsulated. scapy builds them
+/// (IPv4 and IPv6, whole and as a first fragment).
+#[test]
+fn gre_under_ah_is_not_decapsulated() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-ah.pcap");
+    let script = format!(
+        "from scapy.all import *\n\
+         from scapy.layers.ipsec import AH\n\
+         inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
+         ah = AH(nh=47, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)\n\
+         v4 = lambda flags=0: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', flags=flags, proto=51)\n\
+         v6 = Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=51)\n\
+         wrpcap('{}', [\n\
+           v4()/ah/GRE()/inner,\n\
+           v4('MF')/ah/GRE()/inner,\n\
+           v6/ah/GRE()/inner,\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner,\n\
+         ])",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    // tshark reads the AH and the GRE behind it in the first three.
+    assert_eq!(tshark_frames(&file, "ah.spi == 1 and gre", &[]), [1, 2, 3]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let pass = format!("pass:{}", PassReason::GreUnsupported.name());
+    let (v, _, _) = verdicts_of(&config, frames.clone());
+    assert_eq!(fates(&v), [pass.as_str(), &pass, &pass, "tx:decapsulated"]);
+    let dropping = config.replace("[dos.sanity]", "gre_unsupported = \"drop\"\n[dos.sanity]");
+    let (v, _, _) = verdicts_of(&dropping, frames);
+    let drop = DropReason::GreUnsupported.name();
+    assert_eq!(fates(&v), [drop, drop, drop, "tx:decapsulated"]);
+}

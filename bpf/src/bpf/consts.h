@@ -12,6 +12,8 @@
 #define MAX_PREFIXES 65536
 
 #define IPPROTO_GRE_ 47
+/* The authentication header (RFC 4302), which transitd does not verify. */
+#define IPPROTO_AH_ 51
 /* IPv6 extension headers a tunnel's router may put before GRE (RFC 8200 section 4). */
 #define IPPROTO_HOPOPTS_ 0
 #define IPPROTO_ROUTING_ 43

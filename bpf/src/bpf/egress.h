@@ -17,7 +17,6 @@
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
-#define IPPROTO_AH_ 51
 
 struct ports_ {
 	__be16 src;
@@ -161,6 +160,33 @@ static __always_inline int ipv4_checksum_ok(struct iphdr *ip)
 	return sum == 0xffff;
 }
 
+/* RFC 6040 section 4.2 (normal mode), as the data plane's decapsulation does it: a
+ * congestion mark a router on the backbone put on the outer header reaches the inner one
+ * (its checksum updated, RFC 1624), and ECT(1) outside ECT(0) inside becomes ECT(1). 0 when
+ * the inner packet cannot carry the mark (not ECN-capable under CE): the data plane drops and
+ * counts it, as the marking router would have dropped it. */
+static __always_inline int carry_ecn(struct iphdr *outer, struct iphdr *inner)
+{
+	__u8 out = outer->tos & 3, in = inner->tos & 3, want = in;
+	if (out == 3)
+		want = 3;
+	else if (out == 1 && in == 2)
+		want = 1;
+	if (out == 3 && in == 0)
+		return 0;
+	if (want == in)
+		return 1;
+	__u16 *word = (__u16 *)inner; /* version, header length and tos */
+	__u16 old = *word;
+	inner->tos = (inner->tos & ~3) | want;
+	/* Ones' complement sums do not depend on byte order: the words as loaded will do. */
+	__u32 sum = (__u16)~inner->check + (__u16)~old + *word;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	inner->check = (__u16)~sum;
+	return 1;
+}
+
 struct gre_key_hdr_ {
 	__be16 flags;
 	__be16 proto;
@@ -198,6 +224,8 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 		return 0;
 	struct iphdr *inner = (void *)(g + 1);
 	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end) != 1)
+		return 0;
+	if (!carry_ecn(ip, inner))
 		return 0;
 	__u8 macs[12];
 	__builtin_memcpy(macs, eth, sizeof(macs));

@@ -60,20 +60,38 @@ static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void
 	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 }
 
+/* GRE under an authentication header (RFC 4302) is not decapsulated whoever sends it: the
+ * data plane holds no security association to verify it with (the host may). It fares as
+ * GRE that is not ours. Anything else under AH, and the later fragments of an AH datagram
+ * (data, no header), is the host's. */
+static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip, void *ah, void *end)
+{
+	__u8 *next_header = ah;
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return NOT_OURS;
+	if ((void *)(next_header + 1) > end || *next_header != IPPROTO_GRE_)
+		return NOT_OURS;
+	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
+}
+
 static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip, void *end)
 {
 	struct lpm_v4_key key = { .prefixlen = 32, .addr = ip->daddr };
 	if (bpf_map_lookup_elem(&owned_v4, &key))
 		return OURS;
 	/* GRE from customer routers to the shared anycast address. */
-	if (!cfg->anycast_v4 || ip->protocol != IPPROTO_GRE_ || ip->daddr != cfg->anycast_v4)
+	if (!cfg->anycast_v4 || ip->daddr != cfg->anycast_v4)
+		return NOT_OURS;
+	__u32 ihl = (ip->ihl & 0xf) * 4;
+	if (ihl < 20) /* no IPv4 header: the kernel and the data plane drop it */
+		return NOT_OURS;
+	if (ip->protocol == IPPROTO_AH_)
+		return ah_fate(cfg, ip, (void *)ip + ihl, end);
+	if (ip->protocol != IPPROTO_GRE_)
 		return NOT_OURS;
 	__u32 src = ip->saddr;
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v4, &src) != 0;
 	int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
-	__u32 ihl = (ip->ihl & 0xf) * 4;
-	if (ihl < 20) /* no IPv4 header: the kernel and the data plane drop it */
-		return NOT_OURS;
 	return gre_fate(cfg, (void *)ip + ihl, end, known, fragment);
 }
 

@@ -70,6 +70,12 @@ pub(super) fn process(
 
 fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFrame, outcome: &mut Outcome) -> Verdict {
     let snap = ctx.snap;
+    if outer.under_ah {
+        // An authentication header transitd cannot verify (it holds no security
+        // association): decapsulating would take the packet as authenticated. The host may
+        // hold the association; the XDP program judges it so too.
+        return unsupported(snap);
+    }
     if outer.fragment.is_some() {
         // Reassembling would mean keeping state per fragment train for anyone on the
         // Internet; routers send GRE with DF, as Linux does.
@@ -244,8 +250,9 @@ fn to_our_side(
 
 /// RFC 6040 §4.2 (normal mode): a congestion mark a router put on the outer header on the
 /// tunnel's path reaches the inner packet; on an inner packet that is not ECN-capable it
-/// cannot, and the packet is dropped, as that router would have dropped it.
-fn carry_ecn(frame: &mut Frame<'_>, outer: &IpFrame, inner: &IpFrame) -> Result<(), DropReason> {
+/// cannot, and the packet is dropped, as that router would have dropped it. For a customer's
+/// tunnel and the backbone alike.
+pub(super) fn carry_ecn(frame: &mut Frame<'_>, outer: &IpFrame, inner: &IpFrame) -> Result<(), DropReason> {
     let (outer_at, inner_at) = (frame.start + outer.l3_start, frame.start + inner.l3_start);
     let outer_ecn = frame.buf.get(outer_at..).and_then(|b| IpPacket::new_checked(b, outer.is_ipv6).ok());
     let Some(outer_ecn) = outer_ecn.map(|p| p.dscp_ecn() & ecn::CE) else { return Ok(()) };

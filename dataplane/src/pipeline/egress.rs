@@ -29,6 +29,7 @@ use gre::packet::PROTO_IPV4;
 use gre::{GrePacket, GreRepr};
 use portslice::Owner;
 
+use super::decap::carry_ecn;
 use super::forward::{Ctx, ipv4_checksum_ok};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
@@ -102,6 +103,11 @@ fn from_backbone(
     }
     if su.owners.data_centre((key.dst_addr() >> 96) as u32).is_none() {
         return Verdict::Drop(DropReason::BackboneNotEgress);
+    }
+    // A mark a router on the backbone put on the outer header goes on with the packet,
+    // whether it is delivered here or sent on to its owner.
+    if let Err(reason) = carry_ecn(frame, outer, &ip) {
+        return Verdict::Drop(reason);
     }
     let verdict = return_path(ctx, su, frame, &key, &ip, hop);
     if let Verdict::Pass(_) = verdict {

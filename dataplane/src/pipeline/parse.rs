@@ -53,6 +53,9 @@ pub struct IpFrame {
     pub fragment: Option<Fragment>,
     /// IPv6 extension headers before the transport header (0 for IPv4).
     pub extension_headers: u8,
+    /// An authentication header (RFC 4302) precedes the transport header. transitd holds no
+    /// security association and does not verify it.
+    pub under_ah: bool,
 }
 
 impl IpFrame {
@@ -65,6 +68,7 @@ impl IpFrame {
         l4_start: 0,
         fragment: None,
         extension_headers: 0,
+        under_ah: false,
     };
 }
 
@@ -266,6 +270,9 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         l4_start,
         fragment,
         extension_headers: 0,
+        // etherparse walks an AH header at the start of the payload of a whole packet or a
+        // first fragment (a later fragment's payload is data).
+        under_ah: header[9] == IPPROTO_AH && offset == 0,
     })
 }
 
@@ -353,8 +360,17 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_start) {
         return Parsed::Bad(reason);
     }
-    let extension_headers = ip.extension_headers;
-    Parsed::Ip(IpFrame { is_ipv6: true, l3_start, l3_len, header_len: 40, l4_start, fragment, extension_headers })
+    let (extension_headers, under_ah) = (ip.extension_headers, ip.under_ah);
+    Parsed::Ip(IpFrame {
+        is_ipv6: true,
+        l3_start,
+        l3_len,
+        header_len: 40,
+        l4_start,
+        fragment,
+        extension_headers,
+        under_ah,
+    })
 }
 
 /// An IPv6 packet's layers as far as they are headers.
@@ -366,6 +382,8 @@ struct Ipv6Layer<'a> {
     ip_number: IpNumber,
     /// Extension headers read.
     extension_headers: u8,
+    /// One of them is an authentication header.
+    under_ah: bool,
     /// Offset in bytes and the more-fragments flag of the fragment header that fragments
     /// the payload, if one does (an atomic fragment, offset 0 and no more, does not: RFC
     /// 6946).
@@ -393,6 +411,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     let mut rest = l3.get(40..40 + usize::from(header.payload_length())).ok_or(DropReason::Truncated)?;
     let mut ip_number = header.next_header();
     let mut extension_headers = 0u8;
+    let mut under_ah = false;
     let mut fragment = None;
     loop {
         let (len, next) = match ip_number {
@@ -407,6 +426,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
                     ip_auth::HeaderSliceError::Len(_) => DropReason::Truncated,
                     ip_auth::HeaderSliceError::Content(_) => DropReason::BadIpExtHeader,
                 })?;
+                under_ah = true;
                 (e.slice().len(), e.next_header())
             }
             IpNumber::IPV6_FRAGMENTATION_HEADER => {
@@ -430,7 +450,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
         rest = &rest[len..];
         ip_number = next;
     }
-    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, fragment })
+    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, under_ah, fragment })
 }
 
 /// Parses the transport header. A non-first fragment has none; a first fragment gets what
@@ -686,7 +706,8 @@ mod tests {
                 header_len: 20,
                 l4_start: 38,
                 fragment: None,
-                extension_headers: 0
+                extension_headers: 0,
+                under_ah: false
             })
         );
         assert_eq!(key.get(Dim::Vlan0), 100);

@@ -108,7 +108,8 @@ reasons! {
         GreUnknownTunnel = "gre_unknown_tunnel",
         /// GRE from a tunnel's remote without the tunnel's key (or with a key it has none of).
         GreKeyMismatch = "gre_key_mismatch",
-        /// GRE that is not ours (version 1, other payloads), with `gre_unsupported = "drop"`.
+        /// GRE that is not ours (version 1, other payloads, under AH), with
+        /// `gre_unsupported = "drop"`.
         GreUnsupported = "gre_unsupported",
         /// Decapsulated packet whose source is outside its customer's prefixes.
         DecapSpoofedSource = "decap_spoofed_source",
@@ -148,7 +149,7 @@ reasons! {
         Mpls = "mpls",
         /// IP traffic for no customer, with `unmatched = "pass"`.
         NoCustomer = "no_customer",
-        /// GRE that is not ours (version 1, i.e. PPTP, or other payloads).
+        /// GRE that is not ours (version 1, i.e. PPTP, other payloads, or under AH).
         GreUnsupported = "gre_unsupported",
         /// GRE to the anycast address from a source that is no tunnel's remote.
         GreUnknownTunnel = "gre_unknown_tunnel",
