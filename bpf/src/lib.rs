@@ -851,6 +851,33 @@ mod tests {
         assert_eq!(judge(&program, &later), "no_socket", "with its first");
     }
 
+    /// Bytes past the IPv4 total length are Ethernet padding: a port there is no port (the
+    /// data plane, which reads within the total length, finds none either), and the packet
+    /// goes to its address's data centre, this server's here; within the length it counts.
+    #[test]
+    fn a_port_in_the_ethernet_padding_is_no_port() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        let cut = |mut frame: Vec<u8>, total: u16| {
+            frame[16..18].copy_from_slice(&total.to_be_bytes());
+            fill_checksum(&mut frame);
+            frame
+        };
+        // UDP to port 40000 (another server's): the total length ends after the source port.
+        assert_eq!(judge(&program, &udp_to_egress(40000)), "no_socket");
+        assert_eq!(judge(&program, &cut(udp_to_egress(40000), 22)), "egress_local");
+        // An ICMP port unreachable quoting our UDP from port 40000, its quote cut after
+        // the quoted header (28 + 20 bytes), or just after the quoted source port.
+        let quote =
+            ipv4_frame([192, 0, 2, 10], [198, 51, 100, 7], 17, 0, &[40000u16, 53, 8, 0].map(u16::to_be_bytes).concat());
+        let icmp = [&[3u8, 3, 0, 0, 0, 0, 0, 0][..], &quote[14..]].concat();
+        let error = ipv4_frame([198, 51, 100, 7], [192, 0, 2, 10], 1, 0, &icmp);
+        assert_eq!(judge(&program, &error), "no_socket");
+        assert_eq!(judge(&program, &cut(error.clone(), 48)), "egress_local");
+        assert_eq!(judge(&program, &cut(error, 50)), "no_socket", "the quoted source port is all it reads");
+    }
+
     /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
     fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
         let flags = if more_fragments { 0x2000 } else { 0 };

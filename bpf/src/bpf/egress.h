@@ -33,18 +33,22 @@ struct icmp_ {
 
 /* The port that says who owns a return packet: TCP/UDP destination port, an echo reply's
  * identifier, or the source port (echo identifier) of our packet an ICMP error quotes.
- * 0 if there is none. */
+ * 0 if there is none. Read as the data plane reads it (pipeline/egress.rs, steering_port):
+ * the same bytes needed, and none past the IPv4 total length (what follows is Ethernet
+ * padding, not the packet). Offsets from the IPv4 header are kept as numbers for the total
+ * length check: the verifier bounds packet pointers only against the end of the data. */
 static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *port)
 {
 	if (ip->frag_off & bpf_htons(0x1fff))
 		return 0; /* a later fragment: no transport header */
+	__u32 total = bpf_ntohs(ip->tot_len);
 	__u32 ihl = (ip->ihl & 0xf) * 4;
 	if (ihl < sizeof(*ip))
 		return 0;
 	void *l4 = (void *)ip + ihl;
 	if (ip->protocol == IPPROTO_TCP_ || ip->protocol == IPPROTO_UDP_) {
 		struct ports_ *p = l4;
-		if ((void *)(p + 1) > end)
+		if ((void *)(p + 1) > end || ihl + sizeof(*p) > total)
 			return 0;
 		*port = bpf_ntohs(p->dst);
 		return 1;
@@ -52,7 +56,7 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	if (ip->protocol != IPPROTO_ICMP_)
 		return 0;
 	struct icmp_ *ic = l4;
-	if ((void *)(ic + 1) > end)
+	if ((void *)(ic + 1) > end || ihl + sizeof(*ic) > total)
 		return 0;
 	if (ic->type == 0) {
 		*port = bpf_ntohs(ic->ident);
@@ -60,23 +64,26 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	}
 	if (ic->type != 3 && ic->type != 4 && ic->type != 5 && ic->type != 11 && ic->type != 12)
 		return 0;
+	/* The quoted packet: our IPv4 header, then at least the first bytes of its payload. */
+	__u32 quoted = ihl + sizeof(*ic);
 	struct iphdr *q = (void *)(ic + 1);
-	if ((void *)(q + 1) > end || q->version != 4)
+	if ((void *)(q + 1) > end || quoted + sizeof(*q) > total || q->version != 4)
 		return 0;
 	__u32 qihl = (q->ihl & 0xf) * 4;
 	if (qihl < sizeof(*q))
 		return 0;
 	void *ql4 = (void *)q + qihl;
+	__u32 ql4_at = quoted + qihl;
 	if (q->protocol == IPPROTO_TCP_ || q->protocol == IPPROTO_UDP_) {
-		struct ports_ *p = ql4;
-		if ((void *)(p + 1) > end)
+		__be16 *src = ql4; /* the source port: the first two bytes */
+		if ((void *)(src + 1) > end || ql4_at + sizeof(*src) > total)
 			return 0;
-		*port = bpf_ntohs(p->src);
+		*port = bpf_ntohs(*src);
 		return 1;
 	}
 	if (q->protocol == IPPROTO_ICMP_) {
-		struct icmp_ *qi = ql4;
-		if ((void *)(qi + 1) > end || qi->type != 8)
+		struct icmp_ *qi = ql4; /* type, code, checksum and identifier: six bytes */
+		if ((void *)qi + 6 > end || ql4_at + 6 > total || qi->type != 8)
 			return 0;
 		*port = bpf_ntohs(qi->ident);
 		return 1;
