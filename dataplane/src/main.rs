@@ -47,10 +47,14 @@ fn main() -> ExitCode {
 
 /// The configuration a one-shot command reads (a file or a pipe), compiled.
 fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
-    transitd::config::load_once(path).and_then(|loaded| Snapshot::build(&loaded)).map_err(|errors| {
+    let snap = transitd::config::load_once(path).and_then(|loaded| Snapshot::build(&loaded)).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(1)
-    })
+    })?;
+    for warning in &snap.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(snap)
 }
 
 fn soft_unicast<'s>(snap: &'s Snapshot, config: &Path) -> anyhow::Result<&'s transitd::snapshot::SoftUnicast> {

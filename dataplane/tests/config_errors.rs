@@ -442,3 +442,34 @@ fn an_error_quotes_megabytes_of_input_in_a_line() {
     assert!(e[0].starts_with("bad.toml:2:11: anycast address `1111"), "{}", &e[0][..100]);
     assert!(e[0].ends_with(&format!("… ({} bytes)", huge.len() + 41)), "{}", &e[0][e[0].len() - 40..]);
 }
+
+/// A configuration that works but not as one would expect is accepted with a warning at its
+/// position, which `check-config` prints (exit status 0): IPv6 customer prefixes without
+/// `anycast_v6`, where no ICMPv6 error (Packet Too Big) can be sent about their packets.
+#[test]
+fn ipv6_prefixes_without_anycast_v6_are_warned_about_at_their_position() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n\n[[customer]]\nname = \"a\"\n\
+                prefixes = [\"203.0.113.0/24\", \"2001:db8:1::/48\", \"2001:db8:2::/48\"]\n";
+    let warnings = |text: &str| -> Vec<String> {
+        let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
+        snap.warnings.iter().map(ToString::to_string).collect()
+    };
+    let said = warnings(text);
+    assert_eq!(said.len(), 1, "once, at the first IPv6 prefix: {said:?}");
+    assert!(
+        said[0].starts_with("w.toml:6:31: IPv6 prefix `2001:db8:1::/48` but [server] sets no anycast_v6"),
+        "{said:?}"
+    );
+    let with_v6 = text.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8:ffff::1\"");
+    assert_eq!(warnings(&with_v6), Vec::<String>::new());
+    assert_eq!(warnings(&text.replace(", \"2001:db8:1::/48\", \"2001:db8:2::/48\"", "")), Vec::<String>::new());
+
+    let file = std::env::temp_dir().join(format!("transitd-warn-{}.toml", std::process::id()));
+    std::fs::write(&file, text).unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_transitd")).arg("check-config").arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&format!("warning: {}:6:31: IPv6 prefix", file.display())), "{stderr}");
+}

@@ -312,22 +312,25 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     }
 }
 
-/// The configuration to start with, and (from etcd) the revision it was read at.
+/// The configuration to start with, and (from etcd) the revision it was read at; its
+/// warnings are said.
 fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
-    match source {
+    let (snap, revision) = match source {
         // Whether the interface's MAC can be read is found out after; the next hop is
         // checked here, with its position.
-        ConfigSource::File(path) => {
-            Ok((Snapshot::from_path_to_run(path, true).map_err(|e| anyhow::anyhow!("{e}"))?, 0))
-        }
+        ConfigSource::File(path) => (Snapshot::from_path_to_run(path, true).map_err(|e| anyhow::anyhow!("{e}"))?, 0),
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
             let snap = fleet::assemble_fetched(&source.prefix, &fetched)
                 .and_then(|l| Snapshot::build_to_run(&l, true))
                 .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
-            Ok((snap, fetched.revision))
+            (snap, fetched.revision)
         }
+    };
+    for warning in &snap.warnings {
+        eprintln!("transitd: warning: {warning}");
     }
+    Ok((snap, revision))
 }
 
 /// The next hop's MAC as the starting configuration gives it, in `cell` before anything

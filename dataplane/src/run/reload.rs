@@ -286,6 +286,9 @@ fn apply(
                 Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
                 Err(e) => eprintln!("transitd: reloaded {what}, but removing the old XDP map entries failed: {e}"),
             }
+            for warning in &shared.load().warnings {
+                eprintln!("transitd: warning: {warning}");
+            }
             true
         }
     }

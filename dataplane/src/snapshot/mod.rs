@@ -125,6 +125,9 @@ pub struct Snapshot {
     pub bgp: Option<Bgp>,
     /// Sampled flow export, if configured.
     pub ipfix: Option<Ipfix>,
+    /// What the configuration asks for that will not work as one would expect, with where:
+    /// said by `check-config`, `replay`, `run` and a reload, not refused.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// What becomes of traffic transitd does not forward (`unmatched`, `gre_unsupported`).
@@ -307,6 +310,8 @@ struct Builder<'a> {
     lists: Registry,
     /// Boxes of the rule lists compiled so far, all lists together.
     boxes: usize,
+    /// Said, not refused (see [`Snapshot::warnings`]).
+    warnings: Vec<ConfigError>,
 }
 
 /// What `[server]` compiles to.
@@ -328,7 +333,14 @@ struct OwnedPrefix {
 
 impl<'a> Builder<'a> {
     fn new(src: &'a SourceMap) -> Builder<'a> {
-        Builder { src, errors: Vec::new(), buckets: Vec::new(), lists: Registry::default(), boxes: 0 }
+        Builder {
+            src,
+            errors: Vec::new(),
+            buckets: Vec::new(),
+            lists: Registry::default(),
+            boxes: 0,
+            warnings: Vec::new(),
+        }
     }
 
     /// `built`, or every error found while building it, in file order.
@@ -426,6 +438,7 @@ impl Builder<'_> {
         let customers_in = self.bounded_customers(&loaded.file.customers);
         let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
         self.check_overlaps(&mut c.prefixes, customers_in);
+        self.warn_without_anycast_v6(&c.prefixes, s.anycast_v6);
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
             self.check_egress_overlaps(su, section, &c.prefixes);
@@ -462,6 +475,24 @@ impl Builder<'_> {
             bgp: loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref())),
             ipfix: loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref())),
             membership: self.lists.membership(),
+            warnings: std::mem::take(&mut self.warnings),
+        }
+    }
+
+    /// IPv6 customer prefixes without `anycast_v6` work (over IPv4 tunnels, in replay), but
+    /// nothing can source an ICMPv6 error about their packets: a packet too big for its
+    /// tunnel is dropped without the Packet Too Big that path MTU discovery needs (IPv6
+    /// routers do not fragment), which is a black hole nobody sees. Said once, at the first.
+    fn warn_without_anycast_v6(&mut self, prefixes: &[OwnedPrefix], anycast_v6: Option<Ipv6Addr>) {
+        let first_v6 = prefixes.iter().filter(|p| matches!(p.net, IpNet::V6(_))).min_by_key(|p| p.span.start);
+        if let (None, Some(p)) = (anycast_v6, first_v6) {
+            let message = format!(
+                "IPv6 prefix `{}` but [server] sets no anycast_v6: no ICMPv6 error (Packet Too Big, Time Exceeded) \
+                 can be sent about its packets, so path MTU discovery through a tunnel with a smaller MTU fails \
+                 silently; set anycast_v6",
+                p.net
+            );
+            self.warnings.push(ConfigError::new(self.src.pos(p.span.start), message));
         }
     }
 
