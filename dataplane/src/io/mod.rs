@@ -55,8 +55,10 @@ pub struct IoStats {
     /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame (those the
     /// tx ring had no room for are `tx_ring_full`).
     pub spill_no_frame: u64,
-    /// Packets refused because a descriptor did not describe one of our frames as lent, or
-    /// ran past its frame (left out of the pipeline; frames of ours go back to the free list).
+    /// Descriptors the kernel gave back that did not describe one of our frames as lent to
+    /// it: a received packet with such a descriptor (or one running past its frame), counted
+    /// once per packet and left out of the pipeline (frames of ours go back to the free
+    /// list), and a completion of a frame that was not being sent, counted per descriptor.
     pub bad_descriptors: u64,
     /// Packets that came in several frames (jumbo frames, XDP multi-buffer), reassembled.
     pub multi_buffer: u64,
