@@ -199,6 +199,7 @@ impl Tap {
                 && (outcome.monitor.is_some()
                     || outcome.egress_monitor.is_some()
                     || outcome.dos_monitor.is_some()
+                    || outcome.customer_dos_monitor.is_some()
                     || outcome.tcp.is_some_and(|e| e.out_of_state())) =>
             {
                 Why::Monitor
@@ -384,7 +385,13 @@ fn describe(out: &mut String, record: &Record) {
             let _ = write!(out, "; {what} {}", snap.and_then(|s| rule_name(s, r)).unwrap_or_else(|| r.to_string()));
         }
     }
-    for (what, rule) in [("dos rule", outcome.dos_rule), ("monitor dos rule", outcome.dos_monitor)] {
+    let dos = [
+        ("dos rule", outcome.dos_rule),
+        ("monitor dos rule", outcome.dos_monitor),
+        ("dos rule", outcome.customer_dos_rule),
+        ("monitor dos rule", outcome.customer_dos_monitor),
+    ];
+    for (what, rule) in dos {
         if let Some(r) = rule {
             let _ = write!(out, "; {what} {}", snap.and_then(|s| dos_rule_name(s, r)).unwrap_or_else(|| r.to_string()));
         }

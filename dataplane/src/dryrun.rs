@@ -243,17 +243,20 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         *report.verdicts.entry(key).or_default() += 1;
         let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
         let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
-        let dos_decided = outcome.dos_rule.and_then(|r| dos_rule(snap, r));
+        let dos_decided = outcome.deciding_dos_rule().and_then(|r| dos_rule(snap, r));
         // The firewall runs only after the DoS stage let the frame through: a firewall rule
         // that matched decided a rate limit, even under a DoS rule that rate-limits too.
         let dropped_by_dos = dos_decided.as_ref().is_some_and(|(_, drops)| *drops)
             && matches!(reason, Some("dos_rule" | "rate_limited"))
             && outcome.rule.is_none();
         let dos_rule = dos_decided.map(|(r, _)| r);
-        let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
+        let dos_monitor = outcome.customer_dos_monitor.or(outcome.dos_monitor).and_then(|r| dos_rule_ref(snap, r));
         let egress_rule = outcome.egress_rule.and_then(|r| rule_ref(snap, r));
         let egress_monitor = outcome.egress_monitor.and_then(|r| rule_ref(snap, r));
-        for r in [&rule, &monitor, &dos_rule, &dos_monitor, &egress_rule, &egress_monitor].into_iter().flatten() {
+        // Every DoS rule that decided at its stage is hit: a global one that let the frame
+        // on to the customer's, and the customer's that then decided.
+        let dos_hits = outcome.dos_rules().filter_map(|r| dos_rule_ref(snap, r));
+        for r in [&rule, &monitor, &egress_rule, &egress_monitor].into_iter().flatten().cloned().chain(dos_hits) {
             *report.rule_hits.entry(format!("{}/{}", r.customer, r.name)).or_default() += 1;
         }
         report.frames.push(FrameReport {

@@ -359,3 +359,88 @@ fn a_reload_that_renumbers_rule_keyed_rules_does_not_hand_over_their_tokens() {
     assert!(matches!(send(&inserted, &mut limits, &udp), Verdict::Tx { .. }), "the new rule 0 has its own token");
     assert_eq!(send(&inserted, &mut limits, &udp), Verdict::Drop(DropReason::RateLimited));
 }
+
+/// A global DoS rule that lets a frame on to its customer's DoS rules is counted a hit even
+/// when one of those decides next, and so is a global monitor-mode rule beside a customer's
+/// (the customer's rule once took the one slot the global rule's hit was in: a global rule
+/// tried in monitor mode showed 0 hits under traffic it matched). Monitor-mode rules come
+/// first: a rule after the first match at its stage decides nothing. `match --config`
+/// counts the same.
+#[test]
+fn global_and_customer_dos_rules_that_both_match_are_both_counted() {
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+[dos.sanity]
+bogons = false
+[[dos.rule]]
+name = "g-watch"
+match = "tcp.flags.syn == 1"
+action = "drop"
+mode = "monitor"
+[[dos.rule]]
+name = "g-accept"
+match = "tcp"
+action = "accept"
+[[customer]]
+name = "a"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "t"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "t"
+[[customer.dos.rule]]
+name = "a-watch"
+match = "tcp.flags.syn == 1"
+action = "drop"
+mode = "monitor"
+[[customer.dos.rule]]
+name = "a-accept"
+match = "tcp.dstport == 80"
+action = "accept"
+"#;
+    let syn = |port: u16| {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60)
+            .tcp(1000, port, 1, 1000)
+            .syn()
+            .write(&mut out, b"")
+            .unwrap();
+        out
+    };
+    let frames = vec![syn(80), syn(80), syn(443)];
+    let (v, stats, snap) = verdicts_of(config, frames.clone());
+    assert!(v.iter().all(|v| matches!(v, Verdict::Tx { .. })), "{v:?}");
+    let global = snap.dos.rules.rules().iter().enumerate().map(|(i, r)| (r.name.clone(), stats.dos_hits[i]));
+    let customer = &snap.customers[0];
+    let own = customer.dos.rules().iter().enumerate();
+    let own = own.map(|(i, r)| (format!("a/{}", r.name), stats.dos_hits[customer.dos_base as usize + i]));
+    let hits: Vec<(String, u64)> = global.chain(own).collect();
+    let want = [("g-watch", 3), ("g-accept", 3), ("a/a-watch", 3), ("a/a-accept", 2)];
+    assert_eq!(hits, want.map(|(n, h)| (n.to_string(), h)));
+
+    // transitd match --config, on the same frames.
+    let dir = std::env::temp_dir().join(format!("transitd-dos-both-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, pcap) = (dir.join("c.toml"), dir.join("f.pcap"));
+    std::fs::write(&file, config).unwrap();
+    write_pcap(&pcap, &frames);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["match", "--json", "--config"])
+        .arg(&file)
+        .arg("-r")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, hits) in [("[dos]/g-accept", 3), ("[dos]/g-watch", 3), ("a/dos/a-accept", 2), ("a/dos/a-watch", 3)] {
+        assert_eq!(report["rule_hits"][name], hits, "{name}: {}", report["rule_hits"]);
+    }
+}

@@ -310,7 +310,8 @@ fn vector_pipeline_equals_frame_at_a_time_on_every_capture() {
                 chunk.iter().map(|i| vec![0; HEADROOM + i.bytes.len().max(snap.frame_size)]).collect();
             let mut batch = frames_of(&mut bufs, chunk);
             process_batch(&snap, &mut batch, &mut state);
-            decided_by_rules += state.outcomes().iter().filter(|o| o.rule.is_some() || o.dos_rule.is_some()).count();
+            decided_by_rules +=
+                state.outcomes().iter().filter(|o| o.rule.is_some() || o.deciding_dos_rule().is_some()).count();
             state.spill.clear();
         }
         assert_same(&snap, &all, &[BATCH_SIZE, 5, 64, 17, 2], &format!("{name} on all captures"));

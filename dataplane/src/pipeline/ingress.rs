@@ -77,10 +77,8 @@ pub(super) fn act_for_customer(
     let own = decided
         .dos
         .map_or(dos::NO_DOS, |d| dos::enforce(&d, customer.dos_base, key, ctx.now, &mut ctx.limits.dos, snap));
-    if own.rule.is_some() || own.monitor.is_some() {
-        outcome.dos_rule = own.rule.map(|r| customer.dos_base + r).or(outcome.dos_rule);
-        outcome.dos_monitor = own.monitor.map(|r| customer.dos_base + r).or(outcome.dos_monitor);
-    }
+    outcome.customer_dos_rule = own.rule.map(|r| customer.dos_base + r);
+    outcome.customer_dos_monitor = own.monitor.map(|r| customer.dos_base + r);
     if let Some(reason) = own.drop {
         outcome.verdict = Verdict::Drop(reason);
         return;

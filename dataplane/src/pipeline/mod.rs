@@ -66,10 +66,16 @@ pub struct Outcome {
     pub tunnel: Option<TunnelId>,
     /// The tunnel the frame came out of (GRE from a customer's router).
     pub from_tunnel: Option<TunnelId>,
-    /// The DoS rule that decided (global DoS rule index), if one did.
+    /// The global (`[dos]`) rule that decided (global DoS rule index), if one did: let the
+    /// frame on, rate-limited it or dropped it.
     pub dos_rule: Option<u32>,
-    /// The monitor-mode DoS rule that would have decided.
+    /// The monitor-mode global DoS rule that would have decided.
     pub dos_monitor: Option<u32>,
+    /// The customer's own DoS rule that decided after the global ones let the frame on
+    /// (global DoS rule index). Both stages' rules are counted: each decided at its stage.
+    pub customer_dos_rule: Option<u32>,
+    /// The customer's monitor-mode DoS rule that would have decided.
+    pub customer_dos_monitor: Option<u32>,
     /// The TCP protection rule that covered the frame (global rule index).
     pub tcp_rule: Option<u32>,
     /// What flow tracking made of it.
@@ -91,10 +97,23 @@ impl Outcome {
             from_tunnel: None,
             dos_rule: None,
             dos_monitor: None,
+            customer_dos_rule: None,
+            customer_dos_monitor: None,
             tcp_rule: None,
             tcp: None,
             spilled: 0,
         }
+    }
+
+    /// The DoS rule whose decision the frame's fate is: the customer's, at the later stage,
+    /// or else the global one.
+    pub fn deciding_dos_rule(&self) -> Option<u32> {
+        self.customer_dos_rule.or(self.dos_rule)
+    }
+
+    /// Every DoS rule that decided or would have (monitor mode), at either stage.
+    pub fn dos_rules(&self) -> impl Iterator<Item = u32> {
+        [self.dos_rule, self.dos_monitor, self.customer_dos_rule, self.customer_dos_monitor].into_iter().flatten()
     }
 }
 

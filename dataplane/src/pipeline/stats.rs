@@ -213,7 +213,7 @@ impl WorkerStats {
                 *hits += 1;
             }
         }
-        for rule in [outcome.dos_rule, outcome.dos_monitor].into_iter().flatten() {
+        for rule in outcome.dos_rules() {
             if let Some(hits) = self.dos_hits.get_mut(rule as usize) {
                 *hits += 1;
             }

@@ -319,3 +319,12 @@ pub fn fates(verdicts: &[transitd::pipeline::Verdict]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Writes `frames` (Ethernet) to a pcap at `path`, one microsecond apart.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for (i, frame) in frames.iter().enumerate() {
+        let ts = std::time::Duration::from_micros(i as u64);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, frame.len() as u32, frame)).unwrap();
+    }
+}
