@@ -190,7 +190,7 @@ pub fn spill_probe(
     };
     match gre::encap_gre(slot, HEADROOM, len, gre::packet::PROTO_IPV4, 0, &tunnel.gre, eth) {
         Ok(start) => {
-            spill.push(start, HEADROOM + len - start, crate::pipeline::TxReason::HealthProbe);
+            spill.push(start, HEADROOM + len - start, crate::pipeline::TxReason::HealthProbe, Some(t));
             true
         }
         Err(_) => false,

@@ -23,7 +23,7 @@ use crate::dropcap::Tap;
 use crate::health::{self, Prober};
 use crate::io::{FrameIo, IoStats, Polled};
 use crate::ipfix::Sampler;
-use crate::pipeline::{SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats, process_batch_via};
+use crate::pipeline::{SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch_via};
 use crate::punt::Punt;
 use crate::snapshot::Snapshot;
 
@@ -392,7 +392,7 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
             let before = spill.len();
             let sent = health::spill_probe(snap, t, seq, eth, spill);
             if sent {
-                stats.count_spilled(TxReason::HealthProbe, 1, spill.bytes_from(before));
+                stats.count_spilled(spill, before);
             }
             sent
         },
@@ -440,16 +440,15 @@ mod tests {
 
     #[test]
     fn spilled_frames_the_backend_could_not_send_are_not_counted_sent() {
+        use crate::pipeline::TxReason;
         let loaded = crate::config::parse("t.toml", "[server]\nanycast = \"192.0.2.1\"\n").expect("parses");
         let mut worker = Worker::new(SendsOne, Arc::new(Snapshot::build(&loaded).expect("builds")));
         let spill = &mut worker.state.spill;
         for (len, reason) in [(100, TxReason::Fragment), (200, TxReason::Fragment), (300, TxReason::HealthProbe)] {
             spill.next_slot().expect("room");
-            spill.push(HEADROOM, len, reason);
+            spill.push(HEADROOM, len, reason, None);
         }
-        let stats = &mut worker.state.stats;
-        stats.count_spilled(TxReason::Fragment, 2, 300);
-        stats.count_spilled(TxReason::HealthProbe, 1, 300);
+        worker.state.stats.count_spilled(&worker.state.spill, 0);
         worker.poll(None).expect("polls");
         let stats = &worker.state.stats;
         assert_eq!((stats.tx_frames, stats.tx_bytes), (1, 100), "only the first went");

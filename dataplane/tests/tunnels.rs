@@ -1050,3 +1050,32 @@ fn gre_under_ah_is_not_decapsulated() {
     let drop = DropReason::GreUnsupported.name();
     assert_eq!(fates(&v), [drop, drop, drop, "tx:decapsulated"]);
 }
+
+/// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram
+/// fragmented to fit it and its health probes too (they were counted in the totals only).
+/// tshark counts the GRE frames to each tunnel's router in what replay wrote.
+#[test]
+fn a_tunnels_sent_count_is_every_frame_that_went_into_it() {
+    let (config, file) = tunnel_edge();
+    let (out, stats) = replay_to(&config, &file, "tunnel-sent");
+    let snap = snapshot(&config);
+    let mut fragmented = false;
+    for (t, filter) in [
+        ("acme-gre", "gre and ip.dst#1 == 198.51.100.1"),
+        ("acme-v6", "gre and ipv6.dst#1 == 2001:db8:beef::1"),
+        ("beta-gre", "gre and ip.dst#1 == 198.51.100.2"),
+    ] {
+        let id = snap.tunnels.iter().position(|x| x.name == t).unwrap();
+        let frames = tshark_frames(&out, filter, &[]);
+        let sent = stats.tunnels[id].sent;
+        assert_eq!(sent.packets, frames.len() as u64, "{t}");
+        let bytes: u64 = tshark(&out, &["-Y", filter, "-T", "fields", "-e", "frame.len"])
+            .lines()
+            .map(|l| l.trim().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(sent.bytes, bytes, "{t}");
+        fragmented |= !tshark_frames(&out, &format!("{filter} and ip.frag_offset#2 > 0"), &[]).is_empty();
+    }
+    assert!(fragmented, "the capture fragments a datagram into a tunnel");
+    let _ = std::fs::remove_file(out);
+}

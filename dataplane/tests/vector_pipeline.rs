@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use transitd::pipeline::{
-    BATCH_SIZE, Frame, HEADROOM, Limits, Outcome, SPILL_SLOTS, Spill, TxReason, WorkerState, WorkerStats,
-    process_batch, process_frame,
+    BATCH_SIZE, Frame, HEADROOM, Limits, Outcome, SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch,
+    process_frame,
 };
 use transitd::snapshot::Snapshot;
 
@@ -238,7 +238,7 @@ fn assert_same(snap: &Snapshot, inputs: &[Input], sizes: &[usize], what: &str) {
             stats.rx_bytes += rx_len as u64;
             stats.count(&outcome, rx_len);
             if outcome.spilled > 0 {
-                stats.count_spilled(TxReason::Fragment, spill.len() - before, spill.bytes_from(before));
+                stats.count_spilled(&spill, before);
             }
             frame.verdict = outcome.verdict;
             expected.push(outcome);

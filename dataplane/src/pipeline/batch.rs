@@ -25,7 +25,7 @@ use super::forward::Ctx;
 use super::ingress::{Decided, NO_DECISION};
 use super::parse::IpFrame;
 use super::{
-    BATCH_SIZE, DropReason, Frame, Outcome, Path, TxReason, Verdict, WorkerState, check, dos, dropped_by_dos, finish,
+    BATCH_SIZE, DropReason, Frame, Outcome, Path, Verdict, WorkerState, check, dos, dropped_by_dos, finish,
     from_backbone, is_backbone, path,
 };
 use crate::snapshot::Snapshot;
@@ -253,7 +253,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         stats.rx_bytes += lanes.rx_len[i] as u64;
         stats.count(outcome, lanes.rx_len[i]);
         if outcome.spilled > 0 {
-            stats.count_spilled(TxReason::Fragment, spill.len() - before, spill.bytes_from(before));
+            stats.count_spilled(spill, before);
         }
         frame.verdict = outcome.verdict;
     }

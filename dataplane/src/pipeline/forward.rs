@@ -259,17 +259,24 @@ fn fragment_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: 
     decrement_ttl(frame.buf, l3, false);
     let packet = &frame.buf[l3..l3 + ip.l3_len];
     let tos = Ipv4Packet::new_unchecked(packet).tos();
+    let (spill_before, spilled_before) = (ctx.spill.len(), ctx.spilled);
     for index in 1..plan.count() {
         let Some(slot) = ctx.spill.next_slot() else { break };
         let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
         if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, &tunnel.gre, eth) {
             label_outer(slot, start, tunnel, ctx.label);
-            ctx.spill.push(start, HEADROOM + len - start, TxReason::Fragment);
+            ctx.spill.push(start, HEADROOM + len - start, TxReason::Fragment, Some(tunnel.id));
             ctx.spilled += 1;
         }
     }
     let len = plan.shrink_to_first(&mut frame.buf[l3..l3 + ip.l3_len]);
-    encap(ctx, tunnel, frame.buf, l3, len, false, TxReason::Fragment)
+    let verdict = encap(ctx, tunnel, frame.buf, l3, len, false, TxReason::Fragment);
+    if !matches!(verdict, Verdict::Tx { .. }) {
+        // The datagram is dropped whole: none of its later fragments may go alone.
+        ctx.spill.truncate(spill_before);
+        ctx.spilled = spilled_before;
+    }
+    verdict
 }
 
 /// An ICMP error to originate.

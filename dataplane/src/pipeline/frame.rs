@@ -3,6 +3,7 @@
 //! fill the one and send the other; nothing here knows where bytes come from or go.
 
 use super::verdict::{DropReason, TxReason, Verdict};
+use crate::snapshot::TunnelId;
 
 /// Frames per batch.
 pub const BATCH_SIZE: usize = 64;
@@ -76,6 +77,8 @@ struct SpilledFrame {
     time: u64,
     /// What it was counted as.
     reason: TxReason,
+    /// The tunnel it was sent into (a later fragment, a probe), counted in its `sent`.
+    tunnel: Option<TunnelId>,
     /// The backend could not send it.
     unsent: bool,
 }
@@ -103,10 +106,11 @@ impl Spill {
         self.buf.get_mut(at..at + self.slot_size)
     }
 
-    /// Commits the next slot: a frame of `len` bytes at `start` of it, sent as `reason`.
-    pub fn push(&mut self, start: usize, len: usize, reason: TxReason) {
+    /// Commits the next slot: a frame of `len` bytes at `start` of it, sent as `reason`
+    /// (into `tunnel`, if it goes into one).
+    pub fn push(&mut self, start: usize, len: usize, reason: TxReason, tunnel: Option<TunnelId>) {
         if self.room() > 0 && start + len <= self.slot_size {
-            self.frames.push(SpilledFrame { start, len, time: self.timestamp_ns, reason, unsent: false });
+            self.frames.push(SpilledFrame { start, len, time: self.timestamp_ns, reason, tunnel, unsent: false });
         }
     }
 
@@ -125,9 +129,14 @@ impl Spill {
         }
     }
 
-    /// What each frame marked unsent was counted as, and its length.
-    pub fn unsent(&self) -> impl Iterator<Item = (TxReason, usize)> + '_ {
-        self.frames.iter().filter(|f| f.unsent).map(|f| (f.reason, f.len))
+    /// What each frame from the `index`th on is counted as: its reason, length and tunnel.
+    pub fn counted_from(&self, index: usize) -> impl Iterator<Item = (TxReason, usize, Option<TunnelId>)> + '_ {
+        self.frames.get(index..).unwrap_or(&[]).iter().map(|f| (f.reason, f.len, f.tunnel))
+    }
+
+    /// [`Spill::counted_from`] for the frames marked unsent.
+    pub fn unsent(&self) -> impl Iterator<Item = (TxReason, usize, Option<TunnelId>)> + '_ {
+        self.frames.iter().filter(|f| f.unsent).map(|f| (f.reason, f.len, f.tunnel))
     }
 
     /// Frames waiting to be sent.
@@ -138,11 +147,6 @@ impl Spill {
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
-    }
-
-    /// Bytes of the frames from the `index`th on.
-    pub fn bytes_from(&self, index: usize) -> usize {
-        self.frames.get(index..).map_or(0, |f| f.iter().map(|f| f.len).sum())
     }
 
     /// The frames, in order.
@@ -158,5 +162,10 @@ impl Spill {
     /// Forgets every frame (after sending).
     pub fn clear(&mut self) {
         self.frames.clear();
+    }
+
+    /// Forgets the frames from the `len`th on (made for a packet that was then dropped).
+    pub fn truncate(&mut self, len: usize) {
+        self.frames.truncate(len);
     }
 }

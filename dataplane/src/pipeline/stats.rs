@@ -22,6 +22,12 @@ impl Traffic {
         self.bytes += bytes as u64;
     }
 
+    /// Takes back one [`add`](Traffic::add).
+    fn sub(&mut self, bytes: usize) {
+        self.packets = self.packets.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(bytes as u64);
+    }
+
     /// Adds another count into this one.
     pub fn merge(&mut self, other: &Traffic) {
         self.packets += other.packets;
@@ -225,25 +231,34 @@ impl WorkerStats {
         }
     }
 
-    /// Counts `frames` frames of `bytes` bytes sent from the spill as `reason`.
+    /// Counts the frames of `spill` from the `from`th on as sent: by reason, and into their
+    /// tunnel.
     #[inline]
-    pub fn count_spilled(&mut self, reason: TxReason, frames: usize, bytes: usize) {
-        self.tx_frames += frames as u64;
-        self.tx_bytes += bytes as u64;
-        self.tx[reason.index()] += frames as u64;
-        self.tx_bytes_by[reason.index()] += bytes as u64;
+    pub fn count_spilled(&mut self, spill: &super::Spill, from: usize) {
+        for (reason, len, tunnel) in spill.counted_from(from) {
+            self.tx_frames += 1;
+            self.tx_bytes += len as u64;
+            self.tx[reason.index()] += 1;
+            self.tx_bytes_by[reason.index()] += len as u64;
+            if let Some(t) = tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t))) {
+                t.sent.add(len);
+            }
+        }
     }
 
     /// Takes the frames of `spill` its backend could not send off the counts
     /// [`count_spilled`](WorkerStats::count_spilled) made (the backend counts why:
     /// `tx_ring_full`, `spill_no_frame`).
     pub fn uncount_unsent(&mut self, spill: &super::Spill) {
-        for (reason, bytes) in spill.unsent() {
-            let (frames, bytes) = (1, bytes as u64);
-            self.tx_frames = self.tx_frames.saturating_sub(frames);
+        for (reason, len, tunnel) in spill.unsent() {
+            let bytes = len as u64;
+            self.tx_frames = self.tx_frames.saturating_sub(1);
             self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
-            self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(frames);
+            self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(1);
             self.tx_bytes_by[reason.index()] = self.tx_bytes_by[reason.index()].saturating_sub(bytes);
+            if let Some(t) = tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t))) {
+                t.sent.sub(len);
+            }
         }
     }
 

@@ -1048,7 +1048,7 @@ mod tests {
         for i in 0..count {
             let slot = spill.next_slot().unwrap();
             slot[HEADROOM..HEADROOM + 100 + i].fill(0xab);
-            spill.push(HEADROOM, 100 + i, TxReason::Fragment);
+            spill.push(HEADROOM, 100 + i, TxReason::Fragment, None);
         }
         spill
     }
@@ -1068,7 +1068,7 @@ mod tests {
             let after = io.stats();
             assert_eq!(after.tx_ring_full - before.tx_ring_full, unsent as u64);
             assert_eq!(after.spill_no_frame, before.spill_no_frame, "frames were free");
-            let marked: Vec<usize> = spill.unsent().map(|(_, len)| len - 100).collect();
+            let marked: Vec<usize> = spill.unsent().map(|(_, len, _)| len - 100).collect();
             let fitted = if round == 0 { 50 } else { RING - 50 };
             assert_eq!(marked, (fitted..50).collect::<Vec<_>>(), "round {round}");
             total_unsent += unsent;
@@ -1183,7 +1183,7 @@ mod tests {
                             if let Some(slot) = spill.next_slot() {
                                 let n = len.min(slot.len() - HEADROOM);
                                 slot[HEADROOM..HEADROOM + n].fill(0xab);
-                                spill.push(HEADROOM, n, TxReason::Fragment);
+                                spill.push(HEADROOM, n, TxReason::Fragment, None);
                             }
                         }
                         let before = io.stats();
@@ -1192,7 +1192,7 @@ mod tests {
                         // What reached the ring is what was not marked (in frames of the UMEM).
                         let frames_of = |len: usize| len.div_ceil(io.xsk.frame_size()) as u64;
                         let all: u64 = (0..spill.len()).map(|i| frames_of(spill.frame(i).len())).sum();
-                        let marked: u64 = spill.unsent().map(|(_, len)| frames_of(len)).sum();
+                        let marked: u64 = spill.unsent().map(|(_, len, _)| frames_of(len)).sum();
                         prop_assert_eq!(io.stats().tx - before.tx, all - marked);
                         // Every packet not sent is counted once, under one reason.
                         let after = io.stats();
