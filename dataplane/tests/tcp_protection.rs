@@ -696,3 +696,25 @@ syn_burst = 1
     let (v, _) = edge.run(&with_options);
     assert_eq!(v, Verdict::Drop(DropReason::TcpSynFlood));
 }
+
+/// Over the threshold, `challenged` counts the SYNs answered with a challenge and
+/// `syn_flood` those dropped because the challenge budget was spent: each event as many as
+/// the verdicts it stands for (`challenged` counted both once).
+#[test]
+fn challenged_counts_the_syns_challenged_and_syn_flood_the_ones_dropped() {
+    let config = format!(
+        "{CATCH_ALL}\n[tcp_protection]\ngrace_period = 0\nchallenge_rate = 100\n\n\
+         [[tcp_protection.rule]]\nname = \"web\"\nmatch = \"tcp.dstport == 80\"\nmode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n"
+    );
+    // At time 0: one SYN within the burst, then the challenge budget (a hundredth of the
+    // rate: 1), then drops.
+    let frames = (0..10u8).map(|i| segment([11, 0, 0, i], [203, 0, 113, 80], 40000, 80, 0x02, 0)).collect();
+    let (v, stats, _) = verdicts_of(&config, frames);
+    let challenged = v.iter().filter(|v| matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. })).count();
+    let flooded = v.iter().filter(|v| **v == Verdict::Drop(DropReason::TcpSynFlood)).count();
+    assert!(challenged > 0 && flooded > 0, "{v:?}");
+    let hits = &stats.tcp_hits[0];
+    assert_eq!(hits[FlowEvent::Challenged.index()], challenged as u64);
+    assert_eq!(hits[FlowEvent::SynFlood.index()], flooded as u64);
+    assert_eq!(hits[FlowEvent::New.index()], 1, "the SYN within the burst");
+}

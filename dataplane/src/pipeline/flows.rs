@@ -125,6 +125,9 @@ pub enum FlowEvent {
     /// A SYN above the rule's threshold, from a source not yet authenticated: answered with
     /// a challenge (mitigate), or only counted (monitor: it passes as `new` would).
     Challenged,
+    /// Such a SYN that no challenge could answer (the challenge budget spent, or headers a
+    /// challenge cannot reverse): dropped as `tcp_syn_flood` (mitigate only).
+    SynFlood,
     /// The RST a client's stack sends in answer to a challenge, carrying its cookie: the
     /// source is authenticated for a while, and its next SYN passes.
     ChallengePassed,
@@ -142,9 +145,10 @@ pub enum FlowEvent {
 
 impl FlowEvent {
     /// Every event, in counter order.
-    pub const ALL: [FlowEvent; 8] = [
+    pub const ALL: [FlowEvent; 9] = [
         FlowEvent::New,
         FlowEvent::Challenged,
+        FlowEvent::SynFlood,
         FlowEvent::ChallengePassed,
         FlowEvent::Tracked,
         FlowEvent::PickedUp,
@@ -158,6 +162,7 @@ impl FlowEvent {
         match self {
             FlowEvent::New => "new",
             FlowEvent::Challenged => "challenged",
+            FlowEvent::SynFlood => "syn_flood",
             FlowEvent::ChallengePassed => "challenge_passed",
             FlowEvent::Tracked => "tracked",
             FlowEvent::PickedUp => "picked_up",

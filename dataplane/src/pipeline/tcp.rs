@@ -107,6 +107,7 @@ pub(super) fn protect(
             // source route reversed, an integrity check value made): not answered.
             let answerable = ip.l4_start == ip.l3_start + if ip.is_ipv6 { 40 } else { 20 };
             if !answerable || !ctx.limits.challenges.admit(0, 0, now) {
+                outcome.tcp = Some(FlowEvent::SynFlood);
                 return Protection::Drop(DropReason::TcpSynFlood);
             }
             let isn = field_u32(data, ip.l4_start + 4).unwrap_or(0);
