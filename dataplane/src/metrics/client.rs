@@ -285,7 +285,12 @@ impl View<'_> {
             .find("transitd_tunnel_received_dropped_packets_total")
             .map(|s| (s.label("tunnel"), self.value(s)))
             .collect();
-        let up: HashMap<&str, f64> = self.find("transitd_tunnel_up").map(|s| (s.label("tunnel"), s.value)).collect();
+        // Only a checked tunnel's state is news (one not checked is always up).
+        let up: HashMap<&str, f64> = self
+            .find("transitd_tunnel_up")
+            .filter(|s| s.label("checked") != "false")
+            .map(|s| (s.label("tunnel"), s.value))
+            .collect();
         for (t, c) in tunnels {
             let health = match up.get(t) {
                 Some(v) if *v > 0.0 => "up",

@@ -241,12 +241,13 @@ impl Scrape<'_> {
         family(
             enc,
             "transitd_tunnel_up",
-            "1 while a health-checked tunnel answers its probes (tunnels without [customer.tunnel] interface are not checked)",
+            "1 while a tunnel takes traffic: a health-checked one (checked=\"true\", with an interface) while it answers its probes; one not checked is always up, as routing takes it",
             MetricType::Gauge,
             |m| {
-                for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+                for (i, t) in snap.tunnels.iter().enumerate() {
                     let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    let checked = if t.interface.is_some() { "true" } else { "false" };
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer), ("checked", checked)];
                     sample(m, &labels, u64::from(snap.health.is_up(i as u16)), MetricType::Gauge)?;
                 }
                 Ok(())

@@ -102,6 +102,9 @@ prefixes = ["203.0.113.0/24"]
 name = "acme-gre"
 remote = "198.51.100.1"
 interface = "10.99.0.1/31"
+[[customer.tunnel]]
+name = "acme-spare"
+remote = "198.51.100.2"
 [[customer.route]]
 prefix = "203.0.113.0/24"
 tunnel = "acme-gre"
@@ -161,7 +164,10 @@ tunnel = "acme-gre"
         assert_eq!(get("transitd_packets_total", &[("verdict", "drop"), ("reason", "firewall")]), 1.0);
         assert_eq!(get("transitd_bytes_total", &[("verdict", "drop"), ("reason", "firewall")]), 60.0);
         assert_eq!(get("transitd_bytes_total", &[("verdict", "tx"), ("reason", "encapsulated")]), 620.0);
-        assert_eq!(get("transitd_tunnel_up", &[("tunnel", "acme-gre")]), 1.0);
+        assert_eq!(get("transitd_tunnel_up", &[("tunnel", "acme-gre"), ("checked", "true")]), 1.0);
+        // A tunnel not health-checked is up as routing takes it, and says it is not checked
+        // (so that a customer whose checked tunnels are down but who has one is not paged).
+        assert_eq!(get("transitd_tunnel_up", &[("tunnel", "acme-spare"), ("checked", "false")]), 1.0);
         assert_eq!(get("transitd_xdp_packets_total", &[("action", "redirected")]), 7.0);
         // The histogram: cumulative buckets ending in +Inf, as many as recorded.
         assert_eq!(get("transitd_batch_duration_seconds_count", &[]), 3.0);
