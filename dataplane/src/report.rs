@@ -8,11 +8,18 @@ use crate::pipeline::{Reason, WorkerStats};
 
 /// Appends the totals and the count of each reason of `s` to `out`.
 pub fn verdicts(out: &mut String, s: &WorkerStats) {
+    let consumed: u64 = s.consumed.iter().sum();
+    // Every frame received has one verdict; what is transmitted beyond them was made here
+    // (a datagram's later fragments, health probes), so the verdicts add up to more.
+    let made = (s.tx_frames + s.passed() + s.dropped() + consumed).saturating_sub(s.rx_frames);
+    let made = match made {
+        0 => String::new(),
+        n => format!("; {n} of them made here: later fragments, probes"),
+    };
     let _ = writeln!(out, "frames       {:>10}  ({} bytes)", s.rx_frames, s.rx_bytes);
-    let _ = writeln!(out, "transmitted  {:>10}  ({} bytes)", s.tx_frames, s.tx_bytes);
+    let _ = writeln!(out, "transmitted  {:>10}  ({} bytes{made})", s.tx_frames, s.tx_bytes);
     let _ = writeln!(out, "passed       {:>10}", s.passed());
     let _ = writeln!(out, "dropped      {:>10}", s.dropped());
-    let consumed: u64 = s.consumed.iter().sum();
     if consumed > 0 {
         let _ = writeln!(out, "consumed     {consumed:>10}");
     }

@@ -1077,5 +1077,14 @@ fn a_tunnels_sent_count_is_every_frame_that_went_into_it() {
         fragmented |= !tshark_frames(&out, &format!("{filter} and ip.frag_offset#2 > 0"), &[]).is_empty();
     }
     assert!(fragmented, "the capture fragments a datagram into a tunnel");
+    // The report says how many of the frames written were made here rather than received:
+    // those tshark counts in the output beyond the received frames sent.
+    let written = tshark_frames(&out, "frame", &[]).len();
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let sent_as_received = verdicts_of(&config, frames).0.iter().filter(|v| matches!(v, Verdict::Tx { .. })).count();
+    let mut report = String::new();
+    transitd::report::verdicts(&mut report, &stats);
+    let made = format!("; {} of them made here", written - sent_as_received);
+    assert!(written > sent_as_received && report.contains(&made), "{made}:\n{report}");
     let _ = std::fs::remove_file(out);
 }
