@@ -22,21 +22,22 @@ pub(super) fn progress_line(
     use std::fmt::Write as _;
     let mut line = format!("[{:>6.1}s]", up.as_secs_f64());
     for ((q, b), n) in queues.iter().zip(before).zip(now) {
-        let rx = (n.rx_frames - b.rx_frames) as f64 / dt;
-        let tx = (n.tx_frames - b.tx_frames) as f64 / dt;
+        let rx = n.rx_frames.saturating_sub(b.rx_frames) as f64 / dt;
+        let tx = n.tx_frames.saturating_sub(b.tx_frames) as f64 / dt;
         let _ = write!(line, " q{q}: rx {rx:.0} pps tx {tx:.0} pps");
         let mut drops = Vec::new();
         for r in DropReason::ALL {
-            let d = n.dropped_for(*r) - b.dropped_for(*r);
+            let d = n.dropped_for(*r).saturating_sub(b.dropped_for(*r));
             if d > 0 {
                 drops.push(format!("{} {d}", r.name()));
             }
         }
         if !drops.is_empty() {
-            let _ = write!(line, " (dropped: {})", drops.join(", "));
+            // Counts, not rates: a handful of drops is news, and 0.4/s would hide it.
+            let _ = write!(line, " (dropped in the last {dt:.0} s: {})", drops.join(", "));
         }
     }
-    let _ = write!(line, " | xdp redirected {} passed {}", xdp.redirected, xdp.passed);
+    let _ = write!(line, " | xdp since start: redirected {} passed {}", xdp.redirected, xdp.passed);
     line
 }
 
