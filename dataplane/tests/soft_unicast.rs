@@ -383,3 +383,28 @@ fn a_congestion_mark_on_the_backbone_goes_on_with_the_packet() {
     assert_eq!(rows.lines().collect::<Vec<_>>(), ["3\t10\t1", "1\t10\t1", "1\t10\t1"], "{rows}");
     let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
 }
+
+/// A plan file whose spec is the configuration's but whose sizes are not (a slice count of
+/// 65,535, 200,000 addresses: 26 GB of owner table) is refused at its name, and nothing is
+/// built from it: the allocation it asked for failed and aborted the process, which on a
+/// reload is the running edge.
+#[test]
+fn a_plan_file_with_sizes_of_its_own_is_refused_without_being_built() {
+    let dir = std::env::temp_dir().join(format!("transitd-plan-sizes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = root().join("examples/soft-unicast/a1.toml");
+    std::fs::copy(&config, dir.join("a1.toml")).unwrap();
+    let plan = std::fs::read_to_string(root().join("examples/soft-unicast/plan.json")).unwrap();
+    let mut plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    plan["slices_per_ip"] = 65535.into();
+    let owners = plan["owners"].as_object_mut().unwrap();
+    for ip in 0..200_000u32 {
+        owners.insert(ip.to_string(), serde_json::Value::Array(vec![]));
+    }
+    std::fs::write(dir.join("plan.json"), plan.to_string()).unwrap();
+    let out = transitd(&["check-config", dir.join("a1.toml").to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "refused, not killed: {stderr}");
+    assert!(stderr.contains("a1.toml:26:8: plan file") && stderr.contains("run `transitd plan`"), "{stderr}");
+}

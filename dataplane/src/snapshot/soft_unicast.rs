@@ -306,7 +306,10 @@ impl Builder<'_> {
     }
 
     /// Reads a plan file (relative to the configuration file) and checks it was made from
-    /// `spec`.
+    /// `spec`. A plan refused (its error recorded) is never built upon: its sizes are the
+    /// file's, not the configuration's (a slice count of 65,535 over millions of addresses
+    /// asked for hundreds of gigabytes, and the allocation failure aborted the process,
+    /// a reload's included); the plan the configuration itself makes stands in.
     fn plan_file(&mut self, file: &Spanned<String>, spec: PlanSpec) -> Result<Plan, portslice::PlanError> {
         let Some(path) = self.file_path(file, "plan file") else { return Plan::new(spec) };
         let plan: Plan = match limits::read_text(&path, limits::MAX_PLAN_BYTES, "a plan")
@@ -327,9 +330,12 @@ impl Builder<'_> {
                     path.display()
                 ),
             );
-        } else if let Err(e) = plan.check() {
+            return Plan::new(spec);
+        }
+        if let Err(e) = plan.check() {
             // Edited by hand, or not written by `transitd plan`: its owners are not to be trusted.
             self.err(&file.span(), format!("plan file {}: {e}: run `transitd plan` on this file", path.display()));
+            return Plan::new(spec);
         }
         Ok(plan)
     }
