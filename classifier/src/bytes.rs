@@ -266,6 +266,11 @@ impl Eq for Pattern {}
 /// pattern is small; this refuses one that would cost the data plane megabytes.
 pub const MAX_PATTERN_BYTES: usize = 1 << 20;
 
+/// Distinct `matches` patterns one configuration may hold (the same pattern in many rules
+/// is compiled once): at [`MAX_PATTERN_BYTES`] each, thousands of them took gigabytes, and
+/// a reload that read such a file had the edge killed for its memory.
+pub const MAX_DISTINCT_PATTERNS: usize = 256;
+
 impl Pattern {
     /// Compiles `pattern` (the bytes of a string literal) as tshark 4.0 reads it: bytes, not
     /// UTF-8, and case-insensitive unless it says otherwise.

@@ -10,10 +10,11 @@
 //! boxes, and the table's size and speed, do not depend on the list's length.
 //! [`Registry`] hands out the slots while a configuration's rules are parsed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::bytes::{MAX_DISTINCT_PATTERNS, MAX_PATTERN_BYTES, Pattern};
 use crate::field::{ABSENT, Dim, FieldDef, Guard, Key, Occurrence, Slot, Ty};
 use crate::set::{IntervalSet, in_ranges};
 
@@ -171,6 +172,13 @@ pub trait Lists {
     /// The slot that will hold whether occurrence `occurrence` of `field` is in the list
     /// `name`, or why the list cannot be used there.
     fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String>;
+
+    /// The compiled `matches` pattern of `pattern` (a string literal's bytes). A
+    /// configuration's registry shares one compilation among the rules that write the same
+    /// pattern and bounds how many distinct ones there are.
+    fn pattern(&mut self, pattern: &[u8]) -> Result<Pattern, String> {
+        Pattern::new(pattern)
+    }
 }
 
 /// No lists: every `$name` is an error.
@@ -456,12 +464,14 @@ pub struct Registry {
     /// (field name, occurrence, list) of each slot handed out, in slot order.
     used: Vec<(&'static str, usize, String)>,
     probes: Vec<Probe>,
+    /// The `matches` patterns compiled so far, by their bytes.
+    patterns: HashMap<Vec<u8>, Pattern>,
 }
 
 impl Registry {
     /// A registry of `lists`, by name.
     pub fn new(lists: BTreeMap<String, List>) -> Registry {
-        Registry { lists, used: Vec::new(), probes: Vec::new() }
+        Registry { lists, used: Vec::new(), probes: Vec::new(), patterns: HashMap::new() }
     }
 
     /// The lookups to run per packet for the slots handed out.
@@ -471,6 +481,22 @@ impl Registry {
 }
 
 impl Lists for Registry {
+    fn pattern(&mut self, pattern: &[u8]) -> Result<Pattern, String> {
+        if let Some(compiled) = self.patterns.get(pattern) {
+            return Ok(compiled.clone()); // a clone shares the compiled program
+        }
+        if self.patterns.len() >= MAX_DISTINCT_PATTERNS {
+            return Err(format!(
+                "more than {MAX_DISTINCT_PATTERNS} distinct `matches` patterns in one configuration: each may cost \
+                 up to {} KiB compiled, and as much again per worker searching with it",
+                MAX_PATTERN_BYTES >> 10
+            ));
+        }
+        let compiled = Pattern::new(pattern)?;
+        self.patterns.insert(pattern.to_vec(), compiled.clone());
+        Ok(compiled)
+    }
+
     fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String> {
         let list = self.lists.get(name).ok_or_else(|| format!("${name}: no list of that name is configured"))?;
         let members =

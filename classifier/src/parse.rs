@@ -23,7 +23,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ast::{Expr, Pred, Span, Test};
-use crate::bytes::{self, ByteOp, ByteTest, CmpOp, Layer, Pattern, Slice};
+use crate::bytes::{self, ByteOp, ByteTest, CmpOp, Layer, Slice};
 use crate::field::{self, Dim, FieldDef, Slot, Ty};
 use crate::list::{Lists, MEMBER_FIELDS, MEMBER_SLOTS, NoLists};
 use crate::set::IntervalSet;
@@ -414,7 +414,7 @@ impl<'a> Parser<'a, '_> {
                 };
                 end = span.end;
                 let pattern = bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?;
-                ByteOp::Matches(Pattern::new(&pattern).map_err(|m| ParseError::at(span, m))?)
+                ByteOp::Matches(self.lists.pattern(&pattern).map_err(|m| ParseError::at(span, m))?)
             }
             Some(Tok::Word("in")) => {
                 let span = self.toks[self.pos].1;

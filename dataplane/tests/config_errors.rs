@@ -473,3 +473,29 @@ fn ipv6_prefixes_without_anycast_v6_are_warned_about_at_their_position() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with(&format!("warning: {}:6:31: IPv6 prefix", file.display())), "{stderr}");
 }
+
+/// `matches` patterns are bounded per configuration by how many distinct ones there are
+/// (each may compile to a megabyte): the first past the bound is refused at its rule, while
+/// the same pattern in any number of rules is compiled once and counts once.
+#[test]
+fn distinct_matches_patterns_are_bounded_per_configuration() {
+    let head = "[server]\nanycast = \"192.0.2.1\"\n\n[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n";
+    let rules = |patterns: &mut dyn Iterator<Item = String>| -> String {
+        patterns
+            .map(|p| format!("[[customer.firewall.rule]]\nmatch = 'frame matches \"{p}\"'\naction = \"drop\"\n"))
+            .collect()
+    };
+    let max = classifier::bytes::MAX_DISTINCT_PATTERNS;
+    let same = format!("{head}{}", rules(&mut (0..2 * max).map(|_| "a{100}b".to_string())));
+    assert_eq!(errors(&same), Vec::<String>::new(), "one pattern, however many rules");
+    let distinct = format!("{head}{}", rules(&mut (0..=max).map(|i| format!("x{i}y"))));
+    let errors = errors(&distinct);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // The first past the bound: rule max + 1, three lines per rule after the 6-line head.
+    let line = 6 + 3 * max + 2;
+    assert!(
+        errors[0].starts_with(&format!("bad.toml:{line}:"))
+            && errors[0].contains(&format!("more than {max} distinct `matches` patterns")),
+        "{errors:?}"
+    );
+}
