@@ -16,10 +16,13 @@ use crate::set::IntervalSet;
 /// Upper bound on the boxes one rule may expand to; beyond it the rule is refused.
 pub const MAX_BOXES_PER_RULE: usize = 16_384;
 
-/// Upper bound on the conjunctions the normal form may combine while expanding one rule
-/// (`(a or b) and (c or d)` combines four). Conjunctions that contradict each other vanish, so
-/// a rule can stay under [`MAX_BOXES_PER_RULE`] while its expansion does quadratic work; this
-/// bounds that work (a tenth of a second) before the rule is refused.
+/// Upper bound on the work of expanding one rule's normal form: each pair of conjunctions
+/// combined (`(a or b) and (c or d)` combines four) costs one step and one per range of the
+/// value sets it intersects (a mask such as `tcp.srcport & 2 == 0` is a set of 16,384
+/// ranges: counted as one step, a rule of a few hundred of them took minutes). Conjunctions
+/// that contradict each other vanish, so a rule can stay under [`MAX_BOXES_PER_RULE`] while
+/// its expansion does quadratic work; this bounds that work (a tenth of a second) before the
+/// rule is refused.
 pub const MAX_EXPANSION_STEPS: usize = 1_000_000;
 
 /// One inclusive `[lo, hi]` per key slot.
@@ -189,9 +192,14 @@ fn formula(expr: &Expr, positive: bool, checks: &mut u32) -> F {
 /// A conjunction: every variable's value lies in its set (variables not named are free).
 type Conj = BTreeMap<Var, IntervalSet>;
 
-/// The disjunctive normal form of `f`; `steps` counts conjunctions combined, against
-/// [`MAX_EXPANSION_STEPS`].
-fn dnf(f: &F, steps: &mut usize) -> Result<Vec<Conj>, CompileError> {
+/// What combining `c` with another conjunction costs: its sets are cloned and intersected.
+fn weight(c: &Conj) -> usize {
+    1 + c.values().map(|s| s.ranges().len()).sum::<usize>()
+}
+
+/// The disjunctive normal form of `f`; `steps` counts the work of combining conjunctions
+/// ([`MAX_EXPANSION_STEPS`]), against `budget`.
+fn dnf(f: &F, steps: &mut usize, budget: usize) -> Result<Vec<Conj>, CompileError> {
     Ok(match f {
         F::True => vec![Conj::new()],
         F::False => vec![],
@@ -205,7 +213,7 @@ fn dnf(f: &F, steps: &mut usize) -> Result<Vec<Conj>, CompileError> {
         F::Or(parts) => {
             let mut out = Vec::new();
             for p in parts {
-                out.extend(dnf(p, steps)?);
+                out.extend(dnf(p, steps, budget)?);
                 if out.len() > MAX_BOXES_PER_RULE {
                     return Err(CompileError::TooComplex);
                 }
@@ -215,11 +223,12 @@ fn dnf(f: &F, steps: &mut usize) -> Result<Vec<Conj>, CompileError> {
         F::And(parts) => {
             let mut acc = vec![Conj::new()];
             for p in parts {
-                let rhs = dnf(p, steps)?;
+                let rhs = dnf(p, steps, budget)?;
+                let rhs_weight: usize = rhs.iter().map(weight).sum();
                 let mut next = Vec::new();
                 for a in &acc {
-                    *steps += rhs.len();
-                    if *steps > MAX_EXPANSION_STEPS {
+                    *steps = steps.saturating_add(rhs_weight).saturating_add(weight(a).saturating_mul(rhs.len()));
+                    if *steps > budget {
                         return Err(CompileError::TooComplex);
                     }
                     for b in &rhs {
@@ -352,9 +361,14 @@ pub struct Clause {
 /// selected when its key lies in a clause's box and the clause's byte tests answer as it
 /// needs. Conjunctions that need the same answers share a clause.
 pub fn clauses(expr: &Expr) -> Result<Vec<Clause>, CompileError> {
+    clauses_within(expr, &mut 0, MAX_EXPANSION_STEPS)
+}
+
+/// [`clauses`], its expansion's work added to `steps` and bounded by `budget`.
+fn clauses_within(expr: &Expr, steps: &mut usize, budget: usize) -> Result<Vec<Clause>, CompileError> {
     let mut out: Vec<Clause> = Vec::new();
-    let (mut steps, mut total) = (0, 0);
-    for conj in dnf(&formula(expr, true, &mut 0), &mut steps)? {
+    let mut total = 0;
+    for conj in dnf(&formula(expr, true, &mut 0), steps, budget)? {
         let checks: Vec<(u32, bool)> = conj
             .iter()
             .filter_map(|(v, set)| match v {
@@ -396,19 +410,24 @@ pub fn superset_boxes(expr: &Expr) -> Vec<Bounds> {
     conjuncts(expr, &mut terms);
     let mut kept: Vec<Expr> = Vec::new();
     let mut best = vec![FULL];
-    // Each refused try may cost up to MAX_EXPANSION_STEPS: a few, then what is kept stays.
-    let mut refused = 0;
+    // Every try expands what is kept again, so the tries share one budget (a rule of
+    // 150,000 terms, each kept, took minutes of tries that each fitted one): a few rules'
+    // worth, then what is kept stays. A refused try costs up to its rest.
+    let budget = 4 * MAX_EXPANSION_STEPS;
+    let mut steps = 0;
     for term in terms.into_iter().filter(|t| t.byte_tests().is_empty()) {
         kept.push(term.clone());
-        match boxes(&Expr::And(kept.clone())) {
+        let mut tried = steps;
+        let expanded = clauses_within(&Expr::And(kept.clone()), &mut tried, budget);
+        steps = tried;
+        match expanded.map(|cs| cs.into_iter().flat_map(|c| c.boxes).collect()) {
             Ok(b) => best = b,
             Err(_) => {
                 kept.pop();
-                refused += 1;
-                if refused == 4 {
-                    break;
-                }
             }
+        }
+        if steps >= budget {
+            break;
         }
     }
     best
@@ -458,6 +477,42 @@ mod tests {
         // The same shape, small, compiles to nothing.
         let small = format!("({}) and ({})", ports(0)[..3].join(" or "), ports(10_000)[..3].join(" or "));
         assert_eq!(boxes(&crate::parse(&small).unwrap()), Ok(vec![]));
+    }
+
+    /// Combining conjunctions costs by the ranges of the sets it intersects: a hundred terms
+    /// each holding a set of 1,000 ranges, and a last one that contradicts them all, combine
+    /// few conjunctions (about 20,000: under the bound when each counted one step, and the
+    /// rule compiled to nothing) but intersect tens of millions of ranges; refused, and kept
+    /// as a superset the table interprets.
+    #[test]
+    fn expansion_work_counts_the_ranges_it_intersects() {
+        let ports = |from: u32| (0..1000).map(|p| (2 * p + from).to_string()).collect::<Vec<_>>().join(", ");
+        let (odd, even) = (ports(1), ports(0));
+        let terms: Vec<String> = (1..=100).map(|k| format!("(tcp.srcport in {{{odd}}} or ip.id == {k})")).collect();
+        let rule = |terms: &[String]| crate::parse(&format!("{} and tcp.srcport in {{{even}}}", terms.join(" and ")));
+        assert_eq!(clauses(&rule(&terms).unwrap()), Err(CompileError::TooComplex));
+        assert_eq!(boxes(&rule(&terms[..2]).unwrap()), Ok(vec![]), "two such terms compile (to nothing)");
+    }
+
+    /// The over-approximation of a rule too complex to expand shares one budget among its
+    /// tries: a rule of 150,000 `and`ed terms, each of which fitted, took minutes of tries
+    /// that each expanded everything kept so far. What it returns still holds every key
+    /// the rule selects (TTLs 200 to 255 here).
+    #[test]
+    fn the_superset_of_a_long_rule_is_found_within_one_budget() {
+        let terms: Vec<String> = (0..150_000).map(|i| format!("ip.ttl != {}", i % 200)).collect();
+        let expr = crate::parse(&terms.join(" and ")).unwrap();
+        let found = superset_boxes(&expr);
+        for ttl in 0..=255u32 {
+            let mut key = crate::field::Key::new(60);
+            key.set(crate::field::Dim::IpVersion, 4);
+            key.set(crate::field::Dim::Ttl, ttl);
+            let selected = crate::eval::eval(&expr, &key, &[]);
+            assert_eq!(selected, ttl >= 200, "ttl {ttl}");
+            if selected {
+                assert!(found.iter().any(|b| box_contains(b, &key)), "ttl {ttl} is in no box");
+            }
+        }
     }
 
     proptest! {

@@ -297,7 +297,7 @@ pub fn parse_with(text: &str, lists: &mut dyn Lists) -> Result<Expr, ParseError>
     if toks.is_empty() {
         return Ok(Expr::True);
     }
-    let mut p = Parser { text, toks, pos: 0, depth: 0, lists };
+    let mut p = Parser { text, toks, pos: 0, depth: 0, lists, masked_ranges: 0 };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
         None => Ok(expr),
@@ -312,6 +312,8 @@ struct Parser<'a, 'l> {
     /// Parentheses and `not`s open around the current position.
     depth: usize,
     lists: &'l mut dyn Lists,
+    /// Ranges the rule's masks selected so far ([`MAX_MASKED_RANGES_PER_RULE`]).
+    masked_ranges: usize,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -629,6 +631,18 @@ impl<'a> Parser<'a, '_> {
             Op::Ne => Pred::All(holds(Op::AnyNe)?),
             Op::AllEq => Pred::All(holds(Op::Eq)?),
         };
+        if let Pred::Any(set) | Pred::All(set) = &pred {
+            self.masked_ranges += set.ranges().len();
+        }
+        if self.masked_ranges > MAX_MASKED_RANGES_PER_RULE {
+            return Err(ParseError::at(
+                whole,
+                format!(
+                    "the masks of this rule select more than {MAX_MASKED_RANGES_PER_RULE} separate ranges of values \
+                     in all, more than one rule is compiled from; split it into several rules"
+                ),
+            ));
+        }
         Ok((pred, span.end))
     }
 
@@ -726,6 +740,11 @@ impl<'a> Parser<'a, '_> {
 /// Upper bound on the ranges a masked comparison may select (a rule's boxes are bounded
 /// alike, [`crate::compile::MAX_BOXES_PER_RULE`]).
 pub const MAX_MASKED_RANGES: usize = crate::compile::MAX_BOXES_PER_RULE;
+
+/// Upper bound on the ranges all the masks of one rule select together: a mask is twenty
+/// characters and may be 16,384 ranges, and a rule of a few hundred masks took minutes and
+/// gigabytes to compile (each expansion step clones and intersects such sets).
+pub const MAX_MASKED_RANGES_PER_RULE: usize = 4 * MAX_MASKED_RANGES;
 
 /// The one value of a literal (a mask or the value it is compared with is not a network). An
 /// IPv4 address is one range of the 128-bit space (`a << 96` and the 96 bits below, which no
@@ -1035,6 +1054,19 @@ pub(crate) fn parse_uint(word: &str) -> Result<u64, NotANumber> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each mask may select up to 16,384 ranges; a rule's masks together at most four times
+    /// that: a rule of hundreds of twenty-character masks took minutes and gigabytes.
+    #[test]
+    fn the_masks_of_one_rule_are_bounded_together() {
+        let mask = "tcp.srcport & 2 == 0"; // 16,384 ranges of the 65,536 ports
+        let rule = |n: usize| vec![mask; n].join(" and ");
+        assert!(parse(&rule(4)).is_ok());
+        let e = parse(&rule(5)).unwrap_err();
+        assert!(e.message.contains("the masks of this rule select more than 65536"), "{}", e.message);
+        let fifth = rule(4).len() + " and ".len();
+        assert_eq!(e.span.map(|s| s.start), Some(fifth), "at the mask that crosses the bound");
+    }
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().render(text)
