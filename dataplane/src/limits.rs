@@ -22,6 +22,12 @@ pub const MAX_LIST_BYTES: u64 = 64 << 20;
 pub const MAX_LISTS: usize = 1024;
 /// Members of one list, inline and from its file together.
 pub const MAX_LIST_MEMBERS: usize = 4_000_000;
+/// Members of all the lists of one configuration together, and the bytes of their files:
+/// each list is bounded on its own, but a thousand of them at their bound were tens of
+/// gigabytes (an OOM on reload).
+pub const MAX_LIST_MEMBERS_PER_CONFIG: usize = 8_000_000;
+/// See [`MAX_LIST_MEMBERS_PER_CONFIG`].
+pub const MAX_LIST_BYTES_PER_CONFIG: u64 = 256 << 20;
 /// Customers in one configuration (their ids are 16 bits).
 pub const MAX_CUSTOMERS: usize = 65_535;
 /// Tunnels in one configuration (their ids are 16 bits).

@@ -499,3 +499,26 @@ fn distinct_matches_patterns_are_bounded_per_configuration() {
         "{errors:?}"
     );
 }
+
+/// The lists of one configuration are bounded together as well as each on its own: three
+/// lists of 3,000,000 members each (one file, named thrice) cross the 8,000,000 of a
+/// configuration at the third, which is named, and nothing after it is read.
+#[test]
+fn the_lists_of_a_configuration_are_bounded_together() {
+    let dir = std::env::temp_dir().join(format!("transitd-lists-total-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let members: String = (0..3_000_000u32).map(|i| format!("{}\n", i % 65536)).collect();
+    std::fs::write(dir.join("ports.list"), members).unwrap();
+    let list = |n: u32| format!("[[list]]\nname = \"l{n}\"\nfile = \"ports.list\"\n");
+    let text = format!("[server]\nanycast = \"192.0.2.1\"\n\n{}{}{}{}", list(1), list(2), list(3), list(4));
+    let file = dir.join("c.toml");
+    std::fs::write(&file, &text).unwrap();
+    let errors = errors_in(&file);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // The third list's name: line 4 + 2 × 3 + 1.
+    assert!(
+        errors[0].starts_with(&format!("{}:11:8: the lists up to `l3` hold more than 8000000 members", file.display())),
+        "{errors:?}"
+    );
+}

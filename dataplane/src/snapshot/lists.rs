@@ -8,7 +8,9 @@ use toml::Spanned;
 
 use super::Builder;
 use crate::config::{ConfigError, ListSection, SourcePos};
-use crate::limits::{MAX_LIST_BYTES, MAX_LIST_MEMBERS, MAX_LISTS, read_text};
+use crate::limits::{
+    MAX_LIST_BYTES, MAX_LIST_BYTES_PER_CONFIG, MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_PER_CONFIG, MAX_LISTS, read_text,
+};
 
 impl Builder<'_> {
     /// Reads every list; one with an error is left out (rules naming it then fail too, but
@@ -16,6 +18,7 @@ impl Builder<'_> {
     pub(super) fn lists(&mut self, sections: &[Spanned<ListSection>]) -> Registry {
         self.bounded(sections, MAX_LISTS, "lists");
         let mut lists = BTreeMap::new();
+        let mut read = ListsRead::default();
         for section in sections.iter().take(MAX_LISTS) {
             let l = section.get_ref();
             self.name(&l.name, "list");
@@ -23,14 +26,28 @@ impl Builder<'_> {
                 self.err(&l.name.span(), format!("duplicate list name `{}`", l.name.get_ref()));
                 continue;
             }
-            if let Some(list) = self.list(l) {
+            if let Some(list) = self.list(l, &mut read) {
                 lists.insert(l.name.get_ref().clone(), list);
+            }
+            // Past the bound (said once, at the list that crossed it) nothing more is read:
+            // the configuration is refused, and reading on would spend what the bound keeps.
+            if read.members > MAX_LIST_MEMBERS_PER_CONFIG || read.bytes > MAX_LIST_BYTES_PER_CONFIG {
+                self.err(
+                    &l.name.span(),
+                    format!(
+                        "the lists up to `{}` hold more than {MAX_LIST_MEMBERS_PER_CONFIG} members or {} MiB of \
+                         files in all; no more lists are read",
+                        l.name.get_ref(),
+                        MAX_LIST_BYTES_PER_CONFIG >> 20
+                    ),
+                );
+                break;
             }
         }
         Registry::new(lists)
     }
 
-    fn list(&mut self, l: &ListSection) -> Option<List> {
+    fn list(&mut self, l: &ListSection, read: &mut ListsRead) -> Option<List> {
         // Where each member was written: the configuration (a span) or a line of the list file.
         let mut members: Vec<(&str, Where)> =
             l.items.iter().map(|i| (i.get_ref().as_str(), Where::Item(i.span()))).collect();
@@ -45,6 +62,7 @@ impl Builder<'_> {
                     return None;
                 }
             };
+            read.bytes += text.len() as u64;
             // Counted while read: 64 MiB of one-character lines would be 33 million members.
             for (n, line) in text.lines().enumerate() {
                 let member = line.split('#').next().unwrap_or("").trim();
@@ -62,6 +80,7 @@ impl Builder<'_> {
             self.err(&l.name.span(), format!("list `{}` has more than {MAX_LIST_MEMBERS} members", l.name.get_ref()));
             return None;
         }
+        read.members += members.len();
         match List::parse(members.iter().map(|m| m.0)) {
             Ok(list) => Some(list),
             Err((i, e)) => {
@@ -81,4 +100,11 @@ impl Builder<'_> {
 enum Where {
     Item(std::ops::Range<usize>),
     Line(usize),
+}
+
+/// What the lists read so far hold, against the configuration's bounds.
+#[derive(Default)]
+struct ListsRead {
+    members: usize,
+    bytes: u64,
 }
