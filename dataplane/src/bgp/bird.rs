@@ -6,10 +6,10 @@
 //! = "transitd4";` (examples/bgp/bird.conf). Both protocols are always defined, empty when
 //! nothing is announced, so that filters naming them stay valid.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -105,10 +105,15 @@ pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdE
 /// reply line is a four-digit code, a `-` when more lines follow or a space on the last;
 /// codes from 8000 are errors.
 fn command(socket: &Path, command: &str) -> Result<(), BirdError> {
+    exchange(socket, command, EXCHANGE_TIME)
+}
+
+/// [`command`], the whole exchange within `time`.
+fn exchange(socket: &Path, command: &str, time: Duration) -> Result<(), BirdError> {
     let err = |source| BirdError::Socket { path: socket.display().to_string(), source };
     let stream = UnixStream::connect(socket).map_err(err)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(err)?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(err)?);
+    let deadline = Instant::now() + time;
+    let mut reader = BufReader::new(Deadlined { stream: stream.try_clone().map_err(err)?, deadline });
     let greeting = last_reply(&mut reader).map_err(err)?;
     if !greeting.0.starts_with('0') {
         return Err(BirdError::Refused(greeting.1));
@@ -121,20 +126,58 @@ fn command(socket: &Path, command: &str) -> Result<(), BirdError> {
     }
 }
 
-/// Reads reply lines up to the last of one reply; returns its code and the reply's text.
+/// The time one exchange with BIRD (its greeting, our command, its reply) may take in all.
+const EXCHANGE_TIME: Duration = Duration::from_secs(10);
+/// The longest reply line read, and the most of a reply's text kept for a message.
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_TEXT: usize = 64 << 10;
+
+/// The control socket, every read of which waits at most until the exchange's deadline: a
+/// BIRD that answers slowly, or without end, holds neither the announcer nor the guard that
+/// must withdraw past it (a timeout per read did not bound a drip of bytes).
+struct Deadlined {
+    stream: UnixStream,
+    deadline: Instant,
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let why = "BIRD did not finish its reply in time".to_string();
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// Reads reply lines up to the last of one reply; returns its code and the reply's text
+/// (each line cut at [`MAX_REPLY_LINE`] bytes is refused, the text kept to
+/// [`MAX_REPLY_TEXT`]: what a socket sends never grows without bound here).
 fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
     let mut text = Vec::new();
+    let mut kept = 0;
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
+        let n = reader.by_ref().take(MAX_REPLY_LINE as u64).read_line(&mut line)?;
+        if n == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "BIRD closed the socket"));
+        }
+        if n == MAX_REPLY_LINE && !line.ends_with('\n') {
+            let why = format!("a line of BIRD's reply is longer than {MAX_REPLY_LINE} bytes");
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
         }
         let line = line.trim_end();
         // Four bytes of code, unless the fourth ends inside a character (no code, then).
         let at = line.len().min(4);
         let (code, rest) = if line.is_char_boundary(at) { line.split_at(at) } else { ("", line) };
         let coded = code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit());
-        text.push(if coded { rest.get(1..).unwrap_or("") } else { line.trim_start() }.to_string());
+        let said = if coded { rest.get(1..).unwrap_or("") } else { line.trim_start() };
+        if kept + said.len() <= MAX_REPLY_TEXT {
+            kept += said.len();
+            text.push(said.to_string());
+        }
         if coded && (rest.is_empty() || rest.starts_with(' ')) {
             return Ok((code.to_string(), text.join("; ")));
         }
@@ -160,6 +203,46 @@ mod tests {
         // A line whose fourth byte ends inside a character is text, not a panic.
         let text = " ab\u{e9}\n0003 x\n";
         assert_eq!(last_reply(&mut text.as_bytes()).unwrap(), ("0003".to_string(), "ab\u{e9}; x".to_string()));
+    }
+
+    /// What BIRD's socket sends never grows without bound: a line without end is refused at
+    /// 4 KiB, a reply of endless continuation lines keeps 64 KiB of text, and an exchange
+    /// ends at its deadline however the bytes drip in (a timeout per read did not bound it:
+    /// a stand-in that never stopped talking grew the guard to gigabytes).
+    #[test]
+    fn a_reply_without_end_is_bounded() {
+        let endless_line = vec![b'x'; 1 << 20];
+        let e = last_reply(&mut endless_line.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("longer than 4096 bytes"), "{e}");
+        let mut long: Vec<u8> = "0001-yyyyyyyy\n".repeat(100_000).into_bytes();
+        long.extend_from_slice(b"0000 done\n");
+        let (code, text) = last_reply(&mut long.as_slice()).unwrap();
+        assert_eq!(code, "0000");
+        assert!(text.len() <= MAX_REPLY_TEXT + 2 * (MAX_REPLY_TEXT / 8), "{} bytes kept", text.len());
+
+        // A stand-in BIRD that greets, then drips a byte every 100 ms without ending a line.
+        let dir = std::env::temp_dir().join(format!("transitd-bird-drip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bird.ctl");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let talker = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.write_all(b"0001 BIRD ready.\n");
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(100));
+                if s.write_all(b"z").is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let result = exchange(&path, "configure", Duration::from_secs(1));
+        let took = started.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(matches!(result, Err(BirdError::Socket { .. })), "{result:?}");
+        // 20 s of drips, each within a per-read timeout; the deadline ends it at 1 s.
+        assert!(took < Duration::from_secs(5), "the exchange ended at its deadline: {took:?}");
+        talker.join().unwrap();
     }
 
     #[test]

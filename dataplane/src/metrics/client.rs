@@ -5,6 +5,10 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The largest response read: a scrape of the largest configuration is a few MiB, and
+/// whatever answers at the address cannot make the client grow past this.
+const MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
 /// Scrapes `addr`'s `/metrics` (HTTP/1.0, 5 s timeouts).
 pub fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
     use std::io::{Read as _, Write as _};
@@ -15,7 +19,12 @@ pub fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
     stream.set_write_timeout(Some(timeout))?;
     write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    stream.take(MAX_RESPONSE_BYTES + 1).read_to_string(&mut response)?;
+    anyhow::ensure!(
+        response.len() as u64 <= MAX_RESPONSE_BYTES,
+        "{addr}: the response is longer than {} MiB: is it transitd?",
+        MAX_RESPONSE_BYTES >> 20
+    );
     let (head, body) =
         response.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP response"))?;
     let status = head.lines().next().unwrap_or("");
@@ -380,5 +389,31 @@ fn human_seconds(v: f64) -> String {
         format!("{:.1} µs", v * 1e6)
     } else {
         format!("{:.2} ms", v * 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    /// Whatever answers at the address, the client reads at most 64 MiB of it (it read to
+    /// the end: an endless answer grew `transitd stats` to gigabytes in seconds).
+    #[test]
+    fn an_endless_answer_is_refused_at_the_bound() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n");
+            let chunk = vec![b'#'; 1 << 20];
+            for _ in 0..100 {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let e = super::fetch(addr).unwrap_err();
+        assert!(e.to_string().contains("longer than 64 MiB"), "{e}");
+        server.join().unwrap();
     }
 }
