@@ -177,8 +177,14 @@ mod client {
             .with_keep_alive_while_idle(true)
     }
 
+    /// The largest gRPC message read from etcd: every key of the prefix together may hold a
+    /// whole configuration (16 MiB), with keys and framing beside it. tonic's default of
+    /// 4 MiB made a valid configuration over it unreadable, reported as etcd's failure.
+    const MAX_MESSAGE_BYTES: usize = 2 * crate::limits::MAX_CONFIG_BYTES as usize;
+
     async fn get(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
-        let response = client.get(prefix, Some(GetOptions::new().with_prefix())).await?;
+        let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let response = kv.get(prefix, Some(GetOptions::new().with_prefix())).await?;
         let revision = response.header().map_or(0, |h| h.revision());
         let (mut keys, mut not_utf8) = (BTreeMap::new(), BTreeMap::new());
         for kv in response.kvs() {
@@ -272,7 +278,8 @@ mod client {
             publish(fetched);
         }
         let options = WatchOptions::new().with_prefix().with_start_revision(*revision + 1);
-        let (_watcher, mut stream) = client.watch(source.prefix.as_str(), Some(options)).await?;
+        let mut watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let (_watcher, mut stream) = watch.watch(source.prefix.as_str(), Some(options)).await?;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());

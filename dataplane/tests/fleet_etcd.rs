@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::lab::{Lab, SERIAL, acme_parts, scapy_send, wait_for};
@@ -33,27 +33,23 @@ struct Etcd {
 
 impl Etcd {
     fn start(lab: &Lab, dir: &std::path::Path) -> Etcd {
-        let child = lab
-            .cmd("dut", "etcd")
+        Etcd::spawn(dir, CLIENT, "http://127.0.0.1:23800", |program| lab.cmd("dut", program))
+    }
+
+    /// An etcd serving clients at `client`, its programs run by `cmd`.
+    fn spawn(dir: &std::path::Path, client: &str, peer: &str, cmd: impl Fn(&str) -> Command) -> Etcd {
+        let child = cmd("etcd")
             .args(["--name", "lab", "--data-dir", dir.to_str().unwrap()])
-            .args(["--listen-client-urls", CLIENT, "--advertise-client-urls", CLIENT])
-            .args(["--listen-peer-urls", "http://127.0.0.1:23800"])
-            .args(["--initial-advertise-peer-urls", "http://127.0.0.1:23800"])
-            .args(["--initial-cluster", "lab=http://127.0.0.1:23800"])
+            .args(["--listen-client-urls", client, "--advertise-client-urls", client])
+            .args(["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer])
+            .args(["--initial-cluster", &format!("lab={peer}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd (Debian's etcd-server; scripts/setup installs it)");
         let etcd = Etcd { child: Some(child), dir: dir.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !lab
-            .cmd("dut", "etcdctl")
-            .args(["--endpoints", CLIENT, "endpoint", "health"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
+        while !cmd("etcdctl").args(["--endpoints", client, "endpoint", "health"]).output().unwrap().status.success() {
             assert!(Instant::now() < deadline, "etcd did not start");
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -128,4 +124,31 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     assert!(log.contains("etcd:/transitd/customers/acme:3:"), "the rejection names the key and line:\n{log}");
     let sent = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 22", "-T", "fields", "-e", "tcp.srcport"]);
     assert_eq!(sent.lines().collect::<Vec<_>>(), ["50002", "50003", "50004"], "{log}");
+}
+
+/// A prefix whose keys hold more than gRPC's default message size (4 MiB) together is read
+/// whole: a configuration of up to 16 MiB was promised, and one over 4 MiB failed to read,
+/// reported as etcd being unreachable. An etcd on the host's loopback (ports the kernel
+/// hands out), four keys of 1.2 MiB (under etcd's 1.5 MiB a request).
+#[test]
+fn a_prefix_over_grpcs_default_message_size_is_read_whole() {
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (client, peer) = (format!("http://127.0.0.1:{}", port()), format!("http://127.0.0.1:{}", port()));
+    let dir = std::env::temp_dir().join(format!("transitd-etcd-big-{}", std::process::id()));
+    let _etcd = Etcd::spawn(&dir, &client, &peer, |program| Command::new(program));
+    let value = format!("# {}\n", "x".repeat(1_200_000));
+    for k in 0..4 {
+        let mut put = Command::new("etcdctl")
+            .args(["--endpoints", &client, "put", &format!("/big/k{k}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut put.stdin.take().unwrap(), value.as_bytes()).unwrap();
+        assert!(put.wait().unwrap().success(), "etcdctl put /big/k{k}");
+    }
+    let source = transitd::fleet::EtcdSource { endpoint: client, prefix: "/big/".into() };
+    let fetched = transitd::fleet::fetch(&source).expect("the whole prefix");
+    assert_eq!(fetched.keys.len(), 4);
+    assert!(fetched.keys.values().all(|v| *v == value));
 }
