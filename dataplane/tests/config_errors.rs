@@ -522,3 +522,34 @@ fn the_lists_of_a_configuration_are_bounded_together() {
         "{errors:?}"
     );
 }
+
+/// A tunnel's router, or our anycast address, inside a prefix this edge announces is
+/// refused at its position: GRE to such a router comes back to the edge and is encapsulated
+/// again until its TTL runs out (replaying one replay's output through another showed it
+/// wrapped once more each time). A catch-all prefix (a lab's customer owning everything)
+/// only warns.
+#[test]
+fn routers_and_anycast_inside_announced_prefixes_are_refused() {
+    let config = |anycast: &str, prefixes: &str, remote: &str| {
+        format!(
+            "[server]\nanycast = \"{anycast}\"\n\n[[customer]]\nname = \"acme\"\nprefixes = [{prefixes}]\n\
+             [[customer.tunnel]]\nname = \"t\"\nremote = \"{remote}\"\n"
+        )
+    };
+    let ok = config("192.0.2.1", "\"203.0.113.0/24\"", "198.51.100.1");
+    assert_eq!(errors(&ok), Vec::<String>::new());
+    let looped = config("192.0.2.1", "\"203.0.113.0/24\"", "203.0.113.5");
+    assert_eq!(
+        errors(&looped),
+        ["bad.toml:9:10: tunnel remote `203.0.113.5` is inside prefix 203.0.113.0/24 of customer `acme` (at bad.toml:6:13), \
+          which this edge announces: GRE to it would come back here"]
+    );
+    let ours = config("203.0.113.1", "\"203.0.113.0/24\"", "198.51.100.1");
+    assert_eq!(errors(&ours).len(), 1, "{:?}", errors(&ours));
+    assert!(errors(&ours)[0].starts_with("bad.toml:2:11: anycast address `203.0.113.1` is inside prefix"));
+    let catch_all = config("192.0.2.1", "\"0.0.0.0/0\"", "198.51.100.1");
+    assert_eq!(errors(&catch_all), Vec::<String>::new());
+    let snap = Snapshot::build(&config::parse("w.toml", &catch_all).unwrap()).unwrap();
+    let warned: Vec<String> = snap.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warned.len(), 2, "the anycast address and the remote: {warned:?}");
+}

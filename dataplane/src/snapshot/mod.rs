@@ -443,6 +443,8 @@ impl Builder<'_> {
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
             self.check_egress_overlaps(su, section, &c.prefixes);
         }
+        let egress = soft_unicast.as_ref().map_or(&[][..], |su| &su.egress[..]);
+        self.check_addresses_outside_prefixes(&c.prefixes, egress, server, customers_in);
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         Snapshot {

@@ -22,6 +22,60 @@ type TunnelNames<'c> = HashMap<&'c str, (Range<usize>, CustomerId, TunnelId)>;
 const IPV6_MIN_MTU: u32 = 1280;
 
 impl Builder<'_> {
+    /// Our own addresses (anycast) and the tunnels' routers must lie outside every prefix
+    /// this edge announces (customers' and soft-unicast egress ranges): GRE sent to a router
+    /// inside one is routed back to the edge, encapsulated again, and loops until its TTL
+    /// runs out; an anycast address inside one is taken for that customer's. A catch-all
+    /// prefix (`0.0.0.0/0`, `::/0`: a lab's or a benchmark's customer owning everything)
+    /// holds every address: a warning there, as it cannot be meant for announcing.
+    pub(super) fn check_addresses_outside_prefixes(
+        &mut self,
+        prefixes: &[OwnedPrefix],
+        egress: &[(std::net::Ipv4Addr, u8)],
+        server: &config::ServerSection,
+        customers: &[Spanned<CustomerSection>],
+    ) {
+        let owned: HashMap<IpNet, &OwnedPrefix> = prefixes.iter().map(|p| (p.net, p)).collect();
+        let egress: HashSet<IpNet> =
+            egress.iter().filter_map(|&(a, len)| ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)).collect();
+        let check = |b: &mut Self, text: &Spanned<String>, what: &str| {
+            let Ok(addr) = text.get_ref().parse::<std::net::IpAddr>() else { return };
+            let host = IpNet::from(addr);
+            for net in std::iter::successors(Some(host), IpNet::supernet) {
+                if let Some(p) = owned.get(&net) {
+                    let at = b.src.pos(p.span.start);
+                    let name = customers.get(p.customer as usize).map_or("", |c| c.get_ref().name.get_ref().as_str());
+                    let message = format!(
+                        "{what} `{addr}` is inside prefix {net} of customer `{name}` (at {at}), which this edge \
+                         announces: GRE to it would come back here"
+                    );
+                    if net.prefix_len() == 0 {
+                        b.warnings.push(crate::config::ConfigError::new(b.src.pos(text.span().start), message));
+                    } else {
+                        b.err(&text.span(), message);
+                    }
+                    return;
+                }
+                if egress.contains(&net) {
+                    let message = format!(
+                        "{what} `{addr}` is inside egress prefix {net}, which this edge announces: GRE to it would come back here"
+                    );
+                    b.err(&text.span(), message);
+                    return;
+                }
+            }
+        };
+        check(self, &server.anycast, "anycast address");
+        if let Some(v6) = &server.anycast_v6 {
+            check(self, v6, "anycast_v6 address");
+        }
+        for c in customers {
+            for t in &c.get_ref().tunnels {
+                check(self, &t.get_ref().remote, "tunnel remote");
+            }
+        }
+    }
+
     /// Customer prefixes must be disjoint, within a customer and across customers.
     pub(super) fn check_overlaps(
         &mut self,
