@@ -541,8 +541,10 @@ fn routers_and_anycast_inside_announced_prefixes_are_refused() {
     let looped = config("192.0.2.1", "\"203.0.113.0/24\"", "203.0.113.5");
     assert_eq!(
         errors(&looped),
-        ["bad.toml:9:10: tunnel remote `203.0.113.5` is inside prefix 203.0.113.0/24 of customer `acme` (at bad.toml:6:13), \
-          which this edge announces: GRE to it would come back here"]
+        [
+            "bad.toml:9:10: tunnel remote `203.0.113.5` is inside prefix 203.0.113.0/24 of customer `acme` (at bad.toml:6:13), \
+          which this edge announces: GRE to it would come back here"
+        ]
     );
     let ours = config("203.0.113.1", "\"203.0.113.0/24\"", "198.51.100.1");
     assert_eq!(errors(&ours).len(), 1, "{:?}", errors(&ours));

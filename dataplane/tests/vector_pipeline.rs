@@ -23,7 +23,7 @@ use transitd::snapshot::Snapshot;
 const CROWDED: &str = r#"
 [server]
 anycast = "192.0.2.1"
-anycast_v6 = "2001:db8:ffff::1"
+anycast_v6 = "fd00:ffff::1"        # outside every customer prefix below
 mac = "02:00:00:00:00:01"
 next_hop_mac = "02:00:00:00:00:fe"
 unmatched = "drop"

@@ -257,7 +257,7 @@ name = "victim"
 prefixes = [{list}]
 [[customer.tunnel]]
 name = "t"
-remote = "198.51.100.254"
+remote = "192.0.2.254"
 mtu = 9000
 {routes}
 "#,
