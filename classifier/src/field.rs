@@ -516,6 +516,11 @@ const ETH_DST: Slot = Slot::Wide { first: Dim::EthDstHi, words: 2 };
 /// A TCP header whose fixed part is whole.
 const TCP_HEADER: Guard = Guard::Has(Dim::TcpHdrLen);
 const U32: Ty = Ty::Uint { max: u32::MAX };
+/// A 32-bit Wireshark field held in a narrow slot, whose last value is [`ABSENT`]: tshark
+/// bounds a bit field's literals by its type, not its bits (`ip.dsfield.dscp == 64` and
+/// `mpls.label == 0x100000` are accepted and match nothing), and so does transitd, but for
+/// that one value.
+const FT_UINT32: u32 = u32::MAX - 1;
 
 /// Every field and protocol name the language knows.
 pub static FIELDS: &[FieldDef] = &[
@@ -542,7 +547,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("mpls", Ty::Protocol, [occ(Guard::Always, Narrow(Dim::Mpls0Label))]),
     field!(
         "mpls.label",
-        Ty::Uint { max: 0xf_ffff },
+        Ty::Uint { max: FT_UINT32 },
         [
             occ(Guard::Always, Narrow(Dim::Mpls0Label)),
             occ(Guard::Always, Narrow(Dim::Mpls1Label)),
@@ -551,7 +556,7 @@ pub static FIELDS: &[FieldDef] = &[
     ),
     field!(
         "mpls.exp",
-        Ty::Uint { max: 7 },
+        Ty::Uint { max: FT_UINT32 },
         [
             occ(Guard::Always, Narrow(Dim::Mpls0Exp)),
             occ(Guard::Always, Narrow(Dim::Mpls1Exp)),
@@ -560,7 +565,7 @@ pub static FIELDS: &[FieldDef] = &[
     ),
     field!(
         "mpls.bottom",
-        Ty::Uint { max: 1 },
+        Ty::Uint { max: FT_UINT32 },
         [
             occ(Guard::Always, Narrow(Dim::Mpls0Bottom)),
             occ(Guard::Always, Narrow(Dim::Mpls1Bottom)),
@@ -580,8 +585,8 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ip.hdr_len", U8, [occ(V4, Narrow(Dim::IpHdrLen))]),
     field!("ip.id", U16, [occ(V4, Narrow(Dim::IpId))]),
     field!("ip.dsfield", U8, [occ(V4, Narrow(Dim::Tos))]),
-    field!("ip.dsfield.dscp", Ty::Uint { max: 63 }, [occ(V4, Narrow(Dim::Dscp))]),
-    field!("ip.dsfield.ecn", Ty::Uint { max: 3 }, [occ(V4, Narrow(Dim::Ecn))]),
+    field!("ip.dsfield.dscp", U8, [occ(V4, Narrow(Dim::Dscp))]),
+    field!("ip.dsfield.ecn", U8, [occ(V4, Narrow(Dim::Ecn))]),
     field!("ip.src", Ty::Ipv4, [occ(V4, SRC)]),
     field!("ip.dst", Ty::Ipv4, [occ(V4, DST)]),
     field!("ip.addr", Ty::Ipv4, [occ(V4, SRC), occ(V4, DST)]),
@@ -599,9 +604,9 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ipv6.hlim", U8, [occ(V6, Narrow(Dim::Ttl))]),
     field!("ipv6.plen", U16, [occ(V6, Narrow(Dim::IpLen))]),
     field!("ipv6.tclass", U8, [occ(V6, Narrow(Dim::Tos))]),
-    field!("ipv6.tclass.dscp", Ty::Uint { max: 63 }, [occ(V6, Narrow(Dim::Dscp))]),
-    field!("ipv6.tclass.ecn", Ty::Uint { max: 3 }, [occ(V6, Narrow(Dim::Ecn))]),
-    field!("ipv6.flow", Ty::Uint { max: 0xf_ffff }, [occ(V6, Narrow(Dim::Ipv6Flow))]),
+    field!("ipv6.tclass.dscp", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Dscp))]),
+    field!("ipv6.tclass.ecn", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Ecn))]),
+    field!("ipv6.flow", Ty::Uint { max: 0xff_ffff }, [occ(V6, Narrow(Dim::Ipv6Flow))]),
     field!("tcp", Ty::Protocol, [occ(TCP, Slot::None)]),
     field!("tcp.srcport", U16, [occ(TCP, Narrow(Dim::SrcPort))]),
     field!("tcp.dstport", U16, [occ(TCP, Narrow(Dim::DstPort))]),
@@ -609,7 +614,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("tcp.seq", U32, [occ(TCP_HEADER, Slot::Wide { first: Dim::TcpSeqNumber, words: 1 })]),
     field!("tcp.ack", U32, [occ(TCP_HEADER, Slot::Wide { first: Dim::TcpAckNumber, words: 1 })]),
     field!("tcp.hdr_len", U8, [occ(TCP, Narrow(Dim::TcpHdrLen))]),
-    field!("tcp.len", Ty::Uint { max: u32::MAX - 1 }, [occ(TCP, Narrow(Dim::L4Len))]),
+    field!("tcp.len", Ty::Uint { max: FT_UINT32 }, [occ(TCP, Narrow(Dim::L4Len))]),
     field!("tcp.window_size_value", U16, [occ(TCP, Narrow(Dim::TcpWindow))]),
     field!("tcp.checksum", U16, [occ(TCP, Narrow(Dim::L4Checksum))]),
     field!("tcp.urgent_pointer", U16, [occ(TCP, Narrow(Dim::TcpUrgent))]),

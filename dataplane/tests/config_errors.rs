@@ -555,3 +555,16 @@ fn routers_and_anycast_inside_announced_prefixes_are_refused() {
     let warned: Vec<String> = snap.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(warned.len(), 2, "the anycast address and the remote: {warned:?}");
 }
+
+/// An `mss` on a tunnel whose MTU leaves less than the smallest allowed MSS is refused with
+/// why (it read "not in 88..=28").
+#[test]
+fn an_mss_on_a_tunnel_too_small_for_one_says_why() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\nmtu = 68\nmss = 88\n";
+    assert_eq!(
+        errors(text),
+        ["bad.toml:11:7: mss 88 cannot be set: the tunnel MTU 68 leaves 28 bytes after the IP and TCP headers, \
+          under the 88 an mss may be (leave it out: 28 is used)"]
+    );
+}

@@ -263,6 +263,15 @@ impl Builder<'_> {
         let mss_v4 = match &t.mss {
             None => derived,
             Some(m) if (88..=derived).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) if derived < 88 => {
+                let why = format!(
+                    "mss {} cannot be set: the tunnel MTU {mtu} leaves {derived} bytes after the IP and TCP \
+                     headers, under the 88 an mss may be (leave it out: {derived} is used)",
+                    m.get_ref()
+                );
+                self.err(&m.span(), why);
+                derived
+            }
             Some(m) => {
                 self.err(&m.span(), format!("mss {} is not in 88..={derived} (the tunnel MTU less 40)", m.get_ref()));
                 derived
