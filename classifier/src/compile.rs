@@ -48,6 +48,12 @@ pub enum CompileError {
     /// Boxes were asked of an expression with byte tests, which boxes cannot hold.
     #[error("the expression tests bytes; it needs a rule table, not boxes alone")]
     ByteTests,
+    /// The rules compiled before it and it spent the budget of expansion steps they shared
+    /// (a configuration's: [`RuleTable::build_then_boxes_within`](crate::RuleTable)).
+    #[error(
+        "the rules up to this one take more expansion steps to compile than a configuration may spend; simplify them"
+    )]
+    BudgetSpent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -364,6 +370,14 @@ pub fn clauses(expr: &Expr) -> Result<Vec<Clause>, CompileError> {
     clauses_within(expr, &mut 0, MAX_EXPANSION_STEPS)
 }
 
+/// [`clauses`], the steps it takes spent from `left` (and bounded by it).
+pub(crate) fn clauses_spending(expr: &Expr, left: &mut usize) -> Result<Vec<Clause>, CompileError> {
+    let mut used = 0;
+    let result = clauses_within(expr, &mut used, MAX_EXPANSION_STEPS.min(*left));
+    *left = left.saturating_sub(used);
+    result
+}
+
 /// [`clauses`], its expansion's work added to `steps` and bounded by `budget`.
 fn clauses_within(expr: &Expr, steps: &mut usize, budget: usize) -> Result<Vec<Clause>, CompileError> {
     let mut out: Vec<Clause> = Vec::new();
@@ -400,6 +414,12 @@ fn clauses_within(expr: &Expr, steps: &mut usize, budget: usize) -> Result<Vec<C
 /// with the whole expression (`eval`): first match stays exact, and only what the kept
 /// terms select pays for the interpretation.
 pub fn superset_boxes(expr: &Expr) -> Vec<Bounds> {
+    let mut unbounded = usize::MAX;
+    superset_boxes_spending(expr, &mut unbounded)
+}
+
+/// [`superset_boxes`], the steps its tries take spent from `left` (and bounded by it).
+pub(crate) fn superset_boxes_spending(expr: &Expr, left: &mut usize) -> Vec<Bounds> {
     fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         match e {
             Expr::And(terms) => terms.iter().for_each(|t| conjuncts(t, out)),
@@ -413,7 +433,7 @@ pub fn superset_boxes(expr: &Expr) -> Vec<Bounds> {
     // Every try expands what is kept again, so the tries share one budget (a rule of
     // 150,000 terms, each kept, took minutes of tries that each fitted one): a few rules'
     // worth, then what is kept stays. A refused try costs up to its rest.
-    let budget = 4 * MAX_EXPANSION_STEPS;
+    let budget = (4 * MAX_EXPANSION_STEPS).min(*left);
     let mut steps = 0;
     for term in terms.into_iter().filter(|t| t.byte_tests().is_empty()) {
         kept.push(term.clone());
@@ -430,6 +450,7 @@ pub fn superset_boxes(expr: &Expr) -> Vec<Bounds> {
             break;
         }
     }
+    *left = left.saturating_sub(steps);
     best
 }
 

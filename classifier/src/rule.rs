@@ -66,6 +66,13 @@ pub struct RuleSet {
 impl RuleSet {
     /// Compiles `rules` (first match wins) with `default` for packets no rule selects.
     pub fn compile(rules: Vec<Rule>, default: Action) -> Result<RuleSet, RuleCompileError> {
+        let mut unbounded = usize::MAX;
+        RuleSet::compile_within(rules, default, &mut unbounded)
+    }
+
+    /// [`RuleSet::compile`], spending the expansion steps from `left`
+    /// ([`RuleTable::build_then_boxes_within`]).
+    pub fn compile_within(rules: Vec<Rule>, default: Action, left: &mut usize) -> Result<RuleSet, RuleCompileError> {
         let split = |mode: Mode| -> (Vec<u32>, Vec<&Expr>) {
             rules.iter().enumerate().filter(|(_, r)| r.mode == mode).map(|(i, r)| (i as u32, &r.expr)).unzip()
         };
@@ -73,8 +80,10 @@ impl RuleSet {
         let (monitor_ids, monitor_exprs) = split(Mode::Monitor);
         // Errors name the rule's index in `rules`, not in the per-mode table.
         let remap = |ids: &[u32], e: RuleCompileError| RuleCompileError { index: ids[e.index] as usize, ..e };
-        let enforce = RuleTable::build(enforce_exprs).map_err(|e| remap(&enforce_ids, e))?;
-        let monitor = RuleTable::build(monitor_exprs).map_err(|e| remap(&monitor_ids, e))?;
+        let enforce =
+            RuleTable::build_then_boxes_within(enforce_exprs, &[], left).map_err(|e| remap(&enforce_ids, e))?;
+        let monitor =
+            RuleTable::build_then_boxes_within(monitor_exprs, &[], left).map_err(|e| remap(&monitor_ids, e))?;
         Ok(RuleSet { rules, default, enforce, enforce_ids, monitor, monitor_ids })
     }
 

@@ -110,6 +110,19 @@ impl RuleTable {
         exprs: impl IntoIterator<Item = &'a Expr>,
         then: &[(u32, Bounds)],
     ) -> Result<RuleTable, RuleCompileError> {
+        let mut unbounded = usize::MAX;
+        RuleTable::build_then_boxes_within(exprs, then, &mut unbounded)
+    }
+
+    /// [`RuleTable::build_then_boxes`], the expansion steps of all its rules spent from
+    /// `left` (each rule bounded as ever): the rules of a configuration share one budget, so
+    /// that many rules each at their own bound cannot make a reload take hours. A rule
+    /// that finds it spent is refused ([`CompileError::BudgetSpent`]).
+    pub fn build_then_boxes_within<'a>(
+        exprs: impl IntoIterator<Item = &'a Expr>,
+        then: &[(u32, Bounds)],
+        left: &mut usize,
+    ) -> Result<RuleTable, RuleCompileError> {
         let mut clauses = Vec::new();
         let mut checks = Checks::default();
         let mut boxes = 0;
@@ -117,7 +130,7 @@ impl RuleTable {
         let mut interpreted = 0;
         for (index, expr) in exprs.into_iter().enumerate() {
             let first_test = checks.tests.len() as u32;
-            let cs = match compile::clauses(expr) {
+            let cs = match compile::clauses_spending(expr, left) {
                 Ok(cs) => {
                     checks.tests.extend(expr.byte_tests().into_iter().cloned().map(Residual::Bytes));
                     cs
@@ -126,10 +139,14 @@ impl RuleTable {
                 Err(CompileError::TooComplex) => {
                     interpreted += 1;
                     checks.tests.push(Residual::Rule(expr.clone()));
-                    vec![compile::Clause { boxes: compile::superset_boxes(expr), checks: vec![(0, true)] }]
+                    let boxes = compile::superset_boxes_spending(expr, left);
+                    vec![compile::Clause { boxes, checks: vec![(0, true)] }]
                 }
                 Err(error) => return Err(RuleCompileError { index, error }),
             };
+            if *left == 0 {
+                return Err(RuleCompileError { index, error: CompileError::BudgetSpent });
+            }
             boxes += cs.iter().map(|c| c.boxes.len()).sum::<usize>();
             if boxes > MAX_BOXES_PER_TABLE {
                 return Err(RuleCompileError { index, error: CompileError::TableTooLarge });
@@ -246,6 +263,27 @@ impl<'a> LinearScan<'a> {
 mod tests {
     use super::*;
     use crate::parse;
+
+    /// The rules of one table (a configuration's, in `transitd`) share a budget of expansion
+    /// steps: with room for two and a half rules at their own bounds, the third such finds
+    /// the budget spent and is refused at its index, while each alone compiles (interpreted).
+    #[test]
+    fn rules_share_one_budget_of_expansion_steps() {
+        // 1500 x 1500 contradicting pairs: past one rule's bound, kept as a superset.
+        let ports = |from: u32| (from..from + 1500).map(|p| format!("udp.srcport == {p}")).collect::<Vec<_>>();
+        let costly = parse(&format!("({}) and ({})", ports(0).join(" or "), ports(10_000).join(" or "))).unwrap();
+        let cheap = parse("ip.src == 10.0.0.1").unwrap();
+        let mut probe = usize::MAX;
+        RuleTable::build_then_boxes_within([&costly], &[], &mut probe).unwrap();
+        let one = usize::MAX - probe;
+        assert!(one > compile::MAX_EXPANSION_STEPS, "its exact try and its superset's: {one}");
+        let mut left = 2 * one + one / 2;
+        let e = RuleTable::build_then_boxes_within([&cheap, &costly, &costly, &costly], &[], &mut left).unwrap_err();
+        assert_eq!((e.index, e.error), (3, CompileError::BudgetSpent), "the rule that spent it");
+        assert_eq!(left, 0);
+        // Alone, unbudgeted, it compiles (and is interpreted).
+        assert_eq!(RuleTable::build([&costly]).unwrap().interpreted, 1);
+    }
 
     /// A rule whose exact expansion has more boxes than a rule may have (3 x 2 x 54 x 72) is
     /// compiled as a superset and decided by interpretation: the same first match as the

@@ -39,6 +39,12 @@ pub const MAX_REMOTES_PER_FAMILY: usize = 32_768;
 /// `classifier::table::MAX_BOXES_PER_TABLE`): kept tables take up to about 4 KB a box when
 /// boxes overlap heavily (docs/configuration.md, "Limits").
 pub const MAX_BOXES_PER_CONFIG: usize = 1 << 20;
+/// Expansion steps all the rules of one configuration may spend compiling (each rule is
+/// bounded by [`classifier::compile::MAX_EXPANSION_STEPS`], a tenth of a second): a hundred
+/// rules' worth, seconds. Tens of thousands of rules each at its own bound would hold a
+/// reload (which waits for the build) for hours. ClassBench's 10,000-rule sets spend well
+/// under a hundredth of it.
+pub const MAX_COMPILE_STEPS_PER_CONFIG: usize = 100 * classifier::compile::MAX_EXPANSION_STEPS;
 /// Customer prefixes of one address family, all customers together: half the XDP
 /// program's map of owned prefixes (65,536), since a reload holds the old and the new ones
 /// at once while it swaps.

@@ -312,6 +312,9 @@ struct Builder<'a> {
     boxes: usize,
     /// Said, not refused (see [`Snapshot::warnings`]).
     warnings: Vec<ConfigError>,
+    /// Expansion steps all the rules may still spend compiling
+    /// ([`crate::limits::MAX_COMPILE_STEPS_PER_CONFIG`]).
+    compile_steps_left: usize,
 }
 
 /// What `[server]` compiles to.
@@ -340,6 +343,7 @@ impl<'a> Builder<'a> {
             lists: Registry::default(),
             boxes: 0,
             warnings: Vec::new(),
+            compile_steps_left: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG,
         }
     }
 

@@ -83,12 +83,12 @@ impl Builder<'_> {
         // Past the bound on all lists' boxes (reported once), nothing more is compiled: the
         // configuration is refused anyway, and compiling on would spend the memory the bound
         // is there to protect.
-        if self.boxes > crate::limits::MAX_BOXES_PER_CONFIG {
+        if self.boxes > crate::limits::MAX_BOXES_PER_CONFIG || self.compile_steps_left == 0 {
             return accept_all();
         }
         // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
         let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-        match RuleSet::compile(rules, default) {
+        match RuleSet::compile_within(rules, default, &mut self.compile_steps_left) {
             Ok(set) => {
                 // Each list is bounded on its own; together they are too, or a configuration
                 // of many customers' large lists would take the memory of the edge.
