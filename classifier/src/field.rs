@@ -574,7 +574,7 @@ pub static FIELDS: &[FieldDef] = &[
     ),
     field!(
         "mpls.ttl",
-        U8,
+        Ty::Uint { max: FT_UINT32 },
         [
             occ(Guard::Always, Narrow(Dim::Mpls0Ttl)),
             occ(Guard::Always, Narrow(Dim::Mpls1Ttl)),
@@ -603,7 +603,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ipv6.nxt", U8, [occ(V6, Narrow(Dim::IpProto))]),
     field!("ipv6.hlim", U8, [occ(V6, Narrow(Dim::Ttl))]),
     field!("ipv6.plen", U16, [occ(V6, Narrow(Dim::IpLen))]),
-    field!("ipv6.tclass", U8, [occ(V6, Narrow(Dim::Tos))]),
+    field!("ipv6.tclass", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Tos))]),
     field!("ipv6.tclass.dscp", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Dscp))]),
     field!("ipv6.tclass.ecn", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Ecn))]),
     field!("ipv6.flow", Ty::Uint { max: 0xff_ffff }, [occ(V6, Narrow(Dim::Ipv6Flow))]),

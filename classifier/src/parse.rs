@@ -638,13 +638,21 @@ impl<'a> Parser<'a, '_> {
             _ => (Op::AnyNe, 0, mask_span),
         };
         let whole = Span { start: name_span.start, end: span.end };
-        // The values the field can hold, which may be fewer than its type's: `tcp.flags` and
-        // `vlan.id` are 16-bit fields of 12 bits, and `tcp.flags & 0x02` is 1024 ranges of
-        // them, not 16384.
-        let twelve_bits = |o: &field::Occurrence| {
-            matches!(o.slot, Slot::Narrow(Dim::TcpFlags | Dim::Vlan0 | Dim::Vlan1 | Dim::Vlan2 | Dim::ServiceVlan))
+        // The values the field's slots can hold, which may be fewer than its type's: a literal
+        // is bounded by the type (as tshark bounds it), but `tcp.flags` and `vlan.id` are
+        // 16-bit fields of 12 bits, `mpls.exp` a 32-bit one of 3, and `tcp.flags & 0x02` is
+        // 1024 ranges of what a key holds, where over the type it would be 16384 (and
+        // `mpls.exp & 1` over 32 bits more ranges than a rule may have).
+        let held = |o: &field::Occurrence| match o.slot {
+            Slot::Narrow(d) => slot_max(d),
+            _ => None,
         };
-        let max = if field.occurrences.iter().all(twelve_bits) { 0x0fff } else { domain_max(field.ty) };
+        let max = field
+            .occurrences
+            .iter()
+            .map(held)
+            .try_fold(0u32, |m, h| h.map(|h| m.max(h)))
+            .map_or(domain_max(field.ty), |m| u128::from(m).min(domain_max(field.ty)));
         let holds = |op| {
             masked_values(max, mask, op, value).ok_or_else(|| {
                 ParseError::at(
@@ -882,6 +890,22 @@ fn op_allows_network(op: Op) -> bool {
 }
 
 /// The largest value a field of type `ty` can hold, as a 128-bit value.
+/// The largest value a narrow slot holds, where it is less than its field's type allows;
+/// `None` for slots that hold the type's whole range.
+fn slot_max(dim: Dim) -> Option<u32> {
+    Some(match dim {
+        Dim::TcpFlags | Dim::Vlan0 | Dim::Vlan1 | Dim::Vlan2 | Dim::ServiceVlan => 0x0fff,
+        Dim::Dscp => 0x3f,
+        Dim::Ecn => 0x3,
+        Dim::Tos => 0xff,
+        Dim::Ipv6Flow | Dim::Mpls0Label | Dim::Mpls1Label | Dim::Mpls2Label => 0xf_ffff,
+        Dim::Mpls0Exp | Dim::Mpls1Exp | Dim::Mpls2Exp => 0x7,
+        Dim::Mpls0Bottom | Dim::Mpls1Bottom | Dim::Mpls2Bottom => 0x1,
+        Dim::Mpls0Ttl | Dim::Mpls1Ttl | Dim::Mpls2Ttl => 0xff,
+        _ => return None,
+    })
+}
+
 fn domain_max(ty: Ty) -> u128 {
     match ty {
         Ty::Ipv4 | Ty::Ipv6 => u128::MAX,
