@@ -908,13 +908,28 @@ mod tests {
     fn gre_under_ah_is_not_ours() {
         let program = XdpProgram::load().expect("load the program (needs root)");
         let (config, _) = soft_unicast([0, 1]);
-        let config = XdpConfig { soft_unicast: None, ..config };
-        program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[]).unwrap();
+        let anycast_v6: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
+        let config = XdpConfig { soft_unicast: None, anycast_v6: Some(anycast_v6), ..config };
+        let router_v6: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
+        program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[router_v6]).unwrap();
         // RFC 4302: next header, payload length 4 (24 bytes), reserved, SPI, sequence, ICV.
         let ah = |next: u8| [&[next, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1][..], &[0; 12]].concat();
         let gre = [0u8, 0, 0x08, 0x00];
         let frame = |next: u8, flags_offset: u16| {
             ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 51, flags_offset, &[ah(next), gre.to_vec()].concat())
+        };
+        // The same over IPv6, AH right behind the fixed header.
+        let frame_v6 = |next: u8| {
+            let payload = [ah(next), gre.to_vec()].concat();
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            f.extend_from_slice(&[51, 64]);
+            f.extend_from_slice(&router_v6.octets());
+            f.extend_from_slice(&anycast_v6.octets());
+            f.extend_from_slice(&payload);
+            f
         };
         for pass in [true, false] {
             program
@@ -926,6 +941,13 @@ mod tests {
             assert_eq!(judge(&program, &frame(17, 0)), "passed", "UDP under AH");
             assert_eq!(judge(&program, &frame(47, 1480 / 8)), "passed", "a later fragment");
             assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket", "plain GRE from the router");
+            assert_eq!(judge(&program, &frame_v6(47)), not_ours, "over IPv6, pass {pass}");
+            assert_eq!(judge(&program, &frame_v6(17)), "passed", "UDP under AH over IPv6");
+            // The AH header in Ethernet padding, past the total length: no AH.
+            let mut padded = frame(47, 0);
+            padded[16..18].copy_from_slice(&20u16.to_be_bytes());
+            fill_checksum(&mut padded);
+            assert_eq!(judge(&program, &padded), "passed", "AH in the padding");
         }
     }
 

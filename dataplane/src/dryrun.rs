@@ -82,8 +82,10 @@ pub struct FrameReport {
     pub monitor: Option<RuleRef>,
     /// The DoS rule that decided (global `[dos]` rules have customer `[dos]`).
     pub dos_rule: Option<RuleRef>,
-    /// The monitor-mode DoS rule that would have decided.
+    /// The monitor-mode global DoS rule that would have decided.
     pub dos_monitor: Option<RuleRef>,
+    /// The customer's monitor-mode DoS rule that would have decided, after the global ones.
+    pub customer_dos_monitor: Option<RuleRef>,
     /// The egress rule that decided a decapsulated packet (customer `NAME/egress`).
     pub egress_rule: Option<RuleRef>,
     /// The monitor-mode egress rule that would have decided.
@@ -222,6 +224,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
                     monitor: None,
                     dos_rule: None,
                     dos_monitor: None,
+                    customer_dos_monitor: None,
                     egress_rule: None,
                     egress_monitor: None,
                     dropped_by_dos: false,
@@ -250,7 +253,8 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
             && matches!(reason, Some("dos_rule" | "rate_limited"))
             && outcome.rule.is_none();
         let dos_rule = dos_decided.map(|(r, _)| r);
-        let dos_monitor = outcome.customer_dos_monitor.or(outcome.dos_monitor).and_then(|r| dos_rule_ref(snap, r));
+        let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
+        let customer_dos_monitor = outcome.customer_dos_monitor.and_then(|r| dos_rule_ref(snap, r));
         let egress_rule = outcome.egress_rule.and_then(|r| rule_ref(snap, r));
         let egress_monitor = outcome.egress_monitor.and_then(|r| rule_ref(snap, r));
         // Every DoS rule that decided at its stage is hit: a global one that let the frame
@@ -266,6 +270,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
             monitor,
             dos_rule,
             dos_monitor,
+            customer_dos_monitor,
             egress_rule,
             egress_monitor,
             dropped_by_dos,
@@ -320,7 +325,7 @@ impl DryRun {
             if f.spilled > 0 {
                 let _ = write!(verdict, " (+{} fragments)", f.spilled);
             }
-            for m in [&f.monitor, &f.dos_monitor, &f.egress_monitor].into_iter().flatten() {
+            for m in [&f.monitor, &f.dos_monitor, &f.customer_dos_monitor, &f.egress_monitor].into_iter().flatten() {
                 let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);
             }
             if let Some(t) = &f.tcp {

@@ -443,4 +443,11 @@ action = "accept"
     for (name, hits) in [("[dos]/g-accept", 3), ("[dos]/g-watch", 3), ("a/dos/a-accept", 2), ("a/dos/a-watch", 3)] {
         assert_eq!(report["rule_hits"][name], hits, "{name}: {}", report["rule_hits"]);
     }
+    // Each frame names both monitor-mode rules that would have decided.
+    let first = &report["frames"][0];
+    assert_eq!(
+        (&first["dos_monitor"]["name"], &first["customer_dos_monitor"]["name"]),
+        (&"g-watch".into(), &"a-watch".into()),
+        "{first}"
+    );
 }

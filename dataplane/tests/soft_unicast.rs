@@ -408,3 +408,30 @@ fn a_plan_file_with_sizes_of_its_own_is_refused_without_being_built() {
     assert_eq!(out.status.code(), Some(1), "refused, not killed: {stderr}");
     assert!(stderr.contains("a1.toml:26:8: plan file") && stderr.contains("run `transitd plan`"), "{stderr}");
 }
+
+/// Backbone GRE under an authentication header is not the fleet's (it sends GRE plain, and
+/// nothing here verifies AH): it is handed to the host like any traffic for no customer,
+/// as the XDP program hands it, where the data plane decapsulated and forwarded it.
+#[test]
+fn backbone_gre_under_ah_is_not_the_fleets() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-ah-bb-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\n\
+         from scapy.layers.ipsec import AH\n\
+         inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'x')\n\
+         gre = GRE(key_present=1, key=(0x5355 << 8) | 1)/inner\n\
+         wrpcap('{}', [\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='10.9.0.21', dst='10.9.0.11', proto=51)/AH(nh=47, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/gre,\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='10.9.0.21', dst='10.9.0.11')/gre,\n\
+         ])",
+        file.display()
+    );
+    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let backbone = format!("tx:{}", TxReason::Backbone.name());
+    assert_eq!(fates(&v), [format!("pass:{}", PassReason::NoCustomer.name()), backbone]);
+}

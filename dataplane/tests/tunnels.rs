@@ -1052,8 +1052,10 @@ fn gre_under_ah_is_not_decapsulated() {
 }
 
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram
-/// fragmented to fit it and its health probes too (they were counted in the totals only).
-/// tshark counts the GRE frames to each tunnel's router in what replay wrote.
+/// fragmented to fit it too (they were counted in the totals only). Health probes are
+/// counted the same way, by the tunnel each spilled frame carries, but replay sends none:
+/// this holds the fragments. tshark counts the GRE frames to each tunnel's router in what
+/// replay wrote.
 #[test]
 fn a_tunnels_sent_count_is_every_frame_that_went_into_it() {
     let (config, file) = tunnel_edge();

@@ -63,15 +63,22 @@ static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void
 /* GRE under an authentication header (RFC 4302) is not decapsulated whoever sends it: the
  * data plane holds no security association to verify it with (the host may). It fares as
  * GRE that is not ours. Anything else under AH, and the later fragments of an AH datagram
- * (data, no header), is the host's. */
-static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip, void *ah, void *end)
+ * (data, no header), is the host's. `ah` is the AH header. */
+static __always_inline int ah_gre_fate(struct transitd_config *cfg, void *ah, void *end)
 {
 	__u8 *next_header = ah;
-	if (ip->frag_off & bpf_htons(0x1fff))
-		return NOT_OURS;
 	if ((void *)(next_header + 1) > end || *next_header != IPPROTO_GRE_)
 		return NOT_OURS;
 	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
+}
+
+/* IPv4: the AH header starts the payload of a whole packet or a first fragment (a later
+ * fragment's payload is data), within the total length (not in Ethernet padding). */
+static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip, __u32 ihl, void *end)
+{
+	if (ip->frag_off & bpf_htons(0x1fff) || ihl + 1 > bpf_ntohs(ip->tot_len))
+		return NOT_OURS;
+	return ah_gre_fate(cfg, (void *)ip + ihl, end);
 }
 
 static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip, void *end)
@@ -86,7 +93,7 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 	if (ihl < 20) /* no IPv4 header: the kernel and the data plane drop it */
 		return NOT_OURS;
 	if (ip->protocol == IPPROTO_AH_)
-		return ah_fate(cfg, ip, (void *)ip + ihl, end);
+		return ah_fate(cfg, ip, ihl, end);
 	if (ip->protocol != IPPROTO_GRE_)
 		return NOT_OURS;
 	__u32 src = ip->saddr;
@@ -106,7 +113,7 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	__u8 next = ip->nexthdr;
 	int extension = next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_FRAGMENT_ ||
 			next == IPPROTO_DSTOPTS_;
-	if (!cfg->has_anycast_v6 || (next != IPPROTO_GRE_ && !extension))
+	if (!cfg->has_anycast_v6 || (next != IPPROTO_GRE_ && next != IPPROTO_AH_ && !extension))
 		return NOT_OURS;
 	__u32 want[4], got[4];
 	__builtin_memcpy(want, cfg->anycast_v6, 16);
@@ -116,9 +123,13 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	struct ipv6_addr_ src;
 	__builtin_memcpy(src.addr, &ip->saddr, sizeof(src.addr));
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v6, &src) != 0;
+	/* GRE right behind an AH header: as over IPv4 (ah_fate), whoever sends it. */
+	if (next == IPPROTO_AH_)
+		return bpf_ntohs(ip->payload_len) < 1 ? NOT_OURS : ah_gre_fate(cfg, ip + 1, end);
 	/* Behind extension headers (a fragment header, options) from a tunnel's router: the
-	 * data plane walks them and decapsulates, or drops the packet under its reason; the
-	 * kernel, with no GRE, would do neither. From anywhere else it is not ours. */
+	 * data plane walks them and decapsulates, or drops the packet under its reason (AH
+	 * among them: gre_unsupported); the kernel, with no GRE, would do neither. From
+	 * anywhere else it is not ours. */
 	if (extension)
 		return known ? OURS : NOT_OURS;
 	return gre_fate(cfg, ip + 1, end, known, 0);

@@ -174,8 +174,9 @@ fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
         let (code, rest) = if line.is_char_boundary(at) { line.split_at(at) } else { ("", line) };
         let coded = code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit());
         let said = if coded { rest.get(1..).unwrap_or("") } else { line.trim_start() };
-        if kept + said.len() <= MAX_REPLY_TEXT {
-            kept += said.len();
+        // Each piece kept costs its separator and its place too: empty lines count.
+        if kept + said.len() + 2 <= MAX_REPLY_TEXT {
+            kept += said.len() + 2;
             text.push(said.to_string());
         }
         if coded && (rest.is_empty() || rest.starts_with(' ')) {
@@ -218,7 +219,12 @@ mod tests {
         long.extend_from_slice(b"0000 done\n");
         let (code, text) = last_reply(&mut long.as_slice()).unwrap();
         assert_eq!(code, "0000");
-        assert!(text.len() <= MAX_REPLY_TEXT + 2 * (MAX_REPLY_TEXT / 8), "{} bytes kept", text.len());
+        assert!(text.len() <= MAX_REPLY_TEXT, "{} bytes kept", text.len());
+        // Empty continuation lines keep nothing, but were each a String of their own.
+        let mut empty: Vec<u8> = "0001-\n".repeat(1_000_000).into_bytes();
+        empty.extend_from_slice(b"0000 done\n");
+        let (_, text) = last_reply(&mut empty.as_slice()).unwrap();
+        assert!(text.len() <= MAX_REPLY_TEXT, "{} bytes kept", text.len());
 
         // A stand-in BIRD that greets, then drips a byte every 100 ms without ending a line.
         let dir = std::env::temp_dir().join(format!("transitd-bird-drip-{}", std::process::id()));

@@ -50,9 +50,12 @@ pub(super) fn is_ours(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
     su.owners.data_centre(dst).is_some() || is_backbone(su, key, ip)
 }
 
+/// Backbone GRE: to one of our backbone addresses, whole, not under AH (the fleet sends
+/// it plain; the XDP program passes anything else to the host, and so does this).
 pub(super) fn is_backbone(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
     let dst = (key.dst_addr() >> 96) as u32;
     ip.fragment.is_none()
+        && !ip.under_ah
         && key.get(Dim::L4Proto) == GRE
         && (dst == u32::from(su.backbone) || dst == u32::from(su.dc_backbone))
 }
