@@ -437,10 +437,7 @@ pub(crate) fn superset_boxes_spending(expr: &Expr, left: &mut usize) -> Vec<Boun
     let mut steps = 0;
     for term in terms.into_iter().filter(|t| t.byte_tests().is_empty()) {
         kept.push(term.clone());
-        let mut tried = steps;
-        let expanded = clauses_within(&Expr::And(kept.clone()), &mut tried, budget);
-        steps = tried;
-        match expanded.map(|cs| cs.into_iter().flat_map(|c| c.boxes).collect()) {
+        match boxes_within(&Expr::And(kept.clone()), &mut steps, budget) {
             Ok(b) => best = b,
             Err(_) => {
                 kept.pop();
@@ -457,8 +454,13 @@ pub(crate) fn superset_boxes_spending(expr: &Expr, left: &mut usize) -> Vec<Boun
 /// The boxes whose union is exactly the set of keys `expr` selects; for expressions
 /// without byte tests (refused otherwise: boxes alone cannot hold them).
 pub fn boxes(expr: &Expr) -> Result<Vec<Bounds>, CompileError> {
+    boxes_within(expr, &mut 0, MAX_EXPANSION_STEPS)
+}
+
+/// [`boxes`], its expansion's work added to `steps` and bounded by `budget`.
+fn boxes_within(expr: &Expr, steps: &mut usize, budget: usize) -> Result<Vec<Bounds>, CompileError> {
     let mut out = Vec::new();
-    for clause in clauses(expr)? {
+    for clause in clauses_within(expr, steps, budget)? {
         if !clause.checks.is_empty() {
             return Err(CompileError::ByteTests);
         }

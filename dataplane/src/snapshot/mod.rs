@@ -366,6 +366,11 @@ impl Builder<'_> {
         self.errors.push(ConfigError::new(self.src.pos(span.start), message));
     }
 
+    /// Says `message` at `span` without refusing the configuration ([`Snapshot::warnings`]).
+    fn warn(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.warnings.push(ConfigError::new(self.src.pos(span.start), message));
+    }
+
     /// An IPv4 address one host may have: not 0.0.0.0, loopback, multicast or broadcast.
     fn ipv4(&mut self, s: &Spanned<String>, what: &str) -> Option<Ipv4Addr> {
         match s.get_ref().parse() {
@@ -498,7 +503,7 @@ impl Builder<'_> {
                  silently; set anycast_v6",
                 p.net
             );
-            self.warnings.push(ConfigError::new(self.src.pos(p.span.start), message));
+            self.warn(&p.span, message);
         }
     }
 

@@ -50,7 +50,7 @@ impl Builder<'_> {
                          announces: GRE to it would come back here"
                     );
                     if net.prefix_len() == 0 {
-                        b.warnings.push(crate::config::ConfigError::new(b.src.pos(text.span().start), message));
+                        b.warn(&text.span(), message);
                     } else {
                         b.err(&text.span(), message);
                     }
