@@ -718,3 +718,31 @@ fn challenged_counts_the_syns_challenged_and_syn_flood_the_ones_dropped() {
     assert_eq!(hits[FlowEvent::SynFlood.index()], flooded as u64);
     assert_eq!(hits[FlowEvent::New.index()], 1, "the SYN within the burst");
 }
+
+/// The answer to a challenge authenticates its source whatever rule covers the RST: here a
+/// global rule for everything but SYNs (no threshold) covers it, and the customer's rule
+/// with the threshold made the challenge. The RST was dropped as out of state, and the
+/// client challenged again on every try.
+#[test]
+fn a_challenge_is_answered_whichever_rule_covers_the_rst() {
+    let config = format!(
+        "{CATCH_ALL}\n[[customer.tcp_protection.rule]]\nname = \"web\"\nmatch = \"tcp.dstport == 80\"\n\
+         mode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n\n[tcp_protection]\ngrace_period = 0\n\n\
+         [[tcp_protection.rule]]\nname = \"no-strays\"\nmatch = \"tcp.flags.syn == 0\"\nmode = \"mitigate\"\n"
+    );
+    let snap = snapshot(&config);
+    let (limits, spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+    let (v, _) = edge.run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0));
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "within the burst: {v:?}");
+    let syn = segment([192, 0, 2, 7], [203, 0, 113, 80], 40000, 80, 0x02, 0);
+    let (v, challenge) = edge.run(&syn);
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
+    // The client's stack answers with a RST carrying the challenge's acknowledgement number
+    // (RFC 9293 §3.10.7.3; the test against Linux above shows it does).
+    let mut rst = segment([192, 0, 2, 7], [203, 0, 113, 80], 40000, 80, 0x04, 0);
+    rst[14 + 20 + 4..14 + 20 + 8].copy_from_slice(&challenge[14 + 20 + 8..14 + 20 + 12]);
+    assert_eq!(edge.run(&rst).0, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
+    let (v, _) = edge.run(&syn);
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
+}

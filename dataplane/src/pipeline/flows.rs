@@ -4,7 +4,8 @@
 //!
 //! A worker's [`FlowTable`] is fixed at start-up: 4-way set-associative, like the DoS
 //! buckets. A new connection takes a free or expired way of its set, or else the one least
-//! recently seen: a flood of random 4-tuples evicts, it never grows memory. Entries hold a
+//! recently seen, established connections last: a flood of random 4-tuples evicts, it never
+//! grows memory. Entries hold a
 //! 62-bit hash of the 4-tuple (never the tuple) with the state in its low bits, when they
 //! were last seen and the next sequence number: 16 bytes.
 //!
@@ -20,8 +21,8 @@
 //! counts only at exactly that number, as the client's own stack sends them (RFC 9293
 //! §3.10.7); any other is ignored and the connection lives until it idles out. A blind FIN
 //! or RST would have to guess 32 bits to make the edge forget a connection and drop its next
-//! ACKs as out of state (RFC 5961 §3 asks endpoints for the same), and a blind SYN does not
-//! take an established connection back to the embryonic timeout.
+//! ACKs as out of state (RFC 5961 §3 asks endpoints for the same), and a blind SYN changes
+//! nothing in an established connection.
 //!
 //! A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
@@ -236,15 +237,23 @@ impl FlowTable {
         let found = ways.iter().position(|s| s.is(flow) && !expired(s, now, t));
 
         if flags & SYN != 0 {
-            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN. One
-            // already established stays so (a blind SYN must not shorten its life to the
-            // embryonic timeout); it only learns the new sequence number.
-            let i = found.unwrap_or_else(|| room(ways, now, t));
-            let state = match found.map(|i| ways[i].state()) {
-                Some(s @ (State::Established | State::Closing)) => s,
-                _ => State::Embryonic,
-            };
-            ways[i] = Slot::new(flow, state, now, seg.end());
+            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN.
+            // One established stays as it is: a blind SYN must neither shorten its life to
+            // the embryonic timeout nor move the number a RST is checked against (then a
+            // RST just after it would end the connection: RFC 5961 §4 has a SYN in a
+            // synchronized state reset nothing). After the client's FIN a new connection may
+            // reuse the 4-tuple, with a sequence number beyond the old one's (RFC 1122
+            // §4.2.2.13, as a TIME-WAIT accepts it).
+            match found {
+                Some(i) if !reopens(&ways[i], &seg) => {
+                    let slot = &mut ways[i];
+                    slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
+                }
+                _ => {
+                    let i = found.unwrap_or_else(|| room(ways, now, t));
+                    ways[i] = Slot::new(flow, State::Embryonic, now, seg.end());
+                }
+            }
             return FlowEvent::New;
         }
         if let Some(i) = found {
@@ -331,12 +340,25 @@ impl Authenticated {
     }
 }
 
-/// The way a new entry takes: free, timed out, or else the least recently seen.
+/// True when SYN `seg` starts a connection over the tracked `slot` of its 4-tuple: an
+/// embryonic one (the SYN again, or another ISN), or one the client has closed, by a
+/// sequence number beyond the old connection's.
+fn reopens(slot: &Slot, seg: &Segment) -> bool {
+    match slot.state() {
+        State::Established => false,
+        State::Closing => seg.seq.wrapping_sub(slot.next) as i32 > 0,
+        State::Free | State::Embryonic => true,
+    }
+}
+
+/// The way a new entry takes: free, timed out, or else the least recently seen, an
+/// established connection last (as conntrack's early drop spares assured connections): a
+/// flood of SYNs evicts its own embryonic entries before it evicts a customer's connections.
 fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
     if let Some(i) = ways.iter().position(|s| s.state() == State::Free || expired(s, now, t)) {
         return i;
     }
-    (0..ways.len()).max_by_key(|&i| age(ways[i].seen, now)).unwrap_or(0)
+    (0..ways.len()).max_by_key(|&i| (ways[i].state() != State::Established, age(ways[i].seen, now))).unwrap_or(0)
 }
 
 /// Ticks from `seen` to `now`; 0 when `now` is earlier (packets out of order in a capture
@@ -427,17 +449,60 @@ mod tests {
         // A segment ahead of the stream (as a blind guess) does not move it either.
         t.observe(9, at(ACK, 1000, 10), 2 * S, &T);
         assert_eq!(t.observe(9, at(ACK, 90, 0), 40 * S, &T), FlowEvent::Tracked, "established, not closing");
+        // A blind SYN changes nothing: not the state, not the number a RST must carry.
         t.observe(9, at(SYN, 5, 0), 41 * S, &T);
-        assert_eq!(t.observe(9, at(ACK, 6, 0), 100 * S, &T), FlowEvent::Tracked, "not embryonic after a SYN");
+        assert_eq!(t.observe(9, at(RST, 6, 0), 41 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, at(ACK, 90, 0), 100 * S, &T), FlowEvent::Tracked, "neither embryonic nor ended");
         // In order, a FIN closes and a RST ends.
-        assert_eq!(t.observe(9, at(FIN | ACK, 6, 0), 100 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(9, at(ACK, 7, 0), 115 * S, &T), FlowEvent::OutOfStateAck, "closing timed out");
+        assert_eq!(t.observe(9, at(FIN | ACK, 90, 0), 100 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, at(ACK, 91, 0), 115 * S, &T), FlowEvent::OutOfStateAck, "closing timed out");
         // An old segment (a retransmission) does not move the next sequence number back.
         t.observe(4, at(SYN, 100, 0), S, &T);
         t.observe(4, at(ACK, 101, 1000), S, &T);
         t.observe(4, at(ACK, 101, 10), S, &T);
         assert_eq!(t.observe(4, at(RST | ACK, 1101, 0), S, &T), FlowEvent::Tracked);
         assert_eq!(t.observe(4, seg(ACK), S, &T), FlowEvent::OutOfStateAck, "ended at 1101");
+    }
+
+    /// A client that closed may open a new connection on the same 4-tuple, its ISN beyond
+    /// the old stream's end (RFC 1122 §4.2.2.13): it lives on the established timeout, not
+    /// the closing one. A SYN below that end leaves the connection closing.
+    #[test]
+    fn a_new_connection_may_reuse_a_closed_ones_four_tuple() {
+        let mut t = FlowTable::new(1024);
+        let at = |flags, seq| Segment { flags, seq, len: 0 };
+        for flow in [3 << 8, 4 << 8] {
+            t.observe(flow, at(SYN, 100), S, &T);
+            t.observe(flow, at(ACK, 101), S, &T);
+            t.observe(flow, at(FIN | ACK, 101), S, &T); // closing; next is 102
+        }
+        assert_eq!(t.observe(3 << 8, at(SYN, 50), 2 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(3 << 8, at(ACK, 51), 13 * S, &T), FlowEvent::OutOfStateAck, "still closing");
+        assert_eq!(t.observe(4 << 8, at(SYN, 5000), 2 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(4 << 8, at(ACK, 5001), 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(4 << 8, at(ACK, 5001), 100 * S, &T), FlowEvent::Tracked, "established again");
+    }
+
+    /// New connections evict embryonic entries before established ones (here one set of four
+    /// ways): a SYN flood does not push out the connection a customer is serving.
+    #[test]
+    fn a_syn_flood_evicts_its_own_entries_before_established_connections() {
+        let mut t = FlowTable::new(WAYS);
+        t.observe(1 << 8, seg(SYN), S, &T);
+        t.observe(1 << 8, seg(ACK), S, &T);
+        for f in 2..1000u64 {
+            assert_eq!(t.observe(f << 8, seg(SYN), S + f, &T), FlowEvent::New);
+        }
+        assert_eq!(t.observe(1 << 8, seg(ACK), 2 * S, &T), FlowEvent::Tracked);
+        // A set full of established connections still takes a new one, in the oldest's way.
+        let mut t = FlowTable::new(WAYS);
+        for f in 1..=4u64 {
+            t.observe(f << 8, seg(SYN), f * S, &T);
+            t.observe(f << 8, seg(ACK), f * S, &T);
+        }
+        assert_eq!(t.observe(5 << 8, seg(SYN), 6 * S, &T), FlowEvent::New);
+        assert_eq!(t.observe(1 << 8, seg(ACK), 6 * S, &T), FlowEvent::OutOfStateAck, "the oldest made room");
+        assert_eq!(t.observe(2 << 8, seg(ACK), 6 * S, &T), FlowEvent::Tracked);
     }
 
     #[test]

@@ -79,17 +79,19 @@ pub(super) fn protect(
     let now = ctx.now;
     let segment = segment(data, ip, flags);
 
+    let source = keyed(key.src_addr(), 0);
+    // The answer to a challenge: a RST whose sequence number is the cookie we sent, whatever
+    // rule covers it (a rule without a threshold may cover RSTs, the SYN's rule another).
+    if flags & RST != 0
+        && !tcp.syn_buckets.is_empty()
+        && let Some(seq) = field_u32(data, ip.l4_start + 4)
+        && cookie_matches(&tcp.cookie_key, key, seq, now)
+    {
+        ctx.limits.authenticated.insert(source, now, now.saturating_add(tcp.authenticated_ns));
+        outcome.tcp = Some(FlowEvent::ChallengePassed);
+        return Protection::Answered;
+    }
     if let Some(bucket) = rule.syn_bucket {
-        let source = keyed(key.src_addr(), 0);
-        // The answer to a challenge: a RST whose sequence number is the cookie we sent.
-        if flags & RST != 0
-            && let Some(seq) = field_u32(data, ip.l4_start + 4)
-            && cookie_matches(&tcp.cookie_key, key, seq, now)
-        {
-            ctx.limits.authenticated.insert(source, now, now.saturating_add(tcp.authenticated_ns));
-            outcome.tcp = Some(FlowEvent::ChallengePassed);
-            return Protection::Answered;
-        }
         // A new connection over the threshold from a source not yet authenticated: a
         // client's SYN, or a server's SYN-ACK answering a customer's own SYN.
         if flags & SYN != 0
