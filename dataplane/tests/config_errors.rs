@@ -70,6 +70,20 @@ action = "accept"
 }
 
 #[test]
+fn an_error_inside_a_multi_line_rule_is_reported_at_its_own_line() {
+    // TOML drops the newline right after a multi-line string's opening quotes; the position
+    // is the fault's own line and column in the file, in either kind of multi-line string.
+    for quote in ["'''", "\"\"\""] {
+        let text = format!(
+            "[server]\nanycast = \"192.0.2.1\"\n\n[[dos.rule]]\nname = \"long\"\nmatch = {quote}\n  ip.proto == 17\n  and udp.port in {{53 123}}\n  and ip.ttl < 5{quote}\naction = \"drop\"\n"
+        );
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("bad.toml:8:23: rule `long`: \"123\" was unexpected"), "{quote}: {e:?}");
+    }
+}
+
+#[test]
 fn unknown_keys_and_bad_values_are_reported_by_position() {
     let unknown = "[server]\nanycast = \"192.0.2.1\"\nanycats = 1\n";
     let e = errors(unknown);

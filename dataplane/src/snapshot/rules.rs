@@ -140,16 +140,24 @@ impl Builder<'_> {
         }
     }
 
-    /// The file offset of byte `offset` of a rule expression written as a TOML string; the
-    /// string's own start where escapes or a multi-line string make that uncertain.
+    /// The file offset of byte `offset` of a rule expression written as a TOML string: exact
+    /// where the string's text is its value, in any of TOML's four quotings (a multi-line
+    /// string loses the newline right after its opening quotes); the string's own start
+    /// where escapes make the mapping uncertain.
     fn expr_offset(&self, expr: &Spanned<String>, offset: usize) -> usize {
         let span = expr.span();
         let raw = self.src.text().get(span.clone()).unwrap_or("");
-        let quoted = |q: char| raw.len() >= 2 && raw.starts_with(q) && raw.ends_with(q) && !raw.starts_with("\"\"\"");
-        if (quoted('"') || quoted('\'')) && &raw[1..raw.len() - 1] == expr.get_ref() {
-            span.start + 1 + offset
-        } else {
-            span.start
+        let value = ["\"\"\"", "'''", "\"", "'"].into_iter().find_map(|quote| {
+            let body = raw.strip_prefix(quote)?.strip_suffix(quote)?;
+            let trimmed = match quote.len() {
+                3 => body.strip_prefix("\r\n").or_else(|| body.strip_prefix('\n')).unwrap_or(body),
+                _ => body,
+            };
+            Some((raw.len() - quote.len() - trimmed.len(), trimmed))
+        });
+        match value {
+            Some((start, text)) if text == expr.get_ref() && offset <= text.len() => span.start + start + offset,
+            _ => span.start,
         }
     }
 }
