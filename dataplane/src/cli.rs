@@ -153,6 +153,10 @@ pub enum Command {
         /// UDP instead of TCP.
         #[arg(long)]
         udp: bool,
+        /// Which `[[soft_unicast.server]]` this host is, over `[soft_unicast] this_server`
+        /// (as `run --this-server`).
+        #[arg(long, value_name = "NAME")]
+        this_server: Option<String>,
         /// Send this line once connected, and print the first line of the answer (2 s at
         /// most).
         #[arg(long)]
@@ -180,6 +184,10 @@ pub struct RunArgs {
     /// The interface to attach to.
     #[arg(long)]
     pub iface: String,
+    /// Which `[[soft_unicast.server]]` this host is, over `[soft_unicast] this_server`: the
+    /// servers of a fleet that share one configuration (an etcd prefix) each give their own.
+    #[arg(long, value_name = "NAME")]
+    pub this_server: Option<String>,
     /// Queues to serve, e.g. `0-3` or `0,2` (default: every rx queue of the interface).
     #[arg(long)]
     pub queues: Option<String>,
@@ -334,6 +342,7 @@ impl RunArgs {
         Ok(RunOptions {
             config,
             iface: self.iface.clone(),
+            this_server: self.this_server.clone(),
             queues: list("--queues", &self.queues)?,
             cores: list("--cores", &self.cores)?.map(|c| c.into_iter().map(|c| c as usize).collect()),
             attach: match self.attach.as_str() {

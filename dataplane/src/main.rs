@@ -67,8 +67,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { config, previous, out } => plan(&config, previous.as_deref(), out.as_deref()),
         Command::Geofeed { config: Some(config), .. } => geofeed(&config),
         Command::Geofeed { check, .. } => check_geofeed(&check.context("--check FILE or --config FILE")?),
-        Command::Connect { config, tag, class, udp, send, remote } => {
-            connect(&config, tag, class, udp, send.as_deref(), remote)
+        Command::Connect { config, tag, class, udp, this_server, send, remote } => {
+            connect(&config, tag, class, udp, this_server.as_deref(), send.as_deref(), remote)
         }
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Replay { config, input, output, capture } => replay(&config, &input, output.as_ref(), &capture),
@@ -177,6 +177,7 @@ fn connect(
     tag: Option<String>,
     class: Option<String>,
     udp: bool,
+    this_server: Option<&str>,
     send: Option<&str>,
     remote: std::net::SocketAddrV4,
 ) -> anyhow::Result<ExitCode> {
@@ -186,7 +187,12 @@ fn connect(
     };
     let su = soft_unicast(&snap, config)?;
     let want = portslice::select::Want { country: tag.unwrap_or_default(), class: class.unwrap_or_default() };
-    let me = &su.owners.servers[usize::from(su.this_server)];
+    let me = match this_server {
+        Some(name) => su.owners.servers.iter().find(|s| *s == name).ok_or_else(|| {
+            anyhow::anyhow!("--this-server `{name}` is not a [[soft_unicast.server]] of {}", config.display())
+        })?,
+        None => &su.owners.servers[usize::from(su.this_server)],
+    };
     let slices = transitd::connect::slices(&su.plan, &want, me);
     // Return traffic for another server's slice crosses the backbone: keep TCP
     // segments small enough to fit once encapsulated (IPv4 + GRE with key, IPv4 + TCP).

@@ -61,8 +61,8 @@ frames = [
     eth(IP(src=PEER, dst=EGRESS, id=77, frag=100, proto=17) / Raw(b"x" * 64)),
     # 15: a port above the last whole slice (65500) -> data centre a's: egress_local
     eth(IP(src=PEER, dst=EGRESS) / UDP(sport=7777, dport=65500)),
-    # 16: 1500 bytes for a2 -> 1528 once encapsulated, over the 1500 backbone MTU:
-    #     backbone_mtu_exceeded
+    # 16: 1500 bytes for a2 -> 1528 once encapsulated, over the 1500 backbone MTU; no DF:
+    #     fragmented, two backbone packets to a2
     eth(IP(src=PEER, dst=EGRESS) / UDP(sport=7777, dport=4000) / Raw(b"y" * 1472)),
 ]
 

@@ -30,7 +30,7 @@ use gre::{GrePacket, GreRepr};
 use portslice::Owner;
 
 use super::decap::carry_ecn;
-use super::forward::{Ctx, ipv4_checksum_ok};
+use super::forward::{Ctx, GreOut, IcmpKind, fragment_into, icmp_error, ipv4_checksum_ok};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, fragments};
@@ -50,11 +50,13 @@ pub(super) fn is_ours(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
     su.owners.data_centre(dst).is_some() || is_backbone(su, key, ip)
 }
 
-/// Backbone GRE: to one of our backbone addresses, whole, not under AH (the fleet sends
-/// it plain; the XDP program passes anything else to the host, and so does this).
+/// Backbone GRE: IPv4 to one of our backbone addresses, whole, not under AH (the fleet
+/// sends it plain; the XDP program passes anything else to the host, and so does this). An
+/// IPv6 address whose top 32 bits spell a backbone address is not one.
 pub(super) fn is_backbone(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
     let dst = (key.dst_addr() >> 96) as u32;
-    ip.fragment.is_none()
+    !ip.is_ipv6
+        && ip.fragment.is_none()
         && !ip.under_ah
         && key.get(Dim::L4Proto) == GRE
         && (dst == u32::from(su.backbone) || dst == u32::from(su.dc_backbone))
@@ -190,8 +192,9 @@ fn return_path(
         checksum: false,
         ttl: BACKBONE_TTL,
     };
-    if ip.l3_len + tunnel.overhead() > ctx.snap.backbone_mtu() {
-        return Verdict::Drop(DropReason::BackboneMtuExceeded);
+    let room = ctx.snap.backbone_mtu().saturating_sub(tunnel.overhead());
+    if ip.l3_len > room {
+        return too_big(ctx, &tunnel, frame, key, ip, room);
     }
     let l3 = frame.start + ip.l3_start;
     let tos = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map_or(0, |p| p.tos());
@@ -200,6 +203,30 @@ fn return_path(
         Err(gre::EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
         Err(_) => Verdict::Drop(DropReason::Truncated),
     }
+}
+
+/// A return packet larger than the backbone carries (`room` bytes of it), as a tunnel's
+/// entry point answers one (RFC 4459 §3, RFC 2003 §5.1): with DF, a Fragmentation Needed
+/// naming `room` to its sender, whose path MTU discovery then sends smaller packets; without,
+/// fragments (where `[server] fragment_ipv4` allows), each its own backbone packet.
+fn too_big(
+    ctx: &mut Ctx<'_>,
+    tunnel: &GreTunnel,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    room: usize,
+) -> Verdict {
+    let l3 = frame.start + ip.l3_start;
+    let dont_frag = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).is_none_or(|p| p.dont_frag());
+    if dont_frag {
+        return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(room as u32))
+            .unwrap_or(Verdict::Drop(DropReason::BackboneMtuExceeded));
+    }
+    if !ctx.snap.fragment_ipv4 {
+        return Verdict::Drop(DropReason::BackboneMtuExceeded);
+    }
+    fragment_into(ctx, GreOut::Backbone(tunnel), frame, ip, room)
 }
 
 /// The port that says who owns a return packet: TCP or UDP destination port; an ICMP echo

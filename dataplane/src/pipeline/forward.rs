@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use classifier::{ABSENT, Dim, Key};
-use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, Endpoints, encap_gre, prepend_ethernet};
+use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, Endpoints, GreTunnel, encap_gre, prepend_ethernet};
 use gre::fragment::Plan;
 use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
@@ -108,7 +108,7 @@ pub(super) fn into_tunnel(
                 return Verdict::Drop(DropReason::MtuExceeded);
             }
             ctx.label = flow_label(tunnel, key, ip);
-            return fragment_into(ctx, tunnel, frame, ip);
+            return fragment_into(ctx, GreOut::Tunnel(tunnel), frame, ip, tunnel.mtu as usize);
         }
         return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(tunnel.mtu))
             .unwrap_or(Verdict::Drop(DropReason::MtuExceeded));
@@ -246,31 +246,70 @@ pub(super) fn ethernet(
     }
 }
 
-/// Fragments an IPv4 datagram without DF to fit `tunnel` (RFC 791): the later fragments
-/// into the spill, each encapsulated, the first in place.
-fn fragment_into(ctx: &mut Ctx<'_>, tunnel: &Tunnel, frame: &mut Frame<'_>, ip: &IpFrame) -> Verdict {
+/// Where a datagram too big for its way goes in fragments: a customer's tunnel (a router
+/// hop: the TTL is decremented, the outer header labelled), or the backbone toward a server
+/// of the fleet (the packet is still on its way to this edge's egress address).
+#[derive(Clone, Copy)]
+pub(super) enum GreOut<'a> {
+    Tunnel(&'a Tunnel),
+    Backbone(&'a GreTunnel),
+}
+
+impl GreOut<'_> {
+    fn gre(&self) -> &GreTunnel {
+        match self {
+            GreOut::Tunnel(t) => &t.gre,
+            GreOut::Backbone(g) => g,
+        }
+    }
+}
+
+/// Fragments an IPv4 datagram without DF to `mtu` bytes (RFC 791) into `out`: the later
+/// fragments into the spill, each encapsulated, the first in place.
+pub(super) fn fragment_into(
+    ctx: &mut Ctx<'_>,
+    out: GreOut<'_>,
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    mtu: usize,
+) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let (too_big, reason, tunnel) = match out {
+        GreOut::Tunnel(t) => (DropReason::MtuExceeded, TxReason::Fragment, Some(t.id)),
+        GreOut::Backbone(_) => (DropReason::BackboneMtuExceeded, TxReason::Backbone, None),
+    };
     let l3 = frame.start + ip.l3_start;
     let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
-    let Ok(plan) = Plan::new(packet, tunnel.mtu as usize) else { return Verdict::Drop(DropReason::MtuExceeded) };
+    let Ok(plan) = Plan::new(packet, mtu) else { return Verdict::Drop(too_big) };
     if ctx.spill.room() < plan.count() - 1 {
         return Verdict::Drop(DropReason::FragmentsOverflow);
     }
-    decrement_ttl(frame.buf, l3, false);
+    if let GreOut::Tunnel(_) = out {
+        decrement_ttl(frame.buf, l3, false);
+    }
     let packet = &frame.buf[l3..l3 + ip.l3_len];
     let tos = Ipv4Packet::new_unchecked(packet).tos();
     let (spill_before, spilled_before) = (ctx.spill.len(), ctx.spilled);
     for index in 1..plan.count() {
         let Some(slot) = ctx.spill.next_slot() else { break };
         let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
-        if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, &tunnel.gre, eth) {
-            label_outer(slot, start, tunnel, ctx.label);
-            ctx.spill.push(start, HEADROOM + len - start, TxReason::Fragment, Some(tunnel.id));
+        if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, out.gre(), eth) {
+            if let GreOut::Tunnel(t) = out {
+                label_outer(slot, start, t, ctx.label);
+            }
+            ctx.spill.push(start, HEADROOM + len - start, reason, tunnel);
             ctx.spilled += 1;
         }
     }
     let len = plan.shrink_to_first(&mut frame.buf[l3..l3 + ip.l3_len]);
-    let verdict = encap(ctx, tunnel, frame.buf, l3, len, false, TxReason::Fragment);
+    let verdict = match out {
+        GreOut::Tunnel(t) => encap(ctx, t, frame.buf, l3, len, false, reason),
+        GreOut::Backbone(g) => match encap_gre(frame.buf, l3, len, PROTO_IPV4, tos, g, eth) {
+            Ok(start) => Verdict::Tx { start, len: l3 + len - start, reason },
+            Err(EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
+            Err(_) => Verdict::Drop(DropReason::Truncated),
+        },
+    };
     if !matches!(verdict, Verdict::Tx { .. }) {
         // The datagram is dropped whole: none of its later fragments may go alone.
         ctx.spill.truncate(spill_before);

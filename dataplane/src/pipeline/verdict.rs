@@ -131,7 +131,9 @@ reasons! {
         BackboneUnknownSource = "backbone_unknown_source",
         /// Backbone GRE whose inner packet is not for an egress address.
         BackboneNotEgress = "backbone_not_egress",
-        /// Return traffic too large for the backbone once encapsulated.
+        /// Return traffic too large for the backbone once encapsulated that could be
+        /// neither answered (DF: the ICMP rate limit spent) nor fragmented (no DF:
+        /// `fragment_ipv4` off).
         BackboneMtuExceeded = "backbone_mtu_exceeded",
         /// Not enough headroom in the frame buffer for the outer headers.
         NoHeadroom = "no_headroom",

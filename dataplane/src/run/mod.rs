@@ -38,7 +38,7 @@ use crate::netdev::NetdevCounters;
 use crate::notify::{self, Notifier};
 use crate::pipeline::WorkerStats;
 use crate::punt::PuntDevice;
-use crate::snapshot::{NextHop, Snapshot};
+use crate::snapshot::{Host, NextHop, Snapshot};
 use crate::worker::WorkerReport;
 
 /// Where the configuration comes from.
@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub config: ConfigSource,
     /// Interface.
     pub iface: String,
+    /// `--this-server`: the soft-unicast server this host is, over the configuration's.
+    pub this_server: Option<String>,
     /// Queues to serve (default: all rx queues of the interface).
     pub queues: Option<Vec<u32>>,
     /// Cores to pin workers to, one per queue in order (default: queue i on core i mod n).
@@ -109,7 +111,7 @@ type Thread = JoinHandle<anyhow::Result<()>>;
 
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
-    let (snapshot, revision) = initial_config(&opts.config)?;
+    let (snapshot, revision) = initial_config(opts)?;
     snapshot.health.set_key(health::random_key());
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;
@@ -247,7 +249,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
         None => None,
     };
-    let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone(), iface_mac != [0; 6])?;
+    let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
+    let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone(), host)?;
     let mut announcer = Announcer::new(queues.len());
     let gone = supervise(
         opts,
@@ -314,15 +317,16 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 
 /// The configuration to start with, and (from etcd) the revision it was read at; its
 /// warnings are said.
-fn initial_config(source: &ConfigSource) -> anyhow::Result<(Snapshot, i64)> {
-    let (snap, revision) = match source {
-        // Whether the interface's MAC can be read is found out after; the next hop is
-        // checked here, with its position.
-        ConfigSource::File(path) => (Snapshot::from_path_to_run(path, true).map_err(|e| anyhow::anyhow!("{e}"))?, 0),
+fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, i64)> {
+    // Whether the interface's MAC can be read is found out after; the next hop is checked
+    // here, with its position.
+    let host = Host { iface_mac_known: true, this_server: opts.this_server.clone() };
+    let (snap, revision) = match &opts.config {
+        ConfigSource::File(path) => (Snapshot::from_path_to_run(path, &host).map_err(|e| anyhow::anyhow!("{e}"))?, 0),
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
             let snap = fleet::assemble_fetched(&source.prefix, &fetched)
-                .and_then(|l| Snapshot::build_to_run(&l, true))
+                .and_then(|l| Snapshot::build_to_run(&l, &host))
                 .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
             (snap, fetched.revision)
         }

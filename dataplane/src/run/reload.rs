@@ -17,7 +17,7 @@ use transitd_bpf::XdpProgram;
 use super::ConfigSource;
 use crate::config::ConfigErrors;
 use crate::fleet;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Host, Snapshot};
 
 /// Where configuration changes come from while running: the file (watched, and on SIGHUP)
 /// or the etcd prefix (watched by a thread; SIGHUP fetches it again).
@@ -31,9 +31,9 @@ pub(super) struct ConfigWatch {
     building: Option<Building>,
     /// SIGHUP came while a build was under way: read again when it is done.
     signalled_meanwhile: bool,
-    /// The interface's own MAC could be read at start: a configuration without `mac` may
-    /// be applied (its frames are sent from that address).
-    iface_mac_known: bool,
+    /// What the configuration does not say: whether the interface's own MAC could be read
+    /// at start (then a configuration without `mac` may be applied), `--this-server`.
+    host: Host,
 }
 
 /// A configuration being built on a thread of its own: the supervisor that polls for it
@@ -53,7 +53,7 @@ impl ConfigWatch {
         interval: Duration,
         revision: i64,
         stop: Arc<AtomicBool>,
-        iface_mac_known: bool,
+        host: Host,
     ) -> anyhow::Result<ConfigWatch> {
         let etcd_slot: fleet::Slot = Arc::default();
         let etcd_refetch = Arc::new(AtomicBool::new(false));
@@ -72,7 +72,7 @@ impl ConfigWatch {
             etcd,
             building: None,
             signalled_meanwhile: false,
-            iface_mac_known,
+            host,
         })
     }
 
@@ -92,9 +92,9 @@ impl ConfigWatch {
                         return None;
                     }
                     watch.seen();
-                    let (path, mac_known) = (path.clone(), self.iface_mac_known);
+                    let (path, host) = (path.clone(), self.host.clone());
                     let what = path.display().to_string();
-                    let load = move || Snapshot::from_path_to_run(&path, mac_known);
+                    let load = move || Snapshot::from_path_to_run(&path, &host);
                     (what, Box::new(load))
                 }
                 (ConfigSource::Etcd(source), _) => {
@@ -102,10 +102,10 @@ impl ConfigWatch {
                         self.etcd_refetch.store(true, Ordering::Relaxed);
                     }
                     let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
-                    let (prefix, mac_known) = (source.prefix.clone(), self.iface_mac_known);
+                    let (prefix, host) = (source.prefix.clone(), self.host.clone());
                     let what = format!("{source} at revision {}", fetched.revision);
                     let load = move || {
-                        fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build_to_run(&l, mac_known))
+                        fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build_to_run(&l, &host))
                     };
                     (what, Box::new(load))
                 }

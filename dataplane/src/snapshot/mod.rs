@@ -250,21 +250,22 @@ impl Snapshot {
     }
 
     /// [`Snapshot::from_path`] for `run` ([`Snapshot::build_to_run`]).
-    pub fn from_path_to_run(path: &Path, iface_mac_known: bool) -> Result<Snapshot, ConfigErrors> {
-        Snapshot::build_to_run(&config::load(path)?, iface_mac_known)
+    pub fn from_path_to_run(path: &Path, host: &Host) -> Result<Snapshot, ConfigErrors> {
+        Snapshot::build_to_run(&config::load(path)?, host)
     }
 
-    /// [`Snapshot::build`] for `run`, which also needs a next hop, and a source MAC when
-    /// the interface's own could not be read (`iface_mac_known` false); either missing is an
-    /// error at `[server]`, like every other. (Replay and `match` need neither.)
-    pub fn build_to_run(loaded: &Loaded, iface_mac_known: bool) -> Result<Snapshot, ConfigErrors> {
+    /// [`Snapshot::build`] for `run` on `host`, which also needs a next hop, and a source MAC
+    /// when the interface's own could not be read; either missing is an error at `[server]`,
+    /// like every other. (Replay and `match` need neither.)
+    pub fn build_to_run(loaded: &Loaded, host: &Host) -> Result<Snapshot, ConfigErrors> {
         let mut b = Builder::new(&loaded.source);
+        b.this_server = host.this_server.clone();
         let snapshot = b.snapshot(loaded);
         let server = loaded.file.server.span();
         if snapshot.next_hop == NextHop::Unset {
             b.err(&server, "[server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac");
         }
-        if snapshot.eth.src == [0; 6] && !iface_mac_known {
+        if snapshot.eth.src == [0; 6] && !host.iface_mac_known {
             b.err(
                 &server,
                 "[server] sets no `mac`, and the interface's own address could not be read when transitd started",
@@ -301,8 +302,20 @@ pub fn list_registry(path: &Path) -> Result<Registry, ConfigErrors> {
     b.finish(registry)
 }
 
+/// What `run` knows of its host that the configuration does not say.
+#[derive(Clone, Debug, Default)]
+pub struct Host {
+    /// The interface's own MAC address could be read (else `[server] mac` is required).
+    pub iface_mac_known: bool,
+    /// `--this-server`: which soft-unicast server this host is, over `[soft_unicast]
+    /// this_server`, for a fleet whose servers share one configuration (an etcd prefix).
+    pub this_server: Option<String>,
+}
+
 struct Builder<'a> {
     src: &'a SourceMap,
+    /// `--this-server` ([`Host::this_server`]).
+    this_server: Option<String>,
     errors: Vec<ConfigError>,
     /// Bucket names, by index (declared before any rule refers to them).
     buckets: Vec<String>,
@@ -338,6 +351,7 @@ impl<'a> Builder<'a> {
     fn new(src: &'a SourceMap) -> Builder<'a> {
         Builder {
             src,
+            this_server: None,
             errors: Vec::new(),
             buckets: Vec::new(),
             lists: Registry::default(),

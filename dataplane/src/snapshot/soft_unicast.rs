@@ -99,11 +99,13 @@ impl Builder<'_> {
             return None;
         }
         let (dcs, servers, dc_spans, server_spans) = self.fleet_members(s);
-        if !server_spans.contains_key(s.this_server.get_ref()) {
-            let why = format!("this_server `{}` is not a [[soft_unicast.server]]", s.this_server.get_ref());
-            self.err(&s.this_server.span(), why);
+        let this = self.this_server.clone().unwrap_or_else(|| s.this_server.get_ref().clone());
+        if !server_spans.contains_key(&this) {
+            let given = if self.this_server.is_some() { "--this-server" } else { "this_server" };
+            self.err(&s.this_server.span(), format!("{given} `{this}` is not a [[soft_unicast.server]]"));
         }
         let egress = self.egress_ranges(s, &dc_spans, u64::from(slices_per_ip))?;
+        self.backbone_addresses(s, &egress);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -132,7 +134,7 @@ impl Builder<'_> {
             }
         };
         let owners = OwnerTable::new(&plan);
-        let this_server = owners.server_index(s.this_server.get_ref())?;
+        let this_server = owners.server_index(&this)?;
         let this_dc = owners.server_dc[usize::from(this_server)];
         let addr_of_server = |name: &str| servers.iter().find(|v| v.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |v| v.2);
         let addr_of_dc = |name: &str| dcs.iter().find(|d| d.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |d| d.1);
@@ -217,6 +219,41 @@ impl Builder<'_> {
             servers.push((v.name.get_ref().clone(), v.data_centre.get_ref().clone(), addr));
         }
         (dcs, servers, dc_spans, server_spans)
+    }
+
+    /// Backbone addresses that cannot work: one server's that is another's, or one data
+    /// centre's another's (backbone GRE for either reaches whichever host holds it, where
+    /// the other's is a loop), or one in
+    /// an egress range (GRE to it is taken as return traffic: it has no port, so it is the
+    /// data centre's and goes to the host undecapsulated). A data centre's address may be
+    /// one of its servers'.
+    fn backbone_addresses(&mut self, s: &SoftUnicastSection, egress: &[EgressRange]) {
+        let mut seen: HashMap<(&str, Ipv4Addr), (String, usize)> = HashMap::new();
+        let servers = s.servers.iter().map(|v| (&v.get_ref().backbone, "server", &v.get_ref().name));
+        let dcs = s.data_centres.iter().map(|d| (&d.get_ref().backbone, "data centre", &d.get_ref().name));
+        for (addr, what, name) in servers.chain(dcs) {
+            let Ok(ip) = addr.get_ref().parse::<Ipv4Addr>() else { continue };
+            if let Some(r) = egress.iter().find(|r| (r.bounds().0..=r.bounds().1).contains(&u32::from(ip))) {
+                let range = format!("{}/{}", Ipv4Addr::from(r.network), r.prefix_len);
+                self.err(
+                    &addr.span(),
+                    format!("backbone address {ip} of {what} `{}` is in egress range {range}", name.get_ref()),
+                );
+            }
+            match seen.get(&(what, ip)) {
+                Some((other, at)) => {
+                    let at = self.src.pos(*at);
+                    let why = format!(
+                        "backbone address {ip} of {what} `{}` is {what} `{other}`'s too (at {at})",
+                        name.get_ref()
+                    );
+                    self.err(&addr.span(), why);
+                }
+                None => {
+                    seen.insert((what, ip), (name.get_ref().clone(), addr.span().start));
+                }
+            }
+        }
     }
 
     /// The egress ranges, IPv4 and in known data centres, with ISO country codes; `None`
