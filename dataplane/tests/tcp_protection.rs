@@ -277,6 +277,44 @@ fn tracked_connections_survive_a_reload() {
     );
 }
 
+/// A reload that makes the rules cover connections they did not (here port 443 joins port
+/// 80) gives the customer a grace period again: its connections on 443, never tracked,
+/// are picked up instead of dropped as out of state. A reload that covers the same packets
+/// (a rule renamed, its mode changed) does not: strangers stay out of state.
+#[test]
+fn a_reload_that_widens_coverage_picks_up_the_connections_it_newly_covers() {
+    let covering = |ports: &str, name: &str, mode: &str| {
+        snapshot(
+            &protected(mode)
+                .replace("grace_period = 0", "grace_period = 5")
+                .replace("match = \"tcp\"", &format!("match = \"tcp.dstport in {{{ports}}}\""))
+                .replace("all-tcp", name),
+        )
+    };
+    let (web, wider, renamed) = (
+        covering("80", "web", "mitigate"),
+        covering("80, 443", "web", "mitigate"),
+        covering("80, 443", "www", "monitor"),
+    );
+    let s = 1_000_000_000;
+    let ack = |sport: u16, dport: u16| segment([198, 18, 0, 1], [203, 0, 113, 80], sport, dport, 0x10, 0);
+    let mut limits = Limits::new(&web);
+    let passed = |v: Verdict| matches!(v, Verdict::Tx { .. });
+    assert!(passed(verdict_with(&web, &mut limits, &ack(1, 80), s)), "picked up in the first grace period");
+    assert!(passed(verdict_with(&web, &mut limits, &ack(2, 443), s)), "not covered");
+    assert!(is_out_of_state(&verdict_with(&web, &mut limits, &ack(3, 80), 100 * s)), "the grace period is over");
+
+    limits.rebind(&web, &wider);
+    assert!(passed(verdict_with(&wider, &mut limits, &ack(2, 443), 101 * s)), "newly covered: picked up");
+    assert!(passed(verdict_with(&wider, &mut limits, &ack(1, 80), 101 * s)), "tracked all along");
+    assert!(is_out_of_state(&verdict_with(&wider, &mut limits, &ack(4, 443), 200 * s)), "over again");
+
+    limits.rebind(&wider, &renamed);
+    limits.rebind(&renamed, &wider);
+    assert!(is_out_of_state(&verdict_with(&wider, &mut limits, &ack(5, 443), 201 * s)), "same coverage: no grace");
+    assert!(passed(verdict_with(&wider, &mut limits, &ack(2, 443), 201 * s)), "still tracked");
+}
+
 #[test]
 fn memory_stays_fixed_under_ten_million_flows() {
     let timeouts = FlowTimeouts {
@@ -287,13 +325,14 @@ fn memory_stays_fixed_under_ten_million_flows() {
     };
     let mut table = FlowTable::new(262_144);
     let bytes = table.memory_bytes();
+    let mut since = None;
     COUNTING.with(|c| c.set(true));
     let mut seen = [false; FlowEvent::ALL.len()];
     for f in 0..10_000_000u64 {
         // New flows (SYN) and strangers (ACK), alternating.
         let flow = f.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let segment = Segment { flags: if f % 2 == 0 { 0x02 } else { 0x10 }, seq: f as u32, len: 0 };
-        let event = table.observe(flow, segment, 1_000_000 * f, &timeouts);
+        let event = table.observe(flow, segment, 1_000_000 * f, &timeouts, &mut since);
         seen[event.index()] = true;
     }
     COUNTING.with(|c| c.set(false));

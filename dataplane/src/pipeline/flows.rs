@@ -27,8 +27,10 @@
 //! A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
 //! of. Connections that existed before tracking began would look the same, so for a grace
-//! period after a worker's table first sees a packet, out-of-state ACKs and FINs are taken
-//! up as established connections instead (`picked_up`).
+//! period after tracking began, out-of-state ACKs and FINs are taken up as established
+//! connections instead (`picked_up`). When it began is the caller's to keep: the worker
+//! keeps it per customer, from the customer's first packet tracked and again after a
+//! reload that changed what its rules cover.
 
 use classifier::limit::mix;
 
@@ -194,8 +196,6 @@ const ACK: u32 = 0x10;
 #[derive(Clone, Debug)]
 pub struct FlowTable {
     slots: Box<[Slot]>,
-    /// When the table saw its first packet (the grace period runs from there).
-    started_ns: Option<u64>,
 }
 
 impl FlowTable {
@@ -203,7 +203,7 @@ impl FlowTable {
     /// makes an empty table for configurations that track nothing.
     pub fn new(entries: usize) -> FlowTable {
         let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
-        FlowTable { slots: vec![Slot::default(); size].into_boxed_slice(), started_ns: None }
+        FlowTable { slots: vec![Slot::default(); size].into_boxed_slice() }
     }
 
     /// Connections the table holds at most.
@@ -223,12 +223,20 @@ impl FlowTable {
     }
 
     /// Tracks one TCP segment `seg` of the flow whose 4-tuple hashes to `flow`, arriving at
-    /// `now_ns`.
-    pub fn observe(&mut self, flow: u64, seg: Segment, now_ns: u64, t: &FlowTimeouts) -> FlowEvent {
+    /// `now_ns`; `tracked_since` is when tracking of its kind began (set here when `None`),
+    /// which the grace period runs from.
+    pub fn observe(
+        &mut self,
+        flow: u64,
+        seg: Segment,
+        now_ns: u64,
+        t: &FlowTimeouts,
+        tracked_since: &mut Option<u64>,
+    ) -> FlowEvent {
         if self.slots.is_empty() {
             return FlowEvent::Tracked;
         }
-        let started = *self.started_ns.get_or_insert(now_ns);
+        let started = *tracked_since.get_or_insert(now_ns);
         let in_grace = now_ns.saturating_sub(started) < t.grace_ns;
         let now = tick(now_ns);
         let flags = seg.flags;
@@ -406,31 +414,31 @@ mod tests {
         // A capture replayed by its timestamps: the third packet 2 ms before the second.
         let mut t = FlowTable::new(1024);
         let ms = 1_000_000;
-        assert_eq!(t.observe(7, seg(SYN), 10 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(7, seg(ACK), 10 * S + 5 * ms, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, seg(ACK), 10 * S + 3 * ms, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, seg(ACK), 10 * S + 6 * ms, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(SYN), 10 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(7, seg(ACK), 10 * S + 5 * ms, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), 10 * S + 3 * ms, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), 10 * S + 6 * ms, &T, &mut None), FlowEvent::Tracked);
     }
 
     #[test]
     fn a_handshake_is_tracked_and_strangers_are_out_of_state() {
         let mut t = FlowTable::new(1024);
         let at = |flags, seq| Segment { flags, seq, len: 0 };
-        assert_eq!(t.observe(7, seg(ACK), S, &T), FlowEvent::OutOfStateAck);
-        assert_eq!(t.observe(7, at(SYN, 0), 2 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(7, at(ACK, 1), 2 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, at(ACK | 0x08, 1), 3 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(8, seg(FIN | ACK), 3 * S, &T), FlowEvent::OutOfStateFin);
-        assert_eq!(t.observe(8, seg(RST), 3 * S, &T), FlowEvent::OutOfStateRst);
-        assert_eq!(t.observe(7, at(FIN | ACK, 1), 4 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(7, seg(ACK), 5 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), S, &T, &mut None), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(7, at(SYN, 0), 2 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(7, at(ACK, 1), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, at(ACK | 0x08, 1), 3 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(8, seg(FIN | ACK), 3 * S, &T, &mut None), FlowEvent::OutOfStateFin);
+        assert_eq!(t.observe(8, seg(RST), 3 * S, &T, &mut None), FlowEvent::OutOfStateRst);
+        assert_eq!(t.observe(7, at(FIN | ACK, 1), 4 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(7, seg(ACK), 5 * S, &T, &mut None), FlowEvent::Tracked);
         // Closing times out after 10 s without a packet.
-        assert_eq!(t.observe(7, seg(ACK), 16 * S, &T), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(7, seg(ACK), 16 * S, &T, &mut None), FlowEvent::OutOfStateAck);
         // A RST at the client's next sequence number ends a connection at once.
-        t.observe(9, Segment { flags: SYN, seq: 1000, len: 0 }, 20 * S, &T);
-        t.observe(9, Segment { flags: ACK, seq: 1001, len: 500 }, 20 * S, &T);
-        assert_eq!(t.observe(9, Segment { flags: RST, seq: 1501, len: 0 }, 21 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(9, seg(ACK), 21 * S, &T), FlowEvent::OutOfStateAck);
+        t.observe(9, Segment { flags: SYN, seq: 1000, len: 0 }, 20 * S, &T, &mut None);
+        t.observe(9, Segment { flags: ACK, seq: 1001, len: 500 }, 20 * S, &T, &mut None);
+        assert_eq!(t.observe(9, Segment { flags: RST, seq: 1501, len: 0 }, 21 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, seg(ACK), 21 * S, &T, &mut None), FlowEvent::OutOfStateAck);
     }
 
     /// A RST or FIN anywhere but the next sequence number (blind, or the edge missed a
@@ -440,28 +448,32 @@ mod tests {
     fn only_an_in_order_rst_or_fin_ends_or_closes() {
         let mut t = FlowTable::new(1024);
         let at = |flags, seq, len| Segment { flags, seq, len };
-        t.observe(9, at(SYN, u32::MAX - 10, 0), S, &T);
-        t.observe(9, at(ACK, u32::MAX - 9, 100), S, &T); // wraps: next is 90
+        t.observe(9, at(SYN, u32::MAX - 10, 0), S, &T, &mut None);
+        t.observe(9, at(ACK, u32::MAX - 9, 100), S, &T, &mut None); // wraps: next is 90
         for blind in [0, 89, 91, 1 << 31] {
-            assert_eq!(t.observe(9, at(RST, blind, 0), 2 * S, &T), FlowEvent::Tracked);
-            assert_eq!(t.observe(9, at(FIN | ACK, blind, 0), 2 * S, &T), FlowEvent::Tracked);
+            assert_eq!(t.observe(9, at(RST, blind, 0), 2 * S, &T, &mut None), FlowEvent::Tracked);
+            assert_eq!(t.observe(9, at(FIN | ACK, blind, 0), 2 * S, &T, &mut None), FlowEvent::Tracked);
         }
         // A segment ahead of the stream (as a blind guess) does not move it either.
-        t.observe(9, at(ACK, 1000, 10), 2 * S, &T);
-        assert_eq!(t.observe(9, at(ACK, 90, 0), 40 * S, &T), FlowEvent::Tracked, "established, not closing");
+        t.observe(9, at(ACK, 1000, 10), 2 * S, &T, &mut None);
+        assert_eq!(t.observe(9, at(ACK, 90, 0), 40 * S, &T, &mut None), FlowEvent::Tracked, "established, not closing");
         // A blind SYN changes nothing: not the state, not the number a RST must carry.
-        t.observe(9, at(SYN, 5, 0), 41 * S, &T);
-        assert_eq!(t.observe(9, at(RST, 6, 0), 41 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(9, at(ACK, 90, 0), 100 * S, &T), FlowEvent::Tracked, "neither embryonic nor ended");
+        t.observe(9, at(SYN, 5, 0), 41 * S, &T, &mut None);
+        assert_eq!(t.observe(9, at(RST, 6, 0), 41 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(
+            t.observe(9, at(ACK, 90, 0), 100 * S, &T, &mut None),
+            FlowEvent::Tracked,
+            "neither embryonic nor ended"
+        );
         // In order, a FIN closes and a RST ends.
-        assert_eq!(t.observe(9, at(FIN | ACK, 90, 0), 100 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(9, at(ACK, 91, 0), 115 * S, &T), FlowEvent::OutOfStateAck, "closing timed out");
+        assert_eq!(t.observe(9, at(FIN | ACK, 90, 0), 100 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(9, at(ACK, 91, 0), 115 * S, &T, &mut None), FlowEvent::OutOfStateAck, "closing timed out");
         // An old segment (a retransmission) does not move the next sequence number back.
-        t.observe(4, at(SYN, 100, 0), S, &T);
-        t.observe(4, at(ACK, 101, 1000), S, &T);
-        t.observe(4, at(ACK, 101, 10), S, &T);
-        assert_eq!(t.observe(4, at(RST | ACK, 1101, 0), S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(4, seg(ACK), S, &T), FlowEvent::OutOfStateAck, "ended at 1101");
+        t.observe(4, at(SYN, 100, 0), S, &T, &mut None);
+        t.observe(4, at(ACK, 101, 1000), S, &T, &mut None);
+        t.observe(4, at(ACK, 101, 10), S, &T, &mut None);
+        assert_eq!(t.observe(4, at(RST | ACK, 1101, 0), S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(4, seg(ACK), S, &T, &mut None), FlowEvent::OutOfStateAck, "ended at 1101");
     }
 
     /// A client that closed may open a new connection on the same 4-tuple, its ISN beyond
@@ -472,15 +484,15 @@ mod tests {
         let mut t = FlowTable::new(1024);
         let at = |flags, seq| Segment { flags, seq, len: 0 };
         for flow in [3 << 8, 4 << 8] {
-            t.observe(flow, at(SYN, 100), S, &T);
-            t.observe(flow, at(ACK, 101), S, &T);
-            t.observe(flow, at(FIN | ACK, 101), S, &T); // closing; next is 102
+            t.observe(flow, at(SYN, 100), S, &T, &mut None);
+            t.observe(flow, at(ACK, 101), S, &T, &mut None);
+            t.observe(flow, at(FIN | ACK, 101), S, &T, &mut None); // closing; next is 102
         }
-        assert_eq!(t.observe(3 << 8, at(SYN, 50), 2 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(3 << 8, at(ACK, 51), 13 * S, &T), FlowEvent::OutOfStateAck, "still closing");
-        assert_eq!(t.observe(4 << 8, at(SYN, 5000), 2 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(4 << 8, at(ACK, 5001), 2 * S, &T), FlowEvent::Tracked);
-        assert_eq!(t.observe(4 << 8, at(ACK, 5001), 100 * S, &T), FlowEvent::Tracked, "established again");
+        assert_eq!(t.observe(3 << 8, at(SYN, 50), 2 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(3 << 8, at(ACK, 51), 13 * S, &T, &mut None), FlowEvent::OutOfStateAck, "still closing");
+        assert_eq!(t.observe(4 << 8, at(SYN, 5000), 2 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(4 << 8, at(ACK, 5001), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(4 << 8, at(ACK, 5001), 100 * S, &T, &mut None), FlowEvent::Tracked, "established again");
     }
 
     /// New connections evict embryonic entries before established ones (here one set of four
@@ -488,21 +500,21 @@ mod tests {
     #[test]
     fn a_syn_flood_evicts_its_own_entries_before_established_connections() {
         let mut t = FlowTable::new(WAYS);
-        t.observe(1 << 8, seg(SYN), S, &T);
-        t.observe(1 << 8, seg(ACK), S, &T);
+        t.observe(1 << 8, seg(SYN), S, &T, &mut None);
+        t.observe(1 << 8, seg(ACK), S, &T, &mut None);
         for f in 2..1000u64 {
-            assert_eq!(t.observe(f << 8, seg(SYN), S + f, &T), FlowEvent::New);
+            assert_eq!(t.observe(f << 8, seg(SYN), S + f, &T, &mut None), FlowEvent::New);
         }
-        assert_eq!(t.observe(1 << 8, seg(ACK), 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(1 << 8, seg(ACK), 2 * S, &T, &mut None), FlowEvent::Tracked);
         // A set full of established connections still takes a new one, in the oldest's way.
         let mut t = FlowTable::new(WAYS);
         for f in 1..=4u64 {
-            t.observe(f << 8, seg(SYN), f * S, &T);
-            t.observe(f << 8, seg(ACK), f * S, &T);
+            t.observe(f << 8, seg(SYN), f * S, &T, &mut None);
+            t.observe(f << 8, seg(ACK), f * S, &T, &mut None);
         }
-        assert_eq!(t.observe(5 << 8, seg(SYN), 6 * S, &T), FlowEvent::New);
-        assert_eq!(t.observe(1 << 8, seg(ACK), 6 * S, &T), FlowEvent::OutOfStateAck, "the oldest made room");
-        assert_eq!(t.observe(2 << 8, seg(ACK), 6 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(5 << 8, seg(SYN), 6 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(1 << 8, seg(ACK), 6 * S, &T, &mut None), FlowEvent::OutOfStateAck, "the oldest made room");
+        assert_eq!(t.observe(2 << 8, seg(ACK), 6 * S, &T, &mut None), FlowEvent::Tracked);
     }
 
     #[test]
@@ -513,23 +525,28 @@ mod tests {
     #[test]
     fn embryonic_connections_expire_sooner_than_established_ones() {
         let mut t = FlowTable::new(1024);
-        t.observe(1, seg(SYN), S, &T);
-        t.observe(2, seg(SYN), S, &T);
-        t.observe(2, seg(ACK), S, &T);
+        t.observe(1, seg(SYN), S, &T, &mut None);
+        t.observe(2, seg(SYN), S, &T, &mut None);
+        t.observe(2, seg(ACK), S, &T, &mut None);
         assert_eq!(t.live(2 * S, &T), 2);
-        assert_eq!(t.observe(1, seg(ACK), 12 * S, &T), FlowEvent::OutOfStateAck);
-        assert_eq!(t.observe(2, seg(ACK), 200 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(1, seg(ACK), 12 * S, &T, &mut None), FlowEvent::OutOfStateAck);
+        assert_eq!(t.observe(2, seg(ACK), 200 * S, &T, &mut None), FlowEvent::Tracked);
     }
 
     #[test]
     fn the_grace_period_picks_up_connections_already_open() {
         let grace = FlowTimeouts { grace_ns: 60 * S, ..T };
         let mut t = FlowTable::new(64);
-        assert_eq!(t.observe(5, seg(ACK), 100 * S, &grace), FlowEvent::PickedUp);
-        assert_eq!(t.observe(5, seg(ACK), 101 * S, &grace), FlowEvent::Tracked);
-        assert_eq!(t.observe(6, seg(RST), 101 * S, &grace), FlowEvent::OutOfStateRst, "a RST is never picked up");
-        assert_eq!(t.observe(7, seg(ACK), 161 * S, &grace), FlowEvent::OutOfStateAck, "grace is over");
-        assert_eq!(t.observe(5, seg(ACK), 162 * S, &grace), FlowEvent::Tracked, "what was picked up stays");
+        let since = &mut None;
+        assert_eq!(t.observe(5, seg(ACK), 100 * S, &grace, since), FlowEvent::PickedUp);
+        assert_eq!(t.observe(5, seg(ACK), 101 * S, &grace, since), FlowEvent::Tracked);
+        assert_eq!(
+            t.observe(6, seg(RST), 101 * S, &grace, since),
+            FlowEvent::OutOfStateRst,
+            "a RST is never picked up"
+        );
+        assert_eq!(t.observe(7, seg(ACK), 161 * S, &grace, since), FlowEvent::OutOfStateAck, "grace is over");
+        assert_eq!(t.observe(5, seg(ACK), 162 * S, &grace, since), FlowEvent::Tracked, "what was picked up stays");
     }
 
     #[test]
@@ -537,11 +554,11 @@ mod tests {
         let mut t = FlowTable::new(4096);
         let bytes = t.memory_bytes();
         for f in 0..1_000_000u64 {
-            t.observe(mix(f), seg(SYN), S + f, &T);
+            t.observe(mix(f), seg(SYN), S + f, &T, &mut None);
         }
         assert_eq!(t.memory_bytes(), bytes);
         assert!(t.live(2 * S, &T) <= t.capacity());
         // The most recent flows are still there.
-        assert_eq!(t.observe(mix(999_999), seg(ACK), 2 * S, &T), FlowEvent::Tracked);
+        assert_eq!(t.observe(mix(999_999), seg(ACK), 2 * S, &T, &mut None), FlowEvent::Tracked);
     }
 }

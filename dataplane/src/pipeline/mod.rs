@@ -133,6 +133,9 @@ pub struct Limits {
     pub challenges: RateLimiter,
     /// Sources that answered a challenge.
     pub authenticated: Authenticated,
+    /// Per customer, when tracking its connections began (the grace period runs from
+    /// there): its first packet tracked, again after a reload that changed its coverage.
+    pub tracked_since: Vec<Option<u64>>,
     /// Where the first fragments of return datagrams went (soft unicast).
     pub fragments: FragmentOwners,
 }
@@ -147,6 +150,7 @@ impl Limits {
             syn: RateLimiter::new(&snap.tcp.syn_buckets, 4),
             challenges: RateLimiter::new(std::slice::from_ref(&snap.tcp.challenges), 4),
             authenticated: Authenticated::new(authenticated_size(snap)),
+            tracked_since: vec![None; snap.customers.len()],
             fragments: FragmentOwners::new(fragment_owners_size(snap)),
         }
     }
@@ -165,9 +169,24 @@ impl Limits {
         if new.icmp != old.icmp {
             self.icmp = RateLimiter::new(std::slice::from_ref(&new.icmp), 1);
         }
-        if flow_table_size(new) != flow_table_size(old) {
+        // A customer's connections tracked so far stay so; those its rules newly cover (a
+        // wider filter, a new rule or prefix, a new customer) were never seen: their grace
+        // period starts again. A new table has seen nothing at all.
+        let fresh = flow_table_size(new) != flow_table_size(old);
+        if fresh {
             self.flows = FlowTable::new(flow_table_size(new));
         }
+        let before: std::collections::HashMap<(&str, u64), Option<u64>> = old
+            .customers
+            .iter()
+            .zip(&self.tracked_since)
+            .map(|(c, since)| ((c.name.as_str(), c.tcp_coverage), *since))
+            .collect();
+        self.tracked_since = new
+            .customers
+            .iter()
+            .map(|c| if fresh { None } else { before.get(&(c.name.as_str(), c.tcp_coverage)).copied().flatten() })
+            .collect();
         if new.tcp.syn_buckets != old.tcp.syn_buckets {
             self.syn = RateLimiter::new(&new.tcp.syn_buckets, 4);
         }

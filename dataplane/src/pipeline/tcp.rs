@@ -102,7 +102,7 @@ pub(super) fn protect(
             outcome.tcp = Some(FlowEvent::Challenged);
             if !rule.mitigate {
                 // Monitor: counted as challenged, and tracked as the SYN it is.
-                ctx.limits.flows.observe(flow, segment, now, &tcp.timeouts);
+                observe(ctx, outcome, flow, segment);
                 return Protection::Pass;
             }
             // IPv6 extension headers, IPv4 options or AH would have to be rewritten too (a
@@ -117,7 +117,7 @@ pub(super) fn protect(
         }
     }
 
-    let event = ctx.limits.flows.observe(flow, segment, now, &tcp.timeouts);
+    let event = observe(ctx, outcome, flow, segment);
     outcome.tcp = Some(event);
     match event {
         FlowEvent::OutOfStateAck if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateAck),
@@ -125,6 +125,15 @@ pub(super) fn protect(
         FlowEvent::OutOfStateRst if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateRst),
         _ => Protection::Pass,
     }
+}
+
+/// Tracks `segment` of `flow` for the frame's customer, whose grace period runs from when
+/// its tracking began.
+fn observe(ctx: &mut Ctx<'_>, outcome: &Outcome, flow: u64, segment: Segment) -> FlowEvent {
+    let limits = &mut *ctx.limits;
+    let mut unknown = None;
+    let since = outcome.customer.and_then(|c| limits.tracked_since.get_mut(usize::from(c))).unwrap_or(&mut unknown);
+    limits.flows.observe(flow, segment, ctx.now, &ctx.snap.tcp.timeouts, since)
 }
 
 /// The challenge's acknowledgement number for the connection of `key` in time slot `slot`:

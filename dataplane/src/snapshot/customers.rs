@@ -182,6 +182,8 @@ impl Builder<'_> {
         let dos_base = *dos_rule_count;
         *dos_rule_count += dos.rules().len() as u32;
         let (tcp_rules, tcp_base) = self.customer_tcp_rules(tcp, &c.tcp_protection.rules, id, name);
+        let prefixes: Vec<&String> = c.prefixes.iter().map(|p| p.get_ref()).collect();
+        let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, (tcp.coverage, prefixes));
         Customer {
             name: name.clone(),
             firewall,
@@ -192,6 +194,7 @@ impl Builder<'_> {
             dos_base,
             tcp: tcp_rules,
             tcp_base,
+            tcp_coverage,
             routes: IpPrefixTable::default(),
         }
     }

@@ -202,6 +202,9 @@ pub struct Customer {
     pub tcp: RuleSet,
     /// Index of its first TCP protection rule in [`TcpProtection::rules`].
     pub tcp_base: u32,
+    /// What the TCP protection rules that apply to it cover, with its prefixes, as a
+    /// fingerprint (`tcp::coverage`): a reload that changes it starts its grace period again.
+    pub tcp_coverage: u64,
     /// Destination → route group.
     pub routes: IpPrefixTable<RouteGroupId>,
 }

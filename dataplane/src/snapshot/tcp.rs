@@ -53,6 +53,8 @@ pub struct TcpProtection {
     pub authenticated_ns: u64,
     /// The SipHash key of the challenge cookies, drawn when the configuration is compiled.
     pub cookie_key: [u8; 16],
+    /// What the global rules cover, as a fingerprint of their filters ([`coverage`]).
+    pub coverage: u64,
 }
 
 /// One rule.
@@ -127,6 +129,7 @@ impl Builder<'_> {
             },
             authenticated_ns,
             cookie_key: random_key(),
+            coverage: coverage(&t.rules, ()),
         };
         let (global, rules) = self.tcp_rules(&mut tcp, &t.rules, None, "[tcp_protection]");
         tcp.global = global;
@@ -208,6 +211,21 @@ impl Builder<'_> {
         }
         (set, rules)
     }
+}
+
+/// A fingerprint of what `rules` cover, and of `more` (the global rules' fingerprint and a
+/// customer's prefixes): their filters in order, whatever their names, modes and
+/// thresholds. A reload that changes it may cover connections that were not tracked
+/// before: the worker gives them a grace period of their own. (A `$list`'s members are not
+/// in it.)
+pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std::hash::Hash) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    for r in rules {
+        r.get_ref().expr.get_ref().hash(&mut h);
+    }
+    more.hash(&mut h);
+    h.finish()
 }
 
 /// 128 bits drawn from the standard library's per-process randomness (each `RandomState`
