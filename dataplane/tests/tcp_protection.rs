@@ -785,3 +785,26 @@ fn a_challenge_is_answered_whichever_rule_covers_the_rst() {
     let (v, _) = edge.run(&syn);
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
 }
+
+/// `challenged` counts the SYNs answered: a challenge that could not be sent (here no next
+/// hop is known) is the drop that says why, not a challenge.
+#[test]
+fn a_challenge_that_cannot_be_sent_is_not_counted_as_one() {
+    let config = format!(
+        "{CATCH_ALL}\n[tcp_protection]\ngrace_period = 0\n\n[[tcp_protection.rule]]\nname = \"web\"\n\
+         match = \"tcp.dstport == 80\"\nmode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n"
+    );
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let mut outcomes = Vec::new();
+    for src in [[192, 0, 2, 99], [192, 0, 2, 7]] {
+        let bytes = segment(src, [203, 0, 113, 80], 40000, 80, 0x02, 0);
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(&bytes);
+        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, 1_000_000_000);
+        let o = process_frame(&snap, None, &mut limits, &mut spill, &mut frame);
+        outcomes.push((o.verdict, o.tcp));
+    }
+    assert_eq!(outcomes[0], (Verdict::Drop(DropReason::NextHopUnresolved), Some(FlowEvent::New)), "within the burst");
+    assert_eq!(outcomes[1], (Verdict::Drop(DropReason::NextHopUnresolved), None), "over it: no challenge went out");
+}

@@ -96,6 +96,11 @@ pub(super) fn act_for_customer(
         }
         Protection::Challenge { cookie } => {
             outcome.verdict = challenge(ctx, frame, ip, cookie);
+            if !matches!(outcome.verdict, Verdict::Tx { .. }) {
+                // No challenge went out (no next hop, no headroom): `challenged` counts the
+                // SYNs answered, and the drop says why this one was not.
+                outcome.tcp = None;
+            }
             return;
         }
     }
