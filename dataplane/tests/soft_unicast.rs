@@ -213,6 +213,20 @@ fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
     std::fs::write(&first, &with_plan).unwrap();
     let ok = transitd(&["check-config", first.to_str().unwrap()]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // The same section written otherwise (data centres in another order, a city corrected
+    // for the geofeed) makes the same plan: the plan file stays in force.
+    let (a, b) = (
+        "[[soft_unicast.data_centre]]\nname = \"a\"\nbackbone = \"10.9.0.11\"\n",
+        "[[soft_unicast.data_centre]]\nname = \"b\"\nbackbone = \"10.9.0.21\"\n",
+    );
+    assert!(with_plan.contains(&format!("{a}\n{b}")));
+    let rewritten = with_plan.replace(&format!("{a}\n{b}"), &format!("{b}\n{a}")).replace("London", "City of London");
+    let third = dir.join("rewritten.toml");
+    std::fs::write(&third, &rewritten).unwrap();
+    let ok = transitd(&["check-config", third.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let feed = transitd(&["geofeed", "-c", third.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&feed.stdout).contains("GB,GB-ENG,City of London"), "the section's tags");
 
     // A third server in data centre a: a balanced plan gives it 10 of a's 31 slices; a
     // re-plan from the previous plan moves exactly those, all to it.

@@ -199,6 +199,30 @@ impl PlanSpec {
         slices_per_ip(self.slice_size, self.reserved_ports)
     }
 
+    /// True when `other` makes the same plan as this: the same slice geometry, the same
+    /// ranges in the same data centres, the same servers in each, in whatever order they
+    /// are written and whatever the ranges' tags (the geofeed's, which no owner depends on).
+    pub fn plans_alike(&self, other: &PlanSpec) -> bool {
+        type Canonical<'a> = (u16, u16, Vec<(u32, u8, &'a str)>, Vec<(&'a str, Vec<&'a str>)>);
+        fn canonical(s: &PlanSpec) -> Canonical<'_> {
+            let mut egress: Vec<_> =
+                s.egress.iter().map(|r| (r.network, r.prefix_len, r.data_centre.as_str())).collect();
+            egress.sort_unstable();
+            let mut dcs: Vec<_> = s
+                .data_centres
+                .iter()
+                .map(|d| {
+                    let mut servers: Vec<&str> = d.servers.iter().map(String::as_str).collect();
+                    servers.sort_unstable();
+                    (d.name.as_str(), servers)
+                })
+                .collect();
+            dcs.sort_unstable();
+            (s.slice_size, s.reserved_ports, egress, dcs)
+        }
+        canonical(self) == canonical(other)
+    }
+
     fn validate(&self) -> Result<(), PlanError> {
         self.slices_per_ip()?;
         let mut seen = HashMap::new();

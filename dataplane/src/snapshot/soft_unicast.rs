@@ -349,7 +349,7 @@ impl Builder<'_> {
     /// a reload's included); the plan the configuration itself makes stands in.
     fn plan_file(&mut self, file: &Spanned<String>, spec: PlanSpec) -> Result<Plan, portslice::PlanError> {
         let Some(path) = self.file_path(file, "plan file") else { return Plan::new(spec) };
-        let plan: Plan = match limits::read_text(&path, limits::MAX_PLAN_BYTES, "a plan")
+        let mut plan: Plan = match limits::read_text(&path, limits::MAX_PLAN_BYTES, "a plan")
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not a plan written by `transitd plan`: {e}")))
         {
@@ -359,7 +359,10 @@ impl Builder<'_> {
                 return Plan::new(spec);
             }
         };
-        if plan.spec != spec {
+        // The same plan however the section is written: servers or ranges listed in another
+        // order, a city corrected for the geofeed. The section's own spec then stands in
+        // the plan (its tags are what the geofeed and `connect` read).
+        if !plan.spec.plans_alike(&spec) {
             self.err(
                 &file.span(),
                 format!(
@@ -369,6 +372,7 @@ impl Builder<'_> {
             );
             return Plan::new(spec);
         }
+        plan.spec = spec.clone();
         if let Err(e) = plan.check() {
             // Edited by hand, or not written by `transitd plan`: its owners are not to be trusted.
             self.err(&file.span(), format!("plan file {}: {e}: run `transitd plan` on this file", path.display()));
