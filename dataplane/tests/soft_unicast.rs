@@ -583,3 +583,25 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
     let refused = Snapshot::build_to_run(&loaded, &host("a9")).err().unwrap().to_string();
     assert!(refused.starts_with("fleet.toml:12:15: --this-server `a9` is not a [[soft_unicast.server]]"), "{refused}");
 }
+
+/// Backbone GRE from a server of the fleet with another key (a `backbone_key` change
+/// rolling out) or no hop is counted apart from GRE of unknown origin.
+#[test]
+fn backbone_gre_with_another_key_is_told_from_unknown_sources() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-key-{}.pcap", std::process::id()));
+    let script = format!(
+        "from scapy.all import *\n\
+         inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=1500)/Raw(b'x')\n\
+         e = lambda src, key: Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='10.9.0.11')/GRE(key_present=1, key=key)/inner\n\
+         wrpcap('{}', [e('10.9.0.21', (0x5356 << 8) | 1), e('10.9.0.21', (0x5355 << 8) | 3), e('10.66.0.1', (0x5355 << 8) | 1), e('10.9.0.21', (0x5355 << 8) | 1)])",
+        file.display()
+    );
+    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (bad_key, unknown) = (DropReason::BackboneBadKey.name(), DropReason::BackboneUnknownSource.name());
+    assert_eq!(fates(&v), [bad_key, bad_key, unknown, &format!("pass:{}", PassReason::EgressLocal.name())]);
+}

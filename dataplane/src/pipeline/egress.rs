@@ -93,7 +93,7 @@ fn from_backbone(
     };
     let hop = match repr.key {
         Some(k) if k >> 8 == su.key_id && matches!(k & 0xff, 1 | 2) && repr.protocol == PROTO_IPV4 => (k & 0xff) as u8,
-        _ => return Verdict::Drop(DropReason::BackboneUnknownSource),
+        _ => return Verdict::Drop(DropReason::BackboneBadKey),
     };
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
     let mut key = Key::new(frame.wire_len);

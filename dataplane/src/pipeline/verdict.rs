@@ -127,8 +127,11 @@ reasons! {
         /// Return traffic the plan sends back where it came from (the fleet's plans
         /// disagree): dropped rather than looped.
         BackboneLoop = "backbone_loop",
-        /// Backbone GRE from an address that is no server's, or with a key or hop not ours.
+        /// Backbone GRE from an address that is no server's or data centre's.
         BackboneUnknownSource = "backbone_unknown_source",
+        /// Backbone GRE from a server of the fleet without our key and a hop, or not
+        /// carrying IPv4 (a `backbone_key` that differs across the fleet, as mid-change).
+        BackboneBadKey = "backbone_bad_key",
         /// Backbone GRE whose inner packet is not for an egress address.
         BackboneNotEgress = "backbone_not_egress",
         /// Return traffic too large for the backbone once encapsulated that could be
