@@ -344,7 +344,7 @@ impl Authenticated {
         }
         let (tag, now) = (source | 1, tick(now_ns));
         let set = (mix(source) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
-        self.slots[set..set + WAYS].iter().any(|w| w.0 == tag && (w.1.wrapping_sub(now) as i32) > 0)
+        self.slots[set..set + WAYS].iter().any(|w| w.0 == tag && (1..=MAX_AHEAD_TICKS).contains(&w.1.wrapping_sub(now)))
     }
 }
 
@@ -369,14 +369,22 @@ fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
     (0..ways.len()).max_by_key(|&i| (ways[i].state() != State::Established, age(ways[i].seen, now))).unwrap_or(0)
 }
 
-/// Ticks from `seen` to `now`; 0 when `now` is earlier (packets out of order in a capture
-/// replayed by its own timestamps: once, a packet a millisecond earlier than the last made
-/// its connection look 52 days old, expired and out of state). Ticks wrap every 2^32
-/// (52 days); an age is read within half of that, far beyond any timeout.
+/// Ticks from `seen` to `now`; 0 when `now` is up to [`REORDER_TICKS`] earlier (packets
+/// out of order in a capture replayed by its own timestamps: once, a packet a millisecond
+/// earlier than the last made its connection look 52 days old, expired and out of state).
+/// Ticks wrap every 2^32 (52 days): an entry idle that long may look young again, but one
+/// idle for anything between its timeout (a day at most) and 52 days less a minute is old.
 pub(super) fn age(seen: u32, now: u32) -> u32 {
     let ticks = now.wrapping_sub(seen);
-    if ticks > u32::MAX / 2 { 0 } else { ticks }
+    if ticks > u32::MAX - REORDER_TICKS { 0 } else { ticks }
 }
+
+/// How much earlier than the last a packet may come and still be "now" (about a minute).
+const REORDER_TICKS: u32 = 1 << 16;
+
+/// The furthest ahead an expiry may lie, in ticks: the longest configurable time
+/// (`authenticated_for`) and a tick more. Further ahead is long past, wrapped.
+const MAX_AHEAD_TICKS: u32 = ((crate::limits::MAX_SECONDS_FLAG * 1_000_000_000) >> TICK_SHIFT) as u32 + 1;
 
 pub(super) fn tick(ns: u64) -> u32 {
     (ns >> TICK_SHIFT) as u32
@@ -515,6 +523,22 @@ mod tests {
         assert_eq!(t.observe(5 << 8, seg(SYN), 6 * S, &T, &mut None), FlowEvent::New);
         assert_eq!(t.observe(1 << 8, seg(ACK), 6 * S, &T, &mut None), FlowEvent::OutOfStateAck, "the oldest made room");
         assert_eq!(t.observe(2 << 8, seg(ACK), 6 * S, &T, &mut None), FlowEvent::Tracked);
+    }
+
+    /// Ticks wrap every 52 days; an entry idle for 27 of them is old (it read as just seen,
+    /// and a source authenticated once was so again 26 days after it expired).
+    #[test]
+    fn entries_idle_for_weeks_are_old_not_young() {
+        let day = 86_400 * S;
+        let mut t = FlowTable::new(1024);
+        t.observe(1 << 8, seg(SYN), S, &T, &mut None);
+        t.observe(1 << 8, seg(ACK), S, &T, &mut None);
+        assert_eq!(t.observe(1 << 8, seg(ACK), S + 27 * day, &T, &mut None), FlowEvent::OutOfStateAck);
+        let mut a = Authenticated::new(64);
+        a.insert(7 << 8, S, 301 * S);
+        assert!(a.contains(7 << 8, 300 * S));
+        assert!(!a.contains(7 << 8, 302 * S));
+        assert!(!a.contains(7 << 8, 301 * S + 27 * day));
     }
 
     #[test]
