@@ -137,10 +137,12 @@ fn observe(ctx: &mut Ctx<'_>, outcome: &Outcome, flow: u64, segment: Segment) ->
 }
 
 /// The challenge's acknowledgement number for the connection of `key` in time slot `slot`:
-/// SipHash-2-4 under the configuration's secret key over both addresses, both ports and the
-/// slot (a PRF: cookies seen give nothing toward the key or another connection's cookie),
-/// never the one number the client would accept (its ISN + 1), so that its stack answers
-/// with a RST carrying it (RFC 9293 §3.10.7.3) instead of completing a connection.
+/// the slot's low three bits, then 29 bits of SipHash-2-4 under the configuration's secret
+/// key over both addresses, both ports and the slot (a PRF: cookies seen give nothing toward
+/// the key or another connection's cookie), never the one number the client would accept
+/// (its ISN + 1), so that its stack answers with a RST carrying it (RFC 9293 §3.10.7.3)
+/// instead of completing a connection. Carrying its slot, a cookie is checked with one
+/// hash, as Linux's SYN cookies carry their counter: a flood of RSTs costs one each.
 fn cookie(secret: &[u8; 16], key: &Key, slot: u64, isn: u32) -> u32 {
     let c = cookie_of(secret, key, slot);
     if c == isn.wrapping_add(1) { c ^ 1 } else { c }
@@ -152,17 +154,25 @@ fn cookie_of(secret: &[u8; 16], key: &Key, slot: u64) -> u32 {
     h.write_u128(key.dst_addr());
     h.write_u32(key.get(Dim::SrcPort) << 16 | key.get(Dim::DstPort));
     h.write_u64(slot);
-    h.finish() as u32
+    ((slot as u32 & SLOT_MASK) << SLOT_BITS_AT) | (h.finish() as u32 & MAC_MASK)
 }
 
+/// Where a cookie keeps its slot: the top three bits; the rest is the MAC.
+const SLOT_BITS_AT: u32 = 29;
+const SLOT_MASK: u32 = 0b111;
+const MAC_MASK: u32 = (1 << SLOT_BITS_AT) - 1;
+
 /// True when `seq` is the cookie of `key`'s connection for the current slot or one of the
-/// previous ones (whatever the client's ISN was, hence both forms).
+/// previous ones (whatever the client's ISN was, hence both forms): the slot it names, if
+/// recent enough, is the one hash computed.
 fn cookie_matches(secret: &[u8; 16], key: &Key, seq: u32, now_ns: u64) -> bool {
-    let slot = now_ns >> COOKIE_SLOT_SHIFT;
-    (0..COOKIE_SLOTS).any(|back| {
-        let c = cookie_of(secret, key, slot.wrapping_sub(back));
-        seq == c || seq == c ^ 1
-    })
+    let now = now_ns >> COOKIE_SLOT_SHIFT;
+    let back = (now as u32).wrapping_sub(seq >> SLOT_BITS_AT) & SLOT_MASK;
+    if u64::from(back) >= COOKIE_SLOTS {
+        return false;
+    }
+    let c = cookie_of(secret, key, now.wrapping_sub(u64::from(back)));
+    seq == c || seq == c ^ 1
 }
 
 /// The segment tracking reads: flags, sequence number and payload length (the parser has
@@ -284,9 +294,18 @@ mod tests {
         }
         assert_ne!(cookie_of(&secret, &key, 6), c);
         assert_ne!(cookie_of(&[8u8; 16], &key, 5), c);
-        // Accepted in its slot and the four after, not later.
+        // Accepted in its slot and the four after, not later, nor before it was made; so is
+        // the form that is not the client's ISN + 1.
         let at = |slot: u64| slot << COOKIE_SLOT_SHIFT;
         assert!((5..5 + COOKIE_SLOTS).all(|s| cookie_matches(&secret, &key, c, at(s))));
+        assert!((5..5 + COOKIE_SLOTS).all(|s| cookie_matches(&secret, &key, c ^ 1, at(s))));
         assert!(!cookie_matches(&secret, &key, c, at(5 + COOKIE_SLOTS)));
+        assert!(!cookie_matches(&secret, &key, c, at(4)));
+        assert!(!cookie_matches(&secret, &key, c, at(5 + 8)), "a slot that wrapped the three bits");
+        assert!(!cookie_matches(&secret, &key, c ^ 2, at(5)));
+        // A cookie names its slot: across slots that differ only above the three bits, the
+        // MACs differ.
+        assert_eq!(cookie_of(&secret, &key, 13) >> 29, c >> 29);
+        assert_ne!(cookie_of(&secret, &key, 13), c);
     }
 }
