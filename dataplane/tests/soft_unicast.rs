@@ -292,6 +292,11 @@ fn soft_unicast_configuration_errors_name_their_place() {
         ),
         (
             "backbone = \"10.9.0.21\"",
+            "backbone = \"10.9.0.12\"",
+            "10.9.0.12 of data centre `b` is server `a2`'s, of data centre `a`",
+        ),
+        (
+            "backbone = \"10.9.0.21\"",
             "backbone = \"198.18.201.1\"",
             "backbone address 198.18.201.1 of data centre `b` is in egress range 198.18.201.0/31",
         ),
@@ -511,13 +516,20 @@ fn a_return_packet_too_big_for_the_backbone_is_answered_or_fragmented() {
          wrpcap('{}', [\n\
            e(IP(src='192.0.2.77', dst='198.18.200.1', flags='DF')/TCP(sport=443, dport=4000, flags='A')/Raw(b'z' * 1460)),\n\
            e(IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'y' * 1472)),\n\
+           Ether(src='02:00:00:00:00:fe', dst='ff:ff:ff:ff:ff:ff')/IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'b' * 1472),\n\
          ])",
         file.display()
     );
     let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let (v, _, _) = verdicts_of(&config, read_frames(&file).into_iter().map(|f| f.bytes).collect());
-    assert_eq!(fates(&v), [format!("tx:{}", TxReason::IcmpTooBig.name()), format!("tx:{}", TxReason::Backbone.name())]);
+    // The third came as a link broadcast: not forwarded (RFC 1812 §5.3.4), nor any fragment of it.
+    let expect = [
+        format!("tx:{}", TxReason::IcmpTooBig.name()),
+        format!("tx:{}", TxReason::Backbone.name()),
+        DropReason::LinkBroadcast.name().to_string(),
+    ];
+    assert_eq!(fates(&v), expect);
 
     replay(std::sync::Arc::new(snapshot(&config)), &file, Some(&out)).unwrap();
     let icmp = tshark(

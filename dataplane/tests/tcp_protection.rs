@@ -758,18 +758,28 @@ fn challenged_counts_the_syns_challenged_and_syn_flood_the_ones_dropped() {
     assert_eq!(hits[FlowEvent::New.index()], 1, "the SYN within the burst");
 }
 
-/// The answer to a challenge authenticates its source whatever rule covers the RST: here a
-/// global rule for everything but SYNs (no threshold) covers it, and the customer's rule
-/// with the threshold made the challenge. The RST was dropped as out of state, and the
-/// client challenged again on every try.
+/// The answer to a challenge authenticates its source whatever rule covers the RST, or none:
+/// the customer's rule with the threshold made the challenge, and the RST is covered by a
+/// global rule for everything but SYNs (no threshold), where it was dropped as out of state,
+/// or by no rule at all (the threshold rule is for SYNs alone), where it was passed on; the
+/// client was challenged again on every try.
 #[test]
 fn a_challenge_is_answered_whichever_rule_covers_the_rst() {
-    let config = format!(
-        "{CATCH_ALL}\n[[customer.tcp_protection.rule]]\nname = \"web\"\nmatch = \"tcp.dstport == 80\"\n\
-         mode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n\n[tcp_protection]\ngrace_period = 0\n\n\
-         [[tcp_protection.rule]]\nname = \"no-strays\"\nmatch = \"tcp.flags.syn == 0\"\nmode = \"mitigate\"\n"
-    );
-    let snap = snapshot(&config);
+    let web = |expr: &str| {
+        format!(
+            "{CATCH_ALL}\n[[customer.tcp_protection.rule]]\nname = \"web\"\nmatch = \"{expr}\"\n\
+             mode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n\n[tcp_protection]\ngrace_period = 0\n"
+        )
+    };
+    let no_strays =
+        "\n[[tcp_protection.rule]]\nname = \"no-strays\"\nmatch = \"tcp.flags.syn == 0\"\nmode = \"mitigate\"\n";
+    for config in [web("tcp.dstport == 80") + no_strays, web("tcp.dstport == 80 and tcp.flags.syn == 1")] {
+        answered_whichever_rule_covers_the_rst(&config);
+    }
+}
+
+fn answered_whichever_rule_covers_the_rst(config: &str) {
+    let snap = snapshot(config);
     let (limits, spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
     let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
     let (v, _) = edge.run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0));
@@ -807,4 +817,30 @@ fn a_challenge_that_cannot_be_sent_is_not_counted_as_one() {
     }
     assert_eq!(outcomes[0], (Verdict::Drop(DropReason::NextHopUnresolved), Some(FlowEvent::New)), "within the burst");
     assert_eq!(outcomes[1], (Verdict::Drop(DropReason::NextHopUnresolved), None), "over it: no challenge went out");
+}
+
+/// The grace period runs from the first packet tracked after a start, whoever's: a quiet
+/// customer's first packet (an ACK flood's, as like as not) opens no window of its own.
+#[test]
+fn a_customers_first_packet_opens_no_grace_period_of_its_own() {
+    let customer = |name: &str, prefix: &str, remote: &str| {
+        format!(
+            "[[customer]]\nname = \"{name}\"\nprefixes = [\"{prefix}\"]\n[[customer.tunnel]]\nname = \"t{name}\"\n\
+             remote = \"{remote}\"\n[[customer.route]]\nprefix = \"{prefix}\"\ntunnel = \"t{name}\"\n"
+        )
+    };
+    let config = format!(
+        "[server]\nanycast = \"192.0.2.1\"\nmac = \"02:00:00:00:00:01\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\n\
+         [dos.sanity]\nbogons = false\n\n[tcp_protection]\ngrace_period = 5\n\n\
+         [[tcp_protection.rule]]\nname = \"all\"\nmatch = \"tcp\"\nmode = \"mitigate\"\n\n{}\n{}",
+        customer("a", "203.0.113.0/25", "198.51.100.1"),
+        customer("b", "203.0.113.128/25", "198.51.100.2")
+    );
+    let snap = snapshot(&config);
+    let mut limits = Limits::new(&snap);
+    let s = 1_000_000_000;
+    let ack = |dst: [u8; 4]| segment([198, 18, 0, 1], dst, 40000, 443, 0x10, 0);
+    assert!(matches!(verdict_with(&snap, &mut limits, &ack([203, 0, 113, 1]), s), Verdict::Tx { .. }), "picked up");
+    let first_for_b = verdict_with(&snap, &mut limits, &ack([203, 0, 113, 129]), 100 * s);
+    assert!(is_out_of_state(&first_for_b), "{first_for_b:?}");
 }

@@ -75,8 +75,8 @@ pub struct SoftUnicastSection {
     /// made from this file alone.
     pub plan: Option<Spanned<String>>,
     /// Largest packet the backbone carries, outer headers included; default 1500. Return
-    /// packets that would not fit once encapsulated are dropped as `backbone_mtu_exceeded`
-    /// (`transitd connect` lowers its TCP MSS so that they fit).
+    /// packets that would not fit once encapsulated get a Fragmentation Needed (DF) or are
+    /// fragmented (`transitd connect` lowers its TCP MSS so that they fit).
     pub backbone_mtu: Option<Spanned<u32>>,
     /// The data centres.
     #[serde(default, rename = "data_centre")]

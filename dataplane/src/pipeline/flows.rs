@@ -329,10 +329,13 @@ impl Authenticated {
         let set = (mix(source) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
         let ways = &mut self.slots[set..set + WAYS];
         let i = ways.iter().position(|w| w.0 == tag).unwrap_or_else(|| {
-            // Free or expired first, else the soonest to expire.
-            (0..WAYS)
-                .min_by_key(|&i| if ways[i].0 == 0 { 0 } else { ways[i].1.wrapping_sub(now) as i32 as i64 })
-                .unwrap_or(0)
+            // Free or expired first, else the soonest to expire (time left read as
+            // `contains` reads it: beyond the furthest expiry, long past).
+            let left = |w: &(u64, u32)| match w.1.wrapping_sub(now) {
+                t if w.0 != 0 && (1..=MAX_AHEAD_TICKS).contains(&t) => t,
+                _ => 0,
+            };
+            (0..WAYS).min_by_key(|&i| left(&ways[i])).unwrap_or(0)
         });
         ways[i] = (tag, tick(until_ns));
     }
@@ -539,6 +542,15 @@ mod tests {
         assert!(a.contains(7 << 8, 300 * S));
         assert!(!a.contains(7 << 8, 302 * S));
         assert!(!a.contains(7 << 8, 301 * S + 27 * day));
+        // And such an entry makes room before a live one.
+        let mut a = Authenticated::new(WAYS);
+        for source in 1..=4u64 {
+            a.insert(source << 8, S, 301 * S);
+        }
+        let later = 301 * S + 27 * day;
+        a.insert(5 << 8, later, later + 300 * S);
+        a.insert(6 << 8, later, later + 300 * S);
+        assert!(a.contains(5 << 8, later + S) && a.contains(6 << 8, later + S));
     }
 
     #[test]

@@ -134,8 +134,11 @@ pub struct Limits {
     /// Sources that answered a challenge.
     pub authenticated: Authenticated,
     /// Per customer, when tracking its connections began (the grace period runs from
-    /// there): its first packet tracked, again after a reload that changed its coverage.
+    /// there): the first packet tracked after the start, or after a reload that changed
+    /// the customer's coverage, whoever's packet it was (`None`: not yet).
     pub tracked_since: Vec<Option<u64>>,
+    /// Some `tracked_since` is `None`: the next packet tracked starts them.
+    pub tracking_pending: bool,
     /// Where the first fragments of return datagrams went (soft unicast).
     pub fragments: FragmentOwners,
 }
@@ -151,6 +154,7 @@ impl Limits {
             challenges: RateLimiter::new(std::slice::from_ref(&snap.tcp.challenges), 4),
             authenticated: Authenticated::new(authenticated_size(snap)),
             tracked_since: vec![None; snap.customers.len()],
+            tracking_pending: true,
             fragments: FragmentOwners::new(fragment_owners_size(snap)),
         }
     }
@@ -187,6 +191,7 @@ impl Limits {
             .iter()
             .map(|c| if fresh { None } else { before.get(&(c.name.as_str(), c.tcp_coverage)).copied().flatten() })
             .collect();
+        self.tracking_pending = self.tracked_since.iter().any(Option::is_none);
         if new.tcp.syn_buckets != old.tcp.syn_buckets {
             self.syn = RateLimiter::new(&new.tcp.syn_buckets, 4);
         }
@@ -346,17 +351,28 @@ fn is_backbone(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
     snap.soft_unicast.as_ref().is_some_and(|su| egress::is_backbone(su, key, ip))
 }
 
-/// Soft-unicast's part of a frame (backbone GRE, or traffic to an egress address).
+/// Soft-unicast's part of a frame (backbone GRE, or traffic to an egress address), with
+/// RFC 1812 §5.3.4 on its verdict: return traffic this server delivers goes to its host
+/// whatever the link address (as the XDP program passes it), while what would be
+/// forwarded to another server is dropped when it came as a link broadcast, with any
+/// fragments of it already spilled.
 fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
-    match &ctx.snap.soft_unicast {
-        Some(su) => egress::process(ctx, su, frame, key, ip),
-        // Only frames `is_backbone` or `egress::is_ours` chose come here, and they need it.
-        None => Verdict::Pass(PassReason::NoCustomer),
+    let snap = ctx.snap;
+    // Only frames `is_backbone` or `egress::is_ours` chose come here, and they need it.
+    let Some(su) = &snap.soft_unicast else { return Verdict::Pass(PassReason::NoCustomer) };
+    let (spill_before, spilled_before) = (ctx.spill.len(), ctx.spilled);
+    match egress::process(ctx, su, frame, key, ip) {
+        Verdict::Tx { .. } if sent_to_a_link_group(key) => {
+            ctx.spill.truncate(spill_before);
+            ctx.spilled = spilled_before;
+            Verdict::Drop(DropReason::LinkBroadcast)
+        }
+        v => v,
     }
 }
 
 fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
-    Outcome::new(unless_link_group(soft_unicast(ctx, frame, key, ip), key))
+    Outcome::new(soft_unicast(ctx, frame, key, ip))
 }
 
 /// The outcome of a frame the global DoS rules dropped.
@@ -392,7 +408,7 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     // RFC 1812 §5.3.4: a router forwards no packet it received as a link-layer broadcast
     // (multicast routing aside, which transitd does not do) and discards a unicast one
     // received so. Traffic for no customer is the host's to judge; soft unicast's is judged
-    // on its outcome ([`unless_link_group`]), since part of it is the host's too.
+    // on its outcome ([`soft_unicast`]), since part of it is the host's too.
     if !matches!(path, Path::NoCustomer | Path::SoftUnicast) && sent_to_a_link_group(key) {
         return Path::LinkBroadcast;
     }
@@ -405,16 +421,6 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
 fn sent_to_a_link_group(key: &Key) -> bool {
     let dst_hi = key.get(Dim::EthDstHi); // the destination's first two octets
     dst_hi != classifier::ABSENT && dst_hi & 0x0100 != 0
-}
-
-/// RFC 1812 §5.3.4 for soft unicast, on its verdict: return traffic this server delivers
-/// goes to its host whatever the link address (as the XDP program passes it), while what
-/// would be forwarded to another server is dropped when it came as a link broadcast.
-fn unless_link_group(verdict: Verdict, key: &Key) -> Verdict {
-    match verdict {
-        Verdict::Tx { .. } if sent_to_a_link_group(key) => Verdict::Drop(DropReason::LinkBroadcast),
-        v => v,
-    }
 }
 
 /// Steers a frame by its IP addresses.
@@ -457,7 +463,7 @@ fn finish(
         ..Outcome::new(Verdict::Drop(DropReason::Firewall))
     };
     match path {
-        Path::SoftUnicast => outcome.verdict = unless_link_group(soft_unicast(ctx, frame, key, ip), key),
+        Path::SoftUnicast => outcome.verdict = soft_unicast(ctx, frame, key, ip),
         Path::Decap => decap::process(ctx, frame, key, ip, outcome),
         Path::NoCustomer => {
             outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);

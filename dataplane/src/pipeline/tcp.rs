@@ -67,36 +67,34 @@ pub(super) fn protect(
         return Protection::Pass;
     }
     let rule_index = match tcp.global.decide(key, data).rule {
-        Some(r) => r,
-        None => match customer.tcp.decide(key, data).rule {
-            Some(r) => customer.tcp_base + r,
-            None => return Protection::Pass,
-        },
+        Some(r) => Some(r),
+        None => customer.tcp.decide(key, data).rule.map(|r| customer.tcp_base + r),
     };
-    let Some(rule) = tcp.rules.get(rule_index as usize) else { return Protection::Pass };
-    outcome.tcp_rule = Some(rule_index);
-    let flow = flow_of(key);
+    let rule = rule_index.and_then(|r| tcp.rules.get(r as usize));
+    outcome.tcp_rule = rule_index.filter(|_| rule.is_some());
     let now = ctx.now;
-    let segment = segment(data, ip, flags);
-
-    let source = keyed(key.src_addr(), 0);
     // The answer to a challenge: a RST whose sequence number is the cookie we sent, whatever
-    // rule covers it (a rule without a threshold may cover RSTs, the SYN's rule another).
+    // rule covers it, or none (a threshold rule written for SYNs alone covers no RST). One
+    // hash: the cookie names its slot.
     if flags & RST != 0
         && !tcp.syn_buckets.is_empty()
         && let Some(seq) = field_u32(data, ip.l4_start + 4)
         && cookie_matches(&tcp.cookie_key, key, seq, now)
     {
-        ctx.limits.authenticated.insert(source, now, now.saturating_add(tcp.authenticated_ns));
+        let until = now.saturating_add(tcp.authenticated_ns);
+        ctx.limits.authenticated.insert(keyed(key.src_addr(), 0), now, until);
         outcome.tcp = Some(FlowEvent::ChallengePassed);
         return Protection::Answered;
     }
+    let Some(rule) = rule else { return Protection::Pass };
+    let flow = flow_of(key);
+    let segment = segment(data, ip, flags);
     if let Some(bucket) = rule.syn_bucket {
         // A new connection over the threshold from a source not yet authenticated: a
         // client's SYN, or a server's SYN-ACK answering a customer's own SYN.
         if flags & SYN != 0
             && flags & RST == 0
-            && !ctx.limits.authenticated.contains(source, now)
+            && !ctx.limits.authenticated.contains(keyed(key.src_addr(), 0), now)
             && !ctx.limits.syn.admit(usize::from(bucket), 0, now)
         {
             outcome.tcp = Some(FlowEvent::Challenged);
@@ -128,9 +126,15 @@ pub(super) fn protect(
 }
 
 /// Tracks `segment` of `flow` for the frame's customer, whose grace period runs from when
-/// its tracking began.
+/// its tracking began: the first packet tracked after the start or the reload that changed
+/// what covers it, whoever's (a customer's own first packet would be an attacker's to
+/// choose: the flood that opens its window).
 fn observe(ctx: &mut Ctx<'_>, outcome: &Outcome, flow: u64, segment: Segment) -> FlowEvent {
     let limits = &mut *ctx.limits;
+    if limits.tracking_pending {
+        limits.tracking_pending = false;
+        limits.tracked_since.iter_mut().filter(|s| s.is_none()).for_each(|s| *s = Some(ctx.now));
+    }
     let mut unknown = None;
     let since = outcome.customer.and_then(|c| limits.tracked_since.get_mut(usize::from(c))).unwrap_or(&mut unknown);
     limits.flows.observe(flow, segment, ctx.now, &ctx.snap.tcp.timeouts, since)

@@ -135,8 +135,8 @@ reasons! {
         /// Backbone GRE whose inner packet is not for an egress address.
         BackboneNotEgress = "backbone_not_egress",
         /// Return traffic too large for the backbone once encapsulated that could be
-        /// neither answered (DF: the ICMP rate limit spent) nor fragmented (no DF:
-        /// `fragment_ipv4` off).
+        /// neither answered (DF: no ICMP error may be sent, the packet being one or the
+        /// ICMP rate limit spent) nor fragmented (no DF: `fragment_ipv4` off).
         BackboneMtuExceeded = "backbone_mtu_exceeded",
         /// Not enough headroom in the frame buffer for the outer headers.
         NoHeadroom = "no_headroom",

@@ -223,7 +223,7 @@ impl Builder<'_> {
 
     /// Backbone addresses that cannot work: one server's that is another's, or one data
     /// centre's another's (backbone GRE for either reaches whichever host holds it, where
-    /// the other's is a loop), or one in
+    /// the other's is a loop), or a data centre's that is a server's of another, or one in
     /// an egress range (GRE to it is taken as return traffic: it has no port, so it is the
     /// data centre's and goes to the host undecapsulated). A data centre's address may be
     /// one of its servers'.
@@ -239,6 +239,20 @@ impl Builder<'_> {
                     &addr.span(),
                     format!("backbone address {ip} of {what} `{}` is in egress range {range}", name.get_ref()),
                 );
+            }
+            // A data centre's address may be one of its own servers', not another's.
+            let foreign_server = s.servers.iter().map(|v| v.get_ref()).find(|v| {
+                what == "data centre"
+                    && v.backbone.get_ref().parse::<Ipv4Addr>() == Ok(ip)
+                    && v.data_centre.get_ref() != name.get_ref()
+            });
+            if let Some(v) = foreign_server {
+                let (server, dc) = (v.name.get_ref(), v.data_centre.get_ref());
+                let why = format!(
+                    "backbone address {ip} of data centre `{}` is server `{server}`'s, of data centre `{dc}`",
+                    name.get_ref()
+                );
+                self.err(&addr.span(), why);
             }
             match seen.get(&(what, ip)) {
                 Some((other, at)) => {
