@@ -391,7 +391,7 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: [bgp] bird_include and bird_socket must be absolute paths", config.display());
                 return Ok(ExitCode::from(1));
             }
-            match bird::apply(include, socket, &Announcements::none())? {
+            match bird::apply(include, socket, &Announcements::none(), true)? {
                 bird::Applied::Configured => {
                     eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display())
                 }

@@ -156,6 +156,51 @@ fn bad_bgp_settings_are_refused_at_their_position() {
     );
 }
 
+/// Every customer prefix is announced: a /0 would be a default route to the upstreams.
+/// Without `[bgp]` it is only a catch-all for replay and tests.
+#[test]
+fn a_default_route_is_never_announced() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nbird_socket = \"/run/bird/bird.ctl\"\n\n\
+                [[customer]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\", \"::/0\"]\n";
+    let errors = |text: &str| {
+        let loaded = transitd::config::parse("bgp.toml", text).unwrap();
+        transitd::snapshot::Snapshot::build(&loaded)
+            .err()
+            .map(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        errors(text).unwrap(),
+        [
+            "bgp.toml:8:13: customer prefix 0.0.0.0/0 would be announced as a default route ([bgp])",
+            "bgp.toml:8:26: customer prefix ::/0 would be announced as a default route ([bgp])"
+        ]
+    );
+    assert!(errors(&text.replace("[bgp]\nbird_socket = \"/run/bird/bird.ctl\"\n", "")).is_none());
+}
+
+/// An include that moved leaves nothing defined behind: two files under one `include
+/// "…/*.conf"` that both define transitd4 and transitd6 make BIRD refuse its whole
+/// configuration (`bird -p`, BIRD's own parser, is the oracle).
+#[test]
+fn a_vacated_include_defines_nothing_twice() {
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-vacate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bird.conf");
+    std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}/*.inc\";\n", dir.display()))
+        .unwrap();
+    let routes = Announcements(["203.0.113.0/24".parse().unwrap()].into_iter().collect());
+    let (old, new) = (dir.join("bird.inc"), dir.join("edge.inc"));
+    transitd::bgp::bird::write_include(&old, &Announcements::none()).unwrap();
+    transitd::bgp::bird::write_include(&new, &routes).unwrap();
+    let parses = || Command::new("bird").args(["-p", "-c"]).arg(&conf).output().unwrap();
+    let twice = parses();
+    transitd::bgp::bird::vacate(&old).unwrap();
+    let once = parses();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already defined"), "{twice:?}");
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+}
+
 #[test]
 fn withdraw_needs_a_bgp_section() {
     let config = root().join("examples/acme.toml");
@@ -278,15 +323,25 @@ fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
     }
 
     std::fs::write(&conf, format!("{sound}garbage\n")).unwrap();
-    let withdrawn = apply(&include, &socket, &Announcements::none());
+    // Taking one prefix away fails closed too: every route goes, not none.
+    let v6_only = Announcements(["2001:db8::/32".parse().unwrap()].into_iter().collect());
+    let partly = apply(&include, &socket, &v6_only, true);
+    let partly_gone = show();
+    // An announcement alone waits for a configuration BIRD takes.
+    let more = Announcements(routes.0.iter().copied().chain(["198.51.100.0/24".parse().unwrap()]).collect());
+    let added = apply(&include, &socket, &more, false);
+    let withdrawn = apply(&include, &socket, &Announcements::none(), true);
     let gone = show();
     // The edit fixed: an announcement configures, which enables the protocols again.
     std::fs::write(&conf, &sound).unwrap();
-    let announced = apply(&include, &socket, &routes);
+    let announced = apply(&include, &socket, &routes, false);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let back = show();
     let _ = (bird.kill(), bird.wait());
     let _ = std::fs::remove_dir_all(&dir);
+    assert!(matches!(&partly, Ok(Applied::Disabled(why)) if why.contains("syntax error")), "{partly:?}");
+    assert!(!partly_gone.contains("203.0.113.0/24") && !partly_gone.contains("2001:db8::/32"), "{partly_gone}");
+    assert!(added.is_err(), "{added:?}");
     assert!(matches!(&withdrawn, Ok(Applied::Disabled(why)) if why.contains("syntax error")), "{withdrawn:?}");
     assert!(!gone.contains("203.0.113.0/24") && !gone.contains("2001:db8::/32"), "{gone}");
     assert_eq!(announced.unwrap(), Applied::Configured);

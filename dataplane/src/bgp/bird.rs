@@ -68,13 +68,16 @@ pub enum Applied {
 }
 
 /// Writes `routes` into `include` (atomically: a reader sees the old file or the new one)
-/// and has BIRD read its configuration again. A withdrawal does not depend on the rest of
-/// BIRD's configuration being sound: if BIRD refuses it, the protocols are disabled.
-pub fn apply(include: &Path, socket: &Path, routes: &Announcements) -> Result<Applied, BirdError> {
+/// and has BIRD read its configuration again. A withdrawal (`withdraws`: some route BIRD
+/// may announce is not in `routes`) does not depend on the rest of BIRD's configuration
+/// being sound: if BIRD refuses it, the protocols are disabled, every route withdrawn
+/// (failing closed: BIRD would keep announcing what transitd no longer serves), until a
+/// `configure` BIRD takes.
+pub fn apply(include: &Path, socket: &Path, routes: &Announcements, withdraws: bool) -> Result<Applied, BirdError> {
     write_include(include, routes)?;
     match command(socket, "configure") {
         Ok(()) => Ok(Applied::Configured),
-        Err(BirdError::Refused(why)) if routes.0.is_empty() => {
+        Err(BirdError::Refused(why)) if routes.0.is_empty() || withdraws => {
             // Both, even if one fails: each holds one family's routes.
             let disabled = ["disable transitd4", "disable transitd6"].map(|c| command(socket, c));
             match disabled.into_iter().find_map(Result::err) {
@@ -86,8 +89,19 @@ pub fn apply(include: &Path, socket: &Path, routes: &Announcements) -> Result<Ap
     }
 }
 
+/// Leaves `include` defining nothing (a comment), where transitd no longer writes: an
+/// include that moved must not leave its protocols defined twice (BIRD refuses a symbol
+/// defined twice, and with it every configuration).
+pub fn vacate(include: &Path) -> Result<(), BirdError> {
+    write_text(include, "# Written by transitd, which no longer announces through this file.\n")
+}
+
 /// Writes the include file only.
 pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdError> {
+    write_text(include, &render(routes))
+}
+
+fn write_text(include: &Path, text: &str) -> Result<(), BirdError> {
     let err = |source| BirdError::Write { path: include.display().to_string(), source };
     if let Some(dir) = include.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -97,7 +111,7 @@ pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdE
     let mut tmp = include.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, render(routes)).map_err(err)?;
+    std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, include).map_err(err)
 }
 

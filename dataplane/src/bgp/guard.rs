@@ -93,13 +93,16 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
 struct Bird<'a> {
     opts: &'a GuardOptions,
     applied: Option<Announcements>,
+    /// What BIRD may be announcing: what it last took, or nothing once the protocols were
+    /// disabled (`None`: unknown, as at the start, after a run that may have crashed).
+    announced: Option<Announcements>,
     /// The last failure, said once, and when to try again.
     failed: Option<(String, Instant)>,
 }
 
 impl<'a> Bird<'a> {
     fn new(opts: &'a GuardOptions) -> Bird<'a> {
-        Bird { opts, applied: None, failed: None }
+        Bird { opts, applied: None, announced: None, failed: None }
     }
 
     /// Makes BIRD announce `routes` unless it already does (or a retry is not due yet).
@@ -107,18 +110,32 @@ impl<'a> Bird<'a> {
         if self.applied.as_ref() == Some(routes) || self.failed.as_ref().is_some_and(|f| f.1 > Instant::now()) {
             return;
         }
-        match bird::apply(&self.opts.bird_include, &self.opts.bird_socket, routes) {
-            Ok(applied) => {
-                if let bird::Applied::Disabled(refused) = applied {
-                    eprintln!(
-                        "transitd bgp guard: BIRD refused its configuration ({refused}): disabled transitd4 and transitd6 instead"
-                    );
-                }
+        // Taking a route away must not wait for BIRD's configuration to be sound.
+        let withdraws = self.announced.as_ref().is_none_or(|a| !a.0.is_subset(&routes.0));
+        match bird::apply(&self.opts.bird_include, &self.opts.bird_socket, routes, withdraws) {
+            Ok(bird::Applied::Configured) => {
                 match routes.0.len() {
                     0 => eprintln!("transitd bgp guard: withdrew every prefix ({why})"),
                     n => eprintln!("transitd bgp guard: announcing {n} prefixes ({why})"),
                 }
+                self.announced = Some(routes.clone());
                 (self.applied, self.failed) = (Some(routes.clone()), None);
+            }
+            Ok(bird::Applied::Disabled(refused)) => {
+                let said = format!(
+                    "BIRD refused its configuration ({refused}): disabled transitd4 and transitd6 instead, every prefix withdrawn"
+                );
+                if self.failed.as_ref().is_none_or(|f| f.0 != said) {
+                    eprintln!("transitd bgp guard: {said} ({why})");
+                }
+                self.announced = Some(Announcements::none());
+                if routes.0.is_empty() {
+                    (self.applied, self.failed) = (Some(routes.clone()), None);
+                } else {
+                    // What is still wanted is announced again once BIRD takes a configuration.
+                    self.applied = None;
+                    self.failed = Some((said, Instant::now() + Duration::from_secs(1)));
+                }
             }
             Err(e) => {
                 let said = e.to_string();

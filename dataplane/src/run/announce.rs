@@ -128,7 +128,16 @@ impl Announcer {
         if self.speaker.as_ref().is_some_and(|s| guard_of(s.config()) != guard_of(config)) {
             eprintln!("transitd: [bgp] changed: restarting the guard");
             if let Some(s) = self.speaker.take() {
+                let old = s.config().bird_include.clone();
                 s.stop();
+                // The old include still defines transitd4 and transitd6 (empty): beside the
+                // new one, under one `include "…/*.conf"`, BIRD would refuse every
+                // configuration for defining them twice.
+                if old != config.bird_include
+                    && let Err(e) = crate::bgp::bird::vacate(&old)
+                {
+                    eprintln!("transitd: {e}");
+                }
             }
         }
         if self.speaker.is_none() {

@@ -465,6 +465,13 @@ impl Builder<'_> {
         let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
         self.check_overlaps(&mut c.prefixes, customers_in);
         self.warn_without_anycast_v6(&c.prefixes, s.anycast_v6);
+        if loaded.file.bgp.is_some() {
+            // Every customer prefix is announced: a /0 would be a default route to the
+            // upstreams, which attracts the whole Internet's traffic (or is filtered away).
+            for p in c.prefixes.iter().filter(|p| p.net.prefix_len() == 0) {
+                self.err(&p.span, format!("customer prefix {} would be announced as a default route ([bgp])", p.net));
+            }
+        }
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
         if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
             self.check_egress_overlaps(su, section, &c.prefixes);
