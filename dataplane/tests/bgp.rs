@@ -213,6 +213,43 @@ fn withdraw_needs_a_bgp_section() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no [bgp] section"));
 }
 
+/// A new `withdraw_after_ms` is told to the running guard, not given to a new one (a new
+/// guard withdraws everything for a moment, on every server of a fleet at once): told 60 s
+/// where it started with 500 ms, the guard keeps announcing through a second of silence.
+#[test]
+fn the_guard_takes_a_new_withdraw_after_without_a_restart() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-retime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let include = dir.join("transitd.conf");
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["bgp", "guard", "--bird-socket"])
+        .arg(dir.join("no-bird.ctl"))
+        .arg("--bird-include")
+        .arg(&include)
+        .args(["--withdraw-after-ms", "500"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut told = guard.stdin.take().unwrap();
+    writeln!(told, "announce 192.0.2.1/32").unwrap();
+    writeln!(told, "withdraw-after 60000").unwrap();
+    let announced = || std::fs::read_to_string(&include).is_ok_and(|t| t.contains("192.0.2.1/32"));
+    let started = std::time::Instant::now();
+    while !announced() {
+        assert!(started.elapsed().as_secs() < 10, "the guard never wrote {}", include.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let still = announced();
+    drop(told);
+    let _ = guard.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(still, "withdrawn after 500 ms of silence: the new withdraw_after was not taken");
+}
+
 /// Two guards on one BIRD include file would undo each other's announcements: the second is
 /// refused while the first runs, naming the file, and taken once the first has gone.
 #[test]

@@ -1,8 +1,9 @@
 //! `transitd bgp guard`: the process that keeps BIRD's include file what `transitd run`
 //! says, and withdraws everything when transitd can no longer say anything.
 //!
-//! It reads lines on stdin (`announce PREFIX...` or `alive`) and applies the last
-//! announcement while they keep coming. It withdraws (an empty include, BIRD reconfigured):
+//! It reads lines on stdin (`announce PREFIX...`, `alive`, or `withdraw-after MS` when the
+//! configuration changes it: no restart, which would withdraw everything for a moment) and
+//! applies the last announcement while they keep coming. It withdraws (an empty include, BIRD reconfigured):
 //! when stdin closes (transitd exited, however), then exits; when nothing came for
 //! `withdraw_after` (transitd hung), until lines come again; on SIGTERM or SIGINT, then
 //! exits. A BIRD that cannot be reached is tried again every second; the file is written
@@ -33,6 +34,7 @@ pub struct GuardOptions {
 enum Told {
     Announce(Announcements),
     Alive,
+    WithdrawAfter(Duration),
 }
 
 /// Runs the guard until its input closes or a stop signal; everything is withdrawn then.
@@ -49,6 +51,13 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
             let Ok(line) = line else { break };
             let told = match line.split_once(' ').unwrap_or((line.as_str(), "")) {
                 ("alive", _) => Told::Alive,
+                ("withdraw-after", ms) => match ms.parse::<u64>() {
+                    Ok(ms) => Told::WithdrawAfter(Duration::from_millis(ms)),
+                    Err(e) => {
+                        eprintln!("transitd bgp guard: ignoring a line from transitd: withdraw-after `{ms}`: {e}");
+                        continue;
+                    }
+                },
                 ("announce", words) => match Announcements::parse(words) {
                     Ok(a) => Told::Announce(a),
                     Err(e) => {
@@ -67,10 +76,12 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
     let mut bird = Bird::new(opts);
     let mut wanted = None::<Announcements>;
     let mut heard = Instant::now();
+    let mut withdraw_after = opts.withdraw_after;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Told::Announce(a)) => (wanted, heard) = (Some(a), Instant::now()),
             Ok(Told::Alive) => heard = Instant::now(),
+            Ok(Told::WithdrawAfter(d)) => (withdraw_after, heard) = (d, Instant::now()),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 bird.settle(&Announcements::none(), "transitd exited");
@@ -81,7 +92,7 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
             bird.settle(&Announcements::none(), "the guard was asked to stop");
             return Ok(());
         }
-        if heard.elapsed() > opts.withdraw_after {
+        if heard.elapsed() > withdraw_after {
             bird.apply(&Announcements::none(), "transitd said nothing for longer than withdraw_after_ms");
         } else if let Some(w) = &wanted {
             bird.apply(w, "transitd asked");

@@ -177,6 +177,14 @@ impl Speaker {
         Ok(())
     }
 
+    /// Tells the guard a new `withdraw_after` (the rest of `config` is what it was started
+    /// with: a change of it needs another guard).
+    pub fn retime(&mut self, config: &Bgp) -> std::io::Result<()> {
+        writeln!(self.pipe, "withdraw-after {}", config.withdraw_after.as_millis())?;
+        self.config.withdraw_after = config.withdraw_after;
+        Ok(())
+    }
+
     /// Withdraws everything and waits for the guard to have done it and exited.
     pub fn stop(self) {
         let Speaker { mut guard, pipe, .. } = self;

@@ -122,9 +122,14 @@ impl Announcer {
             }
             return;
         };
-        // Only what the guard process was started with restarts it (a restart withdraws
-        // everything for a moment, on every server a fleet's change reaches at once).
-        let guard_of = |b: &crate::snapshot::Bgp| (b.bird_socket.clone(), b.bird_include.clone(), b.withdraw_after);
+        // Only where BIRD is restarts the guard (a restart withdraws everything for a moment,
+        // on every server a fleet's change reaches at once); a new `withdraw_after` it is told.
+        let guard_of = |b: &crate::snapshot::Bgp| (b.bird_socket.clone(), b.bird_include.clone());
+        if let Some(s) = self.speaker.as_mut().filter(|s| s.config().withdraw_after != config.withdraw_after)
+            && let Err(e) = s.retime(config)
+        {
+            eprintln!("transitd: telling the BGP guard withdraw_after_ms: {e}");
+        }
         if self.speaker.as_ref().is_some_and(|s| guard_of(s.config()) != guard_of(config)) {
             eprintln!("transitd: [bgp] changed: restarting the guard");
             if let Some(s) = self.speaker.take() {
