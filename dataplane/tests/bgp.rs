@@ -384,3 +384,57 @@ fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
     assert_eq!(announced.unwrap(), Applied::Configured);
     assert!(back.contains("203.0.113.0/24") && back.contains("2001:db8::/32"), "{back}");
 }
+
+/// The guard says whether BIRD took what it was told, for the metrics: with no BIRD at its
+/// socket, `bird failing`; once a real BIRD listens there and takes the configuration,
+/// `bird ok`.
+#[test]
+fn the_guard_says_whether_bird_took_the_announcement() {
+    use std::io::{BufRead as _, Write as _};
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["bgp", "guard", "--bird-socket"])
+        .arg(&socket)
+        .arg("--bird-include")
+        .arg(&include)
+        .args(["--withdraw-after-ms", "60000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut told = guard.stdin.take().unwrap();
+    let mut said = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = said.next().unwrap().unwrap();
+
+    std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display()))
+        .unwrap();
+    let mut bird = Command::new("bird")
+        .arg("-f")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-s")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+    // The guard tries again every second, and keeps being told.
+    let ticker = std::thread::spawn(move || {
+        for _ in 0..50 {
+            if writeln!(told, "alive").is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let second = said.next().unwrap().unwrap();
+    let _ = (bird.kill(), bird.wait(), guard.kill(), guard.wait());
+    let _ = ticker.join();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((first.as_str(), second.as_str()), ("bird failing", "bird ok"));
+}

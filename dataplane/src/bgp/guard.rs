@@ -7,9 +7,11 @@
 //! when stdin closes (transitd exited, however), then exits; when nothing came for
 //! `withdraw_after` (transitd hung), until lines come again; on SIGTERM or SIGINT, then
 //! exits. A BIRD that cannot be reached is tried again every second; the file is written
-//! regardless, so a BIRD that starts later reads the right routes.
+//! regardless, so a BIRD that starts later reads the right routes. On stdout it says
+//! whether BIRD took what it was last told (`bird ok`, `bird failing`), for transitd's
+//! metrics: what transitd asks is not what BIRD announces while BIRD refuses.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,11 +111,23 @@ struct Bird<'a> {
     announced: Option<Announcements>,
     /// The last failure, said once, and when to try again.
     failed: Option<(String, Instant)>,
+    /// What was last said on stdout: BIRD took the last announcement (or not).
+    said_in_sync: Option<bool>,
 }
 
 impl<'a> Bird<'a> {
     fn new(opts: &'a GuardOptions) -> Bird<'a> {
-        Bird { opts, applied: None, announced: None, failed: None }
+        Bird { opts, applied: None, announced: None, failed: None, said_in_sync: None }
+    }
+
+    /// Says on stdout whether BIRD announces what it was last told, when that changed
+    /// (transitd gone: nobody listens, and nothing is lost).
+    fn in_sync(&mut self, yes: bool) {
+        if self.said_in_sync != Some(yes) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", if yes { "bird ok" } else { "bird failing" }).and_then(|()| out.flush());
+            self.said_in_sync = Some(yes);
+        }
     }
 
     /// Makes BIRD announce `routes` unless it already does (or a retry is not due yet).
@@ -131,6 +145,7 @@ impl<'a> Bird<'a> {
                 }
                 self.announced = Some(routes.clone());
                 (self.applied, self.failed) = (Some(routes.clone()), None);
+                self.in_sync(true);
             }
             Ok(bird::Applied::Disabled(refused)) => {
                 let said = format!(
@@ -140,6 +155,7 @@ impl<'a> Bird<'a> {
                     eprintln!("transitd bgp guard: {said} ({why})");
                 }
                 self.announced = Some(Announcements::none());
+                self.in_sync(routes.0.is_empty());
                 if routes.0.is_empty() {
                     (self.applied, self.failed) = (Some(routes.clone()), None);
                 } else {
@@ -156,6 +172,7 @@ impl<'a> Bird<'a> {
                 // The file may be written even though BIRD was not told: not applied.
                 self.applied = None;
                 self.failed = Some((said, Instant::now() + Duration::from_secs(1)));
+                self.in_sync(false);
             }
         }
     }

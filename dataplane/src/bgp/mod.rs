@@ -19,9 +19,11 @@ pub mod guard;
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nix::errno::Errno;
@@ -135,6 +137,9 @@ pub struct Speaker {
     pipe: ChildStdin,
     /// What the guard was last told.
     told: Option<Announcements>,
+    /// What the guard last said of BIRD: 0 nothing yet, 1 it took the last announcement,
+    /// 2 it did not (refused, or unreachable).
+    bird: Arc<AtomicU8>,
 }
 
 impl Speaker {
@@ -153,13 +158,37 @@ impl Speaker {
             .arg("--withdraw-after-ms")
             .arg(config.withdraw_after.as_millis().to_string())
             .stdin(Stdio::piped())
-            // It writes nothing to stdout; not holding transitd's keeps the report's reader
-            // from waiting on it. Its log lines go to transitd's stderr.
-            .stdout(Stdio::null())
+            // Its stdout says whether BIRD took what it was told (a pipe of its own: holding
+            // transitd's would keep the report's reader waiting on it). Its log lines go to
+            // transitd's stderr.
+            .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting the BGP guard (transitd bgp guard): {e}"))?;
         let pipe = guard.stdin.take().ok_or_else(|| anyhow::anyhow!("the BGP guard has no stdin"))?;
-        Ok(Speaker { config: config.clone(), guard, pipe, told: None })
+        let said = guard.stdout.take().ok_or_else(|| anyhow::anyhow!("the BGP guard has no stdout"))?;
+        let bird = Arc::new(AtomicU8::new(0));
+        let heard = bird.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(said).lines() {
+                match line.as_deref() {
+                    Ok("bird ok") => heard.store(1, Ordering::Relaxed),
+                    Ok("bird failing") => heard.store(2, Ordering::Relaxed),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(Speaker { config: config.clone(), guard, pipe, told: None, bird })
+    }
+
+    /// Whether BIRD announces what the guard was last told, as the guard last said (`None`:
+    /// it has said nothing yet).
+    pub fn bird_in_sync(&self) -> Option<bool> {
+        match self.bird.load(Ordering::Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
     }
 
     /// The configuration it was started with.

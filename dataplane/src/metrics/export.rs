@@ -490,6 +490,13 @@ impl Scrape<'_> {
                 MetricType::Gauge,
                 |m| m.encode_gauge(&i64::from(src.bgp.withdrawn.load(Ordering::Relaxed))),
             )?;
+            family(
+                enc,
+                "transitd_bgp_bird_in_sync",
+                "1 while BIRD announces what transitd last asked (0: BIRD refuses its configuration or cannot be reached)",
+                MetricType::Gauge,
+                |m| m.encode_gauge(&i64::from(src.bgp.bird_in_sync.load(Ordering::Relaxed))),
+            )?;
         }
         Ok(())
     }

@@ -59,6 +59,9 @@ pub struct BgpStats {
     pub announced: AtomicU64,
     /// Everything is withdrawn because a worker stalled or the XDP program is gone.
     pub withdrawn: AtomicBool,
+    /// BIRD took the last announcement, as the guard says (false while it refuses its
+    /// configuration, cannot be reached, or no guard runs).
+    pub bird_in_sync: AtomicBool,
 }
 
 /// Everything a scrape reads.

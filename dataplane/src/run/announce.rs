@@ -159,6 +159,7 @@ impl Announcer {
                         eprintln!("transitd: {said} (trying again)");
                     }
                     self.start_failed = Some(said);
+                    stats.bird_in_sync.store(false, Ordering::Relaxed);
                     return;
                 }
             }
@@ -201,6 +202,8 @@ impl Announcer {
         let wanted = if why.is_none() { Announcements::of(snap) } else { Announcements::none() };
         stats.announced.store(wanted.0.len() as u64, Ordering::Relaxed);
         stats.withdrawn.store(why.is_some(), Ordering::Relaxed);
+        let in_sync = self.speaker.as_ref().and_then(Speaker::bird_in_sync);
+        stats.bird_in_sync.store(in_sync == Some(true), Ordering::Relaxed);
         if why != self.withdrawn {
             match &why {
                 Some(held) if held == HELD_DOWN => eprintln!(
