@@ -413,6 +413,24 @@ remote = "198.51.100.2"
         assert!(new.health.is_up(0));
     }
 
+    /// A tunnel probed, then not, then probed again starts afresh: the answers to its
+    /// first life's probes (up to #500 here) must not answer the new prober's #1 to #500,
+    /// which kept a tunnel whose router had died up for 500 probe intervals.
+    #[test]
+    fn a_tunnel_probed_again_keeps_no_old_answers() {
+        let probed_once = snap("");
+        let name = probed_once.tunnels[0].name.clone();
+        assert!(probed_once.health.record_reply(0, &name, &reply(&probed_once, 0, 500)));
+        let text = |s: &str| s.replace("interface = \"10.213.0.0/31\"\n", "");
+        let unprobed = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
+        let ((n, probed), (o, _)) = (names(&unprobed), names(&probed_once));
+        unprobed.health.inherit(&n, &probed, &probed_once.health, &o);
+        let probed_again = snap("");
+        let ((n, probed), (o, _)) = (names(&probed_again), names(&unprobed));
+        probed_again.health.inherit(&n, &probed, &unprobed.health, &o);
+        assert!(!probed_again.health.answered(0, 1), "{} answered", probed_again.health.replied(0));
+    }
+
     /// Reloads every 200 ms, each building the same configuration anew, do not stop the
     /// judging: a dead tunnel still goes down in time, and nothing the prober decided
     /// between a reload's copy of the table and its own move is lost.

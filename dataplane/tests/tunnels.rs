@@ -990,9 +990,9 @@ tunnel = "t"
     let (us, router) = ([192, 0, 2, 1], [198, 51, 100, 1]);
     let eth = || etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1]);
     // Ours to the router, GRE with `gre` (flags and protocol type) and `payload` behind it.
-    let ours_to_router = |gre: [u8; 4], payload: &[u8]| {
+    let ours_to_router = |gre: [u8; 4], payload: &[u8], ttl: u8| {
         let mut header =
-            etherparse::Ipv4Header::new((4 + payload.len()) as u16, 255, etherparse::IpNumber::GRE, us, router)
+            etherparse::Ipv4Header::new((4 + payload.len()) as u16, ttl, etherparse::IpNumber::GRE, us, router)
                 .expect("fits");
         header.header_checksum = header.calc_header_checksum();
         let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa, 0x08, 0x00];
@@ -1004,12 +1004,16 @@ tunnel = "t"
     let mut flood = Vec::new();
     eth().ipv4([8, 8, 8, 8], [203, 0, 113, 10], 64).udp(1000, 53).write(&mut flood, b"x").unwrap();
     let frames = vec![
-        in_gre(&ours_to_router([0, 0, 0, 0], &[]), router, us),
-        in_gre(&ours_to_router([0, 0, 0x08, 0x00], &flood[14..]), router, us),
-        in_gre(&ours_to_router([0, 0, 0, 0], b"payload"), router, us),
+        in_gre(&ours_to_router([0, 0, 0, 0], &[], 255), router, us),
+        in_gre(&ours_to_router([0, 0, 0x08, 0x00], &flood[14..], 255), router, us),
+        in_gre(&ours_to_router([0, 0, 0, 0], b"payload", 255), router, us),
+        // A keepalive whose TTL runs out here is dropped: a Time Exceeded would be
+        // addressed to its source, ourselves (sent into the tunnel, it was).
+        in_gre(&ours_to_router([0, 0, 0, 0], &[], 1), router, us),
     ];
     let (v, _, _) = verdicts_of(config, frames);
-    assert_eq!(fates(&v), ["tx:gre_keepalive", "decap_spoofed_source", "decap_spoofed_source"]);
+    let expect = ["tx:gre_keepalive", "decap_spoofed_source", "decap_spoofed_source", DropReason::TtlExceeded.name()];
+    assert_eq!(fates(&v), expect);
 }
 
 /// GRE under an authentication header is not decapsulated, even from a tunnel's router:
@@ -1089,4 +1093,66 @@ fn a_tunnels_sent_count_is_every_frame_that_went_into_it() {
     let made = format!("; {} of them made here", written - sent_as_received);
     assert!(written > sent_as_received && report.contains(&made), "{made}:\n{report}");
     let _ = std::fs::remove_file(out);
+}
+
+/// The fragments of a datagram take one tunnel (RFC 8900 §3.4): a customer router that
+/// reassembles them gets them all. The flow hash left the first fragment's ports in and the
+/// later ones' out, and 7 of 8 datagrams were split between two routers. tshark reads which
+/// router each fragment went to.
+#[test]
+fn the_fragments_of_a_datagram_take_one_tunnel() {
+    let config = r#"
+[server]
+anycast = "192.0.2.1"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+[dos.sanity]
+bogons = false
+fragments = false
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "a"
+remote = "198.51.100.1"
+[[customer.tunnel]]
+name = "b"
+remote = "198.51.100.3"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "a"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "b"
+"#;
+    let dir = std::env::temp_dir().join(format!("transitd-frag-tunnel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, out, conf) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("t.toml"));
+    std::fs::write(&conf, config).unwrap();
+    let script = format!(
+        "from scapy.all import *\n\
+         frames = []\n\
+         for i in range(16):\n\
+         \x20   p = IP(src='8.8.8.%d' % (i + 1), dst='203.0.113.10', id=100 + i)/UDP(sport=1000 + i, dport=53)/Raw(b'q' * 1400)\n\
+         \x20   frames += [Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/f for f in fragment(p, fragsize=800)]\n\
+         wrpcap('{}', frames)",
+        file.display()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    replay(std::sync::Arc::new(snapshot(config)), &file, Some(&out)).unwrap();
+    // Every occurrence, outer header first: the router is the first destination, the
+    // datagram the last (inner) identification.
+    let rows = tshark(&out, &["-o", "ip.defragment:FALSE", "-T", "fields", "-e", "ip.dst", "-e", "ip.id"]);
+    let mut routers: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for line in rows.lines() {
+        let (dsts, ids) = line.split_once('\t').unwrap();
+        let (router, id) = (dsts.split(',').next().unwrap(), ids.split(',').next_back().unwrap());
+        routers.entry(id.to_string()).or_default().insert(router.to_string());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(routers.len(), 16, "{rows}");
+    assert!(routers.values().all(|r| r.len() == 1), "{routers:?}");
+    let used: std::collections::BTreeSet<_> = routers.values().flatten().collect();
+    assert_eq!(used.len(), 2, "both tunnels carry datagrams: {routers:?}");
 }

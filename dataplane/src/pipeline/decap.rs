@@ -123,6 +123,11 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     snap.membership.fill(&mut key); // for the customer's egress rules
 
     if is_keepalive(tunnel, &key, &ip, data) {
+        // Its source is our end of the tunnel: a Time Exceeded about it would be addressed
+        // to ourselves (RFC 1812 §4.3.2.7's spirit: no error to a source that is us).
+        if forward::ttl_expires(frame.buf, frame.start + ip.l3_start, ip.is_ipv6) {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
         return to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Keepalive);
     }
     if let Some(iface) = tunnel.interface

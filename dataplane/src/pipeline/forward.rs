@@ -82,9 +82,16 @@ pub(super) fn choose_tunnel(snap: &Snapshot, group: &[NextTunnel], flow: impl Fn
     None
 }
 
-/// The flow hash tunnel choice uses.
-pub(super) fn flow_hash(key: &Key) -> u64 {
-    flow_fold(key, ports_of(key))
+/// The flow hash tunnel choice uses: addresses, protocol and ports, but for a fragment
+/// (only the first has ports), so that the fragments of a datagram take one tunnel and
+/// reach a customer router that reassembles them together (RFC 8900 §3.4).
+pub(super) fn flow_hash(key: &Key, ip: &IpFrame) -> u64 {
+    flow_fold(key, flow_ports(key, ip))
+}
+
+/// The ports a flow hash takes: none for a fragment.
+fn flow_ports(key: &Key, ip: &IpFrame) -> u64 {
+    if ip.fragment.is_some() { 0 } else { ports_of(key) }
 }
 
 /// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments), TTL
@@ -147,7 +154,7 @@ fn ip_at(buf: &[u8], l3: usize, is_ipv6: bool) -> Option<IpPacket<&[u8]>> {
     IpPacket::new_checked(buf.get(l3..)?, is_ipv6).ok()
 }
 
-fn ttl_expires(buf: &[u8], l3: usize, is_ipv6: bool) -> bool {
+pub(super) fn ttl_expires(buf: &[u8], l3: usize, is_ipv6: bool) -> bool {
     ip_at(buf, l3, is_ipv6).is_none_or(|p| p.hop_limit() <= 1)
 }
 
@@ -212,7 +219,7 @@ fn flow_label(tunnel: &Tunnel, key: &Key, ip: &IpFrame) -> u32 {
     if !matches!(tunnel.gre.endpoints, Endpoints::V6 { .. }) {
         return 0;
     }
-    let h = flow_fold(key, if ip.fragment.is_some() { 0 } else { ports_of(key) });
+    let h = flow_fold(key, flow_ports(key, ip));
     ((h ^ h >> 32) as u32 & 0x000f_ffff).max(1)
 }
 
@@ -410,7 +417,7 @@ fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: 
     let customer = snap.customer_by_prefix.lookup(is_ipv6, key.dst_addr());
     let Some(customer) = customer else { return ethernet(ctx, buf, l3, len, is_ipv6, reason) };
     let customer = &snap.customers[usize::from(customer)];
-    let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_hash(&key)));
+    let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_fold(&key, 0)));
     let Some(tunnel) = tunnel.and_then(|t| snap.tunnels.get(usize::from(t))) else {
         return Verdict::Drop(DropReason::NoRoute);
     };

@@ -113,7 +113,7 @@ pub(super) fn act_for_customer(
             Verdict::Drop(if decision.action == Action::Drop { DropReason::Firewall } else { DropReason::RateLimited });
         return;
     }
-    let tunnel = route(snap, customer, key, ip.is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_hash(key)));
+    let tunnel = route(snap, customer, key, ip.is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_hash(key, ip)));
     let Some(tunnel_id) = tunnel else {
         outcome.verdict = Verdict::Drop(DropReason::NoRoute);
         return;

@@ -121,12 +121,16 @@ impl HealthTable {
         }
     }
 
-    /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`); a
-    /// reply a worker already recorded in this table stays.
+    /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`: one
+    /// no longer probed keeps no answers, since a prober that takes it up again starts its
+    /// sequence numbers over, and old answers would answer its new probes); a reply a
+    /// worker already recorded in this table stays.
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+        if probed {
+            new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 
     /// Tunnel `t` takes over tunnel `o` of `old` as the prober last left it: the prober
