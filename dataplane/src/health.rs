@@ -101,6 +101,17 @@ impl Prober {
         self.states = states;
     }
 
+    /// The probe of tunnel `t` that went into the spill was not sent after all (the
+    /// backend had no frame or no room on its ring): it is not judged, and is tried again
+    /// after `timeout` as one `send` refused. A miss it is not: under the tx pressure of an
+    /// attack, unsent probes took healthy tunnels down.
+    pub fn unsent(&mut self, t: TunnelId, cfg: &HealthConfig) {
+        if let Some(s) = self.states.get_mut(usize::from(t)).filter(|s| s.pending) {
+            s.pending = false;
+            s.next_ns = s.sent_ns.saturating_add(cfg.timeout_ns);
+        }
+    }
+
     /// At time `now_ns`: judges each probe that was answered or whose timeout passed, and
     /// calls `send(tunnel, seq)` for each probe due. A tunnel in doubt (a miss while up, an
     /// answer while down) is probed again at once; a settled one every `interval`. A probe
@@ -411,6 +422,34 @@ remote = "198.51.100.2"
         let ((n, probed), (o, _)) = (names(&new), names(&old));
         new.health.inherit(&n, &probed, &old.health, &o);
         assert!(new.health.is_up(0));
+    }
+
+    /// A probe that went into the spill but not onto the wire (no frame, a full ring) is
+    /// no miss: a tunnel whose every probe is unsent stays up, where down_after of them
+    /// took it down.
+    #[test]
+    fn a_probe_not_sent_after_all_is_no_miss() {
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let cfg = s.health_config;
+        let (mut changes, mut sent) = (Vec::new(), 0);
+        let mut t = 0;
+        while t < 10_000 * MS {
+            p.tick(
+                &s,
+                &cfg,
+                t,
+                |_, _| {
+                    sent += 1;
+                    true
+                },
+                |c| changes.push(c),
+            );
+            p.unsent(0, &cfg);
+            t += 10 * MS;
+        }
+        assert!(sent > 10 && changes.is_empty() && s.health.is_up(0), "{sent} sent, {changes:?}");
     }
 
     /// A tunnel probed, then not, then probed again starts afresh: the answers to its

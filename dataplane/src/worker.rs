@@ -317,6 +317,12 @@ impl<I: FrameIo> Worker<I> {
         if !self.state.spill.is_empty() {
             let sent = self.io.send_spill(&mut self.state.spill);
             self.state.stats.uncount_unsent(&self.state.spill);
+            if let Some(prober) = &mut self.prober {
+                let probes = self.state.spill.unsent().filter(|u| u.0 == crate::pipeline::TxReason::HealthProbe);
+                for t in probes.filter_map(|u| u.2) {
+                    prober.unsent(t, &self.snapshot.health_config);
+                }
+            }
             self.state.spill.clear();
             sent?;
         }
