@@ -30,7 +30,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Validate a configuration file; print every error as file:line:col and exit 1 if any.
+    /// Validate a configuration file as `run` would take it (a next hop included); print
+    /// every error as file:line:col and exit 1 if any.
     CheckConfig {
         /// The TOML configuration file.
         file: PathBuf,

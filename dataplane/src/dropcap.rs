@@ -115,7 +115,15 @@ impl DropCapture {
     }
 
     /// Allocates the records (all memory the capture uses) and opens `options.path`.
+    /// A regular file already at the path is kept as `PATH.prev` (a restart after a fault
+    /// must not wipe what the failed run captured).
     pub fn start(options: CaptureOptions, stop: Arc<AtomicBool>) -> anyhow::Result<(Arc<DropCapture>, Writer)> {
+        if std::fs::metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+            let mut prev = options.path.clone().into_os_string();
+            prev.push(".prev");
+            std::fs::rename(&options.path, &prev)
+                .map_err(|e| anyhow::anyhow!("--capture-drops {}: keeping it as .prev: {e}", options.path.display()))?;
+        }
         let file = File::create(&options.path)
             .map_err(|e| anyhow::anyhow!("--capture-drops {}: {e}", options.path.display()))?;
         let n = record_count(options.rate);
@@ -216,7 +224,13 @@ impl Tap {
             return;
         }
         // GCRA: conforming while the next theoretical arrival time is within the burst.
+        // Time that went back further than a burst and a second (a merged or unsorted
+        // capture replayed) starts the bucket afresh: it would refuse every frame until
+        // capture time caught up.
         let now = frame.timestamp_ns;
+        if self.tat_ns.saturating_sub(now) > self.burst_ns.saturating_add(1_000_000_000) {
+            self.tat_ns = now;
+        }
         let tat = self.tat_ns.max(now);
         if tat - now > self.burst_ns {
             stats.over_rate.fetch_add(1, Ordering::Relaxed);
@@ -260,6 +274,9 @@ pub struct Writer {
     out: PcapNgWriter<BufWriter<File>>,
     stop: Arc<AtomicBool>,
     comment: String,
+    /// Frames and bytes written into the buffer since its last flush: counted written only
+    /// once flushed (a full disk fails the flush, and they never reach the file).
+    unflushed: (u64, u64),
 }
 
 impl std::fmt::Debug for Writer {
@@ -287,8 +304,7 @@ impl Writer {
         };
         out.write_pcapng_block(interface)?;
         let header = out.get_ref().buffer().len() as u64;
-        capture.stats.bytes.store(header, Ordering::Relaxed);
-        Ok(Writer { capture, out, stop, comment: String::with_capacity(256) })
+        Ok(Writer { capture, out, stop, comment: String::with_capacity(256), unflushed: (0, header) })
     }
 
     /// Writes records until stopped, then what is left, and flushes. A failed write (a full
@@ -315,9 +331,11 @@ impl Writer {
                 record.snapshot = None;
                 let _ = self.capture.free.push(record);
                 if let Err(e) = written {
-                    // This frame and those queued behind it are not written: counted so.
+                    // This frame, those still in the buffer and those queued behind it are
+                    // not written: counted so.
                     let queued = std::iter::from_fn(|| self.capture.full.pop()).count() as u64;
-                    self.capture.stats.write_failed.fetch_add(1 + queued, Ordering::Relaxed);
+                    let unflushed = std::mem::take(&mut self.unflushed).0;
+                    self.capture.stats.write_failed.fetch_add(1 + queued + unflushed, Ordering::Relaxed);
                     return Err(e);
                 }
                 wrote = true;
@@ -325,13 +343,30 @@ impl Writer {
             if stopping {
                 break;
             }
+            // After each drain: the counts follow the file, a drain behind.
+            self.flush()?;
             if !wrote {
-                self.out.get_mut().flush()?;
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        self.out.get_mut().flush()?;
-        Ok(())
+        self.flush()
+    }
+
+    /// Flushes the buffer: what was in it is written now, or (the flush failed) never.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let (frames, bytes) = std::mem::take(&mut self.unflushed);
+        let stats = &self.capture.stats;
+        match self.out.get_mut().flush() {
+            Ok(()) => {
+                stats.written.fetch_add(frames, Ordering::Relaxed);
+                stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                stats.write_failed.fetch_add(frames, Ordering::Relaxed);
+                Err(anyhow::anyhow!("writing: {e}"))
+            }
+        }
     }
 
     fn write(&mut self, record: &Record) -> anyhow::Result<()> {
@@ -348,14 +383,13 @@ impl Writer {
         // Block: 32 bytes of header and trailer, data padded to 4, the comment option
         // (4 + padded text) and the end-of-options marker.
         let size = 32 + record.len.next_multiple_of(4) + 4 + self.comment.len().next_multiple_of(4) + 4;
-        if stats.bytes.load(Ordering::Relaxed) + size as u64 > self.capture.options.max_bytes {
+        if stats.bytes.load(Ordering::Relaxed) + self.unflushed.1 + size as u64 > self.capture.options.max_bytes {
             stats.over_size.fetch_add(1, Ordering::Relaxed);
             self.capture.full_file.store(true, Ordering::Relaxed);
             return Ok(());
         }
         let written = self.out.write_pcapng_block(block)?;
-        stats.bytes.fetch_add(written as u64, Ordering::Relaxed);
-        stats.written.fetch_add(1, Ordering::Relaxed);
+        self.unflushed = (self.unflushed.0 + 1, self.unflushed.1 + written as u64);
         Ok(())
     }
 }

@@ -47,7 +47,22 @@ fn main() -> ExitCode {
 
 /// The configuration a one-shot command reads (a file or a pipe), compiled.
 fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
-    let snap = transitd::config::load_once(path).and_then(|loaded| Snapshot::build(&loaded)).map_err(|errors| {
+    load_as(path, Snapshot::build)
+}
+
+/// [`load`] as `run` builds it: a next hop is needed too (the interface's MAC is taken as
+/// readable, which only `run` can tell). `check-config` checks what `run` will accept: the
+/// unit's `ExecStartPre` and a check before a reload must not pass a file `run` refuses.
+fn load_to_run(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
+    let host = transitd::snapshot::Host { iface_mac_known: true, this_server: None };
+    load_as(path, |loaded| Snapshot::build_to_run(loaded, &host))
+}
+
+fn load_as(
+    path: &std::path::Path,
+    build: impl FnOnce(&transitd::config::Loaded) -> Result<Snapshot, transitd::config::ConfigErrors>,
+) -> Result<Snapshot, ExitCode> {
+    let snap = transitd::config::load_once(path).and_then(|loaded| build(&loaded)).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(1)
     })?;
@@ -203,7 +218,7 @@ fn connect(
 
 /// `transitd check-config`: loads and compiles the file, and says what it holds.
 fn check_config(file: &Path) -> ExitCode {
-    match load(file) {
+    match load_to_run(file) {
         Ok(snap) => {
             let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
             let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos]);

@@ -160,7 +160,15 @@ fn check_config_exits_zero_on_good_and_one_on_bad_files() {
     let out = std::process::Command::new(bin).arg("check-config").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim(), format!("{}:3:14: frame_size 100 is not in 256..=65536", bad.display()));
+    // It checks what `run` accepts, which needs a next hop (replay does not).
+    let expected = [
+        format!(
+            "{}:1:1: [server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac",
+            bad.display()
+        ),
+        format!("{}:3:14: frame_size 100 is not in 256..=65536", bad.display()),
+    ];
+    assert_eq!(stderr.trim(), expected.join("\n"));
     let _ = std::fs::remove_file(bad);
 }
 
@@ -479,13 +487,13 @@ fn ipv6_prefixes_without_anycast_v6_are_warned_about_at_their_position() {
     assert_eq!(warnings(&text.replace(", \"2001:db8:1::/48\", \"2001:db8:2::/48\"", "")), Vec::<String>::new());
 
     let file = std::env::temp_dir().join(format!("transitd-warn-{}.toml", std::process::id()));
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(&file, text.replace("[server]\n", "[server]\nnext_hop_mac = \"02:00:00:00:00:fe\"\n")).unwrap();
     let out =
         std::process::Command::new(env!("CARGO_BIN_EXE_transitd")).arg("check-config").arg(&file).output().unwrap();
     let _ = std::fs::remove_file(&file);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with(&format!("warning: {}:6:31: IPv6 prefix", file.display())), "{stderr}");
+    assert!(stderr.starts_with(&format!("warning: {}:7:31: IPv6 prefix", file.display())), "{stderr}");
 }
 
 /// `matches` patterns are bounded per configuration by how many distinct ones there are

@@ -148,3 +148,53 @@ fn the_size_bound_holds_and_the_file_stays_readable() {
     assert!(rows.len() > 10 && rows.len() < 200, "{} frames in {size} bytes", rows.len());
     assert!(report.contains("over the size bound"), "{report}");
 }
+
+/// A capture whose writes fail (a full disk; here /dev/full) counts nothing as written:
+/// frames sat in the write buffer were counted written before the flush that failed.
+#[test]
+fn a_full_disk_counts_nothing_written() {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config()).unwrap();
+    let input = pcap("real/zeek-communityid-icmp6.pcap");
+    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--capture-drops", "/dev/full"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let line = said.lines().find(|l| l.contains("drop capture /dev/full:")).unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains(": 0 frames (0 bytes) written"), "{line}");
+    let failed: u64 = line.rsplit(", ").next().and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(failed >= 19, "{line}");
+}
+
+/// A capture whose time goes back (two captures merged, an unsorted one) is captured as
+/// any other: the rate bound starts afresh instead of refusing every frame until capture
+/// time catches up with where it was.
+#[test]
+fn time_going_back_does_not_stop_the_capture() {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-back-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("back.pcap");
+    let script = format!(
+        "from scapy.all import *\n\
+         frames = []\n\
+         for start in (10.0, 5.0):\n\
+         \x20   for i in range(20):\n\
+         \x20       p = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IPv6(src='2001:db8::1', dst='2001:db8::2')/ICMPv6EchoRequest(seq=i)\n\
+         \x20       p.time = start + i / 1000\n\
+         \x20       frames.append(p)\n\
+         wrpcap('{}', frames)",
+        input.display()
+    );
+    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (file, report) = replay(&input, "back", &["--capture-rate", "100"]);
+    let written = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(written, 40, "{report}");
+    assert!(report.contains("40 frames"), "{report}");
+}

@@ -34,7 +34,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const SERVER: &str = "[server]\nanycast = \"192.0.2.1\"\n";
+const SERVER: &str = "[server]\nanycast = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n";
 
 /// A configuration of one customer whose firewall has one rule matching `expr`.
 fn with_rule(name: &str, expr: &str) -> String {
@@ -59,7 +59,7 @@ fn rules_nested_ten_thousand_deep_are_refused_with_their_position() {
     let out = transitd(&["check-config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // The rule is on line 8, its text starts at column 10; the 101st `(` is the one refused.
-    let expected = format!("{}:9:110: rule `deep`: Parentheses and \"not\" nest more than 100 deep", path.display());
+    let expected = format!("{}:10:110: rule `deep`: Parentheses and \"not\" nest more than 100 deep", path.display());
     assert!(stderr(&out).starts_with(&expected), "{}", stderr(&out));
 
     // 40,000 `!` in a row, through `match -Y`.
@@ -89,8 +89,8 @@ fn names_that_could_forge_metrics_are_refused() {
     let out = transitd(&["check-config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(":4:8: customer name \"ev\\\"il\\n} 1\\ninjected_metric 42\\n#\" holds '\"'"), "{err}");
-    assert!(err.contains(":7:8: customer name \"\" is empty"), "{err}");
+    assert!(err.contains(":5:8: customer name \"ev\\\"il\\n} 1\\ninjected_metric 42\\n#\" holds '\"'"), "{err}");
+    assert!(err.contains(":8:8: customer name \"\" is empty"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -156,7 +156,7 @@ fn unbounded_inputs_are_refused_at_their_bound() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out)
-            .contains(":13:10: egress prefix 10.0.0.0/8 brings the egress addresses to 16777216, more than 8192"),
+            .contains(":14:10: egress prefix 10.0.0.0/8 brings the egress addresses to 16777216, more than 8192"),
         "{}",
         stderr(&out)
     );
@@ -283,7 +283,7 @@ fn odd_configurations_get_positions_and_short_messages() {
         write(&dir, "bogons.toml", format!("{SERVER}[dos.sanity]\nbogons = false\nbogon_sources = [\"1.2.3.4/33\"]\n"));
     let out = transitd(&["check-config", bogons.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(":5:18: bad CIDR `1.2.3.4/33`"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(":6:18: bad CIDR `1.2.3.4/33`"), "{}", stderr(&out));
 
     let utf8 = write(&dir, "utf8.toml", b"[server]\nanycast = \"192.0.2.1\"\n# caf\xe9\n");
     let out = transitd(&["check-config", utf8.to_str().unwrap()]);
@@ -294,7 +294,7 @@ fn odd_configurations_get_positions_and_short_messages() {
     let deep = write(&dir, "deep.toml", header);
     let out = transitd(&["check-config", deep.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("deep.toml:3:1: recursion limit: a key nested 2000 deep"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("deep.toml:4:1: recursion limit: a key nested 2000 deep"), "{}", stderr(&out));
 
     // A 50 MB field in a geofeed: the error names the line and quotes a little of it.
     let feed = format!("# feed\n{},GB,,,\n", "1".repeat(50_000_000));
@@ -520,7 +520,7 @@ fn one_shot_commands_read_a_configuration_from_a_pipe() {
     assert!(good.status.success(), "{}", stderr(&good));
     let bad = piped(&["check-config", "/dev/stdin"], &format!("{SERVER}bogus = 1\n"));
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stderr(&bad).contains("/dev/stdin:3:1"), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("/dev/stdin:4:1"), "{}", stderr(&bad));
     let shown = piped(&["bgp", "show", "--config", "/dev/stdin"], &format!("{SERVER}[bgp]\n"));
     assert!(shown.status.success(), "{}", stderr(&shown));
     assert!(String::from_utf8_lossy(&shown.stdout).contains("192.0.2.1/32"), "{shown:?}");
