@@ -103,6 +103,10 @@ pub struct DropCapture {
     options: CaptureOptions,
 }
 
+/// The section and interface blocks a capture starts with take fewer bytes than this: a
+/// file no longer holds no frame.
+const HEADERS_AT_MOST: u64 = 512;
+
 /// Records in flight: a quarter of a second at the rate, at least 64, at most 4096.
 fn record_count(rate: u32) -> usize {
     (rate as usize / 4).clamp(64, 4096)
@@ -115,14 +119,19 @@ impl DropCapture {
     }
 
     /// Allocates the records (all memory the capture uses) and opens `options.path`.
-    /// A regular file already at the path is kept as `PATH.prev` (a restart after a fault
-    /// must not wipe what the failed run captured).
+    /// A regular file already at the path that holds frames is kept as `PATH.prev` (a
+    /// restart after a fault must not wipe what the failed run captured; a file of headers
+    /// alone, from a run that captured nothing, is not worth keeping over an older one).
     pub fn start(options: CaptureOptions, stop: Arc<AtomicBool>) -> anyhow::Result<(Arc<DropCapture>, Writer)> {
-        if std::fs::metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        // Not a symbolic link (the capture goes where it points), a device or a pipe.
+        let holds_frames =
+            std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > HEADERS_AT_MOST);
+        if holds_frames {
             let mut prev = options.path.clone().into_os_string();
             prev.push(".prev");
-            std::fs::rename(&options.path, &prev)
-                .map_err(|e| anyhow::anyhow!("--capture-drops {}: keeping it as .prev: {e}", options.path.display()))?;
+            if let Err(e) = std::fs::rename(&options.path, &prev) {
+                eprintln!("transitd: --capture-drops {}: not kept as .prev ({e}): overwritten", options.path.display());
+            }
         }
         let file = File::create(&options.path)
             .map_err(|e| anyhow::anyhow!("--capture-drops {}: {e}", options.path.display()))?;
@@ -344,7 +353,11 @@ impl Writer {
                 break;
             }
             // After each drain: the counts follow the file, a drain behind.
-            self.flush()?;
+            if let Err(e) = self.flush() {
+                let queued = std::iter::from_fn(|| self.capture.full.pop()).count() as u64;
+                self.capture.stats.write_failed.fetch_add(queued, Ordering::Relaxed);
+                return Err(e);
+            }
             if !wrote {
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -192,13 +192,19 @@ fn a_vacated_include_defines_nothing_twice() {
     let (old, new) = (dir.join("bird.inc"), dir.join("edge.inc"));
     transitd::bgp::bird::write_include(&old, &Announcements::none()).unwrap();
     transitd::bgp::bird::write_include(&new, &routes).unwrap();
+    let operators = dir.join("operator.inc");
+    std::fs::write(&operators, "# the operator's own\n").unwrap();
     let parses = || Command::new("bird").args(["-p", "-c"]).arg(&conf).output().unwrap();
     let twice = parses();
-    transitd::bgp::bird::vacate(&old).unwrap();
+    // A start finds what an earlier run left (the path changed while no guard ran).
+    let vacated = transitd::bgp::bird::vacate_others(&new);
     let once = parses();
+    let untouched = std::fs::read_to_string(&operators).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(String::from_utf8_lossy(&twice.stderr).contains("already defined"), "{twice:?}");
+    assert_eq!(vacated, [old]);
     assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert_eq!(untouched, "# the operator's own\n");
 }
 
 #[test]
@@ -407,9 +413,13 @@ fn the_guard_says_whether_bird_took_the_announcement() {
         .spawn()
         .unwrap();
     let mut told = guard.stdin.take().unwrap();
-    let mut said = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
+    let lines = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    // Each within 15 s: well before a minute's silence would make the guard withdraw and say so.
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into());
     writeln!(told, "announce 203.0.113.0/24").unwrap();
-    let first = said.next().unwrap().unwrap();
+    let first = next();
 
     std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display()))
         .unwrap();
@@ -423,18 +433,16 @@ fn the_guard_says_whether_bird_took_the_announcement() {
         .stderr(Stdio::null())
         .spawn()
         .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
-    // The guard tries again every second, and keeps being told.
-    let ticker = std::thread::spawn(move || {
-        for _ in 0..50 {
-            if writeln!(told, "alive").is_err() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    });
-    let second = said.next().unwrap().unwrap();
-    let _ = (bird.kill(), bird.wait(), guard.kill(), guard.wait());
-    let _ = ticker.join();
+    // The guard tries the announcement again every second (withdraw_after is a minute: no
+    // silence withdraws meanwhile, and its input stays open, so no last word says it).
+    let second = next();
+    let routes = std::fs::read_to_string(&include).unwrap_or_default();
+    // BIRD stopping is seen too: the guard looks at it every few seconds.
+    let _ = (bird.kill(), bird.wait());
+    let third = next();
+    let _ = (guard.kill(), guard.wait());
+    drop(told);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!((first.as_str(), second.as_str()), ("bird failing", "bird ok"));
+    assert_eq!((first.as_str(), second.as_str(), third.as_str()), ("bird failing", "bird ok", "bird failing"));
+    assert!(routes.contains("203.0.113.0/24"), "{routes}");
 }

@@ -15,12 +15,13 @@ use ipnet::IpNet;
 
 use super::Announcements;
 
+/// The first line of every include file transitd writes with protocols in it.
+const HEADER: &str = "# Written by transitd (the [bgp] section of its configuration): the prefixes this server\n";
+
 /// The include file's text for `routes`.
 pub fn render(routes: &Announcements) -> String {
-    let mut out = String::from(
-        "# Written by transitd (the [bgp] section of its configuration): the prefixes this server\n\
-         # announces. Do not edit; transitd rewrites it whole and reconfigures BIRD.\n",
-    );
+    let mut out = String::from(HEADER);
+    out.push_str("# announces. Do not edit; transitd rewrites it whole and reconfigures BIRD.\n");
     for (name, family, v4) in [("transitd4", "ipv4", true), ("transitd6", "ipv6", false)] {
         out.push_str(&format!("protocol static {name} {{\n  {family};\n"));
         for net in routes.0.iter().filter(|n| matches!(n, IpNet::V4(_)) == v4) {
@@ -96,6 +97,26 @@ pub fn vacate(include: &Path) -> Result<(), BirdError> {
     write_text(include, "# Written by transitd, which no longer announces through this file.\n")
 }
 
+/// Vacates the include files beside `include` that an earlier run wrote (its path changed
+/// while no guard ran: across a restart, or `[bgp]` removed and added again): under one
+/// `include "…/*.conf"` BIRD would find transitd4 defined twice and refuse everything.
+/// Returns the files vacated. (One transitd per BIRD: two would define the names twice
+/// anyway.)
+pub fn vacate_others(include: &Path) -> Vec<std::path::PathBuf> {
+    let Some(entries) = include.parent().and_then(|d| std::fs::read_dir(d).ok()) else { return Vec::new() };
+    let ours = |path: &Path| {
+        let mut head = [0u8; HEADER.len()];
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+            && head == HEADER.as_bytes()
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| p != include && ours(p) && vacate(p).is_ok())
+        .collect()
+}
+
 /// Writes the include file only.
 pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdError> {
     write_text(include, &render(routes))
@@ -113,6 +134,11 @@ fn write_text(include: &Path, text: &str) -> Result<(), BirdError> {
     let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, include).map_err(err)
+}
+
+/// Whether BIRD answers on its control socket (`show status`, which changes nothing).
+pub fn alive(socket: &Path) -> Result<(), BirdError> {
+    command(socket, "show status")
 }
 
 /// A `birdc` command (`configure`, `disable transitd4`), spoken on the control socket: each

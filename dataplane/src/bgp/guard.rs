@@ -113,11 +113,18 @@ struct Bird<'a> {
     failed: Option<(String, Instant)>,
     /// What was last said on stdout: BIRD took the last announcement (or not).
     said_in_sync: Option<bool>,
+    /// When BIRD was last seen answering, after it took the announcement.
+    looked: Instant,
 }
+
+/// How often a BIRD that took the announcement is looked at (`show status`): one that
+/// stopped (or restarted on a configuration it refuses) announces nothing, and is told
+/// again once it answers.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
 
 impl<'a> Bird<'a> {
     fn new(opts: &'a GuardOptions) -> Bird<'a> {
-        Bird { opts, applied: None, announced: None, failed: None, said_in_sync: None }
+        Bird { opts, applied: None, announced: None, failed: None, said_in_sync: None, looked: Instant::now() }
     }
 
     /// Says on stdout whether BIRD announces what it was last told, when that changed
@@ -132,6 +139,15 @@ impl<'a> Bird<'a> {
 
     /// Makes BIRD announce `routes` unless it already does (or a retry is not due yet).
     fn apply(&mut self, routes: &Announcements, why: &str) {
+        if self.applied.as_ref() == Some(routes) && self.looked.elapsed() >= LOOK_EVERY {
+            self.looked = Instant::now();
+            if let Err(e) = bird::alive(&self.opts.bird_socket) {
+                eprintln!("transitd bgp guard: {e}: telling it again once it answers");
+                // What it announces is unknown now: told again, and a withdrawal fails closed.
+                (self.applied, self.announced) = (None, None);
+                self.in_sync(false);
+            }
+        }
         if self.applied.as_ref() == Some(routes) || self.failed.as_ref().is_some_and(|f| f.1 > Instant::now()) {
             return;
         }
@@ -139,6 +155,7 @@ impl<'a> Bird<'a> {
         let withdraws = self.announced.as_ref().is_none_or(|a| !a.0.is_subset(&routes.0));
         match bird::apply(&self.opts.bird_include, &self.opts.bird_socket, routes, withdraws) {
             Ok(bird::Applied::Configured) => {
+                self.looked = Instant::now();
                 match routes.0.len() {
                     0 => eprintln!("transitd bgp guard: withdrew every prefix ({why})"),
                     n => eprintln!("transitd bgp guard: announcing {n} prefixes ({why})"),

@@ -146,6 +146,11 @@ impl Announcer {
             }
         }
         if self.speaker.is_none() {
+            if self.start_failed.is_none() {
+                for old in crate::bgp::bird::vacate_others(&config.bird_include) {
+                    eprintln!("transitd: {} (an earlier bird_include) left defining nothing", old.display());
+                }
+            }
             match Speaker::start(config) {
                 Ok(s) => {
                     // After the start: a guard that started holds the include's lock, so
