@@ -30,7 +30,7 @@ use gre::{GrePacket, GreRepr};
 use portslice::Owner;
 
 use super::decap::carry_ecn;
-use super::forward::{Ctx, GreOut, IcmpKind, fragment_into, icmp_error, ipv4_checksum_ok};
+use super::forward::{Ctx, GreOut, ipv4_checksum_ok, too_big};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, fragments};
@@ -194,7 +194,7 @@ fn return_path(
     };
     let room = ctx.snap.backbone_mtu().saturating_sub(tunnel.overhead());
     if ip.l3_len > room {
-        return too_big(ctx, &tunnel, frame, key, ip, room);
+        return too_big(ctx, GreOut::Backbone(&tunnel), frame, ip, key, room);
     }
     let l3 = frame.start + ip.l3_start;
     let tos = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map_or(0, |p| p.tos());
@@ -203,30 +203,6 @@ fn return_path(
         Err(gre::EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
         Err(_) => Verdict::Drop(DropReason::Truncated),
     }
-}
-
-/// A return packet larger than the backbone carries (`room` bytes of it), as a tunnel's
-/// entry point answers one (RFC 4459 §3, RFC 2003 §5.1): with DF, a Fragmentation Needed
-/// naming `room` to its sender, whose path MTU discovery then sends smaller packets; without,
-/// fragments (where `[server] fragment_ipv4` allows), each its own backbone packet.
-fn too_big(
-    ctx: &mut Ctx<'_>,
-    tunnel: &GreTunnel,
-    frame: &mut Frame<'_>,
-    key: &Key,
-    ip: &IpFrame,
-    room: usize,
-) -> Verdict {
-    let l3 = frame.start + ip.l3_start;
-    let dont_frag = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).is_none_or(|p| p.dont_frag());
-    if dont_frag {
-        return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(room as u32))
-            .unwrap_or(Verdict::Drop(DropReason::BackboneMtuExceeded));
-    }
-    if !ctx.snap.fragment_ipv4 {
-        return Verdict::Drop(DropReason::BackboneMtuExceeded);
-    }
-    fragment_into(ctx, GreOut::Backbone(tunnel), frame, ip, room)
 }
 
 /// The port that says who owns a return packet: TCP or UDP destination port; an ICMP echo

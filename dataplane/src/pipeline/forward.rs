@@ -109,16 +109,7 @@ pub(super) fn into_tunnel(
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
     if ip.l3_len > tunnel.mtu as usize {
-        let may_fragment = matches!(ip_at(frame.buf, l3, ip.is_ipv6), Some(IpPacket::V4(p)) if !p.dont_frag());
-        if may_fragment {
-            if !ctx.snap.fragment_ipv4 {
-                return Verdict::Drop(DropReason::MtuExceeded);
-            }
-            ctx.label = flow_label(tunnel, key, ip);
-            return fragment_into(ctx, GreOut::Tunnel(tunnel), frame, ip, tunnel.mtu as usize);
-        }
-        return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(tunnel.mtu))
-            .unwrap_or(Verdict::Drop(DropReason::MtuExceeded));
+        return too_big(ctx, GreOut::Tunnel(tunnel), frame, ip, key, tunnel.mtu as usize);
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     // Out of one customer's tunnel into another's: the segment crosses both.
@@ -269,25 +260,53 @@ impl GreOut<'_> {
             GreOut::Backbone(g) => g,
         }
     }
+
+    /// Why a packet too big for it is dropped.
+    fn too_big(&self) -> DropReason {
+        match self {
+            GreOut::Tunnel(_) => DropReason::MtuExceeded,
+            GreOut::Backbone(_) => DropReason::BackboneMtuExceeded,
+        }
+    }
 }
 
-/// Fragments an IPv4 datagram without DF to `mtu` bytes (RFC 791) into `out`: the later
-/// fragments into the spill, each encapsulated, the first in place.
-pub(super) fn fragment_into(
+/// A packet larger than the `mtu` bytes `out` carries, as a tunnel's entry point answers one
+/// (RFC 4459 §3, RFC 2003 §5.1): with DF (or IPv6), an ICMP error naming `mtu` to its sender,
+/// whose path MTU discovery then sends smaller packets; without, fragments (where `[server]
+/// fragment_ipv4` allows). What can be neither is dropped as `out`'s too-big reason.
+pub(super) fn too_big(
     ctx: &mut Ctx<'_>,
     out: GreOut<'_>,
     frame: &mut Frame<'_>,
     ip: &IpFrame,
+    key: &Key,
     mtu: usize,
 ) -> Verdict {
+    let l3 = frame.start + ip.l3_start;
+    let may_fragment = matches!(ip_at(frame.buf, l3, ip.is_ipv6), Some(IpPacket::V4(p)) if !p.dont_frag());
+    if !may_fragment {
+        return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(mtu as u32)).unwrap_or(Verdict::Drop(out.too_big()));
+    }
+    if !ctx.snap.fragment_ipv4 {
+        return Verdict::Drop(out.too_big());
+    }
+    if let GreOut::Tunnel(tunnel) = out {
+        ctx.label = flow_label(tunnel, key, ip);
+    }
+    fragment_into(ctx, out, frame, ip, mtu)
+}
+
+/// Fragments an IPv4 datagram without DF to `mtu` bytes (RFC 791) into `out`: the later
+/// fragments into the spill, each encapsulated, the first in place.
+fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: &IpFrame, mtu: usize) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
-    let (too_big, reason, tunnel) = match out {
-        GreOut::Tunnel(t) => (DropReason::MtuExceeded, TxReason::Fragment, Some(t.id)),
-        GreOut::Backbone(_) => (DropReason::BackboneMtuExceeded, TxReason::Backbone, None),
+    let (reason, tunnel) = match out {
+        GreOut::Tunnel(t) => (TxReason::Fragment, Some(t.id)),
+        GreOut::Backbone(_) => (TxReason::Backbone, None),
     };
     let l3 = frame.start + ip.l3_start;
     let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
-    let Ok(plan) = Plan::new(packet, mtu) else { return Verdict::Drop(too_big) };
+    let Ok(plan) = Plan::new(packet, mtu) else { return Verdict::Drop(out.too_big()) };
     if ctx.spill.room() < plan.count() - 1 {
         return Verdict::Drop(DropReason::FragmentsOverflow);
     }
