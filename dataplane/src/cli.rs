@@ -283,11 +283,15 @@ impl CaptureArgs {
         let Some(path) = &self.capture_drops else { return Ok(None) };
         crate::dropcap::check_path(path)?;
         anyhow::ensure!(self.capture_rate > 0, "--capture-rate must be at least 1");
+        if let Some(n) = self.capture_snaplen {
+            // Below 64 bytes a frame's headers are cut; past 65535 pcapng readers refuse it.
+            anyhow::ensure!((64..=65535).contains(&n), "--capture-snaplen {n} is not between 64 and 65535");
+        }
         Ok(Some(crate::dropcap::CaptureOptions {
             path: path.clone(),
             rate: self.capture_rate,
             max_bytes: self.capture_max_size,
-            snaplen: self.capture_snaplen.map_or(0, |n| n.clamp(64, 65535)),
+            snaplen: self.capture_snaplen.unwrap_or(0),
             monitor: !self.capture_drops_only,
         }))
     }

@@ -88,7 +88,7 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// Opening or reading failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The file holds more than the bound (or is endless, as `/dev/zero`).
     #[error("larger than {limit} bytes, the most transitd reads as {what}")]

@@ -282,6 +282,7 @@ fn replay(
 
 /// `transitd stats`: a running instance's counters, for people (or raw).
 fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, raw: bool) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(interval.is_none_or(|i| !i.is_zero()), "--interval must be positive");
     let first = transitd::metrics::fetch(metrics)?;
     if raw {
         print!("{first}");
@@ -289,7 +290,6 @@ fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, r
     }
     let report = match interval {
         Some(interval) => {
-            anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
             std::thread::sleep(interval);
             let s = interval.as_secs_f64();
             let second = transitd::metrics::fetch(metrics)?;

@@ -198,3 +198,28 @@ fn time_going_back_does_not_stop_the_capture() {
     assert_eq!(written, 40, "{report}");
     assert!(report.contains("40 frames"), "{report}");
 }
+
+/// `--capture-snaplen` cuts each frame to its first bytes and keeps its length on the wire
+/// (tshark's `frame.cap_len` and `frame.len`); a length no reader takes is refused, not
+/// clamped to one the operator did not ask for.
+#[test]
+fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
+    let input = pcap("real/zeek-communityid-icmp6.pcap");
+    let (file, report) = replay(&input, "snap", &["--capture-rate", "100000", "--capture-snaplen", "64"]);
+    let rows = tshark_rows(&file, "frame");
+    assert!(rows.iter().any(|r| r.1 > 64), "no frame to cut\n{report}");
+    assert!(rows.iter().all(|r| r.2 == r.1.min(64)), "{rows:?}");
+    let cfg = file.with_file_name("config.toml");
+    for wrong in ["10", "70000"] {
+        let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+            .args(["--capture-drops", "/tmp/transitd-never.pcapng", "--capture-snaplen", wrong])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains(&format!("--capture-snaplen {wrong} is not between 64")),
+            "{err}"
+        );
+    }
+}

@@ -182,6 +182,11 @@ fn unbounded_inputs_are_refused_at_their_bound() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
+    // An OS error is said once, and a flag is checked before anything is connected to.
+    let out = transitd(&["geofeed", "--check", "/nonexistent/feed.csv"]);
+    assert_eq!(stderr(&out).matches("No such file").count(), 1, "{}", stderr(&out));
+    let out = transitd(&["stats", "--interval", "0", "--metrics", "127.0.0.1:9"]);
+    assert!(stderr(&out).contains("--interval must be positive"), "{}", stderr(&out));
     let small = write(&dir, "small.toml", su.replace("10.0.0.0/8", "10.0.0.0/24"));
     let out = transitd(&["plan", "-c", small.to_str().unwrap(), "--previous", "/dev/zero"]);
     assert!(stderr(&out).contains("/dev/zero: larger than 33554432 bytes"), "{}", stderr(&out));
