@@ -470,14 +470,14 @@ pub fn tcp_rule_name(snap: &Snapshot, index: u32) -> Option<String> {
     Some(format!("{owner}/{} {}", r.name, if r.mitigate { "mitigate" } else { "monitor" }))
 }
 
-/// `[dos]/rule` or `customer/rule` for a global DoS rule index.
+/// `[dos]/rule` or `customer/dos/rule` for a global DoS rule index: the names `match` prints.
 pub fn dos_rule_name(snap: &Snapshot, global: u32) -> Option<String> {
     if let Some(r) = snap.dos.rules.rules().get(global as usize) {
         return Some(format!("[dos]/{}", r.name));
     }
     snap.customers.iter().find_map(|c| {
         let r = global.checked_sub(c.dos_base).and_then(|i| c.dos.rules().get(i as usize))?;
-        Some(format!("{}/{}", c.name, r.name))
+        Some(format!("{}/dos/{}", c.name, r.name))
     })
 }
 

@@ -153,7 +153,7 @@ impl Summary {
                     let _ = writeln!(out, "rule hits");
                     header = true;
                 }
-                let _ = writeln!(out, "  {:<30} {:>10} (dos)", format!("{}/{}", c.name, rule.name), hits);
+                let _ = writeln!(out, "  {:<30} {:>10}", format!("{}/dos/{}", c.name, rule.name), hits);
             }
         }
         for (i, rule) in snapshot.tcp.rules.iter().enumerate() {

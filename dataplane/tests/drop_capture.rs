@@ -223,3 +223,36 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
         );
     }
 }
+
+/// A DoS rule has one name wherever it is reported: the capture's comment, replay's rule
+/// hits and `match --config` all say `[dos]/NAME` and `CUSTOMER/dos/NAME` (docs/rules.md).
+#[test]
+fn a_dos_rule_has_one_name_in_the_capture_the_report_and_match() {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-dosname-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config.toml");
+    let rules = "\n[[dos.rule]]\nname = \"solicit\"\nmatch = \"icmpv6.type == 135\"\naction = \"drop\"\n\
+                 [[customer.dos.rule]]\nname = \"echo\"\nmatch = \"icmpv6.type == 128\"\naction = \"drop\"\n";
+    std::fs::write(&cfg, format!("{CATCH_ALL}{rules}")).unwrap();
+    let input = pcap("real/zeek-communityid-icmp6.pcap");
+    let out = dir.join("drops.pcapng");
+    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--capture-drops", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(run.status.success(), "{report}");
+    let matched = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["match", "-r", input.to_str().unwrap(), "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let matched = String::from_utf8_lossy(&matched.stdout).into_owned();
+    let comments = tshark(&out, &["-T", "fields", "-e", "frame.comment"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    for name in ["[dos]/solicit", "all/dos/echo"] {
+        assert!(comments.lines().any(|c| c.ends_with(&format!("dos rule {name}"))), "{name}: {comments}");
+        assert!(report.lines().any(|l| l.trim_start().starts_with(&format!("{name} "))), "{name}: {report}");
+        assert!(matched.contains(&format!(" {name} ")), "{name}: {matched}");
+    }
+}
