@@ -94,6 +94,10 @@ pub struct FrameReport {
     /// matched decided nothing).
     #[serde(skip)]
     pub dropped_by_dos: bool,
+    /// The last rule stage it met (the customer's firewall, or the egress rules of a
+    /// decapsulated packet) decided by its default action: no rule matched.
+    #[serde(rename = "default_action")]
+    pub by_default: bool,
     /// `tx`, `pass`, `drop` or `consumed`.
     pub verdict: &'static str,
     /// What a transmitted frame is, or why it was passed, dropped or consumed.
@@ -228,6 +232,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
                     egress_rule: None,
                     egress_monitor: None,
                     dropped_by_dos: false,
+                    by_default: false,
                     verdict: "skip",
                     reason: Some(reason),
                     tunnel: None,
@@ -274,6 +279,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
             egress_rule,
             egress_monitor,
             dropped_by_dos,
+            by_default: outcome.by_default && !dropped_by_dos,
             verdict,
             reason,
             tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
@@ -307,9 +313,7 @@ impl DryRun {
             };
             let (by, mode) = match decider.as_ref().or(f.rule.as_ref()) {
                 Some(r) => (format!("{}/{}", r.customer, r.name), r.mode),
-                None if f.customer.is_some() && f.reason != Some("no_customer") => {
-                    ("(default action)".to_string(), "-")
-                }
+                None if f.by_default => ("(default action)".to_string(), "-"),
                 None => ("-".to_string(), "-"),
             };
             let mut verdict = f.reason.map_or_else(|| f.verdict.to_string(), |r| format!("{} {r}", f.verdict));

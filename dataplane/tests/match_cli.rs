@@ -99,6 +99,38 @@ fn dry_run_reports_each_frame_with_its_deciding_rule() {
     assert_eq!(frames[9]["reason"], "icmp_time_exceeded");
 }
 
+/// "(default action)" is said only of frames a rule stage looked at and no rule matched:
+/// not of keepalives, probe replies or spoofed GRE, which no firewall or egress rule saw.
+/// The frames' kinds are tunnel_edge.py's (pcaps/generated).
+#[test]
+fn the_default_action_is_named_only_where_a_rule_stage_ran() {
+    let config = root().join("examples/acme.toml");
+    let frames = |name: &str| {
+        let file = pcap(&format!("generated/{name}.pcap"));
+        let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap(), "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["default_action"].as_bool(), f.clone()))
+            .collect::<Vec<_>>()
+    };
+    let ftp = frames("acme-ftp");
+    assert_eq!(ftp[0].0, Some(false), "rule ftp decided: {}", ftp[0].1);
+    assert_eq!(ftp[2].0, Some(true), "no rule matched SSH: {}", ftp[2].1);
+    assert_eq!(ftp[4].0, Some(false), "no customer, no firewall: {}", ftp[4].1);
+    let edge = frames("tunnel-edge");
+    for (i, reason) in
+        [(8, "gre_keepalive"), (9, "echo_reply"), (10, "health_probe_reply"), (11, "decap_spoofed_source")]
+    {
+        assert_eq!(edge[i].1["reason"], reason);
+        assert_eq!(edge[i].0, Some(false), "frame {}: {}", i + 1, edge[i].1);
+    }
+    assert_eq!((edge[6].1["reason"].as_str(), edge[6].0), (Some("decapsulated"), Some(true)), "egress default");
+    assert_eq!((edge[12].1["reason"].as_str(), edge[12].0), (Some("egress"), Some(false)), "egress rule no-smtp");
+}
+
 #[test]
 fn monitor_rules_are_reported_without_deciding() {
     let config = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap()

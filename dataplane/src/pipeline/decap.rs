@@ -146,6 +146,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     let decision = customer.egress.decide(&key, data);
     outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
     outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
+    outcome.by_default = decision.rule.is_none();
     if !admit(ctx, decision.action, &key, outcome.egress_rule) {
         return Verdict::Drop(if decision.action == classifier::Action::Drop {
             DropReason::Egress

@@ -73,6 +73,7 @@ pub(super) fn act_for_customer(
 ) {
     let snap = ctx.snap;
     outcome.customer = Some(customer_id);
+    outcome.by_default = false; // a decapsulated packet's egress default decided nothing here
     let customer = &snap.customers[usize::from(customer_id)];
     let own = decided
         .dos
@@ -108,6 +109,7 @@ pub(super) fn act_for_customer(
     let decision = decided.firewall;
     outcome.rule = decision.rule.map(|r| customer.rule_base + r);
     outcome.monitor = decision.monitor.map(|r| customer.rule_base + r);
+    outcome.by_default = decision.rule.is_none();
     if !admit(ctx, decision.action, key, outcome.rule) {
         outcome.verdict =
             Verdict::Drop(if decision.action == Action::Drop { DropReason::Firewall } else { DropReason::RateLimited });

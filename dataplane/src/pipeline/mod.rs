@@ -76,6 +76,9 @@ pub struct Outcome {
     pub customer_dos_rule: Option<u32>,
     /// The customer's monitor-mode DoS rule that would have decided.
     pub customer_dos_monitor: Option<u32>,
+    /// The last rule stage the frame met (its customer's firewall, or for a decapsulated
+    /// packet its egress rules) decided by its default action: no rule matched.
+    pub by_default: bool,
     /// The TCP protection rule that covered the frame (global rule index).
     pub tcp_rule: Option<u32>,
     /// What flow tracking made of it.
@@ -99,6 +102,7 @@ impl Outcome {
             dos_monitor: None,
             customer_dos_rule: None,
             customer_dos_monitor: None,
+            by_default: false,
             tcp_rule: None,
             tcp: None,
             spilled: 0,
