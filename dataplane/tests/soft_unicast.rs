@@ -314,6 +314,15 @@ fn soft_unicast_configuration_errors_name_their_place() {
     let errors =
         transitd::snapshot::Snapshot::build(&transitd::config::parse("fleet.toml", &both).unwrap()).unwrap_err();
     assert!(errors.to_string().contains("egress prefix 198.18.200.1/32 overlaps customer prefix 198.18.200.0/24"));
+    // Nor a backbone address a customer's: this edge announces it, so backbone GRE to that
+    // server reaches whichever server is nearest its sender.
+    let inside = format!("{config}\n[[customer]]\nname = \"c\"\nprefixes = [\"10.9.0.0/24\"]\n");
+    let errors =
+        transitd::snapshot::Snapshot::build(&transitd::config::parse("fleet.toml", &inside).unwrap()).unwrap_err();
+    for owner in ["server `a1`", "server `a2`", "data centre `b`"] {
+        assert!(errors.to_string().contains(&format!("{owner}'s backbone address `10.9.0.")), "{owner}: {errors}");
+    }
+    assert!(errors.to_string().contains("is inside prefix 10.9.0.0/24 of customer `c`"), "{errors}");
 }
 
 /// A datagram under AH: its first fragment's transport (UDP, behind AH) names a2 as owner;

@@ -22,10 +22,12 @@ type TunnelNames<'c> = HashMap<&'c str, (Range<usize>, CustomerId, TunnelId)>;
 const IPV6_MIN_MTU: u32 = 1280;
 
 impl Builder<'_> {
-    /// Our own addresses (anycast) and the tunnels' routers must lie outside every prefix
-    /// this edge announces (customers' and soft-unicast egress ranges): GRE sent to a router
-    /// inside one is routed back to the edge, encapsulated again, and loops until its TTL
-    /// runs out; an anycast address inside one is taken for that customer's. A catch-all
+    /// Our own addresses (anycast, the fleet's backbone addresses) and the tunnels' routers
+    /// must lie outside every prefix this edge announces (customers' and soft-unicast egress
+    /// ranges): GRE sent to a router inside one is routed back to the edge, encapsulated
+    /// again, and loops until its TTL runs out; an anycast address inside one is taken for
+    /// that customer's, and backbone GRE to a server's address inside one reaches whichever
+    /// server is nearest the sender, not that server. A catch-all
     /// prefix (`0.0.0.0/0`, `::/0`: a lab's or a benchmark's customer owning everything)
     /// holds every address: a warning there, as it cannot be meant for announcing.
     pub(super) fn check_addresses_outside_prefixes(
@@ -34,11 +36,14 @@ impl Builder<'_> {
         egress: &[(std::net::Ipv4Addr, u8)],
         server: &config::ServerSection,
         customers: &[Spanned<CustomerSection>],
+        fleet: Option<&config::SoftUnicastSection>,
     ) {
         let owned: HashMap<IpNet, &OwnedPrefix> = prefixes.iter().map(|p| (p.net, p)).collect();
         let egress: HashSet<IpNet> =
             egress.iter().filter_map(|&(a, len)| ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)).collect();
-        let check = |b: &mut Self, text: &Spanned<String>, what: &str| {
+        // `egress_too`: backbone addresses in an egress range are refused where the fleet
+        // is built (`backbone_addresses`), whether or not the section built.
+        let check = |b: &mut Self, text: &Spanned<String>, what: &str, egress_too: bool| {
             let Ok(addr) = text.get_ref().parse::<std::net::IpAddr>() else { return };
             let host = IpNet::from(addr);
             for net in std::iter::successors(Some(host), IpNet::supernet) {
@@ -56,7 +61,7 @@ impl Builder<'_> {
                     }
                     return;
                 }
-                if egress.contains(&net) {
+                if egress_too && egress.contains(&net) {
                     let message = format!(
                         "{what} `{addr}` is inside egress prefix {net}, which this edge announces: GRE to it would come back here"
                     );
@@ -65,13 +70,23 @@ impl Builder<'_> {
                 }
             }
         };
-        check(self, &server.anycast, "anycast address");
+        check(self, &server.anycast, "anycast address", true);
         if let Some(v6) = &server.anycast_v6 {
-            check(self, v6, "anycast_v6 address");
+            check(self, v6, "anycast_v6 address", true);
         }
         for c in customers {
             for t in &c.get_ref().tunnels {
-                check(self, &t.get_ref().remote, "tunnel remote");
+                check(self, &t.get_ref().remote, "tunnel remote", true);
+            }
+        }
+        if let Some(fleet) = fleet {
+            for v in &fleet.servers {
+                let what = format!("server `{}`'s backbone address", v.get_ref().name.get_ref());
+                check(self, &v.get_ref().backbone, &what, false);
+            }
+            for d in &fleet.data_centres {
+                let what = format!("data centre `{}`'s backbone address", d.get_ref().name.get_ref());
+                check(self, &d.get_ref().backbone, &what, false);
             }
         }
     }
