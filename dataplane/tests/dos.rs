@@ -233,11 +233,11 @@ fn sources_inside_a_customers_prefixes_are_spoofed() {
 fn land_packets_are_dropped() {
     // No public capture has one: scapy makes it (source = destination = 203.0.113.9).
     let file = std::env::temp_dir().join(format!("transitd-land-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\nwrpcap('{}', [Ether(dst='02:00:00:00:00:01')/IP(src='203.0.113.9', dst='203.0.113.9')/TCP(sport=139, dport=139, flags='S'), Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.1', dst='203.0.113.9')/TCP(flags='S')])",
-        file.display()
+    scapy_pcap(
+        &file,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='203.0.113.9', dst='203.0.113.9')/TCP(sport=139, dport=139, flags='S'), \
+         Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.1', dst='203.0.113.9')/TCP(flags='S')]",
     );
-    assert!(std::process::Command::new("/usr/bin/python3").args(["-c", &script]).status().unwrap().success());
     let (v, _) =
         verdicts_timed(&victim_config(&["203.0.113.0/24"], "bogons = false\ncustomer_sources = false", ""), &file);
     assert_eq!(v[0], Verdict::Drop(DropReason::Land));

@@ -179,19 +179,15 @@ fn time_going_back_does_not_stop_the_capture() {
     let dir = std::env::temp_dir().join(format!("transitd-dropcap-back-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("back.pcap");
-    let script = format!(
-        "from scapy.all import *\n\
-         frames = []\n\
+    scapy_pcap(
+        &input,
+        "frames = []\n\
          for start in (10.0, 5.0):\n\
          \x20   for i in range(20):\n\
          \x20       p = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IPv6(src='2001:db8::1', dst='2001:db8::2')/ICMPv6EchoRequest(seq=i)\n\
          \x20       p.time = start + i / 1000\n\
-         \x20       frames.append(p)\n\
-         wrpcap('{}', frames)",
-        input.display()
+         \x20       frames.append(p)",
     );
-    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let (file, report) = replay(&input, "back", &["--capture-rate", "100"]);
     let written = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
     let _ = std::fs::remove_dir_all(&dir);

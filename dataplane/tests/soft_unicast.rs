@@ -333,15 +333,11 @@ fn soft_unicast_configuration_errors_name_their_place() {
 fn later_fragments_of_a_datagram_under_ah_follow_its_first() {
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-su-ah-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         from scapy.layers.ipsec import AH\n\
-         d = IP(src='192.0.2.77', dst='198.18.200.1', id=1101)/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/UDP(sport=7777, dport=4000)/Raw(b'\\0' * 2000)\n\
-         wrpcap('{}', [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/f for f in fragment(d, fragsize=1200)])",
-        file.display()
+    scapy_pcap(
+        &file,
+        "d = IP(src='192.0.2.77', dst='198.18.200.1', id=1101)/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/UDP(sport=7777, dport=4000)/Raw(b'\\0' * 2000)\n\
+         frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/f for f in fragment(d, fragsize=1200)]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let (v, _) = verdicts_timed(&config, &file);
     let _ = std::fs::remove_file(&file);
     let b = format!("tx:{}", TxReason::Backbone.name());
@@ -355,17 +351,13 @@ fn later_fragments_of_a_datagram_under_ah_follow_its_first() {
 fn return_traffic_to_a_link_group_address_is_delivered_here_but_not_forwarded() {
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-su-link-group-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         def udp(dport): return IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=53, dport=dport)\n\
+    scapy_pcap(
+        &file,
+        "def udp(dport): return IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=53, dport=dport)\n\
          bb = lambda inner: IP(src='10.9.0.21', dst='10.9.0.11')/GRE(key_present=1, key=(0x5355 << 8) | 1)/inner\n\
          frames = [Ether(src='02:00:00:00:00:aa', dst=m)/p for m in ('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')\n\
-                   for p in (udp(4000), udp(1500), bb(udp(4000)))]\n\
-         wrpcap('{}', frames)",
-        file.display()
+                   for p in (udp(4000), udp(1500), bb(udp(4000)))]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let (v, _) = verdicts_timed(&config, &file);
     let _ = std::fs::remove_file(&file);
     let (group, local, backbone) = (
@@ -387,16 +379,13 @@ fn a_congestion_mark_on_the_backbone_goes_on_with_the_packet() {
     let out = std::env::temp_dir().join(format!("transitd-su-ecn-out-{}.pcap", std::process::id()));
     // (outer ECN, inner ECN), the inner DSCP AF11 (0x28) throughout; from b1 (hop 1), inner
     // UDP to port 4000 (a2's), and from a2 (hop 2) to port 1500 (a1's own).
-    let script = format!(
-        "from scapy.all import *\n\
-         def bb(outer, inner, src='10.9.0.21', hop=1, port=4000):\n\
+    scapy_pcap(
+        &file,
+        "def bb(outer, inner, src='10.9.0.21', hop=1, port=4000):\n\
          \x20   i = IP(src='192.0.2.77', dst='198.18.200.1', tos=0x28 | inner)/UDP(sport=7777, dport=port)/Raw(b'x')\n\
          \x20   return Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='10.9.0.11', tos=outer)/GRE(key_present=1, key=(0x5355 << 8) | hop)/i\n\
-         wrpcap('{}', [bb(3, 2), bb(1, 2), bb(0, 1), bb(3, 0), bb(3, 0, '10.9.0.12', 2, 1500), bb(3, 1, '10.9.0.12', 2, 1500)])",
-        file.display()
+         frames = [bb(3, 2), bb(1, 2), bb(0, 1), bb(3, 0), bb(3, 0, '10.9.0.12', 2, 1500), bb(3, 1, '10.9.0.12', 2, 1500)]",
     );
-    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, _, _) = verdicts_of(&config, frames);
     let (backbone, local) =
@@ -462,19 +451,15 @@ fn a_plan_file_with_sizes_of_its_own_is_refused_without_being_built() {
 fn backbone_gre_under_ah_is_not_the_fleets() {
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-su-ah-bb-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         from scapy.layers.ipsec import AH\n\
-         inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'x')\n\
+    scapy_pcap(
+        &file,
+        "inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'x')\n\
          gre = GRE(key_present=1, key=(0x5355 << 8) | 1)/inner\n\
-         wrpcap('{}', [\n\
+         frames = [\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='10.9.0.21', dst='10.9.0.11', proto=51)/AH(nh=47, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/gre,\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='10.9.0.21', dst='10.9.0.11')/gre,\n\
-         ])",
-        file.display()
+         ]",
     );
-    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     let (v, _, _) = verdicts_of(&config, frames);
@@ -489,18 +474,15 @@ fn backbone_gre_under_ah_is_not_the_fleets() {
 fn ipv6_gre_is_never_backbone_gre() {
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-su-v6-bb-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'x')\n\
+    scapy_pcap(
+        &file,
+        "inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'x')\n\
          gre = GRE(key_present=1, key=(0x5355 << 8) | 1)/inner\n\
-         wrpcap('{}', [\n\
+         frames = [\n\
            Ether(dst='02:00:00:00:00:01')/IPv6(src='a09:15::1', dst='a09:b::1')/gre,\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='10.9.0.21', dst='10.9.0.11')/gre,\n\
-         ])",
-        file.display()
+         ]",
     );
-    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     let (v, _, _) = verdicts_of(&config, frames);
@@ -519,18 +501,15 @@ fn a_return_packet_too_big_for_the_backbone_is_answered_or_fragmented() {
     let dir = std::env::temp_dir().join(format!("transitd-su-mtu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (file, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
-    let script = format!(
-        "from scapy.all import *\n\
-         e = lambda p: Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/p\n\
-         wrpcap('{}', [\n\
+    scapy_pcap(
+        &file,
+        "e = lambda p: Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/p\n\
+         frames = [\n\
            e(IP(src='192.0.2.77', dst='198.18.200.1', flags='DF')/TCP(sport=443, dport=4000, flags='A')/Raw(b'z' * 1460)),\n\
            e(IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'y' * 1472)),\n\
            Ether(src='02:00:00:00:00:fe', dst='ff:ff:ff:ff:ff:ff')/IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'b' * 1472),\n\
-         ])",
-        file.display()
+         ]",
     );
-    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let (v, _, _) = verdicts_of(&config, read_frames(&file).into_iter().map(|f| f.bytes).collect());
     // The third came as a link broadcast: not forwarded (RFC 1812 §5.3.4), nor any fragment of it.
     let expect = [
@@ -611,15 +590,12 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
 fn backbone_gre_with_another_key_is_told_from_unknown_sources() {
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-su-key-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=1500)/Raw(b'x')\n\
+    scapy_pcap(
+        &file,
+        "inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=1500)/Raw(b'x')\n\
          e = lambda src, key: Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='10.9.0.11')/GRE(key_present=1, key=key)/inner\n\
-         wrpcap('{}', [e('10.9.0.21', (0x5356 << 8) | 1), e('10.9.0.21', (0x5355 << 8) | 3), e('10.66.0.1', (0x5355 << 8) | 1), e('10.9.0.21', (0x5355 << 8) | 1)])",
-        file.display()
+         frames = [e('10.9.0.21', (0x5356 << 8) | 1), e('10.9.0.21', (0x5355 << 8) | 3), e('10.66.0.1', (0x5355 << 8) | 1), e('10.9.0.21', (0x5355 << 8) | 1)]",
     );
-    let made = Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     let (v, _, _) = verdicts_of(&config, frames);

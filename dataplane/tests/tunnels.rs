@@ -700,11 +700,10 @@ fn gre_over_ipv6_behind_extension_headers_is_decapsulated_or_dropped_with_its_re
 fn no_icmp_error_about_an_error_behind_extension_headers_or_a_later_fragment() {
     let (config, _) = tunnel_edge();
     let file = std::env::temp_dir().join(format!("transitd-icmp-deep-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         from scapy.layers.ipsec import AH\n\
-         big = Raw(b'x' * 1500)\n\
-         wrpcap('{}', [\n\
+    scapy_pcap(
+        &file,
+        "big = Raw(b'x' * 1500)\n\
+         frames = [\n\
            Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6DestUnreach()/IPv6()/UDP(),\n\
            Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6EchoRequest(),\n\
            Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=7)/Raw(b'y' * 64),\n\
@@ -712,11 +711,8 @@ fn no_icmp_error_about_an_error_behind_extension_headers_or_a_later_fragment() {
            Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=64)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=9)/big,\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=3, code=1)/IP()/UDP(),\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=8),\n\
-         ])",
-        file.display()
+         ]",
     );
-    let out = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, _, _) = verdicts_of(&config, frames);
     let _ = std::fs::remove_file(&file);
@@ -742,16 +738,13 @@ fn decapsulation_carries_the_congestion_mark_inward() {
     let file = std::env::temp_dir().join(format!("transitd-ecn-{}.pcap", std::process::id()));
     let out = std::env::temp_dir().join(format!("transitd-ecn-out-{}.pcap", std::process::id()));
     // (outer ECN, inner ECN) from acme's router; the inner DSCP is 0x28 (AF11) throughout.
-    let script = format!(
-        "from scapy.all import *\n\
-         def gre(outer, inner, v6=False):\n\
+    scapy_pcap(
+        &file,
+        "def gre(outer, inner, v6=False):\n\
          \x20   ip = IPv6(src='2001:db8:acbe::7', dst='2001:db8:5::9', tc=0x28 | inner) if v6 else IP(src='203.0.113.7', dst='198.51.100.200', tos=0x28 | inner)\n\
          \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', tos=outer)/GRE()/ip/UDP(sport=5000, dport=53)/Raw(b'q')\n\
-         wrpcap('{}', [gre(3, 2), gre(3, 1), gre(3, 3), gre(3, 0), gre(1, 2), gre(2, 1), gre(0, 2), gre(3, 2, True), gre(3, 0, True)])",
-        file.display()
+         frames = [gre(3, 2), gre(3, 1), gre(3, 3), gre(3, 0), gre(1, 2), gre(2, 1), gre(0, 2), gre(3, 2, True), gre(3, 0, True)]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, _, _) = verdicts_of(&config, frames);
     let sent = |v: &Verdict| matches!(v, Verdict::Tx { reason: TxReason::Decapsulated, .. });
@@ -801,14 +794,11 @@ fn a_syn_between_two_customers_tunnels_fits_both() {
     let config = config.replacen("name = \"acme-gre\"\n", "name = \"acme-gre\"\nmtu = 1400\n", 1);
     let file = std::env::temp_dir().join(format!("transitd-hairpin-mss-{}.pcap", std::process::id()));
     let out = std::env::temp_dir().join(format!("transitd-hairpin-mss-out-{}.pcap", std::process::id()));
-    let script = format!(
-        "from scapy.all import *\n\
-         syn = lambda dst: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/IP(src='203.0.113.7', dst=dst)/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)])\n\
-         wrpcap('{}', [syn('198.18.100.5'), syn('198.51.100.200')])",
-        file.display()
+    scapy_pcap(
+        &file,
+        "syn = lambda dst: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/IP(src='203.0.113.7', dst=dst)/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)])\n\
+         frames = [syn('198.18.100.5'), syn('198.51.100.200')]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let snap = std::sync::Arc::new(snapshot(&config));
     transitd::replay::replay(snap, &file, Some(&out)).unwrap();
     let rows = tshark(&out, &["-T", "fields", "-E", "occurrence=l", "-e", "ip.dst", "-e", "tcp.options.mss_val"]);
@@ -830,17 +820,13 @@ fn later_fragments_of_ah_and_extension_header_datagrams_go_through() {
     let out = temp("later-fragments-out");
     // Zero-filled data: read as a header, it is a malformed one (AH length 0, or options
     // followed by a hop-by-hop header).
-    let script = format!(
-        "from scapy.all import *\n\
-         from scapy.layers.ipsec import AH\n\
-         data = Raw(b'\\0' * 2000)\n\
+    scapy_pcap(
+        &file,
+        "data = Raw(b'\\0' * 2000)\n\
          v4 = IP(src='198.51.100.9', dst='203.0.113.5', id=0x5151)/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/UDP(sport=53, dport=5353)/data\n\
          v6 = IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')/IPv6ExtHdrFragment(id=0x6161)/IPv6ExtHdrDestOpt()/UDP(sport=53, dport=5353)/data\n\
-         wrpcap('{}', [Ether(dst='02:00:00:00:00:01')/f for f in fragment(v4, fragsize=800)] + [Ether(dst='02:00:00:00:00:01')/f for f in fragment6(v6, 900)])",
-        file.display()
+         frames = [Ether(dst='02:00:00:00:00:01')/f for f in fragment(v4, fragsize=800)] + [Ether(dst='02:00:00:00:00:01')/f for f in fragment6(v6, 900)]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     assert_eq!(frames.len(), 6, "three pieces of each");
     let (v, _, _) = verdicts_of(&config, frames);
@@ -904,17 +890,14 @@ fn decapsulated_packets_to_martian_destinations_are_dropped() {
         ["1.0.0.0", "126.255.255.255", "128.0.0.1", "169.253.255.255", "223.255.255.255", "fec0::1", "::2"];
     let list = |a: &[&str]| a.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let script = format!(
-        "from scapy.all import *\n\
-         def gre(dst):\n\
+        "def gre(dst):\n\
          \x20   inner = IPv6(src='2001:db8:acbe::7', dst=dst) if ':' in dst else IP(src='203.0.113.7', dst=dst)\n\
          \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner/UDP(sport=5000, dport=53)\n\
-         wrpcap('{}', [gre(d) for d in [{}, {}]])",
-        file.display(),
+         frames = [gre(d) for d in [{}, {}]]",
         list(&martians),
         list(&neighbours)
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    scapy_pcap(&file, &script);
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, _, _) = verdicts_of(&config, frames);
     let _ = std::fs::remove_file(&file);
@@ -934,9 +917,9 @@ fn decapsulated_packets_to_martian_destinations_are_dropped() {
 fn frames_to_a_link_group_address_are_not_forwarded() {
     let (config, _) = tunnel_edge();
     let file = temp("link-group");
-    let script = format!(
-        "from scapy.all import *\n\
-         udp = UDP(sport=5000, dport=53)\n\
+    scapy_pcap(
+        &file,
+        "udp = UDP(sport=5000, dport=53)\n\
          to_customer = IP(src='198.51.100.9', dst='203.0.113.5')/udp\n\
          expiring = IP(src='198.51.100.9', dst='203.0.113.5', ttl=1)/udp\n\
          v6 = IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')/udp\n\
@@ -945,12 +928,8 @@ fn frames_to_a_link_group_address_are_not_forwarded() {
          group = ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '33:33:00:00:00:01', '03:00:00:00:00:00']\n\
          frames = [Ether(dst=m)/to_customer for m in group]\n\
          frames += [Ether(dst='ff:ff:ff:ff:ff:ff')/p for p in (expiring, v6, gre, to_host)]\n\
-         frames += [Ether(dst='02:00:00:00:00:01')/p for p in (to_customer, expiring, v6, gre)]\n\
-         wrpcap('{}', frames)",
-        file.display()
+         frames += [Ether(dst='02:00:00:00:00:01')/p for p in (to_customer, expiring, v6, gre)]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, stats, _) = verdicts_of(&config, frames);
     let _ = std::fs::remove_file(&file);
@@ -1025,23 +1004,19 @@ tunnel = "t"
 fn gre_under_ah_is_not_decapsulated() {
     let (config, _) = tunnel_edge();
     let file = temp("gre-ah.pcap");
-    let script = format!(
-        "from scapy.all import *\n\
-         from scapy.layers.ipsec import AH\n\
-         inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
          ah = AH(nh=47, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)\n\
          v4 = lambda flags=0: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', flags=flags, proto=51)\n\
          v6 = Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=51)\n\
-         wrpcap('{}', [\n\
+         frames = [\n\
            v4()/ah/GRE()/inner,\n\
            v4('MF')/ah/GRE()/inner,\n\
            v6/ah/GRE()/inner,\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner,\n\
-         ])",
-        file.display()
+         ]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     // tshark reads the AH and the GRE behind it in the first three.
     assert_eq!(tshark_frames(&file, "ah.spi == 1 and gre", &[]), [1, 2, 3]);
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
@@ -1129,17 +1104,13 @@ tunnel = "b"
     std::fs::create_dir_all(&dir).unwrap();
     let (file, out, conf) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("t.toml"));
     std::fs::write(&conf, config).unwrap();
-    let script = format!(
-        "from scapy.all import *\n\
-         frames = []\n\
+    scapy_pcap(
+        &file,
+        "frames = []\n\
          for i in range(16):\n\
          \x20   p = IP(src='8.8.8.%d' % (i + 1), dst='203.0.113.10', id=100 + i)/UDP(sport=1000 + i, dport=53)/Raw(b'q' * 1400)\n\
-         \x20   frames += [Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/f for f in fragment(p, fragsize=800)]\n\
-         wrpcap('{}', frames)",
-        file.display()
+         \x20   frames += [Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/f for f in fragment(p, fragsize=800)]",
     );
-    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     replay(std::sync::Arc::new(snapshot(config)), &file, Some(&out)).unwrap();
     // Every occurrence, outer header first: the router is the first destination, the
     // datagram the last (inner) identification.

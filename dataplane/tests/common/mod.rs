@@ -320,6 +320,18 @@ pub fn fates(verdicts: &[transitd::pipeline::Verdict]) -> Vec<String> {
         .collect()
 }
 
+/// Writes to `file` the frames a scapy script makes: `script` is Python, with scapy's names
+/// (AH's too) in scope, that leaves them in a list named `frames`. scapy builds what the
+/// RFCs say, not what transitd parses: an oracle from outside the code under test.
+pub fn scapy_pcap(file: &Path, script: &str) {
+    let script = format!(
+        "from scapy.all import *\nfrom scapy.layers.ipsec import AH\n{script}\nwrpcap({:?}, frames)\n",
+        file.display().to_string()
+    );
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
 /// Writes `frames` (Ethernet) to a pcap at `path`, one microsecond apart.
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
