@@ -252,11 +252,12 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         let rule = outcome.rule.and_then(|r| rule_ref(snap, r));
         let monitor = outcome.monitor.and_then(|r| rule_ref(snap, r));
         let dos_decided = outcome.deciding_dos_rule().and_then(|r| dos_rule(snap, r));
-        // The firewall runs only after the DoS stage let the frame through: a firewall rule
-        // that matched decided a rate limit, even under a DoS rule that rate-limits too.
+        // The firewall and egress rules run only after the DoS stage let the frame through:
+        // one that matched decided a rate limit, even under a DoS rule that rate-limits too.
         let dropped_by_dos = dos_decided.as_ref().is_some_and(|(_, drops)| *drops)
             && matches!(reason, Some("dos_rule" | "rate_limited"))
-            && outcome.rule.is_none();
+            && outcome.rule.is_none()
+            && outcome.egress_rule.is_none();
         let dos_rule = dos_decided.map(|(r, _)| r);
         let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
         let customer_dos_monitor = outcome.customer_dos_monitor.and_then(|r| dos_rule_ref(snap, r));

@@ -231,8 +231,18 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
         if !matches!(lane, Lane::Done) {
             let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
-            let mut ctx =
-                Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None, label: 0 };
+            let mut ctx = Ctx {
+                snap,
+                eth,
+                limits,
+                spill,
+                now: frame.timestamp_ns,
+                spilled: 0,
+                via: None,
+                from: None,
+                label: 0,
+                charged: dos::Charged::default(),
+            };
             if let Lane::Backbone = lane {
                 *outcome = from_backbone(&mut ctx, frame, key, ip);
             } else {
@@ -242,7 +252,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
                     _ => path(snap, key, ip),
                 };
                 let global = if global_rules {
-                    dos::enforce(&lanes.global[i], 0, key, ctx.now, &mut ctx.limits.dos, snap)
+                    dos::enforce(&lanes.global[i], 0, key, ctx.now, &mut ctx.limits.dos, &mut ctx.charged, snap)
                 } else {
                     dos::NO_DOS
                 };

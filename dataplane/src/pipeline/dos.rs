@@ -95,6 +95,33 @@ pub struct DosOutcome {
 /// What a DoS rule list with no rules does: nothing.
 pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: None };
 
+/// The buckets, and keys in them, one packet has paid a token to. A packet meets rules at up
+/// to four stages (the global DoS rules; a decapsulated packet's egress rules; its
+/// customer's DoS rules; its firewall), and where two name one bucket it is charged once
+/// under a key: charged at each, a flood at a destination bucket's rate passed 1% of it,
+/// every token the first stage refilled taken for a packet the second then dropped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Charged {
+    paid: [(usize, u64); 4],
+    len: usize,
+}
+
+impl Charged {
+    /// Whether the packet conforms to `bucket` under `key`: free where it has paid there
+    /// already, else a token from `limiter` (remembered when taken).
+    pub fn admit(&mut self, limiter: &mut RateLimiter, bucket: usize, key: u64, now_ns: u64) -> bool {
+        if self.paid[..self.len].contains(&(bucket, key)) {
+            return true;
+        }
+        let admitted = limiter.admit(bucket, key, now_ns);
+        if admitted && let Some(slot) = self.paid.get_mut(self.len) {
+            *slot = (bucket, key);
+            self.len += 1;
+        }
+        admitted
+    }
+}
+
 /// Applies a DoS rule list. `drop` drops; `rate-limit` drops when the rule's bucket is out of
 /// tokens for the packet's key; `accept` lets the packet through to the next stage.
 pub fn apply(
@@ -103,12 +130,13 @@ pub fn apply(
     data: &[u8],
     now_ns: u64,
     limiter: &mut RateLimiter,
+    charged: &mut Charged,
     snap: &Snapshot,
 ) -> DosOutcome {
     if rules.rules().is_empty() {
         return NO_DOS;
     }
-    enforce(&rules.decide(key, data), 0, key, now_ns, limiter, snap)
+    enforce(&rules.decide(key, data), 0, key, now_ns, limiter, charged, snap)
 }
 
 /// Carries out a DoS rule list's decision: the lookup's part is pure (and may run over a
@@ -121,6 +149,7 @@ pub fn enforce(
     key: &Key,
     now_ns: u64,
     limiter: &mut RateLimiter,
+    charged: &mut Charged,
     snap: &Snapshot,
 ) -> DosOutcome {
     let drop = match d.action {
@@ -130,7 +159,7 @@ pub fn enforce(
             let bucket = usize::from(b);
             let spec = snap.dos.buckets.get(bucket).map_or(BucketKey::Rule, |s| s.key);
             let k = bucket_key(spec, key, RuleId::dos(d.rule.map(|r| base + r)));
-            (!limiter.admit(bucket, k, now_ns)).then_some(DropReason::RateLimited)
+            (!charged.admit(limiter, bucket, k, now_ns)).then_some(DropReason::RateLimited)
         }
     };
     DosOutcome { drop, rule: d.rule, monitor: d.monitor }
@@ -157,25 +186,36 @@ impl RuleId {
     }
 }
 
+/// A rule as a reload knows it: its list's owner (`""` for `[dos]`), the list, its name.
+pub type RuleName<'s> = (&'s str, &'static str, &'s str);
+
 /// Each rule whose tokens a `key = "rule"` bucket keeps, by the id they are kept under, with
 /// its bucket and name. A reload that gives an id to another rule (a rule inserted or
-/// removed before it, customers reordered) must not hand it the first one's tokens.
-pub fn rule_keyed_rules(snap: &Snapshot) -> Vec<(RuleId, u16, &str)> {
-    fn add<'s>(snap: &Snapshot, rules: &'s RuleSet, id: impl Fn(u32) -> RuleId, out: &mut Vec<(RuleId, u16, &'s str)>) {
+/// removed before it, customers reordered or replaced) must not hand it the first one's
+/// tokens: names are unique only within a list (and unnamed rules are all `rule-N`), so the
+/// customer and the list are part of it.
+pub fn rule_keyed_rules(snap: &Snapshot) -> Vec<(RuleId, u16, RuleName<'_>)> {
+    fn add<'s>(
+        snap: &Snapshot,
+        (owner, list, rules): (&'s str, &'static str, &'s RuleSet),
+        id: impl Fn(u32) -> RuleId,
+        out: &mut Vec<(RuleId, u16, RuleName<'s>)>,
+    ) {
         for (i, r) in rules.rules().iter().enumerate() {
             if let Action::RateLimit(b) = r.action
                 && snap.dos.buckets.get(usize::from(b)).is_some_and(|s| s.key == BucketKey::Rule)
             {
-                out.push((id(i as u32), b, r.name.as_str()));
+                out.push((id(i as u32), b, (owner, list, r.name.as_str())));
             }
         }
     }
     let mut out = Vec::new();
-    add(snap, &snap.dos.rules, |i| RuleId::dos(Some(i)), &mut out);
+    add(snap, ("", "dos", &snap.dos.rules), |i| RuleId::dos(Some(i)), &mut out);
     for c in &snap.customers {
-        add(snap, &c.dos, |i| RuleId::dos(Some(c.dos_base + i)), &mut out);
-        add(snap, &c.firewall, |i| RuleId::firewall(Some(c.rule_base + i)), &mut out);
-        add(snap, &c.egress, |i| RuleId::firewall(Some(c.egress_base + i)), &mut out);
+        let name = c.name.as_str();
+        add(snap, (name, "dos", &c.dos), |i| RuleId::dos(Some(c.dos_base + i)), &mut out);
+        add(snap, (name, "firewall", &c.firewall), |i| RuleId::firewall(Some(c.rule_base + i)), &mut out);
+        add(snap, (name, "egress", &c.egress), |i| RuleId::firewall(Some(c.egress_base + i)), &mut out);
     }
     out
 }
@@ -195,17 +235,31 @@ pub(super) fn ports_of(key: &Key) -> u64 {
     u64::from(key.get(Dim::SrcPort)) << 32 | u64::from(key.get(Dim::DstPort))
 }
 
+/// An address in one 128-bit form for both versions: IPv4 as IPv4-mapped IPv6 (RFC 4291
+/// §2.5.5.2). The key holds IPv4 in the top 32 bits, where 38.0.31.24 and 2600:1f18:: are
+/// one number.
+fn one_form(address: u128, key: &Key) -> u128 {
+    if key.get(Dim::IpVersion) == 6 { address } else { 0xffff << 32 | address >> 96 }
+}
+
 /// The 64-bit key a bucket counts the packet under.
 pub fn bucket_key(spec: BucketKey, key: &Key, rule: RuleId) -> u64 {
     match spec {
-        BucketKey::Destination => fold_address(key.dst_addr()),
+        BucketKey::Destination => fold_address(one_form(key.dst_addr(), key)),
         BucketKey::SourceNetwork => {
             // IPv4 /24 (top 24 of the 128-bit form), IPv6 /48; the version apart (an IPv6
             // /48 can have an IPv4 /24's bits).
             let (mask, version) = if key.get(Dim::IpVersion) == 6 { (!0u128 << 80, 6) } else { (!0u128 << 104, 4) };
             fold_address(key.src_addr() & mask | version)
         }
-        BucketKey::Flow => flow_fold(key, ports_of(key)),
+        // Keyed, as the addresses are: with `flow_fold`'s plain `hi ^ lo`, an IPv6 sender
+        // could pick an interface id whose fold is another flow's and spend its tokens.
+        // The protocol sits apart from the ports (XORed in, TCP 80 was UDP 71).
+        BucketKey::Flow => {
+            mix(fold_address(one_form(key.src_addr(), key)))
+                ^ mix(fold_address(one_form(key.dst_addr(), key)).rotate_left(17))
+                ^ mix(ports_of(key) ^ u64::from(key.get(Dim::IpProto)) << 16)
+        }
         BucketKey::Rule => rule.0,
     }
 }

@@ -13,7 +13,7 @@ use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{EthernetAddrs, IpPacket, Ipv4Packet, checksum};
 
 use super::Limits;
-use super::dos::{flow_fold, ports_of};
+use super::dos::{self, flow_fold, ports_of};
 use super::parse::IpFrame;
 use super::verdict::{DropReason, TxReason, Verdict};
 use super::{Frame, HEADROOM, Spill};
@@ -42,6 +42,8 @@ pub(super) struct Ctx<'a> {
     /// underlay's ECMP and link aggregation spread a tunnel's flows); 0 (unlabelled) for
     /// what we originate.
     pub label: u32,
+    /// The rate-limit buckets and keys this frame has paid a token to.
+    pub charged: dos::Charged,
 }
 
 /// True when the IPv4 header checksum verifies.

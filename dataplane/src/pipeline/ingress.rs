@@ -75,9 +75,9 @@ pub(super) fn act_for_customer(
     outcome.customer = Some(customer_id);
     outcome.by_default = false; // a decapsulated packet's egress default decided nothing here
     let customer = &snap.customers[usize::from(customer_id)];
-    let own = decided
-        .dos
-        .map_or(dos::NO_DOS, |d| dos::enforce(&d, customer.dos_base, key, ctx.now, &mut ctx.limits.dos, snap));
+    let own = decided.dos.map_or(dos::NO_DOS, |d| {
+        dos::enforce(&d, customer.dos_base, key, ctx.now, &mut ctx.limits.dos, &mut ctx.charged, snap)
+    });
     outcome.customer_dos_rule = own.rule.map(|r| customer.dos_base + r);
     outcome.customer_dos_monitor = own.monitor.map(|r| customer.dos_base + r);
     if let Some(reason) = own.drop {
@@ -158,7 +158,7 @@ pub(super) fn admit(ctx: &mut Ctx<'_>, action: Action, key: &Key, rule: Option<u
         Action::RateLimit(b) => {
             let spec = ctx.snap.dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
             let k = dos::bucket_key(spec, key, dos::RuleId::firewall(rule));
-            ctx.limits.dos.admit(usize::from(b), k, ctx.now)
+            ctx.charged.admit(&mut ctx.limits.dos, usize::from(b), k, ctx.now)
         }
     }
 }

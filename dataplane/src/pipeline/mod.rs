@@ -169,6 +169,7 @@ impl Limits {
         // A `key = "rule"` bucket keeps tokens by rule number: numbers that now name other
         // rules start afresh too.
         if new.dos.buckets != old.dos.buckets
+            || new.dos.bucket_names != old.dos.bucket_names
             || new.dos.table_size != old.dos.table_size
             || dos::rule_keyed_rules(new) != dos::rule_keyed_rules(old)
         {
@@ -196,7 +197,8 @@ impl Limits {
             .map(|c| if fresh { None } else { before.get(&(c.name.as_str(), c.tcp_coverage)).copied().flatten() })
             .collect();
         self.tracking_pending = self.tracked_since.iter().any(Option::is_none);
-        if new.tcp.syn_buckets != old.tcp.syn_buckets {
+        // Thresholds are kept by rule number, as `key = "rule"` buckets are.
+        if new.tcp.syn_buckets != old.tcp.syn_buckets || tcp_rule_names(new) != tcp_rule_names(old) {
             self.syn = RateLimiter::new(&new.tcp.syn_buckets, 4);
         }
         if new.tcp.challenges != old.tcp.challenges {
@@ -293,15 +295,25 @@ pub fn process_frame(
         return Outcome::new(verdict);
     }
     spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
-    let mut ctx =
-        Ctx { snap, eth, limits, spill, now: frame.timestamp_ns, spilled: 0, via: None, from: None, label: 0 };
+    let mut ctx = Ctx {
+        snap,
+        eth,
+        limits,
+        spill,
+        now: frame.timestamp_ns,
+        spilled: 0,
+        via: None,
+        from: None,
+        label: 0,
+        charged: dos::Charged::default(),
+    };
     if is_backbone(snap, &key, &ip) {
         return from_backbone(&mut ctx, frame, &key, &ip);
     }
     if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
         return Outcome::new(Verdict::Drop(reason));
     }
-    let global = dos::apply(&snap.dos.rules, &key, frame.data(), ctx.now, &mut ctx.limits.dos, snap);
+    let global = dos::apply(&snap.dos.rules, &key, frame.data(), ctx.now, &mut ctx.limits.dos, &mut ctx.charged, snap);
     if global.drop.is_some() {
         return dropped_by_dos(global);
     }
@@ -377,6 +389,12 @@ fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFram
 
 fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
     Outcome::new(soft_unicast(ctx, frame, key, ip))
+}
+
+/// Each TCP protection rule's owner and name, in rule order.
+fn tcp_rule_names(snap: &Snapshot) -> Vec<(Option<&str>, &str)> {
+    let owner = |c: Option<CustomerId>| c.and_then(|c| snap.customers.get(usize::from(c))).map(|c| c.name.as_str());
+    snap.tcp.rules.iter().map(|r| (owner(r.customer), r.name.as_str())).collect()
 }
 
 /// The outcome of a frame the global DoS rules dropped.

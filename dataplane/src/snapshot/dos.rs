@@ -108,8 +108,9 @@ impl Builder<'_> {
                 DEFAULT_TABLE_SIZE
             }
         };
-        // Each bucket keeps `table_size` keys per worker: bound the product, not each alone.
-        if table_size.saturating_mul(buckets.len()) > crate::limits::MAX_BUCKET_KEYS {
+        // Each bucket keeps `table_size` keys per worker, rounded up to a power of two (as
+        // the limiter allocates them): bound the product, not each alone.
+        if table_size.next_power_of_two().saturating_mul(buckets.len()) > crate::limits::MAX_BUCKET_KEYS {
             let at = d
                 .table_size
                 .as_ref()
@@ -119,7 +120,8 @@ impl Builder<'_> {
             self.err(
                 &at,
                 format!(
-                    "table_size {table_size} for {} buckets keeps more than {} keys per worker",
+                    "table_size {table_size} (a table of {} keys) for {} buckets keeps more than {} keys per worker",
+                    table_size.next_power_of_two(),
                     buckets.len(),
                     crate::limits::MAX_BUCKET_KEYS
                 ),
