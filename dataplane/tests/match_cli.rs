@@ -131,6 +131,40 @@ fn the_default_action_is_named_only_where_a_rule_stage_ran() {
     assert_eq!((edge[12].1["reason"].as_str(), edge[12].0), (Some("egress"), Some(false)), "egress rule no-smtp");
 }
 
+/// A decapsulated packet a global DoS rule let on (rate-limit, tokens to spare) and its
+/// customer's egress rule then rate-limited was decided by the egress rule, not the DoS one.
+#[test]
+fn an_egress_rate_limit_is_named_as_the_decider() {
+    let text = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap();
+    let bucket = |name: &str, rate: u32| {
+        format!("[[dos.bucket]]\nname = \"{name}\"\nkey = \"rule\"\nrate = {rate}\nburst = {rate}\n")
+    };
+    let text = text
+        .replacen(
+            "bogons = false\n",
+            &format!(
+                "bogons = false\n{}{}[[dos.rule]]\nname = \"g-gre\"\nmatch = \"gre\"\naction = \"rate-limit\"\nbucket = \"g\"\n",
+                bucket("g", 1_000_000),
+                bucket("e", 1)
+            ),
+            1,
+        )
+        .replacen(
+            "[[customer.egress.rule]]\n",
+            "[[customer.egress.rule]]\nname = \"lim\"\nmatch = \"ip or ipv6\"\naction = \"rate-limit\"\nbucket = \"e\"\n\n[[customer.egress.rule]]\n",
+            1,
+        );
+    let config = std::env::temp_dir().join(format!("transitd-egress-lim-{}.toml", std::process::id()));
+    std::fs::write(&config, text).unwrap();
+    let file = pcap("generated/tunnel-edge.pcap");
+    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&config);
+    let table = stdout(&out);
+    let limited: Vec<&str> = table.lines().filter(|l| l.ends_with("drop rate_limited")).collect();
+    assert!(!limited.is_empty(), "{table}");
+    assert!(limited.iter().all(|l| l.contains(" acme/egress/lim ")), "{limited:#?}");
+}
+
 #[test]
 fn monitor_rules_are_reported_without_deciding() {
     let config = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap()
