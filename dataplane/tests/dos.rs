@@ -181,28 +181,55 @@ fn tiny_and_overlapping_fragments_are_dropped() {
 
 #[test]
 fn later_fragments_below_the_smallest_first_fragment_are_dropped() {
-    // TCP at 8 and 16 bytes; under an authentication header, at 8; IPv4 and IPv6 alike.
+    // TCP at 8 and 16 bytes; under an authentication header, below 48 (AH with a 96-bit
+    // ICV and TCP's header end at 44); IPv4 and IPv6 alike.
     sanity_drops(
         "generated/overlapping-fragments.pcap",
         &["0.0.0.0/0", "::/0"],
         "bogons = false\ncustomer_sources = false",
         DropReason::OverlappingFragment,
-        "(ip.frag_offset in {1, 2} and ip.proto == 6) or (ip.frag_offset == 1 and ip.proto == 51) \
+        "(ip.frag_offset in {1, 2} and ip.proto == 6) or (ip.frag_offset in {1..5} and ip.proto == 51) \
          or (ipv6.fraghdr.offset in {1, 2} and ipv6.fraghdr.nxt == 6) \
-         or (ipv6.fraghdr.offset == 1 and ipv6.fraghdr.nxt == 51)",
+         or (ipv6.fraghdr.offset in {1..5} and ipv6.fraghdr.nxt == 51)",
     );
 }
 
 #[test]
 fn fragments_ending_past_the_largest_datagram_are_dropped() {
-    // A ping of death's pieces, IPv4 and IPv6, beside pieces that end at or inside 65,535.
+    // A ping of death's pieces, IPv4 and IPv6, beside pieces that end at or inside 65,535:
+    // the reassembled length field's (IPv4's total length, the header in it; IPv6's payload
+    // length, without the fragment header).
+    let past = "ip.frag_offset * 8 + ip.len > 65535 or ipv6.fraghdr.offset * 8 + ipv6.plen - 8 > 65535";
     sanity_drops(
         "generated/ping-of-death.pcap",
         &["0.0.0.0/0", "::/0"],
         "bogons = false\ncustomer_sources = false",
         DropReason::OversizeFragment,
-        "ip.frag_offset * 8 + ip.len - ip.hdr_len > 65535 or ipv6.fraghdr.offset * 8 + ipv6.plen - 8 > 65535",
+        past,
     );
+    // Headers count: IPv4 options, and IPv6 extension headers before the fragment header.
+    // Each piece past 65,535 (2, 3, 5, 6) ends a byte past it with its headers and inside it
+    // without them; 1 and 4 end at 65,535 exactly.
+    let file = std::env::temp_dir().join(format!("transitd-pod-headers-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+         v4 = lambda opts, n: e/IP(src='198.51.100.9', dst='203.0.113.10', id=9, frag=8188, proto=17, options=opts)/Raw(bytes(n))\n\
+         v6 = lambda ext, n: e/IPv6(src='2001:db8:5::9', dst='2001:db8:1::10')/ext/IPv6ExtHdrFragment(id=9, offset=8190, nh=17)/Raw(bytes(n))\n\
+         frames = [v4([], 11), v4([], 12), v4([IPOption_NOP()] * 4, 8), v6(IPv6ExtHdrDestOpt(), 7), v6(IPv6ExtHdrDestOpt(), 8), v6(IPv6ExtHdrRouting(), 8)]",
+    );
+    let (v, _) =
+        verdicts_timed(&victim_config(&["0.0.0.0/0", "::/0"], "bogons = false\ncustomer_sources = false", ""), &file);
+    let ours: BTreeSet<u64> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v == Verdict::Drop(DropReason::OversizeFragment))
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    let theirs: BTreeSet<u64> = tshark_frames(&file, past, &[]).into_iter().collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(theirs, BTreeSet::from([2, 3, 5, 6]), "the oracle's own count");
+    assert_eq!(ours, theirs);
 }
 
 #[test]

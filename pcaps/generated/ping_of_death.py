@@ -32,7 +32,8 @@ echo = bytes(ICMP(type=8, id=7, seq=1)) + bytes(1472)
 frames.append(v4(1, 0, echo, True))
 frames.append(v4(1, 185, bytes(1480), True))
 frames.append(v4(1, 8188, bytes(36), False))  # 65,504 + 36 = 65,540: past the largest
-# The same last piece shortened to end exactly at 65,535: a legal (if odd) datagram.
+# The same last piece shortened so that its data ends at 65,535: past the largest datagram
+# all the same, as the total length counts the 20-byte header too (RFC 791).
 frames.append(v4(2, 8188, bytes(31), False))
 # One byte over at the top offset, with MF still set.
 frames.append(v4(3, 8191, bytes(8), True))  # 65,528 + 8 = 65,536

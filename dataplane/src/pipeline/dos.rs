@@ -25,10 +25,10 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     if s.fragments
         && let Some(frag) = ip.fragment
     {
-        // A piece ending past the largest datagram, 65,535 bytes (RFC 791; RFC 8200 §4.5
-        // discards it): the "ping of death", which no sender makes and some reassemblers
-        // overflow on.
-        if frag.offset as usize + frag.data_len > usize::from(u16::MAX) {
+        // A piece ending past the largest datagram, 65,535 bytes with its headers (RFC 791's
+        // total length; RFC 8200 §4.5's payload length, which discards it): the "ping of
+        // death", which no sender makes and some reassemblers overflow on.
+        if frag.headers + frag.offset as usize + frag.data_len > usize::from(u16::MAX) {
             return Some(DropReason::OversizeFragment);
         }
         let proto = u32::from(frag.protocol);
@@ -36,11 +36,14 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
         // More generally, a later fragment at an offset below the smallest first fragment
         // the check below lets through overlaps every first fragment that passes, and can
         // only be meant to rewrite what the rules read: TCP's at 8 and 16 (its first holds
-        // 20 bytes, cut at 24). A later fragment's protocol is its header's: under an
-        // authentication header (12 bytes at the least, cut at 16), 51, at 8.
+        // 20 bytes, cut at 24). A later fragment's protocol is its header's: 51 under an
+        // authentication header, whose first fragment holds AH (24 bytes with the usual
+        // 96-bit ICV, RFC 4302) and the transport header: TCP's ends at 44, cut at 48. An
+        // IPv4 first fragment with a 20-byte header holds 48 bytes at the least anyway (RFC
+        // 791's 68-byte MTU), so no sender's later fragment sits below 48.
         let smallest_first = match proto {
             6 => 24,
-            51 => 16,
+            51 => 48,
             _ => 8,
         };
         if frag.offset > 0 && frag.offset < smallest_first {

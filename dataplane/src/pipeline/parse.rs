@@ -81,6 +81,9 @@ pub struct Fragment {
     pub more: bool,
     /// Bytes of data after the IP header (and any IPv6 extension headers).
     pub data_len: usize,
+    /// Bytes before the data that the reassembled datagram's length field counts: IPv4's
+    /// header; for IPv6, the extension headers but the fragment header (RFC 8200 §4.5).
+    pub headers: usize,
     /// The protocol of the data (TCP, UDP, ...).
     pub protocol: u8,
 }
@@ -256,6 +259,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         offset: u32::from(offset) * 8,
         more: flags_offset & 0x2000 != 0,
         data_len: payload.len(),
+        headers: header.len(),
         protocol: ip_number.0,
     });
     let l4_start = l3_start + offset_in(l3, payload);
@@ -353,6 +357,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         offset,
         more,
         data_len: ip.payload.len(),
+        headers: offset_in(l3, ip.payload).saturating_sub(40 + 8),
         protocol: ip.ip_number.0,
     });
     let first = fragment.is_none_or(|f| f.offset == 0);
