@@ -35,7 +35,7 @@ impl std::fmt::Display for EtcdSource {
 }
 
 /// The keys under the prefix at one revision.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fetched {
     /// Key (whole) to value.
     pub keys: BTreeMap<String, String>,
@@ -44,6 +44,14 @@ pub struct Fetched {
     pub not_utf8: BTreeMap<String, (usize, usize)>,
     /// The store's revision they were read at.
     pub revision: i64,
+}
+
+impl Fetched {
+    /// Whether `other` holds the same keys and values. The revision is the whole store's,
+    /// which any write anywhere in etcd moves: alike by it, nothing is new.
+    pub fn same_content(&self, other: &Fetched) -> bool {
+        self.keys == other.keys && self.not_utf8 == other.not_utf8
+    }
 }
 
 fn whole(name: &str) -> SourcePos {
@@ -168,12 +176,17 @@ mod client {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     }
 
+    /// How often a quiet connection is pinged.
+    pub(super) const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
+
     fn options() -> ConnectOptions {
         ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(5))
             // A server that stops answering is noticed within seconds, not at the next change.
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            // Not more often than every 5 s: etcd's --grpc-keepalive-min-time (5 s by
+            // default) closes a connection that pings faster (every 7 s, at 2 s pings).
+            .with_keep_alive(KEEP_ALIVE_EVERY, Duration::from_secs(5))
             .with_keep_alive_while_idle(true)
     }
 
@@ -211,24 +224,24 @@ mod client {
         })
     }
 
-    /// Watches the prefix from after revision `after` until `stop`, leaving every change in
+    /// Watches the prefix from what `start` read until `stop`, leaving every change in
     /// `slot`; setting `refetch` (SIGHUP) makes it read the whole prefix again.
     pub fn watch(
         source: EtcdSource,
-        after: i64,
+        start: Fetched,
         slot: Slot,
         stop: Arc<AtomicBool>,
         refetch: Arc<AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let rt = runtime()?;
         std::thread::Builder::new().name("transitd-etcd".into()).spawn(move || {
-            rt.block_on(watch_loop(source, after, slot, stop, refetch));
+            rt.block_on(watch_loop(source, start, slot, stop, refetch));
         })
     }
 
     async fn watch_loop(
         source: EtcdSource,
-        mut revision: i64,
+        mut last: Fetched,
         slot: Slot,
         stop: Arc<AtomicBool>,
         refetch: Arc<AtomicBool>,
@@ -236,7 +249,7 @@ mod client {
         let mut down_since: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(250);
         while !stop.load(Ordering::Relaxed) {
-            match watch_once(&source, &mut revision, &slot, &stop, &refetch, &mut down_since).await {
+            match watch_once(&source, &mut last, &slot, &stop, &refetch, &mut down_since).await {
                 Ok(()) => return,
                 Err(e) => {
                     if down_since.is_none() {
@@ -253,19 +266,28 @@ mod client {
     }
 
     /// One connection's life: catch up on what changed while away, then follow the watch.
-    /// Returns `Ok` when stopped, `Err` when the connection fails.
+    /// `last` is what was last handed on. Returns `Ok` when stopped, `Err` when the
+    /// connection fails.
     async fn watch_once(
         source: &EtcdSource,
-        revision: &mut i64,
+        last: &mut Fetched,
         slot: &Slot,
         stop: &AtomicBool,
         refetch: &AtomicBool,
         down_since: &mut Option<std::time::Instant>,
     ) -> Result<(), etcd_client::Error> {
         let mut client = Client::connect([source.endpoint.as_str()], Some(options())).await?;
-        let publish = |fetched: Fetched| {
-            if let Ok(mut s) = slot.lock() {
-                *s = Some(fetched);
+        // Handed on only when the keys changed: a reconnect, or a write elsewhere in the
+        // store, reads the same keys at a new revision, and a reload of the same
+        // configuration restarts the rule counters and rewrites the XDP program's maps.
+        let publish = |fetched: Fetched, last: &mut Fetched| {
+            let changed = !fetched.same_content(last);
+            last.revision = fetched.revision;
+            if changed {
+                *last = fetched.clone();
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(fetched);
+                }
             }
         };
         // Whatever happened while away (or nothing): read the prefix whole.
@@ -273,11 +295,8 @@ mod client {
         if let Some(since) = down_since.take() {
             eprintln!("transitd: {source}: reachable again after {:.1} s", since.elapsed().as_secs_f64());
         }
-        if fetched.revision != *revision {
-            *revision = fetched.revision;
-            publish(fetched);
-        }
-        let options = WatchOptions::new().with_prefix().with_start_revision(*revision + 1);
+        publish(fetched, last);
+        let options = WatchOptions::new().with_prefix().with_start_revision(last.revision + 1);
         let mut watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (_watcher, mut stream) = watch.watch(source.prefix.as_str(), Some(options)).await?;
         loop {
@@ -285,9 +304,12 @@ mod client {
                 return Ok(());
             }
             if refetch.swap(false, Ordering::Relaxed) {
+                // SIGHUP: the operator asked for a reload, alike or not.
                 let fetched = get(&mut client, &source.prefix).await?;
-                *revision = fetched.revision;
-                publish(fetched);
+                *last = fetched.clone();
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(fetched);
+                }
             }
             match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
                 Err(_) => continue, // no change yet
@@ -306,14 +328,11 @@ mod client {
                     // response for each, whose reads may all see the same, newest revision:
                     // applied once (each application restarts the rule counters and rewrites
                     // the XDP program's maps).
-                    if response.header().is_some_and(|h| h.revision() <= *revision) {
+                    if response.header().is_some_and(|h| h.revision() <= last.revision) {
                         continue;
                     }
                     let fetched = get(&mut client, &source.prefix).await?;
-                    if fetched.revision != *revision {
-                        *revision = fetched.revision;
-                        publish(fetched);
-                    }
+                    publish(fetched, last);
                 }
                 Ok(Ok(None)) => return Err(etcd_client::Error::WatchError("the watch stream ended".into())),
                 Ok(Err(e)) => return Err(e),
@@ -339,7 +358,7 @@ mod client {
     /// Fails: there is no etcd client in this build.
     pub fn watch(
         _: EtcdSource,
-        _: i64,
+        _: Fetched,
         _: Slot,
         _: Arc<AtomicBool>,
         _: Arc<AtomicBool>,

@@ -111,7 +111,7 @@ type Thread = JoinHandle<anyhow::Result<()>>;
 
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
-    let (snapshot, revision) = initial_config(opts)?;
+    let (snapshot, started_from) = initial_config(opts)?;
     snapshot.health.set_key(health::random_key());
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;
@@ -250,7 +250,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         None => None,
     };
     let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
-    let mut watch = ConfigWatch::start(&opts.config, opts.watch, revision, helpers_stop.clone(), host)?;
+    let mut watch = ConfigWatch::start(&opts.config, opts.watch, started_from, helpers_stop.clone(), host)?;
     let mut announcer = Announcer::new(queues.len());
     let gone = supervise(
         opts,
@@ -315,26 +315,28 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     }
 }
 
-/// The configuration to start with, and (from etcd) the revision it was read at; its
-/// warnings are said.
-fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, i64)> {
+/// The configuration to start with, and (from etcd) what it was built from; its warnings
+/// are said.
+fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::Fetched>)> {
     // Whether the interface's MAC can be read is found out after; the next hop is checked
     // here, with its position.
     let host = Host { iface_mac_known: true, this_server: opts.this_server.clone() };
-    let (snap, revision) = match &opts.config {
-        ConfigSource::File(path) => (Snapshot::from_path_to_run(path, &host).map_err(|e| anyhow::anyhow!("{e}"))?, 0),
+    let (snap, fetched) = match &opts.config {
+        ConfigSource::File(path) => {
+            (Snapshot::from_path_to_run(path, &host).map_err(|e| anyhow::anyhow!("{e}"))?, None)
+        }
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
             let snap = fleet::assemble_fetched(&source.prefix, &fetched)
                 .and_then(|l| Snapshot::build_to_run(&l, &host))
                 .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
-            (snap, fetched.revision)
+            (snap, Some(fetched))
         }
     };
     for warning in &snap.warnings {
         eprintln!("transitd: warning: {warning}");
     }
-    Ok((snap, revision))
+    Ok((snap, fetched))
 }
 
 /// The next hop's MAC as the starting configuration gives it, in `cell` before anything

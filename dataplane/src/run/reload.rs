@@ -47,11 +47,12 @@ struct Building {
 }
 
 impl ConfigWatch {
-    /// Starts watching `source` (an etcd watch from `revision`, until `stop`).
+    /// Starts watching `source` (an etcd watch from what `started_from` was read, until
+    /// `stop`).
     pub(super) fn start(
         source: &ConfigSource,
         interval: Duration,
-        revision: i64,
+        started_from: Option<fleet::Fetched>,
         stop: Arc<AtomicBool>,
         host: Host,
     ) -> anyhow::Result<ConfigWatch> {
@@ -60,7 +61,8 @@ impl ConfigWatch {
         let (file, etcd) = match source {
             ConfigSource::File(path) => (Some(FileWatch::new(path, interval)), None),
             ConfigSource::Etcd(e) => {
-                let watch = fleet::watch(e.clone(), revision, etcd_slot.clone(), stop, etcd_refetch.clone())?;
+                let start = started_from.unwrap_or_default();
+                let watch = fleet::watch(e.clone(), start, etcd_slot.clone(), stop, etcd_refetch.clone())?;
                 (None, Some(watch))
             }
         };
