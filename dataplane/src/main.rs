@@ -284,6 +284,7 @@ fn replay(
 fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, raw: bool) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(interval.is_none_or(|i| !i.is_zero()), "--interval must be positive");
     let first = transitd::metrics::fetch(metrics)?;
+    let first_at = std::time::Instant::now();
     if raw {
         print!("{first}");
         return Ok(ExitCode::SUCCESS);
@@ -291,8 +292,10 @@ fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, r
     let report = match interval {
         Some(interval) => {
             std::thread::sleep(interval);
-            let s = interval.as_secs_f64();
             let second = transitd::metrics::fetch(metrics)?;
+            // The time between the two readings, not the sleep: each scrape's own time (a
+            // large configuration's takes a good part of a second) is in the counters too.
+            let s = first_at.elapsed().as_secs_f64();
             transitd::metrics::for_people(metrics, &second, Some((&first, s)))
         }
         None => transitd::metrics::for_people(metrics, &first, None),

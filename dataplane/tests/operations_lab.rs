@@ -403,3 +403,31 @@ fn a_reload_to_an_unresolved_next_hop_keeps_the_previous_one_for_a_while() {
     });
     assert_eq!(forwarded(&lab), 0, "dropped once the previous next hop is given up");
 }
+
+/// A metrics port already taken (another instance's) stops the run before it attaches its
+/// XDP program or says it runs: bound after, a second instance attached, told systemd it was
+/// ready, then failed, and `Restart=on-failure` attached and detached it in a loop.
+#[test]
+fn a_taken_metrics_port_stops_the_run_before_it_attaches() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tm", 1);
+    let hold = "import socket, sys, time\ns = socket.socket()\ns.bind(('127.0.0.1', 9469))\ns.listen()\n\
+                print('bound', flush=True)\ntime.sleep(60)";
+    let mut holder = lab.cmd("dut", "/usr/bin/python3").args(["-c", hold]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "bound");
+    let config = std::env::temp_dir().join(format!("{}-taken.toml", lab.prefix));
+    std::fs::write(&config, ACME).unwrap();
+    let out = lab
+        .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap()])
+        .args(["--metrics", "127.0.0.1:9469"])
+        .output()
+        .unwrap();
+    let _ = (holder.kill(), holder.wait(), std::fs::remove_file(&config));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--metrics 127.0.0.1:9469: Address already in use"), "{err}");
+    assert!(!err.contains("running on") && !err.contains("bound in"), "attached before it failed: {err}");
+}

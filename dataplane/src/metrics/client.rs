@@ -176,8 +176,13 @@ impl View<'_> {
             reloads("applied"),
             reloads("rejected"),
         );
-        if let Some((_, dt)) = &self.then {
-            let _ = writeln!(out, "(rates per second over {dt} s)");
+        if let Some((old, dt)) = &self.then {
+            let _ = writeln!(out, "(rates per second over {dt:.2} s)");
+            let was_started = old.iter().find(|((name, _), _)| name == "transitd_start_time_seconds").map(|(_, v)| *v);
+            if was_started.is_some_and(|t| t != started) {
+                // Its counters began again from 0: what went before the restart is not in them.
+                let _ = writeln!(out, "(transitd restarted between the two readings: the rates count only since)");
+            }
         }
     }
 
@@ -415,5 +420,22 @@ mod tests {
         let e = super::fetch(addr).unwrap_err();
         assert!(e.to_string().contains("longer than 64 MiB"), "{e}");
         server.join().unwrap();
+    }
+
+    /// Rates over two readings of one process are said plainly; across a restart (another
+    /// start time), that they count only from it, not silently as zeros.
+    #[test]
+    fn a_restart_between_the_readings_is_said() {
+        let addr = "127.0.0.1:9469".parse().unwrap();
+        let scrape = |started: u64, frames: u64| {
+            format!(
+                "# TYPE transitd_start_time_seconds gauge\ntransitd_start_time_seconds {started}\n\
+                 # TYPE transitd_rx_frames counter\ntransitd_rx_frames_total{{queue=\"0\"}} {frames}\n# EOF\n"
+            )
+        };
+        let same = super::for_people(addr, &scrape(100, 300), Some((&scrape(100, 100), 2.0)));
+        assert!(same.contains("(rates per second over 2.00 s)") && !same.contains("restarted"), "{same}");
+        let restarted = super::for_people(addr, &scrape(105, 30), Some((&scrape(100, 100), 2.0)));
+        assert!(restarted.contains("transitd restarted between the two readings"), "{restarted}");
     }
 }

@@ -26,13 +26,18 @@ const MAX_OPEN: usize = 32;
 /// How long the loop sleeps when nothing happened (it looks at `stop` as often).
 const IDLE_POLL: Duration = Duration::from_millis(5);
 
-/// Serves `GET /metrics` on `addr` until `stop` is set.
+/// The metrics address, bound: done before anything is attached, so that a port taken
+/// (another instance's) stops the run before it touches the interface or says it is ready.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--metrics {addr}: {e}"))
+}
+
+/// Serves `GET /metrics` on `listener` (from [`bind`]) until `stop` is set.
 pub fn serve(
-    addr: SocketAddr,
+    listener: TcpListener,
     sources: Arc<Sources>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--metrics {addr}: {e}"))?;
     serve_on(listener, move || render(&sources), stop)
 }
 
@@ -189,8 +194,10 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
 
 /// The whole response to `head`, one per connection.
 fn response(head: Head, body: &impl Fn() -> String) -> Vec<u8> {
+    // A query (Prometheus's `params:`) asks nothing of a page that takes no parameters.
+    let path = |target: &str| target.split('?').next().unwrap_or_default().to_string();
     let (status, content_type, text) = match head {
-        Head::Get(path) if path == "/metrics" => ("200 OK", CONTENT_TYPE, body()),
+        Head::Get(target) if path(&target) == "/metrics" => ("200 OK", CONTENT_TYPE, body()),
         Head::Get(path) if path == "/" => ("200 OK", "text/plain", "transitd: metrics at /metrics\n".into()),
         Head::Get(_) => ("404 Not Found", "text/plain", "not found: try /metrics\n".into()),
         Head::OtherMethod => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
@@ -238,6 +245,9 @@ mod tests {
         let (addr, stop, handle) = server();
         assert_eq!(crate::metrics::fetch(addr).unwrap(), "# EOF\n");
         assert_eq!(ask(addr, b"GET /other HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
+        // Prometheus's `params:` add a query: the page is the same.
+        assert_eq!(ask(addr, b"GET /metrics?module=x HTTP/1.1\r\n\r\n"), "HTTP/1.1 200 OK");
+        assert_eq!(ask(addr, b"GET /other?metrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
         assert_eq!(ask(addr, b"POST /metrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 405 Method Not Allowed");
         assert_eq!(ask(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), "HTTP/1.1 400 Bad Request");
         let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2 * MAX_HEAD_BYTES));

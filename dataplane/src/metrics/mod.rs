@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 
 pub use self::client::{Sample, fetch, for_people, parse};
 pub use self::export::render;
-pub use self::http::serve;
+pub use self::http::{bind, serve};
 use crate::dropcap::DropCapture;
 use crate::snapshot::Snapshot;
 use crate::worker::WorkerReport;

@@ -141,6 +141,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let next_hop = Arc::new(NextHopCell::default());
     resolve_next_hop(&snapshot, &opts.config, &next_hop, index as u32)?;
 
+    let metrics_listener = opts.metrics.map(crate::metrics::bind).transpose()?;
     // Restored when the run ends, however it ends short of an abort.
     let _tunables = tunables::Tunables::set(&opts.iface, opts.napi_defer, opts.gro_flush_timeout)?;
     let program = XdpProgram::load()?;
@@ -241,13 +242,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     sources.reloads.applied_now(true);
-    let metrics = match opts.metrics {
-        Some(addr) => {
-            let handle = crate::metrics::serve(addr, sources.clone(), helpers_stop.clone())?;
+    let metrics = match (metrics_listener, opts.metrics) {
+        (Some(listener), Some(addr)) => {
+            let handle = crate::metrics::serve(listener, sources.clone(), helpers_stop.clone())?;
             eprintln!("transitd: metrics at http://{addr}/metrics");
             Some(handle)
         }
-        None => None,
+        _ => None,
     };
     let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
     let mut watch = ConfigWatch::start(&opts.config, opts.watch, started_from, helpers_stop.clone(), host)?;
