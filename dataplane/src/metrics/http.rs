@@ -5,10 +5,15 @@
 //! oldest closed to make room for a new one; each has [`DEADLINE`] from its accept for the
 //! whole exchange, request head in and response out, both done without blocking on a sweep
 //! over the open ones. A scraper sends its request as it connects, so it is answered however
-//! many idle or slow connections are open.
+//! many idle or slow connections are open: to make room, the oldest connection still
+//! reading its request is closed, never one being answered (when all are, the new one is).
+//! A scrape is rendered afresh for each request while fewer than [`MAX_RENDERS`] are still
+//! being written; past that, requests share the newest: clients that ask and never read
+//! hold at most that many copies of a scrape (each megabytes with thousands of customers).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +28,8 @@ const MAX_HEAD_BYTES: usize = 8192;
 const DEADLINE: Duration = Duration::from_secs(10);
 /// Connections open at once (one file descriptor each, with the listener's).
 const MAX_OPEN: usize = 32;
+/// Distinct scrapes held by connections at once.
+const MAX_RENDERS: usize = 4;
 /// How long the loop sleeps when nothing happened (it looks at `stop` as often).
 const IDLE_POLL: Duration = Duration::from_millis(5);
 
@@ -45,10 +52,37 @@ pub fn serve(
 struct Connection {
     stream: TcpStream,
     deadline: Instant,
-    /// The request head so far, then the response.
-    bytes: Vec<u8>,
-    /// Bytes of the response written (`None` while the head is read).
-    written: Option<usize>,
+    state: State,
+}
+
+/// Where a connection is in its exchange.
+enum State {
+    /// The request head so far.
+    Reading(Vec<u8>),
+    /// The response, and how much of it is written.
+    Writing(Rc<[u8]>, usize),
+}
+
+/// The scrapes connections are still being sent, newest last.
+struct Renders<F> {
+    body: F,
+    live: Vec<Rc<[u8]>>,
+}
+
+impl<F: Fn() -> String> Renders<F> {
+    /// A scrape's response: rendered now, or the newest one still held when
+    /// [`MAX_RENDERS`] are.
+    fn scrape(&mut self) -> Rc<[u8]> {
+        self.live.retain(|r| Rc::strong_count(r) > 1);
+        match self.live.last() {
+            Some(newest) if self.live.len() >= MAX_RENDERS => newest.clone(),
+            _ => {
+                let fresh: Rc<[u8]> = whole("200 OK", CONTENT_TYPE, &(self.body)()).into();
+                self.live.push(fresh.clone());
+                fresh
+            }
+        }
+    }
 }
 
 /// Where a connection stands after a look.
@@ -69,6 +103,7 @@ fn serve_on(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let handle = std::thread::Builder::new().name("transitd-metrics".into()).spawn(move || {
+        let mut renders = Renders { body, live: Vec::with_capacity(MAX_RENDERS + 1) };
         let mut open: std::collections::VecDeque<Connection> = std::collections::VecDeque::with_capacity(MAX_OPEN);
         // Failed exchanges (a scraper that hung up, a malformed request) are counted and
         // logged at most once a minute, so that no client floods the log.
@@ -86,16 +121,20 @@ fn serve_on(
             match listener.accept() {
                 Ok((stream, _)) => {
                     busy = true;
-                    if open.len() == MAX_OPEN {
-                        open.pop_front(); // the oldest: closed as it drops
-                    }
+                    // Room: the oldest still reading its request is closed as it drops.
+                    // When every one is being answered, the new one is.
+                    let room = open.len() < MAX_OPEN
+                        || open.iter().position(|c| matches!(c.state, State::Reading(_))).is_some_and(|i| {
+                            open.remove(i);
+                            true
+                        });
                     match stream.set_nonblocking(true) {
-                        Ok(()) => open.push_back(Connection {
+                        Ok(()) if room => open.push_back(Connection {
                             stream,
                             deadline: Instant::now() + DEADLINE,
-                            bytes: Vec::new(),
-                            written: None,
+                            state: State::Reading(Vec::new()),
                         }),
+                        Ok(()) => drop(stream),
                         Err(e) => fail(e),
                     }
                 }
@@ -106,7 +145,7 @@ fn serve_on(
             let now = Instant::now();
             let mut i = 0;
             while i < open.len() {
-                match step(&mut open[i], now, &body) {
+                match step(&mut open[i], now, &mut renders) {
                     Progress::Waiting => i += 1,
                     Progress::Moved => {
                         busy = true;
@@ -133,32 +172,34 @@ fn gave_up(kind: std::io::ErrorKind, what: &str) -> Progress {
 
 /// One look at `c`: reads what has arrived of its request head, at most
 /// [`MAX_HEAD_BYTES`], and once it is whole writes what the socket takes of the response.
-fn step(c: &mut Connection, now: Instant, body: &impl Fn() -> String) -> Progress {
+fn step(c: &mut Connection, now: Instant, renders: &mut Renders<impl Fn() -> String>) -> Progress {
     if now >= c.deadline {
         return gave_up(std::io::ErrorKind::TimedOut, "exchange not done in time");
     }
-    let Some(written) = c.written else {
-        let mut chunk = [0u8; 2048];
-        let room = MAX_HEAD_BYTES - c.bytes.len();
-        match c.stream.read(&mut chunk[..room.min(2048)]) {
-            Ok(0) => return gave_up(std::io::ErrorKind::UnexpectedEof, "closed before the request head"),
-            Ok(n) => c.bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Progress::Waiting,
-            Err(e) => return Progress::Done(Some(e)),
+    let (response, written) = match &mut c.state {
+        State::Reading(head) => {
+            let mut chunk = [0u8; 2048];
+            let room = MAX_HEAD_BYTES - head.len();
+            match c.stream.read(&mut chunk[..room.min(2048)]) {
+                Ok(0) => return gave_up(std::io::ErrorKind::UnexpectedEof, "closed before the request head"),
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Progress::Waiting,
+                Err(e) => return Progress::Done(Some(e)),
+            }
+            let Some(head) = parse_head(head) else { return Progress::Moved };
+            c.state = State::Writing(response(head, renders), 0);
+            return Progress::Moved;
         }
-        let Some(head) = parse_head(&c.bytes) else { return Progress::Moved };
-        c.bytes = response(head, body);
-        c.written = Some(0);
-        return Progress::Moved;
+        State::Writing(response, written) => (response, written),
     };
-    match c.stream.write(&c.bytes[written..]) {
-        Ok(n) if written + n == c.bytes.len() => {
+    match c.stream.write(&response[*written..]) {
+        Ok(n) if *written + n == response.len() => {
             // Whatever body the client sent is not read: closing says we are done.
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
             Progress::Done(None)
         }
         Ok(n) => {
-            c.written = Some(written + n);
+            *written += n;
             Progress::Moved
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Progress::Waiting,
@@ -192,17 +233,22 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
-/// The whole response to `head`, one per connection.
-fn response(head: Head, body: &impl Fn() -> String) -> Vec<u8> {
+/// The whole response to `head`.
+fn response(head: Head, renders: &mut Renders<impl Fn() -> String>) -> Rc<[u8]> {
     // A query (Prometheus's `params:`) asks nothing of a page that takes no parameters.
     let path = |target: &str| target.split('?').next().unwrap_or_default().to_string();
-    let (status, content_type, text) = match head {
-        Head::Get(target) if path(&target) == "/metrics" => ("200 OK", CONTENT_TYPE, body()),
-        Head::Get(path) if path == "/" => ("200 OK", "text/plain", "transitd: metrics at /metrics\n".into()),
-        Head::Get(_) => ("404 Not Found", "text/plain", "not found: try /metrics\n".into()),
-        Head::OtherMethod => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
-        Head::Bad(why) => ("400 Bad Request", "text/plain", format!("{why}\n")),
+    let (status, text) = match head {
+        Head::Get(target) if path(&target) == "/metrics" => return renders.scrape(),
+        Head::Get(path) if path == "/" => ("200 OK", "transitd: metrics at /metrics\n".into()),
+        Head::Get(_) => ("404 Not Found", "not found: try /metrics\n".into()),
+        Head::OtherMethod => ("405 Method Not Allowed", "only GET\n".into()),
+        Head::Bad(why) => ("400 Bad Request", format!("{why}\n")),
     };
+    whole(status, "text/plain", &text).into()
+}
+
+/// A response: status line, headers, `text`.
+fn whole(status: &str, content_type: &str, text: &str) -> Vec<u8> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         text.len()
@@ -287,6 +333,42 @@ mod tests {
         assert_eq!(crate::metrics::fetch(addr).unwrap().len(), 8 << 20);
         assert!(asked.elapsed() < Duration::from_secs(4), "answered after {:?}", asked.elapsed());
         drop((slow, deaf, idle));
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// Clients that ask and never read hold at most MAX_RENDERS scrapes between them (each
+    /// held its own copy: 32 of a 10 MB scrape took 270 MB); a scrape being answered is not
+    /// closed to make room for idle connections (one was cut off at 5.8 of 10 MB).
+    #[test]
+    fn slow_readers_share_scrapes_and_keep_their_answers() {
+        use std::sync::atomic::AtomicUsize;
+        let renders = Arc::new(AtomicUsize::new(0));
+        let counted = renders.clone();
+        let big = "x".repeat(8 << 20);
+        let (addr, stop, handle) = server_of(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            big.clone()
+        });
+        let asking = || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+            s
+        };
+        let mut first = asking();
+        std::thread::sleep(Duration::from_millis(100));
+        let deaf: Vec<TcpStream> = (0..10).map(|_| asking()).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(renders.load(Ordering::Relaxed), MAX_RENDERS, "one render per slow reader");
+        // More idle connections than the listener keeps: they push each other out, not
+        // the ones being answered.
+        let idle: Vec<TcpStream> = (0..2 * MAX_OPEN).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut answer = Vec::new();
+        first.read_to_end(&mut answer).unwrap();
+        let body = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |at| answer.len() - at - 4);
+        assert_eq!(body, 8 << 20, "the first reader's whole answer");
+        drop((deaf, idle));
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
     }
