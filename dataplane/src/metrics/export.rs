@@ -241,7 +241,7 @@ impl Scrape<'_> {
         family(
             enc,
             "transitd_tunnel_up",
-            "1 while a tunnel takes traffic: a health-checked one (checked=\"true\", with an interface) while it answers its probes; one not checked is always up, as routing takes it",
+            "1 while a tunnel takes traffic: a health-checked one (label checked true, with an interface) while it answers its probes; one not checked is always up, as routing takes it",
             MetricType::Gauge,
             |m| {
                 for (i, t) in snap.tunnels.iter().enumerate() {
