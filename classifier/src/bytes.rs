@@ -96,6 +96,7 @@ impl Layer {
         let cut = |start: usize, end: usize| start.min(frame_len)..end.min(frame_len);
         let l4 = |proto: u32| at(Dim::L4At).filter(|_| key.get(Dim::L4Proto) == proto);
         let version = key.get(Dim::IpVersion);
+        let ip_end = ip_payload_end(key);
         let range = match self {
             Layer::Frame => cut(at(Dim::FrameAt).unwrap_or(0), frame_len),
             Layer::Eth => {
@@ -121,14 +122,18 @@ impl Layer {
             }
             Layer::Icmp if version == 4 => cut(l4(1)?, at(Dim::L3At)? + at(Dim::IpLen)?),
             Layer::Icmpv6 if version == 6 => cut(l4(58)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?),
+            // Payloads run to the end of the IP payload, as tshark's do: a first fragment's
+            // TCP data has no `tcp.len` but is `tcp.payload` all the same, and UDP's ends
+            // there whatever `udp.length` says (Ethernet padding is never in it).
             Layer::TcpPayload => {
                 let start = l4(6)? + at(Dim::TcpHdrLen)?;
-                let r = cut(start, start + at(Dim::L4Len)?);
-                return (!r.is_empty()).then_some(r);
+                let r = cut(start, ip_end?);
+                return (r.start < r.end).then_some(r);
             }
             Layer::UdpPayload => {
                 let start = l4(17)? + 8;
-                let r = cut(start, (start - 8) + at(Dim::L4Len)?);
+                at(Dim::L4Len)?;
+                let r = cut(start, ip_end?);
                 return (r.start < r.end).then_some(r);
             }
             Layer::Ip | Layer::Ipv6 | Layer::Icmp | Layer::Icmpv6 => return None,
@@ -152,14 +157,27 @@ impl Layer {
             Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
             Layer::Tcp => {
                 let start = l4(6)?;
-                Some(cut(start, start + at(Dim::TcpHdrLen)? + at(Dim::L4Len)?))
+                at(Dim::TcpHdrLen)?;
+                Some(cut(start, ip_payload_end(key)?))
             }
             Layer::Udp => {
                 let start = l4(17)?;
-                Some(cut(start, start + at(Dim::L4Len)?.max(8)))
+                at(Dim::L4Len)?;
+                Some(cut(start, ip_payload_end(key)?))
             }
             _ => self.range(key, frame_len),
         }
+    }
+}
+
+/// Where the IP packet's payload ends in the frame: its length field's end (IPv6's counts
+/// from after the fixed header), so that Ethernet padding is never data.
+fn ip_payload_end(key: &Key) -> Option<usize> {
+    let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+    match key.get(Dim::IpVersion) {
+        4 => Some(at(Dim::L3At)? + at(Dim::IpLen)?),
+        6 => Some(at(Dim::L3At)? + 40 + at(Dim::IpLen)?),
+        _ => None,
     }
 }
 

@@ -337,3 +337,60 @@ fn lists_select_what_their_members_written_inline_select() {
     }
     let _ = std::fs::remove_file(file);
 }
+
+/// Payloads end where the IP payload ends, as tshark's do (reassembly off): a first
+/// fragment's TCP data is `tcp.payload` (it had none: fragmenting a segment slipped it past
+/// every payload rule), UDP's runs past a short `udp.length` and never into Ethernet padding.
+/// scapy makes the packets; tshark is the oracle on each expression.
+#[test]
+fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
+    let file = std::env::temp_dir().join(format!("transitd-match-payload-ends-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')\n\
+         tcp = bytes(TCP(sport=1111, dport=80, flags='S', seq=1000, window=512, chksum=0x1234)/Raw(b'ABCDEFGHIJKLMNOPQRSTUVWX'))\n\
+         udp_long = bytes(UDP(sport=5353, dport=53, len=200, chksum=0x4321)) + b'Q' * 8\n\
+         udp_short = bytes(UDP(sport=1000, dport=2000, len=10, chksum=0)) + b'ab' + b'WXYZ'\n\
+         v4 = lambda p, **k: e/IP(src='10.0.0.1', dst='10.0.0.2', **k)/Raw(p)\n\
+         v6 = lambda p, nh: e/IPv6(src='2001:db8::1', dst='2001:db8::2', nh=nh)/Raw(p)\n\
+         frag6 = lambda p, offset, m: e/IPv6(src='2001:db8::1', dst='2001:db8::2')/IPv6ExtHdrFragment(nh=6, offset=offset, m=m, id=7)/Raw(p)\n\
+         frames = [\n\
+           v4(tcp[:40], proto=6, flags='MF'),\n\
+           v4(tcp[40:], proto=6, frag=5),\n\
+           e/IP(src='10.0.0.1', dst='10.0.0.2', proto=17, flags='MF')/Raw(udp_long)/Padding(load=b'\\xee' * 10),\n\
+           e/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:20] + b'ZZZZ')/Padding(load=b'\\xee' * 10),\n\
+           frag6(tcp[:40], 0, 1),\n\
+           frag6(tcp[40:], 5, 0),\n\
+           frag6(tcp, 0, 0),\n\
+           v4(udp_short, proto=17),\n\
+           v6(udp_short, 17),\n\
+           v4(bytes(TCP(sport=1, dport=2, flags='PA')) + b'hello', proto=6)/Padding(load=b'PADPADPAD'),\n\
+         ]",
+    );
+    let mut wrong = Vec::new();
+    for expr in [
+        "tcp.payload",
+        "tcp.payload contains \"ABC\"",
+        "tcp contains \"ABC\"",
+        "len(tcp.payload) == 20",
+        "tcp.payload[0:4] == \"ABCD\"",
+        "tcp.payload contains ee",
+        "tcp contains \"PAD\"",
+        "tcp.payload == \"hello\"",
+        "udp.payload",
+        "len(udp.payload) == 6",
+        "len(udp.payload) == 8",
+        "udp.payload[-1] == \"Z\"",
+        "udp contains \"WXYZ\"",
+        "udp matches \"WXYZ\"",
+        "udp.payload contains ee",
+        "udp contains ee",
+    ] {
+        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
+        if ours != theirs {
+            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
