@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::lab::{ACME, Lab, SERIAL, wait_for};
+use common::{CATCH_ALL, read_frames, scapy_pcap, tshark_frames, verdicts_of};
+use transitd::pipeline::{DropReason, Verdict};
 
 /// A scratch directory for one test.
 fn scratch(test: &str) -> PathBuf {
@@ -536,4 +538,37 @@ fn one_shot_commands_read_a_configuration_from_a_pipe() {
         "{}",
         stderr(&run)
     );
+}
+
+/// Each malformed header is dropped under the reason that names it, and valid packets of
+/// odd sizes go through: a UDP length below 8 or past the IP payload is a bad UDP header (a
+/// length of 0 was taken, by etherparse's jumbogram rule, as "the rest"); an IPv4 total
+/// length below the header's a bad IPv4 header (tshark: "Bogus IP length"), not a short
+/// frame; an ICMP timestamp with more than its 20 bytes, and UDP with bytes after its
+/// length, are valid (etherparse refused the first as truncated). tshark selects the bad
+/// UDP lengths on its own.
+#[test]
+fn malformed_headers_are_named_and_odd_valid_ones_pass() {
+    let file = scratch("odd-headers").join("odd.pcap");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         ip = IP(src='198.51.100.9', dst='203.0.113.9')\n\
+         frames = [\n\
+           e/ip/UDP(sport=1000, dport=53, len=0)/Raw(b'abcdefgh'),\n\
+           e/ip/UDP(sport=1000, dport=53, len=5)/Raw(b'abcdefgh'),\n\
+           e/ip/UDP(sport=1000, dport=53, len=200)/Raw(b'x'),\n\
+           e/ip/UDP(sport=1000, dport=53, len=10)/Raw(b'abWXYZ'),\n\
+           e/ip/ICMP(type=13)/Raw(b'X' * 16),\n\
+           e/IP(src='198.51.100.9', dst='203.0.113.9', len=16)/UDP(sport=1000, dport=53),\n\
+         ]",
+    );
+    let (v, _, _) = verdicts_of(CATCH_ALL, read_frames(&file).into_iter().map(|f| f.bytes).collect());
+    let bad_udp: Vec<u64> = tshark_frames(&file, "udp.length < 8 or udp.length > ip.len - ip.hdr_len", &[]);
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    assert_eq!(bad_udp, [1, 2, 3], "the oracle's selection");
+    let drop = |r| Verdict::Drop(r);
+    assert_eq!(v[..3], [drop(DropReason::BadUdpHeader); 3], "{v:?}");
+    assert!(v[3..5].iter().all(|v| matches!(v, Verdict::Tx { .. })), "{v:?}");
+    assert_eq!(v[5], drop(DropReason::BadIpv4Header), "{v:?}");
 }

@@ -127,8 +127,8 @@ fn malformed_headers_are_dropped_under_their_reason() {
         ("tcpdump-ipv4_invalid_total_length.pcap", DropReason::Truncated), // total length 85 > 84 present
         ("tcpdump-ipv6_invalid_length.pcap", DropReason::Truncated), // 39 of 40 header bytes
         ("tcpdump-ipv6_39_byte_header.pcap", DropReason::Truncated),
-        ("suricata-udp-len-invalid.pcap", DropReason::Truncated), // UDP length 5 < 8
-        ("tcpdump-kday1.pcap", DropReason::BadIpv4Header),        // EtherType IPv4, version 6
+        ("suricata-udp-len-invalid.pcap", DropReason::BadUdpHeader), // UDP length 5 < 8
+        ("tcpdump-kday1.pcap", DropReason::BadIpv4Header),           // EtherType IPv4, version 6
         ("tcpdump-LINKTYPE_IPV4_invalid.pcap", DropReason::BadIpv4Header),
         ("tcpdump-LINKTYPE_IPV6_invalid.pcap", DropReason::BadIpv6Header),
         ("tcpdump-icmpv6-length-zero.pcapng", DropReason::BadIpv6Header), // payload length 0

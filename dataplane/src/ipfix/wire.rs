@@ -230,7 +230,8 @@ pub fn forwarding_status(v: &Verdict) -> u8 {
             D::MtuExceeded | D::BackboneMtuExceeded => 133, // fragmentation and DF set
             D::BadIpv4Checksum | D::BadGreChecksum => 134,  // bad header checksum
             D::Truncated | D::Oversize => 135,              // bad total length
-            D::BadIpv4Header | D::BadIpv6Header | D::BadIpExtHeader | D::BadTcpHeader | D::BadGreHeader => 136,
+            D::BadIpv4Header | D::BadIpv6Header | D::BadIpExtHeader | D::BadTcpHeader | D::BadUdpHeader => 136,
+            D::BadGreHeader => 136,
             D::NoRoute | D::NoCustomer | D::DecapMartianDestination => 131, // unroutable
             D::NextHopUnresolved => 132,                                    // adjacency
             D::SpoofedCustomerSource | D::DecapSpoofedSource => 140,        // RPF

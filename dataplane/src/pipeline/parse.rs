@@ -299,10 +299,22 @@ fn ipv4_layer(l3: &[u8]) -> Result<Ipv4Layer<'_>, DropReason> {
         // The checks `Ipv4Slice::from_slice` makes: the total length covers the header,
         // and the buffer holds the total length.
         if total_len < header_len {
-            return Err(DropReason::Truncated);
+            return Err(DropReason::BadIpv4Header); // tshark: "Bogus IP length"
         }
         let payload = l3.get(header_len..total_len).ok_or(DropReason::Truncated)?;
         return Ok((&l3[..header_len], payload, header.protocol(), true));
+    }
+    // A total length below the header's is a bad header, not a short frame (etherparse
+    // reports both as a length error; tshark says "Bogus IP length").
+    if let [vihl, _, hi, lo, ..] = *l3 {
+        let header_len = usize::from(vihl & 0xf) * 4;
+        if vihl >> 4 == 4
+            && header_len >= 20
+            && l3.len() >= header_len
+            && usize::from(u16::from_be_bytes([hi, lo])) < header_len
+        {
+            return Err(DropReason::BadIpv4Header);
+        }
     }
     match Ipv4Slice::from_slice(l3) {
         Ok(ip) => {
@@ -489,20 +501,25 @@ fn parse_l4(
             Err(tcp::HeaderSliceError::Len(_)) => Some(DropReason::Truncated),
             Err(tcp::HeaderSliceError::Content(_)) => Some(DropReason::BadTcpHeader),
         },
-        IpNumber::UDP => match etherparse::UdpSlice::from_slice(payload) {
-            Ok(_) => {
+        // RFC 768: the length counts the 8-byte header and runs to the end of the datagram.
+        // etherparse takes 0 for "the rest" (a jumbogram's, RFC 2675) and calls a length
+        // past the payload a short buffer; the packet here is whole, so both are bad headers.
+        IpNumber::UDP => match payload.get(4..6).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) {
+            None => Some(DropReason::Truncated),
+            Some(len) if len < 8 || len > payload.len() => Some(DropReason::BadUdpHeader),
+            Some(_) => {
                 fill_l4_from_bytes(key, proto, payload);
                 None
             }
-            Err(_) => Some(DropReason::Truncated),
         },
-        IpNumber::ICMP => match etherparse::Icmpv4Slice::from_slice(payload) {
-            Ok(_) => {
-                fill_l4_from_bytes(key, proto, payload);
-                None
-            }
-            Err(_) => Some(DropReason::Truncated),
-        },
+        // The 8-byte header is all every ICMP message has; etherparse wants a timestamp
+        // message to be exactly 20 bytes, and one with more is as valid (RFC 792 sets no
+        // upper bound; tshark and Linux take it).
+        IpNumber::ICMP if payload.len() >= 8 => {
+            fill_l4_from_bytes(key, proto, payload);
+            None
+        }
+        IpNumber::ICMP => Some(DropReason::Truncated),
         IpNumber::IPV6_ICMP => match etherparse::Icmpv6Slice::from_slice(payload) {
             Ok(i) => {
                 key.set_icmp(i.type_u8(), i.code_u8());

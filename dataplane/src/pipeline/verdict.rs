@@ -47,6 +47,8 @@ reasons! {
         BadIpExtHeader = "bad_ip_ext_header",
         /// TCP header with a data offset below 5.
         BadTcpHeader = "bad_tcp_header",
+        /// UDP length field below 8, or past the IP payload (RFC 768; the packet is whole).
+        BadUdpHeader = "bad_udp_header",
         /// Source address equals destination (a "land" attack).
         Land = "land",
         /// TCP flags no stack sends (none, SYN+FIN, SYN+RST, FIN without ACK).
@@ -54,10 +56,10 @@ reasons! {
         /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112).
         TinyFragment = "tiny_fragment",
         /// A later fragment below the smallest first fragment that passes (TCP at offset 8
-        /// or 16, AH-carried at 8), which can only overwrite the headers (RFC 1858).
+        /// or 16, AH-carried below 48), which can only overwrite the headers (RFC 1858).
         OverlappingFragment = "overlapping_fragment",
-        /// A fragment whose data ends past 65,535 bytes, the largest datagram (the "ping of
-        /// death"; RFC 791, RFC 8200 §4.5).
+        /// A fragment that ends past 65,535 bytes with its headers, the largest datagram
+        /// (the "ping of death"; RFC 791, RFC 8200 §4.5).
         OversizeFragment = "oversize_fragment",
         /// More IPv6 extension headers than `max_ipv6_extension_headers`.
         Ipv6ExtensionChain = "ipv6_extension_chain",
