@@ -225,17 +225,19 @@ mod client {
     }
 
     /// Watches the prefix from what `start` read until `stop`, leaving every change in
-    /// `slot`; setting `refetch` (SIGHUP) makes it read the whole prefix again.
+    /// `slot`; setting `refetch` (SIGHUP) makes it read the whole prefix again. `up` says
+    /// whether etcd answers (`transitd_config_source_up`).
     pub fn watch(
         source: EtcdSource,
         start: Fetched,
         slot: Slot,
         stop: Arc<AtomicBool>,
         refetch: Arc<AtomicBool>,
+        up: Arc<AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let rt = runtime()?;
         std::thread::Builder::new().name("transitd-etcd".into()).spawn(move || {
-            rt.block_on(watch_loop(source, start, slot, stop, refetch));
+            rt.block_on(watch_loop(source, start, slot, stop, refetch, up));
         })
     }
 
@@ -245,20 +247,27 @@ mod client {
         slot: Slot,
         stop: Arc<AtomicBool>,
         refetch: Arc<AtomicBool>,
+        up: Arc<AtomicBool>,
     ) {
         let mut down_since: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(250);
         while !stop.load(Ordering::Relaxed) {
-            match watch_once(&source, &mut last, &slot, &stop, &refetch, &mut down_since).await {
+            match watch_once(&source, &mut last, &slot, &stop, &refetch, &mut down_since, &up).await {
                 Ok(()) => return,
                 Err(e) => {
+                    up.store(false, Ordering::Relaxed);
                     if down_since.is_none() {
                         eprintln!("transitd: {source}: {e}; the last good configuration keeps running, retrying");
                         down_since = Some(std::time::Instant::now());
                         // A new outage starts from the short wait, not the last one's longest.
                         backoff = Duration::from_millis(250);
                     }
-                    tokio::time::sleep(backoff).await;
+                    // In steps, so that a stop (SIGTERM while etcd is away) is not held for
+                    // the rest of a 5 s wait.
+                    let until = tokio::time::Instant::now() + backoff;
+                    while tokio::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -275,6 +284,7 @@ mod client {
         stop: &AtomicBool,
         refetch: &AtomicBool,
         down_since: &mut Option<std::time::Instant>,
+        up: &AtomicBool,
     ) -> Result<(), etcd_client::Error> {
         let mut client = Client::connect([source.endpoint.as_str()], Some(options())).await?;
         // Handed on only when the keys changed: a reconnect, or a write elsewhere in the
@@ -292,6 +302,7 @@ mod client {
         };
         // Whatever happened while away (or nothing): read the prefix whole.
         let fetched = get(&mut client, &source.prefix).await?;
+        up.store(true, Ordering::Relaxed);
         if let Some(since) = down_since.take() {
             eprintln!("transitd: {source}: reachable again after {:.1} s", since.elapsed().as_secs_f64());
         }
@@ -360,6 +371,7 @@ mod client {
         _: EtcdSource,
         _: Fetched,
         _: Slot,
+        _: Arc<AtomicBool>,
         _: Arc<AtomicBool>,
         _: Arc<AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {

@@ -104,14 +104,24 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     });
     ssh(50003); // still forwarded: the bad key changed nothing
 
+    let source_up = || {
+        let out = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("transitd_config_source_up "))
+            .map(str::to_string)
+    };
+    assert_eq!(source_up().as_deref(), Some("1"));
     etcd.stop();
     wait_for("transitd to notice etcd is gone", Duration::from_secs(20), || {
         t.log().contains("the last good configuration keeps running")
     });
+    assert_eq!(source_up().as_deref(), Some("0"), "the metric says what the log says");
     ssh(50004); // still forwarded without etcd
 
     let mut etcd = Etcd::start(&lab, &dir);
     wait_for("transitd to reach etcd again", Duration::from_secs(20), || t.log().contains("reachable again"));
+    assert_eq!(source_up().as_deref(), Some("1"));
     put(&lab, "/transitd/customers/acme", &acme(""));
     wait_for("the reload after etcd came back", Duration::from_secs(10), || reloads(&t) == 2);
     ssh(50005); // dropped again: the data path follows etcd once more

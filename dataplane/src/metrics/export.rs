@@ -475,6 +475,15 @@ impl Scrape<'_> {
             MetricType::Gauge,
             |m| m.encode_gauge(&(reloads.applied_at.load(Ordering::Relaxed) as i64)),
         )?;
+        if let Some(up) = &reloads.etcd_up {
+            family(
+                enc,
+                "transitd_config_source_up",
+                "1 while the etcd holding the configuration answers; 0 while the last good configuration runs without it",
+                MetricType::Gauge,
+                |m| m.encode_gauge(&i64::from(up.load(Ordering::Relaxed))),
+            )?;
+        }
         if src.bgp.configured.load(Ordering::Relaxed) {
             family(
                 enc,

@@ -37,6 +37,8 @@ pub struct ReloadStats {
     pub rejected: AtomicU64,
     /// Unix time (seconds) of the last applied configuration, start included.
     pub applied_at: AtomicU64,
+    /// With the configuration in etcd: whether etcd answers (`None`: a file).
+    pub etcd_up: Option<Arc<AtomicBool>>,
 }
 
 impl ReloadStats {

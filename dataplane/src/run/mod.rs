@@ -233,7 +233,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         workers: reports.clone(),
         snapshot: shared.clone(),
         xdp: Mutex::new(program.stats()),
-        reloads: ReloadStats::default(),
+        reloads: ReloadStats {
+            etcd_up: matches!(opts.config, ConfigSource::Etcd(_)).then(|| Arc::new(AtomicBool::new(true))),
+            ..ReloadStats::default()
+        },
         bgp: Default::default(),
         ipfix: Some((ipfix_stats, samples.clone())),
         capture: capture.clone(),
@@ -251,7 +254,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         _ => None,
     };
     let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
-    let mut watch = ConfigWatch::start(&opts.config, opts.watch, started_from, helpers_stop.clone(), host)?;
+    let mut watch =
+        ConfigWatch::start(&opts.config, opts.watch, started_from, &sources.reloads, helpers_stop.clone(), host)?;
     let mut announcer = Announcer::new(queues.len());
     let gone = supervise(
         opts,

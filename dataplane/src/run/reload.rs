@@ -53,6 +53,7 @@ impl ConfigWatch {
         source: &ConfigSource,
         interval: Duration,
         started_from: Option<fleet::Fetched>,
+        reloads: &crate::metrics::ReloadStats,
         stop: Arc<AtomicBool>,
         host: Host,
     ) -> anyhow::Result<ConfigWatch> {
@@ -62,7 +63,8 @@ impl ConfigWatch {
             ConfigSource::File(path) => (Some(FileWatch::new(path, interval)), None),
             ConfigSource::Etcd(e) => {
                 let start = started_from.unwrap_or_default();
-                let watch = fleet::watch(e.clone(), start, etcd_slot.clone(), stop, etcd_refetch.clone())?;
+                let up = reloads.etcd_up.clone().unwrap_or_default();
+                let watch = fleet::watch(e.clone(), start, etcd_slot.clone(), stop, etcd_refetch.clone(), up)?;
                 (None, Some(watch))
             }
         };
