@@ -1127,3 +1127,43 @@ tunnel = "b"
     let used: std::collections::BTreeSet<_> = routers.values().flatten().collect();
     assert_eq!(used.len(), 2, "both tunnels carry datagrams: {routers:?}");
 }
+
+/// GRE from a tunnel's router whose outer header forbids ending it here is not
+/// decapsulated: an IPv4 loose source route with a hop to go, an IPv6 routing header with
+/// segments left (RFC 8200 §4.4; type 0 is also deprecated, RFC 5095), a destination
+/// option whose type says "discard if unknown" (§4.2). The same headers exhausted, or with
+/// options to skip, are decapsulated. tshark names the forbidding ones on its own.
+#[test]
+fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
+    let (config, _) = tunnel_edge();
+    let file = temp("outer-forbids");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         inner = IP(src='203.0.113.7', dst='198.51.100.200')/UDP(sport=5000, dport=53)\n\
+         v4 = lambda ptr: e/IP(src='198.51.100.1', dst='192.0.2.1', options=[IPOption_LSRR(pointer=ptr, routers=['203.0.113.99'])])/GRE()/inner\n\
+         v6 = lambda ext: e/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/ext/GRE()/inner\n\
+         frames = [v4(4), v4(8),\n\
+           v6(IPv6ExtHdrRouting(type=0, segleft=1, addresses=['2001:db8:dead::1'])),\n\
+           v6(IPv6ExtHdrRouting(type=0, segleft=0, addresses=['2001:db8:dead::1'])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9E, optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1E, optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 4)]))]",
+    );
+    let forbidding = tshark_frames(
+        &file,
+        "(ip.opt.type in {131, 137} and ip.opt.ptr <= ip.opt.len) or ipv6.routing.segleft > 0 or ipv6.opt.type.action > 0",
+        &[],
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(forbidding, [1, 3, 5], "the oracle's selection");
+    for (i, v) in v.iter().enumerate() {
+        if forbidding.contains(&(i as u64 + 1)) {
+            assert_eq!(*v, Verdict::Drop(DropReason::DecapOuterForbids), "frame {}", i + 1);
+        } else {
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Decapsulated, .. }), "frame {}: {v:?}", i + 1);
+        }
+    }
+}

@@ -19,7 +19,7 @@ use gre::{GreError, GrePacket, GreRepr, IpPacket, ecn};
 use super::Outcome;
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
-use super::parse::{IpFrame, Parsed, parse_inner};
+use super::parse::{IpFrame, Parsed, parse_inner, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, by_fate};
 use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
@@ -82,6 +82,12 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return Verdict::Drop(DropReason::GreFragment);
     }
     let outer_end = frame.start + outer.l3_start + outer.l3_len;
+    let optioned = if outer.is_ipv6 { outer.extension_headers > 0 } else { outer.header_len > 20 };
+    if optioned && !terminable(frame.buf.get(frame.start + outer.l3_start..outer_end).unwrap_or(&[]), outer) {
+        // A source route through us, or an option we must not ignore: ending the packet
+        // here would take it from where its sender sent it (Linux drops these too).
+        return Verdict::Drop(DropReason::DecapOuterForbids);
+    }
     let gre_start = frame.start + outer.l4_start;
     let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Verdict::Drop(DropReason::Truncated) };
     let packet = GrePacket::new_unchecked(bytes);

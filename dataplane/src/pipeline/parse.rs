@@ -390,6 +390,65 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     })
 }
 
+/// Whether a packet addressed to us is ours to end (decapsulate): not when a source route
+/// still has hops to go (IPv4 LSRR or SSRR with its pointer inside the route, RFC 791; an
+/// IPv6 routing header with segments left, RFC 8200 §4.4, which for type 0 also says
+/// discard, RFC 5095), nor when an options header holds an option whose type says to
+/// discard a packet whose node does not know it (RFC 8200 §4.2): transitd knows none. `l3`
+/// is the IP packet; only headers before the transport are read.
+pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
+    if !ip.is_ipv6 {
+        let options = l3.get(20..ip.header_len).unwrap_or(&[]);
+        let mut at = 0;
+        while let Some(&kind) = options.get(at) {
+            match kind {
+                0 => break,
+                1 => at += 1,
+                _ => {
+                    let len = usize::from(options.get(at + 1).copied().unwrap_or(0)).max(2);
+                    // LSRR and SSRR: the pointer (1-based, from the option's start) still
+                    // inside the route names a hop after us.
+                    if matches!(kind, 131 | 137) && options.get(at + 2).is_some_and(|&p| usize::from(p) <= len) {
+                        return false;
+                    }
+                    at += len;
+                }
+            }
+        }
+        return true;
+    }
+    let mut next = l3.get(6).copied().unwrap_or(0);
+    let mut at = 40;
+    for _ in 0..ip.extension_headers {
+        let Some(header) = l3.get(at..at + 8) else { return true };
+        let len = match next {
+            0 | 60 | 43 => (usize::from(header[1]) + 1) * 8,
+            44 => 8,
+            _ => return true,
+        };
+        let Some(whole) = l3.get(at..at + len) else { return true };
+        if next == 43 && whole[3] > 0 {
+            return false; // segments left
+        }
+        if matches!(next, 0 | 60) {
+            let mut o = 2;
+            while let Some(&kind) = whole.get(o) {
+                if kind == 0 {
+                    o += 1;
+                    continue;
+                }
+                if kind >> 6 != 0 {
+                    return false; // "discard if unknown" (01, 10, 11)
+                }
+                o += 2 + usize::from(whole.get(o + 1).copied().unwrap_or(0));
+            }
+        }
+        next = header[0];
+        at += len;
+    }
+    true
+}
+
 /// An IPv6 packet's layers as far as they are headers.
 struct Ipv6Layer<'a> {
     header: Ipv6HeaderSlice<'a>,
