@@ -176,8 +176,9 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     /// Read the configuration from etcd v3 instead, and follow its changes: the key
     /// PREFIX + `server` holds the non-customer sections, PREFIX + `customers/NAME` one
-    /// customer each (docs/operations.md).
-    #[arg(long, value_name = "ENDPOINT")]
+    /// customer each (docs/operations.md). Several endpoints, comma-separated, are the
+    /// cluster's members: any that answers serves.
+    #[arg(long, value_name = "ENDPOINT[,ENDPOINT...]")]
     pub config_etcd: Option<String>,
     /// The etcd key prefix.
     #[arg(long, value_name = "PREFIX", default_value = "/transitd/", requires = "config_etcd")]

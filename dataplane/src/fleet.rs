@@ -22,10 +22,18 @@ use crate::config::{ConfigError, ConfigErrors, Loaded, SourceMap, SourcePos};
 /// Where the configuration lives in etcd.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EtcdSource {
-    /// `http://HOST:PORT` (or `HOST:PORT`).
+    /// `http://HOST:PORT` (or `HOST:PORT`), or several, comma-separated: the cluster's
+    /// members, any of which answers.
     pub endpoint: String,
     /// The key prefix, e.g. `/transitd/`.
     pub prefix: String,
+}
+
+impl EtcdSource {
+    /// The members to ask, in the order given.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.endpoint.split(',').map(str::trim).filter(|e| !e.is_empty())
+    }
 }
 
 impl std::fmt::Display for EtcdSource {
@@ -217,7 +225,7 @@ mod client {
     /// Reads the prefix once (at start: without a configuration there is nothing to run).
     pub fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
         runtime()?.block_on(async {
-            let mut client = Client::connect([source.endpoint.as_str()], Some(options()))
+            let mut client = Client::connect(source.endpoints().collect::<Vec<_>>(), Some(options()))
                 .await
                 .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
             get(&mut client, &source.prefix).await.map_err(|e| anyhow::anyhow!("{source}: {e}"))
@@ -286,7 +294,7 @@ mod client {
         down_since: &mut Option<std::time::Instant>,
         up: &AtomicBool,
     ) -> Result<(), etcd_client::Error> {
-        let mut client = Client::connect([source.endpoint.as_str()], Some(options())).await?;
+        let mut client = Client::connect(source.endpoints().collect::<Vec<_>>(), Some(options())).await?;
         // Handed on only when the keys changed: a reconnect, or a write elsewhere in the
         // store, reads the same keys at a new revision, and a reload of the same
         // configuration restarts the rule counters and rewrites the XDP program's maps.

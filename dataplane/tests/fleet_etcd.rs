@@ -172,8 +172,13 @@ fn a_prefix_over_grpcs_default_message_size_is_read_whole() {
         std::io::Write::write_all(&mut put.stdin.take().unwrap(), value.as_bytes()).unwrap();
         assert!(put.wait().unwrap().success(), "etcdctl put /big/k{k}");
     }
-    let source = transitd::fleet::EtcdSource { endpoint: client, prefix: "/big/".into() };
+    let source = transitd::fleet::EtcdSource { endpoint: client.clone(), prefix: "/big/".into() };
     let fetched = transitd::fleet::fetch(&source).expect("the whole prefix");
     assert_eq!(fetched.keys.len(), 4);
     assert!(fetched.keys.values().all(|v| *v == value));
+    // A cluster's members, one of them gone (nothing listens at port 1): another answers.
+    let members = format!("http://127.0.0.1:1, {client}");
+    let fetched = transitd::fleet::fetch(&transitd::fleet::EtcdSource { endpoint: members, prefix: "/big/".into() })
+        .expect("a member that answers");
+    assert_eq!(fetched.keys.len(), 4);
 }
