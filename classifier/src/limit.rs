@@ -79,6 +79,19 @@ impl RateLimiter {
         RateLimiter { tables }
     }
 
+    /// Takes over `old`'s table `from[i]` as table `i` wherever `from` names one: state
+    /// kept across a reload. The caller vouches that the two buckets are the same (spec
+    /// and size); a table of another size is left as it is.
+    pub fn adopt(&mut self, mut old: RateLimiter, from: &[Option<usize>]) {
+        for (table, j) in self.tables.iter_mut().zip(from) {
+            if let Some(kept) = j.and_then(|j| old.tables.get_mut(j))
+                && kept.slots.len() == table.slots.len()
+            {
+                std::mem::swap(table, kept);
+            }
+        }
+    }
+
     /// Bytes of key state held (fixed from the start).
     pub fn memory_bytes(&self) -> usize {
         self.tables.iter().map(|t| t.slots.len() * size_of::<(u64, u64)>()).sum()

@@ -601,3 +601,28 @@ fn the_bucket_key_bound_counts_tables_as_allocated() {
     );
     snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("[dos]\ntable_size = 65536\n{buckets}")));
 }
+
+/// A reload keeps each bucket's state by name while the bucket is the same: one added in
+/// front of it (all indices move) leaves its spent tokens spent; a new rate starts it afresh.
+/// Any change once restarted every bucket, each key with a full burst mid-attack.
+#[test]
+fn a_reload_keeps_the_buckets_it_did_not_change() {
+    use transitd::pipeline::Limits;
+    let config = |buckets: &str| {
+        let rule = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"dst\"\n";
+        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{buckets}{rule}")))
+    };
+    let bucket =
+        |name: &str, rate: u32| format!("[[dos.bucket]]\nname = \"{name}\"\nkey = \"destination\"\nrate = {rate}\n");
+    let before = config(&bucket("dst", 1));
+    let added = config(&(bucket("other", 5) + &bucket("dst", 1)));
+    let faster = config(&(bucket("other", 5) + &bucket("dst", 2)));
+    let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
+    let mut limits = Limits::new(&before);
+    assert!(is_tx(&verdict_with(&before, &mut limits, &frame, 0)));
+    assert_eq!(verdict_with(&before, &mut limits, &frame, 1), Verdict::Drop(DropReason::RateLimited));
+    limits.rebind(&before, &added);
+    assert_eq!(verdict_with(&added, &mut limits, &frame, 2), Verdict::Drop(DropReason::RateLimited), "kept");
+    limits.rebind(&added, &faster);
+    assert!(is_tx(&verdict_with(&faster, &mut limits, &frame, 3)), "another rate: afresh");
+}

@@ -223,6 +223,29 @@ pub fn rule_keyed_rules(snap: &Snapshot) -> Vec<(RuleId, u16, RuleName<'_>)> {
     out
 }
 
+/// For each bucket of `new`, the bucket of `old` whose state it keeps: the one of its name,
+/// when its spec, the table size and (for `key = "rule"`) its rules by number are the same.
+pub fn kept_buckets(old: &Snapshot, new: &Snapshot) -> Vec<Option<usize>> {
+    let (old_rules, new_rules) = (rule_keyed_rules(old), rule_keyed_rules(new));
+    let rules_of = |rules: &[(RuleId, u16, RuleName<'_>)], b: usize| -> Vec<(RuleId, String, String, String)> {
+        rules
+            .iter()
+            .filter(|r| usize::from(r.1) == b)
+            .map(|r| (r.0, r.2.0.to_string(), r.2.1.to_string(), r.2.2.to_string()))
+            .collect()
+    };
+    (0..new.dos.buckets.len())
+        .map(|i| {
+            let name = new.dos.bucket_names.get(i)?;
+            let j = old.dos.bucket_names.iter().position(|n| n == name)?;
+            let same = old.dos.buckets.get(j) == new.dos.buckets.get(i)
+                && old.dos.table_size == new.dos.table_size
+                && rules_of(&old_rules, j) == rules_of(&new_rules, i);
+            same.then_some(j)
+        })
+        .collect()
+}
+
 /// A 64-bit hash of `key`'s addresses and protocol with `ports` (the source port in the
 /// high half, the destination port in the low; 0 to leave them out): the flow of ECMP-like
 /// choices (a `flow` bucket, a tunnel among equals, an outer flow label).

@@ -166,14 +166,15 @@ impl Limits {
     /// Follows a new snapshot: state whose shape it changed starts afresh, the rest (tracked
     /// connections above all) carries over.
     pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) {
-        // A `key = "rule"` bucket keeps tokens by rule number: numbers that now name other
-        // rules start afresh too.
-        if new.dos.buckets != old.dos.buckets
-            || new.dos.bucket_names != old.dos.bucket_names
-            || new.dos.table_size != old.dos.table_size
-            || dos::rule_keyed_rules(new) != dos::rule_keyed_rules(old)
-        {
-            self.dos = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
+        // Each bucket by name keeps its keys' state while it is the same bucket: its spec
+        // and the table size unchanged and, for a `key = "rule"` bucket (tokens kept by
+        // rule number), the same rules under the same numbers. Any other change started
+        // every bucket afresh, each key with a full burst in the middle of an attack.
+        let kept = dos::kept_buckets(old, new);
+        if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.buckets.len() != old.dos.buckets.len() {
+            let mut fresh = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
+            fresh.adopt(std::mem::take(&mut self.dos), &kept);
+            self.dos = fresh;
         }
         if new.icmp != old.icmp {
             self.icmp = RateLimiter::new(std::slice::from_ref(&new.icmp), 1);
