@@ -125,8 +125,9 @@ impl Layer {
             // Payloads run to the end of the IP payload, as tshark's do: a first fragment's
             // TCP data has no `tcp.len` but is `tcp.payload` all the same, and UDP's ends
             // there whatever `udp.length` says (Ethernet padding is never in it).
+            // A header length below 20 is bogus: tshark dissects no payload behind it.
             Layer::TcpPayload => {
-                let start = l4(6)? + at(Dim::TcpHdrLen)?;
+                let start = l4(6)? + at(Dim::TcpHdrLen).filter(|&h| h >= 20)?;
                 let r = cut(start, ip_end?);
                 return (r.start < r.end).then_some(r);
             }

@@ -257,7 +257,9 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         let dropped_by_dos = dos_decided.as_ref().is_some_and(|(_, drops)| *drops)
             && matches!(reason, Some("dos_rule" | "rate_limited"))
             && outcome.rule.is_none()
-            && outcome.egress_rule.is_none();
+            // An egress rule that let a decapsulated packet on to a customer prefix ran
+            // before that customer's DoS rules; one that rate-limited it ended it there.
+            && (outcome.egress_rule.is_none() || outcome.customer_dos_rule.is_some());
         let dos_rule = dos_decided.map(|(r, _)| r);
         let dos_monitor = outcome.dos_monitor.and_then(|r| dos_rule_ref(snap, r));
         let customer_dos_monitor = outcome.customer_dos_monitor.and_then(|r| dos_rule_ref(snap, r));

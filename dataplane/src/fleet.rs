@@ -323,8 +323,10 @@ mod client {
                 return Ok(());
             }
             if refetch.swap(false, Ordering::Relaxed) {
-                // SIGHUP: the operator asked for a reload, alike or not.
-                let fetched = get(&mut client, &source.prefix).await?;
+                // SIGHUP: the operator asked for a reload, alike or not (asked again after
+                // a failed read, whose reconnect hands on only what changed).
+                let fetched =
+                    get(&mut client, &source.prefix).await.inspect_err(|_| refetch.store(true, Ordering::Relaxed))?;
                 *last = fetched.clone();
                 if let Ok(mut s) = slot.lock() {
                     *s = Some(fetched);

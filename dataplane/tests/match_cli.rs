@@ -165,6 +165,34 @@ fn an_egress_rate_limit_is_named_as_the_decider() {
     assert!(limited.iter().all(|l| l.contains(" acme/egress/lim ")), "{limited:#?}");
 }
 
+/// A decapsulated packet an egress rule let on, to another customer's prefix, whose DoS
+/// rule then dropped it, was decided by that DoS rule: the egress rule ran first and
+/// decided only that it could go on.
+#[test]
+fn a_dos_rule_after_an_egress_rule_is_named_as_the_decider() {
+    let dir = std::env::temp_dir().join(format!("transitd-egress-then-dos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap()
+        + "[[customer.dos.rule]]\nname = \"no-udp\"\nmatch = \"udp\"\naction = \"drop\"\n";
+    let text = text.replacen(
+        "[[customer.egress.rule]]\n",
+        "[[customer.egress.rule]]\nname = \"dns\"\nmatch = \"udp.dstport == 53\"\naction = \"accept\"\n\n[[customer.egress.rule]]\n",
+        1,
+    );
+    let (config, file) = (dir.join("edge.toml"), dir.join("hairpin.pcap"));
+    std::fs::write(&config, text).unwrap();
+    scapy_pcap(
+        &file,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/\
+         IP(src='203.0.113.7', dst='198.18.100.5')/UDP(sport=5000, dport=53)/Raw(b'q')]",
+    );
+    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let table = stdout(&out);
+    let row = table.lines().find(|l| l.trim_start().starts_with("1 ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(" beta/dos/no-udp ") && row.ends_with("drop dos_rule"), "{table}");
+}
+
 #[test]
 fn monitor_rules_are_reported_without_deciding() {
     let config = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap()

@@ -340,7 +340,8 @@ fn lists_select_what_their_members_written_inline_select() {
 
 /// Payloads end where the IP payload ends, as tshark's do (reassembly off): a first
 /// fragment's TCP data is `tcp.payload` (it had none: fragmenting a segment slipped it past
-/// every payload rule), UDP's runs past a short `udp.length` and never into Ethernet padding.
+/// every payload rule), UDP's runs past a short `udp.length` and never into Ethernet padding;
+/// behind a bogus TCP header length (below 20) there is none.
 /// scapy makes the packets; tshark is the oracle on each expression.
 #[test]
 fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
@@ -365,6 +366,8 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
            v4(udp_short, proto=17),\n\
            v6(udp_short, 17),\n\
            v4(bytes(TCP(sport=1, dport=2, flags='PA')) + b'hello', proto=6)/Padding(load=b'PADPADPAD'),\n\
+           v4(bytes(TCP(sport=1111, dport=80, flags='S', dataofs=2)) + b'ABCD' * 5, proto=6, flags='MF'),\n\
+           v4(bytes(TCP(sport=1111, dport=80, flags='S', dataofs=0)) + b'ABCD' * 5, proto=6, flags='MF'),\n\
          ]",
     );
     let mut wrong = Vec::new();

@@ -114,7 +114,20 @@ pub fn parse(text: &str) -> Vec<Sample> {
 /// between), counters are shown as rates per second.
 pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> String {
     let now = parse(text);
-    let then = before.map(|(t, dt)| (parse(t).into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt));
+    let started =
+        |samples: &[Sample]| samples.iter().find(|s| s.name == "transitd_start_time_seconds").map(|s| s.value);
+    let then = before.map(|(t, dt)| {
+        let old = parse(t);
+        match (started(&old), started(&now)) {
+            // Restarted between the readings: its counters began at 0 when it started, so
+            // the rates are over its life since, not against the old process's counts.
+            (Some(was), Some(is)) if was != is => {
+                let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                (HashMap::new(), (wall - is).clamp(1e-3, dt))
+            }
+            _ => (old.into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt),
+        }
+    });
     let view = View { now: &now, then };
     let mut out = String::new();
     view.header(&mut out, addr);
@@ -178,10 +191,8 @@ impl View<'_> {
         );
         if let Some((old, dt)) = &self.then {
             let _ = writeln!(out, "(rates per second over {dt:.2} s)");
-            let was_started = old.iter().find(|((name, _), _)| name == "transitd_start_time_seconds").map(|(_, v)| *v);
-            if was_started.is_some_and(|t| t != started) {
-                // Its counters began again from 0: what went before the restart is not in them.
-                let _ = writeln!(out, "(transitd restarted between the two readings: the rates count only since)");
+            if old.is_empty() {
+                let _ = writeln!(out, "(transitd restarted between the two readings: the rates are since its start)");
             }
         }
     }
@@ -430,12 +441,25 @@ mod tests {
         let scrape = |started: u64, frames: u64| {
             format!(
                 "# TYPE transitd_start_time_seconds gauge\ntransitd_start_time_seconds {started}\n\
-                 # TYPE transitd_rx_frames counter\ntransitd_rx_frames_total{{queue=\"0\"}} {frames}\n# EOF\n"
+                 # TYPE transitd_rx_packets counter\ntransitd_rx_packets_total{{worker=\"0\"}} {frames}\n# EOF\n"
             )
         };
         let same = super::for_people(addr, &scrape(100, 300), Some((&scrape(100, 100), 2.0)));
         assert!(same.contains("(rates per second over 2.00 s)") && !same.contains("restarted"), "{same}");
-        let restarted = super::for_people(addr, &scrape(105, 30), Some((&scrape(100, 100), 2.0)));
+        let rx = |report: &str| {
+            report
+                .lines()
+                .find_map(|l| l.strip_prefix("0 "))
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        };
+        assert_eq!(rx(&same).as_deref(), Some("100"), "(300 - 100) / 2: {same}");
+        // Started a second ago (within the two readings' 2 s): 30 frames since, 30 a second.
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
+        let restarted = super::for_people(addr, &scrape(wall, 30), Some((&scrape(100, 100), 2.0)));
         assert!(restarted.contains("transitd restarted between the two readings"), "{restarted}");
+        // 30 over the one to two seconds it has run (its start is read in whole seconds);
+        // against the old process's 100 it was 0.
+        let rate: f64 = rx(&restarted).and_then(|r| r.parse().ok()).unwrap_or(0.0);
+        assert!((15.0..=30.0).contains(&rate), "{restarted}");
     }
 }

@@ -1,12 +1,13 @@
 //! Serving the scrape over HTTP, on a thread of its own. Connections are bounded in number,
 //! bytes and time, so that no client can hold the thread, grow its memory or use up the
 //! process's file descriptors (which the supervisor needs: an `if_nametoindex` failing for
-//! want of one would read as the interface gone). At most [`MAX_OPEN`] are open at once, the
-//! oldest closed to make room for a new one; each has [`DEADLINE`] from its accept for the
+//! want of one would read as the interface gone). At most [`MAX_OPEN`] are open at once;
+//! each has [`DEADLINE`] from its accept for the
 //! whole exchange, request head in and response out, both done without blocking on a sweep
 //! over the open ones. A scraper sends its request as it connects, so it is answered however
 //! many idle or slow connections are open: to make room, the oldest connection still
-//! reading its request is closed, never one being answered (when all are, the new one is).
+//! reading its request is closed, else an answer its client has not read for a second
+//! (when every answer is moving, the new connection is).
 //! A scrape is rendered afresh for each request while fewer than [`MAX_RENDERS`] are still
 //! being written; past that, requests share the newest: clients that ask and never read
 //! hold at most that many copies of a scrape (each megabytes with thousands of customers).
@@ -28,6 +29,8 @@ const MAX_HEAD_BYTES: usize = 8192;
 const DEADLINE: Duration = Duration::from_secs(10);
 /// Connections open at once (one file descriptor each, with the listener's).
 const MAX_OPEN: usize = 32;
+/// An answer whose client has read nothing for this long may be closed for a newcomer.
+const STUCK: Duration = Duration::from_secs(1);
 /// Distinct scrapes held by connections at once.
 const MAX_RENDERS: usize = 4;
 /// How long the loop sleeps when nothing happened (it looks at `stop` as often).
@@ -53,6 +56,8 @@ struct Connection {
     stream: TcpStream,
     deadline: Instant,
     state: State,
+    /// When bytes last moved.
+    moved: Instant,
 }
 
 /// Where a connection is in its exchange.
@@ -121,18 +126,26 @@ fn serve_on(
             match listener.accept() {
                 Ok((stream, _)) => {
                     busy = true;
-                    // Room: the oldest still reading its request is closed as it drops.
-                    // When every one is being answered, the new one is.
+                    // Room: the oldest still reading its request is closed as it drops,
+                    // else the answer longest stuck (its client not reading for over
+                    // STUCK: 32 clients that ask and never read must not lock scrapers
+                    // out for good). When every answer is moving, the new one is closed.
+                    let now = Instant::now();
+                    let stuck = |c: &Connection| matches!(c.state, State::Writing(..)) && now - c.moved > STUCK;
+                    let victim = open.iter().position(|c| matches!(c.state, State::Reading(_))).or_else(|| {
+                        open.iter().enumerate().filter(|(_, c)| stuck(c)).min_by_key(|(_, c)| c.moved).map(|(i, _)| i)
+                    });
                     let room = open.len() < MAX_OPEN
-                        || open.iter().position(|c| matches!(c.state, State::Reading(_))).is_some_and(|i| {
+                        || victim.is_some_and(|i| {
                             open.remove(i);
                             true
                         });
                     match stream.set_nonblocking(true) {
                         Ok(()) if room => open.push_back(Connection {
                             stream,
-                            deadline: Instant::now() + DEADLINE,
+                            deadline: now + DEADLINE,
                             state: State::Reading(Vec::new()),
+                            moved: now,
                         }),
                         Ok(()) => drop(stream),
                         Err(e) => fail(e),
@@ -149,6 +162,7 @@ fn serve_on(
                     Progress::Waiting => i += 1,
                     Progress::Moved => {
                         busy = true;
+                        open[i].moved = now;
                         i += 1;
                     }
                     Progress::Done(error) => {
@@ -369,6 +383,27 @@ mod tests {
         let body = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |at| answer.len() - at - 4);
         assert_eq!(body, 8 << 20, "the first reader's whole answer");
         drop((deaf, idle));
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// As many clients as the listener keeps, each asking for a scrape larger than the
+    /// socket buffers and never reading it, do not lock a scraper out: an answer stuck for
+    /// over a second makes room (every newcomer was closed unanswered until their deadline).
+    #[test]
+    fn clients_that_never_read_do_not_lock_scrapers_out() {
+        let big = "x".repeat(8 << 20);
+        let (addr, stop, handle) = server_of(move || big.clone());
+        let deaf: Vec<TcpStream> = (0..MAX_OPEN)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(STUCK + Duration::from_millis(500));
+        assert_eq!(crate::metrics::fetch(addr).unwrap().len(), 8 << 20);
+        drop(deaf);
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
     }
