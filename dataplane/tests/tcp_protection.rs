@@ -844,3 +844,32 @@ fn a_customers_first_packet_opens_no_grace_period_of_its_own() {
     let first_for_b = verdict_with(&snap, &mut limits, &ack([203, 0, 113, 129]), 100 * s);
     assert!(is_out_of_state(&first_for_b), "{first_for_b:?}");
 }
+
+/// A rule's SYN threshold keeps its state across a reload that moves the rule (another
+/// rule with a threshold put before it): the flood it was holding is not let through with
+/// a fresh burst. A new threshold starts afresh.
+#[test]
+fn a_reload_keeps_a_moved_rules_syn_threshold() {
+    let rule = |name: &str, port: u16, rate: u32| {
+        format!(
+            "[[tcp_protection.rule]]\nname = \"{name}\"\nmatch = \"tcp.dstport == {port}\"\nmode = \"mitigate\"\n\
+             syn_rate = {rate}\nsyn_burst = 1\n"
+        )
+    };
+    let config = |rules: &str| snapshot(&format!("{CATCH_ALL}\n[tcp_protection]\ngrace_period = 0\n{rules}"));
+    let (web, moved, faster) = (
+        config(&rule("web", 80, 1)),
+        config(&(rule("mail", 25, 1) + &rule("web", 80, 1))),
+        config(&(rule("mail", 25, 1) + &rule("web", 80, 2))),
+    );
+    let syn = |last: u8| segment([198, 51, 100, last], [203, 0, 113, 80], 40000, 80, 0x02, 0);
+    let sent = |v: &Verdict| matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. });
+    let challenged = |v: &Verdict| matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. });
+    let mut limits = Limits::new(&web);
+    assert!(sent(&verdict_with(&web, &mut limits, &syn(1), 0)), "within the burst");
+    assert!(challenged(&verdict_with(&web, &mut limits, &syn(2), 1)), "over the threshold");
+    limits.rebind(&web, &moved);
+    assert!(challenged(&verdict_with(&moved, &mut limits, &syn(3), 2)), "the moved rule's threshold kept");
+    limits.rebind(&moved, &faster);
+    assert!(sent(&verdict_with(&faster, &mut limits, &syn(4), 3)), "a new threshold: afresh");
+}

@@ -198,9 +198,14 @@ impl Limits {
             .map(|c| if fresh { None } else { before.get(&(c.name.as_str(), c.tcp_coverage)).copied().flatten() })
             .collect();
         self.tracking_pending = self.tracked_since.iter().any(Option::is_none);
-        // Thresholds are kept by rule number, as `key = "rule"` buckets are.
-        if new.tcp.syn_buckets != old.tcp.syn_buckets || tcp_rule_names(new) != tcp_rule_names(old) {
-            self.syn = RateLimiter::new(&new.tcp.syn_buckets, 4);
+        // A rule's SYN threshold keeps its state while the rule (its owner and name) keeps
+        // the same threshold, wherever the rule now stands.
+        let kept = kept_syn_buckets(old, new);
+        if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.tcp.syn_buckets.len() != old.tcp.syn_buckets.len()
+        {
+            let mut fresh = RateLimiter::new(&new.tcp.syn_buckets, 4);
+            fresh.adopt(std::mem::take(&mut self.syn), &kept);
+            self.syn = fresh;
         }
         if new.tcp.challenges != old.tcp.challenges {
             self.challenges = RateLimiter::new(std::slice::from_ref(&new.tcp.challenges), 4);
@@ -392,10 +397,27 @@ fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFra
     Outcome::new(soft_unicast(ctx, frame, key, ip))
 }
 
-/// Each TCP protection rule's owner and name, in rule order.
-fn tcp_rule_names(snap: &Snapshot) -> Vec<(Option<&str>, &str)> {
-    let owner = |c: Option<CustomerId>| c.and_then(|c| snap.customers.get(usize::from(c))).map(|c| c.name.as_str());
-    snap.tcp.rules.iter().map(|r| (owner(r.customer), r.name.as_str())).collect()
+/// For each SYN threshold of `new`, the one of `old` whose state it keeps: its rule's, by
+/// the rule's owner and name, when the threshold is the same.
+fn kept_syn_buckets(old: &Snapshot, new: &Snapshot) -> Vec<Option<usize>> {
+    /// Each threshold by its rule's owner and name.
+    fn by_rule(snap: &Snapshot) -> std::collections::HashMap<(Option<&str>, &str), usize> {
+        let owner = |c: Option<CustomerId>| c.and_then(|c| snap.customers.get(usize::from(c))).map(|c| c.name.as_str());
+        snap.tcp
+            .rules
+            .iter()
+            .filter_map(|r| Some(((owner(r.customer), r.name.as_str()), usize::from(r.syn_bucket?))))
+            .collect()
+    }
+    let before = by_rule(old);
+    let mut kept = vec![None; new.tcp.syn_buckets.len()];
+    for (rule, b) in by_rule(new) {
+        let j = before.get(&rule).copied();
+        if let Some(slot) = kept.get_mut(b) {
+            *slot = j.filter(|&j| old.tcp.syn_buckets.get(j) == new.tcp.syn_buckets.get(b));
+        }
+    }
+    kept
 }
 
 /// The outcome of a frame the global DoS rules dropped.
