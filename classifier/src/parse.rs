@@ -410,11 +410,16 @@ impl<'a> Parser<'a, '_> {
         let mut end = name_span.end;
         let slice = if self.peek() == Some(Tok::LBracket) {
             self.pos += 1;
-            let (text, span) = match self.next()? {
-                (Tok::Word(w), span) => (w, span),
+            // The words up to `]`, joined: tshark takes spaces in a slice (`frame[ 0 : 2 ]`).
+            let (mut text, mut span) = match self.next()? {
+                (Tok::Word(w), span) => (w.to_string(), span),
                 (_, span) => return Err(self.unexpected(span)),
             };
-            let slice = Slice::parse(text).map_err(|m| ParseError::at(span, m))?;
+            while let Some(Tok::Word(w)) = self.peek() {
+                text.push_str(w);
+                span.end = self.next()?.1.end;
+            }
+            let slice = Slice::parse(&text).map_err(|m| ParseError::at(span, m))?;
             match self.next()? {
                 (Tok::RBracket, close) => end = close.end,
                 (_, span) => return Err(self.unexpected(span)),
