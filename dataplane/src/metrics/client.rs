@@ -189,6 +189,10 @@ impl View<'_> {
             reloads("applied"),
             reloads("rejected"),
         );
+        if let Some(up) = self.find("transitd_config_source_up").next() {
+            let state = if up.value == 1.0 { "reachable" } else { "UNREACHABLE: the last good configuration runs" };
+            let _ = writeln!(out, "configuration from etcd: {state}");
+        }
         if let Some((old, dt)) = &self.then {
             let _ = writeln!(out, "(rates per second over {dt:.2} s)");
             if old.is_empty() {
@@ -445,6 +449,10 @@ mod tests {
             )
         };
         let same = super::for_people(addr, &scrape(100, 300), Some((&scrape(100, 100), 2.0)));
+        assert!(!same.contains("configuration from etcd"), "a file's configuration: {same}");
+        let away = format!("# TYPE transitd_config_source_up gauge\ntransitd_config_source_up 0\n{}", scrape(100, 1));
+        let report = super::for_people(addr, &away, None);
+        assert!(report.contains("configuration from etcd: UNREACHABLE"), "{report}");
         assert!(same.contains("(rates per second over 2.00 s)") && !same.contains("restarted"), "{same}");
         let rx = |report: &str| {
             report
