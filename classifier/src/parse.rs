@@ -408,23 +408,24 @@ impl<'a> Parser<'a, '_> {
     /// `tcp.payload matches "^get "`, or a bare `udp.payload` / `frame[100:]` (present).
     fn byte_test(&mut self, layer: Layer, name_span: Span) -> Result<Expr, ParseError> {
         let mut end = name_span.end;
-        let slice = if self.peek() == Some(Tok::LBracket) {
+        let slice = if let Some((Tok::LBracket, open)) = self.toks.get(self.pos).copied() {
             self.pos += 1;
-            // The words up to `]`, joined: tshark takes spaces in a slice (`frame[ 0 : 2 ]`).
-            let (mut text, mut span) = match self.next()? {
-                (Tok::Word(w), span) => (w.to_string(), span),
-                (_, span) => return Err(self.unexpected(span)),
+            let mut words: Vec<(&str, Span)> = Vec::new();
+            while let Some((Tok::Word(w), span)) = self.toks.get(self.pos).copied() {
+                words.push((w, span));
+                self.pos += 1;
+            }
+            let (close, first, last) = match (self.next()?, words.first(), words.last()) {
+                ((Tok::RBracket, close), Some(first), Some(last)) => (close, *first, *last),
+                ((_, span), _, _) => return Err(self.unexpected(span)),
             };
-            while let Some(Tok::Word(w)) = self.peek() {
-                text.push_str(w);
-                span.end = self.next()?.1.end;
+            end = close.end;
+            let span = Span { start: first.1.start, end: last.1.end };
+            if !spaced_slice_ok(&words, open.end < first.1.start, last.1.end < close.start) {
+                let text: Vec<&str> = words.iter().map(|w| w.0).collect();
+                return Err(ParseError::at(span, format!("\"{}\" is not a valid range.", text.join(" "))));
             }
-            let slice = Slice::parse(&text).map_err(|m| ParseError::at(span, m))?;
-            match self.next()? {
-                (Tok::RBracket, close) => end = close.end,
-                (_, span) => return Err(self.unexpected(span)),
-            }
-            Some(slice)
+            Some(Slice::parse(&words.iter().map(|w| w.0).collect::<String>()).map_err(|m| ParseError::at(span, m))?)
         } else {
             None
         };
@@ -871,6 +872,29 @@ fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalS
 
 /// A comparison of byte strings: `===` is `==` and `!==` is `!=` for a field that occurs
 /// once, as byte fields do.
+/// Whether the words of a slice, written with spaces between them, are a range tshark 4.0
+/// takes (`frame[ 12 : 2 ]`, `frame[12 - 13]`): a space may stand before or after a number
+/// and after a `:` or `-` that follows one, never between a leading sign and its digits
+/// (`[- 1]`), before a leading `:` or after a trailing one (`[ :2]`, `[12: ]`), nor between
+/// two numbers (`[1 2]` is no range, not byte 12). `spaced_before` and `spaced_after`: a
+/// space after `[` and before `]`.
+fn spaced_slice_ok(words: &[(&str, Span)], spaced_before: bool, spaced_after: bool) -> bool {
+    let starts = |w: &str, f: fn(char) -> bool| w.chars().next().is_some_and(f);
+    let ends = |w: &str, f: fn(char) -> bool| w.chars().last().is_some_and(f);
+    let (Some(first), Some(last)) = (words.first(), words.last()) else { return false };
+    if (spaced_before && first.0.starts_with(':')) || (spaced_after && last.0.ends_with(':')) {
+        return false;
+    }
+    words.windows(2).enumerate().all(|(i, pair)| {
+        let (a, b) = (pair[0].0, pair[1].0);
+        let number_then_separator = ends(a, |c| c.is_ascii_digit()) && starts(b, |c| c == ':' || c == '-');
+        // A lone `-` first is a sign, whose digits must follow it directly.
+        let separator_then_number =
+            ends(a, |c| c == ':' || c == '-') && !(i == 0 && a == "-") && starts(b, |c| c.is_ascii_digit());
+        number_then_separator || separator_then_number
+    })
+}
+
 fn byte_cmp(op: Op) -> CmpOp {
     match op {
         Op::Eq | Op::AllEq => CmpOp::Eq,

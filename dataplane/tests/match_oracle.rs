@@ -397,3 +397,41 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
     let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// Spaces in a slice: transitd takes what tshark takes and refuses what it refuses (a
+/// space between two numbers, `[1 2]`, is no range rather than byte 12), and what both take
+/// selects the same frames.
+#[test]
+fn spaced_slices_are_taken_as_tshark_takes_them() {
+    let file = pcap("real/zeek-communityid-tcp.pcap");
+    for expr in [
+        "frame[1 2]",
+        "frame[1 0:2]",
+        "frame[1 -2 3]",
+        "frame[ - 1 ]",
+        "frame[ :2 ]",
+        "frame[12 : ]",
+        "frame[12: ]",
+        "frame[ -1: ]",
+        "frame[ 12 : 2 ] == 08:00",
+        "frame[12 -13] == 08:00",
+        "frame[12- 13] == 08:00",
+        "frame[1 -2] == 00:00",
+        "frame[12 :] contains 06",
+        "frame[:2 ] == 00:00",
+        "frame[-1 :2]",
+    ] {
+        let tshark_takes = Command::new("tshark")
+            .args(["-r"])
+            .arg(&file)
+            .args(["-c", "1", "-Y", expr])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert_eq!(classifier::parse(expr).is_ok(), tshark_takes, "{expr}");
+        if tshark_takes {
+            assert_eq!(transitd_frames(&file, expr), theirs(&file, expr), "{expr}");
+        }
+    }
+}

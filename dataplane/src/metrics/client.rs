@@ -122,8 +122,11 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
             // Restarted between the readings: its counters began at 0 when it started, so
             // the rates are over its life since, not against the old process's counts.
             (Some(was), Some(is)) if was != is => {
+                // Its uptime by this machine's clock (another's, with --metrics remote),
+                // within the interval; the interval itself where the clocks disagree.
                 let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-                (HashMap::new(), (wall - is).clamp(1e-3, dt))
+                let up = wall - is;
+                (HashMap::new(), if up > 0.0 { up.min(dt).max(1e-3) } else { dt })
             }
             _ => (old.into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt),
         }
@@ -469,5 +472,8 @@ mod tests {
         // against the old process's 100 it was 0.
         let rate: f64 = rx(&restarted).and_then(|r| r.parse().ok()).unwrap_or(0.0);
         assert!((15.0..=30.0).contains(&rate), "{restarted}");
+        // A server clock ahead of this one (a start "in the future"): over the interval.
+        let ahead = super::for_people(addr, &scrape(wall + 6, 30), Some((&scrape(100, 100), 2.0)));
+        assert_eq!(rx(&ahead).as_deref(), Some("15"), "{ahead}");
     }
 }

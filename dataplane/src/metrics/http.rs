@@ -172,6 +172,12 @@ fn serve_on(
                     }
                 }
             }
+            // A sweep that took long (a large scrape rendered in it) stalled the server, not
+            // the clients: no answer is taken for stuck on account of it.
+            if now.elapsed() > STUCK / 4 {
+                let after = Instant::now();
+                open.iter_mut().for_each(|c| c.moved = after);
+            }
             if !busy {
                 std::thread::sleep(IDLE_POLL);
             }

@@ -226,21 +226,25 @@ pub fn rule_keyed_rules(snap: &Snapshot) -> Vec<(RuleId, u16, RuleName<'_>)> {
 /// For each bucket of `new`, the bucket of `old` whose state it keeps: the one of its name,
 /// when its spec, the table size and (for `key = "rule"`) its rules by number are the same.
 pub fn kept_buckets(old: &Snapshot, new: &Snapshot) -> Vec<Option<usize>> {
-    let (old_rules, new_rules) = (rule_keyed_rules(old), rule_keyed_rules(new));
-    let rules_of = |rules: &[(RuleId, u16, RuleName<'_>)], b: usize| -> Vec<(RuleId, String, String, String)> {
-        rules
-            .iter()
-            .filter(|r| usize::from(r.1) == b)
-            .map(|r| (r.0, r.2.0.to_string(), r.2.1.to_string(), r.2.2.to_string()))
-            .collect()
-    };
+    /// Each bucket's rule-keyed rules, in one pass.
+    fn by_bucket(snap: &Snapshot) -> Vec<Vec<(RuleId, RuleName<'_>)>> {
+        let mut out = vec![Vec::new(); snap.dos.buckets.len()];
+        for (id, b, name) in rule_keyed_rules(snap) {
+            if let Some(rules) = out.get_mut(usize::from(b)) {
+                rules.push((id, name));
+            }
+        }
+        out
+    }
+    let (old_rules, new_rules) = (by_bucket(old), by_bucket(new));
+    let old_by_name: std::collections::HashMap<&str, usize> =
+        old.dos.bucket_names.iter().enumerate().map(|(j, n)| (n.as_str(), j)).collect();
     (0..new.dos.buckets.len())
         .map(|i| {
-            let name = new.dos.bucket_names.get(i)?;
-            let j = old.dos.bucket_names.iter().position(|n| n == name)?;
+            let j = *old_by_name.get(new.dos.bucket_names.get(i)?.as_str())?;
             let same = old.dos.buckets.get(j) == new.dos.buckets.get(i)
                 && old.dos.table_size == new.dos.table_size
-                && rules_of(&old_rules, j) == rules_of(&new_rules, i);
+                && old_rules.get(j) == new_rules.get(i);
             same.then_some(j)
         })
         .collect()
