@@ -222,13 +222,34 @@ mod client {
         Ok(Fetched { keys, not_utf8, revision })
     }
 
-    /// Reads the prefix once (at start: without a configuration there is nothing to run).
+    /// A client of one member: the first, from the `start`th on (round), that connects.
+    /// One at a time, not tonic's balanced channel over all: that sent a request to a dead
+    /// member as readily as to a live one, and the request failed.
+    async fn connect(source: &EtcdSource, start: usize) -> Result<Client, etcd_client::Error> {
+        let members: Vec<&str> = source.endpoints().collect();
+        let mut last = etcd_client::Error::InvalidArgs("no etcd endpoint".into());
+        for k in 0..members.len() {
+            match Client::connect([members[(start + k) % members.len()]], Some(options())).await {
+                Ok(client) => return Ok(client),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Reads the prefix once (at start: without a configuration there is nothing to run),
+    /// from the first member that answers.
     pub fn fetch(source: &EtcdSource) -> anyhow::Result<Fetched> {
         runtime()?.block_on(async {
-            let mut client = Client::connect(source.endpoints().collect::<Vec<_>>(), Some(options()))
-                .await
-                .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-            get(&mut client, &source.prefix).await.map_err(|e| anyhow::anyhow!("{source}: {e}"))
+            let mut last = None;
+            for start in 0..source.endpoints().count().max(1) {
+                let read = async { get(&mut connect(source, start).await?, &source.prefix).await };
+                match read.await {
+                    Ok(fetched) => return Ok(fetched),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(anyhow::anyhow!("{source}: {}", last.map_or_else(|| "no endpoint".to_string(), |e| e.to_string())))
         })
     }
 
@@ -259,10 +280,13 @@ mod client {
     ) {
         let mut down_since: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(250);
+        // The member to try first: the next one after each failure.
+        let mut member = 0;
         while !stop.load(Ordering::Relaxed) {
-            match watch_once(&source, &mut last, &slot, &stop, &refetch, &mut down_since, &up).await {
+            match watch_once(&source, member, &mut last, &slot, &stop, &refetch, &mut down_since, &up).await {
                 Ok(()) => return,
                 Err(e) => {
+                    member += 1;
                     up.store(false, Ordering::Relaxed);
                     if down_since.is_none() {
                         eprintln!("transitd: {source}: {e}; the last good configuration keeps running, retrying");
@@ -285,8 +309,10 @@ mod client {
     /// One connection's life: catch up on what changed while away, then follow the watch.
     /// `last` is what was last handed on. Returns `Ok` when stopped, `Err` when the
     /// connection fails.
+    #[allow(clippy::too_many_arguments)]
     async fn watch_once(
         source: &EtcdSource,
+        member: usize,
         last: &mut Fetched,
         slot: &Slot,
         stop: &AtomicBool,
@@ -294,7 +320,7 @@ mod client {
         down_since: &mut Option<std::time::Instant>,
         up: &AtomicBool,
     ) -> Result<(), etcd_client::Error> {
-        let mut client = Client::connect(source.endpoints().collect::<Vec<_>>(), Some(options())).await?;
+        let mut client = connect(source, member).await?;
         // Handed on only when the keys changed: a reconnect, or a write elsewhere in the
         // store, reads the same keys at a new revision, and a reload of the same
         // configuration restarts the rule counters and rewrites the XDP program's maps.
