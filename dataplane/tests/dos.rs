@@ -525,7 +525,6 @@ fn a_bucket_two_stages_name_charges_a_packet_once() {
 /// spent tokens of the customer that had them (names are unique only per customer).
 #[test]
 fn a_customer_replaced_in_its_place_does_not_inherit_rule_tokens() {
-    use transitd::pipeline::Limits;
     let config = |name: &str| {
         format!(
             "[server]\nanycast = \"192.0.2.1\"\nmac = \"02:00:00:00:00:01\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
@@ -537,14 +536,20 @@ fn a_customer_replaced_in_its_place_does_not_inherit_rule_tokens() {
     };
     let (alpha, alpha_again, beta) =
         (snapshot(&config("alpha")), snapshot(&config("alpha")), snapshot(&config("beta")));
+    spent_kept_then_afresh([&alpha, &alpha_again, &beta], "beta's rule has a token of its own");
+}
+
+/// One UDP frame's token spent under `first`, still spent after a reload to `kept`, and
+/// back (a frame passes) after a reload to `afresh` (`why`). Rate 1, burst 1 throughout.
+fn spent_kept_then_afresh([first, kept, afresh]: [&transitd::snapshot::Snapshot; 3], why: &str) {
     let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
-    let mut limits = Limits::new(&alpha);
-    assert!(is_tx(&verdict_with(&alpha, &mut limits, &frame, 0)));
-    assert_eq!(verdict_with(&alpha, &mut limits, &frame, 1), Verdict::Drop(DropReason::RateLimited));
-    limits.rebind(&alpha, &alpha_again);
-    assert_eq!(verdict_with(&alpha_again, &mut limits, &frame, 2), Verdict::Drop(DropReason::RateLimited), "kept");
-    limits.rebind(&alpha_again, &beta);
-    assert!(is_tx(&verdict_with(&beta, &mut limits, &frame, 3)), "beta's rule has a token of its own");
+    let mut limits = transitd::pipeline::Limits::new(first);
+    assert!(is_tx(&verdict_with(first, &mut limits, &frame, 0)));
+    assert_eq!(verdict_with(first, &mut limits, &frame, 1), Verdict::Drop(DropReason::RateLimited));
+    limits.rebind(first, kept);
+    assert_eq!(verdict_with(kept, &mut limits, &frame, 2), Verdict::Drop(DropReason::RateLimited), "kept");
+    limits.rebind(kept, afresh);
+    assert!(is_tx(&verdict_with(afresh, &mut limits, &frame, 3)), "{why}");
 }
 
 /// Keys that must not meet: an IPv4 destination and the IPv6 one whose top 32 bits spell it
@@ -607,7 +612,6 @@ fn the_bucket_key_bound_counts_tables_as_allocated() {
 /// Any change once restarted every bucket, each key with a full burst mid-attack.
 #[test]
 fn a_reload_keeps_the_buckets_it_did_not_change() {
-    use transitd::pipeline::Limits;
     let config = |buckets: &str| {
         let rule = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"dst\"\n";
         snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{buckets}{rule}")))
@@ -617,12 +621,5 @@ fn a_reload_keeps_the_buckets_it_did_not_change() {
     let before = config(&bucket("dst", 1));
     let added = config(&(bucket("other", 5) + &bucket("dst", 1)));
     let faster = config(&(bucket("other", 5) + &bucket("dst", 2)));
-    let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
-    let mut limits = Limits::new(&before);
-    assert!(is_tx(&verdict_with(&before, &mut limits, &frame, 0)));
-    assert_eq!(verdict_with(&before, &mut limits, &frame, 1), Verdict::Drop(DropReason::RateLimited));
-    limits.rebind(&before, &added);
-    assert_eq!(verdict_with(&added, &mut limits, &frame, 2), Verdict::Drop(DropReason::RateLimited), "kept");
-    limits.rebind(&added, &faster);
-    assert!(is_tx(&verdict_with(&faster, &mut limits, &frame, 3)), "another rate: afresh");
+    spent_kept_then_afresh([&before, &added, &faster], "another rate: afresh");
 }

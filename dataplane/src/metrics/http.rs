@@ -322,6 +322,13 @@ mod tests {
         handle.join().unwrap();
     }
 
+    /// A client that asks for the scrape and reads nothing yet.
+    fn asking(addr: SocketAddr) -> TcpStream {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        s
+    }
+
     /// The request that aborted tiny_http 0.12 (a body length it allocated up front), a
     /// client that never finishes its head, one that asks and never reads a large answer,
     /// and hundreds of idle connections: the scrape after them is still answered.
@@ -337,13 +344,7 @@ mod tests {
         slow.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
         // Three that ask and never read: a server that waited on each in turn (5 s a
         // write, as the first rewrite did) would leave the scrape below unanswered.
-        let deaf: Vec<TcpStream> = (0..3)
-            .map(|_| {
-                let mut s = TcpStream::connect(addr).unwrap();
-                s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-                s
-            })
-            .collect();
+        let deaf: Vec<TcpStream> = (0..3).map(|_| asking(addr)).collect();
         std::thread::sleep(Duration::from_millis(200));
         // More idle connections than the listener keeps (within the accept backlog).
         let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -370,14 +371,9 @@ mod tests {
             counted.fetch_add(1, Ordering::Relaxed);
             big.clone()
         });
-        let asking = || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-            s
-        };
-        let mut first = asking();
+        let mut first = asking(addr);
         std::thread::sleep(Duration::from_millis(100));
-        let deaf: Vec<TcpStream> = (0..10).map(|_| asking()).collect();
+        let deaf: Vec<TcpStream> = (0..10).map(|_| asking(addr)).collect();
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(renders.load(Ordering::Relaxed), MAX_RENDERS, "one render per slow reader");
         // More idle connections than the listener keeps: they push each other out, not
@@ -400,13 +396,7 @@ mod tests {
     fn clients_that_never_read_do_not_lock_scrapers_out() {
         let big = "x".repeat(8 << 20);
         let (addr, stop, handle) = server_of(move || big.clone());
-        let deaf: Vec<TcpStream> = (0..MAX_OPEN)
-            .map(|_| {
-                let mut s = TcpStream::connect(addr).unwrap();
-                s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-                s
-            })
-            .collect();
+        let deaf: Vec<TcpStream> = (0..MAX_OPEN).map(|_| asking(addr)).collect();
         std::thread::sleep(STUCK + Duration::from_millis(500));
         assert_eq!(crate::metrics::fetch(addr).unwrap().len(), 8 << 20);
         drop(deaf);

@@ -231,18 +231,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
         if !matches!(lane, Lane::Done) {
             let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
-            let mut ctx = Ctx {
-                snap,
-                eth,
-                limits,
-                spill,
-                now: frame.timestamp_ns,
-                spilled: 0,
-                via: None,
-                from: None,
-                label: 0,
-                charged: dos::Charged::default(),
-            };
+            let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
             if let Lane::Backbone = lane {
                 *outcome = from_backbone(&mut ctx, frame, key, ip);
             } else {

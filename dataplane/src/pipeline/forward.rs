@@ -46,6 +46,31 @@ pub(super) struct Ctx<'a> {
     pub charged: dos::Charged,
 }
 
+impl<'a> Ctx<'a> {
+    /// A frame's context as it enters the stages, received at `now`: nothing spilled,
+    /// encapsulated, decapsulated or paid yet.
+    pub fn new(
+        snap: &'a Snapshot,
+        eth: Option<&'a EthernetAddrs>,
+        limits: &'a mut Limits,
+        spill: &'a mut Spill,
+        now: u64,
+    ) -> Ctx<'a> {
+        Ctx {
+            snap,
+            eth,
+            limits,
+            spill,
+            now,
+            spilled: 0,
+            via: None,
+            from: None,
+            label: 0,
+            charged: dos::Charged::default(),
+        }
+    }
+}
+
 /// True when the IPv4 header checksum verifies.
 pub(super) fn ipv4_checksum_ok(data: &[u8], ip: &IpFrame) -> bool {
     data.get(ip.l3_start..ip.l3_start + ip.header_len).is_some_and(|h| checksum::sum(h) == 0xffff)

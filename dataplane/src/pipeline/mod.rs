@@ -301,18 +301,7 @@ pub fn process_frame(
         return Outcome::new(verdict);
     }
     spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
-    let mut ctx = Ctx {
-        snap,
-        eth,
-        limits,
-        spill,
-        now: frame.timestamp_ns,
-        spilled: 0,
-        via: None,
-        from: None,
-        label: 0,
-        charged: dos::Charged::default(),
-    };
+    let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
     if is_backbone(snap, &key, &ip) {
         return from_backbone(&mut ctx, frame, &key, &ip);
     }
