@@ -17,6 +17,7 @@ use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{GreError, GrePacket, GreRepr, IpPacket, ecn};
 
 use super::Outcome;
+use super::dos::one_form;
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
 use super::parse::{IpFrame, Parsed, parse_inner, terminable};
@@ -36,11 +37,6 @@ pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
         } else {
             (key.dst_addr() >> 96) as u32 == u32::from_be_bytes(snap.anycast)
         }
-}
-
-/// The outer source as a tunnel index key.
-fn outer_source(key: &Key, is_ipv6: bool) -> RemoteAddr {
-    if is_ipv6 { key.src_addr() } else { (0xffff_u128 << 32) | (key.src_addr() >> 96) }
 }
 
 /// The tunnel GRE from `remote` with `gre_key` belongs to, or why none does.
@@ -99,7 +95,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if repr.protocol != PROTO_IPV4 && repr.protocol != PROTO_IPV6 {
         return unsupported(snap);
     }
-    let tid = match find_tunnel(snap, outer_source(outer_key, outer.is_ipv6), repr.key) {
+    let tid = match find_tunnel(snap, one_form(outer_key.src_addr(), outer_key), repr.key) {
         Ok(t) => t,
         // From no tunnel's router: not ours, as GRE of another version is.
         Err(DropReason::GreUnknownTunnel) => {

@@ -266,9 +266,9 @@ pub(super) fn ports_of(key: &Key) -> u64 {
 }
 
 /// An address in one 128-bit form for both versions: IPv4 as IPv4-mapped IPv6 (RFC 4291
-/// §2.5.5.2). The key holds IPv4 in the top 32 bits, where 38.0.31.24 and 2600:1f18:: are
-/// one number.
-fn one_form(address: u128, key: &Key) -> u128 {
+/// §2.5.5.2), as bucket keys and the tunnel index (routers by address) take it. The key
+/// holds IPv4 in the top 32 bits, where 38.0.31.24 and 2600:1f18:: are one number.
+pub(super) fn one_form(address: u128, key: &Key) -> u128 {
     if key.get(Dim::IpVersion) == 6 { address } else { 0xffff << 32 | address >> 96 }
 }
 
