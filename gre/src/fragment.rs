@@ -6,7 +6,7 @@
 //! The first fragment is the received packet cut short in place; the others are written into
 //! buffers of their own. Options whose copied flag is clear stay in the first fragment only.
 
-use crate::ip::{IPV4_HEADER_LEN, Ipv4Packet};
+use crate::ip::{IPV4_HEADER_LEN, Ipv4Options, Ipv4Packet};
 
 /// Why a datagram cannot be fragmented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -137,23 +137,11 @@ impl Plan {
 /// well-formed by the parser; a malformed tail ends the copy.
 fn copied_options(options: &[u8], out: &mut [u8]) -> usize {
     let mut n = 0;
-    let mut i = 0;
-    while let Some(&kind) = options.get(i) {
-        match kind {
-            0 => break,
-            1 => i += 1,
-            _ => {
-                let Some(&len) = options.get(i + 1) else { break };
-                let len = usize::from(len);
-                if len < 2 || i + len > options.len() {
-                    break;
-                }
-                if kind & 0x80 != 0 && n + len <= out.len() {
-                    out[n..n + len].copy_from_slice(&options[i..i + len]);
-                    n += len;
-                }
-                i += len;
-            }
+    for option in Ipv4Options::new(options).map_while(Result::ok) {
+        let len = option.bytes.len();
+        if option.copied() && n + len <= out.len() {
+            out[n..n + len].copy_from_slice(option.bytes);
+            n += len;
         }
     }
     let padded = n.next_multiple_of(4).min(out.len());

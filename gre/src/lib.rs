@@ -21,6 +21,6 @@ pub mod tcp;
 pub mod ttl;
 
 pub use encap::{EncapError, Endpoints, EthernetAddrs, GreTunnel, encap_gre};
-pub use ip::{IpError, IpPacket, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
+pub use ip::{IpError, IpPacket, Ipv4Option, Ipv4Options, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 pub use packet::{GreError, GrePacket, GreRepr};
 pub use tcp::TcpPacket;

@@ -19,6 +19,7 @@ use etherparse::{
     EtherType, Ethernet2Slice, IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv4Slice, Ipv6FragmentHeaderSlice,
     Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice,
 };
+use gre::ip::{Ipv4Options, option};
 
 use super::verdict::DropReason;
 
@@ -398,24 +399,13 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
 /// is the IP packet; only headers before the transport are read.
 pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
     if !ip.is_ipv6 {
+        // LSRR and SSRR: the pointer (1-based, from the option's start) still inside the
+        // route names a hop after us.
         let options = l3.get(20..ip.header_len).unwrap_or(&[]);
-        let mut at = 0;
-        while let Some(&kind) = options.get(at) {
-            match kind {
-                0 => break,
-                1 => at += 1,
-                _ => {
-                    let len = usize::from(options.get(at + 1).copied().unwrap_or(0)).max(2);
-                    // LSRR and SSRR: the pointer (1-based, from the option's start) still
-                    // inside the route names a hop after us.
-                    if matches!(kind, 131 | 137) && options.get(at + 2).is_some_and(|&p| usize::from(p) <= len) {
-                        return false;
-                    }
-                    at += len;
-                }
-            }
-        }
-        return true;
+        return !Ipv4Options::new(options).map_while(Result::ok).any(|o| {
+            matches!(o.kind, option::LSRR | option::SSRR)
+                && o.bytes.get(2).is_some_and(|&pointer| usize::from(pointer) <= o.bytes.len())
+        });
     }
     let mut next = l3.get(6).copied().unwrap_or(0);
     let mut at = 40;
@@ -599,28 +589,17 @@ fn parse_l4(
 /// header and is at least what its type needs (record route and source routes 3, timestamp
 /// 4, security 3; stream ID and router alert exactly 4). Routers drop the rest.
 fn ipv4_options_well_formed(header: &[u8]) -> bool {
-    let mut opts = header.get(20..).unwrap_or(&[]);
-    while let [kind, rest @ ..] = opts {
-        let (min, max) = match kind {
-            0 => return true, // end of options list; the rest is padding
-            1 => {
-                opts = rest; // no-operation
-                continue;
-            }
-            7 | 131 | 137 => (3, 40), // record route, loose and strict source route
-            68 => (4, 40),            // timestamp
-            130 => (3, 40),           // security (RFC 1108)
-            136 | 148 => (4, 4),      // stream ID, router alert (RFC 2113)
-            _ => (2, 40),
-        };
-        match rest.first() {
-            Some(&len) if (min..=max).contains(&len) && usize::from(len) <= opts.len() => {
-                opts = &opts[usize::from(len)..];
-            }
-            _ => return false,
-        }
-    }
-    true
+    Ipv4Options::new(header.get(20..).unwrap_or(&[])).all(|walked| {
+        walked.is_ok_and(|o| {
+            let (min, max) = match o.kind {
+                option::RECORD_ROUTE | option::LSRR | option::SSRR | option::SECURITY => (3, 40),
+                option::TIMESTAMP => (4, 40),
+                option::STREAM_ID | option::ROUTER_ALERT => (4, 4),
+                _ => (2, 40),
+            };
+            (min..=max).contains(&o.bytes.len())
+        })
+    })
 }
 
 /// The IPv4 header's fields from its bytes (`b`: the header, at least 20 bytes, as every
