@@ -182,6 +182,10 @@ pub enum BpfError {
         found.id,
         if found.is_transitd() {
             "a running transitd holds it (stop that one first)"
+        } else if found.name == "?" {
+            "its name cannot be read without CAP_SYS_ADMIN: a program an older transitd left \
+             is removed by `transitd detach --iface IFACE` run as root, another with \
+             `ip link set dev IFACE xdp off`"
         } else {
             "transitd does not replace another program: remove it first (`ip link set dev IFACE xdp off`)"
         }

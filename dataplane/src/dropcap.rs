@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,7 +134,14 @@ impl DropCapture {
                 eprintln!("transitd: --capture-drops {}: not kept as .prev ({e}): overwritten", options.path.display());
             }
         }
-        let file = File::create(&options.path)
+        // Customers' packets: a new file is its owner's alone (an existing one keeps the
+        // mode its owner gave it).
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&options.path)
             .map_err(|e| anyhow::anyhow!("--capture-drops {}: {e}", options.path.display()))?;
         let n = record_count(options.rate);
         let free = ArrayQueue::new(n);

@@ -33,6 +33,9 @@ fn replay(input: &Path, tag: &str, extra: &[&str]) -> (PathBuf, String) {
         .unwrap();
     let report = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(run.status.success(), "{report}{}", String::from_utf8_lossy(&run.stderr));
+    // Customers' packets: readable by the capture's owner alone, whatever the umask.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the capture is {mode:o}");
     (out, report)
 }
 

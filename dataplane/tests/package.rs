@@ -68,7 +68,10 @@ fn the_package_installs_and_what_it_installs_works() {
     assert!(info.contains("Package: transitd") && info.contains("Depends: libc6"), "{info}");
 
     let _installed = Installed;
+    // The install makes /run/transitd (BIRD's include of it must parse before any reboot).
+    let _ = std::fs::remove_dir("/run/transitd");
     ok("dpkg", &["-i", &deb]);
+    assert!(Path::new("/run/transitd").is_dir(), "the install did not make /run/transitd");
     let checked = ok("/usr/bin/transitd", &["check-config", "/etc/transitd/transitd.toml"]);
     assert!(checked.contains("ok"), "{checked}");
     // The manual pages are the binary's own definitions, readable by man. They are read from
@@ -90,7 +93,10 @@ fn the_package_installs_and_what_it_installs_works() {
     // The BGP example parses in BIRD once the directory the package makes at boot is there.
     let tmpfiles = std::fs::read_to_string(tree.join("usr/lib/tmpfiles.d/transitd.conf")).unwrap();
     assert_eq!(tmpfiles.split_whitespace().take(2).collect::<Vec<_>>(), ["d", "/run/transitd"]);
-    std::fs::create_dir_all("/run/transitd").unwrap();
     ok("bird", &["-p", "-c", tree.join("usr/share/doc/transitd/examples/bgp/bird.conf").to_str().unwrap()]);
+    // An upgrade (the same package again) runs prerm `upgrade` and postinst `configure
+    // VERSION`; both succeed and leave it installed.
+    ok("dpkg", &["-i", &deb]);
+    assert!(ok("dpkg-query", &["-W", "-f", "${Status}", "transitd"]).starts_with("install ok installed"));
     let _ = std::fs::remove_dir_all(&out);
 }
