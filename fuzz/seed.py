@@ -19,10 +19,19 @@ for sub in ("real", "malformed", "generated"):
         if not name.endswith((".pcap", ".pcapng")):
             continue
         try:
+            batch = b""
             for i, pkt in enumerate(PcapReader(os.path.join(folder, name))):
                 if i >= 200:
                     break
                 put("frame", bytes([i % 3]) + raw(pkt))
+                # The batch target: up to 64 frames, each a gap (us), a length and its bytes.
+                frame = raw(pkt)[:0xffff]
+                batch += bytes([i % 7]) + len(frame).to_bytes(2, "big") + frame
+                if i % 64 == 63:
+                    put("batch", bytes([i // 64 % 3]) + batch)
+                    batch = b""
+            if batch:
+                put("batch", bytes([len(name) % 3]) + batch)
         except Exception as e:  # a malformed capture scapy cannot read is seeded by others
             print(f"{name}: {e}", file=sys.stderr)
 
