@@ -221,7 +221,8 @@ fn withdraw_needs_a_bgp_section() {
 
 /// A new `withdraw_after_ms` is told to the running guard, not given to a new one (a new
 /// guard withdraws everything for a moment, on every server of a fleet at once): told 60 s
-/// where it started with 500 ms, the guard keeps announcing through a second of silence.
+/// where it started with 500 ms, the guard keeps announcing through a second of silence, and
+/// a SIGHUP meant for transitd's reload does not end it.
 #[test]
 fn the_guard_takes_a_new_withdraw_after_without_a_restart() {
     use std::io::Write as _;
@@ -248,11 +249,16 @@ fn the_guard_takes_a_new_withdraw_after_without_a_restart() {
         assert!(started.elapsed().as_secs() < 10, "the guard never wrote {}", include.display());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // A reload's SIGHUP sent to every transitd by name reaches the guard too: it stays.
+    let hup = Command::new("kill").args(["-HUP", &guard.id().to_string()]).status().unwrap();
+    assert!(hup.success());
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let still = announced();
+    let alive = guard.try_wait().unwrap().is_none();
     drop(told);
     let _ = guard.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    assert!(alive, "a SIGHUP ended the guard");
     assert!(still, "withdrawn after 500 ms of silence: the new withdraw_after was not taken");
 }
 

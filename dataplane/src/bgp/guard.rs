@@ -47,6 +47,10 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    // A reload's SIGHUP sent by name (`pkill -HUP transitd`, `kill -HUP $(pidof transitd)`)
+    // reaches the guard too, the same executable: by default it would end it, and with it
+    // the announcements' keeper. Caught and ignored.
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::new(AtomicBool::new(false)))?;
     let (tx, rx) = bounded::<Told>(64);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
