@@ -65,6 +65,20 @@ pub struct Change {
     pub up: bool,
 }
 
+/// What became of a probe [`Prober::tick`] asked to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// On its way.
+    Yes,
+    /// No room this tick (the spill is full): the probes still due wait for the next tick.
+    /// Retried later, as the refused ones once were, they came due together again, and the
+    /// tunnels first in the table took every slot: past 128 tunnels due at once, some were
+    /// never probed (and never judged down).
+    NoRoom,
+    /// Not sendable now (no next hop yet): tried again after `timeout`.
+    Cannot,
+}
+
 /// Sends probes and judges replies, for one snapshot's tunnels (run by one worker).
 #[derive(Debug, Default)]
 pub struct Prober {
@@ -115,16 +129,17 @@ impl Prober {
     /// At time `now_ns`: judges each probe that was answered or whose timeout passed, and
     /// calls `send(tunnel, seq)` for each probe due. A tunnel in doubt (a miss while up, an
     /// answer while down) is probed again at once; a settled one every `interval`. A probe
-    /// `send` could not send (no next hop yet, no room) is not judged: it is tried again
-    /// after `timeout`.
+    /// `send` could not send is not judged: with no room, it and the rest due wait for the
+    /// next tick; otherwise (no next hop yet) it is tried again after `timeout`.
     pub fn tick(
         &mut self,
         snap: &Snapshot,
         cfg: &HealthConfig,
         now_ns: u64,
-        mut send: impl FnMut(TunnelId, u32) -> bool,
+        mut send: impl FnMut(TunnelId, u32) -> Sent,
         mut changed: impl FnMut(Change),
     ) {
+        let mut room = true;
         for (i, tunnel) in snap.tunnels.iter().enumerate() {
             let Some(s) = self.states.get_mut(i) else { break };
             if tunnel.interface.is_none() {
@@ -162,49 +177,52 @@ impl Prober {
                     s.next_ns = now_ns;
                 }
             }
-            if now_ns >= s.next_ns {
+            if room && now_ns >= s.next_ns {
                 let seq = s.seq.wrapping_add(1).max(1);
-                if seq < s.seq {
-                    snap.health.restart(t); // wrapped: the answers so far are all higher
-                }
-                if send(t, seq) {
-                    s.seq = seq;
-                    s.pending = true;
-                    s.sent_ns = now_ns;
-                    s.next_ns = now_ns.saturating_add(interval_ns);
-                } else {
-                    s.next_ns = now_ns.saturating_add(cfg.timeout_ns);
+                match send(t, seq) {
+                    Sent::Yes => {
+                        if seq < s.seq {
+                            snap.health.restart(t); // wrapped: the answers so far are all higher
+                        }
+                        s.seq = seq;
+                        s.pending = true;
+                        s.sent_ns = now_ns;
+                        s.next_ns = now_ns.saturating_add(interval_ns);
+                    }
+                    Sent::NoRoom => room = false,
+                    Sent::Cannot => s.next_ns = now_ns.saturating_add(cfg.timeout_ns),
                 }
             }
         }
     }
 }
 
-/// Writes tunnel `t`'s probe `seq`, encapsulated, into the next slot of `spill`. False when
-/// the tunnel has no interface, the spill is full or the next hop is unknown.
+/// Writes tunnel `t`'s probe `seq`, encapsulated, into the next slot of `spill`: `NoRoom`
+/// when the spill is full, `Cannot` when the tunnel has no interface or the next hop is
+/// unknown.
 pub fn spill_probe(
     snap: &Snapshot,
     t: TunnelId,
     seq: u32,
     eth: Option<&gre::EthernetAddrs>,
     spill: &mut crate::pipeline::Spill,
-) -> bool {
+) -> Sent {
     use crate::pipeline::HEADROOM;
-    let (Some(tunnel), Some(eth)) = (snap.tunnels.get(usize::from(t)), eth) else { return false };
-    let Some(iface) = tunnel.interface else { return false };
-    let Some(slot) = spill.next_slot() else { return false };
+    let (Some(tunnel), Some(eth)) = (snap.tunnels.get(usize::from(t)), eth) else { return Sent::Cannot };
+    let Some(iface) = tunnel.interface else { return Sent::Cannot };
+    let Some(slot) = spill.next_slot() else { return Sent::NoRoom };
     let Some(len) = slot
         .get_mut(HEADROOM..)
         .and_then(|b| write_probe(b, t, iface.ours, iface.peer, snap.health.tag(&tunnel.name, seq), seq))
     else {
-        return false;
+        return Sent::Cannot;
     };
     match gre::encap_gre(slot, HEADROOM, len, gre::packet::PROTO_IPV4, 0, &tunnel.gre, eth) {
         Ok(start) => {
             spill.push(start, HEADROOM + len - start, crate::pipeline::TxReason::HealthProbe, Some(t));
-            true
+            Sent::Yes
         }
-        Err(_) => false,
+        Err(_) => Sent::Cannot,
     }
 }
 
@@ -278,7 +296,7 @@ remote = "198.51.100.2"
                 t,
                 |tunnel, seq| {
                     probes.push((tunnel, seq));
-                    true
+                    Sent::Yes
                 },
                 |c| changes.push((t, c)),
             );
@@ -336,13 +354,85 @@ remote = "198.51.100.2"
                 t * 10 * MS,
                 |_, _| {
                     tries += 1;
-                    false
+                    Sent::Cannot
                 },
                 |c| panic!("{c:?}"),
             );
         }
         assert!(s.health.is_up(0));
         assert_eq!(tries, 12, "retried every timeout (250 ms) for 3 s");
+    }
+
+    /// A thousand probed tunnels and room for 128 probes a tick (the spill's slots): every
+    /// tunnel is probed within its interval, and once the routers stop answering every one
+    /// is down within `interval + down_after × timeout` (tunnels.md), not only the first
+    /// hundred in the table.
+    #[test]
+    fn more_tunnels_than_room_in_a_tick_are_all_probed_and_judged() {
+        let tunnels: String = (0..1000)
+            .map(|i| {
+                format!(
+                    "[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.{}.{}\"\n\
+                     interface = \"10.{}.{}.0/31\"\n",
+                    i / 250,
+                    1 + i % 250,
+                    100 + i / 250,
+                    i % 250
+                )
+            })
+            .collect();
+        let s = snap(&tunnels);
+        let cfg = s.health_config;
+        let probed: Vec<TunnelId> =
+            (0..s.tunnels.len()).filter(|&t| s.tunnels[t].interface.is_some()).map(|t| t as TunnelId).collect();
+        assert_eq!(probed.len(), 1001);
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut last_sent = vec![None::<u64>; s.tunnels.len()];
+        let mut down_at = vec![None::<u64>; s.tunnels.len()];
+        let cut = 5_000 * MS;
+        for ms in 0..8_000u64 {
+            let now = ms * MS;
+            let mut room = 128;
+            let mut sent = Vec::new();
+            p.tick(
+                &s,
+                &cfg,
+                now,
+                |t, seq| {
+                    if room == 0 {
+                        return Sent::NoRoom;
+                    }
+                    room -= 1;
+                    sent.push((t, seq));
+                    Sent::Yes
+                },
+                |c| {
+                    if !c.up {
+                        down_at[usize::from(c.tunnel)].get_or_insert(now);
+                    }
+                },
+            );
+            for (t, seq) in sent {
+                if let Some(before) = last_sent[usize::from(t)].replace(now) {
+                    assert!(
+                        now - before <= cfg.interval_ns.max(cfg.timeout_ns) + 10 * MS,
+                        "tunnel {t} waited {} ms",
+                        (now - before) / MS
+                    );
+                }
+                if now < cut {
+                    let name = &s.tunnels[usize::from(t)].name;
+                    assert!(s.health.record_reply(t, name, &reply(&s, t, seq)));
+                }
+            }
+        }
+        let bound = cfg.interval_ns + u64::from(cfg.down_after) * cfg.timeout_ns + 10 * MS;
+        for &t in &probed {
+            assert!(last_sent[usize::from(t)].is_some(), "tunnel {t} never probed");
+            let down = down_at[usize::from(t)].unwrap_or_else(|| panic!("tunnel {t} never judged down"));
+            assert!(down - cut <= bound, "tunnel {t} down {} ms after the cut", (down - cut) / MS);
+        }
     }
 
     #[test]
@@ -442,7 +532,7 @@ remote = "198.51.100.2"
                 t,
                 |_, _| {
                     sent += 1;
-                    true
+                    Sent::Yes
                 },
                 |c| changes.push(c),
             );
@@ -516,7 +606,7 @@ remote = "198.51.100.2"
                 now,
                 |t, seq| {
                     probes.push((t, seq));
-                    true
+                    Sent::Yes
                 },
                 |c| panic!("{c:?}"),
             );

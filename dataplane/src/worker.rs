@@ -397,7 +397,7 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
         |t, seq| {
             let before = spill.len();
             let sent = health::spill_probe(snap, t, seq, eth, spill);
-            if sent {
+            if sent == health::Sent::Yes {
                 stats.count_spilled(spill, before);
             }
             sent

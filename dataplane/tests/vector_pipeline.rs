@@ -16,7 +16,6 @@ use transitd::pipeline::{
 };
 use transitd::snapshot::Snapshot;
 
-
 /// The configurations both pipelines are run on, by name.
 fn configs() -> Vec<(&'static str, String)> {
     let file = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
