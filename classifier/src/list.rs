@@ -501,9 +501,16 @@ impl Lists for Registry {
         let list = self.lists.get(name).ok_or_else(|| format!("${name}: no list of that name is configured"))?;
         let members =
             list.members_for(field.ty).ok_or_else(|| format!("{} cannot be compared with a list", field.name))?;
-        // An empty list is legitimate (a feed with nothing in it today) and matches nothing;
-        // a list with none of the members the field needs is a mistake.
-        if members.is_empty() && !list.is_empty() {
+        // An empty list is legitimate (a feed with nothing in it today) and matches nothing,
+        // and so is an address list without the field's family (a feed whose last IPv6
+        // line went must not make the reload that reads it fail); numbers compared with an
+        // address list, or addresses with a number list, are a mistake.
+        let addresses = |l: &List| {
+            l.members_for(Ty::Ipv4).is_some_and(|m| !m.is_empty())
+                || l.members_for(Ty::Ipv6).is_some_and(|m| !m.is_empty())
+        };
+        let family_only = matches!(field.ty, Ty::Ipv4 | Ty::Ipv6) && addresses(list);
+        if members.is_empty() && !list.is_empty() && !family_only {
             let kind = match field.ty {
                 Ty::Ipv4 => "IPv4 addresses",
                 Ty::Ipv6 => "IPv6 addresses",
@@ -681,6 +688,28 @@ mod tests {
 
     /// A list's name may hold `-` and `.`, as every name may: `$bad-actors.v4` names it
     /// whole (it used to stop at the `-`, leaving such a list unreachable).
+    /// A feed of one family compared with both fields (the configuration guide's example):
+    /// the other family's field matches nothing, and the rule compiles, so a reload after
+    /// the feed's last IPv6 line went is taken. Numbers against addresses stay a mistake.
+    #[test]
+    fn an_address_list_without_a_family_matches_nothing_of_it() {
+        let mut registry = Registry::new(BTreeMap::from([("v4".to_string(), list(&["192.0.2.0/24"]))]));
+        let rule = parse_with("ip.src in $v4 or ipv6.src in $v4", &mut registry).unwrap();
+        let e = parse_with("tcp.port in $v4", &mut registry).unwrap_err();
+        assert!(e.message.contains("$v4 holds no numbers, which tcp.port needs"), "{}", e.message);
+        let membership = registry.membership();
+        let mut v4 = Key::new(60);
+        v4.set_ipv4([192, 0, 2, 9], [203, 0, 113, 1], 6, 64, 40, false, false, 0);
+        let mut v6 = Key::new(60);
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[192, 0, 2, 9]); // the IPv4 member's bits, in an IPv6 address
+        v6.set_ipv6(src, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 6, 64, 20);
+        for (key, expect) in [(&mut v4, true), (&mut v6, false)] {
+            membership.fill(key);
+            assert_eq!(eval(&rule, key, &[]), expect);
+        }
+    }
+
     #[test]
     fn a_list_name_with_dashes_and_dots_is_written_whole() {
         let mut registry = Registry::new(BTreeMap::from([("bad-actors.v4".to_string(), list(&["192.0.2.0/24"]))]));

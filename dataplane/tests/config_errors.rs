@@ -200,7 +200,7 @@ name = "v6_only"
 items = ["2001:db8::/32"]
 
 [[dos.rule]]
-match = "ip.src in $v6_only or tcp.port in $nope"
+match = "tcp.port in $v6_only or tcp.port in $nope"
 action = "drop"
 "#,
     )
@@ -220,7 +220,7 @@ action = "drop"
                 missing.display()
             ),
             format!(
-                "{file}:21:20: rule `rule-1`: $v6_only holds no IPv4 addresses, which ip.src needs\n        ip.src in $v6_only or tcp.port in $nope\n                  ^~~~~~~~"
+                "{file}:21:22: rule `rule-1`: $v6_only holds no numbers, which tcp.port needs\n        tcp.port in $v6_only or tcp.port in $nope\n                    ^~~~~~~~"
             ),
             format!(
                 "{feed}:3:1: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
