@@ -375,6 +375,9 @@ impl Scrape<'_> {
                     ("kick", io.kicks),
                     ("kick_busy", io.kick_busy),
                     ("kick_error", io.kick_errors),
+                    // The kernel's (XDP_STATISTICS), but no drop: it found the tx ring empty,
+                    // as it does after every batch it sent.
+                    ("tx_ring_empty", io.socket.tx_ring_empty),
                 ] {
                     sample(m, &[("worker", w), ("event", event)], n, MetricType::Counter)?;
                 }
@@ -395,7 +398,6 @@ impl Scrape<'_> {
                         ("rx_dropped", k.rx_dropped),
                         ("rx_invalid_descs", k.rx_invalid_descs),
                         ("tx_invalid_descs", k.tx_invalid_descs),
-                        ("tx_ring_empty", k.tx_ring_empty),
                     ] {
                         sample(m, &[("worker", w), ("reason", reason)], n, MetricType::Counter)?;
                     }

@@ -119,6 +119,8 @@ tunnel = "acme-gre"
 
     fn sources(stats: WorkerStats, snap: Arc<Snapshot>) -> Arc<Sources> {
         let mut report = WorkerReport { queue: 3, stats, snapshot: Some(snap.clone()), ..WorkerReport::default() };
+        report.io.socket.rx_ring_full = 2;
+        report.io.socket.tx_ring_empty = 9; // the kernel's, after every batch sent: no drop
         for ns in [900, 1_500, 40_000] {
             report.latency.record(ns).unwrap();
             report.latency_window.record(ns).unwrap();
@@ -200,6 +202,11 @@ tunnel = "acme-gre"
         assert!(people.lines().any(|l| l.starts_with("acme ") && l.split_whitespace().nth(1) == Some("5")), "{people}");
         assert!(people.lines().any(|l| l.starts_with("acme-gre ") && l.contains(" up ")), "{people}");
         assert!(people.contains("drop firewall"), "{people}");
+        assert_eq!(get("transitd_afxdp_kernel_drops_total", &[("reason", "rx_ring_full")]), 2.0);
+        assert_eq!(get("transitd_afxdp_kernel_drops_total", &[("reason", "tx_ring_empty")]), 0.0);
+        assert_eq!(get("transitd_afxdp_events_total", &[("event", "tx_ring_empty")]), 9.0);
+        let socket = people.lines().find(|l| l.contains("kernel drops:")).unwrap_or_else(|| panic!("{people}"));
+        assert!(socket.ends_with("kernel drops: rx_ring_full 2"), "{socket}");
     }
 
     #[test]
