@@ -284,6 +284,13 @@ impl CaptureArgs {
         let Some(path) = &self.capture_drops else { return Ok(None) };
         crate::dropcap::check_path(path)?;
         anyhow::ensure!(self.capture_rate > 0, "--capture-rate must be at least 1");
+        // Below a kilobyte the file's own headers and one short frame do not fit: every
+        // frame would be counted over the bound and none kept.
+        anyhow::ensure!(
+            self.capture_max_size >= 1_000,
+            "--capture-max-size {} holds no frame: give at least 1K",
+            self.capture_max_size
+        );
         if let Some(n) = self.capture_snaplen {
             // Below 64 bytes a frame's headers are cut; past 65535 pcapng readers refuse it.
             anyhow::ensure!((64..=65535).contains(&n), "--capture-snaplen {n} is not between 64 and 65535");

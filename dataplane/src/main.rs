@@ -105,16 +105,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Match { read, filter, config, lists, count_limit, count, json } => {
+            // clap's `requires` does not hold --json to --config once -Y meets the group.
+            if json && config.is_none() {
+                anyhow::bail!("--json prints the report of --config; with -Y alone there is none");
+            }
             Ok(match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json))
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "transitd",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
+            // Made whole first: clap_complete panics on a failed write (`| head`), and a
+            // reader that stopped reading is no error of ours.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "transitd", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::Manpages { dir } => {
             clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)
@@ -226,9 +231,11 @@ fn check_config(file: &Path) -> ExitCode {
             let interpreted = match interpreted {
                 0 => String::new(),
                 n => format!(
-                    "; {n} rules too complex for the decision trees (over {} boxes) are checked by \
+                    "; {} too complex for the decision trees (over {} boxes) {} checked by \
                      interpretation, a cost per packet they may select",
-                    classifier::compile::MAX_BOXES_PER_RULE
+                    counted(n, "rule"),
+                    classifier::compile::MAX_BOXES_PER_RULE,
+                    if n == 1 { "is" } else { "are" }
                 ),
             };
             let su = snap.soft_unicast.as_ref().map_or(String::new(), |su| {
@@ -239,11 +246,11 @@ fn check_config(file: &Path) -> ExitCode {
                 )
             });
             println!(
-                "{}: ok ({} customers, {} tunnels, {} firewall rules{su}{interpreted})",
+                "{}: ok ({}, {}, {}{su}{interpreted})",
                 file.display(),
-                snap.customers.len(),
-                snap.tunnels.len(),
-                rules
+                counted(snap.customers.len(), "customer"),
+                counted(snap.tunnels.len(), "tunnel"),
+                counted(rules, "firewall rule")
             );
             ExitCode::SUCCESS
         }
@@ -424,4 +431,9 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `n` and `what`, plural unless one.
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }

@@ -69,6 +69,20 @@ action = "accept"
     );
 }
 
+/// Each bound in an error is the one the key takes: `grace_period` takes 0 (no grace).
+#[test]
+fn tcp_protection_times_name_their_own_range() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[tcp_protection]\ngrace_period = 86401\nidle_timeout = 0\n";
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:4:16: grace_period 86401 is not in 0..=86400 seconds",
+            "bad.toml:5:16: idle_timeout 0 is not in 1..=86400 seconds",
+        ]
+    );
+    assert!(errors(&text.replace("86401", "0").replace("idle_timeout = 0", "idle_timeout = 60")).is_empty());
+}
+
 #[test]
 fn an_error_inside_a_multi_line_rule_is_reported_at_its_own_line() {
     // TOML drops the newline right after a multi-line string's opening quotes; the position
@@ -153,7 +167,7 @@ fn check_config_exits_zero_on_good_and_one_on_bad_files() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let ok = std::process::Command::new(bin).arg("check-config").arg(root.join("examples/acme.toml")).output().unwrap();
     assert_eq!(ok.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (1 customers, 1 tunnels, 2 firewall rules)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (1 customer, 1 tunnel, 2 firewall rules)"));
 
     let bad = std::env::temp_dir().join(format!("transitd-bad-{}.toml", std::process::id()));
     std::fs::write(&bad, "[server]\nanycast = \"192.0.2.1\"\nframe_size = 100\n").unwrap();

@@ -221,6 +221,14 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
             "{err}"
         );
     }
+    // A size bound no frame fits under is refused too, not taken to keep nothing.
+    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--capture-drops", "/tmp/transitd-never.pcapng", "--capture-max-size", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("--capture-max-size 10 holds no frame"), "{err}");
 }
 
 /// A DoS rule has one name wherever it is reported: the capture's comment, replay's rule

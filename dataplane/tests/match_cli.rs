@@ -79,6 +79,10 @@ fn dry_run_reports_each_frame_with_its_deciding_rule() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let frames = report["frames"].as_array().unwrap();
     assert_eq!(frames.len(), 12);
+    // --json is the report's; with -Y alone there is none, and it is said, not ignored.
+    let out = transitd(&["match", "-Y", "tcp", "-r", file.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error, as clap's");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--json prints the report of --config"));
     // Frame 1: FTP SYN to 203.0.113.100, accepted by rule `ftp` and encapsulated.
     assert_eq!(frames[0]["customer"], "acme");
     assert_eq!(frames[0]["rule"]["name"], "ftp");

@@ -32,24 +32,25 @@ pub fn render(routes: &Announcements) -> String {
     out
 }
 
-/// Why BIRD did not take the routes.
+/// Why BIRD did not take the routes. The OS error is part of the message, not a source: a
+/// report of the chain would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum BirdError {
     /// The include file could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {reason}")]
     Write {
         /// The include file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// BIRD could not be reached or stopped answering.
-    #[error("BIRD's control socket {path}: {source}")]
+    #[error("BIRD's control socket {path}: {reason}")]
     Socket {
         /// The control socket.
         path: String,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// BIRD answered with an error (its text).
     #[error("BIRD refused the configuration: {0}")]
@@ -123,7 +124,7 @@ pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdE
 }
 
 fn write_text(include: &Path, text: &str) -> Result<(), BirdError> {
-    let err = |source| BirdError::Write { path: include.display().to_string(), source };
+    let err = |reason| BirdError::Write { path: include.display().to_string(), reason };
     if let Some(dir) = include.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -150,7 +151,7 @@ fn command(socket: &Path, command: &str) -> Result<(), BirdError> {
 
 /// [`command`], the whole exchange within `time`.
 fn exchange(socket: &Path, command: &str, time: Duration) -> Result<(), BirdError> {
-    let err = |source| BirdError::Socket { path: socket.display().to_string(), source };
+    let err = |reason| BirdError::Socket { path: socket.display().to_string(), reason };
     let stream = UnixStream::connect(socket).map_err(err)?;
     let deadline = Instant::now() + time;
     let mut reader = BufReader::new(Deadlined { stream: stream.try_clone().map_err(err)?, deadline });

@@ -74,32 +74,33 @@ impl Builder<'_> {
     /// The section's table settings and global rules; customers' rules are added by
     /// [`Builder::customer_tcp_rules`].
     pub(super) fn tcp_protection(&mut self, t: &config::TcpProtectionSection) -> TcpProtection {
-        let mut seconds = |v: &Option<Spanned<u32>>, default: u32, what: &str| -> u64 {
+        // `least`: 0 where none is meaningful (no grace at all), else 1.
+        let mut seconds = |v: &Option<Spanned<u32>>, default: u32, what: &str, least: u32| -> u64 {
             match v {
                 None => u64::from(default) * 1_000_000_000,
-                Some(x) if (1..=crate::limits::MAX_SECONDS_FLAG as u32).contains(x.get_ref()) => {
+                Some(x) if (least..=crate::limits::MAX_SECONDS_FLAG as u32).contains(x.get_ref()) => {
                     u64::from(*x.get_ref()) * 1_000_000_000
                 }
                 Some(x) => {
                     self.err(
                         &x.span(),
-                        format!("{what} {} is not in 1..={} seconds", x.get_ref(), crate::limits::MAX_SECONDS_FLAG),
+                        format!(
+                            "{what} {} is not in {least}..={} seconds",
+                            x.get_ref(),
+                            crate::limits::MAX_SECONDS_FLAG
+                        ),
                     );
                     u64::from(default) * 1_000_000_000
                 }
             }
         };
         let timeouts = FlowTimeouts {
-            embryonic_ns: seconds(&t.embryonic_timeout, DEFAULT_EMBRYONIC_S, "embryonic_timeout"),
-            established_ns: seconds(&t.idle_timeout, DEFAULT_IDLE_S, "idle_timeout"),
-            closing_ns: seconds(&t.closing_timeout, DEFAULT_CLOSING_S, "closing_timeout"),
-            grace_ns: match &t.grace_period {
-                // 0 is allowed here: no grace at all.
-                Some(g) if *g.get_ref() == 0 => 0,
-                g => seconds(g, DEFAULT_GRACE_S, "grace_period"),
-            },
+            embryonic_ns: seconds(&t.embryonic_timeout, DEFAULT_EMBRYONIC_S, "embryonic_timeout", 1),
+            established_ns: seconds(&t.idle_timeout, DEFAULT_IDLE_S, "idle_timeout", 1),
+            closing_ns: seconds(&t.closing_timeout, DEFAULT_CLOSING_S, "closing_timeout", 1),
+            grace_ns: seconds(&t.grace_period, DEFAULT_GRACE_S, "grace_period", 0),
         };
-        let authenticated_ns = seconds(&t.authenticated_for, DEFAULT_AUTHENTICATED_S, "authenticated_for");
+        let authenticated_ns = seconds(&t.authenticated_for, DEFAULT_AUTHENTICATED_S, "authenticated_for", 1);
         let table_size = match &t.table_size {
             None => DEFAULT_TABLE_SIZE,
             Some(s) if (4..=MAX_TABLE_SIZE).contains(s.get_ref()) => *s.get_ref(),
