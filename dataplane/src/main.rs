@@ -179,16 +179,21 @@ fn geofeed(config: &Path) -> anyhow::Result<ExitCode> {
 fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
     let text = transitd::limits::read_text_once(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed")
         .with_context(|| path.display().to_string())?;
-    Ok(match portslice::geofeed::parse(&text) {
-        Ok(entries) => {
-            println!("{}: ok ({} entries)", path.display(), entries.len());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{}:{}: {}", path.display(), e.line, e.reason);
-            ExitCode::from(1)
-        }
-    })
+    let (entries, errors) = portslice::geofeed::parse_all(&text);
+    if errors.is_empty() {
+        let n = entries.len();
+        println!("{}: ok ({n} {})", path.display(), if n == 1 { "entry" } else { "entries" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Every bad line, up to a screenful's worth more than anyone reads.
+    const SHOWN: usize = 100;
+    for e in errors.iter().take(SHOWN) {
+        eprintln!("{}:{}: {}", path.display(), e.line, e.reason);
+    }
+    if errors.len() > SHOWN {
+        eprintln!("{}: {} more bad lines", path.display(), errors.len() - SHOWN);
+    }
+    Ok(ExitCode::from(1))
 }
 
 /// `transitd connect`: a connection from one of this server's port slices.

@@ -121,58 +121,73 @@ fn quoted(field: &str) -> String {
 /// a region of the form `CC-XXX` whose `CC` is the country, and at most five fields. Fields
 /// are CSV (RFC 4180): quoted where they hold commas.
 pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let err = |reason: String| GeofeedError { line: i + 1, reason };
-        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
-            continue;
-        }
-        // One line, one record: a field quoted across lines is not something a feed has.
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(raw.as_bytes());
-        let record = match reader.records().next() {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => return Err(err(format!("not CSV: {e}"))),
-            None => continue,
-        };
-        let fields: Vec<&str> = record.iter().collect();
-        if fields.len() > 5 {
-            return Err(err(format!("{} fields; a feed line has at most 5", fields.len())));
-        }
-        let get = |k: usize| fields.get(k).copied().unwrap_or("");
-        let (addr_text, len_text) = match get(0).split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (get(0), None),
-        };
-        let addr: IpAddr = addr_text.parse().map_err(|_| err(format!("{} is not an IP prefix", quoted(get(0)))))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix_len = match len_text {
-            None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| err(format!("bad prefix length in {}", quoted(get(0)))))?,
-        };
-        let host_bits_set = match addr {
-            IpAddr::V4(a) => u32::from(a) & u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
-            IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
-        };
-        if host_bits_set {
-            return Err(err(format!("{} has host bits set", quoted(get(0)))));
-        }
-        let country = get(1).to_ascii_uppercase();
-        if !country.is_empty() && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase())) {
-            return Err(err(format!("{} is not an ISO 3166-1 alpha-2 code", quoted(get(1)))));
-        }
-        let region = get(2).to_ascii_uppercase();
-        if let Some(why) = check_region(&country, &region) {
-            return Err(err(why));
-        }
-        out.push(Entry { addr, prefix_len, country, region, city: get(3).to_string() });
+    let (entries, errors) = parse_all(text);
+    match errors.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(entries),
     }
-    Ok(out)
+}
+
+/// [`parse`], going on past errors: the entries of the good lines and an error for each
+/// bad one, in line order (what `geofeed --check` reports).
+pub fn parse_all(text: &str) -> (Vec<Entry>, Vec<GeofeedError>) {
+    let (mut entries, mut errors) = (Vec::new(), Vec::new());
+    for (i, raw) in text.lines().enumerate() {
+        match parse_line(raw) {
+            Ok(Some(entry)) => entries.push(entry),
+            Ok(None) => {}
+            Err(reason) => errors.push(GeofeedError { line: i + 1, reason }),
+        }
+    }
+    (entries, errors)
+}
+
+/// One line: an entry, nothing (a comment, a blank line) or why it is no entry.
+fn parse_line(raw: &str) -> Result<Option<Entry>, String> {
+    if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
+        return Ok(None);
+    }
+    // One line, one record: a field quoted across lines is not something a feed has.
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(raw.as_bytes());
+    let record = match reader.records().next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(format!("not CSV: {e}")),
+        None => return Ok(None),
+    };
+    let fields: Vec<&str> = record.iter().collect();
+    if fields.len() > 5 {
+        return Err(format!("{} fields; a feed line has at most 5", fields.len()));
+    }
+    let get = |k: usize| fields.get(k).copied().unwrap_or("");
+    let (addr_text, len_text) = match get(0).split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (get(0), None),
+    };
+    let addr: IpAddr = addr_text.parse().map_err(|_| format!("{} is not an IP prefix", quoted(get(0))))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix_len = match len_text {
+        None => max,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("bad prefix length in {}", quoted(get(0))))?,
+    };
+    let host_bits_set = match addr {
+        IpAddr::V4(a) => u32::from(a) & u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
+        IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
+    };
+    if host_bits_set {
+        return Err(format!("{} has host bits set", quoted(get(0))));
+    }
+    let country = get(1).to_ascii_uppercase();
+    if !country.is_empty() && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err(format!("{} is not an ISO 3166-1 alpha-2 code", quoted(get(1))));
+    }
+    let region = get(2).to_ascii_uppercase();
+    if let Some(why) = check_region(&country, &region) {
+        return Err(why);
+    }
+    Ok(Some(Entry { addr, prefix_len, country, region, city: get(3).to_string() }))
 }
