@@ -104,9 +104,45 @@ pub struct DropCapture {
     options: CaptureOptions,
 }
 
-/// The section and interface blocks a capture starts with take fewer bytes than this: a
-/// file no longer holds no frame.
-const HEADERS_AT_MOST: u64 = 512;
+/// True when `path` is a pcapng file of section and interface blocks and no packet: what a
+/// capture that caught nothing leaves. Its blocks are walked (type, length) up to the first
+/// packet block; what is not pcapng, or is cut short, is not headers only.
+fn headers_only(path: &Path) -> bool {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const SECTION_HEADER: u32 = 0x0a0d_0d0a;
+    const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+    let Ok(mut file) = File::open(path) else { return false };
+    let mut head = [0u8; 12];
+    if file.read_exact(&mut head).is_err() || u32::from_le_bytes([head[0], head[1], head[2], head[3]]) != SECTION_HEADER
+    {
+        return false;
+    }
+    let magic = [head[8], head[9], head[10], head[11]];
+    let read_u32: fn([u8; 4]) -> u32 = if u32::from_le_bytes(magic) == BYTE_ORDER_MAGIC {
+        u32::from_le_bytes
+    } else if u32::from_be_bytes(magic) == BYTE_ORDER_MAGIC {
+        u32::from_be_bytes
+    } else {
+        return false;
+    };
+    let Ok(end) = file.metadata().map(|m| m.len()) else { return false };
+    let mut at = 0u64;
+    while at < end {
+        let mut block = [0u8; 8];
+        if file.seek(SeekFrom::Start(at)).is_err() || file.read_exact(&mut block).is_err() {
+            return false;
+        }
+        let kind = read_u32([block[0], block[1], block[2], block[3]]);
+        let len = read_u32([block[4], block[5], block[6], block[7]]);
+        // Section header, interface description, interface statistics: headers. Any
+        // other block (a packet, a name resolution, a custom one) is worth keeping.
+        if !matches!(kind, SECTION_HEADER | 1 | 5) || len < 12 || len % 4 != 0 {
+            return false;
+        }
+        at += u64::from(len);
+    }
+    at == end
+}
 
 /// Records in flight: a quarter of a second at the rate, at least 64, at most 4096.
 fn record_count(rate: u32) -> usize {
@@ -125,9 +161,9 @@ impl DropCapture {
     /// alone, from a run that captured nothing, is not worth keeping over an older one).
     pub fn start(options: CaptureOptions, stop: Arc<AtomicBool>) -> anyhow::Result<(Arc<DropCapture>, Writer)> {
         // Not a symbolic link (the capture goes where it points), a device or a pipe.
-        let holds_frames =
-            std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > HEADERS_AT_MOST);
-        if holds_frames {
+        let keep = std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > 0)
+            && !headers_only(&options.path);
+        if keep {
             let mut prev = options.path.clone().into_os_string();
             prev.push(".prev");
             if let Err(e) = std::fs::rename(&options.path, &prev) {

@@ -152,6 +152,33 @@ fn the_size_bound_holds_and_the_file_stays_readable() {
     assert!(report.contains("over the size bound"), "{report}");
 }
 
+/// A capture already at the path is kept as PATH.prev when it holds a frame, however few
+/// (one frame is under the 512 bytes a size test once took for headers); one of headers
+/// alone, from a run that caught nothing, is overwritten and leaves the older .prev be.
+#[test]
+fn a_capture_with_frames_is_kept_and_one_without_is_not() {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-prev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (echo, udp) = (dir.join("echo.pcap"), dir.join("udp.pcap"));
+    let ether = "Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IPv6(src='2001:db8::1', dst='2001:db8::2')";
+    scapy_pcap(&echo, &format!("frames = [{ether}/ICMPv6EchoRequest(seq=7)]"));
+    scapy_pcap(&udp, &format!("frames = [{ether}/UDP(sport=1, dport=2)]"));
+    let frames = |f: &Path| tshark(f, &["-T", "fields", "-e", "frame.number"]).lines().count();
+    let (file, _) = replay(&echo, "prev", &[]);
+    assert_eq!(frames(&file), 1);
+    let prev = file.with_extension("pcapng.prev");
+    replay(&echo, "prev", &[]);
+    assert_eq!(frames(&prev), 1, "the first run's one frame was not kept");
+    let _ = std::fs::remove_file(&prev);
+    replay(&udp, "prev", &[]); // the frame of the second run goes to .prev
+    assert_eq!(frames(&prev), 1);
+    assert_eq!(frames(&file), 0);
+    replay(&udp, "prev", &[]); // headers only, overwritten: .prev keeps its frame
+    assert_eq!(frames(&prev), 1, "a capture of headers alone was kept over one with a frame");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
 /// A capture whose writes fail (a full disk; here /dev/full) counts nothing as written:
 /// frames sat in the write buffer were counted written before the flush that failed.
 #[test]
