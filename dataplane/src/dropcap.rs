@@ -136,7 +136,7 @@ fn headers_only(path: &Path) -> bool {
         let len = read_u32([block[4], block[5], block[6], block[7]]);
         // Section header, interface description, interface statistics: headers. Any
         // other block (a packet, a name resolution, a custom one) is worth keeping.
-        if !matches!(kind, SECTION_HEADER | 1 | 5) || len < 12 || len % 4 != 0 {
+        if !matches!(kind, SECTION_HEADER | 1 | 5) || len < 12 || !len.is_multiple_of(4) {
             return false;
         }
         at += u64::from(len);
