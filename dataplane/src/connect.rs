@@ -66,7 +66,13 @@ fn slice_socket(slice: &Slice, kind: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: `addr` is a valid sockaddr_in of the size given.
     let rc = unsafe { libc::bind(raw, (&raw const addr).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t) };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        let hint = if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+            format!(" (the host must hold it: `ip addr add {}/32 dev lo`, docs/soft-unicast.md)", slice.addr)
+        } else {
+            String::new()
+        };
+        return Err(io::Error::new(e.kind(), format!("binding to egress address {}: {e}{hint}", slice.addr)));
     }
     Ok(fd)
 }

@@ -271,6 +271,21 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let _ = std::fs::remove_file(file);
 }
 
+/// `connect` on a host that does not hold the egress address names the address and how to
+/// add it, not a bare OS error.
+#[test]
+fn connect_without_the_egress_address_says_which_and_how() {
+    let config = root().join("dataplane/tests/data/soft-unicast.toml");
+    let out = transitd(&["connect", "-c", config.to_str().unwrap(), "--tag", "GB", "--send", "x", "127.0.0.1:9"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("binding to egress address 198.18.200.1: Cannot assign requested address")
+            && said.contains("ip addr add 198.18.200.1/32 dev lo"),
+        "{said}"
+    );
+}
+
 #[test]
 fn soft_unicast_configuration_errors_name_their_place() {
     let (config, _) = fleet();
