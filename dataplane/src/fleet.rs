@@ -180,6 +180,33 @@ mod client {
 
     use super::{EtcdSource, Fetched, Slot};
 
+    /// An etcd client error in one line: a gRPC status prints its code, message and its
+    /// source's debug dump; the message and the innermost cause (the OS error of a failed
+    /// connect) say what an operator needs.
+    fn said(e: &etcd_client::Error) -> String {
+        fn innermost<'a>(
+            mut cause: Option<&'a (dyn std::error::Error + 'static)>,
+        ) -> Option<&'a dyn std::error::Error> {
+            let mut last = None;
+            while let Some(c) = cause {
+                last = Some(c);
+                cause = c.source();
+            }
+            last
+        }
+        match e {
+            etcd_client::Error::GRpcStatus(status) => match innermost(std::error::Error::source(status)) {
+                Some(cause) => format!("{}: {cause}", status.message()),
+                None => format!("{} ({:?})", status.message(), status.code()),
+            },
+            etcd_client::Error::TransportError(t) => match innermost(std::error::Error::source(t)) {
+                Some(cause) => format!("{t}: {cause}"),
+                None => t.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
     fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     }
@@ -249,7 +276,7 @@ mod client {
                     Err(e) => last = Some(e),
                 }
             }
-            Err(anyhow::anyhow!("{source}: {}", last.map_or_else(|| "no endpoint".to_string(), |e| e.to_string())))
+            Err(anyhow::anyhow!("{source}: {}", last.map_or_else(|| "no endpoint".to_string(), |e| said(&e))))
         })
     }
 
@@ -289,7 +316,10 @@ mod client {
                     member += 1;
                     up.store(false, Ordering::Relaxed);
                     if down_since.is_none() {
-                        eprintln!("transitd: {source}: {e}; the last good configuration keeps running, retrying");
+                        eprintln!(
+                            "transitd: {source}: {}; the last good configuration keeps running, retrying",
+                            said(&e)
+                        );
                         down_since = Some(std::time::Instant::now());
                         // A new outage starts from the short wait, not the last one's longest.
                         backoff = Duration::from_millis(250);

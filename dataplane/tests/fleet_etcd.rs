@@ -182,3 +182,20 @@ fn a_prefix_over_grpcs_default_message_size_is_read_whole() {
         .expect("a member that answers");
     assert_eq!(fetched.keys.len(), 4);
 }
+
+/// An etcd no member of which answers is said in one line, with the reason (the OS error
+/// of the connect), not tonic's debug dump of its error chain.
+#[test]
+fn an_unreachable_etcd_is_said_in_a_line() {
+    // Port 1 on loopback: nothing listens, the connect is refused at once.
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--config-etcd", "http://127.0.0.1:1", "--iface", "lo"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        said.trim(),
+        "transitd: etcd http://127.0.0.1:1 prefix /transitd/: tcp connect error: Connection refused (os error 111)"
+    );
+}
