@@ -13,7 +13,7 @@
 //! (`--punt-rate`), and every frame is counted as punted, over the rate, or failed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::pipeline::{Frame, Verdict};
 
@@ -35,6 +35,8 @@ pub struct PuntDevice {
     name: String,
     /// Frames per second, all workers together.
     rate: u32,
+    /// A failed write was said (it is said once).
+    said_write_error: AtomicBool,
     /// Counters.
     pub stats: PuntStats,
 }
@@ -69,7 +71,13 @@ impl PuntDevice {
     /// A device that cannot be made is reported on stderr, and the exception path is off.
     pub fn create(name: &str, rate: u32) -> Arc<PuntDevice> {
         let device = if rate == 0 { None } else { PuntDevice::open(name) };
-        Arc::new(PuntDevice { device, name: name.to_string(), rate, stats: PuntStats::default() })
+        Arc::new(PuntDevice {
+            device,
+            name: name.to_string(),
+            rate,
+            said_write_error: AtomicBool::new(false),
+            stats: PuntStats::default(),
+        })
     }
 
     fn open(name: &str) -> Option<tun::Device> {
@@ -104,24 +112,61 @@ impl PuntDevice {
         &self.name
     }
 
-    /// A worker's end, one of `workers`.
+    /// A worker's end, one of `workers`: its share of the rate, exactly (a rate below the
+    /// number of workers gives each a frame every few seconds, not one a second each).
     pub fn punt(self: &Arc<Self>, workers: usize) -> Punt {
-        let per_worker = (f64::from(self.rate) / workers.max(1) as f64).max(1.0);
-        Punt { device: self.clone(), interval_ns: (1e9 / per_worker) as u64, tat_ns: 0, enabled: self.rate > 0 }
+        let per_worker = f64::from(self.rate) / workers.max(1) as f64;
+        let interval_ns = if per_worker > 0.0 { (1e9 / per_worker).min(u64::MAX as f64) as u64 } else { u64::MAX };
+        Punt { device: self.clone(), share: Share { interval_ns, tat_ns: 0 }, enabled: self.rate > 0 }
+    }
+
+    /// Says the first failed write (a device set down, say: EIO), once: the rest are
+    /// counted `failed`.
+    fn write_failed(&self, e: &std::io::Error) {
+        if !self.said_write_error.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "transitd: punt device {}: {e}; frames for the host are dropped while it fails (counted: \
+                 transitd_punt_packets_total{{result=\"failed\"}})",
+                self.name
+            );
+        }
     }
 }
 
-/// A worker's end of the exception path: its share of the rate (GCRA, a second's burst).
+/// A worker's end of the exception path: its share of the rate.
 #[derive(Debug)]
 pub struct Punt {
     device: Arc<PuntDevice>,
-    interval_ns: u64,
-    tat_ns: u64,
+    share: Share,
     enabled: bool,
 }
 
-/// A second's worth of frames back to back.
-const BURST_NS: u64 = 1_000_000_000;
+/// A worker's share of the rate, by GCRA: a frame every `interval_ns`, with a burst of
+/// [`BURST_NS`]' worth back to back.
+#[derive(Clone, Copy, Debug)]
+struct Share {
+    interval_ns: u64,
+    /// The theoretical arrival time of the next frame.
+    tat_ns: u64,
+}
+
+/// How much of the rate may go back to back: 10 ms' worth. Each write runs the host's
+/// receive path (routing, netfilter, a socket) in the worker's own system call, so a
+/// second's worth (5,000 writes a worker at the default rate) stopped the worker polling
+/// for tens of milliseconds, long enough for its receive ring to overflow.
+const BURST_NS: u64 = 10_000_000;
+
+impl Share {
+    /// Whether a frame at `now_ns` is within the share (and takes its place in it).
+    fn admit(&mut self, now_ns: u64) -> bool {
+        let tat = self.tat_ns.max(now_ns);
+        if tat - now_ns > BURST_NS {
+            return false;
+        }
+        self.tat_ns = tat.saturating_add(self.interval_ns);
+        true
+    }
+}
 
 impl Punt {
     /// Hands `frame` to the host if the pipeline passed it.
@@ -131,17 +176,26 @@ impl Punt {
             return;
         }
         let stats = &self.device.stats;
-        let now = frame.timestamp_ns;
-        let tat = self.tat_ns.max(now);
-        if !self.enabled || tat - now > BURST_NS {
+        if !self.enabled {
+            stats.over_rate.fetch_add(1, Ordering::Relaxed); // --punt-rate 0
+            return;
+        }
+        // No device (it could not be made): every frame is a failure, whatever the rate.
+        let Some(device) = &self.device.device else {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if !self.share.admit(frame.timestamp_ns) {
             stats.over_rate.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.tat_ns = tat.saturating_add(self.interval_ns);
-        let written = self.device.device.as_ref().zip(ip_packet(frame.data())).map(|(d, p)| d.send(p));
-        match written {
+        match ip_packet(frame.data()).map(|p| device.send(p)) {
             Some(Ok(_)) => stats.punted.fetch_add(1, Ordering::Relaxed),
-            _ => stats.failed.fetch_add(1, Ordering::Relaxed),
+            Some(Err(e)) => {
+                self.device.write_failed(&e);
+                stats.failed.fetch_add(1, Ordering::Relaxed)
+            }
+            None => stats.failed.fetch_add(1, Ordering::Relaxed),
         };
     }
 }
@@ -175,6 +229,45 @@ mod tests {
         assert_eq!(ip_packet(&[0u8; 5]), None);
         let five_tags = [&[0u8; 12][..], &[0x81, 0, 0, 1].repeat(5), &[0x08, 0x00, 0x45]].concat();
         assert_eq!(ip_packet(&five_tags), None);
+    }
+
+    /// GCRA: 10 ms' worth back to back, then one frame each interval; a worker's share of a
+    /// rate below the number of workers is a fraction of a frame a second.
+    #[test]
+    fn a_share_allows_ten_milliseconds_back_to_back_then_its_rate() {
+        const S: u64 = 1_000_000_000;
+        let device = PuntDevice::create("unused", 0);
+        let mut share = Share { interval_ns: S / 5000, tat_ns: 0 }; // 10,000/s over two workers
+        let burst = (0..100).take_while(|_| share.admit(5 * S)).count();
+        assert_eq!(burst, 51, "10 ms at 5,000/s, and the one at its start");
+        assert!(!share.admit(5 * S));
+        assert!(share.admit(5 * S + 200_000), "one more each 200 us");
+        let quarter = Arc::new(PuntDevice { rate: 1, ..Arc::into_inner(device).unwrap() }).punt(4);
+        assert_eq!(quarter.share.interval_ns, 4 * S, "a rate of 1/s over 4 workers: one each 4 s");
+    }
+
+    /// Without a device (it could not be made), every passed frame is counted failed, as
+    /// the docs say, not only those within the rate.
+    #[test]
+    fn without_a_device_every_passed_frame_fails() {
+        let device = Arc::new(PuntDevice {
+            device: None,
+            name: "none".into(),
+            rate: 1,
+            said_write_error: AtomicBool::new(false),
+            stats: PuntStats::default(),
+        });
+        let mut punt = device.punt(1);
+        let mut buf = vec![0u8; 64];
+        for _ in 0..10 {
+            let mut frame = Frame::new(&mut buf, 0, 60, 60, 1_000);
+            frame.verdict = Verdict::Pass(crate::pipeline::PassReason::NotIp);
+            punt.offer(&frame);
+        }
+        assert_eq!(
+            (device.stats.failed.load(Ordering::Relaxed), device.stats.over_rate.load(Ordering::Relaxed)),
+            (10, 0)
+        );
     }
 
     #[test]
