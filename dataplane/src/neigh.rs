@@ -59,6 +59,20 @@ impl NextHopCell {
 /// several (IPv6's link-local routers, `fe80::1` on every link, always are), each at its own
 /// MAC.
 pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
+    Ok(look_up(ip, ifindex)?.map(|entry| entry.mac))
+}
+
+/// A usable neighbour entry: its MAC, and whether the kernel keeps it by itself (learned,
+/// not PERMANENT or NOARP: an entry [`solicit`] must not touch, as marking it in use strips
+/// PERMANENT from it, Linux's `__neigh_update` with NEIGH_UPDATE_F_USE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    mac: [u8; 6],
+    learned: bool,
+}
+
+/// [`lookup`], with the entry's kind.
+fn look_up(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
     // A dump the table changed under is asked again: on a busy table it could otherwise
     // fail every time and the next hop never follow a change.
     let mut tries = 0;
@@ -71,7 +85,7 @@ pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
 }
 
 /// One dump of the neighbour table, for [`lookup`].
-fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
+fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -124,8 +138,13 @@ fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
                         NeighbourAttribute::LinkLayerAddress(b) => <[u8; 6]>::try_from(b.as_slice()).ok(),
                         _ => None,
                     });
-                    if usable && n.header.ifindex == ifindex && dest == Some(ip) && mac.is_some() {
-                        found = mac;
+                    if usable
+                        && n.header.ifindex == ifindex
+                        && dest == Some(ip)
+                        && let Some(mac) = mac
+                    {
+                        let learned = !matches!(n.header.state, NeighbourState::Permanent | NeighbourState::Noarp);
+                        found = Some(Entry { mac, learned });
                     }
                 }
                 _ => {}
@@ -176,8 +195,8 @@ pub fn solicit(ip: IpAddr, ifindex: u32) -> io::Result<()> {
 /// Keeps `cell` holding the next hop's MAC on interface `ifindex` until `stop`, following the running
 /// configuration's `next_hop` (read through `target` every 100 ms, so that a reload that
 /// changes it takes effect within that): a configured MAC is stored as it is; an address is
-/// looked up in the neighbour table every second while unresolved (soliciting), every
-/// `refresh` once resolved. Logs one line when the next hop becomes unresolved and one when
+/// looked up in the neighbour table (and its entry marked in use) every second while
+/// unresolved, every `refresh` once resolved. Logs one line when the next hop becomes unresolved and one when
 /// it resolves or changes.
 pub fn follow_next_hop(
     ifindex: u32,
@@ -221,17 +240,17 @@ pub fn follow_next_hop(
                 NextHop::Neighbour(ip) => {
                     // A failed look (netlink refused, a dump cut short) says nothing about the
                     // neighbour: the last answer stands, and the failure is said once.
-                    let now = match lookup(ip, ifindex) {
-                        Ok(now) => {
+                    let (now, learned) = match look_up(ip, ifindex) {
+                        Ok(entry) => {
                             lookup_failed = false;
-                            now
+                            (entry.map(|e| e.mac), entry.is_none_or(|e| e.learned))
                         }
                         Err(e) => {
                             if !lookup_failed {
                                 eprintln!("transitd: cannot read the neighbour table ({e}): keeping the last next hop");
                             }
                             lookup_failed = true;
-                            last
+                            (last, false)
                         }
                     };
                     let carry = carried.filter(|(_, since)| now.is_none() && since.elapsed() < CARRY_OVER);
@@ -260,7 +279,14 @@ pub fn follow_next_hop(
                         _ => {}
                     }
                     last = now;
-                    if now.is_none()
+                    // A learned entry is marked in use at every look, as a missing one is:
+                    // transitd's frames never touch the kernel's entry, which would otherwise
+                    // go stale, never be confirmed again, and be collected once unused for
+                    // `gc_stale_time` (then every frame dropped until the next look found it
+                    // gone). In use, a stale entry is probed (DELAY, PROBE) as the host's own
+                    // traffic would have it; a reachable one has its use time moved. A
+                    // PERMANENT entry is left alone: marked in use, it stops being permanent.
+                    if learned
                         && let Err(e) = solicit(ip, ifindex)
                         && !solicit_failed
                     {
@@ -292,6 +318,53 @@ pub fn fmt_mac(mac: &[u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The follower on a veth pair of its own, against the kernel's neighbour table (`ip
+    /// neigh` the oracle): a learned entry gone stale is probed again (DELAY, then PROBE) as
+    /// the host's traffic would have it, not left to be collected; a PERMANENT one stays
+    /// permanent (marked in use, Linux makes it a learned one, which it then fails to
+    /// resolve). Needs root, as the lab tests do.
+    #[test]
+    fn the_follower_revalidates_a_stale_entry_and_leaves_a_permanent_one() {
+        use std::process::Command;
+        let ip = |args: &str| {
+            let out = Command::new("ip").args(args.split_whitespace()).output().expect("ip");
+            assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let (a, b) = (format!("tdn{}a", std::process::id() % 100_000), format!("tdn{}b", std::process::id() % 100_000));
+        struct Gone(String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+            }
+        }
+        ip(&format!("link add {a} type veth peer name {b}"));
+        let _gone = Gone(a.clone());
+        ip(&format!("link set {a} up"));
+        ip(&format!("link set {b} up"));
+        ip(&format!("addr add 10.250.77.1/24 dev {a}"));
+        ip(&format!("neigh add 10.250.77.2 lladdr 02:00:00:00:77:02 dev {a} nud permanent"));
+        ip(&format!("neigh add 10.250.77.3 lladdr 02:00:00:00:77:03 dev {a} nud stale"));
+        let ifindex: u32 =
+            std::fs::read_to_string(format!("/sys/class/net/{a}/ifindex")).unwrap().trim().parse().unwrap();
+        for (last, mac) in [(2u8, [2, 0, 0, 0, 0x77, 2]), (3, [2, 0, 0, 0, 0x77, 3])] {
+            let cell = Arc::new(NextHopCell::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let target = NextHop::Neighbour(IpAddr::from([10, 250, 77, last]));
+            let follower = {
+                let (cell, stop) = (cell.clone(), stop.clone());
+                std::thread::spawn(move || follow_next_hop(ifindex, || target, cell, stop, Duration::from_millis(100)))
+            };
+            std::thread::sleep(Duration::from_millis(350));
+            stop.store(true, Ordering::Relaxed);
+            follower.join().unwrap();
+            assert_eq!(cell.get(), Some(mac));
+        }
+        let state = |last: u8| ip(&format!("neigh show 10.250.77.{last} dev {a}"));
+        assert!(state(2).contains("PERMANENT"), "{}", state(2));
+        assert!(state(3).contains("DELAY") || state(3).contains("PROBE"), "not revalidated: {}", state(3));
+    }
 
     #[test]
     fn cell_round_trips_and_starts_unresolved() {
