@@ -290,10 +290,18 @@ pub const MAX_PATTERN_BYTES: usize = 1 << 20;
 /// a reload that read such a file had the edge killed for its memory.
 pub const MAX_DISTINCT_PATTERNS: usize = 256;
 
+/// Longest pattern text taken. Translating PCRE2's syntax looks ahead from each `$` to the
+/// end of its group (quadratic in the worst case: 60 KB of `a$|` took seconds, before any
+/// bound on the compiled size applied), and no signature is near this long.
+pub const MAX_PATTERN_TEXT: usize = 8 << 10;
+
 impl Pattern {
     /// Compiles `pattern` (the bytes of a string literal) as tshark 4.0 reads it: bytes, not
     /// UTF-8, and case-insensitive unless it says otherwise.
     pub fn new(pattern: &[u8]) -> Result<Pattern, String> {
+        if pattern.len() > MAX_PATTERN_TEXT {
+            return Err(format!("the pattern is {} bytes long; at most {MAX_PATTERN_TEXT} are taken", pattern.len()));
+        }
         // PCRE2's syntax in the regex crate's, where the two differ (see `pcre`).
         let text = crate::pcre::translate(pattern)?;
         regex::bytes::RegexBuilder::new(&text)
@@ -456,6 +464,16 @@ pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pattern past the text bound is refused (before the translation whose look ahead
+    /// from each `$` made 60 KB of `a$|` take seconds); one within it compiles.
+    #[test]
+    fn a_pattern_past_the_text_bound_is_refused_before_translation() {
+        let long = "a$|".repeat(MAX_PATTERN_TEXT / 3 + 1);
+        let e = Pattern::new(long.as_bytes()).unwrap_err();
+        assert!(e.contains(&format!("at most {MAX_PATTERN_TEXT} are taken")), "{e}");
+        assert!(Pattern::new("a$|".repeat(MAX_PATTERN_TEXT / 3 - 1).trim_end_matches('|').as_bytes()).is_ok());
+    }
 
     #[test]
     fn slices_read_as_wireshark_reads_them() {
