@@ -110,9 +110,12 @@ fn prefix(text: &str) -> Option<(u32, u8)> {
     Some((u32::from(addr), len))
 }
 
+/// `lo : hi`, with `lo <= hi` (an inverted range would make an inverted box, which the
+/// tree's arithmetic does not expect and the linear scan reads as empty).
 fn range(text: &str) -> Option<(u16, u16)> {
     let (lo, hi) = text.split_once(':')?;
-    Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi).then_some((lo, hi))
 }
 
 fn hex_u8(text: &str) -> Option<u8> {
@@ -179,6 +182,16 @@ pub fn parse_trace(text: &str) -> Result<Vec<(Header, Option<u32>)>, ClassBenchE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An inverted port range (`80 : 20`) is no rule: refused as the line's error, not an
+    /// inverted box on which the tree's arithmetic overflows and the linear scan matches
+    /// nothing.
+    #[test]
+    fn an_inverted_range_is_refused() {
+        let line = "@10.0.0.0/8\t0.0.0.0/0\t80 : 20\t0 : 65535\t0x06/0xFF\t\n";
+        assert!(parse_rules(line).is_err());
+        assert!(parse_rules(&line.replace("80 : 20", "20 : 80")).is_ok());
+    }
 
     #[test]
     fn reads_the_documented_example_line() {

@@ -234,8 +234,11 @@ impl RuleTable {
     pub fn first_match_batch(&self, keys: &[&Key], frames: &[&[u8]], out: &mut [Option<u32>]) {
         self.forest.first_match_batch(keys, out);
         if let Some(checks) = &self.checks {
-            for ((o, key), frame) in out.iter_mut().zip(keys).zip(frames) {
-                *o = checks.resolve(&self.forest, *o, key, frame);
+            // Every answer resolved to a rule number, a key without its frame too (read as
+            // an empty frame): zipped with a short `frames`, the tail kept the forest's
+            // clause numbers.
+            for (i, (o, key)) in out.iter_mut().zip(keys).enumerate() {
+                *o = checks.resolve(&self.forest, *o, key, frames.get(i).copied().unwrap_or(&[]));
             }
         }
     }
