@@ -75,14 +75,13 @@ impl Checks {
 
     /// The first rule that selects the packet, given `found`, the first clause whose boxes
     /// hold its key: while a candidate's byte tests say no, the next candidate is looked up.
-    fn resolve(&self, forest: &Forest, mut found: Option<u32>, key: &Key, frame: &[u8]) -> Option<u32> {
-        while let Some(clause) = found {
-            if self.hold(clause, key, frame) {
-                return Some(self.rule_of[clause as usize]);
-            }
-            found = forest.first_match_from(key, clause + 1);
+    fn resolve(&self, forest: &Forest, found: Option<u32>, key: &Key, frame: &[u8]) -> Option<u32> {
+        let first = found?;
+        if self.hold(first, key, frame) {
+            return Some(self.rule_of[first as usize]);
         }
-        None
+        let clause = forest.first_match_where(key, first.checked_add(1)?, |c| self.hold(c, key, frame))?;
+        Some(self.rule_of[clause as usize])
     }
 }
 

@@ -339,6 +339,78 @@ impl Forest {
         self.walk::<true>(key, floor)
     }
 
+    /// The lowest rule from `floor` on whose box holds `key` and which `accept` takes (a
+    /// byte test the key cannot answer). Each tree is walked once and the leaves' entries
+    /// are merged in rule order, each looked at once: going on from each refused candidate
+    /// with [`Forest::first_match_from`] walked the forest again and rescanned the leaf from
+    /// its start, quadratic in the candidates (N signatures behind one header test cost N
+    /// walks and N²/2 entry visits a packet).
+    pub fn first_match_where(&self, key: &Key, floor: u32, mut accept: impl FnMut(u32) -> bool) -> Option<u32> {
+        // At most six trees (`tree_groups`: four address groups, the conditional boxes,
+        // the list tests), merged at once.
+        const CURSORS: usize = 6;
+        let n = self.roots.len();
+        debug_assert!(n <= CURSORS, "{n} trees");
+        let projected = self.project(key);
+        // Per tree: the entry of its next candidate and that candidate's rule (MAX: none).
+        let mut at = [0usize; CURSORS];
+        let mut rule = [u32::MAX; CURSORS];
+        for (k, root) in self.roots.iter().take(CURSORS).enumerate() {
+            let mut node = root.start(&self.cells, &projected).0;
+            loop {
+                let next = self.nodes[node as usize].step(&projected);
+                if next == node {
+                    break;
+                }
+                node = next;
+            }
+            (at[k], rule[k]) = self.next_holding(self.nodes[node as usize].child[1] as usize, key, &projected, floor);
+        }
+        loop {
+            let lowest = rule.iter().copied().min().unwrap_or(u32::MAX);
+            if lowest == u32::MAX {
+                return None;
+            }
+            if accept(lowest) {
+                return Some(lowest);
+            }
+            // Every tree holding the refused rule moves past it.
+            for k in 0..n.min(CURSORS) {
+                if rule[k] == lowest {
+                    (at[k], rule[k]) = match self.entry_meta.get(at[k]) {
+                        Some(e) if e.more => self.next_holding(at[k] + 1, key, &projected, lowest + 1),
+                        _ => (0, u32::MAX),
+                    };
+                }
+            }
+        }
+    }
+
+    /// From entry `at` of a leaf on, the first whose box holds `key` with a rule from
+    /// `floor` on: (entry, rule), or (0, MAX) when none does.
+    fn next_holding(&self, mut at: usize, key: &Key, projected: &Projected, floor: u32) -> (usize, u32) {
+        while let (Some(e), Some(b)) = (self.entry_meta.get(at), self.entry_boxes.get(at)) {
+            if e.rule == u32::MAX {
+                break;
+            }
+            if e.rule >= floor
+                && b.holds(projected)
+                && (e.count == 0
+                    || self.constraints[e.first as usize..][..usize::from(e.count)].iter().all(|c| {
+                        let v = key.0[usize::from(c.slot)];
+                        c.lo <= v && v <= c.hi
+                    }))
+            {
+                return (at, e.rule);
+            }
+            if !e.more {
+                break;
+            }
+            at += 1;
+        }
+        (0, u32::MAX)
+    }
+
     #[inline(always)]
     fn walk<const FLOORED: bool>(&self, key: &Key, floor: u32) -> Option<u32> {
         let mut best = u32::MAX;
@@ -745,6 +817,43 @@ mod tests {
                 assert_eq!(batched, expect, "batched, {key:?}");
             }
             assert!(matched > 100 && matched < keys.len(), "{matched} of {} keys match: a weak test", keys.len());
+        }
+    }
+
+    /// Boxes conditional (a byte test each, as a signature list behind one header test is)
+    /// and not, in several trees: `first_match_where` offers the boxes holding the key in
+    /// rule order, each once, from the floor on, up to the first unconditional one (which
+    /// the lookup takes: its check always holds, and it may hide the boxes after it). The
+    /// brute force over the boxes is the oracle.
+    #[test]
+    fn candidates_are_offered_once_each_in_rule_order() {
+        let mut rng = Rng(11);
+        for (count, slots) in [(50, 1), (400, 2), (2000, 3)] {
+            let boxes = boxes_over_every_slot(&mut rng, count, slots);
+            let conditional: Vec<bool> = (0..count).map(|r| r % 3 != 0).collect();
+            let forest = Forest::build_conditional(&boxes, &conditional);
+            assert!(forest.roots.len() > 1, "the conditional boxes are a tree of their own");
+            for _ in 0..200 {
+                let key = Key(std::array::from_fn(|_| rng.next() % 8));
+                let floor = rng.next() % (count / 4);
+                let pick = rng.next() % count; // the conditional box whose check holds
+                let mut expect = Vec::new();
+                for (r, b) in &boxes {
+                    if *r >= floor && b.iter().zip(key.0).all(|(g, v)| g[0] <= v && v <= g[1]) {
+                        expect.push(*r);
+                        if !conditional[*r as usize] || *r == pick {
+                            break;
+                        }
+                    }
+                }
+                let mut offered = Vec::new();
+                let took = forest.first_match_where(&key, floor, |r| {
+                    offered.push(r);
+                    !conditional[r as usize] || r == pick
+                });
+                let expect_took = expect.last().copied().filter(|&r| !conditional[r as usize] || r == pick);
+                assert_eq!((took, offered), (expect_took, expect), "{key:?}, floor {floor}");
+            }
         }
     }
 }
