@@ -235,7 +235,14 @@ pub fn random_key() -> [u64; 2] {
             u64::from_ne_bytes(b[..8].try_into().unwrap_or_default()),
             u64::from_ne_bytes(b[8..].try_into().unwrap_or_default()),
         ],
-        Err(_) => [crate::io::wall_clock_ns(), u64::from(std::process::id())],
+        Err(e) => {
+            // Guessable: another customer's router could then forge this one's replies.
+            eprintln!(
+                "transitd: /dev/urandom: {e}; health probe tags are keyed by the clock and the process id, \
+                 which a router could guess"
+            );
+            [crate::io::wall_clock_ns(), u64::from(std::process::id())]
+        }
     }
 }
 

@@ -150,7 +150,8 @@ fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
                 _ => {}
             }
             if len == 0 {
-                break;
+                // No way past it, and waiting for more would wait for ever: the dump failed.
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink: a message of length 0"));
             }
             offset += len;
         }

@@ -33,11 +33,13 @@ impl NetdevCounters {
         Some(NetdevCounters(values))
     }
 
-    /// What each counter added since `earlier` (wrapping, as 32-bit driver counters do).
+    /// What each counter added since `earlier`. sysfs counters are 64 bits wide; one that
+    /// went down was reset (the driver reloaded, the device recreated), and what it holds
+    /// now is what it counted since: a wrapping difference read as 1.8e19.
     pub fn since(&self, earlier: &NetdevCounters) -> NetdevCounters {
         let mut d = [0; COUNTERS.len()];
         for ((d, now), then) in d.iter_mut().zip(self.0).zip(earlier.0) {
-            *d = now.wrapping_sub(then);
+            *d = now.checked_sub(then).unwrap_or(now);
         }
         NetdevCounters(d)
     }
@@ -72,6 +74,9 @@ mod tests {
             "rx_packets 10 rx_dropped 1 rx_missed_errors 0 rx_errors 0 tx_packets 3 tx_dropped 0 tx_errors 0"
         );
         assert_eq!(NetdevCounters::read_from(Path::new("/nonexistent")), None);
+        // A counter that went down was reset: what it holds is what it counted since.
+        let reset = NetdevCounters([4, 1, 0, 0, 3, 7, 0]);
+        assert_eq!(reset.since(&c).0, [4, 1, 0, 0, 3, 0, 0]);
     }
 
     #[test]
