@@ -52,10 +52,38 @@ fn dashboard_exprs() -> Vec<String> {
     exprs
 }
 
+/// `(metric, label, value)` of every equality matcher (`label="value"`) in a selector of a
+/// transitd metric in `text`: a renamed label value would silently disable a rule whose
+/// metric name still exists. Matchers on a dashboard variable (`$instance`) are left out.
+fn label_matchers(text: &str) -> BTreeSet<(String, String, String)> {
+    let text = text.replace("\\\"", "\"");
+    let mut out = BTreeSet::new();
+    for (at, _) in text.match_indices("transitd_") {
+        let name: String =
+            text[at..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+        let Some(selector) = text[at + name.len()..].strip_prefix('{') else { continue };
+        let Some(end) = selector.find('}') else { continue };
+        for matcher in selector[..end].split(',') {
+            let Some((label, value)) = matcher.split_once('=') else { continue };
+            let (label, value) = (label.trim(), value.trim());
+            if label.ends_with(['!', '=']) || value.starts_with(['~', '=']) || value.contains('$') {
+                continue;
+            }
+            out.insert((name.clone(), label.to_string(), value.trim_matches('"').to_string()));
+        }
+    }
+    out
+}
+
 /// Every metric family a running transitd serves, with the names its samples take: a
 /// configuration (families are served whether or not they have samples yet), a drop capture
 /// running and [bgp] configured (their families are served only then).
 fn served() -> BTreeSet<String> {
+    served_scrape().1
+}
+
+/// The scrape [`served`] reads, and the names.
+fn served_scrape() -> (String, BTreeSet<String>) {
     let dir = std::env::temp_dir().join(format!("transitd-alerting-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -64,7 +92,12 @@ fn served() -> BTreeSet<String> {
             .unwrap();
     let sources = Arc::new(transitd::metrics::Sources {
         workers: vec![Arc::default()],
-        snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot(lab::ACME))),
+        // With its tunnel health-checked (an `interface`), as the dashboard's tunnel panel
+        // selects `checked="true"`.
+        snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot(&lab::ACME.replace(
+            "remote = \"198.51.100.1\"",
+            "remote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"",
+        )))),
         xdp: Default::default(),
         reloads: transitd::metrics::ReloadStats { etcd_up: Some(Arc::default()), ..Default::default() },
         bgp: transitd::metrics::BgpStats { configured: true.into(), ..Default::default() },
@@ -90,7 +123,7 @@ fn served() -> BTreeSet<String> {
         names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
     }
     assert!(names.len() > 20, "{text}");
-    names
+    (text, names)
 }
 
 #[test]
@@ -130,4 +163,24 @@ fn rules_and_dashboard_name_only_metrics_transitd_serves() {
     assert!(named.len() >= 15, "{named:?}");
     let unknown: Vec<&String> = named.difference(&served).collect();
     assert!(unknown.is_empty(), "not served by transitd: {unknown:?}\nserved: {served:?}");
+}
+
+/// Every label value the rules and the dashboard select on is one a sample of that metric
+/// carries in a scrape of a running transitd (every worker's reasons and actions are served
+/// at zero, so the values are there before anything is counted).
+#[test]
+fn rules_and_dashboard_select_only_label_values_transitd_serves() {
+    let (scrape, _) = served_scrape();
+    let rules = std::fs::read_to_string(root().join("deploy/prometheus/transitd-alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(root().join("deploy/grafana/transitd.json")).unwrap();
+    let mut matchers = label_matchers(&rules);
+    matchers.extend(label_matchers(&dashboard));
+    assert!(matchers.len() >= 6, "{matchers:?}");
+    let missing: Vec<_> = matchers
+        .iter()
+        .filter(|(name, label, value)| {
+            !scrape.lines().any(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("{label}=\"{value}\"")))
+        })
+        .collect();
+    assert!(missing.is_empty(), "selected but never served: {missing:?}");
 }
