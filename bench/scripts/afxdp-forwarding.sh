@@ -20,8 +20,8 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-5}
 SECS=${2:-3}
 if ! command -v dpdk-testpmd >/dev/null || ! ls /usr/lib/*/dpdk/pmds-*/librte_net_af_xdp.so* >/dev/null 2>&1; then
-  echo "installing DPDK's testpmd and af_xdp PMD (Debian: dpdk-dev, librte-net-af-xdp23)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev librte-net-af-xdp23 >/dev/null
+  echo "DPDK's testpmd or its af_xdp PMD is missing: scripts/setup installs them (dpdk-dev, librte-net-af-xdp23)" >&2
+  exit 1
 fi
 # BENCH_PROFILE=dev builds without optimisation (CI's smoke run: it checks the script works,
 # not the figures).
