@@ -18,6 +18,9 @@ for sub in ("real", "malformed", "generated"):
     for name in sorted(os.listdir(folder)):
         if not name.endswith((".pcap", ".pcapng")):
             continue
+        # The capture target: the files themselves, up to 64 KiB of each (what libFuzzer
+        # takes), the malformed ones scapy cannot read included.
+        put("capture", open(os.path.join(folder, name), "rb").read()[:65536])
         try:
             batch = b""
             for i, pkt in enumerate(PcapReader(os.path.join(folder, name))):
@@ -51,3 +54,11 @@ configs = ["examples/acme.toml", "dataplane/tests/data/tunnel-edge.toml", "datap
 configs += [os.path.join("bench/configs", n) for n in os.listdir(os.path.join(root, "bench/configs"))]
 for c in configs:
     put("config", open(os.path.join(root, c), "rb").read())
+
+# The plan target: the plans the project keeps.
+for dirpath, _, names in os.walk(root):
+    if "/target" in dirpath or "/.git" in dirpath or "/fuzz/corpus" in dirpath:
+        continue
+    for n in names:
+        if n.endswith(".json") and "plan" in n:
+            put("plan", open(os.path.join(dirpath, n), "rb").read())

@@ -686,8 +686,6 @@ mod tests {
         }
     }
 
-    /// A list's name may hold `-` and `.`, as every name may: `$bad-actors.v4` names it
-    /// whole (it used to stop at the `-`, leaving such a list unreachable).
     /// A feed of one family compared with both fields (the configuration guide's example):
     /// the other family's field matches nothing, and the rule compiles, so a reload after
     /// the feed's last IPv6 line went is taken. Numbers against addresses stay a mistake.
@@ -710,6 +708,8 @@ mod tests {
         }
     }
 
+    /// A list's name may hold `-` and `.`, as every name may: `$bad-actors.v4` names it
+    /// whole (it used to stop at the `-`, leaving such a list unreachable).
     #[test]
     fn a_list_name_with_dashes_and_dots_is_written_whole() {
         let mut registry = Registry::new(BTreeMap::from([("bad-actors.v4".to_string(), list(&["192.0.2.0/24"]))]));

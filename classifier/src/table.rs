@@ -231,6 +231,7 @@ impl RuleTable {
     /// [`RuleTable::first_match`] for each of `keys` (parsed from `frames`, as many), into
     /// `out` (as long as `keys`); faster per key than one at a time (see `tree`).
     pub fn first_match_batch(&self, keys: &[&Key], frames: &[&[u8]], out: &mut [Option<u32>]) {
+        debug_assert_eq!(keys.len(), frames.len(), "a frame for every key");
         self.forest.first_match_batch(keys, out);
         if let Some(checks) = &self.checks {
             // Every answer resolved to a rule number, a key without its frame too (read as

@@ -347,15 +347,25 @@ impl Forest {
     /// walks and N²/2 entry visits a packet).
     pub fn first_match_where(&self, key: &Key, floor: u32, mut accept: impl FnMut(u32) -> bool) -> Option<u32> {
         // At most six trees (`tree_groups`: four address groups, the conditional boxes,
-        // the list tests), merged at once.
+        // the list tests), merged at once; a forest of more would go on from each refused
+        // candidate, as lookups once did.
         const CURSORS: usize = 6;
         let n = self.roots.len();
-        debug_assert!(n <= CURSORS, "{n} trees");
+        if n > CURSORS {
+            let mut found = self.first_match_from(key, floor);
+            while let Some(rule) = found {
+                if accept(rule) {
+                    return Some(rule);
+                }
+                found = self.first_match_from(key, rule.checked_add(1)?);
+            }
+            return None;
+        }
         let projected = self.project(key);
         // Per tree: the entry of its next candidate and that candidate's rule (MAX: none).
         let mut at = [0usize; CURSORS];
         let mut rule = [u32::MAX; CURSORS];
-        for (k, root) in self.roots.iter().take(CURSORS).enumerate() {
+        for (k, root) in self.roots.iter().enumerate() {
             let mut node = root.start(&self.cells, &projected).0;
             loop {
                 let next = self.nodes[node as usize].step(&projected);
@@ -375,7 +385,7 @@ impl Forest {
                 return Some(lowest);
             }
             // Every tree holding the refused rule moves past it.
-            for k in 0..n.min(CURSORS) {
+            for k in 0..n {
                 if rule[k] == lowest {
                     (at[k], rule[k]) = match self.entry_meta.get(at[k]) {
                         Some(e) if e.more => self.next_holding(at[k] + 1, key, &projected, lowest + 1),
@@ -821,25 +831,31 @@ mod tests {
     }
 
     /// Boxes conditional (a byte test each, as a signature list behind one header test is)
-    /// and not, in several trees: `first_match_where` offers the boxes holding the key in
-    /// rule order, each once, from the floor on, up to the first unconditional one (which
+    /// and not, in several trees, two a rule: `first_match_where` offers the rules whose
+    /// boxes hold the key in rule order, each once, from the floor on, up to the first
+    /// unconditional one (which
     /// the lookup takes: its check always holds, and it may hide the boxes after it). The
     /// brute force over the boxes is the oracle.
     #[test]
     fn candidates_are_offered_once_each_in_rule_order() {
         let mut rng = Rng(11);
         for (count, slots) in [(50, 1), (400, 2), (2000, 3)] {
-            let boxes = boxes_over_every_slot(&mut rng, count, slots);
+            // Two boxes a rule, as `udp.port in {53, 123} and udp.payload contains "x"` is.
+            let boxes: Vec<(u32, Bounds)> =
+                boxes_over_every_slot(&mut rng, count, slots).into_iter().map(|(r, b)| (r / 2, b)).collect();
             let conditional: Vec<bool> = (0..count).map(|r| r % 3 != 0).collect();
             let forest = Forest::build_conditional(&boxes, &conditional);
             assert!(forest.roots.len() > 1, "the conditional boxes are a tree of their own");
             for _ in 0..200 {
                 let key = Key(std::array::from_fn(|_| rng.next() % 8));
-                let floor = rng.next() % (count / 4);
-                let pick = rng.next() % count; // the conditional box whose check holds
+                let floor = rng.next() % (count / 8);
+                let pick = rng.next() % (count / 2); // the conditional rule whose check holds
                 let mut expect = Vec::new();
                 for (r, b) in &boxes {
-                    if *r >= floor && b.iter().zip(key.0).all(|(g, v)| g[0] <= v && v <= g[1]) {
+                    if *r >= floor
+                        && expect.last() != Some(r)
+                        && b.iter().zip(key.0).all(|(g, v)| g[0] <= v && v <= g[1])
+                    {
                         expect.push(*r);
                         if !conditional[*r as usize] || *r == pick {
                             break;

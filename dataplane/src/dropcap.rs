@@ -105,16 +105,20 @@ pub struct DropCapture {
 }
 
 /// True when `path` is a pcapng file of section and interface blocks and no packet: what a
-/// capture that caught nothing leaves. Its blocks are walked (type, length) up to the first
-/// packet block; what is not pcapng, or is cut short, is not headers only.
+/// capture that caught nothing leaves (a block cut short at its end included: no frame is
+/// whole in it). Its blocks are walked (type, length) up to the first packet block; what is
+/// not pcapng is not headers only.
 fn headers_only(path: &Path) -> bool {
     use std::io::{Read as _, Seek as _, SeekFrom};
     const SECTION_HEADER: u32 = 0x0a0d_0d0a;
     const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
     let Ok(mut file) = File::open(path) else { return false };
     let mut head = [0u8; 12];
-    if file.read_exact(&mut head).is_err() || u32::from_le_bytes([head[0], head[1], head[2], head[3]]) != SECTION_HEADER
-    {
+    if let Err(e) = file.read_exact(&mut head) {
+        // Shorter than a block's start: nothing in it.
+        return e.kind() == std::io::ErrorKind::UnexpectedEof;
+    }
+    if u32::from_le_bytes([head[0], head[1], head[2], head[3]]) != SECTION_HEADER {
         return false;
     }
     let magic = [head[8], head[9], head[10], head[11]];
@@ -129,6 +133,9 @@ fn headers_only(path: &Path) -> bool {
     let mut at = 0u64;
     while at < end {
         let mut block = [0u8; 8];
+        if at + 8 > end {
+            return true; // a block's start cut short
+        }
         if file.seek(SeekFrom::Start(at)).is_err() || file.read_exact(&mut block).is_err() {
             return false;
         }
@@ -141,7 +148,8 @@ fn headers_only(path: &Path) -> bool {
         }
         at += u64::from(len);
     }
-    at == end
+    // Past the end only by a header block cut short.
+    true
 }
 
 /// Records in flight: a quarter of a second at the rate, at least 64, at most 4096.
@@ -163,6 +171,10 @@ impl DropCapture {
         // Not a symbolic link (the capture goes where it points), a device or a pipe.
         let keep = std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > 0)
             && !headers_only(&options.path);
+        if !keep && std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file()) {
+            // Made afresh, so that it takes the mode below (an older file keeps its own).
+            let _ = std::fs::remove_file(&options.path);
+        }
         if keep {
             let mut prev = options.path.clone().into_os_string();
             prev.push(".prev");

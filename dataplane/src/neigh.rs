@@ -12,7 +12,7 @@ use netlink_packet_core::{
     NetlinkPayload,
 };
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -62,9 +62,10 @@ pub fn lookup(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
     Ok(look_up(ip, ifindex)?.map(|entry| entry.mac))
 }
 
-/// A usable neighbour entry: its MAC, and whether the kernel keeps it by itself (learned,
-/// not PERMANENT or NOARP: an entry [`solicit`] must not touch, as marking it in use strips
-/// PERMANENT from it, Linux's `__neigh_update` with NEIGH_UPDATE_F_USE).
+/// A usable neighbour entry: its MAC, and whether the kernel learned it (not PERMANENT or
+/// NOARP, not `managed` or `extern_learn`: entries [`solicit`] must not touch, as marking an
+/// entry in use strips PERMANENT from it, Linux's `__neigh_update` with NEIGH_UPDATE_F_USE,
+/// and the flags the request does not carry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry {
     mac: [u8; 6],
@@ -143,7 +144,16 @@ fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
                         && dest == Some(ip)
                         && let Some(mac) = mac
                     {
-                        let learned = !matches!(n.header.state, NeighbourState::Permanent | NeighbourState::Noarp);
+                        // Another's entry: pinned (PERMANENT, NOARP), kept resolved by the
+                        // kernel (`managed`) or installed by a routing daemon
+                        // (`extern_learn`). A request marking it in use would take those
+                        // flags away (Linux clears what the request does not carry).
+                        let managed = n.attributes.iter().any(
+                            |a| matches!(a, NeighbourAttribute::ExtFlags(f) if f.contains(NeighbourExtFlags::Managed)),
+                        );
+                        let learned = !matches!(n.header.state, NeighbourState::Permanent | NeighbourState::Noarp)
+                            && !n.header.flags.contains(NeighbourFlags::ExtLearned)
+                            && !managed;
                         found = Some(Entry { mac, learned });
                     }
                 }
@@ -251,7 +261,8 @@ pub fn follow_next_hop(
                                 eprintln!("transitd: cannot read the neighbour table ({e}): keeping the last next hop");
                             }
                             lookup_failed = true;
-                            (last, false)
+                            // Unresolved, it is asked for, as a missing entry is.
+                            (last, last.is_none())
                         }
                     };
                     let carry = carried.filter(|(_, since)| now.is_none() && since.elapsed() < CARRY_OVER);
@@ -324,7 +335,8 @@ mod tests {
     /// neigh` the oracle): a learned entry gone stale is probed again (DELAY, then PROBE) as
     /// the host's traffic would have it, not left to be collected; a PERMANENT one stays
     /// permanent (marked in use, Linux makes it a learned one, which it then fails to
-    /// resolve). Needs root, as the lab tests do.
+    /// resolve), and a routing daemon's (`extern_learn`) keeps its flag. Needs root, as the
+    /// lab tests do.
     #[test]
     fn the_follower_revalidates_a_stale_entry_and_leaves_a_permanent_one() {
         use std::process::Command;
@@ -347,9 +359,10 @@ mod tests {
         ip(&format!("addr add 10.250.77.1/24 dev {a}"));
         ip(&format!("neigh add 10.250.77.2 lladdr 02:00:00:00:77:02 dev {a} nud permanent"));
         ip(&format!("neigh add 10.250.77.3 lladdr 02:00:00:00:77:03 dev {a} nud stale"));
+        ip(&format!("neigh add 10.250.77.4 lladdr 02:00:00:00:77:04 dev {a} nud stale extern_learn"));
         let ifindex: u32 =
             std::fs::read_to_string(format!("/sys/class/net/{a}/ifindex")).unwrap().trim().parse().unwrap();
-        for (last, mac) in [(2u8, [2, 0, 0, 0, 0x77, 2]), (3, [2, 0, 0, 0, 0x77, 3])] {
+        for (last, mac) in [(2u8, [2, 0, 0, 0, 0x77, 2]), (3, [2, 0, 0, 0, 0x77, 3]), (4, [2, 0, 0, 0, 0x77, 4])] {
             let cell = Arc::new(NextHopCell::default());
             let stop = Arc::new(AtomicBool::new(false));
             let target = NextHop::Neighbour(IpAddr::from([10, 250, 77, last]));
@@ -365,6 +378,7 @@ mod tests {
         let state = |last: u8| ip(&format!("neigh show 10.250.77.{last} dev {a}"));
         assert!(state(2).contains("PERMANENT"), "{}", state(2));
         assert!(state(3).contains("DELAY") || state(3).contains("PROBE"), "not revalidated: {}", state(3));
+        assert!(state(4).contains("extern_learn"), "a routing daemon's entry lost its flag: {}", state(4));
     }
 
     #[test]

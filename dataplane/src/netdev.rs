@@ -33,9 +33,10 @@ impl NetdevCounters {
         Some(NetdevCounters(values))
     }
 
-    /// What each counter added since `earlier`. sysfs counters are 64 bits wide; one that
-    /// went down was reset (the driver reloaded, the device recreated), and what it holds
-    /// now is what it counted since: a wrapping difference read as 1.8e19.
+    /// What each counter added since `earlier`. One that went down was reset (the driver
+    /// reloaded, the device recreated), and what it holds now is what it counted since: a
+    /// wrapping difference read as 1.8e19. (A driver that keeps 32-bit counters behind the
+    /// 64-bit files wraps at 2^32: that reads as a reset too, and undercounts.)
     pub fn since(&self, earlier: &NetdevCounters) -> NetdevCounters {
         let mut d = [0; COUNTERS.len()];
         for ((d, now), then) in d.iter_mut().zip(self.0).zip(earlier.0) {

@@ -94,10 +94,9 @@ fn served_scrape() -> (String, BTreeSet<String>) {
         workers: vec![Arc::default()],
         // With its tunnel health-checked (an `interface`), as the dashboard's tunnel panel
         // selects `checked="true"`.
-        snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot(&lab::ACME.replace(
-            "remote = \"198.51.100.1\"",
-            "remote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"",
-        )))),
+        snapshot: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot(
+            &lab::ACME.replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\""),
+        ))),
         xdp: Default::default(),
         reloads: transitd::metrics::ReloadStats { etcd_up: Some(Arc::default()), ..Default::default() },
         bgp: transitd::metrics::BgpStats { configured: true.into(), ..Default::default() },

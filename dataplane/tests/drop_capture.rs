@@ -173,6 +173,9 @@ fn a_capture_with_frames_is_kept_and_one_without_is_not() {
     replay(&udp, "prev", &[]); // the frame of the second run goes to .prev
     assert_eq!(frames(&prev), 1);
     assert_eq!(frames(&file), 0);
+    // An older file's mode (an earlier version's, under umask 022) is not kept: the file
+    // is made afresh (the helper checks the mode).
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     replay(&udp, "prev", &[]); // headers only, overwritten: .prev keeps its frame
     assert_eq!(frames(&prev), 1, "a capture of headers alone was kept over one with a frame");
     let _ = std::fs::remove_dir_all(&dir);

@@ -247,10 +247,21 @@ fn nfdump_reads_the_same_flows() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nfdump's nfcapd (apt-get install nfdump, or run .ci/run)");
-    std::thread::sleep(Duration::from_millis(500));
+    // Until nfcapd listens (a fixed half second was not always enough on a loaded machine:
+    // the export went to a closed port and nfdump found no flows).
+    let listening = || {
+        let out = Command::new("ss").args(["-Hunl", &format!("sport = :{port}")]).output().unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    let started = std::time::Instant::now();
+    while !listening() {
+        assert!(started.elapsed() < Duration::from_secs(10), "nfcapd never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let cfg = with_ipfix(&config, &format!("127.0.0.1:{port}"), 1);
     replay(&cfg, &capture);
-    std::thread::sleep(Duration::from_millis(300));
+    // Time to read what is queued on its socket before it is told to stop.
+    std::thread::sleep(Duration::from_millis(1000));
     let _ = Command::new("kill").args(["-TERM", &nfcapd.id().to_string()]).status();
     let _ = nfcapd.wait();
     let out = Command::new("nfdump").arg("-R").arg(&dir).args(["-q", "-N", "-o", "csv"]).output().unwrap();

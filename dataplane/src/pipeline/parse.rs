@@ -402,9 +402,13 @@ pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
         // LSRR and SSRR: the pointer (1-based, from the option's start) still inside the
         // route names a hop after us.
         let options = l3.get(20..ip.header_len).unwrap_or(&[]);
-        return !Ipv4Options::new(options).map_while(Result::ok).any(|o| {
-            matches!(o.kind, option::LSRR | option::SSRR)
-                && o.bytes.get(2).is_some_and(|&pointer| usize::from(pointer) <= o.bytes.len())
+        // A malformed option (the parser drops such headers before this) is not ours to end.
+        return !Ipv4Options::new(options).any(|walked| {
+            walked.is_err()
+                || walked.is_ok_and(|o| {
+                    matches!(o.kind, option::LSRR | option::SSRR)
+                        && o.bytes.get(2).is_some_and(|&pointer| usize::from(pointer) <= o.bytes.len())
+                })
         });
     }
     let mut next = l3.get(6).copied().unwrap_or(0);
