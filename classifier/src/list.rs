@@ -466,12 +466,21 @@ pub struct Registry {
     probes: Vec<Probe>,
     /// The `matches` patterns compiled so far, by their bytes.
     patterns: HashMap<Vec<u8>, Pattern>,
+    /// What the rules parsed since [`Registry::take_notes`] ask that works but cannot match.
+    notes: Vec<String>,
 }
 
 impl Registry {
     /// A registry of `lists`, by name.
     pub fn new(lists: BTreeMap<String, List>) -> Registry {
-        Registry { lists, used: Vec::new(), probes: Vec::new(), patterns: HashMap::new() }
+        Registry { lists, used: Vec::new(), probes: Vec::new(), patterns: HashMap::new(), notes: Vec::new() }
+    }
+
+    /// Comparisons the rules parsed since the last call make that are valid and match
+    /// nothing today (`ipv6.src in $l` where `$l` holds IPv4 addresses only): a typo as
+    /// likely as a feed of one family, worth a warning at the rule.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// The lookups to run per packet for the slots handed out.
@@ -510,6 +519,10 @@ impl Lists for Registry {
                 || l.members_for(Ty::Ipv6).is_some_and(|m| !m.is_empty())
         };
         let family_only = matches!(field.ty, Ty::Ipv4 | Ty::Ipv6) && addresses(list);
+        if members.is_empty() && family_only {
+            let kind = if matches!(field.ty, Ty::Ipv4) { "IPv4" } else { "IPv6" };
+            self.notes.push(format!("{} in ${name} matches nothing: the list holds no {kind} addresses", field.name));
+        }
         if members.is_empty() && !list.is_empty() && !family_only {
             let kind = match field.ty {
                 Ty::Ipv4 => "IPv4 addresses",

@@ -510,6 +510,25 @@ fn ipv6_prefixes_without_anycast_v6_are_warned_about_at_their_position() {
     assert!(stderr.starts_with(&format!("warning: {}:7:31: IPv6 prefix", file.display())), "{stderr}");
 }
 
+/// What cannot match today is said, not refused: a customer without prefixes (nothing is
+/// routed to it), a list compared with a field of a family it holds none of (a typo as
+/// likely as a feed of one family).
+#[test]
+fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"v4\"\nitems = [\"198.51.100.0/24\"]\n\
+                [[dos.rule]]\nmatch = \"ip.src in $v4 or ipv6.src in $v4\"\naction = \"drop\"\n\
+                [[customer]]\nname = \"empty\"\n";
+    let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
+    let said: Vec<String> = snap.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        [
+            "w.toml:7:9: rule `rule-1`: ipv6.src in $v4 matches nothing: the list holds no IPv6 addresses",
+            "w.toml:10:8: customer `empty` has no prefixes: no traffic is routed to it",
+        ]
+    );
+}
+
 /// `matches` patterns are bounded per configuration by how many distinct ones there are
 /// (each may compile to a megabyte): the first past the bound is refused at its rule, while
 /// the same pattern in any number of rules is compiled once and counts once.

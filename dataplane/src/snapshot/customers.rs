@@ -95,6 +95,10 @@ impl Builder<'_> {
             let id = index as CustomerId;
             self.name(&c.name, "customer");
             self.unique(&mut customer_names, &c.name, "customer");
+            if c.prefixes.is_empty() {
+                let name = c.name.get_ref();
+                self.warn(&c.name.span(), format!("customer `{name}` has no prefixes: no traffic is routed to it"));
+            }
             for p in &c.prefixes {
                 if let Some(net) = self.prefix(p) {
                     let max = crate::limits::MAX_PREFIXES_PER_FAMILY;

@@ -70,10 +70,14 @@ impl Builder<'_> {
             let (action, rule_mode) = (r.action, r.mode);
             match classifier::parse_with(r.expr.get_ref(), &mut self.lists) {
                 Ok(expr) => {
+                    for note in self.lists.take_notes() {
+                        self.warn(&r.expr.span(), format!("rule `{name}`: {note}"));
+                    }
                     spans.push(r.expr.span());
                     rules.push(Rule { name, expr, action, mode: rule_mode });
                 }
                 Err(e) => {
+                    let _ = self.lists.take_notes(); // of a rule refused anyway
                     let at = self.expr_offset(r.expr, e.span.map_or(0, |s| s.start));
                     let rendered = e.render(r.expr.get_ref()).replace('\n', "\n    ");
                     self.errors.push(ConfigError::new(self.src.pos(at), format!("rule `{name}`: {rendered}")));
