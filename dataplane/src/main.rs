@@ -238,7 +238,7 @@ fn check_config(file: &Path) -> ExitCode {
                 n => format!(
                     "; {} too complex for the decision trees (over {} boxes) {} checked by \
                      interpretation, a cost per packet they may select",
-                    counted(n, "rule"),
+                    transitd::report::counted(n, "rule"),
                     classifier::compile::MAX_BOXES_PER_RULE,
                     if n == 1 { "is" } else { "are" }
                 ),
@@ -253,9 +253,9 @@ fn check_config(file: &Path) -> ExitCode {
             println!(
                 "{}: ok ({}, {}, {}{su}{interpreted})",
                 file.display(),
-                counted(snap.customers.len(), "customer"),
-                counted(snap.tunnels.len(), "tunnel"),
-                counted(rules, "firewall rule")
+                transitd::report::counted(snap.customers.len(), "customer"),
+                transitd::report::counted(snap.tunnels.len(), "tunnel"),
+                transitd::report::counted(rules, "firewall rule")
             );
             ExitCode::SUCCESS
         }
@@ -436,9 +436,4 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `n` and `what`, plural unless one.
-fn counted(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }

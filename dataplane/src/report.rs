@@ -40,3 +40,8 @@ pub fn line(out: &mut String, verdict: &str, reason: &str, n: f64) {
         let _ = writeln!(out, "  {label:<27} {n:>10.0}");
     }
 }
+
+/// `n` and `what`, plural unless one (`1 customer`, `2 tunnels`).
+pub fn counted(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}

@@ -510,6 +510,25 @@ fn ipv6_prefixes_without_anycast_v6_are_warned_about_at_their_position() {
     assert!(stderr.starts_with(&format!("warning: {}:7:31: IPv6 prefix", file.display())), "{stderr}");
 }
 
+/// One mistake, one error: a route inside a prefix refused for its host bits is not also
+/// "outside the customer's prefixes", and a rule naming a list refused for a bad member is
+/// not also "no list of that name".
+#[test]
+fn a_mistake_is_said_once_not_again_where_it_is_used() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"l\"\nitems = [\"10.0.0.1/8\"]\n\
+                [[dos.rule]]\nmatch = \"ip.src in $l\"\naction = \"drop\"\n\
+                [[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.1/24\"]\n\
+                [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\n\
+                [[customer.route]]\nprefix = \"203.0.113.0/25\"\ntunnel = \"t\"\n";
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:5:10: list `l`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address",
+            "bad.toml:11:13: bad CIDR `203.0.113.1/24`: host bits are set (the network is 203.0.113.0/24)",
+        ]
+    );
+}
+
 /// What cannot match today is said, not refused: a customer without prefixes (nothing is
 /// routed to it), a list compared with a field of a family it holds none of (a typo as
 /// likely as a feed of one family).

@@ -216,8 +216,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let interface_at_start = NetdevCounters::read(&opts.iface);
     let workers = ready.go();
     eprintln!(
-        "transitd: running on {} queues {:?} ({} customers, {} tunnels); SIGINT or SIGTERM stops",
-        opts.iface, queues, customers.0, customers.1
+        "transitd: running on {} queues {:?} ({}, {}); SIGINT or SIGTERM stops",
+        opts.iface,
+        queues,
+        crate::report::counted(customers.0, "customer"),
+        crate::report::counted(customers.1, "tunnel")
     );
     let notifier = Notifier::from_env();
     if let Some(n) = &notifier {

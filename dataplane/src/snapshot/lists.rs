@@ -13,8 +13,8 @@ use crate::limits::{
 };
 
 impl Builder<'_> {
-    /// Reads every list; one with an error is left out (rules naming it then fail too, but
-    /// the configuration is refused either way).
+    /// Reads every list; one with an error stands as an empty list (the configuration is
+    /// refused by that error; rules naming the list add none of their own).
     pub(super) fn lists(&mut self, sections: &[Spanned<ListSection>]) -> Registry {
         self.bounded(sections, MAX_LISTS, "lists");
         let mut lists = BTreeMap::new();
@@ -26,9 +26,10 @@ impl Builder<'_> {
                 self.err(&l.name.span(), format!("duplicate list name `{}`", l.name.get_ref()));
                 continue;
             }
-            if let Some(list) = self.list(l, &mut read) {
-                lists.insert(l.name.get_ref().clone(), list);
-            }
+            // A list that did not read (its error said) stands as an empty one, so that the
+            // rules naming it do not each add "no list of that name".
+            let list = self.list(l, &mut read).unwrap_or_default();
+            lists.insert(l.name.get_ref().clone(), list);
             // Past the bound (said once, at the list that crossed it) nothing more is read:
             // the configuration is refused, and reading on would spend what the bound keeps.
             if read.members > MAX_LIST_MEMBERS_PER_CONFIG || read.bytes > MAX_LIST_BYTES_PER_CONFIG {

@@ -185,6 +185,13 @@ impl Builder<'_> {
         for p in prefixes {
             own[usize::from(p.customer)].insert(p.net);
         }
+        // A prefix refused for its host bits (its own error said) still holds the routes
+        // inside its network: no second error for the same mistake.
+        for (set, section) in own.iter_mut().zip(sections) {
+            set.extend(
+                section.get_ref().prefixes.iter().filter_map(|p| p.get_ref().parse::<IpNet>().ok()).map(|n| n.trunc()),
+            );
+        }
         for (index, (section, customer)) in sections.iter().zip(customers).enumerate() {
             let id = index as CustomerId;
             let names = (tunnel_names, tunnels);
