@@ -158,7 +158,7 @@ fn pipeline(
             }
             process_batch(snap, &mut batch, &mut state);
             if let Some(s) = sampler.as_mut() {
-                s.record(snap.generation, state.outcomes());
+                s.record(snap, state.outcomes());
             }
             state.spill.clear();
         }

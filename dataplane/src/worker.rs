@@ -295,7 +295,7 @@ impl<I: FrameIo> Worker<I> {
             }
             process_batch_via(snap, eth, frames, state);
             if let Some(s) = sampler.as_mut() {
-                s.record(snap.generation, state.outcomes());
+                s.record(snap, state.outcomes());
             }
             if let Some(tap) = tap {
                 for (frame, outcome) in frames.iter().zip(state.outcomes()) {

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// A flow as both sides describe it: addresses, ports, protocol, customer, verdict, reason.
-type FlowKey = (String, String, u16, u16, u8, String, String, String);
+/// A flow as both sides describe it: addresses, ports, protocol, customer, verdict, reason,
+/// and whether it entered from a customer's domain (`ingressVRFID` set).
+type FlowKey = (String, String, u16, u16, u8, String, String, String, bool);
 
 /// Packets and octets of each flow.
 type Flows = BTreeMap<FlowKey, (u64, u64)>;
@@ -109,6 +110,9 @@ fn expected(config: &Path, capture: &Path, sample: u64) -> Flows {
         let octets: u64 = if v6 { c[11].parse::<u64>().unwrap() + 40 } else { c[10].parse().unwrap() };
         let f = by_frame[&number];
         let name = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        // Entered from a customer's domain: GRE on the wire (the outer header's protocol)
+        // that a tunnel took (a customer named).
+        let from_customer = protocol == 47 && !name(&f["customer"]).is_empty();
         let key = (
             src.to_string(),
             dst.to_string(),
@@ -118,6 +122,7 @@ fn expected(config: &Path, capture: &Path, sample: u64) -> Flows {
             name(&f["customer"]),
             name(&f["verdict"]),
             name(&f["reason"]),
+            from_customer,
         );
         let e = flows.entry(key).or_default();
         e.0 += 1;
@@ -191,7 +196,12 @@ fn dissected(export: &Path, port: u16, sample: u64) -> Flows {
                     s("cflow.vrfname").unwrap_or_default(),
                     verdict.to_string(),
                     String::from_utf8(reason).unwrap(),
+                    n("cflow.ingress_vrfid") != 0,
                 );
+                // Entered from the customer it names, or left into it, or (a hairpin) both.
+                if !s("cflow.vrfname").unwrap_or_default().is_empty() {
+                    assert!(n("cflow.ingress_vrfid") != 0 || n("cflow.egress_vrfid") != 0, "{set}: {r}");
+                }
                 let e = flows.entry(key).or_default();
                 e.0 += n("cflow.packets");
                 e.1 += n("cflow.octets");

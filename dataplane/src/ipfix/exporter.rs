@@ -72,6 +72,7 @@ struct FlowKey {
     protocol: u8,
     verdict: Verdict,
     customer: Option<u16>,
+    from_customer: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -96,6 +97,7 @@ impl FlowKey {
             protocol: s.protocol,
             verdict: normalized(s.verdict),
             customer: s.customer,
+            from_customer: s.from_customer,
         }
     }
 }
@@ -377,7 +379,15 @@ fn record(key: &FlowKey, flow: &Flow, config: &Ipfix, snap: &Snapshot) -> FlowRe
         octets: flow.octets,
         verdict: key.verdict,
         sampling: config.sample,
-        vrf_id: key.customer.map_or(0, |c| u32::from(c) + 1),
+        // Decapsulated: the customer it came from is where it entered; it leaves into a
+        // customer's domain only when it goes on to another customer (a hairpin). Else the
+        // customer it was for is where it leaves.
+        ingress_vrf: key.from_customer.map_or(0, |c| u32::from(c) + 1),
+        egress_vrf: match (key.from_customer, key.customer) {
+            (Some(from), Some(to)) if from != to => u32::from(to) + 1,
+            (Some(_), _) | (None, None) => 0,
+            (None, Some(to)) => u32::from(to) + 1,
+        },
         vrf_name: name.unwrap_or_default(),
     }
 }
@@ -421,8 +431,28 @@ prefixes = ["198.18.0.0/24"]
             octets: 100,
             verdict: Verdict::Drop(DropReason::Firewall),
             customer,
+            from_customer: None,
             generation: 0,
         }
+    }
+
+    /// The routing domains of a flow (RFC 7011's `ingressVRFID`, `egressVRFID`): Internet
+    /// to a customer leaves into the customer's; out of a customer's tunnel enters from it,
+    /// to the Internet leaves into none, to another customer (a hairpin) into that one's.
+    #[test]
+    fn a_flow_enters_from_the_customer_it_came_out_of_and_leaves_into_the_one_it_was_for() {
+        let mut x = exporter(CONFIG);
+        let inbound = sample(1, 5, Some(1));
+        let outbound = FlowSample { from_customer: Some(0), ..sample(2, 5, Some(0)) };
+        let hairpin = FlowSample { from_customer: Some(0), ..sample(3, 5, Some(1)) };
+        let nobody = sample(4, 5, None);
+        for s in [inbound, outbound, hairpin, nobody] {
+            x.add(&s, Instant::now());
+        }
+        let (_, due) = x.due(true).expect("configured");
+        let mut domains: Vec<(u128, u32, u32)> = due.iter().map(|r| (r.src, r.ingress_vrf, r.egress_vrf)).collect();
+        domains.sort();
+        assert_eq!(domains, [(1, 0, 2), (2, 1, 0), (3, 1, 2), (4, 0, 0)]);
     }
 
     #[test]
@@ -467,7 +497,7 @@ prefixes = ["198.18.0.0/24"]
         assert!(relabels(&x.counted_under, &reloaded));
         // What `drain` does on seeing the reload, with the records kept instead of sent.
         let (_, due) = x.due(true).expect("configured");
-        assert_eq!((due[0].vrf_id, due[0].vrf_name.as_str()), (2, "second"));
+        assert_eq!((due[0].egress_vrf, due[0].vrf_name.as_str()), (2, "second"));
         snapshots.store(reloaded);
         x.drain();
         assert!(Arc::ptr_eq(&x.counted_under, &snapshots.load_full()));
@@ -496,7 +526,8 @@ prefixes = ["198.18.0.0/24"]
         assert_eq!(x.stats.late.load(Ordering::Relaxed), 2);
         assert_eq!(x.stats.unnamed.load(Ordering::Relaxed), 1);
         let (_, due) = x.due(true).expect("configured");
-        let mut named: Vec<(u128, u32, &str)> = due.iter().map(|r| (r.src, r.vrf_id, r.vrf_name.as_str())).collect();
+        let mut named: Vec<(u128, u32, &str)> =
+            due.iter().map(|r| (r.src, r.egress_vrf, r.vrf_name.as_str())).collect();
         named.sort();
         assert_eq!(named, [(1, 2, "second"), (2, 2, "first"), (3, 2, "second")]);
 

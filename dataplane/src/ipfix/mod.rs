@@ -49,6 +49,9 @@ pub struct FlowSample {
     pub verdict: Verdict,
     /// The customer it was for, or came from.
     pub customer: Option<CustomerId>,
+    /// The customer whose tunnel it came out of (decapsulated), if it did: the flow's
+    /// ingress routing domain, where `customer` without it is the egress one.
+    pub from_customer: Option<CustomerId>,
     /// The generation of the snapshot that decided it ([`crate::snapshot::Snapshot::generation`]): what
     /// `customer` indexes.
     pub generation: u64,
@@ -119,13 +122,15 @@ impl Sampler {
     }
 
     /// After the pipeline: completes the picked samples with their outcomes, decided under
-    /// the snapshot of generation `generation`, and queues them.
-    pub fn record(&mut self, generation: u64, outcomes: &[Outcome]) {
+    /// `snap`, and queues them.
+    pub fn record(&mut self, snap: &crate::snapshot::Snapshot, outcomes: &[Outcome]) {
         for (i, mut sample) in self.picked.drain(..) {
             let Some(outcome) = outcomes.get(usize::from(i)) else { continue };
             sample.verdict = outcome.verdict;
             sample.customer = outcome.customer;
-            sample.generation = generation;
+            sample.from_customer =
+                outcome.from_tunnel.and_then(|t| snap.tunnels.get(usize::from(t))).map(|t| t.customer);
+            sample.generation = snap.generation;
             let mut pending = sample;
             loop {
                 match self.samples.queue.push(pending) {
@@ -170,6 +175,7 @@ fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
         octets,
         verdict: Verdict::Pass(crate::pipeline::PassReason::NotIp),
         customer: None,
+        from_customer: None,
         generation: 0,
     })
 }

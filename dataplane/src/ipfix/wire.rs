@@ -7,8 +7,10 @@
 //! `octetDeltaCount` (1), `forwardingStatus` (89, RFC 7270, in one octet), how it was
 //! sampled (RFC 5477: `selectorAlgorithm` (304) 1, systematic count-based;
 //! `samplingPacketInterval` (305) 1 packet taken; `samplingPacketSpace` (306) N - 1 skipped,
-//! for one in N), the customer as `ingressVRFID` (234, its index + 1; 0
-//! for none) and `VRFname` (236: a customer is a routing domain of its own), and transitd's
+//! for one in N), the customer as a routing domain of its own (index + 1; 0 for none):
+//! `ingressVRFID` (234) the one whose tunnel the packet came out of, `egressVRFID` (235) the
+//! one it was for (Internet to customer, or on to another customer), and `VRFname` (236)
+//! the customer's name, and transitd's
 //! reason name as enterprise-specific element 1 of `[ipfix] enterprise_number`.
 
 use crate::pipeline::{DropReason, Verdict};
@@ -54,8 +56,10 @@ pub struct FlowRecord {
     pub verdict: Verdict,
     /// One packet in this many was sampled (1: every packet).
     pub sampling: u32,
-    /// Customer index + 1, or 0.
-    pub vrf_id: u32,
+    /// The customer it came from (decapsulated from its tunnel): index + 1, or 0.
+    pub ingress_vrf: u32,
+    /// The customer it was for (Internet to customer, or a hairpin): index + 1, or 0.
+    pub egress_vrf: u32,
     /// Customer name, or empty.
     pub vrf_name: String,
 }
@@ -66,7 +70,7 @@ pub fn template_set(enterprise: u32) -> Vec<u8> {
     put_u16(&mut out, 2);
     put_u16(&mut out, 0); // length, below
     for (id, addr_len, src_ie, dst_ie) in [(TEMPLATE_V4, 4, 8, 12), (TEMPLATE_V6, 16, 27, 28)] {
-        let fields: [(u16, u16); 15] = [
+        let fields: [(u16, u16); 16] = [
             (152, 8),
             (153, 8),
             (src_ie, addr_len),
@@ -81,6 +85,7 @@ pub fn template_set(enterprise: u32) -> Vec<u8> {
             (305, 4),
             (306, 4),
             (234, 4),
+            (235, 4),
             (236, VARIABLE),
         ];
         put_u16(&mut out, id);
@@ -120,7 +125,8 @@ pub fn record(r: &FlowRecord) -> Vec<u8> {
     put_u16(&mut out, SYSTEMATIC_COUNT_BASED);
     out.extend_from_slice(&1u32.to_be_bytes());
     out.extend_from_slice(&r.sampling.saturating_sub(1).to_be_bytes());
-    out.extend_from_slice(&r.vrf_id.to_be_bytes());
+    out.extend_from_slice(&r.ingress_vrf.to_be_bytes());
+    out.extend_from_slice(&r.egress_vrf.to_be_bytes());
     put_variable(&mut out, r.vrf_name.as_bytes());
     put_variable(&mut out, r.verdict.reason().as_bytes());
     out
