@@ -68,7 +68,7 @@ fn process_batch_never_allocates() {
             COUNTING.store(true, Ordering::SeqCst);
             sampler.pick(1, &batch);
             process_batch(&snap, &mut batch, &mut state);
-            sampler.record(snap.generation, state.outcomes());
+            sampler.record(&snap, state.outcomes());
             COUNTING.store(false, Ordering::SeqCst);
         }
         assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{name}");
