@@ -26,7 +26,7 @@ for sub in ("real", "malformed", "generated"):
             for i, pkt in enumerate(PcapReader(os.path.join(folder, name))):
                 if i >= 200:
                     break
-                put("frame", bytes([i % 3]) + raw(pkt))
+                put("frame", bytes([i % 5]) + raw(pkt))
                 # The batch target: up to 64 frames, each a gap (us), a length and its bytes.
                 frame = raw(pkt)[:0xffff]
                 batch += bytes([i % 7]) + len(frame).to_bytes(2, "big") + frame

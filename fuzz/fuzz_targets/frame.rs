@@ -13,12 +13,16 @@ use transitd::snapshot::Snapshot;
 
 const CONFIG: &str = include_str!("../../dataplane/tests/data/tunnel-edge.toml");
 const SOFT_UNICAST: &str = include_str!("../../dataplane/tests/data/soft-unicast.toml");
+const CROWDED: &str = include_str!("../../dataplane/tests/data/crowded.toml");
+const TCP_PROTECTION: &str = include_str!("../../bench/configs/tcp-protection.toml");
 
 /// The tunnel-edge test configuration, the same with a 576-byte tunnel MTU (fragments; its
 /// IPv6 prefix then goes over GRE over IPv6, as no IPv6 route may use a tunnel under 1280
-/// bytes), and the soft-unicast test fleet's server a1 (return path, backbone GRE).
-fn snapshots() -> &'static [Snapshot; 3] {
-    static S: OnceLock<[Snapshot; 3]> = OnceLock::new();
+/// bytes), the soft-unicast test fleet's server a1 (return path, backbone GRE), the vector
+/// test's crowded one (DoS rules and buckets, firewalls, TCP tracking) and the TCP
+/// protection bench's (SYN challenges written from the frame).
+fn snapshots() -> &'static [Snapshot; 5] {
+    static S: OnceLock<[Snapshot; 5]> = OnceLock::new();
     S.get_or_init(|| {
         let build = |text: &str| Snapshot::build(&transitd::config::parse("fuzz.toml", text).unwrap()).unwrap();
         let small =
@@ -27,7 +31,7 @@ fn snapshots() -> &'static [Snapshot; 3] {
                 "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
             );
         assert!(small.contains("tunnel = \"acme-v6\""), "the IPv6 route moved to the IPv6 tunnel");
-        [build(CONFIG), build(&small), build(SOFT_UNICAST)]
+        [build(CONFIG), build(&small), build(SOFT_UNICAST), build(CROWDED), build(TCP_PROTECTION)]
     })
 }
 
@@ -46,12 +50,14 @@ fn check_output(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else { return };
-    let snap = &snapshots()[usize::from(selector % 3)];
+    let snap = &snapshots()[usize::from(selector % 5)];
     let mut buf = vec![0u8; HEADROOM + frame.len().max(64)];
     buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
     let mut limits = Limits::new(snap);
     let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut f = Frame::new(&mut buf, HEADROOM, frame.len(), frame.len() as u32, 0);
+    // The receive time from the selector's high bits: timers and buckets see other times.
+    let now = u64::from(selector >> 3) * 1_000_000_007;
+    let mut f = Frame::new(&mut buf, HEADROOM, frame.len(), frame.len() as u32, now);
     let outcome = process_frame(snap, Some(&snap.eth), &mut limits, &mut spill, &mut f);
     if let Verdict::Tx { start, len, .. } = outcome.verdict {
         let out = f.buf.get(start..start + len).expect("a Tx range inside the buffer");
