@@ -89,6 +89,7 @@ fn gre_written_by_replay_dissects_and_carries_the_input_unchanged_but_ttl() {
     args.extend(["-Y", "gre"]);
     let outer = tshark(&out, &args);
     let rows: Vec<&str> = outer.lines().collect();
+    assert_eq!(rows.len(), 5, "{outer}");
     // Inner IPv4 (frames 1, 2, 6, 12 of the input) and inner IPv6 (frame 8).
     let v4 = "192.0.2.1,198.18.0.10;198.51.100.1,203.0.113.100;47,";
     for (row, (inner_proto, inner_ttl)) in

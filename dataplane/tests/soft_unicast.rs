@@ -114,6 +114,7 @@ fn backbone_gre_carries_the_original_packet_unchanged() {
     // rewritten (frame 8's is the inner packet of a backbone packet).
     let inputs = read_frames(&file);
     let outputs = read_frames(&out);
+    assert_eq!(outputs.len(), 7, "frames 2, 3, 5, 6, 8 and frame 16's two fragments");
     for (o, (n, skip)) in outputs.iter().zip([(2, 14), (3, 14), (5, 14), (6, 14), (8, 14 + 20 + 8)]) {
         let original = &inputs[n - 1].bytes[skip..];
         assert_eq!(&o.bytes[14 + 20 + 8..], original, "frame {n}");

@@ -901,6 +901,7 @@ fn decapsulated_packets_to_martian_destinations_are_dropped() {
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, _, _) = verdicts_of(&config, frames);
     let _ = std::fs::remove_file(&file);
+    assert_eq!(v.len(), martians.len() + neighbours.len(), "a verdict for every frame written");
     for (dst, v) in martians.iter().zip(&v) {
         assert_eq!(*v, Verdict::Drop(DropReason::DecapMartianDestination), "{dst}");
     }
@@ -1159,6 +1160,7 @@ fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
     let (v, _, _) = verdicts_of(&config, frames);
     let _ = std::fs::remove_file(&file);
     assert_eq!(forbidding, [1, 3, 5], "the oracle's selection");
+    assert_eq!(v.len(), 7, "a verdict for every frame written");
     for (i, v) in v.iter().enumerate() {
         if forbidding.contains(&(i as u64 + 1)) {
             assert_eq!(*v, Verdict::Drop(DropReason::DecapOuterForbids), "frame {}", i + 1);

@@ -82,8 +82,13 @@ mod tests {
             data[2 * word..2 * word + 2].copy_from_slice(&new.to_be_bytes());
             let expect = checksum(&data);
             let got = update(c, old, new);
-            // 0x0000 and 0xffff are the same one's-complement value.
-            proptest::prop_assert!(got == expect || (got ^ expect) == 0xffff, "{got:#x} vs {expect:#x}");
+            // 0x0000 and 0xffff are the same one's-complement value; nothing else is (a
+            // complement of the right answer, `got ^ expect == 0xffff`, is the classic bug
+            // of a missing `!`, and must fail).
+            proptest::prop_assert!(
+                got == expect || matches!((got, expect), (0, 0xffff) | (0xffff, 0)),
+                "{got:#x} vs {expect:#x}"
+            );
         }
     }
 }

@@ -80,7 +80,11 @@ impl OwnerTable {
             slots[h] = (*ip, i as u32);
             let dc = plan.data_centre_of(*ip).and_then(|d| data_centres.iter().position(|x| x == d)).unwrap_or(0);
             dc_of.push(dc as u16);
-            owners.extend(slice_owners.iter().map(|o| server_index.get(o.as_str()).copied().unwrap_or(u16::MAX)));
+            // Exactly one row of `slices_per_ip` per address, whatever the plan's lists hold
+            // (a checked plan's are whole): a short row, appended as it was, shifted every
+            // later address's owners onto the wrong slices. What is missing is no one's.
+            let row = slice_owners.iter().map(|o| server_index.get(o.as_str()).copied().unwrap_or(u16::MAX));
+            owners.extend(row.chain(std::iter::repeat(u16::MAX)).take(usize::from(plan.slices_per_ip)));
         }
         OwnerTable {
             slots,

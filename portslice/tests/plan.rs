@@ -237,16 +237,28 @@ fn a_plan_that_does_not_fit_its_spec_is_refused() {
     assert!(matches!(p.check(), Err(PlanMismatch::Owner { slice: 0, .. })), "{:?}", p.check());
 }
 
-/// An owner table of a plan with a short row answers "unsliced" past it rather than reading
-/// beyond (the snapshot refuses such a plan first; this is the table's own guard).
+/// An owner table of a plan with a short row (and one too long) answers for every port of
+/// every address what the plan's own lists say: the owner listed for the port's slice, else
+/// "unsliced" (the snapshot refuses such a plan first; this is the table's own guard). A
+/// short row once shifted the next address's owners onto the wrong slices.
 #[test]
-fn a_short_row_reads_as_unsliced() {
-    let mut plan = Plan::new(spec(2, &["a", "b"], 4096, 1024)).unwrap();
+fn a_short_row_reads_as_unsliced_and_moves_no_other_row() {
+    let mut plan = Plan::new(spec(4, &["a", "b"], 4096, 1024)).unwrap();
     let ips: Vec<u32> = plan.owners.keys().copied().collect();
+    assert_eq!(ips.len(), 4);
     plan.owners.get_mut(&ips[0]).unwrap().truncate(1);
+    plan.owners.get_mut(&ips[2]).unwrap().push("b".into());
     let table = OwnerTable::new(&plan);
-    for port in 1024..=65535u16 {
-        let _ = table.owner(ips[1], port);
+    let (reserved, size) = (plan.spec.reserved_ports, plan.spec.slice_size);
+    for &ip in &ips {
+        for port in 0..=65535u16 {
+            let slice = port.checked_sub(reserved).map(|p| usize::from(p / size));
+            let listed = slice.filter(|&s| s < usize::from(plan.slices_per_ip)).and_then(|s| plan.owners[&ip].get(s));
+            let expect = match listed {
+                Some(name) => Owner::Server { dc: 0, server: table.server_index(name).unwrap() },
+                None => Owner::Unsliced { dc: 0 },
+            };
+            assert_eq!(table.owner(ip, port), expect, "{ip:#x} port {port}");
+        }
     }
-    assert_eq!(table.owner(ips[1], 65535), Owner::Unsliced { dc: 0 });
 }
