@@ -16,6 +16,9 @@
 # exits with an error, fails the script. Needs root. Prints a Markdown table.
 #   [MODES="reflect testpmd ..."] bench/scripts/afxdp-forwarding.sh [ROUNDS] [SECONDS]
 set -euo pipefail
+# Each round runs inside a command substitution, where bash turns errexit off unless told:
+# a failed setup (the kernel mode's nft rules, say) then ran the round anyway.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-5}
 SECS=${2:-3}
@@ -127,7 +130,7 @@ one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_sta
   local waited=0
   until grep -q " xdp" <<<"$(ip netns exec fdut ip link show dev fd0)"; do
     waited=$((waited + 1))
-    [ "$waited" -lt 300 ] || { echo "$mode: no XDP program on fd0 after 30 s" >&2; break; }
+    [ "$waited" -lt 300 ] || { echo "$mode: no XDP program on fd0 after 30 s" >&2; return 1; }
     sleep 0.1
   done
   sleep 1
@@ -154,6 +157,11 @@ one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_sta
     testpmd) rx=$(awk '/RX-packets:/ {print $2; exit}' "$W/dut") ;;
     kernel*) rx=$(( $(ip netns exec fdut cat /sys/class/net/fd0/statistics/rx_packets) - rx_before )); kernel_down ;;
   esac
+  # A forwarder that ran and said nothing countable is a broken round, not "100 % lost".
+  if [ -z "$rx" ] && [ "$status" = 0 ]; then
+    echo "$mode: no receive count in the forwarder's output" >&2
+    return 1
+  fi
   echo "$offered ${rx:-0} $(awk '{print $2}' "$W/sink") $(awk '{print $4}' "$W/gen") $status"
 }
 
