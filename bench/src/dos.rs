@@ -149,6 +149,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.without.display()
         );
         let (with_stage, state) = pipeline(&with, &frames, flood_total, Some(args.sources), args.runs);
+        // A stage that never acted on the flood measured a configuration that does not see it.
+        let challenged = state.stats.sent_as(transitd::pipeline::TxReason::SynChallenge);
+        anyhow::ensure!(
+            state.stats.dropped() + challenged > 0,
+            "{}: the {name} was neither dropped nor challenged: the stage did not engage, nothing measured",
+            args.with.display()
+        );
         println!("{}", base.row(&format!("{name}, {base_name}")));
         println!("{}", with_stage.row(&format!("{name}, {with_name}")));
         summary.push(format!("{name} {:.1} ns/packet", with_stage.median - base.median));
