@@ -384,8 +384,14 @@ fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
     // The edit fixed: an announcement configures, which enables the protocols again.
     std::fs::write(&conf, &sound).unwrap();
     let announced = apply(&include, &socket, &routes, false);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let back = show();
+    // BIRD takes the routes up within moments; looked for until then (a fixed 300 ms was a
+    // guess on a loaded machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut back = show();
+    while !back.contains("203.0.113.0/24") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        back = show();
+    }
     let _ = (bird.kill(), bird.wait());
     let _ = std::fs::remove_dir_all(&dir);
     assert!(matches!(&partly, Ok(Applied::Disabled(why)) if why.contains("syntax error")), "{partly:?}");

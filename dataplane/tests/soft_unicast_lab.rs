@@ -184,13 +184,20 @@ fn return_traffic_reaches_its_owners_socket_wherever_it_lands() {
         .args([
             "-c",
             "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('10.8.0.2', 8000)); s.listen(1); s.settimeout(20)\nc, a = s.accept()\n\
+             s.bind(('10.8.0.2', 8000)); s.listen(1); s.settimeout(20)\nprint('ready', flush=True)\nc, a = s.accept()\n\
              line = c.makefile().readline().strip()\nc.sendall(('%s from %s:%d\\n' % (line, a[0], a[1])).encode())\n\
              c.close()",
         ])
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Listening before the connect (a fixed 300 ms was a guess on a loaded machine).
+    {
+        use std::io::BufRead as _;
+        let mut ready = String::new();
+        std::io::BufReader::new(server.stdout.as_mut().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready");
+    }
     let connect = lab
         .cmd("a2", env!("CARGO_BIN_EXE_transitd"))
         .args(["connect", "-c", cfg_a2.to_str().unwrap(), "--tag", "GB", "--send", "hello", "10.8.0.2:8000"])
