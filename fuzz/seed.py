@@ -27,6 +27,9 @@ for sub in ("real", "malformed", "generated"):
                 if i >= 200:
                     break
                 put("frame", bytes([i % 5]) + raw(pkt))
+                # The gre_header target: the GRE header and what follows it, where there is one.
+                if pkt.haslayer("GRE"):
+                    put("gre_header", raw(pkt["GRE"]))
                 # The batch target: up to 64 frames, each a gap (us), a length and its bytes.
                 frame = raw(pkt)[:0xffff]
                 batch += bytes([i % 7]) + len(frame).to_bytes(2, "big") + frame
@@ -62,3 +65,12 @@ for dirpath, _, names in os.walk(root):
     for n in names:
         if n.endswith(".json") and "plan" in n:
             put("plan", open(os.path.join(dirpath, n), "rb").read())
+
+# The fleet target: the etcd example as its keys (`key\x01value`, NUL between records),
+# whole and with a customer key missing.
+etcd = os.path.join(root, "examples", "etcd")
+records = [("/t/server", open(os.path.join(etcd, "server.toml")).read())]
+for n in sorted(os.listdir(os.path.join(etcd, "customers"))):
+    records.append(("/t/customers/" + n[:-5], open(os.path.join(etcd, "customers", n)).read()))
+for kept in (records, records[:-1]):
+    put("fleet", "\0".join(k + "\x01" + v for k, v in kept).encode())
