@@ -388,8 +388,14 @@ impl<I: FrameIo> Worker<I> {
 /// Sends the probes due at `now` into the spill (counted as sent), and says when a tunnel
 /// changes state.
 fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>, now: u64, state: &mut WorkerState) {
+    use std::fmt::Write as _;
+    /// Lines said per tick: past them, how many more (the metric has each).
+    const SAID: usize = 32;
     let (spill, stats) = (&mut state.spill, &mut state.stats);
     spill.timestamp_ns = now;
+    // The tick's state changes, written in one go after it: one write of stderr, not one a
+    // tunnel (hundreds going down at once blocked this forwarding worker a write each).
+    let (mut said, mut changes) = (String::new(), 0usize);
     prober.tick(
         snap,
         &snap.health_config,
@@ -403,11 +409,20 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
             sent
         },
         |change| {
-            let name = snap.tunnels.get(usize::from(change.tunnel)).map_or("?", |t| t.name.as_str());
-            let state = if change.up { "up: probes answered again" } else { "down: probes unanswered" };
-            eprintln!("transitd: tunnel {name} {state}");
+            changes += 1;
+            if changes <= SAID {
+                let name = snap.tunnels.get(usize::from(change.tunnel)).map_or("?", |t| t.name.as_str());
+                let state = if change.up { "up: probes answered again" } else { "down: probes unanswered" };
+                let _ = writeln!(said, "transitd: tunnel {name} {state}");
+            }
         },
     );
+    if changes > SAID {
+        let _ = writeln!(said, "transitd: and {} more tunnels changed state (transitd_tunnel_up)", changes - SAID);
+    }
+    if !said.is_empty() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), said.as_bytes());
+    }
 }
 
 #[cfg(test)]
