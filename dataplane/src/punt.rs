@@ -120,8 +120,8 @@ impl PuntDevice {
         Punt { device: self.clone(), share: Share { interval_ns, tat_ns: 0 }, enabled: self.rate > 0 }
     }
 
-    /// Says the first failed write (a device set down, say: EIO), once: the rest are
-    /// counted `failed`.
+    /// Says the first failed write (a device set down, say: EIO), once until a write
+    /// succeeds again: the rest are counted `failed`.
     fn write_failed(&self, e: &std::io::Error) {
         if !self.said_write_error.swap(true, Ordering::Relaxed) {
             eprintln!(
@@ -190,7 +190,13 @@ impl Punt {
             return;
         }
         match ip_packet(frame.data()).map(|p| device.send(p)) {
-            Some(Ok(_)) => stats.punted.fetch_add(1, Ordering::Relaxed),
+            Some(Ok(_)) => {
+                // Working again: the next failure, whatever its cause, is said again.
+                if self.device.said_write_error.load(Ordering::Relaxed) {
+                    self.device.said_write_error.store(false, Ordering::Relaxed);
+                }
+                stats.punted.fetch_add(1, Ordering::Relaxed)
+            }
             Some(Err(e)) => {
                 self.device.write_failed(&e);
                 stats.failed.fetch_add(1, Ordering::Relaxed)
