@@ -67,9 +67,14 @@ if [ "${MEASURE:-time}" = instructions ]; then
   exit 0
 fi
 for round in $(seq "$ROUNDS"); do
+  # The builds take turns at going first, so that neither always runs on a cooler machine.
+  order=("${!BUILDS[@]}")
+  if [ $((round % 2)) = 0 ]; then
+    mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
+  fi
   for c in "${!CASES[@]}"; do
     IFS='|' read -r _ config pcap <<<"${CASES[$c]}"
-    for b in "${!BUILDS[@]}"; do
+    for b in "${order[@]}"; do
       bin=${BUILDS[$b]#*=}
       # Fails (and so does the script) when the run transmitted nothing.
       taskset -c 1 "$bin" pipeline --config "$config" --pcap "$pcap" --runs 5 --frames "$FRAMES" >"$OUT/run"
@@ -83,7 +88,9 @@ stats() { sort -g "$1" | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2
 median() { sort -g "$1" | awk '{v[NR]=$1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 echo "$ROUNDS rounds, $FRAMES frames per run, 1 Mpps simulated arrival, core 1, profile $PROFILE"
 echo
-echo "| case | build | ns/packet min | median | max | SlicedPacket median | pipeline / SlicedPacket |"
+# Each round is one run of --runs 5, whose median it keeps: min, median and max are over
+# the rounds' medians.
+echo "| case | build | ns/packet, round medians: min | median | max | SlicedPacket median | pipeline / SlicedPacket |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for c in "${!CASES[@]}"; do
   for b in "${!BUILDS[@]}"; do
