@@ -72,12 +72,7 @@ fn assert_same(snap: &Snapshot, inputs: &[Input], sizes: &[usize], what: &str) {
             let before = spill.len();
             let rx_len = frame.len;
             let outcome = process_frame(snap, Some(&snap.eth), &mut limits, &mut spill, frame);
-            stats.rx_frames += 1;
-            stats.rx_bytes += rx_len as u64;
-            stats.count(&outcome, rx_len);
-            if outcome.spilled > 0 {
-                stats.count_spilled(&spill, before);
-            }
+            stats.count_received(&outcome, rx_len, &spill, before);
             frame.verdict = outcome.verdict;
             expected.push(outcome);
         }

@@ -248,12 +248,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
                 finish(&mut ctx, frame, key, ip, global, path, &lanes.decided[i], outcome);
             }
         }
-        stats.rx_frames += 1;
-        stats.rx_bytes += lanes.rx_len[i] as u64;
-        stats.count(outcome, lanes.rx_len[i]);
-        if outcome.spilled > 0 {
-            stats.count_spilled(spill, before);
-        }
+        stats.count_received(outcome, lanes.rx_len[i], spill, before);
         frame.verdict = outcome.verdict;
     }
 }

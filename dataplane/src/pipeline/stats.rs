@@ -173,6 +173,19 @@ impl WorkerStats {
             .collect();
     }
 
+    /// Counts one received frame of `rx_len` bytes: its arrival, its outcome, and what it
+    /// spilled (the frames of `spill` from the `spilled_from`th on). What the vector
+    /// pipeline does for each frame, and what a frame-at-a-time reference does too.
+    #[inline]
+    pub fn count_received(&mut self, outcome: &Outcome, rx_len: usize, spill: &super::Spill, spilled_from: usize) {
+        self.rx_frames += 1;
+        self.rx_bytes += rx_len as u64;
+        self.count(outcome, rx_len);
+        if outcome.spilled > 0 {
+            self.count_spilled(spill, spilled_from);
+        }
+    }
+
     /// Counts one frame's outcome; `rx_len` is the length it arrived with.
     #[inline]
     pub fn count(&mut self, outcome: &Outcome, rx_len: usize) {
