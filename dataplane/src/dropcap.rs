@@ -168,18 +168,22 @@ impl DropCapture {
     /// restart after a fault must not wipe what the failed run captured; a file of headers
     /// alone, from a run that captured nothing, is not worth keeping over an older one).
     pub fn start(options: CaptureOptions, stop: Arc<AtomicBool>) -> anyhow::Result<(Arc<DropCapture>, Writer)> {
-        // Not a symbolic link (the capture goes where it points), a device or a pipe.
-        let keep = std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file() && m.len() > 0)
-            && !headers_only(&options.path);
-        if !keep && std::fs::symlink_metadata(&options.path).is_ok_and(|m| m.is_file()) {
-            // Made afresh, so that it takes the mode below (an older file keeps its own).
-            let _ = std::fs::remove_file(&options.path);
-        }
-        if keep {
-            let mut prev = options.path.clone().into_os_string();
-            prev.push(".prev");
-            if let Err(e) = std::fs::rename(&options.path, &prev) {
-                eprintln!("transitd: --capture-drops {}: not kept as .prev ({e}): overwritten", options.path.display());
+        // A regular file already there (not a symbolic link: the capture goes where it
+        // points; not a device or a pipe) is kept as .prev when it holds a frame, and made
+        // afresh otherwise, so that it takes the mode below (an older file keeps its own).
+        let regular = std::fs::symlink_metadata(&options.path).ok().filter(|m| m.is_file());
+        if let Some(m) = regular {
+            if m.len() > 0 && !headers_only(&options.path) {
+                let mut prev = options.path.clone().into_os_string();
+                prev.push(".prev");
+                if let Err(e) = std::fs::rename(&options.path, &prev) {
+                    eprintln!(
+                        "transitd: --capture-drops {}: not kept as .prev ({e}): overwritten",
+                        options.path.display()
+                    );
+                }
+            } else {
+                let _ = std::fs::remove_file(&options.path);
             }
         }
         // Customers' packets: a new file is its owner's alone (an existing one keeps the
