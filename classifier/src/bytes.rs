@@ -320,6 +320,38 @@ impl Pattern {
     }
 }
 
+/// A `contains` literal, with its searcher built once (SIMD-accelerated: a byte-by-byte
+/// window compare called `memcmp` at every offset, and was most of a signature's cost).
+/// Boxed: the searcher is some 300 bytes, and every expression node would be as large.
+#[derive(Clone, Debug)]
+pub struct Needle(Box<memchr::memmem::Finder<'static>>);
+
+impl Needle {
+    /// A searcher for `bytes` (at least one byte: the parser refuses an empty literal, and
+    /// an empty needle is found nowhere, as tshark has it).
+    pub fn new(bytes: &[u8]) -> Needle {
+        Needle(Box::new(memchr::memmem::Finder::new(bytes).into_owned()))
+    }
+
+    /// The bytes looked for.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.needle()
+    }
+
+    /// Whether `haystack` holds the bytes somewhere.
+    pub fn found_in(&self, haystack: &[u8]) -> bool {
+        !self.bytes().is_empty() && self.0.find(haystack).is_some()
+    }
+}
+
+impl PartialEq for Needle {
+    fn eq(&self, other: &Needle) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Needle {}
+
 /// What a byte test asks of its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ByteOp {
@@ -328,7 +360,7 @@ pub enum ByteOp {
     /// Compared with a byte string.
     Cmp(CmpOp, Vec<u8>),
     /// Holds this byte string somewhere.
-    Contains(Vec<u8>),
+    Contains(Needle),
     /// A match of the pattern is somewhere in it.
     Matches(Pattern),
     /// `len(field)` lies in the set.
@@ -374,7 +406,7 @@ impl ByteTest {
                 let o = masked.clone().count().cmp(&lit.len()).then_with(|| masked.cmp(lit.iter().copied()));
                 op.holds(o)
             }
-            ByteOp::Contains(lit) => !lit.is_empty() && v.windows(lit.len()).any(|w| w == lit.as_slice()),
+            ByteOp::Contains(needle) => needle.found_in(v),
             ByteOp::Matches(p) => !v.is_empty() && p.0.is_match(v),
             ByteOp::Len(set) => set.contains(v.len() as u128),
         }
@@ -521,6 +553,19 @@ mod tests {
         assert!(order(&[0xff], &[0, 0]).is_lt());
         assert!(order(&[], &[0]).is_lt());
         assert!(order(&[1, 0], &[0, 0xff]).is_gt());
+    }
+
+    proptest::proptest! {
+        /// The searcher finds what the plain definition does (some window of the haystack
+        /// equals the needle), over a small alphabet so that near misses are common.
+        #[test]
+        fn a_needle_is_found_where_some_window_equals_it(
+            needle in proptest::collection::vec(0u8..3, 1..6),
+            hay in proptest::collection::vec(0u8..3, 0..80),
+        ) {
+            let naive = hay.windows(needle.len()).any(|w| w == needle.as_slice());
+            proptest::prop_assert_eq!(Needle::new(&needle).found_in(&hay), naive);
+        }
     }
 
     #[test]

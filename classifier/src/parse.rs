@@ -443,7 +443,7 @@ impl<'a> Parser<'a, '_> {
                 if value.is_empty() {
                     return Err(ParseError::at(span, "contains needs at least one byte to look for.".into()));
                 }
-                ByteOp::Contains(value)
+                ByteOp::Contains(bytes::Needle::new(&value))
             }
             Some(Tok::Word("matches")) => {
                 self.pos += 1;
