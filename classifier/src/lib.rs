@@ -16,6 +16,7 @@ pub mod eval;
 pub mod field;
 pub mod limit;
 pub mod list;
+pub mod literals;
 pub mod parse;
 pub mod pcre;
 pub mod rule;

@@ -10,6 +10,7 @@ use crate::bytes::ByteTest;
 use crate::compile::{self, Bounds, CompileError};
 use crate::eval::eval;
 use crate::field::Key;
+use crate::literals::{Literals, Seen};
 use crate::tree::{Forest, ForestStats};
 
 /// Upper bound on the boxes of one table (all its rules together). What a box costs depends
@@ -43,6 +44,8 @@ struct Checks {
     /// `(check, answer)`: a check of `tests` and the answer the clause needs.
     needs: Vec<(u32, bool)>,
     tests: Vec<Residual>,
+    /// The unsliced `contains` tests among `tests`, searched together per field.
+    literals: Literals,
 }
 
 /// What the boxes cannot decide, checked for the candidates they find.
@@ -55,32 +58,28 @@ enum Residual {
     Rule(Expr),
 }
 
-impl Residual {
-    fn holds(&self, key: &Key, frame: &[u8]) -> bool {
-        match self {
-            Residual::Bytes(test) => test.holds(key, frame),
-            Residual::Rule(expr) => eval(expr, key, frame),
-        }
-    }
-}
-
 impl Checks {
     /// True when clause `clause`'s checks answer as it needs on `frame`.
-    fn hold(&self, clause: u32, key: &Key, frame: &[u8]) -> bool {
+    fn hold(&self, clause: u32, key: &Key, frame: &[u8], seen: &mut Seen) -> bool {
         let (from, to) = self.needs_of[clause as usize];
-        self.needs[from as usize..to as usize]
-            .iter()
-            .all(|&(t, answer)| self.tests[t as usize].holds(key, frame) == answer)
+        self.needs[from as usize..to as usize].iter().all(|&(t, answer)| {
+            let holds = match &self.tests[t as usize] {
+                Residual::Bytes(test) => self.literals.holds(t, test, key, frame, seen),
+                Residual::Rule(expr) => eval(expr, key, frame),
+            };
+            holds == answer
+        })
     }
 
     /// The first rule that selects the packet, given `found`, the first clause whose boxes
     /// hold its key: while a candidate's byte tests say no, the next candidate is looked up.
     fn resolve(&self, forest: &Forest, found: Option<u32>, key: &Key, frame: &[u8]) -> Option<u32> {
         let first = found?;
-        if self.hold(first, key, frame) {
+        let mut seen = Seen::default();
+        if self.hold(first, key, frame, &mut seen) {
             return Some(self.rule_of[first as usize]);
         }
-        let clause = forest.first_match_where(key, first.checked_add(1)?, |c| self.hold(c, key, frame))?;
+        let clause = forest.first_match_where(key, first.checked_add(1)?, |c| self.hold(c, key, frame, &mut seen))?;
         Some(self.rule_of[clause as usize])
     }
 }
@@ -184,6 +183,10 @@ impl RuleTable {
             return Ok(RuleTable { forest: Forest::build(&boxes), rules, checks: None, interpreted });
         }
         let conditional: Vec<bool> = checks.needs_of.iter().map(|&(from, to)| from < to).collect();
+        checks.literals = Literals::new(checks.tests.iter().map(|t| match t {
+            Residual::Bytes(test) => Some(test),
+            Residual::Rule(_) => None,
+        }));
         let forest = Forest::build_conditional(&boxes, &conditional);
         Ok(RuleTable { forest, rules, checks: Some(Box::new(checks)), interpreted })
     }

@@ -102,6 +102,10 @@ fn byte_test_text() -> impl Strategy<Value = String> {
             " >= ff",
             " contains 01",
             " contains \"GE\"",
+            // More literals on one field, overlapping: searched together (`literals`).
+            " contains 45",
+            " contains \"Et\"",
+            " contains \"GEt\"",
             " matches \"^g\"",
             " matches \"\\\\x00\\\\x01\"",
             " ~ \"t$\"",
