@@ -155,6 +155,55 @@ tunnel = "ta"
     assert_eq!(errors(text), ["bad.toml:14:10: tunnel `ta` belongs to customer `a`, not `b`"]);
 }
 
+/// The peer end of a tunnel's inner network is an address the customer may send from: one
+/// inside another customer's prefix, or one of ours, would let it send as them (review of
+/// session 39: `9.9.9.0/31` inside customer b's 9.9.9.0/24 passed, and traffic from 9.9.9.1
+/// came out of customer a's tunnel decapsulated). Its own prefixes are its own to use.
+#[test]
+fn a_tunnel_interface_is_no_one_elses_address() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "a"
+prefixes = ["10.0.0.0/8"]
+[[customer.tunnel]]
+name = "ta"
+remote = "198.51.100.1"
+interface = "9.9.9.0/31"
+[[customer.tunnel]]
+name = "ta2"
+remote = "198.51.100.3"
+interface = "10.0.0.0/31"
+[[customer.tunnel]]
+name = "ta3"
+remote = "198.51.100.4"
+interface = "127.0.0.2/30"
+[[customer]]
+name = "b"
+prefixes = ["9.9.9.0/24"]
+[[customer.tunnel]]
+name = "tb"
+remote = "198.51.100.2"
+interface = "192.0.2.0/31"
+[[customer.tunnel]]
+name = "tb2"
+remote = "198.51.100.5"
+interface = "10.0.0.1/31"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:9:13: tunnel `ta`'s interface `9.9.9.0/31`: our side, 9.9.9.0, is inside prefix 9.9.9.0/24 of \
+             customer `b` (at bad.toml:20:13): the customer could send as that address",
+            "bad.toml:17:13: tunnel `ta3`'s interface `127.0.0.2/30`: our side, 127.0.0.2, is not a host's address \
+             (0/8, 127/8, 224/3)",
+            "bad.toml:24:13: tunnel `tb`'s interface `192.0.2.0/31`: the peer, 192.0.2.1, is the anycast address",
+            "bad.toml:28:13: tunnel `tb2`'s interface `10.0.0.1/31`: its inner network 10.0.0.0/31 is also tunnel \
+             `ta2`'s (at bad.toml:13:13)",
+        ]
+    );
+}
+
 #[test]
 fn the_bundled_example_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/acme.toml");

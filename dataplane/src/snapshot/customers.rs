@@ -297,24 +297,29 @@ impl Builder<'_> {
         }
     }
 
-    /// `address/31` or `address/30`: our side of a tunnel's inner network, and the peer's.
+    /// A tunnel's `interface`, or an error at it.
     fn interface(&mut self, s: &Spanned<String>) -> Option<TunnelInterface> {
-        let bad = |b: &mut Self, why: &str| {
-            b.err(&s.span(), format!("interface `{}`: {why} (write our side as `10.213.0.0/31`)", s.get_ref()));
-            None
-        };
-        let Some((addr, len)) = s.get_ref().split_once('/') else { return bad(self, "missing /31 or /30") };
-        let Ok(ours) = addr.parse::<Ipv4Addr>() else { return bad(self, "not an IPv4 address") };
-        let o = u32::from(ours);
-        let peer = match len {
-            "31" => o ^ 1,
-            "30" => match o & 3 {
-                1 => o + 1,
-                2 => o - 1,
-                _ => return bad(self, "in a /30 our side is the first or second host address"),
-            },
-            _ => return bad(self, "the inner network is a /31 or a /30"),
-        };
-        Some(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
+        parse_interface(s.get_ref())
+            .map_err(|why| {
+                self.err(&s.span(), format!("interface `{}`: {why} (write our side as `10.213.0.0/31`)", s.get_ref()))
+            })
+            .ok()
     }
+}
+
+/// `address/31` or `address/30`: our side of a tunnel's inner network, and the peer's.
+pub(super) fn parse_interface(text: &str) -> Result<TunnelInterface, &'static str> {
+    let (addr, len) = text.split_once('/').ok_or("missing /31 or /30")?;
+    let ours = addr.parse::<Ipv4Addr>().map_err(|_| "not an IPv4 address")?;
+    let o = u32::from(ours);
+    let peer = match len {
+        "31" => o ^ 1,
+        "30" => match o & 3 {
+            1 => o + 1,
+            2 => o - 1,
+            _ => return Err("in a /30 our side is the first or second host address"),
+        },
+        _ => return Err("the inner network is a /31 or a /30"),
+    };
+    Ok(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
 }

@@ -91,6 +91,92 @@ impl Builder<'_> {
         }
     }
 
+    /// A tunnel's inner addresses are the customer's word for who it is: the decapsulation
+    /// check takes the peer's as a source the tunnel may send from. So both ends must be
+    /// addresses no one else has: not inside another customer's prefix or an egress range
+    /// (the customer could send as them), not an address of ours (anycast, backbone), not on
+    /// another tunnel's inner network, and not an address no host has (this network, loopback,
+    /// multicast, reserved).
+    pub(super) fn check_tunnel_interfaces(
+        &mut self,
+        prefixes: &[OwnedPrefix],
+        egress: &[(std::net::Ipv4Addr, u8)],
+        server: &config::ServerSection,
+        customers: &[Spanned<CustomerSection>],
+        fleet: Option<&config::SoftUnicastSection>,
+    ) {
+        let owned: HashMap<IpNet, &OwnedPrefix> = prefixes.iter().map(|p| (p.net, p)).collect();
+        let egress: HashSet<IpNet> =
+            egress.iter().filter_map(|&(a, len)| ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)).collect();
+        let mut ours: Vec<(std::net::IpAddr, String)> = Vec::new();
+        let mut note = |text: &Spanned<String>, what: String| {
+            if let Ok(a) = text.get_ref().parse::<std::net::IpAddr>() {
+                ours.push((a, what));
+            }
+        };
+        note(&server.anycast, "the anycast address".into());
+        if let Some(fleet) = fleet {
+            for v in &fleet.servers {
+                note(&v.get_ref().backbone, format!("server `{}`'s backbone address", v.get_ref().name.get_ref()));
+            }
+            for d in &fleet.data_centres {
+                note(&d.get_ref().backbone, format!("data centre `{}`'s backbone address", d.get_ref().name.get_ref()));
+            }
+        }
+        // Inner networks seen so far: (network, where).
+        let mut networks: Vec<(ipnet::Ipv4Net, usize, String)> = Vec::new();
+        for (ci, c) in customers.iter().enumerate() {
+            for t in &c.get_ref().tunnels {
+                let Some(text) = &t.get_ref().interface else { continue };
+                // A malformed one is reported where the tunnel is built.
+                let Ok(interface) = super::customers::parse_interface(text.get_ref()) else { continue };
+                let tunnel = t.get_ref().name.get_ref();
+                let refuse = |b: &mut Self, why: String| {
+                    b.err(&text.span(), format!("tunnel `{tunnel}`'s interface `{}`: {why}", text.get_ref()))
+                };
+                let net = ipnet::Ipv4Net::new(interface.ours, if text.get_ref().ends_with("/30") { 30 } else { 31 })
+                    .map(|n| n.trunc())
+                    .unwrap_or_default();
+                if let Some((_, at, other)) = networks.iter().find(|(n, ..)| n.contains(&net) || net.contains(n)) {
+                    let at = self.src.pos(*at);
+                    refuse(self, format!("its inner network {net} is also tunnel `{other}`'s (at {at})"));
+                    continue;
+                }
+                networks.push((net, text.span().start, tunnel.clone()));
+                for (end, addr) in [("our side", interface.ours), ("the peer", interface.peer)] {
+                    let o = addr.octets();
+                    if o[0] == 0 || o[0] == 127 || o[0] >= 224 {
+                        refuse(self, format!("{end}, {addr}, is not a host's address (0/8, 127/8, 224/3)"));
+                        break;
+                    }
+                    if let Some((_, what)) = ours.iter().find(|(a, _)| *a == std::net::IpAddr::V4(addr)) {
+                        refuse(self, format!("{end}, {addr}, is {what}"));
+                        break;
+                    }
+                    let host = IpNet::from(std::net::IpAddr::V4(addr));
+                    let clash = std::iter::successors(Some(host), IpNet::supernet).find_map(|n| {
+                        if let Some(p) = owned.get(&n).filter(|p| p.customer as usize != ci) {
+                            let name =
+                                customers.get(p.customer as usize).map_or("", |c| c.get_ref().name.get_ref().as_str());
+                            Some(format!(
+                                "{end}, {addr}, is inside prefix {n} of customer `{name}` (at {})",
+                                self.src.pos(p.span.start)
+                            ))
+                        } else if egress.contains(&n) {
+                            Some(format!("{end}, {addr}, is inside egress prefix {n}"))
+                        } else {
+                            None
+                        }
+                    });
+                    if let Some(why) = clash {
+                        refuse(self, format!("{why}: the customer could send as that address"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     /// Customer prefixes must be disjoint, within a customer and across customers.
     pub(super) fn check_overlaps(
         &mut self,
