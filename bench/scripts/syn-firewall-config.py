@@ -23,6 +23,16 @@ next_hop_mac = "02:00:00:00:00:fe"
 [dos]
 table_size = 65536
 
+[dos.sanity]
+# The default bogon list without TEST-NET-2 (198.51.100.0/24), where the tunnel's router is:
+# its GRE would be dropped as bogon_source (the configuration is warned about).
+bogon_sources = [
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "203.0.113.0/24",
+    "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128", "::ffff:0:0/96", "100::/64",
+    "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10", "ff00::/8",
+]
+
 [[dos.bucket]]
 name = "syn-per-source"
 key = "source"

@@ -155,4 +155,38 @@ impl Builder<'_> {
             table_size,
         }
     }
+
+    /// A tunnel's router must not be a bogon source: the sanity stage drops its GRE before
+    /// decapsulation (`bogon_source`), so the tunnel would carry traffic to the customer and
+    /// none back, and a probed tunnel would be judged down (private and shared addresses, on
+    /// the default list, are routers' addresses on private interconnects). A warning, not an
+    /// error: labs and tests use documentation addresses for routers that never send.
+    pub(super) fn check_remotes_not_bogons(
+        &mut self,
+        dos: &Dos,
+        section: &DosSection,
+        customers: &[Spanned<crate::config::CustomerSection>],
+    ) {
+        if dos.sanity.bogons.is_none() {
+            return;
+        }
+        // The nets the table was built from (one that did not parse is reported there).
+        let listed: Vec<IpNet> = match &section.sanity.bogon_sources {
+            Some(list) => list.iter().filter_map(|p| p.get_ref().parse().ok()).collect(),
+            None => DEFAULT_BOGONS.iter().filter_map(|p| p.parse().ok()).collect(),
+        };
+        for t in customers.iter().flat_map(|c| &c.get_ref().tunnels) {
+            let remote = &t.get_ref().remote;
+            let Ok(addr) = remote.get_ref().parse::<std::net::IpAddr>() else { continue };
+            let Some(range) = listed.iter().find(|n| n.contains(&addr)) else { continue };
+            let list = if section.sanity.bogon_sources.is_some() { "bogon_sources" } else { "the default bogon list" };
+            self.warn(
+                &remote.span(),
+                format!(
+                    "tunnel remote `{addr}` is in {list} ({range}): its GRE would be dropped as bogon_source before \
+                     decapsulation; leave the range out of [dos.sanity] bogon_sources, or set bogons = false"
+                ),
+            );
+        }
+    }
 }

@@ -463,6 +463,7 @@ impl Builder<'_> {
         // Ids are 16 bits: what lies past the bounds is reported and never compiled.
         let customers_in = self.bounded_customers(&loaded.file.customers);
         let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
+        self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
         self.check_overlaps(&mut c.prefixes, customers_in);
         self.warn_without_anycast_v6(&c.prefixes, s.anycast_v6);
         if loaded.file.bgp.is_some() {
