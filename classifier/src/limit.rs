@@ -73,7 +73,13 @@ impl RateLimiter {
                 let interval = 1_000_000_000u64
                     .checked_div(b.rate)
                     .map_or(CLOSED, |i| if i.saturating_mul(b.rate) == 1_000_000_000 { i } else { i + 1 });
-                Table { slots: vec![(0, 0); size], interval, tolerance: interval.saturating_mul(b.burst.max(1) - 1) }
+                // Zeroed by the allocator: a table of 2^24 keys is not written (256 MiB)
+                // on the worker that follows a reload, only faulted in as keys arrive.
+                Table {
+                    slots: bytemuck::zeroed_vec(size),
+                    interval,
+                    tolerance: interval.saturating_mul(b.burst.max(1) - 1),
+                }
             })
             .collect();
         RateLimiter { tables }

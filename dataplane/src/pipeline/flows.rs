@@ -59,7 +59,7 @@ enum State {
 
 const STATE_BITS: u64 = 3;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Zeroable)]
 struct Slot {
     /// The flow's hash with its low two bits replaced by the state (0: free).
     tag: u64,
@@ -203,7 +203,9 @@ impl FlowTable {
     /// makes an empty table for configurations that track nothing.
     pub fn new(entries: usize) -> FlowTable {
         let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
-        FlowTable { slots: vec![Slot::default(); size].into_boxed_slice() }
+        // Zeroed by the allocator (see `Limits::rebind`): pages are faulted in as
+        // connections arrive, not written by the worker following a reload.
+        FlowTable { slots: bytemuck::zeroed_slice_box(size) }
     }
 
     /// Connections the table holds at most.
@@ -317,7 +319,7 @@ impl Authenticated {
     /// Room for at least `entries` sources (0: none kept).
     pub fn new(entries: usize) -> Authenticated {
         let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
-        Authenticated { slots: vec![(0, 0); size].into_boxed_slice() }
+        Authenticated { slots: bytemuck::zeroed_slice_box(size) }
     }
 
     /// Authenticates `source` (a hash of the address) until `until_ns`.

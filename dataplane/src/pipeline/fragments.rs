@@ -30,7 +30,7 @@ const HOLD_NS: u64 = 30_000_000_000;
 /// `Entry::owner`'s server half for an address's data centre as a whole.
 const UNSLICED: u32 = 0xffff;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Zeroable)]
 struct Entry {
     /// The datagram's hash with the low bit set (0: free).
     tag: u64,
@@ -50,7 +50,7 @@ impl FragmentOwners {
     /// Room for `entries` datagrams, rounded up to whole sets (0: none kept).
     pub fn new(entries: usize) -> FragmentOwners {
         let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
-        FragmentOwners { entries: vec![Entry::default(); size].into_boxed_slice() }
+        FragmentOwners { entries: bytemuck::zeroed_slice_box(size) }
     }
 
     /// Datagrams it has room for.
