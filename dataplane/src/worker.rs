@@ -327,7 +327,7 @@ impl<I: FrameIo> Worker<I> {
             sent?;
         }
         if let Some(p) = &mut self.publisher {
-            if let Polled::Frames(_) = polled {
+            if let Polled::Frames(1..) = polled {
                 p.record(began.elapsed().as_nanos() as u64);
             }
             if p.due() {

@@ -107,7 +107,8 @@ pub struct SocketStats {
 /// What one poll did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Polled {
-    /// This many frames were received and processed.
+    /// This many frames were received and processed; `Frames(0)` when none could be taken
+    /// because the transmit ring is full (backpressure): poll again at once, there is work.
     Frames(usize),
     /// Nothing was ready (live backends).
     Idle,

@@ -603,6 +603,12 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         let mut descs = std::mem::take(&mut self.descs);
         let n = self.xsk.receive(&mut descs[..want]);
         self.stats.polls += 1;
+        if want == 0 {
+            // Not idle: frames wait in the receive ring while the transmit ring drains.
+            // Reported as idle, the worker slept (`--idle-sleep-us`) with both rings full.
+            self.descs = descs;
+            return Ok(Polled::Frames(0));
+        }
         if n == 0 {
             self.stats.idle_polls += 1;
             self.kick_tx();
@@ -1075,6 +1081,24 @@ mod tests {
             assert!(after.frames.is_conserved(), "{:?}", after.frames);
         }
         assert_eq!(total_unsent, 100 - RING, "what did not fit the ring");
+    }
+
+    /// A full tx ring the kernel does not drain leaves no room to receive into: the poll says
+    /// there is work (`Frames(0)`), not `Idle`, which had the worker sleep `--idle-sleep-us`
+    /// with frames waiting in the rx ring; nor is it counted as an idle poll.
+    #[test]
+    fn a_poll_held_back_by_a_full_tx_ring_is_not_idle() {
+        let mut io = AfXdpIo::with_socket(Model::new(), true);
+        io.xsk.stalled = true;
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        assert_eq!(io.xsk.tx_room(), 0, "the ring is full");
+        let idle_before = io.stats().idle_polls;
+        assert_eq!(io.poll(0, &mut |_| {}).unwrap(), Polled::Frames(0));
+        assert_eq!(io.stats().idle_polls, idle_before);
+        // Drained, an empty rx ring is idle again.
+        io.xsk.stalled = false;
+        io.xsk.send(RING);
+        assert_eq!(io.poll(0, &mut |_| {}).unwrap(), Polled::Idle);
     }
 
     /// A kernel that takes nothing off the tx ring (EAGAIN for a busy device or a full
