@@ -112,35 +112,37 @@ impl Publisher {
     /// holds the report (copying it), the worker does not wait unless `wait`: it publishes
     /// at its next poll instead (nothing is lost; `due` stays true).
     fn publish(&mut self, stats: &WorkerStats, io: IoStats, snap: &Arc<Snapshot>, wait: bool) {
-        let locked = match wait {
-            true => self.report.lock().ok(),
+        // A report a panicking reader left locked is plain counters: still written (giving
+        // up on it stopped this worker's publishing for good, and the watchdog and BGP
+        // guard took the worker for stuck).
+        let mut r = match wait {
+            true => self.report.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
             false => match self.report.try_lock() {
-                Ok(r) => Some(r),
+                Ok(r) => r,
                 Err(std::sync::TryLockError::WouldBlock) => return,
-                Err(std::sync::TryLockError::Poisoned(_)) => None,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             },
         };
-        if let Some(mut r) = locked {
-            r.stats.clone_from(stats);
-            if !r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
-                r.snapshot = Some(snap.clone());
-            }
-            r.io = io;
-            // Both histograms have the same bounds: adding cannot fail or allocate.
-            let _ = r.latency.add(&self.latency);
-            // Until the first window is complete, the one in progress is reported.
-            let complete = self.window_started.elapsed() >= LATENCY_WINDOW;
-            if complete || !self.first_window_done {
-                r.latency_window.reset();
-                let _ = r.latency_window.add(&self.window);
-            }
-            if complete {
-                self.window.reset();
-                self.window_started = Instant::now();
-                self.first_window_done = true;
-            }
-            r.publications += 1;
+        r.stats.clone_from(stats);
+        if !r.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
+            r.snapshot = Some(snap.clone());
         }
+        r.io = io;
+        // Both histograms have the same bounds: adding cannot fail or allocate.
+        let _ = r.latency.add(&self.latency);
+        // Until the first window is complete, the one in progress is reported.
+        let complete = self.window_started.elapsed() >= LATENCY_WINDOW;
+        if complete || !self.first_window_done {
+            r.latency_window.reset();
+            let _ = r.latency_window.add(&self.window);
+        }
+        if complete {
+            self.window.reset();
+            self.window_started = Instant::now();
+            self.first_window_done = true;
+        }
+        r.publications += 1;
+        drop(r);
         self.latency.reset();
         self.published = Instant::now();
     }

@@ -354,7 +354,7 @@ impl Scrape<'_> {
         family(enc, "transitd_umem_frames", "Where each worker's UMEM frames are", MetricType::Gauge, |m| {
             for (w, r) in self.per_worker() {
                 let f = &r.io.frames;
-                for (place, n) in [("free", f.free), ("fill", f.in_fill), ("tx", f.in_tx)] {
+                for (place, n) in [("free", f.free), ("fill", f.in_fill), ("tx", f.in_tx), ("held", f.held)] {
                     sample(m, &[("worker", w), ("where", place)], n, MetricType::Gauge)?;
                 }
             }

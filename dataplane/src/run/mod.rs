@@ -248,33 +248,51 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     sources.reloads.applied_now(true);
+    // The workers run from here: a failure to start what serves them ends the run through
+    // the shutdown below (workers stopped and joined, the program detached, the report
+    // printed), not by returning with the workers still polling.
+    let mut failed: Option<anyhow::Error> = None;
     let metrics = match (metrics_listener, opts.metrics) {
-        (Some(listener), Some(addr)) => {
-            let handle = crate::metrics::serve(listener, sources.clone(), helpers_stop.clone())?;
-            eprintln!("transitd: metrics at http://{addr}/metrics");
-            Some(handle)
-        }
+        (Some(listener), Some(addr)) => match crate::metrics::serve(listener, sources.clone(), helpers_stop.clone()) {
+            Ok(handle) => {
+                eprintln!("transitd: metrics at http://{addr}/metrics");
+                Some(handle)
+            }
+            Err(e) => {
+                failed = Some(e.context("the metrics listener"));
+                None
+            }
+        },
         _ => None,
     };
     let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
-    let mut watch =
-        ConfigWatch::start(&opts.config, opts.watch, started_from, &sources.reloads, helpers_stop.clone(), host)?;
+    let mut watch = match failed {
+        Some(_) => None,
+        None => {
+            ConfigWatch::start(&opts.config, opts.watch, started_from, &sources.reloads, helpers_stop.clone(), host)
+                .map_err(|e| failed = Some(e.context("watching the configuration")))
+                .ok()
+        }
+    };
     let mut announcer = Announcer::new(queues.len());
-    let gone = supervise(
-        opts,
-        Supervised {
-            index,
-            queues: &queues,
-            workers: &workers,
-            reports: &reports,
-            sources: &sources,
-            single_frame: (!plan.socket.needs_multi_buffer()).then(|| plan.socket.frame_room()),
-        },
-        &mut watch,
-        (&program, &mut announcer),
-        notifier.as_ref(),
-        (&shutdown, &reload),
-    );
+    let gone = match &mut watch {
+        Some(watch) if failed.is_none() => supervise(
+            opts,
+            Supervised {
+                index,
+                queues: &queues,
+                workers: &workers,
+                reports: &reports,
+                sources: &sources,
+                single_frame: (!plan.socket.needs_multi_buffer()).then(|| plan.socket.frame_room()),
+            },
+            watch,
+            (&program, &mut announcer),
+            notifier.as_ref(),
+            (&shutdown, &reload),
+        ),
+        _ => failed,
+    };
     // Traffic is drawn away before the workers stop taking it (they have not seen the
     // signal: it set `shutdown`, not their `stop`). A worker that has
     // ended did so for a fault.
@@ -303,7 +321,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     for h in [resolver, metrics].into_iter().flatten() {
         let _ = h.join();
     }
-    watch.join();
+    if let Some(watch) = watch {
+        watch.join();
+    }
     if let Some(w) = writer {
         match w.join() {
             Ok(Ok(())) => {}
@@ -314,10 +334,18 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     if let Some(c) = &capture {
         eprintln!("transitd: {}", crate::dropcap::summary(c));
     }
-    let finals: Vec<WorkerReport> = reports.iter().map(|r| r.lock().map(|r| r.clone()).unwrap_or_default()).collect();
+    // A report is plain counters: one a panicking thread left locked is still read.
+    let finals: Vec<WorkerReport> =
+        reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()).collect();
     let interface = (opts.iface.as_str(), interface_counted);
     print!("{}", final_report(&finals, &program.stats(), &shared.load(), &punt, interface));
-    match errors.into_iter().next() {
+    // The first is returned; the others (a second worker's fault) are said, not lost.
+    let mut errors = errors.into_iter();
+    let first = errors.next();
+    for e in errors {
+        eprintln!("transitd: also: {e:#}");
+    }
+    match first {
         Some(e) => Err(e),
         None => Ok(finals),
     }
@@ -438,7 +466,7 @@ fn supervise(
     let Supervised { index, queues, workers, reports, sources, single_frame } = s;
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
-        reports.iter().map(|r| r.lock().map(|r| r.stats.clone()).unwrap_or_default()).collect()
+        reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats.clone()).collect()
     };
     let mut last = (Instant::now(), counters());
     let mut watchdog = notifier.and(notify::watchdog_interval()).map(|every| Watchdog::new(every, reports));

@@ -55,7 +55,7 @@ pub(super) fn final_report(
         total.add(&r.stats);
         let _ = writeln!(
             out,
-            "queue {}: rx {} tx {} passed {} dropped {}; umem frames {} (free {}, fill {}, tx {}){}",
+            "queue {}: rx {} tx {} passed {} dropped {}; umem frames {} (free {}, fill {}, tx {}, held {}){}",
             r.queue,
             r.stats.rx_frames,
             r.stats.tx_frames,
@@ -65,6 +65,8 @@ pub(super) fn final_report(
             r.io.frames.free,
             r.io.frames.in_fill,
             r.io.frames.in_tx,
+            // A jumbo packet's frames whose last part never came: kept out of the rings.
+            r.io.frames.held,
             if r.io.frames.is_conserved() { "" } else { " NOT CONSERVED" }
         );
         // What the socket did with what the pipeline sent, and where the kernel lost frames:
@@ -72,7 +74,7 @@ pub(super) fn final_report(
         let (io, k) = (&r.io, &r.io.socket);
         let _ = writeln!(
             out,
-            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_no_frame {} kick_busy {}; \
+            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_no_frame {} kick_busy {} kick_errors {}; \
              kernel: rx_ring_full {} fill_ring_empty {} rx_dropped {} rx_invalid {} tx_invalid {}",
             if io.zero_copy { "zero-copy" } else { "copy" },
             io.polls,
@@ -86,6 +88,7 @@ pub(super) fn final_report(
             io.bad_tx,
             io.spill_no_frame,
             io.kick_busy,
+            io.kick_errors,
             k.rx_ring_full,
             k.rx_fill_ring_empty,
             k.rx_dropped,

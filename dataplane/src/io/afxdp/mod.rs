@@ -259,6 +259,9 @@ pub struct AfXdpIo<X = XskSocket> {
     jumbo: Vec<Box<[u8]>>,
     /// Received descriptors (reused).
     descs: Box<[Desc]>,
+    /// The errno of the last failed tx kick said (0: none since the last that worked): an
+    /// outage is said once, not at every poll, nor not at all (a device gone, ENXIO).
+    kick_error_said: i32,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -304,6 +307,7 @@ impl<X: Xsk> AfXdpIo<X> {
             partial_bad: false,
             jumbo: Vec::new(),
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
+            kick_error_said: 0,
             xsk,
         };
         io.refill_now();
@@ -421,7 +425,11 @@ impl<X: Xsk> AfXdpIo<X> {
         for _ in 0..MAX_KICKS {
             self.stats.kicks += 1;
             let unsent = self.xsk.tx_unsent();
-            let reclaimed = match self.xsk.kick_tx() {
+            let kick = self.xsk.kick_tx();
+            if !matches!(kick, Kick::Failed(_)) {
+                self.kick_error_said = 0;
+            }
+            let reclaimed = match kick {
                 Kick::Again => self.reclaim(),
                 Kick::Done if self.xsk.tx_unsent() > 0 && !self.xsk.zero_copy() => self.reclaim(),
                 Kick::Done => break,
@@ -429,8 +437,16 @@ impl<X: Xsk> AfXdpIo<X> {
                     self.stats.kick_busy += 1;
                     break;
                 }
-                Kick::Failed(_) => {
+                Kick::Failed(errno) => {
                     self.stats.kick_errors += 1;
+                    if errno != self.kick_error_said {
+                        self.kick_error_said = errno;
+                        eprintln!(
+                            "transitd: the kernel refused to send from an AF_XDP socket (sendto: {}): frames wait on \
+                             its tx ring (kick_error counts each refusal)",
+                            io::Error::from_raw_os_error(errno)
+                        );
+                    }
                     break;
                 }
             };

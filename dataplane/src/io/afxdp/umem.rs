@@ -294,13 +294,18 @@ impl XskSocket {
         (ret == 0).then_some(opts.flags)
     }
 
-    /// Asks for busy polling; options the kernel does not accept are skipped (they only help).
+    /// Asks for busy polling; options the kernel does not accept are skipped (they only
+    /// help), and said: `--busy-poll` without them is plain polling.
     pub(crate) fn prefer_busy_poll(&self, budget: u32) {
         const SO_PREFER_BUSY_POLL: i32 = 69;
         const SO_BUSY_POLL_BUDGET: i32 = 70;
-        for (opt, value) in [(SO_PREFER_BUSY_POLL, 1), (libc::SO_BUSY_POLL, 20), (SO_BUSY_POLL_BUDGET, budget as i32)] {
+        for (name, opt, value) in [
+            ("SO_PREFER_BUSY_POLL", SO_PREFER_BUSY_POLL, 1),
+            ("SO_BUSY_POLL", libc::SO_BUSY_POLL, 20),
+            ("SO_BUSY_POLL_BUDGET", SO_BUSY_POLL_BUDGET, budget as i32),
+        ] {
             // SAFETY: setsockopt with a pointer to a live i32 and its size.
-            unsafe {
+            let ret = unsafe {
                 libc::setsockopt(
                     self.fd(),
                     libc::SOL_SOCKET,
@@ -309,6 +314,12 @@ impl XskSocket {
                     size_of::<i32>() as u32,
                 )
             };
+            if ret != 0 {
+                eprintln!(
+                    "transitd: the kernel refused {name} ({}): the socket polls without it",
+                    std::io::Error::last_os_error()
+                );
+            }
         }
     }
 }
