@@ -160,8 +160,11 @@ pub fn within_system_range(slices: &[Slice], (lo, hi): (u16, u16)) -> io::Result
     Ok(usable)
 }
 
-/// Tries `slices` in order until one gives a connection whose port is in the slice (a slice
-/// whose ports are all taken toward `remote` fails with `EADDRNOTAVAIL`).
+/// Tries `slices` in order until one gives a connection whose port is in the slice. Only a
+/// slice that has no port or address to give goes on to the next (its ports all taken toward
+/// `remote`, `EADDRNOTAVAIL` or `EADDRINUSE`; its address not on this host): any other
+/// error (refused, unreachable, timed out) is the remote's answer, and is returned at once,
+/// as trying every slice again only sent N connection attempts (or waited N SYN timeouts).
 pub fn first_available<T>(
     slices: &[Slice],
     mut open: impl FnMut(&Slice) -> io::Result<T>,
@@ -180,7 +183,8 @@ pub fn first_available<T>(
                 }
                 return Ok((*s, t));
             }
-            Err(e) => last = e,
+            Err(e) if matches!(e.kind(), io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse) => last = e,
+            Err(e) => return Err(e),
         }
     }
     Err(last)
@@ -217,4 +221,46 @@ pub fn run(slices: &[Slice], remote: SocketAddrV4, udp: bool, mss: u16, send: Op
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(first: u16) -> Slice {
+        Slice { addr: Ipv4Addr::new(198, 18, 200, 1), first, last: first + 99 }
+    }
+
+    /// A slice with no port to give is passed over; the remote's own answer (refused) ends
+    /// the search at once: every slice tried against a closed port sent a SYN each, and
+    /// against a blackholed one waited a SYN timeout each (a quarter of an hour).
+    #[test]
+    fn only_a_slice_without_a_port_goes_on_to_the_next() {
+        let slices = [slice(1000), slice(2000), slice(3000)];
+        let mut tried = Vec::new();
+        let e = first_available(
+            &slices,
+            |s| {
+                tried.push(s.first);
+                Err::<u16, _>(io::Error::from(match s.first {
+                    1000 => io::ErrorKind::AddrNotAvailable,
+                    _ => io::ErrorKind::ConnectionRefused,
+                }))
+            },
+            |p| Ok(*p),
+        )
+        .unwrap_err();
+        assert_eq!((e.kind(), tried), (io::ErrorKind::ConnectionRefused, vec![1000, 2000]));
+        let mut tried = Vec::new();
+        let (s, port) = first_available(
+            &slices,
+            |s| {
+                tried.push(s.first);
+                if s.first < 3000 { Err(io::Error::from(io::ErrorKind::AddrInUse)) } else { Ok(s.first + 5) }
+            },
+            |p| Ok(*p),
+        )
+        .unwrap();
+        assert_eq!((s.first, port, tried), (3000, 3005, vec![1000, 2000, 3000]));
+    }
 }
