@@ -162,7 +162,8 @@ pub fn within_system_range(slices: &[Slice], (lo, hi): (u16, u16)) -> io::Result
 
 /// Tries `slices` in order until one gives a connection whose port is in the slice. Only a
 /// slice that has no port or address to give goes on to the next (its ports all taken toward
-/// `remote`, `EADDRNOTAVAIL` or `EADDRINUSE`; its address not on this host): any other
+/// `remote`: `EADDRNOTAVAIL` or `EADDRINUSE`, and `EAGAIN` from a UDP socket's connect; its
+/// address not on this host): any other
 /// error (refused, unreachable, timed out) is the remote's answer, and is returned at once,
 /// as trying every slice again only sent N connection attempts (or waited N SYN timeouts).
 pub fn first_available<T>(
@@ -183,7 +184,14 @@ pub fn first_available<T>(
                 }
                 return Ok((*s, t));
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse) => last = e,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                last = e
+            }
             Err(e) => return Err(e),
         }
     }
@@ -256,7 +264,12 @@ mod tests {
             &slices,
             |s| {
                 tried.push(s.first);
-                if s.first < 3000 { Err(io::Error::from(io::ErrorKind::AddrInUse)) } else { Ok(s.first + 5) }
+                // A UDP socket's connect says EAGAIN when no port is left.
+                match s.first {
+                    1000 => Err(io::Error::from(io::ErrorKind::AddrInUse)),
+                    2000 => Err(io::Error::from_raw_os_error(libc::EAGAIN)),
+                    _ => Ok(s.first + 5),
+                }
             },
             |p| Ok(*p),
         )

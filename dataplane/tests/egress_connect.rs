@@ -70,6 +70,14 @@ fn thousands_of_connections_take_their_ports_inside_the_slice() {
                 let targets: Vec<SocketAddrV4> =
                     ["127.0.0.1:9000", "127.0.0.2:9000"].iter().map(|a| a.parse().unwrap()).collect();
                 let stop = std::sync::atomic::AtomicBool::new(false);
+                // The listeners stop however this thread ends: a failed assertion below
+                // otherwise left them polling and the test hanging instead of failing.
+                struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+                impl Drop for StopOnDrop<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 std::thread::scope(|inner| {
                     let mut accepted = Vec::new();
                     for t in &targets {
@@ -87,6 +95,7 @@ fn thousands_of_connections_take_their_ports_inside_the_slice() {
                             kept.len()
                         }));
                     }
+                    let _stop_listeners = StopOnDrop(&stop);
                     // 3000 TCP connections, all open at once, to two destinations.
                     let mut streams: Vec<TcpStream> = Vec::new();
                     for i in 0..3000 {
