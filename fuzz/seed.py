@@ -2,12 +2,24 @@
 """Seeds for the fuzz corpora (fuzz/corpus/<target>), from the project's own data: every
 frame of pcaps/ (with the selector byte the frame target reads first), the rule expressions
 of the match oracle test, the example and test configurations. Run once to start a corpus;
-scripts/fuzz --merge then keeps it minimal. Needs scapy (python3-scapy)."""
+scripts/fuzz --merge then keeps it minimal. Needs scapy (python3-scapy).
+
+`seed.py --targets` names the targets it seeds, one a line (scripts/fuzz seeds when one of
+those has an empty corpus). The others (rule_tree, config_schema, cli) build their inputs
+from the grammar, the schema or the flags with `arbitrary`: the project's data is not
+theirs to start from, and they start from nothing."""
 import hashlib, os, random, sys
+
+TARGETS = ("capture", "frame", "gre_header", "batch", "rule", "table", "config", "plan", "fleet")
+if sys.argv[1:] == ["--targets"]:
+    print("\n".join(TARGETS))
+    sys.exit(0)
+
 from scapy.all import PcapReader, raw  # noqa: E402
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 def put(target, data):
+    assert target in TARGETS, f"{target} is seeded here: add it to TARGETS"
     d = os.path.join(root, "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
