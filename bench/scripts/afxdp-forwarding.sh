@@ -34,7 +34,20 @@ cargo build -q --profile "$PROFILE" -p transitd -p transitd-bench
 T=$PWD/target/$DIR/transitd
 B=$PWD/target/$DIR/transitd-bench
 W=$(mktemp -d)
-cleanup() { ip netns del fgen 2>/dev/null || true; ip netns del fdut 2>/dev/null || true; rm -rf "$W"; }
+# A round lists its background jobs (the forwarder, the sink, testpmd's feeder) in $W/pids
+# and clears the list once they are over. A round that failed left them running, outside
+# any shell that could wait for them (transitd busy-polling, the feeder waiting for ever):
+# they are ended here, given 5 s to go before they are killed.
+stop_jobs() {
+  local pids
+  pids=$(cat "$W/pids" 2>/dev/null) || return 0
+  rm -f "$W/pids"
+  [ -n "$pids" ] || return 0
+  kill $pids 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 $pids 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 $pids 2>/dev/null || true
+}
+cleanup() { stop_jobs; ip netns del fgen 2>/dev/null || true; ip netns del fdut 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 cleanup; W=$(mktemp -d)
 ip netns add fgen; ip netns add fdut
@@ -102,17 +115,30 @@ kernel_down() {
   $d sysctl -qw net.ipv4.ip_forward=0
 }
 
-one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_status"
-  local mode=$1 rx_before
+# dpdk-testpmd's first start after another AF_XDP user of fd0 now and then fails to create
+# its socket (the kernel is still letting the last user's go): that round is run once more.
+# True (after a pause) when the round of MODE, AGAIN empty on its first try, failed so.
+socket_failed() { # mode again
+  [ "$1" = testpmd ] && [ -z "$2" ] && grep -q "Failed to create xsk socket" "$W/dut" || return 1
+  echo "testpmd could not create its AF_XDP socket: its round once more" >&2
+  # The failed try's feeder sees gen.done and ends meanwhile: its jobs are all over.
+  sleep 1
+  rm -f "$W/pids"
+}
+
+one_round() { # mode [again] -> "offered received_by_dut forwarded seconds forwarder_status"
+  local mode=$1 again=${2:-} rx_before
   # The kernel's counter runs since the pair was made: this round's is the difference.
   rx_before=$(ip netns exec fdut cat /sys/class/net/fd0/statistics/rx_packets)
   local sink dut=""
   case $mode in
     reflect) ip netns exec fdut taskset -c 1 "$B" reflect --iface fd0 --seconds $((SECS + 5)) > "$W/dut" & dut=$! ;;
     testpmd)
-      # It quits on a line on stdin: given once the generator is done.
+      # It quits on a line on stdin: given once the generator is done, or once $W is gone
+      # (the script ended). The feeder lists itself with the round's jobs.
       rm -f "$W/gen.done"
-      (until [ -e "$W/gen.done" ]; do sleep 0.1; done; echo) | ip netns exec fdut dpdk-testpmd -l 0,1 --no-pci --no-huge -m 1024 \
+      (echo "$BASHPID" >>"$W/pids"; until [ -e "$W/gen.done" ] || [ ! -d "$W" ]; do sleep 0.1; done; echo) |
+        ip netns exec fdut dpdk-testpmd -l 0,1 --no-pci --no-huge -m 1024 \
         --file-prefix=tdbench --vdev "net_af_xdp0,iface=fd0,start_queue=0,queue_count=1,force_copy=1,busy_budget=0" \
         -- --forward-mode=macswap --auto-start --stats-period 0 > "$W/dut" 2>&1 & dut=$! ;;
     kernel*)
@@ -123,12 +149,22 @@ one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_sta
     *) ip netns exec fdut "$T" run --config "$W/$mode.toml" --iface fd0 --cores 1 --stats-interval 0 --no-metrics \
          > "$W/dut" 2> "$W/dut.err" & dut=$! ;;
   esac
+  echo "$dut" >>"$W/pids"
   # Ready before the generator starts: testpmd takes seconds to start, and a forwarder that
   # is not yet reading loses the round (a 1 s round once measured nothing but stray frames).
   # Every forwarder attaches an XDP program to fd0 (the kernel path a passing one) just
   # before it binds its socket; it is given a second more.
-  local waited=0
+  local waited=0 status=0
   until grep -q " xdp" <<<"$(ip netns exec fdut ip link show dev fd0)"; do
+    # A forwarder that quit before attaching never will: its status and output say why.
+    if ! kill -0 "$dut" 2>/dev/null; then
+      wait "$dut" || status=$?
+      touch "$W/gen.done"
+      if socket_failed "$mode" "$again"; then one_round "$mode" again; return; fi
+      echo "$mode: the forwarder exited with status $status before attaching to fd0:" >&2
+      cat "$W/dut.err" "$W/dut" 2>/dev/null | tail -5 >&2 || true
+      return 1
+    fi
     waited=$((waited + 1))
     [ "$waited" -lt 300 ] || { echo "$mode: no XDP program on fd0 after 30 s" >&2; return 1; }
     sleep 0.1
@@ -136,19 +172,22 @@ one_round() { # mode -> "offered received_by_dut forwarded seconds forwarder_sta
   sleep 1
   ip netns exec fgen "$B" sink --iface fg0 --seconds $((SECS + 2)) > "$W/sink" &
   sink=$!
+  echo "$sink" >>"$W/pids"
   sleep 0.5
   ip netns exec fgen taskset -c 0 "$B" gen --iface fg0 --dst-mac "$DUT_MAC" --seconds "$SECS" > "$W/gen"
   touch "$W/gen.done"
   sleep 0.5
   case $mode in rules*) kill -TERM "$dut" ;; esac
   # A forwarder that failed (to bind, to start) fails its mode, whatever the sink counted.
-  local status=0
   [ -z "$dut" ] || wait "$dut" || status=$?
+  wait $sink
+  if [ "$status" != 0 ] && socket_failed "$mode" "$again"; then one_round "$mode" again; return; fi
   if [ "$status" != 0 ]; then
     echo "$mode: the forwarder exited with status $status:" >&2
     cat "$W/dut.err" "$W/dut" 2>/dev/null | tail -5 >&2 || true
   fi
-  wait $sink
+  # The round's jobs are over (testpmd's feeder ended with gen.done): none for cleanup.
+  rm -f "$W/pids"
   local offered rx
   offered=$(awk '{print $2}' "$W/gen")
   case $mode in

@@ -21,17 +21,42 @@ ROUNDS=${2:-5}
 FRAMES=${3:-500000}
 PROFILE=${BENCH_PROFILE:-release}
 DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-cargo build -q --profile "$PROFILE" -p transitd-bench
-BUILDS=("this tree=$PWD/target/$DIR/transitd-bench")
+# Both builds use this tree's target directory, so REV's reuses the dependencies built here
+# (a target directory of its own rebuilt every one of them: minutes of CI's 30). Each
+# binary is copied out under target/compare/ as soon as it is built: the other build
+# replaces target/$DIR/transitd-bench.
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+export CARGO_TARGET_DIR=$TARGET
+CMP=$TARGET/compare
+mkdir -p "$CMP"
+BUILDS=()
 if [ -n "$REV" ]; then
-  WT=$PWD/target/compare/worktree
+  WT=$CMP/worktree
   git worktree remove --force "$WT" 2>/dev/null || true
   git worktree add -f --detach "$WT" "$REV" >/dev/null
   trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
   cp bench/src/pipeline.rs bench/src/measure.rs "$WT/bench/src/"
-  (cd "$WT" && CARGO_TARGET_DIR="$PWD/../target" cargo build -q --profile "$PROFILE" -p transitd-bench)
-  BUILDS=("$(git rev-parse --short "$REV")=$PWD/target/compare/target/$DIR/transitd-bench" "${BUILDS[@]}")
+  touch "$CMP/rev-build-started"
+  (cd "$WT" && cargo build -q --profile "$PROFILE" -p transitd-bench)
+  short=$(git rev-parse --short "$REV")
+  cp -f "$TARGET/$DIR/transitd-bench" "$CMP/transitd-bench.$short"
+  BUILDS=("$short=$CMP/transitd-bench.$short")
+  # Cargo names a workspace crate's artifacts and fingerprints by its path inside the
+  # workspace, so REV's crates took the names of this tree's: to the build below, this
+  # tree's sources (older than REV's artifacts) would look built, and it would measure REV
+  # twice. Forgetting the fingerprints REV's build wrote makes it build this tree's crates
+  # again (the workspace's packages are all named transitd*; dependencies are left alone).
+  find "$TARGET/$DIR/.fingerprint" -mindepth 2 -maxdepth 2 -path '*/.fingerprint/transitd*/*' \
+    -newer "$CMP/rev-build-started" -printf '%h\n' | sort -u | xargs -r rm -rf
+  touch "$CMP/rev-built"
 fi
+cargo build -q --profile "$PROFILE" -p transitd-bench
+if [ -n "$REV" ] && ! [ "$TARGET/$DIR/transitd-bench" -nt "$CMP/rev-built" ]; then
+  echo "pipeline-compare.sh: this tree's transitd-bench was not rebuilt after $REV's: it would be $REV's" >&2
+  exit 1
+fi
+cp -f "$TARGET/$DIR/transitd-bench" "$CMP/transitd-bench.this-tree"
+BUILDS+=("this tree=$CMP/transitd-bench.this-tree")
 CASES=(
   "(a) catch-all, GLB|bench/configs/catch-all.toml|pcaps/real/glb-1k_pkts.pcap"
   "(b) SYN limit + 1000-rule firewall|bench/configs/syn-firewall-1000.toml|pcaps/generated/syn-1000.pcap"
