@@ -44,6 +44,8 @@ pub const ICMPV4_TIME_EXCEEDED: u8 = 11;
 pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
 /// ICMPv6 time exceeded.
 pub const ICMPV6_TIME_EXCEEDED: u8 = 3;
+/// ICMPv6 Redirect (RFC 4861), never answered with an error.
+pub const ICMPV6_REDIRECT: u8 = 137;
 
 /// An ICMPv4 error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,14 +115,16 @@ pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
     true
 }
 
-/// Whether `a` names one host: not unspecified, loopback, multicast, broadcast or class E.
+/// Whether `a` names one host: not in network 0 (`{0, host}`, RFC 1122 §3.2.1.3, which RFC
+/// 1812 §4.3.2.7 names among the sources never answered), loopback, multicast, broadcast or
+/// class E.
 fn one_host(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240)
+    !(a.octets()[0] == 0 || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240)
 }
 
 /// Whether RFC 4443 §2.4 (e) lets a node send `error` about the IPv6 `packet`: not about an
-/// ICMPv6 error, nor from an unspecified or multicast source; to a multicast destination
-/// only Packet Too Big.
+/// ICMPv6 error or a Redirect (e.1, e.2), nor from an unspecified or multicast source; to a
+/// multicast destination only Packet Too Big.
 pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
     let Ok(ip) = Ipv6Packet::new_checked(packet) else { return false };
     let src = ip.src_addr();
@@ -131,8 +135,9 @@ pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
         return false;
     }
     if ip.next_header() == IPPROTO_ICMPV6 {
-        // Types below 128 are errors; an extension header in between is not looked into.
-        return ip.payload().first().is_some_and(|&t| t >= 128);
+        // Types below 128 are errors, 137 a Redirect; an extension header in between is not
+        // looked into.
+        return ip.payload().first().is_some_and(|&t| t >= 128 && t != ICMPV6_REDIRECT);
     }
     true
 }
@@ -368,6 +373,10 @@ mod tests {
         let mut broadcast = ok.clone();
         broadcast[12..16].copy_from_slice(&[255, 255, 255, 255]);
         assert!(!ipv4_error_allowed(&broadcast));
+        // A source in network 0, not only 0.0.0.0 (RFC 1812 §4.3.2.7).
+        let mut this_network = ok.clone();
+        this_network[12..16].copy_from_slice(&[0, 1, 2, 3]);
+        assert!(!ipv4_error_allowed(&this_network));
         let mut icmp_error = ok.clone();
         icmp_error[9] = 1;
         icmp_error[20] = 3;
@@ -387,6 +396,10 @@ mod tests {
         v6[24] = 0x20;
         v6[40] = 1; // destination unreachable: an error
         assert!(!ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
+        v6[40] = ICMPV6_REDIRECT; // RFC 4443 §2.4 (e.2)
+        assert!(!ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
+        v6[40] = 135; // neighbour solicitation: informational, answered
+        assert!(ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
     }
 
     #[test]

@@ -436,7 +436,8 @@ fn error_may_answer(key: &Key, ip: &IpFrame, kind: IcmpKind) -> bool {
     let icmp_type = key.get(Dim::IcmpType);
     match key.get(Dim::L4Proto) {
         1 => icmp_type != ABSENT && !matches!(icmp_type, 3 | 4 | 5 | 11 | 12),
-        58 => icmp_type != ABSENT && icmp_type >= 128,
+        // Errors (below 128) and Redirects (137) are never answered (RFC 4443 §2.4 e.1, e.2).
+        58 => icmp_type != ABSENT && icmp_type >= 128 && icmp_type != u32::from(gre::icmp::ICMPV6_REDIRECT),
         _ => true,
     }
 }
