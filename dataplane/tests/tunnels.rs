@@ -372,8 +372,9 @@ fn icmp_errors_dissect_as_valid_and_quote_the_offending_packet() {
             "3\t4\t1476\t1\t192.0.2.1,198.18.0.10\t198.18.0.10,203.0.113.10\t1,1\t576,1500",
             // Frame 4: TTL 1. The whole 38-byte packet fits in the quote.
             "11\t0\t\t1\t192.0.2.1,198.18.0.10\t198.18.0.10,203.0.113.10\t1,1\t66,38",
-            // Frame 22: acme's host sent TTL 1 out: the error goes back into acme's tunnel.
-            "11\t0\t\t1\t192.0.2.1,192.0.2.1,203.0.113.10\t198.51.100.1,203.0.113.10,198.18.0.10\t1,1,1\t89,65,37",
+            // Frame 22: acme's host sent TTL 1 out: the error goes back into acme's tunnel,
+            // from our side of it (10.213.0.0, RFC 1812 §4.3.2.4), not the anycast address.
+            "11\t0\t\t1\t192.0.2.1,10.213.0.0,203.0.113.10\t198.51.100.1,203.0.113.10,198.18.0.10\t1,1,1\t89,65,37",
             // Frame 24: one byte over the MTU.
             "3\t4\t1476\t1\t192.0.2.1,198.18.0.10\t198.18.0.10,203.0.113.10\t1,1\t576,1477",
         ]
@@ -585,6 +586,63 @@ fn icmp_rate_zero_sends_no_icmp_error_and_no_ping_reply() {
     assert_eq!(v.iter().filter(|v| matches!(v, Verdict::Tx { reason: T::Encapsulated, .. })).count(), 3);
 }
 
+/// What we send back into a tunnel fits its MTU: a time-exceeded about a packet as long as
+/// the tunnel takes quotes less of it (RFC 1812 §4.3.2.3: as much as fits; the full quote
+/// was dropped as `mtu_exceeded`, and the hop was missing from the router's tracepath), and
+/// an echo reply longer than the tunnel takes is dropped as `mtu_exceeded` rather than
+/// sent for the underlay to drop. Read back by etherparse.
+#[test]
+fn what_goes_back_into_a_small_tunnel_fits_it() {
+    use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, _) = tunnel_edge();
+    // IPv6 needs 1280 bytes: acme's IPv6 route goes by its other tunnel here.
+    let config = config.replacen("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 300", 1).replacen(
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+        1,
+    );
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let mut send = |inner: &[u8]| {
+        let input = in_gre(inner, [198, 51, 100, 1], [192, 0, 2, 1]);
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(&input);
+        let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
+        let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+        frame.verdict = outcome.verdict;
+        (outcome.verdict, frame.tx_bytes().map(<[u8]>::to_vec))
+    };
+    // A 300-byte TTL-1 datagram from the router: its error is 28 + 272 bytes, not 328.
+    let mut probe = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv4([10, 213, 0, 1], [8, 8, 8, 8], 1)
+        .udp(33434, 33435)
+        .write(&mut probe, &[0x55; 300 - 28])
+        .unwrap();
+    let (verdict, sent) = send(&probe);
+    assert!(matches!(verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. }), "{verdict:?}");
+    let sent = sent.unwrap();
+    let error = SlicedPacket::from_ip(&sent[14 + 20 + 4..]).unwrap();
+    let Some(NetSlice::Ipv4(e)) = error.net else { panic!("not IPv4: {error:?}") };
+    assert_eq!(e.header().total_len(), 300, "the error fills the tunnel, no more");
+    assert_eq!(&sent[14 + 20 + 4 + 28..14 + 20 + 4 + 48], &probe[14..34], "the quote starts with the packet's header");
+    // A 300-byte ping of our side is answered; a 301-byte one is not sent back.
+    for (len, fits) in [(300, true), (301, false)] {
+        let mut ping = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([10, 213, 0, 1], [10, 213, 0, 0], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut ping, &vec![0x66; len - 28])
+            .unwrap();
+        let (verdict, _) = send(&ping);
+        match fits {
+            true => assert!(matches!(verdict, Verdict::Tx { reason: TxReason::EchoReply, .. }), "{verdict:?}"),
+            false => assert_eq!(verdict, Verdict::Drop(DropReason::MtuExceeded)),
+        }
+    }
+}
+
 /// A TTL-1 packet from a customer's router itself (a traceroute from its tunnel address,
 /// which no customer prefix holds) gets its time-exceeded back through the tunnel it came
 /// out of, not toward the Internet, where that address means nothing.
@@ -611,10 +669,12 @@ fn icmp_errors_about_a_routers_own_packets_go_back_into_its_tunnel() {
     let outer = SlicedPacket::from_ethernet(&sent).unwrap();
     let Some(NetSlice::Ipv4(o)) = outer.net else { panic!("not IPv4: {outer:?}") };
     assert_eq!((o.header().destination(), o.header().protocol()), ([198, 51, 100, 1], etherparse::IpNumber::GRE));
-    // Behind the 4-byte GRE header: ICMP time exceeded from our anycast to the router.
+    // Behind the 4-byte GRE header: ICMP time exceeded from our side of the tunnel (an
+    // address of the interface it leaves by, RFC 1812 §4.3.2.4: a router filtering sources
+    // strictly on its tunnel dropped errors from the anycast address) to the router.
     let error = SlicedPacket::from_ip(&sent[14 + 20 + 4..]).unwrap();
     let Some(NetSlice::Ipv4(e)) = error.net else { panic!("not IPv4: {error:?}") };
-    assert_eq!((e.header().source(), e.header().destination()), ([192, 0, 2, 1], [10, 213, 0, 1]));
+    assert_eq!((e.header().source(), e.header().destination()), ([10, 213, 0, 0], [10, 213, 0, 1]));
     assert_eq!(sent[14 + 20 + 4 + 20], 11, "ICMP type: time exceeded");
 }
 

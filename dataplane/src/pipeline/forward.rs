@@ -9,6 +9,7 @@ use classifier::{ABSENT, Dim, Key};
 use gre::encap::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, EncapError, Endpoints, GreTunnel, encap_gre, prepend_ethernet};
 use gre::fragment::Plan;
 use gre::icmp::{self, Icmpv4Error, Icmpv6Error};
+use gre::ip::{IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{EthernetAddrs, IpPacket, Ipv4Packet, checksum};
 
@@ -395,6 +396,14 @@ pub(super) fn icmp_error(
     }
     let l3 = frame.start + ip.l3_start;
     let packet = frame.buf.get(l3..l3 + ip.l3_len)?;
+    // An error about a packet that came out of a tunnel goes back into it: it quotes what
+    // fits the tunnel (RFC 1812 §4.3.2.3, RFC 4443 §2.4 (c): as much as fits, where a full
+    // quote was dropped as `mtu_exceeded` and the hop vanished from the sender's tracepath),
+    // and an IPv4 one comes from our side of the tunnel where it has one (RFC 1812
+    // §4.3.2.4: an address of the interface it leaves by; the anycast address is not on the
+    // tunnel, and a router filtering sources strictly on it dropped every such error).
+    let back = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
+    let room = back.map_or(usize::MAX, |t| t.mtu as usize);
     let (start, len, reason) = if ip.is_ipv6 {
         let (error, reason) = match kind {
             IcmpKind::TimeExceeded => (Icmpv6Error::HopLimitExceeded, TxReason::IcmpTimeExceeded),
@@ -404,7 +413,8 @@ pub(super) fn icmp_error(
         if !icmp::ipv6_error_allowed(packet, error) || !ctx.limits.icmp.admit(0, 0, ctx.now) {
             return None;
         }
-        let (start, len) = icmp::icmpv6_error(frame.buf, l3, ip.l3_len, error, src, ICMP_TTL)?;
+        let quoted = ip.l3_len.min(room.saturating_sub(IPV6_HEADER_LEN + icmp::ICMP_HEADER_LEN));
+        let (start, len) = icmp::icmpv6_error(frame.buf, l3, quoted, error, src, ICMP_TTL)?;
         (start, len, reason)
     } else {
         let (error, reason) = match kind {
@@ -416,8 +426,9 @@ pub(super) fn icmp_error(
         if !icmp::ipv4_error_allowed(packet) || !ctx.limits.icmp.admit(0, 0, ctx.now) {
             return None;
         }
-        let src = Ipv4Addr::from(ctx.snap.anycast);
-        let (start, len) = icmp::icmpv4_error(frame.buf, l3, ip.l3_len, error, src, ICMP_TTL)?;
+        let src = back.and_then(|t| t.interface).map_or(Ipv4Addr::from(ctx.snap.anycast), |i| i.ours);
+        let quoted = ip.l3_len.min(room.saturating_sub(IPV4_HEADER_LEN + icmp::ICMP_HEADER_LEN));
+        let (start, len) = icmp::icmpv4_error(frame.buf, l3, quoted, error, src, ICMP_TTL)?;
         (start, len, reason)
     };
     Some(originate(ctx, frame.buf, start, len, ip.is_ipv6, reason))
@@ -485,6 +496,11 @@ pub(super) fn back_into(
     is_ipv6: bool,
     reason: TxReason,
 ) -> Verdict {
+    // The tunnel's MTU is what its path takes, whatever the router sent us: an echo reply
+    // as long as a request that just fitted its way in may not fit back.
+    if len > tunnel.mtu as usize {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
     encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)
 }
 
