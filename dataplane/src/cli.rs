@@ -180,8 +180,8 @@ pub struct RunArgs {
     /// cluster's members: any that answers serves.
     #[arg(long, value_name = "ENDPOINT[,ENDPOINT...]")]
     pub config_etcd: Option<String>,
-    /// The etcd key prefix.
-    #[arg(long, value_name = "PREFIX", default_value = "/transitd/", requires = "config_etcd")]
+    /// The etcd key prefix, ending in `/`.
+    #[arg(long, value_name = "PREFIX", default_value = "/transitd/", requires = "config_etcd", value_parser = etcd_prefix)]
     pub prefix: String,
     /// The interface to attach to.
     #[arg(long)]
@@ -428,6 +428,26 @@ mod tests {
         );
         assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "99999999"]).is_err());
     }
+
+    /// An etcd prefix without its closing `/` also takes a sibling prefix's keys: refused.
+    #[test]
+    fn an_etcd_prefix_ends_in_a_slash() {
+        let run = |prefix: &str| {
+            Cli::try_parse_from([
+                "transitd",
+                "run",
+                "--config-etcd",
+                "http://e:2379",
+                "--prefix",
+                prefix,
+                "--iface",
+                "e",
+            ])
+        };
+        assert!(run("/transitd/").is_ok());
+        let e = run("/transitd").unwrap_err().to_string();
+        assert!(e.contains("an etcd prefix ends in `/` (`/transitd/`)"), "{e}");
+    }
 }
 
 /// `transitd bgp ...`.
@@ -460,4 +480,15 @@ pub enum BgpCommand {
         #[arg(long)]
         withdraw_after_ms: u64,
     },
+}
+
+/// An etcd key prefix ends in `/`: keys are matched by prefix, so `/transitd` would also take
+/// `/transitd-staging/server` (as `-staging/server`, not a transitd key, and the whole
+/// configuration refused at every change).
+fn etcd_prefix(text: &str) -> Result<String, String> {
+    if text.ends_with('/') {
+        Ok(text.to_string())
+    } else {
+        Err(format!("an etcd prefix ends in `/` (`{text}/`): `{text}` would also take the keys of `{text}-other/`"))
+    }
 }

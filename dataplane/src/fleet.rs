@@ -149,7 +149,9 @@ fn parses_alone(name: &str, value: &str) -> Result<toml::Table, ConfigError> {
 /// as the key is. The inline form (`customer = [{ ... }]`) is refused: joined after the
 /// server key, it would be a key of the server key's last table.
 fn check_customer(name: &str, value: &str, table: &toml::Table) -> Result<(), String> {
-    if !value.lines().any(|l| l.trim_start().starts_with("[[customer]]")) {
+    // The table header as TOML allows it: `[[ customer ]]` and `[["customer"]]` too.
+    let header = |l: &str| l.replace([' ', '\t', '"', '\''], "").starts_with("[[customer]]");
+    if !value.lines().any(header) {
         return Err(format!("a customer key holds one [[customer]] table (named `{name}`), written as one"));
     }
     let list = table.get("customer").and_then(|c| c.as_array());
@@ -463,6 +465,16 @@ mod tests {
         let snap = crate::snapshot::Snapshot::build(&loaded).unwrap();
         assert_eq!(snap.customers.len(), 1);
         assert_eq!(snap.customers[0].name, "acme");
+    }
+
+    /// The header may be written as TOML allows it, with spaces or quotes.
+    #[test]
+    fn a_customer_header_with_spaces_or_quotes_is_one() {
+        for header in ["[[ customer ]]", "[[\"customer\"]]", "  [[customer]]"] {
+            let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", &ACME.replace("[[customer]]", header))]);
+            let snap = crate::snapshot::Snapshot::build(&assemble("/t/", &k).unwrap());
+            assert_eq!(snap.map(|s| s.customers.len()).ok(), Some(1), "{header}");
+        }
     }
 
     #[test]
