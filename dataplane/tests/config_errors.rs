@@ -721,3 +721,15 @@ fn an_mss_on_a_tunnel_too_small_for_one_says_why() {
           under the 88 an mss may be (leave it out: 28 is used)"]
     );
 }
+
+/// `[customer]` where a list of tables is meant says what to write, not only serde's
+/// "invalid type: map, expected a sequence".
+#[test]
+fn a_single_bracket_list_header_says_to_double_it() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n\n[customer]\nname = \"a\"\n";
+    assert_eq!(
+        errors(text),
+        ["bad.toml:4:1: invalid type: map, expected a sequence: write `[[customer]]`, a list of tables (one \
+             `[[customer]]` header each)"]
+    );
+}

@@ -626,6 +626,15 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
                     None => 0,
                 },
             };
+            // `[customer]` where `[[customer]]` is meant: serde says only "invalid type:
+            // map, expected a sequence", which does not say what to write.
+            let line = text.get(offset..).and_then(|t| t.lines().next()).unwrap_or("").trim();
+            if message.starts_with("invalid type: map, expected a sequence")
+                && let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
+                && !name.starts_with('[')
+            {
+                message = format!("{message}: write `[[{name}]]`, a list of tables (one `[[{name}]]` header each)");
+            }
             Err(ConfigErrors(vec![ConfigError::new(source.pos(offset), message)]))
         }
     }
