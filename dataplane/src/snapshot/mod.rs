@@ -464,6 +464,11 @@ impl Builder<'_> {
         let customers_in = self.bounded_customers(&loaded.file.customers);
         let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
         self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
+        if !server.mss_clamp {
+            for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
+                self.warn(&mss.span(), "mss is not used: [server] mss_clamp = false clamps no SYN");
+            }
+        }
         self.check_overlaps(&mut c.prefixes, customers_in);
         self.warn_without_anycast_v6(&c.prefixes, s.anycast_v6);
         if loaded.file.bgp.is_some() {
@@ -571,8 +576,22 @@ impl Builder<'_> {
         };
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
         let next_hop = match (&server.next_hop_mac, &server.next_hop) {
-            (Some(_), _) => NextHop::Static(eth.dst),
+            (Some(_), Some(ip)) => {
+                // Both: the MAC is used, and the address was silently not.
+                self.warn(&ip.span(), "next_hop is not used: next_hop_mac is set too, and frames go to that MAC");
+                NextHop::Static(eth.dst)
+            }
+            (Some(_), None) => NextHop::Static(eth.dst),
             (None, Some(ip)) => match ip.get_ref().parse::<IpAddr>() {
+                // One router's address, not ours: never to be found in the neighbour table.
+                Ok(a)
+                    if !is_host_address(a)
+                        || a == IpAddr::V4(Ipv4Addr::from(anycast))
+                        || Some(a) == anycast_v6.map(IpAddr::V6) =>
+                {
+                    self.err(&ip.span(), format!("next_hop `{a}` is not a router's address (one host's, not ours)"));
+                    NextHop::Unset
+                }
                 Ok(ip) => NextHop::Neighbour(ip),
                 Err(_) => {
                     self.err(&ip.span(), format!("next_hop `{}` is not an IP address", ip.get_ref()));

@@ -283,7 +283,56 @@ impl Builder<'_> {
             let names = (tunnel_names, tunnels);
             customer.routes = self.routes(section.get_ref(), id, &own[index], names, sections, &mut groups);
         }
+        self.warn_unrouted(sections, prefixes);
         groups
+    }
+
+    /// A customer prefix no route covers (or covers only in part) is announced, and what
+    /// arrives for it is dropped as `no_route`: said, at the prefix.
+    fn warn_unrouted(&mut self, sections: &[Spanned<CustomerSection>], prefixes: &[OwnedPrefix]) {
+        let range = |n: &IpNet| -> (u128, u128) {
+            match n {
+                IpNet::V4(n) => (u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
+                IpNet::V6(n) => (n.network().into(), n.broadcast().into()),
+            }
+        };
+        for p in prefixes {
+            let Some(section) = sections.get(usize::from(p.customer)) else { continue };
+            let (lo, hi) = range(&p.net);
+            // The routes' ranges inside the prefix, in order: is every address of it in one?
+            let mut inside: Vec<(u128, u128)> = section
+                .get_ref()
+                .routes
+                .iter()
+                .filter_map(|r| r.get_ref().prefix.get_ref().parse::<IpNet>().ok())
+                .filter(|r| matches!((r, &p.net), (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))))
+                .map(|r| range(&r.trunc()))
+                .filter(|&(a, b)| a <= hi && b >= lo)
+                .map(|(a, b)| (a.max(lo), b.min(hi)))
+                .collect();
+            inside.sort_unstable();
+            let mut next = Some(lo); // the first address not yet covered (None: past the top)
+            for &(a, b) in &inside {
+                match next {
+                    Some(n) if a <= n => next = b.checked_add(1).map(|e| e.max(n)),
+                    _ => break,
+                }
+            }
+            let covered = next.is_none_or(|n| n > hi);
+            if covered {
+                continue;
+            }
+            let name = section.get_ref().name.get_ref();
+            let how = if inside.is_empty() { "has no route" } else { "is routed only in part" };
+            self.warn(
+                &p.span,
+                format!(
+                    "prefix {} of customer `{name}` {how}: it is announced, and traffic to what no route \
+                     covers is dropped as no_route",
+                    p.net
+                ),
+            );
+        }
     }
 
     /// The customer's routes: prefixes inside its own, each to tunnels of its own, grouped
