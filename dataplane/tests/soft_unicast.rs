@@ -269,6 +269,13 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     let lines: Vec<&str> = stderr.lines().map(|l| l.rsplit_once(".csv").map_or(l, |(_, rest)| rest)).collect();
     assert_eq!(lines, [":4: bad prefix length in `198.18.202.0/33`", ":6: `10.0.0.1/8` has host bits set"], "{stderr}");
+    // Space around a city is not published (readers trim it: ` London ` beside `London`
+    // would be two locations).
+    let padded = std::fs::read_to_string(&config).unwrap().replace("city = \"London\"", "city = \"  London \"");
+    assert!(padded.contains("  London "));
+    std::fs::write(&file, padded).unwrap();
+    let out = transitd(&["geofeed", "-c", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\n198.18.200.1/32,GB,GB-ENG,London,\n"));
     let _ = std::fs::remove_file(file);
 }
 

@@ -168,9 +168,10 @@ fn parse_line(raw: &str) -> Result<Option<Entry>, String> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix_len = match len_text {
         None => max,
-        Some(l) => l
-            .parse::<u8>()
-            .ok()
+        // Digits only: `u8`'s parser takes a leading `+` (`/+24`).
+        Some(l) => Some(l)
+            .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|l| l.parse::<u8>().ok())
             .filter(|l| *l <= max)
             .ok_or_else(|| format!("bad prefix length in {}", quoted(get(0))))?,
     };

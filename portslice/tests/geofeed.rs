@@ -146,3 +146,10 @@ proptest! {
         }
     }
 }
+
+/// A prefix length is digits: Rust's integer parser also takes `+24`.
+#[test]
+fn a_prefix_length_with_a_sign_is_refused() {
+    let err = geofeed::parse("192.0.2.0/+24,GB,,,\n").unwrap_err();
+    assert!(err.reason.contains("prefix length"), "{}", err.reason);
+}

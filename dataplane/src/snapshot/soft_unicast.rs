@@ -328,7 +328,9 @@ impl Builder<'_> {
             }
             // What the geofeed publishes: a region of the country, a city on one line.
             let text = |v: &Option<Spanned<String>>| v.as_ref().map_or(String::new(), |v| v.get_ref().clone());
-            let (region, city) = (text(&e.region), text(&e.city));
+            // Space around a city is not part of it: the feed's readers trim it, and ` London `
+            // beside `London` was published as two locations, never merged.
+            let (region, city) = (text(&e.region), text(&e.city).trim().to_string());
             if let Some(why) = portslice::geofeed::check_region(country, &region) {
                 self.err(&e.region.as_ref().map_or(e.country.span(), |v| v.span()), format!("region: {why}"));
             }
