@@ -83,7 +83,21 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
     let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     anyhow::ensure!(!allowed.is_empty(), "cannot read the CPUs this process may run on (sched_getaffinity)");
     match asked {
-        None => Ok((0..queues.len()).map(|i| allowed[i % allowed.len()]).collect()),
+        None => {
+            if queues.len() > allowed.len() {
+                // Two busy-polling workers on one CPU take turns in scheduler slices of
+                // milliseconds, and both rx rings overflow meanwhile: said, not refused (a
+                // lab's veth has more queues than a small machine has CPUs).
+                eprintln!(
+                    "transitd: warning: {} queues but {} CPUs to run on ({}): workers share CPUs; choose \
+                     queues with --queues (and CPUs with --cores)",
+                    queues.len(),
+                    allowed.len(),
+                    ranges(&allowed)
+                );
+            }
+            Ok((0..queues.len()).map(|i| allowed[i % allowed.len()]).collect())
+        }
         Some(cores) => {
             anyhow::ensure!(
                 cores.len() == queues.len(),
