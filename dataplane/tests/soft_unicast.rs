@@ -50,6 +50,35 @@ fn return_traffic_goes_to_its_owner_and_never_loops() {
     assert_eq!(got, expect);
 }
 
+/// An ICMP error quoting a later fragment of our datagram has no port to steer by (the
+/// quote's first bytes are data): it stays with the address's data centre, as a later
+/// fragment itself does; the same error quoting the first fragment goes to the port's owner.
+/// (Its data read as a port sent it to a2 over the backbone.)
+#[test]
+fn an_icmp_error_quoting_a_later_fragment_is_steered_by_no_port() {
+    use etherparse::PacketBuilder;
+    let (config, _) = fleet();
+    let error = |frag_offset: u16| {
+        // Our UDP datagram from 198.18.200.1 to the peer; its first data bytes 0x0fa0 (4000,
+        // a2's slice) where a first fragment has its source port.
+        let mut quoted = vec![0x45, 0, 0, 100, 0, 1, (frag_offset >> 8) as u8, frag_offset as u8, 64, 17, 0, 0];
+        quoted.extend_from_slice(&[198, 18, 200, 1, 192, 0, 2, 77]);
+        quoted.extend_from_slice(&[0x0f, 0xa0, 0x1e, 0x61, 0, 80, 0, 0]);
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([192, 0, 2, 77], [198, 18, 200, 1], 64)
+            .icmpv4_raw(11, 0, [0; 4])
+            .write(&mut frame, &quoted)
+            .unwrap();
+        frame
+    };
+    let (v, _, _) = verdicts_of(&config, vec![error(100), error(0)]);
+    assert_eq!(
+        fates(&v),
+        [format!("pass:{}", PassReason::EgressLocal.name()), format!("tx:{}", TxReason::Backbone.name())]
+    );
+}
+
 /// A backbone packet for this server that the XDP program left to userspace (here: behind a
 /// VLAN tag, which `backbone_mine` does not take) is passed as the XDP program passes it:
 /// the inner packet behind the outer link header, not the tunnel (the host has no GRE

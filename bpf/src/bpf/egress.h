@@ -69,6 +69,10 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	struct iphdr *q = (void *)(ic + 1);
 	if ((void *)(q + 1) > end || quoted + sizeof(*q) > total || q->version != 4)
 		return 0;
+	/* A quoted later fragment has no transport header: its first bytes are data, not a port
+	 * (as the pipeline's steering_port reads it). */
+	if (q->frag_off & bpf_htons(0x1fff))
+		return 0;
 	__u32 qihl = (q->ihl & 0xf) * 4;
 	if (qihl < sizeof(*q))
 		return 0;

@@ -220,7 +220,10 @@ pub fn steering_port(data: &[u8], key: &Key, ip: &IpFrame) -> Option<u16> {
             3 | 4 | 5 | 11 | 12 => {
                 // The quoted packet: our IPv4 header, then the first 8 bytes of its payload.
                 let quoted = Ipv4Packet::new_checked(data.get(ip.l4_start + 8..)?).ok()?;
-                if quoted.version() != 4 {
+                // A quoted later fragment has no transport header: its first bytes are data,
+                // not a port (RFC 792 errors are about fragment zero; one about another is
+                // spoofed or broken, and stays here). The XDP program reads it alike.
+                if quoted.version() != 4 || quoted.frag_offset() != 0 {
                     return None;
                 }
                 let l4 = ip.l4_start + 8 + quoted.header_len();
