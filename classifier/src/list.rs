@@ -42,7 +42,7 @@ member_fields!(
 );
 
 /// A list's members, by the kind of field they can be compared with.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct List {
     /// IPv4 addresses and networks, as `ip.src` holds them (`a << 96`).
     pub ipv4: IntervalSet,
@@ -481,6 +481,11 @@ impl Registry {
     /// likely as a feed of one family, worth a warning at the rule.
     pub fn take_notes(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notes)
+    }
+
+    /// The list called `name`, if there is one.
+    pub fn list(&self, name: &str) -> Option<&List> {
+        self.lists.get(name)
     }
 
     /// The lookups to run per packet for the slots handed out.

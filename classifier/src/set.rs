@@ -5,7 +5,7 @@
 //! `!=` and `not` reach the compiler as plain intervals.
 
 /// A set of `u128` values.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct IntervalSet {
     /// Sorted by start, pairwise disjoint and non-adjacent; each `(lo, hi)` has `lo <= hi`.
     ranges: Vec<(u128, u128)>,

@@ -315,6 +315,30 @@ fn a_reload_that_widens_coverage_picks_up_the_connections_it_newly_covers() {
     assert!(passed(verdict_with(&wider, &mut limits, &ack(2, 443), 201 * s)), "still tracked");
 }
 
+/// A rule over a `$list` covers what the list holds: a reload whose list gained an address
+/// gives the connections already open to it a grace period, as a wider filter does (the
+/// fingerprint once left the list's members out, and they were dropped as out of state).
+#[test]
+fn a_reload_whose_list_gains_an_address_picks_up_its_connections() {
+    let covering = |members: &str| {
+        let text = protected("mitigate")
+            .replace("grace_period = 0", "grace_period = 5")
+            .replace("match = \"tcp\"", "match = \"ip.dst in $protected\"");
+        snapshot(&format!("{text}\n[[list]]\nname = \"protected\"\nitems = [{members}]\n"))
+    };
+    let (one, two) = (covering("\"203.0.113.80\""), covering("\"203.0.113.80\", \"203.0.113.81\""));
+    let s = 1_000_000_000;
+    let ack = |dst: u8, sport: u16| segment([198, 18, 0, 1], [203, 0, 113, dst], sport, 443, 0x10, 0);
+    let mut limits = Limits::new(&one);
+    let passed = |v: Verdict| matches!(v, Verdict::Tx { .. });
+    assert!(passed(verdict_with(&one, &mut limits, &ack(80, 1), s)), "picked up in the first grace period");
+    assert!(passed(verdict_with(&one, &mut limits, &ack(81, 2), 100 * s)), "not covered yet");
+    assert!(is_out_of_state(&verdict_with(&one, &mut limits, &ack(80, 3), 100 * s)), "covered, the grace is over");
+    limits.rebind(&one, &two);
+    assert!(passed(verdict_with(&two, &mut limits, &ack(81, 2), 101 * s)), "newly covered: picked up");
+    assert!(is_out_of_state(&verdict_with(&two, &mut limits, &ack(81, 4), 200 * s)), "over again");
+}
+
 #[test]
 fn memory_stays_fixed_under_ten_million_flows() {
     let timeouts = FlowTimeouts {

@@ -187,7 +187,7 @@ impl Builder<'_> {
         *dos_rule_count += dos.rules().len() as u32;
         let (tcp_rules, tcp_base) = self.customer_tcp_rules(tcp, &c.tcp_protection.rules, id, name);
         let prefixes: Vec<&String> = c.prefixes.iter().map(|p| p.get_ref()).collect();
-        let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, (tcp.coverage, prefixes));
+        let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, &self.lists, (tcp.coverage, prefixes));
         Customer {
             name: name.clone(),
             firewall,

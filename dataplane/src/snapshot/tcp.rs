@@ -130,7 +130,7 @@ impl Builder<'_> {
             },
             authenticated_ns,
             cookie_key: random_key(),
-            coverage: coverage(&t.rules, ()),
+            coverage: coverage(&t.rules, &self.lists, ()),
         };
         let (global, rules) = self.tcp_rules(&mut tcp, &t.rules, None, "[tcp_protection]");
         tcp.global = global;
@@ -215,15 +215,30 @@ impl Builder<'_> {
 }
 
 /// A fingerprint of what `rules` cover, and of `more` (the global rules' fingerprint and a
-/// customer's prefixes): their filters in order, whatever their names, modes and
-/// thresholds. A reload that changes it may cover connections that were not tracked
-/// before: the worker gives them a grace period of their own. (A `$list`'s members are not
-/// in it.)
-pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std::hash::Hash) -> u64 {
+/// customer's prefixes): their filters in order, with the members of the `$list`s they name,
+/// whatever their names, modes and thresholds. A reload that changes it may cover
+/// connections that were not tracked before: the worker gives them a grace period of their
+/// own. (A list that gained an address left the fingerprint as it was: the connections
+/// already open to that address were dropped as `tcp_out_of_state_ack`.)
+pub(super) fn coverage(
+    rules: &[Spanned<config::TcpRuleSection>],
+    lists: &classifier::Registry,
+    more: impl std::hash::Hash,
+) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     for r in rules {
-        r.get_ref().expr.get_ref().hash(&mut h);
+        let expr = r.get_ref().expr.get_ref();
+        expr.hash(&mut h);
+        // `$name`, as the rule language writes a list (a name that is none, or text inside a
+        // string, hashes nothing or something harmless: a fingerprint, not a parse).
+        for (at, _) in expr.match_indices('$') {
+            let name: String = expr[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .collect();
+            lists.list(&name).hash(&mut h);
+        }
     }
     more.hash(&mut h);
     h.finish()
