@@ -528,6 +528,11 @@ impl Lists for Registry {
             let kind = if matches!(field.ty, Ty::Ipv4) { "IPv4" } else { "IPv6" };
             self.notes.push(format!("{} in ${name} matches nothing: the list holds no {kind} addresses", field.name));
         }
+        // An empty list is legitimate, but `not ip.src in $allowed` over a feed that came out
+        // empty drops everything: said, at the rule.
+        if list.is_empty() {
+            self.notes.push(format!("${name} is empty: {} in ${name} matches nothing", field.name));
+        }
         if members.is_empty() && !list.is_empty() && !family_only {
             let kind = match field.ty {
                 Ty::Ipv4 => "IPv4 addresses",

@@ -587,13 +587,16 @@ fn a_mistake_is_said_once_not_again_where_it_is_used() {
 fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
     let text = "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"v4\"\nitems = [\"198.51.100.0/24\"]\n\
                 [[dos.rule]]\nmatch = \"ip.src in $v4 or ipv6.src in $v4\"\naction = \"drop\"\n\
-                [[customer]]\nname = \"empty\"\n";
+                [[customer]]\nname = \"empty\"\n\
+                [[list]]\nname = \"none\"\n[[dos.rule]]\nmatch = \"not ip.src in $none\"\naction = \"drop\"\n";
     let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
     let said: Vec<String> = snap.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         said,
         [
             "w.toml:7:9: rule `rule-1`: ipv6.src in $v4 matches nothing: the list holds no IPv6 addresses",
+            // An empty list (a feed that came out empty): `not ... in $none` drops everything.
+            "w.toml:14:9: rule `rule-2`: $none is empty: ip.src in $none matches nothing",
             "w.toml:10:8: customer `empty` has no prefixes: no traffic is routed to it",
         ]
     );
