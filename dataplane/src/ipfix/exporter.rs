@@ -366,6 +366,7 @@ fn normalized(v: Verdict) -> Verdict {
 
 fn record(key: &FlowKey, flow: &Flow, config: &Ipfix, snap: &Snapshot) -> FlowRecord {
     let name = key.customer.and_then(|c| snap.customers.get(usize::from(c))).map(|c| c.name.clone());
+    let vrf = |c: u16| snap.customers.get(usize::from(c)).map_or(0, |c| c.vrf_id);
     FlowRecord {
         start_ms: flow.start_ms,
         end_ms: flow.end_ms,
@@ -382,11 +383,11 @@ fn record(key: &FlowKey, flow: &Flow, config: &Ipfix, snap: &Snapshot) -> FlowRe
         // Decapsulated: the customer it came from is where it entered; it leaves into a
         // customer's domain only when it goes on to another customer (a hairpin). Else the
         // customer it was for is where it leaves.
-        ingress_vrf: key.from_customer.map_or(0, |c| u32::from(c) + 1),
+        ingress_vrf: key.from_customer.map_or(0, vrf),
         egress_vrf: match (key.from_customer, key.customer) {
-            (Some(from), Some(to)) if from != to => u32::from(to) + 1,
+            (Some(from), Some(to)) if from != to => vrf(to),
             (Some(_), _) | (None, None) => 0,
-            (None, Some(to)) => u32::from(to) + 1,
+            (None, Some(to)) => vrf(to),
         },
         vrf_name: name.unwrap_or_default(),
     }
@@ -413,6 +414,41 @@ prefixes = ["198.18.0.0/24"]
     fn snapshot(text: &str) -> Arc<Snapshot> {
         let loaded = crate::config::parse("test.toml", text).expect("parses");
         Arc::new(Snapshot::build(&loaded).expect("builds"))
+    }
+
+    /// The VRF ids of CONFIG's customers, `first` and `second`: their names' (the same
+    /// whichever is written first).
+    fn ids() -> [u32; 2] {
+        let ids = crate::snapshot::vrf_ids(["first", "second"].into_iter());
+        assert_eq!(crate::snapshot::vrf_ids(["second", "first"].into_iter()), [ids[1], ids[0]]);
+        [ids[0], ids[1]]
+    }
+
+    /// A customer's VRF id is its name's: adding a customer before it leaves it as it was
+    /// (the place in the file made it another customer's at the collector). Two names whose
+    /// hashes meet get different ids, the first in name order keeping its own.
+    #[test]
+    fn vrf_ids_follow_names_not_places() {
+        use crate::snapshot::vrf_ids;
+        let before = vrf_ids(["acme", "beta"].into_iter());
+        let after = vrf_ids(["aardvark", "acme", "beta"].into_iter());
+        assert_eq!(&after[1..], &before[..]);
+        assert!(after.iter().all(|&id| id != 0));
+        // Two names of one hash, found by trying (a 31-bit hash meets itself within some
+        // tens of thousands of names).
+        let mut seen = std::collections::HashMap::new();
+        let (a, b) = (0..)
+            .find_map(|i| {
+                let name = format!("customer-{i}");
+                let id = vrf_ids(std::iter::once(name.as_str()))[0];
+                seen.insert(id, name.clone()).map(|other| (other, name))
+            })
+            .expect("a collision");
+        let ids = vrf_ids([b.as_str(), a.as_str()].into_iter());
+        assert_ne!(ids[0], ids[1]);
+        let own = |n: &str| vrf_ids(std::iter::once(n))[0];
+        let (first, _) = if a < b { (&a, &b) } else { (&b, &a) };
+        assert!(ids.contains(&own(first)), "the first in name order keeps its hash");
     }
 
     fn exporter(text: &str) -> Exporter {
@@ -452,7 +488,8 @@ prefixes = ["198.18.0.0/24"]
         let (_, due) = x.due(true).expect("configured");
         let mut domains: Vec<(u128, u32, u32)> = due.iter().map(|r| (r.src, r.ingress_vrf, r.egress_vrf)).collect();
         domains.sort();
-        assert_eq!(domains, [(1, 0, 2), (2, 1, 0), (3, 1, 2), (4, 0, 0)]);
+        let [first, second] = ids();
+        assert_eq!(domains, [(1, 0, second), (2, first, 0), (3, first, second), (4, 0, 0)]);
     }
 
     #[test]
@@ -497,7 +534,7 @@ prefixes = ["198.18.0.0/24"]
         assert!(relabels(&x.counted_under, &reloaded));
         // What `drain` does on seeing the reload, with the records kept instead of sent.
         let (_, due) = x.due(true).expect("configured");
-        assert_eq!((due[0].egress_vrf, due[0].vrf_name.as_str()), (2, "second"));
+        assert_eq!((due[0].egress_vrf, due[0].vrf_name.as_str()), (ids()[1], "second"));
         snapshots.store(reloaded);
         x.drain();
         assert!(Arc::ptr_eq(&x.counted_under, &snapshots.load_full()));
@@ -529,7 +566,8 @@ prefixes = ["198.18.0.0/24"]
         let mut named: Vec<(u128, u32, &str)> =
             due.iter().map(|r| (r.src, r.egress_vrf, r.vrf_name.as_str())).collect();
         named.sort();
-        assert_eq!(named, [(1, 2, "second"), (2, 2, "first"), (3, 2, "second")]);
+        let [first, second] = ids();
+        assert_eq!(named, [(1, second, "second"), (2, first, "first"), (3, second, "second")]);
 
         // A reload that names every customer alike: a sample from before joins its flow.
         let same = snapshot(&swapped);

@@ -190,6 +190,7 @@ impl Builder<'_> {
         let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, &self.lists, (tcp.coverage, prefixes));
         Customer {
             name: name.clone(),
+            vrf_id: 0, // once every name is known (`vrf_ids`)
             firewall,
             rule_base,
             egress,

@@ -207,6 +207,34 @@ pub struct Customer {
     pub tcp_coverage: u64,
     /// Destination → route group.
     pub routes: IpPrefixTable<RouteGroupId>,
+    /// Its IPFIX routing domain (`ingressVRFID`, `egressVRFID`): from its name, so that it
+    /// means the same customer across reloads and across a fleet's servers ([`vrf_ids`]).
+    pub vrf_id: u32,
+}
+
+/// Each customer's IPFIX VRF id, in `names` order: a hash of its name (FNV-1a, 31 bits, never
+/// 0, which means none), the next free one where two names meet (taken in name order, so
+/// that which of the two moves does not depend on where they are written). A collector
+/// groups by the id: the customer's place in the file, the id once, changed meaning
+/// whenever a customer was added before it.
+pub fn vrf_ids<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let names: Vec<&str> = names.collect();
+    let hash = |name: &str| {
+        let h = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        (h & 0x7fff_ffff).max(1)
+    };
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by_key(|&i| names[i]);
+    let mut taken = std::collections::HashSet::new();
+    let mut ids = vec![0; names.len()];
+    for i in order {
+        let mut id = hash(names[i]);
+        while !taken.insert(id) {
+            id = id % 0x7fff_ffff + 1;
+        }
+        ids[i] = id;
+    }
+    ids
 }
 
 /// One GRE tunnel.
@@ -463,6 +491,10 @@ impl Builder<'_> {
         // Ids are 16 bits: what lies past the bounds is reported and never compiled.
         let customers_in = self.bounded_customers(&loaded.file.customers);
         let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
+        let ids = vrf_ids(c.customers.iter().map(|c| c.name.as_str()));
+        for (customer, id) in c.customers.iter_mut().zip(ids) {
+            customer.vrf_id = id;
+        }
         self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
         if !server.mss_clamp {
             for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
