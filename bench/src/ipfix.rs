@@ -90,6 +90,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             active_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(1),
             enterprise_number: 32473,
+            template_refresh: Duration::from_secs(60),
+            max_message: 1400,
         };
         let snap = Arc::new(load(&args.config, Some(config))?);
         let samples = Samples::new(65_536);

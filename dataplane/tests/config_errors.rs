@@ -800,3 +800,20 @@ fn an_mss_without_clamping_is_warned_about() {
     let said: Vec<String> = snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("mss")).collect();
     assert_eq!(said, ["w.toml:9:7: mss is not used: [server] mss_clamp = false clamps no SYN"]);
 }
+
+/// The IPFIX message size and template refresh are the operator's (RFC 7011 §10.3.3, §8.4),
+/// within bounds said at their position.
+#[test]
+fn ipfix_message_size_and_template_refresh_are_bounded() {
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[ipfix]\ncollector = \"192.0.2.9:4739\"\n\
+                max_message_size = 100\ntemplate_refresh_s = 0\n";
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:5:20: max_message_size 100 is not in 512..=65507",
+            "bad.toml:6:22: template_refresh_s 0 is not in 1..=86400",
+        ]
+    );
+    let ok = text.replace("max_message_size = 100", "max_message_size = 512").replace("= 0", "= 30");
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}

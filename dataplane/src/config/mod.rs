@@ -194,6 +194,21 @@ pub struct IpfixSection {
     /// The Private Enterprise Number of transitd's own information element (the reason).
     #[serde(default = "default_ipfix_enterprise")]
     pub enterprise_number: Spanned<u32>,
+    /// Seconds between the templates' retransmissions (RFC 7011 §8.4: configurable over UDP).
+    #[serde(default = "default_ipfix_template_refresh")]
+    pub template_refresh_s: Spanned<u32>,
+    /// Largest message, in bytes: the path to the collector must carry it with its IP and
+    /// UDP headers unfragmented (RFC 7011 §10.3.3).
+    #[serde(default = "default_ipfix_max_message")]
+    pub max_message_size: Spanned<u32>,
+}
+
+fn default_ipfix_template_refresh() -> Spanned<u32> {
+    Spanned::new(0..0, 60)
+}
+
+fn default_ipfix_max_message() -> Spanned<u32> {
+    Spanned::new(0..0, crate::ipfix::wire::DEFAULT_MAX_MESSAGE)
 }
 
 fn default_ipfix_sample() -> Spanned<u32> {

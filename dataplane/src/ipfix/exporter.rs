@@ -30,8 +30,6 @@ use crate::snapshot::{Ipfix, Snapshot};
 
 /// How often the queue is emptied and timeouts looked at.
 const TICK: Duration = Duration::from_millis(100);
-/// Templates are sent again this often (RFC 7011 §8.4: over UDP, periodically).
-const TEMPLATE_EVERY: Duration = Duration::from_secs(60);
 /// Flows kept at most: about 130 bytes each, 32 MiB.
 pub const MAX_FLOWS: usize = 262_144;
 /// Samples past [`MAX_FLOWS`] held as flows of their own before they are sent.
@@ -306,7 +304,7 @@ impl Exporter {
         let templates_due = self
             .templates_sent
             .as_ref()
-            .is_none_or(|(sent_for, at)| sent_for != config || at.elapsed() >= TEMPLATE_EVERY);
+            .is_none_or(|(sent_for, at)| sent_for != config || at.elapsed() >= config.template_refresh);
         if records.is_empty() && !templates_due {
             return;
         }
@@ -320,12 +318,22 @@ impl Exporter {
         }
         let Some(socket) = &self.socket else {
             self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            // Counted as sent, as a lost message's are: the collector sees the gap.
+            let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
+            *sequence = sequence.wrapping_add(records.len() as u32);
             return;
         };
         let templates = templates_due.then(|| wire::template_set(config.enterprise_number));
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
         let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
-        let messages = wire::messages(templates.as_deref(), records, secs, sequence, config.observation_domain);
+        let messages = wire::messages(
+            templates.as_deref(),
+            records,
+            secs,
+            sequence,
+            config.observation_domain,
+            config.max_message,
+        );
         // Each message's header holds the records sent before it (RFC 7011 §3.1): the
         // difference to the next one's is how many it carries.
         let ends = messages.iter().skip(1).map(|m| wire::sequence_of(m)).chain([*sequence]);
@@ -422,6 +430,34 @@ prefixes = ["198.18.0.0/24"]
         let ids = crate::snapshot::vrf_ids(["first", "second"].into_iter());
         assert_eq!(crate::snapshot::vrf_ids(["second", "first"].into_iter()), [ids[1], ids[0]]);
         [ids[0], ids[1]]
+    }
+
+    /// Messages keep under `max_message_size` (templates and records alike), and carry
+    /// every record once: the sequence numbers of consecutive messages differ by what each
+    /// holds.
+    #[test]
+    fn messages_keep_under_the_configured_size() {
+        let mut x = exporter(CONFIG);
+        for src in 0..200 {
+            x.add(&sample(src, 5, Some(src as u16 % 2)), Instant::now());
+        }
+        let (_, due) = x.due(true).expect("configured");
+        let templates = wire::template_set(32473);
+        for max in [512, 1400, 9000] {
+            let mut sequence = 7;
+            let messages = wire::messages(Some(&templates), &due, 0, &mut sequence, 1, max);
+            assert!(
+                messages.iter().all(|m| m.len() <= max),
+                "{max}: {:?}",
+                messages.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+            assert!(messages.iter().all(|m| usize::from(u16::from_be_bytes([m[2], m[3]])) == m.len()));
+            assert_eq!(sequence, 7 + 200);
+            assert_eq!(wire::sequence_of(&messages[0]), 7);
+            if max == 512 {
+                assert!(messages.len() > 20, "{} messages of 512 bytes for 200 records", messages.len());
+            }
+        }
     }
 
     /// A customer's VRF id is its name's: adding a customer before it leaves it as it was

@@ -24,8 +24,8 @@ pub const TEMPLATE_V6: u16 = 257;
 const SYSTEMATIC_COUNT_BASED: u16 = 1;
 /// transitd's reason element, under the configured enterprise number.
 pub const REASON_ELEMENT: u16 = 1;
-/// Messages are kept under this size (an Ethernet MTU less IPv6 and UDP headers).
-pub const MAX_MESSAGE: usize = 1400;
+/// `max_message_size`'s default: an Ethernet MTU less IPv6 and UDP headers, and some room.
+pub const DEFAULT_MAX_MESSAGE: u32 = 1400;
 /// A variable-length field in a template.
 const VARIABLE: u16 = 0xffff;
 
@@ -132,14 +132,16 @@ pub fn record(r: &FlowRecord) -> Vec<u8> {
     out
 }
 
-/// Packs `records` after `templates` (if any) into messages of at most [`MAX_MESSAGE`]
-/// bytes; `sequence` counts the data records sent before (RFC 7011 §3.1) and is advanced.
+/// Packs `records` after `templates` (if any) into messages of at most `max` bytes (a
+/// record longer alone goes alone); `sequence` counts the data records sent before (RFC
+/// 7011 §3.1) and is advanced.
 pub fn messages(
     templates: Option<&[u8]>,
     records: &[FlowRecord],
     export_secs: u32,
     sequence: &mut u32,
     domain: u32,
+    max: usize,
 ) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut msg = header(export_secs, *sequence, domain);
@@ -153,7 +155,7 @@ pub fn messages(
         let template = if r.v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
         let needs_set = open_set.is_none_or(|(_, t)| t != template);
         let more = bytes.len() + if needs_set { 4 } else { 0 };
-        if msg.len() + more > MAX_MESSAGE && in_msg > 0 {
+        if msg.len() + more > max && in_msg > 0 {
             close(&mut msg, open_set.take());
             out.push(std::mem::replace(&mut msg, header(export_secs, *sequence, domain)));
             in_msg = 0;
@@ -184,7 +186,7 @@ pub fn sequence_of(message: &[u8]) -> u32 {
 
 /// A message header; its length is set when the message is complete.
 fn header(export_secs: u32, sequence: u32, domain: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(MAX_MESSAGE);
+    let mut h = Vec::with_capacity(DEFAULT_MAX_MESSAGE as usize);
     put_u16(&mut h, 10);
     put_u16(&mut h, 16);
     h.extend_from_slice(&export_secs.to_be_bytes());

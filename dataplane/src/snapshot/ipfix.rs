@@ -21,6 +21,10 @@ pub struct Ipfix {
     pub idle_timeout: Duration,
     /// The Private Enterprise Number of transitd's reason element.
     pub enterprise_number: u32,
+    /// How often the templates are sent again.
+    pub template_refresh: Duration,
+    /// Largest message, in bytes.
+    pub max_message: usize,
 }
 
 impl Builder<'_> {
@@ -44,6 +48,10 @@ impl Builder<'_> {
         let active = bounded(&s.active_timeout_s, "active_timeout_s", 1..=3600);
         let idle = bounded(&s.idle_timeout_s, "idle_timeout_s", 1..=3600);
         let enterprise_number = bounded(&s.enterprise_number, "enterprise_number", 1..=u32::MAX);
+        let refresh = bounded(&s.template_refresh_s, "template_refresh_s", 1..=86_400);
+        // 512: RFC 7011 §10.3.3's size where the path MTU is unknown, and room for the
+        // templates and a record; 65,507: a UDP datagram's payload over IPv4.
+        let max_message = bounded(&s.max_message_size, "max_message_size", 512..=65_507);
         Ipfix {
             collector,
             sample,
@@ -51,6 +59,8 @@ impl Builder<'_> {
             active_timeout: Duration::from_secs(u64::from(active)),
             idle_timeout: Duration::from_secs(u64::from(idle)),
             enterprise_number,
+            template_refresh: Duration::from_secs(u64::from(refresh)),
+            max_message: max_message as usize,
         }
     }
 }
