@@ -34,6 +34,10 @@ pub(super) struct ConfigWatch {
     /// What the configuration does not say: whether the interface's own MAC could be read
     /// at start (then a configuration without `mac` may be applied), `--this-server`.
     host: Host,
+    /// Snapshots a reload replaced, kept until no worker holds them: the last holder frees
+    /// it, and a rule set's tables (megabytes) freed by a worker between two batches stall it.
+    /// They are freed here, on the supervisor's thread.
+    retired: Vec<Arc<Snapshot>>,
 }
 
 /// A configuration being built on a thread of its own: the supervisor that polls for it
@@ -77,6 +81,7 @@ impl ConfigWatch {
             building: None,
             signalled_meanwhile: false,
             host,
+            retired: Vec::new(),
         })
     }
 
@@ -84,6 +89,8 @@ impl ConfigWatch {
     /// applies a build that is done; `Some(applied)` when a configuration was tried. Waits
     /// for a build at most 50 ms.
     pub(super) fn poll(&mut self, signalled: bool, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> Option<bool> {
+        // Those only this list holds now (every worker and report has moved on) go.
+        self.retired.retain(|s| Arc::strong_count(s) > 1);
         if self.building.is_some() {
             self.signalled_meanwhile |= signalled;
             return self.finish_within(Duration::ZERO, shared, program);
@@ -140,7 +147,10 @@ impl ConfigWatch {
         }
         let b = self.building.take()?;
         let built = b.thread.join().map_err(|_| ());
-        Some(apply(&b.what, b.started, built, shared, program))
+        let replaced = apply(&b.what, b.started, built, shared, program);
+        let applied = replaced.is_some();
+        self.retired.extend(replaced);
+        Some(applied)
     }
 
     /// Waits for the etcd watch (after its stop flag was set). A build under way is left to
@@ -206,14 +216,14 @@ impl FileWatch {
 /// Applies a configuration built from `what` (since `started`): swaps it in, the XDP
 /// program's tables widened around the swap; `Err` (the build panicked) or a configuration
 /// with errors is rejected whole (its errors printed) and the running snapshot stays.
-/// Returns whether the new configuration was applied.
+/// Returns the snapshot it replaced when the new configuration was applied.
 fn apply(
     what: &str,
     started: Instant,
     built: Result<Result<Snapshot, ConfigErrors>, ()>,
     shared: &ArcSwap<Snapshot>,
     program: &XdpProgram,
-) -> bool {
+) -> Option<Arc<Snapshot>> {
     // A panic while building is a bug, but the edge must outlive it: the builder only reads
     // its input and makes a new snapshot on its own thread, so nothing it leaves half-done
     // is shared.
@@ -223,11 +233,11 @@ fn apply(
                 "transitd: reload of {what} rejected: building the configuration panicked (a bug in transitd: \
                  please report it with the file); the running configuration stays"
             );
-            false
+            None
         }
         Ok(Err(errors)) => {
             eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
-            false
+            None
         }
         Ok(Ok(new)) => {
             // The XDP program learns new prefixes before the workers see the snapshot that
@@ -272,7 +282,7 @@ fn apply(
                         "transitd: putting the XDP maps back as they were failed too ({failed}): restart transitd"
                     );
                 }
-                return false;
+                return None;
             }
             // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
             // loses the probes in flight.
@@ -281,7 +291,7 @@ fn apply(
             let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
             new.health.inherit(&names, &probed, &old.health, &old_names);
             drop(names);
-            shared.store(Arc::new(new));
+            let replaced = shared.swap(Arc::new(new));
             // What is left over from the old configuration goes; failing that, it is only
             // redirected to workers that no longer claim it.
             let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
@@ -293,7 +303,7 @@ fn apply(
             for warning in &shared.load().warnings {
                 eprintln!("transitd: warning: {warning}");
             }
-            true
+            Some(replaced)
         }
     }
 }
