@@ -269,9 +269,18 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let mut watch = match failed {
         Some(_) => None,
         None => {
-            ConfigWatch::start(&opts.config, opts.watch, started_from, &sources.reloads, helpers_stop.clone(), host)
-                .map_err(|e| failed = Some(e.context("watching the configuration")))
-                .ok()
+            let inputs = shared.load().inputs.clone();
+            ConfigWatch::start(
+                &opts.config,
+                &inputs,
+                opts.watch,
+                started_from,
+                &sources.reloads,
+                helpers_stop.clone(),
+                host,
+            )
+            .map_err(|e| failed = Some(e.context("watching the configuration")))
+            .ok()
         }
     };
     let mut announcer = Announcer::new(queues.len());

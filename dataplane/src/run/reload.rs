@@ -55,6 +55,7 @@ impl ConfigWatch {
     /// `stop`).
     pub(super) fn start(
         source: &ConfigSource,
+        inputs: &[PathBuf],
         interval: Duration,
         started_from: Option<fleet::Fetched>,
         reloads: &crate::metrics::ReloadStats,
@@ -64,7 +65,7 @@ impl ConfigWatch {
         let etcd_slot: fleet::Slot = Arc::default();
         let etcd_refetch = Arc::new(AtomicBool::new(false));
         let (file, etcd) = match source {
-            ConfigSource::File(path) => (Some(FileWatch::new(path, interval)), None),
+            ConfigSource::File(path) => (Some(FileWatch::new(path, inputs, interval)), None),
             ConfigSource::Etcd(e) => {
                 let start = started_from.unwrap_or_default();
                 let up = reloads.etcd_up.clone().unwrap_or_default();
@@ -149,6 +150,9 @@ impl ConfigWatch {
         let built = b.thread.join().map_err(|_| ());
         let replaced = apply(&b.what, b.started, built, shared, program);
         let applied = replaced.is_some();
+        if let (true, Some(watch)) = (applied, &mut self.file) {
+            watch.follow(&shared.load().inputs);
+        }
         self.retired.extend(replaced);
         Some(applied)
     }
@@ -163,21 +167,25 @@ impl ConfigWatch {
     }
 }
 
-/// Notices a change of the configuration file (its modification time, size or inode) by
-/// looking at it every `interval`; reports a change once the file has stayed the same for one
-/// look and is not empty, so that a file caught half-written is read only when complete. A
-/// write in place truncates the file first: a writer that stalls after that (a loaded
-/// machine, a slow disk) leaves it empty for as long as it likes, and an empty file is never
-/// a configuration.
+/// Notices a change of the configuration file, or of a file it names (a list, the plan: a
+/// feed rewriting a list expects it applied), by its modification time, size or inode,
+/// looking every `interval`; reports a change once the files have stayed the same for one
+/// look and the configuration is not empty, so that a file caught half-written is read only
+/// when complete. A write in place truncates the file first: a writer that stalls after that
+/// (a loaded machine, a slow disk) leaves it empty for as long as it likes, and an empty file
+/// is never a configuration.
 #[derive(Debug)]
 pub(super) struct FileWatch {
     path: PathBuf,
+    /// The files the running configuration names ([`Snapshot::inputs`]).
+    inputs: Vec<PathBuf>,
     interval: Duration,
     last_look: Instant,
-    /// What the running configuration was read from.
-    applied: Option<FileStamp>,
+    /// What the running configuration was read from: the configuration's stamp, then each
+    /// input's.
+    applied: Vec<Option<FileStamp>>,
     /// What the last look saw.
-    seen: Option<FileStamp>,
+    seen: Vec<Option<FileStamp>>,
 }
 
 type FileStamp = (std::time::SystemTime, u64, u64);
@@ -189,27 +197,51 @@ fn stamp(path: &std::path::Path) -> Option<FileStamp> {
 }
 
 impl FileWatch {
-    pub(super) fn new(path: &std::path::Path, interval: Duration) -> FileWatch {
-        let now = stamp(path);
-        FileWatch { path: path.to_path_buf(), interval, last_look: Instant::now(), applied: now, seen: now }
+    pub(super) fn new(path: &std::path::Path, inputs: &[PathBuf], interval: Duration) -> FileWatch {
+        let mut watch = FileWatch {
+            path: path.to_path_buf(),
+            inputs: inputs.to_vec(),
+            interval,
+            last_look: Instant::now(),
+            applied: Vec::new(),
+            seen: Vec::new(),
+        };
+        watch.seen();
+        watch
     }
 
-    /// True when the file changed and has since stayed the same for one look.
+    fn stamps(&self) -> Vec<Option<FileStamp>> {
+        std::iter::once(&self.path).chain(&self.inputs).map(|p| stamp(p)).collect()
+    }
+
+    /// True when a file changed and has since stayed the same for one look.
     pub(super) fn changed(&mut self) -> bool {
         if self.interval.is_zero() || self.last_look.elapsed() < self.interval {
             return false;
         }
         self.last_look = Instant::now();
-        let now = stamp(&self.path);
+        let now = self.stamps();
         let settled = now == self.seen;
+        let config_written = now.first().copied().flatten().is_some_and(|(_, len, _)| len > 0);
+        let changed = settled && config_written && now != self.applied;
         self.seen = now;
-        settled && now.is_some_and(|(_, len, _)| len > 0) && now != self.applied
+        changed
     }
 
-    /// The file as it is now has been read.
+    /// The files as they are now are being read.
     pub(super) fn seen(&mut self) {
-        self.applied = stamp(&self.path);
-        self.seen = self.applied;
+        self.applied = self.stamps();
+        self.seen = self.applied.clone();
+    }
+
+    /// An applied configuration names `inputs`: watched from now on. Those it named before
+    /// keep the stamps taken when the build began (a change while it built is still seen);
+    /// a new one is stamped now.
+    pub(super) fn follow(&mut self, inputs: &[PathBuf]) {
+        if inputs != self.inputs.as_slice() {
+            self.inputs = inputs.to_vec();
+            self.seen();
+        }
     }
 }
 
@@ -391,7 +423,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.toml");
         std::fs::write(&path, "a = 1\n").unwrap();
-        let mut watch = FileWatch::new(&path, Duration::from_millis(1));
+        let mut watch = FileWatch::new(&path, &[], Duration::from_millis(1));
         assert_eq!(looks_until_changed(&mut watch, 5), None, "nothing changed");
 
         // Truncated, as a write in place starts: the writer may stall here for any time.
@@ -403,6 +435,30 @@ mod tests {
         assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
         watch.seen();
         assert_eq!(looks_until_changed(&mut watch, 5), None, "read once");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file the configuration names (a list a feed rewrites) is watched with it: its
+    /// change is reported (once settled), even an empty one (an empty list is a list); a
+    /// file the configuration no longer names is not.
+    #[test]
+    fn a_change_of_a_file_the_configuration_names_is_reported() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, list) = (dir.join("t.toml"), dir.join("block.txt"));
+        std::fs::write(&path, "a = 1\n").unwrap();
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        let mut watch = FileWatch::new(&path, std::slice::from_ref(&list), Duration::from_millis(1));
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "nothing changed");
+        std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
+        watch.seen();
+        std::fs::write(&list, "").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "emptied: a list with nothing in it");
+        watch.seen();
+        watch.follow(&[]);
+        std::fs::write(&list, "192.0.2.3\n").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "no longer named");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

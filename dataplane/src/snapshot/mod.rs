@@ -128,6 +128,10 @@ pub struct Snapshot {
     /// What the configuration asks for that will not work as one would expect, with where:
     /// said by `check-config`, `replay`, `run` and a reload, not refused.
     pub warnings: Vec<ConfigError>,
+    /// The files it was built from besides the configuration (list files, the plan), as
+    /// named: `run` watches them with the configuration file, so that a feed rewriting a
+    /// list reloads it.
+    pub inputs: Vec<std::path::PathBuf>,
 }
 
 /// What becomes of traffic transitd does not forward (`unmatched`, `gre_unsupported`).
@@ -359,6 +363,8 @@ struct Builder<'a> {
     /// Expansion steps all the rules may still spend compiling
     /// ([`crate::limits::MAX_COMPILE_STEPS_PER_CONFIG`]).
     compile_steps_left: usize,
+    /// The files the configuration names (see [`Snapshot::inputs`]).
+    inputs: Vec<std::path::PathBuf>,
 }
 
 /// What `[server]` compiles to.
@@ -389,6 +395,7 @@ impl<'a> Builder<'a> {
             boxes: 0,
             warnings: Vec::new(),
             compile_steps_left: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG,
+            inputs: Vec::new(),
         }
     }
 
@@ -551,6 +558,7 @@ impl Builder<'_> {
             ipfix: loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref())),
             membership: self.lists.membership(),
             warnings: std::mem::take(&mut self.warnings),
+            inputs: std::mem::take(&mut self.inputs),
         }
     }
 
@@ -683,7 +691,9 @@ impl Builder<'_> {
             self.err(&file.span(), why);
             return None;
         }
-        Some(std::path::Path::new(self.src.name()).parent().unwrap_or(std::path::Path::new("")).join(path))
+        let path = std::path::Path::new(self.src.name()).parent().unwrap_or(std::path::Path::new("")).join(path);
+        self.inputs.push(path.clone());
+        Some(path)
     }
 
     /// Refuses a list longer than `max`, at its first entry past the bound.
