@@ -404,6 +404,36 @@ fn a_reload_to_an_unresolved_next_hop_keeps_the_previous_one_for_a_while() {
     assert_eq!(forwarded(&lab), 0, "dropped once the previous next hop is given up");
 }
 
+/// A list file the configuration names is watched with it: a feed rewriting the list (the
+/// configuration untouched, no signal) reloads it, and the sources it now lists are dropped.
+#[test]
+fn rewriting_a_list_file_reloads_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tl", 1);
+    let list = std::env::temp_dir().join(format!("transitd-blocked-{}.txt", std::process::id()));
+    std::fs::write(&list, "192.0.2.99\n").unwrap();
+    let config = format!(
+        "{ACME}\n[[list]]\nname = \"blocked\"\nfile = \"{}\"\n\n[[dos.rule]]\nname = \"blocked\"\n\
+         match = \"ip.src in $blocked\"\naction = \"drop\"\n",
+        list.display()
+    );
+    let t = lab.transitd(&config, &["--no-metrics", "--watch-interval", "0.1"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let forwarded = |lab: &Lab| {
+        let c = lab.capture("up", "u1");
+        scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
+        tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
+    };
+    assert_eq!(forwarded(&lab), 10, "the sender is not listed yet");
+    // The feed writes a new file and renames it over the old one.
+    let fresh = list.with_extension("new");
+    std::fs::write(&fresh, "192.0.2.99\n10.1.0.2\n").unwrap();
+    std::fs::rename(&fresh, &list).unwrap();
+    wait_for("the list's change to be reloaded", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    assert_eq!(forwarded(&lab), 0, "the sender is listed now:\n{}", t.log());
+    let _ = std::fs::remove_file(&list);
+}
+
 /// A metrics port already taken (another instance's) stops the run before it attaches its
 /// XDP program or says it runs: bound after, a second instance attached, told systemd it was
 /// ready, then failed, and `Restart=on-failure` attached and detached it in a loop.
