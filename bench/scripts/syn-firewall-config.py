@@ -52,7 +52,7 @@ prefixes = ["203.0.113.0/24"]
 [[customer.tunnel]]
 name = "acme-gre"
 remote = "198.51.100.1"
-mtu = 9000
+mtu = 4082                     # all a 4096-byte frame carries: nothing is fragmented
 
 [[customer.route]]
 prefix = "203.0.113.0/24"

@@ -817,3 +817,28 @@ fn ipfix_message_size_and_template_refresh_are_bounded() {
     let ok = text.replace("max_message_size = 100", "max_message_size = 512").replace("= 0", "= 30");
     assert_eq!(errors(&ok), Vec::<String>::new());
 }
+
+/// A tunnel mtu past what a frame of `frame_size` carries is said: longer packets never
+/// arrive (`oversize`); within it, nothing is said.
+#[test]
+fn a_tunnel_mtu_past_the_frame_size_is_warned_about() {
+    let text = |frame: u32, mtu: u32| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\nframe_size = {frame}\n[[customer]]\nname = \"a\"\n\
+             [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\nmtu = {mtu}\n"
+        )
+    };
+    let said = |frame, mtu| -> Vec<String> {
+        let snap = Snapshot::build(&config::parse("w.toml", &text(frame, mtu)).unwrap()).unwrap();
+        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("frame_size")).collect()
+    };
+    assert_eq!(
+        said(4096, 9000),
+        [
+            "w.toml:9:7: mtu 9000 is more than a frame of frame_size 4096 carries (4082 bytes of IP): longer packets are \
+          dropped as oversize on arrival; raise frame_size or lower mtu"
+        ]
+    );
+    assert_eq!(said(4096, 4082), Vec::<String>::new());
+    assert_eq!(said(9216, 9000), Vec::<String>::new());
+}

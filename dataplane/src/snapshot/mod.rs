@@ -503,6 +503,21 @@ impl Builder<'_> {
             customer.vrf_id = id;
         }
         self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
+        // A tunnel that takes more than a frame carries: what would use the difference is
+        // dropped as `oversize` on arrival, and its SYNs are clamped to an MSS no packet
+        // reaches.
+        let carried = s.frame_size.saturating_sub(14);
+        for mtu in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mtu.as_ref()) {
+            if *mtu.get_ref() as usize > carried {
+                let why = format!(
+                    "mtu {} is more than a frame of frame_size {} carries ({carried} bytes of IP): longer packets \
+                     are dropped as oversize on arrival; raise frame_size or lower mtu",
+                    mtu.get_ref(),
+                    s.frame_size
+                );
+                self.warn(&mtu.span(), why);
+            }
+        }
         if !server.mss_clamp {
             for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
                 self.warn(&mss.span(), "mss is not used: [server] mss_clamp = false clamps no SYN");
