@@ -312,7 +312,15 @@ impl Exporter {
         // (a collector not listening yet) on the next send, and would lose that message.
         let family_changed = self.socket.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.is_ipv4())
             != Some(config.collector.is_ipv4());
-        if family_changed {
+        // Templates 256 and 257 defined anew (another enterprise number for the reason
+        // element) go out from another socket, a new Transport Session: on the old one RFC
+        // 7011 §8.4 lets an ID be reused only after three refresh intervals, as a reordered
+        // data set would be read with the wrong definition.
+        let redefined = self
+            .templates_sent
+            .as_ref()
+            .is_some_and(|(sent_for, _)| sent_for.enterprise_number != config.enterprise_number);
+        if family_changed || redefined {
             let bind = if config.collector.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
             self.socket = UdpSocket::bind(bind).ok();
         }
@@ -666,6 +674,28 @@ prefixes = ["198.18.0.0/24"]
         // RFC 7011 §3.1: the sequence counts the records of the lost message too (a collector
         // reads the gap as loss).
         assert_eq!(wire::sequence_of(&buf[..len]), 3);
+    }
+
+    /// Templates defined anew (another enterprise number) come from another source port, a
+    /// new Transport Session (RFC 7011 §8.4); the same definitions again, from the same one.
+    #[test]
+    fn templates_defined_anew_come_from_a_new_transport_session() {
+        let mut x = exporter(CONFIG);
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let snap = x.counted_under.clone();
+        let mut config = snap.ipfix.clone().expect("configured");
+        config.collector = collector.local_addr().expect("bound");
+        let records: Vec<FlowRecord> = (0..2).map(|i| record(&key(i), &flow(), &config, &snap)).collect();
+        let mut from = |x: &mut Exporter, config: &Ipfix| {
+            x.send(config, &records);
+            let mut buf = [0u8; 2048];
+            collector.recv_from(&mut buf).expect("a message").1
+        };
+        let first = from(&mut x, &config);
+        assert_eq!(from(&mut x, &config), first, "the same session");
+        config.enterprise_number += 1;
+        assert_ne!(from(&mut x, &config), first, "a new session for the new definitions");
     }
 
     fn key(i: u32) -> FlowKey {
