@@ -687,7 +687,7 @@ prefixes = ["198.18.0.0/24"]
         let mut config = snap.ipfix.clone().expect("configured");
         config.collector = collector.local_addr().expect("bound");
         let records: Vec<FlowRecord> = (0..2).map(|i| record(&key(i), &flow(), &config, &snap)).collect();
-        let mut from = |x: &mut Exporter, config: &Ipfix| {
+        let from = |x: &mut Exporter, config: &Ipfix| {
             x.send(config, &records);
             let mut buf = [0u8; 2048];
             collector.recv_from(&mut buf).expect("a message").1
