@@ -259,9 +259,9 @@ pub struct AfXdpIo<X = XskSocket> {
     jumbo: Vec<Box<[u8]>>,
     /// Received descriptors (reused).
     descs: Box<[Desc]>,
-    /// The errno of the last failed tx kick said (0: none since the last that worked): an
-    /// outage is said once, not at every poll, nor not at all (a device gone, ENXIO).
-    kick_error_said: i32,
+    /// The errno of the last failed tx kick said (`None`: none since the last that worked):
+    /// an outage is said once, not at every poll, nor not at all (a device gone, ENXIO).
+    kick_error_said: Option<i32>,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -307,7 +307,7 @@ impl<X: Xsk> AfXdpIo<X> {
             partial_bad: false,
             jumbo: Vec::new(),
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
-            kick_error_said: 0,
+            kick_error_said: None,
             xsk,
         };
         io.refill_now();
@@ -427,7 +427,7 @@ impl<X: Xsk> AfXdpIo<X> {
             let unsent = self.xsk.tx_unsent();
             let kick = self.xsk.kick_tx();
             if !matches!(kick, Kick::Failed(_)) {
-                self.kick_error_said = 0;
+                self.kick_error_said = None;
             }
             let reclaimed = match kick {
                 Kick::Again => self.reclaim(),
@@ -439,8 +439,8 @@ impl<X: Xsk> AfXdpIo<X> {
                 }
                 Kick::Failed(errno) => {
                     self.stats.kick_errors += 1;
-                    if errno != self.kick_error_said {
-                        self.kick_error_said = errno;
+                    if self.kick_error_said != Some(errno) {
+                        self.kick_error_said = Some(errno);
                         eprintln!(
                             "transitd: the kernel refused to send from an AF_XDP socket (sendto: {}): frames wait on \
                              its tx ring (kick_error counts each refusal)",
@@ -620,10 +620,18 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         let n = self.xsk.receive(&mut descs[..want]);
         self.stats.polls += 1;
         if want == 0 {
-            // Not idle: frames wait in the receive ring while the transmit ring drains.
-            // Reported as idle, the worker slept (`--idle-sleep-us`) with both rings full.
+            // Not idle: frames wait in the receive ring while the transmit ring drains
+            // (reported as idle, the worker slept `--idle-sleep-us` with both rings full). The
+            // driver is asked to run as an empty poll asks it (under busy polling nothing else
+            // reaps the completions); a ring the kernel refuses to send from (a failed kick:
+            // the device down or gone) is idle after all, so that the worker sleeps rather
+            // than spins on it.
+            if self.busy_poll || self.xsk.fill_needs_wakeup() {
+                self.xsk.kick_rx();
+                self.stats.kicks += 1;
+            }
             self.descs = descs;
-            return Ok(Polled::Frames(0));
+            return Ok(if self.kick_error_said.is_some() { Polled::Idle } else { Polled::Frames(0) });
         }
         if n == 0 {
             self.stats.idle_polls += 1;
@@ -844,6 +852,8 @@ mod tests {
         in_flight: VecDeque<u64>,
         /// A kernel that answers every kick "busy" (EBUSY: the device dropped a frame).
         busy: bool,
+        /// A kernel that refuses every tx kick (ENXIO: the device is gone).
+        refusing: bool,
         /// Entries of each ring.
         ring: usize,
     }
@@ -865,6 +875,7 @@ mod tests {
                 window: 0,
                 in_flight: VecDeque::new(),
                 busy: false,
+                refusing: false,
                 ring: RING,
             }
         }
@@ -994,6 +1005,9 @@ mod tests {
         }
         fn kick_rx(&mut self) {}
         fn kick_tx(&mut self) -> Kick {
+            if self.refusing {
+                return Kick::Failed(libc::ENXIO);
+            }
             if self.busy {
                 self.send(1);
                 return Kick::Busy;
@@ -1115,6 +1129,24 @@ mod tests {
         io.xsk.stalled = false;
         io.xsk.send(RING);
         assert_eq!(io.poll(0, &mut |_| {}).unwrap(), Polled::Idle);
+    }
+
+    /// A full tx ring the kernel refuses to send from (the device gone) is idle: the worker
+    /// sleeps on it rather than spinning; under busy polling a held-back poll still asks
+    /// the driver to run.
+    #[test]
+    fn a_poll_held_back_by_a_ring_the_kernel_refuses_is_idle() {
+        let mut io = AfXdpIo::with_socket(Model { refusing: true, ..Model::new() }, true);
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        assert_eq!(io.xsk.tx_room(), 0);
+        let kicks = io.stats().kicks;
+        assert_eq!(io.poll(0, &mut |_| {}).unwrap(), Polled::Idle);
+        assert!(io.stats().kick_errors > 0);
+        // The tx kick and, busy polling, the rx kick.
+        assert_eq!(io.stats().kicks - kicks, 2);
+        io.xsk.refusing = false;
+        io.xsk.stalled = true;
+        assert_eq!(io.poll(0, &mut |_| {}).unwrap(), Polled::Frames(0), "a kick that works: waiting for the ring");
     }
 
     /// A kernel that takes nothing off the tx ring (EAGAIN for a busy device or a full
