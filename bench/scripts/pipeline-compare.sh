@@ -30,24 +30,31 @@ export CARGO_TARGET_DIR=$TARGET
 CMP=$TARGET/compare
 mkdir -p "$CMP"
 BUILDS=()
+# Cargo names a workspace crate's artifacts and fingerprints by its path inside the
+# workspace, so REV's crates take the names of this tree's: to any later build here, this
+# tree's sources (older than REV's artifacts) would look built, and it would link REV's code
+# (measuring REV twice, or a developer's next build silently REV's). Forgetting the
+# fingerprints REV's build wrote makes the next build build this tree's crates again (the
+# workspace's packages are all named transitd*; dependencies are left alone). Done however
+# the REV build ends: a failed or interrupted one leaves what it finished, too.
+forget_rev_build() {
+  [ -e "$CMP/rev-build-started" ] || return 0
+  find "$TARGET/$DIR/.fingerprint" -mindepth 2 -maxdepth 2 -path '*/.fingerprint/transitd*/*' \
+    -newer "$CMP/rev-build-started" -printf '%h\n' | sort -u | xargs -r rm -rf
+  rm -f "$CMP/rev-build-started"
+}
 if [ -n "$REV" ]; then
   WT=$CMP/worktree
   git worktree remove --force "$WT" 2>/dev/null || true
   git worktree add -f --detach "$WT" "$REV" >/dev/null
-  trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
+  trap 'forget_rev_build; git worktree remove --force "$WT" 2>/dev/null || true' EXIT
   cp bench/src/pipeline.rs bench/src/measure.rs "$WT/bench/src/"
   touch "$CMP/rev-build-started"
   (cd "$WT" && cargo build -q --profile "$PROFILE" -p transitd-bench)
   short=$(git rev-parse --short "$REV")
   cp -f "$TARGET/$DIR/transitd-bench" "$CMP/transitd-bench.$short"
   BUILDS=("$short=$CMP/transitd-bench.$short")
-  # Cargo names a workspace crate's artifacts and fingerprints by its path inside the
-  # workspace, so REV's crates took the names of this tree's: to the build below, this
-  # tree's sources (older than REV's artifacts) would look built, and it would measure REV
-  # twice. Forgetting the fingerprints REV's build wrote makes it build this tree's crates
-  # again (the workspace's packages are all named transitd*; dependencies are left alone).
-  find "$TARGET/$DIR/.fingerprint" -mindepth 2 -maxdepth 2 -path '*/.fingerprint/transitd*/*' \
-    -newer "$CMP/rev-build-started" -printf '%h\n' | sort -u | xargs -r rm -rf
+  forget_rev_build
   touch "$CMP/rev-built"
 fi
 cargo build -q --profile "$PROFILE" -p transitd-bench

@@ -186,7 +186,15 @@ pub(super) struct FileWatch {
     applied: Vec<Option<FileStamp>>,
     /// What the last look saw.
     seen: Vec<Option<FileStamp>>,
+    /// Looks in a row that saw the files as the one before.
+    settled_looks: u32,
 }
+
+/// Looks a named file that went empty must stay so before it is read: a list written in
+/// place is truncated first, and a feed that stalls there would have its list applied empty
+/// (`not ip.src in $allowed` then drops everything). An empty list meant stays empty; a
+/// list renamed into place (how feeds should write) is never seen empty.
+const EMPTIED_LOOKS: u32 = 10;
 
 type FileStamp = (std::time::SystemTime, u64, u64);
 
@@ -205,6 +213,7 @@ impl FileWatch {
             last_look: Instant::now(),
             applied: Vec::new(),
             seen: Vec::new(),
+            settled_looks: 0,
         };
         watch.seen();
         watch
@@ -221,9 +230,12 @@ impl FileWatch {
         }
         self.last_look = Instant::now();
         let now = self.stamps();
-        let settled = now == self.seen;
-        let config_written = now.first().copied().flatten().is_some_and(|(_, len, _)| len > 0);
-        let changed = settled && config_written && now != self.applied;
+        self.settled_looks = if now == self.seen { self.settled_looks.saturating_add(1) } else { 0 };
+        let len = |s: &Option<FileStamp>| s.map_or(0, |(_, len, _)| len);
+        let config_written = now.first().is_some_and(|s| len(s) > 0);
+        let emptied = now.iter().zip(&self.applied).skip(1).any(|(n, a)| len(n) == 0 && len(a) > 0);
+        let needed = if emptied { EMPTIED_LOOKS } else { 1 };
+        let changed = self.settled_looks >= needed && config_written && now != self.applied;
         self.seen = now;
         changed
     }
@@ -232,16 +244,23 @@ impl FileWatch {
     pub(super) fn seen(&mut self) {
         self.applied = self.stamps();
         self.seen = self.applied.clone();
+        self.settled_looks = 0;
     }
 
-    /// An applied configuration names `inputs`: watched from now on. Those it named before
-    /// keep the stamps taken when the build began (a change while it built is still seen);
-    /// a new one is stamped now.
+    /// An applied configuration names `inputs`: watched from now on. The configuration and
+    /// the inputs it named before keep the stamps taken when the build began (a change while
+    /// it built is still seen); a new one is stamped now.
     pub(super) fn follow(&mut self, inputs: &[PathBuf]) {
-        if inputs != self.inputs.as_slice() {
-            self.inputs = inputs.to_vec();
-            self.seen();
+        if inputs == self.inputs.as_slice() {
+            return;
         }
+        let before =
+            |p: &PathBuf| self.inputs.iter().position(|q| q == p).map(|i| self.applied.get(i + 1).copied().flatten());
+        let mut applied = vec![self.applied.first().copied().flatten()];
+        applied.extend(inputs.iter().map(|p| before(p).unwrap_or_else(|| stamp(p))));
+        self.inputs = inputs.to_vec();
+        self.applied = applied;
+        self.seen = self.applied.clone();
     }
 }
 
@@ -439,8 +458,10 @@ mod tests {
     }
 
     /// A file the configuration names (a list a feed rewrites) is watched with it: its
-    /// change is reported (once settled), even an empty one (an empty list is a list); a
-    /// file the configuration no longer names is not.
+    /// change is reported once settled; emptied, only once it has stayed empty for
+    /// EMPTIED_LOOKS looks (a feed stalled after truncating is not read); a file the
+    /// configuration no longer names is not watched. Following new inputs keeps the stamps
+    /// the build began from: an edit made while it built is still seen.
     #[test]
     fn a_change_of_a_file_the_configuration_names_is_reported() {
         let dir = std::env::temp_dir().join(format!("transitd-filewatch-inputs-{}", std::process::id()));
@@ -454,9 +475,16 @@ mod tests {
         assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
         watch.seen();
         std::fs::write(&list, "").unwrap();
-        assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "emptied: a list with nothing in it");
+        let emptied = EMPTIED_LOOKS as usize + 1;
+        assert_eq!(looks_until_changed(&mut watch, 30), Some(emptied), "emptied: read once it stays so");
         watch.seen();
+        // A build begins (seen), the configuration is edited meanwhile, the build names no
+        // input any more: the edit is still to be read.
+        watch.seen();
+        std::fs::write(&path, "a = 2\n").unwrap();
         watch.follow(&[]);
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "the edit made while it built");
+        watch.seen();
         std::fs::write(&list, "192.0.2.3\n").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 5), None, "no longer named");
         std::fs::remove_dir_all(&dir).unwrap();
