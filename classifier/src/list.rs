@@ -100,6 +100,11 @@ impl List {
         }
     }
 
+    /// Whether every member of this list is one of `other`'s.
+    pub fn within(&self, other: &List) -> bool {
+        self.ipv4.is_subset(&other.ipv4) && self.ipv6.is_subset(&other.ipv6) && self.numbers.is_subset(&other.numbers)
+    }
+
     /// Number of merged ranges (a measure of its size).
     pub fn len(&self) -> usize {
         self.ipv4.ranges().len() + self.ipv6.ranges().len() + self.numbers.ranges().len()
@@ -460,7 +465,7 @@ impl Lookup {
 /// The configuration's lists, and the membership slots its rules use.
 #[derive(Debug, Default)]
 pub struct Registry {
-    lists: BTreeMap<String, List>,
+    lists: BTreeMap<String, std::sync::Arc<List>>,
     /// (field name, occurrence, list) of each slot handed out, in slot order.
     used: Vec<(&'static str, usize, String)>,
     probes: Vec<Probe>,
@@ -473,6 +478,7 @@ pub struct Registry {
 impl Registry {
     /// A registry of `lists`, by name.
     pub fn new(lists: BTreeMap<String, List>) -> Registry {
+        let lists = lists.into_iter().map(|(name, list)| (name, std::sync::Arc::new(list))).collect();
         Registry { lists, used: Vec::new(), probes: Vec::new(), patterns: HashMap::new(), notes: Vec::new() }
     }
 
@@ -483,8 +489,8 @@ impl Registry {
         std::mem::take(&mut self.notes)
     }
 
-    /// The list called `name`, if there is one.
-    pub fn list(&self, name: &str) -> Option<&List> {
+    /// The list called `name`, if there is one (shared: a snapshot may keep it).
+    pub fn list(&self, name: &str) -> Option<&std::sync::Arc<List>> {
         self.lists.get(name)
     }
 

@@ -88,6 +88,18 @@ impl IntervalSet {
         IntervalSet { ranges: out }
     }
 
+    /// Whether every value of this set is in `other`: each of its intervals lies inside one
+    /// of `other`'s (canonical sets: intervals never touch), in one walk of both.
+    pub fn is_subset(&self, other: &IntervalSet) -> bool {
+        let mut theirs = other.ranges.iter().peekable();
+        self.ranges.iter().all(|&(lo, hi)| {
+            while theirs.peek().is_some_and(|&&(_, h)| h < lo) {
+                theirs.next();
+            }
+            theirs.peek().is_some_and(|&&(l, h)| l <= lo && hi <= h)
+        })
+    }
+
     /// Every value in `0..=max` that is not in the set.
     pub fn complement(&self, max: u128) -> IntervalSet {
         let mut out = Vec::new();
@@ -146,6 +158,7 @@ mod tests {
             prop_assert_eq!(brute(&a.union(&b), u), union);
             prop_assert_eq!(brute(&a.intersect(&b), u), inter);
             prop_assert_eq!(brute(&a.complement(u), u), comp);
+            prop_assert_eq!(a.is_subset(&b), ea.iter().all(|v| eb.contains(v)));
             // Canonical form: no two intervals touch.
             for w in a.union(&b).ranges().windows(2) {
                 prop_assert!(w[0].1 + 1 < w[1].0);

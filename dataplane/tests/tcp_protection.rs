@@ -316,8 +316,10 @@ fn a_reload_that_widens_coverage_picks_up_the_connections_it_newly_covers() {
 }
 
 /// A rule over a `$list` covers what the list holds: a reload whose list gained an address
-/// gives the connections already open to it a grace period, as a wider filter does (the
-/// fingerprint once left the list's members out, and they were dropped as out of state).
+/// gives the connections already open to it a grace period, as a wider filter does (they
+/// were dropped as out of state). A reload whose list only lost members, or holds the same
+/// ones read again (a feed rewriting it every minute), opens none: else ACK floods would
+/// pass for as long as the feed keeps writing.
 #[test]
 fn a_reload_whose_list_gains_an_address_picks_up_its_connections() {
     let covering = |members: &str| {
@@ -337,6 +339,11 @@ fn a_reload_whose_list_gains_an_address_picks_up_its_connections() {
     limits.rebind(&one, &two);
     assert!(passed(verdict_with(&two, &mut limits, &ack(81, 2), 101 * s)), "newly covered: picked up");
     assert!(is_out_of_state(&verdict_with(&two, &mut limits, &ack(81, 4), 200 * s)), "over again");
+    let again = covering("\"203.0.113.80\", \"203.0.113.81\"");
+    limits.rebind(&two, &again);
+    assert!(is_out_of_state(&verdict_with(&again, &mut limits, &ack(81, 5), 201 * s)), "the same list: no grace");
+    limits.rebind(&again, &one);
+    assert!(is_out_of_state(&verdict_with(&one, &mut limits, &ack(80, 6), 202 * s)), "a list that lost one: no grace");
 }
 
 #[test]

@@ -42,7 +42,7 @@ use self::flows::{Authenticated, FlowEvent, FlowTable};
 use self::forward::Ctx;
 use self::fragments::FragmentOwners;
 use self::ingress::Decided;
-use crate::snapshot::{CustomerId, Fate, Snapshot, TunnelId};
+use crate::snapshot::{Customer, CustomerId, Fate, Snapshot, TunnelId};
 
 /// Spill slots per worker: the later fragments one batch may produce.
 pub const SPILL_SLOTS: usize = 128;
@@ -186,17 +186,25 @@ impl Limits {
         if fresh {
             self.flows = FlowTable::new(flow_table_size(new));
         }
-        let before: std::collections::HashMap<(&str, u64), Option<u64>> = old
+        // The same filters over lists none of which gained a member (a list that only lost
+        // some covers less: nothing new to pick up; a feed rewriting a list every minute must
+        // not hold the grace period open for ever).
+        let before: std::collections::HashMap<(&str, u64), (&Customer, Option<u64>)> = old
             .customers
             .iter()
             .zip(&self.tracked_since)
-            .map(|(c, since)| ((c.name.as_str(), c.tcp_coverage), *since))
+            .map(|(c, since)| ((c.name.as_str(), c.tcp_coverage), (c, *since)))
             .collect();
-        self.tracked_since = new
-            .customers
-            .iter()
-            .map(|c| if fresh { None } else { before.get(&(c.name.as_str(), c.tcp_coverage)).copied().flatten() })
-            .collect();
+        let carried = |c: &Customer| -> Option<u64> {
+            let (was, since) = before.get(&(c.name.as_str(), c.tcp_coverage))?;
+            let gained = c
+                .tcp_lists
+                .iter()
+                .zip(&was.tcp_lists)
+                .any(|(now, then)| !std::sync::Arc::ptr_eq(now, then) && **now != **then && !now.within(then));
+            if gained { None } else { *since }
+        };
+        self.tracked_since = new.customers.iter().map(|c| if fresh { None } else { carried(c) }).collect();
         self.tracking_pending = self.tracked_since.iter().any(Option::is_none);
         // A rule's SYN threshold keeps its state while the rule (its owner and name) keeps
         // the same threshold, wherever the rule now stands.

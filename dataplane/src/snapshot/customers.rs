@@ -187,10 +187,13 @@ impl Builder<'_> {
         *dos_rule_count += dos.rules().len() as u32;
         let (tcp_rules, tcp_base) = self.customer_tcp_rules(tcp, &c.tcp_protection.rules, id, name);
         let prefixes: Vec<&String> = c.prefixes.iter().map(|p| p.get_ref()).collect();
-        let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, &self.lists, (tcp.coverage, prefixes));
+        let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, (tcp.coverage, prefixes));
+        let mut tcp_lists = tcp.lists.clone();
+        tcp_lists.extend(super::tcp::named_lists(&c.tcp_protection.rules, &self.lists));
         Customer {
             name: name.clone(),
             vrf_id: 0, // once every name is known (`vrf_ids`)
+            tcp_lists,
             firewall,
             rule_base,
             egress,

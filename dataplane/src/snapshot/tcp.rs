@@ -2,6 +2,8 @@
 //! which TCP packets (global rules first, then each customer's, numbered in one sequence for
 //! counters).
 
+use std::sync::Arc;
+
 use classifier::{Action, BucketKey, BucketSpec, Mode, RuleSet};
 use toml::Spanned;
 
@@ -55,6 +57,8 @@ pub struct TcpProtection {
     pub cookie_key: [u8; 16],
     /// What the global rules cover, as a fingerprint of their filters ([`coverage`]).
     pub coverage: u64,
+    /// The lists the global rules name, in the order they are named ([`named_lists`]).
+    pub lists: Vec<Arc<classifier::List>>,
 }
 
 /// One rule.
@@ -130,7 +134,8 @@ impl Builder<'_> {
             },
             authenticated_ns,
             cookie_key: random_key(),
-            coverage: coverage(&t.rules, &self.lists, ()),
+            coverage: coverage(&t.rules, ()),
+            lists: named_lists(&t.rules, &self.lists),
         };
         let (global, rules) = self.tcp_rules(&mut tcp, &t.rules, None, "[tcp_protection]");
         tcp.global = global;
@@ -215,33 +220,43 @@ impl Builder<'_> {
 }
 
 /// A fingerprint of what `rules` cover, and of `more` (the global rules' fingerprint and a
-/// customer's prefixes): their filters in order, with the members of the `$list`s they name,
-/// whatever their names, modes and thresholds. A reload that changes it may cover
-/// connections that were not tracked before: the worker gives them a grace period of their
-/// own. (A list that gained an address left the fingerprint as it was: the connections
-/// already open to that address were dropped as `tcp_out_of_state_ack`.)
-pub(super) fn coverage(
-    rules: &[Spanned<config::TcpRuleSection>],
-    lists: &classifier::Registry,
-    more: impl std::hash::Hash,
-) -> u64 {
+/// customer's prefixes): their filters in order, whatever their names, modes and
+/// thresholds. A reload that changes it may cover connections that were not tracked
+/// before: the worker gives them a grace period of their own. The members of the lists the
+/// filters name are not in it: a list that gained members is told apart by the worker
+/// ([`named_lists`]), as any change of a list (a feed rewriting it every minute) would
+/// otherwise open a grace period every time, and ACK floods would never be dropped.
+pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std::hash::Hash) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     for r in rules {
+        r.get_ref().expr.get_ref().hash(&mut h);
+    }
+    more.hash(&mut h);
+    h.finish()
+}
+
+/// The lists `rules` name (`$name`), in the order they are written: two rule sets of one
+/// fingerprint name the same lists in the same order, so a reload's worker compares them
+/// one by one, and gives a grace period where one gained members (its new members' open
+/// connections were never tracked). A name that is no list's, or a `$` inside a string,
+/// names nothing.
+pub(super) fn named_lists(
+    rules: &[Spanned<config::TcpRuleSection>],
+    lists: &classifier::Registry,
+) -> Vec<Arc<classifier::List>> {
+    let mut named = Vec::new();
+    for r in rules {
         let expr = r.get_ref().expr.get_ref();
-        expr.hash(&mut h);
-        // `$name`, as the rule language writes a list (a name that is none, or text inside a
-        // string, hashes nothing or something harmless: a fingerprint, not a parse).
         for (at, _) in expr.match_indices('$') {
             let name: String = expr[at + 1..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
                 .collect();
-            lists.list(&name).hash(&mut h);
+            named.extend(lists.list(&name).cloned());
         }
     }
-    more.hash(&mut h);
-    h.finish()
+    named
 }
 
 /// 128 bits drawn from the standard library's per-process randomness (each `RandomState`
