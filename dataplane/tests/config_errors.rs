@@ -738,6 +738,9 @@ fn a_single_bracket_list_header_says_to_double_it() {
         ["bad.toml:4:1: invalid type: map, expected a sequence: write `[[customer]]`, a list of tables (one \
              `[[customer]]` header each)"]
     );
+    // With a comment after the header, the same.
+    let commented = errors(&text.replace("[customer]\n", "[customer] # acme\n"));
+    assert!(commented.len() == 1 && commented[0].contains("write `[[customer]]`"), "{commented:?}");
 }
 
 /// A customer prefix that no route covers, or covers only in part, is announced and its
@@ -769,7 +772,7 @@ fn a_prefix_without_a_route_is_warned_about() {
     let said = warnings_of(&config(&["203.0.113.0/24"]));
     assert_eq!(said.len(), 1);
     assert!(said[0].starts_with("w.toml:6:31: prefix 2001:db8::/32 of customer `a` has no route"), "{said:?}");
-    // Two halves, and a route wider than the prefix, each cover it whole.
+    // Two halves cover it whole (merged, they are the prefix).
     assert_eq!(warnings_of(&config(&["203.0.113.0/25", "203.0.113.128/25", "2001:db8::/32"])), Vec::<String>::new());
 }
 

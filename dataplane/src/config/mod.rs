@@ -643,7 +643,9 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
             };
             // `[customer]` where `[[customer]]` is meant: serde says only "invalid type:
             // map, expected a sequence", which does not say what to write.
-            let line = text.get(offset..).and_then(|t| t.lines().next()).unwrap_or("").trim();
+            // The header's line, its comment left out (`[customer] # acme`).
+            let line = text.get(offset..).and_then(|t| t.lines().next()).unwrap_or("");
+            let line = line.split('#').next().unwrap_or("").trim();
             if message.starts_with("invalid type: map, expected a sequence")
                 && let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
                 && !name.starts_with('[')

@@ -7,7 +7,8 @@
 //! `octetDeltaCount` (1), `forwardingStatus` (89, RFC 7270, in one octet), how it was
 //! sampled (RFC 5477: `selectorAlgorithm` (304) 1, systematic count-based;
 //! `samplingPacketInterval` (305) 1 packet taken; `samplingPacketSpace` (306) N - 1 skipped,
-//! for one in N), the customer as a routing domain of its own (index + 1; 0 for none):
+//! for one in N), the customer as a routing domain of its own (its `vrf_id`, from its name;
+//! 0 for none):
 //! `ingressVRFID` (234) the one whose tunnel the packet came out of, `egressVRFID` (235) the
 //! one it was for (Internet to customer, or on to another customer), and `VRFname` (236)
 //! the customer's name, and transitd's
@@ -56,9 +57,9 @@ pub struct FlowRecord {
     pub verdict: Verdict,
     /// One packet in this many was sampled (1: every packet).
     pub sampling: u32,
-    /// The customer it came from (decapsulated from its tunnel): index + 1, or 0.
+    /// The customer it came from (decapsulated from its tunnel): its `vrf_id`, or 0.
     pub ingress_vrf: u32,
-    /// The customer it was for (Internet to customer, or a hairpin): index + 1, or 0.
+    /// The customer it was for (Internet to customer, or a hairpin): its `vrf_id`, or 0.
     pub egress_vrf: u32,
     /// Customer name, or empty.
     pub vrf_name: String,

@@ -124,7 +124,9 @@ impl Builder<'_> {
             }
         }
         // Inner networks seen so far: (network, where).
-        let mut networks: Vec<(ipnet::Ipv4Net, usize, String)> = Vec::new();
+        // Each address of an inner network seen so far: the network, where, whose (a hash:
+        // a configuration holds up to 65,535 tunnels).
+        let mut networks: HashMap<u32, (ipnet::Ipv4Net, usize, String)> = HashMap::new();
         for (ci, c) in customers.iter().enumerate() {
             for t in &c.get_ref().tunnels {
                 let Some(text) = &t.get_ref().interface else { continue };
@@ -137,12 +139,15 @@ impl Builder<'_> {
                 let net = ipnet::Ipv4Net::new(interface.ours, if text.get_ref().ends_with("/30") { 30 } else { 31 })
                     .map(|n| n.trunc())
                     .unwrap_or_default();
-                if let Some((_, at, other)) = networks.iter().find(|(n, ..)| n.contains(&net) || net.contains(n)) {
+                let addresses = u32::from(net.network())..=u32::from(net.broadcast());
+                if let Some((_, at, other)) = addresses.clone().find_map(|a| networks.get(&a)) {
                     let at = self.src.pos(*at);
                     refuse(self, format!("its inner network {net} is also tunnel `{other}`'s (at {at})"));
                     continue;
                 }
-                networks.push((net, text.span().start, tunnel.clone()));
+                for a in addresses {
+                    networks.insert(a, (net, text.span().start, tunnel.clone()));
+                }
                 for (end, addr) in [("our side", interface.ours), ("the peer", interface.peer)] {
                     let o = addr.octets();
                     if o[0] == 0 || o[0] == 127 || o[0] >= 224 {
@@ -290,40 +295,47 @@ impl Builder<'_> {
     /// A customer prefix no route covers (or covers only in part) is announced, and what
     /// arrives for it is dropped as `no_route`: said, at the prefix.
     fn warn_unrouted(&mut self, sections: &[Spanned<CustomerSection>], prefixes: &[OwnedPrefix]) {
+        use classifier::set::IntervalSet;
         let range = |n: &IpNet| -> (u128, u128) {
             match n {
                 IpNet::V4(n) => (u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
                 IpNet::V6(n) => (n.network().into(), n.broadcast().into()),
             }
         };
+        // Each customer's routes merged into the addresses they cover, per family, once (a
+        // customer of thousands of prefixes and routes was quadratic here).
+        let routed: Vec<[IntervalSet; 2]> = sections
+            .iter()
+            .map(|s| {
+                let nets: Vec<IpNet> = s
+                    .get_ref()
+                    .routes
+                    .iter()
+                    .filter_map(|r| r.get_ref().prefix.get_ref().parse::<IpNet>().ok())
+                    .collect();
+                let of = |v6: bool| {
+                    let ranges = nets.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6).map(|n| range(&n.trunc()));
+                    IntervalSet::from_ranges(ranges.collect())
+                };
+                [of(false), of(true)]
+            })
+            .collect();
         for p in prefixes {
-            let Some(section) = sections.get(usize::from(p.customer)) else { continue };
+            let (Some(section), Some(routed)) =
+                (sections.get(usize::from(p.customer)), routed.get(usize::from(p.customer)))
+            else {
+                continue;
+            };
             let (lo, hi) = range(&p.net);
-            // The routes' ranges inside the prefix, in order: is every address of it in one?
-            let mut inside: Vec<(u128, u128)> = section
-                .get_ref()
-                .routes
-                .iter()
-                .filter_map(|r| r.get_ref().prefix.get_ref().parse::<IpNet>().ok())
-                .filter(|r| matches!((r, &p.net), (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))))
-                .map(|r| range(&r.trunc()))
-                .filter(|&(a, b)| a <= hi && b >= lo)
-                .map(|(a, b)| (a.max(lo), b.min(hi)))
-                .collect();
-            inside.sort_unstable();
-            let mut next = Some(lo); // the first address not yet covered (None: past the top)
-            for &(a, b) in &inside {
-                match next {
-                    Some(n) if a <= n => next = b.checked_add(1).map(|e| e.max(n)),
-                    _ => break,
-                }
-            }
-            let covered = next.is_none_or(|n| n > hi);
-            if covered {
+            let ranges = routed[usize::from(matches!(p.net, IpNet::V6(_)))].ranges();
+            // The first merged range reaching the prefix: all of it, part of it, or none.
+            let first = ranges.partition_point(|&(_, b)| b < lo);
+            let reached = ranges.get(first).filter(|&&(a, _)| a <= hi);
+            if reached.is_some_and(|&(a, b)| a <= lo && hi <= b) {
                 continue;
             }
             let name = section.get_ref().name.get_ref();
-            let how = if inside.is_empty() { "has no route" } else { "is routed only in part" };
+            let how = if reached.is_none() { "has no route" } else { "is routed only in part" };
             self.warn(
                 &p.span,
                 format!(
