@@ -36,8 +36,9 @@ fn the_quick_start_works_as_written() {
     let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
     // Whatever happened, the lab goes.
     let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/veth-lab")).args(["down", "qs"]).status();
-    assert!(status.success(), "the quick start failed:\n{stdout}\n{stderr}");
+    // transitd's log says why a wait gave up (not running, no next hop, no reload).
     let log = std::fs::read_to_string("/tmp/qs.log").unwrap_or_default();
+    assert!(status.success(), "the quick start failed:\n{stdout}\n{stderr}\ntransitd's log:\n{log}");
 
     // Step 5: five FTP SYNs reached the customer's router in GRE from the anycast address
     // (tshark's fields: outer and inner sources, destinations, protocols, the port); stats

@@ -377,6 +377,24 @@ fn soft_unicast_configuration_errors_name_their_place() {
         assert!(errors.to_string().contains(&format!("{owner}'s backbone address `10.9.0.")), "{owner}: {errors}");
     }
     assert!(errors.to_string().contains("is inside prefix 10.9.0.0/24 of customer `c`"), "{errors}");
+    // A customer's tunnel interface on shared egress or a server's backbone address: the
+    // customer could send as them.
+    let tunnel = |interface: &str| {
+        format!(
+            "{config}\n[[customer]]\nname = \"c\"\nprefixes = [\"203.0.113.0/24\"]\n[[customer.tunnel]]\n\
+             name = \"t\"\nremote = \"192.0.2.200\"\ninterface = \"{interface}\"\n"
+        )
+    };
+    for (interface, why) in [
+        ("198.18.201.0/31", "our side, 198.18.201.0, is inside egress prefix 198.18.201.0/31"),
+        ("10.9.0.12/31", "our side, 10.9.0.12, is server `a2`'s backbone address"),
+    ] {
+        let errors =
+            transitd::snapshot::Snapshot::build(&transitd::config::parse("fleet.toml", &tunnel(interface)).unwrap())
+                .unwrap_err()
+                .to_string();
+        assert!(errors.contains(why), "{interface}: {errors}");
+    }
 }
 
 /// A datagram under AH: its first fragment's transport (UDP, behind AH) names a2 as owner;

@@ -239,8 +239,9 @@ pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std
 /// The lists `rules` name (`$name`), in the order they are written: two rule sets of one
 /// fingerprint name the same lists in the same order, so a reload's worker compares them
 /// one by one, and gives a grace period where one gained members (its new members' open
-/// connections were never tracked). A name that is no list's, or a `$` inside a string,
-/// names nothing.
+/// connections were never tracked). A name that is no list's names nothing; a `$name` inside
+/// a string names that list if there is one (harmless: the same text names the same lists in
+/// both snapshots, so the comparison stays aligned).
 pub(super) fn named_lists(
     rules: &[Spanned<config::TcpRuleSection>],
     lists: &classifier::Registry,
