@@ -542,7 +542,6 @@ impl Builder<'_> {
         let egress = soft_unicast.as_ref().map_or(&[][..], |su| &su.egress[..]);
         let fleet = loaded.file.soft_unicast.as_ref().map(|s| s.get_ref());
         self.check_addresses_outside_prefixes(&c.prefixes, egress, server, customers_in, fleet);
-        self.check_tunnel_interfaces(&c.prefixes, egress, server, customers_in, fleet);
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         Snapshot {

@@ -89,6 +89,7 @@ impl Builder<'_> {
                 check(self, &d.get_ref().backbone, &what, false);
             }
         }
+        self.check_tunnel_interfaces(&owned, &egress, server, customers, fleet);
     }
 
     /// A tunnel's inner addresses are the customer's word for who it is: the decapsulation
@@ -97,17 +98,15 @@ impl Builder<'_> {
     /// (the customer could send as them), not an address of ours (anycast, backbone), not on
     /// another tunnel's inner network, and not an address no host has (this network, loopback,
     /// multicast, reserved).
-    pub(super) fn check_tunnel_interfaces(
+    /// (`owned` and `egress` are [`Builder::check_addresses_outside_prefixes`]'s maps.)
+    fn check_tunnel_interfaces(
         &mut self,
-        prefixes: &[OwnedPrefix],
-        egress: &[(std::net::Ipv4Addr, u8)],
+        owned: &HashMap<IpNet, &OwnedPrefix>,
+        egress: &HashSet<IpNet>,
         server: &config::ServerSection,
         customers: &[Spanned<CustomerSection>],
         fleet: Option<&config::SoftUnicastSection>,
     ) {
-        let owned: HashMap<IpNet, &OwnedPrefix> = prefixes.iter().map(|p| (p.net, p)).collect();
-        let egress: HashSet<IpNet> =
-            egress.iter().filter_map(|&(a, len)| ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)).collect();
         let mut ours: Vec<(std::net::IpAddr, String)> = Vec::new();
         let mut note = |text: &Spanned<String>, what: String| {
             if let Ok(a) = text.get_ref().parse::<std::net::IpAddr>() {
