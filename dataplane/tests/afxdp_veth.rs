@@ -222,6 +222,42 @@ fn two_queues_two_pinned_workers_share_the_traffic() {
     assert_eq!(ports, (20000..20200).collect::<Vec<_>>());
 }
 
+/// Each thread of process `pid` by name, with the CPUs it may run on (`Cpus_allowed_list`).
+fn thread_cpus(pid: u32) -> Vec<(String, String)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+            Some((comm.trim().to_string(), cpus.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn helper_threads_stay_off_the_workers_cpu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cpus >= 2, "needs two CPUs: one for the worker, one for the rest");
+    let lab = Lab::up("tk", 1);
+    let t = lab.transitd(ACME, &["--cores", "0"]);
+    wait_for("the worker to start", Duration::from_secs(15), || t.log().contains("running on"));
+    let threads = thread_cpus(t.pid());
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    let cpus_of = |name: &str| threads.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone());
+    assert_eq!(cpus_of("transitd-q0").as_deref(), Some("0"), "{threads:?}");
+    // The main thread (supervision, reload builds) and the helpers it started: every CPU
+    // but the worker's, which the kernel lists as a range not starting at 0.
+    for name in ["transitd", "transitd-neigh", "transitd-ipfix"] {
+        let Some(list) = cpus_of(name) else { panic!("no thread {name}: {threads:?}") };
+        let first: usize = list.split(['-', ',']).next().and_then(|c| c.parse().ok()).unwrap();
+        assert!(first >= 1, "{name} may run on CPU 0, the worker's: {threads:?}");
+    }
+}
+
 #[test]
 fn sighup_swaps_the_rules_and_a_bad_file_keeps_the_running_ones() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -117,6 +117,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let index = ifindex(&opts.iface)?;
     let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
     let cores = cores_for(&queues, opts.cores.as_deref())?;
+    placement::keep_helpers_off(&cores)?;
     anyhow::ensure!(
         (MIN_UMEM_FRAMES..=MAX_UMEM_FRAMES).contains(&opts.frames),
         "--frames {} is not in {MIN_UMEM_FRAMES}..={MAX_UMEM_FRAMES}",

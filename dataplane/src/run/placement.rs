@@ -113,6 +113,31 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
     }
 }
 
+/// Keeps the threads this one starts from now on (reload builds, the neighbour follower, the
+/// IPFIX exporter, metrics, BGP) off the workers' CPUs: a thread inherits its creator's CPU
+/// set, and a busy-polling worker sharing its CPU with a helper loses its slice whenever the
+/// helper runs (a reload's build takes tens of milliseconds: the rx ring overflows meanwhile).
+/// The workers pin themselves, each to its own CPU, whatever this thread's set. When they
+/// take every CPU there is nowhere else to go: said, and the set left as it is.
+pub(super) fn keep_helpers_off(workers: &[usize]) -> anyhow::Result<()> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let rest: Vec<usize> = allowed.iter().copied().filter(|c| !workers.contains(c)).collect();
+    if rest.is_empty() {
+        eprintln!(
+            "transitd: note: the workers take every CPU this process may run on ({}): reloads, \
+             metrics and the other helpers share them",
+            ranges(&allowed)
+        );
+        return Ok(());
+    }
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in &rest {
+        set.set(cpu).with_context(|| format!("CPU {cpu}"))?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("keeping the helper threads on CPUs {}", ranges(&rest)))
+}
+
 /// `0-3,6` for a sorted list of numbers.
 fn ranges(ids: &[usize]) -> String {
     let mut parts: Vec<String> = Vec::new();

@@ -146,6 +146,8 @@ pub trait Xsk {
     fn frame_count(&self) -> u64;
     /// Bound in zero-copy mode.
     fn zero_copy(&self) -> bool;
+    /// Bound with multi-buffer (`XDP_USE_SG`): a packet may come in several frames.
+    fn multi_buffer(&self) -> bool;
     /// Entries of the fill ring.
     fn fill_size(&self) -> usize;
     /// Free entries of the fill ring (the kernel has taken them to receive into).
@@ -255,7 +257,8 @@ pub struct AfXdpIo<X = XskSocket> {
     partial: Parts,
     partial_bad: bool,
     /// Contiguous buffers for packets of several frames, one per batch slot, each with the
-    /// headroom in front; made when the first such packet arrives.
+    /// headroom in front; made with the socket if it is bound for multi-buffer (not by the
+    /// worker mid-batch when the first such packet comes: megabytes), else none.
     jumbo: Vec<Box<[u8]>>,
     /// Received descriptors (reused).
     descs: Box<[Desc]>,
@@ -295,6 +298,12 @@ impl<X: Xsk> AfXdpIo<X> {
     /// The bookkeeping over `xsk`: every frame free, then as many as fit given to the fill ring.
     pub(crate) fn with_socket(xsk: X, busy_poll: bool) -> AfXdpIo<X> {
         let (frames, size) = (xsk.frame_count(), xsk.frame_size() as u64);
+        let jumbo = match xsk.multi_buffer() {
+            true => {
+                (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_PARTS * size as usize].into_boxed_slice()).collect()
+            }
+            false => Vec::new(),
+        };
         let count = FrameCount { total: frames, free: frames, ..FrameCount::default() };
         let mut io = AfXdpIo {
             places: vec![Place::Free; frames as usize],
@@ -305,7 +314,7 @@ impl<X: Xsk> AfXdpIo<X> {
             completions: Vec::with_capacity(4096),
             partial: Parts::new(),
             partial_bad: false,
-            jumbo: Vec::new(),
+            jumbo,
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
             xsk,
@@ -650,11 +659,6 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         let mut parts = BatchParts::new();
         self.assemble(&descs[..n], &mut packets, &mut parts);
         self.descs = descs;
-        if !parts.is_empty() && self.jumbo.is_empty() {
-            // Once, when the first packet of several frames arrives.
-            let size = HEADROOM + MAX_PARTS * self.xsk.frame_size();
-            self.jumbo = (0..BATCH_SIZE).map(|_| vec![0u8; size].into_boxed_slice()).collect();
-        }
 
         // Every frame of the batch's packets, in order.
         let mut chunks: ArrayVec<u64, MAX_LENT> = ArrayVec::new();
@@ -679,6 +683,8 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                     Frame::new(view, offset, len, len as u32, now)
                 }
                 Packet::Multi { first, count } => {
+                    // No buffer only on a socket bound without multi-buffer, which the kernel
+                    // gives no packet of several frames.
                     let Some(buf) = jumbo.next() else { break };
                     let mut at = HEADROOM;
                     for &(_, offset, len) in &parts[first..first + count] {
@@ -948,6 +954,9 @@ mod tests {
         }
         fn zero_copy(&self) -> bool {
             false
+        }
+        fn multi_buffer(&self) -> bool {
+            true
         }
         fn fill_size(&self) -> usize {
             self.ring

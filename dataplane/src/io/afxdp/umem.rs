@@ -56,6 +56,7 @@ pub struct XskSocket {
     socket: Socket,
     umem: Umem,
     zero_copy: bool,
+    multi_buffer: bool,
 }
 
 // SAFETY: the mapping, rings and socket are used by one worker thread at a time; the raw
@@ -268,7 +269,7 @@ impl XskSocket {
                 ),
             ));
         }
-        let mut xsk = XskSocket { socket, umem, zero_copy: false };
+        let mut xsk = XskSocket { socket, umem, zero_copy: false, multi_buffer };
         xsk.zero_copy = xsk.options().is_some_and(|flags| flags & xdp::XDP_OPTIONS_ZEROCOPY != 0);
         Ok(xsk)
     }
@@ -335,6 +336,10 @@ impl Xsk for XskSocket {
 
     fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    fn multi_buffer(&self) -> bool {
+        self.multi_buffer
     }
 
     fn fill_size(&self) -> usize {
