@@ -66,7 +66,7 @@ fn load_as(
         eprintln!("{errors}");
         ExitCode::from(1)
     })?;
-    for warning in &snap.warnings {
+    for warning in transitd::config::warning_lines(&snap.warnings) {
         eprintln!("warning: {warning}");
     }
     Ok(snap)

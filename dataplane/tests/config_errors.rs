@@ -774,6 +774,23 @@ fn a_prefix_without_a_route_is_warned_about() {
     assert!(said[0].starts_with("w.toml:6:31: prefix 2001:db8::/32 of customer `a` has no route"), "{said:?}");
     // Two halves cover it whole (merged, they are the prefix).
     assert_eq!(warnings_of(&config(&["203.0.113.0/25", "203.0.113.128/25", "2001:db8::/32"])), Vec::<String>::new());
+
+    // 150 prefixes with no route: 150 warnings kept, the first 100 said, then how many more.
+    let prefixes: Vec<String> = (0..150).map(|i| format!("\"10.{i}.0.0/16\"")).collect();
+    let many = config(&["2001:db8::/32"]).replace("\"203.0.113.0/24\"", &prefixes.join(", "));
+    assert_eq!(warnings_of(&many).len(), 150);
+    let many = many.replace("[server]\n", "[server]\nnext_hop_mac = \"02:00:00:00:00:fe\"\n");
+    let file = std::env::temp_dir().join(format!("transitd-warn-many-{}.toml", std::process::id()));
+    std::fs::write(&file, many).unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_transitd")).arg("check-config").arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(said.len(), 101, "{stderr}");
+    assert!(said[99].contains("prefix 10.99.0.0/16 of customer `a` has no route"), "{stderr}");
+    assert_eq!(said[100], "warning: ... and 50 more warnings");
 }
 
 /// `next_hop` names a router: an address no host has, or ours, never resolves and is

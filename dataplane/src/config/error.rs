@@ -145,6 +145,21 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// What to say of `warnings`, a line each: the first [`MAX_REPORTED_ERRORS`] of them, then
+/// how many more there are. A configuration can warn thousands of times (8,000 prefixes
+/// partly routed): a screenful says what is wrong, and the rest scrolls nothing off it.
+///
+/// [`MAX_REPORTED_ERRORS`]: crate::limits::MAX_REPORTED_ERRORS
+pub fn warning_lines(warnings: &[ConfigError]) -> impl Iterator<Item = String> + '_ {
+    let shown = crate::limits::MAX_REPORTED_ERRORS;
+    let more = warnings.len().saturating_sub(shown);
+    warnings
+        .iter()
+        .take(shown)
+        .map(ToString::to_string)
+        .chain((more > 0).then(|| format!("... and {more} more warnings")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use error::{ConfigError, ConfigErrors, SourceMap, SourcePos};
+pub use error::{ConfigError, ConfigErrors, SourceMap, SourcePos, warning_lines};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]

@@ -379,7 +379,7 @@ fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::
             (snap, Some(fetched))
         }
     };
-    for warning in &snap.warnings {
+    for warning in crate::config::warning_lines(&snap.warnings) {
         eprintln!("transitd: warning: {warning}");
     }
     Ok((snap, fetched))

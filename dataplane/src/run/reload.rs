@@ -351,7 +351,7 @@ fn apply(
                 Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
                 Err(e) => eprintln!("transitd: reloaded {what}, but removing the old XDP map entries failed: {e}"),
             }
-            for warning in &shared.load().warnings {
+            for warning in crate::config::warning_lines(&shared.load().warnings) {
                 eprintln!("transitd: warning: {warning}");
             }
             Some(replaced)
