@@ -370,7 +370,7 @@ impl<I: FrameIo> Worker<I> {
         // Traffic still arrives while the drain waits (the XDP program is detached after the
         // workers stop): it is forwarded as before, not dropped as `next_hop_unresolved`.
         let deadline = Instant::now() + Duration::from_millis(200);
-        while self.io.stats().frames.in_tx > 0 && Instant::now() < deadline {
+        while self.io.frames().in_tx > 0 && Instant::now() < deadline {
             let addrs = eth(&self.snapshot);
             let _ = self.poll(addrs);
         }

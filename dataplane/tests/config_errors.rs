@@ -793,6 +793,41 @@ fn a_prefix_without_a_route_is_warned_about() {
     assert_eq!(said[100], "warning: ... and 50 more warnings");
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:198.51.100.1`) is how a socket API names an IPv4
+/// host; no packet carries it. As a tunnel remote, `anycast_v6` or `next_hop` it is refused,
+/// once, with the address to write; nothing follows from it (no clash with the IPv4 tunnel to
+/// the same router, no call for `anycast_v6`).
+#[test]
+fn an_ipv4_mapped_address_is_refused_with_the_address_to_write() {
+    let config = |server: &str, remote: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\n{server}[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
+             [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\n\
+             [[customer.tunnel]]\nname = \"u\"\nremote = \"{remote}\"\n"
+        )
+    };
+    assert_eq!(
+        errors(&config("", "::ffff:198.51.100.1")),
+        ["bad.toml:11:10: tunnel remote `::ffff:198.51.100.1` is not a router's address (ours, or not one host's): \
+          an IPv4-mapped IPv6 address, which no packet carries (write `198.51.100.1`)"]
+    );
+    // Unmapped, a different router: accepted.
+    assert_eq!(errors(&config("", "198.51.100.2")), Vec::<String>::new());
+    assert_eq!(
+        errors(&config("anycast_v6 = \"::ffff:192.0.2.1\"\n", "198.51.100.2")),
+        ["bad.toml:3:14: anycast_v6 `::ffff:192.0.2.1` is not one host's address: an IPv4-mapped IPv6 address, \
+          which no packet carries (write `192.0.2.1`)"]
+    );
+    assert_eq!(
+        errors(&config("next_hop = \"::ffff:192.0.2.254\"\n", "198.51.100.2")),
+        ["bad.toml:3:12: next_hop `::ffff:192.0.2.254` is not a router's address (one host's, not ours): an \
+          IPv4-mapped IPv6 address, which no packet carries (write `192.0.2.254`)"]
+    );
+    // Two remotes that are no address at all: two errors, not a third for their "clash".
+    let garbled = config("", "nowhere").replace("remote = \"198.51.100.1\"", "remote = \"somewhere\"");
+    assert_eq!(errors(&garbled).len(), 2, "{:?}", errors(&garbled));
+}
+
 /// `next_hop` names a router: an address no host has, or ours, never resolves and is
 /// refused; with `next_hop_mac` beside it, it is not used, which is said.
 #[test]

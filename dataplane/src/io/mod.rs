@@ -133,6 +133,12 @@ pub trait FrameIo {
     fn stats(&self) -> IoStats {
         IoStats::default()
     }
+
+    /// Where the frames are: [`FrameIo::stats`]' count without what else it reads (AF_XDP's
+    /// socket counters, a system call), for asking between polls.
+    fn frames(&self) -> FrameCount {
+        self.stats().frames
+    }
 }
 
 /// Nanoseconds since the Unix epoch, now.

@@ -142,7 +142,9 @@ impl Builder<'_> {
         }
         let tunnel = self.tunnel(t, id, tid, local);
         let entry = (remote_addr(tunnel_remote(&tunnel.gre)), tunnel.gre.key, tid);
-        if let Some(first) = index_of.get(&(entry.0, entry.1)) {
+        // (0.0.0.0 stands for a remote already refused.)
+        let refused = tunnel_remote(&tunnel.gre).is_unspecified();
+        if let Some(first) = index_of.get(&(entry.0, entry.1)).filter(|_| !refused) {
             let first = self.src.pos(first.start);
             self.err(
                 &t.remote.span(),
@@ -232,31 +234,35 @@ impl Builder<'_> {
         id: TunnelId,
         local: &Locals,
     ) -> Tunnel {
-        let parsed = t.remote.get_ref().parse::<IpAddr>();
-        if let Ok(remote) = parsed {
-            // GRE to such an address reaches no router, or comes back to us.
-            if !super::is_host_address(remote)
-                || remote == IpAddr::V4(local.v4)
-                || Some(remote) == local.v6.map(IpAddr::V6)
-            {
-                let why = format!("tunnel remote `{remote}` is not a router's address (ours, or not one host's)");
-                self.err(&t.remote.span(), why);
+        // A remote refused is said once, and stands as 0.0.0.0 after (no clash, no family).
+        let remote = match t.remote.get_ref().parse::<IpAddr>() {
+            Err(_) => {
+                self.err(&t.remote.span(), format!("tunnel remote `{}` is not an IP address", t.remote.get_ref()));
+                None
             }
-        }
-        let endpoints = match parsed {
-            Ok(IpAddr::V4(remote)) => Endpoints::V4 { local: local.v4, remote },
-            Ok(IpAddr::V6(remote)) => match local.v6 {
+            // GRE to such an address reaches no router, or comes back to us.
+            Ok(remote)
+                if !super::is_host_address(remote)
+                    || remote == IpAddr::V4(local.v4)
+                    || Some(remote) == local.v6.map(IpAddr::V6) =>
+            {
+                let hint = super::mapped_hint(remote);
+                let why = format!("tunnel remote `{remote}` is not a router's address (ours, or not one host's){hint}");
+                self.err(&t.remote.span(), why);
+                None
+            }
+            Ok(remote) => Some(remote),
+        };
+        let endpoints = match remote {
+            Some(IpAddr::V4(remote)) => Endpoints::V4 { local: local.v4, remote },
+            Some(IpAddr::V6(remote)) => match local.v6 {
                 Some(v6) => Endpoints::V6 { local: v6, remote },
                 None => {
                     self.err(&t.remote.span(), "a tunnel with an IPv6 remote needs `anycast_v6` in [server]");
                     Endpoints::V6 { local: Ipv6Addr::UNSPECIFIED, remote }
                 }
             },
-            Err(_) => {
-                let why = format!("tunnel remote `{}` is not an IP address", t.remote.get_ref());
-                self.err(&t.remote.span(), why);
-                Endpoints::V4 { local: local.v4, remote: Ipv4Addr::UNSPECIFIED }
-            }
+            None => Endpoints::V4 { local: local.v4, remote: Ipv4Addr::UNSPECIFIED },
         };
         let gre =
             GreTunnel { endpoints, key: t.key.as_ref().map(|k| *k.get_ref()), checksum: t.checksum, ttl: OUTER_TTL };

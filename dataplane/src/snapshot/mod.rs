@@ -602,7 +602,8 @@ impl Builder<'_> {
         let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
         let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
             Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
-                self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address"));
+                let hint = mapped_hint(IpAddr::V6(v6));
+                self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address{hint}"));
                 None
             }
             Ok(ip) => Some(ip),
@@ -646,7 +647,9 @@ impl Builder<'_> {
                         || a == IpAddr::V4(Ipv4Addr::from(anycast))
                         || Some(a) == anycast_v6.map(IpAddr::V6) =>
                 {
-                    self.err(&ip.span(), format!("next_hop `{a}` is not a router's address (one host's, not ours)"));
+                    let hint = mapped_hint(a);
+                    let why = format!("next_hop `{a}` is not a router's address (one host's, not ours){hint}");
+                    self.err(&ip.span(), why);
                     NextHop::Unset
                 }
                 Ok(ip) => NextHop::Neighbour(ip),
@@ -733,8 +736,25 @@ impl Builder<'_> {
         }
     }
 }
+
 /// Whether `a` can be one host's address: not unspecified, loopback, multicast or the IPv4
-/// broadcast address (RFC 1122 section 3.2.1.3, RFC 4291 section 2.5.2).
+/// broadcast address (RFC 1122 section 3.2.1.3, RFC 4291 section 2.5.2), nor an IPv4-mapped
+/// IPv6 address (RFC 4291 section 2.5.5.2: a socket API's way of naming an IPv4 host, never
+/// an IPv6 packet's source or destination).
 pub(crate) fn is_host_address(a: IpAddr) -> bool {
-    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a == IpAddr::V4(Ipv4Addr::BROADCAST))
+    !(a.is_unspecified()
+        || a.is_loopback()
+        || a.is_multicast()
+        || a == IpAddr::V4(Ipv4Addr::BROADCAST)
+        || matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some()))
+}
+
+/// What to add to "is not one host's address" for an IPv4-mapped address: the one to write.
+pub(crate) fn mapped_hint(a: IpAddr) -> String {
+    match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(String::new, |v4| {
+            format!(": an IPv4-mapped IPv6 address, which no packet carries (write `{v4}`)")
+        }),
+        IpAddr::V4(_) => String::new(),
+    }
 }

@@ -805,11 +805,11 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
     }
 
     fn stats(&self) -> IoStats {
-        IoStats {
-            frames: FrameCount { free: self.free.len() as u64, ..self.count },
-            socket: self.xsk.statistics(),
-            ..self.stats
-        }
+        IoStats { frames: self.frames(), socket: self.xsk.statistics(), ..self.stats }
+    }
+
+    fn frames(&self) -> FrameCount {
+        FrameCount { free: self.free.len() as u64, ..self.count }
     }
 }
 
