@@ -183,6 +183,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         std::thread::Builder::new().name("transitd-ipfix".into()).spawn(move || exporter.run(&stop))?
     };
 
+    // The sockets take the longest frame the configuration allows or the interface passes,
+    // whichever is shorter (a larger MTU set while running needs a restart to be taken).
+    let (frame_size, interface_frames) = (shared.load().frame_size, placement::interface_frames(&opts.iface));
     let plan = workers::Plan {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
@@ -193,7 +196,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             bind: opts.bind,
             huge_pages: opts.huge_pages,
             busy_poll: opts.busy_poll,
-            largest_packet: shared.load().frame_size,
+            largest_packet: interface_frames.map_or(frame_size, |f| f.min(frame_size)),
             ..AfXdpConfig::default()
         },
         idle_sleep: opts.idle_sleep,
@@ -295,6 +298,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
                 reports: &reports,
                 sources: &sources,
                 single_frame: (!plan.socket.needs_multi_buffer()).then(|| plan.socket.frame_room()),
+                interface_frames,
             },
             watch,
             (&program, &mut announcer),
@@ -442,8 +446,9 @@ fn log_sockets(opened: &[workers::Opened], opts: &RunOptions) {
             (true, false) => ", UMEM on ordinary pages (no huge pages available)",
             _ => "",
         };
+        let frames = if o.multi_buffer { ", multi-buffer" } else { "" };
         eprintln!(
-            "transitd: {} queue {} bound in {mode} mode (--bind {}){pages}",
+            "transitd: {} queue {} bound in {mode} mode (--bind {}){frames}{pages}",
             opts.iface,
             o.queue,
             opts.bind.name()
@@ -460,6 +465,8 @@ struct Supervised<'a> {
     sources: &'a Sources,
     /// The longest packet a socket takes, when they were bound without multi-buffer.
     single_frame: Option<usize>,
+    /// The longest frame the interface passed at start (its MTU's).
+    interface_frames: Option<usize>,
 }
 
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
@@ -473,7 +480,7 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources, single_frame } = s;
+    let Supervised { index, queues, workers, reports, sources, single_frame, interface_frames } = s;
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats.clone()).collect()
@@ -497,11 +504,12 @@ fn supervise(
                          frame size at start): captured frames are cut to {snaplen} bytes until a restart"
                     );
                 }
-                if let Some(room) = single_frame.filter(|&room| frame_size > room) {
+                let arriving = interface_frames.map_or(frame_size, |f| f.min(frame_size));
+                if let Some(room) = single_frame.filter(|&room| arriving > room) {
                     eprintln!(
                         "transitd: frame_size {frame_size} needs AF_XDP multi-buffer, which the sockets were bound \
-                         without (frame_size was at most {room} at start): frames over {room} bytes are dropped \
-                         until a restart"
+                         without (frame_size or the interface's MTU kept frames to {room} bytes at start): frames \
+                         over {room} bytes are dropped until a restart"
                     );
                 }
             } else {

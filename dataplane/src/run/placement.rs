@@ -164,6 +164,16 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
     Ok((0..n as u32).collect())
 }
 
+/// The longest frame `iface` passes at its MTU now: the MTU, an Ethernet header and two VLAN
+/// tags (`None` if sysfs does not say). A frame longer than `frame_size` allows never arrives
+/// on a link whose MTU is smaller, so sockets need not ask for multi-buffer for it (which
+/// drivers without zero-copy multi-buffer answer with copy mode under `--bind auto`, and
+/// kernels before 6.6 refuse): a 1500-byte link passes 1522-byte frames, one UMEM frame's worth.
+pub(super) fn interface_frames(iface: &str) -> Option<usize> {
+    let mtu: usize = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()?;
+    Some(mtu + 14 + 2 * 4)
+}
+
 pub(super) fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
     let bytes: Vec<u8> = text.trim().split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();

@@ -45,6 +45,7 @@ pub(super) struct Opened {
     pub fd: i32,
     pub zero_copy: bool,
     pub huge_pages: bool,
+    pub multi_buffer: bool,
 }
 
 /// Workers whose sockets are open, waiting for the word to poll.
@@ -89,7 +90,13 @@ pub(super) fn start(
                 }
             };
             let zero_copy = io.stats().zero_copy;
-            let _ = opened_tx.send(Ok(Opened { queue, fd: io.fd(), zero_copy, huge_pages: io.huge_pages() }));
+            let _ = opened_tx.send(Ok(Opened {
+                queue,
+                fd: io.fd(),
+                zero_copy,
+                huge_pages: io.huge_pages(),
+                multi_buffer: io.multi_buffer(),
+            }));
             // Nothing polls until the program is attached; told to stop, the socket closes.
             if !go_rx.recv().unwrap_or(false) {
                 return Ok(());

@@ -292,6 +292,11 @@ impl AfXdpIo<XskSocket> {
     pub fn huge_pages(&self) -> bool {
         self.xsk.huge_pages()
     }
+
+    /// Whether the socket takes packets of several frames (`XDP_USE_SG`).
+    pub fn multi_buffer(&self) -> bool {
+        self.xsk.multi_buffer()
+    }
 }
 
 impl<X: Xsk> AfXdpIo<X> {
