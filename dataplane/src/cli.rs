@@ -70,7 +70,9 @@ pub enum Command {
     /// announces.
     #[command(subcommand)]
     Bgp(BgpCommand),
-    /// Remove an XDP program left attached to an interface (after a process was killed).
+    /// Remove a transitd XDP program an older version left attached to an interface (this
+    /// one attaches through a link, which goes with the process, however it ends); any other
+    /// program is left where it is.
     Detach {
         /// The interface.
         #[arg(long)]
@@ -248,8 +250,9 @@ pub struct RunArgs {
     /// Serve no metrics.
     #[arg(long, conflicts_with = "metrics")]
     pub no_metrics: bool,
-    /// Seconds between looks at the configuration file: a change is reloaded (as SIGHUP
-    /// does) once the file stays the same for one look; 0 reloads on SIGHUP only.
+    /// Seconds between looks at the configuration file and the files it names (`[[list]]`
+    /// files, the soft-unicast plan): a change is reloaded (as SIGHUP does) once they stay the
+    /// same for one look; 0 reloads on SIGHUP only.
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
     pub watch_interval: Duration,
     /// Drop capture.
@@ -267,7 +270,8 @@ pub struct CaptureArgs {
     /// Frames per second captured at most (all workers together; capture time in replay).
     #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops")]
     pub capture_rate: u32,
-    /// The capture file stops growing at this size: a number of bytes, or with K, M or G.
+    /// The capture file stops growing at this size: a number of bytes, or with K, M or G
+    /// (powers of 1000: 100M is 100,000,000 bytes).
     #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops")]
     pub capture_max_size: u64,
     /// Bytes kept of each frame (default: the configured frame size, i.e. whole frames).

@@ -61,6 +61,8 @@ fn the_package_installs_and_what_it_installs_works() {
         "./usr/share/fish/vendor_completions.d/transitd.fish",
         "./usr/lib/tmpfiles.d/transitd.conf",
         "./usr/share/doc/transitd/examples/bgp/bird.conf",
+        "./usr/share/doc/transitd/docs/configuration.md",
+        "./usr/share/doc/transitd/docs/operations.md",
     ] {
         assert!(contents.contains(path), "{path} is not in the package:\n{contents}");
     }
@@ -72,7 +74,16 @@ fn the_package_installs_and_what_it_installs_works() {
     let _ = std::fs::remove_dir("/run/transitd");
     ok("dpkg", &["-i", &deb]);
     assert!(Path::new("/run/transitd").is_dir(), "the install did not make /run/transitd");
-    let checked = ok("/usr/bin/transitd", &["check-config", "/etc/transitd/transitd.toml"]);
+    // The configuration installed is refused until its addresses are set, each at its place
+    // (so the unit's check-config keeps the service from starting on it); the examples pass.
+    let installed = run("/usr/bin/transitd", &["check-config", "/etc/transitd/transitd.toml"]);
+    let said = String::from_utf8_lossy(&installed.stderr);
+    assert_eq!(installed.status.code(), Some(1), "{said}");
+    let errors: Vec<&str> = said.lines().filter(|l| l.starts_with("/etc/transitd/transitd.toml:")).collect();
+    assert_eq!(errors.len(), 2, "{said}");
+    assert!(errors[0].contains(":11:11: anycast address `SET ME"), "{said}");
+    assert!(errors[1].contains(":15:12: next_hop `SET ME"), "{said}");
+    let checked = ok("/usr/bin/transitd", &["check-config", "/usr/share/doc/transitd/examples/acme.toml"]);
     assert!(checked.contains("ok"), "{checked}");
     // The manual pages are the binary's own definitions, readable by man. They are read from
     // the package itself: some Debian images keep dpkg from installing manual pages.

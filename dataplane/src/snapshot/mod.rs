@@ -300,7 +300,9 @@ impl Snapshot {
         b.this_server = host.this_server.clone();
         let snapshot = b.snapshot(loaded);
         let server = loaded.file.server.span();
-        if snapshot.next_hop == NextHop::Unset {
+        // (One given but refused has been said where it is.)
+        let given = loaded.file.server.get_ref();
+        if snapshot.next_hop == NextHop::Unset && given.next_hop.is_none() && given.next_hop_mac.is_none() {
             b.err(&server, "[server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac");
         }
         if snapshot.eth.src == [0; 6] && !host.iface_mac_known {
