@@ -419,7 +419,16 @@ impl<X: Xsk> AfXdpIo<X> {
         }
         self.free.truncate(kept);
         self.count.in_fill += given as u64;
-        if given > 0 && self.xsk.fill_needs_wakeup() {
+        if given > 0 {
+            self.wake_rx(false);
+        }
+    }
+
+    /// Asks the kernel to run the receive path: when `busy` (under preferred busy polling
+    /// the kernel runs the driver only when asked, as xdpsock, DPDK and Suricata ask at
+    /// every empty poll), else only when it says the fill ring needs it.
+    fn wake_rx(&mut self, busy: bool) {
+        if busy || self.xsk.fill_needs_wakeup() {
             self.xsk.kick_rx();
             self.stats.kicks += 1;
         }
@@ -640,23 +649,14 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
             // reaps the completions); a ring the kernel refuses to send from (a failed kick:
             // the device down or gone) is idle after all, so that the worker sleeps rather
             // than spins on it.
-            if self.busy_poll || self.xsk.fill_needs_wakeup() {
-                self.xsk.kick_rx();
-                self.stats.kicks += 1;
-            }
+            self.wake_rx(self.busy_poll);
             self.descs = descs;
             return Ok(if self.kick_error_said.is_some() { Polled::Idle } else { Polled::Frames(0) });
         }
         if n == 0 {
             self.stats.idle_polls += 1;
             self.kick_tx();
-            // Under preferred busy polling the kernel runs the driver only when asked: an
-            // empty poll asks (as xdpsock, DPDK and Suricata do); otherwise only when the
-            // kernel says the fill ring needs it.
-            if self.busy_poll || self.xsk.fill_needs_wakeup() {
-                self.xsk.kick_rx();
-                self.stats.kicks += 1;
-            }
+            self.wake_rx(self.busy_poll);
             self.descs = descs;
             return Ok(Polled::Idle);
         }
