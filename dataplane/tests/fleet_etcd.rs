@@ -151,6 +151,47 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     assert_eq!(sent.lines().collect::<Vec<_>>(), ["50002", "50003", "50004"], "{log}");
 }
 
+/// A list file a configuration from etcd names is watched as a file configuration's is: a
+/// feed rewriting it (etcd untouched, no signal) reloads the configuration etcd holds with
+/// the new list, and the sources it now lists are dropped.
+#[test]
+fn a_list_file_an_etcd_configuration_names_is_watched() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tw", 1);
+    let dir = std::env::temp_dir().join(format!("{}-etcd", lab.prefix));
+    let _ = std::fs::remove_dir_all(&dir);
+    let etcd = Etcd::start(&lab, &dir);
+    let list = std::env::temp_dir().join(format!("{}-blocked.txt", lab.prefix));
+    std::fs::write(&list, "192.0.2.99\n").unwrap();
+    let blocking = format!(
+        "{}\n[[list]]\nname = \"blocked\"\nfile = \"{}\"\n\n[[dos.rule]]\nname = \"blocked\"\n\
+         match = \"ip.src in $blocked\"\naction = \"drop\"\n",
+        server(),
+        list.display()
+    );
+    put(&lab, "/transitd/server", &blocking);
+    put(&lab, "/transitd/customers/acme", &acme(""));
+    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "0.1"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let forwarded = |lab: &Lab| {
+        let c = lab.capture("up", "u1");
+        scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
+        tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
+    };
+    assert_eq!(forwarded(&lab), 10, "the sender is not listed yet");
+    let fresh = list.with_extension("new");
+    std::fs::write(&fresh, "192.0.2.99\n10.1.0.2\n").unwrap();
+    std::fs::rename(&fresh, &list).unwrap();
+    wait_for("the list's change to be reloaded", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    let log = t.log();
+    assert!(log.contains("a file it names changed"), "{log}");
+    assert_eq!(forwarded(&lab), 0, "the sender is listed now:\n{log}");
+    let (code, report) = t.stop();
+    drop(etcd);
+    let _ = std::fs::remove_file(&list);
+    assert_eq!(code, 0, "{report}");
+}
+
 /// A prefix whose keys hold more than gRPC's default message size (4 MiB) together is read
 /// whole: a configuration of up to 16 MiB was promised, and one over 4 MiB failed to read,
 /// reported as etcd being unreachable. An etcd on the host's loopback (ports the kernel

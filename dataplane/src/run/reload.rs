@@ -20,10 +20,13 @@ use crate::fleet;
 use crate::snapshot::{Host, Snapshot};
 
 /// Where configuration changes come from while running: the file (watched, and on SIGHUP)
-/// or the etcd prefix (watched by a thread; SIGHUP fetches it again).
+/// or the etcd prefix (watched by a thread; SIGHUP fetches it again); and either way the
+/// files the configuration names (lists, the plan), watched.
 pub(super) struct ConfigWatch {
     source: ConfigSource,
-    file: Option<FileWatch>,
+    file: FileWatch,
+    /// What etcd held when last read: a named file that changed is read again with it.
+    etcd_current: Option<fleet::Fetched>,
     etcd_slot: fleet::Slot,
     etcd_refetch: Arc<AtomicBool>,
     etcd: Option<JoinHandle<()>>,
@@ -64,18 +67,19 @@ impl ConfigWatch {
     ) -> anyhow::Result<ConfigWatch> {
         let etcd_slot: fleet::Slot = Arc::default();
         let etcd_refetch = Arc::new(AtomicBool::new(false));
-        let (file, etcd) = match source {
-            ConfigSource::File(path) => (Some(FileWatch::new(path, inputs, interval)), None),
+        let (file, etcd, etcd_current) = match source {
+            ConfigSource::File(path) => (FileWatch::new(Some(path), inputs, interval), None, None),
             ConfigSource::Etcd(e) => {
                 let start = started_from.unwrap_or_default();
                 let up = reloads.etcd_up.clone().unwrap_or_default();
-                let watch = fleet::watch(e.clone(), start, etcd_slot.clone(), stop, etcd_refetch.clone(), up)?;
-                (None, Some(watch))
+                let watch = fleet::watch(e.clone(), start.clone(), etcd_slot.clone(), stop, etcd_refetch.clone(), up)?;
+                (FileWatch::new(None, inputs, interval), Some(watch), Some(start))
             }
         };
         Ok(ConfigWatch {
             source: source.clone(),
             file,
+            etcd_current,
             etcd_slot,
             etcd_refetch,
             etcd,
@@ -97,32 +101,37 @@ impl ConfigWatch {
             return self.finish_within(Duration::ZERO, shared, program);
         }
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
-        let (what, load): (String, Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>) =
-            match (&self.source, &mut self.file) {
-                (ConfigSource::File(path), Some(watch)) => {
-                    if !(watch.changed() || signalled) {
-                        return None;
-                    }
-                    watch.seen();
-                    let (path, host) = (path.clone(), self.host.clone());
-                    let what = path.display().to_string();
-                    let load = move || Snapshot::from_path_to_run(&path, &host);
-                    (what, Box::new(load))
+        let (what, load): (String, Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>) = match &self.source {
+            ConfigSource::File(path) => {
+                if !(self.file.changed() || signalled) {
+                    return None;
                 }
-                (ConfigSource::Etcd(source), _) => {
-                    if signalled {
-                        self.etcd_refetch.store(true, Ordering::Relaxed);
-                    }
-                    let fetched = self.etcd_slot.lock().ok().and_then(|mut s| s.take())?;
-                    let (prefix, host) = (source.prefix.clone(), self.host.clone());
-                    let what = format!("{source} at revision {}", fetched.revision);
-                    let load = move || {
-                        fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build_to_run(&l, &host))
-                    };
-                    (what, Box::new(load))
+                self.file.seen();
+                let (path, host) = (path.clone(), self.host.clone());
+                let what = path.display().to_string();
+                let load = move || Snapshot::from_path_to_run(&path, &host);
+                (what, Box::new(load))
+            }
+            ConfigSource::Etcd(source) => {
+                if signalled {
+                    self.etcd_refetch.store(true, Ordering::Relaxed);
                 }
-                (ConfigSource::File(_), None) => return None,
-            };
+                // What etcd holds now, newly read, or as last read with a named file
+                // that changed (a feed rewriting a list).
+                let (fetched, why) = match self.etcd_slot.lock().ok().and_then(|mut s| s.take()) {
+                    Some(new) => (new, ""),
+                    None if self.file.changed() => (self.etcd_current.clone()?, ", a file it names changed"),
+                    None => return None,
+                };
+                self.file.seen();
+                self.etcd_current = Some(fetched.clone());
+                let (prefix, host) = (source.prefix.clone(), self.host.clone());
+                let what = format!("{source} at revision {}{why}", fetched.revision);
+                let load =
+                    move || fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build_to_run(&l, &host));
+                (what, Box::new(load))
+            }
+        };
         let started = Instant::now();
         match std::thread::Builder::new().name("transitd-reload".into()).spawn(load) {
             Ok(thread) => self.building = Some(Building { what, started, thread }),
@@ -150,8 +159,8 @@ impl ConfigWatch {
         let built = b.thread.join().map_err(|_| ());
         let replaced = apply(&b.what, b.started, built, shared, program);
         let applied = replaced.is_some();
-        if let (true, Some(watch)) = (applied, &mut self.file) {
-            watch.follow(&shared.load().inputs);
+        if applied {
+            self.file.follow(&shared.load().inputs);
         }
         self.retired.extend(replaced);
         Some(applied)
@@ -167,22 +176,22 @@ impl ConfigWatch {
     }
 }
 
-/// Notices a change of the configuration file, or of a file it names (a list, the plan: a
-/// feed rewriting a list expects it applied), by its modification time, size or inode,
-/// looking every `interval`; reports a change once the files have stayed the same for one
-/// look and the configuration is not empty, so that a file caught half-written is read only
-/// when complete. A write in place truncates the file first: a writer that stalls after that
+/// Notices a change of the configuration file (none when it comes from etcd), or of a file
+/// it names (a list, the plan: a feed rewriting a list expects it applied), by its
+/// modification time, size or inode, looking every `interval`; reports a change once the
+/// files have stayed the same for one look and the configuration is not empty, so that a
+/// file caught half-written is read only when complete. A write in place truncates the file first: a writer that stalls after that
 /// (a loaded machine, a slow disk) leaves it empty for as long as it likes, and an empty file
 /// is never a configuration.
 #[derive(Debug)]
 pub(super) struct FileWatch {
-    path: PathBuf,
+    path: Option<PathBuf>,
     /// The files the running configuration names ([`Snapshot::inputs`]).
     inputs: Vec<PathBuf>,
     interval: Duration,
     last_look: Instant,
-    /// What the running configuration was read from: the configuration's stamp, then each
-    /// input's.
+    /// What the running configuration was read from: the configuration's stamp (if it is a
+    /// file), then each input's.
     applied: Vec<Option<FileStamp>>,
     /// What the last look saw.
     seen: Vec<Option<FileStamp>>,
@@ -205,9 +214,9 @@ fn stamp(path: &std::path::Path) -> Option<FileStamp> {
 }
 
 impl FileWatch {
-    pub(super) fn new(path: &std::path::Path, inputs: &[PathBuf], interval: Duration) -> FileWatch {
+    pub(super) fn new(path: Option<&std::path::Path>, inputs: &[PathBuf], interval: Duration) -> FileWatch {
         let mut watch = FileWatch {
-            path: path.to_path_buf(),
+            path: path.map(std::path::Path::to_path_buf),
             inputs: inputs.to_vec(),
             interval,
             last_look: Instant::now(),
@@ -220,7 +229,7 @@ impl FileWatch {
     }
 
     fn stamps(&self) -> Vec<Option<FileStamp>> {
-        std::iter::once(&self.path).chain(&self.inputs).map(|p| stamp(p)).collect()
+        self.path.iter().chain(&self.inputs).map(|p| stamp(p)).collect()
     }
 
     /// True when a file changed and has since stayed the same for one look.
@@ -232,8 +241,9 @@ impl FileWatch {
         let now = self.stamps();
         self.settled_looks = if now == self.seen { self.settled_looks.saturating_add(1) } else { 0 };
         let len = |s: &Option<FileStamp>| s.map_or(0, |(_, len, _)| len);
-        let config_written = now.first().is_some_and(|s| len(s) > 0);
-        let emptied = now.iter().zip(&self.applied).skip(1).any(|(n, a)| len(n) == 0 && len(a) > 0);
+        let config = usize::from(self.path.is_some());
+        let config_written = config == 0 || now.first().is_some_and(|s| len(s) > 0);
+        let emptied = now.iter().zip(&self.applied).skip(config).any(|(n, a)| len(n) == 0 && len(a) > 0);
         let needed = if emptied { EMPTIED_LOOKS } else { 1 };
         let changed = self.settled_looks >= needed && config_written && now != self.applied;
         self.seen = now;
@@ -254,9 +264,11 @@ impl FileWatch {
         if inputs == self.inputs.as_slice() {
             return;
         }
-        let before =
-            |p: &PathBuf| self.inputs.iter().position(|q| q == p).map(|i| self.applied.get(i + 1).copied().flatten());
-        let mut applied = vec![self.applied.first().copied().flatten()];
+        let config = usize::from(self.path.is_some());
+        let before = |p: &PathBuf| {
+            self.inputs.iter().position(|q| q == p).map(|i| self.applied.get(i + config).copied().flatten())
+        };
+        let mut applied: Vec<Option<FileStamp>> = self.applied.iter().take(config).copied().collect();
         applied.extend(inputs.iter().map(|p| before(p).unwrap_or_else(|| stamp(p))));
         self.inputs = inputs.to_vec();
         self.applied = applied;
@@ -442,7 +454,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.toml");
         std::fs::write(&path, "a = 1\n").unwrap();
-        let mut watch = FileWatch::new(&path, &[], Duration::from_millis(1));
+        let mut watch = FileWatch::new(Some(&path), &[], Duration::from_millis(1));
         assert_eq!(looks_until_changed(&mut watch, 5), None, "nothing changed");
 
         // Truncated, as a write in place starts: the writer may stall here for any time.
@@ -469,7 +481,7 @@ mod tests {
         let (path, list) = (dir.join("t.toml"), dir.join("block.txt"));
         std::fs::write(&path, "a = 1\n").unwrap();
         std::fs::write(&list, "192.0.2.1\n").unwrap();
-        let mut watch = FileWatch::new(&path, std::slice::from_ref(&list), Duration::from_millis(1));
+        let mut watch = FileWatch::new(Some(&path), std::slice::from_ref(&list), Duration::from_millis(1));
         assert_eq!(looks_until_changed(&mut watch, 5), None, "nothing changed");
         std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
@@ -487,6 +499,30 @@ mod tests {
         watch.seen();
         std::fs::write(&list, "192.0.2.3\n").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 5), None, "no longer named");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A configuration from etcd has no file of its own: the files it names are watched
+    /// alone, the same way (a list's change once settled, an emptied one after
+    /// EMPTIED_LOOKS, a newly named one followed).
+    #[test]
+    fn without_a_configuration_file_the_files_it_names_are_watched() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-etcd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (list, other) = (dir.join("block.txt"), dir.join("allow.txt"));
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        std::fs::write(&other, "192.0.2.9\n").unwrap();
+        let mut watch = FileWatch::new(None, std::slice::from_ref(&list), Duration::from_millis(1));
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "nothing changed");
+        std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
+        watch.seen();
+        std::fs::write(&list, "").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 30), Some(EMPTIED_LOOKS as usize + 1));
+        watch.seen();
+        watch.follow(&[list.clone(), other.clone()]);
+        std::fs::write(&other, "192.0.2.8\n").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "a file named since");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
