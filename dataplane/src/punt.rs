@@ -55,8 +55,8 @@ pub fn default_name(iface: &str) -> String {
     if name.len() <= 15 {
         return name;
     }
-    // FNV-1a: stable across runs and builds, as a device name must be.
-    let hash = iface.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    // Stable across runs and builds, as a device name must be.
+    let hash = crate::snapshot::fnv1a(iface.as_bytes());
     let mut head = iface.to_string();
     while head.len() > 8 {
         head.pop();

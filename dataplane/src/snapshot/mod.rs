@@ -183,6 +183,9 @@ pub struct NextTunnel {
     pub priority: u16,
     /// Share among tunnels of equal priority.
     pub weight: u16,
+    /// What the flow hash is mixed with to score the tunnel (a hash of its name: the same
+    /// across reloads that reorder tunnels, and across a fleet's servers).
+    pub seed: u64,
 }
 
 /// One customer's compiled state.
@@ -226,10 +229,7 @@ pub struct Customer {
 /// whenever a customer was added before it.
 pub fn vrf_ids<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u32> {
     let names: Vec<&str> = names.collect();
-    let hash = |name: &str| {
-        let h = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-        (h & 0x7fff_ffff).max(1)
-    };
+    let hash = |name: &str| (fnv1a(name.as_bytes()) & 0x7fff_ffff).max(1);
     let mut order: Vec<usize> = (0..names.len()).collect();
     order.sort_by_key(|&i| names[i]);
     let mut taken = std::collections::HashSet::new();
@@ -242,6 +242,12 @@ pub fn vrf_ids<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u32> {
         ids[i] = id;
     }
     ids
+}
+
+/// FNV-1a (32 bits) of `bytes`: a hash of a name that is the same in every run, build and
+/// server, for what must not change when nothing about the name did.
+pub fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// One GRE tunnel.

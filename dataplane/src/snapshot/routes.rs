@@ -398,7 +398,8 @@ impl Builder<'_> {
                 continue;
             }
             seen.insert((net, tid), r.prefix.span());
-            let next = NextTunnel { tunnel: tid, priority, weight };
+            let seed = classifier::limit::mix(u64::from(super::fnv1a(r.tunnel.get_ref().as_bytes())));
+            let next = NextTunnel { tunnel: tid, priority, weight, seed };
             match group_of.get(&net) {
                 Some(&i) => by_prefix[i].1.push(next),
                 None => {
