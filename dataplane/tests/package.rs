@@ -1,5 +1,6 @@
 //! The Debian package (`scripts/deb`), installed on this machine: dpkg takes it, the
-//! installed binary checks the installed example configuration, the manual pages and the
+//! installed binary refuses the installed configuration until it is filled in and accepts
+//! the packaged examples, the manual pages and the
 //! shell completions are there and say what the binary does, and `systemd-analyze verify`
 //! accepts the installed unit (which needs the binary it starts). The package is removed
 //! again at the end.

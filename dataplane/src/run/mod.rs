@@ -25,7 +25,7 @@ use transitd_bpf::{AttachMode, XdpProgram};
 use self::announce::Announcer;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
-use self::reload::{ConfigWatch, program_tables};
+use self::reload::{ConfigWatch, FileWatch, program_tables};
 use self::report::{final_report, progress_line};
 use crate::dropcap::{CaptureOptions, DropCapture};
 use crate::fleet::{self, EtcdSource};
@@ -96,7 +96,8 @@ pub struct RunOptions {
     pub frames: u32,
     /// Where to serve metrics (`None`: nowhere).
     pub metrics: Option<SocketAddr>,
-    /// How often to look at the configuration file for a change (zero: only on SIGHUP).
+    /// How often to look at the configuration file and the files it names for a change
+    /// (zero: never; SIGHUP, and etcd's own watch, still reload).
     pub watch: Duration,
     /// Capture dropped frames (a snap length of 0: the configured frame size).
     pub capture: Option<CaptureOptions>,
@@ -112,6 +113,7 @@ type Thread = JoinHandle<anyhow::Result<()>>;
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let (snapshot, started_from) = initial_config(opts)?;
+    let files = FileWatch::of(&opts.config, &snapshot.inputs, opts.watch);
     snapshot.health.set_key(health::random_key());
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;
@@ -184,8 +186,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     };
 
     // The sockets take the longest frame the configuration allows or the interface passes,
-    // whichever is shorter (a larger MTU set while running needs a restart to be taken).
-    let (frame_size, interface_frames) = (shared.load().frame_size, placement::interface_frames(&opts.iface));
+    // whichever is shorter (a larger MTU set while running needs a restart to be taken, and
+    // is said); in copy mode multi-buffer costs nothing, and frame_size alone decides.
+    let frame_size = shared.load().frame_size;
+    let largest_packet = match opts.bind {
+        BindMode::Copy => frame_size,
+        _ => arriving(frame_size, placement::interface_frames(&opts.iface)),
+    };
     let plan = workers::Plan {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
@@ -196,7 +203,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             bind: opts.bind,
             huge_pages: opts.huge_pages,
             busy_poll: opts.busy_poll,
-            largest_packet: interface_frames.map_or(frame_size, |f| f.min(frame_size)),
+            largest_packet,
             ..AfXdpConfig::default()
         },
         idle_sleep: opts.idle_sleep,
@@ -217,6 +224,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
     };
     log_sockets(&ready.opened, opts);
+    // What the sockets take, as bound: multi-buffer asked for may have been refused.
+    let single_frame = ready.opened.iter().any(|o| !o.multi_buffer).then(|| plan.socket.frame_room());
     let interface_at_start = NetdevCounters::read(&opts.iface);
     let workers = ready.go();
     eprintln!(
@@ -272,20 +281,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
     let mut watch = match failed {
         Some(_) => None,
-        None => {
-            let inputs = shared.load().inputs.clone();
-            ConfigWatch::start(
-                &opts.config,
-                &inputs,
-                opts.watch,
-                started_from,
-                &sources.reloads,
-                helpers_stop.clone(),
-                host,
-            )
+        None => ConfigWatch::start(&opts.config, files, started_from, &sources.reloads, helpers_stop.clone(), host)
             .map_err(|e| failed = Some(e.context("watching the configuration")))
-            .ok()
-        }
+            .ok(),
     };
     let mut announcer = Announcer::new(queues.len());
     let gone = match &mut watch {
@@ -297,8 +295,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
                 workers: &workers,
                 reports: &reports,
                 sources: &sources,
-                single_frame: (!plan.socket.needs_multi_buffer()).then(|| plan.socket.frame_room()),
-                interface_frames,
+                single_frame,
             },
             watch,
             (&program, &mut announcer),
@@ -465,8 +462,38 @@ struct Supervised<'a> {
     sources: &'a Sources,
     /// The longest packet a socket takes, when they were bound without multi-buffer.
     single_frame: Option<usize>,
-    /// The longest frame the interface passed at start (its MTU's).
-    interface_frames: Option<usize>,
+}
+
+/// The longest frame that can arrive: what `frame_size` allows or the interface passes
+/// (`interface_frames`, its MTU's), whichever is shorter.
+fn arriving(frame_size: usize, interface_frames: Option<usize>) -> usize {
+    interface_frames.map_or(frame_size, |f| f.min(frame_size))
+}
+
+/// Says when frames longer than the sockets take can arrive, once each time the longest
+/// rises past them: a reload raised `frame_size`, or the interface's MTU was raised while
+/// running (the sockets were bound for the frames of the start, and the kernel drops longer
+/// ones, counted only in the sockets' `rx_dropped`).
+#[derive(Default)]
+struct FramesPastSockets {
+    said: Option<usize>,
+}
+
+impl FramesPastSockets {
+    fn look(&mut self, iface: &str, frame_size: usize, room: Option<usize>) {
+        let Some(room) = room else { return };
+        let longest = arriving(frame_size, placement::interface_frames(iface));
+        if longest <= room {
+            self.said = None;
+        } else if self.said != Some(longest) {
+            eprintln!(
+                "transitd: frames of up to {longest} bytes can arrive now (frame_size {frame_size}, {iface}'s MTU), \
+                 but the sockets were bound without AF_XDP multi-buffer and take {room}: longer frames are dropped \
+                 by the kernel (counted in the sockets' rx_dropped) until a restart"
+            );
+            self.said = Some(longest);
+        }
+    }
 }
 
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
@@ -480,7 +507,8 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources, single_frame, interface_frames } = s;
+    let Supervised { index, queues, workers, reports, sources, single_frame } = s;
+    let mut past_sockets = FramesPastSockets::default();
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats.clone()).collect()
@@ -504,14 +532,6 @@ fn supervise(
                          frame size at start): captured frames are cut to {snaplen} bytes until a restart"
                     );
                 }
-                let arriving = interface_frames.map_or(frame_size, |f| f.min(frame_size));
-                if let Some(room) = single_frame.filter(|&room| arriving > room) {
-                    eprintln!(
-                        "transitd: frame_size {frame_size} needs AF_XDP multi-buffer, which the sockets were bound \
-                         without (frame_size or the interface's MTU kept frames to {room} bytes at start): frames \
-                         over {room} bytes are dropped until a restart"
-                    );
-                }
             } else {
                 sources.reloads.rejected.fetch_add(1, Ordering::Relaxed);
             }
@@ -520,6 +540,7 @@ fn supervise(
                 n.send(&format!("STATUS=running on {} queues {queues:?}; last reload {what}", opts.iface));
             }
         }
+        past_sockets.look(&opts.iface, sources.snapshot.load().frame_size, single_frame);
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
             w.tick(reports, n);
         }

@@ -25,8 +25,10 @@ use crate::snapshot::{Host, Snapshot};
 pub(super) struct ConfigWatch {
     source: ConfigSource,
     file: FileWatch,
-    /// What etcd held when last read: a named file that changed is read again with it.
-    etcd_current: Option<fleet::Fetched>,
+    /// What etcd held when the running configuration was read: a named file that changed
+    /// is read again with it (not with a newer read that was rejected: the running
+    /// configuration with the new file).
+    etcd_applied: Option<fleet::Fetched>,
     etcd_slot: fleet::Slot,
     etcd_refetch: Arc<AtomicBool>,
     etcd: Option<JoinHandle<()>>,
@@ -51,15 +53,16 @@ struct Building {
     what: String,
     started: Instant,
     thread: JoinHandle<Result<Snapshot, ConfigErrors>>,
+    /// What etcd held, for a configuration from it.
+    fetched: Option<fleet::Fetched>,
 }
 
 impl ConfigWatch {
     /// Starts watching `source` (an etcd watch from what `started_from` was read, until
-    /// `stop`).
+    /// `stop`), and the files `file` watches.
     pub(super) fn start(
         source: &ConfigSource,
-        inputs: &[PathBuf],
-        interval: Duration,
+        file: FileWatch,
         started_from: Option<fleet::Fetched>,
         reloads: &crate::metrics::ReloadStats,
         stop: Arc<AtomicBool>,
@@ -67,19 +70,19 @@ impl ConfigWatch {
     ) -> anyhow::Result<ConfigWatch> {
         let etcd_slot: fleet::Slot = Arc::default();
         let etcd_refetch = Arc::new(AtomicBool::new(false));
-        let (file, etcd, etcd_current) = match source {
-            ConfigSource::File(path) => (FileWatch::new(Some(path), inputs, interval), None, None),
+        let (etcd, etcd_applied) = match source {
+            ConfigSource::File(_) => (None, None),
             ConfigSource::Etcd(e) => {
                 let start = started_from.unwrap_or_default();
                 let up = reloads.etcd_up.clone().unwrap_or_default();
                 let watch = fleet::watch(e.clone(), start.clone(), etcd_slot.clone(), stop, etcd_refetch.clone(), up)?;
-                (FileWatch::new(None, inputs, interval), Some(watch), Some(start))
+                (Some(watch), Some(start))
             }
         };
         Ok(ConfigWatch {
             source: source.clone(),
             file,
-            etcd_current,
+            etcd_applied,
             etcd_slot,
             etcd_refetch,
             etcd,
@@ -101,7 +104,8 @@ impl ConfigWatch {
             return self.finish_within(Duration::ZERO, shared, program);
         }
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
-        let (what, load): (String, Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>) = match &self.source {
+        type Load = Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>;
+        let (what, fetched, load): (String, Option<fleet::Fetched>, Load) = match &self.source {
             ConfigSource::File(path) => {
                 if !(self.file.changed() || signalled) {
                     return None;
@@ -110,31 +114,31 @@ impl ConfigWatch {
                 let (path, host) = (path.clone(), self.host.clone());
                 let what = path.display().to_string();
                 let load = move || Snapshot::from_path_to_run(&path, &host);
-                (what, Box::new(load))
+                (what, None, Box::new(load))
             }
             ConfigSource::Etcd(source) => {
                 if signalled {
                     self.etcd_refetch.store(true, Ordering::Relaxed);
                 }
-                // What etcd holds now, newly read, or as last read with a named file
-                // that changed (a feed rewriting a list).
+                // What etcd holds now, newly read, or what it held for the running
+                // configuration with a named file that changed (a feed rewriting a list).
                 let (fetched, why) = match self.etcd_slot.lock().ok().and_then(|mut s| s.take()) {
                     Some(new) => (new, ""),
-                    None if self.file.changed() => (self.etcd_current.clone()?, ", a file it names changed"),
+                    None if self.file.changed() => (self.etcd_applied.clone()?, ", a file it names changed"),
                     None => return None,
                 };
                 self.file.seen();
-                self.etcd_current = Some(fetched.clone());
                 let (prefix, host) = (source.prefix.clone(), self.host.clone());
                 let what = format!("{source} at revision {}{why}", fetched.revision);
+                let read = fetched.clone();
                 let load =
-                    move || fleet::assemble_fetched(&prefix, &fetched).and_then(|l| Snapshot::build_to_run(&l, &host));
-                (what, Box::new(load))
+                    move || fleet::assemble_fetched(&prefix, &read).and_then(|l| Snapshot::build_to_run(&l, &host));
+                (what, Some(fetched), Box::new(load))
             }
         };
         let started = Instant::now();
         match std::thread::Builder::new().name("transitd-reload".into()).spawn(load) {
-            Ok(thread) => self.building = Some(Building { what, started, thread }),
+            Ok(thread) => self.building = Some(Building { what, started, thread, fetched }),
             Err(e) => {
                 eprintln!(
                     "transitd: reload of {what} rejected: no thread to build it on ({e}); the running configuration stays"
@@ -161,6 +165,9 @@ impl ConfigWatch {
         let applied = replaced.is_some();
         if applied {
             self.file.follow(&shared.load().inputs);
+            if b.fetched.is_some() {
+                self.etcd_applied = b.fetched;
+            }
         }
         self.retired.extend(replaced);
         Some(applied)
@@ -180,9 +187,9 @@ impl ConfigWatch {
 /// it names (a list, the plan: a feed rewriting a list expects it applied), by its
 /// modification time, size or inode, looking every `interval`; reports a change once the
 /// files have stayed the same for one look and the configuration is not empty, so that a
-/// file caught half-written is read only when complete. A write in place truncates the file first: a writer that stalls after that
-/// (a loaded machine, a slow disk) leaves it empty for as long as it likes, and an empty file
-/// is never a configuration.
+/// file caught half-written is read only when complete. A write in place truncates the file
+/// first: a writer that stalls after that (a loaded machine, a slow disk) leaves it empty for
+/// as long as it likes, and an empty file is never a configuration.
 #[derive(Debug)]
 pub(super) struct FileWatch {
     path: Option<PathBuf>,
@@ -214,6 +221,16 @@ fn stamp(path: &std::path::Path) -> Option<FileStamp> {
 }
 
 impl FileWatch {
+    /// The files of a configuration from `source` that names `inputs`, as they are now: made
+    /// as soon as the configuration has been read, so that a file changed while the run
+    /// starts (sockets bound, the program attached: seconds) is read again.
+    pub(super) fn of(source: &ConfigSource, inputs: &[PathBuf], interval: Duration) -> FileWatch {
+        match source {
+            ConfigSource::File(path) => FileWatch::new(Some(path), inputs, interval),
+            ConfigSource::Etcd(_) => FileWatch::new(None, inputs, interval),
+        }
+    }
+
     pub(super) fn new(path: Option<&std::path::Path>, inputs: &[PathBuf], interval: Duration) -> FileWatch {
         let mut watch = FileWatch {
             path: path.map(std::path::Path::to_path_buf),
@@ -521,7 +538,7 @@ mod tests {
         assert_eq!(looks_until_changed(&mut watch, 30), Some(EMPTIED_LOOKS as usize + 1));
         watch.seen();
         watch.follow(&[list.clone(), other.clone()]);
-        std::fs::write(&other, "192.0.2.8\n").unwrap();
+        std::fs::write(&other, "192.0.2.8\n192.0.2.7\n").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "a file named since");
         std::fs::remove_dir_all(&dir).unwrap();
     }
