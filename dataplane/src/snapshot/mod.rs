@@ -175,7 +175,7 @@ pub fn remote_addr(ip: IpAddr) -> RemoteAddr {
 }
 
 /// One tunnel a route may take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NextTunnel {
     /// The tunnel.
     pub tunnel: TunnelId,
@@ -183,6 +183,12 @@ pub struct NextTunnel {
     pub priority: u16,
     /// Share among tunnels of equal priority.
     pub weight: u16,
+    /// `1 / weight`, for the tunnel choice's score (a multiplication, not a division, per
+    /// packet).
+    pub per_weight: f64,
+    /// Whether the group's tunnels of one priority differ in weight (the same in each entry
+    /// of the group): if not, the choice ranks them by the hash alone.
+    pub weighted: bool,
     /// What the flow hash is mixed with to score the tunnel (a hash of its name: the same
     /// across reloads that reorder tunnels, and across a fleet's servers).
     pub seed: u64,

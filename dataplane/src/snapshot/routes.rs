@@ -399,7 +399,8 @@ impl Builder<'_> {
             }
             seen.insert((net, tid), r.prefix.span());
             let seed = classifier::limit::mix(u64::from(super::fnv1a(r.tunnel.get_ref().as_bytes())));
-            let next = NextTunnel { tunnel: tid, priority, weight, seed };
+            let per_weight = 1.0 / f64::from(weight.max(1));
+            let next = NextTunnel { tunnel: tid, priority, weight, per_weight, seed, weighted: false };
             match group_of.get(&net) {
                 Some(&i) => by_prefix[i].1.push(next),
                 None => {
@@ -412,6 +413,12 @@ impl Builder<'_> {
         for (net, mut list) in by_prefix {
             // Stable: equal priorities keep the order they were written in.
             list.sort_by_key(|n| n.priority);
+            // Weights that differ within a priority make the choice score them; any subset
+            // of equal ones ranks the same by the hash alone.
+            let weighted = list.iter().any(|a| list.iter().any(|b| a.priority == b.priority && a.weight != b.weight));
+            for n in &mut list {
+                n.weighted = weighted;
+            }
             table.push((net, groups.len() as RouteGroupId));
             groups.push(list.into_boxed_slice());
         }
