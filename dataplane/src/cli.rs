@@ -252,7 +252,8 @@ pub struct RunArgs {
     pub no_metrics: bool,
     /// Seconds between looks at the configuration file and the files it names (`[[list]]`
     /// files, the soft-unicast plan): a change is reloaded (as SIGHUP does) once they stay the
-    /// same for one look; 0 reloads on SIGHUP only.
+    /// same for one look; 0 looks at no file (reloads come on SIGHUP, and from etcd's own
+    /// watch).
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
     pub watch_interval: Duration,
     /// Drop capture.

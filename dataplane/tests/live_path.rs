@@ -241,10 +241,11 @@ fn a_bind_the_driver_cannot_do_fails_cleanly() {
     assert!(log.contains("bound in copy mode (--bind auto)\n") && !log.contains("multi-buffer"), "{log}");
     assert_eq!((tunable("napi_defer_hard_irqs"), tunable("gro_flush_timeout")), ("2".into(), "200000".into()));
     // The MTU raised while it runs: frames up to frame_size (4096) can come now, past what
-    // the sockets take: said (the kernel drops them, counted nowhere transitd names).
+    // the sockets take: said (the kernel drops them: only its socket counters see them).
     lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "mtu", "9000"]);
     wait_for("the larger frames to be said", Duration::from_secs(5), || {
-        t.log().contains("frames of up to 4096 bytes can arrive now (frame_size 4096")
+        t.log().contains("frames of up to 4096 bytes can arrive now (")
+            && t.log().contains("'s MTU 9000, frame_size 4096)")
     });
     let (code, _) = t.stop();
     assert_eq!(code, 0);
@@ -374,7 +375,10 @@ fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
     wait_for("the reload", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
     let log = t.log();
     assert!(!log.contains("no AF_XDP multi-buffer") && !log.contains("no zero-copy multi-buffer"), "{log}");
-    assert!(log.contains("frames of up to 9022 bytes can arrive now (frame_size 9216"), "{log}");
+    assert!(
+        log.contains("frames of up to 9022 bytes can arrive now (") && log.contains("MTU 9000, frame_size 9216)"),
+        "{log}"
+    );
     assert!(log.contains("frame_size 9216 is past the drop capture's snap length 1600"), "{log}");
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");

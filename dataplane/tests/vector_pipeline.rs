@@ -25,6 +25,7 @@ fn configs() -> Vec<(&'static str, String)> {
         ("acme", file("examples/acme.toml")),
         ("dos-with", file("bench/configs/dos-with.toml")),
         ("zeek-gre", file("bench/configs/zeek-gre.toml")),
+        ("ecmp", file("bench/configs/ecmp-4.toml")),
         ("ecmp-weighted", file("bench/configs/ecmp-4-weighted.toml")),
         ("soft-unicast", file("dataplane/tests/data/soft-unicast.toml")),
         ("tunnel-edge", file("dataplane/tests/data/tunnel-edge.toml")),

@@ -187,12 +187,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 
     // The sockets take the longest frame the configuration allows or the interface passes,
     // whichever is shorter (a larger MTU set while running needs a restart to be taken, and
-    // is said); in copy mode multi-buffer costs nothing, and frame_size alone decides.
+    // is said).
     let frame_size = shared.load().frame_size;
-    let largest_packet = match opts.bind {
-        BindMode::Copy => frame_size,
-        _ => arriving(frame_size, placement::interface_frames(&opts.iface)),
-    };
+    let largest_packet = arriving(frame_size, placement::interface_frames(&opts.iface));
     let plan = workers::Plan {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
@@ -296,6 +293,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
                 reports: &reports,
                 sources: &sources,
                 single_frame,
+                longest_at_start: largest_packet,
             },
             watch,
             (&program, &mut announcer),
@@ -462,6 +460,8 @@ struct Supervised<'a> {
     sources: &'a Sources,
     /// The longest packet a socket takes, when they were bound without multi-buffer.
     single_frame: Option<usize>,
+    /// The longest frame that could arrive at start.
+    longest_at_start: usize,
 }
 
 /// The longest frame that can arrive: what `frame_size` allows or the interface passes
@@ -470,26 +470,31 @@ fn arriving(frame_size: usize, interface_frames: Option<usize>) -> usize {
     interface_frames.map_or(frame_size, |f| f.min(frame_size))
 }
 
-/// Says when frames longer than the sockets take can arrive, once each time the longest
-/// rises past them: a reload raised `frame_size`, or the interface's MTU was raised while
+/// Says when frames longer than the sockets take can arrive, each time the longest rises
+/// past what was said: a reload raised `frame_size`, or the interface's MTU was raised while
 /// running (the sockets were bound for the frames of the start, and the kernel drops longer
-/// ones, counted only in the sockets' `rx_dropped`).
-#[derive(Default)]
+/// ones). What could arrive at start was said then (multi-buffer refused).
 struct FramesPastSockets {
     said: Option<usize>,
 }
 
 impl FramesPastSockets {
+    fn new(longest_at_start: usize, room: Option<usize>) -> FramesPastSockets {
+        FramesPastSockets { said: room.filter(|&room| longest_at_start > room).map(|_| longest_at_start) }
+    }
+
     fn look(&mut self, iface: &str, frame_size: usize, room: Option<usize>) {
-        let Some(room) = room else { return };
-        let longest = arriving(frame_size, placement::interface_frames(iface));
+        // (An interface whose MTU cannot be read is going away: said by the supervisor.)
+        let (Some(room), Some(frames)) = (room, placement::interface_frames(iface)) else { return };
+        let longest = arriving(frame_size, Some(frames));
         if longest <= room {
             self.said = None;
-        } else if self.said != Some(longest) {
+        } else if self.said.is_none_or(|said| longest > said) {
             eprintln!(
-                "transitd: frames of up to {longest} bytes can arrive now (frame_size {frame_size}, {iface}'s MTU), \
-                 but the sockets were bound without AF_XDP multi-buffer and take {room}: longer frames are dropped \
-                 by the kernel (counted in the sockets' rx_dropped) until a restart"
+                "transitd: frames of up to {longest} bytes can arrive now ({iface}'s MTU {}, frame_size \
+                 {frame_size}), but the sockets were bound without AF_XDP multi-buffer and take {room}: longer \
+                 frames are dropped by the kernel (transitd_afxdp_kernel_drops, reason rx_dropped) until a restart",
+                frames - placement::FRAME_OVER_MTU
             );
             self.said = Some(longest);
         }
@@ -507,8 +512,8 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources, single_frame } = s;
-    let mut past_sockets = FramesPastSockets::default();
+    let Supervised { index, queues, workers, reports, sources, single_frame, longest_at_start } = s;
+    let mut past_sockets = FramesPastSockets::new(longest_at_start, single_frame);
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats.clone()).collect()

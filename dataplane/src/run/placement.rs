@@ -171,8 +171,11 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
 /// kernels before 6.6 refuse): a 1500-byte link passes 1522-byte frames, one UMEM frame's worth.
 pub(super) fn interface_frames(iface: &str) -> Option<usize> {
     let mtu: usize = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()?;
-    Some(mtu + 14 + 2 * 4)
+    Some(mtu + FRAME_OVER_MTU)
 }
+
+/// A frame's bytes beyond its MTU's: an Ethernet header and two VLAN tags.
+pub(super) const FRAME_OVER_MTU: usize = 14 + 2 * 4;
 
 pub(super) fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;

@@ -55,6 +55,10 @@ struct Building {
     thread: JoinHandle<Result<Snapshot, ConfigErrors>>,
     /// What etcd held, for a configuration from it.
     fetched: Option<fleet::Fetched>,
+    /// The files' stamps the running configuration was read from, when this build is of a
+    /// newer etcd read: rejected, it read the files for nothing, and a change of theirs that
+    /// it took in is still to be applied with the running configuration.
+    stamps_before: Option<Vec<Option<FileStamp>>>,
 }
 
 impl ConfigWatch {
@@ -104,6 +108,7 @@ impl ConfigWatch {
             return self.finish_within(Duration::ZERO, shared, program);
         }
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
+        let mut stamps_before = None;
         type Load = Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>;
         let (what, fetched, load): (String, Option<fleet::Fetched>, Load) = match &self.source {
             ConfigSource::File(path) => {
@@ -127,6 +132,7 @@ impl ConfigWatch {
                     None if self.file.changed() => (self.etcd_applied.clone()?, ", a file it names changed"),
                     None => return None,
                 };
+                stamps_before = why.is_empty().then(|| self.file.applied.clone());
                 self.file.seen();
                 let (prefix, host) = (source.prefix.clone(), self.host.clone());
                 let what = format!("{source} at revision {}{why}", fetched.revision);
@@ -138,7 +144,7 @@ impl ConfigWatch {
         };
         let started = Instant::now();
         match std::thread::Builder::new().name("transitd-reload".into()).spawn(load) {
-            Ok(thread) => self.building = Some(Building { what, started, thread, fetched }),
+            Ok(thread) => self.building = Some(Building { what, started, thread, fetched, stamps_before }),
             Err(e) => {
                 eprintln!(
                     "transitd: reload of {what} rejected: no thread to build it on ({e}); the running configuration stays"
@@ -168,6 +174,8 @@ impl ConfigWatch {
             if b.fetched.is_some() {
                 self.etcd_applied = b.fetched;
             }
+        } else if let Some(before) = b.stamps_before {
+            self.file.applied = before;
         }
         self.retired.extend(replaced);
         Some(applied)
@@ -516,6 +524,25 @@ mod tests {
         watch.seen();
         std::fs::write(&list, "192.0.2.3\n").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 5), None, "no longer named");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Stamps put back (a rejected build of a newer etcd read that had taken in a list's
+    /// change): the change is reported again, to be applied with the running configuration.
+    #[test]
+    fn stamps_put_back_report_the_change_again() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-back-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("block.txt");
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        let mut watch = FileWatch::new(None, std::slice::from_ref(&list), Duration::from_millis(1));
+        let before = watch.applied.clone();
+        std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap();
+        watch.seen(); // a build of a newer read begins, and takes in the new list
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "read by that build");
+        watch.applied = before; // which was rejected
+        // (Settled already: the first look reports it.)
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(1), "the list's change, to read again");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -78,9 +78,10 @@ pub struct AfXdpConfig {
     pub busy_poll: bool,
     /// Back the UMEM with huge pages if the system has them (else ordinary pages).
     pub huge_pages: bool,
-    /// The longest packet to take (the configuration's `frame_size`): multi-buffer
-    /// (`XDP_USE_SG`) is asked for only when one frame cannot hold it, since drivers without
-    /// zero-copy multi-buffer refuse zero-copy to a socket that asks.
+    /// The longest packet to take (the configuration's `frame_size`, or less when the
+    /// interface's MTU passes no frame that long): multi-buffer (`XDP_USE_SG`) is asked for
+    /// only when one frame cannot hold it, since drivers without zero-copy multi-buffer
+    /// refuse zero-copy to a socket that asks.
     pub largest_packet: usize,
 }
 
@@ -299,14 +300,25 @@ impl AfXdpIo<XskSocket> {
     }
 }
 
+/// A zeroed buffer of `len` bytes whose every page has been written: the allocator's zeroed
+/// pages are mapped only when first written, and the worker would take that fault, page by
+/// page, in the batch of the first packet of several frames.
+fn touched(len: usize) -> Box<[u8]> {
+    let mut buf = vec![0u8; len].into_boxed_slice();
+    for at in (0..len).step_by(4096) {
+        // A zero the compiler cannot see is one: the store is made (it may drop a store of
+        // the zero it knows the allocator gave).
+        buf[at] = std::hint::black_box(0);
+    }
+    buf
+}
+
 impl<X: Xsk> AfXdpIo<X> {
     /// The bookkeeping over `xsk`: every frame free, then as many as fit given to the fill ring.
     pub(crate) fn with_socket(xsk: X, busy_poll: bool) -> AfXdpIo<X> {
         let (frames, size) = (xsk.frame_count(), xsk.frame_size() as u64);
         let jumbo = match xsk.multi_buffer() {
-            true => {
-                (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_PARTS * size as usize].into_boxed_slice()).collect()
-            }
+            true => (0..BATCH_SIZE).map(|_| touched(HEADROOM + MAX_PARTS * size as usize)).collect(),
             false => Vec::new(),
         };
         let count = FrameCount { total: frames, free: frames, ..FrameCount::default() };
