@@ -24,8 +24,12 @@ fn tshark_checked(file: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A file of its own for each call: the tests run on threads of one process, and several
+/// replay the same capture (two writing one path at once read each other's half-written file).
 fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("transitd-{name}-{}.pcap", std::process::id()))
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("transitd-{name}-{}-{n}.pcap", std::process::id()))
 }
 
 /// A configuration with one customer behind one tunnel, for public captures.
