@@ -9,7 +9,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, SERIAL, acme_parts, scapy_send, wait_for};
+use common::lab::{Lab, SERIAL, acme_parts, blocking_list, forwarded_ftp_syns, scapy_send, wait_for};
 use common::*;
 
 /// ACME's server section, for the `server` key.
@@ -163,29 +163,19 @@ fn a_list_file_an_etcd_configuration_names_is_watched() {
     let etcd = Etcd::start(&lab, &dir);
     let list = std::env::temp_dir().join(format!("{}-blocked.txt", lab.prefix));
     std::fs::write(&list, "192.0.2.99\n").unwrap();
-    let blocking = format!(
-        "{}\n[[list]]\nname = \"blocked\"\nfile = \"{}\"\n\n[[dos.rule]]\nname = \"blocked\"\n\
-         match = \"ip.src in $blocked\"\naction = \"drop\"\n",
-        server(),
-        list.display()
-    );
+    let blocking = format!("{}{}", server(), blocking_list(&list));
     put(&lab, "/transitd/server", &blocking);
     put(&lab, "/transitd/customers/acme", &acme(""));
     let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "0.1"]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
-    let forwarded = |lab: &Lab| {
-        let c = lab.capture("up", "u1");
-        scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
-        tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
-    };
-    assert_eq!(forwarded(&lab), 10, "the sender is not listed yet");
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "the sender is not listed yet");
     let fresh = list.with_extension("new");
     std::fs::write(&fresh, "192.0.2.99\n10.1.0.2\n").unwrap();
     std::fs::rename(&fresh, &list).unwrap();
     wait_for("the list's change to be reloaded", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
     let log = t.log();
     assert!(log.contains("a file it names changed"), "{log}");
-    assert_eq!(forwarded(&lab), 0, "the sender is listed now:\n{log}");
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{log}");
     let (code, report) = t.stop();
     drop(etcd);
     let _ = std::fs::remove_file(&list);

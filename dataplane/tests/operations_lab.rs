@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::lab::{ACME, Lab, SERIAL, acme_parts, scapy_send, wait_for};
+use common::lab::{ACME, Lab, SERIAL, acme_parts, blocking_list, forwarded_ftp_syns, scapy_send, wait_for};
 use common::*;
 
 /// ACME with another customer in front of it (so acme's index moves) and SSH allowed.
@@ -385,23 +385,17 @@ fn a_reload_to_an_unresolved_next_hop_keeps_the_previous_one_for_a_while() {
     let lab = Lab::up("tn", 1);
     let t = lab.transitd(ACME, &["--no-metrics"]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
-    // GRE frames from the anycast address the upstream router receives for 10 FTP SYNs.
-    let forwarded = |lab: &Lab| {
-        let c = lab.capture("up", "u1");
-        scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
-        tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
-    };
-    assert_eq!(forwarded(&lab), 10);
+    assert_eq!(forwarded_ftp_syns(&lab), 10);
     // 10.2.0.77 answers no one: it never resolves.
     t.reload(&ACME.replace("next_hop = \"10.2.0.1\"", "next_hop = \"10.2.0.77\""));
     wait_for("the previous next hop to be kept", Duration::from_secs(10), || {
         t.log().contains("next hop 10.2.0.77 is not in the neighbour table yet: frames go to the previous next hop's")
     });
-    assert_eq!(forwarded(&lab), 10, "sent to the previous next hop meanwhile:\n{}", t.log());
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "sent to the previous next hop meanwhile:\n{}", t.log());
     wait_for("the previous next hop to be given up", Duration::from_secs(15), || {
         t.log().contains("next hop 10.2.0.77 is not in the neighbour table: frames to encapsulate are dropped")
     });
-    assert_eq!(forwarded(&lab), 0, "dropped once the previous next hop is given up");
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "dropped once the previous next hop is given up");
 }
 
 /// A list file the configuration names is watched with it: a feed rewriting the list (the
@@ -412,25 +406,16 @@ fn rewriting_a_list_file_reloads_it() {
     let lab = Lab::up("tl", 1);
     let list = std::env::temp_dir().join(format!("transitd-blocked-{}.txt", std::process::id()));
     std::fs::write(&list, "192.0.2.99\n").unwrap();
-    let config = format!(
-        "{ACME}\n[[list]]\nname = \"blocked\"\nfile = \"{}\"\n\n[[dos.rule]]\nname = \"blocked\"\n\
-         match = \"ip.src in $blocked\"\naction = \"drop\"\n",
-        list.display()
-    );
+    let config = format!("{ACME}{}", blocking_list(&list));
     let t = lab.transitd(&config, &["--no-metrics", "--watch-interval", "0.1"]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
-    let forwarded = |lab: &Lab| {
-        let c = lab.capture("up", "u1");
-        scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
-        tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
-    };
-    assert_eq!(forwarded(&lab), 10, "the sender is not listed yet");
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "the sender is not listed yet");
     // The feed writes a new file and renames it over the old one.
     let fresh = list.with_extension("new");
     std::fs::write(&fresh, "192.0.2.99\n10.1.0.2\n").unwrap();
     std::fs::rename(&fresh, &list).unwrap();
     wait_for("the list's change to be reloaded", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
-    assert_eq!(forwarded(&lab), 0, "the sender is listed now:\n{}", t.log());
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{}", t.log());
     let _ = std::fs::remove_file(&list);
 }
 

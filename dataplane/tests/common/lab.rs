@@ -394,6 +394,24 @@ impl Drop for Capture {
     }
 }
 
+/// GRE frames from the anycast address the upstream router receives for 10 FTP SYNs to
+/// Acme sent from `snd` (Acme's firewall lets them through).
+pub fn forwarded_ftp_syns(lab: &Lab) -> usize {
+    let c = lab.capture("up", "u1");
+    scapy_send(lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=40000+i, dport=21, flags='S') for i in range(10)]");
+    super::tshark_frames(&c.finish(), "gre and ip.src == 192.0.2.1 and not icmp", &[]).len()
+}
+
+/// Configuration text that drops, before any customer's rules, the sources the list file
+/// at `path` names (`[[list]] blocked` and a `[[dos.rule]]` over it).
+pub fn blocking_list(path: &std::path::Path) -> String {
+    format!(
+        "\n[[list]]\nname = \"blocked\"\nfile = \"{}\"\n\n[[dos.rule]]\nname = \"blocked\"\n\
+         match = \"ip.src in $blocked\"\naction = \"drop\"\n",
+        path.display()
+    )
+}
+
 /// Sends packets from `ns` with scapy; `packets` is a Python expression for a list.
 pub fn scapy_send(lab: &Lab, ns: &str, packets: &str) {
     let script = format!("from scapy.all import *\nsend({packets}, verbose=0)\n");
