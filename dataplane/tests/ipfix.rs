@@ -23,11 +23,15 @@ type FlowKey = (String, String, u16, u16, u8, String, String, String, bool);
 /// Packets and octets of each flow.
 type Flows = BTreeMap<FlowKey, (u64, u64)>;
 
-/// `config` with an `[ipfix]` section sending to `collector`, sampling one in `sample`.
+/// `config` with an `[ipfix]` section sending to `collector`, sampling one in `sample`, in a
+/// file of its own for each call: the tests run on threads of one process, and two wrote the
+/// same case and rate to one path with their own collectors (one exported to the other's).
 fn with_ipfix(config: &Path, collector: &str, sample: u32) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let text = std::fs::read_to_string(config).unwrap();
     let path = std::env::temp_dir().join(format!(
-        "transitd-ipfix-{}-{sample}-{}.toml",
+        "transitd-ipfix-{}-{sample}-{}-{n}.toml",
         config.file_stem().unwrap().to_string_lossy(),
         std::process::id()
     ));
@@ -135,7 +139,7 @@ fn expected(config: &Path, capture: &Path, sample: u64) -> Flows {
 /// and UDP headers around each).
 fn received(socket: &UdpSocket, port: u16, name: &str) -> PathBuf {
     socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let path = std::env::temp_dir().join(format!("transitd-ipfix-{name}-{}.pcap", std::process::id()));
+    let path = std::env::temp_dir().join(format!("transitd-ipfix-{name}-{port}-{}.pcap", std::process::id()));
     let mut writer = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
     let mut buf = [0u8; 65536];
     while let Ok(n) = socket.recv(&mut buf) {
