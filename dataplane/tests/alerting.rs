@@ -82,9 +82,12 @@ fn served() -> BTreeSet<String> {
     served_scrape().1
 }
 
-/// The scrape [`served`] reads, and the names.
+/// The scrape [`served`] reads, and the names. Each call has a directory of its own: two
+/// tests call it at once, and one's clean-up would take the other's drop capture away.
 fn served_scrape() -> (String, BTreeSet<String>) {
-    let dir = std::env::temp_dir().join(format!("transitd-alerting-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("transitd-alerting-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (capture, writer) =
