@@ -153,7 +153,9 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
 
 /// A list file a configuration from etcd names is watched as a file configuration's is: a
 /// feed rewriting it (etcd untouched, no signal) reloads the configuration etcd holds with
-/// the new list, and the sources it now lists are dropped.
+/// the new list, and the sources it now lists are dropped. A newer etcd read that comes
+/// while a feed has the list truncated (writing it in place, stalled) waits for the list:
+/// built at once, it dropped the listed senders' protection until the feed went on.
 #[test]
 fn a_list_file_an_etcd_configuration_names_is_watched() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,16 +168,34 @@ fn a_list_file_an_etcd_configuration_names_is_watched() {
     let blocking = format!("{}{}", server(), blocking_list(&list));
     put(&lab, "/transitd/server", &blocking);
     put(&lab, "/transitd/customers/acme", &acme(""));
-    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "0.1"]);
+    // Looks every 0.5 s: a list emptied is read once it stays so for ten looks, 5 s.
+    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "0.5"]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     assert_eq!(forwarded_ftp_syns(&lab), 10, "the sender is not listed yet");
+    let reloads = |t: &common::lab::Transitd| t.log().matches("transitd: reloaded").count();
     let fresh = list.with_extension("new");
-    std::fs::write(&fresh, "192.0.2.99\n10.1.0.2\n").unwrap();
-    std::fs::rename(&fresh, &list).unwrap();
-    wait_for("the list's change to be reloaded", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    let rewrite = || {
+        std::fs::write(&fresh, "192.0.2.99\n10.1.0.2\n").unwrap();
+        std::fs::rename(&fresh, &list).unwrap();
+    };
+    rewrite();
+    wait_for("the list's change to be reloaded", Duration::from_secs(10), || reloads(&t) == 1);
     let log = t.log();
     assert!(log.contains("a file it names changed"), "{log}");
     assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{log}");
+
+    std::fs::write(&list, "").unwrap(); // a feed writing in place, stalled after truncating
+    put(&lab, "/transitd/customers/acme", &acme(SSH));
+    wait_for("the etcd read to wait for the list", Duration::from_secs(4), || t.log().contains("waits until"));
+    assert_eq!(reloads(&t), 1, "built with the list empty:\n{}", t.log());
+    rewrite(); // the feed goes on
+    wait_for("the etcd read to be applied", Duration::from_secs(10), || reloads(&t) == 2);
+    // Built with the list as rewritten: nothing left to reload for it.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = t.log();
+    assert_eq!(reloads(&t), 2, "{log}");
+    assert!(log.contains(&format!("waits until {} stays the same", list.display())), "{log}");
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is still listed:\n{log}");
     let (code, report) = t.stop();
     drop(etcd);
     let _ = std::fs::remove_file(&list);

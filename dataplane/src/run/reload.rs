@@ -29,6 +29,12 @@ pub(super) struct ConfigWatch {
     /// is read again with it (not with a newer read that was rejected: the running
     /// configuration with the new file).
     etcd_applied: Option<fleet::Fetched>,
+    /// A newer etcd read that waits for a file it names to settle: a feed was writing it
+    /// (or had just truncated it), and built now the read would take in half a list, or an
+    /// empty one. The newest read replaces it.
+    etcd_waiting: Option<fleet::Fetched>,
+    /// The wait of `etcd_waiting` was said.
+    etcd_waiting_said: bool,
     etcd_slot: fleet::Slot,
     etcd_refetch: Arc<AtomicBool>,
     etcd: Option<JoinHandle<()>>,
@@ -87,6 +93,8 @@ impl ConfigWatch {
             source: source.clone(),
             file,
             etcd_applied,
+            etcd_waiting: None,
+            etcd_waiting_said: false,
             etcd_slot,
             etcd_refetch,
             etcd,
@@ -125,9 +133,26 @@ impl ConfigWatch {
                 if signalled {
                     self.etcd_refetch.store(true, Ordering::Relaxed);
                 }
-                // What etcd holds now, newly read, or what it held for the running
-                // configuration with a named file that changed (a feed rewriting a list).
-                let (fetched, why) = match self.etcd_slot.lock().ok().and_then(|mut s| s.take()) {
+                // What etcd holds now, newly read (once the files it names are readable),
+                // or what it held for the running configuration with a named file that
+                // changed (a feed rewriting a list).
+                if let Some(new) = self.etcd_slot.lock().ok().and_then(|mut s| s.take()) {
+                    self.etcd_waiting = Some(new);
+                    self.etcd_waiting_said = false;
+                }
+                let (fetched, why) = match self.etcd_waiting.take() {
+                    Some(new) if let Some(file) = self.file.unsettled() => {
+                        if !std::mem::replace(&mut self.etcd_waiting_said, true) {
+                            eprintln!(
+                                "transitd: {source} at revision {} waits until {} stays the same (it is being \
+                                 written, or was emptied: read once it stays empty for {EMPTIED_LOOKS} looks)",
+                                new.revision,
+                                file.display()
+                            );
+                        }
+                        self.etcd_waiting = Some(new);
+                        return None;
+                    }
                     Some(new) => (new, ""),
                     None if self.file.changed() => (self.etcd_applied.clone()?, ", a file it names changed"),
                     None => return None,
@@ -259,20 +284,50 @@ impl FileWatch {
 
     /// True when a file changed and has since stayed the same for one look.
     pub(super) fn changed(&mut self) -> bool {
+        self.look() && self.settled() && self.seen != self.applied
+    }
+
+    /// A file that may not be read now by a build that did not wait for it (a newer etcd
+    /// read): one changed since the running configuration read it and not settled since, as
+    /// [`FileWatch::changed`] judges it. None when every file is as it was read, or settled.
+    pub(super) fn unsettled(&mut self) -> Option<&std::path::Path> {
+        if self.interval.is_zero() {
+            return None; // not watched: there are no looks to wait for
+        }
+        let now = self.stamps();
+        if now == self.applied {
+            return None;
+        }
+        self.look();
+        if now == self.seen && self.settled() {
+            return None;
+        }
+        let i = now.iter().zip(&self.applied).position(|(n, a)| n != a)?;
+        self.path.iter().chain(&self.inputs).nth(i).map(PathBuf::as_path)
+    }
+
+    /// Looks at the files if `interval` has passed since the last look (false if not).
+    fn look(&mut self) -> bool {
         if self.interval.is_zero() || self.last_look.elapsed() < self.interval {
             return false;
         }
         self.last_look = Instant::now();
         let now = self.stamps();
         self.settled_looks = if now == self.seen { self.settled_looks.saturating_add(1) } else { 0 };
+        self.seen = now;
+        true
+    }
+
+    /// Whether the files as last seen may be read: they stayed the same for a look
+    /// ([`EMPTIED_LOOKS`] if a named file went empty), and a configuration file is not
+    /// empty.
+    fn settled(&self) -> bool {
         let len = |s: &Option<FileStamp>| s.map_or(0, |(_, len, _)| len);
         let config = usize::from(self.path.is_some());
-        let config_written = config == 0 || now.first().is_some_and(|s| len(s) > 0);
-        let emptied = now.iter().zip(&self.applied).skip(config).any(|(n, a)| len(n) == 0 && len(a) > 0);
+        let config_written = config == 0 || self.seen.first().is_some_and(|s| len(s) > 0);
+        let emptied = self.seen.iter().zip(&self.applied).skip(config).any(|(n, a)| len(n) == 0 && len(a) > 0);
         let needed = if emptied { EMPTIED_LOOKS } else { 1 };
-        let changed = self.settled_looks >= needed && config_written && now != self.applied;
-        self.seen = now;
-        changed
+        self.settled_looks >= needed && config_written
     }
 
     /// The files as they are now are being read.
@@ -543,6 +598,40 @@ mod tests {
         watch.applied = before; // which was rejected
         // (Settled already: the first look reports it.)
         assert_eq!(looks_until_changed(&mut watch, 20), Some(1), "the list's change, to read again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A newer etcd read builds with the files its configuration names only once they are
+    /// readable: as the running configuration read them, or changed and settled since (a
+    /// list half-written waits a look; one emptied waits EMPTIED_LOOKS, as a reload the file
+    /// itself triggers would).
+    #[test]
+    fn a_newer_etcd_read_waits_for_a_file_being_written() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-unsettled-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("block.txt");
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        let mut watch = FileWatch::new(None, std::slice::from_ref(&list), Duration::from_millis(1));
+        assert_eq!(watch.unsettled(), None, "as read");
+        // Looks until the file is readable, one every 3 ms.
+        let looks_until_readable = |watch: &mut FileWatch, looks: usize| {
+            (0..looks).find(|_| {
+                std::thread::sleep(Duration::from_millis(3));
+                watch.unsettled().is_none()
+            })
+        };
+        std::fs::write(&list, "192.0.2.1\n192.0.2.").unwrap(); // caught mid-write
+        assert_eq!(watch.unsettled(), Some(list.as_path()));
+        assert_eq!(looks_until_readable(&mut watch, 20), Some(1), "readable once it stayed so for a look");
+        watch.seen(); // the build reads it
+        std::fs::write(&list, "").unwrap(); // truncated, the writer stalled
+        let waited = looks_until_readable(&mut watch, 30).unwrap();
+        assert_eq!(waited, EMPTIED_LOOKS as usize, "emptied: readable once it stays so");
+        watch.seen();
+        std::fs::write(&list, "192.0.2.7\n").unwrap();
+        let mut unwatched = FileWatch::new(None, std::slice::from_ref(&list), Duration::ZERO);
+        std::fs::write(&list, "192.0.2.").unwrap();
+        assert_eq!(unwatched.unsettled(), None, "--watch-interval 0: nothing is watched, nothing waits");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
