@@ -27,12 +27,12 @@ pub(super) struct ConfigWatch {
     file: FileWatch,
     /// What etcd held when the running configuration was read: a named file that changed
     /// is read again with it (not with a newer read that was rejected: the running
-    /// configuration with the new file).
-    etcd_applied: Option<fleet::Fetched>,
+    /// configuration with the new file). Shared with the build that read it: up to 16 MiB.
+    etcd_applied: Option<Arc<fleet::Fetched>>,
     /// A newer etcd read that waits for a file it names to settle: a feed was writing it
     /// (or had just truncated it), and built now the read would take in half a list, or an
     /// empty one. The newest read replaces it.
-    etcd_waiting: Option<fleet::Fetched>,
+    etcd_waiting: Option<Arc<fleet::Fetched>>,
     /// The wait of `etcd_waiting` was said.
     etcd_waiting_said: bool,
     etcd_slot: fleet::Slot,
@@ -60,7 +60,7 @@ struct Building {
     started: Instant,
     thread: JoinHandle<Result<Snapshot, ConfigErrors>>,
     /// What etcd held, for a configuration from it.
-    fetched: Option<fleet::Fetched>,
+    fetched: Option<Arc<fleet::Fetched>>,
     /// The files' stamps the running configuration was read from, when this build is of a
     /// newer etcd read: rejected, it read the files for nothing, and a change of theirs that
     /// it took in is still to be applied with the running configuration.
@@ -86,7 +86,7 @@ impl ConfigWatch {
                 let start = started_from.unwrap_or_default();
                 let up = reloads.etcd_up.clone().unwrap_or_default();
                 let watch = fleet::watch(e.clone(), start.clone(), etcd_slot.clone(), stop, etcd_refetch.clone(), up)?;
-                (Some(watch), Some(start))
+                (Some(watch), Some(Arc::new(start)))
             }
         };
         Ok(ConfigWatch {
@@ -118,7 +118,7 @@ impl ConfigWatch {
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
         let mut stamps_before = None;
         type Load = Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>;
-        let (what, fetched, load): (String, Option<fleet::Fetched>, Load) = match &self.source {
+        let (what, fetched, load): (String, Option<Arc<fleet::Fetched>>, Load) = match &self.source {
             ConfigSource::File(path) => {
                 if !(self.file.changed() || signalled) {
                     return None;
@@ -137,7 +137,7 @@ impl ConfigWatch {
                 // or what it held for the running configuration with a named file that
                 // changed (a feed rewriting a list).
                 if let Some(new) = self.etcd_slot.lock().ok().and_then(|mut s| s.take()) {
-                    self.etcd_waiting = Some(new);
+                    self.etcd_waiting = Some(Arc::new(new));
                     self.etcd_waiting_said = false;
                 }
                 let (fetched, why) = match self.etcd_waiting.take() {
