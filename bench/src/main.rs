@@ -10,6 +10,7 @@ mod match_tshark;
 mod measure;
 mod ownership;
 mod pipeline;
+mod prober;
 mod signatures;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
     Ipfix(ipfix::Args),
     /// Soft-unicast's ownership lookup against hash and tree maps of the same plan.
     Ownership(ownership::Args),
+    /// The tunnel health prober's cost a tick, thousands of tunnels, routers answering or not.
+    Prober(prober::Args),
     /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
     Gen(afxdp::GenArgs),
     /// Count and drop what arrives on an interface (XDP).
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dos(args) => dos::run(&args),
         Command::Ipfix(args) => ipfix::run(&args),
         Command::Ownership(args) => ownership::run(&args),
+        Command::Prober(args) => prober::run(&args),
         Command::Sink(args) => afxdp::sink(&args),
         Command::Reflect(args) => afxdp::reflect(&args),
     }
