@@ -20,6 +20,9 @@ pub struct HealthTable {
     /// sequence number under it, so no router can make a reply for another's tunnel (every
     /// router sees its own probes' tags only), nor anyone one for a probe not yet sent.
     key: [AtomicU64; 2],
+    /// A bit a tunnel: a reply was recorded since the prober last looked. The prober judges
+    /// an answered probe at its next tick from these, without walking every tunnel.
+    answers: Box<[AtomicU64]>,
 }
 
 #[derive(Debug)]
@@ -33,9 +36,10 @@ struct TunnelHealth {
 impl HealthTable {
     /// Every tunnel up, nothing answered yet.
     pub fn new(tunnels: usize) -> HealthTable {
+        let answers = (0..tunnels.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let tunnels =
             (0..tunnels).map(|_| TunnelHealth { up: AtomicBool::new(true), replied: AtomicU32::new(0) }).collect();
-        HealthTable { tunnels, key: [AtomicU64::new(0), AtomicU64::new(0)] }
+        HealthTable { tunnels, key: [AtomicU64::new(0), AtomicU64::new(0)], answers }
     }
 
     /// Whether tunnel `t` may carry new traffic.
@@ -104,7 +108,29 @@ impl HealthTable {
         }
         let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
         h.replied.fetch_max(seq, Ordering::Relaxed);
+        self.note_answer(t);
         true
+    }
+
+    /// Marks tunnel `t` as having an answer for the prober to judge. Release: the prober,
+    /// taking the mark (Acquire), sees the `replied` written before it.
+    pub fn note_answer(&self, t: TunnelId) {
+        if let Some(word) = self.answers.get(usize::from(t) / 64) {
+            word.fetch_or(1 << (t % 64), Ordering::Release);
+        }
+    }
+
+    /// The tunnels marked since the last call, each once (the marks are taken).
+    pub fn take_answers(&self) -> impl Iterator<Item = TunnelId> + '_ {
+        self.answers.iter().enumerate().flat_map(|(w, word)| {
+            // A load first: words without a mark (nearly all) are not written.
+            let mut bits = if word.load(Ordering::Relaxed) == 0 { 0 } else { word.swap(0, Ordering::Acquire) };
+            std::iter::from_fn(move || {
+                let bit = bits.trailing_zeros();
+                bits &= bits.wrapping_sub(1);
+                (bit < 64).then(|| (w * 64) as TunnelId + bit as TunnelId)
+            })
+        })
     }
 
     /// Carries state over from the table of the previous snapshot, matching tunnels by
