@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -72,100 +71,66 @@ struct Entry {
     learned: bool,
 }
 
-/// [`lookup`], with the entry's kind.
+/// [`lookup`], with the entry's kind: the one entry asked for (RTM_GETNEIGH for an address
+/// on an interface, Linux 5.0 and later), not a dump of the whole table, which cost time in
+/// proportion to the table's size at every look and, on a busy table, was interrupted by
+/// changes (NLM_F_DUMP_INTR) until a look failed.
 fn look_up(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
-    // A dump the table changed under is asked again: on a busy table it could otherwise
-    // fail every time and the next hop never follow a change.
-    let mut tries = 0;
-    loop {
-        match dump_for(ip, ifindex) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 3 => tries += 1,
-            answer => return answer,
-        }
-    }
-}
-
-/// One dump of the neighbour table, for [`lookup`].
-fn dump_for(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
+    let mut ask = NeighbourMessage::default();
+    ask.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    ask.header.ifindex = ifindex;
+    ask.attributes.push(NeighbourAttribute::Destination(match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    }));
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_DUMP | NLM_F_REQUEST;
-    let mut req = NetlinkMessage::new(
-        header,
-        NetlinkPayload::from(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default())),
-    );
+    header.flags = NLM_F_REQUEST;
+    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(RouteNetlinkMessage::GetNeighbour(ask)));
     req.finalize();
     let mut buf = vec![0; req.header.length as usize];
     req.serialize(&mut buf[..]);
     socket.send(&buf[..], 0)?;
-
-    let mut found = None;
-    let mut rx = vec![0u8; 1 << 16];
-    loop {
-        let size = socket.recv(&mut &mut rx[..], 0)?;
-        let mut offset = 0;
-        while offset < size {
-            let msg: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[offset..size])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
-            let len = msg.header.length as usize;
-            // The table changed during the dump: what it says may be neither before nor after.
-            if msg.header.flags & NLM_F_DUMP_INTR != 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "netlink: the neighbour dump was interrupted by a change",
-                ));
-            }
-            match msg.payload {
-                NetlinkPayload::Done(_) => return Ok(found),
-                NetlinkPayload::Error(e) => return Err(io::Error::other(format!("netlink: {e:?}"))),
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
-                    let usable = matches!(
-                        n.header.state,
-                        NeighbourState::Reachable
-                            | NeighbourState::Stale
-                            | NeighbourState::Delay
-                            | NeighbourState::Probe
-                            | NeighbourState::Permanent
-                            | NeighbourState::Noarp
-                    );
-                    let dest = n.attributes.iter().find_map(|a| match a {
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
-                        _ => None,
-                    });
-                    let mac = n.attributes.iter().find_map(|a| match a {
-                        NeighbourAttribute::LinkLayerAddress(b) => <[u8; 6]>::try_from(b.as_slice()).ok(),
-                        _ => None,
-                    });
-                    if usable
-                        && n.header.ifindex == ifindex
-                        && dest == Some(ip)
-                        && let Some(mac) = mac
-                    {
-                        // Another's entry: pinned (PERMANENT, NOARP), kept resolved by the
-                        // kernel (`managed`) or installed by a routing daemon
-                        // (`extern_learn`). A request marking it in use would take those
-                        // flags away (Linux clears what the request does not carry).
-                        let managed = n.attributes.iter().any(
-                            |a| matches!(a, NeighbourAttribute::ExtFlags(f) if f.contains(NeighbourExtFlags::Managed)),
-                        );
-                        let learned = !matches!(n.header.state, NeighbourState::Permanent | NeighbourState::Noarp)
-                            && !n.header.flags.contains(NeighbourFlags::ExtLearned)
-                            && !managed;
-                        found = Some(Entry { mac, learned });
-                    }
-                }
-                _ => {}
-            }
-            if len == 0 {
-                // No way past it, and waiting for more would wait for ever: the dump failed.
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink: a message of length 0"));
-            }
-            offset += len;
+    let mut rx = vec![0u8; 8192];
+    let size = socket.recv(&mut &mut rx[..], 0)?;
+    let msg: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[..size])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
+    let n = match msg.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => n,
+        // No entry for the address on that interface.
+        NetlinkPayload::Error(e) if e.to_io().raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        NetlinkPayload::Error(e) => return Err(e.to_io()),
+        other => {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("netlink: unexpected answer {other:?}")));
         }
-    }
+    };
+    let usable = matches!(
+        n.header.state,
+        NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+            | NeighbourState::Noarp
+    );
+    let mac = n.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::LinkLayerAddress(b) => <[u8; 6]>::try_from(b.as_slice()).ok(),
+        _ => None,
+    });
+    let (true, Some(mac)) = (usable, mac) else { return Ok(None) };
+    // Another's entry: pinned (PERMANENT, NOARP), kept resolved by the kernel (`managed`)
+    // or installed by a routing daemon (`extern_learn`). A request marking it in use would
+    // take those flags away (Linux clears what the request does not carry).
+    let managed = n
+        .attributes
+        .iter()
+        .any(|a| matches!(a, NeighbourAttribute::ExtFlags(f) if f.contains(NeighbourExtFlags::Managed)));
+    let learned = !matches!(n.header.state, NeighbourState::Permanent | NeighbourState::Noarp)
+        && !n.header.flags.contains(NeighbourFlags::ExtLearned)
+        && !managed;
+    Ok(Some(Entry { mac, learned }))
 }
 
 /// Makes the kernel resolve `ip` on interface `ifindex`: a neighbour entry marked in use
@@ -379,6 +344,44 @@ mod tests {
         assert!(state(2).contains("PERMANENT"), "{}", state(2));
         assert!(state(3).contains("DELAY") || state(3).contains("PROBE"), "not revalidated: {}", state(3));
         assert!(state(4).contains("extern_learn"), "a routing daemon's entry lost its flag: {}", state(4));
+    }
+
+    /// `lookup` answers for the address on the interface asked, as `ip neigh` shows it: the
+    /// same address on another interface (at its own MAC) is not it, an address with no
+    /// entry is none, and one being resolved (INCOMPLETE, no MAC yet) is none. Needs root.
+    #[test]
+    fn lookup_answers_for_the_address_on_the_interface_asked() {
+        use std::process::Command;
+        let ip = |args: &str| {
+            let out = Command::new("ip").args(args.split_whitespace()).output().expect("ip");
+            assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let (a, b) = (format!("tdl{}a", std::process::id() % 100_000), format!("tdl{}b", std::process::id() % 100_000));
+        struct Gone(String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+            }
+        }
+        ip(&format!("link add {a} type veth peer name {b}"));
+        let _gone = Gone(a.clone());
+        ip(&format!("link set {a} up"));
+        ip(&format!("link set {b} up"));
+        ip(&format!("neigh add 10.250.78.5 lladdr 02:00:00:00:78:0a dev {a} nud permanent"));
+        ip(&format!("neigh add 10.250.78.5 lladdr 02:00:00:00:78:0b dev {b} nud permanent"));
+        ip(&format!("neigh add fe80::1 lladdr 02:00:00:00:78:16 dev {a} nud noarp"));
+        ip(&format!("neigh add 10.250.78.6 dev {a} nud incomplete"));
+        let index = |dev: &str| -> u32 {
+            std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex")).unwrap().trim().parse().unwrap()
+        };
+        let v4 = IpAddr::from([10, 250, 78, 5]);
+        assert_eq!(lookup(v4, index(&a)).unwrap(), Some([2, 0, 0, 0, 0x78, 0x0a]));
+        assert_eq!(lookup(v4, index(&b)).unwrap(), Some([2, 0, 0, 0, 0x78, 0x0b]));
+        let v6: IpAddr = "fe80::1".parse().unwrap();
+        assert_eq!(lookup(v6, index(&a)).unwrap(), Some([2, 0, 0, 0, 0x78, 0x16]));
+        assert_eq!(lookup(v6, index(&b)).unwrap(), None, "no entry on that interface");
+        assert_eq!(lookup(IpAddr::from([10, 250, 78, 7]), index(&a)).unwrap(), None, "no entry at all");
+        assert_eq!(lookup(IpAddr::from([10, 250, 78, 6]), index(&a)).unwrap(), None, "incomplete");
     }
 
     #[test]
