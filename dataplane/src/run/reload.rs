@@ -140,19 +140,20 @@ impl ConfigWatch {
                     self.etcd_waiting = Some(Arc::new(new));
                     self.etcd_waiting_said = false;
                 }
-                let (fetched, why) = match self.etcd_waiting.take() {
-                    Some(new) if let Some(file) = self.file.unsettled() => {
-                        if !std::mem::replace(&mut self.etcd_waiting_said, true) {
-                            eprintln!(
-                                "transitd: {source} at revision {} waits until {} stays the same (it is being \
-                                 written, or was emptied: read once it stays empty for {EMPTIED_LOOKS} looks)",
-                                new.revision,
-                                file.display()
-                            );
-                        }
-                        self.etcd_waiting = Some(new);
-                        return None;
+                if let Some(new) = &self.etcd_waiting
+                    && let Some(file) = self.file.unsettled()
+                {
+                    if !std::mem::replace(&mut self.etcd_waiting_said, true) {
+                        eprintln!(
+                            "transitd: {source} at revision {} waits until {} stays the same (it is being \
+                             written, or was emptied: read once it stays empty for {EMPTIED_LOOKS} looks)",
+                            new.revision,
+                            file.display()
+                        );
                     }
+                    return None;
+                }
+                let (fetched, why) = match self.etcd_waiting.take() {
                     Some(new) => (new, ""),
                     None if self.file.changed() => (self.etcd_applied.clone()?, ", a file it names changed"),
                     None => return None,
