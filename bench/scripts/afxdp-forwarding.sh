@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-5}
 SECS=${2:-3}
 if ! command -v dpdk-testpmd >/dev/null || ! ls /usr/lib/*/dpdk/pmds-*/librte_net_af_xdp.so* >/dev/null 2>&1; then
-  echo "DPDK's testpmd or its af_xdp PMD is missing: scripts/setup installs them (dpdk-dev, librte-net-af-xdp23)" >&2
+  echo "DPDK's testpmd or its af_xdp PMD is missing: scripts/setup installs them (dpdk-dev, librte-net-af-xdp*)" >&2
   exit 1
 fi
 # BENCH_PROFILE=dev builds without optimisation (CI's smoke run: it checks the script works,
