@@ -310,6 +310,10 @@ impl<I: FrameIo> Worker<I> {
                 }
             }
         })?;
+        // Counted as sent by the pipeline, not sent by the backend after all.
+        if !self.io.unsent().is_empty() {
+            self.state.uncount_unsent(self.io.unsent());
+        }
         if let Some(prober) = &mut self.prober
             && now.saturating_sub(self.last_probe_tick_ns) >= PROBE_TICK_NS
         {
@@ -459,6 +463,57 @@ mod tests {
             }
             Ok(spill.len().saturating_sub(1))
         }
+    }
+
+    /// A backend that receives its frames and says the first of each batch was not sent.
+    struct RefusesFirst(crate::io::memory::MemoryIo, bool);
+
+    impl FrameIo for RefusesFirst {
+        fn poll(&mut self, now: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> std::io::Result<Polled> {
+            let polled = self.0.poll(now, process)?;
+            self.1 = matches!(polled, Polled::Frames(1..));
+            Ok(polled)
+        }
+
+        fn send_spill(&mut self, spill: &mut Spill) -> std::io::Result<usize> {
+            self.0.send_spill(spill)
+        }
+
+        fn unsent(&self) -> &[u16] {
+            if self.1 { &[0] } else { &[] }
+        }
+    }
+
+    /// A frame the pipeline encapsulated that the backend did not send after all (its tx
+    /// ring full) is not counted sent, in all or into its tunnel; what the pipeline decided
+    /// for the customer stays counted.
+    #[test]
+    fn frames_the_backend_did_not_send_are_not_counted_sent() {
+        use crate::pipeline::TxReason;
+        let text = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"c\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer.tunnel]]\nname = \"a\"\nremote = \"198.51.100.1\"\n\
+                    [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"a\"\n";
+        let snap = Arc::new(Snapshot::build(&crate::config::parse("t.toml", text).expect("parses")).expect("builds"));
+        let udp = |sport: u16| {
+            let mut frame = Vec::new();
+            etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+                .ipv4([8, 8, 4, 4], [203, 0, 113, 5], 64)
+                .udp(sport, 53)
+                .write(&mut frame, &[0; 32])
+                .expect("writes");
+            frame
+        };
+        let io = crate::io::memory::MemoryIo::new(vec![udp(1000), udp(1001)], 2048);
+        let mut worker = Worker::new(RefusesFirst(io, false), snap);
+        let eth = EthernetAddrs { dst: [2, 0, 0, 0, 0, 0xbb], src: [2, 0, 0, 0, 0, 1] };
+        worker.run_to_end(Some(eth)).expect("runs");
+        let stats = worker.stats();
+        let outer = 14 + 20 + 4 + 20 + 8 + 32; // Ethernet, outer IPv4, GRE, the packet
+        assert_eq!((stats.tx_frames, stats.tx_bytes), (1, outer), "the second alone went");
+        assert_eq!(stats.tx[TxReason::Encapsulated.index()], 1);
+        assert_eq!((stats.tunnels[0].sent.packets, stats.tunnels[0].sent.bytes), (1, outer));
+        let tx_kind = crate::pipeline::Verdict::Tx { start: 0, len: 0, reason: TxReason::Encapsulated }.kind_index();
+        assert_eq!(stats.customers[0][tx_kind].packets, 2, "both were the pipeline's to send");
     }
 
     #[test]

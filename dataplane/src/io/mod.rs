@@ -139,6 +139,15 @@ pub trait FrameIo {
     fn frames(&self) -> FrameCount {
         self.stats().frames
     }
+
+    /// The frames of the last poll's batch (their indices) whose `Tx` verdict the backend
+    /// did not carry out: no room on its ring, no frame to copy a packet of several frames
+    /// into, or a transmission it refused. The worker takes them off the pipeline's `tx`
+    /// counts; the backend's own counters say why (`tx_ring_full`, `bad_tx`). None for
+    /// backends that send whatever they are given.
+    fn unsent(&self) -> &[u16] {
+        &[]
+    }
 }
 
 /// Nanoseconds since the Unix epoch, now.

@@ -288,6 +288,12 @@ impl WorkerState {
     pub fn outcomes(&self) -> &[Outcome] {
         &self.outcomes[..self.batch_len]
     }
+
+    /// Takes the frames of the last batch its backend did not send after all (`unsent`,
+    /// indices into it) off the `tx` counts.
+    pub fn uncount_unsent(&mut self, unsent: &[u16]) {
+        self.stats.uncount_unsent_frames(&self.outcomes[..self.batch_len], unsent);
+    }
 }
 
 /// Runs every stage on one frame, rewriting it in place when it is to be transmitted with

@@ -275,6 +275,27 @@ impl WorkerStats {
         }
     }
 
+    /// Takes the frames of the last batch (`outcomes`) its backend did not send after all
+    /// (`unsent`, indices into it: [`FrameIo::unsent`](crate::io::FrameIo::unsent)) off the
+    /// `tx` counts [`count`](WorkerStats::count) made, as
+    /// [`uncount_unsent`](WorkerStats::uncount_unsent) does for the spill. What the
+    /// pipeline decided (the customer's verdicts, rule hits) stays counted.
+    pub fn uncount_unsent_frames(&mut self, outcomes: &[super::Outcome], unsent: &[u16]) {
+        for outcome in unsent.iter().filter_map(|&i| outcomes.get(usize::from(i))) {
+            let Verdict::Tx { len, reason, .. } = outcome.verdict else { continue };
+            let bytes = len as u64;
+            self.tx_frames = self.tx_frames.saturating_sub(1);
+            self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
+            self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(1);
+            self.tx_bytes_by[reason.index()] = self.tx_bytes_by[reason.index()].saturating_sub(bytes);
+            if reason != TxReason::Decapsulated
+                && let Some(t) = outcome.tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t)))
+            {
+                t.sent.sub(len);
+            }
+        }
+    }
+
     /// Adds another worker's counters into these.
     pub fn add(&mut self, other: &WorkerStats) {
         self.rx_frames += other.rx_frames;

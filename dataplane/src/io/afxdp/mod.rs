@@ -266,6 +266,9 @@ pub struct AfXdpIo<X = XskSocket> {
     /// The errno of the last failed tx kick said (`None`: none since the last that worked):
     /// an outage is said once, not at every poll, nor not at all (a device gone, ENXIO).
     kick_error_said: Option<i32>,
+    /// The last poll's packets (by index in its batch) whose `Tx` verdict was not carried
+    /// out ([`FrameIo::unsent`]).
+    unsent: ArrayVec<u16, BATCH_SIZE>,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -334,6 +337,7 @@ impl<X: Xsk> AfXdpIo<X> {
             jumbo,
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
+            unsent: ArrayVec::new(),
             xsk,
         };
         io.refill_now();
@@ -634,6 +638,7 @@ impl<X: Xsk> AfXdpIo<X> {
 
 impl<X: Xsk> FrameIo for AfXdpIo<X> {
     fn poll(&mut self, now: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
+        self.unsent.clear();
         self.reclaim();
         self.refill();
         // Backpressure: take no more frames than could be sent; first let the kernel send.
@@ -723,8 +728,11 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         drop(views);
         let frame_size = self.xsk.frame_size();
         let mut sends: ArrayVec<Desc, MAX_LENT> = ArrayVec::new();
+        // (packet, index of its first descriptor in `sends`), for each packet staged.
+        let mut staged: ArrayVec<(u16, usize), BATCH_SIZE> = ArrayVec::new();
         let mut jumbo_index = 0;
         for (i, p) in packets.iter().enumerate() {
+            let first = sends.len();
             // Every packet is settled, even one the pipeline did not see.
             let verdict = verdicts.get(i).copied().unwrap_or(Verdict::Drop(crate::pipeline::DropReason::Truncated));
             let mut owned: ArrayVec<u64, MAX_PARTS> = match *p {
@@ -735,6 +743,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 Verdict::Tx { start, len, .. } if len > 0 => Some((start, len)),
                 Verdict::Tx { .. } => {
                     self.stats.bad_tx += 1;
+                    self.unsent.push(i as u16);
                     None
                 }
                 _ => None,
@@ -744,6 +753,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                     if start.checked_add(len).is_some_and(|end| end <= frame_size) =>
                 {
                     sends.push(Desc { addr: chunk + start as u64, len: len as u32, options: 0 });
+                    staged.push((i as u16, first));
                 }
                 (Packet::Multi { .. }, Some((start, len))) => {
                     // Copied out of its contiguous buffer (lent out of the table for the copy:
@@ -761,12 +771,16 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                     if let Some(slot) = self.jumbo.get_mut(jumbo_index) {
                         *slot = buf;
                     }
-                    if !sent {
+                    if sent {
+                        staged.push((i as u16, first));
+                    } else {
                         self.stats.bad_tx += 1;
+                        self.unsent.push(i as u16);
                     }
                 }
                 (_, Some(_)) => {
                     self.stats.bad_tx += 1;
+                    self.unsent.push(i as u16);
                     for &c in &owned {
                         self.release(c);
                     }
@@ -781,7 +795,9 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 jumbo_index += 1;
             }
         }
-        self.send(&sends);
+        // Whole packets reach the ring: those from the first left out on are not sent.
+        let sent = self.send(&sends);
+        self.unsent.extend(staged.iter().filter(|&&(_, first)| first >= sent).map(|&(i, _)| i));
         self.kick_tx();
         Ok(Polled::Frames(n))
     }
@@ -828,6 +844,10 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
     fn frames(&self) -> FrameCount {
         FrameCount { free: self.free.len() as u64, ..self.count }
     }
+
+    fn unsent(&self) -> &[u16] {
+        &self.unsent
+    }
 }
 
 #[cfg(test)]
@@ -861,6 +881,8 @@ mod tests {
         /// Marker written into each delivered frame, to check the backend lends the right one.
         serial: u32,
         invalid_tx: u64,
+        /// Whole packets put on the tx ring.
+        packets_transmitted: u64,
         /// A kernel that takes nothing off the tx ring when kicked (a link that is down).
         stalled: bool,
         /// A kernel before 6.17 on a NIC: a kick takes up to 32 descriptors but publishes
@@ -892,6 +914,7 @@ mod tests {
                 lent: vec![false; FRAMES as usize],
                 serial: 0,
                 invalid_tx: 0,
+                packets_transmitted: 0,
                 stalled: false,
                 late_consumer: false,
                 taken: 0,
@@ -1016,6 +1039,7 @@ mod tests {
                     self.invalid_tx += 1;
                 }
                 self.tx.push_back(*d);
+                self.packets_transmitted += u64::from(d.options & XDP_PKT_CONTD == 0);
             }
             // A packet cut in two on the ring is as invalid as a bad descriptor.
             if self.tx.back().is_some_and(|d| d.options & XDP_PKT_CONTD != 0) {
@@ -1139,6 +1163,35 @@ mod tests {
         assert_eq!(total_unsent, 100 - RING, "what did not fit the ring");
     }
 
+    /// A packet of several frames sent longer than it came (as the pipeline may make it) can
+    /// need more of the tx ring than the batch was held to: one the ring has no room for is
+    /// said unsent, for the worker to take off its `tx` counts, and counted as
+    /// `tx_ring_full`; the packet before it goes.
+    #[test]
+    fn a_packet_the_tx_ring_has_no_room_for_is_said_unsent() {
+        let mut io = AfXdpIo::with_socket(Model::new(), true);
+        io.xsk.stalled = true;
+        io.send_spill(&mut spill_of(RING - 3)).unwrap();
+        io.xsk.deliver(1, 100, 1, false, 0);
+        io.xsk.deliver(1, 100, 2, false, 0);
+        let before = io.stats();
+        io.poll(0, &mut |frames| {
+            assert_eq!(frames.len(), 2);
+            frames[0].verdict =
+                Verdict::Tx { start: frames[0].start, len: frames[0].len, reason: TxReason::Encapsulated };
+            // Every part full: MAX_PARTS frames to send, three places on the ring.
+            frames[1].verdict = Verdict::Tx { start: 0, len: MAX_PARTS * FRAME, reason: TxReason::Encapsulated };
+        })
+        .unwrap();
+        assert_eq!(io.unsent(), [1]);
+        let after = io.stats();
+        assert_eq!((after.tx_ring_full - before.tx_ring_full, after.bad_tx - before.bad_tx), (1, 0));
+        assert_eq!(io.xsk.invalid_tx, 0);
+        assert!(after.frames.is_conserved(), "{:?}", after.frames);
+        io.poll(0, &mut |_| {}).unwrap();
+        assert!(io.unsent().is_empty(), "said of the poll that had them only");
+    }
+
     /// A full tx ring the kernel does not drain leaves no room to receive into: the poll says
     /// there is work (`Frames(0)`), not `Idle`, which had the worker sleep `--idle-sleep-us`
     /// with frames waiting in the rx ring; nor is it counted as an idle poll.
@@ -1252,6 +1305,8 @@ mod tests {
                     Op::KernelSends(n) => io.xsk.send(n),
                     Op::Poll(seeds) => {
                         let mut serials = Vec::new();
+                        let mut is_tx = Vec::new();
+                        let (before, transmitted) = (io.stats(), io.xsk.packets_transmitted);
                         io.poll(0, &mut |frames| {
                             for (f, &seed) in frames.iter_mut().zip(&seeds) {
                                 let at = f.start;
@@ -1267,7 +1322,21 @@ mod tests {
                                     _ => Verdict::Pass(crate::pipeline::PassReason::NoCustomer),
                                 };
                             }
+                            is_tx.extend(frames.iter().map(|f| matches!(f.verdict, Verdict::Tx { .. })));
                         }).unwrap();
+                        // Every packet to send is on the ring or said unsent (once), and each
+                        // unsent one counted under one reason.
+                        let unsent = io.unsent().to_vec();
+                        let mut distinct = unsent.clone();
+                        distinct.sort_unstable();
+                        distinct.dedup();
+                        prop_assert_eq!(distinct.len(), unsent.len(), "a packet said unsent twice");
+                        prop_assert!(unsent.iter().all(|&i| is_tx.get(usize::from(i)) == Some(&true)), "{:?}", unsent);
+                        let to_send = is_tx.iter().filter(|&&t| t).count() as u64;
+                        prop_assert_eq!(io.xsk.packets_transmitted - transmitted, to_send - unsent.len() as u64);
+                        let after = io.stats();
+                        let counted = (after.tx_ring_full - before.tx_ring_full) + (after.bad_tx - before.bad_tx);
+                        prop_assert_eq!(counted, unsent.len() as u64);
                         // Lent frames hold what the model delivered, each once.
                         let mut sorted = serials.clone();
                         sorted.sort_unstable();
