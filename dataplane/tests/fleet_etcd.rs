@@ -168,8 +168,9 @@ fn a_list_file_an_etcd_configuration_names_is_watched() {
     let blocking = format!("{}{}", server(), blocking_list(&list));
     put(&lab, "/transitd/server", &blocking);
     put(&lab, "/transitd/customers/acme", &acme(""));
-    // Looks every 0.5 s: a list emptied is read once it stays so for ten looks, 5 s.
-    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "0.5"]);
+    // Looks every second: a list emptied is read once it stays so for ten looks, 10 s, the
+    // time the test has to see the etcd read wait and let the feed go on.
+    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "1"]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
     assert_eq!(forwarded_ftp_syns(&lab), 10, "the sender is not listed yet");
     let reloads = |t: &common::lab::Transitd| t.log().matches("transitd: reloaded").count();
@@ -186,12 +187,12 @@ fn a_list_file_an_etcd_configuration_names_is_watched() {
 
     std::fs::write(&list, "").unwrap(); // a feed writing in place, stalled after truncating
     put(&lab, "/transitd/customers/acme", &acme(SSH));
-    wait_for("the etcd read to wait for the list", Duration::from_secs(4), || t.log().contains("waits until"));
+    wait_for("the etcd read to wait for the list", Duration::from_secs(6), || t.log().contains("waits until"));
     assert_eq!(reloads(&t), 1, "built with the list empty:\n{}", t.log());
     rewrite(); // the feed goes on
     wait_for("the etcd read to be applied", Duration::from_secs(10), || reloads(&t) == 2);
     // Built with the list as rewritten: nothing left to reload for it.
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let log = t.log();
     assert_eq!(reloads(&t), 2, "{log}");
     assert!(log.contains(&format!("waits until {} stays the same", list.display())), "{log}");
