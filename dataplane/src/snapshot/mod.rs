@@ -256,6 +256,11 @@ pub fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
+/// FNV-1a in 64 bits, where 32 would let names meet (a tunnel's seed among a group's).
+pub fn fnv1a_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// One GRE tunnel.
 #[derive(Debug)]
 pub struct Tunnel {
@@ -770,5 +775,20 @@ pub(crate) fn mapped_hint(a: IpAddr) -> String {
             format!(": an IPv4-mapped IPv6 address, which no packet carries (write `{v4}`)")
         }),
         IpAddr::V4(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The published FNV-1a test vectors (draft-eastlake-fnv, appendix C): VRF ids, punt
+    /// names and tunnel seeds must hash alike in every build.
+    #[test]
+    fn fnv1a_matches_the_published_vectors() {
+        assert_eq!(super::fnv1a(b""), 0x811c_9dc5);
+        assert_eq!(super::fnv1a(b"a"), 0xe40c_292c);
+        assert_eq!(super::fnv1a(b"foobar"), 0xbf9c_f968);
+        assert_eq!(super::fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

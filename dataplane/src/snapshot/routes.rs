@@ -400,10 +400,7 @@ impl Builder<'_> {
             seen.insert((net, tid), r.prefix.span());
             // 64 bits of FNV-1a: two tunnels of a group with one seed would score alike for
             // every flow, and one of them would never be chosen (32 bits meet in real names).
-            let name = r.tunnel.get_ref().as_bytes();
-            let seed = classifier::limit::mix(
-                name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),
-            );
+            let seed = classifier::limit::mix(super::fnv1a_64(r.tunnel.get_ref().as_bytes()));
             let per_weight = 1.0 / f64::from(weight.max(1));
             let next = NextTunnel { tunnel: tid, priority, weight, per_weight, seed, weighted: false };
             match group_of.get(&net) {
