@@ -76,11 +76,17 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
     Ok(asked.to_vec())
 }
 
+/// The CPUs this process may run on (its affinity mask: under a cpuset, the cpuset's), in
+/// order; none if they cannot be read.
+fn allowed_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
+}
+
 /// The CPUs the workers are pinned to, one per queue: `--cores` in order, each one this
 /// process may run on; by default the allowed CPUs in turn (under a cpuset, its CPUs, not
 /// CPU ids counted from zero).
 pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Result<Vec<usize>> {
-    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let allowed = allowed_cpus();
     anyhow::ensure!(!allowed.is_empty(), "cannot read the CPUs this process may run on (sched_getaffinity)");
     match asked {
         None => {
@@ -120,7 +126,7 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
 /// The workers pin themselves, each to its own CPU, whatever this thread's set. When they
 /// take every CPU there is nowhere else to go: said, and the set left as it is.
 pub(super) fn keep_helpers_off(workers: &[usize]) -> anyhow::Result<()> {
-    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let allowed = allowed_cpus();
     let rest: Vec<usize> = allowed.iter().copied().filter(|c| !workers.contains(c)).collect();
     if rest.is_empty() {
         eprintln!(
