@@ -186,6 +186,67 @@ pub trait Lists {
     }
 }
 
+/// How an expression tests a list it names: whether a packet can match through being in
+/// it (`ip.src in $l` under an even number of `not`s), through being out of it (an odd
+/// number: `not ip.src in $l`), or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListUse {
+    /// Members match through it: members added widen what the expression covers.
+    pub members: bool,
+    /// Non-members match through it: members taken away widen what it covers.
+    pub non_members: bool,
+}
+
+impl ListUse {
+    /// Whether the list going from `then` to `now` lets the expression match a packet it
+    /// could not before: a member gained where members match, one lost where non-members do.
+    pub fn widened_by(&self, then: &List, now: &List) -> bool {
+        (self.members && !now.within(then)) || (self.non_members && !then.within(now))
+    }
+}
+
+/// The lists `text` names, each once in the order first named, with how it tests each; any
+/// name is taken (whether the lists exist is the configuration's to check).
+pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError> {
+    /// Hands out a slot per (field, occurrence, name), remembering the name.
+    struct Named(Vec<(&'static str, usize, String)>);
+    impl Lists for Named {
+        fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String> {
+            let at = self.0.iter().position(|u| u.0 == field.name && u.1 == occurrence && u.2 == name);
+            let i = at.unwrap_or(self.0.len());
+            let slot = *MEMBER_SLOTS.get(i).ok_or_else(|| format!("more than {} lists named", MEMBER_SLOTS.len()))?;
+            if at.is_none() {
+                self.0.push((field.name, occurrence, name.to_string()));
+            }
+            Ok(slot)
+        }
+    }
+    fn walk(e: &crate::Expr, negated: bool, named: &Named, uses: &mut Vec<(String, ListUse)>) {
+        match e {
+            crate::Expr::True | crate::Expr::Bytes(_) => {}
+            crate::Expr::Or(terms) | crate::Expr::And(terms) => {
+                terms.iter().for_each(|t| walk(t, negated, named, uses))
+            }
+            crate::Expr::Not(inner) => walk(inner, !negated, named, uses),
+            crate::Expr::Test(t) => {
+                let Some(k) = MEMBER_FIELDS.iter().position(|f| std::ptr::eq(f, t.field)) else { return };
+                let Some((_, _, name)) = named.0.get(k) else { return };
+                let i = uses.iter().position(|(n, _)| n == name).unwrap_or_else(|| {
+                    uses.push((name.clone(), ListUse::default()));
+                    uses.len() - 1
+                });
+                let use_ = &mut uses[i].1;
+                if negated { use_.non_members = true } else { use_.members = true }
+            }
+        }
+    }
+    let mut named = Named(Vec::new());
+    let expr = crate::parse::parse_with(text, &mut named)?;
+    let mut uses = Vec::new();
+    walk(&expr, false, &named, &mut uses);
+    Ok(uses)
+}
+
 /// No lists: every `$name` is an error.
 pub struct NoLists;
 
@@ -610,6 +671,33 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each list an expression names, once, in order, with whether members, non-members or
+    /// both match through it (the parity of the `not`s over each test); and which changes of
+    /// the list widen what the expression matches.
+    #[test]
+    fn list_uses_say_how_each_list_is_tested() {
+        let uses = |text: &str| -> Vec<(String, bool, bool)> {
+            list_uses(text).unwrap().into_iter().map(|(n, u)| (n, u.members, u.non_members)).collect()
+        };
+        let own = |v: &[(&str, bool, bool)]| v.iter().map(|&(n, m, x)| (n.to_string(), m, x)).collect::<Vec<_>>();
+        assert_eq!(uses("ip.src in $a"), own(&[("a", true, false)]));
+        assert_eq!(uses("not ip.src in $a"), own(&[("a", false, true)]));
+        assert_eq!(uses("ip.src not in $a"), own(&[("a", false, true)]));
+        assert_eq!(uses("!!(ip.src in $a)"), own(&[("a", true, false)]));
+        assert_eq!(uses("ip.addr in $a"), own(&[("a", true, false)]), "two occurrences, one list");
+        assert_eq!(
+            uses("tcp.dstport in $ports and !(ip.src in $a and tcp) or ip.dst in $a"),
+            own(&[("ports", true, false), ("a", true, true)])
+        );
+        assert_eq!(uses("tcp and ip.src == 10.0.0.1"), own(&[]));
+        let (small, big) = (list(&["192.0.2.1"]), list(&["192.0.2.1", "192.0.2.2"]));
+        let members = ListUse { members: true, non_members: false };
+        let non_members = ListUse { members: false, non_members: true };
+        assert!(members.widened_by(&small, &big) && !members.widened_by(&big, &small));
+        assert!(non_members.widened_by(&big, &small) && !non_members.widened_by(&small, &big));
+        assert!(!ListUse { members: true, non_members: true }.widened_by(&big, &list(&["192.0.2.2", "192.0.2.1"])));
+    }
     use crate::{RuleTable, eval, parse, parse_with};
 
     fn list(members: &[&str]) -> List {

@@ -346,6 +346,37 @@ fn a_reload_whose_list_gains_an_address_picks_up_its_connections() {
     assert!(is_out_of_state(&verdict_with(&one, &mut limits, &ack(80, 6), 202 * s)), "a list that lost one: no grace");
 }
 
+/// A rule over `not ... in $list` covers what the list does not hold: a reload whose list
+/// lost an address gives the connections already open from it a grace period (they were
+/// not covered, so never tracked, and were dropped as out of state); one whose list only
+/// gained members opens none.
+#[test]
+fn a_reload_whose_excepting_list_loses_an_address_picks_up_its_connections() {
+    let excepting = |members: &str| {
+        let text = protected("mitigate")
+            .replace("grace_period = 0", "grace_period = 5")
+            .replace("match = \"tcp\"", "match = \"not ip.src in $trusted\"");
+        snapshot(&format!("{text}\n[[list]]\nname = \"trusted\"\nitems = [{members}]\n"))
+    };
+    let (two, one) = (excepting("\"198.18.0.1\", \"198.18.0.2\""), excepting("\"198.18.0.1\""));
+    let s = 1_000_000_000;
+    let ack = |src: u8, sport: u16| segment([198, 18, 0, src], [203, 0, 113, 80], sport, 443, 0x10, 0);
+    let mut limits = Limits::new(&two);
+    let passed = |v: Verdict| matches!(v, Verdict::Tx { .. });
+    assert!(passed(verdict_with(&two, &mut limits, &ack(3, 9), s)), "picked up in the first grace period");
+    assert!(passed(verdict_with(&two, &mut limits, &ack(2, 1), 100 * s)), "trusted: not covered");
+    assert!(is_out_of_state(&verdict_with(&two, &mut limits, &ack(3, 2), 100 * s)), "covered, the grace is over");
+    limits.rebind(&two, &one);
+    assert!(passed(verdict_with(&one, &mut limits, &ack(2, 1), 101 * s)), "no longer trusted: picked up");
+    assert!(is_out_of_state(&verdict_with(&one, &mut limits, &ack(2, 3), 200 * s)), "over again");
+    let back = excepting("\"198.18.0.1\", \"198.18.0.2\"");
+    limits.rebind(&one, &back);
+    assert!(
+        is_out_of_state(&verdict_with(&back, &mut limits, &ack(3, 4), 201 * s)),
+        "a list that gained one: no grace"
+    );
+}
+
 #[test]
 fn memory_stays_fixed_under_ten_million_flows() {
     let timeouts = FlowTimeouts {

@@ -186,9 +186,10 @@ impl Limits {
         if fresh {
             self.flows = FlowTable::new(flow_table_size(new));
         }
-        // The same filters over lists none of which gained a member (a list that only lost
-        // some covers less: nothing new to pick up; a feed rewriting a list every minute must
-        // not hold the grace period open for ever).
+        // The same filters over lists none of which changed so as to cover more (a list
+        // whose rule matches its members that only lost some covers less: nothing new to
+        // pick up; a feed rewriting a list every minute must not hold the grace period open
+        // for ever).
         let before: std::collections::HashMap<(&str, u64), (&Customer, Option<u64>)> = old
             .customers
             .iter()
@@ -197,12 +198,12 @@ impl Limits {
             .collect();
         let carried = |c: &Customer| -> Option<u64> {
             let (was, since) = before.get(&(c.name.as_str(), c.tcp_coverage))?;
-            let gained = c
+            let widened = c
                 .tcp_lists
                 .iter()
                 .zip(&was.tcp_lists)
-                .any(|(now, then)| !std::sync::Arc::ptr_eq(now, then) && **now != **then && !now.within(then));
-            if gained { None } else { *since }
+                .any(|((now, use_), (then, _))| !std::sync::Arc::ptr_eq(now, then) && use_.widened_by(then, now));
+            if widened { None } else { *since }
         };
         self.tracked_since = new.customers.iter().map(|c| if fresh { None } else { carried(c) }).collect();
         self.tracking_pending = self.tracked_since.iter().any(Option::is_none);

@@ -218,9 +218,9 @@ pub struct Customer {
     /// What the TCP protection rules that apply to it cover, with its prefixes, as a
     /// fingerprint (`tcp::coverage`): a reload that changes it starts its grace period again.
     pub tcp_coverage: u64,
-    /// The lists those rules name (`tcp::named_lists`): a reload where one gained members
-    /// starts its grace period again too.
-    pub tcp_lists: Vec<std::sync::Arc<classifier::List>>,
+    /// The lists those rules name, with how they test each (`tcp::named_lists`): a reload
+    /// where one changed so that they cover more starts its grace period again too.
+    pub tcp_lists: Vec<(std::sync::Arc<classifier::List>, classifier::ListUse)>,
     /// Destination → route group.
     pub routes: IpPrefixTable<RouteGroupId>,
     /// Its IPFIX routing domain (`ingressVRFID`, `egressVRFID`): from its name, so that it

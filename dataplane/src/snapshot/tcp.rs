@@ -58,7 +58,7 @@ pub struct TcpProtection {
     /// What the global rules cover, as a fingerprint of their filters ([`coverage`]).
     pub coverage: u64,
     /// The lists the global rules name, in the order they are named ([`named_lists`]).
-    pub lists: Vec<Arc<classifier::List>>,
+    pub lists: Vec<(Arc<classifier::List>, classifier::ListUse)>,
 }
 
 /// One rule.
@@ -223,8 +223,8 @@ impl Builder<'_> {
 /// customer's prefixes): their filters in order, whatever their names, modes and
 /// thresholds. A reload that changes it may cover connections that were not tracked
 /// before: the worker gives them a grace period of their own. The members of the lists the
-/// filters name are not in it: a list that gained members is told apart by the worker
-/// ([`named_lists`]), as any change of a list (a feed rewriting it every minute) would
+/// filters name are not in it: a list that changed so as to cover more is told apart by the
+/// worker ([`named_lists`]), as any change of a list (a feed rewriting it every minute) would
 /// otherwise open a grace period every time, and ACK floods would never be dropped.
 pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std::hash::Hash) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -236,26 +236,22 @@ pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std
     h.finish()
 }
 
-/// The lists `rules` name (`$name`), in the order they are written: two rule sets of one
-/// fingerprint name the same lists in the same order, so a reload's worker compares them
-/// one by one, and gives a grace period where one gained members (its new members' open
-/// connections were never tracked). A name that is no list's names nothing; a `$name` inside
-/// a string names that list if there is one (harmless: the same text names the same lists in
-/// both snapshots, so the comparison stays aligned).
+/// The lists `rules` name (`$name`), in the order they are named, each with how its rule
+/// tests it: two rule sets of one fingerprint name the same lists in the same order, so a
+/// reload's worker compares them one by one, and gives a grace period where one changed so
+/// that its rule covers more ([`classifier::ListUse::widened_by`]: members gained where
+/// members match, members lost where non-members do, as in `not ip.src in $trusted`): the
+/// open connections newly covered were never tracked. A name that is no list's names
+/// nothing.
 pub(super) fn named_lists(
     rules: &[Spanned<config::TcpRuleSection>],
     lists: &classifier::Registry,
-) -> Vec<Arc<classifier::List>> {
+) -> Vec<(Arc<classifier::List>, classifier::ListUse)> {
     let mut named = Vec::new();
     for r in rules {
-        let expr = r.get_ref().expr.get_ref();
-        for (at, _) in expr.match_indices('$') {
-            let name: String = expr[at + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-                .collect();
-            named.extend(lists.list(&name).cloned());
-        }
+        // Parsed before (the rule would have been refused): an error here names nothing.
+        let uses = classifier::list_uses(r.get_ref().expr.get_ref()).unwrap_or_default();
+        named.extend(uses.into_iter().filter_map(|(name, use_)| Some((lists.list(&name)?.clone(), use_))));
     }
     named
 }
