@@ -448,6 +448,30 @@ mod tests {
         assert!(!p.due(), "and publishes only when it is time");
     }
 
+    /// A report a reader panicked while holding (poisoned) is still written, waiting or not:
+    /// giving up on it stopped the worker's publishing for good, and the watchdog and the
+    /// BGP guard took a live worker for stuck.
+    #[test]
+    fn a_poisoned_report_is_still_published() {
+        let report: Arc<Mutex<WorkerReport>> = Arc::default();
+        let reader = report.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            panic!("a reader panics while holding the report");
+        })
+        .join();
+        assert!(report.is_poisoned());
+        let loaded = crate::config::parse("t.toml", "[server]\nanycast = \"192.0.2.1\"\n").expect("parses");
+        let snap = Arc::new(Snapshot::build(&loaded).expect("builds"));
+        let mut p = Publisher::new(report.clone());
+        let stats = WorkerStats { rx_frames: 7, ..WorkerStats::default() };
+        for (wait, publications) in [(false, 1), (true, 2)] {
+            p.publish(&stats, IoStats::default(), &snap, wait);
+            let r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            assert_eq!((r.stats.rx_frames, r.publications), (7, publications), "wait: {wait}");
+        }
+    }
+
     /// A backend that receives nothing and sends only the first frame of a spill.
     struct SendsOne;
 
