@@ -268,6 +268,20 @@ impl Drop for OvsRouter {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new(root().join(self.script)).args(["down", &self.prefix]).status();
+        // The test is done with what it wrote under the lab's name (logs, configurations,
+        // captures, daemons' directories): kept when it failed, to read; gone when it
+        // passed (thousands piled up in /tmp).
+        if std::thread::panicking() {
+            return;
+        }
+        let ours = format!("{}-", self.prefix);
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&ours) {
+                let path = entry.path();
+                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            }
+        }
     }
 }
 
