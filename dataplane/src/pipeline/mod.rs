@@ -198,12 +198,7 @@ impl Limits {
             .collect();
         let carried = |c: &Customer| -> Option<u64> {
             let (was, since) = before.get(&(c.name.as_str(), c.tcp_coverage))?;
-            let widened = c
-                .tcp_lists
-                .iter()
-                .zip(&was.tcp_lists)
-                .any(|((now, use_), (then, _))| !std::sync::Arc::ptr_eq(now, then) && use_.widened_by(then, now));
-            if widened { None } else { *since }
+            if c.tcp_lists_version == was.tcp_lists_version { *since } else { None }
         };
         self.tracked_since = new.customers.iter().map(|c| if fresh { None } else { carried(c) }).collect();
         self.tracking_pending = self.tracked_since.iter().any(Option::is_none);

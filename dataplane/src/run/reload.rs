@@ -383,7 +383,7 @@ fn apply(
             eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
             None
         }
-        Ok(Ok(new)) => {
+        Ok(Ok(mut new)) => {
             // The XDP program learns new prefixes before the workers see the snapshot that
             // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
             let old = shared.load();
@@ -428,13 +428,8 @@ fn apply(
                 }
                 return None;
             }
-            // Tunnel health carries over by name: a reload neither revives a dead tunnel nor
-            // loses the probes in flight.
-            let names: Vec<&str> = new.tunnels.iter().map(|t| t.name.as_str()).collect();
-            let probed: Vec<bool> = new.tunnels.iter().map(|t| t.interface.is_some()).collect();
-            let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
-            new.health.inherit(&names, &probed, &old.health, &old_names);
-            drop(names);
+            // Tunnel health, TCP list versions: what carries over, decided here once.
+            new.take_over_from(&old);
             let replaced = shared.swap(Arc::new(new));
             // What is left over from the old configuration goes; failing that, it is only
             // redirected to workers that no longer claim it.

@@ -196,6 +196,7 @@ impl Builder<'_> {
             name: name.clone(),
             vrf_id: 0, // once every name is known (`vrf_ids`)
             tcp_lists,
+            tcp_lists_version: super::tcp::new_lists_version(),
             firewall,
             rule_base,
             egress,

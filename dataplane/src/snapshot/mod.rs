@@ -221,6 +221,13 @@ pub struct Customer {
     /// The lists those rules name, with how they test each (`tcp::named_lists`): a reload
     /// where one changed so that they cover more starts its grace period again too.
     pub tcp_lists: Vec<(std::sync::Arc<classifier::List>, classifier::ListUse)>,
+    /// Which lists those rules cover through, as a number: the previous snapshot's when a
+    /// reload kept the fingerprint and changed no list so as to cover more
+    /// ([`Snapshot::take_over_from`]), else one no snapshot had. Workers compare these, not
+    /// the lists: a list may hold millions of members, and every worker compared them
+    /// between two batches at every reload (a worker that missed a reload sees a version
+    /// that moved in either, so its grace is never missed).
+    pub tcp_lists_version: u64,
     /// Destination → route group.
     pub routes: IpPrefixTable<RouteGroupId>,
     /// Its IPFIX routing domain (`ingressVRFID`, `egressVRFID`): from its name, so that it
@@ -292,6 +299,31 @@ pub struct TunnelInterface {
 }
 
 impl Snapshot {
+    /// Takes over from `old`, the snapshot this one replaces while running (once, on the
+    /// supervisor's thread, before the workers see it): tunnel health carries over by name
+    /// (a reload neither revives a dead tunnel nor loses the probes in flight), and each
+    /// customer whose TCP rules cover what they did keeps its lists' version unless one of
+    /// the lists changed so that the rules cover more.
+    pub fn take_over_from(&mut self, old: &Snapshot) {
+        let names: Vec<&str> = self.tunnels.iter().map(|t| t.name.as_str()).collect();
+        let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
+        let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
+        self.health.inherit(&names, &probed, &old.health, &old_names);
+        let before: std::collections::HashMap<(&str, u64), &Customer> =
+            old.customers.iter().map(|c| ((c.name.as_str(), c.tcp_coverage), c)).collect();
+        for c in &mut self.customers {
+            let Some(was) = before.get(&(c.name.as_str(), c.tcp_coverage)) else { continue };
+            let widened = c
+                .tcp_lists
+                .iter()
+                .zip(&was.tcp_lists)
+                .any(|((now, use_), (then, _))| !std::sync::Arc::ptr_eq(now, then) && use_.widened_by(then, now));
+            if !widened {
+                c.tcp_lists_version = was.tcp_lists_version;
+            }
+        }
+    }
+
     /// Reads, validates and compiles the file at `path`.
     pub fn from_path(path: &Path) -> Result<Snapshot, ConfigErrors> {
         Snapshot::build(&config::load(path)?)

@@ -256,6 +256,13 @@ pub(super) fn named_lists(
     named
 }
 
+/// A lists version ([`Customer::tcp_lists_version`](super::Customer::tcp_lists_version))
+/// no customer of any snapshot of this process has had.
+pub(super) fn new_lists_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// 128 bits drawn from the standard library's per-process randomness (each `RandomState`
 /// is a SipHash key of its own, seeded from the operating system).
 fn random_key() -> [u8; 16] {
