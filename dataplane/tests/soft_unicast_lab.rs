@@ -51,7 +51,9 @@ country = "GB"
 
 /// UDP sockets on the egress address in a server: listeners on `ports`, and for each of
 /// `refused` a socket connected to 10.8.0.2:7777 (the first of them sends a datagram there,
-/// which the Internet host refuses). After `secs` seconds it prints, as lines, each datagram
+/// which the Internet host refuses). Half a second after its stdin closes ([`report_of`]
+/// closes it, once the test has sent everything; at most after `secs` seconds: a fixed
+/// time was too short for a slow machine's sends) it prints, as lines, each datagram
 /// received (`PORT PAYLOAD`) and `refused PORT` for each connected socket that saw the
 /// ICMP error.
 fn sockets(lab: &Lab, ns: &str, ports: &[u16], refused: &[u16], secs: u32) -> Child {
@@ -71,11 +73,17 @@ for i, p in enumerate(refused):
         c.send(b"knock")
     conns.append((c, p))
 print("ready", flush=True)
+# Until the test closes stdin (it has sent everything), then half a second for what is on
+# its way; at most argv[3] seconds.
 end = time.time() + float(sys.argv[3])
-got, seen = [], set()
-while time.time() < end:
-    r, _, _ = select.select(list(socks), [], [], 0.05)
+got, seen, closing = [], set(), None
+while time.time() < (closing or end):
+    r, _, _ = select.select(list(socks) + ([] if closing else [sys.stdin]), [], [], 0.05)
     for s in r:
+        if s is sys.stdin:
+            if not sys.stdin.readline():
+                closing = time.time() + 0.5
+            continue
         got.append("%d %s" % (socks[s], s.recv(2048).decode()))
     for c, p in conns:
         try:
@@ -93,6 +101,7 @@ for p in sorted(seen):
     let mut child = lab
         .cmd(ns, "/usr/bin/python3")
         .args(["-c", script, &list(ports), &list(refused), &secs.to_string()])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -151,10 +160,10 @@ fn return_traffic_reaches_its_owners_socket_wherever_it_lands() {
     // The plan: 198.18.200.1's slices of 2048 ports from 1024 alternate a1, a2, ...; port 80
     // is in no slice (data centre a's as a whole).
     let (a1_ports, a2_ports) = ([1500u16, 9300], [4000u16, 7500]);
-    let a1 = sockets(&lab, "a1", &[1500, 9300, 80], &[], 6);
+    let a1 = sockets(&lab, "a1", &[1500, 9300, 80], &[], 60);
     // a2: 4500 sends to the Internet host, which refuses it (its ICMP error lands at a1);
     // 4600's error is injected at b1.
-    let a2 = sockets(&lab, "a2", &[4000, 7500, 80], &[4500, 4600], 6);
+    let a2 = sockets(&lab, "a2", &[4000, 7500, 80], &[4500, 4600], 60);
 
     // Three datagrams per port, injected at each server in turn.
     let mac = |ns: &str| lab.mac(ns, &format!("{ns}0"));
