@@ -274,8 +274,17 @@ fn nfdump_reads_the_same_flows() {
     }
     let cfg = with_ipfix(&config, &format!("127.0.0.1:{port}"), 1);
     replay(&cfg, &capture);
-    // Time to read what is queued on its socket before it is told to stop.
-    std::thread::sleep(Duration::from_millis(1000));
+    // Until nfcapd has read what is queued on its socket (ss's Recv-Q, the second column),
+    // then a moment to take in the last datagram, before it is told to stop.
+    let queued = || {
+        let out = Command::new("ss").args(["-Hunl", &format!("sport = :{port}")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).and_then(|q| q.parse::<u64>().ok())
+    };
+    let reading = std::time::Instant::now();
+    while queued().is_some_and(|q| q > 0) && reading.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let _ = Command::new("kill").args(["-TERM", &nfcapd.id().to_string()]).status();
     let _ = nfcapd.wait();
     let out = Command::new("nfdump").arg("-R").arg(&dir).args(["-q", "-N", "-o", "csv"]).output().unwrap();
