@@ -59,7 +59,8 @@ fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     assert_eq!(rows, vec![(4, 2)], "{report}");
     // The interface's own counters over the run, as `ip -s link` reads them over a window
     // inside it: the run's are at least those, and no more than a few frames of the host's
-    // own (ARP) beyond.
+    // own beyond (ARP, and IPv6 router solicitations and MLD reports, which a slow start
+    // puts inside the run and outside the window).
     let counted = |name: &str| -> u64 {
         let line = report.lines().find(|l| l.contains("during the run:")).unwrap_or_else(|| panic!("{report}"));
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -67,7 +68,7 @@ fn seed_rule_is_enforced_on_the_wire_and_the_host_keeps_its_own_traffic() {
     };
     for (name, window) in [("rx_packets", link_after.0 - link_before.0), ("tx_packets", link_after.1 - link_before.1)] {
         let run = counted(name);
-        assert!(run >= window && run <= window + 6, "{name}: the run counted {run}, ip -s link {window}\n{report}");
+        assert!(run >= window && run <= window + 20, "{name}: the run counted {run}, ip -s link {window}\n{report}");
     }
     assert!(link_after.0 - link_before.0 >= 4 + 3, "the 4 SYNs and UDP and the 3 pings arrived");
 
