@@ -105,18 +105,25 @@ while time.time() < until:
         burst.append(IP(src=src(), dst="203.0.113.10")/TCP(sport=rnd.randrange(1024, 65536), dport=5001,
                      flags="S", seq=rnd.randrange(2**32)))
     send(burst, verbose=0)
+    if sent[0] == 0:
+        print("flooding", flush=True)
     sent[0] += 200; sent[1] += 200
 print(sent[0], sent[1])
 "#;
     let flood_seconds = 12.0;
-    let flood = lab
+    let mut flood = lab
         .cmd("snd", "/usr/bin/python3")
         .args(["-c", flood_script, &flood_seconds.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let flood_start = Instant::now();
-    std::thread::sleep(Duration::from_secs(2)); // the flood is well over the threshold already
+    // Its first burst is out (scapy's import takes seconds on a slow machine), and another
+    // second of it: the flood is well over the threshold when the clients start.
+    let mut first = [0u8; 9];
+    std::io::Read::read_exact(flood.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"flooding\n");
+    std::thread::sleep(Duration::from_secs(1));
 
     // The clients: 200 connections, 10 at a time, each says hello and waits for "ok".
     let client_script = r#"
