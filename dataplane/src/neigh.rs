@@ -214,8 +214,8 @@ pub fn follow_next_hop(
                     Instant::now() + refresh
                 }
                 NextHop::Neighbour(ip) => {
-                    // A failed look (netlink refused, a dump cut short) says nothing about the
-                    // neighbour: the last answer stands, and the failure is said once.
+                    // A failed look (netlink refused; the interface gone, ENODEV) says nothing
+                    // about the neighbour: the last answer stands, and the failure is said once.
                     let (now, learned) = match look_up(ip, ifindex) {
                         Ok(entry) => {
                             lookup_failed = false;

@@ -264,14 +264,19 @@ impl WorkerStats {
     /// `tx_ring_full`, `spill_no_frame`).
     pub fn uncount_unsent(&mut self, spill: &super::Spill) {
         for (reason, len, tunnel) in spill.unsent() {
-            let bytes = len as u64;
-            self.tx_frames = self.tx_frames.saturating_sub(1);
-            self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
-            self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(1);
-            self.tx_bytes_by[reason.index()] = self.tx_bytes_by[reason.index()].saturating_sub(bytes);
-            if let Some(t) = tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t))) {
-                t.sent.sub(len);
-            }
+            self.uncount_tx(reason, len, tunnel);
+        }
+    }
+
+    /// Takes one frame of `len` bytes sent as `reason` (into `tunnel`) off the `tx` counts.
+    fn uncount_tx(&mut self, reason: TxReason, len: usize, tunnel: Option<crate::snapshot::TunnelId>) {
+        let bytes = len as u64;
+        self.tx_frames = self.tx_frames.saturating_sub(1);
+        self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
+        self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(1);
+        self.tx_bytes_by[reason.index()] = self.tx_bytes_by[reason.index()].saturating_sub(bytes);
+        if let Some(t) = tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t))) {
+            t.sent.sub(len);
         }
     }
 
@@ -283,16 +288,8 @@ impl WorkerStats {
     pub fn uncount_unsent_frames(&mut self, outcomes: &[super::Outcome], unsent: &[u16]) {
         for outcome in unsent.iter().filter_map(|&i| outcomes.get(usize::from(i))) {
             let Verdict::Tx { len, reason, .. } = outcome.verdict else { continue };
-            let bytes = len as u64;
-            self.tx_frames = self.tx_frames.saturating_sub(1);
-            self.tx_bytes = self.tx_bytes.saturating_sub(bytes);
-            self.tx[reason.index()] = self.tx[reason.index()].saturating_sub(1);
-            self.tx_bytes_by[reason.index()] = self.tx_bytes_by[reason.index()].saturating_sub(bytes);
-            if reason != TxReason::Decapsulated
-                && let Some(t) = outcome.tunnel.and_then(|t| self.tunnels.get_mut(usize::from(t)))
-            {
-                t.sent.sub(len);
-            }
+            // Into the tunnel as `count` counted it: not what left one for the Internet.
+            self.uncount_tx(reason, len, outcome.tunnel.filter(|_| reason != TxReason::Decapsulated));
         }
     }
 
