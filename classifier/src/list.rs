@@ -208,9 +208,17 @@ impl ListUse {
 /// The lists `text` names, each once in the order first named, with how it tests each; any
 /// name is taken (whether the lists exist is the configuration's to check).
 pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError> {
-    /// Hands out a slot per (field, occurrence, name), remembering the name.
-    struct Named(Vec<(&'static str, usize, String)>);
+    /// Hands out a slot per (field, occurrence, name), remembering the name; `matches`
+    /// patterns are not compiled (one empty pattern stands for all: only the lists count).
+    struct Named(Vec<(&'static str, usize, String)>, Option<Pattern>);
     impl Lists for Named {
+        fn pattern(&mut self, _: &[u8]) -> Result<Pattern, String> {
+            match &self.1 {
+                Some(p) => Ok(p.clone()),
+                None => Ok(self.1.insert(Pattern::new(b"")?).clone()),
+            }
+        }
+
         fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String> {
             let at = self.0.iter().position(|u| u.0 == field.name && u.1 == occurrence && u.2 == name);
             let i = at.unwrap_or(self.0.len());
@@ -240,7 +248,10 @@ pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError
             }
         }
     }
-    let mut named = Named(Vec::new());
+    if !text.contains('$') {
+        return Ok(Vec::new()); // names no list
+    }
+    let mut named = Named(Vec::new(), None);
     let expr = crate::parse::parse_with(text, &mut named)?;
     let mut uses = Vec::new();
     walk(&expr, false, &named, &mut uses);
@@ -691,6 +702,7 @@ mod tests {
             own(&[("ports", true, false), ("a", true, true)])
         );
         assert_eq!(uses("tcp and ip.src == 10.0.0.1"), own(&[]));
+        assert_eq!(uses("tcp.payload matches \"ab+\" and not ip.src in $a"), own(&[("a", false, true)]));
         let (small, big) = (list(&["192.0.2.1"]), list(&["192.0.2.1", "192.0.2.2"]));
         let members = ListUse { members: true, non_members: false };
         let non_members = ListUse { members: false, non_members: true };

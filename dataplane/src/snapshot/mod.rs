@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use classifier::{BucketKey, BucketSpec, Membership, Registry, RuleSet};
@@ -311,13 +312,17 @@ impl Snapshot {
         self.health.inherit(&names, &probed, &old.health, &old_names);
         let before: std::collections::HashMap<(&str, u64), &Customer> =
             old.customers.iter().map(|c| ((c.name.as_str(), c.tcp_coverage), c)).collect();
+        // Each pair of lists compared once: the global rules' are every customer's.
+        type Pair = (*const classifier::List, *const classifier::List, bool, bool);
+        let mut compared: std::collections::HashMap<Pair, bool> = std::collections::HashMap::new();
+        let mut widened_by = |use_: &classifier::ListUse, then: &Arc<classifier::List>, now: &Arc<classifier::List>| {
+            let pair = (Arc::as_ptr(then), Arc::as_ptr(now), use_.members, use_.non_members);
+            *compared.entry(pair).or_insert_with(|| !Arc::ptr_eq(now, then) && use_.widened_by(then, now))
+        };
         for c in &mut self.customers {
             let Some(was) = before.get(&(c.name.as_str(), c.tcp_coverage)) else { continue };
-            let widened = c
-                .tcp_lists
-                .iter()
-                .zip(&was.tcp_lists)
-                .any(|((now, use_), (then, _))| !std::sync::Arc::ptr_eq(now, then) && use_.widened_by(then, now));
+            let widened =
+                c.tcp_lists.iter().zip(&was.tcp_lists).any(|((now, use_), (then, _))| widened_by(use_, then, now));
             if !widened {
                 c.tcp_lists_version = was.tcp_lists_version;
             }
