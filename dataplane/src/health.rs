@@ -556,9 +556,12 @@ remote = "198.51.100.2"
     }
 
     /// Forty tunnels (every fifth not checked) whose routers answer some probes, late or
-    /// not at all, in stretches, and some probes not sendable: for 30 simulated seconds,
-    /// the scheduled prober sends the same probes and makes the same changes, tick by tick,
-    /// as the walk over every tunnel; also across a change of timing.
+    /// not at all, in stretches, some probes not sendable for a while and some not sent
+    /// after all: for 30 simulated seconds, the scheduled prober sends the same probes and
+    /// makes the same changes, tick by tick, as the walk over every tunnel; also across a
+    /// change of timing and across reloads (the same tunnels in a new snapshot, every 97 ms,
+    /// after replies were recorded in the old one: a prober that moves must still judge
+    /// them at its next tick).
     #[test]
     fn the_schedule_probes_and_judges_as_a_walk_over_every_tunnel() {
         let tunnels: String = (0..40)
@@ -567,7 +570,7 @@ remote = "198.51.100.2"
                 format!("[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.0.{}\"\n{iface}", i + 1)
             })
             .collect();
-        let (sched, walked) = (snap(&tunnels), snap(&tunnels));
+        let (mut sched, mut walked) = (snap(&tunnels), snap(&tunnels));
         // Reply of a (tunnel, seq): its delay in ms, or none; from a hash, so that both
         // provers meet the same routers.
         let fate = |t: TunnelId, seq: u32, now: u64| {
@@ -581,13 +584,17 @@ remote = "198.51.100.2"
                 _ => Some(1 + u64::from(h >> 8) % 20),
             }
         };
-        let cannot = |t: TunnelId, seq: u32| {
-            crate::snapshot::fnv1a(&[&seq.to_le_bytes()[..], &t.to_le_bytes()].concat()).is_multiple_of(50)
+        // Not sendable (no next hop) for a while: a tenth of the tunnels, 200 ms in each 2 s.
+        let cannot = |t: TunnelId, now: u64| t % 10 == 3 && (now / MS + u64::from(t) * 97) % 2_000 < 200;
+        // Sent into the spill, then not onto the wire.
+        let unsent = |t: TunnelId, seq: u32| {
+            crate::snapshot::fnv1a(&[&seq.to_le_bytes()[..], &t.to_le_bytes()].concat()).is_multiple_of(40)
         };
         let mut p = Prober::default();
         p.rebind(None, &sched);
         let mut states = vec![ProbeState::default(); walked.tunnels.len()];
         let (mut in_flight, mut ticks_with_sends, mut all_changes) = (Vec::<(u64, TunnelId, u32)>::new(), 0, 0);
+        let (mut unsent_seen, mut cannot_seen) = (0, 0);
         for ms in 0..30_000u64 {
             let now = ms * MS;
             let cfg = if ms < 15_000 {
@@ -601,32 +608,58 @@ remote = "198.51.100.2"
                 }
             }
             in_flight.retain(|r| r.0 > now);
-            let (mut a, mut b) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-            let attempt = |sent: &mut Vec<(TunnelId, u32)>, t: TunnelId, seq: u32| {
-                if cannot(t, seq) {
+            if ms % 97 == 50 {
+                // A reload after replies were recorded in the old snapshot: both move to a new
+                // snapshot of the same tunnels, health carried.
+                let (new_sched, new_walked) = (snap(&tunnels), snap(&tunnels));
+                for (new, old) in [(&new_sched, &sched), (&new_walked, &walked)] {
+                    let ((n, probed), (o, _)) = (names(new), names(old));
+                    new.health.inherit(&n, &probed, &old.health, &o);
+                }
+                p.rebind(Some(&sched), &new_sched);
+                (sched, walked) = (new_sched, new_walked);
+            }
+            // (probes sent, changes, probes that could not be sent), of each.
+            let (mut a, mut b) = ((Vec::new(), Vec::new(), Vec::new()), (Vec::new(), Vec::new(), Vec::new()));
+            let attempt = |sent: &mut Vec<(TunnelId, u32)>, refused: &mut Vec<(TunnelId, u32)>, t, seq| {
+                if cannot(t, now) {
+                    refused.push((t, seq));
                     return Sent::Cannot;
                 }
                 sent.push((t, seq));
                 Sent::Yes
             };
-            p.tick(&sched, &cfg, now, |t, seq| attempt(&mut a.0, t, seq), |c| a.1.push(c));
-            linear_tick(&mut states, &walked, &cfg, now, |t, seq| attempt(&mut b.0, t, seq), |c| b.1.push(c));
-            for v in [&mut a.0, &mut b.0] {
+            p.tick(&sched, &cfg, now, |t, seq| attempt(&mut a.0, &mut a.2, t, seq), |c| a.1.push(c));
+            linear_tick(&mut states, &walked, &cfg, now, |t, seq| attempt(&mut b.0, &mut b.2, t, seq), |c| b.1.push(c));
+            for v in [&mut a.0, &mut b.0, &mut a.2, &mut b.2] {
                 v.sort();
             }
             for v in [&mut a.1, &mut b.1] {
                 v.sort_by_key(|c| c.tunnel);
             }
-            assert_eq!(a, b, "at {ms} ms: (probes sent, changes), scheduled against walked");
+            assert_eq!(a, b, "at {ms} ms: (probes sent, changes, not sendable), scheduled against walked");
             ticks_with_sends += usize::from(!a.0.is_empty());
+            cannot_seen += a.2.len();
             all_changes += a.1.len();
             for &(t, seq) in &a.0 {
+                if unsent(t, seq) {
+                    let cfg = &cfg;
+                    p.unsent(t, cfg);
+                    // The walk's own: as `Prober::unsent`.
+                    if let Some(s) = states.get_mut(usize::from(t)).filter(|s| s.pending) {
+                        s.pending = false;
+                        s.next_ns = s.sent_ns.saturating_add(cfg.timeout_ns);
+                    }
+                    unsent_seen += 1;
+                    continue;
+                }
                 if let Some(delay) = fate(t, seq, now) {
                     in_flight.push((now + delay * MS, t, seq));
                 }
             }
         }
         assert!(ticks_with_sends > 500 && all_changes > 20, "{ticks_with_sends} ticks sent, {all_changes} changes");
+        assert!(unsent_seen > 5 && cannot_seen > 5, "{unsent_seen} unsent, {cannot_seen} not sendable");
     }
 
     #[test]
