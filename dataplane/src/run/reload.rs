@@ -17,7 +17,7 @@ use transitd_bpf::XdpProgram;
 use super::ConfigSource;
 use crate::config::ConfigErrors;
 use crate::fleet;
-use crate::snapshot::{Host, Snapshot};
+use crate::snapshot::{FileStamp, Host, Snapshot, stamp};
 
 /// Where configuration changes come from while running: the file (watched, and on SIGHUP)
 /// or the etcd prefix (watched by a thread; SIGHUP fetches it again); and either way the
@@ -196,7 +196,8 @@ impl ConfigWatch {
         let replaced = apply(&b.what, b.started, built, shared, program);
         let applied = replaced.is_some();
         if applied {
-            self.file.follow(&shared.load().inputs);
+            let running = shared.load();
+            self.file.follow(&running.inputs, &running.input_stamps);
             if b.fetched.is_some() {
                 self.etcd_applied = b.fetched;
             }
@@ -246,23 +247,29 @@ pub(super) struct FileWatch {
 /// list renamed into place (how feeds should write) is never seen empty.
 const EMPTIED_LOOKS: u32 = 10;
 
-type FileStamp = (std::time::SystemTime, u64, u64);
-
-fn stamp(path: &std::path::Path) -> Option<FileStamp> {
-    use std::os::unix::fs::MetadataExt as _;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
-}
-
 impl FileWatch {
-    /// The files of a configuration from `source` that names `inputs`, as they are now: made
-    /// as soon as the configuration has been read, so that a file changed while the run
-    /// starts (sockets bound, the program attached: seconds) is read again.
-    pub(super) fn of(source: &ConfigSource, inputs: &[PathBuf], interval: Duration) -> FileWatch {
-        match source {
+    /// The files of a configuration from `source` that names `inputs`, each as the build
+    /// stamped it before reading it (`stamps`; the configuration file as it is now): made as
+    /// soon as the configuration has been read, so that a file changed while the run starts
+    /// (sockets bound, the program attached: seconds) is read again.
+    pub(super) fn of(
+        source: &ConfigSource,
+        inputs: &[PathBuf],
+        stamps: &[Option<FileStamp>],
+        interval: Duration,
+    ) -> FileWatch {
+        let mut watch = match source {
             ConfigSource::File(path) => FileWatch::new(Some(path), inputs, interval),
             ConfigSource::Etcd(_) => FileWatch::new(None, inputs, interval),
+        };
+        let config = usize::from(watch.path.is_some());
+        for (applied, read) in watch.applied.iter_mut().skip(config).zip(stamps) {
+            if read.is_some() {
+                *applied = *read;
+            }
         }
+        watch.seen = watch.applied.clone();
+        watch
     }
 
     pub(super) fn new(path: Option<&std::path::Path>, inputs: &[PathBuf], interval: Duration) -> FileWatch {
@@ -340,8 +347,10 @@ impl FileWatch {
 
     /// An applied configuration names `inputs`: watched from now on. The configuration and
     /// the inputs it named before keep the stamps taken when the build began (a change while
-    /// it built is still seen); a new one is stamped now.
-    pub(super) fn follow(&mut self, inputs: &[PathBuf]) {
+    /// it built is still seen); a new one takes the stamp the build gave it before reading it
+    /// (`stamps`, by input; stamped now where it has none), so that a feed's write after the
+    /// read is seen too.
+    pub(super) fn follow(&mut self, inputs: &[PathBuf], stamps: &[Option<FileStamp>]) {
         if inputs == self.inputs.as_slice() {
             return;
         }
@@ -350,7 +359,9 @@ impl FileWatch {
             self.inputs.iter().position(|q| q == p).map(|i| self.applied.get(i + config).copied().flatten())
         };
         let mut applied: Vec<Option<FileStamp>> = self.applied.iter().take(config).copied().collect();
-        applied.extend(inputs.iter().map(|p| before(p).unwrap_or_else(|| stamp(p))));
+        let read = |i: usize| stamps.get(i).copied().flatten();
+        applied
+            .extend(inputs.iter().enumerate().map(|(i, p)| before(p).unwrap_or_else(|| read(i).or_else(|| stamp(p)))));
         self.inputs = inputs.to_vec();
         self.applied = applied;
         self.seen = self.applied.clone();
@@ -570,7 +581,7 @@ mod tests {
         // input any more: the edit is still to be read.
         watch.seen();
         std::fs::write(&path, "a = 2\n").unwrap();
-        watch.follow(&[]);
+        watch.follow(&[], &[]);
         assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "the edit made while it built");
         watch.seen();
         std::fs::write(&list, "192.0.2.3\n").unwrap();
@@ -632,6 +643,30 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A file is watched from the stamp its build took just before reading it: a feed's
+    /// write after the read (while the build went on) is a change to read, not where the
+    /// watch starts from; at start and for a file a reload names anew.
+    #[test]
+    fn a_file_written_after_the_build_read_it_is_read_again() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-after-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (config, list) = (dir.join("t.toml"), dir.join("block.txt"));
+        std::fs::write(&config, "a = 1\n").unwrap();
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        let read_at = stamp(&list); // the build stamps it, then reads it
+        std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap(); // the feed, after the read
+        let source = ConfigSource::File(config.clone());
+        let mut started = FileWatch::of(&source, std::slice::from_ref(&list), &[read_at], Duration::from_millis(1));
+        assert_eq!(looks_until_changed(&mut started, 20), Some(2), "at start");
+        started.seen();
+        let mut reloaded = FileWatch::new(Some(&config), &[], Duration::from_millis(1));
+        let read_at = stamp(&list);
+        std::fs::write(&list, "192.0.2.3\n").unwrap();
+        reloaded.follow(std::slice::from_ref(&list), &[read_at]);
+        assert_eq!(looks_until_changed(&mut reloaded, 20), Some(2), "named anew by a reload");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A configuration from etcd has no file of its own: the files it names are watched
     /// alone, the same way (a list's change once settled, an emptied one after
     /// EMPTIED_LOOKS, a newly named one followed).
@@ -650,7 +685,7 @@ mod tests {
         std::fs::write(&list, "").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 30), Some(EMPTIED_LOOKS as usize + 1));
         watch.seen();
-        watch.follow(&[list.clone(), other.clone()]);
+        watch.follow(&[list.clone(), other.clone()], &[]);
         std::fs::write(&other, "192.0.2.8\n192.0.2.7\n").unwrap();
         assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "a file named since");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -133,6 +133,20 @@ pub struct Snapshot {
     /// named: `run` watches them with the configuration file, so that a feed rewriting a
     /// list reloads it.
     pub inputs: Vec<std::path::PathBuf>,
+    /// Each input's [`stamp`] as the build found it just before reading it: `run` watches
+    /// for changes from there, so that a feed's write after the read (while the rest was
+    /// built) is read again.
+    pub input_stamps: Vec<Option<FileStamp>>,
+}
+
+/// What tells a file's versions apart: its modification time, length and inode.
+pub type FileStamp = (std::time::SystemTime, u64, u64);
+
+/// The file at `path`'s [`FileStamp`], if it can be read.
+pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 /// What becomes of traffic transitd does not forward (`unmatched`, `gre_unsupported`).
@@ -422,8 +436,9 @@ struct Builder<'a> {
     /// Expansion steps all the rules may still spend compiling
     /// ([`crate::limits::MAX_COMPILE_STEPS_PER_CONFIG`]).
     compile_steps_left: usize,
-    /// The files the configuration names (see [`Snapshot::inputs`]).
+    /// The files the configuration names (see [`Snapshot::inputs`]), and their stamps.
     inputs: Vec<std::path::PathBuf>,
+    input_stamps: Vec<Option<FileStamp>>,
 }
 
 /// What `[server]` compiles to.
@@ -455,6 +470,7 @@ impl<'a> Builder<'a> {
             warnings: Vec::new(),
             compile_steps_left: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG,
             inputs: Vec::new(),
+            input_stamps: Vec::new(),
         }
     }
 
@@ -632,6 +648,7 @@ impl Builder<'_> {
             membership: self.lists.membership(),
             warnings: std::mem::take(&mut self.warnings),
             inputs: std::mem::take(&mut self.inputs),
+            input_stamps: std::mem::take(&mut self.input_stamps),
         }
     }
 
@@ -768,6 +785,8 @@ impl Builder<'_> {
             return None;
         }
         let path = std::path::Path::new(self.src.name()).parent().unwrap_or(std::path::Path::new("")).join(path);
+        // Stamped before its caller reads it: a write after the read is then a change.
+        self.input_stamps.push(stamp(&path));
         self.inputs.push(path.clone());
         Some(path)
     }
