@@ -112,8 +112,13 @@ type Thread = JoinHandle<anyhow::Result<()>>;
 
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
+    // The configuration file stamped before it is read: an edit while it is read is seen.
+    let config_stamp = match &opts.config {
+        ConfigSource::File(path) => crate::snapshot::stamp(path),
+        ConfigSource::Etcd(_) => None,
+    };
     let (snapshot, started_from) = initial_config(opts)?;
-    let files = FileWatch::of(&opts.config, &snapshot.inputs, &snapshot.input_stamps, opts.watch);
+    let files = FileWatch::of(&opts.config, config_stamp, &snapshot.inputs, &snapshot.input_stamps, opts.watch);
     snapshot.health.set_key(health::random_key());
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;

@@ -248,12 +248,13 @@ pub(super) struct FileWatch {
 const EMPTIED_LOOKS: u32 = 10;
 
 impl FileWatch {
-    /// The files of a configuration from `source` that names `inputs`, each as the build
-    /// stamped it before reading it (`stamps`; the configuration file as it is now): made as
-    /// soon as the configuration has been read, so that a file changed while the run starts
-    /// (sockets bound, the program attached: seconds) is read again.
+    /// The files of a configuration from `source` (stamped `config` before it was read)
+    /// that names `inputs`, each as the build stamped it before reading it (`stamps`): made
+    /// as soon as the configuration has been read, so that a file changed while it was read
+    /// or while the run starts (sockets bound, the program attached: seconds) is read again.
     pub(super) fn of(
         source: &ConfigSource,
+        config: Option<FileStamp>,
         inputs: &[PathBuf],
         stamps: &[Option<FileStamp>],
         interval: Duration,
@@ -262,10 +263,10 @@ impl FileWatch {
             ConfigSource::File(path) => FileWatch::new(Some(path), inputs, interval),
             ConfigSource::Etcd(_) => FileWatch::new(None, inputs, interval),
         };
-        let config = usize::from(watch.path.is_some());
-        for (applied, read) in watch.applied.iter_mut().skip(config).zip(stamps) {
+        let read = watch.path.as_ref().map(|_| config).into_iter().chain(stamps.iter().copied());
+        for (applied, read) in watch.applied.iter_mut().zip(read) {
             if read.is_some() {
-                *applied = *read;
+                *applied = read;
             }
         }
         watch.seen = watch.applied.clone();
@@ -656,7 +657,8 @@ mod tests {
         let read_at = stamp(&list); // the build stamps it, then reads it
         std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap(); // the feed, after the read
         let source = ConfigSource::File(config.clone());
-        let mut started = FileWatch::of(&source, std::slice::from_ref(&list), &[read_at], Duration::from_millis(1));
+        let mut started =
+            FileWatch::of(&source, stamp(&config), std::slice::from_ref(&list), &[read_at], Duration::from_millis(1));
         assert_eq!(looks_until_changed(&mut started, 20), Some(2), "at start");
         started.seen();
         let mut reloaded = FileWatch::new(Some(&config), &[], Duration::from_millis(1));
@@ -664,6 +666,10 @@ mod tests {
         std::fs::write(&list, "192.0.2.3\n").unwrap();
         reloaded.follow(std::slice::from_ref(&list), &[read_at]);
         assert_eq!(looks_until_changed(&mut reloaded, 20), Some(2), "named anew by a reload");
+        let config_read_at = stamp(&config); // run stamps the configuration, then reads it
+        std::fs::write(&config, "a = 2\nb = 3\n").unwrap();
+        let mut edited = FileWatch::of(&source, config_read_at, &[], &[], Duration::from_millis(1));
+        assert_eq!(looks_until_changed(&mut edited, 20), Some(2), "the configuration edited as it was read");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
