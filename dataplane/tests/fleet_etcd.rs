@@ -209,6 +209,8 @@ fn a_list_file_an_etcd_configuration_names_is_watched() {
 /// hands out), four keys of 1.2 MiB (under etcd's 1.5 MiB a request).
 #[test]
 fn a_prefix_over_grpcs_default_message_size_is_read_whole() {
+    // Megabytes written and synced by a second etcd: not beside a lab test's timing.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (client, peer) = (format!("http://127.0.0.1:{}", port()), format!("http://127.0.0.1:{}", port()));
     let dir = std::env::temp_dir().join(format!("transitd-etcd-big-{}", std::process::id()));

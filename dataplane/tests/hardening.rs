@@ -261,6 +261,8 @@ fn failed_writes_end_a_replay_with_an_error() {
 
 #[test]
 fn a_large_set_is_checked_early_and_interpreted() {
+    // Seconds of both cores: not beside a lab test's timing.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("sets");
     // 100,000 addresses spread over the address space: more boxes than a rule may have
     // (expanding them once took 20 s; 200,000, 87 s). The rule is taken as one to interpret,
