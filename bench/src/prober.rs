@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use clap::Args as ClapArgs;
+use transitd::config::Loaded;
 use transitd::health::{Prober, Sent, write_probe};
 use transitd::snapshot::{Snapshot, TunnelId};
 
@@ -62,14 +63,13 @@ struct Run {
     downs: u64,
 }
 
-/// One run of `seconds` simulated seconds from a fresh prober and health table: every probe
-/// answered before the next tick if `answered`, none otherwise.
-fn simulate(snap: &Snapshot, seconds: u64, answered: bool, probes: &mut Vec<(TunnelId, u32)>) -> Run {
-    for t in 0..snap.tunnels.len() {
-        snap.health.set_up(t as TunnelId, true);
-        snap.health.restart(t as TunnelId);
-    }
-    let _ = snap.health.take_answers().count(); // the last run's marks
+/// One run of `seconds` simulated seconds from a fresh snapshot (its health table new) and
+/// prober: every probe answered before the next tick if `answered`, none otherwise. (The
+/// snapshot is built anew rather than reset: the code compared with may have no way to
+/// reset all of its table.)
+fn simulate(loaded: &Loaded, seconds: u64, answered: bool, probes: &mut Vec<(TunnelId, u32)>) -> anyhow::Result<Run> {
+    let snap = &Snapshot::build(loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
+    snap.health.set_key([0x7472_616e_7369_7464, 0x1234]);
     let mut prober = Prober::default();
     prober.rebind(None, snap);
     let cfg = snap.health_config;
@@ -105,7 +105,7 @@ fn simulate(snap: &Snapshot, seconds: u64, answered: bool, probes: &mut Vec<(Tun
             }
         }
     }
-    run
+    Ok(run)
 }
 
 /// Runs the benchmark and prints one table.
@@ -121,12 +121,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for &n in &args.tunnels {
         anyhow::ensure!((1..=32_768).contains(&n), "--tunnels {n}: from 1 to 32768");
         let loaded = transitd::config::parse("bench.toml", &config(n)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let snap = Snapshot::build(&loaded).map_err(|e| anyhow::anyhow!("{e}"))?;
-        snap.health.set_key([0x7472_616e_7369_7464, 0x1234]);
         for answered in [true, false] {
-            simulate(&snap, args.seconds, answered, &mut probes);
-            let runs: Vec<Run> =
-                (0..args.runs.max(1)).map(|_| simulate(&snap, args.seconds, answered, &mut probes)).collect();
+            simulate(&loaded, args.seconds, answered, &mut probes)?;
+            let runs = (0..args.runs.max(1))
+                .map(|_| simulate(&loaded, args.seconds, answered, &mut probes))
+                .collect::<anyhow::Result<Vec<Run>>>()?;
             // A run that probed too little, or judged no dead tunnel down, measured nothing
             // worth a figure: each tunnel is probed at least once a second, and in the outage
             // every one goes down (within interval + 3 timeouts, 1.75 s).
