@@ -206,7 +206,9 @@ impl ListUse {
 }
 
 /// The lists `text` names, each once in the order first named, with how it tests each; any
-/// name is taken (whether the lists exist is the configuration's to check).
+/// name is taken (whether the lists exist is the configuration's to check), and `matches`
+/// patterns are not compiled (nor refused). Text that names no list (no `$`) names none,
+/// whatever else it holds; other text that does not parse is an error.
 pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError> {
     /// Hands out a slot per (field, occurrence, name), remembering the name; `matches`
     /// patterns are not compiled (one empty pattern stands for all: only the lists count).
@@ -702,7 +704,9 @@ mod tests {
             own(&[("ports", true, false), ("a", true, true)])
         );
         assert_eq!(uses("tcp and ip.src == 10.0.0.1"), own(&[]));
-        assert_eq!(uses("tcp.payload matches \"ab+\" and not ip.src in $a"), own(&[("a", false, true)]));
+        // A pattern the compiler would refuse: not compiled here, only the lists count.
+        assert_eq!(uses("tcp.payload matches \"(\" and not ip.src in $a"), own(&[("a", false, true)]));
+        assert!(list_uses("ip.src in $a and").is_err());
         let (small, big) = (list(&["192.0.2.1"]), list(&["192.0.2.1", "192.0.2.2"]));
         let members = ListUse { members: true, non_members: false };
         let non_members = ListUse { members: false, non_members: true };

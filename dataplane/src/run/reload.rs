@@ -263,11 +263,10 @@ impl FileWatch {
             ConfigSource::File(path) => FileWatch::new(Some(path), inputs, interval),
             ConfigSource::Etcd(_) => FileWatch::new(None, inputs, interval),
         };
+        debug_assert_eq!(inputs.len(), stamps.len(), "a stamp for each input");
         let read = watch.path.as_ref().map(|_| config).into_iter().chain(stamps.iter().copied());
         for (applied, read) in watch.applied.iter_mut().zip(read) {
-            if read.is_some() {
-                *applied = read;
-            }
+            *applied = read;
         }
         watch.seen = watch.applied.clone();
         watch
@@ -360,9 +359,10 @@ impl FileWatch {
             self.inputs.iter().position(|q| q == p).map(|i| self.applied.get(i + config).copied().flatten())
         };
         let mut applied: Vec<Option<FileStamp>> = self.applied.iter().take(config).copied().collect();
-        let read = |i: usize| stamps.get(i).copied().flatten();
-        applied
-            .extend(inputs.iter().enumerate().map(|(i, p)| before(p).unwrap_or_else(|| read(i).or_else(|| stamp(p)))));
+        // The build's stamp whenever it gave one, even none (a file it could not stat: read
+        // again at the first look that can, at worst once too often).
+        let read = |i: usize, p: &PathBuf| stamps.get(i).copied().unwrap_or_else(|| stamp(p));
+        applied.extend(inputs.iter().enumerate().map(|(i, p)| before(p).unwrap_or_else(|| read(i, p))));
         self.inputs = inputs.to_vec();
         self.applied = applied;
         self.seen = self.applied.clone();

@@ -1,8 +1,9 @@
 //! Tunnel health as data: the up/down flag and last answered probe of each tunnel, which
 //! the prober (in the shell, `crate::health`) writes and the pipeline's decapsulation and
-//! route stages read and record; and the probes' timing. Atomics per tunnel (relaxed, but
-//! the answer marks, which carry what was answered to the prober): no lock, and no write on
-//! the forwarding path but a recognised probe reply.
+//! route stages read and record; and the probes' timing. Relaxed atomics per tunnel, and
+//! answer marks (a bit per tunnel in shared 64-bit words, Release/Acquire: they carry what
+//! was answered to the prober): no lock, and no write on the forwarding path but a
+//! recognised probe reply.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 

@@ -836,6 +836,28 @@ pub(crate) fn mapped_hint(a: IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Each file the configuration names has the stamp its build took before reading it,
+    /// in step with `inputs` (`run` watches them by position), a file named twice included.
+    #[test]
+    fn every_input_has_its_stamp() {
+        let dir = std::env::temp_dir().join(format!("transitd-input-stamps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("feed.txt"), "192.0.2.1\n").unwrap();
+        let config = dir.join("t.toml");
+        std::fs::write(
+            &config,
+            "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"a\"\nfile = \"feed.txt\"\n\
+             [[list]]\nname = \"b\"\nfile = \"feed.txt\"\n",
+        )
+        .unwrap();
+        let snap = super::Snapshot::from_path(&config).unwrap();
+        assert_eq!(snap.inputs, [dir.join("feed.txt"), dir.join("feed.txt")]);
+        let stamp = super::stamp(&dir.join("feed.txt"));
+        assert!(stamp.is_some());
+        assert_eq!(snap.input_stamps, [stamp, stamp]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The published FNV-1a test vectors (draft-eastlake-fnv, appendix C): VRF ids, punt
     /// names and tunnel seeds must hash alike in every build.
     #[test]

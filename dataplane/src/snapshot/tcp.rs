@@ -249,10 +249,9 @@ pub(super) fn named_lists(
 ) -> Vec<(Arc<classifier::List>, classifier::ListUse)> {
     let mut named = Vec::new();
     for r in rules {
-        // Parsed before (the rule would have been refused): an error here names nothing.
-        let uses = classifier::list_uses(r.get_ref().expr.get_ref());
-        debug_assert!(uses.is_ok(), "{uses:?}");
-        let uses = uses.unwrap_or_default();
+        // A rule that does not parse names nothing here: it is refused as it compiles, and
+        // the snapshot with it.
+        let uses = classifier::list_uses(r.get_ref().expr.get_ref()).unwrap_or_default();
         named.extend(uses.into_iter().filter_map(|(name, use_)| Some((lists.list(&name)?.clone(), use_))));
     }
     named
