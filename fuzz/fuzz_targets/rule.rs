@@ -1,5 +1,6 @@
-//! Any text as a rule: parsing never panics, and what parses compiles into a table that
-//! agrees with the reference interpreter on a few keys derived from the input.
+//! Any text as a rule: parsing never panics, the lists it names are each named once, and
+//! what parses compiles into a table that agrees with the reference interpreter on a few
+//! keys derived from the input.
 #![no_main]
 
 use classifier::{Key, RuleTable};
@@ -7,6 +8,15 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
+    // The lists any text names (parsed with lists, as TCP protection's grace reads them):
+    // each once, each tested one way or both.
+    if let Ok(uses) = classifier::list_uses(text) {
+        let mut names: Vec<&str> = uses.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), uses.len(), "{text}");
+        assert!(uses.iter().all(|(_, u)| u.members || u.non_members), "{text}");
+    }
     let Ok(expr) = classifier::parse(text) else { return };
     let Ok(table) = RuleTable::build([&expr]) else { return };
     // IPv4 and IPv6, TCP, UDP, ICMP and ICMPv6: rules about any of them meet a key of
