@@ -296,6 +296,33 @@ pub fn fmt_mac(mac: &[u8; 6]) -> String {
 mod tests {
     use super::*;
 
+    /// Runs `ip` with `args` (split at spaces), which must succeed; its output.
+    fn ip(args: &str) -> String {
+        let out = std::process::Command::new("ip").args(args.split_whitespace()).output().expect("ip");
+        assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A veth pair named after `tag` and the process, both ends up; deleted with the guard.
+    fn veth_pair(tag: &str) -> (String, String, Gone) {
+        let (a, b) =
+            (format!("{tag}{}a", std::process::id() % 100_000), format!("{tag}{}b", std::process::id() % 100_000));
+        ip(&format!("link add {a} type veth peer name {b}"));
+        let gone = Gone(a.clone());
+        ip(&format!("link set {a} up"));
+        ip(&format!("link set {b} up"));
+        (a, b, gone)
+    }
+
+    /// Deletes the veth pair one of whose ends it names.
+    struct Gone(String);
+
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+
     /// The follower on a veth pair of its own, against the kernel's neighbour table (`ip
     /// neigh` the oracle): a learned entry gone stale is probed again (DELAY, then PROBE) as
     /// the host's traffic would have it, not left to be collected; a PERMANENT one stays
@@ -304,23 +331,7 @@ mod tests {
     /// lab tests do.
     #[test]
     fn the_follower_revalidates_a_stale_entry_and_leaves_a_permanent_one() {
-        use std::process::Command;
-        let ip = |args: &str| {
-            let out = Command::new("ip").args(args.split_whitespace()).output().expect("ip");
-            assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        let (a, b) = (format!("tdn{}a", std::process::id() % 100_000), format!("tdn{}b", std::process::id() % 100_000));
-        struct Gone(String);
-        impl Drop for Gone {
-            fn drop(&mut self) {
-                let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-            }
-        }
-        ip(&format!("link add {a} type veth peer name {b}"));
-        let _gone = Gone(a.clone());
-        ip(&format!("link set {a} up"));
-        ip(&format!("link set {b} up"));
+        let (a, _b, _gone) = veth_pair("tdn");
         ip(&format!("addr add 10.250.77.1/24 dev {a}"));
         ip(&format!("neigh add 10.250.77.2 lladdr 02:00:00:00:77:02 dev {a} nud permanent"));
         ip(&format!("neigh add 10.250.77.3 lladdr 02:00:00:00:77:03 dev {a} nud stale"));
@@ -351,22 +362,7 @@ mod tests {
     /// entry is none, and one being resolved (INCOMPLETE, no MAC yet) is none. Needs root.
     #[test]
     fn lookup_answers_for_the_address_on_the_interface_asked() {
-        use std::process::Command;
-        let ip = |args: &str| {
-            let out = Command::new("ip").args(args.split_whitespace()).output().expect("ip");
-            assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        let (a, b) = (format!("tdl{}a", std::process::id() % 100_000), format!("tdl{}b", std::process::id() % 100_000));
-        struct Gone(String);
-        impl Drop for Gone {
-            fn drop(&mut self) {
-                let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-            }
-        }
-        ip(&format!("link add {a} type veth peer name {b}"));
-        let _gone = Gone(a.clone());
-        ip(&format!("link set {a} up"));
-        ip(&format!("link set {b} up"));
+        let (a, b, _gone) = veth_pair("tdl");
         ip(&format!("neigh add 10.250.78.5 lladdr 02:00:00:00:78:0a dev {a} nud permanent"));
         ip(&format!("neigh add 10.250.78.5 lladdr 02:00:00:00:78:0b dev {b} nud permanent"));
         ip(&format!("neigh add fe80::1 lladdr 02:00:00:00:78:16 dev {a} nud noarp"));
