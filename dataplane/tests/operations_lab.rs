@@ -189,7 +189,7 @@ fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() 
         .cmd("snd", "tcpreplay")
         .args(["-q", "-i", &lab.dev("s0"), "--pps=1000", "--loop=3", traffic.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
 
@@ -207,15 +207,12 @@ fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() 
         wait_for(&format!("reload {}", i + 1), Duration::from_secs(10), || reloads(&t.log()) == i + 1);
     }
     assert!(replay.try_wait().unwrap().is_none(), "the traffic ended before the reloads did: make it longer");
-    let _ = Command::new("kill").args(["-INT", &replay.id().to_string()]).status();
-    let replayed = replay.wait_with_output().unwrap();
+    // Stopped outright: what it sent is what the sender's capture holds. (Interrupted, its
+    // own handler once died in glibc's malloc on CI, which said nothing of transitd.)
+    let _ = replay.kill();
+    let _ = replay.wait();
     std::thread::sleep(Duration::from_millis(500));
     let (file, sent) = (cap.finish(), sent.finish());
-    assert!(
-        !String::from_utf8_lossy(&replayed.stderr).contains("rror"),
-        "{}",
-        String::from_utf8_lossy(&replayed.stderr)
-    );
     let log = t.log();
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
