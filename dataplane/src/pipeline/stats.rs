@@ -281,7 +281,7 @@ impl WorkerStats {
     }
 
     /// Takes the frames of the last batch (`outcomes`) its backend did not send after all
-    /// (`unsent`, indices into it: [`FrameIo::unsent`](crate::io::FrameIo::unsent)) off the
+    /// (`unsent`, indices into it, as the backend reports them) off the
     /// `tx` counts [`count`](WorkerStats::count) made, as
     /// [`uncount_unsent`](WorkerStats::uncount_unsent) does for the spill. What the
     /// pipeline decided (the customer's verdicts, rule hits) stays counted.

@@ -292,7 +292,7 @@ impl FileWatch {
 
     /// True when a file changed and has since stayed the same for one look.
     pub(super) fn changed(&mut self) -> bool {
-        self.look() && self.settled() && self.seen != self.applied
+        self.look(None) && self.settled() && self.seen != self.applied
     }
 
     /// A file that may not be read now by a build that did not wait for it (a newer etcd
@@ -306,7 +306,7 @@ impl FileWatch {
         if now == self.applied {
             return None;
         }
-        self.look();
+        self.look(Some(&now));
         if now == self.seen && self.settled() {
             return None;
         }
@@ -314,13 +314,14 @@ impl FileWatch {
         self.path.iter().chain(&self.inputs).nth(i).map(PathBuf::as_path)
     }
 
-    /// Looks at the files if `interval` has passed since the last look (false if not).
-    fn look(&mut self) -> bool {
+    /// Looks at the files if `interval` has passed since the last look (false if not): at
+    /// `stamped`, if the caller has just stamped them, else stamps them.
+    fn look(&mut self, stamped: Option<&Vec<Option<FileStamp>>>) -> bool {
         if self.interval.is_zero() || self.last_look.elapsed() < self.interval {
             return false;
         }
         self.last_look = Instant::now();
-        let now = self.stamps();
+        let now = stamped.cloned().unwrap_or_else(|| self.stamps());
         self.settled_looks = if now == self.seen { self.settled_looks.saturating_add(1) } else { 0 };
         self.seen = now;
         true
