@@ -481,26 +481,31 @@ fn describe(out: &mut String, record: &Record) {
     if let Some(c) = customer {
         let _ = write!(out, "; customer {}", c.name);
     }
+    // A monitor rule whose bucket would have refused the frame says so.
+    let w = outcome.would_limit;
     let rules = [
-        ("rule", outcome.rule),
-        ("monitor rule", outcome.monitor),
-        ("egress rule", outcome.egress_rule),
-        ("monitor egress rule", outcome.egress_monitor),
+        ("rule", outcome.rule, false),
+        ("monitor rule", outcome.monitor, w.firewall),
+        ("egress rule", outcome.egress_rule, false),
+        ("monitor egress rule", outcome.egress_monitor, w.egress),
     ];
-    for (what, rule) in rules {
+    let limited = |refused: bool| if refused { " (would rate-limit)" } else { "" };
+    for (what, rule, refused) in rules {
         if let Some(r) = rule {
-            let _ = write!(out, "; {what} {}", snap.and_then(|s| rule_name(s, r)).unwrap_or_else(|| r.to_string()));
+            let name = snap.and_then(|s| rule_name(s, r)).unwrap_or_else(|| r.to_string());
+            let _ = write!(out, "; {what} {name}{}", limited(refused));
         }
     }
     let dos = [
-        ("dos rule", outcome.dos_rule),
-        ("monitor dos rule", outcome.dos_monitor),
-        ("dos rule", outcome.customer_dos_rule),
-        ("monitor dos rule", outcome.customer_dos_monitor),
+        ("dos rule", outcome.dos_rule, false),
+        ("monitor dos rule", outcome.dos_monitor, w.dos),
+        ("dos rule", outcome.customer_dos_rule, false),
+        ("monitor dos rule", outcome.customer_dos_monitor, w.customer_dos),
     ];
-    for (what, rule) in dos {
+    for (what, rule, refused) in dos {
         if let Some(r) = rule {
-            let _ = write!(out, "; {what} {}", snap.and_then(|s| dos_rule_name(s, r)).unwrap_or_else(|| r.to_string()));
+            let name = snap.and_then(|s| dos_rule_name(s, r)).unwrap_or_else(|| r.to_string());
+            let _ = write!(out, "; {what} {name}{}", limited(refused));
         }
     }
     if let (Some(r), Some(event)) = (outcome.tcp_rule, outcome.tcp) {

@@ -90,6 +90,10 @@ pub struct FrameReport {
     pub egress_rule: Option<RuleRef>,
     /// The monitor-mode egress rule that would have decided.
     pub egress_monitor: Option<RuleRef>,
+    /// The monitor-mode rate limits among those whose bucket would have refused the frame
+    /// (`customer/name`): what enforcing them would drop as `rate_limited`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_limit: Vec<String>,
     /// The DoS stage dropped it (its rule drops or rate-limits; an accepting DoS rule that
     /// matched decided nothing).
     #[serde(skip)]
@@ -142,6 +146,10 @@ pub struct DryRun {
     pub frames: Vec<FrameReport>,
     /// Packets decided per rule (`customer/name`), monitor hits included; every rule listed.
     pub rule_hits: BTreeMap<String, u64>,
+    /// Of each monitor-mode rate limit's hits, the packets its bucket would have refused;
+    /// every such rule listed (none without one).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub would_limit: BTreeMap<String, u64>,
     /// Frames per verdict and reason (`tx`, `pass:no_customer`, `drop:firewall`, ...).
     pub verdicts: BTreeMap<String, u64>,
 }
@@ -196,18 +204,15 @@ pub fn dry_run(snap: &Snapshot, path: &Path, limit: Option<u64>) -> (DryRun, Res
 fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut DryRun) -> Result<(), MatchError> {
     let mut reader = CaptureReader::open(path)?;
     let mut buf = vec![0u8; HEADROOM + MAX_RECORD];
-    for r in snap.dos.rules.rules() {
-        report.rule_hits.insert(format!("[dos]/{}", r.name), 0);
-    }
-    for c in &snap.customers {
-        for r in c.dos.rules() {
-            report.rule_hits.insert(format!("{}/dos/{}", c.name, r.name), 0);
-        }
-        for r in c.firewall.rules() {
-            report.rule_hits.insert(format!("{}/{}", c.name, r.name), 0);
-        }
-        for r in c.egress.rules() {
-            report.rule_hits.insert(format!("{}/egress/{}", c.name, r.name), 0);
+    let lists = std::iter::once(("[dos]".to_string(), &snap.dos.rules)).chain(snap.customers.iter().flat_map(|c| {
+        [(format!("{}/dos", c.name), &c.dos), (c.name.clone(), &c.firewall), (format!("{}/egress", c.name), &c.egress)]
+    }));
+    for (scope, rules) in lists {
+        for r in rules.rules() {
+            report.rule_hits.insert(format!("{scope}/{}", r.name), 0);
+            if r.mode == Mode::Monitor && matches!(r.action, classifier::Action::RateLimit(_)) {
+                report.would_limit.insert(format!("{scope}/{}", r.name), 0);
+            }
         }
     }
     let mut limits = Limits::new(snap);
@@ -231,6 +236,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
                     customer_dos_monitor: None,
                     egress_rule: None,
                     egress_monitor: None,
+                    would_limit: Vec::new(),
                     dropped_by_dos: false,
                     by_default: false,
                     verdict: "skip",
@@ -271,6 +277,19 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         for r in [&rule, &monitor, &egress_rule, &egress_monitor].into_iter().flatten().cloned().chain(dos_hits) {
             *report.rule_hits.entry(format!("{}/{}", r.customer, r.name)).or_default() += 1;
         }
+        let w = outcome.would_limit;
+        let would_limit: Vec<String> = [
+            (w.dos, &dos_monitor),
+            (w.customer_dos, &customer_dos_monitor),
+            (w.firewall, &monitor),
+            (w.egress, &egress_monitor),
+        ]
+        .into_iter()
+        .filter_map(|(refused, r)| r.as_ref().filter(|_| refused).map(|r| format!("{}/{}", r.customer, r.name)))
+        .collect();
+        for name in &would_limit {
+            *report.would_limit.entry(name.clone()).or_default() += 1;
+        }
         report.frames.push(FrameReport {
             frame: n,
             customer: outcome.customer.map(|c| snap.customers[usize::from(c)].name.clone()),
@@ -281,6 +300,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
             customer_dos_monitor,
             egress_rule,
             egress_monitor,
+            would_limit,
             dropped_by_dos,
             by_default: outcome.by_default && !dropped_by_dos,
             verdict,
@@ -333,7 +353,9 @@ impl DryRun {
                 let _ = write!(verdict, " (+{} fragments)", f.spilled);
             }
             for m in [&f.monitor, &f.dos_monitor, &f.customer_dos_monitor, &f.egress_monitor].into_iter().flatten() {
-                let _ = write!(verdict, " (monitor: {}/{})", m.customer, m.name);
+                let name = format!("{}/{}", m.customer, m.name);
+                let limited = if f.would_limit.contains(&name) { ", would rate-limit" } else { "" };
+                let _ = write!(verdict, " (monitor: {name}{limited})");
             }
             if let Some(t) = &f.tcp {
                 let _ = write!(verdict, " (tcp: {} by {})", t.event, t.rule);
@@ -344,6 +366,12 @@ impl DryRun {
         let _ = writeln!(out, "\nrule hits");
         for (rule, hits) in &self.rule_hits {
             let _ = writeln!(out, "  {rule:<40} {hits:>10}");
+        }
+        if !self.would_limit.is_empty() {
+            let _ = writeln!(out, "would be rate-limited (monitor mode)");
+            for (rule, n) in &self.would_limit {
+                let _ = writeln!(out, "  {rule:<40} {n:>10}");
+            }
         }
         let _ = writeln!(out, "verdicts");
         for (v, n) in &self.verdicts {

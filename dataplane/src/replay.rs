@@ -121,6 +121,19 @@ fn replay_tapped(
     Ok(Summary { stats: state.stats, skipped, clamped, error, capture: None, ipfix })
 }
 
+/// What follows a rule's hits in the report: nothing for an enforced rule; `(monitor)`, and
+/// for a monitor-mode rate limit how many of its hits its bucket would have refused
+/// (`would_limit`, its preview count).
+fn monitor_note(rule: &classifier::Rule, would_limit: Option<&u64>) -> String {
+    match (rule.mode, rule.action) {
+        (classifier::Mode::Enforce, _) => String::new(),
+        (_, classifier::Action::RateLimit(_)) => {
+            format!(" (monitor: {} would be rate-limited)", would_limit.copied().unwrap_or(0))
+        }
+        _ => " (monitor)".to_string(),
+    }
+}
+
 impl Summary {
     /// A report for people: totals, then each non-zero reason and rule.
     pub fn render(&self, snapshot: &Snapshot) -> String {
@@ -144,7 +157,8 @@ impl Summary {
                 let _ = writeln!(out, "rule hits");
                 header = true;
             }
-            let _ = writeln!(out, "  {:<30} {:>10}", format!("[dos]/{}", rule.name), hits);
+            let note = monitor_note(rule, s.dos_would_limit.get(i));
+            let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("[dos]/{}", rule.name), hits);
         }
         for c in &snapshot.customers {
             for (i, rule) in c.dos.rules().iter().enumerate() {
@@ -153,7 +167,8 @@ impl Summary {
                     let _ = writeln!(out, "rule hits");
                     header = true;
                 }
-                let _ = writeln!(out, "  {:<30} {:>10}", format!("{}/dos/{}", c.name, rule.name), hits);
+                let note = monitor_note(rule, s.dos_would_limit.get(c.dos_base as usize + i));
+                let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("{}/dos/{}", c.name, rule.name), hits);
             }
         }
         for (i, rule) in snapshot.tcp.rules.iter().enumerate() {
@@ -188,8 +203,8 @@ impl Summary {
                     let _ = writeln!(out, "rule hits");
                     header = true;
                 }
-                let mode = if rule.mode == classifier::Mode::Monitor { " (monitor)" } else { "" };
-                let _ = writeln!(out, "  {:<30} {:>10}{mode}", format!("{}/{}", c.name, rule.name), hits);
+                let note = monitor_note(rule, s.rule_would_limit.get(c.rule_base as usize + i));
+                let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("{}/{}", c.name, rule.name), hits);
             }
             for (i, rule) in c.egress.rules().iter().enumerate() {
                 let hits = s.rule_hits.get(c.egress_base as usize + i).copied().unwrap_or(0);
@@ -197,8 +212,8 @@ impl Summary {
                     let _ = writeln!(out, "rule hits");
                     header = true;
                 }
-                let mode = if rule.mode == classifier::Mode::Monitor { " (monitor)" } else { "" };
-                let _ = writeln!(out, "  {:<30} {:>10}{mode}", format!("{}/egress/{}", c.name, rule.name), hits);
+                let note = monitor_note(rule, s.rule_would_limit.get(c.egress_base as usize + i));
+                let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("{}/egress/{}", c.name, rule.name), hits);
             }
         }
         if let Some(c) = &self.capture {

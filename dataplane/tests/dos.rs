@@ -607,6 +607,38 @@ fn the_bucket_key_bound_counts_tables_as_allocated() {
     snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("[dos]\ntable_size = 65536\n{buckets}")));
 }
 
+/// A bucket a monitor-mode rate limit charges has a second table per worker, its preview:
+/// the bound counts it. Three tables of 4,194,304 keys fit; five do not.
+#[test]
+fn the_bucket_key_bound_counts_preview_tables() {
+    let buckets: String =
+        (0..3).map(|i| format!("[[dos.bucket]]\nname = \"b{i}\"\nkey = \"source\"\nrate = 1\n")).collect();
+    let rule = |bucket: &str, mode: &str| {
+        format!(
+            "[[dos.rule]]\nname = \"r-{bucket}\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"{bucket}\"\n\
+             mode = \"{mode}\"\n"
+        )
+    };
+    let config = |rules: &str| {
+        victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("[dos]\ntable_size = 4194304\n{buckets}{rules}"))
+    };
+    snapshot(&config(&(rule("b0", "enforce") + &rule("b1", "enforce"))));
+    // Two rules in monitor mode over one bucket: one preview table.
+    let twice = rule("b0", "monitor").replace("r-b0", "r-b0-again");
+    let one = snapshot(&config(&(rule("b0", "monitor") + &twice + &rule("b1", "enforce"))));
+    assert_eq!(one.dos.previewed, [0]);
+    let loaded =
+        transitd::config::parse("test.toml", &config(&(rule("b0", "monitor") + &rule("b2", "monitor")))).unwrap();
+    let errors = transitd::snapshot::Snapshot::build(&loaded).unwrap_err().to_string();
+    assert!(
+        errors.contains(
+            "table_size 4194304 (a table of 4194304 keys) for 3 buckets and the 2 that monitor-mode rules preview \
+             keeps more than 16777216 keys per worker"
+        ),
+        "{errors}"
+    );
+}
+
 /// A reload keeps each bucket's state by name while the bucket is the same: one added in
 /// front of it (all indices move) leaves its spent tokens spent; a new rate starts it afresh.
 /// Any change once restarted every bucket, each key with a full burst mid-attack.
@@ -622,4 +654,163 @@ fn a_reload_keeps_the_buckets_it_did_not_change() {
     let added = config(&(bucket("other", 5) + &bucket("dst", 1)));
     let faster = config(&(bucket("other", 5) + &bucket("dst", 2)));
     spent_kept_then_afresh([&before, &added, &faster], "another rate: afresh");
+}
+
+/// A monitor-mode rule's preview table follows its bucket across reloads: kept with a bucket
+/// added ahead of it, afresh with a new rate. The enforced tokens are never touched: every
+/// frame is sent.
+#[test]
+fn a_reload_keeps_the_previews_of_the_buckets_it_did_not_change() {
+    let config = |buckets: &str| {
+        let rule = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"dst\"\n\
+                    mode = \"monitor\"\n";
+        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{buckets}{rule}")))
+    };
+    let bucket =
+        |name: &str, rate: u32| format!("[[dos.bucket]]\nname = \"{name}\"\nkey = \"destination\"\nrate = {rate}\n");
+    let before = config(&bucket("dst", 1));
+    let added = config(&(bucket("other", 5) + &bucket("dst", 1)));
+    let faster = config(&(bucket("other", 5) + &bucket("dst", 2)));
+    let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
+    let mut limits = transitd::pipeline::Limits::new(&before);
+    let would_limit = |snap: &transitd::snapshot::Snapshot, limits: &mut transitd::pipeline::Limits, t: u64| {
+        let outcome = outcome_with(snap, limits, &frame, t);
+        assert!(is_tx(&outcome.verdict), "{outcome:?}");
+        outcome.would_limit.dos
+    };
+    assert!(!would_limit(&before, &mut limits, 0), "the first frame has the burst's token");
+    assert!(would_limit(&before, &mut limits, 1));
+    limits.rebind(&before, &added);
+    assert!(would_limit(&added, &mut limits, 2), "kept");
+    limits.rebind(&added, &faster);
+    assert!(!would_limit(&faster, &mut limits, 3), "another rate: afresh");
+}
+
+/// `transitd match --json --config` of `config` on `capture`: the dry run's report.
+fn match_json(config: &str, capture: &std::path::Path, tag: &str) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!("transitd-dos-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["match", "--json", "--config"])
+        .arg(&file)
+        .arg("-r")
+        .arg(capture)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A monitor-mode rate limit changes no verdict, and counts as "would limit" exactly the
+/// frames the same rule enforced drops as `rate_limited`: the enforced rule is the oracle,
+/// by count from the worker and frame by frame from `match --config` (which runs the
+/// frame-at-a-time pipeline). At every stage a rule can stand: the global DoS rules, the
+/// customer's, its firewall and, for what comes out of its tunnels, its egress rules. Before,
+/// a monitor-mode rate limit counted every packet it matched, and nobody could size a limit
+/// before enforcing it.
+#[test]
+fn a_monitor_mode_rate_limit_counts_what_enforcing_it_would_drop() {
+    let bucket = |key: &str, rate: u32, burst: u32| {
+        format!("[[dos.bucket]]\nname = \"b\"\nkey = \"{key}\"\nrate = {rate}\nburst = {burst}\n")
+    };
+    let rule = |table: &str, filter: &str, mode: &str| {
+        format!(
+            "[[{table}]]\nname = \"preview\"\nmatch = \"{filter}\"\naction = \"rate-limit\"\nbucket = \"b\"\nmode = \"{mode}\"\n"
+        )
+    };
+    let syn = "tcp.flags.syn == 1 and tcp.flags.ack == 0";
+    let flood = pcap("real/suricata-syn-flood.pcap");
+    let prefixes = ["198.51.100.0/24"];
+    let global = |mode: Option<&str>| {
+        let rules = mode.map(|m| rule("dos.rule", syn, m)).unwrap_or_default();
+        victim_config(&prefixes, NO_SANITY, &format!("{}{rules}", bucket("destination", 100, 10)))
+    };
+    // The customer's own lists come after its routes: the configuration's last table.
+    let own = |list: &'static str| {
+        move |mode: Option<&str>| {
+            let rules = mode.map(|m| rule(&format!("customer.{list}.rule"), syn, m)).unwrap_or_default();
+            let section =
+                if list == "dos" { String::new() } else { format!("[customer.{list}]\ndefault = \"accept\"\n") };
+            victim_config(&prefixes, NO_SANITY, &bucket("destination", 100, 10)) + &section + &rules
+        }
+    };
+    // What comes out of acme's tunnel in the generated tunnel-edge capture, one bucket for it.
+    let edge = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    let egress = |mode: Option<&str>| {
+        let rules = mode.map(|m| rule("customer.egress.rule", "ip or ipv6", m)).unwrap_or_default();
+        let text = edge.replace(
+            "[[customer]]\nname = \"acme\"",
+            &format!("{}[[customer]]\nname = \"acme\"", bucket("rule", 1, 2)),
+        );
+        text.replace(
+            "[customer.egress]\ndefault = \"accept\"\n",
+            &format!("[customer.egress]\ndefault = \"accept\"\n{rules}"),
+        )
+    };
+    // Each stage's configurations: without the rule, with it enforced, in monitor mode.
+    let modes = |config: &dyn Fn(Option<&str>) -> String| [None, Some("enforce"), Some("monitor")].map(config);
+    let stages = [
+        ("global", modes(&global), flood.clone(), "[dos]/preview", 150),
+        ("customer-dos", modes(&own("dos")), flood.clone(), "victim/dos/preview", 150),
+        ("firewall", modes(&own("firewall")), flood, "victim/preview", 150),
+        ("egress", modes(&egress), pcap("generated/tunnel-edge.pcap"), "acme/egress/preview", 2),
+    ];
+    for (stage, [without, enforce, monitor], capture, name, least) in stages {
+        let (free, _) = verdicts_timed(&without, &capture);
+        let (enforced, _) = verdicts_timed(&enforce, &capture);
+        let (monitored, stats) = verdicts_timed(&monitor, &capture);
+        let limited: BTreeSet<u64> = (1..)
+            .zip(&enforced)
+            .filter(|(_, v)| **v == Verdict::Drop(DropReason::RateLimited))
+            .map(|(n, _)| n)
+            .collect();
+        assert!(limited.len() >= least, "{stage}: enforced, the rule limits {} frames", limited.len());
+        assert_eq!(monitored, free, "{stage}: a monitor-mode rule changes no verdict");
+        let counted: u64 = stats.dos_would_limit.iter().chain(&stats.rule_would_limit).sum();
+        assert_eq!(counted, limited.len() as u64, "{stage}: would limit, counted by the worker");
+
+        let report = match_json(&monitor, &capture, stage);
+        let frames = report["frames"].as_array().unwrap();
+        let previewed: BTreeSet<u64> = frames
+            .iter()
+            .filter(|f| f["would_limit"].as_array().is_some_and(|w| w.iter().any(|r| r == name)))
+            .map(|f| f["frame"].as_u64().unwrap())
+            .collect();
+        assert_eq!(previewed, limited, "{stage}: the frames `match` says {name} would limit");
+        assert_eq!(report["would_limit"][name], limited.len() as u64, "{stage}: {}", report["would_limit"]);
+
+        // Replay's report and its drop capture (monitor hits are captured as sent) say it too.
+        let (report, comments) = replay_capturing(&monitor, &capture, stage);
+        let line = report.lines().find(|l| l.trim_start().starts_with(&format!("{name} "))).unwrap_or("");
+        assert!(line.ends_with(&format!("(monitor: {} would be rate-limited)", limited.len())), "{stage}: {report}");
+        let said = comments.iter().filter(|c| c.contains(&format!("{name} (would rate-limit)"))).count();
+        assert_eq!(said, limited.len(), "{stage}: drop capture comments");
+    }
+}
+
+/// `transitd replay` of `config` on `capture`, capturing drops and monitor hits (every one):
+/// its report, and each captured frame's comment (tshark).
+fn replay_capturing(config: &str, capture: &std::path::Path, tag: &str) -> (String, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("transitd-dos-replay-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, drops) = (dir.join("c.toml"), dir.join("drops.pcapng"));
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config"])
+        .arg(&file)
+        .arg("--in")
+        .arg(capture)
+        .arg("--capture-drops")
+        .arg(&drops)
+        .args(["--capture-rate", "1000000"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    let comments = tshark(&drops, &["-T", "fields", "-e", "frame.comment"]).lines().map(str::to_string).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (report, comments)
 }

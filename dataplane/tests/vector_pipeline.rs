@@ -29,7 +29,21 @@ fn configs() -> Vec<(&'static str, String)> {
         ("ecmp-weighted", file("bench/configs/ecmp-4-weighted.toml")),
         ("soft-unicast", file("dataplane/tests/data/soft-unicast.toml")),
         ("tunnel-edge", file("dataplane/tests/data/tunnel-edge.toml")),
+        ("tunnel-edge-previews", egress_previews(&file("dataplane/tests/data/tunnel-edge.toml"))),
     ]
+}
+
+/// `edge` (tunnel-edge.toml) with a monitor-mode rate limit ahead of acme's egress rules:
+/// its preview charged in the last phase, for what comes out of a tunnel.
+fn egress_previews(edge: &str) -> String {
+    let bucket = "[[dos.bucket]]\nname = \"b\"\nkey = \"flow\"\nrate = 10\nburst = 1\n\n[[customer]]\nname = \"acme\"";
+    let rule = "[customer.egress]\ndefault = \"accept\"\n\n[[customer.egress.rule]]\nname = \"preview\"\n\
+                match = \"ip or ipv6\"\naction = \"rate-limit\"\nbucket = \"b\"\nmode = \"monitor\"\n";
+    let text = edge.replacen("[[customer]]\nname = \"acme\"", bucket, 1);
+    assert!(text.contains("key = \"flow\""), "tunnel-edge.toml has acme's customer table");
+    let text = text.replacen("[customer.egress]\ndefault = \"accept\"\n", rule, 1);
+    assert!(text.contains("name = \"preview\""), "tunnel-edge.toml has acme's egress rules");
+    text
 }
 
 /// One frame to run: bytes and receive time.

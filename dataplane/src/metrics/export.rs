@@ -22,6 +22,21 @@ use crate::worker::WorkerReport;
 /// Upper bounds (seconds) of the batch-latency histogram's buckets.
 const LATENCY_BUCKETS: [f64; 14] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 1e-1];
 
+/// Every firewall, egress and DoS rule of `snap`, each customer's and then `[dos]`'s (customer
+/// `""`): its customer, kind (`firewall`, `egress`, `dos`), the rule, and its counters' index
+/// (the DoS counters' for kind `dos`, the firewall and egress counters' for the others).
+fn each_rule(snap: &Snapshot) -> impl Iterator<Item = (&str, &'static str, &classifier::Rule, usize)> {
+    let customers = snap.customers.iter().flat_map(|c| {
+        [("firewall", &c.firewall, c.rule_base), ("egress", &c.egress, c.egress_base), ("dos", &c.dos, c.dos_base)]
+            .into_iter()
+            .flat_map(move |(kind, rules, base)| {
+                rules.rules().iter().enumerate().map(move |(i, r)| (c.name.as_str(), kind, r, base as usize + i))
+            })
+    });
+    let global = snap.dos.rules.rules().iter().enumerate().map(|(i, r)| ("", "dos", r, i));
+    customers.chain(global)
+}
+
 /// Quantiles of the recent window reported as gauges.
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
 
@@ -269,23 +284,37 @@ impl Scrape<'_> {
             "Frames each rule decided or (monitor mode) would have; restart at a reload",
             MetricType::Counter,
             |m| {
-                for c in &snap.customers {
-                    for (kind, rules, base, counts) in [
-                        ("firewall", c.firewall.rules(), c.rule_base, &hits.rule_hits),
-                        ("egress", c.egress.rules(), c.egress_base, &hits.rule_hits),
-                        ("dos", c.dos.rules(), c.dos_base, &hits.dos_hits),
-                    ] {
-                        for (i, rule) in rules.iter().enumerate() {
-                            let n = counts.get(base as usize + i).copied().unwrap_or(0);
-                            let labels = [("customer", c.name.as_str()), ("kind", kind), ("rule", rule.name.as_str())];
-                            sample(m, &labels, n, MetricType::Counter)?;
-                        }
-                    }
+                for (customer, kind, rule, slot) in each_rule(snap) {
+                    let counts = if kind == "dos" { &hits.dos_hits } else { &hits.rule_hits };
+                    let n = counts.get(slot).copied().unwrap_or(0);
+                    sample(
+                        m,
+                        &[("customer", customer), ("kind", kind), ("rule", rule.name.as_str())],
+                        n,
+                        MetricType::Counter,
+                    )?;
                 }
-                for (i, rule) in snap.dos.rules.rules().iter().enumerate() {
-                    let n = hits.dos_hits.get(i).copied().unwrap_or(0);
-                    let labels = [("customer", ""), ("kind", "dos"), ("rule", rule.name.as_str())];
-                    sample(m, &labels, n, MetricType::Counter)?;
+                Ok(())
+            },
+        )?;
+        family(
+            enc,
+            "transitd_rule_would_limit",
+            "Of a monitor-mode rate-limit rule's hits, the frames its bucket would have refused (rate_limited) had it been enforced; restart at a reload",
+            MetricType::Counter,
+            |m| {
+                let previews = each_rule(snap).filter(|(_, _, r, _)| {
+                    r.mode == classifier::Mode::Monitor && matches!(r.action, classifier::Action::RateLimit(_))
+                });
+                for (customer, kind, rule, slot) in previews {
+                    let counts = if kind == "dos" { &hits.dos_would_limit } else { &hits.rule_would_limit };
+                    let n = counts.get(slot).copied().unwrap_or(0);
+                    sample(
+                        m,
+                        &[("customer", customer), ("kind", kind), ("rule", rule.name.as_str())],
+                        n,
+                        MetricType::Counter,
+                    )?;
                 }
                 Ok(())
             },

@@ -94,7 +94,9 @@ pub struct Sources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::{DropReason, Outcome, TxReason, Verdict, WorkerState, WorkerStats};
+    use crate::pipeline::{
+        DropReason, Frame, HEADROOM, Outcome, TxReason, Verdict, WorkerState, WorkerStats, process_batch,
+    };
 
     fn snapshot() -> Snapshot {
         let text = r#"
@@ -207,6 +209,66 @@ tunnel = "acme-gre"
         assert_eq!(get("transitd_afxdp_events_total", &[("event", "tx_ring_empty")]), 9.0);
         let socket = people.lines().find(|l| l.contains("kernel drops:")).unwrap_or_else(|| panic!("{people}"));
         assert!(socket.ends_with("kernel drops: rx_ring_full 2"), "{socket}");
+    }
+
+    /// A monitor-mode rate limit's preview is scraped per rule, beside its hits; an enforced
+    /// rate limit, which counts its refusals as `rate_limited` drops, has no preview sample.
+    #[test]
+    fn scrapes_say_what_a_monitor_mode_rate_limit_would_refuse() {
+        let text = r#"
+[server]
+anycast = "192.0.2.1"
+[[dos.bucket]]
+name = "two"
+key = "destination"
+rate = 1
+burst = 2
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+[[customer.firewall.rule]]
+name = "preview"
+match = "tcp.flags.syn == 1"
+action = "rate-limit"
+bucket = "two"
+mode = "monitor"
+[[customer.firewall.rule]]
+name = "enforced"
+match = "tcp"
+action = "rate-limit"
+bucket = "two"
+"#;
+        let snap = Arc::new(Snapshot::build(&crate::config::parse("test.toml", text).unwrap()).unwrap());
+        let mut syn = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60)
+            .tcp(1000, 80, 1, 1000)
+            .syn()
+            .write(&mut syn, b"")
+            .unwrap();
+        let mut bufs: Vec<Vec<u8>> = (0..5).map(|_| [vec![0; HEADROOM], syn.clone(), vec![0; 256]].concat()).collect();
+        let mut frames: Vec<Frame<'_>> =
+            bufs.iter_mut().map(|b| Frame::new(b, HEADROOM, syn.len(), syn.len() as u32, 0)).collect();
+        let mut state = WorkerState::new(&snap);
+        process_batch(&snap, &mut frames, &mut state);
+        // Five SYNs at one instant: the enforced rule's bucket lets two through, and so
+        // would the monitor-mode rule's, were it enforced (its own tokens: the same two).
+        let verdicts: Vec<_> = frames.iter().map(|f| f.verdict.kind()).collect();
+        assert_eq!(verdicts, ["tx", "tx", "drop", "drop", "drop"]);
+        let samples = parse(&render(&sources(state.stats, snap)));
+        let get = |name: &str, rule: &str| -> Vec<f64> {
+            let labels = |s: &&client::Sample| s.label("customer") == "acme" && s.label("rule") == rule;
+            samples.iter().filter(|s| s.name == name).filter(labels).map(|s| s.value).collect()
+        };
+        assert_eq!(get("transitd_rule_hits_total", "preview"), [5.0]);
+        assert_eq!(get("transitd_rule_would_limit_total", "preview"), [3.0]);
+        assert_eq!(get("transitd_rule_would_limit_total", "enforced"), [0.0; 0]);
     }
 
     #[test]

@@ -35,6 +35,9 @@ use crate::snapshot::Snapshot;
 enum Lane {
     /// Decided; its outcome is written.
     Done,
+    /// Dropped by a global DoS rule, with a monitor-mode rule ahead of it whose preview
+    /// (tokens: phase 5) is yet to be charged.
+    DroppedByDos,
     /// Backbone GRE: soft unicast's, past sanity and DoS.
     Backbone,
     /// Checked; the global stages are next.
@@ -150,9 +153,11 @@ fn global_stages(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState)
         lanes.global[i] = *d;
         if d.action == classifier::Action::Drop {
             // No tokens involved: final now, and spares the frame the customer lookups.
-            state.outcomes[i] =
-                dropped_by_dos(dos::DosOutcome { drop: Some(DropReason::DosRule), rule: d.rule, monitor: d.monitor });
-            lanes.lane[i] = Lane::Done;
+            // What a monitor rule ahead of it would have refused is charged in phase 5.
+            let (rule, monitor) = (d.rule, d.monitor);
+            let global = dos::DosOutcome { drop: Some(DropReason::DosRule), rule, monitor, would_limit: false };
+            state.outcomes[i] = dropped_by_dos(global);
+            lanes.lane[i] = if d.monitor.is_some() { Lane::DroppedByDos } else { Lane::Done };
         }
     }
 }
@@ -234,6 +239,10 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
             let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
             if let Lane::Backbone = lane {
                 *outcome = from_backbone(&mut ctx, frame, key, ip);
+            } else if let Lane::DroppedByDos = lane {
+                let monitor = lanes.global[i].monitor;
+                let id = |m| dos::RuleId::dos(Some(m));
+                outcome.would_limit.dos = dos::would_limit(&mut ctx, &snap.dos.rules, monitor, id, key);
             } else {
                 let path = match lane {
                     Lane::On(path) => path,
@@ -241,7 +250,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
                     _ => path(snap, key, ip),
                 };
                 let global = if global_rules {
-                    dos::enforce(&lanes.global[i], 0, key, ctx.now, &mut ctx.limits.dos, &mut ctx.charged, snap)
+                    dos::enforce(&mut ctx, &snap.dos.rules, &lanes.global[i], 0, key)
                 } else {
                     dos::NO_DOS
                 };

@@ -17,7 +17,7 @@ use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{GreError, GrePacket, GreRepr, IpPacket, ecn};
 
 use super::Outcome;
-use super::dos::one_form;
+use super::dos::{self, RuleId, one_form};
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
 use super::parse::{IpFrame, Parsed, parse_inner, terminable};
@@ -148,6 +148,8 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     let decision = customer.egress.decide(&key, data);
     outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
     outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
+    let id = |m| RuleId::firewall(Some(customer.egress_base + m));
+    outcome.would_limit.egress = dos::would_limit(ctx, &customer.egress, decision.monitor, id, &key);
     outcome.by_default = decision.rule.is_none();
     if !admit(ctx, decision.action, &key, outcome.egress_rule) {
         return Verdict::Drop(if decision.action == classifier::Action::Drop {

@@ -5,6 +5,7 @@
 use classifier::limit::{fold_address, mix};
 use classifier::{Action, BucketKey, Decision, Dim, Key, RateLimiter, RuleSet};
 
+use super::forward::Ctx;
 use super::parse::IpFrame;
 use super::verdict::DropReason;
 use crate::snapshot::{Sanity, Snapshot};
@@ -93,32 +94,47 @@ pub struct DosOutcome {
     pub rule: Option<u32>,
     /// The monitor rule that would have decided.
     pub monitor: Option<u32>,
+    /// The monitor rule rate-limits, and its bucket would have refused the packet.
+    pub would_limit: bool,
 }
 
 /// What a DoS rule list with no rules does: nothing.
-pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: None };
+pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: None, would_limit: false };
 
 /// The buckets, and keys in them, one packet has paid a token to. A packet meets rules at up
 /// to four stages (the global DoS rules; a decapsulated packet's egress rules; its
 /// customer's DoS rules; its firewall), and where two name one bucket it is charged once
 /// under a key: charged at each, a flood at a destination bucket's rate passed 1% of it,
-/// every token the first stage refilled taken for a packet the second then dropped.
+/// every token the first stage refilled taken for a packet the second then dropped. The
+/// preview tables of monitor-mode rate limits are remembered apart, in the same record.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Charged {
     paid: [(usize, u64); 4],
     len: usize,
 }
 
+/// Marks a preview table's number in [`Charged`]: bucket numbers stay far below it.
+const PREVIEW: usize = 1 << 16;
+
 impl Charged {
     /// Whether the packet conforms to `bucket` under `key`: free where it has paid there
     /// already, else a token from `limiter` (remembered when taken).
     pub fn admit(&mut self, limiter: &mut RateLimiter, bucket: usize, key: u64, now_ns: u64) -> bool {
-        if self.paid[..self.len].contains(&(bucket, key)) {
+        self.admit_as(bucket, limiter, bucket, key, now_ns)
+    }
+
+    /// [`Charged::admit`] for preview table `table` of `previews`.
+    pub fn admit_preview(&mut self, previews: &mut RateLimiter, table: usize, key: u64, now_ns: u64) -> bool {
+        self.admit_as(PREVIEW | table, previews, table, key, now_ns)
+    }
+
+    fn admit_as(&mut self, id: usize, limiter: &mut RateLimiter, table: usize, key: u64, now_ns: u64) -> bool {
+        if self.paid[..self.len].contains(&(id, key)) {
             return true;
         }
-        let admitted = limiter.admit(bucket, key, now_ns);
+        let admitted = limiter.admit(table, key, now_ns);
         if admitted && let Some(slot) = self.paid.get_mut(self.len) {
-            *slot = (bucket, key);
+            *slot = (id, key);
             self.len += 1;
         }
         admitted
@@ -127,45 +143,64 @@ impl Charged {
 
 /// Applies a DoS rule list. `drop` drops; `rate-limit` drops when the rule's bucket is out of
 /// tokens for the packet's key; `accept` lets the packet through to the next stage.
-pub fn apply(
-    rules: &RuleSet,
-    key: &Key,
-    data: &[u8],
-    now_ns: u64,
-    limiter: &mut RateLimiter,
-    charged: &mut Charged,
-    snap: &Snapshot,
-) -> DosOutcome {
+pub(super) fn apply(ctx: &mut Ctx<'_>, rules: &RuleSet, key: &Key, data: &[u8]) -> DosOutcome {
     if rules.rules().is_empty() {
         return NO_DOS;
     }
-    enforce(&rules.decide(key, data), 0, key, now_ns, limiter, charged, snap)
+    enforce(ctx, rules, &rules.decide(key, data), 0, key)
 }
 
-/// Carries out a DoS rule list's decision: the lookup's part is pure (and may run over a
-/// batch); this part counts tokens, so it runs frame by frame in arrival order. `base` is
-/// the list's first rule's number among all DoS rules (0 for the global list, a customer's
+/// Carries out `rules`' decision `d`: the lookup's part is pure (and may run over a batch);
+/// this part counts tokens, so it runs frame by frame in arrival order. `base` is the list's
+/// first rule's number among all DoS rules (0 for the global list, a customer's
 /// `dos_base`): a `key = "rule"` bucket counts each rule of each list apart.
-pub fn enforce(
-    d: &Decision,
-    base: u32,
-    key: &Key,
-    now_ns: u64,
-    limiter: &mut RateLimiter,
-    charged: &mut Charged,
-    snap: &Snapshot,
-) -> DosOutcome {
+pub(super) fn enforce(ctx: &mut Ctx<'_>, rules: &RuleSet, d: &Decision, base: u32, key: &Key) -> DosOutcome {
     let drop = match d.action {
         Action::Accept => None,
         Action::Drop => Some(DropReason::DosRule),
         Action::RateLimit(b) => {
             let bucket = usize::from(b);
-            let spec = snap.dos.buckets.get(bucket).map_or(BucketKey::Rule, |s| s.key);
+            let spec = ctx.snap.dos.buckets.get(bucket).map_or(BucketKey::Rule, |s| s.key);
             let k = bucket_key(spec, key, RuleId::dos(d.rule.map(|r| base + r)));
-            (!charged.admit(limiter, bucket, k, now_ns)).then_some(DropReason::RateLimited)
+            (!ctx.charged.admit(&mut ctx.limits.dos, bucket, k, ctx.now)).then_some(DropReason::RateLimited)
         }
     };
-    DosOutcome { drop, rule: d.rule, monitor: d.monitor }
+    let would_limit = would_limit(ctx, rules, d.monitor, |m| RuleId::dos(Some(base + m)), key);
+    DosOutcome { drop, rule: d.rule, monitor: d.monitor, would_limit }
+}
+
+/// Whether the monitor-mode rule that would have decided a packet (`monitor`, its index in
+/// `rules`; `id` its number as a `key = "rule"` bucket keeps it) rate-limits, and its bucket
+/// would have refused the packet: the rule's preview of its enforcement. It is charged as
+/// it would charge its bucket, but in the worker's preview tables: the tokens enforced rules
+/// spend are not touched, and what a monitor rule would refuse is counted, not dropped.
+///
+/// Inlined for its first test alone (most frames meet no monitor-mode rule); the rest is
+/// out of line, so that a stage's code does not grow for a rule most configurations lack.
+#[inline(always)]
+pub(super) fn would_limit(
+    ctx: &mut Ctx<'_>,
+    rules: &RuleSet,
+    monitor: Option<u32>,
+    id: impl FnOnce(u32) -> RuleId,
+    key: &Key,
+) -> bool {
+    match monitor {
+        None => false,
+        Some(m) => preview(ctx, rules, m, id(m), key),
+    }
+}
+
+/// [`would_limit`] for a frame a monitor-mode rule (`m`, numbered `id`) would have decided.
+#[cold]
+#[inline(never)]
+fn preview(ctx: &mut Ctx<'_>, rules: &RuleSet, m: u32, id: RuleId, key: &Key) -> bool {
+    let Some(Action::RateLimit(b)) = rules.rules().get(m as usize).map(|r| r.action) else { return false };
+    let dos = &ctx.snap.dos;
+    let Some(&Some(table)) = dos.preview_of.get(usize::from(b)) else { return false };
+    let spec = dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
+    let k = bucket_key(spec, key, id);
+    !ctx.charged.admit_preview(&mut ctx.limits.previews, usize::from(table), k, ctx.now)
 }
 
 /// A rule as a `key = "rule"` bucket tells it apart from every other: DoS rules and the

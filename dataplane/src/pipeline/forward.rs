@@ -43,7 +43,8 @@ pub(super) struct Ctx<'a> {
     /// underlay's ECMP and link aggregation spread a tunnel's flows); 0 (unlabelled) for
     /// what we originate.
     pub label: u32,
-    /// The rate-limit buckets and keys this frame has paid a token to.
+    /// The rate-limit buckets and keys this frame has paid a token to (and the preview
+    /// tables, for monitor-mode rate limits).
     pub charged: dos::Charged,
 }
 

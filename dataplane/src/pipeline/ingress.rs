@@ -9,7 +9,7 @@ use classifier::{Action, BucketKey, Decision, Key};
 
 use super::Frame;
 use super::Outcome;
-use super::dos;
+use super::dos::{self, RuleId};
 use super::forward::{Ctx, back_into, choose_tunnel, ethernet, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
 use super::tcp::{self, Protection};
@@ -75,11 +75,10 @@ pub(super) fn act_for_customer(
     outcome.customer = Some(customer_id);
     outcome.by_default = false; // a decapsulated packet's egress default decided nothing here
     let customer = &snap.customers[usize::from(customer_id)];
-    let own = decided.dos.map_or(dos::NO_DOS, |d| {
-        dos::enforce(&d, customer.dos_base, key, ctx.now, &mut ctx.limits.dos, &mut ctx.charged, snap)
-    });
+    let own = decided.dos.map_or(dos::NO_DOS, |d| dos::enforce(ctx, &customer.dos, &d, customer.dos_base, key));
     outcome.customer_dos_rule = own.rule.map(|r| customer.dos_base + r);
     outcome.customer_dos_monitor = own.monitor.map(|r| customer.dos_base + r);
+    outcome.would_limit.customer_dos = own.would_limit;
     if let Some(reason) = own.drop {
         outcome.verdict = Verdict::Drop(reason);
         return;
@@ -109,6 +108,8 @@ pub(super) fn act_for_customer(
     let decision = decided.firewall;
     outcome.rule = decision.rule.map(|r| customer.rule_base + r);
     outcome.monitor = decision.monitor.map(|r| customer.rule_base + r);
+    let id = |m| RuleId::firewall(Some(customer.rule_base + m));
+    outcome.would_limit.firewall = dos::would_limit(ctx, &customer.firewall, decision.monitor, id, key);
     outcome.by_default = decision.rule.is_none();
     if !admit(ctx, decision.action, key, outcome.rule) {
         outcome.verdict =
@@ -157,7 +158,7 @@ pub(super) fn admit(ctx: &mut Ctx<'_>, action: Action, key: &Key, rule: Option<u
         Action::Drop => false,
         Action::RateLimit(b) => {
             let spec = ctx.snap.dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
-            let k = dos::bucket_key(spec, key, dos::RuleId::firewall(rule));
+            let k = dos::bucket_key(spec, key, RuleId::firewall(rule));
             ctx.charged.admit(&mut ctx.limits.dos, usize::from(b), k, ctx.now)
         }
     }

@@ -76,6 +76,9 @@ pub struct Outcome {
     pub customer_dos_rule: Option<u32>,
     /// The customer's monitor-mode DoS rule that would have decided.
     pub customer_dos_monitor: Option<u32>,
+    /// Which of the monitor-mode rules above rate-limit, with a bucket that would have
+    /// refused the frame.
+    pub would_limit: WouldLimit,
     /// The last rule stage the frame met (its customer's firewall, or for a decapsulated
     /// packet its egress rules) decided by its default action: no rule matched.
     pub by_default: bool,
@@ -102,6 +105,7 @@ impl Outcome {
             dos_monitor: None,
             customer_dos_rule: None,
             customer_dos_monitor: None,
+            would_limit: WouldLimit::NONE,
             by_default: false,
             tcp_rule: None,
             tcp: None,
@@ -121,12 +125,35 @@ impl Outcome {
     }
 }
 
+/// Which of a frame's monitor-mode rules rate-limit, with a bucket that would have refused
+/// the frame: what enforcing each would have dropped as `rate_limited`, counted per rule so
+/// that a limit can be sized before it is enforced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WouldLimit {
+    /// The global DoS rule in [`Outcome::dos_monitor`].
+    pub dos: bool,
+    /// The customer's DoS rule in [`Outcome::customer_dos_monitor`].
+    pub customer_dos: bool,
+    /// The firewall rule in [`Outcome::monitor`].
+    pub firewall: bool,
+    /// The egress rule in [`Outcome::egress_monitor`].
+    pub egress: bool,
+}
+
+impl WouldLimit {
+    /// No preview refused the frame.
+    pub const NONE: WouldLimit = WouldLimit { dos: false, customer_dos: false, firewall: false, egress: false };
+}
+
 /// A worker's per-packet state that outlives a batch: the DoS buckets, its ICMP error
 /// budget, the TCP connections it tracks and the owners of fragmented return datagrams. Fixed in size from the start.
 #[derive(Debug)]
 pub struct Limits {
     /// Buckets of `rate-limit` rules.
     pub dos: RateLimiter,
+    /// The preview tables of buckets monitor-mode `rate-limit` rules charge (none when no
+    /// such rule exists): what they would refuse, were they enforced.
+    pub previews: RateLimiter,
     /// One bucket: the ICMP errors this worker may send.
     pub icmp: RateLimiter,
     /// TCP connections tracked for `[tcp_protection]` (empty when no rule exists).
@@ -152,6 +179,7 @@ impl Limits {
     pub fn new(snap: &Snapshot) -> Limits {
         Limits {
             dos: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
+            previews: RateLimiter::new(&snap.dos.preview_specs(), snap.dos.table_size),
             icmp: RateLimiter::new(std::slice::from_ref(&snap.icmp), 1),
             flows: FlowTable::new(flow_table_size(snap)),
             syn: RateLimiter::new(&snap.tcp.syn_buckets, 4),
@@ -175,6 +203,15 @@ impl Limits {
             let mut fresh = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
             fresh.adopt(std::mem::take(&mut self.dos), &kept);
             self.dos = fresh;
+        }
+        // A preview table follows its bucket: kept where the bucket's state is.
+        let old_table = |b: usize| old.dos.preview_of.get(b).copied().flatten().map(usize::from);
+        let kept_previews: Vec<Option<usize>> =
+            new.dos.previewed.iter().map(|&b| kept.get(b).copied().flatten().and_then(old_table)).collect();
+        if kept_previews.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.previewed != old.dos.previewed {
+            let mut fresh = RateLimiter::new(&new.dos.preview_specs(), new.dos.table_size);
+            fresh.adopt(std::mem::take(&mut self.previews), &kept_previews);
+            self.previews = fresh;
         }
         if new.icmp != old.icmp {
             self.icmp = RateLimiter::new(std::slice::from_ref(&new.icmp), 1);
@@ -318,7 +355,7 @@ pub fn process_frame(
     if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
         return Outcome::new(Verdict::Drop(reason));
     }
-    let global = dos::apply(&snap.dos.rules, &key, frame.data(), ctx.now, &mut ctx.limits.dos, &mut ctx.charged, snap);
+    let global = dos::apply(&mut ctx, &snap.dos.rules, &key, frame.data());
     if global.drop.is_some() {
         return dropped_by_dos(global);
     }
@@ -424,6 +461,7 @@ fn dropped_by_dos(global: dos::DosOutcome) -> Outcome {
     Outcome {
         dos_rule: global.rule,
         dos_monitor: global.monitor,
+        would_limit: WouldLimit { dos: global.would_limit, ..WouldLimit::NONE },
         ..Outcome::new(Verdict::Drop(global.drop.unwrap_or(DropReason::DosRule)))
     }
 }
@@ -504,6 +542,7 @@ fn finish(
     *outcome = Outcome {
         dos_rule: global.rule,
         dos_monitor: global.monitor,
+        would_limit: WouldLimit { dos: global.would_limit, ..WouldLimit::NONE },
         ..Outcome::new(Verdict::Drop(DropReason::Firewall))
     };
     match path {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::flows::FlowEvent;
-use super::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict};
+use super::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict, WouldLimit};
 use crate::snapshot::Snapshot;
 
 /// Packets and the bytes they held.
@@ -98,6 +98,12 @@ pub struct WorkerStats {
     pub rule_hits: Vec<u64>,
     /// Packets decided by each DoS rule (global, then each customer's), monitor hits included.
     pub dos_hits: Vec<u64>,
+    /// Of each monitor-mode firewall or egress rule's hits, the packets its bucket would have
+    /// refused, had it been enforced (by global rule index; empty when no monitor-mode rule
+    /// rate-limits).
+    pub rule_would_limit: Vec<u64>,
+    /// The same for DoS rules.
+    pub dos_would_limit: Vec<u64>,
     /// Packets each TCP protection rule covered (global, then each customer's), by what
     /// flow tracking made of them ([`FlowEvent::ALL`] order).
     pub tcp_hits: Vec<[u64; FlowEvent::ALL.len()]>,
@@ -124,11 +130,18 @@ impl Default for WorkerStats {
             drop_bytes: [0; DropReason::COUNT],
             rule_hits: Vec::new(),
             dos_hits: Vec::new(),
+            rule_would_limit: Vec::new(),
+            dos_would_limit: Vec::new(),
             tcp_hits: Vec::new(),
             customers: Vec::new(),
             tunnels: Vec::new(),
         }
     }
+}
+
+/// Counters for `rules` rules of `snap` when some monitor-mode rule rate-limits, else none.
+fn previewed(snap: &Snapshot, rules: usize) -> usize {
+    if snap.dos.previewed.is_empty() { 0 } else { rules }
 }
 
 impl WorkerStats {
@@ -137,6 +150,8 @@ impl WorkerStats {
         WorkerStats {
             rule_hits: vec![0; snap.rule_count],
             dos_hits: vec![0; snap.dos_rule_count],
+            rule_would_limit: vec![0; previewed(snap, snap.rule_count)],
+            dos_would_limit: vec![0; previewed(snap, snap.dos_rule_count)],
             tcp_hits: vec![[0; FlowEvent::ALL.len()]; snap.tcp.rules.len()],
             customers: vec![CustomerStats::default(); snap.customers.len()],
             tunnels: vec![TunnelStats::default(); snap.tunnels.len()],
@@ -152,6 +167,10 @@ impl WorkerStats {
         self.rule_hits.resize(new.rule_count, 0);
         self.dos_hits.clear();
         self.dos_hits.resize(new.dos_rule_count, 0);
+        self.rule_would_limit.clear();
+        self.rule_would_limit.resize(previewed(new, new.rule_count), 0);
+        self.dos_would_limit.clear();
+        self.dos_would_limit.resize(previewed(new, new.dos_rule_count), 0);
         self.tcp_hits.clear();
         self.tcp_hits.resize(new.tcp.rules.len(), [0; FlowEvent::ALL.len()]);
         // By name through a map: linear in the customers and tunnels, however many.
@@ -236,6 +255,18 @@ impl WorkerStats {
             if let Some(hits) = self.dos_hits.get_mut(rule as usize) {
                 *hits += 1;
             }
+        }
+        let w = outcome.would_limit;
+        if w != WouldLimit::NONE {
+            let count = |counts: &mut Vec<u64>, refused: bool, rule: Option<u32>| {
+                if let (true, Some(n)) = (refused, rule.and_then(|r| counts.get_mut(r as usize))) {
+                    *n += 1;
+                }
+            };
+            count(&mut self.rule_would_limit, w.firewall, outcome.monitor);
+            count(&mut self.rule_would_limit, w.egress, outcome.egress_monitor);
+            count(&mut self.dos_would_limit, w.dos, outcome.dos_monitor);
+            count(&mut self.dos_would_limit, w.customer_dos, outcome.customer_dos_monitor);
         }
         if let (Some(rule), Some(event)) = (outcome.tcp_rule, outcome.tcp)
             && let Some(hits) = self.tcp_hits.get_mut(rule as usize)
@@ -342,7 +373,12 @@ impl WorkerStats {
                 *a += b;
             }
         }
-        for (mine, theirs) in [(&mut self.rule_hits, &other.rule_hits), (&mut self.dos_hits, &other.dos_hits)] {
+        for (mine, theirs) in [
+            (&mut self.rule_hits, &other.rule_hits),
+            (&mut self.dos_hits, &other.dos_hits),
+            (&mut self.rule_would_limit, &other.rule_would_limit),
+            (&mut self.dos_would_limit, &other.dos_would_limit),
+        ] {
             if mine.len() < theirs.len() {
                 mine.resize(theirs.len(), 0);
             }

@@ -1,10 +1,10 @@
 //! The compiled DoS section: sanity checks, buckets and the global rules.
 
-use classifier::{Action, BucketKey, BucketSpec, RuleSet};
+use classifier::{Action, BucketKey, BucketSpec, Mode, RuleSet};
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::Builder;
+use super::{Builder, Customer};
 use crate::config::{BucketKeyName, DosSection};
 use crate::lpm::IpPrefixTable;
 
@@ -70,6 +70,19 @@ pub struct Dos {
     pub bucket_names: Vec<String>,
     /// Keys per bucket table per worker.
     pub table_size: usize,
+    /// Each bucket's preview table: where a worker counts what a monitor-mode `rate-limit`
+    /// rule charging it would refuse, apart from the tokens enforced rules spend (`None`: no
+    /// monitor-mode rule charges it). Empty when none does.
+    pub preview_of: Vec<Option<u16>>,
+    /// The buckets with a preview table, in table order.
+    pub previewed: Vec<usize>,
+}
+
+impl Dos {
+    /// The specs of the preview tables, in table order.
+    pub fn preview_specs(&self) -> Vec<BucketSpec> {
+        self.previewed.iter().filter_map(|&b| self.buckets.get(b).copied()).collect()
+    }
 }
 
 impl Builder<'_> {
@@ -108,25 +121,6 @@ impl Builder<'_> {
                 DEFAULT_TABLE_SIZE
             }
         };
-        // Each bucket keeps `table_size` keys per worker, rounded up to a power of two (as
-        // the limiter allocates them): bound the product, not each alone.
-        if table_size.next_power_of_two().saturating_mul(buckets.len()) > crate::limits::MAX_BUCKET_KEYS {
-            let at = d
-                .table_size
-                .as_ref()
-                .map(Spanned::span)
-                .or_else(|| d.buckets.first().map(Spanned::span))
-                .unwrap_or(0..0);
-            self.err(
-                &at,
-                format!(
-                    "table_size {table_size} (a table of {} keys) for {} buckets keeps more than {} keys per worker",
-                    table_size.next_power_of_two(),
-                    buckets.len(),
-                    crate::limits::MAX_BUCKET_KEYS
-                ),
-            );
-        }
         let s = &d.sanity;
         // The list is checked whether or not it is in use, so that turning `bogons` on later
         // cannot meet an error nobody saw.
@@ -153,6 +147,55 @@ impl Builder<'_> {
             buckets,
             bucket_names: self.buckets.clone(),
             table_size,
+            preview_of: Vec::new(),
+            previewed: Vec::new(),
+        }
+    }
+
+    /// Gives each bucket a monitor-mode `rate-limit` rule charges a preview table (the rule
+    /// in `dos`, a customer's DoS, firewall or egress rules), and bounds the key state
+    /// per worker: `table_size` keys, rounded up to a power of two as the limiter allocates
+    /// them, for each bucket and each preview (the product, not each alone).
+    pub(super) fn previews(&mut self, dos: &mut Dos, section: &DosSection, customers: &[Customer]) {
+        let lists = std::iter::once(&dos.rules).chain(customers.iter().flat_map(|c| [&c.dos, &c.firewall, &c.egress]));
+        let mut charged = vec![false; dos.buckets.len()];
+        for rule in lists.flat_map(|l| l.rules()).filter(|r| r.mode == Mode::Monitor) {
+            if let Action::RateLimit(b) = rule.action
+                && let Some(c) = charged.get_mut(usize::from(b))
+            {
+                *c = true;
+            }
+        }
+        dos.previewed = (0..charged.len()).filter(|&b| charged[b]).collect();
+        if !dos.previewed.is_empty() {
+            dos.preview_of = vec![None; dos.buckets.len()];
+            // At most `MAX_BUCKETS` (256) tables: a `u16` holds each.
+            for (table, &b) in dos.previewed.iter().enumerate() {
+                dos.preview_of[b] = Some(table as u16);
+            }
+        }
+        let tables = dos.buckets.len() + dos.previewed.len();
+        if dos.table_size.next_power_of_two().saturating_mul(tables) > crate::limits::MAX_BUCKET_KEYS {
+            let at = section
+                .table_size
+                .as_ref()
+                .map(Spanned::span)
+                .or_else(|| section.buckets.first().map(Spanned::span))
+                .unwrap_or(0..0);
+            let previews = match dos.previewed.len() {
+                0 => String::new(),
+                n => format!(" and the {n} that monitor-mode rules preview"),
+            };
+            self.err(
+                &at,
+                format!(
+                    "table_size {} (a table of {} keys) for {} buckets{previews} keeps more than {} keys per worker",
+                    dos.table_size,
+                    dos.table_size.next_power_of_two(),
+                    dos.buckets.len(),
+                    crate::limits::MAX_BUCKET_KEYS
+                ),
+            );
         }
     }
 

@@ -565,7 +565,7 @@ impl Builder<'_> {
         let s = self.server(server);
         self.lists = self.lists(&loaded.file.lists);
         let health_config = self.health(&loaded.file.health);
-        let dos = self.dos(&loaded.file.dos);
+        let mut dos = self.dos(&loaded.file.dos);
         let mut dos_rule_count = dos.rules.rules().len() as u32;
         let mut tcp = self.tcp_protection(&loaded.file.tcp_protection);
         let local = Locals { v4: Ipv4Addr::from(s.anycast), v6: s.anycast_v6 };
@@ -577,6 +577,7 @@ impl Builder<'_> {
         for (customer, id) in c.customers.iter_mut().zip(ids) {
             customer.vrf_id = id;
         }
+        self.previews(&mut dos, &loaded.file.dos, &c.customers);
         self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
         // A tunnel that takes more than a frame carries: what would use the difference is
         // dropped as `oversize` on arrival, and its SYNs are clamped to an MSS no packet

@@ -294,12 +294,22 @@ pub fn verdict_with(
     bytes: &[u8],
     time_ns: u64,
 ) -> transitd::pipeline::Verdict {
+    outcome_with(snap, limits, bytes, time_ns).verdict
+}
+
+/// [`verdict_with`]'s whole outcome: the rules that decided, or would have.
+pub fn outcome_with(
+    snap: &transitd::snapshot::Snapshot,
+    limits: &mut transitd::pipeline::Limits,
+    bytes: &[u8],
+    time_ns: u64,
+) -> transitd::pipeline::Outcome {
     use transitd::pipeline::{Frame, HEADROOM, SPILL_SLOTS, Spill, process_frame};
     let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
     let mut buf = vec![0u8; HEADROOM + bytes.len().max(2048)];
     buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
     let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, time_ns);
-    process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame).verdict
+    process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame)
 }
 
 /// `frame`'s IP packet in GRE (no options) from `src` to `dst`, behind `frame`'s Ethernet
