@@ -26,7 +26,7 @@ use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 
 use crate::pipeline::Frame;
-use crate::pipeline::{Outcome, Verdict};
+use crate::pipeline::{Outcome, Verdict, WouldLimit};
 use crate::snapshot::Snapshot;
 
 /// What to capture and within which bounds.
@@ -485,9 +485,9 @@ fn describe(out: &mut String, record: &Record) {
     let w = outcome.would_limit;
     let rules = [
         ("rule", outcome.rule, false),
-        ("monitor rule", outcome.monitor, w.firewall),
+        ("monitor rule", outcome.monitor, w.has(WouldLimit::FIREWALL)),
         ("egress rule", outcome.egress_rule, false),
-        ("monitor egress rule", outcome.egress_monitor, w.egress),
+        ("monitor egress rule", outcome.egress_monitor, w.has(WouldLimit::EGRESS)),
     ];
     let limited = |refused: bool| if refused { " (would rate-limit)" } else { "" };
     for (what, rule, refused) in rules {
@@ -498,9 +498,9 @@ fn describe(out: &mut String, record: &Record) {
     }
     let dos = [
         ("dos rule", outcome.dos_rule, false),
-        ("monitor dos rule", outcome.dos_monitor, w.dos),
+        ("monitor dos rule", outcome.dos_monitor, w.has(WouldLimit::DOS)),
         ("dos rule", outcome.customer_dos_rule, false),
-        ("monitor dos rule", outcome.customer_dos_monitor, w.customer_dos),
+        ("monitor dos rule", outcome.customer_dos_monitor, w.has(WouldLimit::CUSTOMER_DOS)),
     ];
     for (what, rule, refused) in dos {
         if let Some(r) = rule {

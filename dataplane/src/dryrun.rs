@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::io::capture::{CaptureError, CaptureReader, Record};
 use crate::pipeline::{Frame, HEADROOM, Spill};
-use crate::pipeline::{Limits, SPILL_SLOTS, parse_frame, process_frame};
+use crate::pipeline::{Limits, SPILL_SLOTS, WouldLimit, parse_frame, process_frame};
 use crate::snapshot::Snapshot;
 
 /// Largest frame read (as in replay).
@@ -279,13 +279,13 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         }
         let w = outcome.would_limit;
         let would_limit: Vec<String> = [
-            (w.dos, &dos_monitor),
-            (w.customer_dos, &customer_dos_monitor),
-            (w.firewall, &monitor),
-            (w.egress, &egress_monitor),
+            (WouldLimit::DOS, &dos_monitor),
+            (WouldLimit::CUSTOMER_DOS, &customer_dos_monitor),
+            (WouldLimit::FIREWALL, &monitor),
+            (WouldLimit::EGRESS, &egress_monitor),
         ]
         .into_iter()
-        .filter_map(|(refused, r)| r.as_ref().filter(|_| refused).map(|r| format!("{}/{}", r.customer, r.name)))
+        .filter_map(|(stage, r)| r.as_ref().filter(|_| w.has(stage)).map(|r| format!("{}/{}", r.customer, r.name)))
         .collect();
         for name in &would_limit {
             *report.would_limit.entry(name.clone()).or_default() += 1;
@@ -306,7 +306,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
             verdict,
             reason,
             tunnel: outcome.tunnel.map(|t| snap.tunnels[usize::from(t)].name.clone()),
-            spilled: outcome.spilled,
+            spilled: u16::from(outcome.spilled),
             tcp: match (outcome.tcp_rule, outcome.tcp) {
                 (Some(r), Some(event)) => Some(TcpReport {
                     rule: crate::dropcap::tcp_rule_name(snap, r).unwrap_or_else(|| r.to_string()),

@@ -676,7 +676,7 @@ fn a_reload_keeps_the_previews_of_the_buckets_it_did_not_change() {
     let would_limit = |snap: &transitd::snapshot::Snapshot, limits: &mut transitd::pipeline::Limits, t: u64| {
         let outcome = outcome_with(snap, limits, &frame, t);
         assert!(is_tx(&outcome.verdict), "{outcome:?}");
-        outcome.would_limit.dos
+        outcome.would_limit.has(transitd::pipeline::WouldLimit::DOS)
     };
     assert!(!would_limit(&before, &mut limits, 0), "the first frame has the burst's token");
     assert!(would_limit(&before, &mut limits, 1));

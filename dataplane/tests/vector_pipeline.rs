@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use transitd::pipeline::{
-    BATCH_SIZE, Frame, HEADROOM, Limits, Outcome, SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch,
-    process_frame,
+    BATCH_SIZE, DropReason, Frame, HEADROOM, Limits, Outcome, SPILL_SLOTS, Spill, Verdict, WorkerState, WorkerStats,
+    WouldLimit, process_batch, process_frame,
 };
 use transitd::snapshot::Snapshot;
 
@@ -36,11 +36,11 @@ fn configs() -> Vec<(&'static str, String)> {
 /// `edge` (tunnel-edge.toml) with a monitor-mode rate limit ahead of acme's egress rules:
 /// its preview charged in the last phase, for what comes out of a tunnel.
 fn egress_previews(edge: &str) -> String {
-    let bucket = "[[dos.bucket]]\nname = \"b\"\nkey = \"flow\"\nrate = 10\nburst = 1\n\n[[customer]]\nname = \"acme\"";
+    let bucket = "[[dos.bucket]]\nname = \"b\"\nkey = \"rule\"\nrate = 10\nburst = 1\n\n[[customer]]\nname = \"acme\"";
     let rule = "[customer.egress]\ndefault = \"accept\"\n\n[[customer.egress.rule]]\nname = \"preview\"\n\
                 match = \"ip or ipv6\"\naction = \"rate-limit\"\nbucket = \"b\"\nmode = \"monitor\"\n";
     let text = edge.replacen("[[customer]]\nname = \"acme\"", bucket, 1);
-    assert!(text.contains("key = \"flow\""), "tunnel-edge.toml has acme's customer table");
+    assert!(text.contains("name = \"b\""), "tunnel-edge.toml has acme's customer table");
     let text = text.replacen("[customer.egress]\ndefault = \"accept\"\n", rule, 1);
     assert!(text.contains("name = \"preview\""), "tunnel-edge.toml has acme's egress rules");
     text
@@ -143,6 +143,9 @@ fn vector_pipeline_equals_frame_at_a_time_on_every_capture() {
     let captures = every_capture();
     let mut frames = 0;
     let mut decided_by_rules = 0;
+    // Frames a monitor-mode rate limit's preview refused, at each stage (global DoS, ahead
+    // of a global rule that dropped, the customer's DoS, firewall, egress).
+    let mut previews = [0; 5];
     for (name, text) in configs() {
         let snap = snapshot(&text);
         for (file, inputs) in &captures {
@@ -161,12 +164,23 @@ fn vector_pipeline_equals_frame_at_a_time_on_every_capture() {
             process_batch(&snap, &mut batch, &mut state);
             decided_by_rules +=
                 state.outcomes().iter().filter(|o| o.rule.is_some() || o.deciding_dos_rule().is_some()).count();
+            for o in state.outcomes() {
+                let w = o.would_limit;
+                let dos = w.has(WouldLimit::DOS);
+                let dropped = dos && o.verdict == Verdict::Drop(DropReason::DosRule);
+                let stages = [WouldLimit::CUSTOMER_DOS, WouldLimit::FIREWALL, WouldLimit::EGRESS].map(|s| w.has(s));
+                let [customer_dos, firewall, egress] = stages;
+                for (n, refused) in previews.iter_mut().zip([dos, dropped, customer_dos, firewall, egress]) {
+                    *n += usize::from(refused);
+                }
+            }
             state.spill.clear();
         }
         assert_same(&snap, &all, &[BATCH_SIZE, 5, 64, 17, 2], &format!("{name} on all captures"));
     }
     assert!(frames > 10_000, "{frames} frames compared");
     assert!(decided_by_rules > 1000, "rules decided {decided_by_rules} frames: the lookups were exercised");
+    assert!(previews.iter().all(|&n| n > 0), "previews refused {previews:?} frames: each stage's was exercised");
 }
 
 /// A small deterministic generator (xorshift64*), so that a failure reproduces.
@@ -229,4 +243,65 @@ fn vector_pipeline_equals_frame_at_a_time_on_random_frames() {
             assert_same(&snap, &inputs, &sizes, &format!("{name}, random round {round}"));
         }
     }
+}
+
+/// `text` without its monitor-mode firewall, egress and DoS rules (TCP protection's
+/// monitor mode stays): each such rule's table, from its header to the next.
+fn without_monitor_rules(text: &str) -> String {
+    let rule_lists =
+        ["[[dos.rule]]", "[[customer.dos.rule]]", "[[customer.firewall.rule]]", "[[customer.egress.rule]]"];
+    let mut tables: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match tables.last_mut() {
+            Some(table) if !line.trim_start().starts_with('[') => table.push_str(&format!("{line}\n")),
+            _ => tables.push(format!("{line}\n")),
+        }
+    }
+    let monitored = |t: &String| {
+        rule_lists.iter().any(|h| t.trim_start().starts_with(h)) && t.lines().any(|l| l.trim() == "mode = \"monitor\"")
+    };
+    tables.into_iter().filter(|t| !monitored(t)).collect()
+}
+
+/// Monitor-mode rules, rate limits with their previews among them, change no verdict: every
+/// capture, crowded in time, is sent the same way with and without them.
+#[test]
+fn monitor_mode_rules_change_no_verdict() {
+    let captures = every_capture();
+    let all: Vec<Input> = captures.iter().flat_map(|(_, i)| i.iter().cloned()).collect();
+    let all = crowded_in_time(&all);
+    let verdicts = |snap: &Snapshot| {
+        let mut state = WorkerState::new(snap);
+        let mut out = Vec::new();
+        for chunk in all.chunks(BATCH_SIZE) {
+            let mut bufs: Vec<Vec<u8>> =
+                chunk.iter().map(|i| vec![0; HEADROOM + i.bytes.len().max(snap.frame_size)]).collect();
+            let mut batch = frames_of(&mut bufs, chunk);
+            process_batch(snap, &mut batch, &mut state);
+            out.extend(batch.iter().map(|f| (f.verdict, f.tx_bytes().map(<[u8]>::to_vec))));
+            state.spill.clear();
+        }
+        out
+    };
+    let mut compared = 0;
+    for (name, text) in configs() {
+        let stripped = without_monitor_rules(&text);
+        if stripped == text {
+            continue;
+        }
+        let (full, bare) = (snapshot(&text), snapshot(&stripped));
+        let lists = |s: &Snapshot| {
+            let own = s.customers.iter().flat_map(|c| [&c.dos, &c.firewall, &c.egress]);
+            std::iter::once(&s.dos.rules).chain(own).flat_map(|l| l.rules()).map(|r| r.mode).collect::<Vec<_>>()
+        };
+        assert!(lists(&full).contains(&classifier::Mode::Monitor), "{name}");
+        assert!(!lists(&bare).contains(&classifier::Mode::Monitor), "{name}: every monitor-mode rule is taken out");
+        let (with, without) = (verdicts(&full), verdicts(&bare));
+        assert_eq!(with.len(), all.len());
+        for (k, (a, b)) in with.iter().zip(&without).enumerate() {
+            assert_eq!(a, b, "{name}: frame {k}");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 2, "{compared} configurations with monitor-mode rules");
 }

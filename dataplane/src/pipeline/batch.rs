@@ -25,7 +25,7 @@ use super::forward::Ctx;
 use super::ingress::{Decided, NO_DECISION};
 use super::parse::IpFrame;
 use super::{
-    BATCH_SIZE, DropReason, Frame, Outcome, Path, Verdict, WorkerState, check, dos, dropped_by_dos, finish,
+    BATCH_SIZE, DropReason, Frame, Outcome, Path, Verdict, WorkerState, WouldLimit, check, dos, dropped_by_dos, finish,
     from_backbone, is_backbone, path,
 };
 use crate::snapshot::Snapshot;
@@ -242,7 +242,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
             } else if let Lane::DroppedByDos = lane {
                 let monitor = lanes.global[i].monitor;
                 let id = |m| dos::RuleId::dos(Some(m));
-                outcome.would_limit.dos = dos::would_limit(&mut ctx, &snap.dos.rules, monitor, id, key);
+                outcome.would_limit.set(WouldLimit::DOS, dos::would_limit(&mut ctx, &snap.dos.rules, monitor, id, key));
             } else {
                 let path = match lane {
                     Lane::On(path) => path,

@@ -16,13 +16,13 @@ use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_ec
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::{GreError, GrePacket, GreRepr, IpPacket, ecn};
 
-use super::Outcome;
 use super::dos::{self, RuleId, one_form};
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
 use super::parse::{IpFrame, Parsed, parse_inner, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, by_fate};
+use super::{Outcome, WouldLimit};
 use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
 
 /// IP protocol number of GRE.
@@ -149,7 +149,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
     outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
     let id = |m| RuleId::firewall(Some(customer.egress_base + m));
-    outcome.would_limit.egress = dos::would_limit(ctx, &customer.egress, decision.monitor, id, &key);
+    outcome.would_limit.set(WouldLimit::EGRESS, dos::would_limit(ctx, &customer.egress, decision.monitor, id, &key));
     outcome.by_default = decision.rule.is_none();
     if !admit(ctx, decision.action, &key, outcome.egress_rule) {
         return Verdict::Drop(if decision.action == classifier::Action::Drop {

@@ -106,35 +106,24 @@ pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: Non
 /// customer's DoS rules; its firewall), and where two name one bucket it is charged once
 /// under a key: charged at each, a flood at a destination bucket's rate passed 1% of it,
 /// every token the first stage refilled taken for a packet the second then dropped. The
-/// preview tables of monitor-mode rate limits are remembered apart, in the same record.
+/// preview tables of monitor-mode rate limits keep a record of their own: sharing this one,
+/// a preview could take the slot that spares an enforced rule a second token.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Charged {
     paid: [(usize, u64); 4],
     len: usize,
 }
 
-/// Marks a preview table's number in [`Charged`]: bucket numbers stay far below it.
-const PREVIEW: usize = 1 << 16;
-
 impl Charged {
     /// Whether the packet conforms to `bucket` under `key`: free where it has paid there
     /// already, else a token from `limiter` (remembered when taken).
     pub fn admit(&mut self, limiter: &mut RateLimiter, bucket: usize, key: u64, now_ns: u64) -> bool {
-        self.admit_as(bucket, limiter, bucket, key, now_ns)
-    }
-
-    /// [`Charged::admit`] for preview table `table` of `previews`.
-    pub fn admit_preview(&mut self, previews: &mut RateLimiter, table: usize, key: u64, now_ns: u64) -> bool {
-        self.admit_as(PREVIEW | table, previews, table, key, now_ns)
-    }
-
-    fn admit_as(&mut self, id: usize, limiter: &mut RateLimiter, table: usize, key: u64, now_ns: u64) -> bool {
-        if self.paid[..self.len].contains(&(id, key)) {
+        if self.paid[..self.len].contains(&(bucket, key)) {
             return true;
         }
-        let admitted = limiter.admit(table, key, now_ns);
+        let admitted = limiter.admit(bucket, key, now_ns);
         if admitted && let Some(slot) = self.paid.get_mut(self.len) {
-            *slot = (id, key);
+            *slot = (bucket, key);
             self.len += 1;
         }
         admitted
@@ -200,7 +189,11 @@ fn preview(ctx: &mut Ctx<'_>, rules: &RuleSet, m: u32, id: RuleId, key: &Key) ->
     let Some(&Some(table)) = dos.preview_of.get(usize::from(b)) else { return false };
     let spec = dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
     let k = bucket_key(spec, key, id);
-    !ctx.charged.admit_preview(&mut ctx.limits.previews, usize::from(table), k, ctx.now)
+    // Charged even where an enforced rule paid this bucket and key at an earlier stage
+    // (enforced, this rule would then take no token of its own): the preview table follows
+    // the tokens the packets reaching the rule took, whichever rule took them.
+    let paid = ctx.previewed.get_or_insert_with(Charged::default);
+    !paid.admit(&mut ctx.limits.previews, usize::from(table), k, ctx.now)
 }
 
 /// A rule as a `key = "rule"` bucket tells it apart from every other: DoS rules and the

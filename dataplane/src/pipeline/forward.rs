@@ -32,8 +32,8 @@ pub(super) struct Ctx<'a> {
     pub spill: &'a mut Spill,
     /// The frame's receive time.
     pub now: u64,
-    /// Frames spilled for this frame.
-    pub spilled: u16,
+    /// Frames spilled for this frame (at most the spill's slots).
+    pub spilled: u8,
     /// The tunnel the frame was last encapsulated into.
     pub via: Option<TunnelId>,
     /// The customer's tunnel a decapsulated frame came out of: what we originate about it
@@ -43,9 +43,11 @@ pub(super) struct Ctx<'a> {
     /// underlay's ECMP and link aggregation spread a tunnel's flows); 0 (unlabelled) for
     /// what we originate.
     pub label: u32,
-    /// The rate-limit buckets and keys this frame has paid a token to (and the preview
-    /// tables, for monitor-mode rate limits).
+    /// The rate-limit buckets and keys this frame has paid a token to.
     pub charged: dos::Charged,
+    /// The same in the preview tables (monitor-mode rate limits); made at a frame's first
+    /// preview, which most frames never meet.
+    pub previewed: Option<dos::Charged>,
 }
 
 impl<'a> Ctx<'a> {
@@ -69,6 +71,7 @@ impl<'a> Ctx<'a> {
             from: None,
             label: 0,
             charged: dos::Charged::default(),
+            previewed: None,
         }
     }
 }
@@ -394,7 +397,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
                 label_outer(slot, start, t, ctx.label);
             }
             ctx.spill.push(start, HEADROOM + len - start, reason, tunnel);
-            ctx.spilled += 1;
+            ctx.spilled = ctx.spilled.saturating_add(1);
         }
     }
     let len = plan.shrink_to_first(&mut frame.buf[l3..l3 + ip.l3_len]);

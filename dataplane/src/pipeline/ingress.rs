@@ -8,12 +8,12 @@
 use classifier::{Action, BucketKey, Decision, Key};
 
 use super::Frame;
-use super::Outcome;
 use super::dos::{self, RuleId};
 use super::forward::{Ctx, back_into, choose_tunnel, ethernet, flow_hash, into_tunnel, route};
 use super::parse::IpFrame;
 use super::tcp::{self, Protection};
 use super::verdict::{ConsumeReason, DropReason, TxReason, Verdict};
+use super::{Outcome, WouldLimit};
 use crate::snapshot::{Customer, CustomerId, Snapshot};
 
 /// The customer owning the destination address.
@@ -78,7 +78,7 @@ pub(super) fn act_for_customer(
     let own = decided.dos.map_or(dos::NO_DOS, |d| dos::enforce(ctx, &customer.dos, &d, customer.dos_base, key));
     outcome.customer_dos_rule = own.rule.map(|r| customer.dos_base + r);
     outcome.customer_dos_monitor = own.monitor.map(|r| customer.dos_base + r);
-    outcome.would_limit.customer_dos = own.would_limit;
+    outcome.would_limit.set(WouldLimit::CUSTOMER_DOS, own.would_limit);
     if let Some(reason) = own.drop {
         outcome.verdict = Verdict::Drop(reason);
         return;
@@ -109,7 +109,7 @@ pub(super) fn act_for_customer(
     outcome.rule = decision.rule.map(|r| customer.rule_base + r);
     outcome.monitor = decision.monitor.map(|r| customer.rule_base + r);
     let id = |m| RuleId::firewall(Some(customer.rule_base + m));
-    outcome.would_limit.firewall = dos::would_limit(ctx, &customer.firewall, decision.monitor, id, key);
+    outcome.would_limit.set(WouldLimit::FIREWALL, dos::would_limit(ctx, &customer.firewall, decision.monitor, id, key));
     outcome.by_default = decision.rule.is_none();
     if !admit(ctx, decision.action, key, outcome.rule) {
         outcome.verdict =

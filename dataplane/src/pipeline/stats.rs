@@ -263,10 +263,10 @@ impl WorkerStats {
                     *n += 1;
                 }
             };
-            count(&mut self.rule_would_limit, w.firewall, outcome.monitor);
-            count(&mut self.rule_would_limit, w.egress, outcome.egress_monitor);
-            count(&mut self.dos_would_limit, w.dos, outcome.dos_monitor);
-            count(&mut self.dos_would_limit, w.customer_dos, outcome.customer_dos_monitor);
+            count(&mut self.rule_would_limit, w.has(WouldLimit::FIREWALL), outcome.monitor);
+            count(&mut self.rule_would_limit, w.has(WouldLimit::EGRESS), outcome.egress_monitor);
+            count(&mut self.dos_would_limit, w.has(WouldLimit::DOS), outcome.dos_monitor);
+            count(&mut self.dos_would_limit, w.has(WouldLimit::CUSTOMER_DOS), outcome.customer_dos_monitor);
         }
         if let (Some(rule), Some(event)) = (outcome.tcp_rule, outcome.tcp)
             && let Some(hits) = self.tcp_hits.get_mut(rule as usize)
