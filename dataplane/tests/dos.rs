@@ -686,6 +686,29 @@ fn a_reload_keeps_the_previews_of_the_buckets_it_did_not_change() {
     assert!(!would_limit(&faster, &mut limits, 3), "another rate: afresh");
 }
 
+/// A monitor-mode rule added to a `key = "rule"` bucket after its enforced rule leaves the
+/// enforced tokens spent (it keys the preview table, not the bucket's): previewing a
+/// rule-keyed limit mid-attack restarted the bucket with a full burst. One added before it
+/// renumbers the enforced rule, whose tokens start afresh.
+#[test]
+fn a_monitor_mode_rule_added_to_a_rule_keyed_bucket_keeps_its_tokens() {
+    let rule = |name: &str, mode: &str| {
+        format!(
+            "[[dos.rule]]\nname = \"{name}\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n\
+             mode = \"{mode}\"\n"
+        )
+    };
+    let config = |rules: &[String]| {
+        let bucket = "[[dos.bucket]]\nname = \"per-rule\"\nkey = \"rule\"\nrate = 1\nburst = 1\n";
+        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{bucket}{}", rules.concat())))
+    };
+    let (udp, watch) = (rule("udp", "enforce"), rule("watch", "monitor"));
+    let before = config(std::slice::from_ref(&udp));
+    let watched = config(&[udp.clone(), watch.clone()]);
+    let renumbered = config(&[watch, udp]);
+    spent_kept_then_afresh([&before, &watched, &renumbered], "the enforced rule renumbered: afresh");
+}
+
 /// `transitd match --json --config` of `config` on `capture`: the dry run's report.
 fn match_json(config: &str, capture: &std::path::Path, tag: &str) -> serde_json::Value {
     let dir = std::env::temp_dir().join(format!("transitd-dos-{tag}-{}", std::process::id()));

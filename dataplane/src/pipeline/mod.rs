@@ -222,16 +222,18 @@ impl Limits {
         // and the table size unchanged and, for a `key = "rule"` bucket (tokens kept by
         // rule number), the same rules under the same numbers. Any other change started
         // every bucket afresh, each key with a full burst in the middle of an attack.
-        let kept = dos::kept_buckets(old, new);
+        let kept = dos::kept_buckets(old, new, classifier::Mode::Enforce);
         if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.buckets.len() != old.dos.buckets.len() {
             let mut fresh = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
             fresh.adopt(std::mem::take(&mut self.dos), &kept);
             self.dos = fresh;
         }
-        // A preview table follows its bucket: kept where the bucket's state is.
+        // A preview table follows its bucket, as the bucket's table does but keyed by the
+        // monitor-mode rules where the bucket is keyed by rule.
+        let kept_by_monitors = dos::kept_buckets(old, new, classifier::Mode::Monitor);
         let old_table = |b: usize| old.dos.preview_of.get(b).copied().flatten().map(usize::from);
         let kept_previews: Vec<Option<usize>> =
-            new.dos.previewed.iter().map(|&b| kept.get(b).copied().flatten().and_then(old_table)).collect();
+            new.dos.previewed.iter().map(|&b| kept_by_monitors.get(b).copied().flatten().and_then(old_table)).collect();
         if kept_previews.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.previewed != old.dos.previewed {
             let mut fresh = RateLimiter::new(&new.dos.preview_specs(), new.dos.table_size);
             fresh.adopt(std::mem::take(&mut self.previews), &kept_previews);
