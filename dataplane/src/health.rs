@@ -368,10 +368,15 @@ remote = "198.51.100.2"
 
     /// The reply payload of probe `seq` of tunnel `t`, as the router returns it.
     fn reply(s: &Snapshot, t: TunnelId, seq: u32) -> Vec<u8> {
+        reply_to_probe_of(s, t, t, seq)
+    }
+
+    /// [`reply`] to a probe tunnel `t` sent as tunnel `sent_as` (its id before a reload).
+    fn reply_to_probe_of(s: &Snapshot, t: TunnelId, sent_as: TunnelId, seq: u32) -> Vec<u8> {
         let mut buf = [0u8; 64];
         let iface = s.tunnels[usize::from(t)].interface.unwrap();
         let name = &s.tunnels[usize::from(t)].name;
-        let len = write_probe(&mut buf, t, iface.ours, iface.peer, s.health.tag(name, seq), seq).unwrap();
+        let len = write_probe(&mut buf, sent_as, iface.ours, iface.peer, s.health.tag(name, seq), seq).unwrap();
         buf[28..len].to_vec()
     }
 
@@ -560,16 +565,22 @@ remote = "198.51.100.2"
     /// makes the same changes, tick by tick, as the walk over every tunnel; also across a
     /// change of timing and across reloads (the same tunnels in a new snapshot, every 97 ms,
     /// after replies were recorded in the old one: a prober that moves must still judge
-    /// them at its next tick).
+    /// them at its next tick), every fifth listing the tunnels in another order (ids shift;
+    /// replies find their tunnel by name, as decapsulation does by remote).
     #[test]
     fn the_schedule_probes_and_judges_as_a_walk_over_every_tunnel() {
-        let tunnels: String = (0..40)
-            .map(|i| {
-                let iface = if i % 5 == 4 { String::new() } else { format!("interface = \"10.100.{i}.0/31\"\n") };
-                format!("[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.0.{}\"\n{iface}", i + 1)
-            })
-            .collect();
-        let (mut sched, mut walked) = (snap(&tunnels), snap(&tunnels));
+        // The 40 tunnels, listed from the `first`th on (ids shift with it).
+        let tunnels = |first: usize| -> String {
+            (0..40)
+                .map(|k| {
+                    let i = (k + first) % 40;
+                    let iface = if i % 5 == 4 { String::new() } else { format!("interface = \"10.100.{i}.0/31\"\n") };
+                    format!("[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.0.{}\"\n{iface}", i + 1)
+                })
+                .collect()
+        };
+        let (mut sched, mut walked) = (snap(&tunnels(0)), snap(&tunnels(0)));
+        let (mut reloads, mut shifts) = (0, 0);
         // Reply of a (tunnel, seq): its delay in ms, or none; from a hash, so that both
         // provers meet the same routers.
         let fate = |t: TunnelId, seq: u32, now: u64| {
@@ -592,7 +603,10 @@ remote = "198.51.100.2"
         let mut p = Prober::default();
         p.rebind(None, &sched);
         let mut states = vec![ProbeState::default(); walked.tunnels.len()];
-        let (mut in_flight, mut ticks_with_sends, mut all_changes) = (Vec::<(u64, TunnelId, u32)>::new(), 0, 0);
+        // Replies on their way: (arrival, tunnel name, its id when the probe went, sequence
+        // number).
+        let (mut in_flight, mut ticks_with_sends, mut all_changes) = (Vec::<(u64, String, TunnelId, u32)>::new(), 0, 0);
+        let id_of = |s: &Snapshot, name: &str| s.tunnels.iter().position(|t| t.name == name).map(|i| i as TunnelId);
         let (mut unsent_seen, mut cannot_seen) = (0, 0);
         for ms in 0..30_000u64 {
             let now = ms * MS;
@@ -602,20 +616,36 @@ remote = "198.51.100.2"
                 HealthConfig { interval_ns: 400 * MS, ..sched.health_config }
             };
             for (s, _) in [(&sched, 0), (&walked, 1)] {
-                for &(_, t, seq) in in_flight.iter().filter(|r| r.0 <= now) {
-                    s.health.record_reply(t, &s.tunnels[usize::from(t)].name, &reply(s, t, seq));
+                for (_, name, sent_as, seq) in in_flight.iter().filter(|r| r.0 <= now) {
+                    let t = id_of(s, name).expect("every reload keeps every tunnel");
+                    s.health.record_reply(t, name, &reply_to_probe_of(s, t, *sent_as, *seq));
                 }
             }
             in_flight.retain(|r| r.0 > now);
             if ms % 97 == 50 {
                 // A reload after replies were recorded in the old snapshot: both move to a new
                 // snapshot of the same tunnels, health carried.
-                let (new_sched, new_walked) = (snap(&tunnels), snap(&tunnels));
+                reloads += 1;
+                let first = if reloads % 5 == 0 { (reloads * 7) % 40 } else { 0 };
+                shifts += usize::from(first != 0);
+                let (new_sched, new_walked) = (snap(&tunnels(first)), snap(&tunnels(first)));
                 for (new, old) in [(&new_sched, &sched), (&new_walked, &walked)] {
                     let ((n, probed), (o, _)) = (names(new), names(old));
                     new.health.inherit(&n, &probed, &old.health, &o);
                 }
                 p.rebind(Some(&sched), &new_sched);
+                // The walk's own state follows its tunnels by name, as `Prober::rebind` keeps
+                // it: a probe in flight under another id is not waited for (its reply names
+                // the old id and will not count), the next goes at once.
+                let follow = |(t, tunnel): (usize, &crate::snapshot::Tunnel)| {
+                    let Some(o) = id_of(&walked, &tunnel.name) else { return ProbeState::default() };
+                    let mut state = states[usize::from(o)];
+                    if usize::from(o) != t && state.pending {
+                        (state.pending, state.next_ns) = (false, 0);
+                    }
+                    state
+                };
+                states = new_walked.tunnels.iter().enumerate().map(follow).collect();
                 (sched, walked) = (new_sched, new_walked);
             }
             // (probes sent, changes, probes that could not be sent), of each.
@@ -652,12 +682,13 @@ remote = "198.51.100.2"
                     continue;
                 }
                 if let Some(delay) = fate(t, seq, now) {
-                    in_flight.push((now + delay * MS, t, seq));
+                    in_flight.push((now + delay * MS, sched.tunnels[usize::from(t)].name.clone(), t, seq));
                 }
             }
         }
         assert!(ticks_with_sends > 500 && all_changes > 20, "{ticks_with_sends} ticks sent, {all_changes} changes");
         assert!(unsent_seen > 5 && cannot_seen > 5, "{unsent_seen} unsent, {cannot_seen} not sendable");
+        assert!(shifts > 40, "{shifts} reloads shifted the tunnels' ids");
     }
 
     #[test]
