@@ -958,23 +958,30 @@ mod tests {
     /// GRE over IPv6 from `src` to the IPv6 anycast address 2001:db8:ffff::1 behind a
     /// fragment header (`fragment`) or right after the fixed header.
     fn gre_over_ipv6(src: Ipv6Addr, fragment: bool) -> Vec<u8> {
+        let ext: &[u8] = if fragment { &[47, 0, 0, 1, 0, 0, 0, 7] } else { &[] };
+        ipv6_behind(src, if fragment { 44 } else { 47 }, ext, &[0u8, 0, 0x08, 0x00])
+    }
+
+    /// An IPv6 frame to the anycast address from `src`: next header `next`, then
+    /// `extensions` (the headers as they are on the wire) and `payload`.
+    fn ipv6_behind(src: Ipv6Addr, next: u8, extensions: &[u8], payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 14];
         f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-        let ext: &[u8] = if fragment { &[47, 0, 0, 1, 0, 0, 0, 7] } else { &[] };
-        let gre = [0u8, 0, 0x08, 0x00];
         f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&((ext.len() + gre.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[if fragment { 44 } else { 47 }, 64]);
+        f.extend_from_slice(&((extensions.len() + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[next, 64]);
         f.extend_from_slice(&src.octets());
         f.extend_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
-        f.extend_from_slice(ext);
-        f.extend_from_slice(&gre);
+        f.extend_from_slice(extensions);
+        f.extend_from_slice(payload);
         f
     }
 
     /// GRE over IPv6 behind an extension header from a tunnel's router is the data plane's
     /// (which walks the headers and decapsulates or drops it with a reason); from anywhere
-    /// else it is not ours.
+    /// else it fares as GRE that is not ours (`gre_unsupported`: passed and counted, or the
+    /// data plane's to drop), as IPv4 fragments of GRE do; it went to the kernel whatever
+    /// `gre_unsupported` said. What is not GRE behind the headers is not ours.
     #[test]
     fn gre_over_ipv6_behind_an_extension_header_follows_its_source() {
         let program = XdpProgram::load().expect("load the program (needs root)");
@@ -982,11 +989,34 @@ mod tests {
         let config = XdpConfig { soft_unicast: None, anycast_v6: Some("2001:db8:ffff::1".parse().unwrap()), ..config };
         program.publish(&config, &EgressTables::default()).unwrap();
         let router: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
-        assert_eq!(judge(&program, &gre_over_ipv6(router, true)), "passed");
-        assert_eq!(judge(&program, &gre_over_ipv6(router, false)), "gre_not_ours");
-        program.set_tunnel_remotes(&[], &[router]).unwrap();
-        assert_eq!(judge(&program, &gre_over_ipv6(router, true)), "no_socket");
-        assert_eq!(judge(&program, &gre_over_ipv6(router, false)), "no_socket");
+        let gre = [0u8, 0, 0x08, 0x00];
+        // Destination options (16 bytes: length 1), a later fragment's header, AH (24 bytes:
+        // length 4), then GRE; and UDP behind the same headers.
+        let options = [44, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let later_fragment = [51, 0, 0, 0x10, 0, 0, 0, 7];
+        let ah = [47, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let chain = [&options[..], &later_fragment, &ah].concat();
+        let deep = ipv6_behind(router, 60, &chain, &gre);
+        let mut udp_chain = chain.clone();
+        udp_chain[16 + 8] = 17; // AH's next header
+        let not_gre = ipv6_behind(router, 60, &udp_chain, &[0, 53, 0, 53, 0, 8, 0, 0]);
+        // Nine headers: past what the program walks.
+        let nine: Vec<u8> = (0..9).flat_map(|k| [if k < 8 { 60 } else { 47 }, 0, 0, 0, 0, 0, 0, 0]).collect();
+        let too_deep = ipv6_behind(router, 60, &nine, &gre);
+        for (gre_unsupported, not_ours) in [("pass", "gre_not_ours"), ("drop", "no_socket")] {
+            let config = XdpConfig { gre_not_ours_pass: gre_unsupported == "pass", ..config.clone() };
+            program.publish(&config, &EgressTables::default()).unwrap();
+            program.set_tunnel_remotes(&[], &[]).unwrap();
+            assert_eq!(judge(&program, &gre_over_ipv6(router, true)), not_ours, "{gre_unsupported}: a fragment");
+            assert_eq!(judge(&program, &gre_over_ipv6(router, false)), not_ours, "{gre_unsupported}: whole");
+            assert_eq!(judge(&program, &deep), not_ours, "{gre_unsupported}: behind three headers");
+            assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: UDP is the host's");
+            assert_eq!(judge(&program, &too_deep), "passed", "{gre_unsupported}: nine headers");
+            program.set_tunnel_remotes(&[], &[router]).unwrap();
+            for frame in [gre_over_ipv6(router, true), gre_over_ipv6(router, false), deep.clone(), not_gre.clone()] {
+                assert_eq!(judge(&program, &frame), "no_socket", "{gre_unsupported}: from the tunnel's router");
+            }
+        }
     }
 
     /// The bounds the loader checks are the sizes the program's maps were compiled with.

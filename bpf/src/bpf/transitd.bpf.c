@@ -102,6 +102,27 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 	return gre_fate(cfg, (void *)ip + ihl, end, known, fragment);
 }
 
+/* The protocol behind the IPv6 extension headers (and authentication headers) that start
+ * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame; -1 for a
+ * chain that runs past either. A later fragment's header names its datagram's protocol. */
+static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end)
+{
+	for (int i = 0; i < MAX_V6_EXTENSIONS; i++) {
+		int options = next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_DSTOPTS_;
+		if (!options && next != IPPROTO_FRAGMENT_ && next != IPPROTO_AH_)
+			return next;
+		__u8 *h = p;
+		if ((void *)(h + 2) > end)
+			return -1;
+		/* Options: 8-byte units past the first 8 (RFC 8200 section 4.3); AH: 4-byte units
+		 * past the first 8 (RFC 4302 section 2.2); a fragment header is 8 bytes. */
+		__u32 len = options ? ((__u32)h[1] + 1) * 8 : next == IPPROTO_AH_ ? ((__u32)h[1] + 2) * 4 : 8;
+		next = h[0];
+		p += len;
+	}
+	return -1;
+}
+
 static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *ip, void *end)
 {
 	struct lpm_v6_key key = { .prefixlen = 128 };
@@ -129,9 +150,13 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	/* Behind extension headers (a fragment header, options) from a tunnel's router: the
 	 * data plane walks them and decapsulates, or drops the packet under its reason (AH
 	 * among them: gre_unsupported); the kernel, with no GRE, would do neither. From
-	 * anywhere else it is not ours. */
+	 * anywhere else, GRE (whole, or any fragment of it) fares as GRE that is not ours, as
+	 * over IPv4; what is not GRE is the host's. */
+	if (extension && known)
+		return OURS;
 	if (extension)
-		return known ? OURS : NOT_OURS;
+		return v6_upper_protocol(next, ip + 1, end) == IPPROTO_GRE_ ? (cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS)
+									 : NOT_OURS;
 	return gre_fate(cfg, ip + 1, end, known, 0);
 }
 

@@ -53,6 +53,12 @@ fn find_tunnel(snap: &Snapshot, remote: RemoteAddr, gre_key: Option<u32>) -> Res
     }
 }
 
+/// Whether `remote` is some tunnel's router (with any key).
+fn is_a_router(snap: &Snapshot, remote: RemoteAddr) -> bool {
+    let index = &snap.tunnel_index;
+    index.get(index.partition_point(|e| e.0 < remote)).is_some_and(|e| e.0 == remote)
+}
+
 /// GRE addressed to us.
 pub(super) fn process(
     ctx: &mut Ctx<'_>,
@@ -73,6 +79,11 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return unsupported(snap);
     }
     if outer.fragment.is_some() {
+        // A fragment from no tunnel's router is not ours, whatever it holds (the XDP
+        // program passes it, or hands it over to be dropped, by `gre_unsupported`).
+        if !is_a_router(snap, one_form(outer_key.src_addr(), outer_key)) {
+            return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
+        }
         // Reassembling would mean keeping state per fragment train for anyone on the
         // Internet; routers send GRE with DF, as Linux does.
         return Verdict::Drop(DropReason::GreFragment);
