@@ -990,19 +990,25 @@ mod tests {
         program.publish(&config, &EgressTables::default()).unwrap();
         let router: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
         let gre = [0u8, 0, 0x08, 0x00];
-        // Destination options (16 bytes: length 1), a later fragment's header, AH (24 bytes:
+        // Destination options (16 bytes: length 1), a first fragment's header, AH (24 bytes:
         // length 4), then GRE; and UDP behind the same headers.
         let options = [44, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let later_fragment = [51, 0, 0, 0x10, 0, 0, 0, 7];
+        let first_fragment = [51, 0, 0, 1, 0, 0, 0, 7];
         let ah = [47, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let chain = [&options[..], &later_fragment, &ah].concat();
+        let chain = [&options[..], &first_fragment, &ah].concat();
         let deep = ipv6_behind(router, 60, &chain, &gre);
         let mut udp_chain = chain.clone();
         udp_chain[16 + 8] = 17; // AH's next header
         let not_gre = ipv6_behind(router, 60, &udp_chain, &[0, 53, 0, 53, 0, 8, 0, 0]);
-        // Nine headers: past what the program walks.
-        let nine: Vec<u8> = (0..9).flat_map(|k| [if k < 8 { 60 } else { 47 }, 0, 0, 0, 0, 0, 0, 0]).collect();
-        let too_deep = ipv6_behind(router, 60, &nine, &gre);
+        // A later fragment of GRE: what follows its header is data, whatever it looks like
+        // (here, a header naming UDP).
+        let later_fragment = [47, 0, 0, 0x10, 0, 0, 0, 7];
+        let later = ipv6_behind(router, 44, &later_fragment, &[17, 0, 0, 0, 0, 0, 0, 0]);
+        // Eight headers, as many as the program walks, then nine.
+        let chain_of = |n: usize| -> Vec<u8> {
+            (0..n).flat_map(|k| [if k + 1 < n { 60 } else { 47 }, 0, 0, 0, 0, 0, 0, 0]).collect()
+        };
+        let (eight, nine) = (ipv6_behind(router, 60, &chain_of(8), &gre), ipv6_behind(router, 60, &chain_of(9), &gre));
         for (gre_unsupported, not_ours) in [("pass", "gre_not_ours"), ("drop", "no_socket")] {
             let config = XdpConfig { gre_not_ours_pass: gre_unsupported == "pass", ..config.clone() };
             program.publish(&config, &EgressTables::default()).unwrap();
@@ -1010,8 +1016,10 @@ mod tests {
             assert_eq!(judge(&program, &gre_over_ipv6(router, true)), not_ours, "{gre_unsupported}: a fragment");
             assert_eq!(judge(&program, &gre_over_ipv6(router, false)), not_ours, "{gre_unsupported}: whole");
             assert_eq!(judge(&program, &deep), not_ours, "{gre_unsupported}: behind three headers");
+            assert_eq!(judge(&program, &later), not_ours, "{gre_unsupported}: a later fragment");
+            assert_eq!(judge(&program, &eight), not_ours, "{gre_unsupported}: eight headers");
             assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: UDP is the host's");
-            assert_eq!(judge(&program, &too_deep), "passed", "{gre_unsupported}: nine headers");
+            assert_eq!(judge(&program, &nine), "passed", "{gre_unsupported}: nine headers");
             program.set_tunnel_remotes(&[], &[router]).unwrap();
             for frame in [gre_over_ipv6(router, true), gre_over_ipv6(router, false), deep.clone(), not_gre.clone()] {
                 assert_eq!(judge(&program, &frame), "no_socket", "{gre_unsupported}: from the tunnel's router");

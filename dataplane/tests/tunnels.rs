@@ -1095,15 +1095,16 @@ fn gre_under_ah_is_not_decapsulated() {
     assert_eq!(fates(&v), [drop, drop, drop, "tx:decapsulated"]);
 }
 
-/// GRE over IPv6 behind extension headers from no tunnel's router is not ours, as GRE over
-/// IPv4 from one is: passed (`gre_unknown_tunnel`), or dropped with `gre_unsupported =
-/// "drop"`, as the XDP program hands it over (behind a destination options header, and as a
-/// first and a later fragment). A fragment from no router was dropped as `gre_fragment`
-/// whatever `gre_unsupported` said (over IPv4 too), where the XDP program passes it. From
-/// the tunnel's router, the same frames are decapsulated or dropped under their own reasons.
-/// scapy builds them; tshark reads the GRE.
+/// GRE from no tunnel's router is not ours, whatever it holds: passed
+/// (`gre_unknown_tunnel`), or dropped with `gre_unsupported = "drop"`, as the XDP program
+/// hands it over: behind an IPv6 destination options header, a first and a later fragment,
+/// an IPv4 fragment, a header cut short, a header with the routing bit. Fragments and bad
+/// headers from no router were dropped as `gre_fragment`, `truncated`, `bad_gre_header`
+/// whatever `gre_unsupported` said, where the XDP program passes them. From the tunnel's
+/// router, the same frames are decapsulated or dropped under their own reasons. scapy builds
+/// them; tshark reads the GRE.
 #[test]
-fn gre_behind_extension_headers_or_fragmented_from_no_router_follows_gre_unsupported() {
+fn gre_from_no_router_follows_gre_unsupported_whatever_it_holds() {
     let (config, _) = tunnel_edge();
     let file = temp("gre-v6-ext.pcap");
     scapy_pcap(
@@ -1111,32 +1112,36 @@ fn gre_behind_extension_headers_or_fragmented_from_no_router_follows_gre_unsuppo
         "inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
          def v6(src, ext):\n\
          \x20   return Ether(dst='02:00:00:00:00:01')/IPv6(src=src, dst='2001:db8:ffff::1')/ext\n\
-         def v4(src):\n\
-         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='192.0.2.1', flags='MF', id=9)/GRE()/inner\n\
+         def v4(src, flags=0):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='192.0.2.1', flags=flags, id=9, proto=47)\n\
          frames = []\n\
          for (src, src4) in [('2001:db8:dead::1', '198.51.100.99'), ('2001:db8:beef::1', '198.51.100.1')]:\n\
          \x20   frames += [\n\
          \x20       v6(src, IPv6ExtHdrDestOpt()/GRE()/inner),\n\
          \x20       v6(src, IPv6ExtHdrFragment(nh=47, offset=0, m=1, id=7)/GRE()/inner),\n\
          \x20       v6(src, IPv6ExtHdrFragment(nh=47, offset=8, m=0, id=7)/Raw(b'x' * 16)),\n\
-         \x20       v4(src4),\n\
+         \x20       v4(src4, 'MF')/GRE()/inner,\n\
+         \x20       v4(src4)/Raw(b'\\0\\0'),\n\
+         \x20       v4(src4)/GRE(routing_present=1)/inner,\n\
          \x20   ]",
     );
-    assert_eq!(tshark_frames(&file, "ipv6.dstopts and gre", &[]), [1, 5]);
-    assert_eq!(tshark_frames(&file, "ip.flags.mf == 1 and gre", &[]), [4, 8]);
+    assert_eq!(tshark_frames(&file, "ipv6.dstopts and gre", &[]), [1, 7]);
+    assert_eq!(tshark_frames(&file, "ip.flags.mf == 1 and gre", &[]), [4, 10]);
+    assert_eq!(tshark_frames(&file, "gre.flags.routing == 1", &[]), [6, 12]);
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     let (passed, _, _) = verdicts_of(&config, frames.clone());
     let dropping = config.replace("[dos.sanity]", "gre_unsupported = \"drop\"\n[dos.sanity]");
     let (dropped, _, _) = verdicts_of(&dropping, frames);
     let pass = format!("pass:{}", PassReason::GreUnknownTunnel.name());
-    assert_eq!(fates(&passed)[..4], [pass.as_str(); 4]);
-    assert_eq!(fates(&dropped)[..4], [DropReason::GreUnknownTunnel.name(); 4]);
+    assert_eq!(fates(&passed)[..6], [pass.as_str(); 6]);
+    assert_eq!(fates(&dropped)[..6], [DropReason::GreUnknownTunnel.name(); 6]);
     // From the routers: not a matter of `gre_unsupported`.
     let fragment = DropReason::GreFragment.name();
-    let from_routers = ["tx:decapsulated", fragment, fragment, fragment];
-    assert_eq!(fates(&passed)[4..], from_routers);
-    assert_eq!(fates(&dropped)[4..], from_routers);
+    let (cut, routed) = (DropReason::Truncated.name(), DropReason::BadGreHeader.name());
+    let from_routers = ["tx:decapsulated", fragment, fragment, fragment, cut, routed];
+    assert_eq!(fates(&passed)[6..], from_routers);
+    assert_eq!(fates(&dropped)[6..], from_routers);
 }
 
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram

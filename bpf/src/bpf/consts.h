@@ -20,8 +20,8 @@
 #define IPPROTO_FRAGMENT_ 44
 #define IPPROTO_DSTOPTS_ 60
 /* Extension headers (AH among them) walked to tell GRE from a source that is no tunnel's
- * router: eight is more than any router puts before GRE, and a longer chain goes to the
- * kernel (the data plane's `max_ipv6_extension_headers` check drops it anyway). */
+ * router: as many as the data plane's `max_ipv6_extension_headers` lets through by
+ * default, more than any router puts before GRE. A longer chain goes to the kernel. */
 #define MAX_V6_EXTENSIONS 8
 
 /* Soft-unicast: egress addresses, and their slices in all (addresses × slices per address).

@@ -102,25 +102,34 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 	return gre_fate(cfg, (void *)ip + ihl, end, known, fragment);
 }
 
+/* Whether protocol `next` is an IPv6 extension header or AH (which the walk below steps over). */
+static __always_inline int v6_skippable(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_DSTOPTS_ ||
+	       next == IPPROTO_FRAGMENT_ || next == IPPROTO_AH_;
+}
+
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
  * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame; -1 for a
- * chain that runs past either. A later fragment's header names its datagram's protocol. */
+ * chain that runs past either. Behind a later fragment's header is data: the header names
+ * its datagram's protocol, as the data plane's parser reads it. */
 static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end)
 {
 	for (int i = 0; i < MAX_V6_EXTENSIONS; i++) {
-		int options = next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_DSTOPTS_;
-		if (!options && next != IPPROTO_FRAGMENT_ && next != IPPROTO_AH_)
+		if (!v6_skippable(next))
 			return next;
 		__u8 *h = p;
-		if ((void *)(h + 2) > end)
+		if ((void *)(h + 4) > end)
 			return -1;
+		if (next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8)
+			return h[0];
 		/* Options: 8-byte units past the first 8 (RFC 8200 section 4.3); AH: 4-byte units
 		 * past the first 8 (RFC 4302 section 2.2); a fragment header is 8 bytes. */
-		__u32 len = options ? ((__u32)h[1] + 1) * 8 : next == IPPROTO_AH_ ? ((__u32)h[1] + 2) * 4 : 8;
+		__u32 len = next == IPPROTO_FRAGMENT_ ? 8 : next == IPPROTO_AH_ ? ((__u32)h[1] + 2) * 4 : ((__u32)h[1] + 1) * 8;
 		next = h[0];
 		p += len;
 	}
-	return -1;
+	return v6_skippable(next) ? -1 : next;
 }
 
 static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *ip, void *end)

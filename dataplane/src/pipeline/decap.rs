@@ -39,24 +39,27 @@ pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
         }
 }
 
-/// The tunnel GRE from `remote` with `gre_key` belongs to, or why none does.
-fn find_tunnel(snap: &Snapshot, remote: RemoteAddr, gre_key: Option<u32>) -> Result<TunnelId, DropReason> {
+/// Where the tunnels of router `remote` start in the tunnel index (sorted by remote, then
+/// key), if it is some tunnel's router.
+fn router_entries(snap: &Snapshot, remote: RemoteAddr) -> Option<usize> {
     let index = &snap.tunnel_index;
-    match index.binary_search_by(|e| (e.0, e.1).cmp(&(remote, gre_key))) {
-        Ok(i) => Ok(index[i].2),
-        Err(i) => {
-            // Entries of one remote are adjacent: a neighbour with the same remote means
-            // the router is known and the key is wrong.
-            let known = index.get(i).is_some_and(|e| e.0 == remote) || (i > 0 && index[i - 1].0 == remote);
-            Err(if known { DropReason::GreKeyMismatch } else { DropReason::GreUnknownTunnel })
-        }
-    }
+    let at = index.partition_point(|e| e.0 < remote);
+    index.get(at).is_some_and(|e| e.0 == remote).then_some(at)
 }
 
-/// Whether `remote` is some tunnel's router (with any key).
-fn is_a_router(snap: &Snapshot, remote: RemoteAddr) -> bool {
-    let index = &snap.tunnel_index;
-    index.get(index.partition_point(|e| e.0 < remote)).is_some_and(|e| e.0 == remote)
+/// The tunnel of the router whose entries start at `at` ([`router_entries`]) that takes
+/// GRE with `gre_key`: its first entry, as a router with one tunnel has, or by a search of
+/// the rest; `gre_key_mismatch` if none.
+fn find_tunnel(snap: &Snapshot, at: usize, gre_key: Option<u32>) -> Result<TunnelId, DropReason> {
+    let entries = snap.tunnel_index.get(at..).unwrap_or(&[]);
+    let Some(&(remote, key, first)) = entries.first() else { return Err(DropReason::GreKeyMismatch) };
+    if key == gre_key {
+        return Ok(first);
+    }
+    match entries.binary_search_by(|e| (e.0, e.1).cmp(&(remote, gre_key))) {
+        Ok(i) => Ok(entries[i].2),
+        Err(_) => Err(DropReason::GreKeyMismatch),
+    }
 }
 
 /// GRE addressed to us.
@@ -78,12 +81,13 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         // hold the association; the XDP program judges it so too.
         return unsupported(snap);
     }
+    let Some(router) = router_entries(snap, one_form(outer_key.src_addr(), outer_key)) else {
+        // From no tunnel's router, GRE is not ours, whatever it holds (a fragment, a cut or
+        // bad header, options): the XDP program passes it, or hands it over to be dropped,
+        // by `gre_unsupported`, and so does replay.
+        return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
+    };
     if outer.fragment.is_some() {
-        // A fragment from no tunnel's router is not ours, whatever it holds (the XDP
-        // program passes it, or hands it over to be dropped, by `gre_unsupported`).
-        if !is_a_router(snap, one_form(outer_key.src_addr(), outer_key)) {
-            return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
-        }
         // Reassembling would mean keeping state per fragment train for anyone on the
         // Internet; routers send GRE with DF, as Linux does.
         return Verdict::Drop(DropReason::GreFragment);
@@ -106,12 +110,8 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if repr.protocol != PROTO_IPV4 && repr.protocol != PROTO_IPV6 {
         return unsupported(snap);
     }
-    let tid = match find_tunnel(snap, one_form(outer_key.src_addr(), outer_key), repr.key) {
+    let tid = match find_tunnel(snap, router, repr.key) {
         Ok(t) => t,
-        // From no tunnel's router: not ours, as GRE of another version is.
-        Err(DropReason::GreUnknownTunnel) => {
-            return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
-        }
         Err(reason) => return Verdict::Drop(reason),
     };
     let tunnel = &snap.tunnels[usize::from(tid)];
@@ -289,5 +289,38 @@ pub(super) fn carry_ecn(frame: &mut Frame<'_>, outer: &IpFrame, inner: &IpFrame)
             Ok(())
         }
         Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A router's tunnel is found by its key, the first entry or past it, against a linear
+    /// scan of the configured tunnels: unknown routers are told apart from known ones with
+    /// another key.
+    #[test]
+    fn tunnels_are_found_by_router_and_key_as_a_scan_finds_them() {
+        let tunnels = [("a", "198.51.100.1", Some(5)), ("b", "198.51.100.1", Some(7)), ("c", "198.51.100.1", None)];
+        let tunnels = [&tunnels[..], &[("d", "198.51.100.2", Some(5)), ("e", "2001:db8::1", None)]].concat();
+        let mut text = String::from(
+            "[server]\nanycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8:ffff::1\"\n[[customer]]\nname = \"c\"\nprefixes = [\"203.0.113.0/24\"]\n",
+        );
+        for (name, remote, key) in &tunnels {
+            let key = key.map_or(String::new(), |k| format!("key = {k}\n"));
+            text += &format!("[[customer.tunnel]]\nname = \"{name}\"\nremote = \"{remote}\"\n{key}");
+        }
+        let snap = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        let addr = |a: &str| crate::snapshot::remote_addr(a.parse().unwrap());
+        for remote in ["198.51.100.1", "198.51.100.2", "198.51.100.3", "2001:db8::1", "2001:db8::2"] {
+            for key in [None, Some(5), Some(6), Some(7)] {
+                let known = tunnels.iter().any(|t| t.1 == remote);
+                let scan = tunnels.iter().find(|t| t.1 == remote && t.2 == key).map(|t| t.0);
+                let found = router_entries(&snap, addr(remote))
+                    .map(|at| find_tunnel(&snap, at, key).map(|t| snap.tunnels[usize::from(t)].name.as_str()));
+                let expected = known.then(|| scan.ok_or(DropReason::GreKeyMismatch));
+                assert_eq!(found, expected, "{remote} key {key:?}");
+            }
+        }
     }
 }

@@ -91,9 +91,12 @@ pub struct Outcome {
     pub spilled: u8,
 }
 
-// Written for every frame of every batch: at 120 bytes the catch-all case ran 3 % slower
-// (docs/benchmarks.md, session 42). A field that needs more measures it first.
+// Written for every frame of every batch, and kept to 112 bytes: a version at 120 bytes
+// (with other costs) timed 3 % slower on the catch-all case, within what timings vary by
+// here (docs/benchmarks.md, session 42). A field that needs more measures it first.
 const _: () = assert!(size_of::<Outcome>() <= 112);
+// `Outcome::spilled` counts one frame's spilled frames in a byte.
+const _: () = assert!(SPILL_SLOTS <= u8::MAX as usize);
 
 impl Outcome {
     pub(crate) const fn new(verdict: Verdict) -> Outcome {
