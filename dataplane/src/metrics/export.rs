@@ -37,6 +37,22 @@ fn each_rule(snap: &Snapshot) -> impl Iterator<Item = (&str, &'static str, &clas
     customers.chain(global)
 }
 
+/// A sample for each rule of `snap` that `keep` keeps, labelled by customer, kind and name:
+/// its count in `dos` (a DoS rule's) or `rules` (a firewall or egress rule's).
+fn rule_samples(
+    m: &mut MetricEncoder<'_>,
+    snap: &Snapshot,
+    keep: impl Fn(&classifier::Rule) -> bool,
+    dos: &[u64],
+    rules: &[u64],
+) -> fmt::Result {
+    for (customer, kind, rule, slot) in each_rule(snap).filter(|(_, _, r, _)| keep(r)) {
+        let n = if kind == "dos" { dos } else { rules }.get(slot).copied().unwrap_or(0);
+        sample(m, &[("customer", customer), ("kind", kind), ("rule", rule.name.as_str())], n, MetricType::Counter)?;
+    }
+    Ok(())
+}
+
 /// Quantiles of the recent window reported as gauges.
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
 
@@ -283,41 +299,17 @@ impl Scrape<'_> {
             "transitd_rule_hits",
             "Frames each rule decided or (monitor mode) would have; restart at a reload",
             MetricType::Counter,
-            |m| {
-                for (customer, kind, rule, slot) in each_rule(snap) {
-                    let counts = if kind == "dos" { &hits.dos_hits } else { &hits.rule_hits };
-                    let n = counts.get(slot).copied().unwrap_or(0);
-                    sample(
-                        m,
-                        &[("customer", customer), ("kind", kind), ("rule", rule.name.as_str())],
-                        n,
-                        MetricType::Counter,
-                    )?;
-                }
-                Ok(())
-            },
+            |m| rule_samples(m, snap, |_| true, &hits.dos_hits, &hits.rule_hits),
         )?;
+        let previewed = |r: &classifier::Rule| {
+            r.mode == classifier::Mode::Monitor && matches!(r.action, classifier::Action::RateLimit(_))
+        };
         family(
             enc,
             "transitd_rule_would_limit",
             "Of a monitor-mode rate-limit rule's hits, the frames its bucket would have refused (rate_limited) had it been enforced; restart at a reload",
             MetricType::Counter,
-            |m| {
-                let previews = each_rule(snap).filter(|(_, _, r, _)| {
-                    r.mode == classifier::Mode::Monitor && matches!(r.action, classifier::Action::RateLimit(_))
-                });
-                for (customer, kind, rule, slot) in previews {
-                    let counts = if kind == "dos" { &hits.dos_would_limit } else { &hits.rule_would_limit };
-                    let n = counts.get(slot).copied().unwrap_or(0);
-                    sample(
-                        m,
-                        &[("customer", customer), ("kind", kind), ("rule", rule.name.as_str())],
-                        n,
-                        MetricType::Counter,
-                    )?;
-                }
-                Ok(())
-            },
+            |m| rule_samples(m, snap, previewed, &hits.dos_would_limit, &hits.rule_would_limit),
         )?;
         family(
             enc,
