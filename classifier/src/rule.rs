@@ -40,6 +40,17 @@ pub struct Rule {
     pub mode: Mode,
 }
 
+impl Rule {
+    /// The bucket of a monitor-mode `rate-limit` rule, whose limit is previewed (its
+    /// refusals counted) rather than enforced.
+    pub fn previewed_bucket(&self) -> Option<u16> {
+        match (self.mode, self.action) {
+            (Mode::Monitor, Action::RateLimit(b)) => Some(b),
+            _ => None,
+        }
+    }
+}
+
 /// The outcome of consulting a [`RuleSet`] for one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {

@@ -210,7 +210,7 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
     for (scope, rules) in lists {
         for r in rules.rules() {
             report.rule_hits.insert(format!("{scope}/{}", r.name), 0);
-            if r.mode == Mode::Monitor && matches!(r.action, classifier::Action::RateLimit(_)) {
+            if r.previewed_bucket().is_some() {
                 report.would_limit.insert(format!("{scope}/{}", r.name), 0);
             }
         }

@@ -125,12 +125,10 @@ fn replay_tapped(
 /// for a monitor-mode rate limit how many of its hits its bucket would have refused
 /// (`would_limit`, its preview count).
 fn monitor_note(rule: &classifier::Rule, would_limit: Option<&u64>) -> String {
-    match (rule.mode, rule.action) {
+    match (rule.mode, rule.previewed_bucket()) {
         (classifier::Mode::Enforce, _) => String::new(),
-        (_, classifier::Action::RateLimit(_)) => {
-            format!(" (monitor: {} would be rate-limited)", would_limit.copied().unwrap_or(0))
-        }
-        _ => " (monitor)".to_string(),
+        (_, Some(_)) => format!(" (monitor: {} would be rate-limited)", would_limit.copied().unwrap_or(0)),
+        (_, None) => " (monitor)".to_string(),
     }
 }
 

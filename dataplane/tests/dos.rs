@@ -644,16 +644,26 @@ fn the_bucket_key_bound_counts_preview_tables() {
 /// Any change once restarted every bucket, each key with a full burst mid-attack.
 #[test]
 fn a_reload_keeps_the_buckets_it_did_not_change() {
+    let [before, added, faster] = bucket_reloads("enforce");
+    spent_kept_then_afresh([&before, &added, &faster], "another rate: afresh");
+}
+
+/// A UDP rate limit in `mode` on bucket `dst` (1 a second), then reloaded with a bucket
+/// added ahead of it (`dst` the same), then with `dst` at another rate.
+fn bucket_reloads(mode: &str) -> [transitd::snapshot::Snapshot; 3] {
     let config = |buckets: &str| {
-        let rule = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"dst\"\n";
+        let rule = format!(
+            "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"dst\"\nmode = \"{mode}\"\n"
+        );
         snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{buckets}{rule}")))
     };
     let bucket =
         |name: &str, rate: u32| format!("[[dos.bucket]]\nname = \"{name}\"\nkey = \"destination\"\nrate = {rate}\n");
-    let before = config(&bucket("dst", 1));
-    let added = config(&(bucket("other", 5) + &bucket("dst", 1)));
-    let faster = config(&(bucket("other", 5) + &bucket("dst", 2)));
-    spent_kept_then_afresh([&before, &added, &faster], "another rate: afresh");
+    [
+        config(&bucket("dst", 1)),
+        config(&(bucket("other", 5) + &bucket("dst", 1))),
+        config(&(bucket("other", 5) + &bucket("dst", 2))),
+    ]
 }
 
 /// A monitor-mode rule's preview table follows its bucket across reloads: kept with a bucket
@@ -661,16 +671,7 @@ fn a_reload_keeps_the_buckets_it_did_not_change() {
 /// frame is sent.
 #[test]
 fn a_reload_keeps_the_previews_of_the_buckets_it_did_not_change() {
-    let config = |buckets: &str| {
-        let rule = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"dst\"\n\
-                    mode = \"monitor\"\n";
-        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{buckets}{rule}")))
-    };
-    let bucket =
-        |name: &str, rate: u32| format!("[[dos.bucket]]\nname = \"{name}\"\nkey = \"destination\"\nrate = {rate}\n");
-    let before = config(&bucket("dst", 1));
-    let added = config(&(bucket("other", 5) + &bucket("dst", 1)));
-    let faster = config(&(bucket("other", 5) + &bucket("dst", 2)));
+    let [before, added, faster] = bucket_reloads("monitor");
     let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
     let mut limits = transitd::pipeline::Limits::new(&before);
     let would_limit = |snap: &transitd::snapshot::Snapshot, limits: &mut transitd::pipeline::Limits, t: u64| {

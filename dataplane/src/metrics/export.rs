@@ -301,9 +301,7 @@ impl Scrape<'_> {
             MetricType::Counter,
             |m| rule_samples(m, snap, |_| true, &hits.dos_hits, &hits.rule_hits),
         )?;
-        let previewed = |r: &classifier::Rule| {
-            r.mode == classifier::Mode::Monitor && matches!(r.action, classifier::Action::RateLimit(_))
-        };
+        let previewed = |r: &classifier::Rule| r.previewed_bucket().is_some();
         family(
             enc,
             "transitd_rule_would_limit",

@@ -184,7 +184,7 @@ pub(super) fn would_limit(
 #[cold]
 #[inline(never)]
 fn preview(ctx: &mut Ctx<'_>, rules: &RuleSet, m: u32, id: RuleId, key: &Key) -> bool {
-    let Some(Action::RateLimit(b)) = rules.rules().get(m as usize).map(|r| r.action) else { return false };
+    let Some(b) = rules.rules().get(m as usize).and_then(|r| r.previewed_bucket()) else { return false };
     let dos = &ctx.snap.dos;
     let Some(&Some(table)) = dos.preview_of.get(usize::from(b)) else { return false };
     let spec = dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);

@@ -136,9 +136,7 @@ impl Outcome {
 /// Which of a frame's monitor-mode rules rate-limit, with a bucket that would have refused
 /// the frame: what enforcing each would have dropped as `rate_limited`, counted per rule so
 /// that a limit can be sized before it is enforced.
-///
-/// A bit per stage: the outcome, written for every frame, stays within 112 bytes (four
-/// `bool`s made it 120, and the catch-all case 3 % slower).
+/// A bit per stage, so that the outcome stays within 112 bytes (the size check on `Outcome`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WouldLimit(u8);
 
@@ -232,8 +230,13 @@ impl Limits {
             self.dos = fresh;
         }
         // A preview table follows its bucket, as the bucket's table does but keyed by the
-        // monitor-mode rules where the bucket is keyed by rule.
-        let kept_by_monitors = dos::kept_buckets(old, new, classifier::Mode::Monitor);
+        // monitor-mode rules where the bucket is keyed by rule (worked out only when some
+        // bucket is previewed).
+        let kept_by_monitors = if new.dos.previewed.is_empty() {
+            Vec::new()
+        } else {
+            dos::kept_buckets(old, new, classifier::Mode::Monitor)
+        };
         let old_table = |b: usize| old.dos.preview_of.get(b).copied().flatten().map(usize::from);
         let kept_previews: Vec<Option<usize>> =
             new.dos.previewed.iter().map(|&b| kept_by_monitors.get(b).copied().flatten().and_then(old_table)).collect();

@@ -1,6 +1,6 @@
 //! The compiled DoS section: sanity checks, buckets and the global rules.
 
-use classifier::{Action, BucketKey, BucketSpec, Mode, RuleSet};
+use classifier::{Action, BucketKey, BucketSpec, RuleSet};
 use ipnet::IpNet;
 use toml::Spanned;
 
@@ -159,10 +159,8 @@ impl Builder<'_> {
     pub(super) fn previews(&mut self, dos: &mut Dos, section: &DosSection, customers: &[Customer]) {
         let lists = std::iter::once(&dos.rules).chain(customers.iter().flat_map(|c| [&c.dos, &c.firewall, &c.egress]));
         let mut charged = vec![false; dos.buckets.len()];
-        for rule in lists.flat_map(|l| l.rules()).filter(|r| r.mode == Mode::Monitor) {
-            if let Action::RateLimit(b) = rule.action
-                && let Some(c) = charged.get_mut(usize::from(b))
-            {
+        for b in lists.flat_map(|l| l.rules()).filter_map(|r| r.previewed_bucket()) {
+            if let Some(c) = charged.get_mut(usize::from(b)) {
                 *c = true;
             }
         }
