@@ -981,7 +981,9 @@ mod tests {
     /// (which walks the headers and decapsulates or drops it with a reason); from anywhere
     /// else it fares as GRE that is not ours (`gre_unsupported`: passed and counted, or the
     /// data plane's to drop), as IPv4 fragments of GRE do; it went to the kernel whatever
-    /// `gre_unsupported` said. What is not GRE behind the headers is not ours.
+    /// `gre_unsupported` said. GRE under AH anywhere in the chain is not ours from anyone,
+    /// as the data plane judges it (it went to the kernel when options followed the AH).
+    /// What is not GRE behind the headers, or lies past the payload length, is not ours.
     #[test]
     fn gre_over_ipv6_behind_an_extension_header_follows_its_source() {
         let program = XdpProgram::load().expect("load the program (needs root)");
@@ -1009,6 +1011,16 @@ mod tests {
             (0..n).flat_map(|k| [if k + 1 < n { 60 } else { 47 }, 0, 0, 0, 0, 0, 0, 0]).collect()
         };
         let (eight, nine) = (ipv6_behind(router, 60, &chain_of(8), &gre), ipv6_behind(router, 60, &chain_of(9), &gre));
+        // Options alone; AH first, then options (AH naming them); UDP behind options alone.
+        let options_only = ipv6_behind(router, 60, &chain_of(1), &gre);
+        let ah_first = [&[60u8][..], &ah[1..], &chain_of(1)].concat();
+        let ah_then_options = ipv6_behind(router, 51, &ah_first, &gre);
+        let udp_behind_options = [&[17u8][..], &options[1..]].concat();
+        let udp_behind_options = ipv6_behind(router, 60, &udp_behind_options, &[0, 53, 0, 53, 0, 8, 0, 0]);
+        // Two option headers and GRE in the frame, the payload length covering the first:
+        // the rest is padding, no header.
+        let mut cut = ipv6_behind(router, 60, &chain_of(2), &gre);
+        cut[18..20].copy_from_slice(&8u16.to_be_bytes());
         for (gre_unsupported, not_ours) in [("pass", "gre_not_ours"), ("drop", "no_socket")] {
             let config = XdpConfig { gre_not_ours_pass: gre_unsupported == "pass", ..config.clone() };
             program.publish(&config, &EgressTables::default()).unwrap();
@@ -1018,12 +1030,20 @@ mod tests {
             assert_eq!(judge(&program, &deep), not_ours, "{gre_unsupported}: behind three headers");
             assert_eq!(judge(&program, &later), not_ours, "{gre_unsupported}: a later fragment");
             assert_eq!(judge(&program, &eight), not_ours, "{gre_unsupported}: eight headers");
+            assert_eq!(judge(&program, &ah_then_options), not_ours, "{gre_unsupported}: AH, then options");
             assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: UDP is the host's");
+            assert_eq!(judge(&program, &udp_behind_options), "passed", "{gre_unsupported}: UDP, options");
             assert_eq!(judge(&program, &nine), "passed", "{gre_unsupported}: nine headers");
+            assert_eq!(judge(&program, &cut), "passed", "{gre_unsupported}: headers past the length");
             program.set_tunnel_remotes(&[], &[router]).unwrap();
-            for frame in [gre_over_ipv6(router, true), gre_over_ipv6(router, false), deep.clone(), not_gre.clone()] {
-                assert_eq!(judge(&program, &frame), "no_socket", "{gre_unsupported}: from the tunnel's router");
+            let router_frames = [gre_over_ipv6(router, true), gre_over_ipv6(router, false), options_only.clone()];
+            for frame in router_frames.iter().chain([&udp_behind_options, &nine, &cut]) {
+                assert_eq!(judge(&program, frame), "no_socket", "{gre_unsupported}: from the tunnel's router");
             }
+            // Under AH, GRE is not ours from the router either; anything else is the host's.
+            assert_eq!(judge(&program, &deep), not_ours, "{gre_unsupported}: the router's, under AH");
+            assert_eq!(judge(&program, &ah_then_options), not_ours, "{gre_unsupported}: the router's, AH first");
+            assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: the router's UDP under AH");
         }
     }
 

@@ -1064,7 +1064,8 @@ tunnel = "t"
 /// transitd holds no security association to verify it with, and decapsulating would take
 /// it as authenticated. It fares as GRE that is not ours (`gre_unsupported`), as the XDP
 /// program judges it; without the AH the same packet is decapsulated. scapy builds them
-/// (IPv4 and IPv6, whole and as a first fragment).
+/// (IPv4 and IPv6, whole and as a first fragment; over IPv6 also with options after the AH
+/// and before it).
 #[test]
 fn gre_under_ah_is_not_decapsulated() {
     let (config, _) = tunnel_edge();
@@ -1080,19 +1081,21 @@ fn gre_under_ah_is_not_decapsulated() {
            v4('MF')/ah/GRE()/inner,\n\
            v6/ah/GRE()/inner,\n\
            Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner,\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=51)/AH(nh=60, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/IPv6ExtHdrDestOpt(nh=47)/GRE()/inner,\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/IPv6ExtHdrDestOpt()/ah/GRE()/inner,\n\
          ]",
     );
-    // tshark reads the AH and the GRE behind it in the first three.
-    assert_eq!(tshark_frames(&file, "ah.spi == 1 and gre", &[]), [1, 2, 3]);
+    // tshark reads the AH and the GRE behind it in all but the fourth.
+    assert_eq!(tshark_frames(&file, "ah.spi == 1 and gre", &[]), [1, 2, 3, 5, 6]);
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     let pass = format!("pass:{}", PassReason::GreUnsupported.name());
     let (v, _, _) = verdicts_of(&config, frames.clone());
-    assert_eq!(fates(&v), [pass.as_str(), &pass, &pass, "tx:decapsulated"]);
+    assert_eq!(fates(&v), [pass.as_str(), &pass, &pass, "tx:decapsulated", &pass, &pass]);
     let dropping = config.replace("[dos.sanity]", "gre_unsupported = \"drop\"\n[dos.sanity]");
     let (v, _, _) = verdicts_of(&dropping, frames);
     let drop = DropReason::GreUnsupported.name();
-    assert_eq!(fates(&v), [drop, drop, drop, "tx:decapsulated"]);
+    assert_eq!(fates(&v), [drop, drop, drop, "tx:decapsulated", drop, drop]);
 }
 
 /// GRE from no tunnel's router is not ours, whatever it holds: passed

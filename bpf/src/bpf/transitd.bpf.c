@@ -63,22 +63,17 @@ static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void
 /* GRE under an authentication header (RFC 4302) is not decapsulated whoever sends it: the
  * data plane holds no security association to verify it with (the host may). It fares as
  * GRE that is not ours. Anything else under AH, and the later fragments of an AH datagram
- * (data, no header), is the host's. `ah` is the AH header. */
-static __always_inline int ah_gre_fate(struct transitd_config *cfg, void *ah, void *end)
+ * (data, no header), is the host's. Over IPv4 the AH header starts the payload of a whole
+ * packet or a first fragment (a later fragment's payload is data), within the total length
+ * (not in Ethernet padding); over IPv6, fate_v6 walks to it. */
+static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip, __u32 ihl, void *end)
 {
-	__u8 *next_header = ah;
+	__u8 *next_header = (void *)ip + ihl;
+	if (ip->frag_off & bpf_htons(0x1fff) || ihl + 1 > bpf_ntohs(ip->tot_len))
+		return NOT_OURS;
 	if ((void *)(next_header + 1) > end || *next_header != IPPROTO_GRE_)
 		return NOT_OURS;
 	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
-}
-
-/* IPv4: the AH header starts the payload of a whole packet or a first fragment (a later
- * fragment's payload is data), within the total length (not in Ethernet padding). */
-static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip, __u32 ihl, void *end)
-{
-	if (ip->frag_off & bpf_htons(0x1fff) || ihl + 1 > bpf_ntohs(ip->tot_len))
-		return NOT_OURS;
-	return ah_gre_fate(cfg, (void *)ip + ihl, end);
 }
 
 static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip, void *end)
@@ -110,10 +105,12 @@ static __always_inline int v6_skippable(__u8 next)
 }
 
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
- * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame; -1 for a
- * chain that runs past either. Behind a later fragment's header is data: the header names
- * its datagram's protocol, as the data plane's parser reads it. */
-static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end)
+ * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame and the
+ * `left` bytes of payload the fixed header announces; -1 for a chain that runs past any of
+ * these. Behind a later fragment's header is data: the header names its datagram's
+ * protocol, as the data plane's parser reads it. `*under_ah` is set if one of the headers
+ * is AH. */
+static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u32 left, int *under_ah)
 {
 	for (int i = 0; i < MAX_V6_EXTENSIONS; i++) {
 		if (!v6_skippable(next))
@@ -121,11 +118,16 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end)
 		__u8 *h = p;
 		if ((void *)(h + 4) > end)
 			return -1;
-		if (next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8)
-			return h[0];
+		if (next == IPPROTO_AH_)
+			*under_ah = 1;
 		/* Options: 8-byte units past the first 8 (RFC 8200 section 4.3); AH: 4-byte units
 		 * past the first 8 (RFC 4302 section 2.2); a fragment header is 8 bytes. */
 		__u32 len = next == IPPROTO_FRAGMENT_ ? 8 : next == IPPROTO_AH_ ? ((__u32)h[1] + 2) * 4 : ((__u32)h[1] + 1) * 8;
+		if (len > left)
+			return -1;
+		if (next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8)
+			return h[0];
+		left -= len;
 		next = h[0];
 		p += len;
 	}
@@ -153,19 +155,20 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	struct ipv6_addr_ src;
 	__builtin_memcpy(src.addr, &ip->saddr, sizeof(src.addr));
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v6, &src) != 0;
-	/* GRE right behind an AH header: as over IPv4 (ah_fate), whoever sends it. */
-	if (next == IPPROTO_AH_)
-		return bpf_ntohs(ip->payload_len) < 1 ? NOT_OURS : ah_gre_fate(cfg, ip + 1, end);
-	/* Behind extension headers (a fragment header, options) from a tunnel's router: the
-	 * data plane walks them and decapsulates, or drops the packet under its reason (AH
-	 * among them: gre_unsupported); the kernel, with no GRE, would do neither. From
-	 * anywhere else, GRE (whole, or any fragment of it) fares as GRE that is not ours, as
-	 * over IPv4; what is not GRE is the host's. */
-	if (extension && known)
-		return OURS;
-	if (extension)
-		return v6_upper_protocol(next, ip + 1, end) == IPPROTO_GRE_ ? (cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS)
-									 : NOT_OURS;
+	/* Behind extension headers (a fragment header, options, AH) the program walks them, as
+	 * the data plane's parser does. GRE under AH is not ours, whoever sends it (as over
+	 * IPv4: ah_fate), and anything else under AH is the host's. From a tunnel's router, GRE
+	 * behind other headers, or a chain the program cannot read to its end, is the data
+	 * plane's (which decapsulates it or drops it under its reason): the kernel, with no GRE,
+	 * would do neither. From anywhere else GRE (whole, or any fragment of it) fares as GRE
+	 * that is not ours, as over IPv4; what is not GRE is the host's. */
+	if (next == IPPROTO_AH_ || extension) {
+		int under_ah = 0;
+		int upper = v6_upper_protocol(next, ip + 1, end, bpf_ntohs(ip->payload_len), &under_ah);
+		if (upper == IPPROTO_GRE_ && (under_ah || !known))
+			return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
+		return known && (upper < 0 || !under_ah) ? OURS : NOT_OURS;
+	}
 	return gre_fate(cfg, ip + 1, end, known, 0);
 }
 
