@@ -1285,3 +1285,71 @@ fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
         }
     }
 }
+
+/// The XDP program and the pipeline judge GRE to the anycast address alike, so that replay
+/// shows what a live edge does: on 3000 frames scapy builds at random (GRE and not, from
+/// the tunnels' routers and from elsewhere, IPv4 options, fragments and AH, IPv6 chains of
+/// extension headers and AH, GRE of every flag, version and payload, frames cut short or
+/// with a byte changed; `data/gre_frames.py`), the kernel's test run of the program with
+/// the tables `run` gives it beside the pipeline's verdict, under both `gre_unsupported`
+/// settings:
+/// - what the pipeline transmits, the program hands over (here: to a queue with no socket);
+/// - GRE that is not ours goes where `gre_unsupported` says: passed by the program itself
+///   (never handed over, to be punted back), or handed over for the pipeline to drop;
+/// - what the program passes as GRE that is not ours, the pipeline passes as such too, or
+///   drops as malformed at the IP layer (which the kernel drops as well);
+/// - what the program passes as the host's holds no GRE of any kind for the pipeline.
+#[test]
+fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-judged.pcap");
+    scapy_pcap(&file, &format!("NFRAMES = 3000\n{}", include_str!("data/gre_frames.py")));
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    let not_ours = [DropReason::GreUnsupported.name(), DropReason::GreUnknownTunnel.name()];
+    let malformed_ip = [D::Truncated, D::BadIpv4Checksum, D::BadIpv4Header, D::BadIpv6Header, D::BadIpExtHeader];
+    let gre_reasons = [D::GreFragment, D::GreKeyMismatch, D::BadGreHeader, D::BadGreChecksum, D::DecapOuterForbids];
+    use DropReason as D;
+    for gre_unsupported in ["pass", "drop"] {
+        let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
+        let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+        let mut seen = std::collections::BTreeMap::new();
+        for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
+            let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+            let (kind, reason) = (verdict.kind(), verdict.reason());
+            let gre_not_ours = kind != "tx" && not_ours.contains(&reason);
+            let fine = match decision {
+                X::NoSocket => !(gre_not_ours && gre_unsupported == "pass"),
+                X::GreNotOurs => gre_not_ours || (kind == "drop" && malformed_ip.iter().any(|r| r.name() == reason)),
+                X::Passed => kind != "tx" && !gre_not_ours && !gre_reasons.iter().any(|r| r.name() == reason),
+                _ => false,
+            };
+            assert!(
+                fine,
+                "{gre_unsupported}: frame {} ({:02x?}): the program {}, the pipeline {kind}:{reason}",
+                i + 1,
+                frame,
+                decision.name()
+            );
+            *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
+        }
+        // Each case the frames are made for came up (else the test would hold nothing).
+        let at_least = |decision: X, kind: &str, reason: &str| {
+            let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
+            assert!(n >= 10, "{gre_unsupported}: {} {kind}:{reason} came up {n} times: {seen:?}", decision.name());
+        };
+        let gre_not_ours = if gre_unsupported == "pass" { (X::GreNotOurs, "pass") } else { (X::NoSocket, "drop") };
+        for reason in [PassReason::GreUnsupported.name(), PassReason::GreUnknownTunnel.name()] {
+            at_least(gre_not_ours.0, gre_not_ours.1, reason);
+        }
+        at_least(X::NoSocket, "tx", TxReason::Decapsulated.name());
+        at_least(X::NoSocket, "tx", TxReason::Encapsulated.name());
+        for reason in gre_reasons.into_iter().chain([D::DecapSpoofedSource]) {
+            at_least(X::NoSocket, "drop", reason.name());
+        }
+        at_least(X::Passed, "pass", PassReason::NoCustomer.name());
+    }
+}

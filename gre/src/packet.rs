@@ -107,6 +107,12 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
         self.buf
     }
 
+    /// The version and protocol type, read from the fixed header alone (as the XDP program
+    /// reads them to judge whose GRE it is), if the buffer holds that header.
+    pub fn fixed_header(&self) -> Option<(u8, u16)> {
+        (self.buf.as_ref().len() >= field::FIXED_LEN).then(|| (self.version(), self.protocol()))
+    }
+
     /// The flags-and-version word.
     pub fn flags_version(&self) -> u16 {
         u16_at(self.buf.as_ref(), field::FLAGS_VER)

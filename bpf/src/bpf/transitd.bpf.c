@@ -42,16 +42,17 @@ struct gre_base_ {
 };
 
 /* GRE to the anycast address is transitd's when it comes from a configured tunnel's router,
- * is version 0 and carries IPv4 or IPv6 (what the data plane decapsulates). The rest is
- * passed to the kernel here unless the configuration asks the data plane to drop (and count)
- * it. A truncated or fragmented header from a tunnel's router is left to the data plane,
- * which drops it with a reason; from anywhere else it is not ours, whatever it holds. */
-static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, int known, int fragment)
+ * is version 0 and carries IPv4 or IPv6 (what the data plane decapsulates), fragment or
+ * not. The rest is passed to the kernel here unless the configuration asks the data plane
+ * to drop (and count) it. From a tunnel's router, a header cut short, or a later fragment
+ * (whose data holds no header), is left to the data plane, which drops it with a reason;
+ * from anywhere else it is not ours, whatever it holds. */
+static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, int known, int later_fragment)
 {
 	struct gre_base_ *g = gre;
-	if (known && (fragment || (void *)(g + 1) > end))
+	if (known && (later_fragment || (void *)(g + 1) > end))
 		return OURS;
-	if (fragment || (void *)(g + 1) > end)
+	if (later_fragment || (void *)(g + 1) > end)
 		return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 	int plain = (g->flags & bpf_htons(GRE_VERSION_MASK)) == 0 &&
 		    (g->proto == bpf_htons(ETH_P_IP) || g->proto == bpf_htons(ETH_P_IPV6));
@@ -93,8 +94,8 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 		return NOT_OURS;
 	__u32 src = ip->saddr;
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v4, &src) != 0;
-	int fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
-	return gre_fate(cfg, (void *)ip + ihl, end, known, fragment);
+	int later_fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
+	return gre_fate(cfg, (void *)ip + ihl, end, known, later_fragment);
 }
 
 /* Whether protocol `next` is an IPv6 extension header or AH (which the walk below steps over). */
@@ -104,33 +105,46 @@ static __always_inline int v6_skippable(__u8 next)
 	       next == IPPROTO_FRAGMENT_ || next == IPPROTO_AH_;
 }
 
+/* Where an IPv6 packet's headers end, as v6_upper_protocol reads them. */
+struct v6_upper {
+	__u32 at;	    /* the upper-layer header's offset from the walk's start */
+	int under_ah;	    /* one of the headers is AH */
+	int later_fragment; /* the walk ended at a later fragment's data (`at` not set) */
+};
+
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
  * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame and the
  * `left` bytes of payload the fixed header announces; -1 for a chain that runs past any of
  * these. Behind a later fragment's header is data: the header names its datagram's
- * protocol, as the data plane's parser reads it. `*under_ah` is set if one of the headers
- * is AH. */
-static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u32 left, int *under_ah)
+ * protocol, as the data plane's parser reads it. `up` says where the walk ended and what
+ * it passed. */
+static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u32 left, struct v6_upper *up)
 {
+	__u32 off = 0;
 	for (int i = 0; i < MAX_V6_EXTENSIONS; i++) {
-		if (!v6_skippable(next))
+		if (!v6_skippable(next)) {
+			up->at = off;
 			return next;
-		__u8 *h = p;
+		}
+		__u8 *h = p + off;
 		if ((void *)(h + 4) > end)
 			return -1;
-		if (next == IPPROTO_AH_)
-			*under_ah = 1;
 		/* Options: 8-byte units past the first 8 (RFC 8200 section 4.3); AH: 4-byte units
 		 * past the first 8 (RFC 4302 section 2.2); a fragment header is 8 bytes. */
 		__u32 len = next == IPPROTO_FRAGMENT_ ? 8 : next == IPPROTO_AH_ ? ((__u32)h[1] + 2) * 4 : ((__u32)h[1] + 1) * 8;
 		if (len > left)
 			return -1;
-		if (next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8)
+		if (next == IPPROTO_AH_)
+			up->under_ah = 1;
+		if (next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8) {
+			up->later_fragment = 1;
 			return h[0];
+		}
 		left -= len;
 		next = h[0];
-		p += len;
+		off += len;
 	}
+	up->at = off;
 	return v6_skippable(next) ? -1 : next;
 }
 
@@ -140,8 +154,8 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	__builtin_memcpy(key.addr, &ip->daddr, sizeof(key.addr));
 	if (bpf_map_lookup_elem(&owned_v6, &key))
 		return OURS;
-	/* GRE over IPv6 to the IPv6 anycast address, right behind the fixed header as routers
-	 * send it. */
+	/* GRE over IPv6 to the IPv6 anycast address, behind the fixed header or extension
+	 * headers. */
 	__u8 next = ip->nexthdr;
 	int extension = next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_FRAGMENT_ ||
 			next == IPPROTO_DSTOPTS_;
@@ -155,21 +169,23 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	struct ipv6_addr_ src;
 	__builtin_memcpy(src.addr, &ip->saddr, sizeof(src.addr));
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v6, &src) != 0;
-	/* Behind extension headers (a fragment header, options, AH) the program walks them, as
-	 * the data plane's parser does. GRE under AH is not ours, whoever sends it (as over
-	 * IPv4: ah_fate), and anything else under AH is the host's. From a tunnel's router, GRE
-	 * behind other headers, or a chain the program cannot read to its end, is the data
-	 * plane's (which decapsulates it or drops it under its reason): the kernel, with no GRE,
-	 * would do neither. From anywhere else GRE (whole, or any fragment of it) fares as GRE
-	 * that is not ours, as over IPv4; what is not GRE is the host's. */
-	if (next == IPPROTO_AH_ || extension) {
-		int under_ah = 0;
-		int upper = v6_upper_protocol(next, ip + 1, end, bpf_ntohs(ip->payload_len), &under_ah);
-		if (upper == IPPROTO_GRE_ && (under_ah || !known))
-			return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
-		return known && (upper < 0 || !under_ah) ? OURS : NOT_OURS;
-	}
-	return gre_fate(cfg, ip + 1, end, known, 0);
+	/* The headers before it are walked as the data plane's parser walks them (a fragment
+	 * header, options, AH; right behind the fixed header is how routers send GRE). GRE under
+	 * AH is not ours, whoever sends it (as over IPv4: ah_fate); other GRE fares as over
+	 * IPv4, by its source and fixed header (a later fragment by its source). From a tunnel's
+	 * router, a chain the program cannot read to its end is the data plane's, which drops it
+	 * under its reason (the kernel, with no GRE, would do neither); what is not GRE is the
+	 * host's. */
+	struct v6_upper up = { 0 };
+	int upper = v6_upper_protocol(next, ip + 1, end, bpf_ntohs(ip->payload_len), &up);
+	if (upper == IPPROTO_GRE_ && up.under_ah)
+		return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
+	if (upper == IPPROTO_GRE_)
+		/* The walk ends within a page of the fixed header (every header it reads starts
+		 * within the frame's first buffer, and none is longer than 2048 bytes): the mask
+		 * changes nothing but tells the verifier so. */
+		return gre_fate(cfg, (void *)(ip + 1) + (up.at & 0x3fff), end, known, up.later_fragment);
+	return known && upper < 0 ? OURS : NOT_OURS;
 }
 
 /* Frags-aware ("xdp.frags"): it may be attached to an interface whose MTU exceeds a page,

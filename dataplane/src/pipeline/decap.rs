@@ -14,7 +14,7 @@
 use classifier::{Dim, Key};
 use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_reply_in_place};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
-use gre::{GreError, GrePacket, GreRepr, IpPacket, ecn};
+use gre::{GrePacket, GreRepr, IpPacket, ecn};
 
 use super::dos::{self, RuleId, one_form};
 use super::forward::{self, Ctx, back_into, to_next_hop};
@@ -87,29 +87,36 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         // by `gre_unsupported`, and so does replay.
         return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
     };
-    if outer.fragment.is_some() {
-        // Reassembling would mean keeping state per fragment train for anyone on the
-        // Internet; routers send GRE with DF, as Linux does.
-        return Verdict::Drop(DropReason::GreFragment);
+    // Reassembling would mean keeping state per fragment train for anyone on the Internet;
+    // routers send GRE with DF, as Linux does.
+    if outer.fragment.is_some_and(|f| f.offset > 0) {
+        return Verdict::Drop(DropReason::GreFragment); // data, no header to judge
     }
     let outer_end = frame.start + outer.l3_start + outer.l3_len;
+    let gre_start = frame.start + outer.l4_start;
+    let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Verdict::Drop(DropReason::Truncated) };
+    let packet = GrePacket::new_unchecked(bytes);
+    if let Some((version, protocol)) = packet.fixed_header()
+        && (version != 0 || (protocol != PROTO_IPV4 && protocol != PROTO_IPV6))
+    {
+        // Another version (PPTP's), or a payload we do not carry, is not ours whatever the
+        // rest of the header, the outer options or a first fragment's flag say: the XDP
+        // program reads the fixed header alone and judges so, and the two agree.
+        return unsupported(snap);
+    }
+    if outer.fragment.is_some() {
+        return Verdict::Drop(DropReason::GreFragment);
+    }
     let optioned = if outer.is_ipv6 { outer.extension_headers > 0 } else { outer.header_len > 20 };
     if optioned && !terminable(frame.buf.get(frame.start + outer.l3_start..outer_end).unwrap_or(&[]), outer) {
         // A source route through us, or an option we must not ignore: ending the packet
         // here would take it from where its sender sent it (Linux drops these too).
         return Verdict::Drop(DropReason::DecapOuterForbids);
     }
-    let gre_start = frame.start + outer.l4_start;
-    let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Verdict::Drop(DropReason::Truncated) };
-    let packet = GrePacket::new_unchecked(bytes);
     let repr = match GreRepr::parse(&packet) {
         Ok(r) => r,
-        Err(GreError::Version(_)) => return unsupported(snap),
         Err(e) => return Verdict::Drop(e.into()),
     };
-    if repr.protocol != PROTO_IPV4 && repr.protocol != PROTO_IPV6 {
-        return unsupported(snap);
-    }
     let tid = match find_tunnel(snap, router, repr.key) {
         Ok(t) => t,
         Err(reason) => return Verdict::Drop(reason),

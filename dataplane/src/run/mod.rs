@@ -25,7 +25,8 @@ use transitd_bpf::{AttachMode, XdpProgram};
 use self::announce::Announcer;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
-use self::reload::{ConfigWatch, FileWatch, program_tables};
+pub use self::reload::program_xdp;
+use self::reload::{ConfigWatch, FileWatch};
 use self::report::{final_report, progress_line};
 use crate::dropcap::{CaptureOptions, DropCapture};
 use crate::fleet::{self, EtcdSource};
@@ -160,9 +161,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     {
         bail!("{}: {}", opts.iface, transitd_bpf::BpfError::Occupied { ifindex: index, found });
     }
-    program.set_owned_v4(&snapshot.owned_v4())?;
-    program.set_owned_v6(&snapshot.owned_v6())?;
-    program_tables(&program, &snapshot)?;
+    program_xdp(&program, &snapshot)?;
     let customers = (snapshot.customers.len(), snapshot.tunnels.len());
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     // The next hop follows the running configuration: a reload may change it.

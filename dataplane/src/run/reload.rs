@@ -476,6 +476,16 @@ pub(super) fn tunnel_remotes(snap: &Snapshot) -> (Vec<std::net::Ipv4Addr>, Vec<s
     (v4, v6)
 }
 
+/// Everything the XDP program reads from `snap`: its owned prefixes, then its
+/// configuration, tunnel remotes and soft-unicast tables ([`program_tables`]), as `run`
+/// programs it at start (a reload widens, then narrows). Tests hold the program to the
+/// pipeline on one snapshot with it.
+pub fn program_xdp(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
+    program.set_owned_v4(&snap.owned_v4())?;
+    program.set_owned_v6(&snap.owned_v6())?;
+    program_tables(program, snap)
+}
+
 /// The XDP program's configuration, tunnel remotes and soft-unicast tables from `snap`.
 pub(super) fn program_tables(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
     let (v4, v6) = tunnel_remotes(snap);

@@ -1,0 +1,64 @@
+# Frames for the XDP program's and the data plane's differential test (tunnels.rs): GRE
+# (and not GRE) to the anycast addresses of dataplane/tests/data/tunnel-edge.toml, from its
+# tunnels' routers and from elsewhere, over IPv4 (options, fragments, AH) and IPv6 (chains
+# of extension headers and AH), with GRE headers of every flag, version and payload, and
+# one frame in ten cut short, one in twenty with a byte changed. scapy builds them, from a
+# fixed seed; the test sets NFRAMES.
+import random
+random.seed(47)
+R4, R4K, R6 = '198.51.100.1', '198.51.100.2', '2001:db8:beef::1'
+A4, A6 = '192.0.2.1', '2001:db8:ffff::1'
+def junk(n): return bytes(random.randrange(256) for _ in range(n))
+def inner():
+    # From acme's network to the Internet (decapsulated), from elsewhere (spoofed), or junk.
+    c = random.random()
+    if c < 0.4: return IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')
+    if c < 0.55: return IPv6(src='2001:db8:acbe::1', dst='2001:db8:1::1')/UDP(sport=5353, dport=53)/Raw(b'query')
+    if c < 0.7: return IP(src='198.18.0.10', dst='198.18.0.11')/UDP(sport=5353, dport=53)/Raw(b'query')
+    return Raw(junk(random.randrange(0, 40)))
+def gre():
+    g = GRE(proto=random.choice([0x0800, 0x0800, 0x86dd, 0x6558, 0x8847, 0x0000]))
+    if random.random() < 0.3: g.key_present, g.key = 1, random.choice([7, 7, 9])
+    if random.random() < 0.2:
+        g.chksum_present = 1
+        if random.random() < 0.3: g.chksum = 0x1234 # wrong (scapy fills in the right one if unset)
+    if random.random() < 0.2: g.seqnum_present, g.seqence_number = 1, 5
+    if random.random() < 0.1: g.version = 1
+    if random.random() < 0.05: g.routing_present = 1
+    return g/inner()
+def ah(nh): return AH(nh=nh, payloadlen=4, spi=1, seq=1, icv=junk(12))
+def v4():
+    src = random.choice([R4, R4, R4K, '198.51.100.77'])
+    ip = IP(src=src, dst=random.choice([A4] * 8 + ['203.0.113.9']), flags=random.choice([0, 0, 'DF', 'MF']),
+            frag=random.choice([0] * 8 + [1, 185]))
+    if random.random() < 0.15:
+        ip.options = random.choice([[IPOption_NOP()] * 4, [IPOption_RR()], [IPOption_Router_Alert()], [IPOption_LSRR(routers=['192.0.2.9'])]])
+    c = random.random()
+    if c < 0.15: return ip/ah(47)/gre()
+    if c < 0.2: return ip/ah(17)/UDP()/Raw(b'x')
+    if c < 0.3: return ip/UDP(dport=random.choice([53, 4754]))/Raw(b'x')
+    return ip/gre()
+EXT = ['hop', 'dst', 'rt', 'frag', 'ah']
+def v6():
+    src = random.choice([R6, R6, '2001:db8:beef::99'])
+    p = IPv6(src=src, dst=random.choice([A6] * 8 + ['2001:db8:acbe::9']))
+    for i in range(random.choice([0, 0, 0, 1, 1, 2, 3, 8, 9])):
+        e = random.choice(EXT)
+        if e == 'hop': p = p/IPv6ExtHdrHopByHop()
+        elif e == 'dst': p = p/IPv6ExtHdrDestOpt(options=random.choice([[], [PadN(optdata=b'\0' * 4)], [HAO()]]))
+        elif e == 'rt': p = p/IPv6ExtHdrRouting(segleft=random.choice([0, 0, 1]), addresses=['2001:db8::5'])
+        elif e == 'frag': p = p/IPv6ExtHdrFragment(offset=random.choice([0, 0, 1, 100]), m=random.choice([0, 1]), id=7)
+        else: p = p/AH(payloadlen=4, spi=1, seq=1, icv=junk(12))
+    if random.random() < 0.2: return p/UDP()/Raw(b'x')
+    return p/gre()
+frames = []
+for _ in range(NFRAMES):
+    f = Ether(dst='02:00:00:00:00:01')/(v4() if random.random() < 0.5 else v6())
+    b = bytes(f)
+    c = random.random()
+    if c < 0.1: b = b[:random.randrange(14, len(b))]
+    elif c < 0.15:
+        b = bytearray(b)
+        b[random.randrange(14, len(b))] = random.randrange(256)
+        b = bytes(b)
+    frames.append(Ether(b))
