@@ -710,6 +710,40 @@ fn a_monitor_mode_rule_added_to_a_rule_keyed_bucket_keeps_its_tokens() {
     spent_kept_then_afresh([&before, &watched, &renumbered], "the enforced rule renumbered: afresh");
 }
 
+/// The preview side of the same: an enforced rule added to a `key = "rule"` bucket leaves a
+/// monitor-mode rule's preview spent (enforced rules key the bucket's own table); a
+/// monitor-mode rule added before it renumbers it, and its preview starts afresh (kept, the
+/// new first rule would have spent the old one's tokens).
+#[test]
+fn an_enforced_rule_added_to_a_rule_keyed_bucket_keeps_its_previews() {
+    let rule = |name: &str, mode: &str| {
+        format!(
+            "[[dos.rule]]\nname = \"{name}\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n\
+             mode = \"{mode}\"\n"
+        )
+    };
+    let config = |rules: &[&String]| {
+        let bucket = "[[dos.bucket]]\nname = \"per-rule\"\nkey = \"rule\"\nrate = 1\nburst = 1\n";
+        let rules: String = rules.iter().map(|r| r.as_str()).collect();
+        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{bucket}{rules}")))
+    };
+    let (watch, first, udp) = (rule("watch", "monitor"), rule("first", "monitor"), rule("udp", "enforce"));
+    let before = config(&[&watch]);
+    let enforced = config(&[&watch, &udp]);
+    let renumbered = config(&[&first, &watch, &udp]);
+    let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
+    let mut limits = transitd::pipeline::Limits::new(&before);
+    let would_limit = |snap: &transitd::snapshot::Snapshot, limits: &mut transitd::pipeline::Limits, t: u64| {
+        outcome_with(snap, limits, &frame, t).would_limit.has(transitd::pipeline::WouldLimit::DOS)
+    };
+    assert!(!would_limit(&before, &mut limits, 0), "the first frame has the burst's token");
+    assert!(would_limit(&before, &mut limits, 1));
+    limits.rebind(&before, &enforced);
+    assert!(would_limit(&enforced, &mut limits, 2), "an enforced rule added: kept");
+    limits.rebind(&enforced, &renumbered);
+    assert!(!would_limit(&renumbered, &mut limits, 3), "the monitor-mode rules renumbered: afresh");
+}
+
 /// `transitd match --json --config` of `config` on `capture`: the dry run's report.
 fn match_json(config: &str, capture: &std::path::Path, tag: &str) -> serde_json::Value {
     let dir = std::env::temp_dir().join(format!("transitd-dos-{tag}-{}", std::process::id()));
