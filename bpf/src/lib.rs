@@ -879,26 +879,31 @@ mod tests {
         assert_eq!(judge(&program, &backbone(&fragment_to_egress(75, None))), "backbone_local");
     }
 
-    /// Under AH the port lies past a header the program does not read: a packet, or a
-    /// datagram's first fragment, goes to the data plane whatever its port, and the later
-    /// fragments follow; it was judged as a packet with no port (its data centre's: passed
-    /// to this host's kernel while another server owned it).
+    /// Under AH the port lies past the AH header, where the program reads it as the data
+    /// plane does: a packet, or a datagram's first fragment, goes where its port says, and
+    /// the later fragments follow. It went to the data plane whatever its port (punted back
+    /// to this host when it was this server's); before that, it was judged as a packet with
+    /// no port (its data centre's: passed here while another server owned it).
     #[test]
-    fn packets_under_ah_go_to_the_data_plane_which_reads_their_port() {
+    fn packets_under_ah_are_judged_by_the_port_behind_it() {
         let program = XdpProgram::load().expect("load the program (needs root)");
         let (config, egress) = soft_unicast([0, 1]);
         program.publish(&config, &egress).unwrap();
         // AH (RFC 4302: next header UDP, payload length 4, SPI, sequence, 12-byte ICV), then
-        // UDP to port 40000 (slice 1, another server's).
+        // UDP to port 40000 (slice 1, another server's) or 2000 (slice 0, this one's).
         let mut ah = vec![17, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
         ah.extend_from_slice(&[0; 12]);
-        let udp = [5353u16, 40000, 8, 0].map(u16::to_be_bytes).concat();
-        let whole = ipv4_frame([198, 51, 100, 7], [192, 0, 2, 10], 51, 0, &[ah.clone(), udp.clone()].concat());
-        assert_eq!(judge(&program, &whole), "no_socket", "redirected");
-        let first = ipv4_frame([198, 51, 100, 9], [192, 0, 2, 10], 51, 0x2000, &[ah, udp].concat());
-        assert_eq!(judge(&program, &first), "no_socket");
-        let later = ipv4_frame([198, 51, 100, 9], [192, 0, 2, 10], 51, 1480 / 8, &[0x55; 8]);
-        assert_eq!(judge(&program, &later), "no_socket", "with its first");
+        let udp = |port: u16| [5353u16, port, 8, 0].map(u16::to_be_bytes).concat();
+        let under_ah = |src: [u8; 4], flags_offset: u16, port: u16| {
+            ipv4_frame(src, [192, 0, 2, 10], 51, flags_offset, &[ah.clone(), udp(port)].concat())
+        };
+        assert_eq!(judge(&program, &under_ah([198, 51, 100, 7], 0, 40000)), "no_socket", "redirected");
+        assert_eq!(judge(&program, &under_ah([198, 51, 100, 7], 0, 2000)), "egress_local");
+        let later = |src: [u8; 4]| ipv4_frame(src, [192, 0, 2, 10], 51, 1480 / 8, &[0x55; 8]);
+        assert_eq!(judge(&program, &under_ah([198, 51, 100, 9], 0x2000, 40000)), "no_socket");
+        assert_eq!(judge(&program, &later([198, 51, 100, 9])), "no_socket", "with its first");
+        assert_eq!(judge(&program, &under_ah([198, 51, 100, 8], 0x2000, 2000)), "egress_local");
+        assert_eq!(judge(&program, &later([198, 51, 100, 8])), "egress_local", "with its first");
     }
 
     /// Bytes past the IPv4 total length are Ethernet padding: a port there is no port (the

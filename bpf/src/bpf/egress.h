@@ -32,11 +32,12 @@ struct icmp_ {
 };
 
 /* The port that says who owns a return packet: TCP/UDP destination port, an echo reply's
- * identifier, or the source port (echo identifier) of our packet an ICMP error quotes.
- * 0 if there is none. Read as the data plane reads it (pipeline/egress.rs, steering_port):
- * the same bytes needed, and none past the IPv4 total length (what follows is Ethernet
- * padding, not the packet). Offsets from the IPv4 header are kept as numbers for the total
- * length check: the verifier bounds packet pointers only against the end of the data. */
+ * identifier, or the source port (echo identifier) of our packet an ICMP error quotes;
+ * behind an authentication header (RFC 4302) if one starts the payload. 0 if there is none.
+ * Read as the data plane reads it (pipeline/egress.rs, steering_port): the same bytes
+ * needed, and none past the IPv4 total length (what follows is Ethernet padding, not the
+ * packet). Offsets from the IPv4 header are kept as numbers for the total length check:
+ * the verifier bounds packet pointers only against the end of the data. */
 static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *port)
 {
 	if (ip->frag_off & bpf_htons(0x1fff))
@@ -45,18 +46,28 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	__u32 ihl = (ip->ihl & 0xf) * 4;
 	if (ihl < sizeof(*ip))
 		return 0;
-	void *l4 = (void *)ip + ihl;
-	if (ip->protocol == IPPROTO_TCP_ || ip->protocol == IPPROTO_UDP_) {
+	__u32 l4_at = ihl;
+	__u8 protocol = ip->protocol;
+	if (protocol == IPPROTO_AH_) {
+		/* Next header, then the length in 4-byte units past the first 8. */
+		__u8 *ah = (void *)ip + ihl;
+		if ((void *)(ah + 2) > end || ihl + 2 > total)
+			return 0;
+		protocol = ah[0];
+		l4_at += ((__u32)ah[1] + 2) * 4;
+	}
+	void *l4 = (void *)ip + l4_at;
+	if (protocol == IPPROTO_TCP_ || protocol == IPPROTO_UDP_) {
 		struct ports_ *p = l4;
-		if ((void *)(p + 1) > end || ihl + sizeof(*p) > total)
+		if ((void *)(p + 1) > end || l4_at + sizeof(*p) > total)
 			return 0;
 		*port = bpf_ntohs(p->dst);
 		return 1;
 	}
-	if (ip->protocol != IPPROTO_ICMP_)
+	if (protocol != IPPROTO_ICMP_)
 		return 0;
 	struct icmp_ *ic = l4;
-	if ((void *)(ic + 1) > end || ihl + sizeof(*ic) > total)
+	if ((void *)(ic + 1) > end || l4_at + sizeof(*ic) > total)
 		return 0;
 	if (ic->type == 0) {
 		*port = bpf_ntohs(ic->ident);
@@ -65,7 +76,7 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	if (ic->type != 3 && ic->type != 4 && ic->type != 5 && ic->type != 11 && ic->type != 12)
 		return 0;
 	/* The quoted packet: our IPv4 header, then at least the first bytes of its payload. */
-	__u32 quoted = ihl + sizeof(*ic);
+	__u32 quoted = l4_at + sizeof(*ic);
 	struct iphdr *q = (void *)(ic + 1);
 	if ((void *)(q + 1) > end || quoted + sizeof(*q) > total || q->version != 4)
 		return 0;
@@ -114,15 +125,11 @@ static __always_inline int slice_mine(struct transitd_config *cfg, struct egress
 	return *owner == cfg->this_server;
 }
 
-/* Whose a whole packet or first fragment is, by its port. Under AH (RFC 4302) the port
- * lies past a header this program does not read: 0, so that the data plane, which reads
- * past it, decides (as it does for the datagram's later fragments). */
+/* Whose a whole packet or first fragment is, by its port. */
 static __always_inline int port_mine(struct transitd_config *cfg, struct egress_addr *e, struct iphdr *ip,
 				     void *end, int dc_mine)
 {
 	__u16 port = 0;
-	if (ip->protocol == IPPROTO_AH_)
-		return 0;
 	return steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
 }
 
