@@ -176,3 +176,57 @@ fn mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry() {
         assert_eq!(ours, mpls, "{name}");
     }
 }
+
+/// The XDP program hands the pipeline what the pipeline acts on, and passes the host what
+/// the pipeline would pass, on every frame of every capture in `pcaps/` (real, malformed,
+/// generated) with one customer owning half of each address space (0.0.0.0/1, 2000::/3):
+/// the kernel's test run of the program, with the tables `run` gives it, beside the
+/// pipeline's verdict. What the pipeline transmits, or drops by a rule of its own (a link
+/// broadcast, an expired TTL, a bad GRE header, ...), the program hands over; what it passes
+/// (not IP, no customer's, GRE not ours) is never handed over to be punted back; what the
+/// program passes, the pipeline passes, or drops as malformed at the IP layer (which the
+/// kernel discards as well). Frames the kernel's test run cannot take (shorter than an
+/// Ethernet header, or longer than a page) are left out, and counted.
+#[test]
+fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
+    use transitd_bpf::XdpDecision as X;
+    let config = CATCH_ALL
+        .replace("\"0.0.0.0/0\", \"::/0\"", "\"0.0.0.0/1\", \"2000::/3\"")
+        .replace("prefix = \"0.0.0.0/0\"", "prefix = \"0.0.0.0/1\"")
+        .replace("prefix = \"::/0\"", "prefix = \"2000::/3\"");
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    use DropReason as D;
+    let malformed_ip = [D::Truncated, D::BadIpv4Checksum, D::BadIpv4Header, D::BadIpv6Header, D::BadIpExtHeader];
+    let mut seen = std::collections::BTreeMap::new();
+    let mut left_out = 0;
+    for dir in ["real", "malformed", "generated"] {
+        let files = captures(dir).into_iter().filter(|f| f.extension().is_some_and(|e| e == "pcap" || e == "pcapng"));
+        for file in files {
+            let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+            let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+            transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+            for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
+                if frame.len() < 14 || frame.len() > 3000 {
+                    left_out += 1;
+                    continue;
+                }
+                let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+                let (kind, reason) = (verdict.kind(), verdict.reason());
+                let malformed = kind == "drop" && malformed_ip.iter().any(|r| r.name() == reason);
+                let fine = match decision {
+                    X::NoSocket => kind != "pass",
+                    X::Passed | X::GreNotOurs => kind == "pass" || malformed,
+                    _ => false,
+                };
+                let at = format!("{} frame {}", file.display(), i + 1);
+                assert!(fine, "{at}: the program {}, the pipeline {kind}:{reason}", decision.name());
+                *seen.entry((decision.name(), kind)).or_insert(0u32) += 1;
+            }
+        }
+    }
+    for (decision, kind) in [(X::NoSocket, "tx"), (X::NoSocket, "drop"), (X::Passed, "pass")] {
+        let n = seen.get(&(decision.name(), kind)).copied().unwrap_or(0);
+        assert!(n >= 10, "{} {kind} came up {n} times: {seen:?}", decision.name());
+    }
+    assert!(left_out < 100, "{left_out} frames left out");
+}
