@@ -481,31 +481,25 @@ fn describe(out: &mut String, record: &Record) {
     if let Some(c) = customer {
         let _ = write!(out, "; customer {}", c.name);
     }
-    // A monitor rule whose bucket would have refused the frame says so.
+    // Each rule involved, named by its list; a monitor rule whose bucket would have refused
+    // the frame says so.
     let w = outcome.would_limit;
+    type NameOf = fn(&Snapshot, u32) -> Option<String>;
+    let (firewall, dos): (NameOf, NameOf) = (rule_name, dos_rule_name);
     let rules = [
-        ("rule", outcome.rule, false),
-        ("monitor rule", outcome.monitor, w.has(WouldLimit::FIREWALL)),
-        ("egress rule", outcome.egress_rule, false),
-        ("monitor egress rule", outcome.egress_monitor, w.has(WouldLimit::EGRESS)),
+        ("rule", outcome.rule, false, firewall),
+        ("monitor rule", outcome.monitor, w.has(WouldLimit::FIREWALL), firewall),
+        ("egress rule", outcome.egress_rule, false, firewall),
+        ("monitor egress rule", outcome.egress_monitor, w.has(WouldLimit::EGRESS), firewall),
+        ("dos rule", outcome.dos_rule, false, dos),
+        ("monitor dos rule", outcome.dos_monitor, w.has(WouldLimit::DOS), dos),
+        ("dos rule", outcome.customer_dos_rule, false, dos),
+        ("monitor dos rule", outcome.customer_dos_monitor, w.has(WouldLimit::CUSTOMER_DOS), dos),
     ];
-    let limited = |refused: bool| if refused { " (would rate-limit)" } else { "" };
-    for (what, rule, refused) in rules {
+    for (what, rule, refused, name_of) in rules {
         if let Some(r) = rule {
-            let name = snap.and_then(|s| rule_name(s, r)).unwrap_or_else(|| r.to_string());
-            let _ = write!(out, "; {what} {name}{}", limited(refused));
-        }
-    }
-    let dos = [
-        ("dos rule", outcome.dos_rule, false),
-        ("monitor dos rule", outcome.dos_monitor, w.has(WouldLimit::DOS)),
-        ("dos rule", outcome.customer_dos_rule, false),
-        ("monitor dos rule", outcome.customer_dos_monitor, w.has(WouldLimit::CUSTOMER_DOS)),
-    ];
-    for (what, rule, refused) in dos {
-        if let Some(r) = rule {
-            let name = snap.and_then(|s| dos_rule_name(s, r)).unwrap_or_else(|| r.to_string());
-            let _ = write!(out, "; {what} {name}{}", limited(refused));
+            let name = snap.and_then(|s| name_of(s, r)).unwrap_or_else(|| r.to_string());
+            let _ = write!(out, "; {what} {name}{}", if refused { " (would rate-limit)" } else { "" });
         }
     }
     if let (Some(r), Some(event)) = (outcome.tcp_rule, outcome.tcp) {

@@ -121,15 +121,17 @@ fn replay_tapped(
     Ok(Summary { stats: state.stats, skipped, clamped, error, capture: None, ipfix })
 }
 
-/// What follows a rule's hits in the report: nothing for an enforced rule; `(monitor)`, and
-/// for a monitor-mode rate limit how many of its hits its bucket would have refused
-/// (`would_limit`, its preview count).
-fn monitor_note(rule: &classifier::Rule, would_limit: Option<&u64>) -> String {
-    match (rule.mode, rule.previewed_bucket()) {
+/// A rule's line in the report: `label`, its hits (`hits[at]`), then nothing for an enforced
+/// rule; `(monitor)`, and for a monitor-mode rate limit how many of its hits its bucket would
+/// have refused (`would_limit[at]`, its preview count).
+fn rule_line(label: &str, rule: &classifier::Rule, hits: &[u64], would_limit: &[u64], at: usize) -> String {
+    let count = |v: &[u64]| v.get(at).copied().unwrap_or(0);
+    let note = match (rule.mode, rule.previewed_bucket()) {
         (classifier::Mode::Enforce, _) => String::new(),
-        (_, Some(_)) => format!(" (monitor: {} would be rate-limited)", would_limit.copied().unwrap_or(0)),
+        (_, Some(_)) => format!(" (monitor: {} would be rate-limited)", count(would_limit)),
         (_, None) => " (monitor)".to_string(),
-    }
+    };
+    format!("  {label:<30} {:>10}{note}", count(hits))
 }
 
 impl Summary {
@@ -148,25 +150,18 @@ impl Summary {
                 self.clamped
             );
         }
-        let mut header = false;
+        // Every rule, in the order the pipeline meets them: global DoS, each customer's DoS,
+        // TCP protection, each customer's firewall and egress rules.
+        let (dos, dos_would) = (&s.dos_hits[..], &s.dos_would_limit[..]);
+        let (rules, rules_would) = (&s.rule_hits[..], &s.rule_would_limit[..]);
+        let mut lines = Vec::new();
         for (i, rule) in snapshot.dos.rules.rules().iter().enumerate() {
-            let hits = s.dos_hits.get(i).copied().unwrap_or(0);
-            if !header {
-                let _ = writeln!(out, "rule hits");
-                header = true;
-            }
-            let note = monitor_note(rule, s.dos_would_limit.get(i));
-            let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("[dos]/{}", rule.name), hits);
+            lines.push(rule_line(&format!("[dos]/{}", rule.name), rule, dos, dos_would, i));
         }
         for c in &snapshot.customers {
             for (i, rule) in c.dos.rules().iter().enumerate() {
-                let hits = s.dos_hits.get(c.dos_base as usize + i).copied().unwrap_or(0);
-                if !header {
-                    let _ = writeln!(out, "rule hits");
-                    header = true;
-                }
-                let note = monitor_note(rule, s.dos_would_limit.get(c.dos_base as usize + i));
-                let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("{}/dos/{}", c.name, rule.name), hits);
+                let label = format!("{}/dos/{}", c.name, rule.name);
+                lines.push(rule_line(&label, rule, dos, dos_would, c.dos_base as usize + i));
             }
         }
         for (i, rule) in snapshot.tcp.rules.iter().enumerate() {
@@ -181,37 +176,24 @@ impl Summary {
                 .filter(|e| hits[e.index()] > 0)
                 .map(|e| format!("{} {}", e.name(), hits[e.index()]))
                 .collect();
-            if !header {
-                let _ = writeln!(out, "rule hits");
-                header = true;
-            }
             let total: u64 = hits.iter().sum();
-            let _ = writeln!(
-                out,
-                "  {:<30} {:>10} (tcp, {mode}: {})",
-                format!("{owner}/{}", rule.name),
-                total,
-                events.join(", ")
-            );
+            let label = format!("{owner}/{}", rule.name);
+            lines.push(format!("  {label:<30} {total:>10} (tcp, {mode}: {})", events.join(", ")));
         }
         for c in &snapshot.customers {
             for (i, rule) in c.firewall.rules().iter().enumerate() {
-                let hits = s.rule_hits.get(c.rule_base as usize + i).copied().unwrap_or(0);
-                if !header {
-                    let _ = writeln!(out, "rule hits");
-                    header = true;
-                }
-                let note = monitor_note(rule, s.rule_would_limit.get(c.rule_base as usize + i));
-                let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("{}/{}", c.name, rule.name), hits);
+                let label = format!("{}/{}", c.name, rule.name);
+                lines.push(rule_line(&label, rule, rules, rules_would, c.rule_base as usize + i));
             }
             for (i, rule) in c.egress.rules().iter().enumerate() {
-                let hits = s.rule_hits.get(c.egress_base as usize + i).copied().unwrap_or(0);
-                if !header {
-                    let _ = writeln!(out, "rule hits");
-                    header = true;
-                }
-                let note = monitor_note(rule, s.rule_would_limit.get(c.egress_base as usize + i));
-                let _ = writeln!(out, "  {:<30} {:>10}{note}", format!("{}/egress/{}", c.name, rule.name), hits);
+                let label = format!("{}/egress/{}", c.name, rule.name);
+                lines.push(rule_line(&label, rule, rules, rules_would, c.egress_base as usize + i));
+            }
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(out, "rule hits");
+            for line in lines {
+                let _ = writeln!(out, "{line}");
             }
         }
         if let Some(c) = &self.capture {

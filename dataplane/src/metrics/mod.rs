@@ -98,10 +98,14 @@ mod tests {
         DropReason, Frame, HEADROOM, Outcome, TxReason, Verdict, WorkerState, WorkerStats, process_batch,
     };
 
-    fn snapshot() -> Snapshot {
-        let text = r#"
+    /// Customer acme with two tunnels (one health-checked), with `dos` (buckets) before it
+    /// and `rules` (its firewall's) after it.
+    fn snapshot_with(dos: &str, rules: &str) -> Snapshot {
+        let text = format!(
+            r#"
 [server]
 anycast = "192.0.2.1"
+{dos}
 [[customer]]
 name = "acme"
 prefixes = ["203.0.113.0/24"]
@@ -115,8 +119,9 @@ remote = "198.51.100.2"
 [[customer.route]]
 prefix = "203.0.113.0/24"
 tunnel = "acme-gre"
-"#;
-        Snapshot::build(&crate::config::parse("test.toml", text).unwrap()).unwrap()
+{rules}"#
+        );
+        Snapshot::build(&crate::config::parse("test.toml", &text).unwrap()).unwrap()
     }
 
     fn sources(stats: WorkerStats, snap: Arc<Snapshot>) -> Arc<Sources> {
@@ -143,7 +148,7 @@ tunnel = "acme-gre"
 
     #[test]
     fn scrapes_carry_what_the_workers_counted() {
-        let snap = Arc::new(snapshot());
+        let snap = Arc::new(snapshot_with("", ""));
         let mut state = WorkerState::new(&snap);
         let mut tx = Outcome::new(Verdict::Tx { start: 0, len: 124, reason: TxReason::Encapsulated });
         tx.customer = Some(0);
@@ -215,23 +220,8 @@ tunnel = "acme-gre"
     /// rate limit, which counts its refusals as `rate_limited` drops, has no preview sample.
     #[test]
     fn scrapes_say_what_a_monitor_mode_rate_limit_would_refuse() {
-        let text = r#"
-[server]
-anycast = "192.0.2.1"
-[[dos.bucket]]
-name = "two"
-key = "destination"
-rate = 1
-burst = 2
-[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
+        let bucket = "[[dos.bucket]]\nname = \"two\"\nkey = \"destination\"\nrate = 1\nburst = 2";
+        let rules = r#"
 [[customer.firewall.rule]]
 name = "preview"
 match = "tcp.flags.syn == 1"
@@ -244,7 +234,7 @@ match = "tcp"
 action = "rate-limit"
 bucket = "two"
 "#;
-        let snap = Arc::new(Snapshot::build(&crate::config::parse("test.toml", text).unwrap()).unwrap());
+        let snap = Arc::new(snapshot_with(bucket, rules));
         let mut syn = Vec::new();
         etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
             .ipv4([8, 8, 8, 8], [203, 0, 113, 9], 60)
