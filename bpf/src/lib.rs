@@ -940,8 +940,11 @@ mod tests {
     }
 
     /// A GRE fragment from a source that is no tunnel's router is not ours, as its whole
-    /// datagram would not be: passed when `gre_unsupported = "pass"`; from a tunnel's router
-    /// it is the data plane's to drop and count.
+    /// datagram would not be: passed when `gre_unsupported = "pass"`. From a tunnel's router
+    /// a first fragment is judged by its fixed header, as a whole packet is (version 1 is not
+    /// ours; version 0 is the data plane's to drop and count), a later fragment and a header
+    /// cut short by the total length (what follows it is Ethernet padding) are the data
+    /// plane's.
     #[test]
     fn gre_fragments_follow_the_source_they_come_from() {
         let program = XdpProgram::load().expect("load the program (needs root)");
@@ -953,6 +956,15 @@ mod tests {
         program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[]).unwrap();
         assert_eq!(judge(&program, &gre_to_anycast(true)), "no_socket");
         assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket");
+        let version_1 = |flags_offset: u16| {
+            ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 47, flags_offset, &[0, 1, 0x88, 0x0b, 0, 0, 0, 0])
+        };
+        assert_eq!(judge(&program, &version_1(0x2000)), "gre_not_ours", "a first fragment of version 1");
+        assert_eq!(judge(&program, &version_1(1480 / 8)), "no_socket", "a later fragment");
+        let mut padded = version_1(0);
+        padded[16..18].copy_from_slice(&22u16.to_be_bytes()); // two bytes of GRE
+        fill_checksum(&mut padded);
+        assert_eq!(judge(&program, &padded), "no_socket", "a header cut short by the total length");
     }
 
     /// GRE under an authentication header is not decapsulated, whoever sends it (nothing

@@ -23,6 +23,9 @@
  * router: as many as the data plane's `max_ipv6_extension_headers` lets through by
  * default, more than any router puts before GRE. A longer chain goes to the kernel. */
 #define MAX_V6_EXTENSIONS 8
+/* And at most this many bytes of them (a mask, 2^n - 1): more than any first buffer holds on
+ * 4 KiB pages, and a bound the verifier can see on the offset past them. */
+#define MAX_V6_CHAIN_LEN 0x3fff
 
 /* Soft-unicast: egress addresses, and their slices in all (addresses × slices per address).
  * 16384 addresses of 31 slices (2048-port slices) fit; the loader refuses a larger plan. */

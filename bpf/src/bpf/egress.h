@@ -49,9 +49,10 @@ static __always_inline int steering_port(struct iphdr *ip, void *end, __u16 *por
 	__u32 l4_at = ihl;
 	__u8 protocol = ip->protocol;
 	if (protocol == IPPROTO_AH_) {
-		/* Next header, then the length in 4-byte units past the first 8. */
+		/* Next header, then the length in 4-byte units past the first 8; 0 would end it
+		 * inside its own 12 fixed bytes (RFC 4302 section 2.2): the data plane drops it. */
 		__u8 *ah = (void *)ip + ihl;
-		if ((void *)(ah + 2) > end || ihl + 2 > total)
+		if ((void *)(ah + 2) > end || ihl + 2 > total || ah[1] == 0)
 			return 0;
 		protocol = ah[0];
 		l4_at += ((__u32)ah[1] + 2) * 4;

@@ -44,15 +44,18 @@ struct gre_base_ {
 /* GRE to the anycast address is transitd's when it comes from a configured tunnel's router,
  * is version 0 and carries IPv4 or IPv6 (what the data plane decapsulates), fragment or
  * not. The rest is passed to the kernel here unless the configuration asks the data plane
- * to drop (and count) it. From a tunnel's router, a header cut short, or a later fragment
- * (whose data holds no header), is left to the data plane, which drops it with a reason;
- * from anywhere else it is not ours, whatever it holds. */
-static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, int known, int later_fragment)
+ * to drop (and count) it. From a tunnel's router, a header cut short (by the frame or by
+ * the `left` bytes the IP header says remain), or a later fragment (whose data holds no
+ * header), is left to the data plane, which drops it with a reason; from anywhere else it
+ * is not ours, whatever it holds. */
+static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, __u32 left, int known,
+				    int later_fragment)
 {
 	struct gre_base_ *g = gre;
-	if (known && (later_fragment || (void *)(g + 1) > end))
+	int unreadable = later_fragment || (void *)(g + 1) > end || left < sizeof(*g);
+	if (known && unreadable)
 		return OURS;
-	if (later_fragment || (void *)(g + 1) > end)
+	if (unreadable)
 		return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 	int plain = (g->flags & bpf_htons(GRE_VERSION_MASK)) == 0 &&
 		    (g->proto == bpf_htons(ETH_P_IP) || g->proto == bpf_htons(ETH_P_IPV6));
@@ -95,7 +98,8 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 	__u32 src = ip->saddr;
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v4, &src) != 0;
 	int later_fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
-	return gre_fate(cfg, (void *)ip + ihl, end, known, later_fragment);
+	__u32 total = bpf_ntohs(ip->tot_len);
+	return gre_fate(cfg, (void *)ip + ihl, end, total > ihl ? total - ihl : 0, known, later_fragment);
 }
 
 /* Whether protocol `next` is an IPv6 extension header or AH (which the walk below steps over). */
@@ -108,26 +112,25 @@ static __always_inline int v6_skippable(__u8 next)
 /* Where an IPv6 packet's headers end, as v6_upper_protocol reads them. */
 struct v6_upper {
 	__u32 at;	    /* the upper-layer header's offset from the walk's start */
+	__u32 left;	    /* the payload's bytes from there on */
 	int under_ah;	    /* one of the headers is AH */
-	int later_fragment; /* the walk ended at a later fragment's data (`at` not set) */
+	int later_fragment; /* the walk ended at a later fragment's data */
 };
 
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
  * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame and the
  * `left` bytes of payload the fixed header announces; -1 for a chain that runs past any of
- * these. Behind a later fragment's header is data: the header names its datagram's
- * protocol, as the data plane's parser reads it. `up` says where the walk ended and what
- * it passed. */
+ * these, or an AH header the parser refuses (length 0). Behind a
+ * later fragment's header is data: the header names its datagram's protocol, as the data
+ * plane's parser reads it. `up` says where the walk ended and what it passed. */
 static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u32 left, struct v6_upper *up)
 {
 	__u32 off = 0;
 	for (int i = 0; i < MAX_V6_EXTENSIONS; i++) {
-		if (!v6_skippable(next)) {
-			up->at = off;
-			return next;
-		}
+		if (!v6_skippable(next))
+			break;
 		__u8 *h = p + off;
-		if ((void *)(h + 4) > end)
+		if ((void *)(h + 4) > end || (next == IPPROTO_AH_ && h[1] == 0))
 			return -1;
 		/* Options: 8-byte units past the first 8 (RFC 8200 section 4.3); AH: 4-byte units
 		 * past the first 8 (RFC 4302 section 2.2); a fragment header is 8 bytes. */
@@ -136,15 +139,19 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u3
 			return -1;
 		if (next == IPPROTO_AH_)
 			up->under_ah = 1;
-		if (next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8) {
-			up->later_fragment = 1;
-			return h[0];
-		}
+		int later_fragment = next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8;
 		left -= len;
 		next = h[0];
 		off += len;
+		if (later_fragment) {
+			up->at = off;
+			up->left = left;
+			up->later_fragment = 1;
+			return next;
+		}
 	}
 	up->at = off;
+	up->left = left;
 	return v6_skippable(next) ? -1 : next;
 }
 
@@ -178,13 +185,15 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	 * host's. */
 	struct v6_upper up = { 0 };
 	int upper = v6_upper_protocol(next, ip + 1, end, bpf_ntohs(ip->payload_len), &up);
+	if (upper > 0 && up.at > MAX_V6_CHAIN_LEN)
+		upper = -1; /* a chain longer than the program reads (MAX_V6_CHAIN_LEN) */
 	if (upper == IPPROTO_GRE_ && up.under_ah)
 		return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 	if (upper == IPPROTO_GRE_)
-		/* The walk ends within a page of the fixed header (every header it reads starts
-		 * within the frame's first buffer, and none is longer than 2048 bytes): the mask
-		 * changes nothing but tells the verifier so. */
-		return gre_fate(cfg, (void *)(ip + 1) + (up.at & 0x3fff), end, known, up.later_fragment);
+		/* Within MAX_V6_CHAIN_LEN (above): the mask changes nothing but tells the verifier
+		 * so. */
+		return gre_fate(cfg, (void *)(ip + 1) + (up.at & MAX_V6_CHAIN_LEN), end, up.left, known,
+				up.later_fragment);
 	return known && upper < 0 ? OURS : NOT_OURS;
 }
 

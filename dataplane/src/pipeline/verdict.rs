@@ -269,6 +269,8 @@ impl From<gre::GreError> for DropReason {
     fn from(e: gre::GreError) -> DropReason {
         match e {
             gre::GreError::Truncated => DropReason::Truncated,
+            // Backbone GRE of another version; decapsulation judges the version before it
+            // parses, by `gre_unsupported`, as the XDP program does.
             gre::GreError::Version(_) => DropReason::GreUnsupported,
             gre::GreError::Reserved => DropReason::BadGreHeader,
             gre::GreError::BadChecksum => DropReason::BadGreChecksum,

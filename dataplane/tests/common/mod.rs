@@ -183,6 +183,31 @@ pub fn read_frames(file: &Path) -> Vec<Captured> {
     out
 }
 
+/// Drop reasons of packets malformed at the IP or transport layer (a bad header, checksum
+/// or length, an extension header out of place or past the chain's limit, a fragment that
+/// can only overlap its first), which the host discards as well: where the XDP program,
+/// reading only what it needs, passes such a packet to the host and the pipeline drops it,
+/// the two end alike. The differential tests of the program against the pipeline allow
+/// these, and only these, between a pass and a drop.
+pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 8] = {
+    use transitd::pipeline::DropReason as D;
+    [
+        D::Truncated,
+        D::BadIpv4Checksum,
+        D::BadIpv4Header,
+        D::BadIpv6Header,
+        D::BadIpExtHeader,
+        D::BadUdpHeader,
+        D::BadTcpHeader,
+        D::OverlappingFragment,
+    ]
+};
+
+/// True for a drop under one of [`DISCARDED_BY_THE_HOST`]'s reasons.
+pub fn discarded_by_the_host(verdict: &transitd::pipeline::Verdict) -> bool {
+    matches!(verdict, transitd::pipeline::Verdict::Drop(r) if DISCARDED_BY_THE_HOST.contains(r))
+}
+
 /// A configuration with one customer owning all of IPv4 and IPv6, accepting everything,
 /// behind one tunnel with a large MTU, and no DoS sanity checks: every well-formed IP packet
 /// is encapsulated.

@@ -37,7 +37,7 @@ def ip_packet():
     if c < 0.1:
         ip.flags = 'MF'  # a first fragment
     elif c < 0.2:
-        ip.frag, ip.proto = random.choice([1, 100, 185]), random.choice([6, 17, 1])  # a later one
+        ip.frag, ip.proto = random.choice([1, 100, 185]), random.choice([6, 17, 1, 51])  # a later one
         return ip/Raw(junk(random.randrange(8, 64)))
     if random.random() < 0.05:
         return ip/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=junk(12))/UDP(sport=53, dport=port())

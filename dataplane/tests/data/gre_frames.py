@@ -5,6 +5,10 @@
 # one frame in ten cut short, one in twenty with a byte changed. scapy builds them, from a
 # fixed seed; the test sets NFRAMES.
 import random
+# scapy leaves AH's next header 0 (hop-by-hop) before these: name them.
+for upper, nh in [(GRE, 47), (UDP, 17), (IPv6ExtHdrDestOpt, 60), (IPv6ExtHdrRouting, 43),
+                  (IPv6ExtHdrFragment, 44), (IPv6ExtHdrHopByHop, 0), (AH, 51)]:
+    bind_layers(AH, upper, nh=nh)
 random.seed(47)
 R4, R4K, R6 = '198.51.100.1', '198.51.100.2', '2001:db8:beef::1'
 A4, A6 = '192.0.2.1', '2001:db8:ffff::1'
