@@ -181,7 +181,7 @@ fn mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry() {
 /// the pipeline would pass, on every frame of every capture in `pcaps/` (real, malformed,
 /// generated) with one customer owning half of each address space (0.0.0.0/1, 2000::/3):
 /// the kernel's test run of the program, with the tables `run` gives it, beside the
-/// pipeline's verdict. What the pipeline transmits, or drops by a rule of its own (a link
+/// pipeline's verdict; and again with MPLS and GRE that is not ours dropped. What the pipeline transmits, or drops by a rule of its own (a link
 /// broadcast, an expired TTL, a bad GRE header, ...), the program hands over; what it passes
 /// (not IP, no customer's, GRE not ours) is never handed over to be punted back; what the
 /// program passes, the pipeline passes, or drops as malformed (which the
@@ -196,14 +196,19 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
         .replace("prefix = \"0.0.0.0/0\"", "prefix = \"0.0.0.0/1\"")
         .replace("prefix = \"::/0\"", "prefix = \"2000::/3\"");
     assert_eq!((config.matches("0.0.0.0/1").count(), config.matches("2000::/3").count()), (2, 2));
+    // And with what is not ours (MPLS, GRE) dropped rather than passed.
+    let dropping = config.replace("[dos.sanity]\n", "mpls = \"drop\"\ngre_unsupported = \"drop\"\n[dos.sanity]\n");
+    assert_ne!(dropping, config);
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     let mut seen = std::collections::BTreeMap::new();
-    let mut left_out = 0;
-    for dir in ["real", "malformed", "generated"] {
+    let (mut left_out, mut dropped_for) = (0, BTreeSet::new());
+    for (config, dir) in
+        [&config, &dropping].into_iter().flat_map(|c| ["real", "malformed", "generated"].map(|d| (c, d)))
+    {
         let files = captures(dir).into_iter().filter(|f| f.extension().is_some_and(|e| e == "pcap" || e == "pcapng"));
         for file in files {
             let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
-            let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+            let (verdicts, _, snap) = verdicts_of(config, frames.clone());
             transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
             for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
                 if frame.len() < 14 || frame.len() > 3000 {
@@ -220,6 +225,9 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
                 let at = format!("{} frame {}", file.display(), i + 1);
                 assert!(fine, "{at}: the program {}, the pipeline {kind}:{reason}", decision.name());
                 *seen.entry((decision.name(), kind)).or_insert(0u32) += 1;
+                if decision == X::NoSocket && kind == "drop" {
+                    dropped_for.insert(reason);
+                }
             }
         }
     }
@@ -227,5 +235,8 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
         let n = seen.get(&(decision.name(), kind)).copied().unwrap_or(0);
         assert!(n >= 10, "{} {kind} came up {n} times: {seen:?}", decision.name());
     }
-    assert!(left_out < 100, "{left_out} frames left out");
+    for reason in [DropReason::Mpls, DropReason::GreUnsupported, DropReason::GreUnknownTunnel] {
+        assert!(dropped_for.contains(reason.name()), "no capture frame was dropped for {}", reason.name());
+    }
+    assert!(left_out < 200, "{left_out} frames left out");
 }
