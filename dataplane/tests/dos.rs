@@ -693,21 +693,26 @@ fn a_reload_keeps_the_previews_of_the_buckets_it_did_not_change() {
 /// renumbers the enforced rule, whose tokens start afresh.
 #[test]
 fn a_monitor_mode_rule_added_to_a_rule_keyed_bucket_keeps_its_tokens() {
-    let rule = |name: &str, mode: &str| {
-        format!(
-            "[[dos.rule]]\nname = \"{name}\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n\
-             mode = \"{mode}\"\n"
-        )
-    };
-    let config = |rules: &[String]| {
-        let bucket = "[[dos.bucket]]\nname = \"per-rule\"\nkey = \"rule\"\nrate = 1\nburst = 1\n";
-        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{bucket}{}", rules.concat())))
-    };
-    let (udp, watch) = (rule("udp", "enforce"), rule("watch", "monitor"));
-    let before = config(std::slice::from_ref(&udp));
-    let watched = config(&[udp.clone(), watch.clone()]);
-    let renumbered = config(&[watch, udp]);
+    let (udp, watch) = (per_rule("udp", "enforce"), per_rule("watch", "monitor"));
+    let before = rule_keyed(&[&udp]);
+    let watched = rule_keyed(&[&udp, &watch]);
+    let renumbered = rule_keyed(&[&watch, &udp]);
     spent_kept_then_afresh([&before, &watched, &renumbered], "the enforced rule renumbered: afresh");
+}
+
+/// A UDP rate limit `name` in `mode` on [`rule_keyed`]'s bucket.
+fn per_rule(name: &str, mode: &str) -> String {
+    format!(
+        "[[dos.rule]]\nname = \"{name}\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n\
+         mode = \"{mode}\"\n"
+    )
+}
+
+/// `rules` ([`per_rule`]) on a `key = "rule"` bucket of rate 1, burst 1.
+fn rule_keyed(rules: &[&String]) -> transitd::snapshot::Snapshot {
+    let bucket = "[[dos.bucket]]\nname = \"per-rule\"\nkey = \"rule\"\nrate = 1\nburst = 1\n";
+    let rules: String = rules.iter().map(|r| r.as_str()).collect();
+    snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{bucket}{rules}")))
 }
 
 /// The preview side of the same: an enforced rule added to a `key = "rule"` bucket leaves a
@@ -716,21 +721,10 @@ fn a_monitor_mode_rule_added_to_a_rule_keyed_bucket_keeps_its_tokens() {
 /// new first rule would have spent the old one's tokens).
 #[test]
 fn an_enforced_rule_added_to_a_rule_keyed_bucket_keeps_its_previews() {
-    let rule = |name: &str, mode: &str| {
-        format!(
-            "[[dos.rule]]\nname = \"{name}\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"per-rule\"\n\
-             mode = \"{mode}\"\n"
-        )
-    };
-    let config = |rules: &[&String]| {
-        let bucket = "[[dos.bucket]]\nname = \"per-rule\"\nkey = \"rule\"\nrate = 1\nburst = 1\n";
-        let rules: String = rules.iter().map(|r| r.as_str()).collect();
-        snapshot(&victim_config(&["203.0.113.0/24"], NO_SANITY, &format!("{bucket}{rules}")))
-    };
-    let (watch, first, udp) = (rule("watch", "monitor"), rule("first", "monitor"), rule("udp", "enforce"));
-    let before = config(&[&watch]);
-    let enforced = config(&[&watch, &udp]);
-    let renumbered = config(&[&first, &watch, &udp]);
+    let (watch, first, udp) = (per_rule("watch", "monitor"), per_rule("first", "monitor"), per_rule("udp", "enforce"));
+    let before = rule_keyed(&[&watch]);
+    let enforced = rule_keyed(&[&watch, &udp]);
+    let renumbered = rule_keyed(&[&first, &watch, &udp]);
     let frame = udp_between("198.51.100.9", "203.0.113.9", 1000);
     let mut limits = transitd::pipeline::Limits::new(&before);
     let would_limit = |snap: &transitd::snapshot::Snapshot, limits: &mut transitd::pipeline::Limits, t: u64| {

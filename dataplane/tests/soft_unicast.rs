@@ -691,13 +691,17 @@ fn backbone_gre_with_another_key_is_told_from_unknown_sources() {
 ///   ([`DISCARDED_BY_THE_HOST`]);
 /// - what the program passes as this server's, the pipeline delivers too (or drops as the
 ///   host would).
+///
+/// But for a later fragment whose datagram's first the pipeline dropped (damaged): the
+/// program, which reads less, may have taken its owner from it, and the two follow
+/// different records; the datagram is lost either way. Few frames are such (under 2 %).
 #[test]
 fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
     use transitd_bpf::XdpDecision as X;
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-egress-judged-{}.pcap", std::process::id()));
     scapy_pcap(&file, &format!("NFRAMES = 3000\n{}", include_str!("data/egress_frames.py")));
-    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let frames = damaged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 5355);
     let _ = std::fs::remove_file(&file);
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
@@ -705,9 +709,19 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
     use DropReason as D;
     let local = Verdict::Pass(PassReason::EgressLocal);
     let mut seen = std::collections::BTreeMap::new();
+    let (mut first_dropped, mut after_a_dropped_first) = (std::collections::HashSet::new(), 0);
     for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
         let (decision, _) = program.test_run(frame).expect("test run (needs root)");
         let (kind, reason) = (verdict.kind(), verdict.reason());
+        match return_fragment(frame) {
+            Some((datagram, true)) if kind == "drop" => drop(first_dropped.insert(datagram)),
+            Some((datagram, true)) => drop(first_dropped.remove(&datagram)),
+            Some((datagram, false)) if first_dropped.contains(&datagram) => {
+                after_a_dropped_first += 1;
+                continue;
+            }
+            _ => {}
+        }
         let fine = match decision {
             X::EgressLocal | X::BackboneLocal => *verdict == local || discarded_by_the_host(verdict),
             X::NoSocket => kind != "pass",
@@ -723,6 +737,7 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
         );
         *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
     }
+    assert!(after_a_dropped_first < 60, "{after_a_dropped_first} fragments followed a dropped first");
     // Each case the frames are made for came up (else the test would hold nothing).
     let at_least = |decision: X, kind: &str, reason: &str| {
         let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
@@ -735,4 +750,24 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
         at_least(X::NoSocket, "drop", reason.name());
     }
     at_least(X::Passed, "pass", PassReason::NoCustomer.name());
+}
+
+/// The datagram (RFC 791's four fields: source, destination, identification, protocol) of
+/// an IPv4 fragment, straight or inside backbone GRE to a1, and whether it is the first.
+fn return_fragment(frame: &[u8]) -> Option<([u8; 11], bool)> {
+    let mut ip = frame.get(14..).filter(|_| frame.get(12..14) == Some(&[0x08, 0x00]))?;
+    if ip.get(9) == Some(&47) && ip.get(16..20) == Some(&[10, 9, 0, 11]) {
+        let gre = ip.get(usize::from(ip[0] & 0xf) * 4..)?;
+        let options = (gre.first()? >> 4).count_ones() as usize; // C, R, K, S
+        ip = gre.get(4 + 4 * options..)?;
+    }
+    let flags_offset = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]);
+    if flags_offset & 0x3fff == 0 {
+        return None;
+    }
+    let mut datagram = [0u8; 11];
+    datagram[..8].copy_from_slice(ip.get(12..20)?);
+    datagram[8..10].copy_from_slice(ip.get(4..6)?);
+    datagram[10] = *ip.get(9)?;
+    Some((datagram, flags_offset & 0x1fff == 0))
 }

@@ -183,21 +183,6 @@ fn vector_pipeline_equals_frame_at_a_time_on_every_capture() {
     assert!(previews.iter().all(|&n| n > 0), "previews refused {previews:?} frames: each stage's was exercised");
 }
 
-/// A small deterministic generator (xorshift64*), so that a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Captured frames with random damage: bytes of the headers changed, addresses redrawn
 /// (so frames spread over customers and paths), lengths cut or padded.
 fn damaged(captures: &[(String, Vec<Input>)], rng: &mut Rng, count: usize) -> Vec<Input> {

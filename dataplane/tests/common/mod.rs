@@ -183,6 +183,36 @@ pub fn read_frames(file: &Path) -> Vec<Captured> {
     out
 }
 
+/// A small deterministic generator (xorshift64*), so that a failure reproduces.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// `frames` as a bad link delivers some: one in ten cut short past the Ethernet header, one
+/// in twenty with a byte past it changed (from `seed`, so a failure reproduces).
+pub fn damaged(mut frames: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng(seed);
+    for frame in frames.iter_mut().filter(|f| f.len() > 14) {
+        let at = 14 + rng.below(frame.len() - 14);
+        match rng.below(20) {
+            0 | 1 => frame.truncate(at),
+            2 => frame[at] = rng.next() as u8,
+            _ => {}
+        }
+    }
+    frames
+}
+
 /// Drop reasons of packets malformed at the IP or transport layer (a bad header, checksum
 /// or length, an extension header out of place or past the chain's limit, a fragment that
 /// can only overlap its first), which the host discards as well: where the XDP program,
