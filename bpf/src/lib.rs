@@ -801,6 +801,37 @@ mod tests {
         assert_eq!(judge(&program, &not_v4), "no_socket");
     }
 
+    /// Backbone GRE behind VLAN tags (one to three, as the program reads them) is stripped
+    /// as untagged GRE is, the link header kept, so that the host receives the inner packet
+    /// on the VLAN it came in on: byte for byte the untagged result with the tags in place.
+    /// It went to the data plane, and was punted back through the TUN device (rate-limited).
+    #[test]
+    fn tagged_backbone_gre_is_stripped_with_its_tags_kept() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        let untagged = backbone(&udp_to_egress(2000));
+        let (fate, plain) = judge_output(&program, &untagged);
+        assert_eq!(fate, "backbone_local");
+        // The inner packet follows the Ethernet header, as the backbone frame's outer did.
+        assert_eq!(plain[14..], udp_to_egress(2000)[14..]);
+        let tags: [[u8; 4]; 3] = [[0x00, 0x0a, 0x81, 0x00], [0x00, 0x0b, 0x91, 0x00], [0x00, 0x0c, 0x08, 0x00]];
+        for n in 1..=3 {
+            // 802.1ad first, then 802.1Q and 0x9100; the last tag names IPv4.
+            let mut tagged = untagged[..12].to_vec();
+            tagged.extend_from_slice(&0x88a8u16.to_be_bytes());
+            for tag in &tags[3 - n..] {
+                tagged.extend_from_slice(tag);
+            }
+            tagged.extend_from_slice(&untagged[14..]);
+            let (fate, out) = judge_output(&program, &tagged);
+            assert_eq!(fate, "backbone_local", "{n} tags");
+            let link = 14 + 4 * n;
+            assert_eq!(out[..link], tagged[..link], "{n} tags: the link header kept");
+            assert_eq!(out[link..], plain[14..], "{n} tags: the inner packet behind it");
+        }
+    }
+
     /// `frame` (an Ethernet frame holding IPv4) with ECN field `ecn`, its checksum right.
     fn with_ecn(mut frame: Vec<u8>, ecn: u8) -> Vec<u8> {
         frame[15] = 0xb8 | ecn; // DSCP EF, which must stay

@@ -7,6 +7,8 @@
 /* Tags walked before the IP header: 802.1ad S-tag, 802.1Q C-tag, one more (QinQinQ), as the
  * userspace parser does. A frame with more is not ours and goes to the kernel. */
 #define MAX_VLAN_DEPTH 3
+/* The longest link header the program reads: Ethernet and MAX_VLAN_DEPTH tags. */
+#define MAX_LINK_LEN (14 + 4 * MAX_VLAN_DEPTH)
 
 /* Prefixes per family in the ownership tries: customers' prefixes, soft-unicast ranges. */
 #define MAX_PREFIXES 65536

@@ -213,18 +213,19 @@ struct gre_key_hdr_ {
 };
 
 /* Backbone GRE to this server carrying return traffic this server owns: strips the outer
- * IPv4 and GRE headers, keeps the Ethernet addresses, and returns 1 (pass the inner packet to
- * the kernel). 0: not such a packet (the data plane decides). Only the plain shape the data
- * plane sends is handled here: no VLAN tag, no IPv4 options, a header checksum that verifies,
- * GRE with a key only. */
-static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_config *cfg)
+ * IPv4 and GRE headers, keeps the link header (addresses and VLAN tags, `link` bytes), and
+ * returns 1 (pass the inner packet to the kernel, on the VLAN it came in on). 0: not such a
+ * packet (the data plane decides). Only the shape the data plane sends is handled here: no
+ * IPv4 options, a header checksum that verifies, GRE with a key only. */
+static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_config *cfg, __u32 link)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5 ||
-	    ip->protocol != IPPROTO_GRE_ || (ip->frag_off & bpf_htons(0x3fff)))
+	if (link > MAX_LINK_LEN)
+		return 0; /* parse_ethernet's lengths; bounded for the verifier */
+	struct iphdr *ip = data + link;
+	if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_GRE_ ||
+	    (ip->frag_off & bpf_htons(0x3fff)))
 		return 0;
 	if (ip->daddr != cfg->backbone_v4 && ip->daddr != cfg->dc_backbone_v4)
 		return 0;
@@ -246,16 +247,26 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 		return 0;
 	if (!carry_ecn(ip, inner))
 		return 0;
-	__u8 macs[12];
-	__builtin_memcpy(macs, eth, sizeof(macs));
+	/* The link header moves up over the outer headers; its last EtherType (IPv4) is the
+	 * inner packet's too. Whole frames hold MAX_LINK_LEN bytes before and after (the outer
+	 * headers, then the inner IPv4 header, follow the link header). */
+	__u8 header[MAX_LINK_LEN];
+	if (data + MAX_LINK_LEN > end)
+		return 0;
+	__builtin_memcpy(header, data, MAX_LINK_LEN);
 	if (bpf_xdp_adjust_head(ctx, (int)(sizeof(*ip) + sizeof(*g))))
 		return 0;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > end)
+	if (data + MAX_LINK_LEN > end)
 		return 0;
-	__builtin_memcpy(eth, macs, sizeof(macs));
-	eth->h_proto = bpf_htons(ETH_P_IP);
+	if (link == 14)
+		__builtin_memcpy(data, header, 14);
+	else if (link == 18)
+		__builtin_memcpy(data, header, 18);
+	else if (link == 22)
+		__builtin_memcpy(data, header, 22);
+	else
+		__builtin_memcpy(data, header, MAX_LINK_LEN);
 	return 1;
 }

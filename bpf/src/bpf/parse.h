@@ -16,28 +16,29 @@ static __always_inline int is_vlan(__be16 proto)
 	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) || proto == bpf_htons(0x9100);
 }
 
-/* Sets *proto to the EtherType after the tags and *l3 to what follows; 0 if the frame is
- * too short or has more tags than MAX_VLAN_DEPTH. */
-static __always_inline int parse_ethernet(void *data, void *end, __be16 *proto, void **l3)
+/* Sets *proto to the EtherType after the tags and *link to the length of the link header
+ * (14, 18, 22 or 26 bytes: the network header starts there); 0 if the frame is too short or
+ * has more tags than MAX_VLAN_DEPTH. */
+static __always_inline int parse_ethernet(void *data, void *end, __be16 *proto, __u32 *link)
 {
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return 0;
 	__be16 p = eth->h_proto;
-	void *cur = eth + 1;
+	__u32 len = sizeof(*eth);
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN_DEPTH; i++) {
 		if (!is_vlan(p))
 			break;
-		struct vlan_hdr_ *v = cur;
+		struct vlan_hdr_ *v = data + len;
 		if ((void *)(v + 1) > end)
 			return 0;
 		p = v->proto;
-		cur = v + 1;
+		len += sizeof(*v);
 	}
 	if (is_vlan(p))
 		return 0;
 	*proto = p;
-	*l3 = cur;
+	*link = len;
 	return 1;
 }

@@ -206,11 +206,12 @@ int xdp_transitd(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__be16 proto;
-	void *l3;
+	__u32 link;
 	int fate = NOT_OURS;
 
-	if (!parse_ethernet(data, end, &proto, &l3))
+	if (!parse_ethernet(data, end, &proto, &link))
 		return count(STAT_PASSED, XDP_PASS);
+	void *l3 = data + link;
 
 	/* The slot the data plane last switched to: a reload in progress writes the other. */
 	__u32 zero = 0;
@@ -237,7 +238,7 @@ int xdp_transitd(struct xdp_md *ctx)
 				fate = OURS;
 			} else if (to_backbone) {
 				/* Packet pointers are stale after this call (it may move the head). */
-				if (backbone_mine(ctx, cfg))
+				if (backbone_mine(ctx, cfg, link))
 					return count(STAT_BACKBONE_LOCAL, XDP_PASS);
 				fate = OURS; /* another server's, or not the plain shape: the data plane's */
 			}
