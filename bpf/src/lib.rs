@@ -802,11 +802,12 @@ mod tests {
     }
 
     /// Backbone GRE behind VLAN tags (one to three, as the program reads them) is stripped
-    /// as untagged GRE is, the link header kept, so that the host receives the inner packet
-    /// on the VLAN it came in on: byte for byte the untagged result with the tags in place.
-    /// It went to the data plane, and was punted back through the TUN device (rate-limited).
+    /// as untagged GRE is, its tags with it: the host gets the inner packet untagged, byte
+    /// for byte what it gets of the untagged frame (it needs no VLAN device for the
+    /// backbone's tags, which may be 0x9100, which Linux has none for). It went to the data
+    /// plane, and was punted back through the TUN device (rate-limited).
     #[test]
-    fn tagged_backbone_gre_is_stripped_with_its_tags_kept() {
+    fn tagged_backbone_gre_is_stripped_of_its_tags_too() {
         let program = XdpProgram::load().expect("load the program (needs root)");
         let (config, egress) = soft_unicast([0, 1]);
         program.publish(&config, &egress).unwrap();
@@ -814,7 +815,8 @@ mod tests {
         let (fate, plain) = judge_output(&program, &untagged);
         assert_eq!(fate, "backbone_local");
         // The inner packet follows the Ethernet header, as the backbone frame's outer did.
-        assert_eq!(plain[14..], udp_to_egress(2000)[14..]);
+        assert_eq!(plain[..12], untagged[..12]);
+        assert_eq!(plain[12..], udp_to_egress(2000)[12..]);
         let tags: [[u8; 4]; 3] = [[0x00, 0x0a, 0x81, 0x00], [0x00, 0x0b, 0x91, 0x00], [0x00, 0x0c, 0x08, 0x00]];
         for n in 1..=3 {
             // 802.1ad first, then 802.1Q and 0x9100; the last tag names IPv4.
@@ -826,9 +828,7 @@ mod tests {
             tagged.extend_from_slice(&untagged[14..]);
             let (fate, out) = judge_output(&program, &tagged);
             assert_eq!(fate, "backbone_local", "{n} tags");
-            let link = 14 + 4 * n;
-            assert_eq!(out[..link], tagged[..link], "{n} tags: the link header kept");
-            assert_eq!(out[link..], plain[14..], "{n} tags: the inner packet behind it");
+            assert_eq!(out, plain, "{n} tags");
         }
     }
 

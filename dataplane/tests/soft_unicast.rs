@@ -79,10 +79,11 @@ fn an_icmp_error_quoting_a_later_fragment_is_steered_by_no_port() {
     );
 }
 
-/// A backbone packet for this server that the XDP program left to userspace (here: behind a
-/// VLAN tag, which `backbone_mine` does not take) is passed as the XDP program passes it:
-/// the inner packet behind the outer link header, not the tunnel (the host has no GRE
-/// socket; the punt device would hand it GRE to the backbone address, and it was lost).
+/// A backbone packet for this server that reaches the pipeline (the XDP program leaves it
+/// some shapes, IPv4 options for one; replay hands it every frame; here plain and behind a
+/// VLAN tag) is passed as its inner packet, behind the outer link header, of which the punt
+/// device takes the IP packet alone: not the tunnel (the host has no GRE socket; the punt
+/// device would hand it GRE to the backbone address, and it was lost).
 #[test]
 fn a_backbone_packet_for_this_server_passes_as_its_inner_packet() {
     use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};

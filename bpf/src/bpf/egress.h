@@ -213,10 +213,14 @@ struct gre_key_hdr_ {
 };
 
 /* Backbone GRE to this server carrying return traffic this server owns: strips the outer
- * IPv4 and GRE headers, keeps the link header (addresses and VLAN tags, `link` bytes), and
- * returns 1 (pass the inner packet to the kernel, on the VLAN it came in on). 0: not such a
- * packet (the data plane decides). Only the shape the data plane sends is handled here: no
- * IPv4 options, a header checksum that verifies, GRE with a key only. */
+ * IPv4 and GRE headers and any VLAN tags before them (`link` bytes of link header, as
+ * parse_ethernet read them; the caller passes IPv4 only), keeps the Ethernet addresses, and
+ * returns 1 (pass the inner packet to the kernel). The host gets it untagged, on the
+ * interface, as it gets untagged backbone traffic: it needs no VLAN device for the
+ * backbone's tags (the data plane's sockets carry the backbone, not the host's), and the
+ * userspace path hands it over with no tag either (the punt device). 0: not such a packet
+ * (the data plane decides). Only the shape the data plane sends is handled here: no IPv4
+ * options, a header checksum that verifies, GRE with a key only. */
 static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_config *cfg, __u32 link)
 {
 	void *data = (void *)(long)ctx->data;
@@ -247,26 +251,18 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 		return 0;
 	if (!carry_ecn(ip, inner))
 		return 0;
-	/* The link header moves up over the outer headers; its last EtherType (IPv4) is the
-	 * inner packet's too. Whole frames hold MAX_LINK_LEN bytes before and after (the outer
-	 * headers, then the inner IPv4 header, follow the link header). */
-	__u8 header[MAX_LINK_LEN];
-	if (data + MAX_LINK_LEN > end)
-		return 0;
-	__builtin_memcpy(header, data, MAX_LINK_LEN);
-	if (bpf_xdp_adjust_head(ctx, (int)(sizeof(*ip) + sizeof(*g))))
+	__u8 macs[12];
+	if (data + sizeof(macs) > end)
+		return 0; /* it is there (the outer headers follow it): for the verifier */
+	__builtin_memcpy(macs, data, sizeof(macs));
+	if (bpf_xdp_adjust_head(ctx, (int)(link - sizeof(struct ethhdr) + sizeof(*ip) + sizeof(*g))))
 		return 0;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
-	if (data + MAX_LINK_LEN > end)
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
 		return 0;
-	if (link == 14)
-		__builtin_memcpy(data, header, 14);
-	else if (link == 18)
-		__builtin_memcpy(data, header, 18);
-	else if (link == 22)
-		__builtin_memcpy(data, header, 22);
-	else
-		__builtin_memcpy(data, header, MAX_LINK_LEN);
+	__builtin_memcpy(eth, macs, sizeof(macs));
+	eth->h_proto = bpf_htons(ETH_P_IP);
 	return 1;
 }

@@ -120,9 +120,9 @@ struct v6_upper {
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
  * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame and the
  * `left` bytes of payload the fixed header announces; -1 for a chain that runs past any of
- * these, or an AH header the parser refuses (length 0). Behind a
- * later fragment's header is data: the header names its datagram's protocol, as the data
- * plane's parser reads it. `up` says where the walk ended and what it passed. */
+ * these, or an AH header the parser refuses (length 0). Behind a later fragment's header is
+ * data: the header names its datagram's protocol, as the data plane's parser reads it. `up`
+ * says where the walk ended and what it passed. */
 static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u32 left, struct v6_upper *up)
 {
 	__u32 off = 0;
@@ -240,7 +240,7 @@ int xdp_transitd(struct xdp_md *ctx)
 				/* Packet pointers are stale after this call (it may move the head). */
 				if (backbone_mine(ctx, cfg, link))
 					return count(STAT_BACKBONE_LOCAL, XDP_PASS);
-				fate = OURS; /* another server's, or not the plain shape: the data plane's */
+				fate = OURS; /* another server's, or not the shape it takes: the data plane's */
 			}
 		}
 		if (fate == NOT_OURS)

@@ -105,7 +105,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return unsupported(snap);
     }
     if outer.fragment.is_some() {
-        return Verdict::Drop(DropReason::GreFragment);
+        return Verdict::Drop(DropReason::GreFragment); // a first fragment, its header ours
     }
     let optioned = if outer.is_ipv6 { outer.extension_headers > 0 } else { outer.header_len > 20 };
     if optioned && !terminable(frame.buf.get(frame.start + outer.l3_start..outer_end).unwrap_or(&[]), outer) {
