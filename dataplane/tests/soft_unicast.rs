@@ -702,7 +702,7 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
     let (config, _) = fleet();
     let file = std::env::temp_dir().join(format!("transitd-egress-judged-{}.pcap", std::process::id()));
     scapy_pcap(&file, &format!("NFRAMES = 3000\n{}", include_str!("data/egress_frames.py")));
-    let frames = damaged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 5355);
+    let frames = damaged(tagged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 8100), 5355);
     let _ = std::fs::remove_file(&file);
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
@@ -754,9 +754,14 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
 }
 
 /// The datagram (RFC 791's four fields: source, destination, identification, protocol) of
-/// an IPv4 fragment, straight or inside backbone GRE to a1, and whether it is the first.
+/// an IPv4 fragment, straight or inside backbone GRE to a1, behind VLAN tags or not, and
+/// whether it is the first.
 fn return_fragment(frame: &[u8]) -> Option<([u8; 11], bool)> {
-    let mut ip = frame.get(14..).filter(|_| frame.get(12..14) == Some(&[0x08, 0x00]))?;
+    let mut at = 12;
+    while matches!(frame.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])) {
+        at += 4;
+    }
+    let mut ip = frame.get(at + 2..).filter(|_| frame.get(at..at + 2) == Some(&[0x08, 0x00]))?;
     if ip.get(9) == Some(&47) && ip.get(16..20) == Some(&[10, 9, 0, 11]) {
         let gre = ip.get(usize::from(ip[0] & 0xf) * 4..)?;
         let options = (gre.first()? >> 4).count_ones() as usize; // C, R, K, S

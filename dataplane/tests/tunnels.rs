@@ -1290,7 +1290,7 @@ fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
 /// shows what a live edge does: on 3000 frames scapy builds at random (GRE and not, from
 /// the tunnels' routers and from elsewhere, IPv4 options, fragments and AH, IPv6 chains of
 /// extension headers and AH, GRE of every flag, version and payload; `data/gre_frames.py`;
-/// some cut short or with a byte changed), the kernel's test run of the program with
+/// some behind VLAN tags, some cut short or with a byte changed), the kernel's test run of the program with
 /// the tables `run` gives it beside the pipeline's verdict, under both `gre_unsupported`
 /// settings:
 /// - what the pipeline transmits or drops, the program hands over (here: to a queue with no
@@ -1308,7 +1308,7 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
     let (config, _) = tunnel_edge();
     let file = temp("gre-judged.pcap");
     scapy_pcap(&file, &format!("NFRAMES = 3000\n{}", include_str!("data/gre_frames.py")));
-    let frames = damaged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 47);
+    let frames = damaged(tagged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 8100), 47);
     // GRE under AH in an IPv6 chain, as tshark reads the frames (before the damage).
     let under_v6_ah: std::collections::BTreeSet<u64> =
         tshark_frames(&file, "eth.type == 0x86dd and ah and gre", &[]).into_iter().collect();

@@ -198,6 +198,27 @@ impl Rng {
     }
 }
 
+/// `frames` (Ethernet) with one in ten behind VLAN tags: one to four (the XDP program and
+/// the parser read three), each 802.1ad, 802.1Q or the old QinQ EtherType 0x9100, the frame's
+/// own EtherType after the last (from `seed`, so a failure reproduces).
+pub fn tagged(mut frames: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng(seed);
+    for frame in frames.iter_mut().filter(|f| f.len() >= 14) {
+        if rng.below(10) != 0 {
+            continue;
+        }
+        let tags = [1, 1, 2, 3, 4][rng.below(5)];
+        let mut stack = Vec::with_capacity(4 * tags);
+        for vlan in 10..10 + tags as u16 {
+            let tpid: u16 = [0x88a8, 0x8100, 0x9100][rng.below(3)];
+            stack.extend_from_slice(&tpid.to_be_bytes());
+            stack.extend_from_slice(&vlan.to_be_bytes());
+        }
+        frame.splice(12..12, stack);
+    }
+    frames
+}
+
 /// `frames` as a bad link delivers some: one in ten cut short past the Ethernet header, one
 /// in twenty with a byte past it changed (from `seed`, so a failure reproduces).
 pub fn damaged(mut frames: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {

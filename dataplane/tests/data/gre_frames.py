@@ -1,9 +1,9 @@
 # Frames for the XDP program's and the data plane's differential test (tunnels.rs): GRE
 # (and not GRE) to the anycast addresses of dataplane/tests/data/tunnel-edge.toml, from its
 # tunnels' routers and from elsewhere, over IPv4 (options, fragments, AH) and IPv6 (chains
-# of extension headers and AH), with GRE headers of every flag, version and payload, a tenth
-# behind VLAN tags (one to four). scapy builds them, from a fixed seed; the test sets NFRAMES
-# and damages some (common::damaged).
+# of extension headers and AH), with GRE headers of every flag, version and payload, scapy
+# builds them, from a fixed seed; the test sets NFRAMES, tags some and damages some
+# (common::tagged, common::damaged).
 import random
 # scapy leaves AH's next header 0 (hop-by-hop) before these: name them.
 for upper, nh in [(GRE, 47), (UDP, 17), (IPv6ExtHdrDestOpt, 60), (IPv6ExtHdrRouting, 43),
@@ -28,7 +28,7 @@ def gre():
         if random.random() < 0.3: g.chksum = 0x1234 # wrong (scapy fills in the right one if unset)
     if random.random() < 0.2: g.seqnum_present, g.seqence_number = 1, 5
     if random.random() < 0.1: g.version = 1
-    if random.random() < 0.05: g.routing_present = 1
+    if random.random() < 0.08: g.routing_present = 1
     return g/inner()
 def ah(nh): return AH(nh=nh, payloadlen=4, spi=1, seq=1, icv=junk(12))
 def v4():
@@ -55,17 +55,7 @@ def v6():
         else: p = p/AH(payloadlen=4, spi=1, seq=1, icv=junk(12))
     if random.random() < 0.2: return p/UDP()/Raw(b'x')
     return p/gre()
-def tagged(eth, packet):
-    # One frame in ten behind VLAN tags: one to four (the XDP program and the parser read
-    # three), 802.1ad, 802.1Q or the old QinQ EtherType 0x9100 each.
-    if random.random() >= 0.1:
-        return eth/packet
-    tags = [random.choice([0x88a8, 0x8100, 0x9100]) for _ in range(random.choice([1, 1, 2, 3, 4]))]
-    eth.type = tags[0]
-    for i, _ in enumerate(tags):
-        eth = eth/(Dot1Q(vlan=10 + i, type=tags[i + 1]) if i + 1 < len(tags) else Dot1Q(vlan=10 + i))
-    return eth/packet
 frames = []
 for _ in range(NFRAMES):
-    f = tagged(Ether(dst='02:00:00:00:00:01'), v4() if random.random() < 0.5 else v6())
+    f = Ether(dst='02:00:00:00:00:01')/(v4() if random.random() < 0.5 else v6())
     frames.append(f)
