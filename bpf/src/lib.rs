@@ -71,6 +71,7 @@ struct ConfigValue {
     gre_not_ours_pass: u32,
     unbound_action: u32,
     mpls_redirect: u32,
+    pmtu_redirect: u32,
 }
 
 /// `struct egress_addr` of `maps.h`: an egress address's data centre and row.
@@ -113,6 +114,10 @@ pub struct XdpConfig {
     /// Redirect MPLS frames to the data plane (which drops and counts them) rather than
     /// pass them to the kernel.
     pub mpls_redirect: bool,
+    /// Redirect an ICMP Fragmentation Needed or Packet Too Big to the anycast address about
+    /// GRE from it to a tunnel's router, for the data plane to lower the tunnel's path MTU,
+    /// rather than pass it to the kernel.
+    pub pmtu_redirect: bool,
     /// What becomes of owned traffic on a queue with no socket.
     pub unbound_queue: UnboundQueue,
 }
@@ -557,6 +562,7 @@ fn config_value(slot: u32, config: &XdpConfig) -> ConfigValue {
         anycast_v4: config.anycast.octets(),
         gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
         mpls_redirect: u32::from(config.mpls_redirect),
+        pmtu_redirect: u32::from(config.pmtu_redirect),
         unbound_action: match config.unbound_queue {
             UnboundQueue::Pass => XDP_PASS,
             UnboundQueue::Drop => XDP_DROP,
@@ -652,7 +658,8 @@ mod tests {
                 slices,
                 gre_not_ours_pass,
                 unbound_action,
-                mpls_redirect
+                mpls_redirect,
+                pmtu_redirect
             ]
         );
         same!(EgressAddrValue, egress_addr, [dc, pad, row]);
@@ -677,6 +684,7 @@ mod tests {
             }),
             gre_not_ours_pass: true,
             mpls_redirect: false,
+            pmtu_redirect: true,
             unbound_queue: UnboundQueue::Pass,
         };
         let egress = EgressTables {

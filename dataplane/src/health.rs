@@ -757,6 +757,19 @@ remote = "198.51.100.2"
         assert!(new.health.record_reply(1, &new.tunnels[1].name, &reply(&new, 1, 7)));
     }
 
+    /// A learned path MTU follows its tunnel's name through a reload while the outer
+    /// addresses stay; a tunnel moved to another router starts again from its `mtu`.
+    #[test]
+    fn a_reload_keeps_a_path_mtu_while_the_tunnel_keeps_its_path() {
+        const S: u64 = 1_000_000_000;
+        let old = snap("");
+        assert!(old.health.lower_path_mtu(0, 1400, S) && old.health.lower_path_mtu(1, 1300, S));
+        let text = snap_text("").replace("remote = \"198.51.100.2\"", "remote = \"198.51.100.9\"");
+        let mut new = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        new.take_over_from(&old);
+        assert_eq!((new.health.path_mtu(0, 2 * S), new.health.path_mtu(1, 2 * S)), (Some(1400), None));
+    }
+
     /// A down tunnel whose `interface` is taken out is no longer probed, so it is up: as
     /// the documentation says every unprobed tunnel is.
     #[test]

@@ -1289,8 +1289,10 @@ fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
 /// The XDP program and the pipeline judge GRE to the anycast address alike, so that replay
 /// shows what a live edge does: on 3000 frames scapy builds at random (GRE and not, from
 /// the tunnels' routers and from elsewhere, IPv4 options, fragments and AH, IPv6 chains of
-/// extension headers and AH, GRE of every flag, version and payload; `data/gre_frames.py`;
-/// some behind VLAN tags, some cut short or with a byte changed), the kernel's test run of the program with
+/// extension headers and AH, GRE of every flag, version and payload, then 600 ICMP errors
+/// to the anycast addresses, about our GRE to the routers (path MTU discovery) and about
+/// other packets; `data/gre_frames.py`; some behind VLAN tags, some cut short or with a
+/// byte changed), the kernel's test run of the program with
 /// the tables `run` gives it beside the pipeline's verdict, under both `gre_unsupported`
 /// settings:
 /// - what the pipeline transmits or drops, the program hands over (here: to a queue with no
@@ -1307,7 +1309,7 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
     use transitd_bpf::XdpDecision as X;
     let (config, _) = tunnel_edge();
     let file = temp("gre-judged.pcap");
-    scapy_pcap(&file, &format!("NFRAMES = 3000\n{}", include_str!("data/gre_frames.py")));
+    scapy_pcap(&file, &format!("NFRAMES = 3000\nNICMP = 600\n{}", include_str!("data/gre_frames.py")));
     let frames = damaged(tagged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 8100), 47);
     // GRE under AH in an IPv6 chain, as tshark reads the frames (before the damage).
     let under_v6_ah: std::collections::BTreeSet<u64> =
@@ -1360,6 +1362,9 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
             at_least(X::NoSocket, "drop", reason.name());
         }
         at_least(X::Passed, "pass", PassReason::NoCustomer.name());
+        // Path MTU discovery's errors about our GRE, used and unusable.
+        at_least(X::NoSocket, "consumed", ConsumeReason::UnderlayTooBig.name());
+        at_least(X::NoSocket, "drop", D::UnderlayTooBigUnusable.name());
         // GRE under AH in an IPv6 chain came up whole, not only as a drop.
         let whole_under_v6_ah = (1..)
             .zip(&verdicts)
@@ -1368,4 +1373,109 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
             .count();
         assert!(whole_under_v6_ah >= 10, "{gre_unsupported}: {whole_under_v6_ah} frames of GRE under AH over IPv6");
     }
+}
+
+/// Path MTU discovery on the underlay (RFC 1191, RFC 8201): an ICMP Fragmentation Needed or
+/// Packet Too Big that scapy writes about GRE we sent a tunnel's router lowers that tunnel's
+/// MTU, for what it tells packets' senders (the next-hop MTU of the errors transitd writes,
+/// read back by etherparse) and for the MSS of SYNs, for ten minutes, never below the floor,
+/// never raised by an error; one about another tunnel's key, with a bad checksum or about
+/// something else changes nothing. The expected figures are the RFCs': the reported MTU less
+/// the outer IPv4 and GRE headers (24 bytes; 28 with a key), 44 over IPv6.
+#[test]
+fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    const S: u64 = 1_000_000_000;
+    let (config, _) = tunnel_edge();
+    // acme's IPv6 by its IPv6 tunnel, so that one path is IPv6.
+    let config = config.replacen(
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+        1,
+    );
+    let file = temp("too-big");
+    scapy_pcap(
+        &file,
+        "def big(dst, n, v6=False, syn=False):\n\
+         \x20   if v6: ip = IPv6(src='2001:db8:1::1', dst=dst)\n\
+         \x20   else: ip = IP(src='198.18.0.10', dst=dst, flags='DF')\n\
+         \x20   if syn: return Ether(dst='02:00:00:00:00:01')/ip/TCP(sport=40000, dport=443, flags='S', options=[('MSS', 1460)])\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/ip/UDP(sport=4000, dport=53)/Raw(b'x' * (n - len(ip/UDP())))\n\
+         def gre_to(remote, key=None):\n\
+         \x20   g = GRE() if key is None else GRE(key_present=1, key=key)\n\
+         \x20   return IP(src='192.0.2.1', dst=remote, proto=47, flags='DF', len=1500)/g/IP(src='198.18.0.10', dst='203.0.113.10')/UDP()\n\
+         def too_big(remote, mtu, key=None, chksum=None, proto=47):\n\
+         \x20   m = ICMP(type=3, code=4, nexthopmtu=mtu)\n\
+         \x20   if chksum is not None: m.chksum = chksum\n\
+         \x20   q = gre_to(remote, key)\n\
+         \x20   q.proto = proto\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='192.0.2.200', dst='192.0.2.1')/m/q\n\
+         def too_big6(mtu):\n\
+         \x20   q = IPv6(src='2001:db8:ffff::1', dst='2001:db8:beef::1', nh=47)/GRE(proto=0x86dd)/IPv6(src='2001:db8:1::1', dst='2001:db8:acbe::10')/UDP()\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::1', dst='2001:db8:ffff::1')/ICMPv6PacketTooBig(mtu=mtu)/q\n\
+         frames = [big('203.0.113.10', 1400), too_big('198.51.100.1', 1400), big('203.0.113.10', 1376),\n\
+         \x20   big('203.0.113.10', 1377), big('198.18.100.10', 1400), big('203.0.113.10', 0, syn=True),\n\
+         \x20   too_big('198.51.100.2', 1000, key=9), too_big('198.51.100.1', 900, chksum=0x1234),\n\
+         \x20   too_big('198.51.100.1', 900, proto=17), too_big('198.51.100.1', 1500), too_big('198.51.100.2', 1000, key=7),\n\
+         \x20   big('198.18.100.10', 973), big('203.0.113.10', 1377), too_big('198.51.100.1', 100), big('203.0.113.10', 529),\n\
+         \x20   big('203.0.113.10', 1400), too_big('198.51.100.1', 0),  big('203.0.113.10', 1469),\n\
+         \x20   big('2001:db8:acbe::10', 1400, v6=True), too_big6(1300), big('2001:db8:acbe::10', 1281, v6=True)]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    // Each frame with its receive time in seconds.
+    let times = [1, 2, 3, 3, 3, 4, 5, 5, 5, 5, 5, 6, 6, 7, 8, 608, 700, 701, 702, 703, 704];
+    assert_eq!(frames.len(), times.len());
+    let run = |config: &str| {
+        let snap = snapshot(config);
+        let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+        let mut out = Vec::new();
+        for (input, t) in frames.iter().zip(times) {
+            let mut buf = vec![0u8; HEADROOM + 2048];
+            buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(input);
+            let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, t * S);
+            let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+            frame.verdict = outcome.verdict;
+            out.push((outcome.verdict, frame.tx_bytes().map(<[u8]>::to_vec).unwrap_or_default()));
+        }
+        out
+    };
+    let out = run(&config);
+    let fate = |i: usize| format!("{}:{}", out[i].0.kind(), out[i].0.reason());
+    // The next-hop MTU an ICMPv4 error to the Internet names (Ethernet, IPv4, then ICMP's
+    // bytes 6 and 7), or ICMPv6's MTU field.
+    let mtu4 = |i: usize| u16::from_be_bytes([out[i].1[14 + 20 + 6], out[i].1[14 + 20 + 7]]);
+    let mtu6 = |i: usize| u32::from_be_bytes(out[i].1[14 + 40 + 4..14 + 40 + 8].try_into().unwrap());
+    let (encapsulated, too_big) = ("tx:encapsulated", "tx:icmp_too_big");
+    let (used, unusable) = ("consumed:underlay_too_big", "drop:underlay_too_big_unusable");
+    assert_eq!(fate(0), encapsulated, "the tunnel's own mtu (1476) takes 1400 bytes");
+    assert_eq!(fate(1), used);
+    assert_eq!((fate(2), fate(3)), (encapsulated.into(), too_big.into()), "1400 less 24 fits, one more does not");
+    assert_eq!(mtu4(3), 1376);
+    assert_eq!(fate(4), encapsulated, "another tunnel's path is its own");
+    // The SYN's MSS: the outer IPv4 and GRE, the inner IPv4 and TCP headers, then the
+    // option (kind 2, length 4).
+    assert_eq!(fate(5), encapsulated);
+    let mss_at = 14 + 24 + 20 + 20;
+    assert_eq!(out[5].1[mss_at..mss_at + 2], [2, 4]);
+    assert_eq!(u16::from_be_bytes([out[5].1[mss_at + 2], out[5].1[mss_at + 3]]), 1376 - 40, "clamped to the path");
+    assert_eq!((fate(6), fate(7)), (unusable.into(), unusable.into()), "another key; a bad checksum");
+    assert_eq!(fate(8), "pass:no_customer", "about UDP, not our GRE: the host's");
+    assert_eq!(fate(9), used, "a larger MTU is taken and changes nothing");
+    assert_eq!(fate(10), used);
+    assert_eq!((fate(11), mtu4(11)), (too_big.into(), 1000 - 28), "beta's keyed tunnel: 28 bytes of headers");
+    assert_eq!((fate(12), mtu4(12)), (too_big.into(), 1376), "an error never raises the estimate");
+    assert_eq!((fate(13), fate(14), mtu4(14)), (used.into(), too_big.into(), 552 - 24), "100 is below the floor, 552");
+    assert_eq!(fate(15), encapsulated, "ten minutes on, the configured mtu again");
+    // A router that names no MTU (RFC 792's): the plateau below the quoted 1500 bytes, 1492.
+    assert_eq!((fate(16), fate(17), mtu4(17)), (used.into(), too_big.into(), 1492 - 24));
+    // Over IPv6: 1300 less 44 is 1256, but an IPv6 packet is never held below 1280.
+    assert_eq!(fate(18), encapsulated);
+    assert_eq!((fate(19), fate(20)), (used.into(), too_big.into()), "{:02x?}", out[20].1);
+    assert_eq!(mtu6(20), 1280);
+
+    // Off, the errors are the host's, and the tunnel's mtu stands.
+    let off = run(&config.replacen("[dos.sanity]", "path_mtu_discovery = false\n[dos.sanity]", 1));
+    let off_fate = |i: usize| format!("{}:{}", off[i].0.kind(), off[i].0.reason());
+    assert_eq!((off_fate(1), off_fate(3)), ("pass:no_customer".into(), encapsulated.into()));
 }

@@ -13,7 +13,9 @@
 /* Prefixes per family in the ownership tries: customers' prefixes, soft-unicast ranges. */
 #define MAX_PREFIXES 65536
 
+#define IPPROTO_ICMP_ 1
 #define IPPROTO_GRE_ 47
+#define IPPROTO_ICMPV6_ 58
 /* The authentication header (RFC 4302), which transitd does not verify. */
 #define IPPROTO_AH_ 51
 /* IPv6 extension headers a tunnel's router may put before GRE (RFC 8200 section 4). */

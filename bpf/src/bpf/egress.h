@@ -14,7 +14,6 @@
 #include "consts.h"
 #include "maps.h"
 
-#define IPPROTO_ICMP_ 1
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 

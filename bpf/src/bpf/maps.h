@@ -48,6 +48,10 @@ struct transitd_config {
 	/* MPLS frames (EtherType 0x8847, 0x8848): 1 redirects them for the data plane to drop
 	 * and count (`mpls = "drop"` in [server]), 0 passes them to the kernel here. */
 	__u32 mpls_redirect;
+	/* An ICMP Fragmentation Needed or Packet Too Big to the anycast address about GRE from
+	 * it to a tunnel's router: 1 redirects it for the data plane to lower the tunnel's path
+	 * MTU (`path_mtu_discovery` in [server]), 0 passes it to the kernel. */
+	__u32 pmtu_redirect;
 };
 
 /* An egress address (network order) in a slot. */

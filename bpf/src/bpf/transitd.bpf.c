@@ -80,6 +80,45 @@ static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip
 	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 }
 
+/* An ICMP Fragmentation Needed (IPv4) or Packet Too Big (IPv6) to the anycast address
+ * whose quote is GRE from that address to a tunnel's router is about the underlay's path
+ * MTU: the data plane's (pipeline/pmtu.rs), which lowers the tunnel's MTU, with
+ * `path_mtu_discovery` on. Read as the data plane reads it: the quoted fixed header within
+ * the packet's length. The rest of ICMP to the anycast address is the host's. */
+static __always_inline int too_big_v4_fate(struct transitd_config *cfg, struct iphdr *ip, __u32 ihl, void *end)
+{
+	struct icmp_ *ic = (void *)ip + ihl;
+	struct iphdr *q = (void *)(ic + 1);
+	__u32 total = bpf_ntohs(ip->tot_len);
+	if (!cfg->pmtu_redirect || (ip->frag_off & bpf_htons(0x3fff)) || (void *)(q + 1) > end ||
+	    ihl + sizeof(*ic) + sizeof(*q) > total)
+		return NOT_OURS;
+	if (ic->type != 3 || ic->code != 4 || q->version != 4 || q->ihl < 5 || q->protocol != IPPROTO_GRE_ ||
+	    q->saddr != cfg->anycast_v4 || ihl + sizeof(*ic) + q->ihl * 4 > total)
+		return NOT_OURS;
+	__u32 remote = q->daddr;
+	return bpf_map_lookup_elem(&tunnel_remotes_v4, &remote) ? OURS : NOT_OURS;
+}
+
+static __always_inline int too_big_v6_fate(struct transitd_config *cfg, struct ipv6hdr *ip, void *end)
+{
+	struct icmp_ *ic = (void *)(ip + 1);
+	struct ipv6hdr *q = (void *)(ic + 1);
+	if (!cfg->pmtu_redirect || (void *)(q + 1) > end ||
+	    sizeof(*ic) + sizeof(*q) > bpf_ntohs(ip->payload_len))
+		return NOT_OURS;
+	if (ic->type != 2 || q->version != 6 || q->nexthdr != IPPROTO_GRE_)
+		return NOT_OURS;
+	__u32 want[4], got[4];
+	__builtin_memcpy(want, cfg->anycast_v6, 16);
+	__builtin_memcpy(got, &q->saddr, 16);
+	if (want[0] != got[0] || want[1] != got[1] || want[2] != got[2] || want[3] != got[3])
+		return NOT_OURS;
+	struct ipv6_addr_ remote;
+	__builtin_memcpy(remote.addr, &q->daddr, sizeof(remote.addr));
+	return bpf_map_lookup_elem(&tunnel_remotes_v6, &remote) ? OURS : NOT_OURS;
+}
+
 static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip, void *end)
 {
 	struct lpm_v4_key key = { .prefixlen = 32, .addr = ip->daddr };
@@ -93,6 +132,8 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 		return NOT_OURS;
 	if (ip->protocol == IPPROTO_AH_)
 		return ah_fate(cfg, ip, ihl, end);
+	if (ip->protocol == IPPROTO_ICMP_)
+		return too_big_v4_fate(cfg, ip, ihl, end);
 	if (ip->protocol != IPPROTO_GRE_)
 		return NOT_OURS;
 	__u32 src = ip->saddr;
@@ -166,13 +207,16 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	__u8 next = ip->nexthdr;
 	int extension = next == IPPROTO_HOPOPTS_ || next == IPPROTO_ROUTING_ || next == IPPROTO_FRAGMENT_ ||
 			next == IPPROTO_DSTOPTS_;
-	if (!cfg->has_anycast_v6 || (next != IPPROTO_GRE_ && next != IPPROTO_AH_ && !extension))
+	if (!cfg->has_anycast_v6 ||
+	    (next != IPPROTO_GRE_ && next != IPPROTO_AH_ && next != IPPROTO_ICMPV6_ && !extension))
 		return NOT_OURS;
 	__u32 want[4], got[4];
 	__builtin_memcpy(want, cfg->anycast_v6, 16);
 	__builtin_memcpy(got, &ip->daddr, 16);
 	if (want[0] != got[0] || want[1] != got[1] || want[2] != got[2] || want[3] != got[3])
 		return NOT_OURS;
+	if (next == IPPROTO_ICMPV6_) /* right behind the fixed header, as routers send errors */
+		return too_big_v6_fate(cfg, ip, end);
 	struct ipv6_addr_ src;
 	__builtin_memcpy(src.addr, &ip->saddr, sizeof(src.addr));
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v6, &src) != 0;

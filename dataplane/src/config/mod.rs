@@ -384,6 +384,11 @@ pub struct ServerSection {
     /// (default true).
     #[serde(default = "yes")]
     pub mss_clamp: bool,
+    /// Lower a tunnel's MTU for ten minutes when its underlay answers our GRE with an ICMP
+    /// Fragmentation Needed or Packet Too Big (path MTU discovery, RFC 1191 and RFC 8201;
+    /// default true); when false those errors are the host's.
+    #[serde(default = "yes")]
+    pub path_mtu_discovery: bool,
     /// ICMP errors (fragmentation needed, packet too big, time exceeded) each worker sends
     /// per second at most; default 1000.
     pub icmp_rate: Option<Spanned<u64>>,

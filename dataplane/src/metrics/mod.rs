@@ -160,6 +160,8 @@ tunnel = "acme-gre"
         }
         state.stats.count(&dropped, 60);
         state.stats.rx_frames = 6;
+        // The underlay said 1400 bytes for acme-gre's path: 24 of them are GRE's and IPv4's.
+        assert!(snap.health.lower_path_mtu(0, 1400, crate::io::wall_clock_ns()));
         let text = render(&sources(state.stats, snap));
         let samples = parse(&text);
         let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
@@ -182,6 +184,8 @@ tunnel = "acme-gre"
         // A tunnel not health-checked is up as routing takes it, and says it is not checked
         // (so that a customer whose checked tunnels are down but who has one is not paged).
         assert_eq!(get("transitd_tunnel_up", &[("tunnel", "acme-spare"), ("checked", "false")]), 1.0);
+        assert_eq!(get("transitd_tunnel_mtu_bytes", &[("tunnel", "acme-gre")]), 1376.0);
+        assert_eq!(get("transitd_tunnel_mtu_bytes", &[("tunnel", "acme-spare")]), 1476.0, "its configured mtu");
         assert_eq!(get("transitd_xdp_packets_total", &[("action", "redirected")]), 7.0);
         // The histogram: cumulative buckets ending in +Inf, as many as recorded.
         assert_eq!(get("transitd_batch_duration_seconds_count", &[]), 3.0);

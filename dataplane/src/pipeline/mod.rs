@@ -27,11 +27,13 @@ pub mod flows;
 mod forward;
 pub mod fragments;
 mod ingress;
+mod pmtu;
 mod tcp;
 
 pub use batch::{process_batch, process_batch_via};
 pub use frame::{BATCH_SIZE, Frame, HEADROOM, Spill};
 pub use parse::{IpFrame, Parsed, parse_frame, parse_frame_into};
+pub use pmtu::tunnel_mtu;
 pub use stats::{Reason, WorkerStats};
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
@@ -507,6 +509,9 @@ enum Path {
     Decap,
     /// To no customer's prefix.
     NoCustomer,
+    /// An ICMP Fragmentation Needed or Packet Too Big to the anycast address: about our
+    /// GRE, it is the underlay's path MTU.
+    UnderlayTooBig,
     /// To `customer`'s prefix, from a source in some customer's prefix.
     Spoofed(CustomerId),
     /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
@@ -523,7 +528,7 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     // (multicast routing aside, which transitd does not do) and discards a unicast one
     // received so. Traffic for no customer is the host's to judge; soft unicast's is judged
     // on its outcome ([`soft_unicast`]), since part of it is the host's too.
-    if !matches!(path, Path::NoCustomer | Path::SoftUnicast) && sent_to_a_link_group(key) {
+    if !matches!(path, Path::NoCustomer | Path::SoftUnicast | Path::UnderlayTooBig) && sent_to_a_link_group(key) {
         return Path::LinkBroadcast;
     }
     path
@@ -544,6 +549,9 @@ fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     }
     if decap::is_gre_to_us(snap, key, ip) {
         return Path::Decap;
+    }
+    if pmtu::is_too_big_to_us(snap, key, ip) {
+        return Path::UnderlayTooBig;
     }
     match ingress::steer(snap, key, ip.is_ipv6) {
         None => Path::NoCustomer,
@@ -583,6 +591,7 @@ fn finish(
         Path::NoCustomer => {
             outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);
         }
+        Path::UnderlayTooBig => outcome.verdict = pmtu::process(ctx, frame, ip),
         Path::Spoofed(c) => {
             outcome.customer = Some(c);
             outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);

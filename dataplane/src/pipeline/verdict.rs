@@ -95,6 +95,10 @@ reasons! {
         /// TTL or hop limit would reach zero (and no ICMP error was sent: rate limit, or an
         /// error about an error).
         TtlExceeded = "ttl_exceeded",
+        /// An ICMP Fragmentation Needed or Packet Too Big about GRE from the anycast address
+        /// to a tunnel's router that names no tunnel (another key, or a quote cut before
+        /// it) or whose checksum does not verify: the path MTU is left as it was.
+        UnderlayTooBigUnusable = "underlay_too_big_unusable",
         /// Larger than the tunnel MTU and not fragmented (DF set or IPv6, with the ICMP
         /// error rate-limited or not allowed; or `fragment_ipv4 = false`).
         MtuExceeded = "mtu_exceeded",
@@ -203,6 +207,10 @@ reasons! {
     ConsumeReason {
         /// A reply to one of our tunnel health probes.
         HealthProbeReply = "health_probe_reply",
+        /// An ICMP Fragmentation Needed or Packet Too Big about our GRE to a tunnel's
+        /// router: the tunnel's path MTU is lowered to it (for ten minutes, not below the
+        /// floor) unless the tunnel already keeps under it.
+        UnderlayTooBig = "underlay_too_big",
         /// A RST carrying a challenge's cookie: its source is authenticated (TCP
         /// protection); the customer never saw the challenged connection, so it is not sent.
         SynChallengeAnswer = "syn_challenge_answer",

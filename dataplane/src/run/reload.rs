@@ -527,6 +527,7 @@ fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<()
         }),
         gre_not_ours_pass: snap.gre_unsupported == crate::snapshot::Fate::Pass,
         mpls_redirect: snap.mpls == crate::snapshot::Fate::Drop,
+        pmtu_redirect: snap.path_mtu_discovery,
         unbound_queue: match snap.unbound_queue {
             crate::snapshot::Fate::Pass => transitd_bpf::UnboundQueue::Pass,
             crate::snapshot::Fate::Drop => transitd_bpf::UnboundQueue::Drop,

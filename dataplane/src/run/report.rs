@@ -122,5 +122,16 @@ pub(super) fn final_report(
         let state = if snap.health.is_up(i as u16) { "up" } else { "down" };
         let _ = writeln!(out, "tunnel {} {state} (probes answered up to #{})", t.name, snap.health.replied(i as u16));
     }
+    let now = crate::io::wall_clock_ns();
+    for t in &snap.tunnels {
+        let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now);
+        if mtu < t.mtu {
+            let _ = writeln!(
+                out,
+                "tunnel {} path MTU: {mtu} bytes inside (mtu {}), as the underlay reported",
+                t.name, t.mtu
+            );
+        }
+    }
     out
 }

@@ -1,9 +1,10 @@
 //! Tunnel health as data: the up/down flag and last answered probe of each tunnel, which
 //! the prober (in the shell, `crate::health`) writes and the pipeline's decapsulation and
-//! route stages read and record; and the probes' timing. Relaxed atomics per tunnel, and
-//! answer marks (a bit per tunnel in shared 64-bit words, Release/Acquire: they carry what
-//! was answered to the prober): no lock, and no write on the forwarding path but a
-//! recognised probe reply.
+//! route stages read and record; the path MTU the underlay was found to take (the pipeline's
+//! `pmtu` stage writes it, the tunnel stages read it); and the probes' timing. Relaxed
+//! atomics per tunnel, and answer marks (a bit per tunnel in shared 64-bit words,
+//! Release/Acquire: they carry what was answered to the prober): no lock, and no write on
+//! the forwarding path but a recognised probe reply or Packet Too Big.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -13,6 +14,14 @@ use super::TunnelId;
 pub const PROBE_MAGIC: [u8; 8] = *b"transitd";
 /// Payload: magic, tag (8), tunnel id (2), zero (2), sequence number (4).
 pub const PROBE_PAYLOAD_LEN: usize = 24;
+
+/// How long a path MTU learned from a Packet Too Big holds before the tunnel's configured
+/// `mtu` is tried again: RFC 1191 §6.3's and RFC 8201 §4's ten minutes.
+pub const PATH_MTU_HOLD_NS: u64 = 600_000_000_000;
+
+/// A learned path MTU's expiry is kept in units of 2^30 ns (about a second), so that it and
+/// the MTU fit one atomic word: times to the year 2106 as Unix nanoseconds.
+const TIME_SHIFT: u32 = 30;
 
 /// Health state shared by the workers for one snapshot's tunnels.
 #[derive(Debug)]
@@ -33,14 +42,23 @@ struct TunnelHealth {
     /// Highest probe sequence number answered (tagged: no one off the tunnel's path can
     /// raise it; the prober starts it over when its sequence numbers wrap).
     replied: AtomicU32,
+    /// The largest outer packet the underlay was last found to take (the path MTU, GRE
+    /// and its IP header included), and until when (upper half, in units of 2^TIME_SHIFT
+    /// ns); 0: none learned.
+    path_mtu: AtomicU64,
 }
 
 impl HealthTable {
     /// Every tunnel up, nothing answered yet.
     pub fn new(tunnels: usize) -> HealthTable {
         let answers = (0..tunnels.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let tunnels =
-            (0..tunnels).map(|_| TunnelHealth { up: AtomicBool::new(true), replied: AtomicU32::new(0) }).collect();
+        let tunnels = (0..tunnels)
+            .map(|_| TunnelHealth {
+                up: AtomicBool::new(true),
+                replied: AtomicU32::new(0),
+                path_mtu: AtomicU64::new(0),
+            })
+            .collect();
         HealthTable { tunnels, key: [AtomicU64::new(0), AtomicU64::new(0)], answers }
     }
 
@@ -54,6 +72,38 @@ impl HealthTable {
     pub fn set_up(&self, t: TunnelId, up: bool) {
         if let Some(h) = self.tunnels.get(usize::from(t)) {
             h.up.store(up, Ordering::Relaxed);
+        }
+    }
+
+    /// The path MTU of tunnel `t`'s underlay (the largest outer packet it takes), as a
+    /// Packet Too Big about it said, while that holds at `now_ns` (a frame's receive time);
+    /// `None`: the configured `mtu` stands.
+    #[inline]
+    pub fn path_mtu(&self, t: TunnelId, now_ns: u64) -> Option<u32> {
+        let word = self.tunnels.get(usize::from(t))?.path_mtu.load(Ordering::Relaxed);
+        (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32)
+    }
+
+    /// Records that tunnel `t`'s underlay takes outer packets of at most `mtu` bytes, as a
+    /// Packet Too Big received at `now_ns` says, for [`PATH_MTU_HOLD_NS`]: unless a lower
+    /// one holds (a Packet Too Big never raises the estimate, RFC 1191 §6.3). The same or a
+    /// lower one starts the hold again. Returns whether the MTU in force fell.
+    pub fn lower_path_mtu(&self, t: TunnelId, mtu: u32, now_ns: u64) -> bool {
+        let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
+        let until = now_ns.saturating_add(PATH_MTU_HOLD_NS) >> TIME_SHIFT;
+        let mut lowered = false;
+        let _ = h.path_mtu.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+            let held = (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32);
+            lowered = held.is_none_or(|held| mtu < held);
+            held.is_none_or(|held| mtu <= held).then_some(until << 32 | u64::from(mtu))
+        });
+        lowered
+    }
+
+    /// Forgets what tunnel `t`'s underlay was found to take (its path changed).
+    pub fn forget_path_mtu(&self, t: TunnelId) {
+        if let Some(h) = self.tunnels.get(usize::from(t)) {
+            h.path_mtu.store(0, Ordering::Relaxed);
         }
     }
 
@@ -136,8 +186,9 @@ impl HealthTable {
     }
 
     /// Carries state over from the table of the previous snapshot, matching tunnels by
-    /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight. A
-    /// tunnel that is no longer probed (`probed[t]` false) is up, as every unprobed tunnel.
+    /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight or
+    /// a path MTU it learned. A tunnel that is no longer probed (`probed[t]` false) is up,
+    /// as every unprobed tunnel.
     pub fn inherit(&self, names: &[&str], probed: &[bool], old: &HealthTable, old_names: &[&str]) {
         self.set_key(old.key());
         let old_index: std::collections::HashMap<&str, usize> =
@@ -156,6 +207,13 @@ impl HealthTable {
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
+        // One a worker recorded here already is the later word.
+        let _ = new.path_mtu.compare_exchange(
+            0,
+            old.path_mtu.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         if probed {
             new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
         }
@@ -180,4 +238,39 @@ pub struct HealthConfig {
     pub down_after: u32,
     /// Answers in a row that bring it back.
     pub up_after: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_path_mtu_holds_ten_minutes_falls_and_is_never_raised_by_an_error() {
+        let h = HealthTable::new(2);
+        assert_eq!(h.path_mtu(0, 5 * S), None);
+        assert!(h.lower_path_mtu(0, 1400, 5 * S));
+        assert_eq!((h.path_mtu(0, 6 * S), h.path_mtu(1, 6 * S)), (Some(1400), None), "one tunnel's");
+        assert!(!h.lower_path_mtu(0, 1450, 7 * S), "an error never raises it");
+        assert_eq!(h.path_mtu(0, 7 * S), Some(1400));
+        assert!(h.lower_path_mtu(0, 1300, 8 * S));
+        assert!(!h.lower_path_mtu(0, 1300, 100 * S), "the same again holds it longer");
+        // The hold is kept to about a second (2^30 ns) either way.
+        assert_eq!(h.path_mtu(0, 100 * S + PATH_MTU_HOLD_NS - 2 * S), Some(1300));
+        assert_eq!(h.path_mtu(0, 100 * S + PATH_MTU_HOLD_NS + 2 * S), None, "ten minutes on");
+        // Once it lapsed, any value is news, a larger one too.
+        assert!(h.lower_path_mtu(0, 1450, 100 * S + PATH_MTU_HOLD_NS + 2 * S));
+        h.forget_path_mtu(0);
+        assert_eq!(h.path_mtu(0, 701 * S), None);
+    }
+
+    #[test]
+    fn a_reload_carries_a_path_mtu_by_name() {
+        let old = HealthTable::new(2);
+        assert!(old.lower_path_mtu(1, 1400, S));
+        let new = HealthTable::new(3);
+        new.inherit(&["c", "b", "a"], &[false, false, false], &old, &["a", "b"]);
+        assert_eq!((new.path_mtu(0, 2 * S), new.path_mtu(1, 2 * S), new.path_mtu(2, 2 * S)), (None, Some(1400), None));
+    }
 }

@@ -88,6 +88,8 @@ pub struct Snapshot {
     pub fragment_ipv4: bool,
     /// Clamp the MSS of SYNs entering or leaving a tunnel.
     pub mss_clamp: bool,
+    /// Learn tunnels' path MTU from the underlay's Packet Too Big messages about our GRE.
+    pub path_mtu_discovery: bool,
     /// Rate and burst of the ICMP errors one worker sends (rate 0: none).
     pub icmp: BucketSpec,
     /// Probe timing and thresholds.
@@ -316,7 +318,8 @@ pub struct TunnelInterface {
 impl Snapshot {
     /// Takes over from `old`, the snapshot this one replaces while running (once, on the
     /// supervisor's thread, before the workers see it): tunnel health carries over by name
-    /// (a reload neither revives a dead tunnel nor loses the probes in flight), and each
+    /// (a reload neither revives a dead tunnel nor loses the probes in flight), and so does
+    /// a learned path MTU while the tunnel's outer addresses stay the same; and each
     /// customer whose TCP rules cover what they did keeps its lists' version unless one of
     /// the lists changed so that the rules cover more.
     pub fn take_over_from(&mut self, old: &Snapshot) {
@@ -324,6 +327,13 @@ impl Snapshot {
         let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
         let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
         self.health.inherit(&names, &probed, &old.health, &old_names);
+        let old_paths: std::collections::HashMap<&str, gre::encap::Endpoints> =
+            old.tunnels.iter().map(|t| (t.name.as_str(), t.gre.endpoints)).collect();
+        for t in &self.tunnels {
+            if old_paths.get(t.name.as_str()).is_some_and(|&was| was != t.gre.endpoints) {
+                self.health.forget_path_mtu(t.id); // another path: what the old one took says nothing
+            }
+        }
         let before: std::collections::HashMap<(&str, u64), &Customer> =
             old.customers.iter().map(|c| ((c.name.as_str(), c.tcp_coverage), c)).collect();
         // Each pair of lists compared once: the global rules' are every customer's.
@@ -628,6 +638,7 @@ impl Builder<'_> {
             mpls: server.mpls.into(),
             fragment_ipv4: server.fragment_ipv4,
             mss_clamp: server.mss_clamp,
+            path_mtu_discovery: server.path_mtu_discovery,
             icmp: s.icmp,
             health_config,
             health: HealthTable::new(c.tunnels.len()),

@@ -59,3 +59,38 @@ frames = []
 for _ in range(NFRAMES):
     f = Ether(dst='02:00:00:00:00:01')/(v4() if random.random() < 0.5 else v6())
     frames.append(f)
+# Then ICMP errors to the anycast addresses (NICMP of them, from their own seed, so that
+# the frames above stay as they were): Fragmentation Needed and Packet Too Big about our GRE
+# to the tunnels' routers (path MTU discovery, pipeline/pmtu.rs) and about other packets,
+# other errors, quotes cut short, with options, with a wrong checksum, fragmented.
+random.seed(1191)
+def quoted_gre(v6):
+    g = GRE()
+    if random.random() < 0.5: g.key_present, g.key = 1, random.choice([7, 7, 9])
+    if random.random() < 0.2: g.chksum_present = 1
+    body = g/IP(src='203.0.113.10', dst='198.18.0.10')/UDP()/Raw(junk(random.randrange(0, 64)))
+    if v6:
+        q = IPv6(src=random.choice([A6] * 6 + ['2001:db8::7']), dst=random.choice([R6, R6, '2001:db8:beef::99']),
+                 nh=random.choice([47] * 8 + [17]))/body
+    else:
+        q = IP(src=random.choice([A4] * 6 + ['192.0.2.7']), dst=random.choice([R4, R4K, R4K, '198.51.100.77']),
+               proto=random.choice([47] * 8 + [17]), flags='DF')/body
+        if random.random() < 0.1: q.options = [IPOption_NOP()] * 4
+    q = bytes(q)
+    return Raw(q[:random.choice([len(q)] * 6 + [random.randrange(0, len(q))])])
+def icmp_v4():
+    ip = IP(src=random.choice(['203.0.113.250', '192.0.2.200']), dst=random.choice([A4] * 8 + ['203.0.113.9']),
+            flags=random.choice([0] * 12 + ['MF']))
+    if random.random() < 0.1: ip.options = [IPOption_NOP()] * 4
+    m = ICMP(type=random.choice([3] * 8 + [11]), code=random.choice([4] * 8 + [1]),
+             nexthopmtu=random.choice([0, 100, 576, 1400, 1476, 1500, 9000]))
+    if random.random() < 0.1: m.chksum = 0x1234
+    return ip/m/quoted_gre(False)
+def icmp_v6():
+    p = IPv6(src='2001:db8:5::1', dst=random.choice([A6] * 8 + ['2001:db8:acbe::9']))
+    if random.random() < 0.1: p = p/IPv6ExtHdrDestOpt()
+    m = random.choice([ICMPv6PacketTooBig(mtu=random.choice([0, 1000, 1300, 1400, 1500, 9000]))] * 8 + [ICMPv6TimeExceeded()])
+    if random.random() < 0.1: m.cksum = 0x1234
+    return p/m/quoted_gre(True)
+for _ in range(NICMP):
+    frames.append(Ether(dst='02:00:00:00:00:01')/(icmp_v4() if random.random() < 0.5 else icmp_v6()))

@@ -1,0 +1,197 @@
+//! Path MTU discovery on the underlay: an ICMP Fragmentation Needed (RFC 1191) or ICMPv6
+//! Packet Too Big (RFC 8201) that a router between us and a customer's router sends about
+//! GRE we sent lowers that tunnel's MTU for ten minutes, as a host's stack lowers a route's
+//! (the host here has no tunnel to lower: the kernel has no GRE device, and the XDP program
+//! hands these errors to the data plane).
+//!
+//! Which tunnel it is comes from the quoted packet: the outer header we wrote (from the
+//! anycast address to a tunnel's router, GRE) and the GRE key, found as decapsulation finds
+//! a tunnel. Anyone can send such an error, as anyone can to a host; the floor (552 bytes of
+//! outer packet over IPv4, Linux's `min_pmtu`; 1280 over IPv6, RFC 8200 §5) bounds what a
+//! forged one costs, and an error never raises the estimate (RFC 1191 §6.3).
+
+use classifier::{Dim, Key};
+use gre::GrePacket;
+use gre::checksum;
+use gre::icmp::{ICMP_HEADER_LEN, IPPROTO_ICMPV6, ipv6_pseudo_header_sum};
+
+use super::forward::Ctx;
+use super::parse::IpFrame;
+use super::verdict::{ConsumeReason, DropReason, PassReason, Verdict};
+use super::{Frame, by_fate, decap};
+use crate::snapshot::{Snapshot, Tunnel, TunnelId};
+
+/// ICMPv4 Destination Unreachable, code 4: fragmentation needed and DF set.
+const ICMPV4_UNREACHABLE: u32 = 3;
+const FRAGMENTATION_NEEDED: u32 = 4;
+/// ICMPv6 Packet Too Big.
+const ICMPV6_PACKET_TOO_BIG: u32 = 2;
+/// IP protocol number of GRE.
+const GRE: u8 = 47;
+
+/// The smallest path MTU an error may set over IPv4: Linux's `min_pmtu` (552), which a
+/// forged error cannot take a tunnel under.
+pub const PATH_MTU_FLOOR_V4: u32 = 552;
+/// The same over IPv6: the minimum link MTU (RFC 8200 §5); RFC 8201 §4 lets no error take
+/// the estimate below it.
+pub const PATH_MTU_FLOOR_V6: u32 = 1280;
+
+/// RFC 1191 §7's plateaus: the estimate for an error from a router that names no next-hop
+/// MTU (RFC 792's, before RFC 1191), the largest below the quoted packet's length.
+const PLATEAUS: [u32; 10] = [32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
+
+/// True for an ICMP Fragmentation Needed (or ICMPv6 Packet Too Big right behind the fixed
+/// header) to our anycast address, whole, with path MTU discovery on: steered by its
+/// addresses and type, as the XDP program steers it, before its quote is read.
+pub(super) fn is_too_big_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
+    if !snap.path_mtu_discovery || ip.fragment.is_some() || ip.under_ah {
+        return false;
+    }
+    let (proto, kind, code) = (key.get(Dim::L4Proto), key.get(Dim::IcmpType), key.get(Dim::IcmpCode));
+    if ip.is_ipv6 {
+        proto == u32::from(IPPROTO_ICMPV6)
+            && kind == ICMPV6_PACKET_TOO_BIG
+            && ip.extension_headers == 0
+            && snap.anycast_v6.is_some_and(|a| u128::from(a) == key.dst_addr())
+    } else {
+        proto == 1
+            && kind == ICMPV4_UNREACHABLE
+            && code == FRAGMENTATION_NEEDED
+            && (key.dst_addr() >> 96) as u32 == u32::from_be_bytes(snap.anycast)
+    }
+}
+
+/// A Packet Too Big to the anycast address ([`is_too_big_to_us`]). About GRE we sent a
+/// tunnel's router, it is consumed here, the tunnel's path MTU lowered if it says less
+/// than the tunnel takes; one that names no tunnel (another key, a quote cut before the
+/// key) or whose checksum fails is dropped. About anything else it is the host's, as any
+/// traffic for no customer (`unmatched`).
+pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, ip: &IpFrame) -> Verdict {
+    let snap = ctx.snap;
+    let l3 = frame.start + ip.l3_start;
+    let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
+    let Some(message) = packet.get(ip.l4_start.saturating_sub(ip.l3_start)..) else {
+        return Verdict::Drop(DropReason::Truncated);
+    };
+    let Some(quote) = Quote::read(snap, message, ip.is_ipv6) else {
+        return by_fate(snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);
+    };
+    if !checksum_ok(packet, message, ip.is_ipv6) {
+        return Verdict::Drop(DropReason::UnderlayTooBigUnusable);
+    }
+    let Some(tunnel) = quote.tunnel(snap) else { return Verdict::Drop(DropReason::UnderlayTooBigUnusable) };
+    let t = &snap.tunnels[usize::from(tunnel)];
+    let path_mtu = reported_mtu(message, quote.length, ip.is_ipv6);
+    let floor = if ip.is_ipv6 { PATH_MTU_FLOOR_V6 } else { PATH_MTU_FLOOR_V4 };
+    let path_mtu = path_mtu.max(floor);
+    // Above what the tunnel's `mtu` already keeps its packets under: nothing to lower (and
+    // nothing to hold: the configuration may lower `mtu` further meanwhile).
+    if path_mtu < configured_path_mtu(t) {
+        snap.health.lower_path_mtu(tunnel, path_mtu, ctx.now);
+    }
+    Verdict::Consumed(ConsumeReason::UnderlayTooBig)
+}
+
+/// The outer packet the tunnel's `mtu` allows: the inner packet with GRE and its IP header.
+fn configured_path_mtu(t: &Tunnel) -> u32 {
+    t.mtu.saturating_add(t.gre.overhead() as u32)
+}
+
+/// The largest inner packet `t` takes at `now` (a frame's receive time): its `mtu`, or
+/// less while its underlay's path MTU holds lower ([`process`]). An IPv6 packet is never
+/// held below 1280 bytes: IPv6 senders take no smaller (RFC 8201 §4), and a path that
+/// carries less would need the outer packet fragmented, which transitd does not do.
+#[inline]
+pub fn tunnel_mtu(snap: &Snapshot, t: &Tunnel, is_ipv6: bool, now: u64) -> u32 {
+    let Some(path_mtu) = snap.health.path_mtu(t.id, now) else { return t.mtu };
+    let learned = path_mtu.saturating_sub(t.gre.overhead() as u32);
+    let learned = if is_ipv6 { learned.max(PATH_MTU_FLOOR_V6) } else { learned };
+    t.mtu.min(learned)
+}
+
+/// The packet an error quotes, when it is GRE we sent to a tunnel's router.
+struct Quote {
+    /// The router's tunnels in the tunnel index.
+    router: usize,
+    /// The quoted packet's length field (the whole packet's, not the quote's).
+    length: u32,
+    /// The GRE header's key, if its flags say one follows; `Err` when the quote ends
+    /// before it (or before the header's other options: the key's place is theirs to say).
+    key: Result<Option<u32>, ()>,
+}
+
+impl Quote {
+    /// The quote of ICMP `message`, if it is GRE from our anycast address to a tunnel's
+    /// router: what the XDP program reads to hand the error over, and no more.
+    fn read(snap: &Snapshot, message: &[u8], is_ipv6: bool) -> Option<Quote> {
+        let quoted = message.get(ICMP_HEADER_LEN..)?;
+        let (remote, length, gre) = if is_ipv6 {
+            let fixed = quoted.get(..40)?;
+            let anycast = snap.anycast_v6?.octets();
+            if fixed[0] >> 4 != 6 || fixed[6] != GRE || fixed[8..24] != anycast {
+                return None;
+            }
+            let dst = u128::from_be_bytes(fixed[24..40].try_into().ok()?);
+            (dst, 40 + u32::from(u16::from_be_bytes([fixed[4], fixed[5]])), &quoted[40..])
+        } else {
+            let fixed = quoted.get(..20)?;
+            let ihl = usize::from(fixed[0] & 0xf) * 4;
+            if fixed[0] >> 4 != 4 || ihl < 20 || fixed[9] != GRE || fixed[12..16] != snap.anycast {
+                return None;
+            }
+            let dst = u32::from_be_bytes([fixed[16], fixed[17], fixed[18], fixed[19]]);
+            (0xffff << 32 | u128::from(dst), u32::from(u16::from_be_bytes([fixed[2], fixed[3]])), quoted.get(ihl..)?)
+        };
+        let router = decap::router_entries(snap, remote)?;
+        let key = GrePacket::new_checked(gre).map(|g| g.key()).map_err(|_| ());
+        Some(Quote { router, length, key })
+    }
+
+    /// The tunnel that sent the quoted GRE.
+    fn tunnel(&self, snap: &Snapshot) -> Option<TunnelId> {
+        decap::find_tunnel(snap, self.router, self.key.ok()?).ok()
+    }
+}
+
+/// The ICMP checksum verifies (ICMPv6's over the pseudo-header too, RFC 4443 §2.3).
+fn checksum_ok(packet: &[u8], message: &[u8], is_ipv6: bool) -> bool {
+    let pseudo = match (is_ipv6, packet.get(8..24), packet.get(24..40)) {
+        (false, ..) => 0,
+        (true, Some(src), Some(dst)) => {
+            let (Ok(src), Ok(dst)) = (src.try_into(), dst.try_into()) else { return false };
+            ipv6_pseudo_header_sum(src, dst, message.len() as u32, IPPROTO_ICMPV6)
+        }
+        _ => return false,
+    };
+    checksum::fold(u64::from(checksum::sum(message)) + pseudo) == 0xffff
+}
+
+/// The path MTU an error reports: ICMPv6's MTU field, ICMPv4's next-hop MTU (RFC 1191 §4),
+/// or for a router that leaves it 0 the plateau below the quoted packet's `length` (§5).
+fn reported_mtu(message: &[u8], length: u32, is_ipv6: bool) -> u32 {
+    let field =
+        |r: std::ops::Range<usize>| message.get(r).map_or(0, |b| b.iter().fold(0u32, |a, &x| a << 8 | u32::from(x)));
+    if is_ipv6 {
+        return field(4..8);
+    }
+    match field(6..8) {
+        0 => PLATEAUS.into_iter().find(|&p| p < length).unwrap_or(0),
+        mtu => mtu,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_naming_no_mtu_is_taken_at_the_plateau_below_the_quoted_packet() {
+        let message = |mtu: u16| [3, 4, 0, 0, 0, 0, (mtu >> 8) as u8, mtu as u8];
+        assert_eq!(reported_mtu(&message(1400), 1500, false), 1400);
+        // RFC 1191 §7's table: 1500 (Ethernet) falls to 1492 (IEEE 802.3), 1492 to 1006.
+        assert_eq!(reported_mtu(&message(0), 1500, false), 1492);
+        assert_eq!(reported_mtu(&message(0), 1492, false), 1006);
+        assert_eq!(reported_mtu(&message(0), 68, false), 0);
+        assert_eq!(reported_mtu(&[2, 0, 0, 0, 0, 0, 5, 0x14], 1500, true), 1300);
+    }
+}
