@@ -758,7 +758,8 @@ remote = "198.51.100.2"
     }
 
     /// A learned path MTU follows its tunnel's name through a reload while the outer
-    /// addresses stay; a tunnel moved to another router starts again from its `mtu`.
+    /// addresses and headers stay; a tunnel moved to another router, or given a key,
+    /// starts again from its `mtu`.
     #[test]
     fn a_reload_keeps_a_path_mtu_while_the_tunnel_keeps_its_path() {
         const S: u64 = 1_000_000_000;
@@ -768,6 +769,10 @@ remote = "198.51.100.2"
         let mut new = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
         new.take_over_from(&old);
         assert_eq!((new.health.path_mtu(0, 2 * S), new.health.path_mtu(1, 2 * S)), (Some(1400), None));
+        let text = snap_text("").replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nkey = 5");
+        let mut keyed = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        keyed.take_over_from(&new);
+        assert_eq!(keyed.health.path_mtu(0, 2 * S), None, "four bytes of key: 1400 inside no longer fits");
     }
 
     /// A down tunnel whose `interface` is taken out is no longer probed, so it is up: as

@@ -156,6 +156,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
     }
 
     /// The key, if present (RFC 2890 §2.1).
+    #[inline]
     pub fn key(&self) -> Option<u32> {
         self.has(FLAG_K).then(|| self.word_at(self.option_at(FLAG_K)))
     }

@@ -41,6 +41,7 @@ pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
 
 /// Where the tunnels of router `remote` start in the tunnel index (sorted by remote, then
 /// key), if it is some tunnel's router.
+#[inline(always)] // decapsulation's, on every GRE packet; path MTU discovery's too
 pub(super) fn router_entries(snap: &Snapshot, remote: RemoteAddr) -> Option<usize> {
     let index = &snap.tunnel_index;
     let at = index.partition_point(|e| e.0 < remote);
@@ -50,6 +51,7 @@ pub(super) fn router_entries(snap: &Snapshot, remote: RemoteAddr) -> Option<usiz
 /// The tunnel of the router whose entries start at `at` ([`router_entries`]) that takes
 /// GRE with `gre_key`: its first entry, as a router with one tunnel has, or by a search of
 /// the rest; `gre_key_mismatch` if none.
+#[inline(always)] // as router_entries
 pub(super) fn find_tunnel(snap: &Snapshot, at: usize, gre_key: Option<u32>) -> Result<TunnelId, DropReason> {
     let entries = snap.tunnel_index.get(at..).unwrap_or(&[]);
     let Some(&(remote, key, first)) = entries.first() else { return Err(DropReason::GreKeyMismatch) };

@@ -43,11 +43,18 @@ const PLATEAUS: [u32; 10] = [32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 29
 /// True for an ICMP Fragmentation Needed (or ICMPv6 Packet Too Big right behind the fixed
 /// header) to our anycast address, whole, with path MTU discovery on: steered by its
 /// addresses and type, as the XDP program steers it, before its quote is read.
+#[inline]
 pub(super) fn is_too_big_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
+    // Every frame the steering reaches comes here: the protocol first, which ends it for
+    // nearly all of them.
+    let proto = key.get(Dim::L4Proto);
+    if proto != 1 && proto != u32::from(IPPROTO_ICMPV6) {
+        return false;
+    }
     if !snap.path_mtu_discovery || ip.fragment.is_some() || ip.under_ah {
         return false;
     }
-    let (proto, kind, code) = (key.get(Dim::L4Proto), key.get(Dim::IcmpType), key.get(Dim::IcmpCode));
+    let (kind, code) = (key.get(Dim::IcmpType), key.get(Dim::IcmpCode));
     if ip.is_ipv6 {
         proto == u32::from(IPPROTO_ICMPV6)
             && kind == ICMPV6_PACKET_TOO_BIG
@@ -83,18 +90,13 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, ip: &IpFrame) -> Ver
     let t = &snap.tunnels[usize::from(tunnel)];
     let path_mtu = reported_mtu(message, quote.length, ip.is_ipv6);
     let floor = if ip.is_ipv6 { PATH_MTU_FLOOR_V6 } else { PATH_MTU_FLOOR_V4 };
-    let path_mtu = path_mtu.max(floor);
-    // Above what the tunnel's `mtu` already keeps its packets under: nothing to lower (and
-    // nothing to hold: the configuration may lower `mtu` further meanwhile).
-    if path_mtu < configured_path_mtu(t) {
-        snap.health.lower_path_mtu(tunnel, path_mtu, ctx.now);
+    let inner = path_mtu.max(floor) - t.gre.overhead() as u32; // the floor is above any overhead
+    // Not below what the tunnel's `mtu` already keeps its packets under: nothing to lower
+    // (and nothing to hold: the configuration may lower `mtu` further meanwhile).
+    if inner < t.mtu {
+        snap.health.lower_path_mtu(tunnel, inner, ctx.now);
     }
     Verdict::Consumed(ConsumeReason::UnderlayTooBig)
-}
-
-/// The outer packet the tunnel's `mtu` allows: the inner packet with GRE and its IP header.
-fn configured_path_mtu(t: &Tunnel) -> u32 {
-    t.mtu.saturating_add(t.gre.overhead() as u32)
 }
 
 /// The largest inner packet `t` takes at `now` (a frame's receive time): its `mtu`, or
@@ -103,8 +105,11 @@ fn configured_path_mtu(t: &Tunnel) -> u32 {
 /// carries less would need the outer packet fragmented, which transitd does not do.
 #[inline]
 pub fn tunnel_mtu(snap: &Snapshot, t: &Tunnel, is_ipv6: bool, now: u64) -> u32 {
-    let Some(path_mtu) = snap.health.path_mtu(t.id, now) else { return t.mtu };
-    let learned = path_mtu.saturating_sub(t.gre.overhead() as u32);
+    // Nearly always: no tunnel holds a path MTU, and the forwarding path pays one load.
+    if !snap.health.any_path_mtu() {
+        return t.mtu;
+    }
+    let Some(learned) = snap.health.path_mtu(t.id, now) else { return t.mtu };
     let learned = if is_ipv6 { learned.max(PATH_MTU_FLOOR_V6) } else { learned };
     t.mtu.min(learned)
 }

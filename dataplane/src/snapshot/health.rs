@@ -31,6 +31,9 @@ pub struct HealthTable {
     /// sequence number under it, so no router can make a reply for another's tunnel (every
     /// router sees its own probes' tags only), nor anyone one for a probe not yet sent.
     key: [AtomicU64; 2],
+    /// Some tunnel has held a path MTU (set with the first, never cleared): until then the
+    /// forwarding path reads this one flag, not a tunnel's word.
+    any_path_mtu: AtomicBool,
     /// A bit a tunnel: a reply was recorded since the prober last looked. The prober judges
     /// an answered probe at its next tick from these, without walking every tunnel.
     answers: Box<[AtomicU64]>,
@@ -42,8 +45,8 @@ struct TunnelHealth {
     /// Highest probe sequence number answered (tagged: no one off the tunnel's path can
     /// raise it; the prober starts it over when its sequence numbers wrap).
     replied: AtomicU32,
-    /// The largest outer packet the underlay was last found to take (the path MTU, GRE
-    /// and its IP header included), and until when (upper half, in units of 2^TIME_SHIFT
+    /// The largest inner packet the underlay was last found to take (the path MTU less
+    /// the tunnel's outer headers), and until when (upper half, in units of 2^TIME_SHIFT
     /// ns); 0: none learned.
     path_mtu: AtomicU64,
 }
@@ -59,7 +62,12 @@ impl HealthTable {
                 path_mtu: AtomicU64::new(0),
             })
             .collect();
-        HealthTable { tunnels, key: [AtomicU64::new(0), AtomicU64::new(0)], answers }
+        HealthTable {
+            tunnels,
+            key: [AtomicU64::new(0), AtomicU64::new(0)],
+            any_path_mtu: AtomicBool::new(false),
+            answers,
+        }
     }
 
     /// Whether tunnel `t` may carry new traffic.
@@ -75,16 +83,22 @@ impl HealthTable {
         }
     }
 
-    /// The path MTU of tunnel `t`'s underlay (the largest outer packet it takes), as a
-    /// Packet Too Big about it said, while that holds at `now_ns` (a frame's receive time);
-    /// `None`: the configured `mtu` stands.
+    /// Whether any tunnel may hold a path MTU: false until the first is learned.
+    #[inline]
+    pub fn any_path_mtu(&self) -> bool {
+        self.any_path_mtu.load(Ordering::Relaxed)
+    }
+
+    /// The largest inner packet tunnel `t`'s underlay takes (its path MTU less the outer
+    /// headers), as a Packet Too Big about it said, while that holds at `now_ns` (a frame's
+    /// receive time); `None`: the configured `mtu` stands.
     #[inline]
     pub fn path_mtu(&self, t: TunnelId, now_ns: u64) -> Option<u32> {
         let word = self.tunnels.get(usize::from(t))?.path_mtu.load(Ordering::Relaxed);
         (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32)
     }
 
-    /// Records that tunnel `t`'s underlay takes outer packets of at most `mtu` bytes, as a
+    /// Records that tunnel `t`'s underlay takes inner packets of at most `mtu` bytes, as a
     /// Packet Too Big received at `now_ns` says, for [`PATH_MTU_HOLD_NS`]: unless a lower
     /// one holds (a Packet Too Big never raises the estimate, RFC 1191 §6.3). The same or a
     /// lower one starts the hold again. Returns whether the MTU in force fell.
@@ -97,10 +111,14 @@ impl HealthTable {
             lowered = held.is_none_or(|held| mtu < held);
             held.is_none_or(|held| mtu <= held).then_some(until << 32 | u64::from(mtu))
         });
+        // A worker that reads the flag before it is set takes the tunnel's `mtu` for a
+        // packet or two, as before the error came.
+        self.any_path_mtu.store(true, Ordering::Relaxed);
         lowered
     }
 
-    /// Forgets what tunnel `t`'s underlay was found to take (its path changed).
+    /// Forgets what tunnel `t`'s underlay was found to take (its path or its headers
+    /// changed).
     pub fn forget_path_mtu(&self, t: TunnelId) {
         if let Some(h) = self.tunnels.get(usize::from(t)) {
             h.path_mtu.store(0, Ordering::Relaxed);
@@ -208,12 +226,10 @@ impl HealthTable {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
         // One a worker recorded here already is the later word.
-        let _ = new.path_mtu.compare_exchange(
-            0,
-            old.path_mtu.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        let carried = old.path_mtu.load(Ordering::Relaxed);
+        if carried != 0 && new.path_mtu.compare_exchange(0, carried, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.any_path_mtu.store(true, Ordering::Relaxed);
+        }
         if probed {
             new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
         }

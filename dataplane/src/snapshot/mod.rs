@@ -319,7 +319,8 @@ impl Snapshot {
     /// Takes over from `old`, the snapshot this one replaces while running (once, on the
     /// supervisor's thread, before the workers see it): tunnel health carries over by name
     /// (a reload neither revives a dead tunnel nor loses the probes in flight), and so does
-    /// a learned path MTU while the tunnel's outer addresses stay the same; and each
+    /// a learned path MTU while the tunnel's outer addresses and headers stay the same; and
+    /// each
     /// customer whose TCP rules cover what they did keeps its lists' version unless one of
     /// the lists changed so that the rules cover more.
     pub fn take_over_from(&mut self, old: &Snapshot) {
@@ -327,11 +328,14 @@ impl Snapshot {
         let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
         let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
         self.health.inherit(&names, &probed, &old.health, &old_names);
-        let old_paths: std::collections::HashMap<&str, gre::encap::Endpoints> =
-            old.tunnels.iter().map(|t| (t.name.as_str(), t.gre.endpoints)).collect();
+        // Another path says nothing of what the old one took; other headers (a key or a
+        // checksum added) leave the inner packet less of it.
+        let path = |t: &Tunnel| (t.gre.endpoints, t.gre.overhead());
+        let old_paths: std::collections::HashMap<&str, _> =
+            old.tunnels.iter().map(|t| (t.name.as_str(), path(t))).collect();
         for t in &self.tunnels {
-            if old_paths.get(t.name.as_str()).is_some_and(|&was| was != t.gre.endpoints) {
-                self.health.forget_path_mtu(t.id); // another path: what the old one took says nothing
+            if old_paths.get(t.name.as_str()).is_some_and(|&was| was != path(t)) {
+                self.health.forget_path_mtu(t.id);
             }
         }
         let before: std::collections::HashMap<(&str, u64), &Customer> =
