@@ -918,6 +918,40 @@ mod tests {
         assert_eq!(judge(&program, &backbone(&fragment_to_egress(75, None))), "backbone_local");
     }
 
+    /// A first fragment whose IPv4 header the data plane drops (its checksum fails over the
+    /// options too, or the frame ends before its total length) names no owner: its later
+    /// fragments are judged as if it never came, as the data plane judges them.
+    #[test]
+    fn a_damaged_first_fragment_names_no_owner() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        // Another server's first (slice 1), then its later fragment: to the data plane.
+        let with_options = |id: u16, good: bool| {
+            let mut f = fragment_to_egress(id, Some(40000));
+            f.splice(34..34, [1, 1, 1, 0]); // NOP, NOP, NOP, end of options
+            f[14] = 0x46;
+            let total = u16::from_be_bytes([f[16], f[17]]) + 4;
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            f[24..26].fill(0);
+            let sum: u32 = f[14..38].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+            let sum = (sum & 0xffff) + (sum >> 16);
+            f[24..26].copy_from_slice(&(!(((sum & 0xffff) + (sum >> 16)) as u16)).to_be_bytes());
+            if !good {
+                f[37] ^= 0x10; // an option byte: the fixed header's 20 bytes still verify alone
+            }
+            f
+        };
+        assert_eq!(judge(&program, &with_options(81, true)), "no_socket");
+        assert_eq!(judge(&program, &fragment_to_egress(81, None)), "no_socket", "with its first");
+        assert_eq!(judge(&program, &with_options(82, false)), "no_socket", "the data plane's to drop");
+        assert_eq!(judge(&program, &fragment_to_egress(82, None)), "egress_local", "as with no first seen");
+        let mut cut = fragment_to_egress(83, Some(40000));
+        cut.truncate(cut.len() - 1);
+        assert_eq!(judge(&program, &cut), "no_socket");
+        assert_eq!(judge(&program, &fragment_to_egress(83, None)), "egress_local", "as with no first seen");
+    }
+
     /// Under AH the port lies past the AH header, where the program reads it as the data
     /// plane does: a packet, or a datagram's first fragment, goes where its port says, and
     /// the later fragments follow. It went to the data plane whatever its port (punted back

@@ -693,9 +693,11 @@ fn backbone_gre_with_another_key_is_told_from_unknown_sources() {
 /// - what the program passes as this server's, the pipeline delivers too (or drops as the
 ///   host would).
 ///
-/// But for a later fragment whose datagram's first the pipeline dropped as damaged: the
-/// program, which reads less, may have taken its owner from it, and the two follow
-/// different records; the datagram is lost either way. Few frames are such (under 1 %).
+/// But for a later fragment whose datagram's first the pipeline dropped for a bad transport
+/// header: the program, which reads the IP header but not that one, took its owner from it,
+/// and the two follow different records; the datagram is lost either way. None came up in
+/// these frames (a damaged IP header, which the program checks, came up 10 times in 3000
+/// before it did); the test allows under 10.
 #[test]
 fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
     use transitd_bpf::XdpDecision as X;
@@ -715,7 +717,7 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
         let (decision, _) = program.test_run(frame).expect("test run (needs root)");
         let (kind, reason) = (verdict.kind(), verdict.reason());
         match return_fragment(frame) {
-            Some((datagram, true)) if discarded_by_the_host(verdict) => drop(first_dropped.insert(datagram)),
+            Some((datagram, true)) if first_read_apart(verdict) => drop(first_dropped.insert(datagram)),
             Some((datagram, true)) => drop(first_dropped.remove(&datagram)),
             Some((datagram, false)) if first_dropped.contains(&datagram) => {
                 after_a_dropped_first += 1;
@@ -738,7 +740,7 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
         );
         *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
     }
-    assert!(after_a_dropped_first < 30, "{after_a_dropped_first} fragments followed a dropped first");
+    assert!(after_a_dropped_first < 10, "{after_a_dropped_first} fragments followed a dropped first");
     // Each case the frames are made for came up (else the test would hold nothing).
     let at_least = |decision: X, kind: &str, reason: &str| {
         let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
@@ -751,6 +753,14 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
         at_least(X::NoSocket, "drop", reason.name());
     }
     at_least(X::Passed, "pass", PassReason::NoCustomer.name());
+}
+
+/// A first fragment the pipeline drops for what the XDP program does not read before it
+/// records the datagram's owner (the transport header; the IP header it checks as the
+/// pipeline does).
+fn first_read_apart(verdict: &Verdict) -> bool {
+    use DropReason as D;
+    matches!(verdict, Verdict::Drop(D::BadTcpHeader | D::BadUdpHeader | D::BadIpExtHeader))
 }
 
 /// The datagram (RFC 791's four fields: source, destination, identification, protocol) of

@@ -133,11 +133,41 @@ static __always_inline int port_mine(struct transitd_config *cfg, struct egress_
 	return steering_port(ip, end, &port) ? slice_mine(cfg, e, port, dc_mine) : dc_mine;
 }
 
+/* The IPv4 header at `ip`, `at` bytes into a frame of `len` bytes (all its buffers), is one
+ * the data plane takes: version 4, a header of 20 bytes or more within the total length,
+ * the whole packet in the frame, and a checksum (RFC 1071: the ones' complement sum is all
+ * ones) that verifies over the header and its options. */
+static __always_inline int ipv4_header_ok(struct iphdr *ip, void *end, __u32 at, __u32 len)
+{
+	__u32 ihl = (ip->ihl & 0xf) * 4;
+	__u32 total = bpf_ntohs(ip->tot_len);
+	if (ip->version != 4 || ihl < sizeof(*ip) || total < ihl || at + total > len)
+		return 0;
+	/* The fixed header's ten words (in the packet: the caller read them), then its options'
+	 * words by offset (masked: the verifier bounds it, and the compiler keeps an offset
+	 * rather than turn the loop into pointer arithmetic the verifier refuses). */
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	for (__u32 off = sizeof(*ip); off < ihl && off < 60; off += 2) {
+		__u16 *word = (void *)ip + (off & 63);
+		if ((void *)(word + 1) > end)
+			return 0;
+		sum += *word;
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
 /* 1: the packet to an egress address is this server's to deliver; 0: another's (forward);
  * -1: not an egress address. A fragment goes where its datagram's first fragment went
  * (only the first has a port); one whose first was not seen here, or not within the hold,
- * is its data centre's, as a packet with no port. */
-static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end)
+ * is its data centre's, as a packet with no port. `at` and `len` as for ipv4_header_ok. */
+static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end, __u32 at,
+				       __u32 len)
 {
 	struct egress_key k = { .slot = cfg->slot, .addr = ip->daddr };
 	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &k);
@@ -157,25 +187,15 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	}
 	/* The first fragment, this server's or not: a later fragment of another server's
 	 * datagram must be redirected too (where the data plane, which saw the first, knows the
-	 * owner), not passed as its data centre's. */
+	 * owner), not passed as its data centre's. Recorded only from a header the data plane
+	 * takes too: from a damaged one (which both drop), the later fragments would follow an
+	 * owner the data plane never recorded. */
 	int mine = port_mine(cfg, e, ip, end, dc_mine);
-	struct fragment_owner first = { .seen_ns = now, .mine = (__u32)mine };
-	bpf_map_update_elem(&fragment_owners, &fk, &first, BPF_ANY);
+	if (ipv4_header_ok(ip, end, at, len)) {
+		struct fragment_owner first = { .seen_ns = now, .mine = (__u32)mine };
+		bpf_map_update_elem(&fragment_owners, &fk, &first, BPF_ANY);
+	}
 	return mine;
-}
-
-/* The 20-byte IPv4 header's checksum verifies (RFC 1071: the ones' complement sum is all
- * ones). The caller has checked the 20 bytes are in the packet. */
-static __always_inline int ipv4_checksum_ok(struct iphdr *ip)
-{
-	__u16 *w = (__u16 *)ip;
-	__u32 sum = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return sum == 0xffff;
 }
 
 /* RFC 6040 section 4.2 (normal mode), as the data plane's decapsulation does it: a
@@ -234,7 +254,8 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 		return 0;
 	/* The kernel would check it; stripped here, a corrupt header would go unnoticed. The
 	 * data plane drops and counts it. */
-	if (!ipv4_checksum_ok(ip))
+	__u32 len = bpf_xdp_get_buff_len(ctx);
+	if (!ipv4_header_ok(ip, end, link, len))
 		return 0;
 	struct egress_key peer = { .slot = cfg->slot, .addr = ip->saddr };
 	if (!bpf_map_lookup_elem(&backbone_peers, &peer))
@@ -246,7 +267,8 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	if (key >> 8 != cfg->key_id || ((key & 0xff) != 1 && (key & 0xff) != 2))
 		return 0;
 	struct iphdr *inner = (void *)(g + 1);
-	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end) != 1)
+	__u32 inner_at = link + sizeof(*ip) + sizeof(*g);
+	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end, inner_at, len) != 1)
 		return 0;
 	if (!carry_ecn(ip, inner))
 		return 0;
