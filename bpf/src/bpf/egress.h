@@ -238,7 +238,9 @@ struct gre_key_hdr_ {
  * interface, as it gets untagged backbone traffic: it needs no VLAN device for the
  * backbone's tags (the data plane's sockets carry the backbone, not the host's), and the
  * userspace path hands it over with no tag either (the punt device). 0: not such a packet
- * (the data plane decides). Only the shape the data plane sends is handled here: no IPv4
+ * (the data plane decides). -1: the head moved but the frame was not there after all,
+ * which the checks before the move rule out (the caller aborts: a stripped frame must
+ * reach no one as ours). Only the shape the data plane sends is handled here: no IPv4
  * options, a header checksum that verifies, GRE with a key only. */
 static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_config *cfg, __u32 link)
 {
@@ -282,7 +284,7 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
-		return 0;
+		return -1; /* cannot be (the inner header was read above); stripped, it is no one's */
 	__builtin_memcpy(eth, macs, sizeof(macs));
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	return 1;

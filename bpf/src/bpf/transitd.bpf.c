@@ -5,8 +5,8 @@
  * kernel, so the host's own traffic (SSH, ARP, its addresses, the sockets of its own egress
  * slices, GRE that is not a tunnel's) keeps working. What the data plane would only pass is
  * passed here, so that as little as possible takes the exception path back to the kernel.
- * Every decision is counted before it is returned. Policy beyond "ours or not" is
- * userspace's. */
+ * Every decision is counted before it is returned (all but an abort the checks rule out).
+ * Policy beyond "ours or not" is userspace's. */
 
 #include <linux/bpf.h>
 #include <linux/ip.h>
@@ -282,8 +282,11 @@ int xdp_transitd(struct xdp_md *ctx)
 				fate = OURS;
 			} else if (to_backbone) {
 				/* Packet pointers are stale after this call (it may move the head). */
-				if (backbone_mine(ctx, cfg, link))
+				int local = backbone_mine(ctx, cfg, link);
+				if (local > 0)
 					return count(STAT_BACKBONE_LOCAL, XDP_PASS);
+				if (local < 0)
+					return XDP_ABORTED; /* unreachable; traced as an xdp_exception */
 				fate = OURS; /* another server's, or not the shape it takes: the data plane's */
 			}
 		}
