@@ -163,7 +163,9 @@ impl Prober {
     /// miss while up, an answer while down) is probed again at once; a settled one every
     /// `interval`. A probe `send` could not send is not judged: with no room, it and the
     /// rest due wait for the next tick (timeouts due after it are judged then too);
-    /// otherwise (no next hop yet) it is tried again after `timeout`.
+    /// otherwise (no next hop yet) it is tried again after `timeout`. Path MTUs that
+    /// lapsed are cleared too (`HealthTable::expire_path_mtus`): the prober is the one
+    /// worker that ticks.
     pub fn tick(
         &mut self,
         snap: &Snapshot,
@@ -172,6 +174,7 @@ impl Prober {
         mut send: impl FnMut(TunnelId, u32) -> Sent,
         mut changed: impl FnMut(Change),
     ) {
+        snap.health.expire_path_mtus(now_ns);
         if self.timing != Some(*cfg) || self.timers.len() > 2 * self.checked + 64 {
             self.schedule(snap, cfg);
         }
@@ -773,6 +776,12 @@ remote = "198.51.100.2"
         let mut keyed = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
         keyed.take_over_from(&new);
         assert_eq!(keyed.health.path_mtu(0, 2 * S), None, "four bytes of key: 1400 inside no longer fits");
+        let text =
+            snap_text("").replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\npath_mtu_discovery = false");
+        let mut off = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        off.take_over_from(&new);
+        assert_eq!(off.health.path_mtu(0, 2 * S), None, "turned off, nothing held");
+        assert!(!off.health.any_path_mtu());
     }
 
     /// A down tunnel whose `interface` is taken out is no longer probed, so it is up: as

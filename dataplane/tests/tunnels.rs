@@ -1410,21 +1410,24 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
          \x20   q = gre_to(remote, key)\n\
          \x20   q.proto = proto\n\
          \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='192.0.2.200', dst='192.0.2.1')/m/q\n\
-         def too_big6(mtu):\n\
-         \x20   q = IPv6(src='2001:db8:ffff::1', dst='2001:db8:beef::1', nh=47)/GRE(proto=0x86dd)/IPv6(src='2001:db8:1::1', dst='2001:db8:acbe::10')/UDP()\n\
+         def too_big6(mtu, dst='2001:db8:beef::1'):\n\
+         \x20   q = IPv6(src='2001:db8:ffff::1', dst=dst, nh=47)/GRE(proto=0x86dd)/IPv6(src='2001:db8:1::1', dst='2001:db8:acbe::10')/UDP()\n\
          \x20   return Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::1', dst='2001:db8:ffff::1')/ICMPv6PacketTooBig(mtu=mtu)/q\n\
          frames = [big('203.0.113.10', 1400), too_big('198.51.100.1', 1400), big('203.0.113.10', 1376),\n\
          \x20   big('203.0.113.10', 1377), big('198.18.100.10', 1400), big('203.0.113.10', 0, syn=True),\n\
          \x20   too_big('198.51.100.2', 1000, key=9), too_big('198.51.100.1', 900, chksum=0x1234),\n\
-         \x20   too_big('198.51.100.1', 900, proto=17), too_big('198.51.100.1', 1500), too_big('198.51.100.2', 1000, key=7),\n\
+         \x20   too_big('198.51.100.1', 900, proto=17), too_big('198.51.100.1', 1450), too_big('198.51.100.2', 1000, key=7),\n\
          \x20   big('198.18.100.10', 973), big('203.0.113.10', 1377), too_big('198.51.100.1', 100), big('203.0.113.10', 529),\n\
          \x20   big('203.0.113.10', 1400), too_big('198.51.100.1', 0),  big('203.0.113.10', 1469),\n\
-         \x20   big('2001:db8:acbe::10', 1400, v6=True), too_big6(1300), big('2001:db8:acbe::10', 1281, v6=True)]",
+         \x20   big('2001:db8:acbe::10', 1400, v6=True), too_big6(1300), big('2001:db8:acbe::10', 1281, v6=True),\n\
+         \x20   too_big('198.51.100.1', 1000), too_big('198.51.100.1', 1000), too_big6(1300, dst='::ffff:198.51.100.1')]\n\
+         frames[-3].dst = 'ff:ff:ff:ff:ff:ff'\n\
+         frames[-2][IP].options = [IPOption_LSRR(routers=['192.0.2.9'], pointer=4)]",
     );
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     // Each frame with its receive time in seconds.
-    let times = [1, 2, 3, 3, 3, 4, 5, 5, 5, 5, 5, 6, 6, 7, 8, 608, 700, 701, 702, 703, 704];
+    let times = [1, 2, 3, 3, 3, 4, 5, 5, 5, 5, 5, 6, 6, 7, 8, 608, 700, 701, 702, 703, 704, 705, 705, 705];
     assert_eq!(frames.len(), times.len());
     let run = |config: &str| {
         let snap = snapshot(config);
@@ -1461,7 +1464,7 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
     assert_eq!(u16::from_be_bytes([out[5].1[mss_at + 2], out[5].1[mss_at + 3]]), 1376 - 40, "clamped to the path");
     assert_eq!((fate(6), fate(7)), (unusable.into(), unusable.into()), "another key; a bad checksum");
     assert_eq!(fate(8), "pass:no_customer", "about UDP, not our GRE: the host's");
-    assert_eq!(fate(9), used, "a larger MTU is taken and changes nothing");
+    assert_eq!(fate(9), used, "a larger MTU (below the tunnel's own) is taken and changes nothing");
     assert_eq!(fate(10), used);
     assert_eq!((fate(11), mtu4(11)), (too_big.into(), 1000 - 28), "beta's keyed tunnel: 28 bytes of headers");
     assert_eq!((fate(12), mtu4(12)), (too_big.into(), 1376), "an error never raises the estimate");
@@ -1473,6 +1476,10 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
     assert_eq!(fate(18), encapsulated);
     assert_eq!((fate(19), fate(20)), (used.into(), too_big.into()), "{:02x?}", out[20].1);
     assert_eq!(mtu6(20), 1280);
+    // As GRE to us: not when received as a link broadcast, nor with a source route that
+    // goes on past us. A quote to an IPv4-mapped address names no IPv4 tunnel.
+    assert_eq!((fate(21), fate(22)), ("drop:link_broadcast".into(), "drop:decap_outer_forbids".into()));
+    assert_eq!(fate(23), "pass:no_customer");
 
     // Off, the errors are the host's, and the tunnel's mtu stands.
     let off = run(&config.replacen("[dos.sanity]", "path_mtu_discovery = false\n[dos.sanity]", 1));

@@ -591,7 +591,7 @@ fn finish(
         Path::NoCustomer => {
             outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);
         }
-        Path::UnderlayTooBig => outcome.verdict = pmtu::process(ctx, frame, ip),
+        Path::UnderlayTooBig => outcome.verdict = pmtu::process(ctx, frame, key, ip),
         Path::Spoofed(c) => {
             outcome.customer = Some(c);
             outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);

@@ -16,9 +16,9 @@ use gre::checksum;
 use gre::icmp::{ICMP_HEADER_LEN, IPPROTO_ICMPV6, ipv6_pseudo_header_sum};
 
 use super::forward::Ctx;
-use super::parse::IpFrame;
+use super::parse::{IpFrame, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, Verdict};
-use super::{Frame, by_fate, decap};
+use super::{Frame, by_fate, decap, sent_to_a_link_group};
 use crate::snapshot::{Snapshot, Tunnel, TunnelId};
 
 /// ICMPv4 Destination Unreachable, code 4: fragmentation needed and DF set.
@@ -73,7 +73,7 @@ pub(super) fn is_too_big_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool
 /// than the tunnel takes; one that names no tunnel (another key, a quote cut before the
 /// key) or whose checksum fails is dropped. About anything else it is the host's, as any
 /// traffic for no customer (`unmatched`).
-pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, ip: &IpFrame) -> Verdict {
+pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
     let snap = ctx.snap;
     let l3 = frame.start + ip.l3_start;
     let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
@@ -83,6 +83,14 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, ip: &IpFrame) -> Ver
     let Some(quote) = Quote::read(snap, message, ip.is_ipv6) else {
         return by_fate(snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);
     };
+    // Ours to act on as a host acts on what reaches it: not received as a link broadcast
+    // (RFC 1812 §5.3.4, as decapsulation judges GRE), not source-routed on past us.
+    if sent_to_a_link_group(key) {
+        return Verdict::Drop(DropReason::LinkBroadcast);
+    }
+    if !ip.is_ipv6 && ip.header_len > 20 && !terminable(packet, ip) {
+        return Verdict::Drop(DropReason::DecapOuterForbids);
+    }
     if !checksum_ok(packet, message, ip.is_ipv6) {
         return Verdict::Drop(DropReason::UnderlayTooBigUnusable);
     }
@@ -137,6 +145,9 @@ impl Quote {
                 return None;
             }
             let dst = u128::from_be_bytes(fixed[24..40].try_into().ok()?);
+            if dst >> 32 == 0xffff {
+                return None; // IPv4-mapped: how tunnels' IPv4 routers are indexed, none of ours
+            }
             (dst, 40 + u32::from(u16::from_be_bytes([fixed[4], fixed[5]])), &quoted[40..])
         } else {
             let fixed = quoted.get(..20)?;

@@ -117,9 +117,9 @@ reasons! {
         /// GRE that is not ours (version 1, other payloads, under AH), with
         /// `gre_unsupported = "drop"`.
         GreUnsupported = "gre_unsupported",
-        /// GRE to us whose outer header forbids ending it here: a source route or routing
-        /// header with hops left, or an option to discard if unknown (RFC 791, RFC 8200
-        /// §4.2 and §4.4).
+        /// GRE to us (or a Packet Too Big about our GRE) whose outer header forbids ending
+        /// it here: a source route or routing header with hops left, or an option to
+        /// discard if unknown (RFC 791, RFC 8200 §4.2 and §4.4).
         DecapOuterForbids = "decap_outer_forbids",
         /// Decapsulated packet whose source is outside its customer's prefixes.
         DecapSpoofedSource = "decap_spoofed_source",

@@ -20,7 +20,7 @@ pub const PROBE_PAYLOAD_LEN: usize = 24;
 pub const PATH_MTU_HOLD_NS: u64 = 600_000_000_000;
 
 /// A learned path MTU's expiry is kept in units of 2^30 ns (about a second), so that it and
-/// the MTU fit one atomic word: times to the year 2106 as Unix nanoseconds.
+/// the MTU fit one atomic word: times to the year 2116 as Unix nanoseconds (2^62 ns).
 const TIME_SHIFT: u32 = 30;
 
 /// Health state shared by the workers for one snapshot's tunnels.
@@ -31,8 +31,9 @@ pub struct HealthTable {
     /// sequence number under it, so no router can make a reply for another's tunnel (every
     /// router sees its own probes' tags only), nor anyone one for a probe not yet sent.
     key: [AtomicU64; 2],
-    /// Some tunnel has held a path MTU (set with the first, never cleared): until then the
-    /// forwarding path reads this one flag, not a tunnel's word.
+    /// Some tunnel may hold a path MTU: set with each, cleared when the last lapses
+    /// ([`HealthTable::expire_path_mtus`]). While it is clear the forwarding path reads
+    /// this one flag, not a tunnel's word.
     any_path_mtu: AtomicBool,
     /// A bit a tunnel: a reply was recorded since the prober last looked. The prober judges
     /// an answered probe at its next tick from these, without walking every tunnel.
@@ -83,7 +84,7 @@ impl HealthTable {
         }
     }
 
-    /// Whether any tunnel may hold a path MTU: false until the first is learned.
+    /// Whether any tunnel may hold a path MTU: false while none does.
     #[inline]
     pub fn any_path_mtu(&self) -> bool {
         self.any_path_mtu.load(Ordering::Relaxed)
@@ -102,19 +103,60 @@ impl HealthTable {
     /// Packet Too Big received at `now_ns` says, for [`PATH_MTU_HOLD_NS`]: unless a lower
     /// one holds (a Packet Too Big never raises the estimate, RFC 1191 §6.3). The same or a
     /// lower one starts the hold again. Returns whether the MTU in force fell.
+    ///
+    /// A word is written only when it changes (the hold is kept in about-a-second units):
+    /// the words share cache lines with the `up` flags every packet's route reads, and a
+    /// flood of the same error must not bounce them between the workers' cores.
     pub fn lower_path_mtu(&self, t: TunnelId, mtu: u32, now_ns: u64) -> bool {
         let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
         let until = now_ns.saturating_add(PATH_MTU_HOLD_NS) >> TIME_SHIFT;
+        let new = until << 32 | u64::from(mtu);
         let mut lowered = false;
-        let _ = h.path_mtu.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+        // SeqCst here and in expire_path_mtus (rare, off the forwarding path): the word is
+        // written before the flag, and a clearing that missed the word leaves the flag set.
+        let _ = h.path_mtu.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
             let held = (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32);
             lowered = held.is_none_or(|held| mtu < held);
-            held.is_none_or(|held| mtu <= held).then_some(until << 32 | u64::from(mtu))
+            (word != new && held.is_none_or(|held| mtu <= held)).then_some(new)
         });
         // A worker that reads the flag before it is set takes the tunnel's `mtu` for a
         // packet or two, as before the error came.
-        self.any_path_mtu.store(true, Ordering::Relaxed);
+        if !self.any_path_mtu.load(Ordering::SeqCst) {
+            self.any_path_mtu.store(true, Ordering::SeqCst);
+        }
         lowered
+    }
+
+    /// Zeroes the path MTUs that no longer hold at `now_ns` and clears the flag when none
+    /// holds, so that the forwarding path goes back to reading the flag alone. The prober
+    /// calls it each tick (the frames' clock). The flag is cleared before the words are
+    /// read: a worker recording one meanwhile sets it again after its word, or the word is
+    /// seen here.
+    pub fn expire_path_mtus(&self, now_ns: u64) {
+        if !self.any_path_mtu.load(Ordering::SeqCst) {
+            return;
+        }
+        self.any_path_mtu.store(false, Ordering::SeqCst);
+        let mut held = false;
+        for h in self.tunnels.iter() {
+            let word = h.path_mtu.load(Ordering::SeqCst);
+            if word >> 32 > now_ns >> TIME_SHIFT {
+                held = true;
+            } else if word != 0 {
+                let _ = h.path_mtu.compare_exchange(word, 0, Ordering::SeqCst, Ordering::SeqCst);
+            }
+        }
+        if held {
+            self.any_path_mtu.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Forgets every learned path MTU (path MTU discovery was turned off).
+    pub fn forget_path_mtus(&self) {
+        for h in self.tunnels.iter() {
+            h.path_mtu.store(0, Ordering::SeqCst);
+        }
+        self.any_path_mtu.store(false, Ordering::SeqCst);
     }
 
     /// Forgets what tunnel `t`'s underlay was found to take (its path or its headers
@@ -225,10 +267,12 @@ impl HealthTable {
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        // One a worker recorded here already is the later word.
-        let carried = old.path_mtu.load(Ordering::Relaxed);
-        if carried != 0 && new.path_mtu.compare_exchange(0, carried, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-            self.any_path_mtu.store(true, Ordering::Relaxed);
+        // A word already here is the later one: the prober moving over (`take_over`) finds
+        // what workers on this table recorded. One that lapsed is carried and cleared at
+        // the prober's next tick.
+        let carried = old.path_mtu.load(Ordering::SeqCst);
+        if carried != 0 && new.path_mtu.compare_exchange(0, carried, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         if probed {
             new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -279,6 +323,22 @@ mod tests {
         assert!(h.lower_path_mtu(0, 1450, 100 * S + PATH_MTU_HOLD_NS + 2 * S));
         h.forget_path_mtu(0);
         assert_eq!(h.path_mtu(0, 701 * S), None);
+    }
+
+    /// The forwarding path goes back to reading the flag alone once every held value
+    /// lapsed, and not before.
+    #[test]
+    fn the_flag_clears_when_the_last_path_mtu_lapses() {
+        let h = HealthTable::new(2);
+        h.expire_path_mtus(S);
+        assert!(!h.any_path_mtu());
+        assert!(h.lower_path_mtu(0, 1400, S) && h.lower_path_mtu(1, 1300, 300 * S));
+        h.expire_path_mtus(602 * S);
+        assert!(h.any_path_mtu(), "tunnel 1's still holds");
+        assert_eq!((h.path_mtu(0, 0), h.path_mtu(1, 602 * S)), (None, Some(1300)), "tunnel 0's is cleared");
+        h.expire_path_mtus(902 * S);
+        assert!(!h.any_path_mtu());
+        assert!(h.lower_path_mtu(0, 1200, 903 * S) && h.any_path_mtu());
     }
 
     #[test]

@@ -338,6 +338,11 @@ impl Snapshot {
                 self.health.forget_path_mtu(t.id);
             }
         }
+        // Turned off, path MTU discovery leaves nothing held (an operator may turn it off
+        // because forged errors came).
+        if !self.path_mtu_discovery {
+            self.health.forget_path_mtus();
+        }
         let before: std::collections::HashMap<(&str, u64), &Customer> =
             old.customers.iter().map(|c| ((c.name.as_str(), c.tcp_coverage), c)).collect();
         // Each pair of lists compared once: the global rules' are every customer's.
