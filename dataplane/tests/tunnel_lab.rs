@@ -153,6 +153,49 @@ fn tcp_through_an_open_vswitch_router_arrives_intact_both_ways() {
     }
 }
 
+/// Path MTU discovery with a real router in the underlay: the lab's upstream router (Linux)
+/// carries only 1400 bytes toward the customer's router, so the 1500-byte GRE packets a
+/// full-sized segment makes do not pass; it answers them with ICMP Fragmentation Needed to
+/// the anycast address, as routers do. transitd lowers the tunnel's MTU from that, tells the
+/// sender (whose kernel lowers its path MTU in turn), and a 2 MB upload arrives intact.
+/// Without it the upload stalls: the router's errors went to the host, which has no tunnel
+/// to lower, and every full-sized segment was lost.
+#[test]
+fn a_router_in_the_underlay_with_a_smaller_mtu_is_learned_from_its_errors() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("om", 1);
+    let _router = lab.ovs_router("cust", "c0", "198.51.100.1/24", "198.51.100.254", "lan", "10.213.0.0");
+    lab.run("up", "ip", &["link", "set", "dev", &lab.dev("u2"), "mtu", "1400"]);
+    let tunnels = "[[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"";
+    let routes = "[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"";
+    let t = lab.transitd(&config(tunnels, routes), &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+
+    let dir = std::env::temp_dir();
+    let data = dir.join(format!("{}-data.bin", lab.prefix));
+    let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&data, &bytes).unwrap();
+    let received = dir.join(format!("{}-received.sha", lab.prefix));
+    let mut sink = tcp_peer(&lab, "lan", "sink", 5002, false, &received);
+    tcp_client(&lab, "snd", "push", "203.0.113.10", 5002, &data);
+    let _ = sink.wait();
+    let got = std::fs::read_to_string(&received).unwrap_or_default();
+    assert_eq!(got, sha256(&data), "upload through the tunnel\n{}", t.log());
+
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    // 1400 less the outer IPv4 and GRE headers (24 bytes), as the router's errors said.
+    assert!(report.contains("tunnel acme-gre path MTU: 1376 bytes inside (mtu 1476)"), "{report}");
+    let count = |what: &str| -> u64 {
+        report.lines().find_map(|l| l.trim().strip_prefix(what)?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    };
+    assert!(count("consumed underlay_too_big") >= 1, "the router's errors were used\n{report}");
+    assert!(count("tx   icmp_too_big") >= 1, "the sender was told\n{report}");
+    for f in [data, received] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 #[test]
 fn a_tunnel_that_stops_answering_carries_no_new_traffic_once_judged_down() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
