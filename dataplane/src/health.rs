@@ -100,6 +100,8 @@ pub struct Prober {
     checked: usize,
     /// The timing the schedule follows; another (a reload's) remakes it.
     timing: Option<HealthConfig>,
+    /// Per tunnel, the MTU a path MTU holds it to that was last said (0: its own `mtu`).
+    mtu_said: Vec<u32>,
 }
 
 impl ProbeState {
@@ -144,6 +146,30 @@ impl Prober {
         self.states = states;
         self.checked = snap.tunnels.iter().filter(|t| t.interface.is_some()).count();
         self.timing = None; // the schedule is made at the next tick
+        // What was said of a tunnel stays said while it keeps its name.
+        let said: std::collections::HashMap<&str, u32> = match old {
+            Some(old) => old.tunnels.iter().zip(&self.mtu_said).map(|(t, &m)| (t.name.as_str(), m)).collect(),
+            None => std::collections::HashMap::new(),
+        };
+        self.mtu_said = snap.tunnels.iter().map(|t| said.get(t.name.as_str()).copied().unwrap_or(0)).collect();
+    }
+
+    /// Calls `changed(tunnel, mtu)` for each tunnel whose MTU a path MTU holds it to has
+    /// changed at `now_ns` since it was last said (`mtu`: what it takes now, its own `mtu`
+    /// when none holds any longer), so that the change is logged once. Reads the tunnels
+    /// only while some path MTU holds or was said.
+    pub fn path_mtu_changes(&mut self, snap: &Snapshot, now_ns: u64, mut changed: impl FnMut(TunnelId, u32)) {
+        if !snap.health.any_path_mtu() && self.mtu_said.iter().all(|&m| m == 0) {
+            return;
+        }
+        for (t, said) in snap.tunnels.iter().zip(self.mtu_said.iter_mut()) {
+            let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now_ns);
+            let held = if mtu < t.mtu { mtu } else { 0 };
+            if held != *said {
+                *said = held;
+                changed(t.id, mtu);
+            }
+        }
     }
 
     /// The probe of tunnel `t` that went into the spill was not sent after all (the
@@ -758,6 +784,33 @@ remote = "198.51.100.2"
         let earlier = reply(&old, 0, 7);
         assert!(!new.health.record_reply(0, &new.tunnels[0].name, &earlier));
         assert!(new.health.record_reply(1, &new.tunnels[1].name, &reply(&new, 1, 7)));
+    }
+
+    /// A path MTU that starts or stops holding a tunnel is said once, and again only when
+    /// it changes; a reload keeps what was said.
+    #[test]
+    fn path_mtu_changes_are_said_once() {
+        const S: u64 = 1_000_000_000;
+        fn said(p: &mut Prober, s: &Snapshot, now: u64) -> Vec<(TunnelId, u32)> {
+            let mut v = Vec::new();
+            p.path_mtu_changes(s, now, |t, mtu| v.push((t, mtu)));
+            v
+        }
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        assert_eq!(said(&mut p, &s, S), []);
+        assert!(s.health.lower_path_mtu(1, 1300, S));
+        assert_eq!(said(&mut p, &s, 2 * S), [(1, 1300)]);
+        assert_eq!(said(&mut p, &s, 3 * S), []);
+        assert!(s.health.lower_path_mtu(1, 1200, 4 * S));
+        assert_eq!(said(&mut p, &s, 5 * S), [(1, 1200)]);
+        let mut new = snap("");
+        new.take_over_from(&s);
+        p.rebind(Some(&s), &new);
+        assert_eq!(said(&mut p, &new, 6 * S), [], "said before the reload");
+        assert_eq!(said(&mut p, &new, 700 * S), [(1, 1476)], "lapsed: its own mtu again");
+        assert_eq!(said(&mut p, &new, 701 * S), []);
     }
 
     /// A learned path MTU follows its tunnel's name through a reload while the outer

@@ -426,6 +426,24 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
     if changes > SAID {
         let _ = writeln!(said, "transitd: and {} more tunnels changed state (transitd_tunnel_up)", changes - SAID);
     }
+    let mut mtus = 0usize;
+    prober.path_mtu_changes(snap, now, |t, mtu| {
+        mtus += 1;
+        let Some(t) = snap.tunnels.get(usize::from(t)).filter(|_| mtus <= SAID) else { return };
+        if mtu < t.mtu {
+            let _ = writeln!(
+                said,
+                "transitd: tunnel {} takes {mtu} bytes inside (mtu {}): the underlay's path MTU",
+                t.name, t.mtu
+            );
+        } else {
+            let _ = writeln!(said, "transitd: tunnel {} takes its mtu {} again", t.name, t.mtu);
+        }
+    });
+    if mtus > SAID {
+        let _ =
+            writeln!(said, "transitd: and {} more tunnels' path MTUs changed (transitd_tunnel_mtu_bytes)", mtus - SAID);
+    }
     if !said.is_empty() {
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), said.as_bytes());
     }

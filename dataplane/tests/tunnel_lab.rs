@@ -182,9 +182,12 @@ fn a_router_in_the_underlay_with_a_smaller_mtu_is_learned_from_its_errors() {
     let got = std::fs::read_to_string(&received).unwrap_or_default();
     assert_eq!(got, sha256(&data), "upload through the tunnel\n{}", t.log());
 
+    // 1400 less the outer IPv4 and GRE headers (24 bytes), as the router's errors said:
+    // logged once (the prober's tick), and in the final report.
+    let line = "transitd: tunnel acme-gre takes 1376 bytes inside (mtu 1476): the underlay's path MTU";
+    wait_for("the path MTU to be logged", Duration::from_secs(5), || t.log().contains(line));
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
-    // 1400 less the outer IPv4 and GRE headers (24 bytes), as the router's errors said.
     assert!(report.contains("tunnel acme-gre path MTU: 1376 bytes inside (mtu 1476)"), "{report}");
     let count = |what: &str| -> u64 {
         report.lines().find_map(|l| l.trim().strip_prefix(what)?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
