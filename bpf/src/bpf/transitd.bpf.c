@@ -80,6 +80,16 @@ static __always_inline int ah_fate(struct transitd_config *cfg, struct iphdr *ip
 	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
 }
 
+/* Whether the 16 bytes at `addr` are the IPv6 anycast address (compared as words: the
+ * address in the packet need not be aligned for more). */
+static __always_inline int is_anycast_v6(struct transitd_config *cfg, const void *addr)
+{
+	__u32 want[4], got[4];
+	__builtin_memcpy(want, cfg->anycast_v6, 16);
+	__builtin_memcpy(got, addr, 16);
+	return want[0] == got[0] && want[1] == got[1] && want[2] == got[2] && want[3] == got[3];
+}
+
 /* An ICMP Fragmentation Needed (IPv4) or Packet Too Big (IPv6) to the anycast address
  * whose quote is GRE from that address to a tunnel's router is about the underlay's path
  * MTU: the data plane's (pipeline/pmtu.rs), which lowers the tunnel's MTU, with
@@ -109,10 +119,7 @@ static __always_inline int too_big_v6_fate(struct transitd_config *cfg, struct i
 		return NOT_OURS;
 	if (ic->type != 2 || q->version != 6 || q->nexthdr != IPPROTO_GRE_)
 		return NOT_OURS;
-	__u32 want[4], got[4];
-	__builtin_memcpy(want, cfg->anycast_v6, 16);
-	__builtin_memcpy(got, &q->saddr, 16);
-	if (want[0] != got[0] || want[1] != got[1] || want[2] != got[2] || want[3] != got[3])
+	if (!is_anycast_v6(cfg, &q->saddr))
 		return NOT_OURS;
 	struct ipv6_addr_ remote;
 	__builtin_memcpy(remote.addr, &q->daddr, sizeof(remote.addr));
@@ -210,10 +217,7 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 	if (!cfg->has_anycast_v6 ||
 	    (next != IPPROTO_GRE_ && next != IPPROTO_AH_ && next != IPPROTO_ICMPV6_ && !extension))
 		return NOT_OURS;
-	__u32 want[4], got[4];
-	__builtin_memcpy(want, cfg->anycast_v6, 16);
-	__builtin_memcpy(got, &ip->daddr, 16);
-	if (want[0] != got[0] || want[1] != got[1] || want[2] != got[2] || want[3] != got[3])
+	if (!is_anycast_v6(cfg, &ip->daddr))
 		return NOT_OURS;
 	if (next == IPPROTO_ICMPV6_) /* right behind the fixed header, as routers send errors */
 		return too_big_v6_fate(cfg, ip, end);
