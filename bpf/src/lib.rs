@@ -938,7 +938,7 @@ mod tests {
             let sum = (sum & 0xffff) + (sum >> 16);
             f[24..26].copy_from_slice(&(!(((sum & 0xffff) + (sum >> 16)) as u16)).to_be_bytes());
             if !good {
-                f[37] ^= 0x10; // an option byte: the fixed header's 20 bytes still verify alone
+                f[37] ^= 0x10; // an option byte: the sum over the options no longer verifies
             }
             f
         };

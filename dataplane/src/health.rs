@@ -102,7 +102,13 @@ pub struct Prober {
     timing: Option<HealthConfig>,
     /// Per tunnel, the MTU a path MTU holds it to that was last said (0: its own `mtu`).
     mtu_said: Vec<u32>,
+    /// When path MTUs were last looked at ([`Prober::path_mtus`]).
+    mtus_checked_ns: u64,
 }
+
+/// How often the prober's worker looks at the tunnels' path MTUs: their holds are kept in
+/// about-a-second units, and a look walks every tunnel while one holds.
+const PATH_MTU_CHECK_NS: u64 = 1_000_000_000;
 
 impl ProbeState {
     /// When the tunnel needs looking at: its probe's timeout while one is in flight, its
@@ -154,11 +160,18 @@ impl Prober {
         self.mtu_said = snap.tunnels.iter().map(|t| said.get(t.name.as_str()).copied().unwrap_or(0)).collect();
     }
 
-    /// Calls `changed(tunnel, mtu)` for each tunnel whose MTU a path MTU holds it to has
-    /// changed at `now_ns` since it was last said (`mtu`: what it takes now, its own `mtu`
-    /// when none holds any longer), so that the change is logged once. Reads the tunnels
-    /// only while some path MTU holds or was said.
-    pub fn path_mtu_changes(&mut self, snap: &Snapshot, now_ns: u64, mut changed: impl FnMut(TunnelId, u32)) {
+    /// About once a second at `now_ns` (the prober's worker is the one that ticks): clears
+    /// the path MTUs that lapsed (`HealthTable::expire_path_mtus`), and calls
+    /// `changed(tunnel, mtu)` for each tunnel whose MTU a path MTU holds it to has changed
+    /// since it was last said (`mtu`: what it takes now, its own `mtu` when none holds any
+    /// longer), so that each change is logged once, and a tunnel at most once a second.
+    /// Reads the tunnels only while some path MTU holds or was said.
+    pub fn path_mtus(&mut self, snap: &Snapshot, now_ns: u64, mut changed: impl FnMut(TunnelId, u32)) {
+        if now_ns.saturating_sub(self.mtus_checked_ns) < PATH_MTU_CHECK_NS {
+            return;
+        }
+        self.mtus_checked_ns = now_ns;
+        snap.health.expire_path_mtus(now_ns);
         if !snap.health.any_path_mtu() && self.mtu_said.iter().all(|&m| m == 0) {
             return;
         }
@@ -189,9 +202,7 @@ impl Prober {
     /// miss while up, an answer while down) is probed again at once; a settled one every
     /// `interval`. A probe `send` could not send is not judged: with no room, it and the
     /// rest due wait for the next tick (timeouts due after it are judged then too);
-    /// otherwise (no next hop yet) it is tried again after `timeout`. Path MTUs that
-    /// lapsed are cleared too (`HealthTable::expire_path_mtus`): the prober is the one
-    /// worker that ticks.
+    /// otherwise (no next hop yet) it is tried again after `timeout`.
     pub fn tick(
         &mut self,
         snap: &Snapshot,
@@ -200,7 +211,6 @@ impl Prober {
         mut send: impl FnMut(TunnelId, u32) -> Sent,
         mut changed: impl FnMut(Change),
     ) {
-        snap.health.expire_path_mtus(now_ns);
         if self.timing != Some(*cfg) || self.timers.len() > 2 * self.checked + 64 {
             self.schedule(snap, cfg);
         }
@@ -793,7 +803,7 @@ remote = "198.51.100.2"
         const S: u64 = 1_000_000_000;
         fn said(p: &mut Prober, s: &Snapshot, now: u64) -> Vec<(TunnelId, u32)> {
             let mut v = Vec::new();
-            p.path_mtu_changes(s, now, |t, mtu| v.push((t, mtu)));
+            p.path_mtus(s, now, |t, mtu| v.push((t, mtu)));
             v
         }
         let s = snap("");
@@ -805,10 +815,13 @@ remote = "198.51.100.2"
         assert_eq!(said(&mut p, &s, 3 * S), []);
         assert!(s.health.lower_path_mtu(1, 1200, 4 * S));
         assert_eq!(said(&mut p, &s, 5 * S), [(1, 1200)]);
+        assert!(s.health.lower_path_mtu(1, 1100, 5 * S));
+        assert_eq!(said(&mut p, &s, 5 * S + S / 2), [], "within the second");
+        assert_eq!(said(&mut p, &s, 6 * S), [(1, 1100)]);
         let mut new = snap("");
         new.take_over_from(&s);
         p.rebind(Some(&s), &new);
-        assert_eq!(said(&mut p, &new, 6 * S), [], "said before the reload");
+        assert_eq!(said(&mut p, &new, 7 * S), [], "said before the reload");
         assert_eq!(said(&mut p, &new, 700 * S), [(1, 1476)], "lapsed: its own mtu again");
         assert_eq!(said(&mut p, &new, 701 * S), []);
     }
@@ -833,6 +846,11 @@ remote = "198.51.100.2"
             snap_text("").replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\npath_mtu_discovery = false");
         let mut off = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
         off.take_over_from(&new);
+        // The prober follows the reload too (tunnel 0 is probed): it takes over the tunnel's
+        // probes, not a path MTU the reload forgot.
+        let mut p = Prober::default();
+        p.rebind(None, &new);
+        p.rebind(Some(&new), &off);
         assert_eq!(off.health.path_mtu(0, 2 * S), None, "turned off, nothing held");
         assert!(!off.health.any_path_mtu());
     }

@@ -427,7 +427,7 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
         let _ = writeln!(said, "transitd: and {} more tunnels changed state (transitd_tunnel_up)", changes - SAID);
     }
     let mut mtus = 0usize;
-    prober.path_mtu_changes(snap, now, |t, mtu| {
+    prober.path_mtus(snap, now, |t, mtu| {
         mtus += 1;
         let Some(t) = snap.tunnels.get(usize::from(t)).filter(|_| mtus <= SAID) else { return };
         if mtu < t.mtu {

@@ -327,6 +327,28 @@ fn tunnel_edge_frames_get_their_documented_fates() {
     assert_eq!(snap.health.replied(0), 1, "the probe reply was recorded for acme-gre");
 }
 
+/// The path MTU capture (`pcaps/generated/underlay_too_big.py`, which says what each frame
+/// must become), replayed on its capture times: the fates, and the errors transitd then
+/// writes to the client as tshark reads them (type, code, next-hop MTU, checksum status).
+#[test]
+fn underlay_too_big_frames_get_their_documented_fates() {
+    let (config, _) = tunnel_edge();
+    let file = pcap("generated/underlay-too-big.pcap");
+    let (v, _) = verdicts_timed(&config, &file);
+    let (used, unusable) = ("consumed:underlay_too_big", "underlay_too_big_unusable");
+    let (encapsulated, too_big) = ("tx:encapsulated", "tx:icmp_too_big");
+    let expect = [encapsulated, used, too_big, encapsulated, unusable, unusable, encapsulated, used, too_big, used];
+    assert_eq!(fates(&v), expect);
+    let (out, _) = replay_to(&config, &file, "underlay-too-big");
+    let errors = tshark_checked(
+        &out,
+        &["-Y", "icmp.type == 3", "-T", "fields", "-e", "icmp.code", "-e", "icmp.mtu", "-e", "icmp.checksum.status"],
+    );
+    // Frame 3 (acme-gre: 1400 less 24) and frame 9 (beta-gre, keyed: 1000 less 28).
+    assert_eq!(errors.lines().collect::<Vec<_>>(), ["4\t1376\t1", "4\t972\t1"]);
+    let _ = std::fs::remove_file(out);
+}
+
 /// The replay output of the tunnel-edge capture.
 fn edge_output() -> PathBuf {
     let (config, file) = tunnel_edge();
@@ -1420,14 +1442,15 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
          \x20   big('198.18.100.10', 973), big('203.0.113.10', 1377), too_big('198.51.100.1', 100), big('203.0.113.10', 529),\n\
          \x20   big('203.0.113.10', 1400), too_big('198.51.100.1', 0),  big('203.0.113.10', 1469),\n\
          \x20   big('2001:db8:acbe::10', 1400, v6=True), too_big6(1300), big('2001:db8:acbe::10', 1281, v6=True),\n\
-         \x20   too_big('198.51.100.1', 1000), too_big('198.51.100.1', 1000), too_big6(1300, dst='::ffff:198.51.100.1')]\n\
-         frames[-3].dst = 'ff:ff:ff:ff:ff:ff'\n\
-         frames[-2][IP].options = [IPOption_LSRR(routers=['192.0.2.9'], pointer=4)]",
+         \x20   too_big('198.51.100.1', 1000), too_big('198.51.100.1', 1000), too_big6(1300, dst='::ffff:198.51.100.1'),\n\
+         \x20   big('203.0.113.10', 1400)]\n\
+         frames[-4].dst = 'ff:ff:ff:ff:ff:ff'\n\
+         frames[-3][IP].options = [IPOption_LSRR(routers=['192.0.2.9'], pointer=4)]",
     );
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     // Each frame with its receive time in seconds.
-    let times = [1, 2, 3, 3, 3, 4, 5, 5, 5, 5, 5, 6, 6, 7, 8, 608, 700, 701, 702, 703, 704, 705, 705, 705];
+    let times = [1, 2, 3, 3, 3, 4, 5, 5, 5, 5, 5, 6, 6, 7, 8, 608, 700, 701, 702, 703, 704, 705, 705, 705, 706];
     assert_eq!(frames.len(), times.len());
     let run = |config: &str| {
         let snap = snapshot(config);
@@ -1480,6 +1503,7 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
     // goes on past us. A quote to an IPv4-mapped address names no IPv4 tunnel.
     assert_eq!((fate(21), fate(22)), ("drop:link_broadcast".into(), "drop:decap_outer_forbids".into()));
     assert_eq!(fate(23), "pass:no_customer");
+    assert_eq!(fate(24), encapsulated, "1400 bytes still fit the 1468 held: neither error lowered it");
 
     // Off, the errors are the host's, and the tunnel's mtu stands.
     let off = run(&config.replacen("[dos.sanity]", "path_mtu_discovery = false\n[dos.sanity]", 1));

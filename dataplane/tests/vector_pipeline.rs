@@ -80,7 +80,12 @@ fn assert_same(snap: &Snapshot, inputs: &[Input], sizes: &[usize], what: &str) {
         let mut vector_bufs: Vec<Vec<u8>> = group.iter().map(|i| vec![0xa5; size(i)]).collect();
         let mut single_bufs = vector_bufs.clone();
         let mut vector = frames_of(&mut vector_bufs, group);
+        // The tunnels' path MTUs are the snapshot's, shared: each pipeline starts the batch
+        // from what the last one left, and both must learn the same from it.
+        let learned_before = snap.health.path_mtus();
         process_batch(snap, &mut vector, &mut state);
+        let learned_by_vector = snap.health.path_mtus();
+        snap.health.set_path_mtus(&learned_before);
 
         let mut single = frames_of(&mut single_bufs, group);
         let mut expected: Vec<Outcome> = Vec::new();
@@ -99,6 +104,7 @@ fn assert_same(snap: &Snapshot, inputs: &[Input], sizes: &[usize], what: &str) {
             assert_eq!(v.tx_bytes(), s.tx_bytes(), "{}", context(k));
         }
         assert_eq!(state.outcomes(), &expected[..], "{what}: batch {batch_no}");
+        assert_eq!(snap.health.path_mtus(), learned_by_vector, "{what}: batch {batch_no} path MTUs");
         drop((vector, single));
         for (k, (v, s)) in vector_bufs.iter().zip(&single_bufs).enumerate() {
             assert!(v == s, "{}: buffers differ", context(k));

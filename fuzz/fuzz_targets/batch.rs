@@ -70,7 +70,12 @@ fuzz_target!(|data: &[u8]| {
     let mut single_bufs = vector_bufs.clone();
     let mut state = WorkerState::new(snap);
     let mut vector = frames_in(&mut vector_bufs, &inputs);
+    // Path MTUs are the snapshot's, shared by every input: each input starts from none, and
+    // both pipelines must learn the same from it.
+    snap.health.forget_path_mtus();
     process_batch(snap, &mut vector, &mut state);
+    let learned_by_vector = snap.health.path_mtus();
+    snap.health.forget_path_mtus();
 
     let mut limits = Limits::new(snap);
     let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
@@ -91,6 +96,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(v.tx_bytes(), s.tx_bytes(), "frame {k}");
     }
     assert_eq!(state.outcomes(), &expected[..]);
+    assert_eq!(snap.health.path_mtus(), learned_by_vector, "path MTUs");
     drop((vector, single));
     assert!(vector_bufs == single_bufs, "the buffers differ");
     let spilled = |s: &Spill| s.stamped().map(|(t, b)| (t, b.to_vec())).collect::<Vec<_>>();

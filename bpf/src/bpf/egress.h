@@ -269,8 +269,10 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	if (key >> 8 != cfg->key_id || ((key & 0xff) != 1 && (key & 0xff) != 2))
 		return 0;
 	struct iphdr *inner = (void *)(g + 1);
-	__u32 inner_at = link + sizeof(*ip) + sizeof(*g);
-	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end, inner_at, len) != 1)
+	/* The inner packet ends where the outer one does (not at the frame's end: what
+	 * follows is Ethernet padding), as the data plane bounds it. */
+	__u32 inner_at = link + sizeof(*ip) + sizeof(*g), outer_end = link + bpf_ntohs(ip->tot_len);
+	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end, inner_at, outer_end) != 1)
 		return 0;
 	if (!carry_ecn(ip, inner))
 		return 0;

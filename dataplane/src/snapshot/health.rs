@@ -129,26 +129,48 @@ impl HealthTable {
 
     /// Zeroes the path MTUs that no longer hold at `now_ns` and clears the flag when none
     /// holds, so that the forwarding path goes back to reading the flag alone. The prober
-    /// calls it each tick (the frames' clock). The flag is cleared before the words are
-    /// read: a worker recording one meanwhile sets it again after its word, or the word is
-    /// seen here.
+    /// calls it about once a second (the frames' clock). While any holds the flag is left
+    /// set (a worker reading it clear would take a tunnel's `mtu` for its packet). To clear
+    /// it, the words are read again after the clearing: a worker recording one meanwhile
+    /// either sets the flag after its word, or its word is seen here and the flag set back.
     pub fn expire_path_mtus(&self, now_ns: u64) {
         if !self.any_path_mtu.load(Ordering::SeqCst) {
             return;
         }
-        self.any_path_mtu.store(false, Ordering::SeqCst);
-        let mut held = false;
-        for h in self.tunnels.iter() {
-            let word = h.path_mtu.load(Ordering::SeqCst);
-            if word >> 32 > now_ns >> TIME_SHIFT {
-                held = true;
-            } else if word != 0 {
-                let _ = h.path_mtu.compare_exchange(word, 0, Ordering::SeqCst, Ordering::SeqCst);
+        let held = |expire: bool| {
+            let mut held = false;
+            for h in self.tunnels.iter() {
+                let word = h.path_mtu.load(Ordering::SeqCst);
+                if word >> 32 > now_ns >> TIME_SHIFT {
+                    held = true;
+                } else if word != 0 && expire {
+                    let _ = h.path_mtu.compare_exchange(word, 0, Ordering::SeqCst, Ordering::SeqCst);
+                }
             }
+            held
+        };
+        if held(true) {
+            return;
         }
-        if held {
+        self.any_path_mtu.store(false, Ordering::SeqCst);
+        if held(false) {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Every tunnel's path MTU word (MTU and hold), to be put back with
+    /// [`HealthTable::set_path_mtus`]: a differential test runs two pipelines over the same
+    /// frames from the same learned state.
+    pub fn path_mtus(&self) -> Vec<u64> {
+        self.tunnels.iter().map(|h| h.path_mtu.load(Ordering::SeqCst)).collect()
+    }
+
+    /// Puts back words [`HealthTable::path_mtus`] took (the flag set if any is).
+    pub fn set_path_mtus(&self, words: &[u64]) {
+        for (h, &word) in self.tunnels.iter().zip(words) {
+            h.path_mtu.store(word, Ordering::SeqCst);
+        }
+        self.any_path_mtu.store(words.iter().any(|&w| w != 0), Ordering::SeqCst);
     }
 
     /// Forgets every learned path MTU (path MTU discovery was turned off).
@@ -255,7 +277,7 @@ impl HealthTable {
             old_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         for (t, name) in names.iter().enumerate() {
             if let Some(&o) = old_index.get(name) {
-                self.carry(t, old, o, probed.get(t).copied().unwrap_or(true));
+                self.carry(t, old, o, probed.get(t).copied().unwrap_or(true), true);
             }
         }
     }
@@ -263,15 +285,16 @@ impl HealthTable {
     /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`: one
     /// no longer probed keeps no answers, since a prober that takes it up again starts its
     /// sequence numbers over, and old answers would answer its new probes); a reply a
-    /// worker already recorded in this table stays.
-    fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool) {
+    /// worker already recorded in this table stays. The path MTU only with `path_mtu`:
+    /// the reload's copy takes it, which may then forget it (another path, discovery
+    /// turned off); the prober's later move must not bring it back.
+    fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool, path_mtu: bool) {
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        // A word already here is the later one: the prober moving over (`take_over`) finds
-        // what workers on this table recorded. One that lapsed is carried and cleared at
-        // the prober's next tick.
+        // One that lapsed is carried and cleared at the prober's next check.
         let carried = old.path_mtu.load(Ordering::SeqCst);
-        if carried != 0 && new.path_mtu.compare_exchange(0, carried, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if path_mtu && carried != 0 {
+            new.path_mtu.store(carried, Ordering::SeqCst);
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         if probed {
@@ -283,7 +306,7 @@ impl HealthTable {
     /// moves to a new snapshot after the reload copied the table, and what it decided
     /// meanwhile (a tunnel gone down) or recorded (a reply) is in the old one.
     pub fn take_over(&self, t: TunnelId, old: &HealthTable, o: TunnelId) {
-        self.carry(usize::from(t), old, usize::from(o), true);
+        self.carry(usize::from(t), old, usize::from(o), true, false);
     }
 }
 
