@@ -151,6 +151,9 @@ fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
     // The person's view names the customer and the tunnel, with the same counts.
     assert!(human.contains("acme") && human.contains("acme-gre"), "{human}");
     assert!(human.lines().any(|l| l.starts_with("acme ") && l.contains(" 120 ") && l.contains(" 30 ")), "{human}");
+    // The tunnel's row: no health check, the MTU it takes (its default 1476), 120 sent.
+    let row: Vec<&str> = human.lines().find(|l| l.starts_with("acme-gre ")).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row, ["acme-gre", "acme", "-", "1476", "0", "0", "120"], "{human}");
 
     // The capture written while running: the 30 SSH SYNs, as tshark reads them.
     let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.dstport"]);

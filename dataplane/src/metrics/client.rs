@@ -300,10 +300,11 @@ impl View<'_> {
         }
         let _ = writeln!(
             out,
-            "\n{:<20} {:<14} {:<8} {:>14} {:>14} {:>14}   (packets{})",
+            "\n{:<20} {:<14} {:<8} {:>6} {:>14} {:>14} {:>14}   (packets{})",
             "tunnel",
             "customer",
             "health",
+            "mtu",
             "received",
             "dropped",
             "sent",
@@ -323,7 +324,12 @@ impl View<'_> {
             .filter(|s| s.label("checked") != "false")
             .map(|s| (s.label("tunnel"), s.value))
             .collect();
+        // What each takes now: its `mtu`, or less while a path MTU the underlay reported
+        // holds it.
+        let mtu: HashMap<&str, f64> =
+            self.find("transitd_tunnel_mtu_bytes").map(|s| (s.label("tunnel"), s.value)).collect();
         for (t, c) in tunnels {
+            let mtu = mtu.get(t).map_or_else(|| "-".to_string(), |m| format!("{m:.0}"));
             let health = match up.get(t) {
                 Some(v) if *v > 0.0 => "up",
                 Some(_) => "DOWN",
@@ -331,7 +337,7 @@ impl View<'_> {
             };
             let _ = writeln!(
                 out,
-                "{t:<20} {c:<14} {health:<8} {:>14.0} {:>14.0} {:>14.0}",
+                "{t:<20} {c:<14} {health:<8} {mtu:>6} {:>14.0} {:>14.0} {:>14.0}",
                 packets.get(&(t, "received")).copied().unwrap_or(0.0),
                 dropped.get(t).copied().unwrap_or(0.0),
                 packets.get(&(t, "sent")).copied().unwrap_or(0.0),
