@@ -98,7 +98,7 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFr
     let t = &snap.tunnels[usize::from(tunnel)];
     let path_mtu = reported_mtu(message, quote.length, ip.is_ipv6);
     let floor = if ip.is_ipv6 { PATH_MTU_FLOOR_V6 } else { PATH_MTU_FLOOR_V4 };
-    let inner = path_mtu.max(floor) - t.gre.overhead() as u32; // the floor is above any overhead
+    let inner = path_mtu.max(floor).saturating_sub(t.gre.overhead() as u32); // the floors exceed any overhead
     // Not below what the tunnel's `mtu` already keeps its packets under: nothing to lower
     // (and nothing to hold: the configuration may lower `mtu` further meanwhile).
     if inner < t.mtu {
