@@ -73,6 +73,8 @@ pub(super) fn is_too_big_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool
 /// than the tunnel takes; one that names no tunnel (another key, a quote cut before the
 /// key) or whose checksum fails is dropped. About anything else it is the host's, as any
 /// traffic for no customer (`unmatched`).
+#[cold] // rare (a router's error), and kept out of the batch loop's code
+#[inline(never)]
 pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
     let snap = ctx.snap;
     let l3 = frame.start + ip.l3_start;
