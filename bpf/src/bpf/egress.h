@@ -165,9 +165,10 @@ static __always_inline int ipv4_header_ok(struct iphdr *ip, void *end, __u32 at,
 /* 1: the packet to an egress address is this server's to deliver; 0: another's (forward);
  * -1: not an egress address. A fragment goes where its datagram's first fragment went
  * (only the first has a port); one whose first was not seen here, or not within the hold,
- * is its data centre's, as a packet with no port. `at` and `len` as for ipv4_header_ok. */
-static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr *ip, void *end, __u32 at,
-				       __u32 len)
+ * is its data centre's, as a packet with no port. `at` and `len` as for ipv4_header_ok,
+ * `len` 0 for the frame's own (asked of the kernel only for a first fragment). */
+static __always_inline int egress_mine(struct xdp_md *ctx, struct transitd_config *cfg, struct iphdr *ip, void *end,
+				       __u32 at, __u32 len)
 {
 	struct egress_key k = { .slot = cfg->slot, .addr = ip->daddr };
 	struct egress_addr *e = bpf_map_lookup_elem(&egress_addrs, &k);
@@ -191,6 +192,8 @@ static __always_inline int egress_mine(struct transitd_config *cfg, struct iphdr
 	 * takes too: from a damaged one (which both drop), the later fragments would follow an
 	 * owner the data plane never recorded. */
 	int mine = port_mine(cfg, e, ip, end, dc_mine);
+	if (!len)
+		len = bpf_xdp_get_buff_len(ctx);
 	if (ipv4_header_ok(ip, end, at, len)) {
 		struct fragment_owner first = { .seen_ns = now, .mine = (__u32)mine };
 		bpf_map_update_elem(&fragment_owners, &fk, &first, BPF_ANY);
@@ -272,7 +275,7 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	/* The inner packet ends where the outer one does (not at the frame's end: what
 	 * follows is Ethernet padding), as the data plane bounds it. */
 	__u32 inner_at = link + sizeof(*ip) + sizeof(*g), outer_end = link + bpf_ntohs(ip->tot_len);
-	if ((void *)(inner + 1) > end || egress_mine(cfg, inner, end, inner_at, outer_end) != 1)
+	if ((void *)(inner + 1) > end || egress_mine(ctx, cfg, inner, end, inner_at, outer_end) != 1)
 		return 0;
 	if (!carry_ecn(ip, inner))
 		return 0;

@@ -277,7 +277,7 @@ int xdp_transitd(struct xdp_md *ctx)
 		if (cfg->su_enabled) {
 			/* Soft-unicast return traffic: this server's goes to its socket in the
 			 * kernel, another's to the data plane to forward. */
-			int mine = egress_mine(cfg, ip, end, link, bpf_xdp_get_buff_len(ctx));
+			int mine = egress_mine(ctx, cfg, ip, end, link, 0);
 			if (mine == 1)
 				return count(STAT_EGRESS_LOCAL, XDP_PASS);
 			int to_backbone = ip->protocol == IPPROTO_GRE_ &&

@@ -527,7 +527,9 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     // RFC 1812 §5.3.4: a router forwards no packet it received as a link-layer broadcast
     // (multicast routing aside, which transitd does not do) and discards a unicast one
     // received so. Traffic for no customer is the host's to judge; soft unicast's is judged
-    // on its outcome ([`soft_unicast`]), since part of it is the host's too.
+    // on its outcome ([`soft_unicast`]), since part of it is the host's too; a Packet Too
+    // Big once its quote says it is ours ([`pmtu::process`]), since otherwise it is the
+    // host's.
     if !matches!(path, Path::NoCustomer | Path::SoftUnicast | Path::UnderlayTooBig) && sent_to_a_link_group(key) {
         return Path::LinkBroadcast;
     }
