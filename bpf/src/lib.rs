@@ -713,14 +713,16 @@ mod tests {
         f
     }
 
-    /// The ones' complement sum of the IPv4 header of an Ethernet frame (RFC 1071), folded.
+    /// The ones' complement sum of the IPv4 header of an Ethernet frame (RFC 1071), options
+    /// included, folded.
     fn header_sum(f: &[u8]) -> u16 {
-        let sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let len = usize::from(f[14] & 0xf) * 4;
+        let sum: u32 = f[14..14 + len].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
         let folded = (sum & 0xffff) + (sum >> 16);
         ((folded & 0xffff) + (folded >> 16)) as u16
     }
 
-    /// Sets the header checksum of the 20-byte IPv4 header of an Ethernet frame.
+    /// Sets the header checksum of the IPv4 header of an Ethernet frame.
     fn fill_checksum(f: &mut [u8]) {
         f[24..26].fill(0);
         let sum = header_sum(f);
@@ -933,10 +935,7 @@ mod tests {
             f[14] = 0x46;
             let total = u16::from_be_bytes([f[16], f[17]]) + 4;
             f[16..18].copy_from_slice(&total.to_be_bytes());
-            f[24..26].fill(0);
-            let sum: u32 = f[14..38].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-            let sum = (sum & 0xffff) + (sum >> 16);
-            f[24..26].copy_from_slice(&(!(((sum & 0xffff) + (sum >> 16)) as u16)).to_be_bytes());
+            fill_checksum(&mut f);
             if !good {
                 f[37] ^= 0x10; // an option byte: the sum over the options no longer verifies
             }

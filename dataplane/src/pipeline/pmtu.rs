@@ -10,16 +10,18 @@
 //! outer packet over IPv4, Linux's `min_pmtu`; 1280 over IPv6, RFC 8200 §5) bounds what a
 //! forged one costs, and an error never raises the estimate (RFC 1191 §6.3).
 
+use std::net::IpAddr;
+
 use classifier::{Dim, Key};
-use gre::GrePacket;
 use gre::checksum;
 use gre::icmp::{ICMP_HEADER_LEN, IPPROTO_ICMPV6, ipv6_pseudo_header_sum};
+use gre::{GrePacket, Ipv4Packet, Ipv6Packet};
 
 use super::forward::Ctx;
 use super::parse::{IpFrame, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, Verdict};
 use super::{Frame, by_fate, decap, sent_to_a_link_group};
-use crate::snapshot::{Snapshot, Tunnel, TunnelId};
+use crate::snapshot::{Snapshot, Tunnel, TunnelId, remote_addr};
 
 /// ICMPv4 Destination Unreachable, code 4: fragmentation needed and DF set.
 const ICMPV4_UNREACHABLE: u32 = 3;
@@ -141,26 +143,24 @@ impl Quote {
     fn read(snap: &Snapshot, message: &[u8], is_ipv6: bool) -> Option<Quote> {
         let quoted = message.get(ICMP_HEADER_LEN..)?;
         let (remote, length, gre) = if is_ipv6 {
-            let fixed = quoted.get(..40)?;
-            let anycast = snap.anycast_v6?.octets();
-            if fixed[0] >> 4 != 6 || fixed[6] != GRE || fixed[8..24] != anycast {
+            let fixed = Ipv6Packet::new_checked(quoted).ok()?;
+            let dst = fixed.dst_addr();
+            if fixed.version() != 6 || fixed.next_header() != GRE || Some(fixed.src_addr()) != snap.anycast_v6 {
                 return None;
             }
-            let dst = u128::from_be_bytes(fixed[24..40].try_into().ok()?);
-            if dst >> 32 == 0xffff {
-                return None; // IPv4-mapped: how tunnels' IPv4 routers are indexed, none of ours
+            if dst.to_ipv4_mapped().is_some() {
+                return None; // how tunnels' IPv4 routers are indexed: none of ours
             }
-            (dst, 40 + u32::from(u16::from_be_bytes([fixed[4], fixed[5]])), &quoted[40..])
+            (IpAddr::V6(dst), 40 + u32::from(fixed.payload_len()), quoted.get(40..)?)
         } else {
-            let fixed = quoted.get(..20)?;
-            let ihl = usize::from(fixed[0] & 0xf) * 4;
-            if fixed[0] >> 4 != 4 || ihl < 20 || fixed[9] != GRE || fixed[12..16] != snap.anycast {
+            // Checked: 20 bytes or more of header, all of it in the quote.
+            let fixed = Ipv4Packet::new_checked(quoted).ok()?;
+            if fixed.version() != 4 || fixed.protocol() != GRE || fixed.src_addr().octets() != snap.anycast {
                 return None;
             }
-            let dst = u32::from_be_bytes([fixed[16], fixed[17], fixed[18], fixed[19]]);
-            (0xffff << 32 | u128::from(dst), u32::from(u16::from_be_bytes([fixed[2], fixed[3]])), quoted.get(ihl..)?)
+            (IpAddr::V4(fixed.dst_addr()), u32::from(fixed.total_len()), quoted.get(fixed.header_len()..)?)
         };
-        let router = decap::router_entries(snap, remote)?;
+        let router = decap::router_entries(snap, remote_addr(remote))?;
         let key = GrePacket::new_checked(gre).map(|g| g.key()).map_err(|_| ());
         Some(Quote { router, length, key })
     }

@@ -23,6 +23,13 @@ pub const PATH_MTU_HOLD_NS: u64 = 600_000_000_000;
 /// the MTU fit one atomic word: times to the year 2116 as Unix nanoseconds (2^62 ns).
 const TIME_SHIFT: u32 = 30;
 
+/// The MTU a path MTU word holds a tunnel to at `now_ns`, if it still holds (0, none
+/// learned, never does).
+#[inline]
+fn held(word: u64, now_ns: u64) -> Option<u32> {
+    (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32)
+}
+
 /// Health state shared by the workers for one snapshot's tunnels.
 #[derive(Debug)]
 pub struct HealthTable {
@@ -95,8 +102,7 @@ impl HealthTable {
     /// receive time); `None`: the configured `mtu` stands.
     #[inline]
     pub fn path_mtu(&self, t: TunnelId, now_ns: u64) -> Option<u32> {
-        let word = self.tunnels.get(usize::from(t))?.path_mtu.load(Ordering::Relaxed);
-        (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32)
+        held(self.tunnels.get(usize::from(t))?.path_mtu.load(Ordering::Relaxed), now_ns)
     }
 
     /// Records that tunnel `t`'s underlay takes inner packets of at most `mtu` bytes, as a
@@ -115,7 +121,7 @@ impl HealthTable {
         // SeqCst here and in expire_path_mtus (rare, off the forwarding path): the word is
         // written before the flag, and a clearing that missed the word leaves the flag set.
         let _ = h.path_mtu.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
-            let held = (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32);
+            let held = held(word, now_ns);
             lowered = held.is_none_or(|held| mtu < held);
             (word != new && held.is_none_or(|held| mtu <= held)).then_some(new)
         });
@@ -137,23 +143,23 @@ impl HealthTable {
         if !self.any_path_mtu.load(Ordering::SeqCst) {
             return;
         }
-        let held = |expire: bool| {
-            let mut held = false;
+        let any_held = |expire: bool| {
+            let mut any = false;
             for h in self.tunnels.iter() {
                 let word = h.path_mtu.load(Ordering::SeqCst);
-                if word >> 32 > now_ns >> TIME_SHIFT {
-                    held = true;
+                if held(word, now_ns).is_some() {
+                    any = true;
                 } else if word != 0 && expire {
                     let _ = h.path_mtu.compare_exchange(word, 0, Ordering::SeqCst, Ordering::SeqCst);
                 }
             }
-            held
+            any
         };
-        if held(true) {
+        if any_held(true) {
             return;
         }
         self.any_path_mtu.store(false, Ordering::SeqCst);
-        if held(false) {
+        if any_held(false) {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
     }
