@@ -695,6 +695,15 @@ mod tests {
         (config, egress)
     }
 
+    /// The program loaded and given [`soft_unicast`]'s tables: slice 0 this server's, slice
+    /// 1 server 1's.
+    fn soft_unicast_program() -> XdpProgram {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, egress) = soft_unicast([0, 1]);
+        program.publish(&config, &egress).unwrap();
+        program
+    }
+
     /// An Ethernet frame holding an IPv4 packet (protocol `protocol`, `flags_offset` the
     /// flags and fragment offset word) from `src` to `dst` carrying `payload`, its header
     /// checksum set (RFC 791).
@@ -795,9 +804,7 @@ mod tests {
     /// checksum verifies; a corrupt one goes to the data plane (which drops and counts it).
     #[test]
     fn backbone_gre_is_stripped_only_under_a_verifying_header() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         let good = backbone(&udp_to_egress(2000));
         assert_eq!(judge(&program, &good), "backbone_local");
         let mut corrupt = good.clone();
@@ -818,9 +825,7 @@ mod tests {
     /// plane, and was punted back through the TUN device (rate-limited).
     #[test]
     fn tagged_backbone_gre_is_stripped_of_its_tags_too() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         let untagged = backbone(&udp_to_egress(2000));
         let (fate, plain) = judge_output(&program, &untagged);
         assert_eq!(fate, "backbone_local");
@@ -854,9 +859,7 @@ mod tests {
     /// that is not ECN-capable is left to the data plane, which drops and counts it.
     #[test]
     fn a_backbone_congestion_mark_reaches_the_inner_packet() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         let (not_ect, ect1, ect0, ce) = (0, 1, 2, 3);
         // (outer, inner) -> the inner packet's ECN field as handed on.
         for (outer, inner, want) in [
@@ -901,9 +904,7 @@ mod tests {
     /// its data centre's, as before (this server's data centre here).
     #[test]
     fn later_fragments_go_where_their_first_went() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         assert_eq!(judge(&program, &fragment_to_egress(71, Some(2000))), "egress_local", "slice 0: this server's");
         assert_eq!(judge(&program, &fragment_to_egress(71, None)), "egress_local");
         assert_eq!(judge(&program, &fragment_to_egress(72, Some(40000))), "no_socket", "slice 1: another's");
@@ -925,9 +926,7 @@ mod tests {
     /// fragments are judged as if it never came, as the data plane judges them.
     #[test]
     fn a_damaged_first_fragment_names_no_owner() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         // Another server's first (slice 1), then its later fragment: to the data plane.
         let with_options = |id: u16, good: bool| {
             let mut f = fragment_to_egress(id, Some(40000));
@@ -958,9 +957,7 @@ mod tests {
     /// no port (its data centre's: passed here while another server owned it).
     #[test]
     fn packets_under_ah_are_judged_by_the_port_behind_it() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         // AH (RFC 4302: next header UDP, payload length 4, SPI, sequence, 12-byte ICV), then
         // UDP to port 40000 (slice 1, another server's) or 2000 (slice 0, this one's).
         let mut ah = vec![17, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
@@ -983,9 +980,7 @@ mod tests {
     /// goes to its address's data centre, this server's here; within the length it counts.
     #[test]
     fn a_port_in_the_ethernet_padding_is_no_port() {
-        let program = XdpProgram::load().expect("load the program (needs root)");
-        let (config, egress) = soft_unicast([0, 1]);
-        program.publish(&config, &egress).unwrap();
+        let program = soft_unicast_program();
         let cut = |mut frame: Vec<u8>, total: u16| {
             frame[16..18].copy_from_slice(&total.to_be_bytes());
             fill_checksum(&mut frame);
