@@ -23,6 +23,10 @@ pub fn verdicts(out: &mut String, s: &WorkerStats) {
     if consumed > 0 {
         let _ = writeln!(out, "consumed     {consumed:>10}");
     }
+    if s.gre_reassembled + s.gre_reassembly_discarded > 0 {
+        let (whole, lost) = (s.gre_reassembled, s.gre_reassembly_discarded);
+        let _ = writeln!(out, "reassembled  {whole:>10}  (GRE datagrams from fragments; {lost} given up)");
+    }
     reasons(out, |r| s.frames_for(r) as f64);
 }
 

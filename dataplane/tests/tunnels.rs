@@ -746,7 +746,8 @@ fn gre_over_ipv6_carries_the_inner_flow_in_its_flow_label() {
 
 /// GRE over IPv6 from acme's router behind a destination-options header (which the XDP
 /// program now redirects from a tunnel's router) is walked and decapsulated like the plain
-/// one; behind a fragment header it is dropped as a GRE fragment.
+/// one; behind a fragment header, as a first fragment whose data is no multiple of 8 bytes
+/// (which no first fragment can be), it is dropped as a GRE fragment.
 #[test]
 fn gre_over_ipv6_behind_extension_headers_is_decapsulated_or_dropped_with_its_reason() {
     let (config, _) = tunnel_edge();
@@ -1126,8 +1127,8 @@ fn gre_under_ah_is_not_decapsulated() {
 /// an IPv4 fragment, a header cut short, a header with the routing bit. Fragments and bad
 /// headers from no router were dropped as `gre_fragment`, `truncated`, `bad_gre_header`
 /// whatever `gre_unsupported` said, where the XDP program passes them. From the tunnel's
-/// router, the same frames are decapsulated or dropped under their own reasons. scapy builds
-/// them; tshark reads the GRE.
+/// router, the same frames are decapsulated, kept for reassembly or dropped under their own
+/// reasons. scapy builds them; tshark reads the GRE.
 #[test]
 fn gre_from_no_router_follows_gre_unsupported_whatever_it_holds() {
     let (config, _) = tunnel_edge();
@@ -1164,9 +1165,108 @@ fn gre_from_no_router_follows_gre_unsupported_whatever_it_holds() {
     // From the routers: not a matter of `gre_unsupported`.
     let fragment = DropReason::GreFragment.name();
     let (cut, routed) = (DropReason::Truncated.name(), DropReason::BadGreHeader.name());
-    let from_routers = ["tx:decapsulated", fragment, fragment, fragment, cut, routed];
+    // The first fragments carry data of no multiple of 8 bytes (refused); the later one is
+    // kept for a datagram that never completes.
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let from_routers = ["tx:decapsulated", fragment, &held, fragment, cut, routed];
     assert_eq!(fates(&passed)[6..], from_routers);
     assert_eq!(fates(&dropped)[6..], from_routers);
+}
+
+/// GRE that a router fragmented after encapsulating it (no DF on the outer header, as Cisco
+/// sends it for an inner packet without DF) is reassembled and decapsulated: over IPv4 and
+/// IPv6 (scapy's `fragment`, `fragment6`: `pcaps/generated/gre_fragments.py`, each frame's
+/// fate in its script), in order, reversed, and interleaved with another datagram's; a CE mark on one fragment of an ECN-capable datagram marks the whole (RFC
+/// 3168 §5.3). Each comes out byte for byte as the inner packet scapy wrapped, a hop on
+/// (cut out of the unfragmented GRE by tshark's offsets). A datagram one of whose fragments
+/// overlaps another is not decapsulated (RFC 5722), nor are fragments from no router, and
+/// with `gre_reassembly = false` every fragment is dropped as before.
+#[test]
+fn fragmented_gre_from_a_router_is_reassembled_and_decapsulated() {
+    let (config, _) = tunnel_edge();
+    // The capture's datagrams whole, as its script (pcaps/generated/gre_fragments.py) makes
+    // them before cutting them.
+    let whole = temp("gre-whole.pcap");
+    scapy_pcap(
+        &whole,
+        "def inner(n):\n\
+         \x20   return IP(src='203.0.113.10', dst='198.18.0.10', id=n, tos=(2 if n == 3 else 0))/UDP(sport=5000+n, dport=53)/Raw(bytes([n]) * 1400)\n\
+         def v4(n):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', tos=(2 if n == 3 else 0))/GRE()/inner(n)\n\
+         frames = [v4(1), v4(2), v4(3), Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/GRE()/inner(4)]",
+    );
+    let file = pcap("generated/gre-fragments.pcap");
+    assert_eq!(tshark_frames(&file, "ip.flags.mf == 1 or ip.frag_offset > 0", &[]).len(), 16);
+    assert_eq!(tshark_frames(&file, "ipv6.fraghdr.offset > 0", &[]), [10, 11]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, stats, _) = verdicts_of(&config, frames.clone());
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let (held, decap) = (held.as_str(), "tx:decapsulated");
+    let unknown = format!("pass:{}", PassReason::GreUnknownTunnel.name());
+    let fragment = DropReason::GreFragment.name();
+    let expect = [
+        [held, held, decap].as_slice(), // a, in order
+        &[held, held],                  // b's last two, reversed
+        &[held],                        // c's first
+        &[decap],                       // b's first completes b
+        &[held, decap],                 // the rest of c
+        &[held, held, decap],           // d, IPv6, reversed
+        &[unknown.as_str(); 3],         // e, from no router
+        &[held, fragment, held, held],  // f: its overlap discards it
+    ]
+    .concat();
+    assert_eq!(fates(&v), expect);
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (4, 1));
+
+    // What came out is the inner packets, a hop on: ids 1, 2, 3, 4 in the order they were
+    // completed, 3 marked CE.
+    let (out, _) = replay_to(&config, &file, "gre-reassembled");
+    let got: Vec<Vec<u8>> = read_frames(&out).into_iter().map(|f| f.bytes[14..].to_vec()).collect();
+    let mut want: Vec<Vec<u8>> =
+        inner_packets(&whole, "ip.src#1 == 198.51.100.1").iter().map(|p| forwarded(p)).collect();
+    // The IPv6 one: behind the 40-byte header and GRE's 4, as tshark reads it.
+    assert_eq!(
+        tshark(&whole, &["-Y", "ipv6.nxt == 47 and gre.flags_and_version == 0", "-T", "fields", "-e", "frame.number"]),
+        "4\n"
+    );
+    want.push(forwarded(&read_frames(&whole)[3].bytes[14 + 40 + 4..]));
+    want[2][1] |= 3;
+    want[2][10..12].copy_from_slice(&[0, 0]);
+    let c = gre::checksum::checksum(&want[2][..20]);
+    want[2][10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(got.len(), 4);
+    for (n, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(hex(got), hex(want), "datagram {}", n + 1);
+    }
+    let checked = tshark_checked(
+        &out,
+        &[
+            "-T",
+            "fields",
+            "-e",
+            "ip.id",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.dsfield.ecn",
+            "-e",
+            "udp.length",
+        ],
+    );
+    // Checksum status 1: good.
+    let rows = "0x0001\t1\t1\t0\t1408\n0x0002\t1\t1\t0\t1408\n0x0003\t1\t1\t3\t1408\n0x0004\t1\t1\t0\t1408\n";
+    assert_eq!(checked, rows);
+
+    let off = config.replace("anycast_v6 =", "gre_reassembly = false\nanycast_v6 =");
+    let (v, stats, _) = verdicts_of(&off, frames);
+    let from_routers: Vec<String> = fates(&v).into_iter().filter(|f| *f != unknown).collect();
+    assert_eq!(from_routers, vec![fragment.to_string(); 16]);
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (0, 0));
+    for f in [whole, out] {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram

@@ -389,6 +389,11 @@ pub struct ServerSection {
     /// default true); when false those errors are the host's.
     #[serde(default = "yes")]
     pub path_mtu_discovery: bool,
+    /// Reassemble GRE that a tunnel's router fragmented (RFC 791, RFC 8200 §4.5) before
+    /// decapsulating it (default true); when false its fragments are dropped as
+    /// `gre_fragment`.
+    #[serde(default = "yes")]
+    pub gre_reassembly: bool,
     /// ICMP errors (fragmentation needed, packet too big, time exceeded) each worker sends
     /// per second at most; default 1000.
     pub icmp_rate: Option<Spanned<u64>>,

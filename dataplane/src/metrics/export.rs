@@ -169,11 +169,19 @@ impl Scrape<'_> {
     /// Frames and bytes per worker, and by verdict and reason.
     fn verdicts(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         type Field = fn(&WorkerStats) -> u64;
-        let per_worker: [(&str, &str, Field); 4] = [
+        let per_worker: [(&str, &str, Field); 6] = [
             ("transitd_rx_packets", "Frames received", |s| s.rx_frames),
             ("transitd_rx_bytes", "Bytes received", |s| s.rx_bytes),
             ("transitd_tx_packets", "Frames transmitted (spilled fragments and probes included)", |s| s.tx_frames),
             ("transitd_tx_bytes", "Bytes transmitted", |s| s.tx_bytes),
+            ("transitd_gre_reassembled", "GRE datagrams from tunnels' routers made whole from their fragments", |s| {
+                s.gre_reassembled
+            }),
+            (
+                "transitd_gre_reassembly_discarded",
+                "GRE datagrams given up with fragments of them held: not whole within a second, evicted, or refused",
+                |s| s.gre_reassembly_discarded,
+            ),
         ];
         for (name, help, field) in per_worker {
             family(enc, name, help, MetricType::Counter, |m| {

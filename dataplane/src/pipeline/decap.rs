@@ -1,8 +1,10 @@
 //! The decapsulation stages: GRE from a customer's router to the anycast address.
 //!
-//! The tunnel is found by the outer source and the key, exactly (RFC 2890: a keyed tunnel
-//! takes only packets with its key, an unkeyed one only packets without). What comes out is
-//! then one of:
+//! GRE a router fragmented is first put back together in the worker's fixed memory
+//! ([`gre::reassembly`]); the fragment that completes a datagram goes on as the whole. The
+//! tunnel is found by the outer source and the key, exactly (RFC 2890: a keyed tunnel takes
+//! only packets with its key, an unkeyed one only packets without). What comes out is then
+//! one of:
 //! - a GRE keepalive (an inner packet from us back to the router, RFC 2784 carries it like
 //!   any other): returned to the router as routers expect, unchanged but for its TTL;
 //! - addressed to our side of the tunnel: a health-probe reply (recorded), a ping
@@ -14,12 +16,13 @@
 use classifier::{Dim, Key};
 use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_reply_in_place};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
+use gre::reassembly::Offer;
 use gre::{GrePacket, GreRepr, IpPacket, ecn};
 
 use super::dos::{self, RuleId, one_form};
 use super::forward::{self, Ctx, back_into, to_next_hop};
 use super::ingress::{admit, steer, to_customer};
-use super::parse::{IpFrame, Parsed, parse_inner, terminable};
+use super::parse::{IpFrame, Parsed, parse_frame_into, parse_inner, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, by_fate};
 use super::{Outcome, WouldLimit};
@@ -89,26 +92,29 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         // by `gre_unsupported`, and so does replay.
         return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
     };
-    // Reassembling would mean keeping state per fragment train for anyone on the Internet;
-    // routers send GRE with DF, as Linux does.
-    if outer.fragment.is_some_and(|f| f.offset > 0) {
-        return Verdict::Drop(DropReason::GreFragment); // data, no header to judge
+    // A first fragment's GRE header is judged before it is kept (a later one's data holds
+    // none); the datagram it completes is judged whole below, as any packet.
+    if outer.fragment.is_none_or(|f| f.offset == 0)
+        && let Some(verdict) = not_ours(snap, frame, outer)
+    {
+        return verdict;
     }
+    let whole;
+    let outer = match outer.fragment {
+        None => outer,
+        Some(_) if !snap.gre_reassembly => return Verdict::Drop(DropReason::GreFragment),
+        Some(_) => match reassemble(ctx, frame, outer) {
+            Ok(ip) => {
+                whole = ip;
+                &whole
+            }
+            Err(verdict) => return verdict,
+        },
+    };
     let outer_end = frame.start + outer.l3_start + outer.l3_len;
     let gre_start = frame.start + outer.l4_start;
     let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Verdict::Drop(DropReason::Truncated) };
     let packet = GrePacket::new_unchecked(bytes);
-    if let Some((version, protocol)) = packet.fixed_header()
-        && (version != 0 || (protocol != PROTO_IPV4 && protocol != PROTO_IPV6))
-    {
-        // Another version (PPTP's), or a payload we do not carry, is not ours whatever the
-        // rest of the header, the outer options or a first fragment's flag say: the XDP
-        // program reads the fixed header alone and judges so, and the two agree.
-        return unsupported(snap);
-    }
-    if outer.fragment.is_some() {
-        return Verdict::Drop(DropReason::GreFragment); // a first fragment, its header ours
-    }
     let optioned = if outer.is_ipv6 { outer.extension_headers > 0 } else { outer.header_len > 20 };
     if optioned && !terminable(frame.buf.get(frame.start + outer.l3_start..outer_end).unwrap_or(&[]), outer) {
         // A source route through us, or an option we must not ignore: ending the packet
@@ -188,6 +194,49 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return outcome.verdict;
     }
     to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Decapsulated)
+}
+
+/// GRE of another version (PPTP's), or with a payload we do not carry: not ours whatever
+/// the rest of the header, the outer options or a first fragment's flag say. The XDP
+/// program reads the fixed header alone and judges so, and the two agree.
+fn not_ours(snap: &Snapshot, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdict> {
+    let outer_end = frame.start + outer.l3_start + outer.l3_len;
+    let bytes = frame.buf.get(frame.start + outer.l4_start..outer_end)?;
+    let (version, protocol) = GrePacket::new_unchecked(bytes).fixed_header()?;
+    (version != 0 || (protocol != PROTO_IPV4 && protocol != PROTO_IPV6)).then(|| unsupported(snap))
+}
+
+/// Offers a fragment of GRE from a tunnel's router to the worker's reassembler. The
+/// fragment that completes a datagram has the whole written over it, behind its own link
+/// header, and goes on as that packet: its IP header as parsed. Any other is kept
+/// (`consumed:gre_fragment_held`) or refused (`gre_fragment`).
+#[cold]
+#[inline(never)]
+fn reassemble(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer: &IpFrame) -> Result<IpFrame, Verdict> {
+    let at = frame.start + outer.l3_start;
+    let packet = frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]);
+    let complete = match ctx.limits.reassembly.offer(packet, ctx.now) {
+        Offer::Held => return Err(Verdict::Consumed(ConsumeReason::GreFragmentHeld)),
+        Offer::Refused(_) => return Err(Verdict::Drop(DropReason::GreFragment)),
+        Offer::Whole(complete) => complete,
+    };
+    // No longer than the configured frame size, as any frame that arrives whole.
+    let room = ctx.snap.frame_size.saturating_sub(outer.l3_start);
+    let out = frame.buf.get_mut(at..).unwrap_or_default();
+    let room = room.min(out.len());
+    let Some(len) = ctx.limits.reassembly.write(complete, &mut out[..room]) else {
+        return Err(Verdict::Drop(DropReason::GreFragment));
+    };
+    frame.len = outer.l3_start + len;
+    frame.wire_len = frame.len as u32;
+    let mut key = Key::new(frame.wire_len);
+    match parse_frame_into(&mut key, frame.data(), frame.wire_len) {
+        Parsed::Ip(ip) if ip.fragment.is_none() => Ok(ip),
+        Parsed::Bad(reason) => Err(Verdict::Drop(reason)),
+        // A datagram whose header the parse reads otherwise than its fragments' (none
+        // known): not whole after all.
+        _ => Err(Verdict::Drop(DropReason::GreFragment)),
+    }
 }
 
 fn unsupported(snap: &Snapshot) -> Verdict {

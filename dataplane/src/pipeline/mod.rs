@@ -39,6 +39,7 @@ pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
 use classifier::{Dim, Key, RateLimiter};
 use gre::EthernetAddrs;
+use gre::reassembly::Reassembler;
 
 use self::flows::{Authenticated, FlowEvent, FlowTable};
 use self::forward::Ctx;
@@ -173,7 +174,8 @@ impl WouldLimit {
 }
 
 /// A worker's per-packet state that outlives a batch: the DoS buckets, its ICMP error
-/// budget, the TCP connections it tracks and the owners of fragmented return datagrams. Fixed in size from the start.
+/// budget, the TCP connections it tracks, the owners of fragmented return datagrams and the
+/// GRE datagrams it reassembles. Fixed in size from the start.
 #[derive(Debug)]
 pub struct Limits {
     /// Buckets of `rate-limit` rules.
@@ -199,6 +201,8 @@ pub struct Limits {
     pub tracking_pending: bool,
     /// Where the first fragments of return datagrams went (soft unicast).
     pub fragments: FragmentOwners,
+    /// GRE datagrams from tunnels' routers being put together from their fragments.
+    pub reassembly: Reassembler,
 }
 
 impl Limits {
@@ -215,6 +219,7 @@ impl Limits {
             tracked_since: vec![None; snap.customers.len()],
             tracking_pending: true,
             fragments: FragmentOwners::new(fragment_owners_size(snap)),
+            reassembly: reassembler(snap),
         }
     }
 
@@ -293,7 +298,26 @@ impl Limits {
         if fragment_owners_size(new) != fragment_owners_size(old) || fleet_of(new) != fleet_of(old) {
             self.fragments = FragmentOwners::new(fragment_owners_size(new));
         }
+        // Datagrams being reassembled carry over while their slots keep their size (a
+        // datagram's tunnel is found once it is whole).
+        let fresh = reassembler(new);
+        if fresh.shape() != self.reassembly.shape() {
+            let old = std::mem::replace(&mut self.reassembly, fresh);
+            self.reassembly.carry_counts(&old);
+        }
     }
+}
+
+/// Datagrams a worker reassembles at once. A router's fragments come back to back, so a
+/// datagram takes a slot for microseconds; 64 of a frame's size each (256 KiB at the
+/// default 4096) is room for as many routers fragmenting at once.
+pub const REASSEMBLY_SLOTS: usize = 64;
+
+/// The reassembler a worker needs for `snap`: [`REASSEMBLY_SLOTS`] datagrams of up to a
+/// frame each, none without tunnels or with `gre_reassembly = false`.
+fn reassembler(snap: &Snapshot) -> Reassembler {
+    let slots = if snap.gre_reassembly && !snap.tunnels.is_empty() { REASSEMBLY_SLOTS } else { 0 };
+    Reassembler::new(slots, snap.frame_size)
 }
 
 /// Sources a worker remembers as authenticated: a sixteenth of the flow table (a source

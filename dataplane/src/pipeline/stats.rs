@@ -111,6 +111,11 @@ pub struct WorkerStats {
     pub customers: Vec<CustomerStats>,
     /// Frames of each tunnel (by the snapshot's tunnel index; kept by name across reloads).
     pub tunnels: Vec<TunnelStats>,
+    /// GRE datagrams from tunnels' routers made whole from their fragments.
+    pub gre_reassembled: u64,
+    /// GRE datagrams given up with fragments of them held (not whole within a second,
+    /// evicted, or discarded with a fragment refused).
+    pub gre_reassembly_discarded: u64,
 }
 
 impl Default for WorkerStats {
@@ -135,6 +140,8 @@ impl Default for WorkerStats {
             tcp_hits: Vec::new(),
             customers: Vec::new(),
             tunnels: Vec::new(),
+            gre_reassembled: 0,
+            gre_reassembly_discarded: 0,
         }
     }
 }
@@ -203,6 +210,13 @@ impl WorkerStats {
         if outcome.spilled > 0 {
             self.count_spilled(spill, spilled_from);
         }
+    }
+
+    /// Takes the datagram counts of the worker's reassembler (which no one frame's outcome
+    /// says), after a batch.
+    #[inline]
+    pub fn count_reassembly(&mut self, reassembler: &gre::reassembly::Reassembler) {
+        (self.gre_reassembled, self.gre_reassembly_discarded) = (reassembler.reassembled(), reassembler.discarded());
     }
 
     /// Counts one frame's outcome; `rx_len` is the length it arrived with.
@@ -330,6 +344,8 @@ impl WorkerStats {
         self.rx_bytes += other.rx_bytes;
         self.tx_frames += other.tx_frames;
         self.tx_bytes += other.tx_bytes;
+        self.gre_reassembled += other.gre_reassembled;
+        self.gre_reassembly_discarded += other.gre_reassembly_discarded;
         for (a, b) in self.pass.iter_mut().zip(&other.pass) {
             *a += b;
         }

@@ -104,7 +104,10 @@ reasons! {
         MtuExceeded = "mtu_exceeded",
         /// Fragmenting would take more spill slots than the batch has left.
         FragmentsOverflow = "fragments_overflow",
-        /// A fragment of GRE to the anycast address (not reassembled).
+        /// A fragment of GRE from a tunnel's router that is not reassembled: with
+        /// `gre_reassembly = false`, or refused (no data, not a multiple of 8 bytes before
+        /// the last, a duplicate, overlapping another, Not-ECT with ECT, more than 16
+        /// fragments, longer than a frame).
         GreFragment = "gre_fragment",
         /// GRE header too short for its flags, with routing or reserved bits set (RFC 2784).
         BadGreHeader = "bad_gre_header",
@@ -214,6 +217,9 @@ reasons! {
         /// A RST carrying a challenge's cookie: its source is authenticated (TCP
         /// protection); the customer never saw the challenged connection, so it is not sent.
         SynChallengeAnswer = "syn_challenge_answer",
+        /// A fragment of GRE from a tunnel's router, its data kept until its datagram is
+        /// whole (the fragment that completes it is decapsulated as the whole datagram).
+        GreFragmentHeld = "gre_fragment_held",
     }
 }
 

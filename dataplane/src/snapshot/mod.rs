@@ -90,6 +90,8 @@ pub struct Snapshot {
     pub mss_clamp: bool,
     /// Learn tunnels' path MTU from the underlay's Packet Too Big messages about our GRE.
     pub path_mtu_discovery: bool,
+    /// Reassemble fragmented GRE from tunnels' routers.
+    pub gre_reassembly: bool,
     /// Rate and burst of the ICMP errors one worker sends (rate 0: none).
     pub icmp: BucketSpec,
     /// Probe timing and thresholds.
@@ -648,6 +650,7 @@ impl Builder<'_> {
             fragment_ipv4: server.fragment_ipv4,
             mss_clamp: server.mss_clamp,
             path_mtu_discovery: server.path_mtu_discovery,
+            gre_reassembly: server.gre_reassembly,
             icmp: s.icmp,
             health_config,
             health: HealthTable::new(c.tunnels.len()),

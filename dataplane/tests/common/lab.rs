@@ -201,11 +201,27 @@ impl Lab {
     /// namespace `lan` behind it holding host 203.0.113.10 and 2001:db8:acbe::10; GRE goes
     /// to the anycast address 192.0.2.1, and ICMP for `probe_ip` is returned into the tunnel.
     pub fn ovs_router(&self, ns: &str, dev: &str, ip: &str, gw: &str, lan: &str, probe_ip: &str) -> OvsRouter {
+        self.ovs_router_with(ns, dev, ip, gw, lan, probe_ip, &[])
+    }
+
+    /// [`Lab::ovs_router`] with more of `scripts/ovs-router`'s options (`--no-df`, ...).
+    #[allow(clippy::too_many_arguments)] // the script's own options, one each
+    pub fn ovs_router_with(
+        &self,
+        ns: &str,
+        dev: &str,
+        ip: &str,
+        gw: &str,
+        lan: &str,
+        probe_ip: &str,
+        options: &[&str],
+    ) -> OvsRouter {
         let name = format!("{}-{ns}", self.prefix);
         let out = Command::new(root().join("scripts/ovs-router"))
             .args(["up", &name, "--ns", &name, "--dev", &self.dev(dev), "--ip", ip, "--gw", gw])
             .args(["--remote", "192.0.2.1", "--lan-ns", &format!("{}-{lan}", self.prefix)])
             .args(["--lan-ip4", "203.0.113.10/24", "--lan-ip6", "2001:db8:acbe::10/64", "--probe-ip", probe_ip])
+            .args(options)
             .output()
             .expect("scripts/ovs-router");
         assert!(out.status.success(), "scripts/ovs-router up {name}: {}", String::from_utf8_lossy(&out.stderr));
