@@ -181,9 +181,11 @@ pub struct Worker<I> {
 impl<I: FrameIo> Worker<I> {
     /// A worker on `io` running `snapshot`.
     pub fn new(io: I, snapshot: Arc<Snapshot>) -> Worker<I> {
+        let mut state = WorkerState::new(&snapshot);
+        state.limits.link_mtu = io.link_mtu();
         Worker {
             io,
-            state: WorkerState::new(&snapshot),
+            state,
             snapshot,
             tap: None,
             sampler: None,

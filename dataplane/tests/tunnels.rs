@@ -1269,6 +1269,74 @@ fn fragmented_gre_from_a_router_is_reassembled_and_decapsulated() {
     }
 }
 
+/// A datagram reassembled from fragments that each fit the link can be larger than the link
+/// once decapsulated (a customer's LAN with a larger MTU than the path): it leaves as a
+/// router would send it on a smaller link. Without DF, in fragments (tshark reassembles them
+/// into the inner packet scapy made, its UDP checksum good); with DF, a Fragmentation Needed
+/// naming the link's MTU goes back into the tunnel; IPv6, a Packet Too Big.
+#[test]
+fn a_reassembled_packet_larger_than_the_link_is_fragmented_or_answered() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-past-link.pcap");
+    scapy_pcap(
+        &file,
+        "def gre(inner):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         frames = []\n\
+         for flags, n in [(0, 1), ('DF', 2)]:\n\
+         \x20   inner = IP(src='203.0.113.10', dst='198.18.0.10', id=n, flags=flags)/UDP(sport=6000+n, dport=9)/Raw(bytes([n]) * 1548)\n\
+         \x20   frames += fragment(gre(inner), fragsize=1480)\n\
+         inner6 = IPv6(src='2001:db8:acbe::10', dst='2001:db8:1::2')/UDP(sport=6003, dport=9)/Raw(b'\\x03' * 1528)\n\
+         frames += fragment(gre(inner6), fragsize=1480)",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    assert!(frames.iter().all(|f| f.len() <= 1514), "each fragment fits a 1500-byte link");
+    let snap = std::sync::Arc::new(snapshot(&config));
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    io.link_mtu = Some(1500);
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let (io, state) = worker.into_parts();
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let expect = [held.as_str(), "tx:decapsulated", &held, "tx:icmp_too_big", &held, "tx:icmp_too_big"];
+    assert_eq!(fates(&io.verdicts), expect);
+    assert_eq!(state.stats.gre_reassembled, 3);
+    assert!(io.sent.iter().all(|f| f.len() <= 1514), "nothing sent is longer than the link takes");
+    let out = temp("gre-past-link-out.pcap");
+    write_pcap(&out, &io.sent);
+    // The first datagram in two fragments, which tshark puts back together.
+    let whole = tshark_checked(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-Y",
+            "udp.srcport == 6001",
+            "-T",
+            "fields",
+            "-e",
+            "ip.reassembled.length",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.ttl",
+        ],
+    );
+    assert_eq!(whole, format!("{}\t1\t63\n", 8 + 1548));
+    // The errors, in GRE to the router: the link's MTU, quoting the datagram.
+    let errors = tshark_checked(
+        &out,
+        &["-Y", "ip.dst#1 == 198.51.100.1 and gre and (icmp or icmpv6)", "-T", "fields", "-E", "occurrence=l"]
+            .into_iter()
+            .chain(["-e", "icmp.mtu", "-e", "icmpv6.mtu", "-e", "udp.srcport"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(errors, "1500\t\t6002\n\t1500\t6003\n");
+    for f in [file, out] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram
 /// fragmented to fit it too (they were counted in the totals only). Health probes are
 /// counted the same way, by the tunnel each spilled frame carries, but replay sends none:

@@ -28,7 +28,7 @@
 //! [`write`]: Reassembler::write
 
 use crate::ecn;
-use crate::ip::{IPV6_HEADER_LEN, Ipv4Packet, Ipv6Packet};
+use crate::ip::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Packet, Ipv6Packet};
 
 /// Fragments one datagram may come in (FreeBSD's `maxfragsperpacket`).
 pub const MAX_PIECES: usize = 16;
@@ -48,7 +48,7 @@ const DESTINATION_OPTIONS: u8 = 60;
 const FRAGMENT: u8 = 44;
 
 /// What became of a fragment offered to [`Reassembler::offer`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Offer {
     /// Kept: its datagram is not whole yet.
     Held,
@@ -61,7 +61,7 @@ pub enum Offer {
 }
 
 /// A datagram made whole, to be written out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Complete {
     slot: usize,
@@ -205,7 +205,8 @@ impl Reassembler {
         self.reassembled
     }
 
-    /// Datagrams given up: expired, evicted, or discarded by a refusal.
+    /// Datagrams given up with fragments of them held: expired, evicted, forgotten, or
+    /// discarded by a refusal.
     pub fn discarded(&self) -> u64 {
         self.discarded
     }
@@ -216,15 +217,17 @@ impl Reassembler {
     }
 
     /// Carries the counts of `old` into this one (a reassembler made afresh for a new
-    /// shape).
+    /// shape); the datagrams `old` still held are given up.
     pub fn carry_counts(&mut self, old: &Reassembler) {
         self.reassembled += old.reassembled;
-        self.discarded += old.discarded;
+        self.discarded += old.discarded + old.slots.iter().filter(|s| s.count > 0).count() as u64;
     }
 
     /// Takes the fragment `packet` (an IPv4 or IPv6 packet from its first byte; bytes past
-    /// its length field are ignored), received at `now` nanoseconds.
-    pub fn offer(&mut self, packet: &[u8], now: u64) -> Offer {
+    /// its length field are ignored), received at `now` nanoseconds, where a datagram it
+    /// completes could be written whole in `room` bytes (IP header on): longer ones are
+    /// refused as soon as a fragment says they will be.
+    pub fn offer(&mut self, packet: &[u8], now: u64, room: usize) -> Offer {
         let Some(p) = read(packet) else { return Offer::Refused(Refusal::Malformed) };
         if p.data.is_empty() {
             return Offer::Refused(Refusal::Malformed);
@@ -232,8 +235,18 @@ impl Reassembler {
         if p.more && !p.data.len().is_multiple_of(8) {
             return Offer::Refused(Refusal::Unaligned);
         }
+        // What this fragment alone says is too long takes no slot (and evicts nothing), but
+        // ends a datagram already begun.
+        let end = p.offset as usize + p.data.len();
+        let least_head = p.head.map_or(if p.datagram.ipv6 { IPV6_HEADER_LEN } else { IPV4_HEADER_LEN }, <[u8]>::len);
+        if end > self.capacity || least_head > HEAD_MAX || least_head + end > room {
+            if let Some(i) = self.slots.iter().position(|s| s.datagram == Some(p.datagram)) {
+                self.discard(i);
+            }
+            return Offer::Refused(if self.slots.is_empty() { Refusal::NoRoom } else { Refusal::TooBig });
+        }
         let Some(i) = self.slot_for(&p.datagram, now) else { return Offer::Refused(Refusal::NoRoom) };
-        match self.add(i, &p) {
+        match self.add(i, &p, room) {
             Ok(offer) => offer,
             Err(refusal) => {
                 if refusal.discards() {
@@ -244,8 +257,18 @@ impl Reassembler {
         }
     }
 
-    /// Adds piece `p` to slot `i`.
-    fn add(&mut self, i: usize, p: &Piece<'_>) -> Result<Offer, Refusal> {
+    /// Forgets the datagram of fragment `packet`, if one is held (its first fragment turned
+    /// out not to be for reassembly): counted as given up.
+    pub fn forget(&mut self, packet: &[u8]) {
+        if let Some(p) = read(packet)
+            && let Some(i) = self.slots.iter().position(|s| s.datagram == Some(p.datagram))
+        {
+            self.discard(i);
+        }
+    }
+
+    /// Adds piece `p` to slot `i`, for a datagram to be written in `room` bytes.
+    fn add(&mut self, i: usize, p: &Piece<'_>, room: usize) -> Result<Offer, Refusal> {
         let slot = &mut self.slots[i];
         let (start, end) = (p.offset, p.offset + p.data.len() as u32);
         let pieces = &slot.pieces[..slot.count];
@@ -262,8 +285,11 @@ impl Reassembler {
         if ends_elsewhere {
             return Err(Refusal::Overlap);
         }
-        let head_len = p.head.map_or(0, <[u8]>::len);
-        if slot.count == MAX_PIECES || end as usize > self.capacity || head_len > HEAD_MAX {
+        // The datagram's length as far as is known: its header (once the first fragment
+        // came) and the furthest end.
+        let head_len = p.head.map_or(slot.head_len, <[u8]>::len);
+        let furthest = pieces.iter().map(|&(_, e)| e).chain([end]).max().unwrap_or(end);
+        if slot.count == MAX_PIECES || head_len + furthest as usize > room {
             return Err(Refusal::TooBig);
         }
         let seen = slot.ecn | 1 << p.ecn;
@@ -364,9 +390,9 @@ impl Reassembler {
         Some(i)
     }
 
-    /// Gives up slot `i`'s datagram.
+    /// Gives up slot `i`'s datagram: counted when fragments of it were held.
     fn discard(&mut self, i: usize) {
-        if self.slots[i].datagram.is_some() {
+        if self.slots[i].count > 0 {
             self.discarded += 1;
         }
         self.slots[i] = Slot::FREE;
@@ -447,6 +473,9 @@ mod tests {
     use super::*;
     use crate::checksum::checksum;
     use proptest::prelude::*;
+
+    /// Room enough for any datagram.
+    const ROOM: usize = 70_000;
 
     /// An IPv4 datagram of `data_len` bytes of data (GRE, DF clear, ECT(0)), options of
     /// `options` bytes, its checksum right.
@@ -541,7 +570,7 @@ mod tests {
     fn reassemble(r: &mut Reassembler, fragments: &[Vec<u8>], now: u64) -> Option<Vec<u8>> {
         let mut whole = None;
         for f in fragments {
-            match r.offer(f, now) {
+            match r.offer(f, now, ROOM) {
                 Offer::Whole(c) => {
                     let mut out = vec![0; 70_000];
                     let len = r.write(c, &mut out)?;
@@ -595,11 +624,11 @@ mod tests {
         }
         let mut r = Reassembler::new(4, 4096);
         for f in [&a[0], &b[0], &c[0]] {
-            assert_eq!(r.offer(f, 0), Offer::Held);
+            assert_eq!(r.offer(f, 0, ROOM), Offer::Held);
         }
         assert_eq!(r.held(), 3);
         for f in [&a[1], &b[1], &c[1]] {
-            assert!(matches!(r.offer(f, 0), Offer::Whole(_)));
+            assert!(matches!(r.offer(f, 0, ROOM), Offer::Whole(_)));
         }
     }
 
@@ -608,8 +637,8 @@ mod tests {
         let datagram = ipv4_datagram(96, 0, 3);
         let f = ipv4_fragments(&datagram, 32);
         let mut r = Reassembler::new(4, 4096);
-        assert_eq!(r.offer(&f[0], 0), Offer::Held);
-        assert_eq!(r.offer(&f[0], 0), Offer::Refused(Refusal::Duplicate));
+        assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Refused(Refusal::Duplicate));
         assert_eq!(r.held(), 1);
         // Bytes 24..56: over the end of the first and the start of the second.
         let overlapping = ipv4_fragments(&datagram, 8).into_iter().skip(3).take(4).fold(Vec::new(), |mut acc, g| {
@@ -626,25 +655,25 @@ mod tests {
         overlapping[10..12].copy_from_slice(&[0, 0]);
         let sum = checksum(&overlapping[..20]);
         overlapping[10..12].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(r.offer(&overlapping, 0), Offer::Refused(Refusal::Overlap));
+        assert_eq!(r.offer(&overlapping, 0, ROOM), Offer::Refused(Refusal::Overlap));
         assert_eq!((r.held(), r.discarded()), (0, 1));
         // The rest now starts a datagram that never completes.
-        assert_eq!(r.offer(&f[1], 0), Offer::Held);
-        assert_eq!(r.offer(&f[2], 0), Offer::Held);
+        assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[2], 0, ROOM), Offer::Held);
     }
 
     #[test]
     fn a_last_fragment_that_disagrees_on_the_end_discards_the_datagram() {
         let f = ipv4_fragments(&ipv4_datagram(96, 0, 4), 32);
         let mut r = Reassembler::new(4, 4096);
-        assert_eq!(r.offer(&f[2], 0), Offer::Held, "the last: the datagram ends at 96");
+        assert_eq!(r.offer(&f[2], 0, ROOM), Offer::Held, "the last: the datagram ends at 96");
         // Bytes 32..64 as the "last" fragment.
         let mut early_end = f[1].clone();
         early_end[6..8].copy_from_slice(&(32u16 / 8).to_be_bytes());
         early_end[10..12].copy_from_slice(&[0, 0]);
         let sum = checksum(&early_end[..20]);
         early_end[10..12].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(r.offer(&early_end, 0), Offer::Refused(Refusal::Overlap));
+        assert_eq!(r.offer(&early_end, 0, ROOM), Offer::Refused(Refusal::Overlap));
         assert_eq!(r.discarded(), 1);
     }
 
@@ -652,10 +681,10 @@ mod tests {
     fn unaligned_empty_and_whole_packets_are_refused_alone() {
         let f = ipv4_fragments(&ipv4_datagram(100, 0, 5), 36); // 36: not a multiple of 8
         let mut r = Reassembler::new(4, 4096);
-        assert_eq!(r.offer(&f[0], 0), Offer::Refused(Refusal::Unaligned));
-        assert_eq!(r.offer(&ipv4_datagram(100, 0, 5), 0), Offer::Refused(Refusal::Malformed));
-        assert_eq!(r.offer(&[0x45, 0, 0], 0), Offer::Refused(Refusal::Malformed));
-        assert_eq!(r.offer(&[], 0), Offer::Refused(Refusal::Malformed));
+        assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Refused(Refusal::Unaligned));
+        assert_eq!(r.offer(&ipv4_datagram(100, 0, 5), 0, ROOM), Offer::Refused(Refusal::Malformed));
+        assert_eq!(r.offer(&[0x45, 0, 0], 0, ROOM), Offer::Refused(Refusal::Malformed));
+        assert_eq!(r.offer(&[], 0, ROOM), Offer::Refused(Refusal::Malformed));
         assert_eq!((r.held(), r.discarded()), (0, 0));
     }
 
@@ -677,8 +706,8 @@ mod tests {
         f[1][10..12].copy_from_slice(&[0, 0]);
         let sum = checksum(&f[1][..20]);
         f[1][10..12].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(r.offer(&f[0], 0), Offer::Held);
-        assert_eq!(r.offer(&f[1], 0), Offer::Refused(Refusal::Ecn));
+        assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Refused(Refusal::Ecn));
         assert_eq!(r.discarded(), 1);
     }
 
@@ -688,16 +717,16 @@ mod tests {
         let b = ipv4_fragments(&ipv4_datagram(64, 0, 11), 32);
         let c = ipv4_fragments(&ipv4_datagram(64, 0, 12), 32);
         let mut r = Reassembler::new(2, 4096);
-        assert_eq!(r.offer(&a[0], 0), Offer::Held);
-        assert_eq!(r.offer(&b[0], 5), Offer::Held);
+        assert_eq!(r.offer(&a[0], 0, ROOM), Offer::Held);
+        assert_eq!(r.offer(&b[0], 5, ROOM), Offer::Held);
         // Full: c's first evicts a, begun longest ago.
-        assert_eq!(r.offer(&c[0], 10), Offer::Held);
+        assert_eq!(r.offer(&c[0], 10, ROOM), Offer::Held);
         assert_eq!(r.discarded(), 1);
-        assert_eq!(r.offer(&a[1], 10), Offer::Held, "a starts over, evicting b");
-        let Offer::Whole(done) = r.offer(&c[1], 10) else { panic!("c not whole") };
+        assert_eq!(r.offer(&a[1], 10, ROOM), Offer::Held, "a starts over, evicting b");
+        let Offer::Whole(done) = r.offer(&c[1], 10, ROOM) else { panic!("c not whole") };
         assert!(r.write(done, &mut [0; 100]).is_some());
         // Past the hold, a's second half finds its first half gone.
-        assert_eq!(r.offer(&a[0], 11 + HOLD_NS), Offer::Held);
+        assert_eq!(r.offer(&a[0], 11 + HOLD_NS, ROOM), Offer::Held);
         assert_eq!(r.discarded(), 3, "b evicted, a's second half expired");
         assert_eq!(r.held(), 1);
     }
@@ -707,16 +736,16 @@ mod tests {
         let datagram = ipv4_datagram(2000, 0, 20);
         let mut r = Reassembler::new(2, 1024);
         let f = ipv4_fragments(&datagram, 512);
-        assert_eq!(r.offer(&f[0], 0), Offer::Held);
-        assert_eq!(r.offer(&f[1], 0), Offer::Held);
-        assert_eq!(r.offer(&f[2], 0), Offer::Refused(Refusal::TooBig));
+        assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[2], 0, ROOM), Offer::Refused(Refusal::TooBig));
         let f = ipv4_fragments(&ipv4_datagram(8 * (MAX_PIECES + 1), 0, 21), 8);
         for g in &f[..MAX_PIECES] {
-            assert_eq!(r.offer(g, 0), Offer::Held);
+            assert_eq!(r.offer(g, 0, ROOM), Offer::Held);
         }
-        assert_eq!(r.offer(&f[MAX_PIECES], 0), Offer::Refused(Refusal::TooBig));
+        assert_eq!(r.offer(&f[MAX_PIECES], 0, ROOM), Offer::Refused(Refusal::TooBig));
         // A reassembler of no slots refuses all.
-        assert_eq!(Reassembler::new(0, 4096).offer(&f[0], 0), Offer::Refused(Refusal::NoRoom));
+        assert_eq!(Reassembler::new(0, 4096).offer(&f[0], 0, ROOM), Offer::Refused(Refusal::NoRoom));
     }
 
     #[test]
@@ -724,10 +753,39 @@ mod tests {
         let datagram = ipv4_datagram(64, 0, 30);
         let f = ipv4_fragments(&datagram, 32);
         let mut r = Reassembler::new(2, 4096);
-        assert_eq!(r.offer(&f[0], 0), Offer::Held);
-        let Offer::Whole(c) = r.offer(&f[1], 0) else { panic!("not whole") };
+        assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Held);
+        let Offer::Whole(c) = r.offer(&f[1], 0, ROOM) else { panic!("not whole") };
         assert_eq!(r.write(c, &mut [0; 83]), None);
         assert_eq!((r.held(), r.discarded(), r.reassembled()), (0, 1, 0));
+    }
+
+    #[test]
+    fn a_fragment_past_the_room_is_refused_without_taking_a_slot() {
+        let a = ipv4_fragments(&ipv4_datagram(64, 0, 40), 32);
+        let big = ipv4_fragments(&ipv4_datagram(2000, 0, 41), 1000);
+        let mut r = Reassembler::new(1, 4096);
+        assert_eq!(r.offer(&a[0], 0, 1500), Offer::Held);
+        // Its first fragment fits; the last says the whole (2020 bytes) will not: refused,
+        // and the one slot's datagram is not evicted for it.
+        assert_eq!(r.offer(&big[1], 0, 1500), Offer::Refused(Refusal::TooBig));
+        assert_eq!((r.held(), r.discarded()), (1, 0));
+        assert!(matches!(r.offer(&a[1], 0, 1500), Offer::Whole(_)));
+        // A datagram begun, then a fragment past the room: given up.
+        let mut r = Reassembler::new(2, 4096);
+        assert_eq!(r.offer(&big[0], 0, 1500), Offer::Held);
+        assert_eq!(r.offer(&big[1], 0, 1500), Offer::Refused(Refusal::TooBig));
+        assert_eq!((r.held(), r.discarded()), (0, 1));
+    }
+
+    #[test]
+    fn a_datagram_forgotten_is_given_up() {
+        let f = ipv4_fragments(&ipv4_datagram(64, 0, 50), 32);
+        let mut r = Reassembler::new(2, 4096);
+        assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Held);
+        r.forget(&f[0]);
+        assert_eq!((r.held(), r.discarded()), (0, 1));
+        r.forget(&f[0]);
+        assert_eq!(r.discarded(), 1, "nothing held: nothing given up");
     }
 
     proptest! {
@@ -764,11 +822,11 @@ mod tests {
             let mut whole = None;
             for (n, f) in fragments.iter().enumerate() {
                 if dups.iter().any(|&d| usize::from(d) % fragments.len() == n) && n + 1 < fragments.len() {
-                    prop_assert_eq!(r.offer(f, 0), Offer::Held);
-                    prop_assert_eq!(r.offer(f, 0), Offer::Refused(Refusal::Duplicate));
+                    prop_assert_eq!(r.offer(f, 0, ROOM), Offer::Held);
+                    prop_assert_eq!(r.offer(f, 0, ROOM), Offer::Refused(Refusal::Duplicate));
                     continue;
                 }
-                match r.offer(f, 0) {
+                match r.offer(f, 0, ROOM) {
                     Offer::Whole(c) => {
                         prop_assert_eq!(n + 1, fragments.len());
                         let mut out = vec![0; 4096];

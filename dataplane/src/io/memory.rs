@@ -21,6 +21,8 @@ pub struct MemoryIo {
     pub sent: Vec<Vec<u8>>,
     /// Every verdict, in frame order, if `keep_sent` is set.
     pub verdicts: Vec<Verdict>,
+    /// The MTU of a link it stands for ([`FrameIo::link_mtu`]); none unless given.
+    pub link_mtu: Option<usize>,
     bufs: Vec<Box<[u8]>>,
 }
 
@@ -38,6 +40,7 @@ impl MemoryIo {
             keep_sent: true,
             sent: Vec::new(),
             verdicts: Vec::new(),
+            link_mtu: None,
             bufs,
         }
     }
@@ -90,5 +93,9 @@ impl FrameIo for MemoryIo {
             self.sent.extend(spill.frames().map(<[u8]>::to_vec));
         }
         Ok(0)
+    }
+
+    fn link_mtu(&self) -> Option<usize> {
+        self.link_mtu
     }
 }

@@ -148,6 +148,13 @@ pub trait FrameIo {
     fn unsent(&self) -> &[u16] {
         &[]
     }
+
+    /// The largest IP packet the backend's link carries (its MTU), which a decapsulated
+    /// packet reassembled from fragments can exceed; `None` for backends with no link
+    /// (replay writes whatever it is given).
+    fn link_mtu(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Nanoseconds since the Unix epoch, now.

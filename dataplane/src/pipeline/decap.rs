@@ -97,6 +97,12 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if outer.fragment.is_none_or(|f| f.offset == 0)
         && let Some(verdict) = not_ours(snap, frame, outer)
     {
+        if outer.fragment.is_some() {
+            // Later fragments held for it would wait for nothing (those still to come do,
+            // until they expire).
+            let at = frame.start + outer.l3_start;
+            ctx.limits.reassembly.forget(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]));
+        }
         return verdict;
     }
     let whole;
@@ -214,14 +220,16 @@ fn not_ours(snap: &Snapshot, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdi
 #[inline(never)]
 fn reassemble(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer: &IpFrame) -> Result<IpFrame, Verdict> {
     let at = frame.start + outer.l3_start;
+    // The whole is written where this frame's IP packet starts: no longer than the
+    // configured frame size allows, as any frame that arrives whole, nor than its buffer
+    // holds (under AF_XDP a UMEM frame: 3840 bytes past the headroom).
+    let room = ctx.snap.frame_size.saturating_sub(outer.l3_start).min(frame.buf.len().saturating_sub(at));
     let packet = frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]);
-    let complete = match ctx.limits.reassembly.offer(packet, ctx.now) {
+    let complete = match ctx.limits.reassembly.offer(packet, ctx.now, room) {
         Offer::Held => return Err(Verdict::Consumed(ConsumeReason::GreFragmentHeld)),
         Offer::Refused(_) => return Err(Verdict::Drop(DropReason::GreFragment)),
         Offer::Whole(complete) => complete,
     };
-    // No longer than the configured frame size, as any frame that arrives whole.
-    let room = ctx.snap.frame_size.saturating_sub(outer.l3_start);
     let out = frame.buf.get_mut(at..).unwrap_or_default();
     let room = room.min(out.len());
     let Some(len) = ctx.limits.reassembly.write(complete, &mut out[..room]) else {

@@ -209,6 +209,12 @@ pub(super) fn to_next_hop(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
+    // Larger than the link sends: a datagram reassembled from fragments that each fit it.
+    if let Some(mtu) = ctx.limits.link_mtu
+        && ip.l3_len > mtu
+    {
+        return too_big(ctx, GreOut::Link(reason), frame, ip, key, mtu);
+    }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     clamp_mss(ctx.snap, ctx.now, frame, ip, key, from, None);
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
@@ -333,26 +339,30 @@ pub(super) fn ethernet(
 }
 
 /// Where a datagram too big for its way goes in fragments: a customer's tunnel (a router
-/// hop: the TTL is decremented, the outer header labelled), or the backbone toward a server
-/// of the fleet (the packet is still on its way to this edge's egress address).
+/// hop: the TTL is decremented, the outer header labelled), the backbone toward a server
+/// of the fleet (the packet is still on its way to this edge's egress address), or the link
+/// to the next hop as it is (a router hop, each fragment sent as `reason`).
 #[derive(Clone, Copy)]
 pub(super) enum GreOut<'a> {
     Tunnel(&'a Tunnel),
     Backbone(&'a GreTunnel),
+    Link(TxReason),
 }
 
 impl GreOut<'_> {
-    fn gre(&self) -> &GreTunnel {
+    /// The GRE each fragment is wrapped in (none on the link).
+    fn gre(&self) -> Option<&GreTunnel> {
         match self {
-            GreOut::Tunnel(t) => &t.gre,
-            GreOut::Backbone(g) => g,
+            GreOut::Tunnel(t) => Some(&t.gre),
+            GreOut::Backbone(g) => Some(g),
+            GreOut::Link(_) => None,
         }
     }
 
     /// Why a packet too big for it is dropped.
     fn too_big(&self) -> DropReason {
         match self {
-            GreOut::Tunnel(_) => DropReason::MtuExceeded,
+            GreOut::Tunnel(_) | GreOut::Link(_) => DropReason::MtuExceeded,
             GreOut::Backbone(_) => DropReason::BackboneMtuExceeded,
         }
     }
@@ -391,6 +401,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
     let (reason, tunnel) = match out {
         GreOut::Tunnel(t) => (TxReason::Fragment, Some(t.id)),
         GreOut::Backbone(_) => (TxReason::Backbone, None),
+        GreOut::Link(reason) => (reason, None),
     };
     let l3 = frame.start + ip.l3_start;
     let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
@@ -398,7 +409,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
     if ctx.spill.room() < plan.count() - 1 {
         return Verdict::Drop(DropReason::FragmentsOverflow);
     }
-    if let GreOut::Tunnel(_) = out {
+    if let GreOut::Tunnel(_) | GreOut::Link(_) = out {
         decrement_ttl(frame.buf, l3, false);
     }
     let packet = &frame.buf[l3..l3 + ip.l3_len];
@@ -407,7 +418,11 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
     for index in 1..plan.count() {
         let Some(slot) = ctx.spill.next_slot() else { break };
         let Some(len) = slot.get_mut(HEADROOM..).and_then(|out| plan.write_later(packet, index, out)) else { break };
-        if let Ok(start) = encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, out.gre(), eth) {
+        let framed = match out.gre() {
+            Some(gre) => encap_gre(slot, HEADROOM, len, PROTO_IPV4, tos, gre, eth).ok(),
+            None => prepend_ethernet(slot, HEADROOM, eth, ETHERTYPE_IPV4),
+        };
+        if let Some(start) = framed {
             if let GreOut::Tunnel(t) = out {
                 label_outer(slot, start, t, ctx.label);
             }
@@ -423,6 +438,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
             Err(EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
             Err(_) => Verdict::Drop(DropReason::Truncated),
         },
+        GreOut::Link(_) => ethernet(ctx, frame.buf, l3, len, false, reason),
     };
     if !matches!(verdict, Verdict::Tx { .. }) {
         // The datagram is dropped whole: none of its later fragments may go alone.

@@ -203,6 +203,11 @@ pub struct Limits {
     pub fragments: FragmentOwners,
     /// GRE datagrams from tunnels' routers being put together from their fragments.
     pub reassembly: Reassembler,
+    /// The largest IP packet the link to the next hop carries (its MTU), where the backend
+    /// has one (the worker sets it from its backend's `FrameIo::link_mtu`): a decapsulated packet
+    /// larger (a datagram reassembled from fragments that each fit) is fragmented or
+    /// answered with an ICMP error as a router would. `None`: no bound (replay).
+    pub link_mtu: Option<usize>,
 }
 
 impl Limits {
@@ -220,6 +225,7 @@ impl Limits {
             tracking_pending: true,
             fragments: FragmentOwners::new(fragment_owners_size(snap)),
             reassembly: reassembler(snap),
+            link_mtu: None,
         }
     }
 
@@ -300,9 +306,8 @@ impl Limits {
         }
         // Datagrams being reassembled carry over while their slots keep their size (a
         // datagram's tunnel is found once it is whole).
-        let fresh = reassembler(new);
-        if fresh.shape() != self.reassembly.shape() {
-            let old = std::mem::replace(&mut self.reassembly, fresh);
+        if reassembly_shape(new) != self.reassembly.shape() {
+            let old = std::mem::replace(&mut self.reassembly, reassembler(new));
             self.reassembly.carry_counts(&old);
         }
     }
@@ -316,8 +321,16 @@ pub const REASSEMBLY_SLOTS: usize = 64;
 /// The reassembler a worker needs for `snap`: [`REASSEMBLY_SLOTS`] datagrams of up to a
 /// frame each, none without tunnels or with `gre_reassembly = false`.
 fn reassembler(snap: &Snapshot) -> Reassembler {
-    let slots = if snap.gre_reassembly && !snap.tunnels.is_empty() { REASSEMBLY_SLOTS } else { 0 };
-    Reassembler::new(slots, snap.frame_size)
+    let (slots, capacity) = reassembly_shape(snap);
+    Reassembler::new(slots, capacity)
+}
+
+/// [`reassembler`]'s slots and their size, as [`Reassembler::shape`] says them.
+fn reassembly_shape(snap: &Snapshot) -> (usize, usize) {
+    match snap.gre_reassembly && !snap.tunnels.is_empty() {
+        true => (REASSEMBLY_SLOTS, snap.frame_size),
+        false => (0, 0),
+    }
 }
 
 /// Sources a worker remembers as authenticated: a sixteenth of the flow table (a source

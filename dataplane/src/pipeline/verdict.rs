@@ -99,8 +99,9 @@ reasons! {
         /// to a tunnel's router that names no tunnel (another key, or a quote cut before
         /// it) or whose checksum does not verify: the path MTU is left as it was.
         UnderlayTooBigUnusable = "underlay_too_big_unusable",
-        /// Larger than the tunnel MTU and not fragmented (DF set or IPv6, with the ICMP
-        /// error rate-limited or not allowed; or `fragment_ipv4 = false`).
+        /// Larger than the tunnel MTU (or, decapsulated, than the link's) and not fragmented
+        /// (DF set or IPv6, with the ICMP error rate-limited or not allowed; or
+        /// `fragment_ipv4 = false`).
         MtuExceeded = "mtu_exceeded",
         /// Fragmenting would take more spill slots than the batch has left.
         FragmentsOverflow = "fragments_overflow",

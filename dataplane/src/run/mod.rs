@@ -205,6 +205,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             huge_pages: opts.huge_pages,
             busy_poll: opts.busy_poll,
             largest_packet,
+            link_mtu: placement::interface_mtu(&opts.iface),
             ..AfXdpConfig::default()
         },
         idle_sleep: opts.idle_sleep,

@@ -176,8 +176,12 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
 /// drivers without zero-copy multi-buffer answer with copy mode under `--bind auto`, and
 /// kernels before 6.6 refuse): a 1500-byte link passes 1522-byte frames, one UMEM frame's worth.
 pub(super) fn interface_frames(iface: &str) -> Option<usize> {
-    let mtu: usize = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()?;
-    Some(mtu + FRAME_OVER_MTU)
+    Some(interface_mtu(iface)? + FRAME_OVER_MTU)
+}
+
+/// `iface`'s MTU now (`None` if sysfs does not say).
+pub(super) fn interface_mtu(iface: &str) -> Option<usize> {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
 }
 
 /// A frame's bytes beyond its MTU's: an Ethernet header and two VLAN tags.

@@ -83,6 +83,9 @@ pub struct AfXdpConfig {
     /// only when one frame cannot hold it, since drivers without zero-copy multi-buffer
     /// refuse zero-copy to a socket that asks.
     pub largest_packet: usize,
+    /// The interface's MTU (the largest IP packet its link carries), if sysfs says:
+    /// [`FrameIo::link_mtu`].
+    pub link_mtu: Option<usize>,
 }
 
 impl AfXdpConfig {
@@ -109,6 +112,7 @@ impl Default for AfXdpConfig {
             busy_poll: false,
             huge_pages: false,
             largest_packet: crate::snapshot::DEFAULT_FRAME_SIZE,
+            link_mtu: None,
         }
     }
 }
@@ -269,6 +273,8 @@ pub struct AfXdpIo<X = XskSocket> {
     /// The last poll's packets (by index in its batch) whose `Tx` verdict was not carried
     /// out ([`FrameIo::unsent`]).
     unsent: ArrayVec<u16, BATCH_SIZE>,
+    /// The interface's MTU at start ([`FrameIo::link_mtu`]).
+    link_mtu: Option<usize>,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -284,7 +290,9 @@ impl AfXdpIo<XskSocket> {
         if cfg.busy_poll {
             xsk.prefer_busy_poll(BATCH_SIZE as u32);
         }
-        Ok(AfXdpIo::with_socket(xsk, cfg.busy_poll))
+        let mut io = AfXdpIo::with_socket(xsk, cfg.busy_poll);
+        io.link_mtu = cfg.link_mtu;
+        Ok(io)
     }
 
     /// The socket's file descriptor, for the XSKMAP.
@@ -338,6 +346,7 @@ impl<X: Xsk> AfXdpIo<X> {
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
             unsent: ArrayVec::new(),
+            link_mtu: None,
             xsk,
         };
         io.refill_now();
@@ -847,6 +856,10 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
 
     fn unsent(&self) -> &[u16] {
         &self.unsent
+    }
+
+    fn link_mtu(&self) -> Option<usize> {
+        self.link_mtu
     }
 }
 

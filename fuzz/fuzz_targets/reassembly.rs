@@ -1,0 +1,144 @@
+//! The reassembler against the datagram its fragments were cut from: a datagram (IPv4, or
+//! IPv6 with the fragment header behind a hop-by-hop header) is cut at any multiples of 8,
+//! its pieces offered in any order with any duplicates and with any other bytes offered
+//! between them as packets. It never panics; a datagram that fits the room and 16 pieces
+//! comes out whole exactly at its last piece, byte for byte the one cut; one that does not
+//! is refused; the counts add up.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use gre::reassembly::{HOLD_NS, MAX_PIECES, Offer, Reassembler, Refusal};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    ipv6: bool,
+    /// The datagram's data (at most 5000 bytes are used).
+    data: Vec<u8>,
+    /// Where to cut it, in 8-byte units.
+    cuts: Vec<u16>,
+    /// The order the pieces are offered in (a rotation and swaps).
+    order: Vec<(u8, u8)>,
+    /// Pieces offered twice.
+    again: Vec<u8>,
+    /// Other packets offered before the pieces (any bytes).
+    noise: Vec<Vec<u8>>,
+    /// Bytes the whole may take.
+    room: u16,
+    slots: u8,
+}
+
+/// The datagram (header first): IPv4 with options of 4 bytes, or IPv6 with a hop-by-hop
+/// header of 8, carrying `data`.
+fn datagram(ipv6: bool, data: &[u8]) -> Vec<u8> {
+    if ipv6 {
+        let mut p = vec![0u8; 48];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        p[7] = 64;
+        p[8] = 0x20;
+        p[39] = 1;
+        p[40] = 47;
+        p[42..44].copy_from_slice(&[1, 4]);
+        p.extend_from_slice(data);
+        p
+    } else {
+        let mut p = vec![0u8; 24];
+        p[0] = 0x46;
+        p[2..4].copy_from_slice(&((24 + data.len()) as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&[0x12, 0x34]);
+        p[8] = 64;
+        p[9] = 47;
+        p[12] = 198;
+        p[16] = 192;
+        p[20] = 0x94; // router alert
+        p[21] = 4;
+        p.extend_from_slice(data);
+        let c = gre::checksum::checksum(&p[..24]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+}
+
+/// The fragment of `whole` holding its data `start..end` (`more` to come).
+fn fragment(whole: &[u8], ipv6: bool, start: usize, end: usize, more: bool) -> Vec<u8> {
+    let (head, data) = if ipv6 { whole.split_at(48) } else { whole.split_at(24) };
+    let mut f = head.to_vec();
+    if ipv6 {
+        f[40] = 44;
+        let word = start as u16 | u16::from(more);
+        f.extend_from_slice(&[47, 0]);
+        f.extend_from_slice(&word.to_be_bytes());
+        f.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        f.extend_from_slice(&data[start..end]);
+        let payload = (f.len() - 40) as u16;
+        f[4..6].copy_from_slice(&payload.to_be_bytes());
+    } else {
+        f.extend_from_slice(&data[start..end]);
+        let len = f.len() as u16;
+        f[2..4].copy_from_slice(&len.to_be_bytes());
+        let word = (start / 8) as u16 | if more { 0x2000 } else { 0 };
+        f[6..8].copy_from_slice(&word.to_be_bytes());
+        f[10..12].copy_from_slice(&[0, 0]);
+        let c = gre::checksum::checksum(&f[..24]);
+        f[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+fuzz_target!(|input: Input| {
+    let data = &input.data[..input.data.len().min(5000)];
+    if data.is_empty() {
+        return;
+    }
+    let whole = datagram(input.ipv6, data);
+    let mut bounds: Vec<usize> = input.cuts.iter().map(|&c| usize::from(c) * 8).filter(|&c| c > 0 && c < data.len()).collect();
+    bounds.extend([0, data.len()]);
+    bounds.sort_unstable();
+    bounds.dedup();
+    let pieces: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    if pieces.len() < 2 {
+        return; // a whole packet, no fragment
+    }
+    let mut order: Vec<usize> = (0..pieces.len()).collect();
+    for &(a, b) in &input.order {
+        let n = order.len();
+        order.swap(usize::from(a) % n, usize::from(b) % n);
+    }
+    let slots = usize::from(input.slots % 8) + 1;
+    let room = usize::from(input.room).max(1);
+    let mut r = Reassembler::new(slots, 6000);
+    // Noise first: whatever it is, it takes at most the slots, and has expired by the time
+    // the pieces come (noise the fuzzer makes into a piece of the datagram included).
+    for n in &input.noise {
+        let _ = r.offer(n, 0, room);
+        assert!(r.held() <= slots);
+    }
+    let fits = pieces.len() <= MAX_PIECES && whole.len() <= room;
+    let mut whole_at = None;
+    for (k, &i) in order.iter().enumerate() {
+        let (start, end) = pieces[i];
+        let f = fragment(&whole, input.ipv6, start, end, end < data.len());
+        let twice = input.again.iter().any(|&a| usize::from(a) % order.len() == k) && k + 1 < order.len();
+        let offered = r.offer(&f, HOLD_NS + 1, room);
+        let held = matches!(offered, Offer::Held);
+        match offered {
+            Offer::Whole(c) => {
+                assert!(fits && k + 1 == order.len(), "whole too soon: {k} of {}", order.len());
+                let mut out = vec![0u8; room];
+                let len = r.write(c, &mut out).expect("a datagram that fits the room is written");
+                assert_eq!(&out[..len], &whole[..], "the datagram as it was cut");
+                whole_at = Some(k);
+            }
+            Offer::Held => assert!(k + 1 < order.len() || !fits, "the last piece completes it or is refused"),
+            Offer::Refused(Refusal::TooBig) => assert!(!fits, "refused though it fits"),
+            Offer::Refused(why) => panic!("piece {k} refused: {why:?}"),
+        }
+        if twice && held {
+            assert_eq!(r.offer(&f, HOLD_NS + 1, room), Offer::Refused(Refusal::Duplicate));
+        }
+        assert!(r.held() <= slots);
+    }
+    assert_eq!(whole_at.is_some(), fits);
+    assert!(r.reassembled() <= 1 + input.noise.len() as u64);
+});
