@@ -23,11 +23,15 @@ pub fn verdicts(out: &mut String, s: &WorkerStats) {
     if consumed > 0 {
         let _ = writeln!(out, "consumed     {consumed:>10}");
     }
-    if s.gre_reassembled + s.gre_reassembly_discarded > 0 {
-        let (whole, lost) = (s.gre_reassembled, s.gre_reassembly_discarded);
-        let _ = writeln!(out, "reassembled  {whole:>10}  (GRE datagrams from fragments; {lost} given up)");
-    }
+    reassembled(out, s.gre_reassembled as f64, s.gre_reassembly_discarded as f64);
     reasons(out, |r| s.frames_for(r) as f64);
+}
+
+/// Appends the GRE datagrams reassembled and given up, if any were.
+pub fn reassembled(out: &mut String, whole: f64, lost: f64) {
+    if whole + lost > 0.0 {
+        let _ = writeln!(out, "reassembled  {whole:>10.0}  (GRE datagrams from fragments; {lost:.0} given up)");
+    }
 }
 
 /// Appends a line for each reason `count` finds non-zero, in [`Reason::all`] order.

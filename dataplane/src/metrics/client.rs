@@ -241,6 +241,9 @@ impl View<'_> {
     /// Frames by verdict and reason, summed over workers, in the run report's order.
     fn verdicts(&self, out: &mut String) {
         let _ = writeln!(out, "\nverdicts (all workers, non-zero)");
+        let sum = |name: &str| self.find(name).map(|s| self.value(s)).sum::<f64>();
+        let (whole, lost) = (sum("transitd_gre_reassembled_total"), sum("transitd_gre_reassembly_discarded_total"));
+        crate::report::reassembled(out, whole, lost);
         let mut by_reason: HashMap<(&str, &str), f64> = HashMap::new();
         for s in self.find("transitd_packets_total") {
             *by_reason.entry((s.label("verdict"), s.label("reason"))).or_default() += self.value(s);
@@ -444,6 +447,27 @@ mod tests {
         let e = super::fetch(addr).unwrap_err();
         assert!(e.to_string().contains("longer than 64 MiB"), "{e}");
         server.join().unwrap();
+    }
+
+    /// The GRE datagrams reassembled, summed over workers, under the verdicts; none said
+    /// while none were.
+    #[test]
+    fn reassembled_datagrams_are_said_under_the_verdicts() {
+        let addr = "127.0.0.1:9469".parse().unwrap();
+        let scrape = |whole: [u64; 2], lost: u64| {
+            format!(
+                "# TYPE transitd_gre_reassembled counter\n\
+                 transitd_gre_reassembled_total{{worker=\"0\"}} {}\n\
+                 transitd_gre_reassembled_total{{worker=\"1\"}} {}\n\
+                 # TYPE transitd_gre_reassembly_discarded counter\n\
+                 transitd_gre_reassembly_discarded_total{{worker=\"0\"}} {lost}\n# EOF\n",
+                whole[0], whole[1]
+            )
+        };
+        let report = super::for_people(addr, &scrape([7, 5], 2), None);
+        let line = "reassembled          12  (GRE datagrams from fragments; 2 given up)";
+        assert!(report.contains(line), "{report}");
+        assert!(!super::for_people(addr, &scrape([0, 0], 0), None).contains("reassembled"));
     }
 
     /// Rates over two readings of one process are said plainly; across a restart (another

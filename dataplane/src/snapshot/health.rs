@@ -1,10 +1,13 @@
 //! Tunnel health as data: the up/down flag and last answered probe of each tunnel, which
 //! the prober (in the shell, `crate::health`) writes and the pipeline's decapsulation and
 //! route stages read and record; the path MTU the underlay was found to take (the pipeline's
-//! `pmtu` stage writes it, the tunnel stages read it); and the probes' timing. Relaxed
-//! atomics per tunnel, and answer marks (a bit per tunnel in shared 64-bit words,
-//! Release/Acquire: they carry what was answered to the prober): no lock, and no write on
-//! the forwarding path but a recognised probe reply or Packet Too Big.
+//! `pmtu` stage writes it, the tunnel stages read it); and the probes' timing. Atomics per
+//! tunnel, read Relaxed on the forwarding path (a path MTU word and its flag are written
+//! SeqCst, the word first; a reader that sees the flag before the word keeps the configured
+//! MTU a packet longer, which is harmless), and
+//! answer marks (a bit per tunnel in shared 64-bit words, Release/Acquire: they carry what
+//! was answered to the prober): no lock, and no write on the forwarding path but a
+//! recognised probe reply or Packet Too Big.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
