@@ -204,7 +204,10 @@ fn a_router_in_the_underlay_with_a_smaller_mtu_is_learned_from_its_errors() {
 /// lab's upstream router (Linux) fragments every full-sized GRE packet toward transitd, which
 /// reassembles and decapsulates them. A 2 MB upload from the customer's LAN arrives intact;
 /// with `gre_reassembly = false` every full-sized segment is lost (tried by hand: the upload
-/// stalls until its 60 s timeout).
+/// stalls until its 60 s timeout). A UDP datagram as large as the LAN takes is larger than
+/// transitd's own link once whole: without DF it reaches the receiver in fragments, with DF
+/// the sender's stack learns the link's MTU from transitd's error (without the link check,
+/// tried by hand, both vanish: the oversized frame is sent and the kernel drops it).
 #[test]
 fn gre_a_router_on_the_way_fragmented_is_reassembled() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -231,10 +234,49 @@ fn gre_a_router_on_the_way_fragmented_is_reassembled() {
     tcp_client(&lab, "lan", "push", "10.1.0.2", 5003, &data);
     let _ = sink.wait();
     let got = std::fs::read_to_string(&received).unwrap_or_default();
+
+    // A datagram as large as the LAN takes (1576 bytes of IP) is larger than transitd's link
+    // (1500) once reassembled and decapsulated. Without DF it leaves in fragments, which
+    // the receiver's stack puts back together; with DF the sender's stack is told the
+    // link's MTU (a Fragmentation Needed back through the tunnel) and lowers its path MTU.
+    let sink = lab
+        .cmd("snd", "/usr/bin/python3")
+        .args([
+            "-c",
+            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                      s.bind(('10.1.0.2', 9999)); s.settimeout(20)\nb = s.recv(65535)\n\
+                      print(len(b), b == bytes(range(256)) * 6 + bytes(12))",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sent = lab.run(
+        "lan",
+        "/usr/bin/python3",
+        &["-c", "import socket, time\n\
+                 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_DO, IP_MTU = 10, 0, 2, 14\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)\n\
+                 for _ in range(5):\n    s.sendto(bytes(range(256)) * 6 + bytes(12), ('10.1.0.2', 9999)); time.sleep(0.2)\n\
+                 d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 d.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)\n\
+                 d.connect(('10.1.0.2', 9998))\n\
+                 mtu = d.getsockopt(socket.IPPROTO_IP, IP_MTU)\n\
+                 for _ in range(50):\n\
+                 \x20   try:\n        d.send(bytes(1548))\n    except OSError:\n        pass\n\
+                 \x20   time.sleep(0.1)\n    mtu = d.getsockopt(socket.IPPROTO_IP, IP_MTU)\n\
+                 \x20   if mtu < 1576:\n        break\n\
+                 print(mtu)"],
+    );
+    let told = String::from_utf8_lossy(&sent.stdout).trim().to_string();
+    let heard = sink.wait_with_output().unwrap();
+    let heard = String::from_utf8_lossy(&heard.stdout).trim().to_string();
     let file = cap.finish();
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
     assert_eq!(got, sha256(&data), "upload through the tunnel\n{report}");
+    assert_eq!(heard, "1548 True", "the datagram, in fragments from transitd\n{report}");
+    assert_eq!(told, "1500", "the path MTU the sender's stack took from transitd's error\n{report}");
 
     // The fragments were the router's GRE from the customer's router, as tshark reads them.
     let firsts = tshark(
