@@ -181,11 +181,9 @@ pub struct Worker<I> {
 impl<I: FrameIo> Worker<I> {
     /// A worker on `io` running `snapshot`.
     pub fn new(io: I, snapshot: Arc<Snapshot>) -> Worker<I> {
-        let mut state = WorkerState::new(&snapshot);
-        state.limits.link_mtu = io.link_mtu();
         Worker {
             io,
-            state,
+            state: WorkerState::new(&snapshot),
             snapshot,
             tap: None,
             sampler: None,
@@ -290,6 +288,8 @@ impl<I: FrameIo> Worker<I> {
         // start of the batch's latency (clock reads showed in profiles at four a batch).
         let began = Instant::now();
         let now = self.clock.wall_ns(began);
+        // The link's MTU as the backend knows it now (an operator may change it).
+        self.state.limits.link_mtu = self.io.link_mtu();
         let (snap, state, tap, punt) = (&self.snapshot, &mut self.state, &mut self.tap, &mut self.punt);
         let sampler = &mut self.sampler;
         let every = snap.ipfix.as_ref().map_or(0, |x| x.sample);

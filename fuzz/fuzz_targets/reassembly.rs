@@ -1,9 +1,10 @@
-//! The reassembler against the datagram its fragments were cut from: a datagram (IPv4, or
-//! IPv6 with the fragment header behind a hop-by-hop header) is cut at any multiples of 8,
+//! The reassembler against the datagram its fragments were cut from: a datagram (IPv4 with
+//! 0 to 40 bytes of options, or IPv6 with the fragment header behind the fixed header or a
+//! hop-by-hop header) is cut at any multiples of 8,
 //! its pieces offered in any order with any duplicates and with any other bytes offered
 //! between them as packets. It never panics; a datagram that fits the room and 16 pieces
-//! comes out whole exactly at its last piece, byte for byte the one cut; one that does not
-//! is refused; the counts add up.
+//! comes out whole exactly at its last piece, byte for byte the one cut, giving up nothing but
+//! the noise; one that does not is refused.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -13,6 +14,8 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Arbitrary, Debug)]
 struct Input {
     ipv6: bool,
+    /// IPv4: options of 4 times this (mod 11) bytes; IPv6: a hop-by-hop header if odd.
+    options: u8,
     /// The datagram's data (at most 5000 bytes are used).
     data: Vec<u8>,
     /// Where to cut it, in 8-byte units.
@@ -28,44 +31,60 @@ struct Input {
     slots: u8,
 }
 
-/// The datagram (header first): IPv4 with options of 4 bytes, or IPv6 with a hop-by-hop
-/// header of 8, carrying `data`.
-fn datagram(ipv6: bool, data: &[u8]) -> Vec<u8> {
+/// The datagram (header first): IPv4 with `options` bytes of options (a router alert, then
+/// no-ops), or IPv6 with a hop-by-hop header of 8 bytes or none, carrying `data`; and the
+/// length of its header (what every fragment repeats).
+fn datagram(ipv6: bool, options: usize, data: &[u8]) -> (Vec<u8>, usize) {
     if ipv6 {
-        let mut p = vec![0u8; 48];
+        let hop_by_hop = if options > 0 { 8 } else { 0 };
+        let mut p = vec![0u8; 40 + hop_by_hop];
         p[0] = 0x60;
-        p[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&((hop_by_hop + data.len()) as u16).to_be_bytes());
+        p[6] = if hop_by_hop > 0 { 0 } else { 47 };
         p[7] = 64;
         p[8] = 0x20;
         p[39] = 1;
-        p[40] = 47;
-        p[42..44].copy_from_slice(&[1, 4]);
+        if hop_by_hop > 0 {
+            p[40] = 47;
+            p[42..44].copy_from_slice(&[1, 4]);
+        }
         p.extend_from_slice(data);
-        p
+        (p, 40 + hop_by_hop)
     } else {
-        let mut p = vec![0u8; 24];
-        p[0] = 0x46;
-        p[2..4].copy_from_slice(&((24 + data.len()) as u16).to_be_bytes());
+        let header = 20 + options;
+        let mut p = vec![0u8; header];
+        p[0] = 0x40 | (header / 4) as u8;
+        p[2..4].copy_from_slice(&((header + data.len()) as u16).to_be_bytes());
         p[4..6].copy_from_slice(&[0x12, 0x34]);
         p[8] = 64;
         p[9] = 47;
         p[12] = 198;
         p[16] = 192;
-        p[20] = 0x94; // router alert
-        p[21] = 4;
+        for (i, b) in p[20..].iter_mut().enumerate() {
+            *b = match i {
+                0 => 0x94, // router alert, 4 bytes
+                1 => 4,
+                2 | 3 => 0,
+                _ => 1, // no-op
+            };
+        }
         p.extend_from_slice(data);
-        let c = gre::checksum::checksum(&p[..24]);
+        let c = gre::checksum::checksum(&p[..header]);
         p[10..12].copy_from_slice(&c.to_be_bytes());
-        p
+        (p, header)
     }
 }
 
-/// The fragment of `whole` holding its data `start..end` (`more` to come).
-fn fragment(whole: &[u8], ipv6: bool, start: usize, end: usize, more: bool) -> Vec<u8> {
-    let (head, data) = if ipv6 { whole.split_at(48) } else { whole.split_at(24) };
+/// The fragment of `whole` (header `header` bytes) holding its data `start..end` (`more`
+/// to come).
+fn fragment(whole: &[u8], ipv6: bool, header: usize, start: usize, end: usize, more: bool) -> Vec<u8> {
+    let (head, data) = whole.split_at(header);
     let mut f = head.to_vec();
     if ipv6 {
-        f[40] = 44;
+        // The fragment header goes where the upper layer was named: after the fixed
+        // header, or after the hop-by-hop header.
+        let names = if header > 40 { 40 } else { 6 };
+        f[names] = 44;
         let word = start as u16 | u16::from(more);
         f.extend_from_slice(&[47, 0]);
         f.extend_from_slice(&word.to_be_bytes());
@@ -80,7 +99,7 @@ fn fragment(whole: &[u8], ipv6: bool, start: usize, end: usize, more: bool) -> V
         let word = (start / 8) as u16 | if more { 0x2000 } else { 0 };
         f[6..8].copy_from_slice(&word.to_be_bytes());
         f[10..12].copy_from_slice(&[0, 0]);
-        let c = gre::checksum::checksum(&f[..24]);
+        let c = gre::checksum::checksum(&f[..header]);
         f[10..12].copy_from_slice(&c.to_be_bytes());
     }
     f
@@ -91,7 +110,8 @@ fuzz_target!(|input: Input| {
     if data.is_empty() {
         return;
     }
-    let whole = datagram(input.ipv6, data);
+    let options = if input.ipv6 { usize::from(input.options % 2) } else { usize::from(input.options % 11) * 4 };
+    let (whole, header) = datagram(input.ipv6, options, data);
     let mut bounds: Vec<usize> = input.cuts.iter().map(|&c| usize::from(c) * 8).filter(|&c| c > 0 && c < data.len()).collect();
     bounds.extend([0, data.len()]);
     bounds.sort_unstable();
@@ -115,10 +135,12 @@ fuzz_target!(|input: Input| {
         assert!(r.held() <= slots);
     }
     let fits = pieces.len() <= MAX_PIECES && whole.len() <= room;
+    // What the pieces can give up besides their own datagram: the noise still held.
+    let (noise_held, discarded_before) = (r.held() as u64, r.discarded());
     let mut whole_at = None;
     for (k, &i) in order.iter().enumerate() {
         let (start, end) = pieces[i];
-        let f = fragment(&whole, input.ipv6, start, end, end < data.len());
+        let f = fragment(&whole, input.ipv6, header, start, end, end < data.len());
         let twice = input.again.iter().any(|&a| usize::from(a) % order.len() == k) && k + 1 < order.len();
         let offered = r.offer(&f, HOLD_NS + 1, room);
         let held = matches!(offered, Offer::Held);
@@ -141,4 +163,8 @@ fuzz_target!(|input: Input| {
     }
     assert_eq!(whole_at.is_some(), fits);
     assert!(r.reassembled() <= 1 + input.noise.len() as u64);
+    if fits {
+        let given_up = r.discarded() - discarded_before;
+        assert!(given_up <= noise_held, "{given_up} given up with {noise_held} held before the pieces");
+    }
 });

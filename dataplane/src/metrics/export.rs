@@ -179,7 +179,8 @@ impl Scrape<'_> {
             }),
             (
                 "transitd_gre_reassembly_discarded",
-                "GRE datagrams given up with fragments of them held: not whole within a second, evicted, or refused",
+                "GRE datagrams given up with fragments of them held: not whole within a second, evicted, refused, \
+                 forgotten (their first fragment not ours) or dropped by a reload that changed the slots",
                 |s| s.gre_reassembly_discarded,
             ),
         ];

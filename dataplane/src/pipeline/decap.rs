@@ -220,10 +220,12 @@ fn not_ours(snap: &Snapshot, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdi
 #[inline(never)]
 fn reassemble(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer: &IpFrame) -> Result<IpFrame, Verdict> {
     let at = frame.start + outer.l3_start;
-    // The whole is written where this frame's IP packet starts: no longer than the
-    // configured frame size allows, as any frame that arrives whole, nor than its buffer
-    // holds (under AF_XDP a UMEM frame: 3840 bytes past the headroom).
-    let room = ctx.snap.frame_size.saturating_sub(outer.l3_start).min(frame.buf.len().saturating_sub(at));
+    // The whole is written where the IP packet of the frame that completes it starts: no
+    // longer than the configured frame size allows, as any frame that arrives whole (what
+    // a fragment says past that is refused as it comes), nor than that frame's buffer holds
+    // (under AF_XDP a frame that came in one UMEM frame: 3840 bytes past the headroom;
+    // one of several, a jumbo buffer), known only then.
+    let room = ctx.snap.frame_size.saturating_sub(outer.l3_start);
     let packet = frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]);
     let complete = match ctx.limits.reassembly.offer(packet, ctx.now, room) {
         Offer::Held => return Err(Verdict::Consumed(ConsumeReason::GreFragmentHeld)),

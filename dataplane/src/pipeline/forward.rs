@@ -209,14 +209,19 @@ pub(super) fn to_next_hop(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
+    clamp_mss(ctx.snap, ctx.now, frame, ip, key, from, None);
     // Larger than the link sends: a datagram reassembled from fragments that each fit it.
     if let Some(mtu) = ctx.limits.link_mtu
         && ip.l3_len > mtu
     {
+        if reason == TxReason::Keepalive {
+            // Its source is our end of the tunnel: no error may go to it, and no router
+            // sends a keepalive that large.
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
         return too_big(ctx, GreOut::Link(reason), frame, ip, key, mtu);
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
-    clamp_mss(ctx.snap, ctx.now, frame, ip, key, from, None);
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
 }
 

@@ -13,7 +13,7 @@ mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -194,6 +194,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // is said).
     let frame_size = shared.load().frame_size;
     let largest_packet = arriving(frame_size, placement::interface_frames(&opts.iface));
+    let link_mtu = placement::interface_mtu(&opts.iface);
+    if link_mtu.is_none() {
+        eprintln!(
+            "transitd: cannot read {}'s MTU from sysfs: decapsulated packets larger than the link (GRE \
+             reassembled from fragments) are sent whole until it can be read",
+            opts.iface
+        );
+    }
     let plan = workers::Plan {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
@@ -205,7 +213,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             huge_pages: opts.huge_pages,
             busy_poll: opts.busy_poll,
             largest_packet,
-            link_mtu: placement::interface_mtu(&opts.iface),
+            link_mtu: Arc::new(AtomicUsize::new(link_mtu.unwrap_or(0))),
             ..AfXdpConfig::default()
         },
         idle_sleep: opts.idle_sleep,
@@ -299,6 +307,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
                 sources: &sources,
                 single_frame,
                 longest_at_start: largest_packet,
+                link_mtu: &plan.socket.link_mtu,
             },
             watch,
             (&program, &mut announcer),
@@ -467,6 +476,8 @@ struct Supervised<'a> {
     single_frame: Option<usize>,
     /// The longest frame that could arrive at start.
     longest_at_start: usize,
+    /// The interface's MTU the workers check decapsulated packets against, kept current.
+    link_mtu: &'a AtomicUsize,
 }
 
 /// The longest frame that can arrive: what `frame_size` allows or the interface passes
@@ -517,7 +528,7 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources, single_frame, longest_at_start } = s;
+    let Supervised { index, queues, workers, reports, sources, single_frame, longest_at_start, link_mtu } = s;
     let mut past_sockets = FramesPastSockets::new(longest_at_start, single_frame);
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
@@ -551,6 +562,9 @@ fn supervise(
             }
         }
         past_sockets.look(&opts.iface, sources.snapshot.load().frame_size, single_frame);
+        if let Some(mtu) = placement::interface_mtu(&opts.iface) {
+            link_mtu.store(mtu, Ordering::Relaxed);
+        }
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
             w.tick(reports, n);
         }

@@ -28,6 +28,8 @@ pub use self::umem::XskSocket;
 
 use std::ffi::CString;
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrayvec::ArrayVec;
 
@@ -83,9 +85,10 @@ pub struct AfXdpConfig {
     /// only when one frame cannot hold it, since drivers without zero-copy multi-buffer
     /// refuse zero-copy to a socket that asks.
     pub largest_packet: usize,
-    /// The interface's MTU (the largest IP packet its link carries), if sysfs says:
-    /// [`FrameIo::link_mtu`].
-    pub link_mtu: Option<usize>,
+    /// The interface's MTU (the largest IP packet its link carries) as last read, 0 if
+    /// unknown: [`FrameIo::link_mtu`]. Shared: the supervisor reads the interface's MTU
+    /// again while running, and every queue's socket sees the change at its next poll.
+    pub link_mtu: Arc<AtomicUsize>,
 }
 
 impl AfXdpConfig {
@@ -112,7 +115,7 @@ impl Default for AfXdpConfig {
             busy_poll: false,
             huge_pages: false,
             largest_packet: crate::snapshot::DEFAULT_FRAME_SIZE,
-            link_mtu: None,
+            link_mtu: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -273,8 +276,8 @@ pub struct AfXdpIo<X = XskSocket> {
     /// The last poll's packets (by index in its batch) whose `Tx` verdict was not carried
     /// out ([`FrameIo::unsent`]).
     unsent: ArrayVec<u16, BATCH_SIZE>,
-    /// The interface's MTU at start ([`FrameIo::link_mtu`]).
-    link_mtu: Option<usize>,
+    /// The interface's MTU, as the supervisor last read it (0: unknown).
+    link_mtu: Arc<AtomicUsize>,
 }
 
 impl AfXdpIo<XskSocket> {
@@ -291,7 +294,7 @@ impl AfXdpIo<XskSocket> {
             xsk.prefer_busy_poll(BATCH_SIZE as u32);
         }
         let mut io = AfXdpIo::with_socket(xsk, cfg.busy_poll);
-        io.link_mtu = cfg.link_mtu;
+        io.link_mtu = cfg.link_mtu.clone();
         Ok(io)
     }
 
@@ -346,7 +349,7 @@ impl<X: Xsk> AfXdpIo<X> {
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
             unsent: ArrayVec::new(),
-            link_mtu: None,
+            link_mtu: Arc::new(AtomicUsize::new(0)),
             xsk,
         };
         io.refill_now();
@@ -859,7 +862,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
     }
 
     fn link_mtu(&self) -> Option<usize> {
-        self.link_mtu
+        Some(self.link_mtu.load(Ordering::Relaxed)).filter(|&mtu| mtu > 0)
     }
 }
 
