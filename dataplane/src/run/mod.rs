@@ -195,6 +195,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let frame_size = shared.load().frame_size;
     let largest_packet = arriving(frame_size, placement::interface_frames(&opts.iface));
     let link_mtu = placement::interface_mtu(&opts.iface);
+    for line in link_mtu.map_or(Vec::new(), |mtu| placement::tunnels_past_link(&shared.load(), &opts.iface, mtu)) {
+        eprintln!("{line}");
+    }
     if link_mtu.is_none() {
         eprintln!(
             "transitd: cannot read {}'s MTU from sysfs: decapsulated packets larger than the link (GRE \
@@ -541,6 +544,12 @@ fn supervise(
         if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
             if applied {
                 sources.reloads.applied_now(false);
+                let mtu = link_mtu.load(Ordering::Relaxed);
+                if mtu > 0 {
+                    for line in placement::tunnels_past_link(&sources.snapshot.load(), &opts.iface, mtu) {
+                        eprintln!("{line}");
+                    }
+                }
                 let frame_size = sources.snapshot.load().frame_size;
                 // The capture's records were sized for the frames of the start (unless
                 // --capture-snaplen said otherwise): larger ones are cut.
@@ -562,8 +571,13 @@ fn supervise(
             }
         }
         past_sockets.look(&opts.iface, sources.snapshot.load().frame_size, single_frame);
-        if let Some(mtu) = placement::interface_mtu(&opts.iface) {
-            link_mtu.store(mtu, Ordering::Relaxed);
+        if let Some(mtu) = placement::interface_mtu(&opts.iface)
+            && link_mtu.swap(mtu, Ordering::Relaxed) != mtu
+        {
+            eprintln!("transitd: {}'s MTU is {mtu} now", opts.iface);
+            for line in placement::tunnels_past_link(&sources.snapshot.load(), &opts.iface, mtu) {
+                eprintln!("{line}");
+            }
         }
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
             w.tick(reports, n);

@@ -184,6 +184,33 @@ pub(super) fn interface_mtu(iface: &str) -> Option<usize> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
 }
 
+/// What to say of the tunnels of `snap` whose `mtu`, with the outer headers, is more than
+/// `iface`'s MTU `link`: their full-sized packets would leave in frames the link drops (the
+/// first ten, then how many more).
+pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, link: usize) -> Vec<String> {
+    const SAID: usize = 10;
+    let past: Vec<_> = snap.tunnels.iter().filter(|t| t.mtu as usize + t.gre.overhead() > link).collect();
+    let mut lines: Vec<String> = past
+        .iter()
+        .take(SAID)
+        .map(|t| {
+            let over = t.gre.overhead();
+            format!(
+                "transitd: tunnel {} has mtu {} ({} bytes with its outer headers), more than {iface}'s MTU {link}: \
+                 its largest packets are lost on the link; set its mtu to {} or less",
+                t.name,
+                t.mtu,
+                t.mtu as usize + over,
+                link.saturating_sub(over)
+            )
+        })
+        .collect();
+    if past.len() > SAID {
+        lines.push(format!("transitd: and {} more tunnels past {iface}'s MTU {link}", past.len() - SAID));
+    }
+    lines
+}
+
 /// A frame's bytes beyond its MTU's: an Ethernet header and two VLAN tags.
 pub(super) const FRAME_OVER_MTU: usize = 14 + 2 * 4;
 
@@ -206,6 +233,25 @@ pub(super) fn ifindex(iface: &str) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tunnels whose packets with GRE over IPv4 (24 bytes, 28 keyed) or IPv6 (44) do not fit
+    /// the link are named, with the mtu that would fit.
+    #[test]
+    fn tunnels_past_the_links_mtu_are_named() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8::1\"\n\
+                    [[customer]]\nname = \"c\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer.tunnel]]\nname = \"fits\"\nremote = \"198.51.100.1\"\nmtu = 1476\n\
+                    [[customer.tunnel]]\nname = \"keyed\"\nremote = \"198.51.100.2\"\nkey = 1\nmtu = 1476\n\
+                    [[customer.tunnel]]\nname = \"six\"\nremote = \"2001:db8::2\"\nmtu = 1460\n\
+                    [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"fits\"\n";
+        let snap = crate::snapshot::Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
+        let said = tunnels_past_link(&snap, "eth0", 1500);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("transitd: tunnel keyed has mtu 1476 (1504 bytes"), "{said:?}");
+        assert!(said[0].ends_with("set its mtu to 1472 or less"), "{said:?}");
+        assert!(said[1].starts_with("transitd: tunnel six has mtu 1460 (1504 bytes"), "{said:?}");
+        assert!(tunnels_past_link(&snap, "eth0", 9000).is_empty());
+    }
 
     #[test]
     fn queue_lists_parse() {
