@@ -477,6 +477,14 @@ mod tests {
     /// Room enough for any datagram.
     const ROOM: usize = 70_000;
 
+    /// Writes the checksum of the IPv4 header `p` starts with (options included).
+    fn refill_checksum(p: &mut [u8]) {
+        let header_len = usize::from(p[0] & 0xf) * 4;
+        p[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum(&p[..header_len]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
     /// An IPv4 datagram of `data_len` bytes of data (GRE, DF clear, ECT(0)), options of
     /// `options` bytes, its checksum right.
     fn ipv4_datagram(data_len: usize, options: usize, id: u16) -> Vec<u8> {
@@ -499,8 +507,7 @@ mod tests {
         for (i, b) in p[header_len..].iter_mut().enumerate() {
             *b = (i * 7 + 3) as u8;
         }
-        let c = checksum(&p[..header_len]);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
+        refill_checksum(&mut p);
         p
     }
 
@@ -519,9 +526,7 @@ mod tests {
             let more = at + step < data.len();
             let word = (at / 8) as u16 | if more { 0x2000 } else { 0 };
             f[6..8].copy_from_slice(&word.to_be_bytes());
-            f[10..12].copy_from_slice(&[0, 0]);
-            let c = checksum(&f[..header_len]);
-            f[10..12].copy_from_slice(&c.to_be_bytes());
+            refill_checksum(&mut f);
             out.push(f);
         }
         out
@@ -618,9 +623,7 @@ mod tests {
         let mut c = a.clone();
         for f in &mut c {
             f[9] = 4; // another protocol, the same identification
-            f[10..12].copy_from_slice(&[0, 0]);
-            let sum = checksum(&f[..20]);
-            f[10..12].copy_from_slice(&sum.to_be_bytes());
+            refill_checksum(f);
         }
         let mut r = Reassembler::new(4, 4096);
         for f in [&a[0], &b[0], &c[0]] {
@@ -652,9 +655,7 @@ mod tests {
         let mut overlapping = overlapping;
         let len = overlapping.len() as u16;
         overlapping[2..4].copy_from_slice(&len.to_be_bytes());
-        overlapping[10..12].copy_from_slice(&[0, 0]);
-        let sum = checksum(&overlapping[..20]);
-        overlapping[10..12].copy_from_slice(&sum.to_be_bytes());
+        refill_checksum(&mut overlapping);
         assert_eq!(r.offer(&overlapping, 0, ROOM), Offer::Refused(Refusal::Overlap));
         assert_eq!((r.held(), r.discarded()), (0, 1));
         // The rest now starts a datagram that never completes.
@@ -670,9 +671,7 @@ mod tests {
         // Bytes 32..64 as the "last" fragment.
         let mut early_end = f[1].clone();
         early_end[6..8].copy_from_slice(&(32u16 / 8).to_be_bytes());
-        early_end[10..12].copy_from_slice(&[0, 0]);
-        let sum = checksum(&early_end[..20]);
-        early_end[10..12].copy_from_slice(&sum.to_be_bytes());
+        refill_checksum(&mut early_end);
         assert_eq!(r.offer(&early_end, 0, ROOM), Offer::Refused(Refusal::Overlap));
         assert_eq!(r.discarded(), 1);
     }
@@ -694,18 +693,14 @@ mod tests {
         let datagram = ipv4_datagram(64, 0, 6);
         let mut f = ipv4_fragments(&datagram, 32);
         f[1][1] |= ecn::CE;
-        f[1][10..12].copy_from_slice(&[0, 0]);
-        let sum = checksum(&f[1][..20]);
-        f[1][10..12].copy_from_slice(&sum.to_be_bytes());
+        refill_checksum(&mut f[1]);
         let mut r = Reassembler::new(4, 4096);
         let whole = reassemble(&mut r, &f, 0).expect("whole");
         assert_eq!(whole[1] & ecn::CE, ecn::CE);
         assert_eq!(checksum(&whole[..20]), 0, "the checksum is the whole's");
         // Not-ECT with ECT: discarded.
         f[1][1] &= !ecn::CE;
-        f[1][10..12].copy_from_slice(&[0, 0]);
-        let sum = checksum(&f[1][..20]);
-        f[1][10..12].copy_from_slice(&sum.to_be_bytes());
+        refill_checksum(&mut f[1]);
         assert_eq!(r.offer(&f[0], 0, ROOM), Offer::Held);
         assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Refused(Refusal::Ecn));
         assert_eq!(r.discarded(), 1);
