@@ -112,7 +112,8 @@ fuzz_target!(|input: Input| {
     }
     let options = if input.ipv6 { usize::from(input.options % 2) } else { usize::from(input.options % 11) * 4 };
     let (whole, header) = datagram(input.ipv6, options, data);
-    let mut bounds: Vec<usize> = input.cuts.iter().map(|&c| usize::from(c) * 8).filter(|&c| c > 0 && c < data.len()).collect();
+    let mut bounds: Vec<usize> =
+        input.cuts.iter().map(|&c| usize::from(c) * 8).filter(|&c| c > 0 && c < data.len()).collect();
     bounds.extend([0, data.len()]);
     bounds.sort_unstable();
     bounds.dedup();
