@@ -1,6 +1,7 @@
 //! The per-packet path allocates nothing: a counting global allocator watches
-//! `process_batch` over real captures (encapsulated, passed and dropped frames alike), with
-//! the worker's IPFIX flow sampling around it.
+//! `process_batch` over real captures (encapsulated, passed and dropped frames alike) and the
+//! tunnel edge's (GRE both ways, fragments made and reassembled), with the worker's IPFIX flow
+//! sampling around it.
 
 mod common;
 
@@ -36,18 +37,16 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn process_batch_never_allocates() {
-    let mut frames = Vec::new();
-    for file in [
-        "generated/acme-ftp.pcap",
-        "real/glb-1k_pkts.pcap",
-        "real/tcpdump-various_gre.pcap",
-        "real/suricata-syn-flood.pcap",
-    ] {
-        frames.extend(read_frames(&pcap(file)));
-    }
-    for (config, name) in [
-        (std::fs::read_to_string(root().join("examples/acme.toml")).unwrap(), "acme"),
-        (CATCH_ALL.to_string(), "catch-all"),
+    let frames_of = |files: &[&str]| files.iter().flat_map(|f| read_frames(&pcap(f))).collect::<Vec<_>>();
+    let captures = ["generated/acme-ftp.pcap", "real/glb-1k_pkts.pcap", "real/tcpdump-various_gre.pcap"];
+    let real = frames_of(&[&captures[..], &["real/suricata-syn-flood.pcap"]].concat());
+    // The tunnel edge: GRE both ways, ICMP errors, fragments spilled, GRE reassembled.
+    let edge = frames_of(&["generated/tunnel-edge.pcap", "generated/gre-fragments.pcap"]);
+    let tunnel_edge = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    for (config, name, frames) in [
+        (std::fs::read_to_string(root().join("examples/acme.toml")).unwrap(), "acme", &real),
+        (CATCH_ALL.to_string(), "catch-all", &real),
+        (tunnel_edge, "tunnel-edge", &edge),
     ] {
         let snap = snapshot(&config);
         let mut state = WorkerState::new(&snap);
@@ -74,6 +73,9 @@ fn process_batch_never_allocates() {
         assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{name}");
         let stats = &state.stats;
         assert!(stats.tx_frames > 0 && stats.dropped() + stats.passed() > 0, "{name}: every path was taken");
+        if name == "tunnel-edge" {
+            assert!(stats.gre_reassembled > 0, "GRE was reassembled");
+        }
         let mut sampled = 0;
         while samples.pop().is_some() {
             sampled += 1;
