@@ -1337,6 +1337,53 @@ fn a_reassembled_packet_larger_than_the_link_is_fragmented_or_answered() {
     }
 }
 
+/// A tunnel whose `mtu` with its outer headers does not fit the link (`mtu` 1476 and GRE
+/// over IPv4, a 1400-byte link) is held to what does: a packet with DF gets a Fragmentation
+/// Needed naming 1376, one without is sent in fragments whose GRE packets fit the link
+/// (tshark reads the error and reassembles the inner datagram).
+#[test]
+fn a_tunnel_is_held_to_what_the_link_carries() {
+    let (config, _) = tunnel_edge();
+    let file = temp("tunnel-past-link.pcap");
+    scapy_pcap(
+        &file,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10', id=n, flags=f)/UDP(sport=7000+n, dport=9)/Raw(b'x' * 1422)\n\
+         \x20         for n, f in [(1, 'DF'), (2, 0)]]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let snap = std::sync::Arc::new(snapshot(&config));
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    io.link_mtu = Some(1400);
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let (io, _) = worker.into_parts();
+    assert_eq!(fates(&io.verdicts), ["tx:icmp_too_big", "tx:fragment"]);
+    assert!(io.sent.iter().all(|f| f.len() <= 14 + 1400), "every frame fits the link");
+    let out = temp("tunnel-past-link-out.pcap");
+    write_pcap(&out, &io.sent);
+    let error = tshark_checked(&out, &["-Y", "icmp", "-T", "fields", "-e", "icmp.type", "-e", "icmp.mtu"]);
+    assert_eq!(error, "3\t1376\n");
+    let whole = tshark_checked(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-Y",
+            "gre and udp.srcport == 7002",
+            "-T",
+            "fields",
+            "-e",
+            "udp.length",
+            "-e",
+            "udp.checksum.status",
+        ],
+    );
+    assert_eq!(whole, "1430\t1\n", "the datagram, reassembled from the fragments in GRE");
+    for f in [file, out] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram
 /// fragmented to fit it too (they were counted in the totals only). Health probes are
 /// counted the same way, by the tunnel each spilled frame carries, but replay sends none:

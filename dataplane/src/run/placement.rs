@@ -185,8 +185,8 @@ pub(super) fn interface_mtu(iface: &str) -> Option<usize> {
 }
 
 /// What to say of the tunnels of `snap` whose `mtu`, with the outer headers, is more than
-/// `iface`'s MTU `link`: their full-sized packets would leave in frames the link drops (the
-/// first ten, then how many more).
+/// `iface`'s MTU `link`: the data plane holds them to what fits (the first ten, then how
+/// many more).
 pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, link: usize) -> Vec<String> {
     const SAID: usize = 10;
     let past: Vec<_> = snap.tunnels.iter().filter(|t| t.mtu as usize + t.gre.overhead() > link).collect();
@@ -197,7 +197,7 @@ pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, l
             let over = t.gre.overhead();
             format!(
                 "transitd: tunnel {} has mtu {} ({} bytes with its outer headers), more than {iface}'s MTU {link}: \
-                 its largest packets are lost on the link; set its mtu to {} or less",
+                 it is held to {} (larger packets get ICMP errors or are fragmented); set its mtu to that",
                 t.name,
                 t.mtu,
                 t.mtu as usize + over,
@@ -248,7 +248,7 @@ mod tests {
         let said = tunnels_past_link(&snap, "eth0", 1500);
         assert_eq!(said.len(), 2, "{said:?}");
         assert!(said[0].starts_with("transitd: tunnel keyed has mtu 1476 (1504 bytes"), "{said:?}");
-        assert!(said[0].ends_with("set its mtu to 1472 or less"), "{said:?}");
+        assert!(said[0].contains("it is held to 1472 (larger packets"), "{said:?}");
         assert!(said[1].starts_with("transitd: tunnel six has mtu 1460 (1504 bytes"), "{said:?}");
         assert!(tunnels_past_link(&snap, "eth0", 9000).is_empty());
     }
