@@ -240,9 +240,7 @@ impl Reassembler {
         let end = p.offset as usize + p.data.len();
         let least_head = p.head.map_or(if p.datagram.ipv6 { IPV6_HEADER_LEN } else { IPV4_HEADER_LEN }, <[u8]>::len);
         if end > self.capacity || least_head > HEAD_MAX || least_head + end > room {
-            if let Some(i) = self.slots.iter().position(|s| s.datagram == Some(p.datagram)) {
-                self.discard(i);
-            }
+            self.give_up(&p.datagram);
             return Offer::Refused(if self.slots.is_empty() { Refusal::NoRoom } else { Refusal::TooBig });
         }
         let Some(i) = self.slot_for(&p.datagram, now) else { return Offer::Refused(Refusal::NoRoom) };
@@ -260,9 +258,14 @@ impl Reassembler {
     /// Forgets the datagram of fragment `packet`, if one is held (its first fragment turned
     /// out not to be for reassembly): counted as given up.
     pub fn forget(&mut self, packet: &[u8]) {
-        if let Some(p) = read(packet)
-            && let Some(i) = self.slots.iter().position(|s| s.datagram == Some(p.datagram))
-        {
+        if let Some(p) = read(packet) {
+            self.give_up(&p.datagram);
+        }
+    }
+
+    /// Gives up `datagram`, if a slot holds it.
+    fn give_up(&mut self, datagram: &Datagram) {
+        if let Some(i) = self.slots.iter().position(|s| s.datagram.as_ref() == Some(datagram)) {
             self.discard(i);
         }
     }

@@ -185,7 +185,7 @@ pub(super) fn into_tunnel(
     let mtu = tunnel_mtu(ctx.snap, tunnel, ip.is_ipv6, ctx.now) as usize;
     // The outer packet must fit the link too: a tunnel whose `mtu` does not (`run` names
     // it) is held to what does, as a router's tunnel follows its underlay's route MTU.
-    let mtu = ctx.limits.link_mtu.map_or(mtu, |link| mtu.min(link.saturating_sub(tunnel.gre.overhead())));
+    let mtu = ctx.limits.link_mtu.map_or(mtu, |link| mtu.min(tunnel.mtu_on_link(link)));
     if ip.l3_len > mtu {
         return too_big(ctx, GreOut::Tunnel(tunnel), frame, ip, key, mtu);
     }

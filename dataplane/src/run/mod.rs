@@ -193,8 +193,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // whichever is shorter (a larger MTU set while running needs a restart to be taken, and
     // is said).
     let frame_size = shared.load().frame_size;
-    let largest_packet = arriving(frame_size, placement::interface_frames(&opts.iface));
     let link_mtu = placement::interface_mtu(&opts.iface);
+    let largest_packet = arriving(frame_size, link_mtu);
     for line in link_mtu.map_or(Vec::new(), |mtu| placement::tunnels_past_link(&shared.load(), &opts.iface, mtu)) {
         eprintln!("{line}");
     }
@@ -483,10 +483,14 @@ struct Supervised<'a> {
     link_mtu: &'a AtomicUsize,
 }
 
-/// The longest frame that can arrive: what `frame_size` allows or the interface passes
-/// (`interface_frames`, its MTU's), whichever is shorter.
-fn arriving(frame_size: usize, interface_frames: Option<usize>) -> usize {
-    interface_frames.map_or(frame_size, |f| f.min(frame_size))
+/// The longest frame that can arrive: what `frame_size` allows or the interface passes at
+/// its MTU `mtu` (the MTU, an Ethernet header and two VLAN tags), whichever is shorter. A
+/// frame longer than `frame_size` allows never arrives on a link whose MTU is smaller, so
+/// sockets need not ask for multi-buffer for it (which drivers without zero-copy
+/// multi-buffer answer with copy mode under `--bind auto`, and kernels before 6.6 refuse): a
+/// 1500-byte link passes 1522-byte frames, one UMEM frame's worth.
+fn arriving(frame_size: usize, mtu: Option<usize>) -> usize {
+    mtu.map_or(frame_size, |m| (m + placement::FRAME_OVER_MTU).min(frame_size))
 }
 
 /// Says when frames longer than the sockets take can arrive, each time the longest rises
@@ -502,10 +506,11 @@ impl FramesPastSockets {
         FramesPastSockets { said: room.filter(|&room| longest_at_start > room).map(|_| longest_at_start) }
     }
 
-    fn look(&mut self, iface: &str, frame_size: usize, room: Option<usize>) {
+    /// Looks at `iface`'s MTU as just read, `mtu`.
+    fn look(&mut self, iface: &str, mtu: Option<usize>, frame_size: usize, room: Option<usize>) {
         // (An interface whose MTU cannot be read is going away: said by the supervisor.)
-        let (Some(room), Some(frames)) = (room, placement::interface_frames(iface)) else { return };
-        let longest = arriving(frame_size, Some(frames));
+        let (Some(room), Some(mtu)) = (room, mtu) else { return };
+        let longest = arriving(frame_size, Some(mtu));
         if longest <= room {
             self.said = None;
         } else if self.said.is_none_or(|said| longest > said) {
@@ -513,7 +518,7 @@ impl FramesPastSockets {
                 "transitd: frames of up to {longest} bytes can arrive now ({iface}'s MTU {}, frame_size \
                  {frame_size}), but the sockets were bound without AF_XDP multi-buffer and take {room}: longer \
                  frames are dropped by the kernel (transitd_afxdp_kernel_drops, reason rx_dropped) until a restart",
-                frames - placement::FRAME_OVER_MTU
+                mtu
             );
             self.said = Some(longest);
         }
@@ -570,8 +575,10 @@ fn supervise(
                 n.send(&format!("STATUS=running on {} queues {queues:?}; last reload {what}", opts.iface));
             }
         }
-        past_sockets.look(&opts.iface, sources.snapshot.load().frame_size, single_frame);
-        if let Some(mtu) = placement::interface_mtu(&opts.iface)
+        // One read of the interface's MTU a tick serves both its uses.
+        let mtu = placement::interface_mtu(&opts.iface);
+        past_sockets.look(&opts.iface, mtu, sources.snapshot.load().frame_size, single_frame);
+        if let Some(mtu) = mtu
             && link_mtu.swap(mtu, Ordering::Relaxed) != mtu
         {
             eprintln!("transitd: {}'s MTU is {mtu} now", opts.iface);

@@ -170,15 +170,6 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
     Ok((0..n as u32).collect())
 }
 
-/// The longest frame `iface` passes at its MTU now: the MTU, an Ethernet header and two VLAN
-/// tags (`None` if sysfs does not say). A frame longer than `frame_size` allows never arrives
-/// on a link whose MTU is smaller, so sockets need not ask for multi-buffer for it (which
-/// drivers without zero-copy multi-buffer answer with copy mode under `--bind auto`, and
-/// kernels before 6.6 refuse): a 1500-byte link passes 1522-byte frames, one UMEM frame's worth.
-pub(super) fn interface_frames(iface: &str) -> Option<usize> {
-    Some(interface_mtu(iface)? + FRAME_OVER_MTU)
-}
-
 /// `iface`'s MTU now (`None` if sysfs does not say).
 pub(super) fn interface_mtu(iface: &str) -> Option<usize> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
@@ -189,19 +180,18 @@ pub(super) fn interface_mtu(iface: &str) -> Option<usize> {
 /// many more).
 pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, link: usize) -> Vec<String> {
     const SAID: usize = 10;
-    let past: Vec<_> = snap.tunnels.iter().filter(|t| t.mtu as usize + t.gre.overhead() > link).collect();
+    let past: Vec<_> = snap.tunnels.iter().filter(|t| t.mtu as usize > t.mtu_on_link(link)).collect();
     let mut lines: Vec<String> = past
         .iter()
         .take(SAID)
         .map(|t| {
-            let over = t.gre.overhead();
             format!(
                 "transitd: tunnel {} has mtu {} ({} bytes with its outer headers), more than {iface}'s MTU {link}: \
                  it is held to {} (larger packets get ICMP errors or are fragmented); set its mtu to that",
                 t.name,
                 t.mtu,
-                t.mtu as usize + over,
-                link.saturating_sub(over)
+                t.mtu as usize + t.gre.overhead(),
+                t.mtu_on_link(link)
             )
         })
         .collect();

@@ -308,6 +308,15 @@ pub struct Tunnel {
     pub interface: Option<TunnelInterface>,
 }
 
+impl Tunnel {
+    /// The largest inner packet whose outer one fits a link of MTU `link`: what the data
+    /// plane holds the tunnel to, and what `run` tells an operator whose `mtu` is larger.
+    #[inline]
+    pub fn mtu_on_link(&self, link: usize) -> usize {
+        link.saturating_sub(self.gre.overhead())
+    }
+}
+
 /// The two ends of a tunnel's inner /31 (or /30).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunnelInterface {
