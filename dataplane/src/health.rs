@@ -176,7 +176,7 @@ impl Prober {
             return;
         }
         for (t, said) in snap.tunnels.iter().zip(self.mtu_said.iter_mut()) {
-            let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now_ns);
+            let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now_ns, None);
             let held = if mtu < t.mtu { mtu } else { 0 };
             if held != *said {
                 *said = held;

@@ -293,18 +293,18 @@ pub fn fmt_mac(mac: &[u8; 6]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Runs `ip` with `args` (split at spaces), which must succeed; its output.
-    fn ip(args: &str) -> String {
+    pub(crate) fn ip(args: &str) -> String {
         let out = std::process::Command::new("ip").args(args.split_whitespace()).output().expect("ip");
         assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A veth pair named after `tag` and the process, both ends up; deleted with the guard.
-    fn veth_pair(tag: &str) -> (String, String, Gone) {
+    pub(crate) fn veth_pair(tag: &str) -> (String, String, Gone) {
         let (a, b) =
             (format!("{tag}{}a", std::process::id() % 100_000), format!("{tag}{}b", std::process::id() % 100_000));
         ip(&format!("link add {a} type veth peer name {b}"));
@@ -315,7 +315,7 @@ mod tests {
     }
 
     /// Deletes the veth pair one of whose ends it names.
-    struct Gone(String);
+    pub(crate) struct Gone(String);
 
     impl Drop for Gone {
         fn drop(&mut self) {

@@ -2,9 +2,14 @@
 //! `/sys/class/net/IF/statistics`): what the driver says it received, sent and dropped,
 //! beside what transitd's sockets counted, so that a run where frames vanish says where
 //! (copy mode on veth, for one, drops part of what it is handed to send and counts it here
-//! as `tx_dropped`).
+//! as `tx_dropped`). And its MTU, which the data plane holds what it sends to.
 
 use std::path::Path;
+
+/// Interface `ifname`'s MTU now (`None` if sysfs does not say).
+pub fn mtu(ifname: &str) -> Option<usize> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(ifname).join("mtu")).ok()?.trim().parse().ok()
+}
 
 /// The counters read, by their sysfs names.
 pub const COUNTERS: [&str; 7] =

@@ -622,6 +622,59 @@ fn a_return_packet_too_big_for_the_backbone_is_answered_or_fragmented() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A `backbone_mtu` larger than the link is held to the link, as a tunnel's is: with DF a
+/// return packet that fits 1500 bytes of backbone but not a 1440-byte link gets a
+/// Fragmentation Needed naming 1412 (1440 less 28 bytes of keyed GRE), without DF it
+/// crosses in fragments that fit the link and reassemble, under tshark, into the datagram.
+/// Both went out whole, larger than the link, which dropped them.
+#[test]
+fn a_backbone_larger_than_the_link_is_held_to_it() {
+    let (config, _) = fleet();
+    let dir = std::env::temp_dir().join(format!("transitd-su-link-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    scapy_pcap(
+        &file,
+        "e = lambda p: Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/p\n\
+         frames = [\n\
+           e(IP(src='192.0.2.77', dst='198.18.200.1', flags='DF')/TCP(sport=443, dport=4000, flags='A')/Raw(b'z' * 1400)),\n\
+           e(IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'y' * 1412)),\n\
+         ]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let snap = std::sync::Arc::new(snapshot(&config));
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    io.link_mtu = Some(1440);
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let (io, _) = worker.into_parts();
+    let expect = [format!("tx:{}", TxReason::IcmpTooBig.name()), format!("tx:{}", TxReason::Backbone.name())];
+    assert_eq!(fates(&io.verdicts), expect);
+    assert!(io.sent.iter().all(|f| f.len() <= 14 + 1440), "every frame fits the link");
+    write_pcap(&out, &io.sent);
+    let mtu = tshark(&out, &["-Y", "icmp", "-T", "fields", "-e", "icmp.code", "-e", "icmp.mtu", "-e", "tcp.dstport"]);
+    assert_eq!(mtu.trim(), "4\t1412\t4000");
+    let udp = tshark(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-Y",
+            "udp",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.length",
+        ],
+    );
+    assert_eq!(udp.trim(), "10.9.0.12\t1420", "the datagram, whole at a2");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `run --this-server NAME` says which server this host is over the configuration's
 /// `this_server`, so that a fleet can share one configuration (an etcd prefix): a2 takes its
 /// own slices (port 4000 is a2's: delivered here, where a1 sends it over the backbone) and

@@ -1340,15 +1340,19 @@ fn a_reassembled_packet_larger_than_the_link_is_fragmented_or_answered() {
 /// A tunnel whose `mtu` with its outer headers does not fit the link (`mtu` 1476 and GRE
 /// over IPv4, a 1400-byte link) is held to what does: a packet with DF gets a Fragmentation
 /// Needed naming 1376, one without is sent in fragments whose GRE packets fit the link
-/// (tshark reads the error and reassembles the inner datagram).
+/// (tshark reads the error and reassembles the inner datagram). A SYN's MSS is clamped to
+/// the tunnel as held (it followed the configured `mtu`, and the segments it let the
+/// receiver send were answered with errors or cut into fragments).
 #[test]
 fn a_tunnel_is_held_to_what_the_link_carries() {
     let (config, _) = tunnel_edge();
     let file = temp("tunnel-past-link.pcap");
+    // Two datagrams too large for the link (with DF, without) and a SYN.
     scapy_pcap(
         &file,
         "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10', id=n, flags=f)/UDP(sport=7000+n, dport=9)/Raw(b'x' * 1422)\n\
-         \x20         for n, f in [(1, 'DF'), (2, 0)]]",
+         \x20         for n, f in [(1, 'DF'), (2, 0)]]\n\
+         frames.append(Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10')/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)]))",
     );
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let snap = std::sync::Arc::new(snapshot(&config));
@@ -1357,12 +1361,15 @@ fn a_tunnel_is_held_to_what_the_link_carries() {
     let mut worker = transitd::worker::Worker::new(io, snap.clone());
     worker.run_to_end(Some(snap.eth)).unwrap();
     let (io, _) = worker.into_parts();
-    assert_eq!(fates(&io.verdicts), ["tx:icmp_too_big", "tx:fragment"]);
+    assert_eq!(fates(&io.verdicts), ["tx:icmp_too_big", "tx:fragment", "tx:encapsulated"]);
     assert!(io.sent.iter().all(|f| f.len() <= 14 + 1400), "every frame fits the link");
     let out = temp("tunnel-past-link-out.pcap");
     write_pcap(&out, &io.sent);
-    let error = tshark_checked(&out, &["-Y", "icmp", "-T", "fields", "-e", "icmp.type", "-e", "icmp.mtu"]);
+    let error = tshark_checked(&out, &["-Y", "icmp.type == 3", "-T", "fields", "-e", "icmp.type", "-e", "icmp.mtu"]);
     assert_eq!(error, "3\t1376\n");
+    // The MSS fits the tunnel as held (1376 less 40), not its mtu (1476 less 40).
+    let mss = tshark_checked(&out, &["-Y", "tcp", "-T", "fields", "-e", "tcp.options.mss_val"]);
+    assert_eq!(mss, "1336\n");
     let whole = tshark_checked(
         &out,
         &[

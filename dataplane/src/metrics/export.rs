@@ -294,16 +294,17 @@ impl Scrape<'_> {
             },
         )?;
         let now = crate::io::wall_clock_ns();
+        let link = self.src.interface.as_deref().and_then(crate::netdev::mtu);
         family(
             enc,
             "transitd_tunnel_mtu_bytes",
-            "The largest inner IPv4 packet a tunnel takes now: its mtu, or less while a path MTU the underlay reported holds (path_mtu_discovery, ten minutes); IPv6 is held no lower than 1280",
+            "The largest inner IPv4 packet a tunnel takes now: its mtu, or less while a path MTU the underlay reported holds (path_mtu_discovery, ten minutes; IPv6 is held no lower than 1280) or where its outer packet would not fit the interface's MTU",
             MetricType::Gauge,
             |m| {
                 for t in &snap.tunnels {
                     let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
                     let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
-                    let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now);
+                    let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now, link);
                     sample(m, &labels, u64::from(mtu), MetricType::Gauge)?;
                 }
                 Ok(())

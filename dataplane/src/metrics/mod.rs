@@ -220,6 +220,23 @@ tunnel = "acme-gre"
         assert!(socket.ends_with("kernel drops: rx_ring_full 2"), "{socket}");
     }
 
+    /// A tunnel whose outer packet would not fit the served interface's MTU is scraped at
+    /// what the data plane holds it to (a 1400-byte veth: 1400 less 24 bytes of GRE over
+    /// IPv4), not at its `mtu`. Needs root, as the lab tests do.
+    #[test]
+    fn a_tunnel_past_the_interfaces_mtu_is_scraped_at_what_fits() {
+        use crate::neigh::tests::{ip, veth_pair};
+        let (a, _b, _gone) = veth_pair("tdm");
+        ip(&format!("link set {a} mtu 1400"));
+        let snap = Arc::new(snapshot_with("", ""));
+        let mut sources = sources(WorkerStats::default(), snap);
+        Arc::get_mut(&mut sources).unwrap().interface = Some(a);
+        let samples = parse(&render(&sources));
+        let mtu = |t: &str| samples.iter().find(|s| s.name == "transitd_tunnel_mtu_bytes" && s.label("tunnel") == t);
+        assert_eq!(mtu("acme-spare").map(|s| s.value), Some(1376.0));
+        assert_eq!(mtu("acme-gre").map(|s| s.value), Some(1376.0));
+    }
+
     /// A monitor-mode rate limit's preview is scraped per rule, beside its hits; an enforced
     /// rate limit, which counts its refusals as `rate_limited` drops, has no preview sample.
     #[test]

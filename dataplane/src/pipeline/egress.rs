@@ -192,7 +192,9 @@ fn return_path(
         checksum: false,
         ttl: BACKBONE_TTL,
     };
-    let room = ctx.snap.backbone_mtu().saturating_sub(tunnel.overhead());
+    // A `backbone_mtu` the link does not carry (`run` says so) is held to what it does.
+    let outer = ctx.limits.link_mtu.map_or(ctx.snap.backbone_mtu(), |link| link.min(ctx.snap.backbone_mtu()));
+    let room = outer.saturating_sub(tunnel.overhead());
     if ip.l3_len > room {
         return too_big(ctx, GreOut::Backbone(&tunnel), frame, ip, key, room);
     }

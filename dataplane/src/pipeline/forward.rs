@@ -182,17 +182,14 @@ pub(super) fn into_tunnel(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
-    let mtu = tunnel_mtu(ctx.snap, tunnel, ip.is_ipv6, ctx.now) as usize;
-    // The outer packet must fit the link too: a tunnel whose `mtu` does not (`run` names
-    // it) is held to what does, as a router's tunnel follows its underlay's route MTU.
-    let mtu = ctx.limits.link_mtu.map_or(mtu, |link| mtu.min(tunnel.mtu_on_link(link)));
+    let mtu = room(ctx, tunnel, ip.is_ipv6);
     if ip.l3_len > mtu {
         return too_big(ctx, GreOut::Tunnel(tunnel), frame, ip, key, mtu);
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     // Out of one customer's tunnel into another's: the segment crosses both.
     let from = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
-    clamp_mss(ctx.snap, ctx.now, frame, ip, key, tunnel, from);
+    clamp_mss(ctx, frame, ip, key, tunnel, from);
     ctx.label = flow_label(tunnel, key, ip);
     encap(ctx, tunnel, frame.buf, l3, ip.l3_len, ip.is_ipv6, TxReason::Encapsulated)
 }
@@ -212,7 +209,7 @@ pub(super) fn to_next_hop(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
-    clamp_mss(ctx.snap, ctx.now, frame, ip, key, from, None);
+    clamp_mss(ctx, frame, ip, key, from, None);
     // Larger than the link sends: a datagram reassembled from fragments that each fit it.
     if let Some(mtu) = ctx.limits.link_mtu
         && ip.l3_len > mtu
@@ -245,21 +242,19 @@ fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
     }
 }
 
+/// The largest inner packet `tunnel` takes now: [`tunnel_mtu`] on the backend's link.
+#[inline]
+fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
+    tunnel_mtu(ctx.snap, tunnel, is_ipv6, ctx.now, ctx.limits.link_mtu) as usize
+}
+
 /// Lowers the MSS of a TCP SYN or SYN-ACK to what fits `tunnel` (and `also`, the tunnel a
-/// decapsulated segment came out of, when it goes into another) at `now`: its `mss`, or
-/// less while a lower path MTU holds.
-fn clamp_mss(
-    snap: &Snapshot,
-    now: u64,
-    frame: &mut Frame<'_>,
-    ip: &IpFrame,
-    key: &Key,
-    tunnel: &Tunnel,
-    also: Option<&Tunnel>,
-) {
+/// decapsulated segment came out of, when it goes into another) now: its `mss`, or less
+/// while a lower path MTU or the link holds it lower.
+fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel, also: Option<&Tunnel>) {
     const SYN: u32 = 0x02;
     let flags = key.get(Dim::TcpFlags);
-    if !snap.mss_clamp || ip.fragment.is_some() || key.get(Dim::L4Proto) != 6 || flags == classifier::ABSENT {
+    if !ctx.snap.mss_clamp || ip.fragment.is_some() || key.get(Dim::L4Proto) != 6 || flags == classifier::ABSENT {
         return;
     }
     if flags & SYN == 0 {
@@ -267,8 +262,8 @@ fn clamp_mss(
     }
     let fits = |t: &Tunnel| {
         let (mss, headers) = if ip.is_ipv6 { (t.mss_v6, 60) } else { (t.mss_v4, 40) };
-        let mtu = tunnel_mtu(snap, t, ip.is_ipv6, now);
-        if mtu < t.mtu { mss.min(mtu.saturating_sub(headers).min(65535) as u16) } else { mss }
+        let mtu = room(ctx, t, ip.is_ipv6);
+        if mtu < t.mtu as usize { mss.min(mtu.saturating_sub(headers).min(65535) as u16) } else { mss }
     };
     let mss = also.map_or(fits(tunnel), |a| fits(tunnel).min(fits(a)));
     let end = frame.start + ip.l3_start + ip.l3_len;
@@ -487,7 +482,7 @@ pub(super) fn icmp_error(
     // §4.3.2.4: an address of the interface it leaves by; the anycast address is not on the
     // tunnel, and a router filtering sources strictly on it dropped every such error).
     let back = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
-    let room = back.map_or(usize::MAX, |t| tunnel_mtu(ctx.snap, t, ip.is_ipv6, ctx.now) as usize);
+    let room = back.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
     let (start, len, reason) = if ip.is_ipv6 {
         let (error, reason) = match kind {
             IcmpKind::TimeExceeded => (Icmpv6Error::HopLimitExceeded, TxReason::IcmpTimeExceeded),
@@ -545,7 +540,7 @@ fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: 
     // The source of a decapsulated packet is behind its tunnel, even where no prefix of the
     // customer holds it (the router's own tunnel address).
     if let Some(tunnel) = ctx.from.and_then(|t| snap.tunnels.get(usize::from(t))) {
-        if len > tunnel_mtu(snap, tunnel, is_ipv6, ctx.now) as usize {
+        if len > room(ctx, tunnel, is_ipv6) {
             return Verdict::Drop(DropReason::MtuExceeded);
         }
         return encap(ctx, tunnel, buf, l3, len, is_ipv6, reason);
@@ -563,7 +558,7 @@ fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: 
     let Some(tunnel) = tunnel.and_then(|t| snap.tunnels.get(usize::from(t))) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    if len > tunnel_mtu(snap, tunnel, is_ipv6, ctx.now) as usize {
+    if len > room(ctx, tunnel, is_ipv6) {
         return Verdict::Drop(DropReason::MtuExceeded);
     }
     encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)
@@ -582,7 +577,7 @@ pub(super) fn back_into(
 ) -> Verdict {
     // The tunnel's MTU is what its path takes, whatever the router sent us: an echo reply
     // as long as a request that just fitted its way in may not fit back.
-    if len > tunnel_mtu(ctx.snap, tunnel, is_ipv6, ctx.now) as usize {
+    if len > room(ctx, tunnel, is_ipv6) {
         return Verdict::Drop(DropReason::MtuExceeded);
     }
     encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)

@@ -111,19 +111,24 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFr
     Verdict::Consumed(ConsumeReason::UnderlayTooBig)
 }
 
-/// The largest inner packet `t` takes at `now` (a frame's receive time): its `mtu`, or
-/// less while its underlay's path MTU holds lower ([`process`]). An IPv6 packet is never
-/// held below 1280 bytes: IPv6 senders take no smaller (RFC 8201 §4), and a path that
-/// carries less would need the outer packet fragmented, which transitd does not do.
+/// The largest inner packet `t` takes at `now` (a frame's receive time) on a link of MTU
+/// `link` (none when the backend knows no link): its `mtu`, or less while its underlay's
+/// path MTU holds lower ([`process`]), and never more than fits the link with its outer
+/// headers ([`Tunnel::mtu_on_link`]: a tunnel whose `mtu` does not fit, which `run` names,
+/// is held to what does, as a router's tunnel follows its underlay's route MTU). An IPv6
+/// packet is never held below 1280 bytes by a path MTU: IPv6 senders take no smaller
+/// (RFC 8201 §4), and a path that carries less would need the outer packet fragmented,
+/// which transitd does not do.
 #[inline]
-pub fn tunnel_mtu(snap: &Snapshot, t: &Tunnel, is_ipv6: bool, now: u64) -> u32 {
+pub fn tunnel_mtu(snap: &Snapshot, t: &Tunnel, is_ipv6: bool, now: u64, link: Option<usize>) -> u32 {
+    let on_link = link.map_or(u32::MAX, |link| u32::try_from(t.mtu_on_link(link)).unwrap_or(u32::MAX));
     // Nearly always: no tunnel holds a path MTU, and the forwarding path pays one load.
     if !snap.health.any_path_mtu() {
-        return t.mtu;
+        return t.mtu.min(on_link);
     }
-    let Some(learned) = snap.health.path_mtu(t.id, now) else { return t.mtu };
+    let Some(learned) = snap.health.path_mtu(t.id, now) else { return t.mtu.min(on_link) };
     let learned = if is_ipv6 { learned.max(PATH_MTU_FLOOR_V6) } else { learned };
-    t.mtu.min(learned)
+    t.mtu.min(learned).min(on_link)
 }
 
 /// The packet an error quotes, when it is GRE we sent to a tunnel's router.

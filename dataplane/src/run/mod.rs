@@ -193,7 +193,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // whichever is shorter (a larger MTU set while running needs a restart to be taken, and
     // is said).
     let frame_size = shared.load().frame_size;
-    let link_mtu = placement::interface_mtu(&opts.iface);
+    let link_mtu = crate::netdev::mtu(&opts.iface);
     let largest_packet = arriving(frame_size, link_mtu);
     for line in link_mtu.map_or(Vec::new(), |mtu| placement::tunnels_past_link(&shared.load(), &opts.iface, mtu)) {
         eprintln!("{line}");
@@ -576,7 +576,7 @@ fn supervise(
             }
         }
         // One read of the interface's MTU a tick serves both its uses.
-        let mtu = placement::interface_mtu(&opts.iface);
+        let mtu = crate::netdev::mtu(&opts.iface);
         past_sockets.look(&opts.iface, mtu, sources.snapshot.load().frame_size, single_frame);
         if let Some(mtu) = mtu
             && link_mtu.swap(mtu, Ordering::Relaxed) != mtu

@@ -170,14 +170,9 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
     Ok((0..n as u32).collect())
 }
 
-/// `iface`'s MTU now (`None` if sysfs does not say).
-pub(super) fn interface_mtu(iface: &str) -> Option<usize> {
-    std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
-}
-
 /// What to say of the tunnels of `snap` whose `mtu`, with the outer headers, is more than
-/// `iface`'s MTU `link`: the data plane holds them to what fits (the first ten, then how
-/// many more).
+/// `iface`'s MTU `link` (the first ten, then how many more), and of a `backbone_mtu` more
+/// than it: the data plane holds them to what fits.
 pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, link: usize) -> Vec<String> {
     const SAID: usize = 10;
     let past: Vec<_> = snap.tunnels.iter().filter(|t| t.mtu as usize > t.mtu_on_link(link)).collect();
@@ -197,6 +192,12 @@ pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, l
         .collect();
     if past.len() > SAID {
         lines.push(format!("transitd: and {} more tunnels past {iface}'s MTU {link}", past.len() - SAID));
+    }
+    if snap.soft_unicast.is_some() && snap.backbone_mtu() > link {
+        lines.push(format!(
+            "transitd: backbone_mtu {} is more than {iface}'s MTU {link}: backbone packets are held to {link}",
+            snap.backbone_mtu()
+        ));
     }
     lines
 }
@@ -241,6 +242,15 @@ mod tests {
         assert!(said[0].contains("it is held to 1472 (larger packets"), "{said:?}");
         assert!(said[1].starts_with("transitd: tunnel six has mtu 1460 (1504 bytes"), "{said:?}");
         assert!(tunnels_past_link(&snap, "eth0", 9000).is_empty());
+        // A backbone larger than the link is named too.
+        let fleet =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/soft-unicast.toml")).unwrap();
+        let snap = crate::snapshot::Snapshot::build(&crate::config::parse("f.toml", &fleet).unwrap()).unwrap();
+        assert_eq!(snap.backbone_mtu(), 1500);
+        let said = tunnels_past_link(&snap, "eth0", 1400);
+        let backbone = "transitd: backbone_mtu 1500 is more than eth0's MTU 1400: backbone packets are held to 1400";
+        assert_eq!(said.last().map(String::as_str), Some(backbone), "{said:?}");
+        assert!(!tunnels_past_link(&snap, "eth0", 1500).iter().any(|l| l.contains("backbone")));
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub(super) fn final_report(
     }
     let now = crate::io::wall_clock_ns();
     for t in &snap.tunnels {
-        let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now);
+        let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now, None);
         if mtu < t.mtu {
             let _ = writeln!(
                 out,
