@@ -300,6 +300,75 @@ fn gre_a_router_on_the_way_fragmented_is_reassembled() {
     }
 }
 
+/// The interface's MTU lowered while `run` runs (1500 to 1400, on both ends of the link):
+/// transitd says so, names the tunnel it now holds to 1376 (1400 less 24 bytes of GRE over
+/// IPv4), and holds it there at once. A DF sender's stack learns 1400 from the upstream
+/// router, then 1376 from transitd's error (without the hold, its 1400-byte packets left
+/// in 1424-byte frames the link dropped, and nobody told the sender); a TCP upload's SYN
+/// reaches the customer's router clamped to 1336, and the upload arrives intact.
+#[test]
+fn an_interface_mtu_lowered_while_running_holds_the_tunnel_to_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("ou", 1);
+    let _router = lab.ovs_router("cust", "c0", "198.51.100.1/24", "198.51.100.254", "lan", "10.213.0.0");
+    let tunnels = "[[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"";
+    let routes = "[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"";
+    let t = lab.transitd(&config(tunnels, routes), &[]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    assert!(!t.log().contains("more than"), "the tunnel fits 1500 bytes:\n{}", t.log());
+
+    lab.run("up", "ip", &["link", "set", "dev", &lab.dev("u1"), "mtu", "1400"]);
+    lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "mtu", "1400"]);
+    let said = format!("transitd: {}'s MTU is 1400 now", lab.dev("d0"));
+    wait_for("the MTU change to be seen", Duration::from_secs(5), || t.log().contains(&said));
+    let held = "transitd: tunnel acme-gre has mtu 1476 (1500 bytes with its outer headers), more than";
+    assert!(t.log().contains(held) && t.log().contains("it is held to 1376"), "{}", t.log());
+
+    let cap = lab.capture_on("up", &lab.dev("u2"), "u2-syns", "ip proto 47");
+    let sent = lab.run(
+        "snd",
+        "/usr/bin/python3",
+        &[
+            "-c",
+            "import socket, time\n\
+                 IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14\n\
+                 d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 d.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)\n\
+                 d.connect(('203.0.113.10', 9998))\n\
+                 mtu = d.getsockopt(socket.IPPROTO_IP, IP_MTU)\n\
+                 for _ in range(50):\n\
+                 \x20   try:\n        d.send(bytes(mtu - 28))\n    except OSError:\n        pass\n\
+                 \x20   time.sleep(0.1)\n    mtu = d.getsockopt(socket.IPPROTO_IP, IP_MTU)\n\
+                 \x20   if mtu < 1400:\n        break\n\
+                 print(mtu)",
+        ],
+    );
+    let told = String::from_utf8_lossy(&sent.stdout).trim().to_string();
+
+    let dir = std::env::temp_dir();
+    let data = dir.join(format!("{}-data.bin", lab.prefix));
+    let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&data, &bytes).unwrap();
+    let received = dir.join(format!("{}-received.sha", lab.prefix));
+    let mut sink = tcp_peer(&lab, "lan", "sink", 5004, false, &received);
+    tcp_client(&lab, "snd", "push", "203.0.113.10", 5004, &data);
+    let _ = sink.wait();
+    let got = std::fs::read_to_string(&received).unwrap_or_default();
+    let file = cap.finish();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(told, "1376", "the path MTU the sender's stack took from transitd's error\n{report}");
+    assert_eq!(got, sha256(&data), "upload through the tunnel\n{report}");
+    let mss = tshark(
+        &file,
+        &["-Y", "gre and tcp.flags.syn == 1 and tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.options.mss_val"],
+    );
+    assert_eq!(mss.lines().collect::<Vec<_>>(), ["1336"], "the upload's SYN, into the tunnel\n{report}");
+    for f in [data, received, file] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 #[test]
 fn a_tunnel_that_stops_answering_carries_no_new_traffic_once_judged_down() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
