@@ -30,7 +30,7 @@ use gre::{GrePacket, GreRepr};
 use portslice::Owner;
 
 use super::decap::carry_ecn;
-use super::forward::{Ctx, GreOut, ipv4_checksum_ok, too_big};
+use super::forward::{Ctx, Way, ipv4_checksum_ok, too_big};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, fragments};
@@ -196,7 +196,7 @@ fn return_path(
     let outer = ctx.limits.link_mtu.map_or(ctx.snap.backbone_mtu(), |link| link.min(ctx.snap.backbone_mtu()));
     let room = outer.saturating_sub(tunnel.overhead());
     if ip.l3_len > room {
-        return too_big(ctx, GreOut::Backbone(&tunnel), frame, ip, key, room);
+        return too_big(ctx, Way::Backbone(&tunnel), frame, ip, key, room);
     }
     let l3 = frame.start + ip.l3_start;
     let tos = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map_or(0, |p| p.tos());

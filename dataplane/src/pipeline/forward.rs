@@ -184,7 +184,7 @@ pub(super) fn into_tunnel(
     }
     let mtu = room(ctx, tunnel, ip.is_ipv6);
     if ip.l3_len > mtu {
-        return too_big(ctx, GreOut::Tunnel(tunnel), frame, ip, key, mtu);
+        return too_big(ctx, Way::Tunnel(tunnel), frame, ip, key, mtu);
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     // Out of one customer's tunnel into another's: the segment crosses both.
@@ -219,7 +219,7 @@ pub(super) fn to_next_hop(
             // sends a keepalive that large.
             return Verdict::Drop(DropReason::MtuExceeded);
         }
-        return too_big(ctx, GreOut::Link(reason), frame, ip, key, mtu);
+        return too_big(ctx, Way::Link(reason), frame, ip, key, mtu);
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
@@ -341,32 +341,33 @@ pub(super) fn ethernet(
     }
 }
 
-/// Where a datagram too big for its way goes in fragments: a customer's tunnel (a router
-/// hop: the TTL is decremented, the outer header labelled), the backbone toward a server
-/// of the fleet (the packet is still on its way to this edge's egress address), or the link
-/// to the next hop as it is (a router hop, each fragment sent as `reason`).
+/// The way out a packet too big for it was to take, where its fragments go: a customer's
+/// tunnel (a router hop: the TTL is decremented, the outer header labelled), the backbone
+/// toward a server of the fleet (the packet is still on its way to this edge's egress
+/// address), or the link to the next hop as it is (a router hop, each fragment sent as
+/// `reason`).
 #[derive(Clone, Copy)]
-pub(super) enum GreOut<'a> {
+pub(super) enum Way<'a> {
     Tunnel(&'a Tunnel),
     Backbone(&'a GreTunnel),
     Link(TxReason),
 }
 
-impl GreOut<'_> {
+impl Way<'_> {
     /// The GRE each fragment is wrapped in (none on the link).
     fn gre(&self) -> Option<&GreTunnel> {
         match self {
-            GreOut::Tunnel(t) => Some(&t.gre),
-            GreOut::Backbone(g) => Some(g),
-            GreOut::Link(_) => None,
+            Way::Tunnel(t) => Some(&t.gre),
+            Way::Backbone(g) => Some(g),
+            Way::Link(_) => None,
         }
     }
 
     /// Why a packet too big for it is dropped.
     fn too_big(&self) -> DropReason {
         match self {
-            GreOut::Tunnel(_) | GreOut::Link(_) => DropReason::MtuExceeded,
-            GreOut::Backbone(_) => DropReason::BackboneMtuExceeded,
+            Way::Tunnel(_) | Way::Link(_) => DropReason::MtuExceeded,
+            Way::Backbone(_) => DropReason::BackboneMtuExceeded,
         }
     }
 }
@@ -377,7 +378,7 @@ impl GreOut<'_> {
 /// fragment_ipv4` allows). What can be neither is dropped as `out`'s too-big reason.
 pub(super) fn too_big(
     ctx: &mut Ctx<'_>,
-    out: GreOut<'_>,
+    out: Way<'_>,
     frame: &mut Frame<'_>,
     ip: &IpFrame,
     key: &Key,
@@ -391,7 +392,7 @@ pub(super) fn too_big(
     if !ctx.snap.fragment_ipv4 {
         return Verdict::Drop(out.too_big());
     }
-    if let GreOut::Tunnel(tunnel) = out {
+    if let Way::Tunnel(tunnel) = out {
         ctx.label = flow_label(tunnel, key, ip);
     }
     fragment_into(ctx, out, frame, ip, mtu)
@@ -399,12 +400,12 @@ pub(super) fn too_big(
 
 /// Fragments an IPv4 datagram without DF to `mtu` bytes (RFC 791) into `out`: the later
 /// fragments into the spill, each encapsulated, the first in place.
-fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: &IpFrame, mtu: usize) -> Verdict {
+fn fragment_into(ctx: &mut Ctx<'_>, out: Way<'_>, frame: &mut Frame<'_>, ip: &IpFrame, mtu: usize) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
     let (reason, tunnel) = match out {
-        GreOut::Tunnel(t) => (TxReason::Fragment, Some(t.id)),
-        GreOut::Backbone(_) => (TxReason::Backbone, None),
-        GreOut::Link(reason) => (reason, None),
+        Way::Tunnel(t) => (TxReason::Fragment, Some(t.id)),
+        Way::Backbone(_) => (TxReason::Backbone, None),
+        Way::Link(reason) => (reason, None),
     };
     let l3 = frame.start + ip.l3_start;
     let Some(packet) = frame.buf.get(l3..l3 + ip.l3_len) else { return Verdict::Drop(DropReason::Truncated) };
@@ -412,7 +413,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
     if ctx.spill.room() < plan.count() - 1 {
         return Verdict::Drop(DropReason::FragmentsOverflow);
     }
-    if let GreOut::Tunnel(_) | GreOut::Link(_) = out {
+    if let Way::Tunnel(_) | Way::Link(_) = out {
         decrement_ttl(frame.buf, l3, false);
     }
     let packet = &frame.buf[l3..l3 + ip.l3_len];
@@ -426,7 +427,7 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
             None => prepend_ethernet(slot, HEADROOM, eth, ETHERTYPE_IPV4),
         };
         if let Some(start) = framed {
-            if let GreOut::Tunnel(t) = out {
+            if let Way::Tunnel(t) = out {
                 label_outer(slot, start, t, ctx.label);
             }
             ctx.spill.push(start, HEADROOM + len - start, reason, tunnel);
@@ -435,13 +436,13 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: GreOut<'_>, frame: &mut Frame<'_>, ip: 
     }
     let len = plan.shrink_to_first(&mut frame.buf[l3..l3 + ip.l3_len]);
     let verdict = match out {
-        GreOut::Tunnel(t) => encap(ctx, t, frame.buf, l3, len, false, reason),
-        GreOut::Backbone(g) => match encap_gre(frame.buf, l3, len, PROTO_IPV4, tos, g, eth) {
+        Way::Tunnel(t) => encap(ctx, t, frame.buf, l3, len, false, reason),
+        Way::Backbone(g) => match encap_gre(frame.buf, l3, len, PROTO_IPV4, tos, g, eth) {
             Ok(start) => Verdict::Tx { start, len: l3 + len - start, reason },
             Err(EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
             Err(_) => Verdict::Drop(DropReason::Truncated),
         },
-        GreOut::Link(_) => ethernet(ctx, frame.buf, l3, len, false, reason),
+        Way::Link(_) => ethernet(ctx, frame.buf, l3, len, false, reason),
     };
     if !matches!(verdict, Verdict::Tx { .. }) {
         // The datagram is dropped whole: none of its later fragments may go alone.
