@@ -168,12 +168,78 @@ pub fn solicit(ip: IpAddr, ifindex: u32) -> io::Result<()> {
     }
 }
 
+/// Changes to the kernel's neighbour table (the RTNLGRP_NEIGH multicast group), read
+/// without waiting: the follower looks at its next hop's entry again as soon as the kernel
+/// says it changed (a router replaced, its MAC moved, its entry failed or deleted), where
+/// it saw the change only at its next `refresh`, ten seconds in `run`, and sent every frame
+/// to a MAC nobody had any more until then.
+struct NeighbourEvents {
+    socket: Socket,
+    buf: Vec<u8>,
+}
+
+impl NeighbourEvents {
+    fn subscribe() -> io::Result<NeighbourEvents> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.add_membership(libc::RTNLGRP_NEIGH)?;
+        socket.set_non_blocking(true)?;
+        Ok(NeighbourEvents { socket, buf: vec![0; 64 * 1024] })
+    }
+
+    /// Reads every change said since the last call; whether any may concern `watched` (an
+    /// address on an interface). Events lost to a full socket buffer (ENOBUFS) may have.
+    fn changed(&mut self, watched: Option<(IpAddr, u32)>) -> bool {
+        let mut changed = false;
+        // Bounded: a table changing faster than this is read is looked at anyway.
+        for _ in 0..256 {
+            match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => changed |= watched.is_some_and(|w| concerns(&self.buf[..n.min(self.buf.len())], w)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return changed,
+                Err(_) => return true,
+            }
+        }
+        true
+    }
+}
+
+/// Whether the netlink messages in `bytes` say something about the neighbour entry of
+/// `watched` (an address on an interface). A message that cannot be read may.
+fn concerns(mut bytes: &[u8], (ip, ifindex): (IpAddr, u32)) -> bool {
+    const HEADER: usize = 16;
+    while bytes.len() >= HEADER {
+        let len = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let Some(message) = bytes.get(..len).filter(|_| len >= HEADER) else { return true };
+        let neighbour = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(message).map(|m| m.payload) {
+            Ok(NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n),
+            )) => Some(n),
+            Ok(_) => None,
+            Err(_) => return true,
+        };
+        if let Some(n) = neighbour
+            && n.header.ifindex == ifindex
+            && n.attributes.iter().any(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip == IpAddr::V4(*v4),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => ip == IpAddr::V6(*v6),
+                _ => false,
+            })
+        {
+            return true;
+        }
+        // Messages are 4-byte aligned (NLMSG_ALIGN).
+        bytes = bytes.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    false
+}
+
 /// Keeps `cell` holding the next hop's MAC on interface `ifindex` until `stop`, following the running
 /// configuration's `next_hop` (read through `target` every 100 ms, so that a reload that
 /// changes it takes effect within that): a configured MAC is stored as it is; an address is
 /// looked up in the neighbour table (and its entry marked in use) every second while
-/// unresolved, every `refresh` once resolved. Logs one line when the next hop becomes unresolved and one when
-/// it resolves or changes.
+/// unresolved, every `refresh` once resolved, and within 100 ms of the kernel saying its
+/// entry changed ([`NeighbourEvents`]). Logs one line when the next hop becomes unresolved
+/// and one when it resolves or changes.
 pub fn follow_next_hop(
     ifindex: u32,
     target: impl Fn() -> NextHop,
@@ -195,6 +261,14 @@ pub fn follow_next_hop(
     // `next_hop_unresolved` meanwhile (a router being replaced still forwards).
     let mut carried: Option<([u8; 6], Instant)> = None;
     let mut carry_said = false;
+    let mut events = NeighbourEvents::subscribe()
+        .inspect_err(|e| {
+            eprintln!(
+                "transitd: cannot follow the neighbour table's changes ({e}): the next hop is looked up every {} s",
+                refresh.as_secs()
+            )
+        })
+        .ok();
     while !stop.load(Ordering::Relaxed) {
         let now_target = target();
         if now_target != followed {
@@ -202,6 +276,13 @@ pub fn follow_next_hop(
             carry_said = false;
             // A new next hop is logged once it resolves, even to the same MAC.
             (followed, warned, next_look, last) = (now_target, false, Instant::now(), None);
+        }
+        let watched = match followed {
+            NextHop::Neighbour(ip) => Some((ip, ifindex)),
+            _ => None,
+        };
+        if events.as_mut().is_some_and(|e| e.changed(watched)) && watched.is_some() {
+            next_look = Instant::now();
         }
         if Instant::now() >= next_look {
             next_look = match followed {
@@ -355,6 +436,71 @@ pub(crate) mod tests {
         assert!(state(2).contains("PERMANENT"), "{}", state(2));
         assert!(state(3).contains("DELAY") || state(3).contains("PROBE"), "not revalidated: {}", state(3));
         assert!(state(4).contains("extern_learn"), "a routing daemon's entry lost its flag: {}", state(4));
+    }
+
+    /// A change to the next hop's entry is followed at once, not at the next refresh (a
+    /// minute here): its MAC replaced, then the entry deleted. Needs root.
+    #[test]
+    fn the_follower_sees_its_next_hops_entry_change_at_once() {
+        let (a, _b, _gone) = veth_pair("tdc");
+        ip(&format!("addr add 10.250.79.1/24 dev {a}"));
+        ip(&format!("neigh add 10.250.79.2 lladdr 02:00:00:00:79:02 dev {a} nud permanent"));
+        ip(&format!("neigh add 10.250.79.3 lladdr 02:00:00:00:79:03 dev {a} nud permanent"));
+        let ifindex: u32 =
+            std::fs::read_to_string(format!("/sys/class/net/{a}/ifindex")).unwrap().trim().parse().unwrap();
+        let cell = Arc::new(NextHopCell::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let target = NextHop::Neighbour(IpAddr::from([10, 250, 79, 2]));
+        let follower = {
+            let (cell, stop) = (cell.clone(), stop.clone());
+            std::thread::spawn(move || follow_next_hop(ifindex, || target, cell, stop, Duration::from_secs(60)))
+        };
+        let within = |what: &str, want: Option<[u8; 6]>| {
+            let start = Instant::now();
+            while cell.get() != want {
+                assert!(start.elapsed() < Duration::from_secs(3), "{what}: {:?}", cell.get());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        within("first look", Some([2, 0, 0, 0, 0x79, 2]));
+        // Another entry changes first: read past, its message does not hide the next hop's.
+        ip(&format!("neigh replace 10.250.79.3 lladdr 02:00:00:00:79:33 dev {a} nud permanent"));
+        ip(&format!("neigh replace 10.250.79.2 lladdr 02:00:00:00:79:22 dev {a} nud permanent"));
+        within("the MAC replaced", Some([2, 0, 0, 0, 0x79, 0x22]));
+        ip(&format!("neigh del 10.250.79.2 dev {a}"));
+        within("the entry deleted", None);
+        stop.store(true, Ordering::Relaxed);
+        follower.join().unwrap();
+    }
+
+    #[test]
+    fn neighbour_messages_are_read_for_the_entry_watched() {
+        let message = |ifindex: u32, ip: [u8; 4]| {
+            let mut n = NeighbourMessage::default();
+            n.header.family = AddressFamily::Inet;
+            n.header.ifindex = ifindex;
+            n.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip.into())));
+            let mut m = NetlinkMessage::new(
+                NetlinkHeader::default(),
+                NetlinkPayload::from(RouteNetlinkMessage::NewNeighbour(n)),
+            );
+            m.finalize();
+            let mut buf = vec![0; m.header.length as usize];
+            m.serialize(&mut buf[..]);
+            buf
+        };
+        let watched = (IpAddr::from([10, 0, 0, 1]), 7);
+        assert!(concerns(&message(7, [10, 0, 0, 1]), watched));
+        assert!(!concerns(&message(8, [10, 0, 0, 1]), watched), "another interface");
+        assert!(!concerns(&message(7, [10, 0, 0, 2]), watched), "another address");
+        // Two messages in one read: the second is found.
+        let two = [message(7, [10, 0, 0, 2]), message(7, [10, 0, 0, 1])].concat();
+        assert!(concerns(&two, watched));
+        // A length past the buffer is unreadable: looked at anyway.
+        let mut cut = message(7, [10, 0, 0, 2]);
+        cut.truncate(cut.len() - 1);
+        assert!(concerns(&cut, watched));
+        assert!(!concerns(&[], watched));
     }
 
     /// `lookup` answers for the address on the interface asked, as `ip neigh` shows it: the
