@@ -29,13 +29,23 @@ const PROBE_IDENT: u16 = 0x7464; // "td"
 
 /// Writes probe `seq` of tunnel `t` into `buf`, with `tag` its
 /// [`HealthTable::tag`](crate::snapshot::health::HealthTable::tag): the inner IPv4 packet,
-/// an ICMP echo reply from the router's side (`peer`) to ours. Returns its length.
-pub fn write_probe(buf: &mut [u8], t: TunnelId, ours: Ipv4Addr, peer: Ipv4Addr, tag: u64, seq: u32) -> Option<usize> {
+/// an ICMP echo reply from the router's side (`peer`) to ours, naming `sender`, this
+/// server's backbone address in a soft-unicast fleet (where another server that gets the
+/// reply relays it). Returns its length.
+pub fn write_probe(
+    buf: &mut [u8],
+    t: TunnelId,
+    (ours, peer): (Ipv4Addr, Ipv4Addr),
+    tag: u64,
+    seq: u32,
+    sender: Option<Ipv4Addr>,
+) -> Option<usize> {
     let mut payload = [0u8; PROBE_PAYLOAD_LEN];
     payload[..8].copy_from_slice(&PROBE_MAGIC);
     payload[8..16].copy_from_slice(&tag.to_be_bytes());
     payload[16..18].copy_from_slice(&t.to_be_bytes());
     payload[20..24].copy_from_slice(&seq.to_be_bytes());
+    payload[24..28].copy_from_slice(&sender.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
     let echo = Echo { kind: ICMPV4_ECHO_REPLY, src: peer, dst: ours, ident: PROBE_IDENT, seq: seq as u16, ttl: 64 };
     write_ipv4_echo(buf, &echo, &payload)
 }
@@ -335,10 +345,10 @@ pub fn spill_probe(
     let (Some(tunnel), Some(eth)) = (snap.tunnels.get(usize::from(t)), eth) else { return Sent::Cannot };
     let Some(iface) = tunnel.interface else { return Sent::Cannot };
     let Some(slot) = spill.next_slot() else { return Sent::NoRoom };
-    let Some(len) = slot
-        .get_mut(HEADROOM..)
-        .and_then(|b| write_probe(b, t, iface.ours, iface.peer, snap.health.tag(&tunnel.name, seq), seq))
-    else {
+    let Some(len) = slot.get_mut(HEADROOM..).and_then(|b| {
+        let sender = snap.soft_unicast.as_ref().map(|su| su.backbone);
+        write_probe(b, t, (iface.ours, iface.peer), snap.health.tag(&tunnel.name, seq), seq, sender)
+    }) else {
         return Sent::Cannot;
     };
     match gre::encap_gre(slot, HEADROOM, len, gre::packet::PROTO_IPV4, 0, &tunnel.gre, eth) {
@@ -415,7 +425,7 @@ remote = "198.51.100.2"
         let mut buf = [0u8; 64];
         let iface = s.tunnels[usize::from(t)].interface.unwrap();
         let name = &s.tunnels[usize::from(t)].name;
-        let len = write_probe(&mut buf, sent_as, iface.ours, iface.peer, s.health.tag(name, seq), seq).unwrap();
+        let len = write_probe(&mut buf, sent_as, (iface.ours, iface.peer), s.health.tag(name, seq), seq, None).unwrap();
         buf[28..len].to_vec()
     }
 

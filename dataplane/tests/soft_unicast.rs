@@ -710,6 +710,101 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
     assert!(refused.starts_with("fleet.toml:12:15: --this-server `a9` is not a [[soft_unicast.server]]"), "{refused}");
 }
 
+/// Health probes in a fleet: a tunnel's router returns every server's probes to the anycast
+/// address, so to whichever server is nearest it. There, a reply to another server's probe
+/// (its payload names that server's backbone address) is relayed over the backbone to it,
+/// which records it; it was dropped as `tunnel_interface`, and every server but the nearest
+/// took the tunnel for down. scapy plays the router: it decapsulates a1's probe and returns
+/// the inner packet, as it is, in GRE to the anycast address; a2 gets it. tshark reads the
+/// relayed frame.
+#[test]
+fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
+    use transitd::snapshot::{Host, Snapshot};
+    let (config, _) = fleet();
+    let config = format!(
+        "{config}\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+         [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+         [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"\n"
+    );
+    let loaded = transitd::config::parse("fleet.toml", &config).unwrap();
+    let host = |name: &str| Host { iface_mac_known: true, this_server: Some(name.to_string()) };
+    let a1 = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host("a1")).unwrap());
+    let a2 = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host("a2")).unwrap());
+    // Each server's tags are under its own key (`run` draws one at random).
+    a1.health.set_key([0xa1, 1]);
+    a2.health.set_key([0xa2, 2]);
+    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+
+    // a1's probe 7, as its prober sends it, and a forged one (another tag).
+    let mut spill = transitd::pipeline::Spill::new(4, a1.frame_size);
+    assert_eq!(transitd::health::spill_probe(&a1, t, 7, Some(&a1.eth), &mut spill), transitd::health::Sent::Yes);
+    let probe: Vec<u8> = spill.frames().next().unwrap().to_vec();
+    let dir = std::env::temp_dir().join(format!("transitd-su-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sent, back, relayed) = (dir.join("probe.pcap"), dir.join("back.pcap"), dir.join("relayed.pcap"));
+    write_pcap(&sent, &[probe]);
+    scapy_pcap(
+        &back,
+        &format!(
+            "probe = rdpcap('{}')[0]\n\
+             inner = probe[GRE].payload\n\
+             assert probe[IP].dst == '198.51.100.1' and inner[ICMP].type == 0, probe.show(dump=True)\n\
+             forged = inner.copy(); forged[Raw].load = forged[Raw].load[:8] + bytes(8) + forged[Raw].load[16:]\n\
+             back = lambda i: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/i\n\
+             frames = [back(inner), back(forged)]",
+            sent.display()
+        ),
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&back).into_iter().map(|f| f.bytes).collect();
+
+    // At a2: relayed, both (a2 cannot tell a forged tag of a1's from a good one).
+    let run = |snap: &std::sync::Arc<Snapshot>, frames: Vec<Vec<u8>>| {
+        let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+        let mut worker = transitd::worker::Worker::new(io, snap.clone());
+        worker.run_to_end(Some(snap.eth)).unwrap();
+        worker.into_parts().0
+    };
+    let io = run(&a2, frames.clone());
+    let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
+    assert_eq!(fates(&io.verdicts), [relay.clone(), relay]);
+    assert_eq!(a2.health.replied(t), 0, "not a2's probe");
+    write_pcap(&relayed, &io.sent);
+    let rows = tshark(
+        &relayed,
+        &["-T", "fields", "-E", "occurrence=a", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key", "-e", "icmp.type"],
+    );
+    let first = rows.lines().next().unwrap_or_default();
+    // Backbone GRE from a2 to a1, key 0x5355 with 0x80 in its low byte, around the router's
+    // reply to our side of the tunnel.
+    assert_eq!(first, "10.9.0.12,10.213.0.1\t10.9.0.11,10.213.0.0\t0x00535580\t0", "{rows}");
+
+    // The XDP programs hand both to the data plane (here, to a queue with no socket): the
+    // router's reply at a2, and the relayed one at a1, which is backbone GRE for a1 that
+    // the program does not decapsulate for the host.
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &a2).expect("program the XDP maps");
+    assert_eq!(program.test_run(&frames[0]).expect("test run").0, transitd_bpf::XdpDecision::NoSocket);
+    transitd::run::program_xdp(&program, &a1).expect("program the XDP maps");
+    assert_eq!(program.test_run(&io.sent[0]).expect("test run").0, transitd_bpf::XdpDecision::NoSocket);
+
+    // At a1: the relayed reply is recorded, the forged one is not.
+    let io = run(&a1, io.sent.clone());
+    let recorded = format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name());
+    assert_eq!(fates(&io.verdicts), [recorded, DropReason::TunnelInterface.name().to_string()]);
+    assert_eq!(a1.health.replied(t), 7);
+
+    // a1 gets its own reply straight from the router: recorded, not relayed.
+    let a1_direct = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host("a1")).unwrap());
+    a1_direct.health.set_key([0xa1, 1]);
+    let io = run(&a1_direct, frames[..1].to_vec());
+    assert_eq!(
+        fates(&io.verdicts),
+        [format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name())]
+    );
+    assert_eq!(a1_direct.health.replied(t), 7);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Backbone GRE from a server of the fleet with another key (a `backbone_key` change
 /// rolling out) or no hop is counted apart from GRE of unknown origin.
 #[test]

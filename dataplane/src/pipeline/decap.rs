@@ -26,6 +26,7 @@ use super::parse::{IpFrame, Parsed, parse_frame_into, parse_inner, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, by_fate};
 use super::{Outcome, WouldLimit};
+use crate::snapshot::health::probe_sender;
 use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
 
 /// IP protocol number of GRE.
@@ -325,7 +326,10 @@ fn to_our_side(
         if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
             return Verdict::Consumed(ConsumeReason::HealthProbeReply);
         }
-        return Verdict::Drop(DropReason::TunnelInterface);
+        // Another server of the fleet's probe: the one that sent it judges it.
+        return probe_sender(payload)
+            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to))
+            .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
     if icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
         && ctx.limits.icmp.admit(0, 0, ctx.now)
@@ -335,6 +339,30 @@ fn to_our_side(
         return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len, false, TxReason::EchoReply);
     }
     Verdict::Drop(DropReason::TunnelInterface)
+}
+
+/// A probe reply another server of the fleet relayed ([`super::egress::relay_probe_reply`]):
+/// an ICMP echo reply from the router's side of the tunnel its payload names to ours, as it
+/// left the router. Recorded if its tag is ours.
+pub(super) fn relayed_probe_reply(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
+    let end = frame.start + ip.l3_start + ip.l3_len;
+    let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
+    let tid = payload.get(16..18).map_or(TunnelId::MAX, |b| TunnelId::from_be_bytes([b[0], b[1]]));
+    let Some(tunnel) = ctx.snap.tunnels.get(usize::from(tid)) else {
+        return Verdict::Drop(DropReason::TunnelInterface);
+    };
+    let ends = tunnel.interface.map(|i| (u32::from(i.peer), u32::from(i.ours)));
+    let this = ((key.src_addr() >> 96) as u32, (key.dst_addr() >> 96) as u32);
+    if ip.is_ipv6
+        || ip.fragment.is_some()
+        || key.get(Dim::L4Proto) != 1
+        || key.get(Dim::IcmpType) != u32::from(ICMPV4_ECHO_REPLY)
+        || ends != Some(this)
+        || !ctx.snap.health.record_reply(tid, &tunnel.name, payload)
+    {
+        return Verdict::Drop(DropReason::TunnelInterface);
+    }
+    Verdict::Consumed(ConsumeReason::HealthProbeReply)
 }
 
 /// RFC 6040 §4.2 (normal mode): a congestion mark a router put on the outer header on the

@@ -18,7 +18,9 @@
 //!
 //! Backbone GRE carries the hop in the key's low byte, so that no packet crosses more than
 //! one data centre boundary and one server hop: a plan that disagrees between servers (a
-//! reload half-way through the fleet) drops as `backbone_loop` rather than looping. The XDP
+//! reload half-way through the fleet) drops as `backbone_loop` rather than looping. The
+//! backbone also carries tunnel health probes' replies to the server that sent the probe
+//! ([`relay_probe_reply`], [`PROBE_REPLY`] in the low byte). The XDP
 //! program does the common cases itself (delivers what this server owns, decapsulating
 //! backbone GRE for it); what reaches here is forwarded, and counted.
 
@@ -92,7 +94,9 @@ fn from_backbone(
         Err(e) => return Verdict::Drop(e.into()),
     };
     let hop = match repr.key {
-        Some(k) if k >> 8 == su.key_id && matches!(k & 0xff, 1 | 2) && repr.protocol == PROTO_IPV4 => (k & 0xff) as u8,
+        Some(k) if k >> 8 == su.key_id && matches!(k as u8, 1 | 2 | PROBE_REPLY) && repr.protocol == PROTO_IPV4 => {
+            k as u8
+        }
         _ => return Verdict::Drop(DropReason::BackboneBadKey),
     };
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
@@ -105,6 +109,9 @@ fn from_backbone(
     };
     if !ipv4_checksum_ok(data, &ip) {
         return Verdict::Drop(DropReason::BadIpv4Checksum);
+    }
+    if hop == PROBE_REPLY {
+        return super::decap::relayed_probe_reply(ctx, frame, &key, &ip);
     }
     if su.owners.data_centre((key.dst_addr() >> 96) as u32).is_none() {
         return Verdict::Drop(DropReason::BackboneNotEgress);
@@ -185,10 +192,26 @@ fn return_path(
             (su.dc_backbone_of[usize::from(dc)], 1)
         }
     };
+    to_server(ctx, su, frame, key, ip, target, next_hop, TxReason::Backbone)
+}
+
+/// Sends the IPv4 packet `ip` of `frame` over the backbone to the server or data centre at
+/// backbone address `target`, with `hop` in the key's low byte, as `reason`.
+#[allow(clippy::too_many_arguments)]
+fn to_server(
+    ctx: &mut Ctx<'_>,
+    su: &SoftUnicast,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    target: std::net::Ipv4Addr,
+    hop: u8,
+    reason: TxReason,
+) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
     let tunnel = GreTunnel {
         endpoints: Endpoints::V4 { local: su.backbone, remote: target },
-        key: Some(su.key(next_hop)),
+        key: Some(su.key(hop)),
         checksum: false,
         ttl: BACKBONE_TTL,
     };
@@ -201,10 +224,35 @@ fn return_path(
     let l3 = frame.start + ip.l3_start;
     let tos = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map_or(0, |p| p.tos());
     match encap_gre(frame.buf, l3, ip.l3_len, PROTO_IPV4, tos, &tunnel, eth) {
-        Ok(start) => Verdict::Tx { start, len: l3 + ip.l3_len - start, reason: TxReason::Backbone },
+        Ok(start) => Verdict::Tx { start, len: l3 + ip.l3_len - start, reason },
         Err(gre::EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
         Err(_) => Verdict::Drop(DropReason::Truncated),
     }
+}
+
+/// The low byte of the backbone key of a health probe's reply relayed to the server that
+/// sent the probe ([`relay_probe_reply`]): no hop of the return path (1 or 2), so the XDP
+/// program hands it to the data plane, not to the host.
+pub const PROBE_REPLY: u8 = 0x80;
+
+/// A reply to a health probe that another server of the fleet sent, whose payload names
+/// that server's backbone address `to`: sent on to it over the backbone. The router's
+/// replies come to the anycast address, so to whichever server is nearest the router, not
+/// to the one that probed; each server's tags are under its own key, and the one that
+/// probed is the one that can tell its reply. `None`: not in a fleet, or `to` is no other
+/// server of it.
+pub(super) fn relay_probe_reply(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    to: std::net::Ipv4Addr,
+) -> Option<Verdict> {
+    let su = ctx.snap.soft_unicast.as_ref()?;
+    if to == su.backbone || !su.server_backbone.contains(&to) {
+        return None;
+    }
+    Some(to_server(ctx, su, frame, key, ip, to, PROBE_REPLY, TxReason::ProbeReplyRelayed))
 }
 
 /// The port that says who owns a return packet: TCP or UDP destination port; an ICMP echo

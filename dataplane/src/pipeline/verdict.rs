@@ -199,6 +199,8 @@ reasons! {
         HealthProbe = "health_probe",
         /// Return traffic forwarded over the backbone to the server that owns it.
         Backbone = "backbone",
+        /// A reply to another server's tunnel health probe, relayed to it over the backbone.
+        ProbeReplyRelayed = "probe_reply_relayed",
         /// A SYN-ACK challenging a SYN (or an ACK challenging a SYN-ACK) above its rule's
         /// threshold, sent from the customer's
         /// address (TCP protection).

@@ -15,8 +15,18 @@ use super::TunnelId;
 
 /// The first bytes of every probe's payload.
 pub const PROBE_MAGIC: [u8; 8] = *b"transitd";
-/// Payload: magic, tag (8), tunnel id (2), zero (2), sequence number (4).
-pub const PROBE_PAYLOAD_LEN: usize = 24;
+/// Payload: magic, tag (8), tunnel id (2), zero (2), sequence number (4), and the backbone
+/// address of the server that sent it (4; zero outside a soft-unicast fleet), where the
+/// server its reply reaches relays it.
+pub const PROBE_PAYLOAD_LEN: usize = 28;
+
+/// The backbone address a probe's payload names, if it is a probe's and names one (the
+/// tag is not checked: only the server that sent it can).
+pub fn probe_sender(payload: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let p = payload.get(..PROBE_PAYLOAD_LEN)?;
+    let addr = std::net::Ipv4Addr::new(p[24], p[25], p[26], p[27]);
+    (p[..8] == PROBE_MAGIC && !addr.is_unspecified()).then_some(addr)
+}
 
 /// How long a path MTU learned from a Packet Too Big holds before the tunnel's configured
 /// `mtu` is tried again: RFC 1191 §6.3's and RFC 8201 §4's ten minutes.
@@ -243,7 +253,9 @@ impl HealthTable {
     /// Records a probe reply that arrived through tunnel `t`, named `name`, if its payload
     /// is one of ours for that tunnel (its tag verifies). Returns whether it was.
     pub fn record_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> bool {
-        let Some(p) = payload.get(..PROBE_PAYLOAD_LEN) else { return false };
+        // What the tag covers, up to the sequence number: the sender's address after it is
+        // for relaying (and absent from probes transitd sent before it had one).
+        let Some(p) = payload.get(..24) else { return false };
         let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
         let seq = word(20..24) as u32;
         if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(name, seq) {
