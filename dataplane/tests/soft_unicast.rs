@@ -805,6 +805,51 @@ fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Backbone GRE the XDP program and the pipeline once judged apart (a review found them):
+/// - a fragment of GRE to this server's backbone address (the fleet sends none): the program
+///   handed it to the data plane, which found no customer's and passed it back to the host
+///   through the punt device; now the program passes it itself;
+/// - whole backbone GRE from a server of the fleet whose outer length ends before its inner
+///   packet does: the program stripped the outer headers and gave the host the inner packet
+///   whole, which the pipeline drops as cut short; now it hands it to the data plane.
+///
+/// Each frame's decision in the kernel's test run, beside the pipeline's verdict.
+#[test]
+fn backbone_fragments_and_short_outer_packets_are_judged_alike() {
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-short-{}.pcap", std::process::id()));
+    // Port 1500 of 198.18.200.1 is a1's, this server's.
+    scapy_pcap(
+        &file,
+        "inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=1500)/Raw(b'x' * 40)\n\
+         gre = GRE(key_present=1, key=(0x5355 << 8) | 2)/inner\n\
+         e = lambda ip: Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/ip\n\
+         first, later = fragment(IP(src='203.0.113.5', dst='10.9.0.11', id=9)/gre, fragsize=32)[:2]\n\
+         short = IP(bytes(IP(src='10.9.0.12', dst='10.9.0.11')/gre))\n\
+         short.len = 20 + 8 + 20; del short.chksum\n\
+         whole = IP(src='10.9.0.12', dst='10.9.0.11')/gre\n\
+         frames = [e(first), e(later), e(short), e(whole)]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    let decisions: Vec<X> = frames.iter().map(|f| program.test_run(f).expect("test run (needs root)").0).collect();
+    let pass = format!("pass:{}", PassReason::NoCustomer.name());
+    assert_eq!(
+        fates(&verdicts),
+        [
+            pass.clone(),
+            pass,
+            DropReason::Truncated.name().to_string(),
+            format!("pass:{}", PassReason::EgressLocal.name())
+        ]
+    );
+    assert_eq!(decisions, [X::Passed, X::Passed, X::NoSocket, X::BackboneLocal]);
+}
+
 /// Backbone GRE from a server of the fleet with another key (a `backbone_key` change
 /// rolling out) or no hop is counted apart from GRE of unknown origin.
 #[test]

@@ -275,7 +275,13 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	/* The inner packet ends where the outer one does (not at the frame's end: what
 	 * follows is Ethernet padding), as the data plane bounds it. */
 	__u32 inner_at = link + sizeof(*ip) + sizeof(*g), outer_end = link + bpf_ntohs(ip->tot_len);
-	if ((void *)(inner + 1) > end || egress_mine(ctx, cfg, inner, end, inner_at, outer_end) != 1)
+	if ((void *)(inner + 1) > end)
+		return 0;
+	/* An inner packet that says it runs past the outer one is cut short: the data plane
+	 * drops it (`truncated`); stripped here, the lying outer length would be gone. */
+	if (inner_at + bpf_ntohs(inner->tot_len) > outer_end)
+		return 0;
+	if (egress_mine(ctx, cfg, inner, end, inner_at, outer_end) != 1)
 		return 0;
 	if (!carry_ecn(ip, inner))
 		return 0;

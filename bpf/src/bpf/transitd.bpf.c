@@ -280,7 +280,10 @@ int xdp_transitd(struct xdp_md *ctx)
 			int mine = egress_mine(ctx, cfg, ip, end, link, 0);
 			if (mine == 1)
 				return count(STAT_EGRESS_LOCAL, XDP_PASS);
-			int to_backbone = ip->protocol == IPPROTO_GRE_ &&
+			/* Whole: a fragment of GRE to a backbone address is no backbone packet the
+			 * data plane forwards (the fleet sends none); the host gets it, as the data
+			 * plane would hand it over (no customer's). */
+			int to_backbone = ip->protocol == IPPROTO_GRE_ && !(ip->frag_off & bpf_htons(0x3fff)) &&
 					  (ip->daddr == cfg->backbone_v4 || ip->daddr == cfg->dc_backbone_v4);
 			if (mine == 0) {
 				fate = OURS;
