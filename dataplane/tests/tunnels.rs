@@ -612,6 +612,29 @@ fn icmp_rate_zero_sends_no_icmp_error_and_no_ping_reply() {
     assert_eq!(v.iter().filter(|v| matches!(v, Verdict::Tx { reason: T::Encapsulated, .. })).count(), 3);
 }
 
+/// The ICMP budget is spent on messages sent, not on requests refused (RFC 1812 §4.3.2.8):
+/// pings of our side of a tunnel that get no reply (they carry IP options, which an
+/// in-place reply cannot honour) took a token each, and the errors after them found none.
+/// With a burst of two, two such pings, then two packets whose TTL runs out: both errors go.
+#[test]
+fn pings_that_get_no_reply_spend_no_icmp_budget() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 2\n", 1);
+    let file = temp("ping-options");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = IP(src='10.213.0.1', dst='10.213.0.0', options=[IPOption_NOP()] * 4)/ICMP(type=8, id=1, seq=1)\n\
+         late = IP(src='198.18.0.10', dst='203.0.113.10', ttl=1)/UDP(sport=5000, dport=53)\n\
+         frames = [gre(ping), gre(ping), Ether(dst='02:00:00:00:00:01')/late, Ether(dst='02:00:00:00:00:01')/late]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (refused, late) = (DropReason::TunnelInterface.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
+    assert_eq!(fates(&v), [refused, refused, &late, &late]);
+}
+
 /// What we send back into a tunnel fits its MTU: a time-exceeded about a packet as long as
 /// the tunnel takes quotes less of it (RFC 1812 §4.3.2.3: as much as fits; the full quote
 /// was dropped as `mtu_exceeded`, and the hop was missing from the router's tracepath), and
@@ -893,6 +916,47 @@ fn a_syn_between_two_customers_tunnels_fits_both() {
     // Into beta's tunnel: 1400 - 40; to the Internet: acme's tunnel's alone, the same.
     assert_eq!(got, ["198.18.100.5\t1360", "198.51.100.200\t1360"], "{rows}");
     let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}
+
+/// A SYN too big for the tunnel (data, no DF: TCP Fast Open's, say) goes in fragments, and
+/// the first carries its MSS clamped as any SYN into the tunnel is (it went out at 1460: the
+/// fragmentation came before the clamp). tshark reassembles the fragments inside GRE and
+/// reads the MSS and the checksum.
+#[test]
+fn a_syn_fragmented_into_a_tunnel_is_clamped() {
+    let (config, _) = tunnel_edge();
+    let file = temp("syn-fragmented");
+    let out = temp("syn-fragmented-out");
+    scapy_pcap(
+        &file,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10', id=77)/TCP(sport=40001, dport=80, flags='S', options=[('MSS', 1460)])/Raw(b'f' * 1440)]",
+    );
+    let snap = std::sync::Arc::new(snapshot(&config));
+    replay(snap, &file, Some(&out)).unwrap();
+    let rows = tshark_checked(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.options.mss_val",
+            "-e",
+            "tcp.checksum.status",
+        ],
+    );
+    // acme-gre's mtu 1476, less 40.
+    assert_eq!(rows, "1436\t1\n", "the SYN, whole again");
+    let pieces = tshark(&out, &["-Y", "gre", "-T", "fields", "-e", "frame.len"]);
+    assert_eq!(pieces.lines().count(), 2, "in two fragments: {pieces}");
+    for f in [file, out] {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// A later fragment's data is data: the later pieces of an IPv4 datagram under AH (protocol
@@ -1617,6 +1681,34 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
             .count();
         assert!(whole_under_v6_ah >= 10, "{gre_unsupported}: {whole_under_v6_ah} frames of GRE under AH over IPv6");
     }
+}
+
+/// An ICMPv6 Packet Too Big naming less than IPv6's minimum link MTU (1280) is discarded
+/// (RFC 8201 §4; Linux too): it was taken at 1280, and anyone could hold a tunnel over
+/// IPv6 to 1236 bytes inside for ten minutes. One naming 1280 is taken.
+#[test]
+fn a_packet_too_big_below_the_ipv6_minimum_is_discarded() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen(
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+        1,
+    );
+    let file = temp("too-big-v6");
+    scapy_pcap(
+        &file,
+        "def too_big6(mtu):\n\
+         \x20   q = IPv6(src='2001:db8:ffff::1', dst='2001:db8:beef::1', nh=47)/GRE(proto=0x86dd)/IPv6(src='2001:db8:1::1', dst='2001:db8:acbe::10')/UDP()\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::1', dst='2001:db8:ffff::1')/ICMPv6PacketTooBig(mtu=mtu)/q\n\
+         big = Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:1::1', dst='2001:db8:acbe::10')/UDP(sport=4000, dport=53)/Raw(b'x' * 1352)\n\
+         frames = [too_big6(1279), too_big6(1000), big, too_big6(1280), big]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (used, unusable) = ("consumed:underlay_too_big", DropReason::UnderlayTooBigUnusable.name());
+    // 1400 bytes of IPv6 fit acme-v6's mtu (1456) until 1280 less 44 holds it, at 1280.
+    assert_eq!(fates(&v), [unusable, unusable, "tx:encapsulated", used, "tx:icmp_too_big"]);
 }
 
 /// Path MTU discovery on the underlay (RFC 1191, RFC 8201): an ICMP Fragmentation Needed or

@@ -222,6 +222,14 @@ pub fn ipv6_pseudo_header_sum(src: &[u8; 16], dst: &[u8; 16], upper_len: u32, ne
         + u64::from(next_header)
 }
 
+/// Whether [`ipv4_echo_reply_in_place`] would answer the IPv4 datagram `packet`: asked
+/// before an answer's budget is spent on it.
+pub fn ipv4_echo_answerable(packet: &[u8]) -> bool {
+    let Ok(ip) = Ipv4Packet::new_checked(packet) else { return false };
+    let is_request = ip.payload().len() >= ICMP_HEADER_LEN && ip.payload()[0] == ICMPV4_ECHO_REQUEST;
+    ip.protocol() == IPPROTO_ICMP && !ip.is_fragment() && is_request && one_host(ip.src_addr()) && ip.header_len() == 20
+}
+
 /// Turns the IPv4 ICMP echo request at the front of `packet` (the whole datagram) into its
 /// reply in place: addresses swapped, type 0, a fresh `ttl`, checksums patched. False (and
 /// nothing written) if it is not an unfragmented echo request from an address that names
@@ -230,16 +238,10 @@ pub fn ipv6_pseudo_header_sum(src: &[u8; 16], dst: &[u8; 16], upper_len: u32, ne
 /// and the record-route and timestamp options updated in the reply, which an in-place
 /// rewrite cannot do, and echoed unchanged they would be wrong.
 pub fn ipv4_echo_reply_in_place(packet: &mut [u8], ttl: u8) -> bool {
-    let Ok(mut ip) = Ipv4Packet::new_checked(packet) else { return false };
-    let is_request = ip.payload().len() >= ICMP_HEADER_LEN && ip.payload()[0] == ICMPV4_ECHO_REQUEST;
-    if ip.protocol() != IPPROTO_ICMP
-        || ip.is_fragment()
-        || !is_request
-        || !one_host(ip.src_addr())
-        || ip.header_len() != 20
-    {
+    if !ipv4_echo_answerable(packet) {
         return false;
     }
+    let Ok(mut ip) = Ipv4Packet::new_checked(packet) else { return false };
     ip.swap_addrs();
     ip.set_ttl(ttl);
     ip.fill_checksum();

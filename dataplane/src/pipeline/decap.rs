@@ -14,7 +14,9 @@
 //!   through that customer's ingress stages.
 
 use classifier::{Dim, Key};
-use gre::icmp::{ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_reply_in_place};
+use gre::icmp::{
+    ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_answerable, ipv4_echo_reply_in_place,
+};
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::reassembly::Offer;
 use gre::{GrePacket, GreRepr, IpPacket, ecn};
@@ -331,7 +333,10 @@ fn to_our_side(
             .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to))
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
+    // The budget is spent on replies sent, not on requests refused (RFC 1812 §4.3.2.8):
+    // else pings with options would take the tokens errors need.
     if icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
+        && frame.buf.get(l3..end).is_some_and(ipv4_echo_answerable)
         && ctx.limits.icmp.admit(0, 0, ctx.now)
         && let Some(packet) = frame.buf.get_mut(l3..end)
         && ipv4_echo_reply_in_place(packet, 64)

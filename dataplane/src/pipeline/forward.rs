@@ -182,14 +182,16 @@ pub(super) fn into_tunnel(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
+    // Out of one customer's tunnel into another's: the segment crosses both. Before the MTU
+    // check: a SYN too big for the tunnel (data, no DF) goes in fragments, the first of
+    // them carrying its MSS, which must fit the tunnel as any SYN's does.
+    let from = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
+    clamp_mss(ctx, frame, ip, key, tunnel, from);
     let mtu = room(ctx, tunnel, ip.is_ipv6);
     if ip.l3_len > mtu {
         return too_big(ctx, Way::Tunnel(tunnel), frame, ip, key, mtu);
     }
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
-    // Out of one customer's tunnel into another's: the segment crosses both.
-    let from = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
-    clamp_mss(ctx, frame, ip, key, tunnel, from);
     ctx.label = flow_label(tunnel, key, ip);
     encap(ctx, tunnel, frame.buf, l3, ip.l3_len, ip.is_ipv6, TxReason::Encapsulated)
 }

@@ -7,8 +7,9 @@
 //! Which tunnel it is comes from the quoted packet: the outer header we wrote (from the
 //! anycast address to a tunnel's router, GRE) and the GRE key, found as decapsulation finds
 //! a tunnel. Anyone can send such an error, as anyone can to a host; the floor (552 bytes of
-//! outer packet over IPv4, Linux's `min_pmtu`; 1280 over IPv6, RFC 8200 §5) bounds what a
-//! forged one costs, and an error never raises the estimate (RFC 1191 §6.3).
+//! outer packet over IPv4, Linux's `min_pmtu`; over IPv6 a Packet Too Big naming less than
+//! 1280, RFC 8200 §5, is discarded, RFC 8201 §4) bounds what a forged one costs, and an
+//! error never raises the estimate (RFC 1191 §6.3).
 
 use std::net::IpAddr;
 
@@ -34,8 +35,8 @@ const GRE: u8 = 47;
 /// The smallest path MTU an error may set over IPv4: Linux's `min_pmtu` (552), which a
 /// forged error cannot take a tunnel under.
 pub const PATH_MTU_FLOOR_V4: u32 = 552;
-/// The same over IPv6: the minimum link MTU (RFC 8200 §5); RFC 8201 §4 lets no error take
-/// the estimate below it.
+/// The same over IPv6: the minimum link MTU (RFC 8200 §5); RFC 8201 §4 has an error naming
+/// less discarded.
 pub const PATH_MTU_FLOOR_V6: u32 = 1280;
 
 /// RFC 1191 §7's plateaus: the estimate for an error from a router that names no next-hop
@@ -101,6 +102,11 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFr
     let Some(tunnel) = quote.tunnel(snap) else { return Verdict::Drop(DropReason::UnderlayTooBigUnusable) };
     let t = &snap.tunnels[usize::from(tunnel)];
     let path_mtu = reported_mtu(message, quote.length, ip.is_ipv6);
+    if ip.is_ipv6 && path_mtu < PATH_MTU_FLOOR_V6 {
+        // RFC 8201 §4: a Packet Too Big naming less than IPv6's minimum link MTU is
+        // discarded (no IPv6 link is that small; anyone may send one), as Linux does.
+        return Verdict::Drop(DropReason::UnderlayTooBigUnusable);
+    }
     let floor = if ip.is_ipv6 { PATH_MTU_FLOOR_V6 } else { PATH_MTU_FLOOR_V4 };
     let inner = path_mtu.max(floor).saturating_sub(t.gre.overhead() as u32); // the floors exceed any overhead
     // Not below what the tunnel's `mtu` already keeps its packets under: nothing to lower

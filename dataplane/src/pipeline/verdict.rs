@@ -97,7 +97,8 @@ reasons! {
         TtlExceeded = "ttl_exceeded",
         /// An ICMP Fragmentation Needed or Packet Too Big about GRE from the anycast address
         /// to a tunnel's router that names no tunnel (another key, or a quote cut before
-        /// it) or whose checksum does not verify: the path MTU is left as it was.
+        /// it), whose checksum does not verify, or (IPv6) that names less than 1280 bytes
+        /// (RFC 8201 §4): the path MTU is left as it was.
         UnderlayTooBigUnusable = "underlay_too_big_unusable",
         /// Larger than the tunnel MTU (or, decapsulated, than the link's) and not fragmented
         /// (DF set or IPv6, with the ICMP error rate-limited or not allowed; or
