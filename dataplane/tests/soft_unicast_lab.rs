@@ -3,7 +3,8 @@
 //! Return traffic injected at the wrong server reaches its owner's socket, ICMP errors find
 //! the socket whose packet they quote, a TCP connection opened by `transitd connect` works end
 //! to end through another server, and no packet crosses the backbone more often than the plan
-//! requires. Needs root.
+//! requires; a tunnel's health probe replies reach the server that probed over the backbone.
+//! Needs root.
 
 mod common;
 
@@ -274,4 +275,80 @@ fn return_traffic_reaches_its_owners_socket_wherever_it_lands() {
     // over the backbone, a2 everything forwarded to it.
     assert_eq!(xdp(get("a1"), "backbone_local"), 15, "{all}");
     assert_eq!(xdp(get("a2"), "backbone_local"), 6 + 6 + 1 + tcp_and_icmp, "{all}");
+}
+
+/// Tunnel health in a fleet, live: a1 and a2 probe the same customer tunnel, and the
+/// router (scapy in `inet`, returning each probe's inner packet in GRE to the anycast
+/// address, as a router does once it has decapsulated it) reaches the anycast address at a2
+/// only (`net` routes it there, as anycast would). a2 relays the replies to a1's probes over
+/// the backbone; both servers keep the tunnel up and count every probe answered. Without
+/// the relay a1 took the tunnel down within two probe intervals (tried by hand: "tunnel
+/// acme-gre down: probes unanswered").
+#[test]
+fn both_servers_of_a_fleet_see_a_tunnel_up_whichever_gets_its_replies() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::soft_unicast("sh");
+    // The router's address, behind the Internet host; the anycast address, at a2.
+    lab.run("inet", "ip", &["addr", "add", "198.51.100.1/32", "dev", "lo"]);
+    lab.run("net", "ip", &["route", "add", "198.51.100.1/32", "via", "10.8.0.2"]);
+    lab.run("net", "ip", &["route", "add", "192.0.2.1/32", "via", "10.9.2.2"]);
+    // The host in `inet` has no GRE: it would answer every probe with a protocol
+    // unreachable. The reflector reads them before netfilter does.
+    lab.run("inet", "nft", &["add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip protocol gre drop"]);
+    let mut router = lab
+        .cmd("inet", "/usr/bin/python3")
+        .args([
+            "-c",
+            &format!(
+                "from scapy.all import *\n\
+                 conf.verb = 0\n\
+                 s = conf.L3socket()\n\
+                 def back(p):\n\
+                 \x20   if IP in p and p[IP].dst == '198.51.100.1' and GRE in p:\n\
+                 \x20       s.send(IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/p[GRE].payload)\n\
+                 sniff(iface='{}', filter='ip proto 47', prn=back, timeout=30)",
+                lab.dev("i0")
+            ),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let customer = "[health]\ninterval_ms = 300\ntimeout_ms = 200\ndown_after = 3\nup_after = 3\n\
+                    [[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+                    [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"\n";
+    let servers: Vec<(&str, Transitd)> = [("a1", 1u8), ("a2", 2)]
+        .iter()
+        .map(|&(name, n)| {
+            let config = format!("{}{customer}", config(name, n));
+            (name, lab.transitd_on(name, &format!("{name}0"), &config, &[]))
+        })
+        .collect();
+    for (name, t) in &servers {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !t.log().contains("is at") {
+            assert!(Instant::now() < deadline, "{name}: next hop not resolved\n{}", t.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Ten probe intervals and more.
+    std::thread::sleep(Duration::from_secs(4));
+    let logs: Vec<String> = servers.iter().map(|(n, t)| format!("== {n}\n{}", t.log())).collect();
+    let reports: Vec<(&str, String)> = servers.into_iter().map(|(n, t)| (n, t.stop().1)).collect();
+    let _ = router.kill();
+    let _ = router.wait();
+    let all = reports.iter().map(|(n, r)| format!("== {n}\n{r}")).collect::<Vec<_>>().join("") + &logs.join("");
+    for (name, report) in &reports {
+        let answered: u64 = report
+            .lines()
+            .find_map(|l| l.strip_prefix("tunnel acme-gre up (probes answered up to #"))
+            .and_then(|r| r.trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("{name}: the tunnel is not up:\n{all}"));
+        assert!(answered >= 8, "{name}: {answered} probes answered\n{all}");
+    }
+    assert!(!all.contains("tunnel acme-gre down"), "{all}");
+    let get = |n: &str| reports.iter().find(|(m, _)| *m == n).map(|(_, r)| r.as_str()).unwrap();
+    assert!(counter(get("a2"), "tx   probe_reply_relayed") >= 8, "a2 relayed a1's replies\n{all}");
+    assert_eq!(counter(get("a1"), "tx   probe_reply_relayed"), 0, "a1 got no reply to relay\n{all}");
+    assert!(counter(get("a1"), "consumed health_probe_reply") >= 8, "{all}");
 }
