@@ -253,6 +253,7 @@ fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
 /// Lowers the MSS of a TCP SYN or SYN-ACK to what fits `tunnel` (and `also`, the tunnel a
 /// decapsulated segment came out of, when it goes into another) now: its `mss`, or less
 /// while a lower path MTU or the link holds it lower.
+#[inline(always)]
 fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel, also: Option<&Tunnel>) {
     const SYN: u32 = 0x02;
     let flags = key.get(Dim::TcpFlags);
@@ -262,6 +263,12 @@ fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunn
     if flags & SYN == 0 {
         return;
     }
+    clamp_syn(ctx, frame, ip, tunnel, also);
+}
+
+/// [`clamp_mss`] for a SYN: out of line, so that every other packet pays only the test.
+#[inline(never)]
+fn clamp_syn(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, tunnel: &Tunnel, also: Option<&Tunnel>) {
     let fits = |t: &Tunnel| {
         let (mss, headers) = if ip.is_ipv6 { (t.mss_v6, 60) } else { (t.mss_v4, 40) };
         let mtu = room(ctx, t, ip.is_ipv6);

@@ -127,14 +127,20 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFr
 /// which transitd does not do.
 #[inline]
 pub fn tunnel_mtu(snap: &Snapshot, t: &Tunnel, is_ipv6: bool, now: u64, link: Option<usize>) -> u32 {
-    let on_link = link.map_or(u32::MAX, |link| u32::try_from(t.mtu_on_link(link)).unwrap_or(u32::MAX));
     // Nearly always: no tunnel holds a path MTU, and the forwarding path pays one load.
-    if !snap.health.any_path_mtu() {
-        return t.mtu.min(on_link);
+    let mtu = if snap.health.any_path_mtu() { held_mtu(snap, t, is_ipv6, now) } else { t.mtu };
+    match link {
+        // What fits the link is worked out only where there is one (AF_XDP's).
+        Some(link) => mtu.min(u32::try_from(t.mtu_on_link(link)).unwrap_or(u32::MAX)),
+        None => mtu,
     }
-    let Some(learned) = snap.health.path_mtu(t.id, now) else { return t.mtu.min(on_link) };
+}
+
+/// [`tunnel_mtu`] while some tunnel holds a path MTU.
+fn held_mtu(snap: &Snapshot, t: &Tunnel, is_ipv6: bool, now: u64) -> u32 {
+    let Some(learned) = snap.health.path_mtu(t.id, now) else { return t.mtu };
     let learned = if is_ipv6 { learned.max(PATH_MTU_FLOOR_V6) } else { learned };
-    t.mtu.min(learned).min(on_link)
+    t.mtu.min(learned)
 }
 
 /// The packet an error quotes, when it is GRE we sent to a tunnel's router.
