@@ -256,6 +256,31 @@ fn sources_inside_a_customers_prefixes_are_spoofed() {
     );
 }
 
+/// The built-in list holds IPv6's benchmarking space (2001:2::/48, RFC 5180; not globally
+/// reachable in RFC 6890's registry, as 198.18.0.0/15 is not for IPv4): it was missing.
+/// Python's `ipaddress` (the registry's reading, not ours) says which sources are global.
+#[test]
+fn ipv6_benchmarking_sources_are_bogons() {
+    let sources = ["2001:2::1", "2001:2:0:ffff::1", "2001:4860::1"];
+    let global = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import ipaddress, sys\nprint(' '.join(str(ipaddress.ip_address(a).is_global) for a in sys.argv[1:]))"])
+        .args(sources)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&global.stdout).trim(), "False False True");
+    let file = std::env::temp_dir().join(format!("transitd-bench6-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        &format!(
+            "frames = [Ether(dst='02:00:00:00:00:01')/IPv6(src=s, dst='2001:db8:acbe::9')/UDP(sport=53, dport=53) for s in {sources:?}]"
+        ),
+    );
+    let (v, _) = verdicts_timed(&victim_config(&["2001:db8:acbe::/48"], "customer_sources = false", ""), &file);
+    let _ = std::fs::remove_file(file);
+    assert_eq!(v[..2], [Verdict::Drop(DropReason::BogonSource); 2]);
+    assert!(is_tx(&v[2]), "{:?}", v[2]);
+}
+
 #[test]
 fn land_packets_are_dropped() {
     // No public capture has one: scapy makes it (source = destination = 203.0.113.9).

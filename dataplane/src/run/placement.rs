@@ -114,6 +114,15 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
             if let Some(c) = cores.iter().find(|c| !allowed.contains(c)) {
                 anyhow::bail!("--cores: CPU {c} is not one this process may run on (allowed: {})", ranges(&allowed));
             }
+            // Two busy-polling workers on one CPU take turns in scheduler slices, and both
+            // rx rings overflow meanwhile.
+            if let Some((i, c)) = cores.iter().enumerate().find(|(i, c)| cores[..*i].contains(c)) {
+                anyhow::bail!(
+                    "--cores: CPU {c} is listed twice (for queues {} and {}): give each queue its own",
+                    queues[cores.iter().position(|x| x == c).unwrap_or(0)],
+                    queues[i]
+                );
+            }
             Ok(cores.to_vec())
         }
     }
@@ -278,6 +287,8 @@ mod tests {
         let e = cores_for(&[0], Some(&[9999])).unwrap_err().to_string();
         assert!(e.contains("CPU 9999 is not one this process may run on"), "{e}");
         assert!(cores_for(&[0, 1], Some(&[allowed[0]])).unwrap_err().to_string().contains("one per queue"));
+        let e = cores_for(&[3, 5], Some(&[allowed[0], allowed[0]])).unwrap_err().to_string();
+        assert!(e.contains(&format!("CPU {} is listed twice (for queues 3 and 5)", allowed[0])), "{e}");
         // By default, queue i goes to the i-th allowed CPU, whatever the CPU ids are.
         let queues: Vec<u32> = (0..allowed.len() as u32 + 1).collect();
         let cores = cores_for(&queues, None).unwrap();
