@@ -125,15 +125,24 @@ impl Layer {
             // Payloads run to the end of the IP payload, as tshark's do: a first fragment's
             // TCP data has no `tcp.len` but is `tcp.payload` all the same, and UDP's ends
             // there whatever `udp.length` says (Ethernet padding is never in it).
-            // A header length below 20 is bogus: tshark dissects no payload behind it.
+            // A header length below 20 is bogus: tshark dissects no payload behind it. A
+            // RST's data is no payload either: tshark shows it as the reset's cause (RFC 9293
+            // §3.5.3 lets a RST carry a diagnostic), so only `tcp contains` searches it.
             Layer::TcpPayload => {
                 let start = l4(6)? + at(Dim::TcpHdrLen).filter(|&h| h >= 20)?;
+                if at(Dim::TcpFlags).is_some_and(|f| f & TCP_RST != 0) {
+                    return None;
+                }
                 let r = cut(start, ip_end?);
                 return (r.start < r.end).then_some(r);
             }
+            // A UDP length of 8 says there is none, and tshark dissects none (any other
+            // length is not held to: the data runs to the IP payload's end).
             Layer::UdpPayload => {
                 let start = l4(17)? + 8;
-                at(Dim::L4Len)?;
+                if at(Dim::L4Len)? == 8 {
+                    return None;
+                }
                 let r = cut(start, ip_end?);
                 return (r.start < r.end).then_some(r);
             }
@@ -142,6 +151,9 @@ impl Layer {
         Some(range.start..range.end.max(range.start))
     }
 }
+
+/// TCP's RST flag.
+const TCP_RST: usize = 0x04;
 
 impl Layer {
     /// What `contains` and `matches` search of an unsliced protocol, as tshark 4.0 does: from

@@ -29,6 +29,22 @@ const VERTICAL: &str = r"\n\x0b\x0c\r\x85";
 /// Its horizontal white space: tab, space and no-break space.
 const HORIZONTAL: &str = r"\t\x20\xa0";
 
+/// The POSIX class names PCRE2 knows (`[[:name:]]`), which the regex crate knows too.
+const POSIX_CLASSES: [&[u8]; 14] = [
+    b"alnum", b"alpha", b"ascii", b"blank", b"cntrl", b"digit", b"graph", b"lower", b"print", b"punct", b"space",
+    b"upper", b"word", b"xdigit",
+];
+
+/// A POSIX class's syntax, `[:name:]` or `[:^name:]`, at `p[at..]`: where it ends, and its
+/// name.
+fn posix_class_at(p: &[u8], at: usize) -> Option<(usize, &[u8])> {
+    let rest = p.get(at..)?.strip_prefix(b"[:")?;
+    let name_at = usize::from(rest.first() == Some(&b'^'));
+    let letters = rest[name_at..].iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    (letters > 0 && rest[name_at + letters..].starts_with(b":]"))
+        .then(|| (at + 2 + name_at + letters + 2, &rest[name_at..name_at + letters]))
+}
+
 /// The regex-crate text of the PCRE2 pattern `pattern`, or why it cannot be had.
 pub fn translate(pattern: &[u8]) -> Result<String, String> {
     Translator {
@@ -88,6 +104,19 @@ impl Translator<'_> {
             self.i += 1;
             match c {
                 b'\\' => self.escape()?,
+                // PCRE2's word boundaries in POSIX dress (Spencer's): the start and the end
+                // of a word. Accepted as a class of `<` and `:`, they never matched.
+                b'[' if self.p[self.i..].starts_with(b"[:<:]]") => {
+                    self.i += 6;
+                    self.out.push_str(r"\b{start}");
+                }
+                b'[' if self.p[self.i..].starts_with(b"[:>:]]") => {
+                    self.i += 6;
+                    self.out.push_str(r"\b{end}");
+                }
+                b'[' if posix_class_at(self.p, self.i - 1).is_some() => {
+                    return Err("POSIX named classes are supported only within a class".into());
+                }
                 b'[' => self.class()?,
                 b'(' => self.open()?,
                 b')' => {
@@ -367,11 +396,10 @@ impl Translator<'_> {
         if c == b'[' && self.peek(0) == Some(b':') {
             // A POSIX class, `[:alpha:]` or `[:^alpha:]`, which both read alike; anything
             // else after `[:` is characters, as in PCRE2.
-            let rest = &self.p[self.i + 1..];
-            let name_at = usize::from(rest.first() == Some(&b'^'));
-            let letters = rest[name_at..].iter().take_while(|b| b.is_ascii_alphabetic()).count();
-            if letters > 0 && rest[name_at + letters..].starts_with(b":]") {
-                let end = self.i + 1 + name_at + letters + 2;
+            if let Some((end, name)) = posix_class_at(self.p, self.i - 1) {
+                if !POSIX_CLASSES.contains(&name) {
+                    return Err(format!("unknown POSIX class name `{}`", String::from_utf8_lossy(name)));
+                }
                 let text = format!("[{}", String::from_utf8_lossy(&self.p[self.i..end]));
                 self.i = end;
                 return Ok(Member::Set(text));
@@ -671,6 +699,18 @@ mod tests {
         assert_eq!(t(r"(?#note)GET(?'n'x)"), r"GET(?P<n>x)");
         assert_eq!(t(r"\<tag\>"), r"\x3ctag\x3e");
         assert_eq!(t("caf\u{e9}"), r"caf\xc3\xa9");
+    }
+
+    /// PCRE2's POSIX-dress word boundaries, and what PCRE2 10.42 refuses of POSIX classes
+    /// (pcre2test: "POSIX named classes are supported only within a class", "unknown POSIX
+    /// class name"), which were taken as sets of characters.
+    #[test]
+    fn posix_classes_are_read_as_pcre2_reads_them() {
+        assert_eq!(t(r"[[:<:]]ab[[:>:]]"), r"\b{start}ab\b{end}");
+        assert_eq!(t(r"[[:^digit:][:word:]]"), r"[[:^digit:][:word:]]");
+        for p in [r"[:alpha:]", r"a[:^digit:]", r"[[:foo:]]", r"[x[:Alpha:]]"] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
     }
 
     #[test]

@@ -263,7 +263,10 @@ fn sources_inside_a_customers_prefixes_are_spoofed() {
 fn ipv6_benchmarking_sources_are_bogons() {
     let sources = ["2001:2::1", "2001:2:0:ffff::1", "2001:4860::1"];
     let global = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", "import ipaddress, sys\nprint(' '.join(str(ipaddress.ip_address(a).is_global) for a in sys.argv[1:]))"])
+        .args([
+            "-c",
+            "import ipaddress, sys\nprint(' '.join(str(ipaddress.ip_address(a).is_global) for a in sys.argv[1:]))",
+        ])
         .args(sources)
         .output()
         .unwrap();

@@ -367,6 +367,9 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
            v4(bytes(TCP(sport=1, dport=2, flags='PA')) + b'hello', proto=6)/Padding(load=b'PADPADPAD'),\n\
            v4(bytes(TCP(sport=1111, dport=80, flags='S', dataofs=2)) + b'ABCD' * 5, proto=6, flags='MF'),\n\
            v4(bytes(TCP(sport=1111, dport=80, flags='S', dataofs=0)) + b'ABCD' * 5, proto=6, flags='MF'),\n\
+           v4(bytes(TCP(sport=1, dport=2, flags='R')) + b'ABCDevil', proto=6),\n\
+           v4(bytes(TCP(sport=1, dport=2, flags='RA')) + b'\\x00ABC', proto=6),\n\
+           v4(bytes(UDP(sport=7, dport=8, len=8, chksum=0)) + b'ABCDEFGH', proto=17),\n\
          ]",
     );
     let mut wrong = Vec::new();
