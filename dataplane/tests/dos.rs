@@ -284,6 +284,31 @@ fn ipv6_benchmarking_sources_are_bogons() {
     assert!(is_tx(&v[2]), "{:?}", v[2]);
 }
 
+/// A packet whose IPv4 loose or strict source route still has hops to go is on its way
+/// through the customer's host to somewhere else (RFC 7126 §4.3, §4.4: dropped by default;
+/// hosts refuse to forward it), and tshark reads its `ip.dst` as the route's last hop, not
+/// the header's destination the rules would read. tshark picks the frames; an exhausted
+/// route and record-route pass, and with `source_route = false` all do.
+#[test]
+fn packets_routed_onward_by_a_source_route_are_dropped() {
+    let file = std::env::temp_dir().join(format!("transitd-lsrr-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "ip = lambda opt: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.7', dst='203.0.113.5', options=[opt])/TCP(dport=22, flags='S')\n\
+         frames = [ip(IPOption_LSRR(routers=['1.1.1.1', '203.0.113.6'], pointer=4)), ip(IPOption_SSRR(routers=['203.0.113.6'], pointer=4)),\n\
+         \x20         ip(IPOption_LSRR(routers=['203.0.113.6'], pointer=8)), ip(IPOption_RR())]",
+    );
+    let onward = tshark_frames(&file, "ip.opt.type in {131, 137} and ip.opt.ptr <= ip.opt.len", &[]);
+    assert_eq!(onward, [1, 2], "the oracle's selection");
+    assert_eq!(tshark_frames(&file, "ip.dst == 203.0.113.6", &[]), [1, 2], "tshark's ip.dst: the route's end");
+    let (v, _) = verdicts_timed(&victim_config(&["203.0.113.0/24"], "bogons = false", ""), &file);
+    assert_eq!(v[..2], [Verdict::Drop(DropReason::SourceRouted); 2]);
+    assert!(v[2..].iter().all(is_tx), "{v:?}");
+    let (v, _) = verdicts_timed(&victim_config(&["203.0.113.0/24"], "bogons = false\nsource_route = false", ""), &file);
+    assert!(v.iter().all(is_tx), "{v:?}");
+    let _ = std::fs::remove_file(file);
+}
+
 #[test]
 fn land_packets_are_dropped() {
     // No public capture has one: scapy makes it (source = destination = 203.0.113.9).

@@ -278,6 +278,9 @@ pub struct SanitySection {
     pub land: bool,
     /// Drop TCP with impossible flags: none, SYN+FIN, SYN+RST, FIN without ACK.
     pub tcp_flags: bool,
+    /// Drop IPv4 packets whose loose or strict source route still has hops to go (RFC 7126
+    /// §4.3, §4.4).
+    pub source_route: bool,
     /// Drop tiny first fragments, later fragments that can only overlap a first one (RFC
     /// 1858) and fragments past the largest datagram.
     pub fragments: bool,
@@ -298,6 +301,7 @@ impl Default for SanitySection {
         SanitySection {
             land: true,
             tcp_flags: true,
+            source_route: true,
             fragments: true,
             max_ipv6_extension_headers: 8,
             bogons: true,

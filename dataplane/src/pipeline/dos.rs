@@ -17,7 +17,7 @@ const RST: u32 = 0x04;
 const ACK: u32 = 0x10;
 
 /// The first sanity check a packet fails, if any (customer-source spoofing is checked after
-/// steering, in [`spoofs_a_customer`]). Fragments are judged before flags: the "flags" of a
+/// steering, in [`spoofs_a_customer`], and so is a source route onward). Fragments are judged before flags: the "flags" of a
 /// tiny first fragment are whatever bytes it happens to end with.
 pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     if s.land && key.src_addr() == key.dst_addr() {

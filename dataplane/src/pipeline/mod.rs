@@ -551,6 +551,8 @@ enum Path {
     UnderlayTooBig,
     /// To `customer`'s prefix, from a source in some customer's prefix.
     Spoofed(CustomerId),
+    /// To `customer`'s prefix, with a source route onward.
+    SourceRouted(CustomerId),
     /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
     Customer(CustomerId),
     /// Bound for a customer or the anycast address, but received as a link-layer broadcast
@@ -595,6 +597,10 @@ fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     match ingress::steer(snap, key, ip.is_ipv6) {
         None => Path::NoCustomer,
         Some(c) if dos::spoofs_a_customer(snap, key, ip) => Path::Spoofed(c),
+        // RFC 7126 §4.3, §4.4: on its way through the customer's host to somewhere else
+        // (hosts refuse to forward these; the rules would read its next hop as `ip.dst`
+        // where tshark reads the route's end).
+        Some(c) if ip.routed_onward && snap.dos.sanity.source_route => Path::SourceRouted(c),
         Some(c) => Path::Customer(c),
     }
 }
@@ -634,6 +640,10 @@ fn finish(
         Path::Spoofed(c) => {
             outcome.customer = Some(c);
             outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);
+        }
+        Path::SourceRouted(c) => {
+            outcome.customer = Some(c);
+            outcome.verdict = Verdict::Drop(DropReason::SourceRouted);
         }
         Path::Customer(c) => ingress::act_for_customer(ctx, frame, key, ip, c, decided, outcome),
         Path::LinkBroadcast => outcome.verdict = Verdict::Drop(DropReason::LinkBroadcast),

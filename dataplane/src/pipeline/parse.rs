@@ -57,6 +57,10 @@ pub struct IpFrame {
     /// An authentication header (RFC 4302) precedes the transport header. transitd holds no
     /// security association and does not verify it.
     pub under_ah: bool,
+    /// IPv4 with a loose or strict source route (RFC 791) that still has hops to go: its
+    /// pointer inside the route names a hop after the header's destination (which tshark
+    /// shows as `ip.dst`).
+    pub routed_onward: bool,
 }
 
 impl IpFrame {
@@ -70,6 +74,7 @@ impl IpFrame {
         fragment: None,
         extension_headers: 0,
         under_ah: false,
+        routed_onward: false,
     };
 }
 
@@ -251,9 +256,8 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         },
     };
     fill_ipv4(key, header);
-    if !ipv4_options_well_formed(header) {
-        return Parsed::Bad(DropReason::BadIpv4Header);
-    }
+    // One walk over the options, for their form and for a source route.
+    let Some(routed_onward) = ipv4_options(header) else { return Parsed::Bad(DropReason::BadIpv4Header) };
     let flags_offset = u16::from_be_bytes([header[6], header[7]]);
     let offset = flags_offset & 0x1fff;
     let fragment = fragmented.then(|| Fragment {
@@ -278,6 +282,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         // etherparse walks an AH header at the start of the payload of a whole packet or a
         // first fragment (a later fragment's payload is data).
         under_ah: header[9] == IPPROTO_AH && offset == 0,
+        routed_onward,
     })
 }
 
@@ -388,6 +393,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         fragment,
         extension_headers,
         under_ah,
+        routed_onward: false,
     })
 }
 
@@ -399,17 +405,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
 /// is the IP packet; only headers before the transport are read.
 pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
     if !ip.is_ipv6 {
-        // LSRR and SSRR: the pointer (1-based, from the option's start) still inside the
-        // route names a hop after us.
-        let options = l3.get(20..ip.header_len).unwrap_or(&[]);
-        // A malformed option (the parser drops such headers before this) is not ours to end.
-        return !Ipv4Options::new(options).any(|walked| {
-            walked.is_err()
-                || walked.is_ok_and(|o| {
-                    matches!(o.kind, option::LSRR | option::SSRR)
-                        && o.bytes.get(2).is_some_and(|&pointer| usize::from(pointer) <= o.bytes.len())
-                })
-        });
+        return !ip.routed_onward; // read with the options' form, by the parser
     }
     let mut next = l3.get(6).copied().unwrap_or(0);
     let mut at = 40;
@@ -589,21 +585,27 @@ fn parse_l4(
     bad
 }
 
-/// RFC 791 options: each is EOL, NOP, or a type-length-value whose length stays inside the
-/// header and is at least what its type needs (record route and source routes 3, timestamp
-/// 4, security 3; stream ID and router alert exactly 4). Routers drop the rest.
-fn ipv4_options_well_formed(header: &[u8]) -> bool {
-    Ipv4Options::new(header.get(20..).unwrap_or(&[])).all(|walked| {
-        walked.is_ok_and(|o| {
-            let (min, max) = match o.kind {
-                option::RECORD_ROUTE | option::LSRR | option::SSRR | option::SECURITY => (3, 40),
-                option::TIMESTAMP => (4, 40),
-                option::STREAM_ID | option::ROUTER_ALERT => (4, 4),
-                _ => (2, 40),
-            };
-            (min..=max).contains(&o.bytes.len())
-        })
-    })
+/// RFC 791 options, if well formed: each is EOL, NOP, or a type-length-value whose length
+/// stays inside the header and is at least what its type needs (record route and source
+/// routes 3, timestamp 4, security 3; stream ID and router alert exactly 4). Routers drop
+/// the rest (`None`). `Some(true)` when a loose or strict source route among them still
+/// has hops to go: its pointer (1-based, from the option's start) inside the route.
+fn ipv4_options(header: &[u8]) -> Option<bool> {
+    let mut onward = false;
+    for walked in Ipv4Options::new(header.get(20..).unwrap_or(&[])) {
+        let o = walked.ok()?;
+        let (min, max) = match o.kind {
+            option::RECORD_ROUTE | option::LSRR | option::SSRR | option::SECURITY => (3, 40),
+            option::TIMESTAMP => (4, 40),
+            option::STREAM_ID | option::ROUTER_ALERT => (4, 4),
+            _ => (2, 40),
+        };
+        if !(min..=max).contains(&o.bytes.len()) {
+            return None;
+        }
+        onward |= matches!(o.kind, option::LSRR | option::SSRR) && usize::from(o.bytes[2]) <= o.bytes.len();
+    }
+    Some(onward)
 }
 
 /// The IPv4 header's fields from its bytes (`b`: the header, at least 20 bytes, as every
@@ -771,7 +773,8 @@ mod tests {
                 l4_start: 38,
                 fragment: None,
                 extension_headers: 0,
-                under_ah: false
+                under_ah: false,
+                routed_onward: false
             })
         );
         assert_eq!(key.get(Dim::Vlan0), 100);
@@ -795,16 +798,22 @@ mod tests {
     fn ipv4_options_must_stay_inside_the_header() {
         let mut h = [0u8; 28];
         h[20..24].copy_from_slice(&[1, 1, 0x44, 4]); // NOP, NOP, timestamp of length 4
-        assert!(ipv4_options_well_formed(&h));
+        assert_eq!(ipv4_options(&h), Some(false));
         h[23] = 9; // length 9 runs past the 8 option bytes
-        assert!(!ipv4_options_well_formed(&h));
+        assert_eq!(ipv4_options(&h), None);
         h[22..24].copy_from_slice(&[0x44, 1]); // length below 2
-        assert!(!ipv4_options_well_formed(&h));
+        assert_eq!(ipv4_options(&h), None);
         h[22] = 0; // end of list: what follows is padding
-        assert!(ipv4_options_well_formed(&h));
+        assert_eq!(ipv4_options(&h), Some(false));
+        // A loose source route of one hop: ahead while its pointer (4) is inside it (7
+        // bytes), behind once past (8).
+        h[20..28].copy_from_slice(&[0x83, 7, 4, 192, 0, 2, 9, 0]);
+        assert_eq!(ipv4_options(&h), Some(true));
+        h[22] = 8;
+        assert_eq!(ipv4_options(&h), Some(false));
         // suricata's decode-malformed-ipv4 case: security option (130) of length 2.
         h[20..24].copy_from_slice(&[0x82, 2, 0, 0]);
-        assert!(!ipv4_options_well_formed(&h));
+        assert_eq!(ipv4_options(&h), None);
     }
 
     #[test]

@@ -51,6 +51,8 @@ reasons! {
         BadUdpHeader = "bad_udp_header",
         /// Source address equals destination (a "land" attack).
         Land = "land",
+        /// An IPv4 source route (LSRR, SSRR) with hops to go (RFC 7126 §4.3, §4.4).
+        SourceRouted = "source_routed",
         /// TCP flags no stack sends (none, SYN+FIN, SYN+RST, FIN without ACK).
         BadTcpFlags = "bad_tcp_flags",
         /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112).

@@ -48,6 +48,8 @@ pub struct Sanity {
     pub land: bool,
     /// Impossible TCP flag combinations.
     pub tcp_flags: bool,
+    /// IPv4 source routes with hops to go.
+    pub source_route: bool,
     /// Tiny first fragments and offset-8 TCP fragments.
     pub fragments: bool,
     /// Most IPv6 extension headers allowed (0: no limit).
@@ -139,6 +141,7 @@ impl Builder<'_> {
             sanity: Sanity {
                 land: s.land,
                 tcp_flags: s.tcp_flags,
+                source_route: s.source_route,
                 fragments: s.fragments,
                 max_ipv6_extension_headers: s.max_ipv6_extension_headers,
                 bogons,
