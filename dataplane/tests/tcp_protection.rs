@@ -803,9 +803,10 @@ syn_burst = 1
         (&sent[..6], &sent[6..12], &sent[12..14]),
         (&[2, 0, 0, 0, 0, 0xfe][..], &[2, 0, 0, 0, 0, 1][..], &[8, 0][..])
     );
-    // An IPv4 header with a loose source route option (RFC 791): the SYN is dropped.
+    // An IPv4 header with a loose source route option (RFC 791), its route behind it (one
+    // with hops to go is dropped before, as `source_routed`): the SYN is dropped.
     let mut with_options = plain.clone();
-    with_options.splice(34..34, [0x83, 7, 4, 192, 0, 2, 9, 0]);
+    with_options.splice(34..34, [0x83, 7, 8, 192, 0, 2, 9, 0]);
     with_options[14] = 0x47;
     let total = u16::from_be_bytes([with_options[16], with_options[17]]) + 8;
     with_options[16..18].copy_from_slice(&total.to_be_bytes());

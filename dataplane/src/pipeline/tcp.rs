@@ -82,7 +82,7 @@ pub(super) fn protect(
         && cookie_matches(&tcp.cookie_key, key, seq, now)
     {
         let until = now.saturating_add(tcp.authenticated_ns);
-        ctx.limits.authenticated.insert(keyed(key.src_addr(), 0), now, until);
+        ctx.limits.authenticated.insert(source_of(key), now, until);
         outcome.tcp = Some(FlowEvent::ChallengePassed);
         return Protection::Answered;
     }
@@ -94,7 +94,7 @@ pub(super) fn protect(
         // client's SYN, or a server's SYN-ACK answering a customer's own SYN.
         if flags & SYN != 0
             && flags & RST == 0
-            && !ctx.limits.authenticated.contains(keyed(key.src_addr(), 0), now)
+            && !ctx.limits.authenticated.contains(source_of(key), now)
             && !ctx.limits.syn.admit(usize::from(bucket), 0, now)
         {
             outcome.tcp = Some(FlowEvent::Challenged);
@@ -154,6 +154,7 @@ fn cookie(secret: &[u8; 16], key: &Key, slot: u64, isn: u32) -> u32 {
 
 fn cookie_of(secret: &[u8; 16], key: &Key, slot: u64) -> u32 {
     let mut h = siphasher::sip::SipHasher24::new_with_key(secret);
+    h.write_u32(key.get(Dim::IpVersion)); // an IPv4 address is an IPv6 one's top 32 bits here
     h.write_u128(key.src_addr());
     h.write_u128(key.dst_addr());
     h.write_u32(key.get(Dim::SrcPort) << 16 | key.get(Dim::DstPort));
@@ -260,10 +261,18 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
     Some(len)
 }
 
-/// A keyed 64-bit hash of the 4-tuple (the protocol is always TCP here).
+/// A keyed 64-bit hash of the 4-tuple (the protocol is always TCP here) and the IP version:
+/// the key holds an IPv4 address as an IPv6 one's top 32 bits (42.11.18.52 and 2a0b:1234::
+/// are one number), and without the version the two shared connections and cookies.
 fn flow_of(key: &Key) -> u64 {
     let ports = u64::from(key.get(Dim::SrcPort)) << 16 | u64::from(key.get(Dim::DstPort));
-    keyed(key.src_addr(), keyed(key.dst_addr(), ports))
+    keyed(key.src_addr(), keyed(key.dst_addr(), ports | u64::from(key.get(Dim::IpVersion)) << 32))
+}
+
+/// A keyed hash of the source address and its IP version, what an authenticated source is
+/// remembered by (see [`flow_of`]).
+fn source_of(key: &Key) -> u64 {
+    keyed(key.src_addr(), u64::from(key.get(Dim::IpVersion)))
 }
 
 #[cfg(test)]
@@ -275,6 +284,22 @@ mod tests {
         key.set_ipv6(src.to_be_bytes(), dst.to_be_bytes(), 6, 64, 20);
         key.set_ports(sport, dport);
         key
+    }
+
+    /// An IPv4 address and the IPv6 address whose top 32 bits spell it are one number in the
+    /// key: they were one source (an IPv6 host answering a challenge authenticated the IPv4
+    /// address), one connection and one cookie.
+    #[test]
+    fn an_ipv4_address_and_its_ipv6_twin_are_different_sources_and_connections() {
+        let mut v4 = Key::new(100);
+        v4.set_ipv4([42, 11, 18, 52], [203, 0, 113, 9], 6, 64, 40, false, false, 0);
+        v4.set_ports(1000, 80);
+        let v6 = v6(0x2a0b_1234u128 << 96, 0xcb00_7109u128 << 96, 1000, 80);
+        assert_eq!((v4.src_addr(), v4.dst_addr()), (v6.src_addr(), v6.dst_addr()), "one number each");
+        assert_ne!(source_of(&v4), source_of(&v6));
+        assert_ne!(flow_of(&v4), flow_of(&v6));
+        let secret = [7u8; 16];
+        assert_ne!(cookie_of(&secret, &v4, 5), cookie_of(&secret, &v6, 5));
     }
 
     #[test]
