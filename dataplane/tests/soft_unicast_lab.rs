@@ -306,13 +306,21 @@ fn both_servers_of_a_fleet_see_a_tunnel_up_whichever_gets_its_replies() {
                  def back(p):\n\
                  \x20   if IP in p and p[IP].dst == '198.51.100.1' and GRE in p:\n\
                  \x20       s.send(IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/p[GRE].payload)\n\
-                 sniff(iface='{}', filter='ip proto 47', prn=back, timeout=30)",
+                 sniff(iface='{}', filter='ip proto 47', prn=back, timeout=30, started_callback=lambda: print('ready', flush=True))",
                 lab.dev("i0")
             ),
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Listening before the servers probe (scapy takes a second or two to start on a busy
+    // machine; the first probes went unanswered, and a tunnel down at the start).
+    {
+        use std::io::BufRead as _;
+        let mut ready = String::new();
+        std::io::BufReader::new(router.stdout.as_mut().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready");
+    }
     let customer = "[health]\ninterval_ms = 300\ntimeout_ms = 200\ndown_after = 3\nup_after = 3\n\
                     [[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
                     [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
