@@ -35,14 +35,44 @@ const POSIX_CLASSES: [&[u8]; 14] = [
     b"upper", b"word", b"xdigit",
 ];
 
-/// A POSIX class's syntax, `[:name:]` or `[:^name:]`, at `p[at..]`: where it ends, and its
-/// name.
-fn posix_class_at(p: &[u8], at: usize) -> Option<(usize, &[u8])> {
-    let rest = p.get(at..)?.strip_prefix(b"[:")?;
-    let name_at = usize::from(rest.first() == Some(&b'^'));
-    let letters = rest[name_at..].iter().take_while(|b| b.is_ascii_alphabetic()).count();
-    (letters > 0 && rest[name_at + letters..].starts_with(b":]"))
-        .then(|| (at + 2 + name_at + letters + 2, &rest[name_at..name_at + letters]))
+/// POSIX syntax at `p[at..]` as PCRE2's `check_posix_syntax` reads it: `[` and a terminator
+/// (`:` a class, `.` or `=` a collating element), anything but `]` (an escaped one aside) or
+/// `[` and the terminator, then the terminator and `]`. Where it ends, the terminator, and
+/// what is between (a class's name, `^` first when negated).
+fn posix_syntax_at(p: &[u8], at: usize) -> Option<(usize, u8, &[u8])> {
+    let rest = p.get(at..)?.strip_prefix(b"[")?;
+    let term = *rest.first().filter(|t| matches!(t, b':' | b'.' | b'='))?;
+    let mut i = 1;
+    while i < rest.len() {
+        let (b, next) = (rest[i], rest.get(i + 1).copied());
+        if b == b'\\' && matches!(next, Some(b']' | b'\\')) {
+            i += 2;
+            continue;
+        }
+        if (b == b'[' && next == Some(term)) || b == b']' {
+            return None;
+        }
+        if b == term && next == Some(b']') {
+            return Some((at + 1 + i + 2, term, &rest[1..i]));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A POSIX class at `p[at..]`, `[:name:]` or `[:^name:]`, checked as PCRE2 checks one:
+/// where it ends and its name; `Err` for a name PCRE2 does not know or a collating element;
+/// `Ok(None)` where there is no POSIX syntax.
+fn posix_class_at(p: &[u8], at: usize) -> Result<Option<(usize, &[u8])>, String> {
+    let Some((end, term, inside)) = posix_syntax_at(p, at) else { return Ok(None) };
+    if term != b':' {
+        return Err("POSIX collating elements are not supported".into());
+    }
+    let name = inside.strip_prefix(b"^").unwrap_or(inside);
+    if !POSIX_CLASSES.contains(&name) {
+        return Err(format!("unknown POSIX class name `{}`", String::from_utf8_lossy(name)));
+    }
+    Ok(Some((end, name)))
 }
 
 /// The regex-crate text of the PCRE2 pattern `pattern`, or why it cannot be had.
@@ -114,8 +144,12 @@ impl Translator<'_> {
                     self.i += 6;
                     self.out.push_str(r"\b{end}");
                 }
-                b'[' if posix_class_at(self.p, self.i - 1).is_some() => {
-                    return Err("POSIX named classes are supported only within a class".into());
+                b'[' if let Some((_, term, _)) = posix_syntax_at(self.p, self.i - 1) => {
+                    return Err(if term == b':' {
+                        "POSIX named classes are supported only within a class".into()
+                    } else {
+                        "POSIX collating elements are not supported".into()
+                    });
                 }
                 b'[' => self.class()?,
                 b'(' => self.open()?,
@@ -393,13 +427,10 @@ impl Translator<'_> {
     fn class_item(&mut self) -> Result<Member, String> {
         let Some(c) = self.peek(0) else { return Err("missing terminating ] for character class".into()) };
         self.i += 1;
-        if c == b'[' && self.peek(0) == Some(b':') {
+        if c == b'[' {
             // A POSIX class, `[:alpha:]` or `[:^alpha:]`, which both read alike; anything
-            // else after `[:` is characters, as in PCRE2.
-            if let Some((end, name)) = posix_class_at(self.p, self.i - 1) {
-                if !POSIX_CLASSES.contains(&name) {
-                    return Err(format!("unknown POSIX class name `{}`", String::from_utf8_lossy(name)));
-                }
+            // else after `[` that is no POSIX syntax is characters, as in PCRE2.
+            if let Some((end, _)) = posix_class_at(self.p, self.i - 1)? {
                 let text = format!("[{}", String::from_utf8_lossy(&self.p[self.i..end]));
                 self.i = end;
                 return Ok(Member::Set(text));
@@ -708,7 +739,19 @@ mod tests {
     fn posix_classes_are_read_as_pcre2_reads_them() {
         assert_eq!(t(r"[[:<:]]ab[[:>:]]"), r"\b{start}ab\b{end}");
         assert_eq!(t(r"[[:^digit:][:word:]]"), r"[[:^digit:][:word:]]");
-        for p in [r"[:alpha:]", r"a[:^digit:]", r"[[:foo:]]", r"[x[:Alpha:]]"] {
+        for p in [
+            r"[:alpha:]",
+            r"a[:^digit:]",
+            r"[[:foo:]]",
+            r"[x[:Alpha:]]",
+            r"[[:a1:]]",
+            r"[[:foo_bar:]]",
+            r"[x[:<:]]",
+            r"[:a b:]",
+            r"[.a.]",
+            r"[[.a.]]",
+            r"[=a=]",
+        ] {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
     }

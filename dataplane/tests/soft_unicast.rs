@@ -805,6 +805,79 @@ fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A reply reaching a server of another data centre than the prober's goes to the prober's
+/// data centre's address (a server's own backbone address is for its data centre's servers
+/// to reach, as return traffic has it), key low byte 0x81, and the server holding that
+/// address relays it on (0x80) to the prober. Here a2 probes and b1 gets the reply: b1 sends
+/// it to data centre a's address (a1's), a1 on to a2, which records it. A reply that is not
+/// a probe's length (padded) is not relayed, and no relay counts as sent into the tunnel.
+#[test]
+fn a_probe_reply_reaching_another_data_centre_goes_through_the_probers() {
+    use transitd::snapshot::{Host, Snapshot};
+    let (config, _) = fleet();
+    let config = format!(
+        "{config}\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+         [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+         [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"\n"
+    );
+    let loaded = transitd::config::parse("fleet.toml", &config).unwrap();
+    let server = |name: &str, key: u64| {
+        let host = Host { iface_mac_known: true, this_server: Some(name.to_string()) };
+        let snap = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host).unwrap());
+        snap.health.set_key([key, key]);
+        snap
+    };
+    let (a1, a2, b1) = (server("a1", 1), server("a2", 2), server("b1", 3));
+    let t = a2.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let mut spill = transitd::pipeline::Spill::new(4, a2.frame_size);
+    assert_eq!(transitd::health::spill_probe(&a2, t, 9, Some(&a2.eth), &mut spill), transitd::health::Sent::Yes);
+    let dir = std::env::temp_dir().join(format!("transitd-su-probe-dc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sent, back, relayed) = (dir.join("probe.pcap"), dir.join("back.pcap"), dir.join("relayed.pcap"));
+    write_pcap(&sent, &[spill.frames().next().unwrap().to_vec()]);
+    scapy_pcap(
+        &back,
+        &format!(
+            "inner = rdpcap('{}')[0][GRE].payload\n\
+             back = lambda i: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/i\n\
+             longer = inner.copy(); longer[Raw].load += b'pad'\n\
+             del longer[IP].len, longer[IP].chksum, longer[ICMP].chksum\n\
+             frames = [back(inner), back(longer)]",
+            sent.display()
+        ),
+    );
+    let run = |snap: &std::sync::Arc<Snapshot>, frames: Vec<Vec<u8>>| {
+        let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+        let mut worker = transitd::worker::Worker::new(io, snap.clone());
+        worker.run_to_end(Some(snap.eth)).unwrap();
+        worker.into_parts()
+    };
+    let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
+    let (io, state) = run(&b1, read_frames(&back).into_iter().map(|f| f.bytes).collect());
+    assert_eq!(fates(&io.verdicts), [relay.clone(), DropReason::TunnelInterface.name().to_string()]);
+    assert_eq!(state.stats.tunnels[usize::from(t)].sent.packets, 0, "nothing went into the tunnel");
+    write_pcap(&relayed, &io.sent);
+    let rows =
+        tshark(&relayed, &["-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key"]);
+    assert_eq!(rows.trim(), "10.9.0.21\t10.9.0.11\t0x00535581", "to data centre a's address");
+
+    let (io, _) = run(&a1, io.sent.clone());
+    assert_eq!(fates(&io.verdicts), [relay]);
+    assert_eq!(a1.health.replied(t), 0, "not a1's probe");
+    write_pcap(&relayed, &io.sent);
+    let rows =
+        tshark(&relayed, &["-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key"]);
+    assert_eq!(rows.trim(), "10.9.0.11\t10.9.0.12\t0x00535580", "on to a2 itself");
+
+    let (io, _) = run(&a2, io.sent.clone());
+    assert_eq!(
+        fates(&io.verdicts),
+        [format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name())]
+    );
+    assert_eq!(a2.health.replied(t), 9);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Backbone GRE the XDP program and the pipeline once judged apart (a review found them):
 /// - a fragment of GRE to this server's backbone address (the fleet sends none): the program
 ///   handed it to the data plane, which found no customer's and passed it back to the host

@@ -959,6 +959,28 @@ fn a_syn_fragmented_into_a_tunnel_is_clamped() {
     }
 }
 
+/// A packet out of one customer's tunnel into another's prefix whose source route still has
+/// hops to go is dropped as one from the Internet is (`source_routed`): it reached the
+/// other customer's firewall, which reads the header's destination where tshark reads the
+/// route's end (a review found the hairpin path without the check).
+#[test]
+fn a_source_routed_packet_hairpinned_into_another_customer_is_dropped() {
+    let (config, _) = tunnel_edge();
+    let file = temp("hairpin-lsrr");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.7', dst='198.18.100.5', options=[IPOption_LSRR(routers=['198.18.100.6'], pointer=4)])/UDP(sport=5000, dport=53)\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames.clone());
+    assert_eq!(v, [Verdict::Drop(DropReason::SourceRouted)]);
+    let unchecked = config.replacen("[dos.sanity]\n", "[dos.sanity]\nsource_route = false\n", 1);
+    let (v, _, _) = verdicts_of(&unchecked, frames);
+    assert!(matches!(v[..], [Verdict::Tx { reason: TxReason::Encapsulated, .. }]), "into beta's tunnel: {v:?}");
+}
+
 /// A later fragment's data is data: the later pieces of an IPv4 datagram under AH (protocol
 /// 51 in every piece, the AH header only in the first) and of an IPv6 datagram with
 /// destination options in its fragmentable part (the fragment header's next header 60 in

@@ -328,7 +328,7 @@ impl View<'_> {
             .map(|s| (s.label("tunnel"), s.value))
             .collect();
         // What each takes now: its `mtu`, or less while a path MTU the underlay reported
-        // holds it.
+        // holds it or where its outer packet would not fit the interface.
         let mtu: HashMap<&str, f64> =
             self.find("transitd_tunnel_mtu_bytes").map(|s| (s.label("tunnel"), s.value)).collect();
         for (t, c) in tunnels {

@@ -197,7 +197,11 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return Verdict::Drop(reason);
     }
     if let Some(target) = steer(snap, &key, ip.is_ipv6) {
-        // To a customer prefix (this one's or another's): through its ingress stages.
+        // To a customer prefix (this one's or another's): through its ingress stages, but
+        // for a source route onward, as from the Internet (`path_by_address`).
+        if ip.routed_onward && snap.dos.sanity.source_route {
+            return Verdict::Drop(DropReason::SourceRouted);
+        }
         outcome.tunnel = None;
         to_customer(ctx, frame, &key, &ip, target, outcome);
         return outcome.verdict;
@@ -330,7 +334,7 @@ fn to_our_side(
         }
         // Another server of the fleet's probe: the one that sent it judges it.
         return probe_sender(payload)
-            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to))
+            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, false))
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
     // The budget is spent on replies sent, not on requests refused (RFC 1812 §4.3.2.8):
@@ -348,8 +352,15 @@ fn to_our_side(
 
 /// A probe reply another server of the fleet relayed ([`super::egress::relay_probe_reply`]):
 /// an ICMP echo reply from the router's side of the tunnel its payload names to ours, as it
-/// left the router. Recorded if its tag is ours.
-pub(super) fn relayed_probe_reply(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
+/// left the router. Recorded if its tag is ours; else, sent to this data centre for a
+/// server of it (`via_dc`), relayed on to that server.
+pub(super) fn relayed_probe_reply(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    via_dc: bool,
+) -> Verdict {
     let end = frame.start + ip.l3_start + ip.l3_len;
     let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
     let tid = payload.get(16..18).map_or(TunnelId::MAX, |b| TunnelId::from_be_bytes([b[0], b[1]]));
@@ -363,11 +374,16 @@ pub(super) fn relayed_probe_reply(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Ke
         || key.get(Dim::L4Proto) != 1
         || key.get(Dim::IcmpType) != u32::from(ICMPV4_ECHO_REPLY)
         || ends != Some(this)
-        || !ctx.snap.health.record_reply(tid, &tunnel.name, payload)
     {
         return Verdict::Drop(DropReason::TunnelInterface);
     }
-    Verdict::Consumed(ConsumeReason::HealthProbeReply)
+    if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
+        return Verdict::Consumed(ConsumeReason::HealthProbeReply);
+    }
+    let sender = probe_sender(payload).filter(|_| via_dc);
+    sender
+        .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, true))
+        .unwrap_or(Verdict::Drop(DropReason::TunnelInterface))
 }
 
 /// RFC 6040 §4.2 (normal mode): a congestion mark a router put on the outer header on the

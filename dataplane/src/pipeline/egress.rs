@@ -20,7 +20,7 @@
 //! one data centre boundary and one server hop: a plan that disagrees between servers (a
 //! reload half-way through the fleet) drops as `backbone_loop` rather than looping. The
 //! backbone also carries tunnel health probes' replies to the server that sent the probe
-//! ([`relay_probe_reply`], [`PROBE_REPLY`] in the low byte). The XDP
+//! ([`relay_probe_reply`], [`PROBE_REPLY`] or [`PROBE_REPLY_VIA_DC`] in the low byte). The XDP
 //! program does the common cases itself (delivers what this server owns, decapsulating
 //! backbone GRE for it); what reaches here is forwarded, and counted.
 
@@ -94,7 +94,11 @@ fn from_backbone(
         Err(e) => return Verdict::Drop(e.into()),
     };
     let hop = match repr.key {
-        Some(k) if k >> 8 == su.key_id && matches!(k as u8, 1 | 2 | PROBE_REPLY) && repr.protocol == PROTO_IPV4 => {
+        Some(k)
+            if k >> 8 == su.key_id
+                && matches!(k as u8, 1 | 2 | PROBE_REPLY | PROBE_REPLY_VIA_DC)
+                && repr.protocol == PROTO_IPV4 =>
+        {
             k as u8
         }
         _ => return Verdict::Drop(DropReason::BackboneBadKey),
@@ -110,8 +114,8 @@ fn from_backbone(
     if !ipv4_checksum_ok(data, &ip) {
         return Verdict::Drop(DropReason::BadIpv4Checksum);
     }
-    if hop == PROBE_REPLY {
-        return super::decap::relayed_probe_reply(ctx, frame, &key, &ip);
+    if matches!(hop, PROBE_REPLY | PROBE_REPLY_VIA_DC) {
+        return super::decap::relayed_probe_reply(ctx, frame, &key, &ip, hop == PROBE_REPLY_VIA_DC);
     }
     if su.owners.data_centre((key.dst_addr() >> 96) as u32).is_none() {
         return Verdict::Drop(DropReason::BackboneNotEgress);
@@ -234,25 +238,41 @@ fn to_server(
 /// sent the probe ([`relay_probe_reply`]): no hop of the return path (1 or 2), so the XDP
 /// program hands it to the data plane, not to the host.
 pub const PROBE_REPLY: u8 = 0x80;
+/// The same, sent to the data centre of the server that probed (a server's own backbone
+/// address is its data centre's to reach, as for return traffic): the server there relays it
+/// once more, as [`PROBE_REPLY`], unless the probe was its own.
+pub const PROBE_REPLY_VIA_DC: u8 = 0x81;
 
 /// A reply to a health probe that another server of the fleet sent, whose payload names
-/// that server's backbone address `to`: sent on to it over the backbone. The router's
-/// replies come to the anycast address, so to whichever server is nearest the router, not
-/// to the one that probed; each server's tags are under its own key, and the one that
-/// probed is the one that can tell its reply. `None`: not in a fleet, or `to` is no other
-/// server of it.
+/// that server's backbone address `to`: sent on to it over the backbone (to its data centre
+/// when that is another; `within_dc`: only within this one). The router's replies come to
+/// the anycast address, so to whichever server is nearest the router, not to the one that
+/// probed; each server's tags are under its own key, and the one that probed is the one
+/// that can tell its reply. `None`: not in a fleet, `to` is no other server of it, or the
+/// packet is no probe's length (a probe's reply is the probe as it was sent).
 pub(super) fn relay_probe_reply(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
     key: &Key,
     ip: &IpFrame,
     to: std::net::Ipv4Addr,
+    within_dc: bool,
 ) -> Option<Verdict> {
+    use crate::snapshot::health::PROBE_PAYLOAD_LEN;
     let su = ctx.snap.soft_unicast.as_ref()?;
-    if to == su.backbone || !su.server_backbone.contains(&to) {
+    if ip.is_ipv6 || ip.l3_len != 20 + gre::icmp::ICMP_HEADER_LEN + PROBE_PAYLOAD_LEN || to == su.backbone {
         return None;
     }
-    Some(to_server(ctx, su, frame, key, ip, to, PROBE_REPLY, TxReason::ProbeReplyRelayed))
+    let server = su.server_backbone.iter().position(|a| *a == to)?;
+    let dc = *su.owners.server_dc.get(server)?;
+    let (target, hop) = if dc == su.this_dc {
+        (to, PROBE_REPLY)
+    } else if within_dc {
+        return None;
+    } else {
+        (*su.dc_backbone_of.get(usize::from(dc))?, PROBE_REPLY_VIA_DC)
+    };
+    Some(to_server(ctx, su, frame, key, ip, target, hop, TxReason::ProbeReplyRelayed))
 }
 
 /// The port that says who owns a return packet: TCP or UDP destination port; an ICMP echo

@@ -231,10 +231,9 @@ impl WorkerStats {
                 t.received_dropped += 1;
             }
         }
-        // Sent into a tunnel: anything transmitted with a tunnel but what left one for the
-        // Internet.
+        // Sent into a tunnel: anything transmitted with a tunnel but what left one.
         if let (Some(t), Verdict::Tx { len, reason, .. }) = (outcome.tunnel, outcome.verdict)
-            && reason != TxReason::Decapsulated
+            && into_its_tunnel(reason)
             && let Some(t) = self.tunnels.get_mut(usize::from(t))
         {
             t.sent.add(len);
@@ -333,8 +332,8 @@ impl WorkerStats {
     pub fn uncount_unsent_frames(&mut self, outcomes: &[super::Outcome], unsent: &[u16]) {
         for outcome in unsent.iter().filter_map(|&i| outcomes.get(usize::from(i))) {
             let Verdict::Tx { len, reason, .. } = outcome.verdict else { continue };
-            // Into the tunnel as `count` counted it: not what left one for the Internet.
-            self.uncount_tx(reason, len, outcome.tunnel.filter(|_| reason != TxReason::Decapsulated));
+            // Into the tunnel as `count` counted it: not what left one.
+            self.uncount_tx(reason, len, outcome.tunnel.filter(|_| into_its_tunnel(reason)));
         }
     }
 
@@ -492,4 +491,10 @@ impl Reason {
             Reason::Drop(r) => r.name(),
         }
     }
+}
+/// Whether a frame sent as `reason` with a tunnel went into it: not one that came out of
+/// it for the Internet, nor a probe reply that came out of it and was relayed over the
+/// backbone.
+fn into_its_tunnel(reason: TxReason) -> bool {
+    !matches!(reason, TxReason::Decapsulated | TxReason::ProbeReplyRelayed)
 }
