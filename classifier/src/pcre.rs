@@ -144,8 +144,8 @@ impl Translator<'_> {
                     self.i += 6;
                     self.out.push_str(r"\b{end}");
                 }
-                b'[' if let Some((_, term, _)) = posix_syntax_at(self.p, self.i - 1) => {
-                    return Err(if term == b':' {
+                b'[' if posix_syntax_at(self.p, self.i - 1).is_some() => {
+                    return Err(if self.peek(0) == Some(b':') {
                         "POSIX named classes are supported only within a class".into()
                     } else {
                         "POSIX collating elements are not supported".into()
