@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -710,64 +710,93 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
     assert!(refused.starts_with("fleet.toml:12:15: --this-server `a9` is not a [[soft_unicast.server]]"), "{refused}");
 }
 
-/// Health probes in a fleet: a tunnel's router returns every server's probes to the anycast
-/// address, so to whichever server is nearest it. There, a reply to another server's probe
-/// (its payload names that server's backbone address) is relayed over the backbone to it,
-/// which records it; it was dropped as `tunnel_interface`, and every server but the nearest
-/// took the tunnel for down. scapy plays the router: it decapsulates a1's probe and returns
-/// the inner packet, as it is, in GRE to the anycast address; a2 gets it. tshark reads the
-/// relayed frame.
-#[test]
-fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
-    use transitd::snapshot::{Host, Snapshot};
+/// The fleet of [`fleet`] with customer acme behind a probed tunnel to 198.51.100.1.
+fn fleet_with_a_probed_tunnel() -> transitd::config::Loaded {
     let (config, _) = fleet();
     let config = format!(
         "{config}\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
          [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
          [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"\n"
     );
-    let loaded = transitd::config::parse("fleet.toml", &config).unwrap();
-    let host = |name: &str| Host { iface_mac_known: true, this_server: Some(name.to_string()) };
-    let a1 = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host("a1")).unwrap());
-    let a2 = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host("a2")).unwrap());
-    // Each server's tags are under its own key (`run` draws one at random).
-    a1.health.set_key([0xa1, 1]);
-    a2.health.set_key([0xa2, 2]);
-    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    transitd::config::parse("fleet.toml", &config).unwrap()
+}
 
-    // a1's probe 7, as its prober sends it, and a forged one (another tag).
-    let mut spill = transitd::pipeline::Spill::new(4, a1.frame_size);
-    assert_eq!(transitd::health::spill_probe(&a1, t, 7, Some(&a1.eth), &mut spill), transitd::health::Sent::Yes);
-    let probe: Vec<u8> = spill.frames().next().unwrap().to_vec();
-    let dir = std::env::temp_dir().join(format!("transitd-su-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (sent, back, relayed) = (dir.join("probe.pcap"), dir.join("back.pcap"), dir.join("relayed.pcap"));
-    write_pcap(&sent, &[probe]);
+/// Server `name` of `loaded`, its probe tags under `key` (`run` draws one at random: each
+/// server's are its own).
+fn server(loaded: &transitd::config::Loaded, name: &str, key: u64) -> std::sync::Arc<transitd::snapshot::Snapshot> {
+    use transitd::snapshot::{Host, Snapshot};
+    let host = Host { iface_mac_known: true, this_server: Some(name.to_string()) };
+    let snap = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host).unwrap());
+    snap.health.set_key([key, key]);
+    snap
+}
+
+/// `prober`'s probe `seq` of tunnel acme-gre as its prober sends it, returned by the router
+/// (scapy: the probe's inner packet, as it is, in GRE to the anycast address), then
+/// whatever `more` appends to `frames` from `inner` (in `dir`).
+fn router_returns(prober: &transitd::snapshot::Snapshot, seq: u32, dir: &Path, more: &str) -> Vec<Vec<u8>> {
+    let t = prober.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let mut spill = transitd::pipeline::Spill::new(4, prober.frame_size);
+    assert_eq!(
+        transitd::health::spill_probe(prober, t, seq, Some(&prober.eth), &mut spill),
+        transitd::health::Sent::Yes
+    );
+    let (sent, back) = (dir.join("probe.pcap"), dir.join("back.pcap"));
+    write_pcap(&sent, &[spill.frames().next().unwrap().to_vec()]);
     scapy_pcap(
         &back,
         &format!(
             "probe = rdpcap('{}')[0]\n\
              inner = probe[GRE].payload\n\
              assert probe[IP].dst == '198.51.100.1' and inner[ICMP].type == 0, probe.show(dump=True)\n\
-             forged = inner.copy(); forged[Raw].load = forged[Raw].load[:8] + bytes(8) + forged[Raw].load[16:]\n\
              back = lambda i: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/i\n\
-             frames = [back(inner), back(forged)]",
+             frames = [back(inner)]\n{more}",
             sent.display()
         ),
     );
-    let frames: Vec<Vec<u8>> = read_frames(&back).into_iter().map(|f| f.bytes).collect();
+    read_frames(&back).into_iter().map(|f| f.bytes).collect()
+}
+
+/// `frames` through a worker running `snap`: what it sent and counted.
+fn run_on(
+    snap: &std::sync::Arc<transitd::snapshot::Snapshot>,
+    frames: Vec<Vec<u8>>,
+) -> (transitd::io::memory::MemoryIo, transitd::pipeline::WorkerState) {
+    let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    worker.into_parts()
+}
+
+/// Each backbone frame's outer source, destination and GRE key, as tshark reads them.
+fn backbone_headers(file: &Path, frames: &[Vec<u8>]) -> String {
+    write_pcap(file, frames);
+    tshark(file, &["-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key"])
+}
+
+/// Health probes in a fleet: a tunnel's router returns every server's probes to the anycast
+/// address, so to whichever server is nearest it. There, a reply to another server's probe
+/// (its payload names that server's backbone address) is relayed over the backbone to it,
+/// which records it; it was dropped as `tunnel_interface`, and every server but the nearest
+/// took the tunnel for down. scapy plays the router; a2 gets a1's reply, and a forged one
+/// (another tag). tshark reads the relayed frame.
+#[test]
+fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
+    let loaded = fleet_with_a_probed_tunnel();
+    let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
+    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let dir = std::env::temp_dir().join(format!("transitd-su-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let forged = "forged = inner.copy(); forged[Raw].load = forged[Raw].load[:8] + bytes(8) + forged[Raw].load[16:]\n\
+                  frames.append(back(forged))";
+    let frames = router_returns(&a1, 7, &dir, forged);
 
     // At a2: relayed, both (a2 cannot tell a forged tag of a1's from a good one).
-    let run = |snap: &std::sync::Arc<Snapshot>, frames: Vec<Vec<u8>>| {
-        let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-        let mut worker = transitd::worker::Worker::new(io, snap.clone());
-        worker.run_to_end(Some(snap.eth)).unwrap();
-        worker.into_parts().0
-    };
-    let io = run(&a2, frames.clone());
+    let (io, _) = run_on(&a2, frames.clone());
     let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
     assert_eq!(fates(&io.verdicts), [relay.clone(), relay]);
     assert_eq!(a2.health.replied(t), 0, "not a2's probe");
+    let relayed = dir.join("relayed.pcap");
     write_pcap(&relayed, &io.sent);
     let rows = tshark(
         &relayed,
@@ -788,19 +817,15 @@ fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
     assert_eq!(program.test_run(&io.sent[0]).expect("test run").0, transitd_bpf::XdpDecision::NoSocket);
 
     // At a1: the relayed reply is recorded, the forged one is not.
-    let io = run(&a1, io.sent.clone());
+    let (io, _) = run_on(&a1, io.sent.clone());
     let recorded = format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name());
-    assert_eq!(fates(&io.verdicts), [recorded, DropReason::TunnelInterface.name().to_string()]);
+    assert_eq!(fates(&io.verdicts), [recorded.clone(), DropReason::TunnelInterface.name().to_string()]);
     assert_eq!(a1.health.replied(t), 7);
 
     // a1 gets its own reply straight from the router: recorded, not relayed.
-    let a1_direct = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host("a1")).unwrap());
-    a1_direct.health.set_key([0xa1, 1]);
-    let io = run(&a1_direct, frames[..1].to_vec());
-    assert_eq!(
-        fates(&io.verdicts),
-        [format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name())]
-    );
+    let a1_direct = server(&loaded, "a1", 0xa1);
+    let (io, _) = run_on(&a1_direct, frames[..1].to_vec());
+    assert_eq!(fates(&io.verdicts), [recorded]);
     assert_eq!(a1_direct.health.replied(t), 7);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -810,66 +835,34 @@ fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
 /// to reach, as return traffic has it), key low byte 0x81, and the server holding that
 /// address relays it on (0x80) to the prober. Here a2 probes and b1 gets the reply: b1 sends
 /// it to data centre a's address (a1's), a1 on to a2, which records it. A reply that is not
-/// a probe's length (padded) is not relayed, and no relay counts as sent into the tunnel.
+/// a probe's length (longer) is not relayed, and no relay counts as sent into the tunnel.
 #[test]
 fn a_probe_reply_reaching_another_data_centre_goes_through_the_probers() {
-    use transitd::snapshot::{Host, Snapshot};
-    let (config, _) = fleet();
-    let config = format!(
-        "{config}\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
-         [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
-         [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"acme-gre\"\n"
-    );
-    let loaded = transitd::config::parse("fleet.toml", &config).unwrap();
-    let server = |name: &str, key: u64| {
-        let host = Host { iface_mac_known: true, this_server: Some(name.to_string()) };
-        let snap = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host).unwrap());
-        snap.health.set_key([key, key]);
-        snap
-    };
-    let (a1, a2, b1) = (server("a1", 1), server("a2", 2), server("b1", 3));
+    let loaded = fleet_with_a_probed_tunnel();
+    let (a1, a2, b1) = (server(&loaded, "a1", 1), server(&loaded, "a2", 2), server(&loaded, "b1", 3));
     let t = a2.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let mut spill = transitd::pipeline::Spill::new(4, a2.frame_size);
-    assert_eq!(transitd::health::spill_probe(&a2, t, 9, Some(&a2.eth), &mut spill), transitd::health::Sent::Yes);
     let dir = std::env::temp_dir().join(format!("transitd-su-probe-dc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (sent, back, relayed) = (dir.join("probe.pcap"), dir.join("back.pcap"), dir.join("relayed.pcap"));
-    write_pcap(&sent, &[spill.frames().next().unwrap().to_vec()]);
-    scapy_pcap(
-        &back,
-        &format!(
-            "inner = rdpcap('{}')[0][GRE].payload\n\
-             back = lambda i: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/i\n\
-             longer = inner.copy(); longer[Raw].load += b'pad'\n\
-             del longer[IP].len, longer[IP].chksum, longer[ICMP].chksum\n\
-             frames = [back(inner), back(longer)]",
-            sent.display()
-        ),
-    );
-    let run = |snap: &std::sync::Arc<Snapshot>, frames: Vec<Vec<u8>>| {
-        let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-        let mut worker = transitd::worker::Worker::new(io, snap.clone());
-        worker.run_to_end(Some(snap.eth)).unwrap();
-        worker.into_parts()
-    };
+    let longer = "longer = inner.copy(); longer[Raw].load += b'pad'\n\
+                  del longer[IP].len, longer[IP].chksum, longer[ICMP].chksum\n\
+                  frames.append(back(longer))";
+    let frames = router_returns(&a2, 9, &dir, longer);
     let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
-    let (io, state) = run(&b1, read_frames(&back).into_iter().map(|f| f.bytes).collect());
+    let relayed = dir.join("relayed.pcap");
+
+    let (io, state) = run_on(&b1, frames);
     assert_eq!(fates(&io.verdicts), [relay.clone(), DropReason::TunnelInterface.name().to_string()]);
     assert_eq!(state.stats.tunnels[usize::from(t)].sent.packets, 0, "nothing went into the tunnel");
-    write_pcap(&relayed, &io.sent);
-    let rows =
-        tshark(&relayed, &["-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key"]);
+    let rows = backbone_headers(&relayed, &io.sent);
     assert_eq!(rows.trim(), "10.9.0.21\t10.9.0.11\t0x00535581", "to data centre a's address");
 
-    let (io, _) = run(&a1, io.sent.clone());
+    let (io, _) = run_on(&a1, io.sent.clone());
     assert_eq!(fates(&io.verdicts), [relay]);
     assert_eq!(a1.health.replied(t), 0, "not a1's probe");
-    write_pcap(&relayed, &io.sent);
-    let rows =
-        tshark(&relayed, &["-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key"]);
+    let rows = backbone_headers(&relayed, &io.sent);
     assert_eq!(rows.trim(), "10.9.0.11\t10.9.0.12\t0x00535580", "on to a2 itself");
 
-    let (io, _) = run(&a2, io.sent.clone());
+    let (io, _) = run_on(&a2, io.sent.clone());
     assert_eq!(
         fates(&io.verdicts),
         [format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name())]
