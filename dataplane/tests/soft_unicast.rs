@@ -726,7 +726,7 @@ fn fleet_with_a_probed_tunnel() -> transitd::config::Loaded {
 fn server(loaded: &transitd::config::Loaded, name: &str, key: u64) -> std::sync::Arc<transitd::snapshot::Snapshot> {
     use transitd::snapshot::{Host, Snapshot};
     let host = Host { iface_mac_known: true, this_server: Some(name.to_string()) };
-    let snap = std::sync::Arc::new(Snapshot::build_to_run(&loaded, &host).unwrap());
+    let snap = std::sync::Arc::new(Snapshot::build_to_run(loaded, &host).unwrap());
     snap.health.set_key([key, key]);
     snap
 }
