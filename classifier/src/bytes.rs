@@ -28,6 +28,7 @@
 //! parsed, with the regex crate's reason.
 
 use std::cmp::Ordering;
+use std::num::IntErrorKind;
 use std::ops::Range;
 
 use crate::ast::Span;
@@ -206,11 +207,21 @@ pub struct Slice {
 
 impl Slice {
     /// Reads Wireshark's slice text (what stands between the brackets).
+    /// Offsets are 32-bit signed numbers and lengths and ends at most 2^31 - 1, as tshark's.
     pub fn parse(text: &str) -> Result<Slice, String> {
-        let int = |s: &str| s.parse::<i64>().map_err(|_| format!("\"{s}\" is not a byte offset."));
+        let overflow = || format!("\"{text}\" causes an integer overflow.");
+        let beyond = || format!("\"{text}\" is not a valid range.");
+        let int = |s: &str| match s.parse::<i64>() {
+            Ok(n) if i32::try_from(n).is_ok() => Ok(n),
+            Ok(_) => Err(overflow()),
+            Err(e) if matches!(e.kind(), IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => Err(overflow()),
+            Err(_) => Err(format!("\"{s}\" is not a byte offset.")),
+        };
         let len = |s: &str| match s.parse::<u64>() {
             Ok(0) => Err(format!("Range {text} isn't valid because length 0 isn't positive")),
-            Ok(n) => Ok(n),
+            Ok(n) if n <= i32::MAX as u64 => Ok(n),
+            Ok(_) => Err(beyond()),
+            Err(e) if *e.kind() == IntErrorKind::PosOverflow => Err(beyond()),
             Err(_) => Err(format!("\"{s}\" is not a byte count.")),
         };
         if text.contains(',') {
@@ -224,12 +235,11 @@ impl Slice {
         // `i-j`; a leading minus is the sign of `i`.
         let dash = text.char_indices().skip(1).find(|&(_, c)| c == '-').map(|(i, _)| i);
         if let Some(i) = dash {
-            let (a, b) = (int(&text[..i])?, int(&text[i + 1..])?);
+            let a = int(&text[..i])?;
+            let b = int(&text[i + 1..]).map_err(|_| beyond())?;
             if a < 0 || b < 0 || a >= b {
                 return Err(format!("Range {text} isn't valid because {a} is greater or equal than {b}"));
             }
-            // `b - a` is within i64 (both are non-negative): the `+ 1` is taken as u64, where
-            // `i-9223372036854775807` from 0 still fits.
             return Ok(Slice { start: a, len: Some((b - a) as u64 + 1) });
         }
         Ok(Slice { start: int(text)?, len: Some(1) })
@@ -425,22 +435,48 @@ impl ByteTest {
     }
 }
 
-/// Reads a byte-string literal as tshark 4.0 does: hex bytes with `:`, `.` or `-` between
-/// them (`00:01`, `00.01`), or run together (`0001`), a single hex digit (`4` is 0x04), or
-/// `0x` and two hex digits. `None` when it is none of these.
+/// Reads a byte-string literal as tshark 4.0 does. With `:` between them, bytes are two hex
+/// digits each (`00:01`; tshark's scanner takes no other colon-separated word as bytes).
+/// Otherwise Wireshark's `hex_str_to_bytes` reads it: two hex digits make a byte, and so does
+/// one before a `.` or `-` or at the end, a `.` or `-` may follow each byte (`00.01`,
+/// `0001`, `5254.0012`, `525` is 52 05, `4` is 04). `0x` and two hex digits is one byte.
+/// `None` when it is none of these.
 pub fn byte_literal(word: &str) -> Option<Vec<u8>> {
-    let hex = |s: &str| u8::from_str_radix(s, 16).ok().filter(|_| s.bytes().all(|c| c.is_ascii_hexdigit()));
-    if let Some(h) = word.strip_prefix("0x") {
-        return (h.len() == 2).then(|| hex(h)).flatten().map(|b| vec![b]);
+    let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    if let Some(h) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        return match h.as_bytes() {
+            &[a, b] => Some(vec![digit(a)? << 4 | digit(b)?]),
+            _ => None,
+        };
     }
-    if word.contains([':', '.', '-']) {
-        return word.split([':', '.', '-']).map(|p| if (1..=2).contains(&p.len()) { hex(p) } else { None }).collect();
+    let s = word.as_bytes();
+    if word.contains(':') {
+        let pair = |p: &[u8]| match p {
+            &[a, b] => Some(digit(a)? << 4 | digit(b)?),
+            _ => None,
+        };
+        return if s.len() >= 5 { s.split(|&c| c == b':').map(pair).collect() } else { None };
     }
-    match word.len() {
-        1 => hex(word).map(|b| vec![b]),
-        n if n % 2 == 0 && n > 0 => (0..n).step_by(2).map(|i| hex(&word[i..i + 2])).collect(),
-        _ => None,
+    if s.first().is_some_and(|&c| c == b'.' || c == b'-') || s.last() == Some(&b'.') {
+        return None;
     }
+    let separator = |i: usize| matches!(s.get(i), Some(b'.' | b'-'));
+    let mut out = Vec::with_capacity(s.len() / 2 + 1);
+    let mut i = 0;
+    while i < s.len() {
+        match (digit(s[i]), s.get(i + 1).and_then(|&c| digit(c))) {
+            (Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 2 + usize::from(separator(i + 2));
+            }
+            (Some(one), None) if i + 1 == s.len() || separator(i + 1) => {
+                out.push(one);
+                i += 2;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// The byte of a C letter escape (`\a \b \f \n \r \t \v`), which Wireshark's strings and
@@ -538,9 +574,21 @@ mod tests {
         assert!(Slice::parse("1-1").is_err());
         assert!(Slice::parse("0:0").is_err());
         assert!(Slice::parse("0:1,2:1").is_err());
-        // The widest range there is: its length does not overflow (it panicked in checked
-        // builds), and it reaches past any frame.
-        assert_eq!(s("0-9223372036854775807"), Vec::<u8>::new());
+        // The widest range there is reaches past any frame; wider ones are tshark's errors.
+        assert_eq!(s("0-2147483647"), Vec::<u8>::new());
+        assert_eq!(s("-2147483648:2147483647"), Vec::<u8>::new());
+        for (text, message) in [
+            ("0-2147483648", "not a valid range"),
+            ("0-9223372036854775807", "not a valid range"),
+            (":2147483648", "not a valid range"),
+            ("0:99999999999999999999", "not a valid range"),
+            ("2147483648", "integer overflow"),
+            ("-2147483649:1", "integer overflow"),
+            ("99999999999999999999", "integer overflow"),
+            ("2147483648-2147483649", "integer overflow"),
+        ] {
+            assert!(Slice::parse(text).is_err_and(|e| e.contains(message)), "{text}");
+        }
     }
 
     #[test]
@@ -551,9 +599,19 @@ mod tests {
         assert_eq!(byte_literal("0x1"), None);
         assert_eq!(byte_literal("0x4500"), None);
         assert_eq!(byte_literal("4500"), Some(vec![0x45, 0]));
-        assert_eq!(byte_literal("45:00.01-ff"), Some(vec![0x45, 0, 1, 0xff]));
-        assert_eq!(byte_literal("450"), None);
-        assert_eq!(byte_literal("4g"), None);
+        assert_eq!(byte_literal("45:00:01:ff"), Some(vec![0x45, 0, 1, 0xff]));
+        assert_eq!(byte_literal("45.00-01.ff"), Some(vec![0x45, 0, 1, 0xff]));
+        assert_eq!(byte_literal("0X45"), Some(vec![0x45]));
+        // Wireshark's hex_str_to_bytes: pairs, a lone digit before a separator or at the end.
+        assert_eq!(byte_literal("450"), Some(vec![0x45, 0]));
+        assert_eq!(byte_literal("5254.0012"), Some(vec![0x52, 0x54, 0, 0x12]));
+        assert_eq!(byte_literal("525.4"), Some(vec![0x52, 5, 4]));
+        assert_eq!(byte_literal("52-"), Some(vec![0x52]));
+        assert_eq!(byte_literal("5.4-3"), Some(vec![5, 4, 3]));
+        for bad in ["4g", "52.", ".52", "-52", "52.-54", "52..54", "0:0", "52:5", "52:54.00", "52:", ":52", "5254:0012"]
+        {
+            assert_eq!(byte_literal(bad), None, "{bad}");
+        }
         assert_eq!(string_literal(r#"H\tT\x48\110\\\""#, false).unwrap(), b"H\tTHH\\\"");
         assert_eq!(string_literal(r"a\x00b\0\000", false).unwrap(), b"a\0b\0\0");
         assert_eq!(string_literal(r"\xff\d", true).unwrap(), br"\xff\d");

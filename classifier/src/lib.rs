@@ -17,6 +17,7 @@ pub mod field;
 pub mod limit;
 pub mod list;
 pub mod literals;
+pub mod names;
 pub mod parse;
 pub mod pcre;
 pub mod rule;

@@ -26,6 +26,7 @@ use crate::ast::{Expr, Pred, Span, Test};
 use crate::bytes::{self, ByteOp, ByteTest, CmpOp, Layer, Slice};
 use crate::field::{self, Dim, FieldDef, Slot, Ty};
 use crate::list::{Lists, MEMBER_FIELDS, MEMBER_SLOTS, NoLists};
+use crate::names;
 use crate::set::IntervalSet;
 
 /// How deep parentheses and `not`s may nest. Deeper expressions are refused: a rule that
@@ -119,6 +120,8 @@ enum Tok<'a> {
     Str(&'a str, bool),
     /// A character constant's byte (`'a'`, `'\x41'`): a number, or one byte.
     Char(u8),
+    /// `+`: tshark 4.0's unary plus, which changes nothing (`tcp.port == +80`).
+    Plus,
     And,
     Or,
     Not,
@@ -194,6 +197,7 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
         } else {
             match c {
                 b'&' => (Tok::BitAnd, 1),
+                b'+' => (Tok::Plus, 1),
                 b'[' => (Tok::LBracket, 1),
                 b']' => (Tok::RBracket, 1),
                 b'~' => (Tok::Word("matches"), 1),
@@ -400,6 +404,16 @@ impl<'a> Parser<'a, '_> {
             }
             Tok::Word("len") if self.peek() == Some(Tok::LParen) => self.len_test(span),
             Tok::Word(name) => self.test(name, span),
+            // tshark's unary plus before a field changes nothing, but it makes an arithmetic
+            // term, which `in`, `contains` and `matches` do not take.
+            Tok::Plus => match self.next()? {
+                (Tok::Word("len"), span) if self.peek() == Some(Tok::LParen) => self.len_test(span),
+                (Tok::Word(name), span) => match self.toks.get(self.pos).copied() {
+                    Some((Tok::Word("in" | "contains" | "matches") | Tok::Not, after)) => Err(self.unexpected(after)),
+                    _ => self.test(name, span),
+                },
+                (_, span) => Err(self.unexpected(span)),
+            },
             _ => Err(self.unexpected(span)),
         }
     }
@@ -411,8 +425,17 @@ impl<'a> Parser<'a, '_> {
         let slice = if let Some((Tok::LBracket, open)) = self.toks.get(self.pos).copied() {
             self.pos += 1;
             let mut words: Vec<(&str, Span)> = Vec::new();
-            while let Some((Tok::Word(w), span)) = self.toks.get(self.pos).copied() {
-                words.push((w, span));
+            loop {
+                match (self.toks.get(self.pos).copied(), self.toks.get(self.pos + 1).copied()) {
+                    (Some((Tok::Word(w), span)), _) => words.push((w, span)),
+                    // A plus sign, as tshark takes one, is the number's own (`[+1:+2]`).
+                    (Some((Tok::Plus, plus)), Some((Tok::Word(_), span))) if plus.end == span.start => {
+                        let span = Span { start: plus.start, end: span.end };
+                        words.push((&self.text[span.start..span.end], span));
+                        self.pos += 1;
+                    }
+                    _ => break,
+                }
                 self.pos += 1;
             }
             let (close, first, last) = match (self.next()?, words.first(), words.last()) {
@@ -432,13 +455,13 @@ impl<'a> Parser<'a, '_> {
         let op = match self.peek() {
             Some(Tok::Op(op)) => {
                 self.pos += 1;
-                let (value, span) = self.byte_value()?;
+                let (value, span) = self.byte_value(true)?;
                 end = span.end;
                 ByteOp::Cmp(byte_cmp(op), value)
             }
             Some(Tok::Word("contains")) => {
                 self.pos += 1;
-                let (value, span) = self.byte_value()?;
+                let (value, span) = self.byte_value(false)?;
                 end = span.end;
                 if value.is_empty() {
                     return Err(ParseError::at(span, "contains needs at least one byte to look for.".into()));
@@ -461,12 +484,12 @@ impl<'a> Parser<'a, '_> {
             }
             Some(Tok::BitAnd) => {
                 self.pos += 1;
-                let (mask, span) = self.byte_value()?;
+                let (mask, span) = self.byte_value(true)?;
                 end = span.end;
                 let compared = match self.peek() {
                     Some(Tok::Op(op)) => {
                         self.pos += 1;
-                        let (value, span) = self.byte_value()?;
+                        let (value, span) = self.byte_value(true)?;
                         end = span.end;
                         Some((byte_cmp(op), value))
                     }
@@ -479,8 +502,12 @@ impl<'a> Parser<'a, '_> {
         Ok(Expr::Bytes(ByteTest { layer, slice, op, span: Span { start: name_span.start, end } }))
     }
 
-    /// A byte string: a quoted string or hex bytes (`00:01`, `0001`, `0x41`).
-    fn byte_value(&mut self) -> Result<(Vec<u8>, Span), ParseError> {
+    /// A byte string: a quoted string or hex bytes (`00:01`, `0001`, `0x41`), after a plus
+    /// sign where tshark takes one (`plus`: in a comparison or a mask, not after `contains`).
+    fn byte_value(&mut self, plus: bool) -> Result<(Vec<u8>, Span), ParseError> {
+        if plus {
+            self.plus();
+        }
         match self.next()? {
             (Tok::Str(text, raw), span) => {
                 Ok((bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?, span))
@@ -722,12 +749,23 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    /// A value compared with a field: a word or a character constant.
+    /// A value compared with a field: a word, a quoted string (a value's name) or a
+    /// character constant, each after an optional plus sign.
     fn value(&mut self) -> Result<(Value<'a>, Span), ParseError> {
+        self.plus();
         match self.next()? {
             (Tok::Word(w), span) => Ok((Value::Word(w), span)),
+            (Tok::Str(text, _), span) => Ok((Value::Str(text), span)),
             (Tok::Char(c), span) => Ok((Value::Char(c, &self.text[span.start..span.end]), span)),
             (_, span) => Err(self.unexpected(span)),
+        }
+    }
+
+    /// Steps over one unary plus, which tshark 4.0 takes before a value and which changes
+    /// nothing (a second one is unexpected, as there).
+    fn plus(&mut self) {
+        if self.peek() == Some(Tok::Plus) {
+            self.pos += 1;
         }
     }
 
@@ -870,8 +908,6 @@ fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalS
     Some(IntervalSet::from_ranges(out))
 }
 
-/// A comparison of byte strings: `===` is `==` and `!==` is `!=` for a field that occurs
-/// once, as byte fields do.
 /// Whether the words of a slice, written with spaces between them, are a range tshark 4.0
 /// takes (`frame[ 12 : 2 ]`, `frame[12 - 13]`): a space may stand before or after a number
 /// and after a `:` or `-` that follows one, never between a leading sign and its digits
@@ -889,12 +925,15 @@ fn spaced_slice_ok(words: &[(&str, Span)], spaced_before: bool, spaced_after: bo
         let (a, b) = (pair[0].0, pair[1].0);
         let number_then_separator = ends(a, |c| c.is_ascii_digit()) && starts(b, |c| c == ':' || c == '-');
         // A lone `-` first is a sign, whose digits must follow it directly.
-        let separator_then_number =
-            ends(a, |c| c == ':' || c == '-') && !(i == 0 && a == "-") && starts(b, |c| c.is_ascii_digit());
+        let separator_then_number = ends(a, |c| c == ':' || c == '-')
+            && !(i == 0 && a == "-")
+            && starts(b.strip_prefix('+').unwrap_or(b), |c| c.is_ascii_digit());
         number_then_separator || separator_then_number
     })
 }
 
+/// A comparison of byte strings: `===` is `==` and `!==` is `!=` for a field that occurs
+/// once, as byte fields do.
 fn byte_cmp(op: Op) -> CmpOp {
     match op {
         Op::Eq | Op::AllEq => CmpOp::Eq,
@@ -970,6 +1009,8 @@ fn relop(field: &FieldDef, op: Op, values: IntervalSet, span: Span) -> Result<Pr
 #[derive(Clone, Copy, Debug)]
 enum Value<'a> {
     Word(&'a str),
+    /// A quoted string's text: only ever the name of a value.
+    Str(&'a str),
     Char(u8, &'a str),
 }
 
@@ -978,10 +1019,26 @@ fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<
     let word = match value {
         Value::Word(word) => word,
         Value::Char(c, written) => return char_literal(field, c, written, span),
+        Value::Str(text) => return string_value(field, text, span),
     };
     match field.ty {
         Ty::Uint { max } => {
-            let value = parse_uint(word).map_err(|e| ParseError::at(span, e.message(word)))?;
+            let value = match parse_uint(word) {
+                Ok(value) => value,
+                // tshark reads a word that names a field or protocol as that field, and the
+                // comparison of two fields is not one transitd makes.
+                Err(NotANumber::Invalid) if field::lookup(word).is_some() || names::FIELD_WORDS.contains(&word) => {
+                    return Err(ParseError::at(
+                        span,
+                        format!("{} and {word} are not of compatible types.", field.name),
+                    ));
+                }
+                Err(NotANumber::Invalid) if value_names(field).is_some() => match named_value(field, word) {
+                    Some(value) => value.into(),
+                    None => return Err(not_a_name(field, word, span)),
+                },
+                Err(e) => return Err(ParseError::at(span, e.message(word))),
+            };
             if value > u64::from(max) {
                 return Err(ParseError::at(span, format!("\"{word}\" too big for this field, maximum {max}.")));
             }
@@ -990,13 +1047,10 @@ fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<
         Ty::Bool => match word {
             "True" | "TRUE" => Ok(IntervalSet::single(1)),
             "False" | "FALSE" => Ok(IntervalSet::single(0)),
-            // Wireshark reads any non-zero integer as true.
+            // Wireshark reads any non-zero integer as true, and then the flag's names.
             _ => match parse_uint(word) {
                 Ok(v) => Ok(IntervalSet::single(u128::from(v != 0))),
-                Err(_) => Err(ParseError::at(
-                    span,
-                    format!("\"{word}\" cannot be found among the possible values for {}.", field.name),
-                )),
+                Err(_) => string_value(field, word, span),
             },
         },
         Ty::Ipv4 => {
@@ -1015,15 +1069,68 @@ fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<
             let bits = cidr_bits(bits, 128, word, span, network, "IPv6")?;
             Ok(network_range(u128::from(addr), bits))
         }
-        Ty::Ether => match parse_mac(word) {
-            Some(mac) => Ok(IntervalSet::single(mac.into())),
-            None if word.chars().filter(char::is_ascii_hexdigit).count() > 12 => {
-                Err(ParseError::at(span, format!("\"{word}\" contains too many bytes to be a valid Ethernet address.")))
+        // Six bytes, written as any byte string is (Wireshark reads it so).
+        Ty::Ether => match bytes::byte_literal(word) {
+            Some(mac) if mac.len() == 6 => {
+                Ok(IntervalSet::single(mac.iter().fold(0u128, |v, &b| v << 8 | u128::from(b))))
+            }
+            Some(mac) => {
+                let how = if mac.len() > 6 { "many" } else { "few" };
+                Err(ParseError::at(
+                    span,
+                    format!("\"{word}\" contains too {how} bytes to be a valid Ethernet address."),
+                ))
             }
             None => Err(ParseError::at(span, format!("\"{word}\" is not a valid Ethernet address."))),
         },
         Ty::Protocol => Err(ParseError::at(span, format!("{} takes no value.", field.name))),
     }
+}
+
+/// A quoted string compared with `field` (or, for a flag, a word that is no number): the
+/// name of one of its values, as tshark finds it, the only strings a number or flag takes.
+fn string_value(field: &FieldDef, text: &str, span: Span) -> Result<IntervalSet, ParseError> {
+    let what = match field.ty {
+        Ty::Bool => {
+            let (set, unset) = names::FLAG;
+            return match text {
+                t if t.eq_ignore_ascii_case(set) => Ok(IntervalSet::single(1)),
+                t if t.eq_ignore_ascii_case(unset) => Ok(IntervalSet::single(0)),
+                _ => Err(not_a_name(field, text, span)),
+            };
+        }
+        Ty::Uint { .. } if value_names(field).is_some() && !names::WORDS_ONLY.contains(&field.name) => {
+            return named_value(field, text)
+                .map(|v| IntervalSet::single(v.into()))
+                .ok_or_else(|| not_a_name(field, text, span));
+        }
+        Ty::Uint { max } => match max {
+            0..=0xff => "Unsigned integer (1 byte)",
+            0x100..=0xffff => "Unsigned integer (2 bytes)",
+            0x1_0000..=0xff_ffff => "Unsigned integer (3 bytes)",
+            _ => "Unsigned integer (4 bytes)",
+        },
+        Ty::Ipv4 => "IPv4 address",
+        Ty::Ipv6 => "IPv6 address",
+        Ty::Ether => "Ethernet or other MAC address",
+        Ty::Protocol => return Err(ParseError::at(span, format!("{} takes no value.", field.name))),
+    };
+    Err(ParseError::at(span, format!("{what} cannot be converted from a string (\"{text}\").")))
+}
+
+/// The names `field`'s values have in Wireshark, if they have any.
+fn value_names(field: &FieldDef) -> Option<&'static [(u32, &'static str)]> {
+    names::FIELDS.iter().find(|(name, _)| *name == field.name).map(|&(_, table)| table)
+}
+
+/// The value `name` stands for: the first of the field's table to bear it, whatever its
+/// case (as tshark 4.0 looks it up).
+fn named_value(field: &FieldDef, name: &str) -> Option<u32> {
+    value_names(field)?.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|&(v, _)| v)
+}
+
+fn not_a_name(field: &FieldDef, name: &str, span: Span) -> ParseError {
+    ParseError::at(span, format!("\"{name}\" cannot be found among the possible values for {}.", field.name))
 }
 
 /// A character constant compared with `field`: a number, as tshark reads one.
@@ -1041,23 +1148,6 @@ fn char_literal(field: &FieldDef, c: u8, written: &str, span: Span) -> Result<In
     };
     let shown = if (0x20..0x7f).contains(&c) { format!("'{}' (0x{c:02x})", char::from(c)) } else { format!("0x{c:x}") };
     Err(ParseError::at(span, format!("Character constant {shown} cannot be converted to {address}.")))
-}
-
-/// A MAC address as Wireshark writes it: `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`,
-/// `aabb.ccdd.eeff` or `aabbccddeeff`; the 48 bits as a number.
-fn parse_mac(word: &str) -> Option<u64> {
-    let groups: Vec<&str> = word.split([':', '-', '.']).collect();
-    let group_len = match groups.len() {
-        1 => 12,
-        3 if word.contains('.') && !word.contains([':', '-']) => 4,
-        6 if !word.contains('.') => 2,
-        _ => return None,
-    };
-    let hex = |g: &&str| g.len() == group_len && g.bytes().all(|b| b.is_ascii_hexdigit());
-    if !groups.iter().all(hex) || (groups.len() == 6 && word.contains(':') && word.contains('-')) {
-        return None;
-    }
-    u64::from_str_radix(&groups.concat(), 16).ok()
 }
 
 fn split_cidr(word: &str) -> (&str, Option<&str>) {
@@ -1414,14 +1504,26 @@ mod tests {
     }
 
     #[test]
-    fn mac_addresses_read_in_wiresharks_four_forms() {
-        for form in ["02:00:5e:10:00:01", "02-00-5e-10-00-01", "0200.5e10.0001", "02005e100001"] {
-            assert_eq!(parse_mac(form), Some(0x0200_5e10_0001), "{form}");
+    fn mac_addresses_read_as_wiresharks_byte_strings() {
+        let mac = |form: &str| match parse(&format!("eth.src == {form}")) {
+            Ok(Expr::Test(Test { pred: Pred::Any(set), .. })) => set.ranges().first().map(|r| r.0),
+            _ => None,
+        };
+        for form in [
+            "02:00:5e:10:00:01",
+            "02-00-5e-10-00-01",
+            "0200.5e10.0001",
+            "02005e100001",
+            "02.00.5e.10.00.01",
+            "2.0.5e.10.0.1",
+        ] {
+            assert_eq!(mac(form), Some(0x0200_5e10_0001), "{form}");
         }
-        for bad in ["02:00:5e:10:00", "02:00:5e:10:00:01:02", "2:0:0:0:0:1", "02:00-5e:10:00:01", "zz", "0200.5e10"] {
-            assert_eq!(parse_mac(bad), None, "{bad}");
+        for bad in ["2:0:0:0:0:1", "02:00-5e:10:00:01", "zz", "02:00:5e:10:00:01."] {
+            assert_eq!(mac(bad), None, "{bad}");
         }
         assert!(err("eth.src == 02:00:00:00:00:01:02").contains("too many bytes"));
+        assert!(err("eth.src == 0200.5e10").contains("too few bytes"));
         assert!(err("eth.src == zz").contains("not a valid Ethernet address"));
     }
 

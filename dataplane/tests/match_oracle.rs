@@ -437,3 +437,95 @@ fn spaced_slices_are_taken_as_tshark_takes_them() {
         }
     }
 }
+
+/// Literals tshark 4.0 reads in its own ways (the names of values, a unary plus, byte strings
+/// with one-digit parts, Ethernet addresses as byte strings, slice bounds): transitd takes an
+/// expression exactly when tshark takes it, and then selects the frames tshark selects.
+#[test]
+fn literals_are_taken_and_read_as_tshark_takes_and_reads_them() {
+    let file = merged("literals");
+    let mut wireshark = Wireshark::open(&file);
+    let domain = wireshark.frames(COMPARABLE);
+    let one_ethernet: BTreeSet<u64> = domain.intersection(&wireshark.frames("count(eth.type) <= 1")).copied().collect();
+    let exprs: Vec<String> = std::fs::read_to_string(root().join("dataplane/tests/data/match_literals.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let (mut taken, mut selective) = (0, 0);
+    for expr in &exprs {
+        let theirs = wireshark.sharkd.frames(expr).map(|_| wireshark.frames(expr));
+        let ours = classifier::parse(expr);
+        assert_eq!(
+            ours.is_ok(),
+            theirs.is_ok(),
+            "`{expr}`: transitd {}, tshark {}",
+            ours.as_ref().map_or_else(|e| format!("refuses it: {}", e.render(expr)), |_| "takes it".into()),
+            theirs.as_ref().map_or_else(|e| format!("refuses it: {e}"), |_| "takes it".to_string())
+        );
+        let Ok(theirs) = theirs else { continue };
+        taken += 1;
+        let domain = if expr.contains("eth") { &one_ethernet } else { &domain };
+        let ours: BTreeSet<u64> = transitd_frames(&file, expr).intersection(domain).copied().collect();
+        let theirs: BTreeSet<u64> = theirs.intersection(domain).copied().collect();
+        assert_eq!(ours, theirs, "`{expr}`");
+        selective += usize::from(!ours.is_empty() && ours.len() < domain.len());
+    }
+    assert!(taken >= 60 && exprs.len() - taken >= 40, "{taken} of {} taken", exprs.len());
+    assert!(selective >= 20, "only {selective} of {taken} taken expressions split the frames");
+    let _ = std::fs::remove_file(file);
+}
+
+/// The names of values (`ip.proto == UDP`) are those of the installed Wireshark: each table
+/// is its `-G values` table for that field, in its order, every field of the rule language
+/// that has one has it, the flags are Set and Not set, and the words tshark reads as fields
+/// rather than names are those of its `-G fields` that some name spells in another case.
+#[test]
+fn value_names_are_the_installed_wiresharks() {
+    let dump = |what: &str| {
+        let out = Command::new("tshark").args(["-G", what]).output().expect("tshark runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let values = dump("values");
+    let mut tables: std::collections::HashMap<&str, Vec<(u32, &str)>> = Default::default();
+    let mut flags: std::collections::HashMap<&str, (&str, &str)> = Default::default();
+    for line in values.lines() {
+        match line.split('\t').collect::<Vec<_>>()[..] {
+            ["V", field, value, name] => {
+                let value =
+                    value.strip_prefix("0x").map_or_else(|| value.parse().ok(), |h| u32::from_str_radix(h, 16).ok());
+                if let Some(value) = value {
+                    tables.entry(field).or_default().push((value, name));
+                }
+            }
+            ["T", field, set, unset] => drop(flags.insert(field, (set, unset))),
+            _ => {}
+        }
+    }
+    for &(field, table) in classifier::names::FIELDS {
+        assert_eq!(tables.get(field).map(Vec::as_slice), Some(table), "{field}");
+    }
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for f in classifier::field::FIELDS.iter().filter(|f| f.alias_of.is_none()) {
+        let named = classifier::names::FIELDS.iter().find(|(name, _)| *name == f.name);
+        match f.ty {
+            classifier::field::Ty::Bool => assert_eq!(flags.get(f.name), Some(&classifier::names::FLAG), "{}", f.name),
+            _ => assert_eq!(named.is_some(), tables.contains_key(f.name), "{} has Wireshark names", f.name),
+        }
+        if let Some((_, table)) = named {
+            names.extend(table.iter().map(|(_, n)| n.to_ascii_lowercase()));
+        }
+    }
+    names.extend(["set".to_string(), "not set".to_string()]);
+    let fields = dump("fields");
+    let clash: BTreeSet<&str> = fields
+        .lines()
+        .filter_map(|l| match l.split('\t').collect::<Vec<_>>()[..] {
+            ["P" | "F", _, abbrev, ..] if names.contains(&abbrev.to_ascii_lowercase()) => Some(abbrev),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clash, classifier::names::FIELD_WORDS.iter().copied().collect());
+}
