@@ -598,6 +598,15 @@ impl<X: Xsk> AfXdpIo<X> {
         }
     }
 
+    /// Puts the staged descriptors `sends` on the ring and empties both lists. Whole packets
+    /// reach the ring: those of `staged` from the first left out on are said unsent.
+    fn send_some(&mut self, sends: &mut ArrayVec<Desc, MAX_LENT>, staged: &mut ArrayVec<(u16, usize), BATCH_SIZE>) {
+        let sent = self.send(sends);
+        self.unsent.extend(staged.iter().filter(|&&(_, first)| first >= sent).map(|&(i, _)| i));
+        sends.clear();
+        staged.clear();
+    }
+
     /// Writes `bytes` into lent frames `chunks` (taking more from the free list or releasing
     /// extras as the length needs) and appends their descriptors to `sends`, continuation
     /// flags set. False if there was no frame for it (everything it held is released).
@@ -744,6 +753,12 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         let mut staged: ArrayVec<(u16, usize), BATCH_SIZE> = ArrayVec::new();
         let mut jumbo_index = 0;
         for (i, p) in packets.iter().enumerate() {
+            // A packet of several frames may leave in more frames than it came in (a
+            // reassembled datagram), so the batch's descriptors may outgrow the list: those
+            // staged go to the ring first, while there is room for the largest packet.
+            if sends.remaining_capacity() < MAX_PARTS {
+                self.send_some(&mut sends, &mut staged);
+            }
             let first = sends.len();
             // Every packet is settled, even one the pipeline did not see.
             let verdict = verdicts.get(i).copied().unwrap_or(Verdict::Drop(crate::pipeline::DropReason::Truncated));
@@ -807,9 +822,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                 jumbo_index += 1;
             }
         }
-        // Whole packets reach the ring: those from the first left out on are not sent.
-        let sent = self.send(&sends);
-        self.unsent.extend(staged.iter().filter(|&&(_, first)| first >= sent).map(|&(i, _)| i));
+        self.send_some(&mut sends, &mut staged);
         self.kick_tx();
         Ok(Polled::Frames(n))
     }
@@ -1206,6 +1219,41 @@ mod tests {
         assert!(after.frames.is_conserved(), "{:?}", after.frames);
         io.poll(0, &mut |_| {}).unwrap();
         assert!(io.unsent().is_empty(), "said of the poll that had them only");
+    }
+
+    /// Packets of several frames that leave in more frames than they came in (a GRE fragment
+    /// that completes a datagram), then single frames: more descriptors than one list holds.
+    /// Those staged go to the ring before the list is full (a push past it panicked the
+    /// worker), whole packets only, and what the ring has no room for is said unsent.
+    #[test]
+    fn packets_that_grow_past_the_batchs_descriptors_are_sent_or_said_unsent() {
+        let mut io = AfXdpIo::with_socket(Model::new(), true);
+        io.xsk.deliver(20, 100, 2, false, 0);
+        io.xsk.deliver(24, 100, 1, false, 0);
+        let before = io.stats();
+        let (mut grown, mut single) = (0, 0);
+        io.poll(0, &mut |frames| {
+            assert_eq!(frames.len(), 44);
+            for f in frames.iter_mut() {
+                if f.len > FRAME {
+                    // Three frames out for the two that came in.
+                    f.verdict = Verdict::Tx { start: 0, len: 2 * FRAME + 1, reason: TxReason::Decapsulated };
+                    grown += 1;
+                } else {
+                    f.verdict = Verdict::Tx { start: f.start, len: f.len, reason: TxReason::Encapsulated };
+                    single += 1;
+                }
+            }
+        })
+        .unwrap();
+        assert_eq!((grown, single), (20, 24));
+        // 60 + 24 descriptors, more than MAX_LENT; the ring takes RING of them: the grown
+        // packets and four single ones, the other 20 said unsent.
+        let after = io.stats();
+        assert_eq!((after.tx - before.tx, after.tx_ring_full - before.tx_ring_full), (RING as u64, 20));
+        assert_eq!(io.unsent(), (24..44).collect::<Vec<u16>>());
+        assert_eq!(io.xsk.invalid_tx, 0);
+        assert!(io.stats().frames.is_conserved(), "{:?}", io.stats().frames);
     }
 
     /// A full tx ring the kernel does not drain leaves no room to receive into: the poll says

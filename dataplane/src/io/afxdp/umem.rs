@@ -1,8 +1,9 @@
 //! One AF_XDP socket and its UMEM over libxdp (libxdp-sys): the mapping, the four rings and
 //! the socket options, as the [`Xsk`] trait the backend's bookkeeping is written against.
 //!
-//! This file is the ring/UMEM boundary: every `unsafe` block of the AF_XDP backend is here,
-//! each with the invariant that makes it sound.
+//! This file is the ring/UMEM boundary: every `unsafe` block of the AF_XDP backend is here
+//! but the two calls of `Xsk::frames` in `mod.rs` that lend frames out of the UMEM, each
+//! with the invariant that makes it sound.
 //!
 //! Teardown order matters to libxdp: a socket must be deleted before its UMEM, and the UMEM
 //! before the fill and completion ring structs it keeps pointers into (to unmap them). So the
