@@ -182,8 +182,9 @@ pub struct IpfixSection {
     /// Sample one packet in this many (1: every packet).
     #[serde(default = "default_ipfix_sample")]
     pub sample: Spanned<u32>,
-    /// The Observation Domain ID of the messages.
-    #[serde(default)]
+    /// The Observation Domain ID of the messages: 1 unless set (RFC 7011 §3.1 keeps 0 for
+    /// messages of no one domain, such as an exporter's own statistics).
+    #[serde(default = "default_observation_domain")]
     pub observation_domain: u32,
     /// Seconds after which a flow still active is reported (and counted afresh).
     #[serde(default = "default_ipfix_active_timeout")]
@@ -209,6 +210,10 @@ fn default_ipfix_template_refresh() -> Spanned<u32> {
 
 fn default_ipfix_max_message() -> Spanned<u32> {
     Spanned::new(0..0, crate::ipfix::wire::DEFAULT_MAX_MESSAGE)
+}
+
+fn default_observation_domain() -> u32 {
+    1
 }
 
 fn default_ipfix_sample() -> Spanned<u32> {

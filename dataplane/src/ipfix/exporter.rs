@@ -342,27 +342,60 @@ impl Exporter {
             config.observation_domain,
             config.max_message,
         );
-        // Each message's header holds the records sent before it (RFC 7011 §3.1): the
-        // difference to the next one's is how many it carries.
-        let ends = messages.iter().skip(1).map(|m| wire::sequence_of(m)).chain([*sequence]);
-        let mut delivered = (0u64, false);
-        for (i, (m, end)) in messages.iter().zip(ends).enumerate() {
-            match socket.send_to(m, config.collector) {
-                Ok(_) => {
-                    self.stats.messages.fetch_add(1, Ordering::Relaxed);
-                    delivered.0 += u64::from(end.wrapping_sub(wire::sequence_of(m)));
-                    delivered.1 |= i == 0;
-                }
-                Err(_) => _ = self.stats.send_errors.fetch_add(1, Ordering::Relaxed),
-            }
-        }
-        self.stats.records.fetch_add(delivered.0, Ordering::Relaxed);
+        let sent =
+            deliver(&messages, *sequence, templates.is_some(), |m| socket.send_to(m, config.collector).map(drop));
+        self.stats.messages.fetch_add(sent.messages, Ordering::Relaxed);
+        self.stats.send_errors.fetch_add(sent.refused, Ordering::Relaxed);
+        self.stats.records.fetch_add(sent.records, Ordering::Relaxed);
         // The templates ride in the first message: lost with it, they are sent again with
         // the next one, or the collector could read nothing until the next refresh.
-        if templates_due && delivered.1 {
+        if templates_due && sent.templates {
             self.templates_sent = Some((config.clone(), Instant::now()));
         }
     }
+}
+
+/// What [`deliver`] got out.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Delivered {
+    messages: u64,
+    /// Messages refused, or not sent after the templates' was refused.
+    refused: u64,
+    records: u64,
+    /// The first message, with the templates, went out.
+    templates: bool,
+}
+
+/// Sends `messages` in order with `send`; `next` is the sequence number after the last.
+/// When the first carries the templates (`templates`) and is refused, the rest are not sent:
+/// a collector cannot read data sets whose templates it never got, and their records would
+/// be counted as sent. They are counted as refused, their records as lost (the sequence
+/// numbers show the collector the gap).
+fn deliver(
+    messages: &[Vec<u8>],
+    next: u32,
+    templates: bool,
+    mut send: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Delivered {
+    // Each message's header holds the records sent before it (RFC 7011 §3.1): the
+    // difference to the next one's is how many it carries.
+    let ends = messages.iter().skip(1).map(|m| wire::sequence_of(m)).chain([next]);
+    let mut out = Delivered::default();
+    for (i, (m, end)) in messages.iter().zip(ends).enumerate() {
+        match send(m) {
+            Ok(()) => {
+                out.messages += 1;
+                out.records += u64::from(end.wrapping_sub(wire::sequence_of(m)));
+                out.templates |= templates && i == 0;
+            }
+            Err(_) if templates && i == 0 => {
+                out.refused = messages.len() as u64;
+                break;
+            }
+            Err(_) => out.refused += 1,
+        }
+    }
+    out
 }
 
 /// Whether flows counted under `old` would be reported differently under `new`: another
@@ -646,6 +679,36 @@ prefixes = ["198.18.0.0/24"]
         other.observation_domain = 2;
         assert_eq!(sequence_of_next(&mut x, &other, 3), 0, "domain 2 starts at 0");
         assert_eq!(sequence_of_next(&mut x, &config, 1), 5, "domain 1 counts only its own records");
+    }
+
+    /// A refused first message, which carries the templates, ends the batch: the messages
+    /// after it went out with data sets the collector could not read, counted as sent. A
+    /// later message refused is only itself.
+    #[test]
+    fn data_whose_templates_were_refused_is_not_sent() {
+        let snap = exporter(CONFIG).counted_under.clone();
+        let config = snap.ipfix.clone().expect("configured");
+        let records: Vec<FlowRecord> = (0..40).map(|i| record(&key(i), &flow(), &config, &snap)).collect();
+        let mut sequence = 0;
+        let messages = wire::messages(Some(&wire::template_set(0)), &records, 0, &mut sequence, 1, 512);
+        assert!(messages.len() >= 3, "{} messages", messages.len());
+        let refused = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+        let mut sent = 0;
+        let first_refused = deliver(&messages, sequence, true, |_| {
+            sent += 1;
+            if sent == 1 { Err(std::io::Error::from(refused.kind())) } else { Ok(()) }
+        });
+        assert_eq!(sent, 1, "nothing sent after the templates' message");
+        let n = messages.len() as u64;
+        assert_eq!(first_refused, Delivered { messages: 0, refused: n, records: 0, templates: false });
+        let mut sent = 0;
+        let second_refused = deliver(&messages, sequence, true, |_| {
+            sent += 1;
+            if sent == 2 { Err(std::io::Error::from(refused.kind())) } else { Ok(()) }
+        });
+        let lost = wire::sequence_of(&messages[2]) - wire::sequence_of(&messages[1]);
+        let records = u64::from(sequence - lost);
+        assert_eq!(second_refused, Delivered { messages: n - 1, refused: 1, records, templates: true });
     }
 
     /// A message the socket refused took its templates and records with it: neither counts
