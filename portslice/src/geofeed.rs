@@ -94,6 +94,7 @@ pub fn check_region(country: &str, region: &str) -> Option<String> {
     }
     let ok = region.to_ascii_uppercase().split_once('-').is_some_and(|(cc, sub)| {
         cc.len() == 2
+            && cc.bytes().all(|b| b.is_ascii_alphabetic())
             && (country.is_empty() || cc.eq_ignore_ascii_case(country))
             && (1..=3).contains(&sub.len())
             && sub.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -142,12 +143,56 @@ pub fn parse_all(text: &str) -> (Vec<Entry>, Vec<GeofeedError>) {
     (entries, errors)
 }
 
+/// Why `line` is not one record of CSV as strict readers read it (Python's `csv` with
+/// `strict=True`): a quote never closed, or text after a closing quote. (The `csv` crate
+/// reads both leniently, as if the line were well formed; a feed's checker must not.) A
+/// quote inside a field that does not start with one is text, as those readers take it;
+/// blanks around a field are allowed, as the reader trims them.
+fn csv_form(line: &str) -> Option<&'static str> {
+    let b = line.as_bytes();
+    let blank = |c: u8| c == b' ' || c == b'\t';
+    let mut i = 0;
+    loop {
+        while b.get(i).copied().is_some_and(blank) {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match (b.get(i), b.get(i + 1)) {
+                    (None, _) => return Some("a quote is not closed"),
+                    (Some(b'"'), Some(b'"')) => i += 2,
+                    (Some(b'"'), _) => break,
+                    _ => i += 1,
+                }
+            }
+            i += 1;
+            while b.get(i).copied().is_some_and(blank) {
+                i += 1;
+            }
+            match b.get(i) {
+                None => return None,
+                Some(b',') => i += 1,
+                Some(_) => return Some("text after a closing quote"),
+            }
+        } else {
+            match b[i.min(b.len())..].iter().position(|&c| c == b',') {
+                None => return None,
+                Some(at) => i += at + 1,
+            }
+        }
+    }
+}
+
 /// One line: an entry, nothing (a comment, a blank line) or why it is no entry.
 fn parse_line(raw: &str) -> Result<Option<Entry>, String> {
     if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
         return Ok(None);
     }
     // One line, one record: a field quoted across lines is not something a feed has.
+    if let Some(why) = csv_form(raw) {
+        return Err(format!("not CSV: {why}"));
+    }
     let mut reader =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(raw.as_bytes());
     let record = match reader.records().next() {

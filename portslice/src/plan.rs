@@ -381,15 +381,24 @@ fn balance(slices: &[(u32, u16)], servers: &[String], previous: impl Fn(u32, u16
     for &i in order.iter().take(extra) {
         target[i] += 1;
     }
-    // Release the excess: the highest slices of each over-share server.
-    let mut kept = vec![0usize; n];
-    for o in owner.iter_mut() {
+    // Release the excess of each over-share server spread over its addresses: one slice at
+    // a time from the address it holds most of (its highest slice there; ties, the highest
+    // address). What it keeps and what it frees then cover its addresses evenly, so a
+    // server that joins gets slices of every address, and of every range's tags (releasing
+    // the highest slices overall gave it only the last addresses': a country short).
+    let mut held: Vec<BTreeMap<u32, Vec<usize>>> = vec![BTreeMap::new(); n];
+    for (k, o) in owner.iter().enumerate() {
         if let Some(i) = *o {
-            if kept[i] < target[i] {
-                kept[i] += 1;
-            } else {
-                *o = None;
-            }
+            held[i].entry(slices[k].0).or_default().push(k);
+        }
+    }
+    let mut kept = count;
+    for i in 0..n {
+        while kept[i] > target[i] {
+            let Some((_, ks)) = held[i].iter_mut().max_by_key(|(ip, ks)| (ks.len(), **ip)) else { break };
+            let Some(k) = ks.pop() else { break };
+            owner[k] = None;
+            kept[i] -= 1;
         }
     }
     // Hand the free slices to servers under their share, in name order, round robin.

@@ -103,6 +103,11 @@ fn regions_must_be_the_countrys_and_cities_one_line() {
     for bad in ["ENG", "US-CA", "GB-", "GB-ENGL", "GB-E G"] {
         assert!(geofeed::check_region("GB", bad).is_some(), "{bad}");
     }
+    // With no country to agree with, the region's own country part is still two letters.
+    assert_eq!(geofeed::check_region("", "GB-ENG"), None);
+    for bad in ["1!-AB", "é-AB", "G1-AB"] {
+        assert!(geofeed::check_region("", bad).is_some(), "{bad}");
+    }
     assert_eq!(geofeed::check_text("Washington, D.C."), None);
     assert!(geofeed::check_text("London\n10.0.0.0/8,US,,,").is_some());
 }
@@ -152,4 +157,31 @@ proptest! {
 fn a_prefix_length_with_a_sign_is_refused() {
     let err = geofeed::parse("192.0.2.0/+24,GB,,,\n").unwrap_err();
     assert!(err.reason.contains("prefix length"), "{}", err.reason);
+}
+
+/// Each line is CSV as Python's strict reader reads it: a quote never closed and text after
+/// a closing quote are errors (the `csv` crate took both, reading the line as if it were
+/// well formed); a quote inside a field not quoted is text.
+#[test]
+fn lines_that_are_not_csv_are_refused() {
+    let strict = |line: &str| {
+        let script = "import csv, sys\ntry:\n list(csv.reader([sys.argv[1]], strict=True)); print('ok')\nexcept csv.Error: print('bad')";
+        let out = std::process::Command::new("python3").args(["-c", script, line]).output().expect("python3 runs");
+        String::from_utf8_lossy(&out.stdout).trim() == "ok"
+    };
+    for (line, good) in [
+        ("198.51.100.0/24,GB,GB-ENG,\"London\",", true),
+        ("198.51.100.0/24,US,US-DC,\"Washington, D.C.\",", true),
+        ("198.51.100.0/24,GB,,\"The \"\"Big\"\" Smoke\",", true),
+        ("198.51.100.0/24,GB,GB-ENG,\"London", false),
+        ("198.51.100.0/24,GB,GB-ENG,\"Lon\"don,", false),
+        ("198.51.100.0/24,GB,GB-ENG,Lon\"don,", true),
+    ] {
+        assert_eq!(strict(line), good, "python's reader on {line}");
+        let ours = geofeed::parse(line);
+        assert_eq!(ours.is_ok(), good, "{line}: {ours:?}");
+        if let Err(e) = ours {
+            assert!(e.reason.starts_with("not CSV"), "{line}: {}", e.reason);
+        }
+    }
 }

@@ -262,3 +262,34 @@ fn a_short_row_reads_as_unsliced_and_moves_no_other_row() {
         }
     }
 }
+
+/// A server that joins gets slices of every address, so of every range's tags, and the
+/// servers it takes them from keep slices of every address: they give up slices spread
+/// over their addresses, not their highest (which left a third server with no GB slice
+/// when the first two addresses were GB and the last two DE).
+#[test]
+fn a_server_that_joins_gets_slices_of_every_range() {
+    let two_countries = |servers: &[&str]| {
+        let mut s = spec(4, servers, 2048, 2048);
+        let mut de = s.egress[0].clone();
+        s.egress[0].prefix_len = 31;
+        de.network += 2;
+        de.prefix_len = 31;
+        de.tags.country = "DE".into();
+        s.egress.push(de);
+        s
+    };
+    let old = Plan::new(two_countries(&["a1", "a2"])).unwrap();
+    let (new, moves) = Plan::replan(two_countries(&["a1", "a2", "a3"]), Some(&old)).unwrap();
+    // 124 slices: a3's share is 41 (or 42), and only a3 gains.
+    assert!(moves.iter().all(|m| m.to == "a3"));
+    assert_eq!(moves.len(), fewest_moves(&[62, 62, 0], 124));
+    let base = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 0));
+    for server in ["a1", "a2", "a3"] {
+        let slices = new.slices_of(server);
+        for ip in base..base + 4 {
+            let here = slices.iter().filter(|s| s.0 == ip).count();
+            assert!((9..=11).contains(&here), "{server} holds {here} slices of address {ip:#x}: {slices:?}");
+        }
+    }
+}
