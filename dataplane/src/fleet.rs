@@ -52,14 +52,26 @@ pub struct Fetched {
     pub not_utf8: BTreeMap<String, (usize, usize)>,
     /// The store's revision they were read at.
     pub revision: i64,
+    /// Bytes read when reading stopped, the prefix holding more than a configuration may:
+    /// the keys are the part read.
+    pub beyond: Option<u64>,
 }
 
 impl Fetched {
     /// Whether `other` holds the same keys and values. The revision is the whole store's,
     /// which any write anywhere in etcd moves: alike by it, nothing is new.
     pub fn same_content(&self, other: &Fetched) -> bool {
-        self.keys == other.keys && self.not_utf8 == other.not_utf8
+        self.keys == other.keys && self.not_utf8 == other.not_utf8 && self.beyond == other.beyond
     }
+}
+
+/// The prefix holds `bytes` bytes, more than a configuration may.
+fn too_large(prefix: &str, bytes: &str) -> ConfigErrors {
+    let message = format!(
+        "{bytes} bytes under the prefix, more than {}, the most transitd reads as a configuration",
+        crate::limits::MAX_CONFIG_BYTES
+    );
+    ConfigErrors(vec![ConfigError::new(whole(&format!("etcd:{prefix}")), message)])
 }
 
 fn whole(name: &str) -> SourcePos {
@@ -68,6 +80,9 @@ fn whole(name: &str) -> SourcePos {
 
 /// [`assemble`] of what was read, refusing it whole if a value is not UTF-8 text.
 pub fn assemble_fetched(prefix: &str, fetched: &Fetched) -> Result<Loaded, ConfigErrors> {
+    if let Some(read) = fetched.beyond {
+        return Err(too_large(prefix, &format!("over {read}")));
+    }
     if !fetched.not_utf8.is_empty() {
         let errors = fetched.not_utf8.iter().map(|(key, &(line, col))| {
             let at = SourcePos { file: format!("etcd:{key}"), line, col };
@@ -87,11 +102,7 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
     // The prefix is one configuration: the same bound as a file, checked before any parsing.
     let total: u64 = keys.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
     if total > crate::limits::MAX_CONFIG_BYTES {
-        let message = format!(
-            "{total} bytes under the prefix, more than {}, the most transitd reads as a configuration",
-            crate::limits::MAX_CONFIG_BYTES
-        );
-        return Err(ConfigErrors(vec![ConfigError::new(whole(&format!("etcd:{prefix}")), message)]));
+        return Err(too_large(prefix, &total.to_string()));
     }
     for (key, value) in keys {
         let name = format!("etcd:{key}");
@@ -173,7 +184,6 @@ pub use client::{fetch, watch};
 
 #[cfg(feature = "etcd")]
 mod client {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
@@ -232,23 +242,67 @@ mod client {
     /// 4 MiB made a valid configuration over it unreadable, reported as etcd's failure.
     const MAX_MESSAGE_BYTES: usize = 2 * crate::limits::MAX_CONFIG_BYTES as usize;
 
+    /// Keys read per request: a page of values of etcd's largest request (1.5 MiB unless
+    /// `--max-request-bytes` says otherwise) stays far below [`MAX_MESSAGE_BYTES`].
+    const PAGE_KEYS: i64 = 8;
+
+    /// Reads every key of `prefix` at one revision, a page at a time, and stops once they
+    /// hold more than a configuration may ([`Fetched::beyond`]). Read in one response, a
+    /// prefix over the message bound failed to decode, which read as etcd being down.
     async fn get(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
         let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let response = kv.get(prefix, Some(GetOptions::new().with_prefix())).await?;
-        let revision = response.header().map_or(0, |h| h.revision());
-        let (mut keys, mut not_utf8) = (BTreeMap::new(), BTreeMap::new());
-        for kv in response.kvs() {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            match crate::limits::utf8_text(kv.value().to_vec()) {
-                Ok(value) => {
-                    keys.insert(key, value);
-                }
-                Err(at) => {
-                    not_utf8.insert(key, at);
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut fetched = Fetched::default();
+        let mut read = 0u64;
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE_KEYS);
+            if fetched.revision != 0 {
+                options = options.with_revision(fetched.revision);
+            }
+            let response = kv.get(from.clone(), Some(options)).await?;
+            if fetched.revision == 0 {
+                fetched.revision = response.header().map_or(0, |h| h.revision());
+            }
+            for kv in response.kvs() {
+                read += (kv.key().len() + kv.value().len()) as u64;
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                match crate::limits::utf8_text(kv.value().to_vec()) {
+                    Ok(value) => {
+                        fetched.keys.insert(key, value);
+                    }
+                    Err(at) => {
+                        fetched.not_utf8.insert(key, at);
+                    }
                 }
             }
+            if read > crate::limits::MAX_CONFIG_BYTES {
+                fetched.beyond = Some(read);
+                return Ok(fetched);
+            }
+            match response.kvs().last() {
+                Some(last) if response.more() => {
+                    // The next page starts just after the last key read.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(fetched),
+            }
         }
-        Ok(Fetched { keys, not_utf8, revision })
+    }
+
+    /// The end of the range of keys that start with `prefix`: its last byte below 0xff
+    /// raised by one, what follows dropped (etcd's own prefix end); "\0" (every key) for a
+    /// prefix of 0xff bytes alone.
+    fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+        match prefix.iter().rposition(|&b| b < 0xff) {
+            Some(i) => {
+                let mut end = prefix[..=i].to_vec();
+                end[i] += 1;
+                end
+            }
+            None => vec![0],
+        }
     }
 
     /// A client of one member: the first, from the `start`th on (round), that connects.
@@ -491,6 +545,7 @@ mod tests {
             keys: keys(&[("/t/server", SERVER)]),
             not_utf8: [("/t/customers/acme".to_string(), (3, 27))].into(),
             revision: 1,
+            beyond: None,
         };
         let errors = assemble_fetched("/t/", &fetched).unwrap_err().to_string();
         assert_eq!(errors.trim_end(), "etcd:/t/customers/acme:3:27: not UTF-8 text: an invalid byte");

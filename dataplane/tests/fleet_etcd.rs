@@ -235,6 +235,23 @@ fn a_prefix_over_grpcs_default_message_size_is_read_whole() {
     let fetched = transitd::fleet::fetch(&transitd::fleet::EtcdSource { endpoint: members, prefix: "/big/".into() })
         .expect("a member that answers");
     assert_eq!(fetched.keys.len(), 4);
+    // Past the largest message read (32 MiB: 30 keys of 1.2 MiB), the prefix is still read,
+    // a page at a time, and refused as a configuration too large; it read as etcd down.
+    for k in 4..30 {
+        let mut put = Command::new("etcdctl")
+            .args(["--endpoints", &client, "put", &format!("/big/k{k:02}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut put.stdin.take().unwrap(), value.as_bytes()).unwrap();
+        assert!(put.wait().unwrap().success(), "etcdctl put /big/k{k:02}");
+    }
+    let fetched = transitd::fleet::fetch(&source).expect("read, however large");
+    assert!(fetched.beyond.is_some_and(|read| read > 16 << 20), "{:?}", fetched.beyond);
+    assert!(fetched.keys.len() < 30, "reading stopped past the bound");
+    let refused = transitd::fleet::assemble_fetched("/big/", &fetched).unwrap_err().to_string();
+    assert!(refused.contains("bytes under the prefix, more than 16777216"), "{refused}");
 }
 
 /// An etcd no member of which answers is said in one line, with the reason (the OS error
