@@ -112,9 +112,12 @@ impl Layer {
                 let start = at(Dim::L3At)?;
                 cut(start, at(Dim::L4At).unwrap_or(start + 40))
             }
+            // The header, or as much of it as the IP payload holds (a first fragment, a cut
+            // capture): tshark's `tcp` is the bytes it dissected, however few.
             Layer::Tcp => {
                 let start = l4(6)?;
-                cut(start, start + at(Dim::TcpHdrLen)?)
+                let end = ip_end.unwrap_or(frame_len);
+                cut(start, at(Dim::TcpHdrLen).map_or(end, |h| end.min(start + h)))
             }
             Layer::Udp => {
                 let start = l4(17)?;
@@ -169,11 +172,7 @@ impl Layer {
             Layer::Eth => Some(cut(at(Dim::EthAt)?, frame_len)),
             Layer::Ip if version == 4 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + at(Dim::IpLen)?)),
             Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
-            Layer::Tcp => {
-                let start = l4(6)?;
-                at(Dim::TcpHdrLen)?;
-                Some(cut(start, ip_payload_end(key)?))
-            }
+            Layer::Tcp => Some(cut(l4(6)?, ip_payload_end(key)?)),
             Layer::Udp => {
                 let start = l4(17)?;
                 at(Dim::L4Len)?;

@@ -183,7 +183,8 @@ fn difference_icmp_errors_never_match_the_quoted_header() {
 fn difference_first_fragments_carry_ports_later_ones_none() {
     // With reassembly off, tshark dissects the transport header of a first fragment as far
     // as its bytes go, and nothing of later fragments; transitd fills what the first
-    // fragment's bytes hold (ports; flags if the 20-byte header is whole) and nothing more.
+    // fragment's bytes hold and nothing more (the fields of a header cut short:
+    // `a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads`).
     let file = pcap("real/zeek-ipv4-fragmented-syn.pcap");
     let first = theirs(&file, "ip.flags.mf == 1 and ip.frag_offset == 0");
     let later = theirs(&file, "ip.frag_offset > 0");
@@ -342,6 +343,49 @@ fn lists_select_what_their_members_written_inline_select() {
 /// every payload rule), UDP's runs past a short `udp.length` and never into Ethernet padding;
 /// behind a bogus TCP header length (below 20) there is none.
 /// scapy makes the packets; tshark is the oracle on each expression.
+/// A first fragment cut inside the TCP header, 8 to 21 bytes of it: transitd reads the
+/// fields tshark reads of those bytes. tshark reads the header up to the window at once:
+/// with 14 or 15 bytes no flags (transitd read them), with 16 to 19 the numbers, header
+/// length and window (transitd waited for 20), the checksum from 18, the urgent pointer
+/// from 20; its `tcp` is the bytes there, however few.
+#[test]
+fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
+    let file = std::env::temp_dir().join(format!("transitd-match-cut-header-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "tcp = bytes(TCP(sport=1234, dport=80, seq=0x11223344, ack=0x55667788, flags='SA', window=0x1234, urgptr=7, chksum=0xbeef)/Raw(b'x' * 8))\n\
+         frames = [Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(8, 22)]",
+    );
+    let mut wrong = Vec::new();
+    for expr in [
+        "tcp",
+        "tcp.srcport == 1234",
+        "tcp.flags",
+        "tcp.flags.syn == 1",
+        "tcp.seq == 0x11223344",
+        "tcp.ack == 0x55667788",
+        "tcp.hdr_len == 20",
+        "tcp.window_size_value == 0x1234",
+        "tcp.checksum == 0xbeef",
+        "tcp.urgent_pointer == 7",
+        "tcp.payload",
+        "len(tcp) == 8",
+        "len(tcp) == 15",
+        "len(tcp) == 16",
+        "len(tcp) == 20",
+        "tcp[12:2] == 50:12",
+        "tcp contains 12:34",
+        "tcp contains \"xx\"",
+    ] {
+        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
+        if ours != theirs {
+            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 #[test]
 fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
     let file = std::env::temp_dir().join(format!("transitd-match-payload-ends-{}.pcap", std::process::id()));

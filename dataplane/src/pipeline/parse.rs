@@ -671,10 +671,14 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
                     key.set(Dim::L4Len, len.into());
                     key.set(Dim::L4Checksum, sum.into());
                 }
-            } else if let Some(flags) = u16_at(12) {
-                key.set_tcp_flags(flags);
-                if let Some(h) = b.get(..20) {
-                    fill_tcp_fixed_header(key, h);
+            } else if let Some(h) = b.get(..16) {
+                // tshark 4.0 reads the header up to the window in one go, so a first fragment
+                // (or a cut capture) of 16 bytes of TCP has flags, numbers, header length
+                // and window, one of 14 or 15 none of them; the checksum and the urgent
+                // pointer come as their bytes do.
+                key.set_tcp_flags(u16::from_be_bytes([h[12], h[13]]));
+                fill_tcp_fixed_header(key, b);
+                if b.len() >= 20 {
                     let header_len = usize::from(h[12] >> 4) * 4;
                     let (first, last) = tcp_mss(b.get(20..header_len.min(b.len())).unwrap_or(&[]));
                     if let Some(mss) = first {
@@ -703,16 +707,35 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
     }
 }
 
-/// The 20-byte fixed TCP header's numbers (ports and flags aside).
+/// The fixed TCP header's numbers (ports and flags aside) from its first 16 bytes or more:
+/// the checksum and the urgent pointer only when their bytes are there.
 fn fill_tcp_fixed_header(key: &mut Key, h: &[u8]) {
-    let word = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-    let half = |i: usize| u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
-    key.set(Dim::TcpSeqNumber, word(4));
-    key.set(Dim::TcpAckNumber, word(8));
-    key.set(Dim::TcpHdrLen, u32::from(h[12] >> 4) * 4);
-    key.set(Dim::TcpWindow, half(14));
-    key.set(Dim::L4Checksum, half(16));
-    key.set(Dim::TcpUrgent, half(18));
+    if let Some(h) = h.get(..20) {
+        let word = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let half = |i: usize| u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+        key.set(Dim::TcpSeqNumber, word(4));
+        key.set(Dim::TcpAckNumber, word(8));
+        key.set(Dim::TcpHdrLen, u32::from(h[12] >> 4) * 4);
+        key.set(Dim::TcpWindow, half(14));
+        key.set(Dim::L4Checksum, half(16));
+        key.set(Dim::TcpUrgent, half(18));
+        return;
+    }
+    let word = |i: usize| h.get(i..i + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    let half = |i: usize| h.get(i..i + 2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])));
+    let fields = [
+        (Dim::TcpSeqNumber, word(4)),
+        (Dim::TcpAckNumber, word(8)),
+        (Dim::TcpHdrLen, h.get(12).map(|&b| u32::from(b >> 4) * 4)),
+        (Dim::TcpWindow, half(14)),
+        (Dim::L4Checksum, half(16)),
+        (Dim::TcpUrgent, half(18)),
+    ];
+    for (dim, value) in fields {
+        if let Some(value) = value {
+            key.set(dim, value);
+        }
+    }
 }
 
 /// The values of the first and the last well-formed MSS option (kind 2, length 4) among
