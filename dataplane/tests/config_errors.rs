@@ -795,7 +795,8 @@ fn a_prefix_without_a_route_is_warned_about() {
 
 /// An IPv4-mapped IPv6 address (`::ffff:198.51.100.1`) is how a socket API names an IPv4
 /// host; no packet carries it. As a tunnel remote, `anycast_v6` or `next_hop` it is refused,
-/// once, with the address to write; nothing follows from it (no clash with the IPv4 tunnel to
+/// once, with the address to write (for `anycast_v6`, which takes no IPv4 address, the key
+/// that does); nothing follows from it (no clash with the IPv4 tunnel to
 /// the same router, no call for `anycast_v6`).
 #[test]
 fn an_ipv4_mapped_address_is_refused_with_the_address_to_write() {
@@ -816,7 +817,7 @@ fn an_ipv4_mapped_address_is_refused_with_the_address_to_write() {
     assert_eq!(
         errors(&config("anycast_v6 = \"::ffff:192.0.2.1\"\n", "198.51.100.2")),
         ["bad.toml:3:14: anycast_v6 `::ffff:192.0.2.1` is not one host's address: an IPv4-mapped IPv6 address, \
-          which no packet carries (write `192.0.2.1`)"]
+          which no packet carries (`192.0.2.1` is an IPv4 address: `anycast`)"]
     );
     assert_eq!(
         errors(&config("next_hop = \"::ffff:192.0.2.254\"\n", "198.51.100.2")),
@@ -896,4 +897,62 @@ fn a_tunnel_mtu_past_the_frame_size_is_warned_about() {
     );
     assert_eq!(said(4096, 4082), Vec::<String>::new());
     assert_eq!(said(9216, 9000), Vec::<String>::new());
+}
+
+/// Values a review found accepted, each refused at its position with its reason: customer
+/// prefixes in space no host has (multicast `224.0.0.0/4` was announced), a loose MAC, a
+/// collector that is no host, BIRD's include over its socket, a backbone address that is
+/// the anycast address, a tunnel remote that is a backbone address; and an anycast_v6
+/// hint that names the IPv4 key, and no second error for a health value already refused.
+#[test]
+fn addresses_no_host_or_no_one_host_has_are_refused() {
+    let base = "[server]\nanycast = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\
+        [[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+        [[customer.tunnel]]\nname = \"t1\"\nremote = \"198.51.100.7\"\n";
+    let with = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        errors(&base.replacen(from, to, 1))
+    };
+    let prefixes = with(
+        "\"203.0.113.0/24\"]",
+        "\"203.0.113.0/24\", \"224.0.0.0/4\", \"::ffff:198.51.100.0/120\", \"127.0.0.0/8\", \"0.0.0.0/8\", \"fe80::/64\", \"ff02::/16\"]",
+    );
+    assert_eq!(prefixes.len(), 6, "{prefixes:#?}");
+    assert!(
+        prefixes[0].starts_with("bad.toml:6:31: customer prefix `224.0.0.0/4` is inside 224.0.0.0/4 (multicast)"),
+        "{prefixes:#?}"
+    );
+    assert!(prefixes[1].contains("IPv4-mapped (write the IPv4 prefix)"), "{prefixes:#?}");
+    assert_eq!(
+        with("\"192.0.2.1\"\n", "\"192.0.2.1\"\nmac = \"+2:0:000:0:0:1\"\n"),
+        ["bad.toml:3:7: `+2:0:000:0:0:1` is not a MAC address (write 02:00:00:00:00:01)"]
+    );
+    let collector = format!("{base}[ipfix]\ncollector = \"255.255.255.255:4739\"\n");
+    assert_eq!(errors(&collector), ["bad.toml:11:13: collector `255.255.255.255` is not one host's address"]);
+    let v6 = with("\"192.0.2.1\"\n", "\"192.0.2.1\"\nanycast_v6 = \"::ffff:192.0.2.1\"\n");
+    assert!(v6.len() == 1 && v6[0].ends_with("(`192.0.2.1` is an IPv4 address: `anycast`)"), "{v6:#?}");
+    let health = format!("{base}[health]\ninterval_ms = 18446744073709551615\ntimeout_ms = 5000\n");
+    assert_eq!(errors(&health), ["bad.toml:11:15: interval_ms 18446744073709551615 is not in 10..=3600000"]);
+    let bgp = format!("{base}[bgp]\nbird_socket = \"/run/bird/bird.ctl\"\nbird_include = \"/run/bird/bird.ctl\"\n");
+    let bgp = errors(&bgp);
+    assert!(bgp.iter().any(|e| e.starts_with("bad.toml:12:16: bird_include is bird_socket's path")), "{bgp:#?}");
+    let fleet = format!(
+        "{}[soft_unicast]\nthis_server = \"a1\"\nslice_size = 2048\nreserved_ports = 1024\n\
+         [[soft_unicast.data_centre]]\nname = \"a\"\nbackbone = \"10.9.0.11\"\n\
+         [[soft_unicast.server]]\nname = \"a1\"\ndata_centre = \"a\"\nbackbone = \"192.0.2.1\"\n\
+         [[soft_unicast.server]]\nname = \"a2\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.12\"\n\
+         [[soft_unicast.egress]]\nprefix = \"198.18.200.1/32\"\ndata_centre = \"a\"\ncountry = \"GB\"\nclass = \"untrusted\"\n",
+        base.replace("198.51.100.7", "10.9.0.12")
+    );
+    let fleet = errors(&fleet);
+    assert!(
+        fleet.iter().any(|e| e.contains("server `a1`'s backbone address `192.0.2.1` is the anycast address")),
+        "{fleet:#?}"
+    );
+    assert!(
+        fleet
+            .iter()
+            .any(|e| e.starts_with("bad.toml:9:10: tunnel remote `10.9.0.12` is server `a2`'s backbone address")),
+        "{fleet:#?}"
+    );
 }

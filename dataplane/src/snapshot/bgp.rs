@@ -35,6 +35,10 @@ impl Builder<'_> {
         };
         let bird_socket = path(&section.bird_socket, "bird_socket");
         let bird_include = path(&section.bird_include, "bird_include");
+        if bird_include == bird_socket {
+            let why = "bird_include is bird_socket's path: run would write its routes over BIRD's control socket";
+            self.err(&section.bird_include.span(), why.to_string());
+        }
         // At least five of the supervisor's ticks (100 ms, and workers publish as often):
         // at 100 ms the guard's check came before the next word and announcements flapped.
         let ms = *section.withdraw_after_ms.get_ref();

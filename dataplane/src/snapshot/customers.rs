@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use classifier::Action;
 use gre::{Endpoints, GreTunnel};
+use ipnet::IpNet;
 use toml::Spanned;
 
 use super::{
@@ -100,7 +101,15 @@ impl Builder<'_> {
                 self.warn(&c.name.span(), format!("customer `{name}` has no prefixes: no traffic is routed to it"));
             }
             for p in &c.prefixes {
-                if let Some(net) = self.prefix(p) {
+                let net = self.prefix(p);
+                if let Some(why) = net.and_then(not_for_hosts) {
+                    self.err(
+                        &p.span(),
+                        format!("customer prefix `{}` is {why}: no customer's hosts are there", p.get_ref()),
+                    );
+                    continue;
+                }
+                if let Some(net) = net {
                     let max = crate::limits::MAX_PREFIXES_PER_FAMILY;
                     self.count_per_family(&mut prefixes, net.addr().is_ipv4(), max, &p.span(), "customer prefixes");
                     out.prefixes.push(OwnedPrefix { net, customer: id, span: p.span() });
@@ -333,4 +342,23 @@ pub(super) fn parse_interface(text: &str) -> Result<TunnelInterface, &'static st
         _ => return Err("the inner network is a /31 or a /30"),
     };
     Ok(TunnelInterface { ours, peer: Ipv4Addr::from(peer) })
+}
+
+/// Why no customer's hosts can be inside `net`: it lies in address space that is not
+/// unicast on the Internet (multicast, loopback, link-local, "this network", IPv4-mapped).
+/// Announced, such a prefix (`224.0.0.0/4` was) draws traffic no customer can take.
+fn not_for_hosts(net: IpNet) -> Option<&'static str> {
+    const SPACES: [(&str, &str); 10] = [
+        ("0.0.0.0/8", "inside 0.0.0.0/8 (this network)"),
+        ("127.0.0.0/8", "inside 127.0.0.0/8 (loopback)"),
+        ("169.254.0.0/16", "inside 169.254.0.0/16 (link-local)"),
+        ("224.0.0.0/4", "inside 224.0.0.0/4 (multicast)"),
+        ("255.255.255.255/32", "the limited broadcast address"),
+        ("::/128", "the unspecified address"),
+        ("::1/128", "the loopback address"),
+        ("::ffff:0:0/96", "IPv4-mapped (write the IPv4 prefix)"),
+        ("fe80::/10", "inside fe80::/10 (link-local)"),
+        ("ff00::/8", "inside ff00::/8 (multicast)"),
+    ];
+    SPACES.iter().find_map(|&(space, why)| space.parse::<IpNet>().ok().filter(|s| s.contains(&net)).map(|_| why))
 }

@@ -30,7 +30,12 @@ pub struct Ipfix {
 impl Builder<'_> {
     pub(super) fn ipfix(&mut self, s: &IpfixSection) -> Ipfix {
         let collector = match s.collector.get_ref().parse::<SocketAddr>() {
-            Ok(a) if a.port() != 0 => a,
+            Ok(a) if a.port() != 0 && super::is_host_address(a.ip()) => a,
+            Ok(a) if a.port() != 0 => {
+                let hint = super::mapped_hint(a.ip());
+                self.err(&s.collector.span(), format!("collector `{}` is not one host's address{hint}", a.ip()));
+                SocketAddr::from(([127, 0, 0, 1], 4739))
+            }
             _ => {
                 let why =
                     format!("collector `{}` is not an address:port (e.g. \"192.0.2.9:4739\")", s.collector.get_ref());

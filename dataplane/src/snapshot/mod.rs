@@ -545,7 +545,12 @@ impl Builder<'_> {
 
     fn mac(&mut self, s: &Option<Spanned<String>>) -> [u8; 6] {
         let Some(s) = s else { return [0; 6] };
-        let parts: Vec<Option<u8>> = s.get_ref().split(':').map(|p| u8::from_str_radix(p, 16).ok()).collect();
+        // One or two hex digits a part: `u8`'s parser alone also takes `+2` and `000`.
+        let part = |p: &str| {
+            let digits = (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
+            if digits { u8::from_str_radix(p, 16).ok() } else { None }
+        };
+        let parts: Vec<Option<u8>> = s.get_ref().split(':').map(part).collect();
         match parts.as_slice() {
             [a, b, c, d, e, f] if parts.iter().all(Option::is_some) => {
                 let mac = [a, b, c, d, e, f].map(|x| x.unwrap_or_default());
@@ -623,6 +628,18 @@ impl Builder<'_> {
                 );
                 self.warn(&mtu.span(), why);
             }
+        }
+        // Tunnels without an `mtu` take the default, which a small frame_size holds too.
+        let unset = customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter(|t| t.get_ref().mtu.is_none());
+        let defaults: Vec<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
+        let largest = c.tunnels.iter().filter(|t| defaults.contains(&t.name.as_str())).map(|t| t.mtu).max();
+        if let (Some(fs), Some(mtu)) = (&server.frame_size, largest.filter(|&m| m as usize > carried)) {
+            let why = format!(
+                "frame_size {} carries {carried} bytes of IP, less than the default tunnel mtu ({mtu}) of tunnels \
+                 without an `mtu`: longer packets are dropped as oversize on arrival; raise frame_size or set their mtu",
+                fs.get_ref()
+            );
+            self.warn(&fs.span(), why);
         }
         if !server.mss_clamp {
             for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
@@ -708,7 +725,13 @@ impl Builder<'_> {
         let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
         let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
             Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
-                let hint = mapped_hint(IpAddr::V6(v6));
+                // An IPv4-mapped one is no IPv6 address: the IPv4 address is `anycast`'s.
+                let hint = match v6.to_ipv4_mapped() {
+                    Some(v4) => format!(
+                        ": an IPv4-mapped IPv6 address, which no packet carries (`{v4}` is an IPv4 address: `anycast`)"
+                    ),
+                    None => String::new(),
+                };
                 self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address{hint}"));
                 None
             }
@@ -771,11 +794,13 @@ impl Builder<'_> {
 
     fn health(&mut self, h: &config::HealthSection) -> HealthConfig {
         let ms = 1_000_000u64;
+        let mut refused = false;
         let mut check = |v: &Spanned<u64>, what: &str, range: std::ops::RangeInclusive<u64>| -> u64 {
             if range.contains(v.get_ref()) {
                 *v.get_ref()
             } else {
                 self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
+                refused = true;
                 *range.start()
             }
         };
@@ -783,7 +808,8 @@ impl Builder<'_> {
         let mut timeout = check(&h.timeout_ms, "timeout_ms", 1..=3_600_000);
         let down = check(&h.down_after, "down_after", 1..=100) as u32;
         let up = check(&h.up_after, "up_after", 1..=100) as u32;
-        if timeout > interval {
+        // Compared only as written: a refused value's stand-in is no one's word.
+        if timeout > interval && !refused {
             if h.timeout_ms.span() == (0..0) {
                 // The default (250 ms) with a shorter interval: the interval bounds it, or
                 // the prober (which waits for the longer of the two) probes less often

@@ -88,8 +88,51 @@ impl Builder<'_> {
                 let what = format!("data centre `{}`'s backbone address", d.get_ref().name.get_ref());
                 check(self, &d.get_ref().backbone, &what, false);
             }
+            self.check_backbone_apart(server, customers, fleet);
         }
         self.check_tunnel_interfaces(&owned, &egress, server, customers, fleet);
+    }
+
+    /// The fleet's backbone addresses are its servers' and data centres' own: not the
+    /// anycast address (announced by every edge, backbone GRE to it reaches whichever is
+    /// nearest, not that server), and no customer's router (its GRE would be taken for the
+    /// backbone's, and ours to it sent into the fleet).
+    fn check_backbone_apart(
+        &mut self,
+        server: &config::ServerSection,
+        customers: &[Spanned<CustomerSection>],
+        fleet: &config::SoftUnicastSection,
+    ) {
+        let parse = |t: &Spanned<String>| t.get_ref().parse::<std::net::IpAddr>().ok();
+        let anycast: Vec<std::net::IpAddr> =
+            std::iter::once(&server.anycast).chain(server.anycast_v6.as_ref()).filter_map(parse).collect();
+        let servers =
+            fleet.servers.iter().map(|v| (format!("server `{}`", v.get_ref().name.get_ref()), &v.get_ref().backbone));
+        let centres = fleet
+            .data_centres
+            .iter()
+            .map(|d| (format!("data centre `{}`", d.get_ref().name.get_ref()), &d.get_ref().backbone));
+        let backbone: Vec<(String, &Spanned<String>)> = servers.chain(centres).collect();
+        for (whose, address) in &backbone {
+            if parse(address).is_some_and(|a| anycast.contains(&a)) {
+                let message = format!(
+                    "{whose}'s backbone address `{}` is the anycast address: backbone GRE to it would reach whichever \
+                     edge is nearest, not {whose}",
+                    address.get_ref()
+                );
+                self.err(&address.span(), message);
+            }
+        }
+        for t in customers.iter().flat_map(|c| &c.get_ref().tunnels) {
+            let remote = &t.get_ref().remote;
+            let Some(a) = parse(remote) else { continue };
+            if let Some((whose, _)) = backbone.iter().find(|(_, b)| parse(b) == Some(a)) {
+                self.err(
+                    &remote.span(),
+                    format!("tunnel remote `{a}` is {whose}'s backbone address, one of the fleet's own"),
+                );
+            }
+        }
     }
 
     /// A tunnel's inner addresses are the customer's word for who it is: the decapsulation
