@@ -458,3 +458,59 @@ fn the_guard_says_whether_bird_took_the_announcement() {
     assert_eq!((first.as_str(), second.as_str(), third.as_str()), ("bird failing", "bird ok", "bird failing"));
     assert!(routes.contains("203.0.113.0/24"), "{routes}");
 }
+
+/// A BIRD whose configuration does not include the file takes every `configure` and
+/// announces none of it: the guard says `bird failing` (it said `bird ok`, and the metric
+/// read in sync while nothing was announced), and `bird ok` once BIRD includes the file.
+#[test]
+fn a_bird_that_does_not_include_the_file_is_not_in_sync() {
+    use std::io::{BufRead as _, Write as _};
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-unincluded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    std::fs::write(&conf, "router id 10.0.0.1;\nprotocol device {}\n").unwrap();
+    let mut bird = Command::new("bird")
+        .arg("-f")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-s")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["bgp", "guard", "--bird-socket"])
+        .arg(&socket)
+        .arg("--bird-include")
+        .arg(&include)
+        .args(["--withdraw-after-ms", "60000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut told = guard.stdin.take().unwrap();
+    let lines = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into());
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = next();
+    // The operator includes the file and has BIRD read its configuration again.
+    std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display()))
+        .unwrap();
+    let configured = Command::new("birdc").arg("-s").arg(&socket).arg("configure").output().unwrap();
+    let second = next();
+    let _ = (guard.kill(), guard.wait());
+    let _ = (bird.kill(), bird.wait());
+    drop(told);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(configured.status.success(), "{}", String::from_utf8_lossy(&configured.stdout));
+    assert_eq!((first.as_str(), second.as_str()), ("bird failing", "bird ok"));
+}

@@ -142,6 +142,13 @@ pub fn alive(socket: &Path) -> Result<(), BirdError> {
     command(socket, "show status")
 }
 
+/// Whether BIRD runs the protocols the include file defines (`show protocols transitd4`):
+/// `configure` succeeds whether or not its configuration includes the file, and then it
+/// announces nothing of it. `Refused` when it has no such protocol.
+pub fn included(socket: &Path) -> Result<(), BirdError> {
+    command(socket, "show protocols transitd4")
+}
+
 /// A `birdc` command (`configure`, `disable transitd4`), spoken on the control socket: each
 /// reply line is a four-digit code, a `-` when more lines follow or a space on the last;
 /// codes from 8000 are errors.
@@ -152,8 +159,8 @@ fn command(socket: &Path, command: &str) -> Result<(), BirdError> {
 /// [`command`], the whole exchange within `time`.
 fn exchange(socket: &Path, command: &str, time: Duration) -> Result<(), BirdError> {
     let err = |reason| BirdError::Socket { path: socket.display().to_string(), reason };
-    let stream = UnixStream::connect(socket).map_err(err)?;
     let deadline = Instant::now() + time;
+    let stream = connect(socket, time).map_err(err)?;
     let mut reader = BufReader::new(Deadlined { stream: stream.try_clone().map_err(err)?, deadline });
     let greeting = last_reply(&mut reader).map_err(err)?;
     if !greeting.0.starts_with('0') {
@@ -165,6 +172,16 @@ fn exchange(socket: &Path, command: &str, time: Duration) -> Result<(), BirdErro
         Some(b'0') => Ok(()),
         _ => Err(BirdError::Refused(text)),
     }
+}
+
+/// Connects to the control socket within `time`. A blocking connect waits without end once
+/// BIRD stops accepting and its backlog is full (connections given up on stay queued), and
+/// the guard, which must withdraw, would wait with it.
+fn connect(socket: &Path, time: Duration) -> std::io::Result<UnixStream> {
+    let stream = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    stream.connect_timeout(&socket2::SockAddr::unix(socket)?, time)?;
+    stream.set_nonblocking(false)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(stream)))
 }
 
 /// The time one exchange with BIRD (its greeting, our command, its reply) may take in all.
@@ -200,8 +217,12 @@ fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
     let mut text = Vec::new();
     let mut kept = 0;
     loop {
-        let mut line = String::new();
-        let n = reader.by_ref().take(MAX_REPLY_LINE as u64).read_line(&mut line)?;
+        // Bytes, read as text afterwards: a reply may quote a path that is not UTF-8 (a
+        // refused `configure` naming the file), and reading it as an I/O error would not
+        // count as BIRD refusing, so nothing would be withdrawn.
+        let mut bytes = Vec::new();
+        let n = reader.by_ref().take(MAX_REPLY_LINE as u64).read_until(b'\n', &mut bytes)?;
+        let line = String::from_utf8_lossy(&bytes);
         if n == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "BIRD closed the socket"));
         }
@@ -290,6 +311,46 @@ mod tests {
         // 20 s of drips, each within a per-read timeout; the deadline ends it at 1 s.
         assert!(took < Duration::from_secs(5), "the exchange ended at its deadline: {took:?}");
         talker.join().unwrap();
+    }
+
+    /// A refusal that quotes a path not in UTF-8 is a refusal (BIRD's `8002` naming a
+    /// Latin-1 file): read as an I/O error it disabled nothing, and BIRD kept the routes.
+    #[test]
+    fn a_reply_that_is_not_utf8_is_still_read() {
+        let text = b"0002-Reading configuration from /etc/bird/bird.conf\n8002 /etc/bird/caf\xe9.conf: No such file\n";
+        let (code, said) = last_reply(&mut text.as_slice()).unwrap();
+        assert_eq!(code, "8002");
+        assert!(said.ends_with("/etc/bird/caf\u{fffd}.conf: No such file"), "{said}");
+    }
+
+    /// A BIRD that has stopped accepting, its backlog full: the exchange gives up at its
+    /// deadline (a blocking connect waited without end, and the guard with it).
+    #[test]
+    fn a_bird_that_accepts_nothing_is_given_up_on_in_time() {
+        let dir = std::env::temp_dir().join(format!("transitd-bird-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bird.ctl");
+        let listener = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        listener.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+        listener.listen(0).unwrap();
+        // Fill the backlog: queued connections nobody accepts, until one would wait.
+        let mut queued = Vec::new();
+        loop {
+            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            if s.connect(&socket2::SockAddr::unix(&path).unwrap()).is_err() {
+                break;
+            }
+            queued.push(s);
+            assert!(queued.len() < 1000, "the backlog never filled");
+        }
+        let (done, said) = std::sync::mpsc::channel();
+        let asking = path.clone();
+        std::thread::spawn(move || done.send(exchange(&asking, "show status", Duration::from_secs(1))));
+        let result = said.recv_timeout(Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(matches!(result, Ok(Err(BirdError::Socket { .. }))), "{result:?}");
+        drop((listener, queued));
     }
 
     #[test]

@@ -133,6 +133,24 @@ impl<'a> Bird<'a> {
 
     /// Says on stdout whether BIRD announces what it was last told, when that changed
     /// (transitd gone: nobody listens, and nothing is lost).
+    /// After BIRD took the file: whether it runs its protocols, said on stdout (and, once, on
+    /// stderr when it does not: its configuration does not include the file).
+    fn look_included(&mut self) {
+        match bird::included(&self.opts.bird_socket) {
+            Ok(()) => self.in_sync(true),
+            Err(e) => {
+                if self.said_in_sync != Some(false) {
+                    eprintln!(
+                        "transitd bgp guard: BIRD runs no transitd4 ({e}): its configuration does not include {}, \
+                         so nothing transitd asks is announced",
+                        self.opts.bird_include.display()
+                    );
+                }
+                self.in_sync(false);
+            }
+        }
+    }
+
     fn in_sync(&mut self, yes: bool) {
         if self.said_in_sync != Some(yes) {
             let mut out = std::io::stdout().lock();
@@ -150,6 +168,8 @@ impl<'a> Bird<'a> {
                 // What it announces is unknown now: told again, and a withdrawal fails closed.
                 (self.applied, self.announced) = (None, None);
                 self.in_sync(false);
+            } else {
+                self.look_included();
             }
         }
         if self.applied.as_ref() == Some(routes) || self.failed.as_ref().is_some_and(|f| f.1 > Instant::now()) {
@@ -166,7 +186,7 @@ impl<'a> Bird<'a> {
                 }
                 self.announced = Some(routes.clone());
                 (self.applied, self.failed) = (Some(routes.clone()), None);
-                self.in_sync(true);
+                self.look_included();
             }
             Ok(bird::Applied::Disabled(refused)) => {
                 let said = format!(

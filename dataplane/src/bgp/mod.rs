@@ -113,6 +113,10 @@ fn beside(include: &Path, suffix: &str) -> PathBuf {
 /// announces: the second is refused, naming the file.
 pub fn lock_include(include: &Path) -> anyhow::Result<Flock<File>> {
     let path = lock_path(include);
+    // The include's directory is made as the include is written; the lock comes first.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -219,5 +223,22 @@ impl Speaker {
         let Speaker { mut guard, pipe, .. } = self;
         drop(pipe); // the guard withdraws when its pipe closes
         let _ = guard.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The lock is taken in the include's directory before the include is first written
+    /// there: a directory not made yet (no /run/transitd on a manual run, a reload that
+    /// moved the include) is made, where every start failed on it and nothing was announced.
+    #[test]
+    fn the_lock_makes_the_includes_directory() {
+        let dir = std::env::temp_dir().join(format!("transitd-bgp-lock-{}", std::process::id()));
+        let include = dir.join("new").join("bird.conf");
+        let lock = super::lock_include(&include);
+        assert!(lock.is_ok(), "{:?}", lock.err());
+        assert!(super::lock_path(&include).exists());
+        drop(lock);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
