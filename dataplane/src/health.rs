@@ -307,6 +307,9 @@ fn judge_and_send(
             snap.health.set_up(t, !up);
             changed(Change { tunnel: t, up: !up });
         }
+        if answered || !snap.health.is_up(t) {
+            snap.health.set_judged(t);
+        }
         let up = snap.health.is_up(t);
         let in_doubt = if up { s.missed > 0 } else { s.answered > 0 };
         if in_doubt {
@@ -469,9 +472,11 @@ remote = "198.51.100.2"
         let mut p = Prober::default();
         p.rebind(None, &s);
         let mut changes = Vec::new();
+        assert!(!s.health.judged(0), "not judged before a probe");
         // Healthy for 3 s: one probe a second.
         assert_eq!(run(&mut p, &s, 0, 3000 * MS, true, &mut changes), 3);
         assert!(changes.is_empty() && s.health.is_up(0));
+        assert!(s.health.judged(0) && !s.health.judged(1), "judged once answered; the unprobed one never");
         // The link is cut just before the probe of 3 s: it and two re-probes, each sent when
         // the last timed out, go unanswered: down at 3.75 s.
         run(&mut p, &s, 3000 * MS, 6000 * MS, false, &mut changes);
@@ -484,6 +489,21 @@ remote = "198.51.100.2"
         assert_eq!(changes.len(), 1);
         assert!(changes[0].1.up && changes[0].0 <= 7100 * MS, "{changes:?}");
         assert!(s.health.is_up(0));
+    }
+
+    /// A tunnel that never answers is judged once it goes down, not before: its customer is
+    /// never counted on (announced at start, withdrawn a few probes later, as before).
+    #[test]
+    fn a_tunnel_that_never_answers_is_judged_when_it_goes_down() {
+        let s = snap("");
+        s.health.set_key([0x1234, 5]);
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        run(&mut p, &s, 0, 600 * MS, false, &mut changes);
+        assert!(!s.health.judged(0) && s.health.is_up(0), "a probe missed: not judged yet");
+        run(&mut p, &s, 600 * MS, 3000 * MS, false, &mut changes);
+        assert!(s.health.judged(0) && !s.health.is_up(0), "{changes:?}");
     }
 
     #[test]

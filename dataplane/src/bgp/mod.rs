@@ -42,8 +42,8 @@ impl Announcements {
     }
 
     /// What `snap` serves: the anycast addresses, every customer's prefixes (less those of
-    /// a customer whose tunnels are all down, if so configured) and the soft-unicast egress
-    /// prefixes.
+    /// a customer none of whose tunnels is known to serve, if so configured: its probed
+    /// tunnels all down or not judged yet) and the soft-unicast egress prefixes.
     pub fn of(snap: &Snapshot) -> Announcements {
         let mut set = BTreeSet::new();
         set.insert(IpNet::V4(Ipv4Net::from(std::net::Ipv4Addr::from(snap.anycast))));
@@ -51,9 +51,15 @@ impl Announcements {
             set.insert(IpNet::V6(Ipv6Net::from(v6)));
         }
         let per_customer = snap.bgp.as_ref().is_some_and(|b| b.withdraw_customers_without_tunnels);
+        // A probed tunnel is counted on once the prober has judged it: up from the start,
+        // a dead one had its customer announced at every start (and every reload that
+        // added it) and withdrawn a few probes later.
+        let serving = |t: &crate::snapshot::Tunnel| {
+            snap.health.is_up(t.id) && (t.interface.is_none() || snap.health.judged(t.id))
+        };
         let stranded = |customer| {
             let mut theirs = snap.tunnels.iter().filter(|t| t.customer == customer).peekable();
-            theirs.peek().is_some() && theirs.all(|t| !snap.health.is_up(t.id))
+            theirs.peek().is_some() && theirs.all(|t| !serving(t))
         };
         for &(net, customer) in &snap.customer_prefixes {
             if !(per_customer && stranded(customer)) {

@@ -63,6 +63,9 @@ pub struct HealthTable {
 #[derive(Debug)]
 struct TunnelHealth {
     up: AtomicBool,
+    /// The prober has judged it: a probe answered, or it went down. Until then a probed
+    /// tunnel carries traffic (up) but is not counted on for announcing its customer.
+    judged: AtomicBool,
     /// Highest probe sequence number answered (tagged: no one off the tunnel's path can
     /// raise it; the prober starts it over when its sequence numbers wrap).
     replied: AtomicU32,
@@ -79,6 +82,7 @@ impl HealthTable {
         let tunnels = (0..tunnels)
             .map(|_| TunnelHealth {
                 up: AtomicBool::new(true),
+                judged: AtomicBool::new(false),
                 replied: AtomicU32::new(0),
                 path_mtu: AtomicU64::new(0),
             })
@@ -95,6 +99,19 @@ impl HealthTable {
     #[inline]
     pub fn is_up(&self, t: TunnelId) -> bool {
         self.tunnels.get(usize::from(t)).is_none_or(|h| h.up.load(Ordering::Relaxed))
+    }
+
+    /// Whether the prober has judged tunnel `t` (a probe answered, or it went down); an
+    /// unprobed tunnel never is, and needs not be.
+    pub fn judged(&self, t: TunnelId) -> bool {
+        self.tunnels.get(usize::from(t)).is_some_and(|h| h.judged.load(Ordering::Relaxed))
+    }
+
+    /// Marks tunnel `t` judged.
+    pub fn set_judged(&self, t: TunnelId) {
+        if let Some(h) = self.tunnels.get(usize::from(t)) {
+            h.judged.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Sets tunnel `t`'s state.
@@ -320,6 +337,9 @@ impl HealthTable {
         }
         if probed {
             new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+            if old.judged.load(Ordering::Relaxed) {
+                new.judged.store(true, Ordering::Relaxed);
+            }
         }
     }
 

@@ -30,7 +30,9 @@ pub struct Ipfix {
 impl Builder<'_> {
     pub(super) fn ipfix(&mut self, s: &IpfixSection) -> Ipfix {
         let collector = match s.collector.get_ref().parse::<SocketAddr>() {
-            Ok(a) if a.port() != 0 && super::is_host_address(a.ip()) => a,
+            // A collector on this host (loopback) is one host; 0.0.0.0, a broadcast or
+            // multicast address or an IPv4-mapped one is not.
+            Ok(a) if a.port() != 0 && (a.ip().is_loopback() || super::is_host_address(a.ip())) => a,
             Ok(a) if a.port() != 0 => {
                 let hint = super::mapped_hint(a.ip());
                 self.err(&s.collector.span(), format!("collector `{}` is not one host's address{hint}", a.ip()));
