@@ -399,6 +399,10 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
+            // What a running edge announces with its tunnels answering their probes.
+            for t in &snap.tunnels {
+                snap.health.set_judged(t.id);
+            }
             print!("{}", bird::render(&Announcements::of(&snap)));
         }
         BgpCommand::Withdraw { config } => {

@@ -239,7 +239,8 @@ fn check_config_exits_zero_on_good_and_one_on_bad_files() {
 fn list_errors_name_the_member_and_where_it_is_written() {
     let dir = std::env::temp_dir().join(format!("transitd-list-errors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("feed.txt"), "# feed\n192.0.2.0/24\n10.0.0.1/8  # typo\n").unwrap();
+    std::fs::write(dir.join("feed.txt"), "# feed\n192.0.2.0/24\n  10.0.0.1/8  # typo\n").unwrap();
+    std::fs::write(dir.join("latin1.txt"), b"192.0.2.0/24\n198.51.100.0/24 # caf\xe9\n").unwrap();
     let config = dir.join("transitd.toml");
     std::fs::write(
         &config,
@@ -265,6 +266,14 @@ items = ["2001:db8::/32"]
 [[dos.rule]]
 match = "tcp.port in $v6_only or tcp.port in $nope"
 action = "drop"
+
+[[list]]
+name = "latin1"
+file = "latin1.txt"
+
+[[list]]
+name = "unnamed"
+file = ""
 "#,
     )
     .unwrap();
@@ -285,9 +294,12 @@ action = "drop"
             format!(
                 "{file}:21:22: rule `rule-1`: $v6_only holds no numbers, which tcp.port needs\n        tcp.port in $v6_only or tcp.port in $nope\n                    ^~~~~~~~"
             ),
+            format!("{file}:30:8: list file is empty: name a file"),
             format!(
-                "{feed}:3:1: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
+                "{feed}:3:3: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
             ),
+            // Its own file's line and column, as a configuration's bytes are named.
+            format!("{}:2:22: list `latin1`: not UTF-8 text: an invalid byte", dir.join("latin1.txt").display()),
         ]
     );
     let _ = std::fs::remove_dir_all(dir);

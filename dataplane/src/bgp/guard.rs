@@ -21,6 +21,14 @@ use crossbeam::channel::{RecvTimeoutError, bounded};
 
 use super::{Announcements, bird};
 
+/// `eprintln!` that cannot panic: the guard must withdraw whatever became of its stderr (a
+/// pipe whose reader is gone fails every write, and `eprintln!` panics on a failed write).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Where BIRD is and how long silence may last.
 #[derive(Clone, Debug)]
 pub struct GuardOptions {
@@ -60,14 +68,14 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
                 ("withdraw-after", ms) => match ms.parse::<u64>() {
                     Ok(ms) => Told::WithdrawAfter(Duration::from_millis(ms)),
                     Err(e) => {
-                        eprintln!("transitd bgp guard: ignoring a line from transitd: withdraw-after `{ms}`: {e}");
+                        say!("transitd bgp guard: ignoring a line from transitd: withdraw-after `{ms}`: {e}");
                         continue;
                     }
                 },
                 ("announce", words) => match Announcements::parse(words) {
                     Ok(a) => Told::Announce(a),
                     Err(e) => {
-                        eprintln!("transitd bgp guard: ignoring a line from transitd: {e}");
+                        say!("transitd bgp guard: ignoring a line from transitd: {e}");
                         continue;
                     }
                 },
@@ -140,7 +148,7 @@ impl<'a> Bird<'a> {
             Ok(()) => self.in_sync(true),
             Err(e) => {
                 if self.said_in_sync != Some(false) {
-                    eprintln!(
+                    say!(
                         "transitd bgp guard: BIRD runs no transitd4 ({e}): its configuration does not include {}, \
                          so nothing transitd asks is announced",
                         self.opts.bird_include.display()
@@ -164,7 +172,7 @@ impl<'a> Bird<'a> {
         if self.applied.as_ref() == Some(routes) && self.looked.elapsed() >= LOOK_EVERY {
             self.looked = Instant::now();
             if let Err(e) = bird::alive(&self.opts.bird_socket) {
-                eprintln!("transitd bgp guard: {e}: telling it again once it answers");
+                say!("transitd bgp guard: {e}: telling it again once it answers");
                 // What it announces is unknown now: told again, and a withdrawal fails closed.
                 (self.applied, self.announced) = (None, None);
                 self.in_sync(false);
@@ -181,8 +189,8 @@ impl<'a> Bird<'a> {
             Ok(bird::Applied::Configured) => {
                 self.looked = Instant::now();
                 match routes.0.len() {
-                    0 => eprintln!("transitd bgp guard: withdrew every prefix ({why})"),
-                    n => eprintln!("transitd bgp guard: announcing {n} prefixes ({why})"),
+                    0 => say!("transitd bgp guard: withdrew every prefix ({why})"),
+                    n => say!("transitd bgp guard: announcing {n} prefixes ({why})"),
                 }
                 self.announced = Some(routes.clone());
                 (self.applied, self.failed) = (Some(routes.clone()), None);
@@ -193,7 +201,7 @@ impl<'a> Bird<'a> {
                     "BIRD refused its configuration ({refused}): disabled transitd4 and transitd6 instead, every prefix withdrawn"
                 );
                 if self.failed.as_ref().is_none_or(|f| f.0 != said) {
-                    eprintln!("transitd bgp guard: {said} ({why})");
+                    say!("transitd bgp guard: {said} ({why})");
                 }
                 self.announced = Some(Announcements::none());
                 self.in_sync(routes.0.is_empty());
@@ -208,7 +216,7 @@ impl<'a> Bird<'a> {
             Err(e) => {
                 let said = e.to_string();
                 if self.failed.as_ref().is_none_or(|f| f.0 != said) {
-                    eprintln!("transitd bgp guard: {said} (trying again every second)");
+                    say!("transitd bgp guard: {said} (trying again every second)");
                 }
                 // The file may be written even though BIRD was not told: not applied.
                 self.applied = None;

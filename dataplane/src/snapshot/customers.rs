@@ -155,11 +155,12 @@ impl Builder<'_> {
         let refused = tunnel_remote(&tunnel.gre).is_unspecified();
         if let Some(first) = index_of.get(&(entry.0, entry.1)).filter(|_| !refused) {
             let first = self.src.pos(first.start);
+            let fix = if entry.1.is_some() { "give them different keys" } else { "give one of them a `key`" };
             self.err(
                 &t.remote.span(),
                 format!(
                     "tunnel `{}` has the remote address and key of the tunnel at {first}: GRE from it \
-                     could not be told apart (give one of them a `key`)",
+                     could not be told apart ({fix})",
                     t.name.get_ref()
                 ),
             );

@@ -58,6 +58,12 @@ impl Builder<'_> {
             shown = path.display().to_string();
             text = match read_text(&path, MAX_LIST_BYTES, "a list") {
                 Ok(t) => t,
+                // Where in the list file: at its own line and column.
+                Err(crate::limits::ReadError::NotUtf8 { line, col }) => {
+                    let message = format!("list `{}`: not UTF-8 text: an invalid byte", l.name.get_ref());
+                    self.errors.push(ConfigError::new(SourcePos { file: shown.clone(), line, col }, message));
+                    return None;
+                }
                 Err(e) => {
                     self.err(&file.span(), format!("list `{}`: cannot read {shown}: {e}", l.name.get_ref()));
                     return None;
@@ -66,9 +72,12 @@ impl Builder<'_> {
             read.bytes += text.len() as u64;
             // Counted while read: 64 MiB of one-character lines would be 33 million members.
             for (n, line) in text.lines().enumerate() {
-                let member = line.split('#').next().unwrap_or("").trim();
+                let written = line.split('#').next().unwrap_or("");
+                let member = written.trim();
                 if !member.is_empty() {
-                    members.push((member, Where::Line(n + 1)));
+                    // The column of its first character, counted in characters as a config's are.
+                    let col = written[..written.len() - written.trim_start().len()].chars().count() + 1;
+                    members.push((member, Where::Line(n + 1, col)));
                     if members.len() > MAX_LIST_MEMBERS {
                         break;
                     }
@@ -88,9 +97,9 @@ impl Builder<'_> {
                 let message = format!("list `{}`: {e}", l.name.get_ref());
                 match &members[i].1 {
                     Where::Item(span) => self.err(span, message),
-                    Where::Line(line) => self
+                    Where::Line(line, col) => self
                         .errors
-                        .push(ConfigError::new(SourcePos { file: shown.clone(), line: *line, col: 1 }, message)),
+                        .push(ConfigError::new(SourcePos { file: shown.clone(), line: *line, col: *col }, message)),
                 }
                 None
             }
@@ -100,7 +109,8 @@ impl Builder<'_> {
 
 enum Where {
     Item(std::ops::Range<usize>),
-    Line(usize),
+    /// Line and column (1-based) in the list file.
+    Line(usize, usize),
 }
 
 /// What the lists read so far hold, against the configuration's bounds.

@@ -581,7 +581,12 @@ impl Builder<'_> {
                     Some((addr, _)) if addr.parse::<IpAddr>().is_err() => format!("`{addr}` is not an IP address"),
                     Some((addr, len)) => {
                         let max = if addr.contains(':') { 128 } else { 32 };
-                        format!("prefix length `{len}` is not in 0..={max}")
+                        match len.parse::<u8>() {
+                            Ok(n) if n <= max && len.len() > 1 && len.starts_with('0') => {
+                                format!("prefix length `{len}` has a leading zero (write {n})")
+                            }
+                            _ => format!("prefix length `{len}` is not in 0..={max}"),
+                        }
                     }
                 };
                 self.err(&s.span(), format!("bad CIDR `{text}`: {why}"));
@@ -835,6 +840,10 @@ impl Builder<'_> {
     /// file's directory; from etcd, where there is no such directory, it must be absolute.
     pub(crate) fn file_path(&mut self, file: &Spanned<String>, what: &str) -> Option<std::path::PathBuf> {
         let path = std::path::Path::new(file.get_ref());
+        if file.get_ref().is_empty() {
+            self.err(&file.span(), format!("{what} is empty: name a file"));
+            return None;
+        }
         if self.src.name().starts_with("etcd:") && !path.is_absolute() {
             let why = format!(
                 "{what} `{}` is a relative path, and a configuration from etcd has no directory: write it absolute",
