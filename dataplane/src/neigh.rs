@@ -374,7 +374,7 @@ pub fn fmt_mac(mac: &[u8; 6]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// Runs `ip` with `args` (split at spaces), which must succeed; its output.

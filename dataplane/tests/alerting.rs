@@ -107,6 +107,7 @@ fn served_scrape() -> (String, BTreeSet<String>) {
         capture: Some(capture),
         punt: None,
         interface: None,
+        link_mtu: None,
         started: 0,
     });
     let text = transitd::metrics::render(&sources);

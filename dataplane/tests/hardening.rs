@@ -114,6 +114,7 @@ fn label_values_are_escaped_as_openmetrics_requires() {
         capture: None,
         punt: None,
         interface: None,
+        link_mtu: None,
         started: 0,
     });
     let text = transitd::metrics::render(&sources);

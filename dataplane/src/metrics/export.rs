@@ -294,7 +294,7 @@ impl Scrape<'_> {
             },
         )?;
         let now = crate::io::wall_clock_ns();
-        let link = self.src.interface.as_deref().and_then(crate::netdev::mtu);
+        let link = self.src.link_mtu.as_ref().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).filter(|&m| m > 0);
         family(
             enc,
             "transitd_tunnel_mtu_bytes",

@@ -87,6 +87,9 @@ pub struct Sources {
     pub punt: Option<Arc<crate::punt::PuntDevice>>,
     /// The interface whose own counters a scrape reads (sysfs), if one is served.
     pub interface: Option<String>,
+    /// The interface's MTU as the workers hold tunnels to it (0: unknown), the one word
+    /// the supervisor keeps: the scrape shows what the data plane does.
+    pub link_mtu: Option<Arc<std::sync::atomic::AtomicUsize>>,
     /// Process start (Unix seconds).
     pub started: u64,
 }
@@ -142,6 +145,7 @@ tunnel = "acme-gre"
             capture: None,
             punt: None,
             interface: Some("lo".into()),
+            link_mtu: None,
             started: 0,
         })
     }
@@ -225,12 +229,9 @@ tunnel = "acme-gre"
     /// IPv4), not at its `mtu`. Needs root, as the lab tests do.
     #[test]
     fn a_tunnel_past_the_interfaces_mtu_is_scraped_at_what_fits() {
-        use crate::neigh::tests::{ip, veth_pair};
-        let (a, _b, _gone) = veth_pair("tdm");
-        ip(&format!("link set {a} mtu 1400"));
         let snap = Arc::new(snapshot_with("", ""));
         let mut sources = sources(WorkerStats::default(), snap);
-        Arc::get_mut(&mut sources).unwrap().interface = Some(a);
+        Arc::get_mut(&mut sources).unwrap().link_mtu = Some(Arc::new(std::sync::atomic::AtomicUsize::new(1400)));
         let samples = parse(&render(&sources));
         let mtu = |t: &str| samples.iter().find(|s| s.name == "transitd_tunnel_mtu_bytes" && s.label("tunnel") == t);
         assert_eq!(mtu("acme-spare").map(|s| s.value), Some(1376.0));

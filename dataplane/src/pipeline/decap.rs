@@ -28,7 +28,7 @@ use super::parse::{IpFrame, Parsed, parse_frame_into, parse_inner, terminable};
 use super::verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, by_fate};
 use super::{Outcome, WouldLimit};
-use crate::snapshot::health::probe_sender;
+use crate::snapshot::health::{probe_sender, probe_tunnel};
 use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
 
 /// IP protocol number of GRE.
@@ -363,7 +363,7 @@ pub(super) fn relayed_probe_reply(
 ) -> Verdict {
     let end = frame.start + ip.l3_start + ip.l3_len;
     let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
-    let tid = payload.get(16..18).map_or(TunnelId::MAX, |b| TunnelId::from_be_bytes([b[0], b[1]]));
+    let tid = probe_tunnel(payload).unwrap_or(TunnelId::MAX);
     let Some(tunnel) = ctx.snap.tunnels.get(usize::from(tid)) else {
         return Verdict::Drop(DropReason::TunnelInterface);
     };

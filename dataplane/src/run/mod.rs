@@ -271,6 +271,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         capture: capture.clone(),
         punt: Some(punt.clone()),
         interface: Some(opts.iface.clone()),
+        link_mtu: Some(plan.socket.link_mtu.clone()),
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     sources.reloads.applied_now(true);

@@ -28,6 +28,12 @@ pub fn probe_sender(payload: &[u8]) -> Option<std::net::Ipv4Addr> {
     (p[..8] == PROBE_MAGIC && !addr.is_unspecified()).then_some(addr)
 }
 
+/// The tunnel a probe's payload names (bytes 16..18, as the prober's `write_probe` lays it
+/// out), if it is long enough to name one.
+pub fn probe_tunnel(payload: &[u8]) -> Option<TunnelId> {
+    payload.get(16..18).map(|b| TunnelId::from_be_bytes([b[0], b[1]]))
+}
+
 /// How long a path MTU learned from a Packet Too Big holds before the tunnel's configured
 /// `mtu` is tried again: RFC 1191 §6.3's and RFC 8201 §4's ten minutes.
 pub const PATH_MTU_HOLD_NS: u64 = 600_000_000_000;
