@@ -199,17 +199,24 @@ fn a_vacated_include_defines_nothing_twice() {
     transitd::bgp::bird::write_include(&new, &routes).unwrap();
     let operators = dir.join("operator.inc");
     std::fs::write(&operators, "# the operator's own\n").unwrap();
+    // Another transitd's live include in the same directory (its guard holds the lock).
+    let live = dir.join("other.live");
+    transitd::bgp::bird::write_include(&live, &routes).unwrap();
+    let held = transitd::bgp::lock_include(&live).unwrap();
     let parses = || Command::new("bird").args(["-p", "-c"]).arg(&conf).output().unwrap();
     let twice = parses();
     // A start finds what an earlier run left (the path changed while no guard ran).
     let vacated = transitd::bgp::bird::vacate_others(&new);
     let once = parses();
     let untouched = std::fs::read_to_string(&operators).unwrap();
+    let still = std::fs::read_to_string(&live).unwrap();
+    drop(held);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(String::from_utf8_lossy(&twice.stderr).contains("already defined"), "{twice:?}");
     assert_eq!(vacated, [old]);
     assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
     assert_eq!(untouched, "# the operator's own\n");
+    assert!(still.contains("203.0.113.0/24"), "a live guard's include is left alone: {still}");
 }
 
 #[test]

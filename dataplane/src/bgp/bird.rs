@@ -101,8 +101,8 @@ pub fn vacate(include: &Path) -> Result<(), BirdError> {
 /// Vacates the include files beside `include` that an earlier run wrote (its path changed
 /// while no guard ran: across a restart, or `[bgp]` removed and added again): under one
 /// `include "…/*.conf"` BIRD would find transitd4 defined twice and refuse everything.
-/// Returns the files vacated. (One transitd per BIRD: two would define the names twice
-/// anyway.)
+/// Returns the files vacated. A file whose lock a live guard holds is another transitd's
+/// (two instances, each with its own BIRD, writing one directory): left alone.
 pub fn vacate_others(include: &Path) -> Vec<std::path::PathBuf> {
     let Some(entries) = include.parent().and_then(|d| std::fs::read_dir(d).ok()) else { return Vec::new() };
     let ours = |path: &Path| {
@@ -114,8 +114,16 @@ pub fn vacate_others(include: &Path) -> Vec<std::path::PathBuf> {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
-        .filter(|p| p != include && ours(p) && vacate(p).is_ok())
+        .filter(|p| p != include && ours(p) && !guarded(p) && vacate(p).is_ok())
         .collect()
+}
+
+/// Whether a live guard holds the lock of include file `include` (its lock file exists and
+/// cannot be taken).
+fn guarded(include: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let Ok(file) = std::fs::File::open(super::lock_path(include)) else { return false };
+    matches!(Flock::lock(file, FlockArg::LockExclusiveNonblock), Err((_, nix::errno::Errno::EWOULDBLOCK)))
 }
 
 /// Writes the include file only.
