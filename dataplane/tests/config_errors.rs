@@ -968,3 +968,41 @@ fn addresses_no_host_or_no_one_host_has_are_refused() {
         "{fleet:#?}"
     );
 }
+
+/// An error in `[soft_unicast]` (a country misspelt) does not hide what its egress ranges
+/// overlap: every error in one pass (the overlaps came only after the country was mended).
+#[test]
+fn a_fleet_error_hides_no_overlap() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+next_hop_mac = "02:00:00:00:00:fe"
+[soft_unicast]
+this_server = "a1"
+slice_size = 2048
+reserved_ports = 1024
+[[soft_unicast.data_centre]]
+name = "a"
+backbone = "10.9.0.11"
+[[soft_unicast.server]]
+name = "a1"
+data_centre = "a"
+backbone = "10.9.0.11"
+[[soft_unicast.egress]]
+prefix = "198.18.200.0/24"
+data_centre = "a"
+country = "G"
+class = "untrusted"
+[[customer]]
+name = "acme"
+prefixes = ["198.18.0.0/15"]
+[[customer.tunnel]]
+name = "t1"
+remote = "198.51.100.7"
+"#;
+    let errors = errors(text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("bad.toml:16:10: egress prefix 198.18.200.0/24 overlaps customer prefix 198.18.0.0/15")
+    );
+    assert!(errors[1].starts_with("bad.toml:18:11: country `G`"), "{errors:#?}");
+}

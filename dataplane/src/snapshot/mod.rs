@@ -661,12 +661,11 @@ impl Builder<'_> {
             }
         }
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
-        if let (Some(su), Some(section)) = (&soft_unicast, &loaded.file.soft_unicast) {
-            self.check_egress_overlaps(su, section, &c.prefixes);
-        }
-        let egress = soft_unicast.as_ref().map_or(&[][..], |su| &su.egress[..]);
+        let egress_written = routes::egress_written(loaded.file.soft_unicast.as_ref());
+        self.check_egress_overlaps(&egress_written, &c.prefixes);
+        let egress: Vec<(Ipv4Addr, u8)> = egress_written.iter().map(|(a, len, _)| (*a, *len)).collect();
         let fleet = loaded.file.soft_unicast.as_ref().map(|s| s.get_ref());
-        self.check_addresses_outside_prefixes(&c.prefixes, egress, server, customers_in, fleet);
+        self.check_addresses_outside_prefixes(&c.prefixes, &egress, server, customers_in, fleet);
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         Snapshot {

@@ -8,11 +8,23 @@ use std::ops::Range;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::{
-    Builder, Customer, CustomerId, DEFAULT_PRIORITY, NextTunnel, OwnedPrefix, RouteGroupId, SoftUnicast, Tunnel,
-    TunnelId,
-};
-use crate::config::{self, CustomerSection, SoftUnicastSection};
+use super::{Builder, Customer, CustomerId, DEFAULT_PRIORITY, NextTunnel, OwnedPrefix, RouteGroupId, Tunnel, TunnelId};
+use crate::config::{self, CustomerSection};
+
+/// An egress range as the section writes it: network, length and the span of its `prefix`.
+pub(super) type EgressWritten = (std::net::Ipv4Addr, u8, Range<usize>);
+
+/// The section's egress ranges that read as networks, whether or not the rest of the
+/// section built: what they overlap is reported in the same pass as its other errors (a
+/// country misspelt hid every overlap until it was mended).
+pub(super) fn egress_written(section: Option<&Spanned<config::SoftUnicastSection>>) -> Vec<EgressWritten> {
+    let Some(section) = section else { return Vec::new() };
+    let read = |e: &Spanned<config::EgressSection>| {
+        let net: ipnet::Ipv4Net = e.get_ref().prefix.get_ref().parse().ok()?;
+        (net.trunc() == net).then(|| (net.network(), net.prefix_len(), e.get_ref().prefix.span()))
+    };
+    section.get_ref().egress.iter().filter_map(read).collect()
+}
 use crate::lpm::IpPrefixTable;
 
 /// Tunnels by name: where each is written, its customer, its id.
@@ -271,12 +283,7 @@ impl Builder<'_> {
     /// An address is either a customer's or shared egress, never both. `prefixes` is sorted
     /// by family and start (`check_overlaps`): a prefix overlaps a range if it contains it
     /// (one of its supernets) or starts inside it.
-    pub(super) fn check_egress_overlaps(
-        &mut self,
-        su: &SoftUnicast,
-        section: &Spanned<SoftUnicastSection>,
-        prefixes: &[OwnedPrefix],
-    ) {
+    pub(super) fn check_egress_overlaps(&mut self, egress_written: &[EgressWritten], prefixes: &[OwnedPrefix]) {
         let by_net: HashMap<IpNet, usize> = prefixes.iter().enumerate().map(|(i, p)| (p.net, i)).collect();
         let v4_starts: Vec<(u32, usize)> = prefixes
             .iter()
@@ -286,9 +293,7 @@ impl Builder<'_> {
                 IpNet::V6(_) => None,
             })
             .collect();
-        for (k, &(net, len)) in su.egress.iter().enumerate() {
-            // The egress entry's own prefix (the ranges are the section's, in order).
-            let at = section.get_ref().egress.get(k).map_or(section.span(), |e| e.get_ref().prefix.span());
+        for (net, len, at) in egress_written.iter().cloned() {
             let egress = IpNet::V4(ipnet::Ipv4Net::new(net, len).unwrap_or_default());
             let (lo, hi) = match egress {
                 IpNet::V4(n) => (u32::from(n.network()), u32::from(n.broadcast())),
