@@ -116,6 +116,8 @@ impl Layer {
             // capture): tshark's `tcp` is the bytes it dissected, however few.
             Layer::Tcp => {
                 let start = l4(6)?;
+                // tshark has no `tcp` before its ports (4 bytes) are there.
+                at(Dim::SrcPort)?;
                 let end = ip_end.unwrap_or(frame_len);
                 cut(start, at(Dim::TcpHdrLen).map_or(end, |h| end.min(start + h)))
             }
@@ -172,7 +174,10 @@ impl Layer {
             Layer::Eth => Some(cut(at(Dim::EthAt)?, frame_len)),
             Layer::Ip if version == 4 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + at(Dim::IpLen)?)),
             Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
-            Layer::Tcp => Some(cut(l4(6)?, ip_payload_end(key)?)),
+            Layer::Tcp => {
+                at(Dim::SrcPort)?;
+                Some(cut(l4(6)?, ip_payload_end(key)?))
+            }
             Layer::Udp => {
                 let start = l4(17)?;
                 at(Dim::L4Len)?;

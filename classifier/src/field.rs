@@ -128,7 +128,8 @@ dims! {
     TcpSeqNumber,
     /// TCP acknowledgement number (raw); as the sequence number.
     TcpAckNumber,
-    /// TCP header length in bytes; present when the fixed TCP header is whole.
+    /// TCP header length in bytes; present once 16 bytes of the TCP header are there (tshark
+    /// reads it with the numbers, flags and window).
     TcpHdrLen,
     /// TCP window (unscaled, `tcp.window_size_value`).
     TcpWindow,
@@ -513,7 +514,7 @@ const DST: Slot = Slot::Wide { first: Dim::Dst0, words: 4 };
 const ETH: Guard = Guard::Has(Dim::EthAt);
 const ETH_SRC: Slot = Slot::Wide { first: Dim::EthSrcHi, words: 2 };
 const ETH_DST: Slot = Slot::Wide { first: Dim::EthDstHi, words: 2 };
-/// A TCP header whose fixed part is whole.
+/// A TCP header of 16 bytes or more, whose numbers tshark reads.
 const TCP_HEADER: Guard = Guard::Has(Dim::TcpHdrLen);
 const U32: Ty = Ty::Uint { max: u32::MAX };
 /// A 32-bit Wireshark field held in a narrow slot, whose last value is [`ABSENT`]: tshark

@@ -332,7 +332,7 @@ pub fn parse_with(text: &str, lists: &mut dyn Lists) -> Result<Expr, ParseError>
     if toks.is_empty() {
         return Ok(Expr::True);
     }
-    let mut p = Parser { text, toks, pos: 0, depth: 0, lists, masked_ranges: 0 };
+    let mut p = Parser { text, toks, pos: 0, depth: 0, lists, masked_ranges: 0, plussed: false };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
         None => Ok(expr),
@@ -349,6 +349,9 @@ struct Parser<'a, 'l> {
     lists: &'l mut dyn Lists,
     /// Ranges the rule's masks selected so far ([`MAX_MASKED_RANGES_PER_RULE`]).
     masked_ranges: usize,
+    /// The test being read follows a unary plus: an arithmetic term, which `contains` and
+    /// `matches` do not take (tshark refuses `+frame[0:2] contains 02`).
+    plussed: bool,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -410,7 +413,12 @@ impl<'a> Parser<'a, '_> {
                 (Tok::Word("len"), span) if self.peek() == Some(Tok::LParen) => self.len_test(span),
                 (Tok::Word(name), span) => match self.toks.get(self.pos).copied() {
                     Some((Tok::Word("in" | "contains" | "matches") | Tok::Not, after)) => Err(self.unexpected(after)),
-                    _ => self.test(name, span),
+                    _ => {
+                        self.plussed = true;
+                        let test = self.test(name, span);
+                        self.plussed = false;
+                        test
+                    }
                 },
                 (_, span) => Err(self.unexpected(span)),
             },
@@ -458,6 +466,9 @@ impl<'a> Parser<'a, '_> {
                 let (value, span) = self.byte_value(true)?;
                 end = span.end;
                 ByteOp::Cmp(byte_cmp(op), value)
+            }
+            Some(Tok::Word("contains" | "matches")) if self.plussed => {
+                return Err(self.unexpected(self.toks[self.pos].1));
             }
             Some(Tok::Word("contains")) => {
                 self.pos += 1;
@@ -657,8 +668,20 @@ impl<'a> Parser<'a, '_> {
             ));
         }
         let (mask, mask_span) = self.value()?;
-        if let Value::Char(_, written) = mask {
-            return Err(ParseError::at(mask_span, format!("{written} is not a valid arithmetic operand.")));
+        match mask {
+            Value::Char(_, written) => {
+                return Err(ParseError::at(mask_span, format!("{written} is not a valid arithmetic operand.")));
+            }
+            Value::Str(text) => {
+                return Err(ParseError::at(mask_span, format!("\"{text}\" is not a valid arithmetic operand.")));
+            }
+            // A mask is a number (or an address), never a value's name, as in tshark.
+            Value::Word(word) if matches!(field.ty, Ty::Uint { .. }) => {
+                if let Err(e) = parse_uint(word) {
+                    return Err(ParseError::at(mask_span, e.message(word)));
+                }
+            }
+            Value::Word(_) => {}
         }
         let mask = single(literal(field, mask, mask_span, false)?, mask_span)?;
         let (op, value, span) = match self.peek() {

@@ -948,6 +948,12 @@ fn addresses_no_host_or_no_one_host_has_are_refused() {
     let bgp = format!("{base}[bgp]\nbird_socket = \"/run/bird/bird.ctl\"\nbird_include = \"/run/bird/bird.ctl\"\n");
     let bgp = errors(&bgp);
     assert!(bgp.iter().any(|e| e.starts_with("bad.toml:12:16: bird_include is bird_socket's path")), "{bgp:#?}");
+    // Announced, a prefix that holds such space would announce it too.
+    let wide = format!("{}[bgp]\n", base.replace("\"203.0.113.0/24\"", "\"203.0.113.0/24\", \"224.0.0.0/3\""));
+    assert_eq!(
+        errors(&wide),
+        ["bad.toml:6:31: customer prefix 224.0.0.0/3 holds 224.0.0.0/4, which [bgp] would announce with it"]
+    );
     let fleet = format!(
         "{}[soft_unicast]\nthis_server = \"a1\"\nslice_size = 2048\nreserved_ports = 1024\n\
          [[soft_unicast.data_centre]]\nname = \"a\"\nbackbone = \"10.9.0.11\"\n\

@@ -338,23 +338,18 @@ fn lists_select_what_their_members_written_inline_select() {
     let _ = std::fs::remove_file(file);
 }
 
-/// Payloads end where the IP payload ends, as tshark's do (reassembly off): a first
-/// fragment's TCP data is `tcp.payload` (it had none: fragmenting a segment slipped it past
-/// every payload rule), UDP's runs past a short `udp.length` and never into Ethernet padding;
-/// behind a bogus TCP header length (below 20) there is none.
-/// scapy makes the packets; tshark is the oracle on each expression.
-/// A first fragment cut inside the TCP header, 8 to 21 bytes of it: transitd reads the
+/// A first fragment cut inside the TCP header, 0 to 21 bytes of it: transitd reads the
 /// fields tshark reads of those bytes. tshark reads the header up to the window at once:
 /// with 14 or 15 bytes no flags (transitd read them), with 16 to 19 the numbers, header
 /// length and window (transitd waited for 20), the checksum from 18, the urgent pointer
-/// from 20; its `tcp` is the bytes there, however few.
+/// from 20; its `tcp` is the bytes there once its ports are (4 bytes; below, no `tcp`).
 #[test]
 fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
     let file = std::env::temp_dir().join(format!("transitd-match-cut-header-{}.pcap", std::process::id()));
     scapy_pcap(
         &file,
         "tcp = bytes(TCP(sport=1234, dport=80, seq=0x11223344, ack=0x55667788, flags='SA', window=0x1234, urgptr=7, chksum=0xbeef)/Raw(b'x' * 8))\n\
-         frames = [Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(8, 22)]",
+         frames = [Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(0, 22)]",
     );
     let mut wrong = Vec::new();
     for expr in [
@@ -369,7 +364,13 @@ fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
         "tcp.checksum == 0xbeef",
         "tcp.urgent_pointer == 7",
         "tcp.payload",
+        "len(tcp) == 0",
+        "len(tcp) == 2",
+        "len(tcp) == 4",
         "len(tcp) == 8",
+        "tcp[0:1] == 04",
+        "tcp contains 04",
+        "tcp.srcport",
         "len(tcp) == 15",
         "len(tcp) == 16",
         "len(tcp) == 20",
@@ -386,6 +387,11 @@ fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// Payloads end where the IP payload ends, as tshark's do (reassembly off): a first
+/// fragment's TCP data is `tcp.payload` (it had none: fragmenting a segment slipped it past
+/// every payload rule), UDP's runs past a short `udp.length` and never into Ethernet padding;
+/// behind a bogus TCP header length (below 20) there is none.
+/// scapy makes the packets; tshark is the oracle on each expression.
 #[test]
 fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
     let file = std::env::temp_dir().join(format!("transitd-match-payload-ends-{}.pcap", std::process::id()));

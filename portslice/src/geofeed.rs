@@ -144,18 +144,15 @@ pub fn parse_all(text: &str) -> (Vec<Entry>, Vec<GeofeedError>) {
 }
 
 /// Why `line` is not one record of CSV as strict readers read it (Python's `csv` with
-/// `strict=True`): a quote never closed, or text after a closing quote. (The `csv` crate
-/// reads both leniently, as if the line were well formed; a feed's checker must not.) A
-/// quote inside a field that does not start with one is text, as those readers take it;
-/// blanks around a field are allowed, as the reader trims them.
+/// `strict=True`): a quote never closed, or anything but a comma or the end after a closing
+/// quote, a blank included. (The `csv` crate reads both leniently, as if the line were well
+/// formed; a feed's checker must not.) A field is quoted only when its first byte is a
+/// quote: a quote further on, after a blank too, is text, as those readers take it.
 fn csv_form(line: &str) -> Option<&'static str> {
     let b = line.as_bytes();
-    let blank = |c: u8| c == b' ' || c == b'\t';
     let mut i = 0;
     loop {
-        while b.get(i).copied().is_some_and(blank) {
-            i += 1;
-        }
+        // Quoted only when the field's first byte is a quote (after a blank it is text).
         if b.get(i) == Some(&b'"') {
             i += 1;
             loop {
@@ -167,9 +164,6 @@ fn csv_form(line: &str) -> Option<&'static str> {
                 }
             }
             i += 1;
-            while b.get(i).copied().is_some_and(blank) {
-                i += 1;
-            }
             match b.get(i) {
                 None => return None,
                 Some(b',') => i += 1,

@@ -394,11 +394,20 @@ fn balance(slices: &[(u32, u16)], servers: &[String], previous: impl Fn(u32, u16
     }
     let mut kept = count;
     for i in 0..n {
+        // The addresses by how many slices it holds there, most (then highest) first: a
+        // heap, as a scan per slice released was slices × addresses (seconds at the
+        // section's bounds).
+        let mut most: std::collections::BinaryHeap<(usize, u32)> =
+            held[i].iter().map(|(&ip, ks)| (ks.len(), ip)).collect();
         while kept[i] > target[i] {
-            let Some((_, ks)) = held[i].iter_mut().max_by_key(|(ip, ks)| (ks.len(), **ip)) else { break };
-            let Some(k) = ks.pop() else { break };
+            let Some((_, ip)) = most.pop() else { break };
+            let Some(k) = held[i].get_mut(&ip).and_then(Vec::pop) else { break };
             owner[k] = None;
             kept[i] -= 1;
+            let left = held[i].get(&ip).map_or(0, Vec::len);
+            if left > 0 {
+                most.push((left, ip));
+            }
         }
     }
     // Hand the free slices to servers under their share, in name order, round robin.

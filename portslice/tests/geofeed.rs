@@ -176,6 +176,8 @@ fn lines_that_are_not_csv_are_refused() {
         ("198.51.100.0/24,GB,GB-ENG,\"London", false),
         ("198.51.100.0/24,GB,GB-ENG,\"Lon\"don,", false),
         ("198.51.100.0/24,GB,GB-ENG,Lon\"don,", true),
+        ("198.51.100.0/24,GB,GB-ENG,\"London\" ,", false),
+        ("198.51.100.0/24,GB,GB-ENG, \"Lon\"don,", true),
     ] {
         assert_eq!(strict(line), good, "python's reader on {line}");
         let ours = geofeed::parse(line);

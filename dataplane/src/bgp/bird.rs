@@ -186,9 +186,12 @@ fn exchange(socket: &Path, command: &str, time: Duration) -> Result<(), BirdErro
 /// BIRD stops accepting and its backlog is full (connections given up on stay queued), and
 /// the guard, which must withdraw, would wait with it.
 fn connect(socket: &Path, time: Duration) -> std::io::Result<UnixStream> {
+    // A Unix socket's blocking connect waits for room in the backlog as long as the send
+    // timeout says (a non-blocking one fails at once on a full backlog: a moment's crowd of
+    // birdc clients would read as BIRD gone).
     let stream = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-    stream.connect_timeout(&socket2::SockAddr::unix(socket)?, time)?;
-    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(time.max(Duration::from_millis(1))))?;
+    stream.connect(&socket2::SockAddr::unix(socket)?)?;
     Ok(UnixStream::from(std::os::fd::OwnedFd::from(stream)))
 }
 

@@ -139,8 +139,6 @@ impl<'a> Bird<'a> {
         Bird { opts, applied: None, announced: None, failed: None, said_in_sync: None, looked: Instant::now() }
     }
 
-    /// Says on stdout whether BIRD announces what it was last told, when that changed
-    /// (transitd gone: nobody listens, and nothing is lost).
     /// After BIRD took the file: whether it runs its protocols, said on stdout (and, once, on
     /// stderr when it does not: its configuration does not include the file).
     fn look_included(&mut self) {
@@ -148,17 +146,22 @@ impl<'a> Bird<'a> {
             Ok(()) => self.in_sync(true),
             Err(e) => {
                 if self.said_in_sync != Some(false) {
-                    say!(
-                        "transitd bgp guard: BIRD runs no transitd4 ({e}): its configuration does not include {}, \
-                         so nothing transitd asks is announced",
-                        self.opts.bird_include.display()
-                    );
+                    match e {
+                        bird::BirdError::Refused(_) => say!(
+                            "transitd bgp guard: BIRD runs no transitd4 ({e}): its configuration does not include {}, \
+                             so nothing transitd asks is announced",
+                            self.opts.bird_include.display()
+                        ),
+                        _ => say!("transitd bgp guard: asking BIRD whether it runs transitd4: {e}"),
+                    }
                 }
                 self.in_sync(false);
             }
         }
     }
 
+    /// Says on stdout whether BIRD announces what it was last told, when that changed
+    /// (transitd gone: nobody listens, and nothing is lost).
     fn in_sync(&mut self, yes: bool) {
         if self.said_in_sync != Some(yes) {
             let mut out = std::io::stdout().lock();

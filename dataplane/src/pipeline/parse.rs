@@ -520,8 +520,8 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
 }
 
 /// Parses the transport header. A non-first fragment has none; a first fragment gets what
-/// its bytes hold (ports, and TCP flags when the fixed header is whole), as Wireshark shows
-/// with reassembly off. Returns why the frame must be dropped, if it must.
+/// its bytes hold (ports once 4 bytes are there, TCP's fixed header from 16 bytes), as
+/// Wireshark shows with reassembly off. Returns why the frame must be dropped, if it must.
 fn parse_l4(
     key: &mut Key,
     proto: IpNumber,
@@ -532,7 +532,9 @@ fn parse_l4(
 ) -> Option<DropReason> {
     key.set(Dim::L4At, l4_start as u32);
     if fragmented {
-        if first {
+        // tshark has no TCP or UDP layer before its ports (4 bytes) are there.
+        let ports_cut = matches!(proto, IpNumber::TCP | IpNumber::UDP) && payload.len() < 4;
+        if first && !ports_cut {
             key.set_l4_proto(proto.0);
             fill_l4_from_bytes(key, proto, payload);
         }
@@ -647,7 +649,9 @@ fn fill_traffic_class(key: &mut Key, tos: u8) {
 /// `declared`: the transport bytes the IP header's length promises (for `tcp.len`, which
 /// tshark computes from it even when the capture is cut short).
 fn fill_l4_lenient(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], declared: usize) {
-    if !fragmented || first {
+    // tshark has no TCP or UDP layer before its ports (4 bytes) are there.
+    let ports_cut = matches!(proto, IpNumber::TCP | IpNumber::UDP) && payload.len() < 4;
+    if (!fragmented || first) && !ports_cut {
         key.set_l4_proto(proto.0);
         fill_l4_from_bytes(key, proto, payload);
     }

@@ -349,17 +349,25 @@ pub(super) fn parse_interface(text: &str) -> Result<TunnelInterface, &'static st
 /// unicast on the Internet (multicast, loopback, link-local, "this network", IPv4-mapped).
 /// Announced, such a prefix (`224.0.0.0/4` was) draws traffic no customer can take.
 fn not_for_hosts(net: IpNet) -> Option<&'static str> {
-    const SPACES: [(&str, &str); 10] = [
-        ("0.0.0.0/8", "inside 0.0.0.0/8 (this network)"),
-        ("127.0.0.0/8", "inside 127.0.0.0/8 (loopback)"),
-        ("169.254.0.0/16", "inside 169.254.0.0/16 (link-local)"),
-        ("224.0.0.0/4", "inside 224.0.0.0/4 (multicast)"),
-        ("255.255.255.255/32", "the limited broadcast address"),
-        ("::/128", "the unspecified address"),
-        ("::1/128", "the loopback address"),
-        ("::ffff:0:0/96", "IPv4-mapped (write the IPv4 prefix)"),
-        ("fe80::/10", "inside fe80::/10 (link-local)"),
-        ("ff00::/8", "inside ff00::/8 (multicast)"),
-    ];
     SPACES.iter().find_map(|&(space, why)| space.parse::<IpNet>().ok().filter(|s| s.contains(&net)).map(|_| why))
 }
+
+/// The space for no hosts that `net` holds (a /3 with the multicast space in it), if any:
+/// with `[bgp]`, where every customer prefix is announced, such a prefix is refused too.
+pub(super) fn holds_space_for_no_hosts(net: IpNet) -> Option<&'static str> {
+    SPACES.iter().find_map(|&(space, _)| space.parse::<IpNet>().ok().filter(|s| net.contains(s)).map(|_| space))
+}
+
+/// Address space no customer's hosts have, and why.
+const SPACES: [(&str, &str); 10] = [
+    ("0.0.0.0/8", "inside 0.0.0.0/8 (this network)"),
+    ("127.0.0.0/8", "inside 127.0.0.0/8 (loopback)"),
+    ("169.254.0.0/16", "inside 169.254.0.0/16 (link-local)"),
+    ("224.0.0.0/4", "inside 224.0.0.0/4 (multicast)"),
+    ("255.255.255.255/32", "the limited broadcast address"),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "the loopback address"),
+    ("::ffff:0:0/96", "IPv4-mapped (write the IPv4 prefix)"),
+    ("fe80::/10", "inside fe80::/10 (link-local)"),
+    ("ff00::/8", "inside ff00::/8 (multicast)"),
+];

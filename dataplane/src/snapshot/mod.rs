@@ -636,7 +636,7 @@ impl Builder<'_> {
         }
         // Tunnels without an `mtu` take the default, which a small frame_size holds too.
         let unset = customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter(|t| t.get_ref().mtu.is_none());
-        let defaults: Vec<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
+        let defaults: std::collections::HashSet<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
         let largest = c.tunnels.iter().filter(|t| defaults.contains(&t.name.as_str())).map(|t| t.mtu).max();
         if let (Some(fs), Some(mtu)) = (&server.frame_size, largest.filter(|&m| m as usize > carried)) {
             let why = format!(
@@ -658,6 +658,13 @@ impl Builder<'_> {
             // upstreams, which attracts the whole Internet's traffic (or is filtered away).
             for p in c.prefixes.iter().filter(|p| p.net.prefix_len() == 0) {
                 self.err(&p.span, format!("customer prefix {} would be announced as a default route ([bgp])", p.net));
+            }
+            // Inside such space a prefix is refused anyway; holding it, it would announce it.
+            for p in c.prefixes.iter().filter(|p| p.net.prefix_len() > 0) {
+                if let Some(space) = customers::holds_space_for_no_hosts(p.net) {
+                    let why = format!("customer prefix {} holds {space}, which [bgp] would announce with it", p.net);
+                    self.err(&p.span, why);
+                }
             }
         }
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
