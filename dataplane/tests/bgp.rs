@@ -415,48 +415,69 @@ fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
     assert!(back.contains("203.0.113.0/24") && back.contains("2001:db8::/32"), "{back}");
 }
 
-/// The guard says whether BIRD took what it was told, for the metrics: with no BIRD at its
-/// socket, `bird failing`; once a real BIRD listens there and takes the configuration,
-/// `bird ok`.
-#[test]
-fn the_guard_says_whether_bird_took_the_announcement() {
-    use std::io::{BufRead as _, Write as _};
+/// A `transitd bgp guard` for `include` and BIRD's `socket` (withdraw_after a minute: no
+/// silence withdraws during a test), its stdin, and what it says on stdout line by line:
+/// each within 15 s, else "(nothing)".
+fn guard_for(
+    socket: &std::path::Path,
+    include: &std::path::Path,
+) -> (std::process::Child, std::process::ChildStdin, impl Fn() -> String) {
+    use std::io::BufRead as _;
     use std::process::Stdio;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-sync-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
         .args(["bgp", "guard", "--bird-socket"])
-        .arg(&socket)
+        .arg(socket)
         .arg("--bird-include")
-        .arg(&include)
+        .arg(include)
         .args(["--withdraw-after-ms", "60000"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut told = guard.stdin.take().unwrap();
+    let told = guard.stdin.take().unwrap();
     let lines = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
-    // Each within 15 s: well before a minute's silence would make the guard withdraw and say so.
-    let next = || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into());
-    writeln!(told, "announce 203.0.113.0/24").unwrap();
-    let first = next();
+    let next = move || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into());
+    (guard, told, next)
+}
 
-    std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display()))
-        .unwrap();
-    let mut bird = Command::new("bird")
+/// A real BIRD with configuration `conf`, its control socket at `socket`.
+fn bird_with(conf: &std::path::Path, socket: &std::path::Path) -> std::process::Child {
+    use std::process::Stdio;
+    Command::new("bird")
         .arg("-f")
         .arg("-c")
-        .arg(&conf)
+        .arg(conf)
         .arg("-s")
-        .arg(&socket)
+        .arg(socket)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)")
+}
+
+/// A BIRD configuration that includes `include`.
+fn including(include: &std::path::Path) -> String {
+    format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display())
+}
+
+/// The guard says whether BIRD took what it was told, for the metrics: with no BIRD at its
+/// socket, `bird failing`; once a real BIRD listens there and takes the configuration,
+/// `bird ok`.
+#[test]
+fn the_guard_says_whether_bird_took_the_announcement() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    let (mut guard, mut told, next) = guard_for(&socket, &include);
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = next();
+
+    std::fs::write(&conf, including(&include)).unwrap();
+    let mut bird = bird_with(&conf, &socket);
     // The guard tries the announcement again every second (withdraw_after is a minute: no
     // silence withdraws meanwhile, and its input stays open, so no last word says it).
     let second = next();
@@ -476,47 +497,21 @@ fn the_guard_says_whether_bird_took_the_announcement() {
 /// read in sync while nothing was announced), and `bird ok` once BIRD includes the file.
 #[test]
 fn a_bird_that_does_not_include_the_file_is_not_in_sync() {
-    use std::io::{BufRead as _, Write as _};
-    use std::process::Stdio;
+    use std::io::Write as _;
     let dir = std::env::temp_dir().join(format!("transitd-bgp-unincluded-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     std::fs::write(&conf, "router id 10.0.0.1;\nprotocol device {}\n").unwrap();
-    let mut bird = Command::new("bird")
-        .arg("-f")
-        .arg("-c")
-        .arg(&conf)
-        .arg("-s")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
+    let mut bird = bird_with(&conf, &socket);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !socket.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
-        .args(["bgp", "guard", "--bird-socket"])
-        .arg(&socket)
-        .arg("--bird-include")
-        .arg(&include)
-        .args(["--withdraw-after-ms", "60000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut told = guard.stdin.take().unwrap();
-    let lines = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
-    let next = || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into());
+    let (mut guard, mut told, next) = guard_for(&socket, &include);
     writeln!(told, "announce 203.0.113.0/24").unwrap();
     let first = next();
     // The operator includes the file and has BIRD read its configuration again.
-    std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display()))
-        .unwrap();
+    std::fs::write(&conf, including(&include)).unwrap();
     let configured = Command::new("birdc").arg("-s").arg(&socket).arg("configure").output().unwrap();
     let second = next();
     let _ = (guard.kill(), guard.wait());

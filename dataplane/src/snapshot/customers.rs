@@ -349,13 +349,18 @@ pub(super) fn parse_interface(text: &str) -> Result<TunnelInterface, &'static st
 /// unicast on the Internet (multicast, loopback, link-local, "this network", IPv4-mapped).
 /// Announced, such a prefix (`224.0.0.0/4` was) draws traffic no customer can take.
 fn not_for_hosts(net: IpNet) -> Option<&'static str> {
-    SPACES.iter().find_map(|&(space, why)| space.parse::<IpNet>().ok().filter(|s| s.contains(&net)).map(|_| why))
+    spaces().find_map(|(space, _, why)| space.contains(&net).then_some(why))
 }
 
 /// The space for no hosts that `net` holds (a /3 with the multicast space in it), if any:
 /// with `[bgp]`, where every customer prefix is announced, such a prefix is refused too.
 pub(super) fn holds_space_for_no_hosts(net: IpNet) -> Option<&'static str> {
-    SPACES.iter().find_map(|&(space, _)| space.parse::<IpNet>().ok().filter(|s| net.contains(s)).map(|_| space))
+    spaces().find_map(|(space, written, _)| net.contains(&space).then_some(written))
+}
+
+/// [`SPACES`], each read as a network, with its text and why.
+fn spaces() -> impl Iterator<Item = (IpNet, &'static str, &'static str)> {
+    SPACES.iter().filter_map(|&(written, why)| Some((written.parse().ok()?, written, why)))
 }
 
 /// Address space no customer's hosts have, and why.
