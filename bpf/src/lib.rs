@@ -280,7 +280,8 @@ pub struct XdpStats {
     pub redirected: u64,
     /// Frames that are not transitd's, passed to the kernel.
     pub passed: u64,
-    /// Frames that are transitd's but arrived on a queue without a socket (passed).
+    /// Frames that are transitd's but arrived on a queue without a socket: passed or
+    /// dropped, as `[server] unbound_queue` says.
     pub no_socket: u64,
     /// Soft-unicast return traffic this server owns, passed to its socket.
     pub egress_local: u64,
@@ -816,6 +817,11 @@ mod tests {
         not_v4[14] = 0x65;
         fill_checksum(&mut not_v4);
         assert_eq!(judge(&program, &not_v4), "no_socket");
+        // The outer header verifies, the inner one does not: the data plane's
+        // `bad_ipv4_checksum`, not the kernel's uncounted drop.
+        let mut inner = udp_to_egress(2000);
+        inner[14 + 8] ^= 0x01;
+        assert_eq!(judge(&program, &backbone(&inner)), "no_socket", "a corrupt inner header");
     }
 
     /// Backbone GRE behind VLAN tags (one to three, as the program reads them) is stripped
@@ -878,6 +884,25 @@ mod tests {
         }
         let frame = with_ecn(backbone(&with_ecn(udp_to_egress(2000), not_ect)), ce);
         assert_eq!(judge(&program, &frame), "no_socket", "CE on a packet that is not ECN-capable");
+    }
+
+    /// A first fragment the data plane drops for its congestion mark names no owner for its
+    /// datagram's later fragments, there as here: they go where a fragment whose first was
+    /// not seen goes. The address is made another data centre's (slice 0 still this
+    /// server's) so that the two differ.
+    #[test]
+    fn a_first_fragment_refused_for_its_mark_names_no_owner() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, mut egress) = soft_unicast([0, 1]);
+        egress.addresses = vec![(Ipv4Addr::new(192, 0, 2, 10), 1)];
+        program.publish(&config, &egress).unwrap();
+        let (not_ect, ce) = (0, 3);
+        let marked = with_ecn(backbone(&with_ecn(fragment_to_egress(76, Some(2000)), not_ect)), ce);
+        assert_eq!(judge(&program, &marked), "no_socket", "the data plane's to drop");
+        assert_eq!(judge(&program, &fragment_to_egress(76, None)), "no_socket", "no first seen: another data centre's");
+        // The same first fragment, unmarked, is this server's, and so are its later ones.
+        assert_eq!(judge(&program, &backbone(&fragment_to_egress(77, Some(2000)))), "backbone_local");
+        assert_eq!(judge(&program, &fragment_to_egress(77, None)), "egress_local", "with its first");
     }
 
     /// A fragment of UDP datagram `id` from 198.51.100.7 to 192.0.2.10: the first (with the

@@ -56,7 +56,7 @@
 /* Counters, one slot each in the per-CPU `stats` map (dataplane reads them by these indices). */
 #define STAT_REDIRECTED 0 /* handed to the AF_XDP socket of the rx queue */
 #define STAT_PASSED 1     /* not ours: to the kernel stack */
-#define STAT_NO_SOCKET 2  /* ours, but no socket on this queue: to the kernel stack */
+#define STAT_NO_SOCKET 2  /* ours, but no socket on this queue: passed or dropped (unbound_action) */
 #define STAT_EGRESS_LOCAL 3   /* return traffic this server owns: to the kernel (its socket) */
 #define STAT_BACKBONE_LOCAL 4 /* backbone GRE for this server: decapsulated, to the kernel */
 #define STAT_GRE_NOT_OURS 5   /* GRE to the anycast address that is not ours: to the kernel */

@@ -201,22 +201,27 @@ static __always_inline int egress_mine(struct xdp_md *ctx, struct transitd_confi
 	return mine;
 }
 
-/* RFC 6040 section 4.2 (normal mode), as the data plane's decapsulation does it: a
- * congestion mark a router on the backbone put on the outer header reaches the inner one
- * (its checksum updated, RFC 1624), and ECT(1) outside ECT(0) inside becomes ECT(1). 0 when
- * the inner packet cannot carry the mark (not ECN-capable under CE): the data plane drops and
- * counts it, as the marking router would have dropped it. */
-static __always_inline int carry_ecn(struct iphdr *outer, struct iphdr *inner)
+/* RFC 6040 section 4.2 (normal mode): 0 when the inner packet cannot carry the outer
+ * header's congestion mark (not ECN-capable under CE). The data plane drops and counts it,
+ * as the marking router would have dropped it. */
+static __always_inline int ecn_carriable(struct iphdr *outer, struct iphdr *inner)
+{
+	return !((outer->tos & 3) == 3 && (inner->tos & 3) == 0);
+}
+
+/* RFC 6040 section 4.2 (normal mode), as the data plane's decapsulation does it, on a packet
+ * ecn_carriable passed: a congestion mark a router on the backbone put on the outer header
+ * reaches the inner one (its checksum updated, RFC 1624), and ECT(1) outside ECT(0) inside
+ * becomes ECT(1). */
+static __always_inline void carry_ecn(struct iphdr *outer, struct iphdr *inner)
 {
 	__u8 out = outer->tos & 3, in = inner->tos & 3, want = in;
 	if (out == 3)
 		want = 3;
 	else if (out == 1 && in == 2)
 		want = 1;
-	if (out == 3 && in == 0)
-		return 0;
 	if (want == in)
-		return 1;
+		return;
 	__u16 *word = (__u16 *)inner; /* version, header length and tos */
 	__u16 old = *word;
 	inner->tos = (inner->tos & ~3) | want;
@@ -225,7 +230,6 @@ static __always_inline int carry_ecn(struct iphdr *outer, struct iphdr *inner)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	inner->check = (__u16)~sum;
-	return 1;
 }
 
 struct gre_key_hdr_ {
@@ -281,10 +285,15 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	 * drops it (`truncated`); stripped here, the lying outer length would be gone. */
 	if (inner_at + bpf_ntohs(inner->tot_len) > outer_end)
 		return 0;
+	/* The data plane's checks of the inner packet, before its owner is looked up (and, for
+	 * a first fragment, recorded), as there: a corrupt header is its `bad_ipv4_checksum`
+	 * (passed, it would be the kernel's uncounted drop), and a mark the packet cannot carry
+	 * its `decap_ce_not_ect`, which records no owner for the later fragments. */
+	if (!ipv4_header_ok(inner, end, inner_at, outer_end) || !ecn_carriable(ip, inner))
+		return 0;
 	if (egress_mine(ctx, cfg, inner, end, inner_at, outer_end) != 1)
 		return 0;
-	if (!carry_ecn(ip, inner))
-		return 0;
+	carry_ecn(ip, inner);
 	__u8 macs[12];
 	if (data + sizeof(macs) > end)
 		return 0; /* it is there (the outer headers follow it): for the verifier */
