@@ -15,8 +15,9 @@ const MSS: u8 = 2;
 
 /// Lowers the MSS option of the TCP SYN or SYN-ACK whose header starts `tcp` to `max`,
 /// patching the checksum (RFC 1624). Returns the MSS it replaced, or `None` if the segment
-/// is not a SYN, has no MSS option above `max`, or its options are
-/// malformed (left as they are: forwarding them is the endpoint's problem, not ours).
+/// is not a SYN or has no MSS option above `max`. Options are read up to the first
+/// malformed one: an MSS before it is lowered, what follows it is left as it is (forwarding
+/// malformed options is the endpoint's problem, not ours).
 ///
 /// Every MSS option is lowered, not the first alone: a segment should carry one, but one
 /// with two would have its receiver take the last (Linux's `tcp_parse_options` does) and
