@@ -77,6 +77,9 @@ pub struct IoStats {
     pub kick_busy: u64,
     /// Kicks the kernel refused with an error other than "again" or "busy".
     pub kick_errors: u64,
+    /// Times frames waited on the tx ring for a second with none completing: the kernel
+    /// took the kicks and sent nothing (a driver's transmit hung).
+    pub tx_stalls: u64,
     /// Where the frames are.
     pub frames: FrameCount,
     /// The kernel's own counters of the socket (`XDP_STATISTICS`).

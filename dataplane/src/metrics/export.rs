@@ -420,6 +420,7 @@ impl Scrape<'_> {
                     ("kick", io.kicks),
                     ("kick_busy", io.kick_busy),
                     ("kick_error", io.kick_errors),
+                    ("tx_stall", io.tx_stalls),
                     // The kernel's (XDP_STATISTICS), but no drop: it found the tx ring empty,
                     // as it does after every batch it sent.
                     ("tx_ring_empty", io.socket.tx_ring_empty),

@@ -222,6 +222,21 @@ const MAX_KICKS: usize = 2048 / 32 + 2;
 /// that is really busy (EAGAIN too) costs four system calls a poll.
 const STALE_KICKS: usize = 4;
 
+/// How long frames may wait on the tx ring with not one completing before the ring is said
+/// stuck. Copy mode completes a frame within the `sendto` that sends it, a NIC within
+/// microseconds: a second of nothing is no busy device.
+const TX_STALL_NS: u64 = 1_000_000_000;
+
+/// The watch on the tx ring for a kernel that takes nothing from it: the completions counted
+/// when it last saw one come (or the ring empty), and when (`None`: not yet watched).
+#[derive(Clone, Copy, Debug, Default)]
+struct TxWatch {
+    completed: u64,
+    since_ns: Option<u64>,
+    /// The stall was said (and counted); said again when it ends.
+    stalled: bool,
+}
+
 /// `XDP_PKT_CONTD` (if_xdp.h): more frames of this packet follow.
 pub const XDP_PKT_CONTD: u32 = 1;
 
@@ -273,6 +288,9 @@ pub struct AfXdpIo<X = XskSocket> {
     /// The errno of the last failed tx kick said (`None`: none since the last that worked):
     /// an outage is said once, not at every poll, nor not at all (a device gone, ENXIO).
     kick_error_said: Option<i32>,
+    tx_watch: TxWatch,
+    /// The socket as messages name it: its interface and queue.
+    label: String,
     /// The last poll's packets (by index in its batch) whose `Tx` verdict was not carried
     /// out ([`FrameIo::unsent`]).
     unsent: ArrayVec<u16, BATCH_SIZE>,
@@ -295,6 +313,7 @@ impl AfXdpIo<XskSocket> {
         }
         let mut io = AfXdpIo::with_socket(xsk, cfg.busy_poll);
         io.link_mtu = cfg.link_mtu.clone();
+        io.label = format!("{} queue {}", cfg.iface, cfg.queue);
         Ok(io)
     }
 
@@ -348,6 +367,8 @@ impl<X: Xsk> AfXdpIo<X> {
             jumbo,
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
+            tx_watch: TxWatch::default(),
+            label: "an AF_XDP socket".to_string(),
             unsent: ArrayVec::new(),
             link_mtu: Arc::new(AtomicUsize::new(0)),
             xsk,
@@ -493,8 +514,9 @@ impl<X: Xsk> AfXdpIo<X> {
                     if self.kick_error_said != Some(errno) {
                         self.kick_error_said = Some(errno);
                         eprintln!(
-                            "transitd: the kernel refused to send from an AF_XDP socket (sendto: {}): frames wait on \
-                             its tx ring (kick_error counts each refusal)",
+                            "transitd: the kernel refused to send from the AF_XDP socket on {} (sendto: {}): frames \
+                             wait on its tx ring (kick_error counts each refusal)",
+                            self.label,
                             io::Error::from_raw_os_error(errno)
                         );
                     }
@@ -513,6 +535,37 @@ impl<X: Xsk> AfXdpIo<X> {
             } else {
                 stale = 0;
             }
+        }
+    }
+
+    /// Says once, and counts, when frames have waited on the tx ring for [`TX_STALL_NS`] with
+    /// none completing, and says when one completes again. A kick the kernel refuses is said
+    /// where it fails; this is the kernel that takes the kick and sends nothing (a driver's
+    /// transmit hung). The ring fills, receiving waits for room, and the queue's traffic
+    /// stops: the operator must hear of it. (Not a queue taken away: Linux refuses
+    /// `ethtool -L` below a queue an AF_XDP socket is bound to, copy mode too.)
+    fn watch_tx(&mut self, now: u64) {
+        let (completed, waiting) = (self.stats.completed, self.count.in_tx);
+        let watch = &mut self.tx_watch;
+        let since = match watch.since_ns {
+            Some(since) if waiting > 0 && completed == watch.completed => since,
+            _ => {
+                if watch.stalled {
+                    eprintln!("transitd: the kernel sends from the AF_XDP tx ring on {} again", self.label);
+                }
+                *watch = TxWatch { completed, since_ns: Some(now), stalled: false };
+                return;
+            }
+        };
+        if !watch.stalled && now.saturating_sub(since) >= TX_STALL_NS {
+            watch.stalled = true;
+            self.stats.tx_stalls += 1;
+            eprintln!(
+                "transitd: the kernel has sent nothing from the AF_XDP tx ring on {} for a second ({waiting} frames \
+                 waiting): the device's transmit is stuck; the queue receives only as it sends (tx_stall counts \
+                 each such stall)",
+                self.label
+            );
         }
     }
 
@@ -661,6 +714,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
     fn poll(&mut self, now: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
         self.unsent.clear();
         self.reclaim();
+        self.watch_tx(now);
         self.refill();
         // Backpressure: take no more frames than could be sent; first let the kernel send.
         let mut room = self.xsk.tx_room();
@@ -685,11 +739,12 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
             // (reported as idle, the worker slept `--idle-sleep-us` with both rings full). The
             // driver is asked to run as an empty poll asks it (under busy polling nothing else
             // reaps the completions); a ring the kernel refuses to send from (a failed kick:
-            // the device down or gone) is idle after all, so that the worker sleeps rather
-            // than spins on it.
+            // the device down or gone) or has sent nothing from for a while (a stall) is idle
+            // after all, so that the worker sleeps rather than spins on it.
             self.wake_rx(self.busy_poll);
             self.descs = descs;
-            return Ok(if self.kick_error_said.is_some() { Polled::Idle } else { Polled::Frames(0) });
+            let stuck = self.kick_error_said.is_some() || self.tx_watch.stalled;
+            return Ok(if stuck { Polled::Idle } else { Polled::Frames(0) });
         }
         if n == 0 {
             self.stats.idle_polls += 1;
@@ -1290,6 +1345,43 @@ mod tests {
         io.xsk.refusing = false;
         io.xsk.stalled = true;
         assert_eq!(io.poll(0, &mut |_| {}).unwrap(), Polled::Frames(0), "a kick that works: waiting for the ring");
+    }
+
+    /// Frames on the tx ring with none completing for a second (a kernel that takes the
+    /// kicks and sends nothing) are a stall: said once and counted, and a poll the full ring
+    /// holds back is idle then (the worker sleeps rather than spins). Sending again ends it;
+    /// a second stall is counted again. The watch starts at the first poll that sees frames
+    /// waiting, not at the clock's zero.
+    #[test]
+    fn a_tx_ring_the_kernel_sends_nothing_from_is_a_stall() {
+        let mut io = AfXdpIo::with_socket(Model::new(), true);
+        io.xsk.stalled = true;
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        let t0 = 5 * TX_STALL_NS;
+        let poll_at = |io: &mut AfXdpIo<Model>, now: u64| {
+            let polled = io.poll(now, &mut |_| {}).unwrap();
+            (polled, io.stats().tx_stalls)
+        };
+        assert_eq!(poll_at(&mut io, t0), (Polled::Frames(0), 0), "just begun");
+        assert_eq!(poll_at(&mut io, t0 + TX_STALL_NS - 1), (Polled::Frames(0), 0));
+        assert_eq!(poll_at(&mut io, t0 + TX_STALL_NS), (Polled::Idle, 1), "a second with nothing sent");
+        assert_eq!(poll_at(&mut io, t0 + 3 * TX_STALL_NS), (Polled::Idle, 1), "counted once");
+        io.xsk.stalled = false;
+        io.xsk.send(RING);
+        assert_eq!(poll_at(&mut io, t0 + 4 * TX_STALL_NS), (Polled::Idle, 1), "sent: nothing to receive");
+        // The watch runs from a poll that saw the ring empty (a worker polls all the time).
+        let t1 = t0 + 5 * TX_STALL_NS;
+        assert_eq!(poll_at(&mut io, t1), (Polled::Idle, 1));
+        io.xsk.stalled = true;
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        assert_eq!(poll_at(&mut io, t1), (Polled::Frames(0), 1));
+        assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS), (Polled::Idle, 2), "a second stall");
+        // A kernel that completes a frame at least once a second is slow, not stalled.
+        for k in 1..=4 {
+            io.xsk.send(1);
+            assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS + k * TX_STALL_NS * 9 / 10).1, 2, "poll {k}");
+        }
+        assert!(io.stats().frames.is_conserved(), "{:?}", io.stats().frames);
     }
 
     /// A kernel that takes nothing off the tx ring (EAGAIN for a busy device or a full
