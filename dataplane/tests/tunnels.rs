@@ -981,6 +981,57 @@ fn a_source_routed_packet_hairpinned_into_another_customer_is_dropped() {
     assert!(matches!(v[..], [Verdict::Tx { reason: TxReason::Encapsulated, .. }]), "into beta's tunnel: {v:?}");
 }
 
+/// GRE over IPv6 from the IPv4-mapped form of a tunnel's IPv4 router (::ffff:198.51.100.1)
+/// is no tunnel's: the tunnel index keeps IPv4 remotes in that form, and it was decapsulated
+/// as acme-gre's (with the bogon check off, which would drop it first). Its fate is that of
+/// GRE from any address that is no tunnel's.
+#[test]
+fn gre_from_an_ipv4_mapped_source_is_no_tunnels() {
+    let (config, _) = tunnel_edge();
+    let file = temp("mapped-gre");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.7', dst='198.51.100.99')/UDP(sport=5000, dport=53)\n\
+         gre = lambda src: Ether(dst='02:00:00:00:00:01')/IPv6(src=src, dst='2001:db8:ffff::1')/GRE()/inner\n\
+         frames = [gre('::ffff:198.51.100.1'), gre('2001:db8:5::99')]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    assert_eq!(v[0], v[1], "{v:?}");
+    assert!(!matches!(v[0], Verdict::Tx { .. }), "{v:?}");
+}
+
+/// What the sanity checks keep from the Internet they keep from another customer's tunnel
+/// (and from a customer's own, hairpinned back): TCP flags no stack sends, a first fragment
+/// too short for the TCP header, a later one overwriting it, a land packet. Each goes
+/// through with its check off. The source's checks are the tunnel's own (bogons are off
+/// here, and on would judge the customer's own prefix).
+#[test]
+fn hairpinned_packets_meet_the_sanity_checks() {
+    let (config, _) = tunnel_edge();
+    let file = temp("hairpin-sanity");
+    scapy_pcap(
+        &file,
+        "tcp = bytes(TCP(sport=5000, dport=80, flags='S'))\n\
+         inner = [IP(src='203.0.113.7', dst='198.18.100.5')/TCP(sport=5000, dport=80, flags='SR'),\n\
+                  IP(src='203.0.113.7', dst='198.18.100.5', proto=6, flags='MF', id=7)/Raw(tcp[:8]),\n\
+                  IP(src='203.0.113.7', dst='198.18.100.5', proto=6, frag=1, id=7)/Raw(tcp),\n\
+                  IP(src='203.0.113.7', dst='203.0.113.7')/UDP(sport=7, dport=7)]\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/p for p in inner]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames.clone());
+    use DropReason as D;
+    let dropped = [D::BadTcpFlags, D::TinyFragment, D::OverlappingFragment, D::Land].map(Verdict::Drop);
+    assert_eq!(v, dropped);
+    let unchecked =
+        config.replacen("[dos.sanity]\n", "[dos.sanity]\ntcp_flags = false\nfragments = false\nland = false\n", 1);
+    let (v, _, _) = verdicts_of(&unchecked, frames);
+    assert!(v.iter().all(|v| matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. })), "{v:?}");
+}
+
 /// A later fragment's data is data: the later pieces of an IPv4 datagram under AH (protocol
 /// 51 in every piece, the AH header only in the first) and of an IPv6 datagram with
 /// destination options in its fragmentable part (the fragment header's next header 60 in

@@ -89,7 +89,12 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         // hold the association; the XDP program judges it so too.
         return unsupported(snap);
     }
-    let Some(router) = router_entries(snap, one_form(outer_key.src_addr(), outer_key)) else {
+    // An IPv4-mapped IPv6 source (::ffff:a.b.c.d) is no router's: the tunnel index keeps
+    // IPv4 remotes in that form, and no router sends IPv6 from one (RFC 4291 §2.5.5.2).
+    let src = outer_key.src_addr();
+    let mapped = outer.is_ipv6 && src >> 32 == 0xffff;
+    let router = if mapped { None } else { router_entries(snap, one_form(src, outer_key)) };
+    let Some(router) = router else {
         // From no tunnel's router, GRE is not ours, whatever it holds (a fragment, a cut or
         // bad header, options): the XDP program passes it, or hands it over to be dropped,
         // by `gre_unsupported`, and so does replay.
@@ -197,10 +202,14 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return Verdict::Drop(reason);
     }
     if let Some(target) = steer(snap, &key, ip.is_ipv6) {
-        // To a customer prefix (this one's or another's): through its ingress stages, but
-        // for a source route onward, as from the Internet (`path_by_address`).
+        // To a customer prefix (this one's or another's): through its ingress stages, after
+        // the sanity checks of the packet and a source route onward, as from the Internet
+        // (`path_by_address`). Not the global DoS rules: the GRE packet met them outside.
         if ip.routed_onward && snap.dos.sanity.source_route {
             return Verdict::Drop(DropReason::SourceRouted);
+        }
+        if let Some(reason) = super::dos::packet_sanity(&snap.dos.sanity, &key, &ip) {
+            return Verdict::Drop(reason);
         }
         outcome.tunnel = None;
         to_customer(ctx, frame, &key, &ip, target, outcome);

@@ -20,6 +20,20 @@ const ACK: u32 = 0x10;
 /// steering, in [`spoofs_a_customer`], and so is a source route onward). Fragments are judged before flags: the "flags" of a
 /// tiny first fragment are whatever bytes it happens to end with.
 pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
+    if let Some(reason) = packet_sanity(s, key, ip) {
+        return Some(reason);
+    }
+    if s.bogons.as_ref().is_some_and(|b| b.lookup(ip.is_ipv6, key.src_addr()).is_some()) {
+        return Some(DropReason::BogonSource);
+    }
+    None
+}
+
+/// The sanity checks of the packet itself, all but the source's: what a packet a customer's
+/// tunnel carries to a customer prefix meets too (its source is the customer's own, which
+/// decapsulation checked), so that one customer cannot send another what the edge keeps from
+/// the Internet.
+pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     if s.land && key.src_addr() == key.dst_addr() {
         return Some(DropReason::Land);
     }
@@ -72,9 +86,6 @@ pub fn sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> {
     }
     if s.max_ipv6_extension_headers > 0 && ip.extension_headers > s.max_ipv6_extension_headers {
         return Some(DropReason::Ipv6ExtensionChain);
-    }
-    if s.bogons.as_ref().is_some_and(|b| b.lookup(ip.is_ipv6, key.src_addr()).is_some()) {
-        return Some(DropReason::BogonSource);
     }
     None
 }
