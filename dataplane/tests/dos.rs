@@ -309,6 +309,34 @@ fn packets_routed_onward_by_a_source_route_are_dropped() {
     let _ = std::fs::remove_file(file);
 }
 
+/// IPv6's source routes are routing headers with segments left (RFC 8200 §4.4): type 0,
+/// deprecated for its amplification (RFC 5095), and segment routing's, which an SR domain's
+/// edge filters from outside (RFC 8754 §5.1), are on their way through the customer's host to
+/// somewhere else and dropped as IPv4's are. Mobile IPv6's type 2, whose one segment is the
+/// host's own home address (RFC 6275 §6.4), and a route already at its end pass. tshark
+/// picks the frames.
+#[test]
+fn ipv6_packets_routed_onward_by_a_routing_header_are_dropped() {
+    let file = std::env::temp_dir().join(format!("transitd-rh-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "ip = lambda rh: Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::7', dst='2001:db8:acbe::5')/rh/TCP(dport=22, flags='S')\n\
+         frames = [ip(IPv6ExtHdrRouting(addresses=['2001:db8:99::1'], segleft=1)),\n\
+         \x20         ip(IPv6ExtHdrSegmentRouting(addresses=['2001:db8:99::1', '2001:db8:acbe::5'], segleft=1)),\n\
+         \x20         ip(IPv6ExtHdrRouting(type=2, addresses=['2001:db8:acbe::6'], segleft=1)),\n\
+         \x20         ip(IPv6ExtHdrRouting(addresses=['2001:db8:99::1'], segleft=0))]",
+    );
+    let onward = tshark_frames(&file, "ipv6.routing.segleft > 0 and ipv6.routing.type != 2", &[]);
+    assert_eq!(onward, [1, 2], "the oracle's selection");
+    let (v, _) = verdicts_timed(&victim_config(&["2001:db8:acbe::/48"], "bogons = false", ""), &file);
+    assert_eq!(v[..2], [Verdict::Drop(DropReason::SourceRouted); 2]);
+    assert!(v[2..].iter().all(is_tx), "{v:?}");
+    let (v, _) =
+        verdicts_timed(&victim_config(&["2001:db8:acbe::/48"], "bogons = false\nsource_route = false", ""), &file);
+    assert!(v.iter().all(is_tx), "{v:?}");
+    let _ = std::fs::remove_file(file);
+}
+
 #[test]
 fn land_packets_are_dropped() {
     // No public capture has one: scapy makes it (source = destination = 203.0.113.9).

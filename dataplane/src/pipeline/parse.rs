@@ -57,9 +57,11 @@ pub struct IpFrame {
     /// An authentication header (RFC 4302) precedes the transport header. transitd holds no
     /// security association and does not verify it.
     pub under_ah: bool,
-    /// IPv4 with a loose or strict source route (RFC 791) that still has hops to go: its
-    /// pointer inside the route names a hop after the header's destination (which tshark
-    /// shows as `ip.dst`).
+    /// A source route that still has hops to go, on through the destination to somewhere
+    /// else. IPv4: a loose or strict source route (RFC 791) whose pointer inside the route
+    /// names a hop after the header's destination (which tshark shows as `ip.dst`). IPv6: a
+    /// routing header with segments left (RFC 8200 §4.4), but for type 2 (Mobile IPv6's,
+    /// RFC 6275 §6.4, whose one segment is the destination's own home address).
     pub routed_onward: bool,
 }
 
@@ -383,7 +385,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_start) {
         return Parsed::Bad(reason);
     }
-    let (extension_headers, under_ah) = (ip.extension_headers, ip.under_ah);
+    let (extension_headers, under_ah, routed_onward) = (ip.extension_headers, ip.under_ah, ip.routed_onward);
     Parsed::Ip(IpFrame {
         is_ipv6: true,
         l3_start,
@@ -393,7 +395,7 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         fragment,
         extension_headers,
         under_ah,
-        routed_onward: false,
+        routed_onward,
     })
 }
 
@@ -454,6 +456,8 @@ struct Ipv6Layer<'a> {
     /// the payload, if one does (an atomic fragment, offset 0 and no more, does not: RFC
     /// 6946).
     fragment: Option<(u32, bool)>,
+    /// A routing header with segments left, not of type 2 ([`IpFrame::routed_onward`]).
+    routed_onward: bool,
 }
 
 /// The IPv6 header and its extension headers (RFC 8200 §4), each read with etherparse's
@@ -479,12 +483,18 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     let mut extension_headers = 0u8;
     let mut under_ah = false;
     let mut fragment = None;
+    let mut routed_onward = false;
     loop {
         let (len, next) = match ip_number {
             // Hop-by-hop options only directly after the IPv6 header (RFC 8200 §4.1).
             IpNumber::IPV6_HEADER_HOP_BY_HOP if extension_headers > 0 => return Err(DropReason::BadIpExtHeader),
             IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
                 let e = Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                if ip_number == IpNumber::IPV6_ROUTE_HEADER
+                    && let [_, _, routing_type, segments_left, ..] = *e.slice()
+                {
+                    routed_onward |= segments_left > 0 && routing_type != 2;
+                }
                 (e.slice().len(), e.next_header())
             }
             IpNumber::AUTHENTICATION_HEADER => {
@@ -516,7 +526,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
         rest = &rest[len..];
         ip_number = next;
     }
-    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, under_ah, fragment })
+    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, under_ah, fragment, routed_onward })
 }
 
 /// Parses the transport header. A non-first fragment has none; a first fragment gets what
