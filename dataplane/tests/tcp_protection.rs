@@ -466,6 +466,8 @@ struct Edge {
     limits: Limits,
     spill: Spill,
     start: std::time::Instant,
+    /// The last frame's TCP protection rule (by name) and event.
+    last_tcp: (Option<String>, Option<FlowEvent>),
 }
 
 impl Edge {
@@ -480,6 +482,8 @@ impl Edge {
         let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, self.now());
         let outcome = process_frame(&self.snap, Some(&self.snap.eth), &mut self.limits, &mut self.spill, &mut frame);
         frame.verdict = outcome.verdict;
+        let rule = outcome.tcp_rule.and_then(|r| self.snap.tcp.rules.get(r as usize)).map(|r| r.name.clone());
+        self.last_tcp = (rule, outcome.tcp);
         (outcome.verdict, frame.tx_bytes().unwrap_or(&[]).to_vec())
     }
 
@@ -515,7 +519,7 @@ fn with_tun_namespace(tag: &str, rule: &str, body: impl FnOnce(&tun::Device, &mu
         assert!(status.unwrap().success());
         let limits = Limits::new(&snap);
         let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-        let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+        let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
         body(&tun, &mut edge);
     })
     .join()
@@ -705,7 +709,7 @@ syn_burst = 1
     let snap = snapshot(config);
     let limits = Limits::new(&snap);
     let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
     // From the router to our anycast.
     let in_gre = |frame: &[u8]| in_gre(frame, [198, 51, 100, 1], [192, 0, 2, 1]);
     // Another host's SYN spends the burst and is delivered (into the same tunnel).
@@ -789,7 +793,7 @@ syn_burst = 1
     let snap = snapshot(config);
     let limits = Limits::new(&snap);
     let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
     // The first SYN spends the burst.
     let (v, _) = edge.run(&segment([198, 51, 100, 5], [203, 0, 113, 80], 1111, 80, 0x02, 0));
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
@@ -844,7 +848,8 @@ fn challenged_counts_the_syns_challenged_and_syn_flood_the_ones_dropped() {
 /// the customer's rule with the threshold made the challenge, and the RST is covered by a
 /// global rule for everything but SYNs (no threshold), where it was dropped as out of state,
 /// or by no rule at all (the threshold rule is for SYNs alone), where it was passed on; the
-/// client was challenged again on every try.
+/// client was challenged again on every try. Either way `challenge_passed` is counted under
+/// the rule that challenged.
 #[test]
 fn a_challenge_is_answered_whichever_rule_covers_the_rst() {
     let web = |expr: &str| {
@@ -863,7 +868,7 @@ fn a_challenge_is_answered_whichever_rule_covers_the_rst() {
 fn answered_whichever_rule_covers_the_rst(config: &str) {
     let snap = snapshot(config);
     let (limits, spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now() };
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
     let (v, _) = edge.run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0));
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "within the burst: {v:?}");
     let syn = segment([192, 0, 2, 7], [203, 0, 113, 80], 40000, 80, 0x02, 0);
@@ -874,6 +879,7 @@ fn answered_whichever_rule_covers_the_rst(config: &str) {
     let mut rst = segment([192, 0, 2, 7], [203, 0, 113, 80], 40000, 80, 0x04, 0);
     rst[14 + 20 + 4..14 + 20 + 8].copy_from_slice(&challenge[14 + 20 + 8..14 + 20 + 12]);
     assert_eq!(edge.run(&rst).0, Verdict::Consumed(ConsumeReason::SynChallengeAnswer));
+    assert_eq!(edge.last_tcp, (Some("web".to_string()), Some(FlowEvent::ChallengePassed)), "{config}");
     let (v, _) = edge.run(&syn);
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
 }

@@ -246,7 +246,9 @@ impl FlowTable {
         let ways = &mut self.slots[set..set + WAYS];
         let found = ways.iter().position(|s| s.is(flow) && !expired(s, now, t));
 
-        if flags & SYN != 0 {
+        // A SYN with RST is a RST: a stack checks RST first (RFC 9293 §3.10.7.4, RFC 5961 §3;
+        // a listener discards it), so it opens no connection here either, nor takes a slot.
+        if flags & SYN != 0 && flags & RST == 0 {
             // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN.
             // One established stays as it is: a blind SYN must neither shorten its life to
             // the embryonic timeout nor move the number a RST is checked against (then a
@@ -452,6 +454,23 @@ mod tests {
         t.observe(9, Segment { flags: ACK, seq: 1001, len: 500 }, 20 * S, &T, &mut None);
         assert_eq!(t.observe(9, Segment { flags: RST, seq: 1501, len: 0 }, 21 * S, &T, &mut None), FlowEvent::Tracked);
         assert_eq!(t.observe(9, seg(ACK), 21 * S, &T, &mut None), FlowEvent::OutOfStateAck);
+    }
+
+    /// A SYN that carries RST is a RST, as a stack reads it: out of state where no connection
+    /// is (no slot taken), and in one it ends it only in order, as any RST.
+    #[test]
+    fn a_syn_with_rst_is_a_rst_and_opens_nothing() {
+        let mut t = FlowTable::new(WAYS);
+        let at = |flags, seq| Segment { flags, seq, len: 0 };
+        for flow in 0..2 * WAYS as u64 {
+            assert_eq!(t.observe(flow << 8, at(SYN | RST, 7), S, &T, &mut None), FlowEvent::OutOfStateRst);
+        }
+        assert_eq!(t.observe(1, at(SYN, 100), S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(1, at(ACK, 101), S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(1, at(SYN | RST, 5), S, &T, &mut None), FlowEvent::Tracked, "blind: nothing changes");
+        assert_eq!(t.observe(1, at(ACK, 101), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(1, at(SYN | RST, 101), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(1, at(ACK, 101), 2 * S, &T, &mut None), FlowEvent::OutOfStateAck, "ended in order");
     }
 
     /// A RST or FIN anywhere but the next sequence number (blind, or the edge missed a

@@ -66,10 +66,11 @@ pub(super) fn protect(
     if flags == ABSENT {
         return Protection::Pass;
     }
-    let rule_index = match tcp.global.decide(key, data).rule {
+    let covering = |key: &Key| match tcp.global.decide(key, data).rule {
         Some(r) => Some(r),
         None => customer.tcp.decide(key, data).rule.map(|r| customer.tcp_base + r),
     };
+    let rule_index = covering(key);
     let rule = rule_index.and_then(|r| tcp.rules.get(r as usize));
     outcome.tcp_rule = rule_index.filter(|_| rule.is_some());
     let now = ctx.now;
@@ -84,6 +85,14 @@ pub(super) fn protect(
         let until = now.saturating_add(tcp.authenticated_ns);
         ctx.limits.authenticated.insert(source_of(key), now, until);
         outcome.tcp = Some(FlowEvent::ChallengePassed);
+        // Counted under the rule that challenged, the one covering the SYN this answers, not
+        // whichever covers the RST, if any (one more lookup, for answers only: challenges
+        // are bounded by `challenge_rate`).
+        let mut syn = *key;
+        syn.set_tcp_flags(SYN as u16);
+        if let Some(r) = covering(&syn).filter(|&r| tcp.rules.get(r as usize).is_some()) {
+            outcome.tcp_rule = Some(r);
+        }
         return Protection::Answered;
     }
     let Some(rule) = rule else { return Protection::Pass };
