@@ -241,7 +241,11 @@ impl Slice {
         if let Some(i) = dash {
             let a = int(&text[..i])?;
             let b = int(&text[i + 1..]).map_err(|_| beyond())?;
-            if a < 0 || b < 0 || a >= b {
+            // Both ends from the start, or both from the end (`[-3--1]`: the last three).
+            if (a < 0) != (b < 0) {
+                return Err(format!("Range {text} isn't valid because {a} and {b} have different signs"));
+            }
+            if a >= b {
                 return Err(format!("Range {text} isn't valid because {a} is greater or equal than {b}"));
             }
             return Ok(Slice { start: a, len: Some((b - a) as u64 + 1) });
@@ -353,8 +357,8 @@ impl Pattern {
 pub struct Needle(Box<memchr::memmem::Finder<'static>>);
 
 impl Needle {
-    /// A searcher for `bytes` (at least one byte: the parser refuses an empty literal, and
-    /// an empty needle is found nowhere, as tshark has it).
+    /// A searcher for `bytes` (at least one byte: the parser makes `contains ""` a test of
+    /// presence, or of nothing, as tshark has it; an empty needle is found nowhere).
     pub fn new(bytes: &[u8]) -> Needle {
         Needle(Box::new(memchr::memmem::Finder::new(bytes).into_owned()))
     }
@@ -499,8 +503,10 @@ pub(crate) fn c_escape(letter: u8) -> Option<u8> {
 }
 
 /// The bytes of a string literal's text (between the quotes), as Wireshark 4.0 reads it:
-/// `\\`, `\"`, `\a \b \f \n \r \t \v`, `\xhh` and `\ooo` escapes; a raw string (`r"..."`)
-/// keeps its backslashes. NUL bytes are kept, as tshark 4.0 keeps them.
+/// `\\`, `\"`, `\'`, `\a \b \f \n \r \t \v`, `\xhh` and `\ooo` escapes, and `\uXXXX` and
+/// `\UXXXXXXXX` written as UTF-8 (C's universal character names: not below U+00A0 but for
+/// `$`, `@` and `` ` ``, not a surrogate); a raw string (`r"..."`) keeps its backslashes. NUL
+/// bytes are kept, as tshark 4.0 keeps them.
 pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
     let b = text.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -521,7 +527,7 @@ pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
         let Some(&e) = b.get(i) else { return Err("The final quote was missing from a quoted string.".into()) };
         i += 1;
         let simple = match e {
-            b'\\' | b'"' | b'\'' | b'?' => Some(e),
+            b'\\' | b'"' | b'\'' => Some(e),
             _ => c_escape(e),
         };
         if let Some(v) = simple {
@@ -538,8 +544,19 @@ pub fn string_literal(text: &str, raw: bool) -> Result<Vec<u8>, String> {
             let v = u16::from_str_radix(&text[i - 1..i - 1 + n], 8).map_err(|e| e.to_string())?;
             out.push(u8::try_from(v).map_err(|_| format!("\\{} is not a byte.", &text[i - 1..i - 1 + n]))?);
             i += n - 1;
+        } else if e == b'u' || e == b'U' {
+            let want = if e == b'u' { 4 } else { 8 };
+            let n = b[i..].iter().take(want).take_while(|c| c.is_ascii_hexdigit()).count();
+            let digits = &text[i..i + n];
+            let named = (n == want).then(|| u32::from_str_radix(digits, 16).ok()).flatten();
+            let c = named.filter(|&v| v >= 0xa0 || matches!(v, 0x24 | 0x40 | 0x60)).and_then(char::from_u32);
+            let Some(c) = c else {
+                return Err(format!("\\{}{digits} is not a valid universal character name", char::from(e)));
+            };
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            i += n;
         } else {
-            return Err(format!("\\{} is not a valid escape sequence.", char::from(e)));
+            return Err(format!("\\{} is not a valid character escape sequence", char::from(e)));
         }
     }
     Ok(out)

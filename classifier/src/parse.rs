@@ -332,7 +332,7 @@ pub fn parse_with(text: &str, lists: &mut dyn Lists) -> Result<Expr, ParseError>
     if toks.is_empty() {
         return Ok(Expr::True);
     }
-    let mut p = Parser { text, toks, pos: 0, depth: 0, lists, masked_ranges: 0, plussed: false };
+    let mut p = Parser { text, toks, pos: 0, depth: 0, lists, masked_ranges: 0, plussed: false, quantifier: None };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
         None => Ok(expr),
@@ -352,7 +352,22 @@ struct Parser<'a, 'l> {
     /// The test being read follows a unary plus: an arithmetic term, which `contains` and
     /// `matches` do not take (tshark refuses `+frame[0:2] contains 02`).
     plussed: bool,
+    /// The test being read follows `all` or `any`.
+    quantifier: Option<Quantifier>,
 }
+
+/// tshark 4.0's quantifiers: whether every occurrence of a field, or some, must satisfy a
+/// comparison, whatever its operator's own (`all tcp.port == 80` is `tcp.port === 80`, `any
+/// tcp.port != 80` is `tcp.port !== 80`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quantifier {
+    All,
+    Any,
+}
+
+/// Members of a set `all` may expand into (tshark tests `all f in {a, b}` member by member,
+/// as `all f == a or all f == b`): each becomes a test of its own.
+const MAX_ALL_IN_MEMBERS: usize = 64;
 
 impl<'a> Parser<'a, '_> {
     fn peek(&self) -> Option<Tok<'a>> {
@@ -406,6 +421,16 @@ impl<'a> Parser<'a, '_> {
                 }
             }
             Tok::Word("len") if self.peek() == Some(Tok::LParen) => self.len_test(span),
+            Tok::Word(q @ ("all" | "any")) if matches!(self.peek(), Some(Tok::Word(_))) => {
+                let (Tok::Word(name), name_span) = self.next()? else { return Err(self.unexpected(span)) };
+                self.quantifier = Some(if q == "all" { Quantifier::All } else { Quantifier::Any });
+                let test = match name {
+                    "len" if self.peek() == Some(Tok::LParen) => self.len_test(name_span),
+                    _ => self.test(name, name_span),
+                };
+                self.quantifier = None;
+                test
+            }
             Tok::Word(name) => self.test(name, span),
             // tshark's unary plus before a field changes nothing, but it makes an arithmetic
             // term, which `in`, `contains` and `matches` do not take.
@@ -474,10 +499,13 @@ impl<'a> Parser<'a, '_> {
                 self.pos += 1;
                 let (value, span) = self.byte_value(false)?;
                 end = span.end;
-                if value.is_empty() {
-                    return Err(ParseError::at(span, "contains needs at least one byte to look for.".into()));
+                // tshark 4.0: the empty byte string is in every byte field and slice that is
+                // there, and in no protocol.
+                match (value.is_empty(), slice, layer) {
+                    (false, ..) => ByteOp::Contains(bytes::Needle::new(&value)),
+                    (true, Some(_), _) | (true, None, Layer::TcpPayload | Layer::UdpPayload) => ByteOp::Present,
+                    (true, None, _) => return Ok(Expr::Not(Box::new(Expr::True))),
                 }
-                ByteOp::Contains(bytes::Needle::new(&value))
             }
             Some(Tok::Word("matches")) => {
                 self.pos += 1;
@@ -508,6 +536,7 @@ impl<'a> Parser<'a, '_> {
                 };
                 ByteOp::Masked(mask, compared)
             }
+            _ if self.quantifier.is_some() => return Err(self.comparison_expected()),
             _ => ByteOp::Present,
         };
         Ok(Expr::Bytes(ByteTest { layer, slice, op, span: Span { start: name_span.start, end } }))
@@ -523,7 +552,7 @@ impl<'a> Parser<'a, '_> {
             (Tok::Str(text, raw), span) => {
                 Ok((bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?, span))
             }
-            (Tok::Word(w), span) => match bytes::byte_literal(w) {
+            (Tok::Word(w), span) => match bytes::byte_literal(colon_literal(w).unwrap_or(w)) {
                 Some(v) => Ok((v, span)),
                 None => Err(ParseError::at(span, format!("\"{w}\" is not a valid byte string."))),
             },
@@ -560,7 +589,7 @@ impl<'a> Parser<'a, '_> {
             (_, span) => return Err(self.unexpected(span)),
         };
         let (value, span) = self.value()?;
-        let values = literal(&LENGTH, value, span, false)?;
+        let values = literal(&LENGTH, value, span)?;
         let set = match relop(&LENGTH, op, values, span)? {
             // One occurrence: "some" and "every" are the same.
             Pred::Any(set) | Pred::All(set) => set,
@@ -583,6 +612,11 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn test(&mut self, name: &str, name_span: Span) -> Result<Expr, ParseError> {
+        // tshark 4.0's field marker: a leading dot says the word is a field (`.tcp.port`).
+        let name = match name.strip_prefix('.') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_alphabetic()) => rest,
+            _ => name,
+        };
         let bytes_next = matches!(self.peek(), Some(Tok::LBracket | Tok::Word("contains" | "matches")));
         let field = field::lookup(name);
         if let Some(layer) = Layer::lookup(name) {
@@ -613,8 +647,15 @@ impl<'a> Parser<'a, '_> {
                 self.pos += 1;
                 self.no_protocol(field, name_span)?;
                 let (value, span) = self.value()?;
-                let values = literal(field, value, span, op_allows_network(op))?;
-                (relop(field, op, values, span)?, span.end)
+                // A network compared in order stands for its bounds (tshark compares the
+                // masked value: `> 10.0.0.0/8` is above 10.255.255.255).
+                let values = literal(field, value, span)?;
+                (self.quantified(relop(field, op, values, span)?), span.end)
+            }
+            // tshark 4.0 takes no list after a quantifier.
+            Some(Tok::Word("in") | Tok::Not) if self.quantifier.is_some() && self.list_after_in().is_some() => {
+                let span = self.list_after_in().unwrap_or(name_span);
+                return Err(self.unexpected(span));
             }
             Some(Tok::Word("in")) if matches!(self.toks.get(self.pos + 1), Some((Tok::List(_), _))) => {
                 self.pos += 1;
@@ -626,6 +667,11 @@ impl<'a> Parser<'a, '_> {
             {
                 self.pos += 2;
                 return Ok(Expr::Not(Box::new(self.list_test(field, name_span)?)));
+            }
+            Some(Tok::Word("in")) if self.quantifier == Some(Quantifier::All) => {
+                self.pos += 1;
+                self.no_protocol(field, name_span)?;
+                return self.all_in(field, name_span);
             }
             Some(Tok::Word("in")) => {
                 self.pos += 1;
@@ -641,9 +687,58 @@ impl<'a> Parser<'a, '_> {
                 let test = Test { field, pred: Pred::Any(set), span };
                 return Ok(Expr::Not(Box::new(Expr::Test(test))));
             }
+            _ if self.quantifier.is_some() => return Err(self.comparison_expected()),
             _ => (Pred::Present, name_span.end),
         };
         Ok(Expr::Test(Test { field, pred, span: Span { start: name_span.start, end } }))
+    }
+
+    /// `pred` under the quantifier being read, if any: every occurrence, or some, in the
+    /// values that satisfy the comparison.
+    fn quantified(&self, pred: Pred) -> Pred {
+        match (self.quantifier, pred) {
+            (Some(Quantifier::All), Pred::Any(set) | Pred::All(set)) => Pred::All(set),
+            (Some(Quantifier::Any), Pred::Any(set) | Pred::All(set)) => Pred::Any(set),
+            (_, pred) => pred,
+        }
+    }
+
+    /// Where the list is, when one follows (`in $name`, `not in $name`).
+    fn list_after_in(&self) -> Option<Span> {
+        let (in_at, list_at) = match self.peek() {
+            Some(Tok::Not) => (self.pos + 1, self.pos + 2),
+            _ => (self.pos, self.pos + 1),
+        };
+        match (self.toks.get(in_at), self.toks.get(list_at)) {
+            (Some((Tok::Word("in"), _)), Some(&(Tok::List(_), span))) => Some(span),
+            _ => None,
+        }
+    }
+
+    /// What tshark says of a quantified test with nothing to compare (`all tcp.port`).
+    fn comparison_expected(&self) -> ParseError {
+        match self.toks.get(self.pos) {
+            Some(&(_, span)) => self.unexpected(span),
+            None => end_of_input(),
+        }
+    }
+
+    /// `all field in {a, b..c}`, `in` read: as tshark 4.0 reads it, member by member, `all
+    /// field == a or all field in {b..c}` (every occurrence in one member).
+    fn all_in(&mut self, field: &'static FieldDef, name_span: Span) -> Result<Expr, ParseError> {
+        let (_, members, end) = self.set_members(field)?;
+        let span = Span { start: name_span.start, end };
+        if members.len() > MAX_ALL_IN_MEMBERS {
+            return Err(ParseError::at(
+                span,
+                format!(
+                    "`all ... in` is tested member by member, as tshark tests it: at most {MAX_ALL_IN_MEMBERS} \
+                     members are taken; write `not ... not in` for a large set"
+                ),
+            ));
+        }
+        let tests = members.into_iter().map(|m| Expr::Test(Test { field, pred: Pred::All(m), span }));
+        Ok(Expr::Or(tests.collect()))
     }
 
     /// `field & mask` (some occurrence has a bit of the mask set) or `field & mask OP value`
@@ -683,15 +778,20 @@ impl<'a> Parser<'a, '_> {
             }
             Value::Word(_) => {}
         }
-        let mask = single(literal(field, mask, mask_span, false)?, mask_span)?;
-        let (op, value, span) = match self.peek() {
+        // An address with a prefix length is tshark's address under its netmask: as a mask,
+        // the masked address (`& 255.255.255.255/8` is `& 255.0.0.0`); compared with, the
+        // masked value's network (`& 255.255.0.0 == 10.0.0.0/8`).
+        let mask = single(literal(field, mask, mask_span)?, mask_span)?;
+        let (op, (value, value_hi), span) = match self.peek() {
             Some(Tok::Op(op)) => {
                 self.pos += 1;
                 let (value, span) = self.value()?;
-                (op, single(literal(field, value, span, false)?, span)?, span)
+                (op, one_range(literal(field, value, span)?, span)?, span)
             }
+            // A quantifier wants a comparison (tshark 4.0 refuses `all tcp.flags & 0x02`).
+            _ if self.quantifier.is_some() => return Err(self.comparison_expected()),
             // Bare: true when the masked value is not zero.
-            _ => (Op::AnyNe, 0, mask_span),
+            _ => (Op::AnyNe, (0, 0), mask_span),
         };
         let whole = Span { start: name_span.start, end: span.end };
         // The values the field's slots can hold, which may be fewer than its type's: a literal
@@ -710,7 +810,21 @@ impl<'a> Parser<'a, '_> {
             .try_fold(0u32, |m, h| h.map(|h| m.max(h)))
             .map_or(domain_max(field.ty), |m| u128::from(m).min(domain_max(field.ty)));
         let holds = |op| {
-            masked_values(max, mask, op, value).ok_or_else(|| {
+            // Against a network: within it is at or above its first address and at or below
+            // its last; outside it, not within it.
+            let one_value = value == value_hi || (field.ty == Ty::Ipv4 && value_hi == value | u128::MAX >> 32);
+            let answer = match op {
+                _ if one_value => masked_values(max, mask, op, value),
+                Op::Eq | Op::AllEq => masked_values(max, mask, Op::Ge, value)
+                    .zip(masked_values(max, mask, Op::Le, value_hi))
+                    .map(|(from, to)| from.intersect(&to)),
+                Op::Ne | Op::AnyNe => masked_values(max, mask, Op::Lt, value)
+                    .zip(masked_values(max, mask, Op::Gt, value_hi))
+                    .map(|(below, above)| below.union(&above)),
+                Op::Lt | Op::Ge => masked_values(max, mask, op, value),
+                Op::Le | Op::Gt => masked_values(max, mask, op, value_hi),
+            };
+            answer.filter(|set| set.ranges().len() <= MAX_MASKED_RANGES).ok_or_else(|| {
                 ParseError::at(
                     whole,
                     format!(
@@ -726,6 +840,7 @@ impl<'a> Parser<'a, '_> {
             Op::Ne => Pred::All(holds(Op::AnyNe)?),
             Op::AllEq => Pred::All(holds(Op::Eq)?),
         };
+        let pred = self.quantified(pred);
         if let Pred::Any(set) | Pred::All(set) = &pred {
             self.masked_ranges += set.ranges().len();
         }
@@ -801,6 +916,12 @@ impl<'a> Parser<'a, '_> {
 
     /// `{ member, member, ... }` after `in`; returns the union and the end of the `}`.
     fn set(&mut self, field: &FieldDef) -> Result<(IntervalSet, usize), ParseError> {
+        self.set_members(field).map(|(set, _, end)| (set, end))
+    }
+
+    /// [`Parser::set`], and each member's values as written (a value, a network or a range).
+    fn set_members(&mut self, field: &FieldDef) -> Result<(IntervalSet, Vec<IntervalSet>, usize), ParseError> {
+        let mut written = Vec::new();
         match self.next()? {
             (Tok::LBrace, _) => {}
             (_, span) => return Err(self.unexpected(span)),
@@ -810,11 +931,11 @@ impl<'a> Parser<'a, '_> {
         let mut members: Vec<(u128, u128)> = Vec::new();
         loop {
             let (value, span) = self.value()?;
-            let lo = literal(field, value, span, true)?;
+            let lo = literal(field, value, span)?;
             let member = if self.peek() == Some(Tok::DotDot) {
                 self.pos += 1;
                 let (value, hi_span) = self.value()?;
-                let hi = literal(field, value, hi_span, true)?;
+                let hi = literal(field, value, hi_span)?;
                 // Wireshark: `a..b` holds every value from the lowest of `a` to the highest of
                 // `b`; a reversed range holds nothing (tshark accepts it and matches nothing).
                 match (lo.ranges().first(), hi.ranges().last()) {
@@ -825,9 +946,10 @@ impl<'a> Parser<'a, '_> {
                 lo
             };
             members.extend_from_slice(member.ranges());
+            written.push(member);
             match self.next()? {
                 (Tok::Comma, _) => continue,
-                (Tok::RBrace, span) => return Ok((IntervalSet::from_ranges(members), span.end)),
+                (Tok::RBrace, span) => return Ok((IntervalSet::from_ranges(members), written, span.end)),
                 (Tok::Word(_) | Tok::Char(_), span) => {
                     return Err(ParseError::at(
                         span,
@@ -852,12 +974,17 @@ pub const MAX_MASKED_RANGES: usize = crate::compile::MAX_BOXES_PER_RULE;
 /// gigabytes to compile (each expansion step clones and intersects such sets).
 pub const MAX_MASKED_RANGES_PER_RULE: usize = 4 * MAX_MASKED_RANGES;
 
-/// The one value of a literal (a mask or the value it is compared with is not a network). An
-/// IPv4 address is one range of the 128-bit space (`a << 96` and the 96 bits below, which no
+/// The one value of a literal: a value, or a network's first address. An IPv4 address is
+/// one range of the 128-bit space (`a << 96` and the 96 bits below, which no
 /// IPv4 key sets): its first value.
 fn single(set: IntervalSet, span: Span) -> Result<u128, ParseError> {
+    one_range(set, span).map(|(lo, _)| lo)
+}
+
+/// The one range of a literal's values: a value, or a network's first and last address.
+fn one_range(set: IntervalSet, span: Span) -> Result<(u128, u128), ParseError> {
     match set.ranges() {
-        [(lo, _)] => Ok(*lo),
+        [(lo, hi)] => Ok((*lo, *hi)),
         _ => Err(ParseError::at(span, "expected a single value here".into())),
     }
 }
@@ -976,10 +1103,6 @@ fn end_of_input() -> ParseError {
     ParseError { message: "Unexpected end of filter expression.".into(), span: None }
 }
 
-fn op_allows_network(op: Op) -> bool {
-    matches!(op, Op::Eq | Op::Ne | Op::AllEq | Op::AnyNe)
-}
-
 /// The largest value a field of type `ty` can hold, as a 128-bit value.
 /// The largest value a narrow slot holds, where it is less than its field's type allows;
 /// `None` for slots that hold the type's whole range.
@@ -1037,8 +1160,8 @@ enum Value<'a> {
     Char(u8, &'a str),
 }
 
-/// Reads a literal for `field`: one value, or for addresses with `network` set a CIDR network.
-fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<IntervalSet, ParseError> {
+/// Reads a literal for `field`: one value, or for addresses a CIDR network.
+fn literal(field: &FieldDef, value: Value, span: Span) -> Result<IntervalSet, ParseError> {
     let word = match value {
         Value::Word(word) => word,
         Value::Char(c, written) => return char_literal(field, c, written, span),
@@ -1080,7 +1203,7 @@ fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<
             let (addr, bits) = split_cidr(word);
             let addr: Ipv4Addr =
                 addr.parse().map_err(|_| ParseError::at(span, format!("\"{word}\" is not a valid IPv4 address.")))?;
-            let bits = cidr_bits(bits, 32, word, span, network, "IPv4")?;
+            let bits = cidr_bits(bits, 32, word, span, "IPv4")?;
             // The IPv4 address fills the top 32 of 128 bits, so its prefix length carries over.
             let value = u128::from(u32::from(addr)) << 96;
             Ok(network_range(value, bits))
@@ -1089,11 +1212,11 @@ fn literal(field: &FieldDef, value: Value, span: Span, network: bool) -> Result<
             let (addr, bits) = split_cidr(word);
             let addr: Ipv6Addr =
                 addr.parse().map_err(|_| ParseError::at(span, format!("\"{word}\" is not a valid IPv6 address.")))?;
-            let bits = cidr_bits(bits, 128, word, span, network, "IPv6")?;
+            let bits = cidr_bits(bits, 128, word, span, "IPv6")?;
             Ok(network_range(u128::from(addr), bits))
         }
         // Six bytes, written as any byte string is (Wireshark reads it so).
-        Ty::Ether => match bytes::byte_literal(word) {
+        Ty::Ether => match bytes::byte_literal(colon_literal(word).unwrap_or(word)) {
             Some(mac) if mac.len() == 6 => {
                 Ok(IntervalSet::single(mac.iter().fold(0u128, |v, &b| v << 8 | u128::from(b))))
             }
@@ -1173,6 +1296,20 @@ fn char_literal(field: &FieldDef, c: u8, written: &str, span: Span) -> Result<In
     Err(ParseError::at(span, format!("Character constant {shown} cannot be converted to {address}.")))
 }
 
+/// The hex bytes after tshark 4.0's literal marker, a leading `:` (`:02`, `:0200`,
+/// `:ff:ff:ff:ff:ff:ff`), which says a word is a byte string and not a field or a name: hex
+/// digits, or two-digit groups joined by one separator (`:`, `-` or `.`), as its scanner
+/// takes them. `None` for any other word (`::1` is an IPv6 address).
+fn colon_literal(word: &str) -> Option<&str> {
+    let rest = word.strip_prefix(':')?;
+    let hex = |g: &[u8]| !g.is_empty() && g.iter().all(u8::is_ascii_hexdigit);
+    let grouped = [b':', b'-', b'.'].into_iter().any(|sep| {
+        let mut groups = rest.as_bytes().split(|&b| b == sep);
+        rest.contains(char::from(sep)) && groups.all(|g| g.len() == 2 && hex(g))
+    });
+    (hex(rest.as_bytes()) || grouped).then_some(rest)
+}
+
 fn split_cidr(word: &str) -> (&str, Option<&str>) {
     match word.split_once('/') {
         Some((addr, bits)) => (addr, Some(bits)),
@@ -1180,20 +1317,28 @@ fn split_cidr(word: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn cidr_bits(
-    bits: Option<&str>,
-    width: u32,
-    word: &str,
-    span: Span,
-    network: bool,
-    family: &str,
-) -> Result<u32, ParseError> {
+fn cidr_bits(bits: Option<&str>, width: u32, word: &str, span: Span, family: &str) -> Result<u32, ParseError> {
     let Some(bits) = bits else { return Ok(width) };
-    if !network {
-        return Err(ParseError::at(span, format!("\"{word}\": < <= > >= compare with one address, not a network.")));
+    // tshark 4.0's scanner takes at most two digits after an IPv4 address's slash and three
+    // after an IPv6 one's (what follows is a token of its own, out of place), and reads them
+    // as C does: a leading 0 makes them octal (`/010` is 8, `/08` is no number).
+    let most = if width == 32 { 2 } else { 3 };
+    let digits = !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit());
+    if digits && bits.len() > most {
+        return Err(ParseError::at(
+            span,
+            format!("\"{word}\": a {family} prefix length has at most {most} digits, as tshark scans it."),
+        ));
     }
-    match bits.parse::<u32>() {
-        Ok(b) if b <= width => Ok(b),
+    let octal = digits && bits.len() > 1 && bits.starts_with('0');
+    let parsed = match (digits, octal) {
+        (false, _) => None,
+        (true, true) => u32::from_str_radix(&bits[1..], 8).ok(),
+        (true, false) => bits.parse::<u32>().ok(),
+    };
+    match parsed {
+        Some(b) if b <= width => Ok(b),
+        None if octal => Err(ParseError::at(span, format!("\"{bits}\" is not a valid number."))),
         _ => Err(ParseError::at(
             span,
             format!("Netmask bits in a CIDR {family} address should be <= {width}, not {bits}"),
