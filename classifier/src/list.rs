@@ -61,6 +61,16 @@ pub enum MemberError {
     /// A network whose host bits are set (`10.0.0.1/8`), which usually means a typo.
     #[error("\"{0}\" has host bits set beyond its prefix length; write the network address")]
     HostBits(String),
+    /// A prefix length with a leading zero (`/010`), which a rule reads as octal (as tshark
+    /// does) and configuration and feeds as decimal: refused rather than guessed.
+    #[error(
+        "\"{0}\": a prefix length with a leading zero is octal in a rule (as tshark reads it), decimal elsewhere; write it without the zero"
+    )]
+    LeadingZero(String),
+    /// A range whose start is past its end (`9..1`), which holds nothing: a typo, as a
+    /// network with host bits is.
+    #[error("\"{0}\" is a range whose start is past its end; write it low..high")]
+    Reversed(String),
     /// Addresses and numbers in one list.
     #[error("\"{0}\": a list holds addresses or numbers, not both")]
     Mixed(String),
@@ -134,6 +144,8 @@ fn shown(text: &str) -> String {
 fn read_member(text: &str) -> Result<Member, MemberError> {
     let unreadable = || MemberError::Unreadable(shown(text));
     let (addr, bits) = match text.split_once('/') {
+        Some((_, b)) if b.len() > 1 && b.starts_with('0') => return Err(MemberError::LeadingZero(shown(text))),
+        Some((_, b)) if !b.bytes().all(|c| c.is_ascii_digit()) => return Err(unreadable()),
         Some((a, b)) => (a, Some(b.parse::<u32>().map_err(|_| unreadable())?)),
         None => (text, None),
     };
@@ -166,6 +178,7 @@ fn read_member(text: &str) -> Result<Member, MemberError> {
     match text.split_once("..") {
         Some((lo, hi)) => match (number(lo), number(hi)) {
             (Some(lo), Some(hi)) if lo <= hi => Ok(Member::Number(lo.into(), hi.into())),
+            (Some(_), Some(_)) => Err(MemberError::Reversed(shown(text))),
             _ => Err(unreadable()),
         },
         None => number(text).map(|n| Member::Number(n.into(), n.into())).ok_or_else(unreadable),
@@ -732,7 +745,10 @@ mod tests {
         let long = "1".repeat(10_000);
         let Err((0, MemberError::Unreadable(quoted))) = List::parse([long.as_str()]) else { panic!("refused") };
         assert_eq!(quoted, format!("{}…", "1".repeat(64)));
-        for bad in ["10.0.0.0/33", "80/8", "9..1", "eighty", "2001:db8::/129", ""] {
+        assert_eq!(List::parse(["1", "9..1"]), Err((1, MemberError::Reversed("9..1".into()))));
+        assert_eq!(List::parse(["10.0.0.0/010"]), Err((0, MemberError::LeadingZero("10.0.0.0/010".into()))));
+        assert!(List::parse(["0.0.0.0/0", "::/0"]).is_ok(), "a lone zero is no leading one");
+        for bad in ["10.0.0.0/33", "80/8", "9..x", "eighty", "2001:db8::/129", "", "10.0.0.0/+8", "10.0.0.0/"] {
             assert!(matches!(List::parse([bad]), Err((0, MemberError::Unreadable(_)))), "{bad}");
         }
     }

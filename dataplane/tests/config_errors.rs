@@ -69,6 +69,41 @@ action = "accept"
     );
 }
 
+/// A name used twice is said where it is used again, with where it was first defined, for
+/// lists and buckets as for customers and tunnels; a range written backwards in a list is
+/// said to be one, not called unreadable.
+#[test]
+fn duplicate_lists_and_buckets_say_where_the_first_is() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+[[list]]
+name = "ports"
+items = ["80", "8000..8100"]
+[[list]]
+name = "ports"
+items = ["443"]
+[[list]]
+name = "backwards"
+items = ["22", "9..1"]
+[[dos.bucket]]
+name = "syn"
+key = "source"
+rate = 10
+[[dos.bucket]]
+name = "syn"
+key = "destination"
+rate = 20
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "bad.toml:7:8: duplicate list name `ports` (first defined at bad.toml:4:8)",
+            "bad.toml:11:16: list `backwards`: \"9..1\" is a range whose start is past its end; write it low..high",
+            "bad.toml:17:8: duplicate bucket name `syn` (first defined at bad.toml:13:8)",
+        ]
+    );
+}
+
 /// Each bound in an error is the one the key takes: `grace_period` takes 0 (no grace).
 #[test]
 fn tcp_protection_times_name_their_own_range() {
@@ -594,7 +629,7 @@ fn a_mistake_is_said_once_not_again_where_it_is_used() {
 
 /// What cannot match today is said, not refused: a customer without prefixes (nothing is
 /// routed to it), a list compared with a field of a family it holds none of (a typo as
-/// likely as a feed of one family).
+/// likely as a feed of one family). Warnings come in file order, as errors do.
 #[test]
 fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
     let text = "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"v4\"\nitems = [\"198.51.100.0/24\"]\n\
@@ -607,9 +642,9 @@ fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
         said,
         [
             "w.toml:7:9: rule `rule-1`: ipv6.src in $v4 matches nothing: the list holds no IPv6 addresses",
+            "w.toml:10:8: customer `empty` has no prefixes: no traffic is routed to it",
             // An empty list (a feed that came out empty): `not ... in $none` drops everything.
             "w.toml:14:9: rule `rule-2`: $none is empty: ip.src in $none matches nothing",
-            "w.toml:10:8: customer `empty` has no prefixes: no traffic is routed to it",
         ]
     );
 }

@@ -93,13 +93,12 @@ impl Builder<'_> {
     /// name them.
     pub(super) fn dos(&mut self, d: &DosSection) -> Dos {
         let mut buckets = Vec::new();
+        let mut seen = std::collections::HashMap::new();
         self.bounded(&d.buckets, crate::limits::MAX_BUCKETS, "buckets");
         for b in d.buckets.iter().take(crate::limits::MAX_BUCKETS) {
             let b = b.get_ref();
             self.name(&b.name, "bucket");
-            if self.buckets.contains(b.name.get_ref()) {
-                self.err(&b.name.span(), format!("duplicate bucket name `{}`", b.name.get_ref()));
-            }
+            self.unique(&mut seen, &b.name, "bucket");
             self.buckets.push(b.name.get_ref().clone());
             if *b.rate.get_ref() == 0 {
                 self.err(&b.rate.span(), "rate must be at least 1 packet per second");

@@ -19,11 +19,12 @@ impl Builder<'_> {
         self.bounded(sections, MAX_LISTS, "lists");
         let mut lists = BTreeMap::new();
         let mut read = ListsRead::default();
+        let mut seen = std::collections::HashMap::new();
         for section in sections.iter().take(MAX_LISTS) {
             let l = section.get_ref();
             self.name(&l.name, "list");
+            self.unique(&mut seen, &l.name, "list");
             if lists.contains_key(l.name.get_ref()) {
-                self.err(&l.name.span(), format!("duplicate list name `{}`", l.name.get_ref()));
                 continue;
             }
             // A list that did not read (its error said) stands as an empty one, so that the

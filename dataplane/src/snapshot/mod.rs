@@ -509,13 +509,18 @@ impl<'a> Builder<'a> {
         if self.errors.is_empty() {
             Ok(built)
         } else {
-            // By file (the configuration's sources in order, other files after, by name),
-            // then by position.
-            let src = self.src;
-            self.errors.sort_by_cached_key(|e| (src.rank(&e.at.file), e.at.file.clone(), e.at.line, e.at.col));
-            Err(ConfigErrors(self.errors))
+            let errors = std::mem::take(&mut self.errors);
+            Err(ConfigErrors(in_file_order(self.src, errors)))
         }
     }
+}
+
+/// `said` (errors or warnings) as a reader meets them: by file (the configuration's sources
+/// in order, other files after, by name), then by position; in the order found at one
+/// position.
+fn in_file_order(src: &SourceMap, mut said: Vec<ConfigError>) -> Vec<ConfigError> {
+    said.sort_by_cached_key(|e| (src.rank(&e.at.file), e.at.file.clone(), e.at.line, e.at.col));
+    said
 }
 
 impl Builder<'_> {
@@ -707,7 +712,7 @@ impl Builder<'_> {
             bgp: loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref())),
             ipfix: loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref())),
             membership: self.lists.membership(),
-            warnings: std::mem::take(&mut self.warnings),
+            warnings: in_file_order(self.src, std::mem::take(&mut self.warnings)),
             inputs: std::mem::take(&mut self.inputs),
             input_stamps: std::mem::take(&mut self.input_stamps),
         }
