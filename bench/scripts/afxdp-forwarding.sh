@@ -31,8 +31,10 @@ fi
 PROFILE=${BENCH_PROFILE:-release}
 DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 cargo build -q --profile "$PROFILE" -p transitd -p transitd-bench
-T=$PWD/target/$DIR/transitd
-B=$PWD/target/$DIR/transitd-bench
+# Where cargo built them (CARGO_TARGET_DIR, as CI sets it), not a stale ./target.
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+T=$TARGET/$DIR/transitd
+B=$TARGET/$DIR/transitd-bench
 W=$(mktemp -d)
 # A round lists its background jobs (the forwarder, the sink, testpmd's feeder) in $W/pids
 # and clears the list once they are over. A round that failed left them running, outside
@@ -209,7 +211,13 @@ echo "| mode | forwarded Mpps min | median | max | offered Mpps (median) | not r
 echo "|---|---:|---:|---:|---:|---:|"
 declare -A RES
 for r in $(seq 1 "$ROUNDS"); do
-  for mode in $MODES; do
+  # The modes take turns at going first, every other round in reverse order, so that none
+  # always runs on a cooler (or warmer) machine.
+  order=$MODES
+  if [ $((r % 2)) = 0 ]; then
+    order=$(printf '%s\n' $MODES | tac | tr '\n' ' ')
+  fi
+  for mode in $order; do
     RES[$mode]+="$(one_round $mode);"
   done
 done

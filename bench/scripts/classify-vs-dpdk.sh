@@ -13,13 +13,14 @@ PROFILE=${BENCH_PROFILE:-release}
 DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 SMOKE=${BENCH_SMOKE:-}
 if ! command -v dpdk-test-acl >/dev/null; then
-  echo "installing DPDK's dpdk-test-acl (Debian: dpdk-dev)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
+  echo "DPDK's dpdk-test-acl is missing: scripts/setup installs it (dpdk-dev)" >&2
+  exit 1
 fi
 cargo build -q --profile "$PROFILE" -p transitd-bench
 # Both sides on core 0: dpdk-test-acl is given `-l 0`, and transitd's timing loop runs
-# pinned there too, so neither gets a quieter core than the other.
-BIN="taskset -c 0 target/$DIR/transitd-bench"
+# pinned there too, so neither gets a quieter core than the other. The binary is where
+# cargo built it (CARGO_TARGET_DIR, as CI sets it), not a stale ./target.
+BIN="taskset -c 0 $(realpath -m "${CARGO_TARGET_DIR:-target}")/$DIR/transitd-bench"
 SETS_1K="acl fw ipc"
 SETS_10K=$(ls -d "$CB"/rules/*_10k)
 RUNS=11

@@ -68,6 +68,12 @@ for round in $(seq "$ROUNDS"); do
       bin=${BUILDS[$b]#*=}
       # Fails (and so does the script) when the run transmitted nothing.
       taskset -c 1 "$bin" pipeline --config "$config" --pcap "$pcap" --runs 5 --frames "$FRAMES" >"$OUT/run"
+      # A row renamed or missing is no figure (awk would average nothing into zeros).
+      if ! grep -q 'whole pipeline' "$OUT/run" || ! grep -q 'SlicedPacket alone' "$OUT/run"; then
+        echo "pipeline-compare.sh: no 'whole pipeline' or 'SlicedPacket alone' row from ${BUILDS[$b]%%=*} on $config:" >&2
+        cat "$OUT/run" >&2
+        exit 1
+      fi
       awk -F'|' '/whole pipeline/ {print $4+0}' "$OUT/run" >>"$OUT/$c.$b.pipeline"
       awk -F'|' '/SlicedPacket alone/ {print $4+0}' "$OUT/run" >>"$OUT/$c.$b.slice"
     done

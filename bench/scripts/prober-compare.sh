@@ -2,8 +2,9 @@
 # The tunnel health prober of this tree against an earlier commit's, alternated in one run:
 # ns per tick (one a millisecond) with 1,000 and 32,768 health-checked tunnels, routers all
 # answering and none answering (`transitd-bench prober`, simulated time, the tick alone
-# timed). Both builds run this tree's bench/src/prober.rs (REV must have the subcommand:
-# 33dfe5e or later), pinned to one core. Prints, per case and build, the min/median/max over
+# timed). Both builds run this tree's bench/src/prober.rs, pinned to one core: REV must have
+# the probe writer it calls (80defa9 or later, when probes came to name their sender; the
+# subcommand itself is from 33dfe5e, and 70b721e's tree compares with that). Prints, per case and build, the min/median/max over
 # rounds of each run's median. Prints Markdown.
 #   bench/scripts/prober-compare.sh [REV] [ROUNDS] [SECONDS] [TUNNELS]
 # With no REV, only this tree is measured. BENCH_PROFILE=dev builds without optimisation

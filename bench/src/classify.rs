@@ -264,20 +264,37 @@ fn compare_with_dpdk(args: &Args, table: &RuleTable, keys: &[&classifier::Key]) 
     let mut ours = Vec::new();
     let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); args.dpdk.len()];
     let mut buf = vec![None; 64];
-    for _ in 0..args.rounds {
-        let t = Instant::now();
-        for _ in 0..passes {
-            for chunk in keys.chunks(64) {
-                table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut buf[..chunk.len()]);
-                std::hint::black_box(&buf);
+    for round in 0..args.rounds {
+        let mut transitd = || {
+            let t = Instant::now();
+            for _ in 0..passes {
+                for chunk in keys.chunks(64) {
+                    table.first_match_batch(
+                        std::hint::black_box(chunk),
+                        &NO_BYTES[..chunk.len()],
+                        &mut buf[..chunk.len()],
+                    );
+                    std::hint::black_box(&buf);
+                }
             }
+            (passes * keys.len()) as f64 / t.elapsed().as_secs_f64()
+        };
+        // Each side goes first every other round, so that neither always runs on a cooler
+        // (or warmer) machine.
+        if round % 2 == 0 {
+            ours.push(transitd());
         }
-        ours.push((passes * keys.len()) as f64 / t.elapsed().as_secs_f64());
         for (i, alg) in args.dpdk.iter().enumerate() {
             theirs[i].push(dpdk_run(args, alg, passes as u32, false)?.0);
         }
+        if round % 2 == 1 {
+            ours.push(transitd());
+        }
     }
-    println!("\n{} rounds, interleaved; millions of lookups per second:\n", args.rounds);
+    println!(
+        "\n{} rounds, alternated (each side first every other round); millions of lookups per second:\n",
+        args.rounds
+    );
     println!("| engine | min | median | max |\n|---|---:|---:|---:|");
     let (a, b, c) = summary(ours);
     println!("| transitd compiled table, batches of 64 | {:.2} | {:.2} | {:.2} |", a / 1e6, b / 1e6, c / 1e6);

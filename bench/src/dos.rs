@@ -29,7 +29,7 @@ pub struct Args {
     /// Distinct flood sources.
     #[arg(long, default_value_t = 10_000_000)]
     sources: u32,
-    /// Timed runs per row.
+    /// Timed runs per row (the rows with and without the stage alternated, run by run).
     #[arg(long, default_value_t = 7)]
     runs: usize,
     /// The floods to measure: `syn`, `ack` (comma-separated).
@@ -60,30 +60,54 @@ fn segment(flags: u8) -> Vec<u8> {
     f
 }
 
-/// Runs `frames` (cycled) through `snap`, `total` frames, rewriting each frame's source to
-/// the next of `sources` distinct addresses when `flood` is set.
-fn pipeline(snap: &Snapshot, frames: &[Vec<u8>], total: usize, flood: Option<u32>, runs: usize) -> (Runs, WorkerState) {
-    // Simulated receive time: the flood arrives at 10 Mpps, clean traffic at 1000 packets
-    // per second, under every limit. Stamped per batch, as the worker reads its clock once a
-    // batch: the 64 frames of a batch arrive at one instant (a burst, as a NIC delivers).
-    let step = if flood.is_some() { 100 } else { 1_000_000 };
-    let max = frames.iter().map(Vec::len).max().unwrap_or(60);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + max]).collect();
-    let mut state = WorkerState::new(snap);
-    let mut next = 0usize;
-    let mut src = 0u32;
-    let mut clock = 0u64;
-    let r = Runs::measure(runs, total as u64, || {
-        for _ in 0..total / BATCH_SIZE {
+/// `frames` (cycled) fed through one configuration's pipeline, `total` frames a run, each
+/// frame's source rewritten to the next of `flood` distinct addresses when that is set.
+struct Feed<'a> {
+    snap: &'a Snapshot,
+    frames: &'a [Vec<u8>],
+    total: usize,
+    flood: Option<u32>,
+    bufs: Vec<Vec<u8>>,
+    state: WorkerState,
+    next: usize,
+    src: u32,
+    clock: u64,
+}
+
+impl<'a> Feed<'a> {
+    fn new(snap: &'a Snapshot, frames: &'a [Vec<u8>], total: usize, flood: Option<u32>) -> Feed<'a> {
+        let max = frames.iter().map(Vec::len).max().unwrap_or(60);
+        Feed {
+            snap,
+            frames,
+            total,
+            flood,
+            bufs: (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + max]).collect(),
+            state: WorkerState::new(snap),
+            next: 0,
+            src: 0,
+            clock: 0,
+        }
+    }
+
+    /// One run: `total` frames.
+    fn run(&mut self) {
+        // Simulated receive time: the flood arrives at 10 Mpps, clean traffic at 1000 packets
+        // per second, under every limit. Stamped per batch, as the worker reads its clock
+        // once a batch: the 64 frames of a batch arrive at one instant (a burst, as a NIC
+        // delivers).
+        let step = if self.flood.is_some() { 100 } else { 1_000_000 };
+        let Feed { snap, frames, total, flood, bufs, state, next, src, clock } = self;
+        for _ in 0..*total / BATCH_SIZE {
             let mut lens = [0usize; BATCH_SIZE];
             for (b, l) in bufs.iter_mut().zip(lens.iter_mut()) {
-                let f = &frames[next % frames.len()];
-                next += 1;
+                let f = &frames[*next % frames.len()];
+                *next += 1;
                 b[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
-                if let Some(n) = flood {
+                if let Some(n) = *flood {
                     // 100.0.0.0 upwards; the IPv4 checksum is patched for the new source.
-                    let a = (100u32 << 24) + src % n;
-                    src = src.wrapping_add(1);
+                    let a = (100u32 << 24) + *src % n;
+                    *src = src.wrapping_add(1);
                     b[HEADROOM + 26..HEADROOM + 30].copy_from_slice(&a.to_be_bytes());
                     let c = gre::checksum::checksum(&{
                         let mut h = [0u8; 20];
@@ -96,14 +120,28 @@ fn pipeline(snap: &Snapshot, frames: &[Vec<u8>], total: usize, flood: Option<u32
                 }
                 *l = f.len();
             }
-            clock += step * BATCH_SIZE as u64;
+            *clock += step * BATCH_SIZE as u64;
             let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> =
-                bufs.iter_mut().zip(lens).map(|(b, l)| Frame::new(b, HEADROOM, l, l as u32, clock)).collect();
-            process_batch(snap, &mut batch, &mut state);
+                bufs.iter_mut().zip(lens).map(|(b, l)| Frame::new(b, HEADROOM, l, l as u32, *clock)).collect();
+            process_batch(snap, &mut batch, state);
             state.spill.clear();
         }
-    });
-    (r, state)
+    }
+}
+
+/// The pipeline without and with the stage on the same frames, `runs` runs each,
+/// alternated; their timings and their state after.
+fn both(
+    without: &Snapshot,
+    with: &Snapshot,
+    frames: &[Vec<u8>],
+    total: usize,
+    flood: Option<u32>,
+    runs: usize,
+) -> ((Runs, WorkerState), (Runs, WorkerState)) {
+    let (mut a, mut b) = (Feed::new(without, frames, total, flood), Feed::new(with, frames, total, flood));
+    let (ra, rb) = Runs::alternated(runs, total as u64, || a.run(), || b.run());
+    ((ra, a.state), (rb, b.state))
 }
 
 /// Runs the benchmark and prints a Markdown table.
@@ -119,9 +157,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let total = 1 << 20;
     let flood_total = (args.sources as usize).next_multiple_of(BATCH_SIZE);
-    let (clean_base, s0) = pipeline(&without, &clean, total, None, args.runs);
+    let ((clean_base, s0), (clean_with, s1)) = both(&without, &with, &clean, total, None, args.runs);
     anyhow::ensure!(forwarded(&s0.stats) > 0, "{}: the clean traffic was not forwarded", args.without.display());
-    let (clean_with, s1) = pipeline(&with, &clean, total, None, args.runs);
     anyhow::ensure!(forwarded(&s1.stats) > 0, "nothing of the clean traffic was forwarded: the run measured nothing");
     println!(
         "clean: {} ({} frames, cycled to {total}); floods: {} distinct sources, one frame each per run\n",
@@ -141,14 +178,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             Flood::Ack => ("ACK flood", 0x10),
         };
         let frames = vec![segment(flags)];
-        let (base, base_state) = pipeline(&without, &frames, flood_total, Some(args.sources), args.runs);
+        let ((base, base_state), (with_stage, state)) =
+            both(&without, &with, &frames, flood_total, Some(args.sources), args.runs);
         // The stage's cost is measured against forwarding the flood, not against dropping it.
         anyhow::ensure!(
             forwarded(&base_state.stats) > 0,
             "{}: the {name} was not forwarded: no baseline to measure the stage against",
             args.without.display()
         );
-        let (with_stage, state) = pipeline(&with, &frames, flood_total, Some(args.sources), args.runs);
         // A stage that never acted on the flood measured a configuration that does not see it.
         let challenged = state.stats.sent_as(transitd::pipeline::TxReason::SynChallenge);
         anyhow::ensure!(

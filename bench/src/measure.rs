@@ -22,6 +22,13 @@ pub fn forwarded(stats: &WorkerStats) -> u64 {
         .sum()
 }
 
+/// One timed run of `work`, in ns per item of its `items`.
+fn ns_per_item(items: u64, work: &mut impl FnMut()) -> f64 {
+    let t = Instant::now();
+    work();
+    t.elapsed().as_nanos() as f64 / items as f64
+}
+
 /// Timing of repeated runs of the same work.
 #[derive(Clone, Copy, Debug)]
 pub struct Runs {
@@ -37,13 +44,30 @@ impl Runs {
     /// Runs `work` (which processes `items` items) `runs` times after one warm-up run.
     pub fn measure(runs: usize, items: u64, mut work: impl FnMut()) -> Runs {
         work();
-        let mut ns: Vec<f64> = (0..runs.max(1))
-            .map(|_| {
-                let t = Instant::now();
-                work();
-                t.elapsed().as_nanos() as f64 / items as f64
-            })
-            .collect();
+        Runs::of((0..runs.max(1)).map(|_| ns_per_item(items, &mut work)).collect())
+    }
+
+    /// Runs `a` and `b` (each processing `items` items) `runs` times each after a warm-up run
+    /// of each, alternated, each first every other time: a drift of the machine's speed
+    /// over the run falls on both alike.
+    pub fn alternated(runs: usize, items: u64, mut a: impl FnMut(), mut b: impl FnMut()) -> (Runs, Runs) {
+        a();
+        b();
+        let (mut of_a, mut of_b) = (Vec::new(), Vec::new());
+        for i in 0..runs.max(1) {
+            if i % 2 == 0 {
+                of_a.push(ns_per_item(items, &mut a));
+                of_b.push(ns_per_item(items, &mut b));
+            } else {
+                of_b.push(ns_per_item(items, &mut b));
+                of_a.push(ns_per_item(items, &mut a));
+            }
+        }
+        (Runs::of(of_a), Runs::of(of_b))
+    }
+
+    /// The summary of runs' ns per item (not empty).
+    fn of(mut ns: Vec<f64>) -> Runs {
         ns.sort_by(f64::total_cmp);
         Runs { min: ns[0], median: median(&ns), max: ns[ns.len() - 1] }
     }
