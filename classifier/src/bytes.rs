@@ -58,6 +58,38 @@ pub enum Layer {
     TcpPayload,
     /// The UDP datagram's data.
     UdpPayload,
+    /// `eth.src` read as bytes (`eth.src[0:3]`, `eth.src contains 00:1b`): the frame's own
+    /// Ethernet source address.
+    EthSrc,
+    /// `eth.dst` read as bytes.
+    EthDst,
+    /// `ip.src` read as bytes (`ip.src[0] == 0a`): the IPv4 header's source address.
+    IpSrc,
+    /// `ip.dst` read as bytes.
+    IpDst,
+    /// `ipv6.src` read as bytes: the IPv6 header's source address.
+    Ipv6Src,
+    /// `ipv6.dst` read as bytes.
+    Ipv6Dst,
+}
+
+/// The address fields tshark 4.0 slices and searches as bytes, each with its occurrences'
+/// bytes (`eth.addr`: the destination's, then the source's, as tshark lists them).
+const ADDRESS_FIELDS: &[(&str, &[Layer])] = &[
+    ("eth.src", &[Layer::EthSrc]),
+    ("eth.dst", &[Layer::EthDst]),
+    ("eth.addr", &[Layer::EthDst, Layer::EthSrc]),
+    ("ip.src", &[Layer::IpSrc]),
+    ("ip.dst", &[Layer::IpDst]),
+    ("ip.addr", &[Layer::IpSrc, Layer::IpDst]),
+    ("ipv6.src", &[Layer::Ipv6Src]),
+    ("ipv6.dst", &[Layer::Ipv6Dst]),
+    ("ipv6.addr", &[Layer::Ipv6Src, Layer::Ipv6Dst]),
+];
+
+/// The occurrences, as byte layers, of the address field `name`, when it is one.
+pub fn address_field(name: &str) -> Option<&'static [Layer]> {
+    ADDRESS_FIELDS.iter().find(|f| f.0 == name).map(|f| f.1)
 }
 
 /// Every byte field, by Wireshark's name.
@@ -87,7 +119,17 @@ impl Layer {
 
     /// Its Wireshark name.
     pub fn name(self) -> &'static str {
-        LAYERS.iter().find(|l| l.1 == self).map_or("?", |l| l.0)
+        let field = || ADDRESS_FIELDS.iter().find(|f| f.1 == [self]).map(|f| f.0);
+        LAYERS.iter().find(|l| l.1 == self).map(|l| l.0).or_else(field).unwrap_or("?")
+    }
+
+    /// A protocol (`frame`, `eth`, `tcp`, ...), not a field of one: what `contains ""` finds
+    /// nothing in, as tshark has it.
+    pub fn is_protocol(self) -> bool {
+        matches!(
+            self,
+            Layer::Frame | Layer::Eth | Layer::Ip | Layer::Ipv6 | Layer::Tcp | Layer::Udp | Layer::Icmp | Layer::Icmpv6
+        )
     }
 
     /// Where its bytes lie in `frame` (the bytes `key` was parsed from), or `None` when the
@@ -151,6 +193,20 @@ impl Layer {
                 }
                 let r = cut(start, ip_end?);
                 return (r.start < r.end).then_some(r);
+            }
+            Layer::EthSrc | Layer::EthDst | Layer::IpSrc | Layer::IpDst | Layer::Ipv6Src | Layer::Ipv6Dst => {
+                // Where the address lies in its header; present only whole, as the field is.
+                let (base, offset, len) = match self {
+                    Layer::EthDst => (at(Dim::EthAt)?, 0, 6),
+                    Layer::EthSrc => (at(Dim::EthAt)?, 6, 6),
+                    Layer::IpSrc if version == 4 => (at(Dim::L3At)?, 12, 4),
+                    Layer::IpDst if version == 4 => (at(Dim::L3At)?, 16, 4),
+                    Layer::Ipv6Src if version == 6 => (at(Dim::L3At)?, 8, 16),
+                    Layer::Ipv6Dst if version == 6 => (at(Dim::L3At)?, 24, 16),
+                    _ => return None,
+                };
+                let start = base + offset;
+                return (start + len <= frame_len).then_some(start..start + len);
             }
             Layer::Ip | Layer::Ipv6 | Layer::Icmp | Layer::Icmpv6 => return None,
         };

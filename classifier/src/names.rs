@@ -502,3 +502,10 @@ pub static FIELD_WORDS: &[&str] = &[
     "igrp", "ipcomp", "ipv6", "pgm", "pim", "ptp", "rohc", "sctp", "sm", "smp", "stp", "swipe", "tcp", "ttp", "udp",
     "udplite", "vines", "vrrp", "xtp",
 ];
+
+/// Protocol and field names that read as hex bytes too (`ff`, `fc`, `e164`): tshark reads
+/// such a word as the protocol or field of that name, never as the bytes.
+pub static HEX_NAMES: &[&str] = &[
+    "a11", "a11.b", "a11.d", "a21", "a615a", "aaf", "acf", "adb", "bfd", "c1222", "c15", "dc", "dc.dc", "dcc", "e100",
+    "e164", "e212", "fc", "fc00", "fefd", "ff", "ff.fda",
+];

@@ -332,7 +332,17 @@ pub fn parse_with(text: &str, lists: &mut dyn Lists) -> Result<Expr, ParseError>
     if toks.is_empty() {
         return Ok(Expr::True);
     }
-    let mut p = Parser { text, toks, pos: 0, depth: 0, lists, masked_ranges: 0, plussed: false, quantifier: None };
+    let mut p = Parser {
+        text,
+        toks,
+        pos: 0,
+        depth: 0,
+        lists,
+        masked_ranges: 0,
+        plussed: false,
+        quantifier: None,
+        whole_mac: false,
+    };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
         None => Ok(expr),
@@ -354,6 +364,8 @@ struct Parser<'a, 'l> {
     plussed: bool,
     /// The test being read follows `all` or `any`.
     quantifier: Option<Quantifier>,
+    /// The byte test being read is of a whole MAC address, which takes no string.
+    whole_mac: bool,
 }
 
 /// tshark 4.0's quantifiers: whether every occurrence of a field, or some, must satisfy a
@@ -485,6 +497,9 @@ impl<'a> Parser<'a, '_> {
         } else {
             None
         };
+        // A MAC address whole takes hex bytes, not a string (tshark converts a string to an
+        // address, and a quoted one is none); sliced, it is bytes like any.
+        self.whole_mac = slice.is_none() && matches!(layer, Layer::EthSrc | Layer::EthDst);
         let op = match self.peek() {
             Some(Tok::Op(op)) => {
                 self.pos += 1;
@@ -501,10 +516,10 @@ impl<'a> Parser<'a, '_> {
                 end = span.end;
                 // tshark 4.0: the empty byte string is in every byte field and slice that is
                 // there, and in no protocol.
-                match (value.is_empty(), slice, layer) {
-                    (false, ..) => ByteOp::Contains(bytes::Needle::new(&value)),
-                    (true, Some(_), _) | (true, None, Layer::TcpPayload | Layer::UdpPayload) => ByteOp::Present,
-                    (true, None, _) => return Ok(Expr::Not(Box::new(Expr::True))),
+                match (value.is_empty(), slice) {
+                    (false, _) => ByteOp::Contains(bytes::Needle::new(&value)),
+                    (true, None) if layer.is_protocol() => return Ok(Expr::Not(Box::new(Expr::True))),
+                    (true, _) => ByteOp::Present,
                 }
             }
             Some(Tok::Word("matches")) => {
@@ -549,10 +564,23 @@ impl<'a> Parser<'a, '_> {
             self.plus();
         }
         match self.next()? {
+            (Tok::Str(text, _), span) if self.whole_mac => Err(ParseError::at(
+                span,
+                format!("Ethernet or other MAC address cannot be converted from a string (\"{text}\")."),
+            )),
             (Tok::Str(text, raw), span) => {
                 Ok((bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?, span))
             }
             (Tok::Word(w), span) => match bytes::byte_literal(colon_literal(w).unwrap_or(w)) {
+                // tshark compares with the protocol or field of that name, transitd with no
+                // field: refused rather than read otherwise.
+                Some(_) if names::HEX_NAMES.contains(&w) => Err(ParseError::at(
+                    span,
+                    format!(
+                        "\"{w}\" is a Wireshark protocol or field name, which tshark compares with, not the bytes: \
+                         write :{w} for the bytes"
+                    ),
+                )),
                 Some(v) => Ok((v, span)),
                 None => Err(ParseError::at(span, format!("\"{w}\" is not a valid byte string."))),
             },
@@ -565,11 +593,12 @@ impl<'a> Parser<'a, '_> {
     fn len_test(&mut self, len_span: Span) -> Result<Expr, ParseError> {
         self.pos += 1; // (
         let (name, name_span) = self.word()?;
-        let Some(layer) = Layer::lookup(name) else {
+        let layer = Layer::lookup(name);
+        let Some(layers) = layer.as_ref().map(std::slice::from_ref).or_else(|| bytes::address_field(name)) else {
             return Err(ParseError::at(
                 name_span,
                 format!(
-                    "transitd takes len() of a byte field: {}.",
+                    "transitd takes len() of a byte field or an address: {}, eth.src, ip.src, ipv6.addr, ....",
                     bytes::layer_names().collect::<Vec<_>>().join(", ")
                 ),
             ));
@@ -596,7 +625,8 @@ impl<'a> Parser<'a, '_> {
             Pred::Present => IntervalSet::range(0, u128::from(u32::MAX)),
         };
         let span = Span { start: len_span.start, end: span.end };
-        Ok(Expr::Bytes(ByteTest { layer, slice: None, op: ByteOp::Len(set), span }))
+        let test = Expr::Bytes(ByteTest { layer: layers[0], slice: None, op: ByteOp::Len(set), span });
+        Ok(self.each_occurrence(test, layers))
     }
 
     /// One level deeper, at the `(` or `not` at `span`; refused past [`MAX_NESTING`].
@@ -618,6 +648,18 @@ impl<'a> Parser<'a, '_> {
             _ => name,
         };
         let bytes_next = matches!(self.peek(), Some(Tok::LBracket | Tok::Word("contains" | "matches")));
+        if bytes_next && let Some(layers) = bytes::address_field(name) {
+            // tshark 4.0 slices an IP address but searches only a MAC address whole.
+            let ip = !matches!(layers[0], Layer::EthSrc | Layer::EthDst);
+            if let Some((Tok::Word(op @ ("contains" | "matches")), span)) = self.toks.get(self.pos).copied()
+                && ip
+            {
+                let ty = if name.starts_with("ipv6") { "IPv6 address" } else { "IPv4 address" };
+                return Err(ParseError::at(span, format!("{name} (type={ty}) cannot participate in {op} comparison.")));
+            }
+            let test = self.byte_test(layers[0], name_span)?;
+            return Ok(self.each_occurrence(test, layers));
+        }
         let field = field::lookup(name);
         if let Some(layer) = Layer::lookup(name) {
             // A payload is bytes only; a protocol is bytes when sliced, searched or compared.
@@ -691,6 +733,22 @@ impl<'a> Parser<'a, '_> {
             _ => (Pred::Present, name_span.end),
         };
         Ok(Expr::Test(Test { field, pred, span: Span { start: name_span.start, end } }))
+    }
+
+    /// A byte test of an address field's first occurrence (`test`), made of every one of
+    /// `layers`: some occurrence must pass it, or every one for `!=` or after `all`.
+    fn each_occurrence(&self, test: Expr, layers: &[Layer]) -> Expr {
+        let Expr::Bytes(first) = &test else { return test };
+        if layers.len() == 1 {
+            return test;
+        }
+        let differs = matches!(first.op, ByteOp::Cmp(CmpOp::Ne, _) | ByteOp::Masked(_, Some((CmpOp::Ne, _))));
+        let every = match self.quantifier {
+            Some(q) => q == Quantifier::All,
+            None => differs,
+        };
+        let tests = layers.iter().map(|&layer| Expr::Bytes(ByteTest { layer, ..first.clone() })).collect();
+        if every { Expr::And(tests) } else { Expr::Or(tests) }
     }
 
     /// `pred` under the quantifier being read, if any: every occurrence, or some, in the
@@ -1432,6 +1490,20 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().render(text)
+    }
+
+    /// A word of hex bytes that is also a Wireshark protocol or field name (`ff` is
+    /// Foundation Fieldbus, `fc` Fibre Channel) is that protocol to tshark, which compares
+    /// with it: refused, with the marked bytes to write instead. In another case (`FF`), or
+    /// marked, it is bytes.
+    #[test]
+    fn hex_words_that_name_a_protocol_are_refused() {
+        for expr in ["ip[1] & fc", "frame[0] == ff", "frame contains e164", "eth.dst[0:2] != fc00"] {
+            assert!(err(expr).contains("is a Wireshark protocol or field name"), "{expr}: {}", err(expr));
+        }
+        for expr in ["ip[1] & :fc", "frame[0] == FF", "frame[0] == :ff", "frame[0] == 0xff", "frame contains :e164"] {
+            assert!(parse(expr).is_ok(), "{expr}");
+        }
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn byte_test_text() -> impl Strategy<Value = String> {
             " == 00:01",
             " != 45",
             " < 00:00",
-            " >= ff",
+            " >= :ff",
             " contains 01",
             " contains \"GE\"",
             // More literals on one field, overlapping: searched together (`literals`).

@@ -95,6 +95,14 @@ def main():
     for a in clash:
         print(f"    {rust_str(a)},")
     print("];")
+    print()
+    hex_bytes = re.compile(r"^[0-9A-Fa-f]+([-:.][0-9A-Fa-f]+)*$")
+    print("/// Protocol and field names that read as hex bytes too (`ff`, `fc`, `e164`): tshark reads")
+    print("/// such a word as the protocol or field of that name, never as the bytes.")
+    print("pub static HEX_NAMES: &[&str] = &[")
+    for a in sorted(a for a in abbrevs if hex_bytes.match(a)):
+        print(f"    {rust_str(a)},")
+    print("];")
 
 
 def rust_str(s):

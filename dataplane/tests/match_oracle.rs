@@ -578,4 +578,17 @@ fn value_names_are_the_installed_wiresharks() {
         })
         .collect();
     assert_eq!(clash, classifier::names::FIELD_WORDS.iter().copied().collect());
+    // The names a word of hex bytes can be, which tshark reads as those (a rule refuses them).
+    let hex = |w: &str| {
+        let groups = w.split(['-', ':', '.']);
+        !w.is_empty() && groups.clone().all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let hex_names: BTreeSet<&str> = fields
+        .lines()
+        .filter_map(|l| match l.split('\t').collect::<Vec<_>>()[..] {
+            ["P" | "F", _, abbrev, ..] if hex(abbrev) => Some(abbrev),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hex_names, classifier::names::HEX_NAMES.iter().copied().collect());
 }
