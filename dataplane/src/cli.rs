@@ -18,7 +18,10 @@ use crate::run::{ConfigSource, RunOptions, parse_list};
     version,
     about,
     long_about = None,
-    after_help = "Quick start: docs/quickstart.md. Running it: docs/operations.md. \
+    after_help = "Exit status: 0 done; 1 a configuration (or a geofeed checked) refused, every error \
+                  said as file:line:col; 2 anything else (a usage error, a file that cannot be read or \
+                  written, a system call refused). transitd match exits 2 for a bad expression, as tshark.\n\
+                  Quick start: docs/quickstart.md. Running it: docs/operations.md. \
                   Configuration: docs/configuration.md. Rules: docs/rules.md."
 )]
 pub struct Cli {
@@ -182,9 +185,10 @@ pub struct RunArgs {
     /// cluster's members: any that answers serves.
     #[arg(long, value_name = "ENDPOINT[,ENDPOINT...]")]
     pub config_etcd: Option<String>,
-    /// The etcd key prefix, ending in `/`.
-    #[arg(long, value_name = "PREFIX", default_value = "/transitd/", requires = "config_etcd", value_parser = etcd_prefix)]
-    pub prefix: String,
+    /// The etcd key prefix, ending in `/` [default: /transitd/]. (No default clap knows of:
+    /// `options` refuses it without `--config-etcd`, which it must see given.)
+    #[arg(long, value_name = "PREFIX", requires = "config_etcd", value_parser = etcd_prefix)]
+    pub prefix: Option<String>,
     /// The interface to attach to.
     #[arg(long)]
     pub iface: String,
@@ -342,11 +346,16 @@ impl RunArgs {
     /// What `transitd run` was asked to do, every flag checked as far as it can be without
     /// looking at the system (queues and CPUs are checked against it when the run starts).
     pub fn options(&self) -> anyhow::Result<RunOptions> {
+        // clap holds `--prefix` to `--config-etcd` only apart from the group both are in.
+        if self.prefix.is_some() && self.config_etcd.is_none() {
+            anyhow::bail!("--prefix is the etcd key prefix of --config-etcd; with --config FILE there is none");
+        }
         let config = match (&self.config, &self.config_etcd) {
             (Some(path), _) => ConfigSource::File(path.clone()),
-            (None, Some(endpoint)) => {
-                ConfigSource::Etcd(crate::fleet::EtcdSource { endpoint: endpoint.clone(), prefix: self.prefix.clone() })
-            }
+            (None, Some(endpoint)) => ConfigSource::Etcd(crate::fleet::EtcdSource {
+                endpoint: endpoint.clone(),
+                prefix: self.prefix.clone().unwrap_or_else(|| "/transitd/".into()),
+            }),
             (None, None) => anyhow::bail!("--config FILE or --config-etcd ENDPOINT"),
         };
         let list = |flag: &str, text: &Option<String>| {
@@ -459,7 +468,8 @@ mod tests {
 #[derive(Subcommand, Debug)]
 pub enum BgpCommand {
     /// Print the BIRD include file a configuration gives (every tunnel taken as up): the
-    /// prefixes this server announces while it runs (with a [bgp] section).
+    /// prefixes this server announces while it runs (without a [bgp] section: what one with
+    /// its defaults would announce, said on standard error).
     Show {
         /// The TOML configuration file.
         #[arg(long, short)]

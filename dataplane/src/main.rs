@@ -38,10 +38,39 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // What was wanted was read (`| head`): no error, as for any Unix filter.
+        Err(e) if e.is::<ReaderGone>() => ExitCode::SUCCESS,
+        // A configuration refused: 1, as check-config says it (`--help`'s exit status).
+        Err(e) if e.chain().any(|c| c.is::<transitd::config::ConfigErrors>() || c.is::<Refused>()) => {
+            eprintln!("transitd: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("transitd: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Standard output's reader went away (a pipe into `head`): the command ends quietly.
+#[derive(Debug, thiserror::Error)]
+#[error("the reader of standard output went away")]
+struct ReaderGone;
+
+/// A configuration that lacks what the command needs (`plan` of a file without
+/// `[soft_unicast]`): refused as an invalid one is, exit 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// Writes `text` to standard output. An error when it cannot be (a full disk: `main` says
+/// it, exit status 2), or [`ReaderGone`]; `print!` panicked on either.
+fn out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ReaderGone.into()),
+        written => written.context("writing to standard output"),
     }
 }
 
@@ -73,7 +102,7 @@ fn load_as(
 }
 
 fn soft_unicast<'s>(snap: &'s Snapshot, config: &Path) -> anyhow::Result<&'s transitd::snapshot::SoftUnicast> {
-    snap.soft_unicast.as_ref().with_context(|| format!("{}: no [soft_unicast] section", config.display()))
+    snap.soft_unicast.as_ref().ok_or_else(|| Refused(format!("{}: no [soft_unicast] section", config.display())).into())
 }
 
 /// Runs one subcommand; errors print as `transitd: ...` with exit status 2.
@@ -85,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect { config, tag, class, udp, this_server, send, remote } => {
             connect(&config, tag, class, udp, this_server.as_deref(), send.as_deref(), remote)
         }
-        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::CheckConfig { file } => check_config(&file),
         Command::Replay { config, input, output, capture } => replay(&config, &input, output.as_ref(), &capture),
         Command::Stats { metrics, interval, raw } => stats(metrics, interval, raw),
         Command::Run(args) => {
@@ -99,8 +128,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bgp(command) => bgp(command),
         Command::Detach { iface } => {
             match transitd::run::detach(&iface)? {
-                Some(found) => println!("detached a stale transitd XDP program (id {}) from {iface}", found.id),
-                None => println!("no XDP program was attached to {iface}"),
+                Some(found) => {
+                    out(format_args!("detached a stale transitd XDP program (id {}) from {iface}\n", found.id))?
+                }
+                None => out(format_args!("no XDP program was attached to {iface}\n"))?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -108,6 +139,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // clap's `requires` does not hold --json to --config once -Y meets the group.
             if json && config.is_none() {
                 anyhow::bail!("--json prints the report of --config; with -Y alone there is none");
+            }
+            // Nor --lists to -Y: ignored, it would let a filter naming a list look checked.
+            if lists.is_some() && filter.is_none() {
+                anyhow::bail!("--lists names the lists of -Y's expression; --config's rules take its own");
             }
             Ok(match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json))
         }
@@ -131,7 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `transitd plan`: the port-slice plan of the configuration's `[soft_unicast]`, and what
 /// moved since `previous`.
-fn plan(config: &Path, previous: Option<&Path>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     // The plan file the configuration names is what this command makes: plan from
     // the section itself (the previous plan comes from --previous).
     let snap = match transitd::config::load_once(config).and_then(|mut loaded| {
@@ -156,11 +191,14 @@ fn plan(config: &Path, previous: Option<&Path>, out: Option<&Path>) -> anyhow::R
         .transpose()?;
     let had_previous = previous.is_some();
     let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
-    print!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
-    if let Some(out) = out {
-        refuse_same_files(&[("--config", &config.to_path_buf()), ("--out", &out.to_path_buf())])?;
-        std::fs::write(out, serde_json::to_string_pretty(&plan)?).with_context(|| out.display().to_string())?;
-        eprintln!("wrote {}", out.display());
+    // The file first: a plan printed and then not written would look written.
+    if let Some(path) = out_file {
+        refuse_same_files(&[("--config", &config.to_path_buf()), ("--out", &path.to_path_buf())])?;
+        std::fs::write(path, serde_json::to_string_pretty(&plan)?).with_context(|| path.display().to_string())?;
+    }
+    out(transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])))?;
+    if let Some(path) = out_file {
+        eprintln!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -171,7 +209,7 @@ fn geofeed(config: &Path) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    print!("{}", portslice::geofeed::generate(&soft_unicast(&snap, config)?.plan.spec.egress));
+    out(portslice::geofeed::generate(&soft_unicast(&snap, config)?.plan.spec.egress))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -182,7 +220,7 @@ fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
     let (entries, errors) = portslice::geofeed::parse_all(&text);
     if errors.is_empty() {
         let n = entries.len();
-        println!("{}: ok ({n} {})", path.display(), if n == 1 { "entry" } else { "entries" });
+        out(format_args!("{}: ok ({n} {})\n", path.display(), if n == 1 { "entry" } else { "entries" }))?;
         return Ok(ExitCode::SUCCESS);
     }
     // Every bad line, up to a screenful's worth more than anyone reads.
@@ -227,8 +265,8 @@ fn connect(
 }
 
 /// `transitd check-config`: loads and compiles the file, and says what it holds.
-fn check_config(file: &Path) -> ExitCode {
-    match load_to_run(file) {
+fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    Ok(match load_to_run(file) {
         Ok(snap) => {
             let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
             let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos]);
@@ -250,17 +288,17 @@ fn check_config(file: &Path) -> ExitCode {
                     su.owners.servers[usize::from(su.this_server)]
                 )
             });
-            println!(
-                "{}: ok ({}, {}, {}{su}{interpreted})",
+            out(format_args!(
+                "{}: ok ({}, {}, {}{su}{interpreted})\n",
                 file.display(),
                 transitd::report::counted(snap.customers.len(), "customer"),
                 transitd::report::counted(snap.tunnels.len(), "tunnel"),
                 transitd::report::counted(rules, "firewall rule")
-            );
+            ))?;
             ExitCode::SUCCESS
         }
         Err(code) => code,
-    }
+    })
 }
 
 /// `transitd replay`: a capture through the pipeline, and its summary.
@@ -288,7 +326,11 @@ fn replay(
     files.push(("--config", config));
     refuse_same_files(&files)?;
     let summary = transitd::replay::replay_capturing(snap.clone(), input, output.map(PathBuf::as_path), capture)?;
-    print!("{}", summary.render(&snap));
+    out(summary.render(&snap))?;
+    // What went wrong is said where errors go, after the summary of what was done.
+    if let Some(e) = &summary.error {
+        eprintln!("transitd: {e}");
+    }
     Ok(if summary.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
@@ -298,7 +340,7 @@ fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, r
     let first = transitd::metrics::fetch(metrics)?;
     let first_at = std::time::Instant::now();
     if raw {
-        print!("{first}");
+        out(first)?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = match interval {
@@ -312,7 +354,7 @@ fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, r
         }
         None => transitd::metrics::for_people(metrics, &first, None),
     };
-    print!("{report}");
+    out(report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -329,6 +371,8 @@ fn match_command(
     use std::io::Write;
     use transitd::dryrun::{MatchError, dry_run, match_filter};
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    // The first write that failed: the rest are not tried.
+    let mut written: std::io::Result<()> = Ok(());
     let result = if let Some(text) = filter {
         let mut registry = match lists.map(transitd::snapshot::list_registry).transpose() {
             Ok(r) => r.unwrap_or_default(),
@@ -347,12 +391,12 @@ fn match_command(
         let mut selected = 0u64;
         let r = match_filter(read, &expr, &registry.membership(), limit, |n| {
             selected += 1;
-            if !count {
-                let _ = writeln!(stdout, "{n}");
+            if !count && written.is_ok() {
+                written = writeln!(stdout, "{n}");
             }
         });
         if count && r.is_ok() {
-            let _ = writeln!(stdout, "{selected}");
+            written = writeln!(stdout, "{selected}");
         }
         r.map(|_| ())
     } else if let Some(config) = config {
@@ -363,7 +407,7 @@ fn match_command(
         let (report, result) = dry_run(&snap, read, limit);
         // The frames read before a capture cut short are reported, as -Y lists them.
         if result.is_ok() || !report.frames.is_empty() {
-            let _ = if json {
+            written = if json {
                 serde_json::to_writer_pretty(&mut stdout, &report)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(stdout))
@@ -376,17 +420,25 @@ fn match_command(
         eprintln!("transitd: match needs -Y EXPR or --config FILE");
         return ExitCode::from(2);
     };
-    let _ = stdout.flush();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(MatchError::Expression(e)) => {
-            eprintln!("transitd: {e}");
+    let written = written.and_then(|()| stdout.flush());
+    match (result, written) {
+        // What was wanted was read (`| head`): no error, as for any Unix filter.
+        (_, Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (_, Err(e)) => {
+            eprintln!("transitd: writing to standard output: {e}");
             ExitCode::from(2)
         }
-        Err(MatchError::Capture(e)) => {
-            eprintln!("transitd: {e}");
-            ExitCode::from(2)
-        }
+        (result, Ok(())) => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(MatchError::Expression(e)) => {
+                eprintln!("transitd: {e}");
+                ExitCode::from(2)
+            }
+            Err(MatchError::Capture(e)) => {
+                eprintln!("transitd: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -399,11 +451,20 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
+            // A preview of what the section would announce, and said to be one: without
+            // it nothing is announced, and the include would look like what BIRD is given.
+            if snap.bgp.is_none() {
+                eprintln!(
+                    "transitd: note: {} has no [bgp] section and announces nothing; this is what one with its \
+                     defaults would announce",
+                    config.display()
+                );
+            }
             // What a running edge announces with its tunnels answering their probes.
             for t in &snap.tunnels {
                 snap.health.set_judged(t.id);
             }
-            print!("{}", bird::render(&Announcements::of(&snap)));
+            out(bird::render(&Announcements::of(&snap)))?;
         }
         BgpCommand::Withdraw { config } => {
             // The unit's stop backstop: only `[bgp]`'s paths are needed, so a file the running

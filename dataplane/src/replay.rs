@@ -23,7 +23,8 @@ pub struct Summary {
     pub skipped: BTreeMap<u32, u64>,
     /// Frames written to the output with their time clamped to pcap's last second.
     pub clamped: u64,
-    /// A read error that ended the replay early, if any.
+    /// A read or write error that ended the replay early, if any: `transitd replay` says it
+    /// on standard error, after the summary.
     pub error: Option<String>,
     /// What the drop capture wrote, if one ran.
     pub capture: Option<String>,
@@ -201,9 +202,6 @@ impl Summary {
         }
         if let Some(x) = &self.ipfix {
             let _ = writeln!(out, "{x}");
-        }
-        if let Some(e) = &self.error {
-            let _ = writeln!(out, "error: {e}");
         }
         out
     }

@@ -219,16 +219,21 @@ fn a_vacated_include_defines_nothing_twice() {
     assert!(still.contains("203.0.113.0/24"), "a live guard's include is left alone: {still}");
 }
 
+/// `withdraw` needs a `[bgp]` section; `show` previews what one would announce, and says
+/// that the file announces nothing as it is.
 #[test]
-fn withdraw_needs_a_bgp_section() {
+fn withdraw_needs_a_bgp_section_and_show_says_it_is_missing() {
     let config = root().join("examples/acme.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
-        .args(["bgp", "withdraw", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let bgp = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_transitd")).args(["bgp", command, "--config"]).arg(&config).output().unwrap()
+    };
+    let out = bgp("withdraw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no [bgp] section"));
+    let out = bgp("show");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no [bgp] section and announces nothing"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("protocol static transitd4"));
 }
 
 /// A new `withdraw_after_ms` is told to the running guard, not given to a new one (a new

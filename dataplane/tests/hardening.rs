@@ -228,7 +228,11 @@ fn failed_writes_end_a_replay_with_an_error() {
     let strict = write(&dir, "strict.toml", SERVER);
     let out = transitd(&["replay", "--config", strict.to_str().unwrap(), "--in", inp, "--capture-drops", "/dev/full"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No space left on device"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--capture-drops: ") && stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
 
     // Frames out to a full disk once printed a normal summary and exited 0.
     let out = transitd(&[
@@ -241,7 +245,8 @@ fn failed_writes_end_a_replay_with_an_error() {
         "/dev/full",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No space left on device"));
+    // Said where errors go, naming the file (a full disk says nothing of which).
+    assert!(stderr(&out).contains("/dev/full: No space left on device"), "{}", stderr(&out));
 
     // One file for two outputs, or output over input.
     let o = dir.join("o.pcap");
@@ -347,6 +352,24 @@ fn flags_are_checked_before_the_program_is_attached() {
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));
         assert!(!has_xdp(&lab, "dut", "d0"), "--cores {cores} left an XDP program attached");
     }
+    // A refused configuration exits 1, as check-config does (2 is for everything else);
+    // --prefix belongs to --config-etcd, and is refused beside a file.
+    let bad = write(&dir, "bad.toml", &ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.300\""));
+    let out = lab
+        .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--iface", &lab.dev("d0"), "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("anycast address `192.0.2.300` is not an IPv4 address"), "{}", stderr(&out));
+    let out = lab
+        .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap(), "--prefix", "/x/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--prefix is the etcd key prefix of --config-etcd"), "{}", stderr(&out));
+    assert!(!has_xdp(&lab, "dut", "d0"), "a refused start left an XDP program attached");
     let out = lab
         .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
         .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap(), "--queues", "3"])

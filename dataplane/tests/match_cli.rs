@@ -56,6 +56,7 @@ fn an_unreadable_or_truncated_capture_exits_2_with_the_frame_where_reading_stopp
     let stderr = String::from_utf8_lossy(&out.stderr);
     let read = stdout(&out).lines().count();
     assert!(stderr.contains(&format!("reading stopped at frame {}", read + 1)), "{stderr}");
+    assert!(stderr.contains("the file ends inside it"), "the cause, not pcap-file's \"Error reading bytes\": {stderr}");
     // tshark reads the same whole frames before it too complains.
     let theirs =
         Command::new("tshark").args(["-r"]).arg(&cut).args(["-T", "fields", "-e", "frame.number"]).output().unwrap();
@@ -68,6 +69,61 @@ fn an_unreadable_or_truncated_capture_exits_2_with_the_frame_where_reading_stopp
     assert_eq!(report["frames"].as_array().unwrap().len(), read);
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("reading stopped at frame {}", read + 1)));
     let _ = std::fs::remove_file(cut);
+}
+
+/// What is not a capture is said to be, with why: a directory, an empty file, a file cut
+/// inside its header.
+#[test]
+fn what_is_not_a_capture_is_said_with_the_cause() {
+    let dir = std::env::temp_dir().join(format!("transitd-not-captures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (empty, header) = (dir.join("empty.pcap"), dir.join("header.pcap"));
+    std::fs::write(&empty, b"").unwrap();
+    std::fs::write(&header, &std::fs::read(pcap("real/zeek-communityid-tcp.pcap")).unwrap()[..10]).unwrap();
+    for (path, why) in
+        [(&dir, "Is a directory"), (&empty, "the file ends inside it"), (&header, "the file ends inside it")]
+    {
+        let out = transitd(&["match", "-r", path.to_str().unwrap(), "-Y", "tcp"]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("{} is not a pcap or pcapng file: {why}", path.display())), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A reader that stops reading (`| head`) ends the command quietly, exit 0, as for any
+/// Unix filter; a standard output that cannot be written (a full disk) is an error, exit
+/// 2. Both panicked in print!.
+#[test]
+fn standard_output_that_goes_away_or_fills_up_is_no_panic() {
+    let config = root().join("examples/acme.toml");
+    let capture = pcap("generated/acme-ftp.pcap");
+    let (config, capture) = (config.to_str().unwrap(), capture.to_str().unwrap());
+    let commands: [&[&str]; 4] = [
+        &["check-config", config],
+        &["match", "-r", capture, "-Y", "tcp"],
+        &["match", "-r", capture, "--config", config],
+        &["replay", "-c", config, "-i", capture],
+    ];
+    for args in commands {
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_transitd")).args(args).stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("No space left on device") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+        // A pipe whose reader is gone before the first write.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub enum CaptureError {
         /// The path.
         path: String,
         /// The reason.
-        reason: PcapError,
+        reason: String,
     },
     /// A record could not be read; reading stopped before frame `frame` (1-based).
     #[error("{path}: reading stopped at frame {frame}: {reason}")]
@@ -92,11 +92,9 @@ impl CaptureReader {
         let name = path.display().to_string();
         let open = || File::open(path).map_err(|source| CaptureError::Open { path: name.clone(), reason: source });
         let mut magic = [0u8; 4];
-        open()?
-            .read_exact(&mut magic)
-            .map_err(|e| CaptureError::Format { path: name.clone(), reason: PcapError::IoError(e) })?;
+        let format = |reason: PcapError| CaptureError::Format { path: name.clone(), reason: explained(&reason) };
+        open()?.read_exact(&mut magic).map_err(|e| format(PcapError::IoError(e)))?;
         let reader = BufReader::with_capacity(1 << 20, open()?);
-        let format = |reason| CaptureError::Format { path: name.clone(), reason };
         let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
             Inner::PcapNg(Box::new(PcapNgReader::new(reader).map_err(format)?))
         } else {
@@ -123,7 +121,7 @@ impl CaptureReader {
         let record = match &mut self.inner {
             Inner::Pcap { reader, link_type, nanos } => match reader.next_raw_packet() {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(self.error(e)),
+                Some(Err(e)) => return Err(self.error(explained(&e))),
                 Some(Ok(raw)) => {
                     // pcap-file's strict conversion refuses orig_len > snaplen, which real
                     // (and fuzzed) captures have: take the raw record and check it here.
@@ -135,7 +133,7 @@ impl CaptureReader {
             Inner::PcapNg(reader) => loop {
                 let (interface, ticks, wire_len) = match reader.next_block() {
                     None => return Ok(None),
-                    Some(Err(e)) => return Err(self.error(e)),
+                    Some(Err(e)) => return Err(self.error(explained(&e))),
                     Some(Ok(Block::EnhancedPacket(p))) => {
                         let n = copy_prefix(&p.data, out);
                         (p.interface_id, p.timestamp.as_nanos() as u64, (p.original_len, n))
@@ -158,6 +156,19 @@ impl CaptureReader {
         };
         self.records += 1;
         Ok(Some(record))
+    }
+}
+
+/// What went wrong, in words: pcap-file says "Error reading bytes" of every I/O error (a
+/// directory, a file cut short) and keeps the cause to itself.
+fn explained(e: &PcapError) -> String {
+    match e {
+        PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file ends inside it (cut short, or empty)".into()
+        }
+        PcapError::IoError(io) => io.to_string(),
+        PcapError::IncompleteBuffer => "the file ends inside it (cut short)".into(),
+        other => other.to_string(),
     }
 }
 

@@ -22,6 +22,8 @@ pub const MAX_RECORD: usize = 262_144;
 /// Writes frames to a pcap file.
 pub struct PcapSink {
     writer: PcapWriter<BufWriter<File>>,
+    /// The file, as its errors name it.
+    path: std::path::PathBuf,
     /// Frames whose time was past what pcap's 32-bit seconds hold (2106-02-07 06:28:15
     /// UTC), written at that second.
     pub clamped: u64,
@@ -41,13 +43,19 @@ impl PcapSink {
             ..PcapHeader::default()
         };
         let writer = PcapWriter::with_header(file, header).map_err(std::io::Error::other)?;
-        Ok(PcapSink { writer, clamped: 0 })
+        Ok(PcapSink { writer, path: path.to_path_buf(), clamped: 0 })
+    }
+
+    /// `e`, naming the file it is about (a full disk says nothing of which file).
+    fn named(&self, e: impl std::fmt::Display) -> std::io::Error {
+        std::io::Error::other(format!("{}: {e}", self.path.display()))
     }
 
     /// Writes out what is buffered; the file is complete once this returns `Ok`.
     pub fn finish(self) -> std::io::Result<()> {
         use std::io::Write as _;
-        self.writer.into_writer().flush()
+        let path = self.path.clone();
+        self.writer.into_writer().flush().map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     }
 
     /// Appends one frame. A time pcap cannot hold (a pcapng input, or its `if_tsoffset`,
@@ -59,7 +67,7 @@ impl PcapSink {
             self.clamped += 1;
         }
         let packet = PcapPacket::new(ts, bytes.len() as u32, bytes);
-        self.writer.write_packet(&packet).map(|_| ()).map_err(std::io::Error::other)
+        self.writer.write_packet(&packet).map(|_| ()).map_err(|e| self.named(e))
     }
 }
 

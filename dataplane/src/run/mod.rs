@@ -386,13 +386,14 @@ fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::
     let host = Host { iface_mac_known: true, this_server: opts.this_server.clone() };
     let (snap, fetched) = match &opts.config {
         ConfigSource::File(path) => {
-            (Snapshot::from_path_to_run(path, &host).map_err(|e| anyhow::anyhow!("{e}"))?, None)
+            // Kept as the errors they are: `main` exits 1 for a refused configuration.
+            (Snapshot::from_path_to_run(path, &host).map_err(anyhow::Error::new)?, None)
         }
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
             let snap = fleet::assemble_fetched(&source.prefix, &fetched)
                 .and_then(|l| Snapshot::build_to_run(&l, &host))
-                .map_err(|e| anyhow::anyhow!("{source}: the configuration is not valid:\n{e}"))?;
+                .map_err(|e| anyhow::Error::new(e).context(format!("{source}: the configuration is not valid")))?;
             (snap, Some(fetched))
         }
     };
