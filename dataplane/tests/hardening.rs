@@ -354,7 +354,7 @@ fn flags_are_checked_before_the_program_is_attached() {
     }
     // A refused configuration exits 1, as check-config does (2 is for everything else);
     // --prefix belongs to --config-etcd, and is refused beside a file.
-    let bad = write(&dir, "bad.toml", &ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.300\""));
+    let bad = write(&dir, "bad.toml", ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.300\""));
     let out = lab
         .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
         .args(["run", "--iface", &lab.dev("d0"), "--config", bad.to_str().unwrap()])
