@@ -427,7 +427,9 @@ mod client {
             eprintln!("transitd: {source}: reachable again after {:.1} s", since.elapsed().as_secs_f64());
         }
         publish(fetched, last);
-        let options = WatchOptions::new().with_prefix().with_start_revision(last.revision + 1);
+        // The revision is etcd's to say: one at i64::MAX (a broken or hostile server) must not
+        // overflow here.
+        let options = WatchOptions::new().with_prefix().with_start_revision(last.revision.saturating_add(1));
         let mut watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (_watcher, mut stream) = watch.watch(source.prefix.as_str(), Some(options)).await?;
         loop {

@@ -338,6 +338,11 @@ fn replay(
 fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, raw: bool) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(interval.is_none_or(|i| !i.is_zero()), "--interval must be positive");
     let first = transitd::metrics::fetch(metrics)?;
+    // Another program's metrics would print as an empty transitd of unknown version.
+    anyhow::ensure!(
+        first.contains("transitd_build_info"),
+        "{metrics}: its metrics are not transitd's (no transitd_build_info): is --metrics the address `transitd run` serves?"
+    );
     let first_at = std::time::Instant::now();
     if raw {
         out(first)?;

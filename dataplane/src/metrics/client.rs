@@ -17,9 +17,18 @@ pub fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("{addr}: {e} (is `transitd run` running, with --metrics {addr}?)"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    // Errors name the address and say what they mean here ("Resource temporarily
+    // unavailable" is a server that never answered).
+    let said = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            anyhow::anyhow!("{addr}: no answer within {} s", timeout.as_secs())
+        }
+        std::io::ErrorKind::InvalidData => anyhow::anyhow!("{addr}: the answer is not UTF-8 text: is it transitd?"),
+        _ => anyhow::anyhow!("{addr}: {e}"),
+    };
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(said)?;
     let mut response = String::new();
-    stream.take(MAX_RESPONSE_BYTES + 1).read_to_string(&mut response)?;
+    stream.take(MAX_RESPONSE_BYTES + 1).read_to_string(&mut response).map_err(said)?;
     anyhow::ensure!(
         response.len() as u64 <= MAX_RESPONSE_BYTES,
         "{addr}: the response is longer than {} MiB: is it transitd?",
@@ -131,7 +140,11 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
             _ => (old.into_iter().map(|o| ((o.name, o.labels), o.value)).collect(), dt),
         }
     });
-    let view = View { now: &now, then };
+    let mut families: HashMap<&str, Vec<&Sample>> = HashMap::new();
+    for s in &now {
+        families.entry(s.name.as_str()).or_default().push(s);
+    }
+    let view = View { families, then };
     let mut out = String::new();
     view.header(&mut out, addr);
     view.workers(&mut out);
@@ -143,11 +156,24 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
     out
 }
 
-/// A scrape as the report reads it: its samples and, for rates, an earlier scrape's values
-/// and the seconds between the two.
+/// A scrape as the report reads it: its samples by metric and, for rates, an earlier
+/// scrape's values and the seconds between the two. Every section is one pass over the
+/// samples it shows (whatever answers at the address may send a million of one metric).
 struct View<'a> {
-    now: &'a [Sample],
+    families: HashMap<&'a str, Vec<&'a Sample>>,
     then: Option<(HashMap<SampleKey, f64>, f64)>,
+}
+
+/// The first sample of each key among `samples`, as a search from the start finds it.
+fn first_by<'s, K: std::hash::Hash + Eq>(
+    samples: impl Iterator<Item = &'s Sample>,
+    key: impl Fn(&'s Sample) -> K,
+) -> HashMap<K, &'s Sample> {
+    let mut map = HashMap::new();
+    for s in samples {
+        map.entry(key(s)).or_insert(s);
+    }
+    map
 }
 
 impl View<'_> {
@@ -163,8 +189,8 @@ impl View<'_> {
     }
 
     /// The samples of metric `name`.
-    fn find<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Sample> + 's {
-        self.now.iter().filter(move |s| s.name == name)
+    fn find<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s Sample> + 's {
+        self.families.get(name).into_iter().flatten().copied()
     }
 
     /// The first sample of `name`, as scraped, or 0.
@@ -216,21 +242,22 @@ impl View<'_> {
             format!("tx pkts{unit}"),
             format!("tx bytes{unit}")
         );
+        let by_worker = |name: &str| first_by(self.find(name), |x| x.label("worker"));
+        let families = ["transitd_rx_bytes_total", "transitd_tx_packets_total", "transitd_tx_bytes_total"];
+        let [rx_bytes, tx_packets, tx_bytes] = families.map(by_worker);
+        let quantiles =
+            first_by(self.find("transitd_batch_duration_recent_seconds"), |x| (x.label("worker"), x.label("quantile")));
         for s in self.find("transitd_rx_packets_total") {
             let w = s.label("worker");
-            let of = |name: &str| self.find(name).find(|x| x.label("worker") == w).map_or(0.0, |x| self.value(x));
-            let q = |quantile: &str| {
-                self.find("transitd_batch_duration_recent_seconds")
-                    .find(|x| x.label("worker") == w && x.label("quantile") == quantile)
-                    .map_or(0.0, |x| x.value)
-            };
+            let of = |family: &HashMap<&str, &Sample>| family.get(w).map_or(0.0, |x| self.value(x));
+            let q = |quantile: &str| quantiles.get(&(w, quantile)).map_or(0.0, |x| x.value);
             let _ = writeln!(
                 out,
                 "{w:<8} {:>14.0} {:>16.0} {:>14.0} {:>16.0}   {} / {} / {}",
                 self.value(s),
-                of("transitd_rx_bytes_total"),
-                of("transitd_tx_packets_total"),
-                of("transitd_tx_bytes_total"),
+                of(&rx_bytes),
+                of(&tx_packets),
+                of(&tx_bytes),
                 human_seconds(q("0.5")),
                 human_seconds(q("0.99")),
                 human_seconds(q("1")),
@@ -351,18 +378,16 @@ impl View<'_> {
     /// A line per AF_XDP socket: bind mode, frames, what the kernel dropped.
     fn sockets(&self, out: &mut String) {
         let mut sockets = String::new();
+        let events = first_by(self.find("transitd_afxdp_events_total"), |x| (x.label("worker"), x.label("event")));
+        let mut drops_of: HashMap<&str, Vec<String>> = HashMap::new();
+        for x in self.find("transitd_afxdp_kernel_drops_total").filter(|x| x.value > 0.0) {
+            drops_of.entry(x.label("worker")).or_default().push(format!("{} {:.0}", x.label("reason"), self.value(x)));
+        }
         for s in self.find("transitd_afxdp_zero_copy") {
             let w = s.label("worker");
-            let event = |e: &str| {
-                self.find("transitd_afxdp_events_total")
-                    .find(|x| x.label("worker") == w && x.label("event") == e)
-                    .map_or(0.0, |x| self.value(x))
-            };
-            let drops: Vec<String> = self
-                .find("transitd_afxdp_kernel_drops_total")
-                .filter(|x| x.label("worker") == w && x.value > 0.0)
-                .map(|x| format!("{} {:.0}", x.label("reason"), self.value(x)))
-                .collect();
+            let event = |e: &str| events.get(&(w, e)).map_or(0.0, |x| self.value(x));
+            // A worker said twice (no transitd does) is shown once with its drops.
+            let drops = drops_of.remove(w).unwrap_or_default();
             let _ = writeln!(
                 sockets,
                 "{w:<8} {:<10} sent {:.0} completed {:.0} backpressure {:.0}; kernel drops: {}",
@@ -385,16 +410,20 @@ impl View<'_> {
             self.find(name).map(|s| format!("{} {:.0}", s.label(label), self.value(s))).collect()
         };
         let _ = writeln!(out, "\nxdp: {}", named("transitd_xdp_packets_total", "action").join(", "));
-        let mut interfaces: Vec<&str> =
-            self.find("transitd_interface_packets_total").map(|s| s.label("interface")).collect();
-        interfaces.dedup();
+        // Each interface once, in the order first seen, its counters in theirs.
+        let mut interfaces: Vec<&str> = Vec::new();
+        let mut counters: HashMap<&str, Vec<String>> = HashMap::new();
+        for s in self.find("transitd_interface_packets_total") {
+            let i = s.label("interface");
+            let seen = counters.entry(i).or_insert_with(|| {
+                interfaces.push(i);
+                Vec::new()
+            });
+            seen.push(format!("{} {:.0}", s.label("counter"), self.value(s)));
+        }
         for i in interfaces {
-            let counters: Vec<String> = self
-                .find("transitd_interface_packets_total")
-                .filter(|s| s.label("interface") == i)
-                .map(|s| format!("{} {:.0}", s.label("counter"), self.value(s)))
-                .collect();
-            let _ = writeln!(out, "interface {i}{}: {}", self.unit(), counters.join(", "));
+            let shown = counters.get(i).map(|c| c.join(", ")).unwrap_or_default();
+            let _ = writeln!(out, "interface {i}{}: {shown}", self.unit());
         }
         let capture = named("transitd_drop_capture_packets_total", "result");
         if !capture.is_empty() {
@@ -468,6 +497,39 @@ mod tests {
         let line = "reassembled          12  (GRE datagrams from fragments; 2 given up)";
         assert!(report.contains(line), "{report}");
         assert!(!super::for_people(addr, &scrape([0, 0], 0), None).contains("reassembled"));
+    }
+
+    /// A report is one pass over each metric's samples: 200,000 workers (what a hostile
+    /// answer might send; the 64 MiB read bound allows millions) render, each with its own
+    /// counters, where a search of every sample per worker took hours. Each worker's values
+    /// are its own, whatever order the families come in.
+    #[test]
+    fn a_scrape_of_many_samples_renders_each_workers_own() {
+        let addr = "127.0.0.1:9469".parse().unwrap();
+        let n = 200_000;
+        let mut text = String::new();
+        for family in ["transitd_tx_packets_total", "transitd_rx_packets_total", "transitd_rx_bytes_total"] {
+            for w in (0..n).rev() {
+                let value = if family == "transitd_rx_bytes_total" { w * 3 } else { w * 2 };
+                text.push_str(&format!("{family}{{worker=\"{w}\"}} {value}\n"));
+            }
+        }
+        for w in 0..n {
+            text.push_str(&format!("transitd_afxdp_zero_copy{{worker=\"{w}\"}} 0\n"));
+            text.push_str(&format!("transitd_interface_packets_total{{interface=\"if{}\",counter=\"rx\"}} 1\n", w % 2));
+        }
+        let report = super::for_people(addr, &text, None);
+        let line = |w: u64| report.lines().find(|l| l.starts_with(&format!("{w} "))).unwrap_or("").to_string();
+        let fields = |w: u64| line(w).split_whitespace().take(4).map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(fields(7), ["7", "14", "21", "14"], "{}", line(7));
+        assert_eq!(
+            fields(n - 1),
+            [(n - 1).to_string(), (2 * (n - 1)).to_string(), (3 * (n - 1)).to_string(), (2 * (n - 1)).to_string()]
+        );
+        // Interfaces once each, in the order first seen, with all their counters.
+        let interfaces: Vec<&str> = report.lines().filter(|l| l.starts_with("interface ")).collect();
+        assert_eq!(interfaces.len(), 2, "{interfaces:?}");
+        assert!(interfaces[0].starts_with("interface if0: rx 1, rx 1"), "{}", &interfaces[0][..40]);
     }
 
     /// Rates over two readings of one process are said plainly; across a restart (another
