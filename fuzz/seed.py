@@ -10,7 +10,7 @@ from the grammar, the schema or the flags with `arbitrary`: the project's data i
 theirs to start from, and they start from nothing."""
 import hashlib, os, random, sys
 
-TARGETS = ("capture", "frame", "gre_header", "batch", "rule", "table", "config", "plan", "fleet")
+TARGETS = ("capture", "frame", "gre_header", "batch", "rule", "table", "config", "plan", "fleet", "geofeed", "stats_text")
 if sys.argv[1:] == ["--targets"]:
     print("\n".join(TARGETS))
     sys.exit(0)
@@ -93,3 +93,42 @@ for n in sorted(os.listdir(os.path.join(etcd, "customers"))):
     records.append(("/t/customers/" + n[:-5], open(os.path.join(etcd, "customers", n)).read()))
 for kept in (records, records[:-1]):
     put("fleet", "\0".join(k + "\x01" + v for k, v in kept).encode())
+
+# The geofeed target: RFC 8805's own example lines (section 2.1.1), a quoted city, a comment.
+put("geofeed", b"""# RFC 8805 geofeed: ip_prefix,alpha2code,region,city,postal_code
+192.0.2.0/25,US,US-AL,,
+192.0.2.5,US,US-AL,Alabaster,
+192.0.2.128/25,PL,PL-MZ,,02-784
+2001:db8::/32,PL,,,
+2001:db8:cafe::/48,PL,PL-MZ,,02-784
+198.51.100.0/24,GB,GB-ENG,"London, City of",
+""")
+
+# The stats_text target: a scrape as `transitd run` serves it, every family the report reads.
+put("stats_text", b"""# TYPE transitd_build_info info
+transitd_build_info{version="0.1.0"} 1
+# TYPE transitd_start_time_seconds gauge
+transitd_start_time_seconds 1700000000
+# TYPE transitd_config_reloads counter
+transitd_config_reloads_total{result="applied"} 3
+transitd_config_reloads_total{result="rejected"} 1
+# TYPE transitd_rx_packets counter
+transitd_rx_packets_total{worker="0"} 1000
+transitd_rx_bytes_total{worker="0"} 64000
+transitd_tx_packets_total{worker="0"} 900
+transitd_tx_bytes_total{worker="0"} 72000
+transitd_batch_duration_recent_seconds{worker="0",quantile="0.5"} 0.000002
+transitd_packets_total{verdict="drop",reason="firewall"} 100
+transitd_customer_packets_total{customer="acme",verdict="tx"} 900
+transitd_tunnel_packets_total{tunnel="acme-gre",customer="acme",direction="sent"} 900
+transitd_tunnel_up{tunnel="acme-gre",checked="true"} 1
+transitd_tunnel_mtu_bytes{tunnel="acme-gre"} 1476
+transitd_afxdp_zero_copy{worker="0"} 0
+transitd_afxdp_events_total{worker="0",event="sent"} 900
+transitd_afxdp_kernel_drops_total{worker="0",reason="rx_ring_full"} 2
+transitd_xdp_packets_total{action="redirected"} 1000
+transitd_interface_packets_total{interface="eth1",counter="rx_packets"} 1000
+transitd_drop_capture_packets_total{result="written"} 5
+transitd_config_source_up 1
+# EOF
+""")
