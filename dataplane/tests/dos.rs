@@ -194,6 +194,35 @@ fn later_fragments_below_the_smallest_first_fragment_are_dropped() {
     );
 }
 
+/// An IPv6 later fragment names the first header of the fragmentable part: behind
+/// destination options (or hop-by-hop options, or a routing header) TCP's flags sit past
+/// offset 8, and a piece at 8 or 16 can rewrite them (RFC 1858 §3.2 again, as under AH). The
+/// first fragment holds the whole chain (RFC 7112) and is not dropped; tshark picks the
+/// later ones below 48.
+#[test]
+fn ipv6_later_fragments_behind_options_are_held_to_the_first_fragments_size() {
+    let file = std::env::temp_dir().join(format!("transitd-frag6-opts-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "tcp = bytes(TCP(sport=40000, dport=80, flags='A'))\n\
+         ip = lambda: IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')\n\
+         first = ip()/IPv6ExtHdrFragment(id=9, nh=60, offset=0, m=1)/IPv6ExtHdrDestOpt(nh=6)/Raw(tcp)\n\
+         later = lambda off, nh: ip()/IPv6ExtHdrFragment(id=9, nh=nh, offset=off, m=0)/Raw(b'\\x02' * 16)\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/p for p in [first, later(1, 60), later(2, 60), later(2, 0), later(3, 43), later(6, 60), later(2, 17)]]",
+    );
+    let dropped = "ipv6.fraghdr.offset in {1..5} and ipv6.fraghdr.nxt in {0, 43, 60}";
+    assert_eq!(tshark_frames(&file, dropped, &[]), [2, 3, 4, 5], "the oracle's selection");
+    let (v, _) = verdicts_timed(&victim_config(&["::/0"], "bogons = false\ncustomer_sources = false", ""), &file);
+    let overlapping: Vec<usize> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v == Verdict::Drop(DropReason::OverlappingFragment))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(overlapping, [2, 3, 4, 5], "{v:?}");
+    let _ = std::fs::remove_file(file);
+}
+
 #[test]
 fn fragments_ending_past_the_largest_datagram_are_dropped() {
     // A ping of death's pieces, IPv4 and IPv6, beside pieces that end at or inside 65,535:

@@ -55,10 +55,14 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
         // authentication header, whose first fragment holds AH (24 bytes with the usual
         // 96-bit ICV, RFC 4302) and the transport header: TCP's ends at 44, cut at 48. An
         // IPv4 first fragment with a 20-byte header holds 48 bytes at the least anyway (RFC
-        // 791's 68-byte MTU), so no sender's later fragment sits below 48.
+        // 791's 68-byte MTU), so no sender's later fragment sits below 48. An IPv6 later
+        // fragment names the first header of the fragmentable part, which may be options or
+        // routing before the transport (RFC 8200 §4.5: the first fragment holds them all,
+        // RFC 7112): taken as AH is, at 48 (8 bytes of options and TCP's header end at 28; an
+        // IPv6 first fragment holds 1232 bytes on the smallest link).
         let smallest_first = match proto {
             6 => 24,
-            51 => 48,
+            51 | 0 | 43 | 60 => 48,
             _ => 8,
         };
         if frag.offset > 0 && frag.offset < smallest_first {
