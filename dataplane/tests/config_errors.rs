@@ -649,6 +649,29 @@ fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
     );
 }
 
+/// An empty match selects every packet, as Wireshark's empty filter does: taken, and said
+/// (in a file it is more often a template that filled in nothing); `frame` says it quietly.
+#[test]
+fn an_empty_match_is_warned_about() {
+    let rule = |expr: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
+             [customer.firewall]\ndefault = \"drop\"\n[[customer.firewall.rule]]\nname = \"all\"\nmatch = \"{expr}\"\naction = \"accept\"\n"
+        )
+    };
+    let warned = |text: &str| -> Vec<String> {
+        let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
+        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("rule `all`")).collect()
+    };
+    for empty in ["", "   "] {
+        assert_eq!(
+            warned(&rule(empty)),
+            ["w.toml:10:9: rule `all`: the match is empty, so it selects every packet (write `frame` to mean that)"]
+        );
+    }
+    assert!(warned(&rule("frame")).is_empty());
+}
+
 /// `matches` patterns are bounded per configuration by how many distinct ones there are
 /// (each may compile to a megabyte): the first past the bound is refused at its rule, while
 /// the same pattern in any number of rules is compiled once and counts once.

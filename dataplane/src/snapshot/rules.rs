@@ -68,6 +68,16 @@ impl Builder<'_> {
                 names.insert(name.clone(), name_span);
             }
             let (action, rule_mode) = (r.action, r.mode);
+            // Wireshark's empty filter is every packet; in a file it is more often a template
+            // that filled in nothing: said, and `frame` says it on purpose.
+            if r.expr.get_ref().trim().is_empty() {
+                self.warn(
+                    &r.expr.span(),
+                    format!(
+                        "rule `{name}`: the match is empty, so it selects every packet (write `frame` to mean that)"
+                    ),
+                );
+            }
             match classifier::parse_with(r.expr.get_ref(), &mut self.lists) {
                 Ok(expr) => {
                     for note in self.lists.take_notes() {
