@@ -64,7 +64,7 @@ pub enum MemberError {
     /// A prefix length with a leading zero (`/010`), which a rule reads as octal (as tshark
     /// does) and configuration and feeds as decimal: refused rather than guessed.
     #[error(
-        "\"{0}\": a prefix length with a leading zero is octal in a rule (as tshark reads it), decimal elsewhere; write it without the zero"
+        "\"{0}\": a prefix length with a leading zero is read by a rule as tshark reads it (octal, or refused), by configuration as decimal; write it without the zero"
     )]
     LeadingZero(String),
     /// A range whose start is past its end (`9..1`), which holds nothing: a typo, as a

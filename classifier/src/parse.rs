@@ -342,6 +342,7 @@ pub fn parse_with(text: &str, lists: &mut dyn Lists) -> Result<Expr, ParseError>
         plussed: false,
         quantifier: None,
         whole_mac: false,
+        every_occurrence: false,
     };
     let expr = p.or()?;
     match p.toks.get(p.pos) {
@@ -366,6 +367,8 @@ struct Parser<'a, 'l> {
     quantifier: Option<Quantifier>,
     /// The byte test being read is of a whole MAC address, which takes no string.
     whole_mac: bool,
+    /// The last byte test's operator wants every occurrence to pass (`!=`, `===`).
+    every_occurrence: bool,
 }
 
 /// tshark 4.0's quantifiers: whether every occurrence of a field, or some, must satisfy a
@@ -500,11 +503,15 @@ impl<'a> Parser<'a, '_> {
         // A MAC address whole takes hex bytes, not a string (tshark converts a string to an
         // address, and a quoted one is none); sliced, it is bytes like any.
         self.whole_mac = slice.is_none() && matches!(layer, Layer::EthSrc | Layer::EthDst);
+        // Whether every occurrence must pass, as the operator says it (`!=` and `===`):
+        // `byte_cmp` folds each into the comparison of one occurrence.
+        self.every_occurrence = false;
         let op = match self.peek() {
             Some(Tok::Op(op)) => {
                 self.pos += 1;
                 let (value, span) = self.byte_value(true)?;
                 end = span.end;
+                self.every_occurrence = matches!(op, Op::Ne | Op::AllEq);
                 ByteOp::Cmp(byte_cmp(op), value)
             }
             Some(Tok::Word("contains" | "matches")) if self.plussed => {
@@ -545,8 +552,11 @@ impl<'a> Parser<'a, '_> {
                         self.pos += 1;
                         let (value, span) = self.byte_value(true)?;
                         end = span.end;
+                        self.every_occurrence = matches!(op, Op::Ne | Op::AllEq);
                         Some((byte_cmp(op), value))
                     }
+                    // A quantifier wants a comparison (tshark 4.0 refuses `all frame[0] & 02`).
+                    _ if self.quantifier.is_some() => return Err(self.comparison_expected()),
                     _ => None,
                 };
                 ByteOp::Masked(mask, compared)
@@ -736,16 +746,16 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// A byte test of an address field's first occurrence (`test`), made of every one of
-    /// `layers`: some occurrence must pass it, or every one for `!=` or after `all`.
+    /// `layers`: some occurrence must pass it, or every one for `!=` and `===` or after
+    /// `all` (`any` makes it some for every operator).
     fn each_occurrence(&self, test: Expr, layers: &[Layer]) -> Expr {
         let Expr::Bytes(first) = &test else { return test };
         if layers.len() == 1 {
             return test;
         }
-        let differs = matches!(first.op, ByteOp::Cmp(CmpOp::Ne, _) | ByteOp::Masked(_, Some((CmpOp::Ne, _))));
         let every = match self.quantifier {
             Some(q) => q == Quantifier::All,
-            None => differs,
+            None => self.every_occurrence,
         };
         let tests = layers.iter().map(|&layer| Expr::Bytes(ByteTest { layer, ..first.clone() })).collect();
         if every { Expr::And(tests) } else { Expr::Or(tests) }

@@ -18,9 +18,10 @@ use crate::run::{ConfigSource, RunOptions, parse_list};
     version,
     about,
     long_about = None,
-    after_help = "Exit status: 0 done; 1 a configuration (or a geofeed checked) refused, every error \
-                  said as file:line:col; 2 anything else (a usage error, a file that cannot be read or \
-                  written, a system call refused). transitd match exits 2 for a bad expression, as tshark.\n\
+    after_help = "Exit status: 0 done; 1 a configuration (or a geofeed checked) unreadable or refused, \
+                  every error said as file:line:col; 2 anything else (a usage error, another file that \
+                  cannot be read or written, a system call refused). transitd match exits 2 for a bad \
+                  expression, as tshark.\n\
                   Quick start: docs/quickstart.md. Running it: docs/operations.md. \
                   Configuration: docs/configuration.md. Rules: docs/rules.md."
 )]
@@ -346,6 +347,21 @@ impl RunArgs {
     /// What `transitd run` was asked to do, every flag checked as far as it can be without
     /// looking at the system (queues and CPUs are checked against it when the run starts).
     pub fn options(&self) -> anyhow::Result<RunOptions> {
+        // Linux's rule for a device name (dev_valid_name), here before anything is attached:
+        // the device is made once running, and a name refused then left the frames passed to
+        // the host nowhere to go but a log line.
+        if let Some(name) = &self.punt_device {
+            let valid = !name.is_empty()
+                && name.len() <= 15
+                && name != "."
+                && name != ".."
+                && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
+            anyhow::ensure!(
+                valid,
+                "--punt-device {name:?} is not a device name Linux takes: 1 to 15 bytes, no '/', ':' or white space, \
+                 not . or .."
+            );
+        }
         // clap holds `--prefix` to `--config-etcd` only apart from the group both are in.
         if self.prefix.is_some() && self.config_etcd.is_none() {
             anyhow::bail!("--prefix is the etcd key prefix of --config-etcd; with --config FILE there is none");
@@ -441,6 +457,12 @@ mod tests {
                 .contains("--cores")
         );
         assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "99999999"]).is_err());
+        // A punt device name Linux would refuse is refused before anything is attached.
+        for bad in ["", "a-name-of-16-byt", "a/b", "a:b", "a b", ".", ".."] {
+            let e = parse(&["transitd", "run", "-c", "x", "--iface", "e", "--punt-device", bad]).unwrap_err();
+            assert!(e.contains("is not a device name Linux takes"), "{bad:?}: {e}");
+        }
+        assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--punt-device", "td-fifteen-byte"]).is_ok());
     }
 
     /// An etcd prefix without its closing `/` also takes a sibling prefix's keys: refused.

@@ -649,6 +649,18 @@ fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
     );
 }
 
+/// A key set twice, or a table written twice, is named (toml says only "duplicate key").
+#[test]
+fn a_duplicate_key_or_table_is_named() {
+    let twice = "[server]\nanycast = \"192.0.2.1\"\nanycast = \"192.0.2.2\"\n";
+    let e = errors(twice);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("bad.toml:3:1: duplicate key `anycast`"), "{e:?}");
+    let tables = "[server]\nanycast = \"192.0.2.1\"\n[server]\nmac = \"02:00:00:00:00:01\"\n";
+    let e = errors(tables);
+    assert!(e[0].contains("duplicate key `server`"), "{e:?}");
+}
+
 /// An empty match selects every packet, as Wireshark's empty filter does: taken, and said
 /// (in a file it is more often a template that filled in nothing); `frame` says it quietly.
 #[test]

@@ -37,11 +37,15 @@ fn every_capture_replays_and_every_frame_gets_one_verdict() {
 /// Frames tshark sees as well-formed IP whose outer header a router forwards: good IPv4
 /// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size, and not
 /// under MPLS labels (passed or dropped as `[server] mpls` says, whatever they carry: see
-/// `mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry`), and not sent to
-/// an Ethernet broadcast or multicast address (RFC 1812 §5.3.4).
+/// `mpls_frames_are_passed_or_dropped_as_configured_whatever_they_carry`), not sent to an
+/// Ethernet broadcast or multicast address (RFC 1812 §5.3.4), and not on its way through the
+/// destination by a source route with hops to go (`[dos.sanity] source_route`, on by
+/// default: IPv4 LSRR or SSRR, an IPv6 routing header with segments left but Mobile IPv6's).
 const FORWARDABLE: &str = "(ip or ipv6) and not (ip.checksum.status#1 == 0) and not (ip.ttl#1 <= 1) \
      and not (ipv6.hlim#1 <= 1) and not _ws.malformed and frame.cap_len <= 4096 and frame.cap_len == frame.len \
-     and not mpls and not eth.dst.ig#1 == 1";
+     and not mpls and not eth.dst.ig#1 == 1 \
+     and not (ip.opt.type#1 in {131, 137} and ip.opt.ptr#1 <= ip.opt.len#1) \
+     and not (ipv6.routing.segleft#1 > 0 and ipv6.routing.type#1 != 2)";
 
 #[test]
 fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {

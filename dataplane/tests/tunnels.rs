@@ -1032,6 +1032,36 @@ fn hairpinned_packets_meet_the_sanity_checks() {
     assert!(v.iter().all(|v| matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. })), "{v:?}");
 }
 
+/// The sanity checks come before the customer's egress rules: what they drop spends no
+/// egress token. Under a limit of one packet to beta's host, a SYN+RST and then a good
+/// packet: the bad one is dropped, the good one goes (it was rate-limited when the bad one
+/// had taken the token first).
+#[test]
+fn a_hairpinned_packet_the_sanity_checks_drop_spends_no_egress_token() {
+    let (config, _) = tunnel_edge();
+    let limited = config
+        .replacen(
+            "[[customer.egress.rule]]\n",
+            "[[customer.egress.rule]]\nname = \"one-to-beta\"\nmatch = \"ip.dst == 198.18.100.5\"\n\
+             action = \"rate-limit\"\nbucket = \"one\"\n\n[[customer.egress.rule]]\n",
+            1,
+        )
+        .replacen("[dos.sanity]\n", "[[dos.bucket]]\nname = \"one\"\nkey = \"rule\"\nrate = 1\n\n[dos.sanity]\n", 1);
+    assert_ne!(limited, config);
+    let file = temp("hairpin-token");
+    scapy_pcap(
+        &file,
+        "inner = [IP(src='203.0.113.7', dst='198.18.100.5')/TCP(sport=5000, dport=80, flags='SR'),\n\
+                  IP(src='203.0.113.7', dst='198.18.100.5')/UDP(sport=5000, dport=53)]\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/p for p in inner]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&limited, frames);
+    assert_eq!(v[0], Verdict::Drop(DropReason::BadTcpFlags));
+    assert!(matches!(v[1], Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+}
+
 /// A later fragment's data is data: the later pieces of an IPv4 datagram under AH (protocol
 /// 51 in every piece, the AH header only in the first) and of an IPv6 datagram with
 /// destination options in its fragmentable part (the fragment header's next header 60 in

@@ -133,6 +133,9 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
 /// bad one, in line order (what `geofeed --check` reports).
 pub fn parse_all(text: &str) -> (Vec<Entry>, Vec<GeofeedError>) {
     let (mut entries, mut errors) = (Vec::new(), Vec::new());
+    // A byte order mark may start the file, and nothing else: each line is read by a CSV
+    // reader of its own, which would take one at the start of any line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         match parse_line(raw) {
             Ok(Some(entry)) => entries.push(entry),
@@ -180,6 +183,9 @@ fn csv_form(line: &str) -> Option<&'static str> {
 
 /// One line: an entry, nothing (a comment, a blank line) or why it is no entry.
 fn parse_line(raw: &str) -> Result<Option<Entry>, String> {
+    if raw.starts_with('\u{feff}') {
+        return Err("a byte order mark inside the feed (only the file's start may have one)".into());
+    }
     if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
         return Ok(None);
     }

@@ -19,6 +19,14 @@ fn the_rfc_example_feed_parses() {
     assert_eq!((e[3].prefix_len, e[3].country.as_str(), e[3].region.as_str()), (32, "PL", ""));
 }
 
+/// A byte order mark may start the file (and is not part of its first prefix).
+#[test]
+fn a_byte_order_mark_may_start_the_feed() {
+    let entries = geofeed::parse("\u{feff}192.0.2.0/24,GB,,,\n").unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].prefix_len, 24);
+}
+
 #[test]
 fn malformed_lines_are_refused_with_their_line_number() {
     for (bad, why) in [
@@ -28,6 +36,7 @@ fn malformed_lines_are_refused_with_their_line_number() {
         ("192.0.2.0/24,GBR,,,", "alpha-2"),
         ("192.0.2.0/24,GB,US-CA,,", "ISO 3166-2"),
         ("192.0.2.0/24,GB,,,,extra", "at most 5"),
+        ("\u{feff}192.0.2.0/24,GB,,,", "byte order mark inside the feed"),
     ] {
         let err = geofeed::parse(&format!("# header\n{bad}\n")).unwrap_err();
         assert_eq!(err.line, 2, "{bad}");

@@ -281,14 +281,12 @@ static __always_inline int backbone_mine(struct xdp_md *ctx, struct transitd_con
 	__u32 inner_at = link + sizeof(*ip) + sizeof(*g), outer_end = link + bpf_ntohs(ip->tot_len);
 	if ((void *)(inner + 1) > end)
 		return 0;
-	/* An inner packet that says it runs past the outer one is cut short: the data plane
-	 * drops it (`truncated`); stripped here, the lying outer length would be gone. */
-	if (inner_at + bpf_ntohs(inner->tot_len) > outer_end)
-		return 0;
 	/* The data plane's checks of the inner packet, before its owner is looked up (and, for
-	 * a first fragment, recorded), as there: a corrupt header is its `bad_ipv4_checksum`
-	 * (passed, it would be the kernel's uncounted drop), and a mark the packet cannot carry
-	 * its `decap_ce_not_ect`, which records no owner for the later fragments. */
+	 * a first fragment, recorded), as there: one that says it runs past the outer packet is
+	 * its `truncated` (stripped here, the lying outer length would be gone), a corrupt header
+	 * its `bad_ipv4_checksum` (passed, it would be the kernel's uncounted drop), and a mark
+	 * the packet cannot carry its `decap_ce_not_ect`, which records no owner for the later
+	 * fragments. ipv4_header_ok holds the inner packet within `outer_end`. */
 	if (!ipv4_header_ok(inner, end, inner_at, outer_end) || !ecn_carriable(ip, inner))
 		return 0;
 	if (egress_mine(ctx, cfg, inner, end, inner_at, outer_end) != 1)

@@ -660,6 +660,16 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
                     None => 0,
                 },
             };
+            // toml says "duplicate key" without which: the key (or table) where it points.
+            if message == "duplicate key" {
+                let rest = text.get(offset..).unwrap_or("");
+                let key: String = rest.chars().take_while(|c| !matches!(c, '=' | ']' | '\n')).collect();
+                let key = key.trim().trim_start_matches('[');
+                if !key.is_empty() {
+                    message =
+                        format!("duplicate key `{key}`: a key is set once in its table, and a [table] written once");
+                }
+            }
             // `[customer]` where `[[customer]]` is meant: serde says only "invalid type:
             // map, expected a sequence", which does not say what to write.
             // The header's line, its comment left out (`[customer] # acme`).

@@ -184,6 +184,19 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if is_martian_destination(key.dst_addr(), ip.is_ipv6) {
         return Verdict::Drop(DropReason::DecapMartianDestination);
     }
+    // To a customer prefix (this one's or another's), the packet meets the sanity checks of
+    // the packet and a source route onward first, as from the Internet (`path_by_address`):
+    // no egress token is spent on what they drop. Not the global DoS rules: the GRE packet
+    // met them outside.
+    let target = steer(snap, &key, ip.is_ipv6);
+    if target.is_some() {
+        if ip.routed_onward && snap.dos.sanity.source_route {
+            return Verdict::Drop(DropReason::SourceRouted);
+        }
+        if let Some(reason) = super::dos::packet_sanity(&snap.dos.sanity, &key, &ip) {
+            return Verdict::Drop(reason);
+        }
+    }
     let customer = &snap.customers[usize::from(tunnel.customer)];
     let decision = customer.egress.decide(&key, data);
     outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
@@ -201,16 +214,8 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if let Err(reason) = carry_ecn(frame, outer, &ip) {
         return Verdict::Drop(reason);
     }
-    if let Some(target) = steer(snap, &key, ip.is_ipv6) {
-        // To a customer prefix (this one's or another's): through its ingress stages, after
-        // the sanity checks of the packet and a source route onward, as from the Internet
-        // (`path_by_address`). Not the global DoS rules: the GRE packet met them outside.
-        if ip.routed_onward && snap.dos.sanity.source_route {
-            return Verdict::Drop(DropReason::SourceRouted);
-        }
-        if let Some(reason) = super::dos::packet_sanity(&snap.dos.sanity, &key, &ip) {
-            return Verdict::Drop(reason);
-        }
+    if let Some(target) = target {
+        // Through that customer's ingress stages.
         outcome.tunnel = None;
         to_customer(ctx, frame, &key, &ip, target, outcome);
         return outcome.verdict;

@@ -59,7 +59,9 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
         // fragment names the first header of the fragmentable part, which may be options or
         // routing before the transport (RFC 8200 §4.5: the first fragment holds them all,
         // RFC 7112): taken as AH is, at 48 (8 bytes of options and TCP's header end at 28; an
-        // IPv6 first fragment holds 1232 bytes on the smallest link).
+        // IPv6 first fragment holds 1232 bytes on the smallest link). A floor, not a proof:
+        // longer options put the flags further in, where RFC 5722's receivers (which discard
+        // overlapping IPv6 fragments) are the defence.
         let smallest_first = match proto {
             6 => 24,
             51 | 0 | 43 | 60 => 48,
