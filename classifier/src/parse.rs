@@ -380,6 +380,10 @@ enum Quantifier {
     Any,
 }
 
+/// Members of a set of byte strings (`udp.payload in {"GET", "POST"}`): each is a byte
+/// test, checked one by one for a packet the rule's other tests select.
+const MAX_BYTE_SET_MEMBERS: usize = 256;
+
 /// Members of a set `all` may expand into (tshark tests `all f in {a, b}` member by member,
 /// as `all f == a or all f == b`): each becomes a test of its own.
 const MAX_ALL_IN_MEMBERS: usize = 64;
@@ -539,6 +543,15 @@ impl<'a> Parser<'a, '_> {
                 let pattern = bytes::string_literal(text, raw).map_err(|m| ParseError::at(span, m))?;
                 ByteOp::Matches(self.lists.pattern(&pattern).map_err(|m| ParseError::at(span, m))?)
             }
+            // A field's bytes in a set of byte strings (tshark 4.0 takes no slice there).
+            Some(Tok::Word("in")) if slice.is_none() => {
+                self.pos += 1;
+                return self.byte_set(layer, name_span);
+            }
+            Some(Tok::Not) if slice.is_none() && matches!(self.toks.get(self.pos + 1), Some((Tok::Word("in"), _))) => {
+                self.pos += 2;
+                return Ok(Expr::Not(Box::new(self.byte_set(layer, name_span)?)));
+            }
             Some(Tok::Word("in")) => {
                 let span = self.toks[self.pos].1;
                 return Err(ParseError::at(span, "Only a field may be tested for membership in a set.".into()));
@@ -565,6 +578,49 @@ impl<'a> Parser<'a, '_> {
             _ => ByteOp::Present,
         };
         Ok(Expr::Bytes(ByteTest { layer, slice, op, span: Span { start: name_span.start, end } }))
+    }
+
+    /// `{a, b..c}` after a byte field and `in`: equal to a member, or within a range in
+    /// tshark's order of byte strings (shorter first, then byte by byte). Each member is a
+    /// byte test of its own, checked one by one: at most [`MAX_BYTE_SET_MEMBERS`].
+    fn byte_set(&mut self, layer: Layer, name_span: Span) -> Result<Expr, ParseError> {
+        match self.next()? {
+            (Tok::LBrace, _) => {}
+            (_, span) => return Err(self.unexpected(span)),
+        }
+        let test = |op, value, end: usize| {
+            Expr::Bytes(ByteTest {
+                layer,
+                slice: None,
+                op: ByteOp::Cmp(op, value),
+                span: Span { start: name_span.start, end },
+            })
+        };
+        let mut members = Vec::new();
+        loop {
+            let (lo, span) = self.byte_value(false)?;
+            let member = if self.peek() == Some(Tok::DotDot) {
+                self.pos += 1;
+                let (hi, hi_span) = self.byte_value(false)?;
+                Expr::And(vec![test(CmpOp::Ge, lo, hi_span.end), test(CmpOp::Le, hi, hi_span.end)])
+            } else {
+                test(CmpOp::Eq, lo, span.end)
+            };
+            members.push(member);
+            if members.len() > MAX_BYTE_SET_MEMBERS {
+                return Err(ParseError::at(
+                    span,
+                    format!(
+                        "a set of byte strings holds at most {MAX_BYTE_SET_MEMBERS} members (each is tested one by one)"
+                    ),
+                ));
+            }
+            match self.next()? {
+                (Tok::Comma, _) => continue,
+                (Tok::RBrace, _) => return Ok(Expr::Or(members)),
+                (_, span) => return Err(self.unexpected(span)),
+            }
+        }
     }
 
     /// A byte string: a quoted string or hex bytes (`00:01`, `0001`, `0x41`), after a plus
@@ -672,8 +728,11 @@ impl<'a> Parser<'a, '_> {
         }
         let field = field::lookup(name);
         if let Some(layer) = Layer::lookup(name) {
-            // A payload is bytes only; a protocol is bytes when sliced, searched or compared.
-            let compared = matches!(self.peek(), Some(Tok::Op(_)));
+            // A payload is bytes only; a protocol is bytes when sliced, searched, compared or
+            // tested against a set of byte strings.
+            let in_set = matches!(self.peek(), Some(Tok::Word("in")))
+                || (self.peek() == Some(Tok::Not) && matches!(self.toks.get(self.pos + 1), Some((Tok::Word("in"), _))));
+            let compared = matches!(self.peek(), Some(Tok::Op(_))) || in_set;
             if field.is_none() || bytes_next || compared {
                 return self.byte_test(layer, name_span);
             }
