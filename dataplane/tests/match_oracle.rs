@@ -338,6 +338,32 @@ fn lists_select_what_their_members_written_inline_select() {
     let _ = std::fs::remove_file(file);
 }
 
+/// IPv4 options that are malformed (a Router Alert of 6 bytes, an option running past the
+/// header) are dropped by the pipeline, but tshark dissects on past them and shows the
+/// transport: `transitd match` shows the same fields (it showed none).
+#[test]
+fn a_packet_with_malformed_options_has_the_transport_fields_tshark_reads() {
+    let file = std::env::temp_dir().join(format!("transitd-match-bad-options-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "tcp = TCP(sport=1234, dport=80, flags='S')\n\
+         ip = lambda opts: Ether()/IP(src='10.0.0.1', dst='10.0.0.2', options=opts)/tcp\n\
+         frames = [ip([IPOption_Router_Alert(length=6)]), ip([IPOption_RR(length=12, pointer=4, routers=[])]), ip([])]",
+    );
+    let mut wrong = Vec::new();
+    for expr in
+        ["tcp", "tcp.port == 80", "tcp.srcport == 1234", "tcp.flags.syn == 1", "ip.src == 10.0.0.1", "len(tcp) == 20"]
+    {
+        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
+        if ours != theirs {
+            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
+        }
+    }
+    assert!(theirs(&file, "tcp.port == 80").len() == 3, "tshark reads the transport of all three");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// A first fragment cut inside the TCP header, 0 to 21 bytes of it: transitd reads the
 /// fields tshark reads of those bytes. tshark reads the header up to the window at once:
 /// with 14 or 15 bytes no flags (transitd read them), with 16 to 19 the numbers, header

@@ -259,7 +259,7 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     };
     fill_ipv4(key, header);
     // One walk over the options, for their form and for a source route.
-    let Some(routed_onward) = ipv4_options(header) else { return Parsed::Bad(DropReason::BadIpv4Header) };
+    let routed_onward = ipv4_options(header);
     let flags_offset = u16::from_be_bytes([header[6], header[7]]);
     let offset = flags_offset & 0x1fff;
     let fragment = fragmented.then(|| Fragment {
@@ -270,7 +270,11 @@ fn parse_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         protocol: ip_number.0,
     });
     let l4_start = l3_start + offset_in(l3, payload);
-    if let Some(reason) = parse_l4(key, ip_number, fragmented, offset == 0, payload, l4_start) {
+    let l4 = parse_l4(key, ip_number, fragmented, offset == 0, payload, l4_start);
+    // Malformed options: dropped, but with the transport's fields filled first, as tshark
+    // dissects on past them (an expert note, no malformed mark) and shows them.
+    let Some(routed_onward) = routed_onward else { return Parsed::Bad(DropReason::BadIpv4Header) };
+    if let Some(reason) = l4 {
         return Parsed::Bad(reason);
     }
     Parsed::Ip(IpFrame {
