@@ -296,46 +296,82 @@ impl Translator<'_> {
                 self.i += close + 1;
                 return Ok(());
             }
+            // A named group is a group: its name is for back-references and captures, which a
+            // match never reads (and which `(?J)` lets repeat, where the regex crate refuses a
+            // name twice). `(?P>name)` and `(?<=`/`(?<!` are not groups.
             (Some(b'?'), Some(b'\'')) => {
                 let rest = &self.p[self.i + 2..];
                 let close = rest.iter().position(|&b| b == b'\'').ok_or("(?' without its closing quote")?;
-                let name = std::str::from_utf8(&rest[..close]).map_err(|_| "a group name that is not ASCII")?;
                 self.groups += 1;
-                let _ = write!(self.out, "(?P<{name}>");
+                self.out.push('(');
                 self.i += 2 + close + 1;
             }
             (Some(b'?'), Some(b'<' | b'P')) if !matches!(self.peek(2), Some(b'=' | b'!' | b'>')) => {
-                // `(?<name>` and `(?P<name>`; `(?P>name)` and `(?<=`/`(?<!` are not groups.
+                let rest = &self.p[self.i..];
+                let close = rest.iter().position(|&b| b == b'>').ok_or("a group name without its closing >")?;
                 self.groups += 1;
                 self.out.push('(');
+                self.i += close + 1;
             }
             (Some(b'?'), Some(b':')) => self.out.push('('),
+            (Some(b'?'), Some(b'|')) => {
+                // A branch reset group renumbers captures only, which a match never reads.
+                self.out.push_str("(?:");
+                self.i += 2;
+            }
             (Some(b'?'), _) => {
-                // Flags, `(?flags)` or `(?flags:`; anything else is PCRE2 syntax the regex
-                // crate lacks.
+                // Flags, `(?flags)` or `(?flags:`, written out again for the regex crate:
+                // `n` (no automatic captures) and `J` (duplicate names) change nothing a
+                // match reads and are left out; `^` (PCRE2 10.32) first unsets i, m, n, s
+                // and x. Anything else is PCRE2 syntax the regex crate lacks.
                 let mut j = self.i + 1;
-                let mut on = true;
+                let (mut on, mut set, mut unset) = (true, String::new(), String::new());
+                if self.p.get(j) == Some(&b'^') {
+                    unset.push_str("ims");
+                    inherited.multi_line = false;
+                    inherited.extended = false;
+                    j += 1;
+                }
                 while let Some(&b) = self.p.get(j) {
                     match b {
-                        b'-' => on = false,
+                        b'-' if on && unset.is_empty() => on = false,
                         b'm' => inherited.multi_line = on,
+                        b'x' if self.p.get(j + 1) == Some(&b'x') => {
+                            return Err(unsupported("(?xx), which also ignores blanks in classes"));
+                        }
                         b'x' => inherited.extended = on,
                         b'i' | b's' | b'U' => {}
+                        b'n' | b'J' => {}
                         b')' | b':' => break,
                         _ => return Err(unsupported(&format!("(?{}", char::from(b)))),
                     }
+                    if matches!(b, b'i' | b'm' | b's' | b'U' | b'x') {
+                        let list = if on { &mut set } else { &mut unset };
+                        if !list.contains(char::from(b)) {
+                            list.push(char::from(b));
+                        }
+                    }
                     j += 1;
                 }
+                // Set wins where `^` unset a flag and the group sets it again.
+                unset.retain(|c| !set.contains(c));
+                let flags = match (set.is_empty(), unset.is_empty()) {
+                    (true, true) => String::new(),
+                    (_, true) => set,
+                    _ => format!("{set}-{unset}"),
+                };
                 match self.p.get(j) {
                     Some(b')') => {
                         // Flags for the rest of the enclosing group: no group of their own.
                         *self.flags() = inherited;
-                        self.out.push_str(&String::from_utf8_lossy(&self.p[self.i - 1..=j]));
+                        if !flags.is_empty() {
+                            let _ = write!(self.out, "(?{flags})");
+                        }
                         self.i = j + 1;
                         return Ok(());
                     }
                     Some(b':') => {
-                        self.out.push_str(&String::from_utf8_lossy(&self.p[self.i - 1..=j]));
+                        let _ = write!(self.out, "(?{flags}:");
                         self.i = j + 1;
                         self.flags.push(inherited);
                         return Ok(());
@@ -727,7 +763,12 @@ mod tests {
         assert_eq!(t(r"[[:a]b:]][\8]"), r"[\x5b\x3a\x61]b:\x5d\x5d[\x38]");
         assert_eq!(translate(b"(?x)a\x85b a$ #c").unwrap(), r"(?x)ab a(?:\n?\z) ");
         assert_eq!(t(r"a$(?#c)\E|\N{2}\C"), r"a(?:\n?\z)|[^\n]{2}(?s:.)");
-        assert_eq!(t(r"(?#note)GET(?'n'x)"), r"GET(?P<n>x)");
+        assert_eq!(t(r"(?#note)GET(?'n'x)"), r"GET(x)");
+        // Names go (a match reads none, and `(?J)` repeats them); so do `n` and `J`; `^`
+        // unsets i, m and s; a branch reset is a group.
+        assert_eq!(t(r"(?J)(?<a>x)|(?P<a>y)(?|z)"), r"(x)|(y)(?:z)");
+        assert_eq!(t(r"(?^)a(?^i:b)(?n-i)c"), r"(?-ims)a(?i-ms:b)(?-i)c");
+        assert!(translate(b"(?xx)[ a]").is_err());
         assert_eq!(t(r"\<tag\>"), r"\x3ctag\x3e");
         assert_eq!(t("caf\u{e9}"), r"caf\xc3\xa9");
     }
