@@ -823,6 +823,13 @@ fn a_single_bracket_list_header_says_to_double_it() {
     // With a comment after the header, the same.
     let commented = errors(&text.replace("[customer]\n", "[customer] # acme\n"));
     assert!(commented.len() == 1 && commented[0].contains("write `[[customer]]`"), "{commented:?}");
+    // A customer's table with no `[[customer]]` before it: the list is the header's first part.
+    let orphan = errors("[server]\nanycast = \"192.0.2.1\"\n[customer.firewall]\ndefault = \"drop\"\n");
+    assert_eq!(
+        orphan,
+        ["bad.toml:3:2: invalid type: map, expected a sequence: `[customer.firewall]` belongs to one \
+             `[[customer]]`: write `[[customer]]` (and what it needs) above it"]
+    );
 }
 
 /// A customer prefix that no route covers, or covers only in part, is announced and its

@@ -680,6 +680,15 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
                 && !name.starts_with('[')
             {
                 message = format!("{message}: write `[[{name}]]`, a list of tables (one `[[{name}]]` header each)");
+            } else if message.starts_with("invalid type: map, expected a sequence")
+                && let Some(header) = line.split_once(']').map(|(h, _)| h)
+                && let Some(name) = header.split('.').next().filter(|n| !n.is_empty())
+            {
+                // Pointed inside a dotted header (`[customer.firewall]` with no
+                // `[[customer]]` before it): the list is its first part.
+                message = format!(
+                    "{message}: `[{header}]` belongs to one `[[{name}]]`: write `[[{name}]]` (and what it needs) above it"
+                );
             }
             Err(ConfigErrors(vec![ConfigError::new(source.pos(offset), message)]))
         }
