@@ -184,11 +184,12 @@ impl Layer {
                 let r = cut(start, ip_end?);
                 return (r.start < r.end).then_some(r);
             }
-            // A UDP length of 8 says there is none, and tshark dissects none (any other
-            // length is not held to: the data runs to the IP payload's end).
+            // A UDP length of 8 says there is none, and tshark dissects none, nor behind a
+            // bogus one below 8 (a longer one is not held to: the data runs to the IP
+            // payload's end).
             Layer::UdpPayload => {
                 let start = l4(17)? + 8;
-                if at(Dim::L4Len)? == 8 {
+                if at(Dim::L4Len)? <= 8 {
                     return None;
                 }
                 let r = cut(start, ip_end?);

@@ -338,6 +338,41 @@ fn lists_select_what_their_members_written_inline_select() {
     let _ = std::fs::remove_file(file);
 }
 
+/// TCP and UDP cut short in whole packets (0 to 20 bytes of header behind a protocol of 6
+/// or 17) and UDP whose length is below its header's: the layers and fields tshark shows.
+/// No layer before the ports are there; no UDP checksum or payload behind a bogus length.
+#[test]
+fn transport_headers_cut_short_in_whole_packets_have_the_fields_tshark_reads() {
+    let file = std::env::temp_dir().join(format!("transitd-match-l4-short-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "head = bytes([0x12, 0x34, 0x00, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0])\n\
+         ip = lambda p: Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=p)\n\
+         frames = [ip(p)/Raw(head[:n]) for p in (6, 17) for n in (0, 1, 2, 3, 4, 6, 8, 12, 19, 20)]\n\
+         frames += [Ether()/IP(src='10.0.0.1', dst='10.0.0.2')/UDP(sport=53, dport=5353, len=n)/Raw(b'abcd') for n in (4, 8, 12)]",
+    );
+    let mut wrong = Vec::new();
+    for expr in [
+        "tcp",
+        "tcp.srcport",
+        "tcp.flags",
+        "udp",
+        "udp.srcport",
+        "udp.length",
+        "udp.checksum",
+        "udp.payload",
+        "len(udp.payload) == 4",
+        "udp contains \"ab\"",
+    ] {
+        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
+        if ours != theirs {
+            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// IPv4 options that are malformed (a Router Alert of 6 bytes, an option running past the
 /// header) are dropped by the pipeline, but tshark dissects on past them and shows the
 /// transport: `transitd match` shows the same fields (it showed none).

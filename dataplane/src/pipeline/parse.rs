@@ -554,7 +554,10 @@ fn parse_l4(
         }
         return None;
     }
-    key.set_l4_proto(proto.0);
+    // Whole or not, tshark has no TCP or UDP layer before the ports are there.
+    if !(matches!(proto, IpNumber::TCP | IpNumber::UDP) && payload.len() < 4) {
+        key.set_l4_proto(proto.0);
+    }
     let bad = match proto {
         IpNumber::TCP => match etherparse::TcpSlice::from_slice(payload) {
             Ok(t) => {
@@ -685,9 +688,13 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
                 key.set_ports(src, dst);
             }
             if proto == IpNumber::UDP {
-                if let (Some(len), Some(sum)) = (u16_at(4), u16_at(6)) {
+                // The length as its bytes come; the checksum only behind a length that holds
+                // the header (tshark dissects no further past a bogus one).
+                if let Some(len) = u16_at(4) {
                     key.set(Dim::L4Len, len.into());
-                    key.set(Dim::L4Checksum, sum.into());
+                    if let Some(sum) = u16_at(6).filter(|_| len >= 8) {
+                        key.set(Dim::L4Checksum, sum.into());
+                    }
                 }
             } else if let Some(h) = b.get(..16) {
                 // tshark 4.0 reads the header up to the window in one go, so a first fragment
