@@ -139,9 +139,10 @@ fn both(
     flood: Option<u32>,
     runs: usize,
 ) -> ((Runs, WorkerState), (Runs, WorkerState)) {
-    let (mut a, mut b) = (Feed::new(without, frames, total, flood), Feed::new(with, frames, total, flood));
-    let (ra, rb) = Runs::alternated(runs, total as u64, || a.run(), || b.run());
-    ((ra, a.state), (rb, b.state))
+    let mut feeds = [Feed::new(without, frames, total, flood), Feed::new(with, frames, total, flood)];
+    let timed = Runs::interleaved(runs, total as u64, 2, |row| feeds[row].run());
+    let [a, b] = feeds;
+    ((timed[0], a.state), (timed[1], b.state))
 }
 
 /// Runs the benchmark and prints a Markdown table.

@@ -47,23 +47,22 @@ impl Runs {
         Runs::of((0..runs.max(1)).map(|_| ns_per_item(items, &mut work)).collect())
     }
 
-    /// Runs `a` and `b` (each processing `items` items) `runs` times each after a warm-up run
-    /// of each, alternated, each first every other time: a drift of the machine's speed
-    /// over the run falls on both alike.
-    pub fn alternated(runs: usize, items: u64, mut a: impl FnMut(), mut b: impl FnMut()) -> (Runs, Runs) {
-        a();
-        b();
-        let (mut of_a, mut of_b) = (Vec::new(), Vec::new());
+    /// Runs each of `rows` pieces of work (`work(row)`, each processing `items` items)
+    /// `runs` times after a warm-up run of each, interleaved: a run of every row, in order,
+    /// then in reverse order, and so on, so that a drift of the machine's speed over the run
+    /// falls on every row alike. One summary per row.
+    pub fn interleaved(runs: usize, items: u64, rows: usize, mut work: impl FnMut(usize)) -> Vec<Runs> {
+        for row in 0..rows {
+            work(row);
+        }
+        let mut ns: Vec<Vec<f64>> = vec![Vec::new(); rows];
         for i in 0..runs.max(1) {
-            if i % 2 == 0 {
-                of_a.push(ns_per_item(items, &mut a));
-                of_b.push(ns_per_item(items, &mut b));
-            } else {
-                of_b.push(ns_per_item(items, &mut b));
-                of_a.push(ns_per_item(items, &mut a));
+            for k in 0..rows {
+                let row = if i % 2 == 0 { k } else { rows - 1 - k };
+                ns[row].push(ns_per_item(items, &mut || work(row)));
             }
         }
-        (Runs::of(of_a), Runs::of(of_b))
+        ns.into_iter().map(Runs::of).collect()
     }
 
     /// The summary of runs' ns per item (not empty).

@@ -99,21 +99,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let tree = slice_of(port).and_then(|s| by_addr.get(&ip).map(|v| v[usize::from(s)]));
             assert_eq!((hashed, tree), (want, want));
         }
-        let table_runs = Runs::measure(args.runs, u64::from(args.lookups), || {
+        // The three interleaved, run by run: a drift of the machine falls on each alike.
+        let timed = Runs::interleaved(args.runs, u64::from(args.lookups), 3, |row| {
             for &(ip, port) in &lookups {
-                black_box(table.owner(black_box(ip), black_box(port)));
+                match row {
+                    0 => {
+                        black_box(table.owner(black_box(ip), black_box(port)));
+                    }
+                    1 => {
+                        black_box(slice_of(port).and_then(|s| by_slice.get(&(black_box(ip), s))));
+                    }
+                    _ => {
+                        black_box(slice_of(port).and_then(|s| by_addr.get(&black_box(ip)).map(|v| v[usize::from(s)])));
+                    }
+                }
             }
         });
-        let hash_runs = Runs::measure(args.runs, u64::from(args.lookups), || {
-            for &(ip, port) in &lookups {
-                black_box(slice_of(port).and_then(|s| by_slice.get(&(black_box(ip), s))));
-            }
-        });
-        let tree_runs = Runs::measure(args.runs, u64::from(args.lookups), || {
-            for &(ip, port) in &lookups {
-                black_box(slice_of(port).and_then(|s| by_addr.get(&black_box(ip)).map(|v| v[usize::from(s)])));
-            }
-        });
+        let (table_runs, hash_runs, tree_runs) = (timed[0], timed[1], timed[2]);
         println!("{n} egress addresses ({} slices)\n", by_slice.len());
         println!("{}", Runs::header("lookup"));
         println!("{}", table_runs.row("OwnerTable (open addressing + dense rows)"));

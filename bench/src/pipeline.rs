@@ -72,47 +72,52 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let spacing_ns = 1_000_000_000 / args.rate;
     let mut clock_ns = 0u64;
 
-    let copy = Runs::measure(args.runs, total, || {
-        for _ in 0..batches {
-            fill(&mut bufs, &mut lens);
-            std::hint::black_box(&mut bufs);
-        }
-    });
-    let slice = Runs::measure(args.runs, total, || {
-        for _ in 0..batches {
-            fill(&mut bufs, &mut lens);
-            for (b, (len, _)) in bufs.iter().zip(lens.iter()) {
-                // The whole result, not just `is_ok()`: with cross-crate inlining (LTO) the
-                // compiler drops whatever of the walk nothing reads.
-                let _ = std::hint::black_box(etherparse::SlicedPacket::from_ethernet(&b[HEADROOM..HEADROOM + len]));
-            }
-        }
-    });
-    let parse = Runs::measure(args.runs, total, || {
-        for _ in 0..batches {
-            fill(&mut bufs, &mut lens);
-            for (b, (len, wire)) in bufs.iter().zip(lens.iter()) {
-                std::hint::black_box(parse_frame(&b[HEADROOM..HEADROOM + len], *wire));
-            }
-        }
-    });
     // Frames forwarded by each run (the warm-up first): every timed run must forward, not
     // only the warm-up before the rate limits ran dry.
     let mut forwarded_by_run = Vec::with_capacity(args.runs + 1);
-    let full = Runs::measure(args.runs, total, || {
-        let before = crate::measure::forwarded(&state.stats);
-        for _ in 0..batches {
-            fill(&mut bufs, &mut lens);
-            let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
-            batch.extend(bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| {
-                clock_ns += spacing_ns;
-                Frame::new(b, HEADROOM, *len, *wire, clock_ns)
-            }));
-            process_batch(&snap, &mut batch, &mut state);
-            state.spill.clear(); // later fragments, if any, are not sent anywhere here
+    // The four rows interleaved, run by run: the ratio of the pipeline to the bare walk is
+    // not skewed by the machine's drift between blocks of runs.
+    let timed = Runs::interleaved(args.runs, total, 4, |row| match row {
+        0 => {
+            for _ in 0..batches {
+                fill(&mut bufs, &mut lens);
+                std::hint::black_box(&mut bufs);
+            }
         }
-        forwarded_by_run.push(crate::measure::forwarded(&state.stats) - before);
+        1 => {
+            for _ in 0..batches {
+                fill(&mut bufs, &mut lens);
+                for (b, (len, _)) in bufs.iter().zip(lens.iter()) {
+                    // The whole result, not just `is_ok()`: with cross-crate inlining (LTO)
+                    // the compiler drops whatever of the walk nothing reads.
+                    let _ = std::hint::black_box(etherparse::SlicedPacket::from_ethernet(&b[HEADROOM..HEADROOM + len]));
+                }
+            }
+        }
+        2 => {
+            for _ in 0..batches {
+                fill(&mut bufs, &mut lens);
+                for (b, (len, wire)) in bufs.iter().zip(lens.iter()) {
+                    std::hint::black_box(parse_frame(&b[HEADROOM..HEADROOM + len], *wire));
+                }
+            }
+        }
+        _ => {
+            let before = crate::measure::forwarded(&state.stats);
+            for _ in 0..batches {
+                fill(&mut bufs, &mut lens);
+                let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
+                batch.extend(bufs.iter_mut().zip(lens.iter()).map(|(b, (len, wire))| {
+                    clock_ns += spacing_ns;
+                    Frame::new(b, HEADROOM, *len, *wire, clock_ns)
+                }));
+                process_batch(&snap, &mut batch, &mut state);
+                state.spill.clear(); // later fragments, if any, are not sent anywhere here
+            }
+            forwarded_by_run.push(crate::measure::forwarded(&state.stats) - before);
+        }
     });
+    let (copy, slice, parse, full) = (timed[0], timed[1], timed[2], timed[3]);
     // A pipeline that forwarded nothing measured drops and nothing else: that is no figure
     // (nor is one that only answered: an ICMP error or a SYN challenge is not forwarding).
     let timed = forwarded_by_run.get(1..).unwrap_or(&[]);
