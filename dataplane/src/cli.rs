@@ -246,7 +246,7 @@ pub struct RunArgs {
     /// before the interrupt comes back when busy polling stops (e.g. 200000).
     #[arg(long, value_name = "NS")]
     pub gro_flush_timeout: Option<u64>,
-    /// UMEM frames per queue.
+    /// UMEM frames per queue: 256 to 1,048,576, of 4 KiB each.
     #[arg(long, default_value_t = 4096)]
     pub frames: u32,
     /// Serve metrics (Prometheus/OpenMetrics text) at http://ADDR/metrics.
