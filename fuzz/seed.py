@@ -5,7 +5,7 @@ of the match oracle test, the example and test configurations. Run once to start
 scripts/fuzz --merge then keeps it minimal. Needs scapy (python3-scapy).
 
 `seed.py --targets` names the targets it seeds, one a line (scripts/fuzz seeds when one of
-those has an empty corpus). The others (rule_tree, config_schema, cli, reassembly, plan_replan) build their inputs
+those has an empty corpus). The others (rule_tree, config_schema, cli, reassembly, plan_replan, lists) build their inputs
 from the grammar, the schema or the flags with `arbitrary`: the project's data is not
 theirs to start from, and they start from nothing."""
 import hashlib, os, random, sys
