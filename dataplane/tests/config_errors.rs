@@ -12,6 +12,13 @@ fn errors_in(path: &std::path::Path) -> Vec<String> {
     }
 }
 
+/// The warnings of configuration `text` (as file `w.toml`), each as printed, those that
+/// mention `about` (all of them for "").
+fn warnings_about(text: &str, about: &str) -> Vec<String> {
+    let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
+    snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains(about)).collect()
+}
+
 fn errors(text: &str) -> Vec<String> {
     let loaded = match config::parse("bad.toml", text) {
         Ok(l) => l,
@@ -584,10 +591,7 @@ fn ipv6_prefixes_without_anycast_v6_are_warned_about_at_their_position() {
                 prefixes = [\"203.0.113.0/24\", \"2001:db8:1::/48\", \"2001:db8:2::/48\"]\n";
     // (Its prefixes have no route, which is warned about too: those warnings are not this
     // test's.)
-    let warnings = |text: &str| -> Vec<String> {
-        let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
-        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("anycast_v6")).collect()
-    };
+    let warnings = |text: &str| -> Vec<String> { warnings_about(text, "anycast_v6") };
     let said = warnings(text);
     assert_eq!(said.len(), 1, "once, at the first IPv6 prefix: {said:?}");
     assert!(
@@ -636,8 +640,7 @@ fn a_customer_without_prefixes_and_a_list_without_a_family_are_warned_about() {
                 [[dos.rule]]\nmatch = \"ip.src in $v4 or ipv6.src in $v4\"\naction = \"drop\"\n\
                 [[customer]]\nname = \"empty\"\n\
                 [[list]]\nname = \"none\"\n[[dos.rule]]\nmatch = \"not ip.src in $none\"\naction = \"drop\"\n";
-    let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
-    let said: Vec<String> = snap.warnings.iter().map(ToString::to_string).collect();
+    let said = warnings_about(text, "");
     assert_eq!(
         said,
         [
@@ -671,10 +674,7 @@ fn an_empty_match_is_warned_about() {
              [customer.firewall]\ndefault = \"drop\"\n[[customer.firewall.rule]]\nname = \"all\"\nmatch = \"{expr}\"\naction = \"accept\"\n"
         )
     };
-    let warned = |text: &str| -> Vec<String> {
-        let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
-        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("rule `all`")).collect()
-    };
+    let warned = |text: &str| -> Vec<String> { warnings_about(text, "rule `all`") };
     for empty in ["", "   "] {
         assert_eq!(
             warned(&rule(empty)),
@@ -761,9 +761,7 @@ fn routers_and_anycast_inside_announced_prefixes_are_refused() {
     assert!(errors(&ours)[0].starts_with("bad.toml:2:11: anycast address `203.0.113.1` is inside prefix"));
     let catch_all = config("192.0.2.1", "\"0.0.0.0/0\"", "198.51.100.1");
     assert_eq!(errors(&catch_all), Vec::<String>::new());
-    let snap = Snapshot::build(&config::parse("w.toml", &catch_all).unwrap()).unwrap();
-    let warned: Vec<String> =
-        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("inside prefix")).collect();
+    let warned = warnings_about(&catch_all, "inside prefix");
     assert_eq!(warned.len(), 2, "the anycast address and the remote: {warned:?}");
 }
 
@@ -780,10 +778,7 @@ fn a_tunnel_router_on_the_bogon_list_is_warned_about() {
         )
     };
     // (Its prefix has no route, which is warned about too: not this test's.)
-    let warnings_of = |text: &str| -> Vec<String> {
-        let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
-        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("bogon")).collect()
-    };
+    let warnings_of = |text: &str| -> Vec<String> { warnings_about(text, "bogon") };
     assert_eq!(
         warnings_of(&config("")),
         ["w.toml:9:10: tunnel remote `100.64.1.1` is in the default bogon list (100.64.0.0/10): its GRE would be \
@@ -848,10 +843,7 @@ fn a_prefix_without_a_route_is_warned_about() {
         text.insert_str(at, &routes);
         text
     };
-    let warnings_of = |text: &str| -> Vec<String> {
-        let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
-        snap.warnings.iter().map(ToString::to_string).collect()
-    };
+    let warnings_of = |text: &str| -> Vec<String> { warnings_about(text, "") };
     let said = warnings_of(&config(&["203.0.113.0/25", "2001:db8::/32"]));
     assert_eq!(
         said,
@@ -931,8 +923,7 @@ fn a_next_hop_that_can_never_resolve_is_refused() {
     }
     assert_eq!(errors(&config("next_hop = \"192.0.2.254\"")), Vec::<String>::new());
     let both = config("next_hop = \"192.0.2.254\"\nnext_hop_mac = \"02:00:00:00:00:fe\"");
-    let snap = Snapshot::build(&config::parse("w.toml", &both).unwrap()).unwrap();
-    let said: Vec<String> = snap.warnings.iter().map(ToString::to_string).collect();
+    let said = warnings_about(&both, "");
     assert_eq!(said, ["w.toml:3:12: next_hop is not used: next_hop_mac is set too, and frames go to that MAC"]);
 }
 
@@ -941,8 +932,7 @@ fn a_next_hop_that_can_never_resolve_is_refused() {
 fn an_mss_without_clamping_is_warned_about() {
     let text = "[server]\nanycast = \"192.0.2.1\"\nmss_clamp = false\n[[customer]]\nname = \"a\"\n\
                 [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\nmss = 1200\n";
-    let snap = Snapshot::build(&config::parse("w.toml", text).unwrap()).unwrap();
-    let said: Vec<String> = snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("mss")).collect();
+    let said = warnings_about(text, "mss");
     assert_eq!(said, ["w.toml:9:7: mss is not used: [server] mss_clamp = false clamps no SYN"]);
 }
 
@@ -973,10 +963,7 @@ fn a_tunnel_mtu_past_the_frame_size_is_warned_about() {
              [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\nmtu = {mtu}\n"
         )
     };
-    let said = |frame, mtu| -> Vec<String> {
-        let snap = Snapshot::build(&config::parse("w.toml", &text(frame, mtu)).unwrap()).unwrap();
-        snap.warnings.iter().map(ToString::to_string).filter(|w| w.contains("frame_size")).collect()
-    };
+    let said = |frame, mtu| -> Vec<String> { warnings_about(&text(frame, mtu), "frame_size") };
     assert_eq!(
         said(4096, 9000),
         [

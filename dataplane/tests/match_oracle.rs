@@ -77,6 +77,18 @@ fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
 
 const TCP_SEQ_ON_THE_WIRE: [&str; 2] = ["tcp.relative_sequence_numbers", "FALSE"];
 
+/// The expressions of `exprs` whose frames of `file` transitd and tshark select differently,
+/// each with both selections.
+fn differences(file: &Path, exprs: &[&str]) -> Vec<String> {
+    exprs
+        .iter()
+        .filter_map(|expr| {
+            let (ours, theirs) = (transitd_frames(file, expr), theirs(file, expr));
+            (ours != theirs).then(|| format!("{expr}: transitd {ours:?}, tshark {theirs:?}"))
+        })
+        .collect()
+}
+
 /// tshark's answers for a whole list of expressions on one capture. Most come from one
 /// `sharkd` (the same dissectors and filter engine, a few milliseconds an expression instead
 /// of tshark's half-second start-up). The length of a protocol (`len(tcp)`) is not the same
@@ -351,24 +363,21 @@ fn transport_headers_cut_short_in_whole_packets_have_the_fields_tshark_reads() {
          frames = [ip(p)/Raw(head[:n]) for p in (6, 17) for n in (0, 1, 2, 3, 4, 6, 8, 12, 19, 20)]\n\
          frames += [Ether()/IP(src='10.0.0.1', dst='10.0.0.2')/UDP(sport=53, dport=5353, len=n)/Raw(b'abcd') for n in (4, 8, 12)]",
     );
-    let mut wrong = Vec::new();
-    for expr in [
-        "tcp",
-        "tcp.srcport",
-        "tcp.flags",
-        "udp",
-        "udp.srcport",
-        "udp.length",
-        "udp.checksum",
-        "udp.payload",
-        "len(udp.payload) == 4",
-        "udp contains \"ab\"",
-    ] {
-        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
-        if ours != theirs {
-            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
-        }
-    }
+    let wrong = differences(
+        &file,
+        &[
+            "tcp",
+            "tcp.srcport",
+            "tcp.flags",
+            "udp",
+            "udp.srcport",
+            "udp.length",
+            "udp.checksum",
+            "udp.payload",
+            "len(udp.payload) == 4",
+            "udp contains \"ab\"",
+        ],
+    );
     let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
@@ -385,15 +394,10 @@ fn a_packet_with_malformed_options_has_the_transport_fields_tshark_reads() {
          ip = lambda opts: Ether()/IP(src='10.0.0.1', dst='10.0.0.2', options=opts)/tcp\n\
          frames = [ip([IPOption_Router_Alert(length=6)]), ip([IPOption_RR(length=12, pointer=4, routers=[])]), ip([])]",
     );
-    let mut wrong = Vec::new();
-    for expr in
-        ["tcp", "tcp.port == 80", "tcp.srcport == 1234", "tcp.flags.syn == 1", "ip.src == 10.0.0.1", "len(tcp) == 20"]
-    {
-        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
-        if ours != theirs {
-            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
-        }
-    }
+    let wrong = differences(
+        &file,
+        &["tcp", "tcp.port == 80", "tcp.srcport == 1234", "tcp.flags.syn == 1", "ip.src == 10.0.0.1", "len(tcp) == 20"],
+    );
     assert!(theirs(&file, "tcp.port == 80").len() == 3, "tshark reads the transport of all three");
     let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -412,38 +416,35 @@ fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
         "tcp = bytes(TCP(sport=1234, dport=80, seq=0x11223344, ack=0x55667788, flags='SA', window=0x1234, urgptr=7, chksum=0xbeef)/Raw(b'x' * 8))\n\
          frames = [Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(0, 22)]",
     );
-    let mut wrong = Vec::new();
-    for expr in [
-        "tcp",
-        "tcp.srcport == 1234",
-        "tcp.flags",
-        "tcp.flags.syn == 1",
-        "tcp.seq == 0x11223344",
-        "tcp.ack == 0x55667788",
-        "tcp.hdr_len == 20",
-        "tcp.window_size_value == 0x1234",
-        "tcp.checksum == 0xbeef",
-        "tcp.urgent_pointer == 7",
-        "tcp.payload",
-        "len(tcp) == 0",
-        "len(tcp) == 2",
-        "len(tcp) == 4",
-        "len(tcp) == 8",
-        "tcp[0:1] == 04",
-        "tcp contains 04",
-        "tcp.srcport",
-        "len(tcp) == 15",
-        "len(tcp) == 16",
-        "len(tcp) == 20",
-        "tcp[12:2] == 50:12",
-        "tcp contains 12:34",
-        "tcp contains \"xx\"",
-    ] {
-        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
-        if ours != theirs {
-            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
-        }
-    }
+    let wrong = differences(
+        &file,
+        &[
+            "tcp",
+            "tcp.srcport == 1234",
+            "tcp.flags",
+            "tcp.flags.syn == 1",
+            "tcp.seq == 0x11223344",
+            "tcp.ack == 0x55667788",
+            "tcp.hdr_len == 20",
+            "tcp.window_size_value == 0x1234",
+            "tcp.checksum == 0xbeef",
+            "tcp.urgent_pointer == 7",
+            "tcp.payload",
+            "len(tcp) == 0",
+            "len(tcp) == 2",
+            "len(tcp) == 4",
+            "len(tcp) == 8",
+            "tcp[0:1] == 04",
+            "tcp contains 04",
+            "tcp.srcport",
+            "len(tcp) == 15",
+            "len(tcp) == 16",
+            "len(tcp) == 20",
+            "tcp[12:2] == 50:12",
+            "tcp contains 12:34",
+            "tcp contains \"xx\"",
+        ],
+    );
     let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
@@ -483,30 +484,27 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
            v4(bytes(UDP(sport=7, dport=8, len=8, chksum=0)) + b'ABCDEFGH', proto=17),\n\
          ]",
     );
-    let mut wrong = Vec::new();
-    for expr in [
-        "tcp.payload",
-        "tcp.payload contains \"ABC\"",
-        "tcp contains \"ABC\"",
-        "len(tcp.payload) == 20",
-        "tcp.payload[0:4] == \"ABCD\"",
-        "tcp.payload contains ee",
-        "tcp contains \"PAD\"",
-        "tcp.payload == \"hello\"",
-        "udp.payload",
-        "len(udp.payload) == 6",
-        "len(udp.payload) == 8",
-        "udp.payload[-1] == \"Z\"",
-        "udp contains \"WXYZ\"",
-        "udp matches \"WXYZ\"",
-        "udp.payload contains ee",
-        "udp contains ee",
-    ] {
-        let (ours, theirs) = (transitd_frames(&file, expr), theirs(&file, expr));
-        if ours != theirs {
-            wrong.push(format!("{expr}: transitd {ours:?}, tshark {theirs:?}"));
-        }
-    }
+    let wrong = differences(
+        &file,
+        &[
+            "tcp.payload",
+            "tcp.payload contains \"ABC\"",
+            "tcp contains \"ABC\"",
+            "len(tcp.payload) == 20",
+            "tcp.payload[0:4] == \"ABCD\"",
+            "tcp.payload contains ee",
+            "tcp contains \"PAD\"",
+            "tcp.payload == \"hello\"",
+            "udp.payload",
+            "len(udp.payload) == 6",
+            "len(udp.payload) == 8",
+            "udp.payload[-1] == \"Z\"",
+            "udp contains \"WXYZ\"",
+            "udp matches \"WXYZ\"",
+            "udp.payload contains ee",
+            "udp contains ee",
+        ],
+    );
     let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
