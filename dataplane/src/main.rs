@@ -68,7 +68,13 @@ struct Refused(String);
 fn out(text: impl std::fmt::Display) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
+    judged(write!(stdout, "{text}").and_then(|()| stdout.flush()))
+}
+
+/// What a write to standard output came to, as `main` judges it: [`ReaderGone`], or an
+/// error that says where it was writing.
+fn judged(written: std::io::Result<()>) -> anyhow::Result<()> {
+    match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ReaderGone.into()),
         written => written.context("writing to standard output"),
     }
@@ -144,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if lists.is_some() && filter.is_none() {
                 anyhow::bail!("--lists names the lists of -Y's expression; --config's rules take its own");
             }
-            Ok(match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json))
+            match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json)
         }
         Command::Completions { shell } => {
             // Made whole first: clap_complete panics on a failed write (`| head`), and a
@@ -372,7 +378,7 @@ fn match_command(
     limit: Option<u64>,
     count: bool,
     json: bool,
-) -> ExitCode {
+) -> anyhow::Result<ExitCode> {
     use std::io::Write;
     use transitd::dryrun::{MatchError, dry_run, match_filter};
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -383,14 +389,14 @@ fn match_command(
             Ok(r) => r.unwrap_or_default(),
             Err(errors) => {
                 eprintln!("{errors}");
-                return ExitCode::from(1);
+                return Ok(ExitCode::from(1));
             }
         };
         let expr = match classifier::parse_with(text, &mut registry) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("transitd: {}", e.render(text));
-                return ExitCode::from(2);
+                return Ok(ExitCode::from(2));
             }
         };
         let mut selected = 0u64;
@@ -407,7 +413,7 @@ fn match_command(
     } else if let Some(config) = config {
         let snap = match load(config) {
             Ok(s) => s,
-            Err(code) => return code,
+            Err(code) => return Ok(code),
         };
         let (report, result) = dry_run(&snap, read, limit);
         // The frames read before a capture cut short are reported, as -Y lists them.
@@ -423,28 +429,21 @@ fn match_command(
         result
     } else {
         eprintln!("transitd: match needs -Y EXPR or --config FILE");
-        return ExitCode::from(2);
+        return Ok(ExitCode::from(2));
     };
-    let written = written.and_then(|()| stdout.flush());
-    match (result, written) {
-        // What was wanted was read (`| head`): no error, as for any Unix filter.
-        (_, Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        (_, Err(e)) => {
-            eprintln!("transitd: writing to standard output: {e}");
+    // A reader gone or a failed write is judged as every command's output is.
+    judged(written.and_then(|()| stdout.flush()))?;
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(MatchError::Expression(e)) => {
+            eprintln!("transitd: {e}");
             ExitCode::from(2)
         }
-        (result, Ok(())) => match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(MatchError::Expression(e)) => {
-                eprintln!("transitd: {e}");
-                ExitCode::from(2)
-            }
-            Err(MatchError::Capture(e)) => {
-                eprintln!("transitd: {e}");
-                ExitCode::from(2)
-            }
-        },
-    }
+        Err(MatchError::Capture(e)) => {
+            eprintln!("transitd: {e}");
+            ExitCode::from(2)
+        }
+    })
 }
 
 fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
