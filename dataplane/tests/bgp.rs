@@ -427,6 +427,15 @@ fn guard_for(
     socket: &std::path::Path,
     include: &std::path::Path,
 ) -> (std::process::Child, std::process::ChildStdin, impl Fn() -> String) {
+    let (guard, told, next, _) = guard_saying(socket, include);
+    (guard, told, next)
+}
+
+/// [`guard_for`], and what the guard says on stderr, line by line as stdout's.
+fn guard_saying(
+    socket: &std::path::Path,
+    include: &std::path::Path,
+) -> (std::process::Child, std::process::ChildStdin, impl Fn() -> String, impl Fn() -> String) {
     use std::io::BufRead as _;
     use std::process::Stdio;
     let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
@@ -437,15 +446,19 @@ fn guard_for(
         .args(["--withdraw-after-ms", "60000"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let told = guard.stdin.take().unwrap();
-    let lines = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
-    let next = move || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into());
-    (guard, told, next)
+    let reader = |stream: Box<dyn std::io::Read + Send>| {
+        let lines = std::io::BufReader::new(stream).lines();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+        move || rx.recv_timeout(std::time::Duration::from_secs(15)).unwrap_or_else(|_| "(nothing)".into())
+    };
+    let out = reader(Box::new(guard.stdout.take().unwrap()));
+    let err = reader(Box::new(guard.stderr.take().unwrap()));
+    (guard, told, out, err)
 }
 
 /// A real BIRD with configuration `conf`, its control socket at `socket`.
@@ -525,4 +538,51 @@ fn a_bird_that_does_not_include_the_file_is_not_in_sync() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(configured.status.success(), "{}", String::from_utf8_lossy(&configured.stdout));
     assert_eq!((first.as_str(), second.as_str()), ("bird failing", "bird ok"));
+}
+
+/// A BIRD that stops answering for a while (stopped, here; busy, or restarted, in the field)
+/// announced what it was told and still does: asked again once it answers, the same routes
+/// are no withdrawal, so an operator's unapplied edit that BIRD refuses keeps them announced
+/// (the guard had forgotten what BIRD announced, and disabled every route). Checked against a
+/// running BIRD 2 (`birdc show route`).
+#[test]
+fn a_bird_that_was_silent_for_a_while_keeps_its_routes_through_a_refused_configuration() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-silent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    std::fs::write(&conf, including(&include)).unwrap();
+    std::fs::write(&include, "").unwrap();
+    let mut bird = bird_with(&conf, &socket);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (mut guard, mut told, next, said) = guard_saying(&socket, &include);
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = next();
+    let show = || {
+        let out = Command::new("birdc").arg("-s").arg(&socket).args(["show", "route"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let announced = show();
+
+    // BIRD stops answering: the guard's look (every 5 s, each exchange up to 10 s) fails.
+    let stop = |signal: &str| Command::new("kill").args([signal, &bird.id().to_string()]).status().unwrap();
+    stop("-STOP");
+    let second = (0..3).map(|_| next()).find(|l| l != "(nothing)").unwrap_or_default();
+    // Meanwhile an operator edits BIRD's configuration and has not applied it yet.
+    std::fs::write(&conf, format!("{}garbage\n", including(&include))).unwrap();
+    stop("-CONT");
+    // The guard tells BIRD again, which refuses its configuration.
+    let refused = (0..10).map(|_| said()).find(|l| l.contains("BIRD refused") || l == "(nothing)").unwrap_or_default();
+    let after = show();
+    let _ = (guard.kill(), guard.wait());
+    let _ = (bird.kill(), bird.wait());
+    drop(told);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((first.as_str(), second.as_str()), ("bird ok", "bird failing"));
+    assert!(announced.contains("203.0.113.0/24"), "{announced}");
+    assert!(refused.contains("BIRD refused the configuration"), "{refused}");
+    assert!(after.contains("203.0.113.0/24"), "the same routes were withdrawn: {refused}\n{after}");
 }

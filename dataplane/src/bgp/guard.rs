@@ -118,8 +118,10 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
 struct Bird<'a> {
     opts: &'a GuardOptions,
     applied: Option<Announcements>,
-    /// What BIRD may be announcing: what it last took, or nothing once the protocols were
-    /// disabled (`None`: unknown, as at the start, after a run that may have crashed).
+    /// The most BIRD may be announcing, now or once it reads its configuration again (a
+    /// restart, an operator's `configure`): what it last took and whatever the include file
+    /// was written with since (`None`: unknown, as at the start, after a run that may have
+    /// crashed). A change that takes a route out of it is a withdrawal, which fails closed.
     announced: Option<Announcements>,
     /// The last failure, said once, and when to try again.
     failed: Option<(String, Instant)>,
@@ -176,8 +178,11 @@ impl<'a> Bird<'a> {
             self.looked = Instant::now();
             if let Err(e) = bird::alive(&self.opts.bird_socket) {
                 say!("transitd bgp guard: {e}: telling it again once it answers");
-                // What it announces is unknown now: told again, and a withdrawal fails closed.
-                (self.applied, self.announced) = (None, None);
+                // Told again. What it may announce is still `announced`: a BIRD that restarted
+                // read the include file, which holds nothing more. (Forgetting it made the same
+                // routes a withdrawal, and a moment's silence with an unapplied edit in BIRD's
+                // configuration disabled every route.)
+                self.applied = None;
                 self.in_sync(false);
             } else {
                 self.look_included();
@@ -206,7 +211,9 @@ impl<'a> Bird<'a> {
                 if self.failed.as_ref().is_none_or(|f| f.0 != said) {
                     say!("transitd bgp guard: {said} ({why})");
                 }
-                self.announced = Some(Announcements::none());
+                // Disabled, it announces nothing; the include file holds `routes`, which the
+                // next `configure` BIRD takes (or a restart) announces.
+                self.announced = Some(routes.clone());
                 self.in_sync(routes.0.is_empty());
                 if routes.0.is_empty() {
                     (self.applied, self.failed) = (Some(routes.clone()), None);
@@ -221,8 +228,12 @@ impl<'a> Bird<'a> {
                 if self.failed.as_ref().is_none_or(|f| f.0 != said) {
                     say!("transitd bgp guard: {said} (trying again every second)");
                 }
-                // The file may be written even though BIRD was not told: not applied.
+                // The file may be written even though BIRD was not told (or BIRD took it and
+                // its answer was lost): not applied, and it may announce `routes` too.
                 self.applied = None;
+                if let Some(announced) = &mut self.announced {
+                    announced.0.extend(routes.0.iter().copied());
+                }
                 self.failed = Some((said, Instant::now() + Duration::from_secs(1)));
                 self.in_sync(false);
             }
