@@ -1012,6 +1012,25 @@ fn addresses_no_host_or_no_one_host_has_are_refused() {
     let bgp = format!("{base}[bgp]\nbird_socket = \"/run/bird/bird.ctl\"\nbird_include = \"/run/bird/bird.ctl\"\n");
     let bgp = errors(&bgp);
     assert!(bgp.iter().any(|e| e.starts_with("bad.toml:12:16: bird_include is bird_socket's path")), "{bgp:#?}");
+    // bird_include left to its default: said at the key written, not at 1:1.
+    let bgp = format!("{base}[bgp]\nbird_socket = \"/run/transitd/bird.conf\"\n");
+    assert_eq!(
+        errors(&bgp),
+        ["bad.toml:11:15: bird_include is bird_socket's path: run would write its routes over BIRD's control socket"]
+    );
+    // Anycast addresses the Internet cannot send to (link-local, "this network").
+    assert_eq!(
+        with("\"192.0.2.1\"\n", "\"169.254.1.1\"\nanycast_v6 = \"fe80::1\"\n"),
+        [
+            "bad.toml:2:11: anycast address `169.254.1.1` is inside 169.254.0.0/16 (link-local): the Internet cannot \
+             reach it",
+            "bad.toml:3:14: anycast_v6 `fe80::1` is inside fe80::/10 (link-local): the Internet cannot reach it"
+        ]
+    );
+    assert_eq!(
+        with("\"192.0.2.1\"\n", "\"0.1.2.3\"\n"),
+        ["bad.toml:2:11: anycast address `0.1.2.3` is inside 0.0.0.0/8 (this network): the Internet cannot reach it"]
+    );
     // Announced, a prefix that holds such space would announce it too.
     let wide = format!("{}[bgp]\n", base.replace("\"203.0.113.0/24\"", "\"203.0.113.0/24\", \"224.0.0.0/3\""));
     assert_eq!(
@@ -1026,6 +1045,22 @@ fn addresses_no_host_or_no_one_host_has_are_refused() {
          [[soft_unicast.egress]]\nprefix = \"198.18.200.1/32\"\ndata_centre = \"a\"\ncountry = \"GB\"\nclass = \"untrusted\"\n",
         base.replace("198.51.100.7", "10.9.0.12")
     );
+    // Egress ranges as customer prefixes: not in space no host has, nor, announced, holding it.
+    for (prefix, bgp, said) in [
+        ("224.0.0.0/24", "", "egress prefix 224.0.0.0/24 is inside 224.0.0.0/4 (multicast): no host sends from there"),
+        ("127.0.0.0/30", "", "egress prefix 127.0.0.0/30 is inside 127.0.0.0/8 (loopback): no host sends from there"),
+        (
+            "255.255.255.0/24",
+            "[bgp]\n",
+            "egress prefix 255.255.255.0/24 holds 255.255.255.255/32, which [bgp] would announce with it",
+        ),
+    ] {
+        let text = format!("{}{bgp}", fleet.replace("198.18.200.1/32", prefix));
+        let said_all = errors(&text);
+        assert!(said_all.iter().any(|e| e.starts_with("bad.toml:26:10: ") && e.ends_with(said)), "{said_all:#?}");
+    }
+    let without_bgp = errors(&fleet.replace("198.18.200.1/32", "255.255.255.0/24"));
+    assert!(!without_bgp.iter().any(|e| e.contains("egress prefix")), "{without_bgp:#?}");
     let fleet = errors(&fleet);
     assert!(
         fleet.iter().any(|e| e.contains("server `a1`'s backbone address `192.0.2.1` is the anycast address")),
@@ -1074,5 +1109,5 @@ remote = "198.51.100.7"
     assert!(
         errors[0].starts_with("bad.toml:16:10: egress prefix 198.18.200.0/24 overlaps customer prefix 198.18.0.0/15")
     );
-    assert!(errors[1].starts_with("bad.toml:18:11: country `G`"), "{errors:#?}");
+    assert!(errors[1].starts_with("bad.toml:18:11: country: `G` is not an ISO 3166-1 alpha-2 code"), "{errors:#?}");
 }

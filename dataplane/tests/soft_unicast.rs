@@ -295,10 +295,18 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let bad = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
     // file:line, as every other error, for every bad line: the comment, two entries, then
-    // the three bad ones. (UK is not an ISO 3166-1 code, but has its form: checked by form.)
+    // the three bad ones (UK has the form of a code, but ISO 3166-1 assigns it to nobody).
     let stderr = String::from_utf8_lossy(&bad.stderr);
     let lines: Vec<&str> = stderr.lines().map(|l| l.rsplit_once(".csv").map_or(l, |(_, rest)| rest)).collect();
-    assert_eq!(lines, [":4: bad prefix length in `198.18.202.0/33`", ":6: `10.0.0.1/8` has host bits set"], "{stderr}");
+    assert_eq!(
+        lines,
+        [
+            ":4: bad prefix length in `198.18.202.0/33`",
+            ":5: `UK` is not an ISO 3166-1 alpha-2 code assigned to a country (the United Kingdom is `GB`)",
+            ":6: `10.0.0.1/8` has host bits set"
+        ],
+        "{stderr}"
+    );
     // Space around a city is not published (readers trim it: ` London ` beside `London`
     // would be two locations).
     let padded = std::fs::read_to_string(&config).unwrap().replace("city = \"London\"", "city = \"  London \"");
@@ -332,6 +340,11 @@ fn soft_unicast_configuration_errors_name_their_place() {
         ("name = \"b1\"\ndata_centre = \"b\"", "name = \"b1\"\ndata_centre = \"c\"", "unknown data centre `c`"),
         ("prefix = \"198.18.201.0/31\"", "prefix = \"2001:db8::/64\"", "egress prefixes are IPv4"),
         ("country = \"DE\"", "country = \"Germany\"", "is not an ISO 3166-1 alpha-2 code"),
+        (
+            "country = \"DE\"",
+            "country = \"XX\"",
+            "country: `XX` is not an ISO 3166-1 alpha-2 code assigned to a country",
+        ),
         ("name = \"a2\"", "name = \"a1\"", "duplicate server `a1`"),
         // Backbone addresses: one host's for two servers or two data centres (GRE for one
         // reaches the other), or one in an egress range (GRE to it taken as return traffic).

@@ -44,6 +44,32 @@ fn malformed_lines_are_refused_with_their_line_number() {
     }
 }
 
+/// The countries a feed may name are ISO 3166-1's, as Debian's iso-codes lists them (every
+/// pair of letters tried, either case), and `XK`, which geolocation uses for Kosovo.
+#[test]
+fn a_country_is_one_iso_3166_1_assigns() {
+    let path = "/usr/share/iso-codes/json/iso_3166-1.json";
+    let text = std::fs::read_to_string(path).expect("ISO 3166-1 (apt-get install iso-codes, or run .ci/run)");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let iso: std::collections::BTreeSet<String> =
+        json["3166-1"].as_array().unwrap().iter().map(|c| c["alpha_2"].as_str().unwrap().to_string()).collect();
+    assert!(iso.len() > 240 && iso.contains("GB") && !iso.contains("UK"), "{iso:?}");
+    for a in b'A'..=b'Z' {
+        for b in b'A'..=b'Z' {
+            let code = String::from_utf8(vec![a, b]).unwrap();
+            let assigned = iso.contains(&code) || code == "XK";
+            assert_eq!(geofeed::check_country(&code).is_none(), assigned, "{code}");
+            assert_eq!(geofeed::check_country(&code.to_ascii_lowercase()).is_none(), assigned, "{code}");
+        }
+    }
+    for bad in ["", "G", "GBR", "G1", "ÉÉ"] {
+        assert!(geofeed::check_country(bad).is_some(), "{bad}");
+    }
+    let feed = geofeed::parse_all("192.0.2.0/24,UK,,,\n192.0.2.0/24,gb,,,\n192.0.2.0/24,,,,\n");
+    assert_eq!(feed.0.len(), 2);
+    assert!(feed.1[0].reason.contains("the United Kingdom is `GB`"), "{:?}", feed.1);
+}
+
 fn range(a: [u8; 4], len: u8, country: &str, class: &str) -> EgressRange {
     EgressRange {
         network: u32::from(std::net::Ipv4Addr::from(a)),

@@ -37,7 +37,10 @@ impl Builder<'_> {
         let bird_include = path(&section.bird_include, "bird_include");
         if bird_include == bird_socket {
             let why = "bird_include is bird_socket's path: run would write its routes over BIRD's control socket";
-            self.err(&section.bird_include.span(), why.to_string());
+            // At the one written: a default has no place in the file (it would be said at 1:1).
+            let written = [&section.bird_include, &section.bird_socket].map(|p| p.span());
+            let at = written.into_iter().find(|span| !span.is_empty()).unwrap_or_default();
+            self.err(&at, why.to_string());
         }
         // At least five of the supervisor's ticks (100 ms, and workers publish as often):
         // at 100 ms the guard's check came before the next word and announcements flapped.

@@ -348,7 +348,7 @@ pub(super) fn parse_interface(text: &str) -> Result<TunnelInterface, &'static st
 /// Why no customer's hosts can be inside `net`: it lies in address space that is not
 /// unicast on the Internet (multicast, loopback, link-local, "this network", IPv4-mapped).
 /// Announced, such a prefix (`224.0.0.0/4` was) draws traffic no customer can take.
-fn not_for_hosts(net: IpNet) -> Option<&'static str> {
+pub(super) fn not_for_hosts(net: IpNet) -> Option<&'static str> {
     spaces().find_map(|(space, _, why)| space.contains(&net).then_some(why))
 }
 

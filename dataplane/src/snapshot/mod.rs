@@ -548,6 +548,14 @@ impl Builder<'_> {
         }
     }
 
+    /// An error at `at` when `addr` (`what`) lies in space no host on the Internet has (link-local,
+    /// "this network"): customers' routers could not send to it, and `[bgp]` would announce it.
+    fn internet_reaches(&mut self, addr: IpAddr, at: &Range<usize>, what: &str) {
+        if let Some(why) = customers::not_for_hosts(IpNet::from(addr)) {
+            self.err(at, format!("{what} `{addr}` is {why}: the Internet cannot reach it"));
+        }
+    }
+
     fn mac(&mut self, s: &Option<Spanned<String>>) -> [u8; 6] {
         let Some(s) = s else { return [0; 6] };
         // One or two hex digits a part: `u8`'s parser alone also takes `+2` and `000`.
@@ -675,6 +683,17 @@ impl Builder<'_> {
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
         let egress_written = routes::egress_written(loaded.file.soft_unicast.as_ref());
         self.check_egress_overlaps(&egress_written, &c.prefixes);
+        // Egress addresses are hosts' sources, announced with `[bgp]`: held as customer prefixes.
+        for (net, len, at) in &egress_written {
+            let egress = IpNet::V4(ipnet::Ipv4Net::new(*net, *len).unwrap_or_default());
+            if let Some(why) = customers::not_for_hosts(egress) {
+                self.err(at, format!("egress prefix {egress} is {why}: no host sends from there"));
+            } else if let Some(space) =
+                customers::holds_space_for_no_hosts(egress).filter(|_| loaded.file.bgp.is_some())
+            {
+                self.err(at, format!("egress prefix {egress} holds {space}, which [bgp] would announce with it"));
+            }
+        }
         let egress: Vec<(Ipv4Addr, u8)> = egress_written.iter().map(|(a, len, _)| (*a, *len)).collect();
         let fleet = loaded.file.soft_unicast.as_ref().map(|s| s.get_ref());
         self.check_addresses_outside_prefixes(&c.prefixes, &egress, server, customers_in, fleet);
@@ -739,6 +758,9 @@ impl Builder<'_> {
     /// addresses.
     fn server(&mut self, server: &config::ServerSection) -> ServerParts {
         let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
+        if anycast != [0; 4] {
+            self.internet_reaches(IpAddr::from(anycast), &server.anycast.span(), "anycast address");
+        }
         let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
             Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
                 // An IPv4-mapped one is no IPv6 address: the IPv4 address is `anycast`'s.
@@ -751,7 +773,10 @@ impl Builder<'_> {
                 self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address{hint}"));
                 None
             }
-            Ok(ip) => Some(ip),
+            Ok(ip) => {
+                self.internet_reaches(IpAddr::V6(ip), &a.span(), "anycast_v6");
+                Some(ip)
+            }
             Err(_) => {
                 self.err(&a.span(), format!("anycast_v6 `{}` is not an IPv6 address", a.get_ref()));
                 None

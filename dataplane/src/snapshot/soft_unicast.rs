@@ -323,8 +323,8 @@ impl Builder<'_> {
                 self.err(&e.data_centre.span(), format!("unknown data centre `{}`", e.data_centre.get_ref()));
             }
             let country = e.country.get_ref();
-            if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
-                self.err(&e.country.span(), format!("country `{country}` is not an ISO 3166-1 alpha-2 code"));
+            if let Some(why) = portslice::geofeed::check_country(country) {
+                self.err(&e.country.span(), format!("country: {why}"));
             }
             // What the geofeed publishes: a region of the country, a city on one line.
             let text = |v: &Option<Spanned<String>>| v.as_ref().map_or(String::new(), |v| v.get_ref().clone());
