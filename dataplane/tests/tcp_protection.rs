@@ -961,3 +961,70 @@ fn a_reload_keeps_a_moved_rules_syn_threshold() {
     limits.rebind(&moved, &faster);
     assert!(sent(&verdict_with(&faster, &mut limits, &syn(4), 3)), "a new threshold: afresh");
 }
+
+/// A challenge is not ECN-capable (RFC 3168 §6.1.1: a host never sets ECT on a SYN-ACK)
+/// whatever the SYN's ECN field, keeps its DSCP (as Linux's SYN-ACK reflects the TOS, less
+/// ECN), and carries no flow label of the client's; its checksums stay right. The SYNs are
+/// scapy's, the challenges read by tshark (checksum status 1: good).
+#[test]
+fn a_challenge_is_not_ecn_capable() {
+    let config = format!(
+        "{CATCH_ALL}\n[tcp_protection]\ngrace_period = 0\n[[tcp_protection.rule]]\nname = \"web\"\n\
+         match = \"tcp.dstport == 80\"\nmode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n"
+    );
+    let dir = std::env::temp_dir().join(format!("transitd-challenge-ecn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    scapy_pcap(
+        &dir.join("syns.pcap"),
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         syn = lambda sport: TCP(sport=sport, dport=80, flags='S', seq=1000)\n\
+         v4 = lambda sport, tos: e/IP(src='198.51.100.6', dst='203.0.113.80', tos=tos)/syn(sport)\n\
+         v6 = lambda sport, tc: e/IPv6(src='2001:db8:5::6', dst='2001:db8:acbe::80', tc=tc, fl=0x12345)/syn(sport)\n\
+         frames = [v4(1000, 0), v4(1001, 0xb9), v4(1002, 0x03), v6(1003, 0), v6(1004, 0xb9)]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&dir.join("syns.pcap")).into_iter().map(|f| f.bytes).collect();
+    let snap = snapshot(&config);
+    let limits = Limits::new(&snap);
+    let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
+    let mut challenges = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let (v, sent) = edge.run(frame);
+        // The first spends the rule's burst (all sources, both families); the rest, within
+        // the second, are challenged.
+        if i == 0 {
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
+        } else {
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "frame {i}: {v:?}");
+            challenges.push(sent);
+        }
+    }
+    write_pcap(&dir.join("challenges.pcap"), &challenges);
+    let fields = [
+        "ip.dsfield.dscp",
+        "ip.dsfield.ecn",
+        "ip.checksum.status",
+        "ipv6.tclass.dscp",
+        "ipv6.tclass.ecn",
+        "ipv6.flow",
+        "tcp.flags.str",
+        "tcp.checksum.status",
+    ];
+    let mut args = vec!["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-T", "fields"];
+    for f in &fields {
+        args.extend(["-e", f]);
+    }
+    let rows = tshark(&dir.join("challenges.pcap"), &args);
+    let _ = std::fs::remove_dir_all(&dir);
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(
+        rows,
+        [
+            "46\t0\t1\t\t\t\t·······A··S·\t1",
+            "0\t0\t1\t\t\t\t·······A··S·\t1",
+            "\t\t\t0\t0\t0x000000\t·······A··S·\t1",
+            "\t\t\t46\t0\t0x000000\t·······A··S·\t1",
+        ],
+        "{rows:#?}"
+    );
+}

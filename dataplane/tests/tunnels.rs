@@ -1927,3 +1927,79 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
     let off_fate = |i: usize| format!("{}:{}", off[i].0.kind(), off[i].0.reason());
     assert_eq!((off_fate(1), off_fate(3)), ("pass:no_customer".into(), encapsulated.into()));
 }
+
+/// No ICMP error about an ICMP message that is not a query or its reply: RFC 1812
+/// §4.3.2.7 forbids errors about errors, and a type unassigned or deprecated (31, conversion
+/// error; 40, Photuris) may be one (Linux takes any unknown type for one). A timestamp
+/// request, a query, is answered. Nor an error to our own anycast address: someone else
+/// wrote it there, and the error would go to the next hop and back to an edge.
+#[test]
+fn no_icmp_error_about_unknown_icmp_types_nor_to_our_own_address() {
+    let (config, _) = tunnel_edge();
+    let file = temp("icmp-types");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         late = lambda inner, src='198.18.0.10': e/IP(src=src, dst='203.0.113.10', ttl=1)/inner\n\
+         frames = [\n\
+           late(ICMP(type=40)/Raw(b'x' * 20)),\n\
+           late(ICMP(type=31)/Raw(b'x' * 20)),\n\
+           late(ICMP(type=200)/Raw(b'x' * 20)),\n\
+           late(ICMP(type=13)/Raw(b'x' * 12)),\n\
+           late(UDP(sport=5000, dport=53), src='192.0.2.1'),\n\
+           e/IPv6(src='2001:db8:ffff::1', dst='2001:db8:acbe::10', hlim=1)/UDP(sport=5000, dport=53),\n\
+           late(UDP(sport=5000, dport=53)),\n\
+         ]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (exceeded, answered) = (DropReason::TtlExceeded.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
+    assert_eq!(fates(&v), [exceeded, exceeded, exceeded, &answered, exceeded, exceeded, &answered]);
+}
+
+/// A ping of our side of a tunnel whose ICMP checksum is wrong gets no reply (a host's stack
+/// drops it; the reply's checksum, patched, would have been as wrong); the same ping with
+/// the checksum scapy computes is answered.
+#[test]
+fn a_corrupt_ping_of_our_side_of_a_tunnel_is_not_answered() {
+    let (config, _) = tunnel_edge();
+    let file = temp("corrupt-ping");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = lambda **k: IP(src='10.213.0.1', dst='10.213.0.0')/ICMP(type=8, id=7, seq=1, **k)/Raw(b'hello')\n\
+         frames = [gre(ping(chksum=0x1234)), gre(ping())]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    assert_eq!(
+        fates(&v),
+        [DropReason::TunnelInterface.name().to_string(), format!("tx:{}", TxReason::EchoReply.name())]
+    );
+}
+
+/// A SYN under an authentication header keeps its MSS into the tunnel: AH's integrity check
+/// covers the TCP header and its options (RFC 4302 §3.3.3.1), so a clamped SYN would be
+/// refused by its receiver. The same SYN without AH is clamped (1460 to 1436). Read by
+/// tshark.
+#[test]
+fn a_syn_under_an_authentication_header_is_not_clamped() {
+    let (config, _) = tunnel_edge();
+    let file = temp("ah-syn");
+    scapy_pcap(
+        &file,
+        "syn = TCP(sport=1234, dport=21, flags='S', options=[('MSS', 1460)])\n\
+         ip = IP(src='198.18.0.5', dst='203.0.113.100')\n\
+         frames = [\n\
+           Ether(dst='02:00:00:00:00:01')/ip/AH(nh=6, payloadlen=4, spi=1, seq=1, icv=b'\\x11' * 12)/syn,\n\
+           Ether(dst='02:00:00:00:00:01')/ip/syn,\n\
+         ]",
+    );
+    let (out, stats) = replay_to(&config, &file, "ah-syn-out");
+    let rows = tshark_checked(&out, &["-T", "fields", "-e", "ah.spi", "-e", "tcp.options.mss_val"]);
+    let _ = (std::fs::remove_file(&file), std::fs::remove_file(&out));
+    assert_eq!(stats.sent_as(TxReason::Encapsulated), 2);
+    assert_eq!(rows.lines().collect::<Vec<_>>(), ["0x00000001\t1460", "\t1436"]);
+}

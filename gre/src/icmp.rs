@@ -94,9 +94,13 @@ impl Icmpv6Error {
     }
 }
 
-/// ICMPv4 types that are errors (RFC 1812 §4.3.2.7: never answer an error with an error).
-fn icmpv4_is_error(t: u8) -> bool {
-    matches!(t, 3 | 4 | 5 | 11 | 12)
+/// Whether an ICMPv4 type is a query or its reply (echo, router discovery, timestamp,
+/// information, address mask, extended echo of RFC 8335). Every other type, those not
+/// assigned too, is taken for an error, which is never answered with an error (RFC 1812
+/// §4.3.2.7): Linux takes an unknown type for one too, and a deprecated error (31, 40)
+/// was answered.
+pub fn icmpv4_is_informational(t: u8) -> bool {
+    matches!(t, 0 | 8 | 9 | 10 | 13..=18 | 42 | 43)
 }
 
 /// Whether RFC 1812 §4.3.2.7 lets a router send an ICMP error about the IPv4 `packet`
@@ -110,7 +114,7 @@ pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
     }
     if ip.protocol() == IPPROTO_ICMP {
         // The type must be readable to know it is not an error.
-        return ip.payload().first().is_some_and(|&t| !icmpv4_is_error(t));
+        return ip.payload().first().is_some_and(|&t| icmpv4_is_informational(t));
     }
     true
 }
@@ -227,14 +231,22 @@ pub fn ipv6_pseudo_header_sum(src: &[u8; 16], dst: &[u8; 16], upper_len: u32, ne
 pub fn ipv4_echo_answerable(packet: &[u8]) -> bool {
     let Ok(ip) = Ipv4Packet::new_checked(packet) else { return false };
     let is_request = ip.payload().len() >= ICMP_HEADER_LEN && ip.payload()[0] == ICMPV4_ECHO_REQUEST;
-    ip.protocol() == IPPROTO_ICMP && !ip.is_fragment() && is_request && one_host(ip.src_addr()) && ip.header_len() == 20
+    // A corrupt request is not answered (as a host's stack drops it): the reply's checksum
+    // is patched, not computed, and would be as wrong.
+    let intact = || checksum::sum(ip.payload()) == 0xffff;
+    ip.protocol() == IPPROTO_ICMP
+        && !ip.is_fragment()
+        && is_request
+        && one_host(ip.src_addr())
+        && ip.header_len() == 20
+        && intact()
 }
 
 /// Turns the IPv4 ICMP echo request at the front of `packet` (the whole datagram) into its
 /// reply in place: addresses swapped, type 0, a fresh `ttl`, checksums patched. False (and
 /// nothing written) if it is not an unfragmented echo request from an address that names
 /// one host (RFC 1122 §3.2.1.3: a datagram from a broadcast or multicast source is
-/// discarded), or if it carries IP options: RFC 1122 §3.2.2.6 wants a source route reversed
+/// discarded), if its ICMP checksum is wrong, or if it carries IP options: RFC 1122 §3.2.2.6 wants a source route reversed
 /// and the record-route and timestamp options updated in the reply, which an in-place
 /// rewrite cannot do, and echoed unchanged they would be wrong.
 pub fn ipv4_echo_reply_in_place(packet: &mut [u8], ttl: u8) -> bool {

@@ -257,7 +257,10 @@ fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
 fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel, also: Option<&Tunnel>) {
     const SYN: u32 = 0x02;
     let flags = key.get(Dim::TcpFlags);
-    if !ctx.snap.mss_clamp || ip.fragment.is_some() || key.get(Dim::L4Proto) != 6 || flags == classifier::ABSENT {
+    // Not under AH: its integrity check covers the TCP header (RFC 4302 §3.3.3.1), and a
+    // clamped SYN would be refused by the receiver.
+    let plain_tcp = key.get(Dim::L4Proto) == 6 && !ip.under_ah;
+    if !ctx.snap.mss_clamp || ip.fragment.is_some() || !plain_tcp || flags == classifier::ABSENT {
         return;
     }
     if flags & SYN == 0 {
@@ -485,6 +488,15 @@ pub(super) fn icmp_error(
     }
     let l3 = frame.start + ip.l3_start;
     let packet = frame.buf.get(l3..l3 + ip.l3_len)?;
+    // Not to ourselves: a packet "from" the anycast address came from someone else, and the
+    // error would go to the next hop, back to an edge, and spend the budget on nobody.
+    let from_us = match ip_at(packet, 0, ip.is_ipv6)? {
+        IpPacket::V4(p) => p.src_octets() == ctx.snap.anycast,
+        IpPacket::V6(p) => ctx.snap.anycast_v6.is_some_and(|a| p.src_octets() == a.octets()),
+    };
+    if from_us {
+        return None;
+    }
     // An error about a packet that came out of a tunnel goes back into it: it quotes what
     // fits the tunnel (RFC 1812 §4.3.2.3, RFC 4443 §2.4 (c): as much as fits, where a full
     // quote was dropped as `mtu_exceeded` and the hop vanished from the sender's tracepath),
@@ -535,7 +547,7 @@ fn error_may_answer(key: &Key, ip: &IpFrame, kind: IcmpKind) -> bool {
     }
     let icmp_type = key.get(Dim::IcmpType);
     match key.get(Dim::L4Proto) {
-        1 => icmp_type != ABSENT && !matches!(icmp_type, 3 | 4 | 5 | 11 | 12),
+        1 => u8::try_from(icmp_type).is_ok_and(gre::icmp::icmpv4_is_informational),
         // Errors (below 128) and Redirects (137) are never answered (RFC 4443 §2.4 e.1, e.2).
         58 => icmp_type != ABSENT && icmp_type >= 128 && icmp_type != u32::from(gre::icmp::ICMPV6_REDIRECT),
         _ => true,

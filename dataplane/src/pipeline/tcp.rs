@@ -250,12 +250,16 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
         // `answerable` held l4 at l3 + 40: no extension headers to drop (nor options, AH).
         let mut header = Ipv6Packet::new_unchecked(&mut frame[l3..l4]);
         header.swap_addrs();
+        // Not ECN-capable (RFC 3168 §6.1.1: never on a SYN-ACK), the SYN's DSCP kept, as
+        // Linux keeps its TOS; no flow label of the client's.
+        header.set_version_class_flow(header.traffic_class() & !ECN_MASK, 0);
         header.set_payload_len(TCP_HEADER_LEN as u16);
         header.set_hop_limit(CHALLENGE_TTL);
         gre::icmp::ipv6_pseudo_header_sum(&header.src_octets(), &header.dst_octets(), TCP_HEADER_LEN as u32, 6)
     } else {
         let mut header = Ipv4Packet::new_unchecked(&mut frame[l3..l4]);
         header.swap_addrs();
+        header.set_tos(header.tos() & !ECN_MASK);
         header.set_total_len((l4 - l3 + TCP_HEADER_LEN) as u16);
         header.set_ident(0);
         header.set_flags_and_offset(true, false, 0);
@@ -269,6 +273,9 @@ pub(super) fn write_challenge(frame: &mut [u8], ip: &IpFrame, eth: &EthernetAddr
     TcpPacket::new_unchecked(segment).set_checksum(sum);
     Some(len)
 }
+
+/// The ECN field of the IPv4 TOS and IPv6 traffic class (RFC 3168 §5).
+const ECN_MASK: u8 = 0b11;
 
 /// A keyed 64-bit hash of the 4-tuple (the protocol is always TCP here) and the IP version:
 /// the key holds an IPv4 address as an IPv6 one's top 32 bits (42.11.18.52 and 2a0b:1234::
