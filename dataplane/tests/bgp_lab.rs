@@ -126,6 +126,12 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
         via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
     });
     assert_eq!(via("192.0.2.1").as_deref(), Some("10.2.0.2"), "the anycast address is announced too");
+    // The guard, transitd's child, holds none of its sockets: libxdp opens the AF_XDP ones
+    // without close-on-exec, and a guard outliving a killed transitd kept every queue bound.
+    let guard = children(first.pid()).into_iter().next().expect("the guard runs");
+    let (ours, its) = (sockets(first.pid()), sockets(guard));
+    assert!(!ours.is_empty(), "transitd holds its AF_XDP socket: {ours:?}");
+    assert!(ours.is_disjoint(&its), "the guard inherited {:?}", ours.intersection(&its).collect::<Vec<_>>());
     // The example's IPv6 session carries the IPv6 prefixes.
     wait_for("Acme's IPv6 prefix via dut", Duration::from_secs(20), || {
         upstream_route(&lab, "-6", "2001:db8:acbe::/48").as_deref() == Some("2001:db8:2::2")
@@ -209,6 +215,28 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     });
     assert!(!second.log().contains("did not stop cleanly"), "{}", second.log());
     assert!(!second.log().contains("announcing once well"), "{}", second.log());
+}
+
+/// The processes whose parent is `pid` (`/proc/*/stat`).
+fn children(pid: u32) -> Vec<u32> {
+    let parent = |stat: &str| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok().and_then(|s| parent(&s)) == Some(pid))
+        .collect()
+}
+
+/// The sockets process `pid` holds open, as `/proc/PID/fd` names them (`socket:[INODE]`).
+fn sockets(pid: u32) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .filter(|l| l.starts_with("socket:"))
+        .collect()
 }
 
 /// The id of the XDP program attached to `dev` in `ns` (`ip -j link`).

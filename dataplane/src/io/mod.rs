@@ -55,6 +55,11 @@ pub struct IoStats {
     /// Spilled frames (fragments, probes) not sent for want of a free UMEM frame (those the
     /// tx ring had no room for are `tx_ring_full`).
     pub spill_no_frame: u64,
+    /// Packets of tx verdicts not sent for want of a free UMEM frame: a jumbo packet copied
+    /// out of its contiguous buffer leaves in frames of its own, and more of them than it
+    /// came in when the pipeline made it longer (GRE around it). UMEM pressure (`--frames`),
+    /// not a refused packet (`bad_tx`).
+    pub tx_no_frame: u64,
     /// Descriptors the kernel gave back that did not describe one of our frames as lent to
     /// it: a received packet with such a descriptor (or one running past its frame), counted
     /// once per packet and left out of the pipeline (frames of ours go back to the free

@@ -415,6 +415,7 @@ impl Scrape<'_> {
                     ("backpressure", io.backpressure),
                     ("multi_buffer", io.multi_buffer),
                     ("spill_no_frame", io.spill_no_frame),
+                    ("tx_no_frame", io.tx_no_frame),
                     ("bad_descriptor", io.bad_descriptors),
                     ("bad_tx", io.bad_tx),
                     ("kick", io.kicks),

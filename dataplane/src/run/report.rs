@@ -74,7 +74,7 @@ pub(super) fn final_report(
         let (io, k) = (&r.io, &r.io.socket);
         let _ = writeln!(
             out,
-            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_no_frame {} kick_busy {} kick_errors {} tx_stalls {}; \
+            "  socket ({}): polls {} (idle {}) sent {} completed {} tx_ring_full {} backpressure {} multi_buffer {} bad_descriptors {} bad_tx {} spill_no_frame {} tx_no_frame {} kick_busy {} kick_errors {} tx_stalls {}; \
              kernel: rx_ring_full {} fill_ring_empty {} rx_dropped {} rx_invalid {} tx_invalid {}",
             if io.zero_copy { "zero-copy" } else { "copy" },
             io.polls,
@@ -87,6 +87,7 @@ pub(super) fn final_report(
             io.bad_descriptors,
             io.bad_tx,
             io.spill_no_frame,
+            io.tx_no_frame,
             io.kick_busy,
             io.kick_errors,
             io.tx_stalls,

@@ -841,23 +841,31 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                     // Copied out of its contiguous buffer (lent out of the table for the copy:
                     // taking the box moves no bytes), into frames with no headroom.
                     let buf = self.jumbo.get_mut(jumbo_index).map(std::mem::take).unwrap_or_default();
-                    let sent = match start.checked_add(len).and_then(|end| buf.get(start..end)) {
-                        Some(bytes) => self.stage(bytes, &mut owned, &mut sends),
+                    // `None`: the verdict is empty or runs past its buffer, refused.
+                    let sent = match start.checked_add(len).filter(|_| len > 0).and_then(|end| buf.get(start..end)) {
+                        Some(bytes) => Some(self.stage(bytes, &mut owned, &mut sends)),
                         None => {
                             for &c in &owned {
                                 self.release(c);
                             }
-                            false
+                            None
                         }
                     };
                     if let Some(slot) = self.jumbo.get_mut(jumbo_index) {
                         *slot = buf;
                     }
-                    if sent {
-                        staged.push((i as u16, first));
-                    } else {
-                        self.stats.bad_tx += 1;
-                        self.unsent.push(i as u16);
+                    match sent {
+                        Some(true) => staged.push((i as u16, first)),
+                        // No free frame to copy it into (`stage` takes no more than a packet
+                        // may have, and the descriptors were flushed to make room).
+                        Some(false) => {
+                            self.stats.tx_no_frame += 1;
+                            self.unsent.push(i as u16);
+                        }
+                        None => {
+                            self.stats.bad_tx += 1;
+                            self.unsent.push(i as u16);
+                        }
                     }
                 }
                 (_, Some(_)) => {

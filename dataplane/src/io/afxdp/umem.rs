@@ -271,6 +271,13 @@ impl XskSocket {
             ));
         }
         let mut xsk = XskSocket { socket, umem, zero_copy: false, multi_buffer };
+        // libxdp opens the socket (the UMEM's, which the first socket on it shares) without
+        // SOCK_CLOEXEC: a child transitd starts (the BGP guard) would hold every queue's
+        // socket, bound and its UMEM pinned, until it exits, past a transitd killed before it.
+        // SAFETY: F_SETFD on a descriptor this socket owns takes an int and touches no memory.
+        if unsafe { libc::fcntl(xsk.fd(), libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
         xsk.zero_copy = xsk.options().is_some_and(|flags| flags & xdp::XDP_OPTIONS_ZEROCOPY != 0);
         Ok(xsk)
     }
