@@ -87,8 +87,9 @@ impl RateLimiter {
 
     /// Takes over `old`'s table `from[i]` as table `i` wherever `from` names one: state
     /// kept across a reload. The caller vouches that the two buckets are the same (spec
-    /// and size); a table of another size is left as it is.
-    pub fn adopt(&mut self, mut old: RateLimiter, from: &[Option<usize>]) {
+    /// and size); a table of another size is left as it is. The tables are swapped: `old`
+    /// is left holding what was not taken (the caller frees it where that stalls nothing).
+    pub fn adopt(&mut self, old: &mut RateLimiter, from: &[Option<usize>]) {
         for (table, j) in self.tables.iter_mut().zip(from) {
             if let Some(kept) = j.and_then(|j| old.tables.get_mut(j))
                 && kept.slots.len() == table.slots.len()

@@ -23,7 +23,7 @@ use crate::dropcap::Tap;
 use crate::health::{self, Prober};
 use crate::io::{FrameIo, IoStats, Polled};
 use crate::ipfix::Sampler;
-use crate::pipeline::{SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch_via};
+use crate::pipeline::{Retired, SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch_via};
 use crate::punt::Punt;
 use crate::snapshot::Snapshot;
 
@@ -175,6 +175,9 @@ pub struct Worker<I> {
     prober: Option<Prober>,
     last_probe_tick_ns: u64,
     publisher: Option<Publisher>,
+    /// Where state a reload replaced goes to be freed (`run`'s supervisor); without, it is
+    /// freed here.
+    retire: Option<crossbeam::channel::Sender<Retired>>,
     clock: crate::io::WallClock,
 }
 
@@ -191,6 +194,7 @@ impl<I: FrameIo> Worker<I> {
             prober: None,
             last_probe_tick_ns: 0,
             publisher: None,
+            retire: None,
             clock: crate::io::WallClock::new(),
         }
     }
@@ -226,6 +230,12 @@ impl<I: FrameIo> Worker<I> {
     /// Publishes counters into `report` a few times a second (and when the snapshot changes).
     pub fn publish_to(mut self, report: Arc<Mutex<WorkerReport>>) -> Worker<I> {
         self.publisher = Some(Publisher::new(report));
+        self
+    }
+
+    /// Sends the state a reload replaces to `to`, to be freed there.
+    pub fn retire_to(mut self, to: crossbeam::channel::Sender<Retired>) -> Worker<I> {
+        self.retire = Some(to);
         self
     }
 
@@ -265,7 +275,11 @@ impl<I: FrameIo> Worker<I> {
         let old = std::mem::replace(&mut self.snapshot, snap.clone());
         self.state.stats.rebind(&old, snap);
         // Tracked TCP connections survive a reload unless the table's size changed.
-        self.state.limits.rebind(&old, snap);
+        let retired = self.state.limits.rebind(&old, snap);
+        if let Some(to) = self.retire.as_ref().filter(|_| !retired.is_empty()) {
+            // Full (or the supervisor gone): freed here after all, as without a taker.
+            let _ = to.try_send(retired);
+        }
         if snap.frame_size != old.frame_size {
             // Empty: the spill is sent after every batch.
             self.state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);

@@ -5,7 +5,15 @@
 //! page faults (hundreds of milliseconds without polling, every queue's ring overflowing at
 //! once). The oracle is the kernel's count of the process's resident pages.
 //!
-//! One test in its own binary: no other test allocates while it measures.
+//! A reload that replaces a table in use does not free it on the worker either: freeing
+//! hundreds of touched megabytes is as slow, so the worker hands it to whoever freed the
+//! snapshots (`run`'s supervisor).
+//!
+//! Tests in their own binary, one at a time: no other test allocates while one measures.
+
+mod common;
+
+use std::sync::Mutex;
 
 use classifier::{BucketKey, BucketSpec, RateLimiter};
 use transitd::pipeline::flows::{Authenticated, FlowTable};
@@ -22,8 +30,12 @@ fn resident_bytes() -> u64 {
     kb << 10
 }
 
+/// One measuring test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn making_a_large_table_touches_no_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = resident_bytes();
     let flows = FlowTable::new(1 << 24);
     let authenticated = Authenticated::new(1 << 22);
@@ -35,4 +47,50 @@ fn making_a_large_table_touches_no_memory() {
     // The tables total some 900 MiB; what became resident is a few pages of bookkeeping.
     assert!(after.saturating_sub(before) < 16 << 20, "making the tables made {} MiB resident", (after - before) >> 20);
     drop((flows, authenticated, fragments, limiter));
+}
+
+/// 65,536 SYNs from as many sources fill a worker's table of 2^22 tracked connections (64
+/// MiB) nearly everywhere; a reload to another table size replaces it. The worker follows
+/// the new configuration without freeing the old table (the process keeps it resident) and
+/// hands it out; freed where it went, it leaves.
+#[test]
+fn a_reload_hands_the_tables_it_replaces_out_of_the_worker() {
+    use transitd::io::memory::MemoryIo;
+    use transitd::worker::Worker;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = |size: u32| {
+        format!(
+            "{}\n[tcp_protection]\ntable_size = {size}\ngrace_period = 0\n\
+             [[tcp_protection.rule]]\nname = \"all\"\nmatch = \"tcp\"\nmode = \"mitigate\"\n",
+            common::CATCH_ALL
+        )
+    };
+    let first = std::sync::Arc::new(common::snapshot(&config(1 << 22)));
+    let syns: Vec<Vec<u8>> = (0..1u32 << 16)
+        .map(|i| {
+            let src = (0xc633_0000u32 | i).to_be_bytes(); // 198.51.x.y, every one a new connection
+            let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+                .ipv4(src, [203, 0, 113, 80], 57)
+                .tcp(40000, 80, 1000, 64240)
+                .syn();
+            let mut out = Vec::with_capacity(b.size(0));
+            b.write(&mut out, &[]).unwrap();
+            out
+        })
+        .collect();
+    let (to, retired) = crossbeam::channel::bounded(4);
+    let mut worker = Worker::new(MemoryIo::new(syns, first.frame_size), first.clone()).retire_to(to);
+    worker.run_to_end(Some(first.eth)).unwrap();
+    let filled = resident_bytes();
+    worker.follow(&std::sync::Arc::new(common::snapshot(&config(1 << 10))));
+    let followed = resident_bytes();
+    let handed = retired.try_recv().expect("the replaced table handed out");
+    assert!(!handed.is_empty());
+    drop(handed);
+    let freed = resident_bytes();
+    drop(worker);
+    let mib = |b: u64| b >> 20;
+    // Within 8 MiB of where it was after following; 40 MiB of the 64 left when freed.
+    assert!(followed + (8 << 20) > filled, "the worker freed it: {} to {} MiB", mib(filled), mib(followed));
+    assert!(freed + (40 << 20) < followed, "freed where it went: {} to {} MiB", mib(followed), mib(freed));
 }

@@ -230,8 +230,10 @@ impl Limits {
     }
 
     /// Follows a new snapshot: state whose shape it changed starts afresh, the rest (tracked
-    /// connections above all) carries over.
-    pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) {
+    /// connections above all) carries over. Returns the state replaced, to be freed off the
+    /// worker's thread (dropped, it is freed at once).
+    pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) -> Retired {
+        let mut retired = Retired::default();
         // Each bucket by name keeps its keys' state while it is the same bucket: its spec
         // and the table size unchanged and, for a `key = "rule"` bucket (tokens kept by
         // rule number), the same rules under the same numbers. Any other change started
@@ -239,8 +241,8 @@ impl Limits {
         let kept = dos::kept_buckets(old, new, classifier::Mode::Enforce);
         if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.buckets.len() != old.dos.buckets.len() {
             let mut fresh = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
-            fresh.adopt(std::mem::take(&mut self.dos), &kept);
-            self.dos = fresh;
+            fresh.adopt(&mut self.dos, &kept);
+            retired.keep(std::mem::replace(&mut self.dos, fresh));
         }
         // A preview table follows its bucket, as the bucket's table does but keyed by the
         // monitor-mode rules where the bucket is keyed by rule (worked out only when some
@@ -255,8 +257,8 @@ impl Limits {
             new.dos.previewed.iter().map(|&b| kept_by_monitors.get(b).copied().flatten().and_then(old_table)).collect();
         if kept_previews.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.previewed != old.dos.previewed {
             let mut fresh = RateLimiter::new(&new.dos.preview_specs(), new.dos.table_size);
-            fresh.adopt(std::mem::take(&mut self.previews), &kept_previews);
-            self.previews = fresh;
+            fresh.adopt(&mut self.previews, &kept_previews);
+            retired.keep(std::mem::replace(&mut self.previews, fresh));
         }
         if new.icmp != old.icmp {
             self.icmp = RateLimiter::new(std::slice::from_ref(&new.icmp), 1);
@@ -266,7 +268,7 @@ impl Limits {
         // period starts again. A new table has seen nothing at all.
         let fresh = flow_table_size(new) != flow_table_size(old);
         if fresh {
-            self.flows = FlowTable::new(flow_table_size(new));
+            retired.keep(std::mem::replace(&mut self.flows, FlowTable::new(flow_table_size(new))));
         }
         // The same filters over lists none of which changed so as to cover more (a list
         // whose rule matches its members that only lost some covers less: nothing new to
@@ -290,26 +292,46 @@ impl Limits {
         if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.tcp.syn_buckets.len() != old.tcp.syn_buckets.len()
         {
             let mut fresh = RateLimiter::new(&new.tcp.syn_buckets, 4);
-            fresh.adopt(std::mem::take(&mut self.syn), &kept);
-            self.syn = fresh;
+            fresh.adopt(&mut self.syn, &kept);
+            retired.keep(std::mem::replace(&mut self.syn, fresh));
         }
         if new.tcp.challenges != old.tcp.challenges {
             self.challenges = RateLimiter::new(std::slice::from_ref(&new.tcp.challenges), 4);
         }
         if authenticated_size(new) != authenticated_size(old) {
-            self.authenticated = Authenticated::new(authenticated_size(new));
+            retired.keep(std::mem::replace(&mut self.authenticated, Authenticated::new(authenticated_size(new))));
         }
         // Owners are kept as server and data-centre indices: another list of them (a server
         // added or removed) makes every remembered owner mean another server, or none.
         if fragment_owners_size(new) != fragment_owners_size(old) || fleet_of(new) != fleet_of(old) {
-            self.fragments = FragmentOwners::new(fragment_owners_size(new));
+            retired.keep(std::mem::replace(&mut self.fragments, FragmentOwners::new(fragment_owners_size(new))));
         }
         // Datagrams being reassembled carry over while their slots keep their size (a
         // datagram's tunnel is found once it is whole).
         if reassembly_shape(new) != self.reassembly.shape() {
             let old = std::mem::replace(&mut self.reassembly, reassembler(new));
             self.reassembly.carry_counts(&old);
+            retired.keep(old);
         }
+        retired
+    }
+}
+
+/// State a reload replaced: rate-limit, flow and reassembly tables, up to hundreds of
+/// megabytes each and touched all over during an attack. Freed by a worker between two
+/// batches, they stall it for as long as the pages take to go (its rx ring overflows
+/// meanwhile), so it hands them out, as the snapshots it replaced are freed elsewhere.
+#[derive(Default)]
+pub struct Retired(Vec<Box<dyn Send>>);
+
+impl Retired {
+    fn keep<T: Send + 'static>(&mut self, replaced: T) {
+        self.0.push(Box::new(replaced));
+    }
+
+    /// Nothing was replaced.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

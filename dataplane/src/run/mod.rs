@@ -205,6 +205,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             opts.iface
         );
     }
+    // State a reload replaces in the workers comes here, to be freed by the supervisor.
+    let (retire_tx, retired) = crossbeam::channel::bounded(64);
     let plan = workers::Plan {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
@@ -227,6 +229,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         capture: capture.clone(),
         punt: punt.clone(),
         samples: samples.clone(),
+        retire: retire_tx,
     };
     let ready = workers::start(&plan, &queues, &cores, &reports)?;
     let attached = match register_and_attach(&program, &ready.opened, index, opts) {
@@ -312,6 +315,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
                 single_frame,
                 longest_at_start: largest_packet,
                 link_mtu: &plan.socket.link_mtu,
+                retired: &retired,
             },
             watch,
             (&program, &mut announcer),
@@ -483,6 +487,8 @@ struct Supervised<'a> {
     longest_at_start: usize,
     /// The interface's MTU the workers check decapsulated packets against, kept current.
     link_mtu: &'a AtomicUsize,
+    /// State the workers' reloads replaced, freed here.
+    retired: &'a crossbeam::channel::Receiver<crate::pipeline::Retired>,
 }
 
 /// The longest frame that can arrive: what `frame_size` allows or the interface passes at
@@ -538,7 +544,7 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources, single_frame, longest_at_start, link_mtu } = s;
+    let Supervised { index, queues, workers, reports, sources, single_frame, longest_at_start, link_mtu, retired } = s;
     let mut past_sockets = FramesPastSockets::new(longest_at_start, single_frame);
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
@@ -548,6 +554,7 @@ fn supervise(
     let mut watchdog = notifier.and(notify::watchdog_interval()).map(|every| Watchdog::new(every, reports));
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
+        retired.try_iter().for_each(drop);
         if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
             if applied {
                 sources.reloads.applied_now(false);

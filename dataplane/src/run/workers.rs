@@ -36,6 +36,8 @@ pub(super) struct Plan {
     pub punt: Arc<PuntDevice>,
     /// Where sampled flows go (the IPFIX exporter).
     pub samples: Arc<crate::ipfix::Samples>,
+    /// Where state a reload replaced goes to be freed (the supervisor).
+    pub retire: crossbeam::channel::Sender<crate::pipeline::Retired>,
 }
 
 /// A socket a worker opened: what the XDP program and the log need to know of it.
@@ -76,6 +78,7 @@ pub(super) fn start(
         let tap = plan.capture.as_ref().map(|c| c.tap(queues.len()));
         let punt = plan.punt.punt(queues.len());
         let sampler = crate::ipfix::Sampler::new(plan.samples.clone());
+        let retire = plan.retire.clone();
         let spawned = std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             // A worker that is not where it was asked to be is an error, not a slow surprise.
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -101,7 +104,11 @@ pub(super) fn start(
             if !go_rx.recv().unwrap_or(false) {
                 return Ok(());
             }
-            let mut worker = Worker::new(io, shared.load_full()).publish_to(report).punt_to(punt).sample_flows(sampler);
+            let mut worker = Worker::new(io, shared.load_full())
+                .publish_to(report)
+                .punt_to(punt)
+                .sample_flows(sampler)
+                .retire_to(retire);
             if i == 0 {
                 worker = worker.probe();
             }
