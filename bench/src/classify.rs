@@ -94,19 +94,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         matched += usize::from(got.is_some());
     }
     anyhow::ensure!(matched > 0, "no header of the trace matches a rule: nothing measured");
-    let compiled = Runs::measure(args.runs, n, || {
-        for k in &keys {
-            std::hint::black_box(table.first_match(std::hint::black_box(k), &[]));
-        }
-    });
     let refs: Vec<&classifier::Key> = keys.iter().collect();
-    let mut out = vec![None; 64];
-    let batched = Runs::measure(args.runs, n, || {
-        for chunk in refs.chunks(64) {
-            table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut out[..chunk.len()]);
-            std::hint::black_box(&out);
-        }
-    });
+    let [compiled, batched] = one_and_batched(&table, &keys, &refs, args.runs);
     let s = table.stats();
     println!(
         "rules {} ({} rules), trace {} ({n} headers)",
@@ -305,6 +294,25 @@ fn compare_with_dpdk(args: &Args, table: &RuleTable, keys: &[&classifier::Key]) 
     Ok(())
 }
 
+/// `table`'s lookups of `keys` one at a time and in batches of 64 (`refs`, the same keys),
+/// their runs interleaved so that drift on a busy machine falls on both alike.
+fn one_and_batched(table: &RuleTable, keys: &[classifier::Key], refs: &[&classifier::Key], runs: usize) -> [Runs; 2] {
+    let mut out = vec![None; 64];
+    let timed = Runs::interleaved(runs, keys.len() as u64, 2, |row| {
+        if row == 0 {
+            for k in keys {
+                std::hint::black_box(table.first_match(std::hint::black_box(k), &[]));
+            }
+        } else {
+            for chunk in refs.chunks(64) {
+                table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut out[..chunk.len()]);
+                std::hint::black_box(&out);
+            }
+        }
+    });
+    [timed[0], timed[1]]
+}
+
 /// Lookup cost against rule count: the first N rules, the same headers.
 fn scale(rules: &[ClassBenchRule], trace: &[Header], runs: usize) {
     let keys: Vec<_> = trace.iter().map(Header::key).collect();
@@ -319,18 +327,7 @@ fn scale(rules: &[ClassBenchRule], trace: &[Header], runs: usize) {
     for count in counts {
         let subset = &rules[..count];
         let table = RuleTable::from_boxes(&classbench::boxes(subset));
-        let single = Runs::measure(runs, n, || {
-            for k in &keys {
-                std::hint::black_box(table.first_match(std::hint::black_box(k), &[]));
-            }
-        });
-        let mut out = vec![None; 64];
-        let batched = Runs::measure(runs, n, || {
-            for chunk in refs.chunks(64) {
-                table.first_match_batch(std::hint::black_box(chunk), &NO_BYTES[..chunk.len()], &mut out[..chunk.len()]);
-                std::hint::black_box(&out);
-            }
-        });
+        let [single, batched] = one_and_batched(&table, &keys, &refs, runs);
         let linear = Runs::measure(runs.min(5), n, || {
             for h in trace {
                 std::hint::black_box(classbench::first_match_linear(subset, std::hint::black_box(h)));

@@ -115,54 +115,52 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             f
         })
         .collect();
-    let mut rows = Vec::new();
-    for round in 0..3 {
-        // Alternated, so that drift on a busy machine touches all three alike.
-        let a = Runs::measure(args.runs, n, || {
+    // The seven rows interleaved, run by run: a drift of a busy machine falls on each alike.
+    let timed = Runs::interleaved(args.runs, n, 7, |row| match row {
+        0 => {
             for k in &keys {
                 std::hint::black_box(table_a.first_match(std::hint::black_box(k), &[]));
             }
-        });
-        let b = Runs::measure(args.runs, n, || {
+        }
+        1 => {
             for (k, s) in keys.iter().zip(scratch.iter_mut()) {
                 *s = *k;
                 membership.fill(s);
                 std::hint::black_box(table_b.first_match(std::hint::black_box(s), &[]));
             }
-        });
-        let b_table = Runs::measure(args.runs, n, || {
+        }
+        2 => {
             for k in &filled {
                 std::hint::black_box(table_b.first_match(std::hint::black_box(k), &[]));
             }
-        });
-        let b_fill = Runs::measure(args.runs, n, || {
+        }
+        3 => {
             for (k, s) in keys.iter().zip(scratch.iter_mut()) {
                 *s = *k;
                 membership.fill(s);
                 std::hint::black_box(&*s);
             }
-        });
-        let c = Runs::measure(args.runs, n, || {
+        }
+        4 => {
             for (k, s) in keys.iter().zip(scratch.iter_mut()) {
                 *s = *k; // the same copy as (b) pays, so that only the lookups differ
                 std::hint::black_box(table_c.first_match(std::hint::black_box(s), &[]));
             }
-        });
-        let b_batch = Runs::measure(args.runs, n, || {
+        }
+        5 => {
             for (k, s) in keys.chunks(BATCH).zip(scratch.chunks_mut(BATCH)) {
                 s.copy_from_slice(k);
                 fill_all(&membership, s);
                 batch_lookup(&table_b, s);
             }
-        });
-        let c_batch = Runs::measure(args.runs, n, || {
+        }
+        _ => {
             for (k, s) in keys.chunks(BATCH).zip(scratch.chunks_mut(BATCH)) {
                 s.copy_from_slice(k); // the same copy as (b) pays
                 batch_lookup(&table_c, s);
             }
-        });
-        rows.push((round, [a, b, b_table, b_fill, c, b_batch, c_batch]));
-    }
+        }
+    });
     println!(
         "rules {} ({} rules), trace {} ({n} headers), {} prefixes ({} of the headers' sources listed)",
         args.files.rules.display(),
@@ -181,14 +179,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         table_c.stats().boxes
     );
     println!("{}", Runs::header("lookup"));
-    for (round, [a, b, b_table, b_fill, c, b_batch, c_batch]) in rows {
-        println!("{}", a.row(&format!("(a) ClassBench rules alone, round {round}")));
-        println!("{}", b.row(&format!("(b) + `ip.src in $blocked` (list lookup included), round {round}")));
-        println!("{}", b_table.row(&format!("(b) its table lookup alone (keys filled beforehand), round {round}")));
-        println!("{}", b_fill.row(&format!("(b) its list lookup alone (copy and fill), round {round}")));
-        println!("{}", c.row(&format!("(c) + the prefixes as {} rules, round {round}", members.len())));
-        println!("{}", b_batch.row(&format!("(b) in batches of {BATCH} (fill, first_match_batch), round {round}")));
-        println!("{}", c_batch.row(&format!("(c) in batches of {BATCH} (first_match_batch), round {round}")));
+    let names = [
+        "(a) ClassBench rules alone".to_string(),
+        "(b) + `ip.src in $blocked` (list lookup included)".to_string(),
+        "(b) its table lookup alone (keys filled beforehand)".to_string(),
+        "(b) its list lookup alone (copy and fill)".to_string(),
+        format!("(c) + the prefixes as {} rules", members.len()),
+        format!("(b) in batches of {BATCH} (fill, first_match_batch)"),
+        format!("(c) in batches of {BATCH} (first_match_batch)"),
+    ];
+    for (runs, name) in timed.iter().zip(names) {
+        println!("{}", runs.row(&name));
     }
     Ok(())
 }

@@ -81,39 +81,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let refs: Vec<&Key> = keys.iter().collect();
     let bytes: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
     let mut out = vec![None; 64];
-    let mut rows = Vec::new();
-    for round in 0..3 {
-        // Alternated, so that drift on a busy machine touches both alike.
-        let a = Runs::measure(args.runs, n, || {
+    // The five rows interleaved, run by run: a drift of a busy machine falls on each alike.
+    let timed = Runs::interleaved(args.runs, n, 5, |row| match row {
+        0 | 1 => {
+            let table = if row == 0 { &table_a } else { &table_b };
             for (k, f) in keys.iter().zip(&frames) {
-                std::hint::black_box(table_a.first_match(std::hint::black_box(k), f));
+                std::hint::black_box(table.first_match(std::hint::black_box(k), f));
             }
-        });
-        let b = Runs::measure(args.runs, n, || {
-            for (k, f) in keys.iter().zip(&frames) {
-                std::hint::black_box(table_b.first_match(std::hint::black_box(k), f));
-            }
-        });
-        let a_batch = Runs::measure(args.runs, n, || {
+        }
+        2 | 3 => {
+            let table = if row == 2 { &table_a } else { &table_b };
             for (k, f) in refs.chunks(64).zip(bytes.chunks(64)) {
-                table_a.first_match_batch(std::hint::black_box(k), f, &mut out[..k.len()]);
+                table.first_match_batch(std::hint::black_box(k), f, &mut out[..k.len()]);
                 std::hint::black_box(&out);
             }
-        });
-        let b_batch = Runs::measure(args.runs, n, || {
-            for (k, f) in refs.chunks(64).zip(bytes.chunks(64)) {
-                table_b.first_match_batch(std::hint::black_box(k), f, &mut out[..k.len()]);
-                std::hint::black_box(&out);
-            }
-        });
-        let c = Runs::measure(args.runs, n, || {
+        }
+        _ => {
             for (k, f) in keys.iter().zip(&frames) {
                 let k = std::hint::black_box(k);
                 std::hint::black_box(linear.first_match(k, f).or_else(|| table_a.first_match(k, &[])));
             }
-        });
-        rows.push((round, a, b, a_batch, b_batch, c));
-    }
+        }
+    });
     println!(
         "rules {} ({} rules), trace {} ({n} frames), {} signatures: {selected} frames selected by one, \
          {header_hits} pass some signature's header test (their bytes are checked)",
@@ -124,12 +113,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     println!("(a) {:?}\n(b) {:?}\n", table_a.stats(), table_b.stats());
     println!("{}", Runs::header("lookup"));
-    for (round, a, b, a_batch, b_batch, c) in rows {
-        println!("{}", a.row(&format!("(a) ClassBench rules alone, one at a time, round {round}")));
-        println!("{}", b.row(&format!("(b) + {} signatures, one at a time, round {round}", args.signatures)));
-        println!("{}", a_batch.row(&format!("(a) batches of 64, round {round}")));
-        println!("{}", b_batch.row(&format!("(b) batches of 64, round {round}")));
-        println!("{}", c.row(&format!("(c) signatures by linear scan, then (a), round {round}")));
+    let names = [
+        "(a) ClassBench rules alone, one at a time".to_string(),
+        format!("(b) + {} signatures, one at a time", args.signatures),
+        "(a) batches of 64".to_string(),
+        "(b) batches of 64".to_string(),
+        "(c) signatures by linear scan, then (a)".to_string(),
+    ];
+    for (runs, name) in timed.iter().zip(names) {
+        println!("{}", runs.row(&name));
     }
     Ok(())
 }

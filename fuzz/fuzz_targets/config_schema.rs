@@ -1,7 +1,8 @@
 //! Configurations built from the schema with extreme values: every section, every key, with
 //! numbers at and past their bounds (0, 1, the type's maximum, negative, larger than TOML
 //! holds), names that are empty, long, quoted or not ASCII, addresses of every family and
-//! length, lists from empty to large, rules with large sets. Parsing and compiling never
+//! length, lists from empty to large, rules with large sets and `$list`s, `[bgp]`, `[ipfix]`,
+//! `[tcp_protection]` and `[[list]]` too. Parsing and compiling never
 //! panic; a configuration is a snapshot that holds exactly the customers and tunnels written,
 //! or errors that each point inside the text.
 #![no_main]
@@ -103,6 +104,9 @@ enum Expr {
     Set { seed: u64, len: u16 },
     Nested(u8),
     Broken(u8),
+    /// A `[[list]]`'s name (`l0`..`l3`, which lists may or may not be called), tested by an
+    /// address field or a number field, under `not` or not.
+    List { list: u8, numbers: bool, not: bool },
 }
 
 impl Expr {
@@ -131,6 +135,12 @@ impl Expr {
             Expr::Broken(n) => ["tcp.port in {80 443}", "foo", "(", "ip.src == 1.2.3.4/33", "tcp.port == 0x1ffff"]
                 [usize::from(*n) % 5]
                 .into(),
+            Expr::List { list, numbers, not } => format!(
+                "{}{} in $l{}",
+                if *not { "not " } else { "" },
+                if *numbers { "udp.srcport" } else { "ip.src" },
+                list % 4
+            ),
         }
     }
 }
@@ -142,6 +152,108 @@ struct Rule {
     action: u8,
     bucket: Option<Name>,
     monitor: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+struct TcpRule {
+    name: Option<Name>,
+    expr: Expr,
+    mitigate: Option<bool>,
+    syn_rate: Option<Num>,
+    syn_burst: Option<Num>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct TcpProtection {
+    /// `table_size`, the three timeouts, `challenge_rate`, `authenticated_for`, `grace_period`.
+    settings: [Option<Num>; 7],
+    rules: Vec<TcpRule>,
+}
+
+/// A path as `[bgp]` takes one: absolute or not, empty, the root, with a NUL.
+#[derive(Arbitrary, Debug)]
+enum PathText {
+    Absolute(u8),
+    Relative,
+    Empty,
+    Root,
+    Nul,
+}
+
+impl PathText {
+    fn text(&self) -> String {
+        match self {
+            PathText::Absolute(n) => format!("/run/transitd-fuzz/{n}.conf"),
+            PathText::Relative => "bird.conf".into(),
+            PathText::Empty => String::new(),
+            PathText::Root => "/".into(),
+            PathText::Nul => "/run/a\\u0000b".into(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Bgp {
+    socket: Option<PathText>,
+    include: Option<PathText>,
+    withdraw_after: Option<Num>,
+    announce_after: Option<Num>,
+    without_tunnels: Option<bool>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Collector {
+    V4(u32, u16),
+    V6(u64, u16),
+    NoPort(u32),
+    Junk(u8),
+}
+
+impl Collector {
+    fn text(&self) -> String {
+        match self {
+            Collector::V4(a, p) => format!("{}:{p}", std::net::Ipv4Addr::from(*a)),
+            Collector::V6(a, p) => format!("[{}]:{p}", std::net::Ipv6Addr::from(u128::from(*a))),
+            Collector::NoPort(a) => std::net::Ipv4Addr::from(*a).to_string(),
+            Collector::Junk(n) => ["", ":4739", "[::1]", "localhost:4739", "1.2.3.4:70000"][usize::from(*n) % 5].into(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Ipfix {
+    collector: Collector,
+    /// `sample`, `observation_domain`, the two timeouts, `enterprise_number`,
+    /// `template_refresh_s`, `max_message_size`.
+    settings: [Option<Num>; 7],
+}
+
+#[derive(Arbitrary, Debug)]
+enum Item {
+    Prefix(Addr),
+    Host(Addr),
+    Number(Num),
+    Range(Num, Num),
+}
+
+impl Item {
+    fn text(&self) -> String {
+        match self {
+            Item::Prefix(a) => a.prefix(),
+            Item::Host(a) => a.host(),
+            Item::Number(n) => n.text(),
+            Item::Range(a, b) => format!("{}..{}", a.text(), b.text()),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct List {
+    /// `l0`..`l3`, the names rules test; or any name.
+    name: Result<u8, Name>,
+    items: Vec<Item>,
+    /// A file that is not there.
+    missing_file: bool,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -172,6 +284,7 @@ struct Customer {
     firewall: Option<(u8, Vec<Rule>)>,
     egress: Option<(u8, Vec<Rule>)>,
     dos: Vec<Rule>,
+    tcp_protection: Vec<TcpRule>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -207,6 +320,10 @@ struct Config {
     buckets: Vec<(Name, u8, Num, Option<Num>)>,
     dos: Vec<Rule>,
     soft_unicast: Option<SoftUnicast>,
+    bgp: Option<Bgp>,
+    ipfix: Option<Ipfix>,
+    tcp_protection: Option<TcpProtection>,
+    lists: Vec<List>,
     customers: Vec<Customer>,
 }
 
@@ -243,6 +360,32 @@ fn rules(out: &mut String, table: &str, rules: &[Rule]) {
     }
 }
 
+fn tcp_rules(out: &mut String, table: &str, rules: &[TcpRule]) {
+    for (i, r) in rules.iter().take(100).enumerate() {
+        let _ = writeln!(out, "[[{table}]]\nmatch = {}", quoted(&r.expr.text()));
+        if let Some(n) = &r.name {
+            let _ = writeln!(out, "name = {}", quoted(&n.text(i)));
+        }
+        if let Some(m) = r.mitigate {
+            let _ = writeln!(out, "mode = {}", quoted(if m { "mitigate" } else { "monitor" }));
+        }
+        for (k, v) in [("syn_rate", &r.syn_rate), ("syn_burst", &r.syn_burst)] {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{k} = {}", v.text());
+            }
+        }
+    }
+}
+
+/// `key = value` for each setting given.
+fn settings<'a>(out: &mut String, keys: &[&str], values: impl IntoIterator<Item = &'a Option<Num>>) {
+    for (k, v) in keys.iter().zip(values) {
+        if let Some(v) = v {
+            let _ = writeln!(out, "{k} = {}", v.text());
+        }
+    }
+}
+
 fn render(c: &Config) -> (String, usize, usize) {
     let mut out = String::new();
     let _ = writeln!(out, "[server]\nanycast = {}", quoted(&c.anycast.host()));
@@ -267,6 +410,56 @@ fn render(c: &Config) -> (String, usize, usize) {
             d.text(),
             u.text()
         );
+    }
+    if let Some(Bgp { socket, include, withdraw_after, announce_after, without_tunnels }) = &c.bgp {
+        let _ = writeln!(out, "[bgp]");
+        for (k, v) in [("bird_socket", socket), ("bird_include", include)] {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{k} = {}", quoted(&v.text()));
+            }
+        }
+        settings(&mut out, &["withdraw_after_ms", "announce_after_ms"], [withdraw_after, announce_after]);
+        if let Some(w) = without_tunnels {
+            let _ = writeln!(out, "withdraw_customers_without_tunnels = {w}");
+        }
+    }
+    if let Some(Ipfix { collector, settings: values }) = &c.ipfix {
+        let _ = writeln!(out, "[ipfix]\ncollector = {}", quoted(&collector.text()));
+        let keys = [
+            "sample",
+            "observation_domain",
+            "active_timeout_s",
+            "idle_timeout_s",
+            "enterprise_number",
+            "template_refresh_s",
+            "max_message_size",
+        ];
+        settings(&mut out, &keys, values);
+    }
+    if let Some(TcpProtection { settings: values, rules }) = &c.tcp_protection {
+        let _ = writeln!(out, "[tcp_protection]");
+        let keys = [
+            "table_size",
+            "embryonic_timeout",
+            "idle_timeout",
+            "closing_timeout",
+            "challenge_rate",
+            "authenticated_for",
+            "grace_period",
+        ];
+        settings(&mut out, &keys, values);
+        tcp_rules(&mut out, "tcp_protection.rule", rules);
+    }
+    for (i, list) in c.lists.iter().take(20).enumerate() {
+        let name = match &list.name {
+            Ok(n) => format!("l{}", n % 4),
+            Err(n) => n.text(i),
+        };
+        let items: Vec<String> = list.items.iter().take(2000).map(|m| quoted(&m.text())).collect();
+        let _ = writeln!(out, "[[list]]\nname = {}\nitems = [{}]", quoted(&name), items.join(", "));
+        if list.missing_file {
+            let _ = writeln!(out, "file = \"/nonexistent/transitd-fuzz-list\"");
+        }
     }
     let _ = writeln!(out, "[dos]");
     if let Some(t) = &c.table_size {
@@ -387,6 +580,9 @@ fn render(c: &Config) -> (String, usize, usize) {
         }
         if !cust.dos.is_empty() {
             rules(&mut out, "customer.dos.rule", &cust.dos);
+        }
+        if !cust.tcp_protection.is_empty() {
+            tcp_rules(&mut out, "customer.tcp_protection.rule", &cust.tcp_protection);
         }
     }
     (out, customers, tunnels)
