@@ -2003,3 +2003,34 @@ fn a_syn_under_an_authentication_header_is_not_clamped() {
     assert_eq!(stats.sent_as(TxReason::Encapsulated), 2);
     assert_eq!(rows.lines().collect::<Vec<_>>(), ["0x00000001\t1460", "\t1436"]);
 }
+
+/// A packet one customer's tunnel carries to another customer meets the global `[dos]`
+/// rules as a packet from the Internet does: four SYNs hairpinned from acme's tunnel to one
+/// of beta's hosts, under a per-destination limit of one, give one to beta's tunnel and
+/// three drops, as four from the Internet do (the GRE packets, addressed to the anycast
+/// address, met the rules as well; it is the destination inside that the limit protects).
+#[test]
+fn hairpinned_packets_meet_the_global_dos_rules() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen(
+        "[dos.sanity]\n",
+        "[[dos.bucket]]\nname = \"syn-per-destination\"\nkey = \"destination\"\nrate = 1\nburst = 1\n\n\
+         [[dos.rule]]\nname = \"syn-flood\"\nmatch = \"tcp.flags.syn == 1 and tcp.flags.ack == 0\"\n\
+         action = \"rate-limit\"\nbucket = \"syn-per-destination\"\n\n[dos.sanity]\n",
+        1,
+    );
+    let file = temp("hairpin-dos");
+    scapy_pcap(
+        &file,
+        "syn = lambda src, dst, sport: IP(src=src, dst=dst)/TCP(sport=sport, dport=80, flags='S')\n\
+         gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         frames = [gre(syn('203.0.113.%d' % i, '198.18.100.5', 1000 + i)) for i in range(1, 5)]\n\
+         frames += [Ether(dst='02:00:00:00:00:01')/syn('198.51.100.%d' % (20 + i), '198.18.100.6', 2000 + i) for i in range(4)]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (sent, limited) = (format!("tx:{}", TxReason::Encapsulated.name()), DropReason::RateLimited.name());
+    let sent = sent.as_str();
+    assert_eq!(fates(&v), [sent, limited, limited, limited, sent, limited, limited, limited]);
+}

@@ -186,14 +186,24 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     }
     // To a customer prefix (this one's or another's), the packet meets the sanity checks of
     // the packet and a source route onward first, as from the Internet (`path_by_address`):
-    // no egress token is spent on what they drop. Not the global DoS rules: the GRE packet
-    // met them outside.
+    // no egress token is spent on what they drop. And the global DoS rules, which protect
+    // every customer: they judged the GRE packet, addressed to us, not the traffic it
+    // carries to a customer (a tenant flooded another past a per-destination limit). A
+    // bucket and key the GRE packet paid are not paid twice.
     let target = steer(snap, &key, ip.is_ipv6);
     if target.is_some() {
         if ip.routed_onward && snap.dos.sanity.source_route {
             return Verdict::Drop(DropReason::SourceRouted);
         }
         if let Some(reason) = super::dos::packet_sanity(&snap.dos.sanity, &key, &ip) {
+            return Verdict::Drop(reason);
+        }
+        let global = dos::apply(ctx, &snap.dos.rules, &key, data);
+        if global.rule.is_some() || global.monitor.is_some() {
+            (outcome.dos_rule, outcome.dos_monitor) = (global.rule, global.monitor);
+            outcome.would_limit.set(WouldLimit::DOS, global.would_limit);
+        }
+        if let Some(reason) = global.drop {
             return Verdict::Drop(reason);
         }
     }
