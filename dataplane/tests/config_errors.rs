@@ -790,6 +790,13 @@ fn a_tunnel_router_on_the_bogon_list_is_warned_about() {
     assert!(warnings_of(&listed)[0].contains("is in bogon_sources (100.64.0.0/16)"), "{:?}", warnings_of(&listed));
     assert_eq!(warnings_of(&config("[dos.sanity]\nbogons = false\n")), Vec::<String>::new());
     assert_eq!(warnings_of(&config("[dos.sanity]\nbogon_sources = [\"10.0.0.0/8\"]\n")), Vec::<String>::new());
+    // An empty list, the check on: nothing is checked, which is said (it hid the router's
+    // warning above, too); with the check off, quiet.
+    assert_eq!(
+        warnings_of(&config("[dos.sanity]\nbogon_sources = []\n")),
+        ["w.toml:4:17: bogon_sources is empty: bogons = true then drops no source (write bogons = false to mean that)"]
+    );
+    assert_eq!(warnings_of(&config("[dos.sanity]\nbogons = false\nbogon_sources = []\n")), Vec::<String>::new());
 }
 
 /// An `mss` on a tunnel whose MTU leaves less than the smallest allowed MSS is refused with

@@ -10,7 +10,7 @@
 /* The longest link header the program reads: Ethernet and MAX_VLAN_DEPTH tags. */
 #define MAX_LINK_LEN (14 + 4 * MAX_VLAN_DEPTH)
 
-/* Prefixes per family in the ownership tries: customers' prefixes, soft-unicast ranges. */
+/* Prefixes per family in the ownership tries: customers' prefixes. */
 #define MAX_PREFIXES 65536
 
 #define IPPROTO_ICMP_ 1

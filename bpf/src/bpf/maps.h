@@ -75,7 +75,7 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-/* Destinations transitd owns: customer prefixes (and, later, soft-unicast ranges). */
+/* Destinations transitd owns: customer prefixes (soft-unicast ranges are egress_addrs'). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, MAX_PREFIXES);

@@ -295,7 +295,7 @@ pub struct SanitySection {
     /// special-purpose ranges (RFC 6890) when that is not given.
     pub bogons: bool,
     /// The bogon list, replacing the built-in one.
-    pub bogon_sources: Option<Vec<Spanned<String>>>,
+    pub bogon_sources: Option<Spanned<Vec<Spanned<String>>>>,
     /// Drop packets whose source lies in a customer's prefixes but which do not arrive
     /// through that customer's tunnel (spoofed as the customer).
     pub customer_sources: bool,

@@ -127,7 +127,14 @@ impl Builder<'_> {
         // The list is checked whether or not it is in use, so that turning `bogons` on later
         // cannot meet an error nobody saw.
         let listed: Option<Vec<IpNet>> =
-            s.bogon_sources.as_ref().map(|list| list.iter().filter_map(|p| self.prefix(p)).collect());
+            s.bogon_sources.as_ref().map(|list| list.get_ref().iter().filter_map(|p| self.prefix(p)).collect());
+        // An empty list with the check on checks nothing: said, as `bogons = false` says it.
+        if let Some(list) = s.bogon_sources.as_ref().filter(|l| l.get_ref().is_empty() && s.bogons) {
+            self.warn(
+                &list.span(),
+                "bogon_sources is empty: bogons = true then drops no source (write bogons = false to mean that)",
+            );
+        }
         let bogons = s.bogons.then(|| {
             let nets: Vec<IpNet> = match listed {
                 Some(list) => list,
@@ -216,7 +223,7 @@ impl Builder<'_> {
         }
         // The nets the table was built from (one that did not parse is reported there).
         let listed: Vec<IpNet> = match &section.sanity.bogon_sources {
-            Some(list) => list.iter().filter_map(|p| p.get_ref().parse().ok()).collect(),
+            Some(list) => list.get_ref().iter().filter_map(|p| p.get_ref().parse().ok()).collect(),
             None => DEFAULT_BOGONS.iter().filter_map(|p| p.parse().ok()).collect(),
         };
         for t in customers.iter().flat_map(|c| &c.get_ref().tunnels) {
