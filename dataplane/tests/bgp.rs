@@ -586,3 +586,43 @@ fn a_bird_that_was_silent_for_a_while_keeps_its_routes_through_a_refused_configu
     assert!(refused.contains("BIRD refused the configuration"), "{refused}");
     assert!(after.contains("203.0.113.0/24"), "the same routes were withdrawn: {refused}\n{after}");
 }
+
+/// systemd's watchdog sends SIGABRT to every process of the unit: the guard outlives it and
+/// withdraws once transitd (its input) is gone, where it died at once and left the routes
+/// announced. Checked against a running BIRD 2.
+#[test]
+fn the_guard_withdraws_after_a_watchdogs_abort() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-abort-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    std::fs::write(&conf, including(&include)).unwrap();
+    std::fs::write(&include, "").unwrap();
+    let mut bird = bird_with(&conf, &socket);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (mut guard, mut told, next) = guard_for(&socket, &include);
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = next();
+    let show = || {
+        let out = Command::new("birdc").arg("-s").arg(&socket).args(["show", "route"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let announced = show();
+    for signal in ["-ABRT", "-QUIT"] {
+        Command::new("kill").args([signal, &guard.id().to_string()]).status().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let alive = guard.try_wait().unwrap().is_none();
+    drop(told); // transitd gone
+    let status = guard.wait().unwrap();
+    let after = show();
+    let _ = (bird.kill(), bird.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first, "bird ok");
+    assert!(announced.contains("203.0.113.0/24"), "{announced}");
+    assert!(alive, "the guard died of the signal: {status:?}");
+    assert!(!after.contains("203.0.113.0/24"), "still announced: {after}");
+}

@@ -59,6 +59,12 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
     // reaches the guard too, the same executable: by default it would end it, and with it
     // the announcements' keeper. Caught and ignored.
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::new(AtomicBool::new(false)))?;
+    // systemd's watchdog sends SIGABRT to the whole control group (SIGQUIT is a core dump
+    // asked for): by default the guard died with transitd and withdrew nothing. Ignored,
+    // transitd's end closes the guard's input, and it withdraws.
+    for sig in [signal_hook::consts::SIGABRT, signal_hook::consts::SIGQUIT] {
+        signal_hook::flag::register(sig, Arc::new(AtomicBool::new(false)))?;
+    }
     let (tx, rx) = bounded::<Told>(64);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
