@@ -52,7 +52,20 @@ pub(super) struct Announcer {
     /// crash loop (systemd restarts the unit within seconds) does not flap every prefix
     /// with each restart.
     marker: Option<PathBuf>,
+    /// Starts in a row that found the marker (it counts them): each doubles the hold, so
+    /// that a run crashing after it announced does not flap every prefix at each restart
+    /// for ever. Back to 0 once a run has announced for [`STABLE_AFTER`].
+    unclean_starts: u32,
+    /// Since when this run has announced without a break.
+    announcing_since: Option<Instant>,
 }
+
+/// How long a run must announce without a break before its start counts as clean: the
+/// restarts before it no longer lengthen the hold.
+const STABLE_AFTER: Duration = Duration::from_secs(600);
+
+/// The longest hold a run of unclean starts brings (or `announce_after_ms`, if longer).
+const MAX_HOLD: Duration = Duration::from_secs(600);
 
 impl Announcer {
     pub(super) fn new(workers: usize) -> Announcer {
@@ -67,6 +80,38 @@ impl Announcer {
             hold: HoldDown::default(),
             last_told: None,
             marker: None,
+            unclean_starts: 0,
+            announcing_since: None,
+        }
+    }
+
+    /// How long to be well before announcing after a withdrawal: `announce_after`, doubled
+    /// for each unclean start in a row after the first, up to [`MAX_HOLD`].
+    fn hold_for(&self, announce_after: Duration) -> Duration {
+        let doublings = self.unclean_starts.saturating_sub(1).min(16);
+        announce_after.saturating_mul(1 << doublings).min(MAX_HOLD.max(announce_after))
+    }
+
+    /// Notes whether the run announces at `now`; one that has for [`STABLE_AFTER`] makes
+    /// the starts before it count no more (its marker says so, for the next start).
+    fn announcing(&mut self, yes: bool, now: Instant) {
+        if !yes {
+            self.announcing_since = None;
+            return;
+        }
+        let since = *self.announcing_since.get_or_insert(now);
+        if self.unclean_starts > 0 && now.saturating_duration_since(since) >= STABLE_AFTER {
+            self.unclean_starts = 0;
+            self.write_marker();
+        }
+    }
+
+    /// Writes this run's marker: its pid and the unclean starts in a row it ends.
+    fn write_marker(&self) {
+        if let Some(marker) = &self.marker
+            && let Err(e) = std::fs::write(marker, format!("{} {}\n", std::process::id(), self.unclean_starts))
+        {
+            eprintln!("transitd: {}: {e} (a crash loop would announce at every start)", marker.display());
         }
     }
 
@@ -77,20 +122,26 @@ impl Announcer {
             return;
         }
         self.unmark();
-        if marker.exists() {
+        if let Ok(text) = std::fs::read_to_string(&marker) {
+            // `PID STARTS`; an older run wrote its pid alone.
+            let before: u32 = text.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            self.unclean_starts = before.saturating_add(1);
             eprintln!(
-                "transitd: the last run announcing through {} did not stop cleanly ({} is there): announcing once \
-                 well for announce_after_ms",
+                "transitd: the last run announcing through {} did not stop cleanly ({} is there; {} such starts in a \
+                 row): announcing once well for announce_after_ms{}",
                 include.display(),
-                marker.display()
+                marker.display(),
+                self.unclean_starts,
+                match self.unclean_starts {
+                    1 => String::new(),
+                    n => format!(", doubled {} times", n - 1),
+                }
             );
             self.hold.hold();
             self.withdrawn = Some(HELD_DOWN.to_string()); // said above, not again
         }
-        if let Err(e) = std::fs::write(&marker, format!("{}\n", std::process::id())) {
-            eprintln!("transitd: {}: {e} (a crash loop would announce at every start)", marker.display());
-        }
         self.marker = Some(marker);
+        self.write_marker();
     }
 
     /// Removes this run's marker: its announcements end as asked.
@@ -202,8 +253,10 @@ impl Announcer {
             }
             (true, false) => Some("transitd's XDP program is no longer attached".to_string()),
         };
-        let well = self.hold.announce(why.is_some(), now, config.announce_after);
+        let hold = self.hold_for(config.announce_after);
+        let well = self.hold.announce(why.is_some(), now, hold);
         let why = why.or_else(|| (!well).then(|| HELD_DOWN.to_string()));
+        self.announcing(why.is_none(), now);
         let wanted = if why.is_none() { Announcements::of(snap) } else { Announcements::none() };
         stats.announced.store(wanted.0.len() as u64, Ordering::Relaxed);
         stats.withdrawn.store(why.is_some(), Ordering::Relaxed);
@@ -212,8 +265,9 @@ impl Announcer {
         if why != self.withdrawn {
             match &why {
                 Some(held) if held == HELD_DOWN => eprintln!(
-                    "transitd: well again: announcing once well for announce_after_ms ({} ms)",
-                    config.announce_after.as_millis()
+                    "transitd: well again: announcing once well for announce_after_ms ({} ms{})",
+                    hold.as_millis(),
+                    if hold > config.announce_after { ", doubled for the unclean starts in a row" } else { "" }
                 ),
                 Some(why) => eprintln!("transitd: withdrawing every BGP announcement: {why}"),
                 None if self.withdrawn.is_some() => eprintln!("transitd: announcing again"),
@@ -344,6 +398,49 @@ mod tests {
         third.mark(&include);
         assert!(third.hold.announce(false, t0, hold), "after a clean stop: at once");
         third.stop(true);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A crash loop after announcing: each unclean start in a row doubles the hold (up to ten
+    /// minutes), where a constant hold flapped every prefix at each restart for ever; a run
+    /// that announces for ten minutes makes the next start's hold the first's again.
+    #[test]
+    fn unclean_starts_in_a_row_double_the_hold() {
+        let dir = std::env::temp_dir().join(format!("transitd-marker-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let include = dir.join("bird.conf");
+        let _ = std::fs::remove_file(dir.join("bird.conf.running"));
+        let (t0, hold) = (Instant::now(), Duration::from_secs(5));
+        let start = || {
+            let mut run = Announcer::new(1);
+            run.mark(&include);
+            run
+        };
+        let holds: Vec<Duration> = (0..10)
+            .map(|_| {
+                let run = start();
+                let held = run.hold_for(hold);
+                run.stop(false); // crashed (after announcing, or not)
+                held
+            })
+            .collect();
+        let secs: Vec<u64> = holds.iter().map(Duration::as_secs).collect();
+        // The first start found no marker (its hold applies only after a withdrawal).
+        assert_eq!(secs, [5, 5, 10, 20, 40, 80, 160, 320, 600, 600]);
+        // A run that announces for ten minutes, then crashes: the next start holds 5 s.
+        let mut stable = start();
+        assert_eq!(stable.hold_for(hold), Duration::from_secs(600));
+        stable.announcing(true, t0);
+        stable.announcing(true, t0 + STABLE_AFTER);
+        stable.stop(false);
+        assert_eq!(start().hold_for(hold), hold);
+        // Runs whose announcing broke off before then count on: the third in a row since.
+        let mut brief = start();
+        brief.announcing(true, t0);
+        brief.announcing(false, t0 + STABLE_AFTER / 2);
+        brief.announcing(true, t0 + STABLE_AFTER);
+        brief.stop(false);
+        assert_eq!(start().hold_for(hold), Duration::from_secs(20));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
