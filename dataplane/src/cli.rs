@@ -18,7 +18,7 @@ use crate::run::{ConfigSource, RunOptions, parse_list};
     version,
     about,
     long_about = None,
-    after_help = "Exit status: 0 done; 1 a configuration (or a geofeed checked) unreadable or refused, \
+    after_help = "Exit status: 0 done; 1 a configuration unreadable or refused, or a geofeed checked refused, \
                   every error said as file:line:col; 2 anything else (a usage error, another file that \
                   cannot be read or written, a system call refused). transitd match exits 2 for a bad \
                   expression, as tshark.\n\
@@ -186,8 +186,9 @@ pub struct RunArgs {
     /// cluster's members: any that answers serves.
     #[arg(long, value_name = "ENDPOINT[,ENDPOINT...]")]
     pub config_etcd: Option<String>,
-    /// The etcd key prefix, ending in `/` [default: /transitd/]. (No default clap knows of:
-    /// `options` refuses it without `--config-etcd`, which it must see given.)
+    /// The etcd key prefix, ending in `/` [default: /transitd/].
+    // No default clap knows of: `options` refuses it without `--config-etcd`, which it must
+    // see given.
     #[arg(long, value_name = "PREFIX", requires = "config_etcd", value_parser = etcd_prefix)]
     pub prefix: Option<String>,
     /// The interface to attach to.
