@@ -89,7 +89,7 @@ fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
 /// readable, which only `run` can tell). `check-config` checks what `run` will accept: the
 /// unit's `ExecStartPre` and a check before a reload must not pass a file `run` refuses.
 fn load_to_run(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
-    let host = transitd::snapshot::Host { iface_mac_known: true, this_server: None };
+    let host = transitd::snapshot::Host { iface_mac_known: true, this_server: None, shared: false };
     load_as(path, |loaded| Snapshot::build_to_run(loaded, &host))
 }
 
@@ -173,11 +173,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `transitd plan`: the port-slice plan of the configuration's `[soft_unicast]`, and what
 /// moved since `previous`.
 fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyhow::Result<ExitCode> {
-    // The plan file the configuration names is what this command makes: plan from
-    // the section itself (the previous plan comes from --previous).
+    // The plan file the configuration names is what this command makes: plan from the
+    // section itself. The previous plan is --previous, or else that file, where it is: a
+    // plan made afresh moves slices between servers that did not change.
+    let mut named = None;
     let snap = match transitd::config::load_once(config).and_then(|mut loaded| {
         if let Some(su) = &mut loaded.file.soft_unicast {
-            su.get_mut().plan = None;
+            named = su.get_mut().plan.take().map(|p| config.parent().unwrap_or(Path::new("")).join(p.get_ref()));
         }
         Snapshot::build(&loaded)
     }) {
@@ -188,6 +190,14 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
         }
     };
     let su = soft_unicast(&snap, config)?;
+    let previous = match (previous, &named) {
+        (Some(p), _) => Some(p),
+        (None, Some(p)) if p.exists() => {
+            eprintln!("previous plan: {} (the configuration's plan; --previous names another)", p.display());
+            Some(p.as_path())
+        }
+        _ => None,
+    };
     let previous: Option<portslice::Plan> = previous
         .map(|p| -> anyhow::Result<portslice::Plan> {
             let text = transitd::limits::read_text_once(p, transitd::limits::MAX_PLAN_BYTES, "a plan")
@@ -197,6 +207,10 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
         .transpose()?;
     let had_previous = previous.is_some();
     let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
+    let geometry = |p: &portslice::Plan| (p.spec.slice_size, p.spec.reserved_ports);
+    if previous.as_ref().is_some_and(|p| geometry(p) != geometry(&plan)) {
+        eprintln!("the previous plan has other slices (slice_size, reserved_ports): none of its owners is kept");
+    }
     // The file first: a plan printed and then not written would look written.
     if let Some(path) = out_file {
         refuse_same_files(&[("--config", &config.to_path_buf()), ("--out", &path.to_path_buf())])?;

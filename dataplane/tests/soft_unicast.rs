@@ -275,6 +275,16 @@ fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
     assert!(text.contains("server a3 (data centre a): 10 slices"), "{text}");
     assert!(text.contains("10 slices move"), "{text}");
     assert_eq!(text.lines().filter(|l| l.ends_with("-> a3")).count(), 10, "{text}");
+    // Without --previous, the configuration's plan file is the previous plan: the same
+    // ten moves (a plan made afresh moved slices between a1 and a2 too).
+    let implied = transitd(&["plan", "-c", second.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&implied.stdout), text, "{}", String::from_utf8_lossy(&implied.stderr));
+    assert!(String::from_utf8_lossy(&implied.stderr).contains("previous plan: "), "said which");
+    // A previous plan of other slices keeps no owner, and says so.
+    let resliced = grown.replace("reserved_ports = 1024", "reserved_ports = 2048");
+    std::fs::write(&second, &resliced).unwrap();
+    let other = transitd(&["plan", "-c", second.to_str().unwrap(), "--previous", plan.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&other.stderr).contains("the previous plan has other slices"), "{other:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -697,7 +707,7 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
     use transitd::snapshot::{Host, Snapshot};
     let (config, _) = fleet();
     let loaded = transitd::config::parse("fleet.toml", &config).unwrap();
-    let host = |name: &str| Host { iface_mac_known: true, this_server: Some(name.to_string()) };
+    let host = |name: &str| Host { iface_mac_known: true, this_server: Some(name.to_string()), shared: true };
     let a2 = Snapshot::build_to_run(&loaded, &host("a2")).unwrap();
     let su = a2.soft_unicast.as_ref().unwrap();
     assert_eq!(su.backbone, std::net::Ipv4Addr::new(10, 9, 0, 12));
@@ -716,11 +726,17 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
         fates(&worker.into_parts().0.verdicts)
     };
     assert_eq!(fate(a2), [format!("pass:{}", PassReason::EgressLocal.name())]);
-    let a1 = Snapshot::build_to_run(&loaded, &Host { iface_mac_known: true, this_server: None }).unwrap();
+    let a1 =
+        Snapshot::build_to_run(&loaded, &Host { iface_mac_known: true, this_server: None, shared: false }).unwrap();
     assert_eq!(fate(a1), [format!("tx:{}", TxReason::Backbone.name())]);
 
     let refused = Snapshot::build_to_run(&loaded, &host("a9")).err().unwrap().to_string();
     assert!(refused.starts_with("fleet.toml:12:15: --this-server `a9` is not a [[soft_unicast.server]]"), "{refused}");
+    // A shared configuration (etcd's) names some server: without the flag, refused, as
+    // every server of the fleet would take that one's slices and backbone address.
+    let unnamed = Host { iface_mac_known: true, this_server: None, shared: true };
+    let refused = Snapshot::build_to_run(&loaded, &unnamed).err().unwrap().to_string();
+    assert!(refused.contains("run needs --this-server NAME"), "{refused}");
 }
 
 /// The fleet of [`fleet`] with customer acme behind a probed tunnel to 198.51.100.1.
@@ -738,7 +754,7 @@ fn fleet_with_a_probed_tunnel() -> transitd::config::Loaded {
 /// server's are its own).
 fn server(loaded: &transitd::config::Loaded, name: &str, key: u64) -> std::sync::Arc<transitd::snapshot::Snapshot> {
     use transitd::snapshot::{Host, Snapshot};
-    let host = Host { iface_mac_known: true, this_server: Some(name.to_string()) };
+    let host = Host { iface_mac_known: true, this_server: Some(name.to_string()), shared: false };
     let snap = std::sync::Arc::new(Snapshot::build_to_run(loaded, &host).unwrap());
     snap.health.set_key([key, key]);
     snap

@@ -295,7 +295,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         },
         _ => None,
     };
-    let host = Host { iface_mac_known: iface_mac != [0; 6], this_server: opts.this_server.clone() };
+    let host = Host {
+        iface_mac_known: iface_mac != [0; 6],
+        this_server: opts.this_server.clone(),
+        shared: matches!(opts.config, ConfigSource::Etcd(_)),
+    };
     let mut watch = match failed {
         Some(_) => None,
         None => ConfigWatch::start(&opts.config, files, started_from, &sources.reloads, helpers_stop.clone(), host)
@@ -387,7 +391,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::Fetched>)> {
     // Whether the interface's MAC can be read is found out after; the next hop is checked
     // here, with its position.
-    let host = Host { iface_mac_known: true, this_server: opts.this_server.clone() };
+    let host = Host {
+        iface_mac_known: true,
+        this_server: opts.this_server.clone(),
+        shared: matches!(opts.config, ConfigSource::Etcd(_)),
+    };
     let (snap, fetched) = match &opts.config {
         ConfigSource::File(path) => {
             // Kept as the errors they are: `main` exits 1 for a refused configuration.

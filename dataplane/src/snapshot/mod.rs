@@ -403,6 +403,17 @@ impl Snapshot {
         if snapshot.next_hop == NextHop::Unset && given.next_hop.is_none() && given.next_hop_mac.is_none() {
             b.err(&server, "[server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac");
         }
+        if let Some(su) = loaded.file.soft_unicast.as_ref().filter(|_| host.shared && host.this_server.is_none()) {
+            b.err(
+                &su.span(),
+                format!(
+                    "[soft_unicast] comes from the fleet's shared configuration, whose this_server (`{}`) is one \
+                     server's: run needs --this-server NAME (taking it, this host would take that server's slices \
+                     and backbone address)",
+                    su.get_ref().this_server.get_ref()
+                ),
+            );
+        }
         if snapshot.eth.src == [0; 6] && !host.iface_mac_known {
             b.err(
                 &server,
@@ -448,6 +459,9 @@ pub struct Host {
     /// `--this-server`: which soft-unicast server this host is, over `[soft_unicast]
     /// this_server`, for a fleet whose servers share one configuration (an etcd prefix).
     pub this_server: Option<String>,
+    /// The configuration is a fleet's, shared by its servers (etcd): its `this_server` is
+    /// some server's, so `[soft_unicast]` needs `--this-server`.
+    pub shared: bool,
 }
 
 struct Builder<'a> {
