@@ -1118,3 +1118,33 @@ remote = "198.51.100.7"
     );
     assert!(errors[1].starts_with("bad.toml:18:11: country: `G` is not an ISO 3166-1 alpha-2 code"), "{errors:#?}");
 }
+
+/// A TCP protection rule whose match selects no TCP packet covers nothing (the stage tracks
+/// TCP alone): said at its match, globally and per customer; a rule that may select TCP
+/// (`tcp`, `ip.src == ...`, `not udp`) is quiet.
+#[test]
+fn a_tcp_protection_rule_that_selects_no_tcp_is_warned_about() {
+    let text = |rule: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\n[tcp_protection]\n[[tcp_protection.rule]]\nmatch = \"{rule}\"\n\
+             [[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+             [[customer.tcp_protection.rule]]\nname = \"own\"\nmatch = \"{rule}\"\n"
+        )
+    };
+    assert_eq!(
+        warnings_about(&text("udp.dstport == 53"), "TCP protection"),
+        [
+            "w.toml:5:9: rule `rule-1`: its match selects no TCP packet, and TCP protection tracks TCP alone: it \
+             covers nothing",
+            "w.toml:11:9: rule `own`: its match selects no TCP packet, and TCP protection tracks TCP alone: it covers \
+             nothing"
+        ]
+    );
+    for quiet in ["tcp", "ip.src == 198.51.100.0/24", "not udp", "tcp.port == 80 or udp.port == 53", "icmp or tcp"] {
+        assert_eq!(warnings_about(&text(quiet), "TCP protection"), Vec::<String>::new(), "{quiet}");
+    }
+    assert_eq!(
+        warnings_about(&text("icmp and ip.ttl < 5").replace("icmp", "icmpv6 or icmp"), "TCP protection").len(),
+        2
+    );
+}

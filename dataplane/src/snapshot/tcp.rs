@@ -179,6 +179,23 @@ impl Builder<'_> {
             })
             .collect();
         let set = self.compile_rules(&texts, Action::Accept, scope);
+        // The stage tracks TCP alone: a rule that selects no TCP packet (`udp.dstport == 53`)
+        // covers nothing. Judged on boxes that hold every packet it selects, so a rule said
+        // here selects none.
+        if set.rules().len() == sections.len() {
+            let proto = classifier::Dim::L4Proto as usize;
+            for (rule, section) in set.rules().iter().zip(sections) {
+                let boxes = classifier::compile::superset_boxes(&rule.expr);
+                if !boxes.iter().any(|b| b[proto][0] <= 6 && 6 <= b[proto][1]) {
+                    let why = format!(
+                        "rule `{}`: its match selects no TCP packet, and TCP protection tracks TCP alone: it covers \
+                         nothing",
+                        rule.name
+                    );
+                    self.warn(&section.get_ref().expr.span(), why);
+                }
+            }
+        }
         let mut rules = Vec::with_capacity(sections.len());
         for (i, r) in sections.iter().enumerate() {
             let r = r.get_ref();
