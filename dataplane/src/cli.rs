@@ -278,7 +278,7 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops")]
     pub capture_rate: u32,
     /// The capture file stops growing at this size: a number of bytes, or with K, M or G
-    /// (powers of 1000: 100M is 100,000,000 bytes).
+    /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000).
     #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops")]
     pub capture_max_size: u64,
     /// Bytes kept of each frame (default: the configured frame size, i.e. whole frames).
@@ -316,14 +316,21 @@ impl CaptureArgs {
     }
 }
 
-/// `1500`, `64K`, `100M`, `2G` (powers of 1000, as file sizes are usually read).
+/// `1500`, `64K`, `100M`, `1.5G` (powers of 1000, as file sizes are usually read); a
+/// fraction must come to whole bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
         Some((i, _)) => t.split_at(i),
         None => (t, ""),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size (e.g. 500000, 64K, 100M, 1G)"))?;
+    let not_a_size = || format!("`{text}` is not a size (e.g. 500000, 64K, 1.5M, 1G)");
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(fraction) || fraction.len() > 9 {
+        return Err(not_a_size());
+    }
+    let n: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| not_a_size())? };
     let scale = match unit.to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" => 1_000,
@@ -331,7 +338,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "G" | "GB" => 1_000_000_000,
         _ => return Err(format!("`{text}`: unknown unit `{unit}` (K, M or G)")),
     };
-    n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
+    // The fraction in whole bytes, exactly: `fraction` has at most 9 digits, `scale` is at
+    // most 10^9, so their product fits.
+    let tenths = 10u64.pow(fraction.len() as u32);
+    let part = if fraction.is_empty() { 0 } else { fraction.parse::<u64>().map_err(|_| not_a_size())? * scale };
+    if part % tenths != 0 {
+        return Err(format!("`{text}` is not a whole number of bytes"));
+    }
+    n.checked_mul(scale).and_then(|b| b.checked_add(part / tenths)).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// A duration in seconds (`0.5`, `10`), from 0 to [`MAX_SECONDS_FLAG`]: what `Duration`
@@ -427,6 +441,14 @@ mod tests {
         assert!(parse_size("10X").is_err());
         assert!(parse_size("M").is_err());
         assert!(parse_size("99999999999G").is_err());
+        // Fractions that come to whole bytes.
+        assert_eq!(parse_size("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_size("0.25K"), Ok(250));
+        assert_eq!(parse_size(".5G"), Ok(500_000_000));
+        assert_eq!(parse_size("2.000000001G"), Ok(2_000_000_001));
+        for bad in ["1.5", "1.0005K", ".", "1.2.3M", "1.M5", "1.0000000001G", "-1M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
