@@ -232,7 +232,10 @@ impl DropCapture {
         Tap {
             capture: self.clone(),
             interval_ns: (1e9 / per_worker) as u64,
-            burst_ns: 1_000_000_000,
+            // A second's worth at once: GCRA lets a frame through while its time is at most
+            // this far ahead, so the tolerance is a second less the frame that takes it
+            // (a whole second let rate + 1 through).
+            burst_ns: 1_000_000_000u64.saturating_sub((1e9 / per_worker) as u64),
             tat_ns: 0,
             snapshot: None,
             wait: false,

@@ -308,3 +308,33 @@ fn nfdump_reads_the_same_flows() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(cfg);
 }
+
+/// A packet whose IP header says it is longer than what arrived counts the octets that
+/// arrived (RFC 7012: octets "in incoming packets"): a 54-byte frame claiming 65,000 bytes
+/// of IPv4 and a 74-byte one claiming 60,040 of IPv6 were exported as such, a flood of them
+/// a thousand times its size at the collector. Made by scapy, read back by tshark.
+#[test]
+fn a_length_that_lies_counts_the_octets_that_arrived() {
+    let dir = std::env::temp_dir().join(format!("transitd-ipfix-liar-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("liar.pcap");
+    scapy_pcap(
+        &capture,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         frames = [\n\
+           e/IP(src='198.51.100.9', dst='203.0.113.10', len=65000)/TCP(sport=1000, dport=80),\n\
+           e/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::10', plen=60000)/TCP(sport=1001, dport=80),\n\
+         ]",
+    );
+    let lengths: Vec<u64> =
+        tshark(&capture, &["-T", "fields", "-e", "frame.len"]).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lengths, [54, 74]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let cfg = with_ipfix(&root().join("examples/acme.toml"), &format!("127.0.0.1:{port}"), 1);
+    replay(&cfg, &capture);
+    let flows = dissected(&received(&socket, port, "liar"), port, 1);
+    let _ = (std::fs::remove_dir_all(&dir), std::fs::remove_file(cfg));
+    let octets: Vec<(u16, u64)> = flows.iter().map(|(k, v)| (k.2, v.1)).collect();
+    assert_eq!(octets, [(1000, 54), (1001, 74)], "{flows:?}");
+}

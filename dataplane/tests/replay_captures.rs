@@ -244,3 +244,50 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
     }
     assert!(left_out < 200, "{left_out} frames left out");
 }
+
+/// Older pcapng packet blocks read as tshark reads them, in sections of either byte order: a
+/// simple packet block's packet is its original length of data, not the padding after it
+/// (a 61-byte frame read as 64), and an obsolete packet block's timestamp is its high 32
+/// bits, then its low (read as one little-endian number, the halves were swapped). The
+/// files are written here by Python's struct, byte by byte as the pcapng draft lays them out.
+#[test]
+fn simple_and_obsolete_packet_blocks_read_as_tshark_reads_them() {
+    let dir = std::env::temp_dir().join(format!("transitd-pcapng-blocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import struct, sys
+from scapy.all import Ether, IP, UDP, Raw
+frame = bytes(Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.9')/UDP()/Raw(b'x' * 19))
+assert len(frame) == 61
+pad = lambda b: b + b'\0' * (-len(b) % 4)
+def block(e, kind, body):
+    total = 12 + len(body)
+    return struct.pack(e + 'II', kind, total) + body + struct.pack(e + 'I', total)
+for e, name in (('<', 'little'), ('>', 'big')):
+    shb = block(e, 0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1))
+    idb = block(e, 1, struct.pack(e + 'HHI', 1, 0, 0))
+    spb = block(e, 3, struct.pack(e + 'I', len(frame)) + pad(frame))
+    ts = 1700000000 * 10**6 + 250000
+    opb = block(e, 2, struct.pack(e + 'HHIIII', 0, 0, ts >> 32, ts & 0xffffffff, len(frame), len(frame)) + pad(frame))
+    open(sys.argv[1] + '/' + name + '.pcapng', 'wb').write(shb + idb + spb + opb)
+"#;
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(&dir).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    for name in ["little", "big"] {
+        let file = dir.join(format!("{name}.pcapng"));
+        let theirs: Vec<(usize, u64)> =
+            tshark(&file, &["-T", "fields", "-e", "frame.cap_len", "-e", "frame.time_epoch"])
+                .lines()
+                .map(|l| {
+                    let (len, time) = l.split_once('\t').unwrap();
+                    // A simple packet block has no time: tshark says none, transitd stamps 0.
+                    let (s, ns) = time.split_once('.').unwrap_or(("0", "0"));
+                    (len.parse().unwrap(), s.parse::<u64>().unwrap() * 1_000_000_000 + ns.parse::<u64>().unwrap())
+                })
+                .collect();
+        let ours: Vec<(usize, u64)> = read_frames(&file).iter().map(|f| (f.bytes.len(), f.timestamp_ns)).collect();
+        assert_eq!(theirs[1], (61, 1_700_000_000_250_000_000), "{name}: tshark's reading");
+        assert_eq!(ours, theirs, "{name}: ours (left), tshark's (right)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -131,6 +131,11 @@ impl CaptureReader {
                 }
             },
             Inner::PcapNg(reader) => loop {
+                // Known before a simple packet block, which names the first interface.
+                let first_snaplen = reader.interfaces().first().map_or(0, |i| i.snaplen as usize);
+                // pcap-file reads an obsolete packet block's timestamp (its high 32 bits, then
+                // its low) as one 64-bit number: in a little-endian section, halves swapped.
+                let little = reader.section().endianness == pcap_file::Endianness::Little;
                 let (interface, ticks, wire_len) = match reader.next_block() {
                     None => return Ok(None),
                     Some(Err(e)) => return Err(self.error(explained(&e))),
@@ -138,9 +143,18 @@ impl CaptureReader {
                         let n = copy_prefix(&p.data, out);
                         (p.interface_id, p.timestamp.as_nanos() as u64, (p.original_len, n))
                     }
-                    Some(Ok(Block::SimplePacket(p))) => (0, 0, (p.original_len, copy_prefix(&p.data, out))),
+                    Some(Ok(Block::SimplePacket(p))) => {
+                        // The block's data is padded to 32 bits: the packet is its first
+                        // original_len bytes, or the first interface's snaplen if less.
+                        let mut len = (p.original_len as usize).min(p.data.len());
+                        if first_snaplen > 0 {
+                            len = len.min(first_snaplen);
+                        }
+                        (0, 0, (p.original_len, copy_prefix(&p.data[..len], out)))
+                    }
                     Some(Ok(Block::Packet(p))) => {
-                        (u32::from(p.interface_id), p.timestamp, (p.original_len, copy_prefix(&p.data, out)))
+                        let ticks = if little { p.timestamp.rotate_left(32) } else { p.timestamp };
+                        (u32::from(p.interface_id), ticks, (p.original_len, copy_prefix(&p.data, out)))
                     }
                     Some(Ok(_)) => continue,
                 };
