@@ -1,5 +1,7 @@
 //! Reading capture files (pcap in either byte order, pcapng) into Ethernet frames, with
-//! pcap-file doing the file format.
+//! pcap-file doing pcap and pcap-parser pcapng. pcap-parser reads what the pcapng draft
+//! tells readers to take (an option list without its end marker, a reserved field not zero,
+//! options of any length), where pcap-file refused files tshark reads.
 //!
 //! Frames of other link types are given an Ethernet header so that the pipeline sees one
 //! framing: RAW (101, and 12/14 on some systems), IPV4 (228), IPV6 (229), BSD loopback (0),
@@ -12,8 +14,10 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapNGReader};
 
 /// Ethernet header length.
 pub(crate) const ETH: usize = 14;
@@ -75,8 +79,39 @@ pub enum CaptureError {
 
 enum Inner {
     Pcap { reader: PcapReader<BufReader<File>>, link_type: u32, nanos: bool },
-    PcapNg(Box<PcapNgReader<BufReader<File>>>),
+    PcapNg(Box<PcapNg>),
 }
+
+/// A pcapng file being read: the reader, and what its current section said of itself.
+struct PcapNg {
+    reader: PcapNGReader<File>,
+    /// The reader's buffer now (it grows for a larger block).
+    capacity: usize,
+    section: Section,
+}
+
+/// What the current pcapng section said of itself.
+#[derive(Default)]
+struct Section {
+    /// Its byte order (what pcap-parser reads options and obsolete blocks in).
+    big_endian: bool,
+    /// Its interfaces, in the order described.
+    interfaces: Vec<Interface>,
+}
+
+/// An interface of a pcapng section, as far as its packets need it.
+struct Interface {
+    link_type: u32,
+    snaplen: u32,
+    tsresol: u8,
+    tsoffset: i64,
+}
+
+/// The buffer a pcapng reader starts with, and the most it grows to for one block (a frame
+/// and its options): pcap records are held to the same 8 MiB by pcap-file. A file that
+/// claims a larger block ends the read with an error, not with the memory it asks for.
+const PCAPNG_BUFFER: usize = 1 << 20;
+const PCAPNG_MAX_BLOCK: usize = 8 << 20;
 
 /// Reads frames from a capture file.
 pub struct CaptureReader {
@@ -96,7 +131,9 @@ impl CaptureReader {
         open()?.read_exact(&mut magic).map_err(|e| format(PcapError::IoError(e)))?;
         let reader = BufReader::with_capacity(1 << 20, open()?);
         let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-            Inner::PcapNg(Box::new(PcapNgReader::new(reader).map_err(format)?))
+            let reader = PcapNGReader::new(PCAPNG_BUFFER, open()?)
+                .map_err(|e| CaptureError::Format { path: name.clone(), reason: parser_explained(&e) })?;
+            Inner::PcapNg(Box::new(PcapNg { reader, capacity: PCAPNG_BUFFER, section: Section::default() }))
         } else {
             let reader = PcapReader::new(reader).map_err(format)?;
             let header = reader.header();
@@ -130,46 +167,147 @@ impl CaptureReader {
                     frame(*link_type, &raw.data, raw.orig_len, ns, out)
                 }
             },
-            Inner::PcapNg(reader) => loop {
-                // Known before a simple packet block, which names the first interface.
-                let first_snaplen = reader.interfaces().first().map_or(0, |i| i.snaplen as usize);
-                // pcap-file reads an obsolete packet block's timestamp (its high 32 bits, then
-                // its low) as one 64-bit number: in a little-endian section, halves swapped.
-                let little = reader.section().endianness == pcap_file::Endianness::Little;
-                let (interface, ticks, wire_len) = match reader.next_block() {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(self.error(explained(&e))),
-                    Some(Ok(Block::EnhancedPacket(p))) => {
-                        let n = copy_prefix(&p.data, out);
-                        (p.interface_id, p.timestamp.as_nanos() as u64, (p.original_len, n))
-                    }
-                    Some(Ok(Block::SimplePacket(p))) => {
-                        // The block's data is padded to 32 bits: the packet is its first
-                        // original_len bytes, or the first interface's snaplen if less.
-                        let mut len = (p.original_len as usize).min(p.data.len());
-                        if first_snaplen > 0 {
-                            len = len.min(first_snaplen);
-                        }
-                        (0, 0, (p.original_len, copy_prefix(&p.data[..len], out)))
-                    }
-                    Some(Ok(Block::Packet(p))) => {
-                        let ticks = if little { p.timestamp.rotate_left(32) } else { p.timestamp };
-                        (u32::from(p.interface_id), ticks, (p.original_len, copy_prefix(&p.data, out)))
-                    }
-                    Some(Ok(_)) => continue,
-                };
-                let Some(idb) = reader.interfaces().get(interface as usize) else {
-                    return Err(self.error(format!("packet names interface {interface}, which is not described")));
-                };
-                let link_type = u32::from(idb.linktype) & 0xffff;
-                let ns = shift_by_seconds(ticks_to_ns(ticks, tsresol(idb)), tsoffset(idb));
-                // The data is already at the front of `out`: reframe it there.
-                let (wire_len, n) = wire_len;
-                break reframe_in_place(link_type, n, wire_len, ns, out);
+            Inner::PcapNg(ng) => match ng.next_packet(out) {
+                Ok(Some(record)) => record,
+                Ok(None) => return Ok(None),
+                Err(reason) => return Err(self.error(reason)),
             },
         };
         self.records += 1;
         Ok(Some(record))
+    }
+}
+
+/// What the pcapng reader did with one block.
+enum Step {
+    /// A packet (its interface, timestamp ticks, length on the wire and the bytes now at the
+    /// front of the output), or another block taken in (`None`).
+    Block(Option<(u32, u64, u32, usize)>),
+    End,
+    /// More of the file is needed in the buffer, or a larger buffer.
+    Refill,
+    Grow,
+    Bad(String),
+}
+
+impl PcapNg {
+    /// The next packet's frame at the front of `out`, the section and interface blocks before
+    /// it taken in; `None` at the file's end.
+    fn next_packet(&mut self, out: &mut [u8]) -> Result<Option<Record>, String> {
+        loop {
+            // The reader's error borrows its buffer: what it said is taken out here, and the
+            // buffer refilled below.
+            let step = match self.reader.next() {
+                Ok((offset, block)) => {
+                    let packet = self.section.take(block, out);
+                    self.reader.consume(offset);
+                    Step::Block(packet)
+                }
+                Err(pcap_parser::PcapError::Eof) => Step::End,
+                Err(pcap_parser::PcapError::Incomplete(_)) => Step::Refill,
+                Err(pcap_parser::PcapError::BufferTooSmall) => Step::Grow,
+                Err(e) => Step::Bad(parser_explained(&e)),
+            };
+            match step {
+                Step::Block(None) => continue,
+                Step::Block(Some((interface, ticks, wire_len, n))) => {
+                    let Some(i) = self.section.interfaces.get(interface as usize) else {
+                        return Err(format!("packet names interface {interface}, which is not described"));
+                    };
+                    let ns = shift_by_seconds(ticks_to_ns(ticks, i.tsresol), i.tsoffset);
+                    return Ok(Some(reframe_in_place(i.link_type, n, wire_len, ns, out)));
+                }
+                Step::End => return Ok(None),
+                Step::Refill => self.reader.refill().map_err(|e| parser_explained(&e))?,
+                Step::Grow => {
+                    self.capacity *= 2;
+                    if self.capacity > PCAPNG_MAX_BLOCK || !self.reader.grow(self.capacity) {
+                        return Err(format!("a block larger than {} MiB", PCAPNG_MAX_BLOCK >> 20));
+                    }
+                    self.reader.refill().map_err(|e| parser_explained(&e))?;
+                }
+                Step::Bad(reason) => return Err(reason),
+            }
+        }
+    }
+}
+
+impl Section {
+    /// Takes in a section or interface block; a packet block's frame is copied to the front
+    /// of `out` and described (interface, ticks, length on the wire, bytes copied).
+    fn take(&mut self, block: PcapBlockOwned<'_>, out: &mut [u8]) -> Option<(u32, u64, u32, usize)> {
+        let PcapBlockOwned::NG(block) = block else { return None };
+        let big_endian = self.big_endian;
+        let u32_at = |b: &[u8], at: usize| -> u32 {
+            let w = b.get(at..at + 4).map_or([0; 4], |w| [w[0], w[1], w[2], w[3]]);
+            if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
+        };
+        match block {
+            Block::SectionHeader(shb) => {
+                self.big_endian = shb.big_endian();
+                self.interfaces.clear();
+                None
+            }
+            Block::InterfaceDescription(idb) => {
+                // if_tsoffset (14) in the section's byte order (pcap-parser reads it as
+                // little-endian whatever the section says).
+                let tsoffset = idb.options.iter().find(|o| o.code.0 == 14).and_then(|o| o.value.get(..8));
+                let tsoffset = tsoffset.map_or(0, |b| {
+                    let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+                    if self.big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) }
+                });
+                self.interfaces.push(Interface {
+                    link_type: (idb.linktype.0 as u32) & 0xffff,
+                    snaplen: idb.snaplen,
+                    tsresol: idb.if_tsresol,
+                    tsoffset,
+                });
+                None
+            }
+            Block::EnhancedPacket(p) => {
+                let data = &p.data[..(p.caplen as usize).min(p.data.len())];
+                let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
+                Some((p.if_id, ticks, p.origlen, copy_prefix(data, out)))
+            }
+            Block::SimplePacket(p) => {
+                // The block's data is padded to 32 bits: the packet is its first original
+                // length of bytes, or the first interface's snaplen if less. No time.
+                let snaplen = self.interfaces.first().map_or(0, |i| i.snaplen as usize);
+                let mut len = (p.origlen as usize).min(p.data.len());
+                if snaplen > 0 {
+                    len = len.min(snaplen);
+                }
+                Some((0, 0, p.origlen, copy_prefix(&p.data[..len], out)))
+            }
+            // The obsolete packet block (2), which tshark still reads: interface (16 bits),
+            // drops (16), timestamp high and low (32 each), captured and original lengths.
+            // (pcap-parser 0.17 gives an unknown block's type read little-endian in a
+            // big-endian section: 2 reads 0x02000000, no type of the draft's.)
+            Block::Unknown(u) if (u.block_type == 2 || u.block_type == 2u32.swap_bytes()) && u.data.len() >= 20 => {
+                let first = [u.data[0], u.data[1]];
+                let interface =
+                    u32::from(if big_endian { u16::from_be_bytes(first) } else { u16::from_le_bytes(first) });
+                let ticks = u64::from(u32_at(u.data, 4)) << 32 | u64::from(u32_at(u.data, 8));
+                let data = &u.data[20..];
+                let data = &data[..(u32_at(u.data, 12) as usize).min(data.len())];
+                Some((interface, ticks, u32_at(u.data, 16), copy_prefix(data, out)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// pcap-parser's error in words.
+fn parser_explained(e: &pcap_parser::PcapError<&[u8]>) -> String {
+    use pcap_parser::PcapError as E;
+    match e {
+        E::UnexpectedEof | E::Incomplete(_) => "the file ends inside it (cut short)".into(),
+        E::ReadError => "the file could not be read".into(),
+        E::HeaderNotRecognized => "no pcapng section header".into(),
+        E::NomError(_, kind) => format!("a malformed block ({kind:?})"),
+        E::OwnedNomError(_, kind) => format!("a malformed block ({kind:?})"),
+        E::BufferTooSmall => format!("a block larger than {} MiB", PCAPNG_MAX_BLOCK >> 20),
+        E::Eof => "the file ends".into(),
     }
 }
 
@@ -190,32 +328,6 @@ fn copy_prefix(data: &[u8], out: &mut [u8]) -> usize {
     let n = data.len().min(out.len());
     out[..n].copy_from_slice(&data[..n]);
     n
-}
-
-/// The interface's timestamp resolution option (default 6: microseconds).
-fn tsresol(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock<'_>) -> u8 {
-    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-    idb.options
-        .iter()
-        .find_map(|o| match o {
-            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
-            _ => None,
-        })
-        .unwrap_or(6)
-}
-
-/// The interface's timestamp offset option, `if_tsoffset`: seconds to add to every
-/// timestamp (signed; pcap-file reads it unsigned), 0 when absent. A capture that keeps
-/// timestamps relative to its start, as some capture tools do, is otherwise replayed in 1970.
-fn tsoffset(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock<'_>) -> i64 {
-    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-    idb.options
-        .iter()
-        .find_map(|o| match o {
-            InterfaceDescriptionOption::IfTsOffset(s) => Some(*s as i64),
-            _ => None,
-        })
-        .unwrap_or(0)
 }
 
 /// `ns` moved by `seconds`, held to what nanoseconds since 1970 in a `u64` can say.
