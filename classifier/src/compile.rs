@@ -7,7 +7,7 @@
 //! lies in one of the boxes. 128-bit addresses become up to seven boxes over their four
 //! 32-bit words per interval.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::ast::{Expr, Pred, Test};
 use crate::field::{ABSENT, DIMS, Dim, Guard, Occurrence, Slot};
@@ -24,6 +24,12 @@ pub const MAX_BOXES_PER_RULE: usize = 16_384;
 /// its expansion does quadratic work; this bounds that work (a tenth of a second) before the
 /// rule is refused.
 pub const MAX_EXPANSION_STEPS: usize = 1_000_000;
+
+/// Upper bound on the clauses (distinct answers its byte tests need) of one rule; beyond it
+/// the rule is too complex and interpreted. A packet in a leaf tries each clause there: an
+/// `and` of 14 `contains ... or contains ...` made 16,384 of them, 262,144 over 16 rules in
+/// one leaf, where interpreting the expression costs its 28 tests.
+pub const MAX_CLAUSES_PER_RULE: usize = 256;
 
 /// One inclusive `[lo, hi]` per key slot.
 pub type Bounds = [[u32; 2]; DIMS];
@@ -381,6 +387,8 @@ pub(crate) fn clauses_spending(expr: &Expr, left: &mut usize) -> Result<Vec<Clau
 /// [`clauses`], its expansion's work added to `steps` and bounded by `budget`.
 fn clauses_within(expr: &Expr, steps: &mut usize, budget: usize) -> Result<Vec<Clause>, CompileError> {
     let mut out: Vec<Clause> = Vec::new();
+    // Each clause by its answers: a scan of `out` per conjunction was quadratic.
+    let mut by_checks: HashMap<Vec<(u32, bool)>, usize> = HashMap::new();
     let mut total = 0;
     for conj in dnf(&formula(expr, true, &mut 0), steps, budget)? {
         let checks: Vec<(u32, bool)> = conj
@@ -390,9 +398,11 @@ fn clauses_within(expr: &Expr, steps: &mut usize, budget: usize) -> Result<Vec<C
                 _ => None,
             })
             .collect();
-        let at = match out.iter().position(|c| c.checks == checks) {
-            Some(at) => at,
+        let at = match by_checks.get(&checks) {
+            Some(&at) => at,
+            None if out.len() >= MAX_CLAUSES_PER_RULE => return Err(CompileError::TooComplex),
             None => {
+                by_checks.insert(checks.clone(), out.len());
                 out.push(Clause { boxes: Vec::new(), checks });
                 out.len() - 1
             }

@@ -291,6 +291,22 @@ mod tests {
         assert_eq!(RuleTable::build([&costly]).unwrap().interpreted, 1);
     }
 
+    /// A rule whose byte tests need more distinct answers than a rule may have clauses (an
+    /// `and` of nine `contains ... or contains ...`: 512) is interpreted, where its clauses
+    /// were each tried by every packet in their leaf; seven (128) still compile.
+    #[test]
+    fn a_rule_of_too_many_byte_test_answers_is_interpreted() {
+        let rule = |n: usize| {
+            let terms: Vec<String> =
+                (0..n).map(|i| format!("(udp.payload contains \"a{i}\" or udp.payload contains \"b{i}\")")).collect();
+            parse(&terms.join(" and ")).unwrap()
+        };
+        assert_eq!(compile::clauses(&rule(7)).map(|c| c.len()), Ok(128));
+        assert_eq!(compile::clauses(&rule(9)).map(|c| c.len()), Err(CompileError::TooComplex));
+        assert_eq!(RuleTable::build([&rule(7)]).unwrap().interpreted(), 0);
+        assert_eq!(RuleTable::build([&rule(9)]).unwrap().interpreted(), 1);
+    }
+
     /// A rule whose exact expansion has more boxes than a rule may have (3 x 2 x 54 x 72) is
     /// compiled as a superset and decided by interpretation: the same first match as the
     /// linear scan, on keys that meet each of its terms or miss one.

@@ -294,10 +294,11 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
             let interpreted = match interpreted {
                 0 => String::new(),
                 n => format!(
-                    "; {} too complex for the decision trees (over {} boxes) {} checked by \
-                     interpretation, a cost per packet they may select",
+                    "; {} too complex for the decision trees (over {} boxes, or {} answers of \
+                     their byte tests) {} checked by interpretation, a cost per packet they may select",
                     transitd::report::counted(n, "rule"),
                     classifier::compile::MAX_BOXES_PER_RULE,
+                    classifier::compile::MAX_CLAUSES_PER_RULE,
                     if n == 1 { "is" } else { "are" }
                 ),
             };
