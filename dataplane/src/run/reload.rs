@@ -441,6 +441,12 @@ fn apply(
                 }
                 return None;
             }
+            // Slices that change owner move their connections' return traffic to another server
+            // (those open now break): said, as `transitd plan` says it of a plan made.
+            let moved = match (&old.soft_unicast, &new.soft_unicast) {
+                (Some(a), Some(b)) => moved_slices(&a.plan, &b.plan),
+                _ => 0,
+            };
             // Tunnel health, TCP list versions: what carries over, decided here once.
             new.take_over_from(&old);
             let replaced = shared.swap(Arc::new(new));
@@ -451,6 +457,12 @@ fn apply(
             match narrowed.and_then(|_| program.set_tunnel_remotes(&n4, &n6)) {
                 Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
                 Err(e) => eprintln!("transitd: reloaded {what}, but removing the old XDP map entries failed: {e}"),
+            }
+            if moved > 0 {
+                eprintln!(
+                    "transitd: the reload moved {moved} port slices to other servers (their open connections' return \
+                     traffic goes to the new owner): `transitd plan --previous` lists them"
+                );
             }
             for warning in crate::config::warning_lines(&shared.load().warnings) {
                 eprintln!("transitd: warning: {warning}");
@@ -536,9 +548,33 @@ fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<()
     program.publish(&config, &egress)
 }
 
+/// Slices of an address both plans hold whose owner differs between them.
+fn moved_slices(old: &portslice::Plan, new: &portslice::Plan) -> usize {
+    new.owners
+        .iter()
+        .filter_map(|(ip, owners)| Some((owners, old.owners.get(ip)?)))
+        .map(|(now, before)| now.iter().zip(before).filter(|(a, b)| a != b).count())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slices a reload says it moved are those a re-plan lists (portslice's own count of
+    /// moves): a server joining data centre a of the test fleet takes ten.
+    #[test]
+    fn the_slices_a_reload_moves_are_the_replans_moves() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/soft-unicast.toml");
+        let snap = Snapshot::from_path(&path).unwrap();
+        let old = snap.soft_unicast.as_ref().unwrap().plan.clone();
+        let mut spec = old.spec.clone();
+        spec.data_centres.iter_mut().find(|d| d.name == "a").unwrap().servers.push("a3".into());
+        let (new, moves) = portslice::Plan::replan(spec, Some(&old)).unwrap();
+        assert_eq!(moves.len(), 10);
+        assert_eq!(moved_slices(&old, &new), moves.len());
+        assert_eq!(moved_slices(&old, &old), 0);
+    }
 
     /// Looks until the watch reports a change or `looks` looks have passed.
     fn looks_until_changed(watch: &mut FileWatch, looks: usize) -> Option<usize> {
