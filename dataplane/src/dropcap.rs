@@ -23,6 +23,7 @@ use pcap_file::DataLink;
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::blocks::interface_statistics::{InterfaceStatisticsBlock, InterfaceStatisticsOption};
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 
 use crate::pipeline::Frame;
@@ -349,7 +350,14 @@ pub struct Writer {
     /// Frames and bytes written into the buffer since its last flush: counted written only
     /// once flushed (a full disk fails the flush, and they never reach the file).
     unflushed: (u64, u64),
+    /// The latest frame's time: the closing statistics' time.
+    last_ns: u64,
 }
+
+/// Bytes kept free below `max_bytes` for the statistics block that closes the file: 40 of
+/// headers, interface, time, the drop count and the end of the options, and the comment's
+/// option, 4 and at most 132 (71 characters and three counts of up to 20 digits, padded).
+const STATISTICS_ROOM: u64 = 176;
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -376,7 +384,7 @@ impl Writer {
         };
         out.write_pcapng_block(interface)?;
         let header = out.get_ref().buffer().len() as u64;
-        Ok(Writer { capture, out, stop, comment: String::with_capacity(256), unflushed: (0, header) })
+        Ok(Writer { capture, out, stop, comment: String::with_capacity(256), unflushed: (0, header), last_ns: 0 })
     }
 
     /// Writes records until stopped, then what is left, and flushes. A failed write (a full
@@ -425,6 +433,29 @@ impl Writer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        self.flush()?;
+        self.close_with_statistics()
+    }
+
+    /// Ends the file with an interface statistics block: how many frames it leaves out
+    /// (`isb_osdrop`, what capinfos and Wireshark's capture file properties show as dropped)
+    /// and why, so that the file alone says it is a sample.
+    fn close_with_statistics(&mut self) -> anyhow::Result<()> {
+        let stats = &self.capture.stats;
+        let [rate, record, size] =
+            [&stats.over_rate, &stats.no_record, &stats.over_size].map(|n| n.load(Ordering::Relaxed));
+        let comment =
+            format!("transitd: not captured: {rate} over the rate, {record} no record free, {size} over the size");
+        let block = InterfaceStatisticsBlock {
+            interface_id: 0,
+            timestamp: self.last_ns,
+            options: vec![
+                InterfaceStatisticsOption::Comment(Cow::Owned(comment)),
+                InterfaceStatisticsOption::IsbOsDrop(rate + record + size),
+            ],
+        };
+        let written = self.out.write_pcapng_block(block)?;
+        self.unflushed.1 += written as u64;
         self.flush()
     }
 
@@ -459,13 +490,15 @@ impl Writer {
         // Block: 32 bytes of header and trailer, data padded to 4, the comment option
         // (4 + padded text) and the end-of-options marker.
         let size = 32 + record.len.next_multiple_of(4) + 4 + self.comment.len().next_multiple_of(4) + 4;
-        if stats.bytes.load(Ordering::Relaxed) + self.unflushed.1 + size as u64 > self.capture.options.max_bytes {
+        let room = self.capture.options.max_bytes.saturating_sub(STATISTICS_ROOM);
+        if stats.bytes.load(Ordering::Relaxed) + self.unflushed.1 + size as u64 > room {
             stats.over_size.fetch_add(1, Ordering::Relaxed);
             self.capture.full_file.store(true, Ordering::Relaxed);
             return Ok(());
         }
         let written = self.out.write_pcapng_block(block)?;
         self.unflushed = (self.unflushed.0 + 1, self.unflushed.1 + written as u64);
+        self.last_ns = self.last_ns.max(record.timestamp_ns);
         Ok(())
     }
 }

@@ -139,6 +139,42 @@ fn the_rate_bound_holds_on_capture_time_and_counts_the_rest() {
     let over_rate: usize =
         report.split(" over the rate").next().and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     assert_eq!(rows.len() + over_rate, 200, "{report}");
+    // The file says it is a sample: an interface statistics block (capinfos counts it)
+    // whose isb_osdrop is what was left out, read by pcap-parser.
+    let info = Command::new("capinfos").arg(&file).output().expect("capinfos (tshark's package)");
+    assert!(String::from_utf8_lossy(&info.stdout).contains("Number of stat entries = 1"), "{info:?}");
+    assert_eq!(isb_osdrop(&file), Some(over_rate as u64));
+}
+
+/// The `isb_osdrop` (option 7) of the capture's interface statistics block.
+fn isb_osdrop(file: &Path) -> Option<u64> {
+    use pcap_parser::traits::PcapReaderIterator;
+    let mut reader = pcap_parser::PcapNGReader::new(1 << 20, std::fs::File::open(file).unwrap()).unwrap();
+    let (mut found, mut big_endian) = (None, false);
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    pcap_parser::PcapBlockOwned::NG(pcap_parser::Block::SectionHeader(shb)) => {
+                        big_endian = shb.big_endian();
+                    }
+                    pcap_parser::PcapBlockOwned::NG(pcap_parser::Block::InterfaceStatistics(isb)) => {
+                        // Its value in the section's byte order (pcap-parser gives the bytes).
+                        let drop = isb.options.iter().find(|o| o.code.0 == 7).and_then(|o| o.value.get(..8));
+                        found = drop.map(|b| {
+                            let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+                            if big_endian { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) }
+                        });
+                    }
+                    _ => {}
+                }
+                reader.consume(offset);
+            }
+            Err(pcap_parser::PcapError::Eof) => return found,
+            Err(pcap_parser::PcapError::Incomplete(_)) => reader.refill().unwrap(),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
 }
 
 #[test]
