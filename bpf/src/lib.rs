@@ -72,6 +72,8 @@ struct ConfigValue {
     unbound_action: u32,
     mpls_redirect: u32,
     pmtu_redirect: u32,
+    host_mac: [u8; 6],
+    check_host_mac: u16,
 }
 
 /// `struct egress_addr` of `maps.h`: an egress address's data centre and row.
@@ -303,6 +305,8 @@ pub struct XdpProgram {
     /// The keys last written whole into each map [`XdpProgram::replace_keys`] keeps, by
     /// the map's name; a map missing here (an update failed half-way) is read back whole.
     written: std::sync::Mutex<std::collections::HashMap<&'static str, KeySet>>,
+    /// The interface's own MAC address, once known ([`XdpProgram::pass_frames_not_to`]).
+    host_mac: std::sync::Mutex<Option<[u8; 6]>>,
 }
 
 type KeySet = std::collections::HashSet<Vec<u8>>;
@@ -360,7 +364,17 @@ impl XdpProgram {
             active: std::sync::Mutex::new(0),
             readers: ReaderBarrier::new()?,
             written: std::sync::Mutex::new(written),
+            host_mac: std::sync::Mutex::new(None),
         })
+    }
+
+    /// From the next configuration published on, passes unicast frames to a MAC address
+    /// other than `mac` (the interface's own) to the kernel, which discards them as another
+    /// host's, as it does without XDP: a promiscuous NIC (tcpdump, a bridge) or a switch
+    /// flooding an unknown destination would have them forwarded a second time beside the
+    /// host they were for. Unset, every frame is judged (test runs, replays).
+    pub fn pass_frames_not_to(&self, mac: [u8; 6]) {
+        *self.host_mac.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mac);
     }
 
     pub(crate) fn prog_fd(&self) -> BorrowedFd<'_> {
@@ -436,7 +450,8 @@ impl XdpProgram {
         let keys: Vec<Vec<u8>> = peers.iter().map(key).collect();
         remove_stale(&maps.backbone_peers, "backbone_peers", &slot.to_ne_bytes(), &keys)?;
         update_batch(&maps.backbone_peers, "backbone_peers", &keys.concat(), &vec![1; keys.len()], keys.len())?;
-        let value = config_value(slot, config);
+        let host_mac = *self.host_mac.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = config_value(slot, config, host_mac);
         maps.config
             .update(&slot.to_ne_bytes(), value.as_bytes(), MapFlags::ANY)
             .map_err(|source| BpfError::Map { map: "config", source })
@@ -557,9 +572,11 @@ impl XdpProgram {
 }
 
 /// `config` as the program's `struct transitd_config`, in `slot`.
-fn config_value(slot: u32, config: &XdpConfig) -> ConfigValue {
+fn config_value(slot: u32, config: &XdpConfig, host_mac: Option<[u8; 6]>) -> ConfigValue {
     let mut value = ConfigValue {
         slot,
+        host_mac: host_mac.unwrap_or_default(),
+        check_host_mac: u16::from(host_mac.is_some()),
         anycast_v4: config.anycast.octets(),
         gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
         mpls_redirect: u32::from(config.mpls_redirect),
@@ -660,7 +677,9 @@ mod tests {
                 gre_not_ours_pass,
                 unbound_action,
                 mpls_redirect,
-                pmtu_redirect
+                pmtu_redirect,
+                host_mac,
+                check_host_mac
             ]
         );
         same!(EgressAddrValue, egress_addr, [dc, pad, row]);
@@ -1023,6 +1042,35 @@ mod tests {
         assert_eq!(judge(&program, &error), "no_socket");
         assert_eq!(judge(&program, &cut(error.clone(), 48)), "egress_local");
         assert_eq!(judge(&program, &cut(error, 50)), "no_socket", "the quoted source port is all it reads");
+    }
+
+    /// A unicast frame to another host's MAC address (the NIC promiscuous, a switch
+    /// flooding) is passed to the kernel, which discards it as the host it was for does not,
+    /// once the interface's own address is known; to our address, or to a group address,
+    /// it is judged as before. Unknown (test runs, replays), every frame is judged.
+    #[test]
+    fn frames_to_another_hosts_mac_address_are_the_kernels() {
+        let program = XdpProgram::load().expect("load the program (needs root)");
+        let (config, _) = soft_unicast([0, 1]);
+        let config = XdpConfig { soft_unicast: None, ..config };
+        program.set_owned_v4(&[(Ipv4Addr::new(203, 0, 113, 0), 24)]).unwrap();
+        let to = |mac: [u8; 6]| {
+            let mut f = ipv4_frame([198, 51, 100, 7], [203, 0, 113, 5], 17, 0, &[0; 8]);
+            f[..6].copy_from_slice(&mac);
+            f
+        };
+        let (ours, other, broadcast, group) =
+            ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 0x99], [0xff; 6], [1, 0, 0x5e, 0, 0, 1]);
+        program.publish(&config, &EgressTables::default()).unwrap();
+        for mac in [ours, other, broadcast, group] {
+            assert_eq!(judge(&program, &to(mac)), "no_socket", "unchecked: {mac:02x?}");
+        }
+        program.pass_frames_not_to(ours);
+        program.publish(&config, &EgressTables::default()).unwrap();
+        assert_eq!(judge(&program, &to(other)), "passed");
+        for mac in [ours, broadcast, group] {
+            assert_eq!(judge(&program, &to(mac)), "no_socket", "{mac:02x?}");
+        }
     }
 
     /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.

@@ -52,6 +52,12 @@ struct transitd_config {
 	 * it to a tunnel's router: 1 redirects it for the data plane to lower the tunnel's path
 	 * MTU (`path_mtu_discovery` in [server]), 0 passes it to the kernel. */
 	__u32 pmtu_redirect;
+	/* The interface's own MAC address: with check_host_mac 1, a unicast frame to another
+	 * (the NIC is promiscuous: tcpdump, a bridge; a switch flooding an unknown destination)
+	 * is passed for the kernel to discard as PACKET_OTHERHOST, as it does without XDP, not
+	 * forwarded a second time beside the host it was for. */
+	__u8 host_mac[6];
+	__u16 check_host_mac;
 };
 
 /* An egress address (network order) in a slot. */

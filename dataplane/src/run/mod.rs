@@ -161,6 +161,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     {
         bail!("{}: {}", opts.iface, transitd_bpf::BpfError::Occupied { ifindex: index, found });
     }
+    // Frames to another host's address (a promiscuous NIC, a flooding switch) stay the
+    // kernel's, which discards them: forwarded here too, they would be forwarded twice.
+    if iface_mac != [0; 6] {
+        program.pass_frames_not_to(iface_mac);
+    }
     program_xdp(&program, &snapshot)?;
     let customers = (snapshot.customers.len(), snapshot.tunnels.len());
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
