@@ -74,6 +74,8 @@ struct ConfigValue {
     pmtu_redirect: u32,
     host_mac: [u8; 6],
     check_host_mac: u16,
+    config_mac: [u8; 6],
+    has_config_mac: u16,
 }
 
 /// `struct egress_addr` of `maps.h`: an egress address's data centre and row.
@@ -122,6 +124,9 @@ pub struct XdpConfig {
     pub pmtu_redirect: bool,
     /// What becomes of owned traffic on a queue with no socket.
     pub unbound_queue: UnboundQueue,
+    /// `[server] mac`, if set: frames to it are ours as to the interface's own address
+    /// ([`XdpProgram::pass_frames_not_to`]).
+    pub config_mac: Option<[u8; 6]>,
 }
 
 /// What the program does with owned traffic on a queue that has no socket.
@@ -577,6 +582,8 @@ fn config_value(slot: u32, config: &XdpConfig, host_mac: Option<[u8; 6]>) -> Con
         slot,
         host_mac: host_mac.unwrap_or_default(),
         check_host_mac: u16::from(host_mac.is_some()),
+        config_mac: config.config_mac.unwrap_or_default(),
+        has_config_mac: u16::from(config.config_mac.is_some()),
         anycast_v4: config.anycast.octets(),
         gre_not_ours_pass: u32::from(config.gre_not_ours_pass),
         mpls_redirect: u32::from(config.mpls_redirect),
@@ -679,7 +686,9 @@ mod tests {
                 mpls_redirect,
                 pmtu_redirect,
                 host_mac,
-                check_host_mac
+                check_host_mac,
+                config_mac,
+                has_config_mac
             ]
         );
         same!(EgressAddrValue, egress_addr, [dc, pad, row]);
@@ -706,6 +715,7 @@ mod tests {
             mpls_redirect: false,
             pmtu_redirect: true,
             unbound_queue: UnboundQueue::Pass,
+            config_mac: None,
         };
         let egress = EgressTables {
             addresses: vec![(Ipv4Addr::new(192, 0, 2, 10), 0)],
@@ -1071,6 +1081,12 @@ mod tests {
         for mac in [ours, broadcast, group] {
             assert_eq!(judge(&program, &to(mac)), "no_socket", "{mac:02x?}");
         }
+        // `[server] mac` set to another address: frames to it are ours too.
+        let configured = [2, 0, 0x5e, 0, 1, 7];
+        assert_eq!(judge(&program, &to(configured)), "passed");
+        program.publish(&XdpConfig { config_mac: Some(configured), ..config }, &EgressTables::default()).unwrap();
+        assert_eq!(judge(&program, &to(configured)), "no_socket");
+        assert_eq!(judge(&program, &to(other)), "passed");
     }
 
     /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.

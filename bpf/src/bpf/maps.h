@@ -58,6 +58,10 @@ struct transitd_config {
 	 * forwarded a second time beside the host it was for. */
 	__u8 host_mac[6];
 	__u16 check_host_mac;
+	/* `[server] mac`, the address frames are sent from, if set: frames to it are ours too
+	 * (a router told to send to it, as to a virtual router's address). */
+	__u8 config_mac[6];
+	__u16 has_config_mac;
 };
 
 /* An egress address (network order) in a slot. */

@@ -273,7 +273,8 @@ int xdp_transitd(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return count(STAT_PASSED, XDP_PASS); /* parse_ethernet checked it: for the verifier */
-	if (cfg->check_host_mac && !(eth->h_dest[0] & 1) && !same_mac(eth->h_dest, cfg->host_mac))
+	if (cfg->check_host_mac && !(eth->h_dest[0] & 1) && !same_mac(eth->h_dest, cfg->host_mac) &&
+	    !(cfg->has_config_mac && same_mac(eth->h_dest, cfg->config_mac)))
 		return count(STAT_PASSED, XDP_PASS);
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;

@@ -544,6 +544,7 @@ fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<()
             crate::snapshot::Fate::Pass => transitd_bpf::UnboundQueue::Pass,
             crate::snapshot::Fate::Drop => transitd_bpf::UnboundQueue::Drop,
         },
+        config_mac: Some(snap.eth.src).filter(|mac| *mac != [0; 6]),
     };
     program.publish(&config, &egress)
 }
