@@ -304,15 +304,15 @@ struct Word {
 }
 
 impl Probe {
-    fn new(occurrence: Occurrence, members: Lookup, slot: Dim) -> Probe {
-        let word = match (&members, occurrence.slot) {
+    fn new(occurrence: Occurrence, members: Arc<Lookup>, slot: Dim) -> Probe {
+        let word = match (&*members, occurrence.slot) {
             (Lookup::Narrow { by: 0, .. }, Slot::Narrow(dim)) => Some(Word { dim, marks_absence: true }),
             (Lookup::Narrow { by, .. }, Slot::Wide { first, words }) if *by == 32 * (u32::from(words) - 1) => {
                 Some(Word { dim: first, marks_absence: false })
             }
             _ => None,
         };
-        Probe { occurrence, members: Arc::new(members), slot, word }
+        Probe { occurrence, members, slot, word }
     }
 
     /// Whether the key's occurrence is in the list: `None` where the packet has none.
@@ -556,6 +556,11 @@ pub struct Registry {
     /// (field name, occurrence, list) of each slot handed out, in slot order.
     used: Vec<(&'static str, usize, String)>,
     probes: Vec<Probe>,
+    /// Each list's lookup, by the list and the members a field reads of it (its IPv4 ones,
+    /// its IPv6 ones, its numbers, or a flag's truth): one for every field and occurrence
+    /// that reads the same (`ip.src`, `ip.dst`, `ip.addr`'s two made four copies, 256 MiB
+    /// each for four million addresses).
+    lookups: HashMap<(String, u8), Arc<Lookup>>,
     /// The `matches` patterns compiled so far, by their bytes.
     patterns: HashMap<Vec<u8>, Pattern>,
     /// What the rules parsed since [`Registry::take_notes`] ask that works but cannot match.
@@ -566,7 +571,14 @@ impl Registry {
     /// A registry of `lists`, by name.
     pub fn new(lists: BTreeMap<String, List>) -> Registry {
         let lists = lists.into_iter().map(|(name, list)| (name, std::sync::Arc::new(list))).collect();
-        Registry { lists, used: Vec::new(), probes: Vec::new(), patterns: HashMap::new(), notes: Vec::new() }
+        Registry {
+            lists,
+            used: Vec::new(),
+            probes: Vec::new(),
+            lookups: HashMap::new(),
+            patterns: HashMap::new(),
+            notes: Vec::new(),
+        }
     }
 
     /// Comparisons the rules parsed since the last call make that are valid and match
@@ -667,7 +679,18 @@ impl Lists for Registry {
         };
         let occurrence_def = field.occurrences[occurrence];
         let width = if matches!(field.ty, Ty::Ipv4 | Ty::Ipv6) { 128 } else { 32 };
-        self.probes.push(Probe::new(occurrence_def, Lookup::new(members, width), slot));
+        let read = match field.ty {
+            Ty::Ipv4 => 0,
+            Ty::Ipv6 => 1,
+            Ty::Bool => 2,
+            _ => 3, // numbers, whatever their range (checked above)
+        };
+        let lookup = self
+            .lookups
+            .entry((name.to_string(), read))
+            .or_insert_with(|| Arc::new(Lookup::new(members, width)))
+            .clone();
+        self.probes.push(Probe::new(occurrence_def, lookup, slot));
         self.used.push(key);
         Ok(slot)
     }
@@ -767,6 +790,17 @@ mod tests {
         let parsed: Vec<_> =
             cases.iter().map(|(l, i)| (parse_with(l, &mut registry).unwrap(), parse(i).unwrap())).collect();
         let membership = registry.membership();
+        // Five fields and occurrences read the list: its IPv4 members through one lookup
+        // (four of them), its IPv6 ones through another, not five copies.
+        assert_eq!(membership.probes.len(), 5);
+        let distinct: Vec<&Arc<Lookup>> =
+            membership.probes.iter().map(|p| &p.members).fold(Vec::new(), |mut seen, m| {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, m)) {
+                    seen.push(m);
+                }
+                seen
+            });
+        assert_eq!(distinct.len(), 2);
         let v4 = [[10, 0, 0, 9], [10, 0, 1, 9], [192, 0, 2, 7], [192, 0, 2, 8]];
         let v6 = ["2001:db8::1", "2001:db9::1"].map(|a| a.parse::<Ipv6Addr>().unwrap().octets());
         let mut keys = Vec::new();
