@@ -304,3 +304,30 @@ fn sighup_swaps_the_rules_and_a_bad_file_keeps_the_running_ones() {
     let sent = tshark(&file, &["-Y", "gre and not icmp and tcp.dstport == 22", "-T", "fields", "-e", "tcp.srcport"]);
     assert_eq!(sent.lines().collect::<Vec<_>>(), ["50002", "50003"]);
 }
+
+/// The XDP program leaves frames to another host's MAC address to the kernel: when the
+/// interface's own address changes under a running edge, transitd follows it (within a
+/// second, said in its log), and traffic the router sends to the new address is forwarded,
+/// where every frame would have gone to the kernel.
+#[test]
+fn a_mac_address_changed_under_a_running_edge_is_followed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tm", 1);
+    let config = catch_all(&lab.mac("up", "u1"));
+    let t = lab.transitd(&config, &[]);
+    lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "address", "02:00:00:00:aa:01"]);
+    wait_for("transitd to follow the new address", Duration::from_secs(10), || {
+        t.log().contains("MAC address changed: frames to 02:00:00:00:aa:01 are ours now")
+    });
+    // The router learns the new address.
+    lab.run("up", "ip", &["neigh", "flush", "dev", &lab.dev("u1")]);
+    let cap = lab.capture("up", "u1");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=41001, dport=21, flags='S')]");
+    std::thread::sleep(Duration::from_secs(1));
+    let file = cap.finish();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    let forwarded =
+        tshark(&file, &["-Y", "gre and not icmp and tcp.srcport == 41001", "-T", "fields", "-e", "frame.number"]);
+    assert_eq!(forwarded.lines().count(), 1, "{report}");
+}

@@ -26,7 +26,7 @@ use self::announce::Announcer;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
 pub use self::reload::program_xdp;
-use self::reload::{ConfigWatch, FileWatch};
+use self::reload::{ConfigWatch, FileWatch, program_tables};
 use self::report::{final_report, progress_line};
 use crate::dropcap::{CaptureOptions, DropCapture};
 use crate::fleet::{self, EtcdSource};
@@ -565,9 +565,34 @@ fn supervise(
     };
     let mut last = (Instant::now(), counters());
     let mut watchdog = notifier.and(notify::watchdog_interval()).map(|every| Watchdog::new(every, reports));
+    // The interface's address, which the XDP program holds frames to: followed, as an
+    // address changed under a running edge (`ip link set address`, a bond's failover) would
+    // leave every frame to the kernel.
+    let mut host_mac = (placement::iface_mac(&opts.iface).ok(), Instant::now());
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
         retired.try_iter().for_each(drop);
+        if host_mac.1.elapsed() >= Duration::from_secs(1) {
+            host_mac.1 = Instant::now();
+            let now = placement::iface_mac(&opts.iface).ok().filter(|m| *m != [0; 6]);
+            if let Some(mac) = now.filter(|m| host_mac.0.is_some_and(|was| was != *m)) {
+                program.pass_frames_not_to(mac);
+                // Failed, it is tried again at the next look (and told with the next reload).
+                match program_tables(program, &sources.snapshot.load()) {
+                    Ok(()) => {
+                        eprintln!(
+                            "transitd: {}'s MAC address changed: frames to {} are ours now",
+                            opts.iface,
+                            mac_text(mac)
+                        );
+                        host_mac.0 = Some(mac);
+                    }
+                    Err(e) => {
+                        eprintln!("transitd: {}'s MAC address changed; telling the XDP program failed: {e}", opts.iface)
+                    }
+                }
+            }
+        }
         if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
             if applied {
                 sources.reloads.applied_now(false);
@@ -678,4 +703,9 @@ fn publications(reports: &[Arc<Mutex<WorkerReport>>]) -> Vec<u64> {
 /// `transitd detach --iface IF`.
 pub fn detach(iface: &str) -> anyhow::Result<Option<transitd_bpf::Found>> {
     Ok(transitd_bpf::detach(ifindex(iface)?)?)
+}
+
+/// A MAC address as `02:00:00:00:00:01`.
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
 }
