@@ -429,7 +429,7 @@ pub fn superset_boxes(expr: &Expr) -> Vec<Bounds> {
 }
 
 /// [`superset_boxes`], the steps its tries take spent from `left` (and bounded by it).
-pub(crate) fn superset_boxes_spending(expr: &Expr, left: &mut usize) -> Vec<Bounds> {
+pub fn superset_boxes_spending(expr: &Expr, left: &mut usize) -> Vec<Bounds> {
     fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         match e {
             Expr::And(terms) => terms.iter().for_each(|t| conjuncts(t, out)),

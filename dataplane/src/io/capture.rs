@@ -336,8 +336,8 @@ fn shift_by_seconds(ns: u64, seconds: i64) -> u64 {
     u64::try_from(shifted.max(0)).unwrap_or(u64::MAX)
 }
 
-/// pcap-file reports pcapng timestamps as raw ticks in a `Duration` of nanoseconds; the
-/// tick is 10^-r seconds, or 2^-r with the high bit of `r` set.
+/// A pcapng timestamp's ticks in nanoseconds: the tick is 10^-r seconds, or 2^-r with the
+/// high bit of `r` set (`if_tsresol`).
 fn ticks_to_ns(ticks: u64, resol: u8) -> u64 {
     let ticks = u128::from(ticks);
     let ns = if resol & 0x80 != 0 {

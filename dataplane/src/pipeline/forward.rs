@@ -168,8 +168,8 @@ fn flow_ports(key: &Key, ip: &IpFrame) -> u64 {
     if ip.fragment.is_some() { 0 } else { ports_of(key) }
 }
 
-/// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments), TTL
-/// decrement, MSS clamp, encapsulation.
+/// Sends the packet into `tunnel`: TTL check, MSS clamp, MTU check (ICMP error or
+/// fragments), TTL decrement, encapsulation.
 pub(super) fn into_tunnel(
     ctx: &mut Ctx<'_>,
     tunnel: &Tunnel,

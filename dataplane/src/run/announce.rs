@@ -134,7 +134,7 @@ impl Announcer {
                 self.unclean_starts,
                 match self.unclean_starts {
                     1 => String::new(),
-                    n => format!(", doubled {} times", n - 1),
+                    n => format!(", doubled {} times (at most ten minutes)", n - 1),
                 }
             );
             self.hold.hold();

@@ -549,8 +549,14 @@ fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<()
     program.publish(&config, &egress)
 }
 
-/// Slices of an address both plans hold whose owner differs between them.
+/// Slices of an address both plans hold whose owner differs between them; every slice of
+/// the new plan when the slices themselves changed (`slice_size`, `reserved_ports`: a slice
+/// of one is no slice of the other).
 fn moved_slices(old: &portslice::Plan, new: &portslice::Plan) -> usize {
+    let geometry = |p: &portslice::Plan| (p.spec.slice_size, p.spec.reserved_ports);
+    if geometry(old) != geometry(new) {
+        return new.owners.values().map(Vec::len).sum();
+    }
     new.owners
         .iter()
         .filter_map(|(ip, owners)| Some((owners, old.owners.get(ip)?)))
@@ -575,6 +581,13 @@ mod tests {
         assert_eq!(moves.len(), 10);
         assert_eq!(moved_slices(&old, &new), moves.len());
         assert_eq!(moved_slices(&old, &old), 0);
+        // Other slices: every one of the new plan moved.
+        let mut spec = old.spec.clone();
+        spec.reserved_ports = 2048;
+        let (resliced, _) = portslice::Plan::replan(spec, Some(&old)).unwrap();
+        let all: usize = resliced.owners.values().map(Vec::len).sum();
+        assert!(all > 0);
+        assert_eq!(moved_slices(&old, &resliced), all);
     }
 
     /// Looks until the watch reports a change or `looks` looks have passed.

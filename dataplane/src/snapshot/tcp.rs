@@ -185,7 +185,9 @@ impl Builder<'_> {
         if set.rules().len() == sections.len() {
             let proto = classifier::Dim::L4Proto as usize;
             for (rule, section) in set.rules().iter().zip(sections) {
-                let boxes = classifier::compile::superset_boxes(&rule.expr);
+                // From the configuration's budget of expansion steps, as compiling is: spent,
+                // the boxes hold every key and nothing is said.
+                let boxes = classifier::compile::superset_boxes_spending(&rule.expr, &mut self.compile_steps_left);
                 if !boxes.iter().any(|b| b[proto][0] <= 6 && 6 <= b[proto][1]) {
                     let why = format!(
                         "rule `{}`: its match selects no TCP packet, and TCP protection tracks TCP alone: it covers \
