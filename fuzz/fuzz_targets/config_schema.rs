@@ -101,12 +101,19 @@ impl Addr {
 #[derive(Arbitrary, Debug)]
 enum Expr {
     Simple(u8),
-    Set { seed: u64, len: u16 },
+    Set {
+        seed: u64,
+        len: u16,
+    },
     Nested(u8),
     Broken(u8),
     /// A `[[list]]`'s name (`l0`..`l3`, which lists may or may not be called), tested by an
     /// address field or a number field, under `not` or not.
-    List { list: u8, numbers: bool, not: bool },
+    List {
+        list: u8,
+        numbers: bool,
+        not: bool,
+    },
 }
 
 impl Expr {
