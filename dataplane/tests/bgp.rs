@@ -378,10 +378,7 @@ fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("BIRD 2 (apt-get install bird2, or run .ci/run)");
-    let show = || {
-        let out = Command::new("birdc").arg("-s").arg(&socket).args(["show", "route"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let show = || bird_routes(&socket);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !show().contains("203.0.113.0/24") {
         assert!(std::time::Instant::now() < deadline, "BIRD did not start: {}", show());
@@ -476,6 +473,22 @@ fn bird_with(conf: &std::path::Path, socket: &std::path::Path) -> std::process::
         .expect("BIRD 2 (apt-get install bird2, or run .ci/run)")
 }
 
+/// [`bird_with`], once its control socket is there (or ten seconds have passed).
+fn listening_bird(conf: &std::path::Path, socket: &std::path::Path) -> std::process::Child {
+    let bird = bird_with(conf, socket);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    bird
+}
+
+/// The routes BIRD at `socket` holds (`birdc show route`).
+fn bird_routes(socket: &std::path::Path) -> String {
+    let out = Command::new("birdc").arg("-s").arg(socket).args(["show", "route"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A BIRD configuration that includes `include`.
 fn including(include: &std::path::Path) -> String {
     format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display())
@@ -520,11 +533,7 @@ fn a_bird_that_does_not_include_the_file_is_not_in_sync() {
     std::fs::create_dir_all(&dir).unwrap();
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     std::fs::write(&conf, "router id 10.0.0.1;\nprotocol device {}\n").unwrap();
-    let mut bird = bird_with(&conf, &socket);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !socket.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut bird = listening_bird(&conf, &socket);
     let (mut guard, mut told, next) = guard_for(&socket, &include);
     writeln!(told, "announce 203.0.113.0/24").unwrap();
     let first = next();
@@ -553,18 +562,11 @@ fn a_bird_that_was_silent_for_a_while_keeps_its_routes_through_a_refused_configu
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     std::fs::write(&conf, including(&include)).unwrap();
     std::fs::write(&include, "").unwrap();
-    let mut bird = bird_with(&conf, &socket);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !socket.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut bird = listening_bird(&conf, &socket);
     let (mut guard, mut told, next, said) = guard_saying(&socket, &include);
     writeln!(told, "announce 203.0.113.0/24").unwrap();
     let first = next();
-    let show = || {
-        let out = Command::new("birdc").arg("-s").arg(&socket).args(["show", "route"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let show = || bird_routes(&socket);
     let announced = show();
 
     // BIRD stops answering: the guard's look (every 5 s, each exchange up to 10 s) fails.
@@ -598,18 +600,11 @@ fn the_guard_withdraws_after_a_watchdogs_abort() {
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     std::fs::write(&conf, including(&include)).unwrap();
     std::fs::write(&include, "").unwrap();
-    let mut bird = bird_with(&conf, &socket);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !socket.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut bird = listening_bird(&conf, &socket);
     let (mut guard, mut told, next) = guard_for(&socket, &include);
     writeln!(told, "announce 203.0.113.0/24").unwrap();
     let first = next();
-    let show = || {
-        let out = Command::new("birdc").arg("-s").arg(&socket).args(["show", "route"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let show = || bird_routes(&socket);
     let announced = show();
     for signal in ["-ABRT", "-QUIT"] {
         Command::new("kill").args([signal, &guard.id().to_string()]).status().unwrap();

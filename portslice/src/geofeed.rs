@@ -109,10 +109,11 @@ const COUNTRIES: [&str; 250] = [
 /// assigned to a country (RFC 8805 §2.1.1.2). `UK`, which ISO only reserves, is the usual
 /// slip for `GB`. `None` when it is one.
 pub fn check_country(code: &str) -> Option<String> {
-    if COUNTRIES.binary_search(&code.to_ascii_uppercase().as_str()).is_ok() {
+    let upper = code.to_ascii_uppercase();
+    if COUNTRIES.binary_search(&upper.as_str()).is_ok() {
         return None;
     }
-    let hint = match code.to_ascii_uppercase().as_str() {
+    let hint = match upper.as_str() {
         "UK" => " (the United Kingdom is `GB`)",
         "EL" => " (Greece is `GR`)",
         _ => "",
