@@ -207,8 +207,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
         .transpose()?;
     let had_previous = previous.is_some();
     let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
-    let geometry = |p: &portslice::Plan| (p.spec.slice_size, p.spec.reserved_ports);
-    if previous.as_ref().is_some_and(|p| geometry(p) != geometry(&plan)) {
+    if previous.as_ref().is_some_and(|p| !p.same_slices(&plan)) {
         eprintln!("the previous plan has other slices (slice_size, reserved_ports): none of its owners is kept");
     }
     // The file first: a plan printed and then not written would look written.

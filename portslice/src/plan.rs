@@ -252,6 +252,12 @@ impl PlanSpec {
 }
 
 impl Plan {
+    /// Whether `other` cuts addresses into the same slices (`slice_size`, `reserved_ports`):
+    /// a slice of one is a slice of the other, and their owners compare.
+    pub fn same_slices(&self, other: &Plan) -> bool {
+        (self.spec.slice_size, self.spec.reserved_ports) == (other.spec.slice_size, other.spec.reserved_ports)
+    }
+
     /// Plans `spec` afresh (no previous plan).
     pub fn new(spec: PlanSpec) -> Result<Plan, PlanError> {
         Plan::replan(spec, None).map(|(p, _)| p)

@@ -553,8 +553,7 @@ fn program_egress_and_config(program: &XdpProgram, snap: &Snapshot) -> Result<()
 /// the new plan when the slices themselves changed (`slice_size`, `reserved_ports`: a slice
 /// of one is no slice of the other).
 fn moved_slices(old: &portslice::Plan, new: &portslice::Plan) -> usize {
-    let geometry = |p: &portslice::Plan| (p.spec.slice_size, p.spec.reserved_ports);
-    if geometry(old) != geometry(new) {
+    if !old.same_slices(new) {
         return new.owners.values().map(Vec::len).sum();
     }
     new.owners
