@@ -60,6 +60,14 @@ pub enum CompileError {
         "the rules up to this one take more expansion steps to compile than a configuration may spend; simplify them"
     )]
     BudgetSpent,
+    /// The tables built before it and its own rules up to it hold more boxes than a
+    /// configuration may ([`crate::table::Budget::boxes`]).
+    #[error("the rules up to this one bring the configuration past the boxes it may hold; simplify them")]
+    BoxesSpent,
+    /// The table's lookup arrays would take more memory than the configuration has left
+    /// ([`crate::table::Budget::bytes`]).
+    #[error("the rule list's lookup tables take more memory than a configuration may hold; simplify its sets")]
+    BytesSpent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -32,4 +32,4 @@ pub use limit::{BucketKey, BucketSpec, RateLimiter};
 pub use list::{List, ListUse, Lists, Membership, NoLists, Registry, list_uses};
 pub use parse::{ParseError, parse, parse_with};
 pub use rule::{Action, Decision, Mode, Rule, RuleSet};
-pub use table::{LinearScan, RuleCompileError, RuleTable};
+pub use table::{Budget, LinearScan, RuleCompileError, RuleTable};

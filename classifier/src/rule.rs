@@ -2,7 +2,7 @@
 
 use crate::ast::Expr;
 use crate::field::Key;
-use crate::table::{RuleCompileError, RuleTable};
+use crate::table::{Budget, RuleCompileError, RuleTable};
 
 /// What a matching rule does with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,25 +77,39 @@ pub struct RuleSet {
 impl RuleSet {
     /// Compiles `rules` (first match wins) with `default` for packets no rule selects.
     pub fn compile(rules: Vec<Rule>, default: Action) -> Result<RuleSet, RuleCompileError> {
-        let mut unbounded = usize::MAX;
+        let mut unbounded = Budget::UNBOUNDED;
         RuleSet::compile_within(rules, default, &mut unbounded)
     }
 
-    /// [`RuleSet::compile`], spending the expansion steps from `left`
-    /// ([`RuleTable::build_then_boxes_within`]).
-    pub fn compile_within(rules: Vec<Rule>, default: Action, left: &mut usize) -> Result<RuleSet, RuleCompileError> {
+    /// [`RuleSet::compile`], spending from `left` ([`RuleTable::build_then_boxes_within`]).
+    pub fn compile_within(rules: Vec<Rule>, default: Action, left: &mut Budget) -> Result<RuleSet, RuleCompileError> {
         let split = |mode: Mode| -> (Vec<u32>, Vec<&Expr>) {
             rules.iter().enumerate().filter(|(_, r)| r.mode == mode).map(|(i, r)| (i as u32, &r.expr)).unzip()
         };
         let (enforce_ids, enforce_exprs) = split(Mode::Enforce);
         let (monitor_ids, monitor_exprs) = split(Mode::Monitor);
-        // Errors name the rule's index in `rules`, not in the per-mode table.
-        let remap = |ids: &[u32], e: RuleCompileError| RuleCompileError { index: ids[e.index] as usize, ..e };
-        let enforce =
-            RuleTable::build_then_boxes_within(enforce_exprs, &[], left).map_err(|e| remap(&enforce_ids, e))?;
-        let monitor =
-            RuleTable::build_then_boxes_within(monitor_exprs, &[], left).map_err(|e| remap(&monitor_ids, e))?;
-        Ok(RuleSet { rules, default, enforce, enforce_ids, monitor, monitor_ids })
+        // Errors name the rule's index in `rules`, not in the per-mode table (a table refused
+        // as a whole, which may have no rules, names the first).
+        let remap = |ids: &[u32], e: RuleCompileError| RuleCompileError {
+            index: ids.get(e.index).map_or(0, |&i| i as usize),
+            ..e
+        };
+        let before = *left;
+        let tables = RuleTable::build_then_boxes_within(enforce_exprs, &[], left)
+            .map_err(|e| remap(&enforce_ids, e))
+            .and_then(|enforce| {
+                let monitor =
+                    RuleTable::build_then_boxes_within(monitor_exprs, &[], left).map_err(|e| remap(&monitor_ids, e))?;
+                Ok((enforce, monitor))
+            });
+        match tables {
+            Ok((enforce, monitor)) => Ok(RuleSet { rules, default, enforce, enforce_ids, monitor, monitor_ids }),
+            Err(e) => {
+                // A refused set keeps no tables: it spends no boxes or bytes (its steps were spent).
+                (left.boxes, left.bytes) = (before.boxes, before.bytes);
+                Err(e)
+            }
+        }
     }
 
     /// Boxes of the compiled tables (enforced and monitor-mode rules).

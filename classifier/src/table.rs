@@ -16,10 +16,31 @@ use crate::tree::{Forest, ForestStats};
 /// Upper bound on the boxes of one table (all its rules together). What a box costs depends
 /// on how boxes overlap (a leaf copies every box covering its region): the ClassBench sets
 /// of 10,000 rules (tens of thousands of boxes) keep about 0.2 KB a box; boxes that overlap
-/// everywhere (`ip.addr in {64 /24s} and tcp.port in {64 ports}`) keep about 4 KB and take
-/// about 10 KB while the table is built, so a table at this bound may take 2.5 GB to build
-/// (docs/configuration.md, "Limits").
+/// everywhere (`ip.addr in {64 /24s} and tcp.port in {64 ports}`) keep about 3 KB and take
+/// about twice that while the table is built, so a table at this bound may take 1.5 GB to
+/// build (docs/configuration.md, "Limits"; [`Budget::bytes`] bounds what is kept).
 pub const MAX_BOXES_PER_TABLE: usize = 262_144;
+
+/// What the tables of one configuration may spend, all together: expansion steps (time),
+/// boxes, and bytes of their lookup arrays (memory). Each table spends from it as it is
+/// built and is refused, before it takes more, where it would pass a bound
+/// ([`CompileError::BudgetSpent`], [`CompileError::BoxesSpent`],
+/// [`CompileError::BytesSpent`]): many lists each within its own bounds must not together
+/// take the edge's memory or hold a reload for hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Expansion steps ([`compile::MAX_EXPANSION_STEPS`] is one rule's bound).
+    pub steps: usize,
+    /// Boxes ([`ForestStats::boxes`]).
+    pub boxes: usize,
+    /// Bytes of lookup arrays ([`ForestStats::bytes`]).
+    pub bytes: usize,
+}
+
+impl Budget {
+    /// No bound but each rule's and each table's own.
+    pub const UNBOUNDED: Budget = Budget { steps: usize::MAX, boxes: usize::MAX, bytes: usize::MAX };
+}
 
 /// A compiled first-match rule table.
 #[derive(Clone, Debug, Default)]
@@ -108,19 +129,26 @@ impl RuleTable {
         exprs: impl IntoIterator<Item = &'a Expr>,
         then: &[(u32, Bounds)],
     ) -> Result<RuleTable, RuleCompileError> {
-        let mut unbounded = usize::MAX;
+        let mut unbounded = Budget::UNBOUNDED;
         RuleTable::build_then_boxes_within(exprs, then, &mut unbounded)
     }
 
-    /// [`RuleTable::build_then_boxes`], the expansion steps of all its rules spent from
-    /// `left` (each rule bounded as ever): the rules of a configuration share one budget, so
-    /// that many rules each at their own bound cannot make a reload take hours. A rule
-    /// that finds it spent is refused ([`CompileError::BudgetSpent`]).
+    /// [`RuleTable::build_then_boxes`], spending from `budget` (each rule and the table
+    /// bounded as ever): the expansion steps of its rules, then its boxes and bytes. The
+    /// rule that finds steps or boxes spent is refused at its index; a table whose arrays
+    /// pass the bytes left is refused as a whole (index 0). Refused, it spends no boxes or
+    /// bytes.
     pub fn build_then_boxes_within<'a>(
         exprs: impl IntoIterator<Item = &'a Expr>,
         then: &[(u32, Bounds)],
-        left: &mut usize,
+        budget: &mut Budget,
     ) -> Result<RuleTable, RuleCompileError> {
+        let left = &mut budget.steps;
+        // Past either bound the table is refused: the configuration's or its own.
+        let (max_boxes, past_boxes) = match budget.boxes < MAX_BOXES_PER_TABLE {
+            true => (budget.boxes, CompileError::BoxesSpent),
+            false => (MAX_BOXES_PER_TABLE, CompileError::TableTooLarge),
+        };
         let mut clauses = Vec::new();
         let mut checks = Checks::default();
         let mut boxes = 0;
@@ -146,8 +174,8 @@ impl RuleTable {
                 return Err(RuleCompileError { index, error: CompileError::BudgetSpent });
             }
             boxes += cs.iter().map(|c| c.boxes.len()).sum::<usize>();
-            if boxes > MAX_BOXES_PER_TABLE {
-                return Err(RuleCompileError { index, error: CompileError::TableTooLarge });
+            if boxes > max_boxes {
+                return Err(RuleCompileError { index, error: past_boxes });
             }
             for c in cs {
                 let from = checks.needs.len() as u32;
@@ -162,8 +190,8 @@ impl RuleTable {
         for group in then.chunk_by(|a, b| a.0 == b.0) {
             let index = first_box_rule + group[0].0 as usize;
             boxes += group.len();
-            if boxes > MAX_BOXES_PER_TABLE {
-                return Err(RuleCompileError { index, error: CompileError::TableTooLarge });
+            if boxes > max_boxes {
+                return Err(RuleCompileError { index, error: past_boxes.clone() });
             }
             checks.needs_of.push((checks.needs.len() as u32, checks.needs.len() as u32));
             checks.rule_of.push(index as u32);
@@ -179,15 +207,21 @@ impl RuleTable {
             .enumerate()
             .flat_map(|(c, (bs, &rule))| bs.into_iter().map(move |b| (if plain { rule } else { c as u32 }, b)))
             .collect();
+        let conditional: Vec<bool> = match plain {
+            true => Vec::new(),
+            false => checks.needs_of.iter().map(|&(from, to)| from < to).collect(),
+        };
+        let forest = Forest::build_within(&boxes, &conditional, budget.bytes)
+            .ok_or(RuleCompileError { index: 0, error: CompileError::BytesSpent })?;
+        budget.boxes -= boxes.len();
+        budget.bytes -= forest.stats().bytes;
         if plain {
-            return Ok(RuleTable { forest: Forest::build(&boxes), rules, checks: None, interpreted });
+            return Ok(RuleTable { forest, rules, checks: None, interpreted });
         }
-        let conditional: Vec<bool> = checks.needs_of.iter().map(|&(from, to)| from < to).collect();
         checks.literals = Literals::new(checks.tests.iter().map(|t| match t {
             Residual::Bytes(test) => Some(test),
             Residual::Rule(_) => None,
         }));
-        let forest = Forest::build_conditional(&boxes, &conditional);
         Ok(RuleTable { forest, rules, checks: Some(Box::new(checks)), interpreted })
     }
 
@@ -279,14 +313,14 @@ mod tests {
         let ports = |from: u32| (from..from + 1500).map(|p| format!("udp.srcport == {p}")).collect::<Vec<_>>();
         let costly = parse(&format!("({}) and ({})", ports(0).join(" or "), ports(10_000).join(" or "))).unwrap();
         let cheap = parse("ip.src == 10.0.0.1").unwrap();
-        let mut probe = usize::MAX;
+        let mut probe = Budget::UNBOUNDED;
         RuleTable::build_then_boxes_within([&costly], &[], &mut probe).unwrap();
-        let one = usize::MAX - probe;
+        let one = usize::MAX - probe.steps;
         assert!(one > compile::MAX_EXPANSION_STEPS, "its exact try and its superset's: {one}");
-        let mut left = 2 * one + one / 2;
+        let mut left = Budget { steps: 2 * one + one / 2, ..Budget::UNBOUNDED };
         let e = RuleTable::build_then_boxes_within([&cheap, &costly, &costly, &costly], &[], &mut left).unwrap_err();
         assert_eq!((e.index, e.error), (3, CompileError::BudgetSpent), "the rule that spent it");
-        assert_eq!(left, 0);
+        assert_eq!(left.steps, 0);
         // Alone, unbudgeted, it compiles (and is interpreted).
         assert_eq!(RuleTable::build([&costly]).unwrap().interpreted, 1);
     }

@@ -112,10 +112,8 @@ struct EntryMeta {
 const _: () = assert!(DIMS <= u8::MAX as usize && PROJECTED.is_power_of_two());
 
 /// Entry 0: the empty leaf's, which never matches.
-const EMPTY_ENTRY: (EntryBox, EntryMeta) = (
-    EntryBox { lo: [0; PROJECTED], span: [0; PROJECTED] },
-    EntryMeta { rule: u32::MAX, first: 0, count: 0, more: false },
-);
+const EMPTY_BOX: EntryBox = EntryBox { lo: [0; PROJECTED], span: [0; PROJECTED] };
+const EMPTY_META: EntryMeta = EntryMeta { rule: u32::MAX, first: 0, count: 0, more: false };
 
 /// A constrained slot of a box.
 #[derive(Clone, Copy, Debug)]
@@ -206,15 +204,25 @@ impl Forest {
     /// holds too (`conditional[rule]`, a byte test): such a box does not hide the boxes
     /// behind it, since a lookup may go on past it ([`Forest::first_match_from`]).
     pub fn build_conditional(boxes: &[(u32, Bounds)], conditional: &[bool]) -> Forest {
+        Forest::build_within(boxes, conditional, usize::MAX).expect("an unbounded forest is always built")
+    }
+
+    /// [`Forest::build_conditional`], or `None` once its arrays pass `max_bytes`
+    /// ([`ForestStats::bytes`]): the build stops there, so that a bound on a
+    /// configuration's memory holds while its rules are compiled, not only after.
+    pub fn build_within(boxes: &[(u32, Bounds)], conditional: &[bool], max_bytes: usize) -> Option<Forest> {
         let (projection, position) = projection(boxes);
         let mut b = Builder {
             boxes,
             conditional,
             position,
+            max_bytes,
+            over: false,
             entry_budget: ENTRIES_PER_BOX * boxes.len(),
             nodes: Vec::new(),
             min_rule: Vec::new(),
-            entries: vec![EMPTY_ENTRY],
+            entry_boxes: vec![EMPTY_BOX],
+            entry_meta: vec![EMPTY_META],
             constraints: Vec::new(),
         };
         let mut roots = Vec::new();
@@ -240,19 +248,21 @@ impl Forest {
             };
             roots.push(root);
         }
+        if b.over || b.bytes() + cells.len() * size_of::<(u32, u32)>() > max_bytes {
+            return None;
+        }
         roots.sort_by_key(|r| r.best_rule);
-        let (entry_boxes, entry_meta) = b.entries.into_iter().unzip();
-        Forest {
+        Some(Forest {
             projection,
             roots,
             cells,
             nodes: b.nodes,
             min_rule: b.min_rule,
-            entry_boxes,
-            entry_meta,
+            entry_boxes: b.entry_boxes,
+            entry_meta: b.entry_meta,
             constraints: b.constraints,
             boxes: boxes.len(),
-        }
+        })
     }
 
     /// Sizes of the forest.
@@ -265,10 +275,8 @@ impl Forest {
             largest_leaf: leaf_sizes.max().unwrap_or(0),
             leaf_entries: self.entry_meta.len() - 1,
             boxes: self.boxes,
-            bytes: self.cells.len() * 8
-                + self.nodes.len() * (size_of::<Node>() + 4)
-                + self.entry_meta.len() * (size_of::<EntryBox>() + size_of::<EntryMeta>())
-                + self.constraints.len() * size_of::<Constraint>(),
+            bytes: self.cells.len() * size_of::<(u32, u32)>()
+                + array_bytes(self.nodes.len(), self.entry_meta.len(), self.constraints.len()),
             depth: self.roots.iter().map(|r| r.depth as usize).max().unwrap_or(0),
         }
     }
@@ -638,15 +646,33 @@ struct Builder<'a> {
     conditional: &'a [bool],
     /// Each slot's place in the projection, or [`UNPROJECTED`]; only projected slots are cut.
     position: [u8; DIMS],
+    /// See [`Forest::build_within`]; `over` once passed.
+    max_bytes: usize,
+    over: bool,
     /// See [`ENTRIES_PER_BOX`].
     entry_budget: usize,
     nodes: Vec<Node>,
     min_rule: Vec<u32>,
-    entries: Vec<(EntryBox, EntryMeta)>,
+    /// The forest's two entry arrays, built as they are kept: a vector of (box, meta) pairs
+    /// would be 128 bytes an entry (the box's alignment) and be copied once more to split.
+    entry_boxes: Vec<EntryBox>,
+    entry_meta: Vec<EntryMeta>,
     constraints: Vec<Constraint>,
 }
 
+/// Bytes of a forest's nodes (with their `min_rule`), leaf entries and constraints.
+fn array_bytes(nodes: usize, entries: usize, constraints: usize) -> usize {
+    nodes * (size_of::<Node>() + size_of::<u32>())
+        + entries * (size_of::<EntryBox>() + size_of::<EntryMeta>())
+        + constraints * size_of::<Constraint>()
+}
+
 impl Builder<'_> {
+    /// Bytes of what is built so far, root tables' cells aside.
+    fn bytes(&self) -> usize {
+        array_bytes(self.nodes.len(), self.entry_meta.len(), self.constraints.len())
+    }
+
     /// A root table over `group`'s boxes in `window`: one subtree per cell, appended to
     /// `cells`.
     fn table(&mut self, group: &[u32], window: Window, cells: &mut Vec<(u32, u32)>, best_rule: u32) -> Root {
@@ -676,8 +702,13 @@ impl Builder<'_> {
     /// A leaf for `items` in `region`: each box keeps only the constraints the region does
     /// not already imply (a slot the walk has narrowed to inside the box's range needs no
     /// check).
-    fn leaf(&mut self, items: &[u32], region: &Bounds) -> u32 {
-        let start = if items.is_empty() { 0 } else { self.entries.len() as u32 };
+    fn leaf(&mut self, mut items: &[u32], region: &Bounds) -> u32 {
+        // Past the bound on bytes, the rest is empty leaves: the forest is refused anyway.
+        self.over |= self.bytes() + array_bytes(1, items.len(), 0) > self.max_bytes;
+        if self.over {
+            items = &[];
+        }
+        let start = if items.is_empty() { 0 } else { self.entry_meta.len() as u32 };
         for &i in items {
             let (rule, b) = &self.boxes[i as usize];
             let mut entry = EntryBox { lo: [0; PROJECTED], span: [u32::MAX; PROJECTED] };
@@ -693,10 +724,11 @@ impl Builder<'_> {
             }
             // At most DIMS - 1 (checked above that DIMS fits a u8).
             let count = (self.constraints.len() as u32 - first) as u8;
-            self.entries.push((entry, EntryMeta { rule: *rule, first, count, more: true }));
+            self.entry_boxes.push(entry);
+            self.entry_meta.push(EntryMeta { rule: *rule, first, count, more: true });
         }
-        if let Some(last) = self.entries.last_mut().filter(|_| !items.is_empty()) {
-            last.1.more = false;
+        if let Some(last) = self.entry_meta.last_mut().filter(|_| !items.is_empty()) {
+            last.more = false;
         }
         let me = self.nodes.len() as u32;
         self.nodes.push(Node { slot: 0, point: u32::MAX, child: [me, start] });
@@ -716,7 +748,10 @@ impl Builder<'_> {
         if let Some(cover) = items.iter().position(hides) {
             items.truncate(cover + 1);
         }
-        if items.len() <= LEAF_SIZE || depth >= MAX_DEPTH || self.entries.len() > self.entry_budget {
+        if self.over {
+            items.clear(); // see `leaf`
+        }
+        if items.len() <= LEAF_SIZE || depth >= MAX_DEPTH || self.entry_meta.len() > self.entry_budget {
             return (self.leaf(&items, &region), 0);
         }
         let Some((slot, point)) = self.best_cut(&items, &region) else {
@@ -820,6 +855,42 @@ mod tests {
                 (rule, b)
             })
             .collect()
+    }
+
+    /// A forest is built within a bound on its bytes exactly when the unbounded one fits it,
+    /// and the build stops as it passes the bound: what it held when it gave up is about the
+    /// bound, not the whole forest.
+    #[test]
+    fn a_forest_past_its_bound_on_bytes_is_not_built() {
+        let boxes = boxes_over_every_slot(&mut Rng(3), 1000, 4);
+        let full = Forest::build(&boxes).stats().bytes;
+        assert!(full > 100_000, "{full}: copies enough to stop early");
+        assert_eq!(Forest::build_within(&boxes, &[], full).map(|f| f.stats().bytes), Some(full));
+        assert!(Forest::build_within(&boxes, &[], full - 1).is_none());
+        let tree = |max_bytes| {
+            let mut b = Builder {
+                boxes: &boxes,
+                conditional: &[],
+                position: projection(&boxes).1,
+                max_bytes,
+                over: false,
+                entry_budget: ENTRIES_PER_BOX * boxes.len(),
+                nodes: Vec::new(),
+                min_rule: Vec::new(),
+                entry_boxes: vec![EMPTY_BOX],
+                entry_meta: vec![EMPTY_META],
+                constraints: Vec::new(),
+            };
+            b.node((0..boxes.len() as u32).collect(), FULL, 0);
+            (b.over, b.bytes())
+        };
+        let (over, whole) = tree(usize::MAX);
+        assert!(!over && whole > 100_000, "{whole}");
+        let (over, bytes) = tree(whole / 4);
+        assert!(over);
+        // Past the bound by at most the constraints of one leaf's entries and the empty
+        // leaves that close the nodes still open.
+        assert!(bytes < whole / 4 + whole / 16, "{bytes} of {whole}");
     }
 
     #[test]

@@ -36,9 +36,14 @@ pub const MAX_TUNNELS: usize = 65_535;
 /// the same reason as prefixes.
 pub const MAX_REMOTES_PER_FAMILY: usize = 32_768;
 /// Boxes of all the rule lists of one configuration together (each list is bounded at
-/// `classifier::table::MAX_BOXES_PER_TABLE`): kept tables take up to about 4 KB a box when
-/// boxes overlap heavily (docs/configuration.md, "Limits").
+/// `classifier::table::MAX_BOXES_PER_TABLE`); what they take in memory is bounded by
+/// [`MAX_TABLE_BYTES_PER_CONFIG`].
 pub const MAX_BOXES_PER_CONFIG: usize = 1 << 20;
+/// Bytes of the lookup arrays of all the rule lists of one configuration together: boxes
+/// that overlap everywhere keep up to about 3 KB each, so the box bound alone let a
+/// configuration's tables take gigabytes. A list is refused while it is built, as it
+/// passes this, not after.
+pub const MAX_TABLE_BYTES_PER_CONFIG: usize = 1 << 30;
 /// Expansion steps all the rules of one configuration may spend compiling (each rule is
 /// bounded by [`classifier::compile::MAX_EXPANSION_STEPS`], a tenth of a second): a hundred
 /// rules' worth, seconds. Tens of thousands of rules each at its own bound would hold a

@@ -221,6 +221,7 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("rule expansion steps", compile::MAX_EXPANSION_STEPS as u64),
         ("boxes per rule list", table::MAX_BOXES_PER_TABLE as u64),
         ("boxes per configuration", MAX_BOXES_PER_CONFIG as u64),
+        ("lookup table bytes per configuration", MAX_TABLE_BYTES_PER_CONFIG as u64),
         ("buckets", MAX_BUCKETS as u64),
         ("bucket keys per worker", MAX_BUCKET_KEYS as u64),
         ("tracked TCP connections per worker", u64::from(MAX_TCP_FLOWS)),

@@ -473,13 +473,12 @@ struct Builder<'a> {
     buckets: Vec<String>,
     /// The `[[list]]`s, and the membership slots the rules compiled so far use.
     lists: Registry,
-    /// Boxes of the rule lists compiled so far, all lists together.
-    boxes: usize,
     /// Said, not refused (see [`Snapshot::warnings`]).
     warnings: Vec<ConfigError>,
-    /// Expansion steps all the rules may still spend compiling
-    /// ([`crate::limits::MAX_COMPILE_STEPS_PER_CONFIG`]).
-    compile_steps_left: usize,
+    /// What compiling all the rule lists may still spend (steps, boxes, bytes: the
+    /// `crate::limits` `*_PER_CONFIG` bounds), and whether a list found it spent.
+    budget: classifier::Budget,
+    budget_spent: bool,
     /// The files the configuration names (see [`Snapshot::inputs`]), and their stamps.
     inputs: Vec<std::path::PathBuf>,
     input_stamps: Vec<Option<FileStamp>>,
@@ -510,9 +509,13 @@ impl<'a> Builder<'a> {
             errors: Vec::new(),
             buckets: Vec::new(),
             lists: Registry::default(),
-            boxes: 0,
             warnings: Vec::new(),
-            compile_steps_left: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG,
+            budget: classifier::Budget {
+                steps: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG,
+                boxes: crate::limits::MAX_BOXES_PER_CONFIG,
+                bytes: crate::limits::MAX_TABLE_BYTES_PER_CONFIG,
+            },
+            budget_spent: false,
             inputs: Vec::new(),
             input_stamps: Vec::new(),
         }

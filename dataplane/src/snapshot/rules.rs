@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use classifier::compile::CompileError;
 use classifier::{Action, Mode, Rule, RuleSet};
 use toml::Spanned;
 
@@ -94,35 +95,27 @@ impl Builder<'_> {
                 }
             }
         }
-        // Past the bound on all lists' boxes (reported once), nothing more is compiled: the
-        // configuration is refused anyway, and compiling on would spend the memory the bound
-        // is there to protect.
-        if self.boxes > crate::limits::MAX_BOXES_PER_CONFIG || self.compile_steps_left == 0 {
+        // Past a bound of the configuration's (reported once), nothing more is compiled: the
+        // configuration is refused anyway, and compiling on would spend the memory and time
+        // the bound is there to protect.
+        if self.budget_spent {
             return accept_all();
         }
         // The compiler's index counts the rules that parsed, as `spans` and `rules` do.
         let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-        match RuleSet::compile_within(rules, default, &mut self.compile_steps_left) {
-            Ok(set) => {
-                // Each list is bounded on its own; together they are too, or a configuration
-                // of many customers' large lists would take the memory of the edge.
-                let max = crate::limits::MAX_BOXES_PER_CONFIG;
-                let before = self.boxes;
-                self.boxes += set.boxes();
-                if before <= max && self.boxes > max {
-                    let span = spans.first().cloned().unwrap_or(0..0);
-                    let total = self.boxes;
-                    self.err(
-                        &span,
-                        format!("{scope} brings the rules to {total} boxes, past the {max} one configuration may hold"),
-                    );
-                }
-                set
-            }
+        match RuleSet::compile_within(rules, default, &mut self.budget) {
+            Ok(set) => set,
             Err(e) => {
                 let span = spans.get(e.index).cloned().unwrap_or(0..0);
                 let name = names.get(e.index).map_or("?", String::as_str);
-                self.err(&span, format!("rule `{name}` in {scope}: {}", e.error));
+                let message = match e.error {
+                    CompileError::BudgetSpent | CompileError::BoxesSpent | CompileError::BytesSpent => {
+                        self.budget_spent = true;
+                        budget_message(&e.error, name, scope)
+                    }
+                    _ => format!("rule `{name}` in {scope}: {}", e.error),
+                };
+                self.err(&span, message);
                 accept_all()
             }
         }
@@ -184,6 +177,24 @@ pub(crate) struct RuleText<'a> {
     pub mode: Mode,
 }
 
+/// Why a list was refused for passing a bound of the whole configuration's
+/// ([`crate::limits::MAX_COMPILE_STEPS_PER_CONFIG`], [`crate::limits::MAX_BOXES_PER_CONFIG`],
+/// [`crate::limits::MAX_TABLE_BYTES_PER_CONFIG`]); a table's bytes are its list's, not a rule's.
+fn budget_message(error: &CompileError, rule: &str, scope: &str) -> String {
+    use crate::limits::{MAX_BOXES_PER_CONFIG, MAX_TABLE_BYTES_PER_CONFIG};
+    match error {
+        CompileError::BoxesSpent => format!(
+            "rule `{rule}` in {scope} brings the rules past the {MAX_BOXES_PER_CONFIG} boxes one configuration may hold"
+        ),
+        CompileError::BytesSpent => format!(
+            "{scope}'s compiled rules bring the configuration's lookup tables past the {} MiB it may hold; \
+             simplify the rules' sets (docs/configuration.md, \"Limits\")",
+            MAX_TABLE_BYTES_PER_CONFIG >> 20
+        ),
+        other => format!("rule `{rule}` in {scope}: {other}"),
+    }
+}
+
 pub(super) fn accept_all() -> RuleSet {
     RuleSet::compile(Vec::new(), Action::Accept).expect("an empty rule set always compiles")
 }
@@ -201,32 +212,60 @@ mod tests {
     use crate::config::SourceMap;
 
     /// The lists of one configuration share one bound on boxes: the list that crosses it is
-    /// refused at its first rule, and a list below it is not.
+    /// refused at the rule that crosses it, before its table is built, and a list below it
+    /// is not; past it, later lists are not compiled (nor reported again).
     #[test]
-    fn the_list_that_crosses_the_configuration_bound_is_refused_at_its_first_rule() {
-        let text = "tcp.dstport in {22, 23, 80}";
+    fn the_rule_that_crosses_the_configuration_bound_on_boxes_is_refused() {
+        let text = "tcp.dstport == 25 tcp.dstport in {22, 23, 80}";
         let src = SourceMap::new("t.toml", text);
-        let expr = Spanned::new(0..text.len(), text.to_string());
-        let rule = [RuleText { name: None, expr: &expr, action: Action::Drop, mode: Mode::Enforce }];
+        let one = Spanned::new(0..17, text[..17].to_string());
+        let wide = Spanned::new(18..text.len(), text[18..].to_string());
+        let named = |expr| RuleText { name: None, expr, action: Action::Drop, mode: Mode::Enforce };
         let max = crate::limits::MAX_BOXES_PER_CONFIG;
 
         let mut b = Builder::new(&src);
-        b.compile_rules(&rule, Action::Accept, "list zero");
-        let k = b.boxes; // what one list of the rule is
-        assert!(k > 0);
-        b.boxes = max - 2 * k; // two more fit
-        b.compile_rules(&rule, Action::Accept, "list one");
-        b.compile_rules(&rule, Action::Accept, "list two");
+        b.compile_rules(&[named(&wide)], Action::Accept, "list zero");
+        let k = max - b.budget.boxes; // what the wide rule is
+        assert!(k > 1);
+        b.budget.boxes = 2 * k; // list one fits, exactly
+        b.compile_rules(&[named(&wide), named(&wide)], Action::Accept, "list one");
         assert!(b.errors.is_empty(), "{:?}", b.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
-        b.compile_rules(&rule, Action::Accept, "list three");
+        assert_eq!(b.budget.boxes, 0);
+        b.budget.boxes = k; // the one-box rule fits, the wide rule after it does not
+        b.compile_rules(&[named(&one), named(&wide)], Action::Accept, "list two");
         let errors: Vec<String> = b.errors.iter().map(|e| e.to_string()).collect();
         let expected = format!(
-            "t.toml:1:1: list three brings the rules to {} boxes, past the {max} one configuration may hold",
-            max + k
+            "t.toml:1:19: rule `rule-2` in list two brings the rules past the {max} boxes one configuration may hold"
         );
         assert_eq!(errors, [expected]);
-        // Past the bound, later lists are not compiled at all (and not reported again).
-        b.compile_rules(&rule, Action::Accept, "list four");
-        assert_eq!((b.boxes, b.errors.len()), (max + k, 1));
+        assert_eq!(b.budget.boxes, k, "a refused list spends nothing");
+        b.compile_rules(&[named(&one)], Action::Accept, "list three");
+        assert_eq!(b.errors.len(), 1);
+    }
+
+    /// The lists share one bound on the bytes of their lookup tables: a list whose table
+    /// passes what is left is refused at its first rule, and spends nothing.
+    #[test]
+    fn a_list_whose_tables_pass_the_configuration_bound_on_bytes_is_refused() {
+        let text = "ip.src in {10.0.0.0/24, 10.0.2.0/24, 10.0.4.0/24} and tcp.port in {22, 80, 443}";
+        let src = SourceMap::new("t.toml", text);
+        let expr = Spanned::new(0..text.len(), text.to_string());
+        let rule = [RuleText { name: None, expr: &expr, action: Action::Drop, mode: Mode::Enforce }];
+        let max = crate::limits::MAX_TABLE_BYTES_PER_CONFIG;
+
+        let mut b = Builder::new(&src);
+        b.compile_rules(&rule, Action::Accept, "list zero");
+        let bytes = max - b.budget.bytes;
+        assert!(bytes > 0);
+        b.budget.bytes = bytes - 1;
+        b.compile_rules(&rule, Action::Accept, "list one");
+        let errors: Vec<String> = b.errors.iter().map(|e| e.to_string()).collect();
+        let expected = format!(
+            "t.toml:1:1: list one's compiled rules bring the configuration's lookup tables past the {} MiB it may hold; \
+             simplify the rules' sets (docs/configuration.md, \"Limits\")",
+            max >> 20
+        );
+        assert_eq!(errors, [expected]);
+        assert_eq!(b.budget.bytes, bytes - 1);
     }
 }

@@ -187,7 +187,7 @@ impl Builder<'_> {
             for (rule, section) in set.rules().iter().zip(sections) {
                 // From the configuration's budget of expansion steps, as compiling is: spent,
                 // the boxes hold every key and nothing is said.
-                let boxes = classifier::compile::superset_boxes_spending(&rule.expr, &mut self.compile_steps_left);
+                let boxes = classifier::compile::superset_boxes_spending(&rule.expr, &mut self.budget.steps);
                 if !boxes.iter().any(|b| b[proto][0] <= 6 && 6 <= b[proto][1]) {
                     let why = format!(
                         "rule `{}`: its match selects no TCP packet, and TCP protection tracks TCP alone: it covers \
