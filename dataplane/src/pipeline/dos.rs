@@ -51,20 +51,22 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
         // More generally, a later fragment at an offset below the smallest first fragment
         // the check below lets through overlaps every first fragment that passes, and can
         // only be meant to rewrite what the rules read: TCP's at 8 and 16 (its first holds
-        // 20 bytes, cut at 24). A later fragment's protocol is its header's: 51 under an
-        // authentication header, whose first fragment holds AH (24 bytes with the usual
-        // 96-bit ICV, RFC 4302) and the transport header: TCP's ends at 44, cut at 48. An
-        // IPv4 first fragment with a 20-byte header holds 48 bytes at the least anyway (RFC
-        // 791's 68-byte MTU), so no sender's later fragment sits below 48. An IPv6 later
-        // fragment names the first header of the fragmentable part, which may be options or
-        // routing before the transport (RFC 8200 §4.5: the first fragment holds them all,
-        // RFC 7112): taken as AH is, at 48 (8 bytes of options and TCP's header end at 28; an
-        // IPv6 first fragment holds 1232 bytes on the smallest link). A floor, not a proof:
-        // longer options put the flags further in, where RFC 5722's receivers (which discard
-        // overlapping IPv6 fragments) are the defence.
+        // 20 bytes, cut at 24). An IPv4 fragment's protocol is in every piece and in the key
+        // receivers reassemble by (RFC 791), so it can be trusted: 51 under an authentication
+        // header, whose first fragment holds AH (24 bytes with the usual 96-bit ICV, RFC
+        // 4302) and the transport header: TCP's ends at 44, cut at 48. An IPv4 first fragment
+        // with a 20-byte header holds 48 bytes at the least anyway (RFC 791's 68-byte MTU).
+        // An IPv6 later fragment's Next Header is not: receivers take the first fragment's
+        // (RFC 8200 §4.5), so a piece claiming UDP may rewrite a TCP first fragment's flags.
+        // Every IPv6 later fragment below 48 is refused, whatever it names (behind 8 bytes
+        // of options TCP's header ends at 28; an IPv6 first fragment holds 1232 bytes on the
+        // smallest link). A floor, not a proof: longer options put the flags further in,
+        // where RFC 5722's receivers (which discard overlapping IPv6 fragments) are the
+        // defence.
         let smallest_first = match proto {
+            _ if ip.is_ipv6 => 48,
             6 => 24,
-            51 | 0 | 43 | 60 => 48,
+            51 => 48,
             _ => 8,
         };
         if frag.offset > 0 && frag.offset < smallest_first {
