@@ -1119,7 +1119,8 @@ fn later_fragments_of_ah_and_extension_header_datagrams_go_through() {
 /// Out of a tunnel, a packet to an address no router forwards to is dropped, not sent to
 /// the next hop: network 0, loopback, link-local, multicast, class E and the limited
 /// broadcast (RFC 1812 §5.3.7, RFC 3927 §7), IPv6's unspecified, loopback, link-local,
-/// multicast and IPv4-mapped addresses (RFC 4291, RFC 6890). Beside them, the addresses just
+/// multicast and IPv4-mapped addresses (RFC 4291, RFC 6890), and our own anycast
+/// addresses (RFC 1812 §5.2.3: delivered, not forwarded). Beside them, the addresses just
 /// outside each range go through.
 #[test]
 fn decapsulated_packets_to_martian_destinations_are_dropped() {
@@ -1139,9 +1140,20 @@ fn decapsulated_packets_to_martian_destinations_are_dropped() {
         "febf::1",
         "ff02::1",
         "::ffff:8.8.8.8",
+        "192.0.2.1",
+        "2001:db8:ffff::1",
     ];
-    let neighbours =
-        ["1.0.0.0", "126.255.255.255", "128.0.0.1", "169.253.255.255", "223.255.255.255", "fec0::1", "::2"];
+    let neighbours = [
+        "1.0.0.0",
+        "126.255.255.255",
+        "128.0.0.1",
+        "169.253.255.255",
+        "223.255.255.255",
+        "fec0::1",
+        "::2",
+        "192.0.2.2",
+        "2001:db8:ffff::2",
+    ];
     let list = |a: &[&str]| a.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let script = format!(
         "def gre(dst):\n\

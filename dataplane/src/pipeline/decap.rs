@@ -37,12 +37,15 @@ const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
 /// True for GRE (or a fragment of it) addressed to one of our anycast addresses.
 pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
     let proto = ip.fragment.map_or(key.get(Dim::L4Proto), |f| u32::from(f.protocol));
-    proto == GRE
-        && if ip.is_ipv6 {
-            snap.anycast_v6.is_some_and(|a| u128::from(a) == key.dst_addr())
-        } else {
-            (key.dst_addr() >> 96) as u32 == u32::from_be_bytes(snap.anycast)
-        }
+    proto == GRE && is_anycast(snap, key.dst_addr(), ip.is_ipv6)
+}
+
+/// True when `dst` (as the key holds it) is one of our anycast addresses.
+fn is_anycast(snap: &Snapshot, dst: u128, is_ipv6: bool) -> bool {
+    match is_ipv6 {
+        true => snap.anycast_v6.is_some_and(|a| u128::from(a) == dst),
+        false => (dst >> 96) as u32 == u32::from_be_bytes(snap.anycast),
+    }
 }
 
 /// Where the tunnels of router `remote` start in the tunnel index (sorted by remote, then
@@ -181,7 +184,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if !source_is_customers(snap, tunnel, &key, ip.is_ipv6) {
         return Verdict::Drop(DropReason::DecapSpoofedSource);
     }
-    if is_martian_destination(key.dst_addr(), ip.is_ipv6) {
+    if is_martian_destination(key.dst_addr(), ip.is_ipv6) || is_anycast(snap, key.dst_addr(), ip.is_ipv6) {
         return Verdict::Drop(DropReason::DecapMartianDestination);
     }
     // To a customer prefix (this one's or another's), the packet meets the sanity checks of
@@ -314,7 +317,9 @@ fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: boo
     router_side || snap.customer_by_prefix.lookup(is_ipv6, key.src_addr()) == Some(tunnel.customer)
 }
 
-/// A destination no router forwards to (`dst` as the key holds it: IPv4 in the top 32
+/// A destination no router forwards to (beside our own anycast addresses, which a router
+/// delivers to itself and never sends back out, RFC 1812 §5.2.3; sent upstream, it came back
+/// to an edge's host stack from a customer's tunnel) (`dst` as the key holds it: IPv4 in the top 32
 /// bits): RFC 1812 §5.3.7's network 0, loopback and class E (with the limited broadcast),
 /// link-local (RFC 3927 §7, RFC 4291 §2.5.6: routers must not forward them), multicast
 /// (transitd routes none), and IPv6's unspecified, loopback and IPv4-mapped (RFC 4291
