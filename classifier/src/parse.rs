@@ -240,6 +240,7 @@ fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
                         "le" => Tok::Op(Op::Le),
                         "gt" => Tok::Op(Op::Gt),
                         "ge" => Tok::Op(Op::Ge),
+                        "bitwise_and" => Tok::BitAnd,
                         _ => Tok::Word(word),
                     };
                     (tok, j - i)
