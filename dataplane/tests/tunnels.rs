@@ -1671,8 +1671,10 @@ tunnel = "b"
 /// GRE from a tunnel's router whose outer header forbids ending it here is not
 /// decapsulated: an IPv4 loose source route with a hop to go, an IPv6 routing header with
 /// segments left (RFC 8200 §4.4; type 0 is also deprecated, RFC 5095), a destination
-/// option whose type says "discard if unknown" (§4.2). The same headers exhausted, or with
-/// options to skip, are decapsulated. tshark names the forbidding ones on its own.
+/// option whose type says "discard if unknown" (§4.2), and options Linux's `ip6_parse_tlv`
+/// refuses as malformed: padding that is not zero (RFC 4942 §2.1.9.5) or longer than 7
+/// bytes, an option past its header's end. The same headers exhausted, or with options to
+/// skip, are decapsulated. tshark's fields pick the forbidding ones.
 #[test]
 fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
     let (config, _) = tunnel_edge();
@@ -1688,18 +1690,24 @@ fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
            v6(IPv6ExtHdrRouting(type=0, segleft=0, addresses=['2001:db8:dead::1'])),\n\
            v6(IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9E, optdata=b'\\0' * 4)])),\n\
            v6(IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1E, optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'SECRET!!!!')])),\n\
+           e/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=60)/Raw(bytes([47, 0, 1, 9, 0xaa, 0xbb, 0xcc, 0xdd]) + raw(GRE()/inner)),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 6)])),\n\
            v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 4)]))]",
     );
     let forbidding = tshark_frames(
         &file,
-        "(ip.opt.type in {131, 137} and ip.opt.ptr <= ip.opt.len) or ipv6.routing.segleft > 0 or ipv6.opt.type.action > 0",
+        "(ip.opt.type in {131, 137} and ip.opt.ptr <= ip.opt.len) or ipv6.routing.segleft > 0 or ipv6.opt.type.action > 0 \
+         or ipv6.opt.padn matches \"[^\\x00]\" or (ipv6.opt.type == 1 and ipv6.opt.length > 5) \
+         or ipv6.opt.length + 4 > ipv6.dstopts.len_oct",
         &[],
     );
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (v, _, _) = verdicts_of(&config, frames);
     let _ = std::fs::remove_file(&file);
-    assert_eq!(forbidding, [1, 3, 5], "the oracle's selection");
-    assert_eq!(v.len(), 7, "a verdict for every frame written");
+    assert_eq!(forbidding, [1, 3, 5, 8, 9, 10], "the oracle's selection");
+    assert_eq!(v.len(), 11, "a verdict for every frame written");
     for (i, v) in v.iter().enumerate() {
         if forbidding.contains(&(i as u64 + 1)) {
             assert_eq!(*v, Verdict::Drop(DropReason::DecapOuterForbids), "frame {}", i + 1);

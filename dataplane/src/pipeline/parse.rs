@@ -407,8 +407,11 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
 /// still has hops to go (IPv4 LSRR or SSRR with its pointer inside the route, RFC 791; an
 /// IPv6 routing header with segments left, RFC 8200 §4.4, which for type 0 also says
 /// discard, RFC 5095), nor when an options header holds an option whose type says to
-/// discard a packet whose node does not know it (RFC 8200 §4.2): transitd knows none. `l3`
-/// is the IP packet; only headers before the transport are read.
+/// discard a packet whose node does not know it (RFC 8200 §4.2): transitd knows none, nor
+/// when it is malformed as Linux's `ip6_parse_tlv` refuses it: an option running past its
+/// header, padding longer than the 7 bytes alignment needs, or padding that is not zero
+/// (RFC 4942 §2.1.9.5: a covert channel). `l3` is the IP packet; only headers before the
+/// transport are read.
 pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
     if !ip.is_ipv6 {
         return !ip.routed_onward; // read with the options' form, by the parser
@@ -426,21 +429,45 @@ pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
         if next == 43 && whole[3] > 0 {
             return false; // segments left
         }
-        if matches!(next, 0 | 60) {
-            let mut o = 2;
-            while let Some(&kind) = whole.get(o) {
-                if kind == 0 {
-                    o += 1;
-                    continue;
-                }
-                if kind >> 6 != 0 {
-                    return false; // "discard if unknown" (01, 10, 11)
-                }
-                o += 2 + usize::from(whole.get(o + 1).copied().unwrap_or(0));
-            }
+        if matches!(next, 0 | 60) && !options_allow_ending(whole) {
+            return false;
         }
         next = header[0];
         at += len;
+    }
+    true
+}
+
+/// True when an options header (`header`, whole) is well formed and holds no option that
+/// says to discard a packet whose node does not know it (see [`terminable`]).
+fn options_allow_ending(header: &[u8]) -> bool {
+    const PAD1: u8 = 0;
+    const PADN: u8 = 1;
+    let mut o = 2;
+    let mut padding = 0; // consecutive padding bytes
+    while let Some(&kind) = header.get(o) {
+        if kind == PAD1 {
+            padding += 1;
+            o += 1;
+        } else {
+            let Some(data) = header.get(o + 1).and_then(|&n| header.get(o + 2..o + 2 + usize::from(n))) else {
+                return false; // past the header's end
+            };
+            if kind == PADN {
+                padding += 2 + data.len();
+                if data.iter().any(|&b| b != 0) {
+                    return false;
+                }
+            } else if kind >> 6 != 0 {
+                return false; // "discard if unknown" (01, 10, 11)
+            } else {
+                padding = 0;
+            }
+            o += 2 + data.len();
+        }
+        if padding > 7 {
+            return false;
+        }
     }
     true
 }
