@@ -1352,6 +1352,37 @@ fn gre_from_no_router_follows_gre_unsupported_whatever_it_holds() {
     assert_eq!(fates(&dropped)[6..], from_routers);
 }
 
+/// A first fragment from a tunnel's router that holds its header chain but not the GRE
+/// header behind it is refused (RFC 7112 §5: the whole chain and the upper-layer header are
+/// in the first fragment), as a tiny fragment by the sanity checks or, with those off, as
+/// `gre_fragment`: its later fragment, which holds the GRE header (and names GRE, where the
+/// first names the options), waits for a datagram that never completes. Before, the
+/// datagram completed and was decapsulated, its GRE header never judged in the first
+/// fragment. tshark finds no GRE in the first fragment.
+#[test]
+fn a_first_fragment_without_the_gre_header_is_refused() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-first-fragment-chain-only.pcap");
+    scapy_pcap(
+        &file,
+        "inner = bytes(GRE()/IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query'))\n\
+         ip = lambda: Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')\n\
+         first = ip()/IPv6ExtHdrFragment(nh=60, offset=0, m=1, id=11)/IPv6ExtHdrDestOpt(nh=47, options=[HBHOptUnknown(otype=0x1E, optdata=b'\\0' * 42)])\n\
+         later = ip()/IPv6ExtHdrFragment(nh=47, offset=6, m=0, id=11)/Raw(inner)\n\
+         frames = [first, later]",
+    );
+    assert_eq!(tshark_frames(&file, "gre", &[]), Vec::<u64>::new(), "no GRE in either fragment");
+    assert_eq!(tshark_frames(&file, "ipv6.dstopts", &[]), [1]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let (v, _, _) = verdicts_of(&config, frames.clone());
+    assert_eq!(fates(&v), [DropReason::TinyFragment.name(), &held]);
+    let unchecked = config.replace("[dos.sanity]", "[dos.sanity]\nfragments = false");
+    let (v, _, _) = verdicts_of(&unchecked, frames);
+    assert_eq!(fates(&v), [DropReason::GreFragment.name(), &held]);
+}
+
 /// GRE that a router fragmented after encapsulating it (no DF on the outer header, as Cisco
 /// sends it for an inner packet without DF) is reassembled and decapsulated: over IPv4 and
 /// IPv6 (scapy's `fragment`, `fragment6`: `pcaps/generated/gre_fragments.py`, each frame's

@@ -104,7 +104,13 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
     };
     // A first fragment's GRE header is judged before it is kept (a later one's data holds
-    // none); the datagram it completes is judged whole below, as any packet.
+    // none); the datagram it completes is judged whole below, as any packet. A first
+    // fragment without the GRE header is refused (RFC 7112: it holds the whole header
+    // chain; the later fragments must not supply what was judged).
+    let first = outer.fragment.is_some_and(|f| f.offset == 0);
+    if first && gre_fixed_header(frame, outer).is_none() {
+        return Verdict::Drop(DropReason::GreFragment);
+    }
     if outer.fragment.is_none_or(|f| f.offset == 0)
         && let Some(verdict) = not_ours(snap, frame, outer)
     {
@@ -240,10 +246,15 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
 /// the rest of the header, the outer options or a first fragment's flag say. The XDP
 /// program reads the fixed header alone and judges so, and the two agree.
 fn not_ours(snap: &Snapshot, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdict> {
+    let (version, protocol) = gre_fixed_header(frame, outer)?;
+    (version != 0 || (protocol != PROTO_IPV4 && protocol != PROTO_IPV6)).then(|| unsupported(snap))
+}
+
+/// The GRE fixed header's version and protocol type, if the packet holds it.
+fn gre_fixed_header(frame: &Frame<'_>, outer: &IpFrame) -> Option<(u8, u16)> {
     let outer_end = frame.start + outer.l3_start + outer.l3_len;
     let bytes = frame.buf.get(frame.start + outer.l4_start..outer_end)?;
-    let (version, protocol) = GrePacket::new_unchecked(bytes).fixed_header()?;
-    (version != 0 || (protocol != PROTO_IPV4 && protocol != PROTO_IPV6)).then(|| unsupported(snap))
+    GrePacket::new_unchecked(bytes).fixed_header()
 }
 
 /// Offers a fragment of GRE from a tunnel's router to the worker's reassembler. The

@@ -73,10 +73,14 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
             return Some(DropReason::OverlappingFragment);
         }
         // RFC 1858 §3.1 and RFC 7112: a first fragment must hold the whole transport header
-        // (20 bytes of TCP, 8 of UDP or ICMP), so that rules see ports and flags.
+        // (20 bytes of TCP, 8 of UDP or ICMP), so that rules see ports and flags; a
+        // tunnel's, the header that says what it carries (GRE's 4 fixed bytes, ESP's SPI
+        // and sequence number, IPv4's or IPv6's fixed header).
         let needed = match proto {
-            6 => 20,
-            17 | 1 | 58 => 8,
+            6 | 4 => 20,
+            17 | 1 | 58 | 50 => 8,
+            47 => 4,
+            41 => 40,
             _ => 0,
         };
         if frag.offset == 0 && frag.data_len < needed {
