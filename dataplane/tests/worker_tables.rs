@@ -94,3 +94,28 @@ fn a_reload_hands_the_tables_it_replaces_out_of_the_worker() {
     assert!(followed + (8 << 20) > filled, "the worker freed it: {} to {} MiB", mib(filled), mib(followed));
     assert!(freed + (40 << 20) < followed, "freed where it went: {} to {} MiB", mib(followed), mib(freed));
 }
+
+/// A reload to a `table_size` that rounds to the same table (300,000 and 400,000 connections
+/// are both 2^19 slots) keeps the table, its connections and the customers' grace periods:
+/// nothing is handed out. One that rounds to another (600,000: 2^20) replaces it.
+#[test]
+fn a_reload_to_a_table_size_that_rounds_alike_keeps_the_table() {
+    use transitd::io::memory::MemoryIo;
+    use transitd::worker::Worker;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = |size: u32| {
+        std::sync::Arc::new(common::snapshot(&format!(
+            "{}\n[tcp_protection]\ntable_size = {size}\ngrace_period = 0\n\
+             [[tcp_protection.rule]]\nname = \"all\"\nmatch = \"tcp\"\nmode = \"mitigate\"\n",
+            common::CATCH_ALL
+        )))
+    };
+    let first = config(300_000);
+    let (to, retired) = crossbeam::channel::bounded(4);
+    let mut worker = Worker::new(MemoryIo::new(Vec::new(), first.frame_size), first.clone()).retire_to(to);
+    worker.run_to_end(Some(first.eth)).unwrap();
+    worker.follow(&config(400_000));
+    assert!(retired.try_recv().is_err(), "a table of the same slots was replaced");
+    worker.follow(&config(600_000));
+    assert!(retired.try_recv().is_ok_and(|r| !r.is_empty()), "a larger table did not replace it");
+}

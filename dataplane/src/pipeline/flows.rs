@@ -38,6 +38,13 @@ pub use crate::snapshot::FlowTimeouts;
 
 /// Ways per set.
 const WAYS: usize = 4;
+
+/// Slots of a table asked for `entries` ([`FlowTable::new`], [`Authenticated::new`]): a
+/// power of two, a set of ways at least; none for none. Two sizes asked that round alike make
+/// the same table, which a reload keeps.
+pub fn slots_for(entries: usize) -> usize {
+    if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() }
+}
 /// Entries keep time in units of 2^20 ns (about 1 ms), as 32 bits: 49 days before the
 /// clock wraps, and ages are computed wrapping, so it only matters for an entry idle that
 /// long (which has timed out anyway).
@@ -202,7 +209,7 @@ impl FlowTable {
     /// A table of at least `entries` connections (a power of two, at least one set); `0`
     /// makes an empty table for configurations that track nothing.
     pub fn new(entries: usize) -> FlowTable {
-        let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
+        let size = slots_for(entries);
         // Zeroed by the allocator (see `Limits::rebind`): pages are faulted in as
         // connections arrive, not written by the worker following a reload.
         FlowTable { slots: bytemuck::zeroed_slice_box(size) }
@@ -320,7 +327,7 @@ pub struct Authenticated {
 impl Authenticated {
     /// Room for at least `entries` sources (0: none kept).
     pub fn new(entries: usize) -> Authenticated {
-        let size = if entries == 0 { 0 } else { entries.max(WAYS).next_power_of_two() };
+        let size = slots_for(entries);
         Authenticated { slots: bytemuck::zeroed_slice_box(size) }
     }
 

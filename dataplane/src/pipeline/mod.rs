@@ -266,7 +266,7 @@ impl Limits {
         // A customer's connections tracked so far stay so; those its rules newly cover (a
         // wider filter, a new rule or prefix, a new customer) were never seen: their grace
         // period starts again. A new table has seen nothing at all.
-        let fresh = flow_table_size(new) != flow_table_size(old);
+        let fresh = flows::slots_for(flow_table_size(new)) != flows::slots_for(flow_table_size(old));
         if fresh {
             retired.keep(std::mem::replace(&mut self.flows, FlowTable::new(flow_table_size(new))));
         }
@@ -298,7 +298,7 @@ impl Limits {
         if new.tcp.challenges != old.tcp.challenges {
             self.challenges = RateLimiter::new(std::slice::from_ref(&new.tcp.challenges), 4);
         }
-        if authenticated_size(new) != authenticated_size(old) {
+        if flows::slots_for(authenticated_size(new)) != flows::slots_for(authenticated_size(old)) {
             retired.keep(std::mem::replace(&mut self.authenticated, Authenticated::new(authenticated_size(new))));
         }
         // Owners are kept as server and data-centre indices: another list of them (a server
