@@ -6,8 +6,11 @@
 #   - transitd's own AF_XDP reflect (the backend with no pipeline);
 #   - DPDK's dpdk-testpmd with its af_xdp PMD in macswap mode: an AF_XDP forwarder nobody here
 #     wrote, the ceiling of the AF_XDP path on this pair;
-#   - the kernel's own path for scale: IP forwarding through an nftables chain of 1 or 1000
-#     rules and an encapsulating tunnel device (VXLAN: this kernel has no GRE module).
+#   - the kernel's own path for scale: IP forwarding through nftables (a chain of 1 or 1000
+#     rules, or the 999 that do not match as one concatenated interval set, the kernel's
+#     fastest classifier) and an encapsulating tunnel device (VXLAN: this kernel has no GRE
+#     module), its processing steered to core 1 by RPS, as transitd's worker is pinned there
+#     (veth would run it on the generator's core 0 else).
 # Topology: namespace fgen (generator and sink on fg0) <-> veth <-> namespace fdut (the forwarder
 # on fd0). The generator is XDP live frames on core 0, started once the forwarder's XDP program
 # is on fd0; an XDP program on fg0 counts what comes back as a forwarder makes it (GRE, VXLAN,
@@ -90,9 +93,12 @@ TOML
 for n in 1 100 1000; do config $n > "$W/rules$n.toml"; done
 
 # The kernel path: fd0 forwards the SYNs through nftables (N-1 rules that do not match, then
-# an accept; anything else dropped) into a VXLAN device whose remote is on fg0's side.
-kernel_up() { # N rules
-  local n=$1 d="ip netns exec fdut"
+# an accept; anything else dropped; with `set`, the N-1 as one set) into a VXLAN device whose
+# remote is on fg0's side. RPS takes what fd0 receives to core 1: veth runs its receive path
+# on the sender's core, the generator's, where the kernel got half a core to transitd's one.
+kernel_up() { # N rules, [set]
+  local n=$1 form=${2:-chain} d="ip netns exec fdut"
+  $d sh -c 'echo 2 > /sys/class/net/fd0/queues/rx-0/rps_cpus'
   $d sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.fd0.rp_filter=0
   $d ip addr add 10.99.0.2/24 dev fd0
   $d ip neigh replace 10.99.0.1 lladdr "$GEN_MAC" dev fd0 nud permanent
@@ -101,10 +107,22 @@ kernel_up() { # N rules
   $d ip route add 203.0.113.0/24 dev vx0
   $d ip neigh replace 203.0.113.100 lladdr 02:00:00:00:00:42 dev vx0 nud permanent
   {
-    echo "table inet cust { chain forward { type filter hook forward priority 0; policy drop;"
-    for i in $(seq 1 $((n - 1))); do
-      printf 'ip saddr 172.%d.%d.0/24 tcp dport %d accept\n' $((16 + i / 256 % 16)) $((i % 256)) $((1000 + i))
-    done
+    echo "table inet cust {"
+    if [ "$form" = set ]; then
+      echo "set first { type ipv4_addr . inet_service; flags interval; elements = {"
+      for i in $(seq 1 $((n - 1))); do
+        printf '172.%d.%d.0/24 . %d,\n' $((16 + i / 256 % 16)) $((i % 256)) $((1000 + i))
+      done
+      echo "} }"
+    fi
+    echo "chain forward { type filter hook forward priority 0; policy drop;"
+    if [ "$form" = set ]; then
+      echo "ip saddr . tcp dport @first accept"
+    else
+      for i in $(seq 1 $((n - 1))); do
+        printf 'ip saddr 172.%d.%d.0/24 tcp dport %d accept\n' $((16 + i / 256 % 16)) $((i % 256)) $((1000 + i))
+      done
+    fi
     printf "ip daddr 203.0.113.100 tcp dport 20-21 accept\n}\n}\n"
   } > "$W/nft"
   $d nft -f "$W/nft"
@@ -115,6 +133,7 @@ kernel_down() {
   $d ip link del vx0 2>/dev/null || true
   $d ip addr del 10.99.0.2/24 dev fd0 2>/dev/null || true
   $d sysctl -qw net.ipv4.ip_forward=0
+  $d sh -c 'echo 0 > /sys/class/net/fd0/queues/rx-0/rps_cpus'
 }
 
 # dpdk-testpmd's first start after another AF_XDP user of fd0 now and then fails to create
@@ -143,6 +162,8 @@ one_round() { # mode [again] -> "offered received_by_dut forwarded seconds forwa
         ip netns exec fdut dpdk-testpmd -l 0,1 --no-pci --no-huge -m 1024 \
         --file-prefix=tdbench --vdev "net_af_xdp0,iface=fd0,start_queue=0,queue_count=1,force_copy=1,busy_budget=0" \
         -- --forward-mode=macswap --auto-start --stats-period 0 > "$W/dut" 2>&1 & dut=$! ;;
+    kernelset*) kernel_up "${mode#kernelset}" set
+      ip netns exec fdut "$B" sink --pass --iface fd0 --seconds $((SECS + 5)) > /dev/null & dut=$! ;;
     kernel*)
       kernel_up "${mode#kernel}"
       # Frames the generator sends with XDP arrive at fd0 as XDP frames: veth hands them to
@@ -206,7 +227,7 @@ one_round() { # mode [again] -> "offered received_by_dut forwarded seconds forwa
   echo "$offered ${rx:-0} $(awk '{print $2}' "$W/sink") $(awk '{print $4}' "$W/gen") $status"
 }
 
-MODES=${MODES:-"reflect testpmd rules1 rules100 rules1000 kernel1 kernel1000"}
+MODES=${MODES:-"reflect testpmd rules1 rules100 rules1000 kernel1 kernel1000 kernelset1000"}
 echo "| mode | forwarded Mpps min | median | max | offered Mpps (median) | not received by the forwarder (median) |"
 echo "|---|---:|---:|---:|---:|---:|"
 declare -A RES
@@ -231,7 +252,7 @@ off = statistics.median(r[0] / r[3] / 1e6 for r in rows)
 missed = statistics.median(max(0.0, 1 - r[1] / r[0]) if r[0] else 1.0 for r in rows)
 name = {'reflect': 'transitd AF_XDP reflect, no pipeline', 'testpmd': 'DPDK testpmd, af_xdp PMD, macswap',
         'rules1': 'transitd, 1 rule', 'rules100': 'transitd, 100 rules', 'rules1000': 'transitd, 1000 rules',
-        'kernel1': 'kernel: forward + nftables (1 rule) + VXLAN', 'kernel1000': 'kernel: forward + nftables (1000 rules) + VXLAN'}['$mode']
+        'kernel1': 'kernel: forward + nftables (1 rule) + VXLAN', 'kernel1000': 'kernel: forward + nftables (1000 rules) + VXLAN', 'kernelset1000': 'kernel: forward + nftables (999 as one set, 1 rule) + VXLAN'}['$mode']
 print(f'| {name} | {fwd[0]:.3f} | {statistics.median(fwd):.3f} | {fwd[-1]:.3f} | {off:.2f} | {missed:.1%} |')
 sys.exit(0 if fwd[0] > 0 and all(r[4] == 0 for r in rows) else 1)
 " || { echo "$mode forwarded nothing, or its forwarder failed, in at least one round: the benchmark measured nothing" >&2; failed=1; }
