@@ -385,7 +385,7 @@ pub fn clauses(expr: &Expr) -> Result<Vec<Clause>, CompileError> {
 }
 
 /// [`clauses`], the steps it takes spent from `left` (and bounded by it).
-pub(crate) fn clauses_spending(expr: &Expr, left: &mut usize) -> Result<Vec<Clause>, CompileError> {
+pub fn clauses_spending(expr: &Expr, left: &mut usize) -> Result<Vec<Clause>, CompileError> {
     let mut used = 0;
     let result = clauses_within(expr, &mut used, MAX_EXPANSION_STEPS.min(*left));
     *left = left.saturating_sub(used);

@@ -1148,3 +1148,29 @@ fn a_tcp_protection_rule_that_selects_no_tcp_is_warned_about() {
         2
     );
 }
+
+/// A mitigating TCP protection rule whose match selects no client's SYN
+/// (`tcp.flags.ack == 1`) never sees the Internet's connections open, so once the grace
+/// period is over it drops every segment of them it covers as out of state: said at its
+/// match. Selecting the handshake too, or only monitoring, is quiet.
+#[test]
+fn a_mitigating_tcp_rule_that_selects_no_syn_is_warned_about() {
+    let text = |rule: &str, mode: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\n[tcp_protection]\n[[tcp_protection.rule]]\nmatch = \"{rule}\"\n\
+             mode = \"{mode}\"\n"
+        )
+    };
+    let about = "selects no client's SYN";
+    assert_eq!(
+        warnings_about(&text("tcp.flags.ack == 1", "mitigate"), about),
+        ["w.toml:5:9: rule `rule-1`: its match selects no client's SYN (SYN without ACK), so no connection the \
+             Internet opens is ever tracked, and in mitigate every segment of one it covers is dropped as out of state \
+             once the grace period is over; let it select the handshake too (`tcp.flags.syn == 1 or ...`)"]
+    );
+    assert_eq!(warnings_about(&text("tcp.flags.rst == 1 and tcp.flags.syn == 1", "mitigate"), about).len(), 1);
+    for quiet in ["tcp", "tcp.flags.syn == 1 or tcp.flags.ack == 1", "tcp.flags & 0x12", "tcp.dstport == 443"] {
+        assert_eq!(warnings_about(&text(quiet, "mitigate"), about), Vec::<String>::new(), "{quiet}");
+    }
+    assert_eq!(warnings_about(&text("tcp.flags.ack == 1", "monitor"), about), Vec::<String>::new());
+}

@@ -187,11 +187,27 @@ impl Builder<'_> {
             for (rule, section) in set.rules().iter().zip(sections) {
                 // From the configuration's budget of expansion steps, as compiling is: spent,
                 // the boxes hold every key and nothing is said.
-                let boxes = classifier::compile::superset_boxes_spending(&rule.expr, &mut self.budget.steps);
-                if !boxes.iter().any(|b| b[proto][0] <= 6 && 6 <= b[proto][1]) {
+                // Exact where the rule expands (a mask such as `tcp.flags.ack == 1` is ranges
+                // of flags, which a superset would widen to every value), else a superset.
+                let steps = &mut self.budget.steps;
+                let boxes: Vec<_> = match classifier::compile::clauses_spending(&rule.expr, steps) {
+                    Ok(clauses) => clauses.into_iter().flat_map(|c| c.boxes).collect(),
+                    Err(_) => classifier::compile::superset_boxes_spending(&rule.expr, steps),
+                };
+                let tcp = |b: &&classifier::compile::Bounds| b[proto][0] <= 6 && 6 <= b[proto][1];
+                if !boxes.iter().any(|b| tcp(&b)) {
                     let why = format!(
                         "rule `{}`: its match selects no TCP packet, and TCP protection tracks TCP alone: it covers \
                          nothing",
+                        rule.name
+                    );
+                    self.warn(&section.get_ref().expr.span(), why);
+                } else if section.get_ref().mode == TcpModeName::Mitigate && !boxes.iter().filter(tcp).any(opens) {
+                    let why = format!(
+                        "rule `{}`: its match selects no client's SYN (SYN without ACK), so no connection the Internet \
+                         opens is ever tracked, and in mitigate every segment of one it covers is dropped as out of \
+                         state once the grace period is over; let it select the handshake too (`tcp.flags.syn == 1 \
+                         or ...`)",
                         rule.name
                     );
                     self.warn(&section.get_ref().expr.span(), why);
@@ -236,6 +252,33 @@ impl Builder<'_> {
         }
         (set, rules)
     }
+}
+
+/// True when `b` holds the TCP flags of a client's SYN, which opens the connections the
+/// Internet makes to a customer (SYN without ACK or RST; a SYN-ACK opens only those a
+/// customer makes): some flags value in the box's `tcp.flags` range whose every bit the
+/// box's one-bit slots (`tcp.flags.syn`, ...) hold too.
+fn opens(b: &classifier::compile::Bounds) -> bool {
+    use classifier::Dim;
+    let holds = |d: Dim, v: u32| b[d as usize][0] <= v && v <= b[d as usize][1];
+    if !holds(Dim::TcpSyn, 1) || !holds(Dim::TcpAck, 0) || !holds(Dim::TcpRst, 0) {
+        return false;
+    }
+    let bits = [
+        (Dim::TcpFin, 0x01),
+        (Dim::TcpSyn, 0x02),
+        (Dim::TcpRst, 0x04),
+        (Dim::TcpPsh, 0x08),
+        (Dim::TcpAck, 0x10),
+        (Dim::TcpUrg, 0x20),
+        (Dim::TcpEce, 0x40),
+        (Dim::TcpCwr, 0x80),
+        (Dim::TcpNs, 0x100),
+    ];
+    let [lo, hi] = b[Dim::TcpFlags as usize];
+    // TCP's flags are 12 bits: the first value that fits ends the search.
+    (lo..=hi.min(0xfff))
+        .any(|v| v & 0x02 != 0 && v & 0x14 == 0 && bits.iter().all(|&(d, m)| holds(d, u32::from(v & m != 0))))
 }
 
 /// A fingerprint of what `rules` cover, and of `more` (the global rules' fingerprint and a
