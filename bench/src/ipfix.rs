@@ -1,8 +1,8 @@
 //! `transitd-bench ipfix`: what flow sampling for IPFIX costs per packet. The whole
-//! pipeline runs on a capture (cycled) without sampling, then sampling one packet in N for
-//! each N asked, with the exporter thread running beside it and sending its records to a
-//! UDP socket of the benchmark's, where they are counted: a sampled row whose records never
-//! arrive measured nothing, and fails.
+//! pipeline runs on a capture (cycled) without sampling and sampling one packet in N for
+//! each N asked, the rows run by run in turn, each sampled one with its exporter thread
+//! running beside it and sending its records to a UDP socket of the benchmark's, where they
+//! are counted: a sampled row whose records never arrive measured nothing, and fails.
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -52,39 +52,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(!frames.is_empty(), "{}: no frames", args.pcap.display());
     let total = args.frames.next_multiple_of(BATCH_SIZE);
 
-    // The collector: counts the messages and bytes that arrive.
-    let collector = UdpSocket::bind("127.0.0.1:0")?;
-    collector.set_read_timeout(Some(Duration::from_millis(50)))?;
-    let addr = collector.local_addr()?;
-    let arrived = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let counter = {
-        let (arrived, done) = (arrived.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut b = [0u8; 65536];
-            while !done.load(Ordering::Relaxed) {
-                if collector.recv(&mut b).is_ok() {
-                    arrived.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
-
-    println!("{} ({} frames, cycled to {total} per run)\n", args.pcap.display(), frames.len());
-    println!("{}", Runs::header("packet"));
-    let base_snap = load(&args.config, None)?;
-    let (base, state) = pipeline(&base_snap, &frames, total, None, args.runs);
-    anyhow::ensure!(
-        crate::measure::forwarded(&state.stats) > 0,
-        "{} forwards nothing of {}: the run would measure the pass or drop path",
-        args.config.display(),
-        args.pcap.display()
-    );
-    println!("{}", base.row("no sampling"));
-    let mut summary = Vec::new();
+    // Every row set up first (the sampled ones with their exporter thread and a collector of
+    // their own), then timed run by run in turn, so that a drift of the machine falls on
+    // every row alike.
+    let mut lanes = vec![Lane::new(Arc::new(load(&args.config, None)?), &frames, None)];
+    let mut exports = Vec::new();
     for &n in &args.sample {
+        let collector = Collector::start()?;
         let config = Ipfix {
-            collector: addr,
+            collector: collector.addr,
             sample: n,
             observation_domain: 1,
             active_timeout: Duration::from_secs(60),
@@ -102,12 +78,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let stop = stop.clone();
             std::thread::spawn(move || exporter.run(&stop))
         };
-        let before = arrived.load(Ordering::Relaxed);
-        let (runs, _) = pipeline(&snap, &frames, total, Some(Sampler::new(samples.clone())), args.runs);
+        lanes.push(Lane::new(snap, &frames, Some(Sampler::new(samples.clone()))));
+        exports.push((n, collector, samples, stats, stop, thread));
+    }
+    let timed = Runs::interleaved(args.runs, total as u64, lanes.len(), |row| lanes[row].run(&frames, total));
+    anyhow::ensure!(
+        crate::measure::forwarded(&lanes[0].state.stats) > 0,
+        "{} forwards nothing of {}: the run would measure the pass or drop path",
+        args.config.display(),
+        args.pcap.display()
+    );
+
+    println!("{} ({} frames, cycled to {total} per run)\n", args.pcap.display(), frames.len());
+    println!("{}", Runs::header("packet"));
+    println!("{}", timed[0].row("no sampling"));
+    let mut summary = Vec::new();
+    for ((n, collector, samples, stats, stop, thread), runs) in exports.into_iter().zip(&timed[1..]) {
         stop.store(true, Ordering::Relaxed);
         let _ = thread.join();
-        std::thread::sleep(Duration::from_millis(100));
-        let messages = arrived.load(Ordering::Relaxed) - before;
+        let messages = collector.stop();
         let records = stats.records.load(Ordering::Relaxed);
         let lost = samples.lost.load(Ordering::Relaxed);
         anyhow::ensure!(messages > 0 && records > 0, "1 in {n}: no IPFIX message arrived: the row measured nothing");
@@ -115,12 +104,48 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "{}",
             runs.row(&format!("1 in {n}: {records} flow records, {messages} messages arrived, {lost} samples lost"))
         );
-        summary.push(format!("1 in {n}: {:+.1} ns/packet", runs.median - base.median));
+        summary.push(format!("1 in {n}: {:+.1} ns/packet", runs.median - timed[0].median));
     }
-    done.store(true, Ordering::Relaxed);
-    let _ = counter.join();
     println!("\nsampling's cost (median difference): {}", summary.join(", "));
     Ok(())
+}
+
+/// A UDP socket of the benchmark's where an exporter sends, and the thread counting the
+/// messages that arrive.
+struct Collector {
+    addr: std::net::SocketAddr,
+    arrived: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Collector {
+    fn start() -> anyhow::Result<Collector> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let addr = socket.local_addr()?;
+        let (arrived, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let thread = {
+            let (arrived, done) = (arrived.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut b = [0u8; 65536];
+                while !done.load(Ordering::Relaxed) {
+                    if socket.recv(&mut b).is_ok() {
+                        arrived.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        Ok(Collector { addr, arrived, done, thread })
+    }
+
+    /// Messages that arrived, once what is under way has had time to.
+    fn stop(self) -> u64 {
+        std::thread::sleep(Duration::from_millis(100));
+        self.done.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        self.arrived.load(Ordering::Relaxed)
+    }
 }
 
 fn load(path: &std::path::Path, ipfix: Option<Ipfix>) -> anyhow::Result<Snapshot> {
@@ -129,41 +154,49 @@ fn load(path: &std::path::Path, ipfix: Option<Ipfix>) -> anyhow::Result<Snapshot
     Ok(snap)
 }
 
-/// Runs `frames` (cycled) through `snap`, `total` frames a run, sampling with `sampler`
-/// as the worker loop does (before and after each batch).
-fn pipeline(
-    snap: &Snapshot,
-    frames: &[Vec<u8>],
-    total: usize,
-    mut sampler: Option<Sampler>,
-    runs: usize,
-) -> (Runs, WorkerState) {
-    let max = frames.iter().map(Vec::len).max().unwrap_or(60);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + max]).collect();
-    let mut state = WorkerState::new(snap);
-    let every = snap.ipfix.as_ref().map_or(0, |x| x.sample);
-    let (mut next, mut clock) = (0usize, 0u64);
-    let r = Runs::measure(runs, total as u64, || {
+/// One row: a snapshot, the worker's state and buffers, and the sampler if it samples.
+struct Lane {
+    snap: Arc<Snapshot>,
+    state: WorkerState,
+    bufs: Vec<Vec<u8>>,
+    sampler: Option<Sampler>,
+    next: usize,
+    clock: u64,
+}
+
+impl Lane {
+    fn new(snap: Arc<Snapshot>, frames: &[Vec<u8>], sampler: Option<Sampler>) -> Lane {
+        let max = frames.iter().map(Vec::len).max().unwrap_or(60);
+        let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + max]).collect();
+        let state = WorkerState::new(&snap);
+        Lane { snap, state, bufs, sampler, next: 0, clock: 0 }
+    }
+
+    /// Runs `frames` (cycled) through the lane's snapshot, `total` frames, sampling as the
+    /// worker loop does (before and after each batch).
+    fn run(&mut self, frames: &[Vec<u8>], total: usize) {
+        let snap = &*self.snap;
+        let every = snap.ipfix.as_ref().map_or(0, |x| x.sample);
         for _ in 0..total / BATCH_SIZE {
             let mut lens = [0usize; BATCH_SIZE];
-            for (b, l) in bufs.iter_mut().zip(lens.iter_mut()) {
-                let f = &frames[next % frames.len()];
-                next += 1;
+            for (b, l) in self.bufs.iter_mut().zip(lens.iter_mut()) {
+                let f = &frames[self.next % frames.len()];
+                self.next += 1;
                 b[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
                 *l = f.len();
             }
-            clock += 1_000_000 * BATCH_SIZE as u64;
+            self.clock += 1_000_000 * BATCH_SIZE as u64;
+            let clock = self.clock;
             let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> =
-                bufs.iter_mut().zip(lens).map(|(b, l)| Frame::new(b, HEADROOM, l, l as u32, clock)).collect();
-            if let Some(s) = sampler.as_mut() {
+                self.bufs.iter_mut().zip(lens).map(|(b, l)| Frame::new(b, HEADROOM, l, l as u32, clock)).collect();
+            if let Some(s) = self.sampler.as_mut() {
                 s.pick(every, &batch);
             }
-            process_batch(snap, &mut batch, &mut state);
-            if let Some(s) = sampler.as_mut() {
-                s.record(snap, state.outcomes());
+            process_batch(snap, &mut batch, &mut self.state);
+            if let Some(s) = self.sampler.as_mut() {
+                s.record(snap, self.state.outcomes());
             }
-            state.spill.clear();
+            self.state.spill.clear();
         }
-    });
-    (r, state)
+    }
 }
