@@ -18,8 +18,8 @@ use crate::run::{ConfigSource, RunOptions, parse_list};
     version,
     about,
     long_about = None,
-    after_help = "Exit status: 0 done; 1 a configuration unreadable or refused, or a geofeed checked refused, \
-                  every error said as file:line:col; 2 anything else (a usage error, another file that \
+    after_help = "Exit status: 0 done; 1 a configuration unreadable or refused (every error said as \
+                  file:line:col), or a geofeed checked refused (every bad line as file:line); 2 anything else (a usage error, another file that \
                   cannot be read or written, a system call refused). transitd match exits 2 for a bad \
                   expression, as tshark.\n\
                   Quick start: docs/quickstart.md. Running it: docs/operations.md. \
@@ -45,10 +45,11 @@ pub enum Command {
         /// The TOML configuration file.
         #[arg(long, short)]
         config: PathBuf,
-        /// The capture to replay.
+        /// The capture to replay (`-`: standard input).
         #[arg(long = "in", short = 'i', value_name = "IN")]
         input: PathBuf,
-        /// Where to write the transmitted (encapsulated) frames, as pcap.
+        /// Where to write the transmitted (encapsulated) frames, as pcap (`-`: standard
+        /// output, the summary then on standard error).
         #[arg(long = "out", short = 'o', value_name = "OUT.pcap")]
         output: Option<PathBuf>,
         /// Drop capture.
@@ -98,7 +99,7 @@ pub enum Command {
     /// frame (dry run: nothing is sent).
     #[command(group(clap::ArgGroup::new("what").required(true).args(["filter", "config"])))]
     Match {
-        /// The capture (pcap or pcapng).
+        /// The capture (pcap or pcapng; `-`: standard input).
         #[arg(short = 'r', value_name = "FILE")]
         read: PathBuf,
         /// A display filter in transitd's rule language (Wireshark's): print the numbers of the
@@ -111,8 +112,8 @@ pub enum Command {
         /// With -Y: the `[[list]]`s of this configuration file, for `in $name`.
         #[arg(long, value_name = "FILE", requires = "filter")]
         lists: Option<PathBuf>,
-        /// Read only the first N frames (as tshark's -c).
-        #[arg(short = 'c', value_name = "N")]
+        /// Read only the first N frames (as tshark's -c; at least 1, as tshark refuses 0).
+        #[arg(short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         count_limit: Option<u64>,
         /// Print only how many frames the filter selects.
         #[arg(long, conflicts_with = "config")]
@@ -165,7 +166,7 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         this_server: Option<String>,
         /// Send this line once connected, and print the first line of the answer (2 s at
-        /// most).
+        /// most: none is an error, exit 2).
         #[arg(long)]
         send: Option<String>,
         /// Where to connect, `ADDRESS:PORT` (IPv4).

@@ -198,37 +198,58 @@ pub fn first_available<T>(
     Err(last)
 }
 
-/// `transitd connect`: the first slice that gives a connection, its local address printed,
-/// `send` sent and one line of the answer printed.
-pub fn run(slices: &[Slice], remote: SocketAddrV4, udp: bool, mss: u16, send: Option<&str>) -> io::Result<()> {
-    use std::io::{BufRead, Write};
+/// `transitd connect`: the first slice that gives a connection, its local address written
+/// to `out`, `send` sent and one line of the answer written. No answer within two seconds
+/// (or a closed connection without one) is an error (`TimedOut`), not an empty line.
+pub fn run(
+    out: &mut dyn io::Write,
+    slices: &[Slice],
+    remote: SocketAddrV4,
+    udp: bool,
+    mss: u16,
+    send: Option<&str>,
+) -> io::Result<()> {
+    use std::io::BufRead;
     let timeout = Some(std::time::Duration::from_secs(2));
+    let no_answer = || io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {remote} within 2 s"));
     let slices = within_system_range(slices, system_port_range()?)?;
     let slices = &slices[..];
     if udp {
         let (_, sock) = first_available(slices, |s| self::udp(s, remote), |u| Ok(u.local_addr()?.port()))?;
-        println!("udp {} -> {remote}", sock.local_addr()?);
+        writeln!(out, "udp {} -> {remote}", sock.local_addr()?)?;
+        out.flush()?;
         if let Some(line) = send {
             sock.send(format!("{line}\n").as_bytes())?;
             sock.set_read_timeout(timeout)?;
             let mut buf = [0u8; 2048];
-            if let Ok(n) = sock.recv(&mut buf) {
-                println!("{}", String::from_utf8_lossy(&buf[..n]).trim_end());
-            }
+            let n = sock.recv(&mut buf).map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => no_answer(),
+                _ => e,
+            })?;
+            writeln!(out, "{}", String::from_utf8_lossy(&buf[..n]).trim_end())?;
         }
     } else {
         let (_, mut stream) = first_available(slices, |s| tcp(s, remote, Some(mss)), |t| Ok(t.local_addr()?.port()))?;
-        println!("tcp {} -> {remote}", stream.local_addr()?);
+        writeln!(out, "tcp {} -> {remote}", stream.local_addr()?)?;
+        out.flush()?;
         if let Some(line) = send {
-            stream.write_all(format!("{line}\n").as_bytes())?;
+            io::Write::write_all(&mut stream, format!("{line}\n").as_bytes())?;
             stream.set_read_timeout(timeout)?;
             let mut answer = String::new();
-            if std::io::BufReader::new(&stream).read_line(&mut answer).is_ok() {
-                println!("{}", answer.trim_end());
+            let n = std::io::BufReader::new(&stream).read_line(&mut answer).map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => no_answer(),
+                _ => e,
+            })?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{remote} closed the connection without an answer"),
+                ));
             }
+            writeln!(out, "{}", answer.trim_end())?;
         }
     }
-    Ok(())
+    out.flush()
 }
 
 #[cfg(test)]
@@ -275,5 +296,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.first, port, tried), (3000, 3005, vec![1000, 2000, 3000]));
+    }
+
+    /// `--send` prints the answer's first line; a server that says nothing for two seconds,
+    /// or closes without a word, is an error, where nothing was printed and the exit said
+    /// success. Against listeners on the loopback address, a slice in the system range.
+    #[test]
+    fn send_without_an_answer_is_an_error() {
+        use std::io::{Read as _, Write as _};
+        let (lo, hi) = system_port_range().unwrap();
+        let slices = [Slice { addr: Ipv4Addr::LOCALHOST, first: lo, last: hi }];
+        let serve = |reply: Option<&'static [u8]>| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let std::net::SocketAddr::V4(at) = listener.local_addr().unwrap() else { unreachable!() };
+            let server = std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut line = [0u8; 6];
+                conn.read_exact(&mut line).unwrap();
+                match reply {
+                    Some(r) => conn.write_all(r).unwrap(),
+                    None if line == *b"quiet\n" => std::thread::sleep(std::time::Duration::from_secs(3)),
+                    None => {} // closed at once
+                }
+            });
+            (at, server)
+        };
+        let mut out = Vec::new();
+        let (at, server) = serve(Some(b"hello there\nmore\n"));
+        run(&mut out, &slices, at, false, 1400, Some("hello")).unwrap();
+        server.join().unwrap();
+        let printed = String::from_utf8(out).unwrap();
+        assert!(printed.ends_with(&format!(" -> {at}\nhello there\n")), "{printed}");
+        let (at, server) = serve(None);
+        let e = run(&mut Vec::new(), &slices, at, false, 1400, Some("quiet")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        server.join().unwrap();
+        let (at, server) = serve(None);
+        let e = run(&mut Vec::new(), &slices, at, false, 1400, Some("close")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        server.join().unwrap();
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connect;
 pub mod dropcap;
 pub mod dryrun;
+pub mod files;
 pub mod fleet;
 pub mod health;
 pub mod io;

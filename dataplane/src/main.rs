@@ -16,6 +16,9 @@ fn refuse_same_files(files: &[(&str, &PathBuf)]) -> anyhow::Result<()> {
     // canonical path of its directory and its name. Devices and pipes (`/dev/null`) may be
     // named twice: nothing is truncated or interleaved in them.
     let identity = |path: &Path| -> Option<(u64, u64, PathBuf)> {
+        if path.as_os_str() == "-" {
+            return None; // standard input or output, not a file
+        }
         if let Ok(m) = std::fs::metadata(path) {
             return m.is_file().then(|| (m.dev(), m.ino(), PathBuf::new()));
         }
@@ -213,7 +216,10 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
     // The file first: a plan printed and then not written would look written.
     if let Some(path) = out_file {
         refuse_same_files(&[("--config", &config.to_path_buf()), ("--out", &path.to_path_buf())])?;
-        std::fs::write(path, serde_json::to_string_pretty(&plan)?).with_context(|| path.display().to_string())?;
+        // Replaced whole: `run` may be watching it, and a failed write must not leave the
+        // plan in force truncated.
+        transitd::files::replace(path, serde_json::to_string_pretty(&plan)?.as_bytes())
+            .with_context(|| format!("--out {}", path.display()))?;
     }
     out(transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])))?;
     if let Some(path) = out_file {
@@ -234,8 +240,21 @@ fn geofeed(config: &Path) -> anyhow::Result<ExitCode> {
 
 /// `transitd geofeed --check`: whether a file is a well-formed geofeed.
 fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
-    let text = transitd::limits::read_text_once(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed")
-        .with_context(|| path.display().to_string())?;
+    use transitd::limits::ReadError;
+    // A file that is no feed (not text, too large) is refused as a bad line is, exit 1; one
+    // that cannot be read at all is the exit-2 kind of failure.
+    let text = match transitd::limits::read_text_once(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed") {
+        Ok(text) => text,
+        Err(ReadError::NotUtf8 { line, col }) => {
+            eprintln!("{}:{line}:{col}: not UTF-8 text: an invalid byte", path.display());
+            return Ok(ExitCode::from(1));
+        }
+        Err(e @ ReadError::TooLarge { .. }) => {
+            eprintln!("{}: {e}", path.display());
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
+    };
     let (entries, errors) = portslice::geofeed::parse_all(&text);
     if errors.is_empty() {
         let n = entries.len();
@@ -279,8 +298,34 @@ fn connect(
     // Return traffic for another server's slice crosses the backbone: keep TCP
     // segments small enough to fit once encapsulated (IPv4 + GRE with key, IPv4 + TCP).
     let mss = (su.backbone_mtu - 28 - 40).min(65535) as u16;
-    transitd::connect::run(&slices, remote, udp, mss, send)?;
+    let mut stdout = Watched { inner: std::io::stdout().lock(), failed: false };
+    match transitd::connect::run(&mut stdout, &slices, remote, udp, mss, send) {
+        // Standard output's own failure, judged as every command's is (not the connection's,
+        // whose broken pipe is an error to say).
+        Err(e) if stdout.failed => judged(Err(e)),
+        done => Ok(done?),
+    }?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A writer that remembers whether a write to it failed.
+struct Watched<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.failed |= r.is_err();
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.failed |= r.is_err();
+        r
+    }
 }
 
 /// `transitd check-config`: loads and compiles the file, and says what it holds.
@@ -346,7 +391,12 @@ fn replay(
     files.push(("--config", config));
     refuse_same_files(&files)?;
     let summary = transitd::replay::replay_capturing(snap.clone(), input, output.map(PathBuf::as_path), capture)?;
-    out(summary.render(&snap))?;
+    // With the frames on standard output (`--out -`), the summary goes where errors go.
+    if output.is_some_and(|o| o.as_os_str() == "-") {
+        eprint!("{}", summary.render(&snap));
+    } else {
+        out(summary.render(&snap))?;
+    }
     // What went wrong is said where errors go, after the summary of what was done.
     if let Some(e) = &summary.error {
         eprintln!("transitd: {e}");

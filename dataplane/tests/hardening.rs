@@ -185,9 +185,17 @@ fn unbounded_inputs_are_refused_at_their_bound() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
-    // An OS error is said once, and a flag is checked before anything is connected to.
+    // An OS error is said once (exit 2: nothing was checked), and a flag is checked before
+    // anything is connected to. A feed that is no text is refused as a bad line is (exit 1).
     let out = transitd(&["geofeed", "--check", "/nonexistent/feed.csv"]);
     assert_eq!(stderr(&out).matches("No such file").count(), 1, "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+    let binary = write(&dir, "binary.csv", b"192.0.2.0/24,GB\n\xff\n".as_slice());
+    let out = transitd(&["geofeed", "--check", binary.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("binary.csv:2:1: not UTF-8 text"), "{}", stderr(&out));
+    let out = transitd(&["geofeed", "--check", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let out = transitd(&["stats", "--interval", "0", "--metrics", "127.0.0.1:9"]);
     assert!(stderr(&out).contains("--interval must be positive"), "{}", stderr(&out));
     let small = write(&dir, "small.toml", su.replace("10.0.0.0/8", "10.0.0.0/24"));

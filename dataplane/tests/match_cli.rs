@@ -337,3 +337,56 @@ bucket = "one"
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A capture read from a pipe (`-r -`, and a shell's `<(...)`, a FIFO) answers as the file
+/// does, pcap and pcapng alike: it was opened two or three times (its magic number, then the
+/// reader), so a pipe lost its first bytes and was "not a pcap". tshark reads the file.
+#[test]
+fn a_capture_from_a_pipe_reads_as_the_file_does() {
+    use std::io::Write as _;
+    for (file, expr) in
+        [("real/zeek-communityid-tcp.pcap", "tcp.srcport == 80"), ("real/ndpi-tcp_scan.pcapng", "tcp.flags.syn == 1")]
+    {
+        let path = pcap(file);
+        let want = tshark(&path, &["-Y", expr, "-T", "fields", "-e", "frame.number"]);
+        assert!(!want.is_empty(), "{file}: the oracle selects some frame");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(["match", "-r", "-", "-Y", expr])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&std::fs::read(&path).unwrap()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!((out.status.code(), stdout(&out)), (Some(0), want), "{file} through a pipe");
+    }
+}
+
+/// `replay --out -` writes the transmitted frames to standard output as pcap, and its
+/// summary to standard error, where they were a file named `-` (or, to /dev/stdout, a pcap
+/// with the summary written into it). tshark reads what comes out.
+#[test]
+fn replay_writes_its_frames_to_standard_output_with_out_dash() {
+    let config = root().join("examples/acme.toml");
+    let input = pcap("generated/acme-ftp.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "-c", config.to_str().unwrap(), "-i", input.to_str().unwrap(), "-o", "-"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!std::env::temp_dir().join("-").exists(), "a file named -");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    let sent: usize = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("transmitted"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the summary on standard error");
+    let file = std::env::temp_dir().join(format!("transitd-replay-stdout-{}.pcap", std::process::id()));
+    std::fs::write(&file, &out.stdout).unwrap();
+    let frames = tshark(&file, &["-T", "fields", "-e", "frame.number"]).lines().count();
+    let _ = std::fs::remove_file(&file);
+    assert!(sent > 0);
+    assert_eq!(frames, sent, "tshark reads every frame the summary says was transmitted");
+}

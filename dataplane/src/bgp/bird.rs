@@ -132,17 +132,8 @@ pub fn write_include(include: &Path, routes: &Announcements) -> Result<(), BirdE
 }
 
 fn write_text(include: &Path, text: &str) -> Result<(), BirdError> {
-    let err = |reason| BirdError::Write { path: include.display().to_string(), reason };
-    if let Some(dir) = include.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    // Beside it, named for it and this process: two include files with one stem, or one
-    // already called `.tmp`, never share a temporary file.
-    let mut tmp = include.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, include).map_err(err)
+    crate::files::replace(include, text.as_bytes())
+        .map_err(|reason| BirdError::Write { path: include.display().to_string(), reason })
 }
 
 /// Whether BIRD answers on its control socket (`show status`, which changes nothing).

@@ -78,13 +78,17 @@ pub enum CaptureError {
 }
 
 enum Inner {
-    Pcap { reader: PcapReader<BufReader<File>>, link_type: u32, nanos: bool },
+    Pcap { reader: PcapReader<BufReader<Source>>, link_type: u32, nanos: bool },
     PcapNg(Box<PcapNg>),
 }
 
+/// What a capture is read from: the file (or standard input, `-`) opened once, behind the
+/// magic number already read from it, so that a pipe or a FIFO reads as a file does.
+type Source = std::io::Chain<std::io::Cursor<[u8; 4]>, Box<dyn Read + Send>>;
+
 /// A pcapng file being read: the reader, and what its current section said of itself.
 struct PcapNg {
-    reader: PcapNGReader<File>,
+    reader: PcapNGReader<Source>,
     /// The reader's buffer now (it grows for a larger block).
     capacity: usize,
     section: Section,
@@ -122,20 +126,27 @@ pub struct CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens `path`, telling pcap from pcapng by the magic number.
+    /// Opens `path` (`-`: standard input), telling pcap from pcapng by the magic number. The
+    /// file is opened and read once, front to back, so a pipe or a FIFO serves as well.
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
-        let name = path.display().to_string();
-        let open = || File::open(path).map_err(|source| CaptureError::Open { path: name.clone(), reason: source });
+        let stdin = path.as_os_str() == "-";
+        let name = if stdin { "standard input".to_string() } else { path.display().to_string() };
+        let mut file: Box<dyn Read + Send> = match stdin {
+            true => Box::new(std::io::stdin()),
+            false => {
+                Box::new(File::open(path).map_err(|source| CaptureError::Open { path: name.clone(), reason: source })?)
+            }
+        };
         let mut magic = [0u8; 4];
         let format = |reason: PcapError| CaptureError::Format { path: name.clone(), reason: explained(&reason) };
-        open()?.read_exact(&mut magic).map_err(|e| format(PcapError::IoError(e)))?;
-        let reader = BufReader::with_capacity(1 << 20, open()?);
+        file.read_exact(&mut magic).map_err(|e| format(PcapError::IoError(e)))?;
+        let source: Source = std::io::Cursor::new(magic).chain(file);
         let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-            let reader = PcapNGReader::new(PCAPNG_BUFFER, open()?)
+            let reader = PcapNGReader::new(PCAPNG_BUFFER, source)
                 .map_err(|e| CaptureError::Format { path: name.clone(), reason: parser_explained(&e) })?;
             Inner::PcapNg(Box::new(PcapNg { reader, capacity: PCAPNG_BUFFER, section: Section::default() }))
         } else {
-            let reader = PcapReader::new(reader).map_err(format)?;
+            let reader = PcapReader::new(BufReader::with_capacity(1 << 20, source)).map_err(format)?;
             let header = reader.header();
             let link_type = u32::from(header.datalink) & 0xffff;
             Inner::Pcap { reader, link_type, nanos: header.ts_resolution == TsResolution::NanoSecond }

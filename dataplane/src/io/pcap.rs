@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use arrayvec::ArrayVec;
@@ -21,7 +21,7 @@ pub const MAX_RECORD: usize = 262_144;
 
 /// Writes frames to a pcap file.
 pub struct PcapSink {
-    writer: PcapWriter<BufWriter<File>>,
+    writer: PcapWriter<BufWriter<Box<dyn Write + Send>>>,
     /// The file, as its errors name it.
     path: std::path::PathBuf,
     /// Frames whose time was past what pcap's 32-bit seconds hold (2106-02-07 06:28:15
@@ -35,7 +35,11 @@ const PCAP_END: std::time::Duration = std::time::Duration::new(u32::MAX as u64, 
 impl PcapSink {
     /// Creates (truncates) `path`.
     pub fn create(path: &Path) -> std::io::Result<PcapSink> {
-        let file = BufWriter::new(File::create(path)?);
+        let file: Box<dyn Write + Send> = match path.as_os_str() == "-" {
+            true => Box::new(std::io::stdout()),
+            false => Box::new(File::create(path)?),
+        };
+        let file = BufWriter::new(file);
         let header = PcapHeader {
             datalink: DataLink::ETHERNET,
             ts_resolution: TsResolution::NanoSecond,
