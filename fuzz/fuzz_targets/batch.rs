@@ -4,10 +4,18 @@
 //! count the same. `dataplane/tests/vector_pipeline.rs` holds them to each other on the
 //! captures and on damaged frames; this explores what neither holds.
 //!
-//! Input: a selector byte (which configuration), then frames, each a gap byte (microseconds
-//! since the one before: rate limits and TCP tracking see time pass), a two-byte big-endian
-//! length and that many bytes (fewer at the end of the input). At most 64 frames.
+//! Beside the reference, what holds whatever the frames: every frame is counted once and has
+//! one verdict, every spilled frame is counted as sent, and every index an outcome holds
+//! (customer, tunnel, rule) is inside its table (the counters skip one that is not, silently).
+//!
+//! Input: a selector byte (which configuration; its top bit: checksums repaired, see
+//! `repair.rs`), then frames, each a gap byte (microseconds since the one before: rate
+//! limits and TCP tracking see time pass), a two-byte big-endian length and that many bytes
+//! (fewer at the end of the input). At most 64 frames.
 #![no_main]
+
+#[path = "repair.rs"]
+mod repair;
 
 use std::sync::OnceLock;
 
@@ -64,6 +72,9 @@ fuzz_target!(|data: &[u8]| {
         .map(|(_, bytes)| {
             let mut buf = vec![0xa5; size(bytes)];
             buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+            if selector & 0x80 != 0 {
+                repair::repair(&mut buf[HEADROOM..HEADROOM + bytes.len()]);
+            }
             buf
         })
         .collect();
@@ -103,4 +114,24 @@ fuzz_target!(|data: &[u8]| {
     let spilled = |s: &Spill| s.stamped().map(|(t, b)| (t, b.to_vec())).collect::<Vec<_>>();
     assert_eq!(spilled(&state.spill), spilled(&spill));
     assert_eq!(state.stats, stats);
+
+    let s = &state.stats;
+    let n = inputs.len() as u64;
+    assert_eq!(s.rx_frames, n, "every frame received is counted");
+    let verdicts: u64 = s.tx.iter().chain(&s.pass).chain(&s.drop).chain(&s.consumed).sum();
+    assert_eq!(verdicts, n + state.spill.len() as u64, "one verdict a frame, every spilled frame sent");
+    assert_eq!(s.tx.iter().sum::<u64>(), s.tx_frames);
+    for (k, o) in state.outcomes().iter().enumerate() {
+        assert!(o.customer.is_none_or(|c| usize::from(c) < snap.customers.len()), "frame {k}: {o:?}");
+        for t in [o.tunnel, o.from_tunnel].into_iter().flatten() {
+            assert!(usize::from(t) < snap.tunnels.len(), "frame {k}: {o:?}");
+        }
+        for r in [o.rule, o.monitor, o.egress_rule, o.egress_monitor].into_iter().flatten() {
+            assert!((r as usize) < s.rule_hits.len(), "frame {k}: {o:?}");
+        }
+        for r in o.dos_rules() {
+            assert!((r as usize) < s.dos_hits.len(), "frame {k}: {o:?}");
+        }
+        assert!(o.tcp_rule.is_none_or(|r| (r as usize) < s.tcp_hits.len()), "frame {k}: {o:?}");
+    }
 });
