@@ -4,7 +4,10 @@
 //! its pieces offered in any order with any duplicates and with any other bytes offered
 //! between them as packets. It never panics; a datagram that fits the room and 16 pieces
 //! comes out whole exactly at its last piece, byte for byte the one cut, giving up nothing but
-//! the noise; one that does not is refused.
+//! the noise; one that does not is refused. With a piece that overlaps another offered among
+//! them (`overlap`), each offer is held to a model of RFC 5722's reassembly: an overlap
+//! discards what was held, a duplicate is refused alone, and the datagram comes out whole
+//! exactly when the ranges held tile it.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -29,6 +32,9 @@ struct Input {
     /// Bytes the whole may take.
     room: u16,
     slots: u8,
+    /// A piece reaching 8 bytes back into the one before (which piece, where among the
+    /// offers).
+    overlap: Option<(u8, u8)>,
 }
 
 /// The datagram (header first): IPv4 with `options` bytes of options (a router alert, then
@@ -135,6 +141,20 @@ fuzz_target!(|input: Input| {
         let _ = r.offer(n, 0, room);
         assert!(r.held() <= slots);
     }
+    if let Some((which, at)) = input.overlap {
+        return overlapped(
+            &input,
+            &whole,
+            header,
+            &pieces,
+            &order,
+            usize::from(which),
+            usize::from(at),
+            slots,
+            room,
+            r,
+        );
+    }
     let fits = pieces.len() <= MAX_PIECES && whole.len() <= room;
     // What the pieces can give up besides their own datagram: the noise still held.
     let (noise_held, discarded_before) = (r.held() as u64, r.discarded());
@@ -169,3 +189,70 @@ fuzz_target!(|input: Input| {
         assert!(given_up <= noise_held, "{given_up} given up with {noise_held} held before the pieces");
     }
 });
+
+/// The pieces in `order` with a piece overlapping piece `which` (mod their number, from 1)
+/// offered at `at` (mod the offers), against a model of RFC 5722's reassembly: the ranges
+/// held for the datagram; a range offered again is a duplicate, refused alone; one that
+/// overlaps a held range discards them all; one that makes them tile the datagram completes
+/// it, byte for byte. (The overlapping piece carries the datagram's own bytes: where it
+/// and the others happen to tile, the datagram is whole, as it would be anywhere.)
+#[allow(clippy::too_many_arguments)]
+fn overlapped(
+    input: &Input,
+    whole: &[u8],
+    header: usize,
+    pieces: &[(usize, usize)],
+    order: &[usize],
+    which: usize,
+    at: usize,
+    slots: usize,
+    room: usize,
+    mut r: Reassembler,
+) {
+    let data_len = whole.len() - header;
+    if whole.len() > room || pieces.len() + 1 > MAX_PIECES {
+        return; // refused as too big: the path above holds that
+    }
+    let which = 1 + which % (pieces.len() - 1);
+    let (start, end) = pieces[which];
+    if start == 8 && end == data_len {
+        return; // the "piece" would be the whole datagram: no fragment at all
+    }
+    let mut ranges: Vec<(usize, usize)> = order.iter().map(|&i| pieces[i]).collect();
+    ranges.insert(at % (ranges.len() + 1), (start - 8, end));
+    let mut held: Vec<(usize, usize)> = Vec::new();
+    for (k, &(a, b)) in ranges.iter().enumerate() {
+        let f = fragment(whole, input.ipv6, header, a, b, b < data_len);
+        let expected = if held.contains(&(a, b)) {
+            "duplicate"
+        } else if held.iter().any(|&(c, d)| a < d && c < b) {
+            held.clear();
+            "overlap"
+        } else {
+            held.push((a, b));
+            held.sort_unstable();
+            let tiles = held[0].0 == 0
+                && held.last().is_some_and(|l| l.1 == data_len)
+                && held.windows(2).all(|w| w[0].1 == w[1].0);
+            if tiles {
+                held.clear();
+                "whole"
+            } else {
+                "held"
+            }
+        };
+        match r.offer(&f, HOLD_NS + 1, room) {
+            Offer::Whole(c) => {
+                assert_eq!(expected, "whole", "offer {k} of {ranges:?}");
+                let mut out = vec![0u8; room];
+                let len = r.write(c, &mut out).expect("a datagram that fits the room is written");
+                assert_eq!(&out[..len], whole, "the datagram as it was cut");
+            }
+            Offer::Held => assert_eq!(expected, "held", "offer {k} of {ranges:?}"),
+            Offer::Refused(Refusal::Duplicate) => assert_eq!(expected, "duplicate", "offer {k} of {ranges:?}"),
+            Offer::Refused(Refusal::Overlap) => assert_eq!(expected, "overlap", "offer {k} of {ranges:?}"),
+            Offer::Refused(why) => panic!("offer {k} of {ranges:?} refused: {why:?}"),
+        }
+        assert!(r.held() <= slots);
+    }
+}
