@@ -144,6 +144,10 @@ impl Translator<'_> {
                     self.i += 6;
                     self.out.push_str(r"\b{end}");
                 }
+                b'^' => {
+                    self.out.push('^');
+                    self.no_second_quantifier()?;
+                }
                 b'[' if posix_syntax_at(self.p, self.i - 1).is_some() => {
                     return Err(if self.peek(0) == Some(b':') {
                         "POSIX named classes are supported only within a class".into()
@@ -206,7 +210,9 @@ impl Translator<'_> {
     }
 
     /// A quantifier cannot follow a quantifier (PCRE2 refuses `a**` and `a?{2}`; the regex
-    /// crate would nest them).
+    /// crate would nest them), nor an assertion (`^*`, `\b?`, `\B{2}`, `\A+`, `\z*`,
+    /// `\G?`, `\K*`: PCRE2 refuses them as tshark says, the regex crate repeats an empty
+    /// match).
     fn no_second_quantifier(&self) -> Result<(), String> {
         let j = self.significant(self.i);
         let braced = self.p.get(j) == Some(&b'{') && quantifier_len(&self.p[j + 1..]).is_some();
@@ -302,16 +308,24 @@ impl Translator<'_> {
             (Some(b'?'), Some(b'\'')) => {
                 let rest = &self.p[self.i + 2..];
                 let close = rest.iter().position(|&b| b == b'\'').ok_or("(?' without its closing quote")?;
+                group_name(&rest[..close])?;
                 self.groups += 1;
                 self.out.push('(');
                 self.i += 2 + close + 1;
             }
+            // `(?P` names a group only as `(?P<name>`; `(?P=name)` and `(?P>name)` are a
+            // back-reference and a subroutine call (refused below), anything else is an error.
+            (Some(b'?'), Some(b'P')) if !matches!(self.peek(2), Some(b'<' | b'=' | b'>')) => {
+                return Err("unrecognized character after (?P".into());
+            }
             (Some(b'?'), Some(b'<' | b'P')) if !matches!(self.peek(2), Some(b'=' | b'!' | b'>')) => {
-                let rest = &self.p[self.i..];
+                let start = self.i + if self.peek(1) == Some(b'P') { 3 } else { 2 };
+                let rest = &self.p[start..];
                 let close = rest.iter().position(|&b| b == b'>').ok_or("a group name without its closing >")?;
+                group_name(&rest[..close])?;
                 self.groups += 1;
                 self.out.push('(');
-                self.i += close + 1;
+                self.i = start + close + 1;
             }
             (Some(b'?'), Some(b':')) => self.out.push('('),
             (Some(b'?'), Some(b'|')) => {
@@ -527,17 +541,25 @@ impl Translator<'_> {
             b'Z' => self.end_anchor("\\Z")?,
             // Whether a match exists: `\K` only moves where the reported match starts, and a
             // search from the subject's start has `\G` there.
-            b'K' => {}
-            b'G' => self.out.push_str(r"\A"),
+            b'K' => self.no_second_quantifier()?,
+            b'G' => {
+                self.out.push_str(r"\A");
+                self.no_second_quantifier()?;
+            }
             b'Q' => {
                 for b in self.quoted() {
                     self.byte(b);
                 }
             }
             b'E' => {}
-            b'd' | b'D' | b's' | b'S' | b'w' | b'W' | b'b' | b'B' | b'A' | b'z' => {
+            b'd' | b'D' | b's' | b'S' | b'w' | b'W' => {
                 self.out.push('\\');
                 self.out.push(char::from(c));
+            }
+            b'b' | b'B' | b'A' | b'z' => {
+                self.out.push('\\');
+                self.out.push(char::from(c));
+                self.no_second_quantifier()?;
             }
             b'X' | b'g' | b'k' | b'p' | b'P' | b'N' => return Err(unsupported(&format!("\\{}", char::from(c)))),
             _ => match self.byte_escape(c, false)? {
@@ -708,6 +730,20 @@ fn is_extended_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x85)
 }
 
+/// A group's name as PCRE2 takes one: a word character not a digit first, then word
+/// characters, 32 at most.
+fn group_name(name: &[u8]) -> Result<(), String> {
+    match name.first() {
+        None => Err("subpattern name expected".into()),
+        Some(b) if b.is_ascii_digit() => Err("subpattern name must start with a non-digit".into()),
+        Some(_) if name.len() > 32 => Err("subpattern name is too long (maximum 32 code units)".into()),
+        Some(_) if !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') => {
+            Err("syntax error in subpattern name (missing terminator?)".into())
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// If `rest` (after a `{`) is a quantifier's `n}`, `n,}` or `n,m}`, the index of its `}`.
 fn quantifier_len(rest: &[u8]) -> Option<usize> {
     let close = rest.iter().position(|&b| b == b'}')?;
@@ -828,10 +864,21 @@ mod tests {
         for p in [r"(a$)\n", r"(a$|b)\n", r"(a$)+", r"\R\R", r"(\R)?x", r"(?:a\Z|b)c"] {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
-        // What PCRE2 refuses too.
+        // What PCRE2 refuses too (tshark: "quantifier does not follow a repeatable item" for
+        // a quantified assertion; found by the `pcre` fuzz target against PCRE2).
         for p in [r"[c--d]", r"[\d-z]", r"[a-\d]", r"[a", r"\x{100}", r"\i"] {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
+        for p in [r"\B?", r"\b*", r"^*", r"(?m)^{2}", r"\A+", r"\z*", r"\G?", r"\K*", r"a\b{2}"] {
+            assert_eq!(translate(p.as_bytes()), Err("quantifier does not follow a repeatable item".into()), "{p}");
+        }
+        // Group names as PCRE2 takes them (tshark refuses these four).
+        for p in [r"(?P$>())", r"(?<1a>x)", r"(?<>x)", r"(?<a-b>x)"] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        assert_eq!(t(r"(?P<ab>x)(?<a1>y)(?'n'z)"), "(x)(y)(z)");
+        // PCRE2 writes `[[:<:]]` as a group with a look-ahead, which a quantifier may follow.
+        assert_eq!(t(r"[[:<:]]*a"), r"\b{start}*a");
         // `\12` is octal when fewer than twelve groups were opened before it.
         assert_eq!(t(r"\12"), r"\x0a");
         assert!(translate(br"()()()()()()()()()()()()\12").is_err());
