@@ -84,7 +84,28 @@ enum Inner {
 
 /// What a capture is read from: the file (or standard input, `-`) opened once, behind the
 /// magic number already read from it, so that a pipe or a FIFO reads as a file does.
-type Source = std::io::Chain<std::io::Cursor<[u8; 4]>, Box<dyn Read + Send>>;
+type Source = Full<std::io::Chain<std::io::Cursor<[u8; 4]>, Box<dyn Read + Send>>>;
+
+/// A reader each of whose reads fills the buffer unless the input ends first: pcap-parser's
+/// reader takes its first block from one read, which behind the magic number (or from a
+/// pipe) would be a short one, and it would say the file was cut short.
+struct Full<R>(R);
+
+impl<R: Read> Read for Full<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.0.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break, // said at the next read
+            }
+        }
+        Ok(n)
+    }
+}
 
 /// A pcapng file being read: the reader, and what its current section said of itself.
 struct PcapNg {
@@ -140,7 +161,7 @@ impl CaptureReader {
         let mut magic = [0u8; 4];
         let format = |reason: PcapError| CaptureError::Format { path: name.clone(), reason: explained(&reason) };
         file.read_exact(&mut magic).map_err(|e| format(PcapError::IoError(e)))?;
-        let source: Source = std::io::Cursor::new(magic).chain(file);
+        let source: Source = Full(std::io::Cursor::new(magic).chain(file));
         let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
             let reader = PcapNGReader::new(PCAPNG_BUFFER, source)
                 .map_err(|e| CaptureError::Format { path: name.clone(), reason: parser_explained(&e) })?;
