@@ -36,9 +36,13 @@ pub struct Cli {
 pub enum Command {
     /// Validate a configuration file as `run` would take it (a next hop included); print
     /// every error as file:line:col and exit 1 if any.
+    #[command(group(clap::ArgGroup::new("file_or_config").required(true).args(["file", "config"])))]
     CheckConfig {
         /// The TOML configuration file.
-        file: PathBuf,
+        file: Option<PathBuf>,
+        /// The same, as the other commands name it (`--config`, `-c`).
+        #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
     },
     /// Replay a capture (pcap or pcapng) through the whole pipeline and print what it did.
     Replay {
@@ -61,8 +65,8 @@ pub enum Command {
     /// Print a running transitd's metrics for a person: traffic per worker, verdicts and
     /// drop reasons, customers, tunnels and their health, batch latency, reloads.
     Stats {
-        /// Where `transitd run` serves metrics (its --metrics).
-        #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR)]
+        /// Where `transitd run` serves metrics (its --metrics): IP:PORT, or HOST:PORT.
+        #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR, value_parser = parse_endpoint)]
         metrics: std::net::SocketAddr,
         /// Scrape twice, this many seconds apart, and print rates per second instead of totals.
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -315,6 +319,17 @@ impl CaptureArgs {
             monitor: !self.capture_drops_only,
         }))
     }
+}
+
+/// An address to connect to, `IP:PORT` or `HOST:PORT` (the first address the name resolves
+/// to).
+pub fn parse_endpoint(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = text.to_socket_addrs().map_err(|e| format!("`{text}` is not IP:PORT or HOST:PORT: {e}"))?;
+    addrs.next().ok_or_else(|| format!("`{text}` resolves to no address"))
 }
 
 /// `1500`, `64K`, `100M`, `1.5G` (powers of 1000, as file sizes are usually read); a

@@ -123,7 +123,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect { config, tag, class, udp, this_server, send, remote } => {
             connect(&config, tag, class, udp, this_server.as_deref(), send.as_deref(), remote)
         }
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, config } => {
+            let file = file.or(config).context("check-config needs a configuration file")?;
+            check_config(&file)
+        }
         Command::Replay { config, input, output, capture } => replay(&config, &input, output.as_ref(), &capture),
         Command::Stats { metrics, interval, raw } => stats(metrics, interval, raw),
         Command::Run(args) => {
@@ -152,6 +155,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Nor --lists to -Y: ignored, it would let a filter naming a list look checked.
             if lists.is_some() && filter.is_none() {
                 anyhow::bail!("--lists names the lists of -Y's expression; --config's rules take its own");
+            }
+            // tshark's empty filter is every frame, and so is ours; a configuration says it
+            // as a warning, and so does this (an unset shell variable looks the same).
+            if filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
+                eprintln!(
+                    "transitd: warning: the filter is empty, so it selects every frame (write `frame` to mean that)"
+                );
             }
             match_command(&read, filter.as_deref(), config.as_deref(), lists.as_deref(), count_limit, count, json)
         }
@@ -259,6 +269,10 @@ fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
     if errors.is_empty() {
         let n = entries.len();
         out(format_args!("{}: ok ({n} {})\n", path.display(), if n == 1 { "entry" } else { "entries" }))?;
+        if n == 0 {
+            // Well formed, and publishing it would withdraw every location a consumer knows.
+            eprintln!("{}: warning: the feed has no entries", path.display());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     // Every bad line, up to a screenful's worth more than anyone reads.

@@ -606,3 +606,26 @@ fn malformed_headers_are_named_and_odd_valid_ones_pass() {
     assert!(v[3..5].iter().all(|v| matches!(v, Verdict::Tx { .. })), "{v:?}");
     assert_eq!(v[5], drop(DropReason::BadIpv4Header), "{v:?}");
 }
+
+/// What the other commands take, these take too: `check-config --config` (`-c`), as `run`
+/// beside it in the systemd unit; `stats --metrics HOST:PORT`. A geofeed with no entries is
+/// well formed and said to be empty (published, it would withdraw every location).
+#[test]
+fn commands_take_their_arguments_as_the_others_do() {
+    let config = common::root().join("examples/acme.toml");
+    for flag in ["--config", "-c"] {
+        let out = transitd(&["check-config", flag, config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr(&out));
+    }
+    let out = transitd(&["check-config", config.to_str().unwrap(), "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "a file given twice is a usage error");
+    // Nothing listens on port 9: the name resolved, the connection refused (not a usage error).
+    let out = transitd(&["stats", "--metrics", "localhost:9"]);
+    assert!(stderr(&out).contains("127.0.0.1:9: Connection refused"), "{}", stderr(&out));
+    let dir = scratch("conveniences");
+    let feed = write(&dir, "empty.csv", "# nothing yet\n");
+    let out = transitd(&["geofeed", "--check", feed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("warning: the feed has no entries"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -390,3 +390,14 @@ fn replay_writes_its_frames_to_standard_output_with_out_dash() {
     assert!(sent > 0);
     assert_eq!(frames, sent, "tshark reads every frame the summary says was transmitted");
 }
+
+/// An empty filter selects every frame, as tshark's does, and is said on standard error, as
+/// an empty `match` in a configuration is (an unset shell variable looks the same).
+#[test]
+fn an_empty_filter_selects_every_frame_and_says_so() {
+    let file = pcap("generated/acme-ftp.pcap");
+    let out = transitd(&["match", "-r", file.to_str().unwrap(), "-Y", " "]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), tshark(&file, &["-T", "fields", "-e", "frame.number"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the filter is empty, so it selects every frame"));
+}
