@@ -1174,3 +1174,48 @@ fn a_mitigating_tcp_rule_that_selects_no_syn_is_warned_about() {
     }
     assert_eq!(warnings_about(&text("tcp.flags.ack == 1", "monitor"), about), Vec::<String>::new());
 }
+
+/// Settings nothing in the configuration uses are said at their key, not refused (a fleet's
+/// shared file may hold them on purpose): `[health]` and `withdraw_customers_without_tunnels`
+/// with no probed tunnel, `[dos] table_size` with no bucket, `[tcp_protection]` settings with
+/// no rule, `challenge_rate` with no rule's `syn_rate`. The same with what uses them is quiet.
+#[test]
+fn settings_nothing_uses_are_warned_about() {
+    let base = "[server]\nanycast = \"192.0.2.1\"\n\
+                [[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                [[customer.tunnel]]\nname = \"gre\"\nremote = \"198.51.100.1\"\n";
+    let probed =
+        base.replace("remote = \"198.51.100.1\"\n", "remote = \"198.51.100.1\"\ninterface = \"10.0.0.0/31\"\n");
+    let inert = |text: &str| warnings_about(text, "no effect").len() + warnings_about(text, "ever withdrawn").len();
+    let health = "[health]\ninterval_ms = 500\n";
+    assert_eq!(
+        warnings_about(&format!("{base}{health}"), "no effect"),
+        ["w.toml:10:15: [health] probes tunnels with an `interface`, and no tunnel has one: it has no effect"]
+    );
+    assert_eq!(inert(&format!("{probed}{health}")), 0);
+    let bgp = "[bgp]\nwithdraw_customers_without_tunnels = true\n";
+    assert_eq!(warnings_about(&format!("{base}{bgp}"), "ever withdrawn").len(), 1);
+    assert_eq!(inert(&format!("{probed}{bgp}")), 0);
+    let dos = "[dos]\ntable_size = 1024\n";
+    assert_eq!(
+        warnings_about(&format!("{base}{dos}"), "no effect"),
+        [
+            "w.toml:10:14: [dos] table_size sizes the keys of rate-limit buckets, and there is no [[dos.bucket]]: it has no effect"
+        ]
+    );
+    let bucket = "[[dos.bucket]]\nname = \"b\"\nkey = \"source\"\nrate = 10\nburst = 10\n";
+    assert_eq!(inert(&format!("{base}{dos}{bucket}")), 0);
+    let tcp = "[tcp_protection]\nchallenge_rate = 100\n";
+    assert_eq!(
+        warnings_about(&format!("{base}{tcp}"), "no effect"),
+        ["w.toml:10:18: [tcp_protection] settings have no effect: no TCP protection rule, global or a customer's"]
+    );
+    let rule = "[[tcp_protection.rule]]\nmatch = \"tcp\"\n";
+    assert_eq!(
+        warnings_about(&format!("{base}{tcp}{rule}"), "no effect"),
+        [
+            "w.toml:10:18: challenges are sent over a rule's syn_rate, and no TCP protection rule has one: this has no effect"
+        ]
+    );
+    assert_eq!(inert(&format!("{base}{tcp}{rule}syn_rate = 100\n")), 0);
+}

@@ -716,6 +716,8 @@ impl Builder<'_> {
         self.check_addresses_outside_prefixes(&c.prefixes, &egress, server, customers_in, fleet);
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
+        let probed = c.tunnels.iter().any(|t| t.interface.is_some());
+        self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             anycast: s.anycast,
@@ -751,6 +753,54 @@ impl Builder<'_> {
             warnings: in_file_order(self.src, std::mem::take(&mut self.warnings)),
             inputs: std::mem::take(&mut self.inputs),
             input_stamps: std::mem::take(&mut self.input_stamps),
+        }
+    }
+
+    /// Settings written that nothing in the configuration uses: said, not refused (a fleet's
+    /// shared file may hold them on purpose, for servers whose part uses them), since a
+    /// setting that silently does nothing looks like one that works.
+    fn warn_inert(&mut self, loaded: &Loaded, probed: bool, no_buckets: bool, tcp: &TcpProtection) {
+        let file = &loaded.file;
+        let h = &file.health;
+        let health_written =
+            [&h.interval_ms, &h.timeout_ms, &h.down_after, &h.up_after].into_iter().find(|v| !v.span().is_empty());
+        if let (false, Some(key)) = (probed, health_written) {
+            self.warn(
+                &key.span(),
+                "[health] probes tunnels with an `interface`, and no tunnel has one: it has no effect",
+            );
+        }
+        if let Some(bgp) = file.bgp.as_ref().filter(|b| b.get_ref().withdraw_customers_without_tunnels && !probed) {
+            self.warn(
+                &bgp.span(),
+                "withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`), and no tunnel \
+                 is probed: no customer is ever withdrawn for its tunnels",
+            );
+        }
+        if let (true, Some(size)) = (no_buckets, &file.dos.table_size) {
+            self.warn(&size.span(), "[dos] table_size sizes the keys of rate-limit buckets, and there is no [[dos.bucket]]: it has no effect");
+        }
+        let t = &file.tcp_protection;
+        if tcp.rules.is_empty() {
+            let settings = [
+                &t.table_size,
+                &t.embryonic_timeout,
+                &t.idle_timeout,
+                &t.closing_timeout,
+                &t.grace_period,
+                &t.challenge_rate,
+                &t.authenticated_for,
+            ];
+            if let Some(key) = settings.into_iter().flatten().next() {
+                self.warn(
+                    &key.span(),
+                    "[tcp_protection] settings have no effect: no TCP protection rule, global or a customer's",
+                );
+            }
+        } else if tcp.syn_buckets.is_empty() {
+            for key in [&t.challenge_rate, &t.authenticated_for].into_iter().flatten() {
+                self.warn(&key.span(), "challenges are sent over a rule's syn_rate, and no TCP protection rule has one: this has no effect");
+            }
         }
     }
 
