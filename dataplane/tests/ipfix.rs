@@ -168,7 +168,10 @@ fn dissected(export: &Path, port: u16, sample: u64) -> Flows {
     for p in packets.as_array().unwrap() {
         let cflow = p["_source"]["layers"]["cflow"].as_object().unwrap();
         assert_eq!(cflow["cflow.version"], "10");
-        for (set, records) in cflow.iter().filter(|(k, _)| k.starts_with("Set ")) {
+        // Flow records: the data sets of templates 256 and 257, not the reliability
+        // statistics' (258).
+        let flow_set = |k: &str| k.starts_with("Set ") && (k.contains("[id=256]") || k.contains("[id=257]"));
+        for (set, records) in cflow.iter().filter(|(k, _)| flow_set(k)) {
             for (_, r) in records.as_object().unwrap().iter().filter(|(k, _)| k.starts_with("Flow ")) {
                 let s = |k: &str| r[k].as_str().map(str::to_string);
                 let n = |k: &str| s(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("{set}: no {k}"));
@@ -337,4 +340,47 @@ fn a_length_that_lies_counts_the_octets_that_arrived() {
     let _ = (std::fs::remove_dir_all(&dir), std::fs::remove_file(cfg));
     let octets: Vec<(u16, u64)> = flows.iter().map(|(k, v)| (k.2, v.1)).collect();
     assert_eq!(octets, [(1000, 54), (1001, 74)], "{flows:?}");
+}
+
+/// Samples the exporter never got (its queue full) are told to the collector in RFC 7011
+/// §4.2's Metering Process Reliability Statistics: an options record scoped by the
+/// observation domain, `ignoredPacketTotalCount` the samples lost, with the templates and
+/// again whenever more are lost. tshark's IPFIX dissector reads it.
+#[test]
+fn samples_lost_are_told_to_the_collector() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    let config = with_ipfix(&root().join("examples/acme.toml"), &format!("127.0.0.1:{port}"), 10);
+    let snap = Arc::new(transitd::snapshot::Snapshot::from_path(&config).unwrap());
+    let samples = transitd::ipfix::Samples::new(16);
+    let mut exporter = transitd::ipfix::exporter::Exporter::fixed(samples.clone(), snap.clone());
+    samples.lost.store(1234, Ordering::Relaxed);
+    exporter.tick(true); // the templates and the first count
+    exporter.tick(true); // nothing new: nothing sent
+    samples.lost.store(5678, Ordering::Relaxed);
+    exporter.tick(true); // the new count
+    let export = received(&collector, port, "lost");
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&export)
+        .args([
+            "-d",
+            &format!("udp.port=={port},cflow"),
+            "-T",
+            "fields",
+            "-e",
+            "cflow.od_id",
+            "-e",
+            "cflow.ignore_packets",
+        ])
+        .output()
+        .unwrap();
+    let _ = (std::fs::remove_file(&export), std::fs::remove_file(&config));
+    let domain = snap.ipfix.as_ref().unwrap().observation_domain;
+    let rows = String::from_utf8_lossy(&out.stdout).to_string();
+    let told: Vec<&str> = rows.lines().filter(|l| !l.trim().is_empty()).collect();
+    // The domain twice: the message header's, and the record's scope.
+    assert_eq!(told, [format!("{domain},{domain}\t1234"), format!("{domain},{domain}\t5678")], "{rows}");
 }

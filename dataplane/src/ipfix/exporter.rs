@@ -124,6 +124,9 @@ pub struct Exporter {
     socket: Option<UdpSocket>,
     /// Collector and domain the templates were last sent for, and when.
     templates_sent: Option<(Ipfix, Instant)>,
+    /// The lost samples the collector was last told of (with the templates, and whenever
+    /// more are lost).
+    lost_reported: Option<u64>,
     /// Data records sent before, per observation domain (RFC 7011 §3.1).
     sequences: HashMap<u32, u32>,
     /// Counters.
@@ -144,6 +147,7 @@ impl Exporter {
             late: Vec::new(),
             socket: None,
             templates_sent: None,
+            lost_reported: None,
             sequences: HashMap::new(),
             stats: Arc::default(),
         }
@@ -305,7 +309,9 @@ impl Exporter {
             .templates_sent
             .as_ref()
             .is_none_or(|(sent_for, at)| sent_for != config || at.elapsed() >= config.template_refresh);
-        if records.is_empty() && !templates_due {
+        let lost = self.samples.lost.load(Ordering::Relaxed);
+        let lost_due = templates_due || self.lost_reported != Some(lost);
+        if records.is_empty() && !templates_due && !lost_due {
             return;
         }
         // Not connected: a connected UDP socket reports the ICMP errors of earlier messages
@@ -331,26 +337,34 @@ impl Exporter {
             *sequence = sequence.wrapping_add(records.len() as u32);
             return;
         };
-        let templates = templates_due.then(|| wire::template_set(config.enterprise_number));
+        let mut leading = if templates_due { wire::template_set(config.enterprise_number) } else { Vec::new() };
+        if lost_due {
+            leading.extend_from_slice(&wire::reliability_set(config.observation_domain, lost));
+        }
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
         let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
         let messages = wire::messages(
-            templates.as_deref(),
+            Some((&leading, u32::from(lost_due))),
             records,
             secs,
             sequence,
             config.observation_domain,
             config.max_message,
         );
-        let sent =
-            deliver(&messages, *sequence, templates.is_some(), |m| socket.send_to(m, config.collector).map(drop));
+        let sent = deliver(&messages, *sequence, templates_due, |m| socket.send_to(m, config.collector).map(drop));
         self.stats.messages.fetch_add(sent.messages, Ordering::Relaxed);
         self.stats.send_errors.fetch_add(sent.refused, Ordering::Relaxed);
-        self.stats.records.fetch_add(sent.records, Ordering::Relaxed);
+        // Flow records: the reliability record is not one.
+        let told = lost_due && sent.first;
+        self.stats.records.fetch_add(sent.records - u64::from(told), Ordering::Relaxed);
         // The templates ride in the first message: lost with it, they are sent again with
         // the next one, or the collector could read nothing until the next refresh.
         if templates_due && sent.templates {
             self.templates_sent = Some((config.clone(), Instant::now()));
+        }
+        // Told with the first message: refused, it is told again with the next.
+        if told {
+            self.lost_reported = Some(lost);
         }
     }
 }
@@ -364,6 +378,8 @@ struct Delivered {
     records: u64,
     /// The first message, with the templates, went out.
     templates: bool,
+    /// The first message went out (with the reliability record, when there is one).
+    first: bool,
 }
 
 /// Sends `messages` in order with `send`; `next` is the sequence number after the last.
@@ -387,6 +403,7 @@ fn deliver(
                 out.messages += 1;
                 out.records += u64::from(end.wrapping_sub(wire::sequence_of(m)));
                 out.templates |= templates && i == 0;
+                out.first |= i == 0;
             }
             Err(_) if templates && i == 0 => {
                 out.refused = messages.len() as u64;
@@ -486,7 +503,7 @@ prefixes = ["198.18.0.0/24"]
         let templates = wire::template_set(32473);
         for max in [512, 1400, 9000] {
             let mut sequence = 7;
-            let messages = wire::messages(Some(&templates), &due, 0, &mut sequence, 1, max);
+            let messages = wire::messages(Some((&templates, 0)), &due, 0, &mut sequence, 1, max);
             assert!(
                 messages.iter().all(|m| m.len() <= max),
                 "{max}: {:?}",
@@ -678,7 +695,9 @@ prefixes = ["198.18.0.0/24"]
         let mut other = config.clone();
         other.observation_domain = 2;
         assert_eq!(sequence_of_next(&mut x, &other, 3), 0, "domain 2 starts at 0");
-        assert_eq!(sequence_of_next(&mut x, &config, 1), 5, "domain 1 counts only its own records");
+        // Five flow records and the reliability record (RFC 7011 §3.1 counts options data
+        // records too).
+        assert_eq!(sequence_of_next(&mut x, &config, 1), 6, "domain 1 counts only its own records");
     }
 
     /// A refused first message, which carries the templates, ends the batch: the messages
@@ -690,7 +709,7 @@ prefixes = ["198.18.0.0/24"]
         let config = snap.ipfix.clone().expect("configured");
         let records: Vec<FlowRecord> = (0..40).map(|i| record(&key(i), &flow(), &config, &snap)).collect();
         let mut sequence = 0;
-        let messages = wire::messages(Some(&wire::template_set(0)), &records, 0, &mut sequence, 1, 512);
+        let messages = wire::messages(Some((&wire::template_set(0), 0)), &records, 0, &mut sequence, 1, 512);
         assert!(messages.len() >= 3, "{} messages", messages.len());
         let refused = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
         let mut sent = 0;
@@ -700,7 +719,7 @@ prefixes = ["198.18.0.0/24"]
         });
         assert_eq!(sent, 1, "nothing sent after the templates' message");
         let n = messages.len() as u64;
-        assert_eq!(first_refused, Delivered { messages: 0, refused: n, records: 0, templates: false });
+        assert_eq!(first_refused, Delivered { messages: 0, refused: n, records: 0, templates: false, first: false });
         let mut sent = 0;
         let second_refused = deliver(&messages, sequence, true, |_| {
             sent += 1;
@@ -708,7 +727,7 @@ prefixes = ["198.18.0.0/24"]
         });
         let lost = wire::sequence_of(&messages[2]) - wire::sequence_of(&messages[1]);
         let records = u64::from(sequence - lost);
-        assert_eq!(second_refused, Delivered { messages: n - 1, refused: 1, records, templates: true });
+        assert_eq!(second_refused, Delivered { messages: n - 1, refused: 1, records, templates: true, first: true });
     }
 
     /// A message the socket refused took its templates and records with it: neither counts
@@ -735,8 +754,8 @@ prefixes = ["198.18.0.0/24"]
         assert!(len > 20 && u16::from_be_bytes([buf[16], buf[17]]) == 2, "{:?}", &buf[..len.min(24)]);
         assert_eq!(x.stats.records.load(Ordering::Relaxed), 1);
         // RFC 7011 §3.1: the sequence counts the records of the lost message too (a collector
-        // reads the gap as loss).
-        assert_eq!(wire::sequence_of(&buf[..len]), 3);
+        // reads the gap as loss): its three flow records and its reliability record.
+        assert_eq!(wire::sequence_of(&buf[..len]), 4);
     }
 
     /// Templates defined anew (another enterprise number) come from another source port, a

@@ -13,6 +13,11 @@
 //! one it was for (Internet to customer, or on to another customer), and `VRFname` (236)
 //! the customer's name, and transitd's
 //! reason name as enterprise-specific element 1 of `[ipfix] enterprise_number`.
+//!
+//! Beside them an options template (RFC 7011 §4.2, the Metering Process Reliability
+//! Statistics): scoped by `observationDomainId` (149), `ignoredPacketTotalCount` (164), the
+//! packets sampled that the exporter never got (its queue was full), so that a collector
+//! scaling counts by the sampling rate knows they are short.
 
 use crate::pipeline::{DropReason, Verdict};
 
@@ -20,6 +25,8 @@ use crate::pipeline::{DropReason, Verdict};
 pub const TEMPLATE_V4: u16 = 256;
 /// The template of IPv6 flow records.
 pub const TEMPLATE_V6: u16 = 257;
+/// The options template of the reliability statistics.
+pub const TEMPLATE_RELIABILITY: u16 = 258;
 /// `selectorAlgorithm` 1 (RFC 5477 §8.2.1, the IANA PSAMP registry): systematic count-based
 /// sampling, the countdown each worker runs.
 const SYSTEMATIC_COUNT_BASED: u16 = 1;
@@ -101,6 +108,22 @@ pub fn template_set(enterprise: u32) -> Vec<u8> {
     }
     let len = out.len() as u16;
     out[2..4].copy_from_slice(&len.to_be_bytes());
+    // The options template set (ID 3): one scope field, one field.
+    let options: [u16; 9] = [3, 18, TEMPLATE_RELIABILITY, 2, 1, 149, 4, 164, 8];
+    for v in options {
+        put_u16(&mut out, v);
+    }
+    out
+}
+
+/// The data set of one reliability statistics record: `ignored` samples lost so far in
+/// observation domain `domain`.
+pub fn reliability_set(domain: u32, ignored: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    put_u16(&mut out, TEMPLATE_RELIABILITY);
+    put_u16(&mut out, 16);
+    out.extend_from_slice(&domain.to_be_bytes());
+    out.extend_from_slice(&ignored.to_be_bytes());
     out
 }
 
@@ -133,11 +156,11 @@ pub fn record(r: &FlowRecord) -> Vec<u8> {
     out
 }
 
-/// Packs `records` after `templates` (if any) into messages of at most `max` bytes (a
-/// record longer alone goes alone); `sequence` counts the data records sent before (RFC
-/// 7011 §3.1) and is advanced.
+/// Packs `records` after `leading` sets (templates, the reliability record; with the data
+/// records they hold) into messages of at most `max` bytes (a record longer alone goes
+/// alone); `sequence` counts the data records sent before (RFC 7011 §3.1) and is advanced.
 pub fn messages(
-    templates: Option<&[u8]>,
+    leading: Option<(&[u8], u32)>,
     records: &[FlowRecord],
     export_secs: u32,
     sequence: &mut u32,
@@ -146,8 +169,9 @@ pub fn messages(
 ) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut msg = header(export_secs, *sequence, domain);
-    if let Some(t) = templates {
-        msg.extend_from_slice(t);
+    if let Some((sets, data_records)) = leading {
+        msg.extend_from_slice(sets);
+        *sequence = sequence.wrapping_add(data_records);
     }
     let mut open_set: Option<(usize, u16)> = None; // (offset of its header, template id)
     let mut in_msg = 0u32;
