@@ -168,8 +168,10 @@ impl Layer {
                 at(Dim::L4Len)?;
                 cut(start, start + 8)
             }
-            Layer::Icmp if version == 4 => cut(l4(1)?, at(Dim::L3At)? + at(Dim::IpLen)?),
-            Layer::Icmpv6 if version == 6 => cut(l4(58)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?),
+            // Whichever IP carries it: tshark dissects protocol 1 in IPv6 as ICMP, and 58 in
+            // IPv4 as ICMPv6, as `icmp` and `icmpv6` already say.
+            Layer::Icmp => cut(l4(1)?, ip_end?),
+            Layer::Icmpv6 => cut(l4(58)?, ip_end?),
             // Payloads run to the end of the IP payload, as tshark's do: a first fragment's
             // TCP data has no `tcp.len` but is `tcp.payload` all the same, and UDP's ends
             // there whatever `udp.length` says (Ethernet padding is never in it).
@@ -209,7 +211,7 @@ impl Layer {
                 let start = base + offset;
                 return (start + len <= frame_len).then_some(start..start + len);
             }
-            Layer::Ip | Layer::Ipv6 | Layer::Icmp | Layer::Icmpv6 => return None,
+            Layer::Ip | Layer::Ipv6 => return None,
         };
         Some(range.start..range.end.max(range.start))
     }

@@ -401,3 +401,28 @@ fn an_empty_filter_selects_every_frame_and_says_so() {
     assert_eq!(stdout(&out), tshark(&file, &["-T", "fields", "-e", "frame.number"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the filter is empty, so it selects every frame"));
 }
+
+/// `icmp` bytes of ICMP that IPv6 carries (protocol 1), and `icmpv6` bytes of ICMPv6 in
+/// IPv4, are there as tshark dissects them: `icmp` and `icmp.type` held on such packets while
+/// `icmp[0]` did not (its layer was IPv4's alone). tshark selects the frames.
+#[test]
+fn icmp_bytes_are_read_whichever_ip_carries_them() {
+    let file = std::env::temp_dir().join(format!("transitd-icmp-either-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         v4 = IP(src='192.0.2.1', dst='198.51.100.1')\n\
+         v6 = IPv6(src='2001:db8::1', dst='2001:db8::2')\n\
+         frames = [e/v4/ICMP(type=8)/Raw(b'hi there'), e/IPv6(src='2001:db8::1', dst='2001:db8::2', nh=1)/ICMP(type=8)/Raw(b'hi there'),\n\
+           e/IP(src='192.0.2.1', dst='198.51.100.1', proto=58)/ICMPv6EchoRequest(data=b'hi there'), e/v6/ICMPv6EchoRequest(data=b'hi there')]",
+    );
+    for expr in
+        ["icmp[0] == 08", "icmpv6[0] == 80", "icmp contains \"hi\"", "icmpv6 contains \"hi\"", "len(icmp) == 16"]
+    {
+        let want = tshark(&file, &["-Y", expr, "-T", "fields", "-e", "frame.number"]);
+        assert!(!want.is_empty(), "`{expr}`: the oracle selects some frame");
+        let out = transitd(&["match", "-r", file.to_str().unwrap(), "-Y", expr]);
+        assert_eq!(stdout(&out), want, "`{expr}`");
+    }
+    let _ = std::fs::remove_file(file);
+}
