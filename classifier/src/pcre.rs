@@ -83,6 +83,8 @@ pub fn translate(pattern: &[u8]) -> Result<String, String> {
         out: String::with_capacity(pattern.len() + 8),
         groups: 0,
         flags: vec![Flags::default()],
+        names: Vec::new(),
+        duplicate_names: false,
     }
     .run()
 }
@@ -102,6 +104,10 @@ struct Translator<'a> {
     groups: usize,
     /// The flags of each open group, innermost last.
     flags: Vec<Flags>,
+    /// Group names so far, and whether `(?J)` allowed them twice (PCRE2 refuses a name
+    /// twice without it).
+    names: Vec<&'a [u8]>,
+    duplicate_names: bool,
 }
 
 fn unsupported(what: &str) -> String {
@@ -110,7 +116,7 @@ fn unsupported(what: &str) -> String {
     )
 }
 
-impl Translator<'_> {
+impl<'a> Translator<'a> {
     fn peek(&self, ahead: usize) -> Option<u8> {
         self.p.get(self.i + ahead).copied()
     }
@@ -164,6 +170,10 @@ impl Translator<'_> {
                     self.out.push(')');
                 }
                 b'$' if !self.current().multi_line => self.end_anchor("$")?,
+                b'$' => {
+                    self.out.push('$');
+                    self.no_second_quantifier()?;
+                }
                 b'{' => self.brace()?,
                 // Outside a quantifier or a class these are characters in both.
                 b'}' | b']' => self.byte(c),
@@ -207,6 +217,16 @@ impl Translator<'_> {
             }
             _ => self.no_second_quantifier(),
         }
+    }
+
+    /// A group's name: well formed, and new unless `(?J)` came before.
+    fn name(&mut self, name: &'a [u8]) -> Result<(), String> {
+        group_name(name)?;
+        if !self.duplicate_names && self.names.contains(&name) {
+            return Err("two named subpatterns have the same name (PCRE2_DUPNAMES not set)".into());
+        }
+        self.names.push(name);
+        Ok(())
     }
 
     /// A quantifier cannot follow a quantifier (PCRE2 refuses `a**` and `a?{2}`; the regex
@@ -308,7 +328,7 @@ impl Translator<'_> {
             (Some(b'?'), Some(b'\'')) => {
                 let rest = &self.p[self.i + 2..];
                 let close = rest.iter().position(|&b| b == b'\'').ok_or("(?' without its closing quote")?;
-                group_name(&rest[..close])?;
+                self.name(&rest[..close])?;
                 self.groups += 1;
                 self.out.push('(');
                 self.i += 2 + close + 1;
@@ -322,7 +342,7 @@ impl Translator<'_> {
                 let start = self.i + if self.peek(1) == Some(b'P') { 3 } else { 2 };
                 let rest = &self.p[start..];
                 let close = rest.iter().position(|&b| b == b'>').ok_or("a group name without its closing >")?;
-                group_name(&rest[..close])?;
+                self.name(&rest[..close])?;
                 self.groups += 1;
                 self.out.push('(');
                 self.i = start + close + 1;
@@ -355,7 +375,8 @@ impl Translator<'_> {
                         }
                         b'x' => inherited.extended = on,
                         b'i' | b's' | b'U' => {}
-                        b'n' | b'J' => {}
+                        b'J' => self.duplicate_names |= on,
+                        b'n' => {}
                         b')' | b':' => break,
                         _ => return Err(unsupported(&format!("(?{}", char::from(b)))),
                     }
@@ -877,6 +898,12 @@ mod tests {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
         assert_eq!(t(r"(?P<ab>x)(?<a1>y)(?'n'z)"), "(x)(y)(z)");
+        // A name twice, as tshark refuses it, unless `(?J)` allows it; a quantified `$` in
+        // multi-line mode, as tshark refuses it.
+        for p in [r"(?<a>x)(?<a>y)", r"(?<a>x)|(?'a'y)", r"(?m)$*", r"(?m)a$+"] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        assert_eq!(t(r"(?J)(?<a>x)(?<a>y)"), "(x)(y)");
         // PCRE2 writes `[[:<:]]` as a group with a look-ahead, which a quantifier may follow.
         assert_eq!(t(r"[[:<:]]*a"), r"\b{start}*a");
         // `\12` is octal when fewer than twelve groups were opened before it.

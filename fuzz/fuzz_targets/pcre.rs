@@ -1,5 +1,7 @@
-//! A `matches` pattern against PCRE2 itself, the engine tshark 4.0 runs it on (built from
-//! PCRE2 10.42's source by the `pcre2` crate, the version Debian 12's tshark links): where
+//! A `matches` pattern against PCRE2 itself, the engine tshark 4.0 runs it on (the system's
+//! PCRE2 10.42, the library Debian 12's tshark links, which the `pcre2` crate links when
+//! `libpcre2-dev` is installed; else it builds its own 10.46, which reads `{,n}` otherwise,
+//! and the target refuses to run): where
 //! both compile the pattern, transitd's translation (`classifier::pcre`, run on the `regex`
 //! crate) and PCRE2 answer alike on every subject, as tshark reads it (bytes, no UTF,
 //! caseless unless the pattern says otherwise). A pattern PCRE2 refuses transitd refuses
@@ -18,7 +20,18 @@ struct Input {
     subjects: Vec<Vec<u8>>,
 }
 
+/// PCRE2 10.43 and later read `{,3}` as a quantifier, 10.42 as text: the oracle must be
+/// the version tshark links.
+fn check_version() {
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| {
+        let newer = pcre2::bytes::Regex::new("^a{,2}$").and_then(|r| r.is_match(b"")).unwrap_or(true);
+        assert!(!newer, "this PCRE2 is not 10.42 (it reads {{,n}} as a quantifier): install libpcre2-dev");
+    });
+}
+
 fuzz_target!(|input: Input| {
+    check_version();
     // tshark compiles with PCRE2_NEVER_UTF, which the crate cannot ask for: a pattern's
     // `(*UTF)` (or any start-of-pattern verb) would be read otherwise here.
     if input.pattern.len() > 64 || input.pattern.contains('\0') || input.pattern.contains("(*") {
