@@ -358,7 +358,26 @@ fn a_capture_from_a_pipe_reads_as_the_file_does() {
             .unwrap();
         child.stdin.take().unwrap().write_all(&std::fs::read(&path).unwrap()).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert_eq!((out.status.code(), stdout(&out)), (Some(0), want), "{file} through a pipe");
+        assert_eq!((out.status.code(), stdout(&out)), (Some(0), want.clone()), "{file} through a pipe");
+        // A pipe still open (a live capture): records are read as they arrive, not once a
+        // buffer's worth has (the reader once waited for a mebibyte or the end), so -c ends it.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(["match", "-r", "-", "-Y", expr, "-c", "2"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let first_two = tshark(&path, &["-c", "2", "-Y", expr, "-T", "fields", "-e", "frame.number"]);
+        assert_eq!((out.status.code(), stdout(&out)), (Some(0), first_two), "{file} from a pipe left open");
     }
 }
 

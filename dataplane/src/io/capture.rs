@@ -82,30 +82,11 @@ enum Inner {
     PcapNg(Box<PcapNg>),
 }
 
-/// What a capture is read from: the file (or standard input, `-`) opened once, behind the
-/// magic number already read from it, so that a pipe or a FIFO reads as a file does.
-type Source = Full<std::io::Chain<std::io::Cursor<[u8; 4]>, Box<dyn Read + Send>>>;
-
-/// A reader each of whose reads fills the buffer unless the input ends first: pcap-parser's
-/// reader takes its first block from one read, which behind the magic number (or from a
-/// pipe) would be a short one, and it would say the file was cut short.
-struct Full<R>(R);
-
-impl<R: Read> Read for Full<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.0.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if n == 0 => return Err(e),
-                Err(_) => break, // said at the next read
-            }
-        }
-        Ok(n)
-    }
-}
+/// What a capture is read from: the file (or standard input, `-`) opened once, behind what
+/// was read of it to tell its format (the magic number; a pcapng file's whole first block,
+/// which pcap-parser's reader takes from its first read), so that a pipe or a FIFO reads as
+/// a file does, record by record as it arrives.
+type Source = std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read + Send>>;
 
 /// A pcapng file being read: the reader, and what its current section said of itself.
 struct PcapNg {
@@ -158,11 +139,25 @@ impl CaptureReader {
                 Box::new(File::open(path).map_err(|source| CaptureError::Open { path: name.clone(), reason: source })?)
             }
         };
-        let mut magic = [0u8; 4];
+        let mut head = vec![0u8; 4];
         let format = |reason: PcapError| CaptureError::Format { path: name.clone(), reason: explained(&reason) };
-        file.read_exact(&mut magic).map_err(|e| format(PcapError::IoError(e)))?;
-        let source: Source = Full(std::io::Cursor::new(magic).chain(file));
-        let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        file.read_exact(&mut head).map_err(|e| format(PcapError::IoError(e)))?;
+        let pcapng = head == [0x0a, 0x0d, 0x0d, 0x0a];
+        if pcapng {
+            // The section header block whole: its length, its byte-order magic (which says
+            // the length's order), then the rest, within the bound on a block.
+            head.resize(12, 0);
+            file.read_exact(&mut head[4..12]).map_err(|e| format(PcapError::IoError(e)))?;
+            let length = [u32::from_le_bytes, u32::from_be_bytes]
+                .map(|read| read([head[4], head[5], head[6], head[7]]) as usize)
+                [usize::from(head[8..12] == [0x1a, 0x2b, 0x3c, 0x4d])];
+            if (12..=PCAPNG_MAX_BLOCK).contains(&length) {
+                head.resize(length, 0);
+                file.read_exact(&mut head[12..]).map_err(|e| format(PcapError::IoError(e)))?;
+            }
+        }
+        let source: Source = std::io::Cursor::new(head).chain(file);
+        let inner = if pcapng {
             let reader = PcapNGReader::new(PCAPNG_BUFFER, source)
                 .map_err(|e| CaptureError::Format { path: name.clone(), reason: parser_explained(&e) })?;
             Inner::PcapNg(Box::new(PcapNg { reader, capacity: PCAPNG_BUFFER, section: Section::default() }))
