@@ -136,7 +136,8 @@ pub enum Command {
         /// The plan in force (a file this command wrote).
         #[arg(long, value_name = "PLAN.json")]
         previous: Option<PathBuf>,
-        /// Write the plan here, for `plan = "..."` in [soft_unicast].
+        /// Write the plan here, for `plan = "..."` in [soft_unicast] (replaced whole, a link
+        /// followed; `-`: standard output, the report then on standard error).
         #[arg(long, short, value_name = "PLAN.json")]
         out: Option<PathBuf>,
     },

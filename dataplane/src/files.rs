@@ -5,12 +5,20 @@ use std::path::{Path, PathBuf};
 
 /// Writes `contents` to `path` by writing a file beside it and renaming it over `path`: a
 /// reader sees the old file or the new one, and a write that fails (a full disk) leaves the
-/// old one as it was, where writing in place would have truncated it first. The directory is
-/// made if missing. A `path` that is not a regular file (`/dev/stdout`, a FIFO) is written
-/// in place: renaming over it would replace the device with a file.
+/// old one as it was, where writing in place would have truncated it first. The new file
+/// keeps the old one's permissions and is on disk before it is renamed. A symbolic link is
+/// followed (its target is replaced, the link stays); a path that is not a regular file
+/// (`/dev/stdout` to a terminal, a FIFO) is written in place: renaming over it would replace
+/// the device with a file. The directory is made if missing.
 pub fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return std::fs::write(path, contents);
+    use std::io::Write as _;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => path.canonicalize()?,
+        _ => path.to_path_buf(),
+    };
+    let old = std::fs::metadata(&path).ok();
+    if old.as_ref().is_some_and(|m| !m.is_file()) {
+        return std::fs::write(&path, contents);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -20,7 +28,15 @@ pub fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(contents)?;
+        if let Some(old) = &old {
+            file.set_permissions(old.permissions())?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -49,6 +65,24 @@ mod tests {
         replace(&file, b"new").unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "nothing left beside it");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A link is followed: its target gets the new contents and keeps its permissions, the
+    /// link stays a link.
+    #[test]
+    fn a_link_is_followed_and_permissions_kept() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("transitd-files-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (target, link) = (dir.join("plan-v1.json"), dir.join("plan.json"));
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        replace(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o640);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -223,6 +223,12 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
     if previous.as_ref().is_some_and(|p| !p.same_slices(&plan)) {
         eprintln!("the previous plan has other slices (slice_size, reserved_ports): none of its owners is kept");
     }
+    // `--out -`: the plan on standard output, what it moved where errors go.
+    if out_file.is_some_and(|p| p.as_os_str() == "-") {
+        out(serde_json::to_string_pretty(&plan)? + "\n")?;
+        eprint!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
+        return Ok(ExitCode::SUCCESS);
+    }
     // The file first: a plan printed and then not written would look written.
     if let Some(path) = out_file {
         refuse_same_files(&[("--config", &config.to_path_buf()), ("--out", &path.to_path_buf())])?;

@@ -1076,3 +1076,30 @@ fn return_fragment(frame: &[u8]) -> Option<([u8; 11], bool)> {
     datagram[10] = *ip.get(9)?;
     Some((datagram, flags_offset & 0x1fff == 0))
 }
+
+/// `plan --out -` writes the plan to standard output (the report of what moved to standard
+/// error), as `replay --out -` does, where it wrote a file named `-`; what it writes is the
+/// plan `plan --out FILE` writes.
+#[test]
+fn plan_out_dash_is_standard_output() {
+    let config = root().join("examples/soft-unicast/a1.toml");
+    let dir = std::env::temp_dir().join(format!("transitd-plan-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(["plan", "-c", config.to_str().unwrap(), "-o", out])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let dash = run("-");
+    assert_eq!(dash.status.code(), Some(0), "{}", String::from_utf8_lossy(&dash.stderr));
+    assert!(!dir.join("-").exists(), "a file named -");
+    let file = run("plan.json");
+    assert_eq!(file.status.code(), Some(0));
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&dash.stdout).expect("the plan as JSON on stdout");
+    assert_eq!(printed, written);
+    assert!(!dash.stderr.is_empty(), "the report on stderr");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
