@@ -67,7 +67,7 @@ pub enum Command {
     Stats {
         /// Where `transitd run` serves metrics (its --metrics): IP:PORT, or HOST:PORT.
         #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR, value_parser = parse_endpoint)]
-        metrics: std::net::SocketAddr,
+        metrics: Endpoint,
         /// Scrape twice, this many seconds apart, and print rates per second instead of totals.
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
         interval: Option<Duration>,
@@ -322,15 +322,33 @@ impl CaptureArgs {
     }
 }
 
-/// An address to connect to, `IP:PORT` or `HOST:PORT` (the first address the name resolves
-/// to).
-pub fn parse_endpoint(text: &str) -> Result<std::net::SocketAddr, String> {
+/// An address to connect to, as written (`IP:PORT` or `HOST:PORT`): every address it stands
+/// for, in the resolver's order.
+#[derive(Clone, Debug)]
+pub struct Endpoint(pub Vec<std::net::SocketAddr>);
+
+impl Endpoint {
+    /// The first of its addresses that takes a connection (`localhost` is `::1` first on
+    /// Debian, while `run` serves 127.0.0.1), else the first, whose error then says why.
+    pub fn reachable(&self) -> std::net::SocketAddr {
+        let timeout = Duration::from_secs(1);
+        let first = self.0[0];
+        self.0.iter().copied().find(|a| std::net::TcpStream::connect_timeout(a, timeout).is_ok()).unwrap_or(first)
+    }
+}
+
+/// [`Endpoint`]'s parser.
+pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     use std::net::ToSocketAddrs as _;
     if let Ok(addr) = text.parse() {
-        return Ok(addr);
+        return Ok(Endpoint(vec![addr]));
     }
-    let mut addrs = text.to_socket_addrs().map_err(|e| format!("`{text}` is not IP:PORT or HOST:PORT: {e}"))?;
-    addrs.next().ok_or_else(|| format!("`{text}` resolves to no address"))
+    let addrs: Vec<_> =
+        text.to_socket_addrs().map_err(|e| format!("`{text}` is not IP:PORT or HOST:PORT: {e}"))?.collect();
+    if addrs.is_empty() {
+        return Err(format!("`{text}` resolves to no address"));
+    }
+    Ok(Endpoint(addrs))
 }
 
 /// `1500`, `64K`, `100M`, `1.5G` (powers of 1000, as file sizes are usually read); a

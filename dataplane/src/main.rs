@@ -128,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             check_config(&file)
         }
         Command::Replay { config, input, output, capture } => replay(&config, &input, output.as_ref(), &capture),
-        Command::Stats { metrics, interval, raw } => stats(metrics, interval, raw),
+        Command::Stats { metrics, interval, raw } => stats(metrics.reachable(), interval, raw),
         Command::Run(args) => {
             let opts = args.options()?;
             if let (Some(c), transitd::run::ConfigSource::File(path)) = (&opts.capture, &opts.config) {

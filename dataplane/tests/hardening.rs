@@ -619,9 +619,30 @@ fn commands_take_their_arguments_as_the_others_do() {
     }
     let out = transitd(&["check-config", config.to_str().unwrap(), "-c", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "a file given twice is a usage error");
-    // Nothing listens on port 9: the name resolved, the connection refused (not a usage error).
+    // Nothing listens on port 9: the name resolved (to 127.0.0.1 or ::1 first, as the
+    // machine's resolver has it), the connection refused (not a usage error).
     let out = transitd(&["stats", "--metrics", "localhost:9"]);
-    assert!(stderr(&out).contains("127.0.0.1:9: Connection refused"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(":9: Connection refused"), "{}", stderr(&out));
+    // Listening on one of localhost's addresses only, as `run` does on 127.0.0.1: found.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        drop(listener.accept().unwrap()); // the probe
+        let (mut conn, _) = listener.accept().unwrap();
+        // The whole request first: closed before it came, the client's write would fail.
+        let (mut req, mut got) = ([0u8; 4096], 0);
+        while !req[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut req[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    });
+    let out = transitd(&["stats", "--metrics", &format!("localhost:{port}")]);
+    assert!(stderr(&out).contains(&format!("127.0.0.1:{port}: its metrics are not transitd's")), "{}", stderr(&out));
+    server.join().unwrap();
     let dir = scratch("conveniences");
     let feed = write(&dir, "empty.csv", "# nothing yet\n");
     let out = transitd(&["geofeed", "--check", feed.to_str().unwrap()]);
