@@ -977,3 +977,28 @@ fn replay_capturing(config: &str, capture: &std::path::Path, tag: &str) -> (Stri
     let _ = std::fs::remove_dir_all(&dir);
     (report, comments)
 }
+
+/// A later fragment of IPv4-in-IP below 24 bytes, or of IPv6-in-IP below 40, lands on the
+/// inner header's addresses (bytes 12-19; 8-39), which rules read: dropped as overlapping,
+/// as a first fragment that short is tiny. The same pieces further in go through. tshark
+/// picks them.
+#[test]
+fn later_fragments_of_ip_in_ip_below_the_inner_header_are_dropped() {
+    let file = std::env::temp_dir().join(format!("transitd-ipip-frags-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "piece = lambda proto, off: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', proto=proto, frag=off, id=7)/Raw(b'\\x01' * 16)\n\
+         frames = [piece(4, 1), piece(4, 2), piece(4, 3), piece(41, 1), piece(41, 4), piece(41, 5), piece(17, 1)]",
+    );
+    let dropped = "(ip.proto == 4 and ip.frag_offset in {1..2}) or (ip.proto == 41 and ip.frag_offset in {1..4})";
+    assert_eq!(tshark_frames(&file, dropped, &[]), [1, 2, 4, 5], "the oracle's selection");
+    let (v, _) = verdicts_timed(&victim_config(&["0.0.0.0/0"], "bogons = false\ncustomer_sources = false", ""), &file);
+    let overlapping: Vec<usize> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v == Verdict::Drop(DropReason::OverlappingFragment))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(overlapping, [1, 2, 4, 5], "{v:?}");
+    let _ = std::fs::remove_file(file);
+}

@@ -109,6 +109,9 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     // chain; the later fragments must not supply what was judged).
     let first = outer.fragment.is_some_and(|f| f.offset == 0);
     if first && gre_fixed_header(frame, outer).is_none() {
+        // Later fragments held for it wait for nothing: let them go (as `not_ours` does).
+        let at = frame.start + outer.l3_start;
+        ctx.limits.reassembly.forget(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]));
         return Verdict::Drop(DropReason::GreFragment);
     }
     if outer.fragment.is_none_or(|f| f.offset == 0)

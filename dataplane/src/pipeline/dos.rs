@@ -63,9 +63,12 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
         // smallest link). A floor, not a proof: longer options put the flags further in,
         // where RFC 5722's receivers (which discard overlapping IPv6 fragments) are the
         // defence.
+        // Tunnels likewise: below their inner header's end (IPv4-in-IP's 20 bytes, cut at 24;
+        // IPv6-in-IP's 40), a later piece rewrites the inner addresses the rules read.
         let smallest_first = match proto {
             _ if ip.is_ipv6 => 48,
-            6 => 24,
+            6 | 4 => 24,
+            41 => 40,
             51 => 48,
             _ => 8,
         };
