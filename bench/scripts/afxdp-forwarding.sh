@@ -108,6 +108,8 @@ kernel_up() { # N rules, [set]
   $d ip neigh replace 203.0.113.100 lladdr 02:00:00:00:00:42 dev vx0 nud permanent
   {
     echo "table inet cust {"
+    # A set needs an element (nft refuses `elements = { }`): with one rule, the chain.
+    [ "$n" -gt 1 ] || form=chain
     if [ "$form" = set ]; then
       echo "set first { type ipv4_addr . inet_service; flags interval; elements = {"
       for i in $(seq 1 $((n - 1))); do

@@ -102,7 +102,12 @@ pub fn bench(args: &Args) -> anyhow::Result<()> {
                     "`{expr}` selects no frame of the capture (transitd {selected}, tshark {}): choose one that does",
                     y.len()
                 );
-                let domain = if expr.contains("eth") { &one_ethernet } else { &comparable };
+                // `eth` or an `eth.` field (not `ether`, not `meth`): tshark's also reads a
+                // pseudowire's Ethernet header.
+                let names_eth = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                    .any(|w| w == "eth" || w.starts_with("eth."));
+                let domain = if names_eth { &one_ethernet } else { &comparable };
                 let (inside, outside): (Vec<u64>, Vec<u64>) =
                     x.symmetric_difference(&y).copied().partition(|f| domain.contains(f));
                 anyhow::ensure!(

@@ -144,10 +144,13 @@ impl RuleTable {
         budget: &mut Budget,
     ) -> Result<RuleTable, RuleCompileError> {
         let left = &mut budget.steps;
-        // Past either bound the table is refused: the configuration's or its own.
-        let (max_boxes, past_boxes) = match budget.boxes < MAX_BOXES_PER_TABLE {
-            true => (budget.boxes, CompileError::BoxesSpent),
-            false => (MAX_BOXES_PER_TABLE, CompileError::TableTooLarge),
+        // Past either bound the table is refused: its own said first (a list too large on
+        // its own is its fault, not the configuration's), then the configuration's.
+        let boxes_left = budget.boxes;
+        let past = |boxes: usize| match boxes {
+            b if b > MAX_BOXES_PER_TABLE => Some(CompileError::TableTooLarge),
+            b if b > boxes_left => Some(CompileError::BoxesSpent),
+            _ => None,
         };
         let mut clauses = Vec::new();
         let mut checks = Checks::default();
@@ -174,8 +177,8 @@ impl RuleTable {
                 return Err(RuleCompileError { index, error: CompileError::BudgetSpent });
             }
             boxes += cs.iter().map(|c| c.boxes.len()).sum::<usize>();
-            if boxes > max_boxes {
-                return Err(RuleCompileError { index, error: past_boxes });
+            if let Some(error) = past(boxes) {
+                return Err(RuleCompileError { index, error });
             }
             for c in cs {
                 let from = checks.needs.len() as u32;
@@ -190,8 +193,8 @@ impl RuleTable {
         for group in then.chunk_by(|a, b| a.0 == b.0) {
             let index = first_box_rule + group[0].0 as usize;
             boxes += group.len();
-            if boxes > max_boxes {
-                return Err(RuleCompileError { index, error: past_boxes.clone() });
+            if let Some(error) = past(boxes) {
+                return Err(RuleCompileError { index, error });
             }
             checks.needs_of.push((checks.needs.len() as u32, checks.needs.len() as u32));
             checks.rule_of.push(index as u32);

@@ -230,6 +230,9 @@ impl Forest {
         let (groups, table_slots) = groups(boxes, &position);
         let projected_slots: Vec<usize> = (0..DIMS).filter(|&s| position[s] != UNPROJECTED).collect();
         for group in tree_groups(boxes, conditional, groups) {
+            if b.over {
+                break; // refused anyway: no more trees to fill with empty leaves
+            }
             if group.is_empty() {
                 continue;
             }

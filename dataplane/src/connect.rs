@@ -235,18 +235,25 @@ pub fn run(
         if let Some(line) = send {
             io::Write::write_all(&mut stream, format!("{line}\n").as_bytes())?;
             stream.set_read_timeout(timeout)?;
-            let mut answer = String::new();
-            let n = std::io::BufReader::new(&stream).read_line(&mut answer).map_err(|e| match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => no_answer(),
-                _ => e,
-            })?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{remote} closed the connection without an answer"),
-                ));
+            // What came is printed, a line or not (a server that answers without a newline,
+            // then waits or closes); nothing at all is an error.
+            let mut answer = Vec::new();
+            let read = std::io::BufReader::new(&stream).read_until(b'\n', &mut answer);
+            match read {
+                Err(e) if answer.is_empty() => {
+                    return Err(match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => no_answer(),
+                        _ => e,
+                    });
+                }
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{remote} closed the connection without an answer"),
+                    ));
+                }
+                _ => writeln!(out, "{}", String::from_utf8_lossy(&answer).trim_end())?,
             }
-            writeln!(out, "{}", answer.trim_end())?;
         }
     }
     out.flush()
@@ -314,6 +321,10 @@ mod tests {
                 let mut line = [0u8; 6];
                 conn.read_exact(&mut line).unwrap();
                 match reply {
+                    Some(r) if r.ends_with(b"...") => {
+                        conn.write_all(r).unwrap(); // no newline, then silence
+                        std::thread::sleep(std::time::Duration::from_secs(3));
+                    }
                     Some(r) => conn.write_all(r).unwrap(),
                     None if line == *b"quiet\n" => std::thread::sleep(std::time::Duration::from_secs(3)),
                     None => {} // closed at once
@@ -327,6 +338,11 @@ mod tests {
         server.join().unwrap();
         let printed = String::from_utf8(out).unwrap();
         assert!(printed.ends_with(&format!(" -> {at}\nhello there\n")), "{printed}");
+        let mut out = Vec::new();
+        let (at, server) = serve(Some(b"partial..."));
+        run(&mut out, &slices, at, false, 1400, Some("hello")).unwrap();
+        server.join().unwrap();
+        assert!(String::from_utf8(out).unwrap().ends_with("\npartial...\n"), "what came is printed");
         let (at, server) = serve(None);
         let e = run(&mut Vec::new(), &slices, at, false, 1400, Some("quiet")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");

@@ -479,6 +479,10 @@ struct Builder<'a> {
     /// `crate::limits` `*_PER_CONFIG` bounds), and whether a list found it spent.
     budget: classifier::Budget,
     budget_spent: bool,
+    /// Expansion steps the warnings about TCP protection rules may spend (expanding each
+    /// rule once more): a tenth of what compiling may, apart, so that a warning never costs
+    /// a configuration its acceptance; spent, the rest go unsaid.
+    warning_steps: usize,
     /// The files the configuration names (see [`Snapshot::inputs`]), and their stamps.
     inputs: Vec<std::path::PathBuf>,
     input_stamps: Vec<Option<FileStamp>>,
@@ -516,6 +520,7 @@ impl<'a> Builder<'a> {
                 bytes: crate::limits::MAX_TABLE_BYTES_PER_CONFIG,
             },
             budget_spent: false,
+            warning_steps: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG / 10,
             inputs: Vec::new(),
             input_stamps: Vec::new(),
         }

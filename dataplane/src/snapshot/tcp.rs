@@ -185,11 +185,11 @@ impl Builder<'_> {
         if set.rules().len() == sections.len() {
             let proto = classifier::Dim::L4Proto as usize;
             for (rule, section) in set.rules().iter().zip(sections) {
-                // From the configuration's budget of expansion steps, as compiling is: spent,
-                // the boxes hold every key and nothing is said.
                 // Exact where the rule expands (a mask such as `tcp.flags.ack == 1` is ranges
-                // of flags, which a superset would widen to every value), else a superset.
-                let steps = &mut self.budget.steps;
+                // of flags, which a superset would widen to every value), else a superset;
+                // from the warnings' own budget of steps: spent, the boxes hold every key and
+                // nothing is said.
+                let steps = &mut self.warning_steps;
                 let boxes: Vec<_> = match classifier::compile::clauses_spending(&rule.expr, steps) {
                     Ok(clauses) => clauses.into_iter().flat_map(|c| c.boxes).collect(),
                     Err(_) => classifier::compile::superset_boxes_spending(&rule.expr, steps),
