@@ -411,7 +411,11 @@ fn replay(
     files.push(("--config", config));
     refuse_same_files(&files)?;
     let summary = transitd::replay::replay_capturing(snap.clone(), input, output.map(PathBuf::as_path), capture)?;
-    // With the frames on standard output (`--out -`), the summary goes where errors go.
+    // With the frames on standard output (`--out -`), the summary goes where errors go; a
+    // reader that stopped reading ends the command quietly, as it does every command's.
+    if summary.reader_gone {
+        return Ok(ExitCode::SUCCESS);
+    }
     if output.is_some_and(|o| o.as_os_str() == "-") {
         eprint!("{}", summary.render(&snap));
     } else {

@@ -26,6 +26,9 @@ pub struct Summary {
     /// A read or write error that ended the replay early, if any: `transitd replay` says it
     /// on standard error, after the summary.
     pub error: Option<String>,
+    /// The output was standard output and its reader went away (`--out - | tshark -c 5`):
+    /// the replay ended early, as its reader wished, not for an error.
+    pub reader_gone: bool,
     /// What the drop capture wrote, if one ran.
     pub capture: Option<String>,
     /// What the IPFIX exporter sent, with `[ipfix]`.
@@ -90,14 +93,14 @@ fn replay_tapped(
         }
         None => None,
     };
-    let mut error = worker.run_to_end(Some(eth)).err().map(|e| e.to_string());
+    let ran = worker.run_to_end(Some(eth));
     let clamped = worker.io().clamped();
     // Frames sit in the output's buffer until here: a write that fails now fails the replay.
-    if let Err(e) = worker.io_mut().finish()
-        && error.is_none()
-    {
-        error = Some(e.to_string());
-    }
+    let finished = worker.io_mut().finish();
+    let failed = ran.err().or(finished.err());
+    let reader_gone = failed.as_ref().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        && output.is_some_and(|o| o.as_os_str() == "-");
+    let error = failed.filter(|_| !reader_gone).map(|e| e.to_string());
     let skipped = worker.io().skipped.clone();
     let (_, state) = worker.into_parts();
     stop.store(true, Ordering::Relaxed);
@@ -119,7 +122,7 @@ fn replay_tapped(
         }
         _ => None,
     };
-    Ok(Summary { stats: state.stats, skipped, clamped, error, capture: None, ipfix })
+    Ok(Summary { stats: state.stats, skipped, clamped, error, reader_gone, capture: None, ipfix })
 }
 
 /// A rule's line in the report: `label`, its hits (`hits[at]`), then nothing for an enforced

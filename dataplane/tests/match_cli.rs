@@ -445,3 +445,25 @@ fn icmp_bytes_are_read_whichever_ip_carries_them() {
     }
     let _ = std::fs::remove_file(file);
 }
+
+/// `replay --out -` whose reader stops reading (`| tshark -c 5`, `| head`) ends quietly,
+/// exit 0, as every command does when its reader goes (it said "Error reading bytes", exit 2).
+#[test]
+fn replay_to_a_reader_that_stops_ends_quietly() {
+    use std::io::Read as _;
+    let config = root().join("bench/configs/catch-all.toml");
+    let input = pcap("real/glb-1k_pkts.pcap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "-c", config.to_str().unwrap(), "-i", input.to_str().unwrap(), "-o", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the pipe closes
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first[..4], &[0xa1, 0xb2, 0x3c, 0x4d], "a pcap (nanosecond, big-endian magic) on standard output");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("transitd:"), "{said}");
+}

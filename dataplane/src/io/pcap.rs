@@ -50,9 +50,15 @@ impl PcapSink {
         Ok(PcapSink { writer, path: path.to_path_buf(), clamped: 0 })
     }
 
-    /// `e`, naming the file it is about (a full disk says nothing of which file).
-    fn named(&self, e: impl std::fmt::Display) -> std::io::Error {
-        std::io::Error::other(format!("{}: {e}", self.path.display()))
+    /// `e`, naming the file it is about (a full disk says nothing of which file), of the kind
+    /// the system said (a reader gone from standard output is a broken pipe, not a failure).
+    fn named(&self, e: pcap_file::PcapError) -> std::io::Error {
+        match e {
+            pcap_file::PcapError::IoError(io) => {
+                std::io::Error::new(io.kind(), format!("{}: {io}", self.path.display()))
+            }
+            e => std::io::Error::other(format!("{}: {e}", self.path.display())),
+        }
     }
 
     /// Writes out what is buffered; the file is complete once this returns `Ok`.
