@@ -212,19 +212,7 @@ impl Forest {
     /// configuration's memory holds while its rules are compiled, not only after.
     pub fn build_within(boxes: &[(u32, Bounds)], conditional: &[bool], max_bytes: usize) -> Option<Forest> {
         let (projection, position) = projection(boxes);
-        let mut b = Builder {
-            boxes,
-            conditional,
-            position,
-            max_bytes,
-            over: false,
-            entry_budget: ENTRIES_PER_BOX * boxes.len(),
-            nodes: Vec::new(),
-            min_rule: Vec::new(),
-            entry_boxes: vec![EMPTY_BOX],
-            entry_meta: vec![EMPTY_META],
-            constraints: Vec::new(),
-        };
+        let mut b = Builder::new(boxes, conditional, position, max_bytes);
         let mut roots = Vec::new();
         let mut cells = Vec::new();
         let (groups, table_slots) = groups(boxes, &position);
@@ -670,7 +658,24 @@ fn array_bytes(nodes: usize, entries: usize, constraints: usize) -> usize {
         + constraints * size_of::<Constraint>()
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// A builder over `boxes` (their slots placed by `position`), nothing built yet.
+    fn new(boxes: &'a [(u32, Bounds)], conditional: &'a [bool], position: [u8; DIMS], max_bytes: usize) -> Self {
+        Builder {
+            boxes,
+            conditional,
+            position,
+            max_bytes,
+            over: false,
+            entry_budget: ENTRIES_PER_BOX * boxes.len(),
+            nodes: Vec::new(),
+            min_rule: Vec::new(),
+            entry_boxes: vec![EMPTY_BOX],
+            entry_meta: vec![EMPTY_META],
+            constraints: Vec::new(),
+        }
+    }
+
     /// Bytes of what is built so far, root tables' cells aside.
     fn bytes(&self) -> usize {
         array_bytes(self.nodes.len(), self.entry_meta.len(), self.constraints.len())
@@ -871,19 +876,7 @@ mod tests {
         assert_eq!(Forest::build_within(&boxes, &[], full).map(|f| f.stats().bytes), Some(full));
         assert!(Forest::build_within(&boxes, &[], full - 1).is_none());
         let tree = |max_bytes| {
-            let mut b = Builder {
-                boxes: &boxes,
-                conditional: &[],
-                position: projection(&boxes).1,
-                max_bytes,
-                over: false,
-                entry_budget: ENTRIES_PER_BOX * boxes.len(),
-                nodes: Vec::new(),
-                min_rule: Vec::new(),
-                entry_boxes: vec![EMPTY_BOX],
-                entry_meta: vec![EMPTY_META],
-                constraints: Vec::new(),
-            };
+            let mut b = Builder::new(&boxes, &[], projection(&boxes).1, max_bytes);
             b.node((0..boxes.len() as u32).collect(), FULL, 0);
             (b.over, b.bytes())
         };

@@ -193,6 +193,11 @@ fn later_fragments_below_the_smallest_first_fragment_are_dropped() {
     );
 }
 
+/// The numbers (from 1) of the frames `verdicts` drops as `reason`.
+fn frames_dropped_as(verdicts: &[Verdict], reason: DropReason) -> Vec<usize> {
+    verdicts.iter().enumerate().filter(|(_, v)| **v == Verdict::Drop(reason)).map(|(i, _)| i + 1).collect()
+}
+
 /// An IPv6 later fragment names the first header of the fragmentable part: behind
 /// destination options (or hop-by-hop options, or a routing header) TCP's flags sit past
 /// offset 8, and a piece at 8 or 16 can rewrite them (RFC 1858 §3.2 again, as under AH). And
@@ -214,12 +219,7 @@ fn ipv6_later_fragments_behind_options_are_held_to_the_first_fragments_size() {
     let dropped = "ipv6.fraghdr.offset in {1..5}";
     assert_eq!(tshark_frames(&file, dropped, &[]), [2, 3, 4, 5, 7], "the oracle's selection");
     let (v, _) = verdicts_timed(&victim_config(&["::/0"], "bogons = false\ncustomer_sources = false", ""), &file);
-    let overlapping: Vec<usize> = v
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v == Verdict::Drop(DropReason::OverlappingFragment))
-        .map(|(i, _)| i + 1)
-        .collect();
+    let overlapping = frames_dropped_as(&v, DropReason::OverlappingFragment);
     assert_eq!(overlapping, [2, 3, 4, 5, 7], "{v:?}");
     let _ = std::fs::remove_file(file);
 }
@@ -993,12 +993,7 @@ fn later_fragments_of_ip_in_ip_below_the_inner_header_are_dropped() {
     let dropped = "(ip.proto == 4 and ip.frag_offset in {1..2}) or (ip.proto == 41 and ip.frag_offset in {1..4})";
     assert_eq!(tshark_frames(&file, dropped, &[]), [1, 2, 4, 5], "the oracle's selection");
     let (v, _) = verdicts_timed(&victim_config(&["0.0.0.0/0"], "bogons = false\ncustomer_sources = false", ""), &file);
-    let overlapping: Vec<usize> = v
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v == Verdict::Drop(DropReason::OverlappingFragment))
-        .map(|(i, _)| i + 1)
-        .collect();
+    let overlapping = frames_dropped_as(&v, DropReason::OverlappingFragment);
     assert_eq!(overlapping, [1, 2, 4, 5], "{v:?}");
     let _ = std::fs::remove_file(file);
 }
