@@ -98,7 +98,7 @@ fn assert_same(snap: &Snapshot, inputs: &[Input], sizes: &[usize], what: &str) {
             expected.push(outcome);
         }
 
-        stats.count_reassembly(&limits.reassembly);
+        stats.count_tables(&mut limits);
         let context = |k: usize| format!("{what}: frame {} (batch {batch_no}, {k} of {n})", at + k);
         for (k, (v, s)) in vector.iter().zip(&single).enumerate() {
             assert_eq!(v.verdict, s.verdict, "{}", context(k));

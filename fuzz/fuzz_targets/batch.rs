@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
         frame.verdict = outcome.verdict;
         expected.push(outcome);
     }
-    stats.count_reassembly(&limits.reassembly);
+    stats.count_tables(&mut limits);
 
     for (k, (v, s)) in vector.iter().zip(&single).enumerate() {
         assert_eq!(v.verdict, s.verdict, "frame {k}");

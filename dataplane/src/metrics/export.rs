@@ -169,7 +169,7 @@ impl Scrape<'_> {
     /// Frames and bytes per worker, and by verdict and reason.
     fn verdicts(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         type Field = fn(&WorkerStats) -> u64;
-        let per_worker: [(&str, &str, Field); 6] = [
+        let per_worker: [(&str, &str, Field); 7] = [
             ("transitd_rx_packets", "Frames received", |s| s.rx_frames),
             ("transitd_rx_bytes", "Bytes received", |s| s.rx_bytes),
             ("transitd_tx_packets", "Frames transmitted (spilled fragments and probes included)", |s| s.tx_frames),
@@ -182,6 +182,12 @@ impl Scrape<'_> {
                 "GRE datagrams given up with fragments of them held: not whole within a second, evicted, refused, \
                  forgotten (their first fragment not ours) or dropped by a reload that changed the slots",
                 |s| s.gre_reassembly_discarded,
+            ),
+            (
+                "transitd_tcp_evicted",
+                "Tracked TCP connections evicted while established to make room for new ones (the flow table is too \
+                 small for the connections, or a flood fills it)",
+                |s| s.tcp_evicted,
             ),
         ];
         for (name, help, field) in per_worker {

@@ -260,5 +260,5 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         stats.count_received(outcome, lanes.rx_len[i], spill, before);
         frame.verdict = outcome.verdict;
     }
-    stats.count_reassembly(&limits.reassembly);
+    stats.count_tables(limits);
 }

@@ -203,6 +203,9 @@ const ACK: u32 = 0x10;
 #[derive(Clone, Debug)]
 pub struct FlowTable {
     slots: Box<[Slot]>,
+    /// Established connections evicted while live to make room, since last taken
+    /// ([`FlowTable::take_evicted`]): a table too small for the connections it must hold.
+    evicted: u64,
 }
 
 impl FlowTable {
@@ -212,7 +215,12 @@ impl FlowTable {
         let size = slots_for(entries);
         // Zeroed by the allocator (see `Limits::rebind`): pages are faulted in as
         // connections arrive, not written by the worker following a reload.
-        FlowTable { slots: bytemuck::zeroed_slice_box(size) }
+        FlowTable { slots: bytemuck::zeroed_slice_box(size), evicted: 0 }
+    }
+
+    /// Established connections evicted while live since the last call (counted once).
+    pub fn take_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Connections the table holds at most.
@@ -269,7 +277,11 @@ impl FlowTable {
                     slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
                 }
                 _ => {
-                    let i = found.unwrap_or_else(|| room(ways, now, t));
+                    let i = found.unwrap_or_else(|| {
+                        let i = room(ways, now, t);
+                        self.evicted += u64::from(evicts_established(&ways[i], now, t));
+                        i
+                    });
                     ways[i] = Slot::new(flow, State::Embryonic, now, seg.end());
                 }
             }
@@ -309,6 +321,7 @@ impl FlowTable {
         if in_grace && event != FlowEvent::OutOfStateRst {
             let state = if event == FlowEvent::OutOfStateFin { State::Closing } else { State::Established };
             let i = room(ways, now, t);
+            self.evicted += u64::from(evicts_established(&ways[i], now, t));
             ways[i] = Slot::new(flow, state, now, seg.end());
             return FlowEvent::PickedUp;
         }
@@ -381,6 +394,11 @@ fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
         return i;
     }
     (0..ways.len()).max_by_key(|&i| (ways[i].state() != State::Established, age(ways[i].seen, now))).unwrap_or(0)
+}
+
+/// True when taking `slot` ends a live established connection.
+fn evicts_established(slot: &Slot, now: u32, t: &FlowTimeouts) -> bool {
+    slot.state() == State::Established && !expired(slot, now, t)
 }
 
 /// Ticks from `seen` to `now`; 0 when `now` is up to [`REORDER_TICKS`] earlier (packets
@@ -545,6 +563,7 @@ mod tests {
             assert_eq!(t.observe(f << 8, seg(SYN), S + f, &T, &mut None), FlowEvent::New);
         }
         assert_eq!(t.observe(1 << 8, seg(ACK), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.take_evicted(), 0, "only embryonic entries made room");
         // A set full of established connections still takes a new one, in the oldest's way.
         let mut t = FlowTable::new(WAYS);
         for f in 1..=4u64 {
@@ -552,6 +571,7 @@ mod tests {
             t.observe(f << 8, seg(ACK), f * S, &T, &mut None);
         }
         assert_eq!(t.observe(5 << 8, seg(SYN), 6 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!((t.take_evicted(), t.take_evicted()), (1, 0), "counted once, when taken");
         assert_eq!(t.observe(1 << 8, seg(ACK), 6 * S, &T, &mut None), FlowEvent::OutOfStateAck, "the oldest made room");
         assert_eq!(t.observe(2 << 8, seg(ACK), 6 * S, &T, &mut None), FlowEvent::Tracked);
     }

@@ -113,6 +113,8 @@ pub struct WorkerStats {
     pub tunnels: Vec<TunnelStats>,
     /// GRE datagrams from tunnels' routers made whole from their fragments.
     pub gre_reassembled: u64,
+    /// Tracked TCP connections evicted while live (established) to make room for new ones.
+    pub tcp_evicted: u64,
     /// GRE datagrams given up with fragments of them held (not whole within a second,
     /// evicted, or discarded with a fragment refused).
     pub gre_reassembly_discarded: u64,
@@ -141,6 +143,7 @@ impl Default for WorkerStats {
             customers: Vec::new(),
             tunnels: Vec::new(),
             gre_reassembled: 0,
+            tcp_evicted: 0,
             gre_reassembly_discarded: 0,
         }
     }
@@ -212,11 +215,13 @@ impl WorkerStats {
         }
     }
 
-    /// Takes the datagram counts of the worker's reassembler (which no one frame's outcome
-    /// says), after a batch.
+    /// Takes what the worker's tables counted that no one frame's outcome says, after a
+    /// batch: the reassembler's datagrams, the flow table's evictions.
     #[inline]
-    pub fn count_reassembly(&mut self, reassembler: &gre::reassembly::Reassembler) {
+    pub fn count_tables(&mut self, limits: &mut super::Limits) {
+        let reassembler = &limits.reassembly;
         (self.gre_reassembled, self.gre_reassembly_discarded) = (reassembler.reassembled(), reassembler.discarded());
+        self.tcp_evicted += limits.flows.take_evicted();
     }
 
     /// Counts one frame's outcome; `rx_len` is the length it arrived with.
@@ -344,6 +349,7 @@ impl WorkerStats {
         self.tx_frames += other.tx_frames;
         self.tx_bytes += other.tx_bytes;
         self.gre_reassembled += other.gre_reassembled;
+        self.tcp_evicted += other.tcp_evicted;
         self.gre_reassembly_discarded += other.gre_reassembly_discarded;
         for (a, b) in self.pass.iter_mut().zip(&other.pass) {
             *a += b;
