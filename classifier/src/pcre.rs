@@ -556,8 +556,12 @@ impl<'a> Translator<'a> {
             b'R' => {
                 return Err("\\R followed by more pattern: PCRE2's \\R never gives back the \\n of a CRLF, which transitd can write only where nothing follows it".into());
             }
-            // `\N{U+...}` names a code point (UTF only); `\N{2}` is `\N` twice.
-            b'N' if !self.p[self.i..].starts_with(b"{U+") => self.out.push_str(r"[^\n]"),
+            // `\N{2}` is `\N` twice; `\N{` and anything but a quantifier is a character's
+            // name, which PCRE2 refuses (`\N{U+...}`, a code point, is UTF's alone).
+            b'N' if self.peek(0) == Some(b'{') && quantifier_len(&self.p[self.i + 1..]).is_none() => {
+                return Err("PCRE2 does not support \\F, \\L, \\l, \\N{name}, \\U, or \\u".into());
+            }
+            b'N' => self.out.push_str(r"[^\n]"),
             b'C' => self.out.push_str("(?s:.)"),
             b'Z' => self.end_anchor("\\Z")?,
             // Whether a match exists: `\K` only moves where the reported match starts, and a
@@ -582,7 +586,7 @@ impl<'a> Translator<'a> {
                 self.out.push(char::from(c));
                 self.no_second_quantifier()?;
             }
-            b'X' | b'g' | b'k' | b'p' | b'P' | b'N' => return Err(unsupported(&format!("\\{}", char::from(c)))),
+            b'X' | b'g' | b'k' | b'p' | b'P' => return Err(unsupported(&format!("\\{}", char::from(c)))),
             _ => match self.byte_escape(c, false)? {
                 Some(b) => self.byte(b),
                 None => return Err(format!("\\{} is not an escape PCRE2 knows", char::from(c))),
@@ -898,6 +902,12 @@ mod tests {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
         assert_eq!(t(r"(?P<ab>x)(?<a1>y)(?'n'z)"), "(x)(y)(z)");
+        // `\N{` not a quantifier: a character's name (tshark: "PCRE2 does not support ...
+        // \N{name}"); `\N{2}` is `\N` twice.
+        for p in [r"\N\N{", r"a\N{", r"\N{x", r"\N{U+41}"] {
+            assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        assert_eq!(t(r"\N{2}"), r"[^\n]{2}");
         // A name twice, as tshark refuses it, unless `(?J)` allows it; a quantified `$` in
         // multi-line mode, as tshark refuses it.
         for p in [r"(?<a>x)(?<a>y)", r"(?<a>x)|(?'a'y)", r"(?m)$*", r"(?m)a$+"] {

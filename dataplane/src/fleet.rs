@@ -235,6 +235,10 @@ mod client {
             // default) closes a connection that pings faster (every 7 s, at 2 s pings).
             .with_keep_alive(KEEP_ALIVE_EVERY, Duration::from_secs(5))
             .with_keep_alive_while_idle(true)
+            // A member cut off from the majority answers keepalives but sends no events: with
+            // a leader required it cancels the watch, and the watch is made again elsewhere,
+            // where it would stay silent while fleet changes went unseen.
+            .with_require_leader(true)
     }
 
     /// The largest gRPC message read from etcd: every key of the prefix together may hold a

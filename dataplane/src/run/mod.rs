@@ -210,8 +210,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             opts.iface
         );
     }
-    // State a reload replaces in the workers comes here, to be freed by the supervisor.
-    let (retire_tx, retired) = crossbeam::channel::bounded(64);
+    // State a reload replaces in the workers comes here, to be freed by the supervisor: room
+    // for two reloads' worth from every worker, 64 at the least (a worker that finds it full
+    // frees its tables itself, the stall this is there to spare it).
+    let (retire_tx, retired) = crossbeam::channel::bounded((2 * queues.len()).max(64));
     let plan = workers::Plan {
         socket: AfXdpConfig {
             iface: opts.iface.clone(),
