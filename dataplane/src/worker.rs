@@ -330,24 +330,17 @@ impl<I: FrameIo> Worker<I> {
         if !self.io.unsent().is_empty() {
             self.state.uncount_unsent(self.io.unsent());
         }
-        if let Some(prober) = &mut self.prober
-            && now.saturating_sub(self.last_probe_tick_ns) >= PROBE_TICK_NS
-        {
+        if self.prober.is_some() && now.saturating_sub(self.last_probe_tick_ns) >= PROBE_TICK_NS {
             self.last_probe_tick_ns = now;
-            send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
-        }
-        if !self.state.spill.is_empty() {
-            let sent = self.io.send_spill(&mut self.state.spill);
-            self.state.stats.uncount_unsent(&self.state.spill);
+            // The batch's spill first: probes go into an empty one. After a batch of
+            // fragments had filled it, every tick found no room, no probe went out, and no
+            // tunnel was judged while the fragments lasted.
+            self.send_spill()?;
             if let Some(prober) = &mut self.prober {
-                let probes = self.state.spill.unsent().filter(|u| u.0 == crate::pipeline::TxReason::HealthProbe);
-                for t in probes.filter_map(|u| u.2) {
-                    prober.unsent(t, &self.snapshot.health_config);
-                }
+                send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
             }
-            self.state.spill.clear();
-            sent?;
         }
+        self.send_spill()?;
         if let Some(p) = &mut self.publisher {
             if let Polled::Frames(1..) = polled {
                 p.record(began.elapsed().as_nanos() as u64);
@@ -357,6 +350,24 @@ impl<I: FrameIo> Worker<I> {
             }
         }
         Ok(polled)
+    }
+
+    /// Sends what the spill holds (fragments, ICMP errors, probes); what the backend could not
+    /// send is taken off the counts, and a probe not sent is the prober's to send again.
+    fn send_spill(&mut self) -> std::io::Result<()> {
+        if self.state.spill.is_empty() {
+            return Ok(());
+        }
+        let sent = self.io.send_spill(&mut self.state.spill);
+        self.state.stats.uncount_unsent(&self.state.spill);
+        if let Some(prober) = &mut self.prober {
+            let probes = self.state.spill.unsent().filter(|u| u.0 == crate::pipeline::TxReason::HealthProbe);
+            for t in probes.filter_map(|u| u.2) {
+                prober.unsent(t, &self.snapshot.health_config);
+            }
+        }
+        self.state.spill.clear();
+        sent.map(drop)
     }
 
     /// Polls until `stop`, following `shared` between batches and sending with the

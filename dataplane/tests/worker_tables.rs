@@ -119,3 +119,46 @@ fn a_reload_to_a_table_size_that_rounds_alike_keeps_the_table() {
     worker.follow(&config(600_000));
     assert!(retired.try_recv().is_ok_and(|r| !r.is_empty()), "a larger table did not replace it");
 }
+
+/// Probes go out while every batch fills the spill with fragments: a tunnel of 576 bytes
+/// splits each 1400-byte packet into three (one sent with the batch, two spilled), 64 of them
+/// fill the 128 slots, and the prober found no room at every tick, so no tunnel was probed
+/// (nor judged) while the fragments lasted. The batch's spill is sent first now.
+#[test]
+fn probes_go_out_while_fragments_fill_every_batch() {
+    use transitd::io::memory::MemoryIo;
+    use transitd::pipeline::TxReason;
+    use transitd::worker::Worker;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let text = std::fs::read_to_string(common::root().join("dataplane/tests/data/tunnel-edge.toml"))
+        .unwrap()
+        .replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.0/31\"\nmtu = 576")
+        .replace(
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+        );
+    let snap = std::sync::Arc::new(common::snapshot(&text));
+    let frame = {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([198, 18, 0, 10], [203, 0, 113, 100], 64)
+            .udp(5000, 5001);
+        let mut out = Vec::new();
+        b.write(&mut out, &[0x5a; 1372]).unwrap();
+        // Without DF (etherparse sets it), so that the tunnel fragments it; the header's
+        // checksum made again.
+        out[20] &= !0x40;
+        out[24..26].fill(0);
+        let sum = out[14..34].chunks(2).fold(0u32, |a, w| a + u32::from(u16::from_be_bytes([w[0], w[1]])));
+        let folded = !((sum & 0xffff) + (sum >> 16)) as u16;
+        out[24..26].copy_from_slice(&folded.to_be_bytes());
+        out
+    };
+    let mut worker = Worker::new(MemoryIo::new(vec![frame; 64 * 2000], snap.frame_size), snap.clone()).probe();
+    let started = std::time::Instant::now();
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let stats = &worker.state().stats;
+    let fragments = stats.sent_as(TxReason::Fragment);
+    assert_eq!(fragments, 3 * 64 * 2000, "two of each packet's three fragments spilled: the spill full every batch");
+    assert!(started.elapsed() > std::time::Duration::from_millis(5), "ticks of the prober passed");
+    assert!(stats.sent_as(TxReason::HealthProbe) > 0, "no probe went out in {:?}", started.elapsed());
+}
