@@ -123,6 +123,13 @@ impl ConfigWatch {
                 if !(self.file.changed() || signalled) {
                     return None;
                 }
+                // A SIGHUP waits, as a change does, for files being written (or emptied) to
+                // stay the same: `systemctl reload` while a feed rewrites a list in place
+                // applied the list half written, or empty.
+                if signalled && self.file.unsettled().is_some() {
+                    self.signalled_meanwhile = true;
+                    return None;
+                }
                 self.file.seen();
                 let (path, host) = (path.clone(), self.host.clone());
                 let what = path.display().to_string();
