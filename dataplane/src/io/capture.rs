@@ -222,6 +222,12 @@ impl PcapNg {
     /// it taken in; `None` at the file's end.
     fn next_packet(&mut self, out: &mut [u8]) -> Result<Option<Record>, String> {
         loop {
+            // pcap-parser takes 12 from a block's length before it checks that the length
+            // covers the 12 bytes of its own framing (with overflow checks a panic, without
+            // a wrapped length): such a block is refused here first.
+            if self.declared_block_len().is_some_and(|len| len < 12) {
+                return Err("a block whose length is shorter than its own 12-byte framing".into());
+            }
             // The reader's error borrows its buffer: what it said is taken out here, and the
             // buffer refilled below.
             let step = match self.reader.next() {
@@ -256,6 +262,20 @@ impl PcapNg {
                 Step::Bad(reason) => return Err(reason),
             }
         }
+    }
+}
+
+impl PcapNg {
+    /// The length the next block says it has, once its first 12 bytes are read: in the
+    /// section's byte order, or for a section header block its own (its byte-order magic).
+    fn declared_block_len(&self) -> Option<u32> {
+        let d = self.reader.data().get(..12)?;
+        let big_endian = match d[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            true => d[8..12] == [0x1a, 0x2b, 0x3c, 0x4d],
+            false => self.section.big_endian,
+        };
+        let len = [d[4], d[5], d[6], d[7]];
+        Some(if big_endian { u32::from_be_bytes(len) } else { u32::from_le_bytes(len) })
     }
 }
 
@@ -427,6 +447,36 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The capture fuzz target's find: a pcapng block whose length (1) is shorter than its
+    /// own framing made pcap-parser subtract past zero (a panic under overflow checks). It is
+    /// refused as malformed, the frames before it read.
+    #[test]
+    fn a_block_shorter_than_its_framing_is_refused_not_a_panic() {
+        let bytes: &[u8] = &[
+            0x0a, 0x0d, 0x0d, 0x0a, 0x34, 0x00, 0x00, 0x00, 0x4d, 0x3c, 0x2b, 0x1a, 0x01, 0x00, 0x00, 0x00, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x04, 0x00, 0x0d, 0x00, 0x45, 0x64, 0x69, 0x74, 0x63, 0x61, 0x70, 0x20,
+            0x32, 0x2e, 0x39, 0x2e, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x34, 0x00, 0x00, 0x00, 0x01, 0x00,
+            0x00, 0x80, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x0d, 0x4d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let path = std::env::temp_dir().join(format!("transitd-short-block-{}.pcapng", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let mut reader = CaptureReader::open(&path).unwrap();
+        let mut out = [0u8; 2048];
+        let mut results = Vec::new();
+        loop {
+            match reader.next_into(&mut out) {
+                Ok(Some(_)) => results.push(Ok(())),
+                Ok(None) => break,
+                Err(e) => {
+                    results.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(results.last(), Some(Err(_))), "{results:?}");
+    }
 
     #[test]
     fn raw_ipv6_gets_an_ethernet_header() {
