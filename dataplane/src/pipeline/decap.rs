@@ -107,23 +107,21 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     // none); the datagram it completes is judged whole below, as any packet. A first
     // fragment without the GRE header is refused (RFC 7112: it holds the whole header
     // chain; the later fragments must not supply what was judged).
-    let first = outer.fragment.is_some_and(|f| f.offset == 0);
-    if first && gre_fixed_header(frame, outer).is_none() {
-        // Later fragments held for it wait for nothing: let them go (as `not_ours` does).
-        let at = frame.start + outer.l3_start;
-        ctx.limits.reassembly.forget(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]));
-        return Verdict::Drop(DropReason::GreFragment);
-    }
-    if outer.fragment.is_none_or(|f| f.offset == 0)
-        && let Some(verdict) = not_ours(snap, frame, outer)
-    {
-        if outer.fragment.is_some() {
-            // Later fragments held for it would wait for nothing (those still to come do,
-            // until they expire).
-            let at = frame.start + outer.l3_start;
-            ctx.limits.reassembly.forget(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]));
+    if outer.fragment.is_none_or(|f| f.offset == 0) {
+        let verdict = match gre_fixed_header(frame, outer) {
+            Some(header) => not_ours(snap, header),
+            None if outer.fragment.is_some() => Some(Verdict::Drop(DropReason::GreFragment)),
+            None => None, // a whole packet cut short: GRE's own parse below says so
+        };
+        if let Some(verdict) = verdict {
+            if outer.fragment.is_some() {
+                // Later fragments held for it would wait for nothing (those still to come
+                // do, until they expire).
+                let at = frame.start + outer.l3_start;
+                ctx.limits.reassembly.forget(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]));
+            }
+            return verdict;
         }
-        return verdict;
     }
     let whole;
     let outer = match outer.fragment {
@@ -248,8 +246,7 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
 /// GRE of another version (PPTP's), or with a payload we do not carry: not ours whatever
 /// the rest of the header, the outer options or a first fragment's flag say. The XDP
 /// program reads the fixed header alone and judges so, and the two agree.
-fn not_ours(snap: &Snapshot, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdict> {
-    let (version, protocol) = gre_fixed_header(frame, outer)?;
+fn not_ours(snap: &Snapshot, (version, protocol): (u8, u16)) -> Option<Verdict> {
     (version != 0 || (protocol != PROTO_IPV4 && protocol != PROTO_IPV6)).then(|| unsupported(snap))
 }
 
