@@ -11,6 +11,7 @@ mod measure;
 mod ownership;
 mod pipeline;
 mod prober;
+mod reload;
 mod signatures;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     Ownership(ownership::Args),
     /// The tunnel health prober's cost a tick, thousands of tunnels, routers answering or not.
     Prober(prober::Args),
+    /// What a reload stalls a worker for, thousands of customers, the supervisor's work against the worker's.
+    Reload(reload::Args),
     /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
     Gen(afxdp::GenArgs),
     /// Count and drop what arrives on an interface (XDP).
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ipfix(args) => ipfix::run(&args),
         Command::Ownership(args) => ownership::run(&args),
         Command::Prober(args) => prober::run(&args),
+        Command::Reload(args) => reload::run(&args),
         Command::Sink(args) => afxdp::sink(&args),
         Command::Reflect(args) => afxdp::reflect(&args),
     }

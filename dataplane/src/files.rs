@@ -3,6 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+/// Whether `path` is `-`, which the commands read as standard input (a capture) or standard
+/// output (frames written, a plan) rather than a file of that name.
+pub fn is_standard_stream(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 /// Writes `contents` to `path` by writing a file beside it and renaming it over `path`: a
 /// reader sees the old file or the new one, and a write that fails (a full disk) leaves the
 /// old one as it was, where writing in place would have truncated it first. The new file

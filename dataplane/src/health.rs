@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use gre::icmp::{Echo, ICMPV4_ECHO_REPLY, write_ipv4_echo};
 
 use crate::snapshot::health::{PROBE_MAGIC, PROBE_PAYLOAD_LEN};
-use crate::snapshot::{HealthConfig, Snapshot, TunnelId};
+use crate::snapshot::{HealthConfig, Snapshot, Succession, TunnelId};
 
 /// ICMP identifier of probes.
 const PROBE_IDENT: u16 = 0x7464; // "td"
@@ -133,12 +133,18 @@ impl Prober {
     /// already probed under `old`, and what it decided there since the reload copied the
     /// health table (the prober is the one writer of up and down).
     pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) {
+        match old {
+            Some(old) => self.rebind_as(Some((old, &snap.succession_from(old))), snap),
+            None => self.rebind_as(None, snap),
+        }
+    }
+
+    /// [`Prober::rebind`] with what carries over from `old` worked out.
+    pub fn rebind_as(&mut self, old: Option<(&Snapshot, &Succession)>, snap: &Snapshot) {
         let mut states = vec![ProbeState::default(); snap.tunnels.len()];
-        if let Some(old) = old {
-            let old_index: std::collections::HashMap<&str, usize> =
-                old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        if let Some((old, succession)) = old {
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
-                let Some(&o) = old_index.get(tunnel.name.as_str()) else { continue };
+                let Some(Some(o)) = succession.tunnels.get(t).copied() else { continue };
                 // Not probed any more: up, as the reload made it, and started afresh if it
                 // is probed again.
                 if tunnel.interface.is_none() {
@@ -163,11 +169,12 @@ impl Prober {
         self.checked = snap.tunnels.iter().filter(|t| t.interface.is_some()).count();
         self.timing = None; // the schedule is made at the next tick
         // What was said of a tunnel stays said while it keeps its name.
-        let said: std::collections::HashMap<&str, u32> = match old {
-            Some(old) => old.tunnels.iter().zip(&self.mtu_said).map(|(t, &m)| (t.name.as_str(), m)).collect(),
-            None => std::collections::HashMap::new(),
+        self.mtu_said = match old {
+            Some((_, succession)) => {
+                succession.tunnels.iter().map(|o| o.and_then(|o| self.mtu_said.get(o)).copied().unwrap_or(0)).collect()
+            }
+            None => vec![0; snap.tunnels.len()],
         };
-        self.mtu_said = snap.tunnels.iter().map(|t| said.get(t.name.as_str()).copied().unwrap_or(0)).collect();
     }
 
     /// About once a second at `now_ns` (the prober's worker is the one that ticks): clears

@@ -16,7 +16,7 @@ fn refuse_same_files(files: &[(&str, &PathBuf)]) -> anyhow::Result<()> {
     // canonical path of its directory and its name. Devices and pipes (`/dev/null`) may be
     // named twice: nothing is truncated or interleaved in them.
     let identity = |path: &Path| -> Option<(u64, u64, PathBuf)> {
-        if path.as_os_str() == "-" {
+        if transitd::files::is_standard_stream(path) {
             return None; // standard input or output, not a file
         }
         if let Ok(m) = std::fs::metadata(path) {
@@ -224,7 +224,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
         eprintln!("the previous plan has other slices (slice_size, reserved_ports): none of its owners is kept");
     }
     // `--out -`: the plan on standard output, what it moved where errors go.
-    if out_file.is_some_and(|p| p.as_os_str() == "-") {
+    if out_file.is_some_and(transitd::files::is_standard_stream) {
         out(serde_json::to_string_pretty(&plan)? + "\n")?;
         eprint!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
         return Ok(ExitCode::SUCCESS);
@@ -416,7 +416,7 @@ fn replay(
     if summary.reader_gone {
         return Ok(ExitCode::SUCCESS);
     }
-    if output.is_some_and(|o| o.as_os_str() == "-") {
+    if output.is_some_and(|o| transitd::files::is_standard_stream(o)) {
         eprint!("{}", summary.render(&snap));
     } else {
         out(summary.render(&snap))?;

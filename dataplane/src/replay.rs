@@ -99,7 +99,7 @@ fn replay_tapped(
     let finished = worker.io_mut().finish();
     let failed = ran.err().or(finished.err());
     let reader_gone = failed.as_ref().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-        && output.is_some_and(|o| o.as_os_str() == "-");
+        && output.is_some_and(crate::files::is_standard_stream);
     let error = failed.filter(|_| !reader_gone).map(|e| e.to_string());
     let skipped = worker.io().skipped.clone();
     let (_, state) = worker.into_parts();

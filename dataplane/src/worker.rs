@@ -273,9 +273,12 @@ impl<I: FrameIo> Worker<I> {
             return;
         }
         let old = std::mem::replace(&mut self.snapshot, snap.clone());
-        self.state.stats.rebind(&old, snap);
+        // Worked out by the supervisor when it published `snap` after `old` (or here, when
+        // this worker skipped a snapshot): no name is hashed between two batches.
+        let succession = snap.succession_from(&old);
+        self.state.stats.rebind(snap, &succession);
         // Tracked TCP connections survive a reload unless the table's size changed.
-        let retired = self.state.limits.rebind(&old, snap);
+        let retired = self.state.limits.rebind_as(&old, snap, &succession);
         if let Some(to) = self.retire.as_ref().filter(|_| !retired.is_empty()) {
             // Full (or the supervisor gone): freed here after all, as without a taker.
             let _ = to.try_send(retired);
@@ -285,7 +288,7 @@ impl<I: FrameIo> Worker<I> {
             self.state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);
         }
         if let Some(p) = &mut self.prober {
-            p.rebind(Some(&old), snap);
+            p.rebind_as(Some((&old, &succession)), snap);
         }
         if let Some(tap) = &mut self.tap {
             tap.bind(snap.clone());

@@ -131,7 +131,7 @@ impl CaptureReader {
     /// Opens `path` (`-`: standard input), telling pcap from pcapng by the magic number. The
     /// file is opened and read once, front to back, so a pipe or a FIFO serves as well.
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
-        let stdin = path.as_os_str() == "-";
+        let stdin = crate::files::is_standard_stream(path);
         let name = if stdin { "standard input".to_string() } else { path.display().to_string() };
         let mut file: Box<dyn Read + Send> = match stdin {
             true => Box::new(std::io::stdin()),

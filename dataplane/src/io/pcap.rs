@@ -35,7 +35,7 @@ const PCAP_END: std::time::Duration = std::time::Duration::new(u32::MAX as u64, 
 impl PcapSink {
     /// Creates (truncates) `path`.
     pub fn create(path: &Path) -> std::io::Result<PcapSink> {
-        let file: Box<dyn Write + Send> = match path.as_os_str() == "-" {
+        let file: Box<dyn Write + Send> = match crate::files::is_standard_stream(path) {
             true => Box::new(std::io::stdout()),
             false => Box::new(File::create(path)?),
         };

@@ -3,7 +3,7 @@
 //! size, fed the frame's receive time (capture time in replay).
 
 use classifier::limit::{fold_address, mix};
-use classifier::{Action, BucketKey, Decision, Dim, Key, Mode, RateLimiter, RuleSet};
+use classifier::{Action, BucketKey, Decision, Dim, Key, RateLimiter, RuleSet};
 
 use super::forward::Ctx;
 use super::parse::IpFrame;
@@ -241,71 +241,6 @@ impl RuleId {
     pub fn firewall(rule: Option<u32>) -> RuleId {
         rule.map_or(RuleId::NONE, |r| RuleId(u64::from(r)))
     }
-}
-
-/// A rule as a reload knows it: its list's owner (`""` for `[dos]`), the list, its name.
-pub type RuleName<'s> = (&'s str, &'static str, &'s str);
-
-/// Each rule of `mode` whose tokens a `key = "rule"` bucket keeps (in its table, or its
-/// preview table for monitor-mode rules), by the id they are kept under, with its bucket and
-/// name. A reload that gives an id to another rule (a rule inserted or removed before it,
-/// customers reordered or replaced) must not hand it the first one's tokens: names are
-/// unique only within a list (and unnamed rules are all `rule-N`), so the customer and the
-/// list are part of it.
-pub fn rule_keyed_rules(snap: &Snapshot, mode: Mode) -> Vec<(RuleId, u16, RuleName<'_>)> {
-    fn add<'s>(
-        snap: &Snapshot,
-        mode: Mode,
-        (owner, list, rules): (&'s str, &'static str, &'s RuleSet),
-        id: impl Fn(u32) -> RuleId,
-        out: &mut Vec<(RuleId, u16, RuleName<'s>)>,
-    ) {
-        for (i, r) in rules.rules().iter().enumerate().filter(|(_, r)| r.mode == mode) {
-            if let Action::RateLimit(b) = r.action
-                && snap.dos.buckets.get(usize::from(b)).is_some_and(|s| s.key == BucketKey::Rule)
-            {
-                out.push((id(i as u32), b, (owner, list, r.name.as_str())));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    add(snap, mode, ("", "dos", &snap.dos.rules), |i| RuleId::dos(Some(i)), &mut out);
-    for c in &snap.customers {
-        let name = c.name.as_str();
-        add(snap, mode, (name, "dos", &c.dos), |i| RuleId::dos(Some(c.dos_base + i)), &mut out);
-        add(snap, mode, (name, "firewall", &c.firewall), |i| RuleId::firewall(Some(c.rule_base + i)), &mut out);
-        add(snap, mode, (name, "egress", &c.egress), |i| RuleId::firewall(Some(c.egress_base + i)), &mut out);
-    }
-    out
-}
-
-/// For each bucket of `new`, the bucket of `old` whose state it keeps: the one of its name,
-/// when its spec, the table size and (for `key = "rule"`) its rules of `mode` by number are
-/// the same. Enforced rules key the buckets' tables, monitor-mode rules their preview
-/// tables: a monitor-mode rule added to a bucket mid-attack leaves the enforced tokens be.
-pub fn kept_buckets(old: &Snapshot, new: &Snapshot, mode: Mode) -> Vec<Option<usize>> {
-    /// Each bucket's rule-keyed rules, in one pass.
-    fn by_bucket(snap: &Snapshot, mode: Mode) -> Vec<Vec<(RuleId, RuleName<'_>)>> {
-        let mut out = vec![Vec::new(); snap.dos.buckets.len()];
-        for (id, b, name) in rule_keyed_rules(snap, mode) {
-            if let Some(rules) = out.get_mut(usize::from(b)) {
-                rules.push((id, name));
-            }
-        }
-        out
-    }
-    let (old_rules, new_rules) = (by_bucket(old, mode), by_bucket(new, mode));
-    let old_by_name: std::collections::HashMap<&str, usize> =
-        old.dos.bucket_names.iter().enumerate().map(|(j, n)| (n.as_str(), j)).collect();
-    (0..new.dos.buckets.len())
-        .map(|i| {
-            let j = *old_by_name.get(new.dos.bucket_names.get(i)?.as_str())?;
-            let same = old.dos.buckets.get(j) == new.dos.buckets.get(i)
-                && old.dos.table_size == new.dos.table_size
-                && old_rules.get(j) == new_rules.get(i);
-            same.then_some(j)
-        })
-        .collect()
 }
 
 /// A 64-bit hash of `key`'s addresses and protocol with `ports` (the source port in the

@@ -45,7 +45,7 @@ use self::flows::{Authenticated, FlowEvent, FlowTable};
 use self::forward::Ctx;
 use self::fragments::FragmentOwners;
 use self::ingress::Decided;
-use crate::snapshot::{Customer, CustomerId, Fate, Snapshot, TunnelId};
+use crate::snapshot::{CustomerId, Fate, Snapshot, Succession, TunnelId};
 
 /// Spill slots per worker: the later fragments one batch may produce.
 pub const SPILL_SLOTS: usize = 128;
@@ -233,31 +233,25 @@ impl Limits {
     /// connections above all) carries over. Returns the state replaced, to be freed off the
     /// worker's thread (dropped, it is freed at once).
     pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) -> Retired {
+        self.rebind_as(old, new, &new.succession_from(old))
+    }
+
+    /// [`Limits::rebind`] with what carries over worked out (`succession`, from `old` to `new`).
+    pub fn rebind_as(&mut self, old: &Snapshot, new: &Snapshot, succession: &Succession) -> Retired {
         let mut retired = Retired::default();
-        // Each bucket by name keeps its keys' state while it is the same bucket: its spec
-        // and the table size unchanged and, for a `key = "rule"` bucket (tokens kept by
-        // rule number), the same rules under the same numbers. Any other change started
-        // every bucket afresh, each key with a full burst in the middle of an attack.
-        let kept = dos::kept_buckets(old, new, classifier::Mode::Enforce);
+        // Each bucket by name keeps its keys' state while it is the same bucket; any other
+        // change started every bucket afresh, each key with a full burst in the middle of an
+        // attack.
+        let kept = &succession.dos_buckets;
         if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.buckets.len() != old.dos.buckets.len() {
             let mut fresh = RateLimiter::new(&new.dos.buckets, new.dos.table_size);
-            fresh.adopt(&mut self.dos, &kept);
+            fresh.adopt(&mut self.dos, kept);
             retired.keep(std::mem::replace(&mut self.dos, fresh));
         }
-        // A preview table follows its bucket, as the bucket's table does but keyed by the
-        // monitor-mode rules where the bucket is keyed by rule (worked out only when some
-        // bucket is previewed).
-        let kept_by_monitors = if new.dos.previewed.is_empty() {
-            Vec::new()
-        } else {
-            dos::kept_buckets(old, new, classifier::Mode::Monitor)
-        };
-        let old_table = |b: usize| old.dos.preview_of.get(b).copied().flatten().map(usize::from);
-        let kept_previews: Vec<Option<usize>> =
-            new.dos.previewed.iter().map(|&b| kept_by_monitors.get(b).copied().flatten().and_then(old_table)).collect();
+        let kept_previews = &succession.previews;
         if kept_previews.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.dos.previewed != old.dos.previewed {
             let mut fresh = RateLimiter::new(&new.dos.preview_specs(), new.dos.table_size);
-            fresh.adopt(&mut self.previews, &kept_previews);
+            fresh.adopt(&mut self.previews, kept_previews);
             retired.keep(std::mem::replace(&mut self.previews, fresh));
         }
         if new.icmp != old.icmp {
@@ -274,25 +268,18 @@ impl Limits {
         // whose rule matches its members that only lost some covers less: nothing new to
         // pick up; a feed rewriting a list every minute must not hold the grace period open
         // for ever).
-        let before: std::collections::HashMap<(&str, u64), (&Customer, Option<u64>)> = old
-            .customers
-            .iter()
-            .zip(&self.tracked_since)
-            .map(|(c, since)| ((c.name.as_str(), c.tcp_coverage), (c, *since)))
-            .collect();
-        let carried = |c: &Customer| -> Option<u64> {
-            let (was, since) = before.get(&(c.name.as_str(), c.tcp_coverage))?;
-            if c.tcp_lists_version == was.tcp_lists_version { *since } else { None }
+        let carried = |was: &Option<usize>| {
+            if fresh { None } else { (*was).and_then(|j| self.tracked_since.get(j).copied().flatten()) }
         };
-        self.tracked_since = new.customers.iter().map(|c| if fresh { None } else { carried(c) }).collect();
+        self.tracked_since = succession.tracking.iter().map(carried).collect();
         self.tracking_pending = self.tracked_since.iter().any(Option::is_none);
         // A rule's SYN threshold keeps its state while the rule (its owner and name) keeps
         // the same threshold, wherever the rule now stands.
-        let kept = kept_syn_buckets(old, new);
+        let kept = &succession.syn_buckets;
         if kept.iter().enumerate().any(|(i, k)| *k != Some(i)) || new.tcp.syn_buckets.len() != old.tcp.syn_buckets.len()
         {
             let mut fresh = RateLimiter::new(&new.tcp.syn_buckets, 4);
-            fresh.adopt(&mut self.syn, &kept);
+            fresh.adopt(&mut self.syn, kept);
             retired.keep(std::mem::replace(&mut self.syn, fresh));
         }
         if new.tcp.challenges != old.tcp.challenges {
@@ -524,29 +511,6 @@ fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFram
 
 fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
     Outcome::new(soft_unicast(ctx, frame, key, ip))
-}
-
-/// For each SYN threshold of `new`, the one of `old` whose state it keeps: its rule's, by
-/// the rule's owner and name, when the threshold is the same.
-fn kept_syn_buckets(old: &Snapshot, new: &Snapshot) -> Vec<Option<usize>> {
-    /// Each threshold by its rule's owner and name.
-    fn by_rule(snap: &Snapshot) -> std::collections::HashMap<(Option<&str>, &str), usize> {
-        let owner = |c: Option<CustomerId>| c.and_then(|c| snap.customers.get(usize::from(c))).map(|c| c.name.as_str());
-        snap.tcp
-            .rules
-            .iter()
-            .filter_map(|r| Some(((owner(r.customer), r.name.as_str()), usize::from(r.syn_bucket?))))
-            .collect()
-    }
-    let before = by_rule(old);
-    let mut kept = vec![None; new.tcp.syn_buckets.len()];
-    for (rule, b) in by_rule(new) {
-        let j = before.get(&rule).copied();
-        if let Some(slot) = kept.get_mut(b) {
-            *slot = j.filter(|&j| old.tcp.syn_buckets.get(j) == new.tcp.syn_buckets.get(b));
-        }
-    }
-    kept
 }
 
 /// The outcome of a frame the global DoS rules dropped.

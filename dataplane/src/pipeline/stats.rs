@@ -1,10 +1,8 @@
 //! Per-worker counters: plain integers the owning worker bumps, summed by whoever reports.
 
-use std::collections::HashMap;
-
 use super::flows::FlowEvent;
 use super::{ConsumeReason, DropReason, Outcome, PassReason, TxReason, Verdict, WouldLimit};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Succession};
 
 /// Packets and the bytes they held.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,10 +167,11 @@ impl WorkerStats {
         }
     }
 
-    /// Re-sizes the counters from snapshot `old` to `new` (off the per-packet path). Rule
-    /// indices change meaning with the configuration, so their counts restart; customers and
-    /// tunnels keep theirs by name, so that their counters only ever grow.
-    pub fn rebind(&mut self, old: &Snapshot, new: &Snapshot) {
+    /// Re-sizes the counters for `new`, which `succession` says what of the old snapshot's
+    /// carries to (off the per-packet path). Rule indices change meaning with the
+    /// configuration, so their counts restart; customers and tunnels keep theirs by name, so
+    /// that their counters only ever grow.
+    pub fn rebind(&mut self, new: &Snapshot, succession: &Succession) {
         self.rule_hits.clear();
         self.rule_hits.resize(new.rule_count, 0);
         self.dos_hits.clear();
@@ -183,23 +182,12 @@ impl WorkerStats {
         self.dos_would_limit.resize(previewed(new, new.dos_rule_count), 0);
         self.tcp_hits.clear();
         self.tcp_hits.resize(new.tcp.rules.len(), [0; FlowEvent::ALL.len()]);
-        // By name through a map: linear in the customers and tunnels, however many.
-        let old_customers: HashMap<&str, usize> =
-            old.customers.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
-        self.customers = new
-            .customers
-            .iter()
-            .map(|c| {
-                old_customers.get(c.name.as_str()).and_then(|&i| self.customers.get(i)).copied().unwrap_or_default()
-            })
-            .collect();
-        let old_tunnels: HashMap<&str, usize> =
-            old.tunnels.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
-        self.tunnels = new
-            .tunnels
-            .iter()
-            .map(|t| old_tunnels.get(t.name.as_str()).and_then(|&i| self.tunnels.get(i)).copied().unwrap_or_default())
-            .collect();
+        // By where each was in the old snapshot (by name, worked out once for all workers).
+        fn moved<T: Copy + Default>(was: &[Option<usize>], counts: &[T]) -> Vec<T> {
+            was.iter().map(|j| j.and_then(|j| counts.get(j)).copied().unwrap_or_default()).collect()
+        }
+        self.customers = moved(&succession.customers, &self.customers);
+        self.tunnels = moved(&succession.tunnels, &self.tunnels);
     }
 
     /// Counts one received frame of `rx_len` bytes: its arrival, its outcome, and what it

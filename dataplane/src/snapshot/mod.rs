@@ -30,6 +30,7 @@ mod lists;
 mod routes;
 mod rules;
 mod soft_unicast;
+mod succession;
 mod tcp;
 
 pub use bgp::Bgp;
@@ -40,6 +41,7 @@ pub use ipfix::Ipfix;
 pub(crate) use rules::RuleText;
 use rules::accept_all;
 pub use soft_unicast::SoftUnicast;
+pub use succession::Succession;
 pub use tcp::{FlowTimeouts, TcpProtection, TcpRule};
 
 /// Default frame size: one AF_XDP UMEM frame.
@@ -67,6 +69,9 @@ pub struct Snapshot {
     /// Which build of the process this is (counted from 1): what is made under it and read
     /// after a reload (a flow sample's customer index) names the snapshot it belongs to.
     pub generation: u64,
+    /// What of the running snapshot's state carries to this one, worked out when it was
+    /// published to replace it ([`Snapshot::take_over_from`]); `None` for the first.
+    pub succession: Option<Succession>,
     /// Anycast address: outer source of encapsulated packets and of ICMP errors.
     pub anycast: [u8; 4],
     /// IPv6 anycast address, if configured.
@@ -330,10 +335,10 @@ impl Snapshot {
     /// Takes over from `old`, the snapshot this one replaces while running (once, on the
     /// supervisor's thread, before the workers see it): tunnel health carries over by name
     /// (a reload neither revives a dead tunnel nor loses the probes in flight), and so does
-    /// a learned path MTU while the tunnel's outer addresses and headers stay the same; and
-    /// each
-    /// customer whose TCP rules cover what they did keeps its lists' version unless one of
-    /// the lists changed so that the rules cover more.
+    /// a learned path MTU while the tunnel's outer addresses and headers stay the same;
+    /// each customer whose TCP rules cover what they did keeps its lists' version unless one
+    /// of the lists changed so that the rules cover more; and what of the workers' state
+    /// carries over is worked out here once ([`Succession`]).
     pub fn take_over_from(&mut self, old: &Snapshot) {
         let names: Vec<&str> = self.tunnels.iter().map(|t| t.name.as_str()).collect();
         let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
@@ -371,6 +376,8 @@ impl Snapshot {
                 c.tcp_lists_version = was.tcp_lists_version;
             }
         }
+        // Last: the TCP list versions just carried decide which connections stay tracked.
+        self.succession = Some(Succession::between(old, self));
     }
 
     /// Reads, validates and compiles the file at `path`.
@@ -725,6 +732,7 @@ impl Builder<'_> {
         self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            succession: None,
             anycast: s.anycast,
             anycast_v6: s.anycast_v6,
             frame_size: s.frame_size,
