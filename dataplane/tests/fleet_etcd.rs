@@ -203,6 +203,38 @@ fn a_list_file_an_etcd_configuration_names_is_watched() {
     assert_eq!(code, 0, "{report}");
 }
 
+/// A newer etcd read rejected because a list file it adds is missing is tried again when
+/// the file is written (watched as the rejected read named it): no SIGHUP, no other change
+/// under the prefix.
+#[test]
+fn writing_the_list_file_a_rejected_etcd_read_named_applies_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tx", 1);
+    let dir = std::env::temp_dir().join(format!("{}-etcd", lab.prefix));
+    let _ = std::fs::remove_dir_all(&dir);
+    let etcd = Etcd::start(&lab, &dir);
+    put(&lab, "/transitd/server", server());
+    put(&lab, "/transitd/customers/acme", &acme(""));
+    let t = lab.transitd_from(&["--config-etcd", CLIENT, "--prefix", "/transitd/", "--watch-interval", "0.1"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "nothing is listed");
+    let list = std::env::temp_dir().join(format!("{}-blocked.txt", lab.prefix));
+    let _ = std::fs::remove_file(&list);
+    put(&lab, "/transitd/server", &format!("{}{}", server(), blocking_list(&list)));
+    wait_for("the read to be rejected", Duration::from_secs(10), || t.log().contains("cannot read"));
+    let fresh = list.with_extension("new");
+    std::fs::write(&fresh, "10.1.0.2\n").unwrap();
+    std::fs::rename(&fresh, &list).unwrap();
+    wait_for("the read to be tried again", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    let log = t.log();
+    assert!(log.contains("a file it names changed"), "{log}");
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{log}");
+    let (code, report) = t.stop();
+    drop(etcd);
+    let _ = std::fs::remove_file(&list);
+    assert_eq!(code, 0, "{report}");
+}
+
 /// A prefix whose keys hold more than gRPC's default message size (4 MiB) together is read
 /// whole: a configuration of up to 16 MiB was promised, and one over 4 MiB failed to read,
 /// reported as etcd being unreachable. An etcd on the host's loopback (ports the kernel

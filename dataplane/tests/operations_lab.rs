@@ -446,6 +446,75 @@ fn rewriting_a_list_file_reloads_it() {
     let _ = std::fs::remove_file(&list);
 }
 
+/// A reload rejected because a list file it adds is missing (the feed has not written it
+/// yet) is tried again when the file is written: the file is watched as the rejected
+/// configuration named it, and neither SIGHUP nor another edit of the configuration is
+/// needed.
+#[test]
+fn writing_the_list_file_a_rejected_reload_named_applies_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("ty", 1);
+    let list = std::env::temp_dir().join(format!("{}-blocked.txt", lab.prefix));
+    let _ = std::fs::remove_file(&list);
+    let t = lab.transitd(ACME, &["--no-metrics", "--watch-interval", "0.1"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "nothing is listed");
+    t.reload(&format!("{ACME}{}", blocking_list(&list)));
+    wait_for("the reload to be rejected", Duration::from_secs(10), || t.log().contains("cannot read"));
+    assert!(!t.log().contains("transitd: reloaded"), "{}", t.log());
+    // The feed writes the list at last, renamed into place.
+    let fresh = list.with_extension("new");
+    std::fs::write(&fresh, "10.1.0.2\n").unwrap();
+    std::fs::rename(&fresh, &list).unwrap();
+    wait_for("the configuration to be tried again", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{}", t.log());
+    let _ = std::fs::remove_file(&list);
+}
+
+/// An edit of the configuration file that is rejected does not hold back a feed's list:
+/// the list is applied with the configuration that runs (the text it was applied from), and
+/// the edit stays rejected, said so at each such reload. An edit refused at a value names
+/// the list too, and is tried again with it (and refused again) first; one that is not
+/// TOML names nothing.
+#[test]
+fn a_rejected_edit_of_the_configuration_does_not_hold_back_a_list() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tq", 1);
+    let list = std::env::temp_dir().join(format!("{}-blocked.txt", lab.prefix));
+    std::fs::write(&list, "192.0.2.99\n").unwrap();
+    let config = format!("{ACME}{}", blocking_list(&list));
+    let t = lab.transitd(&config, &["--no-metrics", "--watch-interval", "0.1"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "the sender is not listed yet");
+    let reloads = |t: &common::lab::Transitd| t.log().matches("transitd: reloaded").count();
+    let rejections = |t: &common::lab::Transitd| t.log().matches("rejected, the running configuration stays").count();
+    let rewrite = |members: &str| {
+        let fresh = list.with_extension("new");
+        std::fs::write(&fresh, members).unwrap();
+        std::fs::rename(&fresh, &list).unwrap();
+    };
+
+    t.reload(&config.replace("prefixes = [\"203.0.113.0/24\"]", "prefixes = [\"203.0.113.0/33\"]"));
+    wait_for("the edit to be rejected", Duration::from_secs(10), || rejections(&t) == 1);
+    rewrite("192.0.2.99\n10.1.0.2\n");
+    wait_for("the list to be applied", Duration::from_secs(10), || reloads(&t) == 1);
+    let log = t.log();
+    assert!(log.contains("as last applied, a file it names changed"), "{log}");
+    assert!(rejections(&t) >= 2, "the edit, tried again with the new list, is refused again:\n{log}");
+    assert!(log.contains("stays rejected"), "{log}");
+    assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{log}");
+
+    let before = rejections(&t);
+    t.reload("[server\n");
+    wait_for("the second edit to be rejected", Duration::from_secs(10), || rejections(&t) > before);
+    rewrite("192.0.2.99\n");
+    wait_for("the list to be applied again", Duration::from_secs(10), || reloads(&t) == 2);
+    let log = t.log();
+    assert!(log.matches("stays rejected").count() >= 2, "{log}");
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "the sender is not listed any more:\n{log}");
+    let _ = std::fs::remove_file(&list);
+}
+
 /// A metrics port already taken (another instance's) stops the run before it attaches its
 /// XDP program or says it runs: bound after, a second instance attached, told systemd it was
 /// ready, then failed, and `Restart=on-failure` attached and detached it in a loop.

@@ -118,7 +118,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         ConfigSource::File(path) => crate::snapshot::stamp(path),
         ConfigSource::Etcd(_) => None,
     };
-    let (snapshot, started_from) = initial_config(opts)?;
+    let (snapshot, started_from, started_text) = initial_config(opts)?;
     let files = FileWatch::of(&opts.config, config_stamp, &snapshot.inputs, &snapshot.input_stamps, opts.watch);
     snapshot.health.set_key(health::random_key());
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
@@ -309,9 +309,17 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     };
     let mut watch = match failed {
         Some(_) => None,
-        None => ConfigWatch::start(&opts.config, files, started_from, &sources.reloads, helpers_stop.clone(), host)
-            .map_err(|e| failed = Some(e.context("watching the configuration")))
-            .ok(),
+        None => ConfigWatch::start(
+            &opts.config,
+            files,
+            started_from,
+            started_text,
+            &sources.reloads,
+            helpers_stop.clone(),
+            host,
+        )
+        .map_err(|e| failed = Some(e.context("watching the configuration")))
+        .ok(),
     };
     let mut announcer = Announcer::new(queues.len());
     let gone = match &mut watch {
@@ -393,9 +401,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     }
 }
 
-/// The configuration to start with, and (from etcd) what it was built from; its warnings
-/// are said.
-fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::Fetched>)> {
+/// The configuration to start with, and what it was built from (what etcd held, or the
+/// file's text); its warnings are said.
+fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::Fetched>, Option<Arc<str>>)> {
     // Whether the interface's MAC can be read is found out after; the next hop is checked
     // here, with its position.
     let host = Host {
@@ -403,23 +411,27 @@ fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::
         this_server: opts.this_server.clone(),
         shared: matches!(opts.config, ConfigSource::Etcd(_)),
     };
-    let (snap, fetched) = match &opts.config {
+    let (snap, fetched, text) = match &opts.config {
         ConfigSource::File(path) => {
-            // Kept as the errors they are: `main` exits 1 for a refused configuration.
-            (Snapshot::from_path_to_run(path, &host).map_err(anyhow::Error::new)?, None)
+            // Kept as the errors they are: `main` exits 1 for a refused configuration. The
+            // text is kept: a file it names that changes is applied with it, whatever the
+            // file holds by then (an edit that is rejected).
+            let loaded = crate::config::load(path).map_err(anyhow::Error::new)?;
+            let snap = Snapshot::build_to_run(&loaded, &host).map_err(anyhow::Error::new)?;
+            (snap, None, Some(Arc::from(loaded.source.text())))
         }
         ConfigSource::Etcd(source) => {
             let fetched = fleet::fetch(source)?;
             let snap = fleet::assemble_fetched(&source.prefix, &fetched)
                 .and_then(|l| Snapshot::build_to_run(&l, &host))
                 .map_err(|e| anyhow::Error::new(e).context(format!("{source}: the configuration is not valid")))?;
-            (snap, Some(fetched))
+            (snap, Some(fetched), None)
         }
     };
     for warning in crate::config::warning_lines(&snap.warnings) {
         eprintln!("transitd: warning: {warning}");
     }
-    Ok((snap, fetched))
+    Ok((snap, fetched, text))
 }
 
 /// The next hop's MAC as the starting configuration gives it, in `cell` before anything

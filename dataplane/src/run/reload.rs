@@ -3,7 +3,10 @@
 //! ticking: BGP's liveness lines, the watchdog), the XDP program's tables are widened to
 //! cover both, the snapshot swapped in (workers follow between batches), and the tables
 //! narrowed. A configuration that fails for any reason is rejected whole and the running
-//! one stays.
+//! one stays; the files it named are watched with the running one's, and one of them
+//! written tries it again. A file the running configuration names that changed meanwhile
+//! is applied with the running configuration, as it was read (a file's text, what etcd
+//! held), not with the newer one that stays rejected.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +18,9 @@ use arc_swap::ArcSwap;
 use transitd_bpf::XdpProgram;
 
 use super::ConfigSource;
-use crate::config::ConfigErrors;
+use crate::config::{self, ConfigErrors};
 use crate::fleet;
-use crate::snapshot::{FileStamp, Host, Snapshot, stamp};
+use crate::snapshot::{FileStamp, Host, Refused, Snapshot, stamp};
 
 /// Where configuration changes come from while running: the file (watched, and on SIGHUP)
 /// or the etcd prefix (watched by a thread; SIGHUP fetches it again); and either way the
@@ -26,9 +29,15 @@ pub(super) struct ConfigWatch {
     source: ConfigSource,
     file: FileWatch,
     /// What etcd held when the running configuration was read: a named file that changed
-    /// is read again with it (not with a newer read that was rejected: the running
-    /// configuration with the new file). Shared with the build that read it: up to 16 MiB.
+    /// is read again with it (the running configuration with the new file; a newer read
+    /// that was rejected is tried again first only if it read that file too, `rejected`).
+    /// Shared with the build that read it: up to 16 MiB.
     etcd_applied: Option<Arc<fleet::Fetched>>,
+    /// The configuration file's text as the running configuration was read from it, for the
+    /// same use: an edit of the file that was rejected must not hold back a feed's list.
+    file_applied: Option<Arc<str>>,
+    /// The newest configuration read, when it was rejected (until one newer is read).
+    rejected: Option<Rejected>,
     /// A newer etcd read that waits for a file it names to settle: a feed was writing it
     /// (or had just truncated it), and built now the read would take in half a list, or an
     /// empty one. The newest read replaces it.
@@ -58,22 +67,46 @@ pub(super) struct ConfigWatch {
 struct Building {
     what: String,
     started: Instant,
-    thread: JoinHandle<Result<Snapshot, ConfigErrors>>,
+    thread: JoinHandle<Built>,
     /// What etcd held, for a configuration from it.
     fetched: Option<Arc<fleet::Fetched>>,
     /// The files' stamps the running configuration was read from, when this build is of a
-    /// newer etcd read: rejected, it read the files for nothing, and a change of theirs that
-    /// it took in is still to be applied with the running configuration.
+    /// configuration newer than the running one (a newer etcd read, the file read again, a
+    /// rejected one tried again): rejected, it read the files for nothing, and a change of
+    /// theirs that it took in is still to be applied with the running configuration.
     stamps_before: Option<Vec<Option<FileStamp>>>,
+}
+
+/// What a build's thread hands back: the snapshot, or why not and the files the refused
+/// configuration named; and, read from a file, the text it was built from (kept, once
+/// applied, to build again when a file it names changes).
+struct Built {
+    snapshot: Result<Snapshot, Refused>,
+    text: Option<Arc<str>>,
+}
+
+/// The newest configuration read, rejected. It is tried again when a file it read changes
+/// since (the list file it added, missing then, written at last; the plan `transitd plan`
+/// rewrote for it), and said again while the running one is rebuilt without it.
+struct Rejected {
+    /// What it was, as the rejection said it.
+    what: String,
+    /// Its first error's first line (none when building panicked or the XDP maps refused).
+    first: Option<String>,
+    /// What etcd held, for a configuration from it (a file is read again).
+    fetched: Option<Arc<fleet::Fetched>>,
+    /// The files it named, each with the stamp taken just before it read it.
+    named: Vec<(PathBuf, Option<FileStamp>)>,
 }
 
 impl ConfigWatch {
     /// Starts watching `source` (an etcd watch from what `started_from` was read, until
-    /// `stop`), and the files `file` watches.
+    /// `stop`; a file whose text at start was `started_text`), and the files `file` watches.
     pub(super) fn start(
         source: &ConfigSource,
         file: FileWatch,
         started_from: Option<fleet::Fetched>,
+        started_text: Option<Arc<str>>,
         reloads: &crate::metrics::ReloadStats,
         stop: Arc<AtomicBool>,
         host: Host,
@@ -93,6 +126,8 @@ impl ConfigWatch {
             source: source.clone(),
             file,
             etcd_applied,
+            file_applied: started_text,
+            rejected: None,
             etcd_waiting: None,
             etcd_waiting_said: false,
             etcd_slot,
@@ -117,7 +152,7 @@ impl ConfigWatch {
         }
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
         let mut stamps_before = None;
-        type Load = Box<dyn FnOnce() -> Result<Snapshot, ConfigErrors> + Send>;
+        type Load = Box<dyn FnOnce() -> Built + Send>;
         let (what, fetched, load): (String, Option<Arc<fleet::Fetched>>, Load) = match &self.source {
             ConfigSource::File(path) => {
                 if !(self.file.changed() || signalled) {
@@ -130,11 +165,45 @@ impl ConfigWatch {
                     self.signalled_meanwhile = true;
                     return None;
                 }
-                self.file.seen();
-                let (path, host) = (path.clone(), self.host.clone());
-                let what = path.display().to_string();
-                let load = move || Snapshot::from_path_to_run(&path, &host);
-                (what, None, Box::new(load))
+                // The file is read again when it was edited (or SIGHUP asks), or when a file
+                // its newest text, rejected, named has changed since (that text may pass
+                // now). Otherwise a file the running configuration names changed: the
+                // running text is built again with it, as etcd's is, so that a feed's list is
+                // applied while an edit of the file stays rejected.
+                let edited = signalled || self.file.config_changed();
+                let retry = !edited && self.rejected.as_ref().is_some_and(|r| self.file.differs(&r.named));
+                let before = self.file.applied.clone();
+                let host = self.host.clone();
+                match self.file_applied.clone().filter(|_| !(edited || retry)) {
+                    Some(text) => {
+                        self.say_still_rejected();
+                        self.file.seen_inputs();
+                        let name = path.display().to_string();
+                        let what = format!("{name} as last applied, a file it names changed");
+                        let load: Load = Box::new(move || Built {
+                            snapshot: config::parse(&name, &text)
+                                .map_err(Refused::from)
+                                .and_then(|l| Snapshot::build_for_reload(&l, &host)),
+                            text: Some(text),
+                        });
+                        (what, None, load)
+                    }
+                    None => {
+                        self.file.seen();
+                        stamps_before = Some(before);
+                        let path = path.clone();
+                        let why = if retry { ", a file it names changed" } else { "" };
+                        let what = format!("{}{why}", path.display());
+                        let load: Load = Box::new(move || match config::load(&path) {
+                            Ok(loaded) => Built {
+                                text: Some(Arc::from(loaded.source.text())),
+                                snapshot: Snapshot::build_for_reload(&loaded, &host),
+                            },
+                            Err(errors) => Built { snapshot: Err(errors.into()), text: None },
+                        });
+                        (what, None, load)
+                    }
+                }
             }
             ConfigSource::Etcd(source) => {
                 if signalled {
@@ -160,18 +229,33 @@ impl ConfigWatch {
                     }
                     return None;
                 }
-                let (fetched, why) = match self.etcd_waiting.take() {
-                    Some(new) => (new, ""),
-                    None if self.file.changed() => (self.etcd_applied.clone()?, ", a file it names changed"),
+                // A file changed: a newer read that was rejected is tried again if it named
+                // that file, else what etcd held for the running configuration is.
+                let (fetched, why, newer) = match self.etcd_waiting.take() {
+                    Some(new) => (new, "", true),
+                    None if self.file.changed() => {
+                        let retry = self.rejected.as_ref().filter(|r| self.file.differs(&r.named));
+                        match retry.and_then(|r| r.fetched.clone()) {
+                            Some(rejected) => (rejected, ", a file it names changed", true),
+                            None => {
+                                self.say_still_rejected();
+                                (self.etcd_applied.clone()?, ", a file it names changed", false)
+                            }
+                        }
+                    }
                     None => return None,
                 };
-                stamps_before = why.is_empty().then(|| self.file.applied.clone());
+                stamps_before = newer.then(|| self.file.applied.clone());
                 self.file.seen();
                 let (prefix, host) = (source.prefix.clone(), self.host.clone());
                 let what = format!("{source} at revision {}{why}", fetched.revision);
                 let read = fetched.clone();
-                let load =
-                    move || fleet::assemble_fetched(&prefix, &read).and_then(|l| Snapshot::build_to_run(&l, &host));
+                let load = move || Built {
+                    snapshot: fleet::assemble_fetched(&prefix, &read)
+                        .map_err(Refused::from)
+                        .and_then(|l| Snapshot::build_for_reload(&l, &host)),
+                    text: None,
+                };
                 (what, Some(fetched), Box::new(load))
             }
         };
@@ -199,20 +283,67 @@ impl ConfigWatch {
             std::thread::sleep(Duration::from_millis(1));
         }
         let b = self.building.take()?;
-        let built = b.thread.join().map_err(|_| ());
+        let (built, text) = match b.thread.join() {
+            Ok(Built { snapshot, text }) => (Ok(snapshot), text),
+            Err(_) => (Err(()), None),
+        };
+        // What a refused configuration named, and what it said first: `apply` says it all.
+        let (named, first): (Vec<(PathBuf, Option<FileStamp>)>, Option<String>) = match &built {
+            Ok(Err(refused)) => (
+                refused.inputs.iter().cloned().zip(refused.input_stamps.iter().copied()).collect(),
+                refused.errors.0.first().map(|e| e.to_string().lines().next().unwrap_or_default().to_string()),
+            ),
+            _ => (Vec::new(), None),
+        };
+        let built = built.map(|snapshot| snapshot.map_err(|refused| refused.errors));
         let replaced = apply(&b.what, b.started, built, shared, program);
         let applied = replaced.is_some();
         if applied {
-            let running = shared.load();
-            self.file.follow(&running.inputs, &running.input_stamps);
             if b.fetched.is_some() {
                 self.etcd_applied = b.fetched;
             }
+            if text.is_some() {
+                self.file_applied = text;
+            }
+            // A newer configuration applied is the newest: none stays rejected.
+            if b.stamps_before.is_some() {
+                self.rejected = None;
+            }
         } else if let Some(before) = b.stamps_before {
-            self.file.applied = before;
+            self.file.put_back(&before, &shared.load().inputs);
+            self.rejected = Some(Rejected { what: b.what, first, fetched: b.fetched, named });
         }
+        let running = shared.load();
+        self.watch_named(&running);
         self.retired.extend(replaced);
         Some(applied)
+    }
+
+    /// Watches the files the running configuration names, and those only the rejected newer
+    /// one names (the list file it adds): writing one of those tries it again.
+    fn watch_named(&mut self, running: &Snapshot) {
+        let (mut inputs, mut stamps) = (running.inputs.clone(), running.input_stamps.clone());
+        for (path, read) in self.rejected.iter().flat_map(|r| &r.named) {
+            if !inputs.contains(path) {
+                inputs.push(path.clone());
+                stamps.push(*read);
+            }
+        }
+        self.file.follow(&inputs, &stamps);
+    }
+
+    /// Says, as the running configuration is built again for a file it names, that the
+    /// newest one stays rejected: the operator who fixed the list must not take the reload
+    /// that follows for the edit's.
+    fn say_still_rejected(&self) {
+        if let Some(r) = &self.rejected {
+            let first = r.first.as_deref().map_or_else(String::new, |e| format!(" ({e})"));
+            eprintln!(
+                "transitd: {} stays rejected{first}; a file the running configuration names changed, and is \
+                 applied with it",
+                r.what
+            );
+        }
     }
 
     /// Waits for the etcd watch (after its stop flag was set). A build under way is left to
@@ -351,6 +482,52 @@ impl FileWatch {
         self.applied = self.stamps();
         self.seen = self.applied.clone();
         self.settled_looks = 0;
+    }
+
+    /// The files the configuration names, as they are now, are being read, and the
+    /// configuration file is not (its running text is built again): it keeps the stamp it
+    /// was last read at, so that an edit of it made meanwhile is still read.
+    pub(super) fn seen_inputs(&mut self) {
+        let config = self.path.as_ref().and(self.applied.first().copied());
+        self.seen();
+        if let (Some(read), Some(first)) = (config, self.applied.first_mut()) {
+            *first = read;
+        }
+    }
+
+    /// Whether the configuration file (none from etcd) is seen otherwise than it was last
+    /// read, whether that read was applied or rejected.
+    pub(super) fn config_changed(&self) -> bool {
+        self.path.is_some() && self.seen.first() != self.applied.first()
+    }
+
+    /// Whether a file of `read` (each with the stamp a build took before reading it) is seen
+    /// otherwise now; one that is not watched is stamped now.
+    pub(super) fn differs(&self, read: &[(PathBuf, Option<FileStamp>)]) -> bool {
+        let config = usize::from(self.path.is_some());
+        read.iter().any(|(path, at)| {
+            let now = match self.inputs.iter().position(|p| p == path) {
+                Some(i) => self.seen.get(i + config).copied().flatten(),
+                None => stamp(path),
+            };
+            now != *at
+        })
+    }
+
+    /// A build of a newer configuration was rejected: the files the running configuration
+    /// names (`running`) go back to the stamps they had before it (`before`, as it found
+    /// them), so that a change of theirs that it took in is still applied, with the running
+    /// configuration. The configuration file, and a file only the rejected one names, stay
+    /// as it read them: read again, they would be rejected again.
+    pub(super) fn put_back(&mut self, before: &[Option<FileStamp>], running: &[PathBuf]) {
+        let config = usize::from(self.path.is_some());
+        for (i, path) in self.inputs.iter().enumerate() {
+            if running.contains(path)
+                && let (Some(applied), Some(was)) = (self.applied.get_mut(i + config), before.get(i + config))
+            {
+                *applied = *was;
+            }
+        }
     }
 
     /// An applied configuration names `inputs`: watched from now on. The configuration and
@@ -671,9 +848,57 @@ mod tests {
         std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap();
         watch.seen(); // a build of a newer read begins, and takes in the new list
         assert_eq!(looks_until_changed(&mut watch, 5), None, "read by that build");
-        watch.applied = before; // which was rejected
+        watch.put_back(&before, std::slice::from_ref(&list)); // which was rejected
         // (Settled already: the first look reports it.)
         assert_eq!(looks_until_changed(&mut watch, 20), Some(1), "the list's change, to read again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A rejected newer configuration puts back the stamps of the running configuration's
+    /// files alone: the configuration file, and a file only the rejected one names, stay as
+    /// it read them (put back, they would be read again and rejected again, and again). What
+    /// changed since is told apart: the file itself, or a file the rejected one read, which
+    /// then tries it again. Building the running text again leaves the file's own stamp be.
+    #[test]
+    fn a_rejected_build_puts_back_only_the_running_configurations_files() {
+        let dir = std::env::temp_dir().join(format!("transitd-filewatch-rejected-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (config, list, added) = (dir.join("t.toml"), dir.join("block.txt"), dir.join("added.txt"));
+        std::fs::write(&config, "a = 1\n").unwrap();
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        let mut watch = FileWatch::new(Some(&config), std::slice::from_ref(&list), Duration::from_millis(1));
+        let before = watch.applied.clone();
+        // An edit that adds a list file not written yet, and a feed's rewrite of the list:
+        // one build reads both.
+        std::fs::write(&config, "a = 2\nb = 3\n").unwrap();
+        std::fs::write(&list, "192.0.2.1\n192.0.2.2\n").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
+        assert!(watch.config_changed(), "the file itself was edited");
+        watch.seen(); // the build begins
+        let named = vec![(list.clone(), stamp(&list)), (added.clone(), stamp(&added))];
+        // Rejected: the running configuration's list is put back, the added file watched.
+        watch.put_back(&before, std::slice::from_ref(&list));
+        watch.follow(&[list.clone(), added.clone()], &[stamp(&list), None]);
+        // (Followed anew: a look sees the list's change, the next sees it settled.)
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2), "the list's change, to apply with the running one");
+        assert!(!watch.config_changed(), "the edit was read, and rejected");
+        assert!(!watch.differs(&named), "nothing the rejected build read changed since");
+        watch.seen_inputs(); // the running text is built again, with the list
+        assert_eq!(looks_until_changed(&mut watch, 5), None, "read");
+        std::fs::write(&added, "192.0.2.3\n").unwrap(); // written at last
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
+        assert!(!watch.config_changed());
+        assert!(watch.differs(&named), "a file the rejected build read changed: it is tried again");
+        watch.seen();
+        // The list changes, and the file is edited after the look, before the running text
+        // is built again: the edit is still to be read.
+        std::fs::write(&list, "192.0.2.4\n").unwrap();
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(2));
+        std::fs::write(&config, "a = 3\n").unwrap();
+        watch.seen_inputs();
+        // (Settled already: the first look reports it.)
+        assert_eq!(looks_until_changed(&mut watch, 20), Some(1), "the edit made meanwhile");
+        assert!(watch.config_changed());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

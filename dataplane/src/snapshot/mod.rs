@@ -148,6 +148,25 @@ pub struct Snapshot {
     pub input_stamps: Vec<Option<FileStamp>>,
 }
 
+/// A configuration [`Snapshot::build_for_reload`] refused: why, and the files it named.
+#[derive(Debug)]
+pub struct Refused {
+    /// Everything wrong with it.
+    pub errors: ConfigErrors,
+    /// The files it named besides the configuration, as [`Snapshot::inputs`] (none when its
+    /// text did not parse: nothing was named).
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Each input's [`stamp`] as the build found it just before reading it.
+    pub input_stamps: Vec<Option<FileStamp>>,
+}
+
+impl From<ConfigErrors> for Refused {
+    /// Refused before anything was built (the text did not parse): no file was named.
+    fn from(errors: ConfigErrors) -> Refused {
+        Refused { errors, inputs: Vec::new(), input_stamps: Vec::new() }
+    }
+}
+
 /// What tells a file's versions apart: its modification time, length and inode.
 pub type FileStamp = (std::time::SystemTime, u64, u64);
 
@@ -401,6 +420,13 @@ impl Snapshot {
     /// when the interface's own could not be read; either missing is an error at `[server]`,
     /// like every other. (Replay and `match` need neither.)
     pub fn build_to_run(loaded: &Loaded, host: &Host) -> Result<Snapshot, ConfigErrors> {
+        Snapshot::build_for_reload(loaded, host).map_err(|refused| refused.errors)
+    }
+
+    /// [`Snapshot::build_to_run`] for a reload: refused, it says which files the
+    /// configuration named as well, so that `run` watches them (writing the list file that
+    /// was missing or wrong tries the configuration again).
+    pub fn build_for_reload(loaded: &Loaded, host: &Host) -> Result<Snapshot, Refused> {
         let mut b = Builder::new(&loaded.source);
         b.this_server = host.this_server.clone();
         let snapshot = b.snapshot(loaded);
@@ -427,7 +453,9 @@ impl Snapshot {
                 "[server] sets no `mac`, and the interface's own address could not be read when transitd started",
             );
         }
-        b.finish(snapshot)
+        // (A refused snapshot holds them as well: it was built whole, then thrown away.)
+        let (inputs, input_stamps) = (snapshot.inputs.clone(), snapshot.input_stamps.clone());
+        b.finish(snapshot).map_err(|errors| Refused { errors, inputs, input_stamps })
     }
 
     /// Every customer IPv4 prefix: the XDP program's map of what is ours.
@@ -1039,6 +1067,33 @@ mod tests {
         let stamp = super::stamp(&dir.join("feed.txt"));
         assert!(stamp.is_some());
         assert_eq!(snap.input_stamps, [stamp, stamp]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A configuration refused still says which files it named, with the stamps taken
+    /// before reading them: `run` watches them, so that writing a list file a rejected
+    /// reload named (missing when it was read) tries it again.
+    #[test]
+    fn a_refused_configuration_names_its_files() {
+        let dir = std::env::temp_dir().join(format!("transitd-refused-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("feed.txt"), "192.0.2.1\n").unwrap();
+        let config = dir.join("t.toml");
+        std::fs::write(
+            &config,
+            "[server]\nanycast = \"192.0.2.1\"\nnext_hop = \"192.0.2.254\"\n[[list]]\nname = \"a\"\n\
+             file = \"feed.txt\"\n[[list]]\nname = \"b\"\nfile = \"missing.txt\"\n",
+        )
+        .unwrap();
+        let loaded = crate::config::load(&config).unwrap();
+        let host = super::Host { iface_mac_known: true, ..super::Host::default() };
+        let refused = super::Snapshot::build_for_reload(&loaded, &host).err().unwrap();
+        assert!(refused.errors.to_string().contains("cannot read"), "{}", refused.errors);
+        assert_eq!(refused.inputs, [dir.join("feed.txt"), dir.join("missing.txt")]);
+        assert_eq!(refused.input_stamps, [super::stamp(&dir.join("feed.txt")), None]);
+        // What `check-config` and the start see is the same refusal, without the files.
+        let errors = super::Snapshot::build_to_run(&loaded, &host).err().unwrap();
+        assert_eq!(errors, refused.errors);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
