@@ -98,7 +98,7 @@ fn simulate(loaded: &Loaded, seconds: u64, answered: bool, probes: &mut Vec<(Tun
             for &(t, seq) in probes.iter() {
                 let tunnel = &snap.tunnels[usize::from(t)];
                 let iface = tunnel.interface.expect("every tunnel is health-checked");
-                let tag = snap.health.tag(&tunnel.name, seq);
+                let tag = snap.health.tag(t, &tunnel.name, seq);
                 let len =
                     write_probe(&mut payload, t, (iface.ours, iface.peer), tag, seq, None).expect("room for a probe");
                 // The ICMP payload, after the IPv4 (20) and ICMP (8) headers.

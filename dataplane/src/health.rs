@@ -325,11 +325,14 @@ fn judge_and_send(
     }
     if *room && now_ns >= s.next_ns {
         let seq = s.seq.wrapping_add(1).max(1);
+        if seq < s.seq {
+            // Wrapped: the answers so far are all higher, and so would a late one be. A new
+            // life, before the probe is written (its tag is made in it); one not sent after
+            // all leaves nothing in flight to lose.
+            snap.health.restart(t);
+        }
         match send(t, seq) {
             Sent::Yes => {
-                if seq < s.seq {
-                    snap.health.restart(t); // wrapped: the answers so far are all higher
-                }
                 s.seq = seq;
                 s.pending = true;
                 s.sent_ns = now_ns;
@@ -357,7 +360,7 @@ pub fn spill_probe(
     let Some(slot) = spill.next_slot() else { return Sent::NoRoom };
     let Some(len) = slot.get_mut(HEADROOM..).and_then(|b| {
         let sender = snap.soft_unicast.as_ref().map(|su| su.backbone);
-        write_probe(b, t, (iface.ours, iface.peer), snap.health.tag(&tunnel.name, seq), seq, sender)
+        write_probe(b, t, (iface.ours, iface.peer), snap.health.tag(t, &tunnel.name, seq), seq, sender)
     }) else {
         return Sent::Cannot;
     };
@@ -435,7 +438,8 @@ remote = "198.51.100.2"
         let mut buf = [0u8; 64];
         let iface = s.tunnels[usize::from(t)].interface.unwrap();
         let name = &s.tunnels[usize::from(t)].name;
-        let len = write_probe(&mut buf, sent_as, (iface.ours, iface.peer), s.health.tag(name, seq), seq, None).unwrap();
+        let len =
+            write_probe(&mut buf, sent_as, (iface.ours, iface.peer), s.health.tag(t, name, seq), seq, None).unwrap();
         buf[28..len].to_vec()
     }
 
@@ -780,7 +784,7 @@ remote = "198.51.100.2"
         // Another tunnel's router sees its own probes' tags, not this tunnel's: one of its
         // replies relabelled for tunnel 0, or given a later sequence number, fails the tag.
         let mut relabelled = good.clone();
-        relabelled[8..16].copy_from_slice(&s.health.tag("unprobed", 5).to_be_bytes());
+        relabelled[8..16].copy_from_slice(&s.health.tag(1, "unprobed", 5).to_be_bytes());
         assert!(!s.health.record_reply(0, &s.tunnels[0].name, &relabelled));
         let mut later = good.clone();
         later[20..24].copy_from_slice(&u32::MAX.to_be_bytes());
@@ -949,6 +953,88 @@ remote = "198.51.100.2"
         let ((n, probed), (o, _)) = (names(&probed_again), names(&unprobed));
         probed_again.health.inherit(&n, &probed, &unprobed.health, &o);
         assert!(!probed_again.health.answered(0, 1), "{} answered", probed_again.health.replied(0));
+    }
+
+    /// A tunnel a reload takes out and a later one puts back, or whose `interface` goes and
+    /// comes back, starts its sequence numbers over under the same key (the process's): a
+    /// reply made in its first life for probe #500, late or replayed by anyone who saw it on
+    /// the underlay, answers nothing in the new one. It verified, and answered the new
+    /// prober's #1 to #500: a tunnel whose router had died kept up for 500 intervals.
+    #[test]
+    fn a_reply_from_an_earlier_life_of_the_tunnel_answers_nothing() {
+        let first = snap("");
+        first.health.set_key([3, 4]);
+        let name = first.tunnels[0].name.clone();
+        let late = reply(&first, 0, 500);
+        let without_tunnel = snap_text("").replace(
+            "[[customer.tunnel]]\nname = \"probed\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n",
+            "",
+        );
+        let without_interface = snap_text("").replace("interface = \"10.213.0.0/31\"\n", "");
+        for between in [without_tunnel, without_interface] {
+            let mut gone = Snapshot::build(&crate::config::parse("t.toml", &between).unwrap()).unwrap();
+            gone.take_over_from(&first);
+            let mut back = snap("");
+            back.take_over_from(&gone);
+            let mut p = Prober::default();
+            p.rebind(None, &first);
+            p.rebind(Some(&first), &gone);
+            p.rebind(Some(&gone), &back);
+            assert_eq!(back.health.key(), [3, 4], "the key is the process's");
+            assert!(!back.health.record_reply(0, &name, &late), "a reply of the tunnel's first life");
+            let mut probes = Vec::new();
+            p.tick(
+                &back,
+                &back.health_config,
+                0,
+                |t, seq| {
+                    probes.push((t, seq));
+                    Sent::Yes
+                },
+                |c| panic!("{c:?}"),
+            );
+            assert_eq!(probes, [(0, 1)], "the new life's first probe");
+            assert!(!back.health.answered(0, 1), "answered up to #{}", back.health.replied(0));
+            assert!(back.health.record_reply(0, &name, &reply(&back, 0, 1)), "its own reply counts");
+        }
+    }
+
+    /// After the sequence numbers wrap, a late reply to the last probe before (#4294967295)
+    /// answers none of the new numbers: it verified, and every probe after the wrap was
+    /// taken as answered.
+    #[test]
+    fn a_late_reply_from_before_a_wrap_answers_nothing() {
+        let s = snap("");
+        let cfg = s.health_config;
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        p.states[0].seq = u32::MAX - 1;
+        let mut sent = Vec::new();
+        p.tick(
+            &s,
+            &cfg,
+            0,
+            |_, seq| {
+                sent.push(seq);
+                Sent::Yes
+            },
+            |c| panic!("{c:?}"),
+        );
+        let late = reply(&s, 0, u32::MAX);
+        // Unanswered at its timeout: a miss, and the tunnel in doubt is probed again at once.
+        p.tick(
+            &s,
+            &cfg,
+            250 * MS,
+            |_, seq| {
+                sent.push(seq);
+                Sent::Yes
+            },
+            |c| panic!("{c:?}"),
+        );
+        assert_eq!(sent, [u32::MAX, 1]);
+        assert!(!s.health.record_reply(0, &s.tunnels[0].name, &late), "made before the wrap");
+        assert!(!s.health.answered(0, 1), "answered up to #{}", s.health.replied(0));
     }
 
     /// Reloads every 200 ms, each building the same configuration anew, do not stop the

@@ -900,6 +900,36 @@ fn a_probe_reply_reaching_another_data_centre_goes_through_the_probers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A server relays replies to another's probes only from the router's side of the tunnel
+/// they came through, and per tunnel at most twice as many as the fleet's probes can ask for
+/// (one each `timeout_ms`, 250 ms here, from each of the two other servers), in bursts of as
+/// many: anyone who could send as the router's GRE had every copy of a reply sent over the
+/// backbone to the server it names, past the customer's egress rules. Here 200 copies of
+/// a1's reply reach a2 at once, then one from another address of the customer's network.
+#[test]
+fn probe_replies_are_relayed_from_the_routers_side_within_the_probes_rate() {
+    let loaded = fleet_with_a_probed_tunnel();
+    let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
+    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let dir = std::env::temp_dir().join(format!("transitd-su-probe-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let more = "frames += [back(inner)] * 199\n\
+                other = inner.copy(); other[IP].src = '203.0.113.9'; del other[IP].chksum\n\
+                frames.append(back(other))";
+    let frames = router_returns(&a1, 7, &dir, more);
+    assert_eq!(frames.len(), 201);
+    let (io, _) = run_on(&a2, frames);
+    let seen = fates(&io.verdicts);
+    let count = |fate: &str| seen.iter().filter(|f| *f == fate).count();
+    assert_eq!(count(&format!("tx:{}", TxReason::ProbeReplyRelayed.name())), 4, "{seen:?}");
+    assert_eq!(count(DropReason::ProbeReplyRelayLimited.name()), 196, "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some(DropReason::TunnelInterface.name()), "not the router's side");
+    // What was relayed counts at a1 as before.
+    let _ = run_on(&a1, io.sent.clone());
+    assert_eq!(a1.health.replied(t), 7);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Backbone GRE the XDP program and the pipeline once judged apart (a review found them):
 /// - a fragment of GRE to this server's backbone address (the fleet sends none): the program
 ///   handed it to the data plane, which found no customer's and passed it back to the host

@@ -45,6 +45,15 @@ impl Announcements {
     /// a customer none of whose tunnels is known to serve, if so configured: its probed
     /// tunnels all down or not judged yet) and the soft-unicast egress prefixes.
     pub fn of(snap: &Snapshot) -> Announcements {
+        Announcements::held(snap, |_, stranded| !stranded)
+    }
+
+    /// [`Announcements::of`], with each customer's prefixes, where
+    /// `withdraw_customers_without_tunnels` is set, announced as `announce(customer,
+    /// stranded)` says (`stranded`: none of its tunnels is known to serve); asked once a
+    /// customer. A run holds a customer so withdrawn back for a while after its tunnels
+    /// return (`run`'s per-customer hold-down).
+    pub fn held(snap: &Snapshot, mut announce: impl FnMut(&str, bool) -> bool) -> Announcements {
         let mut set = BTreeSet::new();
         set.insert(IpNet::V4(Ipv4Net::from(std::net::Ipv4Addr::from(snap.anycast))));
         if let Some(v6) = snap.anycast_v6 {
@@ -57,12 +66,23 @@ impl Announcements {
         let serving = |t: &crate::snapshot::Tunnel| {
             snap.health.is_up(t.id) && (t.interface.is_none() || snap.health.judged(t.id))
         };
-        let stranded = |customer| {
-            let mut theirs = snap.tunnels.iter().filter(|t| t.customer == customer).peekable();
-            theirs.peek().is_some() && theirs.all(|t| !serving(t))
-        };
+        // Per customer, whether it has a tunnel and whether one serves: one walk over the
+        // tunnels, not one a prefix (ten times a second, for every prefix of every customer).
+        let mut theirs = Vec::new();
+        if per_customer {
+            theirs = vec![(false, false); snap.customers.len()];
+            for t in &snap.tunnels {
+                if let Some((any, serves)) = theirs.get_mut(usize::from(t.customer)) {
+                    *any = true;
+                    *serves = *serves || serving(t);
+                }
+            }
+        }
+        let announced: Vec<bool> =
+            snap.customers.iter().zip(&theirs).map(|(c, &(any, serves))| announce(&c.name, any && !serves)).collect();
         for &(net, customer) in &snap.customer_prefixes {
-            if !(per_customer && stranded(customer)) {
+            // Without the setting none is asked: every customer is announced.
+            if announced.get(usize::from(customer)).copied().unwrap_or(true) {
                 set.insert(net);
             }
         }

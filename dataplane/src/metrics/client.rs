@@ -1,6 +1,6 @@
 //! `transitd stats`: scraping a running transitd and printing its metrics for a person.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -354,6 +354,10 @@ impl View<'_> {
             .filter(|s| s.label("checked") != "false")
             .map(|s| (s.label("tunnel"), s.value))
             .collect();
+        // Up, and not judged yet: it takes traffic but is not known to work. (A transitd
+        // older than the metric serves none: its tunnels are shown as up says.)
+        let unjudged: HashSet<&str> =
+            self.find("transitd_tunnel_judged").filter(|s| s.value <= 0.0).map(|s| s.label("tunnel")).collect();
         // What each takes now: its `mtu`, or less while a path MTU the underlay reported
         // holds it or where its outer packet would not fit the interface.
         let mtu: HashMap<&str, f64> =
@@ -361,6 +365,7 @@ impl View<'_> {
         for (t, c) in tunnels {
             let mtu = mtu.get(t).map_or_else(|| "-".to_string(), |m| format!("{m:.0}"));
             let health = match up.get(t) {
+                Some(v) if *v > 0.0 && unjudged.contains(t) => "unknown",
                 Some(v) if *v > 0.0 => "up",
                 Some(_) => "DOWN",
                 None => "-",

@@ -287,7 +287,7 @@ impl Scrape<'_> {
         family(
             enc,
             "transitd_tunnel_up",
-            "1 while a tunnel takes traffic: a health-checked one (label checked true, with an interface) while it answers its probes; one not checked is always up, as routing takes it",
+            "1 while a tunnel takes traffic: a health-checked one (label checked true, with an interface) while it answers its probes, and until its probes have judged it (transitd_tunnel_judged 0); one not checked is always up, as routing takes it",
             MetricType::Gauge,
             |m| {
                 for (i, t) in snap.tunnels.iter().enumerate() {
@@ -295,6 +295,25 @@ impl Scrape<'_> {
                     let checked = if t.interface.is_some() { "true" } else { "false" };
                     let labels = [("tunnel", t.name.as_str()), ("customer", customer), ("checked", checked)];
                     sample(m, &labels, u64::from(snap.health.is_up(i as u16)), MetricType::Gauge)?;
+                }
+                Ok(())
+            },
+        )?;
+        // A checked tunnel's state is known once a probe was answered or down_after missed.
+        // Before (at start, after a reload that added it, for ever while its probes cannot
+        // be sent) it takes traffic, as up, but is not known to work: up alone said it
+        // worked, and withdraw_customers_without_tunnels, which does not count on it,
+        // withdrew a customer whose tunnels all showed up.
+        family(
+            enc,
+            "transitd_tunnel_judged",
+            "1 once a health-checked tunnel's probes have judged it (a probe answered, or down after down_after misses); 0 while its state is unknown: transitd_tunnel_up is then 1 (it takes traffic), but withdraw_customers_without_tunnels does not count on it. Tunnels not checked have no sample",
+            MetricType::Gauge,
+            |m| {
+                for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    sample(m, &labels, u64::from(snap.health.judged(i as u16)), MetricType::Gauge)?;
                 }
                 Ok(())
             },

@@ -166,6 +166,7 @@ tunnel = "acme-gre"
         state.stats.rx_frames = 6;
         // The underlay said 1400 bytes for acme-gre's path: 1376 inside, past GRE and IPv4.
         assert!(snap.health.lower_path_mtu(0, 1376, crate::io::wall_clock_ns()));
+        snap.health.set_judged(0); // a probe answered: up, not unknown
         let text = render(&sources(state.stats, snap));
         let samples = parse(&text);
         let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
@@ -222,6 +223,36 @@ tunnel = "acme-gre"
         assert_eq!(get("transitd_afxdp_events_total", &[("event", "tx_ring_empty")]), 9.0);
         let socket = people.lines().find(|l| l.contains("kernel drops:")).unwrap_or_else(|| panic!("{people}"));
         assert!(socket.ends_with("kernel drops: rx_ring_full 2"), "{socket}");
+    }
+
+    /// A health-checked tunnel its probes have not judged yet (no probe answered nor
+    /// down_after missed: at start, after a reload that added it, for ever while its probes
+    /// cannot be sent) takes traffic, and transitd_tunnel_up says 1; transitd_tunnel_judged
+    /// says its state is unknown, as `transitd stats` does. Up alone could not tell it from
+    /// a tunnel that answers, while withdraw_customers_without_tunnels does not count on it.
+    #[test]
+    fn a_tunnel_not_judged_yet_is_told_from_one_that_answers() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let scrape = |snap: &Arc<Snapshot>| {
+            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()));
+            let samples = parse(&text);
+            let get = |name: &str, tunnel: &str| {
+                samples.iter().find(|s| s.name == name && s.label("tunnel") == tunnel).map(|s| s.value)
+            };
+            let people = for_people("127.0.0.1:9469".parse().unwrap(), &text, None);
+            let health = people.lines().find(|l| l.starts_with("acme-gre ")).and_then(|l| l.split_whitespace().nth(2));
+            (
+                get("transitd_tunnel_up", "acme-gre"),
+                get("transitd_tunnel_judged", "acme-gre"),
+                get("transitd_tunnel_judged", "acme-spare"),
+                health.map(str::to_string),
+            )
+        };
+        assert_eq!(scrape(&snap), (Some(1.0), Some(0.0), None, Some("unknown".to_string())), "not judged yet");
+        snap.health.set_judged(0);
+        assert_eq!(scrape(&snap), (Some(1.0), Some(1.0), None, Some("up".to_string())), "answered");
+        snap.health.set_up(0, false);
+        assert_eq!(scrape(&snap), (Some(0.0), Some(1.0), None, Some("DOWN".to_string())), "gone down");
     }
 
     /// A tunnel whose outer packet would not fit the served interface's MTU is scraped at

@@ -372,9 +372,14 @@ fn to_our_side(
         if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
             return Verdict::Consumed(ConsumeReason::HealthProbeReply);
         }
-        // Another server of the fleet's probe: the one that sent it judges it.
+        // Another server of the fleet's probe: the one that sent it judges it. Only from the
+        // router's side of this tunnel, as that server requires of the reply (its inner
+        // addresses are those of the tunnel the payload names there): anything else of the
+        // customer's network would cross the backbone to be dropped on arrival.
+        let router_side = tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32);
         return probe_sender(payload)
-            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, false))
+            .filter(|_| router_side)
+            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, tid, false))
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
     // The budget is spent on replies sent, not on requests refused (RFC 1812 §4.3.2.8):
@@ -422,7 +427,7 @@ pub(super) fn relayed_probe_reply(
     }
     let sender = probe_sender(payload).filter(|_| via_dc);
     sender
-        .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, true))
+        .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, tid, true))
         .unwrap_or(Verdict::Drop(DropReason::TunnelInterface))
 }
 

@@ -36,7 +36,7 @@ use super::forward::{Ctx, Way, ipv4_checksum_ok, too_big};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, fragments};
-use crate::snapshot::{Snapshot, SoftUnicast};
+use crate::snapshot::{Snapshot, SoftUnicast, TunnelId};
 
 /// TTL of backbone GRE.
 const BACKBONE_TTL: u8 = 64;
@@ -243,19 +243,23 @@ pub const PROBE_REPLY: u8 = 0x80;
 /// once more, as [`PROBE_REPLY`], unless the probe was its own.
 pub const PROBE_REPLY_VIA_DC: u8 = 0x81;
 
-/// A reply to a health probe that another server of the fleet sent, whose payload names
-/// that server's backbone address `to`: sent on to it over the backbone (to its data centre
-/// when that is another; `within_dc`: only within this one). The router's replies come to
-/// the anycast address, so to whichever server is nearest the router, not to the one that
-/// probed; each server's tags are under its own key, and the one that probed is the one
-/// that can tell its reply. `None`: not in a fleet, `to` is no other server of it, or the
-/// packet is no probe's length (a probe's reply is the probe as it was sent).
+/// A reply to a health probe of tunnel `tunnel` that another server of the fleet sent,
+/// whose payload names that server's backbone address `to`: sent on to it over the backbone
+/// (to its data centre when that is another; `within_dc`: only within this one). The
+/// router's replies come to the anycast address, so to whichever server is nearest the
+/// router, not to the one that probed; each server's tags are under its own key, and the
+/// one that probed is the one that can tell its reply. `None`: not in a fleet, `to` is no
+/// other server of it, or the packet is no probe's length (a probe's reply is the probe as
+/// it was sent). Past the tunnel's relay budget ([`super::probe_relay_bucket`]), dropped as
+/// `probe_reply_relay_limited`: this server cannot tell a good tag of another's from a
+/// forged one, and copies of one reply would each cross the backbone.
 pub(super) fn relay_probe_reply(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
     key: &Key,
     ip: &IpFrame,
     to: std::net::Ipv4Addr,
+    tunnel: TunnelId,
     within_dc: bool,
 ) -> Option<Verdict> {
     use crate::snapshot::health::PROBE_PAYLOAD_LEN;
@@ -272,6 +276,10 @@ pub(super) fn relay_probe_reply(
     } else {
         (*su.dc_backbone_of.get(usize::from(dc))?, PROBE_REPLY_VIA_DC)
     };
+    // Spent on what would be relayed, as the ICMP budget is on errors sent.
+    if !ctx.limits.relays.admit(0, u64::from(tunnel), ctx.now) {
+        return Some(Verdict::Drop(DropReason::ProbeReplyRelayLimited));
+    }
     Some(to_server(ctx, su, frame, key, ip, target, hop, TxReason::ProbeReplyRelayed))
 }
 

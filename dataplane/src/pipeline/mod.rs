@@ -37,7 +37,7 @@ pub use pmtu::tunnel_mtu;
 pub use stats::{Reason, WorkerStats};
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
-use classifier::{Dim, Key, RateLimiter};
+use classifier::{BucketKey, BucketSpec, Dim, Key, RateLimiter};
 use gre::EthernetAddrs;
 use gre::reassembly::Reassembler;
 
@@ -185,6 +185,9 @@ pub struct Limits {
     pub previews: RateLimiter,
     /// One bucket: the ICMP errors this worker may send.
     pub icmp: RateLimiter,
+    /// The probe replies this worker relays to the other servers of a soft-unicast fleet,
+    /// keyed by tunnel ([`probe_relay_bucket`]; no table outside a fleet).
+    pub relays: RateLimiter,
     /// TCP connections tracked for `[tcp_protection]` (empty when no rule exists).
     pub flows: FlowTable,
     /// The SYN thresholds of TCP protection rules.
@@ -217,6 +220,7 @@ impl Limits {
             dos: RateLimiter::new(&snap.dos.buckets, snap.dos.table_size),
             previews: RateLimiter::new(&snap.dos.preview_specs(), snap.dos.table_size),
             icmp: RateLimiter::new(std::slice::from_ref(&snap.icmp), 1),
+            relays: RateLimiter::new(&probe_relay_bucket(snap), relay_slots(snap)),
             flows: FlowTable::new(flow_table_size(snap)),
             syn: RateLimiter::new(&snap.tcp.syn_buckets, 4),
             challenges: RateLimiter::new(std::slice::from_ref(&snap.tcp.challenges), 4),
@@ -256,6 +260,12 @@ impl Limits {
         }
         if new.icmp != old.icmp {
             self.icmp = RateLimiter::new(std::slice::from_ref(&new.icmp), 1);
+        }
+        // Keyed by tunnel id: another bucket or table size starts afresh (each tunnel with a
+        // full burst); ids a reload moved keep another tunnel's state for a burst or two.
+        if probe_relay_bucket(new) != probe_relay_bucket(old) || relay_slots(new) != relay_slots(old) {
+            let fresh = RateLimiter::new(&probe_relay_bucket(new), relay_slots(new));
+            retired.keep(std::mem::replace(&mut self.relays, fresh));
         }
         // A customer's connections tracked so far stay so; those its rules newly cover (a
         // wider filter, a new rule or prefix, a new customer) were never seen: their grace
@@ -353,6 +363,29 @@ fn authenticated_size(snap: &Snapshot) -> usize {
 fn fleet_of(snap: &Snapshot) -> Option<(u16, u16, &[std::net::Ipv4Addr], &[std::net::Ipv4Addr])> {
     let su = snap.soft_unicast.as_ref()?;
     Some((su.this_server, su.this_dc, &su.server_backbone, &su.dc_backbone_of))
+}
+
+/// The bucket of the probe replies a worker relays over the backbone, per tunnel (none
+/// outside a soft-unicast fleet). The router returns every server's probes to the anycast
+/// address, so to the one server nearest it, which relays the others': each of the other
+/// servers probes a tunnel at most once a `timeout` (while it is in doubt). Twice that, in
+/// bursts of as many, so that no reply due is refused (a refused reply is a miss to its
+/// prober, and misses take tunnels down). Unbounded, anyone who could send as a router's
+/// side of its tunnel (its router, or anyone forging its GRE, which has no authentication)
+/// had every copy of a reply sent over the backbone to the server it names, and from
+/// another data centre on again within that server's, past the customer's egress rules.
+pub fn probe_relay_bucket(snap: &Snapshot) -> Vec<BucketSpec> {
+    let Some(su) = &snap.soft_unicast else { return Vec::new() };
+    let others = (su.server_backbone.len() as u64).saturating_sub(1).max(1);
+    let per_second = 1_000_000_000u64.div_ceil(snap.health_config.timeout_ns.max(1));
+    // `Rule`: one key a tunnel, which the caller makes of the tunnel id.
+    vec![BucketSpec { key: BucketKey::Rule, rate: 2 * others * per_second, burst: 2 * others }]
+}
+
+/// Keys of [`probe_relay_bucket`]'s table: a tunnel each, in a fleet (16 bytes a tunnel:
+/// 1 MiB per worker at 65,535 tunnels), as the limiter rounds them.
+fn relay_slots(snap: &Snapshot) -> usize {
+    if snap.soft_unicast.is_some() { snap.tunnels.len().next_power_of_two() } else { 0 }
 }
 
 /// Fragmented datagrams a worker follows: none without soft unicast.

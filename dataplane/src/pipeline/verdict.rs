@@ -141,6 +141,10 @@ reasons! {
         Egress = "egress",
         /// Addressed to our side of a tunnel and not a ping or a probe reply.
         TunnelInterface = "tunnel_interface",
+        /// A reply to another server's health probe, past what the fleet's probes of its
+        /// tunnel can ask this worker to relay (twice one each `timeout_ms` from each other
+        /// server): not relayed over the backbone.
+        ProbeReplyRelayLimited = "probe_reply_relay_limited",
         /// Return traffic the plan sends back where it came from (the fleet's plans
         /// disagree): dropped rather than looped.
         BackboneLoop = "backbone_loop",

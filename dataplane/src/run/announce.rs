@@ -1,8 +1,10 @@
 //! The run's BGP announcements ([`crate::bgp`]): the guard is told what the running snapshot
 //! serves while every worker keeps publishing and the XDP program is attached, and nothing
-//! otherwise. Reloads change what is announced; a reload that adds, changes or removes
-//! `[bgp]` starts, restarts or stops the guard.
+//! otherwise; a customer withdrawn for its tunnels is held back as the run is after a
+//! withdrawal ([`CustomerHolds`]). Reloads change what is announced; a reload that adds,
+//! changes or removes `[bgp]` starts, restarts or stops the guard.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,8 @@ pub(super) struct Announcer {
     withdrawn: Option<String>,
     /// Holds announcing back for a while after a withdrawal.
     hold: HoldDown,
+    /// Holds each customer withdrawn for its tunnels back for a while after they return.
+    customers: CustomerHolds,
     /// When the running guard was last told anything: longer ago than `withdraw_after` (the
     /// process stopped, starved) means it heard nothing and withdrew on its own. Counted
     /// from the telling, not from the last tick: a tick that restarts a guard blocks while
@@ -78,6 +82,7 @@ impl Announcer {
             failed_queries: 0,
             withdrawn: None,
             hold: HoldDown::default(),
+            customers: CustomerHolds::default(),
             last_told: None,
             marker: None,
             unclean_starts: 0,
@@ -257,7 +262,7 @@ impl Announcer {
         let well = self.hold.announce(why.is_some(), now, hold);
         let why = why.or_else(|| (!well).then(|| HELD_DOWN.to_string()));
         self.announcing(why.is_none(), now);
-        let wanted = if why.is_none() { Announcements::of(snap) } else { Announcements::none() };
+        let wanted = if why.is_none() { self.customers.of(snap, now) } else { Announcements::none() };
         stats.announced.store(wanted.0.len() as u64, Ordering::Relaxed);
         stats.withdrawn.store(why.is_some(), Ordering::Relaxed);
         let in_sync = self.speaker.as_ref().and_then(Speaker::bird_in_sync);
@@ -338,6 +343,77 @@ impl HoldDown {
             (self.held, self.well_since) = (false, None);
         }
         !self.held
+    }
+}
+
+/// With `withdraw_customers_without_tunnels`, each customer's own [`HoldDown`]: withdrawn
+/// at once when none of its tunnels serves (its traffic has nowhere to go from here), and
+/// announced again only once one has served for `announce_after`, doubled for each
+/// withdrawal in a row (up to [`MAX_HOLD`]) until the customer has been announced for
+/// [`STABLE_AFTER`]. A tunnel's own hysteresis (`down_after` misses, `up_after` answers)
+/// takes a second or two each way: a lossy one went down and up every few seconds, each
+/// time withdrawing and announcing its customer's prefixes, and upstreams that damp
+/// flapping routes (RFC 2439) suppress them for far longer. A customer never announced yet
+/// (none of its tunnels judged since the start) is announced at once, as a run is.
+#[derive(Debug, Default)]
+struct CustomerHolds {
+    /// By customer name: ids move with reloads.
+    holds: HashMap<String, CustomerHold>,
+    /// Calls of [`CustomerHolds::of`]: a customer not seen in the last is gone.
+    ticks: u64,
+}
+
+#[derive(Debug, Default)]
+struct CustomerHold {
+    hold: HoldDown,
+    /// Withdrawals since the customer was last announced for [`STABLE_AFTER`] in a row.
+    withdrawals: u32,
+    /// Since when it has been announced without a break.
+    announced_since: Option<Instant>,
+    /// The call that last saw it.
+    seen: u64,
+}
+
+impl CustomerHolds {
+    /// What `snap` serves at `now`, each customer's prefixes held back as above.
+    fn of(&mut self, snap: &Snapshot, now: Instant) -> Announcements {
+        self.ticks = self.ticks.wrapping_add(1);
+        let (tick, holds) = (self.ticks, &mut self.holds);
+        let base = snap.bgp.as_ref().map_or(Duration::ZERO, |b| b.announce_after);
+        let wanted = Announcements::held(snap, |customer, stranded| {
+            if !holds.contains_key(customer) {
+                if stranded {
+                    return false; // never announced: nothing to hold back
+                }
+                holds.insert(customer.to_string(), CustomerHold::default());
+            }
+            let Some(h) = holds.get_mut(customer) else { return !stranded };
+            h.seen = tick;
+            h.announce(stranded, now, base)
+        });
+        holds.retain(|_, h| h.seen == tick);
+        wanted
+    }
+}
+
+impl CustomerHold {
+    /// Whether to announce the customer at `now`: `stranded`, none of its tunnels serves;
+    /// `base`, `announce_after`.
+    fn announce(&mut self, stranded: bool, now: Instant, base: Duration) -> bool {
+        if stranded && self.announced_since.take().is_some() {
+            self.withdrawals = self.withdrawals.saturating_add(1);
+        }
+        let doublings = self.withdrawals.saturating_sub(1).min(16);
+        let hold = base.saturating_mul(1 << doublings).min(MAX_HOLD.max(base));
+        if !self.hold.announce(stranded, now, hold) {
+            self.announced_since = None;
+            return false;
+        }
+        let since = *self.announced_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= STABLE_AFTER {
+            self.withdrawals = 0;
+        }
+        true
     }
 }
 
@@ -463,6 +539,44 @@ mod tests {
         // A hold of 0: announced at the first tick without a fault.
         assert!(!h.announce(true, ms(11_000), Duration::ZERO));
         assert!(h.announce(false, ms(11_100), Duration::ZERO));
+    }
+
+    /// withdraw_customers_without_tunnels: a customer whose one tunnel flaps is withdrawn at
+    /// once each time, and announced again only once the tunnel has served for
+    /// announce_after (5 s), doubled for each withdrawal in a row until the customer has been
+    /// announced for ten minutes. It was announced again at the tunnel's first return, and
+    /// a lossy tunnel flapped its prefixes in BGP at every change.
+    #[test]
+    fn a_customer_whose_tunnels_flap_is_held_down() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
+                    [[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n";
+        let snap = Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
+        let (t0, mut holds) = (Instant::now(), CustomerHolds::default());
+        // Whether customer a's prefix is announced `s` seconds in (beside the anycast /32).
+        let mut announced = |s: u64| holds.of(&snap, t0 + Duration::from_secs(s)).0.len() == 2;
+        assert!(!announced(0), "not judged yet: never announced, nothing held");
+        snap.health.set_judged(0);
+        assert!(announced(0), "announced at once the first time");
+        snap.health.set_up(0, false);
+        assert!(!announced(1), "withdrawn at once");
+        snap.health.set_up(0, true);
+        assert!(!announced(2), "held: its tunnel has served for 0 s");
+        assert!(!announced(6));
+        assert!(announced(7), "served for announce_after");
+        snap.health.set_up(0, false);
+        assert!(!announced(8));
+        snap.health.set_up(0, true);
+        assert!(!announced(9));
+        assert!(!announced(14), "the second withdrawal in a row holds it twice as long");
+        assert!(announced(19));
+        // Announced for ten minutes: the next withdrawal's hold is the first's again.
+        assert!(announced(619));
+        snap.health.set_up(0, false);
+        assert!(!announced(620));
+        snap.health.set_up(0, true);
+        assert!(!announced(621));
+        assert!(announced(626));
     }
 
     #[test]

@@ -121,7 +121,13 @@ pub(super) fn final_report(
         p.failed.load(Ordering::Relaxed)
     );
     for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
-        let state = if snap.health.is_up(i as u16) { "up" } else { "down" };
+        // Up and not judged: no probe answered nor down_after missed (its probes could not
+        // be sent, or the run was short): taking traffic, not known to work.
+        let state = match (snap.health.is_up(i as u16), snap.health.judged(i as u16)) {
+            (true, true) => "up",
+            (true, false) => "not judged",
+            (false, _) => "down",
+        };
         let _ = writeln!(out, "tunnel {} {state} (probes answered up to #{})", t.name, snap.health.replied(i as u16));
     }
     let now = crate::io::wall_clock_ns();

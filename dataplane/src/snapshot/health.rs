@@ -1,7 +1,8 @@
 //! Tunnel health as data: the up/down flag and last answered probe of each tunnel, which
 //! the prober (in the shell, `crate::health`) writes and the pipeline's decapsulation and
-//! route stages read and record; the path MTU the underlay was found to take (the pipeline's
-//! `pmtu` stage writes it, the tunnel stages read it); and the probes' timing. Atomics per
+//! route stages read and record, and the life each tunnel's probes are tagged in; the path
+//! MTU the underlay was found to take (the pipeline's `pmtu` stage writes it, the tunnel
+//! stages read it); and the probes' timing. Atomics per
 //! tunnel, read Relaxed on the forwarding path (a path MTU word and its flag are written
 //! SeqCst, the word first; a reader that sees the flag before the word keeps the configured
 //! MTU a packet longer, which is harmless), and
@@ -49,11 +50,33 @@ fn held(word: u64, now_ns: u64) -> Option<u32> {
     (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32)
 }
 
+/// Lives handed out so far in this process (0 is the first table's, never handed out): a
+/// reload's table gives each of its tunnels a new one, a tunnel whose sequence numbers start
+/// over takes another ([`HealthTable::restart`]).
+static LIVES: AtomicU64 = AtomicU64::new(1);
+
+/// The first of `n` lives never handed out before (none is 0).
+fn new_lives(n: usize) -> u64 {
+    LIVES.fetch_add(n as u64, Ordering::Relaxed)
+}
+
 /// Health state shared by the workers for one snapshot's tunnels.
 #[derive(Debug)]
 pub struct HealthTable {
     tunnels: Box<[TunnelHealth]>,
-    /// Random per process and never sent: each probe carries a tag of its tunnel and
+    /// Per tunnel, the life its probes are tagged in (the tag covers it; the payload does
+    /// not carry it). A tunnel's sequence numbers start over with each life, under the same
+    /// key (the process's): without it a reply to probe #500 of a tunnel a reload took out
+    /// (or whose `interface` it removed), late or replayed by anyone who saw it on the
+    /// underlay, verified once a later reload put the tunnel back, and answered the new
+    /// prober's #1 to #500 for it: a dead tunnel kept up for 500 intervals, and its customer
+    /// announced. A process's first table has every tunnel in life 0, tagged as before lives
+    /// were (replay's captures hold such tags); a reload's copy gives every tunnel a new life
+    /// and carries the old one by name while the tunnel stays probed, as the prober carries
+    /// its sequence numbers; a wrap begins another. Kept apart from the flags the route
+    /// stage reads: only replies read it.
+    lives: Box<[AtomicU64]>,
+    /// Random per process and never sent: each probe carries a tag of its tunnel, life and
     /// sequence number under it, so no router can make a reply for another's tunnel (every
     /// router sees its own probes' tags only), nor anyone one for a probe not yet sent.
     key: [AtomicU64; 2],
@@ -82,9 +105,11 @@ struct TunnelHealth {
 }
 
 impl HealthTable {
-    /// Every tunnel up, nothing answered yet.
+    /// Every tunnel up, nothing answered yet, in life 0 (a reload's copy,
+    /// [`HealthTable::inherit`], gives each another).
     pub fn new(tunnels: usize) -> HealthTable {
         let answers = (0..tunnels.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        let lives = (0..tunnels).map(|_| AtomicU64::new(0)).collect();
         let tunnels = (0..tunnels)
             .map(|_| TunnelHealth {
                 up: AtomicBool::new(true),
@@ -95,6 +120,7 @@ impl HealthTable {
             .collect();
         HealthTable {
             tunnels,
+            lives,
             key: [AtomicU64::new(0), AtomicU64::new(0)],
             any_path_mtu: AtomicBool::new(false),
             answers,
@@ -242,22 +268,34 @@ impl HealthTable {
         self.key[1].store(key[1], Ordering::Relaxed);
     }
 
-    /// The tag of probe `seq` of the tunnel named `name`: SipHash-2-4 under the key of the
-    /// name's bytes and the sequence number (little-endian). By name, not id: ids move when
-    /// a reload adds a tunnel in front, and a router must not hold tags that become another
-    /// tunnel's.
-    pub fn tag(&self, name: &str, seq: u32) -> u64 {
+    /// The tag of probe `seq` of tunnel `t`, named `name`: SipHash-2-4 under the key of the
+    /// name's bytes, the tunnel's life unless it is 0, and the sequence number (all
+    /// little-endian). By name, not id: ids move when a reload adds a tunnel in front, and a
+    /// router must not hold tags that become another tunnel's. In the life: an earlier life
+    /// of the tunnel used the same sequence numbers, and its tags must not answer this one's
+    /// probes. Life 0 writes nothing (as tags were before lives: captures and their
+    /// generators hold them); no other life meets it, since its last byte is 0 (lives are
+    /// counted from 1, far below 2^56), which no name holds.
+    pub fn tag(&self, t: TunnelId, name: &str, seq: u32) -> u64 {
         use std::hash::Hasher as _;
         let [k0, k1] = self.key();
+        let life = self.lives.get(usize::from(t)).map_or(0, |l| l.load(Ordering::Relaxed));
         let mut h = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
         h.write(name.as_bytes());
+        if life != 0 {
+            h.write(&life.to_le_bytes());
+        }
         h.write(&seq.to_le_bytes());
         h.finish()
     }
 
-    /// Sequence numbers of tunnel `t` start over (they wrapped): nothing is answered yet.
+    /// Sequence numbers of tunnel `t` start over (they wrapped): a new life, in which nothing
+    /// is answered yet and no reply to a probe of the last one verifies (a late reply to
+    /// #4294967295 answered every number after the wrap). Before the life's first probe is
+    /// written, whose tag is made in it.
     pub fn restart(&self, t: TunnelId) {
-        if let Some(h) = self.tunnels.get(usize::from(t)) {
+        if let (Some(h), Some(life)) = (self.tunnels.get(usize::from(t)), self.lives.get(usize::from(t))) {
+            life.store(new_lives(1), Ordering::Relaxed);
             h.replied.store(0, Ordering::Relaxed);
         }
     }
@@ -274,14 +312,15 @@ impl HealthTable {
     }
 
     /// Records a probe reply that arrived through tunnel `t`, named `name`, if its payload
-    /// is one of ours for that tunnel (its tag verifies). Returns whether it was.
+    /// is one of ours for that tunnel in its present life (its tag verifies). Returns
+    /// whether it was.
     pub fn record_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> bool {
         // What the tag covers, up to the sequence number: the sender's address after it is
         // for relaying (and absent from probes transitd sent before it had one).
         let Some(p) = payload.get(..24) else { return false };
         let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
         let seq = word(20..24) as u32;
-        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(name, seq) {
+        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(t, name, seq) {
             return false;
         }
         let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
@@ -314,9 +353,14 @@ impl HealthTable {
     /// Carries state over from the table of the previous snapshot, matching tunnels by
     /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight or
     /// a path MTU it learned. A tunnel that is no longer probed (`probed[t]` false) is up,
-    /// as every unprobed tunnel.
+    /// as every unprobed tunnel. Every tunnel begins a new life, but one that stays probed
+    /// goes on with its old one.
     pub fn inherit(&self, names: &[&str], probed: &[bool], old: &HealthTable, old_names: &[&str]) {
         self.set_key(old.key());
+        let first = new_lives(self.lives.len());
+        for (i, life) in self.lives.iter().enumerate() {
+            life.store(first.wrapping_add(i as u64), Ordering::Relaxed);
+        }
         let old_index: std::collections::HashMap<&str, usize> =
             old_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         for (t, name) in names.iter().enumerate() {
@@ -326,13 +370,15 @@ impl HealthTable {
         }
     }
 
-    /// Copies tunnel `o` of `old` into tunnel `t` (its state only if still `probed`: one
-    /// no longer probed keeps no answers, since a prober that takes it up again starts its
-    /// sequence numbers over, and old answers would answer its new probes); a reply a
-    /// worker already recorded in this table stays. The path MTU only with `path_mtu`:
+    /// Copies tunnel `o` of `old` into tunnel `t` (its state and life only if still
+    /// `probed`: one no longer probed keeps no answers and its new life, since a prober
+    /// that takes it up again starts its sequence numbers over, and old answers, or old
+    /// replies arriving late, would answer its new probes); a reply a worker already
+    /// recorded in this table in the same life stays. The path MTU only with `path_mtu`:
     /// the reload's copy takes it, which may then forget it (another path, discovery
     /// turned off); the prober's later move must not bring it back.
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool, path_mtu: bool) {
+        let life = old.lives.get(o).map_or(0, |l| l.load(Ordering::Relaxed));
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
         // One that lapsed is carried and cleared at the prober's next check.
@@ -342,7 +388,16 @@ impl HealthTable {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         if probed {
-            new.replied.fetch_max(old.replied.load(Ordering::Relaxed), Ordering::Relaxed);
+            // The reload's copy replaces this table's new life; the prober's later move finds
+            // the same one, unless it began another in `old` meanwhile (a wrap), whose answers
+            // are the only ones that count.
+            let was = self.lives.get(t).map_or(life, |l| l.swap(life, Ordering::Relaxed));
+            let replied = old.replied.load(Ordering::Relaxed);
+            if was == life {
+                new.replied.fetch_max(replied, Ordering::Relaxed);
+            } else {
+                new.replied.store(replied, Ordering::Relaxed);
+            }
             if old.judged.load(Ordering::Relaxed) {
                 new.judged.store(true, Ordering::Relaxed);
             }
