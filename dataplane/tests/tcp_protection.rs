@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use etherparse::PacketBuilder;
-use transitd::pipeline::flows::{FlowEvent, FlowTable, FlowTimeouts, Segment};
+use transitd::pipeline::flows::{FlowEvent, FlowTable, FlowTimeouts, GAP_BYTES, Segment};
 use transitd::pipeline::{
     ConsumeReason, DropReason, Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, TxReason, Verdict, WorkerState,
 };
@@ -74,9 +74,9 @@ fn is_out_of_state(v: &Verdict) -> bool {
 /// Per frame number, whether tshark's view of the capture says the packet belongs to a
 /// connection seen from its start in its own direction: its (stream, source, port) sent a
 /// SYN at or before it, with no RST since at the direction's next sequence number (the end
-/// of what it sent in order, from tshark's raw sequence numbers and lengths). `None` for
-/// frames that are not plain TCP (inside tunnels or ICMP errors, fragments), which tracking
-/// does not judge.
+/// of what it sent, gaps of up to `GAP_BYTES` taken over, from tshark's raw sequence numbers
+/// and lengths). `None` for frames that are not plain TCP (inside tunnels or ICMP errors,
+/// fragments), which tracking does not judge.
 fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
     // Not under MPLS labels: the data plane passes or drops those whatever they carry.
     let filter = "tcp and not icmp and not icmpv6 and not gre and not udp and not mpls \
@@ -109,8 +109,8 @@ fn tshark_verdicts(file: &std::path::Path) -> HashMap<u64, bool> {
             if seq == *next {
                 *state = false;
             }
-        } else if next.wrapping_sub(seq) as i32 >= 0 && end.wrapping_sub(*next) as i32 > 0 {
-            *next = end; // the stream continues in order
+        } else if seq.wrapping_sub(*next) as i32 <= GAP_BYTES as i32 && end.wrapping_sub(*next) as i32 > 0 {
+            *next = end; // the stream goes on, past what the capture missed of it if anything
         }
     }
     verdicts
@@ -905,6 +905,36 @@ fn a_challenge_that_cannot_be_sent_is_not_counted_as_one() {
     }
     assert_eq!(outcomes[0], (Verdict::Drop(DropReason::NextHopUnresolved), Some(FlowEvent::New)), "within the burst");
     assert_eq!(outcomes[1], (Verdict::Drop(DropReason::NextHopUnresolved), None), "over it: no challenge went out");
+}
+
+/// What the customer's firewall drops outright is left to it: a SYN to a port it closes is
+/// neither challenged (a SYN-ACK from the customer's address would show a scan the port
+/// open) nor tracked, and spends none of the rule's threshold, which a SYN to the port it
+/// serves then finds whole; an ACK to the closed port is the firewall's drop. They were
+/// challenged, tracked and counted, the closed port spending the open one's threshold.
+#[test]
+fn what_the_firewall_drops_is_neither_challenged_nor_tracked() {
+    let config = format!(
+        "{CATCH_ALL}\n[customer.firewall]\ndefault = \"drop\"\n\n[[customer.firewall.rule]]\nname = \"web\"\n\
+         match = \"tcp.dstport == 80\"\naction = \"accept\"\n\n[tcp_protection]\ngrace_period = 0\n\n\
+         [[tcp_protection.rule]]\nname = \"all-tcp\"\nmatch = \"tcp\"\nmode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n"
+    );
+    let snap = snapshot(&config);
+    let mut limits = Limits::new(&snap);
+    let s = 1_000_000_000;
+    let syn = |last: u8, port: u16| segment([198, 51, 100, last], [203, 0, 113, 80], 40000, port, 0x02, 0);
+    for last in 1..=3u8 {
+        let o = outcome_with(&snap, &mut limits, &syn(last, 22), s + u64::from(last));
+        assert_eq!((o.verdict, o.tcp), (Verdict::Drop(DropReason::Firewall), None), "a SYN to a closed port");
+    }
+    let v = verdict_with(&snap, &mut limits, &syn(4, 80), s + 4);
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "the burst is whole: {v:?}");
+    let v = verdict_with(&snap, &mut limits, &syn(5, 80), s + 5);
+    assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "over the threshold: {v:?}");
+    assert_eq!(limits.flows.live(s + 6, &snap.tcp.timeouts), 1, "the open port's connection alone");
+    let ack = segment([198, 51, 100, 6], [203, 0, 113, 80], 40000, 22, 0x10, 0);
+    let o = outcome_with(&snap, &mut limits, &ack, s + 7);
+    assert_eq!((o.verdict, o.tcp), (Verdict::Drop(DropReason::Firewall), None), "the firewall's, not out of state");
 }
 
 /// The grace period runs from the first packet tracked after a start, whoever's: a quiet

@@ -17,12 +17,19 @@
 //! ```
 //!
 //! and each state ages out on its own timeout. Each entry keeps the client's next sequence
-//! number as the edge saw it (the end of the stream it has seen in order): a FIN or RST
-//! counts only at exactly that number, as the client's own stack sends them (RFC 9293
-//! §3.10.7); any other is ignored and the connection lives until it idles out. A blind FIN
-//! or RST would have to guess 32 bits to make the edge forget a connection and drop its next
-//! ACKs as out of state (RFC 5961 §3 asks endpoints for the same), and a blind SYN changes
-//! nothing in an established connection.
+//! number as the edge saw it: the end of its stream, which a segment takes on when it starts
+//! at most [`GAP_BYTES`] beyond it. A gap is what the edge never saw of the stream: a segment
+//! lost before it (the client resends only that one once its receiver has acknowledged the
+//! rest selectively, and it is old by then) or overtaken by the next. Read strictly in order,
+//! one such segment would leave the number behind the stream for good: the connection's FIN
+//! and RST would never count again, and it would live until it idled out. A RST counts only
+//! at exactly that number, as the client's own stack sends it (RFC 9293 §3.10.7; RFC 5961
+//! §3.2 asks the same of endpoints); a FIN when it takes the stream on (at the number, or
+//! past a gap: an endpoint takes a FIN anywhere in its window). Anything else is ignored. A
+//! blind RST must guess 32 bits; to set the number to a value of its own and send the RST
+//! there, a blind segment must land within a gap and its own length of the number: with
+//! 1,460 bytes, one chance in 445,000 per guess (one in 2.9 million when only a segment
+//! straddling the number moved it). A blind SYN changes nothing in an established connection.
 //!
 //! A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
@@ -60,7 +67,7 @@ enum State {
     Embryonic = 1,
     /// The handshake completed (or the connection was picked up in the grace period).
     Established = 2,
-    /// The client sent FIN (at its next sequence number).
+    /// The client sent FIN (taking its stream on).
     Closing = 3,
 }
 
@@ -71,7 +78,8 @@ struct Slot {
     /// The flow's hash with its low two bits replaced by the state (0: free).
     tag: u64,
     seen: u32,
-    /// The client's next sequence number: the end of the stream seen in order.
+    /// The client's next sequence number: the end of the stream seen (gaps of up to
+    /// [`GAP_BYTES`] taken over).
     next: u32,
 }
 
@@ -97,16 +105,27 @@ impl Slot {
         self.tag & !STATE_BITS == flow & !STATE_BITS && self.state() != State::Free
     }
 
-    /// Moves `next` to the end of `seg` when `seg` continues the stream: it starts at or
-    /// before `next` and ends after it (sequence space wraps). A segment ahead of `next` (one
-    /// missed, or a blind guess) moves nothing.
-    fn advance(&mut self, seg: &Segment) {
+    /// Moves `next` to the end of `seg` when `seg` takes the stream on: it starts at most
+    /// [`GAP_BYTES`] beyond `next` (the segments in between missed) and ends after it
+    /// (sequence space wraps). Returns whether it did. A segment further ahead (a blind
+    /// guess, as like as not) moves nothing, nor does an old one (a retransmission).
+    fn advance(&mut self, seg: &Segment) -> bool {
         let end = seg.end();
-        if self.next.wrapping_sub(seg.seq) as i32 >= 0 && (end.wrapping_sub(self.next) as i32) > 0 {
+        let takes =
+            seg.seq.wrapping_sub(self.next) as i32 <= GAP_BYTES as i32 && (end.wrapping_sub(self.next) as i32) > 0;
+        if takes {
             self.next = end;
         }
+        takes
     }
 }
+
+/// How far beyond the next sequence number a segment may start and still take the stream on:
+/// the segments between were lost before the edge (resent later, and old by then) or are
+/// still on their way. Five full-size segments of 1,460 bytes (Internet paths mostly lose or
+/// reorder one or two at a time). Wider, a blind segment is likelier to land in it (one
+/// chance in 2^32 / (this + its length)) and set the number a RST is checked against.
+pub const GAP_BYTES: u32 = 8192;
 
 /// What tracking reads of one TCP segment from the client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -291,19 +310,20 @@ impl FlowTable {
             let slot = &mut ways[i];
             // Never earlier: a replayed capture's packets may be out of order.
             slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
-            // A RST or FIN counts only at the next sequence number (in order), as the
-            // client's stack sends them; elsewhere it is blind, or the edge missed a segment,
-            // and the connection lives on until it idles out.
-            let in_order = seg.seq == slot.next;
+            // A RST counts only at exactly the next sequence number, where the client's
+            // stack sends it: it forgets the connection at once. A FIN counts when it takes
+            // the stream on, at that number or past a gap (the segment before it lost on the
+            // way, or overtaken by it): it only moves the connection to the closing timeout.
+            // Elsewhere either is blind, or old, and changes nothing.
             if flags & RST != 0 {
-                if in_order {
+                if seg.seq == slot.next {
                     *slot = Slot::default();
                 }
                 return FlowEvent::Tracked;
             }
-            slot.advance(&seg);
+            let takes = slot.advance(&seg);
             if flags & FIN != 0 {
-                if in_order {
+                if takes {
                     slot.set_state(State::Closing);
                 }
             } else if flags & ACK != 0 && slot.state() == State::Embryonic {
@@ -498,21 +518,25 @@ mod tests {
         assert_eq!(t.observe(1, at(ACK, 101), 2 * S, &T, &mut None), FlowEvent::OutOfStateAck, "ended in order");
     }
 
-    /// A RST or FIN anywhere but the next sequence number (blind, or the edge missed a
-    /// segment) changes nothing: the connection lives until it idles out. A blind SYN does
-    /// not make an established connection embryonic.
+    /// A RST anywhere but the next sequence number, or a FIN that does not take the stream
+    /// on (old, or beyond a gap: blind) changes nothing: the connection lives until it idles
+    /// out. A blind SYN does not make an established connection embryonic.
     #[test]
     fn only_an_in_order_rst_or_fin_ends_or_closes() {
         let mut t = FlowTable::new(1024);
         let at = |flags, seq, len| Segment { flags, seq, len };
         t.observe(9, at(SYN, u32::MAX - 10, 0), S, &T, &mut None);
         t.observe(9, at(ACK, u32::MAX - 9, 100), S, &T, &mut None); // wraps: next is 90
-        for blind in [0, 89, 91, 1 << 31] {
+        let beyond = 90 + GAP_BYTES + 1;
+        for blind in [0, 89, beyond, 1 << 31] {
             assert_eq!(t.observe(9, at(RST, blind, 0), 2 * S, &T, &mut None), FlowEvent::Tracked);
             assert_eq!(t.observe(9, at(FIN | ACK, blind, 0), 2 * S, &T, &mut None), FlowEvent::Tracked);
         }
-        // A segment ahead of the stream (as a blind guess) does not move it either.
-        t.observe(9, at(ACK, 1000, 10), 2 * S, &T, &mut None);
+        // A RST just ahead counts no more than one further off: only a FIN is taken past a gap.
+        assert_eq!(t.observe(9, at(RST, 91, 0), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        // A segment further ahead of the stream than a gap (as a blind guess) does not move it
+        // either.
+        t.observe(9, at(ACK, beyond, 10), 2 * S, &T, &mut None);
         assert_eq!(t.observe(9, at(ACK, 90, 0), 40 * S, &T, &mut None), FlowEvent::Tracked, "established, not closing");
         // A blind SYN changes nothing: not the state, not the number a RST must carry.
         t.observe(9, at(SYN, 5, 0), 41 * S, &T, &mut None);
@@ -531,6 +555,46 @@ mod tests {
         t.observe(4, at(ACK, 101, 10), S, &T, &mut None);
         assert_eq!(t.observe(4, at(RST | ACK, 1101, 0), S, &T, &mut None), FlowEvent::Tracked);
         assert_eq!(t.observe(4, seg(ACK), S, &T, &mut None), FlowEvent::OutOfStateAck, "ended at 1101");
+    }
+
+    /// A segment the edge never saw (lost before it, and only it resent later, as a client
+    /// does once its receiver has acknowledged the rest selectively; or overtaken by the
+    /// next) leaves a gap: the segments beyond it take the stream on, and the client's FIN
+    /// and RST at its end count. They were ignored for good, the next sequence number stuck
+    /// at the gap, and the connection lived until it idled out.
+    #[test]
+    fn a_segment_the_edge_missed_does_not_keep_a_fin_or_rst_from_counting() {
+        let mut t = FlowTable::new(1024);
+        let at = |flags, seq, len| Segment { flags, seq, len };
+        // Lost before the edge: [101, 1101) is not seen until it is resent, after the rest.
+        t.observe(1 << 8, at(SYN, 100, 0), S, &T, &mut None);
+        t.observe(1 << 8, at(ACK, 101, 0), S, &T, &mut None);
+        t.observe(1 << 8, at(ACK, 1101, 1000), S, &T, &mut None);
+        t.observe(1 << 8, at(ACK, 2101, 1000), S, &T, &mut None);
+        t.observe(1 << 8, at(ACK, 101, 1000), S, &T, &mut None); // the resent segment: old now
+        assert_eq!(t.observe(1 << 8, at(FIN | ACK, 3101, 0), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(
+            t.observe(1 << 8, at(ACK, 3102, 0), 13 * S, &T, &mut None),
+            FlowEvent::OutOfStateAck,
+            "closing, and timed out as such"
+        );
+        // Overtaken: [101, 1101) comes after [1101, 2101); the RST at 2101 ends it.
+        t.observe(2 << 8, at(SYN, 100, 0), S, &T, &mut None);
+        t.observe(2 << 8, at(ACK, 1101, 1000), S, &T, &mut None);
+        t.observe(2 << 8, at(ACK, 101, 1000), S, &T, &mut None);
+        assert_eq!(t.observe(2 << 8, at(RST | ACK, 2101, 0), S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(2 << 8, at(ACK, 2101, 0), S, &T, &mut None), FlowEvent::OutOfStateAck, "ended");
+        // A FIN past a gap (the last data lost before the edge) closes as well.
+        t.observe(3 << 8, at(SYN, 100, 0), S, &T, &mut None);
+        t.observe(3 << 8, at(ACK, 101, 0), S, &T, &mut None);
+        t.observe(3 << 8, at(FIN | ACK, 1101, 0), 2 * S, &T, &mut None);
+        t.observe(3 << 8, at(ACK, 101, 1000), 2 * S, &T, &mut None);
+        assert_eq!(t.observe(3 << 8, at(ACK, 1102, 0), 13 * S, &T, &mut None), FlowEvent::OutOfStateAck, "closed");
+        // A gap wider than GAP_BYTES is not taken over: the FIN beyond it is ignored.
+        t.observe(4 << 8, at(SYN, 100, 0), S, &T, &mut None);
+        t.observe(4 << 8, at(ACK, 101, 0), S, &T, &mut None);
+        t.observe(4 << 8, at(FIN | ACK, 101 + GAP_BYTES + 1, 0), 2 * S, &T, &mut None);
+        assert_eq!(t.observe(4 << 8, at(ACK, 101, 0), 13 * S, &T, &mut None), FlowEvent::Tracked, "not closing");
     }
 
     /// A client that closed may open a new connection on the same 4-tuple, its ISN beyond

@@ -84,7 +84,10 @@ pub(super) fn act_for_customer(
         return;
     }
     let data = frame.buf.get(frame.start..frame.start + frame.len).unwrap_or(&[]);
-    match tcp::protect(ctx, data, key, ip, customer, outcome) {
+    // A rate-limit rule's refusal is known only once its bucket is charged, below: such a
+    // packet is tracked as any the firewall lets through.
+    let firewall_drops = decided.firewall.action == Action::Drop;
+    match tcp::protect(ctx, data, key, ip, customer, firewall_drops, outcome) {
         Protection::Pass => {}
         Protection::Drop(reason) => {
             outcome.verdict = Verdict::Drop(reason);

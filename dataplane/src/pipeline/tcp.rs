@@ -5,7 +5,13 @@
 //!
 //! Runs after the customer's DoS rules and before its firewall, so that rate limits still
 //! cap SYNs (which always pass here: they open connections) and the firewall sees only what
-//! tracking let through.
+//! tracking let through. What that firewall drops outright, though, is left to it (its
+//! decision is made ahead, with the customer's other lookups): a SYN to a port the customer
+//! closes would be answered with a challenge from its address (a scan would find every port
+//! open), spend the rule's threshold and the worker's challenge budget that SYNs to the ports
+//! it serves need, and open an entry, all for a packet dropped next. Conntrack likewise keeps
+//! no entry for a packet a later hook drops, and synproxy is a verdict of the filter's own
+//! rules.
 //!
 //! [`FlowTable`]: super::flows::FlowTable
 
@@ -49,13 +55,15 @@ pub(super) enum Protection {
 }
 
 /// Tracks one packet to `customer` and decides what the covering rule (if any) does with
-/// it. Sets the outcome's rule and event.
+/// it. One the customer's firewall drops outright (`firewall_drops`) is only checked for
+/// being the answer to a challenge. Sets the outcome's rule and event.
 pub(super) fn protect(
     ctx: &mut Ctx<'_>,
     data: &[u8],
     key: &Key,
     ip: &IpFrame,
     customer: &Customer,
+    firewall_drops: bool,
     outcome: &mut Outcome,
 ) -> Protection {
     let tcp = &ctx.snap.tcp;
@@ -70,13 +78,12 @@ pub(super) fn protect(
         Some(r) => Some(r),
         None => customer.tcp.decide(key, data).rule.map(|r| customer.tcp_base + r),
     };
-    let rule_index = covering(key);
-    let rule = rule_index.and_then(|r| tcp.rules.get(r as usize));
-    outcome.tcp_rule = rule_index.filter(|_| rule.is_some());
+    let known = |r: &u32| tcp.rules.get(*r as usize).is_some();
     let now = ctx.now;
     // The answer to a challenge: a RST whose sequence number is the cookie we sent, whatever
-    // rule covers it, or none (a threshold rule written for SYNs alone covers no RST). One
-    // hash: the cookie names its slot.
+    // rule covers it, or none (a threshold rule written for SYNs alone covers no RST), and
+    // whatever the firewall would make of it: it is the edge's, consumed here. One hash: the
+    // cookie names its slot.
     if flags & RST != 0
         && !tcp.syn_buckets.is_empty()
         && let Some(seq) = field_u32(data, ip.l4_start + 4)
@@ -85,16 +92,22 @@ pub(super) fn protect(
         let until = now.saturating_add(tcp.authenticated_ns);
         ctx.limits.authenticated.insert(source_of(key), now, until);
         outcome.tcp = Some(FlowEvent::ChallengePassed);
-        // Counted under the rule that challenged, the one covering the SYN this answers, not
-        // whichever covers the RST, if any (one more lookup, for answers only: challenges
-        // are bounded by `challenge_rate`).
+        // Counted under the rule that challenged, the one covering the SYN this answers, else
+        // whichever covers the RST, if any (a lookup more, for answers only: challenges are
+        // bounded by `challenge_rate`).
         let mut syn = *key;
         syn.set_tcp_flags(SYN as u16);
-        if let Some(r) = covering(&syn).filter(|&r| tcp.rules.get(r as usize).is_some()) {
-            outcome.tcp_rule = Some(r);
-        }
+        outcome.tcp_rule = covering(&syn).filter(known).or_else(|| covering(key).filter(known));
         return Protection::Answered;
     }
+    // Dropped next by the firewall: no entry, no challenge, no threshold spent, no event
+    // (nor the lookup of the covering rule).
+    if firewall_drops {
+        return Protection::Pass;
+    }
+    let rule_index = covering(key);
+    let rule = rule_index.and_then(|r| tcp.rules.get(r as usize));
+    outcome.tcp_rule = rule_index.filter(|_| rule.is_some());
     let Some(rule) = rule else { return Protection::Pass };
     let flow = flow_of(key);
     let segment = segment(data, ip, flags);
