@@ -102,6 +102,41 @@ fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     assert_eq!(heard.last().map(String::as_str), Some("STOPPING=1"), "{heard:?}");
 }
 
+/// A SIGHUP that comes while `run` reads its configuration (here from an etcd that takes
+/// the connection and never answers: seconds) does not end the process. Its handler was
+/// installed after the configuration was built, and the signal's default action ended the
+/// start (under systemd, a start that failed, tried again 5 s later). The run goes on, and
+/// here fails for the etcd alone, as it would have without the signal.
+#[test]
+fn a_sighup_while_starting_does_not_end_the_process() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("ts", 1);
+    let mute = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 23790))\ns.listen()\n\
+                print('listening', flush=True)\nc, _ = s.accept()\nprint('connected', flush=True)\ntime.sleep(60)";
+    let mut etcd = lab.cmd("dut", "/usr/bin/python3").args(["-c", mute]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut said = std::io::BufReader::new(etcd.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
+    let run = lab
+        .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--iface", &lab.dev("d0"), "--no-metrics", "--config-etcd", "http://127.0.0.1:23790"])
+        .args(["--prefix", "/t/"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert_eq!(line.trim(), "connected", "transitd asks the mute etcd for its configuration");
+    let _ = Command::new("kill").args(["-HUP", &run.id().to_string()]).status();
+    let out = run.wait_with_output().unwrap();
+    let _ = (etcd.kill(), etcd.wait());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), None, "ended by the SIGHUP: {err}");
+    assert!(!out.status.success() && err.contains("127.0.0.1:23790"), "it fails for the etcd alone: {err}");
+}
+
 #[test]
 fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -8,7 +8,7 @@
 //! counted with. A sample carries the generation of the snapshot it was made under: one
 //! queued across such a reload is reported as a flow of its own under the names it was
 //! made under, never under a customer the index now names. Without `[ipfix]` it only
-//! empties the queue.
+//! empties the queue, and keeps no replaced snapshot (see `Exporter::follow`).
 //!
 //! Memory is bounded: at most [`MAX_FLOWS`] flows are kept; past that (a flood of spoofed
 //! sources makes a flow of nearly every sample), a new flow's sample is reported as a flow
@@ -57,7 +57,8 @@ pub struct ExportStats {
     pub unnamed: AtomicU64,
 }
 
-/// How many replaced snapshots the exporter keeps to name samples queued across reloads.
+/// How many replaced snapshots the exporter keeps to name samples queued across reloads
+/// (those with `[ipfix]` alone: without it no sample is made).
 const RECENT_SNAPSHOTS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -213,6 +214,14 @@ impl Exporter {
 
     /// Counts under the running snapshot from now on; first reports every open flow, under
     /// the names and sampling it was counted with, if the new one would report it otherwise.
+    ///
+    /// A replaced snapshot is kept only to name the samples made under it, and each holds a
+    /// whole configuration (rule tables: hundreds of megabytes at the limits), which its
+    /// last holder frees. One without `[ipfix]` names none (the workers sample only under a
+    /// snapshot that has it), and while the running one has none no sample is counted: kept
+    /// anyway, every reload of an edge without `[ipfix]` left four configurations' memory
+    /// with the exporter. A sample made before a reload that removed `[ipfix]` and still
+    /// queued after one that added it back is not counted (`unnamed`).
     fn follow(&mut self) {
         let snap = self.snapshot.load_full();
         if snap.generation == self.counted_under.generation {
@@ -222,6 +231,13 @@ impl Exporter {
             self.report(true);
         }
         let old = std::mem::replace(&mut self.counted_under, snap);
+        if self.counted_under.ipfix.is_none() {
+            self.replaced.clear();
+            return;
+        }
+        if old.ipfix.is_none() {
+            return;
+        }
         if self.replaced.len() == RECENT_SNAPSHOTS {
             self.replaced.pop_front();
         }
@@ -672,6 +688,31 @@ prefixes = ["198.18.0.0/24"]
         let (_, due) = x.due(true).expect("configured");
         assert_eq!((due.len(), due[0].packets, due[0].vrf_name.as_str()), (1, 2, "first"));
         assert_eq!(x.stats.late.load(Ordering::Relaxed), 2);
+    }
+
+    /// Without `[ipfix]` no sample is made or counted, and the snapshots reloads replace
+    /// (each a whole configuration) are not kept to name one: four were, for nothing. With
+    /// it, the last four are; a reload that removes it lets them go.
+    #[test]
+    fn replaced_snapshots_are_kept_only_while_they_can_name_a_sample() {
+        let without = CONFIG.replace("[ipfix]\ncollector = \"127.0.0.1:9\"\n", "");
+        assert!(snapshot(&without).ipfix.is_none());
+        let snapshots = Arc::new(ArcSwap::new(snapshot(&without)));
+        let mut x = Exporter::new(Samples::new(16), snapshots.clone());
+        for _ in 0..6 {
+            snapshots.store(snapshot(&without));
+            x.drain();
+        }
+        assert!(x.replaced.is_empty(), "{} kept without [ipfix]", x.replaced.len());
+        for _ in 0..6 {
+            snapshots.store(snapshot(CONFIG));
+            x.drain();
+        }
+        assert_eq!(x.replaced.len(), RECENT_SNAPSHOTS);
+        assert!(x.replaced.iter().all(|s| s.ipfix.is_some()), "the one without [ipfix] is not among them");
+        snapshots.store(snapshot(&without));
+        x.drain();
+        assert!(x.replaced.is_empty(), "[ipfix] removed: nothing left to name");
     }
 
     #[test]

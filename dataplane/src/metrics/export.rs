@@ -549,6 +549,13 @@ impl Scrape<'_> {
             MetricType::Gauge,
             |m| m.encode_gauge(&(reloads.applied_at.load(Ordering::Relaxed) as i64)),
         )?;
+        family(
+            enc,
+            "transitd_xdp_maps_stale",
+            "1 while the XDP program's maps hold prefixes or tunnel remotes the running configuration does not (a reload could not remove or put them back: their traffic goes to the workers); tried again every second",
+            MetricType::Gauge,
+            |m| m.encode_gauge(&i64::from(reloads.xdp_maps_stale.load(Ordering::Relaxed))),
+        )?;
         if let Some(up) = &reloads.etcd_up {
             family(
                 enc,

@@ -39,6 +39,10 @@ pub struct ReloadStats {
     pub applied_at: AtomicU64,
     /// With the configuration in etcd: whether etcd answers (`None`: a file).
     pub etcd_up: Option<Arc<AtomicBool>>,
+    /// Whether the XDP program's maps hold other prefixes or tunnel remotes than the running
+    /// configuration's: a reload could not narrow them (or put them back), and they are
+    /// tried again every second. Shared with the reloads' watch.
+    pub xdp_maps_stale: Arc<AtomicBool>,
 }
 
 impl ReloadStats {
@@ -223,6 +227,21 @@ tunnel = "acme-gre"
         assert_eq!(get("transitd_afxdp_events_total", &[("event", "tx_ring_empty")]), 9.0);
         let socket = people.lines().find(|l| l.contains("kernel drops:")).unwrap_or_else(|| panic!("{people}"));
         assert!(socket.ends_with("kernel drops: rx_ring_full 2"), "{socket}");
+    }
+
+    /// XDP maps a reload left holding what the running configuration does not (their
+    /// traffic redirected to workers that do not serve it) are a fault the operator must
+    /// see: served as a gauge, 0 otherwise.
+    #[test]
+    fn xdp_maps_left_stale_by_a_reload_are_served() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let src = sources(WorkerState::new(&snap).stats, snap);
+        let stale = |src: &Arc<Sources>| {
+            parse(&render(src)).iter().find(|s| s.name == "transitd_xdp_maps_stale").map(|s| s.value)
+        };
+        assert_eq!(stale(&src), Some(0.0));
+        src.reloads.xdp_maps_stale.store(true, Ordering::Relaxed);
+        assert_eq!(stale(&src), Some(1.0));
     }
 
     /// A health-checked tunnel its probes have not judged yet (no probe answered nor

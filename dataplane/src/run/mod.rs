@@ -113,6 +113,13 @@ type Thread = JoinHandle<anyhow::Result<()>>;
 
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
+    // SIGHUP is caught before anything else: its default action ends the process, and one
+    // that came while the configuration was read and built (seconds for a large rule set, or
+    // an etcd slow to answer), from a feed's `pkill -HUP transitd` say, ended the start
+    // (under systemd, a start that failed, tried again 5 s later). Caught, it is a reload
+    // once the run is up: the configuration may have changed since it was read.
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
     // The configuration file stamped before it is read: an edit while it is read is seen.
     let config_stamp = match &opts.config {
         ConfigSource::File(path) => crate::snapshot::stamp(path),
@@ -145,8 +152,6 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         signal_hook::flag::register(sig, shutdown.clone())?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let reload = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
     let next_hop = Arc::new(NextHopCell::default());
     resolve_next_hop(&snapshot, &opts.config, &next_hop, index as u32)?;
 

@@ -6,7 +6,9 @@
 //! one stays; the files it named are watched with the running one's, and one of them
 //! written tries it again. A file the running configuration names that changed meanwhile
 //! is applied with the running configuration, as it was read (a file's text, what etcd
-//! held), not with the newer one that stays rejected.
+//! held), not with the newer one that stays rejected. Maps of the XDP program that a
+//! reload could not narrow to the running configuration (or put back to it) are tried again
+//! every second, and said in the metrics meanwhile (`transitd_xdp_maps_stale`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,7 +60,16 @@ pub(super) struct ConfigWatch {
     /// it, and a rule set's tables (megabytes) freed by a worker between two batches stall it.
     /// They are freed here, on the supervisor's thread.
     retired: Vec<Arc<Snapshot>>,
+    /// Set while the XDP program's maps hold other prefixes or tunnel remotes than the
+    /// running configuration's (a reload could not narrow them, or put them back): their
+    /// traffic is redirected to workers that do not serve it. The metrics' gauge.
+    maps_stale: Arc<AtomicBool>,
+    /// When the maps were last programmed again for that.
+    maps_tried: Instant,
 }
+
+/// How often maps left stale are programmed again.
+const MAPS_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// A configuration being built on a thread of its own: the supervisor that polls for it
 /// goes on ticking meanwhile. Building a large rule set takes seconds, and the supervisor
@@ -137,6 +148,8 @@ impl ConfigWatch {
             signalled_meanwhile: false,
             host,
             retired: Vec::new(),
+            maps_stale: reloads.xdp_maps_stale.clone(),
+            maps_tried: Instant::now(),
         })
     }
 
@@ -146,6 +159,7 @@ impl ConfigWatch {
     pub(super) fn poll(&mut self, signalled: bool, shared: &ArcSwap<Snapshot>, program: &XdpProgram) -> Option<bool> {
         // Those only this list holds now (every worker and report has moved on) go.
         self.retired.retain(|s| Arc::strong_count(s) > 1);
+        self.retry_maps(shared, program);
         if self.building.is_some() {
             self.signalled_meanwhile |= signalled;
             return self.finish_within(Duration::ZERO, shared, program);
@@ -296,7 +310,7 @@ impl ConfigWatch {
             _ => (Vec::new(), None),
         };
         let built = built.map(|snapshot| snapshot.map_err(|refused| refused.errors));
-        let replaced = apply(&b.what, b.started, built, shared, program);
+        let replaced = apply(&b.what, b.started, built, shared, program, &self.maps_stale);
         let applied = replaced.is_some();
         if applied {
             if b.fetched.is_some() {
@@ -317,6 +331,23 @@ impl ConfigWatch {
         self.watch_named(&running);
         self.retired.extend(replaced);
         Some(applied)
+    }
+
+    /// Programs the XDP program's owned prefixes and tunnel remotes with the running
+    /// configuration's again, at most every [`MAPS_RETRY_EVERY`], while a reload left them
+    /// stale: otherwise the prefixes and remotes it removed stayed redirected (to workers
+    /// that judge their traffic `no_customer` or not theirs) until the next reload, however
+    /// far off. Only those maps: the configuration and soft-unicast's tables are published
+    /// whole before the swap, or not at all.
+    fn retry_maps(&mut self, shared: &ArcSwap<Snapshot>, program: &XdpProgram) {
+        if !self.maps_stale.load(Ordering::Relaxed) || self.maps_tried.elapsed() < MAPS_RETRY_EVERY {
+            return;
+        }
+        self.maps_tried = Instant::now();
+        if narrow(program, &shared.load()).is_ok() {
+            self.maps_stale.store(false, Ordering::Relaxed);
+            eprintln!("transitd: the XDP program's maps hold the running configuration's prefixes and remotes again");
+        }
     }
 
     /// Watches the files the running configuration names, and those only the rejected newer
@@ -557,13 +588,16 @@ impl FileWatch {
 /// Applies a configuration built from `what` (since `started`): swaps it in, the XDP
 /// program's tables widened around the swap; `Err` (the build panicked) or a configuration
 /// with errors is rejected whole (its errors printed) and the running snapshot stays.
-/// Returns the snapshot it replaced when the new configuration was applied.
+/// Returns the snapshot it replaced when the new configuration was applied. `stale` is set
+/// when the maps are left other than the running configuration's (narrowing, or putting
+/// them back, failed), and cleared when this left them exactly the new one's.
 fn apply(
     what: &str,
     started: Instant,
     built: Result<Result<Snapshot, ConfigErrors>, ()>,
     shared: &ArcSwap<Snapshot>,
     program: &XdpProgram,
+    stale: &AtomicBool,
 ) -> Option<Arc<Snapshot>> {
     // A panic while building is a bug, but the edge must outlive it: the builder only reads
     // its input and makes a new snapshot on its own thread, so nothing it leaves half-done
@@ -619,8 +653,12 @@ fn apply(
                     "transitd: reload of {what} rejected: updating the XDP maps failed ({e}); the running configuration stays"
                 );
                 for failed in restored.into_iter().filter_map(Result::err) {
+                    // The new configuration's prefixes may be left in, redirected to workers
+                    // that do not serve them: tried again every second (`retry_maps`).
+                    stale.store(true, Ordering::Relaxed);
                     eprintln!(
-                        "transitd: putting the XDP maps back as they were failed too ({failed}): restart transitd"
+                        "transitd: putting the XDP maps back as they were failed too ({failed}): tried again every \
+                         second, transitd_xdp_maps_stale is 1 until then"
                     );
                 }
                 return None;
@@ -636,11 +674,23 @@ fn apply(
             let replaced = shared.swap(Arc::new(new));
             // What is left over from the old configuration goes; failing that, it is only
             // redirected to workers that no longer claim it.
-            let narrowed = program.set_owned_v4(&owned_v4).and_then(|_| program.set_owned_v6(&owned_v6));
-            let (n4, n6) = tunnel_remotes(&shared.load());
-            match narrowed.and_then(|_| program.set_tunnel_remotes(&n4, &n6)) {
-                Ok(()) => eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3),
-                Err(e) => eprintln!("transitd: reloaded {what}, but removing the old XDP map entries failed: {e}"),
+            match narrow(program, &shared.load()) {
+                Ok(()) => {
+                    // The prefixes and remotes are the new configuration's alone (those an
+                    // earlier reload left stale included); the rest was published whole.
+                    stale.store(false, Ordering::Relaxed);
+                    eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)
+                }
+                Err(e) => {
+                    // The old prefixes and remotes stay redirected to workers that no longer
+                    // serve them: tried again every second (`retry_maps`), and said.
+                    stale.store(true, Ordering::Relaxed);
+                    eprintln!(
+                        "transitd: reloaded {what}, but removing the old XDP map entries failed: {e}; their traffic \
+                         goes to the workers (no_customer) until it succeeds: tried again every second, \
+                         transitd_xdp_maps_stale is 1 until then"
+                    )
+                }
             }
             if moved > 0 {
                 eprintln!(
@@ -654,6 +704,15 @@ fn apply(
             Some(replaced)
         }
     }
+}
+
+/// Makes the XDP program's owned prefixes and tunnel remotes `snap`'s alone: after a reload's
+/// swap (they were widened to both configurations'), and again while that failed.
+fn narrow(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
+    let (r4, r6) = tunnel_remotes(snap);
+    program.set_owned_v4(&snap.owned_v4())?;
+    program.set_owned_v6(&snap.owned_v6())?;
+    program.set_tunnel_remotes(&r4, &r6)
 }
 
 /// The outer addresses of `snap`'s tunnels, by family.
@@ -771,6 +830,47 @@ mod tests {
         let all: usize = resliced.owners.values().map(Vec::len).sum();
         assert!(all > 0);
         assert_eq!(moved_slices(&old, &resliced), all);
+    }
+
+    /// A narrowing that failed leaves a removed prefix in the XDP program's map, its traffic
+    /// redirected to workers that no longer serve it, where it stayed until the next reload:
+    /// while the gauge says so, the maps are programmed with the running configuration again,
+    /// every second, and the gauge goes back to 0. Needs root (the XDP program is loaded).
+    #[test]
+    fn maps_a_reload_left_stale_are_programmed_again() {
+        use transitd_bpf::XdpDecision;
+        let text = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n";
+        let running = Snapshot::build(&config::parse("t.toml", text).unwrap()).unwrap();
+        let program = XdpProgram::load().expect("load the XDP program (needs root)");
+        program_xdp(&program, &running).unwrap();
+        // A file never read: with --watch-interval 0 and no SIGHUP, nothing is reloaded.
+        let source = ConfigSource::File(std::env::temp_dir().join("transitd-stale-maps.toml"));
+        let files = FileWatch::of(&source, None, &[], &[], Duration::ZERO);
+        let shared = ArcSwap::from_pointee(running);
+        let reloads = crate::metrics::ReloadStats::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut watch = ConfigWatch::start(&source, files, None, None, &reloads, stop, Host::default()).unwrap();
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([8, 8, 8, 8], [198, 18, 0, 9], 60)
+            .udp(1000, 53)
+            .write(&mut frame, b"query")
+            .unwrap();
+        let to_removed = || program.test_run(&frame).expect("test run (needs root)").0;
+        assert_eq!(to_removed(), XdpDecision::Passed, "198.18.0.0/24 is no customer's");
+
+        // Left in by a reload that removed it (put in here by hand), and said.
+        let both = [(std::net::Ipv4Addr::new(203, 0, 113, 0), 24), (std::net::Ipv4Addr::new(198, 18, 0, 0), 24)];
+        program.set_owned_v4(&both).unwrap();
+        assert_eq!(to_removed(), XdpDecision::NoSocket, "redirected (on the test run's queue: no socket)");
+        reloads.xdp_maps_stale.store(true, Ordering::Relaxed);
+        let stale_since = Instant::now();
+        while reloads.xdp_maps_stale.load(Ordering::Relaxed) {
+            assert!(stale_since.elapsed() < Duration::from_secs(10), "never programmed again");
+            assert_eq!(watch.poll(false, &shared, &program), None, "nothing to reload");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(to_removed(), XdpDecision::Passed, "the running configuration's maps again");
     }
 
     /// Looks until the watch reports a change or `looks` looks have passed.
