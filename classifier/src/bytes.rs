@@ -150,18 +150,23 @@ impl Layer {
                 let start = at(Dim::L3At)?;
                 cut(start, start + at(Dim::IpHdrLen)?)
             }
+            // tshark counts the extension headers into `ipv6` when it reaches the transport
+            // (the parser points a later fragment's layout slot past the fixed header); it
+            // never does behind a Mobility header (135), which it reads as one of them.
             Layer::Ipv6 if version == 6 => {
                 let start = at(Dim::L3At)?;
-                cut(start, at(Dim::L4At).unwrap_or(start + 40))
+                let mobility = key.get(Dim::L4Proto) == IPPROTO_MOBILITY;
+                cut(start, at(Dim::L4At).filter(|_| !mobility).unwrap_or(start + 40))
             }
             // The header, or as much of it as the IP payload holds (a first fragment, a cut
-            // capture): tshark's `tcp` is the bytes it dissected, however few.
+            // capture): tshark's `tcp` is the bytes it dissected, however few. Behind a bogus
+            // header length (below 20) it is the whole segment.
             Layer::Tcp => {
                 let start = l4(6)?;
                 // tshark has no `tcp` before its ports (4 bytes) are there.
                 at(Dim::SrcPort)?;
                 let end = ip_end.unwrap_or(frame_len);
-                cut(start, at(Dim::TcpHdrLen).map_or(end, |h| end.min(start + h)))
+                cut(start, at(Dim::TcpHdrLen).filter(|&h| h >= 20).map_or(end, |h| end.min(start + h)))
             }
             Layer::Udp => {
                 let start = l4(17)?;
@@ -188,10 +193,11 @@ impl Layer {
             }
             // A UDP length of 8 says there is none, and tshark dissects none, nor behind a
             // bogus one below 8 (a longer one is not held to: the data runs to the IP
-            // payload's end).
+            // payload's end), but for 0 over IPv6, RFC 2675's "the IP length says".
             Layer::UdpPayload => {
                 let start = l4(17)? + 8;
-                if at(Dim::L4Len)? <= 8 {
+                let len = at(Dim::L4Len)?;
+                if len <= 8 && (len != 0 || version != 6) {
                     return None;
                 }
                 let r = cut(start, ip_end?);
@@ -220,6 +226,9 @@ impl Layer {
 /// TCP's RST flag.
 const TCP_RST: usize = 0x04;
 
+/// The IPv6 Mobility header's protocol number (RFC 6275).
+const IPPROTO_MOBILITY: u32 = 135;
+
 impl Layer {
     /// What `contains` and `matches` search of an unsliced protocol, as tshark 4.0 does: from
     /// its header to the end of the layer, its payload with it (`tcp contains "Host:"` finds
@@ -231,7 +240,12 @@ impl Layer {
         let version = key.get(Dim::IpVersion);
         match self {
             Layer::Eth => Some(cut(at(Dim::EthAt)?, frame_len)),
-            Layer::Ip if version == 4 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + at(Dim::IpLen)?)),
+            // Behind a total length shorter than the header (bogus) tshark searches the bytes
+            // to the frame's end.
+            Layer::Ip if version == 4 => {
+                let (start, len) = (at(Dim::L3At)?, at(Dim::IpLen)?);
+                Some(cut(start, if len < at(Dim::IpHdrLen)? { frame_len } else { start + len }))
+            }
             Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
             Layer::Tcp => {
                 at(Dim::SrcPort)?;

@@ -126,10 +126,11 @@ dims! {
     Ipv6Flow,
     /// TCP sequence number (raw); full 32-bit range, present with [`Dim::TcpHdrLen`].
     TcpSeqNumber,
-    /// TCP acknowledgement number (raw); as the sequence number.
+    /// TCP acknowledgement number (raw); full 32-bit range, present with [`Dim::TcpFlags`].
     TcpAckNumber,
     /// TCP header length in bytes; present once 16 bytes of the TCP header are there (tshark
-    /// reads it with the numbers, flags and window).
+    /// reads it with the numbers, flags and window; behind a header length below 20, with the
+    /// sequence number alone).
     TcpHdrLen,
     /// TCP window (unscaled, `tcp.window_size_value`).
     TcpWindow,
@@ -516,6 +517,9 @@ const ETH_SRC: Slot = Slot::Wide { first: Dim::EthSrcHi, words: 2 };
 const ETH_DST: Slot = Slot::Wide { first: Dim::EthDstHi, words: 2 };
 /// A TCP header of 16 bytes or more, whose numbers tshark reads.
 const TCP_HEADER: Guard = Guard::Has(Dim::TcpHdrLen);
+/// The same with a header length of 20 or more: behind a bogus one tshark shows the sequence
+/// number and the header length, and then nothing (flags, acknowledgement number, ...).
+const TCP_FLAGS: Guard = Guard::Has(Dim::TcpFlags);
 const U32: Ty = Ty::Uint { max: u32::MAX };
 /// A 32-bit Wireshark field held in a narrow slot, whose last value is [`ABSENT`]: tshark
 /// bounds a bit field's literals by its type, not its bits (`ip.dsfield.dscp == 64` and
@@ -613,7 +617,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("tcp.dstport", U16, [occ(TCP, Narrow(Dim::DstPort))]),
     field!("tcp.port", U16, [occ(TCP, Narrow(Dim::SrcPort)), occ(TCP, Narrow(Dim::DstPort))]),
     field!("tcp.seq", U32, [occ(TCP_HEADER, Slot::Wide { first: Dim::TcpSeqNumber, words: 1 })]),
-    field!("tcp.ack", U32, [occ(TCP_HEADER, Slot::Wide { first: Dim::TcpAckNumber, words: 1 })]),
+    field!("tcp.ack", U32, [occ(TCP_FLAGS, Slot::Wide { first: Dim::TcpAckNumber, words: 1 })]),
     field!("tcp.hdr_len", U8, [occ(TCP, Narrow(Dim::TcpHdrLen))]),
     field!("tcp.len", Ty::Uint { max: FT_UINT32 }, [occ(TCP, Narrow(Dim::L4Len))]),
     field!("tcp.window_size_value", U16, [occ(TCP, Narrow(Dim::TcpWindow))]),
@@ -637,6 +641,9 @@ pub static FIELDS: &[FieldDef] = &[
     field!("udp.port", U16, [occ(UDP, Narrow(Dim::SrcPort)), occ(UDP, Narrow(Dim::DstPort))]),
     field!("udp.length", U16, [occ(UDP, Narrow(Dim::L4Len))]),
     field!("udp.checksum", U16, [occ(UDP, Narrow(Dim::L4Checksum))]),
+    // UDP-Lite (RFC 3828): tshark dissects it with UDP's fields, which here are UDP's alone
+    // (docs/rules.md, Differences).
+    field!("udplite", Ty::Protocol, [occ(Guard::L4Proto(136), Slot::None)]),
     field!("icmp", Ty::Protocol, [occ(ICMP, Slot::None)]),
     field!("icmp.ident", U16, [occ(ICMP, Narrow(Dim::IcmpIdent))]),
     field!("icmp.seq", U16, [occ(ICMP, Narrow(Dim::IcmpSeq))]),

@@ -509,6 +509,129 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// Headers at the edges of what tshark 4.0 dissects (`data/header_edges.py` says what each
+/// frame of `data/header-edges.pcap` is): TCP behind a header length below 20 (ports, sequence
+/// number, header length and `tcp.len`, no flags and nothing after them; `tcp` the whole
+/// segment), IPv6 later fragments and Mobility headers (`ipv6` the fixed header alone), ICMP
+/// and ICMPv6 cut short (no `icmp` before 6 bytes), UDP length 0 over IPv6 (RFC 2675), IPv6
+/// payload length 0, IPv4 total length 0 (TSO) and below the header. transitd reads the fields
+/// tshark reads but on the documented differences, checked last: UDP-Lite's `udp.*`, an ICMP
+/// first fragment shorter than 6 bytes, IPv4 headers tshark calls bogus, and UDP behind Shim6.
+#[test]
+fn headers_at_the_edges_have_the_fields_tshark_reads() {
+    let file = root().join("dataplane/tests/data/header-edges.pcap");
+    let udp_lite = theirs(&file, "ip.proto == 136 or ipv6.nxt == 136");
+    let short_icmp_fragment =
+        theirs(&file, "ip.flags.mf == 1 and ip.frag_offset == 0 and ip.proto == 1 and ip.len < 26");
+    let bogus_ip = theirs(&file, "ip and (ip.hdr_len < 20 or ip.version != 4)");
+    let shim6 = theirs(&file, "ipv6.nxt == 140");
+    assert_eq!((udp_lite.len(), short_icmp_fragment.len(), bogus_ip.len(), shim6.len()), (6, 1, 2, 1));
+    let aside = &(&(&udp_lite | &short_icmp_fragment) | &bogus_ip) | &shim6;
+    let (mut wrong, mut selective) = (Vec::new(), 0);
+    for expr in [
+        "tcp",
+        "tcp.srcport == 1111",
+        "tcp.seq == 0x11223344",
+        "tcp.hdr_len == 16",
+        "tcp.hdr_len",
+        "tcp.flags",
+        "tcp.flags.syn == 1",
+        "tcp.ack",
+        "tcp.ack == 0x55667788",
+        "tcp.window_size_value",
+        "tcp.checksum == 0x1234",
+        "tcp.urgent_pointer",
+        "tcp.options.mss_val",
+        "tcp.len",
+        "tcp.len == 28",
+        "tcp.len == 12",
+        "tcp.len == 4",
+        "tcp.len == 48",
+        "tcp.len == 5",
+        "tcp.len == 0",
+        "tcp.payload",
+        "len(tcp) == 28",
+        "len(tcp) == 20",
+        "len(tcp) == 16",
+        "len(tcp) == 24",
+        "len(tcp) == 26",
+        "tcp contains \"ABCD\"",
+        "tcp[12:1] == 40",
+        "ipv6",
+        "len(ipv6) == 40",
+        "len(ipv6) == 48",
+        "len(ipv6) == 56",
+        "ipv6[40:1] == 06",
+        "ipv6 contains 87",
+        "icmp",
+        "icmp.type",
+        "icmp.type == 8",
+        "icmp.type == 3",
+        "icmp.code",
+        "icmp.ident == 0x1234",
+        "icmp.seq",
+        "len(icmp) == 4",
+        "len(icmp) == 6",
+        "icmp[0] == 08",
+        "icmpv6",
+        "icmpv6.type == 128",
+        "icmpv6.code == 0",
+        "len(icmpv6) == 1",
+        "udp",
+        "udp.srcport == 7",
+        "udp.length",
+        "udp.length == 0",
+        "udp.checksum",
+        "udp.payload",
+        "udp.payload == \"abcd\"",
+        "len(udp.payload) == 4",
+        "len(udp.payload) == 5",
+        "udp contains \"abcd\"",
+        "ip",
+        "ip.len == 0",
+        "ip.len == 45",
+        "ip.len == 33",
+        "ip.len == 10",
+        "ip.hdr_len == 20",
+        "len(ip) == 20",
+        "ip contains \"hello\"",
+        "udp.srcport == 1",
+        "tcp.srcport == 1",
+        "tcp.payload == \"hello\"",
+        "udp.payload == \"hello\"",
+    ] {
+        let (ours, tsharks) = (&transitd_frames(&file, expr) - &aside, &theirs(&file, expr) - &aside);
+        if ours != tsharks {
+            wrong.push(format!("{expr}: transitd {ours:?}, tshark {tsharks:?}"));
+        }
+        selective += usize::from(!tsharks.is_empty());
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(selective >= 55, "only {selective} expressions select a frame");
+    // UDP-Lite: tshark dissects it with UDP's fields under the protocol `udplite`; transitd's
+    // `udp.*` are UDP's alone, its `udplite` is tshark's (4 bytes and more of it).
+    assert_eq!(transitd_frames(&file, "udplite"), theirs(&file, "udplite"));
+    assert_eq!(theirs(&file, "udplite").len(), 4);
+    assert_eq!(theirs(&file, "udp.port == 53"), theirs(&file, "udplite"));
+    assert!(transitd_frames(&file, "udp.port == 53 or udp.payload or udp.checksum").is_disjoint(&udp_lite));
+    // An ICMP first fragment of 4 bytes: no `icmp` in tshark; its layer and type in transitd.
+    assert!(theirs(&file, "icmp").is_disjoint(&short_icmp_fragment));
+    assert!(transitd_frames(&file, "icmp.type == 8 and not icmp.ident").is_superset(&short_icmp_fragment));
+    // A header length below 20 or a version not 4: tshark's `ip` with the fields before the
+    // fault, no IPv4 layer in transitd. A total length below the header's: tshark's `ip` stops
+    // at `ip.len`, transitd's has the rest of the header too (no transport in either).
+    assert!(theirs(&file, "ip").is_superset(&bogus_ip));
+    assert!(transitd_frames(&file, "ip").is_disjoint(&bogus_ip));
+    let short_total = theirs(&file, "ip.len < 20");
+    assert_eq!(short_total.len(), 2);
+    assert!(theirs(&file, "ip.src or tcp or udp").is_disjoint(&short_total));
+    assert!(transitd_frames(&file, "ip.src == 10.0.0.1 and not tcp and not udp").is_superset(&short_total));
+    // Shim6: tshark reads it as an extension header (in `ipv6`) and dissects the UDP behind
+    // it; transitd's transport is the Shim6 header.
+    assert!(theirs(&file, "udp.dstport == 6 and len(ipv6) == 48").is_superset(&shim6));
+    assert!(transitd_frames(&file, "udp or len(ipv6) == 48").is_disjoint(&shim6));
+}
+
 /// Spaces in a slice: transitd takes what tshark takes and refuses what it refuses (a
 /// space between two numbers, `[1 2]`, is no range rather than byte 12), and what both take
 /// selects the same frames.

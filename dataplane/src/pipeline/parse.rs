@@ -347,9 +347,20 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
     if let Ok((lax, _)) = LaxIpv4Slice::from_slice(l3) {
         let h = lax.header();
         fill_ipv4(key, h.slice());
+        let mut total_len = usize::from(h.total_len());
+        if total_len == 0 {
+            // TCP segmentation offload's, in a capture made on the sending host: tshark 4.0
+            // (`ip.tso_support`) takes the packet to run to the end of the bytes, `ip.len`
+            // included.
+            total_len = l3.len();
+            key.set(Dim::IpLen, l3.len().min(0xffff) as u32);
+        } else if total_len < h.slice().len() {
+            // "Bogus IP length": tshark dissects nothing behind the header.
+            return Parsed::Bad(reason);
+        }
         let p = lax.payload();
         key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
-        let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
+        let declared = total_len.saturating_sub(h.slice().len());
         fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
     }
     Parsed::Bad(reason)
@@ -363,6 +374,16 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
             if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
                 let h = lax.header();
                 fill_ipv6(key, &h);
+                if h.payload_length() == 0 {
+                    // A jumbogram's length without its option, or TSO's in a capture: tshark's
+                    // IPv6 payload is then empty, no extension header is read, and of the
+                    // transports only ICMPv6 has a layer without a byte.
+                    if h.next_header() == IpNumber::IPV6_ICMP {
+                        key.set(Dim::L4At, (l3_start + 40) as u32);
+                        key.set_l4_proto(IpNumber::IPV6_ICMP.0);
+                    }
+                    return Parsed::Bad(reason);
+                }
                 let p = lax.payload();
                 key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
@@ -386,7 +407,11 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     });
     let first = fragment.is_none_or(|f| f.offset == 0);
     let l4_start = l3_start + offset_in(l3, ip.payload);
-    if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_start) {
+    // The layout slot of a later fragment, which has no transport header, says where tshark
+    // ends `ipv6`: after the fixed header, whatever extension headers precede the fragment
+    // header (it counts them in only once it reaches a transport).
+    let l4_at = if first { l4_start } else { l3_start + 40 };
+    if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_at) {
         return Parsed::Bad(reason);
     }
     let (extension_headers, under_ah, routed_onward) = (ip.extension_headers, ip.under_ah, ip.routed_onward);
@@ -560,6 +585,21 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, under_ah, fragment, routed_onward })
 }
 
+/// Whether tshark 4.0 has no layer at all for transport `proto` with only `len` bytes of its
+/// header: TCP, UDP and UDP-Lite before their ports (4 bytes), ICMP before its sixth byte
+/// (it reads the identifier's bytes before it adds its layer, whatever the type). A first
+/// `fragment` keeps its ICMP layer however few its bytes (a difference, docs/rules.md): the
+/// pipeline judges by the type whether it may answer it with an ICMP error, and its sanity
+/// check drops it below 8 bytes anyway.
+#[inline]
+fn headless(proto: IpNumber, len: usize, fragment: bool) -> bool {
+    match proto {
+        IpNumber::TCP | IpNumber::UDP | IpNumber::UDP_LITE => len < 4,
+        IpNumber::ICMP => len < 6 && !fragment,
+        _ => false,
+    }
+}
+
 /// Parses the transport header. A non-first fragment has none; a first fragment gets what
 /// its bytes hold (ports once 4 bytes are there, TCP's fixed header from 16 bytes), as
 /// Wireshark shows with reassembly off. Returns why the frame must be dropped, if it must.
@@ -573,16 +613,24 @@ fn parse_l4(
 ) -> Option<DropReason> {
     key.set(Dim::L4At, l4_start as u32);
     if fragmented {
-        // tshark has no TCP or UDP layer before its ports (4 bytes) are there.
-        let ports_cut = matches!(proto, IpNumber::TCP | IpNumber::UDP) && payload.len() < 4;
-        if first && !ports_cut {
+        // tshark has no TCP or UDP layer before its ports (4 bytes) are there ([`headless`]).
+        if first && !headless(proto, payload.len(), true) {
             key.set_l4_proto(proto.0);
             fill_l4_from_bytes(key, proto, payload);
+            // A TCP header length below 20 is as bad in a first fragment as in a whole
+            // segment (the receiver drops the segment once reassembled); and as tshark shows
+            // no flags behind it, neither does the key, so no rule could tell a SYN. One too
+            // short to hold the fixed header is the tiny-fragment check's (RFC 1858), which
+            // names it better.
+            if proto == IpNumber::TCP && payload.len() >= 20 && key.get(Dim::TcpHdrLen) < 20 {
+                return Some(DropReason::BadTcpHeader);
+            }
         }
         return None;
     }
-    // Whole or not, tshark has no TCP or UDP layer before the ports are there.
-    if !(matches!(proto, IpNumber::TCP | IpNumber::UDP) && payload.len() < 4) {
+    // Whole or not, tshark has no TCP or UDP layer before the ports are there, no ICMP layer
+    // before six bytes.
+    if !headless(proto, payload.len(), false) {
         key.set_l4_proto(proto.0);
     }
     let bad = match proto {
@@ -594,7 +642,13 @@ fn parse_l4(
                 None
             }
             Err(tcp::HeaderSliceError::Len(_)) => Some(DropReason::Truncated),
-            Err(tcp::HeaderSliceError::Content(_)) => Some(DropReason::BadTcpHeader),
+            // A header length below 20 (etherparse's one content error, behind 20 bytes):
+            // tshark gives the segment's length from it all the same.
+            Err(tcp::HeaderSliceError::Content(_)) => {
+                let header_len = payload.get(12).map_or(0, |&b| usize::from(b >> 4) * 4);
+                key.set(Dim::L4Len, payload.len().saturating_sub(header_len) as u32);
+                Some(DropReason::BadTcpHeader)
+            }
         },
         // RFC 768: the length counts the 8-byte header and runs to the end of the datagram.
         // etherparse takes 0 for "the rest" (a jumbogram's, RFC 2675) and calls a length
@@ -693,15 +747,20 @@ fn fill_traffic_class(key: &mut Key, tos: u8) {
 /// `declared`: the transport bytes the IP header's length promises (for `tcp.len`, which
 /// tshark computes from it even when the capture is cut short).
 fn fill_l4_lenient(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], declared: usize) {
-    // tshark has no TCP or UDP layer before its ports (4 bytes) are there.
-    let ports_cut = matches!(proto, IpNumber::TCP | IpNumber::UDP) && payload.len() < 4;
-    if (!fragmented || first) && !ports_cut {
+    // tshark has no TCP or UDP layer before its ports (4 bytes) are there ([`headless`]).
+    if (!fragmented || first) && !headless(proto, payload.len(), fragmented) {
         key.set_l4_proto(proto.0);
         fill_l4_from_bytes(key, proto, payload);
     }
+    // None when the IP length leaves less than the header ("short segment": tshark has no
+    // `tcp.len` then).
     let tcp_header = key.get(Dim::TcpHdrLen);
-    if !fragmented && proto == IpNumber::TCP && tcp_header != classifier::ABSENT {
-        key.set(Dim::L4Len, declared.saturating_sub(tcp_header as usize) as u32);
+    if !fragmented
+        && proto == IpNumber::TCP
+        && tcp_header != classifier::ABSENT
+        && let Some(len) = declared.checked_sub(tcp_header as usize)
+    {
+        key.set(Dim::L4Len, len as u32);
     }
 }
 
@@ -716,10 +775,11 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
             }
             if proto == IpNumber::UDP {
                 // The length as its bytes come; the checksum only behind a length that holds
-                // the header (tshark dissects no further past a bogus one).
+                // the header (tshark dissects no further past a bogus one), or behind 0 over
+                // IPv6, which tshark reads as RFC 2675's "the IP length says".
                 if let Some(len) = u16_at(4) {
                     key.set(Dim::L4Len, len.into());
-                    if let Some(sum) = u16_at(6).filter(|_| len >= 8) {
+                    if let Some(sum) = u16_at(6).filter(|_| len >= 8 || (len == 0 && key.get(Dim::IpVersion) == 6)) {
                         key.set(Dim::L4Checksum, sum.into());
                     }
                 }
@@ -728,6 +788,15 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
                 // (or a cut capture) of 16 bytes of TCP has flags, numbers, header length
                 // and window, one of 14 or 15 none of them; the checksum and the urgent
                 // pointer come as their bytes do.
+                let header_len = u32::from(h[12] >> 4) * 4;
+                if header_len < 20 {
+                    // A bogus header length: tshark shows the sequence number and the header
+                    // length, then gives up (no flags, acknowledgement number, window,
+                    // checksum, urgent pointer or options).
+                    key.set(Dim::TcpSeqNumber, u32::from_be_bytes([h[4], h[5], h[6], h[7]]));
+                    key.set(Dim::TcpHdrLen, header_len);
+                    return;
+                }
                 key.set_tcp_flags(u16::from_be_bytes([h[12], h[13]]));
                 fill_tcp_fixed_header(key, b);
                 if b.len() >= 20 {
@@ -743,15 +812,23 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
             }
         }
         IpNumber::ICMP | IpNumber::IPV6_ICMP => {
-            if let [t, c, ..] = *b {
-                key.set_icmp(t, c);
-                // Echo, timestamp, information and address-mask messages (RFC 792, 950).
-                if proto == IpNumber::ICMP
-                    && matches!(t, 0 | 8 | 13..=18)
-                    && let (Some(ident), Some(seq)) = (u16_at(4), u16_at(6))
-                {
-                    key.set(Dim::IcmpIdent, ident.into());
-                    key.set(Dim::IcmpSeq, seq.into());
+            // Each field as its bytes come, as tshark reads them: ICMPv6's type from one byte
+            // and its code from two (ICMP has no layer before six but in a first fragment,
+            // [`headless`]).
+            if let [t, ..] = *b {
+                key.set(Dim::IcmpType, t.into());
+                if let Some(&c) = b.get(1) {
+                    key.set(Dim::IcmpCode, c.into());
+                }
+                // Echo, timestamp, information and address-mask messages (RFC 792, 950): the
+                // identifier from six bytes, the sequence number from eight.
+                if proto == IpNumber::ICMP && matches!(t, 0 | 8 | 13..=18) {
+                    if let Some(ident) = u16_at(4) {
+                        key.set(Dim::IcmpIdent, ident.into());
+                    }
+                    if let Some(seq) = u16_at(6) {
+                        key.set(Dim::IcmpSeq, seq.into());
+                    }
                 }
             }
         }
@@ -983,6 +1060,39 @@ mod tests {
     }
 
     #[test]
+    fn a_bogus_tcp_header_length_reads_as_tshark_reads_it() {
+        // IPv4, then a TCP header whose data offset is 4 (16 bytes) and 8 bytes more: tshark
+        // shows the ports, the sequence number, the header length and the segment's length
+        // (28 bytes less 16), and no flags, acknowledgement number, window, checksum or
+        // urgent pointer.
+        #[rustfmt::skip]
+        let ip_tcp = [
+            0x45, 0x00, 0x00, 0x30,  0x00, 0x01, 0x00, 0x00,  0x40, 0x06, 0x00, 0x00,
+            10, 0, 0, 1,  10, 0, 0, 2,
+            0x04, 0x57, 0x00, 0x50,  0x11, 0x22, 0x33, 0x44,  0x55, 0x66, 0x77, 0x88,
+            0x40, 0x02, 0x00, 0x4d,  0x12, 0x34, 0x00, 0x05,
+            b'A', b'B', b'C', b'D',  b'E', b'F', b'G', b'H',
+        ];
+        let (key, parsed) = parse_frame(&ethernet(0x0800, &ip_tcp), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::BadTcpHeader));
+        assert_eq!(
+            [key.get(Dim::SrcPort), key.get(Dim::TcpSeqNumber), key.get(Dim::TcpHdrLen), key.get(Dim::L4Len)],
+            [1111, 0x1122_3344, 16, 12]
+        );
+        for dim in [Dim::TcpFlags, Dim::TcpSyn, Dim::TcpAckNumber, Dim::TcpWindow, Dim::L4Checksum, Dim::TcpUrgent] {
+            assert_eq!(key.get(dim), classifier::ABSENT, "{dim:?}");
+        }
+        // As a first fragment (more fragments): the same fields but the length (tshark has
+        // none of a fragment), and dropped as a whole segment is.
+        let mut first = ip_tcp;
+        first[6] = 0x20;
+        let (key, parsed) = parse_frame(&ethernet(0x0800, &first), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::BadTcpHeader));
+        assert_eq!([key.get(Dim::TcpSeqNumber), key.get(Dim::TcpHdrLen)], [0x1122_3344, 16]);
+        assert_eq!([key.get(Dim::TcpFlags), key.get(Dim::L4Len)], [classifier::ABSENT; 2]);
+    }
+
+    #[test]
     fn mss_is_the_first_and_the_last_well_formed_option() {
         assert_eq!(tcp_mss(&[1, 1, 2, 4, 0x05, 0xb4]), (Some(1460), None));
         assert_eq!(tcp_mss(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 2, 4, 0x02, 0x18]), (Some(536), None));
@@ -1110,7 +1220,8 @@ mod tests {
                 let expected = [
                     u32::from(h.protocol().0),
                     u32::from(h.ttl()),
-                    u32::from(h.total_len()),
+                    // A total length of 0 is TSO's: as tshark, the key takes the bytes' length.
+                    if h.total_len() == 0 { l3.len() as u32 } else { u32::from(h.total_len()) },
                     u32::from(h.dont_fragment()),
                     u32::from(h.more_fragments()),
                     u32::from(h.fragments_offset().value()),
