@@ -8,9 +8,10 @@ scripts/fuzz --merge then keeps it minimal. Needs scapy (python3-scapy).
 those has an empty corpus). The others (rule_tree, config_schema, cli, reassembly, plan_replan, lists) build their inputs
 from the grammar, the schema or the flags with `arbitrary`: the project's data is not
 theirs to start from, and they start from nothing."""
-import hashlib, os, random, sys
+import hashlib, os, random, struct, sys
 
-TARGETS = ("capture", "frame", "gre_header", "batch", "rule", "table", "config", "plan", "fleet", "geofeed", "stats_text")
+TARGETS = ("capture", "frame", "gre_header", "batch", "rule", "table", "config", "plan", "fleet", "geofeed", "stats_text",
+           "bird_reply", "guard_line", "classbench", "neigh")
 if sys.argv[1:] == ["--targets"]:
     print("\n".join(TARGETS))
     sys.exit(0)
@@ -132,3 +133,53 @@ transitd_drop_capture_packets_total{result="written"} 5
 transitd_config_source_up 1
 # EOF
 """)
+
+# The bird_reply target: BIRD 2's greeting and its replies to the commands transitd sends
+# (`configure` taken and refused, `show status`, `show protocols transitd4` with and without
+# the protocol, `disable transitd4`), as its control socket sends them.
+greeting = b"0001 BIRD 2.0.12 ready.\n"
+for reply in (
+    b"0002-Reading configuration from /etc/bird/bird.conf\n0003 Reconfigured\n",
+    b"0002-Reading configuration from /etc/bird/bird.conf\n8002 /etc/bird/transitd.conf:3:9 syntax error, unexpected CF_SYM_UNDEFINED\n",
+    b"0002-Reading configuration from /etc/bird/bird.conf\n8002 /etc/bird/caf\xe9.conf: No such file or directory\n",
+    b"1000-BIRD 2.0.12\n1011-Router ID is 192.0.2.1\n Hostname is edge1\n Current server time is 2024-05-01 12:00:00.000\n"
+    b" Last reboot on 2024-05-01 11:00:00.000\n Last reconfiguration on 2024-05-01 11:30:00.000\n0013 Daemon is up and running\n",
+    b"2002-Name       Proto      Table      State  Since         Info\n"
+    b"1002-transitd4  Static     master4    up     11:30:00.000  \n0000 \n",
+    b"8003 No protocols match\n",
+    b"0009 transitd4: disabled\n",
+):
+    put("bird_reply", greeting + reply)
+
+# The guard_line target: what transitd writes on the guard's stdin (its bytes are also read
+# as prefixes, 18 bytes each, for the announcements it builds).
+put("guard_line", b"announce 192.0.2.1/32 198.51.100.0/24 2001:db8::/32 2001:db8:cafe::/48\nalive\nalive\n"
+    b"withdraw-after 60000\nannounce\nwithdraw-after 500\nannounce 203.0.113.7/32\n")
+put("guard_line", b"announce ::ffff:192.0.2.1/128 10.0.0.1/8\r\nalive\r\nwithdraw-after x\nannounce 300.0.0.0/8\nhello\n")
+
+# The classbench target: the head of each rule set the tests read, a NUL, the head of its trace.
+cb = os.path.join(root, "classifier", "tests", "data", "classbench")
+for name in ("acl_1k", "fw_1k", "ipc_1k"):
+    rules = open(os.path.join(cb, name), "rb").read().splitlines(keepends=True)[:40]
+    trace = open(os.path.join(cb, name + "_trace"), "rb").read().splitlines(keepends=True)[:100]
+    put("classbench", b"".join(rules) + b"\0" + b"".join(trace))
+
+# The neigh target: a selector byte, the watched interface (little-endian) and address (16
+# bytes), then messages as the kernel sends them to RTNLGRP_NEIGH (host byte order): entries
+# reachable, stale and deleted, with a MAC, probes and cache times, for the watched address
+# and others, IPv4 and IPv6.
+def nla(kind, value):
+    return (struct.pack("=HH", 4 + len(value), kind) + value).ljust((4 + len(value) + 3) // 4 * 4, b"\0")
+def neighbour(kind, family, ifindex, state, dst, mac=b"\x02\x00\x00\x00\x00\x01"):
+    body = struct.pack("=B3xiHBB", family, ifindex, state, 0, 1)
+    body += nla(1, dst) + nla(2, mac) + nla(3, struct.pack("=IIII", 10, 20, 30, 1)) + nla(4, struct.pack("=I", 0))
+    return struct.pack("=IHHII", 16 + len(body), kind, 0, 0, 0) + body
+v4, v6 = bytes([192, 0, 2, 1]), bytes.fromhex("20010db8000000000000000000000001")
+# The selector's bit 0 is the watched address's family (set: IPv6).
+for selector, watched, messages in (
+    (0b0000_0000, v4, [neighbour(28, 2, 7, 0x02, v4)]),
+    (0b0010_0010, v4, [neighbour(28, 2, 7, 0x04, bytes([192, 0, 2, 2])), neighbour(29, 2, 7, 0x02, v4)]),
+    (0b0010_1001, v6, [neighbour(28, 10, 8, 0x02, bytes(16)), neighbour(28, 10, 7, 0x08, v6)]),
+    (0b0101_0100, v4, [neighbour(28, 2, 8, 0x80, v4), neighbour(30, 2, 7, 0x02, v4)]),
+):
+    put("neigh", bytes([selector]) + struct.pack("<I", 7) + watched.ljust(16, b"\0") + b"".join(messages))

@@ -203,9 +203,12 @@ impl NeighbourEvents {
     }
 }
 
-/// Whether the netlink messages in `bytes` say something about the neighbour entry of
-/// `watched` (an address on an interface). A message that cannot be read may.
-fn concerns(mut bytes: &[u8], (ip, ifindex): (IpAddr, u32)) -> bool {
+/// Whether the netlink messages in `bytes` (one read of the RTNLGRP_NEIGH group: messages
+/// each at a 4-byte boundary, lengths in their headers) say something about the neighbour
+/// entry of `watched` (an address on an interface): an RTM_NEWNEIGH or RTM_DELNEIGH for that
+/// address on that interface. A message that cannot be read may. Public for the `neigh`
+/// fuzz target, which holds it to messages built by hand.
+pub fn concerns(mut bytes: &[u8], (ip, ifindex): (IpAddr, u32)) -> bool {
     const HEADER: usize = 16;
     while bytes.len() >= HEADER {
         let len = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;

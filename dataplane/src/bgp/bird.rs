@@ -188,9 +188,10 @@ fn connect(socket: &Path, time: Duration) -> std::io::Result<UnixStream> {
 
 /// The time one exchange with BIRD (its greeting, our command, its reply) may take in all.
 const EXCHANGE_TIME: Duration = Duration::from_secs(10);
-/// The longest reply line read, and the most of a reply's text kept for a message.
-const MAX_REPLY_LINE: usize = 4096;
-const MAX_REPLY_TEXT: usize = 64 << 10;
+/// The longest reply line read (its newline included): a longer one is refused.
+pub const MAX_REPLY_LINE: usize = 4096;
+/// The most of a reply's text kept for a message.
+pub const MAX_REPLY_TEXT: usize = 64 << 10;
 
 /// The control socket, every read of which waits at most until the exchange's deadline: a
 /// BIRD that answers slowly, or without end, holds neither the announcer nor the guard that
@@ -214,8 +215,11 @@ impl Read for Deadlined {
 
 /// Reads reply lines up to the last of one reply; returns its code and the reply's text
 /// (each line cut at [`MAX_REPLY_LINE`] bytes is refused, the text kept to
-/// [`MAX_REPLY_TEXT`]: what a socket sends never grows without bound here).
-fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
+/// [`MAX_REPLY_TEXT`]: what a socket sends never grows without bound here). Nothing past
+/// the reply's last line is consumed: the greeting and the command's reply are read from
+/// one reader. Public for the `bird_reply` fuzz target, which holds it to a model of
+/// BIRD's framing.
+pub fn last_reply(reader: &mut impl BufRead) -> std::io::Result<(String, String)> {
     let mut text = Vec::new();
     let mut kept = 0;
     loop {

@@ -40,11 +40,42 @@ pub struct GuardOptions {
     pub withdraw_after: Duration,
 }
 
-/// One line from transitd.
-enum Told {
+/// One line from transitd: what [`super::Speaker`] writes on the guard's stdin, one a line
+/// ([`Told::line`]), and the guard reads back ([`Told::read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Told {
+    /// `announce PREFIX...`: announce exactly these (none: withdraw everything).
     Announce(Announcements),
+    /// `alive`: nothing changed, transitd still speaks.
     Alive,
+    /// `withdraw-after MS`: the silence after which everything is withdrawn, from now on.
     WithdrawAfter(Duration),
+}
+
+impl Told {
+    /// Reads a line from transitd (without its newline): `None` when its first word is none
+    /// of the guard's (ignored), `Err` saying why when one of its words has an argument that
+    /// cannot be read (ignored too, and said).
+    pub fn read(line: &str) -> Option<Result<Told, String>> {
+        Some(match line.split_once(' ').unwrap_or((line, "")) {
+            ("alive", _) => Ok(Told::Alive),
+            ("withdraw-after", ms) => ms
+                .parse::<u64>()
+                .map(|ms| Told::WithdrawAfter(Duration::from_millis(ms)))
+                .map_err(|e| format!("withdraw-after `{ms}`: {e}")),
+            ("announce", words) => Announcements::parse(words).map(Told::Announce),
+            _ => return None,
+        })
+    }
+
+    /// The line transitd writes for it, without its newline.
+    pub fn line(&self) -> String {
+        match self {
+            Told::Announce(routes) => routes.line(),
+            Told::Alive => "alive".to_string(),
+            Told::WithdrawAfter(after) => format!("withdraw-after {}", after.as_millis()),
+        }
+    }
 }
 
 /// Runs the guard until its input closes or a stop signal; everything is withdrawn then.
@@ -69,23 +100,13 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
-            let told = match line.split_once(' ').unwrap_or((line.as_str(), "")) {
-                ("alive", _) => Told::Alive,
-                ("withdraw-after", ms) => match ms.parse::<u64>() {
-                    Ok(ms) => Told::WithdrawAfter(Duration::from_millis(ms)),
-                    Err(e) => {
-                        say!("transitd bgp guard: ignoring a line from transitd: withdraw-after `{ms}`: {e}");
-                        continue;
-                    }
-                },
-                ("announce", words) => match Announcements::parse(words) {
-                    Ok(a) => Told::Announce(a),
-                    Err(e) => {
-                        say!("transitd bgp guard: ignoring a line from transitd: {e}");
-                        continue;
-                    }
-                },
-                _ => continue,
+            let told = match Told::read(&line) {
+                Some(Ok(told)) => told,
+                Some(Err(e)) => {
+                    say!("transitd bgp guard: ignoring a line from transitd: {e}");
+                    continue;
+                }
+                None => continue,
             };
             if tx.send(told).is_err() {
                 break;

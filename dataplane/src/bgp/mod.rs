@@ -96,7 +96,8 @@ impl Announcements {
         Announcements(set)
     }
 
-    /// The guard's wire form: `announce` and the prefixes, space-separated.
+    /// The guard's wire form: `announce` and the prefixes, space-separated
+    /// ([`guard::Told::line`]).
     fn line(&self) -> String {
         let mut line = String::from("announce");
         for net in &self.0 {
@@ -229,7 +230,7 @@ impl Speaker {
     /// Tells the guard to announce `wanted` (sent when it changed, else a sign of life).
     pub fn tell(&mut self, wanted: &Announcements) -> std::io::Result<()> {
         if self.told.as_ref() == Some(wanted) {
-            return writeln!(self.pipe, "alive");
+            return writeln!(self.pipe, "{}", guard::Told::Alive.line());
         }
         writeln!(self.pipe, "{}", wanted.line())?;
         self.told = Some(wanted.clone());
@@ -239,7 +240,7 @@ impl Speaker {
     /// Tells the guard a new `withdraw_after` (the rest of `config` is what it was started
     /// with: a change of it needs another guard).
     pub fn retime(&mut self, config: &Bgp) -> std::io::Result<()> {
-        writeln!(self.pipe, "withdraw-after {}", config.withdraw_after.as_millis())?;
+        writeln!(self.pipe, "{}", guard::Told::WithdrawAfter(config.withdraw_after).line())?;
         self.config.withdraw_after = config.withdraw_after;
         Ok(())
     }
