@@ -774,3 +774,16 @@ fn value_names_are_the_installed_wiresharks() {
         .collect();
     assert_eq!(hex_names, classifier::names::HEX_NAMES.iter().copied().collect());
 }
+
+/// An IPv6 payload length of 0 behind a Hop-by-Hop header is a jumbogram's (RFC 2675), whose
+/// length is in the header's Jumbo Payload option: tshark reads the extension header and the
+/// transport behind it. Without the Hop-by-Hop header tshark's payload is empty; with it,
+/// transitd had read nothing behind the fixed header either (`len(ipv6)` 40, no `icmpv6`).
+#[test]
+fn a_jumbogram_is_read_behind_its_hop_by_hop_header() {
+    let file = root().join("pcaps/malformed/tcpdump-ipv6_jumbogram_invalid_length.pcap");
+    let exprs = ["ipv6", "icmpv6", "len(ipv6) == 40", "len(ipv6) == 48", "udp", "tcp"];
+    assert!(!theirs(&file, "icmpv6").is_empty(), "tshark reads ICMPv6 behind the Hop-by-Hop header");
+    let wrong = differences(&file, &exprs);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -22,11 +22,11 @@
 //! lost before it (the client resends only that one once its receiver has acknowledged the
 //! rest selectively, and it is old by then) or overtaken by the next. Read strictly in order,
 //! one such segment would leave the number behind the stream for good: the connection's FIN
-//! and RST would never count again, and it would live until it idled out. A RST counts only
-//! at exactly that number, as the client's own stack sends it (RFC 9293 §3.10.7; RFC 5961
-//! §3.2 asks the same of endpoints); a FIN when it takes the stream on (at the number, or
-//! past a gap: an endpoint takes a FIN anywhere in its window). Anything else is ignored. A
-//! blind RST must guess 32 bits; to set the number to a value of its own and send the RST
+//! and RST would never count again, and it would live until it idled out. A RST or FIN
+//! counts only at exactly that number, as the client's own stack sends them (RFC 9293
+//! §3.10.7; RFC 5961 §3.2 asks the same of endpoints for a RST). Anything else is ignored
+//! (a FIN that is itself the first segment past a gap among them: the connection idles out).
+//! A blind RST or FIN must guess 32 bits; to set the number to a value of its own and send the RST
 //! there, a blind segment must land within a gap and its own length of the number: with
 //! 1,460 bytes, one chance in 445,000 per guess (one in 2.9 million when only a segment
 //! straddling the number moved it). A blind SYN changes nothing in an established connection.
@@ -107,16 +107,13 @@ impl Slot {
 
     /// Moves `next` to the end of `seg` when `seg` takes the stream on: it starts at most
     /// [`GAP_BYTES`] beyond `next` (the segments in between missed) and ends after it
-    /// (sequence space wraps). Returns whether it did. A segment further ahead (a blind
-    /// guess, as like as not) moves nothing, nor does an old one (a retransmission).
-    fn advance(&mut self, seg: &Segment) -> bool {
+    /// (sequence space wraps). A segment further ahead (a blind guess, as like as not) moves
+    /// nothing, nor does an old one (a retransmission).
+    fn advance(&mut self, seg: &Segment) {
         let end = seg.end();
-        let takes =
-            seg.seq.wrapping_sub(self.next) as i32 <= GAP_BYTES as i32 && (end.wrapping_sub(self.next) as i32) > 0;
-        if takes {
+        if seg.seq.wrapping_sub(self.next) as i32 <= GAP_BYTES as i32 && (end.wrapping_sub(self.next) as i32) > 0 {
             self.next = end;
         }
-        takes
     }
 }
 
@@ -310,20 +307,22 @@ impl FlowTable {
             let slot = &mut ways[i];
             // Never earlier: a replayed capture's packets may be out of order.
             slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
-            // A RST counts only at exactly the next sequence number, where the client's
-            // stack sends it: it forgets the connection at once. A FIN counts when it takes
-            // the stream on, at that number or past a gap (the segment before it lost on the
-            // way, or overtaken by it): it only moves the connection to the closing timeout.
-            // Elsewhere either is blind, or old, and changes nothing.
+            // A RST or FIN counts only at exactly the next sequence number, where the
+            // client's stack sends it (the stream before it taken on past any gap the edge
+            // missed, `advance`): a RST forgets the connection at once, a FIN moves it to the
+            // closing timeout. Elsewhere either is blind, or old, and changes nothing: a FIN
+            // counted anywhere a segment may take the stream on would end an idle connection
+            // for one blind guess in half a million.
+            let in_order = seg.seq == slot.next;
             if flags & RST != 0 {
-                if seg.seq == slot.next {
+                if in_order {
                     *slot = Slot::default();
                 }
                 return FlowEvent::Tracked;
             }
-            let takes = slot.advance(&seg);
+            slot.advance(&seg);
             if flags & FIN != 0 {
-                if takes {
+                if in_order {
                     slot.set_state(State::Closing);
                 }
             } else if flags & ACK != 0 && slot.state() == State::Embryonic {
@@ -589,7 +588,11 @@ mod tests {
         t.observe(3 << 8, at(ACK, 101, 0), S, &T, &mut None);
         t.observe(3 << 8, at(FIN | ACK, 1101, 0), 2 * S, &T, &mut None);
         t.observe(3 << 8, at(ACK, 101, 1000), 2 * S, &T, &mut None);
-        assert_eq!(t.observe(3 << 8, at(ACK, 1102, 0), 13 * S, &T, &mut None), FlowEvent::OutOfStateAck, "closed");
+        assert_eq!(
+            t.observe(3 << 8, at(ACK, 1102, 0), 13 * S, &T, &mut None),
+            FlowEvent::Tracked,
+            "a FIN past a gap is not at the next number: not taken for the close (blind FINs must not be)"
+        );
         // A gap wider than GAP_BYTES is not taken over: the FIN beyond it is ignored.
         t.observe(4 << 8, at(SYN, 100, 0), S, &T, &mut None);
         t.observe(4 << 8, at(ACK, 101, 0), S, &T, &mut None);

@@ -368,9 +368,12 @@ fn fleet_of(snap: &Snapshot) -> Option<(u16, u16, &[std::net::Ipv4Addr], &[std::
 /// The bucket of the probe replies a worker relays over the backbone, per tunnel (none
 /// outside a soft-unicast fleet). The router returns every server's probes to the anycast
 /// address, so to the one server nearest it, which relays the others': each of the other
-/// servers probes a tunnel at most once a `timeout` (while it is in doubt). Twice that, in
-/// bursts of as many, so that no reply due is refused (a refused reply is a miss to its
-/// prober, and misses take tunnels down). Unbounded, anyone who could send as a router's
+/// servers probes a tunnel at most once a `timeout` (while it is in doubt), but a tunnel
+/// coming back up is probed again as soon as each answer is judged: `up_after` probes back
+/// to back from each of them. Twice that rate, in bursts of twice `up_after` from each, so
+/// that no reply due is refused (a refused reply is a miss to its prober, and resets the
+/// answers a tunnel needs to come back: with bursts of one a server, a tunnel down on the
+/// server whose replies were relayed never came back up there). Unbounded, anyone who could send as a router's
 /// side of its tunnel (its router, or anyone forging its GRE, which has no authentication)
 /// had every copy of a reply sent over the backbone to the server it names, and from
 /// another data centre on again within that server's, past the customer's egress rules.
@@ -379,7 +382,8 @@ pub fn probe_relay_bucket(snap: &Snapshot) -> Vec<BucketSpec> {
     let others = (su.server_backbone.len() as u64).saturating_sub(1).max(1);
     let per_second = 1_000_000_000u64.div_ceil(snap.health_config.timeout_ns.max(1));
     // `Rule`: one key a tunnel, which the caller makes of the tunnel id.
-    vec![BucketSpec { key: BucketKey::Rule, rate: 2 * others * per_second, burst: 2 * others }]
+    let back_to_back = u64::from(snap.health_config.up_after.max(1));
+    vec![BucketSpec { key: BucketKey::Rule, rate: 2 * others * per_second, burst: 2 * others * back_to_back }]
 }
 
 /// Keys of [`probe_relay_bucket`]'s table: a tunnel each, in a fleet (16 bytes a tunnel:

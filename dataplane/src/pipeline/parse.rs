@@ -366,6 +366,27 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
     Parsed::Bad(reason)
 }
 
+/// Whether the IPv6 packet `l3` begins with a Hop-by-Hop header holding a Jumbo Payload
+/// option (type 0xC2, RFC 2675 §2), whose length replaces a payload length of 0.
+fn jumbo_payload_option(l3: &[u8]) -> bool {
+    const HOP_BY_HOP: u8 = 0;
+    const JUMBO: u8 = 0xc2;
+    if l3.get(6) != Some(&HOP_BY_HOP) {
+        return false;
+    }
+    let end = l3.get(41).map_or(0, |&len| 40 + (usize::from(len) + 1) * 8);
+    let options = l3.get(42..end.min(l3.len())).unwrap_or_default();
+    let mut at = 0;
+    while let Some(&kind) = options.get(at) {
+        if kind == JUMBO {
+            return true;
+        }
+        // Pad1 is a lone byte; every other option has its length next.
+        at += if kind == 0 { 1 } else { 2 + options.get(at + 1).map_or(0, |&n| usize::from(n)) };
+    }
+    false
+}
+
 fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     key.set(Dim::L3At, l3_start as u32);
     let ip = match ipv6_layer(l3) {
@@ -374,10 +395,12 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
             if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
                 let h = lax.header();
                 fill_ipv6(key, &h);
-                if h.payload_length() == 0 {
+                if h.payload_length() == 0 && !jumbo_payload_option(l3) {
                     // A jumbogram's length without its option, or TSO's in a capture: tshark's
                     // IPv6 payload is then empty, no extension header is read, and of the
-                    // transports only ICMPv6 has a layer without a byte.
+                    // transports only ICMPv6 has a layer without a byte. (With a Jumbo
+                    // Payload option in a Hop-by-Hop header, RFC 2675, tshark reads on: so
+                    // does the lenient walk below.)
                     if h.next_header() == IpNumber::IPV6_ICMP {
                         key.set(Dim::L4At, (l3_start + 40) as u32);
                         key.set_l4_proto(IpNumber::IPV6_ICMP.0);

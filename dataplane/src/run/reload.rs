@@ -40,6 +40,11 @@ pub(super) struct ConfigWatch {
     file_applied: Option<Arc<str>>,
     /// The newest configuration read, when it was rejected (until one newer is read).
     rejected: Option<Rejected>,
+    /// A retry of `rejected` was rejected again: the running configuration is built next,
+    /// with the files that changed, before `rejected` is tried again. Else a feed rewriting
+    /// a list it names faster than a build retried it over and over, and the running
+    /// configuration never had the list.
+    running_owed: bool,
     /// A newer etcd read that waits for a file it names to settle: a feed was writing it
     /// (or had just truncated it), and built now the read would take in half a list, or an
     /// empty one. The newest read replaces it.
@@ -86,6 +91,8 @@ struct Building {
     /// rejected one tried again): rejected, it read the files for nothing, and a change of
     /// theirs that it took in is still to be applied with the running configuration.
     stamps_before: Option<Vec<Option<FileStamp>>>,
+    /// It tries a rejected configuration again.
+    retry: bool,
 }
 
 /// What a build's thread hands back: the snapshot, or why not and the files the refused
@@ -139,6 +146,7 @@ impl ConfigWatch {
             etcd_applied,
             file_applied: started_text,
             rejected: None,
+            running_owed: false,
             etcd_waiting: None,
             etcd_waiting_said: false,
             etcd_slot,
@@ -166,6 +174,7 @@ impl ConfigWatch {
         }
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
         let mut stamps_before = None;
+        let mut retry = false;
         type Load = Box<dyn FnOnce() -> Built + Send>;
         let (what, fetched, load): (String, Option<Arc<fleet::Fetched>>, Load) = match &self.source {
             ConfigSource::File(path) => {
@@ -185,11 +194,14 @@ impl ConfigWatch {
                 // running text is built again with it, as etcd's is, so that a feed's list is
                 // applied while an edit of the file stays rejected.
                 let edited = signalled || self.file.config_changed();
-                let retry = !edited && self.rejected.as_ref().is_some_and(|r| self.file.differs(&r.named));
+                retry = !edited
+                    && !self.running_owed
+                    && self.rejected.as_ref().is_some_and(|r| self.file.differs(&r.named));
                 let before = self.file.applied.clone();
                 let host = self.host.clone();
                 match self.file_applied.clone().filter(|_| !(edited || retry)) {
                     Some(text) => {
+                        self.running_owed = false;
                         self.say_still_rejected();
                         self.file.seen_inputs();
                         let name = path.display().to_string();
@@ -248,10 +260,15 @@ impl ConfigWatch {
                 let (fetched, why, newer) = match self.etcd_waiting.take() {
                     Some(new) => (new, "", true),
                     None if self.file.changed() => {
-                        let retry = self.rejected.as_ref().filter(|r| self.file.differs(&r.named));
-                        match retry.and_then(|r| r.fetched.clone()) {
-                            Some(rejected) => (rejected, ", a file it names changed", true),
+                        let again =
+                            self.rejected.as_ref().filter(|r| !self.running_owed && self.file.differs(&r.named));
+                        match again.and_then(|r| r.fetched.clone()) {
+                            Some(rejected) => {
+                                retry = true;
+                                (rejected, ", a file it names changed", true)
+                            }
                             None => {
+                                self.running_owed = false;
                                 self.say_still_rejected();
                                 (self.etcd_applied.clone()?, ", a file it names changed", false)
                             }
@@ -275,7 +292,7 @@ impl ConfigWatch {
         };
         let started = Instant::now();
         match std::thread::Builder::new().name("transitd-reload".into()).spawn(load) {
-            Ok(thread) => self.building = Some(Building { what, started, thread, fetched, stamps_before }),
+            Ok(thread) => self.building = Some(Building { what, started, thread, fetched, stamps_before, retry }),
             Err(e) => {
                 eprintln!(
                     "transitd: reload of {what} rejected: no thread to build it on ({e}); the running configuration stays"
@@ -323,7 +340,9 @@ impl ConfigWatch {
             if b.stamps_before.is_some() {
                 self.rejected = None;
             }
+            self.running_owed = false;
         } else if let Some(before) = b.stamps_before {
+            self.running_owed = b.retry;
             self.file.put_back(&before, &shared.load().inputs);
             self.rejected = Some(Rejected { what: b.what, first, fetched: b.fetched, named });
         }
