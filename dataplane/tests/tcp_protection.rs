@@ -884,6 +884,65 @@ fn answered_whichever_rule_covers_the_rst(config: &str) {
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "authenticated: {v:?}");
 }
 
+/// A worker looks for a cookie in a RST only while one it sent may still come back (as Linux
+/// checks SYN cookies only while it has recently sent them): one that has sent no challenge,
+/// or none for longer than a cookie lasts, takes no RST as an answer, not even one carrying a
+/// cookie still valid (made by another worker of the configuration), and a RST flood costs it
+/// no hash. A blind RST had about one chance in 2^28 there, with no challenge ever sent.
+#[test]
+fn a_cookie_is_looked_for_only_while_the_worker_has_challenges_out() {
+    let config = format!(
+        "{CATCH_ALL}\n[tcp_protection]\ngrace_period = 0\n\n[[tcp_protection.rule]]\nname = \"web\"\n\
+         match = \"tcp.dstport == 80\"\nmode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n"
+    );
+    let snap = snapshot(&config);
+    let syn = |last: u8| segment([192, 0, 2, last], [203, 0, 113, 80], 40000, 80, 0x02, 0);
+    // `last`'s SYN challenged by the worker `limits` at `now` (a SYN within the threshold's
+    // burst first): the cookie the challenge acknowledges.
+    let challenged = |limits: &mut Limits, last: u8, now: u64| {
+        let v = verdict_with(&snap, limits, &syn(99), now);
+        assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "within the burst: {v:?}");
+        let bytes = syn(last);
+        let (mut spill, mut buf) = (Spill::new(SPILL_SLOTS, snap.frame_size), vec![0u8; HEADROOM + 2048]);
+        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(&bytes);
+        let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, now);
+        let outcome = process_frame(&snap, Some(&snap.eth), limits, &mut spill, &mut frame);
+        frame.verdict = outcome.verdict;
+        assert!(matches!(frame.verdict, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{:?}", frame.verdict);
+        <[u8; 4]>::try_from(&frame.tx_bytes().unwrap()[14 + 20 + 8..14 + 20 + 12]).unwrap()
+    };
+    // The RST `last`'s stack answers the challenge with, carrying `cookie`.
+    let rst = |last: u8, cookie: [u8; 4]| {
+        let mut rst = segment([192, 0, 2, last], [203, 0, 113, 80], 40000, 80, 0x04, 0);
+        rst[14 + 20 + 4..14 + 20 + 8].copy_from_slice(&cookie);
+        rst
+    };
+    let answer = Verdict::Consumed(ConsumeReason::SynChallengeAnswer);
+    let refused = Verdict::Drop(DropReason::TcpOutOfStateRst);
+    let (mut worker, mut other) = (Limits::new(&snap), Limits::new(&snap));
+    let (s, t0) = (1_000_000_000u64, 1_000_000_000_000u64);
+
+    // A valid cookie, of a challenge this worker never sent.
+    let cookie = challenged(&mut other, 7, t0);
+    assert_eq!(verdict_with(&snap, &mut worker, &rst(7, cookie), t0 + 1), refused, "no challenge sent");
+    // Its own challenge, answered within the cookie's validity (4.3 s at least).
+    let cookie = challenged(&mut worker, 8, t0 + 1);
+    assert_eq!(verdict_with(&snap, &mut worker, &rst(8, cookie), t0 + 4 * s), answer, "its challenge answered");
+    // Once the cookies it sent have lapsed (5.4 s at most), a cookie valid now is not looked
+    // for: the other worker, which made it, takes it.
+    let cookie = challenged(&mut other, 10, t0 + 10 * s);
+    let late = rst(10, cookie);
+    assert_eq!(verdict_with(&snap, &mut worker, &late, t0 + 10 * s), refused, "its challenges lapsed");
+    assert_eq!(verdict_with(&snap, &mut other, &late, t0 + 10 * s), answer, "the cookie is valid");
+    // A reload keeps what the worker has out (here one keeping the cookie key: a
+    // configuration compiled again draws a new one, and answers to the old cookies fail).
+    let cookie = challenged(&mut worker, 12, t0 + 30 * s);
+    let mut renamed = reloaded(&snap, snapshot(&config.replace("\"web\"", "\"www\"")));
+    renamed.tcp.cookie_key = snap.tcp.cookie_key;
+    worker.rebind(&snap, &renamed);
+    assert_eq!(verdict_with(&renamed, &mut worker, &rst(12, cookie), t0 + 31 * s), answer, "kept across a reload");
+}
+
 /// `challenged` counts the SYNs answered: a challenge that could not be sent (here no next
 /// hop is known) is the drop that says why, not a challenge.
 #[test]

@@ -99,9 +99,14 @@ pub(super) fn act_for_customer(
         }
         Protection::Challenge { cookie } => {
             outcome.verdict = challenge(ctx, frame, ip, cookie);
-            if !matches!(outcome.verdict, Verdict::Tx { .. }) {
+            if matches!(outcome.verdict, Verdict::Tx { .. }) {
+                // Its answer may come back while its cookie is valid: RSTs are checked till then.
+                let until = tcp::answerable_until(ctx.now);
+                ctx.limits.cookies_until = ctx.limits.cookies_until.max(until);
+            } else {
                 // No challenge went out (no next hop, no headroom): `challenged` counts the
-                // SYNs answered, and the drop says why this one was not.
+                // SYNs answered, and the drop says why this one was not. No cookie is out
+                // either: RSTs are not checked for it.
                 outcome.tcp = None;
             }
             return;

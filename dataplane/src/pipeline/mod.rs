@@ -196,6 +196,10 @@ pub struct Limits {
     pub challenges: RateLimiter,
     /// Sources that answered a challenge.
     pub authenticated: Authenticated,
+    /// Until when (ns) the cookie of the last challenge this worker sent is accepted (0: it
+    /// sent none): only until then is a RST checked for a cookie, as Linux checks SYN cookies
+    /// only while it has recently sent them. One number for the worker, no state per source.
+    pub cookies_until: u64,
     /// Per customer, when tracking its connections began (the grace period runs from
     /// there): the first packet tracked after the start, or after a reload that changed
     /// the customer's coverage, whoever's packet it was (`None`: not yet).
@@ -225,6 +229,7 @@ impl Limits {
             syn: RateLimiter::new(&snap.tcp.syn_buckets, 4),
             challenges: RateLimiter::new(std::slice::from_ref(&snap.tcp.challenges), 4),
             authenticated: Authenticated::new(authenticated_size(snap)),
+            cookies_until: 0,
             tracked_since: vec![None; snap.customers.len()],
             tracking_pending: true,
             fragments: FragmentOwners::new(fragment_owners_size(snap)),
@@ -295,6 +300,9 @@ impl Limits {
         if new.tcp.challenges != old.tcp.challenges {
             self.challenges = RateLimiter::new(std::slice::from_ref(&new.tcp.challenges), 4);
         }
+        // `cookies_until` carries over whatever changed: the challenges sent before are still
+        // out (a configuration compiled again has a new cookie key, and their answers fail,
+        // but a snapshot that keeps the key must not lose them).
         if flows::slots_for(authenticated_size(new)) != flows::slots_for(authenticated_size(old)) {
             retired.keep(std::mem::replace(&mut self.authenticated, Authenticated::new(authenticated_size(new))));
         }

@@ -83,9 +83,12 @@ pub(super) fn protect(
     // The answer to a challenge: a RST whose sequence number is the cookie we sent, whatever
     // rule covers it, or none (a threshold rule written for SYNs alone covers no RST), and
     // whatever the firewall would make of it: it is the edge's, consumed here. One hash: the
-    // cookie names its slot.
+    // cookie names its slot. Looked for only while a cookie this worker sent is still valid
+    // (as Linux checks SYN cookies only while it has recently sent them): a RST flood with no
+    // SYN flood costs no hash, and no blind RST passes as an answer when no challenge is out.
     if flags & RST != 0
         && !tcp.syn_buckets.is_empty()
+        && now < ctx.limits.cookies_until
         && let Some(seq) = field_u32(data, ip.l4_start + 4)
         && cookie_matches(&tcp.cookie_key, key, seq, now)
     {
@@ -200,6 +203,15 @@ fn cookie_matches(secret: &[u8; 16], key: &Key, seq: u32, now_ns: u64) -> bool {
     }
     let c = cookie_of(secret, key, now.wrapping_sub(u64::from(back)));
     seq == c || seq == c ^ 1
+}
+
+/// Until when the cookie of a challenge sent at `now_ns` is accepted: the end of the last slot
+/// [`cookie_matches`] takes it in (a cookie made earlier lapses sooner). Until then, RSTs are
+/// checked against cookies ([`Limits::cookies_until`]).
+///
+/// [`Limits::cookies_until`]: super::Limits::cookies_until
+pub(super) fn answerable_until(now_ns: u64) -> u64 {
+    ((now_ns >> COOKIE_SLOT_SHIFT) + COOKIE_SLOTS).saturating_mul(1 << COOKIE_SLOT_SHIFT)
 }
 
 /// The segment tracking reads: flags, sequence number and payload length (the parser has
@@ -361,6 +373,10 @@ mod tests {
         assert!(!cookie_matches(&secret, &key, c, at(4)));
         assert!(!cookie_matches(&secret, &key, c, at(5 + 8)), "a slot that wrapped the three bits");
         assert!(!cookie_matches(&secret, &key, c ^ 2, at(5)));
+        // A challenge sent anywhere in the slot keeps RSTs checked for as long as its cookie
+        // is accepted, and no longer.
+        assert_eq!(answerable_until(at(5)), at(5 + COOKIE_SLOTS));
+        assert_eq!(answerable_until(at(6) - 1), at(5 + COOKIE_SLOTS));
         // A cookie names its slot: across slots that differ only above the three bits, the
         // MACs differ.
         assert_eq!(cookie_of(&secret, &key, 13) >> 29, c >> 29);
