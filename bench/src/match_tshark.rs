@@ -34,21 +34,14 @@ pub struct Args {
 const COMPARABLE: &str = "((count(ip.version) == 1 and not ipv6) or (count(ipv6.version) == 1 and not ip)) \
     and not (ip.flags.mf == 1 or ip.frag_offset > 0 or ipv6.fraghdr) and not _ws.malformed";
 
-/// tshark's command line, reassembly off (transitd judges each frame alone).
+/// tshark's command line, reassembly off ([`transitd::dryrun::TSHARK_PREFERENCES`]).
 fn tshark(capture: &std::path::Path, filter: &str) -> Command {
     let mut cmd = Command::new("tshark");
-    cmd.args([
-        "-n",
-        "-o",
-        "ip.defragment:FALSE",
-        "-o",
-        "ipv6.defragment:FALSE",
-        "-o",
-        "tcp.desegment_tcp_streams:FALSE",
-    ])
-    .arg("-r")
-    .arg(capture)
-    .args(["-Y", filter, "-T", "fields", "-e", "frame.number"]);
+    cmd.arg("-n");
+    for (name, value) in transitd::dryrun::TSHARK_PREFERENCES {
+        cmd.arg("-o").arg(format!("{name}:{value}"));
+    }
+    cmd.arg("-r").arg(capture).args(["-Y", filter, "-T", "fields", "-e", "frame.number"]);
     cmd
 }
 

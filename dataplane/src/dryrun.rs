@@ -19,6 +19,12 @@ use crate::snapshot::Snapshot;
 /// Largest frame read (as in replay).
 const MAX_RECORD: usize = crate::io::pcap::MAX_RECORD;
 
+/// The Wireshark preferences (name, value) under which `-Y EXPR` answers tshark's question:
+/// reassembly off, since transitd judges each frame alone. tshark takes each as `-o
+/// NAME:VALUE`; the tests' oracle and `transitd-bench match` run tshark and sharkd with them.
+pub const TSHARK_PREFERENCES: [(&str, &str); 3] =
+    [("ip.defragment", "FALSE"), ("ipv6.defragment", "FALSE"), ("tcp.desegment_tcp_streams", "FALSE")];
+
 /// Why `match` stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {

@@ -710,8 +710,7 @@ remote = "198.51.100.2"
                 shifts += usize::from(first != 0);
                 let (new_sched, new_walked) = (snap(&tunnels(first)), snap(&tunnels(first)));
                 for (new, old) in [(&new_sched, &sched), (&new_walked, &walked)] {
-                    let ((n, probed), (o, _)) = (names(new), names(old));
-                    new.health.inherit(&n, &probed, &old.health, &o);
+                    inherit(new, old);
                 }
                 p.rebind(Some(&sched), &new_sched);
                 // The walk's own state follows its tunnels by name, as `Prober::rebind` keeps
@@ -814,9 +813,12 @@ remote = "198.51.100.2"
         assert!(!changes[0].1.up);
     }
 
-    /// Names of `s`'s tunnels, and whether each is probed.
-    fn names(s: &Snapshot) -> (Vec<&str>, Vec<bool>) {
-        s.tunnels.iter().map(|t| (t.name.as_str(), t.interface.is_some())).unzip()
+    /// `new`'s health table takes over `old`'s, as a reload's [`Snapshot::take_over_from`]
+    /// has it do: each tunnel from the one of the same name.
+    fn inherit(new: &Snapshot, old: &Snapshot) {
+        let was: Vec<_> = new.tunnels.iter().map(|t| old.tunnels.iter().position(|o| o.name == t.name)).collect();
+        let probed: Vec<bool> = new.tunnels.iter().map(|t| t.interface.is_some()).collect();
+        new.health.inherit(&was, &probed, &old.health);
     }
 
     #[test]
@@ -826,8 +828,7 @@ remote = "198.51.100.2"
         old.health.set_key([9, 10]);
         // The new file adds a tunnel in front: ids shift by one.
         let new = snap("[[customer.tunnel]]\nname = \"new\"\nremote = \"198.51.100.3\"\n");
-        let ((n, probed), (o, _)) = (names(&new), names(&old));
-        new.health.inherit(&n, &probed, &old.health, &o);
+        inherit(&new, &old);
         assert_eq!((new.health.is_up(0), new.health.is_up(1), new.health.is_up(2)), (true, false, true));
         assert_eq!(new.health.key(), [9, 10]);
         // A reply made for `probed` when it was tunnel 0 does not count for `new`, tunnel 0
@@ -904,8 +905,7 @@ remote = "198.51.100.2"
         old.health.set_up(0, false);
         let text = |s: &str| s.replace("interface = \"10.213.0.0/31\"\n", "");
         let new = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
-        let ((n, probed), (o, _)) = (names(&new), names(&old));
-        new.health.inherit(&n, &probed, &old.health, &o);
+        inherit(&new, &old);
         assert!(new.health.is_up(0));
     }
 
@@ -947,11 +947,9 @@ remote = "198.51.100.2"
         assert!(probed_once.health.record_reply(0, &name, &reply(&probed_once, 0, 500)));
         let text = |s: &str| s.replace("interface = \"10.213.0.0/31\"\n", "");
         let unprobed = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
-        let ((n, probed), (o, _)) = (names(&unprobed), names(&probed_once));
-        unprobed.health.inherit(&n, &probed, &probed_once.health, &o);
+        inherit(&unprobed, &probed_once);
         let probed_again = snap("");
-        let ((n, probed), (o, _)) = (names(&probed_again), names(&unprobed));
-        probed_again.health.inherit(&n, &probed, &unprobed.health, &o);
+        inherit(&probed_again, &unprobed);
         assert!(!probed_again.health.answered(0, 1), "{} answered", probed_again.health.replied(0));
     }
 
@@ -1051,8 +1049,7 @@ remote = "198.51.100.2"
             // The link is cut at 3 s.
             run(&mut p, &s, t, t + 200 * MS, t < 3000 * MS, &mut changes);
             let new = snap("");
-            let ((n, probed), (o, _)) = (names(&new), names(&s));
-            new.health.inherit(&n, &probed, &s.health, &o);
+            inherit(&new, &s);
             // The old snapshot is still the prober's for one more tick after the copy.
             run(&mut p, &s, t + 200 * MS, t + 210 * MS, t < 3000 * MS, &mut changes);
             p.rebind(Some(&s), &new);

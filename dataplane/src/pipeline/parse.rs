@@ -375,16 +375,9 @@ fn jumbo_payload_option(l3: &[u8]) -> bool {
         return false;
     }
     let end = l3.get(41).map_or(0, |&len| 40 + (usize::from(len) + 1) * 8);
-    let options = l3.get(42..end.min(l3.len())).unwrap_or_default();
-    let mut at = 0;
-    while let Some(&kind) = options.get(at) {
-        if kind == JUMBO {
-            return true;
-        }
-        // Pad1 is a lone byte; every other option has its length next.
-        at += if kind == 0 { 1 } else { 2 + options.get(at + 1).map_or(0, |&n| usize::from(n)) };
-    }
-    false
+    let area = l3.get(42..end.min(l3.len())).unwrap_or_default();
+    // The option's type is enough, whether or not its data fits what was captured.
+    Ipv6Options::new(area).any(|(option_type, _)| option_type == JUMBO)
 }
 
 fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
@@ -489,35 +482,65 @@ pub(super) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
 /// True when an options header (`header`, whole) is well formed and holds no option that
 /// says to discard a packet whose node does not know it (see [`terminable`]).
 fn options_allow_ending(header: &[u8]) -> bool {
-    const PAD1: u8 = 0;
-    const PADN: u8 = 1;
-    let mut o = 2;
     let mut padding = 0; // consecutive padding bytes
-    while let Some(&kind) = header.get(o) {
-        if kind == PAD1 {
-            padding += 1;
-            o += 1;
-        } else {
-            let Some(data) = header.get(o + 1).and_then(|&n| header.get(o + 2..o + 2 + usize::from(n))) else {
-                return false; // past the header's end
-            };
-            if kind == PADN {
-                padding += 2 + data.len();
-                if data.iter().any(|&b| b != 0) {
-                    return false;
-                }
-            } else if kind >> 6 != 0 {
-                return false; // "discard if unknown" (01, 10, 11)
-            } else {
-                padding = 0;
-            }
-            o += 2 + data.len();
+    for (option_type, data) in Ipv6Options::new(header.get(2..).unwrap_or_default()) {
+        let Some(data) = data else {
+            return false; // past the header's end
+        };
+        match option_type {
+            PAD1 => padding += 1,
+            PADN if data.iter().any(|&b| b != 0) => return false,
+            PADN => padding += 2 + data.len(),
+            _ if option_type >> 6 != 0 => return false, // "discard if unknown" (01, 10, 11)
+            _ => padding = 0,
         }
         if padding > 7 {
             return false;
         }
     }
     true
+}
+
+/// Pad1, the option that is a lone byte (RFC 8200 §4.2).
+const PAD1: u8 = 0;
+/// PadN, padding of two or more bytes, its data zeros (RFC 8200 §4.2).
+const PADN: u8 = 1;
+
+/// The options of an IPv6 options header (Hop-by-Hop or Destination Options, RFC 8200
+/// §4.2), each as its type and data: Pad1 a lone byte with no data, every other option
+/// type, length, then that many bytes of data. An option whose length or data runs past
+/// the end comes with `None` for its data, and is the last.
+struct Ipv6Options<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Ipv6Options<'a> {
+    /// Walks `area`, the header past its next header and length bytes.
+    const fn new(area: &'a [u8]) -> Self {
+        Ipv6Options { rest: area }
+    }
+}
+
+impl<'a> Iterator for Ipv6Options<'a> {
+    type Item = (u8, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&option_type, tail) = self.rest.split_first()?;
+        if option_type == PAD1 {
+            self.rest = tail;
+            return Some((PAD1, Some(&[])));
+        }
+        match tail.split_first().and_then(|(&len, tail)| tail.split_at_checked(usize::from(len))) {
+            Some((data, rest)) => {
+                self.rest = rest;
+                Some((option_type, Some(data)))
+            }
+            None => {
+                self.rest = &[];
+                Some((option_type, None))
+            }
+        }
+    }
 }
 
 /// An IPv6 packet's layers as far as they are headers.
@@ -1125,6 +1148,19 @@ mod tests {
         let three = [2, 4, 0x05, 0xb4, 2, 4, 0, 48, 1, 2, 4, 0, 88];
         assert_eq!(tcp_mss(&three), (Some(1460), Some(88)));
         assert_eq!(tcp_mss(&[2, 4, 0x05, 0xb4, 8, 40, 2, 4, 0, 48]), (Some(1460), None), "stops at a malformed one");
+    }
+
+    #[test]
+    fn ipv6_options_walk_pad1_alone_and_ends_at_an_option_past_the_header() {
+        // Pad1; PadN with 1 byte of data; type 0x05 with 2 bytes; then 0xc2 whose length (4)
+        // runs past the area.
+        let area = [0, 1, 1, 0, 0x05, 2, 0xaa, 0xbb, 0xc2, 4, 0, 0];
+        let walked: Vec<_> = Ipv6Options::new(&area).collect();
+        let expected: [(u8, Option<&[u8]>); 4] =
+            [(PAD1, Some(&[])), (PADN, Some(&[0])), (0x05, Some(&[0xaa, 0xbb])), (0xc2, None)];
+        assert_eq!(walked, expected);
+        // A type byte without its length byte.
+        assert_eq!(Ipv6Options::new(&[0, 0x05]).collect::<Vec<_>>(), [(PAD1, Some(&[][..])), (0x05, None)]);
     }
 
     proptest::proptest! {

@@ -350,23 +350,20 @@ impl HealthTable {
         })
     }
 
-    /// Carries state over from the table of the previous snapshot, matching tunnels by
-    /// name, so that a reload neither revives a dead tunnel nor forgets probes in flight or
-    /// a path MTU it learned. A tunnel that is no longer probed (`probed[t]` false) is up,
-    /// as every unprobed tunnel. Every tunnel begins a new life, but one that stays probed
-    /// goes on with its old one.
-    pub fn inherit(&self, names: &[&str], probed: &[bool], old: &HealthTable, old_names: &[&str]) {
+    /// Carries state over from the table of the previous snapshot, each tunnel `t` from
+    /// tunnel `was[t]` of `old` (the one of its name, [`super::Succession::tunnels`]), so
+    /// that a reload neither revives a dead tunnel nor forgets probes in flight or a path
+    /// MTU it learned. A tunnel that is no longer probed (`probed[t]` false) is up, as every
+    /// unprobed tunnel. Every tunnel begins a new life, but one that stays probed goes on
+    /// with its old one.
+    pub fn inherit(&self, was: &[Option<usize>], probed: &[bool], old: &HealthTable) {
         self.set_key(old.key());
         let first = new_lives(self.lives.len());
         for (i, life) in self.lives.iter().enumerate() {
             life.store(first.wrapping_add(i as u64), Ordering::Relaxed);
         }
-        let old_index: std::collections::HashMap<&str, usize> =
-            old_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        for (t, name) in names.iter().enumerate() {
-            if let Some(&o) = old_index.get(name) {
-                self.carry(t, old, o, probed.get(t).copied().unwrap_or(true), true);
-            }
+        for (t, o) in was.iter().enumerate().filter_map(|(t, o)| o.map(|o| (t, o))) {
+            self.carry(t, old, o, probed.get(t).copied().unwrap_or(true), true);
         }
     }
 
@@ -471,7 +468,8 @@ mod tests {
         let old = HealthTable::new(2);
         assert!(old.lower_path_mtu(1, 1400, S));
         let new = HealthTable::new(3);
-        new.inherit(&["c", "b", "a"], &[false, false, false], &old, &["a", "b"]);
+        // New tunnels c, b, a; old ones a, b.
+        new.inherit(&[None, Some(1), Some(0)], &[false, false, false], &old);
         assert_eq!((new.path_mtu(0, 2 * S), new.path_mtu(1, 2 * S), new.path_mtu(2, 2 * S)), (None, Some(1400), None));
     }
 }

@@ -359,17 +359,15 @@ impl Snapshot {
     /// of the lists changed so that the rules cover more; and what of the workers' state
     /// carries over is worked out here once ([`Succession`]).
     pub fn take_over_from(&mut self, old: &Snapshot) {
-        let names: Vec<&str> = self.tunnels.iter().map(|t| t.name.as_str()).collect();
+        // Names first: the rest of the succession reads the TCP list versions carried below.
+        let succession = Succession::names_only(old, self);
         let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
-        let old_names: Vec<&str> = old.tunnels.iter().map(|t| t.name.as_str()).collect();
-        self.health.inherit(&names, &probed, &old.health, &old_names);
+        self.health.inherit(&succession.tunnels, &probed, &old.health);
         // Another path says nothing of what the old one took; other headers (a key or a
         // checksum added) leave the inner packet less of it.
         let path = |t: &Tunnel| (t.gre.endpoints, t.gre.overhead());
-        let old_paths: std::collections::HashMap<&str, _> =
-            old.tunnels.iter().map(|t| (t.name.as_str(), path(t))).collect();
-        for t in &self.tunnels {
-            if old_paths.get(t.name.as_str()).is_some_and(|&was| was != path(t)) {
+        for (t, &was) in self.tunnels.iter().zip(&succession.tunnels) {
+            if was.and_then(|o| old.tunnels.get(o)).is_some_and(|was| path(was) != path(t)) {
                 self.health.forget_path_mtu(t.id);
             }
         }
@@ -378,8 +376,6 @@ impl Snapshot {
         if !self.path_mtu_discovery {
             self.health.forget_path_mtus();
         }
-        let before: std::collections::HashMap<(&str, u64), &Customer> =
-            old.customers.iter().map(|c| ((c.name.as_str(), c.tcp_coverage), c)).collect();
         // Each pair of lists compared once: the global rules' are every customer's.
         type Pair = (*const classifier::List, *const classifier::List, bool, bool);
         let mut compared: std::collections::HashMap<Pair, bool> = std::collections::HashMap::new();
@@ -387,8 +383,12 @@ impl Snapshot {
             let pair = (Arc::as_ptr(then), Arc::as_ptr(now), use_.members, use_.non_members);
             *compared.entry(pair).or_insert_with(|| !Arc::ptr_eq(now, then) && use_.widened_by(then, now))
         };
-        for c in &mut self.customers {
-            let Some(was) = before.get(&(c.name.as_str(), c.tcp_coverage)) else { continue };
+        for (c, &was) in self.customers.iter_mut().zip(&succession.customers) {
+            // Customer names are unique, so this is the one customer of that name.
+            let Some(was) = was.and_then(|o| old.customers.get(o)).filter(|was| was.tcp_coverage == c.tcp_coverage)
+            else {
+                continue;
+            };
             let widened =
                 c.tcp_lists.iter().zip(&was.tcp_lists).any(|((now, use_), (then, _))| widened_by(use_, then, now));
             if !widened {
@@ -396,7 +396,7 @@ impl Snapshot {
             }
         }
         // Last: the TCP list versions just carried decide which connections stay tracked.
-        self.succession = Some(Succession::between(old, self));
+        self.succession = Some(succession.completed(old, self));
     }
 
     /// Reads, validates and compiles the file at `path`.
@@ -453,9 +453,11 @@ impl Snapshot {
                 "[server] sets no `mac`, and the interface's own address could not be read when transitd started",
             );
         }
-        // (A refused snapshot holds them as well: it was built whole, then thrown away.)
-        let (inputs, input_stamps) = (snapshot.inputs.clone(), snapshot.input_stamps.clone());
-        b.finish(snapshot).map_err(|errors| Refused { errors, inputs, input_stamps })
+        match b.finish(()) {
+            Ok(()) => Ok(snapshot),
+            // (A refused snapshot holds them as well: it was built whole, then thrown away.)
+            Err(errors) => Err(Refused { errors, inputs: snapshot.inputs, input_stamps: snapshot.input_stamps }),
+        }
     }
 
     /// Every customer IPv4 prefix: the XDP program's map of what is ours.

@@ -41,8 +41,27 @@ pub struct Succession {
 impl Succession {
     /// What of `old`'s state carries to `new`.
     pub fn between(old: &Snapshot, new: &Snapshot) -> Succession {
-        let customers =
-            by_name(old.customers.iter().map(|c| c.name.as_str()), new.customers.iter().map(|c| c.name.as_str()));
+        Succession::names_only(old, new).completed(old, new)
+    }
+
+    /// Where each of `new`'s customers and tunnels was in `old`, the rest left empty:
+    /// [`Snapshot::take_over_from`] reads these before it carries the TCP lists' versions
+    /// that [`Succession::completed`] then reads.
+    pub(super) fn names_only(old: &Snapshot, new: &Snapshot) -> Succession {
+        Succession {
+            from: old.generation,
+            customers: by_name(
+                old.customers.iter().map(|c| c.name.as_str()),
+                new.customers.iter().map(|c| c.name.as_str()),
+            ),
+            tunnels: by_name(old.tunnels.iter().map(|t| t.name.as_str()), new.tunnels.iter().map(|t| t.name.as_str())),
+            ..Succession::default()
+        }
+    }
+
+    /// This one, made by [`Succession::names_only`] for `old` and `new`, with the rest worked out.
+    pub(super) fn completed(self, old: &Snapshot, new: &Snapshot) -> Succession {
+        let Succession { from, customers, tunnels, .. } = self;
         let tracking = customers
             .iter()
             .zip(&new.customers)
@@ -51,7 +70,6 @@ impl Succession {
                 (was.tcp_coverage == c.tcp_coverage && was.tcp_lists_version == c.tcp_lists_version).then_some(j?)
             })
             .collect();
-        let tunnels = by_name(old.tunnels.iter().map(|t| t.name.as_str()), new.tunnels.iter().map(|t| t.name.as_str()));
         let dos_buckets = kept_buckets(old, new, Mode::Enforce);
         // A preview table follows its bucket, as the bucket's table does but keyed by the
         // monitor-mode rules where the bucket is keyed by rule (worked out only when some
@@ -64,7 +82,7 @@ impl Succession {
             new.dos.previewed.iter().map(|&b| by_monitors.get(b).copied().flatten().and_then(old_table)).collect()
         };
         Succession {
-            from: old.generation,
+            from,
             customers,
             tracking,
             tunnels,

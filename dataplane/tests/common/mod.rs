@@ -29,16 +29,7 @@ pub fn captures(dir: &str) -> Vec<PathBuf> {
 
 /// Runs tshark (reassembly off, so that it judges frame by frame) and returns stdout.
 pub fn tshark(file: &Path, args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .args([
-            "-n",
-            "-o",
-            "ip.defragment:FALSE",
-            "-o",
-            "ipv6.defragment:FALSE",
-            "-o",
-            "tcp.desegment_tcp_streams:FALSE",
-        ])
+    let out = tshark_command()
         .arg("-r")
         .arg(file)
         .args(args)
@@ -46,6 +37,16 @@ pub fn tshark(file: &Path, args: &[&str]) -> String {
         .expect("tshark is the oracle of these tests: install it (apt-get install tshark, or run .ci/run)");
     assert!(out.status.success(), "tshark {args:?} on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// tshark with name resolution and reassembly off ([`transitd::dryrun::TSHARK_PREFERENCES`]).
+fn tshark_command() -> Command {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-n");
+    for (name, value) in transitd::dryrun::TSHARK_PREFERENCES {
+        cmd.arg("-o").arg(format!("{name}:{value}"));
+    }
+    cmd
 }
 
 /// How many frames Wireshark's `capinfos` counts in `file` (what tshark reads, without its
@@ -105,9 +106,7 @@ impl Sharkd {
         let stdin = child.stdin.take().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut sharkd = Sharkd { child, stdin, stdout, id: 0 };
-        let frame_by_frame =
-            [("ip.defragment", "FALSE"), ("ipv6.defragment", "FALSE"), ("tcp.desegment_tcp_streams", "FALSE")];
-        for (name, value) in frame_by_frame.iter().chain(prefs) {
+        for (name, value) in transitd::dryrun::TSHARK_PREFERENCES.iter().chain(prefs) {
             sharkd.call("setconf", serde_json::json!({ "name": name, "value": value })).unwrap();
         }
         sharkd.call("load", serde_json::json!({ "file": file })).unwrap();
