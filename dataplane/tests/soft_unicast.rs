@@ -936,6 +936,34 @@ fn probe_replies_are_relayed_from_the_routers_side_within_the_probes_rate() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A reply that cannot be relayed (here while the backbone's next hop is unresolved: a
+/// batch without Ethernet addresses) spends none of the tunnel's relay budget: once the next
+/// hop is known, the next replies are relayed, a whole burst of them. The token was spent
+/// before the sending could fail, so a server at its start or after losing its neighbour
+/// refused the replies that followed, each a miss to the server that probed.
+#[test]
+fn a_probe_reply_that_cannot_be_relayed_spends_no_relay_budget() {
+    let loaded = fleet_with_a_probed_tunnel();
+    let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
+    let dir = std::env::temp_dir().join(format!("transitd-su-probe-unresolved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = transitd::pipeline::BATCH_SIZE;
+    let burst = 2 * 2 * a2.health_config.up_after as usize;
+    assert!(burst < batch, "the first batch alone would spend the whole burst");
+    let frames = router_returns(&a1, 7, &dir, &format!("frames += [back(inner)] * {}", batch + burst - 1));
+    assert_eq!(frames.len(), batch + burst);
+    let io = transitd::io::memory::MemoryIo::new(frames, a2.frame_size);
+    let mut worker = transitd::worker::Worker::new(io, a2.clone());
+    worker.poll(None).unwrap(); // the first batch, before the next hop is resolved
+    worker.run_to_end(Some(a2.eth)).unwrap();
+    let seen = fates(&worker.into_parts().0.verdicts);
+    let unresolved = DropReason::NextHopUnresolved.name().to_string();
+    assert_eq!(seen[..batch], vec![unresolved; batch], "{seen:?}");
+    let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
+    assert_eq!(seen[batch..], vec![relay; burst], "{seen:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Backbone GRE the XDP program and the pipeline once judged apart (a review found them):
 /// - a fragment of GRE to this server's backbone address (the fleet sends none): the program
 ///   handed it to the data plane, which found no customer's and passed it back to the host

@@ -48,12 +48,12 @@ impl Announcements {
         Announcements::held(snap, |_, stranded| !stranded)
     }
 
-    /// [`Announcements::of`], with each customer's prefixes, where
-    /// `withdraw_customers_without_tunnels` is set, announced as `announce(customer,
-    /// stranded)` says (`stranded`: none of its tunnels is known to serve); asked once a
-    /// customer. A run holds a customer so withdrawn back for a while after its tunnels
+    /// [`Announcements::of`], with each customer prefix, where
+    /// `withdraw_customers_without_tunnels` is set, announced as `announce(prefix,
+    /// stranded)` says (`stranded`: none of its customer's tunnels is known to serve); asked
+    /// once a prefix. A run holds a prefix so withdrawn back for a while after its tunnels
     /// return (`run`'s per-customer hold-down).
-    pub fn held(snap: &Snapshot, mut announce: impl FnMut(&str, bool) -> bool) -> Announcements {
+    pub fn held(snap: &Snapshot, mut announce: impl FnMut(IpNet, bool) -> bool) -> Announcements {
         let mut set = BTreeSet::new();
         set.insert(IpNet::V4(Ipv4Net::from(std::net::Ipv4Addr::from(snap.anycast))));
         if let Some(v6) = snap.anycast_v6 {
@@ -78,11 +78,10 @@ impl Announcements {
                 }
             }
         }
-        let announced: Vec<bool> =
-            snap.customers.iter().zip(&theirs).map(|(c, &(any, serves))| announce(&c.name, any && !serves)).collect();
         for &(net, customer) in &snap.customer_prefixes {
             // Without the setting none is asked: every customer is announced.
-            if announced.get(usize::from(customer)).copied().unwrap_or(true) {
+            let asked = theirs.get(usize::from(customer)).map(|&(any, serves)| announce(net, any && !serves));
+            if asked.unwrap_or(true) {
                 set.insert(net);
             }
         }

@@ -379,7 +379,7 @@ fn to_our_side(
         let router_side = tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32);
         return probe_sender(payload)
             .filter(|_| router_side)
-            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, tid, false))
+            .and_then(|to| super::egress::relay_probe_reply(ctx, frame, ip, to, tid, false))
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
     // The budget is spent on replies sent, not on requests refused (RFC 1812 §4.3.2.8):
@@ -427,7 +427,7 @@ pub(super) fn relayed_probe_reply(
     }
     let sender = probe_sender(payload).filter(|_| via_dc);
     sender
-        .and_then(|to| super::egress::relay_probe_reply(ctx, frame, key, ip, to, tid, true))
+        .and_then(|to| super::egress::relay_probe_reply(ctx, frame, ip, to, tid, true))
         .unwrap_or(Verdict::Drop(DropReason::TunnelInterface))
 }
 

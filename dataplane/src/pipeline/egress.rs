@@ -213,6 +213,16 @@ fn to_server(
     reason: TxReason,
 ) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
+    let (tunnel, room) = backbone_to(ctx, su, target, hop);
+    if ip.l3_len > room {
+        return too_big(ctx, Way::Backbone(&tunnel), frame, ip, key, room);
+    }
+    encap_backbone(frame, ip, &tunnel, eth, reason)
+}
+
+/// The backbone GRE to the server or data centre at backbone address `target`, with `hop`
+/// in the key's low byte, and the longest packet it carries inside.
+fn backbone_to(ctx: &Ctx<'_>, su: &SoftUnicast, target: std::net::Ipv4Addr, hop: u8) -> (GreTunnel, usize) {
     let tunnel = GreTunnel {
         endpoints: Endpoints::V4 { local: su.backbone, remote: target },
         key: Some(su.key(hop)),
@@ -222,12 +232,21 @@ fn to_server(
     // A `backbone_mtu` the link does not carry (`run` says so) is held to what it does.
     let outer = ctx.limits.link_mtu.map_or(ctx.snap.backbone_mtu(), |link| link.min(ctx.snap.backbone_mtu()));
     let room = outer.saturating_sub(tunnel.overhead());
-    if ip.l3_len > room {
-        return too_big(ctx, Way::Backbone(&tunnel), frame, ip, key, room);
-    }
+    (tunnel, room)
+}
+
+/// Encapsulates the IPv4 packet `ip` of `frame`, which fits, in backbone GRE `tunnel`, to
+/// be sent as `reason`.
+fn encap_backbone(
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    tunnel: &GreTunnel,
+    eth: &gre::EthernetAddrs,
+    reason: TxReason,
+) -> Verdict {
     let l3 = frame.start + ip.l3_start;
     let tos = frame.buf.get(l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map_or(0, |p| p.tos());
-    match encap_gre(frame.buf, l3, ip.l3_len, PROTO_IPV4, tos, &tunnel, eth) {
+    match encap_gre(frame.buf, l3, ip.l3_len, PROTO_IPV4, tos, tunnel, eth) {
         Ok(start) => Verdict::Tx { start, len: l3 + ip.l3_len - start, reason },
         Err(gre::EncapError::NoHeadroom) => Verdict::Drop(DropReason::NoHeadroom),
         Err(_) => Verdict::Drop(DropReason::Truncated),
@@ -252,11 +271,11 @@ pub const PROBE_REPLY_VIA_DC: u8 = 0x81;
 /// other server of it, or the packet is no probe's length (a probe's reply is the probe as
 /// it was sent). Past the tunnel's relay budget ([`super::probe_relay_bucket`]), dropped as
 /// `probe_reply_relay_limited`: this server cannot tell a good tag of another's from a
-/// forged one, and copies of one reply would each cross the backbone.
+/// forged one, and copies of one reply would each cross the backbone. A reply that cannot
+/// go (no next hop yet, or a link too small for it) is dropped as such, and spends none.
 pub(super) fn relay_probe_reply(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
-    key: &Key,
     ip: &IpFrame,
     to: std::net::Ipv4Addr,
     tunnel: TunnelId,
@@ -276,11 +295,20 @@ pub(super) fn relay_probe_reply(
     } else {
         (*su.dc_backbone_of.get(usize::from(dc))?, PROBE_REPLY_VIA_DC)
     };
-    // Spent on what would be relayed, as the ICMP budget is on errors sent.
+    // What cannot go spends no token: a server whose backbone next hop was unresolved for a
+    // while (its start, a neighbour lost) spent a tunnel's budget on nothing, and refused the
+    // replies of the probes that followed, misses to the servers that sent them.
+    let Some(eth) = ctx.eth else { return Some(Verdict::Drop(DropReason::NextHopUnresolved)) };
+    let (backbone, room) = backbone_to(ctx, su, target, hop);
+    if ip.l3_len > room {
+        // Fragments of it would reach the host there, not the data plane that judges it.
+        return Some(Verdict::Drop(DropReason::BackboneMtuExceeded));
+    }
+    // Spent on what is relayed, as the ICMP budget is on errors sent.
     if !ctx.limits.relays.admit(0, u64::from(tunnel), ctx.now) {
         return Some(Verdict::Drop(DropReason::ProbeReplyRelayLimited));
     }
-    Some(to_server(ctx, su, frame, key, ip, target, hop, TxReason::ProbeReplyRelayed))
+    Some(encap_backbone(frame, ip, &backbone, eth, TxReason::ProbeReplyRelayed))
 }
 
 /// The port that says who owns a return packet: TCP or UDP destination port; an ICMP echo

@@ -5,11 +5,13 @@
 //! changes or removes `[bgp]` starts, restarts or stops the guard.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use transitd_bpf::XdpProgram;
 
 use crate::bgp::{Announcements, Speaker};
@@ -355,18 +357,26 @@ impl HoldDown {
 /// time withdrawing and announcing its customer's prefixes, and upstreams that damp
 /// flapping routes (RFC 2439) suppress them for far longer. A customer never announced yet
 /// (none of its tunnels judged since the start) is announced at once, as a run is.
+///
+/// Kept by prefix, as upstreams damp (RFC 2439 keeps a penalty per route), and as the
+/// customer's prefixes go together they are held together: a reload that renames a
+/// customer, or gives its prefixes to another, keeps their hold. Kept by customer name, a
+/// renamed customer was new, and its prefixes, withdrawn a moment before, were announced
+/// at once. A prefix new to the configuration has no hold, and is announced with the
+/// first tunnel of its customer that serves.
 #[derive(Debug, Default)]
 struct CustomerHolds {
-    /// By customer name: ids move with reloads.
-    holds: HashMap<String, CustomerHold>,
-    /// Calls of [`CustomerHolds::of`]: a customer not seen in the last is gone.
+    /// By prefix: customer ids and names move with reloads, the prefixes announced do not.
+    holds: HashMap<IpNet, CustomerHold>,
+    /// Calls of [`CustomerHolds::of`]: a prefix not seen in the last is gone.
     ticks: u64,
 }
 
+/// One customer prefix's hold.
 #[derive(Debug, Default)]
 struct CustomerHold {
     hold: HoldDown,
-    /// Withdrawals since the customer was last announced for [`STABLE_AFTER`] in a row.
+    /// Withdrawals since the prefix was last announced for [`STABLE_AFTER`] in a row.
     withdrawals: u32,
     /// Since when it has been announced without a break.
     announced_since: Option<Instant>,
@@ -380,14 +390,12 @@ impl CustomerHolds {
         self.ticks = self.ticks.wrapping_add(1);
         let (tick, holds) = (self.ticks, &mut self.holds);
         let base = snap.bgp.as_ref().map_or(Duration::ZERO, |b| b.announce_after);
-        let wanted = Announcements::held(snap, |customer, stranded| {
-            if !holds.contains_key(customer) {
-                if stranded {
-                    return false; // never announced: nothing to hold back
-                }
-                holds.insert(customer.to_string(), CustomerHold::default());
-            }
-            let Some(h) = holds.get_mut(customer) else { return !stranded };
+        let wanted = Announcements::held(snap, |prefix, stranded| {
+            let h = match holds.entry(prefix) {
+                Entry::Occupied(h) => h.into_mut(),
+                Entry::Vacant(_) if stranded => return false, // never announced: nothing to hold back
+                Entry::Vacant(h) => h.insert(CustomerHold::default()),
+            };
             h.seen = tick;
             h.announce(stranded, now, base)
         });
@@ -397,8 +405,8 @@ impl CustomerHolds {
 }
 
 impl CustomerHold {
-    /// Whether to announce the customer at `now`: `stranded`, none of its tunnels serves;
-    /// `base`, `announce_after`.
+    /// Whether to announce the prefix at `now`: `stranded`, none of its customer's tunnels
+    /// serves; `base`, `announce_after`.
     fn announce(&mut self, stranded: bool, now: Instant, base: Duration) -> bool {
         if stranded && self.announced_since.take().is_some() {
             self.withdrawals = self.withdrawals.saturating_add(1);
@@ -577,6 +585,35 @@ mod tests {
         snap.health.set_up(0, true);
         assert!(!announced(621));
         assert!(announced(626));
+    }
+
+    /// A reload that renames a held customer, its prefixes the same, keeps them held: the
+    /// hold is the prefixes', which upstreams damp. By customer name the renamed one was
+    /// new, and announced its prefixes at once, a moment after they were withdrawn.
+    #[test]
+    fn a_held_customer_renamed_by_a_reload_stays_held() {
+        let text = |name: &str| {
+            format!(
+                "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
+                 [[customer]]\nname = \"{name}\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                 [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n"
+            )
+        };
+        let old = Snapshot::build(&crate::config::parse("t.toml", &text("a")).unwrap()).unwrap();
+        let (t0, mut holds) = (Instant::now(), CustomerHolds::default());
+        let mut announced = |snap: &Snapshot, s: u64| holds.of(snap, t0 + Duration::from_secs(s)).0.len() == 2;
+        old.health.set_judged(0);
+        assert!(announced(&old, 0));
+        old.health.set_up(0, false);
+        assert!(!announced(&old, 1), "withdrawn");
+        old.health.set_up(0, true);
+        assert!(!announced(&old, 2), "held: its tunnel has served for 0 s");
+        let mut renamed = Snapshot::build(&crate::config::parse("t.toml", &text("b")).unwrap()).unwrap();
+        renamed.take_over_from(&old);
+        assert!(renamed.health.is_up(0) && renamed.health.judged(0), "the tunnel's health carries by its name");
+        assert!(!announced(&renamed, 3), "renamed, still held");
+        assert!(!announced(&renamed, 6));
+        assert!(announced(&renamed, 7), "served for announce_after since 2 s, as if not renamed");
     }
 
     #[test]

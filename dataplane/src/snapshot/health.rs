@@ -1,6 +1,6 @@
 //! Tunnel health as data: the up/down flag and last answered probe of each tunnel, which
 //! the prober (in the shell, `crate::health`) writes and the pipeline's decapsulation and
-//! route stages read and record, and the life each tunnel's probes are tagged in; the path
+//! route stages read and record, in the life each tunnel's probes are tagged in; the path
 //! MTU the underlay was found to take (the pipeline's `pmtu` stage writes it, the tunnel
 //! stages read it); and the probes' timing. Atomics per
 //! tunnel, read Relaxed on the forwarding path (a path MTU word and its flag are written
@@ -10,7 +10,7 @@
 //! was answered to the prober): no lock, and no write on the forwarding path but a
 //! recognised probe reply or Packet Too Big.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::TunnelId;
 
@@ -50,31 +50,63 @@ fn held(word: u64, now_ns: u64) -> Option<u32> {
     (word >> 32 > now_ns >> TIME_SHIFT).then_some(word as u32)
 }
 
-/// Lives handed out so far in this process (0 is the first table's, never handed out): a
-/// reload's table gives each of its tunnels a new one, a tunnel whose sequence numbers start
-/// over takes another ([`HealthTable::restart`]).
-static LIVES: AtomicU64 = AtomicU64::new(1);
+/// Lives handed out so far in this process: a reload's table gives each tunnel that does
+/// not go on with its old one a new one, a tunnel whose sequence numbers start over takes
+/// another ([`HealthTable::restart`]).
+static LIVES: AtomicU64 = AtomicU64::new(0);
 
-/// The first of `n` lives never handed out before (none is 0).
-fn new_lives(n: usize) -> u64 {
-    LIVES.fetch_add(n as u64, Ordering::Relaxed)
+/// A life not handed out in the last 2^32 - 1 (never 0, the first table's): a life is 32
+/// bits, to share a word with the answers in it ([`ProbeLife`]). Lives go to the tunnels a
+/// reload adds or whose probing it stops or starts, and to wraps, not to every tunnel at
+/// every reload (65,535 tunnels reloaded 65,537 times would have spent them): a repeat
+/// takes some four billion of those.
+fn new_life() -> u32 {
+    life_number(LIVES.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The life handed out `n`th: 1 to 2^32 - 1, then 1 again.
+fn life_number(n: u64) -> u32 {
+    (n % u64::from(u32::MAX)) as u32 + 1
+}
+
+/// A tunnel's life and the highest sequence number answered in it, kept as one atomic word
+/// (the life in the upper half): a worker raises the answer only while the life it
+/// verified the reply in lasts. Apart, a worker could read the life, the prober begin
+/// another at a wrap (zeroing the answer), and the worker then write the old life's
+/// #4294967295: every number of the new life answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ProbeLife {
+    life: u32,
+    replied: u32,
+}
+
+impl ProbeLife {
+    fn unpack(word: u64) -> ProbeLife {
+        ProbeLife { life: (word >> 32) as u32, replied: word as u32 }
+    }
+
+    fn pack(self) -> u64 {
+        u64::from(self.life) << 32 | u64::from(self.replied)
+    }
 }
 
 /// Health state shared by the workers for one snapshot's tunnels.
 #[derive(Debug)]
 pub struct HealthTable {
     tunnels: Box<[TunnelHealth]>,
-    /// Per tunnel, the life its probes are tagged in (the tag covers it; the payload does
-    /// not carry it). A tunnel's sequence numbers start over with each life, under the same
+    /// Per tunnel, a packed [`ProbeLife`]: the life its probes are tagged in (the tag covers
+    /// it; the payload does not carry it), and the highest sequence number answered in it
+    /// (tagged: no one off the tunnel's path can raise it). A tunnel's sequence numbers start
+    /// over with each life, under the same
     /// key (the process's): without it a reply to probe #500 of a tunnel a reload took out
     /// (or whose `interface` it removed), late or replayed by anyone who saw it on the
     /// underlay, verified once a later reload put the tunnel back, and answered the new
     /// prober's #1 to #500 for it: a dead tunnel kept up for 500 intervals, and its customer
     /// announced. A process's first table has every tunnel in life 0, tagged as before lives
-    /// were (replay's captures hold such tags); a reload's copy gives every tunnel a new life
-    /// and carries the old one by name while the tunnel stays probed, as the prober carries
-    /// its sequence numbers; a wrap begins another. Kept apart from the flags the route
-    /// stage reads: only replies read it.
+    /// were (replay's captures hold such tags); a reload's copy carries a tunnel's life by
+    /// name while it stays probed, as the prober carries its sequence numbers, and gives
+    /// every other tunnel a new one; a wrap begins another. Kept apart from the flags the
+    /// route stage reads: only replies and the prober read it.
     lives: Box<[AtomicU64]>,
     /// Random per process and never sent: each probe carries a tag of its tunnel, life and
     /// sequence number under it, so no router can make a reply for another's tunnel (every
@@ -95,9 +127,6 @@ struct TunnelHealth {
     /// The prober has judged it: a probe answered, or it went down. Until then a probed
     /// tunnel carries traffic (up) but is not counted on for announcing its customer.
     judged: AtomicBool,
-    /// Highest probe sequence number answered (tagged: no one off the tunnel's path can
-    /// raise it; the prober starts it over when its sequence numbers wrap).
-    replied: AtomicU32,
     /// The largest inner packet the underlay was last found to take (the path MTU less
     /// the tunnel's outer headers), and until when (upper half, in units of 2^TIME_SHIFT
     /// ns); 0: none learned.
@@ -106,7 +135,7 @@ struct TunnelHealth {
 
 impl HealthTable {
     /// Every tunnel up, nothing answered yet, in life 0 (a reload's copy,
-    /// [`HealthTable::inherit`], gives each another).
+    /// [`HealthTable::inherit`], gives each another or its old one).
     pub fn new(tunnels: usize) -> HealthTable {
         let answers = (0..tunnels.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let lives = (0..tunnels).map(|_| AtomicU64::new(0)).collect();
@@ -114,7 +143,6 @@ impl HealthTable {
             .map(|_| TunnelHealth {
                 up: AtomicBool::new(true),
                 judged: AtomicBool::new(false),
-                replied: AtomicU32::new(0),
                 path_mtu: AtomicU64::new(0),
             })
             .collect();
@@ -274,35 +302,43 @@ impl HealthTable {
     /// router must not hold tags that become another tunnel's. In the life: an earlier life
     /// of the tunnel used the same sequence numbers, and its tags must not answer this one's
     /// probes. Life 0 writes nothing (as tags were before lives: captures and their
-    /// generators hold them); no other life meets it, since its last byte is 0 (lives are
-    /// counted from 1, far below 2^56), which no name holds.
+    /// generators hold them); no other life meets it, since its last byte is 0 (a life is 32
+    /// bits, written as 64 little-endian, as when lives were 64-bit), which no name holds.
     pub fn tag(&self, t: TunnelId, name: &str, seq: u32) -> u64 {
+        self.tag_in(self.probe_life(usize::from(t)).life, name, seq)
+    }
+
+    /// [`HealthTable::tag`] in life `life`.
+    fn tag_in(&self, life: u32, name: &str, seq: u32) -> u64 {
         use std::hash::Hasher as _;
         let [k0, k1] = self.key();
-        let life = self.lives.get(usize::from(t)).map_or(0, |l| l.load(Ordering::Relaxed));
         let mut h = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
         h.write(name.as_bytes());
         if life != 0 {
-            h.write(&life.to_le_bytes());
+            h.write(&u64::from(life).to_le_bytes());
         }
         h.write(&seq.to_le_bytes());
         h.finish()
     }
 
+    /// Tunnel `t`'s life and the answers in it (life 0 and none for a tunnel it has not).
+    fn probe_life(&self, t: usize) -> ProbeLife {
+        self.lives.get(t).map_or(ProbeLife::default(), |l| ProbeLife::unpack(l.load(Ordering::Relaxed)))
+    }
+
     /// Sequence numbers of tunnel `t` start over (they wrapped): a new life, in which nothing
     /// is answered yet and no reply to a probe of the last one verifies (a late reply to
-    /// #4294967295 answered every number after the wrap). Before the life's first probe is
-    /// written, whose tag is made in it.
+    /// #4294967295 answered every number after the wrap), nor raises the answer if it
+    /// verified just before. Before the life's first probe is written, whose tag is made in it.
     pub fn restart(&self, t: TunnelId) {
-        if let (Some(h), Some(life)) = (self.tunnels.get(usize::from(t)), self.lives.get(usize::from(t))) {
-            life.store(new_lives(1), Ordering::Relaxed);
-            h.replied.store(0, Ordering::Relaxed);
+        if let Some(l) = self.lives.get(usize::from(t)) {
+            l.store(ProbeLife { life: new_life(), replied: 0 }.pack(), Ordering::Relaxed);
         }
     }
 
     /// Highest sequence number answered on tunnel `t`.
     pub fn replied(&self, t: TunnelId) -> u32 {
-        self.tunnels.get(usize::from(t)).map_or(0, |h| h.replied.load(Ordering::Relaxed))
+        self.probe_life(usize::from(t)).replied
     }
 
     /// Whether tunnel `t`'s probe `seq` has been answered (a reply to a later one answers
@@ -315,18 +351,36 @@ impl HealthTable {
     /// is one of ours for that tunnel in its present life (its tag verifies). Returns
     /// whether it was.
     pub fn record_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> bool {
-        // What the tag covers, up to the sequence number: the sender's address after it is
-        // for relaying (and absent from probes transitd sent before it had one).
-        let Some(p) = payload.get(..24) else { return false };
-        let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
-        let seq = word(20..24) as u32;
-        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) || word(8..16) != self.tag(t, name, seq) {
-            return false;
-        }
-        let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
-        h.replied.fetch_max(seq, Ordering::Relaxed);
+        let Some((life, seq)) = self.verify_reply(t, name, payload) else { return false };
+        self.raise_replied(t, life, seq);
         self.note_answer(t);
         true
+    }
+
+    /// The life and sequence number of a reply through tunnel `t`, named `name`, if its tag
+    /// verifies in the tunnel's present life.
+    fn verify_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> Option<(u32, u32)> {
+        // What the tag covers, up to the sequence number: the sender's address after it is
+        // for relaying (and absent from probes transitd sent before it had one).
+        let p = payload.get(..24)?;
+        let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
+        let seq = word(20..24) as u32;
+        // Read once, with the answers: the tag is checked in the life the answer is raised in.
+        let life = self.lives.get(usize::from(t)).map(|l| ProbeLife::unpack(l.load(Ordering::Relaxed)).life)?;
+        let ours = p[..8] == PROBE_MAGIC && word(16..18) == u64::from(t) && word(8..16) == self.tag_in(life, name, seq);
+        ours.then_some((life, seq))
+    }
+
+    /// Raises tunnel `t`'s highest answered sequence number to `seq` while it is still in
+    /// life `life`, the one the reply verified in: a wrap since began another, whose numbers
+    /// a reply of the last life must not answer.
+    fn raise_replied(&self, t: TunnelId, life: u32, seq: u32) {
+        if let Some(l) = self.lives.get(usize::from(t)) {
+            let _ = l.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+                let now = ProbeLife::unpack(word);
+                (now.life == life && now.replied < seq).then_some(ProbeLife { life, replied: seq }.pack())
+            });
+        }
     }
 
     /// Marks tunnel `t` as having an answer for the prober to judge. Release: the prober,
@@ -354,16 +408,19 @@ impl HealthTable {
     /// tunnel `was[t]` of `old` (the one of its name, [`super::Succession::tunnels`]), so
     /// that a reload neither revives a dead tunnel nor forgets probes in flight or a path
     /// MTU it learned. A tunnel that is no longer probed (`probed[t]` false) is up, as every
-    /// unprobed tunnel. Every tunnel begins a new life, but one that stays probed goes on
-    /// with its old one.
+    /// unprobed tunnel. A tunnel that stays probed goes on with its old life; every other
+    /// begins a new one.
     pub fn inherit(&self, was: &[Option<usize>], probed: &[bool], old: &HealthTable) {
         self.set_key(old.key());
-        let first = new_lives(self.lives.len());
-        for (i, life) in self.lives.iter().enumerate() {
-            life.store(first.wrapping_add(i as u64), Ordering::Relaxed);
-        }
-        for (t, o) in was.iter().enumerate().filter_map(|(t, o)| o.map(|o| (t, o))) {
-            self.carry(t, old, o, probed.get(t).copied().unwrap_or(true), true);
+        for (t, life) in self.lives.iter().enumerate() {
+            let probed = probed.get(t).copied().unwrap_or(true);
+            let old_id = was.get(t).copied().flatten();
+            if !probed || old_id.is_none() {
+                life.store(ProbeLife { life: new_life(), replied: 0 }.pack(), Ordering::Relaxed);
+            }
+            if let Some(o) = old_id {
+                self.carry(t, old, o, probed, true);
+            }
         }
     }
 
@@ -375,7 +432,7 @@ impl HealthTable {
     /// the reload's copy takes it, which may then forget it (another path, discovery
     /// turned off); the prober's later move must not bring it back.
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool, path_mtu: bool) {
-        let life = old.lives.get(o).map_or(0, |l| l.load(Ordering::Relaxed));
+        let was = old.probe_life(o);
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
         // One that lapsed is carried and cleared at the prober's next check.
@@ -385,15 +442,16 @@ impl HealthTable {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         if probed {
-            // The reload's copy replaces this table's new life; the prober's later move finds
-            // the same one, unless it began another in `old` meanwhile (a wrap), whose answers
-            // are the only ones that count.
-            let was = self.lives.get(t).map_or(life, |l| l.swap(life, Ordering::Relaxed));
-            let replied = old.replied.load(Ordering::Relaxed);
-            if was == life {
-                new.replied.fetch_max(replied, Ordering::Relaxed);
-            } else {
-                new.replied.store(replied, Ordering::Relaxed);
+            // The reload's copy takes the old life; the prober's later move finds the same one
+            // (and keeps what workers recorded here since), unless it began another in `old`
+            // meanwhile (a wrap), whose answers are the only ones that count. One word, so a
+            // worker's answer lands in the life its reply verified in, never in the next.
+            if let Some(l) = self.lives.get(t) {
+                let _ = l.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+                    let here = ProbeLife::unpack(word);
+                    let replied = if here.life == was.life { here.replied.max(was.replied) } else { was.replied };
+                    Some(ProbeLife { replied, ..was }.pack())
+                });
             }
             if old.judged.load(Ordering::Relaxed) {
                 new.judged.store(true, Ordering::Relaxed);
@@ -461,6 +519,79 @@ mod tests {
         h.expire_path_mtus(902 * S);
         assert!(!h.any_path_mtu());
         assert!(h.lower_path_mtu(0, 1200, 903 * S) && h.any_path_mtu());
+    }
+
+    /// The payload of probe `seq` of tunnel `t` as `write_probe` lays it out (magic, tag,
+    /// tunnel id, zero, sequence number, all big-endian), tagged as `h` tags it now.
+    fn payload(h: &HealthTable, t: TunnelId, name: &str, seq: u32) -> Vec<u8> {
+        let tag = h.tag(t, name, seq).to_be_bytes();
+        [&PROBE_MAGIC[..], &tag, &t.to_be_bytes(), &[0u8, 0], &seq.to_be_bytes()].concat()
+    }
+
+    #[test]
+    fn a_probe_life_packs_into_one_word_and_lives_skip_zero() {
+        for (life, replied) in [(0, 0), (1, u32::MAX), (u32::MAX, 0), (u32::MAX, u32::MAX), (0x1234_5678, 9)] {
+            let p = ProbeLife { life, replied };
+            assert_eq!(ProbeLife::unpack(p.pack()), p);
+        }
+        assert_eq!(ProbeLife { life: 3, replied: 7 }.pack(), 0x0000_0003_0000_0007, "the life in the upper half");
+        assert_eq!([life_number(0), life_number(1)], [1, 2]);
+        assert_eq!(life_number(u64::from(u32::MAX) - 1), u32::MAX);
+        assert_eq!(life_number(u64::from(u32::MAX)), 1, "0 is the first table's, never handed out");
+    }
+
+    /// The tag on the wire, as lives of 64 bits wrote it: SipHash-2-4 of the name, the life
+    /// as 8 bytes little-endian unless it is 0, and the sequence number. The values are the
+    /// generator's (pcaps/generated/tunnel_edge.py's `siphash24`, key (1, 2), name
+    /// acme-gre, sequence number 7): `siphash24(1, 2, b"acme-gre" + pack("<Q", life) +
+    /// pack("<I", 7))`, without the `<Q` for life 0.
+    #[test]
+    fn tags_are_written_as_before_lives_were_packed() {
+        let h = HealthTable::new(1);
+        h.set_key([1, 2]);
+        assert_eq!(h.tag_in(0, "acme-gre", 7), 0xd883_b726_c3b9_f715);
+        assert_eq!(h.tag_in(5, "acme-gre", 7), 0xefe3_1363_29ea_f002);
+        assert_eq!(h.tag_in(u32::MAX, "acme-gre", 7), 0xf51f_9c3d_c946_68d2);
+        assert_eq!(h.tag(0, "acme-gre", 7), 0xd883_b726_c3b9_f715, "a first table's tunnel is in life 0");
+    }
+
+    /// A worker verifies a late reply to #4294967295 in the life before a wrap, and the
+    /// prober begins the next life before the worker records it: the answer is not raised.
+    /// With the life and the answer apart, the worker's write came after the prober's
+    /// zeroing, and every number of the new life was answered.
+    #[test]
+    fn a_reply_verified_just_before_a_wrap_answers_nothing_after_it() {
+        let h = HealthTable::new(1);
+        h.set_key([1, 2]);
+        let late = payload(&h, 0, "probed", u32::MAX);
+        let (life, seq) = h.verify_reply(0, "probed", &late).unwrap();
+        h.restart(0); // between the worker's read of the life and its write
+        h.raise_replied(0, life, seq);
+        assert_eq!(h.replied(0), 0);
+        assert!(!h.answered(0, 1));
+        assert!(!h.record_reply(0, "probed", &late), "the last life's tag verifies no more");
+        assert!(h.record_reply(0, "probed", &payload(&h, 0, "probed", 1)), "the new life's");
+        assert!(h.answered(0, 1) && !h.answered(0, 2));
+    }
+
+    /// A reload's copy carries the life of a tunnel that stays probed, answers and all, and
+    /// spends new lives on the others only.
+    #[test]
+    fn a_reload_carries_the_life_of_a_tunnel_still_probed() {
+        let old = HealthTable::new(2);
+        old.set_key([1, 2]);
+        old.restart(0);
+        assert!(old.record_reply(0, "a", &payload(&old, 0, "a", 9)));
+        let new = HealthTable::new(3);
+        new.inherit(&[None, Some(0), Some(1)], &[true, true, false], &old);
+        assert_eq!(new.probe_life(1), old.probe_life(0), "a: its life and answers");
+        assert_ne!(new.probe_life(0).life, 0, "c: new");
+        assert_ne!(new.probe_life(2).life, 0, "b, no longer probed: new");
+        assert_ne!(new.probe_life(2).life, new.probe_life(0).life);
+        // a's next probe, tagged in the old table, names its new id.
+        let mut next = payload(&old, 0, "a", 10);
+        next[16..18].copy_from_slice(&1u16.to_be_bytes());
+        assert!(new.record_reply(1, "a", &next), "a reply to a's next probe");
     }
 
     #[test]
