@@ -325,10 +325,13 @@ impl Tap {
         let len = data.len().min(record.data.len());
         record.data[..len].copy_from_slice(&data[..len]);
         record.len = len;
+        // What a capture left out of the frame follows the bytes it has now: `wire_len`
+        // counts the capture's own link header, which a synthesized Ethernet header may
+        // have replaced (a raw-IP or Linux cooked capture replayed).
         record.original_len = if matches!(outcome.verdict, Verdict::Tx { .. }) {
             data.len() as u32
         } else {
-            frame.wire_len.max(data.len() as u32)
+            (data.len() as u32).saturating_add(frame.uncaptured_len)
         };
         record.timestamp_ns = now;
         record.why = why;

@@ -297,6 +297,50 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
     assert!(!run.status.success() && err.contains("--capture-max-size 10 holds no frame"), "{err}");
 }
 
+/// A replayed frame whose capture had no Ethernet header (raw IP; a Linux cooked capture,
+/// whose 16-byte header gives way) is captured with the Ethernet header transitd gave it,
+/// and its lengths say so, whole or cut by the capture's snap length: tshark's `frame.len`
+/// and `frame.cap_len` of the input, less its link header, plus 14. The length on the wire
+/// was the input's, so a cut raw-IP frame was 14 short and a whole cooked one 2 over.
+#[test]
+fn frames_given_an_ethernet_header_are_captured_with_its_length() {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-reframed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // IPv4 SYNs of 60 to 150 bytes, every other one cut 4 bytes into its payload.
+    let script = r#"
+import struct, sys
+from scapy.all import IP, TCP, Raw
+cooked = struct.pack('>HHH8sH', 0, 1, 6, bytes.fromhex('020000000009'), 0x0800)
+for linktype, link in ((101, b''), (113, cooked)):
+    out = struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, linktype)
+    for i in range(4):
+        ip = IP(src='203.0.113.200', dst='203.0.113.%d' % (i + 1))
+        packet = link + bytes(ip / TCP(sport=40000 + i, dport=80, flags='S') / Raw(b'p' * (20 + 30 * i)))
+        kept = packet if i % 2 == 0 else packet[:len(link) + 44]
+        out += struct.pack('<IIII', 1700000000 + i, 0, len(kept), len(packet)) + kept
+    open('%s/%d.pcap' % (sys.argv[1], linktype), 'wb').write(out)
+"#;
+    let made = Command::new("/usr/bin/python3").args(["-c", script]).arg(&dir).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    for (link_type, link_header) in [(101, 0), (113, 16)] {
+        let input = dir.join(format!("{link_type}.pcap"));
+        let expected: Vec<(u64, u64)> = tshark(&input, &["-T", "fields", "-e", "frame.len", "-e", "frame.cap_len"])
+            .lines()
+            .map(|l| {
+                let (len, cap_len) = l.split_once('\t').unwrap();
+                (len.parse::<u64>().unwrap() - link_header + 14, cap_len.parse::<u64>().unwrap() - link_header + 14)
+            })
+            .collect();
+        assert_eq!(expected.iter().filter(|(len, cap_len)| len > cap_len).count(), 2, "{link_type}: {expected:?}");
+        let (file, report) = replay(&input, &format!("reframed-{link_type}"), &[]);
+        let rows = tshark_rows(&file, "frame");
+        assert!(rows.iter().all(|r| r.0.starts_with("drop: ")), "{link_type}: {rows:?}\n{report}");
+        let captured: Vec<(u64, u64)> = rows.iter().map(|r| (r.1, r.2)).collect();
+        assert_eq!(captured, expected, "{link_type}: captured (left), the input's as Ethernet (right)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A DoS rule has one name wherever it is reported: the capture's comment, replay's rule
 /// hits and `match --config` all say `[dos]/NAME` and `CUSTOMER/dos/NAME` (docs/rules.md).
 #[test]

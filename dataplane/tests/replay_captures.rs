@@ -317,3 +317,136 @@ for e, name in (('<', 'little'), ('>', 'big')):
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Kuznetzov's modified pcap (magic 0xa1b2cd34; each record header 8 bytes longer:
+/// interface index, protocol, packet type, padding) reads as tshark reads it, in either
+/// byte order: a real capture's records rewritten so by Python's struct, the further bytes
+/// not zero, give that capture's frames, with tshark's lengths and times. It was refused.
+/// The nanosecond pcap (magic 0xa1b23c4d), which pcap-file reads, is checked beside it.
+#[test]
+fn modified_and_nanosecond_pcap_read_as_tshark_reads_them_in_either_byte_order() {
+    let source = pcap("real/zeek-communityid-tcp.pcap");
+    let dir = std::env::temp_dir().join(format!("transitd-modified-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import struct, sys
+src = open(sys.argv[1], 'rb').read()
+e = '<' if src[:4] == b'\xd4\xc3\xb2\xa1' else '>'
+records, at = [], 24
+while at < len(src):
+    ts, frac, cap, orig = struct.unpack_from(e + 'IIII', src, at)
+    records.append((ts, frac, cap, orig, src[at + 16:at + 16 + cap]))
+    at += 16 + cap
+for order, name in (('<', 'little'), ('>', 'big')):
+    out = struct.pack(order + 'IHHiIII', 0xa1b2cd34, *struct.unpack_from(e + 'HHiIII', src, 4))
+    for i, (ts, frac, cap, orig, data) in enumerate(records):
+        # interface 2, protocol ETH_P_IP, packet type host or outgoing, padding 0xee
+        out += struct.pack(order + 'IIIIIHBB', ts, frac, cap, orig, 2, 0x0800, 4 * (i % 2), 0xee) + data
+    open(sys.argv[2] + '/' + name + '.pcap', 'wb').write(out)
+    out = struct.pack(order + 'IHHiIII', 0xa1b23c4d, *struct.unpack_from(e + 'HHiIII', src, 4))
+    for ts, frac, cap, orig, data in records:
+        out += struct.pack(order + 'IIII', ts, frac * 1000, cap, orig) + data
+    open(sys.argv[2] + '/nsec-' + name + '.pcap', 'wb').write(out)
+"#;
+    let made =
+        std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(&source).arg(&dir).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let frames = read_frames(&source);
+    assert!(frames.iter().any(|f| (f.bytes.len() as u32) < f.wire_len), "a frame cut by the snap length");
+    for name in ["little", "big", "nsec-little", "nsec-big"] {
+        let file = dir.join(format!("{name}.pcap"));
+        let theirs: Vec<(usize, u32, u64)> =
+            tshark(&file, &["-T", "fields", "-e", "frame.cap_len", "-e", "frame.len", "-e", "frame.time_epoch"])
+                .lines()
+                .map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    let (s, frac) = f[2].split_once('.').unwrap();
+                    let ns =
+                        s.parse::<u64>().unwrap() * 1_000_000_000 + format!("{frac:0<9}")[..9].parse::<u64>().unwrap();
+                    (f[0].parse().unwrap(), f[1].parse().unwrap(), ns)
+                })
+                .collect();
+        let ours = read_frames(&file);
+        assert_eq!(theirs.len(), frames.len(), "{name}: tshark reads the source's frames");
+        let ours_read: Vec<(usize, u32, u64)> =
+            ours.iter().map(|f| (f.bytes.len(), f.wire_len, f.timestamp_ns)).collect();
+        assert_eq!(ours_read, theirs, "{name}: ours (left), tshark's (right)");
+        assert!(ours.iter().zip(&frames).all(|(a, b)| a.bytes == b.bytes), "{name}: not the source's frames");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pcapng block whose lengths do not hold together is malformed, not the file cut short,
+/// which a block that runs past its own length was said to be. tshark is the oracle: it
+/// calls each file damaged or corrupt, or cut short, after the same frames transitd reads.
+/// The files are a real capture with its third packet's block broken, by Python's struct.
+#[test]
+fn malformed_pcapng_blocks_are_told_from_a_file_cut_short() {
+    let dir = std::env::temp_dir().join(format!("transitd-malformed-pcapng-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import struct, sys
+src = open(sys.argv[1], 'rb').read()
+blocks, at = [], 0
+while at < len(src):
+    length = struct.unpack_from('<I', src, at + 4)[0]
+    blocks.append(src[at:at + length])
+    at += length
+k = [i for i, b in enumerate(blocks) if struct.unpack_from('<I', b)[0] == 6][2]
+before, block, after = b''.join(blocks[:k]), blocks[k], b''.join(blocks[k + 1:])
+def put(b, at, value):
+    b = bytearray(b)
+    struct.pack_into('<I', b, at, value)
+    return bytes(b)
+odd = block[:-4] + b'\0\0'
+files = {
+    'captured-length-past-the-block': before + put(block, 20, len(block) + 100) + after,
+    'lengths-differ': before + put(block, len(block) - 4, len(block) + 4) + after,
+    'length-not-a-multiple-of-4': before + put(odd, 4, len(odd) + 4) + struct.pack('<I', len(odd) + 4) + after,
+    'shorter-than-its-fixed-fields': before + struct.pack('<IIII', 6, 16, 0, 16),
+    'length-past-any-block': before + put(block, 4, 0x7ffffff0) + after,
+    'cut-short': before + block[:40],
+}
+for name, data in files.items():
+    open(sys.argv[2] + '/' + name + '.pcapng', 'wb').write(data)
+"#;
+    let source = pcap("real/zeek-vlan-pcp-dei.pcapng");
+    let made =
+        std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(&source).arg(&dir).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    for name in [
+        "captured-length-past-the-block",
+        "lengths-differ",
+        "length-not-a-multiple-of-4",
+        "shorter-than-its-fixed-fields",
+        "length-past-any-block",
+        "cut-short",
+    ] {
+        let file = dir.join(format!("{name}.pcapng"));
+        let shark = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&file)
+            .args(["-T", "fields", "-e", "frame.number"])
+            .output()
+            .unwrap();
+        let (theirs, said) =
+            (String::from_utf8_lossy(&shark.stdout).lines().count(), String::from_utf8_lossy(&shark.stderr));
+        let mut reader = transitd::io::capture::CaptureReader::open(&file).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut ours = 0;
+        let error = loop {
+            match reader.next_into(&mut buf) {
+                Ok(Some(_)) => ours += 1,
+                Ok(None) => break "none".to_string(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert_eq!((ours, theirs), (2, 2), "{name}: ours (left), tshark's (right); {error}; {said}");
+        let cut_short = said.contains("cut short");
+        assert!(cut_short || said.contains("damaged or corrupt"), "{name}: tshark says {said}");
+        assert_eq!(cut_short, name == "cut-short", "{name}: tshark says {said}");
+        assert_eq!(error.contains("cut short"), cut_short, "{name}: {error}; tshark: {said}");
+        assert!(cut_short || error.contains("malformed") || error.contains("larger than"), "{name}: {error}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

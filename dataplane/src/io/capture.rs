@@ -1,7 +1,7 @@
-//! Reading capture files (pcap in either byte order, pcapng) into Ethernet frames, with
-//! pcap-file doing pcap and pcap-parser pcapng. pcap-parser reads what the pcapng draft
-//! tells readers to take (an option list without its end marker, a reserved field not zero,
-//! options of any length), where pcap-file refused files tshark reads.
+//! Reading capture files (pcap in either byte order, Kuznetzov's modified pcap, pcapng) into
+//! Ethernet frames, with pcap-file doing pcap and pcap-parser pcapng. pcap-parser reads what
+//! the pcapng draft tells readers to take (an option list without its end marker, a reserved
+//! field not zero, options of any length), where pcap-file refused files tshark reads.
 //!
 //! Frames of other link types are given an Ethernet header so that the pipeline sees one
 //! framing: RAW (101, and 12/14 on some systems), IPV4 (228), IPV6 (229), BSD loopback (0),
@@ -19,6 +19,8 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapNGReader};
 
+mod modified;
+
 /// Ethernet header length.
 pub(crate) const ETH: usize = 14;
 
@@ -31,6 +33,11 @@ pub enum Record {
         len: usize,
         /// Length on the wire, as the capture recorded it.
         wire_len: u32,
+        /// Bytes of the packet on the wire not in the frame, past its end: what the capture
+        /// left out (its snap length), and what did not fit the output buffer. The frame's
+        /// own length on the wire is `len` and these (`wire_len` counts the capture's link
+        /// header, which a synthesized Ethernet header replaced).
+        uncaptured_len: u32,
         /// Capture time, nanoseconds since the Unix epoch.
         timestamp_ns: u64,
         /// The capture has this Ethernet header (false: transitd wrote it, for a raw-IP or
@@ -84,8 +91,9 @@ enum Inner {
 
 /// What a capture is read from: the file (or standard input, `-`) opened once, behind what
 /// was read of it to tell its format (the magic number; a pcapng file's whole first block,
-/// which pcap-parser's reader takes from its first read), so that a pipe or a FIFO reads as
-/// a file does, record by record as it arrives.
+/// which pcap-parser's reader takes from its first read; a modified pcap's file header, its
+/// magic made the standard one), so that a pipe or a FIFO reads as a file does, record by
+/// record as it arrives.
 type Source = std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read + Send>>;
 
 /// A pcapng file being read: the reader, and what its current section said of itself.
@@ -143,24 +151,48 @@ impl CaptureReader {
         let format = |reason: PcapError| CaptureError::Format { path: name.clone(), reason: explained(&reason) };
         file.read_exact(&mut head).map_err(|e| format(PcapError::IoError(e)))?;
         let pcapng = head == [0x0a, 0x0d, 0x0d, 0x0a];
+        let malformed = |reason: String| CaptureError::Format { path: name.clone(), reason };
         if pcapng {
             // The section header block whole: its length, its byte-order magic (which says
-            // the length's order), then the rest, within the bound on a block.
+            // the length's order), then the rest, if its framing holds. A byte-order magic
+            // of neither order leaves it at that: pcap-parser says it is no section header.
             head.resize(12, 0);
             file.read_exact(&mut head[4..12]).map_err(|e| format(PcapError::IoError(e)))?;
-            let length = [u32::from_le_bytes, u32::from_be_bytes]
-                .map(|read| read([head[4], head[5], head[6], head[7]]) as usize)
-                [usize::from(head[8..12] == [0x1a, 0x2b, 0x3c, 0x4d])];
-            if (12..=PCAPNG_MAX_BLOCK).contains(&length) {
-                head.resize(length, 0);
+            let bom = [head[8], head[9], head[10], head[11]];
+            if bom == [0x1a, 0x2b, 0x3c, 0x4d] || bom == [0x4d, 0x3c, 0x2b, 0x1a] {
+                let big_endian = bom[0] == 0x1a;
+                let length = u32_in([head[4], head[5], head[6], head[7]], big_endian);
+                if let Some(reason) = framing_fault(length, None) {
+                    return Err(malformed(reason));
+                }
+                head.resize(length as usize, 0);
                 file.read_exact(&mut head[12..]).map_err(|e| format(PcapError::IoError(e)))?;
+                let end = head.len() - 4;
+                let end = u32_in([head[end], head[end + 1], head[end + 2], head[end + 3]], big_endian);
+                if let Some(reason) = framing_fault(length, Some(end)) {
+                    return Err(malformed(reason));
+                }
             }
+        } else if let Some(big_endian) = modified::big_endian(&head) {
+            // The file header whole, as the standard one of its byte order; the records
+            // follow as standard ones.
+            head.resize(24, 0);
+            file.read_exact(&mut head[4..]).map_err(|e| format(PcapError::IoError(e)))?;
+            head[..4].copy_from_slice(&modified::standard_magic(big_endian));
+            file = Box::new(modified::StandardRecords::new(file, big_endian));
         }
+        // The first read hands pcap-parser the whole section header block.
+        let capacity = PCAPNG_BUFFER.max(head.len());
         let source: Source = std::io::Cursor::new(head).chain(file);
         let inner = if pcapng {
-            let reader = PcapNGReader::new(PCAPNG_BUFFER, source)
-                .map_err(|e| CaptureError::Format { path: name.clone(), reason: parser_explained(&e) })?;
-            Inner::PcapNg(Box::new(PcapNg { reader, capacity: PCAPNG_BUFFER, section: Section::default() }))
+            let reader = PcapNGReader::new(capacity, source).map_err(|e| {
+                // The block was read whole above: a parse wanting more wants it past its end.
+                malformed(match e {
+                    pcap_parser::PcapError::Incomplete(_) => OVERRUN.into(),
+                    e => parser_explained(&e),
+                })
+            })?;
+            Inner::PcapNg(Box::new(PcapNg { reader, capacity, section: Section::default() }))
         } else {
             let reader = PcapReader::new(BufReader::with_capacity(1 << 20, source)).map_err(format)?;
             let header = reader.header();
@@ -222,12 +254,18 @@ impl PcapNg {
     /// it taken in; `None` at the file's end.
     fn next_packet(&mut self, out: &mut [u8]) -> Result<Option<Record>, String> {
         loop {
-            // pcap-parser takes 12 from a block's length before it checks that the length
-            // covers the 12 bytes of its own framing (with overflow checks a panic, without
-            // a wrapped length): such a block is refused here first.
-            if self.declared_block_len().is_some_and(|len| len < 12) {
-                return Err("a block whose length is shorter than its own 12-byte framing".into());
+            // The block's framing is checked here, before pcap-parser reads it: it takes 12
+            // from a block's length before it checks that the length covers the 12 bytes of
+            // its own framing (with overflow checks a panic, without a wrapped length), and
+            // compares the length at the end with the one at the start for a few block types.
+            let lengths = self.next_block_lengths();
+            if let Some(reason) = lengths.and_then(|(len, end)| framing_fault(len, end)) {
+                return Err(reason);
             }
+            // The block is whole in the buffer (its length at its end is there): a parse
+            // that wants more then wants it past the block's end, and more of the file
+            // would not help (nor would it come, from a pipe left open).
+            let whole = lengths.is_some_and(|(_, end)| end.is_some());
             // The reader's error borrows its buffer: what it said is taken out here, and the
             // buffer refilled below.
             let step = match self.reader.next() {
@@ -237,6 +275,11 @@ impl PcapNg {
                     Step::Block(packet)
                 }
                 Err(pcap_parser::PcapError::Eof) => Step::End,
+                Err(
+                    pcap_parser::PcapError::Incomplete(_)
+                    | pcap_parser::PcapError::UnexpectedEof
+                    | pcap_parser::PcapError::BufferTooSmall,
+                ) if whole => Step::Bad(OVERRUN.into()),
                 Err(pcap_parser::PcapError::Incomplete(_)) => Step::Refill,
                 Err(pcap_parser::PcapError::BufferTooSmall) => Step::Grow,
                 Err(e) => Step::Bad(parser_explained(&e)),
@@ -266,17 +309,53 @@ impl PcapNg {
 }
 
 impl PcapNg {
-    /// The length the next block says it has, once its first 12 bytes are read: in the
-    /// section's byte order, or for a section header block its own (its byte-order magic).
-    fn declared_block_len(&self) -> Option<u32> {
-        let d = self.reader.data().get(..12)?;
+    /// The length the next block says it has, once its first 12 bytes are read, and the
+    /// length at its end once the whole block is read: in the section's byte order, or for
+    /// a section header block its own (its byte-order magic).
+    fn next_block_lengths(&self) -> Option<(u32, Option<u32>)> {
+        let data = self.reader.data();
+        let d = data.get(..12)?;
         let big_endian = match d[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
             true => d[8..12] == [0x1a, 0x2b, 0x3c, 0x4d],
             false => self.section.big_endian,
         };
-        let len = [d[4], d[5], d[6], d[7]];
-        Some(if big_endian { u32::from_be_bytes(len) } else { u32::from_le_bytes(len) })
+        let len = u32_in([d[4], d[5], d[6], d[7]], big_endian);
+        let end = (len as usize).checked_sub(4).and_then(|at| data.get(at..at.checked_add(4)?));
+        Some((len, end.map(|e| u32_in([e[0], e[1], e[2], e[3]], big_endian))))
     }
+}
+
+/// What a pcapng block is said to be when what it holds runs past its own length (a
+/// packet's captured length past the block's end, a block shorter than its type's fixed
+/// fields), which pcap-parser reports as more of the file wanted.
+const OVERRUN: &str =
+    "a malformed block: its length is too short for what it holds (its type's fixed fields, or its packet)";
+
+/// What is wrong with a pcapng block's framing, from the length at its start and (once the
+/// block is read whole) the one at its end; tshark refuses the same blocks. `None`: nothing.
+fn framing_fault(len: u32, end: Option<u32>) -> Option<String> {
+    if len < 12 {
+        return Some(format!("a malformed block: its length ({len}) is shorter than its own 12-byte framing"));
+    }
+    // The draft pads every block to 32 bits; tshark, reading the length rounded up, finds
+    // no length at the end where it looks.
+    if !len.is_multiple_of(4) {
+        return Some(format!("a malformed block: its length ({len}) is not a multiple of 4"));
+    }
+    if len as usize > PCAPNG_MAX_BLOCK {
+        return Some(format!("a block of {len} bytes, larger than {} MiB", PCAPNG_MAX_BLOCK >> 20));
+    }
+    match end {
+        Some(end) if end != len => {
+            Some(format!("a malformed block: its lengths differ ({len} at its start, {end} at its end)"))
+        }
+        _ => None,
+    }
+}
+
+/// `bytes` as a `u32` in the byte order given.
+fn u32_in(bytes: [u8; 4], big_endian: bool) -> u32 {
+    if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) }
 }
 
 impl Section {
@@ -347,10 +426,16 @@ impl Section {
 /// pcap-parser's error in words.
 fn parser_explained(e: &pcap_parser::PcapError<&[u8]>) -> String {
     use pcap_parser::PcapError as E;
+    use pcap_parser::nom::error::ErrorKind;
     match e {
         E::UnexpectedEof | E::Incomplete(_) => "the file ends inside it (cut short)".into(),
         E::ReadError => "the file could not be read".into(),
         E::HeaderNotRecognized => "no pcapng section header".into(),
+        // pcap-parser's check of a length: the block's against its type's fixed fields, a
+        // packet's or a secret's against the most a block can hold.
+        E::NomError(_, ErrorKind::Verify) | E::OwnedNomError(_, ErrorKind::Verify) => {
+            "a malformed block: shorter than its type's fixed fields, or a length in it out of range".into()
+        }
         E::NomError(_, kind) => format!("a malformed block ({kind:?})"),
         E::OwnedNomError(_, kind) => format!("a malformed block ({kind:?})"),
         E::BufferTooSmall => format!("a block larger than {} MiB", PCAPNG_MAX_BLOCK >> 20),
@@ -431,8 +516,10 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
         276 => (20.min(n), Some(out.get(0..2).filter(|_| n >= 20).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
         other => return Record::Unsupported { link_type: other, wire_len },
     };
+    // What the capture left out of the packet, after the `n` bytes it has of it.
+    let uncaptured_len = wire_len.saturating_sub(n as u32);
     let Some(ethertype) = ethertype else {
-        return Record::Frame { len: n, wire_len, timestamp_ns: ns, ethernet: true };
+        return Record::Frame { len: n, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: true };
     };
     let payload = n - strip;
     // Move the payload behind a new Ethernet header; what does not fit is cut.
@@ -441,7 +528,8 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
     out.copy_within(strip..strip + keep, ETH);
     out[..12].fill(0);
     out[12..14].copy_from_slice(&ethertype.to_be_bytes());
-    Record::Frame { len: ETH + keep, wire_len, timestamp_ns: ns, ethernet: false }
+    let uncaptured_len = uncaptured_len.saturating_add((payload - keep) as u32);
+    Record::Frame { len: ETH + keep, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: false }
 }
 
 #[cfg(test)]
@@ -483,7 +571,7 @@ mod tests {
         let mut out = [0u8; 64];
         let data = [0x60, 0, 0, 0, 0, 0, 59, 64];
         let r = frame(101, &data, 8, 5, &mut out);
-        assert_eq!(r, Record::Frame { len: 22, wire_len: 8, timestamp_ns: 5, ethernet: false });
+        assert_eq!(r, Record::Frame { len: 22, wire_len: 8, uncaptured_len: 0, timestamp_ns: 5, ethernet: false });
         assert_eq!(&out[12..22], &[0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 59, 64]);
     }
 
@@ -495,9 +583,26 @@ mod tests {
         data[16] = 0x45;
         assert_eq!(
             frame(113, &data, 20, 0, &mut out),
-            Record::Frame { len: 18, wire_len: 20, timestamp_ns: 0, ethernet: false }
+            Record::Frame { len: 18, wire_len: 20, uncaptured_len: 0, timestamp_ns: 0, ethernet: false }
         );
         assert_eq!(&out[12..15], &[0x08, 0x00, 0x45]);
+    }
+
+    /// What a cut frame is missing is counted apart from the link header a synthesized
+    /// Ethernet header replaced, so that its length on the wire is the frame's and that:
+    /// 40 of 1000 bytes of a Linux cooked capture (a 16-byte header: 998 as Ethernet), of a
+    /// raw-IP one cut again by the output buffer (1014), of an Ethernet one (1000).
+    #[test]
+    fn what_a_capture_left_out_is_counted_past_the_frame_it_gives() {
+        let mut data = [0u8; 40];
+        data[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
+        let cut = |link_type: u32, room: usize| match frame(link_type, &data, 1000, 0, &mut vec![0u8; room]) {
+            Record::Frame { len, uncaptured_len, .. } => (len, uncaptured_len),
+            Record::Unsupported { .. } => unreachable!(),
+        };
+        assert_eq!(cut(113, 64), (38, 960));
+        assert_eq!(cut(101, 30), (30, 984));
+        assert_eq!(cut(1, 30), (30, 970));
     }
 
     /// A pcapng interface's `if_tsoffset` moves its packets' timestamps, as tshark reads

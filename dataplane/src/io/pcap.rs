@@ -96,6 +96,7 @@ pub struct PcapIo {
 struct Meta {
     len: usize,
     wire_len: u32,
+    uncaptured_len: u32,
     ts: u64,
 }
 
@@ -137,8 +138,8 @@ impl FrameIo for PcapIo {
         while n < BATCH_SIZE {
             match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
                 Ok(None) => break,
-                Ok(Some(Record::Frame { len, wire_len, timestamp_ns, .. })) => {
-                    metas[n] = Meta { len, wire_len, ts: timestamp_ns };
+                Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, .. })) => {
+                    metas[n] = Meta { len, wire_len, uncaptured_len, ts: timestamp_ns };
                     n += 1;
                 }
                 Ok(Some(Record::Unsupported { link_type, .. })) => *self.skipped.entry(link_type).or_default() += 1,
@@ -158,7 +159,11 @@ impl FrameIo for PcapIo {
             .bufs
             .iter_mut()
             .zip(&metas[..n])
-            .map(|(buf, m)| Frame::new(&mut buf[..], HEADROOM, m.len, m.wire_len, m.ts))
+            .map(|(buf, m)| {
+                let mut frame = Frame::new(&mut buf[..], HEADROOM, m.len, m.wire_len, m.ts);
+                frame.uncaptured_len = m.uncaptured_len;
+                frame
+            })
             .collect();
         process(&mut frames);
         if let Some(sink) = &mut self.sink {

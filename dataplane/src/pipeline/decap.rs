@@ -284,6 +284,7 @@ fn reassemble(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer: &IpFrame) -> Resu
     };
     frame.len = outer.l3_start + len;
     frame.wire_len = frame.len as u32;
+    frame.uncaptured_len = 0;
     let mut key = Key::new(frame.wire_len);
     match parse_frame_into(&mut key, frame.data(), frame.wire_len) {
         Parsed::Ip(ip) if ip.fragment.is_none() => Ok(ip),

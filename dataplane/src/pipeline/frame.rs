@@ -23,6 +23,11 @@ pub struct Frame<'a> {
     pub len: usize,
     /// Length on the wire (larger than `len` for a truncated capture), for `frame.len`.
     pub wire_len: u32,
+    /// Bytes on the wire past the frame's end that a capture left out (a replayed frame cut
+    /// by its snap length; 0 for a live frame): what a frame written out again says it
+    /// lacks. Unlike `wire_len`, it holds for the frame's own link header (a raw-IP capture's
+    /// frame is given an Ethernet one).
+    pub uncaptured_len: u32,
     /// Receive time in nanoseconds since the Unix epoch (capture time in replay).
     pub timestamp_ns: u64,
     /// Set by the pipeline.
@@ -34,7 +39,15 @@ impl<'a> Frame<'a> {
     pub fn new(buf: &'a mut [u8], start: usize, len: usize, wire_len: u32, timestamp_ns: u64) -> Self {
         // Until the pipeline runs, a frame is "dropped, truncated": a backend that forgot to
         // run the pipeline sends nothing.
-        Frame { buf, start, len, wire_len, timestamp_ns, verdict: Verdict::Drop(DropReason::Truncated) }
+        Frame {
+            buf,
+            start,
+            len,
+            wire_len,
+            uncaptured_len: 0,
+            timestamp_ns,
+            verdict: Verdict::Drop(DropReason::Truncated),
+        }
     }
 
     /// The frame's bytes as received (or as rewritten, before `Tx` moves the start).
