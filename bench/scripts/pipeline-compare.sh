@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The in-memory pipeline of this tree against an earlier commit's, alternated in one run, on
-# the three cases of docs/benchmarks.md: (a) catch-all config over GLB's 1000 packets, (b)
+# the four cases of docs/benchmarks.md: (a) catch-all config over GLB's 1000 packets, (b)
 # sanity checks + a SYN rate limit + a 1000-rule firewall over 1000 SYNs from varied sources,
-# (c) decapsulation of Zeek's GRE session. Both builds run this tree's benchmark code
+# (c) decapsulation of Zeek's GRE session, (d) a RST flood with no SYN flood (1000 RSTs of no
+# connection from varied sources) at a customer under TCP protection, every RST dropped as
+# out of state (the run fails unless each one is). Both builds run this tree's benchmark code
 # (bench/src/pipeline.rs, copied into the other commit's worktree), pinned to one core.
 # Prints, per case and build, the min/median/max over rounds of each run's median, and the
 # same run's etherparse SlicedPacket walk for scale. Prints Markdown.
@@ -22,10 +24,12 @@ FRAMES=${3:-500000}
 PROFILE=${BENCH_PROFILE:-release}
 . bench/scripts/lib/builds.sh
 build_both "$REV" bench/src/pipeline.rs bench/src/measure.rs
+# name|config|capture|what every frame must come to (`pipeline --expect`; none: forwarded)
 CASES=(
-  "(a) catch-all, GLB|bench/configs/catch-all.toml|pcaps/real/glb-1k_pkts.pcap"
-  "(b) SYN limit + 1000-rule firewall|bench/configs/syn-firewall-1000.toml|pcaps/generated/syn-1000.pcap"
-  "(c) decapsulation, Zeek GRE|bench/configs/zeek-gre.toml|pcaps/real/zeek-tunnels-gre-sample.pcap"
+  "(a) catch-all, GLB|bench/configs/catch-all.toml|pcaps/real/glb-1k_pkts.pcap|"
+  "(b) SYN limit + 1000-rule firewall|bench/configs/syn-firewall-1000.toml|pcaps/generated/syn-1000.pcap|"
+  "(c) decapsulation, Zeek GRE|bench/configs/zeek-gre.toml|pcaps/real/zeek-tunnels-gre-sample.pcap|"
+  "(d) RST flood, TCP protection|bench/configs/tcp-protection.toml|pcaps/generated/rst-1000.pcap|drop:tcp_out_of_state_rst"
 )
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"; [ -z "${WT:-}" ] || git worktree remove --force "$WT" 2>/dev/null || true' EXIT
@@ -35,12 +39,13 @@ if [ "${MEASURE:-time}" = instructions ]; then
   echo "| case | build | instructions / packet | mispredicted branches / packet | L1 data misses / packet |"
   echo "|---|---|---:|---:|---:|"
   for c in "${!CASES[@]}"; do
-    IFS='|' read -r name config pcap <<<"${CASES[$c]}"
+    IFS='|' read -r name config pcap expect <<<"${CASES[$c]}"
     for b in "${!BUILDS[@]}"; do
       bin=${BUILDS[$b]#*=}
       valgrind --tool=callgrind --branch-sim=yes --cache-sim=yes --callgrind-out-file="$OUT/cg" \
         '--toggle-collect=transitd::pipeline::batch::process_batch_via*' \
-        "$bin" pipeline --config "$config" --pcap "$pcap" --runs 1 --frames "$FRAMES" >"$OUT/run" 2>/dev/null
+        "$bin" pipeline --config "$config" --pcap "$pcap" --runs 1 --frames "$FRAMES" ${expect:+--expect "$expect"} \
+        >"$OUT/run" 2>/dev/null
       # The pipeline saw the warm-up run and the timed one.
       packets=$(awk '/frames per run/ {print 2 * $1}' "$OUT/run")
       awk -v n="$name" -v b="${BUILDS[$b]%%=*}" -v p="$packets" '
@@ -63,11 +68,13 @@ for round in $(seq "$ROUNDS"); do
     mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
   fi
   for c in "${!CASES[@]}"; do
-    IFS='|' read -r _ config pcap <<<"${CASES[$c]}"
+    IFS='|' read -r _ config pcap expect <<<"${CASES[$c]}"
     for b in "${order[@]}"; do
       bin=${BUILDS[$b]#*=}
-      # Fails (and so does the script) when the run transmitted nothing.
-      taskset -c 1 "$bin" pipeline --config "$config" --pcap "$pcap" --runs 5 --frames "$FRAMES" >"$OUT/run"
+      # Fails (and so does the script) when the run transmitted nothing, or (with an
+      # expectation) did not bring every frame to it.
+      taskset -c 1 "$bin" pipeline --config "$config" --pcap "$pcap" --runs 5 --frames "$FRAMES" \
+        ${expect:+--expect "$expect"} >"$OUT/run"
       # A row renamed or missing is no figure (awk would average nothing into zeros).
       if ! grep -q 'whole pipeline' "$OUT/run" || ! grep -q 'SlicedPacket alone' "$OUT/run"; then
         echo "pipeline-compare.sh: no 'whole pipeline' or 'SlicedPacket alone' row from ${BUILDS[$b]%%=*} on $config:" >&2

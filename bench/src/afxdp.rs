@@ -30,9 +30,9 @@ pub struct GenArgs {
     /// Interface to send out of.
     #[arg(long)]
     iface: String,
-    /// Seconds to send for.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    /// Seconds to send for (above 0, at most a day).
+    #[arg(long, default_value = "5", value_parser = crate::positive_seconds)]
+    seconds: Duration,
     /// Destination MAC (the DUT's interface).
     #[arg(long)]
     dst_mac: String,
@@ -44,9 +44,9 @@ pub struct SinkArgs {
     /// Interface.
     #[arg(long)]
     iface: String,
-    /// Seconds to run for.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    /// Seconds to run for (above 0, at most a day).
+    #[arg(long, default_value = "5", value_parser = crate::positive_seconds)]
+    seconds: Duration,
     /// `sink` only: pass what arrives to the kernel's stack instead of counting and dropping
     /// it (the kernel path's receiving end).
     #[arg(long)]
@@ -107,8 +107,7 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<()> {
     ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
     ctx[12..16].copy_from_slice(&(index as u32).to_ne_bytes());
     let start = Instant::now();
-    let limit = Duration::from_secs_f64(args.seconds);
-    while start.elapsed() < limit {
+    while start.elapsed() < args.seconds {
         let input = ProgramInput {
             data_in: Some(&frame),
             context_in: Some(&mut ctx),
@@ -130,10 +129,10 @@ pub fn sink(args: &SinkArgs) -> anyhow::Result<()> {
     let prog = if args.pass { &skel.progs.xdp_pass } else { &skel.progs.xdp_sink };
     let xdp = Xdp::new(prog.as_fd());
     xdp.attach(index, XdpFlags::DRV_MODE)?;
-    std::thread::sleep(Duration::from_secs_f64(args.seconds));
+    std::thread::sleep(args.seconds);
     let n = counter(&skel, 1);
     xdp.detach(index, XdpFlags::DRV_MODE)?;
-    println!("received {n} seconds {:.3}", args.seconds);
+    println!("received {n} seconds {:.3}", args.seconds.as_secs_f64());
     Ok(())
 }
 
@@ -149,9 +148,8 @@ pub fn reflect(args: &SinkArgs) -> anyhow::Result<()> {
     program.register_socket(0, io.fd())?;
     let _attached = program.attach(index, transitd_bpf::AttachMode::Native)?;
     let start = Instant::now();
-    let limit = Duration::from_secs_f64(args.seconds);
     let mut spins = 0u32;
-    while start.elapsed() < limit {
+    while start.elapsed() < args.seconds {
         let polled = io.poll(0, &mut |frames| {
             for f in frames.iter_mut() {
                 f.verdict = Verdict::Tx { start: f.start, len: f.len, reason: TxReason::Encapsulated };

@@ -55,6 +55,18 @@ enum Command {
     Reflect(afxdp::SinkArgs),
 }
 
+/// A `--seconds` a benchmark runs for (`gen`, `sink`, `reflect`), read as `transitd`'s own
+/// flags read one (up to a day; what `Duration` cannot hold is an error, not a panic), and
+/// above 0: a run of no time measures nothing. (`prober`'s whole simulated seconds take the
+/// same bounds.)
+fn positive_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds = transitd::cli::parse_seconds(text)?;
+    if seconds.is_zero() {
+        return Err(format!("`{text}` seconds: a run of no time measures nothing"));
+    }
+    Ok(seconds)
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline(args) => pipeline::run(&args),
@@ -71,5 +83,39 @@ fn main() -> anyhow::Result<()> {
         Command::Reload(args) => reload::run(&args),
         Command::Sink(args) => afxdp::sink(&args),
         Command::Reflect(args) => afxdp::reflect(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// Every subcommand that runs for a time refuses a `--seconds` of no time or one that is
+    /// no duration (the prober printed NaN per tick for 0; `sink` and the others measured
+    /// nothing, or panicked in `Duration::from_secs_f64`), naming the flag.
+    #[test]
+    fn runs_of_no_time_are_refused() {
+        let commands: [&[&str]; 4] = [
+            &["prober"],
+            &["gen", "--iface", "lo", "--dst-mac", "02:00:00:00:00:01"],
+            &["sink", "--iface", "lo"],
+            &["reflect", "--iface", "lo"],
+        ];
+        for command in commands {
+            // `--seconds=-1`: the value goes to its parser, not read as a flag of its own.
+            let with = |seconds: &str| {
+                let flag = format!("--seconds={seconds}");
+                Cli::try_parse_from([&["transitd-bench"][..], command, &[flag.as_str()][..]].concat())
+            };
+            assert!(with("2").is_ok(), "{command:?} --seconds 2");
+            for bad in ["0", "-1", "nan", "inf", "1e300", "86401", "x", ""] {
+                let refused = with(bad).err().unwrap_or_else(|| panic!("{command:?} --seconds {bad:?} was taken"));
+                assert!(refused.to_string().contains("--seconds"), "{refused}");
+            }
+        }
+        // Fractions where the run is timed, not simulated.
+        assert!(Cli::try_parse_from(["transitd-bench", "sink", "--iface", "lo", "--seconds", "0.5"]).is_ok());
     }
 }

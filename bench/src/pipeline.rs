@@ -3,6 +3,10 @@
 //!
 //! Every frame is copied into a buffer with headroom before it is processed, as a NIC's DMA
 //! would put it there, so each row includes that copy; the first row is the copy alone.
+//!
+//! A run that measured nothing is refused: one that forwarded no frame, or, for traffic the
+//! pipeline drops or answers by design (a flood), one whose frames did not all come to the
+//! reason `--expect` names.
 
 use std::path::PathBuf;
 
@@ -10,7 +14,7 @@ use arrayvec::ArrayVec;
 
 use transitd::io::capture::{CaptureReader, Record};
 use transitd::pipeline::{BATCH_SIZE, Frame, HEADROOM};
-use transitd::pipeline::{WorkerState, parse_frame, process_batch};
+use transitd::pipeline::{Reason, WorkerState, WorkerStats, parse_frame, process_batch};
 use transitd::snapshot::Snapshot;
 
 use crate::measure::Runs;
@@ -35,6 +39,18 @@ pub struct Args {
     /// rules see traffic at this rate rather than every frame at one instant.
     #[arg(long, default_value_t = 1_000_000)]
     rate: u64,
+    /// What every frame of every timed run must come to, as `verdict:reason` (the labels of
+    /// the metrics' `transitd_packets_total`, e.g. `drop:tcp_out_of_state_rst`), for traffic
+    /// the pipeline does not forward by design; without it, every timed run must forward.
+    #[arg(long, value_parser = reason_named)]
+    expect: Option<Reason>,
+}
+
+/// The reason named `verdict:reason` (some names are both a pass's and a drop's).
+fn reason_named(text: &str) -> Result<Reason, String> {
+    Reason::all()
+        .find(|r| text.split_once(':') == Some((r.verdict(), r.name())))
+        .ok_or_else(|| format!("no reason `{text}`: name one as verdict:reason, e.g. drop:tcp_out_of_state_rst"))
 }
 
 /// Runs the benchmark and prints a Markdown table.
@@ -72,9 +88,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let spacing_ns = 1_000_000_000 / args.rate;
     let mut clock_ns = 0u64;
 
-    // Frames forwarded by each run (the warm-up first): every timed run must forward, not
-    // only the warm-up before the rate limits ran dry.
-    let mut forwarded_by_run = Vec::with_capacity(args.runs + 1);
+    // What each run (the warm-up first) counted of what it must do: forward, or bring its
+    // frames to `--expect`'s reason. Every timed run must, not only the warm-up before the
+    // rate limits ran dry.
+    let measured = |stats: &WorkerStats| match args.expect {
+        Some(reason) => stats.frames_for(reason),
+        None => crate::measure::forwarded(stats),
+    };
+    let mut measured_by_run = Vec::with_capacity(args.runs + 1);
     // The four rows interleaved, run by run: the ratio of the pipeline to the bare walk is
     // not skewed by the machine's drift between blocks of runs.
     let timed = Runs::interleaved(args.runs, total, 4, |row| match row {
@@ -103,7 +124,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         }
         _ => {
-            let before = crate::measure::forwarded(&state.stats);
+            let before = measured(&state.stats);
             for _ in 0..batches {
                 fill(&mut bufs, &mut lens);
                 let mut batch: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
@@ -114,17 +135,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 process_batch(&snap, &mut batch, &mut state);
                 state.spill.clear(); // later fragments, if any, are not sent anywhere here
             }
-            forwarded_by_run.push(crate::measure::forwarded(&state.stats) - before);
+            measured_by_run.push(measured(&state.stats) - before);
         }
     });
     let (copy, slice, parse, full) = (timed[0], timed[1], timed[2], timed[3]);
     // A pipeline that forwarded nothing measured drops and nothing else: that is no figure
     // (nor is one that only answered: an ICMP error or a SYN challenge is not forwarding).
-    let timed = forwarded_by_run.get(1..).unwrap_or(&[]);
+    // With `--expect`, one whose frames did not all come to that reason measured other work
+    // than the case's (a stage that did not engage, frames dropped before it).
+    let timed = measured_by_run.get(1..).unwrap_or(&[]);
+    let (what, least) = match args.expect {
+        Some(r) => (format!("{}:{}", r.verdict(), r.name()), total),
+        None => ("forwarded".to_string(), 1),
+    };
     anyhow::ensure!(
-        !timed.is_empty() && timed.iter().all(|&n| n > 0),
-        "a timed run forwarded no frame (forwarded by run, the warm-up first: {forwarded_by_run:?}; {} dropped, {} \
-         passed in all): the run measured nothing worth a figure",
+        !timed.is_empty() && timed.iter().all(|&n| n >= least),
+        "a timed run had fewer than {least} of its {total} frames {what} ({what} by run, the warm-up first: \
+         {measured_by_run:?}; {} dropped, {} passed in all): the run measured nothing worth a figure",
         state.stats.dropped(),
         state.stats.passed()
     );
@@ -138,11 +165,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("{}", parse.row("copy + parse stage (etherparse, key)"));
     println!("{}", full.row("copy + whole pipeline"));
     println!(
-        "\nper run: {} transmitted, {} passed, {} dropped (of {total}); forwarded by each timed run: {}",
+        "\nper run: {} transmitted, {} passed, {} dropped (of {total}); {what} by each timed run: {}",
         state.stats.tx_frames / per_run,
         state.stats.passed() / per_run,
         state.stats.dropped() / per_run,
         timed.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use transitd::pipeline::DropReason;
+
+    use super::*;
+
+    /// Case (d) of `bench/scripts/pipeline-compare.sh`, a few batches of it.
+    fn rst_flood(expect: Option<Reason>) -> anyhow::Result<()> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        run(&Args {
+            config: root.join("bench/configs/tcp-protection.toml"),
+            pcap: root.join("pcaps/generated/rst-1000.pcap"),
+            runs: 1,
+            frames: 2000,
+            rate: 1_000_000,
+            expect,
+        })
+    }
+
+    /// A RST flood at a customer under TCP protection is measured as what it is (every RST
+    /// dropped as out of state, as the capture's script says they are: none belongs to a
+    /// connection), and refused as a figure when the run is held to forwarding, which it does
+    /// not do, or to another reason.
+    #[test]
+    fn a_rst_flood_is_measured_only_as_what_its_frames_come_to() {
+        let out_of_state = Reason::Drop(DropReason::TcpOutOfStateRst);
+        assert_eq!(reason_named("drop:tcp_out_of_state_rst"), Ok(out_of_state));
+        assert!(reason_named("tcp_out_of_state_rst").is_err(), "a reason is named with its verdict");
+        rst_flood(Some(out_of_state)).unwrap();
+        assert!(rst_flood(None).is_err());
+        assert!(rst_flood(Some(Reason::Drop(DropReason::Firewall))).is_err());
+    }
 }

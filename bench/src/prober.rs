@@ -10,6 +10,7 @@ use std::time::Instant;
 use clap::Args as ClapArgs;
 use transitd::config::Loaded;
 use transitd::health::{Prober, Sent, write_probe};
+use transitd::limits::MAX_SECONDS_FLAG;
 use transitd::snapshot::{Snapshot, TunnelId};
 
 use crate::measure::{Runs, median};
@@ -21,8 +22,8 @@ pub struct Args {
     /// remotes a configuration may have).
     #[arg(long, default_value = "100,1000,32768", value_delimiter = ',')]
     tunnels: Vec<u32>,
-    /// Simulated seconds per run (1000 ticks each).
-    #[arg(long, default_value_t = 10)]
+    /// Simulated seconds per run (1000 ticks each): 1 to 86400.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS_FLAG))]
     seconds: u64,
     /// Timed runs (after one warm-up run).
     #[arg(long, default_value_t = 5)]

@@ -99,8 +99,9 @@ fn names_that_could_forge_metrics_are_refused() {
 #[test]
 fn label_values_are_escaped_as_openmetrics_requires() {
     // Names are checked at load; the encoder escapes anyway. A snapshot whose names were
-    // never checked is scraped, and Python's OpenMetrics parser must read the names back
-    // exactly, with no forged sample.
+    // never checked is scraped, and Python's OpenMetrics parser (and its text format 0.0.4
+    // parser, for the other format served) must read the names back exactly, with no forged
+    // sample.
     let mut snap = common::snapshot(ACME);
     let evil = "ev\"il\n} 1\ninjected_metric 42\n#\\";
     snap.customers[0].name = evil.to_string();
@@ -117,12 +118,25 @@ fn label_values_are_escaped_as_openmetrics_requires() {
         link_mtu: None,
         started: 0,
     });
-    let text = transitd::metrics::render(&sources);
+    for (format, parser) in [
+        (transitd::metrics::Format::OpenMetrics, "prometheus_client.openmetrics.parser"),
+        (transitd::metrics::Format::Text, "prometheus_client.parser"),
+    ] {
+        let text = transitd::metrics::render(&sources, format);
+        let (names, customers) = parsed_by(parser, &text);
+        assert!(!names.iter().any(|n| n.contains("injected")), "{format:?}: {names:?}");
+        assert!(customers.contains(&evil.to_string()), "{format:?}: {customers:?}");
+    }
+}
+
+/// The metric families and customer label values Python's `parser` (a prometheus_client
+/// module) reads in `text`.
+fn parsed_by(parser: &str, text: &str) -> (Vec<String>, Vec<String>) {
     let script = r#"
-import sys, json
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
+import sys, json, importlib
+parser = importlib.import_module(sys.argv[1])
 names, customers = set(), set()
-for family in text_string_to_metric_families(sys.stdin.read()):
+for family in parser.text_string_to_metric_families(sys.stdin.read()):
     names.add(family.name)
     for s in family.samples:
         if "customer" in s.labels:
@@ -130,7 +144,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 print(json.dumps([sorted(names), sorted(customers)]))
 "#;
     let mut py = Command::new("/usr/bin/python3")
-        .args(["-c", script])
+        .args(["-c", script, parser])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -139,10 +153,8 @@ print(json.dumps([sorted(names), sorted(customers)]))
     use std::io::Write as _;
     py.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = py.wait_with_output().unwrap();
-    assert!(out.status.success(), "not OpenMetrics: {}\n{text}", String::from_utf8_lossy(&out.stderr));
-    let (names, customers): (Vec<String>, Vec<String>) = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(!names.iter().any(|n| n.contains("injected")), "{names:?}");
-    assert!(customers.contains(&evil.to_string()), "{customers:?}");
+    assert!(out.status.success(), "{parser} refuses it: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// whatever answers at the address cannot make the client grow past this.
 const MAX_RESPONSE_BYTES: u64 = 64 << 20;
 
-/// Scrapes `addr`'s `/metrics` (HTTP/1.0, 5 s timeouts).
+/// Scrapes `addr`'s `/metrics` in OpenMetrics (HTTP/1.0, 5 s timeouts): what [`parse`] and
+/// the readers of `transitd stats --raw` expect (a client that does not ask gets the text
+/// format 0.0.4).
 pub fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
     use std::io::{Read as _, Write as _};
     let timeout = Duration::from_secs(5);
@@ -26,7 +28,11 @@ pub fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
         std::io::ErrorKind::InvalidData => anyhow::anyhow!("{addr}: the answer is not UTF-8 text: is it transitd?"),
         _ => anyhow::anyhow!("{addr}: {e}"),
     };
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(said)?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n"
+    )
+    .map_err(said)?;
     let mut response = String::new();
     stream.take(MAX_RESPONSE_BYTES + 1).read_to_string(&mut response).map_err(said)?;
     anyhow::ensure!(

@@ -1,4 +1,5 @@
-//! The scrape: every counter of the run, encoded in the OpenMetrics text format.
+//! The scrape: every counter of the run, encoded in the OpenMetrics text format or, for
+//! scrapers that do not ask for it, the Prometheus text format 0.0.4 ([`Format`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -681,12 +682,72 @@ impl EncodeMetric for LatencyHistogram<'_> {
     }
 }
 
-/// The text a scrape returns.
-pub fn render(sources: &Arc<Sources>) -> String {
+/// The exposition formats a scrape is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0, what Prometheus asks for.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4, what other scrapers read (and what is served to a
+    /// client that does not say).
+    Text,
+}
+
+impl Format {
+    /// The Content-Type of a scrape in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The text a scrape returns, in `format`.
+pub fn render(sources: &Arc<Sources>, format: Format) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(TransitdCollector(sources.clone())));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    match format {
+        Format::OpenMetrics => out,
+        Format::Text => as_text_format(&out),
+    }
+}
+
+/// prometheus-client's OpenMetrics (it writes no other format) as the text format 0.0.4.
+/// Samples are written alike in both (a counter's as `<family>_total`, an info's as
+/// `<family>_info`, a histogram's as `_sum`, `_count` and `_bucket`; no `_created`,
+/// exemplar or timestamp is written); what differs is the comments: in 0.0.4 a family's
+/// HELP and TYPE name what its samples are called (`# TYPE x_total counter`, where
+/// OpenMetrics says `# TYPE x counter`), there is no `info` type (a gauge of 1 instead) nor
+/// `unknown` (`untyped`), and neither `# UNIT` nor the closing `# EOF`.
+fn as_text_format(open_metrics: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(open_metrics.len());
+    // The family's help (what follows `# HELP `): the encoder writes it just before its TYPE.
+    let mut help: Option<&str> = None;
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest);
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let Some((family, kind)) = rest.rsplit_once(' ') else { continue };
+            let (suffix, kind) = match kind {
+                "counter" => ("_total", "counter"),
+                "info" => ("_info", "gauge"),
+                "gauge" | "histogram" | "summary" => ("", kind),
+                _ => ("", "untyped"),
+            };
+            // The help text after the family's name: its leading space included.
+            if let Some(text) = help.take().and_then(|h| h.strip_prefix(family)) {
+                let _ = writeln!(out, "# HELP {family}{suffix}{text}");
+            }
+            let _ = writeln!(out, "# TYPE {family}{suffix} {kind}");
+        } else if !line.starts_with('#') {
+            // A sample: label values are escaped alike in both formats.
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
     out
 }

@@ -17,6 +17,8 @@
 //! A scrape is rendered afresh for each request while fewer than [`MAX_RENDERS`] are still
 //! being written; past that, requests share the newest: clients that ask and never read
 //! hold at most that many copies of a scrape (each megabytes with thousands of customers).
+//! A scrape is in OpenMetrics when the request's Accept names it (as Prometheus's does), else
+//! in the text format 0.0.4, which every other scraper reads ([`negotiate`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,10 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Sources, render};
+use super::{Format, Sources, render};
 
-/// The OpenMetrics content type Prometheus asks for.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The most a request head may take: a scraper's is a few hundred bytes.
 const MAX_HEAD_BYTES: usize = 8192;
 /// The most one connection may last, request and response.
@@ -63,7 +63,7 @@ pub fn serve(
     sources: Arc<Sources>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    serve_on(listener, move || render(&sources), stop)
+    serve_on(listener, move |format| render(&sources, format), stop)
 }
 
 /// One connection: reading its request head, then writing its response.
@@ -87,25 +87,25 @@ enum State {
     Draining(Instant),
 }
 
-/// The scrapes connections are still being sent, newest last.
+/// The scrapes connections are still being sent, each with its format, newest last.
 struct Renders<F> {
     body: F,
-    live: Vec<Rc<[u8]>>,
+    live: Vec<(Format, Rc<[u8]>)>,
 }
 
-impl<F: Fn() -> String> Renders<F> {
-    /// A scrape's response: rendered now, or the newest one still held when
-    /// [`MAX_RENDERS`] are.
-    fn scrape(&mut self) -> Rc<[u8]> {
-        self.live.retain(|r| Rc::strong_count(r) > 1);
-        match self.live.last() {
-            Some(newest) if self.live.len() >= MAX_RENDERS => newest.clone(),
-            _ => {
-                let fresh: Rc<[u8]> = whole("200 OK", CONTENT_TYPE, &(self.body)()).into();
-                self.live.push(fresh.clone());
-                fresh
-            }
+impl<F: Fn(Format) -> String> Renders<F> {
+    /// A scrape's response in `format`: rendered now, or the newest one in that format still
+    /// held when [`MAX_RENDERS`] are (so one more is held when it is the first in its format).
+    fn scrape(&mut self, format: Format) -> Rc<[u8]> {
+        self.live.retain(|(_, r)| Rc::strong_count(r) > 1);
+        let shared =
+            if self.live.len() >= MAX_RENDERS { self.live.iter().rev().find(|(f, _)| *f == format) } else { None };
+        if let Some((_, newest)) = shared {
+            return newest.clone();
         }
+        let fresh: Rc<[u8]> = whole("200 OK", format.content_type(), &(self.body)(format)).into();
+        self.live.push((format, fresh.clone()));
+        fresh
     }
 }
 
@@ -164,15 +164,16 @@ enum Progress {
     Done(Option<std::io::Error>),
 }
 
-/// Serves `body()` at `/metrics` on `listener` until `stop` is set.
+/// Serves `body(format)` at `/metrics`, in the format each request asks for, on `listener`
+/// until `stop` is set.
 fn serve_on(
     listener: TcpListener,
-    body: impl Fn() -> String + Send + 'static,
+    body: impl Fn(Format) -> String + Send + 'static,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let handle = std::thread::Builder::new().name("transitd-metrics".into()).spawn(move || {
-        let mut renders = Renders { body, live: Vec::with_capacity(MAX_RENDERS + 1) };
+        let mut renders = Renders { body, live: Vec::with_capacity(MAX_RENDERS + 2) };
         let mut open: std::collections::VecDeque<Connection> = std::collections::VecDeque::with_capacity(MAX_OPEN);
         // Failed exchanges (a scraper that hung up, a malformed request) are counted and
         // logged at most once a minute, so that no client floods the log.
@@ -256,7 +257,7 @@ fn gave_up(kind: std::io::ErrorKind, what: &str) -> Progress {
 
 /// One look at `c`: reads what has arrived of its request head, at most
 /// [`MAX_HEAD_BYTES`], and once it is whole writes what the socket takes of the response.
-fn step(c: &mut Connection, now: Instant, renders: &mut Renders<impl Fn() -> String>) -> Progress {
+fn step(c: &mut Connection, now: Instant, renders: &mut Renders<impl Fn(Format) -> String>) -> Progress {
     if let State::Draining(until) = c.state {
         let mut sink = [0u8; 2048];
         return match c.stream.read(&mut sink) {
@@ -305,8 +306,8 @@ fn step(c: &mut Connection, now: Instant, renders: &mut Renders<impl Fn() -> Str
 
 /// What a request asked for.
 enum Head {
-    /// `GET` of a path.
-    Get(String),
+    /// `GET` of a target, and the format its Accept asks for.
+    Get { target: String, format: Format },
     /// Another method.
     OtherMethod,
     /// Not an HTTP request within the bounds.
@@ -319,7 +320,11 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     let mut request = httparse::Request::new(&mut headers);
     Some(match request.parse(bytes) {
         Ok(httparse::Status::Complete(_)) => match (request.method, request.path) {
-            (Some("GET"), Some(path)) => Head::Get(path.to_string()),
+            (Some("GET"), Some(path)) => {
+                let accept = request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("accept"));
+                let format = negotiate(accept.filter_map(|h| std::str::from_utf8(h.value).ok()));
+                Head::Get { target: path.to_string(), format }
+            }
             _ => Head::OtherMethod,
         },
         Ok(httparse::Status::Partial) if bytes.len() < MAX_HEAD_BYTES => return None,
@@ -329,8 +334,46 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
+/// The format asked for by a request's Accept headers (their values): OpenMetrics when they
+/// name `application/openmetrics-text` with a weight above 0 and no less than the text
+/// format's, else the text format 0.0.4, which is also what a request without Accept (curl,
+/// a textfile collector) or with only `*/*` or `text/plain` gets. The text format's weight is
+/// the most specific range's that takes it: `text/plain`, `text/*` or `*/*` (RFC 9110 §12.5.1).
+/// A weight that is not a number from 0 to 1 counts as 0.
+fn negotiate<'a>(accept: impl Iterator<Item = &'a str>) -> Format {
+    let mut open_metrics: Option<f64> = None;
+    // (specificity, weight): 3 for text/plain, 2 for text/*, 1 for */*, 0 while none is named.
+    let mut text = (0u8, 0.0f64);
+    for range in accept.flat_map(|value| value.split(',')) {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let weight = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, q)| q.trim().parse::<f64>().ok().filter(|q| (0.0..=1.0).contains(q)))
+            .unwrap_or(0.0);
+        let specificity = match media.as_str() {
+            "application/openmetrics-text" => {
+                open_metrics = Some(open_metrics.unwrap_or(0.0).max(weight));
+                continue;
+            }
+            "text/plain" => 3,
+            "text/*" => 2,
+            "*/*" => 1,
+            _ => continue,
+        };
+        if (specificity, weight) > text {
+            text = (specificity, weight);
+        }
+    }
+    match open_metrics {
+        Some(weight) if weight > 0.0 && weight >= text.1 => Format::OpenMetrics,
+        _ => Format::Text,
+    }
+}
+
 /// The whole response to `head`.
-fn response(head: Head, renders: &mut Renders<impl Fn() -> String>) -> Rc<[u8]> {
+fn response(head: Head, renders: &mut Renders<impl Fn(Format) -> String>) -> Rc<[u8]> {
     // A query (Prometheus's `params:`) asks nothing of a page that takes no parameters; a
     // target in absolute form names the path after its host (RFC 9112 §3.2.2).
     let path = |target: &str| {
@@ -341,9 +384,9 @@ fn response(head: Head, renders: &mut Renders<impl Fn() -> String>) -> Rc<[u8]> 
         target.split('?').next().unwrap_or_default().to_string()
     };
     let (status, text) = match head {
-        Head::Get(target) if path(&target) == "/metrics" => return renders.scrape(),
-        Head::Get(target) if path(&target) == "/" => ("200 OK", "transitd: metrics at /metrics\n".into()),
-        Head::Get(_) => ("404 Not Found", "not found: try /metrics\n".into()),
+        Head::Get { target, format } if path(&target) == "/metrics" => return renders.scrape(format),
+        Head::Get { target, .. } if path(&target) == "/" => ("200 OK", "transitd: metrics at /metrics\n".into()),
+        Head::Get { .. } => ("404 Not Found", "not found: try /metrics\n".into()),
         Head::OtherMethod => ("405 Method Not Allowed", "only GET\n".into()),
         Head::Bad(why) => ("400 Bad Request", format!("{why}\n")),
     };
@@ -365,12 +408,19 @@ fn whole(status: &str, content_type: &str, text: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// A scrape of one counter, `m_total`, in each format.
+    const OPEN_METRICS: &str = "# TYPE m counter\nm_total 1\n# EOF\n";
+    const TEXT: &str = "# TYPE m_total counter\nm_total 1\n";
+
     fn server() -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-        server_of(|| "# EOF\n".to_string())
+        server_of(|format| match format {
+            Format::OpenMetrics => OPEN_METRICS.to_string(),
+            Format::Text => TEXT.to_string(),
+        })
     }
 
     fn server_of(
-        body: impl Fn() -> String + Send + 'static,
+        body: impl Fn(Format) -> String + Send + 'static,
     ) -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -379,20 +429,26 @@ mod tests {
         (addr, stop, handle)
     }
 
-    /// Sends `request` and returns the status line of the answer.
-    fn ask(addr: SocketAddr, request: &[u8]) -> String {
+    /// Sends `request` and returns the answer.
+    fn answer(addr: SocketAddr, request: &[u8]) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(request).unwrap();
         let mut answer = String::new();
         let _ = s.read_to_string(&mut answer);
-        answer.lines().next().unwrap_or("").to_string()
+        answer
+    }
+
+    /// Sends `request` and returns the status line of the answer.
+    fn ask(addr: SocketAddr, request: &[u8]) -> String {
+        answer(addr, request).lines().next().unwrap_or("").to_string()
     }
 
     #[test]
     fn a_scrape_is_answered_and_the_rest_refused_by_status() {
         let (addr, stop, handle) = server();
-        assert_eq!(crate::metrics::fetch(addr).unwrap(), "# EOF\n");
+        // `transitd stats` asks for the OpenMetrics its parser and `--raw` readers expect.
+        assert_eq!(crate::metrics::fetch(addr).unwrap(), OPEN_METRICS);
         assert_eq!(ask(addr, b"GET /other HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
         // Prometheus's `params:` add a query: the page is the same.
         assert_eq!(ask(addr, b"GET /metrics?module=x HTTP/1.1\r\n\r\n"), "HTTP/1.1 200 OK");
@@ -411,6 +467,77 @@ mod tests {
         handle.join().unwrap();
     }
 
+    /// Prometheus 2.42's Accept header (as its binary holds it), OpenMetrics first.
+    const PROMETHEUS: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;\
+                              q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+    /// The format a request's Accept headers ask for, as scrapers send them: Prometheus's
+    /// get OpenMetrics; curl's `*/*`, none, Telegraf's (protobuf, which is not served, then the
+    /// text format) and headers that weigh the text format higher get the text format.
+    #[test]
+    fn the_format_is_what_the_accept_headers_ask_for() {
+        use Format::{OpenMetrics, Text};
+        let cases: &[(&[&str], Format)] = &[
+            (&[PROMETHEUS], OpenMetrics),
+            // Prometheus 2.42 with native histograms on: protobuf first.
+            (
+                &["application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,\
+                   application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;\
+                   q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"],
+                OpenMetrics,
+            ),
+            (&[], Text),
+            (&["*/*"], Text),
+            (&["text/plain"], Text),
+            (
+                &["application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,\
+                   text/plain;version=0.0.4;q=0.3,*/*;q=0.1"],
+                Text,
+            ),
+            (&["Application/OpenMetrics-Text; Version=1.0.0"], OpenMetrics),
+            (&["application/openmetrics-text; version=1.0.0; q=0"], Text),
+            (&["text/plain;q=0.9, application/openmetrics-text;q=0.5"], Text),
+            (&["text/*;q=0.9, text/plain;q=0.1, application/openmetrics-text;q=0.5"], OpenMetrics),
+            (&["application/openmetrics-text;q=x"], Text),
+            (&["application/json"], Text),
+            // Two Accept headers are one list (RFC 9110 §5.3).
+            (&["application/openmetrics-text;q=0.2", "*/*;q=0.1"], OpenMetrics),
+        ];
+        for &(accept, format) in cases {
+            assert_eq!(negotiate(accept.iter().copied()), format, "{accept:?}");
+        }
+    }
+
+    /// The scrape's body and Content-Type are the format asked for: OpenMetrics, ending in
+    /// `# EOF`, for Prometheus; the text format 0.0.4 for curl's `*/*` or no Accept.
+    #[test]
+    fn a_scrape_is_served_in_the_format_asked_for() {
+        let (addr, stop, handle) = server();
+        let prometheus = answer(addr, format!("GET /metrics HTTP/1.1\r\nAccept: {PROMETHEUS}\r\n\r\n").as_bytes());
+        let content_type = "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n";
+        assert!(prometheus.contains(content_type), "{prometheus}");
+        assert!(prometheus.ends_with(&format!("\r\n\r\n{OPEN_METRICS}")), "{prometheus}");
+        for request in ["GET /metrics HTTP/1.1\r\n\r\n", "GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"] {
+            let text = answer(addr, request.as_bytes());
+            assert!(text.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{text}");
+            assert!(text.ends_with(&format!("\r\n\r\n{TEXT}")), "{text}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// Scrapes are shared only within their format: with MAX_RENDERS held in one, a request
+    /// for the other is rendered afresh, and shared in turn.
+    #[test]
+    fn scrapes_are_shared_within_their_format() {
+        let mut renders = Renders { body: |format: Format| format!("{format:?}"), live: Vec::new() };
+        let held: Vec<Rc<[u8]>> = (0..MAX_RENDERS).map(|_| renders.scrape(Format::Text)).collect();
+        assert!(Rc::ptr_eq(&renders.scrape(Format::Text), &held[MAX_RENDERS - 1]));
+        let other = renders.scrape(Format::OpenMetrics);
+        assert!(other.ends_with(b"\r\n\r\nOpenMetrics"), "{}", String::from_utf8_lossy(&other));
+        assert!(Rc::ptr_eq(&renders.scrape(Format::OpenMetrics), &other));
+    }
+
     /// A client that asks for the scrape and reads nothing yet.
     fn asking(addr: SocketAddr) -> TcpStream {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -426,7 +553,7 @@ mod tests {
         // A scrape larger than the socket buffers, so that a client that does not read
         // leaves the server with bytes it cannot write.
         let big = "x".repeat(8 << 20);
-        let (addr, stop, handle) = server_of(move || big.clone());
+        let (addr, stop, handle) = server_of(move |_| big.clone());
         let length = ask(addr, b"GET /metrics HTTP/1.1\r\nContent-Length: 4611686018427387904\r\n\r\n");
         assert_eq!(length, "HTTP/1.1 200 OK");
         let mut slow = TcpStream::connect(addr).unwrap();
@@ -456,7 +583,7 @@ mod tests {
         let renders = Arc::new(AtomicUsize::new(0));
         let counted = renders.clone();
         let big = "x".repeat(8 << 20);
-        let (addr, stop, handle) = server_of(move || {
+        let (addr, stop, handle) = server_of(move |_| {
             counted.fetch_add(1, Ordering::Relaxed);
             big.clone()
         });
@@ -485,7 +612,7 @@ mod tests {
     #[test]
     fn an_unread_request_body_does_not_cut_the_answer_short() {
         let big = "x".repeat(8 << 20);
-        let (addr, stop, handle) = server_of(move || big.clone());
+        let (addr, stop, handle) = server_of(move |_| big.clone());
         let mut s = TcpStream::connect(addr).unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\n").unwrap();
         std::thread::sleep(Duration::from_millis(100));
@@ -530,7 +657,7 @@ mod tests {
     #[test]
     fn clients_on_one_address_hold_at_most_their_share() {
         let big = "x".repeat(8 << 20);
-        let (addr, stop, handle) = server_of(move || big.clone());
+        let (addr, stop, handle) = server_of(move |_| big.clone());
         let deaf: Vec<TcpStream> = (0..MAX_OPEN + 8).map(|_| asking_from(addr, [127, 0, 0, 2], None)).collect();
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(crate::metrics::fetch(addr).unwrap().len(), 8 << 20);
@@ -546,7 +673,7 @@ mod tests {
     #[test]
     fn clients_that_read_too_slowly_do_not_lock_scrapers_out() {
         let big = "x".repeat(8 << 20);
-        let (addr, stop, handle) = server_of(move || big.clone());
+        let (addr, stop, handle) = server_of(move |_| big.clone());
         let done = Arc::new(AtomicBool::new(false));
         let slow: Vec<_> = (0..MAX_OPEN)
             .map(|i| {
@@ -579,7 +706,7 @@ mod tests {
     #[test]
     fn clients_that_never_read_do_not_lock_scrapers_out() {
         let big = "x".repeat(8 << 20);
-        let (addr, stop, handle) = server_of(move || big.clone());
+        let (addr, stop, handle) = server_of(move |_| big.clone());
         let deaf: Vec<TcpStream> = (0..MAX_OPEN).map(|_| asking(addr)).collect();
         std::thread::sleep(STUCK + Duration::from_millis(500));
         assert_eq!(crate::metrics::fetch(addr).unwrap().len(), 8 << 20);

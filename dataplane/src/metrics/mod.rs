@@ -1,7 +1,7 @@
-//! Metrics: the counters the workers publish, encoded at scrape time in the Prometheus /
-//! OpenMetrics text format (prometheus-client, [`export`]) and served over HTTP (a bounded
-//! listener, [`http`]) on a local address, off the data path; and `transitd stats`, which scrapes
-//! them and prints them for a person ([`client`]).
+//! Metrics: the counters the workers publish, encoded at scrape time in the OpenMetrics or
+//! the Prometheus text format, as the scraper asks (prometheus-client, [`export`]), and
+//! served over HTTP (a bounded listener, [`http`]) on a local address, off the data path;
+//! and `transitd stats`, which scrapes them and prints them for a person ([`client`]).
 //!
 //! Nothing here touches a worker: workers publish copies of their counters and latency
 //! histograms into their [`WorkerReport`]s a few times a second, and a scrape reads those,
@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 pub use self::client::{Sample, fetch, for_people, parse};
-pub use self::export::render;
+pub use self::export::{Format, render};
 pub use self::http::{bind, serve};
 use crate::dropcap::DropCapture;
 use crate::snapshot::Snapshot;
@@ -171,7 +171,7 @@ tunnel = "acme-gre"
         // The underlay said 1400 bytes for acme-gre's path: 1376 inside, past GRE and IPv4.
         assert!(snap.health.lower_path_mtu(0, 1376, crate::io::wall_clock_ns()));
         snap.health.set_judged(0); // a probe answered: up, not unknown
-        let text = render(&sources(state.stats, snap));
+        let text = render(&sources(state.stats, snap), Format::OpenMetrics);
         let samples = parse(&text);
         let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
             samples
@@ -229,6 +229,40 @@ tunnel = "acme-gre"
         assert!(socket.ends_with("kernel drops: rx_ring_full 2"), "{socket}");
     }
 
+    /// A scrape in the text format 0.0.4 (what a scraper that does not ask for OpenMetrics
+    /// gets) holds the OpenMetrics scrape's samples, each under the TYPE line of its own
+    /// name (0.0.4 names a counter family `x_total` where OpenMetrics says `x`, and has no
+    /// info type), and no `# EOF`.
+    #[test]
+    fn the_text_format_holds_the_same_samples_under_their_own_names() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let mut state = WorkerState::new(&snap);
+        state.stats.rx_frames = 6;
+        let mut src = sources(state.stats, snap);
+        // The interface's counters (sysfs) move between two scrapes.
+        Arc::get_mut(&mut src).unwrap().interface = None;
+        let open_metrics = render(&src, Format::OpenMetrics);
+        let text = render(&src, Format::Text);
+        assert!(open_metrics.ends_with("# EOF\n"), "{open_metrics}");
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert_eq!(parse(&text), parse(&open_metrics));
+        assert!(text.contains("# HELP transitd_rx_packets_total Frames received\n"), "{text}");
+        assert!(text.contains("# TYPE transitd_rx_packets_total counter\n"), "{text}");
+        assert!(text.contains("# TYPE transitd_build_info gauge\n"), "{text}");
+        let (mut family, mut kind) = ("", "");
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                (family, kind) = rest.split_once(' ').unwrap();
+                assert!(["counter", "gauge", "histogram", "untyped"].contains(&kind), "{line}");
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let suffixes: &[&str] = if kind == "histogram" { &["_bucket", "_sum", "_count"] } else { &[""] };
+                let named = suffixes.iter().any(|s| name.strip_suffix(s) == Some(family));
+                assert!(named, "{name} under # TYPE {family} {kind}");
+            }
+        }
+    }
+
     /// XDP maps a reload left holding what the running configuration does not (their
     /// traffic redirected to workers that do not serve it) are a fault the operator must
     /// see: served as a gauge, 0 otherwise.
@@ -237,7 +271,10 @@ tunnel = "acme-gre"
         let snap = Arc::new(snapshot_with("", ""));
         let src = sources(WorkerState::new(&snap).stats, snap);
         let stale = |src: &Arc<Sources>| {
-            parse(&render(src)).iter().find(|s| s.name == "transitd_xdp_maps_stale").map(|s| s.value)
+            parse(&render(src, Format::OpenMetrics))
+                .iter()
+                .find(|s| s.name == "transitd_xdp_maps_stale")
+                .map(|s| s.value)
         };
         assert_eq!(stale(&src), Some(0.0));
         src.reloads.xdp_maps_stale.store(true, Ordering::Relaxed);
@@ -253,7 +290,7 @@ tunnel = "acme-gre"
     fn a_tunnel_not_judged_yet_is_told_from_one_that_answers() {
         let snap = Arc::new(snapshot_with("", ""));
         let scrape = |snap: &Arc<Snapshot>| {
-            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()));
+            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
             let samples = parse(&text);
             let get = |name: &str, tunnel: &str| {
                 samples.iter().find(|s| s.name == name && s.label("tunnel") == tunnel).map(|s| s.value)
@@ -282,7 +319,7 @@ tunnel = "acme-gre"
         let snap = Arc::new(snapshot_with("", ""));
         let mut sources = sources(WorkerStats::default(), snap);
         Arc::get_mut(&mut sources).unwrap().link_mtu = Some(Arc::new(std::sync::atomic::AtomicUsize::new(1400)));
-        let samples = parse(&render(&sources));
+        let samples = parse(&render(&sources, Format::OpenMetrics));
         let mtu = |t: &str| samples.iter().find(|s| s.name == "transitd_tunnel_mtu_bytes" && s.label("tunnel") == t);
         assert_eq!(mtu("acme-spare").map(|s| s.value), Some(1376.0));
         assert_eq!(mtu("acme-gre").map(|s| s.value), Some(1376.0));
@@ -323,7 +360,7 @@ bucket = "two"
         // would the monitor-mode rule's, were it enforced (its own tokens: the same two).
         let verdicts: Vec<_> = frames.iter().map(|f| f.verdict.kind()).collect();
         assert_eq!(verdicts, ["tx", "tx", "drop", "drop", "drop"]);
-        let samples = parse(&render(&sources(state.stats, snap)));
+        let samples = parse(&render(&sources(state.stats, snap), Format::OpenMetrics));
         let get = |name: &str, rule: &str| -> Vec<f64> {
             let labels = |s: &&client::Sample| s.label("customer") == "acme" && s.label("rule") == rule;
             samples.iter().filter(|s| s.name == name).filter(labels).map(|s| s.value).collect()
