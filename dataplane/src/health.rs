@@ -14,6 +14,11 @@
 //!
 //! Both are atomics per tunnel (a relaxed flag and answer, and a bit marking the answer
 //! for the prober): no lock, and no write on the forwarding path but a recognised reply.
+//!
+//! The prober also checks, with probes padded to a size (`path_mtu`), what the underlay's
+//! Packet Too Big errors said of its path MTU.
+
+mod path_mtu;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,8 +26,11 @@ use std::net::Ipv4Addr;
 
 use gre::icmp::{Echo, ICMPV4_ECHO_REPLY, write_ipv4_echo};
 
+use crate::pipeline::TxReason;
 use crate::snapshot::health::{PROBE_MAGIC, PROBE_PAYLOAD_LEN};
-use crate::snapshot::{HealthConfig, Snapshot, Succession, TunnelId};
+use crate::snapshot::{HealthConfig, Snapshot, Succession, Tunnel, TunnelId, TunnelInterface};
+use path_mtu::PathMtuProbe;
+pub use path_mtu::{PATH_MTU_PROBE_SPACING_NS, spill_path_mtu_probe, write_path_mtu_probe};
 
 /// ICMP identifier of probes.
 const PROBE_IDENT: u16 = 0x7464; // "td"
@@ -40,14 +48,31 @@ pub fn write_probe(
     seq: u32,
     sender: Option<Ipv4Addr>,
 ) -> Option<usize> {
+    write_ipv4_echo(buf, &probe_echo((ours, peer), seq), &probe_payload(t, tag, seq, sender, 0))
+}
+
+/// A probe's payload (as [`PROBE_PAYLOAD_LEN`] lays it out), `padded_len` the whole
+/// payload's length in a path MTU probe (0 in a health probe).
+fn probe_payload(
+    t: TunnelId,
+    tag: u64,
+    seq: u32,
+    sender: Option<Ipv4Addr>,
+    padded_len: u16,
+) -> [u8; PROBE_PAYLOAD_LEN] {
     let mut payload = [0u8; PROBE_PAYLOAD_LEN];
     payload[..8].copy_from_slice(&PROBE_MAGIC);
     payload[8..16].copy_from_slice(&tag.to_be_bytes());
     payload[16..18].copy_from_slice(&t.to_be_bytes());
+    payload[18..20].copy_from_slice(&padded_len.to_be_bytes());
     payload[20..24].copy_from_slice(&seq.to_be_bytes());
     payload[24..28].copy_from_slice(&sender.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
-    let echo = Echo { kind: ICMPV4_ECHO_REPLY, src: peer, dst: ours, ident: PROBE_IDENT, seq: seq as u16, ttl: 64 };
-    write_ipv4_echo(buf, &echo, &payload)
+    payload
+}
+
+/// The echo reply a probe is, from the router's side of the tunnel (`peer`) to ours.
+fn probe_echo((ours, peer): (Ipv4Addr, Ipv4Addr), seq: u32) -> Echo {
+    Echo { kind: ICMPV4_ECHO_REPLY, src: peer, dst: ours, ident: PROBE_IDENT, seq: seq as u16, ttl: 64 }
 }
 
 /// One tunnel's probe schedule and recent results.
@@ -114,6 +139,12 @@ pub struct Prober {
     mtu_said: Vec<u32>,
     /// When path MTUs were last looked at ([`Prober::path_mtus`]).
     mtus_checked_ns: u64,
+    /// Per tunnel, its path MTU probing: the size an answer would bring back, and the probe
+    /// in flight.
+    path_mtu_probes: Vec<PathMtuProbe>,
+    /// The tunnel whose wanted path MTU probe goes first at the next look: the looks take
+    /// the tunnels in turn, so that the first in the table do not take every one.
+    path_mtu_probes_from: usize,
 }
 
 /// How often the prober's worker looks at the tunnels' path MTUs: their holds are kept in
@@ -168,12 +199,28 @@ impl Prober {
         self.states = states;
         self.checked = snap.tunnels.iter().filter(|t| t.interface.is_some()).count();
         self.timing = None; // the schedule is made at the next tick
-        // What was said of a tunnel stays said while it keeps its name.
+        // What was said of a tunnel stays said while it keeps its name, and so does its path
+        // MTU probing.
         self.mtu_said = match old {
             Some((_, succession)) => {
                 succession.tunnels.iter().map(|o| o.and_then(|o| self.mtu_said.get(o)).copied().unwrap_or(0)).collect()
             }
             None => vec![0; snap.tunnels.len()],
+        };
+        self.path_mtu_probes = match old {
+            Some((_, succession)) => succession
+                .tunnels
+                .iter()
+                .enumerate()
+                .map(|(t, &o)| {
+                    let mut probe = o.and_then(|o| self.path_mtu_probes.get(o)).copied().unwrap_or_default();
+                    if o != Some(t) {
+                        probe.moved(); // the probe in flight names the old id: its answer will not count
+                    }
+                    probe
+                })
+                .collect(),
+            None => vec![PathMtuProbe::default(); snap.tunnels.len()],
         };
     }
 
@@ -183,22 +230,56 @@ impl Prober {
     /// since it was last said (`mtu`: what it takes now, its own `mtu` when none holds any
     /// longer), so that each change is logged once, and a tunnel at most once a second.
     /// Reads the tunnels only while some path MTU holds or was said.
-    pub fn path_mtus(&mut self, snap: &Snapshot, now_ns: u64, mut changed: impl FnMut(TunnelId, u32)) {
+    ///
+    /// A health-checked tunnel that an error took lower is probed at the MTU it had before
+    /// (`path_mtu`): `probe(tunnel, seq, mtu)` sends path MTU probe `seq`, an inner packet of
+    /// `mtu` bytes. An answer raises the path MTU back, before the changes are said; returns
+    /// how many errors answers disproved.
+    pub fn path_mtus(
+        &mut self,
+        snap: &Snapshot,
+        now_ns: u64,
+        mut probe: impl FnMut(TunnelId, u32, u32) -> Sent,
+        mut changed: impl FnMut(TunnelId, u32),
+    ) -> u64 {
         if now_ns.saturating_sub(self.mtus_checked_ns) < PATH_MTU_CHECK_NS {
-            return;
+            return 0;
         }
         self.mtus_checked_ns = now_ns;
         snap.health.expire_path_mtus(now_ns);
         if !snap.health.any_path_mtu() && self.mtu_said.iter().all(|&m| m == 0) {
-            return;
+            return 0;
         }
-        for (t, said) in snap.tunnels.iter().zip(self.mtu_said.iter_mut()) {
+        let mut disproved = 0;
+        let tunnels = snap.tunnels.iter().zip(self.mtu_said.iter_mut()).zip(self.path_mtu_probes.iter_mut());
+        for ((t, said), probing) in tunnels {
+            let checked = t.interface.is_some();
+            if checked && probing.judge(snap, t, now_ns) {
+                disproved += 1;
+            }
             let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now_ns, None);
             let held = if mtu < t.mtu { mtu } else { 0 };
+            if held == 0 {
+                probing.forget(); // nothing held: nothing to disprove
+            }
             if held != *said {
+                let before = if *said == 0 { t.mtu } else { *said };
+                if checked && held != 0 && held < before {
+                    probing.want(held, before);
+                }
                 *said = held;
                 changed(t.id, mtu);
             }
+        }
+        self.send_path_mtu_probes(snap, now_ns, &mut probe);
+        disproved
+    }
+
+    /// The path MTU probe of tunnel `t` that went into the spill was not sent after all: it
+    /// is sent again at the next look.
+    pub fn path_mtu_probe_unsent(&mut self, t: TunnelId) {
+        if let Some(probing) = self.path_mtu_probes.get_mut(usize::from(t)) {
+            probing.unsent();
         }
     }
 
@@ -354,19 +435,31 @@ pub fn spill_probe(
     eth: Option<&gre::EthernetAddrs>,
     spill: &mut crate::pipeline::Spill,
 ) -> Sent {
+    spill_into_tunnel(snap, t, eth, spill, TxReason::HealthProbe, |buf, tunnel, iface| {
+        let sender = snap.soft_unicast.as_ref().map(|su| su.backbone);
+        write_probe(buf, t, (iface.ours, iface.peer), snap.health.tag(t, &tunnel.name, seq), seq, sender)
+    })
+}
+
+/// Writes an inner packet with `write` (given the buffer past the headroom, it returns the
+/// packet's length) into the next slot of `spill`, encapsulated into tunnel `t`, sent as
+/// `reason`: what [`spill_probe`] says of it.
+fn spill_into_tunnel(
+    snap: &Snapshot,
+    t: TunnelId,
+    eth: Option<&gre::EthernetAddrs>,
+    spill: &mut crate::pipeline::Spill,
+    reason: TxReason,
+    write: impl FnOnce(&mut [u8], &Tunnel, TunnelInterface) -> Option<usize>,
+) -> Sent {
     use crate::pipeline::HEADROOM;
     let (Some(tunnel), Some(eth)) = (snap.tunnels.get(usize::from(t)), eth) else { return Sent::Cannot };
     let Some(iface) = tunnel.interface else { return Sent::Cannot };
     let Some(slot) = spill.next_slot() else { return Sent::NoRoom };
-    let Some(len) = slot.get_mut(HEADROOM..).and_then(|b| {
-        let sender = snap.soft_unicast.as_ref().map(|su| su.backbone);
-        write_probe(b, t, (iface.ours, iface.peer), snap.health.tag(t, &tunnel.name, seq), seq, sender)
-    }) else {
-        return Sent::Cannot;
-    };
+    let Some(len) = slot.get_mut(HEADROOM..).and_then(|b| write(b, tunnel, iface)) else { return Sent::Cannot };
     match gre::encap_gre(slot, HEADROOM, len, gre::packet::PROTO_IPV4, 0, &tunnel.gre, eth) {
         Ok(start) => {
-            spill.push(start, HEADROOM + len - start, crate::pipeline::TxReason::HealthProbe, Some(t));
+            spill.push(start, HEADROOM + len - start, reason, Some(t));
             Sent::Yes
         }
         Err(_) => Sent::Cannot,
@@ -399,7 +492,7 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn snap(extra_tunnel: &str) -> Snapshot {
+    pub(super) fn snap(extra_tunnel: &str) -> Snapshot {
         Snapshot::build(&crate::config::parse("t.toml", &snap_text(extra_tunnel)).unwrap()).unwrap()
     }
 
@@ -434,7 +527,7 @@ remote = "198.51.100.2"
     }
 
     /// [`reply`] to a probe tunnel `t` sent as tunnel `sent_as` (its id before a reload).
-    fn reply_to_probe_of(s: &Snapshot, t: TunnelId, sent_as: TunnelId, seq: u32) -> Vec<u8> {
+    pub(super) fn reply_to_probe_of(s: &Snapshot, t: TunnelId, sent_as: TunnelId, seq: u32) -> Vec<u8> {
         let mut buf = [0u8; 64];
         let iface = s.tunnels[usize::from(t)].interface.unwrap();
         let name = &s.tunnels[usize::from(t)].name;
@@ -845,7 +938,7 @@ remote = "198.51.100.2"
         const S: u64 = 1_000_000_000;
         fn said(p: &mut Prober, s: &Snapshot, now: u64) -> Vec<(TunnelId, u32)> {
             let mut v = Vec::new();
-            p.path_mtus(s, now, |t, mtu| v.push((t, mtu)));
+            p.path_mtus(s, now, |_, _, _| Sent::Yes, |t, mtu| v.push((t, mtu)));
             v
         }
         let s = snap("");

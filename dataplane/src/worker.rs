@@ -364,9 +364,13 @@ impl<I: FrameIo> Worker<I> {
         let sent = self.io.send_spill(&mut self.state.spill);
         self.state.stats.uncount_unsent(&self.state.spill);
         if let Some(prober) = &mut self.prober {
-            let probes = self.state.spill.unsent().filter(|u| u.0 == crate::pipeline::TxReason::HealthProbe);
-            for t in probes.filter_map(|u| u.2) {
-                prober.unsent(t, &self.snapshot.health_config);
+            use crate::pipeline::TxReason;
+            for (reason, _, t) in self.state.spill.unsent() {
+                match (reason, t) {
+                    (TxReason::HealthProbe, Some(t)) => prober.unsent(t, &self.snapshot.health_config),
+                    (TxReason::PathMtuProbe, Some(t)) => prober.path_mtu_probe_unsent(t),
+                    _ => {}
+                }
             }
         }
         self.state.spill.clear();
@@ -457,19 +461,33 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
         let _ = writeln!(said, "transitd: and {} more tunnels changed state (transitd_tunnel_up)", changes - SAID);
     }
     let mut mtus = 0usize;
-    prober.path_mtus(snap, now, |t, mtu| {
-        mtus += 1;
-        let Some(t) = snap.tunnels.get(usize::from(t)).filter(|_| mtus <= SAID) else { return };
-        if mtu < t.mtu {
-            let _ = writeln!(
-                said,
-                "transitd: tunnel {} takes {mtu} bytes inside (mtu {}): the underlay's path MTU",
-                t.name, t.mtu
-            );
-        } else {
-            let _ = writeln!(said, "transitd: tunnel {} takes its mtu {} again", t.name, t.mtu);
-        }
-    });
+    let disproved = prober.path_mtus(
+        snap,
+        now,
+        |t, seq, mtu| {
+            let before = spill.len();
+            let sent = health::spill_path_mtu_probe(snap, t, seq, mtu, eth, spill);
+            if sent == health::Sent::Yes {
+                stats.count_spilled(spill, before);
+            }
+            sent
+        },
+        |t, mtu| {
+            mtus += 1;
+            let Some(t) = snap.tunnels.get(usize::from(t)).filter(|_| mtus <= SAID) else { return };
+            if mtu < t.mtu {
+                let _ = writeln!(
+                    said,
+                    "transitd: tunnel {} takes {mtu} bytes inside (mtu {}): the underlay's path MTU",
+                    t.name, t.mtu
+                );
+            } else {
+                let _ = writeln!(said, "transitd: tunnel {} takes its mtu {} again", t.name, t.mtu);
+            }
+        },
+    );
+    // Counted, not said: an attacker's errors, each disproved, would fill the log.
+    stats.path_mtu_errors_disproved += disproved;
     if mtus > SAID {
         let _ =
             writeln!(said, "transitd: and {} more tunnels' path MTUs changed (transitd_tunnel_mtu_bytes)", mtus - SAID);

@@ -1979,6 +1979,88 @@ fn a_packet_too_big_from_the_underlay_lowers_its_tunnels_mtu_for_ten_minutes() {
     assert_eq!((off_fate(1), off_fate(3)), ("pass:no_customer".into(), encapsulated.into()));
 }
 
+/// A forged Fragmentation Needed (scapy's, naming 552 about our GRE to acme's router) holds
+/// acme-gre to 528 bytes inside only until its router answers the path MTU probe the prober
+/// sends next: the tunnel's `mtu`, as tshark reads it (1476 bytes inside 1500 of outer IPv4,
+/// DF set on both, good checksums). scapy plays the router, routing the probe's inner packet
+/// back through the tunnel, padding and all; the whole answer brings 1476 back. Forged again,
+/// and no answer this time (the next probe waits ten seconds): 528 stands.
+#[test]
+fn a_forged_too_big_is_disproved_by_the_padded_probe_its_router_answers() {
+    use transitd::health::{Prober, spill_path_mtu_probe};
+    use transitd::pipeline::{Limits, SPILL_SLOTS, Spill};
+    const S: u64 = 1_000_000_000;
+    let (config, _) = tunnel_edge();
+    let snap = snapshot(&config);
+    let acme = snap.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let mut limits = Limits::new(&snap);
+    let file = temp("forged-too-big");
+    scapy_pcap(
+        &file,
+        "q = IP(src='192.0.2.1', dst='198.51.100.1', proto=47, flags='DF', len=1500)/GRE()\n\
+         q = q/IP(src='198.18.0.10', dst='203.0.113.10')/UDP()\n\
+         e = Ether(dst='02:00:00:00:00:01')/IP(src='192.0.2.200', dst='192.0.2.1')\n\
+         frames = [e/ICMP(type=3, code=4, nexthopmtu=552)/q]",
+    );
+    let forged = read_frames(&file).remove(0).bytes;
+    let _ = std::fs::remove_file(&file);
+    let mut prober = Prober::default();
+    prober.rebind(None, &snap);
+    let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    // One look of the prober at `now`: the path MTU probes it sent, and the errors disproved.
+    let look = |prober: &mut Prober, spill: &mut Spill, now: u64| {
+        spill.clear();
+        let probe = |t, seq, mtu| spill_path_mtu_probe(&snap, t, seq, mtu, Some(&snap.eth), spill);
+        let disproved = prober.path_mtus(&snap, now, probe, |_, _| {});
+        (spill.frames().map(<[u8]>::to_vec).collect::<Vec<_>>(), disproved)
+    };
+    let used = ["consumed:underlay_too_big"];
+    assert_eq!(fates(&[verdict_with(&snap, &mut limits, &forged, S)]), used);
+    assert_eq!(snap.health.path_mtu(acme, S), Some(552 - 24), "the floor less the outer IPv4 and GRE headers");
+    let (probes, disproved) = look(&mut prober, &mut spill, 2 * S);
+    assert_eq!((probes.len(), disproved), (1, 0));
+    let probe_file = temp("path-mtu-probe");
+    write_pcap(&probe_file, &probes);
+    let fields = ["frame.len", "ip.len", "ip.flags.df", "ip.checksum.status", "icmp.type", "icmp.checksum.status"];
+    let args: Vec<&str> = ["-T", "fields"].into_iter().chain(fields.iter().flat_map(|f| ["-e", *f])).collect();
+    // Ethernet, outer IPv4 and GRE (38 bytes), then the echo reply of 1476; checksum status 1: good.
+    assert_eq!(tshark_checked(&probe_file, &args), "1514\t1500,1476\t1,1\t1,1\t0\t1\n");
+    // The router's answer, and the same a byte short (its padding not all back).
+    let reply_file = temp("path-mtu-probe-answer");
+    scapy_pcap(
+        &reply_file,
+        &format!(
+            "inner = rdpcap({:?})[0][GRE].payload\n\
+             inner.ttl -= 1\n\
+             del inner.chksum\n\
+             short = inner.copy()\n\
+             short[Raw].load = short[Raw].load[:-1]\n\
+             del short.len, short[ICMP].chksum\n\
+             e = Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()\n\
+             frames = [e/inner, e/short]",
+            probe_file.display().to_string()
+        ),
+    );
+    let answers: Vec<Vec<u8>> = read_frames(&reply_file).into_iter().map(|f| f.bytes).collect();
+    let _ = (std::fs::remove_file(&probe_file), std::fs::remove_file(&reply_file));
+    assert_eq!(answers.iter().map(Vec::len).collect::<Vec<_>>(), [1514, 1513]);
+    let answered = |bytes: &[u8], limits: &mut Limits| fates(&[verdict_with(&snap, limits, bytes, 2 * S + S / 10)]);
+    assert_eq!(answered(&answers[1], &mut limits), [DropReason::TunnelInterface.name()], "a byte short");
+    assert_eq!(answered(&answers[0], &mut limits), ["consumed:health_probe_reply"]);
+    let (probes, disproved) = look(&mut prober, &mut spill, 3 * S);
+    assert_eq!((probes.len(), disproved), (0, 1));
+    assert_eq!(snap.health.path_mtu(acme, 3 * S), None, "its mtu, 1476, again");
+
+    assert_eq!(fates(&[verdict_with(&snap, &mut limits, &forged, 4 * S)]), used);
+    assert_eq!(look(&mut prober, &mut spill, 5 * S), (vec![], 0), "ten seconds after the last probe, not before");
+    let (probes, _) = look(&mut prober, &mut spill, 12 * S);
+    assert_eq!(probes.iter().map(Vec::len).collect::<Vec<_>>(), [1514]);
+    for now in 13..40 {
+        assert_eq!(look(&mut prober, &mut spill, now * S), (vec![], 0), "at {now} s");
+    }
+    assert_eq!(snap.health.path_mtu(acme, 40 * S), Some(528), "unanswered, the error stands");
+}
+
 /// No ICMP error about an ICMP message that is not a query or its reply: RFC 1812
 /// §4.3.2.7 forbids errors about errors, and a type unassigned or deprecated (31, conversion
 /// error; 40, Photuris) may be one (Linux takes any unknown type for one). A timestamp

@@ -286,14 +286,22 @@ pub struct Echo {
 /// Writes the IPv4 ICMP echo message `echo` carrying `payload` into `buf`; returns its
 /// length, or `None` if `buf` is too short.
 pub fn write_ipv4_echo(buf: &mut [u8], echo: &Echo, payload: &[u8]) -> Option<usize> {
-    let len = IPV4_HEADER_LEN + ICMP_HEADER_LEN + payload.len();
-    let payload_len = u16::try_from(ICMP_HEADER_LEN + payload.len()).ok().filter(|_| len <= 65535)?;
+    write_ipv4_echo_padded(buf, echo, payload, 0)
+}
+
+/// [`write_ipv4_echo`], with zeros after `payload` up to a datagram of `len` bytes (none
+/// when `len` is less than it takes): a probe of the size a path carries (RFC 8899 §4.1).
+pub fn write_ipv4_echo_padded(buf: &mut [u8], echo: &Echo, payload: &[u8], len: usize) -> Option<usize> {
+    let len = len.max(IPV4_HEADER_LEN + ICMP_HEADER_LEN + payload.len());
+    let payload_len = u16::try_from(len - IPV4_HEADER_LEN).ok().filter(|_| len <= 65535)?;
     let packet = buf.get_mut(..len)?;
     let (ip, icmp) = packet.split_at_mut(IPV4_HEADER_LEN);
     let header =
         Ipv4Repr { src_addr: echo.src, dst_addr: echo.dst, protocol: IPPROTO_ICMP, payload_len, ttl: echo.ttl, tos: 0 };
     header.emit(&mut Ipv4Packet::new_unchecked(ip));
-    icmp[ICMP_HEADER_LEN..].copy_from_slice(payload);
+    let (data, padding) = icmp[ICMP_HEADER_LEN..].split_at_mut(payload.len());
+    data.copy_from_slice(payload);
+    padding.fill(0); // a reused buffer holds stale bytes
     let [i0, i1] = echo.ident.to_be_bytes();
     let [s0, s1] = echo.seq.to_be_bytes();
     write_icmp_header(icmp, echo.kind, 0, [i0, i1, s0, s1], 0);
@@ -414,6 +422,34 @@ mod tests {
         assert!(!ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
         v6[40] = 135; // neighbour solicitation: informational, answered
         assert!(ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
+    }
+
+    /// A padded echo reply as scapy writes it (`IP(src='10.213.0.1', dst='10.213.0.0', id=0,
+    /// flags='DF', ttl=64)/ICMP(type=0, id=0x7464, seq=1)/Raw(b'ping' + b'\0' * 8)`), into a
+    /// buffer of junk: the padding is written, not left.
+    #[test]
+    fn a_padded_echo_is_the_datagram_scapy_writes() {
+        #[rustfmt::skip]
+        const SCAPY: [u8; 40] = [
+            0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, 0x40, 0x01, 0x25, 0x2b, // 40 bytes, DF
+            0x0a, 0xd5, 0x00, 0x01, 0x0a, 0xd5, 0x00, 0x00,                         // 10.213.0.1 → .0
+            0x00, 0x00, 0xac, 0xc9, 0x74, 0x64, 0x00, 0x01,                         // echo reply
+            0x70, 0x69, 0x6e, 0x67, 0, 0, 0, 0, 0, 0, 0, 0,                         // "ping", padding
+        ];
+        let echo = Echo {
+            kind: ICMPV4_ECHO_REPLY,
+            src: Ipv4Addr::new(10, 213, 0, 1),
+            dst: Ipv4Addr::new(10, 213, 0, 0),
+            ident: 0x7464,
+            seq: 1,
+            ttl: 64,
+        };
+        let mut buf = [0xa5u8; 48];
+        assert_eq!(write_ipv4_echo_padded(&mut buf, &echo, b"ping", 40), Some(40));
+        assert_eq!(buf[..40], SCAPY);
+        assert_eq!(write_ipv4_echo_padded(&mut buf, &echo, b"ping", 10), Some(32), "no shorter than its payload");
+        assert_eq!(write_ipv4_echo_padded(&mut buf, &echo, b"ping", 49), None, "more than the buffer");
+        assert_eq!(write_ipv4_echo_padded(&mut [0u8; 70_000], &echo, b"ping", 65_536), None, "more than IPv4 takes");
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Scrape<'_> {
     /// Frames and bytes per worker, and by verdict and reason.
     fn verdicts(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         type Field = fn(&WorkerStats) -> u64;
-        let per_worker: [(&str, &str, Field); 7] = [
+        let per_worker: [(&str, &str, Field); 8] = [
             ("transitd_rx_packets", "Frames received", |s| s.rx_frames),
             ("transitd_rx_bytes", "Bytes received", |s| s.rx_bytes),
             ("transitd_tx_packets", "Frames transmitted (spilled fragments and probes included)", |s| s.tx_frames),
@@ -189,6 +189,12 @@ impl Scrape<'_> {
                 "Tracked TCP connections evicted while established to make room for new ones (the flow table is too \
                  small for the connections, or a flood fills it)",
                 |s| s.tcp_evicted,
+            ),
+            (
+                "transitd_path_mtu_errors_disproved",
+                "Path MTUs that ICMP Packet Too Big errors about a tunnel's GRE lowered, raised back because the \
+                 tunnel's router answered a probe of the size before (false or forged errors)",
+                |s| s.path_mtu_errors_disproved,
             ),
         ];
         for (name, help, field) in per_worker {

@@ -9,7 +9,9 @@
 //! a tunnel. Anyone can send such an error, as anyone can to a host; the floor (552 bytes of
 //! outer packet over IPv4, Linux's `min_pmtu`; over IPv6 a Packet Too Big naming less than
 //! 1280, RFC 8200 §5, is discarded, RFC 8201 §4) bounds what a forged one costs, and an
-//! error never raises the estimate (RFC 1191 §6.3).
+//! error never raises the estimate (RFC 1191 §6.3). The prober checks each lowering of a
+//! health-checked tunnel with a probe of the size before, and an answer raises it back
+//! (`crate::health`'s path MTU probes).
 
 use std::net::IpAddr;
 

@@ -116,6 +116,9 @@ pub struct WorkerStats {
     /// GRE datagrams given up with fragments of them held (not whole within a second,
     /// evicted, or discarded with a fragment refused).
     pub gre_reassembly_discarded: u64,
+    /// Path MTUs that Packet Too Big errors had lowered, raised back because a path MTU
+    /// probe of the size before was answered (the prober's worker only).
+    pub path_mtu_errors_disproved: u64,
 }
 
 impl Default for WorkerStats {
@@ -143,6 +146,7 @@ impl Default for WorkerStats {
             gre_reassembled: 0,
             tcp_evicted: 0,
             gre_reassembly_discarded: 0,
+            path_mtu_errors_disproved: 0,
         }
     }
 }
@@ -339,6 +343,7 @@ impl WorkerStats {
         self.gre_reassembled += other.gre_reassembled;
         self.tcp_evicted += other.tcp_evicted;
         self.gre_reassembly_discarded += other.gre_reassembly_discarded;
+        self.path_mtu_errors_disproved += other.path_mtu_errors_disproved;
         for (a, b) in self.pass.iter_mut().zip(&other.pass) {
             *a += b;
         }

@@ -212,6 +212,9 @@ reasons! {
         /// threshold, sent from the customer's
         /// address (TCP protection).
         SynChallenge = "syn_challenge",
+        /// A health probe padded to the MTU a tunnel had before a Packet Too Big about its
+        /// underlay lowered it: answered, it disproves the error.
+        PathMtuProbe = "path_mtu_probe",
     }
 }
 

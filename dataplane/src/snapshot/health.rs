@@ -2,7 +2,8 @@
 //! the prober (in the shell, `crate::health`) writes and the pipeline's decapsulation and
 //! route stages read and record, in the life each tunnel's probes are tagged in; the path
 //! MTU the underlay was found to take (the pipeline's `pmtu` stage writes it, the tunnel
-//! stages read it); and the probes' timing. Atomics per
+//! stages read it, the prober raises it back when a path MTU probe disproves it) and the
+//! path MTU probes answered; and the probes' timing. Atomics per
 //! tunnel, read Relaxed on the forwarding path (a path MTU word and its flag are written
 //! SeqCst, the word first; a reader that sees the flag before the word keeps the configured
 //! MTU a packet longer, which is harmless), and
@@ -10,7 +11,7 @@
 //! was answered to the prober): no lock, and no write on the forwarding path but a
 //! recognised probe reply or Packet Too Big.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::TunnelId;
 
@@ -18,8 +19,14 @@ use super::TunnelId;
 pub const PROBE_MAGIC: [u8; 8] = *b"transitd";
 /// Payload: magic, tag (8), tunnel id (2), zero (2), sequence number (4), and the backbone
 /// address of the server that sent it (4; zero outside a soft-unicast fleet), where the
-/// server its reply reaches relays it.
+/// server its reply reaches relays it. A path MTU probe's has its whole length (padding
+/// included) where the zero is, and is padded with zeros.
 pub const PROBE_PAYLOAD_LEN: usize = 28;
+
+/// What a path MTU probe's tag key differs from a health probe's by ("path_mtu"): a tag
+/// made for one kind never verifies as the other's, whatever bytes the two hashed, so no
+/// reply to a small health probe can pass for an answer to a large one.
+const PATH_MTU_PROBE_KEY: u64 = 0x7061_7468_5f6d_7475;
 
 /// The backbone address a probe's payload names, if it is a probe's and names one (the
 /// tag is not checked: only the server that sent it can).
@@ -90,6 +97,15 @@ impl ProbeLife {
     }
 }
 
+/// What a probe reply that verifies answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reply {
+    /// Health probe `seq` of life `life`.
+    Probe { life: u32, seq: u32 },
+    /// Path MTU probe `seq`, come back whole.
+    PathMtuProbe { seq: u32 },
+}
+
 /// Health state shared by the workers for one snapshot's tunnels.
 #[derive(Debug)]
 pub struct HealthTable {
@@ -119,6 +135,10 @@ pub struct HealthTable {
     /// A bit a tunnel: a reply was recorded since the prober last looked. The prober judges
     /// an answered probe at its next tick from these, without walking every tunnel.
     answers: Box<[AtomicU64]>,
+    /// Per tunnel, the highest path MTU probe sequence number answered (the prober numbers
+    /// them apart from health probes). Kept apart from the flags the route stage reads, as
+    /// the lives are.
+    path_mtu_probes_answered: Box<[AtomicU32]>,
 }
 
 #[derive(Debug)]
@@ -139,6 +159,7 @@ impl HealthTable {
     pub fn new(tunnels: usize) -> HealthTable {
         let answers = (0..tunnels.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let lives = (0..tunnels).map(|_| AtomicU64::new(0)).collect();
+        let path_mtu_probes_answered = (0..tunnels).map(|_| AtomicU32::new(0)).collect();
         let tunnels = (0..tunnels)
             .map(|_| TunnelHealth {
                 up: AtomicBool::new(true),
@@ -152,6 +173,7 @@ impl HealthTable {
             key: [AtomicU64::new(0), AtomicU64::new(0)],
             any_path_mtu: AtomicBool::new(false),
             answers,
+            path_mtu_probes_answered,
         }
     }
 
@@ -221,6 +243,25 @@ impl HealthTable {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         lowered
+    }
+
+    /// A path MTU probe of `mtu` bytes inside was answered: the underlay carries that much
+    /// (RFC 8899 §4.1), and the errors that took tunnel `t` lower were false. Raises the
+    /// path MTU held at `now_ns` back to `mtu` for the rest of its hold, or (`None`: the
+    /// probe was of the tunnel's own `mtu`) forgets it. Returns whether one held lower.
+    pub fn raise_path_mtu(&self, t: TunnelId, mtu: Option<u32>, now_ns: u64) -> bool {
+        let Some(h) = self.tunnels.get(usize::from(t)) else { return false };
+        // SeqCst as in lower_path_mtu: an error a worker records meanwhile is either
+        // overwritten here (the answer came after it) or written after, and stands.
+        h.path_mtu
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+                let held = held(word, now_ns)?;
+                match mtu {
+                    None => Some(0),
+                    Some(mtu) => (held < mtu).then_some((word & !u64::from(u32::MAX)) | u64::from(mtu)),
+                }
+            })
+            .is_ok()
     }
 
     /// Zeroes the path MTUs that no longer hold at `now_ns` and clears the flag when none
@@ -305,19 +346,32 @@ impl HealthTable {
     /// generators hold them); no other life meets it, since its last byte is 0 (a life is 32
     /// bits, written as 64 little-endian, as when lives were 64-bit), which no name holds.
     pub fn tag(&self, t: TunnelId, name: &str, seq: u32) -> u64 {
-        self.tag_in(self.probe_life(usize::from(t)).life, name, seq)
+        self.tag_in(self.probe_life(usize::from(t)).life, name, seq, None)
     }
 
-    /// [`HealthTable::tag`] in life `life`.
-    fn tag_in(&self, life: u32, name: &str, seq: u32) -> u64 {
+    /// The tag of path MTU probe `seq` of tunnel `t`, whose payload is `payload_len` bytes
+    /// long: as [`HealthTable::tag`], under the key with [`PATH_MTU_PROBE_KEY`] in its first
+    /// word, of the length too (little-endian), so that a reply verifies only with the
+    /// length the probe was sent with.
+    pub fn path_mtu_probe_tag(&self, t: TunnelId, name: &str, seq: u32, payload_len: u16) -> u64 {
+        self.tag_in(self.probe_life(usize::from(t)).life, name, seq, Some(payload_len))
+    }
+
+    /// [`HealthTable::tag`] in life `life`, or [`HealthTable::path_mtu_probe_tag`] with a
+    /// payload length.
+    fn tag_in(&self, life: u32, name: &str, seq: u32, path_mtu_probe: Option<u16>) -> u64 {
         use std::hash::Hasher as _;
         let [k0, k1] = self.key();
+        let k0 = if path_mtu_probe.is_some() { k0 ^ PATH_MTU_PROBE_KEY } else { k0 };
         let mut h = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
         h.write(name.as_bytes());
         if life != 0 {
             h.write(&u64::from(life).to_le_bytes());
         }
         h.write(&seq.to_le_bytes());
+        if let Some(len) = path_mtu_probe {
+            h.write(&len.to_le_bytes());
+        }
         h.finish()
     }
 
@@ -347,28 +401,53 @@ impl HealthTable {
         self.replied(t) >= seq
     }
 
-    /// Records a probe reply that arrived through tunnel `t`, named `name`, if its payload
-    /// is one of ours for that tunnel in its present life (its tag verifies). Returns
-    /// whether it was.
-    pub fn record_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> bool {
-        let Some((life, seq)) = self.verify_reply(t, name, payload) else { return false };
-        self.raise_replied(t, life, seq);
-        self.note_answer(t);
-        true
+    /// Whether tunnel `t`'s path MTU probe `seq` has been answered (or a later one).
+    pub fn path_mtu_probe_answered(&self, t: TunnelId, seq: u32) -> bool {
+        self.path_mtu_probes_answered.get(usize::from(t)).is_some_and(|a| a.load(Ordering::Acquire) >= seq)
     }
 
-    /// The life and sequence number of a reply through tunnel `t`, named `name`, if its tag
-    /// verifies in the tunnel's present life.
-    fn verify_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> Option<(u32, u32)> {
+    /// Records a probe reply that arrived through tunnel `t`, named `name`, if its payload
+    /// is one of ours for that tunnel in its present life (its tag verifies). Returns
+    /// whether it was. A path MTU probe's reply answers it only whole: the padding that made
+    /// the probe the size under test came back too.
+    pub fn record_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> bool {
+        match self.verify_reply(t, name, payload) {
+            Some(Reply::Probe { life, seq }) => {
+                self.raise_replied(t, life, seq);
+                self.note_answer(t);
+                true
+            }
+            Some(Reply::PathMtuProbe { seq }) => {
+                // Release: the prober, reading it (Acquire), judges the probe by it.
+                if let Some(answered) = self.path_mtu_probes_answered.get(usize::from(t)) {
+                    answered.fetch_max(seq, Ordering::Release);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What a reply through tunnel `t`, named `name`, answers, if its tag verifies in the
+    /// tunnel's present life.
+    fn verify_reply(&self, t: TunnelId, name: &str, payload: &[u8]) -> Option<Reply> {
         // What the tag covers, up to the sequence number: the sender's address after it is
         // for relaying (and absent from probes transitd sent before it had one).
         let p = payload.get(..24)?;
         let word = |r: std::ops::Range<usize>| p[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
         let seq = word(20..24) as u32;
+        if p[..8] != PROBE_MAGIC || word(16..18) != u64::from(t) {
+            return None;
+        }
         // Read once, with the answers: the tag is checked in the life the answer is raised in.
         let life = self.lives.get(usize::from(t)).map(|l| ProbeLife::unpack(l.load(Ordering::Relaxed)).life)?;
-        let ours = p[..8] == PROBE_MAGIC && word(16..18) == u64::from(t) && word(8..16) == self.tag_in(life, name, seq);
-        ours.then_some((life, seq))
+        let padded_len = word(18..20) as u16;
+        if padded_len != 0 {
+            let whole = usize::from(padded_len) <= payload.len();
+            let ours = whole && word(8..16) == self.tag_in(life, name, seq, Some(padded_len));
+            return ours.then_some(Reply::PathMtuProbe { seq });
+        }
+        (word(8..16) == self.tag_in(life, name, seq, None)).then_some(Reply::Probe { life, seq })
     }
 
     /// Raises tunnel `t`'s highest answered sequence number to `seq` while it is still in
@@ -433,6 +512,7 @@ impl HealthTable {
     /// turned off); the prober's later move must not bring it back.
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool, path_mtu: bool) {
         let was = old.probe_life(o);
+        let probes_answered = old.path_mtu_probes_answered.get(o).map_or(0, |a| a.load(Ordering::Acquire));
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
         // One that lapsed is carried and cleared at the prober's next check.
@@ -455,6 +535,11 @@ impl HealthTable {
             }
             if old.judged.load(Ordering::Relaxed) {
                 new.judged.store(true, Ordering::Relaxed);
+            }
+            // The prober's path MTU probe numbers go on across lives (its state follows the
+            // tunnel's name): the highest answered is kept.
+            if let Some(a) = self.path_mtu_probes_answered.get(t) {
+                a.fetch_max(probes_answered, Ordering::Release);
             }
         }
     }
@@ -549,9 +634,9 @@ mod tests {
     fn tags_are_written_as_before_lives_were_packed() {
         let h = HealthTable::new(1);
         h.set_key([1, 2]);
-        assert_eq!(h.tag_in(0, "acme-gre", 7), 0xd883_b726_c3b9_f715);
-        assert_eq!(h.tag_in(5, "acme-gre", 7), 0xefe3_1363_29ea_f002);
-        assert_eq!(h.tag_in(u32::MAX, "acme-gre", 7), 0xf51f_9c3d_c946_68d2);
+        assert_eq!(h.tag_in(0, "acme-gre", 7, None), 0xd883_b726_c3b9_f715);
+        assert_eq!(h.tag_in(5, "acme-gre", 7, None), 0xefe3_1363_29ea_f002);
+        assert_eq!(h.tag_in(u32::MAX, "acme-gre", 7, None), 0xf51f_9c3d_c946_68d2);
         assert_eq!(h.tag(0, "acme-gre", 7), 0xd883_b726_c3b9_f715, "a first table's tunnel is in life 0");
     }
 
@@ -564,7 +649,7 @@ mod tests {
         let h = HealthTable::new(1);
         h.set_key([1, 2]);
         let late = payload(&h, 0, "probed", u32::MAX);
-        let (life, seq) = h.verify_reply(0, "probed", &late).unwrap();
+        let Some(Reply::Probe { life, seq }) = h.verify_reply(0, "probed", &late) else { panic!("a probe reply") };
         h.restart(0); // between the worker's read of the life and its write
         h.raise_replied(0, life, seq);
         assert_eq!(h.replied(0), 0);
@@ -592,6 +677,23 @@ mod tests {
         let mut next = payload(&old, 0, "a", 10);
         next[16..18].copy_from_slice(&1u16.to_be_bytes());
         assert!(new.record_reply(1, "a", &next), "a reply to a's next probe");
+    }
+
+    /// An answered path MTU probe raises what errors set, for the rest of their hold (not a
+    /// hold of its own), never lowers what holds, and forgets it when it was of the tunnel's
+    /// own `mtu` (`None`).
+    #[test]
+    fn a_path_mtu_probe_answer_raises_the_held_mtu_for_the_rest_of_its_hold() {
+        let h = HealthTable::new(1);
+        assert!(!h.raise_path_mtu(0, Some(1400), S), "nothing held");
+        assert!(h.lower_path_mtu(0, 528, S));
+        assert!(!h.raise_path_mtu(0, Some(500), 2 * S), "never lower");
+        let hold = h.path_mtus()[0] >> 32;
+        assert!(h.raise_path_mtu(0, Some(1400), 300 * S));
+        assert_eq!((h.path_mtu(0, 300 * S), h.path_mtus()[0] >> 32), (Some(1400), hold));
+        assert!(!h.lower_path_mtu(0, 1450, 301 * S), "an error still never raises it");
+        assert!(h.raise_path_mtu(0, None, 302 * S));
+        assert_eq!(h.path_mtu(0, 302 * S), None);
     }
 
     #[test]
