@@ -247,7 +247,9 @@ impl Prober {
         }
         self.mtus_checked_ns = now_ns;
         snap.health.expire_path_mtus(now_ns);
-        if !snap.health.any_path_mtu() && self.mtu_said.iter().all(|&m| m == 0) {
+        let claims = snap.health.take_path_mtu_claims();
+        let busy = self.path_mtu_probes.iter().any(|p| p.is_busy());
+        if !snap.health.any_path_mtu() && !claims && !busy && self.mtu_said.iter().all(|&m| m == 0) {
             return 0;
         }
         let mut disproved = 0;
@@ -261,6 +263,15 @@ impl Prober {
             let held = if mtu < t.mtu { mtu } else { 0 };
             if held == 0 {
                 probing.forget(); // nothing held: nothing to disprove
+            }
+            // A doubted error's claim: the size in force is probed before it is believed.
+            if let Some(claimed) = snap.health.path_mtu_claim(t.id) {
+                if !checked || claimed >= mtu {
+                    // Unprobed (a reload took its interface): believed, as errors about it are.
+                    snap.health.settle_path_mtu_claim(t.id, claimed < mtu, now_ns);
+                } else if !probing.want_claim(claimed, mtu) {
+                    snap.health.note_path_mtu_claims(); // taken up when this probe is judged
+                }
             }
             if held != *said {
                 let before = if *said == 0 { t.mtu } else { *said };

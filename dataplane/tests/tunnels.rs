@@ -2051,14 +2051,17 @@ fn a_forged_too_big_is_disproved_by_the_padded_probe_its_router_answers() {
     assert_eq!((probes.len(), disproved), (0, 1));
     assert_eq!(snap.health.path_mtu(acme, 3 * S), None, "its mtu, 1476, again");
 
+    // Disproved once, the tunnel's errors are doubted: the next claims 528 but lowers
+    // nothing until a probe of the size in force (1476) goes unanswered.
     assert_eq!(fates(&[verdict_with(&snap, &mut limits, &forged, 4 * S)]), used);
+    assert_eq!(snap.health.path_mtu(acme, 4 * S), None, "doubted: claimed, not lowered");
     assert_eq!(look(&mut prober, &mut spill, 5 * S), (vec![], 0), "ten seconds after the last probe, not before");
     let (probes, _) = look(&mut prober, &mut spill, 12 * S);
     assert_eq!(probes.iter().map(Vec::len).collect::<Vec<_>>(), [1514]);
     for now in 13..40 {
         assert_eq!(look(&mut prober, &mut spill, now * S), (vec![], 0), "at {now} s");
     }
-    assert_eq!(snap.health.path_mtu(acme, 40 * S), Some(528), "unanswered, the error stands");
+    assert_eq!(snap.health.path_mtu(acme, 40 * S), Some(528), "unanswered, the claim is taken");
 }
 
 /// No ICMP error about an ICMP message that is not a query or its reply: RFC 1812

@@ -13,6 +13,11 @@
 //! No answer, and the lowered MTU stands: a router that cannot send the size back (its
 //! tunnel's MTU, the return path) looks like a true error, the safe side.
 //!
+//! Once an error about a tunnel was disproved, the next ones for the hold's ten minutes
+//! are doubted ([`HealthTable::path_mtu_error`]): each only claims its MTU, the size in
+//! force is probed, and the claim is taken only if that goes unanswered. Forged errors sent
+//! without end so hold a tunnel lower once, not between every two probes.
+//!
 //! What the probes cost an attacker's flood of errors: one probe in flight a tunnel, one
 //! every [`PATH_MTU_PROBE_SPACING_NS`] a tunnel, and [`PATH_MTU_PROBES_A_LOOK`] a look
 //! (about a second) over every tunnel, taken in turn.
@@ -92,6 +97,12 @@ pub(super) struct PathMtuProbe {
     sent_ns: u64,
     /// None is sent before.
     next_ns: u64,
+    /// The probe is of the size in force, for a doubted error's claim
+    /// ([`HealthTable::path_mtu_error`]): unanswered, the claim is believed.
+    claim: bool,
+    /// A claim was just believed, its probe unanswered: the lowering it makes is not probed
+    /// again at the same size.
+    believed: bool,
 }
 
 impl PathMtuProbe {
@@ -99,15 +110,40 @@ impl PathMtuProbe {
     /// or the larger size already wanted. While one is in flight its judging looks at what
     /// holds then.
     pub(super) fn want(&mut self, held: u32, before: u32) {
+        if std::mem::take(&mut self.believed) {
+            return;
+        }
         if !self.in_flight {
             self.size = self.size.max(before);
             self.lowered = held;
         }
     }
 
-    /// Nothing holds the tunnel lower any more: nothing to disprove.
+    /// A doubted error claimed `claimed` (inside) while `in_force` holds: `in_force` is to be
+    /// probed before the claim is believed, unless a probe is wanted or in flight already.
+    /// Returns whether it is to be (or is being) probed.
+    pub(super) fn want_claim(&mut self, claimed: u32, in_force: u32) -> bool {
+        if self.size == 0 && !self.in_flight {
+            (self.size, self.lowered, self.claim) = (in_force, claimed, true);
+        }
+        self.claim
+    }
+
+    /// A probe is wanted or in flight: the looks go on until it is judged.
+    pub(super) fn is_busy(&self) -> bool {
+        self.size != 0 || self.in_flight
+    }
+
+    /// Nothing holds the tunnel lower any more: nothing to disprove (a claim's probe stays).
     pub(super) fn forget(&mut self) {
-        (self.size, self.lowered, self.in_flight) = (0, 0, false);
+        if !self.claim {
+            (self.size, self.lowered, self.in_flight) = (0, 0, false);
+        }
+    }
+
+    /// The probe is judged, or given up.
+    fn done(&mut self) {
+        (self.size, self.lowered, self.in_flight, self.claim) = (0, 0, false, false);
     }
 
     /// The probe in flight went to the spill but not onto the wire: sent again at the next
@@ -137,10 +173,22 @@ impl PathMtuProbe {
         if !answered && now_ns < self.sent_ns.saturating_add(snap.health_config.timeout_ns) {
             return false;
         }
-        let (size, lowered) = (self.size, self.lowered);
-        self.forget();
+        let (size, lowered, claim) = (self.size, self.lowered, self.claim);
+        self.done();
+        if claim {
+            // The size in force came back: the claim was false. Unanswered: believed.
+            self.believed = snap.health.settle_path_mtu_claim(t.id, !answered, now_ns);
+            if answered {
+                snap.health.doubt_path_mtu_errors(t.id, now_ns);
+            }
+            return answered;
+        }
         if answered {
-            return snap.health.raise_path_mtu(t.id, (size < t.mtu).then_some(size), now_ns);
+            let disproved = snap.health.raise_path_mtu(t.id, (size < t.mtu).then_some(size), now_ns);
+            if disproved {
+                snap.health.doubt_path_mtu_errors(t.id, now_ns);
+            }
+            return disproved;
         }
         // An error that came while it was in flight took the tunnel lower still: the size
         // this probe stood for is probed next.
@@ -189,9 +237,21 @@ impl Prober {
             let Some(probing) = self.path_mtu_probes.get_mut(i).filter(|p| checked && p.is_due(now_ns)) else {
                 continue;
             };
-            if budget == 0 || probing.send(i as TunnelId, now_ns, &mut *send) == Sent::NoRoom {
+            if budget == 0 {
                 self.path_mtu_probes_from = i; // first at the next look
                 return;
+            }
+            match probing.send(i as TunnelId, now_ns, &mut *send) {
+                Sent::NoRoom => {
+                    self.path_mtu_probes_from = i;
+                    return;
+                }
+                // A claim not probed is believed: the safe side, as an unanswered one.
+                Sent::Cannot if probing.claim => {
+                    probing.done();
+                    snap.health.settle_path_mtu_claim(i as TunnelId, true, now_ns);
+                }
+                _ => {}
             }
             budget -= 1;
         }
@@ -338,5 +398,66 @@ mod tests {
         }
         let checked = s.tunnels.iter().filter(|t| t.interface.is_some()).count();
         assert_eq!(probed.len(), checked, "every health-checked tunnel");
+    }
+
+    /// Once an error was disproved, the next are claims: not believed until a probe of the
+    /// size in force goes unanswered. Answered, nothing is lowered; unanswered, the claim
+    /// (the lowest made) is.
+    #[test]
+    fn after_a_disproved_error_the_next_are_probed_before_they_are_believed() {
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let name = s.tunnels[0].name.clone();
+        assert!(s.health.path_mtu_error(0, 528, S), "not doubted yet: lowered at once");
+        assert_eq!(look(&mut p, &s, 2 * S).0, [(0, 1, 1476)]);
+        assert!(s.health.record_reply(0, &name, &answer(&s, 1, 1476, 0)));
+        assert_eq!(look(&mut p, &s, 3 * S), (vec![], 1));
+        assert_eq!(s.health.path_mtu(0, 3 * S), None);
+        // Doubted now: claimed, not lowered, and probed when the spacing allows.
+        assert!(!s.health.path_mtu_error(0, 1000, 4 * S));
+        assert!(!s.health.path_mtu_error(0, 600, 4 * S));
+        assert_eq!(s.health.path_mtu(0, 4 * S), None, "a doubted error lowers nothing");
+        assert_eq!(look(&mut p, &s, 5 * S), (vec![], 0), "ten seconds after the last probe");
+        assert_eq!(look(&mut p, &s, 12 * S).0, [(0, 2, 1476)], "the size in force");
+        assert!(s.health.record_reply(0, &name, &answer(&s, 2, 1476, 0)));
+        assert_eq!(look(&mut p, &s, 13 * S), (vec![], 1), "disproved in turn");
+        assert_eq!((s.health.path_mtu(0, 13 * S), s.health.path_mtu_claim(0)), (None, None));
+        // Unanswered: the lowest claim is believed once the probe times out.
+        assert!(!s.health.path_mtu_error(0, 900, 14 * S));
+        assert_eq!(look(&mut p, &s, 22 * S).0, [(0, 3, 1476)]);
+        let timeout = s.health_config.timeout_ns;
+        assert_eq!(s.health.path_mtu(0, 22 * S + timeout / 2), None, "while the probe is out");
+        assert_eq!(look(&mut p, &s, 23 * S + timeout), (vec![], 0));
+        assert_eq!(s.health.path_mtu(0, 23 * S + timeout), Some(900));
+        for now in 24..40 {
+            assert_eq!(look(&mut p, &s, now * S), (vec![], 0), "1476 went unanswered: not probed again at {now} s");
+        }
+    }
+
+    /// An error a second for a minute, forged, every probe answered: once the first is
+    /// disproved, no error lowers the tunnel again (it was lower until then, not nine seconds
+    /// in ten), and each probe disproves the claims since the last.
+    #[test]
+    fn forged_errors_without_end_hold_the_tunnel_lower_once() {
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let (mut lower, mut disproved) = (Vec::new(), 0);
+        for now in 1..61 {
+            s.health.path_mtu_error(0, 528, now * S);
+            if s.health.path_mtu(0, now * S).is_some() {
+                lower.push(now);
+            }
+            let (probes, n) = look(&mut p, &s, now * S + S / 2);
+            disproved += n;
+            for &(t, seq, mtu) in &probes {
+                assert_eq!(mtu, 1476);
+                assert!(s.health.record_reply(t, &s.tunnels[0].name, &answer(&s, seq, mtu, 0)));
+            }
+        }
+        // The first error's hold lasts until the look that judges its probe's answer.
+        assert_eq!(lower, [1, 2], "lowered by the first error only");
+        assert_eq!(disproved, 6, "a probe each ten seconds, each answered");
     }
 }

@@ -114,7 +114,7 @@ pub(super) fn process(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFr
     // Not below what the tunnel's `mtu` already keeps its packets under: nothing to lower
     // (and nothing to hold: the configuration may lower `mtu` further meanwhile).
     if inner < t.mtu {
-        snap.health.lower_path_mtu(tunnel, inner, ctx.now);
+        snap.health.path_mtu_error(tunnel, inner, ctx.now);
     }
     Verdict::Consumed(ConsumeReason::UnderlayTooBig)
 }

@@ -139,6 +139,14 @@ pub struct HealthTable {
     /// them apart from health probes). Kept apart from the flags the route stage reads, as
     /// the lives are.
     path_mtu_probes_answered: Box<[AtomicU32]>,
+    /// Per tunnel, while errors about it are doubted (one was disproved within
+    /// [`PATH_MTU_HOLD_NS`]) and until when (upper half, in units of 2^TIME_SHIFT ns), the
+    /// lowest MTU inside the errors since claimed (lower half; 0: none), for the prober to
+    /// probe before it is believed ([`HealthTable::path_mtu_error`]).
+    doubts: Box<[AtomicU64]>,
+    /// Some tunnel may hold a claim the prober has not taken up: set with each, taken by the
+    /// prober's look ([`HealthTable::take_path_mtu_claims`]).
+    any_claim: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -160,6 +168,7 @@ impl HealthTable {
         let answers = (0..tunnels.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let lives = (0..tunnels).map(|_| AtomicU64::new(0)).collect();
         let path_mtu_probes_answered = (0..tunnels).map(|_| AtomicU32::new(0)).collect();
+        let doubts = (0..tunnels).map(|_| AtomicU64::new(0)).collect();
         let tunnels = (0..tunnels)
             .map(|_| TunnelHealth {
                 up: AtomicBool::new(true),
@@ -174,6 +183,8 @@ impl HealthTable {
             any_path_mtu: AtomicBool::new(false),
             answers,
             path_mtu_probes_answered,
+            doubts,
+            any_claim: AtomicBool::new(false),
         }
     }
 
@@ -243,6 +254,68 @@ impl HealthTable {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         lowered
+    }
+
+    /// A Packet Too Big received at `now_ns` says tunnel `t`'s underlay takes inner packets
+    /// of at most `mtu` bytes: lowered at once ([`HealthTable::lower_path_mtu`]), as a host
+    /// lowers a route, unless an error about the tunnel was disproved within
+    /// [`PATH_MTU_HOLD_NS`]: then it is only claimed (the lowest of the claims kept), and the
+    /// prober believes it when a probe of the size in force goes unanswered (RFC 8899
+    /// §4.6.2: a PTB not used directly). An attacker who forges errors without end so holds
+    /// a tunnel lower for a probe's timeout once, not nine seconds in ten; a true error
+    /// about a tunnel so doubted waits for that timeout. Returns whether the MTU in force fell.
+    pub fn path_mtu_error(&self, t: TunnelId, mtu: u32, now_ns: u64) -> bool {
+        let Some(doubt) = self.doubts.get(usize::from(t)) else { return false };
+        if held(doubt.load(Ordering::Relaxed), now_ns).is_none() {
+            return self.lower_path_mtu(t, mtu, now_ns);
+        }
+        // Written only when the claim falls: a flood of one error writes the word once.
+        let claimed = doubt.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+            let claimed = word as u32;
+            (claimed == 0 || mtu < claimed).then_some((word & !u64::from(u32::MAX)) | u64::from(mtu))
+        });
+        if claimed.is_ok() {
+            self.note_path_mtu_claims();
+        }
+        false
+    }
+
+    /// Marks that some tunnel holds a claim for the prober to take up. Release: the prober,
+    /// taking the mark (Acquire), sees the claim written before it.
+    pub fn note_path_mtu_claims(&self) {
+        self.any_claim.store(true, Ordering::Release);
+    }
+
+    /// Whether some tunnel may hold a claim not taken up since the last call (the mark is
+    /// taken: a claim the prober cannot take up yet is marked again).
+    pub fn take_path_mtu_claims(&self) -> bool {
+        self.any_claim.load(Ordering::Relaxed) && self.any_claim.swap(false, Ordering::Acquire)
+    }
+
+    /// An error about tunnel `t` was disproved at `now_ns`: the next ones for
+    /// [`PATH_MTU_HOLD_NS`] are probed before they are believed.
+    pub fn doubt_path_mtu_errors(&self, t: TunnelId, now_ns: u64) {
+        if let Some(doubt) = self.doubts.get(usize::from(t)) {
+            let until = now_ns.saturating_add(PATH_MTU_HOLD_NS) >> TIME_SHIFT;
+            let _ = doubt
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| Some(until << 32 | (word & 0xffff_ffff)));
+        }
+    }
+
+    /// The lowest MTU inside that doubted errors about tunnel `t` claimed and the prober has
+    /// not yet settled ([`HealthTable::settle_path_mtu_claim`]).
+    pub fn path_mtu_claim(&self, t: TunnelId) -> Option<u32> {
+        let word = self.doubts.get(usize::from(t))?.load(Ordering::Relaxed);
+        Some(word as u32).filter(|&claimed| claimed != 0)
+    }
+
+    /// Settles tunnel `t`'s claim at `now_ns`: `believed` (its probe went unanswered, or
+    /// none could be sent), the path MTU is lowered to it; else it is forgotten. Returns
+    /// whether the MTU in force fell.
+    pub fn settle_path_mtu_claim(&self, t: TunnelId, believed: bool, now_ns: u64) -> bool {
+        let Some(doubt) = self.doubts.get(usize::from(t)) else { return false };
+        let claimed = doubt.fetch_and(!u64::from(u32::MAX), Ordering::Relaxed) as u32;
+        believed && claimed != 0 && self.lower_path_mtu(t, claimed, now_ns)
     }
 
     /// A path MTU probe of `mtu` bytes inside was answered: the underlay carries that much
@@ -513,6 +586,7 @@ impl HealthTable {
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool, path_mtu: bool) {
         let was = old.probe_life(o);
         let probes_answered = old.path_mtu_probes_answered.get(o).map_or(0, |a| a.load(Ordering::Acquire));
+        let old_doubts = &old.doubts;
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
         // One that lapsed is carried and cleared at the prober's next check.
@@ -520,6 +594,9 @@ impl HealthTable {
         if path_mtu && carried != 0 {
             new.path_mtu.store(carried, Ordering::SeqCst);
             self.any_path_mtu.store(true, Ordering::SeqCst);
+        }
+        if path_mtu && let (Some(new), Some(old)) = (self.doubts.get(t), old_doubts.get(o)) {
+            new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         if probed {
             // The reload's copy takes the old life; the prober's later move finds the same one
