@@ -9,8 +9,9 @@
 //! fields give their lengths, so a test reads its bytes straight out of the frame.
 //!
 //! Meanings are Wireshark 4.0's, checked against tshark:
-//! - a protocol's bytes are its header: `ip` is `ip.hdr_len` bytes, `ipv6` the fixed header
-//!   and its extension headers, `tcp` `tcp.hdr_len`, `udp` 8, `eth` 14; `icmp` and `icmpv6`
+//! - a protocol's bytes are its header: `ip` is `ip.hdr_len` bytes (of a header tshark calls
+//!   bogus, the length its header length field says, whatever its version), `ipv6` the fixed
+//!   header and its extension headers, `tcp` `tcp.hdr_len`, `udp` 8, `eth` 14; `icmp` and `icmpv6`
 //!   are the whole message; `frame` is every byte captured; `tcp.payload` and
 //!   `udp.payload` are the segment's and datagram's data (present only when there is some),
 //!   Ethernet padding excluded, cut where the capture is;
@@ -32,7 +33,7 @@ use std::num::IntErrorKind;
 use std::ops::Range;
 
 use crate::ast::Span;
-use crate::field::{ABSENT, Dim, Key};
+use crate::field::{ABSENT, BOGUS_IPV4, BOGUS_IPV6, Dim, Key};
 use crate::set::IntervalSet;
 
 /// A field whose value is bytes.
@@ -150,6 +151,13 @@ impl Layer {
                 let start = at(Dim::L3At)?;
                 cut(start, start + at(Dim::IpHdrLen)?)
             }
+            // A bogus header is as long as its header length says, whatever its version: the
+            // parser keeps where that ends in the transport's layout slot.
+            Layer::Ip if version == u32::from(BOGUS_IPV4) => cut(at(Dim::L3At)?, at(Dim::L4At)?),
+            Layer::Ipv6 if version == u32::from(BOGUS_IPV6) => {
+                let start = at(Dim::L3At)?;
+                cut(start, start + 40)
+            }
             // tshark counts the extension headers into `ipv6` when it reaches the transport
             // (the parser points a later fragment's layout slot past the fixed header); it
             // never does behind a Mobility header (135), which it reads as one of them.
@@ -247,6 +255,9 @@ impl Layer {
                 Some(cut(start, if len < at(Dim::IpHdrLen)? { frame_len } else { start + len }))
             }
             Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
+            // A bogus header has no length tshark believes: it searches to the frame's end.
+            Layer::Ip if version == u32::from(BOGUS_IPV4) => Some(cut(at(Dim::L3At)?, frame_len)),
+            Layer::Ipv6 if version == u32::from(BOGUS_IPV6) => Some(cut(at(Dim::L3At)?, frame_len)),
             Layer::Tcp => {
                 at(Dim::SrcPort)?;
                 Some(cut(l4(6)?, ip_payload_end(key)?))

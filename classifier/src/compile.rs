@@ -111,6 +111,7 @@ fn guard(g: Guard, holds: bool) -> F {
     let (dim, set) = match g {
         Guard::Always => return if holds { F::True } else { F::False },
         Guard::IpVersion(v) => (Dim::IpVersion, IntervalSet::single(v.into())),
+        Guard::IpLayer(v) => (Dim::IpVersion, IntervalSet::range(v.into(), u128::from(v) + 1)),
         Guard::L4Proto(p) => (Dim::L4Proto, IntervalSet::single(p.into())),
         Guard::Has(d) => (d, present_values()),
     };

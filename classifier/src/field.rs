@@ -14,6 +14,17 @@
 /// The value of a slot the packet does not carry.
 pub const ABSENT: u32 = u32::MAX;
 
+/// [`Dim::IpVersion`] of an IPv4 layer whose header tshark 4.0 calls bogus and reads no
+/// further (after EtherType 0x0800: a version other than 4 or 6, a header length below 20,
+/// fewer than 20 bytes): it still shows `ip`, and `ip.hdr_len` behind a version of 4, but no
+/// other field. One above 4, so that `ip` is one range of the slot. No stage after the
+/// parser sees it: the frame is dropped as malformed.
+pub const BOGUS_IPV4: u8 = 5;
+
+/// The same of IPv6 (after EtherType 0x86dd: a version other than 6, fewer than 40 bytes):
+/// `ipv6` and nothing more.
+pub const BOGUS_IPV6: u8 = 7;
+
 macro_rules! dims {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// One slot of a [`Key`].
@@ -28,7 +39,8 @@ macro_rules! dims {
 }
 
 dims! {
-    /// 4 or 6 for the outermost IP header, [`ABSENT`] for non-IP frames.
+    /// 4 or 6 for the outermost IP header, [`ABSENT`] for non-IP frames ([`BOGUS_IPV4`] or
+    /// [`BOGUS_IPV6`] for a header tshark calls bogus).
     IpVersion,
     /// Source address, most significant word first (IPv4: word 0, the rest zero).
     Src0,
@@ -436,6 +448,9 @@ pub enum Guard {
     Always,
     /// The outermost IP header has this version.
     IpVersion(u8),
+    /// The outermost IP layer is of this version (4 or 6), its header read or bogus
+    /// ([`BOGUS_IPV4`], [`BOGUS_IPV6`]: the version plus one).
+    IpLayer(u8),
     /// The transport protocol is this one.
     L4Proto(u8),
     /// This slot holds a value (for values that use a slot's whole range, which therefore
@@ -489,6 +504,8 @@ const fn occ(guard: Guard, slot: Slot) -> Occurrence {
 
 const V4: Guard = Guard::IpVersion(4);
 const V6: Guard = Guard::IpVersion(6);
+/// An IPv4 layer, its header read or bogus: `ip` and `ip.hdr_len`.
+const V4_LAYER: Guard = Guard::IpLayer(4);
 const TCP: Guard = Guard::L4Proto(6);
 const UDP: Guard = Guard::L4Proto(17);
 const ICMP: Guard = Guard::L4Proto(1);
@@ -586,8 +603,8 @@ pub static FIELDS: &[FieldDef] = &[
             occ(Guard::Always, Narrow(Dim::Mpls2Ttl))
         ]
     ),
-    field!("ip", Ty::Protocol, [occ(V4, Slot::None)]),
-    field!("ip.hdr_len", U8, [occ(V4, Narrow(Dim::IpHdrLen))]),
+    field!("ip", Ty::Protocol, [occ(V4_LAYER, Slot::None)]),
+    field!("ip.hdr_len", U8, [occ(V4_LAYER, Narrow(Dim::IpHdrLen))]),
     field!("ip.id", U16, [occ(V4, Narrow(Dim::IpId))]),
     field!("ip.dsfield", U8, [occ(V4, Narrow(Dim::Tos))]),
     field!("ip.dsfield.dscp", U8, [occ(V4, Narrow(Dim::Dscp))]),
@@ -601,7 +618,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ip.flags.df", Ty::Bool, [occ(V4, Narrow(Dim::Df))]),
     field!("ip.flags.mf", Ty::Bool, [occ(V4, Narrow(Dim::Mf))]),
     field!("ip.frag_offset", U16, [occ(V4, Narrow(Dim::FragOffset))]),
-    field!("ipv6", Ty::Protocol, [occ(V6, Slot::None)]),
+    field!("ipv6", Ty::Protocol, [occ(Guard::IpLayer(6), Slot::None)]),
     field!("ipv6.src", Ty::Ipv6, [occ(V6, SRC)]),
     field!("ipv6.dst", Ty::Ipv6, [occ(V6, DST)]),
     field!("ipv6.addr", Ty::Ipv6, [occ(V6, SRC), occ(V6, DST)]),
@@ -668,6 +685,7 @@ impl Occurrence {
         match self.guard {
             Guard::Always => true,
             Guard::IpVersion(v) => key.get(Dim::IpVersion) == u32::from(v),
+            Guard::IpLayer(v) => (u32::from(v)..=u32::from(v) + 1).contains(&key.get(Dim::IpVersion)),
             Guard::L4Proto(p) => key.get(Dim::L4Proto) == u32::from(p),
             Guard::Has(dim) => key.get(dim) != ABSENT,
         }
@@ -729,6 +747,21 @@ mod tests {
         assert_eq!(ip_src.value(&key), Some(0x0a00_0001u128 << 96));
         let ipv6_src = lookup("ipv6.src").unwrap().occurrences[0];
         assert_eq!(ipv6_src.value(&key), None);
+    }
+
+    #[test]
+    fn a_bogus_header_is_its_protocol_and_header_length_alone() {
+        // tshark 4.0 on an IPv4 header length of 16 shows `ip` and `ip.hdr_len`, on an IPv6
+        // header of version 4 `ipv6` (dataplane/tests/data/header-edges.pcap).
+        let mut key = Key::new(60);
+        key.set(Dim::IpVersion, BOGUS_IPV4.into());
+        key.set(Dim::IpHdrLen, 16);
+        let present = |key: &Key, name: &str| lookup(name).unwrap().occurrences.iter().any(|o| o.value(key).is_some());
+        let shown = ["ip", "ip.hdr_len", "ip.src", "ip.len", "ipv6"].map(|name| present(&key, name));
+        assert_eq!(shown, [true, true, false, false, false]);
+        key.set(Dim::IpVersion, BOGUS_IPV6.into());
+        let shown = ["ipv6", "ipv6.src", "ip", "ip.hdr_len"].map(|name| present(&key, name));
+        assert_eq!(shown, [true, false, false, false]);
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn key() -> impl Strategy<Value = Key> {
     let port = prop::sample::select(&[0u16, 20, 21, 22, 53, 80, 443, 1023, 1024, 65535][..]);
     let small = prop::sample::select(&[0u8, 1, 3, 6, 8, 17, 58, 64, 128, 255][..]);
     (
-        0..3u8,
+        0..5u8,
         (v4.clone(), v4, v6.clone(), v6),
         (prop::sample::select(&[0u8, 1, 6, 17, 47, 58][..]), small.clone(), small.clone(), small),
         (port.clone(), port, any::<u16>(), any::<bool>()),
@@ -183,6 +183,16 @@ fn key() -> impl Strategy<Value = Key> {
                 match ipver {
                     1 => key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0),
                     2 => key.set_ipv6(s6, d6, proto, ttl, 40),
+                    // Headers tshark calls bogus: `ip` (with its header length) or `ipv6` alone.
+                    3 => {
+                        key.set(classifier::Dim::IpVersion, classifier::field::BOGUS_IPV4.into());
+                        key.set(classifier::Dim::IpHdrLen, 16);
+                        return key;
+                    }
+                    4 => {
+                        key.set(classifier::Dim::IpVersion, classifier::field::BOGUS_IPV6.into());
+                        return key;
+                    }
                     _ => return key,
                 }
                 if has_l4 && l4 != 0 {

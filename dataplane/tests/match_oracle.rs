@@ -513,20 +513,21 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
 /// frame of `data/header-edges.pcap` is): TCP behind a header length below 20 (ports, sequence
 /// number, header length and `tcp.len`, no flags and nothing after them; `tcp` the whole
 /// segment), IPv6 later fragments and Mobility headers (`ipv6` the fixed header alone), ICMP
-/// and ICMPv6 cut short (no `icmp` before 6 bytes), UDP length 0 over IPv6 (RFC 2675), IPv6
-/// payload length 0, IPv4 total length 0 (TSO) and below the header. transitd reads the fields
-/// tshark reads but on the documented differences, checked last: UDP-Lite's `udp.*`, an ICMP
-/// first fragment shorter than 6 bytes, IPv4 headers tshark calls bogus, and UDP behind Shim6.
+/// and ICMPv6 cut short (no `icmp` before 6 bytes, whole or a first fragment; no `icmpv6` of
+/// no bytes behind IPv4), UDP length 0 over IPv6 (RFC 2675), IPv6 payload length 0, IPv4 total
+/// length 0 (TSO) and below the header, IPv4 and IPv6 headers tshark calls bogus (`ip` with
+/// its header length, `ipv6`, and nothing more), an IPv4 header longer than the bytes (its
+/// fixed fields), IP under four VLAN tags. transitd reads the fields tshark reads but on the
+/// documented differences, checked last: UDP-Lite's `udp.*`, UDP behind Shim6, IPv6 behind
+/// EtherType IPv4, GRE shorter than 4 bytes, and a fourth tag's `vlan.id`.
 #[test]
 fn headers_at_the_edges_have_the_fields_tshark_reads() {
     let file = root().join("dataplane/tests/data/header-edges.pcap");
     let udp_lite = theirs(&file, "ip.proto == 136 or ipv6.nxt == 136");
-    let short_icmp_fragment =
-        theirs(&file, "ip.flags.mf == 1 and ip.frag_offset == 0 and ip.proto == 1 and ip.len < 26");
-    let bogus_ip = theirs(&file, "ip and (ip.hdr_len < 20 or ip.version != 4)");
     let shim6 = theirs(&file, "ipv6.nxt == 140");
-    assert_eq!((udp_lite.len(), short_icmp_fragment.len(), bogus_ip.len(), shim6.len()), (6, 1, 2, 1));
-    let aside = &(&(&udp_lite | &short_icmp_fragment) | &bogus_ip) | &shim6;
+    let ipv6_as_ipv4 = theirs(&file, "ip and ipv6");
+    assert_eq!((udp_lite.len(), shim6.len(), ipv6_as_ipv4.len()), (6, 1, 1));
+    let aside = &(&udp_lite | &shim6) | &ipv6_as_ipv4;
     let (mut wrong, mut selective) = (Vec::new(), 0);
     for expr in [
         "tcp",
@@ -599,6 +600,29 @@ fn headers_at_the_edges_have_the_fields_tshark_reads() {
         "tcp.srcport == 1",
         "tcp.payload == \"hello\"",
         "udp.payload == \"hello\"",
+        "ip.hdr_len",
+        "ip.hdr_len == 16",
+        "ip.hdr_len == 0",
+        "ip.hdr_len == 60",
+        "len(ip) == 16",
+        "len(ip) == 0",
+        "ip[0] == 44",
+        "ip[0:1] == 55",
+        "ip.dsfield",
+        "ip contains \"yyyy\"",
+        "ip.len == 200 and ip.src == 10.0.0.1 and ip.ttl == 64 and ip.proto == 17",
+        "ip.proto == 47",
+        "icmpv6.type",
+        "ipv6.src == 2001:db8::1",
+        "ipv6.plen",
+        "ipv6 contains \"xxxx\"",
+        "ipv6[0] == 45",
+        "udp.port == 6",
+        "udp.port == 2",
+        "vlan",
+        "vlan.id == 1",
+        "vlan.id == 3",
+        "ieee8021ad.id == 30",
     ] {
         let (ours, tsharks) = (&transitd_frames(&file, expr) - &aside, &theirs(&file, expr) - &aside);
         if ours != tsharks {
@@ -607,21 +631,15 @@ fn headers_at_the_edges_have_the_fields_tshark_reads() {
         selective += usize::from(!tsharks.is_empty());
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
-    assert!(selective >= 55, "only {selective} expressions select a frame");
+    assert!(selective >= 80, "only {selective} expressions select a frame");
     // UDP-Lite: tshark dissects it with UDP's fields under the protocol `udplite`; transitd's
     // `udp.*` are UDP's alone, its `udplite` is tshark's (4 bytes and more of it).
     assert_eq!(transitd_frames(&file, "udplite"), theirs(&file, "udplite"));
     assert_eq!(theirs(&file, "udplite").len(), 4);
     assert_eq!(theirs(&file, "udp.port == 53"), theirs(&file, "udplite"));
     assert!(transitd_frames(&file, "udp.port == 53 or udp.payload or udp.checksum").is_disjoint(&udp_lite));
-    // An ICMP first fragment of 4 bytes: no `icmp` in tshark; its layer and type in transitd.
-    assert!(theirs(&file, "icmp").is_disjoint(&short_icmp_fragment));
-    assert!(transitd_frames(&file, "icmp.type == 8 and not icmp.ident").is_superset(&short_icmp_fragment));
-    // A header length below 20 or a version not 4: tshark's `ip` with the fields before the
-    // fault, no IPv4 layer in transitd. A total length below the header's: tshark's `ip` stops
-    // at `ip.len`, transitd's has the rest of the header too (no transport in either).
-    assert!(theirs(&file, "ip").is_superset(&bogus_ip));
-    assert!(transitd_frames(&file, "ip").is_disjoint(&bogus_ip));
+    // A total length below the header's: tshark's `ip` stops at `ip.len`, transitd's has the
+    // rest of the header too (no transport in either).
     let short_total = theirs(&file, "ip.len < 20");
     assert_eq!(short_total.len(), 2);
     assert!(theirs(&file, "ip.src or tcp or udp").is_disjoint(&short_total));
@@ -630,6 +648,22 @@ fn headers_at_the_edges_have_the_fields_tshark_reads() {
     // it; transitd's transport is the Shim6 header.
     assert!(theirs(&file, "udp.dstport == 6 and len(ipv6) == 48").is_superset(&shim6));
     assert!(transitd_frames(&file, "udp or len(ipv6) == 48").is_disjoint(&shim6));
+    // IPv6 behind EtherType IPv4: tshark shows `ip` (a bogus version 6), then the IPv6 packet;
+    // transitd's key, one IP layer, holds the IPv6 packet alone.
+    let inside = "ipv6.src == 2001:db8::1 and udp.port == 6 and udp.payload == \"abcd\" and len(ipv6) == 40";
+    assert_eq!(transitd_frames(&file, inside), ipv6_as_ipv4);
+    assert_eq!(theirs(&file, inside), ipv6_as_ipv4);
+    assert!(transitd_frames(&file, "ip or len(ip) == 0").is_disjoint(&ipv6_as_ipv4));
+    // GRE: tshark's layer begins at 4 bytes, transitd's (by which the pipeline knows GRE) at
+    // none.
+    let gre = theirs(&file, "ip.proto == 47");
+    assert_eq!((gre.len(), theirs(&file, "gre").len()), (4, 1));
+    assert_eq!(transitd_frames(&file, "gre"), gre);
+    // A fourth VLAN tag's ID is one of tshark's `vlan.id`; the key holds the first three.
+    let fourth = theirs(&file, "vlan.id == 4");
+    assert_eq!(fourth.len(), 1);
+    assert!(transitd_frames(&file, "vlan.id == 4").is_disjoint(&fourth));
+    assert!(transitd_frames(&file, "vlan.id == 3 and udp.port == 2").is_superset(&fourth));
 }
 
 /// Spaces in a slice: transitd takes what tshark takes and refuses what it refuses (a

@@ -539,14 +539,17 @@ pub(super) fn icmp_error(
 /// checks in `gre::icmp` see only the first next header): no error about an ICMP error
 /// however deep it sits (RFC 1812 §4.3.2.7, RFC 4443 §2.4 (e)), and no Time Exceeded about
 /// a fragment other than the first (IPv4 refuses every error about one; an IPv6 Packet Too
-/// Big about any fragment is what path MTU discovery needs).
+/// Big about any fragment is what path MTU discovery needs). A first fragment's protocol is
+/// its own even where the key has no transport (ICMP before 6 bytes, as tshark): with no
+/// type to tell, it may be an error, and is not answered.
 fn error_may_answer(key: &Key, ip: &IpFrame, kind: IcmpKind) -> bool {
     let later_fragment = ip.fragment.is_some_and(|f| f.offset > 0);
     if later_fragment && (!ip.is_ipv6 || matches!(kind, IcmpKind::TimeExceeded)) {
         return false;
     }
     let icmp_type = key.get(Dim::IcmpType);
-    match key.get(Dim::L4Proto) {
+    let protocol = ip.fragment.filter(|f| f.offset == 0).map_or(key.get(Dim::L4Proto), |f| u32::from(f.protocol));
+    match protocol {
         1 => u8::try_from(icmp_type).is_ok_and(gre::icmp::icmpv4_is_informational),
         // Errors (below 128) and Redirects (137) are never answered (RFC 4443 §2.4 e.1, e.2).
         58 => icmp_type != ABSENT && icmp_type >= 128 && icmp_type != u32::from(gre::icmp::ICMPV6_REDIRECT),

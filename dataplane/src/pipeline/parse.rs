@@ -11,8 +11,10 @@
 //! reading by a property test. etherparse checks every length field against the buffer, so
 //! a header that claims more bytes than the frame holds is `truncated`, never read past.
 //! Fields of the layers that did parse stay in the key of a malformed frame (for `match` and
-//! drop captures); the pipeline drops it either way.
+//! drop captures), and a header tshark calls bogus is in it as tshark shows it (its protocol,
+//! `classifier::field::BOGUS_IPV4`); the pipeline drops the frame either way.
 
+use classifier::field::{BOGUS_IPV4, BOGUS_IPV6};
 use classifier::{Dim, Key};
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
@@ -156,11 +158,7 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
             break;
         }
         let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::Truncated) };
-        let id = vlan.vlan_identifier().value();
-        // Wireshark's `vlan` is an 802.1Q tag; an 802.1ad service tag is `ieee8021ad`.
-        if ether_type == EtherType::PROVIDER_BRIDGING {
-            key.set_service_vlan(id);
-        } else if !key.push_vlan(id) {
+        if !record_tag(key, ether_type, vlan.vlan_identifier().value()) {
             return Parsed::Bad(DropReason::TooManyVlanTags);
         }
         ether_type = vlan.ether_type();
@@ -172,9 +170,42 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
         EtherType::IPV6 => parse_ipv6(key, rest, l3_start),
         t if MPLS_ETHERTYPES.contains(&t) && !in_pseudowire => parse_mpls(key, frame, l3_start),
         // etherparse reads three tags; a fourth is an attack or a mistake.
-        t if VLAN_ETHERTYPES.contains(&t) => Parsed::Bad(DropReason::TooManyVlanTags),
+        t if VLAN_ETHERTYPES.contains(&t) => too_many_vlan_tags(key, frame, rest, t),
         _ => Parsed::NotIp,
     }
+}
+
+/// Records a tag's VLAN ID: Wireshark's `vlan` is an 802.1Q tag, an 802.1ad service tag is
+/// `ieee8021ad`. False for an 802.1Q tag past the three the key holds.
+#[inline(always)]
+fn record_tag(key: &mut Key, ether_type: EtherType, id: u16) -> bool {
+    if ether_type == EtherType::PROVIDER_BRIDGING {
+        key.set_service_vlan(id);
+        return true;
+    }
+    key.push_vlan(id)
+}
+
+/// The tags from a fourth on (`rest`, announced by `ether_type`), and what they carry: the
+/// frame is dropped, but tshark reads the IP packet under any number of tags, and so does the
+/// key (the IDs of 802.1Q tags past the third aside).
+#[cold]
+fn too_many_vlan_tags(key: &mut Key, frame: &[u8], mut rest: &[u8], mut ether_type: EtherType) -> Parsed {
+    // Each tag takes four bytes, so the frame's length bounds the walk.
+    while VLAN_ETHERTYPES.contains(&ether_type) {
+        let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::TooManyVlanTags) };
+        let _ = record_tag(key, ether_type, vlan.vlan_identifier().value());
+        ether_type = vlan.ether_type();
+        rest = vlan.payload_slice();
+    }
+    let l3_start = frame.len() - rest.len();
+    // Only the key is wanted: the frame is dropped whatever it carries.
+    let _ = match ether_type {
+        EtherType::IPV4 => parse_ipv4(key, rest, l3_start),
+        EtherType::IPV6 => parse_ipv6(key, rest, l3_start),
+        _ => Parsed::NotIp,
+    };
+    Parsed::Bad(DropReason::TooManyVlanTags)
 }
 
 /// An MPLS label stack at `frame[start..]` and, for the key, what its bottom carries, told as
@@ -362,8 +393,41 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
         key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
         let declared = total_len.saturating_sub(h.slice().len());
         fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
+    } else {
+        unsliced_ipv4(key, l3, l3_start);
     }
     Parsed::Bad(reason)
+}
+
+/// An IPv4 header etherparse cannot slice at all, in the key as far as tshark 4.0 reads it.
+/// Behind a version of 6 tshark shows `ip`, then hands the bytes to its IPv6 dissector: the
+/// key holds the IPv6 packet (without that `ip`: a key holds one IP layer). Behind another
+/// version than 4, a header length below 20 or fewer than 20 bytes: `ip`, its header length
+/// (of version 4) and its bytes alone ([`BOGUS_IPV4`]). A fixed header whose options run past
+/// the bytes: the fixed header's fields, and nothing behind them.
+fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
+    let Some(&version_ihl) = l3.first() else { return }; // no byte, no `ip`
+    let header_len = usize::from(version_ihl & 0x0f) * 4;
+    match version_ihl >> 4 {
+        6 => {
+            let _ = parse_ipv6(key, l3, l3_start);
+        }
+        4 if header_len >= 20 && l3.len() >= 20 => {
+            fill_ipv4(key, l3);
+            if key.get(Dim::IpLen) == 0 {
+                // TCP segmentation offload's, as in `bad_ipv4`.
+                key.set(Dim::IpLen, l3.len().min(0xffff) as u32);
+            }
+        }
+        version => {
+            key.set(Dim::IpVersion, BOGUS_IPV4.into());
+            // Where the header length says the header ends: `ip`'s bytes (classifier::bytes).
+            key.set(Dim::L4At, (l3_start + header_len) as u32);
+            if version == 4 {
+                key.set(Dim::IpHdrLen, header_len as u32);
+            }
+        }
+    }
 }
 
 /// Whether the IPv6 packet `l3` begins with a Hop-by-Hop header holding a Jumbo Payload
@@ -408,6 +472,10 @@ fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 // slice reads past a header cut short (etherparse 0.21), so a fragment here
                 // counts as a later one.
                 fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
+            } else {
+                // A version other than 6, or fewer than 40 bytes: tshark's `ipv6` all the same
+                // (with what fields the bytes hold), and no more.
+                key.set(Dim::IpVersion, BOGUS_IPV6.into());
             }
             return Parsed::Bad(reason);
         }
@@ -632,16 +700,19 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
 }
 
 /// Whether tshark 4.0 has no layer at all for transport `proto` with only `len` bytes of its
-/// header: TCP, UDP and UDP-Lite before their ports (4 bytes), ICMP before its sixth byte
-/// (it reads the identifier's bytes before it adds its layer, whatever the type). A first
-/// `fragment` keeps its ICMP layer however few its bytes (a difference, docs/rules.md): the
-/// pipeline judges by the type whether it may answer it with an ICMP error, and its sanity
-/// check drops it below 8 bytes anyway.
+/// header, in a whole packet or a first fragment alike: TCP, UDP and UDP-Lite before their
+/// ports (4 bytes), ICMP before its sixth byte (it reads the identifier's bytes before it
+/// adds its layer, whatever the type), ICMPv6 without a byte behind IPv4 (whose dissector
+/// hands an empty payload to none; IPv6's does). `key` holds the IP header's fields. GRE has
+/// its layer however short (a difference, docs/rules.md: tshark's begins at 4 bytes): the
+/// pipeline knows GRE by it, and GRE from no tunnel's router follows `gre_unsupported`
+/// whatever it holds.
 #[inline]
-fn headless(proto: IpNumber, len: usize, fragment: bool) -> bool {
+fn headless(key: &Key, proto: IpNumber, len: usize) -> bool {
     match proto {
         IpNumber::TCP | IpNumber::UDP | IpNumber::UDP_LITE => len < 4,
-        IpNumber::ICMP => len < 6 && !fragment,
+        IpNumber::ICMP => len < 6,
+        IpNumber::IPV6_ICMP => len == 0 && key.get(Dim::IpVersion) == 4,
         _ => false,
     }
 }
@@ -660,7 +731,7 @@ fn parse_l4(
     key.set(Dim::L4At, l4_start as u32);
     if fragmented {
         // tshark has no TCP or UDP layer before its ports (4 bytes) are there ([`headless`]).
-        if first && !headless(proto, payload.len(), true) {
+        if first && !headless(key, proto, payload.len()) {
             key.set_l4_proto(proto.0);
             fill_l4_from_bytes(key, proto, payload);
             // A TCP header length below 20 is as bad in a first fragment as in a whole
@@ -676,7 +747,7 @@ fn parse_l4(
     }
     // Whole or not, tshark has no TCP or UDP layer before the ports are there, no ICMP layer
     // before six bytes.
-    if !headless(proto, payload.len(), false) {
+    if !headless(key, proto, payload.len()) {
         key.set_l4_proto(proto.0);
     }
     let bad = match proto {
@@ -794,7 +865,7 @@ fn fill_traffic_class(key: &mut Key, tos: u8) {
 /// tshark computes from it even when the capture is cut short).
 fn fill_l4_lenient(key: &mut Key, proto: IpNumber, fragmented: bool, first: bool, payload: &[u8], declared: usize) {
     // tshark has no TCP or UDP layer before its ports (4 bytes) are there ([`headless`]).
-    if (!fragmented || first) && !headless(proto, payload.len(), fragmented) {
+    if (!fragmented || first) && !headless(key, proto, payload.len()) {
         key.set_l4_proto(proto.0);
         fill_l4_from_bytes(key, proto, payload);
     }
@@ -859,8 +930,7 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
         }
         IpNumber::ICMP | IpNumber::IPV6_ICMP => {
             // Each field as its bytes come, as tshark reads them: ICMPv6's type from one byte
-            // and its code from two (ICMP has no layer before six but in a first fragment,
-            // [`headless`]).
+            // and its code from two (ICMP has no layer before six, [`headless`]).
             if let [t, ..] = *b {
                 key.set(Dim::IcmpType, t.into());
                 if let Some(&c) = b.get(1) {
@@ -943,7 +1013,7 @@ fn tcp_mss(mut options: &[u8]) -> (Option<u16>, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use classifier::Dim;
+    use classifier::{ABSENT, Dim};
     use etherparse::Ipv6Slice;
 
     // Ethernet (dst, src, 0x8100) + VLAN 100 (0x0800) + IPv4/UDP 10.0.0.1:1234 → 203.0.113.7:53,
@@ -1039,7 +1109,64 @@ mod tests {
         let mut four =
             vec![0xa0, 0x1e, 0x81, 0x00, 0x00, 0x64, 0x81, 0x00, 0x00, 0x65, 0x81, 0x00, 0x00, 0x66, 0x08, 0x00];
         four.extend(&VLAN_UDP[18..]);
-        assert_eq!(parse_frame(&ethernet(0x88a8, &four), 0).1, Parsed::Bad(DropReason::TooManyVlanTags));
+        let (key, parsed) = parse_frame(&ethernet(0x88a8, &four), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::TooManyVlanTags));
+        // Dropped, but read on as tshark reads it: the third 802.1Q tag, and the IP under it.
+        assert_eq!([key.get(Dim::Vlan2), key.get(Dim::IpVersion), key.get(Dim::DstPort)], [102, 4, 53]);
+    }
+
+    #[test]
+    fn an_ip_header_etherparse_cannot_slice_keeps_what_tshark_reads() {
+        // VLAN_UDP's IPv4 packet (at 18, 28 bytes) with a header length of 4 (16 bytes):
+        // `ip` and `ip.hdr_len` alone, `ip` 16 bytes long (to the transport's layout slot).
+        let ip = &VLAN_UDP[18..46];
+        let first_byte = |b: u8| [&[b][..], &ip[1..]].concat();
+        let (key, parsed) = parse_frame(&ethernet(0x0800, &first_byte(0x44)), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::BadIpv4Header));
+        let bogus = u32::from(BOGUS_IPV4);
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::IpHdrLen), key.get(Dim::L4At)], [bogus, 16, 14 + 16]);
+        assert_eq!([key.get(Dim::Src0), key.get(Dim::IpLen), key.get(Dim::L4Proto)], [ABSENT; 3]);
+        // Version 5: `ip` of the header length's 20 bytes, and no `ip.hdr_len`.
+        let (key, _) = parse_frame(&ethernet(0x0800, &first_byte(0x55)), 0);
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::IpHdrLen), key.get(Dim::L4At)], [bogus, ABSENT, 14 + 20]);
+        // A header length of 60 where 46 bytes are there: the fixed header, no transport.
+        let mut cut = first_byte(0x4f);
+        cut.resize(46, 0);
+        let (key, parsed) = parse_frame(&ethernet(0x0800, &cut), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::Truncated));
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::IpHdrLen), key.get(Dim::IpLen)], [4, 60, 28]);
+        assert_eq!([key.get(Dim::Ttl), key.get(Dim::L4Proto)], [64, ABSENT]);
+        // IPv6 (UDP 1234 -> 53) behind EtherType IPv4: its fields; IPv4 behind EtherType IPv6:
+        // `ipv6` alone.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        v6.extend([0x20; 32]);
+        v6.extend([0x04, 0xd2, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00]);
+        let (key, parsed) = parse_frame(&ethernet(0x0800, &v6), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::BadIpv4Header));
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::L4Proto), key.get(Dim::DstPort)], [6, 17, 53]);
+        let (key, parsed) = parse_frame(&ethernet(0x86dd, &VLAN_UDP[18..]), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::BadIpv6Header));
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::Src0)], [u32::from(BOGUS_IPV6), ABSENT]);
+    }
+
+    #[test]
+    fn transports_too_short_for_a_tshark_layer_are_not_in_the_key() {
+        // VLAN_UDP's IPv4 header as an ICMP first fragment (more fragments) of 4 bytes: no
+        // ICMP layer, and still a fragment of protocol 1. Of 6: ICMP.
+        let mut f = VLAN_UDP;
+        f[27] = 1;
+        f[24] = 0x20;
+        f[21] = 24; // total length
+        let (key, parsed) = parse_frame(&f, 64);
+        assert_eq!([key.get(Dim::L4Proto), key.get(Dim::IcmpType)], [ABSENT; 2]);
+        assert!(matches!(parsed, Parsed::Ip(IpFrame { fragment: Some(Fragment { protocol: 1, .. }), .. })));
+        f[21] = 26;
+        assert_eq!(parse_frame(&f, 64).0.get(Dim::L4Proto), 1);
+        // ICMPv6 (58) of no bytes behind IPv4: no layer (behind IPv6, one).
+        f[27] = 58;
+        f[24] = 0;
+        f[21] = 20;
+        assert_eq!(parse_frame(&f, 64).0.get(Dim::L4Proto), ABSENT);
     }
 
     /// Ethernet (type `ether_type`) from 02:..:01 to 02:..:02, then `rest`.

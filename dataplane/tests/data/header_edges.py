@@ -7,17 +7,25 @@ extension headers and Mobility headers (135), whose `ipv6` is the fixed header a
 ICMPv6 cut short (no `icmp` before 6 bytes, the identifier from 6, the sequence number from 8;
 ICMPv6's type from 1 byte); UDP-Lite (IP protocol 136); UDP length 0 over IPv6 (RFC 2675)
 and over IPv4; an IPv6 payload length of 0; IPv4 total lengths of 0 (TSO) and below the
-header; IPv4 headers with a header length below 20 and a version not 4; UDP behind a Shim6
-header. Deterministic. Run with Debian's python3-scapy:
+header; IPv4 headers with a header length below 20 or a version not 4 (6 among them), an IPv6
+header of version 4, an IPv4 header longer than the bytes; UDP behind a Shim6 header; GRE cut
+short (tshark's `gre` begins at 4 bytes); ICMPv6 of no bytes behind IPv4; four VLAN tags.
+Deterministic.
+Run with Debian's python3-scapy:
     /usr/bin/python3 dataplane/tests/data/header_edges.py dataplane/tests/data/header-edges.pcap
 """
 import struct
 import sys
-from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw, wrpcap
+from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw, wrpcap
 
 E = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 v4 = lambda **k: E / IP(src="10.0.0.1", dst="10.0.0.2", **k)
 v6 = lambda **k: E / IPv6(src="2001:db8::1", dst="2001:db8::2", **k)
+
+
+def raw(ether_type, payload):
+    """`payload` behind an Ethernet header of `ether_type`, whatever its first byte says."""
+    return Ether(src=E.src, dst=E.dst, type=ether_type) / Raw(payload)
 
 
 def snapped(frame, length):
@@ -93,13 +101,32 @@ frames = [
     v4(len=10) / TCP(sport=1, dport=2, flags="S") / Raw(b"hello"),
     v4(len=19) / UDP(sport=1, dport=2) / Raw(b"hello"),
     # 45-46: IPv4 headers tshark calls bogus and still shows as `ip` (a header length of 16,
-    # version 5), which transitd does not read at all.
+    # version 5), with `ip.hdr_len` (of version 4) and nothing more.
     *[
-        Ether(src=E.src, dst=E.dst, type=0x0800) / Raw(bytes([first]) + bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2) / Raw(b"hello"))[1:])
+        raw(0x0800, bytes([first]) + bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2) / Raw(b"hello"))[1:])
         for first in (0x44, 0x55)
     ],
     # 47: UDP behind a Shim6 header (140), which tshark reads as an extension header.
     v6(nh=140) / Raw(bytes([17, 0, 0x80, 0]) + b"\x00" * 4) / UDP(sport=5, dport=6),
+    # 48: an IPv4 header length of 0: `ip` of no bytes, `ip.hdr_len` 0.
+    raw(0x0800, bytes([0x40]) + bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2))[1:]),
+    # 49: IPv6 behind EtherType IPv4: tshark's `ip` (version 6, bogus), then its IPv6 and UDP.
+    raw(0x0800, bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5, dport=6) / Raw(b"abcd"))),
+    # 50: IPv4 behind EtherType IPv6: `ipv6` (version 4, bogus) of 40 bytes, and nothing more.
+    raw(0x86DD, bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / Raw(b"x" * 30))),
+    # 51: a header length of 60 where the frame holds 46 bytes of a 200-byte packet: the fixed
+    # header's fields, no transport.
+    raw(0x0800, bytes([0x4F]) + bytes(IP(src="10.0.0.1", dst="10.0.0.2", len=200) / UDP(sport=1, dport=2) / Raw(b"y" * 18))[1:]),
+    # 52-55: GRE of 0, 2 and 4 bytes, and a first fragment of 2: tshark has no `gre` before
+    # its flags and protocol type (transitd has, from no byte on).
+    *[v4(proto=47) / Raw(bytes([0, 0, 8, 0])[:n]) for n in (0, 2, 4)],
+    v4(proto=47, flags="MF") / Raw(b"\x00\x00"),
+    # 56: ICMPv6 of no bytes behind IPv4 (whose dissector hands an empty payload to none).
+    v4(proto=58),
+    # 57-58: four VLAN tags, and a service tag with three, over UDP: tshark reads the IP
+    # packet under them.
+    E / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / Dot1Q(vlan=4) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2),
+    Ether(src=E.src, dst=E.dst, type=0x88A8) / Dot1Q(vlan=30) / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2),
 ]
 for k, f in enumerate(frames):
     f.time = 1700000000 + k / 1000
