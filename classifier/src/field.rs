@@ -15,10 +15,12 @@
 pub const ABSENT: u32 = u32::MAX;
 
 /// [`Dim::IpVersion`] of an IPv4 layer whose header tshark 4.0 calls bogus and reads no
-/// further (after EtherType 0x0800: a version other than 4 or 6, a header length below 20,
-/// fewer than 20 bytes): it still shows `ip`, and `ip.hdr_len` behind a version of 4, but no
-/// other field. One above 4, so that `ip` is one range of the slot. No stage after the
-/// parser sees it: the frame is dropped as malformed.
+/// further (after EtherType 0x0800: a version other than 4 or 6, a header length below 20):
+/// it still shows `ip`, and `ip.hdr_len` behind a version of 4, but no other field (of a
+/// header cut short, fewer than 20 bytes, tshark shows the fields its bytes hold, the key
+/// these alone: a difference, docs/rules.md). One above 4, so that `ip` is one range of the
+/// slot. No stage after the parser acts on it: the frame is dropped as malformed (or, inside
+/// MPLS with `mpls = "pass"`, passed as it came).
 pub const BOGUS_IPV4: u8 = 5;
 
 /// The same of IPv6 (after EtherType 0x86dd: a version other than 6, fewer than 40 bytes):

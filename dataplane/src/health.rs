@@ -256,7 +256,9 @@ impl Prober {
         let tunnels = snap.tunnels.iter().zip(self.mtu_said.iter_mut()).zip(self.path_mtu_probes.iter_mut());
         for ((t, said), probing) in tunnels {
             let checked = t.interface.is_some();
-            if checked && probing.judge(snap, t, now_ns) {
+            if !checked {
+                probing.done(); // a reload took its interface: no probe goes, none is judged
+            } else if probing.judge(snap, t, now_ns) {
                 disproved += 1;
             }
             let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now_ns, None);

@@ -141,8 +141,8 @@ impl PathMtuProbe {
         }
     }
 
-    /// The probe is judged, or given up.
-    fn done(&mut self) {
+    /// The probe is judged, or given up (its tunnel no longer health-checked).
+    pub(super) fn done(&mut self) {
         (self.size, self.lowered, self.in_flight, self.claim) = (0, 0, false, false);
     }
 
@@ -433,6 +433,30 @@ mod tests {
         for now in 24..40 {
             assert_eq!(look(&mut p, &s, now * S), (vec![], 0), "1476 went unanswered: not probed again at {now} s");
         }
+    }
+
+    /// A doubted error's claim made just before a reload is probed after it, and believed
+    /// unanswered. The reload's table had the claim but not the old table's mark: the
+    /// prober, nothing else held, looked no more, and the tunnel's errors (none lower than
+    /// the claim) were neither probed nor believed until the doubt lapsed.
+    #[test]
+    fn a_claim_made_just_before_a_reload_is_probed_after_it() {
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let name = s.tunnels[0].name.clone();
+        assert!(s.health.path_mtu_error(0, 528, S));
+        assert_eq!(look(&mut p, &s, 2 * S).0, [(0, 1, 1476)]);
+        assert!(s.health.record_reply(0, &name, &answer(&s, 1, 1476, 0)));
+        assert_eq!(look(&mut p, &s, 3 * S), (vec![], 1));
+        assert!(!s.health.path_mtu_error(0, 900, 4 * S), "doubted: claimed");
+        let mut new = snap("");
+        new.take_over_from(&s);
+        p.rebind(Some(&s), &new);
+        assert_eq!(look(&mut p, &new, 12 * S).0, [(0, 2, 1476)], "the size in force, probed");
+        let timeout = new.health_config.timeout_ns;
+        assert_eq!(look(&mut p, &new, 13 * S + timeout), (vec![], 0));
+        assert_eq!(new.health.path_mtu(0, 13 * S + timeout), Some(900), "unanswered: believed");
     }
 
     /// An error a second for a minute, forged, every probe answered: once the first is

@@ -383,19 +383,27 @@ impl HealthTable {
         self.any_path_mtu.store(words.iter().any(|&w| w != 0), Ordering::SeqCst);
     }
 
-    /// Forgets every learned path MTU (path MTU discovery was turned off).
+    /// Forgets every learned path MTU (path MTU discovery was turned off), and the claims
+    /// and doubts of errors: a claim the prober believed later would lower a tunnel that
+    /// discovery no longer lowers.
     pub fn forget_path_mtus(&self) {
         for h in self.tunnels.iter() {
             h.path_mtu.store(0, Ordering::SeqCst);
         }
         self.any_path_mtu.store(false, Ordering::SeqCst);
+        for doubt in self.doubts.iter() {
+            doubt.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Forgets what tunnel `t`'s underlay was found to take (its path or its headers
-    /// changed).
+    /// changed), and what errors about the old path claimed or earned it (a doubt).
     pub fn forget_path_mtu(&self, t: TunnelId) {
         if let Some(h) = self.tunnels.get(usize::from(t)) {
             h.path_mtu.store(0, Ordering::Relaxed);
+        }
+        if let Some(doubt) = self.doubts.get(usize::from(t)) {
+            doubt.store(0, Ordering::Relaxed);
         }
     }
 
@@ -596,7 +604,15 @@ impl HealthTable {
             self.any_path_mtu.store(true, Ordering::SeqCst);
         }
         if path_mtu && let (Some(new), Some(old)) = (self.doubts.get(t), old_doubts.get(o)) {
-            new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
+            let doubt = old.load(Ordering::Relaxed);
+            new.store(doubt, Ordering::Relaxed);
+            // A claim the prober has not taken up is marked here as well: its mark was the old
+            // table's, and only a lower claim would set one again, so the prober, with nothing
+            // else held, never looked, and the tunnel's errors went unheeded until the doubt
+            // lapsed.
+            if doubt as u32 != 0 {
+                self.note_path_mtu_claims();
+            }
         }
         if probed {
             // The reload's copy takes the old life; the prober's later move finds the same one
@@ -771,6 +787,37 @@ mod tests {
         assert!(!h.lower_path_mtu(0, 1450, 301 * S), "an error still never raises it");
         assert!(h.raise_path_mtu(0, None, 302 * S));
         assert_eq!(h.path_mtu(0, 302 * S), None);
+    }
+
+    /// A claim a doubted error made just before a reload is carried with the mark that the
+    /// prober has one to take up (the old table's mark stays behind).
+    #[test]
+    fn a_reload_carries_a_claim_and_its_mark() {
+        let old = HealthTable::new(1);
+        old.doubt_path_mtu_errors(0, S);
+        assert!(!old.path_mtu_error(0, 900, 2 * S), "doubted: claimed");
+        let new = HealthTable::new(1);
+        new.inherit(&[Some(0)], &[true], &old);
+        assert_eq!(new.path_mtu_claim(0), Some(900));
+        assert!(new.take_path_mtu_claims(), "the prober is told to take it up");
+    }
+
+    /// A path or path MTU discovery a reload changed forgets the claims and doubts with the
+    /// path MTUs: nothing is left for the prober to believe, and an error is news again.
+    #[test]
+    fn forgetting_path_mtus_forgets_claims_and_doubts() {
+        let h = HealthTable::new(2);
+        for t in 0..2 {
+            h.doubt_path_mtu_errors(t, S);
+            assert!(!h.path_mtu_error(t, 900, 2 * S), "doubted: claimed");
+        }
+        h.forget_path_mtu(0);
+        assert_eq!((h.path_mtu_claim(0), h.path_mtu_claim(1)), (None, Some(900)));
+        assert!(h.path_mtu_error(0, 800, 3 * S), "the new path's first error: lowered at once");
+        h.forget_path_mtus();
+        assert_eq!(h.path_mtu_claim(1), None);
+        assert!(!h.settle_path_mtu_claim(1, true, 4 * S), "nothing left to believe");
+        assert_eq!(h.path_mtu(1, 4 * S), None);
     }
 
     #[test]
