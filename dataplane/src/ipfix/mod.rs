@@ -163,9 +163,13 @@ fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
     let port = |d: Dim| if matches!(protocol, 6 | 17) { field(d).unwrap_or(0) as u16 } else { 0 };
     let (src, dst) = if v6 { (key.src_addr(), key.dst_addr()) } else { (key.src_addr() >> 96, key.dst_addr() >> 96) };
     // IPv4's total length; IPv6's payload length and its fixed header: never more than the
-    // frame that arrived (octets "in incoming packets", RFC 7012), which a header lying about
-    // its length would make a thousand times what was sent.
-    let octets = field(Dim::IpLen).map_or(0, |l| if v6 { l + 40 } else { l }).min(frame.wire_len);
+    // IP packet that arrived (octets "in incoming packets", RFC 7012: IP header and payload),
+    // which a header lying about its length would make a thousand times what was sent. The
+    // bytes past the link header, with what a capture left out (`wire_len` counts the
+    // capture's own link header, which a raw-IP capture's frame does not hold).
+    let arrived = (frame.data().len() as u32).saturating_add(frame.uncaptured_len);
+    let ip_arrived = arrived.saturating_sub(field(Dim::L3At).unwrap_or(0));
+    let octets = field(Dim::IpLen).map_or(0, |l| if v6 { l + 40 } else { l }).min(ip_arrived);
     Some(FlowSample {
         timestamp_ns: frame.timestamp_ns,
         v6,
