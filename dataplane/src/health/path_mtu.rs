@@ -27,7 +27,8 @@ use std::net::Ipv4Addr;
 use gre::icmp::{ICMP_HEADER_LEN, write_ipv4_echo_padded};
 use gre::ip::IPV4_HEADER_LEN;
 
-use super::{Prober, Sent, probe_echo, probe_payload, spill_into_tunnel};
+use super::probe::{probe_echo, probe_payload, spill_into_tunnel};
+use super::{Prober, Sent};
 use crate::pipeline::{Spill, TxReason};
 use crate::snapshot::health::{HealthTable, PROBE_PAYLOAD_LEN};
 use crate::snapshot::{Snapshot, Tunnel, TunnelId};

@@ -1,0 +1,524 @@
+//! Tunnel health, as Magic Transit checks it: through every tunnel that has an `interface`,
+//! a GRE-encapsulated ICMP echo reply from the router's side of the tunnel to ours. The
+//! router decapsulates it and routes it back to us through the same tunnel (its policy
+//! route for the tunnel's /31), so a probe that returns proves the tunnel works both ways.
+//!
+//! Two halves share a [`HealthTable`](crate::snapshot::health::HealthTable) inside each
+//! snapshot (data only, in `snapshot/health.rs`):
+//! - the [`Prober`], run by one worker, sends each tunnel's probes on its schedule and
+//!   decides up and down from the replies (`down_after` misses, `up_after` answers in a
+//!   row; while a tunnel's state is in doubt it is probed every `timeout` rather than every
+//!   `interval`, so a dead tunnel is down within about `interval + down_after · timeout`);
+//! - the decapsulation stage, on any worker, records each reply it recognises
+//!   (`HealthTable::record_reply`); the route stage reads `HealthTable::is_up`.
+//!
+//! Both are atomics per tunnel (a relaxed flag and answer, and a bit marking the answer
+//! for the prober): no lock, and no write on the forwarding path but a recognised reply.
+//!
+//! The prober also checks, with probes padded to a size (`path_mtu`), what the underlay's
+//! Packet Too Big errors said of its path MTU.
+//!
+//! This file holds the prober's state and how a reload carries it over (`rebind`), and the
+//! prober's look at the path MTUs; `schedule.rs` times the probes and judges their replies,
+//! `probe.rs` writes them, `path_mtu.rs` probes what Packet Too Big errors said.
+
+mod path_mtu;
+mod probe;
+mod schedule;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::snapshot::{HealthConfig, Snapshot, Succession, TunnelId};
+use path_mtu::PathMtuProbe;
+pub use path_mtu::{PATH_MTU_PROBE_SPACING_NS, spill_path_mtu_probe, write_path_mtu_probe};
+pub use probe::{random_key, spill_probe, write_probe};
+
+/// One tunnel's probe schedule and recent results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ProbeState {
+    /// Sequence number of the last probe sent (0: none yet).
+    seq: u32,
+    /// The last probe awaits its reply or its timeout.
+    pending: bool,
+    /// When it was sent.
+    sent_ns: u64,
+    /// When the next probe is due.
+    next_ns: u64,
+    /// The interval `next_ns` was set with: a shorter one takes effect at once.
+    interval_ns: u64,
+    /// Answered probes in a row.
+    answered: u32,
+    /// Missed probes in a row.
+    missed: u32,
+}
+
+/// A tunnel whose state the prober just changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The tunnel.
+    pub tunnel: TunnelId,
+    /// Its new state.
+    pub up: bool,
+}
+
+/// What became of a probe [`Prober::tick`] asked to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// On its way.
+    Yes,
+    /// No room this tick (the spill is full): the probes still due wait for the next tick.
+    /// Retried later, as the refused ones once were, they came due together again, and the
+    /// tunnels first in the table took every slot: past 128 tunnels due at once, some were
+    /// never probed (and never judged down).
+    NoRoom,
+    /// Not sendable now (no next hop yet): tried again after `timeout`.
+    Cannot,
+}
+
+/// Sends probes and judges replies, for one snapshot's tunnels (run by one worker).
+///
+/// A tick costs what is due in it, not a walk of every tunnel (57 to 100 µs a millisecond
+/// with 32,768 tunnels, up to a tenth of the probing worker): each checked tunnel has one wake-up time
+/// in a heap (its next probe, or the timeout of the one in flight), and the replies the
+/// workers record mark their tunnels in the health table, so an answered probe is judged at
+/// the next tick, as before, from the marks alone.
+#[derive(Debug, Default)]
+pub struct Prober {
+    states: Vec<ProbeState>,
+    /// (wake-up time, tunnel), earliest first. An entry whose time is no longer its
+    /// tunnel's [`ProbeState::wake`] (the tunnel was judged early on an answer) is stale,
+    /// and skipped when it comes up.
+    timers: BinaryHeap<Reverse<(u64, TunnelId)>>,
+    /// Checked tunnels: the heap is remade when its stale entries outnumber them twice.
+    checked: usize,
+    /// The timing the schedule follows; another (a reload's) remakes it.
+    timing: Option<HealthConfig>,
+    /// Per tunnel, the MTU a path MTU holds it to that was last said (0: its own `mtu`).
+    mtu_said: Vec<u32>,
+    /// When path MTUs were last looked at ([`Prober::path_mtus`]).
+    mtus_checked_ns: u64,
+    /// Per tunnel, its path MTU probing: the size an answer would bring back, and the probe
+    /// in flight.
+    path_mtu_probes: Vec<PathMtuProbe>,
+    /// The tunnel whose wanted path MTU probe goes first at the next look: the looks take
+    /// the tunnels in turn, so that the first in the table do not take every one.
+    path_mtu_probes_from: usize,
+}
+
+/// How often the prober's worker looks at the tunnels' path MTUs: their holds are kept in
+/// about-a-second units, and a look walks every tunnel while one holds.
+const PATH_MTU_CHECK_NS: u64 = 1_000_000_000;
+
+impl Prober {
+    /// A prober for `snap`, keeping the schedule and the probes in flight of tunnels it
+    /// already probed under `old`, and what it decided there since the reload copied the
+    /// health table (the prober is the one writer of up and down).
+    pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) {
+        match old {
+            Some(old) => self.rebind_as(Some((old, &snap.succession_from(old))), snap),
+            None => self.rebind_as(None, snap),
+        }
+    }
+
+    /// [`Prober::rebind`] with what carries over from `old` worked out.
+    pub fn rebind_as(&mut self, old: Option<(&Snapshot, &Succession)>, snap: &Snapshot) {
+        let mut states = vec![ProbeState::default(); snap.tunnels.len()];
+        if let Some((old, succession)) = old {
+            for (t, tunnel) in snap.tunnels.iter().enumerate() {
+                let Some(Some(o)) = succession.tunnels.get(t).copied() else { continue };
+                // Not probed any more: up, as the reload made it, and started afresh if it
+                // is probed again.
+                if tunnel.interface.is_none() {
+                    continue;
+                }
+                states[t] = self.states.get(o).copied().unwrap_or_default();
+                snap.health.take_over(t as TunnelId, &old.health, o as TunnelId);
+                if o != t && states[t].pending {
+                    // The probe in flight names the old id: its reply will not count. The
+                    // next is sent at once, so reloads, however frequent, never stop the
+                    // judging.
+                    states[t].pending = false;
+                    states[t].next_ns = 0;
+                }
+                if states[t].pending {
+                    // Its answer may have been marked in the old table: looked at next tick.
+                    snap.health.note_answer(t as TunnelId);
+                }
+            }
+        }
+        self.states = states;
+        self.checked = snap.tunnels.iter().filter(|t| t.interface.is_some()).count();
+        self.timing = None; // the schedule is made at the next tick
+        // What was said of a tunnel stays said while it keeps its name, and so does its path
+        // MTU probing.
+        self.mtu_said = match old {
+            Some((_, succession)) => {
+                succession.tunnels.iter().map(|o| o.and_then(|o| self.mtu_said.get(o)).copied().unwrap_or(0)).collect()
+            }
+            None => vec![0; snap.tunnels.len()],
+        };
+        self.path_mtu_probes = match old {
+            Some((_, succession)) => succession
+                .tunnels
+                .iter()
+                .enumerate()
+                .map(|(t, &o)| {
+                    let mut probe = o.and_then(|o| self.path_mtu_probes.get(o)).copied().unwrap_or_default();
+                    if o != Some(t) {
+                        probe.moved(); // the probe in flight names the old id: its answer will not count
+                    }
+                    probe
+                })
+                .collect(),
+            None => vec![PathMtuProbe::default(); snap.tunnels.len()],
+        };
+    }
+
+    /// About once a second at `now_ns` (the prober's worker is the one that ticks): clears
+    /// the path MTUs that lapsed (`HealthTable::expire_path_mtus`), and calls
+    /// `changed(tunnel, mtu)` for each tunnel whose MTU a path MTU holds it to has changed
+    /// since it was last said (`mtu`: what it takes now, its own `mtu` when none holds any
+    /// longer), so that each change is logged once, and a tunnel at most once a second.
+    /// Reads the tunnels only while some path MTU holds or was said.
+    ///
+    /// A health-checked tunnel that an error took lower is probed at the MTU it had before
+    /// (`path_mtu`): `probe(tunnel, seq, mtu)` sends path MTU probe `seq`, an inner packet of
+    /// `mtu` bytes. An answer raises the path MTU back, before the changes are said; returns
+    /// how many errors answers disproved.
+    pub fn path_mtus(
+        &mut self,
+        snap: &Snapshot,
+        now_ns: u64,
+        mut probe: impl FnMut(TunnelId, u32, u32) -> Sent,
+        mut changed: impl FnMut(TunnelId, u32),
+    ) -> u64 {
+        if now_ns.saturating_sub(self.mtus_checked_ns) < PATH_MTU_CHECK_NS {
+            return 0;
+        }
+        self.mtus_checked_ns = now_ns;
+        snap.health.expire_path_mtus(now_ns);
+        let claims = snap.health.take_path_mtu_claims();
+        let busy = self.path_mtu_probes.iter().any(|p| p.is_busy());
+        if !snap.health.any_path_mtu() && !claims && !busy && self.mtu_said.iter().all(|&m| m == 0) {
+            return 0;
+        }
+        let mut disproved = 0;
+        let tunnels = snap.tunnels.iter().zip(self.mtu_said.iter_mut()).zip(self.path_mtu_probes.iter_mut());
+        for ((t, said), probing) in tunnels {
+            let checked = t.interface.is_some();
+            if !checked {
+                probing.done(); // a reload took its interface: no probe goes, none is judged
+            } else if probing.judge(snap, t, now_ns) {
+                disproved += 1;
+            }
+            let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now_ns, None);
+            let held = if mtu < t.mtu { mtu } else { 0 };
+            if held == 0 {
+                probing.forget(); // nothing held: nothing to disprove
+            }
+            // A doubted error's claim: the size in force is probed before it is believed.
+            if let Some(claimed) = snap.health.path_mtu_claim(t.id) {
+                if !checked || claimed >= mtu {
+                    // Unprobed (a reload took its interface): believed, as errors about it are.
+                    snap.health.settle_path_mtu_claim(t.id, claimed < mtu, now_ns);
+                } else if !probing.want_claim(claimed, mtu) {
+                    snap.health.note_path_mtu_claims(); // taken up when this probe is judged
+                }
+            }
+            if held != *said {
+                let before = if *said == 0 { t.mtu } else { *said };
+                if checked && held != 0 && held < before {
+                    probing.want(held, before);
+                }
+                *said = held;
+                changed(t.id, mtu);
+            }
+        }
+        self.send_path_mtu_probes(snap, now_ns, &mut probe);
+        disproved
+    }
+
+    /// The path MTU probe of tunnel `t` that went into the spill was not sent after all: it
+    /// is sent again at the next look.
+    pub fn path_mtu_probe_unsent(&mut self, t: TunnelId) {
+        if let Some(probing) = self.path_mtu_probes.get_mut(usize::from(t)) {
+            probing.unsent();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) const MS: u64 = 1_000_000;
+
+    pub(super) fn snap(extra_tunnel: &str) -> Snapshot {
+        Snapshot::build(&crate::config::parse("t.toml", &snap_text(extra_tunnel)).unwrap()).unwrap()
+    }
+
+    fn snap_text(extra_tunnel: &str) -> String {
+        format!(
+            r#"
+[server]
+anycast = "192.0.2.1"
+[health]
+interval_ms = 1000
+timeout_ms = 250
+down_after = 3
+up_after = 3
+[[customer]]
+name = "c"
+prefixes = ["203.0.113.0/24"]
+{extra_tunnel}
+[[customer.tunnel]]
+name = "probed"
+remote = "198.51.100.1"
+interface = "10.213.0.0/31"
+[[customer.tunnel]]
+name = "unprobed"
+remote = "198.51.100.2"
+"#
+        )
+    }
+
+    /// The reply payload of probe `seq` of tunnel `t`, as the router returns it.
+    pub(super) fn reply(s: &Snapshot, t: TunnelId, seq: u32) -> Vec<u8> {
+        reply_to_probe_of(s, t, t, seq)
+    }
+
+    /// [`reply`] to a probe tunnel `t` sent as tunnel `sent_as` (its id before a reload).
+    pub(super) fn reply_to_probe_of(s: &Snapshot, t: TunnelId, sent_as: TunnelId, seq: u32) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let iface = s.tunnels[usize::from(t)].interface.unwrap();
+        let name = &s.tunnels[usize::from(t)].name;
+        let len =
+            write_probe(&mut buf, sent_as, (iface.ours, iface.peer), s.health.tag(t, name, seq), seq, None).unwrap();
+        buf[28..len].to_vec()
+    }
+
+    /// Ticks every 10 ms from `from` to `to`; `answer` says whether the router answers.
+    pub(super) fn run(
+        p: &mut Prober,
+        s: &Snapshot,
+        from: u64,
+        to: u64,
+        answer: bool,
+        changes: &mut Vec<(u64, Change)>,
+    ) -> u32 {
+        let cfg = s.health_config;
+        let mut sent = 0;
+        let mut t = from;
+        while t < to {
+            let mut probes = Vec::new();
+            p.tick(
+                s,
+                &cfg,
+                t,
+                |tunnel, seq| {
+                    probes.push((tunnel, seq));
+                    Sent::Yes
+                },
+                |c| changes.push((t, c)),
+            );
+            for (tunnel, seq) in probes {
+                sent += 1;
+                assert_eq!(tunnel, 0, "only the tunnel with an interface is probed");
+                if answer {
+                    assert!(s.health.record_reply(
+                        tunnel,
+                        &s.tunnels[usize::from(tunnel)].name,
+                        &reply(s, tunnel, seq)
+                    ));
+                }
+            }
+            t += 10 * MS;
+        }
+        sent
+    }
+
+    /// `new`'s health table takes over `old`'s, as a reload's [`Snapshot::take_over_from`]
+    /// has it do: each tunnel from the one of the same name.
+    pub(super) fn inherit(new: &Snapshot, old: &Snapshot) {
+        let was: Vec<_> = new.tunnels.iter().map(|t| old.tunnels.iter().position(|o| o.name == t.name)).collect();
+        let probed: Vec<bool> = new.tunnels.iter().map(|t| t.interface.is_some()).collect();
+        new.health.inherit(&was, &probed, &old.health);
+    }
+
+    #[test]
+    fn a_reload_keeps_state_by_tunnel_name() {
+        let old = snap("");
+        old.health.set_up(0, false);
+        old.health.set_key([9, 10]);
+        // The new file adds a tunnel in front: ids shift by one.
+        let new = snap("[[customer.tunnel]]\nname = \"new\"\nremote = \"198.51.100.3\"\n");
+        inherit(&new, &old);
+        assert_eq!((new.health.is_up(0), new.health.is_up(1), new.health.is_up(2)), (true, false, true));
+        assert_eq!(new.health.key(), [9, 10]);
+        // A reply made for `probed` when it was tunnel 0 does not count for `new`, tunnel 0
+        // now: tags are by name.
+        let earlier = reply(&old, 0, 7);
+        assert!(!new.health.record_reply(0, &new.tunnels[0].name, &earlier));
+        assert!(new.health.record_reply(1, &new.tunnels[1].name, &reply(&new, 1, 7)));
+    }
+
+    /// A path MTU that starts or stops holding a tunnel is said once, and again only when
+    /// it changes; a reload keeps what was said.
+    #[test]
+    fn path_mtu_changes_are_said_once() {
+        const S: u64 = 1_000_000_000;
+        fn said(p: &mut Prober, s: &Snapshot, now: u64) -> Vec<(TunnelId, u32)> {
+            let mut v = Vec::new();
+            p.path_mtus(s, now, |_, _, _| Sent::Yes, |t, mtu| v.push((t, mtu)));
+            v
+        }
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        assert_eq!(said(&mut p, &s, S), []);
+        assert!(s.health.lower_path_mtu(1, 1300, S));
+        assert_eq!(said(&mut p, &s, 2 * S), [(1, 1300)]);
+        assert_eq!(said(&mut p, &s, 3 * S), []);
+        assert!(s.health.lower_path_mtu(1, 1200, 4 * S));
+        assert_eq!(said(&mut p, &s, 5 * S), [(1, 1200)]);
+        assert!(s.health.lower_path_mtu(1, 1100, 5 * S));
+        assert_eq!(said(&mut p, &s, 5 * S + S / 2), [], "within the second");
+        assert_eq!(said(&mut p, &s, 6 * S), [(1, 1100)]);
+        let mut new = snap("");
+        new.take_over_from(&s);
+        p.rebind(Some(&s), &new);
+        assert_eq!(said(&mut p, &new, 7 * S), [], "said before the reload");
+        assert_eq!(said(&mut p, &new, 700 * S), [(1, 1476)], "lapsed: its own mtu again");
+        assert_eq!(said(&mut p, &new, 701 * S), []);
+    }
+
+    /// A learned path MTU follows its tunnel's name through a reload while the outer
+    /// addresses and headers stay; a tunnel moved to another router, or given a key,
+    /// starts again from its `mtu`.
+    #[test]
+    fn a_reload_keeps_a_path_mtu_while_the_tunnel_keeps_its_path() {
+        const S: u64 = 1_000_000_000;
+        let old = snap("");
+        assert!(old.health.lower_path_mtu(0, 1400, S) && old.health.lower_path_mtu(1, 1300, S));
+        let text = snap_text("").replace("remote = \"198.51.100.2\"", "remote = \"198.51.100.9\"");
+        let mut new = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        new.take_over_from(&old);
+        assert_eq!((new.health.path_mtu(0, 2 * S), new.health.path_mtu(1, 2 * S)), (Some(1400), None));
+        let text = snap_text("").replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nkey = 5");
+        let mut keyed = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        keyed.take_over_from(&new);
+        assert_eq!(keyed.health.path_mtu(0, 2 * S), None, "four bytes of key: 1400 inside no longer fits");
+        let text =
+            snap_text("").replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\npath_mtu_discovery = false");
+        let mut off = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        off.take_over_from(&new);
+        // The prober follows the reload too (tunnel 0 is probed): it takes over the tunnel's
+        // probes, not a path MTU the reload forgot.
+        let mut p = Prober::default();
+        p.rebind(None, &new);
+        p.rebind(Some(&new), &off);
+        assert_eq!(off.health.path_mtu(0, 2 * S), None, "turned off, nothing held");
+        assert!(!off.health.any_path_mtu());
+    }
+
+    /// A down tunnel whose `interface` is taken out is no longer probed, so it is up: as
+    /// the documentation says every unprobed tunnel is.
+    #[test]
+    fn a_tunnel_no_longer_probed_is_up() {
+        let old = snap("");
+        old.health.set_up(0, false);
+        let text = |s: &str| s.replace("interface = \"10.213.0.0/31\"\n", "");
+        let new = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
+        inherit(&new, &old);
+        assert!(new.health.is_up(0));
+    }
+
+    /// A tunnel probed, then not, then probed again starts afresh: the answers to its
+    /// first life's probes (up to #500 here) must not answer the new prober's #1 to #500,
+    /// which kept a tunnel whose router had died up for 500 probe intervals.
+    #[test]
+    fn a_tunnel_probed_again_keeps_no_old_answers() {
+        let probed_once = snap("");
+        let name = probed_once.tunnels[0].name.clone();
+        assert!(probed_once.health.record_reply(0, &name, &reply(&probed_once, 0, 500)));
+        let text = |s: &str| s.replace("interface = \"10.213.0.0/31\"\n", "");
+        let unprobed = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
+        inherit(&unprobed, &probed_once);
+        let probed_again = snap("");
+        inherit(&probed_again, &unprobed);
+        assert!(!probed_again.health.answered(0, 1), "{} answered", probed_again.health.replied(0));
+    }
+
+    /// A tunnel a reload takes out and a later one puts back, or whose `interface` goes and
+    /// comes back, starts its sequence numbers over under the same key (the process's): a
+    /// reply made in its first life for probe #500, late or replayed by anyone who saw it on
+    /// the underlay, answers nothing in the new one. It verified, and answered the new
+    /// prober's #1 to #500: a tunnel whose router had died kept up for 500 intervals.
+    #[test]
+    fn a_reply_from_an_earlier_life_of_the_tunnel_answers_nothing() {
+        let first = snap("");
+        first.health.set_key([3, 4]);
+        let name = first.tunnels[0].name.clone();
+        let late = reply(&first, 0, 500);
+        let without_tunnel = snap_text("").replace(
+            "[[customer.tunnel]]\nname = \"probed\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n",
+            "",
+        );
+        let without_interface = snap_text("").replace("interface = \"10.213.0.0/31\"\n", "");
+        for between in [without_tunnel, without_interface] {
+            let mut gone = Snapshot::build(&crate::config::parse("t.toml", &between).unwrap()).unwrap();
+            gone.take_over_from(&first);
+            let mut back = snap("");
+            back.take_over_from(&gone);
+            let mut p = Prober::default();
+            p.rebind(None, &first);
+            p.rebind(Some(&first), &gone);
+            p.rebind(Some(&gone), &back);
+            assert_eq!(back.health.key(), [3, 4], "the key is the process's");
+            assert!(!back.health.record_reply(0, &name, &late), "a reply of the tunnel's first life");
+            let mut probes = Vec::new();
+            p.tick(
+                &back,
+                &back.health_config,
+                0,
+                |t, seq| {
+                    probes.push((t, seq));
+                    Sent::Yes
+                },
+                |c| panic!("{c:?}"),
+            );
+            assert_eq!(probes, [(0, 1)], "the new life's first probe");
+            assert!(!back.health.answered(0, 1), "answered up to #{}", back.health.replied(0));
+            assert!(back.health.record_reply(0, &name, &reply(&back, 0, 1)), "its own reply counts");
+        }
+    }
+
+    /// Reloads every 200 ms, each building the same configuration anew, do not stop the
+    /// judging: a dead tunnel still goes down in time, and nothing the prober decided
+    /// between a reload's copy of the table and its own move is lost.
+    #[test]
+    fn frequent_reloads_do_not_freeze_health_checking() {
+        let mut s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        let mut t = 0;
+        while t < 8000 * MS {
+            // The link is cut at 3 s.
+            run(&mut p, &s, t, t + 200 * MS, t < 3000 * MS, &mut changes);
+            let new = snap("");
+            inherit(&new, &s);
+            // The old snapshot is still the prober's for one more tick after the copy.
+            run(&mut p, &s, t + 200 * MS, t + 210 * MS, t < 3000 * MS, &mut changes);
+            p.rebind(Some(&s), &new);
+            s = new;
+            t += 210 * MS;
+        }
+        // The probe of 3 s is answered (its stretch began before the cut); the one of 4 s
+        // and two re-probes are not: down at 4.75 s, as without reloads.
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(!changes[0].1.up && changes[0].0 <= 4800 * MS, "{changes:?}");
+        assert!(!s.health.is_up(0), "the decision outlives the reloads");
+    }
+}

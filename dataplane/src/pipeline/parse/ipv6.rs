@@ -1,0 +1,376 @@
+//! The IPv6 layer: the fixed header and the walk over its extension headers (RFC 8200 §4),
+//! their options (Hop-by-Hop and Destination Options, with RFC 2675's jumbograms), its
+//! fields in the key, and whether a packet addressed to us is ours to end
+//! ([`terminable`]). The transport is `l4.rs`'s.
+
+use classifier::field::BOGUS_IPV6;
+use classifier::{Dim, Key};
+use etherparse::err::ipv6;
+use etherparse::{
+    IpAuthHeaderSlice, IpNumber, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, LaxIpv6Slice,
+};
+
+use super::l4::{fill_l4_lenient, parse_l4};
+use super::{Fragment, IpFrame, Parsed, fill_traffic_class, offset_in};
+use crate::pipeline::verdict::DropReason;
+
+/// Whether the IPv6 packet `l3` begins with a Hop-by-Hop header holding a Jumbo Payload
+/// option (type 0xC2, RFC 2675 §2), whose length replaces a payload length of 0.
+fn jumbo_payload_option(l3: &[u8]) -> bool {
+    const HOP_BY_HOP: u8 = 0;
+    const JUMBO: u8 = 0xc2;
+    if l3.get(6) != Some(&HOP_BY_HOP) {
+        return false;
+    }
+    let end = l3.get(41).map_or(0, |&len| 40 + (usize::from(len) + 1) * 8);
+    let area = l3.get(42..end.min(l3.len())).unwrap_or_default();
+    // The option's type is enough, whether or not its data fits what was captured.
+    Ipv6Options::new(area).any(|(option_type, _)| option_type == JUMBO)
+}
+
+pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
+    key.set(Dim::L3At, l3_start as u32);
+    let ip = match ipv6_layer(l3) {
+        Ok(ip) => ip,
+        Err(reason) => {
+            if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
+                let h = lax.header();
+                fill_ipv6(key, &h);
+                if h.payload_length() == 0 && !jumbo_payload_option(l3) {
+                    // A jumbogram's length without its option, or TSO's in a capture: tshark's
+                    // IPv6 payload is then empty, no extension header is read, and of the
+                    // transports only ICMPv6 has a layer without a byte. (With a Jumbo
+                    // Payload option in a Hop-by-Hop header, RFC 2675, tshark reads on: so
+                    // does the lenient walk below.)
+                    if h.next_header() == IpNumber::IPV6_ICMP {
+                        key.set(Dim::L4At, (l3_start + 40) as u32);
+                        key.set_l4_proto(IpNumber::IPV6_ICMP.0);
+                    }
+                    return Parsed::Bad(reason);
+                }
+                let p = lax.payload();
+                key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
+                let extensions = offset_in(l3, p.payload).saturating_sub(40);
+                let declared = usize::from(h.payload_length()).saturating_sub(extensions);
+                // Not first: iterating the extension headers of a lenient
+                // slice reads past a header cut short (etherparse 0.21), so a fragment here
+                // counts as a later one.
+                fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
+            } else {
+                // A version other than 6, or fewer than 40 bytes: tshark's `ipv6` all the same
+                // (with what fields the bytes hold), and no more.
+                key.set(Dim::IpVersion, BOGUS_IPV6.into());
+            }
+            return Parsed::Bad(reason);
+        }
+    };
+    fill_ipv6(key, &ip.header);
+    let l3_len = 40 + usize::from(ip.header.payload_length());
+    let fragment = ip.fragment.map(|(offset, more)| Fragment {
+        offset,
+        more,
+        data_len: ip.payload.len(),
+        headers: offset_in(l3, ip.payload).saturating_sub(40 + 8),
+        protocol: ip.ip_number.0,
+    });
+    let first = fragment.is_none_or(|f| f.offset == 0);
+    let l4_start = l3_start + offset_in(l3, ip.payload);
+    // The layout slot of a later fragment, which has no transport header, says where tshark
+    // ends `ipv6`: after the fixed header, whatever extension headers precede the fragment
+    // header (it counts them in only once it reaches a transport).
+    let l4_at = if first { l4_start } else { l3_start + 40 };
+    if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_at) {
+        return Parsed::Bad(reason);
+    }
+    let (extension_headers, under_ah, routed_onward) = (ip.extension_headers, ip.under_ah, ip.routed_onward);
+    Parsed::Ip(IpFrame {
+        is_ipv6: true,
+        l3_start,
+        l3_len,
+        header_len: 40,
+        l4_start,
+        fragment,
+        extension_headers,
+        under_ah,
+        routed_onward,
+    })
+}
+
+/// Whether a packet addressed to us is ours to end (decapsulate): not when a source route
+/// still has hops to go (IPv4 LSRR or SSRR with its pointer inside the route, RFC 791; an
+/// IPv6 routing header with segments left, RFC 8200 §4.4, which for type 0 also says
+/// discard, RFC 5095), nor when an options header holds an option whose type says to
+/// discard a packet whose node does not know it (RFC 8200 §4.2): transitd knows none, nor
+/// when it is malformed as Linux's `ip6_parse_tlv` refuses it: an option running past its
+/// header, padding longer than the 7 bytes alignment needs, or padding that is not zero
+/// (RFC 4942 §2.1.9.5: a covert channel). `l3` is the IP packet; only headers before the
+/// transport are read.
+pub(in crate::pipeline) fn terminable(l3: &[u8], ip: &IpFrame) -> bool {
+    if !ip.is_ipv6 {
+        return !ip.routed_onward; // read with the options' form, by the parser
+    }
+    let mut next = l3.get(6).copied().unwrap_or(0);
+    let mut at = 40;
+    for _ in 0..ip.extension_headers {
+        let Some(header) = l3.get(at..at + 8) else { return true };
+        let len = match next {
+            0 | 60 | 43 => (usize::from(header[1]) + 1) * 8,
+            44 => 8,
+            _ => return true,
+        };
+        let Some(whole) = l3.get(at..at + len) else { return true };
+        if next == 43 && whole[3] > 0 {
+            return false; // segments left
+        }
+        if matches!(next, 0 | 60) && !options_allow_ending(whole) {
+            return false;
+        }
+        next = header[0];
+        at += len;
+    }
+    true
+}
+
+/// True when an options header (`header`, whole) is well formed and holds no option that
+/// says to discard a packet whose node does not know it (see [`terminable`]).
+fn options_allow_ending(header: &[u8]) -> bool {
+    let mut padding = 0; // consecutive padding bytes
+    for (option_type, data) in Ipv6Options::new(header.get(2..).unwrap_or_default()) {
+        let Some(data) = data else {
+            return false; // past the header's end
+        };
+        match option_type {
+            PAD1 => padding += 1,
+            PADN if data.iter().any(|&b| b != 0) => return false,
+            PADN => padding += 2 + data.len(),
+            _ if option_type >> 6 != 0 => return false, // "discard if unknown" (01, 10, 11)
+            _ => padding = 0,
+        }
+        if padding > 7 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Pad1, the option that is a lone byte (RFC 8200 §4.2).
+const PAD1: u8 = 0;
+/// PadN, padding of two or more bytes, its data zeros (RFC 8200 §4.2).
+const PADN: u8 = 1;
+
+/// The options of an IPv6 options header (Hop-by-Hop or Destination Options, RFC 8200
+/// §4.2), each as its type and data: Pad1 a lone byte with no data, every other option
+/// type, length, then that many bytes of data. An option whose length or data runs past
+/// the end comes with `None` for its data, and is the last.
+struct Ipv6Options<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Ipv6Options<'a> {
+    /// Walks `area`, the header past its next header and length bytes.
+    const fn new(area: &'a [u8]) -> Self {
+        Ipv6Options { rest: area }
+    }
+}
+
+impl<'a> Iterator for Ipv6Options<'a> {
+    type Item = (u8, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&option_type, tail) = self.rest.split_first()?;
+        if option_type == PAD1 {
+            self.rest = tail;
+            return Some((PAD1, Some(&[])));
+        }
+        match tail.split_first().and_then(|(&len, tail)| tail.split_at_checked(usize::from(len))) {
+            Some((data, rest)) => {
+                self.rest = rest;
+                Some((option_type, Some(data)))
+            }
+            None => {
+                self.rest = &[];
+                Some((option_type, None))
+            }
+        }
+    }
+}
+
+/// An IPv6 packet's layers as far as they are headers.
+struct Ipv6Layer<'a> {
+    header: Ipv6HeaderSlice<'a>,
+    /// What follows the last header: the transport header, or a later fragment's data.
+    payload: &'a [u8],
+    /// The protocol of `payload` (for a later fragment, the fragment header's next header).
+    ip_number: IpNumber,
+    /// Extension headers read.
+    extension_headers: u8,
+    /// One of them is an authentication header.
+    under_ah: bool,
+    /// Offset in bytes and the more-fragments flag of the fragment header that fragments
+    /// the payload, if one does (an atomic fragment, offset 0 and no more, does not: RFC
+    /// 6946).
+    fragment: Option<(u32, bool)>,
+    /// A routing header with segments left, not of type 2 ([`IpFrame::routed_onward`]).
+    routed_onward: bool,
+}
+
+/// The IPv6 header and its extension headers (RFC 8200 §4), each read with etherparse's
+/// slice for it and checked as `Ipv6Slice::from_slice` checks them, up to the transport
+/// header, or up to a fragment header at a non-zero offset: what follows that one is a
+/// later piece of the fragmentable part, data, which etherparse's own walk reads on as
+/// headers (a later fragment whose next header is destination options, routing or AH was
+/// refused as malformed or truncated).
+fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
+    use etherparse::err::ip_auth;
+    let header = Ipv6HeaderSlice::from_slice(l3).map_err(|e| match e {
+        ipv6::HeaderSliceError::Len(_) => DropReason::Truncated,
+        ipv6::HeaderSliceError::Content(_) => DropReason::BadIpv6Header,
+    })?;
+    // Payload length 0 announces a jumbogram (RFC 2675), which needs more than 65535
+    // payload bytes and so never fits a frame; with anything but "no next header" behind
+    // it, the length is a lie.
+    if header.payload_length() == 0 && header.next_header() != IpNumber::IPV6_NO_NEXT_HEADER {
+        return Err(DropReason::BadIpv6Header);
+    }
+    let mut rest = l3.get(40..40 + usize::from(header.payload_length())).ok_or(DropReason::Truncated)?;
+    let mut ip_number = header.next_header();
+    let mut extension_headers = 0u8;
+    let mut under_ah = false;
+    let mut fragment = None;
+    let mut routed_onward = false;
+    loop {
+        let (len, next) = match ip_number {
+            // Hop-by-hop options only directly after the IPv6 header (RFC 8200 §4.1).
+            IpNumber::IPV6_HEADER_HOP_BY_HOP if extension_headers > 0 => return Err(DropReason::BadIpExtHeader),
+            IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
+                let e = Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                if ip_number == IpNumber::IPV6_ROUTE_HEADER
+                    && let [_, _, routing_type, segments_left, ..] = *e.slice()
+                {
+                    routed_onward |= segments_left > 0 && routing_type != 2;
+                }
+                (e.slice().len(), e.next_header())
+            }
+            IpNumber::AUTHENTICATION_HEADER => {
+                let e = IpAuthHeaderSlice::from_slice(rest).map_err(|e| match e {
+                    ip_auth::HeaderSliceError::Len(_) => DropReason::Truncated,
+                    ip_auth::HeaderSliceError::Content(_) => DropReason::BadIpExtHeader,
+                })?;
+                under_ah = true;
+                (e.slice().len(), e.next_header())
+            }
+            IpNumber::IPV6_FRAGMENTATION_HEADER => {
+                let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                let offset = u32::from(f.fragment_offset().value()) * 8;
+                if f.is_fragmenting_payload() {
+                    fragment = Some((offset, f.more_fragments()));
+                }
+                if offset > 0 {
+                    // The data of a later fragment: no header of it is ours to read.
+                    extension_headers = extension_headers.saturating_add(1);
+                    rest = &rest[f.slice().len()..];
+                    ip_number = f.next_header();
+                    break;
+                }
+                (f.slice().len(), f.next_header())
+            }
+            _ => break,
+        };
+        extension_headers = extension_headers.saturating_add(1);
+        rest = &rest[len..];
+        ip_number = next;
+    }
+    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, under_ah, fragment, routed_onward })
+}
+
+fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
+    let b = h.slice();
+    fill_traffic_class(key, (b[0] << 4) | (b[1] >> 4));
+    key.set(Dim::Ipv6Flow, u32::from_be_bytes([0, b[1] & 0x0f, b[2], b[3]]));
+    key.set_ipv6(h.source(), h.destination(), h.next_header().0, h.hop_limit(), h.payload_length());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::Ipv6Slice;
+
+    #[test]
+    fn ipv6_options_walk_pad1_alone_and_ends_at_an_option_past_the_header() {
+        // Pad1; PadN with 1 byte of data; type 0x05 with 2 bytes; then 0xc2 whose length (4)
+        // runs past the area.
+        let area = [0, 1, 1, 0, 0x05, 2, 0xaa, 0xbb, 0xc2, 4, 0, 0];
+        let walked: Vec<_> = Ipv6Options::new(&area).collect();
+        let expected: [(u8, Option<&[u8]>); 4] =
+            [(PAD1, Some(&[])), (PADN, Some(&[0])), (0x05, Some(&[0xaa, 0xbb])), (0xc2, None)];
+        assert_eq!(walked, expected);
+        // A type byte without its length byte.
+        assert_eq!(Ipv6Options::new(&[0, 0x05]).collect::<Vec<_>>(), [(PAD1, Some(&[][..])), (0x05, None)]);
+    }
+
+    proptest::proptest! {
+        /// Short of a later fragment, the IPv6 extension-header walk reads what etherparse's
+        /// `Ipv6Slice::from_slice` reads: the same payload, protocol, fragmentation and number
+        /// of headers, or the same kind of error. Chains of hop-by-hop, routing, fragment
+        /// (offset 0, more or not), destination-options and AH headers, in any order, with
+        /// any lengths, any final protocol, any payload length field.
+        #[test]
+        fn ipv6_walk_reads_as_etherparse(
+            chain in proptest::collection::vec((proptest::sample::select(vec![0u8, 43, 44, 60, 51]), 0u8..4, proptest::prelude::any::<bool>()), 0..5),
+            last in proptest::prop_oneof![proptest::strategy::Just(6u8), proptest::strategy::Just(59), proptest::prelude::any::<u8>()],
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            length_error in proptest::prop_oneof![proptest::strategy::Just(0i32), -16i32..16],
+        ) {
+            let first = chain.first().map_or(last, |c| c.0);
+            let mut exts = Vec::new();
+            for (i, &(kind, len, more)) in chain.iter().enumerate() {
+                let next = chain.get(i + 1).map_or(last, |c| c.0);
+                match kind {
+                    44 => exts.extend([next, 0, 0, u8::from(more), 0, 0, 0, 7]),
+                    // AH: payload length in 4-byte units less 2 (0 is malformed).
+                    51 => {
+                        exts.extend([next, len, 0, 0]);
+                        exts.extend(std::iter::repeat_n(0, (usize::from(len) + 2) * 4 - 4));
+                    }
+                    _ => {
+                        exts.extend([next, len]);
+                        exts.extend(std::iter::repeat_n(0, (usize::from(len) + 1) * 8 - 2));
+                    }
+                }
+            }
+            exts.extend(&tail);
+            let payload_len = (exts.len() as i32 + length_error).clamp(0, 0xffff) as u16;
+            let mut l3 = vec![0x60, 0, 0, 0];
+            l3.extend(payload_len.to_be_bytes());
+            l3.extend([first, 64]);
+            l3.extend([0x20; 32]);
+            l3.extend(&exts);
+            let ours = ipv6_layer(&l3);
+            if payload_len == 0 {
+                // A jumbogram's length: refused before any extension header is read.
+                proptest::prop_assert!(first == 59 || matches!(ours, Err(DropReason::BadIpv6Header)));
+                return Ok(());
+            }
+            match (Ipv6Slice::from_slice(&l3), ours) {
+                (Ok(ip), Ok(walk)) => {
+                    proptest::prop_assert_eq!(walk.payload.as_ptr(), ip.payload().payload.as_ptr());
+                    proptest::prop_assert_eq!(walk.payload.len(), ip.payload().payload.len());
+                    proptest::prop_assert_eq!(walk.ip_number, ip.payload().ip_number);
+                    proptest::prop_assert_eq!(walk.fragment.is_some(), ip.payload().fragmented);
+                    proptest::prop_assert_eq!(usize::from(walk.extension_headers), ip.extensions().clone().into_iter().count());
+                }
+                (Err(e), Err(reason)) => {
+                    let theirs = match e {
+                        ipv6::SliceError::Len(_) => DropReason::Truncated,
+                        ipv6::SliceError::Header(_) => DropReason::BadIpv6Header,
+                        ipv6::SliceError::Exts(_) => DropReason::BadIpExtHeader,
+                    };
+                    proptest::prop_assert_eq!(reason, theirs);
+                }
+                (theirs, ours) => {
+                    proptest::prop_assert!(false, "etherparse {:?}, ours {:?}", theirs.map(|_| ()), ours.map(|_| ()));
+                }
+            }
+        }
+    }
+}
