@@ -148,7 +148,8 @@ fn a_customer_whose_probed_tunnels_are_all_down_is_withdrawn_when_so_configured(
 
 #[test]
 fn bad_bgp_settings_are_refused_at_their_position() {
-    let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nbird_socket = \"bird.ctl\"\nwithdraw_after_ms = 50\n";
+    let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nbird_socket = \"bird.ctl\"\nwithdraw_after_ms = 50\n\
+                withdrawn_grace_ms = 600001\n";
     let loaded = transitd::config::parse("bgp.toml", text).unwrap();
     let errors: Vec<String> =
         transitd::snapshot::Snapshot::build(&loaded).err().unwrap().0.iter().map(|e| e.to_string()).collect();
@@ -156,7 +157,8 @@ fn bad_bgp_settings_are_refused_at_their_position() {
         errors,
         [
             "bgp.toml:4:15: bird_socket `bird.ctl` is not an absolute path",
-            "bgp.toml:5:21: withdraw_after_ms 50 is not in 500..=60000"
+            "bgp.toml:5:21: withdraw_after_ms 50 is not in 500..=60000",
+            "bgp.toml:6:22: withdrawn_grace_ms 600001 is not in 0..=600000"
         ]
     );
 }

@@ -180,3 +180,48 @@ action = "accept"
     // Alpha accepts everything: what TTL or MTU stop becomes an ICMP error, also sent.
     assert_eq!(alpha_tx, alpha.len());
 }
+
+/// A reload that removes a prefix holds it for `[bgp] withdrawn_grace_ms`: what reaches the
+/// pipeline for it meanwhile (the XDP program still redirects it) is dropped as
+/// `withdrawn_prefix`, whatever `unmatched` says, where it was handed to the host as traffic
+/// for no customer. A prefix the reload gives to another customer is that one's at once;
+/// without a grace (0, or no `[bgp]`) nothing is held.
+#[test]
+fn traffic_to_a_prefix_a_reload_removed_is_dropped_as_withdrawn_prefix() {
+    use transitd::snapshot::{Snapshot, Withdrawn};
+    fn config(customers: &[(&str, &str)], bgp: &str) -> String {
+        let mut text = format!("[server]\nanycast = \"192.0.2.1\"\n{bgp}\n");
+        for (name, prefixes) in customers {
+            text.push_str(&format!("[[customer]]\nname = \"{name}\"\nprefixes = [{prefixes}]\n"));
+        }
+        text
+    }
+    let grace = "[bgp]\nwithdrawn_grace_ms = 30000";
+    let old = snapshot(&config(&[("a", "\"203.0.113.0/24\", \"198.51.100.0/24\""), ("b", "\"100.64.7.0/24\"")], grace));
+    // b is gone and its prefix is a's now; a no longer has 203.0.113.0/24.
+    let reloaded = |bgp: &str| {
+        let mut new = snapshot(&config(&[("a", "\"198.51.100.0/24\", \"100.64.7.0/24\"")], bgp));
+        new.withdrawn = Withdrawn::after(&old, &new, std::time::Instant::now());
+        new
+    };
+    let outcome = |snap: &Snapshot, dst: [u8; 4]| {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([8, 8, 8, 8], dst, 60)
+            .udp(1000, 53)
+            .write(&mut frame, b"query")
+            .unwrap();
+        outcome_with(snap, &mut transitd::pipeline::Limits::new(snap), &frame, 0)
+    };
+    let held = reloaded(grace);
+    assert_eq!(outcome(&held, [203, 0, 113, 9]).verdict, Verdict::Drop(DropReason::WithdrawnPrefix));
+    let moved = outcome(&held, [100, 64, 7, 9]);
+    assert_eq!((moved.customer, moved.verdict), (Some(0), Verdict::Drop(DropReason::NoRoute)), "a's at once");
+    let never = outcome(&held, [192, 0, 2, 9]).verdict;
+    assert_eq!(never, Verdict::Pass(PassReason::NoCustomer), "no customer's, ever: the host's");
+    for off in ["[bgp]\nwithdrawn_grace_ms = 0", ""] {
+        let cut = reloaded(off);
+        assert!(cut.withdrawn.is_empty(), "{off:?}");
+        assert_eq!(outcome(&cut, [203, 0, 113, 9]).verdict, Verdict::Pass(PassReason::NoCustomer), "{off:?}");
+    }
+}

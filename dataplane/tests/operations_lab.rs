@@ -1,6 +1,7 @@
 //! Operating `transitd run` in the veth lab (scripts/veth-lab): metrics that agree with what
 //! tshark sees on the wire and what Python's OpenMetrics parser reads, drop capture while
-//! running, and a hundred configuration reloads under traffic that lose no packet.
+//! running, a hundred configuration reloads under traffic that lose no packet, and a
+//! removed prefix's traffic dropped for its grace rather than handed to the host.
 //! Needs root; one lab at a time.
 
 mod common;
@@ -64,6 +65,25 @@ fn metric(m: &BTreeMap<(String, BTreeMap<String, String>), f64>, name: &str, lab
 
 fn sum_column(text: &str) -> f64 {
     text.lines().map(|l| l.trim().parse::<f64>().unwrap()).sum()
+}
+
+/// A stand-in for BIRD's control socket in `dir`, which answers every `configure` as BIRD
+/// does when it takes it: the socket, and the include file for `[bgp]` to name.
+fn bird_stand_in(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (socket, include) = (dir.join("bird.ctl"), dir.join("transitd.conf"));
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"0001 BIRD 2.0.12 ready.\n");
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            let _ = stream.write_all(b"0003 Reconfigured\n");
+        }
+    });
+    (socket, include)
 }
 
 #[test]
@@ -277,6 +297,58 @@ fn a_hundred_reloads_under_traffic_lose_no_packet_both_configurations_forward() 
     assert!(ssh > 0 && ssh < ssh_sent, "{ssh} of {ssh_sent} SSH packets");
 }
 
+/// A reload that removes a customer (its prefix with it) while the upstream still routes the
+/// prefix here (the lab's `up` keeps its static route: an upstream that has not converged on
+/// the withdrawal yet). BGP withdraws it at once; its traffic is dropped as
+/// `withdrawn_prefix` for `withdrawn_grace_ms`, none of it handed to the host's stack, and
+/// after the grace it is the host's, as traffic for no customer. The oracle of what the host
+/// got is a capture on dut's interface: packet sockets see what the XDP program passes to the
+/// kernel, and nothing it redirects to AF_XDP. (Without the grace the first ten reached it.)
+#[test]
+fn a_removed_prefix_is_dropped_for_its_grace_and_not_handed_to_the_host() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tg", 1);
+    let (socket, include) = bird_stand_in(&std::env::temp_dir().join(format!("{}-bird", lab.prefix)));
+    // Long enough for scapy to start (seconds on a slow machine) well within it.
+    let bgp = format!(
+        "\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 2000\n\
+         withdrawn_grace_ms = 10000\n",
+        socket.display(),
+        include.display()
+    );
+    let t = lab.transitd(&format!("{ACME}{bgp}"), &["--metrics", "127.0.0.1:9469"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let announced = || std::fs::read_to_string(&include).unwrap_or_default().contains("route 203.0.113.0/24 blackhole");
+    wait_for("acme's prefix to be announced", Duration::from_secs(10), announced);
+    assert_eq!(forwarded_ftp_syns(&lab), 10, "acme's, while it is a customer");
+
+    let host = lab.capture_on("dut", &lab.dev("d0"), "d0-host", "ip dst host 203.0.113.100");
+    let (server, _) = acme_parts();
+    t.reload(&format!("{server}{bgp}"));
+    let held = |t: &common::lab::Transitd| t.log().contains("1 customer prefixes withdrawn by reloads are held");
+    wait_for("the reload", Duration::from_secs(10), || held(&t));
+    assert!(t.log().contains("transitd: reloaded"), "{}", t.log());
+    wait_for("the withdrawal", Duration::from_secs(10), || !announced());
+    let ended = |t: &common::lab::Transitd| t.log().contains("the grace of 1 withdrawn prefixes ended");
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=42000+i, dport=21, flags='S') for i in range(10)]");
+    assert!(!ended(&t), "sent after the grace: give it longer\n{}", t.log());
+    std::thread::sleep(Duration::from_secs(1));
+    let withdrawn = [("verdict", "drop"), ("reason", "withdrawn_prefix")];
+    assert_eq!(metric(&scrape(&lab), "transitd_packets_total", &withdrawn), 10.0);
+
+    wait_for("the grace to end", Duration::from_secs(20), || ended(&t));
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=43000+i, dport=21, flags='S') for i in range(10)]");
+    std::thread::sleep(Duration::from_secs(1));
+    let m = scrape(&lab);
+    let file = host.finish();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(metric(&m, "transitd_packets_total", &withdrawn), 10.0, "the host's after the grace");
+    let to_host = |ports: &str| tshark_frames(&file, &format!("tcp.dstport == 21 and tcp.srcport in {{{ports}}}"), &[]);
+    assert_eq!(to_host("42000..42009").len(), 0, "handed to the host during the grace");
+    assert_eq!(to_host("43000..43009").len(), 10, "the host's once the grace ended");
+}
+
 /// IPFIX from the live path: every packet sampled on the AF_XDP queue, the records sent
 /// through the host's stack to a collector address on the upstream router, captured there
 /// and read by tshark's IPFIX dissector: the FTP SYNs forwarded, the SSH SYNs dropped.
@@ -348,24 +420,12 @@ fn the_units_capabilities_are_enough_to_run_as_nobody() {
     std::fs::create_dir_all(&dir).unwrap();
     let (binary, config) = (dir.join("transitd"), dir.join("transitd.toml"));
     std::fs::copy(env!("CARGO_BIN_EXE_transitd"), &binary).unwrap();
-    // BGP too: a stand-in for BIRD's control socket, which answers every `configure`, and
-    // an include file nobody may write. (The check that the XDP program is still attached
-    // once looked the program up by name, which needs CAP_SYS_ADMIN: under the unit it
-    // found transitd detached and withdrew everything.)
+    // BGP too: a stand-in for BIRD's control socket, and an include file nobody may write.
+    // (The check that the XDP program is still attached once looked the program up by name,
+    // which needs CAP_SYS_ADMIN: under the unit it found transitd detached and withdrew
+    // everything.)
     let bird = dir.join("bird");
-    std::fs::create_dir_all(&bird).unwrap();
-    let (socket, include) = (bird.join("bird.ctl"), bird.join("transitd.conf"));
-    let _ = std::fs::remove_file(&socket);
-    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    std::thread::spawn(move || {
-        use std::io::{BufRead, Write};
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.write_all(b"0001 BIRD 2.0.12 ready.\n");
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
-            let _ = stream.write_all(b"0003 Reconfigured\n");
-        }
-    });
+    let (socket, include) = bird_stand_in(&bird);
     let with_bgp = format!(
         "{ACME}\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\nwithdraw_after_ms = 2000\n",
         socket.display(),

@@ -154,6 +154,10 @@ pub struct BgpSection {
     /// Withdraw a customer's prefixes while every one of its probed tunnels is down.
     #[serde(default)]
     pub withdraw_customers_without_tunnels: bool,
+    /// Milliseconds a customer prefix a reload removes stays redirected, its traffic
+    /// dropped as `withdrawn_prefix`, while upstreams converge on its withdrawal (0: none).
+    #[serde(default = "default_withdrawn_grace_ms")]
+    pub withdrawn_grace_ms: Spanned<u64>,
 }
 
 fn default_bird_socket() -> Spanned<String> {
@@ -170,6 +174,10 @@ fn default_withdraw_after_ms() -> Spanned<u64> {
 
 fn default_announce_after_ms() -> Spanned<u64> {
     Spanned::new(0..0, 5000)
+}
+
+fn default_withdrawn_grace_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 60_000)
 }
 
 /// `[ipfix]`: one packet in `sample` is sampled by the workers and its flow (5-tuple,

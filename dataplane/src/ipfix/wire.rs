@@ -265,9 +265,9 @@ pub fn forwarding_status(v: &Verdict) -> u8 {
             D::Truncated | D::Oversize => 135,              // bad total length
             D::BadIpv4Header | D::BadIpv6Header | D::BadIpExtHeader | D::BadTcpHeader | D::BadUdpHeader => 136,
             D::BadGreHeader => 136,
-            D::NoRoute | D::NoCustomer | D::DecapMartianDestination => 131, // unroutable
-            D::NextHopUnresolved => 132,                                    // adjacency
-            D::SpoofedCustomerSource | D::DecapSpoofedSource => 140,        // RPF
+            D::NoRoute | D::NoCustomer | D::WithdrawnPrefix | D::DecapMartianDestination => 131, // unroutable
+            D::NextHopUnresolved => 132,                                                         // adjacency
+            D::SpoofedCustomerSource | D::DecapSpoofedSource => 140,                             // RPF
             _ => 128,
         },
     }

@@ -577,6 +577,8 @@ enum Path {
     Decap,
     /// To no customer's prefix.
     NoCustomer,
+    /// To no customer's prefix, but to one a reload removed, in its grace.
+    Withdrawn,
     /// An ICMP Fragmentation Needed or Packet Too Big to the anycast address: about our
     /// GRE, it is the underlay's path MTU.
     UnderlayTooBig,
@@ -626,6 +628,7 @@ fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
         return Path::UnderlayTooBig;
     }
     match ingress::steer(snap, key, ip.is_ipv6) {
+        None if snap.withdrawn.holds(ip.is_ipv6, key.dst_addr()) => Path::Withdrawn,
         None => Path::NoCustomer,
         Some(c) if dos::spoofs_a_customer(snap, key, ip) => Path::Spoofed(c),
         // RFC 7126 §4.3, §4.4: on its way through the customer's host to somewhere else
@@ -667,6 +670,8 @@ fn finish(
         Path::NoCustomer => {
             outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);
         }
+        // Dropped whatever `unmatched` says: passed, it would reach the host's stack.
+        Path::Withdrawn => outcome.verdict = Verdict::Drop(DropReason::WithdrawnPrefix),
         Path::UnderlayTooBig => outcome.verdict = pmtu::process(ctx, frame, key, ip),
         Path::Spoofed(c) => {
             outcome.customer = Some(c);

@@ -90,6 +90,10 @@ reasons! {
         TcpSynFlood = "tcp_syn_flood",
         /// IP traffic for no customer, with `unmatched = "drop"`.
         NoCustomer = "no_customer",
+        /// IP traffic for no customer, to a prefix a reload removed, in its grace after the
+        /// withdrawal (`[bgp] withdrawn_grace_ms`): upstreams still send it here meanwhile,
+        /// and the host would route it back out or answer it.
+        WithdrawnPrefix = "withdrawn_prefix",
         /// Denied by the customer's firewall.
         Firewall = "firewall",
         /// No route of the customer covers the destination.

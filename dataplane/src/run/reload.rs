@@ -8,7 +8,9 @@
 //! is applied with the running configuration, as it was read (a file's text, what etcd
 //! held), not with the newer one that stays rejected. Maps of the XDP program that a
 //! reload could not narrow to the running configuration (or put back to it) are tried again
-//! every second, and said in the metrics meanwhile (`transitd_xdp_maps_stale`).
+//! every second, and said in the metrics meanwhile (`transitd_xdp_maps_stale`). Customer
+//! prefixes a reload removes stay in the program's map for their grace
+//! ([`crate::snapshot::Withdrawn`]), and leave it when that ends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use transitd_bpf::XdpProgram;
 use super::ConfigSource;
 use crate::config::{self, ConfigErrors};
 use crate::fleet;
-use crate::snapshot::{FileStamp, Host, Refused, Snapshot, stamp};
+use crate::snapshot::{FileStamp, Host, Refused, Snapshot, Withdrawn, stamp};
 
 /// Where configuration changes come from while running: the file (watched, and on SIGHUP)
 /// or the etcd prefix (watched by a thread; SIGHUP fetches it again); and either way the
@@ -71,6 +73,9 @@ pub(super) struct ConfigWatch {
     maps_stale: Arc<AtomicBool>,
     /// When the maps were last programmed again for that.
     maps_tried: Instant,
+    /// The running snapshot's generation and how many of its withdrawn prefixes were in
+    /// their grace when the maps were last looked at for them ([`ConfigWatch::end_graces`]).
+    graces_seen: (u64, usize),
 }
 
 /// How often maps left stale are programmed again.
@@ -158,6 +163,7 @@ impl ConfigWatch {
             retired: Vec::new(),
             maps_stale: reloads.xdp_maps_stale.clone(),
             maps_tried: Instant::now(),
+            graces_seen: (0, 0),
         })
     }
 
@@ -168,6 +174,7 @@ impl ConfigWatch {
         // Those only this list holds now (every worker and report has moved on) go.
         self.retired.retain(|s| Arc::strong_count(s) > 1);
         self.retry_maps(shared, program);
+        self.end_graces(shared, program);
         if self.building.is_some() {
             self.signalled_meanwhile |= signalled;
             return self.finish_within(Duration::ZERO, shared, program);
@@ -363,9 +370,48 @@ impl ConfigWatch {
             return;
         }
         self.maps_tried = Instant::now();
-        if narrow(program, &shared.load()).is_ok() {
+        if narrow(program, &shared.load(), Instant::now()).is_ok() {
             self.maps_stale.store(false, Ordering::Relaxed);
             eprintln!("transitd: the XDP program's maps hold the running configuration's prefixes and remotes again");
+        }
+    }
+
+    /// Takes the prefixes whose grace has ended out of the XDP program's maps: their traffic
+    /// is the host's again. Looked at every poll (a tenth of a second) while the running
+    /// snapshot holds withdrawn prefixes; the maps are programmed when one's grace has ended
+    /// since the last look, and once after a reload (which narrowed them an instant before:
+    /// only what differs is written, so that costs nothing unless a grace ended between).
+    /// Maps left stale are [`ConfigWatch::retry_maps`]'s, which programs them the same way.
+    fn end_graces(&mut self, shared: &ArcSwap<Snapshot>, program: &XdpProgram) {
+        let snap = shared.load();
+        if snap.withdrawn.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let seen = (snap.generation, snap.withdrawn.in_grace(now).count());
+        if seen == self.graces_seen {
+            return;
+        }
+        // Of the same snapshot: a reload's first look ends none (it programmed them itself).
+        let ended = if self.graces_seen.0 == seen.0 { self.graces_seen.1.saturating_sub(seen.1) } else { 0 };
+        self.graces_seen = seen;
+        if self.maps_stale.load(Ordering::Relaxed) {
+            return;
+        }
+        match narrow(program, &snap, now) {
+            Ok(()) if ended > 0 => eprintln!(
+                "transitd: the grace of {ended} withdrawn prefixes ended (withdrawn_grace_ms): their traffic is the \
+                 host's again"
+            ),
+            Ok(()) => {}
+            Err(e) => {
+                self.maps_stale.store(true, Ordering::Relaxed);
+                eprintln!(
+                    "transitd: removing withdrawn prefixes whose grace ended from the XDP maps failed: {e}; their \
+                     traffic goes on being dropped as withdrawn_prefix until it succeeds: tried again every second, \
+                     transitd_xdp_maps_stale is 1 until then"
+                );
+            }
         }
     }
 
@@ -636,10 +682,15 @@ fn apply(
         Ok(Ok(mut new)) => {
             // The XDP program learns new prefixes before the workers see the snapshot that
             // owns them, and forgets old ones after, so no owned packet is passed meanwhile.
+            // The prefixes this reload removes stay, held for their grace (the widening and
+            // the narrowing keep them): BGP withdraws them from the next tick on, and their
+            // traffic, still on its way here until upstreams converge, is dropped.
             let old = shared.load();
-            let (owned_v4, owned_v6) = (new.owned_v4(), new.owned_v6());
-            let v4: Vec<_> = owned_v4.iter().chain(&old.owned_v4()).copied().collect();
-            let v6: Vec<_> = owned_v6.iter().chain(&old.owned_v6()).copied().collect();
+            let now = Instant::now();
+            new.withdrawn = Withdrawn::after(&old, &new, now);
+            let ((mut v4, mut v6), (old_v4, old_v6)) = (redirected(&new, now), redirected(&old, now));
+            v4.extend(old_v4);
+            v6.extend(old_v6);
             let widened = program.set_owned_v4(&v4).and_then(|_| program.set_owned_v6(&v6));
             // Soft-unicast's tables move with the snapshot, published whole (the program
             // reads the old ones or the new ones); between the program's switch and the
@@ -663,9 +714,10 @@ fn apply(
                 // The program goes back to the running configuration's tables, and the
                 // workers never see the new one: a half-applied reload would pass new
                 // prefixes' traffic to the host unfiltered.
+                let (old_v4, old_v6) = redirected(&old, now);
                 let restored = [
-                    program.set_owned_v4(&old.owned_v4()),
-                    program.set_owned_v6(&old.owned_v6()),
+                    program.set_owned_v4(&old_v4),
+                    program.set_owned_v6(&old_v6),
                     program_tables(program, &old), // the tunnel remotes too
                 ];
                 eprintln!(
@@ -693,10 +745,12 @@ fn apply(
             let replaced = shared.swap(Arc::new(new));
             // What is left over from the old configuration goes; failing that, it is only
             // redirected to workers that no longer claim it.
-            match narrow(program, &shared.load()) {
+            let running = shared.load();
+            match narrow(program, &running, now) {
                 Ok(()) => {
                     // The prefixes and remotes are the new configuration's alone (those an
-                    // earlier reload left stale included); the rest was published whole.
+                    // earlier reload left stale included), and the withdrawn ones in their
+                    // grace; the rest was published whole.
                     stale.store(false, Ordering::Relaxed);
                     eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)
                 }
@@ -710,6 +764,15 @@ fn apply(
                          transitd_xdp_maps_stale is 1 until then"
                     )
                 }
+            }
+            let held = running.withdrawn.in_grace(now).count();
+            if held > 0 {
+                let grace = running.bgp.as_ref().map_or(0, |b| b.withdrawn_grace.as_millis());
+                eprintln!(
+                    "transitd: {held} customer prefixes withdrawn by reloads are held for withdrawn_grace_ms ({grace} \
+                     ms from each one's removal): their traffic is dropped as withdrawn_prefix until upstreams have \
+                     converged"
+                );
             }
             if moved > 0 {
                 eprintln!(
@@ -725,13 +788,31 @@ fn apply(
     }
 }
 
-/// Makes the XDP program's owned prefixes and tunnel remotes `snap`'s alone: after a reload's
-/// swap (they were widened to both configurations'), and again while that failed.
-fn narrow(program: &XdpProgram, snap: &Snapshot) -> Result<(), transitd_bpf::BpfError> {
+/// Makes the XDP program's owned prefixes and tunnel remotes `snap`'s alone at `now` (its
+/// withdrawn prefixes in their grace with its customers'): after a reload's swap (they were
+/// widened to both configurations'), again while that failed, and as graces end.
+fn narrow(program: &XdpProgram, snap: &Snapshot, now: Instant) -> Result<(), transitd_bpf::BpfError> {
     let (r4, r6) = tunnel_remotes(snap);
-    program.set_owned_v4(&snap.owned_v4())?;
-    program.set_owned_v6(&snap.owned_v6())?;
+    let (v4, v6) = redirected(snap, now);
+    program.set_owned_v4(&v4)?;
+    program.set_owned_v6(&v6)?;
     program.set_tunnel_remotes(&r4, &r6)
+}
+
+/// Prefixes by family, as the XDP program's owned maps take them.
+type Prefixes = (Vec<(std::net::Ipv4Addr, u8)>, Vec<(std::net::Ipv6Addr, u8)>);
+
+/// The prefixes whose traffic the XDP program redirects for `snap` at `now`, by family: its
+/// customers' and the withdrawn ones in their grace (disjoint: a prefix served is not held).
+fn redirected(snap: &Snapshot, now: Instant) -> Prefixes {
+    let (mut v4, mut v6) = (snap.owned_v4(), snap.owned_v6());
+    for net in snap.withdrawn.in_grace(now) {
+        match net {
+            ipnet::IpNet::V4(n) => v4.push((n.network(), n.prefix_len())),
+            ipnet::IpNet::V6(n) => v6.push((n.network(), n.prefix_len())),
+        }
+    }
+    (v4, v6)
 }
 
 /// The outer addresses of `snap`'s tunnels, by family.
@@ -890,6 +971,56 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_eq!(to_removed(), XdpDecision::Passed, "the running configuration's maps again");
+    }
+
+    /// A reload that removes a prefix leaves it in the XDP program's map for its grace (its
+    /// traffic redirected, for the workers to drop as `withdrawn_prefix`), the next reload
+    /// keeps it there, and the watch takes it out once the grace has passed: then its traffic
+    /// is the kernel's (without a grace, it was from the reload on). Needs root (the XDP
+    /// program is loaded).
+    #[test]
+    fn a_removed_prefix_stays_redirected_for_its_grace() {
+        use transitd_bpf::XdpDecision;
+        let text = |prefixes: &str| {
+            format!(
+                "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdrawn_grace_ms = 400\n[[customer]]\nname = \"a\"\n\
+                 prefixes = [{prefixes}]\n"
+            )
+        };
+        let build = |prefixes: &str| Snapshot::build(&config::parse("t.toml", &text(prefixes)).unwrap()).unwrap();
+        let running = build("\"203.0.113.0/24\", \"198.18.0.0/24\"");
+        let program = XdpProgram::load().expect("load the XDP program (needs root)");
+        program_xdp(&program, &running).unwrap();
+        let shared = ArcSwap::from_pointee(running);
+        let source = ConfigSource::File(std::env::temp_dir().join("transitd-withdrawn-grace.toml"));
+        let files = FileWatch::of(&source, None, &[], &[], Duration::ZERO);
+        let reloads = crate::metrics::ReloadStats::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut watch = ConfigWatch::start(&source, files, None, None, &reloads, stop, Host::default()).unwrap();
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([8, 8, 8, 8], [198, 18, 0, 9], 60)
+            .udp(1000, 53)
+            .write(&mut frame, b"query")
+            .unwrap();
+        let to_removed = || program.test_run(&frame).expect("test run (needs root)").0;
+        assert_eq!(to_removed(), XdpDecision::NoSocket, "a customer's: redirected (no socket on queue 0)");
+
+        let removed = Instant::now();
+        let stale = AtomicBool::new(false);
+        assert!(apply("t.toml", removed, Ok(Ok(build("\"203.0.113.0/24\""))), &shared, &program, &stale).is_some());
+        assert_eq!(to_removed(), XdpDecision::NoSocket, "held: still redirected");
+        // Another reload carries it, its grace running from its removal.
+        assert!(apply("t.toml", removed, Ok(Ok(build("\"203.0.113.0/25\""))), &shared, &program, &stale).is_some());
+        assert_eq!(to_removed(), XdpDecision::NoSocket, "still held");
+        assert_eq!(shared.load().withdrawn.len(), 2, "198.18.0.0/24 and 203.0.113.0/24");
+        while to_removed() != XdpDecision::Passed {
+            assert!(removed.elapsed() < Duration::from_secs(10), "never taken out");
+            assert_eq!(watch.poll(false, &shared, &program), None, "nothing to reload");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(removed.elapsed() >= Duration::from_millis(400), "taken out within its grace");
+        assert!(!stale.load(Ordering::Relaxed) && !reloads.xdp_maps_stale.load(Ordering::Relaxed));
     }
 
     /// Looks until the watch reports a change or `looks` looks have passed.

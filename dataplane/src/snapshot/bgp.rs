@@ -1,5 +1,6 @@
-//! `[bgp]` as data: where BIRD is and when to withdraw. What is announced is computed from
-//! the rest of the snapshot (anycast, customers, egress) by `crate::bgp`.
+//! `[bgp]` as data: where BIRD is, when to withdraw, and how long a prefix a reload removes
+//! is held after its withdrawal. What is announced is computed from the rest of the snapshot
+//! (anycast, customers, egress) by `crate::bgp`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub struct Bgp {
     pub announce_after: Duration,
     /// Withdraw a customer's prefixes while all of its probed tunnels are down.
     pub withdraw_customers_without_tunnels: bool,
+    /// How long a customer prefix a reload removes is held after its withdrawal, its
+    /// traffic dropped ([`super::Withdrawn`]).
+    pub withdrawn_grace: Duration,
 }
 
 impl Builder<'_> {
@@ -52,12 +56,20 @@ impl Builder<'_> {
         if hold > 600_000 {
             self.err(&section.announce_after_ms.span(), format!("announce_after_ms {hold} is not in 0..=600000"));
         }
+        // Upstreams converge on a withdrawal in seconds, on the Internet at large in minutes;
+        // ten minutes at most, as a hold, so that a prefix taken for other use is not kept
+        // from it for longer.
+        let grace = *section.withdrawn_grace_ms.get_ref();
+        if grace > 600_000 {
+            self.err(&section.withdrawn_grace_ms.span(), format!("withdrawn_grace_ms {grace} is not in 0..=600000"));
+        }
         Bgp {
             bird_socket,
             bird_include,
             withdraw_after: Duration::from_millis(ms.clamp(500, 60_000)),
             announce_after: Duration::from_millis(hold.min(600_000)),
             withdraw_customers_without_tunnels: section.withdraw_customers_without_tunnels,
+            withdrawn_grace: Duration::from_millis(grace.min(600_000)),
         }
     }
 }

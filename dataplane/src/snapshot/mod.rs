@@ -32,6 +32,7 @@ mod rules;
 mod soft_unicast;
 mod succession;
 mod tcp;
+mod withdrawn;
 
 pub use bgp::Bgp;
 use customers::Locals;
@@ -43,6 +44,7 @@ use rules::accept_all;
 pub use soft_unicast::SoftUnicast;
 pub use succession::Succession;
 pub use tcp::{FlowTimeouts, TcpProtection, TcpRule};
+pub use withdrawn::Withdrawn;
 
 /// Default frame size: one AF_XDP UMEM frame.
 pub const DEFAULT_FRAME_SIZE: usize = 4096;
@@ -131,6 +133,9 @@ pub struct Snapshot {
     pub soft_unicast: Option<SoftUnicast>,
     /// Every customer prefix and whose it is, in the order configured.
     pub customer_prefixes: Vec<(IpNet, CustomerId)>,
+    /// Customer prefixes reloads removed, held for their grace: set when a reload publishes
+    /// the snapshot ([`Withdrawn::after`]), empty otherwise.
+    pub withdrawn: Withdrawn,
     /// Announcing by BGP through BIRD, if configured.
     pub bgp: Option<Bgp>,
     /// Sampled flow export, if configured.
@@ -790,6 +795,7 @@ impl Builder<'_> {
             tcp,
             soft_unicast,
             customer_prefixes: c.prefixes.iter().map(|p| (p.net, p.customer)).collect(),
+            withdrawn: Withdrawn::default(),
             bgp: loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref())),
             ipfix: loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref())),
             membership: self.lists.membership(),
