@@ -205,6 +205,7 @@ struct Bgp {
     include: Option<PathText>,
     withdraw_after: Option<Num>,
     announce_after: Option<Num>,
+    withdrawn_grace: Option<Num>,
     without_tunnels: Option<bool>,
 }
 
@@ -418,14 +419,15 @@ fn render(c: &Config) -> (String, usize, usize) {
             u.text()
         );
     }
-    if let Some(Bgp { socket, include, withdraw_after, announce_after, without_tunnels }) = &c.bgp {
+    if let Some(Bgp { socket, include, withdraw_after, announce_after, withdrawn_grace, without_tunnels }) = &c.bgp {
         let _ = writeln!(out, "[bgp]");
         for (k, v) in [("bird_socket", socket), ("bird_include", include)] {
             if let Some(v) = v {
                 let _ = writeln!(out, "{k} = {}", quoted(&v.text()));
             }
         }
-        settings(&mut out, &["withdraw_after_ms", "announce_after_ms"], [withdraw_after, announce_after]);
+        let keys = ["withdraw_after_ms", "announce_after_ms", "withdrawn_grace_ms"];
+        settings(&mut out, &keys, [withdraw_after, announce_after, withdrawn_grace]);
         if let Some(w) = without_tunnels {
             let _ = writeln!(out, "withdraw_customers_without_tunnels = {w}");
         }
