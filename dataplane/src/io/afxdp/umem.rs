@@ -2,8 +2,9 @@
 //! the socket options, as the [`Xsk`] trait the backend's bookkeeping is written against.
 //!
 //! This file is the ring/UMEM boundary: every `unsafe` block of the AF_XDP backend is here
-//! but the two calls of `Xsk::frames` in `mod.rs` that lend frames out of the UMEM, each
-//! with the invariant that makes it sound.
+//! but the two calls of `Xsk::frames` that lend frames out of the UMEM (in `poll.rs`, to the
+//! pipeline; in `tx.rs`, to the copy of a packet into frames of its own), each with the
+//! invariant that makes it sound.
 //!
 //! Teardown order matters to libxdp: a socket must be deleted before its UMEM, and the UMEM
 //! before the fill and completion ring structs it keeps pointers into (to unmap them). So the
@@ -18,7 +19,8 @@ use std::ptr;
 use arrayvec::ArrayVec;
 use libxdp_sys as xdp;
 
-use super::{AfXdpConfig, BindMode, Desc, Kick, MAX_LENT, SocketStats, Xsk};
+use super::{AfXdpConfig, BindMode, Desc, Kick, MAX_LENT, Xsk};
+use crate::io::SocketStats;
 
 /// The memory frames live in, registered as a UMEM, with its fill and completion rings.
 struct Umem {
