@@ -5,11 +5,14 @@
 //! stops the workers, detaches and prints the final counters (`report`).
 
 mod announce;
+mod file_watch;
 mod placement;
+mod publish;
 mod reload;
 mod report;
 mod tunables;
 mod workers;
+mod xdp_maps;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,11 +26,13 @@ use arc_swap::ArcSwap;
 use transitd_bpf::{AttachMode, XdpProgram};
 
 use self::announce::Announcer;
+use self::file_watch::FileWatch;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
-pub use self::reload::program_xdp;
-use self::reload::{ConfigWatch, FileWatch, program_tables};
+use self::reload::ConfigWatch;
 use self::report::{final_report, progress_line};
+use self::xdp_maps::program_tables;
+pub use self::xdp_maps::program_xdp;
 use crate::dropcap::{CaptureOptions, DropCapture};
 use crate::fleet::{self, EtcdSource};
 use crate::health;

@@ -1,0 +1,211 @@
+//! The sections compiled in order and put together into one [`Snapshot`], with the checks
+//! that span sections (tunnel MTUs against the frame size, what `[bgp]` would announce, the
+//! egress prefixes, IPv6 prefixes without `anycast_v6`) and the settings nothing uses, said.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ipnet::IpNet;
+
+use super::customers::{self, Locals};
+use super::{Builder, HealthTable, OwnedPrefix, Snapshot, TcpProtection, Withdrawn, in_file_order, routes, vrf_ids};
+use crate::config::Loaded;
+use crate::lpm::IpPrefixTable;
+
+/// The generation the next snapshot built gets.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl Builder<'_> {
+    pub(super) fn snapshot(&mut self, loaded: &Loaded) -> Snapshot {
+        let server = loaded.file.server.get_ref();
+        let s = self.server(server);
+        self.lists = self.lists(&loaded.file.lists);
+        let health_config = self.health(&loaded.file.health);
+        let mut dos = self.dos(&loaded.file.dos);
+        let mut dos_rule_count = dos.rules.rules().len() as u32;
+        let mut tcp = self.tcp_protection(&loaded.file.tcp_protection);
+        let local = Locals { v4: Ipv4Addr::from(s.anycast), v6: s.anycast_v6 };
+
+        // Ids are 16 bits: what lies past the bounds is reported and never compiled.
+        let customers_in = self.bounded_customers(&loaded.file.customers);
+        let mut c = self.customers(customers_in, &local, &mut dos_rule_count, &mut tcp);
+        let ids = vrf_ids(c.customers.iter().map(|c| c.name.as_str()));
+        for (customer, id) in c.customers.iter_mut().zip(ids) {
+            customer.vrf_id = id;
+        }
+        self.previews(&mut dos, &loaded.file.dos, &c.customers);
+        self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
+        // A tunnel that takes more than a frame carries: what would use the difference is
+        // dropped as `oversize` on arrival, and its SYNs are clamped to an MSS no packet
+        // reaches.
+        let carried = s.frame_size.saturating_sub(14);
+        for mtu in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mtu.as_ref()) {
+            if *mtu.get_ref() as usize > carried {
+                let why = format!(
+                    "mtu {} is more than a frame of frame_size {} carries ({carried} bytes of IP): longer packets \
+                     are dropped as oversize on arrival; raise frame_size or lower mtu",
+                    mtu.get_ref(),
+                    s.frame_size
+                );
+                self.warn(&mtu.span(), why);
+            }
+        }
+        // Tunnels without an `mtu` take the default, which a small frame_size holds too.
+        let unset = customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter(|t| t.get_ref().mtu.is_none());
+        let defaults: std::collections::HashSet<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
+        let largest = c.tunnels.iter().filter(|t| defaults.contains(&t.name.as_str())).map(|t| t.mtu).max();
+        if let (Some(fs), Some(mtu)) = (&server.frame_size, largest.filter(|&m| m as usize > carried)) {
+            let why = format!(
+                "frame_size {} carries {carried} bytes of IP, less than the default tunnel mtu ({mtu}) of tunnels \
+                 without an `mtu`: longer packets are dropped as oversize on arrival; raise frame_size or set their mtu",
+                fs.get_ref()
+            );
+            self.warn(&fs.span(), why);
+        }
+        if !server.mss_clamp {
+            for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
+                self.warn(&mss.span(), "mss is not used: [server] mss_clamp = false clamps no SYN");
+            }
+        }
+        self.check_overlaps(&mut c.prefixes, customers_in);
+        self.warn_without_anycast_v6(&c.prefixes, s.anycast_v6);
+        if loaded.file.bgp.is_some() {
+            // Every customer prefix is announced: a /0 would be a default route to the
+            // upstreams, which attracts the whole Internet's traffic (or is filtered away).
+            for p in c.prefixes.iter().filter(|p| p.net.prefix_len() == 0) {
+                self.err(&p.span, format!("customer prefix {} would be announced as a default route ([bgp])", p.net));
+            }
+            // Inside such space a prefix is refused anyway; holding it, it would announce it.
+            for p in c.prefixes.iter().filter(|p| p.net.prefix_len() > 0) {
+                if let Some(space) = customers::holds_space_for_no_hosts(p.net) {
+                    let why = format!("customer prefix {} holds {space}, which [bgp] would announce with it", p.net);
+                    self.err(&p.span, why);
+                }
+            }
+        }
+        let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
+        let egress_written = routes::egress_written(loaded.file.soft_unicast.as_ref());
+        self.check_egress_overlaps(&egress_written, &c.prefixes);
+        // Egress addresses are hosts' sources, announced with `[bgp]`: held as customer prefixes.
+        for (net, len, at) in &egress_written {
+            let egress = IpNet::V4(ipnet::Ipv4Net::new(*net, *len).unwrap_or_default());
+            if let Some(why) = customers::not_for_hosts(egress) {
+                self.err(at, format!("egress prefix {egress} is {why}: no host sends from there"));
+            } else if let Some(space) =
+                customers::holds_space_for_no_hosts(egress).filter(|_| loaded.file.bgp.is_some())
+            {
+                self.err(at, format!("egress prefix {egress} holds {space}, which [bgp] would announce with it"));
+            }
+        }
+        let egress: Vec<(Ipv4Addr, u8)> = egress_written.iter().map(|(a, len, _)| (*a, *len)).collect();
+        let fleet = loaded.file.soft_unicast.as_ref().map(|s| s.get_ref());
+        self.check_addresses_outside_prefixes(&c.prefixes, &egress, server, customers_in, fleet);
+        let route_groups =
+            self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
+        let probed = c.tunnels.iter().any(|t| t.interface.is_some());
+        self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
+        Snapshot {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            succession: None,
+            anycast: s.anycast,
+            anycast_v6: s.anycast_v6,
+            frame_size: s.frame_size,
+            unmatched: server.unmatched.into(),
+            gre_unsupported: server.gre_unsupported.into(),
+            unbound_queue: server.unbound_queue.into(),
+            mpls: server.mpls.into(),
+            fragment_ipv4: server.fragment_ipv4,
+            mss_clamp: server.mss_clamp,
+            path_mtu_discovery: server.path_mtu_discovery,
+            gre_reassembly: server.gre_reassembly,
+            icmp: s.icmp,
+            health_config,
+            health: HealthTable::new(c.tunnels.len()),
+            eth: s.eth,
+            next_hop: s.next_hop,
+            customers: c.customers,
+            customer_by_prefix: IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer))),
+            tunnels: c.tunnels,
+            tunnel_index: c.tunnel_index,
+            route_groups,
+            rule_count: c.rule_count as usize,
+            dos,
+            dos_rule_count: dos_rule_count as usize,
+            tcp,
+            soft_unicast,
+            customer_prefixes: c.prefixes.iter().map(|p| (p.net, p.customer)).collect(),
+            withdrawn: Withdrawn::default(),
+            bgp: loaded.file.bgp.as_ref().map(|b| self.bgp(b.get_ref())),
+            ipfix: loaded.file.ipfix.as_ref().map(|x| self.ipfix(x.get_ref())),
+            membership: self.lists.membership(),
+            warnings: in_file_order(self.src, std::mem::take(&mut self.warnings)),
+            inputs: std::mem::take(&mut self.inputs),
+            input_stamps: std::mem::take(&mut self.input_stamps),
+        }
+    }
+
+    /// Settings written that nothing in the configuration uses: said, not refused (a fleet's
+    /// shared file may hold them on purpose, for servers whose part uses them), since a
+    /// setting that silently does nothing looks like one that works.
+    fn warn_inert(&mut self, loaded: &Loaded, probed: bool, no_buckets: bool, tcp: &TcpProtection) {
+        let file = &loaded.file;
+        let h = &file.health;
+        let health_written =
+            [&h.interval_ms, &h.timeout_ms, &h.down_after, &h.up_after].into_iter().find(|v| !v.span().is_empty());
+        if let (false, Some(key)) = (probed, health_written) {
+            self.warn(
+                &key.span(),
+                "[health] probes tunnels with an `interface`, and no tunnel has one: it has no effect",
+            );
+        }
+        if let Some(bgp) = file.bgp.as_ref().filter(|b| b.get_ref().withdraw_customers_without_tunnels && !probed) {
+            self.warn(
+                &bgp.span(),
+                "withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`), and no tunnel \
+                 is probed: no customer is ever withdrawn for its tunnels",
+            );
+        }
+        if let (true, Some(size)) = (no_buckets, &file.dos.table_size) {
+            self.warn(&size.span(), "[dos] table_size sizes the keys of rate-limit buckets, and there is no [[dos.bucket]]: it has no effect");
+        }
+        let t = &file.tcp_protection;
+        if tcp.rules.is_empty() {
+            let settings = [
+                &t.table_size,
+                &t.embryonic_timeout,
+                &t.idle_timeout,
+                &t.closing_timeout,
+                &t.grace_period,
+                &t.challenge_rate,
+                &t.authenticated_for,
+            ];
+            if let Some(key) = settings.into_iter().flatten().next() {
+                self.warn(
+                    &key.span(),
+                    "[tcp_protection] settings have no effect: no TCP protection rule, global or a customer's",
+                );
+            }
+        } else if tcp.syn_buckets.is_empty() {
+            for key in [&t.challenge_rate, &t.authenticated_for].into_iter().flatten() {
+                self.warn(&key.span(), "challenges are sent over a rule's syn_rate, and no TCP protection rule has one: this has no effect");
+            }
+        }
+    }
+
+    /// IPv6 customer prefixes without `anycast_v6` work (over IPv4 tunnels, in replay), but
+    /// nothing can source an ICMPv6 error about their packets: a packet too big for its
+    /// tunnel is dropped without the Packet Too Big that path MTU discovery needs (IPv6
+    /// routers do not fragment), which is a black hole nobody sees. Said once, at the first.
+    fn warn_without_anycast_v6(&mut self, prefixes: &[OwnedPrefix], anycast_v6: Option<Ipv6Addr>) {
+        let first_v6 = prefixes.iter().filter(|p| matches!(p.net, IpNet::V6(_))).min_by_key(|p| p.span.start);
+        if let (None, Some(p)) = (anycast_v6, first_v6) {
+            let message = format!(
+                "IPv6 prefix `{}` but [server] sets no anycast_v6: no ICMPv6 error (Packet Too Big, Time Exceeded) \
+                 can be sent about its packets, so path MTU discovery through a tunnel with a smaller MTU fails \
+                 silently; set anycast_v6",
+                p.net
+            );
+            self.warn(&p.span, message);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `[server]` compiled: the anycast addresses, frame size, ICMP error budget, Ethernet
+//! addresses and next hop; and `[health]`'s probe timing (here, not beside the probes' data
+//! in `health.rs`, which is long enough).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use classifier::{BucketKey, BucketSpec};
+use gre::EthernetAddrs;
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::{Builder, DEFAULT_FRAME_SIZE, HealthConfig, NextHop, customers, is_host_address, mapped_hint};
+use crate::config;
+
+/// What `[server]` compiles to.
+pub(super) struct ServerParts {
+    pub(super) anycast: [u8; 4],
+    pub(super) anycast_v6: Option<Ipv6Addr>,
+    pub(super) frame_size: usize,
+    pub(super) icmp: BucketSpec,
+    pub(super) eth: EthernetAddrs,
+    pub(super) next_hop: NextHop,
+}
+
+impl Builder<'_> {
+    /// An error at `at` when `addr` (`what`) lies in space no host on the Internet has (link-local,
+    /// "this network"): customers' routers could not send to it, and `[bgp]` would announce it.
+    fn internet_reaches(&mut self, addr: IpAddr, at: &Range<usize>, what: &str) {
+        if let Some(why) = customers::not_for_hosts(IpNet::from(addr)) {
+            self.err(at, format!("{what} `{addr}` is {why}: the Internet cannot reach it"));
+        }
+    }
+
+    fn mac(&mut self, s: &Option<Spanned<String>>) -> [u8; 6] {
+        let Some(s) = s else { return [0; 6] };
+        // One or two hex digits a part: `u8`'s parser alone also takes `+2` and `000`.
+        let part = |p: &str| {
+            let digits = (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
+            if digits { u8::from_str_radix(p, 16).ok() } else { None }
+        };
+        let parts: Vec<Option<u8>> = s.get_ref().split(':').map(part).collect();
+        match parts.as_slice() {
+            [a, b, c, d, e, f] if parts.iter().all(Option::is_some) => {
+                let mac = [a, b, c, d, e, f].map(|x| x.unwrap_or_default());
+                // A frame from or to such an address reaches no one router (and the all-zero
+                // one would pass for a next hop that is set).
+                if mac == [0; 6] || mac[0] & 1 == 1 {
+                    let why =
+                        format!("`{}` is not a unicast MAC address (all zeros, broadcast or multicast)", s.get_ref());
+                    self.err(&s.span(), why);
+                }
+                mac
+            }
+            _ => {
+                self.err(&s.span(), format!("`{}` is not a MAC address (write 02:00:00:00:00:01)", s.get_ref()));
+                [0; 6]
+            }
+        }
+    }
+
+    /// `[server]`: the anycast addresses, frame size, ICMP error budget and Ethernet
+    /// addresses.
+    pub(super) fn server(&mut self, server: &config::ServerSection) -> ServerParts {
+        let anycast = self.ipv4(&server.anycast, "anycast address").map_or([0; 4], |a| a.octets());
+        if anycast != [0; 4] {
+            self.internet_reaches(IpAddr::from(anycast), &server.anycast.span(), "anycast address");
+        }
+        let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
+            Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
+                // An IPv4-mapped one is no IPv6 address: the IPv4 address is `anycast`'s.
+                let hint = match v6.to_ipv4_mapped() {
+                    Some(v4) => format!(
+                        ": an IPv4-mapped IPv6 address, which no packet carries (`{v4}` is an IPv4 address: `anycast`)"
+                    ),
+                    None => String::new(),
+                };
+                self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address{hint}"));
+                None
+            }
+            Ok(ip) => {
+                self.internet_reaches(IpAddr::V6(ip), &a.span(), "anycast_v6");
+                Some(ip)
+            }
+            Err(_) => {
+                self.err(&a.span(), format!("anycast_v6 `{}` is not an IPv6 address", a.get_ref()));
+                None
+            }
+        });
+        let frame_size = match &server.frame_size {
+            None => DEFAULT_FRAME_SIZE,
+            Some(fs) if (256..=65536).contains(fs.get_ref()) => *fs.get_ref() as usize,
+            Some(fs) => {
+                self.err(&fs.span(), format!("frame_size {} is not in 256..=65536", fs.get_ref()));
+                DEFAULT_FRAME_SIZE
+            }
+        };
+        let icmp = BucketSpec {
+            key: BucketKey::Rule,
+            rate: server.icmp_rate.as_ref().map_or(1000, |r| *r.get_ref()),
+            burst: match &server.icmp_burst {
+                None => 100,
+                Some(b) if *b.get_ref() >= 1 => *b.get_ref(),
+                Some(b) => {
+                    self.err(&b.span(), "icmp_burst must be at least 1");
+                    1
+                }
+            },
+        };
+        let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
+        let next_hop = match (&server.next_hop_mac, &server.next_hop) {
+            (Some(_), Some(ip)) => {
+                // Both: the MAC is used, and the address was silently not.
+                self.warn(&ip.span(), "next_hop is not used: next_hop_mac is set too, and frames go to that MAC");
+                NextHop::Static(eth.dst)
+            }
+            (Some(_), None) => NextHop::Static(eth.dst),
+            (None, Some(ip)) => match ip.get_ref().parse::<IpAddr>() {
+                // One router's address, not ours: never to be found in the neighbour table.
+                Ok(a)
+                    if !is_host_address(a)
+                        || a == IpAddr::V4(Ipv4Addr::from(anycast))
+                        || Some(a) == anycast_v6.map(IpAddr::V6) =>
+                {
+                    let hint = mapped_hint(a);
+                    let why = format!("next_hop `{a}` is not a router's address (one host's, not ours){hint}");
+                    self.err(&ip.span(), why);
+                    NextHop::Unset
+                }
+                Ok(ip) => NextHop::Neighbour(ip),
+                Err(_) => {
+                    self.err(&ip.span(), format!("next_hop `{}` is not an IP address", ip.get_ref()));
+                    NextHop::Unset
+                }
+            },
+            (None, None) => NextHop::Unset,
+        };
+        ServerParts { anycast, anycast_v6, frame_size, icmp, eth, next_hop }
+    }
+
+    pub(super) fn health(&mut self, h: &config::HealthSection) -> HealthConfig {
+        let ms = 1_000_000u64;
+        let mut refused = false;
+        let mut check = |v: &Spanned<u64>, what: &str, range: std::ops::RangeInclusive<u64>| -> u64 {
+            if range.contains(v.get_ref()) {
+                *v.get_ref()
+            } else {
+                self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
+                refused = true;
+                *range.start()
+            }
+        };
+        let interval = check(&h.interval_ms, "interval_ms", 10..=3_600_000);
+        let mut timeout = check(&h.timeout_ms, "timeout_ms", 1..=3_600_000);
+        let down = check(&h.down_after, "down_after", 1..=100) as u32;
+        let up = check(&h.up_after, "up_after", 1..=100) as u32;
+        // Compared only as written: a refused value's stand-in is no one's word.
+        if timeout > interval && !refused {
+            if h.timeout_ms.span() == (0..0) {
+                // The default (250 ms) with a shorter interval: the interval bounds it, or
+                // the prober (which waits for the longer of the two) probes less often
+                // than `interval_ms` says.
+                timeout = interval;
+            } else {
+                self.err(&h.timeout_ms.span(), format!("timeout_ms {timeout} is longer than interval_ms {interval}"));
+            }
+        }
+        HealthConfig { interval_ns: interval * ms, timeout_ns: timeout * ms, down_after: down, up_after: up }
+    }
+}
