@@ -9,6 +9,9 @@
 //! program it did not attach ([`attach`](XdpProgram::attach) names the one it found);
 //! [`detach`] removes only a transitd program attached the old (netlink) way.
 
+// Each `unsafe` block (the link's creation, its file descriptor) says why it holds.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod attach;
 
 pub use attach::{AttachMode, Attached, Found, attached, detach, is_stale, runs};
@@ -21,7 +24,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use zerocopy::{Immutable, IntoBytes};
 
-#[allow(clippy::all, missing_docs, unsafe_code)]
+#[allow(clippy::all, clippy::undocumented_unsafe_blocks, missing_docs, unsafe_code)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/transitd.skel.rs"));
 }

@@ -6,6 +6,9 @@
 //! ([`config`]) is compiled into snapshots whole or not at all.
 
 #![warn(missing_docs)]
+// `unsafe` lives only at the ring/UMEM and socket boundaries, each block with the reason it
+// holds: a block without its `// SAFETY:` comment does not build.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bgp;
 pub mod cli;
