@@ -225,3 +225,39 @@ fn traffic_to_a_prefix_a_reload_removed_is_dropped_as_withdrawn_prefix() {
         assert_eq!(outcome(&cut, [203, 0, 113, 9]).verdict, Verdict::Pass(PassReason::NoCustomer), "{off:?}");
     }
 }
+
+/// Decapsulated traffic from a customer's tunnel to a prefix a reload removed and holds goes
+/// to the Internet, as to any address no customer has: not dropped as `withdrawn_prefix`.
+/// An upstream that still routes the prefix here sends it back, and it is dropped then (one
+/// round trip, no loop: the held prefix is still redirected); one that routes it elsewhere
+/// (the customer moved to another provider or edge, the usual reason a prefix leaves)
+/// delivers it, where a drop here would cut it off for the whole grace.
+#[test]
+fn decapsulated_traffic_to_a_held_prefix_goes_to_the_internet() {
+    use transitd::snapshot::Withdrawn;
+    // Documentation and benchmarking addresses throughout: not bogons here.
+    let a = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdrawn_grace_ms = 30000\n[dos.sanity]\nbogons = false\n\
+             [[customer]]\nname = \"a\"\nprefixes = [\"198.51.100.0/24\"]\n\
+             [[customer.tunnel]]\nname = \"a-gre\"\nremote = \"198.18.5.1\"\n";
+    let config = |others: &str| format!("{a}{others}");
+    let old = snapshot(&config("[[customer]]\nname = \"b\"\nprefixes = [\"203.0.113.0/24\"]\n"));
+    let mut held = snapshot(&config(""));
+    held.withdrawn = Withdrawn::after(&old, &held, std::time::Instant::now());
+    let mut to_b = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv4([198, 51, 100, 7], [203, 0, 113, 9], 60)
+        .udp(1000, 53)
+        .write(&mut to_b, b"query")
+        .unwrap();
+    let mut limits = transitd::pipeline::Limits::new(&held);
+    // From the Internet (here, as it comes back): dropped while held.
+    let back = outcome_with(&held, &mut limits, &to_b, 0).verdict;
+    assert_eq!(back, Verdict::Drop(DropReason::WithdrawnPrefix));
+    let decapsulated = outcome_with(&held, &mut limits, &in_gre(&to_b, [198, 18, 5, 1], [192, 0, 2, 1]), 0);
+    assert_eq!(decapsulated.from_tunnel, Some(0));
+    assert!(
+        matches!(decapsulated.verdict, Verdict::Tx { reason: TxReason::Decapsulated, .. }),
+        "{:?}",
+        decapsulated.verdict
+    );
+}

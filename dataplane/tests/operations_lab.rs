@@ -328,6 +328,7 @@ fn a_removed_prefix_is_dropped_for_its_grace_and_not_handed_to_the_host() {
     let held = |t: &common::lab::Transitd| t.log().contains("1 customer prefixes withdrawn by reloads are held");
     wait_for("the reload", Duration::from_secs(10), || held(&t));
     assert!(t.log().contains("transitd: reloaded"), "{}", t.log());
+    assert_eq!(metric(&scrape(&lab), "transitd_bgp_held_prefixes", &[]), 1.0, "held, 10 s from now");
     wait_for("the withdrawal", Duration::from_secs(10), || !announced());
     let ended = |t: &common::lab::Transitd| t.log().contains("the grace of 1 withdrawn prefixes ended");
     scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=42000+i, dport=21, flags='S') for i in range(10)]");
@@ -344,6 +345,7 @@ fn a_removed_prefix_is_dropped_for_its_grace_and_not_handed_to_the_host() {
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
     assert_eq!(metric(&m, "transitd_packets_total", &withdrawn), 10.0, "the host's after the grace");
+    assert_eq!(metric(&m, "transitd_bgp_held_prefixes", &[]), 0.0, "its grace ended");
     let to_host = |ports: &str| tshark_frames(&file, &format!("tcp.dstport == 21 and tcp.srcport in {{{ports}}}"), &[]);
     assert_eq!(to_host("42000..42009").len(), 0, "handed to the host during the grace");
     assert_eq!(to_host("43000..43009").len(), 10, "the host's once the grace ended");

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;
@@ -593,6 +594,16 @@ impl Scrape<'_> {
                 "1 while BIRD announces what transitd last asked (0: BIRD refuses its configuration or cannot be reached)",
                 MetricType::Gauge,
                 |m| m.encode_gauge(&i64::from(src.bgp.bird_in_sync.load(Ordering::Relaxed))),
+            )?;
+            // Counted now: a prefix whose grace has ended stays in the snapshot until the next
+            // reload, but is out of the XDP program's map (its traffic the host's again).
+            let held = self.snap.withdrawn.in_grace(Instant::now()).count();
+            family(
+                enc,
+                "transitd_bgp_held_prefixes",
+                "Customer prefixes reloads removed, held for withdrawn_grace_ms: still redirected, their traffic dropped as withdrawn_prefix",
+                MetricType::Gauge,
+                |m| m.encode_gauge(&(held as i64)),
             )?;
         }
         Ok(())

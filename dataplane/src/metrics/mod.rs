@@ -281,6 +281,42 @@ tunnel = "acme-gre"
         assert_eq!(stale(&src), Some(1.0));
     }
 
+    /// The customer prefixes reloads removed and hold for `withdrawn_grace_ms` are served as a
+    /// gauge with `[bgp]`, counted at the scrape: one whose grace has ended is not, though the
+    /// snapshot keeps it until the next reload (out of the XDP program's map by then).
+    #[test]
+    fn prefixes_held_for_their_grace_are_served_while_it_lasts() {
+        let build = |prefixes: &str, grace_ms: u64| {
+            let text = format!(
+                "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdrawn_grace_ms = {grace_ms}\n\
+                 [[customer]]\nname = \"a\"\nprefixes = [{prefixes}]\n"
+            );
+            Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap()
+        };
+        let old = build("\"203.0.113.0/24\", \"198.18.0.0/24\", \"2001:db8:acbe::/48\"", 60_000);
+        let held = |grace_ms: u64| {
+            let mut new = build("\"203.0.113.0/24\"", grace_ms);
+            new.withdrawn = crate::snapshot::Withdrawn::after(&old, &new, std::time::Instant::now());
+            let src = sources(WorkerStats::default(), Arc::new(new));
+            src.bgp.configured.store(true, Ordering::Relaxed);
+            src
+        };
+        let gauge = |src: &Arc<Sources>| {
+            parse(&render(src, Format::OpenMetrics))
+                .iter()
+                .find(|s| s.name == "transitd_bgp_held_prefixes")
+                .map(|s| s.value)
+        };
+        assert_eq!(gauge(&held(60_000)), Some(2.0), "198.18.0.0/24 and 2001:db8:acbe::/48");
+        let ended = held(1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(ended.snapshot.load().withdrawn.len(), 2, "kept until the next reload");
+        assert_eq!(gauge(&ended), Some(0.0), "their grace ended");
+        // Without [bgp] nothing is held, and no BGP family is served.
+        let snap = Arc::new(snapshot_with("", ""));
+        assert_eq!(gauge(&sources(WorkerStats::default(), snap)), None);
+    }
+
     /// A health-checked tunnel its probes have not judged yet (no probe answered nor
     /// down_after missed: at start, after a reload that added it, for ever while its probes
     /// cannot be sent) takes traffic, and transitd_tunnel_up says 1; transitd_tunnel_judged
