@@ -403,7 +403,9 @@ impl<'a> Translator<'a> {
                             let _ = write!(self.out, "(?{flags})");
                         }
                         self.i = j + 1;
-                        return Ok(());
+                        // Not an item: PCRE2 refuses `(?i)?` as a quantified assertion (the
+                        // regex crate would repeat the empty match; found by the fuzz target).
+                        return self.no_second_quantifier();
                     }
                     Some(b':') => {
                         let _ = write!(self.out, "(?{flags}:");
@@ -894,7 +896,20 @@ mod tests {
         for p in [r"[c--d]", r"[\d-z]", r"[a-\d]", r"[a", r"\x{100}", r"\i"] {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
-        for p in [r"\B?", r"\b*", r"^*", r"(?m)^{2}", r"\A+", r"\z*", r"\G?", r"\K*", r"a\b{2}"] {
+        for p in [
+            r"\B?",
+            r"\b*",
+            r"^*",
+            r"(?m)^{2}",
+            r"\A+",
+            r"\z*",
+            r"\G?",
+            r"\K*",
+            r"a\b{2}",
+            "a(?)?",
+            r"(?i)+a",
+            "(?x)a(?i) +",
+        ] {
             assert_eq!(translate(p.as_bytes()), Err("quantifier does not follow a repeatable item".into()), "{p}");
         }
         // Group names as PCRE2 takes them (tshark refuses these four).
