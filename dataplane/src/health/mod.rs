@@ -4,7 +4,7 @@
 //! route for the tunnel's /31), so a probe that returns proves the tunnel works both ways.
 //!
 //! Two halves share a [`HealthTable`](crate::snapshot::health::HealthTable) inside each
-//! snapshot (data only, in `snapshot/health.rs`):
+//! snapshot (data only, in `snapshot/health/`):
 //! - the [`Prober`], run by one worker, sends each tunnel's probes on its schedule and
 //!   decides up and down from the replies (`down_after` misses, `up_after` answers in a
 //!   row; while a tunnel's state is in doubt it is probed every `timeout` rather than every

@@ -1,6 +1,6 @@
 //! `[server]` compiled: the anycast addresses, frame size, ICMP error budget, Ethernet
 //! addresses and next hop; and `[health]`'s probe timing (here, not beside the probes' data
-//! in `health.rs`, which is long enough).
+//! in `health/`, which is long enough).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;

@@ -1,0 +1,217 @@
+//! What the program's entry (`transitd.bpf.c`) decides besides soft-unicast: frames to
+//! another host's MAC address, and GRE to the anycast address by where it comes from
+//! (fragments, AH, IPv6 extension headers).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::{fill_checksum, ipv4_frame, judge, soft_unicast};
+use crate::{EgressTables, XdpConfig, XdpProgram};
+
+/// A unicast frame to another host's MAC address (the NIC promiscuous, a switch
+/// flooding) is passed to the kernel, which discards it as the host it was for does not,
+/// once the interface's own address is known; to our address, or to a group address,
+/// it is judged as before. Unknown (test runs, replays), every frame is judged.
+#[test]
+fn frames_to_another_hosts_mac_address_are_the_kernels() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    let config = XdpConfig { soft_unicast: None, ..config };
+    program.set_owned_v4(&[(Ipv4Addr::new(203, 0, 113, 0), 24)]).unwrap();
+    let to = |mac: [u8; 6]| {
+        let mut f = ipv4_frame([198, 51, 100, 7], [203, 0, 113, 5], 17, 0, &[0; 8]);
+        f[..6].copy_from_slice(&mac);
+        f
+    };
+    let (ours, other, broadcast, group) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 0x99], [0xff; 6], [1, 0, 0x5e, 0, 0, 1]);
+    program.publish(&config, &EgressTables::default()).unwrap();
+    for mac in [ours, other, broadcast, group] {
+        assert_eq!(judge(&program, &to(mac)), "no_socket", "unchecked: {mac:02x?}");
+    }
+    program.pass_frames_not_to(ours);
+    program.publish(&config, &EgressTables::default()).unwrap();
+    assert_eq!(judge(&program, &to(other)), "passed");
+    for mac in [ours, broadcast, group] {
+        assert_eq!(judge(&program, &to(mac)), "no_socket", "{mac:02x?}");
+    }
+    // `[server] mac` set to another address: frames to it are ours too.
+    let configured = [2, 0, 0x5e, 0, 1, 7];
+    assert_eq!(judge(&program, &to(configured)), "passed");
+    program.publish(&XdpConfig { config_mac: Some(configured), ..config }, &EgressTables::default()).unwrap();
+    assert_eq!(judge(&program, &to(configured)), "no_socket");
+    assert_eq!(judge(&program, &to(other)), "passed");
+}
+
+/// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
+fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
+    let flags = if more_fragments { 0x2000 } else { 0 };
+    ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 47, flags, &[0, 0, 0x08, 0x00, 0, 0, 0, 0])
+}
+
+/// A GRE fragment from a source that is no tunnel's router is not ours, as its whole
+/// datagram would not be: passed when `gre_unsupported = "pass"`. From a tunnel's router
+/// a first fragment is judged by its fixed header, as a whole packet is (version 1 is not
+/// ours; version 0 is the data plane's to drop and count), a later fragment and a header
+/// cut short by the total length (what follows it is Ethernet padding) are the data
+/// plane's.
+#[test]
+fn gre_fragments_follow_the_source_they_come_from() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    let config = XdpConfig { soft_unicast: None, ..config };
+    program.publish(&config, &EgressTables::default()).unwrap();
+    assert_eq!(judge(&program, &gre_to_anycast(true)), "gre_not_ours");
+    assert_eq!(judge(&program, &gre_to_anycast(false)), "gre_not_ours");
+    program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[]).unwrap();
+    assert_eq!(judge(&program, &gre_to_anycast(true)), "no_socket");
+    assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket");
+    let version_1 = |flags_offset: u16| {
+        ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 47, flags_offset, &[0, 1, 0x88, 0x0b, 0, 0, 0, 0])
+    };
+    assert_eq!(judge(&program, &version_1(0x2000)), "gre_not_ours", "a first fragment of version 1");
+    assert_eq!(judge(&program, &version_1(1480 / 8)), "no_socket", "a later fragment");
+    let mut padded = version_1(0);
+    padded[16..18].copy_from_slice(&22u16.to_be_bytes()); // two bytes of GRE
+    fill_checksum(&mut padded);
+    assert_eq!(judge(&program, &padded), "no_socket", "a header cut short by the total length");
+}
+
+/// GRE under an authentication header is not decapsulated, whoever sends it (nothing
+/// here holds the security association that would verify it): it fares as GRE that is
+/// not ours, passed here or left to the data plane to drop per `gre_unsupported`. Other
+/// AH to the anycast address, and an AH datagram's later fragments, are the host's.
+#[test]
+fn gre_under_ah_is_not_ours() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    let anycast_v6: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
+    let config = XdpConfig { soft_unicast: None, anycast_v6: Some(anycast_v6), ..config };
+    let router_v6: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
+    program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[router_v6]).unwrap();
+    // RFC 4302: next header, payload length 4 (24 bytes), reserved, SPI, sequence, ICV.
+    let ah = |next: u8| [&[next, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1][..], &[0; 12]].concat();
+    let gre = [0u8, 0, 0x08, 0x00];
+    let frame = |next: u8, flags_offset: u16| {
+        ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 51, flags_offset, &[ah(next), gre.to_vec()].concat())
+    };
+    // The same over IPv6, AH right behind the fixed header.
+    let frame_v6 = |next: u8| {
+        let payload = [ah(next), gre.to_vec()].concat();
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[51, 64]);
+        f.extend_from_slice(&router_v6.octets());
+        f.extend_from_slice(&anycast_v6.octets());
+        f.extend_from_slice(&payload);
+        f
+    };
+    for pass in [true, false] {
+        program.publish(&XdpConfig { gre_not_ours_pass: pass, ..config.clone() }, &EgressTables::default()).unwrap();
+        let not_ours = if pass { "gre_not_ours" } else { "no_socket" };
+        assert_eq!(judge(&program, &frame(47, 0)), not_ours, "from a tunnel's router, pass {pass}");
+        assert_eq!(judge(&program, &frame(47, 0x2000)), not_ours, "a first fragment, pass {pass}");
+        assert_eq!(judge(&program, &frame(17, 0)), "passed", "UDP under AH");
+        assert_eq!(judge(&program, &frame(47, 1480 / 8)), "passed", "a later fragment");
+        assert_eq!(judge(&program, &gre_to_anycast(false)), "no_socket", "plain GRE from the router");
+        assert_eq!(judge(&program, &frame_v6(47)), not_ours, "over IPv6, pass {pass}");
+        assert_eq!(judge(&program, &frame_v6(17)), "passed", "UDP under AH over IPv6");
+        // The AH header in Ethernet padding, past the total length: no AH.
+        let mut padded = frame(47, 0);
+        padded[16..18].copy_from_slice(&20u16.to_be_bytes());
+        fill_checksum(&mut padded);
+        assert_eq!(judge(&program, &padded), "passed", "AH in the padding");
+    }
+}
+
+/// GRE over IPv6 from `src` to the IPv6 anycast address 2001:db8:ffff::1 behind a
+/// fragment header (`fragment`) or right after the fixed header.
+fn gre_over_ipv6(src: Ipv6Addr, fragment: bool) -> Vec<u8> {
+    let ext: &[u8] = if fragment { &[47, 0, 0, 1, 0, 0, 0, 7] } else { &[] };
+    ipv6_behind(src, if fragment { 44 } else { 47 }, ext, &[0u8, 0, 0x08, 0x00])
+}
+
+/// An IPv6 frame to the anycast address from `src`: next header `next`, then
+/// `extensions` (the headers as they are on the wire) and `payload`.
+fn ipv6_behind(src: Ipv6Addr, next: u8, extensions: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14];
+    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&((extensions.len() + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[next, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(extensions);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// GRE over IPv6 behind an extension header from a tunnel's router is the data plane's
+/// (which walks the headers and decapsulates or drops it with a reason); from anywhere
+/// else it fares as GRE that is not ours (`gre_unsupported`: passed and counted, or the
+/// data plane's to drop), as IPv4 fragments of GRE do; it went to the kernel whatever
+/// `gre_unsupported` said. GRE under AH anywhere in the chain is not ours from anyone,
+/// as the data plane judges it (it went to the kernel when options followed the AH).
+/// What is not GRE behind the headers, or lies past the payload length, is not ours.
+#[test]
+fn gre_over_ipv6_behind_an_extension_header_follows_its_source() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    let config = XdpConfig { soft_unicast: None, anycast_v6: Some("2001:db8:ffff::1".parse().unwrap()), ..config };
+    program.publish(&config, &EgressTables::default()).unwrap();
+    let router: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
+    let gre = [0u8, 0, 0x08, 0x00];
+    // Destination options (16 bytes: length 1), a first fragment's header, AH (24 bytes:
+    // length 4), then GRE; and UDP behind the same headers.
+    let options = [44, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let first_fragment = [51, 0, 0, 1, 0, 0, 0, 7];
+    let ah = [47, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let chain = [&options[..], &first_fragment, &ah].concat();
+    let deep = ipv6_behind(router, 60, &chain, &gre);
+    let mut udp_chain = chain.clone();
+    udp_chain[16 + 8] = 17; // AH's next header
+    let not_gre = ipv6_behind(router, 60, &udp_chain, &[0, 53, 0, 53, 0, 8, 0, 0]);
+    // A later fragment of GRE: what follows its header is data, whatever it looks like
+    // (here, a header naming UDP).
+    let later_fragment = [47, 0, 0, 0x10, 0, 0, 0, 7];
+    let later = ipv6_behind(router, 44, &later_fragment, &[17, 0, 0, 0, 0, 0, 0, 0]);
+    // Eight headers, as many as the program walks, then nine.
+    let chain_of =
+        |n: usize| -> Vec<u8> { (0..n).flat_map(|k| [if k + 1 < n { 60 } else { 47 }, 0, 0, 0, 0, 0, 0, 0]).collect() };
+    let (eight, nine) = (ipv6_behind(router, 60, &chain_of(8), &gre), ipv6_behind(router, 60, &chain_of(9), &gre));
+    // Options alone; AH first, then options (AH naming them); UDP behind options alone.
+    let options_only = ipv6_behind(router, 60, &chain_of(1), &gre);
+    let ah_first = [&[60u8][..], &ah[1..], &chain_of(1)].concat();
+    let ah_then_options = ipv6_behind(router, 51, &ah_first, &gre);
+    let udp_behind_options = [&[17u8][..], &options[1..]].concat();
+    let udp_behind_options = ipv6_behind(router, 60, &udp_behind_options, &[0, 53, 0, 53, 0, 8, 0, 0]);
+    // Two option headers and GRE in the frame, the payload length covering the first:
+    // the rest is padding, no header.
+    let mut cut = ipv6_behind(router, 60, &chain_of(2), &gre);
+    cut[18..20].copy_from_slice(&8u16.to_be_bytes());
+    for (gre_unsupported, not_ours) in [("pass", "gre_not_ours"), ("drop", "no_socket")] {
+        let config = XdpConfig { gre_not_ours_pass: gre_unsupported == "pass", ..config.clone() };
+        program.publish(&config, &EgressTables::default()).unwrap();
+        program.set_tunnel_remotes(&[], &[]).unwrap();
+        assert_eq!(judge(&program, &gre_over_ipv6(router, true)), not_ours, "{gre_unsupported}: a fragment");
+        assert_eq!(judge(&program, &gre_over_ipv6(router, false)), not_ours, "{gre_unsupported}: whole");
+        assert_eq!(judge(&program, &deep), not_ours, "{gre_unsupported}: behind three headers");
+        assert_eq!(judge(&program, &later), not_ours, "{gre_unsupported}: a later fragment");
+        assert_eq!(judge(&program, &eight), not_ours, "{gre_unsupported}: eight headers");
+        assert_eq!(judge(&program, &ah_then_options), not_ours, "{gre_unsupported}: AH, then options");
+        assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: UDP is the host's");
+        assert_eq!(judge(&program, &udp_behind_options), "passed", "{gre_unsupported}: UDP, options");
+        assert_eq!(judge(&program, &nine), "passed", "{gre_unsupported}: nine headers");
+        assert_eq!(judge(&program, &cut), "passed", "{gre_unsupported}: headers past the length");
+        program.set_tunnel_remotes(&[], &[router]).unwrap();
+        let router_frames = [gre_over_ipv6(router, true), gre_over_ipv6(router, false), options_only.clone()];
+        for frame in router_frames.iter().chain([&nine, &cut]) {
+            assert_eq!(judge(&program, frame), "no_socket", "{gre_unsupported}: from the tunnel's router");
+        }
+        assert_eq!(judge(&program, &udp_behind_options), "passed", "{gre_unsupported}: the router's UDP");
+        // Under AH, GRE is not ours from the router either; anything else is the host's.
+        assert_eq!(judge(&program, &deep), not_ours, "{gre_unsupported}: the router's, under AH");
+        assert_eq!(judge(&program, &ah_then_options), not_ours, "{gre_unsupported}: the router's, AH first");
+        assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: the router's UDP under AH");
+    }
+}
