@@ -1392,7 +1392,8 @@ fn gre_from_no_router_follows_gre_unsupported_whatever_it_holds() {
 /// header behind it is refused (RFC 7112 §5: the whole chain and the upper-layer header are
 /// in the first fragment), as a tiny fragment by the sanity checks or, with those off, as
 /// `gre_fragment`: its later fragment, which holds the GRE header (and names GRE, where the
-/// first names the options), waits for a datagram that never completes. Before, the
+/// first names the options), waits for a datagram that never completes, or, refused with
+/// the first by decapsulation, is dropped (`gre_fragment_of_refused`). Before, the
 /// datagram completed and was decapsulated, its GRE header never judged in the first
 /// fragment. tshark finds no GRE in the first fragment.
 #[test]
@@ -1416,7 +1417,60 @@ fn a_first_fragment_without_the_gre_header_is_refused() {
     assert_eq!(fates(&v), [DropReason::TinyFragment.name(), &held]);
     let unchecked = config.replace("[dos.sanity]", "[dos.sanity]\nfragments = false");
     let (v, _, _) = verdicts_of(&unchecked, frames);
-    assert_eq!(fates(&v), [DropReason::GreFragment.name(), &held]);
+    assert_eq!(fates(&v), [DropReason::GreFragment.name(), DropReason::GreFragmentOfRefused.name()]);
+}
+
+/// The later fragments of a datagram whose first fragment is refused as GRE not ours (PPTP's
+/// version 1, or transparent Ethernet bridging, a payload we do not carry) are dropped as
+/// they come (`gre_fragment_of_refused`), taking no slot of the reassembler. They were kept
+/// a second each for nothing, and as many such datagrams as a worker has slots (64) evicted
+/// a datagram of ours being reassembled. Here one of ours is begun, then 64 refused
+/// datagrams come, each first fragment then the two later ones, then one whose later
+/// fragment comes before its first (held, and given up when the first is refused; its last
+/// is dropped); ours still completes, and only that one datagram was given up. scapy builds
+/// and fragments them; tshark reads GRE not ours in the refused first fragments and
+/// reassembles ours at its last fragment.
+#[test]
+fn later_fragments_of_a_refused_datagram_are_dropped_and_take_no_slot() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-refused-fragments");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         outer = lambda n: e/IP(src='198.51.100.1', dst='192.0.2.1', id=n)\n\
+         inner = lambda n: IP(src='203.0.113.10', dst='198.18.0.10', id=n)/UDP(sport=5000, dport=53)/Raw(b'x' * 1400)\n\
+         ours = fragment(outer(1)/GRE()/inner(1), fragsize=720)\n\
+         def refused(n):\n\
+         \x20   gre = GRE(version=1, proto=0x880b, key_present=1, key=n) if n % 2 else GRE(proto=0x6558)/Ether()\n\
+         \x20   return fragment(outer(n)/gre/inner(n), fragsize=488)\n\
+         frames = [ours[0]]\n\
+         for n in range(100, 164):\n\
+         \x20   frames += refused(n)\n\
+         late = refused(200)\n\
+         frames += [late[1], late[0], late[2], ours[1]]",
+    );
+    // The refused datagrams' first fragments: every third frame from the second, and the
+    // late one's.
+    let firsts: Vec<u64> = (0..64).map(|k| 2 + 3 * k).chain([195]).collect();
+    assert_eq!(tshark_frames(&file, "gre.flags.version == 1 or gre.proto == 0x6558", &[]), firsts);
+    let ours_whole = ["-o", "ip.defragment:TRUE", "-Y", "ip.id == 1 and udp", "-T", "fields", "-e", "frame.number"];
+    assert_eq!(tshark(&file, &ours_whole), "197\n", "ours is whole at its last fragment");
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, stats, _) = verdicts_of(&config, frames);
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let pass = format!("pass:{}", PassReason::GreUnsupported.name());
+    let dropped = DropReason::GreFragmentOfRefused.name();
+    let refused = [pass.as_str(), dropped, dropped];
+    let expect = [
+        [held.as_str()].as_slice(),       // ours' first
+        &refused.repeat(64)[..],          // 64 refused, in order
+        &[held.as_str(), &pass, dropped], // the late one: a later fragment first
+        &["tx:decapsulated"],             // ours' last completes it
+    ]
+    .concat();
+    assert_eq!(fates(&v), expect);
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (1, 1));
 }
 
 /// GRE that a router fragmented after encapsulating it (no DF on the outer header, as Cisco

@@ -19,16 +19,24 @@
 //! - Not-ECT and ECN-capable fragments in one datagram: with it (RFC 3168 §5.3; CE on any
 //!   fragment marks the whole CE);
 //! - a datagram in more than [`MAX_PIECES`] fragments, longer than a slot holds, longer
-//!   than 65,535 bytes, or with a first fragment's headers past [`HEAD_MAX`].
+//!   than 65,535 bytes, or with a first fragment's headers past [`HEAD_MAX`];
+//! - the fragments of a datagram whose first fragment the caller refused ([`refuse`]: its
+//!   GRE not ours) that come within [`HOLD_NS`] after it: alone, taking no slot. Kept, they
+//!   would wait for nothing, and a sender repeating it would take every slot.
 //!
 //! A datagram not whole within [`HOLD_NS`] is given up. When every slot is taken, the
 //! datagram begun longest ago makes room: fragments a router sends come back to back, so a
 //! flood of forged ones delays nothing but what it evicts.
 //!
 //! [`write`]: Reassembler::write
+//! [`refuse`]: Reassembler::refuse
 
 use crate::ecn;
 use crate::ip::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Packet, Ipv6Packet};
+
+mod refused;
+
+use refused::Refused;
 
 /// Fragments one datagram may come in (FreeBSD's `maxfragsperpacket`).
 pub const MAX_PIECES: usize = 16;
@@ -86,6 +94,9 @@ pub enum Refusal {
     TooBig,
     /// No slots: a reassembler of none.
     NoRoom,
+    /// A later fragment of a datagram whose first fragment was refused
+    /// ([`Reassembler::refuse`]) at most [`HOLD_NS`] before.
+    FirstRefused,
 }
 
 impl Refusal {
@@ -164,6 +175,9 @@ pub struct Reassembler {
     /// Each slot's data, `capacity` bytes apiece.
     data: Box<[u8]>,
     capacity: usize,
+    /// Datagrams refused lately, as many as there are slots: a router's fragments come back
+    /// to back, so the rest of a refused datagram follows its first within microseconds.
+    refused: Refused,
     reassembled: u64,
     discarded: u64,
 }
@@ -190,6 +204,7 @@ impl Reassembler {
             slots: vec![Slot::FREE; slots],
             data: vec![0; slots * capacity].into_boxed_slice(),
             capacity,
+            refused: Refused::new(slots),
             reassembled: 0,
             discarded: 0,
         }
@@ -227,8 +242,16 @@ impl Reassembler {
     /// its length field are ignored), received at `now` nanoseconds, where a datagram it
     /// completes could be written whole in `room` bytes (IP header on): longer ones are
     /// refused as soon as a fragment says they will be.
+    ///
+    /// A first fragment offered is taken as ours: a datagram refused before under its
+    /// identity ([`Reassembler::refuse`]) was another (identifications come round).
     pub fn offer(&mut self, packet: &[u8], now: u64, room: usize) -> Offer {
         let Some(p) = read(packet) else { return Offer::Refused(Refusal::Malformed) };
+        if p.head.is_some() {
+            self.refused.remove(&p.datagram);
+        } else if self.refused.contains(&p.datagram, now) {
+            return Offer::Refused(Refusal::FirstRefused);
+        }
         if p.data.is_empty() {
             return Offer::Refused(Refusal::Malformed);
         }
@@ -255,11 +278,14 @@ impl Reassembler {
         }
     }
 
-    /// Forgets the datagram of fragment `packet`, if one is held (its first fragment turned
-    /// out not to be for reassembly): counted as given up.
-    pub fn forget(&mut self, packet: &[u8]) {
+    /// Refuses the datagram of fragment `packet`, received at `now` (its first fragment,
+    /// which turned out not to be for reassembly): the fragments held for it are given up
+    /// (counted so), and those of it offered within [`HOLD_NS`] are refused as they come
+    /// ([`Refusal::FirstRefused`]), until a first fragment of it is offered.
+    pub fn refuse(&mut self, packet: &[u8], now: u64) {
         if let Some(p) = read(packet) {
             self.give_up(&p.datagram);
+            self.refused.insert(p.datagram, now);
         }
     }
 
@@ -776,14 +802,64 @@ mod tests {
     }
 
     #[test]
-    fn a_datagram_forgotten_is_given_up() {
-        let f = ipv4_fragments(&ipv4_datagram(64, 0, 50), 32);
+    fn a_refused_datagram_is_given_up_and_its_fragments_to_come_refused_for_the_hold() {
+        let f = ipv4_fragments(&ipv4_datagram(96, 0, 50), 32);
         let mut r = Reassembler::new(2, 4096);
+        // A later fragment before the first: held, then given up with the refusal.
         assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Held);
-        r.forget(&f[0]);
+        r.refuse(&f[0], 10);
         assert_eq!((r.held(), r.discarded()), (0, 1));
-        r.forget(&f[0]);
-        assert_eq!(r.discarded(), 1, "nothing held: nothing given up");
+        // The fragments after it, and the one before again: refused, taking no slot.
+        assert_eq!(r.offer(&f[2], 10, ROOM), Offer::Refused(Refusal::FirstRefused));
+        assert_eq!((r.held(), r.discarded()), (0, 1), "nothing held: nothing given up");
+        // Another datagram's fragments are not refused.
+        let other = ipv4_fragments(&ipv4_datagram(96, 0, 51), 32);
+        assert_eq!(r.offer(&other[1], 10, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[1], 10 + HOLD_NS, ROOM), Offer::Refused(Refusal::FirstRefused));
+        // Past the hold, the refused datagram's fragments are kept again.
+        assert_eq!(r.offer(&f[2], 11 + HOLD_NS, ROOM), Offer::Held);
+    }
+
+    #[test]
+    fn a_first_fragment_offered_ends_the_refusal_of_its_identity() {
+        // The identification came round: a datagram with the refused one's identity.
+        let datagram = ipv4_datagram(96, 0, 52);
+        let f = ipv4_fragments(&datagram, 32);
+        let mut r = Reassembler::new(2, 4096);
+        r.refuse(&f[0], 0);
+        assert_eq!(reassemble(&mut r, &f, 5).as_deref(), Some(&datagram[..]));
+        // Over IPv6 too.
+        let datagram = ipv6_datagram(96);
+        let f = ipv6_fragments(&datagram, 48, 7);
+        r.refuse(&f[0], 0);
+        assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Refused(Refusal::FirstRefused));
+        assert_eq!(reassemble(&mut r, &f, 5).as_deref(), Some(&datagram[..]));
+    }
+
+    #[test]
+    fn refused_datagrams_leave_the_slots_to_others() {
+        let datagram = ipv4_datagram(64, 0, 60);
+        let mine = ipv4_fragments(&datagram, 32);
+        let mut r = Reassembler::new(2, 4096);
+        assert_eq!(r.offer(&mine[0], 0, ROOM), Offer::Held);
+        // As many refused datagrams as there are slots, each first fragment then the rest:
+        // kept, they would have evicted `mine`.
+        for id in 100..102 {
+            let f = ipv4_fragments(&ipv4_datagram(96, 0, id), 32);
+            r.refuse(&f[0], 1);
+            for later in &f[1..] {
+                assert_eq!(r.offer(later, 1, ROOM), Offer::Refused(Refusal::FirstRefused), "{id}");
+            }
+        }
+        assert_eq!((r.held(), r.discarded()), (1, 0));
+        let Offer::Whole(done) = r.offer(&mine[1], 2, ROOM) else { panic!("not whole") };
+        assert!(r.write(done, &mut [0; 100]).is_some());
+        // As many refused as slots are remembered: a third refused makes room over the first.
+        let f: Vec<_> = (100..103).map(|id| ipv4_fragments(&ipv4_datagram(96, 0, id), 32)).collect();
+        r.refuse(&f[2][0], 3);
+        assert_eq!(r.offer(&f[0][1], 3, ROOM), Offer::Held);
+        assert_eq!(r.offer(&f[1][1], 3, ROOM), Offer::Refused(Refusal::FirstRefused));
+        assert_eq!(r.offer(&f[2][1], 3, ROOM), Offer::Refused(Refusal::FirstRefused));
     }
 
     proptest! {

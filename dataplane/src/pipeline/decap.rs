@@ -18,7 +18,7 @@ use gre::icmp::{
     ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_answerable, ipv4_echo_reply_in_place,
 };
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
-use gre::reassembly::Offer;
+use gre::reassembly::{Offer, Refusal};
 use gre::{GrePacket, GreRepr, IpPacket, ecn};
 
 use super::dos::{self, RuleId, one_form};
@@ -115,10 +115,11 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         };
         if let Some(verdict) = verdict {
             if outer.fragment.is_some() {
-                // Later fragments held for it would wait for nothing (those still to come
-                // do, until they expire).
+                // Its later fragments would wait for nothing: those held are given up, those
+                // still to come dropped as they come (`gre_fragment_of_refused`), not kept
+                // a second each in slots a sender repeating this would fill.
                 let at = frame.start + outer.l3_start;
-                ctx.limits.reassembly.forget(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]));
+                ctx.limits.reassembly.refuse(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]), ctx.now);
             }
             return verdict;
         }
@@ -260,7 +261,8 @@ fn gre_fixed_header(frame: &Frame<'_>, outer: &IpFrame) -> Option<(u8, u16)> {
 /// Offers a fragment of GRE from a tunnel's router to the worker's reassembler. The
 /// fragment that completes a datagram has the whole written over it, behind its own link
 /// header, and goes on as that packet: its IP header as parsed. Any other is kept
-/// (`consumed:gre_fragment_held`) or refused (`gre_fragment`).
+/// (`consumed:gre_fragment_held`) or refused (`gre_fragment`; `gre_fragment_of_refused`
+/// after its datagram's first fragment was).
 #[cold]
 #[inline(never)]
 fn reassemble(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer: &IpFrame) -> Result<IpFrame, Verdict> {
@@ -274,6 +276,7 @@ fn reassemble(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer: &IpFrame) -> Resu
     let packet = frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]);
     let complete = match ctx.limits.reassembly.offer(packet, ctx.now, room) {
         Offer::Held => return Err(Verdict::Consumed(ConsumeReason::GreFragmentHeld)),
+        Offer::Refused(Refusal::FirstRefused) => return Err(Verdict::Drop(DropReason::GreFragmentOfRefused)),
         Offer::Refused(_) => return Err(Verdict::Drop(DropReason::GreFragment)),
         Offer::Whole(complete) => complete,
     };

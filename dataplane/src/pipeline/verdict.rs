@@ -117,6 +117,10 @@ reasons! {
         /// the last, a duplicate, overlapping another, Not-ECT with ECT, more than 16
         /// fragments, longer than a frame).
         GreFragment = "gre_fragment",
+        /// A later fragment of GRE from a tunnel's router whose datagram's first fragment
+        /// was refused (GRE not ours, or no GRE header) within the reassembly hold (a
+        /// second): dropped as it comes, not kept for a datagram that will not be taken.
+        GreFragmentOfRefused = "gre_fragment_of_refused",
         /// GRE header too short for its flags, with routing or reserved bits set (RFC 2784).
         BadGreHeader = "bad_gre_header",
         /// GRE checksum does not verify.

@@ -1,0 +1,97 @@
+//! The datagrams whose first fragment the caller refused lately ([`Reassembler::refuse`]):
+//! their fragments still to come are refused as they arrive, for [`HOLD_NS`], not kept a
+//! slot's while for a datagram that will not be taken. In memory fixed when made.
+//!
+//! [`Reassembler::refuse`]: super::Reassembler::refuse
+
+use super::{Datagram, HOLD_NS};
+
+/// Datagrams refused, each with when.
+#[derive(Clone, Debug)]
+pub(super) struct Refused {
+    /// `None`: free.
+    entries: Vec<Option<(Datagram, u64)>>,
+}
+
+impl Refused {
+    /// Room for `len` datagrams.
+    pub(super) fn new(len: usize) -> Refused {
+        Refused { entries: vec![None; len] }
+    }
+
+    /// Remembers `datagram`, refused at `now`: where it is already, or in a free place, or
+    /// over the one refused longest ago (an expired one is older than any other).
+    pub(super) fn insert(&mut self, datagram: Datagram, now: u64) {
+        let own = self.entries.iter().position(|e| e.is_some_and(|(d, _)| d == datagram));
+        // `None` orders before `Some`: a free place first.
+        let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.map(|(_, at)| at)).map(|(i, _)| i);
+        if let Some(i) = own.or(oldest) {
+            self.entries[i] = Some((datagram, now));
+        }
+    }
+
+    /// `datagram` was refused within [`HOLD_NS`] before `now`.
+    pub(super) fn contains(&self, datagram: &Datagram, now: u64) -> bool {
+        self.entries.iter().flatten().any(|(d, at)| d == datagram && now.saturating_sub(*at) <= HOLD_NS)
+    }
+
+    /// Forgets `datagram`: its identity is taken by another now (identifications come round).
+    pub(super) fn remove(&mut self, datagram: &Datagram) {
+        for e in &mut self.entries {
+            if e.is_some_and(|(d, _)| d == *datagram) {
+                *e = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 datagram from 198.51.100.1 to 192.0.2.1, GRE, identification `id`.
+    fn datagram(id: u32) -> Datagram {
+        let (mut src, mut dst) = ([0; 16], [0; 16]);
+        src[12..].copy_from_slice(&[198, 51, 100, 1]);
+        dst[12..].copy_from_slice(&[192, 0, 2, 1]);
+        Datagram { ipv6: false, src, dst, id, protocol: 47 }
+    }
+
+    #[test]
+    fn a_datagram_is_refused_for_the_hold_and_no_longer() {
+        let mut r = Refused::new(4);
+        r.insert(datagram(1), 100);
+        assert!(r.contains(&datagram(1), 100));
+        assert!(r.contains(&datagram(1), 100 + HOLD_NS));
+        assert!(!r.contains(&datagram(1), 101 + HOLD_NS));
+        assert!(!r.contains(&datagram(2), 100), "another identification");
+        let other_protocol = Datagram { protocol: 4, ..datagram(1) };
+        assert!(!r.contains(&other_protocol, 100), "another protocol");
+        let ipv6 = Datagram { ipv6: true, ..datagram(1) };
+        assert!(!r.contains(&ipv6, 100), "another family");
+        // Refused again: the hold runs from then.
+        r.insert(datagram(1), 200);
+        assert!(r.contains(&datagram(1), 200 + HOLD_NS));
+        r.remove(&datagram(1));
+        assert!(!r.contains(&datagram(1), 200));
+    }
+
+    #[test]
+    fn when_full_the_one_refused_longest_ago_makes_room() {
+        let mut r = Refused::new(3);
+        for id in 1..=3 {
+            r.insert(datagram(id), u64::from(id));
+        }
+        r.insert(datagram(2), 10); // refused again: it keeps its place, now the newest
+        r.insert(datagram(4), 11);
+        assert!(!r.contains(&datagram(1), 11), "the oldest, replaced");
+        assert!([2, 3, 4].iter().all(|&id| r.contains(&datagram(id), 11)));
+        r.insert(datagram(5), 12);
+        assert!(!r.contains(&datagram(3), 12));
+        assert!([2, 4, 5].iter().all(|&id| r.contains(&datagram(id), 12)));
+        // None: remembers nothing.
+        let mut none = Refused::new(0);
+        none.insert(datagram(1), 0);
+        assert!(!none.contains(&datagram(1), 0));
+    }
+}
