@@ -224,6 +224,13 @@ fn traffic_to_a_prefix_a_reload_removed_is_dropped_as_withdrawn_prefix() {
         assert!(cut.withdrawn.is_empty(), "{off:?}");
         assert_eq!(outcome(&cut, [203, 0, 113, 9]).verdict, Verdict::Pass(PassReason::NoCustomer), "{off:?}");
     }
+    // The same reload moving the anycast address into the removed prefix: not held, or all
+    // but GRE to the edge's own address would be dropped for the grace.
+    let mut own = snapshot(
+        &config(&[("a", "\"198.51.100.0/24\", \"100.64.7.0/24\"")], grace).replace("192.0.2.1", "203.0.113.1"),
+    );
+    own.withdrawn = Withdrawn::after(&old, &own, std::time::Instant::now());
+    assert!(own.withdrawn.is_empty(), "{:?}", own.withdrawn);
 }
 
 /// Decapsulated traffic from a customer's tunnel to a prefix a reload removed and holds goes

@@ -123,7 +123,7 @@ pub(super) fn apply(
                     stale.store(true, Ordering::Relaxed);
                     eprintln!(
                         "transitd: reloaded {what}, but removing the old XDP map entries failed: {e}; their traffic \
-                         goes to the workers (no_customer) until it succeeds: tried again every second, \
+                         goes to the workers (no_customer, or withdrawn_prefix while a grace holds it) until it succeeds: tried again every second, \
                          transitd_xdp_maps_stale is 1 until then"
                     )
                 }

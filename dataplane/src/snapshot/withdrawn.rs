@@ -7,7 +7,8 @@
 //! prefix leaves the map (`run::reload` programs it) and its traffic is the host's, as any
 //! address no customer has.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -28,14 +29,27 @@ pub struct Withdrawn {
 impl Withdrawn {
     /// What is held once `new` replaces `old` at `now`: `old`'s customer prefixes that `new`
     /// does not have, for `new`'s grace from now, and what `old` held whose grace has not
-    /// ended. A prefix `new` has (re-added, or given to another customer) is served at once,
-    /// not held. A grace is never longer than `new`'s from now: one shortened, or turned off
-    /// (0, or `[bgp]` removed), holds nothing longer than it says.
+    /// ended. A prefix `new` serves whole (re-added, given to another customer, or inside a
+    /// wider prefix a customer has) is served at once, not held. A grace is never longer than
+    /// `new`'s from now: one shortened, or turned off (0, or `[bgp]` removed), holds nothing
+    /// longer than it says. Nor is a prefix holding one of `new`'s own addresses (its anycast
+    /// or backbone address, moved there by the same reload): held, everything to it but GRE
+    /// and Packet Too Big would be dropped as `withdrawn_prefix` for the grace.
     pub fn after(old: &Snapshot, new: &Snapshot, now: Instant) -> Withdrawn {
         let grace = new.bgp.as_ref().map_or(Duration::ZERO, |b| b.withdrawn_grace);
         let served: Vec<IpNet> = new.customer_prefixes.iter().map(|&(net, _)| net).collect();
         let removed = old.customer_prefixes.iter().map(|&(net, _)| net);
-        Withdrawn::carried(removed, &old.withdrawn, &served, now, grace)
+        let mut held = Withdrawn::carried(removed, &old.withdrawn, &served, now, grace);
+        let hosts: Vec<IpAddr> = [Some(IpAddr::from(new.anycast))]
+            .into_iter()
+            .chain([new.anycast_v6.map(IpAddr::V6), new.soft_unicast.as_ref().map(|su| IpAddr::V4(su.backbone))])
+            .flatten()
+            .collect();
+        if held.graces.iter().any(|(net, _)| hosts.iter().any(|h| net.contains(h))) {
+            held.graces.retain(|(net, _)| !hosts.iter().any(|h| net.contains(h)));
+            held.table = IpPrefixTable::build(held.graces.iter().map(|&(net, _)| (net, ())));
+        }
+        held
     }
 
     /// [`Withdrawn::after`] on its parts: `removed`, the prefixes served until now; `held`,
@@ -55,12 +69,24 @@ impl Withdrawn {
             return Withdrawn::default();
         }
         let end = now.checked_add(grace).unwrap_or(now);
-        let serving: HashSet<IpNet> = served.iter().copied().collect();
+        // Each served prefix's length, by longest match: a prefix served whole (itself, or
+        // inside a wider one) is a customer's, `steer` finding it before `holds` would, and
+        // held it would only be said to be dropped and take room in the map. Customer prefixes
+        // are disjoint, so the one holding a prefix's first address is the only one that can
+        // hold all of it.
+        let serving = IpPrefixTable::build(served.iter().map(|&net| (net, net.prefix_len())));
+        let served_whole = |net: &IpNet| {
+            let first = match net {
+                IpNet::V4(n) => u128::from(u32::from(n.network())) << 96,
+                IpNet::V6(n) => u128::from(n.network()),
+            };
+            serving.lookup(net.addr().is_ipv6(), first).is_some_and(|len| len <= net.prefix_len())
+        };
         let mut ends: HashMap<IpNet, Instant> = HashMap::new();
-        for &(net, until) in held.graces.iter().filter(|(net, until)| *until > now && !serving.contains(net)) {
+        for &(net, until) in held.graces.iter().filter(|(net, until)| *until > now && !served_whole(net)) {
             ends.insert(net, until.min(end));
         }
-        for net in removed.filter(|net| !serving.contains(net)) {
+        for net in removed.filter(|net| !served_whole(net)) {
             ends.insert(net, end);
         }
         let mut graces: Vec<(IpNet, Instant)> = ends.into_iter().collect();
@@ -150,6 +176,26 @@ mod tests {
         // A grace ended is not carried by the next reload.
         let later = Withdrawn::carried(std::iter::empty(), &again, &[], t3 + GRACE, GRACE);
         assert!(later.is_empty());
+    }
+
+    /// A prefix a served one holds whole (two /24s merged into a /23, a prefix moved inside
+    /// another customer's wider one) is that customer's: not held, nor carried, so neither
+    /// `transitd_bgp_held_prefixes` nor the reload's log says its traffic is dropped. A served
+    /// prefix inside a removed one leaves the rest of it held.
+    #[test]
+    fn a_prefix_inside_a_served_one_is_not_held() {
+        let t0 = Instant::now();
+        let (a, b, wide) = (net("203.0.112.0/24"), net("203.0.113.0/24"), net("203.0.112.0/23"));
+        let merged = Withdrawn::carried([a, b].into_iter(), &Withdrawn::default(), &[wide], t0, GRACE);
+        assert!(merged.is_empty(), "{:?}", merged.graces);
+        let v6 = net("2001:db8:acbe:1::/64");
+        let held = Withdrawn::carried([a, v6].into_iter(), &Withdrawn::default(), &[], t0, GRACE);
+        let covered = [net("203.0.0.0/16"), net("2001:db8:acbe::/48")];
+        let carried = Withdrawn::carried(std::iter::empty(), &held, &covered, t0, GRACE);
+        assert!(carried.is_empty(), "{:?}", carried.graces);
+        let part = Withdrawn::carried([wide].into_iter(), &Withdrawn::default(), &[a], t0, GRACE);
+        assert_eq!(part.in_grace(t0).collect::<Vec<_>>(), [wide]);
+        assert!(part.holds(false, v4("203.0.113.9")));
     }
 
     /// A grace turned off (or shortened) holds nothing longer than it says, carried prefixes
