@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes rst-1000.pcap: 1000 TCP RSTs of no connection, as a blind RST flood sends them,
-from 1000 different sources (1.0.0.0-99.255.255.255, no bogons) and random ports to random
-hosts and common ports of 203.0.113.0/24, with random sequence numbers (their top three bits,
+from 1000 different sources (1.0.0.0-99.255.255.255, 11 of them in 10.0.0.0/8) and common
+ports (22, 25, 80, 443, 8080, or now and then another) to random hosts and ports of
+203.0.113.0/24, with random sequence numbers (their top three bits,
 a cookie's slot, name a recent one five times in eight), half of them with ACK set: the
 traffic of the pipeline benchmark's case (d) (bench/configs/tcp-protection.toml, which drops
 every one as tcp_out_of_state_rst), a RST flood with no SYN flood. Deterministic. Run with
@@ -11,16 +12,11 @@ Debian's python3-scapy:
 import random
 import sys
 from scapy.all import IP, TCP, Ether, wrpcap
+from flood_sources import distinct_sources
 
 rng = random.Random(1001)
 frames = []
-sources = set()
-while len(sources) < 1000:
-    sources.add(f"{rng.randint(1, 99)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
-# Sorted first: a set's order changes from run to run (string hashing is randomised).
-order = sorted(sources)
-rng.shuffle(order)
-for k, src in enumerate(order):
+for k, src in enumerate(distinct_sources(rng, 1000)):
     dst = f"203.0.113.{rng.randint(1, 254)}"
     sport = rng.choice([22, 25, 80, 443, 443, 443, 8080, rng.randint(1024, 65535)])
     flags, ack = ("RA", rng.randint(0, 2**32 - 1)) if k % 2 else ("R", 0)

@@ -283,6 +283,23 @@ remote = "198.51.100.2"
         )
     }
 
+    /// A thousand more health-checked tunnels for [`snap`], `t0` to `t999`, each with a
+    /// remote and an interface of its own (198.19.0.1.. and 10.100.0.0/31..).
+    pub(super) fn a_thousand_tunnels() -> String {
+        (0..1000)
+            .map(|i| {
+                format!(
+                    "[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.{}.{}\"\n\
+                     interface = \"10.{}.{}.0/31\"\n",
+                    i / 250,
+                    1 + i % 250,
+                    100 + i / 250,
+                    i % 250
+                )
+            })
+            .collect()
+    }
+
     /// The reply payload of probe `seq` of tunnel `t`, as the router returns it.
     pub(super) fn reply(s: &Snapshot, t: TunnelId, seq: u32) -> Vec<u8> {
         reply_to_probe_of(s, t, t, seq)

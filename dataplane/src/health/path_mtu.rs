@@ -261,7 +261,7 @@ impl Prober {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::snap;
+    use super::super::tests::{a_thousand_tunnels, snap};
     use super::*;
 
     const S: u64 = 1_000_000_000;
@@ -374,18 +374,7 @@ mod tests {
     /// one is probed within its spacing's few looks, not only the first in the table.
     #[test]
     fn the_looks_take_the_tunnels_in_turn() {
-        let tunnels: String = (0..1000)
-            .map(|i| {
-                format!(
-                    "[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.{}.{}\"\ninterface = \"10.{}.{}.0/31\"\n",
-                    i / 250,
-                    1 + i % 250,
-                    100 + i / 250,
-                    i % 250
-                )
-            })
-            .collect();
-        let s = snap(&tunnels);
+        let s = snap(&a_thousand_tunnels());
         let mut p = Prober::default();
         p.rebind(None, &s);
         for t in 0..s.tunnels.len() as TunnelId {

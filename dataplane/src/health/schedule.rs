@@ -160,7 +160,7 @@ fn judge_and_send(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{MS, inherit, reply, reply_to_probe_of, run, snap};
+    use super::super::tests::{MS, a_thousand_tunnels, inherit, reply, reply_to_probe_of, run, snap};
     use super::*;
 
     #[test]
@@ -233,19 +233,7 @@ mod tests {
     /// hundred in the table.
     #[test]
     fn more_tunnels_than_room_in_a_tick_are_all_probed_and_judged() {
-        let tunnels: String = (0..1000)
-            .map(|i| {
-                format!(
-                    "[[customer.tunnel]]\nname = \"t{i}\"\nremote = \"198.19.{}.{}\"\n\
-                     interface = \"10.{}.{}.0/31\"\n",
-                    i / 250,
-                    1 + i % 250,
-                    100 + i / 250,
-                    i % 250
-                )
-            })
-            .collect();
-        let s = snap(&tunnels);
+        let s = snap(&a_thousand_tunnels());
         let cfg = s.health_config;
         let probed: Vec<TunnelId> =
             (0..s.tunnels.len()).filter(|&t| s.tunnels[t].interface.is_some()).map(|t| t as TunnelId).collect();

@@ -84,7 +84,8 @@ pub(super) fn apply(
                     program_tables(program, &old), // the tunnel remotes too
                 ];
                 eprintln!(
-                    "transitd: reload of {what} rejected: updating the XDP maps failed ({e}); the running configuration stays"
+                    "transitd: reload of {what} rejected: updating the XDP maps failed ({e}); the running \
+                     configuration stays"
                 );
                 for failed in restored.into_iter().filter_map(Result::err) {
                     // The new configuration's prefixes may be left in, redirected to workers
@@ -123,7 +124,8 @@ pub(super) fn apply(
                     stale.store(true, Ordering::Relaxed);
                     eprintln!(
                         "transitd: reloaded {what}, but removing the old XDP map entries failed: {e}; their traffic \
-                         goes to the workers (no_customer, or withdrawn_prefix while a grace holds it) until it succeeds: tried again every second, \
+                         goes to the workers (no_customer, or withdrawn_prefix while a grace holds it) until it \
+                         succeeds: tried again every second, \
                          transitd_xdp_maps_stale is 1 until then"
                     )
                 }

@@ -464,6 +464,37 @@ mod tests {
     use super::*;
     use crate::run::program_xdp;
 
+    /// What the root tests below drive: the XDP program, loaded and programmed with the
+    /// running snapshot; that snapshot, shared; the watch and its reload stats; and a UDP
+    /// frame to 198.18.0.9, in the prefix the tests take out of the maps.
+    struct Rig {
+        program: XdpProgram,
+        shared: ArcSwap<Snapshot>,
+        reloads: crate::metrics::ReloadStats,
+        watch: ConfigWatch,
+        frame: Vec<u8>,
+    }
+
+    /// Needs root (the XDP program is loaded). `file_name` is the watched configuration file
+    /// in the temporary directory, never read: with --watch-interval 0 and no SIGHUP, nothing
+    /// is reloaded.
+    fn rig(running: Snapshot, file_name: &str) -> Rig {
+        let program = XdpProgram::load().expect("load the XDP program (needs root)");
+        program_xdp(&program, &running).unwrap();
+        let source = ConfigSource::File(std::env::temp_dir().join(file_name));
+        let files = FileWatch::of(&source, None, &[], &[], Duration::ZERO);
+        let reloads = crate::metrics::ReloadStats::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let watch = ConfigWatch::start(&source, files, None, None, &reloads, stop, Host::default()).unwrap();
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([8, 8, 8, 8], [198, 18, 0, 9], 60)
+            .udp(1000, 53)
+            .write(&mut frame, b"query")
+            .unwrap();
+        Rig { program, shared: ArcSwap::from_pointee(running), reloads, watch, frame }
+    }
+
     /// A narrowing that failed leaves a removed prefix in the XDP program's map, its traffic
     /// redirected to workers that no longer serve it, where it stayed until the next reload:
     /// while the gauge says so, the maps are programmed with the running configuration again,
@@ -473,21 +504,7 @@ mod tests {
         use transitd_bpf::XdpDecision;
         let text = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n";
         let running = Snapshot::build(&config::parse("t.toml", text).unwrap()).unwrap();
-        let program = XdpProgram::load().expect("load the XDP program (needs root)");
-        program_xdp(&program, &running).unwrap();
-        // A file never read: with --watch-interval 0 and no SIGHUP, nothing is reloaded.
-        let source = ConfigSource::File(std::env::temp_dir().join("transitd-stale-maps.toml"));
-        let files = FileWatch::of(&source, None, &[], &[], Duration::ZERO);
-        let shared = ArcSwap::from_pointee(running);
-        let reloads = crate::metrics::ReloadStats::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut watch = ConfigWatch::start(&source, files, None, None, &reloads, stop, Host::default()).unwrap();
-        let mut frame = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
-            .ipv4([8, 8, 8, 8], [198, 18, 0, 9], 60)
-            .udp(1000, 53)
-            .write(&mut frame, b"query")
-            .unwrap();
+        let Rig { program, shared, reloads, mut watch, frame } = rig(running, "transitd-stale-maps.toml");
         let to_removed = || program.test_run(&frame).expect("test run (needs root)").0;
         assert_eq!(to_removed(), XdpDecision::Passed, "198.18.0.0/24 is no customer's");
 
@@ -521,20 +538,7 @@ mod tests {
         };
         let build = |prefixes: &str| Snapshot::build(&config::parse("t.toml", &text(prefixes)).unwrap()).unwrap();
         let running = build("\"203.0.113.0/24\", \"198.18.0.0/24\"");
-        let program = XdpProgram::load().expect("load the XDP program (needs root)");
-        program_xdp(&program, &running).unwrap();
-        let shared = ArcSwap::from_pointee(running);
-        let source = ConfigSource::File(std::env::temp_dir().join("transitd-withdrawn-grace.toml"));
-        let files = FileWatch::of(&source, None, &[], &[], Duration::ZERO);
-        let reloads = crate::metrics::ReloadStats::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut watch = ConfigWatch::start(&source, files, None, None, &reloads, stop, Host::default()).unwrap();
-        let mut frame = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
-            .ipv4([8, 8, 8, 8], [198, 18, 0, 9], 60)
-            .udp(1000, 53)
-            .write(&mut frame, b"query")
-            .unwrap();
+        let Rig { program, shared, reloads, mut watch, frame } = rig(running, "transitd-withdrawn-grace.toml");
         let to_removed = || program.test_run(&frame).expect("test run (needs root)").0;
         assert_eq!(to_removed(), XdpDecision::NoSocket, "a customer's: redirected (no socket on queue 0)");
 

@@ -4,8 +4,8 @@
 //! at once, that traffic went to the host's stack, which routes it back out (to the upstream
 //! that sent it: it loops until its TTL runs out) or answers it. Held, the program still
 //! redirects it and the workers drop it as `withdrawn_prefix`; once the grace ends the
-//! prefix leaves the map (`run::reload` programs it) and its traffic is the host's, as any
-//! address no customer has.
+//! prefix leaves the map (`run::xdp_maps` programs it, when `run::reload`'s `end_graces`
+//! sees a grace end) and its traffic is the host's, as any address no customer has.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,29 +39,27 @@ impl Withdrawn {
         let grace = new.bgp.as_ref().map_or(Duration::ZERO, |b| b.withdrawn_grace);
         let served: Vec<IpNet> = new.customer_prefixes.iter().map(|&(net, _)| net).collect();
         let removed = old.customer_prefixes.iter().map(|&(net, _)| net);
-        let mut held = Withdrawn::carried(removed, &old.withdrawn, &served, now, grace);
         let hosts: Vec<IpAddr> = [Some(IpAddr::from(new.anycast))]
             .into_iter()
             .chain([new.anycast_v6.map(IpAddr::V6), new.soft_unicast.as_ref().map(|su| IpAddr::V4(su.backbone))])
             .flatten()
             .collect();
-        if held.graces.iter().any(|(net, _)| hosts.iter().any(|h| net.contains(h))) {
-            held.graces.retain(|(net, _)| !hosts.iter().any(|h| net.contains(h)));
-            held.table = IpPrefixTable::build(held.graces.iter().map(|&(net, _)| (net, ())));
-        }
-        held
+        Withdrawn::carried(removed, &old.withdrawn, &served, &hosts, now, grace)
     }
 
     /// [`Withdrawn::after`] on its parts: `removed`, the prefixes served until now; `held`,
-    /// what was held until now; `served`, the prefixes served from now on. Per address family
-    /// it keeps at most what the XDP program's map has room for beside `served`
-    /// ([`MAX_PREFIXES_PER_FAMILY`] together: a reload widens the map to two snapshots'
-    /// prefixes, and each must fit in half), those withdrawn last first, so that a flood of
-    /// reloads cannot grow it: the rest leave the map at once, as without a grace.
+    /// what was held until now; `served`, the prefixes served from now on; `hosts`, the
+    /// addresses of our own that no held prefix may hold. Per address family it keeps at most
+    /// what the XDP program's map has room for beside `served` ([`MAX_PREFIXES_PER_FAMILY`]
+    /// together: a reload widens the map to two snapshots' prefixes, and each must fit in
+    /// half), those withdrawn last first, so that a flood of reloads cannot grow it: the rest
+    /// leave the map at once, as without a grace. The room is counted after the prefixes not
+    /// held are left out, so that none of them takes the room of one that is.
     fn carried(
         removed: impl Iterator<Item = IpNet>,
         held: &Withdrawn,
         served: &[IpNet],
+        hosts: &[IpAddr],
         now: Instant,
         grace: Duration,
     ) -> Withdrawn {
@@ -82,11 +80,12 @@ impl Withdrawn {
             };
             serving.lookup(net.addr().is_ipv6(), first).is_some_and(|len| len <= net.prefix_len())
         };
+        let is_kept = |net: &IpNet| !served_whole(net) && !hosts.iter().any(|h| net.contains(h));
         let mut ends: HashMap<IpNet, Instant> = HashMap::new();
-        for &(net, until) in held.graces.iter().filter(|(net, until)| *until > now && !served_whole(net)) {
+        for &(net, until) in held.graces.iter().filter(|(net, until)| *until > now && is_kept(net)) {
             ends.insert(net, until.min(end));
         }
-        for net in removed.filter(|net| !served_whole(net)) {
+        for net in removed.filter(is_kept) {
             ends.insert(net, end);
         }
         let mut graces: Vec<(IpNet, Instant)> = ends.into_iter().collect();
@@ -154,27 +153,27 @@ mod tests {
     fn a_removed_prefix_is_held_for_its_grace_and_a_re_added_one_at_once_not() {
         let t0 = Instant::now();
         let (a, b) = (net("203.0.113.0/24"), net("198.51.100.0/25"));
-        let first = Withdrawn::carried([a, b].into_iter(), &Withdrawn::default(), &[b], t0, GRACE);
+        let first = Withdrawn::carried([a, b].into_iter(), &Withdrawn::default(), &[b], &[], t0, GRACE);
         assert_eq!(first.in_grace(t0).collect::<Vec<_>>(), [a], "b is still served");
         assert!(first.holds(false, v4("203.0.113.7")));
         assert!(!first.holds(false, v4("198.51.100.7")), "served, not held");
         assert!(!first.holds(false, v4("203.0.114.0")));
         let t1 = t0 + Duration::from_secs(30);
-        let second = Withdrawn::carried([b].into_iter(), &first, &[], t1, GRACE);
+        let second = Withdrawn::carried([b].into_iter(), &first, &[], &[], t1, GRACE);
         assert_eq!(second.in_grace(t1).count(), 2);
         // a's grace ends 60 s after its own removal, b's 60 s after its.
         assert_eq!(second.in_grace(t0 + GRACE).collect::<Vec<_>>(), [b]);
         assert_eq!(second.in_grace(t1 + GRACE).count(), 0);
         // a re-added: served, not held; removed again: held anew from then.
         let t2 = t1 + Duration::from_secs(1);
-        let readded = Withdrawn::carried(std::iter::empty(), &second, &[a], t2, GRACE);
+        let readded = Withdrawn::carried(std::iter::empty(), &second, &[a], &[], t2, GRACE);
         assert_eq!(readded.in_grace(t2).collect::<Vec<_>>(), [b]);
         assert!(!readded.holds(false, v4("203.0.113.7")));
         let t3 = t2 + Duration::from_secs(1);
-        let again = Withdrawn::carried([a].into_iter(), &readded, &[], t3, GRACE);
+        let again = Withdrawn::carried([a].into_iter(), &readded, &[], &[], t3, GRACE);
         assert_eq!(again.in_grace(t1 + GRACE).collect::<Vec<_>>(), [a], "a's new grace outlasts b's");
         // A grace ended is not carried by the next reload.
-        let later = Withdrawn::carried(std::iter::empty(), &again, &[], t3 + GRACE, GRACE);
+        let later = Withdrawn::carried(std::iter::empty(), &again, &[], &[], t3 + GRACE, GRACE);
         assert!(later.is_empty());
     }
 
@@ -186,14 +185,14 @@ mod tests {
     fn a_prefix_inside_a_served_one_is_not_held() {
         let t0 = Instant::now();
         let (a, b, wide) = (net("203.0.112.0/24"), net("203.0.113.0/24"), net("203.0.112.0/23"));
-        let merged = Withdrawn::carried([a, b].into_iter(), &Withdrawn::default(), &[wide], t0, GRACE);
+        let merged = Withdrawn::carried([a, b].into_iter(), &Withdrawn::default(), &[wide], &[], t0, GRACE);
         assert!(merged.is_empty(), "{:?}", merged.graces);
         let v6 = net("2001:db8:acbe:1::/64");
-        let held = Withdrawn::carried([a, v6].into_iter(), &Withdrawn::default(), &[], t0, GRACE);
+        let held = Withdrawn::carried([a, v6].into_iter(), &Withdrawn::default(), &[], &[], t0, GRACE);
         let covered = [net("203.0.0.0/16"), net("2001:db8:acbe::/48")];
-        let carried = Withdrawn::carried(std::iter::empty(), &held, &covered, t0, GRACE);
+        let carried = Withdrawn::carried(std::iter::empty(), &held, &covered, &[], t0, GRACE);
         assert!(carried.is_empty(), "{:?}", carried.graces);
-        let part = Withdrawn::carried([wide].into_iter(), &Withdrawn::default(), &[a], t0, GRACE);
+        let part = Withdrawn::carried([wide].into_iter(), &Withdrawn::default(), &[a], &[], t0, GRACE);
         assert_eq!(part.in_grace(t0).collect::<Vec<_>>(), [wide]);
         assert!(part.holds(false, v4("203.0.113.9")));
     }
@@ -204,13 +203,13 @@ mod tests {
     fn a_shorter_grace_cuts_the_held_ones_short() {
         let t0 = Instant::now();
         let a = net("2001:db8:acbe::/48");
-        let held = Withdrawn::carried([a].into_iter(), &Withdrawn::default(), &[], t0, GRACE);
+        let held = Withdrawn::carried([a].into_iter(), &Withdrawn::default(), &[], &[], t0, GRACE);
         assert_eq!(held.in_grace(t0 + Duration::from_secs(59)).count(), 1);
         let t1 = t0 + Duration::from_secs(1);
-        let shorter = Withdrawn::carried(std::iter::empty(), &held, &[], t1, Duration::from_secs(5));
+        let shorter = Withdrawn::carried(std::iter::empty(), &held, &[], &[], t1, Duration::from_secs(5));
         assert_eq!(shorter.in_grace(t1 + Duration::from_secs(4)).count(), 1);
         assert_eq!(shorter.in_grace(t1 + Duration::from_secs(5)).count(), 0);
-        assert!(Withdrawn::carried([a].into_iter(), &held, &[], t1, Duration::ZERO).is_empty());
+        assert!(Withdrawn::carried([a].into_iter(), &held, &[], &[], t1, Duration::ZERO).is_empty());
     }
 
     /// However many reloads remove prefixes, what is held and what is served fit together in
@@ -224,14 +223,36 @@ mod tests {
         // Ten reloads, each removing 10,000 prefixes of its own.
         for r in 0..10 {
             let removed = (r * 10_000..(r + 1) * 10_000).map(prefix);
-            held = Withdrawn::carried(removed, &held, &served, t0 + Duration::from_millis(r as u64), GRACE);
+            held = Withdrawn::carried(removed, &held, &served, &[], t0 + Duration::from_millis(r as u64), GRACE);
             assert!(held.len() + served.len() <= MAX_PREFIXES_PER_FAMILY, "reload {r}: {}", held.len());
         }
         assert_eq!(held.len(), MAX_PREFIXES_PER_FAMILY - served.len());
         assert!(held.in_grace(t0).any(|n| n == prefix(99_999)), "the last reload's are kept");
         assert!(!held.in_grace(t0).any(|n| n == prefix(0)), "the first reload's went");
         // An IPv6 prefix has room of its own.
-        let v6 = Withdrawn::carried([net("2001:db8::/32")].into_iter(), &held, &served, t0, GRACE);
+        let v6 = Withdrawn::carried([net("2001:db8::/32")].into_iter(), &held, &served, &[], t0, GRACE);
         assert!(v6.in_grace(t0).any(|n| n == net("2001:db8::/32")));
+    }
+
+    /// At the map's cap, a removed prefix left out for holding one of our own addresses (the
+    /// anycast address, moved into it by the same reload) leaves its room to the next: the
+    /// room is counted over the prefixes held. The new snapshot serves all of the IPv4 room
+    /// but one prefix.
+    #[test]
+    fn a_prefix_holding_our_address_leaves_its_room_to_the_next() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdrawn_grace_ms = 60000\n[[customer]]\nname = \"a\"\n\
+                    prefixes = [\"203.0.113.0/24\"]\n";
+        let snapshot = || Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
+        let (mut old, mut new) = (snapshot(), snapshot());
+        let customer = new.customer_prefixes[0].1;
+        // Both removed by the same reload: among equal ends `ours` sorts first.
+        let (ours, next) = (net("198.18.0.0/24"), net("198.18.1.0/24"));
+        old.customer_prefixes = vec![(ours, customer), (next, customer)];
+        new.anycast = [198, 18, 0, 1];
+        let prefix = |i: usize| IpNet::V4(ipnet::Ipv4Net::new(std::net::Ipv4Addr::from((i as u32) << 8), 24).unwrap());
+        new.customer_prefixes = (0..MAX_PREFIXES_PER_FAMILY - 1).map(|i| (prefix(1_000_000 + i), customer)).collect();
+        let now = Instant::now();
+        let held = Withdrawn::after(&old, &new, now);
+        assert_eq!(held.in_grace(now).collect::<Vec<_>>(), [next]);
     }
 }
