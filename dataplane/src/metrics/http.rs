@@ -334,42 +334,60 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
-/// The format asked for by a request's Accept headers (their values): OpenMetrics when they
-/// name `application/openmetrics-text` with a weight above 0 and no less than the text
-/// format's, else the text format 0.0.4, which is also what a request without Accept (curl,
-/// a textfile collector) or with only `*/*` or `text/plain` gets. The text format's weight is
-/// the most specific range's that takes it: `text/plain`, `text/*` or `*/*` (RFC 9110 §12.5.1).
-/// A weight that is not a number from 0 to 1 counts as 0.
+/// The format asked for by a request's Accept headers (their values). Each format's weight
+/// is that of the most specific range that takes it (RFC 9110 §12.5.1):
+/// `application/openmetrics-text`, `application/*` or `*/*` for OpenMetrics; `text/plain`,
+/// `text/*` or `*/*` for the text format 0.0.4. OpenMetrics is served when its weight is
+/// above 0 and above the text format's, or equal to it and asked for by name; else the text
+/// format, which is also what a request without Accept (curl, a textfile collector) or with
+/// only `*/*` gets. A weight that is not a number from 0 to 1 counts as 0; commas and
+/// semicolons inside a quoted parameter value split nothing.
 fn negotiate<'a>(accept: impl Iterator<Item = &'a str>) -> Format {
-    let mut open_metrics: Option<f64> = None;
-    // (specificity, weight): 3 for text/plain, 2 for text/*, 1 for */*, 0 while none is named.
-    let mut text = (0u8, 0.0f64);
-    for range in accept.flat_map(|value| value.split(',')) {
-        let mut parts = range.split(';').map(str::trim);
+    // (specificity, weight): 3 for the type named, 2 for `type/*`, 1 for `*/*`, 0 while none.
+    let (mut open_metrics, mut text) = ((0u8, 0.0f64), (0u8, 0.0f64));
+    for range in accept.flat_map(|value| unquoted_split(value, ',')) {
+        let mut parts = unquoted_split(range, ';').map(str::trim);
         let media = parts.next().unwrap_or_default().to_ascii_lowercase();
         let weight = parts
             .filter_map(|p| p.split_once('='))
             .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
             .map_or(Some(1.0), |(_, q)| q.trim().parse::<f64>().ok().filter(|q| (0.0..=1.0).contains(q)))
             .unwrap_or(0.0);
-        let specificity = match media.as_str() {
-            "application/openmetrics-text" => {
-                open_metrics = Some(open_metrics.unwrap_or(0.0).max(weight));
-                continue;
-            }
-            "text/plain" => 3,
-            "text/*" => 2,
-            "*/*" => 1,
+        let (om, tx) = match media.as_str() {
+            "application/openmetrics-text" => (3, 0),
+            "application/*" => (2, 0),
+            "text/plain" => (0, 3),
+            "text/*" => (0, 2),
+            "*/*" => (1, 1),
             _ => continue,
         };
-        if (specificity, weight) > text {
-            text = (specificity, weight);
+        for (specificity, best) in [(om, &mut open_metrics), (tx, &mut text)] {
+            if specificity > 0 && (specificity, weight) > *best {
+                *best = (specificity, weight);
+            }
         }
     }
-    match open_metrics {
-        Some(weight) if weight > 0.0 && weight >= text.1 => Format::OpenMetrics,
-        _ => Format::Text,
+    let (named, weight) = open_metrics;
+    if weight > 0.0 && (weight > text.1 || (weight == text.1 && named == 3)) {
+        Format::OpenMetrics
+    } else {
+        Format::Text
     }
+}
+
+/// `value` split at each `separator` outside a quoted string (RFC 9110 §5.6.4: a backslash
+/// inside one quotes the next character).
+fn unquoted_split(value: &str, separator: char) -> impl Iterator<Item = &str> {
+    let (mut quoted, mut escaped) = (false, false);
+    value.split(move |c: char| {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ => return c == separator && !quoted,
+        }
+        false
+    })
 }
 
 /// The whole response to `head`.
@@ -502,6 +520,14 @@ mod tests {
             (&["application/json"], Text),
             // Two Accept headers are one list (RFC 9110 §5.3).
             (&["application/openmetrics-text;q=0.2", "*/*;q=0.1"], OpenMetrics),
+            // A range of types takes OpenMetrics as it takes the text format.
+            (&["application/*"], OpenMetrics),
+            (&["application/*;q=0.5, text/plain;q=0.4"], OpenMetrics),
+            (&["application/*, text/*"], Text),
+            (&["text/*;q=0.1, application/*;q=0.2, application/openmetrics-text;q=0"], Text),
+            // A quoted parameter value holds commas and semicolons.
+            (&[r#"text/plain;q=0.9, application/openmetrics-text;x="1,2";q=0.5"#], Text),
+            (&[r#"application/openmetrics-text;x="a\";q=0";q=0.8, text/plain;q=0.5"#], OpenMetrics),
         ];
         for &(accept, format) in cases {
             assert_eq!(negotiate(accept.iter().copied()), format, "{accept:?}");
