@@ -118,4 +118,18 @@ mod tests {
         // Fractions where the run is timed, not simulated.
         assert!(Cli::try_parse_from(["transitd-bench", "sink", "--iface", "lo", "--seconds", "0.5"]).is_ok());
     }
+
+    /// A simulated arrival rate of no frames, or of more than one a nanosecond (frames at
+    /// one instant), is refused by the parser, before a configuration is read.
+    #[test]
+    fn a_rate_that_spaces_no_frames_is_refused() {
+        let with = |rate: &str| {
+            Cli::try_parse_from(["transitd-bench", "pipeline", "--config=c", "--pcap=p", &format!("--rate={rate}")])
+        };
+        assert!(with("1").is_ok() && with("1000000000").is_ok());
+        for bad in ["0", "-1", "1000000001", "x", ""] {
+            let refused = with(bad).err().unwrap_or_else(|| panic!("--rate {bad:?} was taken"));
+            assert!(refused.to_string().contains("--rate"), "{refused}");
+        }
+    }
 }

@@ -36,8 +36,9 @@ pub struct Args {
     frames: usize,
     /// Simulated arrival rate, frames per second: frame k of a run is stamped k/rate seconds
     /// after the run's start (runs follow each other in simulated time), so rate-limit
-    /// rules see traffic at this rate rather than every frame at one instant.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// rules see traffic at this rate rather than every frame at one instant (so at most one
+    /// frame a nanosecond).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     rate: u64,
     /// What every frame of every timed run must come to, as `verdict:reason` (the labels of
     /// the metrics' `transitd_packets_total`, e.g. `drop:tcp_out_of_state_rst`), for traffic
@@ -84,7 +85,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let mut lens = [(0usize, 0u32); BATCH_SIZE];
     let mut state = WorkerState::new(&snap);
-    anyhow::ensure!(args.rate > 0, "--rate must be at least 1 frame per second");
     let spacing_ns = 1_000_000_000 / args.rate;
     let mut clock_ns = 0u64;
 
