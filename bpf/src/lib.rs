@@ -17,6 +17,9 @@
 
 // Each `unsafe` block (the link's creation, its file descriptor) says why it holds.
 #![deny(clippy::undocumented_unsafe_blocks)]
+// The docs are for the people who work on it, read with `--document-private-items`
+// (docs/development.md), where links to private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 mod attach;
 mod config;

@@ -2,11 +2,14 @@
 //!
 //! Rules are Wireshark display filters (`ip.dst == 203.0.113.100 and tcp.dstport in {20..21}`)
 //! with Wireshark 4.0's meaning, applied to a packet's own headers. This crate parses them
-//! ([`parse`]), evaluates them directly ([`eval`], the reference) and compiles ordered lists
+//! ([`parse()`]), evaluates them directly ([`eval()`], the reference) and compiles ordered lists
 //! of them into first-match tables ([`RuleTable`], [`RuleSet`]). It never touches packets:
 //! the data plane fills a [`Key`] per packet and asks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// The docs are for the people who work on it, read with `--document-private-items`
+// (docs/development.md), where links to private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod ast;
 pub mod bytes;

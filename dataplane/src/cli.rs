@@ -2,6 +2,9 @@
 //! into the options the commands take. Nothing here touches the system, so that every
 //! argument vector can be tried (the `cli` fuzz target) and the man page and completions
 //! can be made from the same definitions.
+// The doc comments here are clap's help text, where `[bgp]` names a configuration section,
+// not a link: written as rustdoc would have it, the help would show the backticks.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 use std::time::Duration;

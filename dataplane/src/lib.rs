@@ -9,6 +9,9 @@
 // `unsafe` lives only at the ring/UMEM and socket boundaries, each block with the reason it
 // holds: a block without its `// SAFETY:` comment does not build.
 #![deny(clippy::undocumented_unsafe_blocks)]
+// The docs are for the people who work on it, read with `--document-private-items`
+// (docs/development.md), where links to private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod bgp;
 pub mod cli;

@@ -1,7 +1,7 @@
 //! Frame I/O: one trait, [`FrameIo`], that every backend implements (pcap replay, in-memory
 //! frames, AF_XDP), so workers, tests and benchmarks run the same pipeline on any of them.
 //!
-//! Like smoltcp's `phy::Device`, moved to batches: a backend receives up to [`BATCH_SIZE`]
+//! Like smoltcp's `phy::Device`, moved to batches: a backend receives up to [`BATCH_SIZE`](crate::pipeline::BATCH_SIZE)
 //! frames into buffers it owns, lends them to the caller's processing function as one
 //! batch, then transmits the frames whose verdict is `Tx` and recycles the rest.
 

@@ -56,10 +56,10 @@ impl ReloadStats {
     }
 }
 
-/// BGP announcements ([bgp]), as the supervisor last told the guard.
+/// BGP announcements (`[bgp]`), as the supervisor last told the guard.
 #[derive(Debug, Default)]
 pub struct BgpStats {
-    /// Whether [bgp] is configured (nothing is served about BGP otherwise).
+    /// Whether `[bgp]` is configured (nothing is served about BGP otherwise).
     pub configured: AtomicBool,
     /// Prefixes announced.
     pub announced: AtomicU64,

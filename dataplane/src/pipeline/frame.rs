@@ -66,7 +66,7 @@ impl<'a> Frame<'a> {
 
 /// Frames the pipeline originates beyond the one it was handed (the later fragments of a
 /// datagram, health probes), written into buffers the worker owns, fixed at start-up, and
-/// sent by the backend after the batch ([`FrameIo::send_spill`]).
+/// sent by the backend after the batch (`FrameIo::send_spill`, in the I/O layer above this one).
 ///
 /// A frame is counted as sent when it is pushed (the pipeline's counters are the batch's);
 /// a backend that cannot send one marks it ([`Spill::mark_unsent`]), and the worker takes
