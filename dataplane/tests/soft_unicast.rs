@@ -741,7 +741,14 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
 
 /// The fleet of [`fleet`] with customer acme behind a probed tunnel to 198.51.100.1.
 fn fleet_with_a_probed_tunnel() -> transitd::config::Loaded {
+    fleet_with_a_probed_tunnel_over(1500)
+}
+
+/// [`fleet_with_a_probed_tunnel`] over a backbone of `backbone_mtu` bytes (1500, the
+/// default, there).
+fn fleet_with_a_probed_tunnel_over(backbone_mtu: u32) -> transitd::config::Loaded {
     let (config, _) = fleet();
+    let config = config.replacen("[soft_unicast]\n", &format!("[soft_unicast]\nbackbone_mtu = {backbone_mtu}\n"), 1);
     let config = format!(
         "{config}\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n\
          [[customer.tunnel]]\nname = \"acme-gre\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
@@ -761,8 +768,7 @@ fn server(loaded: &transitd::config::Loaded, name: &str, key: u64) -> std::sync:
 }
 
 /// `prober`'s probe `seq` of tunnel acme-gre as its prober sends it, returned by the router
-/// (scapy: the probe's inner packet, as it is, in GRE to the anycast address), then
-/// whatever `more` appends to `frames` from `inner` (in `dir`).
+/// ([`router_returns_probes`]).
 fn router_returns(prober: &transitd::snapshot::Snapshot, seq: u32, dir: &Path, more: &str) -> Vec<Vec<u8>> {
     let t = prober.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
     let mut spill = transitd::pipeline::Spill::new(4, prober.frame_size);
@@ -770,14 +776,23 @@ fn router_returns(prober: &transitd::snapshot::Snapshot, seq: u32, dir: &Path, m
         transitd::health::spill_probe(prober, t, seq, Some(&prober.eth), &mut spill),
         transitd::health::Sent::Yes
     );
+    router_returns_probes(&[spill.frames().next().unwrap().to_vec()], dir, more)
+}
+
+/// `probes` (frames a prober sent into tunnel acme-gre) returned by the router (scapy: each
+/// probe's inner packet, `inners`, as it is, in GRE to the anycast address; `frames` the
+/// first's, `inner`), then whatever `more` makes of `frames` (in `dir`).
+fn router_returns_probes(probes: &[Vec<u8>], dir: &Path, more: &str) -> Vec<Vec<u8>> {
     let (sent, back) = (dir.join("probe.pcap"), dir.join("back.pcap"));
-    write_pcap(&sent, &[spill.frames().next().unwrap().to_vec()]);
+    write_pcap(&sent, probes);
     scapy_pcap(
         &back,
         &format!(
-            "probe = rdpcap('{}')[0]\n\
-             inner = probe[GRE].payload\n\
-             assert probe[IP].dst == '198.51.100.1' and inner[ICMP].type == 0, probe.show(dump=True)\n\
+            "probes = rdpcap('{}')\n\
+             inners = [p[GRE].payload for p in probes]\n\
+             inner = inners[0]\n\
+             ours = [p[IP].dst == '198.51.100.1' and i[ICMP].type == 0 for p, i in zip(probes, inners)]\n\
+             assert all(ours), [p.show(dump=True) for p in probes]\n\
              back = lambda i: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/i\n\
              frames = [back(inner)]\n{more}",
             sent.display()
@@ -961,6 +976,114 @@ fn a_probe_reply_that_cannot_be_relayed_spends_no_relay_budget() {
     assert_eq!(seen[..batch], vec![unresolved; batch], "{seen:?}");
     let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
     assert_eq!(seen[batch..], vec![relay; burst], "{seen:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One look of `prober`, running `snap`, at the path MTUs at `now`: the path MTU probes it
+/// sent (as a worker's spill holds them), and how many errors answers disproved.
+fn path_mtu_look(
+    prober: &mut transitd::health::Prober,
+    snap: &transitd::snapshot::Snapshot,
+    now: u64,
+) -> (Vec<Vec<u8>>, u64) {
+    let mut spill = transitd::pipeline::Spill::new(transitd::pipeline::SPILL_SLOTS, snap.frame_size);
+    let probe = |t, seq, mtu| transitd::health::spill_path_mtu_probe(snap, t, seq, mtu, Some(&snap.eth), &mut spill);
+    let disproved = prober.path_mtus(snap, now, probe, |_, _| {});
+    (spill.frames().map(<[u8]>::to_vec).collect(), disproved)
+}
+
+/// A path MTU probe's answer reaching another server than the prober is relayed to it as a
+/// health probe's reply is, whole. A forged error held acme-gre to 528 bytes inside at a1,
+/// whose prober sends the router a probe padded to the tunnel's `mtu` (1476), naming a1;
+/// scapy plays the router, returning the probe's inner packet as it is to a2, which relays
+/// it over a backbone of 1504 bytes (the answer and 28 of encapsulation); a1 records it and
+/// raises the tunnel back. It was dropped at a2 as `tunnel_interface` (it named no sender,
+/// and only a health probe's 56 bytes were relayed), and 528 stood at a1. The answer a byte
+/// short is not relayed (not the length its payload says); one cut to 1000 bytes and
+/// relabelled so is (a2 cannot tell a1's tag), and a1 refuses it (the tag covers the
+/// length). tshark reads the relayed frames.
+#[test]
+fn a_path_mtu_probes_answer_reaching_another_server_is_relayed_whole() {
+    const S: u64 = 1_000_000_000;
+    let loaded = fleet_with_a_probed_tunnel_over(1504);
+    let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
+    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let dir = std::env::temp_dir().join(format!("transitd-su-path-mtu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut prober = transitd::health::Prober::default();
+    prober.rebind(None, &a1);
+    assert!(a1.health.lower_path_mtu(t, 528, S));
+    let (probes, _) = path_mtu_look(&mut prober, &a1, 2 * S);
+    assert_eq!(probes.iter().map(Vec::len).collect::<Vec<_>>(), [1514], "1476 bytes inside");
+    let more = "short = inner.copy(); short[Raw].load = short[Raw].load[:-1]\n\
+                del short.len, short.chksum, short[ICMP].chksum\n\
+                cut = inner.copy(); load = cut[Raw].load\n\
+                cut[Raw].load = load[:18] + (1000).to_bytes(2, 'big') + load[20:1000]\n\
+                del cut.len, cut.chksum, cut[ICMP].chksum\n\
+                frames += [back(short), back(cut)]";
+    let frames = router_returns_probes(&probes, &dir, more);
+    assert_eq!(frames.iter().map(Vec::len).collect::<Vec<_>>(), [1514, 1513, 1066]);
+
+    let (io, _) = run_on(&a2, frames.clone());
+    let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
+    assert_eq!(fates(&io.verdicts), [relay.clone(), DropReason::TunnelInterface.name().to_string(), relay]);
+    let relayed = dir.join("relayed.pcap");
+    write_pcap(&relayed, &io.sent);
+    let fields = ["frame.len", "ip.src", "ip.dst", "ip.len", "ip.checksum.status", "gre.key", "icmp.checksum.status"];
+    let args = ["-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "occurrence=a"];
+    let args: Vec<&str> = args.into_iter().chain(fields.iter().flat_map(|f| ["-e", *f])).collect();
+    // Backbone GRE from a2 to a1 (key low byte 0x80) around the router's answer, all 1476
+    // bytes of it; checksum status 1: good.
+    assert_eq!(
+        tshark(&relayed, &args),
+        "1518\t10.9.0.12,10.213.0.1\t10.9.0.11,10.213.0.0\t1504,1476\t1,1\t0x00535580\t1\n\
+         1070\t10.9.0.12,10.213.0.1\t10.9.0.11,10.213.0.0\t1056,1028\t1,1\t0x00535580\t1\n"
+    );
+    // Ethernet, outer IPv4 and GRE with its key (42 bytes), then the router's packet as it
+    // left the router's GRE (38 bytes in).
+    assert_eq!(io.sent[0][42..], frames[0][38..], "the answer, unchanged");
+
+    let (io, _) = run_on(&a1, io.sent.clone());
+    let recorded = format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name());
+    assert_eq!(fates(&io.verdicts), [recorded, DropReason::TunnelInterface.name().to_string()]);
+    assert_eq!(path_mtu_look(&mut prober, &a1, 3 * S), (vec![], 1), "the error disproved");
+    assert_eq!(a1.health.path_mtu(t, 3 * S), None, "acme-gre's mtu, 1476, again");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A path MTU probe's answer spends the relay budget its tunnel's health probe replies do,
+/// and is relayed only over a backbone that carries it whole. Over a `backbone_mtu` of 1503
+/// bytes, one short of the 1476-byte answer and its 28 bytes of encapsulation, a2 drops it
+/// as `backbone_mtu_exceeded` (cut in fragments it would reach a1's host, not its prober;
+/// cut short it would prove nothing) and spends none of the budget: the whole burst of
+/// health probe replies after it is relayed. Over 1504, the answer after such a burst is
+/// `probe_reply_relay_limited`.
+#[test]
+fn a_path_mtu_probes_answer_is_relayed_within_the_relay_budget_and_the_backbones_mtu() {
+    use transitd::health::Sent;
+    let a1 = server(&fleet_with_a_probed_tunnel(), "a1", 0xa1);
+    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let dir = std::env::temp_dir().join(format!("transitd-su-path-mtu-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spill = transitd::pipeline::Spill::new(4, a1.frame_size);
+    assert_eq!(transitd::health::spill_probe(&a1, t, 7, Some(&a1.eth), &mut spill), Sent::Yes);
+    assert_eq!(transitd::health::spill_path_mtu_probe(&a1, t, 1, 1476, Some(&a1.eth), &mut spill), Sent::Yes);
+    let probes: Vec<Vec<u8>> = spill.frames().map(<[u8]>::to_vec).collect();
+    let over = |backbone_mtu| server(&fleet_with_a_probed_tunnel_over(backbone_mtu), "a2", 0xa2);
+    let burst = 2 * 2 * a1.health_config.up_after as usize;
+    // The answer, a burst of replies to the health probe, the answer again.
+    let more = format!("frames = [back(inners[1])] + [back(inner)] * {burst} + [back(inners[1])]");
+    let frames = router_returns_probes(&probes, &dir, &more);
+    assert_eq!((frames[0].len(), frames[1].len()), (1514, 94));
+    let relay = format!("tx:{}", TxReason::ProbeReplyRelayed.name());
+
+    let (io, _) = run_on(&over(1503), frames[..=burst].to_vec());
+    let exceeded = DropReason::BackboneMtuExceeded.name().to_string();
+    assert_eq!(fates(&io.verdicts), [vec![exceeded], vec![relay.clone(); burst]].concat());
+
+    let (io, _) = run_on(&over(1504), frames[1..].to_vec());
+    let limited = DropReason::ProbeReplyRelayLimited.name().to_string();
+    assert_eq!(fates(&io.verdicts), [vec![relay; burst], vec![limited]].concat());
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -11,7 +11,10 @@
 //! tunnel as it does a health probe, padding and all; a whole answer shows the path carried
 //! that size after the error, which is then raised back (`transitd_path_mtu_errors_disproved`).
 //! No answer, and the lowered MTU stands: a router that cannot send the size back (its
-//! tunnel's MTU, the return path) looks like a true error, the safe side.
+//! tunnel's MTU, the return path) looks like a true error, the safe side. In a soft-unicast
+//! fleet the answer comes to whichever server is nearest the router, which relays it whole
+//! to this one as it does a health probe's reply, if the backbone carries it; else it is
+//! lost, as on such a return path.
 //!
 //! Once an error about a tunnel was disproved, the next ones for the hold's ten minutes
 //! are doubted ([`HealthTable::path_mtu_error`]): each only claims its MTU, the size in
@@ -47,9 +50,10 @@ const PROBE_HEADERS_LEN: usize = IPV4_HEADER_LEN + ICMP_HEADER_LEN;
 /// Writes path MTU probe `seq` of tunnel `t`, named `name`, into `buf`: a health probe
 /// ([`super::write_probe`]) whose inner packet is `len` bytes (no fewer than a health
 /// probe's), padded with zeros, its payload's length in bytes 18..20 and tagged with it
-/// ([`HealthTable::path_mtu_probe_tag`]). It names no sender: a fleet relays replies of
-/// health probes only (`egress::relay_probe_reply`), and an answer another server receives
-/// is dropped there, which leaves the lowered MTU standing. Returns its length.
+/// ([`HealthTable::path_mtu_probe_tag`]), naming `sender` as a health probe does: in a
+/// soft-unicast fleet another server its answer reaches relays it whole
+/// (`egress::relay_probe_reply`) where the backbone carries that size, else drops it, which
+/// leaves the lowered MTU standing. Returns its length.
 pub fn write_path_mtu_probe(
     buf: &mut [u8],
     health: &HealthTable,
@@ -57,11 +61,12 @@ pub fn write_path_mtu_probe(
     ends: (Ipv4Addr, Ipv4Addr),
     seq: u32,
     len: usize,
+    sender: Option<Ipv4Addr>,
 ) -> Option<usize> {
     let len = len.max(PROBE_HEADERS_LEN + PROBE_PAYLOAD_LEN);
     let payload_len = u16::try_from(len - PROBE_HEADERS_LEN).ok()?;
     let tag = health.path_mtu_probe_tag(t, name, seq, payload_len);
-    write_ipv4_echo_padded(buf, &probe_echo(ends, seq), &probe_payload(t, tag, seq, None, payload_len), len)
+    write_ipv4_echo_padded(buf, &probe_echo(ends, seq), &probe_payload(t, tag, seq, sender, payload_len), len)
 }
 
 /// Writes tunnel `t`'s path MTU probe `seq` of `mtu` bytes inside, encapsulated, into the
@@ -76,8 +81,8 @@ pub fn spill_path_mtu_probe(
     spill: &mut Spill,
 ) -> Sent {
     spill_into_tunnel(snap, t, eth, spill, TxReason::PathMtuProbe, |buf, tunnel, iface| {
-        let ends = (iface.ours, iface.peer);
-        write_path_mtu_probe(buf, &snap.health, (t, &tunnel.name), ends, seq, mtu as usize)
+        let (ends, sender) = ((iface.ours, iface.peer), snap.soft_unicast.as_ref().map(|su| su.backbone));
+        write_path_mtu_probe(buf, &snap.health, (t, &tunnel.name), ends, seq, mtu as usize, sender)
     })
 }
 
@@ -288,7 +293,8 @@ mod tests {
         let t = &s.tunnels[0];
         let iface = t.interface.unwrap();
         let mut buf = vec![0xa5u8; 9000];
-        let len = write_path_mtu_probe(&mut buf, &s.health, (0, &t.name), (iface.ours, iface.peer), seq, mtu as usize);
+        let ends = (iface.ours, iface.peer);
+        let len = write_path_mtu_probe(&mut buf, &s.health, (0, &t.name), ends, seq, mtu as usize, None);
         assert_eq!(len, Some(mtu as usize), "the inner packet is the size probed");
         buf[PROBE_HEADERS_LEN..mtu as usize - cut].to_vec()
     }

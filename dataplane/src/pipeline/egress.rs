@@ -19,14 +19,17 @@
 //! Backbone GRE carries the hop in the key's low byte, so that no packet crosses more than
 //! one data centre boundary and one server hop: a plan that disagrees between servers (a
 //! reload half-way through the fleet) drops as `backbone_loop` rather than looping. The
-//! backbone also carries tunnel health probes' replies to the server that sent the probe
-//! ([`relay_probe_reply`], [`PROBE_REPLY`] or [`PROBE_REPLY_VIA_DC`] in the low byte). The XDP
-//! program does the common cases itself (delivers what this server owns, decapsulating
-//! backbone GRE for it); what reaches here is forwarded, and counted.
+//! backbone also carries tunnel health probes' replies, and path MTU probes' answers, to the
+//! server that sent the probe ([`relay_probe_reply`], [`PROBE_REPLY`] or
+//! [`PROBE_REPLY_VIA_DC`] in the low byte). The XDP program does the common cases itself
+//! (delivers what this server owns, decapsulating backbone GRE for it); what reaches here is
+//! forwarded, and counted.
 
 use classifier::{Dim, Key};
 use gre::Ipv4Packet;
 use gre::encap::{Endpoints, GreTunnel, encap_gre};
+use gre::icmp::ICMP_HEADER_LEN;
+use gre::ip::IPV4_HEADER_LEN;
 use gre::packet::PROTO_IPV4;
 use gre::{GrePacket, GreRepr};
 use portslice::Owner;
@@ -36,6 +39,7 @@ use super::forward::{Ctx, Way, ipv4_checksum_ok, too_big};
 use super::parse::{IpFrame, Parsed, parse_inner};
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, fragments};
+use crate::snapshot::health::probe_reply_payload_len;
 use crate::snapshot::{Snapshot, SoftUnicast, TunnelId};
 
 /// TTL of backbone GRE.
@@ -253,8 +257,8 @@ fn encap_backbone(
     }
 }
 
-/// The low byte of the backbone key of a health probe's reply relayed to the server that
-/// sent the probe ([`relay_probe_reply`]): no hop of the return path (1 or 2), so the XDP
+/// The low byte of the backbone key of a probe's reply relayed to the server that sent the
+/// probe ([`relay_probe_reply`]): no hop of the return path (1 or 2), so the XDP
 /// program hands it to the data plane, not to the host.
 pub const PROBE_REPLY: u8 = 0x80;
 /// The same, sent to the data centre of the server that probed (a server's own backbone
@@ -262,17 +266,21 @@ pub const PROBE_REPLY: u8 = 0x80;
 /// once more, as [`PROBE_REPLY`], unless the probe was its own.
 pub const PROBE_REPLY_VIA_DC: u8 = 0x81;
 
-/// A reply to a health probe of tunnel `tunnel` that another server of the fleet sent,
-/// whose payload names that server's backbone address `to`: sent on to it over the backbone
-/// (to its data centre when that is another; `within_dc`: only within this one). The
-/// router's replies come to the anycast address, so to whichever server is nearest the
-/// router, not to the one that probed; each server's tags are under its own key, and the
-/// one that probed is the one that can tell its reply. `None`: not in a fleet, `to` is no
-/// other server of it, or the packet is no probe's length (a probe's reply is the probe as
-/// it was sent). Past the tunnel's relay budget ([`super::probe_relay_bucket`]), dropped as
+/// A reply to a probe of tunnel `tunnel` (a health probe, or a path MTU probe's padded
+/// answer) that another server of the fleet sent, whose payload names that server's
+/// backbone address `to`: sent on to it over the backbone (to its data centre when that is
+/// another; `within_dc`: only within this one). The router's replies come to the anycast
+/// address, so to whichever server is nearest the router, not to the one that probed; each
+/// server's tags are under its own key, and the one that probed is the one that can tell
+/// its reply. `None`: not in a fleet, `to` is no other server of it, or the packet is not
+/// the length its payload says the probe was ([`probe_reply_payload_len`]: a probe's reply
+/// is the probe as it was sent). Past the tunnel's relay budget
+/// ([`super::probe_relay_bucket`], health probes and path MTU probes together), dropped as
 /// `probe_reply_relay_limited`: this server cannot tell a good tag of another's from a
 /// forged one, and copies of one reply would each cross the backbone. A reply that cannot
-/// go (no next hop yet, or a link too small for it) is dropped as such, and spends none.
+/// go (no next hop yet, or a backbone too small for it: a path MTU probe's answer of the
+/// tunnel's `mtu` needs a `backbone_mtu` 28 bytes larger) is dropped as such, and spends
+/// none.
 pub(super) fn relay_probe_reply(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
@@ -281,9 +289,11 @@ pub(super) fn relay_probe_reply(
     tunnel: TunnelId,
     within_dc: bool,
 ) -> Option<Verdict> {
-    use crate::snapshot::health::PROBE_PAYLOAD_LEN;
     let su = ctx.snap.soft_unicast.as_ref()?;
-    if ip.is_ipv6 || ip.l3_len != 20 + gre::icmp::ICMP_HEADER_LEN + PROBE_PAYLOAD_LEN || to == su.backbone {
+    let end = frame.start + ip.l3_start + ip.l3_len;
+    let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
+    let probe_len = probe_reply_payload_len(payload).map(|len| IPV4_HEADER_LEN + ICMP_HEADER_LEN + len);
+    if ip.is_ipv6 || probe_len != Some(ip.l3_len) || to == su.backbone {
         return None;
     }
     let server = su.server_backbone.iter().position(|a| *a == to)?;

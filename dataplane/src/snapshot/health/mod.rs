@@ -24,7 +24,7 @@ mod path_mtu;
 mod probes;
 
 pub use path_mtu::PATH_MTU_HOLD_NS;
-pub use probes::{PROBE_MAGIC, PROBE_PAYLOAD_LEN, probe_sender, probe_tunnel};
+pub use probes::{PROBE_MAGIC, PROBE_PAYLOAD_LEN, probe_reply_payload_len, probe_sender, probe_tunnel};
 
 /// Lives handed out so far in this process: a reload's table gives each tunnel that does
 /// not go on with its old one a new one, a tunnel whose sequence numbers start over takes

@@ -13,7 +13,8 @@ pub const PROBE_MAGIC: [u8; 8] = *b"transitd";
 /// Payload: magic, tag (8), tunnel id (2), zero (2), sequence number (4), and the backbone
 /// address of the server that sent it (4; zero outside a soft-unicast fleet), where the
 /// server its reply reaches relays it. A path MTU probe's has its whole length (padding
-/// included) where the zero is, and is padded with zeros.
+/// included) where the zero is, and is padded with zeros; it names its sender too, and its
+/// answer is relayed whole.
 pub const PROBE_PAYLOAD_LEN: usize = 28;
 
 /// What a path MTU probe's tag key differs from a health probe's by ("path_mtu"): a tag
@@ -27,6 +28,19 @@ pub fn probe_sender(payload: &[u8]) -> Option<std::net::Ipv4Addr> {
     let p = payload.get(..PROBE_PAYLOAD_LEN)?;
     let addr = std::net::Ipv4Addr::new(p[24], p[25], p[26], p[27]);
     (p[..8] == PROBE_MAGIC && !addr.is_unspecified()).then_some(addr)
+}
+
+/// How long a probe's payload `payload` says the payload of a reply to it is (a reply is the
+/// probe as it was sent): a health probe's [`PROBE_PAYLOAD_LEN`], a path MTU probe's the
+/// length it was padded to (bytes 18..20, which its tag covers at the prober). `None` if too
+/// short to say, or saying a length no probe has (a path MTU probe's is never shorter than
+/// a health probe's). The tag is not checked: only the server that sent the probe can.
+pub fn probe_reply_payload_len(payload: &[u8]) -> Option<usize> {
+    let p = payload.get(..PROBE_PAYLOAD_LEN)?;
+    match usize::from(u16::from_be_bytes([p[18], p[19]])) {
+        0 => Some(PROBE_PAYLOAD_LEN),
+        padded => (padded >= PROBE_PAYLOAD_LEN).then_some(padded),
+    }
 }
 
 /// The tunnel a probe's payload names (bytes 16..18, as the prober's `write_probe` lays it
@@ -185,6 +199,21 @@ mod tests {
         assert_eq!(h.tag_in(5, "acme-gre", 7, None), 0xefe3_1363_29ea_f002);
         assert_eq!(h.tag_in(u32::MAX, "acme-gre", 7, None), 0xf51f_9c3d_c946_68d2);
         assert_eq!(h.tag(0, "acme-gre", 7), 0xd883_b726_c3b9_f715, "a first table's tunnel is in life 0");
+    }
+
+    /// What a probe's payload says its reply's is: a health probe's 28 bytes (zero in bytes
+    /// 18..20), a path MTU probe's padded length there (1448: a probe of 1476 bytes less 28
+    /// of IPv4 and ICMP headers); none for a length shorter than a health probe's, or from a
+    /// payload too short to hold it.
+    #[test]
+    fn a_probes_payload_says_how_long_its_reply_is() {
+        let mut p = [0u8; PROBE_PAYLOAD_LEN];
+        p[..8].copy_from_slice(&PROBE_MAGIC);
+        for (said, len) in [(0u16, Some(28)), (1448, Some(1448)), (28, Some(28)), (27, None), (1, None)] {
+            p[18..20].copy_from_slice(&said.to_be_bytes());
+            assert_eq!(probe_reply_payload_len(&p), len, "{said}");
+        }
+        assert_eq!(probe_reply_payload_len(&p[..PROBE_PAYLOAD_LEN - 1]), None);
     }
 
     /// A worker verifies a late reply to #4294967295 in the life before a wrap, and the
