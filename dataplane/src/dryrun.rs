@@ -223,12 +223,15 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
     }
     let mut limits = Limits::new(snap);
     let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut n = 0u64;
+    let (mut n, mut latest_ns) = (0u64, 0u64);
     while limit.is_none_or(|l| n < l) {
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
         n += 1;
         let (len, wire_len, ts) = match record {
-            Record::Frame { len, wire_len, timestamp_ns, .. } => (len, wire_len, timestamp_ns),
+            Record::Frame { len, wire_len, timestamp_ns, .. } => {
+                latest_ns = latest_ns.max(timestamp_ns);
+                (len, wire_len, latest_ns)
+            }
             Record::Unsupported { .. } => {
                 let reason = "unsupported_link_type";
                 *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;
@@ -254,7 +257,8 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
                 continue;
             }
         };
-        // Capture time is the clock, as in replay: rate limits behave as they would live.
+        // Capture time is the clock, as in replay (never running back, as a live clock
+        // does not): rate limits behave as they would live.
         let mut frame = Frame::new(&mut buf, HEADROOM, len, wire_len, ts);
         let outcome = process_frame(snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
         spill.clear(); // nothing is sent in a dry run

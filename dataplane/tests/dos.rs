@@ -997,3 +997,43 @@ fn later_fragments_of_ip_in_ip_below_the_inner_header_are_dropped() {
     assert_eq!(overlapping, [1, 2, 4, 5], "{v:?}");
     let _ = std::fs::remove_file(file);
 }
+
+/// The clock a replay gives the pipeline never runs back: a capture merged from several
+/// (or reordered) has frames stamped earlier than the one before, and a rate limit that
+/// took such a frame at its own time counted it as borrowed from the future, refusing what
+/// its burst allows. Two packets under a burst of two pass in either order, in `replay`
+/// (counted where they arrive: tshark reads the GRE written) and in `match --config`.
+#[test]
+fn frames_stamped_earlier_than_the_one_before_spend_the_burst_as_if_in_order() {
+    let dir = std::env::temp_dir().join(format!("transitd-backwards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (capture, config, out) = (dir.join("in.pcap"), dir.join("edge.toml"), dir.join("out.pcap"));
+    // Ten seconds back: past the bucket's tolerance (a burst of 2 at 1/s: 1 s).
+    scapy_pcap(
+        &capture,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.%d' % (10 + i), dst='203.0.113.9')/UDP(dport=7) \
+         for i in range(2)]\nframes[0].time = 1700000000\nframes[1].time = 1699999990",
+    );
+    let bucket = "[[dos.bucket]]\nname = \"b\"\nkey = \"destination\"\nrate = 1\nburst = 2\n\
+                  [[dos.rule]]\nname = \"echo\"\nmatch = \"udp.dstport == 7\"\naction = \"rate-limit\"\nbucket = \"b\"\n";
+    std::fs::write(&config, victim_config(&["203.0.113.0/24"], NO_SANITY, bucket)).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--in".as_ref(),
+        capture.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(tshark(&out, &["-Y", "gre and udp.dstport == 7"]).lines().count(), 2, "both are forwarded");
+    let dry = run(&["match".as_ref(), "-r".as_ref(), capture.as_os_str(), "--config".as_ref(), config.as_os_str()]);
+    assert!(!dry.contains("rate_limited"), "{dry}");
+    assert_eq!(dry.matches("tx encapsulated").count(), 2, "{dry}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -90,6 +90,10 @@ pub struct PcapIo {
     pub skipped: BTreeMap<u32, u64>,
     /// A read error met mid-batch, reported on the next poll once the batch is through.
     pending: Option<CaptureError>,
+    /// The latest capture time so far: the clock the pipeline is given, which never runs
+    /// back (a frame stamped earlier than one before it, as in a merged capture, is taken at
+    /// that one's time; else a rate limit would count it as borrowed from the future).
+    latest_ns: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -108,7 +112,7 @@ impl PcapIo {
             .map(|path| PcapSink::create(path).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display())))
             .transpose()?;
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
-        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None })
+        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None, latest_ns: 0 })
     }
 
     /// Flushes the output (if any): every frame written, or the error that kept it from disk.
@@ -139,7 +143,8 @@ impl FrameIo for PcapIo {
             match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
                 Ok(None) => break,
                 Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, .. })) => {
-                    metas[n] = Meta { len, wire_len, uncaptured_len, ts: timestamp_ns };
+                    self.latest_ns = self.latest_ns.max(timestamp_ns);
+                    metas[n] = Meta { len, wire_len, uncaptured_len, ts: self.latest_ns };
                     n += 1;
                 }
                 Ok(Some(Record::Unsupported { link_type, .. })) => *self.skipped.entry(link_type).or_default() += 1,
