@@ -40,6 +40,48 @@ fn a_syntax_error_shows_a_caret_and_exits_2() {
     assert!(out.stdout.is_empty());
 }
 
+/// A word naming a field is a field to tshark: comparing two fields of one type is a filter
+/// tshark runs and transitd refuses saying so (docs/rules.md, Differences 4), not a value
+/// that failed to parse; fields of types tshark finds incompatible are refused in its own
+/// words. tshark is the oracle of which is which.
+#[test]
+fn comparing_two_fields_is_refused_as_unsupported_or_incompatible_as_tshark_judges() {
+    let file = pcap("real/zeek-communityid-tcp.pcap");
+    let f = file.to_str().unwrap();
+    for expr in [
+        "tcp.srcport == tcp.dstport",
+        "ip.ttl < tcp.srcport",
+        "ip.src == ip.dst",
+        "tcp.flags.syn == tcp.flags.ack",
+        "udp.payload == tcp.payload",
+        "eth.src == udp.payload",
+        "tcp.flags.syn == tcp.srcport",
+        "ip.src == tcp.port",
+        "eth.src == ip.src",
+        "ipv6.src == ip.src",
+        "ip.src == udp.payload",
+        "udp.payload == tcp.port",
+    ] {
+        let out = transitd(&["match", "-r", f, "-Y", expr]);
+        assert_eq!(out.status.code(), Some(2), "{expr}");
+        let ours = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default().to_string();
+        let shark = Command::new("tshark").args(["-r", f, "-c", "1", "-Y", expr]).output().unwrap();
+        let refusal =
+            String::from_utf8_lossy(&shark.stderr).lines().find(|l| l.starts_with("tshark:")).map(str::to_string);
+        match refusal {
+            None => {
+                assert!(shark.status.success(), "{expr}");
+                assert!(ours.contains("with another field") && ours.ends_with("is not supported"), "{expr}: {ours}");
+            }
+            Some(theirs) if expr.starts_with("udp.payload") => {
+                assert!(theirs.ends_with("are not of compatible types."), "{expr}: {theirs}");
+                assert_eq!(ours, "transitd: a byte field and tcp.port are not of compatible types.", "{expr}");
+            }
+            Some(theirs) => assert_eq!(ours.strip_prefix("transitd: "), theirs.strip_prefix("tshark: "), "{expr}"),
+        }
+    }
+}
+
 #[test]
 fn an_unreadable_or_truncated_capture_exits_2_with_the_frame_where_reading_stopped() {
     let out = transitd(&["match", "-r", "/nonexistent.pcap", "-Y", "tcp"]);

@@ -59,13 +59,20 @@ pub(super) fn literal(field: &FieldDef, value: Value, span: Span) -> Result<Inte
         Value::Char(c, written) => return char_literal(field, c, written, span),
         Value::Str(text) => return string_value(field, text, span),
     };
+    if let Some(other) = field::lookup(word).filter(|other| other.ty != Ty::Protocol) {
+        return Err(field_comparison(field.name, field.ty, other.name, other.ty, span));
+    }
+    // A byte field's bytes compare with a MAC address's, as tshark has it.
+    if bytes::Layer::lookup(word).is_some_and(|layer| !layer.is_protocol()) {
+        return Err(field_comparison(field.name, field.ty, word, Ty::Ether, span));
+    }
     match field.ty {
         Ty::Uint { max } => {
             let value = match parse_uint(word) {
                 Ok(value) => value,
-                // tshark reads a word that names a field or protocol as that field, and the
-                // comparison of two fields is not one transitd makes.
-                Err(NotANumber::Invalid) if field::lookup(word).is_some() || names::FIELD_WORDS.contains(&word) => {
+                // tshark reads a word that names a protocol as that protocol, which no number
+                // field is comparable with.
+                Err(NotANumber::Invalid) if names::FIELD_WORDS.contains(&word) => {
                     return Err(ParseError::at(
                         span,
                         format!("{} and {word} are not of compatible types.", field.name),
@@ -122,6 +129,17 @@ pub(super) fn literal(field: &FieldDef, value: Value, span: Span) -> Result<Inte
             None => Err(ParseError::at(span, format!("\"{word}\" is not a valid Ethernet address."))),
         },
         Ty::Protocol => Err(ParseError::at(span, format!("{} takes no value.", field.name))),
+    }
+}
+
+/// `name` (of type `ty`) compared with another field, `other` (of type `other_ty`), as tshark reads a word that
+/// names one: refused as tshark refuses it where the types differ, and as a comparison
+/// transitd does not make where tshark would make it (docs/rules.md, Differences 4).
+fn field_comparison(name: &str, ty: Ty, other: &str, other_ty: Ty, span: Span) -> ParseError {
+    if std::mem::discriminant(&ty) == std::mem::discriminant(&other_ty) {
+        ParseError::at(span, format!("comparing {name} with another field ({other}) is not supported"))
+    } else {
+        ParseError::at(span, format!("{name} and {other} are not of compatible types."))
     }
 }
 
