@@ -284,7 +284,8 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "FILE.pcapng")]
     pub capture_drops: Option<PathBuf>,
     /// Frames per second captured at most (all workers together; capture time in replay).
-    #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops")]
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub capture_rate: u32,
     /// The capture file stops growing at this size: a number of bytes, or with K, M or G
     /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000).
@@ -303,7 +304,6 @@ impl CaptureArgs {
     pub fn options(&self) -> anyhow::Result<Option<crate::dropcap::CaptureOptions>> {
         let Some(path) = &self.capture_drops else { return Ok(None) };
         crate::dropcap::check_path(path)?;
-        anyhow::ensure!(self.capture_rate > 0, "--capture-rate must be at least 1");
         // Below a kilobyte the file's own headers and one short frame do not fit: every
         // frame would be counted over the bound and none kept.
         anyhow::ensure!(

@@ -295,6 +295,14 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success() && err.contains("--capture-max-size 10 holds no frame"), "{err}");
+    // A rate of no frames, by the parser, with the range it takes.
+    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--capture-drops", "/tmp/transitd-never.pcapng", "--capture-rate", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("'--capture-rate <N>': 0 is not in 1..="), "{err}");
 }
 
 /// A replayed frame whose capture had no Ethernet header (raw IP; a Linux cooked capture,
