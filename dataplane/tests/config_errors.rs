@@ -139,6 +139,30 @@ fn an_error_inside_a_multi_line_rule_is_reported_at_its_own_line() {
     }
 }
 
+/// Escapes in a basic string stand for fewer bytes than are written: the fault is still
+/// reported at its own line and column in the file (it was the string's start), which is
+/// where the file's text has it (found by searching the line, not by reading TOML).
+#[test]
+fn an_error_after_escapes_in_a_rule_is_reported_at_its_own_column() {
+    let rules = [
+        r#""udp.payload == \"\x41\" and tcp.dstport in {20..70000}""#,
+        r#""udp.payload contains \"\u00e9\" and ip.ttl == 70000""#,
+        r#""tcp.payload matches \"a\\\\d\" and tcp.dstport == 70000""#,
+        "\"\"\"\nudp.payload == \"\\t\" and \\\n   tcp.dstport == 70000\"\"\"",
+    ];
+    for rule in rules {
+        let text = format!(
+            "[server]\nanycast = \"192.0.2.1\"\n\n[[dos.rule]]\nname = \"r\"\nmatch = {rule}\naction = \"drop\"\n"
+        );
+        let (line, column) =
+            text.lines().enumerate().find_map(|(n, l)| l.find("70000").map(|c| (n + 1, c + 1))).unwrap();
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{rule}: {e:?}");
+        let at = format!("bad.toml:{line}:{column}: rule `r`: \"70000\" too big");
+        assert!(e[0].starts_with(&at), "{rule}: {e:?}, not {at}");
+    }
+}
+
 #[test]
 fn unknown_keys_and_bad_values_are_reported_by_position() {
     let unknown = "[server]\nanycast = \"192.0.2.1\"\nanycats = 1\n";

@@ -147,28 +147,73 @@ impl Builder<'_> {
         }
     }
 
-    /// The file offset of byte `offset` of a rule expression written as a TOML string: exact
-    /// where the string's text is its value, in any of TOML's four quotings (a multi-line
-    /// string loses the newline right after its opening quotes); the string's own start
-    /// where escapes make the mapping uncertain.
+    /// The file offset of byte `offset` of a rule expression written as a TOML string, in
+    /// any of TOML's four quotings (a multi-line string loses the newline right after its
+    /// opening quotes, and a basic string's escapes stand for what they are: `\"` for `"`);
+    /// the string's own start where the text read is not the value (it cannot be, short of
+    /// a parser that disagrees with this one).
     fn expr_offset(&self, expr: &Spanned<String>, offset: usize) -> usize {
         let span = expr.span();
         let raw = self.src.text().get(span.clone()).unwrap_or("");
-        let value = ["\"\"\"", "'''", "\"", "'"].into_iter().find_map(|quote| {
+        let at = ["\"\"\"", "\'\'\'", "\"", "\'"].into_iter().find_map(|quote| {
             let body = raw.strip_prefix(quote)?.strip_suffix(quote)?;
             let trimmed = match quote.len() {
                 3 => body.strip_prefix("\r\n").or_else(|| body.strip_prefix('\n')).unwrap_or(body),
                 _ => body,
             };
-            Some((raw.len() - quote.len() - trimmed.len(), trimmed))
+            let start = raw.len() - quote.len() - trimmed.len();
+            if quote.starts_with('\'') {
+                return (trimmed == expr.get_ref() && offset <= trimmed.len()).then_some(start + offset);
+            }
+            basic_string_offset(trimmed, expr.get_ref(), offset).map(|at| start + at)
         });
-        match value {
-            Some((start, text)) if text == expr.get_ref() && offset <= text.len() => span.start + start + offset,
-            _ => span.start,
-        }
+        at.map_or(span.start, |at| span.start + at)
     }
 }
 
+/// The offset in `body`, a TOML basic string's text as written (quotes and a multi-line
+/// string's first newline left out), of byte `offset` of `value`, the string it stands for:
+/// each escape is the character it stands for, and a line-ending backslash with the
+/// whitespace and newlines after it nothing. `None` where `body` does not read as `value`.
+fn basic_string_offset(body: &str, value: &str, offset: usize) -> Option<usize> {
+    let (mut read, mut found) = (String::with_capacity(value.len()), None);
+    let mut chars = body.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if read.len() == offset && found.is_none() {
+            found = Some(at);
+        }
+        if c != '\\' {
+            read.push(c);
+            continue;
+        }
+        let (_, e) = chars.next()?;
+        match e {
+            'b' => read.push('\u{8}'),
+            't' => read.push('\t'),
+            'n' => read.push('\n'),
+            'f' => read.push('\u{c}'),
+            'r' => read.push('\r'),
+            'e' => read.push('\u{1b}'),
+            '"' | '\\' => read.push(e),
+            'u' | 'U' | 'x' => {
+                let digits = match e {
+                    'u' => 4,
+                    'U' => 8,
+                    _ => 2,
+                };
+                let hex: String = (0..digits).filter_map(|_| chars.next().map(|(_, d)| d)).collect();
+                read.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+            }
+            // A line-ending backslash: the whitespace and newlines after it are left out.
+            ' ' | '\t' | '\r' | '\n' => while chars.next_if(|&(_, w)| w.is_whitespace()).is_some() {},
+            _ => return None,
+        }
+    }
+    if read.len() == offset && found.is_none() {
+        found = Some(body.len());
+    }
+    (read == value).then_some(found?)
+}
 /// One rule as written, whatever list it is in.
 pub(crate) struct RuleText<'a> {
     pub name: Option<&'a Spanned<String>>,
