@@ -33,7 +33,7 @@ use std::num::IntErrorKind;
 use std::ops::Range;
 
 use crate::ast::Span;
-use crate::field::{ABSENT, BOGUS_IPV4, BOGUS_IPV6, Dim, Key};
+use crate::field::{ABSENT, BOGUS_IPV4, BOGUS_IPV6, Dim, IPV4_CUT_BEFORE_DST, IPV6_CUT_BEFORE_DST, Key};
 use crate::set::IntervalSet;
 
 /// A field whose value is bytes.
@@ -152,9 +152,11 @@ impl Layer {
                 cut(start, start + at(Dim::IpHdrLen)?)
             }
             // A bogus header is as long as its header length says, whatever its version: the
-            // parser keeps where that ends in the transport's layout slot.
-            Layer::Ip if version == u32::from(BOGUS_IPV4) => cut(at(Dim::L3At)?, at(Dim::L4At)?),
-            Layer::Ipv6 if version == u32::from(BOGUS_IPV6) => {
+            // parser keeps where that ends in the transport's layout slot. So is one cut
+            // short by the capture, here cut where the bytes end (tshark's length is the
+            // header's: a difference, docs/rules.md).
+            Layer::Ip if is_cut_or_bogus(version, 4) => cut(at(Dim::L3At)?, at(Dim::L4At)?),
+            Layer::Ipv6 if is_cut_or_bogus(version, 6) => {
                 let start = at(Dim::L3At)?;
                 cut(start, start + 40)
             }
@@ -216,9 +218,13 @@ impl Layer {
                 let (base, offset, len) = match self {
                     Layer::EthDst => (at(Dim::EthAt)?, 0, 6),
                     Layer::EthSrc => (at(Dim::EthAt)?, 6, 6),
-                    Layer::IpSrc if version == 4 => (at(Dim::L3At)?, 12, 4),
+                    Layer::IpSrc if version == 4 || version == u32::from(IPV4_CUT_BEFORE_DST) => {
+                        (at(Dim::L3At)?, 12, 4)
+                    }
                     Layer::IpDst if version == 4 => (at(Dim::L3At)?, 16, 4),
-                    Layer::Ipv6Src if version == 6 => (at(Dim::L3At)?, 8, 16),
+                    Layer::Ipv6Src if version == 6 || version == u32::from(IPV6_CUT_BEFORE_DST) => {
+                        (at(Dim::L3At)?, 8, 16)
+                    }
                     Layer::Ipv6Dst if version == 6 => (at(Dim::L3At)?, 24, 16),
                     _ => return None,
                 };
@@ -255,9 +261,10 @@ impl Layer {
                 Some(cut(start, if len < at(Dim::IpHdrLen)? { frame_len } else { start + len }))
             }
             Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
-            // A bogus header has no length tshark believes: it searches to the frame's end.
-            Layer::Ip if version == u32::from(BOGUS_IPV4) => Some(cut(at(Dim::L3At)?, frame_len)),
-            Layer::Ipv6 if version == u32::from(BOGUS_IPV6) => Some(cut(at(Dim::L3At)?, frame_len)),
+            // A bogus header has no length tshark believes: it searches to the frame's end
+            // (which cuts a header cut short).
+            Layer::Ip if is_cut_or_bogus(version, 4) => Some(cut(at(Dim::L3At)?, frame_len)),
+            Layer::Ipv6 if is_cut_or_bogus(version, 6) => Some(cut(at(Dim::L3At)?, frame_len)),
             Layer::Tcp => {
                 at(Dim::SrcPort)?;
                 Some(cut(l4(6)?, ip_payload_end(key)?))
@@ -270,6 +277,13 @@ impl Layer {
             _ => self.range(key, frame_len),
         }
     }
+}
+
+/// Whether the [`Dim::IpVersion`] slot's `version` is a layer of IP version `family` (4 or 6)
+/// whose header is bogus or cut short by the capture.
+fn is_cut_or_bogus(version: u32, family: u8) -> bool {
+    let states = if family == 4 { [BOGUS_IPV4, IPV4_CUT_BEFORE_DST] } else { [BOGUS_IPV6, IPV6_CUT_BEFORE_DST] };
+    states.map(u32::from).contains(&version)
 }
 
 /// Where the IP packet's payload ends in the frame: its length field's end (IPv6's counts

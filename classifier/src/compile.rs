@@ -110,8 +110,7 @@ fn var(slot: Slot) -> Option<Var> {
 fn guard(g: Guard, holds: bool) -> F {
     let (dim, set) = match g {
         Guard::Always => return if holds { F::True } else { F::False },
-        Guard::IpVersion(v) => (Dim::IpVersion, IntervalSet::single(v.into())),
-        Guard::IpLayer(v) => (Dim::IpVersion, IntervalSet::range(v.into(), u128::from(v) + 1)),
+        Guard::IpVersions(lo, hi) => (Dim::IpVersion, IntervalSet::range(lo.into(), hi.into())),
         Guard::L4Proto(p) => (Dim::L4Proto, IntervalSet::single(p.into())),
         Guard::Has(d) => (d, present_values()),
     };

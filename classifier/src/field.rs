@@ -14,18 +14,31 @@
 /// The value of a slot the packet does not carry.
 pub const ABSENT: u32 = u32::MAX;
 
-/// [`Dim::IpVersion`] of an IPv4 layer whose header tshark 4.0 calls bogus and reads no
-/// further (after EtherType 0x0800: a version other than 4 or 6, a header length below 20):
-/// it still shows `ip`, and `ip.hdr_len` behind a version of 4, but no other field (of a
-/// header cut short, fewer than 20 bytes, tshark shows the fields its bytes hold, the key
-/// these alone: a difference, docs/rules.md). One above 4, so that `ip` is one range of the
-/// slot. No stage after the parser acts on it: the frame is dropped as malformed (or, inside
-/// MPLS with `mpls = "pass"`, passed as it came).
+/// [`Dim::IpVersion`] of an IPv4 layer without its addresses: a header tshark 4.0 calls
+/// bogus and reads no further (after EtherType 0x0800: a version other than 4 or 6, a header
+/// length below 20), where it still shows `ip`, and `ip.hdr_len` behind a version of 4, but
+/// no other field; or a header the capture cut short before its source address's last byte,
+/// where it shows the fields whose bytes are there (their slots; the others are absent). One
+/// above 4, so that `ip` is one range of the slot ([`Guard::IpVersions`]). No stage after the
+/// parser acts on it: the frame is dropped as malformed (or, inside MPLS with `mpls =
+/// "pass"`, passed as it came).
 pub const BOGUS_IPV4: u8 = 5;
 
-/// The same of IPv6 (after EtherType 0x86dd: a version other than 6, fewer than 40 bytes):
-/// `ipv6` and nothing more.
-pub const BOGUS_IPV6: u8 = 7;
+/// [`Dim::IpVersion`] of an IPv4 header the capture cut short between its source address and
+/// its destination's last byte (a snap length of 30 to 33 behind Ethernet): tshark shows
+/// `ip.src` and the fields before it, no `ip.dst`. One below 4, so that `ip.src` and `ip`
+/// are each one range of the slot.
+pub const IPV4_CUT_BEFORE_DST: u8 = 3;
+
+/// [`Dim::IpVersion`] of an IPv6 header the capture cut short between its source address and
+/// its destination's last byte (24 to 39 of its 40 bytes): `ipv6.src` and the fields before
+/// it, as tshark shows them, no `ipv6.dst`. One above 6, as [`IPV4_CUT_BEFORE_DST`] is below 4.
+pub const IPV6_CUT_BEFORE_DST: u8 = 7;
+
+/// [`BOGUS_IPV4`] of IPv6 (after EtherType 0x86dd): a version other than 6, where tshark shows
+/// `ipv6` and nothing more, or a header cut short before its source address's last byte,
+/// where it shows the fields whose bytes are there.
+pub const BOGUS_IPV6: u8 = 8;
 
 macro_rules! dims {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -42,7 +55,8 @@ macro_rules! dims {
 
 dims! {
     /// 4 or 6 for the outermost IP header, [`ABSENT`] for non-IP frames ([`BOGUS_IPV4`] or
-    /// [`BOGUS_IPV6`] for a header tshark calls bogus).
+    /// [`BOGUS_IPV6`] for a header tshark calls bogus or one cut short before its source
+    /// address, [`IPV4_CUT_BEFORE_DST`] or [`IPV6_CUT_BEFORE_DST`] for one cut short after it).
     IpVersion,
     /// Source address, most significant word first (IPv4: word 0, the rest zero).
     Src0,
@@ -163,6 +177,10 @@ dims! {
     IcmpIdent,
     /// ICMP sequence number of the same messages.
     IcmpSeq,
+    /// GRE's protocol type (bytes 2-3), there once GRE's first four bytes are, where tshark's
+    /// `gre` begins; no rule names it, `gre` is its presence. (The transport protocol is GRE
+    /// however short: the pipeline knows GRE by it.)
+    GreProto,
     /// First (outermost) MPLS label stack entry: label.
     Mpls0Label,
     /// Its traffic class (`mpls.exp`).
@@ -251,7 +269,7 @@ impl Key {
         key
     }
 
-    /// Makes this the key [`Key::new`] makes, in place (a key is 316 bytes: building one
+    /// Makes this the key [`Key::new`] makes, in place (a key is 332 bytes: building one
     /// and copying it over costs a copy more, which showed in the pipeline's profile).
     #[inline]
     pub fn reset(&mut self, frame_len: u32) {
@@ -335,6 +353,23 @@ impl Key {
         self.set(Dim::IpProto, next_header.into());
         self.set(Dim::Ttl, hop_limit.into());
         self.set(Dim::IpLen, payload_len.into());
+    }
+
+    /// Marks the outermost IP header as one the capture cut short of its fixed header (IPv4's
+    /// 20 bytes, IPv6's 40): tshark 4.0 shows its layer and each field whose bytes are there.
+    /// `src` is the source address (IPv4's `a` as `a << 96`) when its bytes are; the caller
+    /// fills the other fields' slots one by one.
+    pub fn set_cut_ip(&mut self, ipv6: bool, src: Option<u128>) {
+        let version = match (ipv6, src.is_some()) {
+            (false, true) => IPV4_CUT_BEFORE_DST,
+            (false, false) => BOGUS_IPV4,
+            (true, true) => IPV6_CUT_BEFORE_DST,
+            (true, false) => BOGUS_IPV6,
+        };
+        self.set(Dim::IpVersion, version.into());
+        if let Some(src) = src {
+            self.set_wide(Dim::Src0, 4, src);
+        }
     }
 
     /// Records the transport protocol the packet carries (after IPv6 extension headers).
@@ -448,11 +483,11 @@ pub enum Ty {
 pub enum Guard {
     /// Every frame has it (subject to its slot not being absent).
     Always,
-    /// The outermost IP header has this version.
-    IpVersion(u8),
-    /// The outermost IP layer is of this version (4 or 6), its header read or bogus
-    /// ([`BOGUS_IPV4`], [`BOGUS_IPV6`]: the version plus one).
-    IpLayer(u8),
+    /// [`Dim::IpVersion`] is in `lo..=hi`: the outermost IP header is of one version, and
+    /// whole, or cut short or bogus as far as the field needs ([`BOGUS_IPV4`],
+    /// [`IPV4_CUT_BEFORE_DST`] and their IPv6 kin, placed around 4 and 6 to make each such
+    /// set one range).
+    IpVersions(u8, u8),
     /// The transport protocol is this one.
     L4Proto(u8),
     /// This slot holds a value (for values that use a slot's whole range, which therefore
@@ -504,10 +539,20 @@ const fn occ(guard: Guard, slot: Slot) -> Occurrence {
     Occurrence { guard, slot }
 }
 
-const V4: Guard = Guard::IpVersion(4);
-const V6: Guard = Guard::IpVersion(6);
-/// An IPv4 layer, its header read or bogus: `ip` and `ip.hdr_len`.
-const V4_LAYER: Guard = Guard::IpLayer(4);
+/// A whole IPv4 header: its destination address.
+const V4: Guard = Guard::IpVersions(4, 4);
+/// An IPv4 header whole or cut short after its source address: that address.
+const V4_SRC: Guard = Guard::IpVersions(IPV4_CUT_BEFORE_DST, 4);
+/// An IPv4 layer, its header whole, cut short or bogus: `ip`, and each field of the header
+/// but the addresses, there when its slot holds a value.
+const V4_LAYER: Guard = Guard::IpVersions(IPV4_CUT_BEFORE_DST, BOGUS_IPV4);
+/// A whole IPv6 header: its destination address.
+const V6: Guard = Guard::IpVersions(6, 6);
+/// An IPv6 header whole or cut short after its source address: that address.
+const V6_SRC: Guard = Guard::IpVersions(6, IPV6_CUT_BEFORE_DST);
+/// An IPv6 layer, its header whole, cut short or bogus: `ipv6`, and each field of the fixed
+/// header but the addresses, there when its slot holds a value.
+const V6_LAYER: Guard = Guard::IpVersions(6, BOGUS_IPV6);
 const TCP: Guard = Guard::L4Proto(6);
 const UDP: Guard = Guard::L4Proto(17);
 const ICMP: Guard = Guard::L4Proto(1);
@@ -607,30 +652,30 @@ pub static FIELDS: &[FieldDef] = &[
     ),
     field!("ip", Ty::Protocol, [occ(V4_LAYER, Slot::None)]),
     field!("ip.hdr_len", U8, [occ(V4_LAYER, Narrow(Dim::IpHdrLen))]),
-    field!("ip.id", U16, [occ(V4, Narrow(Dim::IpId))]),
-    field!("ip.dsfield", U8, [occ(V4, Narrow(Dim::Tos))]),
-    field!("ip.dsfield.dscp", U8, [occ(V4, Narrow(Dim::Dscp))]),
-    field!("ip.dsfield.ecn", U8, [occ(V4, Narrow(Dim::Ecn))]),
-    field!("ip.src", Ty::Ipv4, [occ(V4, SRC)]),
+    field!("ip.id", U16, [occ(V4_LAYER, Narrow(Dim::IpId))]),
+    field!("ip.dsfield", U8, [occ(V4_LAYER, Narrow(Dim::Tos))]),
+    field!("ip.dsfield.dscp", U8, [occ(V4_LAYER, Narrow(Dim::Dscp))]),
+    field!("ip.dsfield.ecn", U8, [occ(V4_LAYER, Narrow(Dim::Ecn))]),
+    field!("ip.src", Ty::Ipv4, [occ(V4_SRC, SRC)]),
     field!("ip.dst", Ty::Ipv4, [occ(V4, DST)]),
-    field!("ip.addr", Ty::Ipv4, [occ(V4, SRC), occ(V4, DST)]),
-    field!("ip.proto", U8, [occ(V4, Narrow(Dim::IpProto))]),
-    field!("ip.ttl", U8, [occ(V4, Narrow(Dim::Ttl))]),
-    field!("ip.len", U16, [occ(V4, Narrow(Dim::IpLen))]),
-    field!("ip.flags.df", Ty::Bool, [occ(V4, Narrow(Dim::Df))]),
-    field!("ip.flags.mf", Ty::Bool, [occ(V4, Narrow(Dim::Mf))]),
-    field!("ip.frag_offset", U16, [occ(V4, Narrow(Dim::FragOffset))]),
-    field!("ipv6", Ty::Protocol, [occ(Guard::IpLayer(6), Slot::None)]),
-    field!("ipv6.src", Ty::Ipv6, [occ(V6, SRC)]),
+    field!("ip.addr", Ty::Ipv4, [occ(V4_SRC, SRC), occ(V4, DST)]),
+    field!("ip.proto", U8, [occ(V4_LAYER, Narrow(Dim::IpProto))]),
+    field!("ip.ttl", U8, [occ(V4_LAYER, Narrow(Dim::Ttl))]),
+    field!("ip.len", U16, [occ(V4_LAYER, Narrow(Dim::IpLen))]),
+    field!("ip.flags.df", Ty::Bool, [occ(V4_LAYER, Narrow(Dim::Df))]),
+    field!("ip.flags.mf", Ty::Bool, [occ(V4_LAYER, Narrow(Dim::Mf))]),
+    field!("ip.frag_offset", U16, [occ(V4_LAYER, Narrow(Dim::FragOffset))]),
+    field!("ipv6", Ty::Protocol, [occ(V6_LAYER, Slot::None)]),
+    field!("ipv6.src", Ty::Ipv6, [occ(V6_SRC, SRC)]),
     field!("ipv6.dst", Ty::Ipv6, [occ(V6, DST)]),
-    field!("ipv6.addr", Ty::Ipv6, [occ(V6, SRC), occ(V6, DST)]),
-    field!("ipv6.nxt", U8, [occ(V6, Narrow(Dim::IpProto))]),
-    field!("ipv6.hlim", U8, [occ(V6, Narrow(Dim::Ttl))]),
-    field!("ipv6.plen", U16, [occ(V6, Narrow(Dim::IpLen))]),
-    field!("ipv6.tclass", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Tos))]),
-    field!("ipv6.tclass.dscp", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Dscp))]),
-    field!("ipv6.tclass.ecn", Ty::Uint { max: FT_UINT32 }, [occ(V6, Narrow(Dim::Ecn))]),
-    field!("ipv6.flow", Ty::Uint { max: 0xff_ffff }, [occ(V6, Narrow(Dim::Ipv6Flow))]),
+    field!("ipv6.addr", Ty::Ipv6, [occ(V6_SRC, SRC), occ(V6, DST)]),
+    field!("ipv6.nxt", U8, [occ(V6_LAYER, Narrow(Dim::IpProto))]),
+    field!("ipv6.hlim", U8, [occ(V6_LAYER, Narrow(Dim::Ttl))]),
+    field!("ipv6.plen", U16, [occ(V6_LAYER, Narrow(Dim::IpLen))]),
+    field!("ipv6.tclass", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Tos))]),
+    field!("ipv6.tclass.dscp", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Dscp))]),
+    field!("ipv6.tclass.ecn", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Ecn))]),
+    field!("ipv6.flow", Ty::Uint { max: 0xff_ffff }, [occ(V6_LAYER, Narrow(Dim::Ipv6Flow))]),
     field!("tcp", Ty::Protocol, [occ(TCP, Slot::None)]),
     field!("tcp.srcport", U16, [occ(TCP, Narrow(Dim::SrcPort))]),
     field!("tcp.dstport", U16, [occ(TCP, Narrow(Dim::DstPort))]),
@@ -671,7 +716,7 @@ pub static FIELDS: &[FieldDef] = &[
     field!("icmpv6", Ty::Protocol, [occ(ICMPV6, Slot::None)]),
     field!("icmpv6.type", U8, [occ(ICMPV6, Narrow(Dim::IcmpType))]),
     field!("icmpv6.code", U8, [occ(ICMPV6, Narrow(Dim::IcmpCode))]),
-    field!("gre", Ty::Protocol, [occ(Guard::L4Proto(47), Slot::None)]),
+    field!("gre", Ty::Protocol, [occ(Guard::L4Proto(47), Narrow(Dim::GreProto))]),
 ];
 
 /// Looks a field or protocol up by name.
@@ -686,8 +731,7 @@ impl Occurrence {
     pub fn guard_holds(&self, key: &Key) -> bool {
         match self.guard {
             Guard::Always => true,
-            Guard::IpVersion(v) => key.get(Dim::IpVersion) == u32::from(v),
-            Guard::IpLayer(v) => (u32::from(v)..=u32::from(v) + 1).contains(&key.get(Dim::IpVersion)),
+            Guard::IpVersions(lo, hi) => (u32::from(lo)..=u32::from(hi)).contains(&key.get(Dim::IpVersion)),
             Guard::L4Proto(p) => key.get(Dim::L4Proto) == u32::from(p),
             Guard::Has(dim) => key.get(dim) != ABSENT,
         }
@@ -764,6 +808,37 @@ mod tests {
         key.set(Dim::IpVersion, BOGUS_IPV6.into());
         let shown = ["ipv6", "ipv6.src", "ip", "ip.hdr_len"].map(|name| present(&key, name));
         assert_eq!(shown, [true, false, false, false]);
+    }
+
+    #[test]
+    fn a_header_cut_short_has_the_fields_whose_bytes_are_there() {
+        // tshark 4.0 on an IPv4 header cut after 18 bytes shows `ip`, its fields up to the
+        // source address and no destination; after 10, no address (tshark's side:
+        // dataplane/tests/match_oracle.rs, `a_snap_length_inside_the_ip_header_...`).
+        let present = |key: &Key, name: &str| lookup(name).unwrap().occurrences.iter().any(|o| o.value(key).is_some());
+        let with_ttl = |ipv6: bool, src: Option<u128>| {
+            let mut key = Key::new(60);
+            key.set_cut_ip(ipv6, src);
+            key.set(Dim::Ttl, 64);
+            key
+        };
+        let key = with_ttl(false, Some(0x0a00_0001u128 << 96));
+        let shown = ["ip", "ip.src", "ip.addr", "ip.ttl", "ip.dst", "ip.len", "ipv6", "ipv6.hlim"];
+        assert_eq!(shown.map(|n| present(&key, n)), [true, true, true, true, false, false, false, false]);
+        assert_eq!(lookup("ip.src").unwrap().occurrences[0].value(&key), Some(0x0a00_0001u128 << 96));
+        let key = with_ttl(false, None);
+        assert_eq!(["ip", "ip.src", "ip.ttl", "ip.dst"].map(|n| present(&key, n)), [true, false, true, false]);
+        let key = with_ttl(true, Some(1));
+        let shown = ["ipv6", "ipv6.src", "ipv6.addr", "ipv6.hlim", "ipv6.dst", "ip", "ip.ttl"];
+        assert_eq!(shown.map(|n| present(&key, n)), [true, true, true, true, false, false, false]);
+        let key = with_ttl(true, None);
+        assert_eq!(["ipv6", "ipv6.src", "ipv6.hlim"].map(|n| present(&key, n)), [true, false, true]);
+        // Whatever the slot holds, the layer is of one family at most.
+        for version in 0..=255 {
+            let mut key = Key::new(60);
+            key.set(Dim::IpVersion, version);
+            assert!(!(present(&key, "ip") && present(&key, "ipv6")), "version slot {version}");
+        }
     }
 
     #[test]

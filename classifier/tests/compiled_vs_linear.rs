@@ -148,7 +148,7 @@ fn key() -> impl Strategy<Value = Key> {
     let port = prop::sample::select(&[0u16, 20, 21, 22, 53, 80, 443, 1023, 1024, 65535][..]);
     let small = prop::sample::select(&[0u8, 1, 3, 6, 8, 17, 58, 64, 128, 255][..]);
     (
-        0..5u8,
+        0..7u8,
         (v4.clone(), v4, v6.clone(), v6),
         (prop::sample::select(&[0u8, 1, 6, 17, 47, 58][..]), small.clone(), small.clone(), small),
         (port.clone(), port, any::<u16>(), any::<bool>()),
@@ -191,6 +191,19 @@ fn key() -> impl Strategy<Value = Key> {
                     }
                     4 => {
                         key.set(classifier::Dim::IpVersion, classifier::field::BOGUS_IPV6.into());
+                        return key;
+                    }
+                    // Headers the capture cut short, between the addresses or before them: the
+                    // source address or none, the fields before it.
+                    5 => {
+                        key.set_cut_ip(false, (!mf).then_some(u128::from(u32::from_be_bytes(s4)) << 96));
+                        key.set(classifier::Dim::Ttl, ttl.into());
+                        key.set(classifier::Dim::IpProto, proto.into());
+                        return key;
+                    }
+                    6 => {
+                        key.set_cut_ip(true, (!mf).then_some(u128::from_be_bytes(s6)));
+                        key.set(classifier::Dim::Ttl, ttl.into());
                         return key;
                     }
                     _ => return key,

@@ -159,9 +159,10 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
 /// An IPv4 header etherparse cannot slice at all, in the key as far as tshark 4.0 reads it.
 /// Behind a version of 6 tshark shows `ip`, then hands the bytes to its IPv6 dissector: the
 /// key holds the IPv6 packet (without that `ip`: a key holds one IP layer). Behind another
-/// version than 4, a header length below 20 or fewer than 20 bytes: `ip`, its header length
-/// (of version 4) and its bytes alone ([`BOGUS_IPV4`]). A fixed header whose options run past
-/// the bytes: the fixed header's fields, and nothing behind them.
+/// version than 4 or a header length below 20: `ip`, its header length (of version 4) and
+/// its bytes alone ([`BOGUS_IPV4`]). Fewer than 20 bytes: the fields they hold
+/// ([`cut_ipv4`]). A fixed header whose options run past the bytes: the fixed header's
+/// fields, and nothing behind them.
 fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
     let Some(&version_ihl) = l3.first() else { return }; // no byte, no `ip`
     let header_len = usize::from(version_ihl & 0x0f) * 4;
@@ -176,6 +177,7 @@ fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
                 key.set(Dim::IpLen, l3.len().min(0xffff) as u32);
             }
         }
+        4 if header_len >= 20 => cut_ipv4(key, l3, l3_start, header_len),
         version => {
             key.set(Dim::IpVersion, BOGUS_IPV4.into());
             // Where the header length says the header ends: `ip`'s bytes (classifier::bytes).
@@ -184,6 +186,43 @@ fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
                 key.set(Dim::IpHdrLen, header_len as u32);
             }
         }
+    }
+}
+
+/// An IPv4 header the capture cut short of its 20 fixed bytes (a snap length inside it), as
+/// tshark 4.0 shows it: `ip` and its header length, then each field once all its bytes are
+/// there: the DS field from 2 bytes, the total length from 4, the identification from 6, the
+/// flags and fragment offset from 8, the TTL from 9, the protocol from 10, the source address
+/// from 16; never the destination, whose bytes would make the header whole. `ip`'s bytes are
+/// those there (tshark's are as many as the header length says: a difference, docs/rules.md).
+#[cold]
+fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
+    let half = |i: usize| l3.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let src = l3.get(12..).and_then(|b| b.first_chunk::<4>()).map(|&a| u128::from(u32::from_be_bytes(a)) << 96);
+    key.set_cut_ip(false, src);
+    key.set(Dim::IpHdrLen, header_len as u32);
+    // Where the header length says the header ends: `ip`'s bytes (classifier::bytes).
+    key.set(Dim::L4At, (l3_start + header_len) as u32);
+    if let Some(&tos) = l3.get(1) {
+        fill_traffic_class(key, tos);
+    }
+    if let Some(total_len) = half(2) {
+        // A total length of 0, TCP segmentation offload's, as in `bad_ipv4`.
+        key.set(Dim::IpLen, if total_len == 0 { l3.len() as u32 } else { total_len.into() });
+    }
+    if let Some(id) = half(4) {
+        key.set(Dim::IpId, id.into());
+    }
+    if let Some(flags_offset) = half(6) {
+        key.set(Dim::Df, u32::from(flags_offset & 0x4000 != 0));
+        key.set(Dim::Mf, u32::from(flags_offset & 0x2000 != 0));
+        key.set(Dim::FragOffset, (flags_offset & 0x1fff).into());
+    }
+    if let Some(&ttl) = l3.get(8) {
+        key.set(Dim::Ttl, ttl.into());
+    }
+    if let Some(&protocol) = l3.get(9) {
+        key.set(Dim::IpProto, protocol.into());
     }
 }
 
@@ -237,7 +276,7 @@ mod tests {
     use super::super::tests::{VLAN_UDP, ethernet};
     use super::*;
     use classifier::ABSENT;
-    use classifier::field::BOGUS_IPV6;
+    use classifier::field::{BOGUS_IPV6, IPV4_CUT_BEFORE_DST};
 
     #[test]
     fn length_field_beyond_the_buffer_is_truncated() {
@@ -249,6 +288,29 @@ mod tests {
         for len in 0..f.len() {
             let _ = parse_frame(&f[..len], len as u32); // never panics on any prefix
         }
+    }
+
+    #[test]
+    fn a_header_cut_short_keeps_the_fields_whose_bytes_are_there() {
+        // VLAN_UDP's IPv4 header (at 18) cut after 1 to 19 bytes: tshark 4.0 shows the header
+        // length from 1 byte, the total length from 4, the TTL from 9, the protocol from 10,
+        // the source address from 16, and never the destination (its side of this:
+        // dataplane/tests/match_oracle.rs).
+        let cut = |n: usize| parse_frame(&VLAN_UDP[..18 + n], 64);
+        let (key, parsed) = cut(1);
+        assert_eq!(parsed, Parsed::Bad(DropReason::Truncated));
+        let bogus = u32::from(BOGUS_IPV4);
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::IpHdrLen), key.get(Dim::Tos)], [bogus, 20, ABSENT]);
+        let (key, _) = cut(9);
+        assert_eq!([key.get(Dim::IpLen), key.get(Dim::Ttl), key.get(Dim::IpProto)], [28, 64, ABSENT]);
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::Src0)], [bogus, ABSENT]);
+        assert_eq!(cut(10).0.get(Dim::IpProto), 17);
+        let (key, parsed) = cut(16);
+        assert_eq!(parsed, Parsed::Bad(DropReason::Truncated));
+        assert_eq!(key.get(Dim::IpVersion), u32::from(IPV4_CUT_BEFORE_DST));
+        assert_eq!(key.src_addr(), u128::from(u32::from_be_bytes([10, 0, 0, 1])) << 96);
+        assert_eq!(cut(19).0.get(Dim::IpVersion), u32::from(IPV4_CUT_BEFORE_DST));
+        assert_eq!(cut(20).0.get(Dim::IpVersion), 4);
     }
 
     #[test]

@@ -56,9 +56,11 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 // slice reads past a header cut short (etherparse 0.21), so a fragment here
                 // counts as a later one.
                 fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
+            } else if l3.len() < 40 && l3.first().is_some_and(|b| b >> 4 == 6) {
+                cut_ipv6(key, l3);
             } else {
-                // A version other than 6, or fewer than 40 bytes: tshark's `ipv6` all the same
-                // (with what fields the bytes hold), and no more.
+                // A version other than 6, or not a byte: tshark's `ipv6` all the same, and no
+                // more.
                 key.set(Dim::IpVersion, BOGUS_IPV6.into());
             }
             return Parsed::Bad(reason);
@@ -94,6 +96,28 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         under_ah,
         routed_onward,
     })
+}
+
+/// An IPv6 header the capture cut short of its 40 bytes (a snap length inside it), as tshark
+/// 4.0 shows it: `ipv6`, then each field once its bytes are there: the traffic class and the
+/// flow label from 4 bytes, the payload length and the next header together from 7, the hop
+/// limit from 8, the source address from 24; never the destination, whose bytes would make
+/// the header whole.
+#[cold]
+fn cut_ipv6(key: &mut Key, l3: &[u8]) {
+    let src = l3.get(8..).and_then(|b| b.first_chunk::<16>()).map(|&a| u128::from_be_bytes(a));
+    key.set_cut_ip(true, src);
+    if let Some(&[b0, b1, b2, b3]) = l3.first_chunk::<4>() {
+        fill_traffic_class(key, (b0 << 4) | (b1 >> 4));
+        key.set(Dim::Ipv6Flow, u32::from_be_bytes([0, b1 & 0x0f, b2, b3]));
+    }
+    if let Some(&[.., len_high, len_low, next_header]) = l3.first_chunk::<7>() {
+        key.set(Dim::IpLen, u16::from_be_bytes([len_high, len_low]).into());
+        key.set(Dim::IpProto, next_header.into());
+    }
+    if let Some(&hop_limit) = l3.get(7) {
+        key.set(Dim::Ttl, hop_limit.into());
+    }
 }
 
 /// Whether a packet addressed to us is ours to end (decapsulate): not when a source route
@@ -293,7 +317,46 @@ fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use classifier::ABSENT;
+    use classifier::field::IPV6_CUT_BEFORE_DST;
     use etherparse::Ipv6Slice;
+
+    #[test]
+    fn a_header_cut_short_keeps_the_fields_whose_bytes_are_there() {
+        // Version 6, traffic class 0xb8, flow label 0x12345, payload length 8, next header UDP,
+        // hop limit 63, 2001:db8::1 to 2001:db8::2. tshark 4.0 shows the class and the label
+        // from 4 bytes, the length and the next header from 7, the hop limit from 8, the
+        // source from 24, and no destination short of 40 (dataplane/tests/match_oracle.rs).
+        let mut l3 = vec![0x6b, 0x81, 0x23, 0x45, 0, 8, 17, 63];
+        l3.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        l3.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        let cut = |l3: &[u8], n: usize| {
+            let mut key = Key::new(0);
+            let parsed = parse_ipv6(&mut key, &l3[..n], 14);
+            (key, parsed)
+        };
+        let (key, parsed) = cut(&l3, 3);
+        assert_eq!(parsed, Parsed::Bad(DropReason::Truncated));
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::Tos)], [u32::from(BOGUS_IPV6), ABSENT]);
+        let (key, _) = cut(&l3, 4);
+        assert_eq!([key.get(Dim::Tos), key.get(Dim::Ipv6Flow), key.get(Dim::IpLen)], [0xb8, 0x12345, ABSENT]);
+        let (key, _) = cut(&l3, 7);
+        assert_eq!([key.get(Dim::IpLen), key.get(Dim::IpProto), key.get(Dim::Ttl)], [8, 17, ABSENT]);
+        let (key, _) = cut(&l3, 23);
+        assert_eq!(
+            [key.get(Dim::Ttl), key.get(Dim::IpVersion), key.get(Dim::Src0)],
+            [63, u32::from(BOGUS_IPV6), ABSENT]
+        );
+        let (key, _) = cut(&l3, 24);
+        assert_eq!(key.get(Dim::IpVersion), u32::from(IPV6_CUT_BEFORE_DST));
+        assert_eq!(key.src_addr(), (0x2001_0db8_u128 << 96) | 1);
+        assert_eq!(cut(&l3, 39).0.get(Dim::IpVersion), u32::from(IPV6_CUT_BEFORE_DST));
+        assert_eq!(cut(&l3, 40).0.get(Dim::IpVersion), 6);
+        // A version other than 6: `ipv6` and nothing more, cut short or not.
+        l3[0] = 0x4b;
+        let (key, _) = cut(&l3, 8);
+        assert_eq!([key.get(Dim::IpVersion), key.get(Dim::Ttl)], [u32::from(BOGUS_IPV6), ABSENT]);
+    }
 
     #[test]
     fn ipv6_options_walk_pad1_alone_and_ends_at_an_option_past_the_header() {

@@ -1,6 +1,7 @@
-//! The transport layer: TCP, UDP, ICMP and ICMPv6 fields in the key, from a whole header,
-//! a first fragment's or a cut capture's bytes alike, as tshark 4.0 reads them (which
-//! transports have no layer before some bytes, [`headless`]), and TCP's MSS options.
+//! The transport layer: TCP, UDP, ICMP and ICMPv6 fields (and GRE's protocol type) in the
+//! key, from a whole header, a first fragment's or a cut capture's bytes alike, as tshark 4.0
+//! reads them (which transports have no layer before some bytes, [`headless`]), and TCP's
+//! MSS options.
 
 use classifier::{Dim, Key};
 use etherparse::IpNumber;
@@ -12,10 +13,10 @@ use crate::pipeline::verdict::DropReason;
 /// header, in a whole packet or a first fragment alike: TCP, UDP and UDP-Lite before their
 /// ports (4 bytes), ICMP before its sixth byte (it reads the identifier's bytes before it
 /// adds its layer, whatever the type), ICMPv6 without a byte behind IPv4 (whose dissector
-/// hands an empty payload to none; IPv6's does). `key` holds the IP header's fields. GRE has
-/// its layer however short (a difference, docs/rules.md: tshark's begins at 4 bytes): the
-/// pipeline knows GRE by it, and GRE from no tunnel's router follows `gre_unsupported`
-/// whatever it holds.
+/// hands an empty payload to none; IPv6's does). `key` holds the IP header's fields. GRE is
+/// the transport however short, as the pipeline knows GRE by it (GRE from no tunnel's router
+/// follows `gre_unsupported` whatever it holds), but its layer `gre` is tshark's, from 4
+/// bytes on ([`Dim::GreProto`]).
 #[inline]
 fn headless(key: &Key, proto: IpNumber, len: usize) -> bool {
     match proto {
@@ -102,6 +103,11 @@ pub(super) fn parse_l4(
             }
             Err(_) => Some(DropReason::Truncated),
         },
+        // Too short for its header or not, GRE is the decapsulation stage's to judge.
+        IpNumber::GRE => {
+            fill_l4_from_bytes(key, proto, payload);
+            None
+        }
         _ => None,
     };
     if bad.is_some() {
@@ -206,6 +212,12 @@ fn fill_l4_from_bytes(key: &mut Key, proto: IpNumber, b: &[u8]) {
                 }
             }
         }
+        // tshark reads the protocol type before it adds its `gre` layer.
+        IpNumber::GRE => {
+            if let Some(protocol) = u16_at(2) {
+                key.set(Dim::GreProto, protocol.into());
+            }
+        }
         _ => {}
     }
 }
@@ -293,6 +305,25 @@ mod tests {
         f[24] = 0;
         f[21] = 20;
         assert_eq!(parse_frame(&f, 64).0.get(Dim::L4Proto), ABSENT);
+    }
+
+    #[test]
+    fn gre_is_the_transport_however_short_and_gre_from_four_bytes() {
+        // VLAN_UDP's IPv4 header as GRE (47) of 0 to 4 bytes (flags 0, protocol 0x0800), whole
+        // and as a first fragment: tshark's `gre` begins at 4 bytes, the key's transport at
+        // none (the pipeline knows GRE by it).
+        for more_fragments in [0x00, 0x20] {
+            for len in 0..=4u8 {
+                let mut f = VLAN_UDP;
+                f[27] = 47;
+                f[24] = more_fragments;
+                f[21] = 20 + len; // total length
+                f[38..42].copy_from_slice(&[0, 0, 0x08, 0x00]);
+                let key = parse_frame(&f, 64).0;
+                let gre_proto = if len == 4 { 0x0800 } else { ABSENT };
+                assert_eq!([key.get(Dim::L4Proto), key.get(Dim::GreProto)], [47, gre_proto], "{len} bytes");
+            }
+        }
     }
 
     #[test]

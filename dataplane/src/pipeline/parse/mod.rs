@@ -11,8 +11,9 @@
 //! reading by a property test. etherparse checks every length field against the buffer, so
 //! a header that claims more bytes than the frame holds is `truncated`, never read past.
 //! Fields of the layers that did parse stay in the key of a malformed frame (for `match` and
-//! drop captures), and a header tshark calls bogus is in it as tshark shows it (its protocol,
-//! `classifier::field::BOGUS_IPV4`); the pipeline drops the frame either way.
+//! drop captures), and a header tshark calls bogus or a capture cut short is in it as tshark
+//! shows it (its protocol, and the fields whose bytes are there: `classifier::field::BOGUS_IPV4`
+//! and its kin); the pipeline drops the frame either way.
 //!
 //! This file holds the entry points, what they return and the walk down to the IP header:
 //! Ethernet, VLAN tags, MPLS and its pseudowires. `ipv4.rs` and `ipv6.rs` read each family's
@@ -127,7 +128,7 @@ pub fn parse_frame_into(key: &mut Key, frame: &[u8], wire_len: u32) -> Parsed {
 
 /// Parses the IP packet at `frame[start..]` (a tunnel's payload, whose GRE protocol type
 /// is `ether_type`) into `key`, which the caller made for it with `Key::new(wire_len)` (one
-/// initialisation of the 316 bytes, not a second here; and a key returned by value was a
+/// initialisation of the 332 bytes, not a second here; and a key returned by value was a
 /// copy more); offsets in the result are the frame's.
 pub(super) fn parse_inner(key: &mut Key, frame: &[u8], start: usize, ether_type: u16) -> Parsed {
     let l3 = frame.get(start..).unwrap_or(&[]);
