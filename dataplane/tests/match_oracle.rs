@@ -359,9 +359,9 @@ fn transport_headers_cut_short_in_whole_packets_have_the_fields_tshark_reads() {
     scapy_pcap(
         &file,
         "head = bytes([0x12, 0x34, 0x00, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0])\n\
-         ip = lambda p: Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=p)\n\
+         ip = lambda p: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2', proto=p)\n\
          frames = [ip(p)/Raw(head[:n]) for p in (6, 17) for n in (0, 1, 2, 3, 4, 6, 8, 12, 19, 20)]\n\
-         frames += [Ether()/IP(src='10.0.0.1', dst='10.0.0.2')/UDP(sport=53, dport=5353, len=n)/Raw(b'abcd') for n in (4, 8, 12)]",
+         frames += [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2')/UDP(sport=53, dport=5353, len=n)/Raw(b'abcd') for n in (4, 8, 12)]",
     );
     let wrong = differences(
         &file,
@@ -391,7 +391,7 @@ fn a_packet_with_malformed_options_has_the_transport_fields_tshark_reads() {
     scapy_pcap(
         &file,
         "tcp = TCP(sport=1234, dport=80, flags='S')\n\
-         ip = lambda opts: Ether()/IP(src='10.0.0.1', dst='10.0.0.2', options=opts)/tcp\n\
+         ip = lambda opts: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2', options=opts)/tcp\n\
          frames = [ip([IPOption_Router_Alert(length=6)]), ip([IPOption_RR(length=12, pointer=4, routers=[])]), ip([])]",
     );
     let wrong = differences(
@@ -414,7 +414,7 @@ fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
     scapy_pcap(
         &file,
         "tcp = bytes(TCP(sport=1234, dport=80, seq=0x11223344, ack=0x55667788, flags='SA', window=0x1234, urgptr=7, chksum=0xbeef)/Raw(b'x' * 8))\n\
-         frames = [Ether()/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(0, 22)]",
+         frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(0, 22)]",
     );
     let wrong = differences(
         &file,
