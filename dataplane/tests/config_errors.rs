@@ -161,6 +161,13 @@ fn an_error_after_escapes_in_a_rule_is_reported_at_its_own_column() {
         let at = format!("bad.toml:{line}:{column}: rule `r`: \"70000\" too big");
         assert!(e[0].starts_with(&at), "{rule}: {e:?}, not {at}");
     }
+    // A fault first on the line after a line-ending backslash is on that line, not at the
+    // backslash.
+    let rule = "\"\"\"\nudp.payload == \"\\t\" and \\\n   70000 == 1\"\"\"";
+    let text =
+        format!("[server]\nanycast = \"192.0.2.1\"\n\n[[dos.rule]]\nname = \"r\"\nmatch = {rule}\naction = \"drop\"\n");
+    let e = errors(&text);
+    assert!(e.len() == 1 && e[0].starts_with("bad.toml:8:4: rule `r`: "), "{e:?}");
 }
 
 #[test]

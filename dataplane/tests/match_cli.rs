@@ -61,6 +61,9 @@ fn comparing_two_fields_is_refused_as_unsupported_or_incompatible_as_tshark_judg
         "ipv6.src == ip.src",
         "ip.src == udp.payload",
         "udp.payload == tcp.port",
+        // A protocol's name is a field too.
+        "ip.ttl == ip",
+        "ip.proto == gre",
     ] {
         let out = transitd(&["match", "-r", f, "-Y", expr]);
         assert_eq!(out.status.code(), Some(2), "{expr}");

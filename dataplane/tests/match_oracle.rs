@@ -484,6 +484,7 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
          frames = [snap(eth()/v4(), n) for n in range(14, 35)]\n\
          frames += [snap(eth()/Dot1Q(vlan=5)/v4(), n) for n in range(18, 39)]\n\
          frames += [snap(eth()/v4(options=[IPOption_NOP()] * 4), n) for n in range(28, 34)]\n\
+         frames += [snap(eth()/v4(len=10), n) for n in range(24, 34)]\n\
          frames += [snap(eth()/v6, n) for n in range(14, 55)]\n\
          frames += [snap(eth()/gre, n) for n in range(34, 39)]",
     );

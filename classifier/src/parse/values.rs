@@ -71,8 +71,8 @@ pub(super) fn literal(field: &FieldDef, value: Value, span: Span) -> Result<Inte
             let value = match parse_uint(word) {
                 Ok(value) => value,
                 // tshark reads a word that names a protocol as that protocol, which no number
-                // field is comparable with.
-                Err(NotANumber::Invalid) if names::FIELD_WORDS.contains(&word) => {
+                // field is comparable with (the fields were taken above).
+                Err(NotANumber::Invalid) if field::lookup(word).is_some() || names::FIELD_WORDS.contains(&word) => {
                     return Err(ParseError::at(
                         span,
                         format!("{} and {word} are not of compatible types.", field.name),

@@ -179,14 +179,18 @@ fn basic_string_offset(body: &str, value: &str, offset: usize) -> Option<usize> 
     let (mut read, mut found) = (String::with_capacity(value.len()), None);
     let mut chars = body.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
-        if read.len() == offset && found.is_none() {
-            found = Some(at);
-        }
         if c != '\\' {
+            if read.len() == offset && found.is_none() {
+                found = Some(at);
+            }
             read.push(c);
             continue;
         }
         let (_, e) = chars.next()?;
+        // A line-ending backslash stands for nothing: the byte at `offset` is after it.
+        if !matches!(e, ' ' | '\t' | '\r' | '\n') && read.len() == offset && found.is_none() {
+            found = Some(at);
+        }
         match e {
             'b' => read.push('\u{8}'),
             't' => read.push('\t'),

@@ -198,8 +198,11 @@ fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
 #[cold]
 fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
     let half = |i: usize| l3.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    // A total length below the header's (not 0) is tshark's "Bogus IP length": it shows
+    // `ip.len` and no field after it.
+    let bogus_len = half(2).is_some_and(|total_len| total_len != 0 && usize::from(total_len) < header_len);
     let src = l3.get(12..).and_then(|b| b.first_chunk::<4>()).map(|&a| u128::from(u32::from_be_bytes(a)) << 96);
-    key.set_cut_ip(false, src);
+    key.set_cut_ip(false, src.filter(|_| !bogus_len));
     key.set(Dim::IpHdrLen, header_len as u32);
     // Where the header length says the header ends: `ip`'s bytes (classifier::bytes).
     key.set(Dim::L4At, (l3_start + header_len) as u32);
@@ -209,6 +212,9 @@ fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
     if let Some(total_len) = half(2) {
         // A total length of 0, TCP segmentation offload's, as in `bad_ipv4`.
         key.set(Dim::IpLen, if total_len == 0 { l3.len() as u32 } else { total_len.into() });
+    }
+    if bogus_len {
+        return;
     }
     if let Some(id) = half(4) {
         key.set(Dim::IpId, id.into());
