@@ -275,34 +275,28 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
     assert!(rows.iter().any(|r| r.1 > 64), "no frame to cut\n{report}");
     assert!(rows.iter().all(|r| r.2 == r.1.min(64)), "{rows:?}");
     let cfg = file.with_file_name("config.toml");
-    for wrong in ["10", "70000"] {
+    // What `replay` with a drop capture and `capture_args` says on standard error, once it
+    // has failed.
+    let refused = |capture_args: &[&str]| {
         let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
             .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
-            .args(["--capture-drops", "/tmp/transitd-never.pcapng", "--capture-snaplen", wrong])
+            .args(["--capture-drops", "/tmp/transitd-never.pcapng"])
+            .args(capture_args)
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&run.stderr);
-        assert!(
-            !run.status.success() && err.contains(&format!("--capture-snaplen {wrong} is not between 64")),
-            "{err}"
-        );
+        assert!(!run.status.success(), "{capture_args:?} was taken");
+        String::from_utf8_lossy(&run.stderr).into_owned()
+    };
+    for wrong in ["10", "70000"] {
+        let err = refused(&["--capture-snaplen", wrong]);
+        assert!(err.contains(&format!("--capture-snaplen {wrong} is not between 64")), "{err}");
     }
     // A size bound no frame fits under is refused too, not taken to keep nothing.
-    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
-        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
-        .args(["--capture-drops", "/tmp/transitd-never.pcapng", "--capture-max-size", "10"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("--capture-max-size 10 holds no frame"), "{err}");
+    let err = refused(&["--capture-max-size", "10"]);
+    assert!(err.contains("--capture-max-size 10 holds no frame"), "{err}");
     // A rate of no frames, by the parser, with the range it takes.
-    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
-        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
-        .args(["--capture-drops", "/tmp/transitd-never.pcapng", "--capture-rate", "0"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("'--capture-rate <N>': 0 is not in 1..="), "{err}");
+    let err = refused(&["--capture-rate", "0"]);
+    assert!(err.contains("'--capture-rate <N>': 0 is not in 1..="), "{err}");
 }
 
 /// A replayed frame whose capture had no Ethernet header (raw IP; a Linux cooked capture,
