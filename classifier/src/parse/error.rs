@@ -35,7 +35,10 @@ impl ParseError {
             let at = expr.get(..span.start).map_or(0, |s| s.chars().count());
             (expr.to_string(), at, expr.get(span.start..span.end).map_or(1, |s| s.chars().count()))
         });
-        format!("{}\n    {}\n    {}^{}", self.message, line, " ".repeat(at), "~".repeat(width.max(1) - 1))
+        // A tab before the fault is copied into the caret line, so the caret stays under the
+        // fault however wide the terminal draws a tab (tshark pads with spaces and drifts).
+        let pad: String = line.chars().take(at).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        format!("{}\n    {}\n    {}^{}", self.message, line, pad, "~".repeat(width.max(1) - 1))
     }
 
     /// The shown part of a long or multi-line `expr` around `span`, the column of the
@@ -95,6 +98,18 @@ mod tests {
         let multi = "tcp\n  and ip.ttl == 300\n  and udp";
         let shown = parse(multi).unwrap_err().render(multi);
         assert_eq!(shown.lines().skip(1).collect::<Vec<_>>(), ["      and ip.ttl == 300", "                    ^~~"]);
+    }
+
+    /// tshark prints a tab in the expression as it is and pads its caret line with one space
+    /// for it, so a terminal drawing the tab wide leaves the caret short of the fault; the
+    /// caret line carries the tab instead.
+    #[test]
+    fn a_tab_before_the_fault_is_carried_into_the_caret_line() {
+        let shown = err("tcp.port\tin {80 8080}");
+        assert_eq!(
+            shown.lines().skip(1).collect::<Vec<_>>(),
+            ["    tcp.port\tin {80 8080}", "            \t       ^~~~"]
+        );
     }
 
     #[test]
