@@ -30,7 +30,7 @@ fn test_text() -> impl Strategy<Value = String> {
     let bare = prop::sample::select(
         &[
             "tcp", "udp", "ip", "ipv6", "icmp", "vlan", "ip.src", "tcp.port", "vlan.id", "eth", "eth.src", "mpls",
-            "tcp.seq",
+            "tcp.seq", "gre",
         ][..],
     );
     let mac_field = prop::sample::select(&["eth.src", "eth.dst", "eth.addr"][..]);
@@ -157,6 +157,7 @@ fn key() -> impl Strategy<Value = Key> {
         (
             prop::option::of((any::<u16>(), prop::sample::select(MAC_VALUES), prop::sample::select(MAC_VALUES))),
             prop::collection::vec(prop::sample::select(&[0u32, 0x0000_1140, 0x0064_01ff, 0xffff_ffff][..]), 0..4),
+            prop::option::of(prop::sample::select(&[0u16, 0x0800, 0x86dd, 0x6558, 0xffff][..])),
             (prop::sample::select(WORD_VALUES), prop::sample::select(WORD_VALUES), any::<bool>()),
         ),
     )
@@ -168,7 +169,7 @@ fn key() -> impl Strategy<Value = Key> {
                 (sp, dp, flags, mf),
                 vlans,
                 has_l4,
-                (eths, mpls, (seq, ack, whole)),
+                (eths, mpls, gre, (seq, ack, whole)),
             )| {
                 let mut key = Key::new(100);
                 for v in vlans {
@@ -179,6 +180,11 @@ fn key() -> impl Strategy<Value = Key> {
                 }
                 for entry in mpls {
                     key.push_mpls(entry);
+                }
+                // GRE's protocol type whatever the transport: `gre` is there only under
+                // protocol 47, its guard.
+                if let Some(protocol) = gre {
+                    key.set(classifier::Dim::GreProto, protocol.into());
                 }
                 match ipver {
                     1 => key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0),

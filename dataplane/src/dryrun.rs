@@ -11,6 +11,7 @@ use std::path::Path;
 use classifier::{Expr, Key, Membership, Mode, RuleTable};
 use serde::Serialize;
 
+use crate::io::MonotonicClock;
 use crate::io::capture::{CaptureError, CaptureReader, Record};
 use crate::pipeline::{Frame, HEADROOM, Spill};
 use crate::pipeline::{Limits, SPILL_SLOTS, WouldLimit, parse_frame, process_frame};
@@ -223,15 +224,12 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
     }
     let mut limits = Limits::new(snap);
     let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let (mut n, mut latest_ns) = (0u64, 0u64);
+    let (mut n, mut clock) = (0u64, MonotonicClock::default());
     while limit.is_none_or(|l| n < l) {
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
         n += 1;
         let (len, wire_len, ts) = match record {
-            Record::Frame { len, wire_len, timestamp_ns, .. } => {
-                latest_ns = latest_ns.max(timestamp_ns);
-                (len, wire_len, latest_ns)
-            }
+            Record::Frame { len, wire_len, timestamp_ns, .. } => (len, wire_len, clock.at(timestamp_ns)),
             Record::Unsupported { .. } => {
                 let reason = "unsupported_link_type";
                 *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;

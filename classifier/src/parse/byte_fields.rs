@@ -3,11 +3,11 @@
 //! strings; and `len()` of them.
 
 use super::lex::Op;
-use super::values::{colon_literal, literal, relop};
+use super::values::{colon_literal, field_comparison, literal, relop};
 use super::{ParseError, Parser, Tok};
 use crate::ast::{Expr, Pred, Span};
 use crate::bytes::{self, ByteOp, ByteTest, CmpOp, Layer, Slice};
-use crate::field::{self, FieldDef, Ty};
+use crate::field::{FieldDef, Ty};
 use crate::names;
 use crate::set::IntervalSet;
 
@@ -196,18 +196,8 @@ impl<'a> Parser<'a, '_> {
                 Some(v) => Ok((v, span)),
                 // tshark reads a word that names a field as that field: bytes and MAC addresses
                 // are comparable with these, no other type is.
-                None if Layer::lookup(w).is_some_and(|l| !l.is_protocol())
-                    || field::lookup(w).is_some_and(|f| f.ty == Ty::Ether) =>
-                {
-                    Err(ParseError::at(
-                        span,
-                        format!("comparing a byte field with another field ({w}) is not supported"),
-                    ))
-                }
-                None if field::lookup(w).is_some_and(|f| f.ty != Ty::Protocol) => {
-                    Err(ParseError::at(span, format!("a byte field and {w} are not of compatible types.")))
-                }
-                None => Err(ParseError::at(span, format!("\"{w}\" is not a valid byte string."))),
+                None => Err(field_comparison("a byte field", Ty::Ether, w, span)
+                    .unwrap_or_else(|| ParseError::at(span, format!("\"{w}\" is not a valid byte string.")))),
             },
             (Tok::Char(c), span) => Ok((vec![c], span)),
             (_, span) => Err(self.unexpected(span)),

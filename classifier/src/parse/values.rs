@@ -59,12 +59,8 @@ pub(super) fn literal(field: &FieldDef, value: Value, span: Span) -> Result<Inte
         Value::Char(c, written) => return char_literal(field, c, written, span),
         Value::Str(text) => return string_value(field, text, span),
     };
-    if let Some(other) = field::lookup(word).filter(|other| other.ty != Ty::Protocol) {
-        return Err(field_comparison(field.name, field.ty, other.name, other.ty, span));
-    }
-    // A byte field's bytes compare with a MAC address's, as tshark has it.
-    if bytes::Layer::lookup(word).is_some_and(|layer| !layer.is_protocol()) {
-        return Err(field_comparison(field.name, field.ty, word, Ty::Ether, span));
+    if let Some(refusal) = field_comparison(field.name, field.ty, word, span) {
+        return Err(refusal);
     }
     match field.ty {
         Ty::Uint { max } => {
@@ -132,15 +128,23 @@ pub(super) fn literal(field: &FieldDef, value: Value, span: Span) -> Result<Inte
     }
 }
 
-/// `name` (of type `ty`) compared with another field, `other` (of type `other_ty`), as tshark reads a word that
-/// names one: refused as tshark refuses it where the types differ, and as a comparison
-/// transitd does not make where tshark would make it (docs/rules.md, Differences 4).
-fn field_comparison(name: &str, ty: Ty, other: &str, other_ty: Ty, span: Span) -> ParseError {
-    if std::mem::discriminant(&ty) == std::mem::discriminant(&other_ty) {
-        ParseError::at(span, format!("comparing {name} with another field ({other}) is not supported"))
+/// `name` (of type `ty`) compared with `word`, when the word names another field (a
+/// protocol's name aside, left to the caller), which tshark reads it as: refused as tshark
+/// refuses it where the types differ, and as a comparison transitd does not make where
+/// tshark would make it (docs/rules.md, Differences 4). A byte field's bytes compare with a
+/// MAC address's, as tshark has it, so either is of type `Ty::Ether` here. `None` when the
+/// word names no field.
+pub(super) fn field_comparison(name: &str, ty: Ty, word: &str, span: Span) -> Option<ParseError> {
+    let other_ty = match field::lookup(word) {
+        Some(other) if other.ty != Ty::Protocol => other.ty,
+        _ if bytes::Layer::lookup(word).is_some_and(|layer| !layer.is_protocol()) => Ty::Ether,
+        _ => return None,
+    };
+    Some(if std::mem::discriminant(&ty) == std::mem::discriminant(&other_ty) {
+        ParseError::at(span, format!("comparing {name} with another field ({word}) is not supported"))
     } else {
-        ParseError::at(span, format!("{name} and {other} are not of compatible types."))
-    }
+        ParseError::at(span, format!("{name} and {word} are not of compatible types."))
+    })
 }
 
 /// A quoted string compared with `field` (or, for a flag, a word that is no number): the
@@ -332,6 +336,22 @@ mod tests {
         assert!(err("eth.src == 02:00:00:00:00:01:02").contains("too many bytes"));
         assert!(err("eth.src == 0200.5e10").contains("too few bytes"));
         assert!(err("eth.src == zz").contains("not a valid Ethernet address"));
+    }
+
+    /// A scalar field's value and a byte field's that name another field are refused in the
+    /// same words (tshark's side of it: dataplane/tests/match_cli.rs).
+    #[test]
+    fn another_field_compared_is_refused_in_the_same_words_on_either_path() {
+        for (expr, refusal) in [
+            ("ip.src == ip.dst", "comparing ip.src with another field (ip.dst) is not supported"),
+            ("ip.src == tcp.port", "ip.src and tcp.port are not of compatible types."),
+            ("eth.src == udp.payload", "comparing eth.src with another field (udp.payload) is not supported"),
+            ("udp.payload == eth.src", "comparing a byte field with another field (eth.src) is not supported"),
+            ("udp.payload == tcp.payload", "comparing a byte field with another field (tcp.payload) is not supported"),
+            ("udp.payload == tcp.port", "a byte field and tcp.port are not of compatible types."),
+        ] {
+            assert_eq!(err(expr).lines().next(), Some(refusal), "{expr}");
+        }
     }
 
     #[test]

@@ -196,3 +196,31 @@ impl Default for WallClock {
         WallClock::new()
     }
 }
+
+/// Capture times as the clock the pipeline is given, which never runs back, as a live clock
+/// does not: a frame stamped earlier than one before it (as in a merged capture) is taken at
+/// the latest time seen, else a rate limit would count it as borrowed from the future. Replay
+/// and `match --config` keep one each; the capture reader's times stay raw, as tshark's are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MonotonicClock {
+    latest_ns: u64,
+}
+
+impl MonotonicClock {
+    /// The clock's time for a frame captured at `ns`: the latest time seen, `ns` included.
+    pub fn at(&mut self, ns: u64) -> u64 {
+        self.latest_ns = self.latest_ns.max(ns);
+        self.latest_ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MonotonicClock;
+
+    #[test]
+    fn a_monotonic_clock_holds_the_latest_time_seen() {
+        let mut clock = MonotonicClock::default();
+        assert_eq!([5, 3, 7, 6, 7].map(|ns| clock.at(ns)), [5, 5, 7, 7, 7]);
+    }
+}

@@ -12,7 +12,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
 use super::capture::{CaptureError, CaptureReader, Record};
-use super::{FrameIo, Polled};
+use super::{FrameIo, MonotonicClock, Polled};
 use crate::pipeline::{BATCH_SIZE, Frame, HEADROOM, Spill};
 
 /// Largest record a buffer holds; larger ones are cut (and dropped as `oversize`, since no
@@ -90,10 +90,8 @@ pub struct PcapIo {
     pub skipped: BTreeMap<u32, u64>,
     /// A read error met mid-batch, reported on the next poll once the batch is through.
     pending: Option<CaptureError>,
-    /// The latest capture time so far: the clock the pipeline is given, which never runs
-    /// back (a frame stamped earlier than one before it, as in a merged capture, is taken at
-    /// that one's time; else a rate limit would count it as borrowed from the future).
-    latest_ns: u64,
+    /// The clock the pipeline is given: capture time, never running back.
+    clock: MonotonicClock,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -112,7 +110,7 @@ impl PcapIo {
             .map(|path| PcapSink::create(path).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display())))
             .transpose()?;
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
-        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None, latest_ns: 0 })
+        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None, clock: MonotonicClock::default() })
     }
 
     /// Flushes the output (if any): every frame written, or the error that kept it from disk.
@@ -143,8 +141,7 @@ impl FrameIo for PcapIo {
             match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
                 Ok(None) => break,
                 Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, .. })) => {
-                    self.latest_ns = self.latest_ns.max(timestamp_ns);
-                    metas[n] = Meta { len, wire_len, uncaptured_len, ts: self.latest_ns };
+                    metas[n] = Meta { len, wire_len, uncaptured_len, ts: self.clock.at(timestamp_ns) };
                     n += 1;
                 }
                 Ok(Some(Record::Unsupported { link_type, .. })) => *self.skipped.entry(link_type).or_default() += 1,

@@ -135,14 +135,9 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
     if let Ok((lax, _)) = LaxIpv4Slice::from_slice(l3) {
         let h = lax.header();
         fill_ipv4(key, h.slice());
-        let mut total_len = usize::from(h.total_len());
-        if total_len == 0 {
-            // TCP segmentation offload's, in a capture made on the sending host: tshark 4.0
-            // (`ip.tso_support`) takes the packet to run to the end of the bytes, `ip.len`
-            // included.
-            total_len = l3.len();
-            key.set(Dim::IpLen, l3.len().min(0xffff) as u32);
-        } else if total_len < h.slice().len() {
+        // A 0 read as TSO's is the bytes' length, never below the header's (the slice holds it).
+        let total_len = fill_total_len(key, h.total_len(), l3);
+        if total_len < h.slice().len() {
             // "Bogus IP length": tshark dissects nothing behind the header.
             return Parsed::Bad(reason);
         }
@@ -172,10 +167,7 @@ fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
         }
         4 if header_len >= 20 && l3.len() >= 20 => {
             fill_ipv4(key, l3);
-            if key.get(Dim::IpLen) == 0 {
-                // TCP segmentation offload's, as in `bad_ipv4`.
-                key.set(Dim::IpLen, l3.len().min(0xffff) as u32);
-            }
+            fill_total_len(key, u16::from_be_bytes([l3[2], l3[3]]), l3); // 20 bytes are there
         }
         4 if header_len >= 20 => cut_ipv4(key, l3, l3_start, header_len),
         version => {
@@ -210,8 +202,7 @@ fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
         fill_traffic_class(key, tos);
     }
     if let Some(total_len) = half(2) {
-        // A total length of 0, TCP segmentation offload's, as in `bad_ipv4`.
-        key.set(Dim::IpLen, if total_len == 0 { l3.len() as u32 } else { total_len.into() });
+        fill_total_len(key, total_len, l3);
     }
     if bogus_len {
         return;
@@ -230,6 +221,16 @@ fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
     if let Some(&protocol) = l3.get(9) {
         key.set(Dim::IpProto, protocol.into());
     }
+}
+
+/// The total length tshark 4.0 takes from the field `total_len` of the IPv4 packet `l3` (the
+/// bytes there, from its header on), set as `ip.len` too: the field's, but for a 0, TCP
+/// segmentation offload's in a capture made on the sending host, which tshark
+/// (`ip.tso_support`) takes as the packet running to the end of the bytes.
+fn fill_total_len(key: &mut Key, total_len: u16, l3: &[u8]) -> usize {
+    let taken = if total_len == 0 { l3.len() } else { usize::from(total_len) };
+    key.set(Dim::IpLen, taken.min(0xffff) as u32);
+    taken
 }
 
 /// RFC 791 options, if well formed: each is EOL, NOP, or a type-length-value whose length

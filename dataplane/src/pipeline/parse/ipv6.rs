@@ -107,9 +107,8 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
 fn cut_ipv6(key: &mut Key, l3: &[u8]) {
     let src = l3.get(8..).and_then(|b| b.first_chunk::<16>()).map(|&a| u128::from_be_bytes(a));
     key.set_cut_ip(true, src);
-    if let Some(&[b0, b1, b2, b3]) = l3.first_chunk::<4>() {
-        fill_traffic_class(key, (b0 << 4) | (b1 >> 4));
-        key.set(Dim::Ipv6Flow, u32::from_be_bytes([0, b1 & 0x0f, b2, b3]));
+    if let Some(&first) = l3.first_chunk::<4>() {
+        fill_class_and_flow(key, first);
     }
     if let Some(&[.., len_high, len_low, next_header]) = l3.first_chunk::<7>() {
         key.set(Dim::IpLen, u16::from_be_bytes([len_high, len_low]).into());
@@ -308,10 +307,17 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
 }
 
 fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
-    let b = h.slice();
-    fill_traffic_class(key, (b[0] << 4) | (b[1] >> 4));
-    key.set(Dim::Ipv6Flow, u32::from_be_bytes([0, b[1] & 0x0f, b[2], b[3]]));
+    if let Some(&first) = h.slice().first_chunk::<4>() {
+        fill_class_and_flow(key, first); // always there: the slice is the whole header
+    }
     key.set_ipv6(h.source(), h.destination(), h.next_header().0, h.hop_limit(), h.payload_length());
+}
+
+/// The traffic class and the flow label, from the header's first four bytes (RFC 8200 §3:
+/// version 4 bits, traffic class 8, flow label 20).
+fn fill_class_and_flow(key: &mut Key, [b0, b1, b2, b3]: [u8; 4]) {
+    fill_traffic_class(key, (b0 << 4) | (b1 >> 4));
+    key.set(Dim::Ipv6Flow, u32::from_be_bytes([0, b1 & 0x0f, b2, b3]));
 }
 
 #[cfg(test)]
