@@ -2184,6 +2184,71 @@ fn no_icmp_error_about_unknown_icmp_types_nor_to_our_own_address() {
     assert_eq!(fates(&v), [exceeded, exceeded, exceeded, &answered, exceeded, exceeded, &answered]);
 }
 
+/// With `bogons = false`, no ICMP error goes to a source from the Internet that no error may
+/// go to: link-local (169.254/16, fe80::/10: no router forwards such a packet off its link,
+/// RFC 3927 §7, RFC 4291 §2.5.6, so its sender is not where the error would go), IPv4-mapped
+/// (RFC 4291 §2.5.5.2: not used on the wire; RFC 4443 §2.4 (e.3)), or our side of a tunnel
+/// (someone else wrote it). Each is dropped as a packet whose error is rate-limited is
+/// (`ttl_exceeded`, `mtu_exceeded`); the same packet from a global source is answered.
+#[test]
+fn no_icmp_error_from_the_internet_to_link_local_mapped_or_our_tunnel_sources() {
+    let (config, _) = tunnel_edge();
+    let file = temp("icmp-sources");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         udp = UDP(sport=5000, dport=53)\n\
+         late = lambda src: e/IP(src=src, dst='203.0.113.10', ttl=1)/udp\n\
+         late6 = lambda src: e/IPv6(src=src, dst='2001:db8:acbe::10', hlim=1)/udp\n\
+         big = lambda src: e/IP(src=src, dst='203.0.113.10', flags='DF')/udp/Raw(b'x' * 1500)\n\
+         big6 = lambda src: e/IPv6(src=src, dst='2001:db8:acbe::10')/udp/Raw(b'x' * 1500)\n\
+         frames = [\n\
+           late('169.254.10.1'), late('10.213.0.0'), late('198.18.0.10'),\n\
+           late6('fe80::1'), late6('::ffff:198.18.0.10'), late6('2001:db8:5::9'),\n\
+           big('169.254.10.1'), big('10.213.0.0'), big('198.18.0.10'),\n\
+           big6('fe80::1'), big6('::ffff:198.18.0.10'), big6('2001:db8:5::9'),\n\
+         ]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (exceeded, mtu) = (DropReason::TtlExceeded.name(), DropReason::MtuExceeded.name());
+    let tx = |r: TxReason| format!("tx:{}", r.name());
+    let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
+    let (late, big) = (late.as_str(), big.as_str());
+    let expect = [exceeded, exceeded, late, exceeded, exceeded, late, mtu, mtu, big, mtu, mtu, big];
+    assert_eq!(fates(&v), expect);
+}
+
+/// Out of a tunnel, a link-local source is the tunnel's own link: a traceroute from a router
+/// whose inner address is 169.254.10.1 gets its Time Exceeded back into the tunnel, where the
+/// same packet from the Internet gets none. Our side of a tunnel gets none from either: with
+/// the inner network inside the customer's prefix, a router sending as our side passes the
+/// source check, and the error went to ourselves; the router's own side is answered.
+#[test]
+fn icmp_errors_answer_a_tunnels_link_local_router_but_not_our_side() {
+    let (config, _) = tunnel_edge();
+    let ours = "interface = \"10.213.0.0/31\"";
+    let link_local = config.replace(ours, "interface = \"169.254.10.0/31\"");
+    let in_prefix = config.replace(ours, "interface = \"203.0.113.254/31\"");
+    let file = temp("icmp-tunnel-sources");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         gre = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         late = lambda src, dst='8.8.8.8': IP(src=src, dst=dst, ttl=1)/UDP(sport=33434, dport=33435)\n\
+         frames = [gre(late('169.254.10.1')), e/late('169.254.10.1', '203.0.113.10'),\n\
+                   gre(late('203.0.113.254')), gre(late('203.0.113.255'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (exceeded, answered) = (DropReason::TtlExceeded.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
+    let (v, _, _) = verdicts_of(&link_local, frames[..2].to_vec());
+    assert_eq!(fates(&v), [answered.as_str(), exceeded], "the link-local router, then from the Internet");
+    let (v, _, _) = verdicts_of(&in_prefix, frames[2..].to_vec());
+    assert_eq!(fates(&v), [exceeded, answered.as_str()], "as our side, then as the router's");
+}
+
 /// A ping of our side of a tunnel whose ICMP checksum is wrong gets no reply (a host's stack
 /// drops it; the reply's checksum, patched, would have been as wrong); the same ping with
 /// the checksum scapy computes is answered.

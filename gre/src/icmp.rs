@@ -127,12 +127,14 @@ fn one_host(a: Ipv4Addr) -> bool {
 }
 
 /// Whether RFC 4443 §2.4 (e) lets a node send `error` about the IPv6 `packet`: not about an
-/// ICMPv6 error or a Redirect (e.1, e.2), nor from an unspecified or multicast source; to a
-/// multicast destination only Packet Too Big.
+/// ICMPv6 error or a Redirect (e.1, e.2), nor from a source that names no one node (e.3):
+/// unspecified, multicast, loopback (no other node's), or IPv4-mapped (RFC 4291 §2.5.5.2:
+/// not used on the wire, so written by whoever sent it); to a multicast destination only
+/// Packet Too Big.
 pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
     let Ok(ip) = Ipv6Packet::new_checked(packet) else { return false };
     let src = ip.src_addr();
-    if src.is_unspecified() || src.is_multicast() || src.is_loopback() {
+    if src.is_unspecified() || src.is_multicast() || src.is_loopback() || src.to_ipv4_mapped().is_some() {
         return false;
     }
     if ip.dst_addr().is_multicast() && !matches!(error, Icmpv6Error::PacketTooBig { .. }) {
@@ -422,6 +424,32 @@ mod tests {
         assert!(!ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
         v6[40] = 135; // neighbour solicitation: informational, answered
         assert!(ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
+    }
+
+    /// RFC 4443 §2.4 (e.3): no error to a source that names no one node, whatever the error;
+    /// a global unicast source gets both. Packets as scapy writes them
+    /// (`IPv6(src=S, dst='2001:db8:acbe::10', hlim=1)/UDP(sport=5000, dport=53)`), but for
+    /// the checksum, which no check here reads.
+    #[test]
+    fn ipv6_errors_go_to_no_source_that_names_no_one_node() {
+        let packet = |src: &str| {
+            let mut p = [0u8; 48];
+            // version 6, payload 8 bytes, next header UDP, hop limit 1
+            p[..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 8, 17, 1]);
+            p[8..24].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+            p[24..40].copy_from_slice(&"2001:db8:acbe::10".parse::<Ipv6Addr>().unwrap().octets());
+            p[40..48].copy_from_slice(&[0x13, 0x88, 0, 53, 0, 8, 0, 0]); // 5000 → 53, length 8
+            p
+        };
+        let errors = [Icmpv6Error::HopLimitExceeded, Icmpv6Error::PacketTooBig { mtu: 1280 }];
+        for src in ["::", "::1", "ff02::1", "::ffff:198.18.0.10", "::ffff:0.0.0.0"] {
+            for error in errors {
+                assert!(!ipv6_error_allowed(&packet(src), error), "{src}, {error:?}");
+            }
+        }
+        for error in errors {
+            assert!(ipv6_error_allowed(&packet("2001:db8:5::9"), error), "{error:?}");
+        }
     }
 
     /// A padded echo reply as scapy writes it (`IP(src='10.213.0.1', dst='10.213.0.0', id=0,

@@ -609,7 +609,7 @@ impl Ipv6Repr {
 }
 
 /// An IPv4 or an IPv6 view, for the steps a router takes the same way in both families
-/// (hop limit, traffic class, destination).
+/// (hop limit, traffic class, addresses).
 #[derive(Debug, Clone)]
 pub enum IpPacket<T: AsRef<[u8]>> {
     /// IPv4.
@@ -640,6 +640,14 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         match self {
             IpPacket::V4(p) => p.tos(),
             IpPacket::V6(p) => p.traffic_class(),
+        }
+    }
+
+    /// The source address.
+    pub fn src_addr(&self) -> IpAddr {
+        match self {
+            IpPacket::V4(p) => IpAddr::V4(p.src_addr()),
+            IpPacket::V6(p) => IpAddr::V6(p.src_addr()),
         }
     }
 

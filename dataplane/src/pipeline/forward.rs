@@ -474,8 +474,9 @@ pub(super) enum IcmpKind {
 }
 
 /// Rewrites the packet into an ICMP error about it and sends that to the packet's source;
-/// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, the worker's ICMP
-/// rate limit, no IPv6 source address) and the packet is simply dropped.
+/// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, a source of ours or
+/// a link-local one from the Internet, the worker's ICMP rate limit, no IPv6 source address)
+/// and the packet is simply dropped.
 pub(super) fn icmp_error(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
@@ -488,13 +489,7 @@ pub(super) fn icmp_error(
     }
     let l3 = frame.start + ip.l3_start;
     let packet = frame.buf.get(l3..l3 + ip.l3_len)?;
-    // Not to ourselves: a packet "from" the anycast address came from someone else, and the
-    // error would go to the next hop, back to an edge, and spend the budget on nobody.
-    let from_us = match ip_at(packet, 0, ip.is_ipv6)? {
-        IpPacket::V4(p) => p.src_octets() == ctx.snap.anycast,
-        IpPacket::V6(p) => ctx.snap.anycast_v6.is_some_and(|a| p.src_octets() == a.octets()),
-    };
-    if from_us {
+    if is_unanswerable_source(ctx, ip_at(packet, 0, ip.is_ipv6)?.src_addr()) {
         return None;
     }
     // An error about a packet that came out of a tunnel goes back into it: it quotes what
@@ -533,6 +528,25 @@ pub(super) fn icmp_error(
         (start, len, reason)
     };
     Some(originate(ctx, frame.buf, start, len, ip.is_ipv6, reason))
+}
+
+/// Whether no error may go to `src`, the source of the packet it is about, beyond what
+/// `gre::icmp` checks of any router's errors: an address of ours (the anycast addresses, our
+/// side of any tunnel), as a packet "from" one came from someone else, and the error would go
+/// to the next hop or into a tunnel, back to an edge, and spend the budget on nobody; or, from
+/// the Internet, a link-local source (169.254/16, fe80::/10): no router forwards such a
+/// packet off its link (RFC 3927 §7, RFC 4291 §2.5.6), so whoever sent it is not where the
+/// error would go. Out of a tunnel it is the tunnel's own link (a router's inner address may
+/// be 169.254.x.y), and answered there.
+fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
+    let (ours, link_local) = match src {
+        IpAddr::V4(a) => {
+            let ours = a.octets() == ctx.snap.anycast || ctx.snap.tunnel_sides.binary_search(&a).is_ok();
+            (ours, a.is_link_local())
+        }
+        IpAddr::V6(a) => (ctx.snap.anycast_v6 == Some(a), a.is_unicast_link_local()),
+    };
+    ours || (link_local && ctx.from.is_none())
 }
 
 /// What the parser read of the packet, past IPv6 extension headers and AH (the header

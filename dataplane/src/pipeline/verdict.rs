@@ -98,8 +98,9 @@ reasons! {
         Firewall = "firewall",
         /// No route of the customer covers the destination.
         NoRoute = "no_route",
-        /// TTL or hop limit would reach zero (and no ICMP error was sent: rate limit, or an
-        /// error about an error).
+        /// TTL or hop limit would reach zero (and no ICMP error was sent: rate limit, or a
+        /// packet no error may answer: an error, a later fragment, a source that names no
+        /// one host or is ours).
         TtlExceeded = "ttl_exceeded",
         /// An ICMP Fragmentation Needed or Packet Too Big about GRE from the anycast address
         /// to a tunnel's router that names no tunnel (another key, or a quote cut before

@@ -103,6 +103,8 @@ impl Builder<'_> {
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         let probed = c.tunnels.iter().any(|t| t.interface.is_some());
+        let mut tunnel_sides: Vec<Ipv4Addr> = c.tunnels.iter().filter_map(|t| t.interface.map(|i| i.ours)).collect();
+        tunnel_sides.sort_unstable();
         self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -127,6 +129,7 @@ impl Builder<'_> {
             customer_by_prefix: IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer))),
             tunnels: c.tunnels,
             tunnel_index: c.tunnel_index,
+            tunnel_sides,
             route_groups,
             rule_count: c.rule_count as usize,
             dos,

@@ -123,6 +123,10 @@ pub struct Snapshot {
     pub tunnels: Vec<Tunnel>,
     /// `(remote, key, tunnel)` sorted, to find the tunnel GRE arrives from.
     pub tunnel_index: Vec<(RemoteAddr, Option<u32>, TunnelId)>,
+    /// Our side of every tunnel's `interface`, sorted: addresses only we send from, and
+    /// only into their tunnels, so that a packet from one anywhere else is someone else's
+    /// and gets no ICMP error.
+    pub tunnel_sides: Vec<Ipv4Addr>,
     /// The tunnels a route may take, by route group.
     pub route_groups: Vec<Box<[NextTunnel]>>,
     /// Total firewall and egress rules over all customers: the size of a worker's rule
