@@ -119,6 +119,7 @@ transitd_rx_bytes_total{worker="0"} 64000
 transitd_tx_packets_total{worker="0"} 900
 transitd_tx_bytes_total{worker="0"} 72000
 transitd_batch_duration_recent_seconds{worker="0",quantile="0.5"} 0.000002
+transitd_batch_duration_recent_seconds{worker="0",quantile="1.0"} 0.000009
 transitd_packets_total{verdict="drop",reason="firewall"} 100
 transitd_customer_packets_total{customer="acme",verdict="tx"} 900
 transitd_tunnel_packets_total{tunnel="acme-gre",customer="acme",direction="sent"} 900

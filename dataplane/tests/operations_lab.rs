@@ -33,7 +33,9 @@ import sys, json
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 for family in text_string_to_metric_families(sys.stdin.read()):
     for s in family.samples:
-        print(json.dumps([s.name, s.labels, s.value]))
+        # NaN (the recent quantiles of a worker without batches in its window) has no JSON.
+        if s.value == s.value:
+            print(json.dumps([s.name, s.labels, s.value]))
 "#;
     let mut py = Command::new("/usr/bin/python3")
         .args(["-c", script])

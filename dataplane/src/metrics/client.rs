@@ -256,7 +256,10 @@ impl View<'_> {
         for s in self.find("transitd_rx_packets_total") {
             let w = s.label("worker");
             let of = |family: &HashMap<&str, &Sample>| family.get(w).map_or(0.0, |x| self.value(x));
+            // A quantile is NaN for a window without batches (shown as `-`). The maximum's
+            // label is `1` from a transitd that served the quantiles as gauges, not a summary.
             let q = |quantile: &str| quantiles.get(&(w, quantile)).map_or(0.0, |x| x.value);
+            let max = quantiles.get(&(w, "1.0")).or_else(|| quantiles.get(&(w, "1"))).map_or(0.0, |x| x.value);
             let _ = writeln!(
                 out,
                 "{w:<8} {:>14.0} {:>16.0} {:>14.0} {:>16.0}   {} / {} / {}",
@@ -266,7 +269,7 @@ impl View<'_> {
                 of(&tx_bytes),
                 human_seconds(q("0.5")),
                 human_seconds(q("0.99")),
-                human_seconds(q("1")),
+                human_seconds(max),
             );
         }
     }
@@ -455,7 +458,7 @@ fn human_duration(seconds: f64) -> String {
 }
 
 fn human_seconds(v: f64) -> String {
-    if v <= 0.0 {
+    if v.is_nan() || v <= 0.0 {
         "-".to_string()
     } else if v < 1e-3 {
         format!("{:.1} µs", v * 1e6)

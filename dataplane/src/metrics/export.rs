@@ -55,11 +55,13 @@ fn rule_samples(
     Ok(())
 }
 
-/// Quantiles of the recent window reported as gauges.
-const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
-
 #[derive(Debug)]
-struct TransitdCollector(Arc<Sources>);
+struct TransitdCollector {
+    sources: Arc<Sources>,
+    /// The workers' reports, copied out of their locks once for the whole scrape (the
+    /// summary [`render`] writes reads the same copy, so its `_count` is the histogram's).
+    reports: Arc<[WorkerReport]>,
+}
 
 /// A label value escaped as the exposition format requires (backslash, double quote and
 /// line feed; OpenMetrics §"ABNF"): prometheus-client writes values as given, and names come
@@ -124,11 +126,10 @@ fn family(
 
 impl Collector for TransitdCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
-        let src = &self.0;
-        let reports: Vec<WorkerReport> = src.workers.iter().filter_map(|w| w.lock().ok().map(|r| r.clone())).collect();
+        let (src, reports) = (&self.sources, &self.reports);
         let snap = src.snapshot.load();
         let workers: Vec<String> = reports.iter().map(|r| format!("q{}", r.queue)).collect();
-        let scrape = Scrape { src, snap: &snap, reports: &reports, workers: &workers };
+        let scrape = Scrape { src, snap: &snap, reports, workers: &workers };
         let enc = &mut enc;
         scrape.process(enc)?;
         scrape.verdicts(enc)?;
@@ -394,7 +395,8 @@ impl Scrape<'_> {
         )
     }
 
-    /// Each worker's batch duration: the whole run's histogram and the recent quantiles.
+    /// Each worker's batch duration over the whole run, as a histogram (the recent quantiles
+    /// are a summary, which [`render`] writes itself).
     fn batch_latency(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         family(
             enc,
@@ -404,22 +406,6 @@ impl Scrape<'_> {
             |m| {
                 for (w, r) in self.per_worker() {
                     LatencyHistogram(&r.latency).encode(m.encode_family(&escaped(&[("worker", w)]))?)?;
-                }
-                Ok(())
-            },
-        )?;
-        family(
-            enc,
-            "transitd_batch_duration_recent_seconds",
-            "Quantiles of the batch duration over the last 10 s window",
-            MetricType::Gauge,
-            |m| {
-                for (w, r) in self.per_worker() {
-                    for q in QUANTILES {
-                        let v = r.latency_window.value_at_quantile(q) as f64 / 1e9;
-                        let qs = q.to_string();
-                        m.encode_family(&escaped(&[("worker", w), ("quantile", &qs)]))?.encode_gauge(&v)?;
-                    }
                 }
                 Ok(())
             },
@@ -689,14 +675,18 @@ impl EncodeMetric for LatencyHistogram<'_> {
             seen = cumulative;
         }
         buckets.push((f64::MAX, h.len() - seen));
-        let sum =
-            h.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum::<f64>() / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, h.len(), &buckets, None)
+        encoder.encode_histogram::<NoLabelSet>(sum_seconds(h), h.len(), &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
         MetricType::Histogram
     }
+}
+
+/// The sum of the durations (nanoseconds) `h` holds, in seconds, each counted at the top of
+/// its hdrhistogram bucket: the histogram's `_sum`, and the recent summary's.
+pub(super) fn sum_seconds(h: &Histogram<u64>) -> f64 {
+    h.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum::<f64>() / 1e9
 }
 
 /// The exposition formats a scrape is written in.
@@ -722,10 +712,16 @@ impl Format {
 /// The text a scrape returns, in `format`.
 pub fn render(sources: &Arc<Sources>, format: Format) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(TransitdCollector(sources.clone())));
+    // A report a panicking writer left locked is skipped.
+    let reports: Arc<[WorkerReport]> =
+        sources.workers.iter().filter_map(|w| w.lock().ok().map(|r| r.clone())).collect();
+    registry.register_collector(Box::new(TransitdCollector { sources: sources.clone(), reports: reports.clone() }));
     let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    // Writing into a String cannot fail. The summary prometheus-client cannot write goes
+    // after its families, before the `# EOF` that must end an OpenMetrics scrape.
+    let _ = prometheus_client::encoding::text::encode_registry(&mut out, &registry);
+    super::summary::write_recent_batch_duration(&mut out, &reports);
+    let _ = prometheus_client::encoding::text::encode_eof(&mut out);
     match format {
         Format::OpenMetrics => out,
         Format::Text => as_text_format(&out),
@@ -734,8 +730,9 @@ pub fn render(sources: &Arc<Sources>, format: Format) -> String {
 
 /// prometheus-client's OpenMetrics (it writes no other format) as the text format 0.0.4.
 /// Samples are written alike in both (a counter's as `<family>_total`, an info's as
-/// `<family>_info`, a histogram's as `_sum`, `_count` and `_bucket`; no `_created`,
-/// exemplar or timestamp is written); what differs is the comments: in 0.0.4 a family's
+/// `<family>_info`, a histogram's as `_sum`, `_count` and `_bucket`, a summary's as
+/// `<family>{quantile=..}`, `_sum` and `_count`; no `_created`, exemplar or timestamp is
+/// written); what differs is the comments: in 0.0.4 a family's
 /// HELP and TYPE name what its samples are called (`# TYPE x_total counter`, where
 /// OpenMetrics says `# TYPE x counter`), there is no `info` type (a gauge of 1 instead) nor
 /// `unknown` (`untyped`), and neither `# UNIT` nor the closing `# EOF`.

@@ -1,5 +1,6 @@
 //! Metrics: the counters the workers publish, encoded at scrape time in the OpenMetrics or
-//! the Prometheus text format, as the scraper asks (prometheus-client, [`export`]), and
+//! the Prometheus text format, as the scraper asks (prometheus-client, [`export`]; the one
+//! summary, which it has no type for, by hand: [`summary`]), and
 //! served over HTTP (a bounded listener, [`http`]) on a local address, off the data path;
 //! and `transitd stats`, which scrapes them and prints them for a person ([`client`]).
 //!
@@ -11,6 +12,7 @@
 mod client;
 mod export;
 mod http;
+mod summary;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,8 +203,13 @@ tunnel = "acme-gre"
         assert_eq!(get("transitd_batch_duration_seconds_bucket", &[("le", "0.000001")]), 1.0);
         assert_eq!(get("transitd_batch_duration_seconds_bucket", &[("le", "0.000002")]), 2.0);
         assert_eq!(get("transitd_batch_duration_seconds_bucket", &[("le", "+Inf")]), 3.0);
-        let max = get("transitd_batch_duration_recent_seconds", &[("quantile", "1")]);
+        // The recent quantiles: a summary, whose count and sum are the histogram's.
+        let max = get("transitd_batch_duration_recent_seconds", &[("quantile", "1.0")]);
         assert!((max - 40e-6).abs() < 1e-6, "{max}");
+        assert_eq!(get("transitd_batch_duration_recent_seconds_count", &[("worker", "q3")]), 3.0);
+        let sum = get("transitd_batch_duration_recent_seconds_sum", &[("worker", "q3")]);
+        assert_eq!(sum, get("transitd_batch_duration_seconds_sum", &[("worker", "q3")]));
+        assert!((sum - 42.4e-6).abs() < 1e-6, "{sum}");
 
         // The interface's own counters, as sysfs holds them (loopback: the scrape came first,
         // so what sysfs says now is at least as much).
@@ -253,14 +260,41 @@ tunnel = "acme-gre"
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 (family, kind) = rest.split_once(' ').unwrap();
-                assert!(["counter", "gauge", "histogram", "untyped"].contains(&kind), "{line}");
+                assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind), "{line}");
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap();
-                let suffixes: &[&str] = if kind == "histogram" { &["_bucket", "_sum", "_count"] } else { &[""] };
+                let suffixes: &[&str] = match kind {
+                    "histogram" => &["_bucket", "_sum", "_count"],
+                    "summary" => &["", "_sum", "_count"],
+                    _ => &[""],
+                };
                 let named = suffixes.iter().any(|s| name.strip_suffix(s) == Some(family));
                 assert!(named, "{name} under # TYPE {family} {kind}");
             }
         }
+    }
+
+    /// The recent batch durations are a summary, and OpenMetrics 1.0 ("Summary") says a
+    /// quantile of a timeframe without events is NaN: a worker without batches in its window
+    /// is not said to take 0 s. Its count is the whole run's, and `transitd stats` shows no
+    /// time for it.
+    #[test]
+    fn recent_quantiles_of_a_window_without_batches_are_nan() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let src = sources(WorkerState::new(&snap).stats, snap);
+        src.workers[0].lock().unwrap().latency_window.reset();
+        let text = render(&src, Format::OpenMetrics);
+        let samples = parse(&text);
+        let recent: Vec<&Sample> =
+            samples.iter().filter(|s| s.name == "transitd_batch_duration_recent_seconds").collect();
+        let quantiles: Vec<&str> = recent.iter().map(|s| s.label("quantile")).collect();
+        assert_eq!(quantiles, ["0.5", "0.9", "0.99", "0.999", "1.0"], "canonical, increasing");
+        assert!(recent.iter().all(|s| s.value.is_nan()), "{text}");
+        let count = samples.iter().find(|s| s.name == "transitd_batch_duration_recent_seconds_count");
+        assert_eq!(count.map(|s| s.value), Some(3.0), "the whole run's");
+        let people = for_people("127.0.0.1:9469".parse().unwrap(), &text, None);
+        let worker = people.lines().find(|l| l.starts_with("q3 ")).unwrap_or_else(|| panic!("{people}"));
+        assert!(worker.ends_with("   - / - / -"), "{worker}");
     }
 
     /// XDP maps a reload left holding what the running configuration does not (their
