@@ -17,6 +17,27 @@ fn has_xdp(lab: &Lab, ns: &str, dev: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
 }
 
+/// The id of the map `name` of the XDP program attached to `dev` in `ns`. Found through the
+/// program, not by name alone: map names are global across namespaces, so another transitd
+/// on the machine (another lab, a CI neighbour) holds maps of the same name.
+fn xdp_map_id(lab: &Lab, ns: &str, dev: &str, name: &str) -> String {
+    let json = |program: &str, args: &[&str]| -> serde_json::Value {
+        let out = lab.run(ns, program, args);
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
+    };
+    let link = json("ip", &["-j", "link", "show", "dev", &lab.dev(dev)]);
+    let xdp = &link[0]["xdp"];
+    let prog = xdp["prog"]["id"].as_u64().or_else(|| xdp["attached"][0]["prog"]["id"].as_u64());
+    let prog = prog.unwrap_or_else(|| panic!("no XDP program on {dev}: {link}")).to_string();
+    let maps = json("bpftool", &["-j", "prog", "show", "id", &prog]);
+    let ids = maps["map_ids"].as_array().cloned().unwrap_or_default();
+    ids.iter()
+        .map(|id| id.to_string())
+        .find(|id| json("bpftool", &["-j", "map", "show", "id", id])["name"] == name)
+        .unwrap_or_else(|| panic!("program {prog} on {dev} has no map {name}: {maps}"))
+}
+
 /// Starts a Python listener in `ns` that prints one line per packet it receives: `udp PORT`
 /// on a UDP socket bound to `addr`, or `gre` on a raw socket for protocol 47. It is ready
 /// when it has printed `ready`.
@@ -81,8 +102,9 @@ fn what_is_not_ours_reaches_a_socket_on_the_host() {
     // 198.18.7.0/24 is owned, which no customer has: as in the moment a reload removes a
     // customer): punted through the TUN device, it reaches a UDP socket on the host.
     let key = "18 00 00 00 c6 12 07 00"; // prefix length 24, host order; 198.18.7.0
+    let map = xdp_map_id(&lab, "dut", "d0", "owned_v4");
     let update = Command::new("ip")
-        .args(["netns", "exec", &format!("{}-dut", lab.prefix), "bpftool", "map", "update", "name", "owned_v4"])
+        .args(["netns", "exec", &format!("{}-dut", lab.prefix), "bpftool", "map", "update", "id", &map])
         .args(["key", "hex"])
         .args(key.split(' ').collect::<Vec<_>>())
         .args(["value", "hex", "01"])
