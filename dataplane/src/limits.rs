@@ -148,8 +148,17 @@ fn read_text_from(path: &Path, limit: u64, what: &'static str, fifo_ok: bool) ->
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { what, limit });
     }
+    // A UTF-8 byte order mark (U+FEFF) may start a file that Windows tools wrote: it marks
+    // the encoding and is no text of it, so a list's first member does not begin with it.
+    // Positions are then the ones an editor shows, which does not count it either.
+    if bytes.starts_with(UTF8_BOM) {
+        bytes.drain(..UTF8_BOM.len());
+    }
     utf8_text(bytes).map_err(|(line, col)| ReadError::NotUtf8 { line, col })
 }
+
+/// U+FEFF in UTF-8.
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// `bytes` as UTF-8 text, or the 1-based line and column (characters) of its first invalid
 /// byte.
@@ -217,6 +226,22 @@ mod tests {
         std::fs::write(&path, b"[server]\nanycast = \"\xff\"\n").unwrap();
         let e = read_text(&path, 1000, "a configuration").unwrap_err();
         assert_eq!(e.to_string(), "not UTF-8 text: invalid bytes at line 2, column 12");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file starting with a byte order mark reads as the text after it, with positions
+    /// counted after it too; a U+FEFF anywhere else is text (and a list says it is no address).
+    #[test]
+    fn a_byte_order_mark_starting_a_file_is_not_its_text() {
+        let dir = std::env::temp_dir().join(format!("transitd-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("list.txt");
+        std::fs::write(&path, "\u{feff}203.0.113.0/24\n\u{feff}198.51.100.0/24\n").unwrap();
+        let text = read_text(&path, 1000, "a list").unwrap();
+        assert_eq!(text, "203.0.113.0/24\n\u{feff}198.51.100.0/24\n");
+        std::fs::write(&path, b"\xef\xbb\xbfa\xff").unwrap();
+        let e = read_text(&path, 1000, "a list").unwrap_err();
+        assert_eq!(e.to_string(), "not UTF-8 text: invalid bytes at line 1, column 2");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -393,6 +393,35 @@ fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A list file a Windows tool wrote starts with a byte order mark: the first member is the
+/// address after it (it was refused as `"\u{feff}203.0.113.0/24"`, the mark unseen in the
+/// message), and a fault's column is the one an editor shows.
+#[test]
+fn a_list_file_starting_with_a_byte_order_mark_reads_from_after_it() {
+    let dir = std::env::temp_dir().join(format!("transitd-list-bom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("transitd.toml");
+    std::fs::write(
+        &config,
+        "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"feed\"\nfile = \"feed.txt\"\n\n\
+         [[list]]\nname = \"bad\"\nfile = \"bad.txt\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("feed.txt"), "\u{feff}203.0.113.0/24\n198.51.100.7\n").unwrap();
+    std::fs::write(dir.join("bad.txt"), "\u{feff}10.0.0.1/8\n").unwrap();
+    let bad = dir.join("bad.txt");
+    assert_eq!(
+        errors_in(&config),
+        [format!(
+            "{}:1:1: list `bad`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address",
+            bad.display()
+        )]
+    );
+    std::fs::write(&bad, "\u{feff}10.0.0.0/8\n").unwrap();
+    assert_eq!(errors_in(&config), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_plan_file_edited_by_hand_is_refused_at_its_key() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/soft-unicast");
