@@ -34,8 +34,9 @@ pub struct Attached<'p> {
     /// The link: closing it detaches the program.
     _link: OwnedFd,
     ifindex: i32,
-    /// Whether the native mode failed and the generic one is in use.
-    pub generic: bool,
+    /// Whether native mode failed under [`AttachMode::Auto`] and the generic one is in use
+    /// (not set when generic was asked for: nothing failed).
+    pub fell_back_to_generic: bool,
     /// A stale transitd program (attached without a link by a process that is gone) was
     /// found and replaced: its id.
     pub replaced: Option<u32>,
@@ -128,16 +129,16 @@ impl XdpProgram {
                 _ => BpfError::Attach { ifindex, mode: name, source },
             })
         };
-        let (fd, generic) = match mode {
+        let (fd, fell_back_to_generic) = match mode {
             AttachMode::Native => (link(XdpFlags::DRV_MODE, "native")?, false),
-            AttachMode::Generic => (link(XdpFlags::SKB_MODE, "generic")?, true),
+            AttachMode::Generic => (link(XdpFlags::SKB_MODE, "generic")?, false),
             AttachMode::Auto => match link(XdpFlags::DRV_MODE, "native") {
                 Ok(fd) => (fd, false),
                 Err(BpfError::Occupied { ifindex, found }) => return Err(BpfError::Occupied { ifindex, found }),
                 Err(_) => (link(XdpFlags::SKB_MODE, "generic")?, true),
             },
         };
-        Ok(Attached { _program: self, _link: fd, ifindex, generic, replaced })
+        Ok(Attached { _program: self, _link: fd, ifindex, fell_back_to_generic, replaced })
     }
 
     /// Creates an XDP link of this program to `ifindex` in the mode `flags` says.

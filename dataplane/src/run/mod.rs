@@ -485,7 +485,7 @@ fn register_and_attach<'p>(
     if let Some(id) = attached.replaced {
         eprintln!("transitd: replaced a stale transitd XDP program (id {id}) left attached to {}", opts.iface);
     }
-    if attached.generic {
+    if attached.fell_back_to_generic {
         eprintln!("transitd: native XDP failed on {}; attached in generic (skb) mode, which is slower", opts.iface);
     }
     Ok(attached)
