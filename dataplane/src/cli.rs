@@ -312,8 +312,11 @@ impl CaptureArgs {
             self.capture_max_size
         );
         if let Some(n) = self.capture_snaplen {
-            // Below 64 bytes a frame's headers are cut; past 65535 pcapng readers refuse it.
-            anyhow::ensure!((64..=65535).contains(&n), "--capture-snaplen {n} is not between 64 and 65535");
+            // Below 64 bytes a frame's headers are cut; no frame is longer than 65536 bytes
+            // (frame_size's bound, and what the default, the frame size, may be), so a larger
+            // snap length keeps nothing more. pcapng readers take up to 262144 (libpcap's and
+            // Wireshark's bound).
+            anyhow::ensure!((64..=65536).contains(&n), "--capture-snaplen {n} is not between 64 and 65536");
         }
         Ok(Some(crate::dropcap::CaptureOptions {
             path: path.clone(),
