@@ -155,9 +155,10 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
 /// Behind a version of 6 tshark shows `ip`, then hands the bytes to its IPv6 dissector: the
 /// key holds the IPv6 packet (without that `ip`: a key holds one IP layer). Behind another
 /// version than 4 or a header length below 20: `ip`, its header length (of version 4) and
-/// its bytes alone ([`BOGUS_IPV4`]). Fewer than 20 bytes: the fields they hold
-/// ([`cut_ipv4`]). A fixed header whose options run past the bytes: the fixed header's
-/// fields, and nothing behind them.
+/// its bytes alone ([`BOGUS_IPV4`]). Fewer than 20 bytes, or options cut where tshark's walk
+/// over them reads past the bytes: the fields they hold ([`cut_ipv4`]). Otherwise a fixed
+/// header whose options run past the bytes: the fixed header's fields, and nothing behind
+/// them.
 fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
     let Some(&version_ihl) = l3.first() else { return }; // no byte, no `ip`
     let header_len = usize::from(version_ihl & 0x0f) * 4;
@@ -165,7 +166,7 @@ fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
         6 => {
             let _ = parse_ipv6(key, l3, l3_start);
         }
-        4 if header_len >= 20 && l3.len() >= 20 => {
+        4 if header_len >= 20 && l3.len() >= 20 && options_walk_within(l3, header_len) => {
             fill_ipv4(key, l3);
             fill_total_len(key, u16::from_be_bytes([l3[2], l3[3]]), l3); // 20 bytes are there
         }
@@ -181,8 +182,9 @@ fn unsliced_ipv4(key: &mut Key, l3: &[u8], l3_start: usize) {
     }
 }
 
-/// An IPv4 header the capture cut short of its 20 fixed bytes (a snap length inside it), as
-/// tshark 4.0 shows it: `ip` and its header length, then each field once all its bytes are
+/// An IPv4 header the capture cut short of its 20 fixed bytes (a snap length inside it), or
+/// inside its options where tshark reads past the bytes before the destination
+/// ([`options_walk_within`]), as tshark 4.0 shows it: `ip` and its header length, then each field once all its bytes are
 /// there: the DS field from 2 bytes, the total length from 4, the identification from 6, the
 /// flags and fragment offset from 8, the TTL from 9, the protocol from 10, the source address
 /// from 16; never the destination, whose bytes would make the header whole. `ip`'s bytes are
@@ -221,6 +223,44 @@ fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
     if let Some(&protocol) = l3.get(9) {
         key.set(Dim::IpProto, protocol.into());
     }
+}
+
+/// Whether tshark 4.0 reads the destination of the IPv4 header `l3` (the fixed 20 bytes at
+/// least) of `header_len` bytes, options included, however many of them the capture holds.
+/// Before the destination it walks the options for a source route whose last hop would be
+/// the destination instead (Wireshark's `get_dst_offset`), reading each option's type, the
+/// length of one that has one, and a source route's pointer: a byte it reads past the capture
+/// ends the dissection there, no destination shown. The walk ends early, and the destination
+/// is shown, at an end-of-list option, a length that is bogus (below 2, or past the header)
+/// or a route with no hop left. A route with hops to go makes its last hop tshark's `ip.dst`,
+/// shown only with the whole header there (tshark 4.0 as run; docs/rules.md, Differences 3:
+/// transitd's is the header's).
+fn options_walk_within(l3: &[u8], header_len: usize) -> bool {
+    let mut at = 20;
+    while at < header_len {
+        let Some(&kind) = l3.get(at) else { return false };
+        match kind {
+            option::END => return true,
+            option::NOP => at += 1,
+            _ => {
+                if at + 1 >= header_len {
+                    return true; // no room for the length in the header: bogus
+                }
+                let Some(&len) = l3.get(at + 1) else { return false };
+                let len = usize::from(len);
+                if len < 2 || at + len > header_len {
+                    return true;
+                }
+                if matches!(kind, option::LSRR | option::SSRR) {
+                    let Some(&pointer) = l3.get(at + 2) else { return false };
+                    let pointer = usize::from(pointer);
+                    return pointer < 4 || pointer % 4 != 0 || pointer > len || l3.len() >= header_len;
+                }
+                at += len;
+            }
+        }
+    }
+    true
 }
 
 /// The total length tshark 4.0 takes from the field `total_len` of the IPv4 packet `l3` (the
