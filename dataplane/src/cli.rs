@@ -22,7 +22,7 @@ use crate::run::{ConfigSource, RunOptions, parse_list};
     about,
     long_about = None,
     after_help = "Exit status: 0 done; 1 a configuration unreadable or refused (every error said as \
-                  file:line:col), or a geofeed checked refused (every bad line as file:line); 2 anything else (a usage error, another file that \
+                  file:line:col), or a geofeed checked refused (every bad line as file:line:col); 2 anything else (a usage error, another file that \
                   cannot be read or written, a system call refused). transitd match exits 2 for a bad \
                   expression, as tshark.\n\
                   Quick start: docs/quickstart.md. Running it: docs/operations.md. \
@@ -150,7 +150,7 @@ pub enum Command {
         /// The TOML configuration file (its [soft_unicast] egress ranges).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// A geofeed to validate against RFC 8805; errors name their line.
+        /// A geofeed to validate against RFC 8805; errors and warnings name their line and column.
         #[arg(long, value_name = "FEED.csv")]
         check: Option<PathBuf>,
     },

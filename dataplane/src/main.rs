@@ -271,25 +271,28 @@ fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
     };
-    let (entries, errors) = portslice::geofeed::parse_all(&text);
-    if errors.is_empty() {
-        let n = entries.len();
-        out(format_args!("{}: ok ({n} {})\n", path.display(), if n == 1 { "entry" } else { "entries" }))?;
-        if n == 0 {
-            // Well formed, and publishing it would withdraw every location a consumer knows.
-            eprintln!("{}: warning: the feed has no entries", path.display());
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Every bad line, up to a screenful's worth more than anyone reads.
+    let checked = portslice::geofeed::parse_all(&text);
+    // Every bad line, then every warning, each as file:line:col, up to a screenful's worth
+    // more than anyone reads.
     const SHOWN: usize = 100;
-    for e in errors.iter().take(SHOWN) {
-        eprintln!("{}:{}: {}", path.display(), e.line, e.reason);
+    for (said, kind, more) in [(&checked.errors, "", "bad lines"), (&checked.warnings, "warning: ", "warnings")] {
+        for e in said.iter().take(SHOWN) {
+            eprintln!("{}:{}:{}: {kind}{}", path.display(), e.line, e.col, e.reason);
+        }
+        if said.len() > SHOWN {
+            eprintln!("{}: {} more {more}", path.display(), said.len() - SHOWN);
+        }
     }
-    if errors.len() > SHOWN {
-        eprintln!("{}: {} more bad lines", path.display(), errors.len() - SHOWN);
+    if !checked.errors.is_empty() {
+        return Ok(ExitCode::from(1));
     }
-    Ok(ExitCode::from(1))
+    let n = checked.entries.len();
+    out(format_args!("{}: ok ({n} {})\n", path.display(), if n == 1 { "entry" } else { "entries" }))?;
+    if n == 0 {
+        // Well formed, and publishing it would withdraw every location a consumer knows.
+        eprintln!("{}: warning: the feed has no entries", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `transitd connect`: a connection from one of this server's port slices.

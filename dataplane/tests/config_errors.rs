@@ -535,6 +535,15 @@ country = "GB"
             "bad.toml:23:8: city: `London\n10.0.0.0/8,US,,,` holds a control character",
         ]
     );
+    // RFC 8805 §2.1.1.4: "The city field, if non-empty, SHOULD be free UTF-8 text, excluding
+    // the comma (',') character." A SHOULD (the feed quotes the comma): said, not refused.
+    let comma = config("", "198.18.201.0/30\"\ncity = \"San Francisco, CA");
+    assert_eq!(errors(&comma), Vec::<String>::new());
+    assert_eq!(
+        warnings_about(&comma, "city"),
+        ["w.toml:22:8: city: `San Francisco, CA` holds a comma, which RFC 8805 says a city SHOULD exclude \
+          (§2.1.1.4; §2.1.1.5 a postal code)"]
+    );
 }
 
 #[test]

@@ -339,7 +339,7 @@ fn odd_configurations_get_positions_and_short_messages() {
     let err = stderr(&out);
     assert!(err.len() < 300, "{} bytes of error", err.len());
     assert!(
-        err.contains("feed.csv:2: `1111111111111111111111111111111111111111…` (50000000 bytes) is not an IP prefix"),
+        err.contains("feed.csv:2:1: `1111111111111111111111111111111111111111…` (50000000 bytes) is not an IP prefix"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -300,25 +300,34 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let file = std::env::temp_dir().join(format!("transitd-feed-{}.csv", std::process::id()));
     std::fs::write(&file, &feed).unwrap();
     let check = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    std::fs::write(&file, format!("{feed}198.18.202.0/33,GB,,,\n198.18.203.0/24,UK,,,\n10.0.0.1/8,,,,\n")).unwrap();
+    assert!(check.status.success() && check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
+    let more = "198.18.202.0/33,GB,,,\n198.18.203.0/24,UK,,,\n10.0.0.1/8,,,,\n198.18.200.1,GB,,,\n\
+                198.18.204.0/24,US,US-CA,\"San Francisco, CA\",\n";
+    std::fs::write(&file, format!("{feed}{more}")).unwrap();
     let bad = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
-    // file:line, as every other error, for every bad line: the comment, two entries, then
-    // the three bad ones (UK has the form of a code, but ISO 3166-1 assigns it to nobody).
+    // file:line:col, as every other error, for every bad line: the comment, two entries, then
+    // the four bad ones (UK has the form of a code, but ISO 3166-1 assigns it to nobody; line
+    // 7 is line 2's prefix, RFC 8805 §2.1.3: "Duplicate IP address or prefix entries MUST be
+    // considered an error"), then the warnings (§2.1.1.4: a city "SHOULD be free UTF-8 text,
+    // excluding the comma").
     let stderr = String::from_utf8_lossy(&bad.stderr);
     let lines: Vec<&str> = stderr.lines().map(|l| l.rsplit_once(".csv").map_or(l, |(_, rest)| rest)).collect();
     assert_eq!(
         lines,
         [
-            ":4: bad prefix length in `198.18.202.0/33`",
-            ":5: `UK` is not an ISO 3166-1 alpha-2 code assigned to a country (the United Kingdom is `GB`)",
-            ":6: `10.0.0.1/8` has host bits set"
+            ":4:1: bad prefix length in `198.18.202.0/33`",
+            ":5:17: `UK` is not an ISO 3166-1 alpha-2 code assigned to a country (the United Kingdom is `GB`)",
+            ":6:1: `10.0.0.1/8` has host bits set",
+            ":7:1: `198.18.200.1/32` is a duplicate of line 2 (the same prefix, however written): RFC 8805 §2.1.3 \
+             makes it an error",
+            ":8:26: warning: `San Francisco, CA` holds a comma, which RFC 8805 says a city SHOULD exclude \
+             (§2.1.1.4; §2.1.1.5 a postal code)",
         ],
         "{stderr}"
     );
-    // Space around a city is not published (readers trim it: ` London ` beside `London`
-    // would be two locations).
+    // Space around a city is not published (strict readers keep it, RFC 4180 §2: ` London `
+    // beside `London` would be two locations).
     let padded = std::fs::read_to_string(&config).unwrap().replace("city = \"London\"", "city = \"  London \"");
     assert!(padded.contains("  London "));
     std::fs::write(&file, padded).unwrap();

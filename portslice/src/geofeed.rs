@@ -5,8 +5,12 @@
 //! comma or a quote is quoted. Generation groups contiguous addresses with the same location (country,
 //! region, city; the trust class is not published) and writes each group as the fewest
 //! prefixes that cover it exactly. The postal code field is deprecated (RFC 8805 §2.1.1.5)
-//! and always written empty.
+//! and always written empty. Checking reads each line as a strict CSV reader does (blanks
+//! are part of a field) and says what RFC 8805 makes an error apart from what it advises
+//! against (a warning).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::plan::EgressRange;
@@ -26,14 +30,29 @@ pub struct Entry {
     pub city: String,
 }
 
-/// A line that does not follow RFC 8805.
+/// A line that does not follow RFC 8805 or, among [`Checked::warnings`], one that follows
+/// it but not what it advises.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {reason}")]
+#[error("line {line}:{col}: {reason}")]
 pub struct GeofeedError {
     /// 1-based line.
     pub line: usize,
+    /// 1-based column (characters) where the field at fault starts; 1 for the whole line.
+    pub col: usize,
     /// What is wrong.
     pub reason: String,
+}
+
+/// A feed as `geofeed --check` reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The entries of the lines without errors, in line order.
+    pub entries: Vec<Entry>,
+    /// One for each line RFC 8805 refuses, in line order.
+    pub errors: Vec<GeofeedError>,
+    /// What RFC 8805 allows but advises against (a SHOULD), or a reader would take otherwise
+    /// than the writer likely meant, in line order; a line with an error has none.
+    pub warnings: Vec<GeofeedError>,
 }
 
 /// The fewest prefixes that cover `[lo, hi]` exactly.
@@ -81,7 +100,7 @@ pub fn generate(ranges: &[EgressRange]) -> String {
 
 /// `field` as a CSV field (RFC 4180 §2): quoted, its quotes doubled, when it holds a comma
 /// or a quote. (Line breaks, which would need quoting too, [`check_text`] refuses.)
-fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
+fn csv_field(field: &str) -> Cow<'_, str> {
     if field.contains([',', '"']) { format!("\"{}\"", field.replace('"', "\"\"")).into() } else { field.into() }
 }
 
@@ -144,6 +163,20 @@ pub fn check_text(text: &str) -> Option<String> {
     text.chars().any(char::is_control).then(|| format!("{} holds a control character", quoted(text.trim())))
 }
 
+/// Why free text (a city, a postal code) is not what RFC 8805 advises: it holds a comma.
+/// RFC 8805 §2.1.1.4: "The city field, if non-empty, SHOULD be free UTF-8 text, excluding
+/// the comma (',') character" (§2.1.1.5 says the same of the postal code). A SHOULD, so a
+/// warning: quoted, as [`generate`] writes it, the field is CSV all the same, but a reader
+/// that splits a line at every comma reads another location. `None` when it has none.
+pub fn comma_warning(text: &str) -> Option<String> {
+    text.contains(',').then(|| {
+        format!(
+            "{} holds a comma, which RFC 8805 says a city SHOULD exclude (§2.1.1.4; §2.1.1.5 a postal code)",
+            quoted(text)
+        )
+    })
+}
+
 /// A field as quoted in an error: at most 40 characters, so that a huge field does not
 /// repeat itself into the message.
 fn quoted(field: &str) -> String {
@@ -153,99 +186,198 @@ fn quoted(field: &str) -> String {
     }
 }
 
-/// Parses a feed. Comments and blank lines are skipped; every other line must have a valid
-/// prefix (no host bits set; a bare address is a /32 or /128), a two-letter country if any,
-/// a region of the form `CC-XXX` whose `CC` is the country, and at most five fields. Fields
-/// are CSV (RFC 4180): quoted where they hold commas.
+/// Parses a feed. Comments and blank lines are skipped; every other line must be one record
+/// of CSV (RFC 4180) of at most five fields: a valid prefix (no host bits set; a bare address
+/// is a /32 or /128) that no earlier line has, a two-letter country if any, a region of the
+/// form `CC-XXX` whose `CC` is the country, and none of these three with blanks around it.
+/// The first error, if any; [`parse_all`] has the warnings too.
 pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
-    let (entries, errors) = parse_all(text);
-    match errors.into_iter().next() {
+    let checked = parse_all(text);
+    match checked.errors.into_iter().next() {
         Some(first) => Err(first),
-        None => Ok(entries),
+        None => Ok(checked.entries),
     }
 }
 
-/// [`parse`], going on past errors: the entries of the good lines and an error for each
-/// bad one, in line order (what `geofeed --check` reports).
-pub fn parse_all(text: &str) -> (Vec<Entry>, Vec<GeofeedError>) {
-    let (mut entries, mut errors) = (Vec::new(), Vec::new());
-    // A byte order mark may start the file, and nothing else: each line is read by a CSV
-    // reader of its own, which would take one at the start of any line.
+/// [`parse`], going on past errors: the entries of the good lines, an error for each bad
+/// one, and the warnings, in line order (what `geofeed --check` reports).
+pub fn parse_all(text: &str) -> Checked {
+    let mut checked = Checked::default();
+    // RFC 8805 §2.1.3: "Duplicate IP address or prefix entries MUST be considered an error,
+    // and consumer implementations SHOULD log the repeated entries for further administrative
+    // review." The same network is a duplicate however written (`192.0.2.1` is
+    // `192.0.2.1/32`): "consumers MUST nevertheless accept all valid string representations".
+    // Nesting is not: "Multiple entries that constitute nested prefixes are permitted.
+    // Consumers SHOULD consider the entry with the longest matching prefix (i.e., the 'most
+    // specific') to be the best matching entry for a given IP address."
+    let mut first_line: HashMap<(IpAddr, u8), usize> = HashMap::new();
+    let mut line_warnings = Vec::new();
+    // A byte order mark may start the file, and nothing else: a reader takes one only there.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
-        match parse_line(raw) {
-            Ok(Some(entry)) => entries.push(entry),
-            Ok(None) => {}
-            Err(reason) => errors.push(GeofeedError { line: i + 1, reason }),
-        }
-    }
-    (entries, errors)
-}
-
-/// Why `line` is not one record of CSV as strict readers read it (Python's `csv` with
-/// `strict=True`): a quote never closed, or anything but a comma or the end after a closing
-/// quote, a blank included. (The `csv` crate reads both leniently, as if the line were well
-/// formed; a feed's checker must not.) A field is quoted only when its first byte is a
-/// quote: a quote further on, after a blank too, is text, as those readers take it.
-fn csv_form(line: &str) -> Option<&'static str> {
-    let b = line.as_bytes();
-    let mut i = 0;
-    loop {
-        // Quoted only when the field's first byte is a quote (after a blank it is text).
-        if b.get(i) == Some(&b'"') {
-            i += 1;
-            loop {
-                match (b.get(i), b.get(i + 1)) {
-                    (None, _) => return Some("a quote is not closed"),
-                    (Some(b'"'), Some(b'"')) => i += 2,
-                    (Some(b'"'), _) => break,
-                    _ => i += 1,
+        let line = i + 1;
+        line_warnings.clear();
+        let parsed = parse_line(raw, &mut line_warnings).and_then(|entry| {
+            let Some(entry) = entry else { return Ok(None) };
+            let prefix = (entry.addr, entry.prefix_len);
+            match first_line.get(&prefix) {
+                Some(first) => Err((
+                    0,
+                    format!(
+                        "`{}/{}` is a duplicate of line {first} (the same prefix, however written): RFC 8805 \
+                         §2.1.3 makes it an error",
+                        prefix.0, prefix.1
+                    ),
+                )),
+                None => {
+                    first_line.insert(prefix, line);
+                    Ok(Some(entry))
                 }
             }
-            i += 1;
-            match b.get(i) {
-                None => return None,
-                Some(b',') => i += 1,
-                Some(_) => return Some("text after a closing quote"),
+        });
+        match parsed {
+            Ok(entry) => {
+                checked.entries.extend(entry);
+                let said =
+                    line_warnings.drain(..).map(|(at, reason)| GeofeedError { line, col: column(raw, at), reason });
+                checked.warnings.extend(said);
             }
-        } else {
-            match b[i.min(b.len())..].iter().position(|&c| c == b',') {
-                None => return None,
-                Some(at) => i += at + 1,
-            }
+            Err((at, reason)) => checked.errors.push(GeofeedError { line, col: column(raw, at), reason }),
         }
+    }
+    checked
+}
+
+/// The 1-based column (characters) of byte `at` of `line`.
+fn column(line: &str, at: usize) -> usize {
+    line.get(..at).map_or(1, |before| before.chars().count() + 1)
+}
+
+/// One field of a line: its text (a quoted field's quotes removed, each doubled quote made
+/// one) and the byte of the line where it starts.
+struct Field<'a> {
+    text: Cow<'a, str>,
+    at: usize,
+}
+
+/// Where (a byte of the line) and why a line is not one record of CSV.
+struct Malformed {
+    at: usize,
+    why: &'static str,
+}
+
+/// The fields of `line` as one record of CSV, read as strict readers read it (Python's `csv`
+/// with `strict=True`): a quote never closed, or anything but a comma or the end after a
+/// closing quote, a blank included, is an error, after which nothing more is read. (The `csv`
+/// crate read both leniently, as if the line were well formed; a feed's checker must not.)
+/// A field is quoted only when its first byte is a quote: a quote further on, after a blank
+/// too, is text, as those readers take it. Blanks stay in the field: RFC 4180 §2, "Spaces
+/// are considered part of a field and should not be ignored." One line is one record: a
+/// field quoted across lines is not something a feed has, and a carriage return outside
+/// quotes is refused, as those readers refuse it (the one ending a line is not the line's).
+struct CsvFields<'a> {
+    line: &'a str,
+    /// Where the next field starts; `None` once the line is read.
+    next: Option<usize>,
+}
+
+fn csv_fields(line: &str) -> CsvFields<'_> {
+    CsvFields { line, next: Some(0) }
+}
+
+impl<'a> Iterator for CsvFields<'a> {
+    type Item = Result<Field<'a>, Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.next.take()?;
+        let (line, b) = (self.line, self.line.as_bytes());
+        // Commas and quotes are ASCII, so every index below is a character boundary.
+        let (text, end) = if b.get(at) == Some(&b'"') {
+            // The closing quote is the first one not doubled.
+            let mut close = at + 1;
+            loop {
+                match (b.get(close), b.get(close + 1)) {
+                    (None, _) => return Some(Err(Malformed { at, why: "a quote is not closed" })),
+                    (Some(b'"'), Some(b'"')) => close += 2,
+                    (Some(b'"'), _) => break,
+                    _ => close += 1,
+                }
+            }
+            let inner = &line[at + 1..close];
+            let text = if inner.contains('"') { Cow::Owned(inner.replace("\"\"", "\"")) } else { Cow::Borrowed(inner) };
+            (text, close + 1)
+        } else {
+            // A carriage return is a line break to CSV readers, not text (RFC 4180 §2 quotes
+            // a field holding one): they end the record there, or refuse the line.
+            let stop = b.get(at..).and_then(|rest| rest.iter().position(|&c| c == b',' || c == b'\r'));
+            let end = stop.map_or(b.len(), |n| at + n);
+            (Cow::Borrowed(&line[at..end]), end)
+        };
+        match b.get(end) {
+            None => {}
+            Some(b',') => self.next = Some(end + 1),
+            Some(b'\r') => return Some(Err(Malformed { at: end, why: "a carriage return outside quotes" })),
+            Some(_) => return Some(Err(Malformed { at: end, why: "text after a closing quote" })),
+        }
+        Some(Ok(Field { text, at }))
     }
 }
 
-/// One line: an entry, nothing (a comment, a blank line) or why it is no entry.
-fn parse_line(raw: &str) -> Result<Option<Entry>, String> {
+/// The fields of a feed line (RFC 8805 §2.1: `ip_prefix,alpha2code,region,city,postal_code`).
+const FIELDS: usize = 5;
+
+/// Whether a field has blanks at either end.
+fn has_blanks(field: &str) -> bool {
+    field.trim() != field
+}
+
+/// One line: an entry, nothing (a comment, a blank line) or where (a byte of `raw`) and why
+/// it is no entry. What RFC 8805 advises against goes to `warnings`, placed alike.
+fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<Entry>, (usize, String)> {
     if raw.starts_with('\u{feff}') {
-        return Err("a byte order mark inside the feed (only the file's start may have one)".into());
+        return Err((0, "a byte order mark inside the feed (only the file's start may have one)".into()));
     }
     if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
         return Ok(None);
     }
-    // One line, one record: a field quoted across lines is not something a feed has.
-    if let Some(why) = csv_form(raw) {
-        return Err(format!("not CSV: {why}"));
+    // Every field is read, so that a malformed one past the fifth is said too, but only five
+    // are kept: a line of a million commas is not a million strings. Carriage returns that
+    // end the line (`\r\r\n`, or a last line without `\n`) end it for CSV readers too.
+    let mut fields: Vec<Field<'_>> = Vec::with_capacity(FIELDS);
+    let mut extra: Option<(usize, usize)> = None; // where the sixth field starts, how many past the fifth
+    for field in csv_fields(raw.trim_end_matches('\r')) {
+        let field = field.map_err(|m| (m.at, format!("not CSV: {}", m.why)))?;
+        if fields.len() < FIELDS {
+            fields.push(field);
+        } else {
+            extra.get_or_insert((field.at, 0)).1 += 1;
+        }
     }
-    let mut reader =
-        csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(raw.as_bytes());
-    let record = match reader.records().next() {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return Err(format!("not CSV: {e}")),
-        None => return Ok(None),
-    };
-    let fields: Vec<&str> = record.iter().collect();
-    if fields.len() > 5 {
-        return Err(format!("{} fields; a feed line has at most 5", fields.len()));
+    if let Some((at, more)) = extra {
+        return Err((at, format!("{} fields; a feed line has at most {FIELDS}", FIELDS + more)));
     }
-    let get = |k: usize| fields.get(k).copied().unwrap_or("");
+    let get = |k: usize| fields.get(k).map_or("", |f| f.text.as_ref());
+    let at = |k: usize| fields.get(k).map_or(raw.len(), |f| f.at);
+    // RFC 4180 §2: "Spaces are considered part of a field and should not be ignored." So a
+    // strict reader hands ` US ` on, which is no code, and the entry is lost (RFC 8805 §2.1.3:
+    // an entry whose prefix "fails to parse correctly MUST be discarded", one whose optional
+    // fields fail to parse "SHOULD be discarded"): an error. In free text, a warning below.
+    for (k, what) in [(0, "an IP prefix"), (1, "an ISO 3166-1 code"), (2, "an ISO 3166-2 code")] {
+        if has_blanks(get(k)) {
+            return Err((
+                at(k),
+                format!(
+                    "{} has blanks around it, which RFC 4180 §2 makes part of the field: not {what}",
+                    quoted(get(k))
+                ),
+            ));
+        }
+    }
     let (addr_text, len_text) = match get(0).split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (get(0), None),
     };
-    let addr: IpAddr = addr_text.parse().map_err(|_| format!("{} is not an IP prefix", quoted(get(0))))?;
+    let addr: IpAddr = addr_text.parse().map_err(|_| (at(0), format!("{} is not an IP prefix", quoted(get(0)))))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix_len = match len_text {
         None => max,
@@ -254,22 +386,33 @@ fn parse_line(raw: &str) -> Result<Option<Entry>, String> {
             .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|l| l.parse::<u8>().ok())
             .filter(|l| *l <= max)
-            .ok_or_else(|| format!("bad prefix length in {}", quoted(get(0))))?,
+            .ok_or_else(|| (at(0), format!("bad prefix length in {}", quoted(get(0)))))?,
     };
     let host_bits_set = match addr {
         IpAddr::V4(a) => u32::from(a) & u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
         IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
     };
     if host_bits_set {
-        return Err(format!("{} has host bits set", quoted(get(0))));
+        return Err((at(0), format!("{} has host bits set", quoted(get(0)))));
     }
     let country = get(1).to_ascii_uppercase();
     if let Some(why) = check_country(get(1)).filter(|_| !country.is_empty()) {
-        return Err(why);
+        return Err((at(1), why));
     }
     let region = get(2).to_ascii_uppercase();
     if let Some(why) = check_region(&country, &region) {
-        return Err(why);
+        return Err((at(2), why));
+    }
+    // Free text may hold blanks (`New York`), at its ends too, but readers then publish
+    // ` London` beside `London`: said, not refused.
+    for (k, what) in [(3, "city"), (4, "postal code")] {
+        if has_blanks(get(k)) {
+            let why = format!("{} has blanks around it, which RFC 4180 §2 makes part of the {what}", quoted(get(k)));
+            warnings.push((at(k), why));
+        }
+        if let Some(why) = comma_warning(get(k)) {
+            warnings.push((at(k), why));
+        }
     }
     Ok(Some(Entry { addr, prefix_len, country, region, city: get(3).to_string() }))
 }

@@ -65,9 +65,9 @@ fn a_country_is_one_iso_3166_1_assigns() {
     for bad in ["", "G", "GBR", "G1", "ÉÉ"] {
         assert!(geofeed::check_country(bad).is_some(), "{bad}");
     }
-    let feed = geofeed::parse_all("192.0.2.0/24,UK,,,\n192.0.2.0/24,gb,,,\n192.0.2.0/24,,,,\n");
-    assert_eq!(feed.0.len(), 2);
-    assert!(feed.1[0].reason.contains("the United Kingdom is `GB`"), "{:?}", feed.1);
+    let feed = geofeed::parse_all("192.0.2.0/24,UK,,,\n198.51.100.0/24,gb,,,\n203.0.113.0/24,,,,\n");
+    assert_eq!(feed.entries.len(), 2);
+    assert!(feed.errors[0].reason.contains("the United Kingdom is `GB`"), "{:?}", feed.errors);
 }
 
 fn range(a: [u8; 4], len: u8, country: &str, class: &str) -> EgressRange {
@@ -194,9 +194,10 @@ fn a_prefix_length_with_a_sign_is_refused() {
     assert!(err.reason.contains("prefix length"), "{}", err.reason);
 }
 
-/// Each line is CSV as Python's strict reader reads it: a quote never closed and text after
-/// a closing quote are errors (the `csv` crate took both, reading the line as if it were
-/// well formed); a quote inside a field not quoted is text.
+/// Each line is CSV as Python's strict reader reads it: a quote never closed, text after a
+/// closing quote and a carriage return outside quotes are errors (the `csv` crate took all
+/// three, reading the line as if it were well formed); a quote inside a field not quoted is
+/// text.
 #[test]
 fn lines_that_are_not_csv_are_refused() {
     let strict = |line: &str| {
@@ -213,6 +214,12 @@ fn lines_that_are_not_csv_are_refused() {
         ("198.51.100.0/24,GB,GB-ENG,Lon\"don,", true),
         ("198.51.100.0/24,GB,GB-ENG,\"London\" ,", false),
         ("198.51.100.0/24,GB,GB-ENG, \"Lon\"don,", true),
+        // A carriage return is a line break to these readers: one ending the line ends it,
+        // one inside a field not quoted is refused (the `csv` crate ended the record there,
+        // and the rest of the line went unread).
+        ("198.51.100.0/24,GB,GB-ENG,London,\r", true),
+        ("198.51.100.0/24,GB,GB-ENG,Lon\rdon,", false),
+        ("198.51.100.0/24,GB,GB-ENG,\"Lon\rdon\",", true),
     ] {
         assert_eq!(strict(line), good, "python's reader on {line}");
         let ours = geofeed::parse(line);
@@ -221,4 +228,141 @@ fn lines_that_are_not_csv_are_refused() {
             assert!(e.reason.starts_with("not CSV"), "{line}: {}", e.reason);
         }
     }
+}
+
+/// What `python3 -c script` prints, given `input` on standard input.
+fn python(script: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{script}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// RFC 8805 §2.1.3: "Duplicate IP address or prefix entries MUST be considered an error, and
+/// consumer implementations SHOULD log the repeated entries for further administrative
+/// review." The same section: "Multiple entries that constitute nested prefixes are
+/// permitted." Which line repeats which Python's `ipaddress` decides (one network, however
+/// written: `192.0.2.1` is `192.0.2.1/32`, `2001:0db8:0000::/32` is `2001:db8::/32`); the
+/// nested entries (RFC 8805 §2.2's `192.0.2.5` in its `192.0.2.0/25`, say) are not said.
+#[test]
+fn a_prefix_given_twice_is_an_error_naming_both_lines_and_a_nested_one_is_not() {
+    let feed = "# feed\n\
+                192.0.2.0/24,US,,,\n\
+                192.0.2.1,US,US-AL,Alabaster,\n\
+                192.0.2.1/32,GB,,,\n\
+                2001:db8::/32,PL,,,\n\
+                2001:db8:cafe::/48,PL,PL-MZ,,\n\
+                2001:0db8:0000::/32,PL,,,\n\
+                192.0.2.0/24,US,,,\n";
+    // Each entry line whose network an earlier line has: that line, then the earlier one.
+    let script = "import csv, ipaddress, sys\nfirst = {}\n\
+                  for n, line in enumerate(sys.stdin.read().splitlines(), 1):\n \
+                  if line.startswith('#'): continue\n \
+                  net = ipaddress.ip_network(next(csv.reader([line], strict=True))[0])\n \
+                  if net in first: print(n, first[net])\n \
+                  else: first[net] = n";
+    let oracle = python(script, feed);
+    assert_eq!(oracle, "4 3\n7 5\n8 2\n");
+    let checked = geofeed::parse_all(feed);
+    let ours: String = checked
+        .errors
+        .iter()
+        .map(|e| {
+            let first = e.reason.split("duplicate of line ").nth(1).and_then(|r| r.split(' ').next());
+            format!("{} {}\n", e.line, first.unwrap_or_else(|| panic!("{e:?}")))
+        })
+        .collect();
+    assert_eq!(ours, oracle, "{:?}", checked.errors);
+    assert!(checked.errors.iter().all(|e| e.col == 1 && e.reason.contains("§2.1.3")), "{:?}", checked.errors);
+    // The first of each stands, nested prefixes with it, and nothing is warned about.
+    let kept: Vec<String> = checked.entries.iter().map(|e| format!("{}/{}", e.addr, e.prefix_len)).collect();
+    assert_eq!(kept, ["192.0.2.0/24", "192.0.2.1/32", "2001:db8::/32", "2001:db8:cafe::/48"]);
+    assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
+    assert_eq!(geofeed::parse(feed).unwrap_err().line, 4);
+}
+
+/// RFC 4180 §2: "Spaces are considered part of a field and should not be ignored." Python's
+/// strict reader keeps them, and its `ipaddress` then finds no network in ` 192.0.2.0/24 `.
+/// RFC 8805 §2.1.3 says such an entry "MUST be discarded" (and one whose optional field
+/// "fail[s] to parse ... SHOULD be discarded": ` US ` is no ISO 3166-1 code), so blanks
+/// around the prefix, the country or the region are an error; the city is "free UTF-8 text"
+/// (§2.1.1.4), so there they are a warning. Either at the column where the field starts.
+#[test]
+fn blanks_around_a_field_are_part_of_it() {
+    /// What the check says of a line: an error or a warning at a column, or nothing.
+    enum Said {
+        Error(usize),
+        Warning(usize),
+        Nothing,
+    }
+    // Line; the first field Python reads with blanks, and whether its field 0 is a network;
+    // what we say.
+    let cases = [
+        (" 192.0.2.0/24 , US ,,,", "0 no network", Said::Error(1)),
+        ("192.0.2.0/24 ,US,,,", "0 no network", Said::Error(1)),
+        ("192.0.2.0/24, US,,,", "1 network", Said::Error(14)),
+        ("192.0.2.0/24,US,US-CA ,,", "2 network", Said::Error(17)),
+        ("192.0.2.0/24,US,US-CA, San Francisco,", "3 network", Said::Warning(23)),
+        ("192.0.2.0/24,US,US-CA,\"San Francisco \",", "3 network", Said::Warning(23)),
+        ("192.0.2.0/24,US,US-CA,San Francisco,", "- network", Said::Nothing),
+    ];
+    let script = "import csv, ipaddress, sys\n\
+                  for line in sys.stdin.read().splitlines():\n \
+                  fields = next(csv.reader([line], strict=True))\n \
+                  blank = [str(k) for k, f in enumerate(fields) if f != f.strip()]\n \
+                  try: ipaddress.ip_network(fields[0]); ok = 'network'\n \
+                  except ValueError: ok = 'no network'\n \
+                  print(blank[0] if blank else '-', ok)";
+    let lines: String = cases.iter().map(|c| format!("{}\n", c.0)).collect();
+    let oracle = python(script, &lines);
+    assert_eq!(oracle.lines().collect::<Vec<_>>(), cases.iter().map(|c| c.1).collect::<Vec<_>>());
+    for (line, _, expected) in cases {
+        let checked = geofeed::parse_all(line);
+        let said = match expected {
+            Said::Error(col) => {
+                assert_eq!(checked.errors.iter().map(|e| e.col).collect::<Vec<_>>(), [col], "{line}");
+                &checked.errors[0]
+            }
+            Said::Warning(col) => {
+                assert!(checked.errors.is_empty(), "{line}: {:?}", checked.errors);
+                assert_eq!(checked.warnings.iter().map(|e| e.col).collect::<Vec<_>>(), [col], "{line}");
+                &checked.warnings[0]
+            }
+            Said::Nothing => {
+                assert!(checked.errors.is_empty() && checked.warnings.is_empty(), "{line}: {checked:?}");
+                continue;
+            }
+        };
+        assert!(said.reason.contains("blanks around it"), "{line}: {}", said.reason);
+    }
+}
+
+/// RFC 8805 §2.1.1.4: "The city field, if non-empty, SHOULD be free UTF-8 text, excluding the
+/// comma (',') character." A SHOULD, not a MUST: the entry stands (Python's strict reader
+/// reads five fields, the city `San Francisco, CA`) and the city is warned about, as it is
+/// in what `generate` writes for such a city.
+#[test]
+fn a_city_with_a_comma_is_a_warning_not_an_error() {
+    let line = "192.0.2.0/24,US,US-CA,\"San Francisco, CA\",";
+    let script =
+        "import csv, sys\nr = next(csv.reader([sys.stdin.read().strip()], strict=True))\nprint(len(r), r[3], sep='|')";
+    assert_eq!(python(script, line), "5|San Francisco, CA\n");
+    let checked = geofeed::parse_all(line);
+    assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+    assert_eq!(checked.entries.iter().map(|e| e.city.as_str()).collect::<Vec<_>>(), ["San Francisco, CA"]);
+    assert_eq!(checked.warnings.len(), 1, "{:?}", checked.warnings);
+    assert_eq!((checked.warnings[0].line, checked.warnings[0].col), (1, 23));
+    assert!(checked.warnings[0].reason.contains("comma") && checked.warnings[0].reason.contains("§2.1.1.4"));
+    let mut sf = range([198, 51, 100, 0], 24, "US", "trusted");
+    (sf.tags.region, sf.tags.city) = ("US-CA".into(), "San Francisco, CA".into());
+    let written = geofeed::parse_all(&geofeed::generate(&[sf]));
+    assert_eq!((written.entries.len(), written.errors.len(), written.warnings.len()), (1, 0, 1), "{written:?}");
+    assert_eq!(geofeed::comma_warning("London"), None);
 }

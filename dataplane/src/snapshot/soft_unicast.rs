@@ -328,14 +328,19 @@ impl Builder<'_> {
             }
             // What the geofeed publishes: a region of the country, a city on one line.
             let text = |v: &Option<Spanned<String>>| v.as_ref().map_or(String::new(), |v| v.get_ref().clone());
-            // Space around a city is not part of it: the feed's readers trim it, and ` London `
-            // beside `London` was published as two locations, never merged.
+            // Space around a city is not part of it: the feed's readers keep it (RFC 4180 §2), and
+            // ` London ` beside `London` was published as two locations, never merged.
             let (region, city) = (text(&e.region), text(&e.city).trim().to_string());
             if let Some(why) = portslice::geofeed::check_region(country, &region) {
                 self.err(&e.region.as_ref().map_or(e.country.span(), |v| v.span()), format!("region: {why}"));
             }
+            let city_span = e.city.as_ref().map_or(e.prefix.span(), |v| v.span());
             if let Some(why) = portslice::geofeed::check_text(&city) {
-                self.err(&e.city.as_ref().map_or(e.prefix.span(), |v| v.span()), format!("city: {why}"));
+                self.err(&city_span, format!("city: {why}"));
+            }
+            // RFC 8805 §2.1.1.4 says SHOULD: the feed quotes the comma, so said, not refused.
+            if let Some(why) = portslice::geofeed::comma_warning(&city) {
+                self.warn(&city_span, format!("city: {why}"));
             }
             let tags = Tags { country: country.to_ascii_uppercase(), region, city, class: e.class.clone() };
             written.push((u32::from(net.network()), u32::from(net.broadcast()), net, e.prefix.span()));
