@@ -208,6 +208,163 @@ prefixes = ["2001:db8:1::/48"]
     );
 }
 
+/// Customers (name, prefixes) as a configuration with one prefix to a line (at its column
+/// 1), and the errors a containment check of every pair against every other expects: each
+/// at the prefix written later, naming the one written first.
+fn nested_prefixes(customers: &[(&str, Vec<String>)]) -> (String, Vec<String>) {
+    let mut text = String::from("[server]\nanycast = \"192.0.2.1\"\n");
+    // (prefix, customer, line), in the order written.
+    let mut written: Vec<(&str, &str, usize)> = Vec::new();
+    for (name, prefixes) in customers {
+        text += &format!("[[customer]]\nname = \"{name}\"\nprefixes = [\n");
+        for p in prefixes {
+            written.push((p.as_str(), *name, text.lines().count() + 1));
+            text += &format!("\"{p}\",\n");
+        }
+        text += "]\n";
+    }
+    let mut expected = Vec::new();
+    for (j, &(later, later_name, line)) in written.iter().enumerate() {
+        for &(earlier, earlier_name, at) in &written[..j] {
+            if holds(earlier, later) || holds(later, earlier) {
+                expected.push(format!(
+                    "bad.toml:{line}:1: prefix {later} of customer `{later_name}` overlaps {earlier} of customer \
+                     `{earlier_name}` (at bad.toml:{at}:1)"
+                ));
+            }
+        }
+    }
+    (text, expected)
+}
+
+/// Whether prefix `a` holds prefix `b` (each written as its network and length): one family,
+/// `a` no longer, and as many of `b`'s first bits as `a`'s length are `a`'s.
+fn holds(a: &str, b: &str) -> bool {
+    let bits = |p: &str| -> (u32, u128, u32) {
+        let (addr, len) = p.split_once('/').unwrap();
+        let len: u32 = len.parse().unwrap();
+        match addr.parse::<std::net::IpAddr>().unwrap() {
+            std::net::IpAddr::V4(a) => (32, u32::from(a).into(), len),
+            std::net::IpAddr::V6(a) => (128, u128::from(a), len),
+        }
+    };
+    let ((width_a, addr_a, len_a), (width_b, addr_b, len_b)) = (bits(a), bits(b));
+    width_a == width_b && len_a <= len_b && (addr_a ^ addr_b).checked_shr(width_a - len_a).unwrap_or(0) == 0
+}
+
+/// Every pair of customer prefixes one of which holds the other is an error, said at the
+/// prefix written later: a prefix inside two nested ones is said inside each (c inside b
+/// went unsaid when both were inside a, and 10.1.0.0/16 inside 10.0.0.0/8 when 0.0.0.0/0
+/// held both). Expected from a check of every pair, on those and on random prefixes of both
+/// families; copies of one prefix are each said against the first.
+#[test]
+fn every_pair_of_overlapping_customer_prefixes_is_said() {
+    let owned = |ps: &[&str]| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let mut cases = vec![
+        vec![("a", owned(&["198.18.0.0/15"])), ("b", owned(&["198.18.0.0/16"])), ("c", owned(&["198.18.2.0/24"]))],
+        vec![("a", owned(&["10.0.0.0/8", "10.1.0.0/16", "0.0.0.0/0"]))],
+    ];
+    // Distinct random prefixes inside 10.0.0.0/12 (/12 to /22) and 2001:db8::/32 (/32 to
+    // /48), so that many nest; xorshift from a fixed seed.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut random: Vec<String> = Vec::new();
+    while random.len() < 60 {
+        let r = next();
+        let prefix = if r & 1 == 0 {
+            let len = 12 + (r >> 1) % 11;
+            let addr = (0x0a00_0000 | ((r >> 8) as u32 & 0x000f_fc00)) & (u32::MAX << (32 - len));
+            format!("{}/{len}", std::net::Ipv4Addr::from(addr))
+        } else {
+            let len = 32 + (r >> 1) % 17;
+            let addr = ((0x2001_0db8_u128 << 96) | (u128::from((r >> 8) as u16) << 80)) & (u128::MAX << (128 - len));
+            format!("{}/{len}", std::net::Ipv6Addr::from(addr))
+        };
+        if !random.contains(&prefix) {
+            random.push(prefix);
+        }
+    }
+    let names = ["a", "b", "c"];
+    cases.push(
+        names.iter().enumerate().map(|(k, n)| (*n, random.iter().skip(k).step_by(3).cloned().collect())).collect(),
+    );
+    for customers in &cases {
+        let (text, mut expected) = nested_prefixes(customers);
+        let mut said = errors(&text);
+        said.sort();
+        expected.sort();
+        assert_eq!(said, expected, "{text}");
+    }
+    assert_eq!(nested_prefixes(&cases[0]).1.len(), 3);
+    assert_eq!(nested_prefixes(&cases[1]).1.len(), 3);
+    // The random prefixes nest deep: some prefix is said against three or more others.
+    let expected = nested_prefixes(&cases[2]).1;
+    let most = expected
+        .iter()
+        .map(|e| expected.iter().filter(|f| f.split(" overlaps").next() == e.split(" overlaps").next()).count())
+        .max();
+    assert!(expected.len() > 60 && most >= Some(3), "{expected:#?}");
+
+    let copies =
+        [("a", owned(&["10.0.0.0/8", "10.1.0.0/16"])), ("b", owned(&["10.0.0.0/8"])), ("c", owned(&["10.0.0.0/8"]))];
+    assert_eq!(
+        errors(&nested_prefixes(&copies).0),
+        [
+            "bad.toml:7:1: prefix 10.1.0.0/16 of customer `a` overlaps 10.0.0.0/8 of customer `a` (at bad.toml:6:1)",
+            "bad.toml:12:1: prefix 10.0.0.0/8 of customer `b` overlaps 10.0.0.0/8 of customer `a` (at bad.toml:6:1)",
+            "bad.toml:17:1: prefix 10.0.0.0/8 of customer `c` overlaps 10.0.0.0/8 of customer `a` (at bad.toml:6:1)",
+        ]
+    );
+}
+
+/// Egress ranges nested three deep: each pair is said, at the range written later (the
+/// innermost was said inside the outermost alone).
+#[test]
+fn every_pair_of_overlapping_egress_ranges_is_said() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[soft_unicast]
+this_server = "a1"
+[[soft_unicast.data_centre]]
+name = "a"
+backbone = "10.9.0.11"
+[[soft_unicast.server]]
+name = "a1"
+data_centre = "a"
+backbone = "10.9.0.11"
+[[soft_unicast.egress]]
+prefix = "198.18.200.0/22"
+data_centre = "a"
+country = "GB"
+[[soft_unicast.egress]]
+prefix = "198.18.200.0/23"
+data_centre = "a"
+country = "GB"
+[[soft_unicast.egress]]
+prefix = "198.18.201.0/24"
+data_centre = "a"
+country = "GB"
+"#;
+    let mut said = errors(text);
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            "bad.toml:20:10: egress prefix 198.18.200.0/23 overlaps egress prefix 198.18.200.0/22",
+            "bad.toml:24:10: egress prefix 198.18.201.0/24 overlaps egress prefix 198.18.200.0/22",
+            "bad.toml:24:10: egress prefix 198.18.201.0/24 overlaps egress prefix 198.18.200.0/23",
+        ]
+    );
+}
+
 #[test]
 fn tunnels_of_another_customer_cannot_be_routed_to() {
     let text = r#"[server]

@@ -33,6 +33,44 @@ type TunnelNames<'c> = HashMap<&'c str, (Range<usize>, CustomerId, TunnelId)>;
 /// The smallest MTU of a link that carries IPv6 (RFC 8200 section 5).
 const IPV6_MIN_MTU: u32 = 1280;
 
+/// A prefix as its family (4 or 6) and its first and last address.
+fn prefix_bounds(net: &IpNet) -> (u8, u128, u128) {
+    match net {
+        IpNet::V4(n) => (4, u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
+        IpNet::V6(n) => (6, n.network().into(), n.broadcast().into()),
+    }
+}
+
+/// Every overlapping pair among `ranges` (prefixes as [`prefix_bounds`] gives them, in any
+/// order), as indices: (enclosing, enclosed). Prefixes are aligned, so two overlap only if
+/// one holds the other: taken by family and start, widest first, each lies inside exactly
+/// the ones still open on a stack of enclosing prefixes (each inside the one below it) once
+/// those that end before it are closed. A copy of the prefix open on top is paired with the
+/// stack but not opened itself: n copies make n - 1 pairs among themselves, not n²/2
+/// (32,768 copies, a configuration's bound, would make half a billion errors), and no
+/// prefix is paired with more than one of each length (33 in IPv4, 129 in IPv6).
+pub(super) fn nested_pairs(ranges: &[(u8, u128, u128)]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    // Stable: of equal prefixes the one given first is opened.
+    order.sort_by_key(|&i| (ranges[i].0, ranges[i].1, std::cmp::Reverse(ranges[i].2)));
+    let mut open: Vec<usize> = Vec::new();
+    let mut pairs = Vec::new();
+    for i in order {
+        let (family, first, _) = ranges[i];
+        while let Some(&o) = open.last() {
+            if ranges[o].0 == family && first <= ranges[o].2 {
+                break; // inside it, and so inside every one below
+            }
+            open.pop();
+        }
+        pairs.extend(open.iter().map(|&o| (o, i)));
+        if open.last().is_none_or(|&o| ranges[o] != ranges[i]) {
+            open.push(i);
+        }
+    }
+    pairs
+}
+
 impl Builder<'_> {
     /// Our own addresses (anycast, the fleet's backbone addresses) and the tunnels' routers
     /// must lie outside every prefix this edge announces (customers' and soft-unicast egress
@@ -236,47 +274,32 @@ impl Builder<'_> {
         }
     }
 
-    /// Customer prefixes must be disjoint, within a customer and across customers.
+    /// Customer prefixes must be disjoint, within a customer and across customers: each
+    /// overlapping pair is said at the prefix written later, with where the other is.
     pub(super) fn check_overlaps(
         &mut self,
         prefixes: &mut [OwnedPrefix],
         customers: &[Spanned<config::CustomerSection>],
     ) {
-        let bounds = |n: &IpNet| -> (u8, u128, u128) {
-            match n {
-                IpNet::V4(n) => (4, u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
-                IpNet::V6(n) => (6, u128::from(n.network()), u128::from(n.broadcast())),
-            }
-        };
-        // Widest first among equal starts, so that it is the one left open.
-        prefixes.sort_by_key(|p| (bounds(&p.net).0, bounds(&p.net).1, p.net.prefix_len()));
-        // Prefixes are aligned, so two overlap only if one contains the other: sweeping in
-        // start order, each prefix is checked against the widest one still open.
-        let mut open: Option<usize> = None;
-        for i in 0..prefixes.len() {
-            let (fam, lo, hi) = bounds(&prefixes[i].net);
-            if let Some(o) = open {
-                let (ofam, _, ohi) = bounds(&prefixes[o].net);
-                if ofam == fam && lo <= ohi {
-                    let (earlier, later) =
-                        if prefixes[o].span.start < prefixes[i].span.start { (o, i) } else { (i, o) };
-                    let name = |c: CustomerId| customers[c as usize].get_ref().name.get_ref().clone();
-                    let message = format!(
-                        "prefix {} of customer `{}` overlaps {} of customer `{}` (at {})",
-                        prefixes[later].net,
-                        name(prefixes[later].customer),
-                        prefixes[earlier].net,
-                        name(prefixes[earlier].customer),
-                        self.src.pos(prefixes[earlier].span.start)
-                    );
-                    let span = prefixes[later].span.clone();
-                    self.err(&span, message);
-                    if hi <= ohi {
-                        continue; // still inside the open prefix
-                    }
-                }
-            }
-            open = Some(i);
+        // By family and start, widest first: `check_egress_overlaps` looks starts up in this order.
+        prefixes.sort_by_key(|p| {
+            let (family, first, _) = prefix_bounds(&p.net);
+            (family, first, p.net.prefix_len())
+        });
+        let ranges: Vec<(u8, u128, u128)> = prefixes.iter().map(|p| prefix_bounds(&p.net)).collect();
+        for (a, b) in nested_pairs(&ranges) {
+            let (earlier, later) = if prefixes[a].span.start < prefixes[b].span.start { (a, b) } else { (b, a) };
+            let name = |c: CustomerId| customers[c as usize].get_ref().name.get_ref().clone();
+            let message = format!(
+                "prefix {} of customer `{}` overlaps {} of customer `{}` (at {})",
+                prefixes[later].net,
+                name(prefixes[later].customer),
+                prefixes[earlier].net,
+                name(prefixes[earlier].customer),
+                self.src.pos(prefixes[earlier].span.start)
+            );
+            let span = prefixes[later].span.clone();
+            self.err(&span, message);
         }
     }
 
@@ -344,10 +367,8 @@ impl Builder<'_> {
     fn warn_unrouted(&mut self, sections: &[Spanned<CustomerSection>], prefixes: &[OwnedPrefix]) {
         use classifier::set::IntervalSet;
         let range = |n: &IpNet| -> (u128, u128) {
-            match n {
-                IpNet::V4(n) => (u32::from(n.network()).into(), u32::from(n.broadcast()).into()),
-                IpNet::V6(n) => (n.network().into(), n.broadcast().into()),
-            }
+            let (_, first, last) = prefix_bounds(n);
+            (first, last)
         };
         // Each customer's routes merged into the addresses they cover, per family, once (a
         // customer of thousands of prefixes and routes was quadratic here).

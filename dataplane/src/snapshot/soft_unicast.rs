@@ -351,14 +351,12 @@ impl Builder<'_> {
                 data_centre: e.data_centre.get_ref().clone(),
             });
         }
-        // Overlaps, at the prefix written later (sorted by start, a range overlaps the next).
-        written.sort_by_key(|w| (w.0, w.1));
-        for pair in written.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            if b.0 <= a.1 {
-                let (first, later) = if a.3.start < b.3.start { (a, b) } else { (b, a) };
-                self.err(&later.3, format!("egress prefix {} overlaps egress prefix {}", later.2, first.2));
-            }
+        // Every overlapping pair, at the prefix written later.
+        let ranges: Vec<(u8, u128, u128)> = written.iter().map(|w| (4, w.0.into(), w.1.into())).collect();
+        for (a, b) in super::routes::nested_pairs(&ranges) {
+            let (first, later) = if written[a].3.start < written[b].3.start { (a, b) } else { (b, a) };
+            let message = format!("egress prefix {} overlaps egress prefix {}", written[later].2, written[first].2);
+            self.err(&written[later].3, message);
         }
         Some(egress)
     }
