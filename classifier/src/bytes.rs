@@ -260,7 +260,7 @@ impl Layer {
                 let (start, len) = (at(Dim::L3At)?, at(Dim::IpLen)?);
                 Some(cut(start, if len < at(Dim::IpHdrLen)? { frame_len } else { start + len }))
             }
-            Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, at(Dim::L3At)? + 40 + at(Dim::IpLen)?)),
+            Layer::Ipv6 if version == 6 => Some(cut(at(Dim::L3At)?, ip_payload_end(key)?)),
             // A bogus header has no length tshark believes: it searches to the frame's end
             // (which cuts a header cut short).
             Layer::Ip if is_cut_or_bogus(version, 4) => Some(cut(at(Dim::L3At)?, frame_len)),
@@ -287,12 +287,13 @@ fn is_cut_or_bogus(version: u32, family: u8) -> bool {
 }
 
 /// Where the IP packet's payload ends in the frame: its length field's end (IPv6's counts
-/// from after the fixed header), so that Ethernet padding is never data.
+/// from after the fixed header; a jumbogram's is its Jumbo Payload option's, not the
+/// header's 0), so that Ethernet padding is never data.
 fn ip_payload_end(key: &Key) -> Option<usize> {
     let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
     match key.get(Dim::IpVersion) {
         4 => Some(at(Dim::L3At)? + at(Dim::IpLen)?),
-        6 => Some(at(Dim::L3At)? + 40 + at(Dim::IpLen)?),
+        6 => Some(at(Dim::L3At)? + 40 + at(Dim::Ipv6JumboLen).or(at(Dim::IpLen))?),
         _ => None,
     }
 }

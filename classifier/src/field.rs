@@ -232,6 +232,11 @@ dims! {
     L3At,
     /// Where the transport header starts (after any IPv6 extension headers).
     L4At,
+    /// An IPv6 jumbogram's payload length (RFC 2675): its Jumbo Payload option's, where the
+    /// fixed header's is 0 (which `ipv6.plen` stays, as tshark shows it), no more than the
+    /// frame holds past the fixed header on the wire. No rule names it either: byte tests
+    /// end the IP payload there.
+    Ipv6JumboLen,
 }
 
 /// Number of slots in a [`Key`].
@@ -269,7 +274,7 @@ impl Key {
         key
     }
 
-    /// Makes this the key [`Key::new`] makes, in place (a key is 332 bytes: building one
+    /// Makes this the key [`Key::new`] makes, in place (a key is 336 bytes: building one
     /// and copying it over costs a copy more, which showed in the pipeline's profile).
     #[inline]
     pub fn reset(&mut self, frame_len: u32) {

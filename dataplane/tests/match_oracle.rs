@@ -1051,8 +1051,109 @@ fn value_names_are_the_installed_wiresharks() {
 #[test]
 fn a_jumbogram_is_read_behind_its_hop_by_hop_header() {
     let file = root().join("pcaps/malformed/tcpdump-ipv6_jumbogram_invalid_length.pcap");
-    let exprs = ["ipv6", "icmpv6", "len(ipv6) == 40", "len(ipv6) == 48", "udp", "tcp"];
+    // Its option says 65,537 bytes, one more than the frame holds: the ICMPv6 message runs
+    // to the frame's end (the bytes searched for lie 65,486 bytes past the fixed header).
+    let exprs = [
+        "ipv6",
+        "icmpv6",
+        "len(ipv6) == 40",
+        "len(ipv6) == 48",
+        "udp",
+        "tcp",
+        "len(icmpv6) == 65528",
+        "icmpv6 contains 04:00:bd:a1:00",
+        "ipv6 contains 04:00:bd:a1:00",
+    ];
     assert!(!theirs(&file, "icmpv6").is_empty(), "tshark reads ICMPv6 behind the Hop-by-Hop header");
     let wrong = differences(&file, &exprs);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A jumbogram's payload runs as far as its Jumbo Payload option says (RFC 2675 §2), as
+/// tshark reads it: no further than the frame on the wire (`tcp.len`) and its bytes no
+/// further than the capture; bytes past it are a trailer, in no layer. transitd ended the
+/// payload at the fixed header's length of 0: no `udp.payload`, `tcp.payload` or `tcp.len`,
+/// and `icmpv6` and `ipv6` held nothing past the headers. An option tshark does not take
+/// (65,535 or less, 40 more passing 32 bits, its bytes not captured, starting past the
+/// Hop-by-Hop header) is none: nothing is read past the fixed header (transitd read on). The
+/// data plane drops jumbograms all the same. scapy makes the packets; tshark is the oracle.
+#[test]
+fn a_jumbograms_payload_is_as_long_as_its_option_says() {
+    let file = std::env::temp_dir().join(format!("transitd-match-jumbograms-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+ip = IPv6(src='2001:db8::1', dst='2001:db8::2', plen=0, nh=0)
+hbh = lambda nh, options, hlen=0: bytes([nh, hlen]) + options
+J = lambda n: b'\xc2\x04' + n.to_bytes(4, 'big')
+data = b'A' * 70000 + b'TAIL'
+udp = bytes(UDP(sport=61000, dport=61001, len=0, chksum=0)) + data
+tcp = lambda port: bytes(TCP(sport=port, dport=61001, flags='PA', chksum=0)) + data
+L = 8 + len(udp)
+T = 8 + len(tcp(0))
+def snapped(p, n):
+    q = Ether(bytes(p)[:n])
+    q.wirelen = len(p)
+    return q
+frames = [
+    e/ip/IPv6ExtHdrHopByHop(nh=17, options=[Jumbo(jumboplen=L)])/UDP(sport=61000, dport=61001, len=0)/Raw(data),
+    e/ip/IPv6ExtHdrHopByHop(nh=58, options=[Jumbo(jumboplen=16 + len(data))])/ICMPv6EchoRequest(data=data),
+    e/ip/Raw(hbh(6, J(T)) + tcp(61000)),
+    # Shorter than the bytes: the rest is a trailer. Longer than the frame, or the capture.
+    e/ip/Raw(hbh(17, J(L)) + udp + b'TRLR' * 100),
+    e/ip/Raw(hbh(6, J(T + 1000)) + tcp(61002)),
+    snapped(e/ip/Raw(hbh(6, J(T)) + tcp(61004)), 300),
+    snapped(e/ip/Raw(hbh(17, J(L)) + udp), 300),
+    # No option to tshark: 65,535, a sum past 32 bits, its value cut, past the header's end.
+    e/ip/Raw(hbh(17, J(65535)) + udp),
+    e/ip/Raw(hbh(17, J(0xffffffd8)) + udp),
+    snapped(e/ip/Raw(hbh(17, J(L)) + udp), 60),
+    e/ip/Raw(hbh(17, b'\x00' * 6) + J(L) + udp),
+    # Taken: just short of wrapping; after PadN; after one of length 5; at the header's last byte.
+    e/ip/Raw(hbh(17, J(0xffffffd7)) + udp),
+    e/ip/Raw(hbh(17, b'\x01\x00' + J(L + 8) + b'\x01\x04\x00\x00\x00\x00', 1) + udp),
+    e/ip/Raw(hbh(17, b'\xc2\x05\x00\x00\x00\x00\x00' + J(L + 8) + b'\x00', 1) + udp),
+    e/ip/Raw(hbh(17, b'\x00' * 5 + J(L)) + udp),
+    # A payload length that is not 0 stands: the option is not read.
+    e/IPv6(src='2001:db8::1', dst='2001:db8::2', plen=200, nh=0)/Raw(hbh(17, J(L)) + udp),
+]
+"#,
+    );
+    let exprs = [
+        "ipv6",
+        "ipv6.plen == 0",
+        "len(ipv6) == 40",
+        "len(ipv6) == 48",
+        "len(ipv6) == 56",
+        "ipv6 contains \"TAIL\"",
+        "ipv6 contains \"TRLR\"",
+        "udp",
+        "udp.length == 0",
+        "udp.payload",
+        "udp.payload contains \"TAIL\"",
+        "udp.payload contains \"TRLR\"",
+        "udp.payload[-4:] == \"TAIL\"",
+        "len(udp.payload) == 70004",
+        "len(udp.payload) == 230",
+        "udp contains \"TAIL\"",
+        "tcp",
+        "tcp.len",
+        "tcp.len == 70004",
+        "tcp.len > 65535",
+        "tcp.payload",
+        "tcp.payload contains \"TAIL\"",
+        "len(tcp.payload) == 70004",
+        "len(tcp.payload) == 218",
+        "tcp contains \"TAIL\"",
+        "icmpv6",
+        "icmpv6.type == 128",
+        "icmpv6 contains \"TAIL\"",
+        "len(icmpv6) == 70012",
+        "frame contains \"TRLR\"",
+    ];
+    assert_eq!(theirs(&file, "udp.payload contains \"TAIL\"").len(), 5, "tshark reads the jumbograms' payloads");
+    let wrong = differences_among(&file, "frame", &exprs);
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

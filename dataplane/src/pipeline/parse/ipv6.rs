@@ -14,18 +14,35 @@ use super::l4::{fill_l4_lenient, parse_l4};
 use super::{Fragment, IpFrame, Parsed, fill_traffic_class, offset_in};
 use crate::pipeline::verdict::DropReason;
 
-/// Whether the IPv6 packet `l3` begins with a Hop-by-Hop header holding a Jumbo Payload
-/// option (type 0xC2, RFC 2675 §2), whose length replaces a payload length of 0.
-fn jumbo_payload_option(l3: &[u8]) -> bool {
+/// The payload length of the IPv6 jumbogram `l3` (RFC 2675 §2: the bytes after the fixed
+/// header, extension headers included), as tshark 4.0 takes it: the fixed header's payload
+/// length is 0, a Hop-by-Hop header follows, and of its options (those starting inside it,
+/// whose bytes are there: one may run past the header's end) the first Jumbo Payload option
+/// of length 4 says more than 65,535. `None` when there is none, when it says 65,535 or less
+/// (RFC 2675 §3: an error; tshark takes the option as missing), or when the fixed header's
+/// 40 bytes more pass 32 bits (tshark's sum wraps, and it reads nothing past the header).
+fn jumbo_payload_len(l3: &[u8]) -> Option<u32> {
     const HOP_BY_HOP: u8 = 0;
     const JUMBO: u8 = 0xc2;
-    if l3.get(6) != Some(&HOP_BY_HOP) {
-        return false;
+    if l3.get(4..7) != Some(&[0, 0, HOP_BY_HOP][..]) {
+        return None;
     }
-    let end = l3.get(41).map_or(0, |&len| 40 + (usize::from(len) + 1) * 8);
-    let area = l3.get(42..end.min(l3.len())).unwrap_or_default();
-    // The option's type is enough, whether or not its data fits what was captured.
-    Ipv6Options::new(area).any(|(option_type, _)| option_type == JUMBO)
+    let header_end = 40 + (usize::from(*l3.get(41)?) + 1) * 8;
+    let mut at = 42; // where the option `Ipv6Options` reads next begins in `l3`
+    for (option_type, data) in Ipv6Options::new(l3.get(42..)?) {
+        if at >= header_end {
+            return None;
+        }
+        let data = data?; // past the bytes captured: no option can follow
+        if option_type == JUMBO
+            && let Ok(len) = <[u8; 4]>::try_from(data)
+        {
+            let len = u32::from_be_bytes(len);
+            return (len > 0xffff && len.checked_add(40).is_some()).then_some(len);
+        }
+        at += if option_type == PAD1 { 1 } else { 2 + data.len() };
+    }
+    None
 }
 
 pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
@@ -33,25 +50,35 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     let ip = match ipv6_layer(l3) {
         Ok(ip) => ip,
         Err(reason) => {
-            if let Ok((lax, _)) = LaxIpv6Slice::from_slice(l3) {
+            // A jumbogram ends where its option says, or where the frame does on the wire
+            // (tshark's length: `tcp.len` counts from it); its bytes, where the capture does.
+            let jumbo = jumbo_payload_len(l3).map(|len| {
+                let on_the_wire = (key.get(Dim::FrameLen) as usize).saturating_sub(l3_start).max(l3.len());
+                len.min(u32::try_from(on_the_wire.saturating_sub(40)).unwrap_or(u32::MAX))
+            });
+            let packet = jumbo.and_then(|len| l3.get(..40 + len as usize)).unwrap_or(l3);
+            if let Ok((lax, _)) = LaxIpv6Slice::from_slice(packet) {
                 let h = lax.header();
                 fill_ipv6(key, &h);
-                if h.payload_length() == 0 && !jumbo_payload_option(l3) {
-                    // A jumbogram's length without its option, or TSO's in a capture: tshark's
-                    // IPv6 payload is then empty, no extension header is read, and of the
-                    // transports only ICMPv6 has a layer without a byte. (With a Jumbo
-                    // Payload option in a Hop-by-Hop header, RFC 2675, tshark reads on: so
-                    // does the lenient walk below.)
+                if h.payload_length() == 0 && jumbo.is_none() {
+                    // A jumbogram's length without its option (or with one tshark does not
+                    // take, [`jumbo_payload_len`]), or TSO's in a capture: tshark's IPv6
+                    // payload is then empty, no extension header is read, and of the
+                    // transports only ICMPv6 has a layer without a byte.
                     if h.next_header() == IpNumber::IPV6_ICMP {
                         key.set(Dim::L4At, (l3_start + 40) as u32);
                         key.set_l4_proto(IpNumber::IPV6_ICMP.0);
                     }
                     return Parsed::Bad(reason);
                 }
+                if let Some(len) = jumbo {
+                    key.set(Dim::Ipv6JumboLen, len);
+                }
                 let p = lax.payload();
                 key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
-                let declared = usize::from(h.payload_length()).saturating_sub(extensions);
+                let payload_len = jumbo.map_or(usize::from(h.payload_length()), |len| len as usize);
+                let declared = payload_len.saturating_sub(extensions);
                 // Not first: iterating the extension headers of a lenient
                 // slice reads past a header cut short (etherparse 0.21), so a fragment here
                 // counts as a later one.
@@ -375,6 +402,44 @@ mod tests {
         assert_eq!(walked, expected);
         // A type byte without its length byte.
         assert_eq!(Ipv6Options::new(&[0, 0x05]).collect::<Vec<_>>(), [(PAD1, Some(&[][..])), (0x05, None)]);
+    }
+
+    #[test]
+    fn a_jumbo_payload_length_is_taken_where_tshark_takes_it() {
+        // A fixed header of payload length 0 and next header Hop-by-Hop, then `hbh`. tshark
+        // 4.0 (scapy-made jumbograms, dataplane/tests/match_oracle.rs) takes the first Jumbo
+        // Payload option (0xc2) of length 4 that starts inside the header and whose bytes
+        // are there, if it says more than 65,535 and 40 more fit 32 bits.
+        let len_of = |hbh: &[u8]| {
+            let mut l3 = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
+            l3.extend([0x20; 32]);
+            l3.extend(hbh);
+            jumbo_payload_len(&l3)
+        };
+        let jumbo = |len: u32| [[0xc2, 4].as_slice(), &len.to_be_bytes()[..]].concat();
+        // Next header UDP, length 0 (8 bytes), the option.
+        let plain = |len: u32| [[17, 0].as_slice(), &jumbo(len)[..]].concat();
+        assert_eq!(len_of(&plain(70_000)), Some(70_000));
+        assert_eq!(len_of(&plain(65_536)), Some(65_536));
+        assert_eq!(len_of(&plain(65_535)), None);
+        assert_eq!(len_of(&plain(0xffff_ffd7)), Some(0xffff_ffd7));
+        assert_eq!(len_of(&plain(0xffff_ffd8)), None);
+        assert_eq!(len_of(&plain(70_000)[..7]), None, "its last byte not captured");
+        // After PadN, after a Jumbo Payload option of length 5 (16-byte header), at the
+        // header's last byte (running past it), at its end (not its option).
+        let padded = [[17, 1, 1, 0].as_slice(), &jumbo(70_000)[..], &[1, 4, 0, 0, 0, 0][..]].concat();
+        assert_eq!(len_of(&padded), Some(70_000));
+        let after_five = [[17, 1, 0xc2, 5, 0, 0, 0, 0, 0].as_slice(), &jumbo(70_000)[..], &[0][..]].concat();
+        assert_eq!(len_of(&after_five), Some(70_000));
+        assert_eq!(len_of(&[[17, 0, 0, 0, 0, 0, 0].as_slice(), &jumbo(70_000)[..]].concat()), Some(70_000));
+        assert_eq!(len_of(&[[17, 0, 0, 0, 0, 0, 0, 0].as_slice(), &jumbo(70_000)[..]].concat()), None);
+        // The first of length 4 decides, whatever follows.
+        assert_eq!(len_of(&[[17, 1].as_slice(), &jumbo(100)[..], &jumbo(70_000)[..], &[1, 0][..]].concat()), None);
+        // Behind a payload length that is not 0 the option is not read.
+        let mut l3 = vec![0x60, 0, 0, 0, 0, 8, 0, 64];
+        l3.extend([0x20; 32]);
+        l3.extend(plain(70_000));
+        assert_eq!(jumbo_payload_len(&l3), None);
     }
 
     proptest::proptest! {
