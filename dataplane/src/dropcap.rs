@@ -178,7 +178,7 @@ impl DropCapture {
                 let mut prev = options.path.clone().into_os_string();
                 prev.push(".prev");
                 if let Err(e) = std::fs::rename(&options.path, &prev) {
-                    eprintln!(
+                    log_line!(
                         "transitd: --capture-drops {}: not kept as .prev ({e}): overwritten",
                         options.path.display()
                     );
@@ -397,7 +397,7 @@ impl Writer {
         let result = self.write_until_stopped();
         if let Err(e) = &result {
             self.capture.failed.store(true, Ordering::Relaxed);
-            eprintln!("transitd: drop capture {}: {e:#}; capturing stopped", self.capture.options.path.display());
+            log_line!("transitd: drop capture {}: {e:#}; capturing stopped", self.capture.options.path.display());
         }
         result
     }

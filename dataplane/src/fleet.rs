@@ -376,7 +376,7 @@ mod client {
                     member += 1;
                     up.store(false, Ordering::Relaxed);
                     if down_since.is_none() {
-                        eprintln!(
+                        log_line!(
                             "transitd: {source}: {}; the last good configuration keeps running, retrying",
                             said(&e)
                         );
@@ -428,7 +428,7 @@ mod client {
         let fetched = get(&mut client, &source.prefix).await?;
         up.store(true, Ordering::Relaxed);
         if let Some(since) = down_since.take() {
-            eprintln!("transitd: {source}: reachable again after {:.1} s", since.elapsed().as_secs_f64());
+            log_line!("transitd: {source}: reachable again after {:.1} s", since.elapsed().as_secs_f64());
         }
         publish(fetched, last);
         // The revision is etcd's to say: one at i64::MAX (a broken or hostile server) must not

@@ -13,6 +13,19 @@
 // (docs/development.md), where links to private items resolve.
 #![allow(rustdoc::private_intra_doc_links)]
 
+/// A line on standard error, as `log_line!` writes it (the line whole, under stderr's lock),
+/// but a write that fails is let go: `log_line!` panics when whoever read the log has gone
+/// (`transitd run ... 2>&1 | head`, a log shipper restarted: a closed pipe, EPIPE, as Rust
+/// ignores SIGPIPE), and a data plane must not die of its log. Every message of the crate
+/// and the binary goes through it (a test in `tests/layering.rs` holds them to it).
+#[macro_export]
+macro_rules! log_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod bgp;
 pub mod cli;
 pub mod config;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use transitd::cli::{Cli, Command};
+use transitd::log_line;
 use transitd::snapshot::Snapshot;
 
 /// Refuses two of `files` (flag, path) that name one file: the same path, a link to it, or
@@ -45,11 +46,11 @@ fn main() -> ExitCode {
         Err(e) if e.is::<ReaderGone>() => ExitCode::SUCCESS,
         // A configuration refused: 1, as check-config says it (`--help`'s exit status).
         Err(e) if e.chain().any(|c| c.is::<transitd::config::ConfigErrors>() || c.is::<Refused>()) => {
-            eprintln!("transitd: {e:#}");
+            log_line!("transitd: {e:#}");
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("transitd: {e:#}");
+            log_line!("transitd: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -101,11 +102,11 @@ fn load_as(
     build: impl FnOnce(&transitd::config::Loaded) -> Result<Snapshot, transitd::config::ConfigErrors>,
 ) -> Result<Snapshot, ExitCode> {
     let snap = transitd::config::load_once(path).and_then(|loaded| build(&loaded)).map_err(|errors| {
-        eprintln!("{errors}");
+        log_line!("{errors}");
         ExitCode::from(1)
     })?;
     for warning in transitd::config::warning_lines(&snap.warnings) {
-        eprintln!("warning: {warning}");
+        log_line!("warning: {warning}");
     }
     Ok(snap)
 }
@@ -159,7 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // tshark's empty filter is every frame, and so is ours; a configuration says it
             // as a warning, and so does this (an unset shell variable looks the same).
             if filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
-                eprintln!(
+                log_line!(
                     "transitd: warning: the filter is empty, so it selects every frame (write `frame` to mean that)"
                 );
             }
@@ -198,7 +199,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
     }) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{errors}");
+            log_line!("{errors}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -206,7 +207,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
     let previous = match (previous, &named) {
         (Some(p), _) => Some(p),
         (None, Some(p)) if p.exists() => {
-            eprintln!("previous plan: {} (the configuration's plan; --previous names another)", p.display());
+            log_line!("previous plan: {} (the configuration's plan; --previous names another)", p.display());
             Some(p.as_path())
         }
         _ => None,
@@ -221,12 +222,15 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
     let had_previous = previous.is_some();
     let (plan, moves) = portslice::Plan::replan(su.plan.spec.clone(), previous.as_ref())?;
     if previous.as_ref().is_some_and(|p| !p.same_slices(&plan)) {
-        eprintln!("the previous plan has other slices (slice_size, reserved_ports): none of its owners is kept");
+        log_line!("the previous plan has other slices (slice_size, reserved_ports): none of its owners is kept");
     }
     // `--out -`: the plan on standard output, what it moved where errors go.
     if out_file.is_some_and(transitd::files::is_standard_stream) {
         out(serde_json::to_string_pretty(&plan)? + "\n")?;
-        eprint!("{}", transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])));
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])).as_bytes(),
+        );
         return Ok(ExitCode::SUCCESS);
     }
     // The file first: a plan printed and then not written would look written.
@@ -239,7 +243,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
     }
     out(transitd::plan_report::render(&plan, had_previous.then_some(&moves[..])))?;
     if let Some(path) = out_file {
-        eprintln!("wrote {}", path.display());
+        log_line!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -262,11 +266,11 @@ fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
     let text = match transitd::limits::read_text_once(path, transitd::limits::MAX_GEOFEED_BYTES, "a geofeed") {
         Ok(text) => text,
         Err(ReadError::NotUtf8 { line, col }) => {
-            eprintln!("{}:{line}:{col}: not UTF-8 text: an invalid byte", path.display());
+            log_line!("{}:{line}:{col}: not UTF-8 text: an invalid byte", path.display());
             return Ok(ExitCode::from(1));
         }
         Err(e @ ReadError::TooLarge { .. }) => {
-            eprintln!("{}: {e}", path.display());
+            log_line!("{}: {e}", path.display());
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
@@ -277,10 +281,10 @@ fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
     const SHOWN: usize = 100;
     for (said, kind, more) in [(&checked.errors, "", "bad lines"), (&checked.warnings, "warning: ", "warnings")] {
         for e in said.iter().take(SHOWN) {
-            eprintln!("{}:{}:{}: {kind}{}", path.display(), e.line, e.col, e.reason);
+            log_line!("{}:{}:{}: {kind}{}", path.display(), e.line, e.col, e.reason);
         }
         if said.len() > SHOWN {
-            eprintln!("{}: {} more {more}", path.display(), said.len() - SHOWN);
+            log_line!("{}: {} more {more}", path.display(), said.len() - SHOWN);
         }
     }
     if !checked.errors.is_empty() {
@@ -290,7 +294,7 @@ fn check_geofeed(path: &Path) -> anyhow::Result<ExitCode> {
     out(format_args!("{}: ok ({n} {})\n", path.display(), if n == 1 { "entry" } else { "entries" }))?;
     if n == 0 {
         // Well formed, and publishing it would withdraw every location a consumer knows.
-        eprintln!("{}: warning: the feed has no entries", path.display());
+        log_line!("{}: warning: the feed has no entries", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -420,13 +424,13 @@ fn replay(
         return Ok(ExitCode::SUCCESS);
     }
     if output.is_some_and(|o| transitd::files::is_standard_stream(o)) {
-        eprint!("{}", summary.render(&snap));
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), summary.render(&snap).as_bytes());
     } else {
         out(summary.render(&snap))?;
     }
     // What went wrong is said where errors go, after the summary of what was done.
     if let Some(e) = &summary.error {
-        eprintln!("transitd: {e}");
+        log_line!("transitd: {e}");
     }
     Ok(if summary.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
@@ -479,14 +483,14 @@ fn match_command(
         let mut registry = match lists.map(transitd::snapshot::list_registry).transpose() {
             Ok(r) => r.unwrap_or_default(),
             Err(errors) => {
-                eprintln!("{errors}");
+                log_line!("{errors}");
                 return Ok(ExitCode::from(1));
             }
         };
         let expr = match classifier::parse_with(text, &mut registry) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("transitd: {}", e.render(text));
+                log_line!("transitd: {}", e.render(text));
                 return Ok(ExitCode::from(2));
             }
         };
@@ -519,7 +523,7 @@ fn match_command(
         }
         result
     } else {
-        eprintln!("transitd: match needs -Y EXPR or --config FILE");
+        log_line!("transitd: match needs -Y EXPR or --config FILE");
         return Ok(ExitCode::from(2));
     };
     // A reader gone or a failed write is judged as every command's output is.
@@ -527,11 +531,11 @@ fn match_command(
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(MatchError::Expression(e)) => {
-            eprintln!("transitd: {e}");
+            log_line!("transitd: {e}");
             ExitCode::from(2)
         }
         Err(MatchError::Capture(e)) => {
-            eprintln!("transitd: {e}");
+            log_line!("transitd: {e}");
             ExitCode::from(2)
         }
     })
@@ -549,7 +553,7 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
             // A preview of what the section would announce, and said to be one: without
             // it nothing is announced, and the include would look like what BIRD is given.
             if snap.bgp.is_none() {
-                eprintln!(
+                log_line!(
                     "transitd: note: {} has no [bgp] section and announces nothing; this is what one with its \
                      defaults would announce",
                     config.display()
@@ -567,25 +571,25 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
             let loaded = match transitd::config::load_once(&config) {
                 Ok(l) => l,
                 Err(errors) => {
-                    eprintln!("{errors}");
+                    log_line!("{errors}");
                     return Ok(ExitCode::from(1));
                 }
             };
             let Some(section) = loaded.file.bgp.as_ref().map(|b| b.get_ref()) else {
-                eprintln!("{}: no [bgp] section", config.display());
+                log_line!("{}: no [bgp] section", config.display());
                 return Ok(ExitCode::from(1));
             };
             let (include, socket) =
                 (Path::new(section.bird_include.get_ref()), Path::new(section.bird_socket.get_ref()));
             if !include.is_absolute() || !socket.is_absolute() {
-                eprintln!("{}: [bgp] bird_include and bird_socket must be absolute paths", config.display());
+                log_line!("{}: [bgp] bird_include and bird_socket must be absolute paths", config.display());
                 return Ok(ExitCode::from(1));
             }
             match bird::apply(include, socket, &Announcements::none(), true)? {
                 bird::Applied::Configured => {
-                    eprintln!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display())
+                    log_line!("transitd: withdrew every prefix ({} is empty; BIRD reconfigured)", include.display())
                 }
-                bird::Applied::Disabled(refused) => eprintln!(
+                bird::Applied::Disabled(refused) => log_line!(
                     "transitd: withdrew every prefix: BIRD refused its configuration ({refused}), so transitd4 and transitd6 are disabled"
                 ),
             }

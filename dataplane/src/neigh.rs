@@ -266,7 +266,7 @@ pub fn follow_next_hop(
     let mut carry_said = false;
     let mut events = NeighbourEvents::subscribe()
         .inspect_err(|e| {
-            eprintln!(
+            log_line!(
                 "transitd: cannot follow the neighbour table's changes ({e}): the next hop is looked up every {} s",
                 refresh.as_secs()
             )
@@ -292,7 +292,7 @@ pub fn follow_next_hop(
                 NextHop::Static(mac) => {
                     cell.set(Some(mac));
                     if last != Some(mac) {
-                        eprintln!("transitd: next hop is {} (next_hop_mac)", fmt_mac(&mac));
+                        log_line!("transitd: next hop is {} (next_hop_mac)", fmt_mac(&mac));
                     }
                     last = Some(mac);
                     Instant::now() + refresh
@@ -307,7 +307,7 @@ pub fn follow_next_hop(
                         }
                         Err(e) => {
                             if !lookup_failed {
-                                eprintln!("transitd: cannot read the neighbour table ({e}): keeping the last next hop");
+                                log_line!("transitd: cannot read the neighbour table ({e}): keeping the last next hop");
                             }
                             lookup_failed = true;
                             // Unresolved, it is asked for, as a missing entry is.
@@ -319,11 +319,11 @@ pub fn follow_next_hop(
                     cell.set(now.or(carry.map(|(mac, _)| mac)));
                     match (now, carry) {
                         (Some(mac), _) if Some(mac) != last => {
-                            eprintln!("transitd: next hop {ip} is at {}", fmt_mac(&mac));
+                            log_line!("transitd: next hop {ip} is at {}", fmt_mac(&mac));
                             warned = false;
                         }
                         (None, Some((mac, _))) if !carry_said => {
-                            eprintln!(
+                            log_line!(
                                 "transitd: next hop {ip} is not in the neighbour table yet: frames go to the previous \
                                  next hop's {} for up to {} s while it resolves",
                                 fmt_mac(&mac),
@@ -332,7 +332,7 @@ pub fn follow_next_hop(
                             carry_said = true;
                         }
                         (None, None) if !warned => {
-                            eprintln!(
+                            log_line!(
                                 "transitd: next hop {ip} is not in the neighbour table: frames to encapsulate are dropped as next_hop_unresolved until it is"
                             );
                             warned = true;
@@ -351,7 +351,7 @@ pub fn follow_next_hop(
                         && let Err(e) = solicit(ip, ifindex)
                         && !solicit_failed
                     {
-                        eprintln!("transitd: cannot ask the kernel to resolve next hop {ip} ({e})");
+                        log_line!("transitd: cannot ask the kernel to resolve next hop {ip} ({e})");
                         solicit_failed = true;
                     }
                     Instant::now() + if now.is_some() { refresh } else { Duration::from_secs(1) }
@@ -360,7 +360,7 @@ pub fn follow_next_hop(
                 // one, and a reload without one is refused.
                 NextHop::Unset => {
                     if !warned {
-                        eprintln!("transitd: the configuration sets no next hop: frames keep going to the last one");
+                        log_line!("transitd: the configuration sets no next hop: frames keep going to the last one");
                         warned = true;
                     }
                     Instant::now() + refresh

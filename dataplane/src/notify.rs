@@ -34,7 +34,7 @@ impl Notifier {
     /// systemd may be restarting.
     pub fn send(&self, state: &str) {
         if let Err(e) = self.socket.send_to_addr(state.as_bytes(), &self.to) {
-            eprintln!("transitd: telling systemd {state:?} failed: {e}");
+            log_line!("transitd: telling systemd {state:?} failed: {e}");
         }
     }
 }

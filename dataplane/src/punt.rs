@@ -86,7 +86,7 @@ impl PuntDevice {
         let device = match tun::create(&config) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!(
+                log_line!(
                     "transitd: creating the punt device {name}: {e}; running without it: frames the pipeline \
                      passes are dropped (counted: transitd_punt_packets_total{{result=\"failed\"}}). Is \
                      /dev/net/tun there and open to this user (udev makes it 0666)?"
@@ -96,10 +96,10 @@ impl PuntDevice {
         };
         let rp = format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
         if let Err(e) = std::fs::write(&rp, "0") {
-            eprintln!("transitd: {rp}: {e}; punted packets may be dropped by reverse-path filtering");
+            log_line!("transitd: {rp}: {e}; punted packets may be dropped by reverse-path filtering");
         }
         if std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter").is_ok_and(|v| v.trim() == "1") {
-            eprintln!(
+            log_line!(
                 "transitd: net.ipv4.conf.all.rp_filter is 1 (strict): the kernel will drop punted packets whose \
                  source it routes elsewhere; set it to 2 (loose) or 0"
             );
@@ -124,7 +124,7 @@ impl PuntDevice {
     /// succeeds again: the rest are counted `failed`.
     fn write_failed(&self, e: &std::io::Error) {
         if !self.said_write_error.swap(true, Ordering::Relaxed) {
-            eprintln!(
+            log_line!(
                 "transitd: punt device {}: {e}; frames for the host are dropped while it fails (counted: \
                  transitd_punt_packets_total{{result=\"failed\"}})",
                 self.name

@@ -662,3 +662,50 @@ fn commands_take_their_arguments_as_the_others_do() {
     assert!(stderr(&out).contains("warning: the feed has no entries"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A reader of the log that has gone (`transitd run ... 2>&1 | head -3`, a log shipper
+/// restarted) closed the pipe: `eprintln!` panicked at the next message (exit 101, the run
+/// gone with no final report). A message to a closed pipe is let go: the command ends as it
+/// would have (here `check-config` of a missing file: 1).
+#[test]
+fn a_closed_pipe_for_the_log_is_no_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["check-config", "/nonexistent/transitd.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{status}");
+}
+
+/// Every message of the crate goes through `log_line!` (and the run's report through a write
+/// whose failure is let go): no `eprintln!`, `println!` or `print!` in `src/`, outside tests
+/// and comments, which would panic on a closed pipe.
+#[test]
+fn no_message_can_panic_on_a_closed_pipe() {
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")) {
+            if ["eprintln!", "println!", "eprint!(", "print!("].iter().any(|m| line.contains(m)) {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "messages that panic on a closed pipe:\n{}", found.join("\n"));
+}

@@ -21,8 +21,8 @@ use crossbeam::channel::{RecvTimeoutError, bounded};
 
 use super::{Announcements, bird};
 
-/// `eprintln!` that cannot panic: the guard must withdraw whatever became of its stderr (a
-/// pipe whose reader is gone fails every write, and `eprintln!` panics on a failed write).
+/// `log_line!` that cannot panic: the guard must withdraw whatever became of its stderr (a
+/// pipe whose reader is gone fails every write, and `log_line!` panics on a failed write).
 macro_rules! say {
     ($($arg:tt)*) => {{
         let _ = writeln!(std::io::stderr(), $($arg)*);

@@ -106,7 +106,7 @@ pub fn random_key() -> [u64; 2] {
         ],
         Err(e) => {
             // Guessable: another customer's router could then forge this one's replies.
-            eprintln!(
+            log_line!(
                 "transitd: /dev/urandom: {e}; health probe tags are keyed by the clock and the process id, \
                  which a router could guess"
             );

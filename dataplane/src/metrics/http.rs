@@ -182,7 +182,7 @@ fn serve_on(
         let mut fail = |e: std::io::Error| {
             failed += 1;
             if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                eprintln!("transitd: metrics: {failed} exchanges failed so far (the last: {e})");
+                log_line!("transitd: metrics: {failed} exchanges failed so far (the last: {e})");
                 logged = Some(Instant::now());
             }
         };

@@ -118,7 +118,7 @@ impl Announcer {
         if let Some(marker) = &self.marker
             && let Err(e) = std::fs::write(marker, format!("{} {}\n", std::process::id(), self.unclean_starts))
         {
-            eprintln!("transitd: {}: {e} (a crash loop would announce at every start)", marker.display());
+            log_line!("transitd: {}: {e} (a crash loop would announce at every start)", marker.display());
         }
     }
 
@@ -133,7 +133,7 @@ impl Announcer {
             // `PID STARTS`; an older run wrote its pid alone.
             let before: u32 = text.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
             self.unclean_starts = before.saturating_add(1);
-            eprintln!(
+            log_line!(
                 "transitd: the last run announcing through {} did not stop cleanly ({} is there; {} such starts in a \
                  row): announcing once well for announce_after_ms{}",
                 include.display(),
@@ -157,7 +157,7 @@ impl Announcer {
             && let Err(e) = std::fs::remove_file(&marker)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            eprintln!("transitd: {}: {e} (the next start will hold its announcements back)", marker.display());
+            log_line!("transitd: {}: {e} (the next start will hold its announcements back)", marker.display());
         }
     }
 
@@ -174,7 +174,7 @@ impl Announcer {
         stats.configured.store(snap.bgp.is_some(), Ordering::Relaxed);
         let Some(config) = &snap.bgp else {
             if let Some(s) = self.speaker.take() {
-                eprintln!("transitd: [bgp] is gone from the configuration: withdrawing and stopping the guard");
+                log_line!("transitd: [bgp] is gone from the configuration: withdrawing and stopping the guard");
                 s.stop();
                 self.unmark();
             }
@@ -186,10 +186,10 @@ impl Announcer {
         if let Some(s) = self.speaker.as_mut().filter(|s| s.config().withdraw_after != config.withdraw_after)
             && let Err(e) = s.retime(config)
         {
-            eprintln!("transitd: telling the BGP guard withdraw_after_ms: {e}");
+            log_line!("transitd: telling the BGP guard withdraw_after_ms: {e}");
         }
         if self.speaker.as_ref().is_some_and(|s| guard_of(s.config()) != guard_of(config)) {
-            eprintln!("transitd: [bgp] changed: restarting the guard");
+            log_line!("transitd: [bgp] changed: restarting the guard");
             if let Some(s) = self.speaker.take() {
                 let old = s.config().bird_include.clone();
                 s.stop();
@@ -199,14 +199,14 @@ impl Announcer {
                 if old != config.bird_include
                     && let Err(e) = crate::bgp::bird::vacate(&old)
                 {
-                    eprintln!("transitd: {e}");
+                    log_line!("transitd: {e}");
                 }
             }
         }
         if self.speaker.is_none() {
             if self.start_failed.is_none() {
                 for old in crate::bgp::bird::vacate_others(&config.bird_include) {
-                    eprintln!("transitd: {} (an earlier bird_include) left defining nothing", old.display());
+                    log_line!("transitd: {} (an earlier bird_include) left defining nothing", old.display());
                 }
             }
             match Speaker::start(config) {
@@ -219,7 +219,7 @@ impl Announcer {
                 Err(e) => {
                     let said = format!("{e:#}");
                     if self.start_failed.as_ref() != Some(&said) {
-                        eprintln!("transitd: {said} (trying again)");
+                        log_line!("transitd: {said} (trying again)");
                     }
                     self.start_failed = Some(said);
                     stats.bird_in_sync.store(false, Ordering::Relaxed);
@@ -236,7 +236,7 @@ impl Announcer {
                 Err(e) => {
                     self.failed_queries += 1;
                     if self.failed_queries == 1 {
-                        eprintln!("transitd: cannot tell whether the XDP program is attached ({e}): asking again");
+                        log_line!("transitd: cannot tell whether the XDP program is attached ({e}): asking again");
                     }
                     self.attached.0 && self.failed_queries < FAILED_QUERIES_TOLERATED
                 }
@@ -271,13 +271,13 @@ impl Announcer {
         stats.bird_in_sync.store(in_sync == Some(true), Ordering::Relaxed);
         if why != self.withdrawn {
             match &why {
-                Some(held) if held == HELD_DOWN => eprintln!(
+                Some(held) if held == HELD_DOWN => log_line!(
                     "transitd: well again: announcing once well for announce_after_ms ({} ms{})",
                     hold.as_millis(),
                     if hold > config.announce_after { ", doubled for the unclean starts in a row" } else { "" }
                 ),
-                Some(why) => eprintln!("transitd: withdrawing every BGP announcement: {why}"),
-                None if self.withdrawn.is_some() => eprintln!("transitd: announcing again"),
+                Some(why) => log_line!("transitd: withdrawing every BGP announcement: {why}"),
+                None if self.withdrawn.is_some() => log_line!("transitd: announcing again"),
                 None => {}
             }
             self.withdrawn = why;
@@ -286,7 +286,7 @@ impl Announcer {
             match s.tell(&wanted) {
                 Ok(()) => self.last_told = Some(Instant::now()),
                 Err(e) => {
-                    eprintln!("transitd: the BGP guard is gone ({e}): starting another");
+                    log_line!("transitd: the BGP guard is gone ({e}): starting another");
                     if let Some(s) = self.speaker.take() {
                         s.stop();
                     }

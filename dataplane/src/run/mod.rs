@@ -211,10 +211,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let link_mtu = crate::netdev::mtu(&opts.iface);
     let largest_packet = arriving(frame_size, link_mtu);
     for line in link_mtu.map_or(Vec::new(), |mtu| placement::tunnels_past_link(&shared.load(), &opts.iface, mtu)) {
-        eprintln!("{line}");
+        log_line!("{line}");
     }
     if link_mtu.is_none() {
-        eprintln!(
+        log_line!(
             "transitd: cannot read {}'s MTU from sysfs: decapsulated packets larger than the link (GRE \
              reassembled from fragments) are sent whole until it can be read",
             opts.iface
@@ -261,7 +261,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let single_frame = ready.opened.iter().any(|o| !o.multi_buffer).then(|| plan.socket.frame_room());
     let interface_at_start = NetdevCounters::read(&opts.iface);
     let workers = ready.go();
-    eprintln!(
+    log_line!(
         "transitd: running on {} queues {:?} ({}, {}); SIGINT or SIGTERM stops",
         opts.iface,
         queues,
@@ -302,7 +302,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let metrics = match (metrics_listener, opts.metrics) {
         (Some(listener), Some(addr)) => match crate::metrics::serve(listener, sources.clone(), helpers_stop.clone()) {
             Ok(handle) => {
-                eprintln!("transitd: metrics at http://{addr}/metrics");
+                log_line!("transitd: metrics at http://{addr}/metrics");
                 Some(handle)
             }
             Err(e) => {
@@ -392,18 +392,20 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         }
     }
     if let Some(c) = &capture {
-        eprintln!("transitd: {}", crate::dropcap::summary(c));
+        log_line!("transitd: {}", crate::dropcap::summary(c));
     }
     // A report is plain counters: one a panicking thread left locked is still read.
     let finals: Vec<WorkerReport> =
         reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()).collect();
     let interface = (opts.iface.as_str(), interface_counted);
-    print!("{}", final_report(&finals, &program.stats(), &shared.load(), &punt, interface));
+    // Let go if standard output has gone (a closed pipe): the run ends cleanly all the same.
+    let report = final_report(&finals, &program.stats(), &shared.load(), &punt, interface);
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes());
     // The first is returned; the others (a second worker's fault) are said, not lost.
     let mut errors = errors.into_iter();
     let first = errors.next();
     for e in errors {
-        eprintln!("transitd: also: {e:#}");
+        log_line!("transitd: also: {e:#}");
     }
     match first {
         Some(e) => Err(e),
@@ -439,7 +441,7 @@ fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::
         }
     };
     for warning in crate::config::warning_lines(&snap.warnings) {
-        eprintln!("transitd: warning: {warning}");
+        log_line!("transitd: warning: {warning}");
     }
     Ok((snap, fetched, text))
 }
@@ -483,10 +485,10 @@ fn register_and_attach<'p>(
     }
     let attached = program.attach(ifindex, opts.attach).map_err(|e| anyhow::anyhow!("{}: {e}", opts.iface))?;
     if let Some(id) = attached.replaced {
-        eprintln!("transitd: replaced a stale transitd XDP program (id {id}) left attached to {}", opts.iface);
+        log_line!("transitd: replaced a stale transitd XDP program (id {id}) left attached to {}", opts.iface);
     }
     if attached.fell_back_to_generic {
-        eprintln!("transitd: native XDP failed on {}; attached in generic (skb) mode, which is slower", opts.iface);
+        log_line!("transitd: native XDP failed on {}; attached in generic (skb) mode, which is slower", opts.iface);
     }
     Ok(attached)
 }
@@ -502,7 +504,7 @@ fn log_sockets(opened: &[workers::Opened], opts: &RunOptions) {
             _ => "",
         };
         let frames = if o.multi_buffer { ", multi-buffer" } else { "" };
-        eprintln!(
+        log_line!(
             "transitd: {} queue {} bound in {mode} mode (--bind {}){frames}{pages}",
             opts.iface,
             o.queue,
@@ -559,7 +561,7 @@ impl FramesPastSockets {
         if longest <= room {
             self.said = None;
         } else if self.said.is_none_or(|said| longest > said) {
-            eprintln!(
+            log_line!(
                 "transitd: frames of up to {longest} bytes can arrive now ({iface}'s MTU {}, frame_size \
                  {frame_size}), but the sockets were bound without AF_XDP multi-buffer and take {room}: longer \
                  frames are dropped by the kernel (transitd_afxdp_kernel_drops, reason rx_dropped) until a restart",
@@ -604,7 +606,7 @@ fn supervise(
                 // Failed, it is tried again at the next look (and told with the next reload).
                 match program_tables(program, &sources.snapshot.load()) {
                     Ok(()) => {
-                        eprintln!(
+                        log_line!(
                             "transitd: {}'s MAC address changed: frames to {} are ours now",
                             opts.iface,
                             mac_text(mac)
@@ -612,7 +614,7 @@ fn supervise(
                         host_mac.0 = Some(mac);
                     }
                     Err(e) => {
-                        eprintln!("transitd: {}'s MAC address changed; telling the XDP program failed: {e}", opts.iface)
+                        log_line!("transitd: {}'s MAC address changed; telling the XDP program failed: {e}", opts.iface)
                     }
                 }
             }
@@ -623,7 +625,7 @@ fn supervise(
                 let mtu = link_mtu.load(Ordering::Relaxed);
                 if mtu > 0 {
                     for line in placement::tunnels_past_link(&sources.snapshot.load(), &opts.iface, mtu) {
-                        eprintln!("{line}");
+                        log_line!("{line}");
                     }
                 }
                 let frame_size = sources.snapshot.load().frame_size;
@@ -633,7 +635,7 @@ fn supervise(
                 if let Some(snaplen) =
                     sources.capture.as_ref().map(|c| c.snaplen()).filter(|&n| defaulted && frame_size > n)
                 {
-                    eprintln!(
+                    log_line!(
                         "transitd: frame_size {frame_size} is past the drop capture's snap length {snaplen} (the \
                          frame size at start): captured frames are cut to {snaplen} bytes until a restart"
                     );
@@ -652,9 +654,9 @@ fn supervise(
         if let Some(mtu) = mtu
             && link_mtu.swap(mtu, Ordering::Relaxed) != mtu
         {
-            eprintln!("transitd: {}'s MTU is {mtu} now", opts.iface);
+            log_line!("transitd: {}'s MTU is {mtu} now", opts.iface);
             for line in placement::tunnels_past_link(&sources.snapshot.load(), &opts.iface, mtu) {
-                eprintln!("{line}");
+                log_line!("{line}");
             }
         }
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
@@ -667,12 +669,12 @@ fn supervise(
         if !opts.stats_interval.is_zero() && last.0.elapsed() >= opts.stats_interval {
             let now = counters();
             let dt = last.0.elapsed().as_secs_f64();
-            eprintln!("{}", progress_line(started.elapsed(), queues, &last.1, &now, dt, &program.stats()));
+            log_line!("{}", progress_line(started.elapsed(), queues, &last.1, &now, dt, &program.stats()));
             last = (Instant::now(), now);
         }
         if ifindex(&opts.iface).ok() != Some(index) {
             let why = anyhow::anyhow!("{} went away (it was ifindex {index}): stopping", opts.iface);
-            eprintln!("transitd: {why}");
+            log_line!("transitd: {why}");
             return Some(why);
         }
     }
@@ -710,7 +712,7 @@ impl Watchdog {
             notifier.send("WATCHDOG=1");
             self.told = false;
         } else if !self.told {
-            eprintln!(
+            log_line!(
                 "transitd: workers of queues {stuck:?} published nothing for {:?}: not feeding the watchdog",
                 self.every
             );

@@ -94,7 +94,7 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
                 // Two busy-polling workers on one CPU take turns in scheduler slices of
                 // milliseconds, and both rx rings overflow meanwhile: said, not refused (a
                 // lab's veth has more queues than a small machine has CPUs).
-                eprintln!(
+                log_line!(
                     "transitd: warning: {} queues but {} CPUs to run on ({}): workers share CPUs; choose \
                      queues with --queues (and CPUs with --cores)",
                     queues.len(),
@@ -138,7 +138,7 @@ pub(super) fn keep_helpers_off(workers: &[usize]) -> anyhow::Result<()> {
     let allowed = allowed_cpus();
     let rest: Vec<usize> = allowed.iter().copied().filter(|c| !workers.contains(c)).collect();
     if rest.is_empty() {
-        eprintln!(
+        log_line!(
             "transitd: note: the workers take every CPU this process may run on ({}): reloads, \
              metrics and the other helpers share them",
             ranges(&allowed)

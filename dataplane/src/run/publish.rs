@@ -32,14 +32,14 @@ pub(super) fn apply(
     // is shared.
     match built {
         Err(_) => {
-            eprintln!(
+            log_line!(
                 "transitd: reload of {what} rejected: building the configuration panicked (a bug in transitd: \
                  please report it with the file); the running configuration stays"
             );
             None
         }
         Ok(Err(errors)) => {
-            eprintln!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
+            log_line!("transitd: reload of {what} rejected, the running configuration stays:\n{errors}");
             None
         }
         Ok(Ok(mut new)) => {
@@ -83,7 +83,7 @@ pub(super) fn apply(
                     program.set_owned_v6(&old_v6),
                     program_tables(program, &old), // the tunnel remotes too
                 ];
-                eprintln!(
+                log_line!(
                     "transitd: reload of {what} rejected: updating the XDP maps failed ({e}); the running \
                      configuration stays"
                 );
@@ -91,7 +91,7 @@ pub(super) fn apply(
                     // The new configuration's prefixes may be left in, redirected to workers
                     // that do not serve them: tried again every second (`retry_maps`).
                     stale.store(true, Ordering::Relaxed);
-                    eprintln!(
+                    log_line!(
                         "transitd: putting the XDP maps back as they were failed too ({failed}): tried again every \
                          second, transitd_xdp_maps_stale is 1 until then"
                     );
@@ -116,13 +116,13 @@ pub(super) fn apply(
                     // earlier reload left stale included), and the withdrawn ones in their
                     // grace; the rest was published whole.
                     stale.store(false, Ordering::Relaxed);
-                    eprintln!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)
+                    log_line!("transitd: reloaded {what} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)
                 }
                 Err(e) => {
                     // The old prefixes and remotes stay redirected to workers that no longer
                     // serve them: tried again every second (`retry_maps`), and said.
                     stale.store(true, Ordering::Relaxed);
-                    eprintln!(
+                    log_line!(
                         "transitd: reloaded {what}, but removing the old XDP map entries failed: {e}; their traffic \
                          goes to the workers (no_customer, or withdrawn_prefix while a grace holds it) until it \
                          succeeds: tried again every second, \
@@ -133,20 +133,20 @@ pub(super) fn apply(
             let held = running.withdrawn.in_grace(now).count();
             if held > 0 {
                 let grace = running.bgp.as_ref().map_or(0, |b| b.withdrawn_grace.as_millis());
-                eprintln!(
+                log_line!(
                     "transitd: {held} customer prefixes withdrawn by reloads are held for withdrawn_grace_ms ({grace} \
                      ms from each one's removal): their traffic is dropped as withdrawn_prefix until upstreams have \
                      converged"
                 );
             }
             if moved > 0 {
-                eprintln!(
+                log_line!(
                     "transitd: the reload moved {moved} port slices to other servers (their open connections' return \
                      traffic goes to the new owner): `transitd plan --previous` lists them"
                 );
             }
             for warning in crate::config::warning_lines(&shared.load().warnings) {
-                eprintln!("transitd: warning: {warning}");
+                log_line!("transitd: warning: {warning}");
             }
             Some(replaced)
         }

@@ -260,7 +260,7 @@ impl ConfigWatch {
                     && let Some(file) = self.file.unsettled()
                 {
                     if !std::mem::replace(&mut self.etcd_waiting_said, true) {
-                        eprintln!(
+                        log_line!(
                             "transitd: {source} at revision {} waits until {} stays the same (it is being \
                              written, or was emptied: read once it stays empty for {EMPTIED_LOOKS} looks)",
                             new.revision,
@@ -308,7 +308,7 @@ impl ConfigWatch {
         match std::thread::Builder::new().name("transitd-reload".into()).spawn(load) {
             Ok(thread) => self.building = Some(Building { what, started, thread, fetched, stamps_before, retry }),
             Err(e) => {
-                eprintln!(
+                log_line!(
                     "transitd: reload of {what} rejected: no thread to build it on ({e}); the running configuration stays"
                 );
                 return Some(false);
@@ -379,7 +379,7 @@ impl ConfigWatch {
         self.maps_tried = Instant::now();
         if narrow(program, &shared.load(), Instant::now()).is_ok() {
             self.maps_stale.store(false, Ordering::Relaxed);
-            eprintln!("transitd: the XDP program's maps hold the running configuration's prefixes and remotes again");
+            log_line!("transitd: the XDP program's maps hold the running configuration's prefixes and remotes again");
         }
     }
 
@@ -406,14 +406,14 @@ impl ConfigWatch {
             return;
         }
         match narrow(program, &snap, now) {
-            Ok(()) if ended > 0 => eprintln!(
+            Ok(()) if ended > 0 => log_line!(
                 "transitd: the grace of {ended} withdrawn prefixes ended (withdrawn_grace_ms): their traffic is the \
                  host's again"
             ),
             Ok(()) => {}
             Err(e) => {
                 self.maps_stale.store(true, Ordering::Relaxed);
-                eprintln!(
+                log_line!(
                     "transitd: removing withdrawn prefixes whose grace ended from the XDP maps failed: {e}; their \
                      traffic goes on being dropped as withdrawn_prefix until it succeeds: tried again every second, \
                      transitd_xdp_maps_stale is 1 until then"
@@ -441,7 +441,7 @@ impl ConfigWatch {
     fn say_still_rejected(&self) {
         if let Some(r) = &self.rejected {
             let first = r.first.as_deref().map_or_else(String::new, |e| format!(" ({e})"));
-            eprintln!(
+            log_line!(
                 "transitd: {} stays rejected{first}; a file the running configuration names changed, and is \
                  applied with it",
                 r.what

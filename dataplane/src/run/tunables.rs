@@ -33,7 +33,7 @@ impl Tunables {
             let before = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("{}: {e} (the kernel has no such tunable?)", path.display()))?;
             std::fs::write(&path, value.to_string()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            eprintln!("transitd: {iface} {file} = {value} for the run (was {})", before.trim());
+            log_line!("transitd: {iface} {file} = {value} for the run (was {})", before.trim());
             tunables.saved.push(Saved { path, before: before.trim().to_string() });
         }
         Ok(tunables)
@@ -44,7 +44,7 @@ impl Drop for Tunables {
     fn drop(&mut self) {
         for s in self.saved.drain(..).rev() {
             if let Err(e) = std::fs::write(&s.path, &s.before) {
-                eprintln!("transitd: restoring {} to {}: {e}", s.path.display(), s.before);
+                log_line!("transitd: restoring {} to {}: {e}", s.path.display(), s.before);
             }
         }
     }

@@ -89,7 +89,7 @@ impl<X: Xsk> AfXdpIo<X> {
                     self.stats.kick_errors += 1;
                     if self.kick_error_said != Some(errno) {
                         self.kick_error_said = Some(errno);
-                        eprintln!(
+                        log_line!(
                             "transitd: the kernel refused to send from the AF_XDP socket on {} (sendto: {}): frames \
                              wait on its tx ring (kick_error counts each refusal)",
                             self.label,
@@ -127,7 +127,7 @@ impl<X: Xsk> AfXdpIo<X> {
             Some(since) if waiting > 0 && completed == watch.completed => since,
             _ => {
                 if watch.stalled {
-                    eprintln!("transitd: the kernel sends from the AF_XDP tx ring on {} again", self.label);
+                    log_line!("transitd: the kernel sends from the AF_XDP tx ring on {} again", self.label);
                 }
                 *watch = TxWatch { completed, since_ns: Some(now), stalled: false };
                 return;
@@ -136,7 +136,7 @@ impl<X: Xsk> AfXdpIo<X> {
         if !watch.stalled && now.saturating_sub(since) >= TX_STALL_NS {
             watch.stalled = true;
             self.stats.tx_stalls += 1;
-            eprintln!(
+            log_line!(
                 "transitd: the kernel has sent nothing from the AF_XDP tx ring on {} for a second ({waiting} frames \
                  waiting): the device's transmit is stuck; the queue receives only as it sends (tx_stall counts \
                  each such stall)",

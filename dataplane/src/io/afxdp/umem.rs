@@ -192,7 +192,7 @@ impl XskSocket {
             other => return other,
         };
         let xsk = XskSocket::create_with(ifname, cfg, false)?;
-        eprintln!(
+        log_line!(
             "transitd: {} queue {}: {without}: frames larger than {} bytes are dropped",
             ifname.to_string_lossy(),
             cfg.queue,
@@ -326,7 +326,7 @@ impl XskSocket {
                 )
             };
             if ret != 0 {
-                eprintln!(
+                log_line!(
                     "transitd: the kernel refused {name} ({}): the socket polls without it",
                     std::io::Error::last_os_error()
                 );
@@ -522,7 +522,7 @@ mod tests {
         if read() < Some(1) {
             // The kernel found no contiguous memory for one: nothing here can be checked.
             std::fs::write(RESERVED, before.to_string()).expect("give the huge pages back");
-            eprintln!("no huge page could be reserved on this machine: not checked");
+            log_line!("no huge page could be reserved on this machine: not checked");
             return;
         }
         let len = 3 * 4096;
