@@ -686,7 +686,9 @@ impl EncodeMetric for LatencyHistogram<'_> {
 /// The sum of the durations (nanoseconds) `h` holds, in seconds, each counted at the top of
 /// its hdrhistogram bucket: the histogram's `_sum`, and the recent summary's.
 pub(super) fn sum_seconds(h: &Histogram<u64>) -> f64 {
-    h.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum::<f64>() / 1e9
+    // Folded from +0.0: `f64`'s `Sum` starts at -0.0, which an idle worker's sum was written
+    // as (`-0.0`: parsers take it, people stop at it).
+    h.iter_recorded().fold(0.0, |sum, v| sum + v.value_iterated_to() as f64 * v.count_at_value() as f64) / 1e9
 }
 
 /// The exposition formats a scrape is written in.

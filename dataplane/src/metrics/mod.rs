@@ -295,6 +295,11 @@ tunnel = "acme-gre"
         let people = for_people("127.0.0.1:9469".parse().unwrap(), &text, None);
         let worker = people.lines().find(|l| l.starts_with("q3 ")).unwrap_or_else(|| panic!("{people}"));
         assert!(worker.ends_with("   - / - / -"), "{worker}");
+        // A worker with no batch at all sums to 0 (it was written `-0`, `f64`'s empty sum).
+        src.workers[0].lock().unwrap().latency.reset();
+        let text = render(&src, Format::OpenMetrics);
+        let sums: Vec<&str> = text.lines().filter(|l| l.contains("_sum{")).collect();
+        assert!(sums.len() >= 2 && sums.iter().all(|l| l.ends_with(" 0.0") || l.ends_with(" 0")), "{sums:?}");
     }
 
     /// XDP maps a reload left holding what the running configuration does not (their
