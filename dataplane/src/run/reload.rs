@@ -186,6 +186,7 @@ impl ConfigWatch {
             self.signalled_meanwhile |= signalled;
             return self.finish_within(Duration::ZERO, shared, program);
         }
+        let fresh_signal = signalled;
         let signalled = signalled || std::mem::take(&mut self.signalled_meanwhile);
         let mut stamps_before = None;
         let mut retry = false;
@@ -198,7 +199,20 @@ impl ConfigWatch {
                 // A SIGHUP waits, as a change does, for files being written (or emptied) to
                 // stay the same: `systemctl reload` while a feed rewrites a list in place
                 // applied the list half written, or empty.
-                if signalled && self.file.unsettled().is_some() {
+                if signalled && let Some(file) = self.file.unsettled() {
+                    if fresh_signal {
+                        // Said once a signal: a file missing or empty is never settled, and
+                        // the reload waited without a word for someone to write it.
+                        let state = match std::fs::metadata(file) {
+                            Err(_) => "is missing",
+                            Ok(m) if m.len() == 0 => "is empty",
+                            Ok(_) => "is being written (it changed since the last look)",
+                        };
+                        log_line!(
+                            "transitd: SIGHUP: {} {state}; the reload waits until it has stayed the same for a look",
+                            file.display()
+                        );
+                    }
                     self.signalled_meanwhile = true;
                     return None;
                 }

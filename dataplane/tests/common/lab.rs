@@ -322,6 +322,11 @@ impl Transitd {
     /// Replaces the configuration file and sends SIGHUP.
     pub fn reload(&self, config: &str) {
         std::fs::write(&self.config, config).unwrap();
+        self.hup();
+    }
+
+    /// Sends SIGHUP, the configuration file as it is.
+    pub fn hup(&self) {
         let pid = self.child.as_ref().unwrap().id();
         let _ = Command::new("kill").args(["-HUP", &pid.to_string()]).status();
     }
