@@ -6,16 +6,23 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::IpNet;
+use toml::Spanned;
 
 use super::customers::{self, Locals};
-use super::{Builder, HealthTable, OwnedPrefix, Snapshot, TcpProtection, Withdrawn, in_file_order, routes, vrf_ids};
-use crate::config::Loaded;
+use super::{
+    Builder, HealthTable, OwnedPrefix, Snapshot, TcpProtection, Tunnel, Withdrawn, in_file_order, routes, vrf_ids,
+};
+use crate::config::{CustomerSection, Loaded, ServerSection};
 use crate::lpm::IpPrefixTable;
 
 /// The generation the next snapshot built gets.
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl Builder<'_> {
+    /// Compiles the sections in order, runs the checks that span them (each in its own
+    /// function below), and puts the snapshot together. The calls keep their order: later
+    /// ones take what earlier ones made (rule counts, the prefixes `check_overlaps` sorts),
+    /// and it is the order of what they report.
     pub(super) fn snapshot(&mut self, loaded: &Loaded) -> Snapshot {
         let server = loaded.file.server.get_ref();
         let s = self.server(server);
@@ -35,71 +42,14 @@ impl Builder<'_> {
         }
         self.previews(&mut dos, &loaded.file.dos, &c.customers);
         self.check_remotes_not_bogons(&dos, &loaded.file.dos, customers_in);
-        // A tunnel that takes more than a frame carries: what would use the difference is
-        // dropped as `oversize` on arrival, and its SYNs are clamped to an MSS no packet
-        // reaches.
-        let carried = s.frame_size.saturating_sub(14);
-        for mtu in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mtu.as_ref()) {
-            if *mtu.get_ref() as usize > carried {
-                let why = format!(
-                    "mtu {} is more than a frame of frame_size {} carries ({carried} bytes of IP): longer packets \
-                     are dropped as oversize on arrival; raise frame_size or lower mtu",
-                    mtu.get_ref(),
-                    s.frame_size
-                );
-                self.warn(&mtu.span(), why);
-            }
-        }
-        // Tunnels without an `mtu` take the default, which a small frame_size holds too.
-        let unset = customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter(|t| t.get_ref().mtu.is_none());
-        let defaults: std::collections::HashSet<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
-        let largest = c.tunnels.iter().filter(|t| defaults.contains(&t.name.as_str())).map(|t| t.mtu).max();
-        if let (Some(fs), Some(mtu)) = (&server.frame_size, largest.filter(|&m| m as usize > carried)) {
-            let why = format!(
-                "frame_size {} carries {carried} bytes of IP, less than the default tunnel mtu ({mtu}) of tunnels \
-                 without an `mtu`: longer packets are dropped as oversize on arrival; raise frame_size or set their mtu",
-                fs.get_ref()
-            );
-            self.warn(&fs.span(), why);
-        }
-        if !server.mss_clamp {
-            for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
-                self.warn(&mss.span(), "mss is not used: [server] mss_clamp = false clamps no SYN");
-            }
-        }
+        self.check_tunnel_sizes(server, s.frame_size, customers_in, &c.tunnels);
         self.check_overlaps(&mut c.prefixes, customers_in);
         self.warn_without_anycast_v6(&c.prefixes, s.anycast_v6);
         if loaded.file.bgp.is_some() {
-            // Every customer prefix is announced: a /0 would be a default route to the
-            // upstreams, which attracts the whole Internet's traffic (or is filtered away).
-            for p in c.prefixes.iter().filter(|p| p.net.prefix_len() == 0) {
-                self.err(&p.span, format!("customer prefix {} would be announced as a default route ([bgp])", p.net));
-            }
-            // Inside such space a prefix is refused anyway; holding it, it would announce it.
-            for p in c.prefixes.iter().filter(|p| p.net.prefix_len() > 0) {
-                if let Some(space) = customers::holds_space_for_no_hosts(p.net) {
-                    let why = format!("customer prefix {} holds {space}, which [bgp] would announce with it", p.net);
-                    self.err(&p.span, why);
-                }
-            }
+            self.check_announced(&c.prefixes);
         }
         let soft_unicast = loaded.file.soft_unicast.as_ref().and_then(|s| self.soft_unicast(s));
-        let egress_written = routes::egress_written(loaded.file.soft_unicast.as_ref());
-        self.check_egress_overlaps(&egress_written, &c.prefixes);
-        // Egress addresses are hosts' sources, announced with `[bgp]`: held as customer prefixes.
-        for (net, len, at) in &egress_written {
-            let egress = IpNet::V4(ipnet::Ipv4Net::new(*net, *len).unwrap_or_default());
-            if let Some(why) = customers::not_for_hosts(egress) {
-                self.err(at, format!("egress prefix {egress} is {why}: no host sends from there"));
-            } else if let Some(space) =
-                customers::holds_space_for_no_hosts(egress).filter(|_| loaded.file.bgp.is_some())
-            {
-                self.err(at, format!("egress prefix {egress} holds {space}, which [bgp] would announce with it"));
-            }
-        }
-        let egress: Vec<(Ipv4Addr, u8)> = egress_written.iter().map(|(a, len, _)| (*a, *len)).collect();
-        let fleet = loaded.file.soft_unicast.as_ref().map(|s| s.get_ref());
-        self.check_addresses_outside_prefixes(&c.prefixes, &egress, server, customers_in, fleet);
+        self.check_egress_prefixes(loaded, customers_in, &c.prefixes);
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         let probed = c.tunnels.iter().any(|t| t.interface.is_some());
@@ -145,6 +95,92 @@ impl Builder<'_> {
             inputs: std::mem::take(&mut self.inputs),
             input_stamps: std::mem::take(&mut self.input_stamps),
         }
+    }
+
+    /// Tunnel sizes against the server's: an `mtu`, written or the default, longer than a
+    /// frame of `frame_size` carries, and an `mss` that no SYN is clamped to.
+    fn check_tunnel_sizes(
+        &mut self,
+        server: &ServerSection,
+        frame_size: usize,
+        customers_in: &[Spanned<CustomerSection>],
+        tunnels: &[Tunnel],
+    ) {
+        // A tunnel that takes more than a frame carries: what would use the difference is
+        // dropped as `oversize` on arrival, and its SYNs are clamped to an MSS no packet
+        // reaches.
+        let carried = frame_size.saturating_sub(14);
+        for mtu in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mtu.as_ref()) {
+            if *mtu.get_ref() as usize > carried {
+                let why = format!(
+                    "mtu {} is more than a frame of frame_size {frame_size} carries ({carried} bytes of IP): longer \
+                     packets are dropped as oversize on arrival; raise frame_size or lower mtu",
+                    mtu.get_ref()
+                );
+                self.warn(&mtu.span(), why);
+            }
+        }
+        // Tunnels without an `mtu` take the default, which a small frame_size holds too.
+        let unset = customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter(|t| t.get_ref().mtu.is_none());
+        let defaults: std::collections::HashSet<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
+        let largest = tunnels.iter().filter(|t| defaults.contains(&t.name.as_str())).map(|t| t.mtu).max();
+        if let (Some(fs), Some(mtu)) = (&server.frame_size, largest.filter(|&m| m as usize > carried)) {
+            let why = format!(
+                "frame_size {} carries {carried} bytes of IP, less than the default tunnel mtu ({mtu}) of tunnels \
+                 without an `mtu`: longer packets are dropped as oversize on arrival; raise frame_size or set their mtu",
+                fs.get_ref()
+            );
+            self.warn(&fs.span(), why);
+        }
+        if !server.mss_clamp {
+            for mss in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mss.as_ref()) {
+                self.warn(&mss.span(), "mss is not used: [server] mss_clamp = false clamps no SYN");
+            }
+        }
+    }
+
+    /// What `[bgp]` would announce: every customer prefix, so none may be a default route or
+    /// hold space that is no host's.
+    fn check_announced(&mut self, prefixes: &[OwnedPrefix]) {
+        // Every customer prefix is announced: a /0 would be a default route to the
+        // upstreams, which attracts the whole Internet's traffic (or is filtered away).
+        for p in prefixes.iter().filter(|p| p.net.prefix_len() == 0) {
+            self.err(&p.span, format!("customer prefix {} would be announced as a default route ([bgp])", p.net));
+        }
+        // Inside such space a prefix is refused anyway; holding it, it would announce it.
+        for p in prefixes.iter().filter(|p| p.net.prefix_len() > 0) {
+            if let Some(space) = customers::holds_space_for_no_hosts(p.net) {
+                let why = format!("customer prefix {} holds {space}, which [bgp] would announce with it", p.net);
+                self.err(&p.span, why);
+            }
+        }
+    }
+
+    /// The fleet's egress prefixes as written: against the customer prefixes, and each for
+    /// what a host may send from; then the addresses the configuration names against both.
+    fn check_egress_prefixes(
+        &mut self,
+        loaded: &Loaded,
+        customers_in: &[Spanned<CustomerSection>],
+        prefixes: &[OwnedPrefix],
+    ) {
+        let egress_written = routes::egress_written(loaded.file.soft_unicast.as_ref());
+        self.check_egress_overlaps(&egress_written, prefixes);
+        // Egress addresses are hosts' sources, announced with `[bgp]`: held as customer prefixes.
+        for (net, len, at) in &egress_written {
+            let egress = IpNet::V4(ipnet::Ipv4Net::new(*net, *len).unwrap_or_default());
+            if let Some(why) = customers::not_for_hosts(egress) {
+                self.err(at, format!("egress prefix {egress} is {why}: no host sends from there"));
+            } else if let Some(space) =
+                customers::holds_space_for_no_hosts(egress).filter(|_| loaded.file.bgp.is_some())
+            {
+                self.err(at, format!("egress prefix {egress} holds {space}, which [bgp] would announce with it"));
+            }
+        }
+        let egress: Vec<(Ipv4Addr, u8)> = egress_written.iter().map(|(a, len, _)| (*a, *len)).collect();
+        let fleet = loaded.file.soft_unicast.as_ref().map(|s| s.get_ref());
+        let server = loaded.file.server.get_ref();
+        self.check_addresses_outside_prefixes(prefixes, &egress, server, customers_in, fleet);
     }
 
     /// Settings written that nothing in the configuration uses: said, not refused (a fleet's
