@@ -709,3 +709,38 @@ fn no_message_can_panic_on_a_closed_pipe() {
     }
     assert!(found.is_empty(), "messages that panic on a closed pipe:\n{}", found.join("\n"));
 }
+
+/// Prefixes nested deep with many inside the deepest: the 82 prefixes 2001:db8::/32 to /113
+/// and 2,000 /128s inside them overlap in 167,321 pairs, each an error that `check-config`
+/// and a reload held (the 32,000 /128s a configuration may have made 2.6 million, 830 MB);
+/// the first 10,000 are said and one error counts the rest.
+#[test]
+fn overlapping_prefixes_past_ten_thousand_pairs_are_counted() {
+    let dir = scratch("nested-prefixes");
+    let chain = (32..114).map(|len| format!("\"2001:db8::/{len}\",\n"));
+    let hosts = (0..2000).map(|k| format!("\"2001:db8::{k:x}/128\",\n"));
+    let prefixes: String = chain.chain(hosts).collect();
+    let config = write(&dir, "nested.toml", format!("{SERVER}[[customer]]\nname = \"a\"\nprefixes = [\n{prefixes}]\n"));
+    let out = transitd(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    // 10,000 pairs and the count of the rest, of which the first 100 are shown.
+    assert!(stderr(&out).ends_with("... and 9901 more errors\n"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A feed a Windows tool wrote starts with a byte order mark, which the file's reader drops;
+/// a second one is left in the first prefix by such readers (Python's `utf-8-sig`:
+/// `'\ufeff192.0.2.0/24'`, no network), so it is an error at line 1, column 1. The feed of
+/// two marks passed: the mark was dropped twice, by the reader and by the parser.
+#[test]
+fn a_geofeed_is_read_past_one_byte_order_mark_not_two() {
+    let dir = scratch("geofeed-bom");
+    let one = write(&dir, "one.csv", "\u{feff}192.0.2.0/24,GB,,,\n");
+    let out = transitd(&["geofeed", "--check", one.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let two = write(&dir, "two.csv", "\u{feff}\u{feff}192.0.2.0/24,GB,,,\n");
+    let out = transitd(&["geofeed", "--check", two.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("two.csv:1:1: a byte order mark inside the feed"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

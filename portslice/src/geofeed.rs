@@ -200,7 +200,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
 }
 
 /// [`parse`], going on past errors: the entries of the good lines, an error for each bad
-/// one, and the warnings, in line order (what `geofeed --check` reports).
+/// one, and the warnings, in line order (what `geofeed --check` reports). `text` is the
+/// file's text: a byte order mark starting the file is its reader's to drop, as a reader
+/// taking the encoding from it drops one (Python's `utf-8-sig`), and a U+FEFF left at the
+/// start of a line, the first too, is the prefix's to a consumer, so an error.
 pub fn parse_all(text: &str) -> Checked {
     let mut checked = Checked::default();
     // RFC 8805 §2.1.3: "Duplicate IP address or prefix entries MUST be considered an error,
@@ -212,8 +215,6 @@ pub fn parse_all(text: &str) -> Checked {
     // specific') to be the best matching entry for a given IP address."
     let mut first_line: HashMap<(IpAddr, u8), usize> = HashMap::new();
     let mut line_warnings = Vec::new();
-    // A byte order mark may start the file, and nothing else: a reader takes one only there.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         line_warnings.clear();

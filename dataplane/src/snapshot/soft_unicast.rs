@@ -353,7 +353,12 @@ impl Builder<'_> {
         }
         // Every overlapping pair, at the prefix written later.
         let ranges: Vec<(u8, u128, u128)> = written.iter().map(|w| (4, w.0.into(), w.1.into())).collect();
-        for (a, b) in super::routes::nested_pairs(&ranges) {
+        let (pairs, more) = super::routes::nested_pairs(&ranges);
+        if let Some(&(_, last)) = pairs.last().filter(|_| more > 0) {
+            let message = format!("and {more} more overlapping pairs of egress prefixes, not said one by one");
+            self.err(&written[last].3, message);
+        }
+        for (a, b) in pairs {
             let (first, later) = if written[a].3.start < written[b].3.start { (a, b) } else { (b, a) };
             let message = format!("egress prefix {} overlaps egress prefix {}", written[later].2, written[first].2);
             self.err(&written[later].3, message);
