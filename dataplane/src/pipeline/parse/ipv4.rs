@@ -234,7 +234,7 @@ fn cut_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, header_len: usize) {
 /// is shown, at an end-of-list option, a length that is bogus (below 2, or past the header)
 /// or a route with no hop left. A route with hops to go makes its last hop tshark's `ip.dst`,
 /// shown only with the whole header there (tshark 4.0 as run; docs/rules.md, Differences 3:
-/// transitd's is the header's).
+/// transitd's is the header's), which a header cut short, this function's, never is.
 fn options_walk_within(l3: &[u8], header_len: usize) -> bool {
     let mut at = 20;
     while at < header_len {
@@ -254,7 +254,8 @@ fn options_walk_within(l3: &[u8], header_len: usize) -> bool {
                 if matches!(kind, option::LSRR | option::SSRR) {
                     let Some(&pointer) = l3.get(at + 2) else { return false };
                     let pointer = usize::from(pointer);
-                    return pointer < 4 || pointer % 4 != 0 || pointer > len || l3.len() >= header_len;
+                    // A route with hops to go: never, as the header is not whole here.
+                    return pointer < 4 || pointer % 4 != 0 || pointer > len;
                 }
                 at += len;
             }
