@@ -213,8 +213,10 @@ fn malformed_captures_are_dropped_and_forwarding_goes_on() {
     assert!(expected_tx > 0);
 }
 
+/// Two workers share a two-queue interface; a queue without one is said, at start and when
+/// the queues change under the run, and ends a run that was to serve them all.
 #[test]
-fn two_queues_two_pinned_workers_share_the_traffic() {
+fn two_pinned_workers_share_two_queues_and_a_queue_without_one_is_said() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tc", 2);
     let t = lab.transitd(ACME, &["--queues", "0-1", "--cores", "0,1"]);
@@ -235,6 +237,41 @@ fn two_queues_two_pinned_workers_share_the_traffic() {
     let mut ports: Vec<u32> = gre.lines().map(|l| l.parse().unwrap()).collect();
     ports.sort_unstable();
     assert_eq!(ports, (20000..20200).collect::<Vec<_>>());
+
+    // Fewer queues than the interface has, on purpose: said at start, with what becomes of
+    // the traffic on the others (the XDP program drops it, counted as no_socket), not refused.
+    let t = lab.transitd(ACME, &["--queues", "0"]);
+    let said = "has 2 rx queues and queue 1 has no worker (served: [0]): customers' traffic the NIC puts there is \
+                dropped by the XDP program, counted as no_socket";
+    assert!(t.log().contains(said), "{}", t.log());
+    // The queues changed under it (veth takes `ethtool -L` up to the queues it was made
+    // with; below the upstream side's tx queues only once those are fewer): said, and the
+    // run goes on, as a restart with the same --queues would serve the same queues.
+    let channels = |ns: &str, dev: &str, n: &str| lab.run(ns, "ethtool", &["-L", &lab.dev(dev), "rx", n, "tx", n]);
+    channels("up", "u1", "1");
+    channels("dut", "d0", "1");
+    wait_for("the new queue count to be said", Duration::from_secs(5), || {
+        t.log().contains("rx queues went from 2 to 1 while running: every one has a worker")
+    });
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+
+    // Bound to every queue there was, a queue added under the run (`ethtool -L`, a driver
+    // reset to its defaults) would have its customers' traffic dropped with nothing said:
+    // the run ends with an error, and the service manager's restart serves every queue.
+    let mut t = lab.transitd(ACME, &[]);
+    assert!(t.log().contains("queues [0]") && !t.log().contains("no worker"), "{}", t.log());
+    channels("dut", "d0", "2");
+    wait_for("transitd to stop", Duration::from_secs(10), || !t.is_running());
+    let log = t.log();
+    let (code, report) = t.stop();
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("rx queues went from 1 to 2 while running (`ethtool -L`, a driver reset): "), "{log}");
+    assert!(
+        log.contains("queue 1 has no worker (served: [0])") && log.contains("a restart serves every queue"),
+        "{log}"
+    );
+    assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");
 }
 
 /// Each thread of process `pid` by name, with the CPUs it may run on (`Cpus_allowed_list`).

@@ -191,7 +191,7 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     assert!(log.contains("well again: announcing once well for announce_after_ms"), "{log}");
 
     // The XDP program detached under it (bpftool, as an operator's mistake would): transitd
-    // sees it is gone and withdraws.
+    // sees it is gone and ends the run, which withdraws.
     let prog = xdp_program_id(&lab, "dut", &lab.dev("d0"));
     let links: serde_json::Value =
         serde_json::from_slice(&lab.run("dut", "bpftool", &["-j", "link", "show"]).stdout).unwrap();

@@ -89,7 +89,7 @@ fn bird_stand_in(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathB
 }
 
 #[test]
-fn systemd_hears_ready_then_the_watchdog_then_stopping() {
+fn systemd_hears_ready_then_the_watchdog_then_stopping_and_a_detached_program_ends_the_run() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tn", 1);
     // systemd's end: a datagram socket, as for Type=notify with WatchdogSec=0.4s.
@@ -116,12 +116,53 @@ fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     while let Ok(n) = socket.recv(&mut buf) {
         heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    let _ = std::fs::remove_dir_all(&dir);
     // READY first (with the main PID and a status), then the watchdog every 0.2 s or so.
     assert!(heard[0].starts_with("READY=1\nMAINPID=") && heard[0].contains("STATUS=running on"), "{heard:?}");
     assert!(heard[1..heard.len() - 1].iter().all(|m| m == "WATCHDOG=1"), "{heard:?}");
     assert!(took < Duration::from_secs(5), "five watchdog pings took {took:?}");
     assert_eq!(heard.last().map(String::as_str), Some("STOPPING=1"), "{heard:?}");
+
+    // The XDP program detached under a running edge (`bpftool link detach`, as an operator's
+    // mistake would): the interface's traffic would reach the host's stack unfiltered. The
+    // run ends with an error (exit 2, which systemd's Restart=on-failure restarts) and stops
+    // feeding the watchdog: without the check it ran on, feeding it, for ever.
+    let mut t = lab.transitd_env("dut", "d0", ACME, &["--no-metrics"], &env);
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut pings = 0;
+    while pings < 2 {
+        let n = socket.recv(&mut buf).expect("transitd keeps talking to systemd");
+        pings += usize::from(&buf[..n] == b"WATCHDOG=1");
+    }
+    detach_xdp_link(&lab, "dut", "d0");
+    let detached = std::time::Instant::now();
+    let mut after = Vec::new();
+    while after.last().map(String::as_str) != Some("STOPPING=1") {
+        assert!(detached.elapsed() < Duration::from_secs(10), "still running 10 s after the detach: {after:?}");
+        let n = socket.recv(&mut buf).expect("transitd keeps talking to systemd");
+        after.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    wait_for("transitd to exit", Duration::from_secs(10), || !t.is_running());
+    let log = t.log();
+    let (code, report) = t.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("the XDP program is no longer attached") && log.contains("unfiltered"), "{log}");
+    // The attachment is looked at twice a second, the watchdog fed every 0.2 s: a few pings
+    // (some sent while bpftool ran) may come before the run sees it, none once it has.
+    let fed = after.iter().filter(|m| m.as_str() == "WATCHDOG=1").count();
+    assert!(fed <= 10, "the watchdog was fed {fed} times after the detach: {after:?}");
+    assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");
+}
+
+/// Detaches the XDP program's link on `dev` in `ns` with bpftool, not through transitd.
+fn detach_xdp_link(lab: &Lab, ns: &str, dev: &str) {
+    let out = lab.run(ns, "ip", &["-j", "link", "show", "dev", &lab.dev(dev)]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prog = links[0]["xdp"]["prog"]["id"].as_u64().unwrap_or_else(|| panic!("no XDP program on {dev}: {links}"));
+    let out = lab.run(ns, "bpftool", &["-j", "link", "show"]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let link = links.as_array().unwrap().iter().find(|l| l["prog_id"] == prog).expect("transitd's XDP link");
+    lab.run(ns, "bpftool", &["link", "detach", "id", &link["id"].to_string()]);
 }
 
 /// A SIGHUP that comes while `run` reads its configuration (here from an etcd that takes

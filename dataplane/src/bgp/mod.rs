@@ -12,7 +12,8 @@
 //! times a second, what to announce. The guard withdraws everything when transitd stops
 //! telling it (a hung process), when its pipe closes (transitd exited, even by `kill -9`),
 //! and on SIGTERM (systemd stopping the service). transitd itself tells it to withdraw
-//! everything while a worker is stalled or the XDP program is gone.
+//! everything while a worker is stalled or the kernel cannot say whether the XDP program is
+//! attached (a program detached under the run ends it).
 
 pub mod bird;
 pub mod guard;

@@ -12,20 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use transitd_bpf::XdpProgram;
 
+use super::attachment::Attachment;
 use crate::bgp::{Announcements, Speaker};
 use crate::metrics::BgpStats;
 use crate::snapshot::Snapshot;
 use crate::worker::WorkerReport;
 
-/// How often the XDP program's attachment is looked at (a netlink query).
-const XDP_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long the workers go on forwarding after a clean stop's withdrawal.
 const DRAIN_AFTER_WITHDRAWAL: Duration = Duration::from_millis(500);
-/// Failed queries in a row after which the program counts as detached: one (a netlink
-/// hiccup) must not withdraw every prefix on a guess, nor may failing go on announcing.
-const FAILED_QUERIES_TOLERATED: u32 = 3;
 
 /// The cause of a withdrawal while [`HoldDown`] holds announcing back.
 const HELD_DOWN: &str = "held down after a withdrawal";
@@ -36,10 +31,6 @@ pub(super) struct Announcer {
     start_failed: Option<String>,
     /// Each worker's publications.
     progress: Liveness,
-    /// Whether the XDP program was attached at the last look, and when that was.
-    attached: (bool, Instant),
-    /// Attachment queries that failed in a row.
-    failed_queries: u32,
     /// Why everything is withdrawn, while it is (said once per cause).
     withdrawn: Option<String>,
     /// Holds announcing back for a while after a withdrawal.
@@ -75,13 +66,10 @@ const MAX_HOLD: Duration = Duration::from_secs(600);
 
 impl Announcer {
     pub(super) fn new(workers: usize) -> Announcer {
-        let long_ago = Instant::now() - XDP_CHECK_EVERY;
         Announcer {
             speaker: None,
             start_failed: None,
             progress: Liveness::new(workers, Instant::now()),
-            attached: (true, long_ago),
-            failed_queries: 0,
             withdrawn: None,
             hold: HoldDown::default(),
             customers: CustomerHolds::default(),
@@ -161,12 +149,13 @@ impl Announcer {
         }
     }
 
-    /// One look at the run: called about ten times a second by the supervisor.
+    /// One look at the run: called about ten times a second by the supervisor, with what
+    /// its last look at the XDP program's attachment found (`xdp`).
     pub(super) fn tick(
         &mut self,
         snap: &Snapshot,
         reports: &[Arc<Mutex<WorkerReport>>],
-        (program, ifindex): (&XdpProgram, i32),
+        xdp: Attachment,
         stats: &BgpStats,
     ) {
         let published: Vec<Option<u64>> = reports.iter().map(|r| r.lock().ok().map(|r| r.publications)).collect();
@@ -227,22 +216,6 @@ impl Announcer {
                 }
             }
         }
-        if self.attached.1.elapsed() >= XDP_CHECK_EVERY {
-            let ours = match transitd_bpf::runs(ifindex, program) {
-                Ok(ours) => {
-                    self.failed_queries = 0;
-                    ours
-                }
-                Err(e) => {
-                    self.failed_queries += 1;
-                    if self.failed_queries == 1 {
-                        log_line!("transitd: cannot tell whether the XDP program is attached ({e}): asking again");
-                    }
-                    self.attached.0 && self.failed_queries < FAILED_QUERIES_TOLERATED
-                }
-            };
-            self.attached = (ours, Instant::now());
-        }
         let now = Instant::now();
         let unheard = self.last_told.is_some_and(|t| now.saturating_duration_since(t) > config.withdraw_after);
         let stalled: Vec<u32> = self
@@ -251,14 +224,14 @@ impl Announcer {
             .filter_map(|i| reports.get(i))
             .map(|r| r.lock().map_or(u32::MAX, |r| r.queue))
             .collect();
-        let why = match (stalled.is_empty(), self.attached.0) {
+        let why = match (stalled.is_empty(), xdp) {
             _ if unheard => Some("transitd said nothing to its guard for longer than withdraw_after_ms".to_string()),
-            (true, true) => None,
+            (true, Attachment::Attached) => None,
             (false, _) => Some(format!("the workers of queues {stalled:?} are stalled")),
-            (true, false) if self.failed_queries > 0 => {
+            (true, Attachment::Unknown) => {
                 Some("whether transitd's XDP program is attached cannot be queried".to_string())
             }
-            (true, false) => Some("transitd's XDP program is no longer attached".to_string()),
+            (true, Attachment::Detached) => Some("transitd's XDP program is no longer attached".to_string()),
         };
         let hold = self.hold_for(config.announce_after);
         let well = self.hold.announce(why.is_some(), now, hold);

@@ -5,6 +5,7 @@
 //! stops the workers, detaches and prints the final counters (`report`).
 
 mod announce;
+mod attachment;
 mod file_watch;
 mod placement;
 mod publish;
@@ -26,6 +27,7 @@ use arc_swap::ArcSwap;
 use transitd_bpf::{AttachMode, XdpProgram};
 
 use self::announce::Announcer;
+use self::attachment::{Attachment, AttachmentWatch};
 use self::file_watch::FileWatch;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
@@ -136,6 +138,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // Everything the flags ask for is checked before the XDP program is loaded or attached.
     let index = ifindex(&opts.iface)?;
     let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
+    let rx_queues = placement::rx_queue_count(&opts.iface)?;
+    // Said, not refused: a NIC whose RSS spreads traffic over fewer queues than it has
+    // (`ethtool -X IF equal N`) needs no worker on the others.
+    if let Some(line) = placement::unserved(&opts.iface, rx_queues, &queues, snapshot.unbound_queue) {
+        log_line!("transitd: warning: {line}");
+    }
     let cores = cores_for(&queues, opts.cores.as_deref())?;
     placement::keep_helpers_off(&cores)?;
     anyhow::ensure!(
@@ -343,6 +351,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
                 sources: &sources,
                 single_frame,
                 longest_at_start: largest_packet,
+                rx_queues_at_start: rx_queues,
                 link_mtu: &plan.socket.link_mtu,
                 retired: &retired,
             },
@@ -524,6 +533,8 @@ struct Supervised<'a> {
     single_frame: Option<usize>,
     /// The longest frame that could arrive at start.
     longest_at_start: usize,
+    /// The interface's rx queues at start.
+    rx_queues_at_start: usize,
     /// The interface's MTU the workers check decapsulated packets against, kept current.
     link_mtu: &'a AtomicUsize,
     /// State the workers' reloads replaced, freed here.
@@ -574,7 +585,10 @@ impl FramesPastSockets {
 
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
 /// announcements and progress lines, until a stop signal or a worker ends; or until the
-/// interface goes away (an error: its sockets can do nothing more).
+/// interface goes away (an error: its sockets can do nothing more), its XDP program is no
+/// longer attached (an error: its traffic reaches the host unfiltered), or, under the
+/// default `--queues` and `--cores`, the interface's rx queues change (an error: a restart
+/// serves them all). An error ends the run with exit status 2, and the service manager restarts it.
 fn supervise(
     opts: &RunOptions,
     s: Supervised<'_>,
@@ -583,7 +597,18 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised { index, queues, workers, reports, sources, single_frame, longest_at_start, link_mtu, retired } = s;
+    let Supervised {
+        index,
+        queues,
+        workers,
+        reports,
+        sources,
+        single_frame,
+        longest_at_start,
+        rx_queues_at_start,
+        link_mtu,
+        retired,
+    } = s;
     let mut past_sockets = FramesPastSockets::new(longest_at_start, single_frame);
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
@@ -595,6 +620,8 @@ fn supervise(
     // address changed under a running edge (`ip link set address`, a bond's failover) would
     // leave every frame to the kernel.
     let mut host_mac = (placement::iface_mac(&opts.iface).ok(), Instant::now());
+    let mut attachment = AttachmentWatch::new(index);
+    let mut rx_queues = rx_queues_at_start;
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
         retired.try_iter().for_each(drop);
@@ -659,10 +686,47 @@ fn supervise(
                 log_line!("{line}");
             }
         }
+        let xdp = attachment.look(program);
+        let rx_now = placement::rx_queue_count(&opts.iface).ok();
+        // After the looks above: an interface being removed loses its name before its program
+        // and its queues, and is said as gone, not as detached.
+        if ifindex(&opts.iface).ok() != Some(index) {
+            return stopping(anyhow::anyhow!("{} went away (it was ifindex {index}): stopping", opts.iface));
+        }
+        // Before the watchdog is fed: a run that no longer filters is not a healthy one.
+        if xdp == Attachment::Detached {
+            return stopping(anyhow::anyhow!(
+                "{}: the XDP program is no longer attached (something detached it: `bpftool link detach`?), so the \
+                 interface's traffic reaches the host's stack unfiltered: stopping (a restart attaches it again)",
+                opts.iface
+            ));
+        }
+        if let Some(now) = rx_now.filter(|&n| n != rx_queues) {
+            let changed = format!("{}'s rx queues went from {rx_queues} to {now} while running", opts.iface);
+            // Bound to every queue there was, the run restarts bound to every queue there is;
+            // restarted with `--queues` it would serve what it serves now, and with `--cores`
+            // alone it would be refused (a CPU per queue).
+            let restart_serves_all = opts.queues.is_none() && opts.cores.is_none();
+            match placement::unserved(&opts.iface, now, queues, sources.snapshot.load().unbound_queue) {
+                Some(line) if restart_serves_all => {
+                    return stopping(anyhow::anyhow!(
+                        "{changed} (`ethtool -L`, a driver reset): {line}; stopping, so that a restart serves every \
+                         queue"
+                    ));
+                }
+                Some(line) => {
+                    log_line!(
+                        "transitd: warning: {changed}: {line}; --queues and --cores covering them would serve them"
+                    )
+                }
+                None => log_line!("transitd: {changed}: every one has a worker"),
+            }
+            rx_queues = now;
+        }
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
             w.tick(reports, n);
         }
-        announcer.tick(&sources.snapshot.load(), reports, (program, index), &sources.bgp);
+        announcer.tick(&sources.snapshot.load(), reports, xdp, &sources.bgp);
         if let Ok(mut x) = sources.xdp.lock() {
             *x = program.stats();
         }
@@ -672,13 +736,15 @@ fn supervise(
             log_line!("{}", progress_line(started.elapsed(), queues, &last.1, &now, dt, &program.stats()));
             last = (Instant::now(), now);
         }
-        if ifindex(&opts.iface).ok() != Some(index) {
-            let why = anyhow::anyhow!("{} went away (it was ifindex {index}): stopping", opts.iface);
-            log_line!("transitd: {why}");
-            return Some(why);
-        }
     }
     None
+}
+
+/// Ends supervision for `why`: said at once (the shutdown takes a while, and withdraws the
+/// BGP announcements first), and returned, for `main` to exit with status 2.
+fn stopping(why: anyhow::Error) -> Option<anyhow::Error> {
+    log_line!("transitd: {why}");
+    Some(why)
 }
 
 /// Feeds systemd's watchdog while every worker publishes its counters (it does ten times a

@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 
 use crate::limits::MAX_LIST_ENTRIES;
+use crate::snapshot::Fate;
 
 /// Parses `0-3` or `0,2,5` (or a mix), at most [`MAX_LIST_ENTRIES`] entries (counted before
 /// any is stored).
@@ -74,6 +75,32 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
         anyhow::ensure!(seen.insert(q), "--queues: queue {q} is listed twice");
     }
     Ok(asked.to_vec())
+}
+
+/// How many rx queues the interface has now, as sysfs lists them (`ethtool -L` changes it).
+pub(super) fn rx_queue_count(iface: &str) -> anyhow::Result<usize> {
+    Ok(queues(iface, "rx-")?.len())
+}
+
+/// What to say when `served` leaves some of the interface's `rx_queues` rx queues without a
+/// worker: which, and what becomes of the owned traffic the NIC puts on them (`fate`, the
+/// configuration's `unbound_queue`); `None` when every one is served.
+pub(super) fn unserved(iface: &str, rx_queues: usize, served: &[u32], fate: Fate) -> Option<String> {
+    let unserved: Vec<usize> = (0..rx_queues).filter(|&q| !served.iter().any(|&s| s as usize == q)).collect();
+    let (noun, verb) = match unserved.len() {
+        0 => return None,
+        1 => ("queue", "has"),
+        _ => ("queues", "have"),
+    };
+    let fate = match fate {
+        Fate::Drop => "dropped by the XDP program",
+        Fate::Pass => "passed to the host's stack unfiltered (unbound_queue = \"pass\")",
+    };
+    Some(format!(
+        "{iface} has {rx_queues} rx queues and {noun} {} {verb} no worker (served: {served:?}): customers' traffic \
+         the NIC puts there is {fate}, counted as no_socket (transitd_xdp_packets_total{{action=\"no_socket\"}})",
+        ranges(&unserved)
+    ))
 }
 
 /// The CPUs this process may run on (its affinity mask: under a cpuset, the cpuset's), in
@@ -273,6 +300,17 @@ mod tests {
         assert!(e.contains("more than 1024 entries"), "{e}");
         assert_eq!(parse_list("0-1023").unwrap().len(), 1024);
         assert!(parse_list("0-1022,5000-5001").is_err());
+    }
+
+    #[test]
+    fn queues_without_a_worker_are_named_with_their_traffics_fate() {
+        assert_eq!(unserved("eth1", 4, &[3, 0, 1, 2], Fate::Drop), None);
+        let said = unserved("eth1", 2, &[0], Fate::Drop).unwrap();
+        assert!(said.starts_with("eth1 has 2 rx queues and queue 1 has no worker (served: [0]): "), "{said}");
+        assert!(said.contains("is dropped by the XDP program, counted as no_socket"), "{said}");
+        let said = unserved("eth1", 8, &[2, 3], Fate::Pass).unwrap();
+        assert!(said.contains("and queues 0-1,4-7 have no worker (served: [2, 3])"), "{said}");
+        assert!(said.contains("passed to the host's stack unfiltered (unbound_queue = \"pass\")"), "{said}");
     }
 
     #[test]
