@@ -336,6 +336,8 @@ pub struct Endpoint(pub Vec<std::net::SocketAddr>);
 impl Endpoint {
     /// The first of its addresses that takes a connection (`localhost` is `::1` first on
     /// Debian, while `run` serves 127.0.0.1), else the first, whose error then says why.
+    /// (`run` takes a connection closed before it sent a byte for the probe it is, not for
+    /// a failed exchange.)
     pub fn reachable(&self) -> std::net::SocketAddr {
         let timeout = Duration::from_secs(1);
         let first = self.0[0];

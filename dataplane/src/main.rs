@@ -44,6 +44,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // What was wanted was read (`| head`): no error, as for any Unix filter.
         Err(e) if e.is::<ReaderGone>() => ExitCode::SUCCESS,
+        // The run's supervisor said it when it found it.
+        Err(e) if e.chain().any(|c| c.is::<transitd::run::Said>()) => ExitCode::from(2),
         // A configuration refused: 1, as check-config says it (`--help`'s exit status).
         Err(e) if e.chain().any(|c| c.is::<transitd::config::ConfigErrors>() || c.is::<Refused>()) => {
             log_line!("transitd: {e:#}");
@@ -93,7 +95,7 @@ fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
 /// readable, which only `run` can tell). `check-config` checks what `run` will accept: the
 /// unit's `ExecStartPre` and a check before a reload must not pass a file `run` refuses.
 fn load_to_run(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
-    let host = transitd::snapshot::Host { iface_mac_known: true, this_server: None, shared: false };
+    let host = transitd::snapshot::Host { iface_mac_known: true, ..Default::default() };
     load_as(path, |loaded| Snapshot::build_to_run(loaded, &host))
 }
 

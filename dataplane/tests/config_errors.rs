@@ -991,6 +991,49 @@ fn routers_and_anycast_inside_announced_prefixes_are_refused() {
     assert_eq!(warned.len(), 2, "the anycast address and the remote: {warned:?}");
 }
 
+/// The upstream router (`next_hop`) inside a prefix this edge announces is refused at its
+/// position, as the routers of the tunnels are: it shares a link with the host, and the
+/// traffic between the two is judged as the customer's (live, the router's pings to the host
+/// were dropped as `spoofed_customer_source`). A soft-unicast egress range holding it too.
+#[test]
+fn a_next_hop_inside_an_announced_prefix_is_refused() {
+    let config = |prefixes: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\nnext_hop = \"10.2.0.1\"\n\n[[customer]]\nname = \"acme\"\n\
+             prefixes = [{prefixes}]\n"
+        )
+    };
+    assert_eq!(errors(&config("\"203.0.113.0/24\", \"10.2.1.0/24\"")), Vec::<String>::new());
+    let text = config("\"203.0.113.0/24\", \"10.2.0.0/24\"");
+    // Where `needle` starts, as `line:col` (columns in characters from 1).
+    let at = |needle: &str| {
+        let start = text.find(needle).unwrap();
+        let line = text[..start].matches('\n').count() + 1;
+        format!("{line}:{}", start - text[..start].rfind('\n').map_or(0, |n| n + 1) + 1)
+    };
+    assert_eq!(
+        errors(&text),
+        [format!(
+            "bad.toml:{}: next_hop `10.2.0.1` is inside prefix 10.2.0.0/24 of customer `acme` (at bad.toml:{}), which \
+             this edge announces: the upstream router's own traffic (BGP, SSH, ping between it and this host) would \
+             be taken for the prefix's",
+            at("\"10.2.0.1\""),
+            at("\"10.2.0.0/24\"")
+        )]
+    );
+    // A catch-all customer holds it too: said, not refused, as for the other addresses.
+    let catch_all = config("\"0.0.0.0/0\"");
+    assert_eq!(errors(&catch_all), Vec::<String>::new());
+    assert_eq!(warnings_about(&catch_all, "next_hop `10.2.0.1` is inside prefix 0.0.0.0/0").len(), 1);
+    // Soft-unicast's egress ranges are announced as well.
+    let fleet = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/soft-unicast.toml")).unwrap();
+    let egress = fleet.replacen("next_hop_mac = \"02:00:00:00:00:fe\"", "next_hop = \"198.18.201.1\"", 1);
+    assert_ne!(egress, fleet);
+    let said = errors(&egress);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("next_hop `198.18.201.1` is inside egress prefix 198.18.201.0/31"), "{said:?}");
+}
+
 /// A tunnel's router on the bogon list has its GRE dropped as `bogon_source` before
 /// decapsulation: traffic reaches the customer and none comes back, and a probed tunnel goes
 /// down. It is said (a warning: labs route documentation addresses); a list without it, or

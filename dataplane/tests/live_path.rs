@@ -1,8 +1,9 @@
 //! The live data path's promises, in the veth lab (scripts/veth-lab): what is not transitd's
-//! reaches the host's stack (a socket there receives it), the XDP program never replaces
-//! another and never outlives the process, a bind the driver cannot do fails cleanly, and
-//! faults (link down and up, `kill -9`, the interface vanishing) end in a clean state with
-//! every UMEM frame accounted for. Needs root; one lab at a time.
+//! reaches the host's stack (a socket there receives it), no customer prefix takes the
+//! interface's own address, the XDP program never replaces another and never outlives the
+//! process, a bind the driver cannot do fails cleanly, and faults (link down and up, `kill
+//! -9`, the interface vanishing or renamed) end in a clean state with every UMEM frame
+//! accounted for, said once. Needs root; one lab at a time.
 
 mod common;
 
@@ -149,6 +150,54 @@ fn foreign_program(dir: &std::path::Path) -> std::path::PathBuf {
         .expect("clang");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     obj
+}
+
+/// The interface's own address (10.2.0.2) inside a customer prefix would be taken for the
+/// customer's: the upstream router's pings to the host were dropped as
+/// `spoofed_customer_source`, and BGP and SSH on that link would be. `run` refuses such a
+/// configuration at start, at the prefix, and rejects a reload to it. Then the interface is
+/// renamed under the run, which stops, saying so once, with the new name.
+#[test]
+fn the_interfaces_own_address_stays_the_hosts_and_a_rename_is_said_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("to", 1);
+    let holding = ACME.replace("prefixes = [\"203.0.113.0/24\"]", "prefixes = [\"203.0.113.0/24\", \"10.2.0.2/32\"]");
+    assert_ne!(holding, ACME);
+    let start = holding.find("\"10.2.0.2/32\"").unwrap();
+    let line = holding[..start].matches('\n').count() + 1;
+    let col = start - holding[..start].rfind('\n').map_or(0, |n| n + 1) + 1;
+    let refused =
+        format!("prefix 10.2.0.2/32 of customer `acme` holds 10.2.0.2, an address of {} (--iface)", lab.dev("d0"));
+    let config = std::env::temp_dir().join(format!("{}-holding.toml", lab.prefix));
+    std::fs::write(&config, &holding).unwrap();
+    // (Under `timeout`: a run that took the configuration would go on until stopped.)
+    let out = lab
+        .cmd("dut", "timeout")
+        .args(["20", env!("CARGO_BIN_EXE_transitd"), "run", "--iface", &lab.dev("d0"), "--no-metrics"])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a configuration refused: {said}");
+    assert!(said.contains(&format!("{}:{line}:{col}: {refused}", config.display())), "{said}");
+    assert!(!has_xdp(&lab, "dut", "d0"));
+
+    let mut t = lab.transitd(ACME, &["--no-metrics"]);
+    t.reload(&holding);
+    wait_for("the reload to be rejected", Duration::from_secs(10), || {
+        t.log().contains("rejected, the running configuration stays")
+    });
+    assert!(t.log().contains(&refused), "{}", t.log());
+
+    let renamed = format!("{}-dx", lab.prefix);
+    lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "down"]);
+    lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "name", &renamed]);
+    wait_for("transitd to notice", Duration::from_secs(10), || !t.is_running());
+    let log = t.log();
+    assert_eq!(log.matches(&format!("was renamed to {renamed}")).count(), 1, "said once: {log}");
+    assert!(!log.contains("went away"), "{log}");
+    let (code, _) = t.stop();
+    assert_eq!(code, 2);
 }
 
 #[test]
@@ -334,6 +383,7 @@ fn link_down_and_up_under_traffic_then_the_interface_vanishing() {
     wait_for("transitd to notice", Duration::from_secs(10), || !t.is_running());
     let log = t.log();
     assert!(log.contains("went away") || log.contains("no longer exists"), "{log}");
+    assert!(log.matches("went away").count() <= 1, "said once: {log}");
     assert!(!log.contains("panicked"), "{log}");
     let (_, report) = t.stop();
     assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");

@@ -215,6 +215,8 @@ fn metrics_count_what_the_wire_shows_and_drops_are_captured() {
     let m = scrape(&lab);
     let human = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--metrics", "127.0.0.1:9469"]);
     let human = String::from_utf8_lossy(&human.stdout).into_owned();
+    // Each `stats` tried the address with a connection it closed unused: no failed exchange.
+    assert!(!t.log().contains("exchanges failed"), "{}", t.log());
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
 

@@ -716,7 +716,12 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
     use transitd::snapshot::{Host, Snapshot};
     let (config, _) = fleet();
     let loaded = transitd::config::parse("fleet.toml", &config).unwrap();
-    let host = |name: &str| Host { iface_mac_known: true, this_server: Some(name.to_string()), shared: true };
+    let host = |name: &str| Host {
+        iface_mac_known: true,
+        this_server: Some(name.to_string()),
+        shared: true,
+        ..Host::default()
+    };
     let a2 = Snapshot::build_to_run(&loaded, &host("a2")).unwrap();
     let su = a2.soft_unicast.as_ref().unwrap();
     assert_eq!(su.backbone, std::net::Ipv4Addr::new(10, 9, 0, 12));
@@ -735,15 +740,14 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
         fates(&worker.into_parts().0.verdicts)
     };
     assert_eq!(fate(a2), [format!("pass:{}", PassReason::EgressLocal.name())]);
-    let a1 =
-        Snapshot::build_to_run(&loaded, &Host { iface_mac_known: true, this_server: None, shared: false }).unwrap();
+    let a1 = Snapshot::build_to_run(&loaded, &Host { iface_mac_known: true, ..Host::default() }).unwrap();
     assert_eq!(fate(a1), [format!("tx:{}", TxReason::Backbone.name())]);
 
     let refused = Snapshot::build_to_run(&loaded, &host("a9")).err().unwrap().to_string();
     assert!(refused.starts_with("fleet.toml:12:15: --this-server `a9` is not a [[soft_unicast.server]]"), "{refused}");
     // A shared configuration (etcd's) names some server: without the flag, refused, as
     // every server of the fleet would take that one's slices and backbone address.
-    let unnamed = Host { iface_mac_known: true, this_server: None, shared: true };
+    let unnamed = Host { iface_mac_known: true, shared: true, ..Host::default() };
     let refused = Snapshot::build_to_run(&loaded, &unnamed).err().unwrap().to_string();
     assert!(refused.contains("run needs --this-server NAME"), "{refused}");
 }
@@ -770,7 +774,7 @@ fn fleet_with_a_probed_tunnel_over(backbone_mtu: u32) -> transitd::config::Loade
 /// server's are its own).
 fn server(loaded: &transitd::config::Loaded, name: &str, key: u64) -> std::sync::Arc<transitd::snapshot::Snapshot> {
     use transitd::snapshot::{Host, Snapshot};
-    let host = Host { iface_mac_known: true, this_server: Some(name.to_string()), shared: false };
+    let host = Host { iface_mac_known: true, this_server: Some(name.to_string()), ..Host::default() };
     let snap = std::sync::Arc::new(Snapshot::build_to_run(loaded, &host).unwrap());
     snap.health.set_key([key, key]);
     snap

@@ -275,6 +275,10 @@ fn step(c: &mut Connection, now: Instant, renders: &mut Renders<impl Fn(Format) 
             let mut chunk = [0u8; 2048];
             let room = MAX_HEAD_BYTES - head.len();
             match c.stream.read(&mut chunk[..room.min(2048)]) {
+                // Closed before it sent a byte: a port probe (a load balancer's or a monitoring
+                // system's TCP check; `transitd stats` finding which of localhost's addresses
+                // answers), not a failed exchange. Counted as one, every `stats` was logged.
+                Ok(0) if head.is_empty() => return Progress::Done(None),
                 Ok(0) => return gave_up(std::io::ErrorKind::UnexpectedEof, "closed before the request head"),
                 Ok(n) => head.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Progress::Waiting,
@@ -550,6 +554,34 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
+    }
+
+    /// A connection closed before it sent anything is a port probe, no failed exchange; one
+    /// closed halfway through its request head is one.
+    #[test]
+    fn a_port_probe_is_no_failed_exchange() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut renders = Renders { body: |_: Format| String::new(), live: Vec::new() };
+        // How the server's side of a connection whose client sent `sent`, then closed, ends.
+        let mut ended = |sent: &[u8]| -> Option<std::io::ErrorKind> {
+            let mut client = TcpStream::connect(addr).unwrap();
+            client.write_all(sent).unwrap();
+            drop(client);
+            let (stream, peer) = listener.accept().unwrap();
+            stream.set_nonblocking(true).unwrap();
+            let now = Instant::now();
+            let state = State::Reading(Vec::new());
+            let mut c = Connection { stream, peer: peer.ip(), deadline: now + DEADLINE, state, moved: now };
+            loop {
+                match step(&mut c, Instant::now(), &mut renders) {
+                    Progress::Done(error) => return error.map(|e| e.kind()),
+                    Progress::Waiting | Progress::Moved => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        };
+        assert_eq!(ended(b""), None);
+        assert_eq!(ended(b"GET /met"), Some(std::io::ErrorKind::UnexpectedEof));
     }
 
     /// Scrapes are shared only within their format: with MAX_RENDERS held in one, a request

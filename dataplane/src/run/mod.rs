@@ -320,10 +320,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         },
         _ => None,
     };
+    // (The interface's addresses are read again for each reload.)
     let host = Host {
         iface_mac_known: iface_mac != [0; 6],
         this_server: opts.this_server.clone(),
         shared: matches!(opts.config, ConfigSource::Etcd(_)),
+        iface: opts.iface.clone(),
+        iface_addresses: Vec::new(),
     };
     let mut watch = match failed {
         Some(_) => None,
@@ -426,11 +429,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 /// file's text); its warnings are said.
 fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::Fetched>, Option<Arc<str>>)> {
     // Whether the interface's MAC can be read is found out after; the next hop is checked
-    // here, with its position.
+    // here, with its position, and so are the interface's own addresses.
     let host = Host {
         iface_mac_known: true,
         this_server: opts.this_server.clone(),
         shared: matches!(opts.config, ConfigSource::Etcd(_)),
+        iface: opts.iface.clone(),
+        iface_addresses: placement::own_addresses(&opts.iface),
     };
     let (snap, fetched, text) = match &opts.config {
         ConfigSource::File(path) => {
@@ -585,10 +590,12 @@ impl FramesPastSockets {
 
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
 /// announcements and progress lines, until a stop signal or a worker ends; or until the
-/// interface goes away (an error: its sockets can do nothing more), its XDP program is no
-/// longer attached (an error: its traffic reaches the host unfiltered), or, under the
-/// default `--queues` and `--cores`, the interface's rx queues change (an error: a restart
-/// serves them all). An error ends the run with exit status 2, and the service manager restarts it.
+/// interface goes away (an error: its sockets can do nothing more) or is renamed (an error
+/// too: what is read of it while running, and restored at the end, is read by its name), its
+/// XDP program is no longer attached (an error: its traffic reaches the host unfiltered),
+/// or, under the default `--queues` and `--cores`, the interface's rx queues change (an
+/// error: a restart serves them all). An error ends the run with exit status 2, and the
+/// service manager restarts it.
 fn supervise(
     opts: &RunOptions,
     s: Supervised<'_>,
@@ -690,8 +697,10 @@ fn supervise(
         let rx_now = placement::rx_queue_count(&opts.iface).ok();
         // After the looks above: an interface being removed loses its name before its program
         // and its queues, and is said as gone, not as detached.
-        if ifindex(&opts.iface).ok() != Some(index) {
-            return stopping(anyhow::anyhow!("{} went away (it was ifindex {index}): stopping", opts.iface));
+        if ifindex(&opts.iface).ok() != Some(index)
+            && let Some(why) = placement::what_became_of(&opts.iface, index)
+        {
+            return stopping(anyhow::Error::msg(why));
         }
         // Before the watchdog is fed: a run that no longer filters is not a healthy one.
         if xdp == Attachment::Detached {
@@ -741,11 +750,18 @@ fn supervise(
 }
 
 /// Ends supervision for `why`: said at once (the shutdown takes a while, and withdraws the
-/// BGP announcements first), and returned, for `main` to exit with status 2.
+/// BGP announcements first), and returned as [`Said`], for `main` to exit with status 2
+/// without saying it a second time.
 fn stopping(why: anyhow::Error) -> Option<anyhow::Error> {
     log_line!("transitd: {why}");
-    Some(why)
+    Some(anyhow::Error::new(Said(why.to_string())))
 }
+
+/// A run's error already logged when it was found: `main` exits with status 2 and does not
+/// say it again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Said(String);
 
 /// Feeds systemd's watchdog while every worker publishes its counters (it does ten times a
 /// second, busy or idle); a worker that stops stops the feeding, and systemd restarts the

@@ -247,6 +247,38 @@ pub(super) fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
     <[u8; 6]>::try_from(bytes.as_slice()).map_err(|_| anyhow::anyhow!("cannot read the MAC of {iface}"))
 }
 
+/// The addresses `iface` has now, which no customer prefix may hold ([`Host`]); none when
+/// there is no such interface (the run stops on that by itself) or they cannot be read
+/// (said: the check is skipped, not the start or the reload).
+///
+/// [`Host`]: crate::snapshot::Host
+pub(super) fn own_addresses(iface: &str) -> Vec<std::net::IpAddr> {
+    let Ok(index) = ifindex(iface) else { return Vec::new() };
+    crate::netdev::addresses(index as u32).unwrap_or_else(|e| {
+        log_line!(
+            "transitd: warning: cannot read {iface}'s addresses ({e}): customer prefixes are not checked against them"
+        );
+        Vec::new()
+    })
+}
+
+/// What became of interface `iface`, ifindex `index` at start, when its name no longer finds
+/// that index: renamed (the index has another name now), or gone. `None` when the index
+/// still has that name (the lookup by name failed for want of a file descriptor, say).
+pub(super) fn what_became_of(iface: &str, index: i32) -> Option<String> {
+    match crate::netdev::name_of(index as u32) {
+        Ok(Some(name)) if name == iface => None,
+        Ok(Some(name)) => Some(format!(
+            "{iface} (ifindex {index}) was renamed to {name}: stopping (the run follows the interface by its name: \
+             start it again with --iface {name})"
+        )),
+        Ok(None) => Some(format!("{iface} went away (it was ifindex {index}): stopping")),
+        Err(e) => {
+            Some(format!("{iface} went away (it was ifindex {index}; looking the index up failed: {e}): stopping"))
+        }
+    }
+}
+
 pub(super) fn ifindex(iface: &str) -> anyhow::Result<i32> {
     let name = std::ffi::CString::new(iface)?;
     // SAFETY: if_nametoindex reads a NUL-terminated string and returns 0 on failure.

@@ -68,7 +68,8 @@ pub(super) struct ConfigWatch {
     /// SIGHUP came while a build was under way: read again when it is done.
     signalled_meanwhile: bool,
     /// What the configuration does not say: whether the interface's own MAC could be read
-    /// at start (then a configuration without `mac` may be applied), `--this-server`.
+    /// at start (then a configuration without `mac` may be applied), `--this-server`, the
+    /// interface (whose addresses [`ConfigWatch::host_now`] reads).
     host: Host,
     /// Snapshots a reload replaced, kept until no worker holds them: the last holder frees
     /// it, and a rule set's tables (megabytes) freed by a worker between two batches stall it.
@@ -226,7 +227,7 @@ impl ConfigWatch {
                     && !self.running_owed
                     && self.rejected.as_ref().is_some_and(|r| self.file.differs(&r.named));
                 let before = self.file.applied.clone();
-                let host = self.host.clone();
+                let host = self.host_now();
                 match self.file_applied.clone().filter(|_| !(edited || retry)) {
                     Some(text) => {
                         self.running_owed = false;
@@ -306,7 +307,7 @@ impl ConfigWatch {
                 };
                 stamps_before = newer.then(|| self.file.applied.clone());
                 self.file.seen();
-                let (prefix, host) = (source.prefix.clone(), self.host.clone());
+                let (prefix, host) = (source.prefix.clone(), self.host_now());
                 let what = format!("{source} at revision {}{why}", fetched.revision);
                 let read = fetched.clone();
                 let load = move || Built {
@@ -330,6 +331,12 @@ impl ConfigWatch {
         }
         // Most configurations build in milliseconds: those are applied now, not a tick later.
         self.finish_within(Duration::from_millis(50), shared, program)
+    }
+
+    /// [`ConfigWatch::host`] with the interface's addresses as they are now, for a build: one
+    /// added since the start is the host's as much.
+    fn host_now(&self) -> Host {
+        Host { iface_addresses: super::placement::own_addresses(&self.host.iface), ..self.host.clone() }
     }
 
     /// Applies the build under way if it is done within `wait`.

@@ -81,12 +81,15 @@ pub(super) fn nested_pairs(ranges: &[(u8, u128, u128)]) -> (Vec<(usize, usize)>,
 }
 
 impl Builder<'_> {
-    /// Our own addresses (anycast, the fleet's backbone addresses) and the tunnels' routers
-    /// must lie outside every prefix this edge announces (customers' and soft-unicast egress
-    /// ranges): GRE sent to a router inside one is routed back to the edge, encapsulated
-    /// again, and loops until its TTL runs out; an anycast address inside one is taken for
-    /// that customer's, and backbone GRE to a server's address inside one reaches whichever
-    /// server is nearest the sender, not that server. A catch-all
+    /// Our own addresses (anycast, the fleet's backbone addresses), the tunnels' routers and
+    /// the upstream router must lie outside every prefix this edge announces (customers' and
+    /// soft-unicast egress ranges): GRE sent to a router inside one is routed back to the
+    /// edge, encapsulated again, and loops until its TTL runs out; an anycast address inside
+    /// one is taken for that customer's, and backbone GRE to a server's address inside one
+    /// reaches whichever server is nearest the sender, not that server. The upstream router
+    /// (`next_hop`) shares a link with the host: with its address inside one, the traffic
+    /// between the two on that link is judged as the customer's (live, the router's pings
+    /// to the host were dropped as `spoofed_customer_source`). A catch-all
     /// prefix (`0.0.0.0/0`, `::/0`: a lab's or a benchmark's customer owning everything)
     /// holds every address: a warning there, as it cannot be meant for announcing.
     pub(super) fn check_addresses_outside_prefixes(
@@ -102,7 +105,7 @@ impl Builder<'_> {
             egress.iter().filter_map(|&(a, len)| ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)).collect();
         // `egress_too`: backbone addresses in an egress range are refused where the fleet
         // is built (`backbone_addresses`), whether or not the section built.
-        let check = |b: &mut Self, text: &Spanned<String>, what: &str, egress_too: bool| {
+        let check = |b: &mut Self, text: &Spanned<String>, what: &str, egress_too: bool, why: &str| {
             let Ok(addr) = text.get_ref().parse::<std::net::IpAddr>() else { return };
             let host = IpNet::from(addr);
             for net in std::iter::successors(Some(host), IpNet::supernet) {
@@ -111,7 +114,7 @@ impl Builder<'_> {
                     let name = customers.get(p.customer as usize).map_or("", |c| c.get_ref().name.get_ref().as_str());
                     let message = format!(
                         "{what} `{addr}` is inside prefix {net} of customer `{name}` (at {at}), which this edge \
-                         announces: GRE to it would come back here"
+                         announces: {why}"
                     );
                     if net.prefix_len() == 0 {
                         b.warn(&text.span(), message);
@@ -121,31 +124,36 @@ impl Builder<'_> {
                     return;
                 }
                 if egress_too && egress.contains(&net) {
-                    let message = format!(
-                        "{what} `{addr}` is inside egress prefix {net}, which this edge announces: GRE to it would come back here"
-                    );
+                    let message =
+                        format!("{what} `{addr}` is inside egress prefix {net}, which this edge announces: {why}");
                     b.err(&text.span(), message);
                     return;
                 }
             }
         };
-        check(self, &server.anycast, "anycast address", true);
+        const LOOPS: &str = "GRE to it would come back here";
+        check(self, &server.anycast, "anycast address", true, LOOPS);
         if let Some(v6) = &server.anycast_v6 {
-            check(self, v6, "anycast_v6 address", true);
+            check(self, v6, "anycast_v6 address", true, LOOPS);
+        }
+        if let Some(router) = &server.next_hop {
+            let why = "the upstream router's own traffic (BGP, SSH, ping between it and this host) would be taken \
+                       for the prefix's";
+            check(self, router, "next_hop", true, why);
         }
         for c in customers {
             for t in &c.get_ref().tunnels {
-                check(self, &t.get_ref().remote, "tunnel remote", true);
+                check(self, &t.get_ref().remote, "tunnel remote", true, LOOPS);
             }
         }
         if let Some(fleet) = fleet {
             for v in &fleet.servers {
                 let what = format!("server `{}`'s backbone address", v.get_ref().name.get_ref());
-                check(self, &v.get_ref().backbone, &what, false);
+                check(self, &v.get_ref().backbone, &what, false, LOOPS);
             }
             for d in &fleet.data_centres {
                 let what = format!("data centre `{}`'s backbone address", d.get_ref().name.get_ref());
-                check(self, &d.get_ref().backbone, &what, false);
+                check(self, &d.get_ref().backbone, &what, false, LOOPS);
             }
             self.check_backbone_apart(server, customers, fleet);
         }

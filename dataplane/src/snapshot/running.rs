@@ -20,6 +20,10 @@ pub struct Host {
     /// The configuration is a fleet's, shared by its servers (etcd): its `this_server` is
     /// some server's, so `[soft_unicast]` needs `--this-server`.
     pub shared: bool,
+    /// The interface `run` serves (`--iface`), for what is said of it.
+    pub iface: String,
+    /// Its own addresses, as read just before the build: no customer prefix may hold one.
+    pub iface_addresses: Vec<std::net::IpAddr>,
 }
 
 /// A configuration [`Snapshot::build_for_reload`] refused: why, and the files it named.
@@ -126,6 +130,24 @@ impl Snapshot {
                 ),
             );
         }
+        // The interface's own addresses are the host's: traffic to one inside a prefix the
+        // XDP program redirects is the customer's (live, the upstream router's pings to the
+        // host were dropped as spoofed_customer_source; its BGP and SSH would be too). A
+        // catch-all prefix holds every address and is warned about where it is written.
+        for c in &loaded.file.customers {
+            for prefix in &c.get_ref().prefixes {
+                let Ok(net) = prefix.get_ref().parse::<ipnet::IpNet>() else { continue };
+                if let Some(own) = host.iface_addresses.iter().find(|&a| net.prefix_len() > 0 && net.contains(a)) {
+                    let message = format!(
+                        "prefix {net} of customer `{}` holds {own}, an address of {} (--iface): the host's own \
+                         traffic on that link (BGP with the upstream router, SSH) would be taken for the customer's",
+                        c.get_ref().name.get_ref(),
+                        host.iface
+                    );
+                    b.err(&prefix.span(), message);
+                }
+            }
+        }
         if snapshot.eth.src == [0; 6] && !host.iface_mac_known {
             b.err(
                 &server,
@@ -167,5 +189,38 @@ mod tests {
         let errors = super::Snapshot::build_to_run(&loaded, &host).err().unwrap();
         assert_eq!(errors, refused.errors);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A customer prefix holding one of the interface's own addresses is refused at the
+    /// prefix (a catch-all one is not: it is warned about as such); with none of them, or
+    /// without the interface's addresses (`check-config`), nothing is said.
+    #[test]
+    fn a_prefix_holding_an_address_of_the_interface_is_refused() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\nnext_hop = \"10.2.0.1\"\n[[customer]]\nname = \"acme\"\n\
+                    prefixes = [\"203.0.113.0/24\", \"10.2.0.2/32\"]\n\
+                    [[customer]]\nname = \"all\"\nprefixes = [\"::/0\"]\n";
+        let loaded = crate::config::parse("t.toml", text).unwrap();
+        let on = |addresses: &[&str]| super::Host {
+            iface_mac_known: true,
+            iface: "eth1".into(),
+            iface_addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            ..super::Host::default()
+        };
+        let build = |host: super::Host| super::Snapshot::build_to_run(&loaded, &host).map(|_| ());
+        assert_eq!(build(on(&[])), Ok(()));
+        assert_eq!(build(on(&["10.2.0.3", "2001:db8::2", "fe80::1"])), Ok(()), "the catch-all holds these");
+        // Where the prefix is written: its opening quote, counted in characters from 1.
+        let start = text.find("\"10.2.0.2/32\"").unwrap();
+        let line = text[..start].matches('\n').count() + 1;
+        let col = start - text[..start].rfind('\n').map_or(0, |n| n + 1) + 1;
+        let errors = build(on(&["10.2.0.3", "10.2.0.2"])).unwrap_err().to_string();
+        assert_eq!(
+            errors,
+            format!(
+                "t.toml:{line}:{col}: prefix 10.2.0.2/32 of customer `acme` holds 10.2.0.2, an address of eth1 \
+                 (--iface): the host's own traffic on that link (BGP with the upstream router, SSH) would be taken \
+                 for the customer's"
+            )
+        );
     }
 }
