@@ -7,10 +7,13 @@
 //! The device is created by `transitd run` (`td-<interface>` unless named) and goes away
 //! with the process. Where it cannot be created (no `/dev/net/tun`, or one only root may
 //! open), transitd says so and runs without it: the exception path is not worth an edge
-//! that does not start, and each frame it would have carried is counted as failed. With
-//! `--punt-rate 0` no device is made. Frames are written as IP packets (the Ethernet header and VLAN tags
-//! are stripped), one `write` each: this is an exception path, bounded by a rate per worker
-//! (`--punt-rate`), and every frame is counted as punted, over the rate, or failed.
+//! that does not start, and each frame it would have carried is counted as failed (and
+//! `transitd_punt_device_up` is 0). Another transitd starting on the interface cannot take
+//! the name for a moment: the interface's claim (`run::claim`) refuses it before it makes
+//! one. With `--punt-rate 0` no device is made. Frames are written as IP packets (the
+//! Ethernet header and VLAN tags are stripped), one `write` each: this is an exception
+//! path, bounded by a rate per worker (`--punt-rate`), and every frame is counted as
+//! punted, over the rate, or failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,10 +89,19 @@ impl PuntDevice {
         let device = match tun::create(&config) {
             Ok(d) => d,
             Err(e) => {
+                // The kernel's answer when the name is an interface that is not a TUN device
+                // this process may attach (another kind, or another process's TUN device).
+                let taken =
+                    matches!(&e, tun::Error::Io(io) if matches!(io.raw_os_error(), Some(libc::EBUSY | libc::EINVAL)));
+                let hint = if taken {
+                    "Is the name another interface's (--punt-device names another)?"
+                } else {
+                    "Is /dev/net/tun there and open to this user (udev makes it 0666)?"
+                };
                 log_line!(
                     "transitd: creating the punt device {name}: {e}; running without it: frames the pipeline \
-                     passes are dropped (counted: transitd_punt_packets_total{{result=\"failed\"}}). Is \
-                     /dev/net/tun there and open to this user (udev makes it 0666)?"
+                     passes are dropped (counted: transitd_punt_packets_total{{result=\"failed\"}}; \
+                     transitd_punt_device_up is 0). {hint}"
                 );
                 return None;
             }
@@ -105,6 +117,11 @@ impl PuntDevice {
             );
         }
         Some(device)
+    }
+
+    /// Whether the device was made: without it, the frames it would carry are dropped.
+    pub fn has_device(&self) -> bool {
+        self.device.is_some()
     }
 
     /// The device's name.

@@ -119,6 +119,7 @@ fn what_is_not_ours_reaches_a_socket_on_the_host() {
     let metrics = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
     let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
     assert!(metrics.contains("transitd_punt_packets_total{result=\"punted\"} 5"), "{metrics}");
+    assert!(metrics.contains("\ntransitd_punt_device_up 1\n"), "{metrics}");
     assert!(
         metrics.contains("transitd_packets_total{worker=\"q0\",verdict=\"pass\",reason=\"no_customer\"} 5"),
         "{metrics}"
@@ -208,13 +209,15 @@ fn the_program_never_replaces_another_and_never_outlives_transitd() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("acme.toml");
     std::fs::write(&config, ACME).unwrap();
-    let run = |extra: &[&str]| {
+    let run_with = |extra: &[&str], env: &[(&str, &str)]| {
         lab.cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+            .envs(env.iter().copied())
             .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap(), "--no-metrics"])
             .args(extra)
             .output()
             .unwrap()
     };
+    let run = |extra: &[&str]| run_with(extra, &[]);
 
     // Another program on the interface: transitd says which, and leaves it.
     let obj = foreign_program(&dir);
@@ -233,20 +236,47 @@ fn the_program_never_replaces_another_and_never_outlives_transitd() {
     assert!(has_xdp(&lab, "dut", "d0"), "the other program stays");
     lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "xdpgeneric", "off"]);
 
-    // A second transitd on an interface the first holds is refused; the first runs on.
-    let mut first = lab.transitd(ACME, &["--metrics", "127.0.0.1:9469"]);
-    let out = run(&[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a running transitd holds it"), "{out:?}");
+    // A second transitd on an interface the first holds is refused, naming the first, before
+    // it makes anything (it once made its sockets and punt device before it looked: two
+    // started at once each took part of the interface); the first runs on. The runs keep
+    // their lock and state in a runtime directory of the test's own (systemd's
+    // RUNTIME_DIRECTORY).
+    let runtime = dir.join("run");
+    let env = [("RUNTIME_DIRECTORY", runtime.to_str().unwrap())];
+    let tuned = || {
+        ["napi_defer_hard_irqs", "gro_flush_timeout"].map(|t| {
+            let out = lab.run("dut", "cat", &[&format!("/sys/class/net/{}/{t}", lab.dev("d0"))]);
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+    };
+    let originals = tuned();
+    assert_ne!(originals, ["2", "200000"], "the run's values must differ from the interface's");
+    let first_args = ["--metrics", "127.0.0.1:9469", "--napi-defer", "2", "--gro-flush-timeout", "200000"];
+    let mut first = lab.transitd_env("dut", "d0", ACME, &first_args, &env);
+    assert_eq!(tuned(), ["2", "200000"]);
+    let out = run_with(&[], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("another transitd holds {} (pid {})", lab.dev("d0"), first.pid())), "{err}");
+    assert!(!err.contains("punt device"), "{err}");
     assert!(first.is_running());
 
     // kill -9: the kernel detaches the program with the process; a new transitd starts and
     // forwards (attached in generic mode as asked, which is no native failure to report).
+    // The killed run could not put the interface's tunables back: the next run takes their
+    // values before it from the file it kept (not the killed run's values, as it once did),
+    // puts back the one it does not set, and restores the other at its end.
     let pid = first.pid();
     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     wait_for("the killed transitd to be gone", Duration::from_secs(10), || !first.is_running());
     wait_for("the program to go with it", Duration::from_secs(5), || !has_xdp(&lab, "dut", "d0"));
     drop(first);
-    let second = lab.transitd(ACME, &["--attach", "generic"]);
+    assert_eq!(tuned(), ["2", "200000"], "left by the killed run");
+    let kept = runtime.join(format!("{}.tunables", lab.dev("d0")));
+    assert!(kept.exists());
+    let second = lab.transitd_env("dut", "d0", ACME, &["--attach", "generic", "--napi-defer", "3"], &env);
+    assert!(second.log().contains("ended without restoring its tunables"), "{}", second.log());
+    assert_eq!(tuned(), ["3", originals[1].as_str()]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || second.log().contains("next hop 10.2.0.1 is at"));
     let link = lab.run("dut", "ip", &["link", "show", "dev", &lab.dev("d0")]);
     assert!(String::from_utf8_lossy(&link.stdout).contains("xdpgeneric"), "{link:?}");
@@ -263,6 +293,8 @@ fn the_program_never_replaces_another_and_never_outlives_transitd() {
     let (code, report) = second.stop();
     assert_eq!(code, 0, "{report}");
     assert!(!report.contains("NOT CONSERVED"), "{report}");
+    assert_eq!(tuned(), originals, "the interface's own, from before the killed run");
+    assert!(!kept.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -483,10 +483,15 @@ fn the_units_capabilities_are_enough_to_run_as_nobody() {
         Command::new("chmod").arg("a+rX").arg(p).status().unwrap();
     }
     Command::new("chmod").arg("a+rwx").arg(&bird).arg(&socket).status().unwrap();
+    // Its runtime directory (the interface's lock), as systemd makes one for a unit's user.
+    let runtime = dir.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    Command::new("chmod").arg("a+rwx").arg(&runtime).status().unwrap();
     let as_nobody = |caps: &[String]| {
         let list = caps.join(",");
         let mut c = lab.cmd("dut", "setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        c.env("RUNTIME_DIRECTORY", &runtime)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(format!("--inh-caps=-all,{list}"))
             .arg(format!("--ambient-caps=-all,{list}"))
             .arg(format!("--bounding-set=-all,{list}"))

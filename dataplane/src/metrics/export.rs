@@ -630,6 +630,13 @@ impl Scrape<'_> {
                 MetricType::Counter,
                 |m| counters(m, "result", &[("punted", &p.punted), ("over_rate", &p.over_rate), ("failed", &p.failed)]),
             )?;
+            family(
+                enc,
+                "transitd_punt_device_up",
+                "1 while the punt device is open; 0 when it could not be made at start (the frames it would carry are dropped, counted failed) or --punt-rate 0 made none",
+                MetricType::Gauge,
+                |m| m.encode_gauge(&i64::from(punt.has_device())),
+            )?;
         }
         if let Some(cap) = &src.capture {
             let s = &cap.stats;

@@ -320,6 +320,20 @@ tunnel = "acme-gre"
         assert_eq!(stale(&src), Some(1.0));
     }
 
+    /// A run without its punt device (one that could not be made at start) drops what it
+    /// would carry: served as a gauge, where the packet counters show it only once such
+    /// frames come.
+    #[test]
+    fn a_run_without_its_punt_device_is_served_as_such() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let mut src = sources(WorkerState::new(&snap).stats, snap);
+        // Rate 0 makes no device (nothing is asked of the kernel): as one that failed.
+        Arc::get_mut(&mut src).unwrap().punt = Some(crate::punt::PuntDevice::create("td-test", 0));
+        let samples = parse(&render(&src, Format::OpenMetrics));
+        let up = samples.iter().find(|s| s.name == "transitd_punt_device_up").map(|s| s.value);
+        assert_eq!(up, Some(0.0));
+    }
+
     /// The customer prefixes reloads removed and hold for `withdrawn_grace_ms` are served as a
     /// gauge with `[bgp]`, counted at the scrape: one whose grace has ended is not, though the
     /// snapshot keeps it until the next reload (out of the XDP program's map by then).

@@ -6,6 +6,7 @@
 
 mod announce;
 mod attachment;
+mod claim;
 mod file_watch;
 mod placement;
 mod publish;
@@ -158,6 +159,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         Err(_) => [0; 6],
     };
 
+    // Held until the run returns (declared before all it guards, so dropped after it): a
+    // second start on the interface is refused here, before it makes anything.
+    let claim = claim::Claim::take(&opts.iface)?;
+
     // A stop signal ends supervision; the workers' own flag is set only after the BGP
     // announcements are withdrawn, so that they forward until traffic has gone elsewhere.
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -169,11 +174,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     resolve_next_hop(&snapshot, &opts.config, &next_hop, index as u32)?;
 
     let metrics_listener = opts.metrics.map(crate::metrics::bind).transpose()?;
-    // Restored when the run ends, however it ends short of an abort.
-    let _tunables = tunables::Tunables::set(&opts.iface, opts.napi_defer, opts.gro_flush_timeout)?;
+    // Restored when the run ends, however it ends short of an abort; after one, by the next
+    // run on the interface (kept under the claim).
+    let _tunables = tunables::Tunables::set(&claim, opts.napi_defer, opts.gro_flush_timeout)?;
     let program = XdpProgram::load()?;
-    // Another program on the interface (another transitd's, say) stops the run before it
-    // creates anything; attaching checks again.
+    // Another program on the interface (a transitd's that took no claim: an older version,
+    // another runtime directory) stops the run before it creates anything; attaching checks
+    // again.
     if let Some(found) = transitd_bpf::attached(index, &program)?
         && !(found.is_transitd() && transitd_bpf::is_stale(&found))
     {

@@ -284,13 +284,20 @@ impl Drop for OvsRouter {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new(root().join(self.script)).args(["down", &self.prefix]).status();
+        // What its runs kept in transitd's runtime directory: a lock file per interface
+        // (which stays when the lock goes), and the tunables a killed run could not restore.
+        let ours = format!("{}-", self.prefix);
+        if let Ok(entries) = std::fs::read_dir("/run/transitd") {
+            for entry in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&ours)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         // The test is done with what it wrote under the lab's name (logs, configurations,
         // captures, daemons' directories): kept when it failed, to read; gone when it
         // passed (thousands piled up in /tmp).
         if std::thread::panicking() {
             return;
         }
-        let ours = format!("{}-", self.prefix);
         let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&ours) {

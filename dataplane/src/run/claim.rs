@@ -1,0 +1,119 @@
+//! One `transitd run` per interface: an exclusive `flock` on `<runtime dir>/<iface>.lock`,
+//! taken before anything is made on the interface (sockets, the XDP program, the punt
+//! device, its tunables) and held until the run has undone all of it. A look for another
+//! run's XDP program followed by the making left a window: two starts at once each bound
+//! some of the queues and both failed, or one took the punt device's name for a moment and
+//! the other ran without it. The kernel drops the lock with the process however it ends,
+//! so a killed run leaves none held. The file stays (removing it would let a third start
+//! lock a new file while a second holds the removed one) and holds its holder's process id,
+//! for a refused start to name.
+//!
+//! The runtime directory is systemd's `RUNTIME_DIRECTORY` (the unit's `RuntimeDirectory=`:
+//! /run/transitd), or /run/transitd where it is not set. What a run must find again after it
+//! was killed is kept there too ([`super::tunables`]).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+/// Where the lock and state files are kept when systemd does not say.
+const RUNTIME_DIR: &str = "/run/transitd";
+
+/// The interface, held for this run until dropped.
+pub(super) struct Claim {
+    _lock: Flock<File>,
+    dir: PathBuf,
+    iface: String,
+}
+
+impl Claim {
+    /// Takes `iface` in the runtime directory, made if missing; refused, naming the holder,
+    /// while another run holds it.
+    pub(super) fn take(iface: &str) -> anyhow::Result<Claim> {
+        // systemd's value is a `:`-separated list when a unit names several directories.
+        let dir = std::env::var("RUNTIME_DIRECTORY")
+            .ok()
+            .and_then(|dirs| dirs.split(':').next().filter(|d| !d.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(RUNTIME_DIR));
+        Claim::take_in(&dir, iface)
+    }
+
+    fn take_in(dir: &Path, iface: &str) -> anyhow::Result<Claim> {
+        let unusable = |path: &Path, e: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "{}: {e} (the lock that keeps one transitd per interface; RUNTIME_DIRECTORY names another \
+                 directory)",
+                path.display()
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(|e| unusable(dir, &e))?;
+        let path = dir.join(format!("{iface}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| unusable(&path, &e))?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                // Written by the holder as soon as it had the lock: unreadable only in that moment.
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+                    .map_or_else(|| "pid unknown".to_string(), |pid| format!("pid {pid}"));
+                anyhow::bail!(
+                    "another transitd holds {iface} ({holder}): stop that one first ({} is its lock)",
+                    path.display()
+                );
+            }
+            Err((_, e)) => return Err(unusable(&path, &e)),
+        };
+        // Over the last holder's id; a longer one's tail is cut after, so a reader in between
+        // still finds this one on the first line.
+        let pid = format!("{}\n", std::process::id());
+        lock.write_all_at(pid.as_bytes(), 0)
+            .and_then(|()| lock.set_len(pid.len() as u64))
+            .map_err(|e| unusable(&path, &e))?;
+        Ok(Claim { _lock: lock, dir: dir.to_path_buf(), iface: iface.to_string() })
+    }
+
+    /// The interface held.
+    pub(super) fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The interface's file `<iface>.<kind>` in the runtime directory: state a run keeps for
+    /// the next one on the interface, read and written only under the claim.
+    pub(super) fn file(&self, kind: &str) -> PathBuf {
+        self.dir.join(format!("{}.{kind}", self.iface))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Claim;
+
+    /// A second claim on an interface is refused while the first is held, naming the
+    /// holder's process id; once the first is dropped (as the kernel drops it with a killed
+    /// process) the interface can be taken again. Other interfaces are not held.
+    #[test]
+    fn an_interface_is_held_by_one_claim_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("transitd-claim-{}", std::process::id()));
+        let first = Claim::take_in(&dir.join("made"), "eth0");
+        assert!(first.is_ok(), "{:?}", first.err());
+        let refused = Claim::take_in(&dir.join("made"), "eth0").err().map(|e| e.to_string()).unwrap_or_default();
+        let expected = format!("another transitd holds eth0 (pid {})", std::process::id());
+        assert!(refused.starts_with(&expected), "{refused}");
+        assert!(Claim::take_in(&dir.join("made"), "eth1").is_ok());
+        drop(first);
+        let again = Claim::take_in(&dir.join("made"), "eth0");
+        assert!(again.is_ok(), "{:?}", again.err());
+        assert_eq!(again.unwrap().file("tunables"), dir.join("made").join("eth0.tunables"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
