@@ -104,8 +104,9 @@ pub fn attached(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<Found>, Bp
 
 impl XdpProgram {
     /// Attaches to `ifindex` through a link. With [`AttachMode::Auto`], a failed native
-    /// attach is retried in generic mode and [`Attached::generic`] says so. A program already
-    /// there is an error naming it, unless it is a stale transitd program, which is replaced.
+    /// attach is retried in generic mode and [`Attached::fell_back_to_generic`] says so. A
+    /// program already there is an error naming it, unless it is a stale transitd program,
+    /// which is replaced.
     pub fn attach(&self, ifindex: i32, mode: AttachMode) -> Result<Attached<'_>, BpfError> {
         let mut replaced = None;
         if let Some(found) = attached(ifindex, self)? {
