@@ -312,10 +312,10 @@ impl CaptureArgs {
             self.capture_max_size
         );
         if let Some(n) = self.capture_snaplen {
-            // Below 64 bytes a frame's headers are cut; no frame is longer than 65536 bytes
-            // (frame_size's bound, and what the default, the frame size, may be), so a larger
-            // snap length keeps nothing more. pcapng readers take up to 262144 (libpcap's and
-            // Wireshark's bound).
+            // Below 64 bytes a frame's headers are cut. The top is the largest frame size,
+            // 65536, which the default (the frame size) may be: a frame of several buffers
+            // (jumbo, multi-buffer) is longer and cut there, as by the default. pcapng readers
+            // take up to 262144 (libpcap's and Wireshark's bound).
             anyhow::ensure!((64..=65536).contains(&n), "--capture-snaplen {n} is not between 64 and 65536");
         }
         Ok(Some(crate::dropcap::CaptureOptions {
