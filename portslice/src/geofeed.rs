@@ -180,10 +180,16 @@ pub fn comma_warning(text: &str) -> Option<String> {
 /// A field as quoted in an error: at most 40 characters, so that a huge field does not
 /// repeat itself into the message.
 fn quoted(field: &str) -> String {
-    match field.char_indices().nth(40) {
-        None => format!("`{field}`"),
-        Some((end, _)) => format!("`{}…` ({} bytes)", &field[..end], field.len()),
-    }
+    let (shown, cut) = match field.char_indices().nth(40) {
+        None => (field, false),
+        Some((end, _)) => (&field[..end], true),
+    };
+    // A control character is written as its escape (`\r`, `\u{1b}`): printed as it is, a
+    // carriage return or an escape sequence moves the terminal's cursor over the message
+    // and the `file:line:col` before it.
+    let shown: String =
+        shown.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect();
+    if cut { format!("`{shown}…` ({} bytes)", field.len()) } else { format!("`{shown}`") }
 }
 
 /// Parses a feed. Comments and blank lines are skipped; every other line must be one record

@@ -369,3 +369,13 @@ fn a_city_with_a_comma_is_a_warning_not_an_error() {
     assert_eq!((written.entries.len(), written.errors.len(), written.warnings.len()), (1, 0, 1), "{written:?}");
     assert_eq!(geofeed::comma_warning("London"), None);
 }
+
+/// A control character in a field a message quotes is written as its escape: printed as it
+/// was, a quoted carriage return moved the terminal's cursor back over the message and the
+/// position before it (`"\ra#"` as a country), an escape sequence could recolour the rest.
+#[test]
+fn control_characters_in_a_quoted_field_are_escaped() {
+    let err = geofeed::parse("192.0.2.0/24,\"\ra\u{1b}[31m\",,,\n").unwrap_err();
+    assert!(err.reason.contains(r"`\ra\u{1b}[31m`"), "{}", err.reason);
+    assert!(!err.reason.chars().any(char::is_control), "{:?}", err.reason);
+}
