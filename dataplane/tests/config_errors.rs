@@ -684,12 +684,13 @@ country = "GB"
         ["bad.toml:8:14: slice_size 1 with reserved_ports 0 makes 65536 slices, one more than an address can have: \
              reserve port 0"]
     );
-    // What the geofeed would publish: a region of another country, a city over two lines.
+    // What the geofeed would publish: a region of another country, a city over two lines (its
+    // newline quoted as an escape, not broken across the message).
     assert_eq!(
         errors(&config("", "198.18.201.0/30\"\nregion = \"US-CA\"\ncity = \"London\\n10.0.0.0/8,US,,,")),
         [
             "bad.toml:22:10: region: `US-CA` is not an ISO 3166-2 code of country `GB`",
-            "bad.toml:23:8: city: `London\n10.0.0.0/8,US,,,` holds a control character",
+            "bad.toml:23:8: city: `London\\n10.0.0.0/8,US,,,` holds a control character",
         ]
     );
     // RFC 8805 §2.1.1.4: "The city field, if non-empty, SHOULD be free UTF-8 text, excluding
