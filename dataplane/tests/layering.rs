@@ -1,7 +1,8 @@
 //! Which way imports run (docs/architecture.md, "Who owns what"): the per-packet core
 //! (`pipeline/`) is a leaf that reads snapshots and nothing of the shell, and the snapshot is
-//! data that knows nothing of threads, probes or I/O. Checked on the source text, so that a
-//! change that ties them back together fails here rather than in review.
+//! data that knows nothing of threads, probes or I/O; and no message is written by a macro
+//! that panics when its reader has gone. Checked on the source text, so that a change that
+//! breaks either fails here rather than in review.
 
 use std::path::{Path, PathBuf};
 
@@ -72,4 +73,22 @@ fn the_checker_sees_what_it_checks() {
     let text = "use crate::snapshot::Snapshot;\nuse crate::{io, dropcap::Tap};\n// crate::run in a comment\n\
                 #[cfg(test)]\nmod tests { use crate::metrics; }\n";
     assert_eq!(named_modules(text), ["snapshot", "io", "dropcap"]);
+}
+
+/// Every message of the crate goes through `log_line!` (and the run's report through a write
+/// whose failure is let go): no `eprintln!`, `println!` or `print!` in `src/`, outside tests
+/// and comments, which would panic on a closed pipe (tests/hardening.rs runs one).
+#[test]
+fn no_message_can_panic_on_a_closed_pipe() {
+    let mut found = Vec::new();
+    for file in sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")) {
+            if ["eprintln!", "println!", "eprint!(", "print!("].iter().any(|m| line.contains(m)) {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "messages that panic on a closed pipe:\n{}", found.join("\n"));
 }

@@ -541,9 +541,9 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
 /// end of list early; record route; lengths of 0, 1 and 40; options of lengths Wireshark's
 /// option table calls wrong, which its walk takes all the same; routes whose hops are used
 /// up or whose pointer is bogus) and cuts each at every length through them; tshark is the
-/// oracle. A
-/// source route with hops to go is the second file: its destination is the route's last hop
-/// in tshark (docs/rules.md, Differences 3), so only whether there is one is compared.
+/// oracle. A source route with hops to go is the second file: its destination is the
+/// route's last hop in tshark (docs/rules.md, Differences 3), so only whether there is one
+/// is compared.
 #[test]
 fn a_snap_length_inside_ipv4_options_leaves_the_destination_where_tshark_does() {
     let file = std::env::temp_dir().join(format!("transitd-match-snapped-options-{}.pcap", std::process::id()));
