@@ -86,44 +86,10 @@ pub(super) fn process(
 
 fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFrame, outcome: &mut Outcome) -> Verdict {
     let snap = ctx.snap;
-    if outer.under_ah {
-        // An authentication header transitd cannot verify (it holds no security
-        // association): decapsulating would take the packet as authenticated. The host may
-        // hold the association; the XDP program judges it so too.
-        return unsupported(snap);
-    }
-    // An IPv4-mapped IPv6 source (::ffff:a.b.c.d) is no router's: the tunnel index keeps
-    // IPv4 remotes in that form, and no router sends IPv6 from one (RFC 4291 §2.5.5.2).
-    let src = outer_key.src_addr();
-    let mapped = outer.is_ipv6 && src >> 32 == 0xffff;
-    let router = if mapped { None } else { router_entries(snap, one_form(src, outer_key)) };
-    let Some(router) = router else {
-        // From no tunnel's router, GRE is not ours, whatever it holds (a fragment, a cut or
-        // bad header, options): the XDP program passes it, or hands it over to be dropped,
-        // by `gre_unsupported`, and so does replay.
-        return by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel);
+    let router = match router_of(ctx, frame, outer_key, outer) {
+        Ok(router) => router,
+        Err(verdict) => return verdict,
     };
-    // A first fragment's GRE header is judged before it is kept (a later one's data holds
-    // none); the datagram it completes is judged whole below, as any packet. A first
-    // fragment without the GRE header is refused (RFC 7112: it holds the whole header
-    // chain; the later fragments must not supply what was judged).
-    if outer.fragment.is_none_or(|f| f.offset == 0) {
-        let verdict = match gre_fixed_header(frame, outer) {
-            Some(header) => not_ours(snap, header),
-            None if outer.fragment.is_some() => Some(Verdict::Drop(DropReason::GreFragment)),
-            None => None, // a whole packet cut short: GRE's own parse below says so
-        };
-        if let Some(verdict) = verdict {
-            if outer.fragment.is_some() {
-                // Its later fragments would wait for nothing: those held are given up, those
-                // still to come dropped as they come (`gre_fragment_of_refused`), not kept
-                // a second each in slots a sender repeating this would fill.
-                let at = frame.start + outer.l3_start;
-                ctx.limits.reassembly.refuse(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]), ctx.now);
-            }
-            return verdict;
-        }
-    }
     let whole;
     let outer = match outer.fragment {
         None => outer,
@@ -136,23 +102,9 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
             Err(verdict) => return verdict,
         },
     };
-    let outer_end = frame.start + outer.l3_start + outer.l3_len;
-    let gre_start = frame.start + outer.l4_start;
-    let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Verdict::Drop(DropReason::Truncated) };
-    let packet = GrePacket::new_unchecked(bytes);
-    let optioned = if outer.is_ipv6 { outer.extension_headers > 0 } else { outer.header_len > 20 };
-    if optioned && !terminable(frame.buf.get(frame.start + outer.l3_start..outer_end).unwrap_or(&[]), outer) {
-        // A source route through us, or an option we must not ignore: ending the packet
-        // here would take it from where its sender sent it (Linux drops these too).
-        return Verdict::Drop(DropReason::DecapOuterForbids);
-    }
-    let repr = match GreRepr::parse(&packet) {
-        Ok(r) => r,
-        Err(e) => return Verdict::Drop(e.into()),
-    };
-    let tid = match find_tunnel(snap, router, repr.key) {
-        Ok(t) => t,
-        Err(reason) => return Verdict::Drop(reason),
+    let (tid, repr) = match tunnel_of(snap, frame, outer, router) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
     let tunnel = &snap.tunnels[usize::from(tid)];
     outcome.tunnel = Some(tid);
@@ -161,11 +113,10 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     outcome.customer = Some(tunnel.customer);
 
     // The inner packet: parsed within the outer one, offsets the frame's.
-    let inner_at = outer.l4_start + repr.header_len();
+    let outer_end = frame.start + outer.l3_start + outer.l3_len;
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);
     let mut key = Key::new(frame.wire_len);
-    let parsed = parse_inner(&mut key, data, inner_at, repr.protocol);
-    let ip = match parsed {
+    let ip = match parse_inner(&mut key, data, outer.l4_start + repr.header_len(), repr.protocol) {
         Parsed::Ip(ip) => ip,
         Parsed::NotIp | Parsed::Mpls => return unsupported(snap),
         Parsed::Bad(reason) => return Verdict::Drop(reason),
@@ -195,42 +146,12 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if is_martian_destination(key.dst_addr(), ip.is_ipv6) || is_anycast(snap, key.dst_addr(), ip.is_ipv6) {
         return Verdict::Drop(DropReason::DecapMartianDestination);
     }
-    // To a customer prefix (this one's or another's), the packet meets the sanity checks of
-    // the packet and a source route onward first, as from the Internet (`path_by_address`):
-    // no egress token is spent on what they drop. And the global DoS rules, which protect
-    // every customer: they judged the GRE packet, addressed to us, not the traffic it
-    // carries to a customer (a tenant flooded another past a per-destination limit). A
-    // bucket and key the GRE packet paid are not paid twice.
     let target = steer(snap, &key, ip.is_ipv6);
-    if target.is_some() {
-        if ip.routed_onward && snap.dos.sanity.source_route {
-            return Verdict::Drop(DropReason::SourceRouted);
-        }
-        if let Some(reason) = super::dos::packet_sanity(&snap.dos.sanity, &key, &ip) {
-            return Verdict::Drop(reason);
-        }
-        let global = dos::apply(ctx, &snap.dos.rules, &key, data);
-        if global.rule.is_some() || global.monitor.is_some() {
-            (outcome.dos_rule, outcome.dos_monitor) = (global.rule, global.monitor);
-            outcome.would_limit.set(WouldLimit::DOS, global.would_limit);
-        }
-        if let Some(reason) = global.drop {
-            return Verdict::Drop(reason);
-        }
+    if let Some(verdict) = target.and_then(|_| onward_checks(ctx, &key, &ip, data, outcome)) {
+        return verdict;
     }
-    let customer = &snap.customers[usize::from(tunnel.customer)];
-    let decision = customer.egress.decide(&key, data);
-    outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
-    outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
-    let id = |m| RuleId::firewall(Some(customer.egress_base + m));
-    outcome.would_limit.set(WouldLimit::EGRESS, dos::would_limit(ctx, &customer.egress, decision.monitor, id, &key));
-    outcome.by_default = decision.rule.is_none();
-    if !admit(ctx, decision.action, &key, outcome.egress_rule) {
-        return Verdict::Drop(if decision.action == classifier::Action::Drop {
-            DropReason::Egress
-        } else {
-            DropReason::RateLimited
-        });
+    if let Some(verdict) = egress_rules(ctx, tunnel, &key, data, outcome) {
+        return verdict;
     }
     if let Err(reason) = carry_ecn(frame, outer, &ip) {
         return Verdict::Drop(reason);
@@ -242,6 +163,116 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return outcome.verdict;
     }
     to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Decapsulated)
+}
+
+/// The outer packet's checks before its GRE is read: the tunnel router it comes from (where
+/// its entries start in the tunnel index), or what becomes of it.
+#[inline(always)] // one call, from decap
+fn router_of(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer_key: &Key, outer: &IpFrame) -> Result<usize, Verdict> {
+    let snap = ctx.snap;
+    if outer.under_ah {
+        // An authentication header transitd cannot verify (it holds no security
+        // association): decapsulating would take the packet as authenticated. The host may
+        // hold the association; the XDP program judges it so too.
+        return Err(unsupported(snap));
+    }
+    // An IPv4-mapped IPv6 source (::ffff:a.b.c.d) is no router's: the tunnel index keeps
+    // IPv4 remotes in that form, and no router sends IPv6 from one (RFC 4291 §2.5.5.2).
+    let src = outer_key.src_addr();
+    let mapped = outer.is_ipv6 && src >> 32 == 0xffff;
+    let router = if mapped { None } else { router_entries(snap, one_form(src, outer_key)) };
+    let Some(router) = router else {
+        // From no tunnel's router, GRE is not ours, whatever it holds (a fragment, a cut or
+        // bad header, options): the XDP program passes it, or hands it over to be dropped,
+        // by `gre_unsupported`, and so does replay.
+        return Err(by_fate(snap.gre_unsupported, PassReason::GreUnknownTunnel, DropReason::GreUnknownTunnel));
+    };
+    // A first fragment's GRE header is judged before it is kept (a later one's data holds
+    // none); the datagram it completes is judged whole, as any packet. A first fragment
+    // without the GRE header is refused (RFC 7112: it holds the whole header chain; the
+    // later fragments must not supply what was judged).
+    if outer.fragment.is_none_or(|f| f.offset == 0) {
+        let verdict = match gre_fixed_header(frame, outer) {
+            Some(header) => not_ours(snap, header),
+            None if outer.fragment.is_some() => Some(Verdict::Drop(DropReason::GreFragment)),
+            None => None, // a whole packet cut short: GRE's own parse says so
+        };
+        if let Some(verdict) = verdict {
+            if outer.fragment.is_some() {
+                // Its later fragments would wait for nothing: those held are given up, those
+                // still to come dropped as they come (`gre_fragment_of_refused`), not kept
+                // a second each in slots a sender repeating this would fill.
+                let at = frame.start + outer.l3_start;
+                ctx.limits.reassembly.refuse(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]), ctx.now);
+            }
+            return Err(verdict);
+        }
+    }
+    Ok(router)
+}
+
+/// The whole outer packet's GRE header, checked, and the tunnel of `router` it names.
+#[inline(always)] // one call, from decap
+fn tunnel_of(
+    snap: &Snapshot,
+    frame: &Frame<'_>,
+    outer: &IpFrame,
+    router: usize,
+) -> Result<(TunnelId, GreRepr), Verdict> {
+    let outer_end = frame.start + outer.l3_start + outer.l3_len;
+    let gre_start = frame.start + outer.l4_start;
+    let Some(bytes) = frame.buf.get(gre_start..outer_end) else { return Err(Verdict::Drop(DropReason::Truncated)) };
+    let optioned = if outer.is_ipv6 { outer.extension_headers > 0 } else { outer.header_len > 20 };
+    if optioned && !terminable(frame.buf.get(frame.start + outer.l3_start..outer_end).unwrap_or(&[]), outer) {
+        // A source route through us, or an option we must not ignore: ending the packet
+        // here would take it from where its sender sent it (Linux drops these too).
+        return Err(Verdict::Drop(DropReason::DecapOuterForbids));
+    }
+    let repr = GreRepr::parse(&GrePacket::new_unchecked(bytes)).map_err(|e| Verdict::Drop(e.into()))?;
+    let tid = find_tunnel(snap, router, repr.key).map_err(Verdict::Drop)?;
+    Ok((tid, repr))
+}
+
+/// To a customer prefix (this one's or another's), a decapsulated packet meets the sanity
+/// checks of the packet and a source route onward first, as from the Internet
+/// (`path_by_address`): no egress token is spent on what they drop. And the global DoS
+/// rules, which protect every customer: they judged the GRE packet, addressed to us, not
+/// the traffic it carries to a customer (a tenant flooded another past a per-destination
+/// limit). A bucket and key the GRE packet paid are not paid twice.
+#[inline(always)] // one call, from decap
+fn onward_checks(ctx: &mut Ctx<'_>, key: &Key, ip: &IpFrame, data: &[u8], outcome: &mut Outcome) -> Option<Verdict> {
+    let snap = ctx.snap;
+    if ip.routed_onward && snap.dos.sanity.source_route {
+        return Some(Verdict::Drop(DropReason::SourceRouted));
+    }
+    if let Some(reason) = super::dos::packet_sanity(&snap.dos.sanity, key, ip) {
+        return Some(Verdict::Drop(reason));
+    }
+    let global = dos::apply(ctx, &snap.dos.rules, key, data);
+    if global.rule.is_some() || global.monitor.is_some() {
+        (outcome.dos_rule, outcome.dos_monitor) = (global.rule, global.monitor);
+        outcome.would_limit.set(WouldLimit::DOS, global.would_limit);
+    }
+    global.drop.map(Verdict::Drop)
+}
+
+/// The tunnel's customer's egress rules on a decapsulated packet: a drop, or `None` to go on.
+#[inline(always)] // one call, from decap
+fn egress_rules(ctx: &mut Ctx<'_>, tunnel: &Tunnel, key: &Key, data: &[u8], outcome: &mut Outcome) -> Option<Verdict> {
+    let customer = &ctx.snap.customers[usize::from(tunnel.customer)];
+    let decision = customer.egress.decide(key, data);
+    outcome.egress_rule = decision.rule.map(|r| customer.egress_base + r);
+    outcome.egress_monitor = decision.monitor.map(|r| customer.egress_base + r);
+    let id = |m| RuleId::firewall(Some(customer.egress_base + m));
+    outcome.would_limit.set(WouldLimit::EGRESS, dos::would_limit(ctx, &customer.egress, decision.monitor, id, key));
+    outcome.by_default = decision.rule.is_none();
+    if admit(ctx, decision.action, key, outcome.egress_rule) {
+        return None;
+    }
+    Some(Verdict::Drop(match decision.action {
+        classifier::Action::Drop => DropReason::Egress,
+        _ => DropReason::RateLimited,
+    }))
 }
 
 /// GRE of another version (PPTP's), or with a payload we do not carry: not ours whatever
