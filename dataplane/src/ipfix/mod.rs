@@ -81,6 +81,8 @@ impl Samples {
 #[derive(Debug)]
 pub struct Sampler {
     samples: Arc<Samples>,
+    /// The interval the countdown runs at: one frame in this many (0: sampling is off).
+    every: u32,
     /// Frames to go before the next sample (1: the next one).
     countdown: u32,
     /// This batch's samples: frame index, and the packet as it was received.
@@ -92,7 +94,7 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler feeding `samples`.
     pub fn new(samples: Arc<Samples>) -> Sampler {
-        Sampler { samples, countdown: 1, picked: ArrayVec::new(), wait: false }
+        Sampler { samples, every: 0, countdown: 1, picked: ArrayVec::new(), wait: false }
     }
 
     /// Waits for room in the queue instead of losing samples.
@@ -105,6 +107,12 @@ impl Sampler {
     /// `every` (0: sampling is off).
     pub fn pick(&mut self, every: u32, frames: &[Frame<'_>]) {
         self.picked.clear();
+        // Another interval (a reload): sampling starts afresh, the next frame first, as at
+        // the start. The old interval's countdown (up to 999,999 frames after 1 in 1,000,000)
+        // left that many frames unsampled under a configuration exporting one in `every`.
+        if every != self.every {
+            (self.every, self.countdown) = (every, 1);
+        }
         if every == 0 {
             return;
         }
@@ -184,4 +192,41 @@ fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
         from_customer: None,
         generation: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 UDP frame 198.51.100.7:1234 -> 203.0.113.9:53 (written by scapy).
+    const UDP_FRAME: [u8; 46] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x45, 0x00, 0x00, 0x20,
+        0x00, 0x01, 0x00, 0x00, 0x40, 0x11, 0x14, 0x88, 0xc6, 0x33, 0x64, 0x07, 0xcb, 0x00, 0x71, 0x09, 0x04, 0xd2,
+        0x00, 0x35, 0x00, 0x0c, 0xa3, 0x99, 0x78, 0x78, 0x78, 0x78,
+    ];
+
+    /// How many frames of a batch of `n` the sampler picks at one in `every`.
+    fn picked(sampler: &mut Sampler, every: u32, n: usize) -> usize {
+        let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| UDP_FRAME.to_vec()).collect();
+        let frames: Vec<Frame<'_>> = bufs.iter_mut().map(|b| Frame::new(b, 0, UDP_FRAME.len(), 46, 0)).collect();
+        sampler.pick(every, &frames);
+        sampler.picked.len()
+    }
+
+    /// Systematic count-based sampling (RFC 5475 §5.1) at the interval configured now: after
+    /// a reload from 1 in 1,000,000 to 1 in 1, every frame is sampled (the old countdown left
+    /// the next 999,990 unsampled, exported as sampled one in one), and after one to 1 in 4,
+    /// one frame in four.
+    #[test]
+    fn a_reload_that_changes_the_interval_samples_at_the_new_one() {
+        let mut sampler = Sampler::new(Samples::new(16));
+        assert_eq!(picked(&mut sampler, 1_000_000, 10), 1, "the first frame, as at the start");
+        assert_eq!(picked(&mut sampler, 1_000_000, 10), 0);
+        assert_eq!(picked(&mut sampler, 1, 10), 10);
+        assert_eq!(picked(&mut sampler, 4, 8), 2);
+        assert_eq!(picked(&mut sampler, 4, 8), 2);
+        // Sampling off and on again starts afresh too.
+        assert_eq!(picked(&mut sampler, 0, 8), 0);
+        assert_eq!(picked(&mut sampler, 4, 1), 1);
+    }
 }

@@ -18,7 +18,8 @@
 //! being written; past that, requests share the newest: clients that ask and never read
 //! hold at most that many copies of a scrape (each megabytes with thousands of customers).
 //! A scrape is in OpenMetrics when the request's Accept names it (as Prometheus's does), else
-//! in the text format 0.0.4, which every other scraper reads ([`negotiate`]).
+//! in the text format 0.0.4, which every other scraper reads ([`negotiate`]). `HEAD` is
+//! answered as `GET` is, without the content (RFC 9110 §9.1: a server supports both).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -57,7 +58,7 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--metrics {addr}: {e}"))
 }
 
-/// Serves `GET /metrics` on `listener` (from [`bind`]) until `stop` is set.
+/// Serves `GET /metrics` (and `HEAD`) on `listener` (from [`bind`]) until `stop` is set.
 pub fn serve(
     listener: TcpListener,
     sources: Arc<Sources>,
@@ -310,8 +311,9 @@ fn step(c: &mut Connection, now: Instant, renders: &mut Renders<impl Fn(Format) 
 
 /// What a request asked for.
 enum Head {
-    /// `GET` of a target, and the format its Accept asks for.
-    Get { target: String, format: Format },
+    /// `GET` of a target, and the format its Accept asks for; `HEAD` too, without `content`:
+    /// its answer is the head GET's would have, Content-Length included (RFC 9110 §9.3.2).
+    Get { target: String, format: Format, content: bool },
     /// Another method.
     OtherMethod,
     /// Not an HTTP request within the bounds.
@@ -324,10 +326,10 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     let mut request = httparse::Request::new(&mut headers);
     Some(match request.parse(bytes) {
         Ok(httparse::Status::Complete(_)) => match (request.method, request.path) {
-            (Some("GET"), Some(path)) => {
+            (Some(method @ ("GET" | "HEAD")), Some(path)) => {
                 let accept = request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("accept"));
                 let format = negotiate(accept.filter_map(|h| std::str::from_utf8(h.value).ok()));
-                Head::Get { target: path.to_string(), format }
+                Head::Get { target: path.to_string(), format, content: method == "GET" }
             }
             _ => Head::OtherMethod,
         },
@@ -405,20 +407,33 @@ fn response(head: Head, renders: &mut Renders<impl Fn(Format) -> String>) -> Rc<
         };
         target.split('?').next().unwrap_or_default().to_string()
     };
+    let content = !matches!(head, Head::Get { content: false, .. });
     let (status, text) = match head {
-        Head::Get { target, format } if path(&target) == "/metrics" => return renders.scrape(format),
+        Head::Get { target, format, .. } if path(&target) == "/metrics" => {
+            let answer = renders.scrape(format);
+            return if content { answer } else { without_content(&answer) };
+        }
         Head::Get { target, .. } if path(&target) == "/" => ("200 OK", "transitd: metrics at /metrics\n".into()),
         Head::Get { .. } => ("404 Not Found", "not found: try /metrics\n".into()),
-        Head::OtherMethod => ("405 Method Not Allowed", "only GET\n".into()),
+        Head::OtherMethod => ("405 Method Not Allowed", "only GET and HEAD\n".into()),
         Head::Bad(why) => ("400 Bad Request", format!("{why}\n")),
     };
-    whole(status, "text/plain", &text).into()
+    let answer = whole(status, "text/plain", &text);
+    if content { answer.into() } else { without_content(&answer) }
+}
+
+/// The head of `answer` (one [`whole`] made), its content left out: a `HEAD` request's.
+fn without_content(answer: &[u8]) -> Rc<[u8]> {
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(answer.len(), |at| at + 4);
+    answer[..end].into()
 }
 
 /// A response: status line, headers, `text`.
 fn whole(status: &str, content_type: &str, text: &str) -> Vec<u8> {
+    // A 405 names the methods the target takes (RFC 9110 §15.5.6: it MUST).
+    let allow = if status.starts_with("405 ") { "Allow: GET, HEAD\r\n" } else { "" };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\n{allow}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         text.len()
     );
     let mut out = head.into_bytes();
@@ -485,6 +500,26 @@ mod tests {
         assert_eq!(ask(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), "HTTP/1.1 400 Bad Request");
         let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2 * MAX_HEAD_BYTES));
         assert_eq!(ask(addr, huge.as_bytes()), "HTTP/1.1 400 Bad Request");
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// `HEAD` is answered as `GET` is, without the content: the same status and headers,
+    /// Content-Length that of GET's content (RFC 9110 §9.3.2; a server supports both, §9.1);
+    /// another method is refused with an Allow header naming them (§15.5.6). HEAD was refused
+    /// with 405 (load balancers' and uptime checkers' probes failed), and no 405 said what was
+    /// allowed.
+    #[test]
+    fn head_is_answered_as_get_without_the_content() {
+        let (addr, stop, handle) = server();
+        for target in ["/metrics", "/", "/other"] {
+            let get = answer(addr, format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes());
+            let head = answer(addr, format!("HEAD {target} HTTP/1.1\r\n\r\n").as_bytes());
+            let (get_head, _) = get.split_once("\r\n\r\n").expect("a whole answer");
+            assert_eq!(head, format!("{get_head}\r\n\r\n"), "{target}");
+        }
+        let post = answer(addr, b"POST /metrics HTTP/1.1\r\n\r\n");
+        assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
     }
