@@ -76,27 +76,7 @@ struct Entry {
 /// proportion to the table's size at every look and, on a busy table, was interrupted by
 /// changes (NLM_F_DUMP_INTR) until a look failed.
 fn look_up(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    let mut ask = NeighbourMessage::default();
-    ask.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    ask.header.ifindex = ifindex;
-    ask.attributes.push(NeighbourAttribute::Destination(match ip {
-        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-    }));
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST;
-    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(RouteNetlinkMessage::GetNeighbour(ask)));
-    req.finalize();
-    let mut buf = vec![0; req.header.length as usize];
-    req.serialize(&mut buf[..]);
-    socket.send(&buf[..], 0)?;
-    let mut rx = vec![0u8; 8192];
-    let size = socket.recv(&mut &mut rx[..], 0)?;
-    let msg: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[..size])
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
+    let msg = ask_kernel(RouteNetlinkMessage::GetNeighbour(neighbour_message(ip, ifindex)), NLM_F_REQUEST)?;
     let n = match msg.payload {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => n,
         // No entry for the address on that interface.
@@ -139,33 +119,47 @@ fn look_up(ip: IpAddr, ifindex: u32) -> io::Result<Option<Entry>> {
 /// table sends it: out of the management link, or nowhere, when `--iface` has no address in
 /// the next hop's subnet).
 pub fn solicit(ip: IpAddr, ifindex: u32) -> io::Result<()> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    let mut neighbour = NeighbourMessage::default();
-    neighbour.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    neighbour.header.ifindex = ifindex;
+    let mut neighbour = neighbour_message(ip, ifindex);
     neighbour.header.state = NeighbourState::None;
     neighbour.header.flags = NeighbourFlags::Use;
-    neighbour.attributes.push(NeighbourAttribute::Destination(match ip {
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    let reply = ask_kernel(RouteNetlinkMessage::NewNeighbour(neighbour), flags)?;
+    match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
+        _ => Ok(()),
+    }
+}
+
+/// A neighbour message naming `ip` on interface `ifindex`: what [`look_up`] asks about and
+/// [`solicit`] sets.
+fn neighbour_message(ip: IpAddr, ifindex: u32) -> NeighbourMessage {
+    let mut message = NeighbourMessage::default();
+    message.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    message.header.ifindex = ifindex;
+    message.attributes.push(NeighbourAttribute::Destination(match ip {
         IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
         IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
     }));
+    message
+}
+
+/// Sends `request` under netlink header `flags` to the kernel, on a socket of its own, and
+/// reads the one answer.
+fn ask_kernel(request: RouteNetlinkMessage, flags: u16) -> io::Result<NetlinkMessage<RouteNetlinkMessage>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
-    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(RouteNetlinkMessage::NewNeighbour(neighbour)));
+    header.flags = flags;
+    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(request));
     req.finalize();
     let mut buf = vec![0; req.header.length as usize];
     req.serialize(&mut buf[..]);
     socket.send(&buf[..], 0)?;
     let mut rx = vec![0u8; 8192];
     let size = socket.recv(&mut &mut rx[..], 0)?;
-    let reply: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&rx[..size])
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
-    match reply.payload {
-        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
-        _ => Ok(()),
-    }
+    NetlinkMessage::deserialize(&rx[..size])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))
 }
 
 /// Changes to the kernel's neighbour table (the RTNLGRP_NEIGH multicast group), read

@@ -77,6 +77,12 @@ fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
 
 const TCP_SEQ_ON_THE_WIRE: [&str; 2] = ["tcp.relative_sequence_numbers", "FALSE"];
 
+/// scapy, put before the scripts that cut frames as a snap length does: `snap(p, n)` is the
+/// Ethernet frame `p` cut to its first `n` bytes, dissected from them (which must build the
+/// same bytes again), keeping `p`'s length on the wire.
+const SNAP_PY: &str =
+    "def snap(p, n): q = Ether(bytes(p)[:n]); assert bytes(q) == bytes(p)[:n]; q.wirelen = len(p); return q\n";
+
 /// The expressions of `exprs` whose frames of `file` transitd and tshark select differently,
 /// each with both selections.
 fn differences(file: &Path, exprs: &[&str]) -> Vec<String> {
@@ -473,10 +479,7 @@ fn differences_among(file: &Path, domain: &str, exprs: &[&str]) -> Vec<String> {
 #[test]
 fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
     let file = std::env::temp_dir().join(format!("transitd-match-snapped-header-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
-        "def snap(p, n): q = Ether(bytes(p)[:n]); assert bytes(q) == bytes(p)[:n]; q.wirelen = len(p); return q\n\
-         eth = lambda: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')  # no ARP for its address\n\
+    let script = "eth = lambda: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')  # no ARP for its address\n\
          tcp = TCP(sport=1234, dport=80, flags='S')/Raw(b'x' * 30)\n\
          v4 = lambda **o: IP(src='10.0.0.1', dst='192.0.2.9', ttl=63, tos=0xb8, id=7, flags='DF', **o)/tcp\n\
          v6 = IPv6(src='2001:db8::1', dst='2001:db8::2', hlim=63, tc=0xb8, fl=0x12345)/tcp\n\
@@ -486,8 +489,8 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
          frames += [snap(eth()/v4(options=[IPOption_NOP()] * 4), n) for n in range(28, 34)]\n\
          frames += [snap(eth()/v4(len=10), n) for n in range(24, 34)]\n\
          frames += [snap(eth()/v6, n) for n in range(14, 55)]\n\
-         frames += [snap(eth()/gre, n) for n in range(34, 39)]",
-    );
+         frames += [snap(eth()/gre, n) for n in range(34, 39)]";
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
     let cut = ["ip.src and not ip.dst", "ipv6.src and not ipv6.dst", "ip.proto == 47 and not gre"];
     assert_eq!(cut.map(|e| theirs(&file, e).len()), [12, 16, 4], "cut between the addresses, GRE cut short");
     let wrong = differences_among(
@@ -550,9 +553,8 @@ fn a_snap_length_inside_ipv4_options_leaves_the_destination_where_tshark_does() 
     let routed = std::env::temp_dir().join(format!("transitd-match-snapped-route-{}.pcap", std::process::id()));
     let script = |options: &str| {
         format!(
-            "def snap(p, n): q = Ether(bytes(p)[:n]); assert bytes(q) == bytes(p)[:n]; q.wirelen = len(p); return q\n\
-             base = bytes(Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='192.0.2.9', \
-             ttl=63, options=[IPOption_NOP()] * 12)/TCP(sport=1234, dport=80, flags='S'))\n\
+            "{SNAP_PY}base = bytes(Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', \
+             dst='192.0.2.9', ttl=63, options=[IPOption_NOP()] * 12)/TCP(sport=1234, dport=80, flags='S'))\n\
              assert len(base) == 66 and base[14] == 0x48\n\
              frames = [snap(Ether(base[:34] + o + base[46:]), n) for o in {options} for n in range(34, 47)]"
         )
@@ -1080,9 +1082,7 @@ fn a_jumbogram_is_read_behind_its_hop_by_hop_header() {
 #[test]
 fn a_jumbograms_payload_is_as_long_as_its_option_says() {
     let file = std::env::temp_dir().join(format!("transitd-match-jumbograms-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
-        r#"
+    let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 ip = IPv6(src='2001:db8::1', dst='2001:db8::2', plen=0, nh=0)
 hbh = lambda nh, options, hlen=0: bytes([nh, hlen]) + options
@@ -1092,10 +1092,6 @@ udp = bytes(UDP(sport=61000, dport=61001, len=0, chksum=0)) + data
 tcp = lambda port: bytes(TCP(sport=port, dport=61001, flags='PA', chksum=0)) + data
 L = 8 + len(udp)
 T = 8 + len(tcp(0))
-def snapped(p, n):
-    q = Ether(bytes(p)[:n])
-    q.wirelen = len(p)
-    return q
 frames = [
     e/ip/IPv6ExtHdrHopByHop(nh=17, options=[Jumbo(jumboplen=L)])/UDP(sport=61000, dport=61001, len=0)/Raw(data),
     e/ip/IPv6ExtHdrHopByHop(nh=58, options=[Jumbo(jumboplen=16 + len(data))])/ICMPv6EchoRequest(data=data),
@@ -1103,12 +1099,12 @@ frames = [
     # Shorter than the bytes: the rest is a trailer. Longer than the frame, or the capture.
     e/ip/Raw(hbh(17, J(L)) + udp + b'TRLR' * 100),
     e/ip/Raw(hbh(6, J(T + 1000)) + tcp(61002)),
-    snapped(e/ip/Raw(hbh(6, J(T)) + tcp(61004)), 300),
-    snapped(e/ip/Raw(hbh(17, J(L)) + udp), 300),
+    snap(e/ip/Raw(hbh(6, J(T)) + tcp(61004)), 300),
+    snap(e/ip/Raw(hbh(17, J(L)) + udp), 300),
     # No option to tshark: 65,535, a sum past 32 bits, its value cut, past the header's end.
     e/ip/Raw(hbh(17, J(65535)) + udp),
     e/ip/Raw(hbh(17, J(0xffffffd8)) + udp),
-    snapped(e/ip/Raw(hbh(17, J(L)) + udp), 60),
+    snap(e/ip/Raw(hbh(17, J(L)) + udp), 60),
     e/ip/Raw(hbh(17, b'\x00' * 6) + J(L) + udp),
     # Taken: just short of wrapping; after PadN; after one of length 5; at the header's last byte.
     e/ip/Raw(hbh(17, J(0xffffffd7)) + udp),
@@ -1118,8 +1114,8 @@ frames = [
     # A payload length that is not 0 stands: the option is not read.
     e/IPv6(src='2001:db8::1', dst='2001:db8::2', plen=200, nh=0)/Raw(hbh(17, J(L)) + udp),
 ]
-"#,
-    );
+"#;
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
     let exprs = [
         "ipv6",
         "ipv6.plen == 0",
