@@ -77,29 +77,38 @@ pub fn is_stale(found: &Found) -> bool {
 /// True when `program` itself (not another transitd's, nor a stale one) is what `ifindex`
 /// runs: the attached program's id against ours. Neither needs CAP_SYS_ADMIN, which
 /// [`Found::name`] does (listing the kernel's programs): under the systemd unit's
-/// capabilities the name reads `?`, and a check by name found transitd never attached.
+/// capabilities the name reads `?`, and a check by name found transitd never attached. It
+/// lists none of the kernel's programs (a running edge asks twice a second): one netlink
+/// query, and our own program's id.
 pub fn runs(ifindex: i32, program: &XdpProgram) -> Result<bool, BpfError> {
     let ours =
         libbpf_rs::Program::id_from_fd(program.prog_fd()).map_err(|source| BpfError::Query { ifindex, source })?;
-    Ok(attached(ifindex, program)?.is_some_and(|found| found.id == ours))
+    Ok(attached_id(ifindex, program)?.is_some_and(|(id, _)| id == ours))
 }
 
 /// The program attached to `ifindex`, if any, in either mode. Its name needs CAP_SYS_ADMIN
 /// (without it, `?`).
 pub fn attached(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<Found>, BpfError> {
-    let q = Xdp::new(any_prog.prog_fd())
-        .query(ifindex, XdpFlags::NONE)
-        .map_err(|source| BpfError::Query { ifindex, source })?;
-    let (id, native) = match (q.drv_prog_id, q.skb_prog_id, q.prog_id) {
-        (0, 0, 0) => return Ok(None),
-        (0, 0, id) => (id, true),
-        (0, id, _) => (id, false),
-        (id, _, _) => (id, true),
-    };
+    let Some((id, native)) = attached_id(ifindex, any_prog)? else { return Ok(None) };
+    // Every program the kernel holds is listed to find this one's name.
     let name = libbpf_rs::query::ProgInfoIter::default()
         .find(|p| p.id == id)
         .map_or_else(|| "?".to_string(), |p| p.name.to_string_lossy().into_owned());
     Ok(Some(Found { id, name, native }))
+}
+
+/// The id of the program attached to `ifindex`, if any, and whether it is attached in the
+/// driver (else generic): the kernel's netlink answer (`IFLA_XDP`).
+fn attached_id(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<(u32, bool)>, BpfError> {
+    let q = Xdp::new(any_prog.prog_fd())
+        .query(ifindex, XdpFlags::NONE)
+        .map_err(|source| BpfError::Query { ifindex, source })?;
+    Ok(match (q.drv_prog_id, q.skb_prog_id, q.prog_id) {
+        (0, 0, 0) => None,
+        (0, 0, id) => Some((id, true)),
+        (0, id, _) => Some((id, false)),
+        (id, _, _) => Some((id, true)),
+    })
 }
 
 impl XdpProgram {

@@ -156,8 +156,12 @@ fn foreign_program(dir: &std::path::Path) -> std::path::PathBuf {
 /// The interface's own address (10.2.0.2) inside a customer prefix would be taken for the
 /// customer's: the upstream router's pings to the host were dropped as
 /// `spoofed_customer_source`, and BGP and SSH on that link would be. `run` refuses such a
-/// configuration at start, at the prefix, and rejects a reload to it. Then the interface is
-/// renamed under the run, which stops, saying so once, with the new name.
+/// configuration at start, at the prefix, and rejects a reload to it; an address added inside
+/// one while it runs is said, once. The supervisor looks at the interface twice a second, as
+/// strace sees it (it read its queues and MTU ten times a second, and listed the kernel's BPF
+/// programs at each look for the XDP program). Then the interface is renamed under the run,
+/// which stops, saying so once, with the new name, and restores the busy-polling tunables and
+/// reads the final counters under that name (it used the old one, and both failed).
 #[test]
 fn the_interfaces_own_address_stays_the_hosts_and_a_rename_is_said_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -183,12 +187,43 @@ fn the_interfaces_own_address_stays_the_hosts_and_a_rename_is_said_once() {
     assert!(said.contains(&format!("{}:{line}:{col}: {refused}", config.display())), "{said}");
     assert!(!has_xdp(&lab, "dut", "d0"));
 
-    let mut t = lab.transitd(ACME, &["--no-metrics"]);
+    let tuned = |dev: &str| {
+        ["napi_defer_hard_irqs", "gro_flush_timeout"].map(|t| {
+            let out = lab.run("dut", "cat", &[&format!("/sys/class/net/{dev}/{t}")]);
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+    };
+    let originals = tuned(&lab.dev("d0"));
+    assert_ne!(originals, ["2", "200000"], "the run's values must differ from the interface's");
+    let tuning = ["--no-metrics", "--napi-defer", "2", "--gro-flush-timeout", "200000"];
+    let mut t = lab.transitd(ACME, &tuning);
     t.reload(&holding);
     wait_for("the reload to be rejected", Duration::from_secs(10), || {
         t.log().contains("rejected, the running configuration stays")
     });
     assert!(t.log().contains(&refused), "{}", t.log());
+
+    // Three seconds of the run's system calls: the interface's queues and MTU read about six
+    // times each (not thirty), and no BPF program listed (BPF_PROG_GET_NEXT_ID).
+    let traced = std::env::temp_dir().join(format!("{}-strace", lab.prefix));
+    let _ = Command::new("timeout")
+        .args(["3", "strace", "-f", "-qq", "-e", "trace=bpf,openat", "-o", traced.to_str().unwrap()])
+        .args(["-p", &t.pid().to_string()])
+        .status()
+        .expect("strace (scripts/setup installs it)");
+    let calls = std::fs::read_to_string(&traced).unwrap();
+    let opened = |file: &str| calls.matches(&format!("/sys/class/net/{}/{file}\"", lab.dev("d0"))).count();
+    assert!((3..=8).contains(&opened("queues")), "{} looks at the queues in 3 s:\n{calls}", opened("queues"));
+    assert!((3..=8).contains(&opened("mtu")), "{} looks at the MTU in 3 s:\n{calls}", opened("mtu"));
+    assert!(!calls.contains("BPF_PROG_GET_NEXT_ID"), "the kernel's programs listed:\n{calls}");
+
+    // An address of the host added inside acme's prefix while running: said once.
+    lab.run("dut", "ip", &["addr", "add", "203.0.113.7/32", "dev", &lab.dev("d0")]);
+    let held =
+        format!("{} has the address 203.0.113.7 now, inside prefix 203.0.113.0/24 of customer `acme`", lab.dev("d0"));
+    wait_for("the address to be said", Duration::from_secs(5), || t.log().contains(&held));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(t.log().matches(&held).count(), 1, "said once: {}", t.log());
 
     let renamed = format!("{}-dx", lab.prefix);
     lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "down"]);
@@ -197,8 +232,11 @@ fn the_interfaces_own_address_stays_the_hosts_and_a_rename_is_said_once() {
     let log = t.log();
     assert_eq!(log.matches(&format!("was renamed to {renamed}")).count(), 1, "said once: {log}");
     assert!(!log.contains("went away"), "{log}");
-    let (code, _) = t.stop();
+    let (code, report) = t.stop();
     assert_eq!(code, 2);
+    assert_eq!(tuned(&renamed), originals, "restored under the new name: {log}");
+    assert!(!log.contains("transitd: restoring ") && !log.contains("is kept"), "{log}");
+    assert!(report.contains(&format!("interface {renamed} during the run: rx_packets ")), "{report}");
 }
 
 #[test]
@@ -499,6 +537,8 @@ fn a_frame_size_one_umem_frame_holds_binds_without_multi_buffer() {
     // Raised by a reload past what a frame holds: applied, and said what it costs.
     t.reload(&ACME.replace("anycast = \"192.0.2.1\"", "anycast = \"192.0.2.1\"\nframe_size = 9216"));
     wait_for("the reload", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    // Said at the supervisor's next look at the interface, half a second at most after.
+    wait_for("the frames past the sockets", Duration::from_secs(2), || t.log().contains("frames of up to"));
     let log = t.log();
     assert!(!log.contains("no AF_XDP multi-buffer") && !log.contains("no zero-copy multi-buffer"), "{log}");
     assert!(

@@ -1,14 +1,10 @@
-//! Whether the interface still runs this run's XDP program, asked of the kernel twice a
-//! second. Something may detach it under a running edge (`bpftool link detach`): the
-//! supervisor then ends the run, as every frame reaches the host's stack unfiltered, and
-//! the BGP announcer withdraws while the kernel cannot be asked.
-
-use std::time::{Duration, Instant};
+//! Whether the interface still runs this run's XDP program, asked of the kernel at each of
+//! the supervisor's looks ([`super::looks`]). Something may detach it under a running edge
+//! (`bpftool link detach`): the supervisor then ends the run, as every frame reaches the
+//! host's stack unfiltered, and the BGP announcer withdraws while the kernel cannot be asked.
 
 use transitd_bpf::XdpProgram;
 
-/// How often the attachment is looked at (a netlink query).
-const XDP_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// Failed queries in a row after which whether the program is attached counts as unknown:
 /// one (a netlink hiccup) must not withdraw every prefix on a guess, nor may failing go on
 /// announcing.
@@ -25,12 +21,10 @@ pub(super) enum Attachment {
     Unknown,
 }
 
-/// Looks at the attachment every [`XDP_CHECK_EVERY`], however often it is asked.
+/// The attachment as the kernel last said it.
 pub(super) struct AttachmentWatch {
     ifindex: i32,
     found: Attachment,
-    /// When the kernel was last asked (never yet: `None`).
-    asked: Option<Instant>,
     /// Queries that failed in a row.
     failed_queries: u32,
 }
@@ -38,17 +32,17 @@ pub(super) struct AttachmentWatch {
 impl AttachmentWatch {
     /// Watches `ifindex`, which the run's program was attached to.
     pub(super) fn new(ifindex: i32) -> AttachmentWatch {
-        AttachmentWatch { ifindex, found: Attachment::Attached, asked: None, failed_queries: 0 }
+        AttachmentWatch { ifindex, found: Attachment::Attached, failed_queries: 0 }
     }
 
-    /// Whether `program` is attached: the last answer, or a new one when it is
-    /// [`XDP_CHECK_EVERY`] old. A failed query keeps the last answer until
-    /// [`FAILED_QUERIES_TOLERATED`] have failed in a row.
+    /// What the last look found.
+    pub(super) fn last(&self) -> Attachment {
+        self.found
+    }
+
+    /// Whether `program` is attached, asked of the kernel now. A failed query keeps the last
+    /// answer until [`FAILED_QUERIES_TOLERATED`] have failed in a row.
     pub(super) fn look(&mut self, program: &XdpProgram) -> Attachment {
-        if self.asked.is_some_and(|at| at.elapsed() < XDP_CHECK_EVERY) {
-            return self.found;
-        }
-        self.asked = Some(Instant::now());
         self.found = match transitd_bpf::runs(self.ifindex, program) {
             Ok(ours) => {
                 self.failed_queries = 0;

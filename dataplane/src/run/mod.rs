@@ -8,6 +8,7 @@ mod announce;
 mod attachment;
 mod claim;
 mod file_watch;
+mod looks;
 mod placement;
 mod publish;
 mod reload;
@@ -28,13 +29,12 @@ use arc_swap::ArcSwap;
 use transitd_bpf::{AttachMode, XdpProgram};
 
 use self::announce::Announcer;
-use self::attachment::{Attachment, AttachmentWatch};
 use self::file_watch::FileWatch;
+use self::looks::Looks;
 pub use self::placement::parse_list;
 use self::placement::{cores_for, iface_mac, ifindex, queues_to_serve};
 use self::reload::ConfigWatch;
 use self::report::{final_report, progress_line};
-use self::xdp_maps::program_tables;
 pub use self::xdp_maps::program_xdp;
 use crate::dropcap::{CaptureOptions, DropCapture};
 use crate::fleet::{self, EtcdSource};
@@ -176,7 +176,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let metrics_listener = opts.metrics.map(crate::metrics::bind).transpose()?;
     // Restored when the run ends, however it ends short of an abort; after one, by the next
     // run on the interface (kept under the claim).
-    let _tunables = tunables::Tunables::set(&claim, opts.napi_defer, opts.gro_flush_timeout)?;
+    let _tunables = tunables::Tunables::set(&claim, index as u32, opts.napi_defer, opts.gro_flush_timeout)?;
     let program = XdpProgram::load()?;
     // Another program on the interface (a transitd's that took no claim: an older version,
     // another runtime directory) stops the run before it creates anything; attaching checks
@@ -390,7 +390,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             Err(_) => errors.push(anyhow::anyhow!("a worker panicked")),
         }
     }
-    let interface_counted = interface_at_start.zip(NetdevCounters::read(&opts.iface)).map(|(a, b)| b.since(&a));
+    // By the name the interface has now: renamed under the run (which stops it), its
+    // statistics are under the new one.
+    let iface_now = placement::name_now(&opts.iface, index);
+    let interface_counted = interface_at_start.zip(NetdevCounters::read(&iface_now)).map(|(a, b)| b.since(&a));
     // The last flows go out while the interface is as it was: detaching the XDP program
     // resets a driver's queues (veth's too), and what the stack sends meanwhile is lost.
     exporter_stop.store(true, Ordering::Relaxed);
@@ -416,7 +419,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // A report is plain counters: one a panicking thread left locked is still read.
     let finals: Vec<WorkerReport> =
         reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()).collect();
-    let interface = (opts.iface.as_str(), interface_counted);
+    let interface = (iface_now.as_str(), interface_counted);
     // Let go if standard output has gone (a closed pipe): the run ends cleanly all the same.
     let report = final_report(&finals, &program.stats(), &shared.load(), &punt, interface);
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes());
@@ -563,46 +566,14 @@ fn arriving(frame_size: usize, mtu: Option<usize>) -> usize {
     mtu.map_or(frame_size, |m| (m + placement::FRAME_OVER_MTU).min(frame_size))
 }
 
-/// Says when frames longer than the sockets take can arrive, each time the longest rises
-/// past what was said: a reload raised `frame_size`, or the interface's MTU was raised while
-/// running (the sockets were bound for the frames of the start, and the kernel drops longer
-/// ones). What could arrive at start was said then (multi-buffer refused).
-struct FramesPastSockets {
-    said: Option<usize>,
-}
-
-impl FramesPastSockets {
-    fn new(longest_at_start: usize, room: Option<usize>) -> FramesPastSockets {
-        FramesPastSockets { said: room.filter(|&room| longest_at_start > room).map(|_| longest_at_start) }
-    }
-
-    /// Looks at `iface`'s MTU as just read, `mtu`.
-    fn look(&mut self, iface: &str, mtu: Option<usize>, frame_size: usize, room: Option<usize>) {
-        // (An interface whose MTU cannot be read is going away: said by the supervisor.)
-        let (Some(room), Some(mtu)) = (room, mtu) else { return };
-        let longest = arriving(frame_size, Some(mtu));
-        if longest <= room {
-            self.said = None;
-        } else if self.said.is_none_or(|said| longest > said) {
-            log_line!(
-                "transitd: frames of up to {longest} bytes can arrive now ({iface}'s MTU {}, frame_size \
-                 {frame_size}), but the sockets were bound without AF_XDP multi-buffer and take {room}: longer \
-                 frames are dropped by the kernel (transitd_afxdp_kernel_drops, reason rx_dropped) until a restart",
-                mtu
-            );
-            self.said = Some(longest);
-        }
-    }
-}
-
 /// The main thread while the workers run: reloads, the XDP counters for the metrics, BGP
-/// announcements and progress lines, until a stop signal or a worker ends; or until the
-/// interface goes away (an error: its sockets can do nothing more) or is renamed (an error
-/// too: what is read of it while running, and restored at the end, is read by its name), its
-/// XDP program is no longer attached (an error: its traffic reaches the host unfiltered),
-/// or, under the default `--queues` and `--cores`, the interface's rx queues change (an
-/// error: a restart serves them all). An error ends the run with exit status 2, and the
-/// service manager restarts it.
+/// announcements and progress lines, until a stop signal or a worker ends; or until its
+/// looks at the interface ([`Looks`]) find it gone (an error: its sockets can do nothing
+/// more) or renamed (an error too: what is read of it while running is read by its name),
+/// its XDP program no longer attached (an error: its traffic reaches the host unfiltered),
+/// or, under the default `--queues` and `--cores`, its rx queues changed (an error: a
+/// restart serves them all). An error ends the run with exit status 2, and the service
+/// manager restarts it.
 fn supervise(
     opts: &RunOptions,
     s: Supervised<'_>,
@@ -611,55 +582,17 @@ fn supervise(
     notifier: Option<&Notifier>,
     (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Option<anyhow::Error> {
-    let Supervised {
-        index,
-        queues,
-        workers,
-        reports,
-        sources,
-        single_frame,
-        longest_at_start,
-        rx_queues_at_start,
-        link_mtu,
-        retired,
-    } = s;
-    let mut past_sockets = FramesPastSockets::new(longest_at_start, single_frame);
+    let mut looks = Looks::new(opts, &s);
+    let Supervised { queues, workers, reports, sources, link_mtu, retired, .. } = s;
     let started = Instant::now();
     let counters = || -> Vec<WorkerStats> {
         reports.iter().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats.clone()).collect()
     };
     let mut last = (Instant::now(), counters());
     let mut watchdog = notifier.and(notify::watchdog_interval()).map(|every| Watchdog::new(every, reports));
-    // The interface's address, which the XDP program holds frames to: followed, as an
-    // address changed under a running edge (`ip link set address`, a bond's failover) would
-    // leave every frame to the kernel.
-    let mut host_mac = (placement::iface_mac(&opts.iface).ok(), Instant::now());
-    let mut attachment = AttachmentWatch::new(index);
-    let mut rx_queues = rx_queues_at_start;
     while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
         retired.try_iter().for_each(drop);
-        if host_mac.1.elapsed() >= Duration::from_secs(1) {
-            host_mac.1 = Instant::now();
-            let now = placement::iface_mac(&opts.iface).ok().filter(|m| *m != [0; 6]);
-            if let Some(mac) = now.filter(|m| host_mac.0.is_some_and(|was| was != *m)) {
-                program.pass_frames_not_to(mac);
-                // Failed, it is tried again at the next look (and told with the next reload).
-                match program_tables(program, &sources.snapshot.load()) {
-                    Ok(()) => {
-                        log_line!(
-                            "transitd: {}'s MAC address changed: frames to {} are ours now",
-                            opts.iface,
-                            mac_text(mac)
-                        );
-                        host_mac.0 = Some(mac);
-                    }
-                    Err(e) => {
-                        log_line!("transitd: {}'s MAC address changed; telling the XDP program failed: {e}", opts.iface)
-                    }
-                }
-            }
-        }
         if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
             if applied {
                 sources.reloads.applied_now(false);
@@ -689,56 +622,11 @@ fn supervise(
                 n.send(&format!("STATUS=running on {} queues {queues:?}; last reload {what}", opts.iface));
             }
         }
-        // One read of the interface's MTU a tick serves both its uses.
-        let mtu = crate::netdev::mtu(&opts.iface);
-        past_sockets.look(&opts.iface, mtu, sources.snapshot.load().frame_size, single_frame);
-        if let Some(mtu) = mtu
-            && link_mtu.swap(mtu, Ordering::Relaxed) != mtu
-        {
-            log_line!("transitd: {}'s MTU is {mtu} now", opts.iface);
-            for line in placement::tunnels_past_link(&sources.snapshot.load(), &opts.iface, mtu) {
-                log_line!("{line}");
-            }
-        }
-        let xdp = attachment.look(program);
-        let rx_now = placement::rx_queue_count(&opts.iface).ok();
-        // After the looks above: an interface being removed loses its name before its program
-        // and its queues, and is said as gone, not as detached.
-        if ifindex(&opts.iface).ok() != Some(index)
-            && let Some(why) = placement::what_became_of(&opts.iface, index)
-        {
-            return stopping(anyhow::Error::msg(why));
-        }
         // Before the watchdog is fed: a run that no longer filters is not a healthy one.
-        if xdp == Attachment::Detached {
-            return stopping(anyhow::anyhow!(
-                "{}: the XDP program is no longer attached (something detached it: `bpftool link detach`?), so the \
-                 interface's traffic reaches the host's stack unfiltered: stopping (a restart attaches it again)",
-                opts.iface
-            ));
-        }
-        if let Some(now) = rx_now.filter(|&n| n != rx_queues) {
-            let changed = format!("{}'s rx queues went from {rx_queues} to {now} while running", opts.iface);
-            // Bound to every queue there was, the run restarts bound to every queue there is;
-            // restarted with `--queues` it would serve what it serves now, and with `--cores`
-            // alone it would be refused (a CPU per queue).
-            let restart_serves_all = opts.queues.is_none() && opts.cores.is_none();
-            match placement::unserved(&opts.iface, now, queues, sources.snapshot.load().unbound_queue) {
-                Some(line) if restart_serves_all => {
-                    return stopping(anyhow::anyhow!(
-                        "{changed} (`ethtool -L`, a driver reset): {line}; stopping, so that a restart serves every \
-                         queue"
-                    ));
-                }
-                Some(line) => {
-                    log_line!(
-                        "transitd: warning: {changed}: {line}; --queues and --cores covering them would serve them"
-                    )
-                }
-                None => log_line!("transitd: {changed}: every one has a worker"),
-            }
-            rx_queues = now;
-        }
+        let xdp = match looks.tick(program) {
+            Ok(xdp) => xdp,
+            Err(why) => return stopping(why),
+        };
         if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
             w.tick(reports, n);
         }
@@ -818,9 +706,4 @@ fn publications(reports: &[Arc<Mutex<WorkerReport>>]) -> Vec<u64> {
 /// `transitd detach --iface IF`.
 pub fn detach(iface: &str) -> anyhow::Result<Option<transitd_bpf::Found>> {
     Ok(transitd_bpf::detach(ifindex(iface)?)?)
-}
-
-/// A MAC address as `02:00:00:00:00:01`.
-fn mac_text(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
 }

@@ -279,6 +279,13 @@ pub(super) fn what_became_of(iface: &str, index: i32) -> Option<String> {
     }
 }
 
+/// The name interface `index` has now: `iface`, its name at start, unless it was renamed.
+/// When that cannot be learnt (the interface went away), `iface`: what is read by it then
+/// fails as it would have.
+pub(super) fn name_now(iface: &str, index: i32) -> String {
+    crate::netdev::name_of(index as u32).ok().flatten().unwrap_or_else(|| iface.to_string())
+}
+
 pub(super) fn ifindex(iface: &str) -> anyhow::Result<i32> {
     let name = std::ffi::CString::new(iface)?;
     // SAFETY: if_nametoindex reads a NUL-terminated string and returns 0 on failure.

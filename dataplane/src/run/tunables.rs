@@ -11,6 +11,9 @@
 //! interface's as it finds them, it took the killed run's for the originals and "restored"
 //! those at its end. The claim makes the run that reads the file the only one on the
 //! interface, so a file it finds is one whose run has ended.
+//!
+//! They are restored through the interface's name at the end, found again by its index: an
+//! interface renamed under the run (which stops it) has its files under the new name.
 
 use std::path::{Path, PathBuf};
 
@@ -19,36 +22,52 @@ use super::claim::Claim;
 /// The interface's sysfs files, in the order they are set (restored in reverse).
 const FILES: [&str; 2] = ["napi_defer_hard_irqs", "gro_flush_timeout"];
 
+/// Where the interfaces are in sysfs, by name.
+const SYSFS_NET: &str = "/sys/class/net";
+
 /// One sysfs value of the interface, and what it was before the run.
 struct Saved {
     file: &'static str,
-    path: PathBuf,
     before: String,
 }
 
 /// Tunables set for the run; the previous values come back when this is dropped.
 pub(super) struct Tunables {
     saved: Vec<Saved>,
+    /// The interface's sysfs directory when they were set.
+    sysfs: PathBuf,
+    /// The interface's index, by which its directory is found again when they are restored
+    /// (`None`: `sysfs` is kept, a directory of plain files in tests).
+    ifindex: Option<u32>,
     /// The file keeping `saved`'s values for a run after a kill (`None`: nothing was set).
     state: Option<PathBuf>,
 }
 
 impl Tunables {
-    /// Sets `napi_defer_hard_irqs` and `gro_flush_timeout` of the claimed interface where
-    /// given, and puts back what a killed run left set.
+    /// Sets `napi_defer_hard_irqs` and `gro_flush_timeout` of the claimed interface, index
+    /// `ifindex`, where given, and puts back what a killed run left set.
     pub(super) fn set(
         claim: &Claim,
+        ifindex: u32,
         napi_defer: Option<u32>,
         gro_flush_timeout_ns: Option<u64>,
     ) -> anyhow::Result<Tunables> {
         let iface = claim.iface();
-        let sysfs = Path::new("/sys/class/net").join(iface);
-        Tunables::set_in(iface, &sysfs, &claim.file("tunables"), [napi_defer.map(u64::from), gro_flush_timeout_ns])
+        let sysfs = Path::new(SYSFS_NET).join(iface);
+        let values = [napi_defer.map(u64::from), gro_flush_timeout_ns];
+        Tunables::set_in(iface, &sysfs, Some(ifindex), &claim.file("tunables"), values)
     }
 
     /// [`Tunables::set`] on the files in `sysfs` (one value for each of [`FILES`]), with
-    /// `state` the file kept for a run after a kill.
-    fn set_in(iface: &str, sysfs: &Path, state: &Path, values: [Option<u64>; 2]) -> anyhow::Result<Tunables> {
+    /// `state` the file kept for a run after a kill and `ifindex` the interface's index
+    /// (`None`: restored in `sysfs` too).
+    fn set_in(
+        iface: &str,
+        sysfs: &Path,
+        ifindex: Option<u32>,
+        state: &Path,
+        values: [Option<u64>; 2],
+    ) -> anyhow::Result<Tunables> {
         let left = left_behind(state);
         if !left.is_empty() {
             let was: Vec<String> = left.iter().map(|(file, before)| format!("{file} {before}")).collect();
@@ -71,11 +90,11 @@ impl Tunables {
                         .map_err(|e| anyhow::anyhow!("{}: {e} (restoring it to {before})", path.display()))?;
                     log_line!("transitd: {iface} {file} = {before} again");
                 }
-                (Some(value), Some(before)) => planned.push((Saved { file, path, before }, value)),
+                (Some(value), Some(before)) => planned.push((Saved { file, before }, value)),
                 (Some(value), None) => {
                     let before = std::fs::read_to_string(&path)
                         .map_err(|e| anyhow::anyhow!("{}: {e} (the kernel has no such tunable?)", path.display()))?;
-                    planned.push((Saved { file, path, before: before.trim().to_string() }, value));
+                    planned.push((Saved { file, before: before.trim().to_string() }, value));
                 }
             }
         }
@@ -85,14 +104,15 @@ impl Tunables {
             {
                 log_line!("transitd: {}: {e}", state.display());
             }
-            return Ok(Tunables { saved: Vec::new(), state: None });
+            return Ok(Tunables { saved: Vec::new(), sysfs: sysfs.to_path_buf(), ifindex, state: None });
         }
         let (saved, values): (Vec<Saved>, Vec<u64>) = planned.into_iter().unzip();
         keep(state, &saved)?;
         // From here a failure restores every value (one not written yet is written as it is).
-        let tunables = Tunables { saved, state: Some(state.to_path_buf()) };
+        let tunables = Tunables { saved, sysfs: sysfs.to_path_buf(), ifindex, state: Some(state.to_path_buf()) };
         for (s, value) in tunables.saved.iter().zip(values) {
-            std::fs::write(&s.path, value.to_string()).map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+            let path = sysfs.join(s.file);
+            std::fs::write(&path, value.to_string()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             log_line!("transitd: {iface} {} = {value} for the run (was {})", s.file, s.before);
         }
         Ok(tunables)
@@ -101,14 +121,21 @@ impl Tunables {
 
 impl Drop for Tunables {
     fn drop(&mut self) {
+        // (Nothing was set without a state file.)
+        let Some(state) = self.state.take() else { return };
+        // By the name the interface has now; by its name at start when it has none (gone).
+        let sysfs = match self.ifindex.and_then(|index| crate::netdev::name_of(index).ok().flatten()) {
+            Some(name) => Path::new(SYSFS_NET).join(name),
+            None => self.sysfs.clone(),
+        };
         let mut restored = true;
         for s in self.saved.drain(..).rev() {
-            if let Err(e) = std::fs::write(&s.path, &s.before) {
-                log_line!("transitd: restoring {} to {}: {e}", s.path.display(), s.before);
+            let path = sysfs.join(s.file);
+            if let Err(e) = std::fs::write(&path, &s.before) {
+                log_line!("transitd: restoring {} to {}: {e}", path.display(), s.before);
                 restored = false;
             }
         }
-        let Some(state) = self.state.take() else { return };
         if !restored {
             log_line!("transitd: {} is kept: the next run on the interface restores from it", state.display());
         } else if let Err(e) = std::fs::remove_file(&state) {
@@ -177,18 +204,18 @@ mod tests {
         let now = || FILES.map(|file| std::fs::read_to_string(sysfs.join(file)).unwrap().trim().to_string());
         let state = dir.join("eth0.tunables");
 
-        let killed = Tunables::set_in("eth0", &sysfs, &state, [Some(2), Some(200_000)]).unwrap();
+        let killed = Tunables::set_in("eth0", &sysfs, None, &state, [Some(2), Some(200_000)]).unwrap();
         assert_eq!(now(), ["2", "200000"]);
         std::mem::forget(killed);
         assert!(state.exists());
 
-        let next = Tunables::set_in("eth0", &sysfs, &state, [Some(3), None]).unwrap();
+        let next = Tunables::set_in("eth0", &sysfs, None, &state, [Some(3), None]).unwrap();
         assert_eq!(now(), ["3", "0"], "gro_flush_timeout put back at once");
         drop(next);
         assert_eq!(now(), ["0", "0"], "the values from before the killed run");
         assert!(!state.exists());
 
-        drop(Tunables::set_in("eth0", &sysfs, &state, [None, Some(5)]).unwrap());
+        drop(Tunables::set_in("eth0", &sysfs, None, &state, [None, Some(5)]).unwrap());
         assert_eq!(now(), ["0", "0"]);
         assert!(!state.exists());
         let _ = std::fs::remove_dir_all(&dir);
