@@ -702,6 +702,13 @@ country = "GB"
         ["w.toml:22:8: city: `San Francisco, CA` holds a comma, which RFC 8805 says a city SHOULD exclude \
           (§2.1.1.4; §2.1.1.5 a postal code)"]
     );
+    // RFC 8805 §2.1: "Text from a '#' character to the end of the current line is treated as a
+    // comment only": the feed would publish the city cut there (quoted, a line that is no CSV).
+    assert_eq!(
+        errors(&config("", "198.18.201.0/30\"\ncity = \"Suite #5")),
+        ["bad.toml:22:8: city: `Suite #5` holds a `#`, which starts a comment in a feed line, quoted or not \
+          (RFC 8805 §2.1)"]
+    );
 }
 
 #[test]

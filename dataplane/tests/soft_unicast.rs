@@ -302,7 +302,8 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let check = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
     assert!(check.status.success() && check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
     let more = "198.18.202.0/33,GB,,,\n198.18.203.0/24,UK,,,\n10.0.0.1/8,,,,\n198.18.200.1,GB,,,\n\
-                198.18.204.0/24,US,US-CA,\"San Francisco, CA\",\n";
+                198.18.204.0/24,US,US-CA,\"San Francisco, CA\",\n198.18.205.0/24,GB,GB-ENG,London,EC2V 7HH\n\
+                198.18.206.0/24,,,,# spare, not yet routed\n";
     std::fs::write(&file, format!("{feed}{more}")).unwrap();
     let bad = transitd(&["geofeed", "--check", file.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
@@ -310,7 +311,9 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     // the four bad ones (UK has the form of a code, but ISO 3166-1 assigns it to nobody; line
     // 7 is line 2's prefix, RFC 8805 §2.1.3: "Duplicate IP address or prefix entries MUST be
     // considered an error"), then the warnings (§2.1.1.4: a city "SHOULD be free UTF-8 text,
-    // excluding the comma").
+    // excluding the comma"; §2.1.1.5: "new feeds SHOULD NOT include" a postal code). Line 10
+    // is a whole entry and a comment (§2.1: "Text from a '#' character to the end of the
+    // current line is treated as a comment only"), not six fields.
     let stderr = String::from_utf8_lossy(&bad.stderr);
     let lines: Vec<&str> = stderr.lines().map(|l| l.rsplit_once(".csv").map_or(l, |(_, rest)| rest)).collect();
     assert_eq!(
@@ -323,6 +326,8 @@ fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
              makes it an error",
             ":8:26: warning: `San Francisco, CA` holds a comma, which RFC 8805 says a city SHOULD exclude \
              (§2.1.1.4; §2.1.1.5 a postal code)",
+            ":9:34: warning: `EC2V 7HH`: RFC 8805 §2.1.1.5 deprecates the postal code, which new feeds SHOULD NOT \
+             include (§4: a specific one MUST NOT be published without the consent of those it locates)",
         ],
         "{stderr}"
     );

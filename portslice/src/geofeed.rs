@@ -1,13 +1,13 @@
 //! RFC 8805 geofeeds: generated from a plan's egress ranges, and parsed back with validation.
 //!
 //! A feed is CSV (RFC 4180, as RFC 8805 §2.1 says), one entry per line:
-//! `ip_prefix,alpha2code,region,city,postal_code`, with `#` comments; a field holding a
-//! comma or a quote is quoted. Generation groups contiguous addresses with the same location (country,
-//! region, city; the trust class is not published) and writes each group as the fewest
-//! prefixes that cover it exactly. The postal code field is deprecated (RFC 8805 §2.1.1.5)
-//! and always written empty. Checking reads each line as a strict CSV reader does (blanks
-//! are part of a field) and says what RFC 8805 makes an error apart from what it advises
-//! against (a warning).
+//! `ip_prefix,alpha2code,region,city,postal_code`, a comment running from any `#` to the end
+//! of its line (§2.1); a field holding a comma or a quote is quoted. Generation groups
+//! contiguous addresses with the same location (country, region, city; the trust class is not
+//! published) and writes each group as the fewest prefixes that cover it exactly. The postal
+//! code field is deprecated (RFC 8805 §2.1.1.5) and always written empty. Checking reads each
+//! line as a strict CSV reader does (blanks are part of a field) and says what RFC 8805 makes
+//! an error apart from what it advises against (a warning).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,7 +22,8 @@ pub struct Entry {
     pub addr: IpAddr,
     /// Its length.
     pub prefix_len: u8,
-    /// ISO 3166-1 alpha-2, uppercase; empty when not given.
+    /// ISO 3166-1 alpha-2 (or `ZZ`, which RFC 8805 §2.1.2 says feeds once used for none),
+    /// uppercase; empty when not given.
     pub country: String,
     /// ISO 3166-2 region (`GB-ENG`); empty when not given.
     pub region: String,
@@ -99,7 +100,8 @@ pub fn generate(ranges: &[EgressRange]) -> String {
 }
 
 /// `field` as a CSV field (RFC 4180 §2): quoted, its quotes doubled, when it holds a comma
-/// or a quote. (Line breaks, which would need quoting too, [`check_text`] refuses.)
+/// or a quote. (Line breaks, which would need quoting too, and `#`, which starts a comment
+/// quoted or not, [`check_text`] refuses.)
 fn csv_field(field: &str) -> Cow<'_, str> {
     if field.contains([',', '"']) { format!("\"{}\"", field.replace('"', "\"\"")).into() } else { field.into() }
 }
@@ -158,9 +160,19 @@ pub fn check_region(country: &str, region: &str) -> Option<String> {
 }
 
 /// Why free text (a city) cannot go into a feed: a control character (a line break would
-/// start another entry). `None` when it can.
+/// start another entry), or a `#`: RFC 8805 §2.1, "Text from a '#' character to the end of
+/// the current line is treated as a comment only", so a reader would take the city as cut
+/// there (quoted, as a field never closed). `None` when it can.
 pub fn check_text(text: &str) -> Option<String> {
-    text.chars().any(char::is_control).then(|| format!("{} holds a control character", quoted(text.trim())))
+    if text.chars().any(char::is_control) {
+        return Some(format!("{} holds a control character", quoted(text.trim())));
+    }
+    text.contains('#').then(|| {
+        format!(
+            "{} holds a `#`, which starts a comment in a feed line, quoted or not (RFC 8805 §2.1)",
+            quoted(text.trim())
+        )
+    })
 }
 
 /// Why free text (a city, a postal code) is not what RFC 8805 advises: it holds a comma.
@@ -192,11 +204,12 @@ fn quoted(field: &str) -> String {
     if cut { format!("`{shown}…` ({} bytes)", field.len()) } else { format!("`{shown}`") }
 }
 
-/// Parses a feed. Comments and blank lines are skipped; every other line must be one record
-/// of CSV (RFC 4180) of at most five fields: a valid prefix (no host bits set; a bare address
-/// is a /32 or /128) that no earlier line has, a two-letter country if any, a region of the
-/// form `CC-XXX` whose `CC` is the country, and none of these three with blanks around it.
-/// The first error, if any; [`parse_all`] has the warnings too.
+/// Parses a feed. Comments (from a `#` to the end of its line) and blank lines are skipped;
+/// what is left of every other line must be one record of CSV (RFC 4180): a valid prefix (no
+/// host bits set; a bare address is a /32 or /128) that no earlier line has, a country ISO
+/// 3166-1 assigns (or `ZZ`) if any, a region of the form `CC-XXX` whose `CC` is the country,
+/// and none of these three with blanks around it. Fields past the fifth are not read. The
+/// first error, if any; [`parse_all`] has the warnings too.
 pub fn parse(text: &str) -> Result<Vec<Entry>, GeofeedError> {
     let checked = parse_all(text);
     match checked.errors.into_iter().next() {
@@ -273,6 +286,9 @@ struct Malformed {
     why: &'static str,
 }
 
+/// The [`Malformed`] reason of a quoted field the line ends in.
+const QUOTE_NOT_CLOSED: &str = "a quote is not closed";
+
 /// The fields of `line` as one record of CSV, read as strict readers read it (Python's `csv`
 /// with `strict=True`): a quote never closed, or anything but a comma or the end after a
 /// closing quote, a blank included, is an error, after which nothing more is read. (The `csv`
@@ -304,7 +320,7 @@ impl<'a> Iterator for CsvFields<'a> {
             let mut close = at + 1;
             loop {
                 match (b.get(close), b.get(close + 1)) {
-                    (None, _) => return Some(Err(Malformed { at, why: "a quote is not closed" })),
+                    (None, _) => return Some(Err(Malformed { at, why: QUOTE_NOT_CLOSED })),
                     (Some(b'"'), Some(b'"')) => close += 2,
                     (Some(b'"'), _) => break,
                     _ => close += 1,
@@ -339,32 +355,49 @@ fn has_blanks(field: &str) -> bool {
 }
 
 /// One line: an entry, nothing (a comment, a blank line) or where (a byte of `raw`) and why
-/// it is no entry. What RFC 8805 advises against goes to `warnings`, placed alike.
+/// it is no entry. What RFC 8805 advises against goes to `warnings`, placed alike, in the
+/// order of the line.
 fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<Entry>, (usize, String)> {
     if raw.starts_with('\u{feff}') {
         return Err((0, "a byte order mark inside the feed (only the file's start may have one)".into()));
     }
-    if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
+    // RFC 8805 §2.1: "Text from a '#' character to the end of the current line is treated as a
+    // comment only and is similarly ignored (note that this does not strictly follow
+    // [RFC4180], which has no support for comments)". Any `#`, then, after an entry or inside
+    // a field, quoted or not: the comment goes before the rest is read as CSV.
+    let (entry, comment_at) = match raw.split_once('#') {
+        Some((entry, _)) => (entry, Some(entry.len())),
+        None => (raw, None),
+    };
+    if entry.trim().is_empty() {
         return Ok(None);
     }
     // Every field is read, so that a malformed one past the fifth is said too, but only five
     // are kept: a line of a million commas is not a million strings. Carriage returns that
     // end the line (`\r\r\n`, or a last line without `\n`) end it for CSV readers too.
+    let entry = entry.trim_end_matches('\r');
     let mut fields: Vec<Field<'_>> = Vec::with_capacity(FIELDS);
     let mut extra: Option<(usize, usize)> = None; // where the sixth field starts, how many past the fifth
-    for field in csv_fields(raw.trim_end_matches('\r')) {
-        let field = field.map_err(|m| (m.at, format!("not CSV: {}", m.why)))?;
+    for field in csv_fields(entry) {
+        let field = field.map_err(|m| {
+            // A `#` inside quotes cut the field short: said, or the quote seems never written.
+            let cut = match comment_at {
+                Some(c) if m.why == QUOTE_NOT_CLOSED => {
+                    format!(" (the `#` at column {} starts a comment: RFC 8805 §2.1)", column(raw, c))
+                }
+                _ => String::new(),
+            };
+            (m.at, format!("not CSV: {}{cut}", m.why))
+        })?;
         if fields.len() < FIELDS {
             fields.push(field);
         } else {
             extra.get_or_insert((field.at, 0)).1 += 1;
         }
     }
-    if let Some((at, more)) = extra {
-        return Err((at, format!("{} fields; a feed line has at most {FIELDS}", FIELDS + more)));
-    }
     let get = |k: usize| fields.get(k).map_or("", |f| f.text.as_ref());
-    let at = |k: usize| fields.get(k).map_or(raw.len(), |f| f.at);
+    // A field the line lacks would start where its entry ends.
+    let at = |k: usize| fields.get(k).map_or(entry.len(), |f| f.at);
     // RFC 4180 §2: "Spaces are considered part of a field and should not be ignored." So a
     // strict reader hands ` US ` on, which is no code, and the entry is lost (RFC 8805 §2.1.3:
     // an entry whose prefix "fails to parse correctly MUST be discarded", one whose optional
@@ -402,8 +435,36 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
     if host_bits_set {
         return Err((at(0), format!("{} has host bits set", quoted(get(0)))));
     }
+    // RFC 8805 §2.1.3: "While publishers SHOULD follow [RFC5952] for IPv6 prefix fields,
+    // consumers MUST nevertheless accept all valid string representations." Rust writes an
+    // address as RFC 5952 §4 does (lower case, no leading zeros, the first longest run of zero
+    // fields as `::`) and an IPv4-mapped one as §5 recommends (`::ffff:192.0.2.0`); other text
+    // with an IPv4 address in it is mixed notation, which §5 leaves to the writer.
+    if let IpAddr::V6(v6) = addr {
+        let canonical = v6.to_string();
+        if addr_text != canonical && !addr_text.contains('.') {
+            let written = if len_text.is_some() { format!("{canonical}/{prefix_len}") } else { canonical };
+            let why = format!(
+                "{} is not IPv6 as RFC 5952 writes it, which RFC 8805 §2.1.3 says a publisher SHOULD \
+                 follow: `{written}`",
+                quoted(get(0))
+            );
+            warnings.push((at(0), why));
+        }
+    }
     let country = get(1).to_ascii_uppercase();
-    if let Some(why) = check_country(get(1)).filter(|_| !country.is_empty()) {
+    if country == "ZZ" {
+        // RFC 8805 §2.1.2: a prefix with no location has every location field empty, and
+        // "Historically, the user-assigned alpha2code identifier of "ZZ" has been used for this
+        // same purpose. This is not necessarily preferred": a reader holding the field to ISO
+        // 3166-1 (§2.1.1.2) may discard the entry, and with it the withdrawal it meant.
+        let why = format!(
+            "{} is the user-assigned code once used for no location; RFC 8805 §2.1.2 prefers every location \
+             field left empty",
+            quoted(get(1))
+        );
+        warnings.push((at(1), why));
+    } else if let Some(why) = check_country(get(1)).filter(|_| !country.is_empty()) {
         return Err((at(1), why));
     }
     let region = get(2).to_ascii_uppercase();
@@ -412,14 +473,50 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
     }
     // Free text may hold blanks (`New York`), at its ends too, but readers then publish
     // ` London` beside `London`: said, not refused.
-    for (k, what) in [(3, "city"), (4, "postal code")] {
-        if has_blanks(get(k)) {
-            let why = format!("{} has blanks around it, which RFC 4180 §2 makes part of the {what}", quoted(get(k)));
-            warnings.push((at(k), why));
-        }
-        if let Some(why) = comma_warning(get(k)) {
-            warnings.push((at(k), why));
-        }
+    let city = get(3);
+    if has_blanks(city) {
+        let why = format!("{} has blanks around it, which RFC 4180 §2 makes part of the city", quoted(city));
+        warnings.push((at(3), why));
     }
-    Ok(Some(Entry { addr, prefix_len, country, region, city: get(3).to_string() }))
+    if let Some(why) = comma_warning(city) {
+        warnings.push((at(3), why));
+    }
+    // RFC 8805 §2.1.1.5: "The use of this field is deprecated; ... new feeds SHOULD NOT include
+    // this field due to the granularity of this information", and §4: "Such specific Postal
+    // Code values MUST NOT be published in geofeeds without the express consent of the parties
+    // being located". One of blanks only is most likely a blank before a comment
+    // (`...,London, # office`), which is no comment's but the field's.
+    let postal = get(4);
+    if !postal.is_empty() {
+        let why = if postal.trim().is_empty() {
+            format!("{} has blanks around it, which RFC 4180 §2 makes part of the postal code", quoted(postal))
+        } else {
+            format!(
+                "{}: RFC 8805 §2.1.1.5 deprecates the postal code, which new feeds SHOULD NOT include (§4: a \
+                 specific one MUST NOT be published without the consent of those it locates)",
+                quoted(postal)
+            )
+        };
+        warnings.push((at(4), why));
+    }
+    // RFC 8805 §2.1: "The IP prefix field is REQUIRED, all others are OPTIONAL (can be empty),
+    // though the requisite minimum number of commas SHOULD be present." §2.1.3: "a parser
+    // MUST ignore any fields beyond those it expects", and none is in use (§7): more is a slip
+    // (a comma not quoted, most likely), the entry standing on the first five.
+    if fields.len() < FIELDS {
+        let why = format!(
+            "only {} of the {FIELDS} fields `ip_prefix,alpha2code,region,city,postal_code`: RFC 8805 §2.1 says \
+             their commas SHOULD all be present",
+            fields.len()
+        );
+        warnings.push((entry.len(), why));
+    }
+    if let Some((sixth, more)) = extra {
+        let why = format!(
+            "{} fields: RFC 8805 §2.1.3 has a reader ignore those past the fifth, and no extension uses them (§7)",
+            FIELDS + more
+        );
+        warnings.push((sixth, why));
+    }
+    Ok(Some(Entry { addr, prefix_len, country, region, city: city.to_string() }))
 }

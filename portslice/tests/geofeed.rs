@@ -38,7 +38,6 @@ fn malformed_lines_are_refused_with_their_line_number() {
         ("not-a-prefix,GB,,,", "not an IP prefix"),
         ("192.0.2.0/24,GBR,,,", "alpha-2"),
         ("192.0.2.0/24,GB,US-CA,,", "ISO 3166-2"),
-        ("192.0.2.0/24,GB,,,,extra", "at most 5"),
         ("\u{feff}192.0.2.0/24,GB,,,", "byte order mark inside the feed"),
     ] {
         let err = geofeed::parse(&format!("# header\n{bad}\n")).unwrap_err();
@@ -148,6 +147,14 @@ fn regions_must_be_the_countrys_and_cities_one_line() {
     }
     assert_eq!(geofeed::check_text("Washington, D.C."), None);
     assert!(geofeed::check_text("London\n10.0.0.0/8,US,,,").is_some());
+    // A `#` starts a comment (RFC 8805 §2.1), quoted or not: a feed written with it says
+    // another city, or a line that is no CSV.
+    assert!(geofeed::check_text("Suite #5").is_some_and(|why| why.contains("comment")));
+    let mut hash = range([198, 51, 100, 0], 24, "US", "trusted");
+    hash.tags.city = "Suite #5".into();
+    assert_eq!(geofeed::parse(&geofeed::generate(&[hash.clone()])).unwrap()[0].city, "Suite ");
+    hash.tags.city = "Suite #5, Main St".into();
+    assert!(geofeed::parse(&geofeed::generate(&[hash])).unwrap_err().reason.contains("not CSV"));
 }
 
 proptest! {
@@ -378,4 +385,192 @@ fn control_characters_in_a_quoted_field_are_escaped() {
     let err = geofeed::parse("192.0.2.0/24,\"\ra\u{1b}[31m\",,,\n").unwrap_err();
     assert!(err.reason.contains(r"`\ra\u{1b}[31m`"), "{}", err.reason);
     assert!(!err.reason.chars().any(char::is_control), "{:?}", err.reason);
+}
+
+/// What `python3 -c script` prints for `lines`, one a line on standard input.
+fn python_lines(script: &str, lines: &[&str]) -> Vec<String> {
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    python(script, &input).lines().map(str::to_string).collect()
+}
+
+/// RFC 8805 §2.1: "Text from a '#' character to the end of the current line is treated as a
+/// comment only and is similarly ignored (note that this does not strictly follow [RFC4180],
+/// which has no support for comments)." Any `#`, then, not only one starting a line (the only
+/// comment here before): the comment goes, and what is left is read as CSV; Appendix A's
+/// validator cuts a line alike, `line.split('#')[0]`. Python's strict reader on what is left says what each
+/// line is: a comment, not CSV (a quoted field the `#` cut short, said with the `#`'s
+/// column), or an entry and its city.
+#[test]
+fn a_hash_anywhere_starts_a_comment() {
+    let lines = [
+        "   # indented",
+        "192.0.2.0/24,GB,GB-ENG,London,# office, 2nd floor",
+        "198.51.100.0/24,,,,# was 198.51.100.0/33,UK",
+        "203.0.113.0/24,DE,,Berlin#Mitte,",
+        "2001:db8::/32,US,,\"Suite #5\",",
+    ];
+    let script = "import csv, sys\n\
+                  for line in sys.stdin.read().splitlines():\n \
+                  entry = line.split('#')[0]\n \
+                  if not entry.strip(): print('comment'); continue\n \
+                  try: f = next(csv.reader([entry], strict=True))\n \
+                  except csv.Error: print('not CSV'); continue\n \
+                  print('entry', f[3] if len(f) > 3 else '', sep='|')";
+    let oracle = python_lines(script, &lines);
+    assert_eq!(oracle, ["comment", "entry|London", "entry|", "entry|Berlin", "not CSV"]);
+    for (line, expected) in lines.iter().zip(&oracle) {
+        let checked = geofeed::parse_all(line);
+        let ours = match (checked.errors.first(), checked.entries.first()) {
+            (Some(e), _) if e.reason.starts_with("not CSV") => "not CSV".to_string(),
+            (None, None) => "comment".to_string(),
+            (None, Some(e)) => format!("entry|{}", e.city),
+            (Some(e), _) => panic!("{line}: {e:?}"),
+        };
+        assert_eq!(&ours, expected, "{line}");
+    }
+    // The entries before a comment are whole: nothing said of them.
+    assert!(geofeed::parse_all(lines[1]).warnings.is_empty());
+    assert!(geofeed::parse_all(lines[2]).warnings.is_empty());
+    // `Berlin#Mitte` left four fields, said as such where the comment starts.
+    let berlin = geofeed::parse_all(lines[3]);
+    assert_eq!(
+        berlin.warnings.iter().map(|w| (w.col, w.reason.contains("only 4 of the 5"))).collect::<Vec<_>>(),
+        [(26, true)]
+    );
+    let suite = geofeed::parse_all(lines[4]);
+    assert_eq!(suite.errors[0].col, 19, "the quote");
+    assert!(suite.errors[0].reason.contains("the `#` at column 26 starts a comment"), "{:?}", suite.errors);
+}
+
+/// RFC 8805 §2.1: "The IP prefix field is REQUIRED, all others are OPTIONAL (can be empty),
+/// though the requisite minimum number of commas SHOULD be present"; §2.1.3: "For
+/// compatibility with future additional fields, a parser MUST ignore any fields beyond those
+/// it expects. The data from fields that are expected and that parse successfully MUST still
+/// be considered valid." So fewer or more than five fields is a warning, the entry standing
+/// (more was an error here; fewer passed unsaid). The first three lines are from RFC 8805
+/// Appendix A's `ipgeo_feed_validator_test.py`, which warns "5 fields were expected" of each
+/// and errs on none; the last two are §2.2's ICANN feed. Python's reader counts the fields.
+/// (The third line's postal code is said too: §2.1.1.5 deprecates it, which that test, of
+/// 2012, predates.)
+#[test]
+fn fewer_or_more_than_five_fields_are_warnings() {
+    let lines = [
+        "2001:db8:cafe::/48",
+        "55.66.77.88,PL",
+        "55.66.77.88,US,US-CA,Mountain View,94043,1600 Ampthitheatre Parkway",
+        "199.91.192.0/21,MA,MA-07,Marrakech",
+        "2620:f:8000::/48,MA,MA-07,Marrakech",
+    ];
+    let script =
+        "import csv, sys\nfor line in sys.stdin.read().splitlines(): print(len(next(csv.reader([line], strict=True))))";
+    let counts = python_lines(script, &lines);
+    assert_eq!(counts, ["1", "2", "6", "4", "4"]);
+    for (line, n) in lines.iter().zip(&counts) {
+        let checked = geofeed::parse_all(line);
+        assert!(checked.errors.is_empty(), "{line}: {:?}", checked.errors);
+        assert_eq!(checked.entries.len(), 1, "{line}");
+        let said = checked.warnings.last().unwrap_or_else(|| panic!("{line}: no warning"));
+        let count =
+            if n == "6" { "6 fields: RFC 8805 §2.1.3".to_string() } else { format!("only {n} of the 5 fields") };
+        assert!(said.reason.contains(&count), "{line}: {}", said.reason);
+        // Where the missing field would start, or where the sixth does.
+        assert_eq!(said.col, if n == "6" { 42 } else { line.len() + 1 }, "{line}");
+        assert_eq!(checked.warnings.len(), if n == "6" { 2 } else { 1 }, "{line}: {:?}", checked.warnings);
+    }
+    assert_eq!(geofeed::parse_all(lines[2]).entries[0].city, "Mountain View");
+}
+
+/// RFC 8805 §2.1.1.5: "The use of this field is deprecated; consumers of feeds should be able
+/// to parse feeds containing these fields, but new feeds SHOULD NOT include this field due to
+/// the granularity of this information." A postal code is a warning at its column (the
+/// entry stands); one of blanks only (`London, # office`: the blank before the comment is the
+/// field's, RFC 4180 §2) is said as blanks.
+#[test]
+fn a_postal_code_is_a_warning() {
+    for (line, col, says) in [
+        ("2001:db8:cafe::/48,PL,PL-MZ,,02-784", 30, "§2.1.1.5"),
+        ("55.66.77.88,US,US-CA,Mountain View,94043", 36, "§2.1.1.5"),
+        ("192.0.2.0/24,GB,GB-ENG,London, # office", 31, "blanks around it"),
+    ] {
+        let checked = geofeed::parse_all(line);
+        assert!(checked.errors.is_empty() && checked.entries.len() == 1, "{line}: {checked:?}");
+        assert_eq!(checked.warnings.iter().map(|w| w.col).collect::<Vec<_>>(), [col], "{line}");
+        assert!(checked.warnings[0].reason.contains(says), "{line}: {}", checked.warnings[0].reason);
+    }
+    assert!(geofeed::parse_all("192.0.2.0/24,GB,GB-ENG,London,\n").warnings.is_empty());
+}
+
+/// RFC 8805 §2.1.3: "While publishers SHOULD follow [RFC5952] for IPv6 prefix fields,
+/// consumers MUST nevertheless accept all valid string representations." A prefix written
+/// otherwise is a warning naming the RFC 5952 form. The oracle is Python's `ipaddress`, whose
+/// `str` is RFC 5952 §4's form (lower case, no leading zeros, the first longest run of zeros
+/// as `::`), but for an IPv4-mapped address, which §5 recommends in mixed notation
+/// (`::ffff:192.0.2.0`) and Python 3.11 writes in hex; text already in mixed notation is the
+/// writer's choice (§5).
+#[test]
+fn ipv6_not_written_as_rfc_5952_says_is_a_warning() {
+    let lines = [
+        "2001:db8::/32,PL,,,",
+        "2001:DB8::/32,PL,,,",
+        "2001:0db8:cafe::/48,PL,,,",
+        "2001:db8::1:0:0:0/80,PL,,,",
+        "2001:db8:0:0:1::/80,PL,,,",
+        "2001:db8::1,PL,,,",
+        "2001:db8:0:0:0:0:0:2,PL,,,",
+        "::ffff:192.0.2.0/120,PL,,,",
+        "::ffff:c000:200/120,PL,,,",
+        "192.0.2.0/24,PL,,,",
+    ];
+    let script = "import ipaddress, sys\n\
+                  for line in sys.stdin.read().splitlines():\n \
+                  text = line.split(',')[0]; net = ipaddress.ip_network(text); a = net.network_address\n \
+                  if net.version == 4 or '.' in text: print('-'); continue\n \
+                  canon = '::ffff:' + str(a.ipv4_mapped) if a.ipv4_mapped else str(a)\n \
+                  canon = canon + '/' + str(net.prefixlen) if '/' in text else canon\n \
+                  print('-' if text == canon else canon)";
+    let oracle = python_lines(script, &lines);
+    assert_eq!(
+        oracle,
+        [
+            "-",
+            "2001:db8::/32",
+            "2001:db8:cafe::/48",
+            "2001:db8:0:0:1::/80",
+            "-",
+            "-",
+            "2001:db8::2",
+            "-",
+            "::ffff:192.0.2.0/120",
+            "-"
+        ]
+    );
+    for (line, expected) in lines.iter().zip(&oracle) {
+        let checked = geofeed::parse_all(line);
+        assert!(checked.errors.is_empty(), "{line}: {:?}", checked.errors);
+        let ours: Vec<&str> = checked
+            .warnings
+            .iter()
+            .map(|w| {
+                assert!(w.col == 1 && w.reason.contains("RFC 5952"), "{line}: {w:?}");
+                w.reason.rsplit('`').nth(1).unwrap_or("")
+            })
+            .collect();
+        assert_eq!(ours, if expected == "-" { vec![] } else { vec![expected.as_str()] }, "{line}");
+    }
+}
+
+/// RFC 8805 §2.1.2: a prefix with no location leaves every location field blank
+/// (`192.0.2.0/24,,,,`), and "Historically, the user-assigned alpha2code identifier of "ZZ"
+/// has been used for this same purpose. This is not necessarily preferred, and no specific
+/// interpretation of any of the other user-assigned alpha2code codes is currently defined."
+/// So `ZZ` is a warning (it was an error), other user-assigned codes (`QZ`) stay errors.
+/// Appendix A's test passes `55.66.77.88,ZZ,,,` without an error.
+#[test]
+fn zz_for_no_location_is_a_warning() {
+    let checked = geofeed::parse_all("192.0.2.0/24,,,,\n2001:db8:1::/48,,,,\n55.66.77.88,zz,,,\n55.66.77.89,QZ,,,\n");
+    assert_eq!(checked.errors.iter().map(|e| (e.line, e.col)).collect::<Vec<_>>(), [(4, 13)]);
+    assert_eq!(checked.warnings.iter().map(|w| (w.line, w.col)).collect::<Vec<_>>(), [(3, 13)]);
+    assert!(checked.warnings[0].reason.contains("§2.1.2"), "{}", checked.warnings[0].reason);
+    let countries: Vec<&str> = checked.entries.iter().map(|e| e.country.as_str()).collect();
+    assert_eq!(countries, ["", "", "ZZ"]);
 }
