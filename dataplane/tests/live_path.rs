@@ -310,7 +310,11 @@ fn the_program_never_replaces_another_and_never_outlives_transitd() {
     wait_for("the program to go with it", Duration::from_secs(5), || !has_xdp(&lab, "dut", "d0"));
     drop(first);
     assert_eq!(tuned(), ["2", "200000"], "left by the killed run");
-    let kept = runtime.join(format!("{}.tunables", lab.dev("d0")));
+    // Named by the interface and its network namespace (as the kernel shows the namespace).
+    let namespace = lab.run("dut", "readlink", &["/proc/self/ns/net"]);
+    let namespace = String::from_utf8_lossy(&namespace.stdout);
+    let inode = namespace.trim().trim_start_matches("net:[").trim_end_matches(']');
+    let kept = runtime.join(format!("{}@{inode}.tunables", lab.dev("d0")));
     assert!(kept.exists());
     let second = lab.transitd_env("dut", "d0", ACME, &["--attach", "generic", "--napi-defer", "3"], &env);
     assert!(second.log().contains("ended without restoring its tunables"), "{}", second.log());

@@ -1,4 +1,4 @@
-//! One `transitd run` per interface: an exclusive `flock` on `<runtime dir>/<iface>.lock`,
+//! One `transitd run` per interface: an exclusive `flock` on `<runtime dir>/<iface>@<netns>.lock`,
 //! taken before anything is made on the interface (sockets, the XDP program, the punt
 //! device, its tunables) and held until the run has undone all of it. A look for another
 //! run's XDP program followed by the making left a window: two starts at once each bound
@@ -7,6 +7,12 @@
 //! so a killed run leaves none held. The file stays (removing it would let a third start
 //! lock a new file while a second holds the removed one) and holds its holder's process id,
 //! for a refused start to name.
+//!
+//! The files are named by the interface and its network namespace, `<iface>@<inode>`: labs
+//! and CI topologies run one transitd per namespace, each on its own `eth0`, sharing /run
+//! (`ip netns exec` keeps it), and a name of the interface's alone refused every start but
+//! the first. (Which namespace is the host's cannot be known in general: pid 1's cannot be
+//! read without CAP_SYS_PTRACE, which the packaged unit does not give.)
 //!
 //! The runtime directory is systemd's `RUNTIME_DIRECTORY` (the unit's `RuntimeDirectory=`:
 //! /run/transitd), or /run/transitd where it is not set. What a run must find again after it
@@ -27,6 +33,8 @@ pub(super) struct Claim {
     _lock: Flock<File>,
     dir: PathBuf,
     iface: String,
+    /// What the interface's files are named by ([`file_stem`]).
+    stem: String,
 }
 
 impl Claim {
@@ -50,7 +58,8 @@ impl Claim {
             )
         };
         std::fs::create_dir_all(dir).map_err(|e| unusable(dir, &e))?;
-        let path = dir.join(format!("{iface}.lock"));
+        let stem = file_stem(iface);
+        let path = dir.join(format!("{stem}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -79,7 +88,7 @@ impl Claim {
         lock.write_all_at(pid.as_bytes(), 0)
             .and_then(|()| lock.set_len(pid.len() as u64))
             .map_err(|e| unusable(&path, &e))?;
-        Ok(Claim { _lock: lock, dir: dir.to_path_buf(), iface: iface.to_string() })
+        Ok(Claim { _lock: lock, dir: dir.to_path_buf(), iface: iface.to_string(), stem })
     }
 
     /// The interface held.
@@ -87,10 +96,22 @@ impl Claim {
         &self.iface
     }
 
-    /// The interface's file `<iface>.<kind>` in the runtime directory: state a run keeps for
-    /// the next one on the interface, read and written only under the claim.
+    /// The interface's file `<iface>@<inode>.<kind>` in the runtime directory ([`file_stem`]):
+    /// state a run keeps for the next one on the interface, read and written only under the
+    /// claim.
     pub(super) fn file(&self, kind: &str) -> PathBuf {
-        self.dir.join(format!("{}.{kind}", self.iface))
+        self.dir.join(format!("{}.{kind}", self.stem))
+    }
+}
+
+/// What `iface`'s files are named by: `iface@<inode>`, the inode of this thread's network
+/// namespace as `readlink /proc/self/ns/net` and `lsns -t net` show it (a thread may have
+/// entered another namespace than its process's); `iface` alone where /proc cannot say.
+fn file_stem(iface: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/thread-self/ns/net") {
+        Ok(namespace) => format!("{iface}@{}", namespace.ino()),
+        Err(_) => iface.to_string(),
     }
 }
 
@@ -113,7 +134,36 @@ mod tests {
         drop(first);
         let again = Claim::take_in(&dir.join("made"), "eth0");
         assert!(again.is_ok(), "{:?}", again.err());
-        assert_eq!(again.unwrap().file("tunables"), dir.join("made").join("eth0.tunables"));
+        let inode = std::fs::read_link("/proc/self/ns/net").expect("the namespace's link");
+        let inode = inode.to_string_lossy().trim_start_matches("net:[").trim_end_matches(']').to_string();
+        assert_eq!(again.unwrap().file("tunables"), dir.join("made").join(format!("eth0@{inode}.tunables")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An interface of the same name in another network namespace is another interface: its
+    /// claim is taken beside this one's, under a name of its own (the namespace's inode, as
+    /// the kernel shows it), and refused there as here while held.
+    #[test]
+    fn an_interface_of_another_network_namespace_is_claimed_apart() {
+        let dir = std::env::temp_dir().join(format!("transitd-claim-netns-{}", std::process::id()));
+        let here = Claim::take_in(&dir, "eth0").expect("the claim here");
+        let there = std::thread::spawn({
+            let dir = dir.clone();
+            move || {
+                // This thread alone enters a new network namespace (root: the tests are run so).
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a new network namespace");
+                let link = std::fs::read_link("/proc/thread-self/ns/net").expect("the namespace's link");
+                let inode = link.to_string_lossy().trim_start_matches("net:[").trim_end_matches(']').to_string();
+                let claim = Claim::take_in(&dir, "eth0").map_err(|e| e.to_string());
+                let again = Claim::take_in(&dir, "eth0").err().map(|e| e.to_string()).unwrap_or_default();
+                (inode, claim.map(|c| c.file("tunables")), again)
+            }
+        });
+        let (inode, claim, again) = there.join().expect("the other namespace's thread");
+        assert!(inode.parse::<u64>().is_ok(), "{inode}");
+        assert_eq!(claim, Ok(dir.join(format!("eth0@{inode}.tunables"))));
+        assert!(again.starts_with("another transitd holds eth0"), "{again}");
+        assert_ne!(here.file("tunables"), dir.join(format!("eth0@{inode}.tunables")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
