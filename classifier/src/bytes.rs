@@ -19,6 +19,10 @@
 //!   `j` (`i < j`), `[i]` one byte, `[i:]` to the end, `[:n]` the first `n`; a slice that
 //!   reaches past the field's end is the empty byte string (so `frame[4000:2] == 00:00` is
 //!   false, `!= 00:00` true, and a bare `frame[4000:2]` false);
+//! - a header cut short (`udp` in a first fragment, `ip` cut by the capture) is as long as
+//!   the header is ([`Layer::counted_len`]), its missing bytes unreadable: `len()` counts
+//!   them, a slice reaching one is the empty byte string, and against a literal of that
+//!   length it compares equal;
 //! - byte strings order by length first, then byte by byte;
 //! - `contains` is case-sensitive, `matches` is case-insensitive unless the pattern says
 //!   `(?-i)`, and neither holds of an empty byte string;
@@ -153,16 +157,17 @@ impl Layer {
             }
             // A bogus header is as long as its header length says, whatever its version: the
             // parser keeps where that ends in the transport's layout slot. So is one cut
-            // short by the capture, here cut where the bytes end (tshark's length is the
-            // header's: a difference, docs/rules.md).
+            // short by the capture, here cut where the bytes end (tshark counts the header's
+            // length all the same: [`Layer::counted_len`]).
             Layer::Ip if is_cut_or_bogus(version, 4) => cut(at(Dim::L3At)?, at(Dim::L4At)?),
             Layer::Ipv6 if is_cut_or_bogus(version, 6) => {
                 let start = at(Dim::L3At)?;
                 cut(start, start + 40)
             }
             // tshark counts the extension headers into `ipv6` when it reaches the transport
-            // (the parser points a later fragment's layout slot past the fixed header); it
-            // never does behind a Mobility header (135), which it reads as one of them.
+            // (the parser points the layout slot of a later fragment, or of a capture cut
+            // inside them, past the fixed header); it never does behind a Mobility header
+            // (135), which it reads as one of them.
             Layer::Ipv6 if version == 6 => {
                 let start = at(Dim::L3At)?;
                 let mobility = key.get(Dim::L4Proto) == IPPROTO_MOBILITY;
@@ -178,10 +183,13 @@ impl Layer {
                 let end = ip_end.unwrap_or(frame_len);
                 cut(start, at(Dim::TcpHdrLen).filter(|&h| h >= 20).map_or(end, |h| end.min(start + h)))
             }
+            // The 8-byte header, or as much of it as the IP payload holds: tshark counts 8
+            // bytes all the same ([`Layer::counted_len`]); Ethernet padding is never in it.
             Layer::Udp => {
                 let start = l4(17)?;
-                at(Dim::L4Len)?;
-                cut(start, start + 8)
+                // tshark has no `udp` before its ports (4 bytes) are there.
+                at(Dim::SrcPort)?;
+                cut(start, ip_end.unwrap_or(frame_len).min(start + 8))
             }
             // Whichever IP carries it: tshark dissects protocol 1 in IPv6 as ICMP, and 58 in
             // IPv4 as ICMPv6, as `icmp` and `icmpv6` already say.
@@ -271,11 +279,42 @@ impl Layer {
             }
             Layer::Udp => {
                 let start = l4(17)?;
-                at(Dim::L4Len)?;
+                at(Dim::SrcPort)?;
                 Some(cut(start, ip_payload_end(key)?))
             }
             _ => self.range(key, frame_len),
         }
+    }
+}
+
+impl Layer {
+    /// How many bytes tshark 4.0 counts in the layer of `key` whose bytes in the frame
+    /// ([`Layer::range`]) number `there`, in a frame of `frame_len` bytes. More than those for
+    /// a header cut short, which tshark counts as long as the header is, whatever the bytes
+    /// hold: `udp` (8 bytes) in a first fragment, behind a short IP length or in a capture
+    /// cut short; `ip` (its header length) and `ipv6` (40) cut by the capture, or bogus; `tcp`
+    /// once its header length is read, as far as the frame's bytes go (tshark clamps the
+    /// length it sets to them: Ethernet padding counts, a snap length cuts). `len()` is this
+    /// length, slices are taken against it (one reaching a byte that is not there is the
+    /// empty byte string), and a comparison orders by it first.
+    pub fn counted_len(self, key: &Key, there: usize, frame_len: usize) -> usize {
+        let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+        let version = key.get(Dim::IpVersion);
+        let header = match self {
+            Layer::Udp => Some(8),
+            Layer::Tcp => at(Dim::TcpHdrLen)
+                .filter(|&h| h >= 20)
+                .zip(at(Dim::L4At))
+                .map(|(h, start)| h.min(frame_len.saturating_sub(start))),
+            Layer::Ip if version == 4 => at(Dim::IpHdrLen),
+            // Where the header length says the header ends (the transport's layout slot).
+            Layer::Ip if is_cut_or_bogus(version, 4) => {
+                at(Dim::L4At).zip(at(Dim::L3At)).map(|(end, start)| end.saturating_sub(start))
+            }
+            Layer::Ipv6 if is_cut_or_bogus(version, 6) => Some(40),
+            _ => None,
+        };
+        header.map_or(there, |h| h.max(there))
     }
 }
 
@@ -354,13 +393,22 @@ impl Slice {
 
     /// The slice of `v`, or the empty byte string when it reaches outside `v`.
     pub fn of<'a>(&self, v: &'a [u8]) -> &'a [u8] {
-        let n = v.len() as i64;
+        self.of_counted(v, v.len())
+    }
+
+    /// The slice of a field `counted` bytes long whose first bytes `v` holds (a header cut
+    /// short, [`Layer::counted_len`]): offsets from the end and the end itself are
+    /// `counted`'s, and a slice reaching outside the field or past `v` is the empty byte
+    /// string, as tshark 4.0 reads a protocol's bytes it cannot get.
+    pub fn of_counted<'a>(&self, v: &'a [u8], counted: usize) -> &'a [u8] {
+        let n = counted as i64;
         let start = if self.start < 0 { n + self.start } else { self.start };
         let end = match self.len {
             Some(len) => start.saturating_add(len.min(i64::MAX as u64) as i64),
             None => n,
         };
-        if start < 0 || start >= n || end > n {
+        // `end > v.len()` covers `start` past `v`, as a slice holds at least one byte.
+        if start < 0 || start >= n || end > n || end > v.len() as i64 {
             return &[];
         }
         &v[start as usize..end as usize]
@@ -524,9 +572,13 @@ impl ByteTest {
         let range = if searching { self.layer.searched(key, frame.len()) } else { self.layer.range(key, frame.len()) };
         let Some(range) = range else { return false };
         let whole = frame.get(range).unwrap_or(&[]);
-        let v = self.slice.map_or(whole, |s| s.of(whole));
+        let counted = if searching { whole.len() } else { self.layer.counted_len(key, whole.len(), frame.len()) };
+        let v = self.slice.map_or(whole, |s| s.of_counted(whole, counted));
         match &self.op {
             ByteOp::Present => self.slice.is_none() || !v.is_empty(),
+            // tshark 4.0 orders a protocol by the length it counts, then by its bytes; bytes
+            // it cannot get make the comparison come out equal (its exception caught as 0).
+            ByteOp::Cmp(op, lit) if self.slice.is_none() && counted > v.len() => op.holds(counted.cmp(&lit.len())),
             ByteOp::Cmp(op, lit) => op.holds(order(v, lit)),
             ByteOp::Masked(mask, None) => v.iter().zip(mask).any(|(a, m)| a & m != 0),
             ByteOp::Masked(mask, Some((op, lit))) => {
@@ -537,7 +589,7 @@ impl ByteTest {
             }
             ByteOp::Contains(needle) => needle.found_in(v),
             ByteOp::Matches(p) => !v.is_empty() && p.0.is_match(v),
-            ByteOp::Len(set) => set.contains(v.len() as u128),
+            ByteOp::Len(set) => set.contains(self.slice.map_or(counted, |_| v.len()) as u128),
         }
     }
 }
@@ -694,6 +746,16 @@ mod tests {
         assert!(Slice::parse("1-1").is_err());
         assert!(Slice::parse("0:0").is_err());
         assert!(Slice::parse("0:1,2:1").is_err());
+        // A field counted 8 bytes long of which 4 are there (a UDP header cut short, as tshark
+        // 4.0 reads one): offsets from the end are the field's, and a slice reaching a missing
+        // byte is empty.
+        let cut = |t: &str| Slice::parse(t).unwrap().of_counted(&v[..4], 8).to_vec();
+        assert_eq!(cut("0:4"), [0, 1, 2, 3]);
+        assert_eq!(cut("-8:1"), [0]);
+        assert_eq!(cut("-5:1"), [3]);
+        assert_eq!(cut("0:5"), Vec::<u8>::new());
+        assert_eq!(cut("-1:"), Vec::<u8>::new());
+        assert_eq!(cut("0:"), Vec::<u8>::new());
         // The widest range there is reaches past any frame; wider ones are tshark's errors.
         assert_eq!(s("0-2147483647"), Vec::<u8>::new());
         assert_eq!(s("-2147483648:2147483647"), Vec::<u8>::new());

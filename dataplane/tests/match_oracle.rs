@@ -455,6 +455,226 @@ fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// A UDP header cut short of its 8 bytes (4 to 7 of them in a first fragment, over IPv4 and
+/// IPv6, in a whole packet whose IP length ends inside it with Ethernet padding behind, or
+/// in a capture cut inside it): tshark's `udp` is 8 bytes however few arrived. `len(udp)` is
+/// 8 (transitd said the bytes there, and had no bytes of `udp` at all before `udp.length`'s),
+/// a slice reaching a missing byte is empty, the padding is never read, and against 8 bytes
+/// the layer compares equal whatever they are (tshark cannot read the missing bytes and
+/// calls them equal). scapy makes the frames (8 and 9 bytes too); tshark is the oracle.
+#[test]
+fn a_udp_header_cut_short_is_the_eight_bytes_tshark_counts() {
+    let file = std::env::temp_dir().join(format!("transitd-match-udp-cut-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+udp = bytes(UDP(sport=1234, dport=53, len=20, chksum=0xabcd)/Raw(b'ABCDEFGHIJKL'))
+v4 = lambda **k: e/IP(src='10.0.0.1', dst='10.0.0.2', proto=17, **k)
+v6 = lambda **k: e/IPv6(src='2001:db8::1', dst='2001:db8::2', **k)
+frames = []
+for n in range(4, 10):
+    frames += [
+        v4(flags='MF')/Raw(udp[:n]),
+        v4(flags='MF')/Raw(udp[:n])/Padding(load=b'\xee' * 20),
+        v4()/Raw(udp[:n])/Padding(load=b'\xee' * 20),
+        v6()/IPv6ExtHdrFragment(nh=17, m=1)/Raw(udp[:n]),
+        v6(nh=17)/Raw(udp[:n]),
+        snap(v4()/Raw(udp), 34 + n),
+    ]
+"#;
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let wrong = differences(
+        &file,
+        &[
+            "udp",
+            "udp.port == 53",
+            "udp.length",
+            "udp.checksum",
+            "udp.payload",
+            "len(udp) == 8",
+            "len(udp) == 6",
+            "udp[0:4] == 04:d2:00:35",
+            "udp[2-3] == 00:35",
+            "udp[:5]",
+            "udp[4:2]",
+            "udp[6:2] == ab:cd",
+            "udp[0:]",
+            "udp[-1:]",
+            "udp[-8:1] == 04",
+            "udp[-5:1] == 35",
+            "udp == 04:d2:00:35:00:14:ab:cd",
+            "udp == 04:d2:00:35:00:14:ab:ce",
+            "udp > 04:d2",
+            "udp < 04:d2:00:35:00:14:ab:cd:00",
+            "udp contains 35",
+            "udp contains ee",
+            "udp contains \"A\"",
+            "udp matches \"5\"",
+        ],
+    );
+    assert_eq!(theirs(&file, "len(udp) == 8").len(), 36, "tshark counts 8 bytes of every UDP header");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// A TCP header cut short by the IP length (a first fragment, or a whole packet over IPv4 or
+/// IPv6) once its header length is read (16 bytes): tshark sets the layer's length to the
+/// header length as far as the frame's bytes go, so Ethernet padding behind counts (and a
+/// capture's end cuts it) while its bytes stay unreadable. transitd's `tcp` was the bytes
+/// there. Headers of 20 and 32 bytes, 14 to 36 bytes of them, behind 0, 2, 6 and 30 bytes of
+/// padding and cut by a snap length; scapy makes the frames, tshark is the oracle (sharkd,
+/// which dissects twice, sets the length otherwise).
+#[test]
+fn a_tcp_header_cut_short_is_as_long_as_tshark_counts_it() {
+    let file = std::env::temp_dir().join(format!("transitd-match-tcp-cut-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+tcp = lambda doff: bytes(TCP(sport=1234, dport=80, flags='S', seq=1000, chksum=0x1234, dataofs=doff, options=[('NOP', None)] * ((doff - 5) * 4))) + b'PAYLOADDATA'
+v4 = lambda **k: e/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, **k)
+v6 = e/IPv6(src='2001:db8::1', dst='2001:db8::2', nh=6)
+pad = lambda n: Padding(load=b'\xee' * n)
+frames = []
+for doff in (5, 8):
+    for n in (14, 16, 18, 20, 24, 28, 31, 36):
+        t = tcp(doff)[:n]
+        frames += [v4(flags='MF')/Raw(t), v4(flags='MF')/Raw(t)/pad(2), v4()/Raw(t)/pad(6), v4()/Raw(t)/pad(30),
+                   v6/Raw(t)/pad(30), snap(v4()/Raw(tcp(doff)), 34 + n)]
+"#;
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let mut exprs = vec![
+        "tcp",
+        "tcp.hdr_len == 32",
+        "tcp.payload",
+        "tcp contains \"PAY\"",
+        "tcp[-1:]",
+        "tcp[0:2] == 04:d2",
+        "tcp[18:2]",
+        "tcp[-20:1] == 04",
+        "tcp == 04:d2:00:50:00:00:03:e8:00:00:00:00:50:02:20:00:12:34:00:00",
+        "tcp > 04:d2",
+    ];
+    let lengths: Vec<String> = [14, 16, 18, 20, 22, 24, 26, 28, 30, 31, 32].map(|n| format!("len(tcp) == {n}")).into();
+    exprs.extend(lengths.iter().map(String::as_str));
+    let wrong = differences(&file, &exprs);
+    assert_eq!(theirs(&file, "len(tcp) == 32").len(), 21, "tshark counts padding into a cut header");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// An IPv6 Hop-by-Hop header after another extension header (RFC 8200 §4.1 puts it first
+/// only): tshark reads it, notes the error, and dissects the transport behind it; transitd
+/// read no transport (the pipeline drops the packet either way, `bad_ip_ext_header`). Behind
+/// Destination Options, a routing header, another Hop-by-Hop header, a first fragment's
+/// fragment header and an authentication header, before TCP, UDP and ICMPv6, and the same
+/// chains with the Hop-by-Hop header first; tshark is the oracle.
+#[test]
+fn a_hop_by_hop_header_out_of_place_is_read_through_as_tshark_reads_it() {
+    let file = std::env::temp_dir().join(format!("transitd-match-hop-by-hop-late-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+# Each header as its protocol number and its bytes, given the next header's number.
+H = {
+    'HBH': (0, lambda nh: bytes([nh, 0, 1, 4, 0, 0, 0, 0])),
+    'DO': (60, lambda nh: bytes([nh, 0, 1, 4, 0, 0, 0, 0])),
+    'RT': (43, lambda nh: bytes([nh, 0, 0, 0, 0, 0, 0, 0])),
+    'FRAG': (44, lambda nh: bytes([nh, 0, 0, 1, 0, 0, 0, 7])),
+    'AH': (51, lambda nh: bytes([nh, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]) + bytes(12)),
+}
+def packet(names, number, l4):
+    out = bytes(l4)
+    for i in reversed(range(len(names))):
+        out = H[names[i]][1](H[names[i + 1]][0] if i + 1 < len(names) else number) + out
+    return e/IPv6(src='2001:db8::1', dst='2001:db8::2', nh=H[names[0]][0])/Raw(out)
+l4s = [(6, TCP(sport=1234, dport=80, flags='S', chksum=0)/b'DATA'), (17, UDP(sport=5353, dport=53, chksum=0)/b'DATA'),
+       (58, ICMPv6EchoRequest(cksum=0, data=b'DATA'))]
+chains = [['DO', 'HBH'], ['RT', 'HBH'], ['HBH', 'HBH'], ['FRAG', 'HBH'], ['AH', 'HBH'], ['HBH', 'DO'], ['HBH', 'AH']]
+frames = [packet(c, n, l4) for c in chains for (n, l4) in l4s]
+"#,
+    );
+    let wrong = differences(
+        &file,
+        &[
+            "tcp",
+            "udp",
+            "icmpv6",
+            "tcp.port == 80",
+            "tcp.flags.syn == 1",
+            "udp.port == 53",
+            "icmpv6.type == 128",
+            "tcp.payload == \"DATA\"",
+            "udp.payload == \"DATA\"",
+            "len(ipv6) == 56",
+            "len(ipv6) == 72",
+            "ipv6 contains \"DATA\"",
+            "ipv6.nxt == 60",
+        ],
+    );
+    assert_eq!(theirs(&file, "tcp or udp or icmpv6").len(), 21, "tshark reads every transport");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// A capture cut inside IPv6 extension headers (a Hop-by-Hop header of 16 bytes, then
+/// Destination Options of 8, then TCP, snapped at every length through them and into the
+/// TCP header): tshark counts the extension headers into `ipv6` only once it reaches what
+/// follows them, so until then `ipv6` is the fixed header (transitd's counted the headers
+/// before the one cut). tshark is the oracle (sharkd, which dissects twice, counts otherwise).
+#[test]
+fn a_capture_cut_inside_ipv6_extension_headers_leaves_ipv6_its_fixed_header() {
+    let file = std::env::temp_dir().join(format!("transitd-match-v6-extensions-cut-{}.pcap", std::process::id()));
+    let script = r#"
+p = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IPv6(src='2001:db8::1', dst='2001:db8::2')/ \
+    IPv6ExtHdrHopByHop(options=[PadN(optdata=b'\0' * 10)])/IPv6ExtHdrDestOpt()/TCP(sport=1234, dport=80, flags='S')
+frames = [snap(p, n) for n in range(54, 100)]
+"#;
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let wrong = differences(
+        &file,
+        &[
+            "ipv6",
+            "len(ipv6) == 40",
+            "len(ipv6) == 56",
+            "len(ipv6) == 64",
+            "ipv6[-1:]",
+            "ipv6[40:1] == 3c",
+            "tcp",
+            "tcp.port == 80",
+        ],
+    );
+    assert_eq!(theirs(&file, "len(ipv6) == 40").len(), 24, "cut inside the extension headers");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Two malformed headers tshark reads on through and transitd does not (docs/rules.md,
+/// Differences 3): an authentication header whose payload length is 0 (8 bytes, where RFC
+/// 4302's fixed part is 12), over IPv4 and IPv6, which tshark takes as 8 bytes with the
+/// transport behind them; and IPv4's protocol 0, which tshark reads as an IPv6 Hop-by-Hop
+/// header with a transport behind it. The IP headers' fields are the same in both.
+#[test]
+fn difference_a_zero_length_authentication_header_and_ipv4_protocol_0_end_the_walk() {
+    let file = std::env::temp_dir().join(format!("transitd-match-ah-zero-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+udp = bytes(UDP(sport=5353, dport=53, chksum=0)/b'DATA')
+ah = lambda n: bytes([17, n, 0, 0, 0, 0, 0, 1]) + bytes((n + 2) * 4 - 8)
+hbh = bytes([17, 0, 1, 4, 0, 0, 0, 0])
+v4 = lambda p: e/IP(src='10.0.0.1', dst='10.0.0.2', proto=p)
+v6 = lambda p: e/IPv6(src='2001:db8::1', dst='2001:db8::2', nh=p)
+frames = [v4(51)/Raw(ah(0) + udp), v6(51)/Raw(ah(0) + udp), v4(0)/Raw(hbh + udp), v4(51)/Raw(ah(4) + udp), v6(51)/Raw(ah(4) + udp)]
+"#,
+    );
+    let (ours, tsharks) = (transitd_frames(&file, "udp"), theirs(&file, "udp.port == 53"));
+    let wrong =
+        differences(&file, &["ip.src == 10.0.0.1", "ipv6.src == 2001:db8::1", "ip.proto == 51", "ip.proto == 0"]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!((ours, tsharks), (BTreeSet::from([4, 5]), BTreeSet::from([1, 2, 3, 4, 5])));
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// The expressions of `exprs` whose frames of `file` transitd and tshark (sharkd) select
 /// differently among the frames `domain` (a display filter) selects, each with both selections.
 fn differences_among(file: &Path, domain: &str, exprs: &[&str]) -> Vec<String> {
@@ -473,7 +693,10 @@ fn differences_among(file: &Path, domain: &str, exprs: &[&str]) -> Vec<String> {
 /// A snap length inside the IP header (`tcpdump -s 40` under two VLAN tags): tshark shows
 /// `ip` or `ipv6` with each field whose bytes are all there, `ip.src` before `ip.dst` (transitd
 /// showed the layer alone), and no `gre` of GRE cut short of its 4 bytes (transitd's began at
-/// none). scapy cuts IPv4 (plain, under a VLAN tag, with options cut before the fixed header
+/// none). Its `ip` is as long as the header length says and `ipv6` 40 bytes, however few
+/// were captured: `len()` counts them, a slice reaching past the capture is empty, and a
+/// comparison with a byte string of that length is true (transitd's layer was the bytes
+/// there). scapy cuts IPv4 (plain, under a VLAN tag, with options cut before the fixed header
 /// ends) and IPv6 at every length through their headers, and GRE through its first 4 bytes,
 /// keeping each frame's length on the wire; tshark is the oracle on each expression.
 #[test]
@@ -532,6 +755,14 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
             "vlan.id == 5",
             "gre",
             "ip.proto == 47 and not gre",
+            "len(ip) == 20",
+            "len(ip) == 24",
+            "ip[-2:]",
+            "ip > 45",
+            "ip == 45:b8:00:46:00:07:40:00:3f:06:00:00:0a:00:00:01:c0:00:02:09",
+            "len(ipv6) == 40",
+            "ipv6[-1:]",
+            "ipv6 > 60",
         ],
     );
     let _ = std::fs::remove_file(&file);
@@ -754,7 +985,7 @@ fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
 /// no bytes behind IPv4), UDP length 0 over IPv6 (RFC 2675), IPv6 payload length 0, IPv4 total
 /// length 0 (TSO) and below the header, IPv4 and IPv6 headers tshark calls bogus (`ip` with
 /// its header length, `ipv6`, and nothing more), an IPv4 header longer than the bytes (its
-/// fixed fields), GRE shorter than 4 bytes (no `gre`), IP under four VLAN tags. transitd
+/// fixed fields; `ip` as long as its header length, 60, where transitd said 46), GRE shorter than 4 bytes (no `gre`), IP under four VLAN tags. transitd
 /// reads the fields tshark reads but on the documented differences, checked last: UDP-Lite's
 /// `udp.*`, UDP behind Shim6, IPv6 behind EtherType IPv4, and a fourth tag's `vlan.id`.
 #[test]
@@ -843,6 +1074,8 @@ fn headers_at_the_edges_have_the_fields_tshark_reads() {
         "ip.hdr_len == 60",
         "len(ip) == 16",
         "len(ip) == 0",
+        "len(ip) == 60",
+        "ip[-1:]",
         "ip[0] == 44",
         "ip[0:1] == 55",
         "ip.dsfield",

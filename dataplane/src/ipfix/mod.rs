@@ -170,14 +170,20 @@ fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
     let protocol = field(Dim::L4Proto).or(field(Dim::IpProto)).unwrap_or(0) as u8;
     let port = |d: Dim| if matches!(protocol, 6 | 17) { field(d).unwrap_or(0) as u16 } else { 0 };
     let (src, dst) = if v6 { (key.src_addr(), key.dst_addr()) } else { (key.src_addr() >> 96, key.dst_addr() >> 96) };
-    // IPv4's total length; IPv6's payload length and its fixed header: never more than the
+    // IPv4's total length; IPv6's payload length (a jumbogram's from its Jumbo Payload
+    // option, RFC 2675: the header's field is 0) and its fixed header: never more than the
     // IP packet that arrived (octets "in incoming packets", RFC 7012: IP header and payload),
     // which a header lying about its length would make a thousand times what was sent. The
     // bytes past the link header, with what a capture left out (`wire_len` counts the
     // capture's own link header, which a raw-IP capture's frame does not hold).
     let arrived = (frame.data().len() as u32).saturating_add(frame.uncaptured_len);
     let ip_arrived = arrived.saturating_sub(field(Dim::L3At).unwrap_or(0));
-    let octets = field(Dim::IpLen).map_or(0, |l| if v6 { l + 40 } else { l }).min(ip_arrived);
+    let ip_len = if v6 {
+        field(Dim::Ipv6JumboLen).or(field(Dim::IpLen)).map(|l| l.saturating_add(40))
+    } else {
+        field(Dim::IpLen)
+    };
+    let octets = ip_len.unwrap_or(0).min(ip_arrived);
     Some(FlowSample {
         timestamp_ns: frame.timestamp_ns,
         v6,
@@ -228,5 +234,28 @@ mod tests {
         // Sampling off and on again starts afresh too.
         assert_eq!(picked(&mut sampler, 0, 8), 0);
         assert_eq!(picked(&mut sampler, 4, 1), 1);
+    }
+
+    /// A jumbogram's octets are its fixed header's 40 and the payload length its Jumbo
+    /// Payload option says (RFC 2675 §2), not the header's payload length field, which is 0:
+    /// here the whole frame past its Ethernet header.
+    #[test]
+    fn a_jumbogram_counts_the_octets_its_option_says() {
+        let payload_len: u32 = 70_000;
+        let mut bytes = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
+        // IPv6: payload length 0, next header Hop-by-Hop; the addresses.
+        bytes.extend([0x60, 0, 0, 0, 0, 0, 0, 64]);
+        bytes.extend([0x20; 32]);
+        // Hop-by-Hop (next header UDP, 8 bytes): a Jumbo Payload option.
+        bytes.extend([17, 0, 0xc2, 4]);
+        bytes.extend(payload_len.to_be_bytes());
+        // UDP 1234 -> 53, length 0 (RFC 2675 §4), and data to the payload's end.
+        bytes.extend([0x04, 0xd2, 0x00, 0x35, 0, 0, 0, 0]);
+        bytes.resize(14 + 40 + payload_len as usize, b'x');
+        let (len, wire_len) = (bytes.len(), bytes.len() as u32);
+        let frame = Frame::new(&mut bytes, 0, len, wire_len, 0);
+        let sample = sample_of(&frame).expect("an IPv6 packet");
+        assert_eq!((sample.v6, sample.protocol, sample.dst_port), (true, 17, 53));
+        assert_eq!(sample.octets, wire_len - 14);
     }
 }

@@ -57,7 +57,7 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 len.min(u32::try_from(on_the_wire.saturating_sub(40)).unwrap_or(u32::MAX))
             });
             let packet = jumbo.and_then(|len| l3.get(..40 + len as usize)).unwrap_or(l3);
-            if let Ok((lax, _)) = LaxIpv6Slice::from_slice(packet) {
+            if let Ok((lax, stopped_in_extensions)) = LaxIpv6Slice::from_slice(packet) {
                 let h = lax.header();
                 fill_ipv6(key, &h);
                 if h.payload_length() == 0 && jumbo.is_none() {
@@ -75,7 +75,11 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                     key.set(Dim::Ipv6JumboLen, len);
                 }
                 let p = lax.payload();
-                key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
+                // tshark counts the extension headers into `ipv6` only once it reaches what
+                // follows them: a walk stopped inside them (the capture cut one) leaves the
+                // fixed header alone, as a later fragment does.
+                let l4_at = if stopped_in_extensions.is_some() { 40 } else { offset_in(l3, p.payload) };
+                key.set(Dim::L4At, (l3_start + l4_at) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
                 let payload_len = jumbo.map_or(usize::from(h.payload_length()), |len| len as usize);
                 let declared = payload_len.saturating_sub(extensions);
@@ -108,7 +112,13 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     // ends `ipv6`: after the fixed header, whatever extension headers precede the fragment
     // header (it counts them in only once it reaches a transport).
     let l4_at = if first { l4_start } else { l3_start + 40 };
-    if let Some(reason) = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_at) {
+    let l4 = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_at);
+    // A misplaced Hop-by-Hop header: dropped, but with the transport's fields filled first,
+    // as tshark dissects on past it (an expert error, no malformed mark) and shows them.
+    if ip.hop_by_hop_misplaced {
+        return Parsed::Bad(DropReason::BadIpExtHeader);
+    }
+    if let Some(reason) = l4 {
         return Parsed::Bad(reason);
     }
     let (extension_headers, under_ah, routed_onward) = (ip.extension_headers, ip.under_ah, ip.routed_onward);
@@ -262,6 +272,9 @@ struct Ipv6Layer<'a> {
     fragment: Option<(u32, bool)>,
     /// A routing header with segments left, not of type 2 ([`IpFrame::routed_onward`]).
     routed_onward: bool,
+    /// A Hop-by-Hop header came after another header, where RFC 8200 §4.1 forbids it: read
+    /// on through as tshark reads it, and dropped.
+    hop_by_hop_misplaced: bool,
 }
 
 /// The IPv6 header and its extension headers (RFC 8200 §4), each read with etherparse's
@@ -269,7 +282,10 @@ struct Ipv6Layer<'a> {
 /// header, or up to a fragment header at a non-zero offset: what follows that one is a
 /// later piece of the fragmentable part, data, which etherparse's own walk reads on as
 /// headers (a later fragment whose next header is destination options, routing or AH was
-/// refused as malformed or truncated).
+/// refused as malformed or truncated). A Hop-by-Hop header after another header, which
+/// etherparse refuses, is read on through as tshark reads it (its layout is a Destination
+/// Options header's) and marked, for the caller to drop the packet with its transport's
+/// fields in the key.
 fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     use etherparse::err::ip_auth;
     let header = Ipv6HeaderSlice::from_slice(l3).map_err(|e| match e {
@@ -288,11 +304,12 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     let mut under_ah = false;
     let mut fragment = None;
     let mut routed_onward = false;
+    let mut hop_by_hop_misplaced = false;
     loop {
         let (len, next) = match ip_number {
-            // Hop-by-hop options only directly after the IPv6 header (RFC 8200 §4.1).
-            IpNumber::IPV6_HEADER_HOP_BY_HOP if extension_headers > 0 => return Err(DropReason::BadIpExtHeader),
             IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
+                // Hop-by-hop options only directly after the IPv6 header (RFC 8200 §4.1).
+                hop_by_hop_misplaced |= ip_number == IpNumber::IPV6_HEADER_HOP_BY_HOP && extension_headers > 0;
                 let e = Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
                 if ip_number == IpNumber::IPV6_ROUTE_HEADER
                     && let [_, _, routing_type, segments_left, ..] = *e.slice()
@@ -330,7 +347,16 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
         rest = &rest[len..];
         ip_number = next;
     }
-    Ok(Ipv6Layer { header, payload: rest, ip_number, extension_headers, under_ah, fragment, routed_onward })
+    Ok(Ipv6Layer {
+        header,
+        payload: rest,
+        ip_number,
+        extension_headers,
+        under_ah,
+        fragment,
+        routed_onward,
+        hop_by_hop_misplaced,
+    })
 }
 
 fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
@@ -447,7 +473,9 @@ mod tests {
         /// `Ipv6Slice::from_slice` reads: the same payload, protocol, fragmentation and number
         /// of headers, or the same kind of error. Chains of hop-by-hop, routing, fragment
         /// (offset 0, more or not), destination-options and AH headers, in any order, with
-        /// any lengths, any final protocol, any payload length field.
+        /// any lengths, any final protocol, any payload length field. A Hop-by-Hop header
+        /// after another, which etherparse refuses, the walk reads as etherparse reads a
+        /// Destination Options header in its place (the same layout), and marks.
         #[test]
         fn ipv6_walk_reads_as_etherparse(
             chain in proptest::collection::vec((proptest::sample::select(vec![0u8, 43, 44, 60, 51]), 0u8..4, proptest::prelude::any::<bool>()), 0..5),
@@ -455,43 +483,63 @@ mod tests {
             tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
             length_error in proptest::prop_oneof![proptest::strategy::Just(0i32), -16i32..16],
         ) {
-            let first = chain.first().map_or(last, |c| c.0);
-            let mut exts = Vec::new();
-            for (i, &(kind, len, more)) in chain.iter().enumerate() {
-                let next = chain.get(i + 1).map_or(last, |c| c.0);
-                match kind {
-                    44 => exts.extend([next, 0, 0, u8::from(more), 0, 0, 0, 7]),
-                    // AH: payload length in 4-byte units less 2 (0 is malformed).
-                    51 => {
-                        exts.extend([next, len, 0, 0]);
-                        exts.extend(std::iter::repeat_n(0, (usize::from(len) + 2) * 4 - 4));
-                    }
-                    _ => {
-                        exts.extend([next, len]);
-                        exts.extend(std::iter::repeat_n(0, (usize::from(len) + 1) * 8 - 2));
+            let packet = |chain: &[(u8, u8, bool)], last: u8| {
+                let first = chain.first().map_or(last, |c| c.0);
+                let mut exts = Vec::new();
+                for (i, &(kind, len, more)) in chain.iter().enumerate() {
+                    let next = chain.get(i + 1).map_or(last, |c| c.0);
+                    match kind {
+                        44 => exts.extend([next, 0, 0, u8::from(more), 0, 0, 0, 7]),
+                        // AH: payload length in 4-byte units less 2 (0 is malformed).
+                        51 => {
+                            exts.extend([next, len, 0, 0]);
+                            exts.extend(std::iter::repeat_n(0, (usize::from(len) + 2) * 4 - 4));
+                        }
+                        _ => {
+                            exts.extend([next, len]);
+                            exts.extend(std::iter::repeat_n(0, (usize::from(len) + 1) * 8 - 2));
+                        }
                     }
                 }
-            }
-            exts.extend(&tail);
-            let payload_len = (exts.len() as i32 + length_error).clamp(0, 0xffff) as u16;
-            let mut l3 = vec![0x60, 0, 0, 0];
-            l3.extend(payload_len.to_be_bytes());
-            l3.extend([first, 64]);
-            l3.extend([0x20; 32]);
-            l3.extend(&exts);
+                exts.extend(&tail);
+                let payload_len = (exts.len() as i32 + length_error).clamp(0, 0xffff) as u16;
+                let mut l3 = vec![0x60, 0, 0, 0];
+                l3.extend(payload_len.to_be_bytes());
+                l3.extend([first, 64]);
+                l3.extend([0x20; 32]);
+                l3.extend(&exts);
+                l3
+            };
+            // etherparse's packet: each Hop-by-Hop header after the first place a Destination
+            // Options header.
+            let as_options = |i: usize, kind: u8| if i > 0 && kind == 0 { 60 } else { kind };
+            let options_chain: Vec<(u8, u8, bool)> =
+                chain.iter().enumerate().map(|(i, &(kind, len, more))| (as_options(i, kind), len, more)).collect();
+            let options_last = as_options(chain.len(), last);
+            let misplaced = options_chain != chain || options_last != last;
+            let (l3, theirs_l3) = (packet(&chain, last), packet(&options_chain, options_last));
+            let (first, payload_len) = (l3[6], u16::from_be_bytes([l3[4], l3[5]]));
             let ours = ipv6_layer(&l3);
             if payload_len == 0 {
                 // A jumbogram's length: refused before any extension header is read.
                 proptest::prop_assert!(first == 59 || matches!(ours, Err(DropReason::BadIpv6Header)));
                 return Ok(());
             }
-            match (Ipv6Slice::from_slice(&l3), ours) {
+            let offset = |inner: &[u8], outer: &[u8]| inner.as_ptr() as usize - outer.as_ptr() as usize;
+            match (Ipv6Slice::from_slice(&theirs_l3), ours) {
                 (Ok(ip), Ok(walk)) => {
-                    proptest::prop_assert_eq!(walk.payload.as_ptr(), ip.payload().payload.as_ptr());
+                    proptest::prop_assert_eq!(walk.hop_by_hop_misplaced, misplaced);
+                    let theirs_at = offset(ip.payload().payload, &theirs_l3[..]);
+                    proptest::prop_assert_eq!(offset(walk.payload, &l3[..]), theirs_at);
                     proptest::prop_assert_eq!(walk.payload.len(), ip.payload().payload.len());
                     proptest::prop_assert_eq!(walk.ip_number, ip.payload().ip_number);
                     proptest::prop_assert_eq!(walk.fragment.is_some(), ip.payload().fragmented);
                     proptest::prop_assert_eq!(usize::from(walk.extension_headers), ip.extensions().clone().into_iter().count());
+                }
+                // A Hop-by-Hop header the tail's bytes chain on: the walk reads on past it,
+                // to the transport or to a later fault.
+                (Err(ipv6::SliceError::Exts(etherparse::err::ipv6_exts::HeaderError::HopByHopNotAtStart)), ours) => {
+                    proptest::prop_assert!(ours.as_ref().is_ok_and(|w| w.hop_by_hop_misplaced) || ours.is_err());
                 }
                 (Err(e), Err(reason)) => {
                     let theirs = match e {
