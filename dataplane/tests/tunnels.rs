@@ -1212,6 +1212,34 @@ fn decapsulated_packets_to_martian_destinations_are_dropped() {
     }
 }
 
+/// Out of a tunnel, a packet to the network or broadcast address of the tunnel's inner /30
+/// is a broadcast on its link (RFC 1812 §4.2.3.1), which no router forwards by default (RFC
+/// 2644): dropped, where it went to the next hop, and a TTL of 1 gets no Time Exceeded
+/// (§4.3.2.7). The next /30, which no tunnel has, goes through; so do the router's side of a
+/// /31, which has no broadcast address (RFC 3021), and the broadcast of the /30 around it.
+#[test]
+fn decapsulated_packets_to_their_tunnels_broadcast_addresses_are_dropped() {
+    let (config, _) = tunnel_edge();
+    let slash30 = config.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.1/30\"");
+    let file = temp("decap-link-broadcast");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         udp = lambda dst, src='203.0.113.7', ttl=64: IP(src=src, dst=dst, ttl=ttl)/UDP(sport=5000, dport=53)\n\
+         frames = [gre(udp('10.213.0.0')), gre(udp('10.213.0.3')), gre(udp('10.213.0.3', src='10.213.0.2')),\n\
+                   gre(udp('10.213.0.3', ttl=1)), gre(udp('10.213.0.4')),\n\
+                   gre(udp('10.213.0.1')), gre(udp('10.213.0.3'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (martian, sent) = (DropReason::DecapMartianDestination.name(), format!("tx:{}", TxReason::Decapsulated.name()));
+    let sent = sent.as_str();
+    let (v, _, _) = verdicts_of(&slash30, frames[..5].to_vec());
+    assert_eq!(fates(&v), [martian, martian, martian, martian, sent], "/30: network, broadcast (thrice), next");
+    let (v, _, _) = verdicts_of(&config, frames[5..].to_vec());
+    assert_eq!(fates(&v), [sent, sent], "/31: the router's side, the /30's broadcast");
+}
+
 /// RFC 1812 §5.3.4: a frame sent to an Ethernet broadcast or multicast address is not
 /// forwarded, nor answered with an ICMP error (a TTL-1 one drew Time Exceeded), whether for a
 /// customer or GRE to the anycast address; the same packets to this host's own MAC go
@@ -2247,6 +2275,44 @@ fn icmp_errors_answer_a_tunnels_link_local_router_but_not_our_side() {
     assert_eq!(fates(&v), [answered.as_str(), exceeded], "the link-local router, then from the Internet");
     let (v, _, _) = verdicts_of(&in_prefix, frames[2..].to_vec());
     assert_eq!(fates(&v), [exceeded, answered.as_str()], "as our side, then as the router's");
+}
+
+/// No ICMP error about a packet to or from the network or broadcast address of a tunnel's
+/// inner /30: they are broadcasts to us, on that link (RFC 1812 §4.2.3.1, §4.3.2.7). Inside the
+/// customer's prefix (203.0.113.253/30), a TTL-1 or too-big packet from the Internet to either
+/// gets none, nor one from the tunnel with the broadcast as its source; out of another
+/// customer's tunnel, one to a private /30's broadcast (10.213.0.1/30) gets none. The same
+/// packets to or from a neighbouring address are answered.
+#[test]
+fn no_icmp_error_about_a_packet_to_or_from_a_tunnels_30_broadcast() {
+    let (config, _) = tunnel_edge();
+    let ours = "interface = \"10.213.0.0/31\"";
+    let in_prefix = config.replace(ours, "interface = \"203.0.113.253/30\"");
+    let private = config.replace(ours, "interface = \"10.213.0.1/30\"");
+    let file = temp("icmp-tunnel-broadcast");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         udp = UDP(sport=33434, dport=33435)\n\
+         late = lambda dst, src='198.18.0.10': IP(src=src, dst=dst, ttl=1)/udp\n\
+         big = lambda dst: e/IP(src='198.18.0.10', dst=dst, flags='DF')/udp/Raw(b'x' * 1500)\n\
+         acme = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         beta = lambda inner: e/IP(src='198.51.100.2', dst='192.0.2.1')/GRE(key_present=1, key=7)/inner\n\
+         frames = [e/late('203.0.113.252'), e/late('203.0.113.255'), e/late('203.0.113.250'),\n\
+                   big('203.0.113.255'), big('203.0.113.250'),\n\
+                   acme(late('8.8.8.8', src='203.0.113.255')), acme(late('8.8.8.8', src='203.0.113.250')),\n\
+                   beta(late('10.213.0.3', src='198.18.100.5')), beta(late('10.213.0.5', src='198.18.100.5'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (exceeded, mtu) = (DropReason::TtlExceeded.name(), DropReason::MtuExceeded.name());
+    let tx = |r: TxReason| format!("tx:{}", r.name());
+    let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
+    let (late, big) = (late.as_str(), big.as_str());
+    let (v, _, _) = verdicts_of(&in_prefix, frames[..7].to_vec());
+    assert_eq!(fates(&v), [exceeded, exceeded, late, mtu, big, exceeded, late], "inside the customer's prefix");
+    let (v, _, _) = verdicts_of(&private, frames[7..].to_vec());
+    assert_eq!(fates(&v), [exceeded, late], "out of another customer's tunnel");
 }
 
 /// A ping of our side of a tunnel whose ICMP checksum is wrong gets no reply (a host's stack

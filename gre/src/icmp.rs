@@ -130,7 +130,8 @@ fn one_host(a: Ipv4Addr) -> bool {
 /// ICMPv6 error or a Redirect (e.1, e.2), nor from a source that names no one node (e.3):
 /// unspecified, multicast, loopback (no other node's), or IPv4-mapped (RFC 4291 §2.5.5.2:
 /// not used on the wire, so written by whoever sent it); to a multicast destination only
-/// Packet Too Big.
+/// Packet Too Big. An IPv4-compatible source (`::a.b.c.d`) is answered: RFC 4291 §2.5.5.1
+/// deprecates it without keeping it off the wire, and it names one node.
 pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
     let Ok(ip) = Ipv6Packet::new_checked(packet) else { return false };
     let src = ip.src_addr();
@@ -426,8 +427,8 @@ mod tests {
         assert!(ipv6_error_allowed(&v6, Icmpv6Error::HopLimitExceeded));
     }
 
-    /// RFC 4443 §2.4 (e.3): no error to a source that names no one node, whatever the error;
-    /// a global unicast source gets both. Packets as scapy writes them
+    /// RFC 4443 §2.4 (e.3): no error to a source that names no one node, whatever the error; a
+    /// global unicast or IPv4-compatible source gets both. Packets as scapy writes them
     /// (`IPv6(src=S, dst='2001:db8:acbe::10', hlim=1)/UDP(sport=5000, dport=53)`), but for
     /// the checksum, which no check here reads.
     #[test]
@@ -447,8 +448,11 @@ mod tests {
                 assert!(!ipv6_error_allowed(&packet(src), error), "{src}, {error:?}");
             }
         }
-        for error in errors {
-            assert!(ipv6_error_allowed(&packet("2001:db8:5::9"), error), "{error:?}");
+        // Deprecated (RFC 4291 §2.5.5.1), an IPv4-compatible address still names one node.
+        for src in ["2001:db8:5::9", "::198.18.0.10"] {
+            for error in errors {
+                assert!(ipv6_error_allowed(&packet(src), error), "{src}, {error:?}");
+            }
         }
     }
 

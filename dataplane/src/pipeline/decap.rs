@@ -143,7 +143,9 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     if !source_is_customers(snap, tunnel, &key, ip.is_ipv6) {
         return Verdict::Drop(DropReason::DecapSpoofedSource);
     }
-    if is_martian_destination(key.dst_addr(), ip.is_ipv6) || is_anycast(snap, key.dst_addr(), ip.is_ipv6) {
+    let dst = key.dst_addr();
+    let link_broadcast = !ip.is_ipv6 && is_link_broadcast(tunnel, dst);
+    if is_martian_destination(dst, ip.is_ipv6) || is_anycast(snap, dst, ip.is_ipv6) || link_broadcast {
         return Verdict::Drop(DropReason::DecapMartianDestination);
     }
     let target = steer(snap, &key, ip.is_ipv6);
@@ -384,6 +386,17 @@ fn is_martian_destination(dst: u128, is_ipv6: bool) -> bool {
         let a = std::net::Ipv4Addr::from((dst >> 96) as u32);
         a.octets()[0] == 0 || a.is_loopback() || a.is_link_local() || a.octets()[0] >= 224
     }
+}
+
+/// An IPv4 broadcast on the tunnel's own link (`dst` as the key holds it, in the top 32
+/// bits): the network or broadcast address of its inner /30, which a router on the link
+/// takes for broadcasts (RFC 1812 §4.2.3.1) and, by RFC 2644's default, forwards nowhere
+/// (§5.3.5.2); sent on, it left for the next hop. A few instructions on the tunnel already
+/// read, for each IPv4 packet out of a tunnel with an `interface`.
+#[inline(always)] // one call, from decap
+fn is_link_broadcast(tunnel: &Tunnel, dst: u128) -> bool {
+    let dst = std::net::Ipv4Addr::from((dst >> 96) as u32);
+    tunnel.interface.and_then(|i| i.broadcasts()).is_some_and(|b| b.contains(&dst))
 }
 
 /// A packet for our side of the tunnel: a probe reply is recorded, a ping answered back

@@ -475,8 +475,8 @@ pub(super) enum IcmpKind {
 
 /// Rewrites the packet into an ICMP error about it and sends that to the packet's source;
 /// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, a source of ours or
-/// a link-local one from the Internet, the worker's ICMP rate limit, no IPv6 source address)
-/// and the packet is simply dropped.
+/// a link-local one from the Internet, a tunnel's /30 broadcast, the worker's ICMP rate
+/// limit, no IPv6 source address) and the packet is simply dropped.
 pub(super) fn icmp_error(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
@@ -489,7 +489,8 @@ pub(super) fn icmp_error(
     }
     let l3 = frame.start + ip.l3_start;
     let packet = frame.buf.get(l3..l3 + ip.l3_len)?;
-    if is_unanswerable_source(ctx, ip_at(packet, 0, ip.is_ipv6)?.src_addr()) {
+    let header = ip_at(packet, 0, ip.is_ipv6)?;
+    if is_unanswerable_source(ctx, header.src_addr()) || is_tunnel_broadcast(ctx.snap, header.dst_addr()) {
         return None;
     }
     // An error about a packet that came out of a tunnel goes back into it: it quotes what
@@ -537,7 +538,8 @@ pub(super) fn icmp_error(
 /// the Internet, a link-local source (169.254/16, fe80::/10): no router forwards such a
 /// packet off its link (RFC 3927 §7, RFC 4291 §2.5.6), so whoever sent it is not where the
 /// error would go. Out of a tunnel it is the tunnel's own link (a router's inner address may
-/// be 169.254.x.y), and answered there.
+/// be 169.254.x.y), and answered there. Or the network or broadcast address of a tunnel's
+/// inner /30, which names no one host ([`is_tunnel_broadcast`]).
 fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
     let (ours, link_local) = match src {
         IpAddr::V4(a) => {
@@ -546,7 +548,16 @@ fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
         }
         IpAddr::V6(a) => (ctx.snap.anycast_v6 == Some(a), a.is_unicast_link_local()),
     };
-    ours || (link_local && ctx.from.is_none())
+    ours || (link_local && ctx.from.is_none()) || is_tunnel_broadcast(ctx.snap, src)
+}
+
+/// Whether `a` is the network or broadcast address of a tunnel's inner /30: an IP broadcast
+/// to us, who have an interface on that network (RFC 1812 §4.2.3.1), so no error is sent
+/// about a packet to or from it (§4.3.2.7). Only the configuration tells these from
+/// unicast, so `gre::icmp` cannot check them. (Out of its own tunnel a packet to one was
+/// dropped before; from the Internet or another tunnel it reaches here.)
+fn is_tunnel_broadcast(snap: &Snapshot, a: IpAddr) -> bool {
+    matches!(a, IpAddr::V4(a) if snap.tunnel_broadcasts.binary_search(&a).is_ok())
 }
 
 /// What the parser read of the packet, past IPv6 extension headers and AH (the header

@@ -55,6 +55,9 @@ impl Builder<'_> {
         let probed = c.tunnels.iter().any(|t| t.interface.is_some());
         let mut tunnel_sides: Vec<Ipv4Addr> = c.tunnels.iter().filter_map(|t| t.interface.map(|i| i.ours)).collect();
         tunnel_sides.sort_unstable();
+        let mut tunnel_broadcasts: Vec<Ipv4Addr> =
+            c.tunnels.iter().filter_map(|t| t.interface?.broadcasts()).flatten().collect();
+        tunnel_broadcasts.sort_unstable();
         self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -80,6 +83,7 @@ impl Builder<'_> {
             tunnels: c.tunnels,
             tunnel_index: c.tunnel_index,
             tunnel_sides,
+            tunnel_broadcasts,
             route_groups,
             rule_count: c.rule_count as usize,
             dos,

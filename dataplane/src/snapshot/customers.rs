@@ -376,3 +376,26 @@ const SPACES: [(&str, &str); 10] = [
     ("fe80::/10", "inside fe80::/10 (link-local)"),
     ("ff00::/8", "inside ff00::/8 (multicast)"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every inner network in a /24, either length, each side: a /30's network and broadcast
+    /// addresses are those ipnet computes from the text, and a /31 has none (RFC 3021).
+    #[test]
+    fn a_30s_network_and_broadcast_are_ipnets_and_a_31_has_none() {
+        let mut accepted = 0;
+        for host in 0..=255u8 {
+            for len in [30u8, 31] {
+                let text = format!("10.213.0.{host}/{len}");
+                let Ok(interface) = parse_interface(&text) else { continue };
+                accepted += 1;
+                let net = ipnet::Ipv4Net::new(interface.ours, len).unwrap().trunc();
+                let expected = (len == 30).then(|| [net.network(), net.broadcast()]);
+                assert_eq!(interface.broadcasts(), expected, "{text}");
+            }
+        }
+        assert_eq!(accepted, 256 + 2 * 64, "every /31 side, the two hosts of every /30");
+    }
+}

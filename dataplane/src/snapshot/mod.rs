@@ -127,6 +127,10 @@ pub struct Snapshot {
     /// only into their tunnels, so that a packet from one anywhere else is someone else's
     /// and gets no ICMP error.
     pub tunnel_sides: Vec<Ipv4Addr>,
+    /// The network and broadcast addresses of every tunnel's inner /30, sorted: broadcasts
+    /// to us, who have an interface on it (RFC 1812 §4.2.3.1), so no ICMP error is sent
+    /// about a packet to or from one (§4.3.2.7).
+    pub tunnel_broadcasts: Vec<Ipv4Addr>,
     /// The tunnels a route may take, by route group.
     pub route_groups: Vec<Box<[NextTunnel]>>,
     /// Total firewall and egress rules over all customers: the size of a worker's rule
@@ -300,6 +304,18 @@ pub struct TunnelInterface {
     pub ours: Ipv4Addr,
     /// The customer router's.
     pub peer: Ipv4Addr,
+}
+
+impl TunnelInterface {
+    /// The network and broadcast addresses of a /30, which a router on it takes for
+    /// broadcasts (RFC 1812 §4.2.3.1); a /31 has neither (RFC 3021). The prefix length is
+    /// in the sides: a /30's are its .1 and .2, which differ in both low bits, a /31's in
+    /// the last only.
+    #[inline]
+    pub fn broadcasts(&self) -> Option<[Ipv4Addr; 2]> {
+        let ours = u32::from(self.ours);
+        ((u32::from(self.peer) ^ ours) == 3).then(|| [Ipv4Addr::from(ours & !3), Ipv4Addr::from(ours | 3)])
+    }
 }
 
 impl Snapshot {
