@@ -1326,6 +1326,63 @@ tunnel = "t"
     assert_eq!(fates(&v), expect);
 }
 
+/// A keepalive with a source route onward (scapy's LSRR and SSRR with a hop to go, an IPv6
+/// routing header with a segment left) would leave here as ours and go on from the router
+/// to the hop the route names (another customer's router, say), as a keepalive reply from
+/// us: nothing a keepalive asks for, and RFC 7126 §4.3-4.4 has routers drop source routes.
+/// It is spoofed, as a keepalive carrying anything more is. Record route is no source
+/// route, and a route whose hops are all behind it (pointer past the end) goes nowhere on:
+/// both are returned.
+#[test]
+fn a_keepalive_routed_on_beyond_the_router_is_not_returned() {
+    let (config, _) = tunnel_edge();
+    let file = temp("keepalive-routed");
+    scapy_pcap(
+        &file,
+        "gre = lambda o, inner: Ether(dst='02:00:00:00:00:01')/o/GRE()/inner\n\
+         ka4 = lambda opts: IP(src='192.0.2.1', dst='198.51.100.1', options=opts)/GRE(proto=0)\n\
+         v4 = lambda opts: gre(IP(src='198.51.100.1', dst='192.0.2.1'), ka4(opts))\n\
+         rh0 = lambda left: IPv6ExtHdrRouting(type=0, addresses=['2001:db8:beef::2'], segleft=left)\n\
+         ka6 = lambda left: IPv6(src='2001:db8:ffff::1', dst='2001:db8:beef::1')/rh0(left)/GRE(proto=0)\n\
+         v6 = lambda left: gre(IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1'), ka6(left))\n\
+         on = ['198.51.100.2']\n\
+         frames = [v4([]), v4([IPOption_LSRR(routers=on, pointer=4)]), v4([IPOption_SSRR(routers=on, pointer=4)]),\n\
+         \x20         v4([IPOption_RR()]), v4([IPOption_LSRR(routers=on, pointer=8)]), v6(1), v6(0)]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (returned, spoofed) = ("tx:gre_keepalive", DropReason::DecapSpoofedSource.name());
+    assert_eq!(fates(&v), [returned, spoofed, spoofed, returned, returned, spoofed, returned]);
+}
+
+/// A packet from the Internet whose source is one of the edge's own addresses (the anycast
+/// addresses, our side of a tunnel) is spoofed, whatever `customer_sources` says: the edge
+/// sends to a customer from those only through the customer's tunnel (strict reverse-path
+/// forwarding, RFC 3704 §2.2; Linux drops a source of its own as a martian), and let on it
+/// would reach the router through its tunnel as the edge's own. The same packets from a
+/// global source, and from the router's side of the tunnel, go on; scapy writes them.
+#[test]
+fn packets_from_the_internet_with_a_source_of_ours_are_spoofed() {
+    let (config, _) = tunnel_edge();
+    let config = config.replace("bogons = false", "bogons = false\ncustomer_sources = false");
+    let file = temp("our-sources");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         v4 = lambda src: e/IP(src=src, dst='203.0.113.10')/UDP(sport=5000, dport=53)\n\
+         v6 = lambda src: e/IPv6(src=src, dst='2001:db8:acbe::10')/UDP(sport=5000, dport=53)\n\
+         frames = [v4('192.0.2.1'), v4('10.213.0.0'), v6('2001:db8:ffff::1'),\n\
+         \x20         v4('198.18.0.10'), v4('10.213.0.1'), v6('2001:db8:5::9')]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (spoofed, sent) = (DropReason::SpoofedCustomerSource.name(), format!("tx:{}", TxReason::Encapsulated.name()));
+    let sent = sent.as_str();
+    assert_eq!(fates(&v), [spoofed, spoofed, spoofed, sent, sent, sent]);
+}
+
 /// GRE under an authentication header is not decapsulated, even from a tunnel's router:
 /// transitd holds no security association to verify it with, and decapsulating would take
 /// it as authenticated. It fares as GRE that is not ours (`gre_unsupported`), as the XDP
@@ -2186,7 +2243,8 @@ fn a_forged_too_big_is_disproved_by_the_padded_probe_its_router_answers() {
 /// §4.3.2.7 forbids errors about errors, and a type unassigned or deprecated (31, conversion
 /// error; 40, Photuris) may be one (Linux takes any unknown type for one). A timestamp
 /// request, a query, is answered. Nor an error to our own anycast address: someone else
-/// wrote it there, and the error would go to the next hop and back to an edge.
+/// wrote it there, and the error would go to the next hop and back to an edge; from the
+/// Internet such a packet is spoofed before its TTL is looked at (`spoofed_customer_source`).
 #[test]
 fn no_icmp_error_about_unknown_icmp_types_nor_to_our_own_address() {
     let (config, _) = tunnel_edge();
@@ -2209,15 +2267,17 @@ fn no_icmp_error_about_unknown_icmp_types_nor_to_our_own_address() {
     let _ = std::fs::remove_file(&file);
     let (v, _, _) = verdicts_of(&config, frames);
     let (exceeded, answered) = (DropReason::TtlExceeded.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
-    assert_eq!(fates(&v), [exceeded, exceeded, exceeded, &answered, exceeded, exceeded, &answered]);
+    let spoofed = DropReason::SpoofedCustomerSource.name();
+    assert_eq!(fates(&v), [exceeded, exceeded, exceeded, &answered, spoofed, spoofed, &answered]);
 }
 
 /// With `bogons = false`, no ICMP error goes to a source from the Internet that no error may
 /// go to: link-local (169.254/16, fe80::/10: no router forwards such a packet off its link,
 /// RFC 3927 §7, RFC 4291 §2.5.6, so its sender is not where the error would go), IPv4-mapped
-/// (RFC 4291 §2.5.5.2: not used on the wire; RFC 4443 §2.4 (e.3)), or our side of a tunnel
-/// (someone else wrote it). Each is dropped as a packet whose error is rate-limited is
-/// (`ttl_exceeded`, `mtu_exceeded`); the same packet from a global source is answered.
+/// (RFC 4291 §2.5.5.2: not used on the wire; RFC 4443 §2.4 (e.3)). Each is dropped as a
+/// packet whose error is rate-limited is (`ttl_exceeded`, `mtu_exceeded`); the same packet
+/// from a global source is answered. One from our side of a tunnel (someone else wrote it)
+/// is spoofed, dropped before its TTL or size is looked at (`spoofed_customer_source`).
 #[test]
 fn no_icmp_error_from_the_internet_to_link_local_mapped_or_our_tunnel_sources() {
     let (config, _) = tunnel_edge();
@@ -2244,7 +2304,8 @@ fn no_icmp_error_from_the_internet_to_link_local_mapped_or_our_tunnel_sources() 
     let tx = |r: TxReason| format!("tx:{}", r.name());
     let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
     let (late, big) = (late.as_str(), big.as_str());
-    let expect = [exceeded, exceeded, late, exceeded, exceeded, late, mtu, mtu, big, mtu, mtu, big];
+    let spoofed = DropReason::SpoofedCustomerSource.name();
+    let expect = [exceeded, spoofed, late, exceeded, exceeded, late, mtu, spoofed, big, mtu, mtu, big];
     assert_eq!(fates(&v), expect);
 }
 

@@ -339,9 +339,13 @@ fn unsupported(snap: &Snapshot) -> Verdict {
 /// are built so that the far end returns them by plain forwarding), and nothing in that GRE
 /// (protocol type 0, no payload, as routers send them). It is returned without the
 /// customer's egress rules: anything more inside (a packet for the customer's network)
-/// would reach the router as if transitd had sent it, past every ingress stage.
+/// would reach the router as if transitd had sent it, past every ingress stage. So would a
+/// source route onward (IPv4 LSRR or SSRR, an IPv6 routing header with segments left): it
+/// would go on from the router, from our address, to wherever the route names (another
+/// customer's router, as a keepalive reply from us), which no keepalive asks for and RFC
+/// 7126 §4.3-4.4 has routers drop.
 fn is_keepalive(tunnel: &Tunnel, key: &Key, ip: &IpFrame, data: &[u8]) -> bool {
-    if key.get(Dim::L4Proto) != GRE || ip.fragment.is_some() {
+    if key.get(Dim::L4Proto) != GRE || ip.fragment.is_some() || ip.routed_onward {
         return false;
     }
     let ends = match tunnel.gre.endpoints {

@@ -2,6 +2,8 @@
 //! any customer's firewall. Rate-limit state is the worker's own [`RateLimiter`], fixed in
 //! size, fed the frame's receive time (capture time in replay).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use classifier::limit::{fold_address, mix};
 use classifier::{Action, BucketKey, Decision, Dim, Key, RateLimiter, RuleSet};
 
@@ -105,10 +107,31 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
     None
 }
 
-/// True when the source lies in some customer's prefixes: such a packet can only be the
-/// customer's own if it arrives through its tunnel, not from the Internet.
+/// True when the source lies in some customer's prefixes (with `customer_sources`): such a
+/// packet can only be the customer's own if it arrives through its tunnel, not from the
+/// Internet. Or when it is an address of ours ([`is_our_address`]), whatever the switch
+/// says: we send to a customer from one only through its tunnel, so from the Internet it is
+/// spoofed (strict reverse-path forwarding, RFC 3704 §2.2: our side of a tunnel is reached
+/// through the tunnel, the anycast address here; Linux drops a source of its own as a
+/// martian), and let on it reached the router as the edge's own, past what the router
+/// trusts of its tunnel's peer.
 pub fn spoofs_a_customer(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
-    snap.dos.sanity.customer_sources && snap.customer_by_prefix.lookup(ip.is_ipv6, key.src_addr()).is_some()
+    let src = key.src_addr();
+    let customers = snap.dos.sanity.customer_sources && snap.customer_by_prefix.lookup(ip.is_ipv6, src).is_some();
+    let addr = match ip.is_ipv6 {
+        true => IpAddr::V6(Ipv6Addr::from(src)),
+        false => IpAddr::V4(Ipv4Addr::from((src >> 96) as u32)),
+    };
+    customers || is_our_address(snap, addr)
+}
+
+/// An address only this edge sends from: an anycast address, or our side of a tunnel's
+/// `interface`. A packet from one that reaches us was written by someone else.
+pub fn is_our_address(snap: &Snapshot, addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.octets() == snap.anycast || snap.tunnel_sides.binary_search(&a).is_ok(),
+        IpAddr::V6(a) => snap.anycast_v6 == Some(a),
+    }
 }
 
 /// What a DoS rule list did with a packet.

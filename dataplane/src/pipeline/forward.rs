@@ -541,14 +541,11 @@ pub(super) fn icmp_error(
 /// be 169.254.x.y), and answered there. Or the network or broadcast address of a tunnel's
 /// inner /30, which names no one host ([`is_tunnel_broadcast`]).
 fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
-    let (ours, link_local) = match src {
-        IpAddr::V4(a) => {
-            let ours = a.octets() == ctx.snap.anycast || ctx.snap.tunnel_sides.binary_search(&a).is_ok();
-            (ours, a.is_link_local())
-        }
-        IpAddr::V6(a) => (ctx.snap.anycast_v6 == Some(a), a.is_unicast_link_local()),
+    let link_local = match src {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.is_unicast_link_local(),
     };
-    ours || (link_local && ctx.from.is_none()) || is_tunnel_broadcast(ctx.snap, src)
+    dos::is_our_address(ctx.snap, src) || (link_local && ctx.from.is_none()) || is_tunnel_broadcast(ctx.snap, src)
 }
 
 /// Whether `a` is the network or broadcast address of a tunnel's inner /30: an IP broadcast

@@ -67,7 +67,9 @@ reasons! {
         Ipv6ExtensionChain = "ipv6_extension_chain",
         /// A source address that can never be legitimate.
         BogonSource = "bogon_source",
-        /// A source inside a customer's prefixes arriving from the Internet.
+        /// A source inside a customer's prefixes (with `customer_sources`), or one of the
+        /// edge's own addresses (an anycast address, our side of a tunnel, whatever the
+        /// switch), arriving from the Internet for a customer.
         SpoofedCustomerSource = "spoofed_customer_source",
         /// Sent to an Ethernet broadcast or multicast address: a router forwards no frame it
         /// received so (RFC 1812 §5.3.4; Linux's forwarding drops them too).
