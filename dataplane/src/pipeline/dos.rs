@@ -116,22 +116,29 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
 /// martian), and let on it reached the router as the edge's own, past what the router
 /// trusts of its tunnel's peer.
 pub fn spoofs_a_customer(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
-    let src = key.src_addr();
-    let customers = snap.dos.sanity.customer_sources && snap.customer_by_prefix.lookup(ip.is_ipv6, src).is_some();
-    let addr = match ip.is_ipv6 {
-        true => IpAddr::V6(Ipv6Addr::from(src)),
-        false => IpAddr::V4(Ipv4Addr::from((src >> 96) as u32)),
+    // An IPv4 source is the key's first address word: the whole address is not assembled
+    // for every packet to a customer.
+    let ours = match ip.is_ipv6 {
+        true => is_our_address(snap, IpAddr::V6(Ipv6Addr::from(key.src_addr()))),
+        false => is_our_ipv4(snap, key.get(Dim::Src0)),
     };
-    customers || is_our_address(snap, addr)
+    ours || (snap.dos.sanity.customer_sources && snap.customer_by_prefix.lookup(ip.is_ipv6, key.src_addr()).is_some())
 }
 
 /// An address only this edge sends from: an anycast address, or our side of a tunnel's
 /// `interface`. A packet from one that reaches us was written by someone else.
 pub fn is_our_address(snap: &Snapshot, addr: IpAddr) -> bool {
     match addr {
-        IpAddr::V4(a) => a.octets() == snap.anycast || snap.tunnel_sides.binary_search(&a).is_ok(),
+        IpAddr::V4(a) => is_our_ipv4(snap, u32::from(a)),
         IpAddr::V6(a) => snap.anycast_v6 == Some(a),
     }
+}
+
+/// [`is_our_address`] for IPv4 `a`.
+#[inline]
+fn is_our_ipv4(snap: &Snapshot, a: u32) -> bool {
+    let sides = &snap.tunnel_sides; // few or none: most tunnels are not probed
+    a == u32::from_be_bytes(snap.anycast) || (!sides.is_empty() && sides.binary_search(&Ipv4Addr::from(a)).is_ok())
 }
 
 /// What a DoS rule list did with a packet.
