@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use pcap_file::DataLink;
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
@@ -188,13 +189,26 @@ impl DropCapture {
             }
         }
         // Customers' packets: a new file is its owner's alone (an existing one keeps the
-        // mode its owner gave it).
+        // mode its owner gave it). Opened without blocking: a FIFO no one reads yet held the
+        // open for good, and `run`, its SIGTERM and SIGINT caught by then, could not be
+        // stopped short of SIGKILL. Written blocking, as any file.
         let file = File::options()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NONBLOCK)
             .open(&options.path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENXIO) => anyhow::anyhow!(
+                    "--capture-drops {}: a FIFO no one reads: start its reader first",
+                    options.path.display()
+                ),
+                _ => anyhow::anyhow!("--capture-drops {}: {e}", options.path.display()),
+            })?;
+        let flags = fcntl(&file, FcntlArg::F_GETFL).map(OFlag::from_bits_truncate);
+        flags
+            .and_then(|f| fcntl(&file, FcntlArg::F_SETFL(f - OFlag::O_NONBLOCK)))
             .map_err(|e| anyhow::anyhow!("--capture-drops {}: {e}", options.path.display()))?;
         let n = record_count(options.rate);
         let free = ArrayQueue::new(n);
@@ -397,6 +411,14 @@ impl Writer {
         let result = self.write_until_stopped();
         if let Err(e) = &result {
             self.capture.failed.store(true, Ordering::Relaxed);
+            // The file is cut back to the blocks counted written: a full disk took part of
+            // the failed write, and readers stopped at the frame cut short ("cut short in the
+            // middle of a packet") while whole frames before it were counted not captured.
+            // What the buffer still holds goes too: flushed when it is dropped, on a disk
+            // with room again, it would land past the cut. (A FIFO or a device has no length
+            // to set: left as it is.)
+            let (file, _unwritten) = self.out.into_inner().into_parts();
+            let _ = file.set_len(self.capture.stats.bytes.load(Ordering::Relaxed));
             log_line!("transitd: drop capture {}: {e:#}; capturing stopped", self.capture.options.path.display());
         }
         result

@@ -700,3 +700,125 @@ fn a_taken_metrics_port_stops_the_run_before_it_attaches() {
     assert!(err.contains("--metrics 127.0.0.1:9469: Address already in use"), "{err}");
     assert!(!err.contains("running on") && !err.contains("bound in"), "attached before it failed: {err}");
 }
+
+/// A tmpfs of `size` on a directory of the lab's: a small disk to fill. Unmounted on drop
+/// (declared after the lab, it goes first: the lab removes its directories).
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(lab: &Lab, size: &str) -> Tmpfs {
+        let dir = std::env::temp_dir().join(format!("{}-tmpfs", lab.prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = format!("size={size}");
+        let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(&dir).status();
+        assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {}", dir.display());
+        Tmpfs { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A drop capture that fills its disk (a 64 KiB tmpfs) stops, and leaves a file that
+/// tshark reads to its end holding exactly the frames counted written: the failed write
+/// left a frame cut short at the end (tshark: "cut short in the middle of a packet", exit
+/// 2), and the whole frames of that write before it in the file were counted not captured.
+#[test]
+fn a_drop_capture_that_fills_its_disk_keeps_whole_frames_all_counted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tk", 1);
+    let disk = Tmpfs::mount(&lab, "64k");
+    let drops = disk.dir.join("drops.pcapng");
+    let drops_arg = drops.to_str().unwrap();
+    let args = ["--metrics", "127.0.0.1:9469", "--capture-drops", drops_arg, "--capture-rate", "100000"];
+    let t = lab.transitd(ACME, &args);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    // 1500 SSH SYNs dropped by acme's firewall: 128 bytes each in the capture, three disks'
+    // worth.
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=20000+i, dport=22, flags='S') for i in range(1500)]");
+    wait_for("the disk to fill", Duration::from_secs(10), || t.log().contains("No space left on device"));
+    let m = scrape(&lab);
+    let (_, report) = t.stop();
+    let written = metric(&m, "transitd_drop_capture_packets_total", &[("result", "written")]);
+    let failed = metric(&m, "transitd_drop_capture_packets_total", &[("result", "write_failed")]);
+    let bytes = metric(&m, "transitd_drop_capture_file_bytes", &[]);
+    assert!(written > 100.0 && failed > 0.0, "{written} written, {failed} failed\n{report}");
+    assert_eq!(std::fs::metadata(&drops).unwrap().len() as f64, bytes, "the file is what was counted written");
+    let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.dstport"]);
+    assert_eq!(captured.lines().count() as f64, written, "{report}");
+    assert!(captured.lines().all(|l| l == "drop: firewall; customer acme\t22"), "{captured}");
+}
+
+/// `--capture-drops` into a FIFO holds neither the start nor the stop. With no reader yet,
+/// the start is refused at once, saying why: the open waited for one for good, and the
+/// SIGTERM and SIGINT caught by then ended nothing. A reader that stops reading (a tshark
+/// suspended) leaves the writer's last write unfinished: the stop waits for it a while,
+/// then ends the run with its report (it hung, the XDP program already detached, until
+/// SIGKILL).
+#[test]
+fn a_drop_capture_into_a_fifo_holds_neither_the_start_nor_the_stop() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tp", 1);
+    let fifo = std::env::temp_dir().join(format!("{}-drops.fifo", lab.prefix));
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let config = std::env::temp_dir().join(format!("{}-fifo.toml", lab.prefix));
+    std::fs::write(&config, ACME).unwrap();
+    let mut unread = lab
+        .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--iface", &lab.dev("d0"), "--no-metrics", "--config", config.to_str().unwrap()])
+        .args(["--capture-drops", fifo.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = std::time::Instant::now();
+    while unread.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = unread.try_wait().unwrap().is_none();
+    if held {
+        let _ = unread.kill();
+    }
+    let out = unread.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!held, "still starting 20 s on, held by the FIFO's open: {err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a FIFO no one reads") && !err.contains("running on"), "{err}");
+
+    // A reader that opens the FIFO and never reads it (opened without waiting for a writer:
+    // open before transitd starts).
+    let script = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)\n\
+                  print('open', flush=True)\ntime.sleep(120)";
+    let mut stalled =
+        Command::new("/usr/bin/python3").args(["-c", script]).arg(&fifo).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stalled.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "open");
+    let capture = ["--no-metrics", "--capture-drops", fifo.to_str().unwrap(), "--capture-rate", "100000"];
+    let mut t = lab.transitd(ACME, &capture);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    // 192 kB of dropped frames for the capture: past the pipe's 64 KiB.
+    scapy_send(&lab, "snd", "[IP(dst='203.0.113.100')/TCP(sport=20000+i, dport=22, flags='S') for i in range(1500)]");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill").args(["-TERM", &t.pid().to_string()]).status();
+    let stopping = std::time::Instant::now();
+    while t.is_running() && stopping.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ended = !t.is_running();
+    let _ = (stalled.kill(), stalled.wait());
+    let log = t.log();
+    assert!(ended, "still stopping 30 s after SIGTERM:\n{log}");
+    let (code, report) = t.stop();
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("its last write had not returned") && log.contains("left unfinished"), "{log}");
+    assert!(report.contains("umem frames"), "the final report: {report}");
+    let _ = std::fs::remove_file(&fifo);
+}

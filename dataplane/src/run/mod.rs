@@ -119,6 +119,10 @@ const SAMPLE_QUEUE: usize = 65_536;
 /// A thread that may end with an error.
 type Thread = JoinHandle<anyhow::Result<()>>;
 
+/// How long a stop waits for the drop capture's writer to write what is queued and close
+/// the file: a second's worth of frames at the highest rate takes far less on any disk.
+const CAPTURE_WRITER_WAIT: Duration = Duration::from_secs(5);
+
 /// Runs until SIGINT or SIGTERM; returns the final reports.
 pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // SIGHUP is caught before anything else: its default action ends the process, and one
@@ -407,10 +411,25 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         watch.join();
     }
     if let Some(w) = writer {
-        match w.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e.context("drop capture")),
-            Err(_) => errors.push(anyhow::anyhow!("the drop capture writer panicked")),
+        // Waited for a while, not for good: a write into a FIFO whose reader stopped reading
+        // (a tshark suspended) never returns, and the stop hung there, the XDP program
+        // already detached, until SIGKILL; without the final report.
+        let waited = Instant::now();
+        while !w.is_finished() && waited.elapsed() < CAPTURE_WRITER_WAIT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if w.is_finished() {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e.context("drop capture")),
+                Err(_) => errors.push(anyhow::anyhow!("the drop capture writer panicked")),
+            }
+        } else {
+            errors.push(anyhow::anyhow!(
+                "drop capture: its last write had not returned {} s after the stop (a FIFO whose reader stopped \
+                 reading?): left unfinished",
+                CAPTURE_WRITER_WAIT.as_secs()
+            ));
         }
     }
     if let Some(c) = &capture {
