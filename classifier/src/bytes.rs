@@ -589,7 +589,8 @@ impl ByteTest {
             }
             ByteOp::Contains(needle) => needle.found_in(v),
             ByteOp::Matches(p) => !v.is_empty() && p.0.is_match(v),
-            ByteOp::Len(set) => set.contains(self.slice.map_or(counted, |_| v.len()) as u128),
+            // (`len()` takes no slice: the parser refuses `len(udp[0:2])`, as tshark does.)
+            ByteOp::Len(set) => set.contains(counted as u128),
         }
     }
 }

@@ -88,7 +88,29 @@ impl Claim {
         lock.write_all_at(pid.as_bytes(), 0)
             .and_then(|()| lock.set_len(pid.len() as u64))
             .map_err(|e| unusable(&path, &e))?;
-        Ok(Claim { _lock: lock, dir: dir.to_path_buf(), iface: iface.to_string(), stem })
+        let claim = Claim { _lock: lock, dir: dir.to_path_buf(), iface: iface.to_string(), stem };
+        claim.refuse_a_run_of_the_interface_name_alone()?;
+        Ok(claim)
+    }
+
+    /// A run of a version before the files were named by namespace holds `<iface>.lock`
+    /// (an upgrade that started this one before the old one ended): refused as any holder.
+    /// Tested with a shared lock, let go at once, so that runs of this version in other
+    /// namespaces, which test it too, never refuse each other.
+    fn refuse_a_run_of_the_interface_name_alone(&self) -> anyhow::Result<()> {
+        if self.stem == self.iface {
+            return Ok(()); // that is our own lock
+        }
+        let legacy = self.dir.join(format!("{}.lock", self.iface));
+        let Ok(file) = std::fs::OpenOptions::new().read(true).open(&legacy) else { return Ok(()) };
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Err((_, Errno::EWOULDBLOCK)) => anyhow::bail!(
+                "another transitd holds {} ({} is its lock, an earlier version's): stop that one first",
+                self.iface,
+                legacy.display()
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// The interface held.
@@ -100,7 +122,21 @@ impl Claim {
     /// state a run keeps for the next one on the interface, read and written only under the
     /// claim.
     pub(super) fn file(&self, kind: &str) -> PathBuf {
-        self.dir.join(format!("{}.{kind}", self.stem))
+        let file = self.dir.join(format!("{}.{kind}", self.stem));
+        // One an earlier version left under the interface's name alone (its run killed before
+        // an upgrade) is taken over: left there, what it keeps was never put back. Such
+        // versions ran one transitd per interface name, so it is this interface's but in a
+        // lab of namespaces, where the first run to look takes it.
+        let legacy = self.dir.join(format!("{}.{kind}", self.iface));
+        if self.stem != self.iface && !file.exists() && legacy.exists() {
+            match std::fs::rename(&legacy, &file) {
+                Ok(()) => {
+                    log_line!("transitd: {} is {} now (an earlier version's name)", legacy.display(), file.display())
+                }
+                Err(e) => log_line!("transitd: {}: {e} (an earlier version's; not taken over)", legacy.display()),
+            }
+        }
+        file
     }
 }
 
@@ -164,6 +200,40 @@ mod tests {
         assert_eq!(claim, Ok(dir.join(format!("eth0@{inode}.tunables"))));
         assert!(again.starts_with("another transitd holds eth0"), "{again}");
         assert_ne!(here.file("tunables"), dir.join(format!("eth0@{inode}.tunables")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An upgrade from a version that named the files by the interface alone: a run of it
+    /// still holding `eth0.lock` keeps
+    /// this version off the interface, and a tunables file a killed run of it left,
+    /// `eth0.tunables`, is this interface's, found under the new name.
+    #[test]
+    fn an_earlier_versions_lock_and_tunables_are_honoured() {
+        let dir = std::env::temp_dir().join(format!("transitd-claim-legacy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let legacy = dir.join("eth0.lock");
+        // flock(2) on the file, as that version took it, by a process of its own.
+        let hold = "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\n\
+                    print('held', flush=True)\ntime.sleep(30)";
+        let mut old_run = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", hold])
+            .arg(&legacy)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut held = String::new();
+        let stdout = old_run.stdout.take().expect("its output");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut held).expect("its word");
+        assert_eq!(held.trim(), "held");
+        let refused = Claim::take_in(&dir, "eth0").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.starts_with("another transitd holds eth0"), "{refused}");
+        old_run.kill().unwrap();
+        old_run.wait().unwrap();
+        std::fs::write(dir.join("eth0.tunables"), "napi_defer_hard_irqs 0\n").unwrap();
+        let claim = Claim::take_in(&dir, "eth0").expect("the old run gone");
+        let kept = std::fs::read_to_string(claim.file("tunables"));
+        assert_eq!(kept.ok().as_deref(), Some("napi_defer_hard_irqs 0\n"));
+        assert!(!dir.join("eth0.tunables").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
