@@ -478,6 +478,41 @@ fn return_traffic_to_a_link_group_address_is_delivered_here_but_not_forwarded() 
     assert_eq!(fates(&v).iter().collect::<Vec<_>>(), [&group, &local, &group, &backbone, &local, &backbone]);
 }
 
+/// RFC 7126 §4.3-4.4 on the return path: a packet another server owns whose IPv4 source
+/// route still has hops to go (scapy's LSRR and SSRR, pointer at the first hop; to a2's port
+/// and to data centre b's address) is `source_routed` with `[dos.sanity] source_route` on,
+/// as one toward a customer is, rather than carried over the backbone to a host that drops
+/// it (Linux's `accept_source_route` is off by default). A route whose hops are all behind
+/// it (pointer past the end) and record route go on. This server's own goes to its host, as
+/// the XDP program hands it over, and what another server sent on was judged there. With
+/// the switch off, everything goes as before.
+#[test]
+fn source_routed_return_traffic_is_not_carried_over_the_backbone() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-source-route-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+         on = ['192.0.2.99']\n\
+         routed = [IPOption_LSRR(routers=on, pointer=4)]\n\
+         past = [IPOption_LSRR(routers=on, pointer=8)]\n\
+         opts = [routed, [IPOption_SSRR(routers=on, pointer=4)], past, [IPOption_RR()]]\n\
+         udp = lambda port, o, dst='198.18.200.1': IP(src='192.0.2.77', dst=dst, options=o)/UDP(sport=53, dport=port)\n\
+         bb = lambda src, hop, i: IP(src=src, dst='10.9.0.11')/GRE(key_present=1, key=(0x5355 << 8) | hop)/i\n\
+         frames = [e/udp(port, o) for port in (4000, 1500) for o in opts]\n\
+         frames += [e/udp(4000, routed, '198.18.201.0'), e/bb('10.9.0.21', 1, udp(4000, routed)),\n\
+         \x20          e/bb('10.9.0.12', 2, udp(1500, routed))]",
+    );
+    let (on, _) = verdicts_timed(&config, &file);
+    let (off, _) = verdicts_timed(&config.replace("[dos.sanity]\n", "[dos.sanity]\nsource_route = false\n"), &file);
+    let _ = std::fs::remove_file(&file);
+    let (local, backbone) =
+        (format!("pass:{}", PassReason::EgressLocal.name()), format!("tx:{}", TxReason::Backbone.name()));
+    let (l, b, routed) = (local.as_str(), backbone.as_str(), DropReason::SourceRouted.name());
+    assert_eq!(fates(&on), [routed, routed, b, b, l, l, l, l, routed, b, l], "source_route on");
+    assert_eq!(fates(&off), [b, b, b, b, l, l, l, l, b, b, l], "source_route off");
+}
+
 /// RFC 6040 §4.2 on the backbone: a congestion mark a router between two servers put on the
 /// outer header reaches the inner packet, whether it is sent on to its owner (as here: from
 /// data centre b to a2, through a1) or delivered; a marked packet that is not ECN-capable

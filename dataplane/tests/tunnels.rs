@@ -635,6 +635,34 @@ fn pings_that_get_no_reply_spend_no_icmp_budget() {
     assert_eq!(fates(&v), [refused, refused, &late, &late]);
 }
 
+/// A ping of our side of a tunnel is not answered from a source no ICMP error goes to (RFC
+/// 1812 §4.3.2.7): one of our own addresses (the anycast address, our side of this tunnel or
+/// of another: someone else wrote the request, and the reply would go to ourselves) or the
+/// network or broadcast address of another tunnel's /30 (no one host). It is
+/// `tunnel_interface`, and spends none of the ICMP budget: with a burst of four, the four
+/// pings after it from the router's side, a customer's address, another tunnel's router
+/// side and an address of the Internet are all answered. scapy writes them.
+#[test]
+fn pings_of_our_side_from_our_own_addresses_are_not_answered() {
+    let (config, _) = tunnel_edge();
+    let config = config.replace("key = 7\n", "key = 7\ninterface = \"10.214.0.1/30\"\n");
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 4\n", 1);
+    let file = temp("ping-from-ours");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = lambda src: IP(src=src, dst='10.213.0.0')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         ours = ['192.0.2.1', '10.213.0.0', '10.214.0.1', '10.214.0.0', '10.214.0.3']\n\
+         frames = [gre(ping(s)) for s in ours + ['10.213.0.1', '203.0.113.7', '10.214.0.2', '198.18.0.10']]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (refused, reply) = (DropReason::TunnelInterface.name(), format!("tx:{}", TxReason::EchoReply.name()));
+    let reply = reply.as_str();
+    assert_eq!(fates(&v), [refused, refused, refused, refused, refused, reply, reply, reply, reply]);
+}
+
 /// What we send back into a tunnel fits its MTU: a time-exceeded about a packet as long as
 /// the tunnel takes quotes less of it (RFC 1812 §4.3.2.3: as much as fits; the full quote
 /// was dropped as `mtu_exceeded`, and the hop was missing from the router's tracepath), and
@@ -1238,6 +1266,69 @@ fn decapsulated_packets_to_their_tunnels_broadcast_addresses_are_dropped() {
     assert_eq!(fates(&v), [martian, martian, martian, martian, sent], "/30: network, broadcast (thrice), next");
     let (v, _, _) = verdicts_of(&config, frames[5..].to_vec());
     assert_eq!(fates(&v), [sent, sent], "/31: the router's side, the /30's broadcast");
+}
+
+/// A tunnel's inner /30 inside its customer's own prefix (the configuration allows it): from
+/// the Internet, a packet to its network or broadcast address is a directed broadcast onto
+/// that link, which a router does not forward (RFC 1812 §4.2.3.1, RFC 2644): dropped as
+/// `tunnel_broadcast`, a TTL-1 one too, where all were encapsulated into the tunnel. Out of
+/// another customer's tunnel it is `decap_martian_destination`, as out of its own. The
+/// router's side and the next address go on, as the same addresses do under a /31, which
+/// has no broadcast (RFC 3021). scapy writes the frames.
+#[test]
+fn packets_to_a_tunnels_30_broadcast_in_its_customers_prefix_are_not_forwarded() {
+    let (config, _) = tunnel_edge();
+    let inside = config.replace("interface = \"10.213.0.0/31\"", "interface = \"203.0.113.201/30\"");
+    let file = temp("tunnel-broadcast-inside");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         net = lambda dst, ttl=64: e/IP(src='198.51.100.9', dst=dst, ttl=ttl)/UDP(sport=5000, dport=53)\n\
+         inner = lambda dst: IP(src='198.18.100.5', dst=dst)/UDP(sport=5000, dport=53)\n\
+         beta = lambda dst: e/IP(src='198.51.100.2', dst='192.0.2.1')/GRE(key_present=1, key=7)/inner(dst)\n\
+         frames = [net('203.0.113.203'), net('203.0.113.200'), net('203.0.113.203', ttl=1), beta('203.0.113.203'),\n\
+         \x20         net('203.0.113.202'), net('203.0.113.204'), beta('203.0.113.202')]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (broadcast, martian) = (DropReason::TunnelBroadcast.name(), DropReason::DecapMartianDestination.name());
+    let sent = format!("tx:{}", TxReason::Encapsulated.name());
+    let sent = sent.as_str();
+    let (v, _, _) = verdicts_of(&inside, frames.clone());
+    assert_eq!(fates(&v), [broadcast, broadcast, broadcast, martian, sent, sent, sent]);
+    let (v, _, _) = verdicts_of(&config, frames);
+    assert_eq!(fates(&v)[..3], [sent, sent, "tx:icmp_time_exceeded"], "under a /31 the same addresses are hosts'");
+}
+
+/// Out of a tunnel, a packet to an address of ours other than the anycast addresses is
+/// dropped as one to those is (`decap_martian_destination`: a router delivers its own
+/// addresses and forwards none, RFC 1812 §5.2.3), where it left for the next hop: our side of
+/// another customer's tunnel (beta's 10.214.0.0; a datagram and a ping), and our side of
+/// acme's IPv4 tunnel reached through acme's IPv6 tunnel. The routers' sides of the same
+/// links go on, and a ping of our side through its own tunnel is answered. scapy writes them.
+#[test]
+fn decapsulated_packets_to_our_side_of_another_tunnel_are_dropped() {
+    let (config, _) = tunnel_edge();
+    let config = config.replace("key = 7\n", "key = 7\ninterface = \"10.214.0.0/31\"\n");
+    let file = temp("decap-our-sides");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         v4 = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         v6 = lambda inner: e/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/GRE()/inner\n\
+         udp = lambda dst: IP(src='203.0.113.7', dst=dst)/UDP(sport=5000, dport=53)\n\
+         ping = lambda dst: IP(src='203.0.113.7', dst=dst)/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         frames = [v4(udp('10.214.0.0')), v4(ping('10.214.0.0')), v6(udp('10.213.0.0')), v6(ping('10.213.0.0')),\n\
+         \x20         v4(udp('10.214.0.1')), v6(udp('10.213.0.1')), v4(ping('10.213.0.0'))]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let martian = DropReason::DecapMartianDestination.name();
+    let sent = format!("tx:{}", TxReason::Decapsulated.name());
+    let reply = format!("tx:{}", TxReason::EchoReply.name());
+    let (sent, reply) = (sent.as_str(), reply.as_str());
+    assert_eq!(fates(&v), [martian, martian, martian, martian, sent, sent, reply]);
 }
 
 /// RFC 1812 §5.3.4: a frame sent to an Ethernet broadcast or multicast address is not
@@ -2341,9 +2432,10 @@ fn icmp_errors_answer_a_tunnels_link_local_router_but_not_our_side() {
 /// No ICMP error about a packet to or from the network or broadcast address of a tunnel's
 /// inner /30: they are broadcasts to us, on that link (RFC 1812 §4.2.3.1, §4.3.2.7). Inside the
 /// customer's prefix (203.0.113.253/30), a TTL-1 or too-big packet from the Internet to either
-/// gets none, nor one from the tunnel with the broadcast as its source; out of another
-/// customer's tunnel, one to a private /30's broadcast (10.213.0.1/30) gets none. The same
-/// packets to or from a neighbouring address are answered.
+/// gets none (it is not forwarded either: `tunnel_broadcast`), nor one from the tunnel with
+/// the broadcast as its source; out of another customer's tunnel, one to a private /30's
+/// broadcast (10.213.0.1/30) gets none (and goes nowhere). The same packets to or from a
+/// neighbouring address are answered.
 #[test]
 fn no_icmp_error_about_a_packet_to_or_from_a_tunnels_30_broadcast() {
     let (config, _) = tunnel_edge();
@@ -2366,14 +2458,16 @@ fn no_icmp_error_about_a_packet_to_or_from_a_tunnels_30_broadcast() {
     );
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
-    let (exceeded, mtu) = (DropReason::TtlExceeded.name(), DropReason::MtuExceeded.name());
+    let exceeded = DropReason::TtlExceeded.name();
+    let (broadcast, martian) = (DropReason::TunnelBroadcast.name(), DropReason::DecapMartianDestination.name());
     let tx = |r: TxReason| format!("tx:{}", r.name());
     let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
     let (late, big) = (late.as_str(), big.as_str());
     let (v, _, _) = verdicts_of(&in_prefix, frames[..7].to_vec());
-    assert_eq!(fates(&v), [exceeded, exceeded, late, mtu, big, exceeded, late], "inside the customer's prefix");
+    let expected = [broadcast, broadcast, late, broadcast, big, exceeded, late];
+    assert_eq!(fates(&v), expected, "inside the customer's prefix");
     let (v, _, _) = verdicts_of(&private, frames[7..].to_vec());
-    assert_eq!(fates(&v), [exceeded, late], "out of another customer's tunnel");
+    assert_eq!(fates(&v), [martian, late], "out of another customer's tunnel");
 }
 
 /// A ping of our side of a tunnel whose ICMP checksum is wrong gets no reply (a host's stack

@@ -13,6 +13,8 @@
 //!   customer's egress rules, and goes to the Internet, or, addressed to a customer prefix,
 //!   through that customer's ingress stages.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use classifier::{Dim, Key};
 use gre::icmp::{
     ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_answerable, ipv4_echo_reply_in_place,
@@ -144,8 +146,10 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         return Verdict::Drop(DropReason::DecapSpoofedSource);
     }
     let dst = key.dst_addr();
-    let link_broadcast = !ip.is_ipv6 && is_link_broadcast(tunnel, dst);
-    if is_martian_destination(dst, ip.is_ipv6) || is_anycast(snap, dst, ip.is_ipv6) || link_broadcast {
+    // Any tunnel's /30: its own is a broadcast on the link it came by; another's would
+    // leave for that link or the next hop.
+    let link_broadcast = !ip.is_ipv6 && snap.is_tunnel_broadcast(std::net::Ipv4Addr::from((dst >> 96) as u32));
+    if is_martian_destination(dst, ip.is_ipv6) || is_ours(snap, dst, ip.is_ipv6) || link_broadcast {
         return Verdict::Drop(DropReason::DecapMartianDestination);
     }
     let target = steer(snap, &key, ip.is_ipv6);
@@ -369,15 +373,29 @@ fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: boo
     router_side || snap.customer_by_prefix.lookup(is_ipv6, key.src_addr()) == Some(tunnel.customer)
 }
 
-/// A destination no router forwards to (beside our own anycast addresses, which a router
-/// delivers to itself and never sends back out, RFC 1812 §5.2.3; sent upstream, it came back
-/// to an edge's host stack from a customer's tunnel) (`dst` as the key holds it: IPv4 in the top 32
-/// bits): RFC 1812 §5.3.7's network 0, loopback and class E (with the limited broadcast),
-/// link-local (RFC 3927 §7, RFC 4291 §2.5.6: routers must not forward them), multicast
-/// (transitd routes none), and IPv6's unspecified, loopback and IPv4-mapped (RFC 4291
-/// §2.5.5.2: not for the wire) addresses. A customer's router sends these only by mistake
-/// or to probe what lies behind the edge. (Documentation and other special-purpose ranges
-/// RFC 6890 calls not forwardable are left to the upstream: the tests use them.)
+/// An address of ours ([`dos::is_our_address`]; `dst` as the key holds it): an anycast
+/// address, or our side of any tunnel's `interface`. A router delivers its own addresses to
+/// itself and never sends them back out (RFC 1812 §5.2.3): sent upstream, such a packet came
+/// back to an edge's host stack from a customer's tunnel. Our side of this tunnel was served
+/// before ([`to_our_side`]); another tunnel's (another customer's, or this customer's IPv4
+/// tunnel's reached through its IPv6 one) is served through that tunnel alone, the one its
+/// router reaches it by and whose probe replies it records.
+#[inline(always)] // one call, from decap
+fn is_ours(snap: &Snapshot, dst: u128, is_ipv6: bool) -> bool {
+    match is_ipv6 {
+        true => is_anycast(snap, dst, true),
+        false => dos::is_our_ipv4(snap, (dst >> 96) as u32),
+    }
+}
+
+/// A destination no router forwards to (beside our own addresses, [`is_ours`]) (`dst` as
+/// the key holds it: IPv4 in the top 32 bits): RFC 1812 §5.3.7's network 0, loopback and
+/// class E (with the limited broadcast), link-local (RFC 3927 §7, RFC 4291 §2.5.6: routers
+/// must not forward them), multicast (transitd routes none), and IPv6's unspecified,
+/// loopback and IPv4-mapped (RFC 4291 §2.5.5.2: not for the wire) addresses. A customer's
+/// router sends these only by mistake or to probe what lies behind the edge. (Documentation
+/// and other special-purpose ranges RFC 6890 calls not forwardable are left to the
+/// upstream: the tests use them.)
 fn is_martian_destination(dst: u128, is_ipv6: bool) -> bool {
     if is_ipv6 {
         let a = std::net::Ipv6Addr::from(dst);
@@ -390,17 +408,6 @@ fn is_martian_destination(dst: u128, is_ipv6: bool) -> bool {
         let a = std::net::Ipv4Addr::from((dst >> 96) as u32);
         a.octets()[0] == 0 || a.is_loopback() || a.is_link_local() || a.octets()[0] >= 224
     }
-}
-
-/// An IPv4 broadcast on the tunnel's own link (`dst` as the key holds it, in the top 32
-/// bits): the network or broadcast address of its inner /30, which a router on the link
-/// takes for broadcasts (RFC 1812 §4.2.3.1) and, by RFC 2644's default, forwards nowhere
-/// (§5.3.5.2); sent on, it left for the next hop. A few instructions on the tunnel already
-/// read, for each IPv4 packet out of a tunnel with an `interface`.
-#[inline(always)] // one call, from decap
-fn is_link_broadcast(tunnel: &Tunnel, dst: u128) -> bool {
-    let dst = std::net::Ipv4Addr::from((dst >> 96) as u32);
-    tunnel.interface.and_then(|i| i.broadcasts()).is_some_and(|b| b.contains(&dst))
 }
 
 /// A packet for our side of the tunnel: a probe reply is recorded, a ping answered back
@@ -435,9 +442,13 @@ fn to_our_side(
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
     // The budget is spent on replies sent, not on requests refused (RFC 1812 §4.3.2.8):
-    // else pings with options would take the tokens errors need.
+    // else pings with options would take the tokens errors need. None goes to a source no
+    // ICMP error may go to: an address of ours (anycast, our side of a tunnel: the reply
+    // would be to ourselves, from a request someone else wrote) or a tunnel's broadcast.
+    let src = Ipv4Addr::from((key.src_addr() >> 96) as u32);
     if icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
         && frame.buf.get(l3..end).is_some_and(ipv4_echo_answerable)
+        && !forward::is_unanswerable_source(ctx, IpAddr::V4(src))
         && ctx.limits.icmp.admit(0, 0, ctx.now)
         && let Some(packet) = frame.buf.get_mut(l3..end)
         && ipv4_echo_reply_in_place(packet, 64)

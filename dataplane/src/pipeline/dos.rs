@@ -136,7 +136,7 @@ pub fn is_our_address(snap: &Snapshot, addr: IpAddr) -> bool {
 
 /// [`is_our_address`] for IPv4 `a`.
 #[inline]
-fn is_our_ipv4(snap: &Snapshot, a: u32) -> bool {
+pub(super) fn is_our_ipv4(snap: &Snapshot, a: u32) -> bool {
     let sides = &snap.tunnel_sides; // few or none: most tunnels are not probed
     a == u32::from_be_bytes(snap.anycast) || (!sides.is_empty() && sides.binary_search(&Ipv4Addr::from(a)).is_ok())
 }

@@ -200,6 +200,14 @@ fn return_path(
             (su.dc_backbone_of[usize::from(dc)], 1)
         }
     };
+    // RFC 7126 §4.3-4.4, as toward a customer: a source route with hops to go is on its way
+    // through the owner's host to somewhere else, which Linux refuses unless told to
+    // (`accept_source_route`). Dropped before the backbone carries it; what this server
+    // delivers is its host's to judge (the XDP program hands it over unread), and what
+    // another server sent on was judged there.
+    if hop == 0 && ip.routed_onward && ctx.snap.dos.sanity.source_route {
+        return Verdict::Drop(DropReason::SourceRouted);
+    }
     to_server(ctx, su, frame, key, ip, target, next_hop, TxReason::Backbone)
 }
 

@@ -540,7 +540,7 @@ pub(super) fn icmp_error(
 /// error would go. Out of a tunnel it is the tunnel's own link (a router's inner address may
 /// be 169.254.x.y), and answered there. Or the network or broadcast address of a tunnel's
 /// inner /30, which names no one host ([`is_tunnel_broadcast`]).
-fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
+pub(super) fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
     let link_local = match src {
         IpAddr::V4(a) => a.is_link_local(),
         IpAddr::V6(a) => a.is_unicast_link_local(),
@@ -548,13 +548,12 @@ fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
     dos::is_our_address(ctx.snap, src) || (link_local && ctx.from.is_none()) || is_tunnel_broadcast(ctx.snap, src)
 }
 
-/// Whether `a` is the network or broadcast address of a tunnel's inner /30: an IP broadcast
-/// to us, who have an interface on that network (RFC 1812 §4.2.3.1), so no error is sent
-/// about a packet to or from it (§4.3.2.7). Only the configuration tells these from
-/// unicast, so `gre::icmp` cannot check them. (Out of its own tunnel a packet to one was
-/// dropped before; from the Internet or another tunnel it reaches here.)
+/// Whether `a` is the network or broadcast address of a tunnel's inner /30
+/// ([`Snapshot::is_tunnel_broadcast`]): no error is sent about a packet to or from one (RFC
+/// 1812 §4.3.2.7). Only the configuration tells these from unicast, so `gre::icmp` cannot
+/// check them.
 fn is_tunnel_broadcast(snap: &Snapshot, a: IpAddr) -> bool {
-    matches!(a, IpAddr::V4(a) if snap.tunnel_broadcasts.binary_search(&a).is_ok())
+    matches!(a, IpAddr::V4(a) if snap.is_tunnel_broadcast(a))
 }
 
 /// What the parser read of the packet, past IPv6 extension headers and AH (the header

@@ -37,6 +37,8 @@ pub use pmtu::tunnel_mtu;
 pub use stats::{Reason, WorkerStats};
 pub use verdict::{ConsumeReason, DropReason, PassReason, TxReason, Verdict};
 
+use std::net::Ipv4Addr;
+
 use classifier::{BucketKey, BucketSpec, Dim, Key, RateLimiter};
 use gre::EthernetAddrs;
 use gre::reassembly::Reassembler;
@@ -582,10 +584,13 @@ enum Path {
     /// An ICMP Fragmentation Needed or Packet Too Big to the anycast address: about our
     /// GRE, it is the underlay's path MTU.
     UnderlayTooBig,
-    /// To `customer`'s prefix, from a source in some customer's prefix.
+    /// To `customer`'s prefix, from a source in some customer's prefix (`customer_sources`)
+    /// or one of ours ([`dos::spoofs_a_customer`]).
     Spoofed(CustomerId),
     /// To `customer`'s prefix, with a source route onward.
     SourceRouted(CustomerId),
+    /// To the network or broadcast address of a tunnel's inner /30 in `customer`'s prefix.
+    TunnelBroadcast(CustomerId),
     /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
     Customer(CustomerId),
     /// Bound for a customer or the anycast address, but received as a link-layer broadcast
@@ -631,6 +636,9 @@ fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
         None if snap.withdrawn.holds(ip.is_ipv6, key.dst_addr()) => Path::Withdrawn,
         None => Path::NoCustomer,
         Some(c) if dos::spoofs_a_customer(snap, key, ip) => Path::Spoofed(c),
+        Some(c) if !ip.is_ipv6 && snap.is_tunnel_broadcast(Ipv4Addr::from(key.get(Dim::Dst0))) => {
+            Path::TunnelBroadcast(c)
+        }
         // RFC 7126 §4.3, §4.4: on its way through the customer's host to somewhere else
         // (hosts refuse to forward these; the rules would read its next hop as `ip.dst`
         // where tshark reads the route's end).
@@ -680,6 +688,10 @@ fn finish(
         Path::SourceRouted(c) => {
             outcome.customer = Some(c);
             outcome.verdict = Verdict::Drop(DropReason::SourceRouted);
+        }
+        Path::TunnelBroadcast(c) => {
+            outcome.customer = Some(c);
+            outcome.verdict = Verdict::Drop(DropReason::TunnelBroadcast);
         }
         Path::Customer(c) => ingress::act_for_customer(ctx, frame, key, ip, c, decided, outcome),
         Path::LinkBroadcast => outcome.verdict = Verdict::Drop(DropReason::LinkBroadcast),

@@ -51,7 +51,9 @@ reasons! {
         BadUdpHeader = "bad_udp_header",
         /// Source address equals destination (a "land" attack).
         Land = "land",
-        /// An IPv4 source route (LSRR, SSRR) with hops to go (RFC 7126 §4.3, §4.4).
+        /// An IPv4 source route (LSRR, SSRR) with hops to go (RFC 7126 §4.3, §4.4), or an
+        /// IPv6 routing header with segments left: toward a customer, or (soft-unicast
+        /// return traffic another server owns) before the backbone.
         SourceRouted = "source_routed",
         /// TCP flags no stack sends (none, SYN+FIN, SYN+RST, FIN without ACK).
         BadTcpFlags = "bad_tcp_flags",
@@ -71,6 +73,10 @@ reasons! {
         /// edge's own addresses (an anycast address, our side of a tunnel, whatever the
         /// switch), arriving from the Internet for a customer.
         SpoofedCustomerSource = "spoofed_customer_source",
+        /// From the Internet to the network or broadcast address of a tunnel's inner /30
+        /// inside a customer's prefix: a broadcast on that link, which a router does not
+        /// forward onto it (RFC 1812 §4.2.3.1, RFC 2644).
+        TunnelBroadcast = "tunnel_broadcast",
         /// Sent to an Ethernet broadcast or multicast address: a router forwards no frame it
         /// received so (RFC 1812 §5.3.4; Linux's forwarding drops them too).
         LinkBroadcast = "link_broadcast",
@@ -143,14 +149,16 @@ reasons! {
         DecapSpoofedSource = "decap_spoofed_source",
         /// Decapsulated packet to an address no router forwards to: unspecified, loopback,
         /// link-local, multicast, broadcast, reserved or IPv4-mapped (RFC 1812 §5.3.7, RFC
-        /// 3927 §7, RFC 4291 §2.5.5.2 and §2.5.6).
+        /// 3927 §7, RFC 4291 §2.5.5.2 and §2.5.6), or an address of ours other than its
+        /// tunnel's side (an anycast address, another tunnel's side: RFC 1812 §5.2.3).
         DecapMartianDestination = "decap_martian_destination",
         /// Decapsulated packet marked Congestion Experienced on the outer header but not
         /// ECN-capable inside (RFC 6040 §4.2: dropped, as the marking router would have).
         DecapCeNotEct = "decap_ce_not_ect",
         /// Denied by the customer's egress rules.
         Egress = "egress",
-        /// Addressed to our side of a tunnel and not a ping or a probe reply.
+        /// Addressed to our side of a tunnel and not a ping or a probe reply, or a ping that
+        /// gets no reply (from an address of ours or one naming no host, among others).
         TunnelInterface = "tunnel_interface",
         /// A reply to another server's health probe, past what the fleet's probes of its
         /// tunnel can ask this worker to relay (twice one each `timeout_ms` from each other

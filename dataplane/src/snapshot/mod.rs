@@ -319,6 +319,15 @@ impl TunnelInterface {
 }
 
 impl Snapshot {
+    /// Whether IPv4 `a` is the network or broadcast address of a tunnel's inner /30
+    /// ([`Snapshot::tunnel_broadcasts`]): a broadcast on that link, to be forwarded neither
+    /// onto it nor off it (RFC 1812 §4.2.3.1; RFC 2644), and no source or subject of an ICMP
+    /// error (§4.3.2.7). Most tunnels have none: the common case is one length test.
+    #[inline]
+    pub fn is_tunnel_broadcast(&self, a: Ipv4Addr) -> bool {
+        !self.tunnel_broadcasts.is_empty() && self.tunnel_broadcasts.binary_search(&a).is_ok()
+    }
+
     /// Reads, validates and compiles the file at `path`.
     pub fn from_path(path: &Path) -> Result<Snapshot, ConfigErrors> {
         Snapshot::build(&config::load(path)?)
