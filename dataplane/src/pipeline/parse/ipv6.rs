@@ -76,8 +76,10 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 }
                 let p = lax.payload();
                 // tshark counts the extension headers into `ipv6` only once it reaches what
-                // follows them: a walk stopped inside them (the capture cut one) leaves the
-                // fixed header alone, as a later fragment does.
+                // follows them: a walk stopped inside them (a header cut short, or one the
+                // lenient walk refuses, such as a misplaced Hop-by-Hop header, which tshark
+                // reads through: docs/rules.md) leaves the fixed header alone, as a later
+                // fragment does.
                 let l4_at = if stopped_in_extensions.is_some() { 40 } else { offset_in(l3, p.payload) };
                 key.set(Dim::L4At, (l3_start + l4_at) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
