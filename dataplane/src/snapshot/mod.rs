@@ -307,14 +307,18 @@ pub struct TunnelInterface {
 }
 
 impl TunnelInterface {
+    /// The inner network: a /30 or a /31, told by the sides (a /30's are its .1 and .2,
+    /// which differ in both low bits; a /31's in the last only).
+    pub fn network(&self) -> ipnet::Ipv4Net {
+        let len = if u32::from(self.ours) ^ u32::from(self.peer) == 3 { 30 } else { 31 };
+        ipnet::Ipv4Net::new(self.ours, len).map(|n| n.trunc()).unwrap_or_default()
+    }
+
     /// The network and broadcast addresses of a /30, which a router on it takes for
-    /// broadcasts (RFC 1812 §4.2.3.1); a /31 has neither (RFC 3021). The prefix length is
-    /// in the sides: a /30's are its .1 and .2, which differ in both low bits, a /31's in
-    /// the last only.
-    #[inline]
+    /// broadcasts (RFC 1812 §4.2.3.1); a /31 has neither (RFC 3021).
     pub fn broadcasts(&self) -> Option<[Ipv4Addr; 2]> {
-        let ours = u32::from(self.ours);
-        ((u32::from(self.peer) ^ ours) == 3).then(|| [Ipv4Addr::from(ours & !3), Ipv4Addr::from(ours | 3)])
+        let net = self.network();
+        (net.prefix_len() == 30).then(|| [net.network(), net.broadcast()])
     }
 }
 

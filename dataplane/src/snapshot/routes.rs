@@ -245,9 +245,7 @@ impl Builder<'_> {
                 let refuse = |b: &mut Self, why: String| {
                     b.err(&text.span(), format!("tunnel `{tunnel}`'s interface `{}`: {why}", text.get_ref()))
                 };
-                let net = ipnet::Ipv4Net::new(interface.ours, if text.get_ref().ends_with("/30") { 30 } else { 31 })
-                    .map(|n| n.trunc())
-                    .unwrap_or_default();
+                let net = interface.network();
                 let addresses = u32::from(net.network())..=u32::from(net.broadcast());
                 if let Some((_, at, other)) = addresses.clone().find_map(|a| networks.get(&a)) {
                     let at = self.src.pos(*at);
