@@ -21,6 +21,14 @@ pub fn mtu(ifname: &str) -> Option<usize> {
     std::fs::read_to_string(Path::new("/sys/class/net").join(ifname).join("mtu")).ok()?.trim().parse().ok()
 }
 
+/// Interface `ifname`'s operational state as the kernel reports it (RFC 2863's ifOperStatus,
+/// in sysfs: `up`, `down`, `lowerlayerdown`, `dormant`, `unknown`, ...); `None` if sysfs does
+/// not say.
+pub fn operstate(ifname: &str) -> Option<String> {
+    let text = std::fs::read_to_string(Path::new("/sys/class/net").join(ifname).join("operstate")).ok()?;
+    Some(text.trim().to_string())
+}
+
 /// The name interface `ifindex` has now; `None` when no interface has that index.
 pub fn name_of(ifindex: u32) -> io::Result<Option<String>> {
     let mut link = LinkMessage::default();

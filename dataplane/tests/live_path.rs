@@ -435,7 +435,12 @@ fn link_down_and_up_under_traffic_then_the_interface_vanishing() {
     wait_for("the first 50 to be forwarded", Duration::from_secs(10), || so_far() >= 50);
     lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "down"]);
     send(44000); // lost on the wire: the link is down
+    // Said at the next look at the interface (it was silent: the counters stood still).
+    let down = format!("{} is not up (operstate down)", lab.dev("d0"));
+    wait_for("the link's going down to be said", Duration::from_secs(3), || t.log().contains(&down));
     lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "up"]);
+    let up = format!("{} is up again", lab.dev("d0"));
+    wait_for("the link's coming up to be said", Duration::from_secs(5), || t.log().contains(&up));
     wait_for("the link to carry ARP again", Duration::from_secs(10), || {
         lab.cmd("dut", "ping").args(["-c", "1", "-W", "1", "10.2.0.1"]).output().is_ok_and(|o| o.status.success())
     });
@@ -449,6 +454,7 @@ fn link_down_and_up_under_traffic_then_the_interface_vanishing() {
     let file = cap.finish();
     assert_eq!(forwarded(&file, 43000), 50, "before the link went down");
     assert_eq!(forwarded(&file, 45000), 50, "after it came back");
+    assert_eq!((t.log().matches(&down).count(), t.log().matches(&up).count()), (1, 1), "once each: {}", t.log());
 
     // The interface goes away under transitd (its veth peer's namespace is deleted): it
     // stops by itself, says why, and every UMEM frame is accounted for.

@@ -1,7 +1,8 @@
 //! The supervisor's looks at the interface while the run goes, all at one cadence
 //! ([`LOOK_EVERY`]): its name (renamed or gone ends the run), whether it still runs this
 //! run's XDP program (detached ends it: [`super::attachment`]), its rx queues (changed ends a
-//! run bound to every queue), its MAC address and MTU (followed), and its own addresses (one
+//! run bound to every queue), its MAC address and MTU (followed), its operational state (a
+//! link that is not up is said, at start too, and its coming up), and its own addresses (one
 //! that comes inside a customer prefix is said). Reloads, the watchdog and the BGP
 //! announcements stay on the supervisor's own tick.
 
@@ -41,6 +42,9 @@ pub(super) struct Looks<'a> {
     attachment: AttachmentWatch,
     /// The interface's rx queues at the last look.
     rx_queues: usize,
+    /// Whether the interface was up at the last look (taken as up before the first, so that
+    /// one down at start is said).
+    link_up: bool,
     past_sockets: FramesPastSockets,
     /// The interface's addresses inside a customer prefix at the last look, each said when
     /// it came.
@@ -61,6 +65,7 @@ impl<'a> Looks<'a> {
             host_mac: placement::iface_mac(&opts.iface).ok(),
             attachment: AttachmentWatch::new(s.index),
             rx_queues: s.rx_queues_at_start,
+            link_up: true,
             past_sockets: FramesPastSockets::new(s.longest_at_start, s.single_frame),
             held: Vec::new(),
         }
@@ -77,6 +82,7 @@ impl<'a> Looks<'a> {
         let iface = opts.iface.as_str();
         self.follow_mac(program);
         self.follow_mtu();
+        self.follow_link();
         let xdp = self.attachment.look(program);
         let rx_now = placement::rx_queue_count(iface).ok();
         // After the looks above: an interface being removed loses its name before its program
@@ -145,6 +151,28 @@ impl<'a> Looks<'a> {
             for line in placement::tunnels_past_link(&snap, iface, mtu) {
                 log_line!("{line}");
             }
+        }
+    }
+
+    /// Says when the interface's link goes down and comes up again: a run on a link that is
+    /// down (at start, `ip link set down`, a cable, the switch port) receives and sends
+    /// nothing, and said nothing (its counters stood still). `unknown`, which drivers that
+    /// do not track the state report, counts as up.
+    fn follow_link(&mut self) {
+        let iface = self.opts.iface.as_str();
+        // Unread (the interface going away), said by the name look.
+        let Some(state) = crate::netdev::operstate(iface) else { return };
+        let up = matches!(state.as_str(), "up" | "unknown");
+        if up == self.link_up {
+            return;
+        }
+        self.link_up = up;
+        if up {
+            log_line!("transitd: {iface} is up again (operstate {state})");
+        } else {
+            log_line!(
+                "transitd: warning: {iface} is not up (operstate {state}): nothing arrives or leaves through it until it is"
+            );
         }
     }
 
