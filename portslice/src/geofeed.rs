@@ -464,6 +464,12 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
             quoted(get(1))
         );
         warnings.push((at(1), why));
+        // A place under "no location" says two things; a reader takes one of them.
+        if let Some(k) = [2, 3].into_iter().find(|&k| !get(k).is_empty()) {
+            let what = if k == 2 { "region" } else { "city" };
+            let why = format!("{} is a {what} under `ZZ`, which says the prefix has no location", quoted(get(k)));
+            warnings.push((at(k), why));
+        }
     } else if let Some(why) = check_country(get(1)).filter(|_| !country.is_empty()) {
         return Err((at(1), why));
     }

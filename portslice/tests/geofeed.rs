@@ -573,4 +573,14 @@ fn zz_for_no_location_is_a_warning() {
     assert!(checked.warnings[0].reason.contains("§2.1.2"), "{}", checked.warnings[0].reason);
     let countries: Vec<&str> = checked.entries.iter().map(|e| e.country.as_str()).collect();
     assert_eq!(countries, ["", "", "ZZ"]);
+    // A place under `ZZ` contradicts it: said at the place (the review's `ZZ,ZZ-AB,X`).
+    let checked = geofeed::parse_all(
+        "198.51.100.0/24,ZZ,ZZ-AB,X,
+198.51.101.0/24,ZZ,,Paris,
+",
+    );
+    let at: Vec<(usize, usize)> = checked.warnings.iter().map(|w| (w.line, w.col)).collect();
+    assert_eq!(at, [(1, 17), (1, 20), (2, 17), (2, 21)]);
+    assert!(checked.warnings[1].reason.contains("a region under `ZZ`"), "{}", checked.warnings[1].reason);
+    assert!(checked.warnings[3].reason.contains("a city under `ZZ`"), "{}", checked.warnings[3].reason);
 }
