@@ -47,7 +47,8 @@ enum Command {
     Prober(prober::Args),
     /// What a reload stalls a worker for, thousands of customers, the supervisor's work against the worker's.
     Reload(reload::Args),
-    /// XDP live-frames traffic generator (for bench/scripts/afxdp-forwarding.sh).
+    /// Traffic generator: XDP live frames, or an AF_PACKET socket where the kernel refuses them
+    /// (for bench/scripts/afxdp-forwarding.sh).
     Gen(afxdp::GenArgs),
     /// Count and drop what arrives on an interface (XDP).
     Sink(afxdp::SinkArgs),
