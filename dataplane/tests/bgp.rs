@@ -623,3 +623,40 @@ fn the_guard_withdraws_after_a_watchdogs_abort() {
     assert!(alive, "the guard died of the signal: {status:?}");
     assert!(!after.contains("203.0.113.0/24"), "still announced: {after}");
 }
+
+/// A BIRD that answers nothing (stopped here; busy, in the field) when transitd goes is
+/// withdrawn from once it answers: the guard gave up after one exchange (10 s) and its last
+/// word's 5 s, and exited; BIRD, never reconfigured, went on announcing the dead server's
+/// prefixes for good. Checked against a running BIRD 2.
+#[test]
+fn the_guard_withdraws_from_a_bird_that_was_silent_when_transitd_went() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-stalled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    std::fs::write(&conf, including(&include)).unwrap();
+    std::fs::write(&include, "").unwrap();
+    let mut bird = listening_bird(&conf, &socket);
+    let (mut guard, mut told, next) = guard_for(&socket, &include);
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = next();
+    let announced = bird_routes(&socket);
+    let signal = |signal: &str| Command::new("kill").args([signal, &bird.id().to_string()]).status().unwrap();
+    signal("-STOP");
+    drop(told); // transitd gone while BIRD answers nothing
+    // Longer than the guard's first try and its last word's deadline together.
+    std::thread::sleep(std::time::Duration::from_secs(16));
+    signal("-CONT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut after = bird_routes(&socket);
+    while after.contains("203.0.113.0/24") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        after = bird_routes(&socket);
+    }
+    let _ = (guard.kill(), guard.wait());
+    let _ = (bird.kill(), bird.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first, "bird ok");
+    assert!(announced.contains("203.0.113.0/24"), "{announced}");
+    assert!(!after.contains("203.0.113.0/24"), "still announced once BIRD answered: {after}");
+}

@@ -209,12 +209,25 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     assert_eq!(code, 0);
     wait_for("withdrawal on a clean stop", WITHDRAWN_WITHIN, || via("203.0.113.0/24").is_none());
     assert!(!two.marker().exists(), "a clean stop removes the marker");
-    let second = two.transitd(&lab, "");
+    let mut second = two.transitd(&lab, "");
     wait_for("dut2 to announce again after its clean stop", Duration::from_secs(30), || {
         via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
     });
     assert!(!second.log().contains("did not stop cleanly"), "{}", second.log());
     assert!(!second.log().contains("announcing once well"), "{}", second.log());
+
+    // systemd stops the unit by signalling all its processes at once, the guard too, which
+    // withdraws and exits: the run still forwards for its drain after the withdrawal. (A tick
+    // between the two took the guard for lost, "starting another", and the run skipped it.)
+    let guard = children(second.pid()).into_iter().next().expect("the guard runs");
+    let signalled = std::time::Instant::now();
+    lab.run("dut2", "kill", &["-TERM", &second.pid().to_string(), &guard.to_string()]);
+    wait_for("dut2's transitd to stop", Duration::from_secs(30), || !second.is_running());
+    let took = signalled.elapsed();
+    wait_for("withdrawal on a stop as systemd's", WITHDRAWN_WITHIN, || via("203.0.113.0/24").is_none());
+    assert!(!second.log().contains("the BGP guard is gone"), "{}", second.log());
+    assert!(took >= Duration::from_millis(500), "stopped {took:?} after the signal: no drain after the withdrawal");
+    assert!(!two.marker().exists(), "a stop as asked removes the marker");
 }
 
 /// The processes whose parent is `pid` (`/proc/*/stat`).

@@ -7,9 +7,11 @@
 //! when stdin closes (transitd exited, however), then exits; when nothing came for
 //! `withdraw_after` (transitd hung), until lines come again; on SIGTERM or SIGINT, then
 //! exits. A BIRD that cannot be reached is tried again every second; the file is written
-//! regardless, so a BIRD that starts later reads the right routes. On stdout it says
-//! whether BIRD took what it was last told (`bird ok`, `bird failing`), for transitd's
-//! metrics: what transitd asks is not what BIRD announces while BIRD refuses.
+//! regardless, so a BIRD that starts later reads the right routes. Its last withdrawal waits
+//! for a BIRD that is there but answers nothing (stopped, busy): nothing else would tell it
+//! the file changed. On stdout it says whether BIRD took what it was last told (`bird ok`,
+//! `bird failing`), for transitd's metrics: what transitd asks is not what BIRD announces
+//! while BIRD refuses.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -156,6 +158,9 @@ struct Bird<'a> {
     said_in_sync: Option<bool>,
     /// When BIRD was last seen answering, after it took the announcement.
     looked: Instant,
+    /// Whether the last failure was BIRD taking the connection and answering nothing in time
+    /// (stopped, busy): it is there, and announces from the configuration it had.
+    silent: bool,
 }
 
 /// How often a BIRD that took the announcement is looked at (`show status`): one that
@@ -165,7 +170,15 @@ const LOOK_EVERY: Duration = Duration::from_secs(5);
 
 impl<'a> Bird<'a> {
     fn new(opts: &'a GuardOptions) -> Bird<'a> {
-        Bird { opts, applied: None, announced: None, failed: None, said_in_sync: None, looked: Instant::now() }
+        Bird {
+            opts,
+            applied: None,
+            announced: None,
+            failed: None,
+            said_in_sync: None,
+            looked: Instant::now(),
+            silent: false,
+        }
     }
 
     /// After BIRD took the file: whether it runs its protocols, said on stdout (and, once, on
@@ -251,6 +264,9 @@ impl<'a> Bird<'a> {
                 }
             }
             Err(e) => {
+                use std::io::ErrorKind::{TimedOut, WouldBlock};
+                self.silent = matches!(&e, bird::BirdError::Socket { reason, .. }
+                    if matches!(reason.kind(), TimedOut | WouldBlock));
                 let said = e.to_string();
                 if self.failed.as_ref().is_none_or(|f| f.0 != said) {
                     say!("transitd bgp guard: {said} (trying again every second)");
@@ -267,13 +283,17 @@ impl<'a> Bird<'a> {
         }
     }
 
-    /// The last word: apply `routes` now, retrying for a few seconds if BIRD is not there.
+    /// The last word: apply `routes` now, retrying for a few seconds if BIRD is not there (one
+    /// that starts reads the include file, written by now), and for as long as it takes while
+    /// BIRD is there but answers nothing (stopped, busy): given up on after one exchange, it
+    /// went on announcing from its old configuration once it answered again, with nothing left
+    /// to tell it otherwise. (A service manager ends a guard that waits too long.)
     fn settle(&mut self, routes: &Announcements, why: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
         self.failed = None;
         loop {
             self.apply(routes, why);
-            if self.applied.as_ref() == Some(routes) || Instant::now() > deadline {
+            if self.applied.as_ref() == Some(routes) || (Instant::now() > deadline && !self.silent) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
