@@ -224,6 +224,40 @@ fn ipv6_later_fragments_behind_options_are_held_to_the_first_fragments_size() {
     let _ = std::fs::remove_file(file);
 }
 
+/// An IPv6 first fragment (offset 0, more to come) whose header chain runs past its own
+/// payload length does not hold every header up to the upper-layer one: a tiny fragment
+/// (RFC 7112 §5, RFC 8200 §4.5), whatever `[dos.sanity]` says, where it was `truncated`. What
+/// is cut short otherwise stays `truncated`: the same chain in an atomic fragment (offset 0,
+/// no more: RFC 6946, not fragmented) or in a packet with no fragment header (its payload
+/// length lies), and a first fragment whose capture stops inside its chain (a snap length).
+/// tshark tells them apart: those three it finds malformed or cut short, the first it reads
+/// as a fragment whose rest is to come. The same first fragment with its chain whole goes on.
+#[test]
+fn an_ipv6_first_fragment_without_its_whole_header_chain_is_tiny() {
+    let file = std::env::temp_dir().join(format!("transitd-frag6-chain-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         ip = lambda **k: IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::10', **k)\n\
+         opts = bytes([17, 2, 1, 4, 0, 0, 0, 0])  # Destination Options: UDP next, 24 bytes long, 8 of them here\n\
+         first = lambda m, id: IPv6ExtHdrFragment(nh=60, offset=0, m=m, id=id)\n\
+         tiny = e/ip(plen=16, nh=44)/first(1, 1)/Raw(opts)\n\
+         atomic = e/ip(plen=16, nh=44)/first(0, 2)/Raw(opts)\n\
+         lying = e/ip(plen=8, nh=60)/Raw(opts + bytes(40))\n\
+         whole = e/ip(nh=44)/first(1, 3)/IPv6ExtHdrDestOpt(nh=17)/UDP(sport=5000, dport=53)/Raw(b'y' * 64)\n\
+         cut = Ether(bytes(whole)[:66]); cut.wirelen = len(whole)\n\
+         frames = [tiny, atomic, lying, whole, cut]",
+    );
+    let faulty = "_ws.malformed or ipv6.plen_exceeds_framing or frame.cap_len < frame.len";
+    assert_eq!(tshark_frames(&file, faulty, &[]), [2, 3, 5], "the oracle's selection");
+    let (tiny, cut) = (DropReason::TinyFragment.name(), DropReason::Truncated.name());
+    for sanity in ["bogons = false\ncustomer_sources = false", NO_SANITY] {
+        let (v, _) = verdicts_timed(&victim_config(&["::/0"], sanity, ""), &file);
+        assert_eq!(fates(&v), [tiny, cut, cut, "tx:encapsulated", cut], "{sanity}");
+    }
+    let _ = std::fs::remove_file(file);
+}
+
 #[test]
 fn fragments_ending_past_the_largest_datagram_are_dropped() {
     // A ping of death's pieces, IPv4 and IPv6, beside pieces that end at or inside 65,535:

@@ -636,31 +636,58 @@ fn pings_that_get_no_reply_spend_no_icmp_budget() {
 }
 
 /// A ping of our side of a tunnel is not answered from a source no ICMP error goes to (RFC
-/// 1812 §4.3.2.7): one of our own addresses (the anycast address, our side of this tunnel or
-/// of another: someone else wrote the request, and the reply would go to ourselves) or the
-/// network or broadcast address of another tunnel's /30 (no one host). It is
-/// `tunnel_interface`, and spends none of the ICMP budget: with a burst of four, the four
-/// pings after it from the router's side, a customer's address, another tunnel's router
-/// side and an address of the Internet are all answered. scapy writes them.
+/// 1812 §4.3.2.7): one of our own addresses (our side of this tunnel: someone else wrote the
+/// request, and the reply would go to ourselves) or the network or broadcast address of the
+/// tunnel's /30 (no one host). With the tunnel's /30 inside its customer's prefix, these pass
+/// the source check (elsewhere they fail it: the next test). Each is `tunnel_interface`, and
+/// spends none of the ICMP budget: with a burst of two, the two pings after them from the
+/// router's side and a customer's address are both answered. scapy writes them.
 #[test]
 fn pings_of_our_side_from_our_own_addresses_are_not_answered() {
     let (config, _) = tunnel_edge();
-    let config = config.replace("key = 7\n", "key = 7\ninterface = \"10.214.0.1/30\"\n");
-    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 4\n", 1);
+    let config = config.replace("interface = \"10.213.0.0/31\"", "interface = \"203.0.113.201/30\"");
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 2\n", 1);
     let file = temp("ping-from-ours");
     scapy_pcap(
         &file,
         "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
-         ping = lambda src: IP(src=src, dst='10.213.0.0')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
-         ours = ['192.0.2.1', '10.213.0.0', '10.214.0.1', '10.214.0.0', '10.214.0.3']\n\
-         frames = [gre(ping(s)) for s in ours + ['10.213.0.1', '203.0.113.7', '10.214.0.2', '198.18.0.10']]",
+         ping = lambda src: IP(src=src, dst='203.0.113.201')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         ours = ['203.0.113.201', '203.0.113.200', '203.0.113.203']\n\
+         frames = [gre(ping(s)) for s in ours + ['203.0.113.202', '203.0.113.7']]",
     );
     let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
     let (v, _, _) = verdicts_of(&config, frames);
     let (refused, reply) = (DropReason::TunnelInterface.name(), format!("tx:{}", TxReason::EchoReply.name()));
     let reply = reply.as_str();
-    assert_eq!(fates(&v), [refused, refused, refused, refused, refused, reply, reply, reply, reply]);
+    assert_eq!(fates(&v), [refused, refused, refused, reply, reply]);
+}
+
+/// A ping of our side of a tunnel is answered only to a source the tunnel's customer may
+/// send from (its prefixes, the router's side of the tunnel): its reply goes back through
+/// the tunnel to that source. From any other it is `decap_spoofed_source`, as anything else
+/// from there is, where it was answered: an address of the Internet, another customer's
+/// host, another tunnel's router side, and our own addresses outside the customer's
+/// prefixes (the anycast address, another tunnel's side and its /30's broadcast). The
+/// router's side and a customer's host are answered. scapy writes them.
+#[test]
+fn pings_of_our_side_from_sources_not_the_customers_are_not_answered() {
+    let (config, _) = tunnel_edge();
+    let config = config.replace("key = 7\n", "key = 7\ninterface = \"10.214.0.1/30\"\n");
+    let file = temp("ping-from-elsewhere");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = lambda src: IP(src=src, dst='10.213.0.0')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         elsewhere = ['198.18.0.10', '198.18.100.5', '10.214.0.2', '192.0.2.1', '10.214.0.1', '10.214.0.3']\n\
+         frames = [gre(ping(s)) for s in elsewhere + ['10.213.0.1', '203.0.113.7']]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (spoofed, reply) = (DropReason::DecapSpoofedSource.name(), format!("tx:{}", TxReason::EchoReply.name()));
+    let reply = reply.as_str();
+    assert_eq!(fates(&v), [spoofed, spoofed, spoofed, spoofed, spoofed, spoofed, reply, reply]);
 }
 
 /// What we send back into a tunnel fits its MTU: a time-exceeded about a packet as long as
@@ -1298,6 +1325,38 @@ fn packets_to_a_tunnels_30_broadcast_in_its_customers_prefix_are_not_forwarded()
     assert_eq!(fates(&v), [broadcast, broadcast, broadcast, martian, sent, sent, sent]);
     let (v, _, _) = verdicts_of(&config, frames);
     assert_eq!(fates(&v)[..3], [sent, sent, "tx:icmp_time_exceeded"], "under a /31 the same addresses are hosts'");
+}
+
+/// A tunnel's inner /31 inside its customer's own prefix (the configuration allows it): from
+/// the Internet, a packet to our side of it (a ping, a datagram, one whose TTL runs out) is
+/// `tunnel_interface`, where it was encapsulated into the tunnel: an address of ours, which
+/// a router delivers and does not forward (RFC 1812 §5.2.3), and which is served through
+/// its tunnel alone, as a ping of it from the router's side is answered. The router's side
+/// and the next address go on; under a private /31 the same address is a host's, and goes
+/// on too. scapy writes the frames.
+#[test]
+fn packets_from_the_internet_to_our_side_of_a_tunnel_in_its_customers_prefix_are_not_forwarded() {
+    let (config, _) = tunnel_edge();
+    let inside = config.replace("interface = \"10.213.0.0/31\"", "interface = \"203.0.113.200/31\"");
+    let file = temp("our-side-inside");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         net = lambda dst, ttl=64: e/IP(src='198.18.0.10', dst=dst, ttl=ttl)/UDP(sport=5000, dport=53)\n\
+         ping = lambda src, dst: IP(src=src, dst=dst)/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         gre = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         frames = [e/ping('198.18.0.10', '203.0.113.200'), net('203.0.113.200'), net('203.0.113.200', ttl=1),\n\
+         \x20         net('203.0.113.201'), net('203.0.113.202'), gre(ping('203.0.113.201', '203.0.113.200'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let ours = DropReason::TunnelInterface.name();
+    let (sent, reply) = (format!("tx:{}", TxReason::Encapsulated.name()), format!("tx:{}", TxReason::EchoReply.name()));
+    let (sent, reply) = (sent.as_str(), reply.as_str());
+    let (v, _, _) = verdicts_of(&inside, frames.clone());
+    assert_eq!(fates(&v), [ours, ours, ours, sent, sent, reply]);
+    let (v, _, _) = verdicts_of(&config, frames[..3].to_vec());
+    assert_eq!(fates(&v), [sent, sent, "tx:icmp_time_exceeded"], "under a private /31, a host's address");
 }
 
 /// Out of a tunnel, a packet to an address of ours other than the anycast addresses is

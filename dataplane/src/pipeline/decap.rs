@@ -7,13 +7,13 @@
 //! one of:
 //! - a GRE keepalive (an inner packet from us back to the router, RFC 2784 carries it like
 //!   any other): returned to the router as routers expect, unchanged but for its TTL;
+//! - from a source that is not the customer's: dropped, whatever it is addressed to;
 //! - addressed to our side of the tunnel: a health-probe reply (recorded), a ping
 //!   (answered through the tunnel), or nothing we serve;
-//! - the customer's own traffic: its source must be the customer's, it passes the
-//!   customer's egress rules, and goes to the Internet, or, addressed to a customer prefix,
-//!   through that customer's ingress stages.
+//! - the customer's own traffic: it passes the customer's egress rules, and goes to the
+//!   Internet, or, addressed to a customer prefix, through that customer's ingress stages.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use classifier::{Dim, Key};
 use gre::icmp::{
@@ -136,14 +136,17 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         }
         return to_next_hop(ctx, frame, &ip, &key, tunnel, TxReason::Keepalive);
     }
+    // Before our side is served too: a ping's reply goes back through the tunnel to the
+    // ping's source, which must then be one the customer may send from, not another
+    // customer's host or any address of the Internet the request names.
+    if !source_is_customers(snap, tunnel, &key, ip.is_ipv6) {
+        return Verdict::Drop(DropReason::DecapSpoofedSource);
+    }
     if let Some(iface) = tunnel.interface
         && !ip.is_ipv6
         && (key.dst_addr() >> 96) as u32 == u32::from(iface.ours)
     {
         return to_our_side(ctx, frame, &ip, &key, tid, tunnel);
-    }
-    if !source_is_customers(snap, tunnel, &key, ip.is_ipv6) {
-        return Verdict::Drop(DropReason::DecapSpoofedSource);
     }
     let dst = key.dst_addr();
     // Any tunnel's /30: its own is a broadcast on the link it came by; another's would
@@ -382,10 +385,11 @@ fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: boo
 /// router reaches it by and whose probe replies it records.
 #[inline(always)] // one call, from decap
 fn is_ours(snap: &Snapshot, dst: u128, is_ipv6: bool) -> bool {
-    match is_ipv6 {
-        true => is_anycast(snap, dst, true),
-        false => dos::is_our_ipv4(snap, (dst >> 96) as u32),
-    }
+    let dst = match is_ipv6 {
+        true => IpAddr::V6(Ipv6Addr::from(dst)),
+        false => IpAddr::V4(Ipv4Addr::from((dst >> 96) as u32)),
+    };
+    dos::is_our_address(snap, dst)
 }
 
 /// A destination no router forwards to (beside our own addresses, [`is_ours`]) (`dst` as

@@ -127,6 +127,7 @@ pub fn spoofs_a_customer(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
 
 /// An address only this edge sends from: an anycast address, or our side of a tunnel's
 /// `interface`. A packet from one that reaches us was written by someone else.
+#[inline]
 pub fn is_our_address(snap: &Snapshot, addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => is_our_ipv4(snap, u32::from(a)),

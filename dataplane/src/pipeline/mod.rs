@@ -2,8 +2,8 @@
 //! frame, run over a batch.
 //!
 //! ```text
-//!                                      ┌─ GRE to the anycast address: decap ─► tunnel ─► keepalive / probe / ping
-//! parse ─► check ─► sanity ─► DoS ─────┤      └─► source check ─► egress rules ─┬─► forward to the Internet
+//!                                      ┌─ GRE to us: decap ─► tunnel ─► keepalive, source check ─► probe / ping
+//! parse ─► check ─► sanity ─► DoS ─────┤      └─► destination ─► egress rules ──┬─► forward to the Internet
 //!                                      │                                         └─► (a customer's prefix) ─┐
 //!                                      └─ steer ─► customer DoS ─► firewall ─► route ─► TTL, MTU ─► GRE encap
 //!                                                                                          └─► ICMP errors, fragments
@@ -591,6 +591,8 @@ enum Path {
     SourceRouted(CustomerId),
     /// To the network or broadcast address of a tunnel's inner /30 in `customer`'s prefix.
     TunnelBroadcast(CustomerId),
+    /// To our side of a tunnel's `interface`, in `customer`'s prefix.
+    TunnelInterface(CustomerId),
     /// To `customer`'s prefix: its DoS rules, firewall, route, tunnel.
     Customer(CustomerId),
     /// Bound for a customer or the anycast address, but received as a link-layer broadcast
@@ -638,6 +640,14 @@ fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
         Some(c) if dos::spoofs_a_customer(snap, key, ip) => Path::Spoofed(c),
         Some(c) if !ip.is_ipv6 && snap.is_tunnel_broadcast(Ipv4Addr::from(key.get(Dim::Dst0))) => {
             Path::TunnelBroadcast(c)
+        }
+        // Our side of a tunnel whose inner network lies inside its customer's prefix (the
+        // configuration allows it) is an address of ours all the same: a router delivers its
+        // own addresses and forwards none (RFC 1812 §5.2.3; sent into the tunnel, it came
+        // straight back out of it), and ours is served through its tunnel alone
+        // (`decap::to_our_side`), as nothing to the anycast address goes into a tunnel.
+        Some(c) if !ip.is_ipv6 && snap.is_tunnel_side_in_a_prefix(Ipv4Addr::from(key.get(Dim::Dst0))) => {
+            Path::TunnelInterface(c)
         }
         // RFC 7126 §4.3, §4.4: on its way through the customer's host to somewhere else
         // (hosts refuse to forward these; the rules would read its next hop as `ip.dst`
@@ -692,6 +702,10 @@ fn finish(
         Path::TunnelBroadcast(c) => {
             outcome.customer = Some(c);
             outcome.verdict = Verdict::Drop(DropReason::TunnelBroadcast);
+        }
+        Path::TunnelInterface(c) => {
+            outcome.customer = Some(c);
+            outcome.verdict = Verdict::Drop(DropReason::TunnelInterface);
         }
         Path::Customer(c) => ingress::act_for_customer(ctx, frame, key, ip, c, decided, outcome),
         Path::LinkBroadcast => outcome.verdict = Verdict::Drop(DropReason::LinkBroadcast),

@@ -57,7 +57,8 @@ reasons! {
         SourceRouted = "source_routed",
         /// TCP flags no stack sends (none, SYN+FIN, SYN+RST, FIN without ACK).
         BadTcpFlags = "bad_tcp_flags",
-        /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112).
+        /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112), or
+        /// (IPv6) its whole chain of extension headers (RFC 8200 §4.5).
         TinyFragment = "tiny_fragment",
         /// A later fragment below the smallest first fragment that passes (TCP at offset 8
         /// or 16, AH-carried below 48), which can only overwrite the headers (RFC 1858).
@@ -145,7 +146,8 @@ reasons! {
         /// it here: a source route or routing header with hops left, or an option to
         /// discard if unknown (RFC 791, RFC 8200 §4.2 and §4.4).
         DecapOuterForbids = "decap_outer_forbids",
-        /// Decapsulated packet whose source is outside its customer's prefixes.
+        /// Decapsulated packet whose source is outside its customer's prefixes, whatever it is
+        /// addressed to (a ping of our side of the tunnel too).
         DecapSpoofedSource = "decap_spoofed_source",
         /// Decapsulated packet to an address no router forwards to: unspecified, loopback,
         /// link-local, multicast, broadcast, reserved or IPv4-mapped (RFC 1812 §5.3.7, RFC
@@ -158,7 +160,9 @@ reasons! {
         /// Denied by the customer's egress rules.
         Egress = "egress",
         /// Addressed to our side of a tunnel and not a ping or a probe reply, or a ping that
-        /// gets no reply (from an address of ours or one naming no host, among others).
+        /// gets no reply (from an address of ours or one naming no host, among others); or,
+        /// from the Internet, to our side of a tunnel inside its customer's prefix (served
+        /// through its tunnel alone, not forwarded into it).
         TunnelInterface = "tunnel_interface",
         /// A reply to another server's health probe, past what the fleet's probes of its
         /// tunnel can ask this worker to relay (twice one each `timeout_ms` from each other

@@ -58,6 +58,13 @@ impl Builder<'_> {
         let mut tunnel_broadcasts: Vec<Ipv4Addr> =
             c.tunnels.iter().filter_map(|t| t.interface?.broadcasts()).flatten().collect();
         tunnel_broadcasts.sort_unstable();
+        let customer_by_prefix = IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer)));
+        // The prefix table takes an IPv4 address in the top 32 bits, as the key holds it.
+        let tunnel_sides_in_prefixes: Vec<Ipv4Addr> = tunnel_sides
+            .iter()
+            .copied()
+            .filter(|&a| customer_by_prefix.lookup(false, u128::from(u32::from(a)) << 96).is_some())
+            .collect();
         self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -79,11 +86,12 @@ impl Builder<'_> {
             eth: s.eth,
             next_hop: s.next_hop,
             customers: c.customers,
-            customer_by_prefix: IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer))),
+            customer_by_prefix,
             tunnels: c.tunnels,
             tunnel_index: c.tunnel_index,
             tunnel_sides,
             tunnel_broadcasts,
+            tunnel_sides_in_prefixes,
             route_groups,
             rule_count: c.rule_count as usize,
             dos,

@@ -131,6 +131,11 @@ pub struct Snapshot {
     /// to us, who have an interface on it (RFC 1812 §4.2.3.1), so no ICMP error is sent
     /// about a packet to or from one (§4.3.2.7).
     pub tunnel_broadcasts: Vec<Ipv4Addr>,
+    /// Those of [`Snapshot::tunnel_sides`] inside a customer's prefix (the configuration
+    /// allows a tunnel's inner network inside its own customer's), sorted: addresses of ours
+    /// that steering alone would take for the customer's. Empty where inner networks are
+    /// private, as they usually are.
+    pub tunnel_sides_in_prefixes: Vec<Ipv4Addr>,
     /// The tunnels a route may take, by route group.
     pub route_groups: Vec<Box<[NextTunnel]>>,
     /// Total firewall and egress rules over all customers: the size of a worker's rule
@@ -330,6 +335,15 @@ impl Snapshot {
     #[inline]
     pub fn is_tunnel_broadcast(&self, a: Ipv4Addr) -> bool {
         !self.tunnel_broadcasts.is_empty() && self.tunnel_broadcasts.binary_search(&a).is_ok()
+    }
+
+    /// Whether IPv4 `a` is our side of a tunnel inside a customer's prefix
+    /// ([`Snapshot::tunnel_sides_in_prefixes`]): to be served through that tunnel alone, not
+    /// forwarded into it. Most configurations have none: the common case is one length test.
+    #[inline]
+    pub fn is_tunnel_side_in_a_prefix(&self, a: Ipv4Addr) -> bool {
+        let sides = &self.tunnel_sides_in_prefixes;
+        !sides.is_empty() && sides.binary_search(&a).is_ok()
     }
 
     /// Reads, validates and compiles the file at `path`.

@@ -287,7 +287,8 @@ struct Ipv6Layer<'a> {
 /// refused as malformed or truncated). A Hop-by-Hop header after another header, which
 /// etherparse refuses, is read on through as tshark reads it (its layout is a Destination
 /// Options header's) and marked, for the caller to drop the packet with its transport's
-/// fields in the key.
+/// fields in the key. A header that runs past the payload length is `truncated`, or in a
+/// first fragment `tiny_fragment` ([`chain_cut_short`]).
 fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     use etherparse::err::ip_auth;
     let header = Ipv6HeaderSlice::from_slice(l3).map_err(|e| match e {
@@ -312,7 +313,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
             IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
                 // Hop-by-hop options only directly after the IPv6 header (RFC 8200 §4.1).
                 hop_by_hop_misplaced |= ip_number == IpNumber::IPV6_HEADER_HOP_BY_HOP && extension_headers > 0;
-                let e = Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                let e = Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| chain_cut_short(fragment))?;
                 if ip_number == IpNumber::IPV6_ROUTE_HEADER
                     && let [_, _, routing_type, segments_left, ..] = *e.slice()
                 {
@@ -322,14 +323,14 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
             }
             IpNumber::AUTHENTICATION_HEADER => {
                 let e = IpAuthHeaderSlice::from_slice(rest).map_err(|e| match e {
-                    ip_auth::HeaderSliceError::Len(_) => DropReason::Truncated,
+                    ip_auth::HeaderSliceError::Len(_) => chain_cut_short(fragment),
                     ip_auth::HeaderSliceError::Content(_) => DropReason::BadIpExtHeader,
                 })?;
                 under_ah = true;
                 (e.slice().len(), e.next_header())
             }
             IpNumber::IPV6_FRAGMENTATION_HEADER => {
-                let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| chain_cut_short(fragment))?;
                 let offset = u32::from(f.fragment_offset().value()) * 8;
                 if f.is_fragmenting_payload() {
                     fragment = Some((offset, f.more_fragments()));
@@ -359,6 +360,20 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
         routed_onward,
         hop_by_hop_misplaced,
     })
+}
+
+/// What a header of the chain that runs past the payload length makes of the packet (the
+/// walk's bytes end where the payload length says, and a capture cut short of that was
+/// refused before it): in a first fragment (`fragment`, the walk's so far: offset 0, more to
+/// come) a tiny fragment, which does not hold the whole header chain up to the upper-layer
+/// header (RFC 7112 §5, RFC 8200 §4.5: discarded; its later fragments would bring what no
+/// filter read); in any other packet, a payload length that lies.
+#[cold]
+fn chain_cut_short(fragment: Option<(u32, bool)>) -> DropReason {
+    match fragment {
+        Some((0, true)) => DropReason::TinyFragment,
+        _ => DropReason::Truncated,
+    }
 }
 
 fn fill_ipv6(key: &mut Key, h: &Ipv6HeaderSlice<'_>) {
@@ -528,6 +543,13 @@ mod tests {
                 return Ok(());
             }
             let offset = |inner: &[u8], outer: &[u8]| inner.as_ptr() as usize - outer.as_ptr() as usize;
+            // A chain that runs past the payload length (all of which is there) behind a
+            // fragment header that fragments the payload, as etherparse's own walk reads up to
+            // where it stops: a first fragment (the chain's fragment headers are all at offset
+            // 0) without its whole header chain, a tiny fragment (RFC 7112 §5).
+            let cut_in_a_first_fragment = theirs_l3.get(40..40 + usize::from(payload_len)).is_some_and(|exts| {
+                etherparse::Ipv6ExtensionsSlice::from_slice_lax(IpNumber(first), exts).0.is_fragmenting_payload()
+            });
             match (Ipv6Slice::from_slice(&theirs_l3), ours) {
                 (Ok(ip), Ok(walk)) => {
                     proptest::prop_assert_eq!(walk.hop_by_hop_misplaced, misplaced);
@@ -545,6 +567,7 @@ mod tests {
                 }
                 (Err(e), Err(reason)) => {
                     let theirs = match e {
+                        ipv6::SliceError::Len(_) if cut_in_a_first_fragment => DropReason::TinyFragment,
                         ipv6::SliceError::Len(_) => DropReason::Truncated,
                         ipv6::SliceError::Header(_) => DropReason::BadIpv6Header,
                         ipv6::SliceError::Exts(_) => DropReason::BadIpExtHeader,

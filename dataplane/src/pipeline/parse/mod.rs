@@ -9,7 +9,8 @@
 //! parse time; docs/benchmarks.md), except for the plain IPv4 header (20 bytes, its total
 //! length inside the buffer), which is read straight from the bytes and held to etherparse's
 //! reading by a property test. etherparse checks every length field against the buffer, so
-//! a header that claims more bytes than the frame holds is `truncated`, never read past.
+//! a header that claims more bytes than the frame holds is `truncated`, never read past (an
+//! IPv6 first fragment whose header chain runs past its own payload, `tiny_fragment`).
 //! Fields of the layers that did parse stay in the key of a malformed frame (for `match` and
 //! drop captures), and a header tshark calls bogus or a capture cut short is in it as tshark
 //! shows it (its protocol, and the fields whose bytes are there: `classifier::field::BOGUS_IPV4`
