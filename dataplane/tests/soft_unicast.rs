@@ -747,6 +747,58 @@ fn a_backbone_larger_than_the_link_is_held_to_it() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Return traffic another data centre sent over the backbone that is too big for the hop
+/// on to its owner (here a `backbone_mtu` of 1000; a smaller link alike) crosses that hop in
+/// fragments, and every fragment sent is counted sent: as many `tx:backbone` frames as the
+/// replay wrote (capinfos counts them), and the outcome says the fragment it spilled, as
+/// `match --config` prints it (`+1 fragments`). The later fragment went out uncounted, and a
+/// backend's failure to send it would have taken off a count it never added.
+#[test]
+fn fragments_of_a_packet_from_the_backbone_are_counted_sent() {
+    use transitd::pipeline::Limits;
+    let (config, _) = fleet();
+    let config = config.replace("reserved_ports = 1024\n", "reserved_ports = 1024\nbackbone_mtu = 1000\n");
+    assert!(config.contains("backbone_mtu = 1000"));
+    let dir = std::env::temp_dir().join(format!("transitd-su-relay-fragments-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    // From b1 (hop 1) to data centre a: UDP to port 4000, a2's, 1200 bytes without DF.
+    scapy_pcap(
+        &file,
+        "frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+           /IP(src='10.9.0.21', dst='10.9.0.11')/GRE(key_present=1, key=0x535501)\n\
+           /IP(src='192.0.2.77', dst='198.18.200.1', id=8)/UDP(sport=7777, dport=4000)/Raw(b'y' * 1172)]",
+    );
+    let summary = replay(std::sync::Arc::new(snapshot(&config)), &file, Some(&out)).unwrap();
+    assert_eq!(frame_count(&out), 2, "the inner packet in two fragments, each in backbone GRE");
+    assert_eq!(summary.stats.tx_frames, 2, "every frame written is counted sent");
+    assert_eq!(summary.stats.tx[TxReason::Backbone.index()], 2);
+    let udp = tshark(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-Y",
+            "udp",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.length",
+        ],
+    );
+    assert_eq!(udp.trim(), "10.9.0.12\t1180", "the datagram, whole at a2");
+
+    let snap = snapshot(&config);
+    let outcome = outcome_with(&snap, &mut Limits::new(&snap), &read_frames(&file)[0].bytes, 1);
+    assert_eq!(fates(&[outcome.verdict]), [format!("tx:{}", TxReason::Backbone.name())]);
+    assert_eq!(outcome.spilled, 1, "the later fragment, as the dry run reports it");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `run --this-server NAME` says which server this host is over the configuration's
 /// `this_server`, so that a fleet can share one configuration (an etcd prefix): a2 takes its
 /// own slices (port 4000 is a2's: delivered here, where a1 sends it over the backbone) and

@@ -556,8 +556,11 @@ fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFram
     }
 }
 
+/// What the fleet sent over the backbone: its outcome, with the later fragments it spilled
+/// (an inner packet too big for the next hop), which are counted sent by this count alone.
 fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
-    Outcome::new(soft_unicast(ctx, frame, key, ip))
+    let verdict = soft_unicast(ctx, frame, key, ip);
+    Outcome { spilled: ctx.spilled, ..Outcome::new(verdict) }
 }
 
 /// The outcome of a frame the global DoS rules dropped.
