@@ -253,6 +253,33 @@ fn monitor_mode_counts_and_drops_nothing() {
     assert_eq!(hits[FlowEvent::New.index()], 50);
 }
 
+/// A customer's own connection (to a server on the Internet) is seen from the server's
+/// SYN-ACK on: its handshake ends with the customer's ACK, which leaves directly, and a server
+/// whose client speaks first says nothing more until the customer's first request, however
+/// late (a connection a pool opened ahead of use; RFC 9293 lets an established connection
+/// idle). It was forgotten at `embryonic_timeout`, and the server's answer, and every
+/// retransmission of it, dropped as out of state. A client's SYN with no ACK after it still
+/// lapses at `embryonic_timeout`.
+#[test]
+fn a_customers_own_connection_may_wait_for_its_first_request() {
+    let config = protected("mitigate")
+        .replace("embryonic_timeout = 86400", "embryonic_timeout = 30")
+        .replace("idle_timeout = 86400", "idle_timeout = 600");
+    let snap = snapshot(&config);
+    let mut limits = Limits::new(&snap);
+    let s = 1_000_000_000;
+    let (server, client, customer) = ([192, 0, 2, 80], [198, 18, 0, 1], [203, 0, 113, 80]);
+    let passed = |v: Verdict| matches!(v, Verdict::Tx { .. });
+    let syn_ack = segment(server, customer, 443, 40000, 0x12, 0);
+    assert!(passed(verdict_with(&snap, &mut limits, &syn_ack, s)));
+    let syn = segment(client, customer, 40001, 443, 0x02, 0);
+    assert!(passed(verdict_with(&snap, &mut limits, &syn, s)));
+    let answer = verdict_with(&snap, &mut limits, &segment(server, customer, 443, 40000, 0x18, 200), 60 * s);
+    assert!(passed(answer), "the server answers a request sent a minute on: {answer:?}");
+    let late = verdict_with(&snap, &mut limits, &segment(client, customer, 40001, 443, 0x10, 0), 60 * s);
+    assert!(is_out_of_state(&late), "a client's handshake left half done: {late:?}");
+}
+
 #[test]
 fn tracked_connections_survive_a_reload() {
     let a = snapshot(&protected("mitigate"));

@@ -6,8 +6,8 @@
 //! buckets. A new connection takes a free or expired way of its set, or else the one least
 //! recently seen, established connections last: a flood of random 4-tuples evicts, it never
 //! grows memory. Entries hold a
-//! 62-bit hash of the 4-tuple (never the tuple) with the state in its low bits, when they
-//! were last seen and the next sequence number: 16 bytes.
+//! 61-bit hash of the 4-tuple (never the tuple) with the state and how the connection opened
+//! in its low bits, when they were last seen and the next sequence number: 16 bytes.
 //!
 //! From the client side a connection goes
 //!
@@ -16,7 +16,13 @@
 //!                └──────────────RST──────────────────────► gone
 //! ```
 //!
-//! and each state ages out on its own timeout. Each entry keeps the client's next sequence
+//! and each state ages out on its own timeout. A connection a SYN-ACK opened (a customer's
+//! own, to a server on the Internet) ends its handshake with the customer's ACK, which leaves
+//! directly, and its server says nothing more until the customer's first request, however
+//! late (a connection opened ahead of use): waiting for it is waiting on an idle connection,
+//! on the idle timeout (it makes room as early as any embryonic entry).
+//!
+//! Each entry keeps the client's next sequence
 //! number as the edge saw it: the end of its stream, which a segment takes on when it starts
 //! at most [`GAP_BYTES`] beyond it. A gap is what the edge never saw of the stream: a segment
 //! lost before it (the client resends only that one once its receiver has acknowledged the
@@ -72,10 +78,15 @@ enum State {
 }
 
 const STATE_BITS: u64 = 3;
+/// Set in a tag whose connection a SYN-ACK opened: embryonic, it waits on the idle timeout.
+const OPENED_BY_SYN_ACK: u64 = 4;
+/// The bits of a tag that are not the flow's hash.
+const TAG_BITS: u64 = STATE_BITS | OPENED_BY_SYN_ACK;
 
 #[derive(Clone, Copy, Debug, Default, bytemuck::Zeroable)]
 struct Slot {
-    /// The flow's hash with its low two bits replaced by the state (0: free).
+    /// The flow's hash with its low three bits replaced by the state (0: free) and
+    /// [`OPENED_BY_SYN_ACK`].
     tag: u64,
     seen: u32,
     /// The client's next sequence number: the end of the stream seen (gaps of up to
@@ -85,7 +96,16 @@ struct Slot {
 
 impl Slot {
     fn new(flow: u64, state: State, seen: u32, next: u32) -> Slot {
-        Slot { tag: flow & !STATE_BITS | state as u64, seen, next }
+        Slot { tag: flow & !TAG_BITS | state as u64, seen, next }
+    }
+
+    /// The embryonic connection the SYN or SYN-ACK `seg` opens.
+    fn opened_by(flow: u64, seg: &Segment, seen: u32) -> Slot {
+        let mut slot = Slot::new(flow, State::Embryonic, seen, seg.end());
+        if seg.flags & ACK != 0 {
+            slot.tag |= OPENED_BY_SYN_ACK;
+        }
+        slot
     }
 
     fn state(&self) -> State {
@@ -102,7 +122,7 @@ impl Slot {
     }
 
     fn is(&self, flow: u64) -> bool {
-        self.tag & !STATE_BITS == flow & !STATE_BITS && self.state() != State::Free
+        self.tag & !TAG_BITS == flow & !TAG_BITS && self.state() != State::Free
     }
 
     /// Moves `next` to the end of `seg` when `seg` takes the stream on: it starts at most
@@ -298,7 +318,7 @@ impl FlowTable {
                         self.evicted += u64::from(evicts_established(&ways[i], now, t));
                         i
                     });
-                    ways[i] = Slot::new(flow, State::Embryonic, now, seg.end());
+                    ways[i] = Slot::opened_by(flow, &seg, now);
                 }
             }
             return FlowEvent::New;
@@ -444,6 +464,8 @@ pub(super) fn tick(ns: u64) -> u32 {
 fn expired(s: &Slot, now: u32, t: &FlowTimeouts) -> bool {
     let timeout = match s.state() {
         State::Free => return true,
+        // The customer's ACK that ends the handshake never passes here (module doc).
+        State::Embryonic if s.tag & OPENED_BY_SYN_ACK != 0 => t.established_ns,
         State::Embryonic => t.embryonic_ns,
         State::Established => t.established_ns,
         State::Closing => t.closing_ns,
@@ -666,6 +688,37 @@ mod tests {
         a.insert(5 << 8, later, later + 300 * S);
         a.insert(6 << 8, later, later + 300 * S);
         assert!(a.contains(5 << 8, later + S) && a.contains(6 << 8, later + S));
+    }
+
+    /// A customer's own connection is seen from its server's SYN-ACK on; the handshake ends
+    /// with the customer's ACK, which the edge never sees, and the server says nothing more
+    /// until the customer's first request (RFC 9293 lets an established connection idle).
+    /// Opened ahead of use, it was forgotten at the embryonic timeout and the server's
+    /// answer was out of state. A client's SYN alone still lapses then, and SYN-ACKs still
+    /// make room before an established connection.
+    #[test]
+    fn a_connection_a_syn_ack_opened_waits_on_the_idle_timeout() {
+        let mut t = FlowTable::new(1024);
+        let at = |flags, seq, len| Segment { flags, seq, len };
+        assert_eq!(t.observe(1 << 8, at(SYN | ACK, 7000, 0), S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(2 << 8, at(SYN, 100, 0), S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(3 << 8, at(SYN | ACK, 9000, 0), S, &T, &mut None), FlowEvent::New);
+        let answer = t.observe(1 << 8, at(ACK, 7001, 200), 200 * S, &T, &mut None);
+        assert_eq!(answer, FlowEvent::Tracked, "the server's answer to a late first request");
+        assert_eq!(t.observe(2 << 8, at(ACK, 101, 0), 200 * S, &T, &mut None), FlowEvent::OutOfStateAck);
+        assert_eq!(
+            t.observe(3 << 8, at(ACK, 9001, 0), 302 * S, &T, &mut None),
+            FlowEvent::OutOfStateAck,
+            "idle for longer than the idle timeout"
+        );
+        let mut t = FlowTable::new(WAYS);
+        t.observe(1 << 8, seg(SYN), S, &T, &mut None);
+        t.observe(1 << 8, seg(ACK), S, &T, &mut None);
+        for f in 2..1000u64 {
+            assert_eq!(t.observe(f << 8, seg(SYN | ACK), S + f, &T, &mut None), FlowEvent::New);
+        }
+        assert_eq!(t.observe(1 << 8, seg(ACK), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.take_evicted(), 0, "only the SYN-ACKs' entries made room");
     }
 
     #[test]
