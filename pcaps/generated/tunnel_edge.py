@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes tunnel-edge.pcap: both directions of a GRE tunnel edge, for
-dataplane/tests/tunnels.rs and its configuration (dataplane/tests/data/tunnel-edge.toml).
+dataplane/tests/tunnels/ and its configuration (dataplane/tests/data/tunnel-edge.toml).
 
 Customer acme (203.0.113.0/24, 2001:db8:acbe::/48) has its router at 198.51.100.1 (tunnel
 acme-gre, inner /31 10.213.0.0/31, our side .0) and at 2001:db8:beef::1 (tunnel acme-v6, GRE

@@ -1,4 +1,4 @@
-# Frames for the XDP program's and the data plane's differential test (tunnels.rs): GRE
+# Frames for the XDP program's and the data plane's differential test (tunnels/decapsulation.rs): GRE
 # (and not GRE) to the anycast addresses of dataplane/tests/data/tunnel-edge.toml, from its
 # tunnels' routers and from elsewhere, over IPv4 (options, fragments, AH) and IPv6 (chains
 # of extension headers and AH), with GRE headers of every flag, version and payload, scapy

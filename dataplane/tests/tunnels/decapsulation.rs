@@ -1,0 +1,345 @@
+//! Which GRE is ended here: over IPv6 behind extension headers, from an IPv4-mapped source,
+//! under AH, from no tunnel's router, with an outer header that forbids ending it here, as
+//! the XDP program judges it too; and the congestion mark carried inward.
+
+use super::*;
+
+/// GRE over IPv6 from acme's router behind a destination-options header (which the XDP
+/// program now redirects from a tunnel's router) is walked and decapsulated like the plain
+/// one; behind a fragment header, as a first fragment whose data is no multiple of 8 bytes
+/// (which no first fragment can be), it is dropped as a GRE fragment.
+#[test]
+fn gre_over_ipv6_behind_extension_headers_is_decapsulated_or_dropped_with_its_reason() {
+    let (config, _) = tunnel_edge();
+    let mut inner = Vec::new();
+    etherparse::PacketBuilder::ipv4([203, 0, 113, 10], [198, 18, 0, 10], 64)
+        .udp(5353, 53)
+        .write(&mut inner, b"query")
+        .unwrap();
+    let frame = |ext: &[u8], next: u8| {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa, 0x86, 0xdd];
+        let gre = [0u8, 0, 0x08, 0x00];
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((ext.len() + gre.len() + inner.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[next, 60]);
+        f.extend_from_slice(&"2001:db8:beef::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&"2001:db8:ffff::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(ext);
+        f.extend_from_slice(&gre);
+        f.extend_from_slice(&inner);
+        f
+    };
+    // Destination options (60): next header GRE, 8 bytes, a PadN option filling them.
+    let options = frame(&[47, 0, 1, 4, 0, 0, 0, 0], 60);
+    // A fragment header (44): next header GRE, offset 0, more fragments.
+    let fragment = frame(&[47, 0, 0, 1, 0, 0, 0, 9], 44);
+    let (v, _, _) = verdicts_of(&config, vec![frame(&[], 47), options, fragment]);
+    let names = fates(&v);
+    assert_eq!(names, ["tx:decapsulated", "tx:decapsulated", DropReason::GreFragment.name()]);
+}
+
+/// RFC 6040 §4.2 at decapsulation: an outer Congestion Experienced mark reaches an
+/// ECN-capable inner packet (the IPv4 checksum still verifying, as tshark checks), outer
+/// ECT(1) over inner ECT(0) becomes ECT(1), a not-ECN-capable inner packet under an outer CE
+/// is dropped, and anything else keeps its inner field; IPv6 inside too.
+#[test]
+fn decapsulation_carries_the_congestion_mark_inward() {
+    let (config, _) = tunnel_edge();
+    let file = std::env::temp_dir().join(format!("transitd-ecn-{}.pcap", std::process::id()));
+    let out = std::env::temp_dir().join(format!("transitd-ecn-out-{}.pcap", std::process::id()));
+    // (outer ECN, inner ECN) from acme's router; the inner DSCP is 0x28 (AF11) throughout.
+    scapy_pcap(
+        &file,
+        "def gre(outer, inner, v6=False):\n\
+         \x20   ip = IPv6(src='2001:db8:acbe::7', dst='2001:db8:5::9', tc=0x28 | inner) if v6 else IP(src='203.0.113.7', dst='198.51.100.200', tos=0x28 | inner)\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', tos=outer)/GRE()/ip/UDP(sport=5000, dport=53)/Raw(b'q')\n\
+         frames = [gre(3, 2), gre(3, 1), gre(3, 3), gre(3, 0), gre(1, 2), gre(2, 1), gre(0, 2), gre(3, 2, True), gre(3, 0, True)]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let sent = |v: &Verdict| matches!(v, Verdict::Tx { reason: TxReason::Decapsulated, .. });
+    let fates: Vec<bool> = v.iter().map(sent).collect();
+    assert_eq!(fates, [true, true, true, false, true, true, true, true, false], "{v:?}");
+    assert_eq!(v[3], Verdict::Drop(DropReason::DecapCeNotEct));
+    assert_eq!(v[8], Verdict::Drop(DropReason::DecapCeNotEct));
+    // What went out, as tshark reads it: the ECN field and (IPv4) the checksum's status.
+    let snap = std::sync::Arc::new(snapshot(&config));
+    transitd::replay::replay(snap, &file, Some(&out)).unwrap();
+    let rows = tshark(
+        &out,
+        &[
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "ip.dsfield.ecn",
+            "-e",
+            "ipv6.tclass.ecn",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "ip.dsfield.dscp",
+            "-e",
+            "ipv6.tclass.dscp",
+        ],
+    );
+    let got: Vec<&str> = rows.lines().collect();
+    let v4 = |ecn: u8| format!("{ecn}\t\t1\t10\t");
+    let v6 = |ecn: u8| format!("\t{ecn}\t\t\t10");
+    assert_eq!(
+        got,
+        [v4(3), v4(3), v4(3), v4(1), v4(1), v4(2), v6(3)].iter().map(String::as_str).collect::<Vec<_>>(),
+        "{rows}"
+    );
+    let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}
+
+/// GRE over IPv6 from the IPv4-mapped form of a tunnel's IPv4 router (::ffff:198.51.100.1)
+/// is no tunnel's: the tunnel index keeps IPv4 remotes in that form, and it was decapsulated
+/// as acme-gre's (with the bogon check off, which would drop it first). Its fate is that of
+/// GRE from any address that is no tunnel's.
+#[test]
+fn gre_from_an_ipv4_mapped_source_is_no_tunnels() {
+    let (config, _) = tunnel_edge();
+    let file = temp("mapped-gre");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.7', dst='198.51.100.99')/UDP(sport=5000, dport=53)\n\
+         gre = lambda src: Ether(dst='02:00:00:00:00:01')/IPv6(src=src, dst='2001:db8:ffff::1')/GRE()/inner\n\
+         frames = [gre('::ffff:198.51.100.1'), gre('2001:db8:5::99')]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    assert_eq!(v[0], v[1], "{v:?}");
+    assert!(!matches!(v[0], Verdict::Tx { .. }), "{v:?}");
+}
+
+/// GRE under an authentication header is not decapsulated, even from a tunnel's router:
+/// transitd holds no security association to verify it with, and decapsulating would take
+/// it as authenticated. It fares as GRE that is not ours (`gre_unsupported`), as the XDP
+/// program judges it; without the AH the same packet is decapsulated. scapy builds them
+/// (IPv4 and IPv6, whole and as a first fragment; over IPv6 also with options after the AH
+/// and before it).
+#[test]
+fn gre_under_ah_is_not_decapsulated() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-ah.pcap");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
+         ah = AH(nh=47, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)\n\
+         v4 = lambda flags=0: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', flags=flags, proto=51)\n\
+         v6 = Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=51)\n\
+         frames = [\n\
+           v4()/ah/GRE()/inner,\n\
+           v4('MF')/ah/GRE()/inner,\n\
+           v6/ah/GRE()/inner,\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner,\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=51)/AH(nh=60, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/IPv6ExtHdrDestOpt(nh=47)/GRE()/inner,\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/IPv6ExtHdrDestOpt()/ah/GRE()/inner,\n\
+         ]",
+    );
+    // tshark reads the AH and the GRE behind it in all but the fourth.
+    assert_eq!(tshark_frames(&file, "ah.spi == 1 and gre", &[]), [1, 2, 3, 5, 6]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let pass = format!("pass:{}", PassReason::GreUnsupported.name());
+    let (v, _, _) = verdicts_of(&config, frames.clone());
+    assert_eq!(fates(&v), [pass.as_str(), &pass, &pass, "tx:decapsulated", &pass, &pass]);
+    let dropping = config.replace("[dos.sanity]", "gre_unsupported = \"drop\"\n[dos.sanity]");
+    let (v, _, _) = verdicts_of(&dropping, frames);
+    let drop = DropReason::GreUnsupported.name();
+    assert_eq!(fates(&v), [drop, drop, drop, "tx:decapsulated", drop, drop]);
+}
+
+/// GRE from no tunnel's router is not ours, whatever it holds: passed
+/// (`gre_unknown_tunnel`), or dropped with `gre_unsupported = "drop"`, as the XDP program
+/// hands it over: behind an IPv6 destination options header, a first and a later fragment,
+/// an IPv4 fragment, a header cut short, a header with the routing bit. Fragments and bad
+/// headers from no router were dropped as `gre_fragment`, `truncated`, `bad_gre_header`
+/// whatever `gre_unsupported` said, where the XDP program passes them. From the tunnel's
+/// router, the same frames are decapsulated, kept for reassembly or dropped under their own
+/// reasons. scapy builds them; tshark reads the GRE.
+#[test]
+fn gre_from_no_router_follows_gre_unsupported_whatever_it_holds() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-v6-ext.pcap");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
+         def v6(src, ext):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IPv6(src=src, dst='2001:db8:ffff::1')/ext\n\
+         def v4(src, flags=0):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='192.0.2.1', flags=flags, id=9, proto=47)\n\
+         frames = []\n\
+         for (src, src4) in [('2001:db8:dead::1', '198.51.100.99'), ('2001:db8:beef::1', '198.51.100.1')]:\n\
+         \x20   frames += [\n\
+         \x20       v6(src, IPv6ExtHdrDestOpt()/GRE()/inner),\n\
+         \x20       v6(src, IPv6ExtHdrFragment(nh=47, offset=0, m=1, id=7)/GRE()/inner),\n\
+         \x20       v6(src, IPv6ExtHdrFragment(nh=47, offset=8, m=0, id=7)/Raw(b'x' * 16)),\n\
+         \x20       v4(src4, 'MF')/GRE()/inner,\n\
+         \x20       v4(src4)/Raw(b'\\0\\0'),\n\
+         \x20       v4(src4)/GRE(routing_present=1)/inner,\n\
+         \x20   ]",
+    );
+    assert_eq!(tshark_frames(&file, "ipv6.dstopts and gre", &[]), [1, 7]);
+    assert_eq!(tshark_frames(&file, "ip.flags.mf == 1 and gre", &[]), [4, 10]);
+    assert_eq!(tshark_frames(&file, "gre.flags.routing == 1", &[]), [6, 12]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (passed, _, _) = verdicts_of(&config, frames.clone());
+    let dropping = config.replace("[dos.sanity]", "gre_unsupported = \"drop\"\n[dos.sanity]");
+    let (dropped, _, _) = verdicts_of(&dropping, frames);
+    let pass = format!("pass:{}", PassReason::GreUnknownTunnel.name());
+    assert_eq!(fates(&passed)[..6], [pass.as_str(); 6]);
+    assert_eq!(fates(&dropped)[..6], [DropReason::GreUnknownTunnel.name(); 6]);
+    // From the routers: not a matter of `gre_unsupported`.
+    let fragment = DropReason::GreFragment.name();
+    let (cut, routed) = (DropReason::Truncated.name(), DropReason::BadGreHeader.name());
+    // The first fragments carry data of no multiple of 8 bytes (refused); the later one is
+    // kept for a datagram that never completes.
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let from_routers = ["tx:decapsulated", fragment, &held, fragment, cut, routed];
+    assert_eq!(fates(&passed)[6..], from_routers);
+    assert_eq!(fates(&dropped)[6..], from_routers);
+}
+
+/// GRE from a tunnel's router whose outer header forbids ending it here is not
+/// decapsulated: an IPv4 loose source route with a hop to go, an IPv6 routing header with
+/// segments left (RFC 8200 §4.4; type 0 is also deprecated, RFC 5095), a destination
+/// option whose type says "discard if unknown" (§4.2), and options Linux's `ip6_parse_tlv`
+/// refuses as malformed: padding that is not zero (RFC 4942 §2.1.9.5) or longer than 7
+/// bytes, an option past its header's end. The same headers exhausted, or with options to
+/// skip, are decapsulated. tshark's fields pick the forbidding ones.
+#[test]
+fn gre_whose_outer_header_forbids_ending_it_here_is_not_decapsulated() {
+    let (config, _) = tunnel_edge();
+    let file = temp("outer-forbids");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         inner = IP(src='203.0.113.7', dst='198.51.100.200')/UDP(sport=5000, dport=53)\n\
+         v4 = lambda ptr: e/IP(src='198.51.100.1', dst='192.0.2.1', options=[IPOption_LSRR(pointer=ptr, routers=['203.0.113.99'])])/GRE()/inner\n\
+         v6 = lambda ext: e/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/ext/GRE()/inner\n\
+         frames = [v4(4), v4(8),\n\
+           v6(IPv6ExtHdrRouting(type=0, segleft=1, addresses=['2001:db8:dead::1'])),\n\
+           v6(IPv6ExtHdrRouting(type=0, segleft=0, addresses=['2001:db8:dead::1'])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9E, optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x1E, optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 4)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'SECRET!!!!')])),\n\
+           e/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1', nh=60)/Raw(bytes([47, 0, 1, 9, 0xaa, 0xbb, 0xcc, 0xdd]) + raw(GRE()/inner)),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 6)])),\n\
+           v6(IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\0' * 4)]))]",
+    );
+    let forbidding = tshark_frames(
+        &file,
+        "(ip.opt.type in {131, 137} and ip.opt.ptr <= ip.opt.len) or ipv6.routing.segleft > 0 or ipv6.opt.type.action > 0 \
+         or ipv6.opt.padn matches \"[^\\x00]\" or (ipv6.opt.type == 1 and ipv6.opt.length > 5) \
+         or ipv6.opt.length + 4 > ipv6.dstopts.len_oct",
+        &[],
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(forbidding, [1, 3, 5, 8, 9, 10], "the oracle's selection");
+    assert_eq!(v.len(), 11, "a verdict for every frame written");
+    for (i, v) in v.iter().enumerate() {
+        if forbidding.contains(&(i as u64 + 1)) {
+            assert_eq!(*v, Verdict::Drop(DropReason::DecapOuterForbids), "frame {}", i + 1);
+        } else {
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Decapsulated, .. }), "frame {}: {v:?}", i + 1);
+        }
+    }
+}
+
+/// The XDP program and the pipeline judge GRE to the anycast address alike, so that replay
+/// shows what a live edge does: on 3000 frames scapy builds at random (GRE and not, from
+/// the tunnels' routers and from elsewhere, IPv4 options, fragments and AH, IPv6 chains of
+/// extension headers and AH, GRE of every flag, version and payload, then 600 ICMP errors
+/// to the anycast addresses, about our GRE to the routers (path MTU discovery) and about
+/// other packets; `data/gre_frames.py`; some behind VLAN tags, some cut short or with a
+/// byte changed), the kernel's test run of the program with
+/// the tables `run` gives it beside the pipeline's verdict, under both `gre_unsupported`
+/// settings:
+/// - what the pipeline transmits or drops, the program hands over (here: to a queue with no
+///   socket), but for what the host discards as well ([`DISCARDED_BY_THE_HOST`]) and chains
+///   of extension headers longer than the program walks (the host's; the sanity check's
+///   drop);
+/// - what the pipeline passes (GRE not ours, no customer's), the program passes itself,
+///   as what it is (GRE not ours as such): never handed over, to be punted back;
+/// - GRE that is not ours goes where `gre_unsupported` says: passed by the program itself,
+///   or handed over for the pipeline to drop.
+#[test]
+fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
+    use DropReason as D;
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-judged.pcap");
+    scapy_pcap(&file, &format!("NFRAMES = 3000\nNICMP = 600\n{}", include_str!("../data/gre_frames.py")));
+    let frames = damaged(tagged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 8100), 47);
+    // GRE under AH in an IPv6 chain, as tshark reads the frames (before the damage).
+    let under_v6_ah: std::collections::BTreeSet<u64> =
+        tshark_frames(&file, "eth.type == 0x86dd and ah and gre", &[]).into_iter().collect();
+    let _ = std::fs::remove_file(&file);
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    let not_ours = [PassReason::GreUnsupported.name(), PassReason::GreUnknownTunnel.name()];
+    for gre_unsupported in ["pass", "drop"] {
+        let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
+        let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+        let mut seen = std::collections::BTreeMap::new();
+        for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
+            let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+            let (kind, reason) = (verdict.kind(), verdict.reason());
+            let fine = match decision {
+                X::NoSocket => kind != "pass",
+                X::GreNotOurs => (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(verdict),
+                // A chain of extension headers longer than the program walks is the host's
+                // (documented), where the sanity check drops it.
+                X::Passed => {
+                    (kind == "pass" && !not_ours.contains(&reason))
+                        || discarded_by_the_host(verdict)
+                        || *verdict == Verdict::Drop(D::Ipv6ExtensionChain)
+                }
+                _ => false,
+            };
+            assert!(
+                fine,
+                "{gre_unsupported}: frame {} ({:02x?}): the program {}, the pipeline {kind}:{reason}",
+                i + 1,
+                frame,
+                decision.name()
+            );
+            *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
+        }
+        // Each case the frames are made for came up (else the test would hold nothing).
+        let at_least = |decision: X, kind: &str, reason: &str| {
+            let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
+            assert!(n >= 10, "{gre_unsupported}: {} {kind}:{reason} came up {n} times: {seen:?}", decision.name());
+        };
+        let gre_not_ours = if gre_unsupported == "pass" { (X::GreNotOurs, "pass") } else { (X::NoSocket, "drop") };
+        for reason in not_ours {
+            at_least(gre_not_ours.0, gre_not_ours.1, reason);
+        }
+        at_least(X::NoSocket, "tx", TxReason::Decapsulated.name());
+        at_least(X::NoSocket, "tx", TxReason::Encapsulated.name());
+        let gre_reasons = [D::GreFragment, D::GreKeyMismatch, D::BadGreHeader, D::BadGreChecksum, D::DecapOuterForbids];
+        for reason in gre_reasons.into_iter().chain([D::DecapSpoofedSource]) {
+            at_least(X::NoSocket, "drop", reason.name());
+        }
+        at_least(X::Passed, "pass", PassReason::NoCustomer.name());
+        // Path MTU discovery's errors about our GRE, used and unusable.
+        at_least(X::NoSocket, "consumed", ConsumeReason::UnderlayTooBig.name());
+        at_least(X::NoSocket, "drop", D::UnderlayTooBigUnusable.name());
+        // GRE under AH in an IPv6 chain came up whole, not only as a drop.
+        let whole_under_v6_ah = (1..)
+            .zip(&verdicts)
+            .filter(|(n, v)| under_v6_ah.contains(n) && v.reason() == PassReason::GreUnsupported.name())
+            .filter(|(n, _)| program.test_run(&frames[*n as usize - 1]).is_ok_and(|(d, _)| d == gre_not_ours.0))
+            .count();
+        assert!(whole_under_v6_ah >= 10, "{gre_unsupported}: {whole_under_v6_ah} frames of GRE under AH over IPv6");
+    }
+}

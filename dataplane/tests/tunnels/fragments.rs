@@ -1,0 +1,308 @@
+//! Fragments: later fragments of AH and extension-header datagrams going through, GRE a
+//! router fragmented reassembled and decapsulated (or refused with its first fragment), and a
+//! reassembled packet larger than the link fragmented or answered.
+
+use super::*;
+
+/// A later fragment's data is data: the later pieces of an IPv4 datagram under AH (protocol
+/// 51 in every piece, the AH header only in the first) and of an IPv6 datagram with
+/// destination options in its fragmentable part (the fragment header's next header 60 in
+/// every piece) go through like any fragment; they were read as AH or options headers and
+/// dropped as malformed. scapy fragments them; tshark reassembles what went out whole.
+#[test]
+fn later_fragments_of_ah_and_extension_header_datagrams_go_through() {
+    let (config, _) = tunnel_edge();
+    let file = temp("later-fragments");
+    let out = temp("later-fragments-out");
+    // Zero-filled data: read as a header, it is a malformed one (AH length 0, or options
+    // followed by a hop-by-hop header).
+    scapy_pcap(
+        &file,
+        "data = Raw(b'\\0' * 2000)\n\
+         v4 = IP(src='198.51.100.9', dst='203.0.113.5', id=0x5151)/AH(nh=17, payloadlen=4, spi=1, seq=1, icv=b'\\0' * 12)/UDP(sport=53, dport=5353)/data\n\
+         v6 = IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')/IPv6ExtHdrFragment(id=0x6161)/IPv6ExtHdrDestOpt()/UDP(sport=53, dport=5353)/data\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/f for f in fragment(v4, fragsize=800)] + [Ether(dst='02:00:00:00:00:01')/f for f in fragment6(v6, 900)]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    assert_eq!(frames.len(), 6, "three pieces of each");
+    let (v, _, _) = verdicts_of(&config, frames);
+    assert!(v.iter().all(|v| matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. })), "{v:?}");
+    let snap = std::sync::Arc::new(snapshot(&config));
+    replay(snap, &file, Some(&out)).unwrap();
+    let rows = tshark_checked(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-o",
+            "ipv6.defragment:TRUE",
+            "-Y",
+            "ip.reassembled.length or ipv6.reassembled.length",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=l",
+            "-e",
+            "ip.reassembled.length",
+            "-e",
+            "ipv6.reassembled.length",
+            "-e",
+            "ah.spi",
+            "-e",
+            "udp.checksum.status",
+        ],
+    );
+    // AH (24 bytes) + UDP (8) + 2000; destination options (8) + UDP (8) + 2000. scapy
+    // leaves the UDP checksum under AH out (status 3, not present); the IPv6 one verifies.
+    assert_eq!(rows.lines().collect::<Vec<_>>(), ["2032\t\t0x00000001\t3", "\t2016\t\t1"], "{rows}");
+    let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
+}
+
+/// A first fragment from a tunnel's router that holds its header chain but not the GRE
+/// header behind it is refused (RFC 7112 §5: the whole chain and the upper-layer header are
+/// in the first fragment), as a tiny fragment by the sanity checks or, with those off, as
+/// `gre_fragment`: its later fragment, which holds the GRE header (and names GRE, where the
+/// first names the options), waits for a datagram that never completes, or, refused with
+/// the first by decapsulation, is dropped (`gre_fragment_of_refused`). Before, the
+/// datagram completed and was decapsulated, its GRE header never judged in the first
+/// fragment. tshark finds no GRE in the first fragment.
+#[test]
+fn a_first_fragment_without_the_gre_header_is_refused() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-first-fragment-chain-only.pcap");
+    scapy_pcap(
+        &file,
+        "inner = bytes(GRE()/IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query'))\n\
+         ip = lambda: Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')\n\
+         first = ip()/IPv6ExtHdrFragment(nh=60, offset=0, m=1, id=11)/IPv6ExtHdrDestOpt(nh=47, options=[HBHOptUnknown(otype=0x1E, optdata=b'\\0' * 42)])\n\
+         later = ip()/IPv6ExtHdrFragment(nh=47, offset=6, m=0, id=11)/Raw(inner)\n\
+         frames = [first, later]",
+    );
+    assert_eq!(tshark_frames(&file, "gre", &[]), Vec::<u64>::new(), "no GRE in either fragment");
+    assert_eq!(tshark_frames(&file, "ipv6.dstopts", &[]), [1]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let (v, _, _) = verdicts_of(&config, frames.clone());
+    assert_eq!(fates(&v), [DropReason::TinyFragment.name(), &held]);
+    let unchecked = config.replace("[dos.sanity]", "[dos.sanity]\nfragments = false");
+    let (v, _, _) = verdicts_of(&unchecked, frames);
+    assert_eq!(fates(&v), [DropReason::GreFragment.name(), DropReason::GreFragmentOfRefused.name()]);
+}
+
+/// The later fragments of a datagram whose first fragment is refused as GRE not ours (PPTP's
+/// version 1, or transparent Ethernet bridging, a payload we do not carry) are dropped as
+/// they come (`gre_fragment_of_refused`), taking no slot of the reassembler. They were kept
+/// a second each for nothing, and as many such datagrams as a worker has slots (64) evicted
+/// a datagram of ours being reassembled. Here one of ours is begun, then 64 refused
+/// datagrams come, each first fragment then the two later ones, then one whose later
+/// fragment comes before its first (held, and given up when the first is refused; its last
+/// is dropped); ours still completes, and only that one datagram was given up. scapy builds
+/// and fragments them; tshark reads GRE not ours in the refused first fragments and
+/// reassembles ours at its last fragment.
+#[test]
+fn later_fragments_of_a_refused_datagram_are_dropped_and_take_no_slot() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-refused-fragments");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         outer = lambda n: e/IP(src='198.51.100.1', dst='192.0.2.1', id=n)\n\
+         inner = lambda n: IP(src='203.0.113.10', dst='198.18.0.10', id=n)/UDP(sport=5000, dport=53)/Raw(b'x' * 1400)\n\
+         ours = fragment(outer(1)/GRE()/inner(1), fragsize=720)\n\
+         def refused(n):\n\
+         \x20   gre = GRE(version=1, proto=0x880b, key_present=1, key=n) if n % 2 else GRE(proto=0x6558)/Ether()\n\
+         \x20   return fragment(outer(n)/gre/inner(n), fragsize=488)\n\
+         frames = [ours[0]]\n\
+         for n in range(100, 164):\n\
+         \x20   frames += refused(n)\n\
+         late = refused(200)\n\
+         frames += [late[1], late[0], late[2], ours[1]]",
+    );
+    // The refused datagrams' first fragments: every third frame from the second, and the
+    // late one's.
+    let firsts: Vec<u64> = (0..64).map(|k| 2 + 3 * k).chain([195]).collect();
+    assert_eq!(tshark_frames(&file, "gre.flags.version == 1 or gre.proto == 0x6558", &[]), firsts);
+    let ours_whole = ["-o", "ip.defragment:TRUE", "-Y", "ip.id == 1 and udp", "-T", "fields", "-e", "frame.number"];
+    assert_eq!(tshark(&file, &ours_whole), "197\n", "ours is whole at its last fragment");
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, stats, _) = verdicts_of(&config, frames);
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let pass = format!("pass:{}", PassReason::GreUnsupported.name());
+    let dropped = DropReason::GreFragmentOfRefused.name();
+    let refused = [pass.as_str(), dropped, dropped];
+    let expect = [
+        [held.as_str()].as_slice(),       // ours' first
+        &refused.repeat(64)[..],          // 64 refused, in order
+        &[held.as_str(), &pass, dropped], // the late one: a later fragment first
+        &["tx:decapsulated"],             // ours' last completes it
+    ]
+    .concat();
+    assert_eq!(fates(&v), expect);
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (1, 1));
+}
+
+/// GRE that a router fragmented after encapsulating it (no DF on the outer header, as Cisco
+/// sends it for an inner packet without DF) is reassembled and decapsulated: over IPv4 and
+/// IPv6 (scapy's `fragment`, `fragment6`: `pcaps/generated/gre_fragments.py`, each frame's
+/// fate in its script), in order, reversed, and interleaved with another datagram's; a CE mark on one fragment of an ECN-capable datagram marks the whole (RFC
+/// 3168 §5.3). Each comes out byte for byte as the inner packet scapy wrapped, a hop on
+/// (cut out of the unfragmented GRE by tshark's offsets). A datagram one of whose fragments
+/// overlaps another is not decapsulated (RFC 5722), nor are fragments from no router, and
+/// with `gre_reassembly = false` every fragment is dropped as before.
+#[test]
+fn fragmented_gre_from_a_router_is_reassembled_and_decapsulated() {
+    let (config, _) = tunnel_edge();
+    // The capture's datagrams whole, as its script (pcaps/generated/gre_fragments.py) makes
+    // them before cutting them.
+    let whole = temp("gre-whole.pcap");
+    scapy_pcap(
+        &whole,
+        "def inner(n):\n\
+         \x20   return IP(src='203.0.113.10', dst='198.18.0.10', id=n, tos=(2 if n == 3 else 0))/UDP(sport=5000+n, dport=53)/Raw(bytes([n]) * 1400)\n\
+         def v4(n):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', tos=(2 if n == 3 else 0))/GRE()/inner(n)\n\
+         frames = [v4(1), v4(2), v4(3), Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')/GRE()/inner(4)]",
+    );
+    let file = pcap("generated/gre-fragments.pcap");
+    assert_eq!(tshark_frames(&file, "ip.flags.mf == 1 or ip.frag_offset > 0", &[]).len(), 16);
+    assert_eq!(tshark_frames(&file, "ipv6.fraghdr.offset > 0", &[]), [10, 11]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, stats, _) = verdicts_of(&config, frames.clone());
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let (held, decap) = (held.as_str(), "tx:decapsulated");
+    let unknown = format!("pass:{}", PassReason::GreUnknownTunnel.name());
+    let fragment = DropReason::GreFragment.name();
+    let expect = [
+        [held, held, decap].as_slice(), // a, in order
+        &[held, held],                  // b's last two, reversed
+        &[held],                        // c's first
+        &[decap],                       // b's first completes b
+        &[held, decap],                 // the rest of c
+        &[held, held, decap],           // d, IPv6, reversed
+        &[unknown.as_str(); 3],         // e, from no router
+        &[held, fragment, held, held],  // f: its overlap discards it
+    ]
+    .concat();
+    assert_eq!(fates(&v), expect);
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (4, 1));
+
+    // What came out is the inner packets, a hop on: ids 1, 2, 3, 4 in the order they were
+    // completed, 3 marked CE.
+    let (out, _) = replay_to(&config, &file, "gre-reassembled");
+    let got: Vec<Vec<u8>> = read_frames(&out).into_iter().map(|f| f.bytes[14..].to_vec()).collect();
+    let mut want: Vec<Vec<u8>> =
+        inner_packets(&whole, "ip.src#1 == 198.51.100.1").iter().map(|p| forwarded(p)).collect();
+    // The IPv6 one: behind the 40-byte header and GRE's 4, as tshark reads it.
+    assert_eq!(
+        tshark(&whole, &["-Y", "ipv6.nxt == 47 and gre.flags_and_version == 0", "-T", "fields", "-e", "frame.number"]),
+        "4\n"
+    );
+    want.push(forwarded(&read_frames(&whole)[3].bytes[14 + 40 + 4..]));
+    want[2][1] |= 3;
+    want[2][10..12].copy_from_slice(&[0, 0]);
+    let c = gre::checksum::checksum(&want[2][..20]);
+    want[2][10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(got.len(), 4);
+    for (n, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(hex(got), hex(want), "datagram {}", n + 1);
+    }
+    let checked = tshark_checked(
+        &out,
+        &[
+            "-T",
+            "fields",
+            "-e",
+            "ip.id",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.dsfield.ecn",
+            "-e",
+            "udp.length",
+        ],
+    );
+    // Checksum status 1: good.
+    let rows = "0x0001\t1\t1\t0\t1408\n0x0002\t1\t1\t0\t1408\n0x0003\t1\t1\t3\t1408\n0x0004\t1\t1\t0\t1408\n";
+    assert_eq!(checked, rows);
+
+    let off = config.replace("anycast_v6 =", "gre_reassembly = false\nanycast_v6 =");
+    let (v, stats, _) = verdicts_of(&off, frames);
+    let from_routers: Vec<String> = fates(&v).into_iter().filter(|f| *f != unknown).collect();
+    assert_eq!(from_routers, vec![fragment.to_string(); 16]);
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (0, 0));
+    for f in [whole, out] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// A datagram reassembled from fragments that each fit the link can be larger than the link
+/// once decapsulated (a customer's LAN with a larger MTU than the path): it leaves as a
+/// router would send it on a smaller link. Without DF, in fragments (tshark reassembles them
+/// into the inner packet scapy made, its UDP checksum good); with DF, a Fragmentation Needed
+/// naming the link's MTU goes back into the tunnel; IPv6, a Packet Too Big.
+#[test]
+fn a_reassembled_packet_larger_than_the_link_is_fragmented_or_answered() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-past-link.pcap");
+    scapy_pcap(
+        &file,
+        "def gre(inner):\n\
+         \x20   return Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         frames = []\n\
+         for flags, n in [(0, 1), ('DF', 2)]:\n\
+         \x20   inner = IP(src='203.0.113.10', dst='198.18.0.10', id=n, flags=flags)/UDP(sport=6000+n, dport=9)/Raw(bytes([n]) * 1548)\n\
+         \x20   frames += fragment(gre(inner), fragsize=1480)\n\
+         inner6 = IPv6(src='2001:db8:acbe::10', dst='2001:db8:1::2')/UDP(sport=6003, dport=9)/Raw(b'\\x03' * 1528)\n\
+         frames += fragment(gre(inner6), fragsize=1480)",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    assert!(frames.iter().all(|f| f.len() <= 1514), "each fragment fits a 1500-byte link");
+    let snap = std::sync::Arc::new(snapshot(&config));
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    io.link_mtu = Some(1500);
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let (io, state) = worker.into_parts();
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let expect = [held.as_str(), "tx:decapsulated", &held, "tx:icmp_too_big", &held, "tx:icmp_too_big"];
+    assert_eq!(fates(&io.verdicts), expect);
+    assert_eq!(state.stats.gre_reassembled, 3);
+    assert!(io.sent.iter().all(|f| f.len() <= 1514), "nothing sent is longer than the link takes");
+    let out = temp("gre-past-link-out.pcap");
+    write_pcap(&out, &io.sent);
+    // The first datagram in two fragments, which tshark puts back together.
+    let whole = tshark_checked(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-Y",
+            "udp.srcport == 6001",
+            "-T",
+            "fields",
+            "-e",
+            "ip.reassembled.length",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.ttl",
+        ],
+    );
+    assert_eq!(whole, format!("{}\t1\t63\n", 8 + 1548));
+    // The errors, in GRE to the router: the link's MTU, quoting the datagram.
+    let errors = tshark_checked(
+        &out,
+        &["-Y", "ip.dst#1 == 198.51.100.1 and gre and (icmp or icmpv6)", "-T", "fields", "-E", "occurrence=l"]
+            .into_iter()
+            .chain(["-e", "icmp.mtu", "-e", "icmpv6.mtu", "-e", "udp.srcport"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(errors, "1500\t\t6002\n\t1500\t6003\n");
+    for f in [file, out] {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -1,0 +1,426 @@
+//! The ICMP transitd originates: when an error is sent and when not (errors about errors,
+//! fragments, broadcasts, sources no error may go to), from which address and how much it
+//! quotes, echo replies from our side of a tunnel and the sources they go to, and the ICMP
+//! budget they spend.
+
+use super::*;
+
+#[test]
+fn icmp_rate_zero_sends_no_icmp_error_and_no_ping_reply() {
+    let (config, file) = tunnel_edge();
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 0\n", 1);
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, stats, _) = verdicts_of(&config, frames);
+    use TxReason as T;
+    for reason in [T::IcmpTimeExceeded, T::IcmpTooBig, T::EchoReply] {
+        assert_eq!(stats.sent_as(reason), 0, "{}", reason.name());
+    }
+    // The frames that would have been answered are dropped under their own reasons.
+    assert_eq!(stats.dropped_for(DropReason::TtlExceeded), 3);
+    assert_eq!(v.iter().filter(|v| matches!(v, Verdict::Tx { reason: T::Encapsulated, .. })).count(), 3);
+}
+
+/// The ICMP budget is spent on messages sent, not on requests refused (RFC 1812 §4.3.2.8):
+/// pings of our side of a tunnel that get no reply (they carry IP options, which an
+/// in-place reply cannot honour) took a token each, and the errors after them found none.
+/// With a burst of two, two such pings, then two packets whose TTL runs out: both errors go.
+#[test]
+fn pings_that_get_no_reply_spend_no_icmp_budget() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 2\n", 1);
+    let file = temp("ping-options");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = IP(src='10.213.0.1', dst='10.213.0.0', options=[IPOption_NOP()] * 4)/ICMP(type=8, id=1, seq=1)\n\
+         late = IP(src='198.18.0.10', dst='203.0.113.10', ttl=1)/UDP(sport=5000, dport=53)\n\
+         frames = [gre(ping), gre(ping), Ether(dst='02:00:00:00:00:01')/late, Ether(dst='02:00:00:00:00:01')/late]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (refused, late) = (DropReason::TunnelInterface.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
+    assert_eq!(fates(&v), [refused, refused, &late, &late]);
+}
+
+/// A ping of our side of a tunnel is not answered from a source no ICMP error goes to (RFC
+/// 1812 §4.3.2.7): one of our own addresses (our side of this tunnel: someone else wrote the
+/// request, and the reply would go to ourselves) or the network or broadcast address of the
+/// tunnel's /30 (no one host). With the tunnel's /30 inside its customer's prefix, these pass
+/// the source check (elsewhere they fail it: the next test). Each is `tunnel_interface`, and
+/// spends none of the ICMP budget: with a burst of two, the two pings after them from the
+/// router's side and a customer's address are both answered. scapy writes them.
+#[test]
+fn pings_of_our_side_from_our_own_addresses_are_not_answered() {
+    let (config, _) = tunnel_edge();
+    let config = config.replace("interface = \"10.213.0.0/31\"", "interface = \"203.0.113.201/30\"");
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 2\n", 1);
+    let file = temp("ping-from-ours");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = lambda src: IP(src=src, dst='203.0.113.201')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         ours = ['203.0.113.201', '203.0.113.200', '203.0.113.203']\n\
+         frames = [gre(ping(s)) for s in ours + ['203.0.113.202', '203.0.113.7']]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (refused, reply) = (DropReason::TunnelInterface.name(), format!("tx:{}", TxReason::EchoReply.name()));
+    let reply = reply.as_str();
+    assert_eq!(fates(&v), [refused, refused, refused, reply, reply]);
+}
+
+/// A ping of our side of a tunnel is answered only to a source the tunnel's customer may
+/// send from (its prefixes, the router's side of the tunnel): its reply goes back through
+/// the tunnel to that source. From any other it is `decap_spoofed_source`, as anything else
+/// from there is, where it was answered: an address of the Internet, another customer's
+/// host, another tunnel's router side, and our own addresses outside the customer's
+/// prefixes (the anycast address, another tunnel's side and its /30's broadcast). The
+/// router's side and a customer's host are answered. scapy writes them.
+#[test]
+fn pings_of_our_side_from_sources_not_the_customers_are_not_answered() {
+    let (config, _) = tunnel_edge();
+    let config = config.replace("key = 7\n", "key = 7\ninterface = \"10.214.0.1/30\"\n");
+    let file = temp("ping-from-elsewhere");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = lambda src: IP(src=src, dst='10.213.0.0')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         elsewhere = ['198.18.0.10', '198.18.100.5', '10.214.0.2', '192.0.2.1', '10.214.0.1', '10.214.0.3']\n\
+         frames = [gre(ping(s)) for s in elsewhere + ['10.213.0.1', '203.0.113.7']]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (spoofed, reply) = (DropReason::DecapSpoofedSource.name(), format!("tx:{}", TxReason::EchoReply.name()));
+    let reply = reply.as_str();
+    assert_eq!(fates(&v), [spoofed, spoofed, spoofed, spoofed, spoofed, spoofed, reply, reply]);
+}
+
+/// What we send back into a tunnel fits its MTU: a time-exceeded about a packet as long as
+/// the tunnel takes quotes less of it (RFC 1812 §4.3.2.3: as much as fits; the full quote
+/// was dropped as `mtu_exceeded`, and the hop was missing from the router's tracepath), and
+/// an echo reply longer than the tunnel takes is dropped as `mtu_exceeded` rather than
+/// sent for the underlay to drop. Read back by etherparse.
+#[test]
+fn what_goes_back_into_a_small_tunnel_fits_it() {
+    use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, _) = tunnel_edge();
+    // IPv6 needs 1280 bytes: acme's IPv6 route goes by its other tunnel here.
+    let config = config.replacen("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 300", 1).replacen(
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+        "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+        1,
+    );
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let mut send = |inner: &[u8]| {
+        let input = in_gre(inner, [198, 51, 100, 1], [192, 0, 2, 1]);
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(&input);
+        let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
+        let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+        frame.verdict = outcome.verdict;
+        (outcome.verdict, frame.tx_bytes().map(<[u8]>::to_vec))
+    };
+    // A 300-byte TTL-1 datagram from the router: its error is 28 + 272 bytes, not 328.
+    let mut probe = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv4([10, 213, 0, 1], [8, 8, 8, 8], 1)
+        .udp(33434, 33435)
+        .write(&mut probe, &[0x55; 300 - 28])
+        .unwrap();
+    let (verdict, sent) = send(&probe);
+    assert!(matches!(verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. }), "{verdict:?}");
+    let sent = sent.unwrap();
+    let error = SlicedPacket::from_ip(&sent[14 + 20 + 4..]).unwrap();
+    let Some(NetSlice::Ipv4(e)) = error.net else { panic!("not IPv4: {error:?}") };
+    assert_eq!(e.header().total_len(), 300, "the error fills the tunnel, no more");
+    assert_eq!(&sent[14 + 20 + 4 + 28..14 + 20 + 4 + 48], &probe[14..34], "the quote starts with the packet's header");
+    // A 300-byte ping of our side is answered; a 301-byte one is not sent back.
+    for (len, fits) in [(300, true), (301, false)] {
+        let mut ping = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+            .ipv4([10, 213, 0, 1], [10, 213, 0, 0], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut ping, &vec![0x66; len - 28])
+            .unwrap();
+        let (verdict, _) = send(&ping);
+        match fits {
+            true => assert!(matches!(verdict, Verdict::Tx { reason: TxReason::EchoReply, .. }), "{verdict:?}"),
+            false => assert_eq!(verdict, Verdict::Drop(DropReason::MtuExceeded)),
+        }
+    }
+}
+
+/// A TTL-1 packet from a customer's router itself (a traceroute from its tunnel address,
+/// which no customer prefix holds) gets its time-exceeded back through the tunnel it came
+/// out of, not toward the Internet, where that address means nothing.
+#[test]
+fn icmp_errors_about_a_routers_own_packets_go_back_into_its_tunnel() {
+    use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, _) = tunnel_edge();
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let probe = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv4([10, 213, 0, 1], [8, 8, 8, 8], 1)
+        .udp(33434, 33435);
+    let mut inner = Vec::new();
+    probe.write(&mut inner, b"from the router").unwrap();
+    let input = in_gre(&inner, [198, 51, 100, 1], [192, 0, 2, 1]);
+    let mut buf = vec![0u8; HEADROOM + 2048];
+    buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(&input);
+    let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
+    let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+    assert!(matches!(outcome.verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. }), "{:?}", outcome.verdict);
+    frame.verdict = outcome.verdict;
+    let sent = frame.tx_bytes().unwrap().to_vec();
+    let outer = SlicedPacket::from_ethernet(&sent).unwrap();
+    let Some(NetSlice::Ipv4(o)) = outer.net else { panic!("not IPv4: {outer:?}") };
+    assert_eq!((o.header().destination(), o.header().protocol()), ([198, 51, 100, 1], etherparse::IpNumber::GRE));
+    // Behind the 4-byte GRE header: ICMP time exceeded from our side of the tunnel (an
+    // address of the interface it leaves by, RFC 1812 §4.3.2.4: a router filtering sources
+    // strictly on its tunnel dropped errors from the anycast address) to the router.
+    let error = SlicedPacket::from_ip(&sent[14 + 20 + 4..]).unwrap();
+    let Some(NetSlice::Ipv4(e)) = error.net else { panic!("not IPv4: {error:?}") };
+    assert_eq!((e.header().source(), e.header().destination()), ([10, 213, 0, 0], [10, 213, 0, 1]));
+    assert_eq!(sent[14 + 20 + 4 + 20], 11, "ICMP type: time exceeded");
+}
+
+/// No ICMP error about an ICMP error behind IPv6 extension headers or IPv4 AH (the header
+/// checks see only the first next header), and no Time Exceeded about an IPv6 fragment
+/// other than the first; a Packet Too Big about a later fragment is still sent (path MTU
+/// discovery needs it). scapy makes the packets; beside each, one the same but for what
+/// forbids the error, which is answered.
+#[test]
+fn no_icmp_error_about_an_error_behind_extension_headers_or_a_later_fragment() {
+    let (config, _) = tunnel_edge();
+    let file = std::env::temp_dir().join(format!("transitd-icmp-deep-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "big = Raw(b'x' * 1500)\n\
+         frames = [\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6DestUnreach()/IPv6()/UDP(),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrDestOpt()/ICMPv6EchoRequest(),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=7)/Raw(b'y' * 64),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=1)/IPv6ExtHdrFragment(offset=0, m=1, nh=17, id=8)/UDP()/Raw(b'y' * 64),\n\
+           Ether(dst='02:00:00:00:00:01')/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5', hlim=64)/IPv6ExtHdrFragment(offset=100, m=1, nh=17, id=9)/big,\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=3, code=1)/IP()/UDP(),\n\
+           Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=51)/AH(nh=1, payloadlen=4, icv=b'\\0' * 12)/ICMP(type=8),\n\
+         ]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    use TxReason as T;
+    let exceeded = Verdict::Drop(DropReason::TtlExceeded);
+    let answered = |v: &Verdict, reason: T| matches!(v, Verdict::Tx { reason: r, .. } if *r == reason);
+    assert_eq!(v[0], exceeded, "an ICMPv6 error behind destination options");
+    assert!(answered(&v[1], T::IcmpTimeExceeded), "an echo request behind them: {:?}", v[1]);
+    assert_eq!(v[2], exceeded, "a later IPv6 fragment");
+    assert!(answered(&v[3], T::IcmpTimeExceeded), "the first fragment: {:?}", v[3]);
+    assert!(answered(&v[4], T::IcmpTooBig), "too big, a later fragment: {:?}", v[4]);
+    assert_eq!(v[5], exceeded, "an ICMP error behind AH");
+    assert!(answered(&v[6], T::IcmpTimeExceeded), "an echo request behind AH: {:?}", v[6]);
+}
+
+/// An IPv4 first fragment with fewer than 6 bytes of ICMP has no ICMP layer, in tshark and so
+/// in the key: with no type to tell, it may be an error, and gets no error about it. Behind
+/// AH the header checks in `gre::icmp` cannot read the type either (they see protocol 51), so
+/// only the fragment's own protocol kept a Destination Unreachable of 4 bytes from being
+/// answered. With 6 bytes an echo request is read, and answered. (With the sanity checks on,
+/// all are tiny fragments.)
+#[test]
+fn no_icmp_error_about_a_first_fragment_too_short_for_its_icmp_type() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("[dos.sanity]\n", "[dos.sanity]\nfragments = false\n", 1);
+    let file = std::env::temp_dir().join(format!("transitd-icmp-short-fragment-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "echo = bytes(ICMP(type=8, id=7, seq=1))\n\
+         ip = lambda p: IP(src='198.51.100.9', dst='203.0.113.5', ttl=1, proto=p, flags='MF')\n\
+         ah = AH(nh=1, payloadlen=4, icv=b'\\0' * 12)\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/p for p in [\n\
+           ip(51)/ah/Raw(bytes([3, 1, 0, 0])),\n\
+           ip(51)/ah/Raw(echo[:4]),\n\
+           ip(1)/Raw(echo[:4]),\n\
+           ip(51)/ah/Raw(echo[:6]),\n\
+           ip(1)/Raw(echo[:6]),\n\
+         ]]",
+    );
+    assert_eq!(tshark_frames(&file, "icmp", &[]), [4, 5], "tshark's ICMP layer begins at 6 bytes");
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let _ = std::fs::remove_file(&file);
+    let exceeded = Verdict::Drop(DropReason::TtlExceeded);
+    assert_eq!(v[..3], [exceeded; 3], "4 bytes of ICMP: no type, no error");
+    for (verdict, how) in v[3..].iter().zip(["behind AH", "plain"]) {
+        let answered = matches!(verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. });
+        assert!(answered, "an echo request of 6 bytes ({how}): {verdict:?}");
+    }
+}
+
+/// No ICMP error about an ICMP message that is not a query or its reply: RFC 1812
+/// §4.3.2.7 forbids errors about errors, and a type unassigned or deprecated (31, conversion
+/// error; 40, Photuris) may be one (Linux takes any unknown type for one). A timestamp
+/// request, a query, is answered. Nor an error to our own anycast address: someone else
+/// wrote it there, and the error would go to the next hop and back to an edge; from the
+/// Internet such a packet is spoofed before its TTL is looked at (`spoofed_customer_source`).
+#[test]
+fn no_icmp_error_about_unknown_icmp_types_nor_to_our_own_address() {
+    let (config, _) = tunnel_edge();
+    let file = temp("icmp-types");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         late = lambda inner, src='198.18.0.10': e/IP(src=src, dst='203.0.113.10', ttl=1)/inner\n\
+         frames = [\n\
+           late(ICMP(type=40)/Raw(b'x' * 20)),\n\
+           late(ICMP(type=31)/Raw(b'x' * 20)),\n\
+           late(ICMP(type=200)/Raw(b'x' * 20)),\n\
+           late(ICMP(type=13)/Raw(b'x' * 12)),\n\
+           late(UDP(sport=5000, dport=53), src='192.0.2.1'),\n\
+           e/IPv6(src='2001:db8:ffff::1', dst='2001:db8:acbe::10', hlim=1)/UDP(sport=5000, dport=53),\n\
+           late(UDP(sport=5000, dport=53)),\n\
+         ]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (exceeded, answered) = (DropReason::TtlExceeded.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
+    let spoofed = DropReason::SpoofedCustomerSource.name();
+    assert_eq!(fates(&v), [exceeded, exceeded, exceeded, &answered, spoofed, spoofed, &answered]);
+}
+
+/// With `bogons = false`, no ICMP error goes to a source from the Internet that no error may
+/// go to: link-local (169.254/16, fe80::/10: no router forwards such a packet off its link,
+/// RFC 3927 §7, RFC 4291 §2.5.6, so its sender is not where the error would go), IPv4-mapped
+/// (RFC 4291 §2.5.5.2: not used on the wire; RFC 4443 §2.4 (e.3)). Each is dropped as a
+/// packet whose error is rate-limited is (`ttl_exceeded`, `mtu_exceeded`); the same packet
+/// from a global source is answered. One from our side of a tunnel (someone else wrote it)
+/// is spoofed, dropped before its TTL or size is looked at (`spoofed_customer_source`).
+#[test]
+fn no_icmp_error_from_the_internet_to_link_local_mapped_or_our_tunnel_sources() {
+    let (config, _) = tunnel_edge();
+    let file = temp("icmp-sources");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         udp = UDP(sport=5000, dport=53)\n\
+         late = lambda src: e/IP(src=src, dst='203.0.113.10', ttl=1)/udp\n\
+         late6 = lambda src: e/IPv6(src=src, dst='2001:db8:acbe::10', hlim=1)/udp\n\
+         big = lambda src: e/IP(src=src, dst='203.0.113.10', flags='DF')/udp/Raw(b'x' * 1500)\n\
+         big6 = lambda src: e/IPv6(src=src, dst='2001:db8:acbe::10')/udp/Raw(b'x' * 1500)\n\
+         frames = [\n\
+           late('169.254.10.1'), late('10.213.0.0'), late('198.18.0.10'),\n\
+           late6('fe80::1'), late6('::ffff:198.18.0.10'), late6('2001:db8:5::9'),\n\
+           big('169.254.10.1'), big('10.213.0.0'), big('198.18.0.10'),\n\
+           big6('fe80::1'), big6('::ffff:198.18.0.10'), big6('2001:db8:5::9'),\n\
+         ]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (exceeded, mtu) = (DropReason::TtlExceeded.name(), DropReason::MtuExceeded.name());
+    let tx = |r: TxReason| format!("tx:{}", r.name());
+    let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
+    let (late, big) = (late.as_str(), big.as_str());
+    let spoofed = DropReason::SpoofedCustomerSource.name();
+    let expect = [exceeded, spoofed, late, exceeded, exceeded, late, mtu, spoofed, big, mtu, mtu, big];
+    assert_eq!(fates(&v), expect);
+}
+
+/// Out of a tunnel, a link-local source is the tunnel's own link: a traceroute from a router
+/// whose inner address is 169.254.10.1 gets its Time Exceeded back into the tunnel, where the
+/// same packet from the Internet gets none. Our side of a tunnel gets none from either: with
+/// the inner network inside the customer's prefix, a router sending as our side passes the
+/// source check, and the error went to ourselves; the router's own side is answered.
+#[test]
+fn icmp_errors_answer_a_tunnels_link_local_router_but_not_our_side() {
+    let (config, _) = tunnel_edge();
+    let ours = "interface = \"10.213.0.0/31\"";
+    let link_local = config.replace(ours, "interface = \"169.254.10.0/31\"");
+    let in_prefix = config.replace(ours, "interface = \"203.0.113.254/31\"");
+    let file = temp("icmp-tunnel-sources");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         gre = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         late = lambda src, dst='8.8.8.8': IP(src=src, dst=dst, ttl=1)/UDP(sport=33434, dport=33435)\n\
+         frames = [gre(late('169.254.10.1')), e/late('169.254.10.1', '203.0.113.10'),\n\
+                   gre(late('203.0.113.254')), gre(late('203.0.113.255'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (exceeded, answered) = (DropReason::TtlExceeded.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
+    let (v, _, _) = verdicts_of(&link_local, frames[..2].to_vec());
+    assert_eq!(fates(&v), [answered.as_str(), exceeded], "the link-local router, then from the Internet");
+    let (v, _, _) = verdicts_of(&in_prefix, frames[2..].to_vec());
+    assert_eq!(fates(&v), [exceeded, answered.as_str()], "as our side, then as the router's");
+}
+
+/// No ICMP error about a packet to or from the network or broadcast address of a tunnel's
+/// inner /30: they are broadcasts to us, on that link (RFC 1812 §4.2.3.1, §4.3.2.7). Inside the
+/// customer's prefix (203.0.113.253/30), a TTL-1 or too-big packet from the Internet to either
+/// gets none (it is not forwarded either: `tunnel_broadcast`), nor one from the tunnel with
+/// the broadcast as its source; out of another customer's tunnel, one to a private /30's
+/// broadcast (10.213.0.1/30) gets none (and goes nowhere). The same packets to or from a
+/// neighbouring address are answered.
+#[test]
+fn no_icmp_error_about_a_packet_to_or_from_a_tunnels_30_broadcast() {
+    let (config, _) = tunnel_edge();
+    let ours = "interface = \"10.213.0.0/31\"";
+    let in_prefix = config.replace(ours, "interface = \"203.0.113.253/30\"");
+    let private = config.replace(ours, "interface = \"10.213.0.1/30\"");
+    let file = temp("icmp-tunnel-broadcast");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         udp = UDP(sport=33434, dport=33435)\n\
+         late = lambda dst, src='198.18.0.10': IP(src=src, dst=dst, ttl=1)/udp\n\
+         big = lambda dst: e/IP(src='198.18.0.10', dst=dst, flags='DF')/udp/Raw(b'x' * 1500)\n\
+         acme = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         beta = lambda inner: e/IP(src='198.51.100.2', dst='192.0.2.1')/GRE(key_present=1, key=7)/inner\n\
+         frames = [e/late('203.0.113.252'), e/late('203.0.113.255'), e/late('203.0.113.250'),\n\
+                   big('203.0.113.255'), big('203.0.113.250'),\n\
+                   acme(late('8.8.8.8', src='203.0.113.255')), acme(late('8.8.8.8', src='203.0.113.250')),\n\
+                   beta(late('10.213.0.3', src='198.18.100.5')), beta(late('10.213.0.5', src='198.18.100.5'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let exceeded = DropReason::TtlExceeded.name();
+    let (broadcast, martian) = (DropReason::TunnelBroadcast.name(), DropReason::DecapMartianDestination.name());
+    let tx = |r: TxReason| format!("tx:{}", r.name());
+    let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
+    let (late, big) = (late.as_str(), big.as_str());
+    let (v, _, _) = verdicts_of(&in_prefix, frames[..7].to_vec());
+    let expected = [broadcast, broadcast, late, broadcast, big, exceeded, late];
+    assert_eq!(fates(&v), expected, "inside the customer's prefix");
+    let (v, _, _) = verdicts_of(&private, frames[7..].to_vec());
+    assert_eq!(fates(&v), [martian, late], "out of another customer's tunnel");
+}
+
+/// A ping of our side of a tunnel whose ICMP checksum is wrong gets no reply (a host's stack
+/// drops it; the reply's checksum, patched, would have been as wrong); the same ping with
+/// the checksum scapy computes is answered.
+#[test]
+fn a_corrupt_ping_of_our_side_of_a_tunnel_is_not_answered() {
+    let (config, _) = tunnel_edge();
+    let file = temp("corrupt-ping");
+    scapy_pcap(
+        &file,
+        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
+         ping = lambda **k: IP(src='10.213.0.1', dst='10.213.0.0')/ICMP(type=8, id=7, seq=1, **k)/Raw(b'hello')\n\
+         frames = [gre(ping(chksum=0x1234)), gre(ping())]",
+    );
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    assert_eq!(
+        fates(&v),
+        [DropReason::TunnelInterface.name().to_string(), format!("tx:{}", TxReason::EchoReply.name())]
+    );
+}
