@@ -242,6 +242,12 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 		 * so. */
 		return gre_fate(cfg, (void *)(ip + 1) + (up.at & MAX_V6_CHAIN_LEN), end, up.left, known,
 				up.later_fragment);
+	/* Destination options with no routing header before them go behind the fragment header
+	 * (RFC 8200 section 4.5; RFC 2473's tunnel encapsulation limit is one): every later
+	 * fragment of such GRE names them. From a tunnel's router (not under AH) it is taken for
+	 * GRE, as the data plane takes it, which reassembles the datagram and reads what it holds. */
+	if (known && up.later_fragment && !up.under_ah && upper == IPPROTO_DSTOPTS_)
+		return OURS;
 	return known && upper < 0 ? OURS : NOT_OURS;
 }
 

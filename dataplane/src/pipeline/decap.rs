@@ -35,11 +35,26 @@ use crate::snapshot::{RemoteAddr, Snapshot, Tunnel, TunnelId};
 
 /// IP protocol number of GRE.
 const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
+/// IPv6 next-header number of a Destination Options header.
+const DESTINATION_OPTIONS: u32 = 60;
 
 /// True for GRE (or a fragment of it) addressed to one of our anycast addresses.
 pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
     let proto = ip.fragment.map_or(key.get(Dim::L4Proto), |f| u32::from(f.protocol));
-    proto == GRE && is_anycast(snap, key.dst_addr(), ip.is_ipv6)
+    if proto == GRE {
+        return is_anycast(snap, key.dst_addr(), ip.is_ipv6);
+    }
+    // RFC 8200 §4.5: destination options with no routing header before them are in the
+    // fragmentable part, behind the fragment header (RFC 2473's tunnel encapsulation limit
+    // is such an option), so every later fragment of such GRE names them, not GRE, while its
+    // first fragment reads on to GRE and waits for them. From a tunnel's router (which sends
+    // the anycast address nothing else) they are taken for GRE, as the XDP program takes them.
+    proto == DESTINATION_OPTIONS
+        && ip.is_ipv6
+        && !ip.under_ah
+        && ip.fragment.is_some_and(|f| f.offset > 0)
+        && is_anycast(snap, key.dst_addr(), true)
+        && router_of_source(snap, key, true).is_some()
 }
 
 /// True when `dst` (as the key holds it) is one of our anycast addresses.
@@ -48,6 +63,17 @@ fn is_anycast(snap: &Snapshot, dst: u128, is_ipv6: bool) -> bool {
         true => snap.anycast_v6.is_some_and(|a| u128::from(a) == dst),
         false => (dst >> 96) as u32 == u32::from_be_bytes(snap.anycast),
     }
+}
+
+/// Where the tunnels of the router that sent the outer packet start in the tunnel index
+/// ([`router_entries`]), if its source is a tunnel's router. An IPv4-mapped IPv6 source
+/// (::ffff:a.b.c.d) is no router's: the tunnel index keeps IPv4 remotes in that form, and no
+/// router sends IPv6 from one (RFC 4291 §2.5.5.2).
+#[inline(always)] // decapsulation's, on every GRE packet
+fn router_of_source(snap: &Snapshot, outer_key: &Key, is_ipv6: bool) -> Option<usize> {
+    let src = outer_key.src_addr();
+    let mapped = is_ipv6 && src >> 32 == 0xffff;
+    if mapped { None } else { router_entries(snap, one_form(src, outer_key)) }
 }
 
 /// Where the tunnels of router `remote` start in the tunnel index (sorted by remote, then
@@ -185,12 +211,7 @@ fn router_of(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer_key: &Key, outer: &IpFr
         // hold the association; the XDP program judges it so too.
         return Err(unsupported(snap));
     }
-    // An IPv4-mapped IPv6 source (::ffff:a.b.c.d) is no router's: the tunnel index keeps
-    // IPv4 remotes in that form, and no router sends IPv6 from one (RFC 4291 §2.5.5.2).
-    let src = outer_key.src_addr();
-    let mapped = outer.is_ipv6 && src >> 32 == 0xffff;
-    let router = if mapped { None } else { router_entries(snap, one_form(src, outer_key)) };
-    let Some(router) = router else {
+    let Some(router) = router_of_source(snap, outer_key, outer.is_ipv6) else {
         // From no tunnel's router, GRE is not ours, whatever it holds (a fragment, a cut or
         // bad header, options): the XDP program passes it, or hands it over to be dropped,
         // by `gre_unsupported`, and so does replay.

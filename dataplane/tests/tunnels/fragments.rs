@@ -239,6 +239,54 @@ fn fragmented_gre_from_a_router_is_reassembled_and_decapsulated() {
     }
 }
 
+/// GRE over IPv6 with destination options, cut where RFC 8200 §4.5 cuts it (options with no
+/// routing header before them are in the fragmentable part, behind the fragment header;
+/// RFC 2473's tunnel encapsulation limit is such an option), is reassembled and
+/// decapsulated, in order and reversed. Every fragment's header names the options (60), not
+/// GRE: the later ones were taken for no one's traffic (`pass:no_customer`, and the XDP
+/// program passed them to the host) while the first, which reads on to GRE, waited for them
+/// a second. scapy cuts the datagrams (`fragment6`); tshark reads that each fragment names
+/// the options and that the first holds the limit; what comes out is the inner packet scapy
+/// wrapped, a hop on, its UDP checksum good; the program hands every fragment over.
+#[test]
+fn gre_over_ipv6_cut_behind_destination_options_is_reassembled() {
+    let (config, _) = tunnel_edge();
+    let (file, whole) = (temp("gre-v6-dstopts-fragments"), temp("gre-v6-dstopts-inner"));
+    // RFC 2473's tunnel encapsulation limit (option type 4), at 4 as Linux sets it, and a PadN.
+    let script = "inner = IPv6(src='2001:db8:acbe::10', dst='2001:db8:5::9')/UDP(sport=5000, dport=6000)\n\
+         inner = inner/Raw(b'x' * 1400)\n\
+         limit = IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=4, optdata=b'\\x04'), PadN(optdata=b'\\0')])\n\
+         outer = IPv6(src='2001:db8:beef::1', dst='2001:db8:ffff::1')\n\
+         gre = lambda n: outer/IPv6ExtHdrFragment(id=n)/limit/GRE(proto=0x86dd)/inner\n\
+         cut = lambda n: [Ether(dst='02:00:00:00:00:01')/f for f in fragment6(gre(n), 700)]\n";
+    scapy_pcap(&file, &format!("{script}frames = cut(1) + cut(2)[::-1]"));
+    scapy_pcap(&whole, &format!("{script}frames = [Ether(dst='02:00:00:00:00:01')/inner]"));
+    assert_eq!(tshark_frames(&file, "ipv6.fraghdr.nxt == 60", &[]), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(tshark_frames(&file, "ipv6.fraghdr.offset == 0 and ipv6.opt.tel == 4", &[]), [1, 6]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, stats, snap) = verdicts_of(&config, frames.clone());
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let datagram = [held.as_str(), &held, "tx:decapsulated"];
+    assert_eq!(fates(&v), [datagram, datagram].concat());
+    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (2, 0));
+
+    let (out, _) = replay_to(&config, &file, "gre-v6-dstopts-out");
+    let got: Vec<String> = read_frames(&out).into_iter().map(|f| hex(&f.bytes[14..])).collect();
+    let want = hex(&forwarded(&read_frames(&whole)[0].bytes[14..]));
+    assert_eq!(got, [want.clone(), want]);
+    assert_eq!(tshark_checked(&out, &["-T", "fields", "-e", "udp.checksum.status"]), "1\n1\n");
+
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    for (n, frame) in (1..).zip(&frames) {
+        let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        assert_eq!(decision, transitd_bpf::XdpDecision::NoSocket, "frame {n}: handed over");
+    }
+    for f in [file, whole, out] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 /// A datagram reassembled from fragments that each fit the link can be larger than the link
 /// once decapsulated (a customer's LAN with a larger MTU than the path): it leaves as a
 /// router would send it on a smaller link. Without DF, in fragments (tshark reassembles them
