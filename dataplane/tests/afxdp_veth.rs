@@ -115,12 +115,14 @@ fn catch_all(up_mac: &str) -> String {
 }
 
 /// Would the XDP program redirect this frame (with every destination owned)? Its rule:
-/// Ethernet, at most three VLAN tags, then a whole IPv4 (20 bytes) or IPv6 (40) header.
+/// Ethernet, at most three VLAN tags, then a whole IPv4 (20 bytes) or IPv6 (40) header; or
+/// a fourth tag, whatever follows.
 fn xdp_redirects(frame: &[u8]) -> bool {
     let mut at = 12;
-    for _ in 0..4 {
+    for tags in 0..4 {
         let Some(t) = frame.get(at..at + 2) else { return false };
         match u16::from_be_bytes([t[0], t[1]]) {
+            0x8100 | 0x88a8 | 0x9100 if tags == 3 => return true,
             0x8100 | 0x88a8 | 0x9100 => at += 4,
             0x0800 => return frame.len() >= at + 2 + 20,
             0x86dd => return frame.len() >= at + 2 + 40,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::*;
-use transitd::pipeline::{DropReason, PassReason, Verdict};
+use transitd::pipeline::{DropReason, PassReason, TxReason, Verdict};
 use transitd::replay::replay;
 
 /// Per-frame verdicts of `file` through `config`, in frame order.
@@ -243,6 +243,54 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
         assert!(dropped_for.contains(reason.name()), "no capture frame was dropped for {}", reason.name());
     }
     assert!(left_out < 200, "{left_out} frames left out");
+}
+
+/// Frames behind more VLAN tags than the XDP program reads (three) are handed to the
+/// pipeline, which drops them (`too_many_vlan_tags`), and never passed to the host: Linux
+/// strips any number of priority tags (VLAN ID 0, 802.1Q or 802.1ad) and routes the packet
+/// under them, so a customer's packet the program passed reached the host's stack past its
+/// firewall (and a host that forwards sent it on). scapy builds IPv4 and IPv6 to a customer's
+/// prefix and IPv4 to no customer's address, behind three to six priority tags, the outermost
+/// 802.1Q or 802.1ad; tshark reads the customer's IP packet under every one; beside the
+/// pipeline's verdict, the kernel's test run of the program with the tables `run` gives it.
+/// Behind three tags, both judge by the destination as untagged.
+#[test]
+fn frames_behind_more_vlan_tags_than_the_program_reads_are_dropped_not_passed_to_the_host() {
+    use transitd_bpf::XdpDecision as X;
+    let config = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    let file = std::env::temp_dir().join(format!("transitd-deep-tags-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "import functools\n\
+         packets = [IP(src='198.18.0.7', dst='203.0.113.5')/UDP(sport=7, dport=53)/Raw(b'q'),\n\
+         \x20   IPv6(src='2001:db8:1::7', dst='2001:db8:acbe::5')/UDP(sport=7, dport=53)/Raw(b'q'),\n\
+         \x20   IP(src='198.18.0.7', dst='198.18.0.9')/UDP(sport=7, dport=53)/Raw(b'q')]\n\
+         tags = lambda n, outer: [outer(vlan=0)] + [Dot1Q(vlan=0) for _ in range(n - 1)]\n\
+         e = Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')\n\
+         behind = lambda n, outer, p: functools.reduce(lambda f, t: f/t, tags(n, outer), e)/p\n\
+         frames = [behind(n, outer, p) for n in (3, 4, 5, 6) for outer in (Dot1Q, Dot1AD) for p in packets]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let to_customer: BTreeSet<u64> =
+        tshark_frames(&file, "ip.dst == 203.0.113.5 or ipv6.dst == 2001:db8:acbe::5", &[]).into_iter().collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(frames.len(), 24);
+    let every_third_is_elsewhere: BTreeSet<u64> = (1..=24).filter(|n| n % 3 != 0).collect();
+    assert_eq!(to_customer, every_third_is_elsewhere, "tshark reads the IP packet under every tag");
+    let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    let got = fates(&verdicts);
+    for (i, frame) in frames.iter().enumerate() {
+        let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        let (n, three_tags) = (i as u64 + 1, i < 6);
+        let (program_should, pipeline_should) = match (three_tags, to_customer.contains(&n)) {
+            (true, true) => (X::NoSocket, format!("tx:{}", TxReason::Encapsulated.name())),
+            (true, false) => (X::Passed, format!("pass:{}", PassReason::NoCustomer.name())),
+            (false, _) => (X::NoSocket, DropReason::TooManyVlanTags.name().to_string()),
+        };
+        assert_eq!((decision, got[i].as_str()), (program_should, pipeline_should.as_str()), "frame {n}");
+    }
 }
 
 /// pcapng files read as tshark reads them, in sections of either byte order: a simple packet

@@ -5,7 +5,8 @@
 #define MAX_QUEUES 64
 
 /* Tags walked before the IP header: 802.1ad S-tag, 802.1Q C-tag, one more (QinQinQ), as the
- * userspace parser does. A frame with more is not ours and goes to the kernel. */
+ * userspace parser does. A frame with more goes to the data plane, which drops it: the
+ * kernel would strip any number of priority tags (VLAN ID 0) and route what they carry. */
 #define MAX_VLAN_DEPTH 3
 /* The longest link header the program reads: Ethernet and MAX_VLAN_DEPTH tags. */
 #define MAX_LINK_LEN (14 + 4 * MAX_VLAN_DEPTH)

@@ -22,14 +22,20 @@ static __always_inline int is_vlan(__be16 proto)
 	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) || proto == bpf_htons(0x9100);
 }
 
+/* What parse_ethernet found. */
+enum link_header {
+	LINK_SHORT,	/* the frame ends inside its Ethernet header or tags */
+	LINK_READ,	/* *proto and *link are set */
+	LINK_TOO_DEEP,	/* more tags than MAX_VLAN_DEPTH (however many, cut short or not) */
+};
+
 /* Sets *proto to the EtherType after the tags and *link to the length of the link header
- * (14, 18, 22 or 26 bytes: the network header starts there); 0 if the frame is too short or
- * has more tags than MAX_VLAN_DEPTH. */
-static __always_inline int parse_ethernet(void *data, void *end, __be16 *proto, __u32 *link)
+ * (14, 18, 22 or 26 bytes: the network header starts there), and says whether it could. */
+static __always_inline enum link_header parse_ethernet(void *data, void *end, __be16 *proto, __u32 *link)
 {
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
-		return 0;
+		return LINK_SHORT;
 	__be16 p = eth->h_proto;
 	__u32 len = sizeof(*eth);
 #pragma unroll
@@ -38,13 +44,13 @@ static __always_inline int parse_ethernet(void *data, void *end, __be16 *proto, 
 			break;
 		struct vlan_hdr_ *v = data + len;
 		if ((void *)(v + 1) > end)
-			return 0;
+			return LINK_SHORT;
 		p = v->proto;
 		len += sizeof(*v);
 	}
 	if (is_vlan(p))
-		return 0;
+		return LINK_TOO_DEEP;
 	*proto = p;
 	*link = len;
-	return 1;
+	return LINK_READ;
 }

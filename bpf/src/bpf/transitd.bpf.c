@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* transitd's XDP program: redirect to the rx queue's AF_XDP socket exactly the frames
  * transitd owns (destination in an owned prefix; GRE to the anycast address from a tunnel's
- * router; soft-unicast return traffic another server owns) and pass everything else to the
- * kernel, so the host's own traffic (SSH, ARP, its addresses, the sockets of its own egress
- * slices, GRE that is not a tunnel's) keeps working. What the data plane would only pass is
+ * router; soft-unicast return traffic another server owns; a frame behind more VLAN tags than
+ * it reads, for the data plane to drop) and pass everything else to the kernel, so the host's
+ * own traffic (SSH, ARP, its addresses, the sockets of its own egress slices, GRE that is not
+ * a tunnel's) keeps working. What the data plane would only pass is
  * passed here, so that as little as possible takes the exception path back to the kernel.
  * Every decision is counted before it is returned (all but an abort the checks rule out).
  * Policy beyond "ours or not" is userspace's. */
@@ -259,11 +260,12 @@ int xdp_transitd(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__be16 proto;
-	__u32 link;
+	__be16 proto = 0;
+	__u32 link = 0;
 	int fate = NOT_OURS;
 
-	if (!parse_ethernet(data, end, &proto, &link))
+	enum link_header header = parse_ethernet(data, end, &proto, &link);
+	if (header == LINK_SHORT)
 		return count(STAT_PASSED, XDP_PASS);
 	void *l3 = data + link;
 
@@ -282,7 +284,13 @@ int xdp_transitd(struct xdp_md *ctx)
 	if (cfg->check_host_mac && !(eth->h_dest[0] & 1) && !same_mac(eth->h_dest, cfg->host_mac) &&
 	    !(cfg->has_config_mac && same_mac(eth->h_dest, cfg->config_mac)))
 		return count(STAT_PASSED, XDP_PASS);
-	if (proto == bpf_htons(ETH_P_IP)) {
+	if (header == LINK_TOO_DEEP) {
+		/* Behind more tags than it reads, whose it is cannot be told here. The kernel
+		 * strips any number of priority tags (VLAN ID 0, 802.1Q or 802.1ad) and routes
+		 * what they carry: a customer's packet would reach the host past its firewall.
+		 * The data plane drops it (too_many_vlan_tags). */
+		fate = OURS;
+	} else if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > end)
 			return count(STAT_PASSED, XDP_PASS);

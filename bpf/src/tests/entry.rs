@@ -1,6 +1,6 @@
 //! What the program's entry (`transitd.bpf.c`) decides besides soft-unicast: frames to
-//! another host's MAC address, and GRE to the anycast address by where it comes from
-//! (fragments, AH, IPv6 extension headers).
+//! another host's MAC address, frames behind more VLAN tags than it reads, and GRE to the
+//! anycast address by where it comes from (fragments, AH, IPv6 extension headers).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -39,6 +39,43 @@ fn frames_to_another_hosts_mac_address_are_the_kernels() {
     program.publish(&XdpConfig { config_mac: Some(configured), ..config }, &EgressTables::default()).unwrap();
     assert_eq!(judge(&program, &to(configured)), "no_socket");
     assert_eq!(judge(&program, &to(other)), "passed");
+}
+
+/// A frame behind more VLAN tags than the program reads (three) is the data plane's, which
+/// drops it (`too_many_vlan_tags`), whatever it carries: Linux strips any number of priority
+/// tags (VLAN ID 0) and routes the packet under them, so passed, a customer's packet reached
+/// the host's stack past its firewall. Behind three tags the same packet is judged by its
+/// destination; a frame cut short inside its tags is the kernel's, which drops it.
+#[test]
+fn frames_behind_more_vlan_tags_than_the_program_reads_are_the_data_planes() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    let config = XdpConfig { soft_unicast: None, ..config };
+    program.set_owned_v4(&[(Ipv4Addr::new(203, 0, 113, 0), 24)]).unwrap();
+    program.publish(&config, &EgressTables::default()).unwrap();
+    // Priority tags (VLAN ID 0), an 802.1ad one outermost, before the IPv4 EtherType.
+    let behind = |tags: usize, dst: [u8; 4]| {
+        let f = ipv4_frame([198, 51, 100, 7], dst, 17, 0, &[0; 8]);
+        let tpids = (0..tags).map(|i| if i == 0 { 0x88a8u16 } else { 0x8100 });
+        let stack: Vec<u8> = tpids.flat_map(|tpid| [tpid.to_be_bytes(), [0, 0]].concat()).collect();
+        [&f[..12], &stack[..], &f[12..]].concat()
+    };
+    let (customer, elsewhere) = ([203, 0, 113, 5], [198, 51, 100, 1]);
+    for tags in 0..=3 {
+        assert_eq!(judge(&program, &behind(tags, customer)), "no_socket", "{tags} tags, to a customer");
+        assert_eq!(judge(&program, &behind(tags, elsewhere)), "passed", "{tags} tags, to no customer");
+    }
+    for tags in 4..=6 {
+        for dst in [customer, elsewhere] {
+            assert_eq!(judge(&program, &behind(tags, dst)), "no_socket", "{tags} tags to {dst:?}");
+        }
+    }
+    // A fourth tag announced where the frame ends (the third's EtherType, bytes 24-25), and
+    // a frame that ends inside its third tag.
+    let three = behind(3, customer);
+    let fourth_announced = [&three[..24], &0x8100u16.to_be_bytes()[..]].concat();
+    assert_eq!(judge(&program, &fourth_announced), "no_socket");
+    assert_eq!(judge(&program, &three[..23]), "passed");
 }
 
 /// GRE to the anycast address from 198.51.100.9, `more_fragments` set or not.
