@@ -8,12 +8,12 @@
 //! over a window of length T at most `burst + rate·T` packets pass: exactly a token bucket.
 //!
 //! Keys live in a per-bucket table of fixed size (4-way set associative). A key not in the
-//! table takes the least recently active slot of its set, so a flood from millions of
-//! random sources cannot grow the memory; what it costs is accuracy for keys pushed out
-//! (they come back with a full burst). That is why floods are limited by destination or by
-//! rule, whose keys are few; per-source limits are for well-behaved sources. Time is an
-//! argument (the batch's receive time), so the limiter reads no clock and holds no lock:
-//! each worker owns one.
+//! table takes the slot of its set with the earliest arrival time (free, or the key furthest
+//! below its limit), so a flood from millions of random sources cannot grow the memory;
+//! what it costs is accuracy for keys pushed out (they come back with a full burst). That
+//! is why floods are limited by destination or by rule, whose keys are few; per-source
+//! limits are for well-behaved sources. Time is an argument (the batch's receive time), so
+//! the limiter reads no clock and holds no lock: each worker owns one.
 
 /// How a bucket tells packets apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +122,8 @@ impl RateLimiter {
         let slot = match ways.iter().position(|s| s.0 == tag) {
             Some(i) => i,
             None => {
-                // The least recently active slot (a free slot's time is 0) makes room.
+                // The earliest arrival time makes room: a free slot's (0), else the key's
+                // that loses least by forgetting (at or before now, it has its whole burst).
                 let i = (0..WAYS).min_by_key(|&i| ways[i].1).unwrap_or(0);
                 ways[i] = (tag, now_ns);
                 i
@@ -203,6 +204,22 @@ mod tests {
             l.admit(0, mix(k) | 8, k);
         }
         assert_eq!(l.memory_bytes(), before);
+    }
+
+    /// A key not in the table takes the slot of the key furthest below its limit (the earliest
+    /// arrival time), not the least recently seen one's (docs/dos.md): a key that spent its
+    /// burst keeps its debt while keys seen since are pushed out, each back with a full burst.
+    #[test]
+    fn a_new_key_pushes_out_the_key_furthest_below_its_limit() {
+        let s = 1000 * MS;
+        // Four slots: one set.
+        let mut l = RateLimiter::new(&[BucketSpec { key: BucketKey::Destination, rate: 1, burst: 10 }], 4);
+        assert!((0..10).all(|_| l.admit(0, 1, 0)), "key 1 spends its burst at 0 s");
+        assert!([2, 3, 4].iter().all(|&k| l.admit(0, k, s)), "keys 2 to 4, one packet each at 1 s");
+        assert!(l.admit(0, 5, 3 * s / 2), "key 5 takes key 2's slot");
+        // Key 1, the least recently seen, kept its slot: one token earned back, no new burst.
+        assert_eq!((0..10).filter(|_| l.admit(0, 1, 16 * s / 10)).count(), 1);
+        assert_eq!((0..11).filter(|_| l.admit(0, 2, 16 * s / 10)).count(), 10, "key 2 comes back with a full burst");
     }
 
     #[test]

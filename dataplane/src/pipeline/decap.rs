@@ -279,9 +279,17 @@ fn onward_checks(ctx: &mut Ctx<'_>, key: &Key, ip: &IpFrame, data: &[u8], outcom
         return Some(Verdict::Drop(reason));
     }
     let global = dos::apply(ctx, &snap.dos.rules, key, data);
-    if global.rule.is_some() || global.monitor.is_some() {
-        (outcome.dos_rule, outcome.dos_monitor) = (global.rule, global.monitor);
-        outcome.would_limit.set(WouldLimit::DOS, global.would_limit);
+    // The frame keeps one global rule of each kind for its counters: the carried packet's
+    // where it met one, else the GRE packet's. Whether a preview refused belongs to the
+    // monitor-mode rule kept: the GRE packet's refusal once went to the carried packet's
+    // rule (a bucket that refused nothing counted refusals), and a GRE packet's preview was
+    // lost wherever an enforced rule decided the carried packet. One rule refused the frame
+    // if it refused either packet.
+    outcome.dos_rule = global.rule.or(outcome.dos_rule);
+    if let Some(monitor) = global.monitor {
+        let refused_outside = outcome.dos_monitor == Some(monitor) && outcome.would_limit.has(WouldLimit::DOS);
+        outcome.dos_monitor = Some(monitor);
+        outcome.would_limit.replace(WouldLimit::DOS, global.would_limit || refused_outside);
     }
     global.drop.map(Verdict::Drop)
 }

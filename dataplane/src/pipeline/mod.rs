@@ -164,6 +164,13 @@ impl WouldLimit {
         }
     }
 
+    /// Marks `stage`'s preview as refusing the frame when `refused`, and as not refusing it
+    /// otherwise, whatever was marked before (a stage whose rule was replaced).
+    pub fn replace(&mut self, stage: WouldLimit, refused: bool) {
+        self.0 &= !stage.0;
+        self.set(stage, refused);
+    }
+
     /// Whether `stage`'s preview refused the frame.
     pub const fn has(self, stage: WouldLimit) -> bool {
         self.0 & stage.0 != 0

@@ -116,3 +116,50 @@ fn hairpinned_packets_meet_the_global_dos_rules() {
     let sent = sent.as_str();
     assert_eq!(fates(&v), [sent, limited, limited, limited, sent, limited, limited, limited]);
 }
+
+/// A hairpinned frame meets the global rules twice, as the GRE packet and as the packet it
+/// carries, and keeps one rule of each kind for its counters: the carried packet's where it
+/// met one, else the GRE packet's, a monitor-mode rule with its own preview's refusals. A
+/// monitor-mode limit on the GRE packets counts what it drops enforced (the oracle), though
+/// an enforced rule decides the carried packets; a monitor-mode rule on the carried packets
+/// whose bucket refuses nothing counts no refusal. Before, the first showed no hit at all
+/// and the second the GRE packets' three refusals.
+#[test]
+fn a_hairpinned_frame_counts_each_global_preview_for_its_own_rule() {
+    let (config, _) = tunnel_edge();
+    let with = |gre_mode: &str, carried: &str| {
+        config.replacen(
+            "[dos.sanity]\n",
+            &format!(
+                "[[dos.bucket]]\nname = \"one\"\nkey = \"rule\"\nrate = 1\nburst = 1\n\n\
+                 [[dos.bucket]]\nname = \"wide\"\nkey = \"rule\"\nrate = 1000000\nburst = 1000\n\n\
+                 [[dos.rule]]\nname = \"gre\"\nmatch = \"ip.proto == 47\"\naction = \"rate-limit\"\nbucket = \"one\"\n\
+                 mode = \"{gre_mode}\"\n\n{carried}[dos.sanity]\n"
+            ),
+            1,
+        )
+    };
+    let accept = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"accept\"\n\n";
+    let watch = "[[dos.rule]]\nname = \"udp\"\nmatch = \"udp\"\naction = \"rate-limit\"\nbucket = \"wide\"\n\
+                 mode = \"monitor\"\n\n";
+    let file = temp("hairpin-previews");
+    scapy_pcap(
+        &file,
+        "inner = lambda sport: IP(src='203.0.113.7', dst='198.18.100.5')/UDP(sport=sport, dport=53)\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner(5000 + i) \
+         for i in range(4)]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (sent, limited) = (format!("tx:{}", TxReason::Encapsulated.name()), DropReason::RateLimited.name());
+    let sent = sent.as_str();
+    // All at one time: the GRE packets' limit passes one, enforced.
+    let (v, _, _) = verdicts_of(&with("enforce", accept), frames.clone());
+    assert_eq!(fates(&v), [sent, limited, limited, limited]);
+    let (v, stats, _) = verdicts_of(&with("monitor", accept), frames.clone());
+    assert_eq!(fates(&v), [sent; 4], "monitor mode changes no verdict");
+    assert_eq!((stats.dos_hits[0], stats.dos_would_limit[0]), (4, 3), "the GRE packets' preview");
+    assert_eq!(stats.dos_hits[1], 4, "the carried packets' rule");
+    let (_, stats, _) = verdicts_of(&with("monitor", watch), frames);
+    assert_eq!((stats.dos_hits[1], stats.dos_would_limit[1]), (4, 0), "a bucket that refuses nothing");
+}
