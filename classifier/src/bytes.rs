@@ -349,21 +349,20 @@ pub struct Slice {
 
 impl Slice {
     /// Reads Wireshark's slice text (what stands between the brackets).
-    /// Offsets are 32-bit signed numbers and lengths and ends at most 2^31 - 1, as tshark's.
+    /// Offsets are 32-bit signed numbers and lengths and ends at most 2^31 - 1, as tshark's,
+    /// each written as C's `strtol` reads one (`c_long`).
     pub fn parse(text: &str) -> Result<Slice, String> {
         let overflow = || format!("\"{text}\" causes an integer overflow.");
         let beyond = || format!("\"{text}\" is not a valid range.");
-        let int = |s: &str| match s.parse::<i64>() {
-            Ok(n) if i32::try_from(n).is_ok() => Ok(n),
-            Ok(_) => Err(overflow()),
-            Err(e) if matches!(e.kind(), IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => Err(overflow()),
+        let int = |s: &str| match c_long(s) {
+            Ok(n) => i32::try_from(n).map(i64::from).map_err(|_| overflow()),
+            Err(IntErrorKind::PosOverflow) => Err(overflow()),
             Err(_) => Err(format!("\"{s}\" is not a byte offset.")),
         };
-        let len = |s: &str| match s.parse::<u64>() {
-            Ok(0) => Err(format!("Range {text} isn't valid because length 0 isn't positive")),
-            Ok(n) if n <= i32::MAX as u64 => Ok(n),
-            Ok(_) => Err(beyond()),
-            Err(e) if *e.kind() == IntErrorKind::PosOverflow => Err(beyond()),
+        let len = |s: &str| match c_long(s).map(i32::try_from) {
+            Ok(Ok(n)) if n > 0 => Ok(u64::from(n.unsigned_abs())),
+            Ok(Ok(n)) => Err(format!("Range {text} isn't valid because length {n} isn't positive")),
+            Ok(Err(_)) | Err(IntErrorKind::PosOverflow) => Err(beyond()),
             Err(_) => Err(format!("\"{s}\" is not a byte count.")),
         };
         if text.contains(',') {
@@ -413,6 +412,30 @@ impl Slice {
         }
         &v[start as usize..end as usize]
     }
+}
+
+/// `s`, all of it, as C's `strtol` with base 0 reads a number, which is how tshark 4.0 reads
+/// a slice's bounds: an optional sign, then `0x` (or `0X`) and hex digits, `0` and octal
+/// digits, or decimal digits. `[012:2]` is bytes 10 and 11, `[0x0c:2]` bytes 12 and 13, and
+/// `[09]` no slice, as in tshark. `PosOverflow` for more digits than an `i128` holds (an
+/// overflow of tshark's 32 bits either way), `InvalidDigit` for text that is no such number.
+fn c_long(s: &str) -> Result<i128, IntErrorKind> {
+    let (negative, unsigned) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = match unsigned.strip_prefix("0x").or_else(|| unsigned.strip_prefix("0X")) {
+        Some(hex) => (16, hex),
+        None if unsigned.len() > 1 && unsigned.starts_with('0') => (8, &unsigned[1..]),
+        None => (10, unsigned),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(IntErrorKind::InvalidDigit);
+    }
+    // Digits only, so the one error left is too many of them.
+    let magnitude = i128::from_str_radix(digits, radix).map_err(|_| IntErrorKind::PosOverflow)?;
+    Ok(if negative { -magnitude } else { magnitude })
 }
 
 /// A comparison of byte strings.
@@ -747,6 +770,13 @@ mod tests {
         assert!(Slice::parse("1-1").is_err());
         assert!(Slice::parse("0:0").is_err());
         assert!(Slice::parse("0:1,2:1").is_err());
+        // Bounds are numbers as C's strtol reads them, as tshark's are: `0x` hex, and octal
+        // after a leading 0 (`010` is byte 8, past the end here).
+        assert_eq!(s("0x1:0x2"), [1, 2]);
+        assert_eq!(s("02-03"), [2, 3]);
+        assert_eq!(s("-0x2:"), [4, 5]);
+        assert_eq!(s("+04"), [4]);
+        assert_eq!(s("010"), Vec::<u8>::new());
         // A field counted 8 bytes long of which 4 are there (a UDP header cut short, as tshark
         // 4.0 reads one): offsets from the end are the field's, and a slice reaching a missing
         // byte is empty.
@@ -769,6 +799,12 @@ mod tests {
             ("-2147483649:1", "integer overflow"),
             ("99999999999999999999", "integer overflow"),
             ("2147483648-2147483649", "integer overflow"),
+            ("09", "not a byte offset"),
+            ("0x", "not a byte offset"),
+            ("1:08", "not a byte count"),
+            ("0x80000000", "integer overflow"),
+            ("0:0x80000000", "not a valid range"),
+            ("0:-1", "length -1 isn't positive"),
         ] {
             assert!(Slice::parse(text).is_err_and(|e| e.contains(message)), "{text}");
         }

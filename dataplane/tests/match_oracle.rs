@@ -1158,6 +1158,9 @@ fn spaced_slices_are_taken_as_tshark_takes_them() {
         "frame[12 :] contains 06",
         "frame[:2 ] == 00:00",
         "frame[-1 :2]",
+        "frame[0x0c : 2] == 08:00",
+        "frame[014 :02] == 08:00",
+        "frame[ 0xc-0xd ] == 08:00",
     ] {
         let tshark_takes = Command::new("tshark")
             .args(["-r"])

@@ -3,7 +3,7 @@
 //! strings; and `len()` of them.
 
 use super::lex::Op;
-use super::values::{colon_literal, field_comparison, literal, relop};
+use super::values::{char_not_an_address, colon_literal, field_comparison, literal, relop};
 use super::{ParseError, Parser, Tok};
 use crate::ast::{Expr, Pred, Span};
 use crate::bytes::{self, ByteOp, ByteTest, CmpOp, Layer, Slice};
@@ -104,6 +104,19 @@ impl<'a> Parser<'a, '_> {
             }
             Some(Tok::BitAnd) => {
                 self.pos += 1;
+                // A mask is hex bytes, never a string or a character constant (tshark 4.0
+                // refuses them, as it does after a scalar field's `&`).
+                let at = self.pos + usize::from(self.peek() == Some(Tok::Plus));
+                match self.toks.get(at).copied() {
+                    Some((Tok::Str(text, _), span)) => {
+                        return Err(ParseError::at(span, format!("\"{text}\" is not a valid arithmetic operand.")));
+                    }
+                    Some((Tok::Char(_), span)) => {
+                        let written = &self.text[span.start..span.end];
+                        return Err(ParseError::at(span, format!("{written} is not a valid arithmetic operand.")));
+                    }
+                    _ => {}
+                }
                 let (mask, span) = self.byte_value(true)?;
                 end = span.end;
                 let compared = match self.peek() {
@@ -193,12 +206,20 @@ impl<'a> Parser<'a, '_> {
                          write :{w} for the bytes"
                     ),
                 )),
+                // What a MAC address contains is read as a MAC address is, at most six bytes.
+                Some(v) if self.whole_mac && v.len() > 6 => Err(ParseError::at(
+                    span,
+                    format!("\"{w}\" contains too many bytes to be a valid Ethernet address."),
+                )),
                 Some(v) => Ok((v, span)),
                 // tshark reads a word that names a field as that field: bytes and MAC addresses
                 // are comparable with these, no other type is.
                 None => Err(field_comparison("a byte field", Ty::Ether, w, span)
                     .unwrap_or_else(|| ParseError::at(span, format!("\"{w}\" is not a valid byte string.")))),
             },
+            (Tok::Char(c), span) if self.whole_mac => {
+                Err(char_not_an_address(c, "Ethernet or other MAC address", span))
+            }
             (Tok::Char(c), span) => Ok((vec![c], span)),
             (_, span) => Err(self.unexpected(span)),
         }
@@ -260,7 +281,8 @@ fn spaced_slice_ok(words: &[(&str, Span)], spaced_before: bool, spaced_after: bo
     }
     words.windows(2).enumerate().all(|(i, pair)| {
         let (a, b) = (pair[0].0, pair[1].0);
-        let number_then_separator = ends(a, |c| c.is_ascii_digit()) && starts(b, |c| c == ':' || c == '-');
+        // A number ends in a digit, or a hex one (`0x0c : 2`).
+        let number_then_separator = ends(a, |c| c.is_ascii_hexdigit()) && starts(b, |c| c == ':' || c == '-');
         // A lone `-` first is a sign, whose digits must follow it directly.
         let separator_then_number = ends(a, |c| c == ':' || c == '-')
             && !(i == 0 && a == "-")
@@ -303,5 +325,31 @@ mod tests {
         for expr in ["ip[1] & :fc", "frame[0] == FF", "frame[0] == :ff", "frame[0] == 0xff", "frame contains :e164"] {
             assert!(parse(expr).is_ok(), "{expr}");
         }
+    }
+
+    /// A mask of bytes is hex bytes, and what a whole MAC address contains is at most six
+    /// bytes and no character constant: tshark 4.0 refuses the rest, in these words.
+    #[test]
+    fn masks_and_mac_searches_take_what_tshark_takes() {
+        for (expr, message) in [
+            ("frame[0] & 'R'", "'R' is not a valid arithmetic operand."),
+            ("frame[0] & +'R'", "'R' is not a valid arithmetic operand."),
+            ("udp.payload & \"a\"", "\"a\" is not a valid arithmetic operand."),
+            (
+                "eth.src contains 'a'",
+                "Character constant 'a' (0x61) cannot be converted to Ethernet or other MAC address.",
+            ),
+            (
+                "eth.dst contains 01:00:5e:00:00:01:02",
+                "\"01:00:5e:00:00:01:02\" contains too many bytes to be a valid Ethernet address.",
+            ),
+        ] {
+            assert!(err(expr).starts_with(message), "{expr}: {}", err(expr));
+        }
+        for expr in ["frame[0] & 02 == 'R'", "eth.src[0:1] contains 'a'", "eth.dst contains 01:00:5e:00:00:01"] {
+            assert!(parse(expr).is_ok(), "{expr}");
+        }
+        // `R"..."` is a raw string, as `r"..."` is.
+        assert!(parse("tcp.payload contains R\"GET\"").is_ok());
     }
 }

@@ -90,8 +90,9 @@ pub(super) fn lex(text: &str) -> Result<Vec<(Tok<'_>, Span)>, ParseError> {
             let span = Span { start: i, end: close + 1 };
             let value = char_constant(&text[i..=close]).map_err(|m| ParseError::at(span, m))?;
             (Tok::Char(value), close + 1 - i)
-        } else if c == b'"' || rest.starts_with(b"r\"") {
-            let raw = c == b'r';
+        } else if c == b'"' || rest.starts_with(b"r\"") || rest.starts_with(b"R\"") {
+            // `r"..."` and `R"..."` are raw, as in tshark 4.0.
+            let raw = c != b'"';
             let open = i + usize::from(raw);
             let close = quote_end(bytes, open + 1, b'"').ok_or_else(|| {
                 ParseError::at(

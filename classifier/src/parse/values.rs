@@ -206,8 +206,13 @@ fn char_literal(field: &FieldDef, c: u8, written: &str, span: Span) -> Result<In
         Ty::Ipv6 => "IPv6 address",
         Ty::Ether => "Ethernet or other MAC address",
     };
+    Err(char_not_an_address(c, address, span))
+}
+
+/// tshark's refusal of character constant `c` where an address of kind `address` is wanted.
+pub(super) fn char_not_an_address(c: u8, address: &str, span: Span) -> ParseError {
     let shown = if (0x20..0x7f).contains(&c) { format!("'{}' (0x{c:02x})", char::from(c)) } else { format!("0x{c:x}") };
-    Err(ParseError::at(span, format!("Character constant {shown} cannot be converted to {address}.")))
+    ParseError::at(span, format!("Character constant {shown} cannot be converted to {address}."))
 }
 
 /// The hex bytes after tshark 4.0's literal marker, a leading `:` (`:02`, `:0200`,
