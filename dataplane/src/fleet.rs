@@ -250,10 +250,37 @@ mod client {
     /// `--max-request-bytes` says otherwise) stays far below [`MAX_MESSAGE_BYTES`].
     const PAGE_KEYS: i64 = 8;
 
+    /// Times a read of the prefix starts over, its revision compacted, before the failure
+    /// is said as any other: a compactor faster than every read must not hold a start.
+    const COMPACTED_RESTARTS: u32 = 8;
+
+    /// gRPC's OUT_OF_RANGE, what etcd answers a read at a revision it has compacted
+    /// (`etcdserver: mvcc: required revision has been compacted`).
+    const GRPC_OUT_OF_RANGE: i32 = 11;
+
+    fn compacted(e: &etcd_client::Error) -> bool {
+        matches!(e, etcd_client::Error::GRpcStatus(status) if i32::from(status.code()) == GRPC_OUT_OF_RANGE)
+    }
+
+    /// [`get_pages`], started over at the newest revision when etcd compacted the one being
+    /// read: the pages after the first are read at the first's revision, which an
+    /// `etcdctl compact` to the newest revision (etcd's maintenance guide does so) passes
+    /// once the store was written elsewhere meanwhile. That failed the read, which said
+    /// etcd was unreachable while running and failed a start.
+    async fn get(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
+        let mut restarts = 0;
+        loop {
+            match get_pages(client, prefix).await {
+                Err(e) if compacted(&e) && restarts < COMPACTED_RESTARTS => restarts += 1,
+                read => return read,
+            }
+        }
+    }
+
     /// Reads every key of `prefix` at one revision, a page at a time, and stops once they
     /// hold more than a configuration may ([`Fetched::beyond`]). Read in one response, a
     /// prefix over the message bound failed to decode, which read as etcd being down.
-    async fn get(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
+    async fn get_pages(client: &mut Client, prefix: &str) -> Result<Fetched, etcd_client::Error> {
         let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
         let end = prefix_end(prefix.as_bytes());
         let mut from = prefix.as_bytes().to_vec();

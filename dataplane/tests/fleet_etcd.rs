@@ -286,6 +286,55 @@ fn a_prefix_over_grpcs_default_message_size_is_read_whole() {
     assert!(refused.contains("bytes under the prefix, more than 16777216"), "{refused}");
 }
 
+/// A prefix is read a page at a time, each page at the first's revision; etcd compacting past
+/// it meanwhile (`etcdctl compact` to the newest revision, the store written elsewhere) failed
+/// the read: a start failed, and a running transitd said etcd was unreachable. The read starts
+/// over at the newest revision. An etcd on the host's loopback; 20,000 keys (2,500 pages) take
+/// over a second to read here, and two compactions land within.
+#[test]
+fn a_read_overtaken_by_compaction_starts_over() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (client, peer) = (format!("http://127.0.0.1:{}", port()), format!("http://127.0.0.1:{}", port()));
+    let dir = std::env::temp_dir().join(format!("transitd-etcd-compact-{}", std::process::id()));
+    let _etcd = Etcd::spawn(&dir, &client, &peer, |program| Command::new(program));
+    let etcdctl = |args: &[&str], input: &str| {
+        let mut run = Command::new("etcdctl")
+            .args(["--endpoints", &client])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut run.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    const KEYS: usize = 20_000;
+    // 128 puts a transaction (etcd's --max-txn-ops): an etcdctl a key would take minutes.
+    let names: Vec<String> = (0..KEYS).map(|k| format!("/many/k{k:05}")).collect();
+    for chunk in names.chunks(128) {
+        let puts: String = chunk.iter().map(|key| format!("put {key} x\n")).collect();
+        etcdctl(&["txn"], &format!("\n{puts}\n\n")); // no compares; the puts; no else
+    }
+    let source = transitd::fleet::EtcdSource { endpoint: client.clone(), prefix: "/many/".into() };
+    let read = std::thread::spawn(move || transitd::fleet::fetch(&source));
+    let mut overtaken = 0;
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(100));
+        let reading = !read.is_finished();
+        // A write elsewhere, and the history compacted up to it: past the revision being read.
+        let put = etcdctl(&["put", "/elsewhere", "x", "-w", "fields"], "");
+        let revision = put.lines().find_map(|l| l.strip_prefix("\"Revision\" : ")).expect("the put's revision");
+        etcdctl(&["compact", revision.trim()], "");
+        overtaken += usize::from(reading);
+    }
+    let fetched = read.join().unwrap().expect("read again, at the newest revision");
+    assert!(overtaken > 0, "the read ended before any compaction: nothing was overtaken");
+    assert_eq!(fetched.keys.len(), KEYS);
+}
+
 /// An etcd no member of which answers is said in one line, with the reason (the OS error
 /// of the connect), not tonic's debug dump of its error chain.
 #[test]
