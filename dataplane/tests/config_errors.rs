@@ -1237,26 +1237,44 @@ fn ipfix_message_size_and_template_refresh_are_bounded() {
     assert_eq!(errors(&ok), Vec::<String>::new());
 }
 
-/// A tunnel mtu past what a frame of `frame_size` carries is said: longer packets never
-/// arrive (`oversize`); within it, nothing is said.
+/// A tunnel whose GRE at its mtu is longer than a frame of `frame_size` carries is said: its
+/// router's full-size packets never arrive (`oversize`). The bounds are counted by hand: a
+/// frame carries `frame_size` less 14 bytes of Ethernet, and the GRE of an `mtu` packet is 20
+/// bytes of IPv4 (RFC 791) and 4 of GRE (RFC 2784) longer. The default mtu (1476) makes
+/// 1500-byte GRE, which a `frame_size` of 1500, an MTU written for a frame size, drops.
 #[test]
 fn a_tunnel_mtu_past_the_frame_size_is_warned_about() {
-    let text = |frame: u32, mtu: u32| {
+    let text = |frame: u32, mtu: Option<u32>| {
+        let mtu = mtu.map_or(String::new(), |m| format!("mtu = {m}\n"));
         format!(
             "[server]\nanycast = \"192.0.2.1\"\nframe_size = {frame}\n[[customer]]\nname = \"a\"\n\
-             [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\nmtu = {mtu}\n"
+             [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\n{mtu}"
         )
     };
     let said = |frame, mtu| -> Vec<String> { warnings_about(&text(frame, mtu), "frame_size") };
     assert_eq!(
-        said(4096, 9000),
-        [
-            "w.toml:9:7: mtu 9000 is more than a frame of frame_size 4096 carries (4082 bytes of IP): longer packets are \
-          dropped as oversize on arrival; raise frame_size or lower mtu"
-        ]
+        said(4096, Some(9000)),
+        ["w.toml:9:7: mtu 9000 is more than a frame of frame_size 4096 carries with tunnel `t`'s outer headers \
+             (9024 bytes of IP, 4082 carried): its router's GRE of packets over 4058 bytes is dropped as oversize on \
+             arrival; raise frame_size to 9038 or lower mtu to 4058"]
     );
-    assert_eq!(said(4096, 4082), Vec::<String>::new());
-    assert_eq!(said(9216, 9000), Vec::<String>::new());
+    // 4059 + 20 + 4 + 14 = 4097: one byte past the frame.
+    assert_eq!(
+        said(4096, Some(4059)),
+        ["w.toml:9:7: mtu 4059 is more than a frame of frame_size 4096 carries with tunnel `t`'s outer headers \
+             (4083 bytes of IP, 4082 carried): its router's GRE of packets over 4058 bytes is dropped as oversize on \
+             arrival; raise frame_size to 4097 or lower mtu to 4058"]
+    );
+    assert_eq!(said(4096, Some(4058)), Vec::<String>::new());
+    assert_eq!(said(9216, Some(9000)), Vec::<String>::new());
+    // The default mtu: 1476 + 20 + 4 + 14 = 1514.
+    assert_eq!(
+        said(1500, None),
+        ["w.toml:3:14: frame_size 1500 carries 1486 bytes of IP, less than the GRE (1500 bytes) of tunnels without \
+             an `mtu` at the default mtu (1476): their routers' full-size packets are dropped as oversize on arrival; \
+             raise frame_size to 1514 or set their mtu"]
+    );
+    assert_eq!(said(1514, None), Vec::<String>::new());
 }
 
 /// Values a review found accepted, each refused at its position with its reason: customer
@@ -1471,7 +1489,11 @@ fn settings_nothing_uses_are_warned_about() {
     );
     assert_eq!(inert(&format!("{probed}{health}")), 0);
     let bgp = "[bgp]\nwithdraw_customers_without_tunnels = true\n";
-    assert_eq!(warnings_about(&format!("{base}{bgp}"), "ever withdrawn").len(), 1);
+    assert_eq!(
+        warnings_about(&format!("{base}{bgp}"), "ever withdrawn"),
+        ["w.toml:10:38: withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`), and \
+             no tunnel is probed: no customer is ever withdrawn for its tunnels"]
+    );
     assert_eq!(inert(&format!("{probed}{bgp}")), 0);
     let dos = "[dos]\ntable_size = 1024\n";
     assert_eq!(
@@ -1495,4 +1517,21 @@ fn settings_nothing_uses_are_warned_about() {
         ]
     );
     assert_eq!(inert(&format!("{base}{tcp}{rule}syn_rate = 100\n")), 0);
+}
+
+/// `next_hop_mac` is the upstream router's, `mac` this server's: the same address in both,
+/// however written, sends every frame to ourselves, and is refused at `next_hop_mac`. Two
+/// MACs already refused (multicast) are not said a third time; two that differ are fine.
+#[test]
+fn a_next_hop_mac_that_is_our_own_is_refused() {
+    let text = |mac: &str, next: &str| {
+        format!("[server]\nanycast = \"192.0.2.1\"\nmac = \"{mac}\"\nnext_hop_mac = \"{next}\"\n")
+    };
+    assert_eq!(
+        errors(&text("02:00:00:00:00:fe", "2:0:0:0:0:FE")),
+        ["bad.toml:4:16: next_hop_mac `2:0:0:0:0:FE` is `mac`, this server's own: every frame would be sent to \
+             itself, not to the upstream router"]
+    );
+    assert_eq!(errors(&text("01:00:5e:00:00:01", "01:00:5e:00:00:01")).len(), 2);
+    assert_eq!(errors(&text("02:00:00:00:00:01", "02:00:00:00:00:fe")), Vec::<String>::new());
 }

@@ -109,8 +109,9 @@ impl Builder<'_> {
         }
     }
 
-    /// Tunnel sizes against the server's: an `mtu`, written or the default, longer than a
-    /// frame of `frame_size` carries, and an `mss` that no SYN is clamped to.
+    /// Tunnel sizes against the server's: a tunnel whose GRE at its `mtu`, written or the
+    /// default, is longer than a frame of `frame_size` carries, and an `mss` that no SYN is
+    /// clamped to.
     fn check_tunnel_sizes(
         &mut self,
         server: &ServerSection,
@@ -118,29 +119,42 @@ impl Builder<'_> {
         customers_in: &[Spanned<CustomerSection>],
         tunnels: &[Tunnel],
     ) {
-        // A tunnel that takes more than a frame carries: what would use the difference is
-        // dropped as `oversize` on arrival, and its SYNs are clamped to an MSS no packet
-        // reaches.
+        // Both directions of a tunnel arrive in frames: the Internet's packets of up to its
+        // mtu, and its router's GRE of them, longer by the outer headers. What a frame does
+        // not carry is dropped as `oversize` on arrival (a frame_size of 1500 and the default
+        // mtu: every full-size packet the router sends), and SYNs are clamped to an MSS no
+        // packet reaches.
         let carried = frame_size.saturating_sub(14);
-        for mtu in customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter_map(|t| t.get_ref().mtu.as_ref()) {
-            if *mtu.get_ref() as usize > carried {
-                let why = format!(
-                    "mtu {} is more than a frame of frame_size {frame_size} carries ({carried} bytes of IP): longer \
-                     packets are dropped as oversize on arrival; raise frame_size or lower mtu",
-                    mtu.get_ref()
-                );
-                self.warn(&mtu.span(), why);
+        // Tunnels are compiled in the order written (those past the bound not at all).
+        let written = customers_in.iter().flat_map(|c| &c.get_ref().tunnels);
+        let mut largest_default: Option<(usize, u32)> = None;
+        for (section, tunnel) in written.zip(tunnels) {
+            let gre = tunnel.mtu as usize + tunnel.gre.overhead();
+            if gre <= carried {
+                continue;
             }
-        }
-        // Tunnels without an `mtu` take the default, which a small frame_size holds too.
-        let unset = customers_in.iter().flat_map(|c| &c.get_ref().tunnels).filter(|t| t.get_ref().mtu.is_none());
-        let defaults: std::collections::HashSet<&str> = unset.map(|t| t.get_ref().name.get_ref().as_str()).collect();
-        let largest = tunnels.iter().filter(|t| defaults.contains(&t.name.as_str())).map(|t| t.mtu).max();
-        if let (Some(fs), Some(mtu)) = (&server.frame_size, largest.filter(|&m| m as usize > carried)) {
+            let Some(mtu) = &section.get_ref().mtu else {
+                largest_default = largest_default.max(Some((gre, tunnel.mtu)));
+                continue;
+            };
+            let fits = carried.saturating_sub(tunnel.gre.overhead());
             let why = format!(
-                "frame_size {} carries {carried} bytes of IP, less than the default tunnel mtu ({mtu}) of tunnels \
-                 without an `mtu`: longer packets are dropped as oversize on arrival; raise frame_size or set their mtu",
-                fs.get_ref()
+                "mtu {} is more than a frame of frame_size {frame_size} carries with tunnel `{}`'s outer headers \
+                 ({gre} bytes of IP, {carried} carried): its router's GRE of packets over {fits} bytes is dropped \
+                 as oversize on arrival; raise frame_size to {} or lower mtu to {fits}",
+                mtu.get_ref(),
+                tunnel.name,
+                gre + 14
+            );
+            self.warn(&mtu.span(), why);
+        }
+        if let (Some(fs), Some((gre, mtu))) = (&server.frame_size, largest_default) {
+            let why = format!(
+                "frame_size {} carries {carried} bytes of IP, less than the GRE ({gre} bytes) of tunnels without an \
+                 `mtu` at the default mtu ({mtu}): their routers' full-size packets are dropped as oversize on \
+                 arrival; raise frame_size to {} or set their mtu",
+                fs.get_ref(),
+                gre + 14
             );
             self.warn(&fs.span(), why);
         }
@@ -209,9 +223,10 @@ impl Builder<'_> {
                 "[health] probes tunnels with an `interface`, and no tunnel has one: it has no effect",
             );
         }
-        if let Some(bgp) = file.bgp.as_ref().filter(|b| b.get_ref().withdraw_customers_without_tunnels && !probed) {
+        let withdraw = file.bgp.as_ref().and_then(|b| b.get_ref().withdraw_customers_without_tunnels.as_ref());
+        if let Some(set) = withdraw.filter(|w| *w.get_ref() && !probed) {
             self.warn(
-                &bgp.span(),
+                &set.span(),
                 "withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`), and no tunnel \
                  is probed: no customer is ever withdrawn for its tunnels",
             );

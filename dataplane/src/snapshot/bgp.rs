@@ -63,12 +63,14 @@ impl Builder<'_> {
         if grace > 600_000 {
             self.err(&section.withdrawn_grace_ms.span(), format!("withdrawn_grace_ms {grace} is not in 0..=600000"));
         }
+        let withdraw_customers_without_tunnels =
+            section.withdraw_customers_without_tunnels.as_ref().is_some_and(|w| *w.get_ref());
         Bgp {
             bird_socket,
             bird_include,
             withdraw_after: Duration::from_millis(ms.clamp(500, 60_000)),
             announce_after: Duration::from_millis(hold.min(600_000)),
-            withdraw_customers_without_tunnels: section.withdraw_customers_without_tunnels,
+            withdraw_customers_without_tunnels,
             withdrawn_grace: Duration::from_millis(grace.min(600_000)),
         }
     }

@@ -108,6 +108,21 @@ impl Builder<'_> {
             },
         };
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
+        // The router's address is not ours: every frame sent to it would come back to us, and
+        // a switch drops such a frame (or, where `mac` is the router's, learns the router on
+        // our port). A MAC refused above is not said again.
+        if let (Some(_), Some(dst)) = (&server.mac, &server.next_hop_mac)
+            && eth.src == eth.dst
+            && eth.dst != [0; 6]
+            && eth.dst[0] & 1 == 0
+        {
+            let why = format!(
+                "next_hop_mac `{}` is `mac`, this server's own: every frame would be sent to itself, not to the \
+                 upstream router",
+                dst.get_ref()
+            );
+            self.err(&dst.span(), why);
+        }
         let next_hop = match (&server.next_hop_mac, &server.next_hop) {
             (Some(_), Some(ip)) => {
                 // Both: the MAC is used, and the address was silently not.
