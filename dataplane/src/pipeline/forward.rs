@@ -260,7 +260,11 @@ fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunn
     // Not under AH: its integrity check covers the TCP header (RFC 4302 §3.3.3.1), and a
     // clamped SYN would be refused by the receiver.
     let plain_tcp = key.get(Dim::L4Proto) == 6 && !ip.under_ah;
-    if !ctx.snap.mss_clamp || ip.fragment.is_some() || !plain_tcp || flags == classifier::ABSENT {
+    // A first fragment is clamped as a whole segment is (as Linux's TCPMSS target does): the
+    // checksum covers the whole datagram but is patched, not computed, so the later
+    // fragments' bytes are not needed. One whose TCP header runs past it is left alone.
+    let later_fragment = ip.fragment.is_some_and(|f| f.offset > 0);
+    if !ctx.snap.mss_clamp || later_fragment || !plain_tcp || flags == classifier::ABSENT {
         return;
     }
     if flags & SYN == 0 {

@@ -206,6 +206,46 @@ tunnel = "b"
     assert_eq!(used.len(), 2, "both tunnels carry datagrams: {routers:?}");
 }
 
+/// A SYN that reaches the edge already fragmented (TCP Fast Open's data, cut by a router
+/// before us) has its MSS clamped in the first fragment, which holds the whole TCP header, as
+/// any SYN into the tunnel is (it went in at 1460). The checksum covers the whole datagram and
+/// is patched in the first fragment: tshark reassembles each datagram inside GRE and reads
+/// the MSS and the checksum, IPv4 and IPv6.
+#[test]
+fn a_syn_that_arrives_in_fragments_is_clamped() {
+    let (config, _) = tunnel_edge();
+    let file = temp("syn-arrives-fragmented");
+    scapy_pcap(
+        &file,
+        "syn = lambda sport: TCP(sport=sport, dport=80, flags='S', options=[('MSS', 1460)])/Raw(b'f' * 100)\n\
+         v4 = fragment(IP(src='198.18.0.10', dst='203.0.113.10', id=78)/syn(40002), fragsize=48)\n\
+         v6 = fragment6(IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::10')/IPv6ExtHdrFragment(id=79)/syn(40003), 96)\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/p for p in v4 + v6]",
+    );
+    let (out, stats) = replay_to(&config, &file, "syn-arrives-fragmented-out");
+    let rows = tshark_checked(
+        &out,
+        &[
+            "-o",
+            "ip.defragment:TRUE",
+            "-o",
+            "ipv6.defragment:TRUE",
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.options.mss_val",
+            "-e",
+            "tcp.checksum.status",
+        ],
+    );
+    let _ = (std::fs::remove_file(&file), std::fs::remove_file(&out));
+    assert_eq!(stats.sent_as(TxReason::Encapsulated), 6, "three fragments of each, as they came");
+    // acme-gre's mtu 1476, less 40 (IPv4) and 60 (IPv6); checksum status 1 is good.
+    assert_eq!(rows, "1436\t1\n1416\t1\n");
+}
+
 /// A SYN under an authentication header keeps its MSS into the tunnel: AH's integrity check
 /// covers the TCP header and its options (RFC 4302 §3.3.3.1), so a clamped SYN would be
 /// refused by its receiver. The same SYN without AH is clamped (1460 to 1436). Read by
