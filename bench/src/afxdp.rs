@@ -117,8 +117,11 @@ fn refused(e: &anyhow::Error) -> bool {
 }
 
 fn send_live_frames(index: i32, frame: &[u8], seconds: Duration) -> anyhow::Result<u64> {
-    let skel = load()?;
-    skel.maps.template.update(&0u32.to_ne_bytes(), frame, MapFlags::ANY)?;
+    // Said as text, not as libbpf's error: a setup refused (no CAP_BPF, say) is no kernel
+    // refusing live frames, and must not send by AF_PACKET instead (`refused`).
+    let skel = load().map_err(|e| anyhow::anyhow!("loading the generator: {e:#}"))?;
+    let written = skel.maps.template.update(&0u32.to_ne_bytes(), frame, MapFlags::ANY);
+    written.map_err(|e| anyhow::anyhow!("writing the generator's frame: {e}"))?;
     // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
     let mut ctx = [0u8; 24];
     ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
