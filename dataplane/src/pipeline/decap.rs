@@ -401,8 +401,13 @@ fn is_keepalive(tunnel: &Tunnel, key: &Key, ip: &IpFrame, data: &[u8]) -> bool {
 /// The source of a decapsulated packet must lie in the tunnel's customer's prefixes, or be
 /// the router's side of the tunnel.
 fn source_is_customers(snap: &Snapshot, tunnel: &Tunnel, key: &Key, is_ipv6: bool) -> bool {
-    let router_side = !is_ipv6 && tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32);
-    router_side || snap.customer_by_prefix.lookup(is_ipv6, key.src_addr()) == Some(tunnel.customer)
+    (!is_ipv6 && from_router_side(tunnel, key))
+        || snap.customer_by_prefix.lookup(is_ipv6, key.src_addr()) == Some(tunnel.customer)
+}
+
+/// Whether an IPv4 packet's source (`key`'s) is the router's side of `tunnel`'s `interface`.
+fn from_router_side(tunnel: &Tunnel, key: &Key) -> bool {
+    tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32)
 }
 
 /// An address of ours ([`dos::is_our_address`]; `dst` as the key holds it): an anycast
@@ -468,9 +473,8 @@ fn to_our_side(
         // router's side of this tunnel, as that server requires of the reply (its inner
         // addresses are those of the tunnel the payload names there): anything else of the
         // customer's network would cross the backbone to be dropped on arrival.
-        let router_side = tunnel.interface.is_some_and(|i| u32::from(i.peer) == (key.src_addr() >> 96) as u32);
         return probe_sender(payload)
-            .filter(|_| router_side)
+            .filter(|_| from_router_side(tunnel, key))
             .and_then(|to| super::egress::relay_probe_reply(ctx, frame, ip, to, tid, false))
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
