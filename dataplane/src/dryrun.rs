@@ -65,8 +65,9 @@ pub fn match_filter(
                 membership.fill(&mut key);
                 (key, len)
             }
-            // A frame of a link type transitd does not read still has a number and a length.
-            Some(Record::Unsupported { wire_len, .. }) => (Key::new(wire_len), 0),
+            // A frame of a link type transitd does not read, or a pcapng block that holds no
+            // packet, still has tshark's number and length.
+            Some(Record::Unsupported { wire_len: len, .. } | Record::NotAPacket { len }) => (Key::new(len), 0),
         };
         n += 1;
         if table.first_match(&key, &buf[..len]).is_some() {
@@ -230,8 +231,11 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         n += 1;
         let (len, wire_len, ts) = match record {
             Record::Frame { len, wire_len, timestamp_ns, .. } => (len, wire_len, clock.at(timestamp_ns)),
-            Record::Unsupported { .. } => {
-                let reason = "unsupported_link_type";
+            skipped => {
+                let reason = match skipped {
+                    Record::NotAPacket { .. } => "not_a_packet",
+                    _ => "unsupported_link_type",
+                };
                 *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;
                 report.frames.push(FrameReport {
                     frame: n,

@@ -512,3 +512,94 @@ fn replay_to_a_reader_that_stops_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(!said.contains("transitd:"), "{said}");
 }
+
+/// Writes the capture that `script` makes (Python: `out` its path, `struct` and scapy loaded).
+fn python_capture(file: &std::path::Path, script: &str) {
+    let script = format!("import struct, sys\nfrom scapy.all import *\nout = sys.argv[1]\n{script}");
+    let made = Command::new("/usr/bin/python3").args(["-c", &script]).arg(file).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
+/// A pcapng custom block (0xBAD, 0x40000BAD) or systemd journal entry (9) is a frame to
+/// tshark, numbered and of a length (`frame.len`): `match` skipped it, and every frame after
+/// it was named by a number one short of tshark's, with `-Y` and `--config` alike, in either
+/// byte order. The files are laid out by Python's struct as the pcapng draft says.
+#[test]
+fn pcapng_blocks_tshark_numbers_as_frames_keep_tshark_frame_numbers() {
+    let dir = std::env::temp_dir().join(format!("transitd-not-packets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for order in ["<", ">"] {
+        let file = dir.join(format!("order{}.pcapng", if order == "<" { "-little" } else { "-big" }));
+        python_capture(
+            &file,
+            &format!(
+                r#"e = '{order}'
+pad = lambda b: b + b'\0' * (-len(b) % 4)
+def block(kind, body):
+    body = pad(body)
+    return struct.pack(e + 'II', kind, 12 + len(body)) + body + struct.pack(e + 'I', 12 + len(body))
+def epb(src, usec):
+    f = bytes(Ether(dst='02:00:00:00:00:01')/IP(src=src, dst='203.0.113.9')/UDP(dport=53)/Raw(b'x' * 9))
+    return block(6, struct.pack(e + 'IIIII', 0, usec >> 32, usec & 0xffffffff, len(f), len(f)) + f)
+t = 1700000000 * 10**6
+journal = b'__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE=hello\n'
+open(out, 'wb').write(block(0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1))
+    + block(1, struct.pack(e + 'HHI', 1, 0, 0)) + epb('198.51.100.1', t)
+    + block(0xBAD, struct.pack(e + 'I', 32473) + b'abcde') + epb('198.51.100.2', t + 1)
+    + block(0x40000BAD, struct.pack(e + 'I', 32473)) + block(9, journal) + epb('198.51.100.3', t + 2))
+"#
+            ),
+        );
+        let f = file.to_str().unwrap();
+        let all = tshark(&file, &["-T", "fields", "-e", "frame.number"]);
+        assert_eq!(all.lines().count(), 6, "{f}: tshark numbers three packets and three other blocks");
+        for expr in ["frame", "ip.src == 198.51.100.2", "ip.src == 198.51.100.3", "not ip", "frame.len == 8"] {
+            let want = tshark(&file, &["-Y", expr, "-T", "fields", "-e", "frame.number"]);
+            let out = transitd(&["match", "-r", f, "-Y", expr]);
+            assert_eq!((out.status.code(), stdout(&out)), (Some(0), want), "{f}: `{expr}`");
+        }
+        let config = root().join("bench/configs/catch-all.toml");
+        let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", f, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let frames = report["frames"].as_array().unwrap();
+        let skipped: String = frames
+            .iter()
+            .filter(|fr| fr["verdict"] == "skip" && fr["reason"] == "not_a_packet")
+            .map(|fr| format!("{}\n", fr["frame"]))
+            .collect();
+        assert_eq!(frames.len(), 6, "{f}");
+        assert_eq!(skipped, tshark(&file, &["-Y", "not eth", "-T", "fields", "-e", "frame.number"]), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A BSD loopback (link type 0) frame is IP where its address family says so, as tshark
+/// reads it: AF_INET (2) in either byte order, the BSDs' AF_INET6 (24, 28, 30). Any other
+/// family (Linux's AF_INET6 10, OSI 7, 0) was taken as IPv4 (`ip` held on IPv4 behind
+/// family 7, `ipv6` on IPv6 behind 10); tshark dissects none of them as IP.
+#[test]
+fn bsd_loopback_frames_are_ip_only_where_their_family_says_so() {
+    let file = std::env::temp_dir().join(format!("transitd-loopback-families-{}.pcap", std::process::id()));
+    python_capture(
+        &file,
+        r#"v4 = bytes(IP(src='198.51.100.1', dst='203.0.113.9')/UDP(dport=53)/Raw(b'x' * 9))
+v6 = bytes(IPv6(src='2001:db8::1', dst='2001:db8::2')/UDP(dport=53)/Raw(b'x' * 9))
+frames = [struct.pack('<I', 2) + v4, struct.pack('>I', 2) + v4, struct.pack('<I', 24) + v6,
+          struct.pack('<I', 28) + v6, struct.pack('>I', 30) + v6, struct.pack('<I', 10) + v6,
+          struct.pack('<I', 7) + v4, struct.pack('<I', 0) + v4, struct.pack('<I', 10) + v4]
+data = struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 0)
+for i, f in enumerate(frames):
+    data += struct.pack('<IIII', 1700000000, i, len(f), len(f)) + f
+open(out, 'wb').write(data)
+"#,
+    );
+    let f = file.to_str().unwrap();
+    for expr in ["ip", "ipv6", "udp", "udp.dstport == 53", "frame.len > 40"] {
+        let want = tshark(&file, &["-Y", expr, "-T", "fields", "-e", "frame.number"]);
+        let out = transitd(&["match", "-r", f, "-Y", expr]);
+        assert_eq!((out.status.code(), stdout(&out)), (Some(0), want), "`{expr}`");
+    }
+    assert_eq!(stdout(&transitd(&["match", "-r", f, "-Y", "udp", "--count"])), "5\n");
+    let _ = std::fs::remove_file(file);
+}

@@ -8,6 +8,9 @@
 //! Linux cooked captures (113, 276). The link-type field is masked to its low 16 bits (the
 //! upper bits carry the FCS length). Lengths in record headers are checked against the
 //! bytes actually present, never trusted.
+//!
+//! A pcapng custom block or systemd journal entry is a record too: tshark numbers it as a
+//! frame, and `match` prints tshark's frame numbers.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -50,6 +53,12 @@ pub enum Record {
         link_type: u32,
         /// Length on the wire.
         wire_len: u32,
+    },
+    /// A pcapng block that holds no packet but that tshark numbers as a frame: a custom
+    /// block (0xBAD, 0x40000BAD), a systemd journal entry (9).
+    NotAPacket {
+        /// Its length as tshark's `frame.len` gives it.
+        len: u32,
     },
 }
 
@@ -239,9 +248,8 @@ impl CaptureReader {
 
 /// What the pcapng reader did with one block.
 enum Step {
-    /// A packet (its interface, timestamp ticks, length on the wire and the bytes now at the
-    /// front of the output), or another block taken in (`None`).
-    Block(Option<(u32, u64, u32, usize)>),
+    /// What a block held (`None`: a block taken in, or one tshark does not number).
+    Block(Option<Taken>),
     End,
     /// More of the file is needed in the buffer, or a larger buffer.
     Refill,
@@ -286,7 +294,8 @@ impl PcapNg {
             };
             match step {
                 Step::Block(None) => continue,
-                Step::Block(Some((interface, ticks, wire_len, n))) => {
+                Step::Block(Some(Taken::NotAPacket { len })) => return Ok(Some(Record::NotAPacket { len })),
+                Step::Block(Some(Taken::Packet { interface, ticks, wire_len, n })) => {
                     let Some(i) = self.section.interfaces.get(interface as usize) else {
                         return Err(format!("packet names interface {interface}, which is not described"));
                     };
@@ -358,10 +367,19 @@ fn u32_in(bytes: [u8; 4], big_endian: bool) -> u32 {
     if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) }
 }
 
+/// A pcapng block that tshark numbers as a frame.
+enum Taken {
+    /// A packet: its interface, timestamp ticks, length on the wire, and the `n` bytes of it
+    /// now at the front of the output.
+    Packet { interface: u32, ticks: u64, wire_len: u32, n: usize },
+    /// No packet (a custom block, a journal entry) of `len` bytes to tshark.
+    NotAPacket { len: u32 },
+}
+
 impl Section {
     /// Takes in a section or interface block; a packet block's frame is copied to the front
-    /// of `out` and described (interface, ticks, length on the wire, bytes copied).
-    fn take(&mut self, block: PcapBlockOwned<'_>, out: &mut [u8]) -> Option<(u32, u64, u32, usize)> {
+    /// of `out` and described.
+    fn take(&mut self, block: PcapBlockOwned<'_>, out: &mut [u8]) -> Option<Taken> {
         let PcapBlockOwned::NG(block) = block else { return None };
         let big_endian = self.big_endian;
         let u32_at = |b: &[u8], at: usize| -> u32 {
@@ -393,7 +411,7 @@ impl Section {
             Block::EnhancedPacket(p) => {
                 let data = &p.data[..(p.caplen as usize).min(p.data.len())];
                 let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
-                Some((p.if_id, ticks, p.origlen, copy_prefix(data, out)))
+                Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n: copy_prefix(data, out) })
             }
             Block::SimplePacket(p) => {
                 // The block's data is padded to 32 bits: the packet is its first original
@@ -403,7 +421,7 @@ impl Section {
                 if snaplen > 0 {
                     len = len.min(snaplen);
                 }
-                Some((0, 0, p.origlen, copy_prefix(&p.data[..len], out)))
+                Some(Taken::Packet { interface: 0, ticks: 0, wire_len: p.origlen, n: copy_prefix(&p.data[..len], out) })
             }
             // The obsolete packet block (2), which tshark still reads: interface (16 bits),
             // drops (16), timestamp high and low (32 each), captured and original lengths.
@@ -416,7 +434,15 @@ impl Section {
                 let ticks = u64::from(u32_at(u.data, 4)) << 32 | u64::from(u32_at(u.data, 8));
                 let data = &u.data[20..];
                 let data = &data[..(u32_at(u.data, 12) as usize).min(data.len())];
-                Some((interface, ticks, u32_at(u.data, 16), copy_prefix(data, out)))
+                Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n: copy_prefix(data, out) })
+            }
+            // tshark 4.0 gives a custom block's data after its enterprise number, padding
+            // and all (it cannot tell data from options), and a journal entry without the
+            // zeros that pad it.
+            Block::Custom(c) => Some(Taken::NotAPacket { len: c.data.len() as u32 }),
+            Block::SystemdJournalExport(j) => {
+                let len = j.data.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
+                Some(Taken::NotAPacket { len: len as u32 })
             }
             _ => None,
         }
@@ -506,11 +532,19 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
         229 => (0, Some(0x86dd)),
         0 => {
             // BSD loopback: a 4-byte address family in the capturing host's byte order.
+            // AF_INET (2) is IPv4 and the BSDs' AF_INET6 (24, 28, 30) IPv6; to tshark any
+            // other (OSI, IPX, Linux's AF_INET6 10) carries no IP, and here it is no IP
+            // EtherType.
             let family = out.get(..4).filter(|_| n >= 4).map(|b| [b[0], b[1], b[2], b[3]]);
-            let v6 = family.is_some_and(|f| {
-                [24, 28, 30].iter().any(|&af| u32::from_le_bytes(f) == af || u32::from_be_bytes(f) == af)
-            });
-            (4.min(n), Some(if v6 { 0x86dd } else { 0x0800 }))
+            let is = |af: u32| family.is_some_and(|f| u32::from_le_bytes(f) == af || u32::from_be_bytes(f) == af);
+            let ethertype = if is(2) {
+                0x0800
+            } else if [24, 28, 30].into_iter().any(is) {
+                0x86dd
+            } else {
+                0
+            };
+            (4.min(n), Some(ethertype))
         }
         113 => (16.min(n), Some(out.get(14..16).filter(|_| n >= 16).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
         276 => (20.min(n), Some(out.get(0..2).filter(|_| n >= 20).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
@@ -598,7 +632,7 @@ mod tests {
         data[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
         let cut = |link_type: u32, room: usize| match frame(link_type, &data, 1000, 0, &mut vec![0u8; room]) {
             Record::Frame { len, uncaptured_len, .. } => (len, uncaptured_len),
-            Record::Unsupported { .. } => unreachable!(),
+            _ => unreachable!(),
         };
         assert_eq!(cut(113, 64), (38, 960));
         assert_eq!(cut(101, 30), (30, 984));

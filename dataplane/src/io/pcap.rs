@@ -145,6 +145,8 @@ impl FrameIo for PcapIo {
                     n += 1;
                 }
                 Ok(Some(Record::Unsupported { link_type, .. })) => *self.skipped.entry(link_type).or_default() += 1,
+                // Not a packet: nothing to replay (capinfos does not count it either).
+                Ok(Some(Record::NotAPacket { .. })) => {}
                 Err(e) => {
                     self.pending = Some(e);
                     break;

@@ -170,7 +170,7 @@ pub fn read_frames(file: &Path) -> Vec<Captured> {
             Ok(Some(Record::Frame { len, wire_len, timestamp_ns, .. })) => {
                 out.push(Captured { bytes: buf[..len].to_vec(), wire_len, timestamp_ns })
             }
-            Ok(Some(Record::Unsupported { .. })) => {}
+            Ok(Some(Record::Unsupported { .. } | Record::NotAPacket { .. })) => {}
             Ok(None) => break,
             Err(e) if file.components().any(|c| c.as_os_str() == "malformed") => {
                 let _ = e;
