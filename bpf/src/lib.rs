@@ -136,4 +136,16 @@ impl XdpProgram {
             .update(&queue.to_ne_bytes(), &value, MapFlags::ANY)
             .map_err(|source| BpfError::Map { map: "xsks", source })
     }
+
+    /// Takes the sockets of `queues` out of the program, and returns once none can receive
+    /// a frame any more: a run that found a socket before still delivers to it, until the
+    /// runs begun before the removal have ended. Their owned frames are the program's from
+    /// then on (`no_socket`: passed or dropped by `unbound_queue`), and what it redirected
+    /// before is in the sockets' receive rings, for the workers to empty as they stop.
+    pub fn unregister_sockets(&self, queues: &[u32]) -> Result<(), BpfError> {
+        for queue in queues {
+            self.skel.maps.xsks.delete(&queue.to_ne_bytes()).map_err(|source| BpfError::Map { map: "xsks", source })?;
+        }
+        self.readers.wait()
+    }
 }

@@ -90,7 +90,7 @@ impl ReaderBarrier {
     }
 
     /// Returns once every program run that began before the call has ended.
-    fn wait(&self) -> Result<(), BpfError> {
+    pub(super) fn wait(&self) -> Result<(), BpfError> {
         let inner_fd = u32::try_from(self.inner.as_fd().as_raw_fd()).unwrap_or(u32::MAX);
         self.outer
             .update(&0u32.to_ne_bytes(), &inner_fd.to_ne_bytes(), MapFlags::ANY)

@@ -3,7 +3,8 @@
 //! interface's own address, the XDP program never replaces another and never outlives the
 //! process, a bind the driver cannot do fails cleanly, and faults (link down and up, `kill
 //! -9`, the interface vanishing or renamed) end in a clean state with every UMEM frame
-//! accounted for, said once. Needs root; one lab at a time.
+//! accounted for, said once, and a stop under traffic counts every frame the XDP program
+//! redirected. Needs root; one lab at a time.
 
 mod common;
 
@@ -467,6 +468,79 @@ fn link_down_and_up_under_traffic_then_the_interface_vanishing() {
     assert!(!log.contains("panicked"), "{log}");
     let (_, report) = t.stop();
     assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");
+}
+
+/// The number after each `key` (a word of its own) in `lines`, summed.
+fn sum_after(lines: &[&str], key: &str) -> u64 {
+    let numbers = |line: &&str| -> Vec<u64> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.windows(2).filter(|w| w[0] == key).filter_map(|w| w[1].parse().ok()).collect()
+    };
+    lines.iter().flat_map(numbers).sum()
+}
+
+/// Stopped (SIGTERM) while traffic pours in on both queues, transitd has counted every frame
+/// its XDP program redirected: received by a worker, or dropped by the kernel at the socket
+/// (`rx_ring_full`, `rx_dropped`), none left in a receive ring (the program's own counter is
+/// the oracle). The sockets leave the program before the workers stop and empty their rings;
+/// told to stop first, a worker left in its ring what came after its last poll, counted
+/// nowhere (411 of 298,014 frames at 100 kpps over two queues). The program is gone after.
+#[test]
+fn a_stop_under_traffic_counts_every_frame_the_program_redirected() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tt", 2);
+    let t = lab.transitd(ACME, &["--queues", "0-1"]);
+    // UDP to Acme (its firewall drops it, each counted as received) from 256 source ports,
+    // which the upstream veth spreads over its two queues, sent as fast as Python can.
+    let sender = format!(
+        r#"
+import socket, struct
+dev = "{dev}"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+mac = lambda text: bytes.fromhex(text.strip().replace(":", ""))
+link = mac("{dst}") + mac(open(f"/sys/class/net/{{dev}}/address").read())
+frames = []
+for port in range(1024, 1280):
+    udp = struct.pack("!HHHH", port, 9, 26, 0) + bytes(18)
+    addresses = socket.inet_aton("10.2.0.1") + socket.inet_aton("203.0.113.100")
+    ip = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 46, 0, 0, 64, 17, 0) + addresses)
+    total = sum(struct.unpack("!10H", ip))
+    total = (total & 0xffff) + (total >> 16)
+    ip[10:12] = struct.pack("!H", ~((total & 0xffff) + (total >> 16)) & 0xffff)
+    frames.append(link + b"\x08\x00" + bytes(ip) + udp)
+while True:
+    for frame in frames:
+        try:
+            s.send(frame)
+        except OSError:
+            pass
+"#,
+        dev = lab.dev("u1"),
+        dst = lab.mac("dut", "d0"),
+    );
+    let mut sending = lab.cmd("up", "/usr/bin/python3").args(["-c", &sender]).spawn().unwrap();
+    let received = || {
+        let out = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd")).args(["stats", "--raw"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("transitd_rx_packets_total{")).collect();
+        lines.iter().filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok()).sum::<f64>()
+    };
+    wait_for("traffic to flow", Duration::from_secs(30), || received() > 10_000.0);
+    let still_sending = sending.try_wait().unwrap().is_none();
+    let (code, report) = t.stop();
+    let _ = sending.kill();
+    let _ = sending.wait();
+    assert!(still_sending, "the sender ended before the stop");
+    assert_eq!(code, 0, "{report}");
+    let queues: Vec<&str> = report.lines().filter(|l| l.starts_with("queue ") || l.contains("socket (")).collect();
+    let xdp: Vec<&str> = report.lines().filter(|l| l.starts_with("xdp: ")).collect();
+    let (rx, redirected) = (sum_after(&queues, "rx"), sum_after(&xdp, "redirected"));
+    let at_the_socket = sum_after(&queues, "rx_ring_full") + sum_after(&queues, "rx_dropped");
+    assert!(rx > 10_000, "{report}");
+    assert_eq!(redirected, rx + at_the_socket, "frames the program redirected that no counter holds:\n{report}");
+    assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");
+    assert!(!has_xdp(&lab, "dut", "d0"), "the program outlived the run");
 }
 
 #[test]

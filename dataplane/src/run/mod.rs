@@ -385,6 +385,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     if let Some(n) = &notifier {
         n.send("STOPPING=1");
     }
+    // The sockets leave the XDP program before the workers are told to stop, so that what it
+    // redirected is all in their receive rings, which they empty as they stop: every frame
+    // it redirected is counted by a worker, and what comes after is the program's to count
+    // (`no_socket`), as once the sockets close. Told to stop first, a worker left in its
+    // ring what arrived after its last poll, counted nowhere.
+    if let Err(e) = program.unregister_sockets(&queues) {
+        log_line!("transitd: stopping: {e}: frames arriving meanwhile may be left uncounted in the receive rings");
+    }
     stop.store(true, Ordering::Relaxed);
     let mut errors: Vec<anyhow::Error> = gone.into_iter().collect();
     for w in workers {
