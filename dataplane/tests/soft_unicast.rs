@@ -1056,6 +1056,41 @@ fn probe_replies_are_relayed_from_the_routers_side_within_the_probes_rate() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The server that probed records its own reply only from the router's side of the tunnel,
+/// as it records a relayed one and as another server relays one: a probe returned from
+/// another address of the customer's network (203.0.113.9, which the source check lets
+/// through) was recorded when it reached a1 straight, while a2 did not relay it. The tunnel
+/// came up on the server nearest the router alone, and a2's copy of a1's reply and a1's
+/// own differed in what they proved. scapy plays the router.
+#[test]
+fn a_probe_reply_counts_only_from_the_routers_side_straight_or_relayed() {
+    let loaded = fleet_with_a_probed_tunnel();
+    let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
+    let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
+    let dir = std::env::temp_dir().join(format!("transitd-su-probe-source-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = "other = inner.copy(); other[IP].src = '203.0.113.9'; del other[IP].chksum\n\
+                 frames = [back(other), back(inner)]";
+    let frames = router_returns(&a1, 7, &dir, other);
+    assert_eq!(frames.len(), 2);
+    let refused = DropReason::TunnelInterface.name().to_string();
+    let (io, _) = run_on(&a2, frames[..1].to_vec());
+    assert_eq!(
+        fates(&io.verdicts),
+        std::slice::from_ref(&refused),
+        "not relayed from elsewhere than the router's side"
+    );
+    let (io, _) = run_on(&a1, frames[..1].to_vec());
+    assert_eq!(fates(&io.verdicts), [refused], "nor recorded straight");
+    assert_eq!(a1.health.replied(t), 0);
+    // The same probe returned from the router's side: recorded.
+    let (io, _) = run_on(&a1, frames[1..].to_vec());
+    let recorded = format!("consumed:{}", transitd::pipeline::ConsumeReason::HealthProbeReply.name());
+    assert_eq!(fates(&io.verdicts), [recorded]);
+    assert_eq!(a1.health.replied(t), 7);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A reply that cannot be relayed (here while the backbone's next hop is unresolved: a
 /// batch without Ethernet addresses) spends none of the tunnel's relay budget: once the next
 /// hop is known, the next replies are relayed, a whole burst of them. The token was spent

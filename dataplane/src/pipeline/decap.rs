@@ -464,17 +464,18 @@ fn to_our_side(
     }
     let l3 = frame.start + ip.l3_start;
     let end = l3 + ip.l3_len;
-    if icmp_type == u32::from(ICMPV4_ECHO_REPLY) {
+    // A probe comes back as it left: from the router's side of the tunnel. Only from there
+    // is a reply recorded here, as it is when relayed (`relayed_probe_reply`), and relayed:
+    // one from another address of the customer's network brought the tunnel up on the
+    // server it reached, while on every other server of a fleet, its copies not relayed,
+    // the tunnel stayed down.
+    if icmp_type == u32::from(ICMPV4_ECHO_REPLY) && from_router_side(tunnel, key) {
         let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
         if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
             return Verdict::Consumed(ConsumeReason::HealthProbeReply);
         }
-        // Another server of the fleet's probe: the one that sent it judges it. Only from the
-        // router's side of this tunnel, as that server requires of the reply (its inner
-        // addresses are those of the tunnel the payload names there): anything else of the
-        // customer's network would cross the backbone to be dropped on arrival.
+        // Another server of the fleet's probe: the one that sent it judges it.
         return probe_sender(payload)
-            .filter(|_| from_router_side(tunnel, key))
             .and_then(|to| super::egress::relay_probe_reply(ctx, frame, ip, to, tid, false))
             .unwrap_or(Verdict::Drop(DropReason::TunnelInterface));
     }
