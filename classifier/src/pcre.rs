@@ -141,14 +141,17 @@ impl<'a> Translator<'a> {
             match c {
                 b'\\' => self.escape()?,
                 // PCRE2's word boundaries in POSIX dress (Spencer's): the start and the end
-                // of a word. Accepted as a class of `<` and `:`, they never matched.
+                // of a word. Accepted as a class of `<` and `:`, they never matched. PCRE2
+                // writes them as `\b(?=\w)` and `\b(?<=\w)`, so a quantifier after one
+                // repeats the look-around alone and the `\b` stays (`[[:<:]]?` is `\b`):
+                // written so here, as a boundary and a group.
                 b'[' if self.p[self.i..].starts_with(b"[:<:]]") => {
                     self.i += 6;
-                    self.out.push_str(r"\b{start}");
+                    self.out.push_str(r"\b(?:\b{start})");
                 }
                 b'[' if self.p[self.i..].starts_with(b"[:>:]]") => {
                     self.i += 6;
-                    self.out.push_str(r"\b{end}");
+                    self.out.push_str(r"\b(?:\b{end})");
                 }
                 b'^' => {
                     self.out.push('^');
@@ -847,7 +850,7 @@ mod tests {
     /// class name"), which were taken as sets of characters.
     #[test]
     fn posix_classes_are_read_as_pcre2_reads_them() {
-        assert_eq!(t(r"[[:<:]]ab[[:>:]]"), r"\b{start}ab\b{end}");
+        assert_eq!(t(r"[[:<:]]ab[[:>:]]"), r"\b(?:\b{start})ab\b(?:\b{end})");
         assert_eq!(t(r"[[:^digit:][:word:]]"), r"[[:^digit:][:word:]]");
         for p in [
             r"[:alpha:]",
@@ -940,8 +943,9 @@ mod tests {
             assert!(translate(p.as_bytes()).is_err(), "{p}");
         }
         assert_eq!(t(r"(?J)(?<a>x)(?<a>y)"), "(x)(y)");
-        // PCRE2 writes `[[:<:]]` as a group with a look-ahead, which a quantifier may follow.
-        assert_eq!(t(r"[[:<:]]*a"), r"\b{start}*a");
+        // PCRE2 writes `[[:<:]]` as `\b` and a look-ahead, which a quantifier may follow: it
+        // repeats the look-ahead alone.
+        assert_eq!(t(r"[[:<:]]*a"), r"\b(?:\b{start})*a");
         // `\12` is octal when fewer than twelve groups were opened before it.
         assert_eq!(t(r"\12"), r"\x0a");
         assert!(translate(br"()()()()()()()()()()()()\12").is_err());
