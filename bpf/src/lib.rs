@@ -142,10 +142,16 @@ impl XdpProgram {
     /// runs begun before the removal have ended. Their owned frames are the program's from
     /// then on (`no_socket`: passed or dropped by `unbound_queue`), and what it redirected
     /// before is in the sockets' receive rings, for the workers to empty as they stop.
+    /// Every socket is taken out and waited for, whichever one's removal failed (the first
+    /// failure is returned): one left in would not spare the others their uncounted frames.
     pub fn unregister_sockets(&self, queues: &[u32]) -> Result<(), BpfError> {
+        let mut refused = None;
         for queue in queues {
-            self.skel.maps.xsks.delete(&queue.to_ne_bytes()).map_err(|source| BpfError::Map { map: "xsks", source })?;
+            if let Err(source) = self.skel.maps.xsks.delete(&queue.to_ne_bytes()) {
+                refused = refused.or(Some(BpfError::Map { map: "xsks", source }));
+            }
         }
-        self.readers.wait()
+        self.readers.wait()?;
+        refused.map_or(Ok(()), Err)
     }
 }
