@@ -228,6 +228,30 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     assert!(!second.log().contains("the BGP guard is gone"), "{}", second.log());
     assert!(took >= Duration::from_millis(500), "stopped {took:?} after the signal: no drain after the withdrawal");
     assert!(!two.marker().exists(), "a stop as asked removes the marker");
+
+    // A BIRD that takes the guard's connection and answers nothing (stopped here; busy, in
+    // the field) holds no stop: the guard waits for it for good (nothing else would tell it),
+    // and a run that waited with the guard hung until the service manager's kill, its final
+    // report lost. The run waits a bounded time and stops; the guard, left alone, withdraws
+    // once BIRD answers.
+    let mut third = two.transitd(&lab, "");
+    wait_for("dut2 to announce again", Duration::from_secs(30), || {
+        via("203.0.113.0/24").as_deref() == Some("10.4.0.2")
+    });
+    let bird = two.bird.pid().to_string();
+    lab.run("dut2", "kill", &["-STOP", &bird]);
+    lab.run("dut2", "kill", &["-TERM", &third.pid().to_string()]);
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("dut2's transitd to stop while its BIRD answers nothing", Duration::from_secs(40), || {
+            !third.is_running()
+        })
+    }));
+    lab.run("dut2", "kill", &["-CONT", &bird]);
+    assert!(stopped.is_ok(), "the run hung on its guard's withdrawal:\n{}", third.log());
+    assert!(third.log().contains("it goes on alone"), "{}", third.log());
+    wait_for("the guard left alone to withdraw once BIRD answers", Duration::from_secs(30), || {
+        via("203.0.113.0/24").is_none()
+    });
 }
 
 /// The processes whose parent is `pid` (`/proc/*/stat`).

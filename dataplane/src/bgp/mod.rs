@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nix::errno::Errno;
@@ -245,16 +246,59 @@ impl Speaker {
         Ok(())
     }
 
-    /// Withdraws everything and waits for the guard to have done it and exited.
+    /// Withdraws everything and waits for the guard to have done it and exited, for at most
+    /// [`STOP_WAIT`]: a guard whose BIRD takes the connection and answers nothing waits for
+    /// it for as long as that takes (nothing else would tell BIRD), and a stop or a reload
+    /// that waited with it hung, the run's final report lost to the service manager's kill.
+    /// Past the wait, the guard goes on alone.
     pub fn stop(self) {
         let Speaker { mut guard, pipe, .. } = self;
         drop(pipe); // the guard withdraws when its pipe closes
-        let _ = guard.wait();
+        if !exited_within(&mut guard, STOP_WAIT) {
+            log_line!(
+                "transitd: the BGP guard is still withdrawing after {} s (BIRD takes its connection and \
+                 answers nothing): it goes on alone, and tells BIRD once BIRD answers",
+                STOP_WAIT.as_secs()
+            );
+        }
+    }
+}
+
+/// How long a stop waits for the guard's withdrawal: one exchange with BIRD (a 10 s
+/// timeout) and the 5 s its last word retries a BIRD that is not there, and a second more.
+const STOP_WAIT: Duration = Duration::from_secs(16);
+
+/// Whether `child` exited within `limit` (or cannot be waited for: nothing to wait on).
+fn exited_within(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) if Instant::now() >= deadline => return false,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    /// A stop waits for the guard's withdrawal a bounded time, then goes on (the guard may
+    /// wait for good on a BIRD that answers nothing): a child that outlives the limit is
+    /// let go at the limit, one that exits is seen to have.
+    #[test]
+    fn a_stop_waits_for_the_guard_a_bounded_time() {
+        let mut lingering = Command::new("sleep").arg("30").spawn().unwrap();
+        let started = Instant::now();
+        assert!(!super::exited_within(&mut lingering, Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+        let _ = (lingering.kill(), lingering.wait());
+        let mut quick = Command::new("true").spawn().unwrap();
+        assert!(super::exited_within(&mut quick, Duration::from_secs(10)));
+    }
+
     /// The lock is taken in the include's directory before the include is first written
     /// there: a directory not made yet (no /run/transitd on a manual run, a reload that
     /// moved the include) is made, where every start failed on it and nothing was announced.

@@ -384,6 +384,11 @@ pub struct Bird {
 }
 
 impl Bird {
+    /// Its process id (`ip netns exec` runs BIRD in its own place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `birdc` on its socket: the command's output.
     pub fn birdc(&self, command: &str) -> String {
         let out = Command::new("birdc").arg("-s").arg(&self.socket).args(command.split_whitespace()).output().unwrap();
