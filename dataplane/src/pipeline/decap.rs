@@ -52,7 +52,7 @@ pub(super) fn is_gre_to_us(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
     proto == DESTINATION_OPTIONS
         && ip.is_ipv6
         && !ip.under_ah
-        && ip.fragment.is_some_and(|f| f.offset > 0)
+        && ip.is_later_fragment()
         && is_anycast(snap, key.dst_addr(), true)
         && router_of_source(snap, key, true).is_some()
 }
@@ -221,7 +221,7 @@ fn router_of(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer_key: &Key, outer: &IpFr
     // none); the datagram it completes is judged whole, as any packet. A first fragment
     // without the GRE header is refused (RFC 7112: it holds the whole header chain; the
     // later fragments must not supply what was judged).
-    if outer.fragment.is_none_or(|f| f.offset == 0) {
+    if !outer.is_later_fragment() {
         let verdict = match gre_fixed_header(frame, outer) {
             Some(header) => not_ours(snap, header),
             None if outer.fragment.is_some() => Some(Verdict::Drop(DropReason::GreFragment)),

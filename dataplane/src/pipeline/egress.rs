@@ -333,7 +333,7 @@ pub(super) fn relay_probe_reply(
 /// reply's identifier (a ping socket's port); for an ICMP error, the source port (or echo
 /// identifier) of our packet that it quotes. `None` for anything else.
 pub fn steering_port(data: &[u8], key: &Key, ip: &IpFrame) -> Option<u16> {
-    if ip.fragment.is_some_and(|f| f.offset > 0) {
+    if ip.is_later_fragment() {
         return None;
     }
     let word = |at: usize| data.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));

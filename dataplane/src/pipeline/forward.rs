@@ -263,8 +263,7 @@ fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunn
     // A first fragment is clamped as a whole segment is (as Linux's TCPMSS target does): the
     // checksum covers the whole datagram but is patched, not computed, so the later
     // fragments' bytes are not needed. One whose TCP header runs past it is left alone.
-    let later_fragment = ip.fragment.is_some_and(|f| f.offset > 0);
-    if !ctx.snap.mss_clamp || later_fragment || !plain_tcp || flags == classifier::ABSENT {
+    if !ctx.snap.mss_clamp || ip.is_later_fragment() || !plain_tcp || flags == classifier::ABSENT {
         return;
     }
     if flags & SYN == 0 {
@@ -568,8 +567,7 @@ fn is_tunnel_broadcast(snap: &Snapshot, a: IpAddr) -> bool {
 /// its own even where the key has no transport (ICMP before 6 bytes, as tshark): with no
 /// type to tell, it may be an error, and is not answered.
 fn error_may_answer(key: &Key, ip: &IpFrame, kind: IcmpKind) -> bool {
-    let later_fragment = ip.fragment.is_some_and(|f| f.offset > 0);
-    if later_fragment && (!ip.is_ipv6 || matches!(kind, IcmpKind::TimeExceeded)) {
+    if ip.is_later_fragment() && (!ip.is_ipv6 || matches!(kind, IcmpKind::TimeExceeded)) {
         return false;
     }
     let icmp_type = key.get(Dim::IcmpType);

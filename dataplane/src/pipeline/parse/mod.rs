@@ -87,6 +87,12 @@ impl IpFrame {
         under_ah: false,
         routed_onward: false,
     };
+
+    /// A fragment other than the first: it carries no transport header, so ports, flags and
+    /// options are not its to read or change.
+    pub fn is_later_fragment(&self) -> bool {
+        self.fragment.is_some_and(|f| f.offset > 0)
+    }
 }
 
 /// Where a fragment sits in its datagram.
