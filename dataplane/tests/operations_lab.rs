@@ -154,6 +154,68 @@ fn systemd_hears_ready_then_the_watchdog_then_stopping_and_a_detached_program_en
     assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");
 }
 
+/// A reload that takes `[bgp]` away waits for the guard's withdrawal, up to 16 s where BIRD
+/// takes the connection and answers nothing (a hung BIRD). The workers forward all the
+/// while, so systemd's watchdog is still fed: starved for the wait, longer than the unit's
+/// `WatchdogSec=10s`, systemd killed an edge that was forwarding.
+#[test]
+fn a_reload_that_waits_for_a_silent_bird_still_feeds_the_watchdog() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tv", 1);
+    let dir = std::env::temp_dir().join(format!("{}-silent", lab.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (socket, include) = (dir.join("bird.ctl"), dir.join("transitd.conf"));
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new(); // taken, never read nor answered
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let notify = dir.join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    systemd.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let env = [("NOTIFY_SOCKET", notify.to_str().unwrap()), ("WATCHDOG_USEC", "1000000")];
+    let bgp = format!("\n[bgp]\nbird_socket = \"{}\"\nbird_include = \"{}\"\n", socket.display(), include.display());
+    let t = lab.transitd_env("dut", "d0", &format!("{ACME}{bgp}"), &["--no-metrics"], &env);
+    let mut buf = [0u8; 512];
+    let mut pinged = std::time::Instant::now();
+    let mut ping = |gaps: &mut Vec<Duration>| {
+        if let Ok(n) = systemd.recv(&mut buf)
+            && &buf[..n] == b"WATCHDOG=1"
+        {
+            gaps.push(pinged.elapsed());
+            pinged = std::time::Instant::now();
+        }
+    };
+    let mut before = Vec::new();
+    let started = std::time::Instant::now();
+    while before.len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no watchdog: {}", t.log());
+        ping(&mut before);
+    }
+
+    t.reload(ACME);
+    let waited = |t: &common::lab::Transitd| t.log().contains("the BGP guard is still withdrawing after 16 s");
+    let mut during = Vec::new();
+    let reloaded = std::time::Instant::now();
+    while !waited(&t) {
+        assert!(reloaded.elapsed() < Duration::from_secs(30), "the wait did not end: {}", t.log());
+        ping(&mut during);
+    }
+    let log = t.log();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert!(log.contains("[bgp] is gone from the configuration: withdrawing"), "{log}");
+    let longest = during.iter().max().copied().unwrap_or(reloaded.elapsed());
+    // Fed every 0.5 s; a gap of 16 s is the wait unfed.
+    assert!(
+        during.len() >= 10 && longest < Duration::from_secs(3),
+        "{} pings, {longest:?} apart at most: {log}",
+        during.len()
+    );
+}
+
 /// Detaches the XDP program's link on `dev` in `ns` with bpftool, not through transitd.
 fn detach_xdp_link(lab: &Lab, ns: &str, dev: &str) {
     let out = lab.run(ns, "ip", &["-j", "link", "show", "dev", &lab.dev(dev)]);

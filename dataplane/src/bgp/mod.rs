@@ -252,9 +252,16 @@ impl Speaker {
     /// that waited with it hung, the run's final report lost to the service manager's kill.
     /// Past the wait, the guard goes on alone.
     pub fn stop(self) {
+        self.stop_while(|| {});
+    }
+
+    /// [`Speaker::stop`], calling `meanwhile` every few milliseconds of the wait: a supervisor
+    /// that waits for the guard still feeds the service manager's watchdog (the workers
+    /// forward all along; a reload's wait of 16 s starved a `WatchdogSec` of 10).
+    pub fn stop_while(self, meanwhile: impl FnMut()) {
         let Speaker { mut guard, pipe, .. } = self;
         drop(pipe); // the guard withdraws when its pipe closes
-        if !exited_within(&mut guard, STOP_WAIT) {
+        if !exited_within(&mut guard, STOP_WAIT, meanwhile) {
             log_line!(
                 "transitd: the BGP guard is still withdrawing after {} s (BIRD takes its connection and \
                  answers nothing): it goes on alone, and tells BIRD once BIRD answers",
@@ -268,14 +275,18 @@ impl Speaker {
 /// timeout) and the 5 s its last word retries a BIRD that is not there, and a second more.
 const STOP_WAIT: Duration = Duration::from_secs(16);
 
-/// Whether `child` exited within `limit` (or cannot be waited for: nothing to wait on).
-fn exited_within(child: &mut Child, limit: Duration) -> bool {
+/// Whether `child` exited within `limit` (or cannot be waited for: nothing to wait on),
+/// calling `meanwhile` between looks.
+fn exited_within(child: &mut Child, limit: Duration, mut meanwhile: impl FnMut()) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         match child.try_wait() {
             Ok(Some(_)) | Err(_) => return true,
             Ok(None) if Instant::now() >= deadline => return false,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                meanwhile();
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
@@ -292,11 +303,13 @@ mod tests {
     fn a_stop_waits_for_the_guard_a_bounded_time() {
         let mut lingering = Command::new("sleep").arg("30").spawn().unwrap();
         let started = Instant::now();
-        assert!(!super::exited_within(&mut lingering, Duration::from_millis(200)));
+        let mut looks = 0;
+        assert!(!super::exited_within(&mut lingering, Duration::from_millis(200), || looks += 1));
         assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+        assert!(looks >= 2, "the wait's caller was called {looks} times"); // every 20 ms
         let _ = (lingering.kill(), lingering.wait());
         let mut quick = Command::new("true").spawn().unwrap();
-        assert!(super::exited_within(&mut quick, Duration::from_secs(10)));
+        assert!(super::exited_within(&mut quick, Duration::from_secs(10), || {}));
     }
 
     /// The lock is taken in the include's directory before the include is first written

@@ -150,13 +150,15 @@ impl Announcer {
     }
 
     /// One look at the run: called about ten times a second by the supervisor, with what
-    /// its last look at the XDP program's attachment found (`xdp`).
+    /// its last look at the XDP program's attachment found (`xdp`). `meanwhile` is called
+    /// while a stopping guard is waited for (the supervisor's watchdog feeding).
     pub(super) fn tick(
         &mut self,
         snap: &Snapshot,
         reports: &[Arc<Mutex<WorkerReport>>],
         xdp: Attachment,
         stats: &BgpStats,
+        meanwhile: &mut dyn FnMut(),
     ) {
         let published: Vec<Option<u64>> = reports.iter().map(|r| r.lock().ok().map(|r| r.publications)).collect();
         self.progress.observe(&published, Instant::now());
@@ -164,7 +166,7 @@ impl Announcer {
         let Some(config) = &snap.bgp else {
             if let Some(s) = self.speaker.take() {
                 log_line!("transitd: [bgp] is gone from the configuration: withdrawing and stopping the guard");
-                s.stop();
+                s.stop_while(&mut *meanwhile);
                 self.unmark();
             }
             return;
@@ -181,7 +183,7 @@ impl Announcer {
             log_line!("transitd: [bgp] changed: restarting the guard");
             if let Some(s) = self.speaker.take() {
                 let old = s.config().bird_include.clone();
-                s.stop();
+                s.stop_while(&mut *meanwhile);
                 // The old include still defines transitd4 and transitd6 (empty): beside the
                 // new one, under one `include "…/*.conf"`, BIRD would refuse every
                 // configuration for defining them twice.
@@ -261,7 +263,7 @@ impl Announcer {
                 Err(e) => {
                     log_line!("transitd: the BGP guard is gone ({e}): starting another");
                     if let Some(s) = self.speaker.take() {
-                        s.stop();
+                        s.stop_while(&mut *meanwhile);
                     }
                 }
             }

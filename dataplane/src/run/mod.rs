@@ -654,16 +654,19 @@ fn supervise(
             Ok(xdp) => xdp,
             Err(why) => return stopping(why),
         };
-        if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
-            w.tick(reports, n);
-        }
+        let mut feed_watchdog = || {
+            if let (Some(w), Some(n)) = (&mut watchdog, notifier) {
+                w.tick(reports, n);
+            }
+        };
+        feed_watchdog();
         // A stop signal reaches the BGP guard too (systemd signals the whole unit, a terminal
         // the process group), which withdraws and exits: told anything after that, it was
         // taken for lost ("starting another"), and the stop skipped its drain.
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        announcer.tick(&sources.snapshot.load(), reports, xdp, &sources.bgp);
+        announcer.tick(&sources.snapshot.load(), reports, xdp, &sources.bgp, &mut feed_watchdog);
         if let Ok(mut x) = sources.xdp.lock() {
             *x = program.stats();
         }
