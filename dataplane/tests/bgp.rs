@@ -430,11 +430,12 @@ fn guard_for(
     (guard, told, next)
 }
 
-/// [`guard_for`], and what the guard says on stderr, line by line as stdout's.
+/// [`guard_for`], and what the guard says on stderr, line by line as stdout's. The readers
+/// borrow neither path (`use<>`), so a caller may keep them beside the paths.
 fn guard_saying(
     socket: &std::path::Path,
     include: &std::path::Path,
-) -> (std::process::Child, std::process::ChildStdin, impl Fn() -> String, impl Fn() -> String) {
+) -> (std::process::Child, std::process::ChildStdin, impl Fn() -> String + use<>, impl Fn() -> String + use<>) {
     use std::io::BufRead as _;
     use std::process::Stdio;
     let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
@@ -494,6 +495,39 @@ fn bird_routes(socket: &std::path::Path) -> String {
 /// A BIRD configuration that includes `include`.
 fn including(include: &std::path::Path) -> String {
     format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display())
+}
+
+/// A running BIRD 2 and its guard, as [`guarded_bird`] leaves them.
+struct GuardedBird {
+    dir: std::path::PathBuf,
+    conf: std::path::PathBuf,
+    include: std::path::PathBuf,
+    socket: std::path::PathBuf,
+    bird: std::process::Child,
+    guard: std::process::Child,
+    told: std::process::ChildStdin,
+    /// What the guard says on stdout and on stderr, line by line, as [`guard_saying`]'s.
+    next: Box<dyn Fn() -> String>,
+    said: Box<dyn Fn() -> String>,
+    /// What the guard said of its first announcement, 203.0.113.0/24.
+    first: String,
+}
+
+/// In a directory of its own for test `name`: a [`listening_bird`] whose configuration
+/// includes the (empty) file of a [`guard_saying`], which has been told to announce
+/// 203.0.113.0/24 and has said how that went.
+fn guarded_bird(name: &str) -> GuardedBird {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("transitd-bgp-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
+    std::fs::write(&conf, including(&include)).unwrap();
+    std::fs::write(&include, "").unwrap();
+    let bird = listening_bird(&conf, &socket);
+    let (guard, mut told, next, said) = guard_saying(&socket, &include);
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    let first = next();
+    GuardedBird { dir, conf, include, socket, bird, guard, told, next: Box::new(next), said: Box::new(said), first }
 }
 
 /// The guard says whether BIRD took what it was told, for the metrics: with no BIRD at its
@@ -558,16 +592,8 @@ fn a_bird_that_does_not_include_the_file_is_not_in_sync() {
 /// running BIRD 2 (`birdc show route`).
 #[test]
 fn a_bird_that_was_silent_for_a_while_keeps_its_routes_through_a_refused_configuration() {
-    use std::io::Write as _;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-silent-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
-    std::fs::write(&conf, including(&include)).unwrap();
-    std::fs::write(&include, "").unwrap();
-    let mut bird = listening_bird(&conf, &socket);
-    let (mut guard, mut told, next, said) = guard_saying(&socket, &include);
-    writeln!(told, "announce 203.0.113.0/24").unwrap();
-    let first = next();
+    let GuardedBird { dir, conf, include, socket, mut bird, mut guard, told, next, said, first } =
+        guarded_bird("silent");
     let show = || bird_routes(&socket);
     let announced = show();
 
@@ -596,16 +622,7 @@ fn a_bird_that_was_silent_for_a_while_keeps_its_routes_through_a_refused_configu
 /// announced. Checked against a running BIRD 2.
 #[test]
 fn the_guard_withdraws_after_a_watchdogs_abort() {
-    use std::io::Write as _;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-abort-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
-    std::fs::write(&conf, including(&include)).unwrap();
-    std::fs::write(&include, "").unwrap();
-    let mut bird = listening_bird(&conf, &socket);
-    let (mut guard, mut told, next) = guard_for(&socket, &include);
-    writeln!(told, "announce 203.0.113.0/24").unwrap();
-    let first = next();
+    let GuardedBird { dir, socket, mut bird, mut guard, told, first, .. } = guarded_bird("abort");
     let show = || bird_routes(&socket);
     let announced = show();
     for signal in ["-ABRT", "-QUIT"] {
@@ -630,16 +647,7 @@ fn the_guard_withdraws_after_a_watchdogs_abort() {
 /// prefixes for good. Checked against a running BIRD 2.
 #[test]
 fn the_guard_withdraws_from_a_bird_that_was_silent_when_transitd_went() {
-    use std::io::Write as _;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-stalled-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
-    std::fs::write(&conf, including(&include)).unwrap();
-    std::fs::write(&include, "").unwrap();
-    let mut bird = listening_bird(&conf, &socket);
-    let (mut guard, mut told, next) = guard_for(&socket, &include);
-    writeln!(told, "announce 203.0.113.0/24").unwrap();
-    let first = next();
+    let GuardedBird { dir, socket, mut bird, mut guard, told, first, .. } = guarded_bird("stalled");
     let announced = bird_routes(&socket);
     let signal = |signal: &str| Command::new("kill").args([signal, &bird.id().to_string()]).status().unwrap();
     signal("-STOP");

@@ -102,10 +102,9 @@ fn hairpinned_packets_meet_the_global_dos_rules() {
         1,
     );
     let file = temp("hairpin-dos");
-    scapy_pcap(
+    scapy_pcap_with_gre(
         &file,
         "syn = lambda src, dst, sport: IP(src=src, dst=dst)/TCP(sport=sport, dport=80, flags='S')\n\
-         gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
          frames = [gre(syn('203.0.113.%d' % i, '198.18.100.5', 1000 + i)) for i in range(1, 5)]\n\
          frames += [Ether(dst='02:00:00:00:00:01')/syn('198.51.100.%d' % (20 + i), '198.18.100.6', 2000 + i) for i in range(4)]",
     );

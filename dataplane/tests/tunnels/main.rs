@@ -37,6 +37,14 @@ pub(crate) fn tshark_checked(file: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// [`scapy_pcap`] with `gre(inner)` in the script's scope: `inner` in plain GRE from acme's
+/// router (`acme-gre` in tunnel-edge.toml, 198.51.100.1) to the anycast address, as it comes in.
+pub(crate) fn scapy_pcap_with_gre(file: &Path, script: &str) {
+    let gre = "gre = lambda inner: \
+               Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner";
+    scapy_pcap(file, &format!("{gre}\n{script}"));
+}
+
 /// A file of its own for each call: the tests run on threads of one process, and several
 /// replay the same capture (two writing one path at once read each other's half-written file).
 pub(crate) fn temp(name: &str) -> PathBuf {

@@ -75,10 +75,9 @@ fn decapsulated_packets_to_their_tunnels_broadcast_addresses_are_dropped() {
     let (config, _) = tunnel_edge();
     let slash30 = config.replace("interface = \"10.213.0.0/31\"", "interface = \"10.213.0.1/30\"");
     let file = temp("decap-link-broadcast");
-    scapy_pcap(
+    scapy_pcap_with_gre(
         &file,
-        "gre = lambda inner: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
-         udp = lambda dst, src='203.0.113.7', ttl=64: IP(src=src, dst=dst, ttl=ttl)/UDP(sport=5000, dport=53)\n\
+        "udp = lambda dst, src='203.0.113.7', ttl=64: IP(src=src, dst=dst, ttl=ttl)/UDP(sport=5000, dport=53)\n\
          frames = [gre(udp('10.213.0.0')), gre(udp('10.213.0.3')), gre(udp('10.213.0.3', src='10.213.0.2')),\n\
                    gre(udp('10.213.0.3', ttl=1)), gre(udp('10.213.0.4')),\n\
                    gre(udp('10.213.0.1')), gre(udp('10.213.0.3'))]",
@@ -137,12 +136,11 @@ fn packets_from_the_internet_to_our_side_of_a_tunnel_in_its_customers_prefix_are
     let (config, _) = tunnel_edge();
     let inside = config.replace("interface = \"10.213.0.0/31\"", "interface = \"203.0.113.200/31\"");
     let file = temp("our-side-inside");
-    scapy_pcap(
+    scapy_pcap_with_gre(
         &file,
         "e = Ether(dst='02:00:00:00:00:01')\n\
          net = lambda dst, ttl=64: e/IP(src='198.18.0.10', dst=dst, ttl=ttl)/UDP(sport=5000, dport=53)\n\
          ping = lambda src, dst: IP(src=src, dst=dst)/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
-         gre = lambda inner: e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner\n\
          frames = [e/ping('198.18.0.10', '203.0.113.200'), net('203.0.113.200'), net('203.0.113.200', ttl=1),\n\
          \x20         net('203.0.113.201'), net('203.0.113.202'), gre(ping('203.0.113.201', '203.0.113.200'))]",
     );
