@@ -38,7 +38,7 @@ pub struct PuntDevice {
     name: String,
     /// Frames per second, all workers together.
     rate: u32,
-    /// A failed write was said (it is said once).
+    /// A failed write was said (it is said once), and no write succeeded since.
     said_write_error: AtomicBool,
     /// Counters.
     pub stats: PuntStats,
@@ -119,9 +119,11 @@ impl PuntDevice {
         Some(device)
     }
 
-    /// Whether the device was made: without it, the frames it would carry are dropped.
-    pub fn has_device(&self) -> bool {
-        self.device.is_some()
+    /// Whether frames reach the host: the device was made (without it, the frames it would
+    /// carry are dropped) and its writes do not fail (deleted under the run, every write
+    /// fails with EBADFD; set down, with EIO), as far as its last write tells.
+    pub fn is_up(&self) -> bool {
+        self.device.is_some() && !self.said_write_error.load(Ordering::Relaxed)
     }
 
     /// The device's name.

@@ -126,6 +126,20 @@ fn what_is_not_ours_reaches_a_socket_on_the_host() {
         "{metrics}"
     );
     assert!(metrics.contains("transitd_xdp_packets_total{action=\"gre_not_ours\"} 2"), "{metrics}");
+
+    // The device deleted under the run: every write fails (EBADFD), said once, counted, and
+    // the device is down until a write succeeds (it said up for as long as the run lasted).
+    let tun = lab.run("dut", "ip", &["-o", "link", "show", "type", "tun"]);
+    let tun = String::from_utf8_lossy(&tun.stdout).into_owned();
+    let device = tun.split(": ").nth(1).expect("the punt device").to_string();
+    assert!(device.starts_with("td-tp"), "{tun}");
+    lab.run("dut", "ip", &["link", "del", &device]);
+    scapy_send(&lab, "snd", "[IP(dst='198.18.7.5')/UDP(sport=5000+i, dport=9999)/Raw(b'lost') for i in range(3)]");
+    wait_for("the failed writes", Duration::from_secs(5), || t.log().contains(&format!("punt device {device}")));
+    let metrics = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
+    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    assert!(metrics.contains("transitd_punt_packets_total{result=\"failed\"} 3"), "{metrics}");
+    assert!(metrics.contains("\ntransitd_punt_device_up 0\n"), "{metrics}");
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("punt td-tp") && report.contains(": 5 to the host"), "{report}");

@@ -633,9 +633,9 @@ impl Scrape<'_> {
             family(
                 enc,
                 "transitd_punt_device_up",
-                "1 while the punt device is open; 0 when it could not be made at start (the frames it would carry are dropped, counted failed) or --punt-rate 0 made none",
+                "1 while the punt device is open and its writes succeed; 0 when it could not be made at start (the frames it would carry are dropped, counted failed), while its writes fail (deleted or set down under the run), or --punt-rate 0 made none",
                 MetricType::Gauge,
-                |m| m.encode_gauge(&i64::from(punt.has_device())),
+                |m| m.encode_gauge(&i64::from(punt.is_up())),
             )?;
         }
         if let Some(cap) = &src.capture {
