@@ -338,10 +338,14 @@ impl DryRun {
         let mut out = String::new();
         let _ = writeln!(out, "{:>7}  {:<12} {:<28} {:<8} verdict", "frame", "customer", "decided by", "mode");
         for f in &self.frames {
-            // A DoS rule that dropped decided; otherwise the firewall rule did.
+            // A DoS rule that dropped decided; otherwise the firewall rule did. An egress rule
+            // decided only where the egress rules were the last rule stage: a packet it let on
+            // to a customer prefix was then decided by that customer's TCP protection or
+            // firewall, its default action included, not by the sender's egress rule.
+            let egress_last = !f.by_default && f.tcp.is_none();
             let decider = if f.dropped_by_dos {
                 &f.dos_rule
-            } else if f.rule.is_none() && f.egress_rule.is_some() {
+            } else if f.rule.is_none() && f.egress_rule.is_some() && egress_last {
                 &f.egress_rule
             } else {
                 &f.rule

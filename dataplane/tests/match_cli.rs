@@ -298,6 +298,42 @@ fn a_dos_rule_after_an_egress_rule_is_named_as_the_decider() {
     assert!(row.contains(" beta/dos/no-udp ") && row.ends_with("drop dos_rule"), "{table}");
 }
 
+/// A decapsulated packet an egress rule let on, to another customer's prefix, whose
+/// firewall then dropped it by its default action, was decided by that default action, as
+/// the same packet from the Internet is: not by the sending customer's egress rule (the
+/// table named `acme/egress/dns` as the decider of beta's drop). The egress rule still
+/// decides the packet it lets out to the Internet.
+#[test]
+fn a_firewall_default_after_an_egress_rule_is_named_as_the_decider() {
+    let dir = std::env::temp_dir().join(format!("transitd-egress-then-default-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap()
+        + "[customer.firewall]\ndefault = \"drop\"\n";
+    let text = text.replacen(
+        "[[customer.egress.rule]]\n",
+        "[[customer.egress.rule]]\nname = \"dns\"\nmatch = \"udp.dstport == 53\"\naction = \"accept\"\n\n[[customer.egress.rule]]\n",
+        1,
+    );
+    let (config, file) = (dir.join("edge.toml"), dir.join("hairpin.pcap"));
+    std::fs::write(&config, text).unwrap();
+    scapy_pcap(
+        &file,
+        "dns = lambda dst: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/\
+         IP(src='203.0.113.7', dst=dst)/UDP(sport=5000, dport=53)/Raw(b'q')\n\
+         frames = [dns('198.18.100.5'), dns('198.51.100.77'), \
+         Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='198.18.100.5')/UDP(sport=5000, dport=53)]",
+    );
+    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let table = stdout(&out);
+    let row = |n: &str| table.lines().find(|l| l.trim_start().starts_with(n)).unwrap_or_else(|| panic!("{table}"));
+    for n in ["1 ", "3 "] {
+        assert!(row(n).contains(" beta ") && row(n).contains(" (default action) "), "{table}");
+        assert!(row(n).ends_with("drop firewall"), "{table}");
+    }
+    assert!(row("2 ").contains(" acme/egress/dns ") && row("2 ").ends_with("tx decapsulated from acme-gre"), "{table}");
+}
+
 #[test]
 fn monitor_rules_are_reported_without_deciding() {
     let config = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap()
