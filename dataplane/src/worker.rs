@@ -25,7 +25,7 @@ use crate::io::{FrameIo, IoStats, Polled};
 use crate::ipfix::Sampler;
 use crate::pipeline::{Retired, SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch_via};
 use crate::punt::Punt;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, TunnelId};
 
 /// What a worker publishes for the reporter and the metrics, a few times a second.
 #[derive(Clone, Debug)]
@@ -288,7 +288,8 @@ impl<I: FrameIo> Worker<I> {
             self.state.spill = Spill::new(SPILL_SLOTS, snap.frame_size);
         }
         if let Some(p) = &mut self.prober {
-            p.rebind_as(Some((&old, &succession)), snap);
+            let raised = p.rebind_as(Some((&old, &succession)), snap);
+            say_raised(snap, &raised);
         }
         if let Some(tap) = &mut self.tap {
             tap.bind(snap.clone());
@@ -433,12 +434,35 @@ impl<I: FrameIo> Worker<I> {
     }
 }
 
+/// Lines said at once of tunnels that changed state (a tick's, a reload's): past them, how
+/// many more (the metric has each).
+const SAID: usize = 32;
+
+/// Says the tunnels a reload brought up without a probe's answer ([`Prober::rebind_as`]):
+/// each was said down when its probes went unanswered, and nothing said it up again, while
+/// it carried traffic (its `interface` taken out) or was probed afresh (another router).
+fn say_raised(snap: &Snapshot, raised: &[TunnelId]) {
+    use std::fmt::Write as _;
+    let mut said = String::new();
+    for tunnel in raised.iter().filter_map(|&t| snap.tunnels.get(usize::from(t))).take(SAID) {
+        let why = match tunnel.interface {
+            None => "no longer probed (its interface was taken out)",
+            Some(_) => "moved to another router, probed afresh",
+        };
+        let _ = writeln!(said, "transitd: tunnel {} up: {why}", tunnel.name);
+    }
+    if raised.len() > SAID {
+        let _ = writeln!(said, "transitd: and {} more tunnels changed state (transitd_tunnel_up)", raised.len() - SAID);
+    }
+    if !said.is_empty() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), said.as_bytes());
+    }
+}
+
 /// Sends the probes due at `now` into the spill (counted as sent), and says when a tunnel
 /// changes state.
 fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>, now: u64, state: &mut WorkerState) {
     use std::fmt::Write as _;
-    /// Lines said per tick: past them, how many more (the metric has each).
-    const SAID: usize = 32;
     let (spill, stats) = (&mut state.spill, &mut state.stats);
     spill.timestamp_ns = now;
     // The tick's state changes, written in one go after it: one write of stderr, not one a

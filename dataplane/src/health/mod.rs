@@ -113,8 +113,10 @@ const PATH_MTU_CHECK_NS: u64 = 1_000_000_000;
 impl Prober {
     /// A prober for `snap`, keeping the schedule and the probes in flight of tunnels it
     /// already probed under `old`, and what it decided there since the reload copied the
-    /// health table (the prober is the one writer of up and down).
-    pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) {
+    /// health table (the prober is the one writer of up and down). Returns the tunnels down
+    /// in `old` that the reload brought up without an answer, to be said up as they were
+    /// said down: no longer probed, or moved to another router.
+    pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) -> Vec<TunnelId> {
         match old {
             Some(old) => self.rebind_as(Some((old, &snap.succession_from(old))), snap),
             None => self.rebind_as(None, snap),
@@ -122,14 +124,19 @@ impl Prober {
     }
 
     /// [`Prober::rebind`] with what carries over from `old` worked out.
-    pub fn rebind_as(&mut self, old: Option<(&Snapshot, &Succession)>, snap: &Snapshot) {
+    pub fn rebind_as(&mut self, old: Option<(&Snapshot, &Succession)>, snap: &Snapshot) -> Vec<TunnelId> {
         let mut states = vec![ProbeState::default(); snap.tunnels.len()];
+        let mut raised = Vec::new();
         if let Some((old, succession)) = old {
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
                 let Some(Some(o)) = succession.tunnels.get(t).copied() else { continue };
-                // Not probed any more: up, as the reload made it, and started afresh if it
-                // is probed again.
-                if tunnel.interface.is_none() {
+                // Not probed any more, or moved to another router (what the old one answered
+                // says nothing of it): up, as the reload made it, and started afresh when
+                // probed, as a new tunnel is.
+                if tunnel.interface.is_none() || old.tunnels.get(o).is_none_or(|was| !tunnel.has_endpoints_of(was)) {
+                    if !old.health.is_up(o as TunnelId) && snap.health.is_up(t as TunnelId) {
+                        raised.push(t as TunnelId);
+                    }
                     continue;
                 }
                 states[t] = self.states.get(o).copied().unwrap_or_default();
@@ -173,6 +180,7 @@ impl Prober {
                 .collect(),
             None => vec![PathMtuProbe::default(); snap.tunnels.len()],
         };
+        raised
     }
 
     /// About once a second at `now_ns` (the prober's worker is the one that ticks): clears
@@ -449,6 +457,65 @@ remote = "198.51.100.2"
         let new = Snapshot::build(&crate::config::parse("t.toml", &text(&snap_text(""))).unwrap()).unwrap();
         inherit(&new, &old);
         assert!(new.health.is_up(0));
+    }
+
+    /// A down tunnel whose `interface` a reload takes out is up, and the prober's move names
+    /// it, to be said up as it was said down: the log said it down, and nothing said it up
+    /// while it carried traffic again. Up already, it is not named again.
+    #[test]
+    fn a_down_tunnel_a_reload_stops_probing_is_named() {
+        let old = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &old);
+        old.health.set_up(0, false);
+        let text = snap_text("").replace("interface = \"10.213.0.0/31\"\n", "");
+        let unprobed = || Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        let mut new = unprobed();
+        new.take_over_from(&old);
+        assert_eq!(p.rebind(Some(&old), &new), [0]);
+        assert!(new.health.is_up(0));
+        let mut again = unprobed();
+        again.take_over_from(&new);
+        assert!(p.rebind(Some(&new), &again).is_empty());
+    }
+
+    /// A reload that moves a probed tunnel to another router (its `remote`) starts it
+    /// afresh, as a new tunnel: up, not judged, its numbers over in a new life (a late reply
+    /// of the old router's answers nothing), and named as a down tunnel the reload brought
+    /// up. It kept the old router's state: down (and judged) until the new router answered
+    /// `up_after` probes. The same configuration again keeps the state.
+    #[test]
+    fn a_tunnel_moved_to_another_router_starts_afresh() {
+        let old = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &old);
+        let mut changes = Vec::new();
+        run(&mut p, &old, 0, 3000 * MS, true, &mut changes);
+        run(&mut p, &old, 3000 * MS, 6000 * MS, false, &mut changes);
+        assert!(!old.health.is_up(0) && old.health.judged(0), "{changes:?}");
+        let mut same = snap("");
+        same.take_over_from(&old);
+        assert!(p.rebind(Some(&old), &same).is_empty());
+        assert!(!same.health.is_up(0) && same.health.judged(0), "the same router: the same state");
+        let late = reply(&same, 0, 3);
+        let text = snap_text("").replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.9\"");
+        let mut moved = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        moved.take_over_from(&same);
+        assert_eq!(p.rebind(Some(&same), &moved), [0]);
+        assert!(moved.health.is_up(0) && !moved.health.judged(0), "as a new tunnel");
+        assert!(!moved.health.record_reply(0, "probed", &late), "a reply of the old router's life");
+        let mut probes = Vec::new();
+        p.tick(
+            &moved,
+            &moved.health_config,
+            6000 * MS,
+            |t, seq| {
+                probes.push((t, seq));
+                Sent::Yes
+            },
+            |c| panic!("{c:?}"),
+        );
+        assert_eq!(probes, [(0, 1)], "probed at once, from #1");
     }
 
     /// A tunnel probed, then not, then probed again starts afresh: the answers to its

@@ -470,6 +470,9 @@ fn to_our_side(
     // server it reached, while on every other server of a fleet, its copies not relayed,
     // the tunnel stayed down.
     if icmp_type == u32::from(ICMPV4_ECHO_REPLY) && from_router_side(tunnel, key) {
+        if !icmp_checksum_ok(frame, ip) {
+            return Verdict::Drop(DropReason::BadProbeReplyChecksum);
+        }
         let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
         if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
             return Verdict::Consumed(ConsumeReason::HealthProbeReply);
@@ -523,6 +526,9 @@ pub(super) fn relayed_probe_reply(
     {
         return Verdict::Drop(DropReason::TunnelInterface);
     }
+    if !icmp_checksum_ok(frame, ip) {
+        return Verdict::Drop(DropReason::BadProbeReplyChecksum);
+    }
     if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
         return Verdict::Consumed(ConsumeReason::HealthProbeReply);
     }
@@ -530,6 +536,14 @@ pub(super) fn relayed_probe_reply(
     sender
         .and_then(|to| super::egress::relay_probe_reply(ctx, frame, ip, to, tid, true))
         .unwrap_or(Verdict::Drop(DropReason::TunnelInterface))
+}
+
+/// Whether the ICMP message of `ip` (IPv4: no pseudo-header) verifies against its checksum
+/// (RFC 792), as a probe reply must before it counts: the tag covers the payload's first 24
+/// bytes only, and a reply damaged in its ICMP header or a path MTU probe's padding verified.
+fn icmp_checksum_ok(frame: &Frame<'_>, ip: &IpFrame) -> bool {
+    let (l4, end) = (frame.start + ip.l4_start, frame.start + ip.l3_start + ip.l3_len);
+    frame.buf.get(l4..end).is_some_and(|message| gre::checksum::sum(message) == 0xffff)
 }
 
 /// RFC 6040 §4.2 (normal mode): a congestion mark a router put on the outer header on the

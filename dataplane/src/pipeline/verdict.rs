@@ -164,6 +164,11 @@ reasons! {
         /// from the Internet, to our side of a tunnel inside its customer's prefix (served
         /// through its tunnel alone, not forwarded into it).
         TunnelInterface = "tunnel_interface",
+        /// An echo reply from the router's side of a tunnel to ours (a health probe's
+        /// reply, straight or relayed by another server) whose ICMP checksum does not
+        /// verify: damaged on its way, it answers no probe and is not relayed (RFC 1122
+        /// §3.2.2: a host discards such a message). Its tag covers only part of it.
+        BadProbeReplyChecksum = "bad_probe_reply_checksum",
         /// A reply to another server's health probe, past what the fleet's probes of its
         /// tunnel can ask this worker to relay (twice one each `timeout_ms` from each other
         /// server): not relayed over the backbone.

@@ -300,6 +300,14 @@ impl Tunnel {
     pub fn mtu_on_link(&self, link: usize) -> usize {
         link.saturating_sub(self.gre.overhead())
     }
+
+    /// Whether this tunnel reaches its router by the outer addresses `was` (the tunnel of
+    /// its name in the snapshot a reload replaces) did: only then does what the probes found
+    /// of `was` (up or down, judged, the answers in its life) carry over. Another router's
+    /// answers say nothing of this one's.
+    pub fn has_endpoints_of(&self, was: &Tunnel) -> bool {
+        self.gre.endpoints == was.gre.endpoints
+    }
 }
 
 /// The two ends of a tunnel's inner /31 (or /30).

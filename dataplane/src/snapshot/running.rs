@@ -48,8 +48,9 @@ impl From<ConfigErrors> for Refused {
 impl Snapshot {
     /// Takes over from `old`, the snapshot this one replaces while running (once, on the
     /// supervisor's thread, before the workers see it): tunnel health carries over by name
-    /// (a reload neither revives a dead tunnel nor loses the probes in flight), and so does
-    /// a learned path MTU while the tunnel's outer addresses and headers stay the same;
+    /// while the tunnel's outer addresses stay (a reload neither revives a dead tunnel nor
+    /// loses the probes in flight; one moved to another router starts afresh, as a new one),
+    /// and so does a learned path MTU while its headers stay the same too;
     /// each customer whose TCP rules cover what they did keeps its lists' version unless one
     /// of the lists changed so that the rules cover more; and what of the workers' state
     /// carries over is worked out here once ([`Succession`]).
@@ -57,7 +58,13 @@ impl Snapshot {
         // Names first: the rest of the succession reads the TCP list versions carried below.
         let succession = Succession::names_only(old, self);
         let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
-        self.health.inherit(&succession.tunnels, &probed, &old.health);
+        let same_router: Vec<Option<usize>> = self
+            .tunnels
+            .iter()
+            .zip(&succession.tunnels)
+            .map(|(t, &was)| was.filter(|&o| old.tunnels.get(o).is_some_and(|then| t.has_endpoints_of(then))))
+            .collect();
+        self.health.inherit(&same_router, &probed, &old.health);
         // Another path says nothing of what the old one took; other headers (a key or a
         // checksum added) leave the inner packet less of it.
         let path = |t: &Tunnel| (t.gre.endpoints, t.gre.overhead());

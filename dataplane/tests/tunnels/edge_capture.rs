@@ -45,6 +45,37 @@ fn tunnel_edge_frames_get_their_documented_fates() {
     assert_eq!(snap.health.replied(0), 1, "the probe reply was recorded for acme-gre");
 }
 
+/// A health-probe reply whose ICMP checksum does not verify answers no probe, though its
+/// tag (over the payload's first 24 bytes) does: the capture's reply (frame 11) with its ICMP
+/// identifier changed by scapy and the checksum left as it was, which tshark reads as bad
+/// (status 0; the reply as it came, 1). It was recorded: a reply damaged on its way counted.
+#[test]
+fn a_probe_reply_with_a_bad_icmp_checksum_answers_no_probe() {
+    let (config, file) = tunnel_edge();
+    let damaged = temp("damaged-probe-reply");
+    scapy_pcap(
+        &damaged,
+        &format!(
+            "good = rdpcap({:?})[10]\n\
+             bad = good.copy()\n\
+             bad[ICMP].id ^= 1\n\
+             frames = [bad, good]",
+            file.display().to_string()
+        ),
+    );
+    let status = tshark_checked(&damaged, &["-T", "fields", "-e", "icmp.ident", "-e", "icmp.checksum.status"]);
+    let frames: Vec<Vec<u8>> = read_frames(&damaged).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&damaged);
+    assert_eq!(status, "29797\t0\n29796\t1\n", "0x7465 under the checksum of 0x7464, then the reply as it came");
+    let snap = snapshot(&config);
+    let mut limits = transitd::pipeline::Limits::new(&snap);
+    let fate = |limits: &mut transitd::pipeline::Limits, bytes: &[u8]| fates(&[verdict_with(&snap, limits, bytes, 0)]);
+    assert_eq!(fate(&mut limits, &frames[0]), [DropReason::BadProbeReplyChecksum.name()]);
+    assert_eq!(snap.health.replied(0), 0, "the damaged reply answered nothing");
+    assert_eq!(fate(&mut limits, &frames[1]), [format!("consumed:{}", ConsumeReason::HealthProbeReply.name())]);
+    assert_eq!(snap.health.replied(0), 1, "the reply as it came is recorded");
+}
+
 /// The replay output of the tunnel-edge capture.
 fn edge_output() -> PathBuf {
     let (config, file) = tunnel_edge();
