@@ -1535,3 +1535,111 @@ fn a_next_hop_mac_that_is_our_own_is_refused() {
     assert_eq!(errors(&text("01:00:5e:00:00:01", "01:00:5e:00:00:01")).len(), 2);
     assert_eq!(errors(&text("02:00:00:00:00:01", "02:00:00:00:00:fe")), Vec::<String>::new());
 }
+
+/// `next_hop` names the upstream router: our side of a tunnel's `interface`, or a backbone
+/// address of the fleet (this server's own, or another's), is an address of ours, refused at
+/// `next_hop` with where the interface is written. Both were taken, and frames for the
+/// Internet went to an address no router on the link answers for.
+#[test]
+fn a_next_hop_that_is_an_address_of_ours_is_refused() {
+    let text = |next_hop: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\nnext_hop = \"{next_hop}\"\n[[customer]]\nname = \"acme\"\n\
+             prefixes = [\"203.0.113.0/24\"]\n[[customer.tunnel]]\nname = \"t1\"\nremote = \"198.51.100.1\"\n\
+             interface = \"10.213.0.0/31\"\n"
+        )
+    };
+    assert_eq!(
+        errors(&text("10.213.0.0")),
+        ["bad.toml:3:12: next_hop `10.213.0.0` is not a router's address: it is our side of tunnel `t1`'s \
+          interface (at bad.toml:10:13), one of ours"]
+    );
+    assert_eq!(errors(&text("192.0.2.254")), Vec::<String>::new());
+    let fleet = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/soft-unicast.toml")).unwrap();
+    for (address, whose) in [("10.9.0.11", "server `a1`"), ("10.9.0.12", "server `a2`")] {
+        let text = fleet.replacen("next_hop_mac = \"02:00:00:00:00:fe\"", &format!("next_hop = \"{address}\""), 1);
+        assert_ne!(text, fleet);
+        let line = text.lines().position(|l| l.starts_with("next_hop =")).unwrap() + 1;
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "bad.toml:{line}:12: next_hop `{address}` is not a router's address: it is {whose}'s backbone \
+                 address, one of ours"
+            )]
+        );
+    }
+}
+
+/// Names that differ only in case are two names to transitd, which compares them exactly
+/// everywhere (a route's `tunnel`, metrics labels, logs, etcd keys), and one to a reader:
+/// said at the later, with where the earlier is, for customers, tunnels (across customers)
+/// and the rules of one list. The same name in two lists is neither.
+#[test]
+fn names_that_differ_only_in_case_are_warned_about() {
+    let text = r#"[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "gre1"
+remote = "198.51.100.1"
+[customer.firewall]
+[[customer.firewall.rule]]
+name = "web"
+match = "tcp.port == 80"
+action = "accept"
+[[customer.firewall.rule]]
+name = "Web"
+match = "tcp.port == 443"
+action = "accept"
+[[customer]]
+name = "Acme"
+prefixes = ["198.51.100.128/25"]
+[[customer.tunnel]]
+name = "GRE1"
+remote = "198.51.100.2"
+[customer.firewall]
+[[customer.firewall.rule]]
+name = "WEB"
+match = "tcp.port == 80"
+action = "accept"
+"#;
+    assert_eq!(errors(text), Vec::<String>::new());
+    assert_eq!(
+        warnings_about(text, "only in case"),
+        [
+            "w.toml:15:8: rule `Web` differs from rule `web` (at w.toml:11:8) only in case: two rules to transitd, \
+             which tells names apart by case",
+            "w.toml:19:8: customer `Acme` differs from customer `acme` (at w.toml:4:8) only in case: two customers \
+             to transitd, which tells names apart by case",
+            "w.toml:22:8: tunnel `GRE1` differs from tunnel `gre1` (at w.toml:7:8) only in case: two tunnels to \
+             transitd, which tells names apart by case",
+        ]
+    );
+}
+
+/// An integer past what its key's type holds is said with the range, as the checks after
+/// parsing say theirs (`expected u16` named a Rust type): each key of one or two bytes, whose
+/// ranges docs/configuration.md gives, below zero and past the top.
+#[test]
+fn an_integer_past_its_type_says_the_range() {
+    let tunnel = "[[customer]]\nname = \"a\"\n[[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\n";
+    let route = "[[customer]]\nname = \"a\"\n[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t\"\n";
+    let cases = [
+        ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "256", 255),
+        ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "-1", 255),
+        ("[soft_unicast]\nslice_size = ".to_string(), "65536", 65535),
+        ("[soft_unicast]\nreserved_ports = ".to_string(), "-1", 65535),
+        (format!("{tunnel}mss = "), "-5", 65535),
+        (format!("{tunnel}mss = "), "65536", 65535),
+        (format!("{route}priority = "), "65536", 65535),
+        (format!("{route}weight = "), "70000", 65535),
+    ];
+    for (key, value, max) in cases {
+        let text = format!("[server]\nanycast = \"192.0.2.1\"\n{key}{value}\n");
+        let line = text.lines().count();
+        let col = text.lines().last().unwrap().len() - value.len() + 1;
+        assert_eq!(errors(&text), [format!("bad.toml:{line}:{col}: integer `{value}` is not in 0..={max}")], "{text}");
+    }
+}

@@ -678,6 +678,14 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
                         format!("duplicate key `{key}`: a key is set once in its table, and a [table] written once");
                 }
             }
+            // serde names the field's type (`expected u16`), which says nothing to whoever
+            // writes the file: the range the type holds, as the checks after parsing say theirs.
+            if let Some(rest) = message.strip_prefix("invalid value: integer `")
+                && let Some((value, type_name)) = rest.split_once("`, expected ")
+                && let Some(max) = unsigned_max(type_name)
+            {
+                message = format!("integer `{value}` is not in 0..={max}");
+            }
             // `[customer]` where `[[customer]]` is meant: serde says only "invalid type:
             // map, expected a sequence", which does not say what to write.
             // The header's line, its comment left out (`[customer] # acme`).
@@ -700,6 +708,17 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
             }
             Err(ConfigErrors(vec![ConfigError::new(source.pos(offset), message)]))
         }
+    }
+}
+
+/// The largest value of the unsigned integer type serde's message names (`u16`).
+fn unsigned_max(type_name: &str) -> Option<u64> {
+    match type_name {
+        "u8" => Some(u8::MAX.into()),
+        "u16" => Some(u16::MAX.into()),
+        "u32" => Some(u32::MAX.into()),
+        "u64" => Some(u64::MAX),
+        _ => None,
     }
 }
 

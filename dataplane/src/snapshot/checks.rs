@@ -3,6 +3,7 @@
 //! makes an address one host's.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
@@ -88,6 +89,33 @@ impl Builder<'_> {
             self.err(&name.span(), format!("duplicate {what} name `{}` (first defined at {first})", name.get_ref()));
         } else {
             seen.insert(name.get_ref(), name.span());
+        }
+    }
+
+    /// Warns of each of `names` that differs from an earlier one only in case (the same name
+    /// twice is [`Builder::unique`]'s error): transitd tells names apart by case everywhere
+    /// (routes name their tunnel exactly, and so do metrics labels, logs and etcd keys), so
+    /// the two are two, where a reader takes them for one.
+    pub(super) fn apart_in_case<'s>(&mut self, names: impl IntoIterator<Item = &'s Spanned<String>>, what: &str) {
+        let mut seen: HashMap<String, &Spanned<String>> = HashMap::new();
+        for name in names {
+            match seen.entry(name.get_ref().to_ascii_lowercase()) {
+                Entry::Vacant(v) => {
+                    v.insert(name);
+                }
+                Entry::Occupied(first) if first.get().get_ref() != name.get_ref() => {
+                    let first = *first.get();
+                    let at = self.src.pos(first.span().start);
+                    let message = format!(
+                        "{what} `{}` differs from {what} `{}` (at {at}) only in case: two {what}s to transitd, \
+                         which tells names apart by case",
+                        name.get_ref(),
+                        first.get_ref()
+                    );
+                    self.warn(&name.span(), message);
+                }
+                Entry::Occupied(_) => {}
+            }
         }
     }
 }

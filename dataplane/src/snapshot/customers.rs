@@ -124,6 +124,8 @@ impl Builder<'_> {
             let customer = self.customer(c, id, &mut out.rule_count, dos_rule_count, tcp);
             out.customers.push(customer);
         }
+        self.apart_in_case(sections.iter().map(|c| &c.get_ref().name), "customer");
+        self.apart_in_case(sections.iter().flat_map(|c| &c.get_ref().tunnels).map(|t| &t.get_ref().name), "tunnel");
         out.tunnel_index.sort_unstable();
         out
     }

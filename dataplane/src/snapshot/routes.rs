@@ -158,6 +158,50 @@ impl Builder<'_> {
             self.check_backbone_apart(server, customers, fleet);
         }
         self.check_tunnel_interfaces(&owned, &egress, server, customers, fleet);
+        self.check_next_hop_not_ours(server, customers, fleet);
+    }
+
+    /// `next_hop` is the upstream router's address, not one of ours (the anycast addresses
+    /// are refused where the server is built): our side of a tunnel's `interface` and the
+    /// fleet's backbone addresses are ours too. Frames for the Internet were sent to
+    /// ourselves, or to an address no router on the link answers for, and waited
+    /// unresolved.
+    fn check_next_hop_not_ours(
+        &mut self,
+        server: &config::ServerSection,
+        customers: &[Spanned<CustomerSection>],
+        fleet: Option<&config::SoftUnicastSection>,
+    ) {
+        let Some(text) = &server.next_hop else { return };
+        let Ok(addr) = text.get_ref().parse::<std::net::IpAddr>() else { return };
+        let mut ours = None;
+        for t in customers.iter().flat_map(|c| &c.get_ref().tunnels) {
+            let Some(written) = &t.get_ref().interface else { continue };
+            // A malformed one is reported where the tunnel is built.
+            let Ok(interface) = super::customers::parse_interface(written.get_ref()) else { continue };
+            if std::net::IpAddr::V4(interface.ours) == addr {
+                let at = self.src.pos(written.span().start);
+                ours = Some(format!("our side of tunnel `{}`'s interface (at {at})", t.get_ref().name.get_ref()));
+                break;
+            }
+        }
+        if let Some(fleet) = fleet.filter(|_| ours.is_none()) {
+            let servers = fleet
+                .servers
+                .iter()
+                .map(|v| (format!("server `{}`", v.get_ref().name.get_ref()), &v.get_ref().backbone));
+            let centres = fleet
+                .data_centres
+                .iter()
+                .map(|d| (format!("data centre `{}`", d.get_ref().name.get_ref()), &d.get_ref().backbone));
+            ours = servers
+                .chain(centres)
+                .find(|(_, b)| b.get_ref().parse::<std::net::IpAddr>().ok() == Some(addr))
+                .map(|(whose, _)| format!("{whose}'s backbone address"));
+        }
+        if let Some(what) = ours {
+            self.err(&text.span(), format!("next_hop `{addr}` is not a router's address: it is {what}, one of ours"));
+        }
     }
 
     /// The fleet's backbone addresses are its servers' and data centres' own: not the

@@ -54,6 +54,7 @@ impl Builder<'_> {
     /// expression parsed, errors at their `file:line:col`).
     pub(crate) fn compile_rules(&mut self, texts: &[RuleText<'_>], default: Action, scope: &str) -> RuleSet {
         let mut rules = Vec::new();
+        self.apart_in_case(texts.iter().filter_map(|r| r.name), "rule");
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut spans = Vec::new();
         for (i, r) in texts.iter().enumerate() {
