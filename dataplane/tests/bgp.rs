@@ -617,6 +617,40 @@ fn a_bird_that_was_silent_for_a_while_keeps_its_routes_through_a_refused_configu
     assert!(after.contains("203.0.113.0/24"), "the same routes were withdrawn: {refused}\n{after}");
 }
 
+/// transitd tells its guard it stops it (transitd stops, or a reload drops `[bgp]`) before
+/// it closes the pipe: the guard withdraws, says why, and exits with its input still open.
+/// It said "transitd exited", as after a kill, and an operator reading the log after a
+/// reload took transitd for dead. Checked against a running BIRD 2.
+#[test]
+fn a_guard_told_to_stop_withdraws_and_says_why() {
+    use std::io::Write as _;
+    let GuardedBird { dir, socket, mut bird, mut guard, mut told, said, first, .. } = guarded_bird("told");
+    let announced = bird_routes(&socket);
+    writeln!(told, "stop").unwrap();
+    let mut lines = Vec::new();
+    while !lines.last().is_some_and(|l: &String| l.contains("withdrew every prefix") || l == "(nothing)") {
+        lines.push(said());
+    }
+    let exited = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        guard.try_wait().unwrap().is_some()
+    });
+    let after = bird_routes(&socket);
+    drop(told);
+    let _ = (guard.kill(), guard.wait());
+    let _ = (bird.kill(), bird.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first, "bird ok");
+    assert!(announced.contains("203.0.113.0/24"), "{announced}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("transitd bgp guard: withdrew every prefix (transitd stopped the guard)"),
+        "{lines:?}"
+    );
+    assert!(exited, "the guard ran on with its input open");
+    assert!(!after.contains("203.0.113.0/24"), "still announced: {after}");
+}
+
 /// systemd's watchdog sends SIGABRT to every process of the unit: the guard outlives it and
 /// withdraws once transitd (its input) is gone, where it died at once and left the routes
 /// announced. Checked against a running BIRD 2.

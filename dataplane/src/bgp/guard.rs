@@ -4,7 +4,8 @@
 //! It reads lines on stdin (`announce PREFIX...`, `alive`, or `withdraw-after MS` when the
 //! configuration changes it: no restart, which would withdraw everything for a moment) and
 //! applies the last announcement while they keep coming. It withdraws (an empty include, BIRD reconfigured):
-//! when stdin closes (transitd exited, however), then exits; when nothing came for
+//! when told `stop` (transitd stops, or a reload dropped `[bgp]`) or stdin closes (transitd
+//! exited, however), then exits; when nothing came for
 //! `withdraw_after` (transitd hung), until lines come again; on SIGTERM or SIGINT, then
 //! exits. A BIRD that cannot be reached is tried again every second; the file is written
 //! regardless, so a BIRD that starts later reads the right routes. Its last withdrawal waits
@@ -52,6 +53,9 @@ pub enum Told {
     Alive,
     /// `withdraw-after MS`: the silence after which everything is withdrawn, from now on.
     WithdrawAfter(Duration),
+    /// `stop`: transitd stops the guard (it stops, or a reload took `[bgp]` away or moved
+    /// it): withdraw everything and exit. Said apart from an exit, which only closes stdin.
+    Stop,
 }
 
 impl Told {
@@ -61,6 +65,7 @@ impl Told {
     pub fn read(line: &str) -> Option<Result<Told, String>> {
         Some(match line.split_once(' ').unwrap_or((line, "")) {
             ("alive", _) => Ok(Told::Alive),
+            ("stop", _) => Ok(Told::Stop),
             ("withdraw-after", ms) => ms
                 .parse::<u64>()
                 .map(|ms| Told::WithdrawAfter(Duration::from_millis(ms)))
@@ -76,6 +81,7 @@ impl Told {
             Told::Announce(routes) => routes.line(),
             Told::Alive => "alive".to_string(),
             Told::WithdrawAfter(after) => format!("withdraw-after {}", after.as_millis()),
+            Told::Stop => "stop".to_string(),
         }
     }
 }
@@ -126,6 +132,10 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
             Ok(Told::Alive) => heard = Instant::now(),
             Ok(Told::WithdrawAfter(d)) => (withdraw_after, heard) = (d, Instant::now()),
             Err(RecvTimeoutError::Timeout) => {}
+            Ok(Told::Stop) => {
+                bird.settle(&Announcements::none(), "transitd stopped the guard");
+                return Ok(());
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 bird.settle(&Announcements::none(), "transitd exited");
                 return Ok(());

@@ -259,8 +259,11 @@ impl Speaker {
     /// that waits for the guard still feeds the service manager's watchdog (the workers
     /// forward all along; a reload's wait of 16 s starved a `WatchdogSec` of 10).
     pub fn stop_while(self, meanwhile: impl FnMut()) {
-        let Speaker { mut guard, pipe, .. } = self;
-        drop(pipe); // the guard withdraws when its pipe closes
+        let Speaker { mut guard, mut pipe, .. } = self;
+        // Told, the guard says why it withdraws (not "transitd exited", after a reload); it
+        // withdraws all the same when its pipe closes (the write failed: it is gone).
+        let _ = writeln!(pipe, "{}", guard::Told::Stop.line());
+        drop(pipe);
         if !exited_within(&mut guard, STOP_WAIT, meanwhile) {
             log_line!(
                 "transitd: the BGP guard is still withdrawing after {} s (BIRD takes its connection and \
