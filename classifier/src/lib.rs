@@ -32,7 +32,7 @@ pub use ast::{Expr, Span};
 pub use eval::eval;
 pub use field::{ABSENT, DIMS, Dim, Key};
 pub use limit::{BucketKey, BucketSpec, RateLimiter};
-pub use list::{List, ListUse, Lists, Membership, NoLists, Registry, list_uses};
+pub use list::{List, ListUse, Lists, Membership, NoLists, Registry, list_uses, list_uses_within};
 pub use parse::{ParseError, parse, parse_with};
 pub use rule::{Action, Decision, Mode, Rule, RuleSet};
 pub use table::{Budget, LinearScan, RuleCompileError, RuleTable};

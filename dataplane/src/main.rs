@@ -362,8 +362,8 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     Ok(match load_to_run(file) {
         Ok(snap) => {
             let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
-            let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos]);
-            let interpreted: usize = sets.chain([&snap.dos.rules]).map(|s| s.interpreted()).sum();
+            let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos, &c.tcp]);
+            let interpreted: usize = sets.chain([&snap.dos.rules, &snap.tcp.global]).map(|s| s.interpreted()).sum();
             let interpreted = match interpreted {
                 0 => String::new(),
                 n => format!(

@@ -168,6 +168,17 @@ fn an_error_after_escapes_in_a_rule_is_reported_at_its_own_column() {
         format!("[server]\nanycast = \"192.0.2.1\"\n\n[[dos.rule]]\nname = \"r\"\nmatch = {rule}\naction = \"drop\"\n");
     let e = errors(&text);
     assert!(e.len() == 1 && e[0].starts_with("bad.toml:8:4: rule `r`: "), "{e:?}");
+    // TOML leaves out only blanks and newlines after it: a character Unicode calls white
+    // space (a no-break space, an ideographic one) is the value's, and a fault there is at
+    // it (it was at the string's start).
+    for blank in ['\u{a0}', '\u{3000}'] {
+        let rule = format!("\"\"\"\nudp.port == 53 and \\\n  {blank}tcp.port == 1\"\"\"");
+        let text = format!(
+            "[server]\nanycast = \"192.0.2.1\"\n\n[[dos.rule]]\nname = \"r\"\nmatch = {rule}\naction = \"drop\"\n"
+        );
+        let e = errors(&text);
+        assert!(e.len() == 1 && e[0].starts_with("bad.toml:8:3: rule `r`: "), "{blank:?}: {e:?}");
+    }
 }
 
 #[test]

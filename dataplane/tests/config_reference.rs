@@ -217,6 +217,8 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("tunnel remote addresses", MAX_REMOTES_PER_FAMILY as u64),
         ("rules per list", MAX_RULES_PER_LIST as u64),
         ("rule nesting", parse::MAX_NESTING as u64),
+        ("masked ranges per rule", parse::MAX_MASKED_RANGES_PER_RULE as u64),
+        ("masked ranges per configuration", parse::MAX_MASKED_RANGES_PER_CONFIG as u64),
         ("boxes per rule", compile::MAX_BOXES_PER_RULE as u64),
         ("rule expansion steps", compile::MAX_EXPANSION_STEPS as u64),
         ("boxes per rule list", table::MAX_BOXES_PER_TABLE as u64),

@@ -311,6 +311,55 @@ fn a_large_set_is_checked_early_and_interpreted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Masks are bounded per configuration, not only per rule: 10,000 rules of one mask each
+/// (`tcp.srcport & 2 == 0`, 16,384 ranges of ports, twenty characters) are half a megabyte
+/// of text, and every rule kept its sets until all were parsed: 5 GB, an abort here under
+/// the 2 GiB the command runs in (the OOM killer for a running edge's reload), and each
+/// mask past the bound walked its 16,384 ranges before it was refused. Refused now from the
+/// mask that takes the configuration past its bound, at its position.
+#[test]
+fn masks_are_bounded_per_configuration() {
+    let dir = scratch("masks");
+    let rules: String = (0..10_000)
+        .map(|i| format!("[[dos.rule]]\nname = \"m{i}\"\nmatch = 'tcp.srcport & 2 == 0'\naction = \"drop\"\n"))
+        .collect();
+    let path = write(&dir, "masks.toml", format!("{SERVER}{rules}"));
+    let started = Instant::now();
+    let out = transitd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Rule m64 crosses 64 x 16,384 = 1,048,576: its `match` is on line 3 + 4 x 64 + 3, its
+    // text from column 10.
+    let bound = classifier::parse::MAX_MASKED_RANGES_PER_CONFIG;
+    let line = 3 + 4 * (bound / classifier::parse::MAX_MASKED_RANGES) + 3;
+    let said = format!(
+        "masks.toml:{line}:10: rule `m64`: the masks of the rules select more than {bound} separate ranges of values"
+    );
+    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
+    eprintln!("10,000 masks refused in {:?}", started.elapsed());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `check-config` counts every rule left to interpretation, TCP protection's too: here a
+/// global one and a customer's, each of 512 answers of its byte tests (nine `and`ed pairs of
+/// `contains`), which it once left out.
+#[test]
+fn interpreted_tcp_protection_rules_are_counted() {
+    let dir = scratch("interpreted");
+    let pairs: Vec<String> =
+        (0..9).map(|i| format!("(tcp.payload contains \"a{i}\" or tcp.payload contains \"b{i}\")")).collect();
+    let expr = pairs.join(" and ");
+    let text = format!(
+        "{SERVER}[[tcp_protection.rule]]\nmatch = '{expr}'\n[[customer]]\nname = \"acme\"\n\
+         prefixes = [\"203.0.113.0/24\"]\n[[customer.tcp_protection.rule]]\nmatch = '{expr}'\n"
+    );
+    let path = write(&dir, "tcp.toml", text);
+    let out = transitd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("0 firewall rules; 2 rules too complex for the decision trees"), "{said}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn odd_configurations_get_positions_and_short_messages() {
     let dir = scratch("odd");

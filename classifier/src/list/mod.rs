@@ -60,6 +60,16 @@ pub trait Lists {
     fn pattern(&mut self, pattern: &[u8]) -> Result<Pattern, String> {
         Pattern::new(pattern)
     }
+
+    /// How many more ranges of values masks may select, all the rules parsed with these lists
+    /// together ([`MAX_MASKED_RANGES_PER_CONFIG`](crate::parse::MAX_MASKED_RANGES_PER_CONFIG)
+    /// for a configuration's); without a configuration, one expression is bounded as a rule.
+    fn masked_ranges_left(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Takes `ranges` from [`Lists::masked_ranges_left`].
+    fn spend_masked_ranges(&mut self, _ranges: usize) {}
 }
 
 /// How an expression tests a list it names: whether a packet can match through being in
@@ -86,10 +96,25 @@ impl ListUse {
 /// patterns are not compiled (nor refused). Text that names no list (no `$`) names none,
 /// whatever else it holds; other text that does not parse is an error.
 pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError> {
+    list_uses_within(text, &mut 0)
+}
+
+/// [`list_uses`] of one of several texts read again (a configuration's rules), whose masks
+/// are bounded together as a configuration's: `masked_ranges` counts the ranges the masks of
+/// those read so far selected, so that reading them costs no more than compiling them did.
+pub fn list_uses_within(text: &str, masked_ranges: &mut usize) -> Result<Vec<(String, ListUse)>, crate::ParseError> {
     /// Hands out a slot per (field, occurrence, name), remembering the name; `matches`
     /// patterns are not compiled (one empty pattern stands for all: only the lists count).
-    struct Named(Vec<(&'static str, usize, String)>, Option<Pattern>);
-    impl Lists for Named {
+    struct Named<'m>(Vec<(&'static str, usize, String)>, Option<Pattern>, &'m mut usize);
+    impl Lists for Named<'_> {
+        fn masked_ranges_left(&self) -> usize {
+            crate::parse::MAX_MASKED_RANGES_PER_CONFIG.saturating_sub(*self.2)
+        }
+
+        fn spend_masked_ranges(&mut self, ranges: usize) {
+            *self.2 = self.2.saturating_add(ranges);
+        }
+
         fn pattern(&mut self, _: &[u8]) -> Result<Pattern, String> {
             match &self.1 {
                 Some(p) => Ok(p.clone()),
@@ -107,7 +132,7 @@ pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError
             Ok(slot)
         }
     }
-    fn walk(e: &crate::Expr, negated: bool, named: &Named, uses: &mut Vec<(String, ListUse)>) {
+    fn walk(e: &crate::Expr, negated: bool, named: &Named<'_>, uses: &mut Vec<(String, ListUse)>) {
         match e {
             crate::Expr::True | crate::Expr::Bytes(_) => {}
             crate::Expr::Or(terms) | crate::Expr::And(terms) => {
@@ -129,7 +154,7 @@ pub fn list_uses(text: &str) -> Result<Vec<(String, ListUse)>, crate::ParseError
     if !text.contains('$') {
         return Ok(Vec::new()); // names no list
     }
-    let mut named = Named(Vec::new(), None);
+    let mut named = Named(Vec::new(), None, masked_ranges);
     let expr = crate::parse::parse_with(text, &mut named)?;
     let mut uses = Vec::new();
     walk(&expr, false, &named, &mut uses);

@@ -9,6 +9,7 @@ use super::lookup::Lookup;
 use super::{List, Lists, MEMBER_SLOTS};
 use crate::bytes::{MAX_DISTINCT_PATTERNS, MAX_PATTERN_BYTES, Pattern};
 use crate::field::{ABSENT, Dim, FieldDef, Key, Occurrence, Slot, Ty};
+use crate::parse::MAX_MASKED_RANGES_PER_CONFIG;
 use crate::set::IntervalSet;
 
 /// The configuration's lists, and the membership slots its rules use.
@@ -25,6 +26,8 @@ pub struct Registry {
     lookups: HashMap<(String, u8), Arc<Lookup>>,
     /// The `matches` patterns compiled so far, by their bytes.
     patterns: HashMap<Vec<u8>, Pattern>,
+    /// Ranges the masks of the rules parsed so far selected (or walked to, refused).
+    masked_ranges: usize,
     /// What the rules parsed since [`Registry::take_notes`] ask that works but cannot match.
     notes: Vec<String>,
 }
@@ -39,6 +42,7 @@ impl Registry {
             probes: Vec::new(),
             lookups: HashMap::new(),
             patterns: HashMap::new(),
+            masked_ranges: 0,
             notes: Vec::new(),
         }
     }
@@ -76,6 +80,14 @@ impl Lists for Registry {
         let compiled = Pattern::new(pattern)?;
         self.patterns.insert(pattern.to_vec(), compiled.clone());
         Ok(compiled)
+    }
+
+    fn masked_ranges_left(&self) -> usize {
+        MAX_MASKED_RANGES_PER_CONFIG.saturating_sub(self.masked_ranges)
+    }
+
+    fn spend_masked_ranges(&mut self, ranges: usize) {
+        self.masked_ranges = self.masked_ranges.saturating_add(ranges);
     }
 
     fn slot(&mut self, field: &'static FieldDef, occurrence: usize, name: &str) -> Result<Dim, String> {

@@ -18,6 +18,13 @@ pub const MAX_MASKED_RANGES: usize = crate::compile::MAX_BOXES_PER_RULE;
 /// gigabytes to compile (each expansion step clones and intersects such sets).
 pub const MAX_MASKED_RANGES_PER_RULE: usize = 4 * MAX_MASKED_RANGES;
 
+/// Upper bound on the ranges the masks of all the rules parsed with one configuration's lists
+/// select together (as many as its rule tables may hold boxes): every rule is parsed before
+/// any is compiled, and each keeps its sets, so that 10,000 rules of one twenty-character
+/// mask each (half a megabyte of text) held 5 GB, and a file of them at its bound would
+/// have been minutes of work.
+pub const MAX_MASKED_RANGES_PER_CONFIG: usize = 16 * MAX_MASKED_RANGES_PER_RULE;
+
 impl<'a> Parser<'a, '_> {
     /// `field & mask` (some occurrence has a bit of the mask set) or `field & mask OP value`
     /// (Wireshark 4.0): the field's values whose masked bits satisfy the comparison, as
@@ -72,6 +79,23 @@ impl<'a> Parser<'a, '_> {
             _ => (Op::AnyNe, (0, 0), mask_span),
         };
         let whole = Span { start: name_span.start, end: span.end };
+        // The walk stops at what the configuration's masks may still select, so that masks
+        // past its bound, refused, cost no more than the bound.
+        let limit = MAX_MASKED_RANGES.min(self.lists.masked_ranges_left());
+        let too_many = || {
+            let message = if limit < MAX_MASKED_RANGES {
+                format!(
+                    "the masks of the rules select more than {MAX_MASKED_RANGES_PER_CONFIG} separate ranges of \
+                     values in all, more than one configuration is compiled from; test fewer or higher bits"
+                )
+            } else {
+                format!(
+                    "this mask selects the field's values in more than {MAX_MASKED_RANGES} separate ranges, \
+                     more than a rule table holds; test fewer or higher bits, or a field of their own"
+                )
+            };
+            ParseError::at(whole, message)
+        };
         // The values the field's slots can hold, which may be fewer than its type's: a literal
         // is bounded by the type (as tshark bounds it), but `tcp.flags` and `vlan.id` are
         // 16-bit fields of 12 bits, `mpls.exp` a 32-bit one of 3, and `tcp.flags & 0x02` is
@@ -92,36 +116,40 @@ impl<'a> Parser<'a, '_> {
             // its last; outside it, not within it.
             let one_value = value == value_hi || (field.ty == Ty::Ipv4 && value_hi == value | u128::MAX >> 32);
             let answer = match op {
-                _ if one_value => masked_values(max, mask, op, value),
-                Op::Eq | Op::AllEq => masked_values(max, mask, Op::Ge, value)
-                    .zip(masked_values(max, mask, Op::Le, value_hi))
+                _ if one_value => masked_values(max, mask, op, value, limit),
+                Op::Eq | Op::AllEq => masked_values(max, mask, Op::Ge, value, limit)
+                    .zip(masked_values(max, mask, Op::Le, value_hi, limit))
                     .map(|(from, to)| from.intersect(&to)),
-                Op::Ne | Op::AnyNe => masked_values(max, mask, Op::Lt, value)
-                    .zip(masked_values(max, mask, Op::Gt, value_hi))
+                Op::Ne | Op::AnyNe => masked_values(max, mask, Op::Lt, value, limit)
+                    .zip(masked_values(max, mask, Op::Gt, value_hi, limit))
                     .map(|(below, above)| below.union(&above)),
-                Op::Lt | Op::Ge => masked_values(max, mask, op, value),
-                Op::Le | Op::Gt => masked_values(max, mask, op, value_hi),
+                Op::Lt | Op::Ge => masked_values(max, mask, op, value, limit),
+                Op::Le | Op::Gt => masked_values(max, mask, op, value_hi, limit),
             };
-            answer.filter(|set| set.ranges().len() <= MAX_MASKED_RANGES).ok_or_else(|| {
-                ParseError::at(
-                    whole,
-                    format!(
-                        "this mask selects the field's values in more than {MAX_MASKED_RANGES} separate ranges, \
-                         more than a rule table holds; test fewer or higher bits, or a field of their own"
-                    ),
-                )
-            })
+            answer.filter(|set| set.ranges().len() <= limit).ok_or_else(too_many)
         };
-        let pred = match op {
-            Op::Eq | Op::AnyNe | Op::Lt | Op::Le | Op::Gt | Op::Ge => Pred::Any(holds(op)?),
+        let answer = match op {
+            Op::Eq | Op::AnyNe | Op::Lt | Op::Le | Op::Gt | Op::Ge => holds(op).map(Pred::Any),
             // `!=` is "no occurrence's masked value equals", `===` "every one does".
-            Op::Ne => Pred::All(holds(Op::AnyNe)?),
-            Op::AllEq => Pred::All(holds(Op::Eq)?),
+            Op::Ne => holds(Op::AnyNe).map(Pred::All),
+            Op::AllEq => holds(Op::Eq).map(Pred::All),
         };
-        let pred = self.quantified(pred);
-        if let Pred::Any(set) | Pred::All(set) = &pred {
-            self.masked_ranges += set.ranges().len();
-        }
+        let pred = match answer {
+            Ok(pred) => self.quantified(pred),
+            Err(e) => {
+                // Refused, it cost a walk to `limit` ranges: spent as well, so that a file of
+                // refused masks costs no more than one of accepted ones.
+                self.lists.spend_masked_ranges(limit);
+                return Err(e);
+            }
+        };
+        // At most `limit`, so within what the configuration has left.
+        let ranges = match &pred {
+            Pred::Any(set) | Pred::All(set) => set.ranges().len(),
+            Pred::Present => 0,
+        };
+        self.lists.spend_masked_ranges(ranges);
+        self.masked_ranges += ranges;
         if self.masked_ranges > MAX_MASKED_RANGES_PER_RULE {
             return Err(ParseError::at(
                 whole,
@@ -151,7 +179,7 @@ fn one_range(set: IntervalSet, span: Span) -> Result<(u128, u128), ParseError> {
 }
 
 /// The values `v` in `0..=max` for which `(v & mask) OP value` holds, as ranges;
-/// `None` when they are more than [`MAX_MASKED_RANGES`] ranges.
+/// `None` when they are more than `limit` ranges (at most [`MAX_MASKED_RANGES`]).
 ///
 /// A walk down the bits from the top: below a node whose higher bits are fixed, the masked
 /// value lies between the fixed bits' and those plus every mask bit left; when the comparison
@@ -159,7 +187,7 @@ fn one_range(set: IntervalSet, span: Span) -> Result<(u128, u128), ParseError> {
 /// undecided nodes split. The ranges that come out are as many as the answer has, so the walk
 /// stops as soon as they are too many; the nodes it visits are bounded too, for masks whose
 /// span covers values no masked value can take.
-fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalSet> {
+fn masked_values(max: u128, mask: u128, op: Op, value: u128, limit: usize) -> Option<IntervalSet> {
     // A masked value has no bit outside the mask: equal to such a value it never is.
     let value_possible = value & !mask == 0;
     let width = 128 - max.leading_zeros();
@@ -186,7 +214,7 @@ fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalS
     let mut steps = 0usize;
     while let Some((prefix, free)) = stack.pop() {
         steps += 1;
-        if steps > 64 * MAX_MASKED_RANGES {
+        if steps > 64 * limit {
             return None;
         }
         if prefix > max {
@@ -203,7 +231,7 @@ fn masked_values(max: u128, mask: u128, op: Op, value: u128) -> Option<IntervalS
                     Some((_, last_hi)) if last_hi.checked_add(1) == Some(prefix) => *last_hi = hi,
                     _ => out.push((prefix, hi)),
                 }
-                if out.len() > MAX_MASKED_RANGES {
+                if out.len() > limit {
                     return None;
                 }
             }
@@ -255,6 +283,38 @@ mod tests {
         assert_eq!(e.span.map(|s| s.start), Some(fifth), "at the mask that crosses the bound");
     }
 
+    /// The masks of all the rules parsed with a configuration's lists are bounded together:
+    /// rules each within their own bound are refused from the mask that takes the whole past
+    /// the configuration's, and past it a mask is refused before its walk (10,000 rules of one
+    /// mask each kept gigabytes of sets until every rule was parsed).
+    #[test]
+    fn the_masks_of_one_configuration_are_bounded_together() {
+        let rule = ["tcp.srcport & 2 == 0"; 4].join(" and "); // 65,536 ranges: a rule's bound
+        let mut lists = crate::list::Registry::default();
+        for _ in 0..MAX_MASKED_RANGES_PER_CONFIG / MAX_MASKED_RANGES_PER_RULE {
+            assert!(crate::parse::parse_with(&rule, &mut lists).is_ok());
+        }
+        assert_eq!(crate::list::Lists::masked_ranges_left(&lists), 0);
+        let e = crate::parse::parse_with("tcp and tcp.flags & 0x12", &mut lists).unwrap_err();
+        let bound = format!("the masks of the rules select more than {MAX_MASKED_RANGES_PER_CONFIG} separate ranges");
+        assert!(e.message.contains(&bound), "{}", e.message);
+        assert_eq!(e.span.map(|s| (s.start, s.end)), Some((8, 24)), "at the mask that crosses the bound");
+        // A mask of no range at all is refused as well (its walk is not taken), and a mask too
+        // large for a rule is refused as the configuration's too.
+        for refused in ["tcp.flags & 0x12 == 0x100", "tcp.seq & 1"] {
+            let e = crate::parse::parse_with(refused, &mut lists).unwrap_err();
+            assert!(e.message.contains(&bound), "{refused}: {}", e.message);
+        }
+        // Without a configuration's lists an expression is bounded as a rule only; the rules
+        // of a configuration read again for their lists are bounded together again.
+        assert!(parse(&rule).is_ok());
+        let listed = format!("{rule} and ip.src in $l");
+        assert!((0..20).all(|_| crate::list::list_uses(&listed).is_ok()));
+        let mut read = 0;
+        assert!((0..16).all(|_| crate::list::list_uses_within(&listed, &mut read).is_ok()));
+        assert!(crate::list::list_uses_within("tcp.flags & 0x12 and ip.src in $l", &mut read).is_err());
+    }
+
     /// Every 16-bit value, every operator, masks and values of every shape: the ranges hold
     /// exactly the values a direct `(v & mask) OP value` selects.
     #[test]
@@ -280,7 +340,7 @@ mod tests {
                         })
                         .collect();
                     let runs = (0..expect.len()).filter(|&v| expect[v] && (v == 0 || !expect[v - 1])).count();
-                    let Some(set) = masked_values(0xffff, mask, op, value) else {
+                    let Some(set) = masked_values(0xffff, mask, op, value, MAX_MASKED_RANGES) else {
                         assert!(runs > MAX_MASKED_RANGES, "{mask:#x} {op:?} {value:#x}: refused with {runs} ranges");
                         continue;
                     };
@@ -300,9 +360,9 @@ mod tests {
         assert!(parse("ip.src & 255.255.0.0 == 10.1.0.0").is_ok());
         assert!(err("tcp.seq & 1").contains("more than 16384 separate ranges"));
         // A value no masked value can take: nothing, found without walking 2^128 values.
-        assert!(masked_values(u128::MAX, 5, Op::Eq, 2).is_some_and(|s| s.is_empty()));
+        assert!(masked_values(u128::MAX, 5, Op::Eq, 2, MAX_MASKED_RANGES).is_some_and(|s| s.is_empty()));
         // 2^125 separate ranges: refused, after a bounded walk.
-        assert_eq!(masked_values(u128::MAX, 5, Op::Lt, 2), None);
+        assert_eq!(masked_values(u128::MAX, 5, Op::Lt, 2, MAX_MASKED_RANGES), None);
         assert!(err("ipv6.src & ffff:ffff:: == 2001:db8::").contains("compare it with a network"));
         assert!(err("tcp.port & 10.0.0.0/8").contains("valid number"));
         assert!(err("tcp & 1").contains("is a protocol"));

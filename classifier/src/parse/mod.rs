@@ -37,7 +37,7 @@ mod masks;
 mod values;
 
 pub use error::ParseError;
-pub use masks::{MAX_MASKED_RANGES, MAX_MASKED_RANGES_PER_RULE};
+pub use masks::{MAX_MASKED_RANGES, MAX_MASKED_RANGES_PER_CONFIG, MAX_MASKED_RANGES_PER_RULE};
 pub(crate) use values::parse_uint;
 
 use error::end_of_input;

@@ -209,8 +209,11 @@ fn basic_string_offset(body: &str, value: &str, offset: usize) -> Option<usize> 
                 let hex: String = (0..digits).filter_map(|_| chars.next().map(|(_, d)| d)).collect();
                 read.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
             }
-            // A line-ending backslash: the whitespace and newlines after it are left out.
-            ' ' | '\t' | '\r' | '\n' => while chars.next_if(|&(_, w)| w.is_whitespace()).is_some() {},
+            // A line-ending backslash: the blanks and newlines after it are left out (TOML's
+            // blanks only: a no-break space is the value's, as the TOML reader keeps it).
+            ' ' | '\t' | '\r' | '\n' => {
+                while chars.next_if(|&(_, w)| matches!(w, ' ' | '\t' | '\r' | '\n')).is_some() {}
+            }
             _ => return None,
         }
     }

@@ -310,10 +310,11 @@ pub(super) fn named_lists(
     lists: &classifier::Registry,
 ) -> Vec<(Arc<classifier::List>, classifier::ListUse)> {
     let mut named = Vec::new();
+    let mut masked_ranges = 0;
     for r in rules {
         // A rule that does not parse names nothing here: it is refused as it compiles, and
         // the snapshot with it.
-        let uses = classifier::list_uses(r.get_ref().expr.get_ref()).unwrap_or_default();
+        let uses = classifier::list_uses_within(r.get_ref().expr.get_ref(), &mut masked_ranges).unwrap_or_default();
         named.extend(uses.into_iter().filter_map(|(name, use_)| Some((lists.list(&name)?.clone(), use_))));
     }
     named
