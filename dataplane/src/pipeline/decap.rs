@@ -487,9 +487,17 @@ fn to_our_side(
     // ICMP error may go to: an address of ours (anycast, our side of a tunnel: the reply
     // would be to ourselves, from a request someone else wrote) or a tunnel's broadcast.
     let src = Ipv4Addr::from((key.src_addr() >> 96) as u32);
-    if icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
+    let answerable = icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
         && frame.buf.get(l3..end).is_some_and(ipv4_echo_answerable)
-        && !forward::is_unanswerable_source(ctx, IpAddr::V4(src))
+        && !forward::is_unanswerable_source(ctx, IpAddr::V4(src));
+    // A reply as long as a request that just fitted its way in may not fit back (the
+    // tunnel's MTU is what its path takes): known before the request is rewritten, so that
+    // it is dropped as it came (a drop capture shows the request, not the reply written
+    // over it) and spends no token.
+    if answerable && ip.l3_len > forward::room(ctx, tunnel, false) {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
+    if answerable
         && ctx.limits.icmp.admit(0, 0, ctx.now)
         && let Some(packet) = frame.buf.get_mut(l3..end)
         && ipv4_echo_reply_in_place(packet, 64)

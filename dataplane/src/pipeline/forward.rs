@@ -246,7 +246,7 @@ fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
 
 /// The largest inner packet `tunnel` takes now: [`tunnel_mtu`] on the backend's link.
 #[inline]
-fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
+pub(super) fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
     tunnel_mtu(ctx.snap, tunnel, is_ipv6, ctx.now, ctx.limits.link_mtu) as usize
 }
 
@@ -496,42 +496,70 @@ pub(super) fn icmp_error(
     if is_unanswerable_source(ctx, header.src_addr()) || is_tunnel_broadcast(ctx.snap, header.dst_addr()) {
         return None;
     }
-    // An error about a packet that came out of a tunnel goes back into it: it quotes what
-    // fits the tunnel (RFC 1812 §4.3.2.3, RFC 4443 §2.4 (c): as much as fits, where a full
-    // quote was dropped as `mtu_exceeded` and the hop vanished from the sender's tracepath),
-    // and an IPv4 one comes from our side of the tunnel where it has one (RFC 1812
-    // §4.3.2.4: an address of the interface it leaves by; the anycast address is not on the
-    // tunnel, and a router filtering sources strictly on it dropped every such error).
-    let back = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
-    let room = back.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
-    let (start, len, reason) = if ip.is_ipv6 {
-        let (error, reason) = match kind {
-            IcmpKind::TimeExceeded => (Icmpv6Error::HopLimitExceeded, TxReason::IcmpTimeExceeded),
-            IcmpKind::TooBig(mtu) => (Icmpv6Error::PacketTooBig { mtu }, TxReason::IcmpTooBig),
-        };
-        let src = ctx.snap.anycast_v6?;
-        if !icmp::ipv6_error_allowed(packet, error) || !ctx.limits.icmp.admit(0, 0, ctx.now) {
-            return None;
-        }
-        let quoted = ip.l3_len.min(room.saturating_sub(IPV6_HEADER_LEN + icmp::ICMP_HEADER_LEN));
-        let (start, len) = icmp::icmpv6_error(frame.buf, l3, quoted, error, src, ICMP_TTL)?;
-        (start, len, reason)
+    let allowed = if ip.is_ipv6 {
+        ctx.snap.anycast_v6.is_some() && icmp::ipv6_error_allowed(packet, kind.v6())
     } else {
-        let (error, reason) = match kind {
-            IcmpKind::TimeExceeded => (Icmpv4Error::TtlExceeded, TxReason::IcmpTimeExceeded),
-            IcmpKind::TooBig(mtu) => {
-                (Icmpv4Error::FragmentationNeeded { next_hop_mtu: mtu.min(65535) as u16 }, TxReason::IcmpTooBig)
-            }
-        };
-        if !icmp::ipv4_error_allowed(packet) || !ctx.limits.icmp.admit(0, 0, ctx.now) {
-            return None;
-        }
+        icmp::ipv4_error_allowed(packet)
+    };
+    if !allowed {
+        return None;
+    }
+    // Where the error goes is settled before a byte of it is written or a token spent: a
+    // packet whose error can go nowhere is dropped as it came (a drop capture shows it so,
+    // not with the error's headers over its own), and the error quotes what fits the tunnel
+    // it goes into (RFC 1812 §4.3.2.3, RFC 4443 §2.4 (c): as much as fits; a full quote
+    // was dropped as `mtu_exceeded`, and out of a tunnel the hop vanished from the sender's
+    // tracepath). An IPv4 one about a packet that came out of a tunnel comes from our side
+    // of it where it has one (RFC 1812 §4.3.2.4: an address of the interface it leaves by;
+    // the anycast address is not on the tunnel, and a router filtering sources strictly on
+    // it dropped every such error).
+    let way = match error_way(ctx, header.src_addr(), ip.is_ipv6) {
+        Ok(way) => way,
+        Err(reason) => return Some(Verdict::Drop(reason)),
+    };
+    if ctx.eth.is_none() {
+        return Some(Verdict::Drop(DropReason::NextHopUnresolved));
+    }
+    if !ctx.limits.icmp.admit(0, 0, ctx.now) {
+        return None;
+    }
+    let room = way.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
+    let (start, len) = if ip.is_ipv6 {
+        let src = ctx.snap.anycast_v6?;
+        let quoted = ip.l3_len.min(room.saturating_sub(IPV6_HEADER_LEN + icmp::ICMP_HEADER_LEN));
+        icmp::icmpv6_error(frame.buf, l3, quoted, kind.v6(), src, ICMP_TTL)?
+    } else {
+        let back = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
         let src = back.and_then(|t| t.interface).map_or(Ipv4Addr::from(ctx.snap.anycast), |i| i.ours);
         let quoted = ip.l3_len.min(room.saturating_sub(IPV4_HEADER_LEN + icmp::ICMP_HEADER_LEN));
-        let (start, len) = icmp::icmpv4_error(frame.buf, l3, quoted, error, src, ICMP_TTL)?;
-        (start, len, reason)
+        icmp::icmpv4_error(frame.buf, l3, quoted, kind.v4(), src, ICMP_TTL)?
     };
-    Some(originate(ctx, frame.buf, start, len, ip.is_ipv6, reason))
+    let reason = match kind {
+        IcmpKind::TimeExceeded => TxReason::IcmpTimeExceeded,
+        IcmpKind::TooBig(_) => TxReason::IcmpTooBig,
+    };
+    Some(match way {
+        Some(tunnel) => back_into(ctx, tunnel, frame.buf, start, len, ip.is_ipv6, reason),
+        None => ethernet(ctx, frame.buf, start, len, ip.is_ipv6, reason),
+    })
+}
+
+impl IcmpKind {
+    /// The ICMPv4 error of this kind.
+    fn v4(self) -> Icmpv4Error {
+        match self {
+            IcmpKind::TimeExceeded => Icmpv4Error::TtlExceeded,
+            IcmpKind::TooBig(mtu) => Icmpv4Error::FragmentationNeeded { next_hop_mtu: mtu.min(65535) as u16 },
+        }
+    }
+
+    /// The ICMPv6 error of this kind.
+    fn v6(self) -> Icmpv6Error {
+        match self {
+            IcmpKind::TimeExceeded => Icmpv6Error::HopLimitExceeded,
+            IcmpKind::TooBig(mtu) => Icmpv6Error::PacketTooBig { mtu },
+        }
+    }
 }
 
 /// Whether no error may go to `src`, the source of the packet it is about, beyond what
@@ -580,40 +608,30 @@ fn error_may_answer(key: &Key, ip: &IpFrame, kind: IcmpKind) -> bool {
     }
 }
 
-/// Sends an IP packet we made (an ICMP error) at `buf[l3..l3 + len]` toward its
-/// destination: back into the tunnel its cause came out of; else into the tunnel of the
-/// customer whose prefix holds it, or to the next hop.
-fn originate(ctx: &mut Ctx<'_>, buf: &mut [u8], l3: usize, len: usize, is_ipv6: bool, reason: TxReason) -> Verdict {
+/// The tunnel an error to `dst` (the source of the packet it is about) goes into: the one
+/// its cause came out of, else the tunnel of the customer whose prefix holds `dst`; `None`
+/// for the next hop. A customer's prefix with no route to `dst` takes no error (`no_route`).
+fn error_way<'s>(ctx: &Ctx<'s>, dst: IpAddr, is_ipv6: bool) -> Result<Option<&'s Tunnel>, DropReason> {
     let snap = ctx.snap;
     // The source of a decapsulated packet is behind its tunnel, even where no prefix of the
     // customer holds it (the router's own tunnel address).
     if let Some(tunnel) = ctx.from.and_then(|t| snap.tunnels.get(usize::from(t))) {
-        if len > room(ctx, tunnel, is_ipv6) {
-            return Verdict::Drop(DropReason::MtuExceeded);
-        }
-        return encap(ctx, tunnel, buf, l3, len, is_ipv6, reason);
+        return Ok(Some(tunnel));
     }
     let mut key = Key::new(0);
-    let Some(packet) = ip_at(buf, l3, is_ipv6) else { return Verdict::Drop(DropReason::Truncated) };
-    match packet.dst_addr() {
+    match dst {
         IpAddr::V6(dst) => key.set_ipv6([0; 16], dst.octets(), 58, 0, 0),
         IpAddr::V4(dst) => key.set_ipv4([0; 4], dst.octets(), 1, 0, 0, false, false, 0),
     }
-    let customer = snap.customer_by_prefix.lookup(is_ipv6, key.dst_addr());
-    let Some(customer) = customer else { return ethernet(ctx, buf, l3, len, is_ipv6, reason) };
+    let Some(customer) = snap.customer_by_prefix.lookup(is_ipv6, key.dst_addr()) else { return Ok(None) };
     let customer = &snap.customers[usize::from(customer)];
     let tunnel = route(snap, customer, &key, is_ipv6).and_then(|g| choose_tunnel(snap, g, || flow_fold(&key, 0)));
-    let Some(tunnel) = tunnel.and_then(|t| snap.tunnels.get(usize::from(t))) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    if len > room(ctx, tunnel, is_ipv6) {
-        return Verdict::Drop(DropReason::MtuExceeded);
-    }
-    encap(ctx, tunnel, buf, l3, len, is_ipv6, reason)
+    tunnel.and_then(|t| snap.tunnels.get(usize::from(t))).map(Some).ok_or(DropReason::NoRoute)
 }
 
-/// Sends the IP packet we made at `buf[l3..l3 + len]` back into `tunnel`, the one its cause
-/// came out of (a reply to a ping of our side of it, a SYN challenge).
+/// Sends the IP packet we made at `buf[l3..l3 + len]` into `tunnel`: the one its cause came
+/// out of (a reply to a ping of our side of it, a SYN challenge, an ICMP error), or the one
+/// toward an error's destination.
 pub(super) fn back_into(
     ctx: &mut Ctx<'_>,
     tunnel: &Tunnel,

@@ -419,3 +419,92 @@ fn a_corrupt_ping_of_our_side_of_a_tunnel_is_not_answered() {
         [DropReason::TunnelInterface.name().to_string(), format!("tx:{}", TxReason::EchoReply.name())]
     );
 }
+
+/// An error about a packet from another customer's host (with `customer_sources = false` it
+/// comes from the Internet) goes into that customer's tunnel quoting what fits it (RFC 1812
+/// §4.3.2.3: as much as fits), as an error back into the tunnel its packet came out of does:
+/// the 576-byte error about a 1028-byte packet was dropped as `mtu_exceeded` at beta's
+/// 500-byte tunnel, and its sender heard nothing. scapy writes the packet, tshark reads the
+/// error: into beta's tunnel (key 7), 500 bytes long, checksums good, quoting the packet.
+#[test]
+fn an_error_into_a_customers_tunnel_quotes_what_fits_it() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("[dos.sanity]\n", "[dos.sanity]\ncustomer_sources = false\n", 1).replacen(
+        "key = 7\n",
+        "key = 7\nmtu = 500\n",
+        1,
+    );
+    let file = temp("icmp-into-small-tunnel");
+    scapy_pcap(
+        &file,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.100.5', dst='203.0.113.10', ttl=1)\
+         /UDP(sport=33434, dport=33435)/Raw(b'x' * 1000)]",
+    );
+    let received = read_frames(&file).remove(0).bytes;
+    let (out, stats) = replay_to(&config, &file, "icmp-into-small-tunnel");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(stats.sent_as(TxReason::IcmpTimeExceeded), 1);
+    let fields = ["ip.dst", "gre.key", "ip.len", "icmp.type", "icmp.checksum.status", "ip.checksum.status"];
+    let mut args = vec!["-T", "fields"];
+    for field in fields {
+        args.extend(["-e", field]);
+    }
+    let error = tshark_checked(&out, &args);
+    // The outer header, the error's and the quoted packet's, each field in that order.
+    assert_eq!(error, "198.51.100.2,198.18.100.5,203.0.113.10\t0x00000007\t528,500,1028\t11\t1\t1,1,1\n");
+    let sent = read_frames(&out).remove(0).bytes;
+    let _ = std::fs::remove_file(out);
+    // Behind Ethernet, the outer IPv4, GRE with its key and the error's IPv4 and ICMP headers.
+    let quote = &sent[14 + 20 + 8 + 28..];
+    assert_eq!(quote, &received[14..14 + 500 - 28], "the quote is the packet as received, cut to fit");
+}
+
+/// What is dropped on its way to an answer is dropped as it came and spends no ICMP token: a
+/// ping of our side too long to go back through its tunnel (it was rewritten into its reply,
+/// and the token spent, before the reply was found not to fit), and a packet whose Time
+/// Exceeded has no route to the customer its source is in (`customer_sources = false`; the
+/// error's headers were written over the packet's own, its Ethernet header included, before
+/// the route was looked up). The drop capture holds both as scapy wrote them, and with a
+/// burst of one, the packet after them still gets its error.
+#[test]
+fn what_is_dropped_on_its_way_to_an_answer_is_captured_as_it_came() {
+    let (config, _) = tunnel_edge();
+    let config = config
+        .replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 1\n", 1)
+        .replacen("[dos.sanity]\n", "[dos.sanity]\ncustomer_sources = false\n", 1)
+        .replacen("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 300", 1)
+        // IPv6 needs 1280 bytes: acme's IPv6 route goes by its other tunnel here.
+        .replacen(
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+            1,
+        )
+        // Beta's 198.18.100.128/25 has no route.
+        .replacen("prefix = \"198.18.100.0/24\"", "prefix = \"198.18.100.0/25\"", 1);
+    let file = temp("dropped-as-it-came");
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+         request = IP(src='10.213.0.1', dst='10.213.0.0')/ICMP(type=8, id=7, seq=1)/Raw(b'p' * 400)\n\
+         ping = e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/request\n\
+         late = lambda src: e/IP(src=src, dst='203.0.113.10', ttl=1)/UDP(sport=33434, dport=33435)\n\
+         frames = [ping, late('198.18.100.200'), late('198.18.0.10')]",
+    );
+    let received: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, received.clone());
+    let (mtu, no_route) = (DropReason::MtuExceeded.name(), DropReason::NoRoute.name());
+    let late = format!("tx:{}", TxReason::IcmpTimeExceeded.name());
+    assert_eq!(fates(&v), [mtu, no_route, late.as_str()]);
+
+    let capture = temp("dropped-as-it-came-capture").with_extension("pcapng");
+    let options = transitd::dropcap::CaptureOptions::new(capture.clone());
+    let snap = std::sync::Arc::new(snapshot(&config));
+    transitd::replay::replay_capturing(snap, &file, None, Some(options)).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let comments = tshark(&capture, &["-T", "fields", "-e", "frame.comment"]);
+    let reasons: Vec<&str> = comments.lines().map(|c| c.split(';').next().unwrap_or(c)).collect();
+    assert_eq!(reasons, ["drop: mtu_exceeded", "drop: no_route"]);
+    let captured: Vec<Vec<u8>> = read_frames(&capture).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&capture);
+    assert_eq!(captured, received[..2], "captured as received");
+}
