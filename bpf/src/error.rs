@@ -1,15 +1,17 @@
 //! Why loading, attaching or updating the program failed.
 
+use std::fmt;
+
 use crate::Found;
 
 /// Why loading, attaching or updating failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
     /// Opening or loading the program into the kernel.
-    #[error("loading the XDP program: {0}")]
+    #[error("loading the XDP program: {}{}", .0, not_permitted(.0))]
     Load(libbpf_rs::Error),
     /// Attaching to an interface.
-    #[error("attaching XDP to ifindex {ifindex} ({mode}): {source}")]
+    #[error("attaching XDP to {} ({mode}): {source}", Iface(*ifindex))]
     Attach {
         /// The interface.
         ifindex: i32,
@@ -20,18 +22,11 @@ pub enum BpfError {
     },
     /// Another program is attached (or a running transitd holds the interface).
     #[error(
-        "ifindex {ifindex} has an XDP program attached already: `{}` (id {}); {}",
+        "{} has an XDP program attached already: `{}` (id {}); {}",
+        Iface(*ifindex),
         found.name,
         found.id,
-        if found.is_transitd() {
-            "a running transitd holds it (stop that one first)"
-        } else if found.name == "?" {
-            "its name cannot be read without CAP_SYS_ADMIN: a program an older transitd left \
-             is removed by `transitd detach --iface IFACE` run as root, another with \
-             `ip link set dev IFACE xdp off`"
-        } else {
-            "transitd does not replace another program: remove it first (`ip link set dev IFACE xdp off`)"
-        }
+        occupied_advice(*ifindex, found)
     )]
     Occupied {
         /// The interface.
@@ -40,7 +35,12 @@ pub enum BpfError {
         found: Found,
     },
     /// `detach` found a program that is not transitd's.
-    #[error("ifindex {ifindex}: the XDP program attached is `{}` (id {}), not transitd's: left alone", found.name, found.id)]
+    #[error(
+        "{}: the XDP program attached is `{}` (id {}), not transitd's: left alone",
+        Iface(*ifindex),
+        found.name,
+        found.id
+    )]
     NotOurs {
         /// The interface.
         ifindex: i32,
@@ -48,7 +48,7 @@ pub enum BpfError {
         found: Found,
     },
     /// Asking the kernel what is attached.
-    #[error("querying the XDP program of ifindex {ifindex}: {source}")]
+    #[error("querying the XDP program of {}: {source}", Iface(*ifindex))]
     Query {
         /// The interface.
         ifindex: i32,
@@ -77,4 +77,45 @@ pub enum BpfError {
     /// Running the program on a frame (`BPF_PROG_TEST_RUN`).
     #[error("test run of the XDP program: {0}")]
     TestRun(libbpf_rs::Error),
+}
+
+/// An interface in a message, by the name the kernel has for its index now (what an operator
+/// types after `ip link set dev`); by its index when no interface has it (gone meanwhile).
+struct Iface(i32);
+
+impl fmt::Display for Iface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match u32::try_from(self.0).ok().and_then(|i| nix::net::if_::if_indextoname(i).ok()) {
+            Some(name) => write!(f, "{}", name.to_string_lossy()),
+            None => write!(f, "ifindex {}", self.0),
+        }
+    }
+}
+
+/// What an operator does about `found` on `ifindex`, with the command to paste: a program
+/// attached in generic mode is removed by `xdpgeneric off` alone (`xdp off` leaves it there).
+fn occupied_advice(ifindex: i32, found: &Found) -> String {
+    let mode = if found.native { "xdpdrv" } else { "xdpgeneric" };
+    let remove = format!("`ip link set dev {} {mode} off`", Iface(ifindex));
+    if found.is_transitd() {
+        "a running transitd holds it (stop that one first)".to_string()
+    } else if found.name == "?" {
+        format!(
+            "its name cannot be read without CAP_SYS_ADMIN: a program an older transitd left is removed by \
+             `transitd detach --iface {}` run as root, another with {remove}",
+            Iface(ifindex)
+        )
+    } else {
+        format!("transitd does not replace another program: remove it first ({remove})")
+    }
+}
+
+/// What to add to a load refused for want of privilege: who may load it.
+fn not_permitted(e: &libbpf_rs::Error) -> &'static str {
+    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+        " (run transitd as root, or with the capabilities of its systemd unit: CAP_BPF, CAP_NET_ADMIN, \
+         CAP_NET_RAW, CAP_PERFMON and CAP_IPC_LOCK; docs/operations.md)"
+    } else {
+        ""
+    }
 }

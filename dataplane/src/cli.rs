@@ -74,7 +74,8 @@ pub enum Command {
         /// Scrape twice, this many seconds apart, and print rates per second instead of totals.
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
         interval: Option<Duration>,
-        /// Print the metrics as served (the text Prometheus scrapes).
+        /// Print the metrics as served to Prometheus, in OpenMetrics (`promtool check metrics`
+        /// reads the text format only: `curl -s http://ADDR/metrics | promtool check metrics`).
         #[arg(long, conflicts_with = "interval")]
         raw: bool,
     },
@@ -120,7 +121,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE", requires = "filter")]
         lists: Option<PathBuf>,
         /// Read only the first N frames (as tshark's -c; at least 1, as tshark refuses 0).
-        #[arg(short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(short = 'c', value_name = "N", value_parser = frame_count)]
         count_limit: Option<u64>,
         /// Print only how many frames the filter selects.
         #[arg(long, conflicts_with = "config")]
@@ -583,6 +584,18 @@ pub enum BgpCommand {
         #[arg(long)]
         withdraw_after_ms: u64,
     },
+}
+
+/// `match -c`: tshark's count of frames to read, at least 1 (tshark refuses 0). Every other
+/// command's `-c` is its configuration, so a file name here is said to be one.
+fn frame_count(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("at least 1 frame (tshark refuses 0 too)".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{text}` is not a number of frames: -c here is tshark's frame count (a configuration is --config FILE)"
+        )),
+    }
 }
 
 /// An etcd key prefix ends in `/`: keys are matched by prefix, so `/transitd` would also take

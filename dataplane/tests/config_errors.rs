@@ -200,6 +200,56 @@ fn unknown_keys_and_bad_values_are_reported_by_position() {
     assert!(errors(syntax)[0].starts_with("bad.toml:2:"), "{:?}", errors(syntax));
 }
 
+/// A key or value one typo away from one that is expected is told which (the list alone
+/// has sixteen keys in [server]); one further from every name is told the list only.
+#[test]
+fn a_typo_is_told_the_name_it_is_nearest() {
+    let server = "[server]\nanycast = \"192.0.2.1\"\n";
+    let firewall_default =
+        |action: &str| format!("{server}[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"{action}\"\n");
+    for (text, said) in [
+        (
+            format!("{server}anycats = 1\n"),
+            "bad.toml:3:1: unknown field `anycats`: did you mean `anycast`? (expected one of `anycast`, ",
+        ),
+        (
+            format!("{server}nexthop = \"10.0.0.1\"\n"),
+            "bad.toml:3:1: unknown field `nexthop`: did you mean `next_hop`? (",
+        ),
+        (
+            "[sever]\nanycast = \"192.0.2.1\"\n".to_string(),
+            "bad.toml:1:2: unknown field `sever`: did you mean `server`? (",
+        ),
+        (
+            firewall_default("rate_limit"),
+            "bad.toml:6:11: unknown variant `rate_limit`: did you mean `rate-limit`? (expected one of `accept`, ",
+        ),
+        (format!("{server}mss = 1400\n"), "bad.toml:3:1: unknown field `mss`, expected one of `anycast`, "),
+    ] {
+        let e = errors(&text);
+        assert!(e.len() == 1 && e[0].starts_with(said), "{text}\n{e:?}");
+    }
+}
+
+/// An address written without quotes is no TOML value (toml reads a number, a time or a
+/// date, and says "invalid float"): the error says to quote it, whichever kind it is.
+#[test]
+fn an_address_without_quotes_is_told_to_be_quoted() {
+    let customer = "[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\", 198.51.100.0/24]\n";
+    for (text, address) in [
+        ("[server]\nanycast = 192.0.2.1 # ours\n".to_string(), "192.0.2.1"),
+        ("[server]\nanycast = \"192.0.2.1\"\nanycast_v6 = 2001:db8::1\n".to_string(), "2001:db8::1"),
+        ("[server]\nanycast = \"192.0.2.1\"\nanycast_v6 = fe80::1\n".to_string(), "fe80::1"),
+        ("[server]\nanycast = \"192.0.2.1\"\nmac = 02:00:00:00:00:01\n".to_string(), "02:00:00:00:00:01"),
+        (format!("[server]\nanycast = \"192.0.2.1\"\n{customer}"), "198.51.100.0/24"),
+    ] {
+        let e = errors(&text);
+        let line = text.lines().position(|l| l.contains(address)).unwrap() + 1;
+        assert!(e.len() == 1 && e[0].starts_with(&format!("bad.toml:{line}:")), "{text}\n{e:?}");
+        assert!(e[0].ends_with(&format!(": an address is a string in TOML: write \"{address}\"")), "{text}\n{e:?}");
+    }
+}
+
 #[test]
 fn overlaps_across_customers_name_both() {
     let text = r#"[server]

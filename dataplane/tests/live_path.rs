@@ -282,12 +282,22 @@ fn the_program_never_replaces_another_and_never_outlives_transitd() {
     let out = run(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("has an XDP program attached already: `other_prog`"), "{err}");
-    let detach =
-        lab.cmd("dut", env!("CARGO_BIN_EXE_transitd")).args(["detach", "--iface", &lab.dev("d0")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&detach.stderr).contains("not transitd's: left alone"), "{detach:?}");
+    // Named as the operator names the interface (it was `ifindex N`).
+    let dev = lab.dev("d0");
+    assert!(err.contains(&format!("transitd: {dev} has an XDP program attached already: `other_prog`")), "{err}");
+    let detach = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd")).args(["detach", "--iface", &dev]).output().unwrap();
+    let said = String::from_utf8_lossy(&detach.stderr);
+    assert!(said.contains(&format!("{dev}: the XDP program attached is `other_prog`")), "{detach:?}");
+    assert!(said.contains("not transitd's: left alone"), "{detach:?}");
     assert!(has_xdp(&lab, "dut", "d0"), "the other program stays");
-    lab.run("dut", "ip", &["link", "set", "dev", &lab.dev("d0"), "xdpgeneric", "off"]);
+    // The command the refusal gives removes the program, pasted as it is: the kernel is the
+    // oracle (`ip link set dev X xdp off`, which it gave before, leaves a generic program).
+    let refusal = err.lines().find(|l| l.contains("attached already")).unwrap_or_default();
+    let command = refusal.split("(`").nth(1).and_then(|c| c.split("`)").next()).unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(command, format!("ip link set dev {dev} xdpgeneric off"), "{err}");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    lab.run("dut", words[0], &words[1..]);
+    assert!(!has_xdp(&lab, "dut", "d0"), "`{command}` removed it");
 
     // A second transitd on an interface the first holds is refused, naming the first, before
     // it makes anything (it once made its sockets and punt device before it looked: two

@@ -26,6 +26,15 @@ fn prints_frame_numbers_like_tshark_fields_and_honours_c_and_count() {
     assert_eq!(stdout(&out), tshark(&file, &["-c", "6", "-Y", expr, "-T", "fields", "-e", "frame.number"]));
     let out = transitd(&["match", "-r", f, "-Y", expr, "--count"]);
     assert_eq!(stdout(&out), "6\n");
+    // Every other command's -c is its configuration: a file name here is told what -c is.
+    let out = transitd(&["match", "-c", "examples/acme.toml", "-r", f]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-c here is tshark's frame count (a configuration is --config FILE)"), "{err}");
+    let out = transitd(&["match", "-r", f, "-Y", expr, "-c", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 1 frame (tshark refuses 0 too)"), "{err}");
 }
 
 #[test]
@@ -117,22 +126,29 @@ fn an_unreadable_or_truncated_capture_exits_2_with_the_frame_where_reading_stopp
 }
 
 /// What is not a capture is said to be, with why: a directory, an empty file, a file cut
-/// inside its header.
+/// inside its header, a text file (pcap-file's "Invalid field value: PcapHeader: wrong magic
+/// number" was said of it; tshark too says it is none).
 #[test]
 fn what_is_not_a_capture_is_said_with_the_cause() {
     let dir = std::env::temp_dir().join(format!("transitd-not-captures-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (empty, header) = (dir.join("empty.pcap"), dir.join("header.pcap"));
+    let (empty, header, text) = (dir.join("empty.pcap"), dir.join("header.pcap"), dir.join("text.pcap"));
     std::fs::write(&empty, b"").unwrap();
     std::fs::write(&header, &std::fs::read(pcap("real/zeek-communityid-tcp.pcap")).unwrap()[..10]).unwrap();
-    for (path, why) in
-        [(&dir, "Is a directory"), (&empty, "the file ends inside it"), (&header, "the file ends inside it")]
-    {
+    std::fs::write(&text, "frame,src,dst\n1,192.0.2.1,198.51.100.1\n").unwrap();
+    for (path, why) in [
+        (&dir, "Is a directory"),
+        (&empty, "the file ends inside it"),
+        (&header, "the file ends inside it"),
+        (&text, "its first four bytes are no pcap or pcapng magic number"),
+    ] {
         let out = transitd(&["match", "-r", path.to_str().unwrap(), "-Y", "tcp"]);
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(&format!("{} is not a pcap or pcapng file: {why}", path.display())), "{stderr}");
     }
+    let theirs = Command::new("tshark").arg("-r").arg(&text).output().unwrap();
+    assert!(String::from_utf8_lossy(&theirs.stderr).contains("isn't a capture file"), "{theirs:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -510,7 +510,7 @@ fn sampled_flows_from_the_queue_reach_the_collector() {
 
 /// The capabilities the systemd unit grants (its `AmbientCapabilities=`), and nothing else,
 /// are enough: transitd runs as `nobody` with exactly those (setpriv, bounding set too) and
-/// forwards; with CAP_BPF taken away it cannot load its program and says so.
+/// forwards; with CAP_BPF taken away it cannot load its program and says so, and what it needs.
 #[test]
 fn the_units_capabilities_are_enough_to_run_as_nobody() {
     let unit = std::fs::read_to_string(root().join("deploy/systemd/transitd.service")).unwrap();
@@ -590,6 +590,9 @@ fn the_units_capabilities_are_enough_to_run_as_nobody() {
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("BPF") || said.contains("bpf"), "{said}");
+    // libbpf's reason, and transitd's: what the refusal wants (it said only "Operation not
+    // permitted", which reads as a kernel without BPF as well as a user without rights).
+    assert!(said.contains("run transitd as root, or with the capabilities of its systemd unit: CAP_BPF"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

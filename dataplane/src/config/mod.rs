@@ -668,6 +668,15 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
                     None => 0,
                 },
             };
+            if let Some(named) = with_nearest_name(&message) {
+                message = named;
+            } else if message.starts_with("invalid ")
+                && let Some(address) = bare_address(text, offset)
+            {
+                // `anycast = 192.0.2.1`: toml reads a number, a time or a date, and says
+                // "invalid float", which does not say what to write.
+                message = format!("{message}: an address is a string in TOML: write \"{address}\"");
+            }
             // toml says "duplicate key" without which: the key (or table) where it points.
             if message == "duplicate key" {
                 let rest = text.get(offset..).unwrap_or("");
@@ -720,6 +729,64 @@ fn unsigned_max(type_name: &str) -> Option<u64> {
         "u64" => Some(u64::MAX),
         _ => None,
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, ..." (or "unknown variant") with
+/// the expected name nearest `x` said first, when it is near enough to be a typo of it (an
+/// edit per three characters, two at most): the list alone leaves the reader to find it
+/// among twenty.
+fn with_nearest_name(message: &str) -> Option<String> {
+    let (head, expected) = message.split_once("`, expected ")?;
+    let unknown = head.strip_prefix("unknown field `").or_else(|| head.strip_prefix("unknown variant `"))?;
+    let near = (unknown.chars().count() / 3).clamp(1, 2);
+    let (_, nearest) = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (typos(unknown, name), name))
+        .filter(|&(edits, _)| edits <= near)
+        .min_by_key(|&(edits, _)| edits)?;
+    Some(format!("{head}`: did you mean `{nearest}`? (expected {expected})"))
+}
+
+/// The edits (a character inserted, removed or replaced, or two neighbours swapped) that make
+/// `a` into `b`: their optimal string alignment distance.
+fn typos(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let w = b.len() + 1;
+    // edits[i * w + j]: from a's first i characters to b's first j; from or to none, as many
+    // as there are characters.
+    let mut edits = vec![0; (a.len() + 1) * w];
+    for (j, e) in edits.iter_mut().take(w).enumerate() {
+        *e = j;
+    }
+    for i in 1..=a.len() {
+        edits[i * w] = i;
+    }
+    for i in 1..=a.len() {
+        for j in 1..w {
+            let replace = edits[(i - 1) * w + j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut least = replace.min(edits[(i - 1) * w + j] + 1).min(edits[i * w + j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                least = least.min(edits[(i - 2) * w + j - 2] + 1);
+            }
+            edits[i * w + j] = least;
+        }
+    }
+    edits[a.len() * w + b.len()]
+}
+
+/// The bare value around byte `offset` of `text` when it looks like an address written
+/// without quotes (an IPv4 or IPv6 address, a prefix, a MAC address): hex digits with `.`,
+/// `:` or `/` between them, more than a number's one dot.
+fn bare_address(text: &str, offset: usize) -> Option<&str> {
+    let part = |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '/');
+    let start = text.get(..offset)?.char_indices().rev().find(|&(_, c)| !part(c)).map_or(0, |(i, c)| i + c.len_utf8());
+    let value = text.get(start..)?;
+    let value = value.find(|c: char| !part(c)).map_or(value, |end| &value[..end]);
+    let looks_like_one =
+        value.chars().any(|c| c.is_ascii_digit()) && (value.matches(['.', ':']).count() >= 2 || value.contains('/'));
+    looks_like_one.then_some(value)
 }
 
 /// The start and depth (dotted parts) of the most deeply dotted table header or key in

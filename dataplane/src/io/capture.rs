@@ -478,6 +478,10 @@ fn explained(e: &PcapError) -> String {
         }
         PcapError::IoError(io) => io.to_string(),
         PcapError::IncompleteBuffer => "the file ends inside it (cut short)".into(),
+        // pcap-file's "Invalid field value: PcapHeader: wrong magic number": a text file, say.
+        PcapError::InvalidField("PcapHeader: wrong magic number") => {
+            "its first four bytes are no pcap or pcapng magic number".into()
+        }
         other => other.to_string(),
     }
 }

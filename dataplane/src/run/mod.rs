@@ -188,7 +188,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     if let Some(found) = transitd_bpf::attached(index, &program)?
         && !(found.is_transitd() && transitd_bpf::is_stale(&found))
     {
-        bail!("{}: {}", opts.iface, transitd_bpf::BpfError::Occupied { ifindex: index, found });
+        return Err(transitd_bpf::BpfError::Occupied { ifindex: index, found }.into());
     }
     // Frames to another host's address (a promiscuous NIC, a flooding switch) stay the
     // kernel's, which discards them: forwarded here too, they would be forwarded twice.
@@ -534,7 +534,8 @@ fn register_and_attach<'p>(
     for o in opened {
         program.register_socket(o.queue, o.fd)?;
     }
-    let attached = program.attach(ifindex, opts.attach).map_err(|e| anyhow::anyhow!("{}: {e}", opts.iface))?;
+    // Its errors name the interface.
+    let attached = program.attach(ifindex, opts.attach)?;
     if let Some(id) = attached.replaced {
         log_line!("transitd: replaced a stale transitd XDP program (id {id}) left attached to {}", opts.iface);
     }
