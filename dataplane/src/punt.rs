@@ -38,8 +38,8 @@ pub struct PuntDevice {
     name: String,
     /// Frames per second, all workers together.
     rate: u32,
-    /// A failed write was said (it is said once), and no write succeeded since.
-    said_write_error: AtomicBool,
+    /// The last write failed (said at the first failure, once, until a write succeeds).
+    writes_failing: AtomicBool,
     /// Counters.
     pub stats: PuntStats,
 }
@@ -78,7 +78,7 @@ impl PuntDevice {
             device,
             name: name.to_string(),
             rate,
-            said_write_error: AtomicBool::new(false),
+            writes_failing: AtomicBool::new(false),
             stats: PuntStats::default(),
         })
     }
@@ -123,7 +123,7 @@ impl PuntDevice {
     /// carry are dropped) and its writes do not fail (deleted under the run, every write
     /// fails with EBADFD; set down, with EIO), as far as its last write tells.
     pub fn is_up(&self) -> bool {
-        self.device.is_some() && !self.said_write_error.load(Ordering::Relaxed)
+        self.device.is_some() && !self.writes_failing.load(Ordering::Relaxed)
     }
 
     /// The device's name.
@@ -142,7 +142,7 @@ impl PuntDevice {
     /// Says the first failed write (a device set down, say: EIO), once until a write
     /// succeeds again: the rest are counted `failed`.
     fn write_failed(&self, e: &std::io::Error) {
-        if !self.said_write_error.swap(true, Ordering::Relaxed) {
+        if !self.writes_failing.swap(true, Ordering::Relaxed) {
             log_line!(
                 "transitd: punt device {}: {e}; frames for the host are dropped while it fails (counted: \
                  transitd_punt_packets_total{{result=\"failed\"}})",
@@ -211,8 +211,8 @@ impl Punt {
         match ip_packet(frame.data()).map(|p| device.send(p)) {
             Some(Ok(_)) => {
                 // Working again: the next failure, whatever its cause, is said again.
-                if self.device.said_write_error.load(Ordering::Relaxed) {
-                    self.device.said_write_error.store(false, Ordering::Relaxed);
+                if self.device.writes_failing.load(Ordering::Relaxed) {
+                    self.device.writes_failing.store(false, Ordering::Relaxed);
                 }
                 stats.punted.fetch_add(1, Ordering::Relaxed)
             }
@@ -279,7 +279,7 @@ mod tests {
             device: None,
             name: "none".into(),
             rate: 1,
-            said_write_error: AtomicBool::new(false),
+            writes_failing: AtomicBool::new(false),
             stats: PuntStats::default(),
         });
         let mut punt = device.punt(1);

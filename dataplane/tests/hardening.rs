@@ -339,6 +339,23 @@ fn masks_are_bounded_per_configuration() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A key of megabytes that no table has is told unknown at once: the "did you mean" was
+/// worked out against every expected name in a table of as many cells as the product of
+/// their lengths (2 GB for a key of 10 MB against `max_ipv6_extension_headers`: an abort
+/// here, and on a reload the running edge's).
+#[test]
+fn a_key_of_megabytes_is_told_unknown_at_once() {
+    let dir = scratch("long-key");
+    let key = "k".repeat(10_000_000);
+    let path = write(&dir, "key.toml", format!("{SERVER}[dos.sanity]\n{key} = true\n"));
+    let out = transitd(&["check-config", path.to_str().unwrap()]);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{said:.300}");
+    // The message is cut to its first characters, the key's.
+    assert!(said.contains("key.toml:5:1: unknown field `kkkk"), "{said:.300}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `check-config` counts every rule left to interpretation, TCP protection's too: here a
 /// global one and a customer's, each of 512 answers of its byte tests (nine `and`ed pairs of
 /// `contains`), which it once left out.

@@ -135,10 +135,14 @@ fn what_is_not_ours_reaches_a_socket_on_the_host() {
     assert!(device.starts_with("td-tp"), "{tun}");
     lab.run("dut", "ip", &["link", "del", &device]);
     scapy_send(&lab, "snd", "[IP(dst='198.18.7.5')/UDP(sport=5000+i, dport=9999)/Raw(b'lost') for i in range(3)]");
-    wait_for("the failed writes", Duration::from_secs(5), || t.log().contains(&format!("punt device {device}")));
-    let metrics = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
-    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
-    assert!(metrics.contains("transitd_punt_packets_total{result=\"failed\"} 3"), "{metrics}");
+    let scrape = || {
+        let metrics = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
+        String::from_utf8_lossy(&metrics.stdout).into_owned()
+    };
+    let failed = "transitd_punt_packets_total{result=\"failed\"} 3";
+    wait_for("the failed writes", Duration::from_secs(5), || scrape().contains(failed));
+    assert!(t.log().contains(&format!("punt device {device}")), "said once: {}", t.log());
+    let metrics = scrape();
     assert!(metrics.contains("\ntransitd_punt_device_up 0\n"), "{metrics}");
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}");

@@ -738,11 +738,15 @@ fn unsigned_max(type_name: &str) -> Option<u64> {
 fn with_nearest_name(message: &str) -> Option<String> {
     let (head, expected) = message.split_once("`, expected ")?;
     let unknown = head.strip_prefix("unknown field `").or_else(|| head.strip_prefix("unknown variant `"))?;
-    let near = (unknown.chars().count() / 3).clamp(1, 2);
+    let len = unknown.chars().count();
+    let near = (len / 3).clamp(1, 2);
+    // The edits are at least the lengths' difference: a name further in length is not
+    // aligned at all, so that a key of megabytes costs no table of as many cells per name.
     let (_, nearest) = expected
         .split('`')
         .skip(1)
         .step_by(2)
+        .filter(|name| name.chars().count().abs_diff(len) <= near)
         .map(|name| (typos(unknown, name), name))
         .filter(|&(edits, _)| edits <= near)
         .min_by_key(|&(edits, _)| edits)?;

@@ -158,7 +158,7 @@ impl Prober {
         self.checked = snap.tunnels.iter().filter(|t| t.interface.is_some()).count();
         self.timing = None; // the schedule is made at the next tick
         // What was said of a tunnel stays said while it keeps its name, and so does its path
-        // MTU probing.
+        // MTU probing while it keeps its router too.
         self.mtu_said = match old {
             Some((_, succession)) => {
                 succession.tunnels.iter().map(|o| o.and_then(|o| self.mtu_said.get(o)).copied().unwrap_or(0)).collect()
@@ -166,11 +166,19 @@ impl Prober {
             None => vec![0; snap.tunnels.len()],
         };
         self.path_mtu_probes = match old {
-            Some((_, succession)) => succession
+            Some((old, succession)) => succession
                 .tunnels
                 .iter()
                 .enumerate()
                 .map(|(t, &o)| {
+                    // Moved to another router, a tunnel starts afresh here too: what an error on
+                    // the old router's path asked to probe says nothing of the new one's (the
+                    // table kept neither the path MTU nor the answers).
+                    let same_router = |o: &usize| {
+                        let (now, was) = (snap.tunnels.get(t), old.tunnels.get(*o));
+                        now.zip(was).is_some_and(|(now, was)| now.has_endpoints_of(was))
+                    };
+                    let o = o.filter(same_router);
                     let mut probe = o.and_then(|o| self.path_mtu_probes.get(o)).copied().unwrap_or_default();
                     if o != Some(t) {
                         probe.moved(); // the probe in flight names the old id: its answer will not count
@@ -516,6 +524,29 @@ remote = "198.51.100.2"
             |c| panic!("{c:?}"),
         );
         assert_eq!(probes, [(0, 1)], "probed at once, from #1");
+    }
+
+    /// A path MTU probe an error on the old router's path asked for is not carried to a
+    /// tunnel a reload moves to another router: the table keeps neither that path's MTU nor
+    /// the answers, and the new router would be probed for the old path's error. The same
+    /// router keeps it.
+    #[test]
+    fn a_tunnel_moved_to_another_router_wants_no_path_mtu_probe_of_the_old_path() {
+        let old = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &old);
+        p.path_mtu_probes[0].want(1400, 1476);
+        let wanted = p.path_mtu_probes[0];
+        assert_ne!(wanted, PathMtuProbe::default());
+        let mut same = snap("");
+        same.take_over_from(&old);
+        p.rebind(Some(&old), &same);
+        assert_eq!(p.path_mtu_probes[0], wanted, "the same router: the same probe wanted");
+        let text = snap_text("").replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.9\"");
+        let mut moved = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        moved.take_over_from(&same);
+        p.rebind(Some(&same), &moved);
+        assert_eq!(p.path_mtu_probes[0], PathMtuProbe::default(), "moved: nothing wanted of the new router");
     }
 
     /// A tunnel probed, then not, then probed again starts afresh: the answers to its

@@ -203,7 +203,8 @@ impl Builder<'_> {
         let prefixes: Vec<&String> = c.prefixes.iter().map(|p| p.get_ref()).collect();
         let tcp_coverage = super::tcp::coverage(&c.tcp_protection.rules, (tcp.coverage, prefixes));
         let mut tcp_lists = tcp.lists.clone();
-        tcp_lists.extend(super::tcp::named_lists(&c.tcp_protection.rules, &self.lists));
+        let read = &mut self.tcp_masked_ranges_read;
+        tcp_lists.extend(super::tcp::named_lists(&c.tcp_protection.rules, &self.lists, read));
         Customer {
             name: name.clone(),
             vrf_id: 0, // once every name is known (`vrf_ids`)

@@ -413,6 +413,9 @@ struct Builder<'a> {
     /// rule once more): a tenth of what compiling may, apart, so that a warning never costs
     /// a configuration its acceptance; spent, the rest go unsaid.
     warning_steps: usize,
+    /// Ranges the masks of the TCP protection rules read again for the lists they name
+    /// ([`tcp::named_lists`]) selected so far: bounded per configuration, as compiling them is.
+    tcp_masked_ranges_read: usize,
     /// The files the configuration names (see [`Snapshot::inputs`]), and their stamps.
     inputs: Vec<std::path::PathBuf>,
     input_stamps: Vec<Option<FileStamp>>,
@@ -441,6 +444,7 @@ impl<'a> Builder<'a> {
             },
             budget_spent: false,
             warning_steps: crate::limits::MAX_COMPILE_STEPS_PER_CONFIG / 10,
+            tcp_masked_ranges_read: 0,
             inputs: Vec::new(),
             input_stamps: Vec::new(),
         }

@@ -135,7 +135,7 @@ impl Builder<'_> {
             authenticated_ns,
             cookie_key: random_key(),
             coverage: coverage(&t.rules, ()),
-            lists: named_lists(&t.rules, &self.lists),
+            lists: named_lists(&t.rules, &self.lists, &mut self.tcp_masked_ranges_read),
         };
         let (global, rules) = self.tcp_rules(&mut tcp, &t.rules, None, "[tcp_protection]");
         tcp.global = global;
@@ -304,17 +304,19 @@ pub(super) fn coverage(rules: &[Spanned<config::TcpRuleSection>], more: impl std
 /// that its rule covers more ([`classifier::ListUse::widened_by`]: members gained where
 /// members match, members lost where non-members do, as in `not ip.src in $trusted`): the
 /// open connections newly covered were never tracked. A name that is no list's names
-/// nothing.
+/// nothing. `masked_ranges` counts what the masks of the rules read so far selected, the
+/// global rules' and every customer's together: each call counting afresh, a configuration
+/// of many customers was read again up to the configuration's bound once per customer.
 pub(super) fn named_lists(
     rules: &[Spanned<config::TcpRuleSection>],
     lists: &classifier::Registry,
+    masked_ranges: &mut usize,
 ) -> Vec<(Arc<classifier::List>, classifier::ListUse)> {
     let mut named = Vec::new();
-    let mut masked_ranges = 0;
     for r in rules {
         // A rule that does not parse names nothing here: it is refused as it compiles, and
         // the snapshot with it.
-        let uses = classifier::list_uses_within(r.get_ref().expr.get_ref(), &mut masked_ranges).unwrap_or_default();
+        let uses = classifier::list_uses_within(r.get_ref().expr.get_ref(), masked_ranges).unwrap_or_default();
         named.extend(uses.into_iter().filter_map(|(name, use_)| Some((lists.list(&name)?.clone(), use_))));
     }
     named
@@ -335,4 +337,31 @@ fn random_key() -> [u8; 16] {
     key[..8].copy_from_slice(&draw(0x636f_6f6b).to_le_bytes());
     key[8..].copy_from_slice(&draw(0x6b65_7973).to_le_bytes());
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use classifier::parse::{MAX_MASKED_RANGES_PER_CONFIG, MAX_MASKED_RANGES_PER_RULE};
+
+    /// The TCP protection rules read again for the lists they name are bounded together, the
+    /// global ones and every customer's, as the configuration's masks are when they compile:
+    /// past the bound a rule names nothing (the configuration is refused as it compiles).
+    #[test]
+    fn rules_read_again_for_their_lists_are_bounded_per_configuration() {
+        // 65,536 ranges: a rule's bound; sixteen such are the configuration's.
+        let rule = format!("{} and ip.src in $l", ["tcp.srcport & 2 == 0"; 4].join(" and "));
+        let text = format!(
+            "[server]\nanycast = \"192.0.2.1\"\n[[list]]\nname = \"l\"\nitems = [\"192.0.2.0/24\"]\n\
+             [[tcp_protection.rule]]\nmatch = '{rule}'\n"
+        );
+        let loaded = crate::config::parse("t.toml", &text).unwrap();
+        let mut b = super::Builder::new(&loaded.source);
+        let lists = b.lists(&loaded.file.lists);
+        let rules = &loaded.file.tcp_protection.rules;
+        let mut read = 0;
+        for n in 0..MAX_MASKED_RANGES_PER_CONFIG / MAX_MASKED_RANGES_PER_RULE {
+            assert_eq!(super::named_lists(rules, &lists, &mut read).len(), 1, "read {n}");
+        }
+        assert!(super::named_lists(rules, &lists, &mut read).is_empty(), "read past the configuration's bound");
+    }
 }
