@@ -28,9 +28,10 @@
 //!   `(?-i)`, and neither holds of an empty byte string;
 //! - a string literal keeps its NUL bytes (`"a\x00b"` is three bytes, as in tshark 4.0).
 //!
-//! `matches` compiles with the `regex` crate (linear time in the bytes, whatever the
-//! pattern). PCRE-only constructs (look-around, back-references) are refused when the rule is
-//! parsed, with the regex crate's reason.
+//! `matches` compiles with the `regex` crate: linear time in the bytes, whatever the pattern,
+//! but times the pattern's compiled size, which is bounded ([`MAX_PATTERN_BYTES`]).
+//! PCRE-only constructs (look-around, back-references) are refused when the rule is parsed,
+//! with the regex crate's reason.
 
 use std::cmp::Ordering;
 use std::num::IntErrorKind;
@@ -481,13 +482,26 @@ impl PartialEq for Pattern {
 
 impl Eq for Pattern {}
 
-/// Upper bound on a compiled pattern's size (the regex crate's own measure): a rule's
-/// pattern is small; this refuses one that would cost the data plane megabytes.
-pub const MAX_PATTERN_BYTES: usize = 1 << 20;
+/// Upper bound on a compiled pattern's size (the regex crate's own measure, of each automaton
+/// it builds), which bounds what the pattern costs per packet. On bytes chosen against it
+/// (an unanchored `a[^\n]{400}` over lines of `a`s and `b`s) the lazy DFA meets a new state
+/// at almost every byte, its cache thrashes, and the search, lazy DFA or PikeVM, steps
+/// through every live NFA state at every byte: measured, about 0.3 ms per 1,400-byte payload
+/// for any pattern that thrashes, plus 0.11 ms per KiB of compiled size (six times that
+/// for 8,900 bytes). At 1 MiB one rule cost 108 ms a frame (830 ms at 8,900 bytes), and a
+/// batch of them stalled a worker for seconds; at 32 KiB, 3.8 ms (26 ms). 32 KiB holds
+/// every signature the documentation gives (the largest, DNS ANY's `[^\x00]{0,255}`,
+/// compiles to 29,824 bytes), `[^\r\n]{300}` and IDS shapes like it.
+pub const MAX_PATTERN_BYTES: usize = 32 << 10;
+
+/// The lazy DFA's cache, per pattern and per worker searching with it: filled as a search
+/// meets new states, which a signature's few then serve frame after frame. A pattern that
+/// thrashes it costs what [`MAX_PATTERN_BYTES`] allows, whatever its size.
+pub const LAZY_DFA_CACHE_BYTES: usize = 1 << 20;
 
 /// Distinct `matches` patterns one configuration may hold (the same pattern in many rules
-/// is compiled once): at [`MAX_PATTERN_BYTES`] each, thousands of them took gigabytes, and
-/// a reload that read such a file had the edge killed for its memory.
+/// is compiled once): with 1 MiB each (the compiled bound then), thousands of them took
+/// gigabytes, and a reload that read such a file had the edge killed for its memory.
 pub const MAX_DISTINCT_PATTERNS: usize = 256;
 
 /// Longest pattern text taken. Translating PCRE2's syntax looks ahead from each `$` to the
@@ -508,13 +522,15 @@ impl Pattern {
             .unicode(false)
             .case_insensitive(true)
             .size_limit(MAX_PATTERN_BYTES)
-            .dfa_size_limit(MAX_PATTERN_BYTES)
+            .dfa_size_limit(LAZY_DFA_CACHE_BYTES)
             .build()
             .map(Pattern)
             .map_err(|e| match e {
-                regex::Error::CompiledTooBig(_) => {
-                    format!("the pattern compiles to more than {MAX_PATTERN_BYTES} bytes; simplify it")
-                }
+                regex::Error::CompiledTooBig(_) => format!(
+                    "the pattern compiles to more than {MAX_PATTERN_BYTES} bytes, the most transitd takes: its cost \
+                     per packet grows with that size (a counted repeat is that many copies of what it repeats: \
+                     `[^\\r\\n]{{300}}` fits, `{{400}}` does not); write a smaller count or a simpler pattern"
+                ),
                 e => format!("the pattern does not compile (transitd's regex engine is linear-time, without look-around or back-references): {e}"),
             })
     }
@@ -742,13 +758,47 @@ mod tests {
     use super::*;
 
     /// A pattern past the text bound is refused (before the translation whose look ahead
-    /// from each `$` made 60 KB of `a$|` take seconds); one within it compiles.
+    /// from each `$` made 60 KB of `a$|` take seconds); one within it is translated, and
+    /// refused only for what it compiles to, and one of the bound's length compiles.
     #[test]
     fn a_pattern_past_the_text_bound_is_refused_before_translation() {
         let long = "a$|".repeat(MAX_PATTERN_TEXT / 3 + 1);
         let e = Pattern::new(long.as_bytes()).unwrap_err();
         assert!(e.contains(&format!("at most {MAX_PATTERN_TEXT} are taken")), "{e}");
-        assert!(Pattern::new("a$|".repeat(MAX_PATTERN_TEXT / 3 - 1).trim_end_matches('|').as_bytes()).is_ok());
+        let within = "a$|".repeat(MAX_PATTERN_TEXT / 3 - 1);
+        let e = Pattern::new(within.trim_end_matches('|').as_bytes()).unwrap_err();
+        assert!(e.contains(&format!("compiles to more than {MAX_PATTERN_BYTES} bytes")), "{e}");
+        let commented = format!("(?#{})a$", "x".repeat(MAX_PATTERN_TEXT - 6));
+        assert_eq!(commented.len(), MAX_PATTERN_TEXT);
+        assert!(Pattern::new(commented.as_bytes()).is_ok());
+    }
+
+    /// The compiled bound refuses the pattern found to cost 45 ms a 1,400-byte frame
+    /// (`(a|b|ab|ba){1000}c`, 624 KB compiled) and a counted repeat past it, and takes the
+    /// signatures of docs/rules.md (DNS ANY's, 29,824 bytes, is the largest) and shapes
+    /// of IDS ones: a bound that refused these would be no use.
+    #[test]
+    fn a_pattern_past_the_compiled_bound_is_refused_and_signatures_compile() {
+        for slow in [r"(a|b|ab|ba){1000}c", r"[^\r\n]{400}", r"a(?:[ab]?){6896}[^ab]"] {
+            let e = Pattern::new(slow.as_bytes()).unwrap_err();
+            assert!(e.contains(&format!("compiles to more than {MAX_PATTERN_BYTES} bytes")), "{slow}: {e}");
+        }
+        let signatures = [
+            r"(?s)^.{8}(STAT|VALUE) ",
+            r"(?s)^.{12}[^\x00]{0,255}\x00\x00\xff\x00\x01",
+            r"(?s)^\x30(\x84....|\x83...|\x82..|\x81.|[\x00-\x7f])\x02(\x01.|\x02..|\x03...|\x04....)\x64",
+            r"^get /[a-z]+\.php",
+            r"\$\{jndi:(ldap|rmi|dns|ldaps|iiop|http|nis|nds|corba)s?:",
+            r"\$\{(\$\{[^}]{0,50}\}|j|%6a){1,3}",
+            r"^Host\x3a\x20[^\r\n]{256}",
+            r"[^\r\n]{300}",
+            r"\b(?:select|insert|update|delete)\b.{0,100}\b(?:from|into|set)\b",
+            r"(?:[A-Za-z0-9+/]{4}){20,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?",
+            r"[a-z0-9]{50,63}\.[a-z0-9]{50,63}\.",
+        ];
+        for signature in signatures {
+            assert!(Pattern::new(signature.as_bytes()).is_ok(), "{signature}");
+        }
     }
 
     #[test]

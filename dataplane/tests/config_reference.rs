@@ -190,7 +190,7 @@ fn every_verdict_reason_is_explained_in_the_architecture_doc() {
 
 #[test]
 fn limits_are_documented_as_the_code_sets_them() {
-    use classifier::{compile, parse, table};
+    use classifier::{bytes, compile, parse, table};
     use transitd::limits::*;
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
     let section = text.split("## Limits").nth(1).expect("a Limits section").split("\n## ").next().unwrap_or("");
@@ -216,6 +216,9 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("customer prefixes", MAX_PREFIXES_PER_FAMILY as u64),
         ("tunnel remote addresses", MAX_REMOTES_PER_FAMILY as u64),
         ("rules per list", MAX_RULES_PER_LIST as u64),
+        ("`matches` pattern text", bytes::MAX_PATTERN_TEXT as u64),
+        ("`matches` compiled pattern", bytes::MAX_PATTERN_BYTES as u64),
+        ("distinct `matches` patterns", bytes::MAX_DISTINCT_PATTERNS as u64),
         ("rule nesting", parse::MAX_NESTING as u64),
         ("masked ranges per rule", parse::MAX_MASKED_RANGES_PER_RULE as u64),
         ("masked ranges per configuration", parse::MAX_MASKED_RANGES_PER_CONFIG as u64),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::lookup::Lookup;
 use super::{List, Lists, MEMBER_SLOTS};
-use crate::bytes::{MAX_DISTINCT_PATTERNS, MAX_PATTERN_BYTES, Pattern};
+use crate::bytes::{LAZY_DFA_CACHE_BYTES, MAX_DISTINCT_PATTERNS, MAX_PATTERN_BYTES, Pattern};
 use crate::field::{ABSENT, Dim, FieldDef, Key, Occurrence, Slot, Ty};
 use crate::parse::MAX_MASKED_RANGES_PER_CONFIG;
 use crate::set::IntervalSet;
@@ -72,9 +72,10 @@ impl Lists for Registry {
         }
         if self.patterns.len() >= MAX_DISTINCT_PATTERNS {
             return Err(format!(
-                "more than {MAX_DISTINCT_PATTERNS} distinct `matches` patterns in one configuration: each may cost \
-                 up to {} KiB compiled, and as much again per worker searching with it",
-                MAX_PATTERN_BYTES >> 10
+                "more than {MAX_DISTINCT_PATTERNS} distinct `matches` patterns in one configuration: each may compile \
+                 to {} KiB, and take up to {} KiB more per worker searching with it",
+                MAX_PATTERN_BYTES >> 10,
+                LAZY_DFA_CACHE_BYTES >> 10
             ));
         }
         let compiled = Pattern::new(pattern)?;
