@@ -343,3 +343,52 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
         assert!(whole_under_v6_ah >= 10, "{gre_unsupported}: {whole_under_v6_ah} frames of GRE under AH over IPv6");
     }
 }
+
+/// The GRE header's bits as RFC 2784 §2.3 has a receiver that implements RFC 2890 (key and
+/// sequence number) but not RFC 1701 read them, each frame's as tshark reads it: the routing
+/// bit, and bits 4 and 5 (RFC 1701's strict source route and top recursion-control bit), are
+/// discarded (`bad_gre_header`); bits 6 to 12 are ignored; a sequence number is accepted; a
+/// checksum tshark finds wrong is `bad_gre_checksum`, one it finds right is decapsulated.
+/// What is decapsulated keeps its own DSCP (AF11) under the outer one (AF21): the outer
+/// DSCP is not copied inward.
+#[test]
+fn gre_header_bits_are_judged_as_rfc_2784_says() {
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-bits");
+    let out = temp("gre-bits-out");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.7', dst='198.51.100.200', tos=0x28)/UDP(sport=5000, dport=53)/Raw(b'q')\n\
+         gre = lambda g: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1', tos=0x48)/g/inner\n\
+         good = GRE(raw(GRE(chksum_present=1)/inner)).chksum\n\
+         frames = [gre(GRE(routing_present=1)), gre(GRE(strict_route_source=1)), gre(GRE(recursion_control=4)),\n\
+           gre(GRE(recursion_control=3)), gre(GRE(flags=0x1f)), gre(GRE(seqnum_present=1, sequence_number=0xffffffff)),\n\
+           gre(GRE(chksum_present=1, chksum=good ^ 1)), gre(GRE(chksum_present=1))]",
+    );
+    let theirs = tshark(
+        &file,
+        &["-T", "fields", "-e", "gre.flags_and_version", "-e", "gre.sequence_number", "-e", "gre.checksum.status"],
+    );
+    // tshark's reading: flags word, sequence number, checksum status (0 bad, 1 good; 2 for
+    // the routing bit's RFC 1701 checksum field, which it does not check).
+    let expected = [
+        "0x4000\t\t2",
+        "0x0800\t\t",
+        "0x0400\t\t",
+        "0x0300\t\t",
+        "0x00f8\t\t",
+        "0x1000\t4294967295\t",
+        "0x8000\t\t0",
+        "0x8000\t\t1",
+    ];
+    assert_eq!(theirs.lines().collect::<Vec<_>>(), expected);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (header, checksum, sent) =
+        (DropReason::BadGreHeader.name(), DropReason::BadGreChecksum.name(), "tx:decapsulated");
+    assert_eq!(fates(&v), [header, header, header, sent, sent, sent, checksum, sent]);
+    transitd::replay::replay(std::sync::Arc::new(snapshot(&config)), &file, Some(&out)).unwrap();
+    let dscp = tshark(&out, &["-T", "fields", "-e", "ip.dsfield"]);
+    let _ = (std::fs::remove_file(&file), std::fs::remove_file(&out));
+    assert_eq!(dscp, "0x28\n".repeat(4));
+}

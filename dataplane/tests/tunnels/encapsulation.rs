@@ -269,3 +269,60 @@ fn a_syn_under_an_authentication_header_is_not_clamped() {
     assert_eq!(stats.sent_as(TxReason::Encapsulated), 2);
     assert_eq!(rows.lines().collect::<Vec<_>>(), ["0x00000001\t1460", "\t1436"]);
 }
+
+/// The outer headers of what goes into a tunnel, as tshark reads them (docs/tunnels.md,
+/// encapsulation step 5): over IPv4 DF set whatever the inner DF, identification 0 (an
+/// atomic datagram, RFC 6864 §4.1), TTL 64 and a header checksum that verifies; over IPv6
+/// hop limit 64 and a flow label; over both the inner DSCP and ECN field copied whole, CE
+/// too (RFC 6040 §4.1, normal mode), and a GRE header of version 0 with the C bit alone and
+/// a checksum that verifies (RFC 2784 §2.5).
+#[test]
+fn outer_headers_copy_the_inner_dscp_and_ecn_and_fix_the_rest() {
+    let (config, _) = tunnel_edge();
+    let config = config
+        .replacen("name = \"acme-gre\"\n", "name = \"acme-gre\"\nchecksum = true\n", 1)
+        .replacen("name = \"acme-v6\"\n", "name = \"acme-v6\"\nchecksum = true\n", 1)
+        .replacen(
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+            1,
+        );
+    let file = temp("outer-fields");
+    scapy_pcap(
+        &file,
+        "e = Ether(dst='02:00:00:00:00:01')\n\
+         udp = UDP(sport=4000, dport=53)/Raw(b'q' * 11)\n\
+         frames = [e/IP(src='198.18.0.10', dst='203.0.113.10', tos=0xb8 | ecn, flags=df)/udp for ecn in range(4) for df in ['DF', 0]]\n\
+         frames += [e/IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::10', tc=0xb8 | ecn)/udp for ecn in range(4)]",
+    );
+    let (out, stats) = replay_to(&config, &file, "outer-fields-out");
+    let fields = [
+        "ip.dsfield",
+        "ip.flags.df",
+        "ip.id",
+        "ip.ttl",
+        "ip.checksum.status",
+        "gre.flags_and_version",
+        "gre.checksum.status",
+        "ipv6.tclass",
+        "ipv6.hlim",
+        "ipv6.flow",
+    ];
+    let mut args = vec!["-T", "fields", "-E", "occurrence=f"];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    let rows = tshark_checked(&out, &args);
+    let _ = (std::fs::remove_file(&file), std::fs::remove_file(&out));
+    assert_eq!(stats.sent_as(TxReason::Encapsulated), 12, "{rows}");
+    let rows: Vec<Vec<&str>> = rows.lines().map(|l| l.split('\t').collect()).collect();
+    for (i, ecn) in (0..4u8).flat_map(|e| [e, e]).enumerate() {
+        let tos = format!("0x{:02x}", 0xb8 | ecn);
+        assert_eq!(rows[i], [tos.as_str(), "1", "0x0000", "64", "1", "0x8000", "1", "", "", ""], "IPv4 row {i}");
+    }
+    for (row, ecn) in rows[8..].iter().zip(0..4u8) {
+        let class = format!("0x{:08x}", 0xb8 | ecn);
+        assert_eq!(row[..9], ["", "", "", "", "", "0x8000", "1", class.as_str(), "64"], "{row:?}");
+        assert_ne!(u32::from_str_radix(row[9].trim_start_matches("0x"), 16), Ok(0), "{row:?}");
+    }
+}
