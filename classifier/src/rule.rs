@@ -133,10 +133,18 @@ impl RuleSet {
         self.default
     }
 
+    /// The decision for a packet no rule selects.
+    fn no_rule(&self) -> Decision {
+        Decision { rule: None, action: self.default, monitor: None }
+    }
+
     /// Decides one packet: its key, and the frame it was parsed from (which only byte tests
     /// read).
     #[inline]
     pub fn decide(&self, key: &Key, frame: &[u8]) -> Decision {
+        if self.rules.is_empty() {
+            return self.no_rule(); // a customer without egress rules, the common case
+        }
         let rule = self.enforce.first_match(key, frame).map(|i| self.enforce_ids[i as usize]);
         let action = rule.map_or(self.default, |i| self.rules[i as usize].action);
         let monitor = if self.monitor.is_empty() {
@@ -155,6 +163,12 @@ impl RuleSet {
     /// ([`RuleTable::first_match_batch`]), up to twice as fast per key as one at a time.
     pub fn decide_batch(&self, keys: &[&Key], frames: &[&[u8]], out: &mut [Decision]) {
         const CHUNK: usize = 64;
+        if self.rules.is_empty() {
+            // The default for all (a customer without a firewall, the common case): no table
+            // to walk, and no per-key answers to translate.
+            out.fill(self.no_rule());
+            return;
+        }
         for ((keys, frames), out) in keys.chunks(CHUNK).zip(frames.chunks(CHUNK)).zip(out.chunks_mut(CHUNK)) {
             let mut enforced = [None; CHUNK];
             let mut monitored = [None; CHUNK];
@@ -169,6 +183,41 @@ impl RuleSet {
                 let monitor = m.map(|i| self.monitor_ids[i as usize]).filter(|&m| rule.is_none_or(|r| m < r));
                 *d = Decision { rule, action, monitor };
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+    use crate::table::LinearScan;
+
+    /// Sets that select no packet, with no rule or with only a rule whose boxes all vanish
+    /// (a port cannot be two values), decide as the reference scan does: no rule, the
+    /// default, no monitor rule; one key at a time and in batches (which skip their tables,
+    /// or their forests, then).
+    #[test]
+    fn sets_that_select_nothing_decide_by_their_default() {
+        let never = parse("tcp.srcport == 1 and tcp.srcport == 2").unwrap();
+        let rule = |mode| Rule { name: "never".into(), expr: never.clone(), action: Action::Accept, mode };
+        let sets = [
+            RuleSet::compile(vec![], Action::Drop).unwrap(),
+            RuleSet::compile(vec![rule(Mode::Enforce)], Action::Drop).unwrap(),
+            RuleSet::compile(vec![rule(Mode::Monitor)], Action::RateLimit(3)).unwrap(),
+        ];
+        assert_eq!(sets[1].enforce.stats().trees, 0, "the contradiction left no box");
+        let mut key = Key::new(60);
+        key.set_l4_proto(6);
+        key.set_ports(1, 2); // `tcp.srcport == 1` alone holds
+        assert_eq!(LinearScan::new(std::slice::from_ref(&never)).first_match(&key, &[]), None);
+        let frames: [&[u8]; 3] = [&[]; 3];
+        for set in &sets {
+            let expect = Decision { rule: None, action: set.default_action(), monitor: None };
+            assert_eq!(set.decide(&key, &[]), expect);
+            let mut out = [Decision { rule: Some(7), action: Action::Accept, monitor: Some(7) }; 3];
+            set.decide_batch(&[&key; 3], &frames, &mut out);
+            assert_eq!(out, [expect; 3]);
         }
     }
 }

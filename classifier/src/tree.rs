@@ -159,7 +159,7 @@ impl Root {
 #[derive(Clone, Debug, Default)]
 pub struct Forest {
     /// The key slot behind each projected slot.
-    projection: [u8; PROJECTED],
+    projection: Projection,
     roots: Vec<Root>,
     /// Root tables' cells: a subtree and its depth.
     cells: Vec<(u32, u32)>,
@@ -276,8 +276,8 @@ impl Forest {
     #[inline(always)]
     fn project(&self, key: &Key) -> Projected {
         let mut p = [0; PROJECTED];
-        for (v, &s) in p.iter_mut().zip(&self.projection) {
-            *v = key.0[usize::from(s)];
+        for (v, &s) in p.iter_mut().zip(&self.projection.0) {
+            *v = key.get(s);
         }
         p
     }
@@ -422,6 +422,9 @@ impl Forest {
 
     #[inline(always)]
     fn walk<const FLOORED: bool>(&self, key: &Key, floor: u32) -> Option<u32> {
+        if self.roots.is_empty() {
+            return None; // no box (monitor-mode rules only, or none that can match): nothing to project
+        }
         let mut best = u32::MAX;
         let projected = self.project(key);
         for root in &self.roots {
@@ -448,6 +451,12 @@ impl Forest {
     /// tree [`LANES`] at a time, in lockstep, so that their node loads overlap, and a tree
     /// only with the keys it could still give a better match.
     pub fn first_match_batch(&self, keys: &[&Key], out: &mut [Option<u32>]) {
+        if self.roots.is_empty() {
+            // No box (monitor-mode rules only, or none that can match): projecting the keys,
+            // most of what a small forest's lookup costs, would find nothing.
+            out.fill(None);
+            return;
+        }
         for (keys, out) in keys.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
             let mut projected = [[0; PROJECTED]; BLOCK];
             for (p, key) in projected.iter_mut().zip(keys) {
@@ -494,6 +503,20 @@ impl Forest {
 /// Marks a slot outside the projection.
 const UNPROJECTED: u8 = u8::MAX;
 
+/// The key slot behind each projected slot, as a [`Dim`] rather than its number: the
+/// compiler knows a `Dim` to be below [`DIMS`], so a key is read through it without a bounds
+/// check, where a `u8` slot number cost a compare and a branch at every read (16 of a key's
+/// 40-odd instructions of projection, per forest it is looked up in).
+#[derive(Clone, Copy, Debug)]
+struct Projection([Dim; PROJECTED]);
+
+impl Default for Projection {
+    /// Slot 0 in every place, as unused places hold (a forest without boxes cuts none).
+    fn default() -> Projection {
+        Projection([Dim::IpVersion; PROJECTED])
+    }
+}
+
 /// The slots the tree may cut on, at most [`PROJECTED`] (unused places repeat slot 0, which
 /// no box is then constrained in there), and the place of each slot in them: first the slots
 /// whose constraints differ between boxes, the most constrained first, then those every box
@@ -502,7 +525,7 @@ const UNPROJECTED: u8 = u8::MAX;
 /// from the addresses and ports that did, no cut was found, and 16,384 boxes sat in one
 /// leaf that every packet scanned. (Constraints outside the projection are still checked,
 /// per entry.)
-fn projection(boxes: &[(u32, Bounds)]) -> ([u8; PROJECTED], [u8; DIMS]) {
+fn projection(boxes: &[(u32, Bounds)]) -> (Projection, [u8; DIMS]) {
     let mut counts: Vec<(bool, usize, usize)> = (0..DIMS)
         .map(|d| {
             let mut constrained = boxes.iter().map(|(_, b)| b[d]).filter(|r| *r != [0, u32::MAX]);
@@ -518,10 +541,10 @@ fn projection(boxes: &[(u32, Bounds)]) -> ([u8; PROJECTED], [u8; DIMS]) {
         .collect();
     // Stable: ties in slot order.
     counts.sort_by_key(|&(differ, count, _)| std::cmp::Reverse((differ, count)));
-    let mut slots = [0; PROJECTED];
+    let mut slots = Projection::default();
     let mut position = [UNPROJECTED; DIMS];
     for (place, &(_, _, slot)) in counts.iter().filter(|c| c.1 > 0).take(PROJECTED).enumerate() {
-        slots[place] = slot as u8;
+        slots.0[place] = Dim::ALL[slot];
         position[slot] = place as u8;
     }
     (slots, position)

@@ -7,6 +7,13 @@
 /// it is carried in (RFC 1071 §2(B)), so 32-bit words added into a `u64` and folded at the
 /// end give the 16-bit sum with half the additions and none of the shifts.
 pub fn sum(data: &[u8]) -> u16 {
+    // An IPv4 header without options, which the check of every IPv4 packet sums (twice for a
+    // decapsulated one): five words added in a row, about half the instructions the loop
+    // below takes for them (its setup, unrolled body, remainder loop and padding's tests).
+    if let Ok(header) = <&[u8; 20]>::try_from(data) {
+        let word = |i: usize| u64::from(u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]));
+        return fold(word(0) + word(4) + word(8) + word(12) + word(16));
+    }
     let mut acc: u64 = 0;
     let mut words = data.chunks_exact(4);
     for w in &mut words {
@@ -58,18 +65,34 @@ mod tests {
         assert_eq!(sum(&h), 0xffff, "a header with its checksum sums to all ones");
     }
 
+    /// The sum as RFC 1071 defines it: 16-bit big-endian words, an odd last byte padded with
+    /// zero, end-around carry.
+    fn rfc_1071_sum(data: &[u8]) -> u16 {
+        let mut acc: u32 = 0;
+        for pair in data.chunks(2) {
+            let word = u32::from(pair[0]) << 8 | u32::from(pair.get(1).copied().unwrap_or(0));
+            acc += word;
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
     proptest::proptest! {
-        /// The sum as RFC 1071 defines it: 16-bit big-endian words, an odd last byte padded
-        /// with zero, end-around carry.
         #[test]
         fn sum_equals_the_rfc_1071_definition(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
-            let mut acc: u32 = 0;
-            for pair in data.chunks(2) {
-                let word = u32::from(pair[0]) << 8 | u32::from(pair.get(1).copied().unwrap_or(0));
-                acc += word;
-                acc = (acc & 0xffff) + (acc >> 16);
-            }
-            proptest::prop_assert_eq!(sum(&data), acc as u16);
+            proptest::prop_assert_eq!(sum(&data), rfc_1071_sum(&data));
+        }
+
+        /// The 20-byte path (an IPv4 header without options), which random lengths above
+        /// reach once in 200 cases; all-ones words carry the most.
+        #[test]
+        fn a_20_byte_sum_equals_the_rfc_1071_definition(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![proptest::num::u8::ANY, proptest::strategy::Just(0xffu8)],
+                20,
+            ),
+        ) {
+            proptest::prop_assert_eq!(sum(&data), rfc_1071_sum(&data));
         }
 
         #[test]
