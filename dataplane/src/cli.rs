@@ -241,7 +241,7 @@ pub struct RunArgs {
     pub stats_interval: Duration,
     /// Microseconds to sleep when a poll finds nothing; 0 (default) busy-polls, which keeps
     /// one core per worker at 100%.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     pub idle_sleep_us: u64,
     /// Preferred busy polling: the sockets ask for it (SO_PREFER_BUSY_POLL), and a poll that
     /// finds nothing runs the driver from the worker (recvfrom). It pays with the NIC's

@@ -1733,3 +1733,19 @@ fn an_integer_past_its_type_says_the_range() {
         assert_eq!(errors(&text), [format!("bad.toml:{line}:{col}: integer `{value}` is not in 0..={max}")], "{text}");
     }
 }
+
+/// A bound of one rule list says so, at the first rule past it: "the most one configuration
+/// may hold" was said of 65,537 rules in one customer's firewall, though another customer's
+/// firewall takes as many again.
+#[test]
+fn a_rule_list_past_its_bound_says_the_bound_is_the_lists() {
+    let rule = "[[customer.firewall.rule]]\nmatch = \"tcp\"\naction = \"accept\"\n";
+    let head = "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"acme\"\nprefixes = [\"203.0.113.0/24\"]\n";
+    let max = transitd::limits::MAX_RULES_PER_LIST;
+    let text = format!("{head}{}", rule.repeat(max + 1));
+    let line = head.lines().count() + 3 * max + 1;
+    assert_eq!(
+        errors(&text),
+        [format!("bad.toml:{line}:1: more than {max} rules in customer `acme`, the most one rule list may hold")]
+    );
+}

@@ -67,11 +67,12 @@ impl Builder<'_> {
         }
     }
 
-    /// Refuses a list longer than `max`, at its first entry past the bound.
-    pub(crate) fn bounded<T>(&mut self, items: &[Spanned<T>], max: usize, what: &str) -> bool {
+    /// Refuses a list longer than `max`, at its first entry past the bound; `holder` is what
+    /// the bound is of (a configuration, one rule list).
+    pub(crate) fn bounded<T>(&mut self, items: &[Spanned<T>], max: usize, what: &str, holder: &str) -> bool {
         match items.get(max) {
             Some(first_over) => {
-                self.err(&first_over.span(), format!("more than {max} {what}, the most one configuration may hold"));
+                self.err(&first_over.span(), format!("more than {max} {what}, the most {holder} may hold"));
                 false
             }
             None => true,

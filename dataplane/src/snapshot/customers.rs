@@ -56,7 +56,7 @@ impl Builder<'_> {
         &mut self,
         all: &'c [Spanned<CustomerSection>],
     ) -> &'c [Spanned<CustomerSection>] {
-        self.bounded(all, crate::limits::MAX_CUSTOMERS, "customers");
+        self.bounded(all, crate::limits::MAX_CUSTOMERS, "customers", "one configuration");
         let tunnel_count: usize = all.iter().map(|c| c.get_ref().tunnels.len()).sum();
         if tunnel_count > crate::limits::MAX_TUNNELS {
             let first = all.first().map_or(0..0, |c| c.span());

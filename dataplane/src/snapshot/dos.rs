@@ -94,7 +94,7 @@ impl Builder<'_> {
     pub(super) fn dos(&mut self, d: &DosSection) -> Dos {
         let mut buckets = Vec::new();
         let mut seen = std::collections::HashMap::new();
-        self.bounded(&d.buckets, crate::limits::MAX_BUCKETS, "buckets");
+        self.bounded(&d.buckets, crate::limits::MAX_BUCKETS, "buckets", "one configuration");
         for b in d.buckets.iter().take(crate::limits::MAX_BUCKETS) {
             let b = b.get_ref();
             self.name(&b.name, "bucket");

@@ -16,7 +16,7 @@ impl Builder<'_> {
     /// Reads every list; one with an error stands as an empty list (the configuration is
     /// refused by that error; rules naming the list add none of their own).
     pub(super) fn lists(&mut self, sections: &[Spanned<ListSection>]) -> Registry {
-        self.bounded(sections, MAX_LISTS, "lists");
+        self.bounded(sections, MAX_LISTS, "lists", "one configuration");
         let mut lists = BTreeMap::new();
         let mut read = ListsRead::default();
         let mut seen = std::collections::HashMap::new();

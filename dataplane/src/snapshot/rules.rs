@@ -35,7 +35,7 @@ impl Builder<'_> {
     /// Compiles an ordered rule list (firewall or DoS) with `default` for packets no rule
     /// selects; `scope` names the list in errors.
     pub(crate) fn rules(&mut self, sections: &[Spanned<config::RuleSection>], default: Action, scope: &str) -> RuleSet {
-        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
+        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}"), "one rule list") {
             return accept_all();
         }
         let texts: Vec<RuleText<'_>> = sections

@@ -166,7 +166,7 @@ impl Builder<'_> {
         customer: Option<CustomerId>,
         scope: &str,
     ) -> (RuleSet, Vec<TcpRule>) {
-        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}")) {
+        if !self.bounded(sections, crate::limits::MAX_RULES_PER_LIST, &format!("rules in {scope}"), "one rule list") {
             return (super::accept_all(), Vec::new());
         }
         let texts: Vec<RuleText<'_>> = sections
