@@ -494,9 +494,11 @@ impl Eq for Pattern {}
 /// compiles to 29,824 bytes), `[^\r\n]{300}` and IDS shapes like it.
 pub const MAX_PATTERN_BYTES: usize = 32 << 10;
 
-/// The lazy DFA's cache, per pattern and per worker searching with it: filled as a search
+/// A lazy DFA's cache, per pattern and per worker searching with it: filled as a search
 /// meets new states, which a signature's few then serve frame after frame. A pattern that
-/// thrashes it costs what [`MAX_PATTERN_BYTES`] allows, whatever its size.
+/// thrashes it costs what [`MAX_PATTERN_BYTES`] allows, whatever its size. Each lazy DFA
+/// the regex crate builds has its own: a search may use the forward one and a reverse one
+/// (a pattern searched from a literal inside or at its end), twice this per worker.
 pub const LAZY_DFA_CACHE_BYTES: usize = 1 << 20;
 
 /// Distinct `matches` patterns one configuration may hold (the same pattern in many rules

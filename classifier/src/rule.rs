@@ -163,6 +163,7 @@ impl RuleSet {
     /// ([`RuleTable::first_match_batch`]), up to twice as fast per key as one at a time.
     pub fn decide_batch(&self, keys: &[&Key], frames: &[&[u8]], out: &mut [Decision]) {
         const CHUNK: usize = 64;
+        debug_assert_eq!(keys.len(), out.len(), "one decision per key");
         if self.rules.is_empty() {
             // The default for all (a customer without a firewall, the common case): no table
             // to walk, and no per-key answers to translate.

@@ -75,7 +75,7 @@ impl Lists for Registry {
                 "more than {MAX_DISTINCT_PATTERNS} distinct `matches` patterns in one configuration: each may compile \
                  to {} KiB, and take up to {} KiB more per worker searching with it",
                 MAX_PATTERN_BYTES >> 10,
-                LAZY_DFA_CACHE_BYTES >> 10
+                (2 * LAZY_DFA_CACHE_BYTES) >> 10
             ));
         }
         let compiled = Pattern::new(pattern)?;
