@@ -497,6 +497,10 @@ fn to_our_side(
     if answerable && ip.l3_len > forward::room(ctx, tunnel, false) {
         return Verdict::Drop(DropReason::MtuExceeded);
     }
+    // Nor is one written, or paid for, whose reply cannot leave (the next hop not resolved).
+    if answerable && ctx.eth.is_none() {
+        return Verdict::Drop(DropReason::NextHopUnresolved);
+    }
     if answerable
         && ctx.limits.icmp.admit(0, 0, ctx.now)
         && let Some(packet) = frame.buf.get_mut(l3..end)

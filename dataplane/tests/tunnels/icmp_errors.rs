@@ -508,3 +508,34 @@ fn what_is_dropped_on_its_way_to_an_answer_is_captured_as_it_came() {
     let _ = std::fs::remove_file(&capture);
     assert_eq!(captured, received[..2], "captured as received");
 }
+
+/// A ping of our side of a tunnel whose reply cannot leave (the next hop not resolved yet,
+/// as in the first moments of a run) is dropped as it came: it was rewritten into its reply
+/// and an ICMP token spent on it before the reply was dropped, so that a drop capture held
+/// a reply nobody sent. The frame after the pipeline is the request scapy wrote.
+#[test]
+fn a_ping_of_our_side_that_cannot_leave_is_dropped_as_it_came() {
+    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 1\n", 1);
+    let file = temp("ping-unresolved");
+    scapy_pcap(
+        &file,
+        "frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')\
+         /GRE()/IP(src='10.213.0.1', dst='10.213.0.0')/ICMP(type=8, id=7, seq=1)/Raw(b'p' * 40)]",
+    );
+    let request = read_frames(&file).remove(0).bytes;
+    let _ = std::fs::remove_file(&file);
+    let snap = snapshot(&config);
+    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let mut buf = vec![0u8; HEADROOM + 2048];
+    buf[HEADROOM..HEADROOM + request.len()].copy_from_slice(&request);
+    let mut frame = Frame::new(&mut buf, HEADROOM, request.len(), request.len() as u32, 1_000_000_000);
+    let unresolved = process_frame(&snap, None, &mut limits, &mut spill, &mut frame);
+    assert_eq!(unresolved.verdict, Verdict::Drop(DropReason::NextHopUnresolved));
+    assert_eq!(&buf[HEADROOM..HEADROOM + request.len()], &request[..], "the request as it came");
+    // Resolved, the same ping is answered: the unresolved one spent nothing of the budget.
+    let mut frame = Frame::new(&mut buf, HEADROOM, request.len(), request.len() as u32, 1_000_000_000);
+    let answered = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+    assert!(matches!(answered.verdict, Verdict::Tx { reason: TxReason::EchoReply, .. }), "{:?}", answered.verdict);
+}
