@@ -56,8 +56,31 @@ pub struct Found {
     pub id: u32,
     /// Its name.
     pub name: String,
-    /// Attached in the driver (else generic).
-    pub native: bool,
+    /// Where it runs.
+    pub mode: XdpMode,
+}
+
+/// Where an attached program runs: the kernel's XDP modes, each removed only by its own
+/// `ip link` word (`xdpgeneric`, `xdpdrv`, `xdpoffload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// In the generic (skb) path.
+    Generic,
+    /// In the driver.
+    Native,
+    /// On the NIC itself (hardware offload): never transitd's, though another program may be.
+    Offloaded,
+}
+
+impl XdpMode {
+    /// The flags that detach a program attached in this mode.
+    fn flags(self) -> XdpFlags {
+        match self {
+            XdpMode::Generic => XdpFlags::SKB_MODE,
+            XdpMode::Native => XdpFlags::DRV_MODE,
+            XdpMode::Offloaded => XdpFlags::HW_MODE,
+        }
+    }
 }
 
 impl Found {
@@ -86,28 +109,30 @@ pub fn runs(ifindex: i32, program: &XdpProgram) -> Result<bool, BpfError> {
     Ok(attached_id(ifindex, program)?.is_some_and(|(id, _)| id == ours))
 }
 
-/// The program attached to `ifindex`, if any, in either mode. Its name needs CAP_SYS_ADMIN
+/// The program attached to `ifindex`, if any, in any mode. Its name needs CAP_SYS_ADMIN
 /// (without it, `?`).
 pub fn attached(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<Found>, BpfError> {
-    let Some((id, native)) = attached_id(ifindex, any_prog)? else { return Ok(None) };
+    let Some((id, mode)) = attached_id(ifindex, any_prog)? else { return Ok(None) };
     // Every program the kernel holds is listed to find this one's name.
     let name = libbpf_rs::query::ProgInfoIter::default()
         .find(|p| p.id == id)
         .map_or_else(|| "?".to_string(), |p| p.name.to_string_lossy().into_owned());
-    Ok(Some(Found { id, name, native }))
+    Ok(Some(Found { id, name, mode }))
 }
 
-/// The id of the program attached to `ifindex`, if any, and whether it is attached in the
-/// driver (else generic): the kernel's netlink answer (`IFLA_XDP`).
-fn attached_id(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<(u32, bool)>, BpfError> {
+/// The id of the program attached to `ifindex`, if any, and its mode: the kernel's netlink
+/// answer (`IFLA_XDP`). An offloaded program may sit beside a driver's or a generic one (never
+/// those two together): then the other is said, in the mode transitd attaches in.
+fn attached_id(ifindex: i32, any_prog: &XdpProgram) -> Result<Option<(u32, XdpMode)>, BpfError> {
     let q = Xdp::new(any_prog.prog_fd())
         .query(ifindex, XdpFlags::NONE)
         .map_err(|source| BpfError::Query { ifindex, source })?;
-    Ok(match (q.drv_prog_id, q.skb_prog_id, q.prog_id) {
-        (0, 0, 0) => None,
-        (0, 0, id) => Some((id, true)),
-        (0, id, _) => Some((id, false)),
-        (id, _, _) => Some((id, true)),
+    Ok(match (q.drv_prog_id, q.skb_prog_id, q.hw_prog_id, q.prog_id) {
+        (0, 0, 0, 0) => None,
+        (0, 0, 0, id) => Some((id, XdpMode::Native)),
+        (0, 0, id, _) => Some((id, XdpMode::Offloaded)),
+        (0, id, _, _) => Some((id, XdpMode::Generic)),
+        (id, _, _, _) => Some((id, XdpMode::Native)),
     })
 }
 
@@ -123,8 +148,7 @@ impl XdpProgram {
             if !found.is_transitd() || !is_stale(&found) {
                 return Err(BpfError::Occupied { ifindex, found });
             }
-            let flags = if found.native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
-            if Xdp::new(self.prog_fd()).detach(ifindex, flags).is_err() {
+            if Xdp::new(self.prog_fd()).detach(ifindex, found.mode.flags()).is_err() {
                 return Err(BpfError::Occupied { ifindex, found });
             }
             replaced = Some(found.id);
@@ -186,9 +210,8 @@ pub fn detach(ifindex: i32) -> Result<Option<Found>, BpfError> {
     if !is_stale(&found) {
         return Err(BpfError::Occupied { ifindex, found });
     }
-    let flags = if found.native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
     Xdp::new(program.prog_fd())
-        .detach(ifindex, flags)
+        .detach(ifindex, found.mode.flags())
         .map_err(|_| BpfError::Occupied { ifindex, found: found.clone() })?;
     Ok(Some(found))
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::Found;
+use crate::{Found, XdpMode};
 
 /// Why loading, attaching or updating failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +92,14 @@ impl fmt::Display for Iface {
     }
 }
 
-/// What an operator does about `found` on `ifindex`, with the command to paste: a program
-/// attached in generic mode is removed by `xdpgeneric off` alone (`xdp off` leaves it there).
+/// What an operator does about `found` on `ifindex`, with the command to paste: a program is
+/// removed by its own mode's word alone (`xdp off` leaves a generic or an offloaded one there).
 fn occupied_advice(ifindex: i32, found: &Found) -> String {
-    let mode = if found.native { "xdpdrv" } else { "xdpgeneric" };
+    let mode = match found.mode {
+        XdpMode::Generic => "xdpgeneric",
+        XdpMode::Native => "xdpdrv",
+        XdpMode::Offloaded => "xdpoffload",
+    };
     let remove = format!("`ip link set dev {} {mode} off`", Iface(ifindex));
     if found.is_transitd() {
         "a running transitd holds it (stop that one first)".to_string()
@@ -117,5 +121,24 @@ fn not_permitted(e: &libbpf_rs::Error) -> &'static str {
          CAP_NET_RAW, CAP_PERFMON and CAP_IPC_LOCK; docs/operations.md)"
     } else {
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The refusal's command names the mode the program runs in: `xdpdrv off` leaves an
+    /// offloaded program on the NIC, as `xdpgeneric off` would leave a driver's.
+    #[test]
+    fn an_occupied_interface_is_told_the_ip_link_word_of_its_programs_mode() {
+        for (mode, word) in
+            [(XdpMode::Generic, "xdpgeneric"), (XdpMode::Native, "xdpdrv"), (XdpMode::Offloaded, "xdpoffload")]
+        {
+            let found = Found { id: 7, name: "other_prog".to_string(), mode };
+            // Index 1 is the loopback interface in every network namespace.
+            let said = BpfError::Occupied { ifindex: 1, found }.to_string();
+            assert!(said.ends_with(&format!("remove it first (`ip link set dev lo {word} off`)")), "{said}");
+        }
     }
 }

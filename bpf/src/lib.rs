@@ -30,7 +30,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use attach::{AttachMode, Attached, Found, attached, detach, is_stale, runs};
+pub use attach::{AttachMode, Attached, Found, XdpMode, attached, detach, is_stale, runs};
 pub use config::{EgressTables, SoftUnicastConfig, UnboundQueue, XdpConfig};
 pub use error::BpfError;
 pub use stats::{XdpDecision, XdpStats};

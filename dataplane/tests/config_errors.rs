@@ -1201,6 +1201,18 @@ fn a_single_bracket_list_header_says_to_double_it() {
     );
 }
 
+/// A file without `[server]` is told a section is missing, and a table without a required key
+/// that a key is (serde calls both a "field"), where the reader points: the file's start for
+/// the section, the table's header for the key.
+#[test]
+fn a_missing_section_or_key_is_said_as_one() {
+    let section = ["bad.toml:1:1: missing section `[server]` (every configuration has one: see docs/configuration.md)"];
+    assert_eq!(errors(""), section);
+    assert_eq!(errors("# a customer's etcd key alone\n\n[[customer]]\nname = \"a\"\n"), section);
+    let nameless = "[server]\nanycast = \"192.0.2.1\"\n\n[[customer]]\nprefixes = [\"203.0.113.0/24\"]\n";
+    assert_eq!(errors(nameless), ["bad.toml:4:1: missing key `name`"]);
+}
+
 /// A customer prefix that no route covers, or covers only in part, is announced and its
 /// traffic dropped as `no_route`: said at the prefix. Two halves cover it whole.
 #[test]

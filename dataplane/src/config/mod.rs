@@ -670,6 +670,8 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
             };
             if let Some(named) = with_nearest_name(&message) {
                 message = named;
+            } else if let Some(missing) = missing_section_or_key(&message) {
+                message = missing;
             } else if message.starts_with("invalid ")
                 && let Some(address) = bare_address(text, offset)
             {
@@ -718,6 +720,20 @@ pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
             Err(ConfigErrors(vec![ConfigError::new(source.pos(offset), message)]))
         }
     }
+}
+
+/// The tables of the schema that a file must have (a section type's field that is neither an
+/// `Option` nor `#[serde(default)]`), as their headers are written.
+const REQUIRED_TABLES: [&str; 1] = ["[server]"];
+
+/// serde's "missing field `x`" said as what is missing: a whole section when `x` is one of
+/// [`REQUIRED_TABLES`] (serde calls a table a field too), else a key of the table it points at.
+fn missing_section_or_key(message: &str) -> Option<String> {
+    let name = message.strip_prefix("missing field `")?.strip_suffix('`')?;
+    Some(match REQUIRED_TABLES.iter().find(|header| header.trim_matches(['[', ']']) == name) {
+        Some(header) => format!("missing section `{header}` (every configuration has one: see docs/configuration.md)"),
+        None => format!("missing key `{name}`"),
+    })
 }
 
 /// The largest value of the unsigned integer type serde's message names (`u16`).
