@@ -53,3 +53,28 @@ pub fn line(out: &mut String, verdict: &str, reason: &str, n: f64) {
 pub fn counted(n: usize, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
+
+/// `0-3,6` for a sorted list of numbers (CPUs, queues).
+pub fn ranges(ids: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// `queue 1` or `queues 0-3,6`, as an operator reads a list of NIC queues.
+pub fn queue_list(queues: &[u32]) -> String {
+    let ids: Vec<usize> = queues.iter().map(|&q| q as usize).collect();
+    match ids.len() {
+        0 => "no queue".to_string(),
+        1 => format!("queue {}", ids[0]),
+        _ => format!("queues {}", ranges(&ids)),
+    }
+}

@@ -243,7 +243,7 @@ fn two_pinned_workers_share_two_queues_and_a_queue_without_one_is_said() {
     // Fewer queues than the interface has, on purpose: said at start, with what becomes of
     // the traffic on the others (the XDP program drops it, counted as no_socket), not refused.
     let t = lab.transitd(ACME, &["--queues", "0"]);
-    let said = "has 2 rx queues and queue 1 has no worker (served: [0]): customers' traffic the NIC puts there is \
+    let said = "has 2 rx queues and queue 1 has no worker (served: queue 0): customers' traffic the NIC puts there is \
                 dropped by the XDP program, counted as no_socket";
     assert!(t.log().contains(said), "{}", t.log());
     // The queues changed under it (veth takes `ethtool -L` up to the queues it was made
@@ -262,7 +262,7 @@ fn two_pinned_workers_share_two_queues_and_a_queue_without_one_is_said() {
     // reset to its defaults) would have its customers' traffic dropped with nothing said:
     // the run ends with an error, and the service manager's restart serves every queue.
     let mut t = lab.transitd(ACME, &[]);
-    assert!(t.log().contains("queues [0]") && !t.log().contains("no worker"), "{}", t.log());
+    assert!(t.log().contains("queue 0 (") && !t.log().contains("no worker"), "{}", t.log());
     channels("dut", "d0", "2");
     wait_for("transitd to stop", Duration::from_secs(10), || !t.is_running());
     let log = t.log();
@@ -270,7 +270,7 @@ fn two_pinned_workers_share_two_queues_and_a_queue_without_one_is_said() {
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("rx queues went from 1 to 2 while running (`ethtool -L`, a driver reset): "), "{log}");
     assert!(
-        log.contains("queue 1 has no worker (served: [0])") && log.contains("a restart serves every queue"),
+        log.contains("queue 1 has no worker (served: queue 0)") && log.contains("a restart serves every queue"),
         "{log}"
     );
     assert!(report.contains("umem frames") && !report.contains("NOT CONSERVED"), "{report}");

@@ -461,7 +461,7 @@ fn flags_are_checked_before_the_program_is_attached() {
         .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap(), "--queues", "3"])
         .output()
         .unwrap();
-    assert!(stderr(&out).contains("has 1 rx queues (0-0), not queue 3"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has 1 rx queue (queue 0), not queue 3"), "{}", stderr(&out));
     // The XDP program has 64 socket slots: an interface with more queues is served only
     // where asked, and a queue past them is refused, before anything is attached.
     let wide = lab.dev("wide");

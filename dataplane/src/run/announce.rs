@@ -229,7 +229,7 @@ impl Announcer {
         let why = match (stalled.is_empty(), xdp) {
             _ if unheard => Some("transitd said nothing to its guard for longer than withdraw_after_ms".to_string()),
             (true, Attachment::Attached) => None,
-            (false, _) => Some(format!("the workers of queues {stalled:?} are stalled")),
+            (false, _) => Some(format!("the workers of {} are stalled", crate::report::queue_list(&stalled))),
             (true, Attachment::Unknown) => {
                 Some("whether transitd's XDP program is attached cannot be queried".to_string())
             }

@@ -281,19 +281,19 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let interface_at_start = NetdevCounters::read(&opts.iface);
     let workers = ready.go();
     log_line!(
-        "transitd: running on {} queues {:?} ({}, {}); SIGINT or SIGTERM stops",
+        "transitd: running on {} {} ({}, {}); SIGINT or SIGTERM stops",
         opts.iface,
-        queues,
+        crate::report::queue_list(&queues),
         crate::report::counted(customers.0, "customer"),
         crate::report::counted(customers.1, "tunnel")
     );
     let notifier = Notifier::from_env();
     if let Some(n) = &notifier {
         n.send(&format!(
-            "READY=1\nMAINPID={}\nSTATUS=running on {} queues {:?}",
+            "READY=1\nMAINPID={}\nSTATUS=running on {} {}",
             std::process::id(),
             opts.iface,
-            queues
+            crate::report::queue_list(&queues)
         ));
     }
 
@@ -647,7 +647,11 @@ fn supervise(
             }
             if let Some(n) = notifier {
                 let what = if applied { "applied" } else { "rejected; the previous one runs" };
-                n.send(&format!("STATUS=running on {} queues {queues:?}; last reload {what}", opts.iface));
+                n.send(&format!(
+                    "STATUS=running on {} {}; last reload {what}",
+                    opts.iface,
+                    crate::report::queue_list(queues)
+                ));
             }
         }
         // Before the watchdog is fed: a run that no longer filters is not a healthy one.
@@ -727,7 +731,8 @@ impl Watchdog {
             self.told = false;
         } else if !self.told {
             log_line!(
-                "transitd: workers of queues {stuck:?} published nothing for {:?}: not feeding the watchdog",
+                "transitd: the workers of {} published nothing for {:?}: not feeding the watchdog",
+                crate::report::queue_list(&stuck),
                 self.every
             );
             self.told = true;

@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 
 use crate::limits::MAX_LIST_ENTRIES;
+use crate::report::{counted, queue_list, ranges};
 use crate::snapshot::Fate;
 
 /// Parses `0-3` or `0,2,5` (or a mix), at most [`MAX_LIST_ENTRIES`] entries (counted before
@@ -47,10 +48,11 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
         // device's tx queues (`__xsk_generic_xmit`); zero-copy drivers refuse the bind.
         anyhow::ensure!(
             all.len() <= tx,
-            "{iface} has {} rx queues but {tx} tx queues, and a socket sends on the queue it receives \
-             from: choose queues 0-{} with --queues (or give it as many tx queues)",
-            all.len(),
-            tx.saturating_sub(1)
+            "{iface} has {} but {}, and a socket sends on the queue it receives from: choose {} with \
+             --queues (or give it as many tx queues)",
+            counted(all.len(), "rx queue"),
+            counted(tx, "tx queue"),
+            queue_list(&all[..tx])
         );
         return Ok(all);
     };
@@ -58,9 +60,9 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
     for &q in asked {
         anyhow::ensure!(
             (q as usize) < all.len(),
-            "--queues: {iface} has {} rx queues (0-{}), not queue {q}",
-            all.len(),
-            all.len().saturating_sub(1)
+            "--queues: {iface} has {} ({}), not queue {q}",
+            counted(all.len(), "rx queue"),
+            queue_list(&all)
         );
         anyhow::ensure!(
             q < transitd_bpf::MAX_QUEUES,
@@ -69,8 +71,8 @@ pub(super) fn queues_to_serve(iface: &str, asked: Option<&[u32]>) -> anyhow::Res
         );
         anyhow::ensure!(
             (q as usize) < tx,
-            "--queues: {iface} has {tx} tx queues, not queue {q}, and a socket sends on the queue it \
-             receives from"
+            "--queues: {iface} has {}, not queue {q}, and a socket sends on the queue it receives from",
+            counted(tx, "tx queue")
         );
         anyhow::ensure!(seen.insert(q), "--queues: queue {q} is listed twice");
     }
@@ -97,9 +99,11 @@ pub(super) fn unserved(iface: &str, rx_queues: usize, served: &[u32], fate: Fate
         Fate::Pass => "passed to the host's stack unfiltered (unbound_queue = \"pass\")",
     };
     Some(format!(
-        "{iface} has {rx_queues} rx queues and {noun} {} {verb} no worker (served: {served:?}): customers' traffic \
-         the NIC puts there is {fate}, counted as no_socket (transitd_xdp_packets_total{{action=\"no_socket\"}})",
-        ranges(&unserved)
+        "{iface} has {} and {noun} {} {verb} no worker (served: {}): customers' traffic the NIC puts there \
+         is {fate}, counted as no_socket (transitd_xdp_packets_total{{action=\"no_socket\"}})",
+        counted(rx_queues, "rx queue"),
+        ranges(&unserved),
+        queue_list(served)
     ))
 }
 
@@ -178,21 +182,6 @@ pub(super) fn keep_helpers_off(workers: &[usize]) -> anyhow::Result<()> {
     }
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
         .with_context(|| format!("keeping the helper threads on CPUs {}", ranges(&rest)))
-}
-
-/// `0-3,6` for a sorted list of numbers.
-fn ranges(ids: &[usize]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 /// The interface's queues of one direction (`rx-` or `tx-`), by their sysfs directories.
@@ -345,10 +334,10 @@ mod tests {
     fn queues_without_a_worker_are_named_with_their_traffics_fate() {
         assert_eq!(unserved("eth1", 4, &[3, 0, 1, 2], Fate::Drop), None);
         let said = unserved("eth1", 2, &[0], Fate::Drop).unwrap();
-        assert!(said.starts_with("eth1 has 2 rx queues and queue 1 has no worker (served: [0]): "), "{said}");
+        assert!(said.starts_with("eth1 has 2 rx queues and queue 1 has no worker (served: queue 0): "), "{said}");
         assert!(said.contains("is dropped by the XDP program, counted as no_socket"), "{said}");
         let said = unserved("eth1", 8, &[2, 3], Fate::Pass).unwrap();
-        assert!(said.contains("and queues 0-1,4-7 have no worker (served: [2, 3])"), "{said}");
+        assert!(said.contains("and queues 0-1,4-7 have no worker (served: queues 2-3)"), "{said}");
         assert!(said.contains("passed to the host's stack unfiltered (unbound_queue = \"pass\")"), "{said}");
     }
 
@@ -356,6 +345,8 @@ mod tests {
     fn cpu_lists_print_as_ranges() {
         assert_eq!(ranges(&[0, 1, 2, 3, 6, 8, 9]), "0-3,6,8-9");
         assert_eq!(ranges(&[5]), "5");
+        assert_eq!(queue_list(&[0]), "queue 0");
+        assert_eq!(queue_list(&[0, 1, 3]), "queues 0-1,3");
     }
 
     #[test]
