@@ -286,15 +286,13 @@ fn an_egress_rate_limit_is_named_as_the_decider() {
     assert!(limited.iter().all(|l| l.contains(" acme/egress/lim ")), "{limited:#?}");
 }
 
-/// A decapsulated packet an egress rule let on, to another customer's prefix, whose DoS
-/// rule then dropped it, was decided by that DoS rule: the egress rule ran first and
-/// decided only that it could go on.
-#[test]
-fn a_dos_rule_after_an_egress_rule_is_named_as_the_decider() {
-    let dir = std::env::temp_dir().join(format!("transitd-egress-then-dos-{}", std::process::id()));
+/// `match`'s table of the frames the scapy script `frames` makes, under tunnel-edge.toml with
+/// `section` appended (to beta, its last customer) and an egress rule `dns` (UDP to port 53
+/// let on) first in acme's list; `name` names the temporary directory.
+fn table_after_dns_egress(name: &str, section: &str, frames: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("transitd-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap()
-        + "[[customer.dos.rule]]\nname = \"no-udp\"\nmatch = \"udp\"\naction = \"drop\"\n";
+    let text = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap() + section;
     let text = text.replacen(
         "[[customer.egress.rule]]\n",
         "[[customer.egress.rule]]\nname = \"dns\"\nmatch = \"udp.dstport == 53\"\naction = \"accept\"\n\n[[customer.egress.rule]]\n",
@@ -302,14 +300,23 @@ fn a_dos_rule_after_an_egress_rule_is_named_as_the_decider() {
     );
     let (config, file) = (dir.join("edge.toml"), dir.join("hairpin.pcap"));
     std::fs::write(&config, text).unwrap();
-    scapy_pcap(
-        &file,
+    scapy_pcap(&file, frames);
+    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    stdout(&out)
+}
+
+/// A decapsulated packet an egress rule let on, to another customer's prefix, whose DoS
+/// rule then dropped it, was decided by that DoS rule: the egress rule ran first and
+/// decided only that it could go on.
+#[test]
+fn a_dos_rule_after_an_egress_rule_is_named_as_the_decider() {
+    let table = table_after_dns_egress(
+        "egress-then-dos",
+        "[[customer.dos.rule]]\nname = \"no-udp\"\nmatch = \"udp\"\naction = \"drop\"\n",
         "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/\
          IP(src='203.0.113.7', dst='198.18.100.5')/UDP(sport=5000, dport=53)/Raw(b'q')]",
     );
-    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
-    let table = stdout(&out);
     let row = table.lines().find(|l| l.trim_start().starts_with("1 ")).unwrap_or_else(|| panic!("{table}"));
     assert!(row.contains(" beta/dos/no-udp ") && row.ends_with("drop dos_rule"), "{table}");
 }
@@ -321,27 +328,14 @@ fn a_dos_rule_after_an_egress_rule_is_named_as_the_decider() {
 /// decides the packet it lets out to the Internet.
 #[test]
 fn a_firewall_default_after_an_egress_rule_is_named_as_the_decider() {
-    let dir = std::env::temp_dir().join(format!("transitd-egress-then-default-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap()
-        + "[customer.firewall]\ndefault = \"drop\"\n";
-    let text = text.replacen(
-        "[[customer.egress.rule]]\n",
-        "[[customer.egress.rule]]\nname = \"dns\"\nmatch = \"udp.dstport == 53\"\naction = \"accept\"\n\n[[customer.egress.rule]]\n",
-        1,
-    );
-    let (config, file) = (dir.join("edge.toml"), dir.join("hairpin.pcap"));
-    std::fs::write(&config, text).unwrap();
-    scapy_pcap(
-        &file,
+    let table = table_after_dns_egress(
+        "egress-then-default",
+        "[customer.firewall]\ndefault = \"drop\"\n",
         "dns = lambda dst: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/\
          IP(src='203.0.113.7', dst=dst)/UDP(sport=5000, dport=53)/Raw(b'q')\n\
          frames = [dns('198.18.100.5'), dns('198.51.100.77'), \
          Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='198.18.100.5')/UDP(sport=5000, dport=53)]",
     );
-    let out = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
-    let table = stdout(&out);
     let row = |n: &str| table.lines().find(|l| l.trim_start().starts_with(n)).unwrap_or_else(|| panic!("{table}"));
     for n in ["1 ", "3 "] {
         assert!(row(n).contains(" beta ") && row(n).contains(" (default action) "), "{table}");

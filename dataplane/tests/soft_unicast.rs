@@ -172,25 +172,7 @@ fn fragments_follow_their_first_fragment_to_its_owner() {
     let snap = std::sync::Arc::new(snapshot(&config));
     let out = std::env::temp_dir().join(format!("transitd-su-fragments-{}.pcap", std::process::id()));
     replay(snap, &file, Some(&out)).unwrap();
-    let rows = tshark(
-        &out,
-        &[
-            "-o",
-            "ip.defragment:TRUE",
-            "-Y",
-            "udp",
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=f",
-            "-e",
-            "ip.dst",
-            "-e",
-            "udp.dstport",
-            "-e",
-            "udp.length",
-        ],
-    );
+    let rows = reassembled_udp(&out, &["ip.dst", "udp.dstport", "udp.length"]);
     let got: Vec<&str> = rows.lines().collect();
     assert_eq!(
         got,
@@ -671,7 +653,7 @@ fn a_return_packet_too_big_for_the_backbone_is_answered_or_fragmented() {
     );
     let mtu = tshark(&out, &["-Y", "icmp", "-T", "fields", "-e", "icmp.code", "-e", "icmp.mtu", "-e", "tcp.dstport"]);
     assert_eq!((icmp.trim(), mtu.trim()), ("192.0.2.1\t192.0.2.77\t3", "4\t1472\t4000"));
-    let udp = reassembled_udp(&out);
+    let udp = reassembled_udp(&out, &["ip.dst", "udp.length"]);
     assert_eq!(udp.trim(), "10.9.0.12\t1480", "the datagram, whole at a2");
     let frames = tshark(&out, &["-Y", "gre and ip.dst == 10.9.0.12", "-T", "fields", "-e", "frame.len"]);
     assert!(frames.lines().count() == 2 && frames.lines().all(|l| l.parse::<usize>().unwrap() <= 1514), "{frames}");
@@ -710,7 +692,7 @@ fn a_backbone_larger_than_the_link_is_held_to_it() {
     write_pcap(&out, &io.sent);
     let mtu = tshark(&out, &["-Y", "icmp", "-T", "fields", "-e", "icmp.code", "-e", "icmp.mtu", "-e", "tcp.dstport"]);
     assert_eq!(mtu.trim(), "4\t1412\t4000");
-    let udp = reassembled_udp(&out);
+    let udp = reassembled_udp(&out, &["ip.dst", "udp.length"]);
     assert_eq!(udp.trim(), "10.9.0.12\t1420", "the datagram, whole at a2");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -741,7 +723,7 @@ fn fragments_of_a_packet_from_the_backbone_are_counted_sent() {
     assert_eq!(frame_count(&out), 2, "the inner packet in two fragments, each in backbone GRE");
     assert_eq!(summary.stats.tx_frames, 2, "every frame written is counted sent");
     assert_eq!(summary.stats.tx[TxReason::Backbone.index()], 2);
-    let udp = reassembled_udp(&out);
+    let udp = reassembled_udp(&out, &["ip.dst", "udp.length"]);
     assert_eq!(udp.trim(), "10.9.0.12\t1180", "the datagram, whole at a2");
 
     let snap = snapshot(&config);
@@ -875,26 +857,14 @@ fn backbone_headers(file: &Path, frames: &[Vec<u8>]) -> String {
     tshark(file, &["-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key"])
 }
 
-/// Each UDP datagram in `file` once tshark has reassembled its fragments: its (outer)
-/// destination and its UDP length.
-fn reassembled_udp(file: &Path) -> String {
-    tshark(
-        file,
-        &[
-            "-o",
-            "ip.defragment:TRUE",
-            "-Y",
-            "udp",
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=f",
-            "-e",
-            "ip.dst",
-            "-e",
-            "udp.length",
-        ],
-    )
+/// Each UDP datagram in `file` once tshark has reassembled its fragments: its `fields`, each
+/// field's first occurrence (`ip.dst`: the outer destination).
+fn reassembled_udp(file: &Path, fields: &[&str]) -> String {
+    let mut args = vec!["-o", "ip.defragment:TRUE", "-Y", "udp", "-T", "fields", "-E", "occurrence=f"];
+    for &field in fields {
+        args.extend(["-e", field]);
+    }
+    tshark(file, &args)
 }
 
 /// Health probes in a fleet: a tunnel's router returns every server's probes to the anycast

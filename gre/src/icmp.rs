@@ -236,13 +236,18 @@ pub fn ipv4_echo_answerable(packet: &[u8]) -> bool {
     let is_request = ip.payload().len() >= ICMP_HEADER_LEN && ip.payload()[0] == ICMPV4_ECHO_REQUEST;
     // A corrupt request is not answered (as a host's stack drops it): the reply's checksum
     // is patched, not computed, and would be as wrong.
-    let intact = || checksum::sum(ip.payload()) == 0xffff;
     ip.protocol() == IPPROTO_ICMP
         && !ip.is_fragment()
         && is_request
         && one_host(ip.src_addr())
         && ip.header_len() == 20
-        && intact()
+        && is_ipv4_message_intact(ip.payload())
+}
+
+/// Whether the ICMPv4 message `message` (header and data; no pseudo-header, RFC 792)
+/// verifies against its checksum: its ones'-complement sum is 0xffff.
+pub fn is_ipv4_message_intact(message: &[u8]) -> bool {
+    checksum::sum(message) == 0xffff
 }
 
 /// Turns the IPv4 ICMP echo request at the front of `packet` (the whole datagram) into its

@@ -756,44 +756,18 @@ fn with_nearest_name(message: &str) -> Option<String> {
     let unknown = head.strip_prefix("unknown field `").or_else(|| head.strip_prefix("unknown variant `"))?;
     let len = unknown.chars().count();
     let near = (len / 3).clamp(1, 2);
-    // The edits are at least the lengths' difference: a name further in length is not
-    // aligned at all, so that a key of megabytes costs no table of as many cells per name.
+    // Edits (a character inserted, removed or replaced, or two neighbours swapped: the optimal
+    // string alignment distance) are at least the lengths' difference: a name further in length
+    // is not aligned at all, so that a key of megabytes costs no alignment per name.
     let (_, nearest) = expected
         .split('`')
         .skip(1)
         .step_by(2)
         .filter(|name| name.chars().count().abs_diff(len) <= near)
-        .map(|name| (typos(unknown, name), name))
+        .map(|name| (strsim::osa_distance(unknown, name), name))
         .filter(|&(edits, _)| edits <= near)
         .min_by_key(|&(edits, _)| edits)?;
     Some(format!("{head}`: did you mean `{nearest}`? (expected {expected})"))
-}
-
-/// The edits (a character inserted, removed or replaced, or two neighbours swapped) that make
-/// `a` into `b`: their optimal string alignment distance.
-fn typos(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let w = b.len() + 1;
-    // edits[i * w + j]: from a's first i characters to b's first j; from or to none, as many
-    // as there are characters.
-    let mut edits = vec![0; (a.len() + 1) * w];
-    for (j, e) in edits.iter_mut().take(w).enumerate() {
-        *e = j;
-    }
-    for i in 1..=a.len() {
-        edits[i * w] = i;
-    }
-    for i in 1..=a.len() {
-        for j in 1..w {
-            let replace = edits[(i - 1) * w + j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            let mut least = replace.min(edits[(i - 1) * w + j] + 1).min(edits[i * w + j - 1] + 1);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                least = least.min(edits[(i - 2) * w + j - 2] + 1);
-            }
-            edits[i * w + j] = least;
-        }
-    }
-    edits[a.len() * w + b.len()]
 }
 
 /// The bare value around byte `offset` of `text` when it looks like an address written

@@ -130,10 +130,11 @@ impl Prober {
         if let Some((old, succession)) = old {
             for (t, tunnel) in snap.tunnels.iter().enumerate() {
                 let Some(Some(o)) = succession.tunnels.get(t).copied() else { continue };
+                let same_router = succession.same_router.get(t).copied().flatten().is_some();
                 // Not probed any more, or moved to another router (what the old one answered
                 // says nothing of it): up, as the reload made it, and started afresh when
                 // probed, as a new tunnel is.
-                if tunnel.interface.is_none() || old.tunnels.get(o).is_none_or(|was| !tunnel.has_endpoints_of(was)) {
+                if tunnel.interface.is_none() || !same_router {
                     if !old.health.is_up(o as TunnelId) && snap.health.is_up(t as TunnelId) {
                         raised.push(t as TunnelId);
                     }
@@ -166,19 +167,14 @@ impl Prober {
             None => vec![0; snap.tunnels.len()],
         };
         self.path_mtu_probes = match old {
-            Some((old, succession)) => succession
-                .tunnels
+            // Moved to another router, a tunnel starts afresh here too: what an error on the old
+            // router's path asked to probe says nothing of the new one's (the table kept neither
+            // the path MTU nor the answers).
+            Some((_, succession)) => succession
+                .same_router
                 .iter()
                 .enumerate()
                 .map(|(t, &o)| {
-                    // Moved to another router, a tunnel starts afresh here too: what an error on
-                    // the old router's path asked to probe says nothing of the new one's (the
-                    // table kept neither the path MTU nor the answers).
-                    let same_router = |o: &usize| {
-                        let (now, was) = (snap.tunnels.get(t), old.tunnels.get(*o));
-                        now.zip(was).is_some_and(|(now, was)| now.has_endpoints_of(was))
-                    };
-                    let o = o.filter(same_router);
                     let mut probe = o.and_then(|o| self.path_mtu_probes.get(o)).copied().unwrap_or_default();
                     if o != Some(t) {
                         probe.moved(); // the probe in flight names the old id: its answer will not count

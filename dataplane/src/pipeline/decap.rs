@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use classifier::{Dim, Key};
 use gre::icmp::{
     ICMP_HEADER_LEN, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST, ipv4_echo_answerable, ipv4_echo_reply_in_place,
+    is_ipv4_message_intact,
 };
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
 use gre::reassembly::{Offer, Refusal};
@@ -470,7 +471,7 @@ fn to_our_side(
     // server it reached, while on every other server of a fleet, its copies not relayed,
     // the tunnel stayed down.
     if icmp_type == u32::from(ICMPV4_ECHO_REPLY) && from_router_side(tunnel, key) {
-        if !icmp_checksum_ok(frame, ip) {
+        if !frame.buf.get(frame.start + ip.l4_start..end).is_some_and(is_ipv4_message_intact) {
             return Verdict::Drop(DropReason::BadProbeReplyChecksum);
         }
         let payload = frame.buf.get(frame.start + ip.l4_start + ICMP_HEADER_LEN..end).unwrap_or(&[]);
@@ -490,23 +491,24 @@ fn to_our_side(
     let answerable = icmp_type == u32::from(ICMPV4_ECHO_REQUEST)
         && frame.buf.get(l3..end).is_some_and(ipv4_echo_answerable)
         && !forward::is_unanswerable_source(ctx, IpAddr::V4(src));
-    // A reply as long as a request that just fitted its way in may not fit back (the
-    // tunnel's MTU is what its path takes): known before the request is rewritten, so that
-    // it is dropped as it came (a drop capture shows the request, not the reply written
-    // over it) and spends no token.
-    if answerable && ip.l3_len > forward::room(ctx, tunnel, false) {
-        return Verdict::Drop(DropReason::MtuExceeded);
-    }
-    // Nor is one written, or paid for, whose reply cannot leave (the next hop not resolved).
-    if answerable && ctx.eth.is_none() {
-        return Verdict::Drop(DropReason::NextHopUnresolved);
-    }
-    if answerable
-        && ctx.limits.icmp.admit(0, 0, ctx.now)
-        && let Some(packet) = frame.buf.get_mut(l3..end)
-        && ipv4_echo_reply_in_place(packet, 64)
-    {
-        return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len, false, TxReason::EchoReply);
+    if answerable {
+        // A reply as long as a request that just fitted its way in may not fit back (the
+        // tunnel's MTU is what its path takes): known before the request is rewritten, so that
+        // it is dropped as it came (a drop capture shows the request, not the reply written
+        // over it) and spends no token.
+        if ip.l3_len > forward::room(ctx, tunnel, false) {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
+        // Nor is one written, or paid for, whose reply cannot leave (the next hop not resolved).
+        if ctx.eth.is_none() {
+            return Verdict::Drop(DropReason::NextHopUnresolved);
+        }
+        if ctx.limits.icmp.admit(0, 0, ctx.now)
+            && let Some(packet) = frame.buf.get_mut(l3..end)
+            && ipv4_echo_reply_in_place(packet, 64)
+        {
+            return back_into(ctx, tunnel, frame.buf, l3, ip.l3_len, false, TxReason::EchoReply);
+        }
     }
     Verdict::Drop(DropReason::TunnelInterface)
 }
@@ -538,7 +540,7 @@ pub(super) fn relayed_probe_reply(
     {
         return Verdict::Drop(DropReason::TunnelInterface);
     }
-    if !icmp_checksum_ok(frame, ip) {
+    if !frame.buf.get(frame.start + ip.l4_start..end).is_some_and(is_ipv4_message_intact) {
         return Verdict::Drop(DropReason::BadProbeReplyChecksum);
     }
     if ctx.snap.health.record_reply(tid, &tunnel.name, payload) {
@@ -548,14 +550,6 @@ pub(super) fn relayed_probe_reply(
     sender
         .and_then(|to| super::egress::relay_probe_reply(ctx, frame, ip, to, tid, true))
         .unwrap_or(Verdict::Drop(DropReason::TunnelInterface))
-}
-
-/// Whether the ICMP message of `ip` (IPv4: no pseudo-header) verifies against its checksum
-/// (RFC 792), as a probe reply must before it counts: the tag covers the payload's first 24
-/// bytes only, and a reply damaged in its ICMP header or a path MTU probe's padding verified.
-fn icmp_checksum_ok(frame: &Frame<'_>, ip: &IpFrame) -> bool {
-    let (l4, end) = (frame.start + ip.l4_start, frame.start + ip.l3_start + ip.l3_len);
-    frame.buf.get(l4..end).is_some_and(|message| gre::checksum::sum(message) == 0xffff)
 }
 
 /// RFC 6040 §4.2 (normal mode): a congestion mark a router put on the outer header on the

@@ -58,13 +58,7 @@ impl Snapshot {
         // Names first: the rest of the succession reads the TCP list versions carried below.
         let succession = Succession::names_only(old, self);
         let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
-        let same_router: Vec<Option<usize>> = self
-            .tunnels
-            .iter()
-            .zip(&succession.tunnels)
-            .map(|(t, &was)| was.filter(|&o| old.tunnels.get(o).is_some_and(|then| t.has_endpoints_of(then))))
-            .collect();
-        self.health.inherit(&same_router, &probed, &old.health);
+        self.health.inherit(&succession.same_router, &probed, &old.health);
         // Another path says nothing of what the old one took; other headers (a key or a
         // checksum added) leave the inner packet less of it.
         let path = |t: &Tunnel| (t.gre.endpoints, t.gre.overhead());

@@ -1,7 +1,8 @@
 //! What of a worker's state carries from one snapshot to the next: a customer's and a
-//! tunnel's counters and probe state (by name), a customer's tracked TCP connections (while
-//! its rules cover what they covered), a rate-limit bucket's tokens (the same bucket, and for
-//! a `key = "rule"` bucket the same rules under the same numbers), a SYN threshold's tokens.
+//! tunnel's counters (by name), a tunnel's probe state (by name, while it reaches the same
+//! router), a customer's tracked TCP connections (while its rules cover what they covered), a
+//! rate-limit bucket's tokens (the same bucket, and for a `key = "rule"` bucket the same rules
+//! under the same numbers), a SYN threshold's tokens.
 //!
 //! All of it is positions: where each thing of the new snapshot was in the old one. Worked out
 //! by name it costs a hash of every customer's and tunnel's name, about 35 ms at 30,000
@@ -29,6 +30,10 @@ pub struct Succession {
     pub tracking: Vec<Option<usize>>,
     /// For each tunnel, its index in the predecessor (same name).
     pub tunnels: Vec<Option<usize>>,
+    /// For each tunnel, its index in the predecessor if it reaches the same router: the same
+    /// name and outer addresses ([`super::Tunnel::has_endpoints_of`]). Only then does what the
+    /// probes found of it carry over; moved, it starts afresh, as a new tunnel.
+    pub same_router: Vec<Option<usize>>,
     /// For each DoS bucket, the predecessor's bucket whose tokens it keeps.
     pub dos_buckets: Vec<Option<usize>>,
     /// For each preview table ([`super::Dos::previewed`]), the predecessor's table it keeps.
@@ -44,24 +49,32 @@ impl Succession {
         Succession::names_only(old, new).completed(old, new)
     }
 
-    /// Where each of `new`'s customers and tunnels was in `old`, the rest left empty:
-    /// [`Snapshot::take_over_from`] reads these before it carries the TCP lists' versions
-    /// that [`Succession::completed`] then reads.
+    /// Where each of `new`'s customers and tunnels was in `old` (and which tunnels reach the
+    /// same router), the rest left empty: [`Snapshot::take_over_from`] reads these before it
+    /// carries the TCP lists' versions that [`Succession::completed`] then reads.
     pub(super) fn names_only(old: &Snapshot, new: &Snapshot) -> Succession {
+        let tunnels = by_name(old.tunnels.iter().map(|t| t.name.as_str()), new.tunnels.iter().map(|t| t.name.as_str()));
+        let same_router = new
+            .tunnels
+            .iter()
+            .zip(&tunnels)
+            .map(|(t, &was)| was.filter(|&o| old.tunnels.get(o).is_some_and(|then| t.has_endpoints_of(then))))
+            .collect();
         Succession {
             from: old.generation,
             customers: by_name(
                 old.customers.iter().map(|c| c.name.as_str()),
                 new.customers.iter().map(|c| c.name.as_str()),
             ),
-            tunnels: by_name(old.tunnels.iter().map(|t| t.name.as_str()), new.tunnels.iter().map(|t| t.name.as_str())),
+            tunnels,
+            same_router,
             ..Succession::default()
         }
     }
 
     /// This one, made by [`Succession::names_only`] for `old` and `new`, with the rest worked out.
     pub(super) fn completed(self, old: &Snapshot, new: &Snapshot) -> Succession {
-        let Succession { from, customers, tunnels, .. } = self;
+        let Succession { from, customers, tunnels, same_router, .. } = self;
         let tracking = customers
             .iter()
             .zip(&new.customers)
@@ -86,6 +99,7 @@ impl Succession {
             customers,
             tracking,
             tunnels,
+            same_router,
             dos_buckets,
             previews,
             syn_buckets: kept_syn_buckets(old, new),
@@ -235,6 +249,8 @@ mod tests {
         assert_eq!(s.from, old.generation);
         assert_eq!(s.customers, [Some(2), Some(1), None]);
         assert_eq!(s.tunnels, [Some(2), Some(1), None]);
+        // z's tunnel moved to another router with it (each remote is its position's).
+        assert_eq!(s.same_router, [None, Some(1), None]);
         assert_eq!(s.tracking, [None, Some(1), None]);
         // The rule-keyed bucket's rules are renumbered (x's went): its tokens start afresh.
         assert_eq!(s.dos_buckets, [None]);
@@ -253,6 +269,7 @@ mod tests {
         again.take_over_from(&new);
         let same = again.succession.clone().unwrap();
         assert_eq!(same.customers, [Some(0), Some(1), Some(2)]);
+        assert_eq!(same.same_router, [Some(0), Some(1), Some(2)]);
         assert_eq!(same.tracking, [Some(0), Some(1), Some(2)]);
         assert_eq!(same.dos_buckets, [Some(0)]);
         assert!(same.syn_buckets.iter().enumerate().all(|(b, was)| *was == Some(b)), "{:?}", same.syn_buckets);

@@ -388,6 +388,30 @@ pub fn outcome_with(
     process_frame(snap, Some(&snap.eth), limits, &mut spill, &mut frame)
 }
 
+/// [`outcome_with`] with the next hop's addresses `eth` (`None`: not resolved yet), and the
+/// frame after the pipeline: the bytes it sent for a `Tx` (which must lie in its buffer),
+/// else those where it was received, as the pipeline left them.
+pub fn outcome_and_frame_with(
+    snap: &transitd::snapshot::Snapshot,
+    eth: Option<&gre::EthernetAddrs>,
+    limits: &mut transitd::pipeline::Limits,
+    bytes: &[u8],
+    time_ns: u64,
+) -> (transitd::pipeline::Outcome, Vec<u8>) {
+    use transitd::pipeline::{Frame, HEADROOM, SPILL_SLOTS, Spill, Verdict, process_frame};
+    let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
+    let mut buf = vec![0u8; HEADROOM + bytes.len().max(2048)];
+    buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+    let mut frame = Frame::new(&mut buf, HEADROOM, bytes.len(), bytes.len() as u32, time_ns);
+    let outcome = process_frame(snap, eth, limits, &mut spill, &mut frame);
+    frame.verdict = outcome.verdict;
+    let after = match outcome.verdict {
+        Verdict::Tx { .. } => frame.tx_bytes().expect("a Tx names bytes of its frame's buffer"),
+        _ => &frame.buf[HEADROOM..HEADROOM + bytes.len()],
+    };
+    (outcome, after.to_vec())
+}
+
 /// `frame`'s IP packet in GRE (no options) from `src` to `dst`, behind `frame`'s Ethernet
 /// addresses: what a customer's router sends through its tunnel.
 pub fn in_gre(frame: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {

@@ -103,7 +103,6 @@ fn pings_of_our_side_from_sources_not_the_customers_are_not_answered() {
 #[test]
 fn what_goes_back_into_a_small_tunnel_fits_it() {
     use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
-    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
     let (config, _) = tunnel_edge();
     // IPv6 needs 1280 bytes: acme's IPv6 route goes by its other tunnel here.
     let config = config.replacen("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 300", 1).replacen(
@@ -112,15 +111,11 @@ fn what_goes_back_into_a_small_tunnel_fits_it() {
         1,
     );
     let snap = snapshot(&config);
-    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+    let mut limits = transitd::pipeline::Limits::new(&snap);
     let mut send = |inner: &[u8]| {
         let input = in_gre(inner, [198, 51, 100, 1], [192, 0, 2, 1]);
-        let mut buf = vec![0u8; HEADROOM + 2048];
-        buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(&input);
-        let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
-        let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
-        frame.verdict = outcome.verdict;
-        (outcome.verdict, frame.tx_bytes().map(<[u8]>::to_vec))
+        let (outcome, sent) = outcome_and_frame_with(&snap, Some(&snap.eth), &mut limits, &input, 1);
+        (outcome.verdict, sent)
     };
     // A 300-byte TTL-1 datagram from the router: its error is 28 + 272 bytes, not 328.
     let mut probe = Vec::new();
@@ -131,7 +126,6 @@ fn what_goes_back_into_a_small_tunnel_fits_it() {
         .unwrap();
     let (verdict, sent) = send(&probe);
     assert!(matches!(verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. }), "{verdict:?}");
-    let sent = sent.unwrap();
     let error = SlicedPacket::from_ip(&sent[14 + 20 + 4..]).unwrap();
     let Some(NetSlice::Ipv4(e)) = error.net else { panic!("not IPv4: {error:?}") };
     assert_eq!(e.header().total_len(), 300, "the error fills the tunnel, no more");
@@ -158,23 +152,17 @@ fn what_goes_back_into_a_small_tunnel_fits_it() {
 #[test]
 fn icmp_errors_about_a_routers_own_packets_go_back_into_its_tunnel() {
     use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
-    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
     let (config, _) = tunnel_edge();
     let snap = snapshot(&config);
-    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
     let probe = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
         .ipv4([10, 213, 0, 1], [8, 8, 8, 8], 1)
         .udp(33434, 33435);
     let mut inner = Vec::new();
     probe.write(&mut inner, b"from the router").unwrap();
     let input = in_gre(&inner, [198, 51, 100, 1], [192, 0, 2, 1]);
-    let mut buf = vec![0u8; HEADROOM + 2048];
-    buf[HEADROOM..HEADROOM + input.len()].copy_from_slice(&input);
-    let mut frame = Frame::new(&mut buf, HEADROOM, input.len(), input.len() as u32, 1);
-    let outcome = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+    let mut limits = transitd::pipeline::Limits::new(&snap);
+    let (outcome, sent) = outcome_and_frame_with(&snap, Some(&snap.eth), &mut limits, &input, 1);
     assert!(matches!(outcome.verdict, Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. }), "{:?}", outcome.verdict);
-    frame.verdict = outcome.verdict;
-    let sent = frame.tx_bytes().unwrap().to_vec();
     let outer = SlicedPacket::from_ethernet(&sent).unwrap();
     let Some(NetSlice::Ipv4(o)) = outer.net else { panic!("not IPv4: {outer:?}") };
     assert_eq!((o.header().destination(), o.header().protocol()), ([198, 51, 100, 1], etherparse::IpNumber::GRE));
@@ -515,7 +503,6 @@ fn what_is_dropped_on_its_way_to_an_answer_is_captured_as_it_came() {
 /// a reply nobody sent. The frame after the pipeline is the request scapy wrote.
 #[test]
 fn a_ping_of_our_side_that_cannot_leave_is_dropped_as_it_came() {
-    use transitd::pipeline::{Frame, HEADROOM, Limits, SPILL_SLOTS, Spill, process_frame};
     let (config, _) = tunnel_edge();
     let config = config.replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 1\n", 1);
     let file = temp("ping-unresolved");
@@ -527,15 +514,11 @@ fn a_ping_of_our_side_that_cannot_leave_is_dropped_as_it_came() {
     let request = read_frames(&file).remove(0).bytes;
     let _ = std::fs::remove_file(&file);
     let snap = snapshot(&config);
-    let (mut limits, mut spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
-    let mut buf = vec![0u8; HEADROOM + 2048];
-    buf[HEADROOM..HEADROOM + request.len()].copy_from_slice(&request);
-    let mut frame = Frame::new(&mut buf, HEADROOM, request.len(), request.len() as u32, 1_000_000_000);
-    let unresolved = process_frame(&snap, None, &mut limits, &mut spill, &mut frame);
+    let mut limits = transitd::pipeline::Limits::new(&snap);
+    let (unresolved, after) = outcome_and_frame_with(&snap, None, &mut limits, &request, 1_000_000_000);
     assert_eq!(unresolved.verdict, Verdict::Drop(DropReason::NextHopUnresolved));
-    assert_eq!(&buf[HEADROOM..HEADROOM + request.len()], &request[..], "the request as it came");
+    assert_eq!(after, request, "the request as it came");
     // Resolved, the same ping is answered: the unresolved one spent nothing of the budget.
-    let mut frame = Frame::new(&mut buf, HEADROOM, request.len(), request.len() as u32, 1_000_000_000);
-    let answered = process_frame(&snap, Some(&snap.eth), &mut limits, &mut spill, &mut frame);
+    let (answered, _) = outcome_and_frame_with(&snap, Some(&snap.eth), &mut limits, &request, 1_000_000_000);
     assert!(matches!(answered.verdict, Verdict::Tx { reason: TxReason::EchoReply, .. }), "{:?}", answered.verdict);
 }

@@ -211,12 +211,11 @@ impl HealthTable {
     }
 
     /// Carries state over from the table of the previous snapshot, each tunnel `t` from
-    /// tunnel `was[t]` of `old` (the one of its name, [`super::Succession::tunnels`], while
-    /// it keeps its outer addresses: [`super::Tunnel::has_endpoints_of`]), so
-    /// that a reload neither revives a dead tunnel nor forgets probes in flight or a path
-    /// MTU it learned. A tunnel that is no longer probed (`probed[t]` false) is up, as every
-    /// unprobed tunnel. A tunnel that stays probed goes on with its old life; every other
-    /// begins a new one.
+    /// tunnel `was[t]` of `old` (the one of its name while it reaches the same router:
+    /// [`super::Succession::same_router`]), so that a reload neither revives a dead tunnel
+    /// nor forgets probes in flight or a path MTU it learned. A tunnel that is no longer
+    /// probed (`probed[t]` false) is up, as every unprobed tunnel. A tunnel that stays probed
+    /// goes on with its old life; every other begins a new one.
     pub fn inherit(&self, was: &[Option<usize>], probed: &[bool], old: &HealthTable) {
         self.set_key(old.key());
         for (t, life) in self.lives.iter().enumerate() {
