@@ -440,14 +440,15 @@ const SAID: usize = 32;
 
 /// Says the tunnels a reload brought up without a probe's answer ([`Prober::rebind_as`]):
 /// each was said down when its probes went unanswered, and nothing said it up again, while
-/// it carried traffic (its `interface` taken out) or was probed afresh (another router).
+/// it carried traffic (its `interface` taken out) or was probed afresh (another router, key
+/// or `interface`: [`crate::snapshot::Tunnel::is_probed_as`]).
 fn say_raised(snap: &Snapshot, raised: &[TunnelId]) {
     use std::fmt::Write as _;
     let mut said = String::new();
     for tunnel in raised.iter().filter_map(|&t| snap.tunnels.get(usize::from(t))).take(SAID) {
         let why = match tunnel.interface {
             None => "no longer probed (its interface was taken out)",
-            Some(_) => "moved to another router, probed afresh",
+            Some(_) => "probed afresh (another router, key or interface)",
         };
         let _ = writeln!(said, "transitd: tunnel {} up: {why}", tunnel.name);
     }

@@ -115,7 +115,8 @@ impl Prober {
     /// already probed under `old`, and what it decided there since the reload copied the
     /// health table (the prober is the one writer of up and down). Returns the tunnels down
     /// in `old` that the reload brought up without an answer, to be said up as they were
-    /// said down: no longer probed, or moved to another router.
+    /// said down: no longer probed, or probed afresh (moved to another router, or given
+    /// another key or `interface`).
     pub fn rebind(&mut self, old: Option<&Snapshot>, snap: &Snapshot) -> Vec<TunnelId> {
         match old {
             Some(old) => self.rebind_as(Some((old, &snap.succession_from(old))), snap),
@@ -128,13 +129,12 @@ impl Prober {
         let mut states = vec![ProbeState::default(); snap.tunnels.len()];
         let mut raised = Vec::new();
         if let Some((old, succession)) = old {
-            for (t, tunnel) in snap.tunnels.iter().enumerate() {
-                let Some(Some(o)) = succession.tunnels.get(t).copied() else { continue };
-                let same_router = succession.same_router.get(t).copied().flatten().is_some();
-                // Not probed any more, or moved to another router (what the old one answered
-                // says nothing of it): up, as the reload made it, and started afresh when
-                // probed, as a new tunnel is.
-                if tunnel.interface.is_none() || !same_router {
+            for (t, &was) in succession.tunnels.iter().enumerate() {
+                let Some(o) = was else { continue };
+                // Not probed any more, or not as it was (another router, key or inner
+                // addresses: what the old probes found says nothing of the new ones): up, as
+                // the reload made it, and started afresh when probed, as a new tunnel is.
+                if !succession.probed_as_before.get(t).copied().unwrap_or(false) {
                     if !old.health.is_up(o as TunnelId) && snap.health.is_up(t as TunnelId) {
                         raised.push(t as TunnelId);
                     }
@@ -176,8 +176,12 @@ impl Prober {
                 .enumerate()
                 .map(|(t, &o)| {
                     let mut probe = o.and_then(|o| self.path_mtu_probes.get(o)).copied().unwrap_or_default();
-                    if o != Some(t) {
-                        probe.moved(); // the probe in flight names the old id: its answer will not count
+                    // The probe in flight names the old id, or was tagged in a life the tunnel
+                    // no longer has (probed afresh, `HealthTable::inherit`): its answer will
+                    // not count. The size wanted stays: the path is the same.
+                    let same_life = o == Some(t) && succession.probed_as_before.get(t).copied().unwrap_or(false);
+                    if !same_life {
+                        probe.moved();
                     }
                     probe
                 })
@@ -520,6 +524,57 @@ remote = "198.51.100.2"
             |c| panic!("{c:?}"),
         );
         assert_eq!(probes, [(0, 1)], "probed at once, from #1");
+    }
+
+    /// A reload that gives a probed tunnel another GRE key, or another `interface`, starts
+    /// it afresh as a move to another router does: under the new key the router may take
+    /// none of our GRE (nor we its), and at other inner addresses the probes ask another
+    /// address of the router to answer at another of ours, so what the old probes found
+    /// says nothing of the new ones. It kept the old state: down (and judged) until
+    /// `up_after` probes of the new kind were answered, or up on the old answers while the
+    /// new probes went unanswered. The path is the same, so its path MTU stays.
+    #[test]
+    fn a_tunnel_given_another_key_or_interface_starts_afresh() {
+        const S: u64 = 1_000_000_000;
+        fn build(text: &str) -> Snapshot {
+            Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap()
+        }
+        let keyed = snap_text("").replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nkey = 5");
+        let renumbered = snap_text("").replace("10.213.0.0/31", "10.213.0.2/31");
+        for (before, after) in [(keyed.replace("key = 5", "key = 6"), keyed), (snap_text(""), renumbered)] {
+            assert_ne!(before, after);
+            let old = build(&before);
+            let mut p = Prober::default();
+            p.rebind(None, &old);
+            let mut changes = Vec::new();
+            run(&mut p, &old, 0, 3000 * MS, true, &mut changes);
+            run(&mut p, &old, 3000 * MS, 6000 * MS, false, &mut changes);
+            assert!(!old.health.is_up(0) && old.health.judged(0), "{changes:?}");
+            assert!(old.health.lower_path_mtu(0, 1400, 6 * S));
+            let mut same = build(&before);
+            same.take_over_from(&old);
+            assert!(p.rebind(Some(&old), &same).is_empty());
+            assert!(!same.health.is_up(0) && same.health.judged(0), "the same probes: the same state");
+            let late = reply(&same, 0, 3);
+            let mut changed = build(&after);
+            changed.take_over_from(&same);
+            assert_eq!(p.rebind(Some(&same), &changed), [0], "{after}");
+            assert!(changed.health.is_up(0) && !changed.health.judged(0), "as a new tunnel: {after}");
+            assert!(!changed.health.record_reply(0, "probed", &late), "a reply of the old life: {after}");
+            assert_eq!(changed.health.path_mtu(0, 7 * S), Some(1400), "the same path: {after}");
+            let mut probes = Vec::new();
+            p.tick(
+                &changed,
+                &changed.health_config,
+                6000 * MS,
+                |t, seq| {
+                    probes.push((t, seq));
+                    Sent::Yes
+                },
+                |c| panic!("{c:?}"),
+            );
+            assert_eq!(probes, [(0, 1)], "probed at once, from #1: {after}");
+        }
     }
 
     /// A path MTU probe an error on the old router's path asked for is not carried to a

@@ -168,8 +168,9 @@ fn flow_ports(key: &Key, ip: &IpFrame) -> u64 {
     if ip.fragment.is_some() { 0 } else { ports_of(key) }
 }
 
-/// Sends the packet into `tunnel`: TTL check, MSS clamp, MTU check (ICMP error or
-/// fragments), TTL decrement, encapsulation.
+/// Sends the packet into `tunnel`: TTL check, MSS clamp and MTU check (ICMP error or
+/// fragments; the clamp before fragments, not before an error: [`is_fragmented_here`]), TTL
+/// decrement, encapsulation.
 pub(super) fn into_tunnel(
     ctx: &mut Ctx<'_>,
     tunnel: &Tunnel,
@@ -182,12 +183,12 @@ pub(super) fn into_tunnel(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
-    // Out of one customer's tunnel into another's: the segment crosses both. Before the MTU
-    // check: a SYN too big for the tunnel (data, no DF) goes in fragments, the first of
-    // them carrying its MSS, which must fit the tunnel as any SYN's does.
+    // Out of one customer's tunnel into another's: the segment crosses both.
     let from = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
-    clamp_mss(ctx, frame, ip, key, tunnel, from);
     let mtu = room(ctx, tunnel, ip.is_ipv6);
+    if ip.l3_len <= mtu || is_fragmented_here(ctx, frame, ip) {
+        clamp_mss(ctx, frame, ip, key, tunnel, from);
+    }
     if ip.l3_len > mtu {
         return too_big(ctx, Way::Tunnel(tunnel), frame, ip, key, mtu);
     }
@@ -211,11 +212,12 @@ pub(super) fn to_next_hop(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
-    clamp_mss(ctx, frame, ip, key, from, None);
     // Larger than the link sends: a datagram reassembled from fragments that each fit it.
-    if let Some(mtu) = ctx.limits.link_mtu
-        && ip.l3_len > mtu
-    {
+    let too_long = ctx.limits.link_mtu.filter(|&mtu| ip.l3_len > mtu);
+    if too_long.is_none() || is_fragmented_here(ctx, frame, ip) {
+        clamp_mss(ctx, frame, ip, key, from, None);
+    }
+    if let Some(mtu) = too_long {
         if reason == TxReason::Keepalive {
             // Its source is our end of the tunnel: no error may go to it, and no router
             // sends a keepalive that large.
@@ -248,6 +250,21 @@ fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
 #[inline]
 pub(super) fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
     tunnel_mtu(ctx.snap, tunnel, is_ipv6, ctx.now, ctx.limits.link_mtu) as usize
+}
+
+/// Whether a packet too big for its way out goes on in fragments ([`too_big`]): IPv4 without
+/// DF, where `fragment_ipv4` allows. The MSS clamp comes before them, the first fragment
+/// carrying the MSS, which must fit the tunnel as any SYN's does; not before an ICMP error or
+/// a drop, since the error quotes the datagram as it was received (RFC 1812 §4.3.2.3: the
+/// user data it returns identical to what was received) and a drop capture shows it so. The
+/// clamp changes no length, so the size is known before it.
+fn is_fragmented_here(ctx: &Ctx<'_>, frame: &Frame<'_>, ip: &IpFrame) -> bool {
+    ctx.snap.fragment_ipv4 && is_fragmentable(frame.buf, frame.start + ip.l3_start, ip.is_ipv6)
+}
+
+/// IPv4 without DF: a router may cut it into fragments (RFC 791).
+fn is_fragmentable(buf: &[u8], l3: usize, is_ipv6: bool) -> bool {
+    matches!(ip_at(buf, l3, is_ipv6), Some(IpPacket::V4(p)) if !p.dont_frag())
 }
 
 /// Lowers the MSS of a TCP SYN or SYN-ACK to what fits `tunnel` (and `also`, the tunnel a
@@ -399,9 +416,7 @@ pub(super) fn too_big(
     key: &Key,
     mtu: usize,
 ) -> Verdict {
-    let l3 = frame.start + ip.l3_start;
-    let may_fragment = matches!(ip_at(frame.buf, l3, ip.is_ipv6), Some(IpPacket::V4(p)) if !p.dont_frag());
-    if !may_fragment {
+    if !is_fragmentable(frame.buf, frame.start + ip.l3_start, ip.is_ipv6) {
         return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(mtu as u32)).unwrap_or(Verdict::Drop(out.too_big()));
     }
     if !ctx.snap.fragment_ipv4 {

@@ -308,6 +308,22 @@ impl Tunnel {
     pub fn has_endpoints_of(&self, was: &Tunnel) -> bool {
         self.gre.endpoints == was.gre.endpoints
     }
+
+    /// Whether this tunnel is health-checked as `was` (the tunnel of its name in the
+    /// snapshot a reload replaces) was: probed, through the same router
+    /// ([`Tunnel::has_endpoints_of`]), under the same GRE key, between the same inner
+    /// addresses. Only then does what the probes found of `was` (up or down, judged, the
+    /// answers in its life) carry over: under another key the router may take none of our
+    /// frames (nor we its: `gre_key_mismatch`), and with other inner addresses the probes ask
+    /// another address of the router to answer at another of ours; either way the old
+    /// answers say nothing of the new probes', which start afresh, as a new tunnel's do. The
+    /// path MTU goes by the path alone.
+    pub fn is_probed_as(&self, was: &Tunnel) -> bool {
+        self.interface.is_some()
+            && self.interface == was.interface
+            && self.gre.key == was.gre.key
+            && self.has_endpoints_of(was)
+    }
 }
 
 /// The two ends of a tunnel's inner /31 (or /30).

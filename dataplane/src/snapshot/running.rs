@@ -48,17 +48,17 @@ impl From<ConfigErrors> for Refused {
 impl Snapshot {
     /// Takes over from `old`, the snapshot this one replaces while running (once, on the
     /// supervisor's thread, before the workers see it): tunnel health carries over by name
-    /// while the tunnel's outer addresses stay (a reload neither revives a dead tunnel nor
-    /// loses the probes in flight; one moved to another router starts afresh, as a new one),
-    /// and so does a learned path MTU while its headers stay the same too;
+    /// while the tunnel is probed as it was (a reload neither revives a dead tunnel nor
+    /// loses the probes in flight; one moved to another router, or given another key or
+    /// `interface`, starts afresh, as a new one: [`Tunnel::is_probed_as`]), and a learned
+    /// path MTU while its outer addresses and headers stay the same;
     /// each customer whose TCP rules cover what they did keeps its lists' version unless one
     /// of the lists changed so that the rules cover more; and what of the workers' state
     /// carries over is worked out here once ([`Succession`]).
     pub fn take_over_from(&mut self, old: &Snapshot) {
         // Names first: the rest of the succession reads the TCP list versions carried below.
         let succession = Succession::names_only(old, self);
-        let probed: Vec<bool> = self.tunnels.iter().map(|t| t.interface.is_some()).collect();
-        self.health.inherit(&succession.same_router, &probed, &old.health);
+        self.health.inherit(&succession.same_router, &succession.probed_as_before, &old.health);
         // Another path says nothing of what the old one took; other headers (a key or a
         // checksum added) leave the inner packet less of it.
         let path = |t: &Tunnel| (t.gre.endpoints, t.gre.overhead());

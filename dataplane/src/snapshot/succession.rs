@@ -34,6 +34,10 @@ pub struct Succession {
     /// name and outer addresses ([`super::Tunnel::has_endpoints_of`]). Only then does what the
     /// probes found of it carry over; moved, it starts afresh, as a new tunnel.
     pub same_router: Vec<Option<usize>>,
+    /// For each tunnel, whether it is probed as its predecessor was: the same router, key and
+    /// inner addresses ([`super::Tunnel::is_probed_as`]). Only then do the probes' findings
+    /// (up or down, the answers of its life) carry over; the path MTU goes by the path alone.
+    pub probed_as_before: Vec<bool>,
     /// For each DoS bucket, the predecessor's bucket whose tokens it keeps.
     pub dos_buckets: Vec<Option<usize>>,
     /// For each preview table ([`super::Dos::previewed`]), the predecessor's table it keeps.
@@ -60,6 +64,12 @@ impl Succession {
             .zip(&tunnels)
             .map(|(t, &was)| was.filter(|&o| old.tunnels.get(o).is_some_and(|then| t.has_endpoints_of(then))))
             .collect();
+        let probed_as_before = new
+            .tunnels
+            .iter()
+            .zip(&tunnels)
+            .map(|(t, &was)| was.and_then(|o| old.tunnels.get(o)).is_some_and(|then| t.is_probed_as(then)))
+            .collect();
         Succession {
             from: old.generation,
             customers: by_name(
@@ -68,13 +78,14 @@ impl Succession {
             ),
             tunnels,
             same_router,
+            probed_as_before,
             ..Succession::default()
         }
     }
 
     /// This one, made by [`Succession::names_only`] for `old` and `new`, with the rest worked out.
     pub(super) fn completed(self, old: &Snapshot, new: &Snapshot) -> Succession {
-        let Succession { from, customers, tunnels, same_router, .. } = self;
+        let Succession { from, customers, tunnels, same_router, probed_as_before, .. } = self;
         let tracking = customers
             .iter()
             .zip(&new.customers)
@@ -100,6 +111,7 @@ impl Succession {
             tracking,
             tunnels,
             same_router,
+            probed_as_before,
             dos_buckets,
             previews,
             syn_buckets: kept_syn_buckets(old, new),

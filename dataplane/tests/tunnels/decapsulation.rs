@@ -95,6 +95,37 @@ fn decapsulation_carries_the_congestion_mark_inward() {
     let _ = (std::fs::remove_file(file), std::fs::remove_file(out));
 }
 
+/// An inner packet whose IP version is not the one its GRE protocol type names is a bad
+/// header of that type, however few its bytes: tshark reads the version first ("Bogus IPv6
+/// version", "Bogus IP version" short of a header's 20 bytes), where a short IPv4 packet
+/// under 0x86dd was `truncated`. A short packet of the version named stays `truncated`. IPv6
+/// bytes under 0x0800, which tshark hands to its IPv6 dissector, are a bad IPv4 header
+/// however many there are, as a whole IPv6 packet there is (`tcpdump-kday1.pcap`'s verdict).
+#[test]
+fn an_inner_packet_of_another_version_is_a_bad_header_however_short() {
+    let (config, _) = tunnel_edge();
+    let file = temp("inner-version");
+    scapy_pcap(
+        &file,
+        "outer = Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')\n\
+         g = lambda proto, inner: outer/GRE(proto=proto)/Raw(inner)\n\
+         v4 = bytes(IP(src='203.0.113.7', dst='198.51.100.99')/ICMP())\n\
+         v6 = bytes(IPv6(src='2001:db8:acbe::7', dst='2001:db8:5::9')/ICMPv6EchoRequest())\n\
+         frames = [g(0x86dd, v4), g(0x86dd, v4[:10]), g(0x0800, b'\\x55' + v4[1:10]), g(0x86dd, v6[:20]), \
+                   g(0x0800, v4[:10]), g(0x0800, v6[:16]), g(0x0800, v6)]",
+    );
+    let experts = tshark(&file, &["-T", "fields", "-e", "_ws.expert.message"]);
+    let bogus: Vec<bool> =
+        experts.lines().map(|l| l.contains("Bogus IP version") || l.contains("Bogus IPv6 version")).collect();
+    assert_eq!(bogus, [true, true, true, false, false, false, false], "{experts}");
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, _, _) = verdicts_of(&config, frames);
+    let (v4, v6) = (DropReason::BadIpv4Header.name(), DropReason::BadIpv6Header.name());
+    let cut = DropReason::Truncated.name();
+    assert_eq!(fates(&v), [v6, v6, v4, cut, cut, v4, v4]);
+}
+
 /// GRE over IPv6 from the IPv4-mapped form of a tunnel's IPv4 router (::ffff:198.51.100.1)
 /// is no tunnel's: the tunnel index keeps IPv4 remotes in that form, and it was decapsulated
 /// as acme-gre's (with the bogon check off, which would drop it first). Its fate is that of

@@ -108,6 +108,63 @@ fn a_syn_fragmented_into_a_tunnel_is_clamped() {
     }
 }
 
+/// A SYN too big for its way out that cannot go in fragments (DF, or IPv6) is answered by an
+/// ICMP error quoting it as it was received, MSS and all (RFC 1812 §4.3.2.3: the user data
+/// returned identical to what was received): the clamp, which changes no length, no longer
+/// writes before the MTU check decides. Into acme's tunnel, over IPv4 and IPv6 (held to a
+/// link of 1400: clamped, 1336 and 1316), and out of it to that link (acme's 1436). Without
+/// DF, where `fragment_ipv4 = false` forbids fragments, it is dropped, and the drop capture
+/// holds it as it came. tshark reads the MSS in the errors' quotes and in the drop capture.
+#[test]
+fn a_syn_too_big_is_quoted_and_captured_with_its_mss_as_received() {
+    let (config, _) = tunnel_edge();
+    let file = temp("syn-too-big");
+    let syn = "syn = TCP(sport=40001, dport=80, flags='S', options=[('MSS', 1460)])/Raw(b'f' * 1440)\n\
+               e = Ether(dst='02:00:00:00:00:01')\n";
+    scapy_pcap(
+        &file,
+        &format!(
+            "{syn}frames = [e/IP(src='198.18.0.10', dst='203.0.113.10', flags='DF')/syn, \
+             e/IPv6(src='2001:db8:5::10', dst='2001:db8:acbe::10')/syn, \
+             e/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/\
+             IP(src='203.0.113.7', dst='198.51.100.200', flags='DF')/syn]"
+        ),
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let snap = std::sync::Arc::new(snapshot(&config));
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    io.link_mtu = Some(1400);
+    let mut worker = transitd::worker::Worker::new(io, snap.clone());
+    worker.run_to_end(Some(snap.eth)).unwrap();
+    let (io, _) = worker.into_parts();
+    assert_eq!(fates(&io.verdicts), ["tx:icmp_too_big"; 3]);
+    let out = temp("syn-too-big-out");
+    write_pcap(&out, &io.sent);
+    let errors = "icmp.type == 3 or icmpv6.type == 2";
+    let quoted = tshark(&out, &["-Y", errors, "-T", "fields", "-e", "tcp.options.mss_val"]);
+    assert_eq!(quoted, "1460\n1460\n1460\n");
+
+    let config = config.replacen("[server]\n", "[server]\nfragment_ipv4 = false\n", 1);
+    let dir = std::env::temp_dir().join(format!("transitd-syn-too-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cfg, no_df, drops) = (dir.join("config.toml"), dir.join("in.pcap"), dir.join("drops.pcapng"));
+    std::fs::write(&cfg, &config).unwrap();
+    scapy_pcap(&no_df, &format!("{syn}frames = [e/IP(src='198.18.0.10', dst='203.0.113.10')/syn]"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--in")
+        .arg(&no_df)
+        .arg("--capture-drops")
+        .arg(&drops)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.options.mss_val"]);
+    assert!(captured.starts_with("drop: mtu_exceeded;") && captured.ends_with("\t1460\n"), "{captured}");
+    let _ = (std::fs::remove_file(file), std::fs::remove_file(out), std::fs::remove_dir_all(dir));
+}
+
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram
 /// fragmented to fit it too (they were counted in the totals only). Health probes are
 /// counted the same way, by the tunnel each spilled frame carries, but replay sends none:

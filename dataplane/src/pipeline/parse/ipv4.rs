@@ -88,6 +88,13 @@ type Ipv4Layer<'a> = (&'a [u8], &'a [u8], IpNumber, bool);
 /// start of every payload whose protocol is 51, while only a first fragment starts with
 /// one: a later fragment of an AH datagram was refused as a malformed AH (or truncated).
 fn ipv4_layer(l3: &[u8]) -> Result<Ipv4Layer<'_>, DropReason> {
+    // The version before the length, as tshark reads them ("Bogus IP version" however few
+    // the bytes): a short packet of another version (IPv6 under GRE protocol type 0x0800) is
+    // a bad IPv4 header, as a whole one is, not an IPv4 header cut short. etherparse checks
+    // the length first.
+    if l3.first().is_some_and(|b| b >> 4 != 4) {
+        return Err(DropReason::BadIpv4Header);
+    }
     let later_fragment = l3.get(6..8).is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & 0x1fff != 0);
     if later_fragment {
         let header = Ipv4HeaderSlice::from_slice(l3).map_err(|e| match e {

@@ -291,6 +291,12 @@ struct Ipv6Layer<'a> {
 /// first fragment `tiny_fragment` ([`chain_cut_short`]).
 fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     use etherparse::err::ip_auth;
+    // The version before the length, as tshark reads them ("Bogus IPv6 version" however few
+    // the bytes): a short IPv4 packet under GRE protocol type 0x86dd is a bad IPv6 header,
+    // not an IPv6 header cut short. etherparse checks the length first.
+    if l3.first().is_some_and(|b| b >> 4 != 6) {
+        return Err(DropReason::BadIpv6Header);
+    }
     let header = Ipv6HeaderSlice::from_slice(l3).map_err(|e| match e {
         ipv6::HeaderSliceError::Len(_) => DropReason::Truncated,
         ipv6::HeaderSliceError::Content(_) => DropReason::BadIpv6Header,

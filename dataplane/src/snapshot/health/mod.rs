@@ -213,13 +213,15 @@ impl HealthTable {
     /// Carries state over from the table of the previous snapshot, each tunnel `t` from
     /// tunnel `was[t]` of `old` (the one of its name while it reaches the same router:
     /// [`super::Succession::same_router`]), so that a reload neither revives a dead tunnel
-    /// nor forgets probes in flight or a path MTU it learned. A tunnel that is no longer
-    /// probed (`probed[t]` false) is up, as every unprobed tunnel. A tunnel that stays probed
-    /// goes on with its old life; every other begins a new one.
-    pub fn inherit(&self, was: &[Option<usize>], probed: &[bool], old: &HealthTable) {
+    /// nor forgets probes in flight or a path MTU it learned. A tunnel not probed as it was
+    /// (`probed_as_before[t]` false: no longer probed, or under another key or inner
+    /// addresses, [`super::Tunnel::is_probed_as`]) is up and not judged, as an unprobed or a
+    /// new tunnel is, and keeps only its path MTU. A tunnel probed as it was goes on with its
+    /// old life; every other begins a new one.
+    pub fn inherit(&self, was: &[Option<usize>], probed_as_before: &[bool], old: &HealthTable) {
         self.set_key(old.key());
         for (t, life) in self.lives.iter().enumerate() {
-            let probed = probed.get(t).copied().unwrap_or(true);
+            let probed = probed_as_before.get(t).copied().unwrap_or(true);
             let old_id = was.get(t).copied().flatten();
             if !probed || old_id.is_none() {
                 life.store(ProbeLife { life: new_life(), replied: 0 }.pack(), Ordering::Relaxed);
@@ -231,12 +233,12 @@ impl HealthTable {
     }
 
     /// Copies tunnel `o` of `old` into tunnel `t` (its state and life only if still
-    /// `probed`: one no longer probed keeps no answers and its new life, since a prober
-    /// that takes it up again starts its sequence numbers over, and old answers, or old
-    /// replies arriving late, would answer its new probes); a reply a worker already
-    /// recorded in this table in the same life stays. The path MTU only with `path_mtu`:
-    /// the reload's copy takes it, which may then forget it (another path, discovery
-    /// turned off); the prober's later move must not bring it back.
+    /// `probed` as it was: one that is not keeps no answers and its new life, since a
+    /// prober that probes it again, or anew, starts its sequence numbers over, and old
+    /// answers, or old replies arriving late, would answer its new probes); a reply a
+    /// worker already recorded in this table in the same life stays. The path MTU only
+    /// with `path_mtu`: the reload's copy takes it, which may then forget it (another path,
+    /// discovery turned off); the prober's later move must not bring it back.
     fn carry(&self, t: usize, old: &HealthTable, o: usize, probed: bool, path_mtu: bool) {
         let was = old.probe_life(o);
         let probes_answered = old.path_mtu_probes_answered.get(o).map_or(0, |a| a.load(Ordering::Acquire));
