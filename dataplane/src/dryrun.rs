@@ -12,7 +12,7 @@ use classifier::{Expr, Key, Membership, Mode, RuleTable};
 use serde::Serialize;
 
 use crate::io::MonotonicClock;
-use crate::io::capture::{CaptureError, CaptureReader, Record};
+use crate::io::capture::{CaptureError, CaptureReader, Record, data_plane_wire_len};
 use crate::pipeline::{Frame, HEADROOM, Spill};
 use crate::pipeline::{Limits, SPILL_SLOTS, WouldLimit, parse_frame, process_frame};
 use crate::snapshot::Snapshot;
@@ -230,7 +230,9 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
         n += 1;
         let (len, wire_len, ts) = match record {
-            Record::Frame { len, wire_len, timestamp_ns, .. } => (len, wire_len, clock.at(timestamp_ns)),
+            Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet } => {
+                (len, data_plane_wire_len(len, wire_len, uncaptured_len, ethernet), clock.at(timestamp_ns))
+            }
             skipped => {
                 let reason = match skipped {
                     Record::NotAPacket { .. } => "not_a_packet",

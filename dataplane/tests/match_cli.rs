@@ -649,3 +649,45 @@ open(out, 'wb').write(data)
     assert_eq!(stdout(&transitd(&["match", "-r", f, "-Y", "udp", "--count"])), "5\n");
     let _ = std::fs::remove_file(file);
 }
+
+/// In the data plane (`match --config`, `replay`) the packets of a raw-IP, Linux cooked or
+/// BSD loopback capture arrive behind the Ethernet header replay writes for them, and
+/// `frame.len` is that Ethernet frame's length on the wire (docs/rules.md, Differences 8), as
+/// the drop capture's is: tshark's `frame.len` of the input, less its link header, plus 14.
+/// It was the input's, 14 bytes short for raw IP, 2 over for a cooked capture and 10 short
+/// for loopback, so a `frame.len` rule decided otherwise than on the same packet live.
+#[test]
+fn frame_len_in_the_data_plane_is_the_ethernet_frame_replay_gives_the_packet() {
+    let dir = std::env::temp_dir().join(format!("transitd-reframed-len-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cooked = "struct.pack('>HHH8sH', 0, 1, 6, bytes.fromhex('020000000009'), 0x0800)";
+    for (link_type, link, link_header) in [(101, "b''", 0), (113, cooked, 16), (0, "struct.pack('<I', 2)", 4)] {
+        let file = dir.join(format!("{link_type}.pcap"));
+        // One whole UDP datagram of 60 bytes of IP behind the capture's link header.
+        python_capture(
+            &file,
+            &format!(
+                "p = {link} + bytes(IP(src='198.51.100.7', dst='203.0.113.9')/UDP(sport=1, dport=53)/Raw(b'x' * 32))
+open(out, 'wb').write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, {link_type})
+    + struct.pack('<IIII', 1700000000, 0, len(p), len(p)) + p)
+"
+            ),
+        );
+        let theirs: u64 = tshark(&file, &["-T", "fields", "-e", "frame.len"]).trim().parse().unwrap();
+        let as_ethernet = theirs - link_header + 14;
+        assert_eq!(as_ethernet, 74, "{link_type}");
+        let config = dir.join(format!("{link_type}.toml"));
+        let rule =
+            format!("\n[[dos.rule]]\nname = \"len\"\nmatch = \"frame.len == {as_ethernet}\"\naction = \"drop\"\n");
+        std::fs::write(&config, format!("{CATCH_ALL}{rule}")).unwrap();
+        let (c, f) = (config.to_str().unwrap(), file.to_str().unwrap());
+        let out = transitd(&["match", "--config", c, "-r", f, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["verdicts"]["drop:dos_rule"], 1, "{link_type}: {report}");
+        let out = transitd(&["replay", "--config", c, "--in", f]);
+        let summary = stdout(&out);
+        assert!(summary.lines().any(|l| l.split_whitespace().eq(["drop", "dos_rule", "1"])), "{link_type}: {summary}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -62,6 +62,16 @@ pub enum Record {
     },
 }
 
+/// The length on the wire the data plane gives a frame (`frame.len` in `replay` and `match
+/// --config`): the capture's for an Ethernet capture (tshark's), and for a frame transitd
+/// gave an Ethernet header, that Ethernet frame's, its bytes and what the capture left out,
+/// as it would be on a live link (docs/rules.md, Differences 8). `match -Y` keeps the
+/// capture's, which tshark shows: a raw-IP frame's is 14 bytes shorter, a cooked one's 2
+/// longer.
+pub fn data_plane_wire_len(len: usize, wire_len: u32, uncaptured_len: u32, ethernet: bool) -> u32 {
+    if ethernet { wire_len } else { u32::try_from(len).unwrap_or(u32::MAX).saturating_add(uncaptured_len) }
+}
+
 /// Why a capture could not be read on.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -692,6 +702,28 @@ mod tests {
             .collect();
         assert_eq!(ours, [1_700_000_002_500_000_000, 2_000_000_000]);
         assert_eq!(ours, theirs);
+    }
+
+    /// The data plane's `frame.len` of a frame given an Ethernet header is that frame's on
+    /// the wire: tshark's `frame.len` of the input, less its link header, plus 14 (as the drop
+    /// capture writes it, dataplane/tests/drop_capture.rs); an Ethernet capture's is its own.
+    #[test]
+    fn a_reframed_frame_is_as_long_on_the_wire_as_its_ethernet_frame() {
+        let mut data = [0u8; 40];
+        data[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
+        let on_the_wire = |link_type: u32, wire_len: u32| match frame(link_type, &data, wire_len, 0, &mut [0u8; 64]) {
+            Record::Frame { len, wire_len, uncaptured_len, ethernet, .. } => {
+                data_plane_wire_len(len, wire_len, uncaptured_len, ethernet)
+            }
+            _ => unreachable!(),
+        };
+        // Whole: 40 bytes of raw IP; a cooked capture's 16-byte header and 24 of IP; BSD
+        // loopback's 4 and 36.
+        assert_eq!([on_the_wire(101, 40), on_the_wire(113, 40), on_the_wire(0, 40)], [54, 38, 50]);
+        // The first 40 bytes of 1000.
+        assert_eq!([on_the_wire(101, 1000), on_the_wire(113, 1000), on_the_wire(0, 1000)], [1014, 998, 1010]);
+        // Ethernet: the capture's, even below its bytes (tshark's `frame.len`).
+        assert_eq!([on_the_wire(1, 1000), on_the_wire(1, 30)], [1000, 30]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use arrayvec::ArrayVec;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
-use super::capture::{CaptureError, CaptureReader, Record};
+use super::capture::{CaptureError, CaptureReader, Record, data_plane_wire_len};
 use super::{FrameIo, MonotonicClock, Polled};
 use crate::pipeline::{BATCH_SIZE, Frame, HEADROOM, Spill};
 
@@ -140,7 +140,8 @@ impl FrameIo for PcapIo {
         while n < BATCH_SIZE {
             match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
                 Ok(None) => break,
-                Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, .. })) => {
+                Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet })) => {
+                    let wire_len = data_plane_wire_len(len, wire_len, uncaptured_len, ethernet);
                     metas[n] = Meta { len, wire_len, uncaptured_len, ts: self.clock.at(timestamp_ns) };
                     n += 1;
                 }

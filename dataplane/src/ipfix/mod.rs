@@ -174,8 +174,8 @@ fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
     // option, RFC 2675: the header's field is 0) and its fixed header: never more than the
     // IP packet that arrived (octets "in incoming packets", RFC 7012: IP header and payload),
     // which a header lying about its length would make a thousand times what was sent. The
-    // bytes past the link header, with what a capture left out (`wire_len` counts the
-    // capture's own link header, which a raw-IP capture's frame does not hold).
+    // bytes past the link header, with what a capture left out (not `wire_len`, which a
+    // capture's record may give below the bytes it holds).
     let arrived = (frame.data().len() as u32).saturating_add(frame.uncaptured_len);
     let ip_arrived = arrived.saturating_sub(field(Dim::L3At).unwrap_or(0));
     let ip_len = if v6 {

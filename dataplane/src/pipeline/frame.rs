@@ -21,12 +21,13 @@ pub struct Frame<'a> {
     pub start: usize,
     /// Bytes of frame received.
     pub len: usize,
-    /// Length on the wire (larger than `len` for a truncated capture), for `frame.len`.
+    /// Length on the wire (larger than `len` for a truncated capture), for `frame.len`: of
+    /// this frame, whose Ethernet header replay may have written for a raw-IP or cooked
+    /// capture (`io::capture::data_plane_wire_len`).
     pub wire_len: u32,
     /// Bytes on the wire past the frame's end that a capture left out (a replayed frame cut
     /// by its snap length; 0 for a live frame): what a frame written out again says it
-    /// lacks. Unlike `wire_len`, it holds for the frame's own link header (a raw-IP capture's
-    /// frame is given an Ethernet one).
+    /// lacks.
     pub uncaptured_len: u32,
     /// Receive time in nanoseconds since the Unix epoch (capture time in replay).
     pub timestamp_ns: u64,
