@@ -17,6 +17,10 @@
 //! still beat walk it. [`Forest::first_match`] walks one key and stops early where a subtree
 //! cannot beat the best match found so far. Nodes are flat 16-byte records in one array
 //! and leaf boxes one cache line each: no pointers, no allocation per lookup.
+//!
+//! A forest of at most [`LISTED_BOXES`] boxes (a DoS rule or two, a TCP protection rule) is
+//! looked up in a plain list of its boxes instead ([`BoxList`]): for so few, testing each
+//! box's constrained slots in turn costs a fraction of projecting the key and walking.
 
 use crate::compile::Bounds;
 use crate::field::{DIMS, Dim, Key};
@@ -42,6 +46,10 @@ const MAX_DEPTH: usize = 48;
 const ENTRIES_PER_BOX: usize = 32;
 /// Groups larger than this get a root table.
 const TABLE_MIN: usize = 32;
+/// Forests of at most this many boxes are looked up in their [`BoxList`]: a key is tested
+/// against a box in a few instructions per slot the box constrains, where a walk first
+/// projects the key (25 instructions) and a one-box forest's lookup took about 130 a key.
+const LISTED_BOXES: usize = 4;
 /// Slots narrower than this are "narrow" for grouping (a /16 within a 32-bit word).
 const NARROW: u64 = 1 << 16;
 
@@ -170,6 +178,9 @@ pub struct Forest {
     entry_meta: Vec<EntryMeta>,
     constraints: Vec<Constraint>,
     boxes: usize,
+    /// The boxes as a list, for a forest of one to [`LISTED_BOXES`]: lookups then take it
+    /// rather than the trees.
+    list: Option<BoxList>,
 }
 
 /// Sizes, for reports and tests.
@@ -239,7 +250,10 @@ impl Forest {
             };
             roots.push(root);
         }
-        if b.over || b.bytes() + cells.len() * size_of::<(u32, u32)>() > max_bytes {
+        // None without boxes: the lookups' own test of that is cheaper still.
+        let list = (1..=LISTED_BOXES).contains(&boxes.len()).then(|| BoxList::new(boxes));
+        let list_bytes = list.as_ref().map_or(0, BoxList::bytes);
+        if b.over || b.bytes() + cells.len() * size_of::<(u32, u32)>() + list_bytes > max_bytes {
             return None;
         }
         roots.sort_by_key(|r| r.best_rule);
@@ -253,6 +267,7 @@ impl Forest {
             entry_meta: b.entry_meta,
             constraints: b.constraints,
             boxes: boxes.len(),
+            list,
         })
     }
 
@@ -267,7 +282,8 @@ impl Forest {
             leaf_entries: self.entry_meta.len() - 1,
             boxes: self.boxes,
             bytes: self.cells.len() * size_of::<(u32, u32)>()
-                + array_bytes(self.nodes.len(), self.entry_meta.len(), self.constraints.len()),
+                + array_bytes(self.nodes.len(), self.entry_meta.len(), self.constraints.len())
+                + self.list.as_ref().map_or(0, BoxList::bytes),
             depth: self.roots.iter().map(|r| r.depth as usize).max().unwrap_or(0),
         }
     }
@@ -345,6 +361,20 @@ impl Forest {
     /// its start, quadratic in the candidates (N signatures behind one header test cost N
     /// walks and N²/2 entry visits a packet).
     pub fn first_match_where(&self, key: &Key, floor: u32, mut accept: impl FnMut(u32) -> bool) -> Option<u32> {
+        if let Some(list) = &self.list {
+            let mut refused = None;
+            for rule in list.holding(key, floor) {
+                // A rule of several boxes is offered once (its boxes are next to each other).
+                if refused == Some(rule) {
+                    continue;
+                }
+                if accept(rule) {
+                    return Some(rule);
+                }
+                refused = Some(rule);
+            }
+            return None;
+        }
         // At most six trees (`tree_groups`: four address groups, the conditional boxes,
         // the list tests), merged at once; a forest of more would go on from each refused
         // candidate, as lookups once did.
@@ -422,6 +452,9 @@ impl Forest {
 
     #[inline(always)]
     fn walk<const FLOORED: bool>(&self, key: &Key, floor: u32) -> Option<u32> {
+        if let Some(list) = &self.list {
+            return list.holding(key, if FLOORED { floor } else { 0 }).next();
+        }
         if self.roots.is_empty() {
             return None; // no box (monitor-mode rules only, or none that can match): nothing to project
         }
@@ -451,6 +484,12 @@ impl Forest {
     /// tree [`LANES`] at a time, in lockstep, so that their node loads overlap, and a tree
     /// only with the keys it could still give a better match.
     pub fn first_match_batch(&self, keys: &[&Key], out: &mut [Option<u32>]) {
+        if let Some(list) = &self.list {
+            for (o, &key) in out.iter_mut().zip(keys) {
+                *o = list.holding(key, 0).next();
+            }
+            return;
+        }
         if self.roots.is_empty() {
             // No box (monitor-mode rules only, or none that can match): projecting the keys,
             // most of what a small forest's lookup costs, would find nothing.
@@ -514,6 +553,55 @@ impl Default for Projection {
     /// Slot 0 in every place, as unused places hold (a forest without boxes cuts none).
     fn default() -> Projection {
         Projection([Dim::IpVersion; PROJECTED])
+    }
+}
+
+/// A forest's boxes in priority order, each as the slots it constrains: what a forest of at
+/// most [`LISTED_BOXES`] boxes is looked up in.
+#[derive(Clone, Debug)]
+struct BoxList {
+    /// Each box's rule, and where its bounds start and end in `bounds`.
+    boxes: Vec<(u32, u32, u32)>,
+    bounds: Vec<Bound>,
+}
+
+/// A box's range in one slot: `key[slot] - lo <= span` (wrapping) tests `lo <= key[slot] <=
+/// lo + span` in one compare, as [`EntryBox`] does. The slot is a [`Dim`], read without a
+/// bounds check (see [`Projection`]).
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    slot: Dim,
+    lo: u32,
+    span: u32,
+}
+
+impl BoxList {
+    /// `boxes` (in priority order) as a list, each with the slots it does not leave whole.
+    fn new(boxes: &[(u32, Bounds)]) -> BoxList {
+        let mut list = BoxList { boxes: Vec::with_capacity(boxes.len()), bounds: Vec::new() };
+        for (rule, b) in boxes {
+            let first = list.bounds.len() as u32;
+            let constrained = b.iter().zip(Dim::ALL).filter(|(r, _)| **r != [0, u32::MAX]);
+            list.bounds.extend(constrained.map(|(r, &slot)| Bound { slot, lo: r[0], span: r[1] - r[0] }));
+            list.boxes.push((*rule, first, list.bounds.len() as u32));
+        }
+        list
+    }
+
+    /// The rules from `floor` on whose boxes hold `key`, in priority order (a rule of several
+    /// boxes once for each that holds).
+    #[inline]
+    fn holding<'a>(&'a self, key: &'a Key, floor: u32) -> impl Iterator<Item = u32> + 'a {
+        self.boxes.iter().filter_map(move |&(rule, from, to)| {
+            let bounds = &self.bounds[from as usize..to as usize]; // in range: `new` made both
+            let holds = rule >= floor && bounds.iter().all(|b| key.get(b.slot).wrapping_sub(b.lo) <= b.span);
+            holds.then_some(rule)
+        })
+    }
+
+    /// Bytes of its arrays.
+    fn bytes(&self) -> usize {
+        self.boxes.len() * size_of::<(u32, u32, u32)>() + self.bounds.len() * size_of::<Bound>()
     }
 }
 
@@ -936,6 +1024,69 @@ mod tests {
             }
             assert!(matched > 100 && matched < keys.len(), "{matched} of {} keys match: a weak test", keys.len());
         }
+    }
+
+    /// A forest of a few boxes is looked up in its list: every lookup answers as the brute
+    /// force over the boxes does (rules of two boxes and conditional ones among them), and
+    /// as the trees, built all the same, do where a table's lookups start: from rule 0, and
+    /// past a first match whose check failed.
+    #[test]
+    fn a_forest_of_few_boxes_answers_from_its_list() {
+        let holds = |b: &Bounds, key: &Key| b.iter().zip(key.0).all(|(g, v)| g[0] <= v && v <= g[1]);
+        let mut rng = Rng(17);
+        let mut matched = 0;
+        for count in 1..=LISTED_BOXES as u32 {
+            for slots in [1, 2, 3] {
+                // Rules of one box and of two (box `i` is rule `i / 2`).
+                let boxes: Vec<(u32, Bounds)> =
+                    boxes_over_every_slot(&mut rng, count, slots).into_iter().map(|(r, b)| (r / 2, b)).collect();
+                let conditional: Vec<bool> = (0..count).map(|_| rng.next().is_multiple_of(2)).collect();
+                let forest = Forest::build_conditional(&boxes, &conditional);
+                assert!(forest.list.is_some(), "{count} boxes are listed");
+                let mut trees = forest.clone();
+                trees.list = None;
+                let keys: Vec<Key> = (0..300).map(|_| Key(std::array::from_fn(|_| rng.next() % 8))).collect();
+                let refs: Vec<&Key> = keys.iter().collect();
+                let (mut listed, mut walked) = (vec![None; keys.len()], vec![None; keys.len()]);
+                forest.first_match_batch(&refs, &mut listed);
+                trees.first_match_batch(&refs, &mut walked);
+                for ((key, listed), walked) in keys.iter().zip(listed).zip(walked) {
+                    let first = brute_force(&boxes, key);
+                    matched += usize::from(first.is_some());
+                    assert_eq!([forest.first_match(key), listed, walked], [first; 3], "{key:?}");
+                    let pick = rng.next() % (count / 2 + 1); // the conditional rule whose check holds
+                    let take = |r: u32| !conditional[r as usize] || r == pick;
+                    let offered = |forest: &Forest, floor: u32| {
+                        let mut seen = Vec::new();
+                        let took = forest.first_match_where(key, floor, |r| {
+                            seen.push(r);
+                            take(r)
+                        });
+                        (took, seen)
+                    };
+                    for floor in 0..=count / 2 + 1 {
+                        let from = boxes.iter().find(|(r, b)| *r >= floor && holds(b, key)).map(|b| b.0);
+                        assert_eq!(forest.first_match_from(key, floor), from, "{key:?}, floor {floor}");
+                        let mut expect = Vec::new();
+                        for (r, b) in &boxes {
+                            if *r >= floor && expect.last() != Some(r) && holds(b, key) {
+                                expect.push(*r);
+                                if take(*r) {
+                                    break;
+                                }
+                            }
+                        }
+                        let took = expect.last().copied().filter(|&r| take(r));
+                        assert_eq!(offered(&forest, floor), (took, expect), "{key:?}, floor {floor}");
+                    }
+                    let refused = first.filter(|&r| !take(r));
+                    for floor in [Some(0), refused.map(|r| r + 1)].into_iter().flatten() {
+                        assert_eq!(offered(&forest, floor), offered(&trees, floor), "{key:?}, floor {floor}");
+                    }
+                }
+            }
+        }
+        assert!(matched > 500, "{matched} keys matched a box: a weak test");
     }
 
     /// Boxes conditional (a byte test each, as a signature list behind one header test is)

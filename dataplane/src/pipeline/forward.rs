@@ -283,25 +283,38 @@ fn clamp_mss(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunn
     if !ctx.snap.mss_clamp || ip.is_later_fragment() || !plain_tcp || flags == classifier::ABSENT {
         return;
     }
-    if flags & SYN == 0 {
-        return;
+    if flags & SYN == 0 || key.get(Dim::TcpMss) == ABSENT {
+        return; // no SYN, or no MSS option to lower
     }
-    clamp_syn(ctx, frame, ip, tunnel, also);
+    clamp_syn(ctx, frame, ip, key, tunnel, also);
 }
 
 /// [`clamp_mss`] for a SYN: out of line, so that every other packet pays only the test.
 #[inline(never)]
-fn clamp_syn(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, tunnel: &Tunnel, also: Option<&Tunnel>) {
+fn clamp_syn(ctx: &Ctx<'_>, frame: &mut Frame<'_>, ip: &IpFrame, key: &Key, tunnel: &Tunnel, also: Option<&Tunnel>) {
     let fits = |t: &Tunnel| {
         let (mss, headers) = if ip.is_ipv6 { (t.mss_v6, 60) } else { (t.mss_v4, 40) };
         let mtu = room(ctx, t, ip.is_ipv6);
         if mtu < t.mtu as usize { mss.min(mtu.saturating_sub(headers).min(65535) as u16) } else { mss }
     };
     let mss = also.map_or(fits(tunnel), |a| fits(tunnel).min(fits(a)));
+    if mss_within(key, mss) {
+        return;
+    }
     let end = frame.start + ip.l3_start + ip.l3_len;
     if let Some(tcp) = frame.buf.get_mut(frame.start + ip.l4_start..end) {
         gre::mss::clamp_mss(tcp, mss);
     }
+}
+
+/// Whether the key shows no MSS option above `max` in the segment: none, or one (no last
+/// apart from the first) at most `max`. Then [`gre::mss::clamp_mss`] would change nothing,
+/// and the options need not be read again: the parser read them as it does (`parse::l4`,
+/// up to the end of the list or the first malformed option; held to it by a property test
+/// there). Of two or more, those between the first and the last are in no slot.
+pub(super) fn mss_within(key: &Key, max: u16) -> bool {
+    let first = key.get(Dim::TcpMss);
+    first == ABSENT || (key.get(Dim::TcpMssLast) == ABSENT && first <= u32::from(max))
 }
 
 /// Encapsulates the IP packet at `buf[l3..l3 + len]` into `tunnel`.

@@ -286,6 +286,7 @@ mod tests {
     use super::super::{Fragment, IpFrame, Parsed, parse_frame};
     use super::*;
     use classifier::ABSENT;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn transports_too_short_for_a_tshark_layer_are_not_in_the_key() {
@@ -394,5 +395,58 @@ mod tests {
         let three = [2, 4, 0x05, 0xb4, 2, 4, 0, 48, 1, 2, 4, 0, 88];
         assert_eq!(tcp_mss(&three), (Some(1460), Some(88)));
         assert_eq!(tcp_mss(&[2, 4, 0x05, 0xb4, 8, 40, 2, 4, 0, 48]), (Some(1460), None), "stops at a malformed one");
+    }
+
+    proptest::proptest! {
+        /// The key's MSS slots read a SYN's options as `gre::mss`, which lowers them in place,
+        /// does: where the key shows no MSS option above a bound (`forward::mss_within`, which
+        /// spares the clamp its own reading), the clamp changes nothing; and where it shows
+        /// at most one, the clamp finds that one.
+        #[test]
+        fn the_key_reads_a_syn_s_mss_options_as_the_clamp_does(
+            // Each word of the options an MSS option, or four bytes: kinds and lengths that
+            // matter (end, no-op, MSS and its length among them), or any.
+            words in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u16>().prop_map(|mss| {
+                        let [hi, lo] = mss.to_be_bytes();
+                        vec![2, 4, hi, lo]
+                    }),
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            proptest::sample::select(vec![0u8, 1, 2, 3, 4, 8, 10, 40]),
+                            proptest::prelude::any::<u8>()
+                        ],
+                        4,
+                    ),
+                ],
+                0..=10,
+            ),
+            max in proptest::prop_oneof![proptest::strategy::Just(0u16), proptest::prelude::any::<u16>()],
+        ) {
+            let options = words.concat();
+            let header_len = 20 + options.len();
+            // IPv4 10.0.0.1 -> 10.0.0.2 (DF, TCP, its total length the segment's end), then a
+            // SYN from port 1234 to 80 with `options`.
+            let mut l3 = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+            l3[2..4].copy_from_slice(&((20 + header_len) as u16).to_be_bytes());
+            l3.extend([0x04, 0xd2, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0]);
+            l3.extend([((header_len / 4) << 4) as u8, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+            l3.extend(&options);
+            let frame = ethernet(0x0800, &l3);
+            let (key, parsed) = parse_frame(&frame, 0);
+            let Parsed::Ip(ip) = parsed else { panic!("{parsed:?}") };
+            let segment = &frame[ip.l4_start..ip.l3_start + ip.l3_len];
+            let mut clamped = segment.to_vec();
+            let replaced = gre::mss::clamp_mss(&mut clamped, max);
+            if crate::pipeline::forward::mss_within(&key, max) {
+                proptest::prop_assert_eq!(replaced, None);
+                proptest::prop_assert_eq!(&clamped[..], segment);
+            }
+            if key.get(Dim::TcpMssLast) == ABSENT {
+                let one = u16::try_from(key.get(Dim::TcpMss)).ok();
+                proptest::prop_assert_eq!(replaced, one.filter(|&mss| mss > max));
+            }
+        }
     }
 }
