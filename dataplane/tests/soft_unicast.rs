@@ -1254,6 +1254,13 @@ fn backbone_gre_with_another_key_is_told_from_unknown_sources() {
 /// - what the program passes as this server's, the pipeline delivers too (or drops as the
 ///   host would).
 ///
+/// The sanity checks are all on and a `[[dos.rule]]` drops memcached's UDP
+/// ([`fleet_judging`]); after the random frames come frames they drop where they apply
+/// ([`judged_frames`]), to ports this server owns and to others'. The program hands this
+/// server's to the host unread, and so must the pipeline (which dropped them by name); the
+/// others' it hands over, and the pipeline drops them by name, or sends the later fragment
+/// where its first went (it passed it as its data centre's, the first not remembered).
+///
 /// But for a later fragment whose datagram's first the pipeline dropped for a bad transport
 /// header or malformed IPv4 options: the program, which checks the rest of the IP header
 /// but not those, took its owner from it,
@@ -1263,11 +1270,13 @@ fn backbone_gre_with_another_key_is_told_from_unknown_sources() {
 #[test]
 fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
     use transitd_bpf::XdpDecision as X;
-    let (config, _) = fleet();
+    let config = fleet_judging();
     let file = std::env::temp_dir().join(format!("transitd-egress-judged-{}.pcap", std::process::id()));
     scapy_pcap(&file, &format!("NFRAMES = 3000\n{}", include_str!("data/egress_frames.py")));
-    let frames = damaged(tagged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 8100), 5355);
+    let mut frames = damaged(tagged(read_frames(&file).into_iter().map(|f| f.bytes).collect(), 8100), 5355);
     let _ = std::fs::remove_file(&file);
+    let from = frames.len();
+    frames.extend(judged_frames());
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
     transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
@@ -1275,8 +1284,10 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
     let local = Verdict::Pass(PassReason::EgressLocal);
     let mut seen = std::collections::BTreeMap::new();
     let (mut first_dropped, mut after_a_dropped_first) = (std::collections::HashSet::new(), 0);
+    let mut decisions = Vec::with_capacity(frames.len());
     for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
         let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        decisions.push(decision);
         let (kind, reason) = (verdict.kind(), verdict.reason());
         match return_fragment(frame) {
             Some((datagram, true)) if first_read_apart(verdict) => drop(first_dropped.insert(datagram)),
@@ -1315,6 +1326,65 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
         at_least(X::NoSocket, "drop", reason.name());
     }
     at_least(X::Passed, "pass", PassReason::NoCustomer.name());
+    // The judged frames: a1's own passed by both, the others' handed over by the program.
+    assert_eq!(fates(&verdicts[from..]), judged_fates());
+    let handed_over = [[X::EgressLocal; 12], [X::NoSocket; 12]].concat();
+    assert_eq!(decisions[from..], handed_over[..]);
+}
+
+/// a1 of the fleet with every sanity check on (bogon sources by a list of the test's own:
+/// the frames' peers are documentation addresses, which the built-in list holds) and a
+/// `[[dos.rule]]` that drops UDP from memcached's port.
+fn fleet_judging() -> String {
+    let (text, _) = fleet();
+    let text = text.replacen("bogons = false", "bogons = true\nbogon_sources = [\"100.64.0.0/10\"]", 1);
+    assert!(text.contains("bogon_sources"), "soft-unicast.toml turns bogons off");
+    text + "\n[[dos.rule]]\nname = \"memcached\"\nmatch = \"udp.srcport == 11211\"\naction = \"drop\"\n"
+}
+
+/// `judged_frames` of `data/egress_frames.py`: six frames [`fleet_judging`] drops where its
+/// checks apply (land, SYN+FIN, a tiny first fragment, a later fragment of its datagram, a
+/// bogon source, memcached's UDP) to each of 198.18.200.1's ports 1500 (a1's) and 80
+/// (reserved: its data centre's, so a1's too), 4000 (a2's), and data centre b's address.
+fn judged_frames() -> Vec<Vec<u8>> {
+    let file = std::env::temp_dir().join(format!("transitd-egress-judged-only-{}.pcap", std::process::id()));
+    scapy_pcap(&file, &format!("NFRAMES = 0\n{}\nframes = judged", include_str!("data/egress_frames.py")));
+    let frames = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    frames
+}
+
+/// What a1 makes of [`judged_frames`]: its own goes to its host; the others' is dropped by
+/// the check or rule that applies, but the later fragment, which goes where its first went
+/// (the first's owner remembered, as the XDP program remembers it, though the first was
+/// dropped).
+fn judged_fates() -> Vec<String> {
+    use DropReason as D;
+    let delivered = format!("pass:{}", PassReason::EgressLocal.name());
+    let backbone = format!("tx:{}", TxReason::Backbone.name());
+    let [land, flags, tiny, bogon, rule] =
+        [D::Land, D::BadTcpFlags, D::TinyFragment, D::BogonSource, D::DosRule].map(D::name);
+    let forwarded = [land, flags, tiny, backbone.as_str(), bogon, rule];
+    let fates = [&[delivered.as_str(); 12][..], &forwarded[..], &forwarded[..]].concat();
+    fates.into_iter().map(String::from).collect()
+}
+
+/// Return traffic this server owns goes to its host before the sanity checks and the global
+/// DoS rules see it, as the XDP program hands it over (unread; the agreement with the
+/// program is held in `the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is`,
+/// which needs root); what another server or data centre owns meets them. Alike in the
+/// frame-at-a-time pipeline (`match --config`) and the batch one (`replay`, `run`). (Both
+/// used to drop a1's own as `land`, `bad_tcp_flags`, `tiny_fragment`, `bogon_source` and
+/// `dos_rule`, and pass the later fragment of a2's datagram whose first they dropped.)
+#[test]
+fn return_traffic_this_server_owns_meets_no_sanity_check_or_dos_rule() {
+    let frames = judged_frames();
+    let (batch, _, snap) = verdicts_of(&fleet_judging(), frames.clone());
+    let mut limits = transitd::pipeline::Limits::new(&snap);
+    let one_by_one: Vec<Verdict> =
+        frames.iter().enumerate().map(|(i, f)| verdict_with(&snap, &mut limits, f, 1_000 * i as u64)).collect();
+    assert_eq!(fates(&batch), judged_fates(), "replay");
+    assert_eq!(fates(&one_by_one), judged_fates(), "match --config");
 }
 
 /// A first fragment the pipeline drops for what the XDP program does not read before it

@@ -4,14 +4,18 @@
 //! twice as fast per key as one at a time).
 //!
 //! ```text
-//! 1 check    every frame: size, parse, IPv4 checksum; backbone GRE set aside
+//! 1 check    every frame: size, parse, IPv4 checksum; backbone GRE set aside, return
+//!            traffic (to an egress address) marked
 //! 2 global   sanity; the global DoS rules, one batched lookup
-//! 3 steer    soft unicast, GRE to us, or a customer (address lookups)
+//! 3 steer    GRE to us, or a customer (address lookups)
 //! 4 customer per customer, its frames together: its DoS rules and firewall, batched
-//! 5 act      frame by frame in arrival order: tokens, routes, TTL/MTU, encapsulation
+//! 5 act      frame by frame in arrival order: return traffic's owner (this server's goes to
+//!            its host, whatever phase 2 found), tokens, routes, TTL/MTU, encapsulation
 //! ```
 //!
-//! Phases 1-4 are pure lookups. Everything with state runs in phase 5, in arrival order,
+//! Phases 1-4 are pure lookups. Everything with state runs in phase 5, in arrival order
+//! (return traffic's owner too: a later fragment follows its first, so the owner of every
+//! fragment is looked up in the one phase, as the frame-at-a-time pipeline looks it up),
 //! through the same functions [`process_frame`](super::process_frame) uses: token buckets
 //! see the same packets in the same order, spilled fragments land in the same slots, and
 //! verdicts, outcomes and counters equal the frame-at-a-time pipeline's exactly (the
@@ -26,7 +30,7 @@ use super::ingress::{Decided, NO_DECISION};
 use super::parse::IpFrame;
 use super::{
     BATCH_SIZE, DropReason, Frame, Outcome, Path, Verdict, WorkerState, WouldLimit, check, dos, dropped_by_dos, finish,
-    from_backbone, is_backbone, path,
+    from_backbone, is_backbone, is_to_egress, path, steer_return_traffic,
 };
 use crate::snapshot::Snapshot;
 
@@ -54,6 +58,9 @@ pub(super) struct Lanes {
     key: [Key; BATCH_SIZE],
     ip: [IpFrame; BATCH_SIZE],
     rx_len: [usize; BATCH_SIZE],
+    /// Return traffic from the Internet: its owner is looked up in phase 5 (in arrival
+    /// order, with every fragment's), before its sanity and DoS outcome counts.
+    to_egress: [bool; BATCH_SIZE],
     global: [Decision; BATCH_SIZE],
     decided: [Decided; BATCH_SIZE],
     /// Scratch for one group's lookups.
@@ -67,6 +74,7 @@ impl Lanes {
             key: [Key::new(0); BATCH_SIZE],
             ip: [IpFrame::NONE; BATCH_SIZE],
             rx_len: [0; BATCH_SIZE],
+            to_egress: [false; BATCH_SIZE],
             global: [NO_DECISION; BATCH_SIZE],
             decided: [Decided::NONE; BATCH_SIZE],
             found: [NO_DECISION; BATCH_SIZE],
@@ -109,8 +117,12 @@ fn check_all(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
     let lanes = &mut *state.lanes;
     for (i, frame) in frames.iter().enumerate() {
         lanes.rx_len[i] = frame.len;
-        lanes.lane[i] = match check(snap, frame, &mut lanes.key[i], &mut lanes.ip[i]) {
-            Ok(()) if is_backbone(snap, &lanes.key[i], &lanes.ip[i]) => Lane::Backbone,
+        let checked = check(snap, frame, &mut lanes.key[i], &mut lanes.ip[i]);
+        let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
+        let backbone = checked.is_ok() && is_backbone(snap, key, ip);
+        lanes.to_egress[i] = checked.is_ok() && !backbone && is_to_egress(snap, key, ip);
+        lanes.lane[i] = match checked {
+            Ok(()) if backbone => Lane::Backbone,
             Ok(()) => Lane::Checked,
             Err(verdict) => {
                 state.outcomes[i] = Outcome::new(verdict);
@@ -121,7 +133,8 @@ fn check_all(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
 }
 
 /// Phase 2: sanity, then the global DoS rules' lookup for every frame still checked. A
-/// `drop` decision needs no tokens and is final here; `rate-limit` waits for phase 5.
+/// `drop` decision needs no tokens and is final here (but for return traffic this server
+/// owns, which phase 5 hands over); `rate-limit` waits for phase 5.
 fn global_stages(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
     let n = frames.len();
     let lanes = &mut *state.lanes;
@@ -162,11 +175,14 @@ fn global_stages(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState)
     }
 }
 
-/// Phase 3: where each frame goes, by its addresses.
+/// Phase 3: where each frame goes, by its addresses (return traffic: by its owner, in
+/// phase 5).
 fn steer_all(snap: &Snapshot, n: usize, state: &mut WorkerState) {
     let lanes = &mut *state.lanes;
     for i in 0..n {
-        if let Lane::Checked = lanes.lane[i] {
+        if let Lane::Checked = lanes.lane[i]
+            && !lanes.to_egress[i]
+        {
             lanes.lane[i] = Lane::On(path(snap, &lanes.key[i], &lanes.ip[i]));
         }
     }
@@ -223,8 +239,8 @@ fn customer_lookups(snap: &Snapshot, frames: &[Frame<'_>], lanes: &mut Lanes) {
     }
 }
 
-/// Phase 5: frame by frame, in arrival order, what has state: tokens, routes, rewrites,
-/// spills; then the counters.
+/// Phase 5: frame by frame, in arrival order, what has state: return traffic's owners,
+/// tokens, routes, rewrites, spills; then the counters.
 fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Frame<'_>], state: &mut WorkerState) {
     let WorkerState { stats, limits, spill, outcomes, lanes, .. } = state;
     let global_rules = !snap.dos.rules.rules().is_empty();
@@ -232,8 +248,20 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         let before = spill.len();
         // Written in place; a frame decided in an earlier phase has its outcome already.
         let outcome = &mut outcomes[i];
-        let lane = lanes.lane[i];
+        let mut lane = lanes.lane[i];
         spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
+        if lanes.to_egress[i] {
+            let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
+            match steer_return_traffic(&mut ctx, frame, &lanes.key[i], &lanes.ip[i]) {
+                // This server's: handed over, whatever sanity or a DoS rule said in phase 2.
+                Err(verdict) => {
+                    *outcome = Outcome::new(verdict);
+                    lane = Lane::Done;
+                }
+                Ok(path) if matches!(lane, Lane::Checked) => lane = Lane::On(path),
+                Ok(_) => {}
+            }
+        }
         if !matches!(lane, Lane::Done) {
             let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
             let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
@@ -246,7 +274,8 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
             } else {
                 let path = match lane {
                     Lane::On(path) => path,
-                    // Phase 3 steered every checked frame; were one missed, steer it now.
+                    // Phase 3 (return traffic: above) steered every checked frame; were one
+                    // missed, steer it now.
                     _ => path(snap, key, ip),
                 };
                 let global = if global_rules {

@@ -24,6 +24,11 @@
 //! [`PROBE_REPLY_VIA_DC`] in the low byte). The XDP program does the common cases itself
 //! (delivers what this server owns, decapsulating backbone GRE for it); what reaches here is
 //! forwarded, and counted.
+//!
+//! A packet from the Internet has its owner looked up ([`lookup_owner`]) before the sanity
+//! checks and the global DoS rules, as the XDP program's `egress_mine` decides before
+//! anything: what this server owns goes to its host unread (the host judges it), what
+//! another owns meets them before [`process`] sends it on.
 
 use classifier::{Dim, Key};
 use gre::Ipv4Packet;
@@ -46,14 +51,10 @@ use crate::snapshot::{Snapshot, SoftUnicast, TunnelId};
 const BACKBONE_TTL: u8 = 64;
 const GRE: u32 = gre::encap::IPPROTO_GRE as u32;
 
-/// True when this packet is soft-unicast's: backbone GRE to one of our backbone addresses,
-/// or anything to an egress address.
-pub(super) fn is_ours(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
-    if ip.is_ipv6 {
-        return false;
-    }
-    let dst = (key.dst_addr() >> 96) as u32;
-    su.owners.data_centre(dst).is_some() || is_backbone(su, key, ip)
+/// True for a packet to an egress address: return traffic (IPv4 only; not backbone GRE,
+/// which goes to a backbone address).
+pub(super) fn is_to_egress(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
+    !ip.is_ipv6 && su.owners.data_centre((key.dst_addr() >> 96) as u32).is_some()
 }
 
 /// Backbone GRE: IPv4 to one of our backbone addresses, whole, not under AH (the fleet
@@ -68,12 +69,21 @@ pub(super) fn is_backbone(su: &SoftUnicast, key: &Key, ip: &IpFrame) -> bool {
         && (dst == u32::from(su.backbone) || dst == u32::from(su.dc_backbone))
 }
 
-/// A packet soft-unicast owns (see [`is_ours`]).
-pub(super) fn process(ctx: &mut Ctx<'_>, su: &SoftUnicast, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
-    if is_backbone(su, key, ip) {
-        return from_backbone(ctx, su, frame, key, ip);
+/// A packet soft unicast sends on: backbone GRE ([`is_backbone`]; `owner` is `None`), or
+/// one from the Internet to an egress address whose `owner` ([`lookup_owner`]) is not this
+/// server.
+pub(super) fn process(
+    ctx: &mut Ctx<'_>,
+    su: &SoftUnicast,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    owner: Option<Owner>,
+) -> Verdict {
+    match owner {
+        Some(owner) => return_path(ctx, su, frame, key, ip, owner, 0),
+        None => from_backbone(ctx, su, frame, key, ip),
     }
-    return_path(ctx, su, frame, key, ip, 0)
 }
 
 /// Backbone GRE: from a server of the fleet, with our key; the inner packet goes on by its
@@ -129,7 +139,8 @@ fn from_backbone(
     if let Err(reason) = carry_ecn(frame, outer, &ip) {
         return Verdict::Drop(reason);
     }
-    let verdict = return_path(ctx, su, frame, &key, &ip, hop);
+    let owner = lookup_owner(ctx, su, frame, &key, &ip);
+    let verdict = return_path(ctx, su, frame, &key, &ip, owner, hop);
     if let Verdict::Pass(_) = verdict {
         strip_backbone(frame, outer.l3_start, ip.l3_start, ip.l3_len);
     }
@@ -148,16 +159,13 @@ fn strip_backbone(frame: &mut Frame<'_>, link_len: usize, inner: usize, inner_le
     frame.len = link_len + inner_len;
 }
 
-/// Sends a packet to an egress address to its owner; `hop` is how it came (0: from the
-/// Internet, 1: from another data centre, 2: from a server of this one).
-fn return_path(
-    ctx: &mut Ctx<'_>,
-    su: &SoftUnicast,
-    frame: &mut Frame<'_>,
-    key: &Key,
-    ip: &IpFrame,
-    hop: u8,
-) -> Verdict {
+/// Who owns the packet `ip` of `frame`, to an egress address, as the XDP program's
+/// `egress_mine` finds it: the owner of its port ([`steering_port`]); with no port, or one
+/// in no slice, the address's data centre as a whole. A later fragment's is its datagram's
+/// first fragment's, remembered here for it whoever owns it and whatever the stages after
+/// make of the first, as the program remembers it. Stateful: frames come here in arrival
+/// order.
+pub(super) fn lookup_owner(ctx: &mut Ctx<'_>, su: &SoftUnicast, frame: &Frame<'_>, key: &Key, ip: &IpFrame) -> Owner {
     let data = frame.buf.get(frame.start..frame.start + ip.l3_start + ip.l3_len).unwrap_or(&[]);
     let dst = (key.dst_addr() >> 96) as u32;
     let by_port = || match steering_port(data, key, ip) {
@@ -167,8 +175,7 @@ fn return_path(
             None => Owner::NotEgress,
         },
     };
-    // A fragment goes where its datagram's first fragment went.
-    let owner = match ip.fragment {
+    match ip.fragment {
         None => by_port(),
         Some(f) => {
             let datagram = fragments::datagram(data, key, ip);
@@ -180,11 +187,33 @@ fn return_path(
                 ctx.limits.fragments.owner(datagram, ctx.now).filter(|o| su.knows(*o)).unwrap_or_else(by_port)
             }
         }
-    };
+    }
+}
+
+/// True when `owner` is this server, or its data centre as a whole: the packet is for a
+/// socket in this server's host.
+pub(super) fn is_this_servers(su: &SoftUnicast, owner: Owner) -> bool {
+    match owner {
+        Owner::Server { server, .. } => server == su.this_server,
+        Owner::Unsliced { dc } => dc == su.this_dc,
+        Owner::NotEgress => false,
+    }
+}
+
+/// Sends a packet to an egress address to its `owner` ([`lookup_owner`]); `hop` is how it
+/// came (0: from the Internet, 1: from another data centre, 2: from a server of this one).
+fn return_path(
+    ctx: &mut Ctx<'_>,
+    su: &SoftUnicast,
+    frame: &mut Frame<'_>,
+    key: &Key,
+    ip: &IpFrame,
+    owner: Owner,
+    hop: u8,
+) -> Verdict {
     let (target, next_hop) = match owner {
         Owner::NotEgress => return Verdict::Drop(DropReason::BackboneNotEgress),
-        Owner::Server { server, .. } if server == su.this_server => return Verdict::Pass(PassReason::EgressLocal),
-        Owner::Unsliced { dc } if dc == su.this_dc => return Verdict::Pass(PassReason::EgressLocal),
+        _ if is_this_servers(su, owner) => return Verdict::Pass(PassReason::EgressLocal),
         // Another server of this data centre: one server hop, unless this is that hop.
         Owner::Server { dc, server } if dc == su.this_dc => {
             if hop >= 2 {

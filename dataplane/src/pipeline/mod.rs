@@ -9,6 +9,11 @@
 //!                                                                                          └─► ICMP errors, fragments
 //! ```
 //!
+//! Soft unicast's backbone GRE, and return traffic (to an egress address) that this server
+//! owns, leave after the check, before sanity and DoS, as the XDP program hands the latter
+//! to the host unread ([`egress`]); return traffic another server owns meets them, then goes
+//! over the backbone.
+//!
 //! Every way out is a [`Verdict`] with its reason: transmitted (and as what), passed to the
 //! kernel, dropped, or consumed here (a health-probe reply). Nothing here allocates, locks,
 //! reads a clock or does I/O; frames the stages originate beyond the one they were handed
@@ -42,6 +47,7 @@ use std::net::Ipv4Addr;
 use classifier::{BucketKey, BucketSpec, Dim, Key, RateLimiter};
 use gre::EthernetAddrs;
 use gre::reassembly::Reassembler;
+use portslice::Owner;
 
 use self::flows::{Authenticated, FlowEvent, FlowTable};
 use self::forward::Ctx;
@@ -486,6 +492,15 @@ pub fn process_frame(
     if is_backbone(snap, &key, &ip) {
         return from_backbone(&mut ctx, frame, &key, &ip);
     }
+    // Return traffic's owner first, as the XDP program finds it: this server's goes to its
+    // host, unread by the sanity checks and DoS rules that another's meets.
+    let mut steered = None;
+    if is_to_egress(snap, &key, &ip) {
+        match steer_return_traffic(&mut ctx, frame, &key, &ip) {
+            Ok(path) => steered = Some(path),
+            Err(verdict) => return Outcome::new(verdict),
+        }
+    }
     if let Some(reason) = dos::sanity(&snap.dos.sanity, &key, &ip) {
         return Outcome::new(Verdict::Drop(reason));
     }
@@ -493,7 +508,7 @@ pub fn process_frame(
     if global.drop.is_some() {
         return dropped_by_dos(global);
     }
-    let path = path(snap, &key, &ip);
+    let path = steered.unwrap_or_else(|| path(snap, &key, &ip));
     let decided = match path {
         Path::Customer(c) => ingress::decide(&snap.customers[usize::from(c)], &key, frame.data()),
         _ => Decided::NONE,
@@ -543,17 +558,38 @@ fn is_backbone(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
     snap.soft_unicast.as_ref().is_some_and(|su| egress::is_backbone(su, key, ip))
 }
 
-/// Soft-unicast's part of a frame (backbone GRE, or traffic to an egress address), with
-/// RFC 1812 §5.3.4 on its verdict: return traffic this server delivers goes to its host
-/// whatever the link address (as the XDP program passes it), while what would be
-/// forwarded to another server is dropped when it came as a link broadcast, with any
-/// fragments of it already spilled.
-fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Verdict {
+/// True for a packet to a soft-unicast egress address: return traffic.
+fn is_to_egress(snap: &Snapshot, key: &Key, ip: &IpFrame) -> bool {
+    snap.soft_unicast.as_ref().is_some_and(|su| egress::is_to_egress(su, key, ip))
+}
+
+/// Return traffic from the Internet ([`is_to_egress`]) before the global stages: its owner,
+/// looked up as the XDP program's `egress_mine` looks it up, in arrival order (a later
+/// fragment follows its first). What this server owns goes to its host unread, as the
+/// program hands it over: `Err` with that verdict, which no sanity check or DoS rule
+/// changes. Another's meets them, then goes on by the path returned.
+fn steer_return_traffic(ctx: &mut Ctx<'_>, frame: &Frame<'_>, key: &Key, ip: &IpFrame) -> Result<Path, Verdict> {
     let snap = ctx.snap;
-    // Only frames `is_backbone` or `egress::is_ours` chose come here, and they need it.
+    // Only frames `is_to_egress` chose come here, and they need it.
+    let Some(su) = &snap.soft_unicast else { return Ok(Path::NoCustomer) };
+    let owner = egress::lookup_owner(ctx, su, frame, key, ip);
+    if egress::is_this_servers(su, owner) {
+        return Err(Verdict::Pass(PassReason::EgressLocal));
+    }
+    Ok(Path::SoftUnicast(owner))
+}
+
+/// Soft-unicast's part of a frame (backbone GRE, `owner` `None`; or return traffic another
+/// server or data centre owns, [`steer_return_traffic`]), with RFC 1812 §5.3.4 on its
+/// verdict: return traffic this server delivers goes to its host whatever the link address
+/// (as the XDP program passes it), while what would be forwarded to another server is
+/// dropped when it came as a link broadcast, with any fragments of it already spilled.
+fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame, owner: Option<Owner>) -> Verdict {
+    let snap = ctx.snap;
+    // Only frames `is_backbone` or `steer_return_traffic` chose come here, and they need it.
     let Some(su) = &snap.soft_unicast else { return Verdict::Pass(PassReason::NoCustomer) };
     let (spill_before, spilled_before) = (ctx.spill.len(), ctx.spilled);
-    match egress::process(ctx, su, frame, key, ip) {
+    match egress::process(ctx, su, frame, key, ip, owner) {
         Verdict::Tx { .. } if sent_to_a_link_group(key) => {
             ctx.spill.truncate(spill_before);
             ctx.spilled = spilled_before;
@@ -566,7 +602,7 @@ fn soft_unicast(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFram
 /// What the fleet sent over the backbone: its outcome, with the later fragments it spilled
 /// (an inner packet too big for the next hop), which are counted sent by this count alone.
 fn from_backbone(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, key: &Key, ip: &IpFrame) -> Outcome {
-    let verdict = soft_unicast(ctx, frame, key, ip);
+    let verdict = soft_unicast(ctx, frame, key, ip, None);
     Outcome { spilled: ctx.spilled, ..Outcome::new(verdict) }
 }
 
@@ -580,11 +616,13 @@ fn dropped_by_dos(global: dos::DosOutcome) -> Outcome {
     }
 }
 
-/// Where a frame past the global stages goes: chosen by addresses alone.
+/// Where a frame past the global stages goes: chosen by addresses alone (return traffic by
+/// its owner, [`steer_return_traffic`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Path {
-    /// To an egress address of soft unicast (or backbone GRE).
-    SoftUnicast,
+    /// To an egress address of soft unicast, owned by `Owner`: another server or data centre
+    /// (this server's went to its host before the global stages, [`steer_return_traffic`]).
+    SoftUnicast(Owner),
     /// GRE from a customer's router to the anycast address.
     Decap,
     /// To no customer's prefix.
@@ -615,11 +653,11 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     let path = path_by_address(snap, key, ip);
     // RFC 1812 §5.3.4: a router forwards no packet it received as a link-layer broadcast
     // (multicast routing aside, which transitd does not do) and discards a unicast one
-    // received so. Traffic for no customer is the host's to judge; soft unicast's is judged
-    // on its outcome ([`soft_unicast`]), since part of it is the host's too; a Packet Too
-    // Big once its quote says it is ours ([`pmtu::process`]), since otherwise it is the
-    // host's.
-    if !matches!(path, Path::NoCustomer | Path::SoftUnicast | Path::UnderlayTooBig) && sent_to_a_link_group(key) {
+    // received so. Traffic for no customer is the host's to judge; soft unicast's (steered
+    // before, not here) is judged on its outcome ([`soft_unicast`]), since part of it is the
+    // host's too; a Packet Too Big once its quote says it is ours ([`pmtu::process`]), since
+    // otherwise it is the host's.
+    if !matches!(path, Path::NoCustomer | Path::UnderlayTooBig) && sent_to_a_link_group(key) {
         return Path::LinkBroadcast;
     }
     path
@@ -633,11 +671,9 @@ fn sent_to_a_link_group(key: &Key) -> bool {
     dst_hi != classifier::ABSENT && dst_hi & 0x0100 != 0
 }
 
-/// Steers a frame by its IP addresses.
+/// Steers a frame by its IP addresses (not return traffic to an egress address, which
+/// [`steer_return_traffic`] steers).
 fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
-    if snap.soft_unicast.as_ref().is_some_and(|su| egress::is_ours(su, key, ip)) {
-        return Path::SoftUnicast;
-    }
     if decap::is_gre_to_us(snap, key, ip) {
         return Path::Decap;
     }
@@ -693,7 +729,7 @@ fn finish(
         ..Outcome::new(Verdict::Drop(DropReason::Firewall))
     };
     match path {
-        Path::SoftUnicast => outcome.verdict = soft_unicast(ctx, frame, key, ip),
+        Path::SoftUnicast(owner) => outcome.verdict = soft_unicast(ctx, frame, key, ip, Some(owner)),
         Path::Decap => decap::process(ctx, frame, key, ip, outcome),
         Path::NoCustomer => {
             outcome.verdict = by_fate(ctx.snap.unmatched, PassReason::NoCustomer, DropReason::NoCustomer);

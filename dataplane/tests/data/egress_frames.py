@@ -52,3 +52,23 @@ frames = []
 for _ in range(NFRAMES):
     f = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/(backbone() if random.random() < 0.3 else ip_packet())
     frames.append(f)
+# Frames that the test's [dos.sanity] (land, tcp_flags, fragments; bogons by its own list,
+# 100.64.0.0/10) or its [[dos.rule]] (UDP from port 11211) drops where it applies, to ports a1
+# owns (1500, in its slice; 80, reserved: its data centre's) and to others' (4000, a2's; data
+# centre b's address): a land packet, SYN+FIN, a tiny first fragment (8 bytes of TCP) and a
+# later fragment of its datagram, a bogon source, memcached's port. Not random; the test
+# runs them as they are, after the others (NFRAMES = 0 makes only these).
+def judged_frames():
+    out = []
+    for n, (dst, dport) in enumerate([(EGRESS[0], 1500), (EGRESS[0], 80), (EGRESS[0], 4000), (EGRESS[1], 1500)]):
+        src = '192.0.2.77'
+        tcp_start = (443).to_bytes(2, 'big') + dport.to_bytes(2, 'big') + bytes(4)
+        for ip in [IP(src=dst, dst=dst)/UDP(sport=53, dport=dport),
+                   IP(src=src, dst=dst)/TCP(sport=443, dport=dport, flags='SF'),
+                   IP(src=src, dst=dst, id=9000 + n, flags='MF', proto=6)/Raw(tcp_start),
+                   IP(src=src, dst=dst, id=9000 + n, frag=3, proto=6)/Raw(bytes(16)),
+                   IP(src='100.64.0.1', dst=dst)/UDP(sport=53, dport=dport),
+                   IP(src=src, dst=dst)/UDP(sport=11211, dport=dport)/Raw(b'stats')]:
+            out.append(Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/ip)
+    return out
+judged = judged_frames()
