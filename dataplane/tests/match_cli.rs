@@ -650,6 +650,51 @@ open(out, 'wb').write(data)
     let _ = std::fs::remove_file(file);
 }
 
+/// The rest of what tshark's null dissector reads in a BSD loopback (link type 0) header: an
+/// EtherType (a value above 1500) in either byte order, a VLAN tag's among them; IRIX's
+/// family in the header's first two bytes, either byte order; PPP's address, control and
+/// protocol fields (`ff 03`, the protocol in one byte or two). transitd read no IP behind
+/// any of them. And OpenBSD's loopback (link type 108, the family in network byte order
+/// only), whose frames transitd read as of a link type it does not know: `ip` selected none.
+#[test]
+fn loopback_headers_are_read_as_tshark_reads_them() {
+    let dir = std::env::temp_dir().join(format!("transitd-loopback-headers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let null = "[struct.pack('<I', 0x0800) + v4, struct.pack('>I', 0x0800) + v4, struct.pack('<I', 0x86dd) + v6,
+    struct.pack('>I', 0x86dd) + v6, struct.pack('>I', 0x8100) + struct.pack('>HH', 7, 0x0800) + v4,
+    struct.pack('<I', 2 << 16) + v4, struct.pack('>I', 2 << 16) + v4, struct.pack('<I', 1500) + v4,
+    bytes.fromhex('ff030021') + v4, bytes.fromhex('ff0321') + v4, bytes.fromhex('ff030800') + v4,
+    bytes.fromhex('ff030057') + v6, bytes.fromhex('ff0357') + v6, bytes.fromhex('ff0386dd') + v6,
+    bytes.fromhex('ff038100') + v4, struct.pack('<I', 2) + v4, struct.pack('<I', 10) + v6]";
+    let openbsd = "[struct.pack('>I', 2) + v4, struct.pack('>I', 24) + v6, struct.pack('>I', 28) + v6,
+    struct.pack('>I', 30) + v6, struct.pack('<I', 2) + v4, struct.pack('>I', 0x0800) + v4,
+    struct.pack('>I', 10) + v6, bytes.fromhex('ff030021') + v4]";
+    for (link_type, frames, ip_frames) in [(0, null, 14), (108, openbsd, 4)] {
+        let file = dir.join(format!("{link_type}.pcap"));
+        python_capture(
+            &file,
+            &format!(
+                "v4 = bytes(IP(src='198.51.100.1', dst='203.0.113.9')/UDP(dport=53)/Raw(b'x' * 9))
+v6 = bytes(IPv6(src='2001:db8::1', dst='2001:db8::2')/UDP(dport=53)/Raw(b'x' * 9))
+data = struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, {link_type})
+for i, f in enumerate({frames}):
+    data += struct.pack('<IIII', 1700000000, i, len(f), len(f)) + f
+open(out, 'wb').write(data)
+"
+            ),
+        );
+        let f = file.to_str().unwrap();
+        for expr in ["ip", "ipv6", "udp.dstport == 53", "vlan.id == 7", "frame.len > 40"] {
+            let want = tshark(&file, &["-Y", expr, "-T", "fields", "-e", "frame.number"]);
+            let out = transitd(&["match", "-r", f, "-Y", expr]);
+            assert_eq!((out.status.code(), stdout(&out)), (Some(0), want), "link type {link_type}: `{expr}`");
+        }
+        let count = stdout(&transitd(&["match", "-r", f, "-Y", "ip or ipv6", "--count"]));
+        assert_eq!(count, format!("{ip_frames}\n"), "link type {link_type}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// In the data plane (`match --config`, `replay`) the packets of a raw-IP, Linux cooked or
 /// BSD loopback capture arrive behind the Ethernet header replay writes for them, and
 /// `frame.len` is that Ethernet frame's length on the wire (docs/rules.md, Differences 8), as

@@ -530,6 +530,55 @@ fn ip_ethertype(first: Option<&u8>) -> u16 {
     }
 }
 
+/// The link header's length in a loopback capture's frame (link type 0, BSD's, or 108,
+/// OpenBSD's), and the EtherType of what follows, as tshark 4.0's null dissector reads the
+/// frame's first bytes (`header`, at most 4). Link type 0 holds, in the capturing host's byte
+/// order, an address family: AF_INET (2) is IPv4 and the BSDs' AF_INET6 (24, 28, 30) IPv6;
+/// any other (OSI, IPX, Linux's AF_INET6 10) carries no IP to tshark, and here it is no IP
+/// EtherType. Or, as tshark also reads it: IRIX's family in the first two bytes, an EtherType
+/// (a value above 1500, which some writers put there), or after `ff 03` a PPP frame's
+/// address, control and protocol fields. Link type 108 holds the family in network byte
+/// order, nothing else.
+fn loopback(link_type: u32, header: &[u8]) -> (usize, Option<u16>) {
+    let family = |af: u32| match af {
+        2 => 0x0800,
+        24 | 28 | 30 => 0x86dd,
+        _ => 0,
+    };
+    if link_type == 0 && header.starts_with(&[0xff, 0x03]) {
+        // PPP in HDLC-like framing; an odd first protocol byte is a compressed protocol field.
+        let (len, protocol) = match header[2..] {
+            [p, ..] if p & 1 == 1 => (3, u16::from(p)),
+            [p, q] => (4, u16::from_be_bytes([p, q])),
+            _ => return (header.len(), Some(0)),
+        };
+        let ethertype = match protocol {
+            0x0021 | 0x0800 => 0x0800,
+            0x0057 | 0x86dd => 0x86dd,
+            _ => 0,
+        };
+        return (len, Some(ethertype));
+    }
+    let Ok(&bytes) = <&[u8; 4]>::try_from(header) else { return (header.len(), Some(0)) };
+    if link_type != 0 {
+        return (4, Some(family(u32::from_be_bytes(bytes))));
+    }
+    // Read in the byte order of the host tshark runs on (little-endian here), then turned
+    // as Wireshark's packet-null.c turns it.
+    let mut value = u32::from_le_bytes(bytes);
+    if value & 0xffff_0000 != 0 {
+        // IRIX's family in the first two bytes; otherwise the other byte order.
+        let irix = value & 0xff00_0000 == 0 && value & 0x00ff_0000 < 0x0006_0000;
+        value = if irix { value >> 16 } else { value.swap_bytes() };
+    } else if value & 0xff == 0 && value & 0xff00 < 0x0600 {
+        // IRIX's family in the first two bytes, in the other byte order.
+        value = u32::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+    }
+    // Above 802.3's largest length, an EtherType (tshark keeps its low 16 bits).
+    let ethertype = if value > 1500 { (value & 0xffff) as u16 } else { family(value) };
+    (4, Some(ethertype))
+}
+
 /// Writes the frame of `data` (link type `link_type`) as Ethernet at the front of `out`.
 fn frame(link_type: u32, data: &[u8], wire_len: u32, ns: u64, out: &mut [u8]) -> Record {
     let n = copy_prefix(data, out);
@@ -544,22 +593,7 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
         12 | 14 | 101 => (0, Some(ip_ethertype(out.first().filter(|_| n > 0)))),
         228 => (0, Some(0x0800)),
         229 => (0, Some(0x86dd)),
-        0 => {
-            // BSD loopback: a 4-byte address family in the capturing host's byte order.
-            // AF_INET (2) is IPv4 and the BSDs' AF_INET6 (24, 28, 30) IPv6; to tshark any
-            // other (OSI, IPX, Linux's AF_INET6 10) carries no IP, and here it is no IP
-            // EtherType.
-            let family = out.get(..4).filter(|_| n >= 4).map(|b| [b[0], b[1], b[2], b[3]]);
-            let is = |af: u32| family.is_some_and(|f| u32::from_le_bytes(f) == af || u32::from_be_bytes(f) == af);
-            let ethertype = if is(2) {
-                0x0800
-            } else if [24, 28, 30].into_iter().any(is) {
-                0x86dd
-            } else {
-                0
-            };
-            (4.min(n), Some(ethertype))
-        }
+        0 | 108 => loopback(link_type, out.get(..n.min(4)).unwrap_or_default()),
         113 => (16.min(n), Some(out.get(14..16).filter(|_| n >= 16).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
         276 => (20.min(n), Some(out.get(0..2).filter(|_| n >= 20).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
         other => return Record::Unsupported { link_type: other, wire_len },
