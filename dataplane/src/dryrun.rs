@@ -37,20 +37,32 @@ pub enum MatchError {
     Capture(#[from] CaptureError),
 }
 
+/// What [`match_filter`] read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FramesRead {
+    /// Frames read, as tshark numbers them.
+    pub frames: u64,
+    /// Frames of a link type transitd does not read, by link type: numbered, never
+    /// selected (only a test of `frame` itself could select them), so that a filter over a
+    /// capture of such frames would select nothing without a word.
+    pub unread: BTreeMap<u32, u64>,
+}
+
 /// Reads `path` and calls `selected` with the 1-based number of every frame `expr` selects,
 /// reading at most `limit` frames; `membership` answers the lists `expr` names (the
-/// registry it was parsed with). Returns the number of frames read.
+/// registry it was parsed with).
 pub fn match_filter(
     path: &Path,
     expr: &Expr,
     membership: &Membership,
     limit: Option<u64>,
     mut selected: impl FnMut(u64),
-) -> Result<u64, MatchError> {
+) -> Result<FramesRead, MatchError> {
     let table = RuleTable::build([expr]).map_err(|e| MatchError::Expression(e.error.to_string()))?;
     let mut reader = CaptureReader::open(path)?;
     let mut buf = vec![0u8; MAX_RECORD];
     let mut n = 0u64;
+    let mut unread = BTreeMap::new();
     while limit.is_none_or(|l| n < l) {
         let (key, len) = match reader.next_into(&mut buf)? {
             None => break,
@@ -67,14 +79,18 @@ pub fn match_filter(
             }
             // A frame of a link type transitd does not read, or a pcapng block that holds no
             // packet, still has tshark's number and length.
-            Some(Record::Unsupported { wire_len: len, .. } | Record::NotAPacket { len }) => (Key::new(len), 0),
+            Some(Record::Unsupported { wire_len: len, link_type }) => {
+                *unread.entry(link_type).or_default() += 1;
+                (Key::new(len), 0)
+            }
+            Some(Record::NotAPacket { len }) => (Key::new(len), 0),
         };
         n += 1;
         if table.first_match(&key, &buf[..len]).is_some() {
             selected(n);
         }
     }
-    Ok(n)
+    Ok(FramesRead { frames: n, unread })
 }
 
 /// One frame's fate in a dry run.

@@ -506,6 +506,14 @@ fn match_command(
         if count && r.is_ok() {
             written = writeln!(stdout, "{selected}");
         }
+        // Said after the output, on stderr: a filter of IP fields over such frames selects
+        // none of them, and that must not pass for "nothing matched".
+        for (link_type, n) in r.as_ref().map(|r| &r.unread).into_iter().flatten() {
+            log_line!(
+                "transitd: {} of link type {link_type} not read (numbered; of its fields only frame.len is known)",
+                transitd::report::counted(*n as usize, "frame")
+            );
+        }
         r.map(|_| ())
     } else if let Some(config) = config {
         let snap = match load(config) {

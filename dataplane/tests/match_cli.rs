@@ -736,3 +736,28 @@ open(out, 'wb').write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, {li
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Frames of a link type transitd does not read (PPP, 9) are numbered as tshark numbers
+/// them, and a filter of their IP fields selects none of them, where tshark selects them:
+/// said on stderr, so that "nothing selected" is not taken for "nothing matched".
+#[test]
+fn frames_of_a_link_type_not_read_are_said_not_read() {
+    let file = std::env::temp_dir().join(format!("transitd-ppp-{}.pcap", std::process::id()));
+    python_capture(
+        &file,
+        "p = bytes.fromhex('0021') + bytes(IP(src='198.51.100.1', dst='203.0.113.9')/UDP(dport=53))
+open(out, 'wb').write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 9)
+    + b''.join(struct.pack('<IIII', 1700000000, i, len(p), len(p)) + p for i in range(2)))
+",
+    );
+    // tshark reads PPP: both frames are UDP to it.
+    assert_eq!(tshark(&file, &["-Y", "udp.dstport == 53", "-T", "fields", "-e", "frame.number"]), "1\n2\n");
+    let f = file.to_str().unwrap();
+    let out = transitd(&["match", "-r", f, "-Y", "udp.dstport == 53"]);
+    assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("2 frames of link type 9 not read"), "{said}");
+    // Their numbers and lengths are tshark's.
+    assert_eq!(stdout(&transitd(&["match", "-r", f, "-Y", "frame.len == 30"])), "1\n2\n");
+    let _ = std::fs::remove_file(&file);
+}
