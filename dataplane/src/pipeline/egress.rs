@@ -256,7 +256,7 @@ fn to_server(
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
     let (tunnel, room) = backbone_to(ctx, su, target, hop);
     if ip.l3_len > room {
-        return too_big(ctx, Way::Backbone(&tunnel), frame, ip, key, room);
+        return too_big(ctx, Way::Backbone(&tunnel), frame, ip, key, room, None);
     }
     encap_backbone(frame, ip, &tunnel, eth, reason)
 }

@@ -168,9 +168,9 @@ fn flow_ports(key: &Key, ip: &IpFrame) -> u64 {
     if ip.fragment.is_some() { 0 } else { ports_of(key) }
 }
 
-/// Sends the packet into `tunnel`: TTL check, MSS clamp and MTU check (ICMP error or
-/// fragments; the clamp before fragments, not before an error: [`is_fragmented_here`]), TTL
-/// decrement, encapsulation.
+/// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments, the MSS
+/// clamped once they are sure to go: [`fragment_into`]), MSS clamp, TTL decrement,
+/// encapsulation.
 pub(super) fn into_tunnel(
     ctx: &mut Ctx<'_>,
     tunnel: &Tunnel,
@@ -184,14 +184,13 @@ pub(super) fn into_tunnel(
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
     // Out of one customer's tunnel into another's: the segment crosses both.
-    let from = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
+    let snap = ctx.snap;
+    let from = ctx.from.and_then(|t| snap.tunnels.get(usize::from(t)));
     let mtu = room(ctx, tunnel, ip.is_ipv6);
-    if ip.l3_len <= mtu || is_fragmented_here(ctx, frame, ip) {
-        clamp_mss(ctx, frame, ip, key, tunnel, from);
-    }
     if ip.l3_len > mtu {
-        return too_big(ctx, Way::Tunnel(tunnel), frame, ip, key, mtu);
+        return too_big(ctx, Way::Tunnel(tunnel), frame, ip, key, mtu, Some((tunnel, from)));
     }
+    clamp_mss(ctx, frame, ip, key, tunnel, from);
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     ctx.label = flow_label(tunnel, key, ip);
     encap(ctx, tunnel, frame.buf, l3, ip.l3_len, ip.is_ipv6, TxReason::Encapsulated)
@@ -213,18 +212,15 @@ pub(super) fn to_next_hop(
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
     // Larger than the link sends: a datagram reassembled from fragments that each fit it.
-    let too_long = ctx.limits.link_mtu.filter(|&mtu| ip.l3_len > mtu);
-    if too_long.is_none() || is_fragmented_here(ctx, frame, ip) {
-        clamp_mss(ctx, frame, ip, key, from, None);
-    }
-    if let Some(mtu) = too_long {
+    if let Some(mtu) = ctx.limits.link_mtu.filter(|&mtu| ip.l3_len > mtu) {
         if reason == TxReason::Keepalive {
             // Its source is our end of the tunnel: no error may go to it, and no router
             // sends a keepalive that large.
             return Verdict::Drop(DropReason::MtuExceeded);
         }
-        return too_big(ctx, Way::Link(reason), frame, ip, key, mtu);
+        return too_big(ctx, Way::Link(reason), frame, ip, key, mtu, Some((from, None)));
     }
+    clamp_mss(ctx, frame, ip, key, from, None);
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
 }
@@ -250,16 +246,6 @@ fn decrement_ttl(buf: &mut [u8], l3: usize, is_ipv6: bool) {
 #[inline]
 pub(super) fn room(ctx: &Ctx<'_>, tunnel: &Tunnel, is_ipv6: bool) -> usize {
     tunnel_mtu(ctx.snap, tunnel, is_ipv6, ctx.now, ctx.limits.link_mtu) as usize
-}
-
-/// Whether a packet too big for its way out goes on in fragments ([`too_big`]): IPv4 without
-/// DF, where `fragment_ipv4` allows. The MSS clamp comes before them, the first fragment
-/// carrying the MSS, which must fit the tunnel as any SYN's does; not before an ICMP error or
-/// a drop, since the error quotes the datagram as it was received (RFC 1812 §4.3.2.3: the
-/// user data it returns identical to what was received) and a drop capture shows it so. The
-/// clamp changes no length, so the size is known before it.
-fn is_fragmented_here(ctx: &Ctx<'_>, frame: &Frame<'_>, ip: &IpFrame) -> bool {
-    ctx.snap.fragment_ipv4 && is_fragmentable(frame.buf, frame.start + ip.l3_start, ip.is_ipv6)
 }
 
 /// IPv4 without DF: a router may cut it into fragments (RFC 791).
@@ -420,7 +406,8 @@ impl Way<'_> {
 /// A packet larger than the `mtu` bytes `out` carries, as a tunnel's entry point answers one
 /// (RFC 4459 §3, RFC 2003 §5.1): with DF (or IPv6), an ICMP error naming `mtu` to its sender,
 /// whose path MTU discovery then sends smaller packets; without, fragments (where `[server]
-/// fragment_ipv4` allows). What can be neither is dropped as `out`'s too-big reason.
+/// fragment_ipv4` allows), a SYN's MSS clamped to `clamp` ([`fragment_into`]). What can be
+/// neither is dropped as `out`'s too-big reason.
 pub(super) fn too_big(
     ctx: &mut Ctx<'_>,
     out: Way<'_>,
@@ -428,6 +415,7 @@ pub(super) fn too_big(
     ip: &IpFrame,
     key: &Key,
     mtu: usize,
+    clamp: Option<(&Tunnel, Option<&Tunnel>)>,
 ) -> Verdict {
     if !is_fragmentable(frame.buf, frame.start + ip.l3_start, ip.is_ipv6) {
         return icmp_error(ctx, frame, ip, key, IcmpKind::TooBig(mtu as u32)).unwrap_or(Verdict::Drop(out.too_big()));
@@ -438,12 +426,24 @@ pub(super) fn too_big(
     if let Way::Tunnel(tunnel) = out {
         ctx.label = flow_label(tunnel, key, ip);
     }
-    fragment_into(ctx, out, frame, ip, mtu)
+    fragment_into(ctx, out, frame, ip, key, mtu, clamp)
 }
 
 /// Fragments an IPv4 datagram without DF to `mtu` bytes (RFC 791) into `out`: the later
-/// fragments into the spill, each encapsulated, the first in place.
-fn fragment_into(ctx: &mut Ctx<'_>, out: Way<'_>, frame: &mut Frame<'_>, ip: &IpFrame, mtu: usize) -> Verdict {
+/// fragments into the spill, each encapsulated, the first in place. A SYN's MSS is clamped to
+/// `clamp` (the tunnel it goes into or comes out of, and the one it came out of into it) once
+/// the fragments are sure to go, not before: a datagram dropped whole here (no next hop, no
+/// room in the spill) is left as it came, as one answered by an error is (RFC 1812 §4.3.2.3),
+/// and a drop capture shows it so. The clamp changes no length, so the plan holds after it.
+fn fragment_into(
+    ctx: &mut Ctx<'_>,
+    out: Way<'_>,
+    frame: &mut Frame<'_>,
+    ip: &IpFrame,
+    key: &Key,
+    mtu: usize,
+    clamp: Option<(&Tunnel, Option<&Tunnel>)>,
+) -> Verdict {
     let Some(eth) = ctx.eth else { return Verdict::Drop(DropReason::NextHopUnresolved) };
     let (reason, tunnel) = match out {
         Way::Tunnel(t) => (TxReason::Fragment, Some(t.id)),
@@ -455,6 +455,9 @@ fn fragment_into(ctx: &mut Ctx<'_>, out: Way<'_>, frame: &mut Frame<'_>, ip: &Ip
     let Ok(plan) = Plan::new(packet, mtu) else { return Verdict::Drop(out.too_big()) };
     if ctx.spill.room() < plan.count() - 1 {
         return Verdict::Drop(DropReason::FragmentsOverflow);
+    }
+    if let Some((clamp_to, also)) = clamp {
+        clamp_mss(ctx, frame, ip, key, clamp_to, also);
     }
     if let Way::Tunnel(_) | Way::Link(_) = out {
         decrement_ttl(frame.buf, l3, false);

@@ -165,6 +165,49 @@ fn a_syn_too_big_is_quoted_and_captured_with_its_mss_as_received() {
     let _ = (std::fs::remove_file(file), std::fs::remove_file(out), std::fs::remove_dir_all(dir));
 }
 
+/// A SYN that would go in fragments but is dropped whole before they are made (the spill
+/// full: `fragments_overflow`) is captured as it came, MSS and all, as one answered by an
+/// error is: the clamp comes once the fragments are sure to go. Thirty SYNs of 8,944 bytes
+/// without DF into acme's tunnel (1476) make seven fragments each, six of them spilled: the
+/// spill's 128 slots take 21 datagrams, and the other 9 are dropped. tshark reads the MSS in
+/// the drop capture (8960, as received; it held 1436) and in the 21 sent, whole again (1436).
+#[test]
+fn a_syn_dropped_before_its_fragments_go_is_captured_with_its_mss_as_received() {
+    let (config, _) = tunnel_edge();
+    let config = config.replacen("[server]\n", "[server]\nframe_size = 9216\n", 1);
+    let dir = std::env::temp_dir().join(format!("transitd-syn-overflow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cfg, file) = (dir.join("config.toml"), dir.join("in.pcap"));
+    let (out, drops) = (dir.join("out.pcap"), dir.join("drops.pcapng"));
+    std::fs::write(&cfg, &config).unwrap();
+    scapy_pcap(
+        &file,
+        "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10', id=i + 1)/\
+         TCP(sport=40000 + i, dport=80, flags='S', options=[('MSS', 8960)])/Raw(b'f' * 8900) for i in range(30)]",
+    );
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--in")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .arg("--capture-drops")
+        .arg(&drops)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.options.mss_val"]);
+    let captured: Vec<&str> = captured.lines().collect();
+    assert_eq!(captured.len(), 9, "{captured:#?}");
+    let as_received = |l: &&str| l.starts_with("drop: fragments_overflow;") && l.ends_with("\t8960");
+    assert!(captured.iter().all(as_received), "{captured:#?}");
+    let mss = ["-o", "ip.defragment:TRUE", "-Y", "tcp", "-T", "fields", "-e", "tcp.options.mss_val"];
+    let sent = tshark_checked(&out, &mss);
+    assert_eq!(sent, "1436\n".repeat(21), "the datagrams that went, clamped");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram
 /// fragmented to fit it too (they were counted in the totals only). Health probes are
 /// counted the same way, by the tunnel each spilled frame carries, but replay sends none:
