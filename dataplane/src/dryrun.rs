@@ -66,13 +66,18 @@ pub fn match_filter(
     while limit.is_none_or(|l| n < l) {
         let (key, len) = match reader.next_into(&mut buf)? {
             None => break,
-            Some(Record::Frame { len, wire_len, ethernet, .. }) => {
-                let mut key = parse_frame(&buf[..len], wire_len).0;
+            Some(Record::Frame { len, wire_len, uncaptured_len, ethernet, .. }) => {
+                // The parser measures what is on the wire from the frame it reads, whose
+                // Ethernet header may be made up: the length of that frame, not the capture's.
+                let on_the_wire = data_plane_wire_len(len, wire_len, uncaptured_len, ethernet);
+                let mut key = parse_frame(&buf[..len], on_the_wire).0;
                 if !ethernet {
-                    // tshark shows no `eth` where the capture has none, and its `frame`
-                    // starts where the capture's bytes do (behind the made-up header).
+                    // tshark shows no `eth` where the capture has none, its `frame` starts
+                    // where the capture's bytes do (behind the made-up header), and its
+                    // `frame.len` is the capture's (held below ABSENT, as `Key::new` holds it).
                     key.clear_ethernet();
                     key.set(classifier::Dim::FrameAt, crate::io::capture::ETH as u32);
+                    key.set(classifier::Dim::FrameLen, wire_len.min(classifier::ABSENT - 1));
                 }
                 membership.fill(&mut key);
                 (key, len)
@@ -246,13 +251,15 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         let Some(record) = reader.next_into(&mut buf[HEADROOM..])? else { break };
         n += 1;
         let (len, wire_len, ts) = match record {
-            Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet } => {
+            Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet, outgoing: false } => {
                 (len, data_plane_wire_len(len, wire_len, uncaptured_len, ethernet), clock.at(timestamp_ns))
             }
+            // As replay skips them: a frame the capturing host sent is no arrival.
             skipped => {
                 let reason = match skipped {
                     Record::NotAPacket { .. } => "not_a_packet",
-                    _ => "unsupported_link_type",
+                    Record::Frame { .. } => "outgoing",
+                    Record::Unsupported { .. } => "unsupported_link_type",
                 };
                 *report.verdicts.entry(format!("skip:{reason}")).or_default() += 1;
                 report.frames.push(FrameReport {

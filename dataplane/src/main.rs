@@ -47,7 +47,11 @@ fn main() -> ExitCode {
         // The run's supervisor said it when it found it.
         Err(e) if e.chain().any(|c| c.is::<transitd::run::Said>()) => ExitCode::from(2),
         // A configuration refused: 1, as check-config says it (`--help`'s exit status).
-        Err(e) if e.chain().any(|c| c.is::<transitd::config::ConfigErrors>() || c.is::<Refused>()) => {
+        Err(e) if e.chain().any(|c| c.is::<transitd::config::ConfigErrors>()) => {
+            say_refused(&e);
+            ExitCode::from(1)
+        }
+        Err(e) if e.chain().any(|c| c.is::<Refused>()) => {
             log_line!("transitd: {e:#}");
             ExitCode::from(1)
         }
@@ -55,6 +59,23 @@ fn main() -> ExitCode {
             log_line!("transitd: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The errors of a configuration `run` refused, said as every other command says them (`load`):
+/// each a line of its own from `file:line:col`, where an editor finds it. What was refused,
+/// where the errors came with it (an etcd prefix), is said on a line before them.
+fn say_refused(e: &anyhow::Error) {
+    let mut what = Vec::new();
+    for cause in e.chain() {
+        if let Some(errors) = cause.downcast_ref::<transitd::config::ConfigErrors>() {
+            if !what.is_empty() {
+                log_line!("transitd: {}:", what.join(": "));
+            }
+            log_line!("{errors}");
+            return;
+        }
+        what.push(cause.to_string());
     }
 }
 

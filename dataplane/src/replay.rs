@@ -21,6 +21,9 @@ pub struct Summary {
     pub stats: WorkerStats,
     /// Records skipped for their link type.
     pub skipped: BTreeMap<u32, u64>,
+    /// Frames skipped as the capturing host sent them (a Linux cooked capture's outgoing
+    /// packets, a pcapng packet flagged outbound): no arrivals.
+    pub outgoing: u64,
     /// Frames written to the output with their time clamped to pcap's last second.
     pub clamped: u64,
     /// A read or write error that ended the replay early, if any: `transitd replay` says it
@@ -101,7 +104,7 @@ fn replay_tapped(
     let reader_gone = failed.as_ref().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
         && output.is_some_and(crate::files::is_standard_stream);
     let error = failed.filter(|_| !reader_gone).map(|e| e.to_string());
-    let skipped = worker.io().skipped.clone();
+    let (skipped, outgoing) = (worker.io().skipped.clone(), worker.io().outgoing);
     let (_, state) = worker.into_parts();
     stop.store(true, Ordering::Relaxed);
     let ipfix = match (exporter, ipfix) {
@@ -122,7 +125,7 @@ fn replay_tapped(
         }
         _ => None,
     };
-    Ok(Summary { stats: state.stats, skipped, clamped, error, reader_gone, capture: None, ipfix })
+    Ok(Summary { stats: state.stats, skipped, outgoing, clamped, error, reader_gone, capture: None, ipfix })
 }
 
 /// A rule's line in the report: `label`, its hits (`hits[at]`), then nothing for an enforced
@@ -146,6 +149,9 @@ impl Summary {
         crate::report::verdicts(&mut out, s);
         for (link, n) in &self.skipped {
             let _ = writeln!(out, "skipped      {n:>10}  (link type {link} is not read)");
+        }
+        if self.outgoing > 0 {
+            let _ = writeln!(out, "skipped      {:>10}  (sent by the capturing host, not received)", self.outgoing);
         }
         if self.clamped > 0 {
             let _ = writeln!(

@@ -40,7 +40,8 @@ pub struct WorkerReport {
     pub io: IoStats,
     /// Nanoseconds per batch (receive, process, transmit), since the start.
     pub latency: Histogram<u64>,
-    /// The same over the last complete window of [`LATENCY_WINDOW`].
+    /// The same over the last complete window of [`LATENCY_WINDOW`], or over the window in
+    /// progress while no complete one has had a batch (at the start, after a quiet spell).
     pub latency_window: Histogram<u64>,
     /// Publications so far: it grows while the worker is alive, idle or not (the
     /// supervisor feeds systemd's watchdog only while every worker's does).
@@ -87,7 +88,9 @@ struct Publisher {
     /// In the current window.
     window: Histogram<u64>,
     window_started: Instant,
-    first_window_done: bool,
+    /// The last complete window had no batch, or none has completed: the one in progress is
+    /// reported, so that batches after a quiet spell show at once, not a window later.
+    last_window_idle: bool,
 }
 
 impl Publisher {
@@ -99,7 +102,7 @@ impl Publisher {
             latency: latency_histogram(),
             window: latency_histogram(),
             window_started: Instant::now(),
-            first_window_done: false,
+            last_window_idle: true,
         }
     }
 
@@ -130,16 +133,15 @@ impl Publisher {
         r.io = io;
         // Both histograms have the same bounds: adding cannot fail or allocate.
         let _ = r.latency.add(&self.latency);
-        // Until the first window is complete, the one in progress is reported.
         let complete = self.window_started.elapsed() >= LATENCY_WINDOW;
-        if complete || !self.first_window_done {
+        if complete || self.last_window_idle {
             r.latency_window.reset();
             let _ = r.latency_window.add(&self.window);
         }
         if complete {
+            self.last_window_idle = self.window.is_empty();
             self.window.reset();
             self.window_started = Instant::now();
-            self.first_window_done = true;
         }
         r.publications += 1;
         drop(r);
@@ -545,6 +547,33 @@ mod tests {
         p.published = Instant::now();
         p.slept();
         assert!(!p.due(), "and publishes only when it is time");
+    }
+
+    /// After a window without a batch (an idle start, a quiet spell) the report holds the
+    /// window in progress, as before the first window completes: it held the idle window,
+    /// NaN quantiles (`- / - / -` in `transitd stats`), for up to 10 s after batches came
+    /// again. A complete window with batches is what it holds while the next is in progress.
+    #[test]
+    fn batches_after_an_idle_window_are_reported_at_once() {
+        let loaded = crate::config::parse("t.toml", "[server]\nanycast = \"192.0.2.1\"\n").expect("parses");
+        let snap = Arc::new(Snapshot::build(&loaded).expect("builds"));
+        let report: Arc<Mutex<WorkerReport>> = Arc::default();
+        let mut p = Publisher::new(report.clone());
+        let publish = |p: &mut Publisher| {
+            p.publish(&WorkerStats::default(), IoStats::default(), &snap, true);
+            report.lock().unwrap().latency_window.len()
+        };
+        let ten_seconds_ago = || Instant::now().checked_sub(LATENCY_WINDOW).expect("the clock runs past 10 s");
+        p.window_started = ten_seconds_ago();
+        assert_eq!(publish(&mut p), 0, "an idle first window");
+        p.record(1_000);
+        p.record(2_000);
+        assert_eq!(publish(&mut p), 2, "batches since, in a window not complete");
+        p.window_started = ten_seconds_ago();
+        p.record(3_000);
+        assert_eq!(publish(&mut p), 3, "their window, complete");
+        p.record(4_000);
+        assert_eq!(publish(&mut p), 3, "the last complete window while the next is in progress");
     }
 
     /// A report a reader panicked while holding (poisoned) is still written, waiting or not:

@@ -780,3 +780,58 @@ fn a_geofeed_is_read_past_one_byte_order_mark_not_two() {
     assert!(stderr(&out).contains("two.csv:1:1: a byte order mark inside the feed"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A refused configuration is said alike by every command that reads one: each error a line
+/// of its own from `file:line:col`, as `check-config` says them. `run` said its first behind
+/// `transitd: ` and the rest without. (The interface is none: the configuration is read
+/// before it is looked for.)
+#[test]
+fn a_refused_configuration_is_said_alike_by_every_command() {
+    let dir = scratch("refused-alike");
+    let bad = with_rule("r", "tcp").replace("192.0.2.1", "192.0.2.300").replace("203.0.113.0/24", "300.0.0.0/8");
+    let bad = write(&dir, "bad.toml", bad);
+    let capture = common::pcap("real/zeek-communityid-tcp.pcap");
+    let (bad, capture) = (bad.to_str().unwrap(), capture.to_str().unwrap());
+    let checked = transitd(&["check-config", bad]);
+    assert_eq!(checked.status.code(), Some(1));
+    let said = stderr(&checked);
+    assert!(said.lines().count() >= 2 && said.lines().all(|l| l.starts_with(bad)), "{said}");
+    for args in [
+        vec!["run", "--config", bad, "--iface", "transitd-none0"],
+        vec!["replay", "--config", bad, "--in", capture],
+        vec!["match", "-r", capture, "--config", bad],
+    ] {
+        let out = transitd(&args);
+        assert_eq!((out.status.code(), stderr(&out)), (Some(1), said.clone()), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run without the capabilities it needs (an unprivileged user, no RUNTIME_DIRECTORY) says
+/// which it lacks and who has them: it said `/run/transitd/...lock: Permission denied`, the
+/// first thing it met that needs privilege. As `nobody` with no capabilities (setpriv), in a
+/// network namespace of its own (unshare), whose loopback is the interface.
+#[test]
+fn a_run_without_privilege_says_what_it_lacks() {
+    let dir = scratch("unprivileged");
+    let (binary, config) = (dir.join("transitd"), write(&dir, "transitd.toml", CATCH_ALL));
+    std::fs::copy(env!("CARGO_BIN_EXE_transitd"), &binary).unwrap();
+    for p in [&dir, &binary, &config] {
+        assert!(Command::new("chmod").arg("a+rX").arg(p).status().unwrap().success());
+    }
+    let out = Command::new("unshare")
+        .args(["-n", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg("--bounding-set=-all")
+        .arg(&binary)
+        .args(["run", "--iface", "lo", "--no-metrics", "--config"])
+        .arg(&config)
+        .env_remove("RUNTIME_DIRECTORY")
+        .output()
+        .expect("unshare and setpriv (util-linux)");
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    let lacks = "transitd: this process lacks CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF: run transitd as root";
+    assert!(said.contains(lacks), "{said}");
+    assert!(!said.contains("Permission denied"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

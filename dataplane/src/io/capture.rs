@@ -27,12 +27,16 @@ mod modified;
 /// Ethernet header length.
 pub(crate) const ETH: usize = 14;
 
+/// Linux's packet type of a packet the host sent (`linux/if_packet.h`).
+const PACKET_OUTGOING: u16 = 4;
+
 /// One record read from a capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record {
     /// A frame of `len` bytes now at the front of the output buffer.
     Frame {
-        /// Bytes written (captured bytes, plus a synthesized Ethernet header if any).
+        /// Bytes written (captured bytes, plus a synthesized Ethernet header if any; none
+        /// for a record that ends inside its cooked or loopback link header).
         len: usize,
         /// Length on the wire, as the capture recorded it.
         wire_len: u32,
@@ -46,6 +50,12 @@ pub enum Record {
         /// The capture has this Ethernet header (false: transitd wrote it, for a raw-IP or
         /// Linux cooked capture, with zero addresses).
         ethernet: bool,
+        /// The capture says the capturing host sent it, not received it: a Linux cooked
+        /// capture's packet type 4 (`PACKET_OUTGOING`: `tcpdump -i any` on a router holds each
+        /// packet it forwards twice, in and out), or a pcapng packet whose flags say outbound.
+        /// tshark numbers and dissects it as any other (`sll.pkttype`,
+        /// `frame.packet_flags_direction`); it is no arrival to replay.
+        outgoing: bool,
     },
     /// A frame of a link type transitd does not read.
     Unsupported {
@@ -305,12 +315,12 @@ impl PcapNg {
             match step {
                 Step::Block(None) => continue,
                 Step::Block(Some(Taken::NotAPacket { len })) => return Ok(Some(Record::NotAPacket { len })),
-                Step::Block(Some(Taken::Packet { interface, ticks, wire_len, n })) => {
+                Step::Block(Some(Taken::Packet { interface, ticks, wire_len, n, outbound })) => {
                     let Some(i) = self.section.interfaces.get(interface as usize) else {
                         return Err(format!("packet names interface {interface}, which is not described"));
                     };
                     let ns = shift_by_seconds(ticks_to_ns(ticks, i.tsresol), i.tsoffset);
-                    return Ok(Some(reframe_in_place(i.link_type, n, wire_len, ns, out)));
+                    return Ok(Some(reframe_in_place(i.link_type, n, wire_len, ns, outbound, out)));
                 }
                 Step::End => return Ok(None),
                 Step::Refill => self.reader.refill().map_err(|e| parser_explained(&e))?,
@@ -379,9 +389,9 @@ fn u32_in(bytes: [u8; 4], big_endian: bool) -> u32 {
 
 /// A pcapng block that tshark numbers as a frame.
 enum Taken {
-    /// A packet: its interface, timestamp ticks, length on the wire, and the `n` bytes of it
-    /// now at the front of the output.
-    Packet { interface: u32, ticks: u64, wire_len: u32, n: usize },
+    /// A packet: its interface, timestamp ticks, length on the wire, the `n` bytes of it now
+    /// at the front of the output, and whether its flags say the capturing host sent it.
+    Packet { interface: u32, ticks: u64, wire_len: u32, n: usize, outbound: bool },
     /// No packet (a custom block, a journal entry) of `len` bytes to tshark.
     NotAPacket { len: u32 },
 }
@@ -421,7 +431,12 @@ impl Section {
             Block::EnhancedPacket(p) => {
                 let data = &p.data[..(p.caplen as usize).min(p.data.len())];
                 let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
-                Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n: copy_prefix(data, out) })
+                // `epb_flags` (2), in the section's byte order: its low two bits are the
+                // direction, 2 outbound.
+                let flags = p.options.iter().find(|o| o.code.0 == 2).and_then(|o| o.value.get(..4));
+                let outbound = flags.is_some_and(|f| u32_at(f, 0) & 0b11 == 0b10);
+                let n = copy_prefix(data, out);
+                Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n, outbound })
             }
             Block::SimplePacket(p) => {
                 // The block's data is padded to 32 bits: the packet is its first original
@@ -431,7 +446,8 @@ impl Section {
                 if snaplen > 0 {
                     len = len.min(snaplen);
                 }
-                Some(Taken::Packet { interface: 0, ticks: 0, wire_len: p.origlen, n: copy_prefix(&p.data[..len], out) })
+                let n = copy_prefix(&p.data[..len], out);
+                Some(Taken::Packet { interface: 0, ticks: 0, wire_len: p.origlen, n, outbound: false })
             }
             // The obsolete packet block (2), which tshark still reads: interface (16 bits),
             // drops (16), timestamp high and low (32 each), captured and original lengths.
@@ -444,7 +460,8 @@ impl Section {
                 let ticks = u64::from(u32_at(u.data, 4)) << 32 | u64::from(u32_at(u.data, 8));
                 let data = &u.data[20..];
                 let data = &data[..(u32_at(u.data, 12) as usize).min(data.len())];
-                Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n: copy_prefix(data, out) })
+                let n = copy_prefix(data, out);
+                Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n, outbound: false })
             }
             // tshark 4.0 gives a custom block's data after its enterprise number, padding
             // and all (it cannot tell data from options), and a journal entry without the
@@ -538,8 +555,8 @@ fn ip_ethertype(first: Option<&u8>) -> u16 {
 /// EtherType. Or, as tshark also reads it: IRIX's family in the first two bytes, an EtherType
 /// (a value above 1500, which some writers put there), or after `ff 03` a PPP frame's
 /// address, control and protocol fields. Link type 108 holds the family in network byte
-/// order, nothing else.
-fn loopback(link_type: u32, header: &[u8]) -> (usize, Option<u16>) {
+/// order, nothing else. `None`: the frame ends inside its header.
+fn loopback(link_type: u32, header: &[u8]) -> Option<(usize, u16)> {
     let family = |af: u32| match af {
         2 => 0x0800,
         24 | 28 | 30 => 0x86dd,
@@ -550,18 +567,18 @@ fn loopback(link_type: u32, header: &[u8]) -> (usize, Option<u16>) {
         let (len, protocol) = match header[2..] {
             [p, ..] if p & 1 == 1 => (3, u16::from(p)),
             [p, q] => (4, u16::from_be_bytes([p, q])),
-            _ => return (header.len(), Some(0)),
+            _ => return None,
         };
         let ethertype = match protocol {
             0x0021 | 0x0800 => 0x0800,
             0x0057 | 0x86dd => 0x86dd,
             _ => 0,
         };
-        return (len, Some(ethertype));
+        return Some((len, ethertype));
     }
-    let Ok(&bytes) = <&[u8; 4]>::try_from(header) else { return (header.len(), Some(0)) };
+    let &bytes = <&[u8; 4]>::try_from(header).ok()?;
     if link_type != 0 {
-        return (4, Some(family(u32::from_be_bytes(bytes))));
+        return Some((4, family(u32::from_be_bytes(bytes))));
     }
     // Read in the byte order of the host tshark runs on (little-endian here), then turned
     // as Wireshark's packet-null.c turns it.
@@ -576,32 +593,49 @@ fn loopback(link_type: u32, header: &[u8]) -> (usize, Option<u16>) {
     }
     // Above 802.3's largest length, an EtherType (tshark keeps its low 16 bits).
     let ethertype = if value > 1500 { (value & 0xffff) as u16 } else { family(value) };
-    (4, Some(ethertype))
+    Some((4, ethertype))
 }
 
 /// Writes the frame of `data` (link type `link_type`) as Ethernet at the front of `out`.
 fn frame(link_type: u32, data: &[u8], wire_len: u32, ns: u64, out: &mut [u8]) -> Record {
     let n = copy_prefix(data, out);
-    reframe_in_place(link_type, n, wire_len, ns, out)
+    reframe_in_place(link_type, n, wire_len, ns, false, out)
 }
 
 /// Turns the `n` captured bytes of link type `link_type` at the front of `out` into an
-/// Ethernet frame there.
-fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut [u8]) -> Record {
-    let (strip, ethertype) = match link_type {
-        1 => (0, None),
-        12 | 14 | 101 => (0, Some(ip_ethertype(out.first().filter(|_| n > 0)))),
-        228 => (0, Some(0x0800)),
-        229 => (0, Some(0x86dd)),
-        0 | 108 => loopback(link_type, out.get(..n.min(4)).unwrap_or_default()),
-        113 => (16.min(n), Some(out.get(14..16).filter(|_| n >= 16).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
-        276 => (20.min(n), Some(out.get(0..2).filter(|_| n >= 20).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])))),
+/// Ethernet frame there. `outbound`: the capture's record says the capturing host sent it.
+fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, outbound: bool, out: &mut [u8]) -> Record {
+    // Linux's packet type, where a cooked header holds it: its first two bytes (SLL), its
+    // eleventh (SLL2).
+    let sent_by_linux = match link_type {
+        113 => out.get(..2).filter(|_| n >= 2).is_some_and(|t| *t == PACKET_OUTGOING.to_be_bytes()),
+        276 => out.get(10).filter(|_| n > 10).is_some_and(|&t| u16::from(t) == PACKET_OUTGOING),
+        _ => false,
+    };
+    let outgoing = outbound || sent_by_linux;
+    // The link header's length and the EtherType of what it carries (none: the frame is
+    // Ethernet already); `None` when the frame ends inside that header.
+    let be16 = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let link = match link_type {
+        1 => Some((0, None)),
+        12 | 14 | 101 => Some((0, Some(ip_ethertype(out.first().filter(|_| n > 0))))),
+        228 => Some((0, Some(0x0800))),
+        229 => Some((0, Some(0x86dd))),
+        0 | 108 => loopback(link_type, out.get(..n.min(4)).unwrap_or_default()).map(|(len, t)| (len, Some(t))),
+        113 => out.get(14..16).filter(|_| n >= 16).map(|b| (16, Some(be16(b)))),
+        276 => out.get(0..2).filter(|_| n >= 20).map(|b| (20, Some(be16(b)))),
         other => return Record::Unsupported { link_type: other, wire_len },
     };
     // What the capture left out of the packet, after the `n` bytes it has of it.
     let uncaptured_len = wire_len.saturating_sub(n as u32);
+    let Some((strip, ethertype)) = link else {
+        // No byte of a packet behind a link header cut short (tshark: malformed, or cut by
+        // the snap length): a frame of none, which the pipeline drops as `truncated`, as it
+        // drops an Ethernet frame cut inside its header.
+        return Record::Frame { len: 0, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: false, outgoing };
+    };
     let Some(ethertype) = ethertype else {
-        return Record::Frame { len: n, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: true };
+        return Record::Frame { len: n, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: true, outgoing };
     };
     let payload = n - strip;
     // Move the payload behind a new Ethernet header; what does not fit is cut.
@@ -611,7 +645,7 @@ fn reframe_in_place(link_type: u32, n: usize, wire_len: u32, ns: u64, out: &mut 
     out[..12].fill(0);
     out[12..14].copy_from_slice(&ethertype.to_be_bytes());
     let uncaptured_len = uncaptured_len.saturating_add((payload - keep) as u32);
-    Record::Frame { len: ETH + keep, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: false }
+    Record::Frame { len: ETH + keep, wire_len, uncaptured_len, timestamp_ns: ns, ethernet: false, outgoing }
 }
 
 #[cfg(test)]
@@ -653,7 +687,15 @@ mod tests {
         let mut out = [0u8; 64];
         let data = [0x60, 0, 0, 0, 0, 0, 59, 64];
         let r = frame(101, &data, 8, 5, &mut out);
-        assert_eq!(r, Record::Frame { len: 22, wire_len: 8, uncaptured_len: 0, timestamp_ns: 5, ethernet: false });
+        let expected = Record::Frame {
+            len: 22,
+            wire_len: 8,
+            uncaptured_len: 0,
+            timestamp_ns: 5,
+            ethernet: false,
+            outgoing: false,
+        };
+        assert_eq!(r, expected);
         assert_eq!(&out[12..22], &[0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 59, 64]);
     }
 
@@ -663,10 +705,15 @@ mod tests {
         let mut data = [0u8; 20];
         data[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
         data[16] = 0x45;
-        assert_eq!(
-            frame(113, &data, 20, 0, &mut out),
-            Record::Frame { len: 18, wire_len: 20, uncaptured_len: 0, timestamp_ns: 0, ethernet: false }
-        );
+        let expected = Record::Frame {
+            len: 18,
+            wire_len: 20,
+            uncaptured_len: 0,
+            timestamp_ns: 0,
+            ethernet: false,
+            outgoing: false,
+        };
+        assert_eq!(frame(113, &data, 20, 0, &mut out), expected);
         assert_eq!(&out[12..15], &[0x08, 0x00, 0x45]);
     }
 

@@ -88,6 +88,8 @@ pub struct PcapIo {
     bufs: Vec<Box<[u8]>>,
     /// Records skipped for their link type, by link type.
     pub skipped: BTreeMap<u32, u64>,
+    /// Frames skipped as the capturing host's own sending ([`Record::Frame`]'s `outgoing`).
+    pub outgoing: u64,
     /// A read error met mid-batch, reported on the next poll once the batch is through.
     pending: Option<CaptureError>,
     /// The clock the pipeline is given: capture time, never running back.
@@ -110,7 +112,8 @@ impl PcapIo {
             .map(|path| PcapSink::create(path).map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display())))
             .transpose()?;
         let bufs = (0..BATCH_SIZE).map(|_| vec![0u8; HEADROOM + MAX_RECORD].into_boxed_slice()).collect();
-        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), pending: None, clock: MonotonicClock::default() })
+        let clock = MonotonicClock::default();
+        Ok(PcapIo { reader, sink, bufs, skipped: BTreeMap::new(), outgoing: 0, pending: None, clock })
     }
 
     /// Flushes the output (if any): every frame written, or the error that kept it from disk.
@@ -140,7 +143,9 @@ impl FrameIo for PcapIo {
         while n < BATCH_SIZE {
             match self.reader.next_into(&mut self.bufs[n][HEADROOM..]) {
                 Ok(None) => break,
-                Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet })) => {
+                // Sent by the capturing host: it never arrived there, so it is no arrival here.
+                Ok(Some(Record::Frame { outgoing: true, .. })) => self.outgoing += 1,
+                Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet, outgoing: false })) => {
                     let wire_len = data_plane_wire_len(len, wire_len, uncaptured_len, ethernet);
                     metas[n] = Meta { len, wire_len, uncaptured_len, ts: self.clock.at(timestamp_ns) };
                     n += 1;

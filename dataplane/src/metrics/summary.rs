@@ -1,7 +1,8 @@
 //! The recent batch durations, `transitd_batch_duration_recent_seconds`, as a summary written
 //! by hand: prometheus-client 0.24 has no summary type, and a gauge labelled `quantile` is not
 //! one (Prometheus's linter refuses it). The quantiles are over each worker's last complete
-//! window ([`LATENCY_WINDOW`](crate::worker::LATENCY_WINDOW)); `_count` and `_sum` are the
+//! window ([`LATENCY_WINDOW`](crate::worker::LATENCY_WINDOW)), or the one in progress while no
+//! complete one has had a batch (at the start, after a quiet spell); `_count` and `_sum` are the
 //! whole run's, the numbers of the histogram `transitd_batch_duration_seconds`: OpenMetrics 1.0
 //! ("Summary") makes a summary's count and sum counters, and the window's restart every 10 s.
 
@@ -24,8 +25,8 @@ const QUANTILES: [(f64, &str); 5] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"),
 pub(super) fn write_recent_batch_duration(out: &mut String, reports: &[WorkerReport]) {
     let _ = writeln!(
         out,
-        "# HELP {NAME} Quantiles of the time a worker spends on one batch over the last complete 10 s window; \
-         count and sum since the start"
+        "# HELP {NAME} Quantiles of the time a worker spends on one batch over the last complete 10 s window \
+         (the one in progress while none complete had a batch); count and sum since the start"
     );
     let _ = writeln!(out, "# TYPE {NAME} summary");
     for report in reports {

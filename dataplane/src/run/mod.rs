@@ -10,6 +10,7 @@ mod claim;
 mod file_watch;
 mod looks;
 mod placement;
+mod privilege;
 mod publish;
 mod reload;
 mod report;
@@ -163,6 +164,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         Err(_) => [0; 6],
     };
 
+    // The privilege the rest needs, before the first thing that needs it (the claim's file
+    // in /run): what is missing is said, not a path's permissions.
+    privilege::check()?;
     // Held until the run returns (declared before all it guards, so dropped after it): a
     // second start on the interface is refused here, before it makes anything.
     let claim = claim::Claim::take(&opts.iface)?;

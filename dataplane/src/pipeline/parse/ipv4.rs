@@ -10,7 +10,7 @@ use gre::ip::{Ipv4Options, option};
 
 use super::ipv6::parse_ipv6;
 use super::l4::{fill_l4_lenient, parse_l4};
-use super::{Fragment, IpFrame, Parsed, fill_traffic_class, offset_in};
+use super::{Fragment, IpFrame, Parsed, fill_traffic_class, offset_in, on_the_wire};
 use crate::pipeline::verdict::DropReason;
 
 /// IP protocol number of the authentication header, which etherparse reads as part of the
@@ -150,7 +150,8 @@ fn bad_ipv4(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
         }
         let p = lax.payload();
         key.set(Dim::L4At, (l3_start + offset_in(l3, p.payload)) as u32);
-        let declared = total_len.saturating_sub(h.slice().len());
+        // What the total length claims past the frame is not there on the wire either.
+        let declared = total_len.min(on_the_wire(key, l3, l3_start)).saturating_sub(h.slice().len());
         fill_l4_lenient(key, p.ip_number, p.fragmented, h.fragments_offset().value() == 0, p.payload, declared);
     } else {
         unsliced_ipv4(key, l3, l3_start);

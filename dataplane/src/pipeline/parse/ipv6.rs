@@ -11,7 +11,7 @@ use etherparse::{
 };
 
 use super::l4::{fill_l4_lenient, parse_l4};
-use super::{Fragment, IpFrame, Parsed, fill_traffic_class, offset_in};
+use super::{Fragment, IpFrame, Parsed, fill_traffic_class, offset_in, on_the_wire};
 use crate::pipeline::verdict::DropReason;
 
 /// The payload length of the IPv6 jumbogram `l3` (RFC 2675 §2: the bytes after the fixed
@@ -50,12 +50,11 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     let ip = match ipv6_layer(l3) {
         Ok(ip) => ip,
         Err(reason) => {
-            // A jumbogram ends where its option says, or where the frame does on the wire
-            // (tshark's length: `tcp.len` counts from it); its bytes, where the capture does.
-            let jumbo = jumbo_payload_len(l3).map(|len| {
-                let on_the_wire = (key.get(Dim::FrameLen) as usize).saturating_sub(l3_start).max(l3.len());
-                len.min(u32::try_from(on_the_wire.saturating_sub(40)).unwrap_or(u32::MAX))
-            });
+            // The payload ends where its length (a jumbogram's option) says, or where the
+            // frame does on the wire ([`on_the_wire`]); its bytes, where the capture does.
+            let payload_on_the_wire = on_the_wire(key, l3, l3_start).saturating_sub(40);
+            let jumbo =
+                jumbo_payload_len(l3).map(|len| len.min(u32::try_from(payload_on_the_wire).unwrap_or(u32::MAX)));
             let packet = jumbo.and_then(|len| l3.get(..40 + len as usize)).unwrap_or(l3);
             if let Ok((lax, stopped_in_extensions)) = LaxIpv6Slice::from_slice(packet) {
                 let h = lax.header();
@@ -83,7 +82,8 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
                 let l4_at = if stopped_in_extensions.is_some() { 40 } else { offset_in(l3, p.payload) };
                 key.set(Dim::L4At, (l3_start + l4_at) as u32);
                 let extensions = offset_in(l3, p.payload).saturating_sub(40);
-                let payload_len = jumbo.map_or(usize::from(h.payload_length()), |len| len as usize);
+                let payload_len =
+                    jumbo.map_or(usize::from(h.payload_length()).min(payload_on_the_wire), |len| len as usize);
                 let declared = payload_len.saturating_sub(extensions);
                 // Not first: iterating the extension headers of a lenient
                 // slice reads past a header cut short (etherparse 0.21), so a fragment here

@@ -114,6 +114,12 @@ pub struct Fragment {
 /// EtherTypes of an MPLS label stack (unicast, multicast).
 const MPLS_ETHERTYPES: [EtherType; 2] = [EtherType(0x8847), EtherType(0x8848)];
 
+/// MPLS special-purpose labels (RFC 7274) whose payload the first nibble does not tell, at
+/// the bottom of a stack: the G-ACh label (GAL, RFC 5586), an associated channel behind it,
+/// and the OAM alert label (ITU-T Y.1711), OAM behind it.
+const GAL: u32 = 13;
+const OAM_ALERT: u32 = 14;
+
 /// EtherTypes that announce a VLAN tag.
 const VLAN_ETHERTYPES: [EtherType; 3] =
     [EtherType::VLAN_TAGGED_FRAME, EtherType::PROVIDER_BRIDGING, EtherType::VLAN_DOUBLE_TAGGED_FRAME];
@@ -149,6 +155,14 @@ pub(super) fn parse_inner(key: &mut Key, frame: &[u8], start: usize, ether_type:
 /// Offset of `inner` within `outer` (a subslice of it).
 fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+/// The bytes of the IP packet at `l3` (`l3_start` into the frame) on the wire: from its first
+/// byte to the frame's end as `frame.len` gives it, never fewer than the capture holds. tshark
+/// takes a length field that claims more as this (its "exceeds packet length" note), and the
+/// lengths it derives, `tcp.len` among them, count from it; the bytes end where the capture does.
+fn on_the_wire(key: &Key, l3: &[u8], l3_start: usize) -> usize {
+    (key.get(Dim::FrameLen) as usize).saturating_sub(l3_start).max(l3.len())
 }
 
 fn parse_into(key: &mut Key, frame: &[u8]) -> Parsed {
@@ -223,12 +237,14 @@ fn too_many_vlan_tags(key: &mut Key, frame: &[u8], mut rest: &[u8], mut ether_ty
 
 /// An MPLS label stack at `frame[start..]` and, for the key, what its bottom carries, told as
 /// Wireshark 4.0 tells it (RFC 4928's first-nibble convention): IPv4 after a 4, IPv6 after
-/// a 6, an Ethernet pseudowire (RFC 4448) after a 0. The frame is [`Parsed::Mpls`] whatever
-/// the payload: labels are a contract with the router that pushed them, so what the data
-/// plane does with it is the `[server] mpls` setting's, not the payload's.
+/// a 6, an Ethernet pseudowire (RFC 4448) after a 0; but behind a bottom label of 13 (GAL,
+/// RFC 5586) an associated channel, behind 14 (OAM alert, ITU-T Y.1711) OAM, whatever the
+/// nibble. The frame is [`Parsed::Mpls`] whatever the payload: labels are a contract with the
+/// router that pushed them, so what the data plane does with it is the `[server] mpls`
+/// setting's, not the payload's.
 fn parse_mpls(key: &mut Key, frame: &[u8], start: usize) -> Parsed {
     let mut at = start;
-    loop {
+    let bottom_label = loop {
         // Each entry takes four bytes, so the frame's length bounds the walk.
         let Some(&[a, b, c, d]) = frame.get(at..at + 4).and_then(|e| <&[u8; 4]>::try_from(e).ok()) else {
             return Parsed::Bad(DropReason::Truncated);
@@ -237,16 +253,27 @@ fn parse_mpls(key: &mut Key, frame: &[u8], start: usize) -> Parsed {
         key.push_mpls(entry); // the first three; deeper entries are not recorded
         at += 4;
         if entry & 0x100 != 0 {
-            break; // bottom of stack
+            break entry >> 12; // bottom of stack
         }
-    }
+    };
     let payload = &frame[at..];
     // Only the key is wanted: a malformed payload does not change the frame's fate.
-    let _ = match payload.first().map(|b| b >> 4) {
-        Some(4) => parse_ipv4(key, payload, at),
-        Some(6) => parse_ipv6(key, payload, at),
-        Some(0) => parse_ethernet(key, frame, if has_control_word(payload) { at + 4 } else { at }, true),
-        _ => Parsed::NotIp,
+    let _ = match bottom_label {
+        // The associated channel header (RFC 5586 §4: 4 bytes, its type in the last two)
+        // and what tshark's `pwach` reads behind it: IPv4 (0x0021) and IPv6 (0x0057), each
+        // as behind its EtherType, whatever version the packet says; nothing else is IP.
+        GAL => match payload.get(2..4) {
+            Some([0x00, 0x21]) => parse_ipv4(key, payload.get(4..).unwrap_or_default(), at + 4),
+            Some([0x00, 0x57]) => parse_ipv6(key, payload.get(4..).unwrap_or_default(), at + 4),
+            _ => Parsed::NotIp,
+        },
+        OAM_ALERT => Parsed::NotIp,
+        _ => match payload.first().map(|b| b >> 4) {
+            Some(4) => parse_ipv4(key, payload, at),
+            Some(6) => parse_ipv6(key, payload, at),
+            Some(0) => parse_ethernet(key, frame, if has_control_word(payload) { at + 4 } else { at }, true),
+            _ => Parsed::NotIp,
+        },
     };
     Parsed::Mpls
 }
