@@ -1549,7 +1549,11 @@ fn a_tcp_protection_rule_that_selects_no_tcp_is_warned_about() {
 /// A mitigating TCP protection rule whose match selects no client's SYN
 /// (`tcp.flags.ack == 1`) never sees the Internet's connections open, so once the grace
 /// period is over it drops every segment of them it covers as out of state: said at its
-/// match. Selecting the handshake too, or only monitoring, is quiet.
+/// match. So is one that selects only SYNs no client sends: with PSH (`tcp.flags.push == 1`,
+/// written against PSH-ACK floods), with data (`tcp.len > 0`, a payload signature; only TCP
+/// Fast Open puts data on a SYN). Such rules were quiet, and `transitd match --config` showed
+/// a request after a whole handshake dropped as `tcp_out_of_state_ack`. Selecting the
+/// handshake too (ECN's setup SYNs alone among them), or only monitoring, is quiet.
 #[test]
 fn a_mitigating_tcp_rule_that_selects_no_syn_is_warned_about() {
     let text = |rule: &str, mode: &str| {
@@ -1561,12 +1565,33 @@ fn a_mitigating_tcp_rule_that_selects_no_syn_is_warned_about() {
     let about = "selects no client's SYN";
     assert_eq!(
         warnings_about(&text("tcp.flags.ack == 1", "mitigate"), about),
-        ["w.toml:5:9: rule `rule-1`: its match selects no client's SYN (SYN without ACK), so no connection the \
-             Internet opens is ever tracked, and in mitigate every segment of one it covers is dropped as out of state \
-             once the grace period is over; let it select the handshake too (`tcp.flags.syn == 1 or ...`)"]
+        ["w.toml:5:9: rule `rule-1`: its match selects no client's SYN (SYN without ACK or data, no flag but \
+             ECN's), so no connection the Internet opens is ever tracked, and in mitigate every segment of one it \
+             covers is dropped as out of state once the grace period is over; let it select the handshake too \
+             (`tcp.flags.syn == 1 or ...`)"]
     );
-    assert_eq!(warnings_about(&text("tcp.flags.rst == 1 and tcp.flags.syn == 1", "mitigate"), about).len(), 1);
-    for quiet in ["tcp", "tcp.flags.syn == 1 or tcp.flags.ack == 1", "tcp.flags & 0x12", "tcp.dstport == 443"] {
+    for warned in [
+        "tcp.flags.rst == 1 and tcp.flags.syn == 1",
+        "tcp.flags.push == 1",
+        "tcp.flags.syn == 1 and tcp.flags.fin == 1",
+        "tcp.len > 0",
+        "tcp.payload contains 47:45:54",
+        "tcp.dstport == 80 and tcp.payload contains 47:45:54",
+    ] {
+        assert_eq!(warnings_about(&text(warned, "mitigate"), about).len(), 1, "{warned}");
+    }
+    for quiet in [
+        "tcp",
+        "tcp.flags.syn == 1 or tcp.flags.ack == 1",
+        "tcp.flags & 0x12",
+        "tcp.dstport == 443",
+        "tcp.flags.push == 0",
+        "tcp.flags.syn == 1 and tcp.flags.ece == 1 and tcp.flags.cwr == 1",
+        "tcp.flags.push == 1 or tcp.flags.syn == 1",
+        "tcp.len > 0 or tcp.flags.syn == 1",
+        "tcp.payload contains 47:45:54 or tcp.flags.syn == 1",
+        "not tcp.payload contains 47:45:54",
+    ] {
         assert_eq!(warnings_about(&text(quiet, "mitigate"), about), Vec::<String>::new(), "{quiet}");
     }
     assert_eq!(warnings_about(&text("tcp.flags.ack == 1", "monitor"), about), Vec::<String>::new());

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use classifier::bytes::Layer;
 use classifier::{Action, BucketKey, BucketSpec, Mode, RuleSet};
 use toml::Spanned;
 
@@ -188,13 +189,30 @@ impl Builder<'_> {
                 // Exact where the rule expands (a mask such as `tcp.flags.ack == 1` is ranges
                 // of flags, which a superset would widen to every value), else a superset;
                 // from the warnings' own budget of steps: spent, the boxes hold every key and
-                // nothing is said.
+                // nothing is said. Each box comes with whether its clause may hold a segment
+                // without data: one whose `tcp.payload` test must hold cannot (`tcp.payload
+                // contains "GET"`), and a client's SYN carries none.
                 let steps = &mut self.warning_steps;
-                let boxes: Vec<_> = match classifier::compile::clauses_spending(&rule.expr, steps) {
-                    Ok(clauses) => clauses.into_iter().flat_map(|c| c.boxes).collect(),
-                    Err(_) => classifier::compile::superset_boxes_spending(&rule.expr, steps),
+                let tests = rule.expr.byte_tests();
+                let needs_data = |c: &classifier::compile::Clause| {
+                    let on_payload = |t: u32| tests.get(t as usize).is_some_and(|b| b.layer == Layer::TcpPayload);
+                    c.checks.iter().any(|&(t, holds)| holds && on_payload(t))
                 };
-                let tcp = |b: &&classifier::compile::Bounds| b[proto][0] <= 6 && 6 <= b[proto][1];
+                let boxes: Vec<(classifier::compile::Bounds, bool)> =
+                    match classifier::compile::clauses_spending(&rule.expr, steps) {
+                        Ok(clauses) => clauses
+                            .into_iter()
+                            .flat_map(|c| {
+                                let dataless = !needs_data(&c);
+                                c.boxes.into_iter().map(move |b| (b, dataless))
+                            })
+                            .collect(),
+                        Err(_) => {
+                            let superset = classifier::compile::superset_boxes_spending(&rule.expr, steps);
+                            superset.into_iter().map(|b| (b, true)).collect()
+                        }
+                    };
+                let tcp = |b: &&(classifier::compile::Bounds, bool)| b.0[proto][0] <= 6 && 6 <= b.0[proto][1];
                 if !boxes.iter().any(|b| tcp(&b)) {
                     let why = format!(
                         "rule `{}`: its match selects no TCP packet, and TCP protection tracks TCP alone: it covers \
@@ -202,12 +220,14 @@ impl Builder<'_> {
                         rule.name
                     );
                     self.warn(&section.get_ref().expr.span(), why);
-                } else if section.get_ref().mode == TcpModeName::Mitigate && !boxes.iter().filter(tcp).any(opens) {
+                } else if section.get_ref().mode == TcpModeName::Mitigate
+                    && !boxes.iter().filter(tcp).any(|(b, dataless)| *dataless && opens(b))
+                {
                     let why = format!(
-                        "rule `{}`: its match selects no client's SYN (SYN without ACK), so no connection the Internet \
-                         opens is ever tracked, and in mitigate every segment of one it covers is dropped as out of \
-                         state once the grace period is over; let it select the handshake too (`tcp.flags.syn == 1 \
-                         or ...`)",
+                        "rule `{}`: its match selects no client's SYN (SYN without ACK or data, no flag but ECN's), \
+                         so no connection the Internet opens is ever tracked, and in mitigate every segment of one it \
+                         covers is dropped as out of state once the grace period is over; let it select the handshake \
+                         too (`tcp.flags.syn == 1 or ...`)",
                         rule.name
                     );
                     self.warn(&section.get_ref().expr.span(), why);
@@ -254,14 +274,19 @@ impl Builder<'_> {
     }
 }
 
-/// True when `b` holds the TCP flags of a client's SYN, which opens the connections the
-/// Internet makes to a customer (SYN without ACK or RST; a SYN-ACK opens only those a
-/// customer makes): some flags value in the box's `tcp.flags` range whose every bit the
-/// box's one-bit slots (`tcp.flags.syn`, ...) hold too.
+/// True when `b` holds a client's SYN as every client sends it, which opens the connections
+/// the Internet makes to a customer (a SYN-ACK opens only those a customer makes): no data
+/// (`tcp.len` 0: a SYN carries some only with TCP Fast Open), and flags SYN alone or with
+/// ECN's setup bits (ECE and CWR, RFC 3168 §6.1.1; AE too for AccECN), never ACK, RST, PSH,
+/// FIN or URG: some flags value in the box's `tcp.flags` range whose every bit the box's
+/// one-bit slots (`tcp.flags.syn`, ...) hold too. A rule of `tcp.flags.push == 1` or
+/// `tcp.len > 0` holds SYNs no client sends, and in mitigate drops every segment it covers.
 fn opens(b: &classifier::compile::Bounds) -> bool {
     use classifier::Dim;
+    // ECE, CWR and AE: the flags a client's SYN may carry besides SYN.
+    const ECN_SETUP: u32 = 0x1c0;
     let holds = |d: Dim, v: u32| b[d as usize][0] <= v && v <= b[d as usize][1];
-    if !holds(Dim::TcpSyn, 1) || !holds(Dim::TcpAck, 0) || !holds(Dim::TcpRst, 0) {
+    if !holds(Dim::TcpSyn, 1) || !holds(Dim::TcpAck, 0) || !holds(Dim::TcpRst, 0) || !holds(Dim::L4Len, 0) {
         return false;
     }
     let bits = [
@@ -277,8 +302,7 @@ fn opens(b: &classifier::compile::Bounds) -> bool {
     ];
     let [lo, hi] = b[Dim::TcpFlags as usize];
     // TCP's flags are 12 bits: the first value that fits ends the search.
-    (lo..=hi.min(0xfff))
-        .any(|v| v & 0x02 != 0 && v & 0x14 == 0 && bits.iter().all(|&(d, m)| holds(d, u32::from(v & m != 0))))
+    (lo..=hi.min(0xfff)).any(|v| v & !ECN_SETUP == 0x02 && bits.iter().all(|&(d, m)| holds(d, u32::from(v & m != 0))))
 }
 
 /// A fingerprint of what `rules` cover, and of `more` (the global rules' fingerprint and a
