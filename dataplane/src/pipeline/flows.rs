@@ -125,6 +125,40 @@ impl Slot {
         self.tag & !TAG_BITS == flow & !TAG_BITS && self.state() != State::Free
     }
 
+    /// Moves `seen` on to `now`, never back: a replayed capture's packets may be out of order.
+    #[inline]
+    fn mark_seen(&mut self, now: u32) {
+        self.seen = if age(self.seen, now) > 0 { now } else { self.seen };
+    }
+
+    /// Takes in `seg` of this tracked connection, seen at `now`: any segment but a SYN (without
+    /// RST), which `FlowTable::observe` opens a connection with.
+    #[inline]
+    fn track(&mut self, seg: &Segment, now: u32) {
+        self.mark_seen(now);
+        // A RST or FIN counts only at exactly the next sequence number, where the
+        // client's stack sends it (the stream before it taken on past any gap the edge
+        // missed, `advance`): a RST forgets the connection at once, a FIN moves it to the
+        // closing timeout. Elsewhere either is blind, or old, and changes nothing: a FIN
+        // counted anywhere a segment may take the stream on would end an idle connection
+        // for one blind guess in half a million.
+        let in_order = seg.seq == self.next;
+        if seg.flags & RST != 0 {
+            if in_order {
+                *self = Slot::default();
+            }
+            return;
+        }
+        self.advance(seg);
+        if seg.flags & FIN != 0 {
+            if in_order {
+                self.set_state(State::Closing);
+            }
+        } else if seg.flags & ACK != 0 && self.state() == State::Embryonic {
+            self.set_state(State::Established);
+        }
+    }
+
     /// Moves `next` to the end of `seg` when `seg` takes the stream on: it starts at most
     /// [`GAP_BYTES`] beyond `next` (the segments in between missed) and ends after it
     /// (sequence space wraps). A segment further ahead (a blind guess, as like as not) moves
@@ -308,46 +342,16 @@ impl FlowTable {
             // reuse the 4-tuple, with a sequence number beyond the old one's (RFC 1122
             // §4.2.2.13, as a TIME-WAIT accepts it).
             match found {
-                Some(i) if !reopens(&ways[i], &seg) => {
-                    let slot = &mut ways[i];
-                    slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
-                }
+                Some(i) if !reopens(&ways[i], &seg) => ways[i].mark_seen(now),
                 _ => {
-                    let i = found.unwrap_or_else(|| {
-                        let i = room(ways, now, t);
-                        self.evicted += u64::from(evicts_established(&ways[i], now, t));
-                        i
-                    });
+                    let i = found.unwrap_or_else(|| room(ways, now, t, &mut self.evicted));
                     ways[i] = Slot::opened_by(flow, &seg, now);
                 }
             }
             return FlowEvent::New;
         }
         if let Some(i) = found {
-            let slot = &mut ways[i];
-            // Never earlier: a replayed capture's packets may be out of order.
-            slot.seen = if age(slot.seen, now) > 0 { now } else { slot.seen };
-            // A RST or FIN counts only at exactly the next sequence number, where the
-            // client's stack sends it (the stream before it taken on past any gap the edge
-            // missed, `advance`): a RST forgets the connection at once, a FIN moves it to the
-            // closing timeout. Elsewhere either is blind, or old, and changes nothing: a FIN
-            // counted anywhere a segment may take the stream on would end an idle connection
-            // for one blind guess in half a million.
-            let in_order = seg.seq == slot.next;
-            if flags & RST != 0 {
-                if in_order {
-                    *slot = Slot::default();
-                }
-                return FlowEvent::Tracked;
-            }
-            slot.advance(&seg);
-            if flags & FIN != 0 {
-                if in_order {
-                    slot.set_state(State::Closing);
-                }
-            } else if flags & ACK != 0 && slot.state() == State::Embryonic {
-                slot.set_state(State::Established);
-            }
+            ways[i].track(&seg, now);
             return FlowEvent::Tracked;
         }
         let event = if flags & RST != 0 {
@@ -359,8 +363,7 @@ impl FlowTable {
         };
         if in_grace && event != FlowEvent::OutOfStateRst {
             let state = if event == FlowEvent::OutOfStateFin { State::Closing } else { State::Established };
-            let i = room(ways, now, t);
-            self.evicted += u64::from(evicts_established(&ways[i], now, t));
+            let i = room(ways, now, t, &mut self.evicted);
             ways[i] = Slot::new(flow, state, now, seg.end());
             return FlowEvent::PickedUp;
         }
@@ -428,11 +431,16 @@ fn reopens(slot: &Slot, seg: &Segment) -> bool {
 /// The way a new entry takes: free, timed out, or else the least recently seen, an
 /// established connection last (as conntrack's early drop spares assured connections): a
 /// flood of SYNs evicts its own embryonic entries before it evicts a customer's connections.
-fn room(ways: &[Slot], now: u32, t: &FlowTimeouts) -> usize {
+/// A live established connection it ends is counted in `evicted`.
+#[inline]
+fn room(ways: &[Slot], now: u32, t: &FlowTimeouts, evicted: &mut u64) -> usize {
     if let Some(i) = ways.iter().position(|s| s.state() == State::Free || expired(s, now, t)) {
         return i;
     }
-    (0..ways.len()).max_by_key(|&i| (ways[i].state() != State::Established, age(ways[i].seen, now))).unwrap_or(0)
+    let i =
+        (0..ways.len()).max_by_key(|&i| (ways[i].state() != State::Established, age(ways[i].seen, now))).unwrap_or(0);
+    *evicted += u64::from(evicts_established(&ways[i], now, t));
+    i
 }
 
 /// True when taking `slot` ends a live established connection.

@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use super::customers::{self, Locals};
 use super::{
-    Builder, HealthTable, OwnedPrefix, Snapshot, TcpProtection, Tunnel, Withdrawn, in_file_order, routes, vrf_ids,
+    Builder, CustomerId, HealthTable, OwnedPrefix, Snapshot, TcpProtection, Tunnel, Withdrawn, in_file_order, routes,
+    vrf_ids,
 };
 use crate::config::{CustomerSection, Loaded, ServerSection};
 use crate::lpm::IpPrefixTable;
@@ -53,18 +54,9 @@ impl Builder<'_> {
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         let probed = c.tunnels.iter().any(|t| t.interface.is_some());
-        let mut tunnel_sides: Vec<Ipv4Addr> = c.tunnels.iter().filter_map(|t| t.interface.map(|i| i.ours)).collect();
-        tunnel_sides.sort_unstable();
-        let mut tunnel_broadcasts: Vec<Ipv4Addr> =
-            c.tunnels.iter().filter_map(|t| t.interface?.broadcasts()).flatten().collect();
-        tunnel_broadcasts.sort_unstable();
         let customer_by_prefix = IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer)));
-        // The prefix table takes an IPv4 address in the top 32 bits, as the key holds it.
-        let tunnel_sides_in_prefixes: Vec<Ipv4Addr> = tunnel_sides
-            .iter()
-            .copied()
-            .filter(|&a| customer_by_prefix.lookup(false, u128::from(u32::from(a)) << 96).is_some())
-            .collect();
+        let (tunnel_sides, tunnel_broadcasts, tunnel_sides_in_prefixes) =
+            tunnel_addresses(&c.tunnels, &customer_by_prefix);
         self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -274,4 +266,25 @@ impl Builder<'_> {
             self.warn(&p.span, message);
         }
     }
+}
+
+/// Our addresses on the tunnels' inner links, each list sorted as the snapshot keeps it:
+/// our sides ([`Snapshot::tunnel_sides`]), the /30s' network and broadcast addresses
+/// ([`Snapshot::tunnel_broadcasts`]), and our sides inside a customer prefix of
+/// `customer_by_prefix` ([`Snapshot::tunnel_sides_in_prefixes`]).
+fn tunnel_addresses(
+    tunnels: &[Tunnel],
+    customer_by_prefix: &IpPrefixTable<CustomerId>,
+) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+    let mut sides: Vec<Ipv4Addr> = tunnels.iter().filter_map(|t| t.interface.map(|i| i.ours)).collect();
+    sides.sort_unstable();
+    let mut broadcasts: Vec<Ipv4Addr> = tunnels.iter().filter_map(|t| t.interface?.broadcasts()).flatten().collect();
+    broadcasts.sort_unstable();
+    // The prefix table takes an IPv4 address in the top 32 bits, as the key holds it.
+    let sides_in_prefixes: Vec<Ipv4Addr> = sides
+        .iter()
+        .copied()
+        .filter(|&a| customer_by_prefix.lookup(false, u128::from(u32::from(a)) << 96).is_some())
+        .collect();
+    (sides, broadcasts, sides_in_prefixes)
 }

@@ -66,27 +66,7 @@ impl Builder<'_> {
         if anycast != [0; 4] {
             self.internet_reaches(IpAddr::from(anycast), &server.anycast.span(), "anycast address");
         }
-        let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| match a.get_ref().parse::<Ipv6Addr>() {
-            Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
-                // An IPv4-mapped one is no IPv6 address: the IPv4 address is `anycast`'s.
-                let hint = match v6.to_ipv4_mapped() {
-                    Some(v4) => format!(
-                        ": an IPv4-mapped IPv6 address, which no packet carries (`{v4}` is an IPv4 address: `anycast`)"
-                    ),
-                    None => String::new(),
-                };
-                self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address{hint}"));
-                None
-            }
-            Ok(ip) => {
-                self.internet_reaches(IpAddr::V6(ip), &a.span(), "anycast_v6");
-                Some(ip)
-            }
-            Err(_) => {
-                self.err(&a.span(), format!("anycast_v6 `{}` is not an IPv6 address", a.get_ref()));
-                None
-            }
-        });
+        let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| self.anycast_v6(a));
         let frame_size = match &server.frame_size {
             None => DEFAULT_FRAME_SIZE,
             Some(fs) if (256..=65536).contains(fs.get_ref()) => *fs.get_ref() as usize,
@@ -107,6 +87,39 @@ impl Builder<'_> {
                 }
             },
         };
+        let eth = self.ethernet_addrs(server);
+        let next_hop = self.next_hop(server, eth.dst, anycast, anycast_v6);
+        ServerParts { anycast, anycast_v6, frame_size, icmp, eth, next_hop }
+    }
+
+    /// `anycast_v6` as written: one host's IPv6 address, which the Internet reaches.
+    fn anycast_v6(&mut self, a: &Spanned<String>) -> Option<Ipv6Addr> {
+        match a.get_ref().parse::<Ipv6Addr>() {
+            Ok(v6) if !is_host_address(IpAddr::V6(v6)) => {
+                // An IPv4-mapped one is no IPv6 address: the IPv4 address is `anycast`'s.
+                let hint = match v6.to_ipv4_mapped() {
+                    Some(v4) => format!(
+                        ": an IPv4-mapped IPv6 address, which no packet carries (`{v4}` is an IPv4 address: `anycast`)"
+                    ),
+                    None => String::new(),
+                };
+                self.err(&a.span(), format!("anycast_v6 `{v6}` is not one host's address{hint}"));
+                None
+            }
+            Ok(ip) => {
+                self.internet_reaches(IpAddr::V6(ip), &a.span(), "anycast_v6");
+                Some(ip)
+            }
+            Err(_) => {
+                self.err(&a.span(), format!("anycast_v6 `{}` is not an IPv6 address", a.get_ref()));
+                None
+            }
+        }
+    }
+
+    /// The Ethernet addresses of `[server]`'s `mac` and `next_hop_mac` (zero where unset), of
+    /// which the router's may not be ours.
+    fn ethernet_addrs(&mut self, server: &config::ServerSection) -> EthernetAddrs {
         let eth = EthernetAddrs { src: self.mac(&server.mac), dst: self.mac(&server.next_hop_mac) };
         // The router's address is not ours: every frame sent to it would come back to us, and
         // a switch drops such a frame (or, where `mac` is the router's, learns the router on
@@ -123,13 +136,25 @@ impl Builder<'_> {
             );
             self.err(&dst.span(), why);
         }
-        let next_hop = match (&server.next_hop_mac, &server.next_hop) {
+        eth
+    }
+
+    /// Where frames go: to `router_mac`, as read from `next_hop_mac`, where that is set; else to
+    /// the neighbour `next_hop` names, a router's address and not ours (`anycast`, `anycast_v6`).
+    fn next_hop(
+        &mut self,
+        server: &config::ServerSection,
+        router_mac: [u8; 6],
+        anycast: [u8; 4],
+        anycast_v6: Option<Ipv6Addr>,
+    ) -> NextHop {
+        match (&server.next_hop_mac, &server.next_hop) {
             (Some(_), Some(ip)) => {
                 // Both: the MAC is used, and the address was silently not.
                 self.warn(&ip.span(), "next_hop is not used: next_hop_mac is set too, and frames go to that MAC");
-                NextHop::Static(eth.dst)
+                NextHop::Static(router_mac)
             }
-            (Some(_), None) => NextHop::Static(eth.dst),
+            (Some(_), None) => NextHop::Static(router_mac),
             (None, Some(ip)) => match ip.get_ref().parse::<IpAddr>() {
                 // One router's address, not ours: never to be found in the neighbour table.
                 Ok(a)
@@ -149,8 +174,7 @@ impl Builder<'_> {
                 }
             },
             (None, None) => NextHop::Unset,
-        };
-        ServerParts { anycast, anycast_v6, frame_size, icmp, eth, next_hop }
+        }
     }
 
     pub(super) fn health(&mut self, h: &config::HealthSection) -> HealthConfig {

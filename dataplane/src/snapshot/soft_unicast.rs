@@ -15,7 +15,7 @@ use portslice::{DataCentre, EgressRange, Owner, OwnerTable, Plan, PlanSpec, Tags
 use toml::Spanned;
 
 use super::Builder;
-use crate::config::SoftUnicastSection;
+use crate::config::{EgressSection, SoftUnicastSection};
 use crate::limits;
 
 /// Default ports per slice: 31 servers per address above 1024 reserved ports.
@@ -322,27 +322,7 @@ impl Builder<'_> {
             if !dc_spans.contains_key(e.data_centre.get_ref()) {
                 self.err(&e.data_centre.span(), format!("unknown data centre `{}`", e.data_centre.get_ref()));
             }
-            let country = e.country.get_ref();
-            if let Some(why) = portslice::geofeed::check_country(country) {
-                self.err(&e.country.span(), format!("country: {why}"));
-            }
-            // What the geofeed publishes: a region of the country, a city on one line.
-            let text = |v: &Option<Spanned<String>>| v.as_ref().map_or(String::new(), |v| v.get_ref().clone());
-            // Space around a city is not part of it: the feed's readers keep it (RFC 4180 §2), and
-            // ` London ` beside `London` was published as two locations, never merged.
-            let (region, city) = (text(&e.region), text(&e.city).trim().to_string());
-            if let Some(why) = portslice::geofeed::check_region(country, &region) {
-                self.err(&e.region.as_ref().map_or(e.country.span(), |v| v.span()), format!("region: {why}"));
-            }
-            let city_span = e.city.as_ref().map_or(e.prefix.span(), |v| v.span());
-            if let Some(why) = portslice::geofeed::check_text(&city) {
-                self.err(&city_span, format!("city: {why}"));
-            }
-            // RFC 8805 §2.1.1.4 says SHOULD: the feed quotes the comma, so said, not refused.
-            if let Some(why) = portslice::geofeed::comma_warning(&city) {
-                self.warn(&city_span, format!("city: {why}"));
-            }
-            let tags = Tags { country: country.to_ascii_uppercase(), region, city, class: e.class.clone() };
+            let tags = self.egress_tags(e);
             written.push((u32::from(net.network()), u32::from(net.broadcast()), net, e.prefix.span()));
             egress.push(EgressRange {
                 network: u32::from(net.network()),
@@ -351,7 +331,40 @@ impl Builder<'_> {
                 data_centre: e.data_centre.get_ref().clone(),
             });
         }
-        // Every overlapping pair, at the prefix written later.
+        self.check_egress_disjoint(&written);
+        Some(egress)
+    }
+
+    /// The geofeed tags of egress range `e` (RFC 8805), each checked: a country code, a
+    /// region of that country, a city.
+    fn egress_tags(&mut self, e: &EgressSection) -> Tags {
+        let country = e.country.get_ref();
+        if let Some(why) = portslice::geofeed::check_country(country) {
+            self.err(&e.country.span(), format!("country: {why}"));
+        }
+        // What the geofeed publishes: a region of the country, a city on one line.
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map_or(String::new(), |v| v.get_ref().clone());
+        // Space around a city is not part of it: the feed's readers keep it (RFC 4180 §2), and
+        // ` London ` beside `London` was published as two locations, never merged.
+        let (region, city) = (text(&e.region), text(&e.city).trim().to_string());
+        if let Some(why) = portslice::geofeed::check_region(country, &region) {
+            self.err(&e.region.as_ref().map_or(e.country.span(), |v| v.span()), format!("region: {why}"));
+        }
+        let city_span = e.city.as_ref().map_or(e.prefix.span(), |v| v.span());
+        if let Some(why) = portslice::geofeed::check_text(&city) {
+            self.err(&city_span, format!("city: {why}"));
+        }
+        // RFC 8805 §2.1.1.4 says SHOULD: the feed quotes the comma, so said, not refused.
+        if let Some(why) = portslice::geofeed::comma_warning(&city) {
+            self.warn(&city_span, format!("city: {why}"));
+        }
+        Tags { country: country.to_ascii_uppercase(), region, city, class: e.class.clone() }
+    }
+
+    /// The egress prefixes `written` (each as first and last address, prefix, where it is
+    /// written) overlap none of the others: every overlapping pair is said at the prefix
+    /// written later.
+    fn check_egress_disjoint(&mut self, written: &[(u32, u32, ipnet::Ipv4Net, Range<usize>)]) {
         let ranges: Vec<(u8, u128, u128)> = written.iter().map(|w| (4, w.0.into(), w.1.into())).collect();
         let (pairs, more) = super::routes::nested_pairs(&ranges);
         if let Some(&(_, last)) = pairs.last().filter(|_| more > 0) {
@@ -363,7 +376,6 @@ impl Builder<'_> {
             let message = format!("egress prefix {} overlaps egress prefix {}", written[later].2, written[first].2);
             self.err(&written[later].3, message);
         }
-        Some(egress)
     }
 
     /// Reads a plan file (relative to the configuration file) and checks it was made from

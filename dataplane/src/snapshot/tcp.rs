@@ -180,6 +180,24 @@ impl Builder<'_> {
             })
             .collect();
         let set = self.compile_rules(&texts, Action::Accept, scope);
+        self.warn_rules_tracking_nothing(&set, sections);
+        let mut rules = Vec::with_capacity(sections.len());
+        for (i, r) in sections.iter().enumerate() {
+            let r = r.get_ref();
+            let syn_bucket = self.syn_bucket(&mut tcp.syn_buckets, r);
+            rules.push(TcpRule {
+                name: r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone()),
+                customer,
+                mitigate: r.mode == TcpModeName::Mitigate,
+                syn_bucket,
+            });
+        }
+        (set, rules)
+    }
+
+    /// Warns of the rules of `set` (compiled from `sections`, one each) that track no
+    /// connection: one that selects no TCP packet, or a mitigating one that selects no client's SYN.
+    fn warn_rules_tracking_nothing(&mut self, set: &RuleSet, sections: &[Spanned<config::TcpRuleSection>]) {
         // The stage tracks TCP alone: a rule that selects no TCP packet (`udp.dstport == 53`)
         // covers nothing. Judged on boxes that hold every packet it selects, so a rule said
         // here selects none.
@@ -234,43 +252,36 @@ impl Builder<'_> {
                 }
             }
         }
-        let mut rules = Vec::with_capacity(sections.len());
-        for (i, r) in sections.iter().enumerate() {
-            let r = r.get_ref();
-            let syn_bucket = match (&r.syn_rate, &r.syn_burst) {
-                (None, None) => None,
-                (None, Some(b)) => {
-                    self.err(&b.span(), "syn_burst needs a syn_rate");
+    }
+
+    /// Rule `r`'s SYN threshold, if it has one: pushed onto `syn_buckets`, and its index there.
+    fn syn_bucket(&mut self, syn_buckets: &mut Vec<BucketSpec>, r: &config::TcpRuleSection) -> Option<u16> {
+        match (&r.syn_rate, &r.syn_burst) {
+            (None, None) => None,
+            (None, Some(b)) => {
+                self.err(&b.span(), "syn_burst needs a syn_rate");
+                None
+            }
+            (Some(rate), burst) => {
+                if *rate.get_ref() == 0 {
+                    self.err(&rate.span(), "syn_rate must be at least 1");
+                }
+                if let Some(b) = burst.as_ref().filter(|b| *b.get_ref() == 0) {
+                    self.err(&b.span(), "syn_burst must be at least 1");
+                }
+                if syn_buckets.len() >= usize::from(u16::MAX) {
+                    self.err(&rate.span(), "too many rules with a syn_rate");
                     None
+                } else {
+                    syn_buckets.push(BucketSpec {
+                        key: BucketKey::Rule,
+                        rate: u64::from(*rate.get_ref()).max(1),
+                        burst: burst.as_ref().map_or(1, |b| u64::from(*b.get_ref()).max(1)),
+                    });
+                    Some((syn_buckets.len() - 1) as u16)
                 }
-                (Some(rate), burst) => {
-                    if *rate.get_ref() == 0 {
-                        self.err(&rate.span(), "syn_rate must be at least 1");
-                    }
-                    if let Some(b) = burst.as_ref().filter(|b| *b.get_ref() == 0) {
-                        self.err(&b.span(), "syn_burst must be at least 1");
-                    }
-                    if tcp.syn_buckets.len() >= usize::from(u16::MAX) {
-                        self.err(&rate.span(), "too many rules with a syn_rate");
-                        None
-                    } else {
-                        tcp.syn_buckets.push(BucketSpec {
-                            key: BucketKey::Rule,
-                            rate: u64::from(*rate.get_ref()).max(1),
-                            burst: burst.as_ref().map_or(1, |b| u64::from(*b.get_ref()).max(1)),
-                        });
-                        Some((tcp.syn_buckets.len() - 1) as u16)
-                    }
-                }
-            };
-            rules.push(TcpRule {
-                name: r.name.as_ref().map_or_else(|| format!("rule-{}", i + 1), |n| n.get_ref().clone()),
-                customer,
-                mitigate: r.mode == TcpModeName::Mitigate,
-                syn_bucket,
-            });
+            }
         }
-        (set, rules)
     }
 }
 
