@@ -1435,6 +1435,11 @@ fn addresses_no_host_or_no_one_host_has_are_refused() {
         with("\"192.0.2.1\"\n", "\"0.1.2.3\"\n"),
         ["bad.toml:2:11: anycast address `0.1.2.3` is inside 0.0.0.0/8 (this network): the Internet cannot reach it"]
     );
+    assert_eq!(
+        with("\"192.0.2.1\"\n", "\"240.0.0.1\"\n"),
+        ["bad.toml:2:11: anycast address `240.0.0.1` is inside 240.0.0.0/4 (reserved, RFC 1112): the Internet \
+             cannot reach it"]
+    );
     // Announced, a prefix that holds such space would announce it too.
     let wide = format!("{}[bgp]\n", base.replace("\"203.0.113.0/24\"", "\"203.0.113.0/24\", \"224.0.0.0/3\""));
     assert_eq!(

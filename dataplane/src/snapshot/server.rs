@@ -27,7 +27,16 @@ impl Builder<'_> {
     /// An error at `at` when `addr` (`what`) lies in space no host on the Internet has (link-local,
     /// "this network"): customers' routers could not send to it, and `[bgp]` would announce it.
     fn internet_reaches(&mut self, addr: IpAddr, at: &Range<usize>, what: &str) {
-        if let Some(why) = customers::not_for_hosts(IpNet::from(addr)) {
+        // 240.0.0.0/4 is reserved (RFC 1112 §4, "class E"): a host may number itself in it
+        // (Linux takes it), but no router of the Internet forwards to it. Not a space for no
+        // hosts ([`customers::not_for_hosts`]): a customer's own network may use it inside.
+        let reserved = match addr {
+            IpAddr::V4(v4) => v4.octets()[0] >= 240 && !v4.is_broadcast(),
+            IpAddr::V6(_) => false,
+        };
+        let why = customers::not_for_hosts(IpNet::from(addr))
+            .or(reserved.then_some("inside 240.0.0.0/4 (reserved, RFC 1112)"));
+        if let Some(why) = why {
             self.err(at, format!("{what} `{addr}` is {why}: the Internet cannot reach it"));
         }
     }
