@@ -140,7 +140,23 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
     outcome.from_tunnel = Some(tid);
     ctx.from = Some(tid);
     outcome.customer = Some(tunnel.customer);
+    forward_carried(ctx, frame, outer, tid, tunnel, &repr, outcome)
+}
 
+/// The packet the GRE of `outer` carries from tunnel `tid`: parsed, then returned to the
+/// router (a keepalive), served (our side of the tunnel), dropped, or sent on to a customer
+/// or the Internet.
+#[inline(always)] // one call, from decap
+fn forward_carried(
+    ctx: &mut Ctx<'_>,
+    frame: &mut Frame<'_>,
+    outer: &IpFrame,
+    tid: TunnelId,
+    tunnel: &Tunnel,
+    repr: &GreRepr,
+    outcome: &mut Outcome,
+) -> Verdict {
+    let snap = ctx.snap;
     // The inner packet: parsed within the outer one, offsets the frame's.
     let outer_end = frame.start + outer.l3_start + outer.l3_len;
     let data = frame.buf.get(frame.start..outer_end).unwrap_or(&[]);

@@ -27,7 +27,7 @@ use super::flows::{FlowEvent, Segment};
 use super::forward::Ctx;
 use super::parse::IpFrame;
 use super::verdict::DropReason;
-use crate::snapshot::Customer;
+use crate::snapshot::{Customer, TcpProtection};
 
 /// IP protocol number of TCP.
 const TCP: u32 = 6;
@@ -74,11 +74,6 @@ pub(super) fn protect(
     if flags == ABSENT {
         return Protection::Pass;
     }
-    let covering = |key: &Key| match tcp.global.decide(key, data).rule {
-        Some(r) => Some(r),
-        None => customer.tcp.decide(key, data).rule.map(|r| customer.tcp_base + r),
-    };
-    let known = |r: &u32| tcp.rules.get(*r as usize).is_some();
     let now = ctx.now;
     // The answer to a challenge: a RST whose sequence number is the cookie we sent, whatever
     // rule covers it, or none (a threshold rule written for SYNs alone covers no RST), and
@@ -92,15 +87,7 @@ pub(super) fn protect(
         && let Some(seq) = field_u32(data, ip.l4_start + 4)
         && cookie_matches(&tcp.cookie_key, key, seq, now)
     {
-        let until = now.saturating_add(tcp.authenticated_ns);
-        ctx.limits.authenticated.insert(source_of(key), now, until);
-        outcome.tcp = Some(FlowEvent::ChallengePassed);
-        // Counted under the rule that challenged, the one covering the SYN this answers, else
-        // whichever covers the RST, if any (a lookup more, for answers only: challenges are
-        // bounded by `challenge_rate`).
-        let mut syn = *key;
-        syn.set_tcp_flags(SYN as u16);
-        outcome.tcp_rule = covering(&syn).filter(known).or_else(|| covering(key).filter(known));
+        take_answer(ctx, data, key, customer, outcome);
         return Protection::Answered;
     }
     // Dropped next by the firewall: no entry, no challenge, no threshold spent, no event
@@ -108,39 +95,22 @@ pub(super) fn protect(
     if firewall_drops {
         return Protection::Pass;
     }
-    let rule_index = covering(key);
+    let rule_index = covering_rule(tcp, customer, key, data);
     let rule = rule_index.and_then(|r| tcp.rules.get(r as usize));
     outcome.tcp_rule = rule_index.filter(|_| rule.is_some());
     let Some(rule) = rule else { return Protection::Pass };
-    let flow = flow_of(key);
-    let segment = segment(data, ip, flags);
-    if let Some(bucket) = rule.syn_bucket {
-        // A new connection over the threshold from a source not yet authenticated: a
-        // client's SYN, or a server's SYN-ACK answering a customer's own SYN.
-        if flags & SYN != 0
-            && flags & RST == 0
-            && !ctx.limits.authenticated.contains(source_of(key), now)
-            && !ctx.limits.syn.admit(usize::from(bucket), 0, now)
-        {
-            outcome.tcp = Some(FlowEvent::Challenged);
-            if !rule.mitigate {
-                // Monitor: counted as challenged, and tracked as the SYN it is.
-                observe(ctx, outcome, flow, segment);
-                return Protection::Pass;
-            }
-            // IPv6 extension headers, IPv4 options or AH would have to be rewritten too (a
-            // source route reversed, an integrity check value made): not answered.
-            let answerable = ip.l4_start == ip.l3_start + if ip.is_ipv6 { 40 } else { 20 };
-            if !answerable || !ctx.limits.challenges.admit(0, 0, now) {
-                outcome.tcp = Some(FlowEvent::SynFlood);
-                return Protection::Drop(DropReason::TcpSynFlood);
-            }
-            let isn = field_u32(data, ip.l4_start + 4).unwrap_or(0);
-            return Protection::Challenge { cookie: cookie(&tcp.cookie_key, key, now >> COOKIE_SLOT_SHIFT, isn) };
-        }
+    // A new connection over the threshold from a source not yet authenticated: a
+    // client's SYN, or a server's SYN-ACK answering a customer's own SYN.
+    if let Some(bucket) = rule.syn_bucket
+        && flags & SYN != 0
+        && flags & RST == 0
+        && !ctx.limits.authenticated.contains(source_of(key), now)
+        && !ctx.limits.syn.admit(usize::from(bucket), 0, now)
+    {
+        return challenge_syn(ctx, data, key, ip, flags, rule.mitigate, outcome);
     }
 
-    let event = observe(ctx, outcome, flow, segment);
+    let event = observe(ctx, outcome, flow_of(key), segment(data, ip, flags));
     outcome.tcp = Some(event);
     match event {
         FlowEvent::OutOfStateAck if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateAck),
@@ -148,6 +118,69 @@ pub(super) fn protect(
         FlowEvent::OutOfStateRst if rule.mitigate => Protection::Drop(DropReason::TcpOutOfStateRst),
         _ => Protection::Pass,
     }
+}
+
+/// The index in `tcp.rules` of the rule covering `key`'s packet, if one does: the first
+/// global rule that selects it, else the customer's (numbered after the global ones).
+#[inline]
+fn covering_rule(tcp: &TcpProtection, customer: &Customer, key: &Key, data: &[u8]) -> Option<u32> {
+    match tcp.global.decide(key, data).rule {
+        Some(r) => Some(r),
+        None => customer.tcp.decide(key, data).rule.map(|r| customer.tcp_base + r),
+    }
+}
+
+/// Takes in a RST that answers a challenge ([`protect`]): its source is authenticated for
+/// `authenticated_ns`, and the outcome says the challenge passed. Cold: answers come no
+/// faster than challenges go out (`challenge_rate`).
+#[cold]
+fn take_answer(ctx: &mut Ctx<'_>, data: &[u8], key: &Key, customer: &Customer, outcome: &mut Outcome) {
+    let tcp = &ctx.snap.tcp;
+    let now = ctx.now;
+    let until = now.saturating_add(tcp.authenticated_ns);
+    ctx.limits.authenticated.insert(source_of(key), now, until);
+    outcome.tcp = Some(FlowEvent::ChallengePassed);
+    // Counted under the rule that challenged, the one covering the SYN this answers, else
+    // whichever covers the RST, if any (a lookup more, for answers only: challenges are
+    // bounded by `challenge_rate`).
+    let known = |r: &u32| tcp.rules.get(*r as usize).is_some();
+    let mut syn = *key;
+    syn.set_tcp_flags(SYN as u16);
+    outcome.tcp_rule = covering_rule(tcp, customer, &syn, data)
+        .filter(known)
+        .or_else(|| covering_rule(tcp, customer, key, data).filter(known));
+}
+
+/// What becomes of a SYN or SYN-ACK (`flags`) over its rule's SYN threshold from a source
+/// not yet authenticated: under a `monitor` rule (`mitigate` false) it is counted as
+/// challenged and tracked; under a `mitigate` rule it is challenged, or dropped as a flood
+/// when it cannot be answered.
+#[inline]
+fn challenge_syn(
+    ctx: &mut Ctx<'_>,
+    data: &[u8],
+    key: &Key,
+    ip: &IpFrame,
+    flags: u32,
+    mitigate: bool,
+    outcome: &mut Outcome,
+) -> Protection {
+    outcome.tcp = Some(FlowEvent::Challenged);
+    if !mitigate {
+        // Monitor: counted as challenged, and tracked as the SYN it is.
+        observe(ctx, outcome, flow_of(key), segment(data, ip, flags));
+        return Protection::Pass;
+    }
+    let now = ctx.now;
+    // IPv6 extension headers, IPv4 options or AH would have to be rewritten too (a
+    // source route reversed, an integrity check value made): not answered.
+    let answerable = ip.l4_start == ip.l3_start + if ip.is_ipv6 { 40 } else { 20 };
+    if !answerable || !ctx.limits.challenges.admit(0, 0, now) {
+        outcome.tcp = Some(FlowEvent::SynFlood);
+        return Protection::Drop(DropReason::TcpSynFlood);
+    }
+    let isn = field_u32(data, ip.l4_start + 4).unwrap_or(0);
+    Protection::Challenge { cookie: cookie(&ctx.snap.tcp.cookie_key, key, now >> COOKIE_SLOT_SHIFT, isn) }
 }
 
 /// Tracks `segment` of `flow` for the frame's customer, whose grace period runs from when

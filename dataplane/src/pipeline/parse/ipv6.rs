@@ -49,55 +49,7 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     key.set(Dim::L3At, l3_start as u32);
     let ip = match ipv6_layer(l3) {
         Ok(ip) => ip,
-        Err(reason) => {
-            // The payload ends where its length (a jumbogram's option) says, or where the
-            // frame does on the wire ([`on_the_wire`]); its bytes, where the capture does.
-            let payload_on_the_wire = on_the_wire(key, l3, l3_start).saturating_sub(40);
-            let jumbo =
-                jumbo_payload_len(l3).map(|len| len.min(u32::try_from(payload_on_the_wire).unwrap_or(u32::MAX)));
-            let packet = jumbo.and_then(|len| l3.get(..40 + len as usize)).unwrap_or(l3);
-            if let Ok((lax, stopped_in_extensions)) = LaxIpv6Slice::from_slice(packet) {
-                let h = lax.header();
-                fill_ipv6(key, &h);
-                if h.payload_length() == 0 && jumbo.is_none() {
-                    // A jumbogram's length without its option (or with one tshark does not
-                    // take, [`jumbo_payload_len`]), or TSO's in a capture: tshark's IPv6
-                    // payload is then empty, no extension header is read, and of the
-                    // transports only ICMPv6 has a layer without a byte.
-                    if h.next_header() == IpNumber::IPV6_ICMP {
-                        key.set(Dim::L4At, (l3_start + 40) as u32);
-                        key.set_l4_proto(IpNumber::IPV6_ICMP.0);
-                    }
-                    return Parsed::Bad(reason);
-                }
-                if let Some(len) = jumbo {
-                    key.set(Dim::Ipv6JumboLen, len);
-                }
-                let p = lax.payload();
-                // tshark counts the extension headers into `ipv6` only once it reaches what
-                // follows them: a walk stopped inside them (a header cut short, or one the
-                // lenient walk refuses, such as a misplaced Hop-by-Hop header, which tshark
-                // reads through: docs/rules.md) leaves the fixed header alone, as a later
-                // fragment does.
-                let l4_at = if stopped_in_extensions.is_some() { 40 } else { offset_in(l3, p.payload) };
-                key.set(Dim::L4At, (l3_start + l4_at) as u32);
-                let extensions = offset_in(l3, p.payload).saturating_sub(40);
-                let payload_len =
-                    jumbo.map_or(usize::from(h.payload_length()).min(payload_on_the_wire), |len| len as usize);
-                let declared = payload_len.saturating_sub(extensions);
-                // Not first: iterating the extension headers of a lenient
-                // slice reads past a header cut short (etherparse 0.21), so a fragment here
-                // counts as a later one.
-                fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
-            } else if l3.len() < 40 && l3.first().is_some_and(|b| b >> 4 == 6) {
-                cut_ipv6(key, l3);
-            } else {
-                // A version other than 6, or not a byte: tshark's `ipv6` all the same, and no
-                // more.
-                key.set(Dim::IpVersion, BOGUS_IPV6.into());
-            }
-            return Parsed::Bad(reason);
-        }
+        Err(reason) => return bad_ipv6(key, l3, l3_start, reason),
     };
     fill_ipv6(key, &ip.header);
     let l3_len = 40 + usize::from(ip.header.payload_length());
@@ -135,6 +87,54 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         under_ah,
         routed_onward,
     })
+}
+
+/// An IPv6 packet [`ipv6_layer`] refused: why, and in the key what the bytes present hold (a
+/// snapped capture, a lying length field, a header chain cut short), as tshark shows it.
+#[cold]
+fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Parsed {
+    // The payload ends where its length (a jumbogram's option) says, or where the frame does on
+    // the wire ([`on_the_wire`]); its bytes, where the capture does.
+    let payload_on_the_wire = on_the_wire(key, l3, l3_start).saturating_sub(40);
+    let jumbo = jumbo_payload_len(l3).map(|len| len.min(u32::try_from(payload_on_the_wire).unwrap_or(u32::MAX)));
+    let packet = jumbo.and_then(|len| l3.get(..40 + len as usize)).unwrap_or(l3);
+    if let Ok((lax, stopped_in_extensions)) = LaxIpv6Slice::from_slice(packet) {
+        let h = lax.header();
+        fill_ipv6(key, &h);
+        if h.payload_length() == 0 && jumbo.is_none() {
+            // A jumbogram's length without its option (or with one tshark does not take,
+            // [`jumbo_payload_len`]), or TSO's in a capture: tshark's IPv6 payload is then
+            // empty, no extension header is read, and of the transports only ICMPv6 has a layer
+            // without a byte.
+            if h.next_header() == IpNumber::IPV6_ICMP {
+                key.set(Dim::L4At, (l3_start + 40) as u32);
+                key.set_l4_proto(IpNumber::IPV6_ICMP.0);
+            }
+            return Parsed::Bad(reason);
+        }
+        if let Some(len) = jumbo {
+            key.set(Dim::Ipv6JumboLen, len);
+        }
+        let p = lax.payload();
+        // tshark counts the extension headers into `ipv6` only once it reaches what follows
+        // them: a walk stopped inside them (a header cut short, or one the lenient walk
+        // refuses, such as a misplaced Hop-by-Hop header, which tshark reads through:
+        // docs/rules.md) leaves the fixed header alone, as a later fragment does.
+        let l4_at = if stopped_in_extensions.is_some() { 40 } else { offset_in(l3, p.payload) };
+        key.set(Dim::L4At, (l3_start + l4_at) as u32);
+        let extensions = offset_in(l3, p.payload).saturating_sub(40);
+        let payload_len = jumbo.map_or(usize::from(h.payload_length()).min(payload_on_the_wire), |len| len as usize);
+        let declared = payload_len.saturating_sub(extensions);
+        // Not first: iterating the extension headers of a lenient slice reads past a header cut
+        // short (etherparse 0.21), so a fragment here counts as a later one.
+        fill_l4_lenient(key, p.ip_number, p.fragmented, false, p.payload, declared);
+    } else if l3.len() < 40 && l3.first().is_some_and(|b| b >> 4 == 6) {
+        cut_ipv6(key, l3);
+    } else {
+        // A version other than 6, or not a byte: tshark's `ipv6` all the same, and no more.
+        key.set(Dim::IpVersion, BOGUS_IPV6.into());
+    }
+    Parsed::Bad(reason)
 }
 
 /// An IPv6 header the capture cut short of its 40 bytes (a snap length inside it), as tshark

@@ -40,20 +40,7 @@ pub(super) fn parse_l4(
 ) -> Option<DropReason> {
     key.set(Dim::L4At, l4_start as u32);
     if fragmented {
-        // tshark has no TCP or UDP layer before its ports (4 bytes) are there ([`headless`]).
-        if first && !headless(key, proto, payload.len()) {
-            key.set_l4_proto(proto.0);
-            fill_l4_from_bytes(key, proto, payload);
-            // A TCP header length below 20 is as bad in a first fragment as in a whole
-            // segment (the receiver drops the segment once reassembled); and as tshark shows
-            // no flags behind it, neither does the key, so no rule could tell a SYN. One too
-            // short to hold the fixed header is the tiny-fragment check's (RFC 1858), which
-            // names it better.
-            if proto == IpNumber::TCP && payload.len() >= 20 && key.get(Dim::TcpHdrLen) < 20 {
-                return Some(DropReason::BadTcpHeader);
-            }
-        }
-        return None;
+        return parse_fragment_l4(key, proto, first, payload);
     }
     // Whole or not, tshark has no TCP or UDP layer before the ports are there, no ICMP layer
     // before six bytes.
@@ -61,33 +48,8 @@ pub(super) fn parse_l4(
         key.set_l4_proto(proto.0);
     }
     let bad = match proto {
-        IpNumber::TCP => match etherparse::TcpSlice::from_slice(payload) {
-            Ok(t) => {
-                fill_l4_from_bytes(key, proto, t.header_slice());
-                // The segment's length as the IP length gives it (Ethernet padding excluded).
-                key.set(Dim::L4Len, (payload.len() - t.header_slice().len()) as u32);
-                None
-            }
-            Err(tcp::HeaderSliceError::Len(_)) => Some(DropReason::Truncated),
-            // A header length below 20 (etherparse's one content error, behind 20 bytes):
-            // tshark gives the segment's length from it all the same.
-            Err(tcp::HeaderSliceError::Content(_)) => {
-                let header_len = payload.get(12).map_or(0, |&b| usize::from(b >> 4) * 4);
-                key.set(Dim::L4Len, payload.len().saturating_sub(header_len) as u32);
-                Some(DropReason::BadTcpHeader)
-            }
-        },
-        // RFC 768: the length counts the 8-byte header and runs to the end of the datagram.
-        // etherparse takes 0 for "the rest" (a jumbogram's, RFC 2675) and calls a length
-        // past the payload a short buffer; the packet here is whole, so both are bad headers.
-        IpNumber::UDP => match payload.get(4..6).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) {
-            None => Some(DropReason::Truncated),
-            Some(len) if len < 8 || len > payload.len() => Some(DropReason::BadUdpHeader),
-            Some(_) => {
-                fill_l4_from_bytes(key, proto, payload);
-                None
-            }
-        },
+        IpNumber::TCP => parse_tcp(key, payload),
+        IpNumber::UDP => parse_udp(key, payload),
         // The 8-byte header is all every ICMP message has; etherparse wants a timestamp
         // message to be exactly 20 bytes, and one with more is as valid (RFC 792 sets no
         // upper bound; tshark and Linux take it).
@@ -115,6 +77,65 @@ pub(super) fn parse_l4(
         fill_l4_from_bytes(key, proto, payload);
     }
     bad
+}
+
+/// [`parse_l4`] of a fragment's payload: nothing in a later fragment, what its bytes hold in
+/// a first one.
+#[inline]
+fn parse_fragment_l4(key: &mut Key, proto: IpNumber, first: bool, payload: &[u8]) -> Option<DropReason> {
+    // tshark has no TCP or UDP layer before its ports (4 bytes) are there ([`headless`]).
+    if first && !headless(key, proto, payload.len()) {
+        key.set_l4_proto(proto.0);
+        fill_l4_from_bytes(key, proto, payload);
+        // A TCP header length below 20 is as bad in a first fragment as in a whole
+        // segment (the receiver drops the segment once reassembled); and as tshark shows
+        // no flags behind it, neither does the key, so no rule could tell a SYN. One too
+        // short to hold the fixed header is the tiny-fragment check's (RFC 1858), which
+        // names it better.
+        if proto == IpNumber::TCP && payload.len() >= 20 && key.get(Dim::TcpHdrLen) < 20 {
+            return Some(DropReason::BadTcpHeader);
+        }
+    }
+    None
+}
+
+/// [`parse_l4`] of a whole packet's TCP header: its fields and the segment's length in the
+/// key, or why the frame is dropped.
+#[inline]
+fn parse_tcp(key: &mut Key, payload: &[u8]) -> Option<DropReason> {
+    match etherparse::TcpSlice::from_slice(payload) {
+        Ok(t) => {
+            fill_l4_from_bytes(key, IpNumber::TCP, t.header_slice());
+            // The segment's length as the IP length gives it (Ethernet padding excluded).
+            key.set(Dim::L4Len, (payload.len() - t.header_slice().len()) as u32);
+            None
+        }
+        Err(tcp::HeaderSliceError::Len(_)) => Some(DropReason::Truncated),
+        // A header length below 20 (etherparse's one content error, behind 20 bytes):
+        // tshark gives the segment's length from it all the same.
+        Err(tcp::HeaderSliceError::Content(_)) => {
+            let header_len = payload.get(12).map_or(0, |&b| usize::from(b >> 4) * 4);
+            key.set(Dim::L4Len, payload.len().saturating_sub(header_len) as u32);
+            Some(DropReason::BadTcpHeader)
+        }
+    }
+}
+
+/// [`parse_l4`] of a whole packet's UDP header: its fields in the key, or why the frame is
+/// dropped.
+#[inline]
+fn parse_udp(key: &mut Key, payload: &[u8]) -> Option<DropReason> {
+    // RFC 768: the length counts the 8-byte header and runs to the end of the datagram.
+    // etherparse takes 0 for "the rest" (a jumbogram's, RFC 2675) and calls a length
+    // past the payload a short buffer; the packet here is whole, so both are bad headers.
+    match payload.get(4..6).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) {
+        None => Some(DropReason::Truncated),
+        Some(len) if len < 8 || len > payload.len() => Some(DropReason::BadUdpHeader),
+        Some(_) => {
+            fill_l4_from_bytes(key, IpNumber::UDP, payload);
+            None
+        }
+    }
 }
 
 /// Transport fields of a packet whose IP layer is cut short: whatever the bytes present hold.
