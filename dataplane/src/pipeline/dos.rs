@@ -158,29 +158,39 @@ pub struct DosOutcome {
 /// What a DoS rule list with no rules does: nothing.
 pub const NO_DOS: DosOutcome = DosOutcome { drop: None, rule: None, monitor: None, would_limit: false };
 
-/// The buckets, and keys in them, one packet has paid a token to. A packet meets rules at up
-/// to four stages (the global DoS rules; a decapsulated packet's egress rules; its
-/// customer's DoS rules; its firewall), and where two name one bucket it is charged once
-/// under a key: charged at each, a flood at a destination bucket's rate passed 1% of it,
-/// every token the first stage refilled taken for a packet the second then dropped. The
-/// preview tables of monitor-mode rate limits keep a record of their own: sharing this one,
-/// a preview could take the slot that spares an enforced rule a second token.
+/// The buckets, and keys in them, one packet has been charged in, and whether each took it.
+/// A packet meets rules at up to four stages (the global DoS rules; a decapsulated packet's
+/// egress rules; its customer's DoS rules; its firewall), and where two name one bucket it is
+/// charged once under a key: charged at each, a flood at a destination bucket's rate passed
+/// 1% of it, every token the first stage refilled taken for a packet the second then dropped.
+/// The preview tables of monitor-mode rate limits keep a record of their own: sharing this
+/// one, a preview could take the slot that spares an enforced rule a second token.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Charged {
-    paid: [(usize, u64); 4],
+    /// `(bucket, key, admitted)` for each charge, in order: a `u16` bucket and the flag fit
+    /// where a `usize` bucket was (the record is made for every frame).
+    charges: [(u16, u64, bool); 4],
     len: usize,
 }
 
 impl Charged {
     /// Whether the packet conforms to `bucket` under `key`: free where it has paid there
-    /// already, else a token from `limiter` (remembered when taken).
-    pub fn admit(&mut self, limiter: &mut RateLimiter, bucket: usize, key: u64, now_ns: u64) -> bool {
-        if self.paid[..self.len].contains(&(bucket, key)) {
+    /// already, refused where the bucket has refused it already (under any key), else a
+    /// token from `limiter`. Enforced, a refusal drops the packet, which meets no bucket
+    /// after it; a preview's packet goes on, and charged again it would spend tokens that
+    /// enforcing never spends (a hairpinned frame's carried packet after its GRE packet was
+    /// refused: the preview counted more than enforcing dropped).
+    pub fn admit(&mut self, limiter: &mut RateLimiter, bucket: u16, key: u64, now_ns: u64) -> bool {
+        let charges = &self.charges[..self.len];
+        if charges.iter().any(|&(b, _, admitted)| b == bucket && !admitted) {
+            return false;
+        }
+        if charges.contains(&(bucket, key, true)) {
             return true;
         }
-        let admitted = limiter.admit(bucket, key, now_ns);
-        if admitted && let Some(slot) = self.paid.get_mut(self.len) {
-            *slot = (bucket, key);
+        let admitted = limiter.admit(usize::from(bucket), key, now_ns);
+        if let Some(charge) = self.charges.get_mut(self.len) {
+            *charge = (bucket, key, admitted);
             self.len += 1;
         }
         admitted
@@ -205,10 +215,9 @@ pub(super) fn enforce(ctx: &mut Ctx<'_>, rules: &RuleSet, d: &Decision, base: u3
         Action::Accept => None,
         Action::Drop => Some(DropReason::DosRule),
         Action::RateLimit(b) => {
-            let bucket = usize::from(b);
-            let spec = ctx.snap.dos.buckets.get(bucket).map_or(BucketKey::Rule, |s| s.key);
+            let spec = ctx.snap.dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
             let k = bucket_key(spec, key, RuleId::dos(d.rule.map(|r| base + r)));
-            (!ctx.charged.admit(&mut ctx.limits.dos, bucket, k, ctx.now)).then_some(DropReason::RateLimited)
+            (!ctx.charged.admit(&mut ctx.limits.dos, b, k, ctx.now)).then_some(DropReason::RateLimited)
         }
     };
     let would_limit = would_limit(ctx, rules, d.monitor, |m| RuleId::dos(Some(base + m)), key);
@@ -250,7 +259,7 @@ fn preview(ctx: &mut Ctx<'_>, rules: &RuleSet, m: u32, id: RuleId, key: &Key) ->
     // (enforced, this rule would then take no token of its own): the preview table follows
     // the tokens the packets reaching the rule took, whichever rule took them.
     let paid = ctx.previewed.get_or_insert_with(Charged::default);
-    !paid.admit(&mut ctx.limits.previews, usize::from(table), k, ctx.now)
+    !paid.admit(&mut ctx.limits.previews, table, k, ctx.now)
 }
 
 /// A rule as a `key = "rule"` bucket tells it apart from every other: DoS rules and the

@@ -167,7 +167,7 @@ pub(super) fn admit(ctx: &mut Ctx<'_>, action: Action, key: &Key, rule: Option<u
         Action::RateLimit(b) => {
             let spec = ctx.snap.dos.buckets.get(usize::from(b)).map_or(BucketKey::Rule, |s| s.key);
             let k = dos::bucket_key(spec, key, RuleId::firewall(rule));
-            ctx.charged.admit(&mut ctx.limits.dos, usize::from(b), k, ctx.now)
+            ctx.charged.admit(&mut ctx.limits.dos, b, k, ctx.now)
         }
     }
 }

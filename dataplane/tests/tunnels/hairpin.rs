@@ -162,3 +162,43 @@ fn a_hairpinned_frame_counts_each_global_preview_for_its_own_rule() {
     let (_, stats, _) = verdicts_of(&with("monitor", watch), frames);
     assert_eq!((stats.dos_hits[1], stats.dos_would_limit[1]), (4, 0), "a bucket that refuses nothing");
 }
+
+/// A monitor-mode rate limit previews what it drops enforced (the oracle, docs/dos.md) on
+/// hairpinned frames too, whose GRE packet and carried packet it charges under two keys.
+/// One a second per destination, all at one time: the second GRE packet (to the anycast
+/// address) is refused, so enforced its carried packet never spends the token of
+/// 198.18.100.6, and a packet from the Internet to that host then passes. Before, the
+/// preview charged the carried packet after refusing the GRE packet, and counted the third
+/// frame as refused too.
+#[test]
+fn a_preview_of_hairpinned_frames_counts_what_enforcing_drops() {
+    let (config, _) = tunnel_edge();
+    let with = |mode: &str| {
+        config.replacen(
+            "[dos.sanity]\n",
+            &format!(
+                "[[dos.bucket]]\nname = \"per-destination\"\nkey = \"destination\"\nrate = 1\nburst = 1\n\n\
+                 [[dos.rule]]\nname = \"all\"\nmatch = \"ip\"\naction = \"rate-limit\"\n\
+                 bucket = \"per-destination\"\nmode = \"{mode}\"\n\n[dos.sanity]\n"
+            ),
+            1,
+        )
+    };
+    let file = temp("hairpin-preview-keys");
+    scapy_pcap(
+        &file,
+        "inner = lambda dst: IP(src='203.0.113.7', dst=dst)/UDP(sport=5000, dport=53)\n\
+         gre = lambda dst: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.1', dst='192.0.2.1')/GRE()/inner(dst)\n\
+         frames = [gre('198.18.100.5'), gre('198.18.100.6'),\n\
+                   Ether(dst='02:00:00:00:00:01')/IP(src='8.8.8.8', dst='198.18.100.6')/UDP(sport=5000, dport=53)]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (sent, limited) = (format!("tx:{}", TxReason::Encapsulated.name()), DropReason::RateLimited.name());
+    let sent = sent.as_str();
+    let (v, _, _) = verdicts_of(&with("enforce"), frames.clone());
+    assert_eq!(fates(&v), [sent, limited, sent], "enforced: the second GRE packet is refused");
+    let (v, stats, _) = verdicts_of(&with("monitor"), frames);
+    assert_eq!(fates(&v), [sent; 3], "monitor mode changes no verdict");
+    assert_eq!((stats.dos_hits[0], stats.dos_would_limit[0]), (3, 1), "the preview refuses what enforcing drops");
+}
