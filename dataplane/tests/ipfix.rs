@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// A flow as both sides describe it: addresses, ports, protocol, customer, verdict, reason,
-/// and whether it entered from a customer's domain (`ingressVRFID` set).
+/// A flow as both sides describe it: addresses, ports, protocol, customer, what became of
+/// its packets (RFC 7270's `forwardingStatus`: the verdict, but for packets answered in their
+/// place), reason, and whether it entered from a customer's domain (`ingressVRFID` set).
 type FlowKey = (String, String, u16, u16, u8, String, String, String, bool);
 
 /// Packets and octets of each flow.
@@ -117,6 +118,16 @@ fn expected(config: &Path, capture: &Path, sample: u64) -> Flows {
         // Entered from a customer's domain: GRE on the wire (the outer header's protocol)
         // that a tunnel took (a customer named).
         let from_customer = protocol == 47 && !name(&f["customer"]).is_empty();
+        // RFC 7270: a packet answered by an ICMP error went no further (dropped), one
+        // answered here (a ping of our side of a tunnel, a challenged SYN) was consumed; the
+        // frame transmitted is the answer, not the packet.
+        let (verdict, reason) = (name(&f["verdict"]), name(&f["reason"]));
+        let fate = match (verdict.as_str(), reason.as_str()) {
+            ("tx", "icmp_too_big" | "icmp_time_exceeded") => "drop",
+            ("tx", "echo_reply" | "syn_challenge") => "consumed",
+            (verdict, _) => verdict,
+        }
+        .to_string();
         let key = (
             src.to_string(),
             dst.to_string(),
@@ -124,8 +135,8 @@ fn expected(config: &Path, capture: &Path, sample: u64) -> Flows {
             dport,
             protocol,
             name(&f["customer"]),
-            name(&f["verdict"]),
-            name(&f["reason"]),
+            fate,
+            reason,
             from_customer,
         );
         let e = flows.entry(key).or_default();
@@ -181,8 +192,16 @@ fn dissected(export: &Path, port: u16, sample: u64) -> Flows {
                     .filter(|h| !h.is_empty())
                     .map(|h| u8::from_str_radix(h, 16).unwrap())
                     .collect();
+                let reason = String::from_utf8(reason).unwrap();
+                // RFC 7270's drop code of a packet answered by an ICMP error: what it says.
+                let drop_code = &r["Forwarding Status"]["cflow.forwarding_status_drop_code"];
+                match reason.as_str() {
+                    "icmp_too_big" => assert_eq!(drop_code, "5", "{set}: fragmentation and DF set"),
+                    "icmp_time_exceeded" => assert_eq!(drop_code, "9", "{set}: bad TTL"),
+                    _ => {}
+                }
                 let status = &r["Forwarding Status"]["cflow.forwarding_status"];
-                let verdict = match status.as_str() {
+                let fate = match status.as_str() {
                     Some("1") => "tx",
                     Some("2") => "drop",
                     // Consumed: passed to the host (punt adjacency, 1) or used up here.
@@ -201,8 +220,8 @@ fn dissected(export: &Path, port: u16, sample: u64) -> Flows {
                     n("cflow.dstport") as u16,
                     n("cflow.protocol") as u8,
                     s("cflow.vrfname").unwrap_or_default(),
-                    verdict.to_string(),
-                    String::from_utf8(reason).unwrap(),
+                    fate.to_string(),
+                    reason,
                     n("cflow.ingress_vrfid") != 0,
                 );
                 // Entered from the customer it names, or left into it, or (a hairpin) both.

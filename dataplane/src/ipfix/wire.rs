@@ -19,7 +19,7 @@
 //! packets sampled that the exporter never got (its queue was full), so that a collector
 //! scaling counts by the sampling rate knows they are short.
 
-use crate::pipeline::{DropReason, Verdict};
+use crate::pipeline::{DropReason, TxReason, Verdict};
 
 /// The template of IPv4 flow records.
 pub const TEMPLATE_V4: u16 = 256;
@@ -246,11 +246,17 @@ fn put_variable(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// RFC 7270's `forwardingStatus`: the verdict in the top two bits (forwarded 01, dropped
-/// 10, consumed 11) and the nearest of its reason codes below.
+/// RFC 7270's `forwardingStatus`: what became of the packet, in the top two bits (forwarded
+/// 01, dropped 10, consumed 11), and the nearest of its reason codes below.
 pub fn forwarding_status(v: &Verdict) -> u8 {
     use DropReason as D;
     match v {
+        // Answered by an ICMP error in its place: the packet went no further (RFC 1812
+        // §4.3.2.3), dropped for what the error says: fragmentation and DF set, bad TTL.
+        Verdict::Tx { reason: TxReason::IcmpTooBig, .. } => 133,
+        Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. } => 137,
+        // Answered here (a ping of our side of a tunnel, a challenged SYN): for us.
+        Verdict::Tx { reason: TxReason::EchoReply | TxReason::SynChallenge, .. } => 195,
         Verdict::Tx { .. } => 64,
         // Handed to the host's stack: punted.
         Verdict::Pass(_) => 193,
@@ -270,5 +276,35 @@ pub fn forwarding_status(v: &Verdict) -> u8 {
             D::SpoofedCustomerSource | D::DecapSpoofedSource => 140,                             // RPF
             _ => 128,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(reason: TxReason) -> Verdict {
+        Verdict::Tx { start: 0, len: 0, reason }
+    }
+
+    /// RFC 7270 §4.12's `forwardingStatus` says what became of the packet a record counts.
+    /// One answered by an ICMP error never reached the customer: dropped (10), with the code
+    /// of what the error says, 5 fragmentation and DF set or 9 bad TTL; one answered here was
+    /// consumed (11), 3 for us. They were exported as forwarded (64), the transmitted frame
+    /// being the error or the reply, not the packet.
+    #[test]
+    fn a_packet_answered_in_its_place_is_not_reported_forwarded() {
+        let status = |reason| forwarding_status(&tx(reason));
+        // The status in the top two bits, the reason code below.
+        let (forwarded, dropped, consumed) = (1 << 6, 2 << 6, 3 << 6);
+        assert_eq!(status(TxReason::Encapsulated), forwarded);
+        assert_eq!(status(TxReason::Decapsulated), forwarded);
+        assert_eq!(status(TxReason::IcmpTooBig), dropped | 5);
+        assert_eq!(status(TxReason::IcmpTimeExceeded), dropped | 9);
+        assert_eq!(status(TxReason::EchoReply), consumed | 3);
+        assert_eq!(status(TxReason::SynChallenge), consumed | 3);
+        // The drop of the same packet when no error may be sent says the same.
+        assert_eq!(forwarding_status(&Verdict::Drop(DropReason::TtlExceeded)), status(TxReason::IcmpTimeExceeded));
+        assert_eq!(forwarding_status(&Verdict::Drop(DropReason::MtuExceeded)), status(TxReason::IcmpTooBig));
     }
 }
