@@ -257,6 +257,8 @@ pub fn forwarding_status(v: &Verdict) -> u8 {
         Verdict::Tx { reason: TxReason::IcmpTimeExceeded, .. } => 137,
         // Answered here (a ping of our side of a tunnel, a challenged SYN): for us.
         Verdict::Tx { reason: TxReason::EchoReply | TxReason::SynChallenge, .. } => 195,
+        // Fragmented to fit a tunnel's MTU, each fragment sent: forwarded, fragmented.
+        Verdict::Tx { reason: TxReason::Fragment, .. } => 65,
         Verdict::Tx { .. } => 64,
         // Handed to the host's stack: punted.
         Verdict::Pass(_) => 193,
@@ -299,6 +301,7 @@ mod tests {
         let (forwarded, dropped, consumed) = (1 << 6, 2 << 6, 3 << 6);
         assert_eq!(status(TxReason::Encapsulated), forwarded);
         assert_eq!(status(TxReason::Decapsulated), forwarded);
+        assert_eq!(status(TxReason::Fragment), forwarded | 1, "forwarded, fragmented (IANA: 65)");
         assert_eq!(status(TxReason::IcmpTooBig), dropped | 5);
         assert_eq!(status(TxReason::IcmpTimeExceeded), dropped | 9);
         assert_eq!(status(TxReason::EchoReply), consumed | 3);
