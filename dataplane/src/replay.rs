@@ -115,10 +115,11 @@ fn replay_tapped(
                 0 => String::new(),
                 e => format!(", {e} refused by the socket"),
             };
+            let counted = |c: &std::sync::atomic::AtomicU64, what: &str| crate::report::counted(n(c) as usize, what);
             Some(format!(
-                "ipfix: {} flow records in {} messages to {} (1 in {} sampled){errors}",
-                n(&stats.records),
-                n(&stats.messages),
+                "ipfix: {} in {} to {} (1 in {} sampled){errors}",
+                counted(&stats.records, "flow record"),
+                counted(&stats.messages, "message"),
                 config.collector,
                 config.sample
             ))

@@ -23,7 +23,7 @@ use arrayvec::ArrayVec;
 use classifier::{ABSENT, Dim};
 use crossbeam::queue::ArrayQueue;
 
-use crate::pipeline::{BATCH_SIZE, Frame, Outcome, Verdict, parse_frame};
+use crate::pipeline::{BATCH_SIZE, Frame, Outcome, Parsed, Verdict, parse_frame};
 use crate::snapshot::CustomerId;
 
 /// One sampled packet and what became of it.
@@ -41,7 +41,10 @@ pub struct FlowSample {
     pub src_port: u16,
     /// TCP or UDP destination port, else 0.
     pub dst_port: u16,
-    /// The transport protocol (after any IPv6 extension headers).
+    /// RFC 7012's `protocolIdentifier`: IPv4's Protocol field (51 under an authentication
+    /// header, in every fragment alike); for IPv6 the Next Header of the last extension
+    /// header, the transport's, or in a fragment after the first its fragment header's, which
+    /// names what the first fragment's chain reaches.
     pub protocol: u8,
     /// The IP packet's length (header included), as IPFIX counts octets.
     pub octets: u32,
@@ -160,14 +163,27 @@ impl Sampler {
 /// The flow fields of a received frame, if it carries IP: read from the classifier key, so
 /// that a malformed packet (cut short, say) is reported with what could be read of it.
 fn sample_of(frame: &Frame<'_>) -> Option<FlowSample> {
-    let (key, _) = parse_frame(frame.data(), frame.wire_len);
+    let (key, parsed) = parse_frame(frame.data(), frame.wire_len);
     let field = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT);
     let v6 = match field(Dim::IpVersion)? {
         4 => false,
         6 => true,
         _ => return None,
     };
-    let protocol = field(Dim::L4Proto).or(field(Dim::IpProto)).unwrap_or(0) as u8;
+    // RFC 7012, element 4 (see `FlowSample::protocol`). The key's transport is past AH, and
+    // absent in a later fragment, where IPv6's `IpProto` is the fixed header's (44): an IPv4
+    // first fragment under AH was exported as TCP with ports while the rest of its datagram
+    // said 51, an IPv6 datagram's later fragments as 44 while its first said TCP.
+    let fragment = match parsed {
+        Parsed::Ip(ip) => ip.fragment,
+        _ => None,
+    };
+    let protocol = if v6 {
+        fragment.map(|f| u32::from(f.protocol)).or(field(Dim::L4Proto)).or(field(Dim::IpProto))
+    } else {
+        field(Dim::IpProto)
+    };
+    let protocol = protocol.unwrap_or(0) as u8;
     let port = |d: Dim| if matches!(protocol, 6 | 17) { field(d).unwrap_or(0) as u16 } else { 0 };
     let (src, dst) = if v6 { (key.src_addr(), key.dst_addr()) } else { (key.src_addr() >> 96, key.dst_addr() >> 96) };
     // IPv4's total length; IPv6's payload length (a jumbogram's from its Jumbo Payload
@@ -257,5 +273,51 @@ mod tests {
         let sample = sample_of(&frame).expect("an IPv6 packet");
         assert_eq!((sample.v6, sample.protocol, sample.dst_port), (true, 17, 53));
         assert_eq!(sample.octets, wire_len - 14);
+    }
+
+    /// Written by scapy: an IPv4 first fragment (MF, offset 0) under an authentication header
+    /// (protocol 51; AH's next header TCP), TCP 1000 -> 80 and 4 bytes of data.
+    const AH_FIRST_FRAGMENT: [u8; 70] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x45, 0x00, 0x00, 0x38,
+        0x00, 0x07, 0x20, 0x00, 0x40, 0x33, 0xf4, 0x47, 0xc6, 0x33, 0x64, 0x07, 0xcb, 0x00, 0x71, 0x09, 0x06, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0xe8, 0x00, 0x50, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x50, 0x02, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x78, 0x78, 0x78, 0x78,
+    ];
+
+    /// Written by scapy: the two fragments of an IPv6 datagram (fragment header, next header
+    /// TCP): the first with TCP 1000 -> 80 and 4 bytes of data, the second (offset 24) with 8.
+    const V6_FIRST_FRAGMENT: [u8; 86] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x86, 0xdd, 0x60, 0x00, 0x00, 0x00,
+        0x00, 0x20, 0x2c, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x07, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09,
+        0x06, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x09, 0x03, 0xe8, 0x00, 0x50, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x50, 0x02, 0x20, 0x00, 0x3f, 0x34, 0x00, 0x00, 0x78, 0x78, 0x78, 0x78,
+    ];
+    const V6_LATER_FRAGMENT: [u8; 70] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x86, 0xdd, 0x60, 0x00, 0x00, 0x00,
+        0x00, 0x10, 0x2c, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x07, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09,
+        0x06, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00, 0x09, 0x79, 0x79, 0x79, 0x79, 0x79, 0x79, 0x79, 0x79,
+    ];
+
+    /// The sample of one whole frame.
+    fn sample_of_bytes(bytes: &[u8]) -> FlowSample {
+        let mut buf = bytes.to_vec();
+        let frame = Frame::new(&mut buf, 0, bytes.len(), bytes.len() as u32, 0);
+        sample_of(&frame).expect("an IP packet")
+    }
+
+    /// RFC 7012's `protocolIdentifier` is IPv4's Protocol field, 51 (AH) here, without the
+    /// ports of the TCP header behind AH (they were exported as TCP's); for IPv6 it is the
+    /// Next Header of the packet's last extension header: in a later fragment the fragment
+    /// header's, TCP, as in the first (the later one was exported as 44, the fragment header).
+    #[test]
+    fn the_protocol_is_the_ip_headers_as_rfc_7012_says() {
+        let ah = sample_of_bytes(&AH_FIRST_FRAGMENT);
+        assert_eq!((ah.protocol, ah.src_port, ah.dst_port), (51, 0, 0));
+        let first = sample_of_bytes(&V6_FIRST_FRAGMENT);
+        assert_eq!((first.protocol, first.src_port, first.dst_port), (6, 1000, 80));
+        let later = sample_of_bytes(&V6_LATER_FRAGMENT);
+        assert_eq!((later.protocol, later.src_port, later.dst_port), (6, 0, 0));
     }
 }

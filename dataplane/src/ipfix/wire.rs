@@ -54,7 +54,7 @@ pub struct FlowRecord {
     pub src_port: u16,
     /// Destination port.
     pub dst_port: u16,
-    /// Transport protocol.
+    /// `protocolIdentifier` ([`super::FlowSample::protocol`]).
     pub protocol: u8,
     /// Sampled packets.
     pub packets: u64,

@@ -204,9 +204,15 @@ impl View<'_> {
         self.find(name).next().map_or(0.0, |s| s.value)
     }
 
-    /// "/s" when showing rates.
+    /// "/s" when showing rates: for column headings.
     fn unit(&self) -> &'static str {
         if self.then.is_some() { "/s" } else { "" }
+    }
+
+    /// " (per second)" when showing rates: for a line's or a section's name, before its
+    /// colon (an interface's name with "/s" on it read as another name).
+    fn per_second(&self) -> &'static str {
+        if self.then.is_some() { " (per second)" } else { "" }
     }
 
     /// Version, address, uptime, reloads.
@@ -413,8 +419,7 @@ impl View<'_> {
             );
         }
         if !sockets.is_empty() {
-            let _ =
-                write!(out, "\nAF_XDP sockets{}\n{sockets}", if self.then.is_none() { "" } else { " (per second)" });
+            let _ = write!(out, "\nAF_XDP sockets{}\n{sockets}", self.per_second());
         }
     }
 
@@ -423,7 +428,8 @@ impl View<'_> {
         let named = |name: &str, label: &str| -> Vec<String> {
             self.find(name).map(|s| format!("{} {:.0}", s.label(label), self.value(s))).collect()
         };
-        let _ = writeln!(out, "\nxdp: {}", named("transitd_xdp_packets_total", "action").join(", "));
+        let per_second = self.per_second();
+        let _ = writeln!(out, "\nxdp{per_second}: {}", named("transitd_xdp_packets_total", "action").join(", "));
         // Each interface once, in the order first seen, its counters in theirs.
         let mut interfaces: Vec<&str> = Vec::new();
         let mut counters: HashMap<&str, Vec<String>> = HashMap::new();
@@ -437,12 +443,13 @@ impl View<'_> {
         }
         for i in interfaces {
             let shown = counters.get(i).map(|c| c.join(", ")).unwrap_or_default();
-            let _ = writeln!(out, "interface {i}{}: {shown}", self.unit());
+            let _ = writeln!(out, "interface {i}{per_second}: {shown}");
         }
         let capture = named("transitd_drop_capture_packets_total", "result");
         if !capture.is_empty() {
             let bytes = self.one("transitd_drop_capture_file_bytes");
-            let _ = writeln!(out, "drop capture: {} ({bytes} bytes)", capture.join(", "));
+            // The file's size is a size, not a rate.
+            let _ = writeln!(out, "drop capture{per_second}: {}; the file holds {bytes} bytes", capture.join(", "));
         }
     }
 }
@@ -581,5 +588,33 @@ mod tests {
         // A server clock ahead of this one (a start "in the future"): over the interval.
         let ahead = super::for_people(addr, &scrape(wall + 6, 30), Some((&scrape(100, 100), 2.0)));
         assert_eq!(rx(&ahead).as_deref(), Some("15"), "{ahead}");
+    }
+
+    /// With rates, the XDP program's, each interface's and the drop capture's lines say once,
+    /// before their colon, that they are per second (they said nothing, and the interface's
+    /// name had "/s" stuck to it: `interface eth0/s:`); the capture file's size stays a size.
+    #[test]
+    fn rate_lines_say_per_second_once() {
+        let addr = "127.0.0.1:9469".parse().unwrap();
+        let scrape = |n: u64| {
+            format!(
+                "transitd_xdp_packets_total{{action=\"redirected\"}} {n}\n\
+                 transitd_interface_packets_total{{interface=\"eth0\",counter=\"rx_packets\"}} {n}\n\
+                 transitd_drop_capture_packets_total{{result=\"written\"}} {n}\n\
+                 transitd_drop_capture_file_bytes 4096\n# EOF\n"
+            )
+        };
+        let rates = super::for_people(addr, &scrape(300), Some((&scrape(100), 2.0)));
+        for line in ["xdp (per second): redirected 100", "interface eth0 (per second): rx_packets 100"] {
+            assert!(rates.lines().any(|l| l == line), "{line}: {rates}");
+        }
+        let capture = "drop capture (per second): written 100; the file holds 4096 bytes";
+        assert!(rates.lines().any(|l| l == capture), "{rates}");
+        assert!(!rates.contains("/s:"), "{rates}");
+        let totals = super::for_people(addr, &scrape(300), None);
+        for line in ["xdp: redirected 300", "interface eth0: rx_packets 300"] {
+            assert!(totals.lines().any(|l| l == line), "{line}: {totals}");
+        }
+        assert!(totals.lines().any(|l| l == "drop capture: written 300; the file holds 4096 bytes"), "{totals}");
     }
 }
