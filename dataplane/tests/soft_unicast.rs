@@ -240,6 +240,21 @@ fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let feed = transitd(&["geofeed", "-c", third.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&feed.stdout).contains("GB,GB-ENG,City of London"), "the section's tags");
+    // Nor does its file: made from the data centres and a1 and a2 written the other way
+    // round, it is the same file byte for byte (a fleet's copies are compared so).
+    let (a1, a2) = (
+        "[[soft_unicast.server]]\nname = \"a1\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.11\"\n",
+        "[[soft_unicast.server]]\nname = \"a2\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.12\"\n",
+    );
+    assert!(config.contains(&format!("{a1}\n{a2}")));
+    let reordered = config
+        .replace(&format!("{a}\n{b}"), &format!("{b}\n{a}"))
+        .replace(&format!("{a1}\n{a2}"), &format!("{a2}\n{a1}"));
+    let (fourth, again) = (dir.join("reordered.toml"), dir.join("again.json"));
+    std::fs::write(&fourth, &reordered).unwrap();
+    let out = transitd(&["plan", "-c", fourth.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), std::fs::read_to_string(&plan).unwrap());
 
     // A third server in data centre a: a balanced plan gives it 10 of a's 31 slices; a
     // re-plan from the previous plan moves exactly those, all to it.

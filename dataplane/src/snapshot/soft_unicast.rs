@@ -110,18 +110,18 @@ impl Builder<'_> {
             return None;
         }
 
-        let spec = PlanSpec {
-            slice_size,
-            reserved_ports,
-            egress: egress.clone(),
-            data_centres: dcs
-                .iter()
-                .map(|(name, _)| DataCentre {
-                    name: name.clone(),
-                    servers: servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect(),
-                })
-                .collect(),
-        };
+        // By name, not as written: the plan does not depend on the order the section is
+        // written in, and neither does its file (a fleet's copies compared byte for byte).
+        let mut data_centres: Vec<DataCentre> = dcs
+            .iter()
+            .map(|(name, _)| {
+                let mut servers: Vec<String> = servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect();
+                servers.sort_unstable();
+                DataCentre { name: name.clone(), servers }
+            })
+            .collect();
+        data_centres.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let spec = PlanSpec { slice_size, reserved_ports, egress: egress.clone(), data_centres };
         let plan = match &s.plan {
             None => Plan::new(spec),
             Some(file) => self.plan_file(file, spec),
