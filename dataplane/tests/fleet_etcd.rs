@@ -141,6 +141,13 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     std::thread::sleep(Duration::from_secs(15));
     assert_eq!(reloads(&t), 2, "{}", t.log());
     assert_eq!(t.log().matches("keeps running").count(), 2, "no outage but the two made: {}", t.log());
+    // A SIGHUP while etcd is away is heard, and said to wait for it (nothing was said).
+    etcd.stop();
+    wait_for("the third outage", Duration::from_secs(20), || t.log().matches("keeps running").count() == 3);
+    t.hup();
+    wait_for("the SIGHUP to be said", Duration::from_secs(10), || {
+        t.log().contains("SIGHUP: etcd") && t.log().contains("does not answer; its prefix is read once it does")
+    });
     let file = cap.finish();
     let log = t.log();
     let (code, report) = t.stop();

@@ -62,6 +62,8 @@ pub(super) struct ConfigWatch {
     etcd_waiting_said: bool,
     etcd_slot: fleet::Slot,
     etcd_refetch: Arc<AtomicBool>,
+    /// etcd answers (`transitd_config_source_up`): a SIGHUP while it does not is said to wait.
+    etcd_up: Arc<AtomicBool>,
     etcd: Option<JoinHandle<()>>,
     /// The configuration being built, off the supervisor's thread.
     building: Option<Building>,
@@ -144,11 +146,12 @@ impl ConfigWatch {
     ) -> anyhow::Result<ConfigWatch> {
         let etcd_slot: fleet::Slot = Arc::default();
         let etcd_refetch = Arc::new(AtomicBool::new(false));
+        let etcd_up = reloads.etcd_up.clone().unwrap_or_default();
         let (etcd, etcd_applied) = match source {
             ConfigSource::File(_) => (None, None),
             ConfigSource::Etcd(e) => {
                 let start = started_from.unwrap_or_default();
-                let up = reloads.etcd_up.clone().unwrap_or_default();
+                let up = etcd_up.clone();
                 let watch = fleet::watch(e.clone(), start.clone(), etcd_slot.clone(), stop, etcd_refetch.clone(), up)?;
                 (Some(watch), Some(Arc::new(start)))
             }
@@ -164,6 +167,7 @@ impl ConfigWatch {
             etcd_waiting_said: false,
             etcd_slot,
             etcd_refetch,
+            etcd_up,
             etcd,
             building: None,
             signalled_meanwhile: false,
@@ -263,6 +267,12 @@ impl ConfigWatch {
             ConfigSource::Etcd(source) => {
                 if signalled {
                     self.etcd_refetch.store(true, Ordering::Relaxed);
+                    // Nothing else would show it was heard: the prefix is read when etcd
+                    // answers again (the watch's reconnect reads it whole, then once more
+                    // for the signal).
+                    if !self.etcd_up.load(Ordering::Relaxed) {
+                        log_line!("transitd: SIGHUP: {source} does not answer; its prefix is read once it does");
+                    }
                 }
                 // What etcd holds now, newly read (once the files it names are readable),
                 // or what it held for the running configuration with a named file that
