@@ -694,13 +694,7 @@ fn a_backbone_larger_than_the_link_is_held_to_it() {
            e(IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=4000)/Raw(b'y' * 1412)),\n\
          ]",
     );
-    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
-    let snap = std::sync::Arc::new(snapshot(&config));
-    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-    io.link_mtu = Some(1440);
-    let mut worker = transitd::worker::Worker::new(io, snap.clone());
-    worker.run_to_end(Some(snap.eth)).unwrap();
-    let (io, _) = worker.into_parts();
+    let (io, _) = run_on_link(&config, &file, 1440);
     let expect = [format!("tx:{}", TxReason::IcmpTooBig.name()), format!("tx:{}", TxReason::Backbone.name())];
     assert_eq!(fates(&io.verdicts), expect);
     assert!(io.sent.iter().all(|f| f.len() <= 14 + 1440), "every frame fits the link");

@@ -371,6 +371,23 @@ remote = "198.51.100.2"
         sent
     }
 
+    /// The probes `p` sends in one tick at `now`, every one sent; a tunnel's state changing
+    /// fails the test.
+    fn probes_in_one_tick(p: &mut Prober, s: &Snapshot, now: u64) -> Vec<(TunnelId, u32)> {
+        let mut probes = Vec::new();
+        p.tick(
+            s,
+            &s.health_config,
+            now,
+            |t, seq| {
+                probes.push((t, seq));
+                Sent::Yes
+            },
+            |c| panic!("{c:?}"),
+        );
+        probes
+    }
+
     /// `new`'s health table takes over `old`'s, as a reload's [`Snapshot::take_over_from`]
     /// has it do: each tunnel from the one of the same name.
     pub(super) fn inherit(new: &Snapshot, old: &Snapshot) {
@@ -512,18 +529,7 @@ remote = "198.51.100.2"
         assert_eq!(p.rebind(Some(&same), &moved), [0]);
         assert!(moved.health.is_up(0) && !moved.health.judged(0), "as a new tunnel");
         assert!(!moved.health.record_reply(0, "probed", &late), "a reply of the old router's life");
-        let mut probes = Vec::new();
-        p.tick(
-            &moved,
-            &moved.health_config,
-            6000 * MS,
-            |t, seq| {
-                probes.push((t, seq));
-                Sent::Yes
-            },
-            |c| panic!("{c:?}"),
-        );
-        assert_eq!(probes, [(0, 1)], "probed at once, from #1");
+        assert_eq!(probes_in_one_tick(&mut p, &moved, 6000 * MS), [(0, 1)], "probed at once, from #1");
     }
 
     /// A reload that gives a probed tunnel another GRE key, or another `interface`, starts
@@ -562,18 +568,7 @@ remote = "198.51.100.2"
             assert!(changed.health.is_up(0) && !changed.health.judged(0), "as a new tunnel: {after}");
             assert!(!changed.health.record_reply(0, "probed", &late), "a reply of the old life: {after}");
             assert_eq!(changed.health.path_mtu(0, 7 * S), Some(1400), "the same path: {after}");
-            let mut probes = Vec::new();
-            p.tick(
-                &changed,
-                &changed.health_config,
-                6000 * MS,
-                |t, seq| {
-                    probes.push((t, seq));
-                    Sent::Yes
-                },
-                |c| panic!("{c:?}"),
-            );
-            assert_eq!(probes, [(0, 1)], "probed at once, from #1: {after}");
+            assert_eq!(probes_in_one_tick(&mut p, &changed, 6000 * MS), [(0, 1)], "probed at once, from #1: {after}");
         }
     }
 
@@ -643,18 +638,7 @@ remote = "198.51.100.2"
             p.rebind(Some(&gone), &back);
             assert_eq!(back.health.key(), [3, 4], "the key is the process's");
             assert!(!back.health.record_reply(0, &name, &late), "a reply of the tunnel's first life");
-            let mut probes = Vec::new();
-            p.tick(
-                &back,
-                &back.health_config,
-                0,
-                |t, seq| {
-                    probes.push((t, seq));
-                    Sent::Yes
-                },
-                |c| panic!("{c:?}"),
-            );
-            assert_eq!(probes, [(0, 1)], "the new life's first probe");
+            assert_eq!(probes_in_one_tick(&mut p, &back, 0), [(0, 1)], "the new life's first probe");
             assert!(!back.health.answered(0, 1), "answered up to #{}", back.health.replied(0));
             assert!(back.health.record_reply(0, &name, &reply(&back, 0, 1)), "its own reply counts");
         }

@@ -119,16 +119,15 @@ fn check_all(snap: &Snapshot, frames: &[Frame<'_>], state: &mut WorkerState) {
         lanes.rx_len[i] = frame.len;
         let checked = check(snap, frame, &mut lanes.key[i], &mut lanes.ip[i]);
         let (key, ip) = (&lanes.key[i], &lanes.ip[i]);
-        let backbone = checked.is_ok() && is_backbone(snap, key, ip);
-        lanes.to_egress[i] = checked.is_ok() && !backbone && is_to_egress(snap, key, ip);
         lanes.lane[i] = match checked {
-            Ok(()) if backbone => Lane::Backbone,
+            Ok(()) if is_backbone(snap, key, ip) => Lane::Backbone,
             Ok(()) => Lane::Checked,
             Err(verdict) => {
                 state.outcomes[i] = Outcome::new(verdict);
                 Lane::Done
             }
         };
+        lanes.to_egress[i] = matches!(lanes.lane[i], Lane::Checked) && is_to_egress(snap, key, ip);
     }
 }
 

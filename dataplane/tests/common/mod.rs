@@ -302,8 +302,8 @@ pub fn verdicts_of(
 ) -> (Vec<transitd::pipeline::Verdict>, transitd::pipeline::WorkerStats, transitd::snapshot::Snapshot) {
     let snap = std::sync::Arc::new(snapshot(config));
     let io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-    let (verdicts, stats) = run_worker(io, &snap);
-    (verdicts, stats, std::sync::Arc::try_unwrap(snap).expect("the worker is gone"))
+    let (io, stats) = run_worker(io, &snap);
+    (io.verdicts, stats, std::sync::Arc::try_unwrap(snap).expect("the worker is gone"))
 }
 
 /// [`verdicts_of`] with the capture's own timestamps as the receive times (rate limits run
@@ -314,17 +314,33 @@ pub fn verdicts_timed(
 ) -> (Vec<transitd::pipeline::Verdict>, transitd::pipeline::WorkerStats) {
     let snap = std::sync::Arc::new(snapshot(config));
     let frames = read_frames(file).into_iter().map(|f| (f.bytes, f.timestamp_ns)).collect();
-    run_worker(transitd::io::memory::MemoryIo::with_timestamps(frames, snap.frame_size), &snap)
+    let (io, stats) = run_worker(transitd::io::memory::MemoryIo::with_timestamps(frames, snap.frame_size), &snap);
+    (io.verdicts, stats)
+}
+
+/// The frames of `file` through `config`'s pipeline, on the worker loop `run` and `replay`
+/// use, over a link that carries `link_mtu` bytes: the in-memory backend afterwards (its
+/// verdicts and the frames it sent) and the stats.
+pub fn run_on_link(
+    config: &str,
+    file: &Path,
+    link_mtu: usize,
+) -> (transitd::io::memory::MemoryIo, transitd::pipeline::WorkerStats) {
+    let snap = std::sync::Arc::new(snapshot(config));
+    let frames = read_frames(file).into_iter().map(|f| f.bytes).collect();
+    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
+    io.link_mtu = Some(link_mtu);
+    run_worker(io, &snap)
 }
 
 fn run_worker(
     io: transitd::io::memory::MemoryIo,
     snap: &std::sync::Arc<transitd::snapshot::Snapshot>,
-) -> (Vec<transitd::pipeline::Verdict>, transitd::pipeline::WorkerStats) {
+) -> (transitd::io::memory::MemoryIo, transitd::pipeline::WorkerStats) {
     let mut worker = transitd::worker::Worker::new(io, snap.clone());
     worker.run_to_end(Some(snap.eth)).unwrap();
     let (io, state) = worker.into_parts();
-    (io.verdicts, state.stats)
+    (io, state.stats)
 }
 
 /// One customer, `victim`, owning `prefixes` (a route for each through its one tunnel),

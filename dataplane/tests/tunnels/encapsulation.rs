@@ -130,13 +130,7 @@ fn a_syn_too_big_is_quoted_and_captured_with_its_mss_as_received() {
              IP(src='203.0.113.7', dst='198.51.100.200', flags='DF')/syn]"
         ),
     );
-    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
-    let snap = std::sync::Arc::new(snapshot(&config));
-    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-    io.link_mtu = Some(1400);
-    let mut worker = transitd::worker::Worker::new(io, snap.clone());
-    worker.run_to_end(Some(snap.eth)).unwrap();
-    let (io, _) = worker.into_parts();
+    let (io, _) = run_on_link(&config, &file, 1400);
     assert_eq!(fates(&io.verdicts), ["tx:icmp_too_big"; 3]);
     let out = temp("syn-too-big-out");
     write_pcap(&out, &io.sent);
@@ -145,24 +139,14 @@ fn a_syn_too_big_is_quoted_and_captured_with_its_mss_as_received() {
     assert_eq!(quoted, "1460\n1460\n1460\n");
 
     let config = config.replacen("[server]\n", "[server]\nfragment_ipv4 = false\n", 1);
-    let dir = std::env::temp_dir().join(format!("transitd-syn-too-big-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cfg, no_df, drops) = (dir.join("config.toml"), dir.join("in.pcap"), dir.join("drops.pcapng"));
-    std::fs::write(&cfg, &config).unwrap();
+    let no_df = temp("syn-too-big-no-df");
     scapy_pcap(&no_df, &format!("{syn}frames = [e/IP(src='198.18.0.10', dst='203.0.113.10')/syn]"));
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
-        .args(["replay", "--config"])
-        .arg(&cfg)
-        .arg("--in")
-        .arg(&no_df)
-        .arg("--capture-drops")
-        .arg(&drops)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let (no_df_out, drops) = replay_capturing_drops(&config, &no_df, "syn-too-big-no-df-out");
     let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.options.mss_val"]);
     assert!(captured.starts_with("drop: mtu_exceeded;") && captured.ends_with("\t1460\n"), "{captured}");
-    let _ = (std::fs::remove_file(file), std::fs::remove_file(out), std::fs::remove_dir_all(dir));
+    for f in [file, out, no_df, no_df_out, drops] {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// A SYN that would go in fragments but is dropped whole before they are made (the spill
@@ -175,28 +159,13 @@ fn a_syn_too_big_is_quoted_and_captured_with_its_mss_as_received() {
 fn a_syn_dropped_before_its_fragments_go_is_captured_with_its_mss_as_received() {
     let (config, _) = tunnel_edge();
     let config = config.replacen("[server]\n", "[server]\nframe_size = 9216\n", 1);
-    let dir = std::env::temp_dir().join(format!("transitd-syn-overflow-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cfg, file) = (dir.join("config.toml"), dir.join("in.pcap"));
-    let (out, drops) = (dir.join("out.pcap"), dir.join("drops.pcapng"));
-    std::fs::write(&cfg, &config).unwrap();
+    let file = temp("syn-overflow");
     scapy_pcap(
         &file,
         "frames = [Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10', id=i + 1)/\
          TCP(sport=40000 + i, dport=80, flags='S', options=[('MSS', 8960)])/Raw(b'f' * 8900) for i in range(30)]",
     );
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
-        .args(["replay", "--config"])
-        .arg(&cfg)
-        .arg("--in")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .arg("--capture-drops")
-        .arg(&drops)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let (out, drops) = replay_capturing_drops(&config, &file, "syn-overflow-out");
     let captured = tshark(&drops, &["-T", "fields", "-e", "frame.comment", "-e", "tcp.options.mss_val"]);
     let captured: Vec<&str> = captured.lines().collect();
     assert_eq!(captured.len(), 9, "{captured:#?}");
@@ -205,7 +174,9 @@ fn a_syn_dropped_before_its_fragments_go_is_captured_with_its_mss_as_received() 
     let mss = ["-o", "ip.defragment:TRUE", "-Y", "tcp", "-T", "fields", "-e", "tcp.options.mss_val"];
     let sent = tshark_checked(&out, &mss);
     assert_eq!(sent, "1436\n".repeat(21), "the datagrams that went, clamped");
-    let _ = std::fs::remove_dir_all(dir);
+    for f in [file, out, drops] {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// A tunnel's `sent` counts every frame that went into it: the later fragments of a datagram

@@ -307,18 +307,12 @@ fn a_reassembled_packet_larger_than_the_link_is_fragmented_or_answered() {
          inner6 = IPv6(src='2001:db8:acbe::10', dst='2001:db8:1::2')/UDP(sport=6003, dport=9)/Raw(b'\\x03' * 1528)\n\
          frames += fragment(gre(inner6), fragsize=1480)",
     );
-    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
-    assert!(frames.iter().all(|f| f.len() <= 1514), "each fragment fits a 1500-byte link");
-    let snap = std::sync::Arc::new(snapshot(&config));
-    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-    io.link_mtu = Some(1500);
-    let mut worker = transitd::worker::Worker::new(io, snap.clone());
-    worker.run_to_end(Some(snap.eth)).unwrap();
-    let (io, state) = worker.into_parts();
+    assert!(read_frames(&file).iter().all(|f| f.bytes.len() <= 1514), "each fragment fits a 1500-byte link");
+    let (io, stats) = run_on_link(&config, &file, 1500);
     let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
     let expect = [held.as_str(), "tx:decapsulated", &held, "tx:icmp_too_big", &held, "tx:icmp_too_big"];
     assert_eq!(fates(&io.verdicts), expect);
-    assert_eq!(state.stats.gre_reassembled, 3);
+    assert_eq!(stats.gre_reassembled, 3);
     assert!(io.sent.iter().all(|f| f.len() <= 1514), "nothing sent is longer than the link takes");
     let out = temp("gre-past-link-out.pcap");
     write_pcap(&out, &io.sent);

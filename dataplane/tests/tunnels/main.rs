@@ -61,6 +61,28 @@ pub(crate) fn replay_to(config: &str, file: &Path, name: &str) -> (PathBuf, tran
     (out, summary.stats)
 }
 
+/// [`replay_to`] by the binary with a drop capture (`transitd replay --capture-drops`),
+/// returning the output file and the drop capture.
+pub(crate) fn replay_capturing_drops(config: &str, file: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let out = temp(name);
+    let (cfg, drops) = (out.with_extension("toml"), out.with_extension("pcapng"));
+    std::fs::write(&cfg, config).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--in")
+        .arg(file)
+        .arg("--out")
+        .arg(&out)
+        .arg("--capture-drops")
+        .arg(&drops)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(cfg);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    (out, drops)
+}
+
 /// The inner IP packets of the GRE frames tshark selects with `filter`, cut from the input
 /// at the offsets tshark reports (outer header length, GRE header length, inner length).
 pub(crate) fn inner_packets(file: &Path, filter: &str) -> Vec<Vec<u8>> {

@@ -43,13 +43,7 @@ fn a_tunnel_is_held_to_what_the_link_carries() {
          \x20         for n, f in [(1, 'DF'), (2, 0)]]\n\
          frames.append(Ether(dst='02:00:00:00:00:01')/IP(src='198.18.0.10', dst='203.0.113.10')/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460)]))",
     );
-    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
-    let snap = std::sync::Arc::new(snapshot(&config));
-    let mut io = transitd::io::memory::MemoryIo::new(frames, snap.frame_size);
-    io.link_mtu = Some(1400);
-    let mut worker = transitd::worker::Worker::new(io, snap.clone());
-    worker.run_to_end(Some(snap.eth)).unwrap();
-    let (io, _) = worker.into_parts();
+    let (io, _) = run_on_link(&config, &file, 1400);
     assert_eq!(fates(&io.verdicts), ["tx:icmp_too_big", "tx:fragment", "tx:encapsulated"]);
     assert!(io.sent.iter().all(|f| f.len() <= 14 + 1400), "every frame fits the link");
     let out = temp("tunnel-past-link-out.pcap");
