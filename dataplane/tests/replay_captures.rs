@@ -447,6 +447,10 @@ def put(b, at, value):
     struct.pack_into('<I', b, at, value)
     return bytes(b)
 odd = block[:-4] + b'\0\0'
+# The block's options replaced by a flags option of 8 bytes (outbound, then zeros).
+caplen = struct.unpack_from('<I', block, 20)[0]
+flagged = block[:28 + caplen + -caplen % 4] + struct.pack('<HHIIHH', 2, 8, 2, 0, 0, 0)
+flagged = put(flagged, 4, len(flagged) + 4) + struct.pack('<I', len(flagged) + 4)
 files = {
     'captured-length-past-the-block': before + put(block, 20, len(block) + 100) + after,
     'lengths-differ': before + put(block, len(block) - 4, len(block) + 4) + after,
@@ -454,6 +458,7 @@ files = {
     'shorter-than-its-fixed-fields': before + struct.pack('<IIII', 6, 16, 0, 16),
     'length-past-any-block': before + put(block, 4, 0x7ffffff0) + after,
     'cut-short': before + block[:40],
+    'flags-option-not-4-bytes': before + flagged + after,
 }
 for name, data in files.items():
     open(sys.argv[2] + '/' + name + '.pcapng', 'wb').write(data)
@@ -469,6 +474,7 @@ for name, data in files.items():
         "shorter-than-its-fixed-fields",
         "length-past-any-block",
         "cut-short",
+        "flags-option-not-4-bytes",
     ] {
         let file = dir.join(format!("{name}.pcapng"));
         let shark = std::process::Command::new("tshark")
@@ -501,11 +507,12 @@ for name, data in files.items():
 
 /// A packet the capturing host sent is no arrival: a Linux cooked capture's packet type 4
 /// (outgoing; SLL and SLL2), as `tcpdump -i any` on a router records each forwarded packet a
-/// second time, and a pcapng packet whose flags say outbound (either byte order). Replay
-/// skips and counts them, `match --config` reports them as `skip outgoing`, and `match -Y`
-/// numbers and reads them as tshark does. They were replayed as arrivals: each forwarded
-/// packet counted twice. tshark (`sll.pkttype`, `frame.packet_flags_direction`) is the
-/// oracle; Python's struct writes the files.
+/// second time, and a pcapng packet whose flags say outbound (either byte order; an enhanced
+/// packet block's `epb_flags`, or the obsolete packet block's `pack_flags`, which were not
+/// read). Replay skips and counts them, `match --config` reports them as `skip outgoing`,
+/// and `match -Y` numbers and reads them as tshark does. They were replayed as arrivals:
+/// each forwarded packet counted twice. tshark (`sll.pkttype`,
+/// `frame.packet_flags_direction`) is the oracle; Python's struct writes the files.
 #[test]
 fn packets_the_capturing_host_sent_are_not_replayed_as_arrivals() {
     let dir = std::env::temp_dir().join(format!("transitd-outgoing-{}", std::process::id()));
@@ -528,20 +535,26 @@ for linktype, link in ((113, lambda t: struct.pack('>HHH8sH', t, 1, 6, mac, 0x08
 pad = lambda b: b + b'\0' * (-len(b) % 4)
 # No flags, inbound, outbound, outbound with a reception type (unicast), flags of 0.
 flags = (None, 1, 2, 6, 0)
-for e, name in (('<', 'little'), ('>', 'big')):
+# The enhanced packet block (6), and the obsolete packet block (2), whose interface and
+# drops count are 16 bits each.
+fixed = {6: lambda e, i, n: struct.pack(e + 'IIIII', 0, 0, i, n, n),
+         2: lambda e, i, n: struct.pack(e + 'HHIIII', 0, 0, 0, i, n, n)}
+for (e, name), (kind, suffix) in [(o, k) for o in (('<', 'little'), ('>', 'big')) for k in ((6, ''), (2, '-obsolete'))]:
     def block(kind, body):
         return struct.pack(e + 'II', kind, 12 + len(body)) + body + struct.pack(e + 'I', 12 + len(body))
     out = block(0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack(e + 'HHI', 1, 0, 0))
     for i, f in enumerate(flags):
         frame = bytes(Ether(dst='02:00:00:00:00:01') / IP(packet(i)))
         options = b'' if f is None else struct.pack(e + 'HHI', 2, 4, f) + struct.pack(e + 'HH', 0, 0)
-        out += block(6, struct.pack(e + 'IIIII', 0, 0, i, len(frame), len(frame)) + pad(frame) + options)
-    open('%s/%s.pcapng' % (sys.argv[1], name), 'wb').write(out)
+        out += block(kind, fixed[kind](e, i, len(frame)) + pad(frame) + options)
+    open('%s/%s%s.pcapng' % (sys.argv[1], name, suffix), 'wb').write(out)
 "#;
     let made = std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(&dir).output().unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let snap = std::sync::Arc::new(snapshot(CATCH_ALL));
-    for name in ["113.pcap", "276.pcap", "little.pcapng", "big.pcapng"] {
+    let files =
+        ["113.pcap", "276.pcap", "little.pcapng", "big.pcapng", "little-obsolete.pcapng", "big-obsolete.pcapng"];
+    for name in files {
         let file = dir.join(name);
         let sent: BTreeSet<u64> =
             tshark_frames(&file, "sll.pkttype == 4 or frame.packet_flags_direction == 2", &[]).into_iter().collect();

@@ -298,9 +298,12 @@ impl PcapNg {
             // buffer refilled below.
             let step = match self.reader.next() {
                 Ok((offset, block)) => {
-                    let packet = self.section.take(block, out);
+                    let taken = self.section.take(block, out);
                     self.reader.consume(offset);
-                    Step::Block(packet)
+                    match taken {
+                        Ok(packet) => Step::Block(packet),
+                        Err(reason) => Step::Bad(reason),
+                    }
                 }
                 Err(pcap_parser::PcapError::Eof) => Step::End,
                 Err(
@@ -398,15 +401,15 @@ enum Taken {
 
 impl Section {
     /// Takes in a section or interface block; a packet block's frame is copied to the front
-    /// of `out` and described.
-    fn take(&mut self, block: PcapBlockOwned<'_>, out: &mut [u8]) -> Option<Taken> {
-        let PcapBlockOwned::NG(block) = block else { return None };
+    /// of `out` and described. `Err`: a block tshark calls damaged.
+    fn take(&mut self, block: PcapBlockOwned<'_>, out: &mut [u8]) -> Result<Option<Taken>, String> {
+        let PcapBlockOwned::NG(block) = block else { return Ok(None) };
         let big_endian = self.big_endian;
         let u32_at = |b: &[u8], at: usize| -> u32 {
             let w = b.get(at..at + 4).map_or([0; 4], |w| [w[0], w[1], w[2], w[3]]);
             if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
         };
-        match block {
+        Ok(match block {
             Block::SectionHeader(shb) => {
                 self.big_endian = shb.big_endian();
                 self.interfaces.clear();
@@ -431,10 +434,8 @@ impl Section {
             Block::EnhancedPacket(p) => {
                 let data = &p.data[..(p.caplen as usize).min(p.data.len())];
                 let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
-                // `epb_flags` (2), in the section's byte order: its low two bits are the
-                // direction, 2 outbound.
-                let flags = p.options.iter().find(|o| o.code.0 == 2).and_then(|o| o.value.get(..4));
-                let outbound = flags.is_some_and(|f| u32_at(f, 0) & 0b11 == 0b10);
+                let flags = p.options.iter().find(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..]));
+                let outbound = is_outbound(flags, big_endian)?;
                 let n = copy_prefix(data, out);
                 Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n, outbound })
             }
@@ -450,18 +451,24 @@ impl Section {
                 Some(Taken::Packet { interface: 0, ticks: 0, wire_len: p.origlen, n, outbound: false })
             }
             // The obsolete packet block (2), which tshark still reads: interface (16 bits),
-            // drops (16), timestamp high and low (32 each), captured and original lengths.
-            // (pcap-parser 0.17 gives an unknown block's type read little-endian in a
-            // big-endian section: 2 reads 0x02000000, no type of the draft's.)
+            // drops (16), timestamp high and low (32 each), captured and original lengths,
+            // the packet padded to 32 bits, options: its `pack_flags` is the enhanced block's
+            // `epb_flags` (tshark's `frame.packet_flags_direction` of either). (pcap-parser
+            // 0.17 gives an unknown block's type read little-endian in a big-endian section:
+            // 2 reads 0x02000000, no type of the draft's.)
             Block::Unknown(u) if (u.block_type == 2 || u.block_type == 2u32.swap_bytes()) && u.data.len() >= 20 => {
                 let first = [u.data[0], u.data[1]];
                 let interface =
                     u32::from(if big_endian { u16::from_be_bytes(first) } else { u16::from_le_bytes(first) });
                 let ticks = u64::from(u32_at(u.data, 4)) << 32 | u64::from(u32_at(u.data, 8));
+                let caplen = u32_at(u.data, 12);
                 let data = &u.data[20..];
-                let data = &data[..(u32_at(u.data, 12) as usize).min(data.len())];
+                let data = &data[..(caplen as usize).min(data.len())];
+                let options_at = usize::try_from(u64::from(caplen).next_multiple_of(4) + 20).ok();
+                let options = options_at.and_then(|at| u.data.get(at..)).unwrap_or_default();
+                let outbound = is_outbound(raw_option(options, FLAGS_OPTION, big_endian), big_endian)?;
                 let n = copy_prefix(data, out);
-                Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n, outbound: false })
+                Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n, outbound })
             }
             // tshark 4.0 gives a custom block's data after its enterprise number, padding
             // and all (it cannot tell data from options), and a journal entry without the
@@ -472,8 +479,45 @@ impl Section {
                 Some(Taken::NotAPacket { len: len as u32 })
             }
             _ => None,
-        }
+        })
     }
+}
+
+/// A packet's flags (`epb_flags` of an enhanced packet block, `pack_flags` of the obsolete
+/// packet block): option 2, one 32-bit word in the section's byte order.
+const FLAGS_OPTION: u16 = 2;
+
+/// Whether a packet's flags say the capturing host sent it: the word's low two bits are the
+/// direction, 2 outbound. `flags`: the option's length as its header gives it, and its bytes.
+/// A flags option of any other length than 4 is refused, as tshark 4.0 refuses it ("packet
+/// block flags option length 8 is not 4", the file damaged): its first bytes were read as
+/// the word, or the padding of a shorter one with them.
+fn is_outbound(flags: Option<(u16, &[u8])>, big_endian: bool) -> Result<bool, String> {
+    let Some((len, value)) = flags else { return Ok(false) };
+    match value.get(..4) {
+        Some(&[a, b, c, d]) if len == 4 => Ok(u32_in([a, b, c, d], big_endian) & 0b11 == 0b10),
+        _ => Err(format!("a malformed block: its packet flags option is {len} bytes long, not 4")),
+    }
+}
+
+/// Option `code` of the option list `options` (a block's bytes after its fixed fields, in
+/// the byte order given): the length its header gives and its bytes. The list ends at its
+/// end-of-options (code 0), at its own end, or at an option whose value runs past that.
+fn raw_option(mut options: &[u8], code: u16, big_endian: bool) -> Option<(u16, &[u8])> {
+    let u16_in = |b: [u8; 2]| if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
+    while let Some((&[c0, c1, l0, l1], rest)) = options.split_first_chunk::<4>() {
+        let (this, len) = (u16_in([c0, c1]), u16_in([l0, l1]));
+        if this == 0 {
+            return None;
+        }
+        let value = rest.get(..usize::from(len))?;
+        if this == code {
+            return Some((len, value));
+        }
+        // Each value is padded to 32 bits.
+        options = rest.get(usize::from(len).next_multiple_of(4)..).unwrap_or_default();
+    }
+    None
 }
 
 /// pcap-parser's error in words.
@@ -805,6 +849,26 @@ mod tests {
         assert_eq!([on_the_wire(101, 1000), on_the_wire(113, 1000), on_the_wire(0, 1000)], [1014, 998, 1010]);
         // Ethernet: the capture's, even below its bytes (tshark's `frame.len`).
         assert_eq!([on_the_wire(1, 1000), on_the_wire(1, 30)], [1000, 30]);
+    }
+
+    /// An option list read in the section's byte order, to its end marker: `pack_flags` (2)
+    /// of 2 is outbound, 1 is not; flags after the end marker are none; flags of 8 bytes
+    /// are refused, as tshark 4.0 refuses them.
+    #[test]
+    fn packet_flags_are_found_in_a_raw_option_list() {
+        // A comment (1) of 3 bytes, "abc" and a byte of padding; flags (2), 4 bytes: outbound.
+        let little = [1, 0, 3, 0, b'a', b'b', b'c', 0, 2, 0, 4, 0, 2, 0, 0, 0, 0, 0, 0, 0];
+        let big = [0, 1, 0, 3, b'a', b'b', b'c', 0, 0, 2, 0, 4, 0, 0, 0, 2, 0, 0, 0, 0];
+        assert_eq!(is_outbound(raw_option(&little, FLAGS_OPTION, false), false), Ok(true));
+        assert_eq!(is_outbound(raw_option(&big, FLAGS_OPTION, true), true), Ok(true));
+        // In the other byte order the comment is 768 bytes long, past the list's end.
+        assert_eq!(raw_option(&little, FLAGS_OPTION, true), None);
+        // End of options (code 0, length 0), then flags: no flags.
+        assert_eq!(raw_option(&[0, 0, 0, 0, 2, 0, 4, 0, 2, 0, 0, 0], FLAGS_OPTION, false), None);
+        let inbound = raw_option(&[2, 0, 4, 0, 1, 0, 0, 0], FLAGS_OPTION, false);
+        assert_eq!(is_outbound(inbound, false), Ok(false));
+        let eight_bytes = raw_option(&[2, 0, 8, 0, 2, 0, 0, 0, 0, 0, 0, 0], FLAGS_OPTION, false);
+        assert!(is_outbound(eight_bytes, false).is_err());
     }
 
     #[test]
