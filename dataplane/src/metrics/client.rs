@@ -159,6 +159,7 @@ pub fn for_people(addr: SocketAddr, text: &str, before: Option<(&str, f64)>) -> 
     view.tunnels(&mut out);
     view.sockets(&mut out);
     view.host(&mut out);
+    view.services(&mut out);
     out
 }
 
@@ -215,6 +216,11 @@ impl View<'_> {
         if self.then.is_some() { " (per second)" } else { "" }
     }
 
+    /// The samples of `name` as `LABEL VALUE` each, `label`'s value and the count or rate.
+    fn named(&self, name: &str, label: &str) -> Vec<String> {
+        self.find(name).map(|s| format!("{} {:.0}", s.label(label), self.value(s))).collect()
+    }
+
     /// Version, address, uptime, reloads.
     fn header(&self, out: &mut String, addr: SocketAddr) {
         let version = self.find("transitd_build_info").next().map_or("?", |s| s.label("version")).to_string();
@@ -233,6 +239,13 @@ impl View<'_> {
         if let Some(up) = self.find("transitd_config_source_up").next() {
             let state = if up.value == 1.0 { "reachable" } else { "UNREACHABLE: the last good configuration runs" };
             let _ = writeln!(out, "configuration from etcd: {state}");
+        }
+        if self.one("transitd_xdp_maps_stale") > 0.0 {
+            let _ = writeln!(
+                out,
+                "XDP maps STALE: they hold prefixes or tunnel remotes the running configuration does not \
+                 (their traffic goes to the workers; tried again every second)"
+            );
         }
         if let Some((old, dt)) = &self.then {
             let _ = writeln!(out, "(rates per second over {dt:.2} s)");
@@ -425,11 +438,8 @@ impl View<'_> {
 
     /// The XDP program's decisions, the interface's own counters, the drop capture.
     fn host(&self, out: &mut String) {
-        let named = |name: &str, label: &str| -> Vec<String> {
-            self.find(name).map(|s| format!("{} {:.0}", s.label(label), self.value(s))).collect()
-        };
         let per_second = self.per_second();
-        let _ = writeln!(out, "\nxdp{per_second}: {}", named("transitd_xdp_packets_total", "action").join(", "));
+        let _ = writeln!(out, "\nxdp{per_second}: {}", self.named("transitd_xdp_packets_total", "action").join(", "));
         // Each interface once, in the order first seen, its counters in theirs.
         let mut interfaces: Vec<&str> = Vec::new();
         let mut counters: HashMap<&str, Vec<String>> = HashMap::new();
@@ -445,11 +455,48 @@ impl View<'_> {
             let shown = counters.get(i).map(|c| c.join(", ")).unwrap_or_default();
             let _ = writeln!(out, "interface {i}{per_second}: {shown}");
         }
-        let capture = named("transitd_drop_capture_packets_total", "result");
+        let capture = self.named("transitd_drop_capture_packets_total", "result");
         if !capture.is_empty() {
             let bytes = self.one("transitd_drop_capture_file_bytes");
             // The file's size is a size, not a rate.
             let _ = writeln!(out, "drop capture{per_second}: {}; the file holds {bytes} bytes", capture.join(", "));
+        }
+    }
+
+    /// BGP announcements, the IPFIX export and the punt path, each where it runs: whether
+    /// the edge is announced, whether the collector gets its records, whether the host gets
+    /// what the pipeline passes it. They were in the raw scrape alone.
+    fn services(&self, out: &mut String) {
+        let per_second = self.per_second();
+        let mut said = String::new();
+        if let Some(announced) = self.find("transitd_bgp_announced_prefixes").next() {
+            let set = |name: &str| self.one(name) > 0.0;
+            let withdrawn =
+                if set("transitd_bgp_withdrawn") { ", every announcement WITHDRAWN (the log says why)" } else { "" };
+            let bird = match set("transitd_bgp_bird_in_sync") {
+                true => "BIRD in sync",
+                false => "BIRD NOT IN SYNC (it refuses its configuration, or cannot be reached)",
+            };
+            // Gauges: what is held now, not a rate.
+            let held = self.one("transitd_bgp_held_prefixes");
+            let held = if held > 0.0 { format!("; {held:.0} held after a reload removed them") } else { String::new() };
+            let _ = writeln!(said, "bgp: {:.0} prefixes announced{withdrawn}; {bird}{held}", announced.value);
+        }
+        let ipfix = self.named("transitd_ipfix_total", "what");
+        if !ipfix.is_empty() {
+            let _ = writeln!(said, "ipfix{per_second}: {}", ipfix.join(", "));
+        }
+        let punt = self.named("transitd_punt_packets_total", "result");
+        if !punt.is_empty() {
+            let device = match self.find("transitd_punt_device_up").next() {
+                Some(up) if up.value > 0.0 => "up",
+                Some(_) => "DOWN",
+                None => "-",
+            };
+            let _ = writeln!(said, "punt{per_second}: {}; the device is {device}", punt.join(", "));
+        }
+        if !said.is_empty() {
+            let _ = write!(out, "\n{said}");
         }
     }
 }
@@ -616,5 +663,52 @@ mod tests {
             assert!(totals.lines().any(|l| l == line), "{line}: {totals}");
         }
         assert!(totals.lines().any(|l| l == "drop capture: written 300; the file holds 4096 bytes"), "{totals}");
+    }
+
+    /// BGP, the IPFIX export and the punt path are said where they run, as totals or rates
+    /// (their state as it is), and nothing of them where they do not: a withdrawn edge, a
+    /// collector's refused messages, a punt device gone were in the raw scrape alone. So is
+    /// the XDP program's maps gone stale.
+    #[test]
+    fn bgp_ipfix_and_the_punt_path_are_said_where_they_run() {
+        let addr = "127.0.0.1:9469".parse().unwrap();
+        let scrape = |n: u64, announced: u64, healthy: u8| {
+            let sick = 1 - healthy;
+            format!(
+                "transitd_bgp_announced_prefixes {announced}\n\
+                 transitd_bgp_withdrawn {sick}\n\
+                 transitd_bgp_bird_in_sync {healthy}\n\
+                 transitd_bgp_held_prefixes {sick}\n\
+                 transitd_ipfix_total{{what=\"records\"}} {n}\n\
+                 transitd_ipfix_total{{what=\"send_errors\"}} 4\n\
+                 transitd_punt_packets_total{{result=\"punted\"}} {n}\n\
+                 transitd_punt_device_up {healthy}\n\
+                 transitd_xdp_maps_stale {sick}\n# EOF\n"
+            )
+        };
+        let totals = super::for_people(addr, &scrape(300, 3, 1), None);
+        let lines = [
+            "bgp: 3 prefixes announced; BIRD in sync",
+            "ipfix: records 300, send_errors 4",
+            "punt: punted 300; the device is up",
+        ];
+        for line in lines {
+            assert!(totals.lines().any(|l| l == line), "{line}: {totals}");
+        }
+        assert!(!totals.contains("STALE"), "{totals}");
+        let rates = super::for_people(addr, &scrape(300, 0, 0), Some((&scrape(100, 0, 0), 2.0)));
+        let lines = [
+            "bgp: 0 prefixes announced, every announcement WITHDRAWN (the log says why); BIRD NOT IN SYNC (it refuses \
+             its configuration, or cannot be reached); 1 held after a reload removed them",
+            "ipfix (per second): records 100, send_errors 0",
+            "punt (per second): punted 100; the device is DOWN",
+        ];
+        for line in lines {
+            assert!(rates.lines().any(|l| l == line), "{line}: {rates}");
+        }
+        assert!(rates.contains("XDP maps STALE"), "{rates}");
+        let neither = super::for_people(addr, "transitd_rx_packets_total{worker=\"0\"} 1\n# EOF\n", None);
+        let theirs = |l: &&str| ["bgp", "ipfix", "punt", "XDP maps"].iter().any(|p| l.starts_with(p));
+        assert_eq!(neither.lines().filter(theirs).count(), 0, "{neither}");
     }
 }
