@@ -368,8 +368,10 @@ fn a_length_that_lies_counts_the_octets_that_arrived() {
 
 /// Samples the exporter never got (its queue full) are told to the collector in RFC 7011
 /// §4.2's Metering Process Reliability Statistics: an options record scoped by the
-/// observation domain, `ignoredPacketTotalCount` the samples lost, with the templates and
-/// again whenever more are lost. tshark's IPFIX dissector reads it.
+/// observation domain, `ignoredPacketTotalCount` the samples lost, `ignoredOctetTotalCount`
+/// their octets, and the times of the first and the last of them (`observationTimeMilliseconds`
+/// twice), the fields that section lists (the packets alone were sent), with the templates
+/// and again whenever more are lost. tshark's IPFIX dissector reads it.
 #[test]
 fn samples_lost_are_told_to_the_collector() {
     use std::sync::Arc;
@@ -380,10 +382,17 @@ fn samples_lost_are_told_to_the_collector() {
     let snap = Arc::new(transitd::snapshot::Snapshot::from_path(&config).unwrap());
     let samples = transitd::ipfix::Samples::new(16);
     let mut exporter = transitd::ipfix::exporter::Exporter::fixed(samples.clone(), snap.clone());
+    // 2023-11-14 22:13:20.123 UTC, and 5.333 s later.
+    let first_ms = 1_700_000_000_123;
     samples.lost.store(1234, Ordering::Relaxed);
+    samples.lost_octets.store(98_765, Ordering::Relaxed);
+    samples.first_lost_ms.store(first_ms, Ordering::Relaxed);
+    samples.last_lost_ms.store(first_ms + 5_333, Ordering::Relaxed);
     exporter.tick(true); // the templates and the first count
     exporter.tick(true); // nothing new: nothing sent
     samples.lost.store(5678, Ordering::Relaxed);
+    samples.lost_octets.store(456_789, Ordering::Relaxed);
+    samples.last_lost_ms.store(first_ms + 60_000, Ordering::Relaxed);
     exporter.tick(true); // the new count
     let export = received(&collector, port, "lost");
     let out = Command::new("tshark")
@@ -398,6 +407,10 @@ fn samples_lost_are_told_to_the_collector() {
             "cflow.od_id",
             "-e",
             "cflow.ignore_packets",
+            "-e",
+            "cflow.ignore_octets",
+            "-e",
+            "cflow.observation_time_milliseconds",
         ])
         .output()
         .unwrap();
@@ -405,6 +418,12 @@ fn samples_lost_are_told_to_the_collector() {
     let domain = snap.ipfix.as_ref().unwrap().observation_domain;
     let rows = String::from_utf8_lossy(&out.stdout).to_string();
     let told: Vec<&str> = rows.lines().filter(|l| !l.trim().is_empty()).collect();
-    // The domain twice: the message header's, and the record's scope.
-    assert_eq!(told, [format!("{domain},{domain}\t1234"), format!("{domain},{domain}\t5678")], "{rows}");
+    // The domain twice: the message header's, and the record's scope; the first and the
+    // last time, as tshark writes them.
+    let first = "Nov 14, 2023 22:13:20.123000000 UTC";
+    let expected = [
+        format!("{domain},{domain}\t1234\t98765\t{first},Nov 14, 2023 22:13:25.456000000 UTC"),
+        format!("{domain},{domain}\t5678\t456789\t{first},Nov 14, 2023 22:14:20.123000000 UTC"),
+    ];
+    assert_eq!(told, expected, "{rows}");
 }

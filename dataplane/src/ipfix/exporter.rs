@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use super::wire::{self, FlowRecord};
-use super::{FlowSample, Samples};
+use super::{FlowSample, Ignored, Samples};
 use crate::pipeline::Verdict;
 use crate::snapshot::{Ipfix, Snapshot};
 
@@ -125,9 +125,13 @@ pub struct Exporter {
     socket: Option<UdpSocket>,
     /// Collector and domain the templates were last sent for, and when.
     templates_sent: Option<(Ipfix, Instant)>,
-    /// The lost samples the collector was last told of (with the templates, and whenever
-    /// more are lost).
-    lost_reported: Option<u64>,
+    /// Samples not counted for want of the configuration they were made under
+    /// ([`ExportStats::unnamed`]): with those lost to a full queue, what the collector is told
+    /// was ignored.
+    unnamed: Ignored,
+    /// The ignored samples the collector was last told of (with the templates, and whenever
+    /// more are ignored).
+    lost_reported: Option<Ignored>,
     /// Data records sent before, per observation domain (RFC 7011 §3.1).
     sequences: HashMap<u32, u32>,
     /// Counters.
@@ -148,6 +152,7 @@ impl Exporter {
             late: Vec::new(),
             socket: None,
             templates_sent: None,
+            unnamed: Ignored::default(),
             lost_reported: None,
             sequences: HashMap::new(),
             stats: Arc::default(),
@@ -206,6 +211,7 @@ impl Exporter {
                 }
                 None => {
                     self.stats.unnamed.fetch_add(1, Ordering::Relaxed);
+                    self.unnamed.add(&s);
                 }
             }
         }
@@ -325,7 +331,7 @@ impl Exporter {
             .templates_sent
             .as_ref()
             .is_none_or(|(sent_for, at)| sent_for != config || at.elapsed() >= config.template_refresh);
-        let lost = self.samples.lost.load(Ordering::Relaxed);
+        let lost = self.samples.lost_so_far().and(self.unnamed);
         let lost_due = templates_due || self.lost_reported != Some(lost);
         if records.is_empty() && !templates_due && !lost_due {
             return;
@@ -355,7 +361,7 @@ impl Exporter {
         };
         let mut leading = if templates_due { wire::template_set(config.enterprise_number) } else { Vec::new() };
         if lost_due {
-            leading.extend_from_slice(&wire::reliability_set(config.observation_domain, lost));
+            leading.extend_from_slice(&wire::reliability_set(config.observation_domain, &lost));
         }
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
         let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
@@ -672,6 +678,10 @@ prefixes = ["198.18.0.0/24"]
         assert_eq!(x.counted_under.generation, after.generation);
         assert_eq!(x.stats.late.load(Ordering::Relaxed), 2);
         assert_eq!(x.stats.unnamed.load(Ordering::Relaxed), 1);
+        // No flow record counts it: the collector is told it was ignored, with its octets
+        // and time.
+        let unnamed = Ignored { packets: 1, octets: 100, first_ms: 5, last_ms: 5 };
+        assert_eq!(x.samples.lost_so_far().and(x.unnamed), unnamed);
         let (_, due) = x.due(true).expect("configured");
         let mut named: Vec<(u128, u32, &str)> =
             due.iter().map(|r| (r.src, r.egress_vrf, r.vrf_name.as_str())).collect();

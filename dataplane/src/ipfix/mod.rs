@@ -60,23 +60,100 @@ pub struct FlowSample {
     pub generation: u64,
 }
 
+/// Samples of which the collector gets no flow record, as RFC 7011 §4.2's Metering Process
+/// Reliability Statistics tell it: how many (`ignoredPacketTotalCount`), their octets
+/// (`ignoredOctetTotalCount`), and when the first and the last of them were received (two
+/// `observationTimeMilliseconds`), so that a collector scaling counts knows how short they
+/// are, and when.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ignored {
+    /// Samples.
+    pub packets: u64,
+    /// Their octets, as a flow record would have counted them.
+    pub octets: u64,
+    /// When the first was received (ms since the Unix epoch; 0 while none was).
+    pub first_ms: u64,
+    /// When the last was received (0 while none was).
+    pub last_ms: u64,
+}
+
+impl Ignored {
+    /// Counts `s` in.
+    pub fn add(&mut self, s: &FlowSample) {
+        let ms = s.timestamp_ns / 1_000_000;
+        self.first_ms = if self.packets == 0 { ms } else { self.first_ms.min(ms) };
+        self.last_ms = self.last_ms.max(ms);
+        self.packets += 1;
+        self.octets += u64::from(s.octets);
+    }
+
+    /// These and `other` together.
+    pub fn and(self, other: Ignored) -> Ignored {
+        match (self.packets, other.packets) {
+            (0, _) => other,
+            (_, 0) => self,
+            _ => Ignored {
+                packets: self.packets + other.packets,
+                octets: self.octets + other.octets,
+                first_ms: self.first_ms.min(other.first_ms),
+                last_ms: self.last_ms.max(other.last_ms),
+            },
+        }
+    }
+}
+
 /// The queue from the workers to the exporter, and what it lost.
 #[derive(Debug)]
 pub struct Samples {
     queue: ArrayQueue<FlowSample>,
     /// Samples lost to a full queue.
     pub lost: AtomicU64,
+    /// Their octets.
+    pub lost_octets: AtomicU64,
+    /// When the first and the last of them were received (ms since the Unix epoch; `u64::MAX`
+    /// and 0 while none was).
+    pub first_lost_ms: AtomicU64,
+    /// See `first_lost_ms`.
+    pub last_lost_ms: AtomicU64,
 }
 
 impl Samples {
     /// A queue of `capacity` samples.
     pub fn new(capacity: usize) -> Arc<Samples> {
-        Arc::new(Samples { queue: ArrayQueue::new(capacity.max(1)), lost: AtomicU64::new(0) })
+        Arc::new(Samples {
+            queue: ArrayQueue::new(capacity.max(1)),
+            lost: AtomicU64::new(0),
+            lost_octets: AtomicU64::new(0),
+            first_lost_ms: AtomicU64::new(u64::MAX),
+            last_lost_ms: AtomicU64::new(0),
+        })
     }
 
     /// The oldest sample, if any.
     pub fn pop(&self) -> Option<FlowSample> {
         self.queue.pop()
+    }
+
+    /// Counts `s` lost: the queue had no room for it.
+    fn lose(&self, s: &FlowSample) {
+        let ms = s.timestamp_ns / 1_000_000;
+        self.first_lost_ms.fetch_min(ms, Ordering::Relaxed);
+        self.last_lost_ms.fetch_max(ms, Ordering::Relaxed);
+        self.lost_octets.fetch_add(u64::from(s.octets), Ordering::Relaxed);
+        self.lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The samples lost so far. (Read while a worker counts one in, the counts may be a
+    /// sample apart: the next report, which a change in any of them brings, has it whole.)
+    pub fn lost_so_far(&self) -> Ignored {
+        let packets = self.lost.load(Ordering::Relaxed);
+        let first = self.first_lost_ms.load(Ordering::Relaxed);
+        Ignored {
+            packets,
+            octets: self.lost_octets.load(Ordering::Relaxed),
+            first_ms: if first == u64::MAX { 0 } else { first },
+            last_ms: self.last_lost_ms.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -150,8 +227,8 @@ impl Sampler {
                         pending = back;
                         std::thread::yield_now();
                     }
-                    Err(_) => {
-                        self.samples.lost.fetch_add(1, Ordering::Relaxed);
+                    Err(lost) => {
+                        self.samples.lose(&lost);
                         break;
                     }
                 }
@@ -250,6 +327,31 @@ mod tests {
         // Sampling off and on again starts afresh too.
         assert_eq!(picked(&mut sampler, 0, 8), 0);
         assert_eq!(picked(&mut sampler, 4, 1), 1);
+    }
+
+    /// A sample the queue has no room for is counted lost with its octets and the time it
+    /// was received, as the collector is told (RFC 7011 §4.2: ignored packets and octets,
+    /// the first and the last ignored): only how many were lost was kept.
+    #[test]
+    fn a_sample_without_room_is_counted_lost_with_its_octets_and_time() {
+        let samples = Samples::new(1);
+        let mut sampler = Sampler::new(samples.clone());
+        let mut bufs: Vec<Vec<u8>> = (0..3).map(|_| UDP_FRAME.to_vec()).collect();
+        // Received 1, 2 and 3 ms after the epoch.
+        let frames: Vec<Frame<'_>> = (1u64..)
+            .zip(bufs.iter_mut())
+            .map(|(ms, b)| Frame::new(b, 0, UDP_FRAME.len(), 46, ms * 1_000_000))
+            .collect();
+        sampler.pick(1, &frames);
+        let loaded = crate::config::parse("test.toml", "[server]\nanycast = \"192.0.2.1\"\n").expect("parses");
+        let snap = crate::snapshot::Snapshot::build(&loaded).expect("builds");
+        sampler.record(&snap, &[Outcome::new(Verdict::Pass(crate::pipeline::PassReason::NotIp)); 3]);
+        assert_eq!(samples.pop().map(|s| s.timestamp_ns), Some(1_000_000), "the first, queued");
+        // The second and the third, lost: 32 octets each (their IPv4 total length).
+        assert_eq!(samples.lost_so_far(), Ignored { packets: 2, octets: 64, first_ms: 2, last_ms: 3 });
+        let other = Ignored { packets: 1, octets: 10, first_ms: 1, last_ms: 1 };
+        let both = Ignored { packets: 3, octets: 74, first_ms: 1, last_ms: 3 };
+        assert_eq!((samples.lost_so_far().and(other), Ignored::default().and(other)), (both, other));
     }
 
     /// A jumbogram's octets are its fixed header's 40 and the payload length its Jumbo

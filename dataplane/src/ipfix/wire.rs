@@ -15,10 +15,14 @@
 //! reason name as enterprise-specific element 1 of `[ipfix] enterprise_number`.
 //!
 //! Beside them an options template (RFC 7011 §4.2, the Metering Process Reliability
-//! Statistics): scoped by `observationDomainId` (149), `ignoredPacketTotalCount` (164), the
-//! packets sampled that the exporter never got (its queue was full), so that a collector
-//! scaling counts by the sampling rate knows they are short.
+//! Statistics, with the fields that section names): scoped by `observationDomainId` (149),
+//! `ignoredPacketTotalCount` (164) and `ignoredOctetTotalCount` (165), the packets sampled of
+//! which no flow record is sent (the exporter's queue was full, or they were made under a
+//! configuration it no longer holds), and the time the first and the last of them were
+//! received (`observationTimeMilliseconds` (323), twice), so that a collector scaling counts
+//! by the sampling rate knows they are short, and when.
 
+use super::Ignored;
 use crate::pipeline::{DropReason, TxReason, Verdict};
 
 /// The template of IPv4 flow records.
@@ -108,22 +112,29 @@ pub fn template_set(enterprise: u32) -> Vec<u8> {
     }
     let len = out.len() as u16;
     out[2..4].copy_from_slice(&len.to_be_bytes());
-    // The options template set (ID 3): one scope field, one field.
-    let options: [u16; 9] = [3, 18, TEMPLATE_RELIABILITY, 2, 1, 149, 4, 164, 8];
-    for v in options {
+    // The options template set (ID 3): the template's ID, five fields, the first the scope.
+    let fields: [(u16, u16); 5] = [(149, 4), (164, 8), (165, 8), (323, 8), (323, 8)];
+    let set_len = 4 + 6 + 4 * fields.len() as u16;
+    for v in [3, set_len, TEMPLATE_RELIABILITY, fields.len() as u16, 1] {
         put_u16(&mut out, v);
+    }
+    for (ie, len) in fields {
+        put_u16(&mut out, ie);
+        put_u16(&mut out, len);
     }
     out
 }
 
-/// The data set of one reliability statistics record: `ignored` samples lost so far in
+/// The data set of one reliability statistics record: the samples `ignored` so far in
 /// observation domain `domain`.
-pub fn reliability_set(domain: u32, ignored: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
+pub fn reliability_set(domain: u32, ignored: &Ignored) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
     put_u16(&mut out, TEMPLATE_RELIABILITY);
-    put_u16(&mut out, 16);
+    put_u16(&mut out, 40);
     out.extend_from_slice(&domain.to_be_bytes());
-    out.extend_from_slice(&ignored.to_be_bytes());
+    for v in [ignored.packets, ignored.octets, ignored.first_ms, ignored.last_ms] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
     out
 }
 
@@ -175,7 +186,10 @@ pub fn messages(
     }
     let mut open_set: Option<(usize, u16)> = None; // (offset of its header, template id)
     let mut in_msg = 0u32;
-    for r in records {
+    // The records of one template together: a data set per template in a message, where
+    // records in the order given made a set (its 4-byte header) at each change of family.
+    let (v4, v6) = (records.iter().filter(|r| !r.v6), records.iter().filter(|r| r.v6));
+    for r in v4.chain(v6) {
         let bytes = record(r);
         let template = if r.v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
         let needs_set = open_set.is_none_or(|(_, t)| t != template);
@@ -309,5 +323,71 @@ mod tests {
         // The drop of the same packet when no error may be sent says the same.
         assert_eq!(forwarding_status(&Verdict::Drop(DropReason::TtlExceeded)), status(TxReason::IcmpTimeExceeded));
         assert_eq!(forwarding_status(&Verdict::Drop(DropReason::MtuExceeded)), status(TxReason::IcmpTooBig));
+    }
+
+    /// The sets of a message as RFC 7011 §3.3.2 frames them: (set ID, its length).
+    fn sets(message: &[u8]) -> Vec<(u16, usize)> {
+        let mut out = Vec::new();
+        let mut at = 16;
+        while let Some(h) = message.get(at..at + 4) {
+            let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            out.push((u16::from_be_bytes([h[0], h[1]]), len));
+            at += len.max(4);
+        }
+        out
+    }
+
+    fn flow(v6: bool, src: u128) -> FlowRecord {
+        FlowRecord {
+            start_ms: 0,
+            end_ms: 0,
+            v6,
+            src,
+            dst: 9,
+            src_port: 1,
+            dst_port: 2,
+            protocol: 17,
+            packets: 1,
+            octets: 100,
+            verdict: Verdict::Drop(DropReason::Firewall),
+            sampling: 1,
+            ingress_vrf: 0,
+            egress_vrf: 0,
+            vrf_name: String::new(),
+        }
+    }
+
+    /// IPv4 and IPv6 records given in turns go out in one data set per template, each whole
+    /// (each set's length its header and its records), not in a set per change of family.
+    #[test]
+    fn a_message_holds_one_data_set_per_template() {
+        let records: Vec<FlowRecord> = (0..10u32).map(|i| flow(i % 2 == 1, i.into())).collect();
+        let (v4_len, v6_len) = (record(&records[0]).len(), record(&records[1]).len());
+        let mut sequence = 0;
+        let messages = messages(None, &records, 0, &mut sequence, 1, 1400);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(sets(&messages[0]), [(TEMPLATE_V4, 4 + 5 * v4_len), (TEMPLATE_V6, 4 + 5 * v6_len)]);
+        assert_eq!(sequence, 10);
+    }
+
+    /// The reliability statistics' options template holds what RFC 7011 §4.2 lists: the
+    /// domain as its one scope field, the ignored packets and octets, the times of the first
+    /// and the last ignored; its data record is as long as those fields, in that order.
+    #[test]
+    fn the_reliability_template_holds_what_rfc_7011_lists() {
+        let templates = template_set(32473);
+        // After the template set (ID 2), whose length is its third and fourth bytes.
+        let options = &templates[usize::from(u16::from_be_bytes([templates[2], templates[3]]))..];
+        // Set 3, its length; template 258, five fields, one of scope; the fields.
+        let words: Vec<u16> = options.chunks(2).map(|w| u16::from_be_bytes([w[0], w[1]])).collect();
+        let expected = [3, 30, TEMPLATE_RELIABILITY, 5, 1, 149, 4, 164, 8, 165, 8, 323, 8, 323, 8];
+        assert_eq!(words, expected);
+        let ignored = Ignored { packets: 3, octets: 1500, first_ms: 1_700_000_000_123, last_ms: 1_700_000_005_456 };
+        let set = reliability_set(7, &ignored);
+        let field_bytes: usize = [4, 8, 8, 8, 8].iter().sum();
+        assert_eq!((set.len(), usize::from(u16::from_be_bytes([set[2], set[3]]))), (4 + field_bytes, 4 + field_bytes));
+        assert_eq!(&set[4..8], &7u32.to_be_bytes());
+        assert_eq!(&set[16..24], &1500u64.to_be_bytes());
+        assert_eq!(&set[32..40], &1_700_000_005_456u64.to_be_bytes());
     }
 }
