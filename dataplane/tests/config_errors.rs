@@ -770,6 +770,18 @@ country = "GB"
         ["bad.toml:22:8: city: `Suite #5` holds a `#`, which starts a comment in a feed line, quoted or not \
           (RFC 8805 §2.1)"]
     );
+    // A Unicode line or paragraph separator (a TOML escape here) ends a line to a reader that
+    // goes by Unicode (Python's `splitlines`): the feed's line would be cut in two, as by a
+    // newline. Quoted as its escape, which leaves the message one line.
+    for (escape, shown) in [("\\u2028", "\\u{2028}"), ("\\u2029", "\\u{2029}")] {
+        assert_eq!(
+            errors(&config("", &format!("198.18.201.0/30\"\ncity = \"Lon{escape}don"))),
+            [format!(
+                "bad.toml:22:8: city: `Lon{shown}don` holds a Unicode line or paragraph separator (U+2028, \
+                 U+2029), the end of a line to a reader that goes by Unicode"
+            )]
+        );
+    }
 }
 
 #[test]

@@ -159,13 +159,26 @@ pub fn check_region(country: &str, region: &str) -> Option<String> {
     (!ok).then(|| format!("{} is not an ISO 3166-2 code of country {}", quoted(region), quoted(country)))
 }
 
-/// Why free text (a city) cannot go into a feed: a control character (a line break would
-/// start another entry), or a `#`: RFC 8805 §2.1, "Text from a '#' character to the end of
+/// Unicode's line and paragraph separators: mandatory line breaks (UAX #14, class BK), where
+/// readers that go by Unicode end a line (Python's `str.splitlines`, editors), though CSV
+/// readers and [`parse_all`] do not.
+const LINE_SEPARATORS: [char; 2] = ['\u{2028}', '\u{2029}'];
+
+/// Why free text (a city) cannot go into a feed: a control character or a Unicode line or
+/// paragraph separator (a line break, to some reader, would start another entry: one feed
+/// line is one entry), or a `#`: RFC 8805 §2.1, "Text from a '#' character to the end of
 /// the current line is treated as a comment only", so a reader would take the city as cut
 /// there (quoted, as a field never closed). `None` when it can.
 pub fn check_text(text: &str) -> Option<String> {
     if text.chars().any(char::is_control) {
         return Some(format!("{} holds a control character", quoted(text.trim())));
+    }
+    if text.contains(LINE_SEPARATORS) {
+        return Some(format!(
+            "{} holds a Unicode line or paragraph separator (U+2028, U+2029), the end of a line to a reader \
+             that goes by Unicode",
+            quoted(text.trim())
+        ));
     }
     text.contains('#').then(|| {
         format!(
@@ -198,9 +211,10 @@ fn quoted(field: &str) -> String {
     };
     // A control character is written as its escape (`\r`, `\u{1b}`): printed as it is, a
     // carriage return or an escape sequence moves the terminal's cursor over the message
-    // and the `file:line:col` before it.
+    // and the `file:line:col` before it; a line separator would break the message's line.
+    let escaped = |c: char| c.is_control() || LINE_SEPARATORS.contains(&c);
     let shown: String =
-        shown.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect();
+        shown.chars().map(|c| if escaped(c) { c.escape_debug().to_string() } else { c.to_string() }).collect();
     if cut { format!("`{shown}…` ({} bytes)", field.len()) } else { format!("`{shown}`") }
 }
 
@@ -485,6 +499,13 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
         warnings.push((at(3), why));
     }
     if let Some(why) = comma_warning(city) {
+        warnings.push((at(3), why));
+    }
+    // A city with a control character or a line separator in it (a quoted carriage return, a
+    // NUL): CSV to a strict reader, but a reader that splits the feed into lines first, or
+    // stops at a NUL, reads another entry or none. `generate` writes no such city (and a `#`
+    // cannot be in this one: it started a comment).
+    if let Some(why) = check_text(city) {
         warnings.push((at(3), why));
     }
     // RFC 8805 §2.1.1.5: "The use of this field is deprecated; ... new feeds SHOULD NOT include

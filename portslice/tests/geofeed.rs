@@ -387,6 +387,46 @@ fn control_characters_in_a_quoted_field_are_escaped() {
     assert!(!err.reason.chars().any(char::is_control), "{:?}", err.reason);
 }
 
+/// Unicode's line and paragraph separators (U+2028, U+2029) are the end of a line to a reader
+/// that goes by Unicode (UAX #14's mandatory breaks; Python's `str.splitlines`), though not to
+/// a CSV reader: a city holding one cut its feed line in two, an entry with half a city and a
+/// line `don,` that is no entry. Refused in a city, as a control character is, escaped where a
+/// message quotes it; a feed's city holding either, or a control character (a quoted carriage
+/// return, a NUL), is warned about: `geofeed --check` passed them as well formed.
+#[test]
+fn a_line_separator_or_control_character_in_a_city_is_no_city_of_one_line() {
+    let split = "import sys\nprint(len(sys.stdin.buffer.read().decode('utf-8').splitlines()))";
+    for sep in ['\u{2028}', '\u{2029}'] {
+        let city = format!("Lon{sep}don");
+        let mut r = range([198, 51, 100, 0], 24, "GB", "trusted");
+        r.tags.city = city.clone();
+        let feed = geofeed::generate(&[r]);
+        // The comment line and one entry, read as three lines.
+        assert_eq!(feed.lines().count(), 2);
+        assert_eq!(python(split, &feed), "3\n");
+        let why = geofeed::check_text(&city).expect("a city with a line separator is refused");
+        assert!(why.contains("line or paragraph separator") && !why.contains(sep), "{why:?}");
+        let checked = geofeed::parse_all(&feed);
+        assert_eq!(checked.entries.len(), 1, "{checked:?}");
+        assert_eq!(checked.warnings.len(), 1, "{checked:?}");
+        assert_eq!((checked.warnings[0].line, checked.warnings[0].col), (2, 21));
+        assert!(!checked.warnings[0].reason.contains(sep), "escaped: {:?}", checked.warnings[0].reason);
+    }
+    // Control characters, which no configuration lets `generate` write: Python's strict reader
+    // takes each line as one entry and its city whole, a NUL or a carriage return in it.
+    let lines = ["192.0.2.0/24,GB,GB-ENG,Lon\0don,", "198.51.100.0/24,GB,GB-ENG,\"Lon\rdon\","];
+    let strict = "import csv, sys\nfor r in csv.reader(sys.stdin.buffer.read().decode('utf-8').split('\\n')[:-1], \
+                  strict=True): print(len(r), repr(r[3]))";
+    assert_eq!(python(strict, &format!("{}\n{}\n", lines[0], lines[1])), "5 'Lon\\x00don'\n5 'Lon\\rdon'\n");
+    for line in lines {
+        let checked = geofeed::parse_all(line);
+        assert_eq!(checked.entries.len(), 1, "{checked:?}");
+        assert_eq!(checked.warnings.len(), 1, "{line:?}: {checked:?}");
+        assert_eq!(checked.warnings[0].col, line.find("\"Lon").or_else(|| line.find("Lon")).unwrap() + 1);
+        assert!(checked.warnings[0].reason.contains("control character"), "{checked:?}");
+    }
+}
+
 /// What `python3 -c script` prints for `lines`, one a line on standard input.
 fn python_lines(script: &str, lines: &[&str]) -> Vec<String> {
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
