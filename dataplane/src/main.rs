@@ -128,10 +128,16 @@ fn load_as(
         log_line!("{errors}");
         ExitCode::from(1)
     })?;
+    say_warnings(&snap);
+    Ok(snap)
+}
+
+/// The warnings of a configuration a one-shot command read, a line each (`run` logs its own
+/// with the `transitd:` of its other log lines).
+fn say_warnings(snap: &Snapshot) {
     for warning in transitd::config::warning_lines(&snap.warnings) {
         log_line!("warning: {warning}");
     }
-    Ok(snap)
 }
 
 fn soft_unicast<'s>(snap: &'s Snapshot, config: &Path) -> anyhow::Result<&'s transitd::snapshot::SoftUnicast> {
@@ -226,6 +232,9 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
             return Ok(ExitCode::from(1));
         }
     };
+    // Said as every command that reads the configuration says them: a city the geofeed
+    // publishes with a comma went unsaid by the command run when the fleet changes.
+    say_warnings(&snap);
     let su = soft_unicast(&snap, config)?;
     let previous = match (previous, &named) {
         (Some(p), _) => Some(p),

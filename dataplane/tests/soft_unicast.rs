@@ -285,6 +285,36 @@ fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every command that reads a configuration says its warnings, alike (`warning:
+/// file:line:col: ...`), once: `plan` said none, so a city the geofeed would publish with a
+/// comma (RFC 8805 §2.1.1.4: a city "SHOULD be free UTF-8 text, excluding the comma") went
+/// unsaid by the command an operator runs when the fleet changes.
+#[test]
+fn every_command_that_reads_a_configuration_says_its_warnings() {
+    let (config, capture) = fleet();
+    let comma = config.replace("city = \"London\"", "city = \"London, Westminster\"");
+    assert_ne!(comma, config);
+    let file = std::env::temp_dir().join(format!("transitd-warned-{}.toml", std::process::id()));
+    std::fs::write(&file, &comma).unwrap();
+    let line = comma.lines().position(|l| l.contains("Westminster")).unwrap() + 1;
+    let said = format!("warning: {}:{line}:8: city: `London, Westminster` holds a comma", file.display());
+    let (c, p) = (file.to_str().unwrap(), capture.to_str().unwrap());
+    for args in [
+        vec!["check-config", c],
+        vec!["plan", "-c", c],
+        vec!["geofeed", "-c", c],
+        vec!["bgp", "show", "-c", c],
+        vec!["replay", "--config", c, "--in", p],
+        vec!["match", "-r", p, "--config", c],
+    ] {
+        let out = transitd(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with(&said)).count(), 1, "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_file(file);
+}
+
 #[test]
 fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let config = root().join("dataplane/tests/data/soft-unicast.toml");
