@@ -78,26 +78,38 @@ fn whole(name: &str) -> SourcePos {
     SourcePos { file: name.to_string(), line: 0, col: 0 }
 }
 
-/// [`assemble`] of what was read, refusing it whole if a value is not UTF-8 text.
+/// [`assemble`] of what was read, refusing it whole if a value is not UTF-8 text. The other
+/// keys' faults are said with it: one key's bytes must not hide them.
 pub fn assemble_fetched(prefix: &str, fetched: &Fetched) -> Result<Loaded, ConfigErrors> {
     if let Some(read) = fetched.beyond {
         return Err(too_large(prefix, &format!("over {read}")));
     }
-    if !fetched.not_utf8.is_empty() {
-        let errors = fetched.not_utf8.iter().map(|(key, &(line, col))| {
+    if fetched.not_utf8.is_empty() {
+        return assemble(prefix, &fetched.keys);
+    }
+    let mut errors: Vec<ConfigError> = fetched
+        .not_utf8
+        .iter()
+        .map(|(key, &(line, col))| {
             let at = SourcePos { file: format!("etcd:{key}"), line, col };
             ConfigError::new(at, "not UTF-8 text: an invalid byte")
-        });
-        return Err(ConfigErrors(errors.collect()));
+        })
+        .collect();
+    let of_unreadable_key =
+        |e: &ConfigError| e.at.file.strip_prefix("etcd:").is_some_and(|k| fetched.not_utf8.contains_key(k));
+    if let Err(ConfigErrors(others)) = assemble(prefix, &fetched.keys) {
+        // A server key that is no text is not also missing.
+        errors.extend(others.into_iter().filter(|e| !of_unreadable_key(e)));
     }
-    assemble(prefix, &fetched.keys)
+    Err(sorted_by_key(errors))
 }
 
 /// Assembles the keys under `prefix` into one configuration: the server key first, then
 /// each customer key, each keeping its own name and lines in errors.
 pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut server = None;
+    // The server key's text once it is TOML (and holds no customer), and whether there is one.
+    let (mut server, mut server_written) = (None, false);
     let mut customers = Vec::new();
     // The prefix is one configuration: the same bound as a file, checked before any parsing.
     let total: u64 = keys.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
@@ -107,17 +119,17 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
     for (key, value) in keys {
         let name = format!("etcd:{key}");
         match key.strip_prefix(prefix) {
-            Some("server") => match parses_alone(&name, value) {
-                Ok(table) if table.contains_key("customer") => errors.push(ConfigError::new(
-                    whole(&name),
-                    format!("customers go in their own keys, {prefix}customers/NAME, not in the server key"),
-                )),
-                Ok(_) => server = Some((name, value.clone())),
-                Err(e) => {
-                    errors.push(e);
-                    server = Some((name, String::new()));
+            Some("server") => {
+                server_written = true;
+                match parses_alone(&name, value) {
+                    Ok(table) if table.contains_key("customer") => errors.push(ConfigError::new(
+                        whole(&name),
+                        format!("customers go in their own keys, {prefix}customers/NAME, not in the server key"),
+                    )),
+                    Ok(_) => server = Some((name, value.clone())),
+                    Err(e) => errors.push(e),
                 }
-            },
+            }
             Some(rest) if rest.starts_with("customers/") => {
                 let customer = &rest["customers/".len()..];
                 match parses_alone(&name, value).map(|table| check_customer(customer, value, &table)) {
@@ -132,28 +144,65 @@ pub fn assemble(prefix: &str, keys: &BTreeMap<String, String>) -> Result<Loaded,
             )),
         }
     }
-    let Some(server) = server else {
+    if !server_written {
         errors.push(ConfigError::new(
             whole(&format!("etcd:{prefix}server")),
             "missing: the server section ([server] and the other non-customer sections)",
         ));
-        return Err(ConfigErrors(errors));
-    };
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
     }
-    let mut parts = vec![server];
-    parts.extend(customers);
-    crate::config::parse_source(SourceMap::joined(&parts))
+    if errors.is_empty()
+        && let Some(server) = &server
+    {
+        let mut parts = vec![server.clone()];
+        parts.extend(customers.iter().cloned());
+        match crate::config::parse_source(SourceMap::joined(&parts)) {
+            Ok(loaded) => return Ok(loaded),
+            // The keys read alone say their faults, this one among them.
+            Err(joined) => {
+                let each = faults_of_each_key(Some(server), &customers);
+                return Err(if each.is_empty() { joined } else { sorted_by_key(each) });
+            }
+        }
+    }
+    // Something is wrong already: what else is, in the keys that are TOML, is said with it.
+    errors.extend(faults_of_each_key(server.as_ref(), &customers));
+    Err(sorted_by_key(errors))
+}
+
+/// A customer key read alone: its one `[[customer]]` ([`check_customer`] has held it to one).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerKey {
+    #[serde(rename = "customer")]
+    _customers: Vec<crate::config::CustomerSection>,
+}
+
+/// The first fault of each key that is TOML by itself (an unknown key, a value of the wrong
+/// type), each read alone as the joined text is read. toml stops at a text's first fault, so
+/// read joined, one key's fault hid every other key's, and a fleet's operator found them one
+/// rejected write at a time.
+fn faults_of_each_key(server: Option<&(String, String)>, customers: &[(String, String)]) -> Vec<ConfigError> {
+    let server = server.and_then(|(name, value)| {
+        crate::config::read_as::<crate::config::ConfigFile>(&SourceMap::new(name, value)).err()
+    });
+    let customers = customers
+        .iter()
+        .filter_map(|(name, value)| crate::config::read_as::<CustomerKey>(&SourceMap::new(name, value)).err());
+    server.into_iter().chain(customers).collect()
+}
+
+/// `errors` in the order of their keys (each key's name is its errors' file), as etcd lists
+/// the keys; a key's own errors keep their order.
+fn sorted_by_key(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by(|a, b| a.at.file.cmp(&b.at.file));
+    ConfigErrors(errors)
 }
 
 /// A key's text parsed on its own. Each must be TOML by itself: joined, a string one key
-/// opens and never closes would take in the next keys' text, tables and all.
+/// opens and never closes would take in the next keys' text, tables and all. Its fault is
+/// said as a file's is: the duplicate key named, an address told to be quoted.
 fn parses_alone(name: &str, value: &str) -> Result<toml::Table, ConfigError> {
-    value.parse::<toml::Table>().map_err(|e| {
-        let at = SourceMap::new(name, value).pos(e.span().map_or(0, |s| s.start));
-        ConfigError::new(at, e.message().trim().to_string())
-    })
+    crate::config::read_as::<toml::Table>(&SourceMap::new(name, value))
 }
 
 /// A customer key holds exactly one `[[customer]]` table (`table` is `value` parsed), named
@@ -572,6 +621,51 @@ mod tests {
         assert!(errors.starts_with("etcd:/t/customers/acme:3:"), "{errors}");
     }
 
+    /// Every key's fault is said at once: toml stops at a text's first fault, and read joined,
+    /// one customer key's typo hid another's value of the wrong type and the server key's
+    /// typo, each found only once the one before it was fixed, a rejected write at a time.
+    #[test]
+    fn every_keys_fault_is_said_at_once() {
+        let typo = "[[customer]]\nname = \"acme\"\nprefixs = []\n";
+        let wrong_type = "[[customer]]\nname = \"beta\"\nprefixes = []\n[[customer.tunnel]]\nname = \"b\"\n\
+                          remote = \"198.51.100.9\"\nkey = \"seven\"\n";
+        let server = format!("{SERVER}anycats = 1\n");
+        let k = keys(&[("/t/server", &server), ("/t/customers/acme", typo), ("/t/customers/beta", wrong_type)]);
+        let errors: Vec<String> = assemble("/t/", &k).unwrap_err().0.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("etcd:/t/customers/acme:3:1: unknown field `prefixs`: did you mean `prefixes`?"));
+        assert_eq!(errors[1], "etcd:/t/customers/beta:7:7: invalid type: string \"seven\", expected u32");
+        assert!(errors[2].starts_with("etcd:/t/server:3:1: unknown field `anycats`: did you mean `anycast`?"));
+        // A key that is no TOML at all hides no other key's fault either.
+        let broken = "[[customer]]\nname = \"beta\"\nprefixes = [\"198.18.100.0/24\"\n";
+        let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", typo), ("/t/customers/beta", broken)]);
+        let errors: Vec<String> = assemble("/t/", &k).unwrap_err().0.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("etcd:/t/customers/acme:3:1: unknown field `prefixs`"), "{errors:?}");
+        assert_eq!(errors[1], "etcd:/t/customers/beta:3:30: unclosed array, expected `]`");
+        // Good keys beside them are said nothing of, and fixed, the keys assemble.
+        let k = keys(&[("/t/server", SERVER), ("/t/customers/acme", &typo.replace("prefixs", "prefixes"))]);
+        assert!(assemble("/t/", &k).is_ok());
+    }
+
+    /// A key's syntax error is said in the words a file's is: the duplicate key named, an
+    /// address written bare told to be quoted (toml says only "duplicate key", "invalid float").
+    #[test]
+    fn a_keys_syntax_error_is_said_as_a_files_is() {
+        let twice = "[[customer]]\nname = \"acme\"\nname = \"acme\"\nprefixes = []\n";
+        let bare = "[server]\nanycast = 192.0.2.1\n";
+        let k = keys(&[("/t/server", bare), ("/t/customers/acme", twice)]);
+        let errors: Vec<String> = assemble("/t/", &k).unwrap_err().0.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "etcd:/t/customers/acme:3:1: duplicate key `name`: a key is set once in its table, and a [table] \
+             written once"
+        );
+        assert!(errors[1].starts_with("etcd:/t/server:2:"), "{errors:?}");
+        assert!(errors[1].ends_with(": an address is a string in TOML: write \"192.0.2.1\""), "{errors:?}");
+    }
+
     #[test]
     fn a_value_that_is_not_utf8_is_refused_at_its_key() {
         let fetched = Fetched {
@@ -582,6 +676,19 @@ mod tests {
         };
         let errors = assemble_fetched("/t/", &fetched).unwrap_err().to_string();
         assert_eq!(errors.trim_end(), "etcd:/t/customers/acme:3:27: not UTF-8 text: an invalid byte");
+        // Another key's fault is said with it, and a server key that is no text is not also
+        // said to be missing.
+        let typo = "[[customer]]\nname = \"beta\"\nprefixs = []\n";
+        let mut more = fetched.clone();
+        more.keys.insert("/t/customers/beta".into(), typo.into());
+        more.not_utf8.insert("/t/server".into(), (1, 2));
+        more.keys.remove("/t/server");
+        let errors: Vec<String> =
+            assemble_fetched("/t/", &more).unwrap_err().0.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert_eq!(errors[0], "etcd:/t/customers/acme:3:27: not UTF-8 text: an invalid byte");
+        assert!(errors[1].starts_with("etcd:/t/customers/beta:3:1: unknown field `prefixs`"), "{errors:?}");
+        assert_eq!(errors[2], "etcd:/t/server:1:2: not UTF-8 text: an invalid byte");
         let whole = Fetched { not_utf8: BTreeMap::new(), ..fetched };
         assert!(assemble_fetched("/t/", &whole).is_ok());
     }

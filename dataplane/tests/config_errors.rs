@@ -232,7 +232,9 @@ fn a_typo_is_told_the_name_it_is_nearest() {
 }
 
 /// An address written without quotes is no TOML value (toml reads a number, a time or a
-/// date, and says "invalid float"): the error says to quote it, whichever kind it is.
+/// date, and says "invalid float"): the error says to quote it, whichever kind it is, at the
+/// address's first character (toml pointed at an IPv4 address's second dot, where its reading
+/// of a float failed).
 #[test]
 fn an_address_without_quotes_is_told_to_be_quoted() {
     let customer = "[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\", 198.51.100.0/24]\n";
@@ -245,7 +247,8 @@ fn an_address_without_quotes_is_told_to_be_quoted() {
     ] {
         let e = errors(&text);
         let line = text.lines().position(|l| l.contains(address)).unwrap() + 1;
-        assert!(e.len() == 1 && e[0].starts_with(&format!("bad.toml:{line}:")), "{text}\n{e:?}");
+        let col = text.lines().nth(line - 1).unwrap().find(address).unwrap() + 1;
+        assert!(e.len() == 1 && e[0].starts_with(&format!("bad.toml:{line}:{col}: ")), "{text}\n{e:?}");
         assert!(e[0].ends_with(&format!(": an address is a string in TOML: write \"{address}\"")), "{text}\n{e:?}");
     }
 }
@@ -1765,13 +1768,14 @@ action = "accept"
 
 /// An integer past what its key's type holds is said with the range, as the checks after
 /// parsing say theirs (`expected u16` named a Rust type): each key of one or two bytes, whose
-/// ranges docs/configuration.md gives, below zero and past the top.
+/// ranges docs/configuration.md gives, below zero and past the top; and past 64 bits either
+/// way, which serde said was "invalid type: integer `X` as i128", as if it were no integer.
 #[test]
 fn an_integer_past_its_type_says_the_range() {
     let tunnel = "[[customer]]\nname = \"a\"\n[[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\n";
     let route = "[[customer]]\nname = \"a\"\n[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t\"\n";
     let cases = [
-        ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "256", 255),
+        ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "256", 255_u64),
         ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "-1", 255),
         ("[soft_unicast]\nslice_size = ".to_string(), "65536", 65535),
         ("[soft_unicast]\nreserved_ports = ".to_string(), "-1", 65535),
@@ -1779,6 +1783,9 @@ fn an_integer_past_its_type_says_the_range() {
         (format!("{tunnel}mss = "), "65536", 65535),
         (format!("{route}priority = "), "65536", 65535),
         (format!("{route}weight = "), "70000", 65535),
+        ("[soft_unicast]\nslice_size = ".to_string(), "18446744073709551616", 65535),
+        (format!("{tunnel}key = "), "99999999999999999999", u32::MAX.into()),
+        ("[bgp]\nwithdraw_after_ms = ".to_string(), "-9223372036854775809", u64::MAX),
     ];
     for (key, value, max) in cases {
         let text = format!("[server]\nanycast = \"192.0.2.1\"\n{key}{value}\n");

@@ -342,6 +342,41 @@ fn a_read_overtaken_by_compaction_starts_over() {
     assert_eq!(fetched.keys.len(), KEYS);
 }
 
+/// A prefix whose keys each have a fault is refused at start with every key's fault, each at
+/// its `etcd:KEY:line:col`, in the keys' order: read joined, toml stopped at the first key's
+/// fault and hid the others', which an operator then found one fix and one start at a time.
+/// An etcd on the host's loopback; refused, the run never reaches the interface.
+#[test]
+fn every_bad_key_is_said_at_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (client, peer) = (format!("http://127.0.0.1:{}", port()), format!("http://127.0.0.1:{}", port()));
+    let dir = std::env::temp_dir().join(format!("transitd-etcd-keys-{}", std::process::id()));
+    let _etcd = Etcd::spawn(&dir, &client, &peer, |program| Command::new(program));
+    let put = |key: &str, value: &str| {
+        let out = Command::new("etcdctl").args(["--endpoints", &client, "put", key, value]).output().unwrap();
+        assert!(out.status.success(), "etcdctl put {key}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    put(
+        "/keys/server",
+        "[server]\nanycast = \"192.0.2.1\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\nmss_clamp = \"yes\"\n",
+    );
+    put("/keys/customers/acme", "[[customer]]\nname = \"acme\"\nprefixs = [\"203.0.113.0/24\"]\n");
+    put("/keys/customers/beta", "[[customer]]\nname = \"beta\"\nprefixes = [\"198.18.100.0/24\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--config-etcd", &client, "--prefix", "/keys/", "--iface", "lo", "--no-metrics"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 4, "{said}");
+    assert_eq!(lines[0], format!("transitd: etcd {client} prefix /keys/: the configuration is not valid:"));
+    assert!(lines[1].starts_with("etcd:/keys/customers/acme:3:1: unknown field `prefixs`: did you mean `prefixes`?"));
+    assert_eq!(lines[2], "etcd:/keys/customers/beta:3:30: unclosed array, expected `]`");
+    assert_eq!(lines[3], "etcd:/keys/server:4:13: invalid type: string \"yes\", expected a boolean");
+}
+
 /// An etcd no member of which answers is said in one line, with the reason (the OS error
 /// of the connect), not tonic's debug dump of its error chain.
 #[test]

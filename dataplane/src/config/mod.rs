@@ -650,76 +650,91 @@ pub fn parse(name: &str, text: &str) -> Result<Loaded, ConfigErrors> {
 
 /// Parses the text of `source` into sections.
 pub fn parse_source(source: SourceMap) -> Result<Loaded, ConfigErrors> {
-    let text = source.text();
-    match toml::from_str::<ConfigFile>(text) {
+    match read_as::<ConfigFile>(&source) {
         Ok(file) => Ok(Loaded { file, source }),
-        Err(e) => {
-            // toml's message can span lines (it quotes the text); the position says where.
-            let mut message = e.message().trim().to_string();
-            let offset = match e.span() {
-                Some(span) => span.start,
-                // A table header or dotted key too deep for the deserializer comes without a
-                // position: point at the deepest one.
-                None => match deepest_key(text) {
-                    Some((offset, depth)) => {
-                        message = format!("{message}: a key nested {depth} deep");
-                        offset
-                    }
-                    None => 0,
-                },
-            };
-            if let Some(named) = with_nearest_name(&message) {
-                message = named;
-            } else if let Some(missing) = missing_section_or_key(&message) {
-                message = missing;
-            } else if message.starts_with("invalid ")
-                && let Some(address) = bare_address(text, offset)
-            {
-                // `anycast = 192.0.2.1`: toml reads a number, a time or a date, and says
-                // "invalid float", which does not say what to write.
-                message = format!("{message}: an address is a string in TOML: write \"{address}\"");
+        Err(e) => Err(ConfigErrors(vec![e])),
+    }
+}
+
+/// The text of `source` read as `T`: a whole configuration, or a part of one that must be
+/// TOML by itself (an etcd key). Its first fault is said as every configuration's is, at its
+/// position, in words that say what to write.
+pub fn read_as<T: serde::de::DeserializeOwned>(source: &SourceMap) -> Result<T, ConfigError> {
+    toml::from_str::<T>(source.text()).map_err(|e| fault(source, &e))
+}
+
+/// toml's error `e` over the text of `source`, said for whoever writes the file.
+fn fault(source: &SourceMap, e: &toml::de::Error) -> ConfigError {
+    let text = source.text();
+    // toml's message can span lines (it quotes the text); the position says where.
+    let mut message = e.message().trim().to_string();
+    let mut offset = match e.span() {
+        Some(span) => span.start,
+        // A table header or dotted key too deep for the deserializer comes without a
+        // position: point at the deepest one.
+        None => match deepest_key(text) {
+            Some((offset, depth)) => {
+                message = format!("{message}: a key nested {depth} deep");
+                offset
             }
-            // toml says "duplicate key" without which: the key (or table) where it points.
-            if message == "duplicate key" {
-                let rest = text.get(offset..).unwrap_or("");
-                let key: String = rest.chars().take_while(|c| !matches!(c, '=' | ']' | '\n')).collect();
-                let key = key.trim().trim_start_matches('[');
-                if !key.is_empty() {
-                    message =
-                        format!("duplicate key `{key}`: a key is set once in its table, and a [table] written once");
-                }
-            }
-            // serde names the field's type (`expected u16`), which says nothing to whoever
-            // writes the file: the range the type holds, as the checks after parsing say theirs.
-            if let Some(rest) = message.strip_prefix("invalid value: integer `")
-                && let Some((value, type_name)) = rest.split_once("`, expected ")
-                && let Some(max) = unsigned_max(type_name)
-            {
-                message = format!("integer `{value}` is not in 0..={max}");
-            }
-            // `[customer]` where `[[customer]]` is meant: serde says only "invalid type:
-            // map, expected a sequence", which does not say what to write.
-            // The header's line, its comment left out (`[customer] # acme`).
-            let line = text.get(offset..).and_then(|t| t.lines().next()).unwrap_or("");
-            let line = line.split('#').next().unwrap_or("").trim();
-            if message.starts_with("invalid type: map, expected a sequence")
-                && let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
-                && !name.starts_with('[')
-            {
-                message = format!("{message}: write `[[{name}]]`, a list of tables (one `[[{name}]]` header each)");
-            } else if message.starts_with("invalid type: map, expected a sequence")
-                && let Some(header) = line.split_once(']').map(|(h, _)| h)
-                && let Some(name) = header.split('.').next().filter(|n| !n.is_empty())
-            {
-                // Pointed inside a dotted header (`[customer.firewall]` with no
-                // `[[customer]]` before it): the list is its first part.
-                message = format!(
-                    "{message}: `[{header}]` belongs to one `[[{name}]]`: write `[[{name}]]` (and what it needs) above it"
-                );
-            }
-            Err(ConfigErrors(vec![ConfigError::new(source.pos(offset), message)]))
+            None => 0,
+        },
+    };
+    if let Some(named) = with_nearest_name(&message) {
+        message = named;
+    } else if let Some(missing) = missing_section_or_key(&message) {
+        message = missing;
+    } else if message.starts_with("invalid ")
+        && let Some((start, address)) = bare_address(text, offset)
+    {
+        // `anycast = 192.0.2.1`: toml reads a number, a time or a date, and says
+        // "invalid float", which does not say what to write. It points where its
+        // reading failed (the second dot of an IPv4 address); the fault is the value.
+        message = format!("{message}: an address is a string in TOML: write \"{address}\"");
+        offset = start;
+    }
+    // toml says "duplicate key" without which: the key (or table) where it points.
+    if message == "duplicate key" {
+        let rest = text.get(offset..).unwrap_or("");
+        let key: String = rest.chars().take_while(|c| !matches!(c, '=' | ']' | '\n')).collect();
+        let key = key.trim().trim_start_matches('[');
+        if !key.is_empty() {
+            message = format!("duplicate key `{key}`: a key is set once in its table, and a [table] written once");
         }
     }
+    // serde names the field's type (`expected u16`), which says nothing to whoever
+    // writes the file: the range the type holds, as the checks after parsing say theirs.
+    // Past 64 bits either way toml hands serde an i128, which serde says is "invalid
+    // type: integer `X` as i128", as if the value were no integer.
+    if let Some(rest) =
+        message.strip_prefix("invalid value: integer `").or_else(|| message.strip_prefix("invalid type: integer `"))
+        && let Some((value, type_name)) =
+            rest.split_once("`, expected ").or_else(|| rest.split_once("` as i128, expected "))
+        && let Some(max) = unsigned_max(type_name)
+    {
+        message = format!("integer `{value}` is not in 0..={max}");
+    }
+    // `[customer]` where `[[customer]]` is meant: serde says only "invalid type:
+    // map, expected a sequence", which does not say what to write.
+    // The header's line, its comment left out (`[customer] # acme`).
+    let line = text.get(offset..).and_then(|t| t.lines().next()).unwrap_or("");
+    let line = line.split('#').next().unwrap_or("").trim();
+    if message.starts_with("invalid type: map, expected a sequence")
+        && let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
+        && !name.starts_with('[')
+    {
+        message = format!("{message}: write `[[{name}]]`, a list of tables (one `[[{name}]]` header each)");
+    } else if message.starts_with("invalid type: map, expected a sequence")
+        && let Some(header) = line.split_once(']').map(|(h, _)| h)
+        && let Some(name) = header.split('.').next().filter(|n| !n.is_empty())
+    {
+        // Pointed inside a dotted header (`[customer.firewall]` with no
+        // `[[customer]]` before it): the list is its first part.
+        message = format!(
+            "{message}: `[{header}]` belongs to one `[[{name}]]`: write `[[{name}]]` (and what it needs) above it"
+        );
+    }
+    ConfigError::new(source.pos(offset), message)
 }
 
 /// The tables of the schema that a file must have (a section type's field that is neither an
@@ -770,17 +785,17 @@ fn with_nearest_name(message: &str) -> Option<String> {
     Some(format!("{head}`: did you mean `{nearest}`? (expected {expected})"))
 }
 
-/// The bare value around byte `offset` of `text` when it looks like an address written
-/// without quotes (an IPv4 or IPv6 address, a prefix, a MAC address): hex digits with `.`,
-/// `:` or `/` between them, more than a number's one dot.
-fn bare_address(text: &str, offset: usize) -> Option<&str> {
+/// The bare value around byte `offset` of `text`, and where it starts, when it looks like an
+/// address written without quotes (an IPv4 or IPv6 address, a prefix, a MAC address): hex
+/// digits with `.`, `:` or `/` between them, more than a number's one dot.
+fn bare_address(text: &str, offset: usize) -> Option<(usize, &str)> {
     let part = |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '/');
     let start = text.get(..offset)?.char_indices().rev().find(|&(_, c)| !part(c)).map_or(0, |(i, c)| i + c.len_utf8());
     let value = text.get(start..)?;
     let value = value.find(|c: char| !part(c)).map_or(value, |end| &value[..end]);
     let looks_like_one =
         value.chars().any(|c| c.is_ascii_digit()) && (value.matches(['.', ':']).count() >= 2 || value.contains('/'));
-    looks_like_one.then_some(value)
+    looks_like_one.then_some((start, value))
 }
 
 /// The start and depth (dotted parts) of the most deeply dotted table header or key in
