@@ -1556,3 +1556,54 @@ frames += [mpls([100, 200, 300, 13], ach(0x21) + ip), mpls([100, 200, 300, 14], 
     let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// An address field whose destination the capture cut off (a snap length between the two
+/// addresses) has one occurrence, the source: tshark's `!=`, `===` and `all` over the slices,
+/// masks and `len()` of `ip.addr` and `ipv6.addr` ask every occurrence there is, so the source
+/// alone decides. transitd asked the missing destination too, found it false, and selected
+/// none of these frames (`ip.addr[0] != 0a` on a source of 163.253.48.183). scapy cuts IPv4
+/// and IPv6 between and inside the addresses; whole packets beside them keep both
+/// occurrences in play; tshark is the oracle.
+#[test]
+fn an_address_the_capture_cut_off_is_no_occurrence_of_the_field() {
+    let file = std::env::temp_dir().join(format!("transitd-match-cut-address-{}.pcap", std::process::id()));
+    let script = "eth = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+         v4 = lambda src: eth/IP(src=src, dst='10.1.2.3')/UDP(sport=1, dport=2)\n\
+         v6 = lambda src: eth/IPv6(src=src, dst='fe80::2')/UDP(sport=1, dport=2)\n\
+         frames = [snap(v4(src), n) for src in ('163.253.48.183', '10.9.9.9') for n in (30, 33, 34)]\n\
+         frames += [snap(v6(src), n) for src in ('2001:db8::1', 'fe80::1') for n in (38, 50, 54)]";
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let cut = ["ip.src and not ip.dst", "ipv6.src and not ipv6.dst"];
+    assert_eq!(cut.map(|e| theirs(&file, e).len()), [4, 4], "cut between the addresses");
+    let wrong = differences(
+        &file,
+        &[
+            "ip.addr[0] != 0a",
+            "ip.addr[0] == 0a",
+            "ip.addr[0] === a3",
+            "ip.addr[0] === 0a",
+            "ip.addr[0] !== 0a",
+            "ip.addr[0:2] != 0a:00",
+            "ip.addr[4] != 00",
+            "ip.addr[0] & 0f != 0a",
+            "ip.addr[0] & 0f === 0a",
+            "all ip.addr[0] == 0a",
+            "all ip.addr[0] == a3",
+            "any ip.addr[0] != 0a",
+            "all ip.addr[0] & 08 == 08",
+            "all len(ip.addr) == 4",
+            "ip.addr[0] != 0a and len(ip.addr) == 4",
+            "not ip.addr[0] != 0a",
+            "ipv6.addr[0] != fe",
+            "ipv6.addr[0] === 20",
+            "ipv6.addr[0] === fe",
+            "ipv6.addr[-1] != 02",
+            "all ipv6.addr[0] == fe",
+            "eth.addr[0] != 02",
+            "ip.addr != 10.1.2.3",
+            "ipv6.addr === fe80::2",
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -253,6 +253,8 @@ impl<'a> Parser<'a, '_> {
             }
             (_, span) => return Err(self.unexpected(span)),
         };
+        // Its own operator's, not the last byte test's (`ip.addr[0] != 0a and len(ip.addr) == 4`).
+        self.every_occurrence = matches!(op, Op::Ne | Op::AllEq);
         let (value, span) = self.value()?;
         let values = literal(&LENGTH, value, span)?;
         let set = match relop(&LENGTH, op, values, span)? {

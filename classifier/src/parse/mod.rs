@@ -26,7 +26,7 @@
 //! `error` (messages and where they point).
 
 use crate::ast::{Expr, Pred, Span};
-use crate::bytes::{ByteTest, Layer};
+use crate::bytes::{ByteOp, ByteTest, Layer};
 use crate::list::{Lists, NoLists};
 
 mod byte_fields;
@@ -212,7 +212,9 @@ impl<'a> Parser<'a, '_> {
 
     /// A byte test of an address field's first occurrence (`test`), made of every one of
     /// `layers`: some occurrence must pass it, or every one for `!=` and `===` or after
-    /// `all` (`any` makes it some for every operator).
+    /// `all` (`any` makes it some for every operator). As in tshark, "every" counts the
+    /// occurrences the packet has, at least one: an address the capture cut off (`ip.dst`
+    /// behind a snap length between the addresses) is no occurrence, not one that fails.
     fn each_occurrence(&self, test: Expr, layers: &[Layer]) -> Expr {
         let Expr::Bytes(first) = &test else { return test };
         if layers.len() == 1 {
@@ -222,8 +224,15 @@ impl<'a> Parser<'a, '_> {
             Some(q) => q == Quantifier::All,
             None => self.every_occurrence,
         };
-        let tests = layers.iter().map(|&layer| Expr::Bytes(ByteTest { layer, ..first.clone() })).collect();
-        if every { Expr::And(tests) } else { Expr::Or(tests) }
+        let on = |layer: Layer| Expr::Bytes(ByteTest { layer, ..first.clone() });
+        if !every {
+            return Expr::Or(layers.iter().map(|&layer| on(layer)).collect());
+        }
+        let present =
+            |layer: Layer| Expr::Bytes(ByteTest { layer, slice: None, op: ByteOp::Present, span: first.span });
+        let mut terms = vec![Expr::Or(layers.iter().map(|&layer| present(layer)).collect())];
+        terms.extend(layers.iter().map(|&layer| Expr::Or(vec![Expr::Not(Box::new(present(layer))), on(layer)])));
+        Expr::And(terms)
     }
 
     /// `pred` under the quantifier being read, if any: every occurrence, or some, in the
