@@ -227,6 +227,49 @@ fn difference_a_pseudowires_ethernet_header_is_payload() {
     assert_eq!(transitd_frames(&file, "ip or ipv6").intersection(&pseudowires).count(), pseudowires.len());
 }
 
+/// IP behind a link layer the data plane does not read (802.2 LLC, with SNAP or SAP 6; a
+/// PPPoE session; an 802.1ah I-tag, alone or behind an 802.1ad tag) is no IP to transitd:
+/// the frame passes to the host as `not_ip`, whose stack routes none of it. tshark dissects
+/// the IP packet, and its `ip`, `tcp` and `udp` select the frame. The link fields in front of
+/// it (`eth.*`, `vlan.id`, `ieee8021ad.id`) and `frame` are read by both.
+#[test]
+fn difference_ip_behind_llc_pppoe_or_an_802_1ah_tag_is_not_read() {
+    let file = std::env::temp_dir().join(format!("transitd-match-link-layers-{}.pcap", std::process::id()));
+    let script = r#"
+h = '02:00:00:00:00:aa'
+eth = lambda **o: Ether(src=h, dst='02:00:00:00:00:01', **o)
+dot3 = lambda: Dot3(src=h, dst='02:00:00:00:00:01')
+v4 = IP(src='198.51.100.1', dst='203.0.113.2')/TCP(sport=1234, dport=80, flags='S')
+v6 = IPv6(src='2001:db8::1', dst='2001:db8::2')/UDP(sport=40000, dport=9)/Raw(b'hello')
+llc_snap = lambda code, ip: LLC(dsap=0xaa, ssap=0xaa, ctrl=3)/SNAP(OUI=0, code=code)/ip
+session = lambda proto, ip: PPPoE(sessionid=1)/PPP(proto=proto)/ip
+itag = lambda ip: Raw(bytes([0, 0, 1, 0]) + bytes(Ether(src='02:00:00:00:00:0a', dst='02:00:00:00:00:0b')/ip))
+# 1-9: IP behind LLC/SNAP, LLC SAP 6, LLC/SNAP behind a VLAN tag, a PPPoE session (alone
+# and behind a VLAN tag), 802.1ah (alone and behind an 802.1ad tag); 10: PPPoE discovery;
+# 11-12: IPv4 and IPv6 behind their own EtherTypes.
+frames = [dot3()/llc_snap(0x0800, v4), dot3()/llc_snap(0x86dd, v6), dot3()/LLC(dsap=6, ssap=6, ctrl=3)/v4]
+frames += [eth(type=0x8100)/Dot1Q(vlan=5, type=len(llc_snap(0x0800, v4)))/llc_snap(0x0800, v4)]
+frames += [eth(type=0x8864)/session(0x21, v4), eth(type=0x8864)/session(0x57, v6)]
+frames += [eth()/Dot1Q(vlan=10, type=0x8864)/session(0x21, v4)]
+frames += [eth(type=0x88e7)/itag(v4), eth(type=0x88a8)/Dot1Q(vlan=77, type=0x88e7)/itag(v4)]
+frames += [eth(type=0x8863)/PPPoED(code=9)/Raw(b'\x01\x01\x00\x00'), eth()/v4, eth()/v6]
+"#;
+    scapy_pcap(&file, script);
+    let behind: BTreeSet<u64> = (1..=9).collect();
+    let own = BTreeSet::from([11, 12]);
+    assert_eq!(theirs(&file, "llc or pppoes or ieee8021ah.isid"), behind, "the link layers, as tshark names them");
+    assert_eq!(theirs(&file, "ip or ipv6"), &behind | &own);
+    assert_eq!(theirs(&file, "tcp or udp"), &behind | &own);
+    assert_eq!(transitd_frames(&file, "ip or ipv6"), own);
+    assert_eq!(transitd_frames(&file, "tcp or udp"), own);
+    let wrong = differences(
+        &file,
+        &["eth.type", "eth.len", "vlan.id == 5", "vlan.id == 10", "ieee8021ad.id == 77", "frame contains \"hello\""],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// The Ethernet header's own fields are read on every frame, IP or not: 802.3 lengths
 /// (`eth.len`, no `eth.type`), type values that are neither, VLAN and 802.1ad tags over ARP,
 /// STP and LLC.
@@ -1506,6 +1549,49 @@ for linktype, link in ((1, ethernet), (101, lambda _: b''), (113, cooked)):
         wrong.extend(differences(&file, &exprs).into_iter().map(|d| format!("link type {link_type}: {d}")));
     }
     let _ = std::fs::remove_dir_all(&dir);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// An MPLS stack under more than three VLAN tags (the frame is dropped, `too_many_vlan_tags`):
+/// tshark reads the labels and the IP packet they carry, as it does under three; transitd
+/// read neither past a fourth tag (an 802.1ad tag counts), where it reads an IP packet.
+/// scapy makes the frames; tshark is the oracle.
+#[test]
+fn an_mpls_stack_under_too_many_vlan_tags_is_read_as_tshark_reads_it() {
+    let file = std::env::temp_dir().join(format!("transitd-match-mpls-tags-{}.pcap", std::process::id()));
+    let script = r#"
+import functools, struct
+ip = bytes(IP(src='10.0.0.1', dst='10.0.0.2')/TCP(sport=1234, dport=80, flags='S'))
+ip6 = bytes(IPv6(src='2001:db8::1', dst='2001:db8::2')/UDP(sport=1, dport=9)/Raw(b'x' * 10))
+entry = lambda label, bottom: struct.pack('>I', label << 12 | (0x100 if bottom else 0) | 64)
+stack = lambda labels: b''.join(entry(l, i == len(labels) - 1) for i, l in enumerate(labels))
+e = lambda t: Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02', type=t)
+tags = lambda ids, inner: [Dot1Q(vlan=v, type=0x8100) for v in ids[:-1]] + [Dot1Q(vlan=ids[-1], type=inner)]
+chain = lambda t, ids, inner, payload: e(t)/functools.reduce(lambda a, b: a/b, tags(ids, inner))/Raw(payload)
+# 1-3: a stack under four 802.1Q tags, under an 802.1ad tag and three, under five (multicast
+# MPLS); 4: under three tags.
+frames = [chain(0x8100, [1, 2, 3, 4], 0x8847, stack([16]) + ip), chain(0x88a8, [30, 1, 2, 3], 0x8847, stack([100, 16]) + ip6)]
+frames += [chain(0x8100, [1, 2, 3, 4, 5], 0x8848, stack([16]) + ip), chain(0x8100, [1, 2, 3], 0x8847, stack([16]) + ip)]
+"#;
+    scapy_pcap(&file, script);
+    assert_eq!(theirs(&file, "mpls and (ip or ipv6)"), BTreeSet::from([1, 2, 3, 4]));
+    let wrong = differences(
+        &file,
+        &[
+            "mpls",
+            "mpls.label == 16",
+            "mpls.label == 100",
+            "mpls.bottom == 1",
+            "ip",
+            "ipv6",
+            "tcp.port == 80",
+            "udp.port == 9",
+            "ip.src == 10.0.0.1",
+            "vlan.id == 3",
+            "ieee8021ad.id == 30",
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 

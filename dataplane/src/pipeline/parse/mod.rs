@@ -197,7 +197,7 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
         EtherType::IPV6 => parse_ipv6(key, rest, l3_start),
         t if MPLS_ETHERTYPES.contains(&t) && !in_pseudowire => parse_mpls(key, frame, l3_start),
         // etherparse reads three tags; a fourth is an attack or a mistake.
-        t if VLAN_ETHERTYPES.contains(&t) => too_many_vlan_tags(key, frame, rest, t),
+        t if VLAN_ETHERTYPES.contains(&t) => too_many_vlan_tags(key, frame, rest, t, in_pseudowire),
         _ => Parsed::NotIp,
     }
 }
@@ -214,10 +214,17 @@ fn record_tag(key: &mut Key, ether_type: EtherType, id: u16) -> bool {
 }
 
 /// The tags from a fourth on (`rest`, announced by `ether_type`), and what they carry: the
-/// frame is dropped, but tshark reads the IP packet under any number of tags, and so does the
-/// key (the IDs of 802.1Q tags past the third aside).
+/// frame is dropped, but tshark reads the IP packet under any number of tags, an MPLS stack
+/// and what it carries too, and so does the key (the IDs of 802.1Q tags past the third
+/// aside). `in_pseudowire` as for [`parse_ethernet`].
 #[cold]
-fn too_many_vlan_tags(key: &mut Key, frame: &[u8], mut rest: &[u8], mut ether_type: EtherType) -> Parsed {
+fn too_many_vlan_tags(
+    key: &mut Key,
+    frame: &[u8],
+    mut rest: &[u8],
+    mut ether_type: EtherType,
+    in_pseudowire: bool,
+) -> Parsed {
     // Each tag takes four bytes, so the frame's length bounds the walk.
     while VLAN_ETHERTYPES.contains(&ether_type) {
         let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::TooManyVlanTags) };
@@ -230,6 +237,7 @@ fn too_many_vlan_tags(key: &mut Key, frame: &[u8], mut rest: &[u8], mut ether_ty
     let _ = match ether_type {
         EtherType::IPV4 => parse_ipv4(key, rest, l3_start),
         EtherType::IPV6 => parse_ipv6(key, rest, l3_start),
+        t if MPLS_ETHERTYPES.contains(&t) && !in_pseudowire => parse_mpls(key, frame, l3_start),
         _ => Parsed::NotIp,
     };
     Parsed::Bad(DropReason::TooManyVlanTags)
@@ -370,6 +378,28 @@ mod tests {
         assert_eq!(parsed, Parsed::Bad(DropReason::TooManyVlanTags));
         // Dropped, but read on as tshark reads it: the third 802.1Q tag, and the IP under it.
         assert_eq!([key.get(Dim::Vlan2), key.get(Dim::IpVersion), key.get(Dim::DstPort)], [102, 4, 53]);
+    }
+
+    /// Under four tags, an MPLS stack and the IP packet it carries are read as tshark reads
+    /// them, though the frame is dropped (the key had no label and no IP behind the tags).
+    #[test]
+    fn an_mpls_stack_under_too_many_tags_is_read() {
+        // Four 802.1Q tags (IDs 1 to 4, the last announcing MPLS), label 16 (bottom, TTL 64),
+        // then VLAN_UDP's IP.
+        let mut rest = Vec::new();
+        for id in 1..=4u8 {
+            rest.extend([0x00, id, 0x81, 0x00]);
+        }
+        rest[14..16].copy_from_slice(&[0x88, 0x47]);
+        rest.extend([0x00, 0x01, 0x01, 0x40]);
+        rest.extend(&VLAN_UDP[18..]);
+        let (key, parsed) = parse_frame(&ethernet(0x8100, &rest), 0);
+        assert_eq!(parsed, Parsed::Bad(DropReason::TooManyVlanTags));
+        assert_eq!(
+            [key.get(Dim::Vlan0), key.get(Dim::Vlan2), key.get(Dim::Mpls0Label), key.get(Dim::Mpls0Bottom)],
+            [1, 3, 16, 1]
+        );
+        assert_eq!((key.get(Dim::IpVersion), key.get(Dim::DstPort)), (4, 53));
     }
 
     /// Ethernet (type `ether_type`) from 02:..:01 to 02:..:02, then `rest`.
