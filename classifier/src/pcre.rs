@@ -112,7 +112,7 @@ struct Translator<'a> {
 
 fn unsupported(what: &str) -> String {
     format!(
-        "{what} is PCRE2's, and transitd's regex engine is linear-time: no back-references, look-around, atomic groups, possessive quantifiers, conditionals, recursion or subroutine calls, callouts, \\K, \\G, Unicode properties or verbs"
+        "{what} is PCRE2's, and transitd's regex engine is linear-time: no back-references, look-around, atomic groups, possessive quantifiers, conditionals, recursion or subroutine calls, callouts, \\K, \\G, \\X, Unicode properties or verbs"
     )
 }
 
