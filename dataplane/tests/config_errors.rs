@@ -231,6 +231,42 @@ fn a_typo_is_told_the_name_it_is_nearest() {
     }
 }
 
+/// A key no table expects, and no typo of a name its table holds, is told the table TOML
+/// read it into: a key belongs to the last header above it, so one appended at the end of a
+/// file, or meant for the customer but written under its rule, was told only the rule's
+/// names, which do not say where it went.
+#[test]
+fn a_key_below_another_tables_header_is_told_the_table_it_is_read_into() {
+    let server = "[server]\nanycast = \"192.0.2.1\"\n";
+    let customer = "[[customer]]\nname = \"a\"\n[[customer.firewall.rule]]\nmatch = \"tcp\"\naction = \"accept\"\n";
+    for (text, said) in [
+        (
+            format!("{server}{customer}prefixes = [\"203.0.113.0/24\"]\n"),
+            "bad.toml:8:1: unknown field `prefixes`, expected one of `name`, `match`, `action`, `bucket`, `mode`: \
+             it is read as a key of `[[customer.firewall.rule]]` (line 5), the last table header above it",
+        ),
+        (
+            format!("{server}name = \"a\"\n"),
+            "bad.toml:3:1: unknown field `name`, expected one of `anycast`, ",
+        ),
+        (
+            format!("{server}[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"drop\"\nmss = 1\n"),
+            "bad.toml:7:1: unknown field `mss`, expected `default` or `rule`: it is read as a key of \
+             `[customer.firewall]` (line 5), the last table header above it",
+        ),
+    ] {
+        let e = errors(&text);
+        assert!(e.len() == 1 && e[0].starts_with(said), "{text}\n{e:?}");
+    }
+    let e = errors(&format!("{server}name = \"a\"\n"));
+    assert!(e[0].ends_with("it is read as a key of `[server]` (line 1), the last table header above it"), "{e:?}");
+    // A typo is told the name it is nearest, and a key of the top level no table.
+    let e = errors(&format!("{server}{customer}acton = \"drop\"\n"));
+    assert!(e[0].contains("did you mean `action`?") && !e[0].contains("read as a key"), "{e:?}");
+    let e = errors(&format!("bogus = 1\n{server}"));
+    assert!(e[0].starts_with("bad.toml:1:1: unknown field `bogus`") && !e[0].contains("read as a key"), "{e:?}");
+}
+
 /// An address written without quotes is no TOML value (toml reads a number, a time or a
 /// date, and says "invalid float"): the error says to quote it, whichever kind it is, at the
 /// address's first character (toml pointed at an IPv4 address's second dot, where its reading

@@ -682,6 +682,13 @@ fn fault(source: &SourceMap, e: &toml::de::Error) -> ConfigError {
     };
     if let Some(named) = with_nearest_name(&message) {
         message = named;
+    } else if message.starts_with("unknown field `")
+        && let Some((header, at)) = table_of_key(text, offset)
+    {
+        // No typo of a name the table holds: likely a key written below the wrong header
+        // (one appended at the end of a file lands in its last table).
+        let line = source.pos(at).line;
+        message = format!("{message}: it is read as a key of `{header}` (line {line}), the last table header above it");
     } else if let Some(missing) = missing_section_or_key(&message) {
         message = missing;
     } else if message.starts_with("invalid ")
@@ -735,6 +742,48 @@ fn fault(source: &SourceMap, e: &toml::de::Error) -> ConfigError {
         );
     }
     ConfigError::new(source.pos(offset), message)
+}
+
+/// The table the key at byte `offset` of `text` was read into, as its header is written
+/// (`[[customer.firewall.rule]]`), and where that header (or inline table) starts; `None` for
+/// a key of the top level.
+fn table_of_key(text: &str, offset: usize) -> Option<(String, usize)> {
+    use toml::de::{DeTable, DeValue};
+    /// `table`'s keys, under `path` (a list of tables' element when `listed`), whose header
+    /// starts at `at`.
+    fn find(
+        table: &DeTable<'_>,
+        offset: usize,
+        path: &mut Vec<String>,
+        at: usize,
+        listed: bool,
+    ) -> Option<(String, usize)> {
+        for (key, value) in table.iter() {
+            if key.span().start == offset {
+                let (open, close) = if listed { ("[[", "]]") } else { ("[", "]") };
+                return (!path.is_empty()).then(|| (format!("{open}{}{close}", path.join(".")), at));
+            }
+            path.push(key.get_ref().to_string());
+            let found = match value.get_ref() {
+                // A table without a header of its own (`firewall` of `[customer.firewall.rule]`)
+                // spans its key alone, which is no header: the one above it stays.
+                DeValue::Table(t) if value.span().start == key.span().start => find(t, offset, path, at, listed),
+                DeValue::Table(t) => find(t, offset, path, value.span().start, false),
+                DeValue::Array(list) => list.iter().find_map(|e| match e.get_ref() {
+                    DeValue::Table(t) => find(t, offset, path, e.span().start, true),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            path.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+    let doc = DeTable::parse(text).ok()?;
+    find(doc.get_ref(), offset, &mut Vec::new(), 0, false)
 }
 
 /// The tables of the schema that a file must have (a section type's field that is neither an
