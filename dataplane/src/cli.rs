@@ -550,6 +550,8 @@ mod tests {
         assert!(run("/transitd/").is_ok());
         let e = run("/transitd").unwrap_err().to_string();
         assert!(e.contains("an etcd prefix ends in `/` (`/transitd/`)"), "{e}");
+        let e = run("").unwrap_err().to_string();
+        assert!(e.contains("an empty prefix takes every key of the store"), "{e}");
     }
 }
 
@@ -604,6 +606,12 @@ fn frame_count(text: &str) -> Result<u64, String> {
 fn etcd_prefix(text: &str) -> Result<String, String> {
     if text.ends_with('/') {
         Ok(text.to_string())
+    } else if text.is_empty() {
+        // Every key of the store, the server key `server` at its top: said as such, not as a
+        // prefix missing its `/`.
+        Err("an empty prefix takes every key of the store: write `/` for keys under `/`, or a prefix such as \
+             `/transitd/`"
+            .to_string())
     } else {
         Err(format!("an etcd prefix ends in `/` (`{text}/`): `{text}` would also take the keys of `{text}-other/`"))
     }

@@ -245,10 +245,7 @@ fn a_key_below_another_tables_header_is_told_the_table_it_is_read_into() {
             "bad.toml:8:1: unknown field `prefixes`, expected one of `name`, `match`, `action`, `bucket`, `mode`: \
              it is read as a key of `[[customer.firewall.rule]]` (line 5), the last table header above it",
         ),
-        (
-            format!("{server}name = \"a\"\n"),
-            "bad.toml:3:1: unknown field `name`, expected one of `anycast`, ",
-        ),
+        (format!("{server}name = \"a\"\n"), "bad.toml:3:1: unknown field `name`, expected one of `anycast`, "),
         (
             format!("{server}[[customer]]\nname = \"a\"\n[customer.firewall]\ndefault = \"drop\"\nmss = 1\n"),
             "bad.toml:7:1: unknown field `mss`, expected `default` or `rule`: it is read as a key of \
