@@ -119,6 +119,13 @@ fn decap(ctx: &mut Ctx<'_>, frame: &mut Frame<'_>, outer_key: &Key, outer: &IpFr
         Ok(router) => router,
         Err(verdict) => return verdict,
     };
+    // RFC 1812 §5.3.4 once the GRE is ours (from a tunnel's router, not refused above): a
+    // router ends no tunnel on a frame received as a link-layer broadcast. GRE not ours went
+    // by `gre_unsupported` above, whatever the link address, as the XDP program passes it
+    // (`gre_unsupported = "pass"`) before the data plane could judge the address.
+    if super::sent_to_a_link_group(outer_key) {
+        return Verdict::Drop(DropReason::LinkBroadcast);
+    }
     let whole;
     let outer = match outer.fragment {
         None => outer,

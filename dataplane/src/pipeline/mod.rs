@@ -655,9 +655,10 @@ fn path(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     // (multicast routing aside, which transitd does not do) and discards a unicast one
     // received so. Traffic for no customer is the host's to judge; soft unicast's (steered
     // before, not here) is judged on its outcome ([`soft_unicast`]), since part of it is the
-    // host's too; a Packet Too Big once its quote says it is ours ([`pmtu::process`]), since
-    // otherwise it is the host's.
-    if !matches!(path, Path::NoCustomer | Path::UnderlayTooBig) && sent_to_a_link_group(key) {
+    // host's too; a Packet Too Big once its quote says it is ours ([`pmtu::process`]), and
+    // GRE once its source and header say it is ours ([`decap::process`]), since otherwise
+    // they are the host's (the XDP program passes GRE not ours whatever the link address).
+    if !matches!(path, Path::NoCustomer | Path::UnderlayTooBig | Path::Decap) && sent_to_a_link_group(key) {
         return Path::LinkBroadcast;
     }
     path

@@ -375,6 +375,70 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
     }
 }
 
+/// GRE to the anycast address in a frame to an Ethernet broadcast or multicast address is
+/// judged as the XDP program judges it: what is not ours (from no tunnel's router, version 1,
+/// another payload, under AH) goes by `gre_unsupported`, passed by the program itself
+/// whatever the link address, and what is ours is handed over and dropped as
+/// `link_broadcast` (RFC 1812 §5.3.4). The pipeline dropped both as `link_broadcast`, so
+/// `replay` and `match` counted drops of GRE that `run` hands the host. The frames of
+/// `data/gre_frames.py`, each to a group address (broadcast, IPv4 and IPv6 multicast, in
+/// turn), the kernel's test run of the program beside the pipeline's verdict, under both
+/// `gre_unsupported` settings.
+#[test]
+fn gre_to_a_link_group_address_is_judged_as_the_xdp_program_judges_it() {
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-link-group.pcap");
+    scapy_pcap(&file, &format!("NFRAMES = 2000\nNICMP = 400\n{}", include_str!("../data/gre_frames.py")));
+    let groups = [[0xff; 6], [0x01, 0x00, 0x5e, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1]];
+    let frames: Vec<Vec<u8>> = read_frames(&file)
+        .into_iter()
+        .zip(groups.iter().cycle())
+        .map(|(f, group)| [&group[..], &f.bytes[6..]].concat())
+        .collect();
+    let _ = std::fs::remove_file(&file);
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    let not_ours = [PassReason::GreUnsupported.name(), PassReason::GreUnknownTunnel.name()];
+    for gre_unsupported in ["pass", "drop"] {
+        let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
+        let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+        let mut seen = std::collections::BTreeMap::new();
+        for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
+            let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+            let (kind, reason) = (verdict.kind(), verdict.reason());
+            let fine = match decision {
+                X::NoSocket => kind != "pass",
+                X::GreNotOurs => (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(verdict),
+                // As on unicast: a chain longer than the program walks is the host's.
+                X::Passed => {
+                    (kind == "pass" && !not_ours.contains(&reason))
+                        || discarded_by_the_host(verdict)
+                        || *verdict == Verdict::Drop(DropReason::Ipv6ExtensionChain)
+                }
+                _ => false,
+            };
+            assert!(
+                fine,
+                "{gre_unsupported}: frame {}: the program {}, the pipeline {kind}:{reason}",
+                i + 1,
+                decision.name()
+            );
+            *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
+        }
+        // Each side of the line came up (else the test would hold nothing).
+        let at_least = |decision: X, kind: &str, reason: &str| {
+            let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
+            assert!(n >= 10, "{gre_unsupported}: {} {kind}:{reason} came up {n} times: {seen:?}", decision.name());
+        };
+        let gre_not_ours = if gre_unsupported == "pass" { (X::GreNotOurs, "pass") } else { (X::NoSocket, "drop") };
+        for reason in not_ours {
+            at_least(gre_not_ours.0, gre_not_ours.1, reason);
+        }
+        at_least(X::NoSocket, "drop", DropReason::LinkBroadcast.name());
+    }
+}
+
 /// The GRE header's bits as RFC 2784 §2.3 has a receiver that implements RFC 2890 (key and
 /// sequence number) but not RFC 1701 read them, each frame's as tshark reads it: the routing
 /// bit, and bits 4 and 5 (RFC 1701's strict source route and top recursion-control bit), are
