@@ -1257,6 +1257,43 @@ fn backbone_fragments_and_short_outer_packets_are_judged_alike() {
     assert_eq!(decisions, [X::Passed, X::Passed, X::NoSocket, X::BackboneLocal]);
 }
 
+/// Backbone GRE from a server of the fleet in a shape the fleet never sends (outer IPv4
+/// options, a source route among them; GRE with a checksum or a sequence number beside the
+/// key), carrying return traffic this server owns: the XDP program decapsulates only the
+/// fleet's shape and hands these to the data plane, which delivered them to the host
+/// (`egress_local`, through the exception path, the source route and checksum unread); now it
+/// drops them as `backbone_bad_header`. The fleet's own shape, the control, is delivered by
+/// both. Each frame's decision in the kernel's test run, beside the pipeline's verdict.
+#[test]
+fn backbone_gre_in_a_shape_the_fleet_never_sends_is_not_delivered() {
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-shape-{}.pcap", std::process::id()));
+    // Port 1500 of 198.18.200.1 is a1's, this server's; a2 sends it at hop 2.
+    scapy_pcap(
+        &file,
+        "inner = IP(src='192.0.2.77', dst='198.18.200.1')/UDP(sport=7777, dport=1500)/Raw(b'x' * 40)\n\
+         key = (0x5355 << 8) | 2\n\
+         e = lambda opts, g: Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')/IP(src='10.9.0.12', dst='10.9.0.11', options=opts)/g/inner\n\
+         frames = [e([], GRE(key_present=1, key=key)), e([IPOption_RR()], GRE(key_present=1, key=key)),\n\
+         \x20   e([IPOption_NOP()] * 4, GRE(key_present=1, key=key)),\n\
+         \x20   e([IPOption_LSRR(routers=['10.9.0.99'])], GRE(key_present=1, key=key)),\n\
+         \x20   e([], GRE(chksum_present=1, key_present=1, key=key)),\n\
+         \x20   e([], GRE(seqnum_present=1, key_present=1, key=key, seqence_number=1))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(frames.len(), 6);
+    let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    let decisions: Vec<X> = frames.iter().map(|f| program.test_run(f).expect("test run (needs root)").0).collect();
+    assert_eq!(decisions, [X::BackboneLocal, X::NoSocket, X::NoSocket, X::NoSocket, X::NoSocket, X::NoSocket]);
+    let delivered = format!("pass:{}", PassReason::EgressLocal.name());
+    let bad = DropReason::BackboneBadHeader.name().to_string();
+    assert_eq!(fates(&verdicts), [delivered, bad.clone(), bad.clone(), bad.clone(), bad.clone(), bad]);
+}
+
 /// Backbone GRE from a server of the fleet with another key (a `backbone_key` change
 /// rolling out) or no hop is counted apart from GRE of unknown origin.
 #[test]

@@ -107,6 +107,9 @@ fn from_backbone(
         Ok(r) => r,
         Err(e) => return Verdict::Drop(e.into()),
     };
+    if !in_the_fleets_shape(outer, bytes) {
+        return Verdict::Drop(DropReason::BackboneBadHeader);
+    }
     let hop = match repr.key {
         Some(k)
             if k >> 8 == su.key_id
@@ -145,6 +148,17 @@ fn from_backbone(
         strip_backbone(frame, outer.l3_start, ip.l3_start, ip.l3_len);
     }
     verdict
+}
+
+/// Whether backbone GRE (`gre`: its header on) is in the one shape the fleet sends it in
+/// ([`encap_backbone`]): an outer IPv4 header with no options, and GRE flags that are the
+/// key's bit or none (a missing key is `backbone_bad_key`'s), version 0. The XDP program
+/// delivers that shape alone itself and hands any other to the data plane: delivered here,
+/// it would reach the host through the exception path, past an outer source route or a GRE
+/// checksum nobody sends. A fleet's server sends nothing else, so it is forged or damaged.
+fn in_the_fleets_shape(outer: &IpFrame, gre: &[u8]) -> bool {
+    const KEY_PRESENT: u8 = 0x20;
+    outer.header_len == IPV4_HEADER_LEN && matches!(gre, [flags, 0, ..] if flags & !KEY_PRESENT == 0)
 }
 
 /// Makes a backbone frame for this server the inner packet behind the outer link header,

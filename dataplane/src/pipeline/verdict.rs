@@ -79,7 +79,8 @@ reasons! {
         /// forward onto it (RFC 1812 §4.2.3.1, RFC 2644).
         TunnelBroadcast = "tunnel_broadcast",
         /// Sent to an Ethernet broadcast or multicast address: a router forwards no frame it
-        /// received so (RFC 1812 §5.3.4; Linux's forwarding drops them too).
+        /// received so (RFC 1812 §5.3.4; Linux's forwarding drops them too). GRE that is not
+        /// ours is judged by `gre_unsupported` instead, as the XDP program passes it.
         LinkBroadcast = "link_broadcast",
         /// Dropped by a DoS rule.
         DosRule = "dos_rule",
@@ -181,6 +182,10 @@ reasons! {
         /// Backbone GRE from a server of the fleet without our key and a hop, or not
         /// carrying IPv4 (a `backbone_key` that differs across the fleet, as mid-change).
         BackboneBadKey = "backbone_bad_key",
+        /// Backbone GRE from a server of the fleet in a shape the fleet never sends: IPv4
+        /// options on the outer header, or GRE flags besides the key (a checksum, a sequence
+        /// number, reserved bits). The XDP program delivers only the fleet's shape itself.
+        BackboneBadHeader = "backbone_bad_header",
         /// Backbone GRE whose inner packet is not for an egress address.
         BackboneNotEgress = "backbone_not_egress",
         /// Return traffic too large for the backbone once encapsulated that could be
