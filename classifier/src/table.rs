@@ -344,6 +344,22 @@ mod tests {
         assert_eq!(RuleTable::build([&rule(9)]).unwrap().interpreted(), 1);
     }
 
+    /// `!=`, `===` and `all` over the slices of an address field of two occurrences
+    /// (`ip.addr[0] != 0a`) need the first to pass and the second to be absent or pass: two
+    /// clauses. They were eight (a presence test of each, and of either), each a residual
+    /// check a packet in the rule's leaf tried, and a rule of three such tests (512) was
+    /// interpreted. Which packets they select, tshark says (`match_oracle.rs`,
+    /// `an_address_the_capture_cut_off_is_no_occurrence_of_the_field`).
+    #[test]
+    fn every_occurrence_of_an_address_slice_is_two_clauses() {
+        for text in ["ip.addr[0] != 0a", "ipv6.addr[0] === 20", "all eth.addr[0] == 02", "all len(ip.addr) == 4"] {
+            assert_eq!(compile::clauses(&parse(text).unwrap()).map(|c| c.len()), Ok(2), "{text}");
+        }
+        let three = parse("ip.addr[0] != 0a and ip.addr[1] != 00 and ip.addr[2] != 01").unwrap();
+        assert_eq!(compile::clauses(&three).map(|c| c.len()), Ok(8));
+        assert_eq!(RuleTable::build([&three]).unwrap().interpreted(), 0);
+    }
+
     /// A rule whose exact expansion has more boxes than a rule may have (3 x 2 x 54 x 72) is
     /// compiled as a superset and decided by interpretation: the same first match as the
     /// linear scan, on keys that meet each of its terms or miss one.

@@ -215,9 +215,18 @@ impl<'a> Parser<'a, '_> {
     /// `all` (`any` makes it some for every operator). As in tshark, "every" counts the
     /// occurrences the packet has, at least one: an address the capture cut off (`ip.dst`
     /// behind a snap length between the addresses) is no occurrence, not one that fails.
+    ///
+    /// `layers` lie in the frame in their order, and a capture cuts a frame's end, so a later
+    /// occurrence is never there without the first; and a byte test holds of no field that
+    /// is absent. "At least one there, and each one there passes" is then "the first passes,
+    /// and each later one is absent or passes": two clauses for two occurrences. Written with
+    /// a presence test of each and "some is present" besides, it was eight, each a residual
+    /// check the packets in the rule's leaf tried in turn, and three such tests in one rule
+    /// (512) left it interpreted.
     fn each_occurrence(&self, test: Expr, layers: &[Layer]) -> Expr {
         let Expr::Bytes(first) = &test else { return test };
-        if layers.len() == 1 {
+        let [head, later @ ..] = layers else { return test };
+        if later.is_empty() {
             return test;
         }
         let every = match self.quantifier {
@@ -228,10 +237,12 @@ impl<'a> Parser<'a, '_> {
         if !every {
             return Expr::Or(layers.iter().map(|&layer| on(layer)).collect());
         }
-        let present =
-            |layer: Layer| Expr::Bytes(ByteTest { layer, slice: None, op: ByteOp::Present, span: first.span });
-        let mut terms = vec![Expr::Or(layers.iter().map(|&layer| present(layer)).collect())];
-        terms.extend(layers.iter().map(|&layer| Expr::Or(vec![Expr::Not(Box::new(present(layer))), on(layer)])));
+        let absent = |layer: Layer| {
+            Expr::Not(Box::new(Expr::Bytes(ByteTest { layer, slice: None, op: ByteOp::Present, span: first.span })))
+        };
+        // The test before the absence: a whole packet's answer is the first clause's.
+        let mut terms = vec![on(*head)];
+        terms.extend(later.iter().map(|&layer| Expr::Or(vec![on(layer), absent(layer)])));
         Expr::And(terms)
     }
 

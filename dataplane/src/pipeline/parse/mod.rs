@@ -402,6 +402,34 @@ mod tests {
         assert_eq!((key.get(Dim::IpVersion), key.get(Dim::DstPort)), (4, 53));
     }
 
+    /// A capture cuts a frame's end, so an address field's later occurrence (`eth.addr`'s
+    /// source, `ip.addr`'s and `ipv6.addr`'s destination) is never present without its first,
+    /// which the classifier's `!=`, `===` and `all` over them rely on (they test the first,
+    /// and each later one only where present). Every cut of an IPv4 and an IPv6 frame.
+    #[test]
+    fn an_address_occurrence_is_never_present_without_the_ones_before_it() {
+        // IPv6/UDP 2001:db8::1 -> 2001:db8::2, ports 1234 -> 53, no payload.
+        let mut v6 = vec![0x60, 0, 0, 0, 0x00, 0x08, 17, 64];
+        v6.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v6.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v6.extend([0x04, 0xd2, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00]);
+        let v6 = ethernet(0x86dd, &v6);
+        let mut seen = [0usize; 2];
+        for (i, frame) in [&VLAN_UDP[..], &v6[..]].into_iter().enumerate() {
+            for n in 0..=frame.len() {
+                let (key, _) = parse_frame(&frame[..n], frame.len() as u32);
+                for name in ["eth.addr", "ip.addr", "ipv6.addr"] {
+                    let layers = classifier::bytes::address_field(name).expect("an address field");
+                    let there: Vec<bool> = layers.iter().map(|l| l.range(&key, n).is_some()).collect();
+                    assert!(there.windows(2).all(|w| w[0] || !w[1]), "{name} cut at {n}: {there:?}");
+                    seen[i] += usize::from(there.iter().all(|&t| t) && name != "eth.addr");
+                }
+            }
+        }
+        // The IP addresses were whole in some cuts: the walk reached them.
+        assert!(seen.iter().all(|&s| s > 0), "{seen:?}");
+    }
+
     /// Ethernet (type `ether_type`) from 02:..:01 to 02:..:02, then `rest`.
     pub(super) fn ethernet(ether_type: u16, rest: &[u8]) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
