@@ -509,10 +509,12 @@ for name, data in files.items():
 /// (outgoing; SLL and SLL2), as `tcpdump -i any` on a router records each forwarded packet a
 /// second time, and a pcapng packet whose flags say outbound (either byte order; an enhanced
 /// packet block's `epb_flags`, or the obsolete packet block's `pack_flags`, which were not
-/// read). Replay skips and counts them, `match --config` reports them as `skip outgoing`,
-/// and `match -Y` numbers and reads them as tshark does. They were replayed as arrivals:
-/// each forwarded packet counted twice. tshark (`sll.pkttype`,
-/// `frame.packet_flags_direction`) is the oracle; Python's struct writes the files.
+/// read), flags before the end of the block's options only (an enhanced block's flags after
+/// it were read: its packet skipped, where tshark reads it as received). Replay skips and
+/// counts them, `match --config` reports them as `skip outgoing`, and `match -Y` numbers and
+/// reads them as tshark does. They were replayed as arrivals: each forwarded packet counted
+/// twice. tshark (`sll.pkttype`, `frame.packet_flags_direction`) is the oracle; Python's
+/// struct writes the files.
 #[test]
 fn packets_the_capturing_host_sent_are_not_replayed_as_arrivals() {
     let dir = std::env::temp_dir().join(format!("transitd-outgoing-{}", std::process::id()));
@@ -533,8 +535,10 @@ for linktype, link in ((113, lambda t: struct.pack('>HHH8sH', t, 1, 6, mac, 0x08
         out += struct.pack('<IIII', 1700000000 + i, 0, len(frame), len(frame)) + frame
     open('%s/%d.pcap' % (sys.argv[1], linktype), 'wb').write(out)
 pad = lambda b: b + b'\0' * (-len(b) % 4)
-# No flags, inbound, outbound, outbound with a reception type (unicast), flags of 0.
-flags = (None, 1, 2, 6, 0)
+# No flags, inbound, outbound, outbound with a reception type (unicast), flags of 0, and
+# outbound flags after the end of options, which tshark does not read: no direction.
+flags = (None, 1, 2, 6, 0, 'past the end')
+end = lambda e: struct.pack(e + 'HH', 0, 0)
 # The enhanced packet block (6), and the obsolete packet block (2), whose interface and
 # drops count are 16 bits each.
 fixed = {6: lambda e, i, n: struct.pack(e + 'IIIII', 0, 0, i, n, n),
@@ -545,7 +549,12 @@ for (e, name), (kind, suffix) in [(o, k) for o in (('<', 'little'), ('>', 'big')
     out = block(0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack(e + 'HHI', 1, 0, 0))
     for i, f in enumerate(flags):
         frame = bytes(Ether(dst='02:00:00:00:00:01') / IP(packet(i)))
-        options = b'' if f is None else struct.pack(e + 'HHI', 2, 4, f) + struct.pack(e + 'HH', 0, 0)
+        if f is None:
+            options = b''
+        elif f == 'past the end':
+            options = end(e) + struct.pack(e + 'HHI', 2, 4, 2) + end(e)
+        else:
+            options = struct.pack(e + 'HHI', 2, 4, f) + end(e)
         out += block(kind, fixed[kind](e, i, len(frame)) + pad(frame) + options)
     open('%s/%s%s.pcapng' % (sys.argv[1], name, suffix), 'wb').write(out)
 "#;

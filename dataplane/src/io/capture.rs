@@ -434,7 +434,10 @@ impl Section {
             Block::EnhancedPacket(p) => {
                 let data = &p.data[..(p.caplen as usize).min(p.data.len())];
                 let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
-                let flags = p.options.iter().find(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..]));
+                // pcap-parser lists the options past the end-of-options (code 0) too; tshark
+                // reads none there, nor does [`raw_option`] for the obsolete block.
+                let in_force = p.options.iter().take_while(|o| o.code.0 != END_OF_OPTIONS);
+                let flags = in_force.filter(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..])).next();
                 let outbound = is_outbound(flags, big_endian)?;
                 let n = copy_prefix(data, out);
                 Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n, outbound })
@@ -487,6 +490,9 @@ impl Section {
 /// packet block): option 2, one 32-bit word in the section's byte order.
 const FLAGS_OPTION: u16 = 2;
 
+/// `opt_endofopt`: the option list ends here, whatever bytes follow it in the block.
+const END_OF_OPTIONS: u16 = 0;
+
 /// Whether a packet's flags say the capturing host sent it: the word's low two bits are the
 /// direction, 2 outbound. `flags`: the option's length as its header gives it, and its bytes.
 /// A flags option of any other length than 4 is refused, as tshark 4.0 refuses it ("packet
@@ -507,7 +513,7 @@ fn raw_option(mut options: &[u8], code: u16, big_endian: bool) -> Option<(u16, &
     let u16_in = |b: [u8; 2]| if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
     while let Some((&[c0, c1, l0, l1], rest)) = options.split_first_chunk::<4>() {
         let (this, len) = (u16_in([c0, c1]), u16_in([l0, l1]));
-        if this == 0 {
+        if this == END_OF_OPTIONS {
             return None;
         }
         let value = rest.get(..usize::from(len))?;
