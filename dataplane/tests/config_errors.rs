@@ -257,6 +257,27 @@ fn a_key_below_another_tables_header_is_told_the_table_it_is_read_into() {
     }
     let e = errors(&format!("{server}name = \"a\"\n"));
     assert!(e[0].ends_with("it is read as a key of `[server]` (line 1), the last table header above it"), "{e:?}");
+    // Under a dotted key the table is still the header's: `firewall.bogus` below
+    // `[[customer]]` was said to be read into `[[customer.firewall]]`, and `sanity.frobnicate`
+    // below `[dos]` into `[dos.sanity]`, headers no line holds.
+    let firewall = "[[customer]]\nname = \"a\"\nfirewall.default = \"drop\"\nfirewall.bogus = 1\n";
+    let sanity = "[dos]\nsanity.frobnicate = 1\n";
+    for (text, at, header) in [(firewall, "6:10", "[[customer]]"), (sanity, "4:8", "[dos]")] {
+        let text = format!("{server}{text}");
+        let e = errors(&text);
+        let said = format!(": it is read as a key of `{header}` (line 3), the last table header above it");
+        assert!(e.len() == 1 && e[0].starts_with(&format!("bad.toml:{at}: unknown field `")), "{text}\n{e:?}");
+        assert!(e[0].ends_with(&said), "{text}\n{e:?}");
+    }
+    // A key of an inline table, or of a file without headers, is under none, and is not said
+    // to be below one (they were said to be below `[[customer.tunnel]]` and `[server]`).
+    let tunnel = "tunnel = [{ name = \"t\", remote = \"198.51.100.1\", bogus = 1 }]\n";
+    let e = errors(&format!("{server}[[customer]]\nname = \"a\"\n{tunnel}"));
+    assert!(e.len() == 1 && e[0].starts_with("bad.toml:5:50: unknown field `bogus`"), "{e:?}");
+    assert!(!e[0].contains("read as a key"), "{e:?}");
+    let e = errors("server.anycast = \"192.0.2.1\"\nserver.bogus = 1\n");
+    assert!(e.len() == 1 && e[0].starts_with("bad.toml:2:8: unknown field `bogus`"), "{e:?}");
+    assert!(!e[0].contains("read as a key"), "{e:?}");
     // A typo is told the name it is nearest, and a key of the top level no table.
     let e = errors(&format!("{server}{customer}acton = \"drop\"\n"));
     assert!(e[0].contains("did you mean `action`?") && !e[0].contains("read as a key"), "{e:?}");

@@ -32,8 +32,10 @@ fn accepted_keys(section: &str) -> BTreeSet<String> {
     key_list(expected)
 }
 
-/// serde's "`a`, `b`, `c`" or "`a` or `b`".
+/// serde's "`a`, `b`, `c`" or "`a` or `b`" (what the message says after it left out: the
+/// table the key was read into).
 fn key_list(text: &str) -> BTreeSet<String> {
+    let text = text.split(": ").next().unwrap_or(text);
     text.split(',')
         .flat_map(|k| k.split(" or "))
         .map(|k| k.trim().trim_matches('`').to_string())

@@ -744,38 +744,34 @@ fn fault(source: &SourceMap, e: &toml::de::Error) -> ConfigError {
     ConfigError::new(source.pos(offset), message)
 }
 
-/// The table the key at byte `offset` of `text` was read into, as its header is written
-/// (`[[customer.firewall.rule]]`), and where that header (or inline table) starts; `None` for
-/// a key of the top level.
-fn table_of_key(text: &str, offset: usize) -> Option<(String, usize)> {
+/// The header of the table the key at byte `offset` of `text` was read into, as it is
+/// written (`[[customer.firewall.rule]]`), and where it starts; `None` for a key of the top
+/// level, or of an inline table (`{ ... }`: the key is inside its braces, where the error
+/// points, and no header names it).
+fn table_of_key(text: &str, offset: usize) -> Option<(&str, usize)> {
+    use std::ops::Range;
     use toml::de::{DeTable, DeValue};
-    /// `table`'s keys, under `path` (a list of tables' element when `listed`), whose header
-    /// starts at `at`.
-    fn find(
-        table: &DeTable<'_>,
-        offset: usize,
-        path: &mut Vec<String>,
-        at: usize,
-        listed: bool,
-    ) -> Option<(String, usize)> {
+    /// The span of the header (or inline table) the key at `offset` is under: `header` is
+    /// `table`'s (`None` at the top level). `Some(None)`: a key of the top level.
+    fn find(table: &DeTable<'_>, offset: usize, header: Option<Range<usize>>) -> Option<Option<Range<usize>>> {
         for (key, value) in table.iter() {
             if key.span().start == offset {
-                let (open, close) = if listed { ("[[", "]]") } else { ("[", "]") };
-                return (!path.is_empty()).then(|| (format!("{open}{}{close}", path.join(".")), at));
+                return Some(header);
             }
-            path.push(key.get_ref().to_string());
             let found = match value.get_ref() {
-                // A table without a header of its own (`firewall` of `[customer.firewall.rule]`)
-                // spans its key alone, which is no header: the one above it stays.
-                DeValue::Table(t) if value.span().start == key.span().start => find(t, offset, path, at, listed),
-                DeValue::Table(t) => find(t, offset, path, value.span().start, false),
+                // A table without a header of its own spans its key alone: one a dotted key
+                // makes (`firewall` of `firewall.default = "drop"`) or a longer header
+                // (`firewall` of `[customer.firewall.rule]`). It is no header: the one above
+                // it stays, and so does its text (its path named `[[customer.firewall]]`,
+                // which no line holds).
+                DeValue::Table(t) if value.span().start == key.span().start => find(t, offset, header.clone()),
+                DeValue::Table(t) => find(t, offset, Some(value.span())),
                 DeValue::Array(list) => list.iter().find_map(|e| match e.get_ref() {
-                    DeValue::Table(t) => find(t, offset, path, e.span().start, true),
+                    DeValue::Table(t) => find(t, offset, Some(e.span())),
                     _ => None,
                 }),
                 _ => None,
             };
-            path.pop();
             if found.is_some() {
                 return found;
             }
@@ -783,7 +779,11 @@ fn table_of_key(text: &str, offset: usize) -> Option<(String, usize)> {
         None
     }
     let doc = DeTable::parse(text).ok()?;
-    find(doc.get_ref(), offset, &mut Vec::new(), 0, false)
+    let header = find(doc.get_ref(), offset, None)??;
+    // A header's span runs from its `[` to its `]`: the header as written. An inline
+    // table's starts at its `{`.
+    let written = text.get(header.clone()).filter(|h| h.starts_with('['))?;
+    Some((written, header.start))
 }
 
 /// The tables of the schema that a file must have (a section type's field that is neither an
