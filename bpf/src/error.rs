@@ -85,7 +85,11 @@ struct Iface(i32);
 
 impl fmt::Display for Iface {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match u32::try_from(self.0).ok().and_then(|i| nix::net::if_::if_indextoname(i).ok()) {
+        // nix takes a null from if_indextoname(3) (no such interface) for success, its
+        // sentinel for pointers being -1 (mmap's), and gives an empty name: a run whose
+        // interface was deleted said "querying the XDP program of : No such device".
+        let name = u32::try_from(self.0).ok().and_then(|i| nix::net::if_::if_indextoname(i).ok());
+        match name.filter(|n| !n.is_empty()) {
             Some(name) => write!(f, "{}", name.to_string_lossy()),
             None => write!(f, "ifindex {}", self.0),
         }
@@ -140,5 +144,19 @@ mod tests {
             let said = BpfError::Occupied { ifindex: 1, found }.to_string();
             assert!(said.ends_with(&format!("remove it first (`ip link set dev lo {word} off`)")), "{said}");
         }
+    }
+
+    /// An interface that no longer exists (deleted under a running edge) is named by its
+    /// index: if_indextoname(3) fails for it, and nix hands that failure over as an empty
+    /// name, which the message printed as nothing.
+    #[test]
+    fn an_interface_that_is_gone_is_named_by_its_index() {
+        // No namespace has an interface of this index (the kernel counts them up from 1).
+        let gone = i32::MAX;
+        assert_eq!(Iface(gone).to_string(), format!("ifindex {gone}"));
+        let said = BpfError::Query { ifindex: gone, source: libbpf_rs::Error::from_raw_os_error(19) }.to_string();
+        assert!(said.starts_with(&format!("querying the XDP program of ifindex {gone}: ")), "{said}");
+        // Index 1 is the loopback interface in every network namespace.
+        assert_eq!(Iface(1).to_string(), "lo");
     }
 }
