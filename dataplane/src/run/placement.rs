@@ -195,26 +195,16 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
     Ok((0..n as u32).collect())
 }
 
+/// The smallest MTU of a link that carries IPv6 (RFC 8200 section 5).
+const IPV6_MIN_MTU: usize = 1280;
+
 /// What to say of the tunnels of `snap` whose `mtu`, with the outer headers, is more than
 /// `iface`'s MTU `link` (the first ten, then how many more), and of a `backbone_mtu` more
 /// than it: the data plane holds them to what fits.
 pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, link: usize) -> Vec<String> {
     const SAID: usize = 10;
     let past: Vec<_> = snap.tunnels.iter().filter(|t| t.mtu as usize > t.mtu_on_link(link)).collect();
-    let mut lines: Vec<String> = past
-        .iter()
-        .take(SAID)
-        .map(|t| {
-            format!(
-                "transitd: tunnel {} has mtu {} ({} bytes with its outer headers), more than {iface}'s MTU {link}: \
-                 it is held to {} (larger packets get ICMP errors or are fragmented); set its mtu to that",
-                t.name,
-                t.mtu,
-                t.mtu as usize + t.gre.overhead(),
-                t.mtu_on_link(link)
-            )
-        })
-        .collect();
+    let mut lines: Vec<String> = past.iter().take(SAID).map(|t| tunnel_past_link(snap, t, iface, link)).collect();
     if past.len() > SAID {
         lines.push(format!("transitd: and {} more tunnels past {iface}'s MTU {link}", past.len() - SAID));
     }
@@ -225,6 +215,35 @@ pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, l
         ));
     }
     lines
+}
+
+/// The line for tunnel `t`, held by `iface`'s MTU `link` below its `mtu`. Its remedy is an
+/// mtu that fits, unless it may carry IPv6 (its customer has IPv6 prefixes) and what fits is
+/// less than IPv6's 1280 bytes: `check-config` refuses such an mtu for an IPv6 route, and
+/// the data plane answers IPv6 packets of up to 1280 bytes with a Packet Too Big below 1280,
+/// which their senders ignore (RFC 8201 section 4): those packets are lost until the link
+/// is raised.
+fn tunnel_past_link(snap: &crate::snapshot::Snapshot, t: &crate::snapshot::Tunnel, iface: &str, link: usize) -> String {
+    let held = t.mtu_on_link(link);
+    let head = format!(
+        "transitd: tunnel {} has mtu {} ({} bytes with its outer headers), more than {iface}'s MTU {link}: it is held \
+         to {held} (larger packets get ICMP errors or are fragmented)",
+        t.name,
+        t.mtu,
+        t.mtu as usize + t.gre.overhead(),
+    );
+    let may_carry_ipv6 =
+        snap.customer_prefixes.iter().any(|(net, c)| *c == t.customer && matches!(net, ipnet::IpNet::V6(_)));
+    if held >= IPV6_MIN_MTU || !may_carry_ipv6 {
+        return format!("{head}; set its mtu to that");
+    }
+    format!(
+        "{head}, less than the {IPV6_MIN_MTU} bytes IPv6 needs (RFC 8200 section 5): IPv6 packets of {} to \
+         {IPV6_MIN_MTU} bytes through it are lost, as their senders ignore a Packet Too Big below {IPV6_MIN_MTU} \
+         (RFC 8201 section 4); raise {iface}'s MTU to at least {}",
+        held + 1,
+        IPV6_MIN_MTU + t.gre.overhead()
+    )
 }
 
 /// A frame's bytes beyond its MTU's: an Ethernet header and two VLAN tags.
@@ -315,6 +334,39 @@ mod tests {
         let backbone = "transitd: backbone_mtu 1500 is more than eth0's MTU 1400: backbone packets are held to 1400";
         assert_eq!(said.last().map(String::as_str), Some(backbone), "{said:?}");
         assert!(!tunnels_past_link(&snap, "eth0", 1500).iter().any(|l| l.contains("backbone")));
+    }
+
+    /// A link that holds a tunnel of a customer with IPv6 prefixes below 1280 bytes is not
+    /// remedied by the tunnel's mtu (check-config refuses one below 1280 for an IPv6 route,
+    /// RFC 8200 section 5), and IPv6 packets of up to 1280 bytes are lost on it (their
+    /// senders ignore the Packet Too Big below 1280 the data plane answers with, RFC 8201
+    /// section 4, as a Linux sender did in the veth lab): the link's MTU is the remedy. An
+    /// IPv4 customer's tunnel may still take the mtu that fits.
+    #[test]
+    fn a_link_that_holds_an_ipv6_tunnel_below_1280_is_the_one_to_raise() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\nanycast_v6 = \"2001:db8::1\"\n\
+                    [[customer]]\nname = \"six\"\nprefixes = [\"2001:db8:acbe::/48\"]\n\
+                    [[customer.tunnel]]\nname = \"t6\"\nremote = \"2001:db8:3::1\"\nchecksum = true\n\
+                    [[customer.route]]\nprefix = \"2001:db8:acbe::/48\"\ntunnel = \"t6\"\n\
+                    [[customer]]\nname = \"four\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer.tunnel]]\nname = \"t4\"\nremote = \"198.51.100.1\"\n\
+                    [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t4\"\n";
+        let snap = crate::snapshot::Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
+        // GRE over IPv6 with a checksum: 48 bytes of outer headers; over IPv4: 24.
+        let said = tunnels_past_link(&snap, "eth0", 1300);
+        assert_eq!(said.len(), 2, "{said:?}");
+        let six = said.iter().find(|l| l.starts_with("transitd: tunnel t6 ")).unwrap();
+        assert!(six.contains("it is held to 1252 (larger packets"), "{six}");
+        assert!(six.contains("IPv6 packets of 1253 to 1280 bytes through it are lost"), "{six}");
+        assert!(six.ends_with("raise eth0's MTU to at least 1328"), "{six}");
+        assert!(!six.contains("set its mtu"), "an mtu of 1252 is refused for its IPv6 route: {six}");
+        let four = said.iter().find(|l| l.starts_with("transitd: tunnel t4 ")).unwrap();
+        let fits = "(larger packets get ICMP errors or are fragmented); set its mtu to that";
+        assert!(four.ends_with(&format!("it is held to 1276 {fits}")), "{four}");
+        // At 1328 the IPv6 tunnel takes 1280 whole: an mtu that fits is the remedy again.
+        let said = tunnels_past_link(&snap, "eth0", 1328);
+        let six = said.iter().find(|l| l.starts_with("transitd: tunnel t6 ")).unwrap();
+        assert!(six.ends_with(&format!("it is held to 1280 {fits}")), "{six}");
     }
 
     #[test]
