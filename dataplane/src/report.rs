@@ -41,11 +41,16 @@ pub fn reasons(out: &mut String, mut count: impl FnMut(Reason) -> f64) {
     }
 }
 
-/// Appends `  drop firewall      12` if `n` is not zero (rates round to whole units).
+/// Appends `  drop firewall      12` if `n` is not zero (rates round to whole units), its
+/// count in a column past the longest label any reason makes (`consumed
+/// probe_reply_relay_limited`), so that the counts line up whatever reasons a report holds.
 pub fn line(out: &mut String, verdict: &str, reason: &str, n: f64) {
+    static WIDTH: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        Reason::all().map(|r| r.verdict().len().max(4) + 1 + r.name().len()).max().unwrap_or(0)
+    });
     if n > 0.0 {
         let label = format!("{verdict:<4} {reason}");
-        let _ = writeln!(out, "  {label:<27} {n:>10.0}");
+        let _ = writeln!(out, "  {label:<width$} {n:>10.0}", width = *WIDTH);
     }
 }
 
@@ -76,5 +81,21 @@ pub fn queue_list(queues: &[u32]) -> String {
         0 => "no queue".to_string(),
         1 => format!("queue {}", ids[0]),
         _ => format!("queues {}", ranges(&ids)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every reason's count ends in one column, the longest labels' too (`drop
+    /// underlay_too_big_unusable` pushed its count past the others').
+    #[test]
+    fn every_reasons_count_lines_up() {
+        let mut out = String::new();
+        reasons(&mut out, |_| 1234567.0);
+        let widths: std::collections::BTreeSet<usize> = out.lines().map(|l| l.chars().count()).collect();
+        assert_eq!(widths.len(), 1, "{out}");
+        assert!(out.lines().count() > 50, "{out}");
     }
 }
