@@ -31,6 +31,10 @@ pub const ICMP_HEADER_LEN: usize = 8;
 pub const ICMPV4_ERROR_MAX: usize = 576;
 /// Longest ICMPv6 error packet: the IPv6 minimum MTU (RFC 4443 §2.4 (c)).
 pub const ICMPV6_ERROR_MAX: usize = 1280;
+/// Bytes of an IPv4 datagram's data an ICMPv4 error quotes at the least, behind its whole
+/// header: RFC 792's "Internet Header + 64 bits of Original Data Datagram", the ports by
+/// which the sender finds the socket the error is about (RFC 1122 §3.2.2).
+pub const ICMPV4_QUOTED_DATA_MIN: usize = 8;
 
 /// ICMPv4 echo reply.
 pub const ICMPV4_ECHO_REPLY: u8 = 0;
@@ -119,6 +123,18 @@ pub fn ipv4_error_allowed(packet: &[u8]) -> bool {
     true
 }
 
+/// Whether the first `quoted` bytes of the IPv4 datagram `packet` (header first) are a
+/// quote an ICMPv4 error may carry: its whole header, options included, and
+/// [`ICMPV4_QUOTED_DATA_MIN`] bytes of data, or all of a shorter datagram (RFC 792). Less,
+/// cut inside the header or before the ports, names nothing to the sender: a way too small
+/// for it (a tunnel `mtu` under the header's length and 36, the error's 28 and 8) gets no
+/// error.
+pub fn ipv4_quote_suffices(packet: &[u8], quoted: usize) -> bool {
+    let Ok(ip) = Ipv4Packet::new_checked(packet) else { return false };
+    let least = (ip.header_len() + ICMPV4_QUOTED_DATA_MIN).min(usize::from(ip.total_len()));
+    quoted >= least.max(IPV4_HEADER_LEN)
+}
+
 /// Whether `a` names one host: not in network 0 (`{0, host}`, RFC 1122 §3.2.1.3, which RFC
 /// 1812 §4.3.2.7 names among the sources never answered), loopback, multicast, broadcast or
 /// class E.
@@ -152,7 +168,8 @@ pub fn ipv6_error_allowed(packet: &[u8], error: Icmpv6Error) -> bool {
 /// Writes an ICMPv4 error about the IPv4 packet at `frame[l3..l3 + len]`, from `src` to the
 /// packet's source, in front of it (28 bytes of headroom needed); returns the offset and
 /// length of the new IPv4 packet, or `None` if the range is outside the frame or lacks
-/// headroom. The caller has checked [`ipv4_error_allowed`].
+/// headroom, or if `len` (the packet, or as much of it as the caller's way takes) is too
+/// little to quote ([`ipv4_quote_suffices`]). The caller has checked [`ipv4_error_allowed`].
 pub fn icmpv4_error(
     frame: &mut [u8],
     l3: usize,
@@ -163,7 +180,7 @@ pub fn icmpv4_error(
 ) -> Option<(usize, usize)> {
     let start = l3.checked_sub(IPV4_HEADER_LEN + ICMP_HEADER_LEN)?;
     let quoted = len.min(ICMPV4_ERROR_MAX - IPV4_HEADER_LEN - ICMP_HEADER_LEN);
-    if quoted < IPV4_HEADER_LEN {
+    if !ipv4_quote_suffices(frame.get(l3..)?, quoted) {
         return None;
     }
     let end = l3.checked_add(quoted)?;
@@ -361,6 +378,41 @@ mod tests {
         assert_eq!(checksum::sum(&out[..20]), 0xffff);
         assert_eq!(checksum::sum(&out[20..]), 0xffff);
         assert_eq!(&out[28..], &original[..548], "the quote is the packet as received");
+    }
+
+    /// RFC 792: an error quotes the offending datagram's whole header and 64 bits of its
+    /// data. A 60-byte header (40 bytes of options: 36 no-ops and a router alert) quoted in
+    /// 40 bytes, all a 68-byte tunnel leaves behind the error's own 28, is cut before its
+    /// destination address: no error is written. With 68 bytes of it (header and ports) one
+    /// is; a datagram shorter than its header and 8 bytes is quoted whole.
+    #[test]
+    fn an_error_that_cannot_quote_the_header_and_8_bytes_is_not_written() {
+        let plain = udp_packet(100);
+        let mut optioned = plain[..20].to_vec();
+        optioned.extend([1u8; 36]);
+        optioned.extend([148, 4, 0, 0]);
+        optioned.extend_from_slice(&plain[20..60]); // 100 bytes, as the length field says
+        optioned[0] = 0x4f;
+        optioned[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(&optioned[..60]);
+        optioned[10..12].copy_from_slice(&c.to_be_bytes());
+        assert!(!ipv4_quote_suffices(&optioned, 40) && !ipv4_quote_suffices(&optioned, 67));
+        assert!(ipv4_quote_suffices(&optioned, 68));
+        let error = Icmpv4Error::TtlExceeded;
+        let src = Ipv4Addr::new(10, 213, 0, 0);
+        for (quoted, written) in [(40, None), (67, None), (68, Some((72, 96)))] {
+            let mut frame = vec![0xa5u8; 100];
+            frame.extend_from_slice(&optioned);
+            let before = frame.clone();
+            assert_eq!(icmpv4_error(&mut frame, 100, quoted, error, src, 64), written, "quote of {quoted}");
+            if written.is_none() {
+                assert_eq!(frame, before, "nothing written");
+            }
+        }
+        assert!(!ipv4_quote_suffices(&plain, 27) && ipv4_quote_suffices(&plain, 28));
+        let short = udp_packet(24); // a header and 4 bytes: all of it is the least
+        assert!(!ipv4_quote_suffices(&short, 23) && ipv4_quote_suffices(&short, 24));
+        assert!(!ipv4_quote_suffices(&plain[..19], 19), "no header");
     }
 
     #[test]

@@ -509,8 +509,9 @@ pub(super) enum IcmpKind {
 
 /// Rewrites the packet into an ICMP error about it and sends that to the packet's source;
 /// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, a source of ours or
-/// a link-local one from the Internet, a tunnel's /30 broadcast, the worker's ICMP rate
-/// limit, no IPv6 source address) and the packet is simply dropped.
+/// a link-local one from the Internet, a tunnel's /30 broadcast, a way too small to quote
+/// RFC 792's least, the worker's ICMP rate limit, no IPv6 source address) and the packet is
+/// simply dropped.
 pub(super) fn icmp_error(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
@@ -551,18 +552,24 @@ pub(super) fn icmp_error(
     if ctx.eth.is_none() {
         return Some(Verdict::Drop(DropReason::NextHopUnresolved));
     }
+    let room = way.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
+    let headers = icmp::ICMP_HEADER_LEN + if ip.is_ipv6 { IPV6_HEADER_LEN } else { IPV4_HEADER_LEN };
+    let quoted = ip.l3_len.min(room.saturating_sub(headers));
+    // A way too small for the header and the 8 bytes after it (RFC 792; a tunnel `mtu` under
+    // 36 bytes more than an optioned header) takes no error, and spends no token: cut inside
+    // the header, the quote named nothing to its sender.
+    if !ip.is_ipv6 && !icmp::ipv4_quote_suffices(packet, quoted) {
+        return None;
+    }
     if !ctx.limits.icmp.admit(0, 0, ctx.now) {
         return None;
     }
-    let room = way.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
     let (start, len) = if ip.is_ipv6 {
         let src = ctx.snap.anycast_v6?;
-        let quoted = ip.l3_len.min(room.saturating_sub(IPV6_HEADER_LEN + icmp::ICMP_HEADER_LEN));
         icmp::icmpv6_error(frame.buf, l3, quoted, kind.v6(), src, ICMP_TTL)?
     } else {
         let back = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
         let src = back.and_then(|t| t.interface).map_or(Ipv4Addr::from(ctx.snap.anycast), |i| i.ours);
-        let quoted = ip.l3_len.min(room.saturating_sub(IPV4_HEADER_LEN + icmp::ICMP_HEADER_LEN));
         icmp::icmpv4_error(frame.buf, l3, quoted, kind.v4(), src, ICMP_TTL)?
     };
     let reason = match kind {

@@ -146,6 +146,61 @@ fn what_goes_back_into_a_small_tunnel_fits_it() {
     }
 }
 
+/// RFC 792: an ICMPv4 error quotes the offending datagram's header and the 64 bits after
+/// it, by which its sender finds the socket (RFC 1122 §3.2.2). A tunnel of `mtu` 80 leaves
+/// 52 bytes for the quote behind the error's own 28: a router's traceroute probe with 40
+/// bytes of options (a 60-byte header; scapy writes both probes) got an error whose quote
+/// ended inside the header, which tshark read as a source address and nothing after it (no
+/// destination, no ports). It gets none (`ttl_exceeded`) and spends no token: with a burst
+/// of one, the probe without options after it still gets its error, read whole by tshark.
+#[test]
+fn no_icmp_error_whose_quote_would_end_inside_the_header() {
+    let (config, _) = tunnel_edge();
+    // IPv6 needs 1280 bytes: acme's IPv6 route goes by its other tunnel here.
+    let config = config
+        .replacen("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 80", 1)
+        .replacen(
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+            1,
+        )
+        .replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 1\n", 1);
+    let file = temp("quote-too-small");
+    scapy_pcap_with_gre(
+        &file,
+        "udp = UDP(sport=33434, dport=33435)/Raw(b'x' * 10)\n\
+         probe = lambda opts: IP(src='10.213.0.1', dst='8.8.8.8', ttl=1, options=opts)/udp\n\
+         frames = [gre(probe([IPOption_NOP()] * 36 + [IPOption_Router_Alert()])), gre(probe([]))]",
+    );
+    let (out, stats) = replay_to(&config, &file, "quote-too-small-out");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(stats.dropped_for(DropReason::TtlExceeded), 1, "the optioned probe gets no error");
+    assert_eq!(stats.sent_as(TxReason::IcmpTimeExceeded), 1, "the plain one gets its error");
+    // The outer packet's, the error's and the quoted packet's destinations and header
+    // lengths, and the quoted ports: one frame, the plain probe's error, read whole.
+    let fields = tshark_checked(
+        &out,
+        &[
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ip.hdr_len",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "icmp.checksum.status",
+        ],
+    );
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(fields.trim(), "198.51.100.1,10.213.0.1,8.8.8.8\t20,20,20\t33434\t1");
+}
+
 /// A TTL-1 packet from a customer's router itself (a traceroute from its tunnel address,
 /// which no customer prefix holds) gets its time-exceeded back through the tunnel it came
 /// out of, not toward the Internet, where that address means nothing.
