@@ -43,7 +43,7 @@ pub enum Command {
     CheckConfig {
         /// The TOML configuration file.
         file: Option<PathBuf>,
-        /// The same, as the other commands name it (`--config`, `-c`).
+        /// The TOML configuration file, given as the other commands take it (`--config`, `-c`).
         #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
         config: Option<PathBuf>,
     },
@@ -55,8 +55,8 @@ pub enum Command {
         /// The capture to replay (`-`: standard input).
         #[arg(long = "in", short = 'i', value_name = "IN")]
         input: PathBuf,
-        /// Where to write the transmitted (encapsulated) frames, as pcap (`-`: standard
-        /// output, the summary then on standard error).
+        /// Where to write every frame it transmits (encapsulated, decapsulated, ICMP errors,
+        /// ...), as pcap (`-`: standard output, the summary then on standard error).
         #[arg(long = "out", short = 'o', value_name = "OUT.pcap")]
         output: Option<PathBuf>,
         /// Drop capture.
@@ -284,15 +284,17 @@ pub struct CaptureArgs {
     /// each with its reason, rule and customer in the packet comment (tshark: `frame.comment`).
     #[arg(long, value_name = "FILE.pcapng")]
     pub capture_drops: Option<PathBuf>,
-    /// Frames per second captured at most (all workers together; capture time in replay).
+    /// Frames per second captured at most (all workers together; in replay, per second of
+    /// the capture's own timestamps).
     #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub capture_rate: u32,
     /// The capture file stops growing at this size: a number of bytes, or with K, M or G
-    /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000).
+    /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000); at least 1K.
     #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops")]
     pub capture_max_size: u64,
-    /// Bytes kept of each frame (default: the configured frame size, i.e. whole frames).
+    /// Bytes kept of each frame, 64 to 65536 (default: the configured frame size, i.e. whole
+    /// frames).
     #[arg(long, value_name = "BYTES", requires = "capture_drops")]
     pub capture_snaplen: Option<usize>,
     /// Capture drops only, not monitor-mode hits.

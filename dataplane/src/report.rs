@@ -42,8 +42,8 @@ pub fn reasons(out: &mut String, mut count: impl FnMut(Reason) -> f64) {
 }
 
 /// Appends `  drop firewall      12` if `n` is not zero (rates round to whole units), its
-/// count in a column past the longest label any reason makes (`consumed
-/// probe_reply_relay_limited`), so that the counts line up whatever reasons a report holds.
+/// count in a column past the longest label any reason makes (`drop
+/// underlay_too_big_unusable`), so that the counts line up whatever reasons a report holds.
 pub fn line(out: &mut String, verdict: &str, reason: &str, n: f64) {
     static WIDTH: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
         Reason::all().map(|r| r.verdict().len().max(4) + 1 + r.name().len()).max().unwrap_or(0)
