@@ -605,9 +605,9 @@ pub fn dos_rule_name(snap: &Snapshot, global: u32) -> Option<String> {
 pub fn summary(capture: &DropCapture) -> String {
     let s = &capture.stats;
     format!(
-        "drop capture {}: {} frames ({} bytes) written; not captured: {} over the rate, {} for want of a record, {} over the size bound, {} after a failed write",
+        "drop capture {}: {} ({} bytes) written; not captured: {} over the rate, {} for want of a record, {} over the size bound, {} after a failed write",
         capture.options.path.display(),
-        s.written.load(Ordering::Relaxed),
+        crate::report::counted(s.written.load(Ordering::Relaxed) as usize, "frame"),
         s.bytes.load(Ordering::Relaxed),
         s.over_rate.load(Ordering::Relaxed),
         s.no_record.load(Ordering::Relaxed),

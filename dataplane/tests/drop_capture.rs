@@ -200,8 +200,9 @@ fn a_capture_with_frames_is_kept_and_one_without_is_not() {
     scapy_pcap(&echo, &format!("frames = [{ether}/ICMPv6EchoRequest(seq=7)]"));
     scapy_pcap(&udp, &format!("frames = [{ether}/UDP(sport=1, dport=2)]"));
     let frames = |f: &Path| tshark(f, &["-T", "fields", "-e", "frame.number"]).lines().count();
-    let (file, _) = replay(&echo, "prev", &[]);
+    let (file, report) = replay(&echo, "prev", &[]);
     assert_eq!(frames(&file), 1);
+    assert!(report.contains(": 1 frame ("), "one frame said as one: {report}");
     let prev = file.with_extension("pcapng.prev");
     replay(&echo, "prev", &[]);
     assert_eq!(frames(&prev), 1, "the first run's one frame was not kept");
