@@ -33,6 +33,20 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::snapshot::{Bgp, Snapshot};
 
+/// Whether a customer's tunnels serve, as `withdraw_customers_without_tunnels` judges it:
+/// the best of its tunnels', in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Serving {
+    /// Every one of its tunnels is down (as the prober judged it).
+    No,
+    /// None is known to serve, but one is up whose probes the prober has not judged yet: at
+    /// start, or after a reload that added it or probes it afresh (another `remote`, `key`
+    /// or `interface`, or a new name). It takes traffic.
+    NotJudged,
+    /// One serves: not probed, or up in the prober's judgement.
+    Yes,
+}
+
 /// The prefixes to announce, sorted (IPv4 before IPv6).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Announcements(pub BTreeSet<IpNet>);
@@ -47,15 +61,16 @@ impl Announcements {
     /// a customer none of whose tunnels is known to serve, if so configured: its probed
     /// tunnels all down or not judged yet) and the soft-unicast egress prefixes.
     pub fn of(snap: &Snapshot) -> Announcements {
-        Announcements::held(snap, |_, stranded| !stranded)
+        Announcements::held(snap, |_, serving| serving == Serving::Yes)
     }
 
     /// [`Announcements::of`], with each customer prefix, where
-    /// `withdraw_customers_without_tunnels` is set, announced as `announce(prefix,
-    /// stranded)` says (`stranded`: none of its customer's tunnels is known to serve); asked
-    /// once a prefix. A run holds a prefix so withdrawn back for a while after its tunnels
-    /// return (`run`'s per-customer hold-down).
-    pub fn held(snap: &Snapshot, mut announce: impl FnMut(IpNet, bool) -> bool) -> Announcements {
+    /// `withdraw_customers_without_tunnels` is set, announced as `announce(prefix, serving)`
+    /// says (`serving`: whether its customer's tunnels are known to serve); asked once a
+    /// prefix. A run holds a prefix so withdrawn back for a while after its tunnels return,
+    /// and keeps one announced while its tunnels are only not judged yet (`run`'s
+    /// per-customer hold-down).
+    pub fn held(snap: &Snapshot, mut announce: impl FnMut(IpNet, Serving) -> bool) -> Announcements {
         let mut set = BTreeSet::new();
         set.insert(IpNet::V4(Ipv4Net::from(std::net::Ipv4Addr::from(snap.anycast))));
         if let Some(v6) = snap.anycast_v6 {
@@ -66,23 +81,33 @@ impl Announcements {
         // a dead one had its customer announced at every start (and every reload that
         // added it) and withdrawn a few probes later.
         let serving = |t: &crate::snapshot::Tunnel| {
-            snap.health.is_up(t.id) && (t.interface.is_none() || snap.health.judged(t.id))
+            if !snap.health.is_up(t.id) {
+                Serving::No
+            } else if t.interface.is_none() || snap.health.judged(t.id) {
+                Serving::Yes
+            } else {
+                Serving::NotJudged
+            }
         };
-        // Per customer, whether it has a tunnel and whether one serves: one walk over the
-        // tunnels, not one a prefix (ten times a second, for every prefix of every customer).
+        // Per customer, the best of its tunnels (`Serving::No` for a customer without any
+        // is made `Yes` below): one walk over the tunnels, not one a prefix (ten times a
+        // second, for every prefix of every customer).
         let mut theirs = Vec::new();
         if per_customer {
-            theirs = vec![(false, false); snap.customers.len()];
+            theirs = vec![(false, Serving::No); snap.customers.len()];
             for t in &snap.tunnels {
-                if let Some((any, serves)) = theirs.get_mut(usize::from(t.customer)) {
+                if let Some((any, best)) = theirs.get_mut(usize::from(t.customer)) {
                     *any = true;
-                    *serves = *serves || serving(t);
+                    *best = (*best).max(serving(t));
                 }
             }
         }
         for &(net, customer) in &snap.customer_prefixes {
-            // Without the setting none is asked: every customer is announced.
-            let asked = theirs.get(usize::from(customer)).map(|&(any, serves)| announce(net, any && !serves));
+            // Without the setting none is asked: every customer is announced. One without a
+            // tunnel is never withdrawn for its tunnels.
+            let asked = theirs
+                .get(usize::from(customer))
+                .map(|&(any, best)| announce(net, if any { best } else { Serving::Yes }));
             if asked.unwrap_or(true) {
                 set.insert(net);
             }

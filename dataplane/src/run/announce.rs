@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::attachment::Attachment;
-use crate::bgp::{Announcements, Speaker};
+use crate::bgp::{Announcements, Serving, Speaker};
 use crate::metrics::BgpStats;
 use crate::snapshot::Snapshot;
 use crate::worker::WorkerReport;
@@ -331,7 +331,12 @@ impl HoldDown {
 /// takes a second or two each way: a lossy one went down and up every few seconds, each
 /// time withdrawing and announcing its customer's prefixes, and upstreams that damp
 /// flapping routes (RFC 2439) suppress them for far longer. A customer never announced yet
-/// (none of its tunnels judged since the start) is announced at once, as a run is.
+/// (none of its tunnels judged since the start) is announced at once, as a run is. One
+/// announced stays announced while its tunnels are only not judged yet (a reload gave the
+/// one that served another key, `interface` or name, and probes it afresh): it serves as it
+/// did, and withdrawn until the new probes were judged and then held, its prefixes went
+/// from the Internet for `announce_after` on every server the reload reached, the new
+/// probes answered at once. Its tunnels judged down withdraw it, a few probes later.
 ///
 /// Kept by prefix, as upstreams damp (RFC 2439 keeps a penalty per route), and as the
 /// customer's prefixes go together they are held together: a reload that renames a
@@ -365,14 +370,15 @@ impl CustomerHolds {
         self.ticks = self.ticks.wrapping_add(1);
         let (tick, holds) = (self.ticks, &mut self.holds);
         let base = snap.bgp.as_ref().map_or(Duration::ZERO, |b| b.announce_after);
-        let wanted = Announcements::held(snap, |prefix, stranded| {
+        let wanted = Announcements::held(snap, |prefix, serving| {
             let h = match holds.entry(prefix) {
                 Entry::Occupied(h) => h.into_mut(),
-                Entry::Vacant(_) if stranded => return false, // never announced: nothing to hold back
+                // Never announced: nothing to hold back.
+                Entry::Vacant(_) if serving != Serving::Yes => return false,
                 Entry::Vacant(h) => h.insert(CustomerHold::default()),
             };
             h.seen = tick;
-            h.announce(stranded, now, base)
+            h.announce(serving, now, base)
         });
         holds.retain(|_, h| h.seen == tick);
         wanted
@@ -380,9 +386,14 @@ impl CustomerHolds {
 }
 
 impl CustomerHold {
-    /// Whether to announce the prefix at `now`: `stranded`, none of its customer's tunnels
-    /// serves; `base`, `announce_after`.
-    fn announce(&mut self, stranded: bool, now: Instant, base: Duration) -> bool {
+    /// Whether to announce the prefix at `now`: `serving`, whether its customer's tunnels
+    /// do; `base`, `announce_after`. Announced, it stays so while they are not judged yet.
+    fn announce(&mut self, serving: Serving, now: Instant, base: Duration) -> bool {
+        let stranded = match serving {
+            Serving::Yes => false,
+            Serving::NotJudged => self.announced_since.is_none(),
+            Serving::No => true,
+        };
         if stranded && self.announced_since.take().is_some() {
             self.withdrawals = self.withdrawals.saturating_add(1);
         }
@@ -589,6 +600,51 @@ mod tests {
         assert!(!announced(&renamed, 3), "renamed, still held");
         assert!(!announced(&renamed, 6));
         assert!(announced(&renamed, 7), "served for announce_after since 2 s, as if not renamed");
+    }
+
+    /// A reload that has a customer's one tunnel probed afresh (another key, `interface` or
+    /// name: not judged until its new probes are) keeps the customer announced: its tunnel
+    /// serves as it did. Withdrawn until the first new probe was answered and then held for
+    /// announce_after, the customer went from BIRD for 5.2 s in a lab (`birdc show route`),
+    /// its router answering that probe at once; a fleet reloaded from etcd withdrew it
+    /// everywhere. Judged down, the tunnel withdraws it; one withdrawn stays so until judged.
+    #[test]
+    fn a_tunnel_probed_afresh_keeps_its_customer_announced() {
+        let text = |key: &str| {
+            format!(
+                "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
+                 [[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                 [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n{key}"
+            )
+        };
+        let after = |old: &Snapshot, key: &str| {
+            let mut new = Snapshot::build(&crate::config::parse("t.toml", &text(key)).unwrap()).unwrap();
+            new.take_over_from(old);
+            new
+        };
+        let (t0, mut holds) = (Instant::now(), CustomerHolds::default());
+        let mut announced = |snap: &Snapshot, ms: u64| holds.of(snap, t0 + Duration::from_millis(ms)).0.len() == 2;
+        let old = Snapshot::build(&crate::config::parse("t.toml", &text("")).unwrap()).unwrap();
+        old.health.set_judged(0);
+        assert!(announced(&old, 0));
+        let keyed = after(&old, "key = 7\n");
+        assert!(keyed.health.is_up(0) && !keyed.health.judged(0), "probed afresh");
+        assert!(announced(&keyed, 1000), "not judged yet: announced as before");
+        keyed.health.set_judged(0); // its first probe under the key answered
+        assert!(announced(&keyed, 1100), "no hold to wait out");
+        // A key the router does not take: down_after probes missed.
+        let wrong = after(&keyed, "key = 8\n");
+        assert!(announced(&wrong, 2000), "not judged yet");
+        wrong.health.set_up(0, false);
+        wrong.health.set_judged(0);
+        assert!(!announced(&wrong, 2750), "judged down: withdrawn");
+        // Withdrawn, a tunnel probed afresh is waited for, as at start, then held.
+        let back = after(&wrong, "key = 7\n");
+        assert!(back.health.is_up(0) && !back.health.judged(0));
+        assert!(!announced(&back, 2800), "withdrawn: held until judged");
+        back.health.set_judged(0);
+        assert!(!announced(&back, 2900), "then for announce_after");
+        assert!(announced(&back, 7900));
     }
 
     #[test]
