@@ -67,6 +67,11 @@ const MAX_EGRESS_ADDRS: usize = 16384;
 const MAX_EGRESS_SLICES: usize = 16384 * 32;
 const MAX_BACKBONE_PEERS: usize = 4096;
 const MAX_TUNNEL_REMOTES: usize = 65536;
+/// GRE datagrams whose first fragment the program passed as not ours, per address family:
+/// as many per queue as a worker remembers such refusals (`gre::reassembly::REFUSED_KEPT`).
+/// The program alone writes the map; only the test of the sizes reads this.
+#[cfg(test)]
+const MAX_REFUSED_GRE: usize = MAX_QUEUES as usize * 64;
 
 /// The name the kernel knows the program by (its function name, `bpftool prog` shows it).
 pub const PROGRAM_NAME: &str = "xdp_transitd";

@@ -22,7 +22,8 @@ pub enum XdpDecision {
     EgressLocal,
     /// Backbone GRE carrying such traffic, decapsulated and passed.
     BackboneLocal,
-    /// GRE to the anycast address that is not ours, passed to the kernel.
+    /// GRE to the anycast address that is not ours (or a later fragment of such GRE from a
+    /// tunnel's router, after its first), passed to the kernel.
     GreNotOurs,
 }
 
@@ -55,7 +56,8 @@ pub struct XdpStats {
     /// Backbone GRE carrying such traffic, decapsulated and passed.
     pub backbone_local: u64,
     /// GRE to the anycast address that is not ours (no tunnel's, version 1, another
-    /// payload), passed to the kernel.
+    /// payload, and the later fragments of such GRE from a tunnel's router), passed to the
+    /// kernel.
     pub gre_not_ours: u64,
 }
 

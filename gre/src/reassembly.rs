@@ -22,7 +22,8 @@
 //!   than 65,535 bytes, or with a first fragment's headers past [`HEAD_MAX`];
 //! - the fragments of a datagram whose first fragment the caller refused ([`refuse`]: its
 //!   GRE not ours) that come within [`HOLD_NS`] after it: alone, taking no slot. Kept, they
-//!   would wait for nothing, and a sender repeating it would take every slot.
+//!   would wait for nothing, and a sender repeating it would take every slot. The caller
+//!   asks where the first went ([`refused_first`]), for them to go the same way.
 //!
 //! A datagram not whole within [`HOLD_NS`] is given up. When every slot is taken, the
 //! datagram begun longest ago makes room: fragments a router sends come back to back, so a
@@ -30,6 +31,7 @@
 //!
 //! [`write`]: Reassembler::write
 //! [`refuse`]: Reassembler::refuse
+//! [`refused_first`]: Reassembler::refused_first
 
 use crate::ecn;
 use crate::ip::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Packet, Ipv6Packet};
@@ -40,10 +42,17 @@ use refused::Refused;
 
 /// Fragments one datagram may come in (FreeBSD's `maxfragsperpacket`).
 pub const MAX_PIECES: usize = 16;
-/// How long an incomplete datagram is kept, in nanoseconds. A router's fragments of one
-/// packet leave it back to back and take one path; Linux's `ipfrag_time` (30 s) is meant for
-/// hosts on the Internet, Cisco's virtual reassembly keeps 3 s, VPP's 100 ms.
+/// How long an incomplete datagram is kept, in nanoseconds, and a refused one remembered. A
+/// router's fragments of one packet leave it back to back and take one path; Linux's
+/// `ipfrag_time` (30 s) is meant for hosts on the Internet, Cisco's virtual reassembly keeps
+/// 3 s, VPP's 100 ms. The XDP program remembers the datagrams it passed for as long
+/// (`REFUSED_GRE_HOLD_NS` in `bpf/src/bpf/consts.h`).
 pub const HOLD_NS: u64 = 1_000_000_000;
+/// Refused datagrams remembered ([`Reassembler::refuse`]), whatever the slots (a reassembler
+/// of none still sends the rest of a refused datagram where its first went): a router's
+/// fragments come back to back, so the rest of a refused datagram follows its first within
+/// microseconds. The XDP program keeps room for as many per queue (`MAX_REFUSED_GRE`).
+pub const REFUSED_KEPT: usize = 64;
 /// The longest header kept from a first fragment: IPv4's 60 bytes, or IPv6's fixed header
 /// and the extension headers before its fragment header.
 pub const HEAD_MAX: usize = 256;
@@ -97,6 +106,17 @@ pub enum Refusal {
     /// A later fragment of a datagram whose first fragment was refused
     /// ([`Reassembler::refuse`]) at most [`HOLD_NS`] before.
     FirstRefused,
+}
+
+/// What the caller did with a first fragment it refused ([`Reassembler::refuse`]), for the
+/// rest of its datagram to follow ([`Reassembler::refused_first`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstWent {
+    /// Dropped: the rest is dropped too.
+    Dropped,
+    /// Passed on to another receiver (the host, whose GRE it is): the rest goes there too,
+    /// so that it gets the whole datagram.
+    Passed,
 }
 
 impl Refusal {
@@ -175,8 +195,7 @@ pub struct Reassembler {
     /// Each slot's data, `capacity` bytes apiece.
     data: Box<[u8]>,
     capacity: usize,
-    /// Datagrams refused lately, as many as there are slots: a router's fragments come back
-    /// to back, so the rest of a refused datagram follows its first within microseconds.
+    /// Datagrams refused lately, [`REFUSED_KEPT`] of them.
     refused: Refused,
     reassembled: u64,
     discarded: u64,
@@ -204,7 +223,7 @@ impl Reassembler {
             slots: vec![Slot::FREE; slots],
             data: vec![0; slots * capacity].into_boxed_slice(),
             capacity,
-            refused: Refused::new(slots),
+            refused: Refused::new(REFUSED_KEPT),
             reassembled: 0,
             discarded: 0,
         }
@@ -249,7 +268,7 @@ impl Reassembler {
         let Some(p) = read(packet) else { return Offer::Refused(Refusal::Malformed) };
         if p.head.is_some() {
             self.refused.remove(&p.datagram);
-        } else if self.refused.contains(&p.datagram, now) {
+        } else if self.refused.went(&p.datagram, now).is_some() {
             return Offer::Refused(Refusal::FirstRefused);
         }
         if p.data.is_empty() {
@@ -279,14 +298,30 @@ impl Reassembler {
     }
 
     /// Refuses the datagram of fragment `packet`, received at `now` (its first fragment,
-    /// which turned out not to be for reassembly): the fragments held for it are given up
-    /// (counted so), and those of it offered within [`HOLD_NS`] are refused as they come
-    /// ([`Refusal::FirstRefused`]), until a first fragment of it is offered.
-    pub fn refuse(&mut self, packet: &[u8], now: u64) {
+    /// which turned out not to be for reassembly, and `went` elsewhere): the fragments held
+    /// for it are given up (counted so), and those of it offered within [`HOLD_NS`] are
+    /// refused as they come ([`Refusal::FirstRefused`]), until a first fragment of it is
+    /// offered.
+    pub fn refuse(&mut self, packet: &[u8], now: u64, went: FirstWent) {
         if let Some(p) = read(packet) {
             self.give_up(&p.datagram);
-            self.refused.insert(p.datagram, now);
+            self.refused.insert(p.datagram, now, went);
         }
+    }
+
+    /// For a fragment `packet` the caller takes, received at `now`, before it is offered (it
+    /// may not be: the caller may drop it first): where its datagram's first fragment went,
+    /// if that was refused within [`HOLD_NS`] and `packet` is a later fragment, which goes
+    /// the same way. A first fragment ends the refusal of its identity, as
+    /// [`Reassembler::offer`] does (a datagram refused before under it was another), and
+    /// returns `None`.
+    pub fn refused_first(&mut self, packet: &[u8], now: u64) -> Option<FirstWent> {
+        let p = read(packet)?;
+        if p.head.is_some() {
+            self.refused.remove(&p.datagram);
+            return None;
+        }
+        self.refused.went(&p.datagram, now)
     }
 
     /// Gives up `datagram`, if a slot holds it.
@@ -807,7 +842,7 @@ mod tests {
         let mut r = Reassembler::new(2, 4096);
         // A later fragment before the first: held, then given up with the refusal.
         assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Held);
-        r.refuse(&f[0], 10);
+        r.refuse(&f[0], 10, FirstWent::Dropped);
         assert_eq!((r.held(), r.discarded()), (0, 1));
         // The fragments after it, and the one before again: refused, taking no slot.
         assert_eq!(r.offer(&f[2], 10, ROOM), Offer::Refused(Refusal::FirstRefused));
@@ -826,12 +861,12 @@ mod tests {
         let datagram = ipv4_datagram(96, 0, 52);
         let f = ipv4_fragments(&datagram, 32);
         let mut r = Reassembler::new(2, 4096);
-        r.refuse(&f[0], 0);
+        r.refuse(&f[0], 0, FirstWent::Dropped);
         assert_eq!(reassemble(&mut r, &f, 5).as_deref(), Some(&datagram[..]));
         // Over IPv6 too.
         let datagram = ipv6_datagram(96);
         let f = ipv6_fragments(&datagram, 48, 7);
-        r.refuse(&f[0], 0);
+        r.refuse(&f[0], 0, FirstWent::Passed);
         assert_eq!(r.offer(&f[1], 0, ROOM), Offer::Refused(Refusal::FirstRefused));
         assert_eq!(reassemble(&mut r, &f, 5).as_deref(), Some(&datagram[..]));
     }
@@ -846,7 +881,7 @@ mod tests {
         // kept, they would have evicted `mine`.
         for id in 100..102 {
             let f = ipv4_fragments(&ipv4_datagram(96, 0, id), 32);
-            r.refuse(&f[0], 1);
+            r.refuse(&f[0], 1, FirstWent::Passed);
             for later in &f[1..] {
                 assert_eq!(r.offer(later, 1, ROOM), Offer::Refused(Refusal::FirstRefused), "{id}");
             }
@@ -854,12 +889,44 @@ mod tests {
         assert_eq!((r.held(), r.discarded()), (1, 0));
         let Offer::Whole(done) = r.offer(&mine[1], 2, ROOM) else { panic!("not whole") };
         assert!(r.write(done, &mut [0; 100]).is_some());
-        // As many refused as slots are remembered: a third refused makes room over the first.
-        let f: Vec<_> = (100..103).map(|id| ipv4_fragments(&ipv4_datagram(96, 0, id), 32)).collect();
-        r.refuse(&f[2][0], 3);
-        assert_eq!(r.offer(&f[0][1], 3, ROOM), Offer::Held);
-        assert_eq!(r.offer(&f[1][1], 3, ROOM), Offer::Refused(Refusal::FirstRefused));
-        assert_eq!(r.offer(&f[2][1], 3, ROOM), Offer::Refused(Refusal::FirstRefused));
+        // REFUSED_KEPT refused are remembered, whatever the slots: one more makes room over
+        // the one refused longest ago.
+        let f: Vec<_> =
+            (200..200 + REFUSED_KEPT as u16).map(|id| ipv4_fragments(&ipv4_datagram(96, 0, id), 32)).collect();
+        for (n, d) in f.iter().enumerate() {
+            r.refuse(&d[0], 3 + n as u64, FirstWent::Dropped);
+        }
+        assert_eq!(r.offer(&f[0][1], 100, ROOM), Offer::Refused(Refusal::FirstRefused), "the two before made room");
+        let more = ipv4_fragments(&ipv4_datagram(96, 0, 300), 32);
+        r.refuse(&more[0], 100, FirstWent::Dropped);
+        assert_eq!(r.offer(&f[0][1], 100, ROOM), Offer::Held, "the oldest made room");
+        assert!(
+            f[1..].iter().chain([&more]).all(|d| r.offer(&d[1], 100, ROOM) == Offer::Refused(Refusal::FirstRefused))
+        );
+    }
+
+    #[test]
+    fn a_later_fragment_learns_where_its_refused_first_went_until_a_first_comes_again() {
+        let v4 = ipv4_fragments(&ipv4_datagram(96, 0, 70), 32);
+        let v6 = ipv6_fragments(&ipv6_datagram(144), 48, 9);
+        // No slots, as with reassembly off: the refusals are remembered all the same.
+        let mut r = Reassembler::new(0, 4096);
+        r.refuse(&v4[0], 0, FirstWent::Passed);
+        r.refuse(&v6[0], 0, FirstWent::Dropped);
+        assert_eq!(r.refused_first(&v4[1], HOLD_NS), Some(FirstWent::Passed));
+        assert_eq!(r.refused_first(&v6[2], 5), Some(FirstWent::Dropped));
+        assert_eq!(r.refused_first(&v4[2], HOLD_NS + 1), None, "past the hold");
+        assert_eq!(r.offer(&v6[1], 5, ROOM), Offer::Refused(Refusal::FirstRefused));
+        // Another datagram's fragments, and a whole packet, are no refused datagram's.
+        let other = ipv4_fragments(&ipv4_datagram(96, 0, 71), 32);
+        assert_eq!(r.refused_first(&other[1], 5), None);
+        assert_eq!(r.refused_first(&ipv4_datagram(96, 0, 70), 5), None);
+        // A first fragment taken ends the refusal of its identity (which came round).
+        assert_eq!(r.refused_first(&v6[0], 6), None);
+        assert_eq!(r.refused_first(&v6[1], 6), None);
+        // Refused again, it goes as it went this time.
+        r.refuse(&v6[0], 7, FirstWent::Passed);
+        assert_eq!(r.refused_first(&v6[1], 7), Some(FirstWent::Passed));
     }
 
     proptest! {

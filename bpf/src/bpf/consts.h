@@ -48,6 +48,13 @@
  * how long: Linux keeps an incomplete datagram 30 s (`ipfrag_time`). */
 #define MAX_FRAGMENT_OWNERS 16384
 #define FRAGMENT_HOLD_NS 30000000000ULL
+/* GRE datagrams from tunnels' routers whose first fragment was passed to the kernel as not
+ * ours, remembered for their later fragments to follow it (LRU, per address family): as
+ * many as the data plane's workers remember such refusals (64 each, gre::reassembly's
+ * REFUSED_KEPT, at most one worker per queue), and for as long as it holds a datagram
+ * (gre::reassembly::HOLD_NS): past that the data plane would keep the fragment too. */
+#define MAX_REFUSED_GRE (MAX_QUEUES * 64)
+#define REFUSED_GRE_HOLD_NS 1000000000ULL
 /* No server owns the slice. */
 #define NO_OWNER 0xffff
 
@@ -60,5 +67,6 @@
 #define STAT_NO_SOCKET 2  /* ours, but no socket on this queue: passed or dropped (unbound_action) */
 #define STAT_EGRESS_LOCAL 3   /* return traffic this server owns: to the kernel (its socket) */
 #define STAT_BACKBONE_LOCAL 4 /* backbone GRE for this server: decapsulated, to the kernel */
-#define STAT_GRE_NOT_OURS 5   /* GRE to the anycast address that is not ours: to the kernel */
+#define STAT_GRE_NOT_OURS 5   /* GRE to the anycast address that is not ours (and the later
+			       * fragments of a datagram whose first was): to the kernel */
 #define STAT_COUNT 6

@@ -1,6 +1,6 @@
 /* Every map of the XDP program, with what it holds. The dataplane fills them from the
  * configuration snapshot; the program only reads them (and bumps `stats`, and keeps
- * `fragment_owners`). */
+ * `fragment_owners` and `gre_refused_v4/v6`). */
 #pragma once
 
 #include <linux/bpf.h>
@@ -162,6 +162,36 @@ struct {
 	__type(key, struct fragment_key);
 	__type(value, struct fragment_owner);
 } fragment_owners SEC(".maps");
+
+/* An IPv6 datagram's fragments: RFC 8200 section 4.5's source, destination and
+ * identification (the identification as on the wire). */
+struct fragment_key_v6 {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be32 id;
+};
+
+/* GRE datagrams from a tunnel's router whose first fragment the program passed to the kernel
+ * as not ours (`gre_not_ours`), with when (`bpf_ktime_get_ns`): their later fragments, which
+ * hold no header to judge, follow it there, so that the host gets the whole datagram and
+ * the data plane keeps no slot for it. IPv4 by RFC 791's four fields (the protocol GRE's),
+ * IPv6 by RFC 8200's three (the identification of the first fragment header, as the data
+ * plane's reassembly reads it). One LRU for all CPUs, as `fragment_owners`: spoofed first
+ * fragments push real entries out, whose later fragments then go to the data plane as
+ * before. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_REFUSED_GRE);
+	__type(key, struct fragment_key);
+	__type(value, __u64);
+} gre_refused_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_REFUSED_GRE);
+	__type(key, struct fragment_key_v6);
+	__type(value, __u64);
+} gre_refused_v6 SEC(".maps");
 
 /* Backbone addresses of the fleet's servers and data centres in a slot (the key's `addr`):
  * backbone GRE from anywhere else is not decapsulated here. */

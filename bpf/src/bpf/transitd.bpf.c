@@ -47,8 +47,9 @@ struct gre_base_ {
  * not. The rest is passed to the kernel here unless the configuration asks the data plane
  * to drop (and count) it. From a tunnel's router, a header cut short (by the frame or by
  * the `left` bytes the IP header says remain), or a later fragment (whose data holds no
- * header), is left to the data plane, which drops it with a reason; from anywhere else it
- * is not ours, whatever it holds. */
+ * header), is left to the data plane, which drops it with a reason (a later fragment whose
+ * first was passed as not ours follows it: gre_fragment_v4, gre_fragment_v6); from anywhere
+ * else it is not ours, whatever it holds. */
 static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void *end, __u32 left, int known,
 				    int later_fragment)
 {
@@ -63,6 +64,48 @@ static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void
 	if (known && plain)
 		return OURS;
 	return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
+}
+
+/* Whether a later fragment (`key` its datagram in `map`, its family's `gre_refused`) follows
+ * its first fragment to the kernel: the program passed that as GRE not ours within
+ * REFUSED_GRE_HOLD_NS, and the configuration still passes such GRE (after a reload to
+ * `gre_unsupported = "drop"` the data plane drops the rest). */
+static __always_inline int follows_its_first(struct transitd_config *cfg, void *map, const void *key)
+{
+	if (!cfg->gre_not_ours_pass)
+		return 0;
+	__u64 *seen = bpf_map_lookup_elem(map, key);
+	/* Signed: another CPU may have stored a time a little after this CPU's now. */
+	return seen && (__s64)(bpf_ktime_get_ns() - *seen) <= (__s64)REFUSED_GRE_HOLD_NS;
+}
+
+/* Records what became of a first fragment from a tunnel's router (`fate`): passed as GRE not
+ * ours, its datagram is remembered for its later fragments; otherwise a datagram of its
+ * identity passed before is forgotten (identifications come round), as the data plane's
+ * reassembly forgets its refusal. */
+static __always_inline void record_first(void *map, const void *key, int fate)
+{
+	if (fate == GRE_NOT_OURS) {
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(map, key, &now, BPF_ANY);
+	} else if (bpf_map_lookup_elem(map, key)) {
+		bpf_map_delete_elem(map, key);
+	}
+}
+
+/* An IPv4 fragment of GRE from a tunnel's router, `fate` what its header (if it has one)
+ * decided: a later fragment follows its first where that was passed as not ours; a first
+ * fragment is recorded, from a header the data plane takes too (a damaged one, which both
+ * drop, leaves its record as it was, and so the program's). */
+static __always_inline int gre_fragment_v4(struct xdp_md *ctx, struct transitd_config *cfg, struct iphdr *ip,
+					   void *end, __u32 link, int fate)
+{
+	struct fragment_key k = { .saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id, .protocol = ip->protocol };
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return follows_its_first(cfg, &gre_refused_v4, &k) ? GRE_NOT_OURS : fate;
+	if (ipv4_header_ok(ip, end, link, bpf_xdp_get_buff_len(ctx)))
+		record_first(&gre_refused_v4, &k, fate);
+	return fate;
 }
 
 /* GRE under an authentication header (RFC 4302) is not decapsulated whoever sends it: the
@@ -127,7 +170,8 @@ static __always_inline int too_big_v6_fate(struct transitd_config *cfg, struct i
 	return bpf_map_lookup_elem(&tunnel_remotes_v6, &remote) ? OURS : NOT_OURS;
 }
 
-static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip, void *end)
+static __always_inline int fate_v4(struct xdp_md *ctx, struct transitd_config *cfg, struct iphdr *ip, void *end,
+				   __u32 link)
 {
 	struct lpm_v4_key key = { .prefixlen = 32, .addr = ip->daddr };
 	if (bpf_map_lookup_elem(&owned_v4, &key))
@@ -148,7 +192,10 @@ static __always_inline int fate_v4(struct transitd_config *cfg, struct iphdr *ip
 	int known = bpf_map_lookup_elem(&tunnel_remotes_v4, &src) != 0;
 	int later_fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
 	__u32 total = bpf_ntohs(ip->tot_len);
-	return gre_fate(cfg, (void *)ip + ihl, end, total > ihl ? total - ihl : 0, known, later_fragment);
+	int fate = gre_fate(cfg, (void *)ip + ihl, end, total > ihl ? total - ihl : 0, known, later_fragment);
+	if (known && (ip->frag_off & bpf_htons(0x3fff)))
+		return gre_fragment_v4(ctx, cfg, ip, end, link, fate);
+	return fate;
 }
 
 /* Whether protocol `next` is an IPv6 extension header or AH (which the walk below steps over). */
@@ -164,6 +211,11 @@ struct v6_upper {
 	__u32 left;	    /* the payload's bytes from there on */
 	int under_ah;	    /* one of the headers is AH */
 	int later_fragment; /* the walk ended at a later fragment's data */
+	/* The first fragment header's offset and flags word with bit 16 set (0: none), and its
+	 * identification: where the data plane's reassembly reads a datagram's identity. */
+	__u32 fragment;
+	__be32 fragment_id;
+	int late_hop_by_hop; /* a hop-by-hop header after another (the data plane drops it) */
 };
 
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
@@ -189,6 +241,13 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u3
 		if (next == IPPROTO_AH_)
 			up->under_ah = 1;
 		int later_fragment = next == IPPROTO_FRAGMENT_ && (h[2] << 8 | h[3]) & 0xfff8;
+		if (next == IPPROTO_FRAGMENT_ && !up->fragment) {
+			/* Kept as read, unjudged: values from the packet let the verifier prune the
+			 * walk's paths, where flags set here multiplied them. */
+			up->fragment = (h[2] << 8 | h[3]) | 0x10000;
+			if ((void *)(h + 8) <= end)
+				__builtin_memcpy(&up->fragment_id, h + 4, sizeof(up->fragment_id));
+		}
 		left -= len;
 		next = h[0];
 		off += len;
@@ -198,13 +257,41 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u3
 			up->later_fragment = 1;
 			return next;
 		}
+		/* A hop-by-hop header named by another header (RFC 8200 section 4.1: right behind the
+		 * fixed header only), without a branch, for the same reason. */
+		up->late_hop_by_hop |= ((__u32)next - 1) >> 8 & 1;
 	}
 	up->at = off;
 	up->left = left;
 	return v6_skippable(next) ? -1 : next;
 }
 
-static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *ip, void *end)
+/* An IPv6 fragment of GRE from a tunnel's router (or of what its router's later fragments
+ * name: destination options), `fate` what its headers decided, as gre_fragment_v4 over IPv4.
+ * A first fragment is recorded from a packet the data plane reads too: version 6, whole in
+ * the frame, any hop-by-hop header first. */
+static __always_inline int gre_fragment_v6(struct xdp_md *ctx, struct transitd_config *cfg, struct ipv6hdr *ip,
+					   __u32 link, struct v6_upper *up, int fate)
+{
+	int later = up->fragment & 0xfff8, more = up->fragment & 1;
+	if (!up->fragment || (!later && !more))
+		return fate; /* none, or an atomic fragment (RFC 6946): a whole packet */
+	struct fragment_key_v6 k;
+	__builtin_memcpy(k.saddr, &ip->saddr, sizeof(k.saddr));
+	__builtin_memcpy(k.daddr, &ip->daddr, sizeof(k.daddr));
+	/* (0 if the frame ends inside the header: such a later fragment, if it follows one, is
+	 * passed to the kernel, which discards it as the data plane does.) */
+	k.id = up->fragment_id;
+	if (later)
+		return follows_its_first(cfg, &gre_refused_v6, &k) ? GRE_NOT_OURS : fate;
+	__u32 whole = link + sizeof(*ip) + bpf_ntohs(ip->payload_len);
+	if (ip->version == 6 && !up->late_hop_by_hop && whole <= bpf_xdp_get_buff_len(ctx))
+		record_first(&gre_refused_v6, &k, fate);
+	return fate;
+}
+
+static __always_inline int fate_v6(struct xdp_md *ctx, struct transitd_config *cfg, struct ipv6hdr *ip, void *end,
+				   __u32 link)
 {
 	struct lpm_v6_key key = { .prefixlen = 128 };
 	__builtin_memcpy(key.addr, &ip->daddr, sizeof(key.addr));
@@ -238,17 +325,20 @@ static __always_inline int fate_v6(struct transitd_config *cfg, struct ipv6hdr *
 		upper = -1; /* a chain longer than the program reads (MAX_V6_CHAIN_LEN) */
 	if (upper == IPPROTO_GRE_ && up.under_ah)
 		return cfg->gre_not_ours_pass ? GRE_NOT_OURS : OURS;
-	if (upper == IPPROTO_GRE_)
+	if (upper == IPPROTO_GRE_) {
 		/* Within MAX_V6_CHAIN_LEN (above): the mask changes nothing but tells the verifier
 		 * so. */
-		return gre_fate(cfg, (void *)(ip + 1) + (up.at & MAX_V6_CHAIN_LEN), end, up.left, known,
-				up.later_fragment);
+		int fate = gre_fate(cfg, (void *)(ip + 1) + (up.at & MAX_V6_CHAIN_LEN), end, up.left, known,
+				    up.later_fragment);
+		return known ? gre_fragment_v6(ctx, cfg, ip, link, &up, fate) : fate;
+	}
 	/* Destination options with no routing header before them go behind the fragment header
 	 * (RFC 8200 section 4.5; RFC 2473's tunnel encapsulation limit is one): every later
 	 * fragment of such GRE names them. From a tunnel's router (not under AH) it is taken for
-	 * GRE, as the data plane takes it, which reassembles the datagram and reads what it holds. */
+	 * GRE, as the data plane takes it, which reassembles the datagram and reads what it holds
+	 * (or follows its first fragment, passed as not ours). */
 	if (known && up.later_fragment && !up.under_ah && upper == IPPROTO_DSTOPTS_)
-		return OURS;
+		return gre_fragment_v6(ctx, cfg, ip, link, &up, OURS);
 	return known && upper < 0 ? OURS : NOT_OURS;
 }
 
@@ -318,12 +408,12 @@ int xdp_transitd(struct xdp_md *ctx)
 			}
 		}
 		if (fate == NOT_OURS)
-			fate = fate_v4(cfg, ip, end);
+			fate = fate_v4(ctx, cfg, ip, end, link);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > end)
 			return count(STAT_PASSED, XDP_PASS);
-		fate = fate_v6(cfg, ip6, end);
+		fate = fate_v6(ctx, cfg, ip6, end, link);
 	} else if ((proto == bpf_htons(ETH_P_MPLS_UC) || proto == bpf_htons(ETH_P_MPLS_MC)) && cfg->mpls_redirect) {
 		fate = OURS;
 	}

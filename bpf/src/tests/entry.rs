@@ -1,8 +1,11 @@
 //! What the program's entry (`transitd.bpf.c`) decides besides soft-unicast: frames to
 //! another host's MAC address, frames behind more VLAN tags than it reads, and GRE to the
-//! anycast address by where it comes from (fragments, AH, IPv6 extension headers).
+//! anycast address by where it comes from (fragments, AH, IPv6 extension headers) and, for
+//! a later fragment, where its first went.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+use libbpf_rs::{MapCore, MapFlags};
 
 use super::{fill_checksum, ipv4_frame, judge, soft_unicast};
 use crate::{EgressTables, XdpConfig, XdpProgram};
@@ -87,9 +90,9 @@ fn gre_to_anycast(more_fragments: bool) -> Vec<u8> {
 /// A GRE fragment from a source that is no tunnel's router is not ours, as its whole
 /// datagram would not be: passed when `gre_unsupported = "pass"`. From a tunnel's router
 /// a first fragment is judged by its fixed header, as a whole packet is (version 1 is not
-/// ours; version 0 is the data plane's to drop and count), a later fragment and a header
-/// cut short by the total length (what follows it is Ethernet padding) are the data
-/// plane's.
+/// ours; version 0 is the data plane's to drop and count), a later fragment (its first not
+/// seen: [`later_fragments_of_gre_not_ours_follow_their_first`]) and a header cut short by
+/// the total length (what follows it is Ethernet padding) are the data plane's.
 #[test]
 fn gre_fragments_follow_the_source_they_come_from() {
     let program = XdpProgram::load().expect("load the program (needs root)");
@@ -104,12 +107,87 @@ fn gre_fragments_follow_the_source_they_come_from() {
     let version_1 = |flags_offset: u16| {
         ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 47, flags_offset, &[0, 1, 0x88, 0x0b, 0, 0, 0, 0])
     };
+    assert_eq!(judge(&program, &version_1(1480 / 8)), "no_socket", "a later fragment, its first not seen");
     assert_eq!(judge(&program, &version_1(0x2000)), "gre_not_ours", "a first fragment of version 1");
-    assert_eq!(judge(&program, &version_1(1480 / 8)), "no_socket", "a later fragment");
     let mut padded = version_1(0);
     padded[16..18].copy_from_slice(&22u16.to_be_bytes()); // two bytes of GRE
     fill_checksum(&mut padded);
     assert_eq!(judge(&program, &padded), "no_socket", "a header cut short by the total length");
+}
+
+/// The later fragments of GRE from a tunnel's router that is not ours (here PPTP's version 1)
+/// follow their first fragment: with `gre_unsupported = "pass"` the program passes them to
+/// the kernel after it, which gets the whole datagram. It handed them to the data plane,
+/// which, never shown the first, kept each a second in one of a worker's 64 slots (64 such
+/// datagrams evicted every datagram of ours being reassembled), and the host got the first
+/// alone. For as long as the data plane would hold the datagram (a second: the record is aged
+/// by hand, no test sleeps), over IPv4 and IPv6 (the identification the first fragment
+/// header's, destination options behind it too). Handed over as before: a later fragment
+/// before its first, another datagram's, the rest of a datagram whose first was ours (which
+/// ends the memory of the identity) or had a header the data plane drops (a bad checksum, a
+/// hop-by-hop header out of place), an atomic fragment's namesake, and every one with
+/// `gre_unsupported = "drop"`, where the data plane drops them.
+#[test]
+fn later_fragments_of_gre_not_ours_follow_their_first() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    let config = XdpConfig { soft_unicast: None, anycast_v6: Some("2001:db8:ffff::1".parse().unwrap()), ..config };
+    program.publish(&config, &EgressTables::default()).unwrap();
+    let router_v6: Ipv6Addr = "2001:db8:beef::1".parse().unwrap();
+    program.set_tunnel_remotes(&[Ipv4Addr::new(198, 51, 100, 9)], &[router_v6]).unwrap();
+    // GRE's fixed header, version 1 (PPTP's protocol type) or ours; a later fragment's data.
+    let (pptp, plain, data) = ([0u8, 1, 0x88, 0x0b], [0u8, 0, 0x08, 0x00], [0u8; 16]);
+    // Over IPv4, identification `id`: 0x2000 is a first fragment, 185 an offset of 1480.
+    let v4 = |id: u16, flags_offset: u16, gre: &[u8]| {
+        let mut f = ipv4_frame([198, 51, 100, 9], [192, 0, 2, 1], 47, flags_offset, &[gre, &[0; 12]].concat());
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        fill_checksum(&mut f);
+        f
+    };
+    let (first, later, last) = (v4(7, 0x2000, &pptp), v4(7, 0x2000 | 185, &data[..4]), v4(7, 370, &data[..4]));
+    assert_eq!(judge(&program, &later), "no_socket", "a later fragment before its first");
+    assert_eq!(judge(&program, &first), "gre_not_ours", "the first, version 1");
+    assert_eq!(judge(&program, &later), "gre_not_ours", "a later fragment after it");
+    assert_eq!(judge(&program, &last), "gre_not_ours", "the last");
+    assert_eq!(judge(&program, &v4(8, 185, &data[..4])), "no_socket", "another datagram's");
+    // The record (`struct fragment_key`: addresses, identification, protocol, pad) aged.
+    let map = &program.skel.maps.gre_refused_v4;
+    let key = [&[198, 51, 100, 9, 192, 0, 2, 1][..], &7u16.to_be_bytes(), &[47, 0]].concat();
+    let seen = map.lookup(&key, MapFlags::ANY).unwrap().expect("the first fragment's record");
+    let seen = u64::from_ne_bytes(seen.try_into().unwrap());
+    let aged = |by: u64| map.update(&key, &(seen - by).to_ne_bytes(), MapFlags::ANY).unwrap();
+    aged(1_000_000_001);
+    assert_eq!(judge(&program, &later), "no_socket", "past the data plane's hold");
+    aged(999_000_000);
+    assert_eq!(judge(&program, &later), "gre_not_ours", "within it");
+    assert_eq!(judge(&program, &v4(7, 0x2000, &plain)), "no_socket", "a first of ours under the identity");
+    assert_eq!(judge(&program, &later), "no_socket", "a later fragment of that one");
+    let mut bad_checksum = v4(9, 0x2000, &pptp);
+    bad_checksum[24] ^= 1;
+    assert_eq!(judge(&program, &bad_checksum), "gre_not_ours", "a first with a bad header checksum");
+    assert_eq!(judge(&program, &v4(9, 185, &data[..4])), "no_socket", "its later fragment");
+    // Over IPv6: a fragment header (next header `next`, offset and flags `word`, `id`),
+    // then GRE or data.
+    let fragment = |next: u8, word: u16, id: u32| [&[next, 0][..], &word.to_be_bytes(), &id.to_be_bytes()].concat();
+    let v6 = |extensions: &[u8], payload: &[u8]| ipv6_behind(router_v6, 44, extensions, payload);
+    // Destination options with eight bytes of padding (PadN), naming GRE.
+    let options = [47u8, 0, 1, 4, 0, 0, 0, 0];
+    assert_eq!(judge(&program, &v6(&fragment(47, 1, 9), &pptp)), "gre_not_ours", "over IPv6, the first");
+    assert_eq!(judge(&program, &v6(&fragment(47, 1480, 9), &data)), "gre_not_ours", "a later fragment");
+    assert_eq!(judge(&program, &v6(&fragment(47, 1480, 10), &data)), "no_socket", "another datagram's");
+    let behind_options = [fragment(60, 1, 11), options.to_vec()].concat();
+    assert_eq!(judge(&program, &v6(&behind_options, &pptp)), "gre_not_ours", "the first, options behind");
+    assert_eq!(judge(&program, &v6(&fragment(60, 1480, 11), &data)), "gre_not_ours", "a later one naming them");
+    assert_eq!(judge(&program, &v6(&fragment(47, 0, 12), &pptp)), "gre_not_ours", "an atomic fragment");
+    assert_eq!(judge(&program, &v6(&fragment(47, 1480, 12), &data)), "no_socket", "a later one of its identity");
+    let hop_by_hop_after = [fragment(0, 1, 13), [47, 0, 1, 4, 0, 0, 0, 0].to_vec()].concat();
+    assert_eq!(judge(&program, &v6(&hop_by_hop_after, &pptp)), "gre_not_ours", "hop-by-hop out of place");
+    assert_eq!(judge(&program, &v6(&fragment(47, 1480, 13), &data)), "no_socket", "its later fragment");
+    // "drop": the data plane's to drop, the rest of a datagram passed before too.
+    program.publish(&XdpConfig { gre_not_ours_pass: false, ..config }, &EgressTables::default()).unwrap();
+    assert_eq!(judge(&program, &v6(&fragment(47, 1480, 9), &data)), "no_socket", "drop: one passed before");
+    assert_eq!(judge(&program, &first), "no_socket", "drop: a first");
+    assert_eq!(judge(&program, &later), "no_socket", "drop: its later fragment");
 }
 
 /// GRE under an authentication header is not decapsulated, whoever sends it (nothing

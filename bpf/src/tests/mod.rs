@@ -106,5 +106,7 @@ fn table_bounds_match_the_programs_maps() {
     assert_eq!(maps.backbone_peers.max_entries() as usize, slots * MAX_BACKBONE_PEERS);
     assert_eq!(maps.tunnel_remotes_v4.max_entries() as usize, MAX_TUNNEL_REMOTES);
     assert_eq!(maps.tunnel_remotes_v6.max_entries() as usize, MAX_TUNNEL_REMOTES);
+    assert_eq!(maps.gre_refused_v4.max_entries() as usize, MAX_REFUSED_GRE);
+    assert_eq!(maps.gre_refused_v6.max_entries() as usize, MAX_REFUSED_GRE);
     assert_eq!(maps.stats.max_entries(), STAT_GRE_NOT_OURS + 1);
 }

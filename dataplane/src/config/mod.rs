@@ -408,7 +408,8 @@ pub struct ServerSection {
     pub path_mtu_discovery: bool,
     /// Reassemble GRE that a tunnel's router fragmented (RFC 791, RFC 8200 §4.5) before
     /// decapsulating it (default true); when false its fragments are dropped as
-    /// `gre_fragment`.
+    /// `gre_fragment` (but for the rest of a datagram whose first fragment went to the host
+    /// as GRE not ours, which follows it there).
     #[serde(default = "yes")]
     pub gre_reassembly: bool,
     /// ICMP errors (fragmentation needed, packet too big, time exceeded) each worker sends

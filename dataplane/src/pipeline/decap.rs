@@ -21,7 +21,7 @@ use gre::icmp::{
     is_ipv4_message_intact,
 };
 use gre::packet::{PROTO_IPV4, PROTO_IPV6};
-use gre::reassembly::{Offer, Refusal};
+use gre::reassembly::{FirstWent, Offer, Refusal};
 use gre::{GrePacket, GreRepr, IpPacket, ecn};
 
 use super::dos::{self, RuleId, one_form};
@@ -254,15 +254,48 @@ fn router_of(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer_key: &Key, outer: &IpFr
         if let Some(verdict) = verdict {
             if outer.fragment.is_some() {
                 // Its later fragments would wait for nothing: those held are given up, those
-                // still to come dropped as they come (`gre_fragment_of_refused`), not kept
-                // a second each in slots a sender repeating this would fill.
-                let at = frame.start + outer.l3_start;
-                ctx.limits.reassembly.refuse(frame.buf.get(at..at + outer.l3_len).unwrap_or(&[]), ctx.now);
+                // still to come go as it went ([`after_refused_first`]), not kept a second
+                // each in slots a sender repeating this would fill.
+                let went = if matches!(verdict, Verdict::Pass(_)) { FirstWent::Passed } else { FirstWent::Dropped };
+                ctx.limits.reassembly.refuse(outer_packet(frame, outer), ctx.now, went);
             }
             return Err(verdict);
         }
     }
+    if outer.fragment.is_some()
+        && let Some(verdict) = after_refused_first(ctx, frame, outer)
+    {
+        return Err(verdict);
+    }
     Ok(router)
+}
+
+/// A fragment of GRE from a tunnel's router, its header (if it has one) ours: a later
+/// fragment of a datagram whose first fragment was refused goes as that one went, before
+/// the link address is judged (GRE not ours goes by `gre_unsupported` whatever it was sent
+/// to). Passed to the host as GRE not ours, the rest follows it there (`gre_unsupported`),
+/// as the XDP program passes it (it remembers the first fragments it passed, `gre_refused`
+/// in `bpf/src/bpf/maps.h`): the host gets the whole datagram, and no slot is held for it.
+/// After a reload to `gre_unsupported = "drop"`, which the program follows at once, or a
+/// first fragment dropped (its GRE not ours under "drop", or no GRE header), the rest is
+/// dropped as it comes (`gre_fragment_of_refused`). A first fragment ends the refusal of its
+/// identity (identifications come round), as the program forgets it.
+#[cold]
+#[inline(never)]
+fn after_refused_first(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdict> {
+    let snap = ctx.snap;
+    Some(match ctx.limits.reassembly.refused_first(outer_packet(frame, outer), ctx.now)? {
+        FirstWent::Passed => {
+            by_fate(snap.gre_unsupported, PassReason::GreUnsupported, DropReason::GreFragmentOfRefused)
+        }
+        FirstWent::Dropped => Verdict::Drop(DropReason::GreFragmentOfRefused),
+    })
+}
+
+/// The outer IP packet of `frame`, from its header to its length (without link padding).
+fn outer_packet<'a>(frame: &'a Frame<'_>, outer: &IpFrame) -> &'a [u8] {
+    let at = frame.start + outer.l3_start;
+    frame.buf.get(at..at + outer.l3_len).unwrap_or(&[])
 }
 
 /// The whole outer packet's GRE header, checked, and the tunnel of `router` it names.

@@ -129,8 +129,9 @@ reasons! {
         /// fragments, longer than a frame).
         GreFragment = "gre_fragment",
         /// A later fragment of GRE from a tunnel's router whose datagram's first fragment
-        /// was refused (GRE not ours, or no GRE header) within the reassembly hold (a
-        /// second): dropped as it comes, not kept for a datagram that will not be taken.
+        /// was refused and dropped (GRE not ours with `gre_unsupported = "drop"`, or no GRE
+        /// header) within the reassembly hold (a second): dropped as it comes, not kept for a
+        /// datagram that will not be taken (the rest of one passed is passed after it).
         GreFragmentOfRefused = "gre_fragment_of_refused",
         /// GRE header too short for its flags, with routing or reserved bits set (RFC 2784).
         BadGreHeader = "bad_gre_header",
@@ -208,7 +209,8 @@ reasons! {
         Mpls = "mpls",
         /// IP traffic for no customer, with `unmatched = "pass"`.
         NoCustomer = "no_customer",
-        /// GRE that is not ours (version 1, i.e. PPTP, other payloads, or under AH).
+        /// GRE that is not ours (version 1, i.e. PPTP, other payloads, or under AH), and the
+        /// later fragments of such GRE from a tunnel's router after their first.
         GreUnsupported = "gre_unsupported",
         /// GRE to the anycast address from a source that is no tunnel's remote.
         GreUnknownTunnel = "gre_unknown_tunnel",

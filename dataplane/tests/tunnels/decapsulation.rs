@@ -375,6 +375,109 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
     }
 }
 
+/// The later fragments of GRE that is not ours go where their first fragment went, in the
+/// XDP program as in the pipeline, so that replay shows what a live edge does. Under
+/// `gre_unsupported = "pass"` the program passes a tunnel router's first fragment of such GRE
+/// (transparent Ethernet bridging, as Open vSwitch sends it; PPTP's version 1) to the host,
+/// and now the rest of its datagram after it, which it remembers the first for; the pipeline
+/// passes them too (`gre_unsupported`). The program handed the rest to transitd, whose
+/// worker, never told of the refusal, kept each later fragment a second in one of its 64
+/// slots (64 such datagrams evicted every datagram of ours being reassembled), while the
+/// pipeline dropped them (`gre_fragment_of_refused`) and the host got first fragments alone.
+/// Under "drop" the program hands all of it over and the pipeline drops the first
+/// (`gre_unsupported`) and the rest as they come. A later fragment that comes before its
+/// first is held, as before; a first fragment of ours ends the refusal of its identity; ours
+/// are reassembled whole. The frames of `data/gre_refused_frames.py` (IPv4 and IPv6, behind
+/// destination options too), the kernel's test run of the program in order beside the
+/// pipeline's verdicts on the same sequence; tshark says which datagrams are not ours (their
+/// first fragment's GRE header) and where ours are whole.
+#[test]
+fn later_fragments_of_gre_not_ours_follow_their_first_in_the_xdp_program_and_the_pipeline() {
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-refused-fragments.pcap");
+    scapy_pcap(&file, include_str!("../data/gre_refused_frames.py"));
+    let kinds = datagrams(&file);
+    let defragmented = ["-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"];
+    let whole = tshark_frames(&file, "udp.dstport == 53", &defragmented);
+    assert_eq!(whole.len(), 4, "ours, whole at their last fragments: {whole:?}");
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(kinds.len(), frames.len());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
+    let passed = format!("pass:{}", PassReason::GreUnsupported.name());
+    for gre_unsupported in ["pass", "drop"] {
+        let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
+        let (verdicts, stats, snap) = verdicts_of(&config, frames.clone());
+        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+        let (not_ours, first, rest) = match gre_unsupported {
+            "pass" => (X::GreNotOurs, passed.as_str(), passed.as_str()),
+            _ => (X::NoSocket, DropReason::GreUnsupported.name(), DropReason::GreFragmentOfRefused.name()),
+        };
+        for (i, (frame, fate)) in frames.iter().zip(fates(&verdicts)).enumerate() {
+            let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+            let n = i as u64 + 1;
+            let expected = match kinds[i] {
+                Datagram::FirstNotOurs => (not_ours, first),
+                Datagram::AfterFirstNotOurs => (not_ours, rest),
+                Datagram::Ours | Datagram::BeforeItsFirst if whole.contains(&n) => (X::NoSocket, "tx:decapsulated"),
+                Datagram::Ours | Datagram::BeforeItsFirst => (X::NoSocket, held.as_str()),
+            };
+            assert_eq!((decision, fate.as_str()), expected, "{gre_unsupported}: frame {n}");
+        }
+        // Ours, and the datagram whose later fragment came first, given up at its refusal.
+        assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (4, 1), "{gre_unsupported}");
+    }
+}
+
+/// What a frame of a capture of GRE fragments is, as tshark reads it in order (no
+/// reassembly): a first fragment whose GRE is not ours (version 1, or a payload other than
+/// IPv4 and IPv6), a later fragment of its datagram after it or before it, or a fragment of
+/// a datagram of ours. A datagram is its source and identification (one destination here),
+/// and a first fragment begins it anew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Datagram {
+    FirstNotOurs,
+    AfterFirstNotOurs,
+    BeforeItsFirst,
+    Ours,
+}
+
+fn datagrams(file: &Path) -> Vec<Datagram> {
+    let fields = ["ip.src", "ip.id", "ip.frag_offset", "ipv6.src", "ipv6.fraghdr.ident", "ipv6.fraghdr.offset"];
+    let fields = fields.iter().chain(&["gre.proto", "gre.flags.version"]).flat_map(|f| ["-e", *f]);
+    let args: Vec<&str> = ["-T", "fields", "-E", "occurrence=f"].into_iter().chain(fields).collect();
+    let rows = tshark(file, &args);
+    // Each datagram's first fragment so far: not ours or ours.
+    let mut not_ours = std::collections::HashMap::new();
+    rows.lines()
+        .map(|line| {
+            let row: Vec<&str> = line.split('\t').collect();
+            let (datagram, first) = identity(&row);
+            if first {
+                let ours = matches!(row[6], "0x0800" | "0x86dd") && row[7] == "0";
+                not_ours.insert(datagram, !ours);
+                return if ours { Datagram::Ours } else { Datagram::FirstNotOurs };
+            }
+            match not_ours.get(&datagram) {
+                Some(true) => Datagram::AfterFirstNotOurs,
+                Some(false) => Datagram::Ours,
+                None => Datagram::BeforeItsFirst,
+            }
+        })
+        .collect()
+}
+
+/// A row's datagram (IPv6's if it has an IPv6 header: IPv4 fields there are the inner
+/// packet's) and whether the row is its first fragment.
+fn identity(row: &[&str]) -> ((String, String), bool) {
+    match row[3] {
+        "" => ((row[0].to_string(), row[1].to_string()), row[2] == "0"),
+        v6 => ((v6.to_string(), row[4].to_string()), row[5] == "0"),
+    }
+}
+
 /// GRE to the anycast address in a frame to an Ethernet broadcast or multicast address is
 /// judged as the XDP program judges it: what is not ours (from no tunnel's router, version 1,
 /// another payload, under AH) goes by `gre_unsupported`, passed by the program itself

@@ -91,17 +91,21 @@ fn a_first_fragment_without_the_gre_header_is_refused() {
 }
 
 /// The later fragments of a datagram whose first fragment is refused as GRE not ours (PPTP's
-/// version 1, or transparent Ethernet bridging, a payload we do not carry) are dropped as
-/// they come (`gre_fragment_of_refused`), taking no slot of the reassembler. They were kept
-/// a second each for nothing, and as many such datagrams as a worker has slots (64) evicted
-/// a datagram of ours being reassembled. Here one of ours is begun, then 64 refused
-/// datagrams come, each first fragment then the two later ones, then one whose later
-/// fragment comes before its first (held, and given up when the first is refused; its last
-/// is dropped); ours still completes, and only that one datagram was given up. scapy builds
-/// and fragments them; tshark reads GRE not ours in the refused first fragments and
-/// reassembles ours at its last fragment.
+/// version 1, or transparent Ethernet bridging, a payload we do not carry) go as their first
+/// went, taking no slot of the reassembler: passed to the host after it (`gre_unsupported =
+/// "pass"`, as the XDP program passes them: the host gets the whole datagram), or dropped as
+/// they come (`gre_fragment_of_refused`, with "drop"). They were kept a second each for
+/// nothing, and as many such datagrams as a worker has slots (64) evicted a datagram of ours
+/// being reassembled; then dropped under "pass" too, where the XDP program passes them. Here
+/// one of ours is begun, then 64 refused datagrams come, each first fragment then the two
+/// later ones, then one whose later fragment comes before its first (held, and given up when
+/// the first is refused; its last goes as the first did); ours still completes, and only
+/// that one datagram was given up. With `gre_reassembly = false` ours is dropped
+/// (`gre_fragment`) and the refused ones still go as their first went. scapy builds and
+/// fragments them; tshark reads GRE not ours in the refused first fragments and reassembles
+/// ours at its last fragment.
 #[test]
-fn later_fragments_of_a_refused_datagram_are_dropped_and_take_no_slot() {
+fn later_fragments_of_a_refused_datagram_go_as_their_first_and_take_no_slot() {
     let (config, _) = tunnel_edge();
     let file = temp("gre-refused-fragments");
     scapy_pcap(
@@ -127,20 +131,31 @@ fn later_fragments_of_a_refused_datagram_are_dropped_and_take_no_slot() {
     assert_eq!(tshark(&file, &ours_whole), "197\n", "ours is whole at its last fragment");
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let _ = std::fs::remove_file(&file);
-    let (v, stats, _) = verdicts_of(&config, frames);
     let held = format!("consumed:{}", ConsumeReason::GreFragmentHeld.name());
     let pass = format!("pass:{}", PassReason::GreUnsupported.name());
-    let dropped = DropReason::GreFragmentOfRefused.name();
-    let refused = [pass.as_str(), dropped, dropped];
-    let expect = [
-        [held.as_str()].as_slice(),       // ours' first
-        &refused.repeat(64)[..],          // 64 refused, in order
-        &[held.as_str(), &pass, dropped], // the late one: a later fragment first
-        &["tx:decapsulated"],             // ours' last completes it
-    ]
-    .concat();
-    assert_eq!(fates(&v), expect);
-    assert_eq!((stats.gre_reassembled, stats.gre_reassembly_discarded), (1, 1));
+    let (drop, dropped) = (DropReason::GreUnsupported.name(), DropReason::GreFragmentOfRefused.name());
+    let unkept = DropReason::GreFragment.name();
+    let settings = [
+        // `gre_unsupported`, `gre_reassembly`; what becomes of ours (begun, completed) and of
+        // the refused (first, later); datagrams reassembled and given up.
+        ("pass", true, (held.as_str(), "tx:decapsulated"), (pass.as_str(), pass.as_str()), (1, 1)),
+        ("drop", true, (held.as_str(), "tx:decapsulated"), (drop, dropped), (1, 1)),
+        ("pass", false, (unkept, unkept), (pass.as_str(), pass.as_str()), (0, 0)),
+    ];
+    for (gre_unsupported, reassembly, ours, (first, later), counts) in settings {
+        let setting = format!("gre_unsupported = \"{gre_unsupported}\"\ngre_reassembly = {reassembly}\n[dos.sanity]");
+        let (v, stats, _) = verdicts_of(&config.replace("[dos.sanity]", &setting), frames.clone());
+        let expect = [
+            [ours.0].as_slice(),                   // ours' first
+            &[first, later, later].repeat(64)[..], // 64 refused, in order
+            &[ours.0, first, later],               // the late one: a later fragment first
+            &[ours.1],                             // ours' last completes it
+        ]
+        .concat();
+        assert_eq!(fates(&v), expect, "{gre_unsupported}, reassembly {reassembly}");
+        let given = (stats.gre_reassembled, stats.gre_reassembly_discarded);
+        assert_eq!(given, counts, "{gre_unsupported}, reassembly {reassembly}");
+    }
 }
 
 /// GRE that a router fragmented after encapsulating it (no DF on the outer header, as Cisco

@@ -1,16 +1,17 @@
-//! The datagrams whose first fragment the caller refused lately ([`Reassembler::refuse`]):
-//! their fragments still to come are refused as they arrive, for [`HOLD_NS`], not kept a
-//! slot's while for a datagram that will not be taken. In memory fixed when made.
+//! The datagrams whose first fragment the caller refused lately ([`Reassembler::refuse`]),
+//! and where it went: their fragments still to come are refused as they arrive, for
+//! [`HOLD_NS`], not kept a slot's while for a datagram that will not be taken, and go where
+//! their first went. In memory fixed when made.
 //!
 //! [`Reassembler::refuse`]: super::Reassembler::refuse
 
-use super::{Datagram, HOLD_NS};
+use super::{Datagram, FirstWent, HOLD_NS};
 
-/// Datagrams refused, each with when.
+/// Datagrams refused, each with when and where its first fragment went.
 #[derive(Clone, Debug)]
 pub(super) struct Refused {
     /// `None`: free.
-    entries: Vec<Option<(Datagram, u64)>>,
+    entries: Vec<Option<(Datagram, u64, FirstWent)>>,
 }
 
 impl Refused {
@@ -19,26 +20,29 @@ impl Refused {
         Refused { entries: vec![None; len] }
     }
 
-    /// Remembers `datagram`, refused at `now`: where it is already, or in a free place, or
-    /// over the one refused longest ago (an expired one is older than any other).
-    pub(super) fn insert(&mut self, datagram: Datagram, now: u64) {
-        let own = self.entries.iter().position(|e| e.is_some_and(|(d, _)| d == datagram));
+    /// Remembers `datagram`, refused at `now`, its first fragment gone as `went`: where it is
+    /// already, or in a free place, or over the one refused longest ago (an expired one is
+    /// older than any other).
+    pub(super) fn insert(&mut self, datagram: Datagram, now: u64, went: FirstWent) {
+        let own = self.entries.iter().position(|e| e.is_some_and(|(d, ..)| d == datagram));
         // `None` orders before `Some`: a free place first.
-        let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.map(|(_, at)| at)).map(|(i, _)| i);
+        let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.map(|(_, at, _)| at)).map(|(i, _)| i);
         if let Some(i) = own.or(oldest) {
-            self.entries[i] = Some((datagram, now));
+            self.entries[i] = Some((datagram, now, went));
         }
     }
 
-    /// `datagram` was refused within [`HOLD_NS`] before `now`.
-    pub(super) fn contains(&self, datagram: &Datagram, now: u64) -> bool {
-        self.entries.iter().flatten().any(|(d, at)| d == datagram && now.saturating_sub(*at) <= HOLD_NS)
+    /// Where the first fragment of `datagram` went, if it was refused within [`HOLD_NS`]
+    /// before `now`.
+    pub(super) fn went(&self, datagram: &Datagram, now: u64) -> Option<FirstWent> {
+        let fresh = |(d, at, _): &&(Datagram, u64, FirstWent)| d == datagram && now.saturating_sub(*at) <= HOLD_NS;
+        self.entries.iter().flatten().find(fresh).map(|(.., went)| *went)
     }
 
     /// Forgets `datagram`: its identity is taken by another now (identifications come round).
     pub(super) fn remove(&mut self, datagram: &Datagram) {
         for e in &mut self.entries {
-            if e.is_some_and(|(d, _)| d == *datagram) {
+            if e.is_some_and(|(d, ..)| d == *datagram) {
                 *e = None;
             }
         }
@@ -60,38 +64,39 @@ mod tests {
     #[test]
     fn a_datagram_is_refused_for_the_hold_and_no_longer() {
         let mut r = Refused::new(4);
-        r.insert(datagram(1), 100);
-        assert!(r.contains(&datagram(1), 100));
-        assert!(r.contains(&datagram(1), 100 + HOLD_NS));
-        assert!(!r.contains(&datagram(1), 101 + HOLD_NS));
-        assert!(!r.contains(&datagram(2), 100), "another identification");
+        r.insert(datagram(1), 100, FirstWent::Dropped);
+        assert_eq!(r.went(&datagram(1), 100), Some(FirstWent::Dropped));
+        assert_eq!(r.went(&datagram(1), 100 + HOLD_NS), Some(FirstWent::Dropped));
+        assert_eq!(r.went(&datagram(1), 101 + HOLD_NS), None);
+        assert_eq!(r.went(&datagram(2), 100), None, "another identification");
         let other_protocol = Datagram { protocol: 4, ..datagram(1) };
-        assert!(!r.contains(&other_protocol, 100), "another protocol");
+        assert_eq!(r.went(&other_protocol, 100), None, "another protocol");
         let ipv6 = Datagram { ipv6: true, ..datagram(1) };
-        assert!(!r.contains(&ipv6, 100), "another family");
-        // Refused again: the hold runs from then.
-        r.insert(datagram(1), 200);
-        assert!(r.contains(&datagram(1), 200 + HOLD_NS));
+        assert_eq!(r.went(&ipv6, 100), None, "another family");
+        // Refused again: the hold runs from then, and the first went where it went then.
+        r.insert(datagram(1), 200, FirstWent::Passed);
+        assert_eq!(r.went(&datagram(1), 200 + HOLD_NS), Some(FirstWent::Passed));
         r.remove(&datagram(1));
-        assert!(!r.contains(&datagram(1), 200));
+        assert_eq!(r.went(&datagram(1), 200), None);
     }
 
     #[test]
     fn when_full_the_one_refused_longest_ago_makes_room() {
         let mut r = Refused::new(3);
+        let kept = |r: &Refused, id, now| r.went(&datagram(id), now).is_some();
         for id in 1..=3 {
-            r.insert(datagram(id), u64::from(id));
+            r.insert(datagram(id), u64::from(id), FirstWent::Dropped);
         }
-        r.insert(datagram(2), 10); // refused again: it keeps its place, now the newest
-        r.insert(datagram(4), 11);
-        assert!(!r.contains(&datagram(1), 11), "the oldest, replaced");
-        assert!([2, 3, 4].iter().all(|&id| r.contains(&datagram(id), 11)));
-        r.insert(datagram(5), 12);
-        assert!(!r.contains(&datagram(3), 12));
-        assert!([2, 4, 5].iter().all(|&id| r.contains(&datagram(id), 12)));
+        r.insert(datagram(2), 10, FirstWent::Dropped); // refused again: it keeps its place, now the newest
+        r.insert(datagram(4), 11, FirstWent::Dropped);
+        assert!(!kept(&r, 1, 11), "the oldest, replaced");
+        assert!([2, 3, 4].iter().all(|&id| kept(&r, id, 11)));
+        r.insert(datagram(5), 12, FirstWent::Dropped);
+        assert!(!kept(&r, 3, 12));
+        assert!([2, 4, 5].iter().all(|&id| kept(&r, id, 12)));
         // None: remembers nothing.
         let mut none = Refused::new(0);
-        none.insert(datagram(1), 0);
-        assert!(!none.contains(&datagram(1), 0));
+        none.insert(datagram(1), 0, FirstWent::Dropped);
+        assert!(!kept(&none, 1, 0));
     }
 }
