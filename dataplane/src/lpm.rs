@@ -135,6 +135,12 @@ impl<V: Copy + PartialEq> IpPrefixTable<V> {
         IpPrefixTable { v4: PrefixTable::build(&v4), v6: PrefixTable::build(&v6) }
     }
 
+    /// Every value some IPv6 address looks up (a value more than once if it holds for
+    /// several ranges).
+    pub fn ipv6_values(&self) -> impl Iterator<Item = V> + '_ {
+        self.v6.values.iter().flatten().copied()
+    }
+
     /// The value of the longest prefix of the family containing `addr`.
     #[inline]
     pub fn lookup(&self, is_ipv6: bool, addr: u128) -> Option<V> {

@@ -218,7 +218,7 @@ pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, l
 }
 
 /// The line for tunnel `t`, held by `iface`'s MTU `link` below its `mtu`. Its remedy is an
-/// mtu that fits, unless it may carry IPv6 (its customer has IPv6 prefixes) and what fits is
+/// mtu that fits, unless it may carry IPv6 (an IPv6 route leads to it) and what fits is
 /// less than IPv6's 1280 bytes: `check-config` refuses such an mtu for an IPv6 route, and
 /// the data plane answers IPv6 packets of up to 1280 bytes with a Packet Too Big below 1280,
 /// which their senders ignore (RFC 8201 section 4): those packets are lost until the link
@@ -232,8 +232,10 @@ fn tunnel_past_link(snap: &crate::snapshot::Snapshot, t: &crate::snapshot::Tunne
         t.mtu,
         t.mtu as usize + t.gre.overhead(),
     );
-    let may_carry_ipv6 =
-        snap.customer_prefixes.iter().any(|(net, c)| *c == t.customer && matches!(net, ipnet::IpNet::V6(_)));
+    // IPv6 reaches a tunnel through an IPv6 route alone (check-config holds those to 1280).
+    let may_carry_ipv6 = snap.customers.get(usize::from(t.customer)).is_some_and(|c| {
+        c.routes.ipv6_values().filter_map(|g| snap.route_groups.get(g as usize)).flatten().any(|n| n.tunnel == t.id)
+    });
     if held >= IPV6_MIN_MTU || !may_carry_ipv6 {
         return format!("{head}; set its mtu to that");
     }
@@ -348,7 +350,7 @@ mod tests {
                     [[customer]]\nname = \"six\"\nprefixes = [\"2001:db8:acbe::/48\"]\n\
                     [[customer.tunnel]]\nname = \"t6\"\nremote = \"2001:db8:3::1\"\nchecksum = true\n\
                     [[customer.route]]\nprefix = \"2001:db8:acbe::/48\"\ntunnel = \"t6\"\n\
-                    [[customer]]\nname = \"four\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer]]\nname = \"four\"\nprefixes = [\"203.0.113.0/24\", \"2001:db8:4::/48\"]\n\
                     [[customer.tunnel]]\nname = \"t4\"\nremote = \"198.51.100.1\"\n\
                     [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t4\"\n";
         let snap = crate::snapshot::Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
@@ -360,6 +362,7 @@ mod tests {
         assert!(six.contains("IPv6 packets of 1253 to 1280 bytes through it are lost"), "{six}");
         assert!(six.ends_with("raise eth0's MTU to at least 1328"), "{six}");
         assert!(!six.contains("set its mtu"), "an mtu of 1252 is refused for its IPv6 route: {six}");
+        // A dual-stack customer's tunnel no IPv6 route leads to carries no IPv6.
         let four = said.iter().find(|l| l.starts_with("transitd: tunnel t4 ")).unwrap();
         let fits = "(larger packets get ICMP errors or are fragmented); set its mtu to that";
         assert!(four.ends_with(&format!("it is held to 1276 {fits}")), "{four}");
