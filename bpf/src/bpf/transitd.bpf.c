@@ -68,8 +68,9 @@ static __always_inline int gre_fate(struct transitd_config *cfg, void *gre, void
 
 /* Whether a later fragment (`key` its datagram in `map`, its family's `gre_refused`) follows
  * its first fragment to the kernel: the program passed that as GRE not ours within
- * REFUSED_GRE_HOLD_NS, and the configuration still passes such GRE (after a reload to
- * `gre_unsupported = "drop"` the data plane drops the rest). */
+ * REFUSED_GRE_HOLD_NS, and the configuration still passes such GRE. After a reload to
+ * `gre_unsupported = "drop"` the rest of a datagram passed before is handed over: the data
+ * plane, which never saw its first, holds it for its reassembly hold and gives it up. */
 static __always_inline int follows_its_first(struct transitd_config *cfg, void *map, const void *key)
 {
 	if (!cfg->gre_not_ours_pass)

@@ -158,7 +158,9 @@ fn later_fragments_of_gre_not_ours_follow_their_first() {
     let aged = |by: u64| map.update(&key, &(seen - by).to_ne_bytes(), MapFlags::ANY).unwrap();
     aged(1_000_000_001);
     assert_eq!(judge(&program, &later), "no_socket", "past the data plane's hold");
-    aged(999_000_000);
+    // Half the hold back: the test runs since the first was recorded (a busy machine may
+    // preempt it for milliseconds) stay well within the rest.
+    aged(500_000_000);
     assert_eq!(judge(&program, &later), "gre_not_ours", "within it");
     assert_eq!(judge(&program, &v4(7, 0x2000, &plain)), "no_socket", "a first of ours under the identity");
     assert_eq!(judge(&program, &later), "no_socket", "a later fragment of that one");

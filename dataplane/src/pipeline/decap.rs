@@ -276,10 +276,12 @@ fn router_of(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer_key: &Key, outer: &IpFr
 /// to). Passed to the host as GRE not ours, the rest follows it there (`gre_unsupported`),
 /// as the XDP program passes it (it remembers the first fragments it passed, `gre_refused`
 /// in `bpf/src/bpf/maps.h`): the host gets the whole datagram, and no slot is held for it.
-/// After a reload to `gre_unsupported = "drop"`, which the program follows at once, or a
-/// first fragment dropped (its GRE not ours under "drop", or no GRE header), the rest is
-/// dropped as it comes (`gre_fragment_of_refused`). A first fragment ends the refusal of its
-/// identity (identifications come round), as the program forgets it.
+/// A first fragment dropped (its GRE not ours under "drop", or no GRE header), or one passed
+/// here before a reload to `gre_unsupported = "drop"`, has the rest dropped as it comes
+/// (`gre_fragment_of_refused`). (Under `run` the program passed the first itself: after such
+/// a reload it hands the rest over, which, its first never seen here, is held and given up.)
+/// A first fragment ends the refusal of its identity (identifications come round), as the
+/// program forgets it.
 #[cold]
 #[inline(never)]
 fn after_refused_first(ctx: &mut Ctx<'_>, frame: &Frame<'_>, outer: &IpFrame) -> Option<Verdict> {
