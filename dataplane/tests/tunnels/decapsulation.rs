@@ -318,34 +318,7 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     let not_ours = [PassReason::GreUnsupported.name(), PassReason::GreUnknownTunnel.name()];
     for gre_unsupported in ["pass", "drop"] {
-        let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
-        let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
-        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
-        let mut seen = std::collections::BTreeMap::new();
-        for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
-            let (decision, _) = program.test_run(frame).expect("test run (needs root)");
-            let (kind, reason) = (verdict.kind(), verdict.reason());
-            let fine = match decision {
-                X::NoSocket => kind != "pass",
-                X::GreNotOurs => (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(verdict),
-                // A chain of extension headers longer than the program walks is the host's
-                // (documented), where the sanity check drops it.
-                X::Passed => {
-                    (kind == "pass" && !not_ours.contains(&reason))
-                        || discarded_by_the_host(verdict)
-                        || *verdict == Verdict::Drop(D::Ipv6ExtensionChain)
-                }
-                _ => false,
-            };
-            assert!(
-                fine,
-                "{gre_unsupported}: frame {} ({:02x?}): the program {}, the pipeline {kind}:{reason}",
-                i + 1,
-                frame,
-                decision.name()
-            );
-            *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
-        }
+        let (verdicts, seen) = judged_alike(&program, &config, gre_unsupported, &frames);
         // Each case the frames are made for came up (else the test would hold nothing).
         let at_least = |decision: X, kind: &str, reason: &str| {
             let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
@@ -373,6 +346,52 @@ fn the_xdp_program_and_the_pipeline_judge_gre_alike() {
             .count();
         assert!(whole_under_v6_ah >= 10, "{gre_unsupported}: {whole_under_v6_ah} frames of GRE under AH over IPv6");
     }
+}
+
+/// How often each (program's decision, verdict kind, reason) came up.
+type CameUp = std::collections::BTreeMap<(&'static str, &'static str, &'static str), u32>;
+
+/// The pipeline's verdicts on `frames` under `config` with `gre_unsupported` set, each held
+/// beside the kernel's test run of the program (its maps programmed from the same
+/// snapshot) to the lines `the_xdp_program_and_the_pipeline_judge_gre_alike` states; and
+/// how often each (decision, verdict, reason) came up, for the callers' own cases.
+fn judged_alike(
+    program: &transitd_bpf::XdpProgram,
+    config: &str,
+    gre_unsupported: &str,
+    frames: &[Vec<u8>],
+) -> (Vec<Verdict>, CameUp) {
+    use transitd_bpf::XdpDecision as X;
+    let not_ours = [PassReason::GreUnsupported.name(), PassReason::GreUnknownTunnel.name()];
+    let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
+    let (verdicts, _, snap) = verdicts_of(&config, frames.to_vec());
+    transitd::run::program_xdp(program, &snap).expect("program the XDP maps");
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
+        let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        let (kind, reason) = (verdict.kind(), verdict.reason());
+        let fine = match decision {
+            X::NoSocket => kind != "pass",
+            X::GreNotOurs => (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(verdict),
+            // A chain of extension headers longer than the program walks is the host's
+            // (documented), where the sanity check drops it.
+            X::Passed => {
+                (kind == "pass" && !not_ours.contains(&reason))
+                    || discarded_by_the_host(verdict)
+                    || *verdict == Verdict::Drop(DropReason::Ipv6ExtensionChain)
+            }
+            _ => false,
+        };
+        assert!(
+            fine,
+            "{gre_unsupported}: frame {} ({:02x?}): the program {}, the pipeline {kind}:{reason}",
+            i + 1,
+            frame,
+            decision.name()
+        );
+        *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
+    }
+    (verdicts, seen)
 }
 
 /// The later fragments of GRE that is not ours go where their first fragment went, in the
@@ -503,32 +522,7 @@ fn gre_to_a_link_group_address_is_judged_as_the_xdp_program_judges_it() {
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     let not_ours = [PassReason::GreUnsupported.name(), PassReason::GreUnknownTunnel.name()];
     for gre_unsupported in ["pass", "drop"] {
-        let config = config.replace("[dos.sanity]", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]"));
-        let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
-        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
-        let mut seen = std::collections::BTreeMap::new();
-        for (i, (frame, verdict)) in frames.iter().zip(&verdicts).enumerate() {
-            let (decision, _) = program.test_run(frame).expect("test run (needs root)");
-            let (kind, reason) = (verdict.kind(), verdict.reason());
-            let fine = match decision {
-                X::NoSocket => kind != "pass",
-                X::GreNotOurs => (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(verdict),
-                // As on unicast: a chain longer than the program walks is the host's.
-                X::Passed => {
-                    (kind == "pass" && !not_ours.contains(&reason))
-                        || discarded_by_the_host(verdict)
-                        || *verdict == Verdict::Drop(DropReason::Ipv6ExtensionChain)
-                }
-                _ => false,
-            };
-            assert!(
-                fine,
-                "{gre_unsupported}: frame {}: the program {}, the pipeline {kind}:{reason}",
-                i + 1,
-                decision.name()
-            );
-            *seen.entry((decision.name(), kind, reason)).or_insert(0u32) += 1;
-        }
+        let (_, seen) = judged_alike(&program, &config, gre_unsupported, &frames);
         // Each side of the line came up (else the test would hold nothing).
         let at_least = |decision: X, kind: &str, reason: &str| {
             let n = seen.get(&(decision.name(), kind, reason)).copied().unwrap_or(0);
