@@ -267,7 +267,7 @@ impl Reassembler {
     pub fn offer(&mut self, packet: &[u8], now: u64, room: usize) -> Offer {
         let Some(p) = read(packet) else { return Offer::Refused(Refusal::Malformed) };
         if p.head.is_some() {
-            self.refused.remove(&p.datagram);
+            self.refused.remove(&p.datagram, now);
         } else if self.refused.went(&p.datagram, now).is_some() {
             return Offer::Refused(Refusal::FirstRefused);
         }
@@ -318,7 +318,7 @@ impl Reassembler {
     pub fn refused_first(&mut self, packet: &[u8], now: u64) -> Option<FirstWent> {
         let p = read(packet)?;
         if p.head.is_some() {
-            self.refused.remove(&p.datagram);
+            self.refused.remove(&p.datagram, now);
             return None;
         }
         self.refused.went(&p.datagram, now)

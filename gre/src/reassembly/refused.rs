@@ -12,12 +12,15 @@ use super::{Datagram, FirstWent, HOLD_NS};
 pub(super) struct Refused {
     /// `None`: free.
     entries: Vec<Option<(Datagram, u64, FirstWent)>>,
+    /// When the newest was refused: past [`HOLD_NS`] after it, every entry is expired, and
+    /// a fragment is answered without a scan (the common case: no GRE refused lately).
+    newest: Option<u64>,
 }
 
 impl Refused {
     /// Room for `len` datagrams.
     pub(super) fn new(len: usize) -> Refused {
-        Refused { entries: vec![None; len] }
+        Refused { entries: vec![None; len], newest: None }
     }
 
     /// Remembers `datagram`, refused at `now`, its first fragment gone as `went`: where it is
@@ -29,18 +32,31 @@ impl Refused {
         let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.map(|(_, at, _)| at)).map(|(i, _)| i);
         if let Some(i) = own.or(oldest) {
             self.entries[i] = Some((datagram, now, went));
+            self.newest = Some(self.newest.map_or(now, |n| n.max(now)));
         }
+    }
+
+    /// Every entry is older than [`HOLD_NS`] at `now` (or there is none).
+    fn all_expired(&self, now: u64) -> bool {
+        self.newest.is_none_or(|newest| now.saturating_sub(newest) > HOLD_NS)
     }
 
     /// Where the first fragment of `datagram` went, if it was refused within [`HOLD_NS`]
     /// before `now`.
     pub(super) fn went(&self, datagram: &Datagram, now: u64) -> Option<FirstWent> {
+        if self.all_expired(now) {
+            return None;
+        }
         let fresh = |(d, at, _): &&(Datagram, u64, FirstWent)| d == datagram && now.saturating_sub(*at) <= HOLD_NS;
         self.entries.iter().flatten().find(fresh).map(|(.., went)| *went)
     }
 
-    /// Forgets `datagram`: its identity is taken by another now (identifications come round).
-    pub(super) fn remove(&mut self, datagram: &Datagram) {
+    /// Forgets `datagram`: its identity is taken by another at `now` (identifications come
+    /// round). An expired entry needs no forgetting: it is refused no more.
+    pub(super) fn remove(&mut self, datagram: &Datagram, now: u64) {
+        if self.all_expired(now) {
+            return;
+        }
         for e in &mut self.entries {
             if e.is_some_and(|(d, ..)| d == *datagram) {
                 *e = None;
@@ -76,7 +92,7 @@ mod tests {
         // Refused again: the hold runs from then, and the first went where it went then.
         r.insert(datagram(1), 200, FirstWent::Passed);
         assert_eq!(r.went(&datagram(1), 200 + HOLD_NS), Some(FirstWent::Passed));
-        r.remove(&datagram(1));
+        r.remove(&datagram(1), 200);
         assert_eq!(r.went(&datagram(1), 200), None);
     }
 
