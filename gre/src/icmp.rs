@@ -35,6 +35,12 @@ pub const ICMPV6_ERROR_MAX: usize = 1280;
 /// header: RFC 792's "Internet Header + 64 bits of Original Data Datagram", the ports by
 /// which the sender finds the socket the error is about (RFC 1122 §3.2.2).
 pub const ICMPV4_QUOTED_DATA_MIN: usize = 8;
+/// Bytes after an IPv6 packet's headers (the fixed one and its extension headers) an ICMPv6
+/// error quotes at the least: the upper-layer header's first 8, its ports, by which the
+/// sender finds the socket the error is about. Linux reads the headers and 8 bytes more of
+/// a quote (`icmpv6_notify`) and drops a shorter one unread (RFC 4443 §2.4 (d): an error
+/// whose upper-layer protocol cannot be found is dropped).
+pub const ICMPV6_QUOTED_DATA_MIN: usize = 8;
 
 /// ICMPv4 echo reply.
 pub const ICMPV4_ECHO_REPLY: u8 = 0;
@@ -135,6 +141,17 @@ pub fn ipv4_quote_suffices(packet: &[u8], quoted: usize) -> bool {
     quoted >= least.max(IPV4_HEADER_LEN)
 }
 
+/// Whether the first `quoted` bytes of an IPv6 packet of `len` bytes whose headers (the
+/// fixed one and its extension headers) take `headers` bytes are a quote an ICMPv6 error
+/// may carry: those headers and [`ICMPV6_QUOTED_DATA_MIN`] bytes after them, or all of a
+/// shorter packet. Less, cut inside the headers or before the ports, reaches no socket of
+/// its sender's: a way too small for it (a tunnel `mtu` under the headers' length and 56,
+/// the error's 48 and 8), or headers longer than an ICMPv6 error may quote, gets no error.
+pub fn ipv6_quote_suffices(len: usize, headers: usize, quoted: usize) -> bool {
+    let least = (headers.max(IPV6_HEADER_LEN) + ICMPV6_QUOTED_DATA_MIN).min(len);
+    quoted >= least.max(IPV6_HEADER_LEN)
+}
+
 /// Whether `a` names one host: not in network 0 (`{0, host}`, RFC 1122 §3.2.1.3, which RFC
 /// 1812 §4.3.2.7 names among the sources never answered), loopback, multicast, broadcast or
 /// class E.
@@ -198,7 +215,8 @@ pub fn icmpv4_error(
 
 /// Writes an ICMPv6 error about the IPv6 packet at `frame[l3..l3 + len]`, from `src` to the
 /// packet's source, in front of it (48 bytes of headroom needed); returns the offset and
-/// length of the new IPv6 packet. The caller has checked [`ipv6_error_allowed`].
+/// length of the new IPv6 packet. The caller has checked [`ipv6_error_allowed`], and
+/// [`ipv6_quote_suffices`] (the extension headers are the caller's to know).
 pub fn icmpv6_error(
     frame: &mut [u8],
     l3: usize,
@@ -413,6 +431,22 @@ mod tests {
         let short = udp_packet(24); // a header and 4 bytes: all of it is the least
         assert!(!ipv4_quote_suffices(&short, 23) && ipv4_quote_suffices(&short, 24));
         assert!(!ipv4_quote_suffices(&plain[..19], 19), "no header");
+    }
+
+    /// The least an ICMPv6 error quotes, as Linux 6.18 took the quotes of transitd's errors
+    /// and scapy's in a veth lab (a UDP socket with IPV6_RECVERR; a shorter quote reached no
+    /// socket and counted in Icmp6InErrors): the headers and 8 bytes. A UDP probe without
+    /// extension headers (58 bytes): 47 refused, 48 taken; behind a 16-byte Destination
+    /// Options header (74 bytes): 63 and 64; behind 1,296 bytes of them, the 1,232 bytes an
+    /// error of 1,280 quotes are refused, 1,344 taken. A shorter packet is quoted whole.
+    #[test]
+    fn an_ipv6_quote_holds_the_headers_and_8_bytes() {
+        for (len, headers, refused, taken) in [(58, 40, 47, 48), (74, 56, 63, 64), (1354, 1336, 1232, 1344)] {
+            assert!(!ipv6_quote_suffices(len, headers, refused), "{len} bytes, {headers} of headers: {refused}");
+            assert!(ipv6_quote_suffices(len, headers, taken), "{len} bytes, {headers} of headers: {taken}");
+        }
+        assert!(!ipv6_quote_suffices(44, 40, 43) && ipv6_quote_suffices(44, 40, 44), "4 bytes of payload: all");
+        assert!(!ipv6_quote_suffices(40, 40, 39), "no fixed header");
     }
 
     #[test]

@@ -509,9 +509,9 @@ pub(super) enum IcmpKind {
 
 /// Rewrites the packet into an ICMP error about it and sends that to the packet's source;
 /// `None` when no error may be sent (RFC 1812 §4.3.2.7, RFC 4443 §2.4, a source of ours or
-/// a link-local one from the Internet, a tunnel's /30 broadcast, a way too small to quote
-/// RFC 792's least, the worker's ICMP rate limit, no IPv6 source address) and the packet is
-/// simply dropped.
+/// a link-local one from the Internet, a tunnel's /30 broadcast, a quote short of the
+/// packet's headers and 8 bytes, the worker's ICMP rate limit, no IPv6 source address) and
+/// the packet is simply dropped.
 pub(super) fn icmp_error(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
@@ -553,12 +553,24 @@ pub(super) fn icmp_error(
         return Some(Verdict::Drop(DropReason::NextHopUnresolved));
     }
     let room = way.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
-    let headers = icmp::ICMP_HEADER_LEN + if ip.is_ipv6 { IPV6_HEADER_LEN } else { IPV4_HEADER_LEN };
-    let quoted = ip.l3_len.min(room.saturating_sub(headers));
-    // A way too small for the header and the 8 bytes after it (RFC 792; a tunnel `mtu` under
-    // 36 bytes more than an optioned header) takes no error, and spends no token: cut inside
-    // the header, the quote named nothing to its sender.
-    if !ip.is_ipv6 && !icmp::ipv4_quote_suffices(packet, quoted) {
+    let (headers, most) = if ip.is_ipv6 {
+        (IPV6_HEADER_LEN + icmp::ICMP_HEADER_LEN, icmp::ICMPV6_ERROR_MAX)
+    } else {
+        (IPV4_HEADER_LEN + icmp::ICMP_HEADER_LEN, icmp::ICMPV4_ERROR_MAX)
+    };
+    // As much as fits the way and the largest error (RFC 1812 §4.3.2.3, RFC 4443 §2.4 (c)).
+    let quoted = ip.l3_len.min(room.min(most).saturating_sub(headers));
+    // A quote that would end before the packet's headers and the 8 bytes after them takes no
+    // error, and spends no token: cut there, it named nothing to its sender (RFC 792; Linux
+    // drops such an ICMPv6 error unread). It comes of a way too small for them (a tunnel
+    // `mtu` under 36 bytes more than an optioned IPv4 header, 56 more than IPv6 headers), or
+    // of IPv6 extension headers longer than an error quotes.
+    let suffices = if ip.is_ipv6 {
+        icmp::ipv6_quote_suffices(ip.l3_len, ip.l4_start.saturating_sub(ip.l3_start), quoted)
+    } else {
+        icmp::ipv4_quote_suffices(packet, quoted)
+    };
+    if !suffices {
         return None;
     }
     if !ctx.limits.icmp.admit(0, 0, ctx.now) {

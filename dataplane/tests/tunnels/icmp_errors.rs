@@ -155,16 +155,7 @@ fn what_goes_back_into_a_small_tunnel_fits_it() {
 /// of one, the probe without options after it still gets its error, read whole by tshark.
 #[test]
 fn no_icmp_error_whose_quote_would_end_inside_the_header() {
-    let (config, _) = tunnel_edge();
-    // IPv6 needs 1280 bytes: acme's IPv6 route goes by its other tunnel here.
-    let config = config
-        .replacen("remote = \"198.51.100.1\"", "remote = \"198.51.100.1\"\nmtu = 80", 1)
-        .replacen(
-            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
-            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
-            1,
-        )
-        .replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 1\n", 1);
+    let config = small_acme_tunnel_one_icmp_token(80);
     let file = temp("quote-too-small");
     scapy_pcap_with_gre(
         &file,
@@ -199,6 +190,96 @@ fn no_icmp_error_whose_quote_would_end_inside_the_header() {
     );
     let _ = std::fs::remove_file(&out);
     assert_eq!(fields.trim(), "198.51.100.1,10.213.0.1,8.8.8.8\t20,20,20\t33434\t1");
+}
+
+/// acme's tunnel at `mtu`, its IPv6 route moved to acme-v6 (IPv6 needs 1280 bytes), and a
+/// burst of one ICMP message: which errors took the token shows.
+fn small_acme_tunnel_one_icmp_token(mtu: u32) -> String {
+    let (config, _) = tunnel_edge();
+    config
+        .replacen("remote = \"198.51.100.1\"", &format!("remote = \"198.51.100.1\"\nmtu = {mtu}"), 1)
+        .replacen(
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-gre\"",
+            "prefix = \"2001:db8:acbe::/48\"\ntunnel = \"acme-v6\"",
+            1,
+        )
+        .replacen("[server]\n", "[server]\nicmp_rate = 1\nicmp_burst = 1\n", 1)
+}
+
+/// The IPv6 twin of the test above: an ICMPv6 error quotes the packet's headers and the 8
+/// bytes after them, or it reaches no socket (Linux reads that much: 6.18 dropped shorter
+/// quotes of transitd's unread in a veth lab, counting them in Icmp6InErrors). A tunnel of
+/// `mtu` 100 leaves 52 bytes behind the error's own 48. Three traceroute probes scapy
+/// writes: from the Internet behind 1,296 bytes of Destination Options (the largest error,
+/// 1,280 bytes, quotes 1,232 of them), out of the tunnel behind 16 bytes of them, and out
+/// of it with none. The first two got errors cut inside their headers (tshark read no UDP
+/// in them), the first taking the only token; now they get none (`ttl_exceeded`), and the
+/// third gets its error, which tshark reads up to the quoted ports.
+#[test]
+fn no_icmpv6_error_whose_quote_would_end_before_the_ports() {
+    let config = small_acme_tunnel_one_icmp_token(100);
+    let file = temp("quote6-too-small");
+    scapy_pcap_with_gre(
+        &file,
+        "udp = UDP(sport=33434, dport=33435)/Raw(b'x' * 10)\n\
+         hop = lambda src, dst: IPv6(src=src, dst=dst, hlim=1)\n\
+         opts = lambda pads: IPv6ExtHdrDestOpt(options=[PadN(optdata=bytes(n)) for n in pads])\n\
+         internet = hop('2001:db8:5::9', '2001:db8:acbe::5')/opts([250] * 5 + [32])/udp\n\
+         router = lambda: hop('2001:db8:acbe::5', '2001:db8:1::1')\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/internet, gre(router()/opts([12])/udp), gre(router()/udp)]",
+    );
+    let (out, stats) = replay_to(&config, &file, "quote6-too-small-out");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(stats.dropped_for(DropReason::TtlExceeded), 2, "the probes with headers too long get no error");
+    assert_eq!(stats.sent_as(TxReason::IcmpTimeExceeded), 1, "the plain one gets its error");
+    // The outer IPv4 destination; the error's and the quoted packet's destinations and next
+    // headers; the quoted ports: one frame, the plain probe's error into acme's tunnel.
+    let fields = tshark_checked(
+        &out,
+        &[
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "ipv6.nxt",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "icmpv6.checksum.status",
+        ],
+    );
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(fields.trim(), "198.51.100.1\t2001:db8:acbe::5,2001:db8:1::1\t58,17\t33434\t1");
+}
+
+/// An ICMPv6 error a tunnel of `mtu` 80 cannot carry (32 bytes left for the quote, less than
+/// the IPv6 header) spent the token before it was found unwritable: with a burst of one, the
+/// IPv4 probe after it (scapy writes both), whose error fits, got none. It spends none now.
+#[test]
+fn an_icmpv6_error_that_cannot_be_written_spends_no_token() {
+    let config = small_acme_tunnel_one_icmp_token(80);
+    let file = temp("quote6-no-room");
+    scapy_pcap_with_gre(
+        &file,
+        "udp = UDP(sport=33434, dport=33435)/Raw(b'x' * 10)\n\
+         frames = [gre(IPv6(src='2001:db8:acbe::5', dst='2001:db8:1::1', hlim=1)/udp),\n\
+                   gre(IP(src='10.213.0.1', dst='8.8.8.8', ttl=1)/udp)]",
+    );
+    let (out, stats) = replay_to(&config, &file, "quote6-no-room-out");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(stats.dropped_for(DropReason::TtlExceeded), 1, "the IPv6 probe gets no error");
+    assert_eq!(stats.sent_as(TxReason::IcmpTimeExceeded), 1, "the IPv4 one gets its error");
+    let args = ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "ip.dst", "-e", "udp.srcport"];
+    let fields = tshark_checked(&out, &args);
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(fields.trim(), "198.51.100.1,10.213.0.1,8.8.8.8\t33434");
 }
 
 /// A TTL-1 packet from a customer's router itself (a traceroute from its tunnel address,
