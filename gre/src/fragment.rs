@@ -53,8 +53,10 @@ impl Plan {
             return Err(FragmentError::DontFragment);
         }
         let header_len = ip.header_len();
-        // A piece that ends past the largest datagram (RFC 791's 65,535 bytes: the "ping of
-        // death") has no fragments with valid offsets.
+        // A piece whose data ends past byte 65,535 (the "ping of death") has no fragments with
+        // valid offsets: the 13-bit field counts 8-byte units up to 65,528. Its datagram may
+        // still pass RFC 791's 65,535 bytes by its first fragment's header (20 to 60 bytes):
+        // only the reassembler, which holds that header, can tell.
         if usize::from(ip.frag_offset()) + packet.len() - header_len > usize::from(u16::MAX) {
             return Err(FragmentError::Malformed);
         }
@@ -248,9 +250,13 @@ mod tests {
         // Offset 65,528 bytes and 1,480 data bytes: the "ping of death". Its later fragment's
         // offset would wrap to 181 units and read as a plausible overlap.
         assert_eq!(Plan::new(&datagram(1500, &[], 0x1fff), 1476), Err(FragmentError::Malformed));
-        // Ending exactly at 65,535 is a datagram's largest size, and fine.
+        // Data ending exactly at byte 65,535 is taken: every offset fits the field. Its
+        // datagram is not at RFC 791's largest size but past it, 65,555 bytes with a 20-byte
+        // header (Total Length counts the header), for its reassembler to refuse. One byte
+        // more is refused here.
         let last = datagram(20 + 7, &[], 0x1fff);
         assert_eq!(Plan::new(&last, 1476).map(|p| p.count()), Ok(1));
+        assert_eq!(Plan::new(&datagram(20 + 8, &[], 0x1fff), 1476), Err(FragmentError::Malformed), "to 65,536");
     }
 
     proptest::proptest! {
