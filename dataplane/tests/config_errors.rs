@@ -740,6 +740,45 @@ fn a_short_health_interval_bounds_the_default_timeout() {
     assert!(e.contains("t.toml:5:14: timeout_ms 200 is longer than interval_ms 100"), "{e}");
 }
 
+/// `timeout_ms` is 1 up to `interval_ms` (docs/configuration.md), and the range an error
+/// states is the range taken. With `interval_ms = 100`, timeouts of 0 to 250 and either side
+/// of an hour were tried: 1 to 100 are taken, and each other one is told 1..=100 or the
+/// interval it is longer than, where 0 and 3600001 were told "not in 1..=3600000", a range
+/// 101 to 3600000 are in and refused from. A refused `down_after` kept a timeout longer than
+/// the interval from being said: its error came only once that was mended.
+#[test]
+fn a_health_timeout_out_of_range_is_told_the_range_taken() {
+    let text = |health: &str| format!("[server]\nanycast = \"192.0.2.1\"\n[health]\ninterval_ms = 100\n{health}");
+    let mut taken = Vec::new();
+    for timeout in (0..=250).chain([3_600_000, 3_600_001]) {
+        let not_in = format!("bad.toml:5:14: timeout_ms {timeout} is not in 1..=100 (interval_ms)");
+        let longer = format!("bad.toml:5:14: timeout_ms {timeout} is longer than interval_ms 100");
+        match &errors(&text(&format!("timeout_ms = {timeout}\n")))[..] {
+            [] => taken.push(timeout),
+            [said] => assert!(*said == not_in || *said == longer, "{said}"),
+            said => panic!("{said:?}"),
+        }
+    }
+    assert_eq!(taken, (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        errors(&text("timeout_ms = 200\ndown_after = 0\n")),
+        [
+            "bad.toml:5:14: timeout_ms 200 is longer than interval_ms 100",
+            "bad.toml:6:14: down_after 0 is not in 1..=100",
+        ]
+    );
+    // A refused interval bounds nothing; a timeout outside every interval's is still told.
+    let text = |health: &str| format!("[server]\nanycast = \"192.0.2.1\"\n[health]\ninterval_ms = 5\n{health}");
+    assert_eq!(
+        errors(&text("timeout_ms = 0\n")),
+        [
+            "bad.toml:4:15: interval_ms 5 is not in 10..=3600000",
+            "bad.toml:5:14: timeout_ms 0 is not in 1..=interval_ms",
+        ]
+    );
+    assert_eq!(errors(&text("timeout_ms = 1000\n")), ["bad.toml:4:15: interval_ms 5 is not in 10..=3600000"]);
+}
+
 #[test]
 fn customer_prefixes_past_half_the_xdp_map_are_refused_at_the_first_one_over() {
     let max = transitd::limits::MAX_PREFIXES_PER_FAMILY;

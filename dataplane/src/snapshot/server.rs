@@ -188,31 +188,51 @@ impl Builder<'_> {
 
     pub(super) fn health(&mut self, h: &config::HealthSection) -> HealthConfig {
         let ms = 1_000_000u64;
-        let mut refused = false;
-        let mut check = |v: &Spanned<u64>, what: &str, range: std::ops::RangeInclusive<u64>| -> u64 {
+        // `None` for a value refused (said here): its stand-in is no one's word, to be
+        // compared with nothing.
+        let mut check = |v: &Spanned<u64>, what: &str, range: std::ops::RangeInclusive<u64>| -> Option<u64> {
             if range.contains(v.get_ref()) {
-                *v.get_ref()
+                Some(*v.get_ref())
             } else {
                 self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
-                refused = true;
-                *range.start()
+                None
             }
         };
-        let interval = check(&h.interval_ms, "interval_ms", 10..=3_600_000);
-        let mut timeout = check(&h.timeout_ms, "timeout_ms", 1..=3_600_000);
-        let down = check(&h.down_after, "down_after", 1..=100) as u32;
-        let up = check(&h.up_after, "up_after", 1..=100) as u32;
-        // Compared only as written: a refused value's stand-in is no one's word.
-        if timeout > interval && !refused {
-            if h.timeout_ms.span() == (0..0) {
-                // The default (250 ms) with a shorter interval: the interval bounds it, or
-                // the prober (which waits for the longer of the two) probes less often
-                // than `interval_ms` says.
-                timeout = interval;
-            } else {
-                self.err(&h.timeout_ms.span(), format!("timeout_ms {timeout} is longer than interval_ms {interval}"));
-            }
-        }
+        let interval = check(&h.interval_ms, "interval_ms", 10..=HEALTH_MS_MAX);
+        let down = check(&h.down_after, "down_after", 1..=100).unwrap_or(1) as u32;
+        let up = check(&h.up_after, "up_after", 1..=100).unwrap_or(1) as u32;
+        let timeout = self.probe_timeout(&h.timeout_ms, interval);
+        let interval = interval.unwrap_or(10);
         HealthConfig { interval_ns: interval * ms, timeout_ns: timeout * ms, down_after: down, up_after: up }
     }
+
+    /// `timeout_ms`: 1 up to `interval_ms` (`interval`, `None` when it was refused), the range
+    /// said where it is not in it, with the interval's value where that was taken. A
+    /// timeout a refused interval's stand-in would bound is not said: it may be right.
+    fn probe_timeout(&mut self, timeout: &Spanned<u64>, interval: Option<u64>) -> u64 {
+        let written = *timeout.get_ref();
+        let most = interval.unwrap_or(HEALTH_MS_MAX);
+        if timeout.span() == (0..0) {
+            // The default (250 ms) with a shorter interval: the interval bounds it, or the
+            // prober (which waits for the longer of the two) probes less often than
+            // `interval_ms` says.
+            return written.min(most);
+        }
+        match interval {
+            Some(interval) if written > interval => {
+                self.err(&timeout.span(), format!("timeout_ms {written} is longer than interval_ms {interval}"));
+            }
+            Some(interval) if written == 0 => {
+                self.err(&timeout.span(), format!("timeout_ms 0 is not in 1..={interval} (interval_ms)"));
+            }
+            None if !(1..=HEALTH_MS_MAX).contains(&written) => {
+                self.err(&timeout.span(), format!("timeout_ms {written} is not in 1..=interval_ms"));
+            }
+            _ => {}
+        }
+        written.clamp(1, most)
+    }
 }
+
+/// The longest `interval_ms`, and so `timeout_ms`: an hour.
+const HEALTH_MS_MAX: u64 = 3_600_000;
