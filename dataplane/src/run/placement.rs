@@ -198,6 +198,10 @@ fn queues(iface: &str, direction: &str) -> anyhow::Result<Vec<u32>> {
 /// The smallest MTU of a link that carries IPv6 (RFC 8200 section 5).
 const IPV6_MIN_MTU: usize = 1280;
 
+/// The smallest MTU of a link that carries IPv4 (RFC 791: every module forwards 68 bytes
+/// unfragmented, a 60-byte header and the least fragment's 8): a tunnel's least `mtu`.
+const IPV4_MIN_MTU: usize = 68;
+
 /// What to say of the tunnels of `snap` whose `mtu`, with the outer headers, is more than
 /// `iface`'s MTU `link` (the first ten, then how many more), and of a `backbone_mtu` more
 /// than it: the data plane holds them to what fits.
@@ -222,7 +226,8 @@ pub(super) fn tunnels_past_link(snap: &crate::snapshot::Snapshot, iface: &str, l
 /// less than IPv6's 1280 bytes: `check-config` refuses such an mtu for an IPv6 route, and
 /// the data plane answers IPv6 packets of up to 1280 bytes with a Packet Too Big below 1280,
 /// which their senders ignore (RFC 8201 section 4): those packets are lost until the link
-/// is raised.
+/// is raised. Nor is it where what fits is less than IPv4's 68 bytes, which `check-config`
+/// refuses for any tunnel: the link is the one to raise.
 fn tunnel_past_link(snap: &crate::snapshot::Snapshot, t: &crate::snapshot::Tunnel, iface: &str, link: usize) -> String {
     let held = t.mtu_on_link(link);
     let head = format!(
@@ -236,6 +241,13 @@ fn tunnel_past_link(snap: &crate::snapshot::Snapshot, t: &crate::snapshot::Tunne
     let may_carry_ipv6 = snap.customers.get(usize::from(t.customer)).is_some_and(|c| {
         c.routes.ipv6_values().filter_map(|g| snap.route_groups.get(g as usize)).flatten().any(|n| n.tunnel == t.id)
     });
+    if !may_carry_ipv6 && held < IPV4_MIN_MTU {
+        return format!(
+            "{head}, less than the {IPV4_MIN_MTU} bytes every IPv4 link carries (RFC 791), which is the least mtu \
+             a tunnel takes; raise {iface}'s MTU to at least {}",
+            IPV4_MIN_MTU + t.gre.overhead()
+        );
+    }
     if held >= IPV6_MIN_MTU || !may_carry_ipv6 {
         return format!("{head}; set its mtu to that");
     }
@@ -370,6 +382,40 @@ mod tests {
         let said = tunnels_past_link(&snap, "eth0", 1328);
         let six = said.iter().find(|l| l.starts_with("transitd: tunnel t6 ")).unwrap();
         assert!(six.ends_with(&format!("it is held to 1280 {fits}")), "{six}");
+    }
+
+    /// A link that holds a tunnel below IPv4's 68 bytes (RFC 791: what every IPv4 link
+    /// carries) is not remedied by the tunnel's mtu either: check-config refuses one below 68.
+    /// A veth of MTU 80 held a keyed tunnel (28 bytes of outer headers) to 52, and `run` said
+    /// "set its mtu to that", which check-config refused ("tunnel mtu 52 is not in
+    /// 68..=65507"). At every link MTU from 60 to 200, the mtu the line names is one the
+    /// configuration takes, and where it names none, the link it names holds the tunnel to 68.
+    #[test]
+    fn every_mtu_the_line_names_is_one_check_config_takes() {
+        let config = |mtu: &str| {
+            format!(
+                "[server]\nanycast = \"192.0.2.1\"\n[[customer]]\nname = \"c\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                 [[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\nkey = 1\n{mtu}\
+                 [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t\"\n"
+            )
+        };
+        let build = |text: &str| crate::snapshot::Snapshot::build(&crate::config::parse("t.toml", text).unwrap());
+        let snap = build(&config("")).unwrap();
+        for link in 60..=200 {
+            let said = tunnels_past_link(&snap, "eth0", link);
+            let [line] = &said[..] else { panic!("{link}: {said:?}") };
+            let held = link - 28;
+            assert!(line.contains(&format!("it is held to {held} (larger packets")), "{line}");
+            if line.ends_with("; set its mtu to that") {
+                let fitted = config(&format!("mtu = {held}\n"));
+                assert!(build(&fitted).is_ok(), "{link}: the mtu named, {held}, is refused: {line}");
+            } else {
+                assert!(line.ends_with("raise eth0's MTU to at least 96"), "{link}: {line}");
+                assert!(build(&config(&format!("mtu = {held}\n"))).is_err(), "{link}: {held} is taken: {line}");
+            }
+        }
+        let said = tunnels_past_link(&snap, "eth0", 80);
+        assert!(said[0].contains("less than the 68 bytes every IPv4 link carries (RFC 791)"), "{said:?}");
     }
 
     #[test]
