@@ -370,8 +370,11 @@ fn a_length_that_lies_counts_the_octets_that_arrived() {
 /// §4.2's Metering Process Reliability Statistics: an options record scoped by the
 /// observation domain, `ignoredPacketTotalCount` the samples lost, `ignoredOctetTotalCount`
 /// their octets, and the times of the first and the last of them (`observationTimeMilliseconds`
-/// twice), the fields that section lists (the packets alone were sent), with the templates
-/// and again whenever more are lost. tshark's IPFIX dissector reads it.
+/// twice), the fields that section lists (the packets alone were sent), once one is lost
+/// (with nothing lost there are no such times: 0 there was read by tshark as 1 January 1970),
+/// with the templates and again whenever more are lost. Each observation domain is told its
+/// own: after a reload to another one, the new one starts from nothing (it was told the old
+/// one's count). tshark's IPFIX dissector reads it.
 #[test]
 fn samples_lost_are_told_to_the_collector() {
     use std::sync::Arc;
@@ -380,20 +383,33 @@ fn samples_lost_are_told_to_the_collector() {
     let port = collector.local_addr().unwrap().port();
     let config = with_ipfix(&root().join("examples/acme.toml"), &format!("127.0.0.1:{port}"), 10);
     let snap = Arc::new(transitd::snapshot::Snapshot::from_path(&config).unwrap());
+    let snapshots = Arc::new(arc_swap::ArcSwap::new(snap.clone()));
     let samples = transitd::ipfix::Samples::new(16);
-    let mut exporter = transitd::ipfix::exporter::Exporter::fixed(samples.clone(), snap.clone());
+    let mut exporter = transitd::ipfix::exporter::Exporter::new(samples.clone(), snapshots.clone());
+    exporter.tick(true); // the templates; nothing lost, no record
     // 2023-11-14 22:13:20.123 UTC, and 5.333 s later.
     let first_ms = 1_700_000_000_123;
     samples.lost.store(1234, Ordering::Relaxed);
     samples.lost_octets.store(98_765, Ordering::Relaxed);
     samples.first_lost_ms.store(first_ms, Ordering::Relaxed);
     samples.last_lost_ms.store(first_ms + 5_333, Ordering::Relaxed);
-    exporter.tick(true); // the templates and the first count
+    exporter.tick(true); // the first count
     exporter.tick(true); // nothing new: nothing sent
     samples.lost.store(5678, Ordering::Relaxed);
     samples.lost_octets.store(456_789, Ordering::Relaxed);
     samples.last_lost_ms.store(first_ms + 60_000, Ordering::Relaxed);
     exporter.tick(true); // the new count
+    // A reload to another observation domain (the domain last in `[ipfix]`, the file's last
+    // section), and one sample lost under it, a minute later.
+    let moved = config.with_extension("domain-2.toml");
+    std::fs::write(&moved, format!("{}observation_domain = 2\n", std::fs::read_to_string(&config).unwrap())).unwrap();
+    snapshots.store(Arc::new(transitd::snapshot::Snapshot::from_path(&moved).unwrap()));
+    exporter.tick(true); // domain 2's templates; nothing lost there yet
+    samples.lost.store(5679, Ordering::Relaxed);
+    samples.lost_octets.store(456_889, Ordering::Relaxed);
+    samples.first_lost_ms.store(first_ms + 61_000, Ordering::Relaxed);
+    samples.last_lost_ms.store(first_ms + 61_000, Ordering::Relaxed);
+    exporter.tick(true); // domain 2's count
     let export = received(&collector, port, "lost");
     let out = Command::new("tshark")
         .arg("-r")
@@ -401,6 +417,9 @@ fn samples_lost_are_told_to_the_collector() {
         .args([
             "-d",
             &format!("udp.port=={port},cflow"),
+            // The messages with a reliability record.
+            "-Y",
+            "cflow.ignore_packets",
             "-T",
             "fields",
             "-e",
@@ -414,7 +433,7 @@ fn samples_lost_are_told_to_the_collector() {
         ])
         .output()
         .unwrap();
-    let _ = (std::fs::remove_file(&export), std::fs::remove_file(&config));
+    let _ = (std::fs::remove_file(&export), std::fs::remove_file(&config), std::fs::remove_file(&moved));
     let domain = snap.ipfix.as_ref().unwrap().observation_domain;
     let rows = String::from_utf8_lossy(&out.stdout).to_string();
     let told: Vec<&str> = rows.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -424,6 +443,7 @@ fn samples_lost_are_told_to_the_collector() {
     let expected = [
         format!("{domain},{domain}\t1234\t98765\t{first},Nov 14, 2023 22:13:25.456000000 UTC"),
         format!("{domain},{domain}\t5678\t456789\t{first},Nov 14, 2023 22:14:20.123000000 UTC"),
+        "2,2\t1\t100\tNov 14, 2023 22:14:21.123000000 UTC,Nov 14, 2023 22:14:21.123000000 UTC".to_string(),
     ];
     assert_eq!(told, expected, "{rows}");
 }

@@ -4,10 +4,11 @@
 //! sample came for `idle_timeout` (and forgotten), or when it has been reported last
 //! `active_timeout` ago (and counted afresh), and when the exporter stops. The exporter
 //! reads the running snapshot for its settings and for customer names; a reload that
-//! changes either reports every open flow first, under the names and sampling it was
-//! counted with. A sample carries the generation of the snapshot it was made under: one
-//! queued across such a reload is reported as a flow of its own under the names it was
-//! made under, never under a customer the index now names. Without `[ipfix]` it only
+//! changes the names, the sampling or the observation domain reports every open flow
+//! first, under the names, sampling and domain it was counted with. A sample carries the
+//! generation of the snapshot it was made under: one queued across such a reload is
+//! reported as a flow of its own under the names it was made under, never under a customer
+//! the index now names (in the new domain's messages, though). Without `[ipfix]` it only
 //! empties the queue, and keeps no replaced snapshot (see `Exporter::follow`).
 //!
 //! Memory is bounded: at most [`MAX_FLOWS`] flows are kept; past that (a flood of spoofed
@@ -125,13 +126,17 @@ pub struct Exporter {
     socket: Option<UdpSocket>,
     /// Collector and domain the templates were last sent for, and when.
     templates_sent: Option<(Ipfix, Instant)>,
-    /// Samples not counted for want of the configuration they were made under
-    /// ([`ExportStats::unnamed`]): with those lost to a full queue, what the collector is told
-    /// was ignored.
-    unnamed: Ignored,
-    /// The ignored samples the collector was last told of (with the templates, and whenever
-    /// more are ignored).
-    lost_reported: Option<Ignored>,
+    /// The counts of the samples lost to a full queue taken so far ([`Samples::take_lost`]).
+    lost_seen: (u64, u64),
+    /// Samples of which no flow record is sent, per observation domain (RFC 7011 §4.2 tells
+    /// them scoped by it, an Observation Domain's counts its own): those lost to a full queue
+    /// while the exporter sent for it, and those not counted for want of the configuration
+    /// they were made under ([`ExportStats::unnamed`]). A reload that changed the domain
+    /// told the new one of the old one's.
+    ignored: HashMap<u32, Ignored>,
+    /// The domain and the ignored samples the collector was last told of (with the
+    /// templates, and whenever more are ignored).
+    ignored_told: Option<(u32, Ignored)>,
     /// Data records sent before, per observation domain (RFC 7011 §3.1).
     sequences: HashMap<u32, u32>,
     /// Counters.
@@ -152,8 +157,9 @@ impl Exporter {
             late: Vec::new(),
             socket: None,
             templates_sent: None,
-            unnamed: Ignored::default(),
-            lost_reported: None,
+            lost_seen: (0, 0),
+            ignored: HashMap::new(),
+            ignored_told: None,
             sequences: HashMap::new(),
             stats: Arc::default(),
         }
@@ -193,9 +199,9 @@ impl Exporter {
             if s.generation > self.counted_under.generation {
                 self.follow(); // a worker took up a reload before the exporter did
             }
-            if self.counted_under.ipfix.is_none() {
+            let Some(domain) = self.counted_under.ipfix.as_ref().map(|c| c.observation_domain) else {
                 continue;
-            }
+            };
             if s.generation == self.counted_under.generation {
                 self.add(&s, now);
                 continue;
@@ -211,7 +217,7 @@ impl Exporter {
                 }
                 None => {
                     self.stats.unnamed.fetch_add(1, Ordering::Relaxed);
-                    self.unnamed.add(&s);
+                    self.ignored.entry(domain).or_insert(Ignored::NONE).add(&s);
                 }
             }
         }
@@ -331,8 +337,11 @@ impl Exporter {
             .templates_sent
             .as_ref()
             .is_none_or(|(sent_for, at)| sent_for != config || at.elapsed() >= config.template_refresh);
-        let lost = self.samples.lost_so_far().and(self.unnamed);
-        let lost_due = templates_due || self.lost_reported != Some(lost);
+        let domain = config.observation_domain;
+        let ignored = self.ignored.entry(domain).or_insert(Ignored::NONE);
+        *ignored = ignored.and(self.samples.take_lost(&mut self.lost_seen));
+        let lost = *ignored;
+        let lost_due = lost.can_be_told() && (templates_due || self.ignored_told != Some((domain, lost)));
         if records.is_empty() && !templates_due && !lost_due {
             return;
         }
@@ -361,7 +370,7 @@ impl Exporter {
         };
         let mut leading = if templates_due { wire::template_set(config.enterprise_number) } else { Vec::new() };
         if lost_due {
-            leading.extend_from_slice(&wire::reliability_set(config.observation_domain, &lost));
+            leading.extend_from_slice(&wire::reliability_set(domain, &lost));
         }
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
         let sequence = self.sequences.entry(config.observation_domain).or_insert(0);
@@ -386,7 +395,7 @@ impl Exporter {
         }
         // Told with the first message: refused, it is told again with the next.
         if told {
-            self.lost_reported = Some(lost);
+            self.ignored_told = Some((domain, lost));
         }
     }
 }
@@ -438,10 +447,12 @@ fn deliver(
 }
 
 /// Whether flows counted under `old` would be reported differently under `new`: another
-/// sampling, or customers named otherwise (a customer added, removed or moved).
+/// sampling, another observation domain (RFC 7011 §3.1: the one that metered a flow reports
+/// it; open flows went out in the new one), or customers named otherwise (a customer added,
+/// removed or moved).
 fn relabels(old: &Snapshot, new: &Snapshot) -> bool {
-    old.ipfix.as_ref().map(|c| c.sample) != new.ipfix.as_ref().map(|c| c.sample)
-        || !old.customers.iter().map(|c| &c.name).eq(new.customers.iter().map(|c| &c.name))
+    let metered = |s: &Snapshot| s.ipfix.as_ref().map(|c| (c.sample, c.observation_domain));
+    metered(old) != metered(new) || !old.customers.iter().map(|c| &c.name).eq(new.customers.iter().map(|c| &c.name))
 }
 
 /// The verdict without what differs per packet (a transmitted frame's offsets).
@@ -679,9 +690,9 @@ prefixes = ["198.18.0.0/24"]
         assert_eq!(x.stats.late.load(Ordering::Relaxed), 2);
         assert_eq!(x.stats.unnamed.load(Ordering::Relaxed), 1);
         // No flow record counts it: the collector is told it was ignored, with its octets
-        // and time.
+        // and time, in the domain the exporter counts under.
         let unnamed = Ignored { packets: 1, octets: 100, first_ms: 5, last_ms: 5 };
-        assert_eq!(x.samples.lost_so_far().and(x.unnamed), unnamed);
+        assert_eq!(x.ignored.get(&1), Some(&unnamed));
         let (_, due) = x.due(true).expect("configured");
         let mut named: Vec<(u128, u32, &str)> =
             due.iter().map(|r| (r.src, r.egress_vrf, r.vrf_name.as_str())).collect();
@@ -728,6 +739,8 @@ prefixes = ["198.18.0.0/24"]
     #[test]
     fn each_observation_domain_counts_its_own_sequence() {
         let mut x = exporter(CONFIG);
+        // A sample lost, for a reliability record to go with domain 1's templates.
+        x.samples.lose(&sample(9, 5, None));
         let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
         collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let snap = x.counted_under.clone();
@@ -749,6 +762,120 @@ prefixes = ["198.18.0.0/24"]
         // Five flow records and the reliability record (RFC 7011 §3.1 counts options data
         // records too).
         assert_eq!(sequence_of_next(&mut x, &config, 1), 6, "domain 1 counts only its own records");
+    }
+
+    /// The sets of `message` (RFC 7011 §3.3.2): each one's ID and what follows its header.
+    fn sets_of(message: &[u8]) -> Vec<(u16, &[u8])> {
+        let mut out = Vec::new();
+        let mut at = 16;
+        while let Some(h) = message.get(at..at + 4) {
+            let len = usize::from(u16::from_be_bytes([h[2], h[3]])).max(4);
+            out.push((u16::from_be_bytes([h[0], h[1]]), message.get(at + 4..at + len).unwrap_or_default()));
+            at += len;
+        }
+        out
+    }
+
+    /// The reliability records of `message`, read as RFC 7011 §4.2's fields in the order of
+    /// template 258: the domain (the scope), the ignored packets and octets, the first and
+    /// the last time.
+    fn reliability_of(message: &[u8]) -> Vec<(u32, Ignored)> {
+        let u64_at = |r: &[u8], at: usize| u64::from_be_bytes(std::array::from_fn(|i| r[at + i]));
+        let sets = sets_of(message).into_iter().filter(|(id, _)| *id == wire::TEMPLATE_RELIABILITY);
+        sets.flat_map(|(_, body)| body.chunks_exact(36))
+            .map(|r| {
+                let ignored = Ignored {
+                    packets: u64_at(r, 4),
+                    octets: u64_at(r, 12),
+                    first_ms: u64_at(r, 20),
+                    last_ms: u64_at(r, 28),
+                };
+                (u32::from_be_bytes([r[0], r[1], r[2], r[3]]), ignored)
+            })
+            .collect()
+    }
+
+    /// The next message `collector` receives (a datagram).
+    fn next_message(collector: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 2048];
+        let len = collector.recv(&mut buf).expect("a message");
+        buf[..len].to_vec()
+    }
+
+    /// With nothing ignored, the templates go out without a reliability record: RFC 7011
+    /// §4.2's times are those of the first and the last packet ignored, and there is none (a
+    /// 0 there was read as 1 January 1970 by tshark). The first sample lost brings the
+    /// record, with its time.
+    #[test]
+    fn nothing_ignored_sends_no_reliability_record() {
+        let mut x = exporter(CONFIG);
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let snap = x.counted_under.clone();
+        let mut config = snap.ipfix.clone().expect("configured");
+        config.collector = collector.local_addr().expect("bound");
+        x.send(&config, &[record(&key(1), &flow(), &config, &snap)]);
+        let first = next_message(&collector);
+        // The template set, the options template set, the flow record's data set: no 258.
+        let ids: Vec<u16> = sets_of(&first).iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [2, 3, wire::TEMPLATE_V4]);
+        assert_eq!(reliability_of(&first), []);
+        // Nothing sent while nothing is due.
+        x.send(&config, &[]);
+        x.samples.lose(&sample(2, 1_700_000_000_123, None));
+        x.send(&config, &[]);
+        let told = Ignored { packets: 1, octets: 100, first_ms: 1_700_000_000_123, last_ms: 1_700_000_000_123 };
+        assert_eq!(reliability_of(&next_message(&collector)), [(1, told)]);
+    }
+
+    /// Each observation domain is told its own ignored samples (RFC 7011 §4.2, scoped by the
+    /// domain): after a reload to domain 2, those lost under domain 1 are not domain 2's (they
+    /// were told as domain 2's, which had lost none), and domain 1's go on from its own.
+    #[test]
+    fn each_observation_domain_is_told_its_own_ignored_samples() {
+        let mut x = exporter(CONFIG);
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let snap = x.counted_under.clone();
+        let mut first = snap.ipfix.clone().expect("configured");
+        first.collector = collector.local_addr().expect("bound");
+        let mut second = first.clone();
+        second.observation_domain = 2;
+        let one = |ms| Ignored { packets: 1, octets: 100, first_ms: ms, last_ms: ms };
+        let told = |x: &mut Exporter, config: &Ipfix| {
+            x.send(config, &[record(&key(1), &flow(), config, &snap)]);
+            reliability_of(&next_message(&collector))
+        };
+        x.samples.lose(&sample(1, 5, None));
+        assert_eq!(told(&mut x, &first), [(1, one(5))]);
+        assert_eq!(told(&mut x, &second), [], "domain 2 has ignored nothing");
+        x.samples.lose(&sample(2, 7, None));
+        assert_eq!(told(&mut x, &second), [(2, one(7))]);
+        // Back to domain 1 (its templates again, and its record with them): its own count.
+        assert_eq!(told(&mut x, &first), [(1, one(5))]);
+    }
+
+    /// A reload to another observation domain reports the open flows in the domain that
+    /// metered them (RFC 7011 §3.1), before it counts under the new one: they went out in the
+    /// new domain's messages.
+    #[test]
+    fn a_reload_to_another_observation_domain_reports_open_flows_in_the_old_one() {
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let address = collector.local_addr().expect("bound").to_string();
+        let to_collector = CONFIG.replace("127.0.0.1:9", &address);
+        let snapshots = Arc::new(ArcSwap::new(snapshot(&to_collector)));
+        let mut x = Exporter::new(Samples::new(16), snapshots.clone());
+        x.add(&sample(1, 5, None), Instant::now());
+        let moved = snapshot(&to_collector.replace("[ipfix]", "[ipfix]\nobservation_domain = 2"));
+        assert!(relabels(&x.counted_under, &moved));
+        snapshots.store(moved);
+        x.tick(true);
+        let domain = |m: &[u8]| u32::from_be_bytes([m[12], m[13], m[14], m[15]]);
+        let message = next_message(&collector);
+        let flows = sets_of(&message).iter().any(|(id, _)| *id == wire::TEMPLATE_V4);
+        assert_eq!((domain(&message), flows), (1, true), "the open flow, in domain 1");
+        assert!(x.flows.is_empty());
     }
 
     /// A refused first message, which carries the templates, ends the batch: the messages
@@ -786,6 +913,8 @@ prefixes = ["198.18.0.0/24"]
     #[test]
     fn templates_lost_with_their_message_go_out_with_the_next() {
         let mut x = exporter(CONFIG);
+        // A sample lost, for a reliability record to go with the templates.
+        x.samples.lose(&sample(9, 5, None));
         let snap = x.counted_under.clone();
         let mut config = snap.ipfix.clone().expect("configured");
         // Linux refuses a broadcast destination to a socket without SO_BROADCAST (EACCES).

@@ -65,40 +65,46 @@ pub struct FlowSample {
 /// (`ignoredOctetTotalCount`), and when the first and the last of them were received (two
 /// `observationTimeMilliseconds`), so that a collector scaling counts knows how short they
 /// are, and when.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ignored {
     /// Samples.
     pub packets: u64,
     /// Their octets, as a flow record would have counted them.
     pub octets: u64,
-    /// When the first was received (ms since the Unix epoch; 0 while none was).
+    /// When the first was received (ms since the Unix epoch; `u64::MAX` while none is known).
     pub first_ms: u64,
-    /// When the last was received (0 while none was).
+    /// When the last was received (0 while none is known).
     pub last_ms: u64,
 }
 
 impl Ignored {
+    /// Nothing ignored. Its times are those of no sample, what `min` and `max` leave as they
+    /// find (a 0 for the first was the earliest time of all, and came out as 1970).
+    pub const NONE: Ignored = Ignored { packets: 0, octets: 0, first_ms: u64::MAX, last_ms: 0 };
+
     /// Counts `s` in.
     pub fn add(&mut self, s: &FlowSample) {
         let ms = s.timestamp_ns / 1_000_000;
-        self.first_ms = if self.packets == 0 { ms } else { self.first_ms.min(ms) };
-        self.last_ms = self.last_ms.max(ms);
-        self.packets += 1;
-        self.octets += u64::from(s.octets);
+        *self = self.and(Ignored { packets: 1, octets: u64::from(s.octets), first_ms: ms, last_ms: ms });
     }
 
     /// These and `other` together.
     pub fn and(self, other: Ignored) -> Ignored {
-        match (self.packets, other.packets) {
-            (0, _) => other,
-            (_, 0) => self,
-            _ => Ignored {
-                packets: self.packets + other.packets,
-                octets: self.octets + other.octets,
-                first_ms: self.first_ms.min(other.first_ms),
-                last_ms: self.last_ms.max(other.last_ms),
-            },
+        Ignored {
+            packets: self.packets.wrapping_add(other.packets),
+            octets: self.octets.wrapping_add(other.octets),
+            first_ms: self.first_ms.min(other.first_ms),
+            last_ms: self.last_ms.max(other.last_ms),
         }
+    }
+
+    /// Whether there is a record to send: RFC 7011 §4.2's times are those of the first and
+    /// the last sample ignored, which do not exist until one is (nor are known for a sample
+    /// counted before its time reached the exporter; see [`Samples::take_lost`]). IPFIX has no
+    /// null: sent as 0 they said 1970; and a total counter starts at 0 (RFC 7012's
+    /// totalCounter), which needs no record to be known.
+    pub fn can_be_told(&self) -> bool {
+        self.packets > 0 && self.first_ms <= self.last_ms
     }
 }
 
@@ -106,12 +112,12 @@ impl Ignored {
 #[derive(Debug)]
 pub struct Samples {
     queue: ArrayQueue<FlowSample>,
-    /// Samples lost to a full queue.
+    /// Samples lost to a full queue, since the start.
     pub lost: AtomicU64,
     /// Their octets.
     pub lost_octets: AtomicU64,
-    /// When the first and the last of them were received (ms since the Unix epoch; `u64::MAX`
-    /// and 0 while none was).
+    /// When the first and the last of those lost since the exporter last took their times
+    /// were received (ms since the Unix epoch; `u64::MAX` and 0 while none was).
     pub first_lost_ms: AtomicU64,
     /// See `first_lost_ms`.
     pub last_lost_ms: AtomicU64,
@@ -137,23 +143,41 @@ impl Samples {
     /// Counts `s` lost: the queue had no room for it.
     fn lose(&self, s: &FlowSample) {
         let ms = s.timestamp_ns / 1_000_000;
-        self.first_lost_ms.fetch_min(ms, Ordering::Relaxed);
-        self.last_lost_ms.fetch_max(ms, Ordering::Relaxed);
+        // Every worker comes here at once when the exporter falls behind, many times in a
+        // millisecond: a look at each time first leaves the shared line to be read, where a
+        // read-modify-write took it from the others for each sample. Sound because between
+        // the exporter's takes the first time only falls and the last only rises (a look
+        // that finds this time already covered is right until the next take), and a take
+        // leaves `u64::MAX` and 0, which no time is covered by.
+        if ms < self.first_lost_ms.load(Ordering::Relaxed) {
+            self.first_lost_ms.fetch_min(ms, Ordering::Relaxed);
+        }
+        if ms > self.last_lost_ms.load(Ordering::Relaxed) {
+            self.last_lost_ms.fetch_max(ms, Ordering::Relaxed);
+        }
         self.lost_octets.fetch_add(u64::from(s.octets), Ordering::Relaxed);
-        self.lost.fetch_add(1, Ordering::Relaxed);
+        // Release, the count last: an exporter that counts this sample sees its octets and
+        // its times ([`Samples::take_lost`]).
+        self.lost.fetch_add(1, Ordering::Release);
     }
 
-    /// The samples lost so far. (Read while a worker counts one in, the counts may be a
-    /// sample apart: the next report, which a change in any of them brings, has it whole.)
-    pub fn lost_so_far(&self) -> Ignored {
-        let packets = self.lost.load(Ordering::Relaxed);
-        let first = self.first_lost_ms.load(Ordering::Relaxed);
-        Ignored {
-            packets,
-            octets: self.lost_octets.load(Ordering::Relaxed),
-            first_ms: if first == u64::MAX { 0 } else { first },
-            last_ms: self.last_lost_ms.load(Ordering::Relaxed),
-        }
+    /// The samples lost since the last take, `seen` being the counts it took (advanced to
+    /// these), and the times of those lost since: for the exporter alone, which tells each
+    /// observation domain its own. Taken while a worker counts one in, the octets or the
+    /// times of that one may come before its count: the count comes with the next take.
+    pub fn take_lost(&self, seen: &mut (u64, u64)) -> Ignored {
+        // Acquire, paired with `lose`'s Release: the times of every sample counted here are
+        // in the swaps below, or were in an earlier take's.
+        let packets = self.lost.load(Ordering::Acquire);
+        let octets = self.lost_octets.load(Ordering::Relaxed);
+        let taken = Ignored {
+            packets: packets.wrapping_sub(seen.0),
+            octets: octets.wrapping_sub(seen.1),
+            first_ms: self.first_lost_ms.swap(u64::MAX, Ordering::Relaxed),
+            last_ms: self.last_lost_ms.swap(0, Ordering::Relaxed),
+        };
+        *seen = (packets, octets);
+        taken
     }
 }
 
@@ -348,10 +372,41 @@ mod tests {
         sampler.record(&snap, &[Outcome::new(Verdict::Pass(crate::pipeline::PassReason::NotIp)); 3]);
         assert_eq!(samples.pop().map(|s| s.timestamp_ns), Some(1_000_000), "the first, queued");
         // The second and the third, lost: 32 octets each (their IPv4 total length).
-        assert_eq!(samples.lost_so_far(), Ignored { packets: 2, octets: 64, first_ms: 2, last_ms: 3 });
+        let mut seen = (0, 0);
+        assert_eq!(samples.take_lost(&mut seen), Ignored { packets: 2, octets: 64, first_ms: 2, last_ms: 3 });
+        // Taken: the next take has nothing, and no times (the times of none).
+        assert_eq!((samples.take_lost(&mut seen), seen), (Ignored::NONE, (2, 64)));
         let other = Ignored { packets: 1, octets: 10, first_ms: 1, last_ms: 1 };
         let both = Ignored { packets: 3, octets: 74, first_ms: 1, last_ms: 3 };
-        assert_eq!((samples.lost_so_far().and(other), Ignored::default().and(other)), (both, other));
+        let lost = Ignored { packets: 2, octets: 64, first_ms: 2, last_ms: 3 };
+        assert_eq!((lost.and(other), Ignored::NONE.and(other)), (both, other));
+        assert!(!Ignored::NONE.can_be_told() && both.can_be_told());
+    }
+
+    /// RFC 7011 §4.2's first and last ignored are the earliest and the latest time of the
+    /// samples lost, whatever order the workers lose them in, and whatever each look before
+    /// its read-modify-write lets through (a brute-force minimum and maximum over the same
+    /// samples, from four threads); a take in the middle of it splits them, and the two
+    /// takes together are the whole.
+    #[test]
+    fn the_times_of_lost_samples_are_their_minimum_and_maximum() {
+        let samples = Samples::new(1);
+        let times_of = |thread: u64| (0..2_000u64).map(move |i| (i * 7_919 + thread * 104_729) % 10_007 + 1);
+        let sample =
+            |ms: u64| FlowSample { timestamp_ns: ms * 1_000_000 + 999_999, octets: 3, ..sample_of_bytes(&UDP_FRAME) };
+        let mut seen = (0, 0);
+        let mut taken = Ignored::NONE;
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let samples = &samples;
+                scope.spawn(move || times_of(thread).for_each(|ms| samples.lose(&sample(ms))));
+            }
+            taken = samples.take_lost(&mut seen);
+        });
+        let whole = taken.and(samples.take_lost(&mut seen));
+        let all: Vec<u64> = (0..4).flat_map(times_of).collect();
+        let (first_ms, last_ms) = (*all.iter().min().expect("times"), *all.iter().max().expect("times"));
+        assert_eq!(whole, Ignored { packets: 8_000, octets: 24_000, first_ms, last_ms });
     }
 
     /// A jumbogram's octets are its fixed header's 40 and the payload length its Jumbo
