@@ -407,8 +407,8 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
             };
             let su = snap.soft_unicast.as_ref().map_or(String::new(), |su| {
                 format!(
-                    "; soft-unicast: {} egress addresses, this server {}",
-                    su.plan.owners.len(),
+                    "; soft-unicast: {}, this server {}",
+                    transitd::report::counted_as(su.plan.owners.len(), "egress address", "egress addresses"),
                     su.owners.servers[usize::from(su.this_server)]
                 )
             });

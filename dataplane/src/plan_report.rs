@@ -6,21 +6,29 @@ use std::net::Ipv4Addr;
 
 use portslice::{Move, Plan};
 
+use crate::report::{counted, counted_as};
+
 /// The plan for people; `moves` is `None` for a plan made afresh.
 pub fn render(plan: &Plan, moves: Option<&[Move]>) -> String {
     let mut out = String::new();
     let addresses = plan.owners.len();
+    let per_address = usize::from(plan.slices_per_ip);
     let (first, _) = plan.slice_ports(0);
     let (_, last) = plan.slice_ports(plan.slices_per_ip.saturating_sub(1));
+    // The slices of one address and of all of them, each said as such: "3 egress addresses,
+    // 31 slices" read as 31 in all, while the servers below hold 93.
     let _ = writeln!(
         out,
-        "{addresses} egress addresses, {} slices of {} ports each (ports {first}-{last})",
-        plan.slices_per_ip, plan.spec.slice_size
+        "{}, {} on each (ports {first}-{last}): {} of {} ports",
+        counted_as(addresses, "egress address", "egress addresses"),
+        counted(per_address, "slice"),
+        counted(addresses * per_address, "slice"),
+        plan.spec.slice_size
     );
     for dc in &plan.spec.data_centres {
         for server in &dc.servers {
             let slices = plan.slices_of(server);
-            let _ = writeln!(out, "server {server} (data centre {}): {} slices", dc.name, slices.len());
+            let _ = writeln!(out, "server {server} (data centre {}): {}", dc.name, counted(slices.len(), "slice"));
             // Adjacent slices of one address print as one range.
             let mut by_ip: Vec<(u32, Vec<(u16, u16)>)> = Vec::new();
             for (ip, a, b) in slices {
@@ -43,7 +51,8 @@ pub fn render(plan: &Plan, moves: Option<&[Move]>) -> String {
             let _ = writeln!(out, "new plan (no previous plan given)");
         }
         Some(moves) => {
-            let _ = writeln!(out, "{} slices move", moves.len());
+            let verb = if moves.len() == 1 { "moves" } else { "move" };
+            let _ = writeln!(out, "{} {verb}", counted(moves.len(), "slice"));
             for m in moves {
                 let (a, b) = plan.slice_ports(m.slice);
                 let from = m.from.as_deref().unwrap_or("(new)");

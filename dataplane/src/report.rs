@@ -56,7 +56,13 @@ pub fn line(out: &mut String, verdict: &str, reason: &str, n: f64) {
 
 /// `n` and `what`, plural unless one (`1 customer`, `2 tunnels`).
 pub fn counted(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    counted_as(n, what, &format!("{what}s"))
+}
+
+/// `n` and `one`, or `many` unless one, for a plural that is not an `s` added
+/// (`1 egress address`, `3 egress addresses`).
+pub fn counted_as(n: usize, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
 
 /// `0-3,6` for a sorted list of numbers (CPUs, queues).

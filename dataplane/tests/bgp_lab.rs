@@ -166,6 +166,7 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
         via("203.0.113.0/24").as_deref() == Some("10.2.0.2")
     });
     assert!(first.log().contains("did not stop cleanly"), "{}", first.log());
+    assert!(first.log().contains("; 1 such start in a row)"), "{}", first.log());
     assert_eq!(send_and_count(&lab), (20, 0));
 
     // A hung transitd (stopped, its guard still running) says nothing: withdrawn after

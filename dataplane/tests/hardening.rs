@@ -427,7 +427,7 @@ fn flags_are_checked_before_the_program_is_attached() {
     for (cores, expected) in [
         ("9999", "--cores: CPU 9999 is not one this process may run on"),
         ("1000", "--cores: CPU 1000 is not one this process may run on"),
-        ("0,1", "--cores lists 2 CPUs for 1 queues"),
+        ("0,1", "--cores lists 2 CPUs for 1 queue: give one per queue"),
     ] {
         let out = lab
             .cmd("dut", env!("CARGO_BIN_EXE_transitd"))

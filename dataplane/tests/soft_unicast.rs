@@ -285,6 +285,75 @@ fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `plan` and `check-config` count in the singular where there is one, and the plan's first
+/// line says its slices per address and in all: it said "1 egress addresses, 3 slices of
+/// 16384 ports each", "1 slices", "1 slices move", and for the test fleet "31 slices" while
+/// its servers held 93. The counts are worked out here from the section (whole slices of
+/// `slice_size` above `reserved_ports`), not taken from the code.
+#[test]
+fn plan_counts_say_one_as_one_and_slices_per_address_and_in_all() {
+    let dir = std::env::temp_dir().join(format!("transitd-plan-counts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    // The test fleet: 31 whole 2048-port slices above port 1024 on each of its three
+    // addresses (198.18.200.1/32 and 198.18.201.0/31), 93 in all, which its servers share.
+    let (fleet, _) = fleet();
+    let fleet_file = dir.join("fleet.toml");
+    std::fs::write(&fleet_file, &fleet).unwrap();
+    let per_address = (65536 - 1024) / 2048;
+    let last = 1024 + per_address * 2048 - 1;
+    let said = lines(&transitd(&["plan", "-c", fleet_file.to_str().unwrap()]));
+    assert_eq!(
+        said[0],
+        format!(
+            "3 egress addresses, {per_address} slices on each (ports 1024-{last}): {} slices of 2048 ports",
+            3 * per_address
+        )
+    );
+    let held: usize = said
+        .iter()
+        .filter(|l| l.starts_with("server "))
+        .map(|l| l.rsplit(": ").next().unwrap().trim_end_matches(" slices").parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(held, 3 * per_address, "{said:?}");
+
+    // One address of three 16384-port slices, one server: every count is one but the slices.
+    let one = "[server]\nanycast = \"192.0.2.1\"\nmac = \"02:00:00:00:00:01\"\nnext_hop_mac = \"02:00:00:00:00:fe\"\n\n\
+               [dos.sanity]\nbogons = false\n\n\
+               [soft_unicast]\nthis_server = \"a1\"\nslice_size = 16384\nreserved_ports = 1024\n\n\
+               [[soft_unicast.data_centre]]\nname = \"a\"\nbackbone = \"10.9.0.11\"\n\n\
+               [[soft_unicast.server]]\nname = \"a1\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.11\"\n\n\
+               [[soft_unicast.egress]]\nprefix = \"198.18.200.1/32\"\ndata_centre = \"a\"\ncountry = \"GB\"\n";
+    let (one_file, plan) = (dir.join("one.toml"), dir.join("plan.json"));
+    std::fs::write(&one_file, one).unwrap();
+    let per_address = (65536 - 1024) / 16384;
+    let last = 1024 + per_address * 16384 - 1;
+    let said = lines(&transitd(&["plan", "-c", one_file.to_str().unwrap(), "--out", plan.to_str().unwrap()]));
+    assert_eq!(
+        said[0],
+        format!(
+            "1 egress address, {per_address} slices on each (ports 1024-{last}): {per_address} slices of 16384 ports"
+        )
+    );
+    let checked = lines(&transitd(&["check-config", one_file.to_str().unwrap()]));
+    assert!(checked[0].ends_with("; soft-unicast: 1 egress address, this server a1)"), "{checked:?}");
+    // A second server takes one of the three: a2 holds one slice, and one slice moves.
+    let two = one.replace(
+        "[[soft_unicast.egress]]",
+        "[[soft_unicast.server]]\nname = \"a2\"\ndata_centre = \"a\"\nbackbone = \"10.9.0.12\"\n\n[[soft_unicast.egress]]",
+    );
+    let two_file = dir.join("two.toml");
+    std::fs::write(&two_file, two).unwrap();
+    let said = lines(&transitd(&["plan", "-c", two_file.to_str().unwrap(), "--previous", plan.to_str().unwrap()]));
+    assert!(said.contains(&"server a2 (data centre a): 1 slice".to_string()), "{said:?}");
+    assert!(said.contains(&"server a1 (data centre a): 2 slices".to_string()), "{said:?}");
+    assert!(said.contains(&"1 slice moves".to_string()), "{said:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Every command that reads a configuration says its warnings, alike (`warning:
 /// file:line:col: ...`), once: `plan` said none, so a city the geofeed would publish with a
 /// comma (RFC 8805 §2.1.1.4: a city "SHOULD be free UTF-8 text, excluding the comma") went

@@ -122,13 +122,14 @@ impl Announcer {
             let before: u32 = text.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
             self.unclean_starts = before.saturating_add(1);
             log_line!(
-                "transitd: the last run announcing through {} did not stop cleanly ({} is there; {} such starts in a \
-                 row): announcing once well for announce_after_ms{}",
+                "transitd: the last run announcing through {} did not stop cleanly ({} is there; {} in a row): \
+                 announcing once well for announce_after_ms{}",
                 include.display(),
                 marker.display(),
-                self.unclean_starts,
+                crate::report::counted(self.unclean_starts as usize, "such start"),
                 match self.unclean_starts {
                     1 => String::new(),
+                    2 => ", doubled (at most ten minutes)".to_string(),
                     n => format!(", doubled {} times (at most ten minutes)", n - 1),
                 }
             );

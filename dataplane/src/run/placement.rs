@@ -126,10 +126,10 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
                 // milliseconds, and both rx rings overflow meanwhile: said, not refused (a
                 // lab's veth has more queues than a small machine has CPUs).
                 log_line!(
-                    "transitd: warning: {} queues but {} CPUs to run on ({}): workers share CPUs; choose \
-                     queues with --queues (and CPUs with --cores)",
-                    queues.len(),
-                    allowed.len(),
+                    "transitd: warning: {} but {} to run on ({}): workers share CPUs; choose queues with \
+                     --queues (and CPUs with --cores)",
+                    counted(queues.len(), "queue"),
+                    counted(allowed.len(), "CPU"),
                     ranges(&allowed)
                 );
             }
@@ -138,9 +138,9 @@ pub(super) fn cores_for(queues: &[u32], asked: Option<&[usize]>) -> anyhow::Resu
         Some(cores) => {
             anyhow::ensure!(
                 cores.len() == queues.len(),
-                "--cores lists {} CPUs for {} queues: give one per queue",
-                cores.len(),
-                queues.len()
+                "--cores lists {} for {}: give one per queue",
+                counted(cores.len(), "CPU"),
+                counted(queues.len(), "queue")
             );
             if let Some(c) = cores.iter().find(|c| !allowed.contains(c)) {
                 anyhow::bail!("--cores: CPU {c} is not one this process may run on (allowed: {})", ranges(&allowed));
