@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::limits::{MAX_IDLE_SLEEP_US, MAX_SECONDS_FLAG};
+use crate::limits::{
+    MAX_CAPTURE_SNAPLEN, MAX_IDLE_SLEEP_US, MAX_NAPI_DEFER, MAX_SECONDS_FLAG, MAX_UMEM_FRAMES, MIN_CAPTURE_BYTES,
+    MIN_CAPTURE_SNAPLEN, MIN_UMEM_FRAMES,
+};
 use crate::run::{ConfigSource, RunOptions, parse_list};
 
 /// transitd: a userspace edge packet processor (Magic-Transit-style GRE ingress,
@@ -71,7 +74,8 @@ pub enum Command {
         /// Where `transitd run` serves metrics (its --metrics): IP:PORT, or HOST:PORT.
         #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR, value_parser = parse_endpoint)]
         metrics: Endpoint,
-        /// Scrape twice, this many seconds apart, and print rates per second instead of totals.
+        /// Scrape twice, this many seconds apart (more than 0, at most 86400), and print rates
+        /// per second instead of totals.
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
         interval: Option<Duration>,
         /// Print the metrics as served to Prometheus, in OpenMetrics (`promtool check metrics`
@@ -236,11 +240,12 @@ pub struct RunArgs {
     /// them (counted).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub punt_rate: u32,
-    /// Seconds between progress lines (per-worker pps, drops by reason); 0 for none.
+    /// Seconds between progress lines (per-worker pps, drops by reason), at most 86400; 0 for
+    /// none.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub stats_interval: Duration,
-    /// Microseconds to sleep when a poll finds nothing; 0 (default) busy-polls, which keeps
-    /// one core per worker at 100%.
+    /// Microseconds to sleep when a poll finds nothing, at most 1000000; 0 (default)
+    /// busy-polls, which keeps one core per worker at 100%.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     pub idle_sleep_us: u64,
     /// Preferred busy polling: the sockets ask for it (SO_PREFER_BUSY_POLL), and a poll that
@@ -250,15 +255,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub busy_poll: bool,
     /// Set the interface's napi_defer_hard_irqs for the run (restored at exit): polls the
-    /// kernel makes without re-enabling the NIC's interrupt, while busy polling (e.g. 2).
-    #[arg(long, value_name = "N")]
+    /// kernel makes without re-enabling the NIC's interrupt, while busy polling (e.g. 2; at
+    /// most 2147483647, the kernel's bound).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_NAPI_DEFER)))]
     pub napi_defer: Option<u32>,
     /// Set the interface's gro_flush_timeout for the run (restored at exit): nanoseconds
     /// before the interrupt comes back when busy polling stops (e.g. 200000).
     #[arg(long, value_name = "NS")]
     pub gro_flush_timeout: Option<u64>,
     /// UMEM frames per queue: 256 to 1,048,576, of 4 KiB each.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(i64::from(MIN_UMEM_FRAMES)..=i64::from(MAX_UMEM_FRAMES)))]
     pub frames: u32,
     /// Serve metrics (Prometheus/OpenMetrics text) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR)]
@@ -268,8 +275,8 @@ pub struct RunArgs {
     pub no_metrics: bool,
     /// Seconds between looks at the configuration file and the files it names (`[[list]]`
     /// files, the soft-unicast plan): a change is reloaded (as SIGHUP does) once they stay the
-    /// same for one look; 0 looks at no file (reloads come on SIGHUP, and from etcd's own
-    /// watch).
+    /// same for one look (at most 86400); 0 looks at no file (reloads come on SIGHUP, and from
+    /// etcd's own watch).
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
     pub watch_interval: Duration,
     /// Drop capture.
@@ -307,10 +314,8 @@ impl CaptureArgs {
     pub fn options(&self) -> anyhow::Result<Option<crate::dropcap::CaptureOptions>> {
         let Some(path) = &self.capture_drops else { return Ok(None) };
         crate::dropcap::check_path(path)?;
-        // Below a kilobyte the file's own headers and one short frame do not fit: every
-        // frame would be counted over the bound and none kept.
         anyhow::ensure!(
-            self.capture_max_size >= 1_000,
+            self.capture_max_size >= MIN_CAPTURE_BYTES,
             "--capture-max-size {} holds no frame: give at least 1K",
             self.capture_max_size
         );
@@ -319,7 +324,10 @@ impl CaptureArgs {
             // 65536, which the default (the frame size) may be: a frame of several buffers
             // (jumbo, multi-buffer) is longer and cut there, as by the default. pcapng readers
             // take up to 262144 (libpcap's and Wireshark's bound).
-            anyhow::ensure!((64..=65536).contains(&n), "--capture-snaplen {n} is not between 64 and 65536");
+            anyhow::ensure!(
+                (MIN_CAPTURE_SNAPLEN..=MAX_CAPTURE_SNAPLEN).contains(&n),
+                "--capture-snaplen {n} is not between {MIN_CAPTURE_SNAPLEN} and {MAX_CAPTURE_SNAPLEN}"
+            );
         }
         Ok(Some(crate::dropcap::CaptureOptions {
             path: path.clone(),
@@ -526,6 +534,21 @@ mod tests {
                 .contains("--cores")
         );
         assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "99999999"]).is_err());
+        // Past its bound a number flag says the bound, not its type's: `--frames 4294967296`
+        // was "not in 0..=4294967295", and `--napi-defer 2147483648` reached the kernel.
+        let refused = |flag: &str, value: &str| {
+            Cli::try_parse_from(["transitd", "run", "-c", "x", "--iface", "e", flag, value]).unwrap_err().to_string()
+        };
+        for value in ["255", "1048577", "4294967296"] {
+            let e = refused("--frames", value);
+            assert!(e.contains(&format!("{value} is not in 256..=1048576")), "{e}");
+        }
+        let e = refused("--napi-defer", "2147483648");
+        assert!(e.contains("2147483648 is not in 0..=2147483647"), "{e}");
+        assert_eq!(
+            parse(&["transitd", "run", "-c", "x", "--iface", "e", "--napi-defer", "2147483647"]).unwrap().napi_defer,
+            Some(2147483647)
+        );
         // A punt device name Linux would refuse is refused before anything is attached.
         for bad in ["", "a-name-of-16-byt", "a/b", "a:b", "a b", ".", ".."] {
             let e = parse(&["transitd", "run", "-c", "x", "--iface", "e", "--punt-device", bad]).unwrap_err();

@@ -84,6 +84,18 @@ pub const MAX_LIST_ENTRIES: usize = 1024;
 pub const MAX_SECONDS_FLAG: u64 = 86_400;
 /// Longest `--idle-sleep-us`: a second.
 pub const MAX_IDLE_SLEEP_US: u64 = 1_000_000;
+/// Largest `--napi-defer`: the kernel's own bound on `napi_defer_hard_irqs` (`S32_MAX`).
+/// Kernels before its 2024 fix ("net: napi: Make napi_defer_irqs u32") kept the value in an
+/// `int`, so a larger one read back negative and deferred nothing; later ones refuse it
+/// (ERANGE), which a run found only when it came to write it.
+pub const MAX_NAPI_DEFER: u32 = i32::MAX as u32;
+/// Fewest bytes `--capture-snaplen` keeps of a frame: below it a frame's headers are cut.
+pub const MIN_CAPTURE_SNAPLEN: usize = 64;
+/// Most bytes `--capture-snaplen` keeps of a frame: the largest frame size.
+pub const MAX_CAPTURE_SNAPLEN: usize = 65_536;
+/// Smallest `--capture-max-size`: below a kilobyte the file's own headers and one short
+/// frame do not fit, so every frame would be counted over the bound and none kept.
+pub const MIN_CAPTURE_BYTES: u64 = 1_000;
 /// Errors reported for one configuration: the first ones are what a person reads.
 pub const MAX_REPORTED_ERRORS: usize = 100;
 /// Longest name (customer, tunnel, rule, bucket, server, data centre).

@@ -238,6 +238,12 @@ fn limits_are_documented_as_the_code_sets_them() {
         ("`--queues`, `--cores` entries", MAX_LIST_ENTRIES as u64),
         ("`--frames`", u64::from(MAX_UMEM_FRAMES)),
         ("`--frames`", u64::from(MIN_UMEM_FRAMES)),
+        ("`--idle-sleep-us`", MAX_IDLE_SLEEP_US),
+        ("seconds flags", MAX_SECONDS_FLAG),
+        ("`--napi-defer`", u64::from(MAX_NAPI_DEFER)),
+        ("`--capture-snaplen`", MIN_CAPTURE_SNAPLEN as u64),
+        ("`--capture-snaplen`", MAX_CAPTURE_SNAPLEN as u64),
+        ("`--capture-max-size`", MIN_CAPTURE_BYTES),
         ("errors shown", MAX_REPORTED_ERRORS as u64),
     ];
     let mut problems = Vec::new();

@@ -456,6 +456,29 @@ fn flags_are_checked_before_the_program_is_attached() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--prefix is the etcd key prefix of --config-etcd"), "{}", stderr(&out));
     assert!(!has_xdp(&lab, "dut", "d0"), "a refused start left an XDP program attached");
+    // --napi-defer's bound is the kernel's: napi_defer_hard_irqs keeps it as written, and not
+    // one more (refused, or before the kernel's 2024 fix read back negative). One more is
+    // refused with the bound before anything is set or attached (it used to reach the write,
+    // which said only "Numerical result out of range").
+    let tunable = format!("/sys/class/net/{}/napi_defer_hard_irqs", lab.dev("d0"));
+    let write_and_read = |value: &str| {
+        let script = format!("echo {value} > {tunable} 2>/dev/null; cat {tunable}");
+        let out = lab.cmd("dut", "sh").args(["-c", &script]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (bound, past) = (transitd::limits::MAX_NAPI_DEFER.to_string(), "2147483648");
+    assert_eq!(write_and_read(&bound), bound, "the kernel keeps its bound");
+    assert_ne!(write_and_read(past), past, "the kernel keeps no more than its bound");
+    assert_eq!(write_and_read("0"), "0");
+    let out = lab
+        .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
+        .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap(), "--napi-defer", past])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2147483648 is not in 0..=2147483647"), "{}", stderr(&out));
+    assert_eq!(write_and_read("0"), "0", "a refused --napi-defer set the tunable");
+    assert!(!has_xdp(&lab, "dut", "d0"), "a refused --napi-defer left an XDP program attached");
     let out = lab
         .cmd("dut", env!("CARGO_BIN_EXE_transitd"))
         .args(["run", "--iface", &lab.dev("d0"), "--config", config.to_str().unwrap(), "--queues", "3"])
