@@ -29,7 +29,8 @@ use crate::run::{ConfigSource, RunOptions, parse_list};
                   cannot be read or written, a system call refused). transitd match exits 2 for a bad \
                   expression, as tshark.\n\
                   Quick start: docs/quickstart.md. Running it: docs/operations.md. \
-                  Configuration: docs/configuration.md. Rules: docs/rules.md."
+                  Configuration: docs/configuration.md. Rules: docs/rules.md. (docs/ is the source \
+                  tree's; the Debian package installs it as /usr/share/doc/transitd/docs/.)"
 )]
 pub struct Cli {
     /// What to do.

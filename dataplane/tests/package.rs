@@ -101,6 +101,50 @@ fn the_package_installs_and_what_it_installs_works() {
     assert!(page.contains("--iface") && page.contains("--capture-drops"), "{page}");
     let page = ok("man", &["-P", "cat", "-l", man1.join("transitd.1.gz").to_str().unwrap()]);
     assert!(page.contains("check-config") && page.contains("replay"), "{page}");
+    // The documents the manual page and the unit name are where they say once installed: the
+    // page named docs/FILE.md of a source tree the package does not hold, without saying
+    // where the package puts them. (Its roff source: a rendered line may break a path.)
+    let docs = "/usr/share/doc/transitd/docs/";
+    let roff = ok("zcat", &[man1.join("transitd.1.gz").to_str().unwrap()]);
+    assert!(roff.contains(docs), "transitd(1) does not say where the package puts the docs:\n{roff}");
+    let named: Vec<&str> = roff
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|w| w.strip_prefix("docs/"))
+        .map(|w| w.trim_end_matches(['.', ',', ';']))
+        .filter(|w| w.ends_with(".md"))
+        .collect();
+    assert!(!named.is_empty(), "{roff}");
+    for doc in named {
+        assert!(tree.join("usr/share/doc/transitd/docs").join(doc).is_file(), "transitd(1) names docs/{doc}");
+    }
+    let unit = std::fs::read_to_string(tree.join("lib/systemd/system/transitd.service")).unwrap();
+    let files: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Documentation="))
+        .flat_map(str::split_whitespace)
+        .filter_map(|uri| uri.strip_prefix("file:"))
+        .collect();
+    assert!(files.iter().any(|f| f.starts_with(docs)), "the unit's Documentation= names none of the docs");
+    for file in files {
+        assert!(tree.join(file.trim_start_matches('/')).is_file(), "the unit's Documentation= names {file}");
+    }
+    // Every installed path the packaged docs, README and configuration name is installed.
+    let doc_dir = tree.join("usr/share/doc/transitd");
+    let mut texts = vec![doc_dir.join("README.md"), tree.join("etc/transitd/transitd.toml")];
+    let docs_dir = std::fs::read_dir(doc_dir.join("docs")).unwrap();
+    texts.extend(docs_dir.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "md")));
+    for text in texts {
+        let body = std::fs::read_to_string(&text).unwrap();
+        for (at, _) in body.match_indices("/usr/share/doc/transitd") {
+            let path: String = body[at..].chars().take_while(|c| !" `)\n,;".contains(*c)).collect();
+            let path = path.trim_end_matches('.');
+            assert!(
+                tree.join(&path[1..]).exists(),
+                "{} names {path}, which the package does not install",
+                text.display()
+            );
+        }
+    }
     // The completion scripts know the subcommands, and bash can load its own.
     let bash = std::fs::read_to_string("/usr/share/bash-completion/completions/transitd").unwrap();
     assert!(bash.contains("check-config") && bash.contains("replay"));
