@@ -1144,3 +1144,93 @@ fn a_challenge_is_not_ecn_capable() {
         "{rows:#?}"
     );
 }
+
+/// A blind attacker, who knows a connection's 4-tuple but none of its sequence numbers,
+/// sends a SYN and a RST just after it, twice, 2^31 apart, while the client has half-closed
+/// (its request sent with its FIN, as `shutdown(SHUT_WR)` does) and the server still
+/// answers. Linux at both ends (the veth lab's `snd` and `cust`) keeps the connection (RFC
+/// 5961 §4: a SYN gets a challenge ACK, and neither RST is at the next sequence number):
+/// the client receives every byte. What reached the server from the client's address then
+/// goes through the pipeline, and the client's own packets must pass there as its server
+/// took them. One of the SYNs is beyond the closing connection's stream; taken as a new
+/// stream's start, the RST after it ended the tracked connection, and every later ACK of
+/// the client was dropped as out of state.
+#[test]
+fn a_blind_syn_and_rst_do_not_end_a_connection_linux_keeps() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+    let _serial = lab::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab::Lab::up("tbs", 1);
+    let server_script = r#"
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.51.100.1", 80)); s.listen(1); s.settimeout(20)
+c, _ = s.accept(); c.settimeout(20)
+while c.recv(100): pass  # the request, then the client's FIN
+for i in range(30):
+    c.sendall(b"z" * 1000); time.sleep(0.3)
+c.close()
+"#;
+    let client_script = r#"
+import socket
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.bind(("10.1.0.2", 40404))
+c.settimeout(20); c.connect(("198.51.100.1", 80))
+c.sendall(b"GET /\n"); c.shutdown(socket.SHUT_WR)
+got = 0
+while True:
+    d = c.recv(4096)
+    if not d: break
+    got += len(d)
+print(got)
+"#;
+    // From the router between them, with TTL 60 (the client's packets reach the server with
+    // 63), once told to: scapy's import takes seconds on a slow machine.
+    let attack_script = r#"
+import random, sys
+from scapy.all import IP, TCP, send
+print("ready", flush=True)
+sys.stdin.readline()
+x = random.randrange(2**32)
+for s in (x, (x + 2**31) % 2**32):
+    for flags, seq in (("S", s), ("R", (s + 1) % 2**32)):
+        send(IP(src="10.1.0.2", dst="198.51.100.1", ttl=60)/TCP(sport=40404, dport=80, flags=flags, seq=seq), verbose=0)
+"#;
+    let capture = lab.capture_on("cust", &lab.dev("c0"), "to-server", "tcp and src host 10.1.0.2 and dst port 80");
+    let mut attacker = lab
+        .cmd("up", "/usr/bin/python3")
+        .args(["-c", attack_script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    attacker.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    let mut server = lab.cmd("cust", "/usr/bin/python3").args(["-c", server_script]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let client = lab.cmd("snd", "/usr/bin/python3").args(["-c", client_script]).stdout(Stdio::piped()).spawn().unwrap();
+    // The request and the client's FIN are out at once; the server answers for 9 s.
+    std::thread::sleep(Duration::from_secs(1));
+    attacker.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(attacker.wait().unwrap().success(), "the attacker");
+    let got = client.wait_with_output().unwrap();
+    assert!(server.wait().unwrap().success(), "the server");
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "30000", "Linux kept the connection: every byte came");
+
+    let file = capture.finish();
+    let frames = read_frames(&file);
+    let (verdicts, _) = verdicts_timed(&protected("mitigate"), &file);
+    let ttl = |frame: &[u8]| frame[14 + 8];
+    let spoofed: Vec<usize> = (0..frames.len()).filter(|&i| ttl(&frames[i].bytes) == 60).collect();
+    assert_eq!(spoofed.len(), 4, "both pairs reached the server");
+    let after = frames[spoofed[3] + 1..].iter().filter(|f| ttl(&f.bytes) == 63).count();
+    assert!(after >= 5, "the client acknowledged the server's data after them: {after} segments");
+    for (i, (frame, v)) in frames.iter().zip(&verdicts).enumerate() {
+        if ttl(&frame.bytes) == 63 {
+            assert!(matches!(v, Verdict::Tx { .. }), "the client's frame {}: {v:?}", i + 1);
+        }
+    }
+    let _ = std::fs::remove_file(file);
+}

@@ -35,7 +35,10 @@
 //! A blind RST or FIN must guess 32 bits; to set the number to a value of its own and send the RST
 //! there, a blind segment must land within a gap and its own length of the number: with
 //! 1,460 bytes, one chance in 445,000 per guess (one in 2.9 million when only a segment
-//! straddling the number moved it). A blind SYN changes nothing in an established connection.
+//! straddling the number moved it). A SYN moves the number no further than any segment may
+//! (in a new connection, its own number is its to choose): a blind SYN changes nothing in
+//! an established connection, and one naming a number beyond a closing or embryonic
+//! connection's reopens or renews it without setting the number a RST must carry.
 //!
 //! A packet that fits no tracked connection (an
 //! ACK, data, FIN or RST out of nowhere) is *out of state*: what spoofed ACK floods are made
@@ -157,6 +160,38 @@ impl Slot {
         } else if seg.flags & ACK != 0 && self.state() == State::Embryonic {
             self.set_state(State::Established);
         }
+    }
+
+    /// Takes in SYN (or SYN-ACK) `seg` over this tracked connection, seen at `now`. The SYN
+    /// names its own sequence number, blind or not, so it moves `next` only as any segment
+    /// may (`advance`): taken as the start of a new stream, a blind SYN and a RST just after
+    /// it ended a closing connection (SYNs at two numbers 2^31 apart: one is beyond), or an
+    /// embryonic one, at the first try; the endpoints keep it (RFC 5961 §4: a SYN in a
+    /// synchronized state resets nothing, a RST ends only at the next number). So:
+    /// - established, it stays as it is: nor is its life shortened to the embryonic timeout;
+    /// - closing, a SYN beyond the old stream (a new connection on the 4-tuple, RFC 1122
+    ///   §4.2.2.13, as a TIME-WAIT accepts it) makes it embryonic again, so that the new
+    ///   handshake's ACK establishes it; its FIN and RST count once its stream reaches the
+    ///   number, else it idles out;
+    /// - embryonic, the SYN again (a retransmission, or the SYN-ACK of a simultaneous open,
+    ///   with the same sequence number) may mark it opened by a SYN-ACK, never unmark it:
+    ///   one blind SYN put a customer's own connection, waiting on its first request, on the
+    ///   embryonic timeout.
+    fn take_syn(&mut self, seg: &Segment, now: u32) {
+        self.mark_seen(now);
+        let by_syn_ack = if seg.flags & ACK != 0 { OPENED_BY_SYN_ACK } else { 0 };
+        match self.state() {
+            State::Free | State::Established => return,
+            // At or below the old stream's end: old, or blind; it stays closing.
+            State::Closing if seg.seq.wrapping_sub(self.next) as i32 <= 0 => return,
+            State::Closing => {
+                self.tag = self.tag & !OPENED_BY_SYN_ACK | by_syn_ack;
+                self.set_state(State::Embryonic);
+            }
+            State::Embryonic if seg.end() == self.next => self.tag |= by_syn_ack,
+            State::Embryonic => {}
+        }
+        self.advance(seg);
     }
 
     /// Moves `next` to the end of `seg` when `seg` takes the stream on: it starts at most
@@ -334,17 +369,12 @@ impl FlowTable {
         // A SYN with RST is a RST: a stack checks RST first (RFC 9293 §3.10.7.4, RFC 5961 §3;
         // a listener discards it), so it opens no connection here either, nor takes a slot.
         if flags & SYN != 0 && flags & RST == 0 {
-            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN.
-            // One established stays as it is: a blind SYN must neither shorten its life to
-            // the embryonic timeout nor move the number a RST is checked against (then a
-            // RST just after it would end the connection: RFC 5961 §4 has a SYN in a
-            // synchronized state reset nothing). After the client's FIN a new connection may
-            // reuse the 4-tuple, with a sequence number beyond the old one's (RFC 1122
-            // §4.2.2.13, as a TIME-WAIT accepts it).
+            // A connection begins: SYN from a client, or SYN-ACK to a customer's own SYN. Over
+            // a tracked one, the SYN is taken in as `Slot::take_syn` says.
             match found {
-                Some(i) if !reopens(&ways[i], &seg) => ways[i].mark_seen(now),
-                _ => {
-                    let i = found.unwrap_or_else(|| room(ways, now, t, &mut self.evicted));
+                Some(i) => ways[i].take_syn(&seg, now),
+                None => {
+                    let i = room(ways, now, t, &mut self.evicted);
                     ways[i] = Slot::opened_by(flow, &seg, now);
                 }
             }
@@ -414,17 +444,6 @@ impl Authenticated {
         let (tag, now) = (source | 1, tick(now_ns));
         let set = (mix(source) as usize) & (self.slots.len() - 1) & !(WAYS - 1);
         self.slots[set..set + WAYS].iter().any(|w| w.0 == tag && (1..=MAX_AHEAD_TICKS).contains(&w.1.wrapping_sub(now)))
-    }
-}
-
-/// True when SYN `seg` starts a connection over the tracked `slot` of its 4-tuple: an
-/// embryonic one (the SYN again, or another ISN), or one the client has closed, by a
-/// sequence number beyond the old connection's.
-fn reopens(slot: &Slot, seg: &Segment) -> bool {
-    match slot.state() {
-        State::Established => false,
-        State::Closing => seg.seq.wrapping_sub(slot.next) as i32 > 0,
-        State::Free | State::Embryonic => true,
     }
 }
 
@@ -647,6 +666,69 @@ mod tests {
         assert_eq!(t.observe(4 << 8, at(SYN, 5000), 2 * S, &T, &mut None), FlowEvent::New);
         assert_eq!(t.observe(4 << 8, at(ACK, 5001), 2 * S, &T, &mut None), FlowEvent::Tracked);
         assert_eq!(t.observe(4 << 8, at(ACK, 5001), 100 * S, &T, &mut None), FlowEvent::Tracked, "established again");
+    }
+
+    /// A blind SYN names a sequence number of its own choosing; were it taken as a new
+    /// stream's start, a RST just after it would end the connection (RFC 5961 §4 has a SYN
+    /// in a synchronized state reset nothing; Linux keeps such a connection). A closing
+    /// connection, its client half-closed while the server still sends, was ended so by
+    /// two blind SYN and RST pairs 2^31 apart (one is beyond its stream), an embryonic one
+    /// by one pair, and one blind SYN put a customer's own connection, waiting on its first
+    /// request, on the embryonic timeout.
+    #[test]
+    fn a_blind_syn_does_not_set_the_number_a_rst_must_carry() {
+        let mut t = FlowTable::new(1024);
+        let at = |flags, seq| Segment { flags, seq, len: 0 };
+        let blind = 0x9e37_79b9u32;
+        // Closing: next is 102; the client still acknowledges the server's data.
+        t.observe(1 << 8, at(SYN, 100), S, &T, &mut None);
+        t.observe(1 << 8, at(ACK, 101), S, &T, &mut None);
+        t.observe(1 << 8, at(FIN | ACK, 101), S, &T, &mut None);
+        for x in [blind, blind.wrapping_add(1 << 31)] {
+            assert_eq!(t.observe(1 << 8, at(SYN, x), 2 * S, &T, &mut None), FlowEvent::New);
+            t.observe(1 << 8, at(RST, x.wrapping_add(1)), 2 * S, &T, &mut None);
+        }
+        assert_eq!(t.observe(1 << 8, at(ACK, 102), 3 * S, &T, &mut None), FlowEvent::Tracked, "closing: not ended");
+        assert_eq!(t.observe(1 << 8, at(RST, 102), 3 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(
+            t.observe(1 << 8, at(ACK, 102), 3 * S, &T, &mut None),
+            FlowEvent::OutOfStateAck,
+            "its own RST ends it"
+        );
+        // Embryonic: the client's SYN, then a blind pair before its handshake's ACK.
+        t.observe(2 << 8, at(SYN, 100), S, &T, &mut None);
+        t.observe(2 << 8, at(SYN, blind), S, &T, &mut None);
+        t.observe(2 << 8, at(RST, blind.wrapping_add(1)), S, &T, &mut None);
+        assert_eq!(t.observe(2 << 8, at(ACK, 101), S, &T, &mut None), FlowEvent::Tracked, "embryonic: not ended");
+        // A customer's own connection, waiting on its first request: a blind SYN (with no ACK)
+        // does not put it on the embryonic timeout (10 s here), nor does a blind SYN-ACK and
+        // RST pair end it.
+        t.observe(3 << 8, at(SYN | ACK, 7000), S, &T, &mut None);
+        t.observe(3 << 8, at(SYN, blind), 2 * S, &T, &mut None);
+        assert_eq!(t.observe(3 << 8, at(ACK, 7001), 100 * S, &T, &mut None), FlowEvent::Tracked, "the server answers");
+        t.observe(6 << 8, at(SYN | ACK, 9000), S, &T, &mut None);
+        t.observe(6 << 8, at(SYN | ACK, blind), 2 * S, &T, &mut None);
+        t.observe(6 << 8, at(RST, blind.wrapping_add(1)), 2 * S, &T, &mut None);
+        assert_eq!(t.observe(6 << 8, at(ACK, 9001), 100 * S, &T, &mut None), FlowEvent::Tracked, "nor ended");
+        // The SYN again (the client's retransmission) or the SYN-ACK of a simultaneous open
+        // keeps the number, and the latter has the entry wait on the idle timeout.
+        t.observe(4 << 8, at(SYN, 500), S, &T, &mut None);
+        t.observe(4 << 8, at(SYN | ACK, 500), 2 * S, &T, &mut None);
+        assert_eq!(t.observe(4 << 8, at(ACK, 501), 100 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(4 << 8, at(RST, 501), 100 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(t.observe(4 << 8, at(ACK, 501), 100 * S, &T, &mut None), FlowEvent::OutOfStateAck, "ended at 501");
+        // A new connection far beyond a closed one's stream (a client's next on the 4-tuple)
+        // is embryonic, and established by its handshake's ACK: it lives on the idle timeout.
+        t.observe(5 << 8, at(SYN, 100), S, &T, &mut None);
+        t.observe(5 << 8, at(ACK, 101), S, &T, &mut None);
+        t.observe(5 << 8, at(FIN | ACK, 101), S, &T, &mut None);
+        assert_eq!(t.observe(5 << 8, at(SYN, 1 << 30), 2 * S, &T, &mut None), FlowEvent::New);
+        assert_eq!(t.observe(5 << 8, at(ACK, (1 << 30) + 1), 2 * S, &T, &mut None), FlowEvent::Tracked);
+        assert_eq!(
+            t.observe(5 << 8, at(ACK, (1 << 30) + 1), 100 * S, &T, &mut None),
+            FlowEvent::Tracked,
+            "established"
+        );
     }
 
     /// New connections evict embryonic entries before established ones (here one set of four
