@@ -582,12 +582,21 @@ pub fn rule_name(snap: &Snapshot, global: u32) -> Option<String> {
     })
 }
 
-/// `[tcp_protection]/rule` or `customer/rule` for a TCP protection rule index, with its mode.
-pub fn tcp_rule_name(snap: &Snapshot, index: u32) -> Option<String> {
+/// `[tcp_protection]/rule` or `customer/tcp_protection/rule` for a TCP protection rule index:
+/// the names `match` and `replay` print. A customer's firewall, DoS and TCP protection rules
+/// may share a name (`rule-1`, unnamed), so each list has its own scope, as `customer/dos/`.
+pub fn tcp_rule_label(snap: &Snapshot, index: u32) -> Option<String> {
     let r = snap.tcp.rules.get(index as usize)?;
-    let owner =
-        r.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("[tcp_protection]", |c| c.name.as_str());
-    Some(format!("{owner}/{} {}", r.name, if r.mitigate { "mitigate" } else { "monitor" }))
+    Some(match r.customer.and_then(|c| snap.customers.get(usize::from(c))) {
+        Some(c) => format!("{}/tcp_protection/{}", c.name, r.name),
+        None => format!("[tcp_protection]/{}", r.name),
+    })
+}
+
+/// [`tcp_rule_label`] with the rule's mode.
+pub fn tcp_rule_name(snap: &Snapshot, index: u32) -> Option<String> {
+    let mode = if snap.tcp.rules.get(index as usize)?.mitigate { "mitigate" } else { "monitor" };
+    Some(format!("{} {mode}", tcp_rule_label(snap, index)?))
 }
 
 /// `[dos]/rule` or `customer/dos/rule` for a global DoS rule index: the names `match` prints.

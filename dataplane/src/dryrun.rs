@@ -148,7 +148,8 @@ pub struct FrameReport {
 /// TCP protection's part in a frame's fate.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct TcpReport {
-    /// The covering rule: `[tcp_protection]/NAME` or `CUSTOMER/NAME`, and its mode.
+    /// The covering rule: `[tcp_protection]/NAME` or `CUSTOMER/tcp_protection/NAME`, and its
+    /// mode.
     pub rule: String,
     /// `new`, `tracked`, `picked_up`, `out_of_state_ack`, `out_of_state_fin` or
     /// `out_of_state_rst`.
@@ -173,7 +174,10 @@ pub struct RuleRef {
 pub struct DryRun {
     /// Every frame, in order.
     pub frames: Vec<FrameReport>,
-    /// Packets decided per rule (`customer/name`), monitor hits included; every rule listed.
+    /// Packets decided per rule (`customer/name`), monitor hits included, and per TCP
+    /// protection rule the packets it judged (`[tcp_protection]/name`,
+    /// `customer/tcp_protection/name`: those with an event, as `replay` counts them); every
+    /// rule listed.
     pub rule_hits: BTreeMap<String, u64>,
     /// Of each monitor-mode rate limit's hits, the packets its bucket would have refused;
     /// every such rule listed (none without one).
@@ -244,6 +248,10 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
             }
         }
     }
+    // And TCP protection's, global and each customer's (one list, `snap.tcp.rules`).
+    for i in 0..snap.tcp.rules.len() as u32 {
+        report.rule_hits.extend(crate::dropcap::tcp_rule_label(snap, i).map(|label| (label, 0)));
+    }
     let mut limits = Limits::new(snap);
     let mut spill = Spill::new(SPILL_SLOTS, snap.frame_size);
     let (mut n, mut clock) = (0u64, MonotonicClock::default());
@@ -313,6 +321,10 @@ fn dry_run_into(snap: &Snapshot, path: &Path, limit: Option<u64>, report: &mut D
         let dos_hits = outcome.dos_rules().filter_map(|r| dos_rule_ref(snap, r));
         for r in [&rule, &monitor, &egress_rule, &egress_monitor].into_iter().flatten().cloned().chain(dos_hits) {
             *report.rule_hits.entry(format!("{}/{}", r.customer, r.name)).or_default() += 1;
+        }
+        // The TCP protection rule that judged the frame, where tracking made an event of it.
+        if let Some(label) = outcome.tcp.and(outcome.tcp_rule).and_then(|r| crate::dropcap::tcp_rule_label(snap, r)) {
+            *report.rule_hits.entry(label).or_default() += 1;
         }
         let w = outcome.would_limit;
         let would_limit: Vec<String> = [

@@ -177,10 +177,7 @@ impl Summary {
         }
         for (i, rule) in snapshot.tcp.rules.iter().enumerate() {
             let Some(hits) = s.tcp_hits.get(i) else { continue };
-            let owner = rule
-                .customer
-                .and_then(|c| snapshot.customers.get(usize::from(c)))
-                .map_or("[tcp_protection]", |c| c.name.as_str());
+            let Some(label) = crate::dropcap::tcp_rule_label(snapshot, i as u32) else { continue };
             let mode = if rule.mitigate { "mitigate" } else { "monitor" };
             let events: Vec<String> = crate::pipeline::flows::FlowEvent::ALL
                 .iter()
@@ -188,7 +185,6 @@ impl Summary {
                 .map(|e| format!("{} {}", e.name(), hits[e.index()]))
                 .collect();
             let total: u64 = hits.iter().sum();
-            let label = format!("{owner}/{}", rule.name);
             lines.push(format!("  {label:<30} {total:>10} (tcp, {mode}: {})", events.join(", ")));
         }
         for c in &snapshot.customers {

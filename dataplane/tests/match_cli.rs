@@ -429,6 +429,88 @@ bucket = "one"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// TCP protection's rules are among the dry run's rule hits, each with the frames it judged,
+/// and named in their own scope, as DoS rules are: a customer's unnamed TCP protection rule
+/// and its unnamed firewall rule are both `rule-1`, and were both `acme/rule-1`, in the
+/// frame lines and in `replay`'s rule hits, while `match`'s left the TCP rules out. tshark
+/// counts what each covers among acme's TCP: the global rule (first) its FTP port, the
+/// customer's the rest, the firewall rule all of it (monitor mode: nothing is dropped).
+#[test]
+fn dry_run_counts_tcp_protection_rules_apart_from_the_firewall() {
+    let dir = std::env::temp_dir().join(format!("transitd-dry-tcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("edge.toml");
+    let text = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap();
+    let head = text.split("[[customer]]").next().unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            r#"{head}
+[[tcp_protection.rule]]
+name = "ftp"
+match = "tcp.dstport == 21"
+
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+[customer.firewall]
+default = "accept"
+[[customer.firewall.rule]]
+match = "tcp"
+action = "accept"
+[[customer.tcp_protection.rule]]
+match = "tcp"
+"#
+        ),
+    )
+    .unwrap();
+    let (config, file) = (config.to_str().unwrap(), pcap("generated/acme-ftp.pcap"));
+    let json = transitd(&["match", "--config", config, "-r", file.to_str().unwrap(), "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", String::from_utf8_lossy(&json.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let count = |filter: &str| {
+        let out = Command::new("tshark").args(["-r"]).arg(&file).args(["-Y", filter]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count() as u64
+    };
+    let acme_tcp = "ip.dst == 203.0.113.0/24 and tcp";
+    let (ftp, rest) =
+        (count(&format!("{acme_tcp} and tcp.dstport == 21")), count(&format!("{acme_tcp} and not tcp.dstport == 21")));
+    assert!(ftp > 0 && rest > 0, "the capture has TCP to acme's FTP port and to others");
+    let hits = &report["rule_hits"];
+    assert_eq!(hits["[tcp_protection]/ftp"], ftp, "{hits}");
+    assert_eq!(hits["acme/tcp_protection/rule-1"], rest, "{hits}");
+    assert_eq!(hits["acme/rule-1"], ftp + rest, "{hits}");
+    // Each frame names the rule that judged it in the same words, with its mode.
+    let judged: Vec<&str> =
+        report["frames"].as_array().unwrap().iter().filter_map(|f| f["tcp"]["rule"].as_str()).collect();
+    let by = |rule: &str| judged.iter().filter(|r| **r == rule).count() as u64;
+    assert_eq!(
+        (by("[tcp_protection]/ftp monitor"), by("acme/tcp_protection/rule-1 monitor")),
+        (ftp, rest),
+        "{judged:?}"
+    );
+    // And so does replay's list: the customer's TCP rule's line, and the firewall rule's.
+    let replayed = transitd(&["replay", "--config", config, "--in", file.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stderr));
+    let summary = stdout(&replayed);
+    let line_of = |label: &str| {
+        let line = summary.lines().find(|l| l.split_whitespace().next() == Some(label));
+        line.and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok())
+    };
+    assert_eq!(
+        (line_of("acme/tcp_protection/rule-1"), line_of("acme/rule-1")),
+        (Some(rest), Some(ftp + rest)),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A capture read from a pipe (`-r -`, and a shell's `<(...)`, a FIFO) answers as the file
 /// does, pcap and pcapng alike: it was opened two or three times (its magic number, then the
 /// reader), so a pipe lost its first bytes and was "not a pcap". tshark reads the file.
