@@ -366,6 +366,81 @@ for e, name in (('<', 'little'), ('>', 'big')):
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An interface's timestamp options are read as tshark 4.0 reads them: only before the end
+/// of its options (pcapng draft: `opt_endofopt` "delimits the end of the optional fields"),
+/// and only the first `if_tsresol` of 1 byte and `if_tsoffset` of 8 (the draft's lengths),
+/// one of another length skipped. pcap-parser's resolution is the last `if_tsresol` of any
+/// length, past the end too, and transitd took the first `if_tsoffset` of any length past
+/// 8, past the end too: packets were stamped seconds, or years, off tshark's time. After
+/// the end of options, an option that claims more bytes than its block holds is no
+/// damage (tshark reads on). Python's struct writes the files in either byte order.
+#[test]
+fn interface_timestamp_options_are_read_as_tshark_reads_them() {
+    let dir = std::env::temp_dir().join(format!("transitd-pcapng-timestamps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import struct, sys
+from scapy.all import Ether, IP, UDP, Raw
+frame = bytes(Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.9', dst='203.0.113.9')/UDP()/Raw(b'x' * 19))
+pad = lambda b: b + b'\0' * (-len(b) % 4)
+# 1_700_000_000.25 s in ticks of the default resolution, microseconds.
+ts = 1700000000 * 10**6 + 250000
+for e, name in (('<', 'little'), ('>', 'big')):
+    def block(kind, body):
+        return struct.pack(e + 'II', kind, 12 + len(body)) + body + struct.pack(e + 'I', 12 + len(body))
+    opt = lambda code, value: struct.pack(e + 'HH', code, len(value)) + pad(value)
+    end = struct.pack(e + 'HH', 0, 0)
+    seconds = lambda s: struct.pack(e + 'q', s)
+    # After the end of options, an option claiming 100 bytes where 4 are left: not read.
+    junk = struct.pack(e + 'HH', 1, 100) + b'note'
+    shb = lambda options: block(0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1) + options)
+    idb = lambda options: block(1, struct.pack(e + 'HHI', 1, 0, 0) + options)
+    epb = lambda options: block(6, struct.pack(e + 'IIIII', 0, ts >> 32, ts & 0xffffffff, len(frame), len(frame)) + pad(frame) + options)
+    files = {
+        'tsoffset-after-the-end': shb(b'') + idb(end + opt(14, seconds(100))) + epb(b''),
+        'tsoffset-of-12-bytes': shb(b'') + idb(opt(14, seconds(100) + b'\0' * 4) + end) + epb(b''),
+        'tsoffset-of-12-bytes-then-8': shb(b'') + idb(opt(14, seconds(200) + b'\0' * 4) + opt(14, seconds(-100)) + end) + epb(b''),
+        'tsresol-after-the-end': shb(b'') + idb(opt(14, seconds(100)) + end + opt(9, b'\x09')) + epb(b''),
+        'tsresol-of-2-bytes': shb(b'') + idb(opt(9, b'\x09\x00') + end) + epb(b''),
+        'tsresol-twice': shb(b'') + idb(opt(9, b'\x09') + opt(9, b'\x07') + end) + epb(b''),
+        'junk-after-the-end': shb(end + junk) + idb(end + junk) + epb(end + junk),
+    }
+    for what, data in files.items():
+        open('%s/%s-%s.pcapng' % (sys.argv[1], name, what), 'wb').write(data)
+"#;
+    let made = std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(&dir).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    // tshark's times, nanoseconds since 1970: the packet's 1_700_000_000.25 s in microseconds,
+    // moved by the offset in force, or read in the resolution in force.
+    let expected = [
+        ("tsoffset-after-the-end", 1_700_000_000_250_000_000u64),
+        ("tsoffset-of-12-bytes", 1_700_000_000_250_000_000),
+        ("tsoffset-of-12-bytes-then-8", 1_699_999_900_250_000_000),
+        ("tsresol-after-the-end", 1_700_000_100_250_000_000),
+        ("tsresol-of-2-bytes", 1_700_000_000_250_000_000),
+        // Read in nanoseconds, the first resolution, not in 10^-7 s, the second.
+        ("tsresol-twice", 1_700_000_000_250_000),
+        ("junk-after-the-end", 1_700_000_000_250_000_000),
+    ];
+    for (case, time) in expected {
+        for order in ["little", "big"] {
+            let name = format!("{order}-{case}");
+            let file = dir.join(format!("{name}.pcapng"));
+            let theirs: Vec<u64> = tshark(&file, &["-T", "fields", "-e", "frame.time_epoch"])
+                .lines()
+                .map(|l| {
+                    let (s, ns) = l.split_once('.').unwrap();
+                    s.parse::<u64>().unwrap() * 1_000_000_000 + format!("{ns:0<9}")[..9].parse::<u64>().unwrap()
+                })
+                .collect();
+            assert_eq!(theirs, [time], "{name}: tshark's reading");
+            let ours: Vec<u64> = read_frames(&file).iter().map(|f| f.timestamp_ns).collect();
+            assert_eq!(ours, theirs, "{name}: ours (left), tshark's (right)");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Kuznetzov's modified pcap (magic 0xa1b2cd34; each record header 8 bytes longer:
 /// interface index, protocol, packet type, padding) reads as tshark reads it, in either
 /// byte order: a real capture's records rewritten so by Python's struct, the further bytes
@@ -425,9 +500,13 @@ for order, name in (('<', 'little'), ('>', 'big')):
 }
 
 /// A pcapng block whose lengths do not hold together is malformed, not the file cut short,
-/// which a block that runs past its own length was said to be. tshark is the oracle: it
+/// which a block that runs past its own length was said to be. So is a block with an option
+/// that runs past its end (before the end of options): pcap-parser stopped reading options
+/// there without a word, and the file was read on; and an obsolete packet block too short
+/// for its fields (it was skipped) or its packet (it was cut). tshark is the oracle: it
 /// calls each file damaged or corrupt, or cut short, after the same frames transitd reads.
-/// The files are a real capture with its third packet's block broken, by Python's struct.
+/// The files are a real capture with its third packet's block broken, or another block put
+/// before it, by Python's struct.
 #[test]
 fn malformed_pcapng_blocks_are_told_from_a_file_cut_short() {
     let dir = std::env::temp_dir().join(format!("transitd-malformed-pcapng-{}", std::process::id()));
@@ -451,6 +530,15 @@ odd = block[:-4] + b'\0\0'
 caplen = struct.unpack_from('<I', block, 20)[0]
 flagged = block[:28 + caplen + -caplen % 4] + struct.pack('<HHIIHH', 2, 8, 2, 0, 0, 0)
 flagged = put(flagged, 4, len(flagged) + 4) + struct.pack('<I', len(flagged) + 4)
+# Blocks as the draft lays them out, in the capture's byte order, each with an option that
+# claims 100 bytes where 4 are left (tshark: "Not enough data to handle option of length
+# 100"); and obsolete packet blocks too short for their fields or their packet.
+def framed(kind, body):
+    return struct.pack('<II', kind, 12 + len(body)) + body + struct.pack('<I', 12 + len(body))
+overrun = struct.pack('<HH', 1, 100) + b'note'
+packet = block[28:28 + caplen + -caplen % 4]
+obsolete = lambda cap, body: framed(2, struct.pack('<HHIIII', 0, 0, 0, 0, cap, caplen) + body)
+names = struct.pack('<HH4s4sHH', 1, 8, bytes([192, 0, 2, 1]), b'a.b\0', 0, 0)
 files = {
     'captured-length-past-the-block': before + put(block, 20, len(block) + 100) + after,
     'lengths-differ': before + put(block, len(block) - 4, len(block) + 4) + after,
@@ -459,6 +547,16 @@ files = {
     'length-past-any-block': before + put(block, 4, 0x7ffffff0) + after,
     'cut-short': before + block[:40],
     'flags-option-not-4-bytes': before + flagged + after,
+    'option-past-the-block': before + framed(6, block[8:28] + packet + overrun) + after,
+    'interface-option-past-the-block': before + framed(1, struct.pack('<HHI', 1, 0, 0) + overrun) + block + after,
+    # A new section, with the capture's interface described again.
+    'section-option-past-the-block':
+        before + framed(0x0A0D0D0A, struct.pack('<IHHq', 0x1A2B3C4D, 1, 0, -1) + overrun) + blocks[1] + block + after,
+    'statistics-option-past-the-block': before + framed(5, struct.pack('<III', 0, 0, 0) + overrun) + block + after,
+    'names-option-past-the-block': before + framed(4, names + overrun) + block + after,
+    'obsolete-option-past-the-block': before + obsolete(caplen, packet + overrun) + after,
+    'obsolete-packet-past-the-block': before + obsolete(caplen + 100, packet) + after,
+    'obsolete-shorter-than-its-fields': before + framed(2, struct.pack('<HHIII', 0, 0, 0, 0, 0)) + after,
 }
 for name, data in files.items():
     open(sys.argv[2] + '/' + name + '.pcapng', 'wb').write(data)
@@ -475,6 +573,14 @@ for name, data in files.items():
         "length-past-any-block",
         "cut-short",
         "flags-option-not-4-bytes",
+        "option-past-the-block",
+        "interface-option-past-the-block",
+        "section-option-past-the-block",
+        "statistics-option-past-the-block",
+        "names-option-past-the-block",
+        "obsolete-option-past-the-block",
+        "obsolete-packet-past-the-block",
+        "obsolete-shorter-than-its-fields",
     ] {
         let file = dir.join(format!("{name}.pcapng"));
         let shark = std::process::Command::new("tshark")

@@ -20,7 +20,7 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::{PcapError, TsResolution};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{PcapBlockOwned, PcapNGReader};
+use pcap_parser::{PcapBlockOwned, PcapNGOption, PcapNGReader};
 
 mod modified;
 
@@ -411,22 +411,20 @@ impl Section {
         };
         Ok(match block {
             Block::SectionHeader(shb) => {
+                // Byte-order magic, major and minor versions, section length: 16 bytes.
+                options_in_force(&shb.options, shb.block_len1, 16)?;
                 self.big_endian = shb.big_endian();
                 self.interfaces.clear();
                 None
             }
             Block::InterfaceDescription(idb) => {
-                // if_tsoffset (14) in the section's byte order (pcap-parser reads it as
-                // little-endian whatever the section says).
-                let tsoffset = idb.options.iter().find(|o| o.code.0 == 14).and_then(|o| o.value.get(..8));
-                let tsoffset = tsoffset.map_or(0, |b| {
-                    let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
-                    if self.big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) }
-                });
+                // Link type, reserved, snap length: 8 bytes.
+                let options = options_in_force(&idb.options, idb.block_len1, 8)?;
+                let (tsresol, tsoffset) = timestamp_options(options, big_endian);
                 self.interfaces.push(Interface {
                     link_type: (idb.linktype.0 as u32) & 0xffff,
                     snaplen: idb.snaplen,
-                    tsresol: idb.if_tsresol,
+                    tsresol,
                     tsoffset,
                 });
                 None
@@ -434,10 +432,10 @@ impl Section {
             Block::EnhancedPacket(p) => {
                 let data = &p.data[..(p.caplen as usize).min(p.data.len())];
                 let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
-                // pcap-parser lists the options past the end-of-options (code 0) too; tshark
-                // reads none there, nor does [`raw_option`] for the obsolete block.
-                let in_force = p.options.iter().take_while(|o| o.code.0 != END_OF_OPTIONS);
-                let flags = in_force.filter(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..])).next();
+                // Interface, timestamp high and low, captured and original lengths (20
+                // bytes), then the packet padded to 32 bits, as pcap-parser took it.
+                let in_force = options_in_force(&p.options, p.block_len1, 20 + p.data.len())?;
+                let flags = in_force.iter().find(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..]));
                 let outbound = is_outbound(flags, big_endian)?;
                 let n = copy_prefix(data, out);
                 Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n, outbound })
@@ -459,17 +457,21 @@ impl Section {
             // `epb_flags` (tshark's `frame.packet_flags_direction` of either). (pcap-parser
             // 0.17 gives an unknown block's type read little-endian in a big-endian section:
             // 2 reads 0x02000000, no type of the draft's.)
-            Block::Unknown(u) if (u.block_type == 2 || u.block_type == 2u32.swap_bytes()) && u.data.len() >= 20 => {
-                let first = [u.data[0], u.data[1]];
+            // tshark refuses a packet block shorter than those fields ("less than the minimum
+            // PB size") or whose packet runs past its end ("too small for N bytes of packet
+            // data"), as pcap-parser refuses an enhanced one.
+            Block::Unknown(u) if u.block_type == 2 || u.block_type == 2u32.swap_bytes() => {
+                let Some(&[i0, i1, ..]) = u.data.get(..20) else { return Err(OVERRUN.into()) };
                 let interface =
-                    u32::from(if big_endian { u16::from_be_bytes(first) } else { u16::from_le_bytes(first) });
+                    u32::from(if big_endian { u16::from_be_bytes([i0, i1]) } else { u16::from_le_bytes([i0, i1]) });
                 let ticks = u64::from(u32_at(u.data, 4)) << 32 | u64::from(u32_at(u.data, 8));
                 let caplen = u32_at(u.data, 12);
-                let data = &u.data[20..];
-                let data = &data[..(caplen as usize).min(data.len())];
+                let packet_end = usize::try_from(u64::from(caplen) + 20).ok();
+                let data = packet_end.and_then(|end| u.data.get(20..end)).ok_or(OVERRUN)?;
+                // The padding is there if the packet is: the block's body is whole words.
                 let options_at = usize::try_from(u64::from(caplen).next_multiple_of(4) + 20).ok();
                 let options = options_at.and_then(|at| u.data.get(at..)).unwrap_or_default();
-                let outbound = is_outbound(raw_option(options, FLAGS_OPTION, big_endian), big_endian)?;
+                let outbound = is_outbound(raw_option(options, FLAGS_OPTION, big_endian)?, big_endian)?;
                 let n = copy_prefix(data, out);
                 Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n, outbound })
             }
@@ -480,6 +482,19 @@ impl Section {
             Block::SystemdJournalExport(j) => {
                 let len = j.data.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
                 Some(Taken::NotAPacket { len: len as u32 })
+            }
+            // No frame, but tshark reads their options and refuses the file where one runs
+            // past the block. Statistics: interface, timestamp high and low (12 bytes);
+            // name resolution: its records, each a 4-byte header and a value padded to 32
+            // bits (the end record's empty), as pcap-parser took them.
+            Block::InterfaceStatistics(s) => {
+                options_in_force(&s.options, s.block_len1, 12)?;
+                None
+            }
+            Block::NameResolution(n) => {
+                let records = n.nr.iter().map(|r| 4 + r.record_value.len()).sum();
+                options_in_force(&n.options, n.block_len1, records)?;
+                None
             }
             _ => None,
         })
@@ -492,6 +507,47 @@ const FLAGS_OPTION: u16 = 2;
 
 /// `opt_endofopt`: the option list ends here, whatever bytes follow it in the block.
 const END_OF_OPTIONS: u16 = 0;
+
+/// An interface's `if_tsresol` and `if_tsoffset`.
+const TSRESOL_OPTION: u16 = 9;
+const TSOFFSET_OPTION: u16 = 14;
+
+/// What a block is said to be when an option before its end-of-options runs past its end.
+const OPTION_OVERRUN: &str = "a malformed block: an option in it runs past its end";
+
+/// The options of a block that pcap-parser read, as tshark 4.0 reads them: those before the
+/// end-of-options, whatever follows it (pcap-parser lists those too); `Err` where one runs
+/// past the block's end, which tshark refuses ("Not enough data to handle option of length
+/// 100") and pcap-parser drops without a word, with every option after it. `fixed`: the bytes
+/// of the block's body before its options (its fields, a packet with its padding).
+fn options_in_force<'b, 'o>(
+    options: &'b [PcapNGOption<'o>],
+    block_len: u32,
+    fixed: usize,
+) -> Result<&'b [PcapNGOption<'o>], String> {
+    if let Some(end) = options.iter().position(|o| o.code.0 == END_OF_OPTIONS) {
+        return Ok(options.split_at(end).0);
+    }
+    // Each option read is its 4-byte header and its value padded to 32 bits, and the body
+    // is whole words: what pcap-parser left of the option bytes is an option that did not fit.
+    let area = (block_len as usize).saturating_sub(12 + fixed);
+    let read: usize = options.iter().map(|o| 4 + o.value.len()).sum();
+    if read < area { Err(OPTION_OVERRUN.into()) } else { Ok(options) }
+}
+
+/// An interface's timestamp resolution and offset from its options in force: the first
+/// `if_tsresol` of 1 byte (10^-6 s without one) and the first `if_tsoffset` of 8 (in the
+/// section's byte order; none without one), as tshark 4.0 reads them, skipping one of another
+/// length. pcap-parser's own `if_tsresol` is the last of any length, past the end-of-options too.
+fn timestamp_options(options: &[PcapNGOption<'_>], big_endian: bool) -> (u8, i64) {
+    let sized =
+        move |code: u16, len: u16| options.iter().find(|o| o.code.0 == code && o.len == len).map(|o| &o.value[..]);
+    let tsresol = sized(TSRESOL_OPTION, 1).and_then(|v| v.first().copied()).unwrap_or(6);
+    let tsoffset = sized(TSOFFSET_OPTION, 8)
+        .and_then(|v| v.first_chunk::<8>())
+        .map_or(0, |&b| if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) });
+    (tsresol, tsoffset)
+}
 
 /// Whether a packet's flags say the capturing host sent it: the word's low two bits are the
 /// direction, 2 outbound. `flags`: the option's length as its header gives it, and its bytes.
@@ -506,24 +562,26 @@ fn is_outbound(flags: Option<(u16, &[u8])>, big_endian: bool) -> Result<bool, St
     }
 }
 
-/// Option `code` of the option list `options` (a block's bytes after its fixed fields, in
-/// the byte order given): the length its header gives and its bytes. The list ends at its
-/// end-of-options (code 0), at its own end, or at an option whose value runs past that.
-fn raw_option(mut options: &[u8], code: u16, big_endian: bool) -> Option<(u16, &[u8])> {
+/// The first option `code` of the option list `options` (a block's bytes after its fixed
+/// fields, in the byte order given): the length its header gives and its bytes. The list
+/// ends at its end-of-options (code 0) or at its own end; an option before that whose value
+/// runs past the list is `Err`, whichever option is sought, as for [`options_in_force`].
+fn raw_option(mut options: &[u8], code: u16, big_endian: bool) -> Result<Option<(u16, &[u8])>, String> {
     let u16_in = |b: [u8; 2]| if big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
+    let mut found = None;
     while let Some((&[c0, c1, l0, l1], rest)) = options.split_first_chunk::<4>() {
         let (this, len) = (u16_in([c0, c1]), u16_in([l0, l1]));
         if this == END_OF_OPTIONS {
-            return None;
+            break;
         }
-        let value = rest.get(..usize::from(len))?;
-        if this == code {
-            return Some((len, value));
+        let value = rest.get(..usize::from(len)).ok_or(OPTION_OVERRUN)?;
+        if this == code && found.is_none() {
+            found = Some((len, value));
         }
         // Each value is padded to 32 bits.
         options = rest.get(usize::from(len).next_multiple_of(4)..).unwrap_or_default();
     }
-    None
+    Ok(found)
 }
 
 /// pcap-parser's error in words.
@@ -859,22 +917,73 @@ mod tests {
 
     /// An option list read in the section's byte order, to its end marker: `pack_flags` (2)
     /// of 2 is outbound, 1 is not; flags after the end marker are none; flags of 8 bytes
-    /// are refused, as tshark 4.0 refuses them.
+    /// are refused, as tshark 4.0 refuses them, and so is an option before the end marker
+    /// that runs past the list, whichever option is sought (one past it is not read).
     #[test]
     fn packet_flags_are_found_in_a_raw_option_list() {
         // A comment (1) of 3 bytes, "abc" and a byte of padding; flags (2), 4 bytes: outbound.
         let little = [1, 0, 3, 0, b'a', b'b', b'c', 0, 2, 0, 4, 0, 2, 0, 0, 0, 0, 0, 0, 0];
         let big = [0, 1, 0, 3, b'a', b'b', b'c', 0, 0, 2, 0, 4, 0, 0, 0, 2, 0, 0, 0, 0];
-        assert_eq!(is_outbound(raw_option(&little, FLAGS_OPTION, false), false), Ok(true));
-        assert_eq!(is_outbound(raw_option(&big, FLAGS_OPTION, true), true), Ok(true));
+        assert_eq!(is_outbound(raw_option(&little, FLAGS_OPTION, false).unwrap(), false), Ok(true));
+        assert_eq!(is_outbound(raw_option(&big, FLAGS_OPTION, true).unwrap(), true), Ok(true));
         // In the other byte order the comment is 768 bytes long, past the list's end.
-        assert_eq!(raw_option(&little, FLAGS_OPTION, true), None);
-        // End of options (code 0, length 0), then flags: no flags.
-        assert_eq!(raw_option(&[0, 0, 0, 0, 2, 0, 4, 0, 2, 0, 0, 0], FLAGS_OPTION, false), None);
-        let inbound = raw_option(&[2, 0, 4, 0, 1, 0, 0, 0], FLAGS_OPTION, false);
+        assert!(raw_option(&little, FLAGS_OPTION, true).is_err());
+        // Flags, then a comment of 100 bytes with 4: the flags found, the block refused.
+        assert!(raw_option(&[2, 0, 4, 0, 2, 0, 0, 0, 1, 0, 100, 0, b'a', b'b', b'c', 0], FLAGS_OPTION, false).is_err());
+        // End of options (code 0, length 0), then flags: no flags; then that comment: not read.
+        assert_eq!(raw_option(&[0, 0, 0, 0, 2, 0, 4, 0, 2, 0, 0, 0], FLAGS_OPTION, false), Ok(None));
+        assert_eq!(raw_option(&[0, 0, 0, 0, 1, 0, 100, 0, b'a', b'b', b'c', 0], FLAGS_OPTION, false), Ok(None));
+        let inbound = raw_option(&[2, 0, 4, 0, 1, 0, 0, 0], FLAGS_OPTION, false).unwrap();
         assert_eq!(is_outbound(inbound, false), Ok(false));
-        let eight_bytes = raw_option(&[2, 0, 8, 0, 2, 0, 0, 0, 0, 0, 0, 0], FLAGS_OPTION, false);
+        let eight_bytes = raw_option(&[2, 0, 8, 0, 2, 0, 0, 0, 0, 0, 0, 0], FLAGS_OPTION, false).unwrap();
         assert!(is_outbound(eight_bytes, false).is_err());
+    }
+
+    /// An interface's timestamp options as tshark 4.0 reads them (dataplane/tests/
+    /// replay_captures.rs checks them against it): the first of the draft's length before
+    /// the end of options; pcap-parser's `if_tsresol` is the last one of any length.
+    #[test]
+    fn timestamp_options_are_the_first_of_their_length_before_the_end() {
+        use pcap_parser::OptionCode;
+        use std::borrow::Cow;
+        let option = |code: u16, len: u16, value: &'static [u8]| PcapNGOption {
+            code: OptionCode(code),
+            len,
+            value: Cow::Borrowed(value),
+        };
+        // if_tsresol of 2 bytes (skipped), then of 1: 10^-9 s; a second of 1 is not read.
+        let resolutions = [option(9, 2, &[3, 0, 0, 0]), option(9, 1, &[9, 0, 0, 0]), option(9, 1, &[7, 0, 0, 0])];
+        assert_eq!(timestamp_options(&resolutions, false), (9, 0));
+        // if_tsoffset of 12 bytes (skipped), then 8 bytes of -100 s, in either byte order.
+        const WRONG: [u8; 12] = [200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        const LITTLE: [u8; 8] = (-100i64).to_le_bytes();
+        const BIG: [u8; 8] = (-100i64).to_be_bytes();
+        assert_eq!(timestamp_options(&[option(14, 12, &WRONG), option(14, 8, &LITTLE)], false), (6, -100));
+        assert_eq!(timestamp_options(&[option(14, 12, &WRONG), option(14, 8, &BIG)], true), (6, -100));
+        // None of either: microseconds, no offset.
+        assert_eq!(timestamp_options(&[option(1, 4, b"note")], false), (6, 0));
+    }
+
+    /// An option list that leaves bytes of its block unread had an option that did not fit
+    /// (pcap-parser stops there without a word); options after the end of options are not
+    /// in force, whatever they hold.
+    #[test]
+    fn options_in_force_end_at_the_end_marker_and_fill_the_block() {
+        use pcap_parser::OptionCode;
+        use std::borrow::Cow;
+        let option = |code: u16, value: &'static [u8]| PcapNGOption {
+            code: OptionCode(code),
+            len: value.len() as u16,
+            value: Cow::Borrowed(value),
+        };
+        let comment = [option(1, b"abcd")];
+        // A block of 12 bytes of framing, 8 of fields, and 8 of options: the comment fills them.
+        assert_eq!(options_in_force(&comment, 28, 8).map(<[_]>::len), Ok(1));
+        // 4 more bytes of options than the comment: an option pcap-parser could not read.
+        assert!(options_in_force(&comment, 32, 8).is_err());
+        // The end marker, then whatever: the list ends there.
+        let ended = [option(1, b"abcd"), option(0, b""), option(2, b"hw..")];
+        assert_eq!(options_in_force(&ended, 100, 8).map(<[_]>::len), Ok(1));
     }
 
     #[test]
