@@ -206,6 +206,10 @@ static __always_inline int v6_skippable(__u8 next)
 	       next == IPPROTO_FRAGMENT_ || next == IPPROTO_AH_;
 }
 
+/* v6_upper_protocol's answer for a chain of more than MAX_V6_EXTENSIONS headers: well formed
+ * as far as it was walked, and what follows (GRE or not) unknown. */
+#define V6_CHAIN_UNWALKED (-2)
+
 /* Where an IPv6 packet's headers end, as v6_upper_protocol reads them. */
 struct v6_upper {
 	__u32 at;	    /* the upper-layer header's offset from the walk's start */
@@ -221,10 +225,11 @@ struct v6_upper {
 
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
  * at `p` with protocol `next`: at most MAX_V6_EXTENSIONS of them, within the frame and the
- * `left` bytes of payload the fixed header announces; -1 for a chain that runs past any of
- * these, or an AH header the parser refuses (length 0). Behind a later fragment's header is
- * data: the header names its datagram's protocol, as the data plane's parser reads it. `up`
- * says where the walk ended and what it passed. */
+ * `left` bytes of payload the fixed header announces; -1 for a chain that runs past the
+ * frame or the payload, or an AH header the parser refuses (length 0); V6_CHAIN_UNWALKED
+ * for one with more headers than it walks. Behind a later fragment's header is data: the
+ * header names its datagram's protocol, as the data plane's parser reads it. `up` says
+ * where the walk ended and what it passed. */
 static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u32 left, struct v6_upper *up)
 {
 	__u32 off = 0;
@@ -264,7 +269,7 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u3
 	}
 	up->at = off;
 	up->left = left;
-	return v6_skippable(next) ? -1 : next;
+	return v6_skippable(next) ? V6_CHAIN_UNWALKED : next;
 }
 
 /* An IPv6 fragment of GRE from a tunnel's router (or of what its router's later fragments
@@ -318,8 +323,8 @@ static __always_inline int fate_v6(struct xdp_md *ctx, struct transitd_config *c
 	 * AH is not ours, whoever sends it (as over IPv4: ah_fate); other GRE fares as over
 	 * IPv4, by its source and fixed header (a later fragment by its source). From a tunnel's
 	 * router, a chain the program cannot read to its end is the data plane's, which drops it
-	 * under its reason (the kernel, with no GRE, would do neither); what is not GRE is the
-	 * host's. */
+	 * under its reason or, past its `max_ipv6_extension_headers`, reads it on (the kernel,
+	 * with no GRE, would do neither); what is not GRE is the host's. */
 	struct v6_upper up = { 0 };
 	int upper = v6_upper_protocol(next, ip + 1, end, bpf_ntohs(ip->payload_len), &up);
 	if (upper > 0 && up.at > MAX_V6_CHAIN_LEN)
@@ -340,6 +345,11 @@ static __always_inline int fate_v6(struct xdp_md *ctx, struct transitd_config *c
 	 * (or follows its first fragment, passed as not ours). */
 	if (known && up.later_fragment && !up.under_ah && upper == IPPROTO_DSTOPTS_)
 		return gre_fragment_v6(ctx, cfg, ip, link, &up, OURS);
+	/* Behind more headers than the walk reads may be GRE from anyone. With `gre_unsupported =
+	 * "drop"` the data plane judges it, which drops such GRE (for its chain, or as not ours):
+	 * passed, it reached the host, where the configuration says none such goes. */
+	if (upper == V6_CHAIN_UNWALKED && !cfg->gre_not_ours_pass)
+		return OURS;
 	return known && upper < 0 ? OURS : NOT_OURS;
 }
 

@@ -394,6 +394,68 @@ fn judged_alike(
     (verdicts, seen)
 }
 
+/// GRE to the IPv6 anycast address behind more extension headers than the XDP program walks
+/// (eight) goes where `gre_unsupported` says, whatever `max_ipv6_extension_headers` says.
+/// With "drop" the program hands it over from any source, for the pipeline to drop (for its
+/// chain; with no limit, as not ours): it passed GRE from no tunnel's router to the host,
+/// which the configuration says no such GRE reaches. With "pass" that GRE is the host's, as
+/// the pipeline says where no limit stops it (where one does, the documented difference: the
+/// pipeline drops it for its chain). From acme's router it is handed over under either
+/// setting: decapsulated with no limit, or not ours (version 1), dropped, or passed round the
+/// exception path (documented). scapy builds nine and twelve destination-options headers
+/// before plain GRE and PPTP's version 1, from an unknown source and from the router; tshark
+/// reads the GRE behind them.
+#[test]
+fn gre_behind_more_extension_headers_than_the_xdp_program_walks_follows_gre_unsupported() {
+    use transitd_bpf::XdpDecision as X;
+    let (config, _) = tunnel_edge();
+    let file = temp("gre-long-chain.pcap");
+    scapy_pcap(
+        &file,
+        "inner = IP(src='203.0.113.10', dst='198.18.0.10')/UDP(sport=5353, dport=53)/Raw(b'query')\n\
+         def behind(src, n, gre):\n\
+         \x20   p = Ether(dst='02:00:00:00:00:01')/IPv6(src=src, dst='2001:db8:ffff::1')\n\
+         \x20   for _ in range(n):\n\
+         \x20       p = p/IPv6ExtHdrDestOpt()\n\
+         \x20   return p/gre\n\
+         frames = [behind(src, n, gre) for src in ['2001:db8:dead::1', '2001:db8:beef::1'] for n in [9, 12]\n\
+         \x20   for gre in [GRE()/inner, GRE(version=1, proto=0x880b)]]",
+    );
+    assert_eq!(tshark_frames(&file, "count(ipv6.dstopts) == 9 and gre", &[]), [1, 2, 5, 6]);
+    assert_eq!(tshark_frames(&file, "count(ipv6.dstopts) == 12 and gre", &[]), [3, 4, 7, 8]);
+    assert_eq!(tshark_frames(&file, "gre.flags.version == 1", &[]), [2, 4, 6, 8]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    let chain = DropReason::Ipv6ExtensionChain.name().to_string();
+    let (unknown, unsupported) = (DropReason::GreUnknownTunnel.name(), DropReason::GreUnsupported.name());
+    let passed = |r: PassReason| format!("pass:{}", r.name());
+    let decapsulated = format!("tx:{}", TxReason::Decapsulated.name());
+    // Frames 1-4 from the unknown source, 5-8 from the router: plain GRE, then version 1.
+    let from_router =
+        |plain: &str, version_1: &str| [plain, version_1].repeat(2).iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (pass_unknown, pass_unsupported) = (passed(PassReason::GreUnknownTunnel), passed(PassReason::GreUnsupported));
+    let no_limit_passed = [vec![pass_unknown; 4], from_router(&decapsulated, &pass_unsupported)].concat();
+    let no_limit_dropped = [vec![unknown.to_string(); 4], from_router(&decapsulated, unsupported)].concat();
+    let no_limit = "max_ipv6_extension_headers = 0\n";
+    let cases = [
+        ("", "pass", X::Passed, vec![chain.clone(); 8]),
+        ("", "drop", X::NoSocket, vec![chain; 8]),
+        (no_limit, "pass", X::Passed, no_limit_passed),
+        (no_limit, "drop", X::NoSocket, no_limit_dropped),
+    ];
+    for (limit, gre_unsupported, from_unknown, pipeline) in cases {
+        let config = config
+            .replace("[dos.sanity]\n", &format!("gre_unsupported = \"{gre_unsupported}\"\n[dos.sanity]\n{limit}"));
+        let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+        transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+        let decisions: Vec<X> = frames.iter().map(|f| program.test_run(f).expect("test run (needs root)").0).collect();
+        let at = format!("{gre_unsupported}, {}", if limit.is_empty() { "the default limit" } else { limit.trim() });
+        assert_eq!(decisions, [[from_unknown; 4], [X::NoSocket; 4]].concat(), "{at}");
+        assert_eq!(fates(&verdicts), pipeline, "{at}");
+    }
+}
+
 /// The later fragments of GRE that is not ours go where their first fragment went, in the
 /// XDP program as in the pipeline, so that replay shows what a live edge does. Under
 /// `gre_unsupported = "pass"` the program passes a tunnel router's first fragment of such GRE
