@@ -361,6 +361,24 @@ pub(super) fn holds_space_for_no_hosts(net: IpNet) -> Option<&'static str> {
     spaces().find_map(|(space, written, _)| net.contains(&space).then_some(written))
 }
 
+/// The destination for one link that `net` holds ([`LINK_SCOPED`]), if any: what it is,
+/// and who sends there.
+pub(super) fn holds_link_scoped(net: IpNet) -> Option<(&'static str, &'static str)> {
+    LINK_SCOPED.iter().find_map(|&(written, what, senders)| {
+        let space: IpNet = written.parse().ok()?;
+        net.contains(&space).then_some((what, senders))
+    })
+}
+
+/// Destinations the host receives for its link, which no router forwards (RFC 5771 §4, the
+/// local network control block; RFC 1812 §5.3.5.1, the limited broadcast; RFC 4291 §2.7,
+/// link-local scope), with what it is and who sends there. Each lies in [`SPACES`] too.
+const LINK_SCOPED: [(&str, &str, &str); 3] = [
+    ("224.0.0.0/24", "224.0.0.0/24 (multicast for one link)", "OSPF, IGMP, VRRP, mDNS"),
+    ("255.255.255.255/32", "255.255.255.255 (the limited broadcast address)", "DHCP"),
+    ("ff02::/16", "ff02::/16 (multicast for one link)", "neighbour discovery, MLD, OSPFv3"),
+];
+
 /// [`SPACES`], each read as a network, with its text and why.
 fn spaces() -> impl Iterator<Item = (IpNet, &'static str, &'static str)> {
     SPACES.iter().filter_map(|&(written, why)| Some((written.parse().ok()?, written, why)))

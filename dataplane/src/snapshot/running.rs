@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Builder, FileStamp, NextHop, Snapshot, Succession, Tunnel};
+use super::{Builder, FileStamp, NextHop, Snapshot, Succession, Tunnel, customers};
 use crate::config::{self, ConfigErrors, Loaded};
 
 /// What `run` knows of its host that the configuration does not say.
@@ -133,17 +133,34 @@ impl Snapshot {
         }
         // The interface's own addresses are the host's: traffic to one inside a prefix the
         // XDP program redirects is the customer's (live, the upstream router's pings to the
-        // host were dropped as spoofed_customer_source; its BGP and SSH would be too). A
-        // catch-all prefix holds every address and is warned about where it is written.
+        // host were dropped as spoofed_customer_source; its BGP and SSH would be too). So is
+        // what every host on the link receives: the program took the host's OSPF hellos, IGMP
+        // queries and DHCP offers for the customer's, and the data plane dropped them
+        // (`link_broadcast`) or routed them. A catch-all prefix holds every address and is
+        // warned about where it is written; one refused as space for no hosts, or that [bgp]
+        // refuses for holding such space, is said there.
+        let link_scoped = |net: ipnet::IpNet| {
+            let said_elsewhere = customers::not_for_hosts(net).is_some() || loaded.file.bgp.is_some();
+            customers::holds_link_scoped(net).filter(|_| !said_elsewhere)
+        };
         for c in &loaded.file.customers {
             for prefix in &c.get_ref().prefixes {
                 let Ok(net) = prefix.get_ref().parse::<ipnet::IpNet>() else { continue };
-                if let Some(own) = host.iface_addresses.iter().find(|&a| net.prefix_len() > 0 && net.contains(a)) {
+                if net.prefix_len() == 0 {
+                    continue;
+                }
+                let name = c.get_ref().name.get_ref();
+                if let Some(own) = host.iface_addresses.iter().find(|&a| net.contains(a)) {
                     let message = format!(
-                        "prefix {net} of customer `{}` holds {own}, an address of {} (--iface): the host's own \
+                        "prefix {net} of customer `{name}` holds {own}, an address of {} (--iface): the host's own \
                          traffic on that link (BGP with the upstream router, SSH) would be taken for the customer's",
-                        c.get_ref().name.get_ref(),
                         host.iface
+                    );
+                    b.err(&prefix.span(), message);
+                } else if let Some((what, senders)) = link_scoped(net) {
+                    let message = format!(
+                        "prefix {net} of customer `{name}` holds {what}: the host's own traffic there ({senders}), \
+                         which no router forwards to a customer, would be taken for the customer's"
                     );
                     b.err(&prefix.span(), message);
                 }
@@ -190,6 +207,47 @@ mod tests {
         let errors = super::Snapshot::build_to_run(&loaded, &host).err().unwrap();
         assert_eq!(errors, refused.errors);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A customer prefix holding a destination the host receives for its link, which no
+    /// router forwards (224.0.0.0/24, where OSPF and IGMP speak, RFC 5771 §4; the limited
+    /// broadcast address, where DHCP offers come, RFC 1812 §5.3.5.1; ff02::/16, RFC 4291
+    /// §2.7), is refused at the prefix whatever the interface's addresses, so `check-config`
+    /// says it too: the XDP program took the host's OSPF hellos, IGMP queries and DHCP
+    /// offers for the customer's. A prefix beside them is not, nor a catch-all; with `[bgp]`
+    /// such a prefix is refused once, as space it would announce.
+    #[test]
+    fn a_prefix_holding_destinations_for_one_link_is_refused() {
+        let text = |prefix: &str, more: &str| {
+            format!(
+                "[server]\nanycast = \"192.0.2.1\"\nnext_hop = \"192.0.2.254\"\n[[customer]]\nname = \"acme\"\n\
+                 prefixes = [\"{prefix}\"]\n{more}"
+            )
+        };
+        let host = super::Host { iface_mac_known: true, ..super::Host::default() };
+        let build = |text: &str| {
+            let loaded = crate::config::parse("t.toml", text).unwrap();
+            super::Snapshot::build_to_run(&loaded, &host).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let held = [
+            ("224.0.0.0/3", "224.0.0.0/24 (multicast for one link)", "OSPF, IGMP, VRRP, mDNS"),
+            ("240.0.0.0/4", "255.255.255.255 (the limited broadcast address)", "DHCP"),
+            ("8000::/1", "ff02::/16 (multicast for one link)", "neighbour discovery, MLD, OSPFv3"),
+        ];
+        // Each prefix is the first written on line 6: its opening quote is column 13.
+        for (prefix, what, senders) in held {
+            let said = format!(
+                "t.toml:6:13: prefix {prefix} of customer `acme` holds {what}: the host's own traffic there \
+                 ({senders}), which no router forwards to a customer, would be taken for the customer's"
+            );
+            assert_eq!(build(&text(prefix, "")), Err(said));
+        }
+        for beside in ["240.0.0.0/5", "0.0.0.0/1", "8000::/2", "fc00::/7", "0.0.0.0/0", "::/0"] {
+            assert_eq!(build(&text(beside, "")), Ok(()), "{beside}");
+        }
+        let announced =
+            "t.toml:6:13: customer prefix 224.0.0.0/3 holds 224.0.0.0/4, which [bgp] would announce with it";
+        assert_eq!(build(&text("224.0.0.0/3", "[bgp]\n")), Err(announced.to_string()));
     }
 
     /// A customer prefix holding one of the interface's own addresses is refused at the
