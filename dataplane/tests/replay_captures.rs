@@ -293,6 +293,64 @@ fn frames_behind_more_vlan_tags_than_the_program_reads_are_dropped_not_passed_to
     }
 }
 
+/// An IPv6 first fragment that does not hold its whole header chain (RFC 8200 §4.5, RFC 7112
+/// §5: a destination options header cut by the fragment's end, naming ICMPv6, UDP or TCP), to
+/// no customer: the XDP program passes it to the host, the pipeline drops it as
+/// `tiny_fragment` (`truncated` until the parser named it so), and the host's kernel discards
+/// it too, so the two end alike ([`DISCARDED_BY_THE_HOST`]): a network namespace of its own
+/// (unshare), given the frames on a veth, counts each an IPv6 header error
+/// (`ipv6frag_thdr_truncated`, answered with a Parameter Problem) after taking it for
+/// reassembly. The capture test tripped on any such frame in a capture. scapy builds them;
+/// tshark reads them as first fragments.
+#[test]
+fn an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard() {
+    use transitd_bpf::XdpDecision as X;
+    let config = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    let file = std::env::temp_dir().join(format!("transitd-tiny-first-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')\n\
+         def first(upper, nh):\n\
+         \x20   options = bytes([nh, 1, 0x1e, 12]) + bytes(12)  # 16 bytes: an option to skip\n\
+         \x20   cut = (options + upper)[:8]\n\
+         \x20   return e/IPv6(src='fd00::1', dst='fd00::2')/IPv6ExtHdrFragment(nh=60, m=1, id=7)/Raw(cut)\n\
+         frames = [first(bytes(ICMPv6EchoRequest()), 58), first(bytes(UDP(dport=53)), 17), first(bytes(TCP(dport=9)), 6)]",
+    );
+    assert_eq!(tshark_frames(&file, "ipv6.fraghdr.offset == 0 and ipv6.fraghdr.more == 1", &[]), [1, 2, 3]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    for (n, (frame, verdict)) in (1..).zip(frames.iter().zip(&verdicts)) {
+        let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        assert_eq!((decision, verdict), (X::Passed, &Verdict::Drop(DropReason::TinyFragment)), "frame {n}");
+        assert!(discarded_by_the_host(verdict), "frame {n}");
+    }
+    // The host: fd00::2 on a veth with the frames' MAC address, given them by its peer.
+    let host = format!(
+        "import subprocess, time\n\
+         from scapy.all import rdpcap, sendp\n\
+         sh = lambda c: subprocess.run(c, shell=True, check=True)\n\
+         sh('ip link add name up0 type veth peer name host0 && ip link set host0 address 02:00:00:00:00:01')\n\
+         sh('ip link set up0 up && ip link set host0 up && ip -6 addr add fd00::2/64 dev host0 nodad')\n\
+         snmp6 = lambda name: next(int(l.split()[1]) for l in open('/proc/net/snmp6') if l.split()[0] == name)\n\
+         names = ('Ip6InHdrErrors', 'Ip6ReasmReqds')\n\
+         time.sleep(0.5)\n\
+         before = [snmp6(n) for n in names]\n\
+         sendp(rdpcap({:?}), iface='up0', verbose=False)\n\
+         time.sleep(0.5)\n\
+         print(*[snmp6(n) - b for n, b in zip(names, before)])\n",
+        file.display().to_string()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "/usr/bin/python3", "-c", &host])
+        .output()
+        .expect("unshare (util-linux)");
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 3", "header errors, fragments taken for reassembly");
+}
+
 /// pcapng files read as tshark reads them, in sections of either byte order: a simple packet
 /// block's packet is its original length of data, not the padding after it (a 61-byte frame
 /// read as 64), and an obsolete packet block's timestamp is its high 32 bits, then its low

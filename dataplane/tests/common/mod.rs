@@ -235,12 +235,16 @@ pub fn damaged(mut frames: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {
 
 /// Drop reasons of packets malformed at the IP or transport layer (a bad header, checksum
 /// or length, an extension header out of place or past the chain's limit, a fragment that
-/// can only overlap its first), which the host discards as well: where the XDP program,
-/// reading only what it needs, passes such a packet to the host and the pipeline drops it,
-/// the two end alike. The differential tests of the program against the pipeline allow
-/// these, and only these, between a pass and a drop. Not `too_many_vlan_tags`: the host
-/// strips any number of priority tags (VLAN ID 0) and routes what they carry.
-pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 8] = {
+/// can only overlap its first, an IPv6 first fragment without its whole header chain),
+/// which the host discards as well: where the XDP program, reading only what it needs,
+/// passes such a packet to the host and the pipeline drops it, the two end alike. The
+/// differential tests of the program against the pipeline allow these, and only these,
+/// between a pass and a drop. `tiny_fragment` is the parser's name for that first fragment
+/// (it was `truncated` before); RFC 8200 §4.5 has the host discard it, and Linux does
+/// (`ipv6frag_thdr_truncated`: `an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard`).
+/// Not `too_many_vlan_tags`: the host strips any number of priority tags (VLAN ID 0) and
+/// routes what they carry.
+pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 9] = {
     use transitd::pipeline::DropReason as D;
     [
         D::Truncated,
@@ -251,6 +255,7 @@ pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 8] = {
         D::BadUdpHeader,
         D::BadTcpHeader,
         D::OverlappingFragment,
+        D::TinyFragment,
     ]
 };
 
