@@ -401,6 +401,26 @@ fn ipv6_packets_routed_onward_by_a_routing_header_are_dropped() {
     let _ = std::fs::remove_file(file);
 }
 
+/// `max_ipv6_extension_headers` holds at its largest, 255: a chain of 256 or more headers is
+/// dropped, one of 255 passes (the count saturated at 255 and let every longer chain through
+/// that limit). scapy writes the chains of Destination Options, tshark counts them.
+#[test]
+fn the_longest_extension_chain_limit_holds_past_it() {
+    let file = std::env::temp_dir().join(format!("transitd-chain-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "from functools import reduce\n\
+         chain = lambda n: reduce(lambda p, _: p/IPv6ExtHdrDestOpt(), range(n), IPv6(src='2001:db8:5::7', dst='2001:db8:acbe::5'))\n\
+         frames = [Ether(dst='02:00:00:00:00:01')/chain(n)/UDP(sport=1024, dport=53) for n in (255, 256, 300)]",
+    );
+    assert_eq!(tshark_frames(&file, "count(ipv6.dstopts) > 255", &[]), [2, 3], "the oracle's count");
+    let sanity = "bogons = false\nmax_ipv6_extension_headers = 255";
+    let (v, _) = verdicts_timed(&victim_config(&["2001:db8:acbe::/48"], sanity, ""), &file);
+    let _ = std::fs::remove_file(file);
+    assert!(is_tx(&v[0]), "{v:?}");
+    assert_eq!(v[1..], [Verdict::Drop(DropReason::Ipv6ExtensionChain); 2]);
+}
+
 #[test]
 fn land_packets_are_dropped() {
     // No public capture has one: scapy makes it (source = destination = 203.0.113.9).

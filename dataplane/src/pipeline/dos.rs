@@ -101,7 +101,7 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
             return Some(DropReason::BadTcpFlags);
         }
     }
-    if s.max_ipv6_extension_headers > 0 && ip.extension_headers > s.max_ipv6_extension_headers {
+    if s.max_ipv6_extension_headers > 0 && ip.extension_headers > u16::from(s.max_ipv6_extension_headers) {
         return Some(DropReason::Ipv6ExtensionChain);
     }
     None

@@ -265,7 +265,7 @@ struct Ipv6Layer<'a> {
     /// The protocol of `payload` (for a later fragment, the fragment header's next header).
     ip_number: IpNumber,
     /// Extension headers read.
-    extension_headers: u8,
+    extension_headers: u16,
     /// One of them is an authentication header.
     under_ah: bool,
     /// Offset in bytes and the more-fragments flag of the fragment header that fragments
@@ -309,7 +309,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     }
     let mut rest = l3.get(40..40 + usize::from(header.payload_length())).ok_or(DropReason::Truncated)?;
     let mut ip_number = header.next_header();
-    let mut extension_headers = 0u8;
+    let mut extension_headers = 0u16;
     let mut under_ah = false;
     let mut fragment = None;
     let mut routed_onward = false;

@@ -61,8 +61,10 @@ pub struct IpFrame {
     pub l4_start: usize,
     /// Set when the packet is a fragment.
     pub fragment: Option<Fragment>,
-    /// IPv6 extension headers before the transport header (0 for IPv4).
-    pub extension_headers: u8,
+    /// IPv6 extension headers before the transport header (0 for IPv4). Wider than the
+    /// limit it is held to (`max_ipv6_extension_headers`, at most 255): a count that
+    /// saturated there let a chain of 256 or more through a limit of 255.
+    pub extension_headers: u16,
     /// An authentication header (RFC 4302) precedes the transport header. transitd holds no
     /// security association and does not verify it.
     pub under_ah: bool,
