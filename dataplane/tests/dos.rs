@@ -756,6 +756,60 @@ fn bucket_keys_do_not_meet_across_versions_or_by_folded_addresses() {
     assert!(v.iter().all(is_tx), "two IPv6 flows apart: {v:?}");
 }
 
+/// A `flow` bucket's protocol is the transport's, behind any IPv6 extension headers (the
+/// 5-tuple, docs/dos.md; what tshark's `udp` and `tcp` read): one UDP flow with and without
+/// a Hop-by-Hop header is one key, and TCP and UDP between the same addresses and ports
+/// behind a Destination Options header are two. Keyed by the fixed header's next header,
+/// which names the first extension header, it was the other way round both times.
+#[test]
+fn a_flow_bucket_keys_ipv6_by_the_transport_behind_extension_headers() {
+    const HOP_BY_HOP: u8 = 0;
+    const DESTINATION_OPTIONS: u8 = 60;
+    let config = "[[dos.bucket]]\nname = \"b\"\nkey = \"flow\"\nrate = 1\nburst = 1\n\
+                  [[dos.rule]]\nname = \"g\"\nmatch = \"udp or tcp\"\naction = \"rate-limit\"\nbucket = \"b\"\n";
+    let snap = snapshot(&victim_config(&["2001:db8:acbe::/48"], NO_SANITY, config));
+    let (src, dst) = ("2001:db8:5::9", "2001:db8:acbe::5");
+    let udp = udp_between(src, dst, 1000);
+    let octets = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let mut tcp = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
+        .ipv6(octets(src), octets(dst), 60)
+        .tcp(1000, 2000, 1, 1000)
+        .ack(1)
+        .write(&mut tcp, b"x")
+        .unwrap();
+    let (udp_hop_by_hop, udp_options, tcp_options) = (
+        behind_extension_header(&udp, HOP_BY_HOP),
+        behind_extension_header(&udp, DESTINATION_OPTIONS),
+        behind_extension_header(&tcp, DESTINATION_OPTIONS),
+    );
+    // Each list of frames at one instant, into a fresh bucket.
+    let verdicts = |frames: &[&[u8]]| {
+        let mut limits = transitd::pipeline::Limits::new(&snap);
+        frames.iter().map(|f| verdict_with(&snap, &mut limits, f, 0)).collect::<Vec<_>>()
+    };
+    let v = verdicts(&[udp.as_slice(), udp_hop_by_hop.as_slice()]);
+    assert!(is_tx(&v[0]), "{v:?}");
+    assert_eq!(v[1], Verdict::Drop(DropReason::RateLimited), "one UDP flow behind a Hop-by-Hop header");
+    let v = verdicts(&[tcp_options.as_slice(), udp_options.as_slice(), tcp_options.as_slice()]);
+    assert!(is_tx(&v[0]) && is_tx(&v[1]), "TCP and UDP behind Destination Options apart: {v:?}");
+    assert_eq!(v[2], Verdict::Drop(DropReason::RateLimited), "the control: the TCP flow spent its token");
+}
+
+/// `frame` (Ethernet, then IPv6 with no extension header) with an empty 8-byte extension
+/// header of type `header` (one PadN option, RFC 8200 §4.2) between the fixed header and
+/// the transport, which it leaves as it was (its checksum covers neither).
+fn behind_extension_header(frame: &[u8], header: u8) -> Vec<u8> {
+    let (fixed, transport) = frame.split_at(14 + 40);
+    let mut out = fixed.to_vec();
+    let next = std::mem::replace(&mut out[14 + 6], header);
+    let payload_len = u16::from_be_bytes([out[14 + 4], out[14 + 5]]) + 8;
+    out[14 + 4..14 + 6].copy_from_slice(&payload_len.to_be_bytes());
+    out.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(transport);
+    out
+}
+
 /// The per-worker bound on bucket keys counts tables as the limiter allocates them (a power
 /// of two): 255 buckets of 65,537 keys are 255 tables of 131,072 (510 MiB a worker).
 #[test]

@@ -321,8 +321,23 @@ pub fn bucket_key(spec: BucketKey, key: &Key, rule: RuleId) -> u64 {
         BucketKey::Flow => {
             mix(fold_address(one_form(key.src_addr(), key)))
                 ^ mix(fold_address(one_form(key.dst_addr(), key)).rotate_left(17))
-                ^ mix(ports_of(key) ^ u64::from(key.get(Dim::IpProto)) << 16)
+                ^ mix(ports_of(key) ^ u64::from(flow_protocol(key)) << 16)
         }
         BucketKey::Rule => rule.0,
+    }
+}
+
+/// The protocol of a `flow` bucket's 5-tuple: the transport's, behind any IPv6 extension
+/// headers. The fixed header's next header names the first of them: keyed by it, one UDP
+/// flow with and without a Hop-by-Hop header was two keys (twice its limit), and TCP and
+/// UDP between the same ports behind a Destination Options header were one. A later
+/// fragment has no transport: IPv4's protocol field, which every fragment carries and
+/// receivers reassemble by (RFC 791); an IPv6 one's Next Header is not what receivers take
+/// (the first fragment's, RFC 8200 §4.5), so IPv6 later fragments share one key whatever
+/// they name.
+fn flow_protocol(key: &Key) -> u32 {
+    match key.get(Dim::L4Proto) {
+        classifier::ABSENT if key.get(Dim::IpVersion) == 4 => key.get(Dim::IpProto),
+        transport => transport,
     }
 }
