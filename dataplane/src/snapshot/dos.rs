@@ -50,7 +50,8 @@ pub struct Sanity {
     pub tcp_flags: bool,
     /// IPv4 source routes with hops to go.
     pub source_route: bool,
-    /// Tiny first fragments and offset-8 TCP fragments.
+    /// Tiny first fragments, later ones that can only overlap a first, and fragments past
+    /// 65,535 bytes.
     pub fragments: bool,
     /// Most IPv6 extension headers allowed (0: no limit).
     pub max_ipv6_extension_headers: u8,
