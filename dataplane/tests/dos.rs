@@ -135,7 +135,7 @@ fn scans_with_impossible_tcp_flags_are_dropped_and_the_rest_passes() {
         &["192.168.1.0/24"],
         "bogons = false\ncustomer_sources = false",
         DropReason::BadTcpFlags,
-        "tcp.flags & 0x3f == 0 or (tcp.flags.syn == 1 and (tcp.flags.fin == 1 or tcp.flags.reset == 1)) or (tcp.flags.fin == 1 and tcp.flags.ack == 0)",
+        "tcp.flags & 0x16 == 0 or (tcp.flags.syn == 1 and (tcp.flags.fin == 1 or tcp.flags.reset == 1)) or (tcp.flags.fin == 1 and tcp.flags.ack == 0)",
     );
     sanity_drops(
         "malformed/tcpdump-tcp_eight_lowest_weight_flags_set.pcap",
@@ -144,6 +144,26 @@ fn scans_with_impossible_tcp_flags_are_dropped_and_the_rest_passes() {
         DropReason::BadTcpFlags,
         "tcp",
     );
+}
+
+/// A segment with none of SYN, RST and ACK is one every state of a receiver discards (RFC
+/// 9293 §3.10.7: a segment that is not a SYN or a RST carries an ACK): PSH or URG alone, or
+/// together, are scans' as much as the null and FIN probes are (nmap's `--scanflags`). With
+/// an ACK, or a RST alone, a segment is one a stack sends. scapy writes them, tshark picks the
+/// ones without the three.
+#[test]
+fn a_segment_without_syn_rst_or_ack_is_dropped() {
+    let file = std::env::temp_dir().join(format!("transitd-flags-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "tcp = lambda flags: Ether(dst='02:00:00:00:00:01')/IP(src='198.51.100.7', dst='203.0.113.9')/TCP(flags=flags)\n\
+         frames = [tcp(f) for f in ['P', 'U', 'PU', 'PE', 'PA', 'UA', 'R', 'RA', 'S', 'SA', 'A']]",
+    );
+    assert_eq!(tshark_frames(&file, "tcp.flags & 0x16 == 0", &[]), [1, 2, 3, 4], "the oracle's selection");
+    let (v, _) = verdicts_timed(&victim_config(&["203.0.113.0/24"], "bogons = false", ""), &file);
+    let _ = std::fs::remove_file(file);
+    assert_eq!(v[..4], [Verdict::Drop(DropReason::BadTcpFlags); 4]);
+    assert!(v[4..].iter().all(is_tx), "{v:?}");
 }
 
 #[test]

@@ -94,9 +94,12 @@ pub fn packet_sanity(s: &Sanity, key: &Key, ip: &IpFrame) -> Option<DropReason> 
     }
     if s.tcp_flags && key.get(Dim::L4Proto) == 6 {
         let f = key.get(Dim::TcpFlags);
-        // No flags at all, SYN with FIN or RST, FIN without ACK: no TCP stack sends these;
-        // scanners and stack fingerprinters do.
-        let impossible = f & 0x3f == 0 || (f & SYN != 0 && f & (FIN | RST) != 0) || (f & FIN != 0 && f & ACK == 0);
+        // None of SYN, RST and ACK (no flags at all, or PSH, URG, FIN and ECN's alone), SYN
+        // with FIN or RST, FIN without ACK: no TCP stack sends these; scanners and stack
+        // fingerprinters do. Every state of a receiver discards a segment with none of the
+        // three (RFC 9293 §3.10.7: one that is not a SYN or RST must carry an ACK).
+        let impossible =
+            f & (SYN | RST | ACK) == 0 || (f & SYN != 0 && f & (FIN | RST) != 0) || (f & FIN != 0 && f & ACK == 0);
         if f != classifier::ABSENT && impossible {
             return Some(DropReason::BadTcpFlags);
         }
