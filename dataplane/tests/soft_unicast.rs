@@ -384,6 +384,38 @@ fn every_command_that_reads_a_configuration_says_its_warnings() {
     let _ = std::fs::remove_file(file);
 }
 
+/// A server the plan gives no port slice can send no egress traffic: `check-config` and
+/// `plan` say so. With `slice_size = 32768` above 1,024 reserved ports an address holds one
+/// slice ((65,536 - 1,024) / 32,768, rounded down): data centre a's one address holds one
+/// slice for its two servers, b's two addresses two for its one. Only one of a's servers is
+/// warned of; at 2,048 (31 slices an address) none is.
+#[test]
+fn a_server_without_a_slice_is_warned_of() {
+    let (config, _) = fleet();
+    let one_slice = config.replace("slice_size = 2048", "slice_size = 32768");
+    assert_ne!(one_slice, config);
+    for (text, warned) in [(&one_slice, 1), (&config, 0)] {
+        let file = std::env::temp_dir().join(format!("transitd-sliceless-{warned}-{}.toml", std::process::id()));
+        std::fs::write(&file, text).unwrap();
+        for command in [vec!["check-config", file.to_str().unwrap()], vec!["plan", "-c", file.to_str().unwrap()]] {
+            let out = transitd(&command);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{command:?}: {stderr}");
+            let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("owns no port slice")).collect();
+            assert_eq!(lines.len(), warned, "{command:?}: {stderr}");
+            for line in lines {
+                assert!(
+                    (line.contains("server `a1`") || line.contains("server `a2`"))
+                        && line
+                            .contains("(data centre `a` has 1 slice for 2 servers): it sends no soft-unicast egress"),
+                    "{line}"
+                );
+            }
+        }
+        let _ = std::fs::remove_file(file);
+    }
+}
+
 #[test]
 fn geofeed_is_generated_from_the_egress_ranges_and_checked() {
     let config = root().join("dataplane/tests/data/soft-unicast.toml");

@@ -100,6 +100,18 @@ impl OwnerTable {
         }
     }
 
+    /// How many slices each server owns, by its index in [`OwnerTable::servers`].
+    pub fn slices_per_server(&self) -> Vec<u32> {
+        let mut counts = vec![0u32; self.servers.len()];
+        for &server in &self.owners {
+            // u16::MAX: a slice no one owns.
+            if let Some(count) = counts.get_mut(usize::from(server)) {
+                *count += 1;
+            }
+        }
+        counts
+    }
+
     fn index(&self, ip: u32) -> Option<usize> {
         let mask = self.slots.len() - 1;
         let mut h = hash(ip, self.shift);

@@ -134,6 +134,7 @@ impl Builder<'_> {
             }
         };
         let owners = OwnerTable::new(&plan);
+        self.servers_without_slices(&owners, &server_spans);
         let this_server = owners.server_index(&this)?;
         let this_dc = owners.server_dc[usize::from(this_server)];
         let addr_of_server = |name: &str| servers.iter().find(|v| v.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |v| v.2);
@@ -153,6 +154,30 @@ impl Builder<'_> {
             owners,
             plan,
         })
+    }
+
+    /// Warns of each server the plan gives no slice (more servers in its data centre than
+    /// slices of its egress addresses, or a plan file that leaves it out): it can send no
+    /// soft-unicast egress traffic, and nothing else would say so before it tried.
+    fn servers_without_slices(&mut self, owners: &OwnerTable, spans: &HashMap<String, Range<usize>>) {
+        let counts = owners.slices_per_server();
+        for (i, name) in owners.servers.iter().enumerate() {
+            let (Some(0), Some(&dc), Some(span)) = (counts.get(i), owners.server_dc.get(i), spans.get(name)) else {
+                continue;
+            };
+            let in_dc = |(d, _): &(&u16, &u32)| **d == dc;
+            let peers = owners.server_dc.iter().filter(|&&d| d == dc).count();
+            let slices: u32 = owners.server_dc.iter().zip(&counts).filter(in_dc).map(|(_, c)| c).sum();
+            let dc_name = owners.data_centres.get(usize::from(dc)).map_or("?", String::as_str);
+            self.warn(
+                span,
+                format!(
+                    "server `{name}` owns no port slice (data centre `{dc_name}` has {} for {peers} servers): it sends \
+                     no soft-unicast egress traffic; a smaller slice_size or more egress addresses give it some",
+                    if slices == 1 { "1 slice".to_string() } else { format!("{slices} slices") }
+                ),
+            );
+        }
     }
 
     /// The backbone tunnels' MTU and GRE key id, each checked (the default where wrong).
