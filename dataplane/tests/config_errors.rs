@@ -1447,6 +1447,22 @@ fn ipfix_message_size_and_template_refresh_are_bounded() {
     assert_eq!(errors(&ok), Vec::<String>::new());
 }
 
+/// Observation Domain ID 0 names no one domain (RFC 7011 §3.1: "A value of 0 indicates
+/// that no specific Observation Domain is identified"): flows metered here were sent under
+/// it without a word. Refused at its position; 1 and the largest are taken.
+#[test]
+fn an_observation_domain_of_zero_is_refused() {
+    let text = |domain: &str| {
+        format!(
+            "[server]\nanycast = \"192.0.2.1\"\n[ipfix]\ncollector = \"192.0.2.9:4739\"\nobservation_domain = {domain}\n"
+        )
+    };
+    assert_eq!(errors(&text("0")), ["bad.toml:5:22: observation_domain 0 is not in 1..=4294967295"]);
+    for taken in ["1", "4294967295"] {
+        assert_eq!(errors(&text(taken)), Vec::<String>::new(), "{taken}");
+    }
+}
+
 /// A tunnel whose GRE at its mtu is longer than a frame of `frame_size` carries is said: its
 /// router's full-size packets never arrive (`oversize`). The bounds are counted by hand: a
 /// frame carries `frame_size` less 14 bytes of Ethernet, and the GRE of an `mtu` packet is 20

@@ -194,7 +194,7 @@ pub struct IpfixSection {
     /// The Observation Domain ID of the messages: 1 unless set (RFC 7011 §3.1 keeps 0 for
     /// messages of no one domain, such as an exporter's own statistics).
     #[serde(default = "default_observation_domain")]
-    pub observation_domain: u32,
+    pub observation_domain: Spanned<u32>,
     /// Seconds after which a flow still active is reported (and counted afresh).
     #[serde(default = "default_ipfix_active_timeout")]
     pub active_timeout_s: Spanned<u32>,
@@ -221,8 +221,8 @@ fn default_ipfix_max_message() -> Spanned<u32> {
     Spanned::new(0..0, crate::ipfix::wire::DEFAULT_MAX_MESSAGE)
 }
 
-fn default_observation_domain() -> u32 {
-    1
+fn default_observation_domain() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
 }
 
 fn default_ipfix_sample() -> Spanned<u32> {

@@ -55,6 +55,8 @@ impl Builder<'_> {
         let active = bounded(&s.active_timeout_s, "active_timeout_s", 1..=3600);
         let idle = bounded(&s.idle_timeout_s, "idle_timeout_s", 1..=3600);
         let enterprise_number = bounded(&s.enterprise_number, "enterprise_number", 1..=u32::MAX);
+        // 0 names no one domain (RFC 7011 §3.1): not the domain that metered the flows.
+        let observation_domain = bounded(&s.observation_domain, "observation_domain", 1..=u32::MAX);
         let refresh = bounded(&s.template_refresh_s, "template_refresh_s", 1..=86_400);
         // 512: RFC 7011 §10.3.3's size where the path MTU is unknown, and room for the
         // templates and a record; 65,507: a UDP datagram's payload over IPv4.
@@ -62,7 +64,7 @@ impl Builder<'_> {
         Ipfix {
             collector,
             sample,
-            observation_domain: s.observation_domain,
+            observation_domain,
             active_timeout: Duration::from_secs(u64::from(active)),
             idle_timeout: Duration::from_secs(u64::from(idle)),
             enterprise_number,
