@@ -11,7 +11,8 @@
 //! its share, and the servers that keep the larger shares are those already holding the
 //! most. Every slice that changes owner is listed as a [`Move`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -387,38 +388,42 @@ fn balance(slices: &[(u32, u16)], servers: &[String], previous: impl Fn(u32, u16
     for &i in order.iter().take(extra) {
         target[i] += 1;
     }
-    // Release the excess of each over-share server spread over its addresses: one slice at
-    // a time from the address it holds most of (its highest slice there; ties, the highest
-    // address). What it keeps and what it frees then cover its addresses evenly, so a
-    // server that joins gets slices of every address, and of every range's tags (releasing
-    // the highest slices overall gave it only the last addresses': a country short).
+    // Release the excess of each over-share server spread over its addresses, and over the
+    // addresses the others released before it: one slice at a time (its highest there) by
+    // `release_first`. What it keeps covers its addresses, and what they all free covers
+    // the data centre's, so a server that joins gets slices of every address, and of every
+    // range's tags (releasing the highest slices overall gave it only the last addresses':
+    // a country short). In name order, as the free slices are handed out below: the plan
+    // does not depend on the order the servers are listed in.
+    let mut by_name: Vec<usize> = (0..n).collect();
+    by_name.sort_by(|&a, &b| servers[a].cmp(&servers[b]));
     let mut held: Vec<BTreeMap<u32, Vec<usize>>> = vec![BTreeMap::new(); n];
     for (k, o) in owner.iter().enumerate() {
         if let Some(i) = *o {
             held[i].entry(slices[k].0).or_default().push(k);
         }
     }
+    let mut freed: HashMap<u32, usize> = HashMap::new();
     let mut kept = count;
-    for i in 0..n {
-        // The addresses by how many slices it holds there, most (then highest) first: a
-        // heap, as a scan per slice released was slices × addresses (seconds at the
-        // section's bounds).
-        let mut most: std::collections::BinaryHeap<(usize, u32)> =
-            held[i].iter().map(|(&ip, ks)| (ks.len(), ip)).collect();
+    for &i in &by_name {
+        // A heap, as a scan per slice released was slices × addresses (seconds at the
+        // section's bounds). Only this server's releases change `freed` while it is read,
+        // and each pushes its address again with the new count.
+        let mut next: BinaryHeap<ReleaseOrder> =
+            held[i].iter().map(|(&ip, ks)| release_first(ip, ks.len(), &freed)).collect();
         while kept[i] > target[i] {
-            let Some((_, ip)) = most.pop() else { break };
+            let Some((.., ip)) = next.pop() else { break };
             let Some(k) = held[i].get_mut(&ip).and_then(Vec::pop) else { break };
             owner[k] = None;
             kept[i] -= 1;
+            *freed.entry(ip).or_default() += 1;
             let left = held[i].get(&ip).map_or(0, Vec::len);
             if left > 0 {
-                most.push((left, ip));
+                next.push(release_first(ip, left, &freed));
             }
         }
     }
     // Hand the free slices to servers under their share, in name order, round robin.
-    let mut by_name: Vec<usize> = (0..n).collect();
-    by_name.sort_by(|&a, &b| servers[a].cmp(&servers[b]));
     let mut cursor = 0;
     for o in owner.iter_mut().filter(|o| o.is_none()) {
         while kept[by_name[cursor % n]] >= target[by_name[cursor % n]] {
@@ -430,4 +435,18 @@ fn balance(slices: &[(u32, u16)], servers: &[String], previous: impl Fn(u32, u16
         cursor += 1;
     }
     owner.into_iter().map(|o| servers[o.expect("every slice was given an owner above")].clone()).collect()
+}
+
+/// Which of a server's addresses gives up a slice first: the greatest.
+type ReleaseOrder = (bool, Reverse<usize>, usize, u32);
+
+/// The order of address `ip`, where the server releasing holds `held` slices and `freed`
+/// counts those all released so far: one it holds two or more of (it keeps a slice of each
+/// it can); then the one the fewest have been freed from, so that what the servers over
+/// their share free together covers every address (each breaking ties alike, by the highest
+/// address, they all freed slices of the same addresses: a ninth server joining eight on a GB
+/// and a DE address got six DE slices and no GB one); then the one it holds most of; then
+/// the highest.
+fn release_first(ip: u32, held: usize, freed: &HashMap<u32, usize>) -> ReleaseOrder {
+    (held >= 2, Reverse(freed.get(&ip).copied().unwrap_or(0)), held, ip)
 }

@@ -293,3 +293,50 @@ fn a_server_that_joins_gets_slices_of_every_range() {
         }
     }
 }
+
+/// One /32 range per address, 31 slices of 2048 ports each (the defaults), in one data
+/// centre of `servers`.
+fn one_range_per_address(addresses: u32, servers: &[String]) -> PlanSpec {
+    let base = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 0));
+    let range =
+        |i: u32| EgressRange { network: base + i, prefix_len: 32, tags: Tags::default(), data_centre: "lhr".into() };
+    PlanSpec {
+        slice_size: 2048,
+        reserved_ports: 1024,
+        egress: (0..addresses).map(range).collect(),
+        data_centres: vec![DataCentre { name: "lhr".into(), servers: servers.to_vec() }],
+    }
+}
+
+/// However many servers give up slices to one that joins, what they free together covers
+/// every address: the one that joins gets slices of each when its share is at least one a
+/// address, and each of them keeps a slice of every address it held. Each used to break
+/// ties alike (the highest address first), so all gave up slices of the same addresses: a
+/// ninth server joining eight on two addresses got six slices of the second and none of the
+/// first (its range's country short for `connect --tag`). Brute force over one to sixteen
+/// addresses and one to fifteen servers before the join (each then holds two or more slices
+/// of every address, 31 slices an address: sixteen servers would hold one of some).
+#[test]
+fn a_server_that_joins_gets_slices_of_every_address_however_many_give_them_up() {
+    let addresses_of = |plan: &Plan, server: &str| -> std::collections::BTreeSet<u32> {
+        plan.slices_of(server).iter().map(|s| s.0).collect()
+    };
+    for addresses in 1..=16u32 {
+        for before in 1..=15usize {
+            // The one that joins is last by name, as a server added to a fleet often is.
+            let servers: Vec<String> = (0..=before).map(|i| format!("s{i:02}")).collect();
+            let old = Plan::new(one_range_per_address(addresses, &servers[..before])).unwrap();
+            let (new, _) = Plan::replan(one_range_per_address(addresses, &servers), Some(&old)).unwrap();
+            let joined = &servers[before];
+            let at = format!("{addresses} addresses, {before} servers, then {joined}");
+            if new.slices_of(joined).len() >= addresses as usize {
+                let got = addresses_of(&new, joined.as_str());
+                assert_eq!(got.len(), addresses as usize, "{at}: {joined} holds {:?}", new.slices_of(joined));
+            }
+            for server in &servers[..before] {
+                let (had, has) = (addresses_of(&old, server.as_str()), addresses_of(&new, server.as_str()));
+                assert!(had.is_subset(&has), "{at}: {server} held {had:?}, holds {has:?}");
+            }
+        }
+    }
+}
