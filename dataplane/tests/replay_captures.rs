@@ -223,7 +223,7 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
                 let (kind, reason) = (verdict.kind(), verdict.reason());
                 let fine = match decision {
                     X::NoSocket => kind != "pass",
-                    X::Passed | X::GreNotOurs => kind == "pass" || discarded_by_the_host(verdict),
+                    X::Passed | X::GreNotOurs => kind == "pass" || discarded_by_the_host(frame, verdict),
                     _ => false,
                 };
                 let at = format!("{} frame {}", file.display(), i + 1);
@@ -324,7 +324,7 @@ fn an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard() {
     for (n, (frame, verdict)) in (1..).zip(frames.iter().zip(&verdicts)) {
         let (decision, _) = program.test_run(frame).expect("test run (needs root)");
         assert_eq!((decision, verdict), (X::Passed, &Verdict::Drop(DropReason::TinyFragment)), "frame {n}");
-        assert!(discarded_by_the_host(verdict), "frame {n}");
+        assert!(discarded_by_the_host(frame, verdict), "frame {n}");
     }
     // The host: fd00::2 on a veth with the frames' MAC address, given them by its peer.
     let host = format!(
@@ -349,6 +349,65 @@ fn an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard() {
     let _ = std::fs::remove_file(&file);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 3", "header errors, fragments taken for reassembly");
+}
+
+/// A tiny first fragment that the host reassembles is no drop the host makes too: Linux
+/// (6.18, a network namespace of its own given the frames on a veth) reassembles an IPv4 TCP
+/// datagram whose first fragment holds 8 bytes of its header (RFC 1858's tiny fragment: a
+/// filter's concern, not a host's), and an IPv6 one carrying IPv4 whose first fragment holds
+/// 16 bytes of the inner header (`ipv6frag_thdr_truncated` asks 20 bytes of TCP, 8 of UDP and
+/// ICMPv6, one of anything else). The sanity check drops both first fragments as
+/// `tiny_fragment`, and the XDP program passes them to the host when they are no customer's:
+/// the two do not end alike, and the differential tests must not take them as alike (they
+/// did, for every `tiny_fragment`, once the IPv6 case above was allowed). scapy builds the
+/// fragments; tshark reads the first ones as such.
+#[test]
+fn a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it() {
+    let config = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    let file = std::env::temp_dir().join(format!("transitd-tiny-reassembled-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')\n\
+         tcp = bytes(TCP(sport=1234, dport=9, flags='S'))\n\
+         inner = bytes(IP(src='192.0.2.7', dst='192.0.2.8')/UDP(sport=1, dport=2))\n\
+         v4 = lambda frag, mf, data: e/IP(src='10.9.9.1', dst='10.9.9.2', id=77, proto=6, frag=frag, flags=mf)/Raw(data)\n\
+         v6 = lambda offset, m, data: e/IPv6(src='fd00::1', dst='fd00::2')/IPv6ExtHdrFragment(nh=4, offset=offset, m=m, id=50)/Raw(data)\n\
+         frames = [v4(0, 'MF', tcp[:8]), v4(1, 0, tcp[8:]), v6(0, 1, inner[:16]), v6(2, 0, inner[16:])]",
+    );
+    let firsts = "(ip.frag_offset == 0 and ip.flags.mf == 1) or (ipv6.fraghdr.offset == 0 and ipv6.fraghdr.more == 1)";
+    assert_eq!(tshark_frames(&file, firsts, &[]), [1, 3]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (verdicts, _, _) = verdicts_of(&config, frames.clone());
+    for i in [0, 2] {
+        assert_eq!(verdicts[i], Verdict::Drop(DropReason::TinyFragment), "frame {}", i + 1);
+        assert!(!discarded_by_the_host(&frames[i], &verdicts[i]), "frame {}", i + 1);
+    }
+    // The host: 10.9.9.2 and fd00::2 on a veth with the frames' MAC address, given them by
+    // its peer; each datagram reassembled.
+    let host = format!(
+        "import subprocess, time\n\
+         from scapy.all import rdpcap, sendp\n\
+         sh = lambda c: subprocess.run(c, shell=True, check=True)\n\
+         sh('ip link add name up0 type veth peer name host0 && ip link set host0 address 02:00:00:00:00:01')\n\
+         sh('ip link set up0 up && ip link set host0 up && ip addr add 10.9.9.2/24 dev host0')\n\
+         sh('ip -6 addr add fd00::2/64 dev host0 nodad')\n\
+         rows = lambda: [l.split() for l in open('/proc/net/snmp') if l.startswith('Ip:')]\n\
+         ip = lambda name: int(rows()[1][rows()[0].index(name)])\n\
+         ip6 = lambda name: next(int(l.split()[1]) for l in open('/proc/net/snmp6') if l.split()[0] == name)\n\
+         time.sleep(0.5)\n\
+         before = (ip('ReasmOKs'), ip6('Ip6ReasmOKs'))\n\
+         sendp(rdpcap({:?}), iface='up0', verbose=False)\n\
+         time.sleep(0.5)\n\
+         print(ip('ReasmOKs') - before[0], ip6('Ip6ReasmOKs') - before[1])\n",
+        file.display().to_string()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "/usr/bin/python3", "-c", &host])
+        .output()
+        .expect("unshare (util-linux)");
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 1", "datagrams reassembled, IPv4 and IPv6");
 }
 
 /// pcapng files read as tshark reads them, in sections of either byte order: a simple packet

@@ -1476,9 +1476,9 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
             _ => {}
         }
         let fine = match decision {
-            X::EgressLocal | X::BackboneLocal => *verdict == local || discarded_by_the_host(verdict),
+            X::EgressLocal | X::BackboneLocal => *verdict == local || discarded_by_the_host(frame, verdict),
             X::NoSocket => kind != "pass",
-            X::Passed => (kind == "pass" && *verdict != local) || discarded_by_the_host(verdict),
+            X::Passed => (kind == "pass" && *verdict != local) || discarded_by_the_host(frame, verdict),
             _ => false,
         };
         assert!(

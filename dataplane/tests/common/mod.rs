@@ -235,16 +235,13 @@ pub fn damaged(mut frames: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {
 
 /// Drop reasons of packets malformed at the IP or transport layer (a bad header, checksum
 /// or length, an extension header out of place or past the chain's limit, a fragment that
-/// can only overlap its first, an IPv6 first fragment without its whole header chain),
-/// which the host discards as well: where the XDP program, reading only what it needs,
-/// passes such a packet to the host and the pipeline drops it, the two end alike. The
-/// differential tests of the program against the pipeline allow these, and only these,
-/// between a pass and a drop. `tiny_fragment` is the parser's name for that first fragment
-/// (it was `truncated` before); RFC 8200 §4.5 has the host discard it, and Linux does
-/// (`ipv6frag_thdr_truncated`: `an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard`).
-/// Not `too_many_vlan_tags`: the host strips any number of priority tags (VLAN ID 0) and
-/// routes what they carry.
-pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 9] = {
+/// can only overlap its first), which the host discards as well: where the XDP program,
+/// reading only what it needs, passes such a packet to the host and the pipeline drops it,
+/// the two end alike. The differential tests of the program against the pipeline allow
+/// these, and only these, between a pass and a drop ([`discarded_by_the_host`]; a
+/// `tiny_fragment` only where the host discards it too). Not `too_many_vlan_tags`: the host
+/// strips any number of priority tags (VLAN ID 0) and routes what they carry.
+pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 8] = {
     use transitd::pipeline::DropReason as D;
     [
         D::Truncated,
@@ -255,13 +252,61 @@ pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 9] = {
         D::BadUdpHeader,
         D::BadTcpHeader,
         D::OverlappingFragment,
-        D::TinyFragment,
     ]
 };
 
-/// True for a drop under one of [`DISCARDED_BY_THE_HOST`]'s reasons.
-pub fn discarded_by_the_host(verdict: &transitd::pipeline::Verdict) -> bool {
-    matches!(verdict, transitd::pipeline::Verdict::Drop(r) if DISCARDED_BY_THE_HOST.contains(r))
+/// True for a drop of `frame` the host makes too: under one of [`DISCARDED_BY_THE_HOST`]'s
+/// reasons, or a `tiny_fragment` the host discards as well
+/// ([`tiny_first_fragment_discarded_by_the_host`]).
+pub fn discarded_by_the_host(frame: &[u8], verdict: &transitd::pipeline::Verdict) -> bool {
+    use transitd::pipeline::{DropReason, Verdict};
+    match verdict {
+        Verdict::Drop(DropReason::TinyFragment) => tiny_first_fragment_discarded_by_the_host(frame),
+        Verdict::Drop(r) => DISCARDED_BY_THE_HOST.contains(r),
+        _ => false,
+    }
+}
+
+/// Whether the host discards `frame`, a first fragment the pipeline dropped as
+/// `tiny_fragment`, as Linux 6.18 does (`ipv6frag_thdr_truncated`, RFC 8200 §4.5): an IPv6
+/// one whose header chain runs past it, or that holds less than 20 bytes of TCP, 8 of UDP or
+/// ICMPv6, or nothing of another protocol. Not an IPv4 one (Linux reassembles a TCP datagram
+/// whose first fragment holds 8 bytes of its header: RFC 1858's concern is filters, not
+/// hosts), nor an IPv6 one holding part of an inner IPv4 or IPv6 header
+/// (`a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it`).
+fn tiny_first_fragment_discarded_by_the_host(frame: &[u8]) -> bool {
+    // The EtherType behind any VLAN tags (802.1Q, 802.1ad).
+    let mut at = 12;
+    while matches!(frame.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8])) {
+        at += 4;
+    }
+    if frame.get(at..at + 2) != Some(&[0x86, 0xdd][..]) {
+        return false;
+    }
+    let l3 = at + 2;
+    let Some(fixed) = frame.get(l3..l3 + 40) else { return true };
+    let end = (l3 + 40 + usize::from(u16::from_be_bytes([fixed[4], fixed[5]]))).min(frame.len());
+    let (mut next, mut at) = (fixed[6], l3 + 40);
+    // Hop-by-hop, routing, fragment, authentication and destination options headers, as
+    // Linux's ipv6_skip_exthdr walks them.
+    while matches!(next, 0 | 43 | 44 | 51 | 60) {
+        let Some(&[following, units]) = frame.get(at..at + 2) else { return true };
+        let len = match next {
+            44 => 8,
+            51 => (usize::from(units) + 2) * 4,
+            _ => (usize::from(units) + 1) * 8,
+        };
+        if at + len > end {
+            return true;
+        }
+        (next, at) = (following, at + len);
+    }
+    let least = match next {
+        6 => 20,
+        17 | 58 => 8,
+        _ => 1,
+    };
+    end - at < least
 }
 
 /// A configuration with one customer owning all of IPv4 and IPv6, accepting everything,
