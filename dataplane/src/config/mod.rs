@@ -290,7 +290,8 @@ pub struct DosSection {
 pub struct SanitySection {
     /// Drop "land" packets (source address equals destination).
     pub land: bool,
-    /// Drop TCP with impossible flags: none, SYN+FIN, SYN+RST, FIN without ACK.
+    /// Drop TCP with impossible flags: none of SYN, RST and ACK, SYN+FIN, SYN+RST, FIN without
+    /// ACK.
     pub tcp_flags: bool,
     /// Drop IPv4 packets whose loose or strict source route still has hops to go (RFC 7126
     /// §4.3, §4.4).

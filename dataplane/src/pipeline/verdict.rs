@@ -55,7 +55,8 @@ reasons! {
         /// IPv6 routing header with segments left: toward a customer, or (soft-unicast
         /// return traffic another server owns) before the backbone.
         SourceRouted = "source_routed",
-        /// TCP flags no stack sends (none, SYN+FIN, SYN+RST, FIN without ACK).
+        /// TCP flags no stack sends (none of SYN, RST and ACK, SYN+FIN, SYN+RST, FIN without
+        /// ACK).
         BadTcpFlags = "bad_tcp_flags",
         /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112), or
         /// (IPv6) its whole chain of extension headers (RFC 8200 §4.5).
