@@ -225,29 +225,38 @@ impl Scrape<'_> {
         Ok(())
     }
 
-    /// Customers and tunnels: summed over workers, each worker's counters named by the
-    /// snapshot they were counted under; and the tunnels' health.
+    /// The running configuration's customers and tunnels: summed over workers, each worker's
+    /// counters named by the snapshot they were counted under; and the tunnels' health.
     fn customers_and_tunnels(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
-        let mut customers: Vec<(String, CustomerStats)> = Vec::new();
-        let mut tunnels: Vec<(String, String, TunnelStats)> = Vec::new();
-        let mut customer_at: HashMap<String, usize> = HashMap::new();
-        let mut tunnel_at: HashMap<String, usize> = HashMap::new();
+        let snap = self.snap;
+        // The running configuration's customers and tunnels, each summed by name over the
+        // workers (one still on the configuration before a reload counts them at its own
+        // indices). One a reload removed is served no more: summed over the workers that had
+        // not moved on yet, its counters went down (to what those alone counted), which a
+        // scraper takes for a restart from 0 and adds to the increase: a phantom spike.
+        let mut customers: Vec<(&str, CustomerStats)> =
+            snap.customers.iter().map(|c| (c.name.as_str(), Default::default())).collect();
+        let mut tunnels: Vec<(&str, &str, TunnelStats)> = snap
+            .tunnels
+            .iter()
+            .map(|t| {
+                let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                (t.name.as_str(), customer, Default::default())
+            })
+            .collect();
+        let customer_at: HashMap<&str, usize> = customers.iter().enumerate().map(|(i, c)| (c.0, i)).collect();
+        let tunnel_at: HashMap<&str, usize> = tunnels.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
         for r in self.reports {
             let Some(s) = &r.snapshot else { continue };
             for (c, counts) in s.customers.iter().zip(&r.stats.customers) {
-                let i = *customer_at.entry(c.name.clone()).or_insert_with(|| {
-                    customers.push((c.name.clone(), Default::default()));
-                    customers.len() - 1
-                });
-                crate::pipeline::stats::merge_customer(&mut customers[i].1, counts);
+                if let Some(&i) = customer_at.get(c.name.as_str()) {
+                    crate::pipeline::stats::merge_customer(&mut customers[i].1, counts);
+                }
             }
             for (t, counts) in s.tunnels.iter().zip(&r.stats.tunnels) {
-                let customer = s.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                let i = *tunnel_at.entry(t.name.clone()).or_insert_with(|| {
-                    tunnels.push((t.name.clone(), customer.to_string(), Default::default()));
-                    tunnels.len() - 1
-                });
-                tunnels[i].2.merge(counts);
+                if let Some(&i) = tunnel_at.get(t.name.as_str()) {
+                    tunnels[i].2.merge(counts);
+                }
             }
         }
         for (name, help, bytes) in [
@@ -257,7 +266,7 @@ impl Scrape<'_> {
             family(enc, name, help, MetricType::Counter, |m| {
                 for (customer, counts) in &customers {
                     for (verdict, t) in Verdict::KINDS.iter().zip(counts) {
-                        let labels = [("customer", customer.as_str()), ("verdict", verdict)];
+                        let labels = [("customer", *customer), ("verdict", verdict)];
                         sample(m, &labels, if bytes { t.bytes } else { t.packets }, MetricType::Counter)?;
                     }
                 }
@@ -271,8 +280,7 @@ impl Scrape<'_> {
             family(enc, name, help, MetricType::Counter, |m| {
                 for (tunnel, customer, t) in &tunnels {
                     for (direction, x) in [("received", t.received), ("sent", t.sent)] {
-                        let labels =
-                            [("tunnel", tunnel.as_str()), ("customer", customer.as_str()), ("direction", direction)];
+                        let labels = [("tunnel", *tunnel), ("customer", *customer), ("direction", direction)];
                         sample(m, &labels, if bytes { x.bytes } else { x.packets }, MetricType::Counter)?;
                     }
                 }
@@ -286,13 +294,12 @@ impl Scrape<'_> {
             MetricType::Counter,
             |m| {
                 for (tunnel, customer, t) in &tunnels {
-                    let labels = [("tunnel", tunnel.as_str()), ("customer", customer.as_str())];
+                    let labels = [("tunnel", *tunnel), ("customer", *customer)];
                     sample(m, &labels, t.received_dropped, MetricType::Counter)?;
                 }
                 Ok(())
             },
         )?;
-        let snap = self.snap;
         family(
             enc,
             "transitd_tunnel_up",

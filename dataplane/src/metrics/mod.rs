@@ -274,6 +274,58 @@ tunnel = "acme-gre"
         }
     }
 
+    /// A customer or tunnel a reload removed is served no more once the running
+    /// configuration lacks it, though a worker not yet on that configuration still counts
+    /// it: summed over such workers alone, its counters went down (12 to 5 here), which a
+    /// scraper takes for a counter restarted from 0 (OpenMetrics: a counter's total is
+    /// monotonically non-decreasing) and adds to its increase. A customer both
+    /// configurations have is summed over every worker, by name.
+    #[test]
+    fn a_customer_a_reload_removed_is_not_served_lower() {
+        let build = |customers: &[&str]| {
+            let mut text = "[server]\nanycast = \"192.0.2.1\"\n".to_string();
+            for (i, name) in customers.iter().enumerate() {
+                text += &format!(
+                    "[[customer]]\nname = \"{name}\"\nprefixes = [\"198.18.{i}.0/24\"]\n\
+                     [[customer.tunnel]]\nname = \"{name}-gre\"\nremote = \"198.51.100.{}\"\n\
+                     [[customer.route]]\nprefix = \"198.18.{i}.0/24\"\ntunnel = \"{name}-gre\"\n",
+                    i + 1
+                );
+            }
+            Arc::new(Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap())
+        };
+        // beta first, so that acme's index moves with the reload.
+        let (old, new) = (build(&["beta", "acme"]), build(&["acme"]));
+        // `n` frames sent into each customer's tunnel, counted under `snap`.
+        let counted = |snap: &Arc<Snapshot>, n: u64| {
+            let mut stats = WorkerStats::new(snap);
+            for c in 0..snap.customers.len() as u16 {
+                let mut tx = Outcome::new(Verdict::Tx { start: 0, len: 100, reason: TxReason::Encapsulated });
+                (tx.customer, tx.tunnel) = (Some(c), Some(c));
+                (0..n).for_each(|_| stats.count(&tx, 100));
+            }
+            stats
+        };
+        // Worker q0 counted 7 of each and took up the reload (acme's carried by name); q1
+        // counted 5 of each and is still on the configuration before.
+        let mut moved = counted(&old, 7);
+        moved.rebind(&new, &new.succession_from(&old));
+        let report = |queue: u32, stats: WorkerStats, snap: &Arc<Snapshot>| {
+            Arc::new(Mutex::new(WorkerReport { queue, stats, snapshot: Some(snap.clone()), ..WorkerReport::default() }))
+        };
+        let mut src = sources(WorkerStats::default(), new.clone());
+        Arc::get_mut(&mut src).unwrap().workers = vec![report(0, moved, &new), report(1, counted(&old, 5), &old)];
+        let samples = parse(&render(&src, Format::OpenMetrics));
+        let sent = |name: &str, label: &str, value: &str| -> Vec<(String, f64)> {
+            let of = |s: &&Sample| s.name == name && s.label(label) == value;
+            samples.iter().filter(of).map(|s| (s.label("customer").to_string(), s.value)).collect()
+        };
+        assert_eq!(sent("transitd_customer_packets_total", "verdict", "tx"), [("acme".to_string(), 12.0)]);
+        assert_eq!(sent("transitd_tunnel_packets_total", "direction", "sent"), [("acme".to_string(), 12.0)]);
+        let dropped = sent("transitd_tunnel_received_dropped_packets_total", "tunnel", "beta-gre");
+        assert_eq!(dropped, Vec::<(String, f64)>::new());
+    }
+
     /// The recent batch durations are a summary, and OpenMetrics 1.0 ("Summary") says a
     /// quantile of a timeframe without events is NaN: a worker without batches in its window
     /// is not said to take 0 s. Its count is the whole run's, and `transitd stats` shows no
