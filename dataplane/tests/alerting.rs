@@ -260,6 +260,51 @@ fn the_dashboards_queries_parse() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A Prometheus duration of one unit (`15s`, `1m`, `1h`), in seconds.
+fn seconds(duration: &str) -> u64 {
+    let unit = match duration.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        _ => panic!("`{duration}` is not a duration of one unit"),
+    };
+    let n: u64 = duration[..duration.len() - 1].parse().unwrap_or_else(|_| panic!("`{duration}` is not a duration"));
+    n * unit
+}
+
+/// The scrape configuration docs/operations.md gives is one Prometheus takes (`promtool check
+/// config`), and scrapes often enough for the dashboard: four scrapes in its shortest rate
+/// window, the range a rate needs to have two samples whatever the scrapes' phase and one of
+/// them failed (robustperception.io, "What range should I use with rate()?"; Grafana's
+/// `$__rate_interval` is four scrape intervals too). The example set no interval, so
+/// Prometheus scraped every minute (its default): one scrape in each one-minute window, and
+/// every rate panel was empty (a Prometheus 2.42 with that configuration answered
+/// `rate(transitd_rx_packets_total[1m])` with nothing).
+#[test]
+fn the_documented_scrape_interval_fills_the_dashboards_rate_windows() {
+    let doc = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    let block = doc.find("```yaml\n# prometheus.yml\n").expect("docs/operations.md's prometheus.yml");
+    let start = block + "```yaml\n".len();
+    let config = &doc[start..start + doc[start..].find("```").expect("the block's end")];
+    let dir = std::env::temp_dir().join(format!("transitd-scrape-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let checked = promtool(&dir, &["check", "config", "prometheus.yml"]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Prometheus's default, as its configuration reference gives it: one minute.
+    let interval = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("scrape_interval:"))
+        .map_or(60, |v| seconds(v.trim().trim_matches('"')));
+    // The range of each `rate(x[1m])`, `increase(x[5m])`: what follows a `[`.
+    let exprs = dashboard_exprs();
+    let windows = exprs.iter().flat_map(|e| e.split('[').skip(1).filter_map(|r| r.split_once(']')));
+    let shortest = windows.map(|(d, _)| seconds(d)).min().expect("the dashboard's rates have windows");
+    let scrapes = shortest / interval;
+    assert!(scrapes >= 4, "a {shortest} s rate window holds {scrapes} scrapes {interval} s apart");
+}
+
 #[test]
 fn rules_and_dashboard_name_only_metrics_transitd_serves() {
     let served = served();
