@@ -740,6 +740,49 @@ frames = [snap(p, n) for n in range(54, 100)]
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// An IPv6 later fragment whose payload length runs past the bytes there (a snap length at or
+/// behind its fragment header, or a length that lies): tshark ends `ipv6` at the fixed
+/// header, as in a whole later fragment, whatever headers precede the fragment header and
+/// whatever its data looks like (transitd's counted the headers its lenient walk read, and
+/// the data too where the fragment header names Destination Options). scapy makes the
+/// frames; tshark is the oracle.
+#[test]
+fn a_later_fragment_cut_short_leaves_ipv6_its_fixed_header() {
+    let file = std::env::temp_dir().join(format!("transitd-match-v6-later-fragment-cut-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
+later = lambda nh: IPv6ExtHdrFragment(offset=8, m=1, id=9, nh=nh)
+data = Raw(bytes(range(64)))
+cut = [e/v6()/later(17)/data, e/v6()/IPv6ExtHdrDestOpt()/later(17)/data]
+frames = [snap(p, n) for p in cut for n in (62, 70, 90)]
+# Payload lengths past the frame: the fragment header alone, behind one header, behind three,
+# and one whose data is shaped as Destination Options, then UDP.
+frames += [e/v6(plen=300)/later(17)/data, e/v6(plen=300)/IPv6ExtHdrDestOpt()/later(17)/data,
+           e/v6(plen=300)/IPv6ExtHdrHopByHop()/IPv6ExtHdrDestOpt()/IPv6ExtHdrRouting()/later(6)/data,
+           e/v6(plen=300)/later(60)/Raw(bytes([17, 0]) + bytes(6) + bytes(UDP(sport=123, dport=80)))]
+"#;
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let wrong = differences(
+        &file,
+        &[
+            "ipv6",
+            "len(ipv6) == 40",
+            "len(ipv6) == 48",
+            "len(ipv6) == 56",
+            "len(ipv6) == 72",
+            "ipv6[-1:] == 02",
+            "ipv6[40:1]",
+            "ipv6.nxt == 44",
+            "udp",
+            "tcp",
+        ],
+    );
+    assert_eq!(theirs(&file, "len(ipv6) == 40").len(), 10, "every frame's `ipv6` is its fixed header");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// Two malformed headers tshark reads on through and transitd does not (docs/rules.md,
 /// Differences 3): an authentication header whose payload length is 0 (8 bytes, where RFC
 /// 4302's fixed part is 12), over IPv4 and IPv6, which tshark takes as 8 bytes with the

@@ -7,7 +7,8 @@ use classifier::field::BOGUS_IPV6;
 use classifier::{Dim, Key};
 use etherparse::err::ipv6;
 use etherparse::{
-    IpAuthHeaderSlice, IpNumber, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, LaxIpv6Slice,
+    IpAuthHeaderSlice, IpNumber, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice,
+    Ipv6RawExtHeaderSlice, LaxIpv6Slice,
 };
 
 use super::l4::{fill_l4_lenient, parse_l4};
@@ -119,8 +120,14 @@ fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
         // tshark counts the extension headers into `ipv6` only once it reaches what follows
         // them: a walk stopped inside them (a header cut short, or one the lenient walk
         // refuses, such as a misplaced Hop-by-Hop header, which tshark reads through:
-        // docs/rules.md) leaves the fixed header alone, as a later fragment does.
-        let l4_at = if stopped_in_extensions.is_some() { 40 } else { offset_in(l3, p.payload) };
+        // docs/rules.md) leaves the fixed header alone, and so does a later fragment, as in
+        // [`parse_ipv6`]. (The walk ended cleanly before the second test is made, so every
+        // header it holds is whole.)
+        let l4_at = if stopped_in_extensions.is_some() || has_later_fragment_header(lax.extensions()) {
+            40
+        } else {
+            offset_in(l3, p.payload)
+        };
         key.set(Dim::L4At, (l3_start + l4_at) as u32);
         let extensions = offset_in(l3, p.payload).saturating_sub(40);
         let payload_len = jumbo.map_or(usize::from(h.payload_length()).min(payload_on_the_wire), |len| len as usize);
@@ -135,6 +142,17 @@ fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
         key.set(Dim::IpVersion, BOGUS_IPV6.into());
     }
     Parsed::Bad(reason)
+}
+
+/// Whether `extensions` holds a fragment header at a non-zero offset: what follows it is a
+/// later fragment's data, which etherparse's lenient walk reads on as headers where the
+/// fragment header names one. Iterating reads each header without checking its length, so
+/// `extensions` must be a chain the walk read whole (it stopped at no header).
+fn has_later_fragment_header(extensions: &Ipv6ExtensionsSlice<'_>) -> bool {
+    extensions
+        .clone()
+        .into_iter()
+        .any(|e| matches!(e, Ipv6ExtensionSlice::Fragment(f) if f.fragment_offset().value() > 0))
 }
 
 /// An IPv6 header the capture cut short of its 40 bytes (a snap length inside it), as tshark
@@ -438,6 +456,29 @@ mod tests {
         l3[0] = 0x4b;
         let (key, _) = cut(&l3, 8);
         assert_eq!([key.get(Dim::IpVersion), key.get(Dim::Ttl)], [u32::from(BOGUS_IPV6), ABSENT]);
+    }
+
+    #[test]
+    fn a_later_fragment_past_its_bytes_ends_ipv6_at_the_fixed_header() {
+        // Version 6, payload length 300 (more than the 24 bytes there), next header 60,
+        // hop limit 64, 2001:db8::1 to 2001:db8::2; Destination Options (next header 44, PadN
+        // of 4); a fragment header (next header UDP, offset 8 units, more fragments); 8 bytes
+        // of data. tshark 4.0 ends a later fragment's `ipv6` at the fixed header, as it ends a
+        // whole one's (dataplane/tests/match_oracle.rs); a first fragment's takes in its
+        // headers.
+        let mut l3 = vec![0x60, 0, 0, 0, 0x01, 0x2c, 60, 64];
+        l3.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        l3.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        l3.extend([44, 0, 1, 4, 0, 0, 0, 0]);
+        l3.extend([17, 0, 0x00, 0x41, 0, 0, 0, 9]);
+        l3.extend([0xaa; 8]);
+        let mut key = Key::new(0);
+        assert_eq!(parse_ipv6(&mut key, &l3, 14), Parsed::Bad(DropReason::Truncated));
+        assert_eq!(key.get(Dim::L4At), 14 + 40);
+        l3[51] = 0x01; // offset 0, more fragments: the first fragment
+        let mut key = Key::new(0);
+        assert_eq!(parse_ipv6(&mut key, &l3, 14), Parsed::Bad(DropReason::Truncated));
+        assert_eq!(key.get(Dim::L4At), 14 + 40 + 16);
     }
 
     #[test]
