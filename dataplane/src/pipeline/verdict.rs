@@ -61,8 +61,9 @@ reasons! {
         /// A first fragment too short to hold the transport header (RFC 1858, RFC 7112), or
         /// (IPv6) its whole chain of extension headers (RFC 8200 §4.5).
         TinyFragment = "tiny_fragment",
-        /// A later fragment below the smallest first fragment that passes (TCP at offset 8
-        /// or 16, AH-carried below 48), which can only overwrite the headers (RFC 1858).
+        /// A later fragment below the smallest first fragment that passes (TCP and
+        /// IPv4-in-IP at offset 8 or 16, IPv6-in-IP below 40, AH-carried and any IPv6 later
+        /// fragment below 48), which can only overwrite the headers (RFC 1858).
         OverlappingFragment = "overlapping_fragment",
         /// A fragment that ends past 65,535 bytes with its headers, the largest datagram
         /// (the "ping of death"; RFC 791, RFC 8200 §4.5).
