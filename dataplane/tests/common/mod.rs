@@ -269,15 +269,18 @@ pub fn discarded_by_the_host(frame: &[u8], verdict: &transitd::pipeline::Verdict
 
 /// Whether the host discards `frame`, a first fragment the pipeline dropped as
 /// `tiny_fragment`, as Linux 6.18 does (`ipv6frag_thdr_truncated`, RFC 8200 §4.5): an IPv6
-/// one whose header chain runs past it, or that holds less than 20 bytes of TCP, 8 of UDP or
-/// ICMPv6, or nothing of another protocol. Not an IPv4 one (Linux reassembles a TCP datagram
-/// whose first fragment holds 8 bytes of its header: RFC 1858's concern is filters, not
-/// hosts), nor an IPv6 one holding part of an inner IPv4 or IPv6 header
-/// (`a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it`).
+/// one whose chain reaches its upper-layer header and holds less than 20 bytes of TCP, 8 of
+/// UDP or ICMPv6, or nothing of another protocol, after the last extension header as long as
+/// it says it is. Not an IPv4 one (Linux reassembles a TCP datagram whose first fragment
+/// holds 8 bytes of its header: RFC 1858's concern is filters, not hosts), nor an IPv6 one
+/// holding part of an inner IPv4 or IPv6 header, nor one that ends inside or at the end of an
+/// extension header naming another (ipv6_skip_exthdr cannot read that one, and the fragment
+/// is taken as not truncated: `a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it`),
+/// unless nothing follows its fragment header.
 fn tiny_first_fragment_discarded_by_the_host(frame: &[u8]) -> bool {
-    // The EtherType behind any VLAN tags (802.1Q, 802.1ad).
+    // The EtherType behind any VLAN tags, those the parser reads (802.1Q, 802.1ad, 0x9100).
     let mut at = 12;
-    while matches!(frame.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8])) {
+    while matches!(frame.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])) {
         at += 4;
     }
     if frame.get(at..at + 2) != Some(&[0x86, 0xdd][..]) {
@@ -285,20 +288,25 @@ fn tiny_first_fragment_discarded_by_the_host(frame: &[u8]) -> bool {
     }
     let l3 = at + 2;
     let Some(fixed) = frame.get(l3..l3 + 40) else { return true };
+    // The packet as the kernel holds it, trimmed to its payload length.
     let end = (l3 + 40 + usize::from(u16::from_be_bytes([fixed[4], fixed[5]]))).min(frame.len());
+    let packet = &frame[..end];
     let (mut next, mut at) = (fixed[6], l3 + 40);
     // Hop-by-hop, routing, fragment, authentication and destination options headers, as
-    // Linux's ipv6_skip_exthdr walks them.
+    // Linux's ipv6_skip_exthdr walks them: where it cannot read a header's first two bytes
+    // it gives up, and ipv6frag_thdr_truncated says not truncated.
     while matches!(next, 0 | 43 | 44 | 51 | 60) {
-        let Some(&[following, units]) = frame.get(at..at + 2) else { return true };
+        // A fragment with nothing after its fragment header ip6_frag_queue discards (`end ==
+        // offset`), whatever header it names.
+        if next == 44 && at + 8 >= end {
+            return true;
+        }
+        let Some(&[following, units]) = packet.get(at..at + 2) else { return false };
         let len = match next {
             44 => 8,
             51 => (usize::from(units) + 2) * 4,
             _ => (usize::from(units) + 1) * 8,
         };
-        if at + len > end {
-            return true;
-        }
         (next, at) = (following, at + len);
     }
     let least = match next {
@@ -306,7 +314,7 @@ fn tiny_first_fragment_discarded_by_the_host(frame: &[u8]) -> bool {
         17 | 58 => 8,
         _ => 1,
     };
-    end - at < least
+    at + least > end
 }
 
 /// A configuration with one customer owning all of IPv4 and IPv6, accepting everything,
