@@ -388,7 +388,7 @@ fn every_command_that_reads_a_configuration_says_its_warnings() {
 /// `plan` say so. With `slice_size = 32768` above 1,024 reserved ports an address holds one
 /// slice ((65,536 - 1,024) / 32,768, rounded down): data centre a's one address holds one
 /// slice for its two servers, b's two addresses two for its one. Only one of a's servers is
-/// warned of; at 2,048 (31 slices an address) none is.
+/// warned of; at 2,048 (31 slices an address) none is; b's server, when b has no address.
 #[test]
 fn a_server_without_a_slice_is_warned_of() {
     let (config, _) = fleet();
@@ -414,6 +414,24 @@ fn a_server_without_a_slice_is_warned_of() {
         }
         let _ = std::fs::remove_file(file);
     }
+    // A data centre without an egress address (b, its range moved to a) gives its server no
+    // slice at any slice size: said as that, with the one remedy (it was "0 slices for 1
+    // servers", and a smaller slice_size).
+    let from = "prefix = \"198.18.201.0/31\"\ndata_centre = \"b\"";
+    let no_egress = config.replace(from, "prefix = \"198.18.201.0/31\"\ndata_centre = \"a\"");
+    assert_ne!(no_egress, config);
+    let file = std::env::temp_dir().join(format!("transitd-sliceless-b-{}.toml", std::process::id()));
+    std::fs::write(&file, &no_egress).unwrap();
+    for command in [vec!["check-config", file.to_str().unwrap()], vec!["plan", "-c", file.to_str().unwrap()]] {
+        let out = transitd(&command);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("owns no port slice")).collect();
+        let said = "server `b1` owns no port slice (data centre `b` has no egress address): it sends no soft-unicast \
+                    egress traffic; an egress range in `b` gives it some";
+        assert!(lines.len() == 1 && lines[0].ends_with(said), "{command:?}: {stderr}");
+    }
+    let _ = std::fs::remove_file(file);
 }
 
 #[test]

@@ -157,8 +157,9 @@ impl Builder<'_> {
     }
 
     /// Warns of each server the plan gives no slice (more servers in its data centre than
-    /// slices of its egress addresses, or a plan file that leaves it out): it can send no
-    /// soft-unicast egress traffic, and nothing else would say so before it tried.
+    /// slices of its egress addresses, no egress address in its data centre, or a plan file
+    /// that leaves it out): it can send no soft-unicast egress traffic, and nothing else
+    /// would say so before it tried.
     fn servers_without_slices(&mut self, owners: &OwnerTable, spans: &HashMap<String, Range<usize>>) {
         let counts = owners.slices_per_server();
         for (i, name) in owners.servers.iter().enumerate() {
@@ -169,12 +170,20 @@ impl Builder<'_> {
             let peers = owners.server_dc.iter().filter(|&&d| d == dc).count();
             let slices: u32 = owners.server_dc.iter().zip(&counts).filter(in_dc).map(|(_, c)| c).sum();
             let dc_name = owners.data_centres.get(usize::from(dc)).map_or("?", String::as_str);
+            // None there: no slice size gives it any, only an egress range. Some: another
+            // server holds them, so there are two servers or more.
+            let (has, remedy) = match slices {
+                0 => ("no egress address".to_string(), format!("an egress range in `{dc_name}` gives it some")),
+                n => (
+                    format!("{n} slice{} for {peers} servers", if n == 1 { "" } else { "s" }),
+                    "a smaller slice_size or more egress addresses give it some".to_string(),
+                ),
+            };
             self.warn(
                 span,
                 format!(
-                    "server `{name}` owns no port slice (data centre `{dc_name}` has {} for {peers} servers): it sends \
-                     no soft-unicast egress traffic; a smaller slice_size or more egress addresses give it some",
-                    if slices == 1 { "1 slice".to_string() } else { format!("{slices} slices") }
+                    "server `{name}` owns no port slice (data centre `{dc_name}` has {has}): it sends no soft-unicast \
+                     egress traffic; {remedy}"
                 ),
             );
         }
