@@ -114,9 +114,10 @@ dims! {
     FrameLen,
     /// IPv4 don't-fragment and more-fragments flags.
     Df,
-    /// IPv4 more-fragments flag.
+    /// IPv4 more-fragments flag, or an IPv6 fragment header's (`ipv6.fraghdr.more`).
     Mf,
-    /// IPv4 fragment offset in 8-byte units (as Wireshark 4.0 shows `ip.frag_offset`).
+    /// IPv4 fragment offset in 8-byte units (as Wireshark 4.0 shows `ip.frag_offset`), or an
+    /// IPv6 fragment header's (`ipv6.fraghdr.offset`); absent in IPv6 without one.
     FragOffset,
     /// Up to three 802.1Q VLAN IDs (tags of EtherType 0x8100 or 0x9100), outermost first.
     Vlan0,
@@ -375,6 +376,13 @@ impl Key {
         self.set(Dim::Df, df.into());
         self.set(Dim::Mf, mf.into());
         self.set(Dim::FragOffset, frag_offset.into());
+    }
+
+    /// Fills an IPv6 fragment header's fields: its offset in 8-byte units and its
+    /// more-fragments flag.
+    pub fn set_ipv6_fragment(&mut self, offset_units: u16, more: bool) {
+        self.set(Dim::FragOffset, offset_units.into());
+        self.set(Dim::Mf, more.into());
     }
 
     /// Fills the IPv6 fixed header's fields.
@@ -705,6 +713,11 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ipv6.addr", Ty::Ipv6, [occ(V6_SRC, SRC), occ(V6, DST)]),
     field!("ipv6.nxt", U8, [occ(V6_LAYER, Narrow(Dim::IpProto))]),
     field!("ipv6.hlim", U8, [occ(V6_LAYER, Narrow(Dim::Ttl))]),
+    // The first fragment header of the outermost IPv6 header's chain, wherever in it: its
+    // offset (8-byte units, as tshark 4.0 shows it) and more-fragments flag in IPv4's slots.
+    field!("ipv6.fraghdr", Ty::Protocol, [occ(V6_LAYER, Narrow(Dim::FragOffset))]),
+    field!("ipv6.fraghdr.offset", U16, [occ(V6_LAYER, Narrow(Dim::FragOffset))]),
+    field!("ipv6.fraghdr.more", Ty::Bool, [occ(V6_LAYER, Narrow(Dim::Mf))]),
     field!("ipv6.plen", U16, [occ(V6_LAYER, Narrow(Dim::IpLen))]),
     field!("ipv6.tclass", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Tos))]),
     field!("ipv6.tclass.dscp", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Dscp))]),

@@ -491,8 +491,17 @@ pub static FIELDS: &[(&str, &[(u32, &str)])] = &[
     ("mpls.label", MPLS_LABELS),
 ];
 
-/// The names of a flag's values (every flag field a rule knows has these): `Set` is 1.
+/// The names of a flag's values (most flag fields a rule knows have these): `Set` is 1.
 pub static FLAG: (&str, &str) = ("Set", "Not set");
+
+/// The flags whose values Wireshark names otherwise than [`FLAG`], and their names (the
+/// first is 1).
+pub static OTHER_FLAGS: &[(&str, (&str, &str))] = &[("ipv6.fraghdr.more", ("Yes", "No"))];
+
+/// The names of the values of flag `field`: [`OTHER_FLAGS`]', else [`FLAG`].
+pub fn flag_names(field: &str) -> (&'static str, &'static str) {
+    OTHER_FLAGS.iter().find(|(name, _)| *name == field).map_or(FLAG, |&(_, names)| names)
+}
 
 /// Words tshark reads as the protocol or field of that name, never as a value's name
 /// (`ip.proto == udp` compares with the UDP protocol and is refused): each is some

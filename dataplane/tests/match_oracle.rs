@@ -783,6 +783,53 @@ frames += [e/v6(plen=300)/later(17)/data, e/v6(plen=300)/IPv6ExtHdrDestOpt()/lat
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// An IPv6 fragment header's fields, wherever in the chain it is (right behind the fixed
+/// header, behind Destination Options, Hop-by-Hop and routing headers), first, later and
+/// atomic fragments, whole or with a payload length past the frame: a rule against a
+/// fragment flood reads them as tshark does (`ipv6.nxt == 44` sees only a fragment header
+/// right behind the fixed one). IPv4's fragment fields stay IPv4's. scapy makes the frames;
+/// tshark is the oracle.
+#[test]
+fn ipv6_fragment_header_fields_select_what_tshark_selects() {
+    let file = std::env::temp_dir().join(format!("transitd-match-v6-fraghdr-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
+frag = lambda offset, m, nh=17: IPv6ExtHdrFragment(offset=offset, m=m, id=7, nh=nh)
+udp = UDP(sport=1234, dport=80)/Raw(b"x" * 16)
+data = Raw(bytes(range(24)))
+frames = [e/v6()/udp, e/v6()/frag(0, 1)/udp, e/v6()/frag(185, 0)/data, e/v6()/IPv6ExtHdrDestOpt()/frag(0, 1)/udp,
+          e/v6()/IPv6ExtHdrDestOpt()/frag(8, 1)/data, e/v6()/frag(0, 0)/udp,
+          e/v6()/IPv6ExtHdrHopByHop()/IPv6ExtHdrRouting()/frag(3, 1)/data,
+          e/IP(src='192.0.2.1', dst='192.0.2.2', flags='MF', frag=0)/udp, e/IP(src='192.0.2.1', dst='192.0.2.2', frag=9)/data,
+          e/v6(plen=300)/frag(8, 1)/data, e/v6(plen=300)/IPv6ExtHdrDestOpt()/frag(0, 1)/udp]
+"#;
+    scapy_pcap(&file, script);
+    let wrong = differences(
+        &file,
+        &[
+            "ipv6.fraghdr",
+            "not ipv6.fraghdr",
+            "ipv6.fraghdr.offset == 0",
+            "ipv6.fraghdr.offset > 0",
+            "ipv6.fraghdr.offset == 185",
+            "ipv6.fraghdr.offset in {3..8}",
+            "ipv6.fraghdr.more == 1",
+            "ipv6.fraghdr.more == 0",
+            "ipv6.fraghdr.offset == 0 and ipv6.fraghdr.more",
+            "ipv6.fraghdr.more == \"Yes\"",
+            "ipv6.fraghdr.more == \"no\"",
+            "ip.flags.mf == 1 or ip.frag_offset > 0 or ipv6.fraghdr",
+            "ip.frag_offset == 0",
+            "ip.flags.mf == 0",
+            "ipv6.nxt == 44",
+        ],
+    );
+    assert_eq!(theirs(&file, "ipv6.fraghdr").len(), 8, "the oracle's fragment headers");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// Two malformed headers tshark reads on through and transitd does not (docs/rules.md,
 /// Differences 3): an authentication header whose payload length is 0 (8 bytes, where RFC
 /// 4302's fixed part is 12), over IPv4 and IPv6, which tshark takes as 8 bytes with the
@@ -1386,7 +1433,9 @@ fn value_names_are_the_installed_wiresharks() {
     for f in classifier::field::FIELDS.iter().filter(|f| f.alias_of.is_none()) {
         let named = classifier::names::FIELDS.iter().find(|(name, _)| *name == f.name);
         match f.ty {
-            classifier::field::Ty::Bool => assert_eq!(flags.get(f.name), Some(&classifier::names::FLAG), "{}", f.name),
+            classifier::field::Ty::Bool => {
+                assert_eq!(flags.get(f.name), Some(&classifier::names::flag_names(f.name)), "{}", f.name)
+            }
             _ => assert_eq!(named.is_some(), tables.contains_key(f.name), "{} has Wireshark names", f.name),
         }
         if let Some((_, table)) = named {

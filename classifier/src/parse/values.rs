@@ -152,7 +152,7 @@ pub(super) fn field_comparison(name: &str, ty: Ty, word: &str, span: Span) -> Op
 fn string_value(field: &FieldDef, text: &str, span: Span) -> Result<IntervalSet, ParseError> {
     let what = match field.ty {
         Ty::Bool => {
-            let (set, unset) = names::FLAG;
+            let (set, unset) = names::flag_names(field.name);
             return match text {
                 t if t.eq_ignore_ascii_case(set) => Ok(IntervalSet::single(1)),
                 t if t.eq_ignore_ascii_case(unset) => Ok(IntervalSet::single(0)),

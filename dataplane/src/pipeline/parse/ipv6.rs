@@ -53,6 +53,9 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         Err(reason) => return bad_ipv6(key, l3, l3_start, reason),
     };
     fill_ipv6(key, &ip.header);
+    if let Some((offset_units, more)) = ip.fragment_header {
+        key.set_ipv6_fragment(offset_units, more);
+    }
     let l3_len = 40 + usize::from(ip.header.payload_length());
     let fragment = ip.fragment.map(|(offset, more)| Fragment {
         offset,
@@ -123,7 +126,12 @@ fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
         // docs/rules.md) leaves the fixed header alone, and so does a later fragment, as in
         // [`parse_ipv6`]. (The walk ended cleanly before the second test is made, so every
         // header it holds is whole.)
-        let l4_at = if stopped_in_extensions.is_some() || has_later_fragment_header(lax.extensions()) {
+        let fragment_header =
+            if stopped_in_extensions.is_some() { None } else { first_fragment_header(lax.extensions()) };
+        if let Some((offset_units, more)) = fragment_header {
+            key.set_ipv6_fragment(offset_units, more);
+        }
+        let l4_at = if stopped_in_extensions.is_some() || fragment_header.is_some_and(|(offset, _)| offset > 0) {
             40
         } else {
             offset_in(l3, p.payload)
@@ -144,15 +152,16 @@ fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
     Parsed::Bad(reason)
 }
 
-/// Whether `extensions` holds a fragment header at a non-zero offset: what follows it is a
-/// later fragment's data, which etherparse's lenient walk reads on as headers where the
-/// fragment header names one. Iterating reads each header without checking its length, so
-/// `extensions` must be a chain the walk read whole (it stopped at no header).
-fn has_later_fragment_header(extensions: &Ipv6ExtensionsSlice<'_>) -> bool {
-    extensions
-        .clone()
-        .into_iter()
-        .any(|e| matches!(e, Ipv6ExtensionSlice::Fragment(f) if f.fragment_offset().value() > 0))
+/// The first fragment header `extensions` holds: its offset in 8-byte units and its
+/// more-fragments flag. At a non-zero offset what follows it is a later fragment's data,
+/// which etherparse's lenient walk reads on as headers where the fragment header names one.
+/// Iterating reads each header without checking its length, so `extensions` must be a chain
+/// the walk read whole (it stopped at no header).
+fn first_fragment_header(extensions: &Ipv6ExtensionsSlice<'_>) -> Option<(u16, bool)> {
+    extensions.clone().into_iter().find_map(|e| match e {
+        Ipv6ExtensionSlice::Fragment(f) => Some((f.fragment_offset().value(), f.more_fragments())),
+        _ => None,
+    })
 }
 
 /// An IPv6 header the capture cut short of its 40 bytes (a snap length inside it), as tshark
@@ -290,6 +299,9 @@ struct Ipv6Layer<'a> {
     /// the payload, if one does (an atomic fragment, offset 0 and no more, does not: RFC
     /// 6946).
     fragment: Option<(u32, bool)>,
+    /// The first fragment header of the chain, atomic or not: its offset in 8-byte units and
+    /// its more-fragments flag (`ipv6.fraghdr.*`).
+    fragment_header: Option<(u16, bool)>,
     /// A routing header with segments left, not of type 2 ([`IpFrame::routed_onward`]).
     routed_onward: bool,
     /// A Hop-by-Hop header came after another header, where RFC 8200 §4.1 forbids it: read
@@ -330,6 +342,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     let mut extension_headers = 0u16;
     let mut under_ah = false;
     let mut fragment = None;
+    let mut fragment_header = None;
     let mut routed_onward = false;
     let mut hop_by_hop_misplaced = false;
     loop {
@@ -356,6 +369,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
             IpNumber::IPV6_FRAGMENTATION_HEADER => {
                 let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| chain_cut_short(fragment))?;
                 let offset = u32::from(f.fragment_offset().value()) * 8;
+                fragment_header = fragment_header.or(Some((f.fragment_offset().value(), f.more_fragments())));
                 if f.is_fragmenting_payload() {
                     fragment = Some((offset, f.more_fragments()));
                 }
@@ -381,6 +395,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
         extension_headers,
         under_ah,
         fragment,
+        fragment_header,
         routed_onward,
         hop_by_hop_misplaced,
     })
