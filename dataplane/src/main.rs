@@ -484,7 +484,12 @@ fn stats(metrics: std::net::SocketAddr, interval: Option<std::time::Duration>, r
     let report = match interval {
         Some(interval) => {
             std::thread::sleep(interval);
-            let second = transitd::metrics::fetch(metrics)?;
+            // Said with the first reading's answer: the error alone ("Connection refused ...
+            // is `transitd run` running?") reads as if it never answered.
+            let second = transitd::metrics::fetch(metrics).map_err(|e| {
+                let before = first_at.elapsed().as_secs_f64();
+                anyhow::anyhow!("{e}; the first reading, {before:.1} s before, was answered")
+            })?;
             // The time between the two readings, not the sleep: each scrape's own time (a
             // large configuration's takes a good part of a second) is in the counters too.
             let s = first_at.elapsed().as_secs_f64();

@@ -744,6 +744,37 @@ fn commands_take_their_arguments_as_the_others_do() {
     let out = transitd(&["stats", "--metrics", &format!("localhost:{port}")]);
     assert!(stderr(&out).contains(&format!("127.0.0.1:{port}: its metrics are not transitd's")), "{}", stderr(&out));
     server.join().unwrap();
+    // Answered once, then gone: the second reading's failure says the first was answered
+    // (it read as if transitd had never run).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        // The first connection that sends a whole request is answered (one that closes
+        // without, as a probe of the address does, is not).
+        let mut conn = loop {
+            let (mut conn, _) = listener.accept().unwrap();
+            let (mut req, mut got) = ([0u8; 4096], 0);
+            while !req[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut req[got..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            if req[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                break conn;
+            }
+        };
+        let body = "transitd_build_info{version=\"0\"} 1\n# EOF\n";
+        let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        // The listener closes with the thread: the second reading is refused.
+    });
+    let out = transitd(&["stats", "--metrics", &format!("127.0.0.1:{port}"), "--interval", "0.5"]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a system call refused: {}", stderr(&out));
+    assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("; the first reading, 0.") && said.contains(" s before, was answered"), "{said}");
     let dir = scratch("conveniences");
     let feed = write(&dir, "empty.csv", "# nothing yet\n");
     let out = transitd(&["geofeed", "--check", feed.to_str().unwrap()]);
