@@ -175,7 +175,7 @@ impl Builder<'_> {
             let (has, remedy) = match slices {
                 0 => ("no egress address".to_string(), format!("an egress range in `{dc_name}` gives it some")),
                 n => (
-                    format!("{n} slice{} for {peers} servers", if n == 1 { "" } else { "s" }),
+                    format!("{} for {peers} servers", crate::report::counted_as(n as usize, "slice", "slices")),
                     "a smaller slice_size or more egress addresses give it some".to_string(),
                 ),
             };
