@@ -738,22 +738,10 @@ fn finish(
         // Dropped whatever `unmatched` says: passed, it would reach the host's stack.
         Path::Withdrawn => outcome.verdict = Verdict::Drop(DropReason::WithdrawnPrefix),
         Path::UnderlayTooBig => outcome.verdict = pmtu::process(ctx, frame, key, ip),
-        Path::Spoofed(c) => {
-            outcome.customer = Some(c);
-            outcome.verdict = Verdict::Drop(DropReason::SpoofedCustomerSource);
-        }
-        Path::SourceRouted(c) => {
-            outcome.customer = Some(c);
-            outcome.verdict = Verdict::Drop(DropReason::SourceRouted);
-        }
-        Path::TunnelBroadcast(c) => {
-            outcome.customer = Some(c);
-            outcome.verdict = Verdict::Drop(DropReason::TunnelBroadcast);
-        }
-        Path::TunnelInterface(c) => {
-            outcome.customer = Some(c);
-            outcome.verdict = Verdict::Drop(DropReason::TunnelInterface);
-        }
+        Path::Spoofed(c) => dropped_for(outcome, c, DropReason::SpoofedCustomerSource),
+        Path::SourceRouted(c) => dropped_for(outcome, c, DropReason::SourceRouted),
+        Path::TunnelBroadcast(c) => dropped_for(outcome, c, DropReason::TunnelBroadcast),
+        Path::TunnelInterface(c) => dropped_for(outcome, c, DropReason::TunnelInterface),
         Path::Customer(c) => ingress::act_for_customer(ctx, frame, key, ip, c, decided, outcome),
         Path::LinkBroadcast => outcome.verdict = Verdict::Drop(DropReason::LinkBroadcast),
     }
@@ -764,4 +752,11 @@ fn finish(
         (None, Verdict::Tx { reason: TxReason::IcmpTooBig | TxReason::IcmpTimeExceeded, .. }) => outcome.tunnel = None,
         _ => {}
     }
+}
+
+/// The outcome of a frame to `customer`'s prefix that is dropped for `reason` before the
+/// customer's own stages (a drop in the customer's counts all the same).
+fn dropped_for(outcome: &mut Outcome, customer: CustomerId, reason: DropReason) {
+    outcome.customer = Some(customer);
+    outcome.verdict = Verdict::Drop(reason);
 }
