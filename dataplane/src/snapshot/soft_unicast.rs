@@ -225,13 +225,9 @@ impl Builder<'_> {
         let mut dc_spans: HashMap<String, Range<usize>> = HashMap::new();
         for d in &s.data_centres {
             let d = d.get_ref();
-            self.name(&d.name, "data centre");
-            if let Some(first) = dc_spans.get(d.name.get_ref()) {
-                let first = self.src.pos(first.start);
-                self.err(&d.name.span(), format!("duplicate data centre `{}` (first at {first})", d.name.get_ref()));
+            if !self.first_of_its_name(&mut dc_spans, &d.name, "data centre") {
                 continue;
             }
-            dc_spans.insert(d.name.get_ref().clone(), d.name.span());
             let addr = self.ipv4(&d.backbone, "backbone address").unwrap_or(Ipv4Addr::UNSPECIFIED);
             dcs.push((d.name.get_ref().clone(), addr));
         }
@@ -239,13 +235,9 @@ impl Builder<'_> {
         let mut server_spans: HashMap<String, Range<usize>> = HashMap::new();
         for v in &s.servers {
             let v = v.get_ref();
-            self.name(&v.name, "server");
-            if let Some(first) = server_spans.get(v.name.get_ref()) {
-                let first = self.src.pos(first.start);
-                self.err(&v.name.span(), format!("duplicate server `{}` (first at {first})", v.name.get_ref()));
+            if !self.first_of_its_name(&mut server_spans, &v.name, "server") {
                 continue;
             }
-            server_spans.insert(v.name.get_ref().clone(), v.name.span());
             if !dc_spans.contains_key(v.data_centre.get_ref()) {
                 self.err(&v.data_centre.span(), format!("unknown data centre `{}`", v.data_centre.get_ref()));
             }
@@ -253,6 +245,24 @@ impl Builder<'_> {
             servers.push((v.name.get_ref().clone(), v.data_centre.get_ref().clone(), addr));
         }
         (dcs, servers, dc_spans, server_spans)
+    }
+
+    /// Checks `name`, a `what`'s (a data centre's, a server's), and notes where it stands in
+    /// `spans`: false, with an error, where an earlier one has it (the later is skipped).
+    fn first_of_its_name(
+        &mut self,
+        spans: &mut HashMap<String, Range<usize>>,
+        name: &Spanned<String>,
+        what: &str,
+    ) -> bool {
+        self.name(name, what);
+        if let Some(first) = spans.get(name.get_ref()) {
+            let first = self.src.pos(first.start);
+            self.err(&name.span(), format!("duplicate {what} `{}` (first at {first})", name.get_ref()));
+            return false;
+        }
+        spans.insert(name.get_ref().clone(), name.span());
+        true
     }
 
     /// Backbone addresses that cannot work: one server's that is another's, or one data
