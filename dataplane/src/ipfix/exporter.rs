@@ -738,14 +738,9 @@ prefixes = ["198.18.0.0/24"]
 
     #[test]
     fn each_observation_domain_counts_its_own_sequence() {
-        let mut x = exporter(CONFIG);
+        let (mut x, collector, snap, config) = exporter_to_local_collector();
         // A sample lost, for a reliability record to go with domain 1's templates.
         x.samples.lose(&sample(9, 5, None));
-        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
-        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let snap = x.counted_under.clone();
-        let mut config = snap.ipfix.clone().expect("configured");
-        config.collector = collector.local_addr().expect("bound");
         let records = |n: u32| (0..n).map(|i| record(&key(i), &flow(), &config, &snap)).collect::<Vec<_>>();
         let sequence_of_next = |x: &mut Exporter, config: &Ipfix, n: u32| {
             x.send(config, &records(n));
@@ -802,18 +797,32 @@ prefixes = ["198.18.0.0/24"]
         buf[..len].to_vec()
     }
 
+    /// A socket on the loopback to play the collector, whose reads give up after 5 s (a
+    /// message that never comes fails the test rather than hanging it).
+    fn local_collector() -> UdpSocket {
+        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
+        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        collector
+    }
+
+    /// An exporter counting under CONFIG, a [`local_collector`], and the snapshot and the
+    /// `[ipfix]` settings to send to it with: CONFIG's, the collector's address in them.
+    fn exporter_to_local_collector() -> (Exporter, UdpSocket, Arc<Snapshot>, Ipfix) {
+        let x = exporter(CONFIG);
+        let collector = local_collector();
+        let snap = x.counted_under.clone();
+        let mut config = snap.ipfix.clone().expect("configured");
+        config.collector = collector.local_addr().expect("bound");
+        (x, collector, snap, config)
+    }
+
     /// With nothing ignored, the templates go out without a reliability record: RFC 7011
     /// §4.2's times are those of the first and the last packet ignored, and there is none (a
     /// 0 there was read as 1 January 1970 by tshark). The first sample lost brings the
     /// record, with its time.
     #[test]
     fn nothing_ignored_sends_no_reliability_record() {
-        let mut x = exporter(CONFIG);
-        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
-        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let snap = x.counted_under.clone();
-        let mut config = snap.ipfix.clone().expect("configured");
-        config.collector = collector.local_addr().expect("bound");
+        let (mut x, collector, snap, config) = exporter_to_local_collector();
         x.send(&config, &[record(&key(1), &flow(), &config, &snap)]);
         let first = next_message(&collector);
         // The template set, the options template set, the flow record's data set: no 258.
@@ -833,12 +842,7 @@ prefixes = ["198.18.0.0/24"]
     /// were told as domain 2's, which had lost none), and domain 1's go on from its own.
     #[test]
     fn each_observation_domain_is_told_its_own_ignored_samples() {
-        let mut x = exporter(CONFIG);
-        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
-        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let snap = x.counted_under.clone();
-        let mut first = snap.ipfix.clone().expect("configured");
-        first.collector = collector.local_addr().expect("bound");
+        let (mut x, collector, snap, first) = exporter_to_local_collector();
         let mut second = first.clone();
         second.observation_domain = 2;
         let one = |ms| Ignored { packets: 1, octets: 100, first_ms: ms, last_ms: ms };
@@ -860,8 +864,7 @@ prefixes = ["198.18.0.0/24"]
     /// new domain's messages.
     #[test]
     fn a_reload_to_another_observation_domain_reports_open_flows_in_the_old_one() {
-        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
-        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let collector = local_collector();
         let address = collector.local_addr().expect("bound").to_string();
         let to_collector = CONFIG.replace("127.0.0.1:9", &address);
         let snapshots = Arc::new(ArcSwap::new(snapshot(&to_collector)));
@@ -924,8 +927,7 @@ prefixes = ["198.18.0.0/24"]
         assert_eq!(x.stats.send_errors.load(Ordering::Relaxed), 1);
         assert_eq!((x.stats.records.load(Ordering::Relaxed), x.stats.messages.load(Ordering::Relaxed)), (0, 0));
         assert!(x.templates_sent.is_none(), "the templates are still due");
-        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
-        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let collector = local_collector();
         config.collector = collector.local_addr().expect("bound");
         x.send(&config, &records[..1]);
         let mut buf = [0u8; 2048];
@@ -942,12 +944,7 @@ prefixes = ["198.18.0.0/24"]
     /// new Transport Session (RFC 7011 §8.4); the same definitions again, from the same one.
     #[test]
     fn templates_defined_anew_come_from_a_new_transport_session() {
-        let mut x = exporter(CONFIG);
-        let collector = UdpSocket::bind("127.0.0.1:0").expect("a local socket");
-        collector.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let snap = x.counted_under.clone();
-        let mut config = snap.ipfix.clone().expect("configured");
-        config.collector = collector.local_addr().expect("bound");
+        let (mut x, collector, snap, mut config) = exporter_to_local_collector();
         let records: Vec<FlowRecord> = (0..2).map(|i| record(&key(i), &flow(), &config, &snap)).collect();
         let from = |x: &mut Exporter, config: &Ipfix| {
             x.send(config, &records);
