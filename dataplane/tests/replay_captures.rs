@@ -327,28 +327,9 @@ fn an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard() {
         assert!(discarded_by_the_host(frame, verdict), "frame {n}");
     }
     // The host: fd00::2 on a veth with the frames' MAC address, given them by its peer.
-    let host = format!(
-        "import subprocess, time\n\
-         from scapy.all import rdpcap, sendp\n\
-         sh = lambda c: subprocess.run(c, shell=True, check=True)\n\
-         sh('ip link add name up0 type veth peer name host0 && ip link set host0 address 02:00:00:00:00:01')\n\
-         sh('ip link set up0 up && ip link set host0 up && ip -6 addr add fd00::2/64 dev host0 nodad')\n\
-         snmp6 = lambda name: next(int(l.split()[1]) for l in open('/proc/net/snmp6') if l.split()[0] == name)\n\
-         names = ('Ip6InHdrErrors', 'Ip6ReasmReqds')\n\
-         time.sleep(0.5)\n\
-         before = [snmp6(n) for n in names]\n\
-         sendp(rdpcap({:?}), iface='up0', verbose=False)\n\
-         time.sleep(0.5)\n\
-         print(*[snmp6(n) - b for n, b in zip(names, before)])\n",
-        file.display().to_string()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["-n", "/usr/bin/python3", "-c", &host])
-        .output()
-        .expect("unshare (util-linux)");
+    let deltas = host_counter_deltas(&file, &["fd00::2/64"], &["Ip6InHdrErrors", "Ip6ReasmReqds"]);
     let _ = std::fs::remove_file(&file);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 3", "header errors, fragments taken for reassembly");
+    assert_eq!(deltas, [3, 3], "header errors, fragments taken for reassembly");
 }
 
 /// A tiny first fragment that the host reassembles is no drop the host makes too: Linux
@@ -396,31 +377,10 @@ fn a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it() {
     assert!(discarded_by_the_host(&frames[8], &verdicts[8]), "frame 9");
     // The host: 10.9.9.2 and fd00::2 on a veth with the frames' MAC address, given them by
     // its peer; each datagram reassembled, the empty fragment discarded.
-    let host = format!(
-        "import subprocess, time\n\
-         from scapy.all import rdpcap, sendp\n\
-         sh = lambda c: subprocess.run(c, shell=True, check=True)\n\
-         sh('ip link add name up0 type veth peer name host0 && ip link set host0 address 02:00:00:00:00:01')\n\
-         sh('ip link set up0 up && ip link set host0 up && ip addr add 10.9.9.2/24 dev host0')\n\
-         sh('ip -6 addr add fd00::2/64 dev host0 nodad')\n\
-         rows = lambda: [l.split() for l in open('/proc/net/snmp') if l.startswith('Ip:')]\n\
-         ip = lambda name: int(rows()[1][rows()[0].index(name)])\n\
-         ip6 = lambda name: next(int(l.split()[1]) for l in open('/proc/net/snmp6') if l.split()[0] == name)\n\
-         time.sleep(0.5)\n\
-         before = (ip('ReasmOKs'), ip6('Ip6ReasmOKs'), ip6('Ip6ReasmFails'))\n\
-         sendp(rdpcap({:?}), iface='up0', verbose=False)\n\
-         time.sleep(0.5)\n\
-         print(ip('ReasmOKs') - before[0], ip6('Ip6ReasmOKs') - before[1], ip6('Ip6ReasmFails') - before[2])\n",
-        file.display().to_string()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["-n", "/usr/bin/python3", "-c", &host])
-        .output()
-        .expect("unshare (util-linux)");
+    let counters = ["IpReasmOKs", "Ip6ReasmOKs", "Ip6ReasmFails"];
+    let deltas = host_counter_deltas(&file, &["10.9.9.2/24", "fd00::2/64"], &counters);
     let _ = std::fs::remove_file(&file);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let said = "datagrams reassembled (IPv4, IPv6), empty fragments discarded";
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 3 1", "{said}");
+    assert_eq!(deltas, [1, 3, 1], "datagrams reassembled (IPv4, IPv6), empty fragments discarded");
 }
 
 /// pcapng files read as tshark reads them, in sections of either byte order: a simple packet

@@ -527,6 +527,50 @@ pub fn scapy_pcap(file: &Path, script: &str) {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
 }
 
+/// How much each of the kernel's IP counters `counters` rose (named as `nstat` names them:
+/// `IpReasmOKs` from /proc/net/snmp, `Ip6ReasmOKs` from /proc/net/snmp6) while a host of its
+/// own, a network namespace (unshare), was given the frames of `capture` on a veth: its end
+/// has the first frame's destination MAC address and `addresses` (IPv6 ones without
+/// duplicate address detection), and its peer sends the frames. What Linux does with a
+/// packet, from outside the code under test.
+pub fn host_counter_deltas(capture: &Path, addresses: &[&str], counters: &[&str]) -> Vec<i64> {
+    let out = Command::new("unshare")
+        .args(["-n", "/usr/bin/python3", "-c", HOST_COUNTER_DELTAS])
+        .arg(capture)
+        .arg(addresses.join(" "))
+        .args(counters)
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    said.split_whitespace().map(|n| n.parse().unwrap_or_else(|_| panic!("counts, not {said:?}"))).collect()
+}
+
+/// [`host_counter_deltas`]'s host, given the capture, the addresses (space-separated) and the
+/// counters' names. Half a second before and after sending lets the links come up and the
+/// host take the frames in.
+const HOST_COUNTER_DELTAS: &str = r"
+import subprocess, sys, time
+from scapy.all import rdpcap, sendp
+capture, addresses, names = rdpcap(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
+sh = lambda c: subprocess.run(c, shell=True, check=True)
+sh('ip link add name up0 type veth peer name host0 && ip link set host0 address ' + capture[0].dst)
+sh('ip link set up0 up && ip link set host0 up')
+for a in addresses:
+    sh('ip addr add ' + a + ' dev host0' + (' nodad' if ':' in a else ''))
+def counters():
+    rows = [l.split() for l in open('/proc/net/snmp') if l.strip()]
+    named = dict((h[0][:-1] + n, int(v)) for h, vs in zip(rows[::2], rows[1::2]) for n, v in zip(h[1:], vs[1:]))
+    named.update((l.split()[0], int(l.split()[1])) for l in open('/proc/net/snmp6') if l.strip())
+    return named
+time.sleep(0.5)
+before = counters()
+sendp(capture, iface='up0', verbose=False)
+time.sleep(0.5)
+after = counters()
+print(*[after[n] - before[n] for n in names])
+";
+
 /// Writes `frames` (Ethernet) to a pcap at `path`, one microsecond apart.
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
