@@ -361,29 +361,15 @@ fn monitor_rules_are_reported_without_deciding() {
     let _ = std::fs::remove_file(path);
 }
 
-/// A customer's DoS rules and its firewall's may share a name (`rule-1` both): their hits
-/// are counted apart. A frame a global DoS rule accepted and the firewall then rate-limited
-/// was decided by the firewall rule.
-#[test]
-fn dry_run_keeps_dos_and_firewall_rules_apart() {
-    let dir = std::env::temp_dir().join(format!("transitd-dry-scopes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("edge.toml");
+/// examples/acme.toml's server and sanity sections, then `global` (TOML), then customer acme
+/// with its IPv4 prefix, its tunnel and its route, and `sections` of its own: none of the
+/// example's rules, so that the test's text holds every rule that decides its frames.
+fn acme_with(global: &str, sections: &str) -> String {
     let text = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap();
     let head = text.split("[[customer]]").next().unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            r#"{head}
-[[dos.bucket]]
-name = "one"
-key = "rule"
-rate = 1
-[[dos.rule]]
-name = "allow"
-match = "tcp"
-action = "accept"
-
+    format!(
+        r#"{head}
+{global}
 [[customer]]
 name = "acme"
 prefixes = ["203.0.113.0/24"]
@@ -393,6 +379,29 @@ remote = "198.51.100.1"
 [[customer.route]]
 prefix = "203.0.113.0/24"
 tunnel = "acme-gre"
+{sections}"#
+    )
+}
+
+/// A customer's DoS rules and its firewall's may share a name (`rule-1` both): their hits
+/// are counted apart. A frame a global DoS rule accepted and the firewall then rate-limited
+/// was decided by the firewall rule.
+#[test]
+fn dry_run_keeps_dos_and_firewall_rules_apart() {
+    let dir = std::env::temp_dir().join(format!("transitd-dry-scopes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("edge.toml");
+    let global = r#"
+[[dos.bucket]]
+name = "one"
+key = "rule"
+rate = 1
+[[dos.rule]]
+name = "allow"
+match = "tcp"
+action = "accept"
+"#;
+    let acme = r#"
 [[customer.dos.rule]]
 match = "icmp"
 action = "accept"
@@ -402,10 +411,8 @@ default = "accept"
 match = "tcp"
 action = "rate-limit"
 bucket = "one"
-"#
-        ),
-    )
-    .unwrap();
+"#;
+    std::fs::write(&config, acme_with(global, acme)).unwrap();
     let file = pcap("generated/acme-ftp.pcap");
     let json = transitd(&["match", "--config", config.to_str().unwrap(), "-r", file.to_str().unwrap(), "--json"]);
     assert_eq!(json.status.code(), Some(0), "{}", String::from_utf8_lossy(&json.stderr));
@@ -440,25 +447,12 @@ fn dry_run_counts_tcp_protection_rules_apart_from_the_firewall() {
     let dir = std::env::temp_dir().join(format!("transitd-dry-tcp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("edge.toml");
-    let text = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap();
-    let head = text.split("[[customer]]").next().unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            r#"{head}
+    let global = r#"
 [[tcp_protection.rule]]
 name = "ftp"
 match = "tcp.dstport == 21"
-
-[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
+"#;
+    let acme = r#"
 [customer.firewall]
 default = "accept"
 [[customer.firewall.rule]]
@@ -466,10 +460,8 @@ match = "tcp"
 action = "accept"
 [[customer.tcp_protection.rule]]
 match = "tcp"
-"#
-        ),
-    )
-    .unwrap();
+"#;
+    std::fs::write(&config, acme_with(global, acme)).unwrap();
     let (config, file) = (config.to_str().unwrap(), pcap("generated/acme-ftp.pcap"));
     let json = transitd(&["match", "--config", config, "-r", file.to_str().unwrap(), "--json"]);
     assert_eq!(json.status.code(), Some(0), "{}", String::from_utf8_lossy(&json.stderr));
