@@ -653,6 +653,66 @@ file = ""
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every bad member of a list is said at once, inline and in its file, as every bad prefix
+/// of a customer is: a feed with three bad lines was refused at the first, fixed, refused at
+/// the second, and so on, a reload each. A feed of thousands of bad lines says as many as a
+/// report shows, then how many more.
+#[test]
+fn every_bad_list_member_is_said_not_only_the_first() {
+    let dir = std::env::temp_dir().join(format!("transitd-list-every-error-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("feed.txt"),
+        "192.0.2.0/24\n10.0.0.1/8\n198.51.100.0/24\nfe80::1%eth0\n  9.9.9.9 8.8.8.8\n",
+    )
+    .unwrap();
+    let bad_lines = 1000;
+    std::fs::write(dir.join("junk.txt"), "junk\n".repeat(bad_lines)).unwrap();
+    let config = dir.join("transitd.toml");
+    std::fs::write(
+        &config,
+        r#"[server]
+anycast = "192.0.2.1"
+
+[[list]]
+name = "feed"
+file = "feed.txt"
+
+[[list]]
+name = "ports"
+items = ["80", "8o", "443", "9..1", "2001:db8::1", "10.0.0.1"]
+
+[[list]]
+name = "junk"
+file = "junk.txt"
+"#,
+    )
+    .unwrap();
+    let errors = errors_in(&config);
+    let file = config.display();
+    let feed = dir.join("feed.txt");
+    let feed = feed.display();
+    let junk = dir.join("junk.txt");
+    let junk = junk.display();
+    let unreadable = |m: &str| format!("\"{m}\" is not an IPv4 or IPv6 address or network, a number, or a range a..b");
+    let shown = transitd::limits::MAX_REPORTED_ERRORS;
+    let mut expected = vec![
+        format!("{file}:10:16: list `ports`: {}", unreadable("8o")),
+        format!("{file}:10:29: list `ports`: \"9..1\" is a range whose start is past its end; write it low..high"),
+        // Mixing is one mistake, said at the first address among numbers.
+        format!("{file}:10:37: list `ports`: \"2001:db8::1\": a list holds addresses or numbers, not both"),
+        format!("{file}:13:8: list `junk`: {} more members are refused", bad_lines - shown),
+        format!(
+            "{feed}:2:1: list `feed`: \"10.0.0.1/8\" has host bits set beyond its prefix length; write the network address"
+        ),
+        format!("{feed}:4:1: list `feed`: {}", unreadable("fe80::1%eth0")),
+        format!("{feed}:5:3: list `feed`: {}", unreadable("9.9.9.9 8.8.8.8")),
+    ];
+    expected.extend((1..=shown).map(|line| format!("{junk}:{line}:1: list `junk`: {}", unreadable("junk"))));
+    assert_eq!(errors, expected);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
     // One more member than the bound, one character a line (counted as read, not collected

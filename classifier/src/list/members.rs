@@ -65,6 +65,39 @@ impl List {
         })
     }
 
+    /// Why [`List::parse`] refuses `members`, member by member: every one that cannot be
+    /// read, and the first that mixes numbers with addresses (the list's kind is then in
+    /// doubt: the rest would each say the same). Its first is the one `parse` returns; a
+    /// configuration says them all at once, so that a feed with several bad lines is not
+    /// fixed one reload at a time. At most `most` are kept (a feed can hold millions of bad
+    /// lines); the second value counts them all.
+    pub fn refusals<'a>(members: impl IntoIterator<Item = &'a str>, most: usize) -> (Vec<(usize, MemberError)>, usize) {
+        let (mut kept, mut count) = (Vec::new(), 0);
+        let (mut addresses, mut numbers, mut mixed_said) = (false, false, false);
+        for (i, member) in members.into_iter().enumerate() {
+            let member = member.trim();
+            let refused = match read_member(member) {
+                Err(e) => Some(e),
+                Ok(m) => {
+                    match m {
+                        Member::Number(..) => numbers = true,
+                        Member::V4(..) | Member::V6(..) => addresses = true,
+                    }
+                    let mixes = addresses && numbers && !mixed_said;
+                    mixed_said |= mixes;
+                    mixes.then(|| MemberError::Mixed(shown(member)))
+                }
+            };
+            if let Some(e) = refused {
+                count += 1;
+                if kept.len() < most {
+                    kept.push((i, e));
+                }
+            }
+        }
+        (kept, count)
+    }
+
     /// The members a field of type `ty` can equal.
     pub(super) fn members_for(&self, ty: Ty) -> Option<&IntervalSet> {
         match ty {
@@ -170,8 +203,37 @@ mod tests {
         assert_eq!(List::parse(["1", "9..1"]), Err((1, MemberError::Reversed("9..1".into()))));
         assert_eq!(List::parse(["10.0.0.0/010"]), Err((0, MemberError::LeadingZero("10.0.0.0/010".into()))));
         assert!(List::parse(["0.0.0.0/0", "::/0"]).is_ok(), "a lone zero is no leading one");
+        assert_eq!(List::refusals(["10.0.0.0/8", "::1"], 10), (vec![], 0));
         for bad in ["10.0.0.0/33", "80/8", "9..x", "eighty", "2001:db8::/129", "", "10.0.0.0/+8", "10.0.0.0/"] {
             assert!(matches!(List::parse([bad]), Err((0, MemberError::Unreadable(_)))), "{bad}");
         }
+    }
+
+    /// Every bad member is said, each once: read one at a time, each of these lists' members
+    /// is refused alone exactly where `refusals` says, and mixing is said once, at the first
+    /// member of the other kind (a list of ten addresses after one number is one mistake).
+    #[test]
+    fn refusals_name_every_bad_member_and_mixing_once() {
+        let members = ["x", "192.0.2.0/24", "10.0.0.1/8", "80", "9..1", "10.0.0.0/010", "443", "2001:db8::/129"];
+        let (said, count) = List::refusals(members, 100);
+        let at: Vec<usize> = said.iter().map(|(i, _)| *i).collect();
+        assert_eq!(at, [0, 2, 3, 4, 5, 7], "{said:?}");
+        assert_eq!(count, 6);
+        // Alone, each member refused for its own reading is refused by parse; the mixing
+        // one (80, a number after an address) is not.
+        for (i, member) in members.iter().enumerate() {
+            let alone = List::parse([*member]).err().map(|(_, e)| e);
+            let own = said.iter().find(|(j, e)| *j == i && !matches!(e, MemberError::Mixed(_)));
+            assert_eq!(alone, own.map(|(_, e)| e.clone()), "{member}");
+        }
+        assert_eq!(said[2], (3, MemberError::Mixed("80".into())));
+        // The first refusal is the one parse stops at.
+        for list in [&members[..], &members[1..], &members[3..], &["80", "10.0.0.0", "::1"][..]] {
+            assert_eq!(List::parse(list.iter().copied()).err(), List::refusals(list.iter().copied(), 1).0.pop());
+        }
+        // Kept up to the bound, all counted.
+        let many = vec!["eighty"; 1000];
+        let (kept, count) = List::refusals(many.iter().copied(), 100);
+        assert_eq!((kept.len(), count), (100, 1000));
     }
 }

@@ -92,19 +92,28 @@ impl Builder<'_> {
             return None;
         }
         read.members += members.len();
-        match List::parse(members.iter().map(|m| m.0)) {
-            Ok(list) => Some(list),
-            Err((i, e)) => {
-                let message = format!("list `{}`: {e}", l.name.get_ref());
-                match &members[i].1 {
-                    Where::Item(span) => self.err(span, message),
-                    Where::Line(line, col) => self
-                        .errors
-                        .push(ConfigError::new(SourcePos { file: shown.clone(), line: *line, col: *col }, message)),
-                }
-                None
+        if let Ok(list) = List::parse(members.iter().map(|m| m.0)) {
+            return Some(list);
+        }
+        // Every bad member is said, not only the first: a feed with a few bad lines is
+        // mended in one go, not one reload at a time. As many as a report shows; past that,
+        // how many more, at the list's name.
+        let most = crate::limits::MAX_REPORTED_ERRORS;
+        let (refused, count) = List::refusals(members.iter().map(|m| m.0), most);
+        for (i, e) in refused {
+            let message = format!("list `{}`: {e}", l.name.get_ref());
+            match &members[i].1 {
+                Where::Item(span) => self.err(span, message),
+                Where::Line(line, col) => self
+                    .errors
+                    .push(ConfigError::new(SourcePos { file: shown.clone(), line: *line, col: *col }, message)),
             }
         }
+        if count > most {
+            let more = count - most;
+            self.err(&l.name.span(), format!("list `{}`: {more} more members are refused", l.name.get_ref()));
+        }
+        None
     }
 }
 
