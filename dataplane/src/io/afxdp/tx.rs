@@ -122,6 +122,7 @@ impl<X: Xsk> AfXdpIo<X> {
     /// `ethtool -L` below a queue an AF_XDP socket is bound to, copy mode too.)
     pub(super) fn watch_tx(&mut self, now: u64) {
         let (completed, waiting) = (self.stats.completed, self.count.in_tx);
+        let refused = self.kick_error_said.is_some();
         let watch = &mut self.tx_watch;
         let since = match watch.since_ns {
             Some(since) if waiting > 0 && completed == watch.completed => since,
@@ -133,6 +134,14 @@ impl<X: Xsk> AfXdpIo<X> {
                 return;
             }
         };
+        if refused {
+            // The last kick was refused (ENETDOWN: the link set down; ENXIO: the device
+            // gone), which is said where it failed. Counted as a stall too, it was blamed on
+            // a hung driver ("reset the device") while the link was only down: the second
+            // of nothing sent runs from the first kick the kernel takes again.
+            watch.since_ns = Some(now);
+            return;
+        }
         if !watch.stalled && now.saturating_sub(since) >= TX_STALL_NS {
             watch.stalled = true;
             self.stats.tx_stalls += 1;
@@ -284,6 +293,33 @@ mod tests {
             io.xsk.send(1);
             assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS + k * TX_STALL_NS * 9 / 10).1, 2, "poll {k}");
         }
+        assert!(io.stats().frames.is_conserved(), "{:?}", io.stats().frames);
+    }
+
+    /// A kernel that refuses the kicks (a link set down: ENETDOWN; here ENXIO) holds frames
+    /// on the ring with none completing, but is no stall: the refusal is said and counted as
+    /// a `kick_error`, and the stall's line would send the operator to reset a driver that is
+    /// not hung. The worker still sleeps on the full ring. Once the kernel takes the kicks
+    /// again and sends nothing for a second, that is a stall.
+    #[test]
+    fn a_kernel_that_refuses_the_kicks_is_no_stall() {
+        let mut io = AfXdpIo::with_socket(Model { refusing: true, ..Model::new() }, true);
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        let t0 = 5 * TX_STALL_NS;
+        let poll_at = |io: &mut AfXdpIo<Model>, now: u64| {
+            let polled = io.poll(now, &mut |_| {}).unwrap();
+            (polled, io.stats().tx_stalls)
+        };
+        for s in 0..=3 {
+            assert_eq!(poll_at(&mut io, t0 + s * TX_STALL_NS), (Polled::Idle, 0), "refused for {s} s");
+        }
+        assert!(io.stats().kick_errors > 0, "each refusal is counted");
+        io.xsk.refusing = false;
+        io.xsk.stalled = true;
+        let t1 = t0 + 4 * TX_STALL_NS;
+        assert_eq!(poll_at(&mut io, t1).1, 0, "the kicks are taken: the second starts");
+        assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS - 1).1, 0);
+        assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS), (Polled::Idle, 1), "taken, and nothing sent for a second");
         assert!(io.stats().frames.is_conserved(), "{:?}", io.stats().frames);
     }
 
