@@ -892,9 +892,27 @@ country = "GB"
         errors(&config("", "203.0.113.4/30")),
         ["bad.toml:21:10: egress prefix 203.0.113.4/30 overlaps customer prefix 203.0.113.0/24 (at bad.toml:5:13)"]
     );
+    // A slice is 1 port or more and fits whole above the reserved ports: 65,536 of them less
+    // those, at most 65,535 (a slice size is a u16 in the plan). Past u16 as well (65536 was
+    // told u16's 0..=65535, 0 and 65535 being as wrong).
+    let by_default = "(the ports above the 1024 reserved by default)";
+    for size in [0, 64513, 65535, 65536, 4_000_000] {
+        assert_eq!(
+            errors(&config(&format!("slice_size = {size}"), "198.18.201.0/30")),
+            [format!("bad.toml:8:14: slice_size {size} is not in 1..=64512 {by_default}")]
+        );
+    }
     assert_eq!(
-        errors(&config("slice_size = 0", "198.18.201.0/30")),
-        ["bad.toml:8:14: slice_size 0 with reserved_ports 1024 leaves no whole slice"]
+        errors(&config("slice_size = 65536\nreserved_ports = 0", "198.18.201.0/30")),
+        ["bad.toml:8:14: slice_size 65536 is not in 1..=65535 (the ports above reserved_ports 0)"]
+    );
+    for fits in ["slice_size = 64512", "slice_size = 65535\nreserved_ports = 1"] {
+        assert_eq!(errors(&config(fits, "198.18.201.0/30")), Vec::<String>::new(), "{fits}");
+    }
+    // Too many reserved ports for the default slice: said at reserved_ports.
+    assert_eq!(
+        errors(&config("reserved_ports = 64000", "198.18.201.0/30")),
+        ["bad.toml:8:18: slice_size 2048 with reserved_ports 64000 leaves no whole slice"]
     );
     assert_eq!(
         errors(&config("slice_size = 1\nreserved_ports = 0", "198.18.201.0/30")),
@@ -1946,13 +1964,13 @@ fn an_integer_past_its_type_says_the_range() {
     let cases = [
         ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "256", 255_u64),
         ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "-1", 255),
-        ("[soft_unicast]\nslice_size = ".to_string(), "65536", 65535),
+        ("[soft_unicast]\nreserved_ports = ".to_string(), "65536", 65535),
         ("[soft_unicast]\nreserved_ports = ".to_string(), "-1", 65535),
         (format!("{tunnel}mss = "), "-5", 65535),
         (format!("{tunnel}mss = "), "65536", 65535),
         (format!("{route}priority = "), "65536", 65535),
         (format!("{route}weight = "), "70000", 65535),
-        ("[soft_unicast]\nslice_size = ".to_string(), "18446744073709551616", 65535),
+        ("[soft_unicast]\nreserved_ports = ".to_string(), "18446744073709551616", 65535),
         (format!("{tunnel}key = "), "99999999999999999999", u32::MAX.into()),
         ("[bgp]\nwithdraw_after_ms = ".to_string(), "-9223372036854775809", u64::MAX),
     ];

@@ -64,8 +64,9 @@ pub struct ListSection {
 pub struct SoftUnicastSection {
     /// This server's name (one of `[[soft_unicast.server]]`).
     pub this_server: Spanned<String>,
-    /// Ports per slice; default 2048.
-    pub slice_size: Option<Spanned<u16>>,
+    /// Ports per slice; default 2048. Wider than a port number so that the check after
+    /// parsing says the range a slice takes (it must fit above `reserved_ports`), not u16's.
+    pub slice_size: Option<Spanned<u32>>,
     /// Ports below this belong to no slice (delivered in the address's data centre);
     /// default 1024.
     pub reserved_ports: Option<Spanned<u16>>,

@@ -77,14 +77,18 @@ impl Builder<'_> {
     pub(super) fn soft_unicast(&mut self, section: &Spanned<SoftUnicastSection>) -> Option<SoftUnicast> {
         let s = section.get_ref();
         let errors_before = self.errors.len();
-        let slice_size = s.slice_size.as_ref().map_or(DEFAULT_SLICE_SIZE, |v| *v.get_ref());
         let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
-        // Whole slices above the reserved ports (what the plan makes for each address).
-        let slices_per_ip = portslice::slices_per_ip(slice_size, reserved_ports).unwrap_or_else(|e| {
-            // At the key that says it (the slice size, else the reserved ports).
-            let at = s.slice_size.as_ref().or(s.reserved_ports.as_ref()).map_or(section.span(), |v| v.span());
-            self.err(&at, e.to_string());
-            0
+        let slice_size = self.slice_size(s, reserved_ports);
+        // Whole slices above the reserved ports (what the plan makes for each address); none
+        // when the slice size is refused (said once, at its key).
+        let slices_per_ip = slice_size.map_or(0, |slice_size| {
+            portslice::slices_per_ip(slice_size, reserved_ports).unwrap_or_else(|e| {
+                // At the key that says it (the slice size, else the reserved ports).
+                let at = s.slice_size.as_ref().map(|v| v.span()).or(s.reserved_ports.as_ref().map(|v| v.span()));
+                let at = at.unwrap_or(section.span());
+                self.err(&at, e.to_string());
+                0
+            })
         });
         let (backbone_mtu, key_id) = self.backbone(s);
         let members = s.data_centres.len() + s.servers.len();
@@ -121,6 +125,7 @@ impl Builder<'_> {
             })
             .collect();
         data_centres.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let slice_size = slice_size.unwrap_or(DEFAULT_SLICE_SIZE);
         let spec = PlanSpec { slice_size, reserved_ports, egress: egress.clone(), data_centres };
         let plan = match &s.plan {
             None => Plan::new(spec),
@@ -186,6 +191,28 @@ impl Builder<'_> {
                      egress traffic; {remedy}"
                 ),
             );
+        }
+    }
+
+    /// Ports per slice, the default when none is written; `None` (said at the key) when
+    /// one slice would not fit above the `reserved_ports` ports, or is empty. The range said
+    /// is the one the slice takes with these reserved ports, not what a u16 holds: a
+    /// `slice_size = 65536` is as wrong as 64513 above 1,024 reserved ports.
+    fn slice_size(&mut self, s: &SoftUnicastSection, reserved_ports: u16) -> Option<u16> {
+        let Some(written) = &s.slice_size else { return Some(DEFAULT_SLICE_SIZE) };
+        // Every port above the reserved ones, at most what a slice size (a u16 in the plan and
+        // the XDP map) holds: 65,535, which with no reserved port is one slice per address.
+        let most = u16::try_from(65536 - u32::from(reserved_ports)).unwrap_or(u16::MAX);
+        match u16::try_from(*written.get_ref()) {
+            Ok(size) if (1..=most).contains(&size) => Some(size),
+            _ => {
+                let why = match &s.reserved_ports {
+                    Some(_) => format!("the ports above reserved_ports {reserved_ports}"),
+                    None => format!("the ports above the {reserved_ports} reserved by default"),
+                };
+                self.err(&written.span(), format!("slice_size {} is not in 1..={most} ({why})", written.get_ref()));
+                None
+            }
         }
     }
 
