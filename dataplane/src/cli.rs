@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::limits::{
     MAX_CAPTURE_SNAPLEN, MAX_IDLE_SLEEP_US, MAX_NAPI_DEFER, MAX_SECONDS_FLAG, MAX_UMEM_FRAMES, MIN_CAPTURE_BYTES,
-    MIN_CAPTURE_SNAPLEN, MIN_UMEM_FRAMES,
+    MIN_CAPTURE_SNAPLEN, MIN_STATS_INTERVAL, MIN_UMEM_FRAMES,
 };
 use crate::run::{ConfigSource, RunOptions, parse_list};
 
@@ -75,9 +75,9 @@ pub enum Command {
         /// Where `transitd run` serves metrics (its --metrics): IP:PORT, or HOST:PORT.
         #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR, value_parser = parse_endpoint)]
         metrics: Endpoint,
-        /// Scrape twice, this many seconds apart (more than 0, at most 86400), and print rates
+        /// Scrape twice, this many seconds apart (at least 1, at most 86400), and print rates
         /// per second instead of totals.
-        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_stats_interval, allow_negative_numbers = true)]
         interval: Option<Duration>,
         /// Print the metrics as served to Prometheus, in OpenMetrics (`promtool check metrics`
         /// reads the text format only: `curl -s http://ADDR/metrics | promtool check metrics`).
@@ -413,6 +413,22 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `stats --interval`: seconds as [`parse_seconds`] takes them, at least
+/// [`MIN_STATS_INTERVAL`]. A shorter one printed rates "over 0.00 s" from counters that
+/// had not moved, or had moved by a whole publication, between the readings.
+pub fn parse_stats_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_seconds(text)?;
+    if interval < MIN_STATS_INTERVAL {
+        return Err(format!(
+            "`{text}` is shorter than {} s: workers publish their counters every {} s, so a rate over a shorter \
+             interval would be off by more than a tenth",
+            MIN_STATS_INTERVAL.as_secs_f64(),
+            crate::worker::PUBLISH_EVERY.as_secs_f64(),
+        ));
+    }
+    Ok(interval)
+}
+
 impl RunArgs {
     /// What `transitd run` was asked to do, every flag checked as far as it can be without
     /// looking at the system (queues and CPUs are checked against it when the run starts).
@@ -512,6 +528,29 @@ mod tests {
         assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
         for bad in ["inf", "NaN", "-1", "1e300", "86401", "x", ""] {
             assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_stats_interval_spans_ten_counter_publications() {
+        assert_eq!(MIN_STATS_INTERVAL, crate::worker::PUBLISH_EVERY * 10);
+        let interval = |value: &str| match Cli::try_parse_from(["transitd", "stats", "--interval", value]) {
+            Ok(Cli { command: Command::Stats { interval, .. } }) => Ok(interval),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(interval("1"), Ok(Some(Duration::from_secs(1))));
+        assert_eq!(interval("2.5"), Ok(Some(Duration::from_millis(2500))));
+        // A negative one is no unexpected argument (as clap took `-1` to be) but out of range.
+        let e = interval("-1").unwrap_err();
+        assert!(e.contains("`-1` is not between 0 and 86400 seconds"), "{e}");
+        // Rates "over 0.00 s" were printed for these (and 0.005 was "over 0.01 s").
+        for short in ["0", "1e-10", "0.001", "0.005", "0.5", "0.999"] {
+            let e = interval(short).unwrap_err();
+            assert!(
+                e.contains(&format!("`{short}` is shorter than 1 s: workers publish their counters every 0.1 s")),
+                "{e}"
+            );
         }
     }
 

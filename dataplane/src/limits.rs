@@ -9,6 +9,7 @@
 
 use std::io::Read as _;
 use std::path::Path;
+use std::time::Duration;
 
 /// Largest configuration file (and largest etcd prefix, all keys together).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -82,6 +83,11 @@ pub const MAX_LIST_ENTRIES: usize = 1024;
 /// Longest duration a flag in seconds takes (`--stats-interval`, `--watch-interval`,
 /// `stats --interval`): a day.
 pub const MAX_SECONDS_FLAG: u64 = 86_400;
+/// Shortest `stats --interval`: ten of the workers' counter publications
+/// ([`crate::worker::PUBLISH_EVERY`]). Each reading sees counters up to one publication old,
+/// so a rate counts up to a publication's traffic more or less than the interval's: 10 % at
+/// this interval, and more below it (two readings within one publication show none at all).
+pub const MIN_STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest `--idle-sleep-us`: a second.
 pub const MAX_IDLE_SLEEP_US: u64 = 1_000_000;
 /// Largest `--napi-defer`: the kernel's own bound on `napi_defer_hard_irqs` (`S32_MAX`).

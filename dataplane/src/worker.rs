@@ -52,7 +52,7 @@ pub struct WorkerReport {
 pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 
 /// How often counters are published.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the prober looks at its tunnels: often enough for any `[health]` timing (10 ms
 /// at least), rarely enough that a worker with thousands of tunnels does not spend its
