@@ -6,6 +6,7 @@
 // not a link: written as rustdoc would have it, the help would show the backticks.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -126,7 +127,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE", requires = "filter")]
         lists: Option<PathBuf>,
         /// Read only the first N frames (as tshark's -c; at least 1, as tshark refuses 0).
-        #[arg(short = 'c', value_name = "N", value_parser = frame_count)]
+        #[arg(short = 'c', value_name = "N", value_parser = frame_count, allow_negative_numbers = true)]
         count_limit: Option<u64>,
         /// Print only how many frames the filter selects.
         #[arg(long, conflicts_with = "config")]
@@ -239,15 +240,17 @@ pub struct RunArgs {
     pub punt_device: Option<String>,
     /// Frames per second handed to the host that way at most (all workers together); 0 drops
     /// them (counted).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, allow_negative_numbers = true)]
     pub punt_rate: u32,
     /// Seconds between progress lines (per-worker pps, drops by reason), at most 86400; 0 for
     /// none.
-    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds,
+          allow_negative_numbers = true)]
     pub stats_interval: Duration,
     /// Microseconds to sleep when a poll finds nothing, at most 1000000; 0 (default)
     /// busy-polls, which keeps one core per worker at 100%.
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0, value_parser = parse_idle_sleep_us,
+          allow_negative_numbers = true)]
     pub idle_sleep_us: u64,
     /// Preferred busy polling: the sockets ask for it (SO_PREFER_BUSY_POLL), and a poll that
     /// finds nothing runs the driver from the worker (recvfrom). It pays with the NIC's
@@ -258,14 +261,15 @@ pub struct RunArgs {
     /// Set the interface's napi_defer_hard_irqs for the run (restored at exit): polls the
     /// kernel makes without re-enabling the NIC's interrupt, while busy polling (e.g. 2; at
     /// most 2147483647, the kernel's bound).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_NAPI_DEFER)))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_NAPI_DEFER)))]
     pub napi_defer: Option<u32>,
     /// Set the interface's gro_flush_timeout for the run (restored at exit): nanoseconds
     /// before the interrupt comes back when busy polling stops (e.g. 200000).
-    #[arg(long, value_name = "NS")]
+    #[arg(long, value_name = "NS", value_parser = parse_nanoseconds, allow_negative_numbers = true)]
     pub gro_flush_timeout: Option<u64>,
     /// UMEM frames per queue: 256 to 1,048,576, of 4 KiB each.
-    #[arg(long, default_value_t = 4096,
+    #[arg(long, default_value_t = 4096, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(i64::from(MIN_UMEM_FRAMES)..=i64::from(MAX_UMEM_FRAMES)))]
     pub frames: u32,
     /// Serve metrics (Prometheus/OpenMetrics text) at http://ADDR/metrics.
@@ -278,7 +282,8 @@ pub struct RunArgs {
     /// files, the soft-unicast plan): a change is reloaded (as SIGHUP does) once they stay the
     /// same for one look (at most 86400); 0 looks at no file (reloads come on SIGHUP, and from
     /// etcd's own watch).
-    #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds,
+          allow_negative_numbers = true)]
     pub watch_interval: Duration,
     /// Drop capture.
     #[command(flatten)]
@@ -294,16 +299,18 @@ pub struct CaptureArgs {
     pub capture_drops: Option<PathBuf>,
     /// Frames per second captured at most (all workers together; in replay, per second of
     /// the capture's own timestamps).
-    #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops",
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub capture_rate: u32,
     /// The capture file stops growing at this size: a number of bytes, or with K, M or G
     /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000); at least 1K.
-    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops")]
+    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops",
+          allow_negative_numbers = true)]
     pub capture_max_size: u64,
     /// Bytes kept of each frame, 64 to 65536 (default: the configured frame size, i.e. whole
     /// frames).
-    #[arg(long, value_name = "BYTES", requires = "capture_drops")]
+    #[arg(long, value_name = "BYTES", requires = "capture_drops", value_parser = parse_snaplen,
+          allow_negative_numbers = true)]
     pub capture_snaplen: Option<usize>,
     /// Capture drops only, not monitor-mode hits.
     #[arg(long, requires = "capture_drops")]
@@ -320,16 +327,6 @@ impl CaptureArgs {
             "--capture-max-size {} holds no frame: give at least 1K",
             self.capture_max_size
         );
-        if let Some(n) = self.capture_snaplen {
-            // Below 64 bytes a frame's headers are cut. The top is the largest frame size,
-            // 65536, which the default (the frame size) may be: a frame of several buffers
-            // (jumbo, multi-buffer) is longer and cut there, as by the default. pcapng readers
-            // take up to 262144 (libpcap's and Wireshark's bound).
-            anyhow::ensure!(
-                (MIN_CAPTURE_SNAPLEN..=MAX_CAPTURE_SNAPLEN).contains(&n),
-                "--capture-snaplen {n} is not between {MIN_CAPTURE_SNAPLEN} and {MAX_CAPTURE_SNAPLEN}"
-            );
-        }
         Ok(Some(crate::dropcap::CaptureOptions {
             path: path.clone(),
             rate: self.capture_rate,
@@ -375,6 +372,11 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
 /// fraction must come to whole bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    // A size with a minus (clap hands `-1` here) is said to be negative, not to be no size.
+    // One minus looked past, so that a string of them does not recurse.
+    if t.strip_prefix('-').is_some_and(|size| !size.starts_with('-') && parse_size(size).is_ok()) {
+        return Err(format!("`{text}` is negative: a size is a number of bytes"));
+    }
     let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
         Some((i, _)) => t.split_at(i),
         None => (t, ""),
@@ -463,11 +465,6 @@ impl RunArgs {
         let list = |flag: &str, text: &Option<String>| {
             text.as_deref().map(|t| parse_list(t).map_err(|e| anyhow::anyhow!("{flag}: {e}"))).transpose()
         };
-        anyhow::ensure!(
-            self.idle_sleep_us <= MAX_IDLE_SLEEP_US,
-            "--idle-sleep-us {} is more than {MAX_IDLE_SLEEP_US} (a second)",
-            self.idle_sleep_us
-        );
         Ok(RunOptions {
             config,
             iface: self.iface.clone(),
@@ -573,7 +570,6 @@ mod tests {
                 .unwrap_err()
                 .contains("--cores")
         );
-        assert!(parse(&["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "99999999"]).is_err());
         // Past its bound a number flag says the bound, not its type's: `--frames 4294967296`
         // was "not in 0..=4294967295", and `--napi-defer 2147483648` reached the kernel.
         let refused = |flag: &str, value: &str| {
@@ -585,6 +581,49 @@ mod tests {
         }
         let e = refused("--napi-defer", "2147483648");
         assert!(e.contains("2147483648 is not in 0..=2147483647"), "{e}");
+        // A negative number is out of range as well: clap called it an unexpected argument
+        // (`-1` taken for a flag), or its u64 parser "invalid digit found in string".
+        for (flag, said) in [
+            ("--frames", "-1 is not in 256..=1048576"),
+            ("--napi-defer", "-1 is not in 0..=2147483647"),
+            ("--punt-rate", "-1 is not in 0..=4294967295"),
+            ("--idle-sleep-us", "-1 is not in 0..=1000000"),
+            ("--gro-flush-timeout", "-1 is not in 0..=18446744073709551615"),
+            ("--stats-interval", "`-1` is not between 0 and 86400 seconds"),
+            ("--watch-interval", "`-1` is not between 0 and 86400 seconds"),
+        ] {
+            let e = refused(flag, "-1");
+            assert!(e.contains(&format!("invalid value '-1' for '{flag} <")) && e.contains(said), "{flag}: {e}");
+        }
+        for (flag, value, said) in [
+            ("--idle-sleep-us", "1000001", "1000001 is not in 0..=1000000"),
+            ("--idle-sleep-us", "99999999999999999999", "99999999999999999999 is not in 0..=1000000"),
+            ("--gro-flush-timeout", "18446744073709551616", "18446744073709551616 is not in 0..=18446744073709551615"),
+            ("--idle-sleep-us", "1e3", "`1e3` is not a whole number"),
+        ] {
+            let e = refused(flag, value);
+            assert!(e.contains(said), "{flag} {value}: {e}");
+        }
+        let a_second = ["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "1000000"];
+        assert_eq!(parse(&a_second).unwrap().idle_sleep, Duration::from_secs(1));
+        let capture = |flag: &str, value: &str| {
+            let args = ["transitd", "replay", "-c", "x", "-i", "y", "--capture-drops", "d.pcapng", flag, value];
+            Cli::try_parse_from(args).unwrap_err().to_string()
+        };
+        for (flag, said) in [
+            ("--capture-rate", "-1 is not in 1..=4294967295"),
+            ("--capture-snaplen", "-1 is not in 64..=65536"),
+            ("--capture-max-size", "`-1` is negative: a size is a number of bytes"),
+        ] {
+            let e = capture(flag, "-1");
+            assert!(e.contains(&format!("invalid value '-1' for '{flag} <")) && e.contains(said), "{flag}: {e}");
+        }
+        for value in ["63", "65537"] {
+            let e = capture("--capture-snaplen", value);
+            assert!(e.contains(&format!("{value} is not in 64..=65536")), "{e}");
+        }
+        let e = Cli::try_parse_from(["transitd", "match", "-r", "x", "-Y", "ip", "-c", "-1"]).unwrap_err().to_string();
+        assert!(e.contains("-1 is a negative number: at least 1 frame"), "{e}");
         assert_eq!(
             parse(&["transitd", "run", "-c", "x", "--iface", "e", "--napi-defer", "2147483647"]).unwrap().napi_defer,
             Some(2147483647)
@@ -653,12 +692,50 @@ pub enum BgpCommand {
     },
 }
 
+/// A whole number in `range`. Any other integer (negative, past the range, past u64) is said
+/// with the range, as clap's own parser says it for the u32 flags: its u64 parser said
+/// "invalid digit found in string" of `-1`, and "number too large to fit in target type".
+fn whole_number_in(text: &str, range: RangeInclusive<u64>) -> Result<u64, String> {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{text}` is not a whole number"));
+    }
+    // An i128 holds every u64 and its negation (`-0` is 0); longer numbers are out of range.
+    match text.parse::<i128>().ok().and_then(|n| u64::try_from(n).ok()) {
+        Some(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("{text} is not in {}..={}", range.start(), range.end())),
+    }
+}
+
+/// `--idle-sleep-us`: at most [`MAX_IDLE_SLEEP_US`].
+fn parse_idle_sleep_us(text: &str) -> Result<u64, String> {
+    whole_number_in(text, 0..=MAX_IDLE_SLEEP_US)
+}
+
+/// `--gro-flush-timeout`: nanoseconds, any the kernel's unsigned long holds.
+fn parse_nanoseconds(text: &str) -> Result<u64, String> {
+    whole_number_in(text, 0..=u64::MAX)
+}
+
+/// `--capture-snaplen`: below [`MIN_CAPTURE_SNAPLEN`] a frame's headers are cut. The top is
+/// the largest frame size, 65536, which the default (the frame size) may be: a frame of
+/// several buffers (jumbo, multi-buffer) is longer and cut there, as by the default. pcapng
+/// readers take up to 262144 (libpcap's and Wireshark's bound).
+fn parse_snaplen(text: &str) -> Result<usize, String> {
+    let range = MIN_CAPTURE_SNAPLEN as u64..=MAX_CAPTURE_SNAPLEN as u64;
+    whole_number_in(text, range).and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
+}
+
 /// `match -c`: tshark's count of frames to read, at least 1 (tshark refuses 0). Every other
 /// command's `-c` is its configuration, so a file name here is said to be one.
 fn frame_count(text: &str) -> Result<u64, String> {
     match text.parse::<u64>() {
         Ok(0) => Err("at least 1 frame (tshark refuses 0 too)".to_string()),
         Ok(n) => Ok(n),
+        // A negative count is no configuration file: said as tshark says it.
+        Err(_) if text.strip_prefix('-').is_some_and(|n| n.parse::<u64>().is_ok()) => {
+            Err(format!("{text} is a negative number: at least 1 frame (tshark refuses it too)"))
+        }
         Err(_) => Err(format!(
             "`{text}` is not a number of frames: -c here is tshark's frame count (a configuration is --config FILE)"
         )),

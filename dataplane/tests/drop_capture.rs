@@ -293,9 +293,9 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
     let (whole, report) = replay(&input, "snap-whole", &["--capture-rate", "100000", "--capture-snaplen", "65536"]);
     let rows = tshark_rows(&whole, "frame");
     assert!(!rows.is_empty() && rows.iter().all(|r| r.2 == r.1), "{rows:?}\n{report}");
-    for wrong in ["10", "65537"] {
+    for wrong in ["-1", "10", "65537"] {
         let err = refused(&["--capture-snaplen", wrong]);
-        assert!(err.contains(&format!("--capture-snaplen {wrong} is not between 64")), "{err}");
+        assert!(err.contains(&format!("'--capture-snaplen <BYTES>': {wrong} is not in 64..=65536")), "{err}");
     }
     // A size bound no frame fits under is refused too, not taken to keep nothing.
     let err = refused(&["--capture-max-size", "10"]);
