@@ -316,6 +316,9 @@ enum Head {
     Get { target: String, format: Format, content: bool },
     /// Another method.
     OtherMethod,
+    /// A major version of HTTP other than 1 (`HTTP/2.0`, the HTTP/2 preface's `PRI *
+    /// HTTP/2.0`, `HTTP/0.9`): refused as RFC 9110 §15.6.6 says, with 505.
+    OtherVersion,
     /// Not an HTTP request within the bounds.
     Bad(&'static str),
 }
@@ -336,7 +339,41 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
         Ok(httparse::Status::Partial) if bytes.len() < MAX_HEAD_BYTES => return None,
         Ok(httparse::Status::Partial) => Head::Bad("request head too large"),
         Err(httparse::Error::TooManyHeaders) => Head::Bad("too many headers"),
+        Err(httparse::Error::Version) => return other_version(bytes),
         Err(_) => Head::Bad("not an HTTP request"),
+    })
+}
+
+/// A request head whose version httparse refused (it takes `HTTP/1.0` and `HTTP/1.1`
+/// alone), once its request line is whole; `None` while it is not. RFC 9112 §2.3: the
+/// version is `HTTP/DIGIT.DIGIT`, `HTTP` in capitals (`%s"HTTP"`, case-sensitive), and a
+/// later minor version of a major one the server speaks SHOULD be processed as the highest
+/// minor version it conforms to: `HTTP/1.2` to `HTTP/1.9` are served as 1.1. Another major
+/// version is answered 505 (RFC 9110 §15.6.6); anything else is no HTTP request.
+fn other_version(bytes: &[u8]) -> Option<Head> {
+    // The request line: after the empty lines a server ignores (RFC 9112 §2.2), as httparse.
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let Some(length) = bytes[start..].iter().position(|&b| b == b'\n') else {
+        return (bytes.len() >= MAX_HEAD_BYTES).then_some(Head::Bad("request head too large"));
+    };
+    let line = &bytes[start..start + length];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Method, target and version, one space apart (RFC 9112 §3), as httparse reads them:
+    // the version is the last word.
+    let Some(at) = line.iter().rposition(|&b| b == b' ').filter(|_| line.iter().filter(|&&b| b == b' ').count() == 2)
+    else {
+        return Some(Head::Bad("not an HTTP request"));
+    };
+    Some(match line[at + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9'] => {
+            // Served as HTTP/1.1: the copy, its minor digit (the line's last byte) made 1, is
+            // parsed whole, headers and all, with a version httparse takes.
+            let mut as_1_1 = bytes.to_vec();
+            as_1_1[start + at + 8] = b'1';
+            return parse_head(&as_1_1);
+        }
+        [b'H', b'T', b'T', b'P', b'/', b'0' | b'2'..=b'9', b'.', b'0'..=b'9'] => Head::OtherVersion,
+        _ => Head::Bad("not an HTTP request: its version is not HTTP/DIGIT.DIGIT"),
     })
 }
 
@@ -416,6 +453,8 @@ fn response(head: Head, renders: &mut Renders<impl Fn(Format) -> String>) -> Rc<
         Head::Get { target, .. } if path(&target) == "/" => ("200 OK", "transitd: metrics at /metrics\n".into()),
         Head::Get { .. } => ("404 Not Found", "not found: try /metrics\n".into()),
         Head::OtherMethod => ("405 Method Not Allowed", "only GET and HEAD\n".into()),
+        // RFC 9110 §15.6.6: the answer SHOULD say why, and which protocols are served.
+        Head::OtherVersion => ("505 HTTP Version Not Supported", "only HTTP/1.1 (and HTTP/1.0)\n".into()),
         Head::Bad(why) => ("400 Bad Request", format!("{why}\n")),
     };
     let answer = whole(status, "text/plain", &text);
@@ -500,8 +539,68 @@ mod tests {
         assert_eq!(ask(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), "HTTP/1.1 400 Bad Request");
         let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2 * MAX_HEAD_BYTES));
         assert_eq!(ask(addr, huge.as_bytes()), "HTTP/1.1 400 Bad Request");
+        // A percent-encoded letter names the same path to RFC 3986 (§6.2.2.2), but no scraper
+        // writes one, and a proxy in front that refuses `/metrics` to some clients would be
+        // passed by it: the path is compared as written.
+        assert_eq!(ask(addr, b"GET /%6detrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
+    }
+
+    /// The version of a request line, as RFC 9112 §2.3 writes it (`HTTP/DIGIT.DIGIT`, the
+    /// name case-sensitive): 1.0 and 1.1 are served; a later 1.x SHOULD be processed as
+    /// 1.1; another major version is answered 505 (RFC 9110 §15.6.6). All but 1.0 and 1.1
+    /// were answered 400, as httparse refuses them. Python's http.server (3.11), another
+    /// reading of the same RFCs, answers these alike.
+    #[test]
+    fn a_version_is_served_refused_or_called_no_http_as_rfc_9112_says() {
+        let (addr, stop, handle) = server();
+        for version in ["HTTP/1.0", "HTTP/1.1", "HTTP/1.2", "HTTP/1.9"] {
+            let request = format!("GET /metrics {version}\r\nAccept: application/openmetrics-text\r\n\r\n");
+            let got = answer(addr, request.as_bytes());
+            // The headers are read after the version too: OpenMetrics was asked for.
+            assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with(OPEN_METRICS), "{version}: {got}");
+        }
+        for request in [
+            "GET /metrics HTTP/2.0\r\n\r\n",
+            "GET /metrics HTTP/3.0\r\n\r\n",
+            "GET /metrics HTTP/0.9\r\n\r\n",
+            "\r\nGET /metrics HTTP/2.0\r\n\r\n",
+            // HTTP/2's connection preface (RFC 9113 §3.4), from a client with prior knowledge.
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ] {
+            let got = answer(addr, request.as_bytes());
+            assert!(got.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"), "{request:?}: {got}");
+            assert!(got.ends_with("\r\n\r\nonly HTTP/1.1 (and HTTP/1.0)\n"), "{request:?}: {got}");
+        }
+        for request in [
+            "GET /metrics http/1.1\r\n\r\n",
+            "GET /metrics HTTP/1.10\r\n\r\n",
+            "GET /metrics HTTP/2\r\n\r\n",
+            "GET /metrics HTTP/1.2 x\r\n\r\n",
+            "GET /a /b HTTP/1.2\r\n\r\n",
+            "GET /a /b HTTP/2.0\r\n\r\n",
+        ] {
+            assert_eq!(ask(addr, request.as_bytes()), "HTTP/1.1 400 Bad Request", "{request:?}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// A version httparse refuses is judged once its request line is whole, and a 1.x one
+    /// is served once its head is.
+    #[test]
+    fn a_later_minor_version_waits_for_its_whole_head() {
+        assert!(parse_head(b"GET /metrics HTTP/2").is_none());
+        assert!(parse_head(b"GET /metrics HTTP/1.2").is_none());
+        assert!(parse_head(b"GET /metrics HTTP/1.2\r\nAccept: text/plain\r\n").is_none());
+        assert!(matches!(
+            parse_head(b"GET /metrics HTTP/1.2\r\nAccept: text/plain\r\n\r\n"),
+            Some(Head::Get { format: Format::Text, content: true, .. })
+        ));
+        assert!(matches!(parse_head(b"GET /metrics HTTP/2.0\r\n"), Some(Head::OtherVersion)));
+        let endless = format!("GET /metrics HTTP/2{}", "0".repeat(MAX_HEAD_BYTES));
+        assert!(matches!(parse_head(endless.as_bytes()), Some(Head::Bad(_))));
     }
 
     /// `HEAD` is answered as `GET` is, without the content: the same status and headers,
