@@ -683,7 +683,7 @@ impl EncodeMetric for LatencyHistogram<'_> {
         let mut seen = 0u64;
         for le in LATENCY_BUCKETS {
             let upper = (le * 1e9) as u64;
-            let cumulative = h.count_between(0, upper);
+            let cumulative = at_most(h, upper);
             buckets.push((le, cumulative - below));
             below = cumulative;
             seen = cumulative;
@@ -695,6 +695,20 @@ impl EncodeMetric for LatencyHistogram<'_> {
     fn metric_type(&self) -> MetricType {
         MetricType::Histogram
     }
+}
+
+/// How many durations `h` holds of at most `upper` nanoseconds, each taken as the top of its
+/// hdrhistogram bucket, as [`sum_seconds`] takes it: a Prometheus bucket counts no
+/// observation above its `le`. `count_between(0, upper)` counted the whole bucket `upper`
+/// falls in, up to 0.4 % above it (`le="0.001"` took batches up to 1,003,519 ns). The bucket
+/// that straddles `upper` is left to the next `le`: a duration can be said above its bound
+/// by less than the histogram's precision, never below it.
+fn at_most(h: &Histogram<u64>, upper: u64) -> u64 {
+    if h.highest_equivalent(upper) == upper {
+        return h.count_between(0, upper);
+    }
+    // The top of the bucket before the one `upper` is in; none below a bucket from 0.
+    h.lowest_equivalent(upper).checked_sub(1).map_or(0, |top| h.count_between(0, top))
 }
 
 /// The sum of the durations (nanoseconds) `h` holds, in seconds, each counted at the top of

@@ -156,6 +156,54 @@ tunnel = "acme-gre"
         })
     }
 
+    /// A histogram bucket counts the batches that took at most its `le` (Prometheus: "less
+    /// than or equal"), checked against a count of the durations recorded. hdrhistogram's
+    /// buckets straddle the bounds (1 ms falls in 999,424 to 1,003,519 ns): a batch of
+    /// 1,000,001 ns was counted in `le="0.001"`. One within the histogram's precision (two
+    /// significant digits: 1 %) below a bound may be counted in the next bucket instead.
+    #[test]
+    fn no_latency_bucket_counts_a_batch_above_its_le() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let src = sources(WorkerState::new(&snap).stats, snap);
+        let bounds_ns: Vec<u64> = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 1e-1]
+            .iter()
+            .map(|le: &f64| (le * 1e9).round() as u64)
+            .collect();
+        // Durations at and around every bound, and a spread between them (an LCG: no crate).
+        let mut recorded: Vec<u64> = bounds_ns
+            .iter()
+            .flat_map(|&le| [le - le / 200, le - 1, le, le + 1, le + le / 1000, le + le / 300])
+            .collect();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            // Up to 0.2 s, shifted by 0 to 19 bits: as many short batches as long ones.
+            let spread = ((x >> 33) % 200_000_000) >> (x % 20);
+            recorded.push(1 + spread);
+        }
+        let mut latency = crate::worker::latency_histogram();
+        for &ns in &recorded {
+            latency.record(ns).unwrap();
+        }
+        src.workers[0].lock().unwrap().latency = latency;
+        let text = render(&src, Format::OpenMetrics);
+        let bucket = |le_ns: u64| -> u64 {
+            let sample = parse(&text)
+                .into_iter()
+                .filter(|s| s.name == "transitd_batch_duration_seconds_bucket" && s.label("le") != "+Inf")
+                .find(|s| (s.label("le").parse::<f64>().unwrap() * 1e9).round() as u64 == le_ns)
+                .unwrap_or_else(|| panic!("no bucket of {le_ns} ns in\n{text}"));
+            sample.value as u64
+        };
+        for &le in &bounds_ns {
+            let at_most = recorded.iter().filter(|&&ns| ns <= le).count() as u64;
+            let well_below = recorded.iter().filter(|&&ns| ns < le - le / 100).count() as u64;
+            let counted = bucket(le);
+            assert!(counted <= at_most, "le {le} ns: {counted} counted, {at_most} recorded at most it");
+            assert!(counted >= well_below, "le {le} ns: {counted} counted, {well_below} recorded 1 % below it");
+        }
+    }
+
     #[test]
     fn scrapes_carry_what_the_workers_counted() {
         let snap = Arc::new(snapshot_with("", ""));
