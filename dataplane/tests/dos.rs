@@ -664,6 +664,77 @@ action = "accept"
     );
 }
 
+/// A pcapng whose frames are stamped at or past 2^64 ns since 1970 (2554: only a crafted file
+/// says so; its 64-bit ticks can). The reader holds such times at `u64::MAX`, where a token
+/// bucket's arrival time could not move on: every frame of a flood passed its rate limit
+/// (`transitd replay`: 100 of 100 transmitted). The same 100 frames 1 ms apart are held to
+/// the limit (10/s, a burst of 1: over 0.099 s, tshark's span of them, 1 frame) in 2010, and
+/// must be in 2554 too.
+#[test]
+fn a_capture_stamped_past_the_clocks_end_is_still_rate_limited() {
+    let dir = std::env::temp_dir().join(format!("transitd-far-future-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("limit.toml");
+    let limit = "[[dos.bucket]]\nname = \"udp\"\nkey = \"destination\"\nrate = 10\nburst = 1\n\
+                 [[dos.rule]]\nname = \"udp-flood\"\nmatch = \"udp.dstport == 2000\"\naction = \"rate-limit\"\n\
+                 bucket = \"udp\"\n";
+    std::fs::write(&config, victim_config(&["203.0.113.0/24"], NO_SANITY, limit)).unwrap();
+    let frames: Vec<Vec<u8>> = (0..100).map(|i| udp_between("198.18.0.1", "203.0.113.5", 1000 + i)).collect();
+    // Microsecond ticks: 2010-01-01, and the first microsecond at or past 2^64 ns.
+    let past_u64_us = (1u64 << 63) / 500 + 1;
+    for (year, first_us) in [("2010", 1_262_304_000_000_000u64), ("2554", past_u64_us)] {
+        let file = dir.join(format!("{year}.pcapng"));
+        write_pcapng_us(&file, &frames, first_us, 1000);
+        // The oracle reads the file as written: 100 frames over 0.099 s, and when.
+        let t = times(&file);
+        assert_eq!(t.len(), 100, "{year}");
+        assert!((t[99] - 0.099).abs() < 1e-6, "{year}: {}", t[99]);
+        let epoch = tshark(&file, &["-c", "1", "-T", "fields", "-e", "frame.time_epoch"]);
+        let (s, frac) = epoch.trim().split_once('.').unwrap();
+        let ns = s.parse::<u128>().unwrap() * 1_000_000_000 + format!("{frac:0<9}")[..9].parse::<u128>().unwrap();
+        assert_eq!(ns >= 1 << 64, year == "2554", "{year}: {epoch}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+            .args(["replay", "-c"])
+            .arg(&config)
+            .arg("-i")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{year}: {}", String::from_utf8_lossy(&out.stderr));
+        let count = |what: &str| -> Option<u64> {
+            summary.lines().find_map(|l| l.trim().strip_prefix(what)?.split_whitespace().next()?.parse().ok())
+        };
+        assert_eq!(count("transmitted"), Some(1), "{year}:\n{summary}");
+        assert_eq!(count("drop rate_limited"), Some(99), "{year}:\n{summary}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes `frames` (Ethernet) as a pcapng of microsecond ticks (`if_tsresol` 6), the first
+/// at `first_us`, each `step_us` after the one before.
+fn write_pcapng_us(path: &std::path::Path, frames: &[Vec<u8>], first_us: u64, step_us: u64) {
+    use pcap_file::DataLink;
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+    let mut w = PcapNgWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    let options = vec![InterfaceDescriptionOption::IfTsResol(6)];
+    w.write_pcapng_block(InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen: 0, options }).unwrap();
+    for (i, frame) in frames.iter().enumerate() {
+        // pcap-file writes a timestamp's nanoseconds as the ticks, whatever the resolution.
+        let ticks = first_us + step_us * i as u64;
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: std::time::Duration::from_nanos(ticks),
+            original_len: frame.len() as u32,
+            data: std::borrow::Cow::Borrowed(frame),
+            options: vec![],
+        })
+        .unwrap();
+    }
+}
+
 /// UDP from `src` to `dst` (IPv4 or IPv6, by the addresses' length), ports 1000 to 2000.
 fn udp_between(src: &str, dst: &str, sport: u16) -> Vec<u8> {
     let eth = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1]);

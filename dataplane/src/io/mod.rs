@@ -206,10 +206,20 @@ pub struct MonotonicClock {
     latest_ns: u64,
 }
 
+/// The latest time the pipeline is given: 2262-04-11, `i64::MAX` nanoseconds since 1970 (the
+/// end of Linux's `ktime_t`, and of Rust's and Go's times). Its clock arithmetic runs ahead
+/// of now (a token bucket's arrival time is now plus up to its burst of intervals, a
+/// deadline now plus a timeout) and needs room above it: at `u64::MAX`, where a pcapng's
+/// timestamps past 2554 were held, no arrival time could move on, and every packet passed
+/// every rate limit.
+pub const LATEST_NS: u64 = i64::MAX as u64;
+
 impl MonotonicClock {
-    /// The clock's time for a frame captured at `ns`: the latest time seen, `ns` included.
+    /// The clock's time for a frame captured at `ns`: the latest time seen, `ns` included,
+    /// at most [`LATEST_NS`] (where time stands still: the frames of a crafted capture after
+    /// it meet their limits as a burst does).
     pub fn at(&mut self, ns: u64) -> u64 {
-        self.latest_ns = self.latest_ns.max(ns);
+        self.latest_ns = self.latest_ns.max(ns.min(LATEST_NS));
         self.latest_ns
     }
 }
@@ -222,5 +232,16 @@ mod tests {
     fn a_monotonic_clock_holds_the_latest_time_seen() {
         let mut clock = MonotonicClock::default();
         assert_eq!([5, 3, 7, 6, 7].map(|ns| clock.at(ns)), [5, 5, 7, 7, 7]);
+    }
+
+    /// A capture's times past 2262 (a pcapng's 64-bit ticks, or its offset, reach 2554 and
+    /// the reader holds them at `u64::MAX`) are given as the clock's end, which leaves room
+    /// for what is reckoned ahead of now.
+    #[test]
+    fn a_monotonic_clock_ends_in_2262() {
+        let mut clock = MonotonicClock::default();
+        let end = super::LATEST_NS;
+        assert_eq!([end - 1, end, end + 1, u64::MAX, 7].map(|ns| clock.at(ns)), [end - 1, end, end, end, end]);
+        assert!(end.checked_add(1 << 62).is_some(), "room above the end");
     }
 }
