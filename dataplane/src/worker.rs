@@ -54,6 +54,10 @@ pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 /// How often counters are published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
+/// How long a stopping worker waits for its receive ring to empty and its transmissions
+/// to complete.
+const DRAIN_WAIT: Duration = Duration::from_millis(200);
+
 /// How often the prober looks at its tunnels: often enough for any `[health]` timing (10 ms
 /// at least), rarely enough that a worker with thousands of tunnels does not spend its
 /// batches on them.
@@ -383,7 +387,8 @@ impl<I: FrameIo> Worker<I> {
     /// Polls until `stop`, following `shared` between batches and sending with the
     /// addresses `eth` gives at each batch for the snapshot followed; `idle_sleep` after a poll that found nothing
     /// (zero: spin). Then empties the receive ring and lets transmissions in flight complete
-    /// (for at most 200 ms, so that every frame is counted and back where it is counted) and
+    /// (for at most 200 ms, so that every frame is counted and back where it is counted),
+    /// takes what the receive ring still holds whatever room there is to send it, and
     /// publishes a last time.
     pub fn run(
         &mut self,
@@ -415,11 +420,25 @@ impl<I: FrameIo> Worker<I> {
         // no counter saying so (hundreds of frames a queue at 100 kpps: the program's
         // `redirected` past every worker's `rx`). It is forwarded as before, not dropped as
         // `next_hop_unresolved`.
-        let deadline = Instant::now() + Duration::from_millis(200);
+        let deadline = Instant::now() + DRAIN_WAIT;
         while Instant::now() < deadline {
             let addrs = eth(&self.snapshot);
             let ring_empty = matches!(self.poll(addrs), Ok(Polled::Idle | Polled::End) | Err(_));
             if ring_empty && self.io.frames().in_tx == 0 {
+                break;
+            }
+        }
+        // What is still in the receive ring waited for room on a tx ring the kernel does not
+        // send from (the link set down, the device gone: the kicks refused; a hung driver) or
+        // outlasted the wait: taken now whatever the room, each frame that cannot be sent
+        // counted as such (`tx_ring_full`) and not as sent. Left in the ring, it was counted
+        // nowhere (26 to 32 frames on a queue stopped with its link down). The program no
+        // longer redirects into the ring, so it empties in a few polls; the wait bounds them.
+        self.io.end_backpressure();
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while Instant::now() < deadline {
+            let addrs = eth(&self.snapshot);
+            if !matches!(self.poll(addrs), Ok(Polled::Frames(1..))) {
                 break;
             }
         }

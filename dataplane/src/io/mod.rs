@@ -46,8 +46,9 @@ pub struct IoStats {
     pub completed: u64,
     /// Packets to send that did not fit the tx ring. Received ones do not while
     /// backpressure holds (receiving waits for room); spilled ones (later fragments, probe
-    /// replies), sent after their batch, can (the worker takes them off the pipeline's
-    /// sent counts).
+    /// replies), sent after their batch, can, and so can those a stopping worker takes from
+    /// its receive ring once it has waited for room ([`FrameIo::end_backpressure`]): the
+    /// worker takes them off the pipeline's sent counts.
     pub tx_ring_full: u64,
     /// Polls that received fewer frames than a batch because the tx ring had no room for
     /// them: receiving waits for transmission rather than dropping what it forwards.
@@ -156,6 +157,14 @@ pub trait FrameIo {
     fn unsent(&self) -> &[u16] {
         &[]
     }
+
+    /// Ends backpressure, for a worker that is stopping and has waited for room: from then
+    /// on a poll takes a whole batch from the receive ring whatever room there is to send
+    /// it, and what does not fit is counted (`tx_ring_full`) and said [`FrameIo::unsent`].
+    /// Waiting on a tx ring the kernel does not send from (the link set down, the device
+    /// gone) left the receive ring full, its frames counted nowhere. Nothing for backends
+    /// that do not hold back.
+    fn end_backpressure(&mut self) {}
 
     /// The largest IP packet the backend's link carries (its MTU), which a decapsulated
     /// packet reassembled from fragments can exceed; `None` for backends with no link

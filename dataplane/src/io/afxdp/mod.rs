@@ -20,7 +20,9 @@
 //! Transmission keeps up with reception: a poll takes no more frames than the tx ring has
 //! room for (backpressure: the rx ring fills and the kernel counts the drops, where they
 //! show), and in copy mode the worker kicks until the kernel has taken everything or says it
-//! is busy (it sends at most 32 frames per `sendto`).
+//! is busy (it sends at most 32 frames per `sendto`). A stopping worker that has waited for
+//! room ends backpressure, so that the rx ring is emptied and every frame in it counted,
+//! those the tx ring has no room for as `tx_ring_full`.
 //!
 //! Files: `config.rs` the socket's settings; `xsk.rs` the kernel side as the bookkeeping
 //! sees it (the `Xsk` trait), `umem.rs` the real one over libxdp and `model.rs` the tests'
@@ -89,6 +91,11 @@ pub struct AfXdpIo<X = XskSocket> {
     ///
     /// [`FrameIo::unsent`]: crate::io::FrameIo::unsent
     unsent: ArrayVec<u16, BATCH_SIZE>,
+    /// Backpressure is over ([`FrameIo::end_backpressure`]): a poll takes a whole batch
+    /// whatever room the tx ring has.
+    ///
+    /// [`FrameIo::end_backpressure`]: crate::io::FrameIo::end_backpressure
+    backpressure_ended: bool,
     /// The interface's MTU, as the supervisor last read it (0: unknown).
     link_mtu: Arc<AtomicUsize>,
 }
@@ -165,6 +172,7 @@ impl<X: Xsk> AfXdpIo<X> {
             tx_watch: TxWatch::default(),
             label: "an AF_XDP socket".to_string(),
             unsent: ArrayVec::new(),
+            backpressure_ended: false,
             link_mtu: Arc::new(AtomicUsize::new(0)),
             xsk,
         };
