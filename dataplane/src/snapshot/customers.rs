@@ -372,11 +372,14 @@ pub(super) fn holds_link_scoped(net: IpNet) -> Option<(&'static str, &'static st
 
 /// Destinations the host receives for its link, which no router forwards (RFC 5771 §4, the
 /// local network control block; RFC 1812 §5.3.5.1, the limited broadcast; RFC 4291 §2.7,
-/// link-local scope), with what it is and who sends there. Each lies in [`SPACES`] too.
-const LINK_SCOPED: [(&str, &str, &str); 3] = [
+/// link-local scope; RFC 4291 §2.5.6, link-local unicast, where the host's own link-local
+/// address is: the upstream router's neighbour advertisements to it), with what it is and
+/// who sends there. Each lies in [`SPACES`] too.
+const LINK_SCOPED: [(&str, &str, &str); 4] = [
     ("224.0.0.0/24", "224.0.0.0/24 (multicast for one link)", "OSPF, IGMP, VRRP, mDNS"),
     ("255.255.255.255/32", "255.255.255.255 (the limited broadcast address)", "DHCP"),
     ("ff02::/16", "ff02::/16 (multicast for one link)", "neighbour discovery, MLD, OSPFv3"),
+    ("fe80::/10", "fe80::/10 (link-local unicast)", "neighbour discovery to the host's own address"),
 ];
 
 /// [`SPACES`], each read as a network, with its text and why.

@@ -233,6 +233,8 @@ mod tests {
             ("224.0.0.0/3", "224.0.0.0/24 (multicast for one link)", "OSPF, IGMP, VRRP, mDNS"),
             ("240.0.0.0/4", "255.255.255.255 (the limited broadcast address)", "DHCP"),
             ("8000::/1", "ff02::/16 (multicast for one link)", "neighbour discovery, MLD, OSPFv3"),
+            ("fe80::/9", "fe80::/10 (link-local unicast)", "neighbour discovery to the host's own address"),
+            ("fe00::/8", "fe80::/10 (link-local unicast)", "neighbour discovery to the host's own address"),
         ];
         // Each prefix is the first written on line 6: its opening quote is column 13.
         for (prefix, what, senders) in held {
