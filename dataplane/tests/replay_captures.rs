@@ -223,7 +223,7 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
                 let (kind, reason) = (verdict.kind(), verdict.reason());
                 let fine = match decision {
                     X::NoSocket => kind != "pass",
-                    X::Passed | X::GreNotOurs => kind == "pass" || discarded_by_the_host(frame, verdict),
+                    X::Passed | X::GreNotOurs => kind == "pass" || discarded_by_the_host(frame, verdict, &frames),
                     _ => false,
                 };
                 let at = format!("{} frame {}", file.display(), i + 1);
@@ -324,7 +324,7 @@ fn an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard() {
     for (n, (frame, verdict)) in (1..).zip(frames.iter().zip(&verdicts)) {
         let (decision, _) = program.test_run(frame).expect("test run (needs root)");
         assert_eq!((decision, verdict), (X::Passed, &Verdict::Drop(DropReason::TinyFragment)), "frame {n}");
-        assert!(discarded_by_the_host(frame, verdict), "frame {n}");
+        assert!(discarded_by_the_host(frame, verdict, &frames), "frame {n}");
     }
     // The host: fd00::2 on a veth with the frames' MAC address, given them by its peer.
     let deltas = host_counter_deltas(&file, &["fd00::2/64"], &["Ip6InHdrErrors", "Ip6ReasmReqds"]);
@@ -369,18 +369,99 @@ fn a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it() {
     let (verdicts, _, _) = verdicts_of(&config, frames.clone());
     for i in [0, 2, 4, 6] {
         assert_eq!(verdicts[i], Verdict::Drop(DropReason::TinyFragment), "frame {}", i + 1);
-        assert!(!discarded_by_the_host(&frames[i], &verdicts[i]), "frame {}", i + 1);
+        assert!(!discarded_by_the_host(&frames[i], &verdicts[i], &frames), "frame {}", i + 1);
     }
     // An empty first fragment, nothing after its fragment header, the host discards
     // (ip6_frag_queue), though the header it names cannot be read either.
     assert_eq!(verdicts[8], Verdict::Drop(DropReason::TinyFragment), "frame 9");
-    assert!(discarded_by_the_host(&frames[8], &verdicts[8]), "frame 9");
+    assert!(discarded_by_the_host(&frames[8], &verdicts[8], &frames), "frame 9");
     // The host: 10.9.9.2 and fd00::2 on a veth with the frames' MAC address, given them by
     // its peer; each datagram reassembled, the empty fragment discarded.
     let counters = ["IpReasmOKs", "Ip6ReasmOKs", "Ip6ReasmFails"];
     let deltas = host_counter_deltas(&file, &["10.9.9.2/24", "fd00::2/64"], &counters);
     let _ = std::fs::remove_file(&file);
     assert_eq!(deltas, [1, 3, 1], "datagrams reassembled (IPv4, IPv6), empty fragments discarded");
+}
+
+/// A later fragment the sanity check drops as `overlapping_fragment` (it starts below the
+/// smallest first fragment the check lets through) is the host's discard only where its
+/// datagram's first fragment overlaps it, or never comes: Linux (6.18, a network namespace
+/// of its own given the frames on a veth) discards a datagram whose fragments overlap, IPv4's
+/// (`ReasmOverlaps`) as IPv6's (RFC 5722), but reassembles one whose first fragment ends
+/// where the later one starts: IPv4 TCP whose first holds 8 bytes, or 12 (ip_frag_queue cuts
+/// them to 8); IPv6 UDP whose first holds the UDP header alone (its payload reaches a
+/// socket), IPv6 TCP whose first holds 24 bytes. An IPv4 first fragment of 4 bytes (nothing
+/// left once cut) discards its datagram; an IPv6 one whose length is no multiple of 8, or
+/// without its TCP header, is a header error; a later fragment alone is held. The XDP
+/// program passes each later fragment to the host, as no customer's, and the differential
+/// tests took every one for the host's discard too, whatever its first
+/// (`discarded_by_the_host` judged the frame alone). scapy builds the fragments; tshark
+/// reads the later ones as such.
+#[test]
+fn an_overlapping_fragment_is_the_hosts_discard_only_where_it_overlaps() {
+    use transitd_bpf::XdpDecision as X;
+    let config = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    let file = std::env::temp_dir().join(format!("transitd-overlapping-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')\n\
+         tcp4 = bytes(IP(src='10.9.9.1', dst='10.9.9.2')/TCP(sport=1234, dport=9, flags='S')/Raw(bytes(32)))[20:]\n\
+         tcp6 = bytes(IPv6(src='fd00::1', dst='fd00::2')/TCP(sport=1234, dport=9, flags='S')/Raw(bytes(32)))[40:]\n\
+         udp6 = bytes(IPv6(src='fd00::1', dst='fd00::2')/UDP(sport=1234, dport=5000)/Raw(b'delivered' * 6))[40:]\n\
+         v4 = lambda id, offset, mf, data: e/IP(src='10.9.9.1', dst='10.9.9.2', id=id, proto=6, frag=offset // 8, flags=mf)/Raw(data)\n\
+         v6 = lambda nh, id, offset, m, data: e/IPv6(src='fd00::1', dst='fd00::2')/IPv6ExtHdrFragment(nh=nh, offset=offset // 8, m=m, id=id)/Raw(data)\n\
+         pair4 = lambda id, cut: [v4(id, 0, 'MF', tcp4[:cut]), v4(id, 8, 0, tcp4[8:])]\n\
+         pair6 = lambda nh, whole, id, cut, at: [v6(nh, id, 0, 1, whole[:cut]), v6(nh, id, at, 0, whole[at:])]\n\
+         frames = pair4(61, 8) + pair4(62, 12) + pair4(63, 24) + pair4(64, 4)\n\
+         frames += pair6(17, udp6, 65, 8, 8) + pair6(6, tcp6, 66, 24, 24) + pair6(17, udp6, 67, 48, 8)\n\
+         frames += pair6(17, udp6, 68, 12, 16) + pair6(6, tcp6, 69, 8, 8) + [v6(17, 70, 8, 0, udp6[8:])]",
+    );
+    let later = [2, 4, 6, 8, 10, 12, 14, 16, 18, 19];
+    assert_eq!(tshark_frames(&file, "ip.frag_offset > 0 or ipv6.fraghdr.offset > 0", &[]), later);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    // Datagrams 61, 62 (IPv4), 65 and 66 (IPv6) the host reassembles.
+    let reassembled = [2, 4, 10, 12];
+    for n in later {
+        let (frame, verdict) = (&frames[n as usize - 1], &verdicts[n as usize - 1]);
+        let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        assert_eq!((decision, verdict), (X::Passed, &Verdict::Drop(DropReason::OverlappingFragment)), "frame {n}");
+        assert_eq!(discarded_by_the_host(frame, verdict, &frames), !reassembled.contains(&n), "frame {n}");
+    }
+    // The host: 10.9.9.2 and fd00::2 on a veth with the frames' MAC address, given them by
+    // its peer, a UDP socket on fd00::2 port 5000.
+    let host = format!(
+        "import socket, subprocess, time\n\
+         from scapy.all import rdpcap, sendp\n\
+         sh = lambda c: subprocess.run(c, shell=True, check=True)\n\
+         sh('ip link add name up0 type veth peer name host0 && ip link set host0 address 02:00:00:00:00:01')\n\
+         sh('ip link set up0 up && ip link set host0 up && ip addr add 10.9.9.2/24 dev host0')\n\
+         sh('ip -6 addr add fd00::2/64 dev host0 nodad')\n\
+         rows = lambda file, kind: [l.split() for l in open(file) if l.startswith(kind)]\n\
+         ip = lambda file, kind, name: int(rows(file, kind)[1][rows(file, kind)[0].index(name)])\n\
+         ip6 = lambda name: next(int(l.split()[1]) for l in open('/proc/net/snmp6') if l.split()[0] == name)\n\
+         counts = lambda: (ip('/proc/net/snmp', 'Ip:', 'ReasmOKs'), ip('/proc/net/netstat', 'IpExt:', 'ReasmOverlaps'),\n\
+         \x20   ip('/proc/net/snmp', 'Ip:', 'ReasmFails'), ip6('Ip6ReasmOKs'), ip6('Ip6ReasmFails'), ip6('Ip6InHdrErrors'))\n\
+         udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+         udp.bind(('fd00::2', 5000))\n\
+         udp.settimeout(1)\n\
+         time.sleep(0.5)\n\
+         before = counts()\n\
+         sendp(rdpcap({:?}), iface='up0', verbose=False)\n\
+         time.sleep(0.5)\n\
+         print(*[a - b for a, b in zip(counts(), before)], len(udp.recv(100)))\n",
+        file.display().to_string()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "/usr/bin/python3", "-c", &host])
+        .output()
+        .expect("unshare (util-linux)");
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = "IPv4 reassembled, overlapping, failed; IPv6 reassembled, failed, header errors; UDP bytes received";
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2 1 2 2 1 2 54", "{said}");
 }
 
 /// pcapng files read as tshark reads them, in sections of either byte order: a simple packet

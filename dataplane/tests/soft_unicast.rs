@@ -1494,9 +1494,9 @@ fn the_xdp_program_and_the_pipeline_agree_on_whose_return_traffic_it_is() {
             _ => {}
         }
         let fine = match decision {
-            X::EgressLocal | X::BackboneLocal => *verdict == local || discarded_by_the_host(frame, verdict),
+            X::EgressLocal | X::BackboneLocal => *verdict == local || discarded_by_the_host(frame, verdict, &frames),
             X::NoSocket => kind != "pass",
-            X::Passed => (kind == "pass" && *verdict != local) || discarded_by_the_host(frame, verdict),
+            X::Passed => (kind == "pass" && *verdict != local) || discarded_by_the_host(frame, verdict, &frames),
             _ => false,
         };
         assert!(

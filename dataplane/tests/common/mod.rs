@@ -234,14 +234,14 @@ pub fn damaged(mut frames: Vec<Vec<u8>>, seed: u64) -> Vec<Vec<u8>> {
 }
 
 /// Drop reasons of packets malformed at the IP or transport layer (a bad header, checksum
-/// or length, an extension header out of place or past the chain's limit, a fragment that
-/// can only overlap its first), which the host discards as well: where the XDP program,
-/// reading only what it needs, passes such a packet to the host and the pipeline drops it,
-/// the two end alike. The differential tests of the program against the pipeline allow
-/// these, and only these, between a pass and a drop ([`discarded_by_the_host`]; a
-/// `tiny_fragment` only where the host discards it too). Not `too_many_vlan_tags`: the host
-/// strips any number of priority tags (VLAN ID 0) and routes what they carry.
-pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 8] = {
+/// or length, an extension header out of place or past the chain's limit), which the host
+/// discards as well: where the XDP program, reading only what it needs, passes such a packet
+/// to the host and the pipeline drops it, the two end alike. The differential tests of the
+/// program against the pipeline allow these, and only these, between a pass and a drop
+/// ([`discarded_by_the_host`]; a `tiny_fragment` and an `overlapping_fragment` only where the
+/// host discards it too). Not `too_many_vlan_tags`: the host strips any number of priority
+/// tags (VLAN ID 0) and routes what they carry.
+pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 7] = {
     use transitd::pipeline::DropReason as D;
     [
         D::Truncated,
@@ -251,20 +251,138 @@ pub const DISCARDED_BY_THE_HOST: [transitd::pipeline::DropReason; 8] = {
         D::BadIpExtHeader,
         D::BadUdpHeader,
         D::BadTcpHeader,
-        D::OverlappingFragment,
     ]
 };
 
-/// True for a drop of `frame` the host makes too: under one of [`DISCARDED_BY_THE_HOST`]'s
-/// reasons, or a `tiny_fragment` the host discards as well
-/// ([`tiny_first_fragment_discarded_by_the_host`]).
-pub fn discarded_by_the_host(frame: &[u8], verdict: &transitd::pipeline::Verdict) -> bool {
+/// True for a drop of `frame` the host makes too, given `among` (every frame the test gives,
+/// `frame`'s datagram's other fragments with it): under one of [`DISCARDED_BY_THE_HOST`]'s
+/// reasons, a `tiny_fragment` the host discards as well
+/// ([`tiny_first_fragment_discarded_by_the_host`]), or an `overlapping_fragment` whose
+/// datagram the host cannot reassemble from `among`
+/// ([`overlapping_fragment_discarded_by_the_host`]).
+pub fn discarded_by_the_host(frame: &[u8], verdict: &transitd::pipeline::Verdict, among: &[Vec<u8>]) -> bool {
     use transitd::pipeline::{DropReason, Verdict};
     match verdict {
         Verdict::Drop(DropReason::TinyFragment) => tiny_first_fragment_discarded_by_the_host(frame),
+        Verdict::Drop(DropReason::OverlappingFragment) => overlapping_fragment_discarded_by_the_host(frame, among),
         Verdict::Drop(r) => DISCARDED_BY_THE_HOST.contains(r),
         _ => false,
     }
+}
+
+/// Whether the host discards `frame`, a later fragment the pipeline dropped as
+/// `overlapping_fragment` (it starts below where the smallest first fragment the sanity
+/// check lets through ends), given `among`, as Linux 6.18 does: a first fragment of its
+/// datagram that holds more than its offset overlaps it, and the whole datagram is discarded
+/// (RFC 5722 for IPv6; ip_frag_queue does so for IPv4 too, counting `ReasmOverlaps`); with no
+/// first fragment the datagram is never reassembled. Not where a first fragment the host
+/// takes ends at or before its offset: one the sanity check drops as tiny (8 bytes of TCP
+/// over IPv4), or one it lets through below its floor for later fragments (the UDP header
+/// alone over IPv6). The host reassembles the two and delivers the datagram:
+/// `an_overlapping_fragment_is_the_hosts_discard_only_where_it_overlaps`. The datagram's
+/// frames are judged together, not one by one, as the host judges them.
+fn overlapping_fragment_discarded_by_the_host(frame: &[u8], among: &[Vec<u8>]) -> bool {
+    // A frame that does not hold the length its IP header says the host discards unread.
+    let Some(later) = fragment_of(frame) else { return true };
+    let reassembles_with = |first: &Vec<u8>| {
+        fragment_of(first).is_some_and(|f| {
+            f.datagram == later.datagram && queued_end(first, &f).is_some_and(|end| end <= later.offset)
+        })
+    };
+    !among.iter().any(reassembles_with)
+}
+
+/// A fragment as the host files it for reassembly.
+struct Fragment {
+    is_ipv6: bool,
+    /// Its datagram: IPv4's source, destination, identification and protocol (RFC 791; 10
+    /// bytes), IPv6's source, destination and identification (RFC 8200 §4.5; 36 bytes).
+    datagram: Vec<u8>,
+    /// Where its data starts in the datagram's, in bytes, and how many it holds.
+    offset: usize,
+    len: usize,
+    /// More fragments follow (MF, M).
+    more: bool,
+}
+
+/// The fragment `frame` holds, if it is one and whole (the frame holds the length its IP
+/// header says), behind any VLAN tags the parser reads.
+fn fragment_of(frame: &[u8]) -> Option<Fragment> {
+    let at = ethertype_at(frame);
+    let ip = frame.get(at + 2..)?;
+    match frame.get(at..at + 2)? {
+        [0x08, 0x00] => ipv4_fragment(ip),
+        [0x86, 0xdd] => ipv6_fragment(ip),
+        _ => None,
+    }
+}
+
+/// An IPv4 packet's fragment fields (a whole packet's too: offset 0, none to follow).
+fn ipv4_fragment(ip: &[u8]) -> Option<Fragment> {
+    let header = usize::from(ip.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    if header < 20 || total < header || ip.len() < total {
+        return None;
+    }
+    let word = u16::from_be_bytes([ip[6], ip[7]]);
+    Some(Fragment {
+        is_ipv6: false,
+        datagram: [&ip[12..20], &ip[4..6], &ip[9..10]].concat(),
+        offset: usize::from(word & 0x1fff) * 8,
+        len: total - header,
+        more: word & 0x2000 != 0,
+    })
+}
+
+/// The first fragment header's, behind hop-by-hop, routing, destination options and
+/// authentication headers (as the parser reads the chain).
+fn ipv6_fragment(ip: &[u8]) -> Option<Fragment> {
+    let end = 40 + usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
+    let ip = ip.get(..end)?;
+    let (mut next, mut at) = (ip[6], 40);
+    while matches!(next, 0 | 43 | 51 | 60) {
+        let Some(&[following, units]) = ip.get(at..at + 2) else { return None };
+        let len = match next {
+            51 => (usize::from(units) + 2) * 4,
+            _ => (usize::from(units) + 1) * 8,
+        };
+        (next, at) = (following, at + len);
+    }
+    let header = ip.get(at..at + 8).filter(|_| next == 44)?;
+    let word = u16::from_be_bytes([header[2], header[3]]);
+    Some(Fragment {
+        is_ipv6: true,
+        datagram: [&ip[8..40], &header[4..8]].concat(),
+        offset: usize::from(word & 0xfff8),
+        len: end - (at + 8),
+        more: word & 1 != 0,
+    })
+}
+
+/// Where the data of `fragment` (of `frame`) ends in its datagram's as Linux queues it, if
+/// it is a first fragment Linux queues at all: not an IPv6 one without its header chain
+/// ([`tiny_first_fragment_discarded_by_the_host`]) or whose length is no multiple of 8
+/// (RFC 8200 §4.5: a Parameter Problem); an IPv4 one ip_frag_queue cuts to a multiple of 8,
+/// and takes for no fragment where nothing is left (discarding the datagram).
+fn queued_end(frame: &[u8], fragment: &Fragment) -> Option<usize> {
+    if fragment.offset != 0 || !fragment.more {
+        return None;
+    }
+    if !fragment.is_ipv6 {
+        return Some(fragment.len & !7).filter(|&end| end > 0);
+    }
+    let whole_chain = !tiny_first_fragment_discarded_by_the_host(frame);
+    (fragment.len.is_multiple_of(8) && whole_chain).then_some(fragment.len)
+}
+
+/// Where the EtherType is in `frame`, behind any VLAN tags the parser reads (802.1Q,
+/// 802.1ad, 0x9100).
+fn ethertype_at(frame: &[u8]) -> usize {
+    let mut at = 12;
+    while matches!(frame.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])) {
+        at += 4;
+    }
+    at
 }
 
 /// Whether the host discards `frame`, a first fragment the pipeline dropped as
@@ -278,11 +396,7 @@ pub fn discarded_by_the_host(frame: &[u8], verdict: &transitd::pipeline::Verdict
 /// is taken as not truncated: `a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it`),
 /// unless nothing follows its fragment header.
 fn tiny_first_fragment_discarded_by_the_host(frame: &[u8]) -> bool {
-    // The EtherType behind any VLAN tags, those the parser reads (802.1Q, 802.1ad, 0x9100).
-    let mut at = 12;
-    while matches!(frame.get(at..at + 2), Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])) {
-        at += 4;
-    }
+    let at = ethertype_at(frame);
     if frame.get(at..at + 2) != Some(&[0x86, 0xdd][..]) {
         return false;
     }

@@ -372,12 +372,14 @@ fn judged_alike(
         let (kind, reason) = (verdict.kind(), verdict.reason());
         let fine = match decision {
             X::NoSocket => kind != "pass",
-            X::GreNotOurs => (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(frame, verdict),
+            X::GreNotOurs => {
+                (kind == "pass" && not_ours.contains(&reason)) || discarded_by_the_host(frame, verdict, frames)
+            }
             // A chain of extension headers longer than the program walks is the host's
             // (documented), where the sanity check drops it.
             X::Passed => {
                 (kind == "pass" && !not_ours.contains(&reason))
-                    || discarded_by_the_host(frame, verdict)
+                    || discarded_by_the_host(frame, verdict, frames)
                     || *verdict == Verdict::Drop(DropReason::Ipv6ExtensionChain)
             }
             _ => false,
