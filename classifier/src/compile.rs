@@ -357,14 +357,25 @@ fn conj_boxes(conj: &Conj, out: &mut Vec<Bounds>) -> Result<(), CompileError> {
         for b in &boxes {
             for c in &choices {
                 let mut nb = *b;
-                nb[first..first + c.len()].copy_from_slice(c);
-                next.push(nb);
+                // Two variables can read one slot (`ip.id`'s narrow one and
+                // `ipv6.fraghdr.ident`'s whole-range one): the box holds what both allow.
+                if narrow_to(&mut nb[first..first + c.len()], c) {
+                    next.push(nb);
+                }
             }
         }
         boxes = next;
     }
     out.extend(boxes);
     Ok(())
+}
+
+/// Narrows each of `slots` to the range of `ranges` at its place; false when one is left empty.
+fn narrow_to(slots: &mut [[u32; 2]], ranges: &[[u32; 2]]) -> bool {
+    slots.iter_mut().zip(ranges).all(|(slot, &[lo, hi])| {
+        *slot = [slot[0].max(lo), slot[1].min(hi)];
+        slot[0] <= slot[1]
+    })
 }
 
 /// Boxes that select a packet when its byte tests agree: `checks` are `(n, holds)`, the
@@ -552,6 +563,37 @@ mod tests {
             assert_eq!(selected, ttl >= 200, "ttl {ttl}");
             if selected {
                 assert!(found.iter().any(|b| box_contains(b, &key)), "ttl {ttl} is in no box");
+            }
+        }
+    }
+
+    /// `ip.id` and `ipv6.fraghdr.ident` read one slot, narrow and whole-range: a box holds
+    /// what both allow. (The second variable's range replaced the first's, and `ip.id == 5
+    /// and not ipv6.fraghdr.ident == 5` selected IPv4 packets of every id but 5.)
+    #[test]
+    fn two_variables_on_one_slot_bound_it_together() {
+        use crate::field::{Dim, Key};
+        let mut keys = Vec::new();
+        for id in [4, 5, 6] {
+            let mut v4 = Key::new(60);
+            v4.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 64, 40, false, false, 0);
+            v4.set(Dim::IpId, id);
+            keys.push(v4);
+            let mut v6 = Key::new(60);
+            v6.set_ipv6([0x20; 16], [0x20; 16], 44, 64, 32);
+            v6.set_ipv6_fragment(17, 0, true, id);
+            keys.push(v6);
+        }
+        for text in [
+            "ip.id == 5 and not ipv6.fraghdr.ident == 5",
+            "not ip.id == 5 and ipv6.fraghdr.ident != 6",
+            "not (ip.id in {4, 6} or ipv6.fraghdr.ident in {4, 5})",
+        ] {
+            let expr = crate::parse(text).unwrap();
+            let found = boxes(&expr).unwrap();
+            for key in &keys {
+                let selected = crate::eval::eval(&expr, key, &[]);
+                assert_eq!(found.iter().any(|b| box_contains(b, key)), selected, "`{text}` on {key:?}");
             }
         }
     }

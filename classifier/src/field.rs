@@ -119,6 +119,10 @@ dims! {
     /// IPv4 fragment offset in 8-byte units (as Wireshark 4.0 shows `ip.frag_offset`), or an
     /// IPv6 fragment header's (`ipv6.fraghdr.offset`); absent in IPv6 without one.
     FragOffset,
+    /// An IPv6 fragment header's next header (`ipv6.fraghdr.nxt`): there exactly when the
+    /// key holds a fragment header's fields, and so the guard of its identification, which
+    /// takes [`Dim::IpId`]'s whole range.
+    Ipv6FragNext,
     /// Up to three 802.1Q VLAN IDs (tags of EtherType 0x8100 or 0x9100), outermost first.
     Vlan0,
     /// Second 802.1Q VLAN ID.
@@ -143,7 +147,8 @@ dims! {
     EthDstLo,
     /// IPv4 header length in bytes (`ip.hdr_len`).
     IpHdrLen,
-    /// IPv4 identification.
+    /// IPv4 identification, or an IPv6 fragment header's (`ipv6.fraghdr.ident`, 32 bits: any
+    /// value, [`ABSENT`]'s too, present where [`Dim::Ipv6FragNext`] is).
     IpId,
     /// IPv4 DS field (DSCP and ECN) or IPv6 traffic class.
     Tos,
@@ -309,7 +314,7 @@ impl Key {
         Key(empty_slots(frame_len))
     }
 
-    /// Makes this the key [`Key::new`] makes, in place (a key is 336 bytes: building one
+    /// Makes this the key [`Key::new`] makes, in place (a key is 340 bytes: building one
     /// and copying it over costs a copy more, which showed in the pipeline's profile).
     #[inline]
     pub fn reset(&mut self, frame_len: u32) {
@@ -378,11 +383,13 @@ impl Key {
         self.set(Dim::FragOffset, frag_offset.into());
     }
 
-    /// Fills an IPv6 fragment header's fields: its offset in 8-byte units and its
-    /// more-fragments flag.
-    pub fn set_ipv6_fragment(&mut self, offset_units: u16, more: bool) {
+    /// Fills an IPv6 fragment header's fields: its next header, its offset in 8-byte units,
+    /// its more-fragments flag and its identification.
+    pub fn set_ipv6_fragment(&mut self, next_header: u8, offset_units: u16, more: bool, ident: u32) {
+        self.set(Dim::Ipv6FragNext, next_header.into());
         self.set(Dim::FragOffset, offset_units.into());
         self.set(Dim::Mf, more.into());
+        self.set(Dim::IpId, ident);
     }
 
     /// Fills the IPv6 fixed header's fields.
@@ -626,6 +633,8 @@ const TCP_HEADER: Guard = Guard::Has(Dim::TcpHdrLen);
 /// The same with a header length of 20 or more: behind a bogus one tshark shows the sequence
 /// number and the header length, and then nothing (flags, acknowledgement number, ...).
 const TCP_FLAGS: Guard = Guard::Has(Dim::TcpFlags);
+/// An IPv6 fragment header's fields are in the key (its next header is there).
+const FRAGMENT_HEADER: Guard = Guard::Has(Dim::Ipv6FragNext);
 const U32: Ty = Ty::Uint { max: u32::MAX };
 /// A 32-bit Wireshark field held in a narrow slot, whose last value is [`ABSENT`]: tshark
 /// bounds a bit field's literals by its type, not its bits (`ip.dsfield.dscp == 64` and
@@ -714,10 +723,13 @@ pub static FIELDS: &[FieldDef] = &[
     field!("ipv6.nxt", U8, [occ(V6_LAYER, Narrow(Dim::IpProto))]),
     field!("ipv6.hlim", U8, [occ(V6_LAYER, Narrow(Dim::Ttl))]),
     // The first fragment header of the outermost IPv6 header's chain, wherever in it: its
-    // offset (8-byte units, as tshark 4.0 shows it) and more-fragments flag in IPv4's slots.
+    // offset (8-byte units, as tshark 4.0 shows it), more-fragments flag and identification
+    // in IPv4's slots (the identification whole: 32 bits, any of them, in `ip.id`'s slot).
     field!("ipv6.fraghdr", Ty::Protocol, [occ(V6_LAYER, Narrow(Dim::FragOffset))]),
+    field!("ipv6.fraghdr.nxt", U8, [occ(V6_LAYER, Narrow(Dim::Ipv6FragNext))]),
     field!("ipv6.fraghdr.offset", U16, [occ(V6_LAYER, Narrow(Dim::FragOffset))]),
     field!("ipv6.fraghdr.more", Ty::Bool, [occ(V6_LAYER, Narrow(Dim::Mf))]),
+    field!("ipv6.fraghdr.ident", U32, [occ(FRAGMENT_HEADER, Slot::Wide { first: Dim::IpId, words: 1 })]),
     field!("ipv6.plen", U16, [occ(V6_LAYER, Narrow(Dim::IpLen))]),
     field!("ipv6.tclass", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Tos))]),
     field!("ipv6.tclass.dscp", Ty::Uint { max: FT_UINT32 }, [occ(V6_LAYER, Narrow(Dim::Dscp))]),
@@ -859,6 +871,24 @@ mod tests {
             reused.reset(len);
             assert_eq!(reused.0, expect);
         }
+    }
+
+    /// `ipv6.fraghdr.ident` takes `ip.id`'s slot whole (32 bits, [`ABSENT`]'s value too), there
+    /// exactly where a fragment header is: never in IPv4, whose `ip.id` it is, nor in IPv6
+    /// without one.
+    #[test]
+    fn a_fragment_headers_identification_is_its_own_field_in_ip_ids_slot() {
+        let value = |key: &Key, name: &str| lookup(name).unwrap().occurrences[0].value(key);
+        let mut v6 = Key::new(60);
+        v6.set_ipv6([0x20; 16], [0x20; 16], 44, 64, 32);
+        assert_eq!([value(&v6, "ipv6.fraghdr.ident"), value(&v6, "ipv6.fraghdr.nxt")], [None, None]);
+        v6.set_ipv6_fragment(17, 0, true, ABSENT);
+        assert_eq!(value(&v6, "ipv6.fraghdr.ident"), Some(u128::from(ABSENT)));
+        assert_eq!([value(&v6, "ipv6.fraghdr.nxt"), value(&v6, "ip.id")], [Some(17), None]);
+        let mut v4 = Key::new(60);
+        v4.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 64, 40, false, true, 0);
+        v4.set(Dim::IpId, 7);
+        assert_eq!([value(&v4, "ip.id"), value(&v4, "ipv6.fraghdr.ident")], [Some(7), None]);
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub static ETHERTYPES: &[(u32, &str)] = &[
     (0xf1c1, "802.1CB Frame Replication and Elimination for Reliability"),
 ];
 
-/// The names of `ip.proto`, `ipv6.nxt`, in Wireshark's order.
+/// The names of `ip.proto`, `ipv6.nxt` and `ipv6.fraghdr.nxt`, in Wireshark's order.
 pub static IP_PROTOCOLS: &[(u32, &str)] = &[
     (0x0, "IPv6 Hop-by-Hop Option"),
     (0x1, "ICMP"),
@@ -483,6 +483,7 @@ pub static FIELDS: &[(&str, &[(u32, &str)])] = &[
     ("eth.type", ETHERTYPES),
     ("ip.proto", IP_PROTOCOLS),
     ("ipv6.nxt", IP_PROTOCOLS),
+    ("ipv6.fraghdr.nxt", IP_PROTOCOLS),
     ("ip.dsfield.dscp", DSCP),
     ("ipv6.tclass.dscp", DSCP),
     ("ip.dsfield.ecn", ECN),

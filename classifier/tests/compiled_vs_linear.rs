@@ -23,7 +23,18 @@ fn test_text() -> impl Strategy<Value = String> {
     let port_field =
         prop::sample::select(&["tcp.srcport", "tcp.dstport", "tcp.port", "udp.srcport", "udp.dstport", "udp.port"][..]);
     let small_field = prop::sample::select(
-        &["ip.proto", "ipv6.nxt", "ip.ttl", "icmp.type", "icmpv6.type", "icmp.code", "vlan.id", "tcp.flags"][..],
+        &[
+            "ip.proto",
+            "ipv6.nxt",
+            "ip.ttl",
+            "icmp.type",
+            "icmpv6.type",
+            "icmp.code",
+            "vlan.id",
+            "tcp.flags",
+            "ip.id",
+            "ipv6.fraghdr.nxt",
+        ][..],
     );
     let bool_field =
         prop::sample::select(&["tcp.flags.syn", "tcp.flags.ack", "tcp.flags.reset", "ip.flags.mf", "mpls.bottom"][..]);
@@ -34,7 +45,7 @@ fn test_text() -> impl Strategy<Value = String> {
         ][..],
     );
     let mac_field = prop::sample::select(&["eth.src", "eth.dst", "eth.addr"][..]);
-    let word_field = prop::sample::select(&["tcp.seq", "tcp.ack"][..]);
+    let word_field = prop::sample::select(&["tcp.seq", "tcp.ack", "ipv6.fraghdr.ident"][..]);
     let label_field = prop::sample::select(&["mpls.label", "mpls.ttl", "eth.type"][..]);
     let eq_op = prop::sample::select(&["==", "!=", "===", "!=="][..]);
     let ord_op = prop::sample::select(&["==", "!=", "<", "<=", ">", ">=", "===", "!=="][..]);
@@ -187,8 +198,19 @@ fn key() -> impl Strategy<Value = Key> {
                     key.set(classifier::Dim::GreProto, protocol.into());
                 }
                 match ipver {
-                    1 => key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0),
-                    2 => key.set_ipv6(s6, d6, proto, ttl, 40),
+                    // `ip.id` from the small values, which rules on it name.
+                    1 => {
+                        key.set_ipv4(s4, d4, proto, ttl, 60, false, mf, 0);
+                        key.set(classifier::Dim::IpId, ttl.into());
+                    }
+                    // Now and then a fragment header, whose identification takes `ip.id`'s
+                    // slot whole.
+                    2 => {
+                        key.set_ipv6(s6, d6, proto, ttl, 40);
+                        if mf {
+                            key.set_ipv6_fragment(proto, 0, whole, seq);
+                        }
+                    }
                     // Headers tshark calls bogus: `ip` (with its header length) or `ipv6` alone.
                     3 => {
                         key.set(classifier::Dim::IpVersion, classifier::field::BOGUS_IPV4.into());

@@ -830,6 +830,127 @@ frames = [e/v6()/udp, e/v6()/frag(0, 1)/udp, e/v6()/frag(185, 0)/data, e/v6()/IP
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// An IPv6 fragment header's next header and identification (32 bits: 0, 65,535 and
+/// 4294967295, the value a narrow slot marks absence with, among them), whole fragments and
+/// atomic ones, behind other headers or not, beside IPv4's `ip.id`, which shares the slot; and
+/// a chain cut short behind a whole fragment header (by the capture, by a payload length past
+/// the frame or ending inside the header after it), where tshark shows the fragment header
+/// and transitd showed none. scapy makes the frames; tshark is the oracle.
+#[test]
+fn ipv6_fragment_header_identification_and_next_header_select_what_tshark_selects() {
+    let file = std::env::temp_dir().join(format!("transitd-match-v6-fraghdr-ident-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
+v4 = lambda **o: IP(src='192.0.2.1', dst='192.0.2.2', **o)
+frag = lambda offset, m, nh, ident: IPv6ExtHdrFragment(offset=offset, m=m, nh=nh, id=ident)
+udp = UDP(sport=1234, dport=80)/Raw(b"x" * 16)
+data = Raw(bytes(range(24)))
+d16 = IPv6ExtHdrDestOpt(options=[PadN(optdata=bytes(12))])
+frames = [e/v6()/udp, e/v6()/frag(0, 1, 17, 7)/udp, e/v6()/frag(185, 0, 17, 0xffffffff)/data,
+          e/v6()/IPv6ExtHdrDestOpt()/frag(0, 1, 17, 0x10000)/udp, e/v6()/frag(0, 0, 17, 0)/udp,
+          e/v6()/IPv6ExtHdrRouting()/frag(8, 1, 6, 0xffff)/data, e/v6()/frag(0, 0, 59, 0x0a0b0c0d),
+          e/v4(id=7, flags='MF')/udp, e/v4(id=0xffff)/udp]
+# Cut by the capture inside the fragment header, right behind it, inside the Destination
+# Options after it, inside UDP; by payload lengths past the frame, ending inside the header
+# after the fragment header, ending inside the fragment header.
+first = e/v6()/frag(0, 1, 60, 0x0a0b0c0d)/d16/udp
+frames += [snap(first, n) for n in (60, 62, 70, 86)]
+frames += [e/v6(plen=300)/frag(0, 1, 60, 5)/IPv6ExtHdrDestOpt(len=20)/Raw(bytes(6)),
+           e/v6(plen=12)/frag(0, 1, 60, 6)/d16/udp, e/v6(plen=4)/frag(0, 1, 17, 6)/udp,
+           e/v6(plen=300)/IPv6ExtHdrDestOpt()/frag(3, 0, 17, 1)/data]
+"#;
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let wrong = differences(
+        &file,
+        &[
+            "ipv6.fraghdr",
+            "ipv6.fraghdr.offset == 0",
+            "ipv6.fraghdr.more == 1",
+            "ipv6.fraghdr.ident",
+            "not ipv6.fraghdr.ident",
+            "ipv6.fraghdr.ident == 7",
+            "ipv6.fraghdr.ident == 4294967295",
+            "ipv6.fraghdr.ident == 0",
+            "ipv6.fraghdr.ident > 65535",
+            "ipv6.fraghdr.ident != 7",
+            "not ipv6.fraghdr.ident == 7",
+            "ipv6.fraghdr.ident in {0, 7, 65536..4294967295}",
+            "ipv6.fraghdr.ident & 0xff000000 == 0x0a000000",
+            "ip.id == 7",
+            "ip.id == 65535",
+            "ip.id == 7 and not ipv6.fraghdr.ident == 7",
+            "ip.id == 65535 or ipv6.fraghdr.ident == 65535",
+            "ipv6.fraghdr.nxt",
+            "ipv6.fraghdr.nxt == 17",
+            "ipv6.fraghdr.nxt == UDP",
+            "ipv6.fraghdr.nxt == 60",
+            "ipv6.fraghdr.nxt == 59",
+            "ipv6.fraghdr.nxt in {6, 17}",
+            "not ipv6.fraghdr.nxt == 17",
+            "ipv6.fraghdr.nxt == 17 and ipv6.fraghdr.ident < 8",
+        ],
+    );
+    assert_eq!(theirs(&file, "ipv6.fraghdr").len(), 12, "the oracle's fragment headers");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// An IPv6 later fragment whose fragment header follows an atomic one, whole and with a
+/// payload length past the frame: tshark ends `ipv6` at the fixed header, as for any later
+/// fragment (transitd asked the first fragment header alone whether the packet was a later
+/// fragment, and counted the headers in). scapy makes the frames; tshark is the oracle.
+#[test]
+fn a_later_fragment_behind_an_atomic_fragment_header_leaves_ipv6_its_fixed_header() {
+    let file = std::env::temp_dir().join(format!("transitd-match-v6-atomic-then-later-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
+frag = lambda offset, m, nh, ident: IPv6ExtHdrFragment(offset=offset, m=m, nh=nh, id=ident)
+data = Raw(bytes(range(24)))
+frames = [e/v6()/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data, e/v6(plen=300)/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data,
+          e/v6(plen=300)/IPv6ExtHdrDestOpt()/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data]
+"#;
+    scapy_pcap(&file, script);
+    let wrong = differences(
+        &file,
+        &["len(ipv6) == 40", "len(ipv6) == 56", "len(ipv6) == 64", "ipv6[40:1]", "ipv6[-1:] == 02", "udp"],
+    );
+    assert_eq!(theirs(&file, "len(ipv6) == 40").len(), 3, "every frame's `ipv6` is its fixed header");
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// tshark's `ipv6.fraghdr.*` hold every fragment header of the chain up to the first at a
+/// non-zero offset (the data of a later fragment follows it), transitd's the first alone
+/// (documented): they differ on a chain of two, where a rule on the second's fields (an
+/// atomic fragment header put before a real one) does not see them.
+#[test]
+fn difference_a_second_fragment_header_is_no_field() {
+    let file = std::env::temp_dir().join(format!("transitd-match-v6-two-fraghdrs-{}.pcap", std::process::id()));
+    let script = r#"
+e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
+v6 = IPv6(src='2001:db8::1', dst='2001:db8::2')
+frag = lambda offset, m, nh, ident: IPv6ExtHdrFragment(offset=offset, m=m, nh=nh, id=ident)
+udp = UDP(sport=1234, dport=80)/Raw(b"x" * 16)
+data = Raw(bytes(range(24)))
+frames = [e/v6/frag(0, 1, 44, 1)/frag(5, 0, 17, 2)/data, e/v6/frag(0, 0, 44, 3)/frag(0, 1, 17, 4)/udp,
+          e/v6/frag(3, 1, 44, 5)/frag(0, 1, 17, 6)/data]
+"#;
+    scapy_pcap(&file, script);
+    let answers = |expr: &str| (transitd_frames(&file, expr), theirs(&file, expr));
+    let set = |frames: &[u64]| frames.iter().copied().collect::<BTreeSet<u64>>();
+    // The third frame's second header is a later fragment's data to both.
+    assert_eq!(theirs(&file, "count(ipv6.fraghdr) == 1"), set(&[3]));
+    assert_eq!(answers("ipv6.fraghdr.offset == 5"), (set(&[]), set(&[1])));
+    assert_eq!(answers("ipv6.fraghdr.more == 1"), (set(&[1, 3]), set(&[1, 2, 3])));
+    assert_eq!(answers("ipv6.fraghdr.more == 0"), (set(&[2]), set(&[1, 2])));
+    assert_eq!(answers("ipv6.fraghdr.ident in {2, 4, 6}"), (set(&[]), set(&[1, 2])));
+    assert_eq!(answers("ipv6.fraghdr.nxt == 17"), (set(&[]), set(&[1, 2])));
+    assert_eq!(answers("ipv6.fraghdr"), (set(&[1, 2, 3]), set(&[1, 2, 3])));
+    let _ = std::fs::remove_file(&file);
+}
+
 /// Two malformed headers tshark reads on through and transitd does not (docs/rules.md,
 /// Differences 3): an authentication header whose payload length is 0 (8 bytes, where RFC
 /// 4302's fixed part is 12), over IPv4 and IPv6, which tshark takes as 8 bytes with the

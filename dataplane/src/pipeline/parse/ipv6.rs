@@ -7,8 +7,7 @@ use classifier::field::BOGUS_IPV6;
 use classifier::{Dim, Key};
 use etherparse::err::ipv6;
 use etherparse::{
-    IpAuthHeaderSlice, IpNumber, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice,
-    Ipv6RawExtHeaderSlice, LaxIpv6Slice,
+    IpAuthHeaderSlice, IpNumber, Ipv6FragmentHeaderSlice, Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, LaxIpv6Slice,
 };
 
 use super::l4::{fill_l4_lenient, parse_l4};
@@ -53,8 +52,8 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
         Err(reason) => return bad_ipv6(key, l3, l3_start, reason),
     };
     fill_ipv6(key, &ip.header);
-    if let Some((offset_units, more)) = ip.fragment_header {
-        key.set_ipv6_fragment(offset_units, more);
+    if let Some(f) = ip.fragment_header {
+        f.fill(key);
     }
     let l3_len = 40 + usize::from(ip.header.payload_length());
     let fragment = ip.fragment.map(|(offset, more)| Fragment {
@@ -120,22 +119,23 @@ fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
             key.set(Dim::Ipv6JumboLen, len);
         }
         let p = lax.payload();
+        // The bytes behind the fixed header as far as its payload length (a jumbogram's:
+        // `packet` ends there) and the capture reach, as the lenient walk reads them.
+        let chain_end = match usize::from(h.payload_length()) {
+            0 => packet.len(),
+            len => packet.len().min(40 + len),
+        };
+        let (fragment_header, later_fragment) =
+            fragment_headers(h.next_header(), packet.get(40..chain_end).unwrap_or_default());
+        if let Some(f) = fragment_header {
+            f.fill(key);
+        }
         // tshark counts the extension headers into `ipv6` only once it reaches what follows
         // them: a walk stopped inside them (a header cut short, or one the lenient walk
         // refuses, such as a misplaced Hop-by-Hop header, which tshark reads through:
         // docs/rules.md) leaves the fixed header alone, and so does a later fragment, as in
-        // [`parse_ipv6`]. (The walk ended cleanly before the second test is made, so every
-        // header it holds is whole.)
-        let fragment_header =
-            if stopped_in_extensions.is_some() { None } else { first_fragment_header(lax.extensions()) };
-        if let Some((offset_units, more)) = fragment_header {
-            key.set_ipv6_fragment(offset_units, more);
-        }
-        let l4_at = if stopped_in_extensions.is_some() || fragment_header.is_some_and(|(offset, _)| offset > 0) {
-            40
-        } else {
-            offset_in(l3, p.payload)
-        };
+        // [`parse_ipv6`].
+        let l4_at = if stopped_in_extensions.is_some() || later_fragment { 40 } else { offset_in(l3, p.payload) };
         key.set(Dim::L4At, (l3_start + l4_at) as u32);
         let extensions = offset_in(l3, p.payload).saturating_sub(40);
         let payload_len = jumbo.map_or(usize::from(h.payload_length()).min(payload_on_the_wire), |len| len as usize);
@@ -152,16 +152,65 @@ fn bad_ipv6(key: &mut Key, l3: &[u8], l3_start: usize, reason: DropReason) -> Pa
     Parsed::Bad(reason)
 }
 
-/// The first fragment header `extensions` holds: its offset in 8-byte units and its
-/// more-fragments flag. At a non-zero offset what follows it is a later fragment's data,
-/// which etherparse's lenient walk reads on as headers where the fragment header names one.
-/// Iterating reads each header without checking its length, so `extensions` must be a chain
-/// the walk read whole (it stopped at no header).
-fn first_fragment_header(extensions: &Ipv6ExtensionsSlice<'_>) -> Option<(u16, bool)> {
-    extensions.clone().into_iter().find_map(|e| match e {
-        Ipv6ExtensionSlice::Fragment(f) => Some((f.fragment_offset().value(), f.more_fragments())),
-        _ => None,
-    })
+/// An IPv6 fragment header's fields, as rules read them (`ipv6.fraghdr.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FragmentHeader {
+    next_header: u8,
+    /// The fragment offset in 8-byte units, as on the wire (and as tshark 4.0 shows it).
+    offset_units: u16,
+    more: bool,
+    ident: u32,
+}
+
+impl FragmentHeader {
+    fn of(f: &Ipv6FragmentHeaderSlice<'_>) -> FragmentHeader {
+        FragmentHeader {
+            next_header: f.next_header().0,
+            offset_units: f.fragment_offset().value(),
+            more: f.more_fragments(),
+            ident: f.identification(),
+        }
+    }
+
+    fn fill(self, key: &mut Key) {
+        key.set_ipv6_fragment(self.next_header, self.offset_units, self.more, self.ident);
+    }
+}
+
+/// The fragment headers of the chain whose first header is `next`, at the start of `chain`
+/// (the bytes behind the fixed header), as tshark 4.0 reads them in a packet [`ipv6_layer`]
+/// refused: the first (`ipv6.fraghdr.*`), and whether one is at a non-zero offset, a later
+/// fragment's (an atomic fragment header may come before it). A fragment header counts when
+/// its 8 bytes are there behind headers each whole, however the chain goes on (cut short by
+/// the capture or the payload length, or holding a header the lenient walk refuses); a later
+/// fragment's data is not read. Each header is read as [`ipv6_layer`] reads it (an
+/// authentication header of payload length 0 ends the walk: docs/rules.md, Differences 3).
+fn fragment_headers(mut next: IpNumber, mut chain: &[u8]) -> (Option<FragmentHeader>, bool) {
+    let mut first = None;
+    loop {
+        let whole = match next {
+            IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
+                Ipv6RawExtHeaderSlice::from_slice(chain).ok().map(|e| (e.slice().len(), e.next_header()))
+            }
+            IpNumber::AUTHENTICATION_HEADER => {
+                IpAuthHeaderSlice::from_slice(chain).ok().map(|e| (e.slice().len(), e.next_header()))
+            }
+            IpNumber::IPV6_FRAGMENTATION_HEADER => match Ipv6FragmentHeaderSlice::from_slice(chain) {
+                Ok(f) if f.fragment_offset().value() > 0 => return (first.or(Some(FragmentHeader::of(&f))), true),
+                Ok(f) => {
+                    first = first.or(Some(FragmentHeader::of(&f)));
+                    Some((f.slice().len(), f.next_header()))
+                }
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        // Every header is 8 bytes or more: the walk ends.
+        let Some((len, after)) = whole else { return (first, false) };
+        let Some(rest) = chain.get(len..) else { return (first, false) };
+        chain = rest;
+        next = after;
+    }
 }
 
 /// An IPv6 header the capture cut short of its 40 bytes (a snap length inside it), as tshark
@@ -299,9 +348,8 @@ struct Ipv6Layer<'a> {
     /// the payload, if one does (an atomic fragment, offset 0 and no more, does not: RFC
     /// 6946).
     fragment: Option<(u32, bool)>,
-    /// The first fragment header of the chain, atomic or not: its offset in 8-byte units and
-    /// its more-fragments flag (`ipv6.fraghdr.*`).
-    fragment_header: Option<(u16, bool)>,
+    /// The first fragment header of the chain, atomic or not (`ipv6.fraghdr.*`).
+    fragment_header: Option<FragmentHeader>,
     /// A routing header with segments left, not of type 2 ([`IpFrame::routed_onward`]).
     routed_onward: bool,
     /// A Hop-by-Hop header came after another header, where RFC 8200 §4.1 forbids it: read
@@ -369,7 +417,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
             IpNumber::IPV6_FRAGMENTATION_HEADER => {
                 let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| chain_cut_short(fragment))?;
                 let offset = u32::from(f.fragment_offset().value()) * 8;
-                fragment_header = fragment_header.or(Some((f.fragment_offset().value(), f.more_fragments())));
+                fragment_header = fragment_header.or(Some(FragmentHeader::of(&f)));
                 if f.is_fragmenting_payload() {
                     fragment = Some((offset, f.more_fragments()));
                 }

@@ -143,7 +143,7 @@ pub fn parse_frame_into(key: &mut Key, frame: &[u8], wire_len: u32) -> Parsed {
 
 /// Parses the IP packet at `frame[start..]` (a tunnel's payload, whose GRE protocol type
 /// is `ether_type`) into `key`, which the caller made for it with `Key::new(wire_len)` (one
-/// initialisation of the 336 bytes, not a second here; and a key returned by value was a
+/// initialisation of the 340 bytes, not a second here; and a key returned by value was a
 /// copy more); offsets in the result are the frame's.
 pub(super) fn parse_inner(key: &mut Key, frame: &[u8], start: usize, ether_type: u16) -> Parsed {
     let l3 = frame.get(start..).unwrap_or(&[]);
