@@ -347,7 +347,9 @@ impl Tap {
         } else {
             (data.len() as u32).saturating_add(frame.uncaptured_len)
         };
-        record.timestamp_ns = now;
+        // Stamped with the input's own time (a merged capture's earlier frames as well):
+        // `now`, the clock the rate reads, never runs back.
+        record.timestamp_ns = frame.captured_ns;
         record.why = why;
         record.outcome = Some(*outcome);
         record.snapshot.clone_from(&self.snapshot);

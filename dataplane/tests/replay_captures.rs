@@ -34,6 +34,52 @@ fn every_capture_replays_and_every_frame_gets_one_verdict() {
     let _ = std::fs::remove_file(out);
 }
 
+/// Frames written out keep the input's own times, as tshark reads them, where that time
+/// goes back (two captures merged): the pipeline's clock holds at the latest time seen, and
+/// each frame after the step back was written at it. A datagram's later fragments, sent
+/// after their batch, carry its time too.
+#[test]
+fn frames_written_out_keep_the_inputs_times_where_they_go_back() {
+    let dir = std::env::temp_dir().join(format!("transitd-replay-times-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, out) = (dir.join("back.pcap"), dir.join("out.pcap"));
+    // UDP of 28 to 2028 bytes of IP, each with an IP identification of its own; the second
+    // three stamped five seconds before the first.
+    scapy_pcap(
+        &input,
+        "frames = []\n\
+         for start in (10, 5):\n\
+         \x20   for i in range(3):\n\
+         \x20       ip = IP(src='198.18.0.1', dst='203.0.113.1', id=100 * start + i)\n\
+         \x20       p = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/ip/UDP(sport=1000 + i, dport=53)/Raw(b'x' * (1000 * i))\n\
+         \x20       p.time = start + i / 1000 + 0.000007\n\
+         \x20       frames.append(p)",
+    );
+    // A tunnel MTU that cuts the largest into fragments (IPv6 routes hold it to 1280 or more).
+    let snap = std::sync::Arc::new(snapshot(&CATCH_ALL.replace("mtu = 9000", "mtu = 1280")));
+    let summary = replay(snap, &input, Some(&out)).unwrap();
+    assert_eq!(summary.error, None);
+    // (IP identification, time) of each frame; for a frame written, the identification of
+    // the packet inside its GRE (tshark lists the outer header's first).
+    let times = |file: &Path| -> Vec<(String, String)> {
+        tshark(file, &["-T", "fields", "-e", "ip.id", "-e", "frame.time_epoch"])
+            .lines()
+            .filter_map(|l| {
+                let (ids, time) = l.split_once('\t')?;
+                Some((ids.rsplit(',').next()?.to_string(), time.to_string()))
+            })
+            .collect()
+    };
+    let sent: std::collections::BTreeMap<String, String> = times(&input).into_iter().collect();
+    let written = times(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(written.len() > sent.len(), "nothing fragmented: {written:?}");
+    for (id, time) in &written {
+        assert_eq!(Some(time), sent.get(id), "the packet of IP identification {id}");
+    }
+}
+
 /// Frames tshark sees as well-formed IP whose outer header a router forwards: good IPv4
 /// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size, and not
 /// under MPLS labels (passed or dropped as `[server] mpls` says, whatever they carry: see

@@ -209,7 +209,8 @@ impl Default for WallClock {
 /// Capture times as the clock the pipeline is given, which never runs back, as a live clock
 /// does not: a frame stamped earlier than one before it (as in a merged capture) is taken at
 /// the latest time seen, else a rate limit would count it as borrowed from the future. Replay
-/// and `match --config` keep one each; the capture reader's times stay raw, as tshark's are.
+/// and `match --config` keep one each; the capture reader's times stay raw, as tshark's are,
+/// and so do the frames written out again (`Frame::captured_ns`: `--out`, a drop capture).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MonotonicClock {
     latest_ns: u64,

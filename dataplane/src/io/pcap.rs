@@ -101,7 +101,10 @@ struct Meta {
     len: usize,
     wire_len: u32,
     uncaptured_len: u32,
+    /// The pipeline's clock ([`MonotonicClock`]).
     ts: u64,
+    /// The capture's own time, which frames written out keep.
+    captured_ns: u64,
 }
 
 impl PcapIo {
@@ -147,7 +150,8 @@ impl FrameIo for PcapIo {
                 Ok(Some(Record::Frame { outgoing: true, .. })) => self.outgoing += 1,
                 Ok(Some(Record::Frame { len, wire_len, uncaptured_len, timestamp_ns, ethernet, outgoing: false })) => {
                     let wire_len = data_plane_wire_len(len, wire_len, uncaptured_len, ethernet);
-                    metas[n] = Meta { len, wire_len, uncaptured_len, ts: self.clock.at(timestamp_ns) };
+                    let ts = self.clock.at(timestamp_ns);
+                    metas[n] = Meta { len, wire_len, uncaptured_len, ts, captured_ns: timestamp_ns };
                     n += 1;
                 }
                 Ok(Some(Record::Unsupported { link_type, .. })) => *self.skipped.entry(link_type).or_default() += 1,
@@ -172,6 +176,7 @@ impl FrameIo for PcapIo {
             .map(|(buf, m)| {
                 let mut frame = Frame::new(&mut buf[..], HEADROOM, m.len, m.wire_len, m.ts);
                 frame.uncaptured_len = m.uncaptured_len;
+                frame.captured_ns = m.captured_ns;
                 frame
             })
             .collect();
@@ -179,7 +184,7 @@ impl FrameIo for PcapIo {
         if let Some(sink) = &mut self.sink {
             for f in &frames {
                 if let Some(bytes) = f.tx_bytes() {
-                    sink.write(f.timestamp_ns, bytes)?;
+                    sink.write(f.captured_ns, bytes)?;
                 }
             }
         }

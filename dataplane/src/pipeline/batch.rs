@@ -248,7 +248,7 @@ fn act_in_order(snap: &Snapshot, eth: Option<&EthernetAddrs>, frames: &mut [Fram
         // Written in place; a frame decided in an earlier phase has its outcome already.
         let outcome = &mut outcomes[i];
         let mut lane = lanes.lane[i];
-        spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
+        spill.timestamp_ns = frame.captured_ns; // what this frame spills is stamped so
         if lanes.to_egress[i] {
             let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
             match steer_return_traffic(&mut ctx, frame, &lanes.key[i], &lanes.ip[i]) {

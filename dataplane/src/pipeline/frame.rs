@@ -29,8 +29,14 @@ pub struct Frame<'a> {
     /// by its snap length; 0 for a live frame): what a frame written out again says it
     /// lacks.
     pub uncaptured_len: u32,
-    /// Receive time in nanoseconds since the Unix epoch (capture time in replay).
+    /// Receive time in nanoseconds since the Unix epoch (capture time in replay, never
+    /// running back): the clock the pipeline's rate limits and timers read.
     pub timestamp_ns: u64,
+    /// The time the frame is stamped with when written out again (`replay --out`, a drop
+    /// capture): a replayed frame's own capture time, as tshark shows it, which is earlier
+    /// than `timestamp_ns` where the capture's time went back (a merged capture); a live
+    /// frame's receive time.
+    pub captured_ns: u64,
     /// Set by the pipeline.
     pub verdict: Verdict,
 }
@@ -47,6 +53,7 @@ impl<'a> Frame<'a> {
             wire_len,
             uncaptured_len: 0,
             timestamp_ns,
+            captured_ns: timestamp_ns,
             verdict: Verdict::Drop(DropReason::Truncated),
         }
     }
@@ -77,7 +84,8 @@ pub struct Spill {
     buf: Box<[u8]>,
     slot_size: usize,
     frames: Vec<SpilledFrame>,
-    /// Receive time of the frame being processed: what a frame pushed now is stamped with.
+    /// Capture time of the frame being processed ([`Frame::captured_ns`]): what a frame
+    /// pushed now is stamped with.
     pub timestamp_ns: u64,
 }
 
@@ -87,7 +95,7 @@ struct SpilledFrame {
     /// Where it is inside its slot.
     start: usize,
     len: usize,
-    /// The receive time of the frame it came from (for capture files).
+    /// The capture time of the frame it came from (for capture files).
     time: u64,
     /// What it was counted as.
     reason: TxReason,

@@ -487,7 +487,7 @@ pub fn process_frame(
     if let Err(verdict) = check(snap, frame, &mut key, &mut ip) {
         return Outcome::new(verdict);
     }
-    spill.timestamp_ns = frame.timestamp_ns; // what this frame spills is stamped so
+    spill.timestamp_ns = frame.captured_ns; // what this frame spills is stamped so
     let mut ctx = Ctx::new(snap, eth, limits, spill, frame.timestamp_ns);
     if is_backbone(snap, &key, &ip) {
         return from_backbone(&mut ctx, frame, &key, &ip);
