@@ -394,14 +394,14 @@ impl Writer {
             )))],
             ..SectionHeaderBlock::default()
         };
-        let mut out = PcapNgWriter::with_section_header(file, section)?;
+        let mut out = PcapNgWriter::with_section_header(file, section).map_err(write_error)?;
         let interface = InterfaceDescriptionBlock {
             linktype: DataLink::ETHERNET,
             snaplen: capture.options.snaplen as u32,
             // Timestamps in nanoseconds: pcap-file writes the raw count.
             options: vec![InterfaceDescriptionOption::IfTsResol(9)],
         };
-        out.write_pcapng_block(interface)?;
+        out.write_pcapng_block(interface).map_err(write_error)?;
         let header = out.get_ref().buffer().len() as u64;
         Ok(Writer { capture, out, stop, comment: String::with_capacity(256), unflushed: (0, header), last_ns: 0 })
     }
@@ -481,7 +481,7 @@ impl Writer {
                 InterfaceStatisticsOption::IsbOsDrop(rate + record + size),
             ],
         };
-        let written = self.out.write_pcapng_block(block)?;
+        let written = self.out.write_pcapng_block(block).map_err(write_error)?;
         self.unflushed.1 += written as u64;
         self.flush()
     }
@@ -507,13 +507,6 @@ impl Writer {
         let stats = &self.capture.stats;
         self.comment.clear();
         describe(&mut self.comment, record);
-        let block = EnhancedPacketBlock {
-            interface_id: 0,
-            timestamp: Duration::from_nanos(record.timestamp_ns),
-            original_len: record.original_len,
-            data: Cow::Borrowed(&record.data[..record.len]),
-            options: vec![EnhancedPacketOption::Comment(Cow::Borrowed(self.comment.as_str()))],
-        };
         // Block: 32 bytes of header and trailer, data padded to 4, the comment option
         // (4 + padded text) and the end-of-options marker.
         let size = 32 + record.len.next_multiple_of(4) + 4 + self.comment.len().next_multiple_of(4) + 4;
@@ -523,10 +516,36 @@ impl Writer {
             self.capture.full_file.store(true, Ordering::Relaxed);
             return Ok(());
         }
-        let written = self.out.write_pcapng_block(block)?;
+        // A block the buffer has no room left for makes it send what it holds to the file
+        // on its own, uncounted: what it holds is flushed (and counted) first, so that the
+        // file never holds more than the counted blocks and this one, and a failed write
+        // (a full disk) loses this block alone. A replay's writer drains without a pause to
+        // flush in: its file was cut back to the headers, or to nothing, however many
+        // frames had fit.
+        let buffered = self.out.get_ref();
+        if buffered.capacity() - buffered.buffer().len() < size {
+            self.flush()?;
+        }
+        let block = EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_nanos(record.timestamp_ns),
+            original_len: record.original_len,
+            data: Cow::Borrowed(&record.data[..record.len]),
+            options: vec![EnhancedPacketOption::Comment(Cow::Borrowed(self.comment.as_str()))],
+        };
+        let written = self.out.write_pcapng_block(block).map_err(write_error)?;
         self.unflushed = (self.unflushed.0 + 1, self.unflushed.1 + written as u64);
         self.last_ns = self.last_ns.max(record.timestamp_ns);
         Ok(())
+    }
+}
+
+/// A failed write of a block, said as one: pcap-file calls every I/O error "Error reading
+/// bytes", and the log said a full disk was a read.
+fn write_error(e: pcap_file::PcapError) -> anyhow::Error {
+    match e {
+        pcap_file::PcapError::IoError(io) => anyhow::anyhow!("writing: {io}"),
+        e => anyhow::anyhow!("writing: {e}"),
     }
 }
 

@@ -188,6 +188,58 @@ fn the_size_bound_holds_and_the_file_stays_readable() {
     assert!(report.contains("over the size bound"), "{report}");
 }
 
+/// A replay whose drop capture fills its disk (a 64 KiB tmpfs: as root) keeps the frames
+/// that fit, all counted written, in a file tshark reads to its end, and says the write
+/// failed as one. Its writer drains without a pause to flush in, so its buffer went to the
+/// file uncounted, and the failed write cut the file back to its headers (or to nothing)
+/// though a hundred frames fit; the log said "Error reading bytes".
+#[test]
+fn a_replay_that_fills_the_captures_disk_keeps_what_fit() {
+    let dir = std::env::temp_dir().join(format!("transitd-dropcap-disk-{}", std::process::id()));
+    let disk = dir.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, config()).unwrap();
+    // 1000 SYNs the firewall drops, 664 bytes each in the capture: ten disks' worth.
+    let input = dir.join("syn.pcap");
+    scapy_pcap(
+        &input,
+        "frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IPv6(src='2001:db8::1', dst='2001:db8::2')\n\
+         \x20   /TCP(sport=1000 + i, dport=22, flags='S')/Raw(b'z' * 500) for i in range(1000)]",
+    );
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&disk).status();
+    assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {} (as root)", disk.display());
+    let drops = disk.join("drops.pcapng");
+    let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--capture-drops", drops.to_str().unwrap(), "--capture-rate", "100000"])
+        .output()
+        .unwrap();
+    let size = std::fs::metadata(&drops).map(|m| m.len()).unwrap_or(0);
+    // Read before the disk goes, and judged after: a failed assertion leaves no mount behind.
+    let read = Command::new("tshark").arg("-r").arg(&drops).args(["-T", "fields", "-e", "frame.comment"]).output();
+    let _ = Command::new("umount").arg(&disk).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let read = read.expect("tshark");
+    assert!(
+        read.status.success(),
+        "tshark does not read the file to its end: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let captured = String::from_utf8_lossy(&read.stdout).into_owned();
+    let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(said.contains("writing: No space left on device") && !said.contains("reading"), "{said}");
+    let line = said.lines().find(|l| l.starts_with("drop capture ")).unwrap_or_else(|| panic!("{said}"));
+    let count = |after: &str| -> u64 {
+        line.split(after).nth(1).and_then(|t| t.split([' ', ')']).next()).and_then(|n| n.parse().ok()).unwrap()
+    };
+    let (written, bytes) = (count(": "), count(" frames ("));
+    assert!(written > 50, "{written} frames kept on a disk of 64 KiB: {line}");
+    assert_eq!(captured.lines().count() as u64, written, "{line}");
+    assert!(captured.lines().all(|c| c == "drop: firewall; customer all; rule all/no-syn"), "{captured}");
+    assert_eq!(size, bytes, "the file is what was counted written: {line}");
+}
+
 /// A capture already at the path is kept as PATH.prev when it holds a frame, however few
 /// (one frame is under the 512 bytes a size test once took for headers); one of headers
 /// alone, from a run that caught nothing, is overwritten and leaves the older .prev be.
