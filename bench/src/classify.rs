@@ -82,19 +82,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let keys: Vec<_> = trace.iter().map(Header::key).collect();
+    let refs: Vec<&classifier::Key> = keys.iter().collect();
     let n = keys.len() as u64;
     // What is timed must answer as the reference does, and answer something: a table that
     // gave up early would time fast (every key on a trace of up to 100,000; a sample past).
+    // Both ways it is timed: one key at a time, and in the batches of 64 of the second row
+    // and of the DPDK comparison.
     anyhow::ensure!(n > 0, "the trace {} has no headers: nothing to measure", args.files.trace.display());
+    let batched = batch_answers(&table, &refs);
     let step = (trace.len() / 100_000).max(1);
     let mut matched = 0usize;
-    for (h, k) in trace.iter().zip(&keys).step_by(step) {
+    for ((h, k), &in_batch) in trace.iter().zip(&keys).zip(&batched).step_by(step) {
         let (got, want) = (table.first_match(k, &[]), classbench::first_match_linear(&rules, h));
         anyhow::ensure!(got == want, "the table answers {got:?} where the linear scan answers {want:?} for {h:?}");
+        anyhow::ensure!(
+            in_batch == want,
+            "the table's batch lookup answers {in_batch:?} where the linear scan answers {want:?} for {h:?}"
+        );
         matched += usize::from(got.is_some());
     }
     anyhow::ensure!(matched > 0, "no header of the trace matches a rule: nothing measured");
-    let refs: Vec<&classifier::Key> = keys.iter().collect();
     let [compiled, batched] = one_and_batched(&table, &keys, &refs, args.runs);
     let s = table.stats();
     println!(
@@ -189,11 +196,31 @@ pub fn gen_trace(args: &GenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `dpdk-test-acl` once; returns its packets per second and, if asked, its answers:
-/// the `userdata` of the matching rule, which is the 0-based rule index here, and also 0 when
-/// no rule matches (checked: on acl1_10k with a generated trace its 20000 answers are
+/// `table`'s answers for `keys`, looked up in batches of 64 as the timed rows look them up.
+fn batch_answers(table: &RuleTable, keys: &[&classifier::Key]) -> Vec<Option<u32>> {
+    let mut out = vec![None; keys.len()];
+    for (chunk, answers) in keys.chunks(64).zip(out.chunks_mut(64)) {
+        table.first_match_batch(chunk, &NO_BYTES[..chunk.len()], answers);
+    }
+    out
+}
+
+/// The answers `dpdk-test-acl` prints at its default verbosity, in trace order: from lines
+/// `ipv4_5tuple: N, category: 0, result: R`, R the 0-based index of the first rule that
+/// matches (it numbers its rules from 1 and prints one less), and no match as 4294967295
+/// (0 less 1, as a u32). Seen: rule 0 is `result: 0`, so no match is not 0.
+fn dpdk_answers(text: &str) -> Vec<Option<u32>> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("ipv4_5tuple: "))
+        .filter_map(|l| l.rsplit_once("result: ")?.1.trim().parse::<u32>().ok())
+        .map(|r| (r != u32::MAX).then_some(r))
+        .collect()
+}
+
+/// Runs `dpdk-test-acl` once; returns its packets per second and, if asked, its answers
+/// ([`dpdk_answers`]; checked: on acl1_10k with a generated trace its 20000 answers are
 /// transitd's exactly).
-fn dpdk_run(args: &Args, alg: &str, iterations: u32, answers: bool) -> anyhow::Result<(f64, Vec<u32>)> {
+fn dpdk_run(args: &Args, alg: &str, iterations: u32, answers: bool) -> anyhow::Result<(f64, Vec<Option<u32>>)> {
     let out = std::process::Command::new("dpdk-test-acl")
         .args([
             "--no-huge",
@@ -223,12 +250,7 @@ fn dpdk_run(args: &Args, alg: &str, iterations: u32, answers: bool) -> anyhow::R
         .and_then(|l| l.trim().strip_suffix(" pkt/sec"))
         .and_then(|v| v.parse::<f64>().ok())
         .ok_or_else(|| anyhow::anyhow!("dpdk-test-acl --alg={alg} printed no rate:\n{text}"))?;
-    let results = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("ipv4_5tuple: "))
-        .filter_map(|l| l.rsplit_once("result: ")?.1.trim().parse::<u32>().ok())
-        .collect();
-    Ok((pps, results))
+    Ok((pps, dpdk_answers(&text)))
 }
 
 fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -236,17 +258,22 @@ fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[0], crate::measure::median(&v), v[v.len() - 1])
 }
 
+/// Fails unless `dpdk-test-acl --alg=ALG` answers every one of `keys` (the trace's) as
+/// `table` does in batches, a header no rule matches included.
+fn dpdk_agrees(args: &Args, alg: &str, table: &RuleTable, keys: &[&classifier::Key]) -> anyhow::Result<()> {
+    let ours = batch_answers(table, keys);
+    let (_, theirs) = dpdk_run(args, alg, 1, true)?;
+    let compared = theirs.len().min(ours.len());
+    let differ = ours.iter().zip(&theirs).filter(|(a, b)| a != b).count();
+    println!("dpdk-test-acl --alg={alg}: {compared} answers compared with transitd's, {differ} differ");
+    anyhow::ensure!(differ == 0 && compared == keys.len(), "answers differ from dpdk-test-acl --alg={alg}");
+    Ok(())
+}
+
 /// transitd (batched) and dpdk-test-acl, round by round in one run.
 fn compare_with_dpdk(args: &Args, table: &RuleTable, keys: &[&classifier::Key]) -> anyhow::Result<()> {
-    let mut out = vec![None; keys.len()];
-    table.first_match_batch(keys, &vec![&[][..]; keys.len()], &mut out);
     for alg in &args.dpdk {
-        let (_, theirs) = dpdk_run(args, alg, 1, true)?;
-        let compared = theirs.len().min(out.len());
-        // DPDK reports "no match" as 0, like a match of rule 0.
-        let differ = (0..compared).filter(|&i| theirs[i] != out[i].unwrap_or(0)).count();
-        println!("dpdk-test-acl --alg={alg}: {compared} answers compared with transitd's, {differ} differ");
-        anyhow::ensure!(differ == 0 && compared == keys.len(), "answers differ from dpdk-test-acl --alg={alg}");
+        dpdk_agrees(args, alg, table, keys)?;
     }
     // Each round: enough passes over the trace for ~0.1 s of transitd, then each algorithm.
     let passes = (2_000_000 / keys.len().max(1)).max(1);
@@ -319,7 +346,9 @@ fn scale(rules: &[ClassBenchRule], trace: &[Header], runs: usize) {
     let refs: Vec<&classifier::Key> = keys.iter().collect();
     let n = keys.len() as u64;
     println!(
-        "\nlookup cost by rule count (first N rules of the set, same {n} headers), ns per lookup, median of {runs} runs:\n"
+        "\nlookup cost by rule count (first N rules of the set, same {n} headers), ns per lookup, median of \
+         {runs} runs (the linear scan's of {}):\n",
+        runs.min(5)
     );
     println!("| rules | compiled, one at a time | compiled, batches of 64 | linear scan |\n|---:|---:|---:|---:|");
     let mut counts: Vec<usize> = [1, 10, 100, 1000, 10_000].iter().map(|&c| c.min(rules.len())).collect();
@@ -334,5 +363,64 @@ fn scale(rules: &[ClassBenchRule], trace: &[Header], runs: usize) {
             }
         });
         println!("| {count} | {:.1} | {:.1} | {:.1} |", single.median, batched.median, linear.median);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// What dpdk-test-acl (Debian 12's dpdk-dev, 22.11) printed for two rules, `10.0.0.0/8`
+    /// TCP then `20.0.0.0/8` any, and TCP headers from 10.1.1.1, 20.1.1.1 and 30.1.1.1: rule
+    /// 0, rule 1, no rule. No match is not rule 0 (it was read as 0, and transitd's no match
+    /// as 0 too, so that a table answering "none" where rule 0 matches passed the check).
+    #[test]
+    fn dpdk_says_no_match_apart_from_rule_0() {
+        let printed = "num_categories=3\n  num_tries=1\n\
+            ipv4_5tuple: 1, category: 0, result: 0\n\
+            ipv4_5tuple: 2, category: 0, result: 1\n\
+            ipv4_5tuple: 3, category: 0, result: 4294967295\n\
+            search_ip5tuples_once(1, 256, scalar) returns 3\n";
+        assert_eq!(dpdk_answers(printed), [Some(0), Some(1), None]);
+    }
+
+    /// A trace with a header no rule of the set matches (acl_1k without its last rule, the
+    /// catch-all; the header found by a brute-force scan in Python, and checked here by the
+    /// linear scan): dpdk-test-acl and the table both answer "no match", and the comparison
+    /// holds. It failed, "1 differ", while DPDK's no match was read as a rule number.
+    #[test]
+    fn a_header_no_rule_matches_agrees_with_dpdk() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../classifier/tests/data/classbench");
+        let all_rules = std::fs::read_to_string(data.join("acl_1k")).unwrap();
+        let lines: Vec<&str> = all_rules.lines().collect();
+        let (catch_all, rest) = lines.split_last().unwrap();
+        assert!(catch_all.starts_with("@0.0.0.0/0\t0.0.0.0/0\t0 : 65535\t0 : 65535\t0x00/0x00"), "{catch_all}");
+        let rules_text = rest.join("\n") + "\n";
+        let trace_text = std::fs::read_to_string(data.join("acl_1k_trace")).unwrap();
+        let mut trace_text: String = trace_text.lines().take(100).map(|l| format!("{l}\n")).collect();
+        trace_text += "577090037\t1222356005\t8271\t33432\t6\t0\t0\n";
+
+        let rules = classbench::parse_rules(&rules_text).unwrap();
+        let trace: Vec<Header> = classbench::parse_trace(&trace_text).unwrap().into_iter().map(|t| t.0).collect();
+        let lone = trace.last().unwrap();
+        assert_eq!(classbench::first_match_linear(&rules, lone), None, "{lone:?} matches a rule");
+        let table = RuleTable::from_boxes(&classbench::boxes(&rules));
+        let keys: Vec<_> = trace.iter().map(Header::key).collect();
+        let refs: Vec<&classifier::Key> = keys.iter().collect();
+
+        let dir = std::env::temp_dir();
+        let files = ClassBenchFiles {
+            rules: dir.join(format!("transitd-bench-no-catch-all-{}", std::process::id())),
+            trace: dir.join(format!("transitd-bench-no-catch-all-{}.trace", std::process::id())),
+        };
+        std::fs::write(&files.rules, rules_text).unwrap();
+        std::fs::write(&files.trace, trace_text).unwrap();
+        let args = Args { files, print: false, runs: 1, linear: false, dpdk: vec![], scale: false, rounds: 1 };
+        let agreed = dpdk_agrees(&args, "scalar", &table, &refs);
+        let _ = std::fs::remove_file(&args.files.rules);
+        let _ = std::fs::remove_file(&args.files.trace);
+        agreed.unwrap();
     }
 }
