@@ -29,6 +29,9 @@ pub struct Args {
     /// Distinct flood sources.
     #[arg(long, default_value_t = 10_000_000)]
     sources: u32,
+    /// Frames of clean traffic per run (the capture cycled).
+    #[arg(long, default_value_t = 1 << 20)]
+    frames: usize,
     /// Timed runs per row (the rows with and without the stage alternated, run by run).
     #[arg(long, default_value_t = 7)]
     runs: usize,
@@ -72,6 +75,8 @@ struct Feed<'a> {
     next: usize,
     src: u32,
     clock: u64,
+    /// Frames forwarded by each run, the warm-up first.
+    forwarded_by_run: Vec<u64>,
 }
 
 impl<'a> Feed<'a> {
@@ -87,6 +92,7 @@ impl<'a> Feed<'a> {
             next: 0,
             src: 0,
             clock: 0,
+            forwarded_by_run: Vec::new(),
         }
     }
 
@@ -97,7 +103,8 @@ impl<'a> Feed<'a> {
         // once a batch: the 64 frames of a batch arrive at one instant (a burst, as a NIC
         // delivers).
         let step = if self.flood.is_some() { 100 } else { 1_000_000 };
-        let Feed { snap, frames, total, flood, bufs, state, next, src, clock } = self;
+        let Feed { snap, frames, total, flood, bufs, state, next, src, clock, forwarded_by_run } = self;
+        let before = forwarded(&state.stats);
         for _ in 0..*total / BATCH_SIZE {
             let mut lens = [0usize; BATCH_SIZE];
             for (b, l) in bufs.iter_mut().zip(lens.iter_mut()) {
@@ -126,11 +133,45 @@ impl<'a> Feed<'a> {
             process_batch(snap, &mut batch, state);
             state.spill.clear();
         }
+        forwarded_by_run.push(forwarded(&state.stats) - before);
+    }
+
+    /// Its row, once every run is over.
+    fn measured(self, runs: Runs) -> Measured {
+        Measured { runs, state: self.state, forwarded_by_run: self.forwarded_by_run }
     }
 }
 
+/// Clean traffic is under every limit: in each timed run (the warm-up aside) the stage
+/// must forward what the baseline forwards, or the row with it measures drops, not the
+/// stage (a limit the traffic does not stay under, a rule that drops it). At least 99 %:
+/// the shipped configurations forward exactly what the baseline does (both drop the
+/// capture's three truncated frames), and the slack spares a stage that drops a stray
+/// frame of another capture. The baseline itself must forward in every run.
+fn clean_forwarded_alike(without: &[u64], with: &[u64]) -> anyhow::Result<()> {
+    anyhow::ensure!(without.len() > 1 && with.len() > 1, "no timed run of clean traffic");
+    // Run 0 is the warm-up.
+    for (run, (&base, &stage)) in without.iter().zip(with).enumerate().skip(1) {
+        anyhow::ensure!(base > 0, "clean traffic: the baseline forwarded nothing in timed run {run}");
+        anyhow::ensure!(
+            stage * 100 >= base * 99,
+            "clean traffic: timed run {run} forwarded {stage} frames with the stage, {base} without: the stage \
+             dropped traffic that is under every limit, so its row measured drops, not the stage"
+        );
+    }
+    Ok(())
+}
+
+/// One configuration's row: its timing, its worker's state after, and what it forwarded in
+/// each run (the warm-up first).
+struct Measured {
+    runs: Runs,
+    state: WorkerState,
+    forwarded_by_run: Vec<u64>,
+}
+
 /// The pipeline without and with the stage on the same frames, `runs` runs each,
-/// alternated; their timings and their state after.
+/// alternated.
 fn both(
     without: &Snapshot,
     with: &Snapshot,
@@ -138,11 +179,11 @@ fn both(
     total: usize,
     flood: Option<u32>,
     runs: usize,
-) -> ((Runs, WorkerState), (Runs, WorkerState)) {
+) -> (Measured, Measured) {
     let mut feeds = [Feed::new(without, frames, total, flood), Feed::new(with, frames, total, flood)];
     let timed = Runs::interleaved(runs, total as u64, 2, |row| feeds[row].run());
     let [a, b] = feeds;
-    ((timed[0], a.state), (timed[1], b.state))
+    (a.measured(timed[0]), b.measured(timed[1]))
 }
 
 /// Runs the benchmark and prints a Markdown table.
@@ -156,11 +197,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             clean.push(buf[..len].to_vec());
         }
     }
-    let total = 1 << 20;
+    let total = args.frames.next_multiple_of(BATCH_SIZE);
+    anyhow::ensure!(!clean.is_empty() && total > 0, "{}: no clean traffic to measure", args.pcap.display());
     let flood_total = (args.sources as usize).next_multiple_of(BATCH_SIZE);
-    let ((clean_base, s0), (clean_with, s1)) = both(&without, &with, &clean, total, None, args.runs);
-    anyhow::ensure!(forwarded(&s0.stats) > 0, "{}: the clean traffic was not forwarded", args.without.display());
-    anyhow::ensure!(forwarded(&s1.stats) > 0, "nothing of the clean traffic was forwarded: the run measured nothing");
+    let (clean_base, clean_with) = both(&without, &with, &clean, total, None, args.runs);
+    clean_forwarded_alike(&clean_base.forwarded_by_run, &clean_with.forwarded_by_run)?;
+    let (clean_base, clean_with, s1) = (clean_base.runs, clean_with.runs, clean_with.state);
     println!(
         "clean: {} ({} frames, cycled to {total}); floods: {} distinct sources, one frame each per run\n",
         args.pcap.display(),
@@ -179,8 +221,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             Flood::Ack => ("ACK flood", 0x10),
         };
         let frames = vec![segment(flags)];
-        let ((base, base_state), (with_stage, state)) =
-            both(&without, &with, &frames, flood_total, Some(args.sources), args.runs);
+        let (base, with_stage) = both(&without, &with, &frames, flood_total, Some(args.sources), args.runs);
+        let (base, base_state, with_stage, state) = (base.runs, base.state, with_stage.runs, with_stage.state);
         // The stage's cost is measured against forwarding the flood, not against dropping it.
         anyhow::ensure!(
             forwarded(&base_state.stats) > 0,
@@ -225,4 +267,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(with: PathBuf) -> Args {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        Args {
+            without: root.join("bench/configs/dos-without.toml"),
+            with,
+            pcap: root.join("pcaps/real/zeek-communityid-tcp.pcap"),
+            sources: 10_000,
+            frames: 4096,
+            runs: 1,
+            floods: vec![Flood::Syn],
+        }
+    }
+
+    /// A stage that rate-limits every packet to one a second drops clean traffic the baseline
+    /// forwards (all but a few frames a run): its clean row timed drops, and printed a
+    /// negative stage cost (-17 ns/packet) as the stage's, so the run fails. The shipped
+    /// configuration, whose limits the clean traffic stays under, still measures.
+    #[test]
+    fn a_stage_that_drops_the_clean_traffic_measured_nothing() {
+        let shipped = args(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/dos-with.toml"));
+        let text = std::fs::read_to_string(&shipped.with).unwrap();
+        // Its ICMP rule made to limit everything, at one packet a second.
+        let limited = text
+            .replace(r#"match = "icmp or icmpv6""#, r#"match = "ip or ipv6""#)
+            .replace("rate = 10000\nburst = 100\n", "rate = 1\nburst = 1\n");
+        assert!(limited.contains(r#""ip or ipv6""#), "dos-with.toml's ICMP rule moved");
+        assert!(limited.contains("rate = 1\n"), "dos-with.toml's ICMP bucket moved");
+        let path = std::env::temp_dir().join(format!("transitd-bench-dos-limit-all-{}.toml", std::process::id()));
+        std::fs::write(&path, limited).unwrap();
+        let result = run(&args(path.clone()));
+        let _ = std::fs::remove_file(&path);
+        let refused = result.expect_err("a stage that drops the clean traffic was measured");
+        assert!(refused.to_string().contains("clean traffic"), "{refused:#}");
+        run(&shipped).unwrap();
+    }
 }
