@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     print: bool,
     /// Timed runs.
-    #[arg(long, default_value_t = 11)]
+    #[arg(long, default_value_t = 11, value_parser = crate::at_least_one)]
     runs: usize,
     /// Also time the linear scan (slow at 10k rules; on by default).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long)]
     scale: bool,
     /// Rounds of the DPDK comparison (each: one transitd pass set, one dpdk-test-acl run per algorithm).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = crate::at_least_one)]
     rounds: usize,
 }
 

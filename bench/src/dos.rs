@@ -30,10 +30,10 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000_000)]
     sources: u32,
     /// Frames of clean traffic per run (the capture cycled).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = crate::at_least_one)]
     frames: usize,
     /// Timed runs per row (the rows with and without the stage alternated, run by run).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = crate::at_least_one)]
     runs: usize,
     /// The floods to measure: `syn`, `ack` (comma-separated).
     #[arg(long, default_value = "syn", value_delimiter = ',')]

@@ -32,10 +32,10 @@ pub struct Args {
     #[arg(long, default_value = "10000,1000,100,1", value_delimiter = ',')]
     sample: Vec<u32>,
     /// Frames per timed run.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = crate::at_least_one)]
     frames: usize,
     /// Timed runs per row.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = crate::at_least_one)]
     runs: usize,
 }
 

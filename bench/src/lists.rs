@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100_000)]
     prefixes: usize,
     /// Timed runs.
-    #[arg(long, default_value_t = 11)]
+    #[arg(long, default_value_t = 11, value_parser = crate::at_least_one)]
     runs: usize,
 }
 

@@ -68,6 +68,18 @@ fn positive_seconds(text: &str) -> Result<std::time::Duration, String> {
     Ok(seconds)
 }
 
+/// A count of runs, rounds or items a benchmark takes (`--runs`, `--rounds`, `--frames`,
+/// `--repeat`): at least 1. None measures nothing: it printed `inf` ns per lookup and exited 0
+/// (`ownership --lookups 0`), panicked on an empty list of timings (`match --rounds 0`,
+/// `classify --dpdk ALG --rounds 0`), or timed one run under a header that said 0 runs.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0: a benchmark of none measures nothing; at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline(args) => pipeline::run(&args),
@@ -118,6 +130,43 @@ mod tests {
         }
         // Fractions where the run is timed, not simulated.
         assert!(Cli::try_parse_from(["transitd-bench", "sink", "--iface", "lo", "--seconds", "0.5"]).is_ok());
+    }
+
+    /// Every count a benchmark takes (its runs, rounds, lookups, frames, the captures'
+    /// repeats) refuses 0, or what is no count, naming the flag: none of them measures
+    /// anything at 0 (`ownership --lookups 0` printed `inf` and exited 0; `match --rounds 0`
+    /// panicked).
+    #[test]
+    fn counts_of_none_are_refused() {
+        let counts: [(&[&str], &str); 16] = [
+            (&["pipeline", "--config=c", "--pcap=p"], "--runs"),
+            (&["pipeline", "--config=c", "--pcap=p"], "--frames"),
+            (&["classify", "--rules=r", "--trace=t"], "--runs"),
+            (&["classify", "--rules=r", "--trace=t"], "--rounds"),
+            (&["lists", "--rules=r", "--trace=t"], "--runs"),
+            (&["signatures", "--rules=r", "--trace=t"], "--runs"),
+            (&["match", "--pcap=p", "--expr=tcp"], "--rounds"),
+            (&["match", "--pcap=p", "--expr=tcp"], "--repeat"),
+            (&["ipfix", "--config=c", "--pcap=p"], "--runs"),
+            (&["ipfix", "--config=c", "--pcap=p"], "--frames"),
+            (&["ownership"], "--runs"),
+            (&["ownership"], "--lookups"),
+            (&["prober"], "--runs"),
+            (&["reload"], "--runs"),
+            (&["dos", "--without=a", "--with=b", "--pcap=p"], "--runs"),
+            (&["dos", "--without=a", "--with=b", "--pcap=p"], "--frames"),
+        ];
+        for (command, flag) in counts {
+            let with = |count: &str| {
+                let arg = format!("{flag}={count}");
+                Cli::try_parse_from([&["transitd-bench"][..], command, &[arg.as_str()][..]].concat())
+            };
+            assert!(with("1").is_ok(), "{command:?} {flag} 1");
+            for bad in ["0", "-1", "x", ""] {
+                let refused = with(bad).err().unwrap_or_else(|| panic!("{command:?} {flag} {bad:?} was taken"));
+                assert!(refused.to_string().contains(flag), "{refused}");
+            }
+        }
     }
 
     /// A simulated arrival rate of no frames, or of more than one a nanosecond (frames at

@@ -19,10 +19,10 @@ pub struct Args {
     #[arg(long = "pcap", required = true, num_args = 1..)]
     pcaps: Vec<PathBuf>,
     /// Times the list of captures is repeated in the benchmark capture.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least_one)]
     repeat: usize,
     /// Rounds (each: one transitd run, one tshark run, per expression).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::at_least_one)]
     rounds: usize,
     /// The transitd binary.
     #[arg(long, default_value = "target/release/transitd")]

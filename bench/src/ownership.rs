@@ -24,10 +24,10 @@ pub struct Args {
     #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u32).range(1..))]
     servers: u32,
     /// Lookups per run.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..))]
     lookups: u32,
     /// Timed runs (after one warm-up run).
-    #[arg(long, default_value_t = 11)]
+    #[arg(long, default_value_t = 11, value_parser = crate::at_least_one)]
     runs: usize,
 }
 

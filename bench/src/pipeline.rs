@@ -29,10 +29,10 @@ pub struct Args {
     #[arg(long)]
     pcap: PathBuf,
     /// Timed runs per row.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = crate::at_least_one)]
     runs: usize,
     /// Frames per run (the capture is cycled).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::at_least_one)]
     frames: usize,
     /// Simulated arrival rate, frames per second: frame k of a run is stamped k/rate seconds
     /// after the run's start (runs follow each other in simulated time), so rate-limit

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS_FLAG))]
     seconds: u64,
     /// Timed runs (after one warm-up run).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::at_least_one)]
     runs: usize,
 }
 

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value = "1000,10000,30000", value_delimiter = ',')]
     customers: Vec<u32>,
     /// Timed follows per row (after one untimed each way).
-    #[arg(long, default_value_t = 11)]
+    #[arg(long, default_value_t = 11, value_parser = crate::at_least_one)]
     runs: usize,
 }
 

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     signatures: usize,
     /// Timed runs.
-    #[arg(long, default_value_t = 11)]
+    #[arg(long, default_value_t = 11, value_parser = crate::at_least_one)]
     runs: usize,
     /// Every signature tests its transport alone, not a source port too.
     #[arg(long)]
