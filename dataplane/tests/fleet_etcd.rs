@@ -393,3 +393,89 @@ fn an_unreachable_etcd_is_said_in_a_line() {
         "transitd: etcd http://127.0.0.1:1 prefix /transitd/: tcp connect error: Connection refused (os error 111)"
     );
 }
+
+/// A cluster's member going away is no outage of etcd: the next member that answers takes
+/// over, with no "keeps running" said and `transitd_config_source_up` at 1, and changes made
+/// through the others are followed. Members were connected to lazily, so one listed first
+/// and down was never passed over: every start with it down, and the loss of the member
+/// followed (each step of a rolling restart of etcd), said etcd was unreachable. A cluster
+/// of three in the lab's `dut` namespace, a dead endpoint (port 1) listed first, and the
+/// member followed a follower (killing the leader would leave no leader for a second: an
+/// outage as etcd sees it).
+#[test]
+fn losing_a_member_is_no_outage_of_etcd() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tk", 1);
+    let members: Vec<(String, String)> =
+        (1..=3).map(|i| (format!("http://127.0.0.1:2379{i}"), format!("http://127.0.0.1:2381{i}"))).collect();
+    let cluster: Vec<String> = members.iter().enumerate().map(|(i, (_, peer))| format!("m{i}={peer}")).collect();
+    let mut etcds: Vec<Etcd> = members
+        .iter()
+        .enumerate()
+        .map(|(i, (client, peer))| {
+            let dir = std::env::temp_dir().join(format!("{}-etcd-m{i}", lab.prefix));
+            let _ = std::fs::remove_dir_all(&dir);
+            let child = lab
+                .cmd("dut", "etcd")
+                .args(["--name", &format!("m{i}"), "--data-dir", dir.to_str().unwrap()])
+                .args(["--listen-client-urls", client, "--advertise-client-urls", client])
+                .args(["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer])
+                .args(["--initial-cluster", &cluster.join(",")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("etcd (Debian's etcd-server; scripts/setup installs it)");
+            Etcd { child: Some(child), dir }
+        })
+        .collect();
+    let all: Vec<&str> = members.iter().map(|(client, _)| client.as_str()).collect();
+    let etcdctl = |endpoints: &str, args: &[&str]| {
+        lab.cmd("dut", "etcdctl").args(["--endpoints", endpoints]).args(args).output().unwrap()
+    };
+    // Healthy only once every member is, and a leader elected.
+    wait_for("the cluster to elect a leader", Duration::from_secs(20), || {
+        etcdctl(&all.join(","), &["endpoint", "health"]).status.success()
+    });
+    let status = etcdctl(&all.join(","), &["endpoint", "status", "-w", "simple"]);
+    // `ENDPOINT, ID, VERSION, DB SIZE, IS LEADER, ...` a member.
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let followers: Vec<&str> =
+        status.lines().filter(|l| l.split(", ").nth(4) == Some("false")).filter_map(|l| l.split(", ").next()).collect();
+    assert_eq!(followers.len(), 2, "{status}");
+    let leader = all.iter().find(|m| !followers.contains(m)).expect("a leader");
+    let put = |key: &str, value: &str| {
+        let out = etcdctl(&all.join(","), &["put", key, value]);
+        assert!(out.status.success(), "etcdctl put {key}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    put("/transitd/server", server());
+    put("/transitd/customers/acme", &acme(""));
+
+    // Followed: the first that answers, the first follower.
+    let endpoints = format!("http://127.0.0.1:1,{},{},{leader}", followers[0], followers[1]);
+    let t = lab.transitd_from(&["--config-etcd", &endpoints, "--prefix", "/transitd/"]);
+    wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
+    let source_up = || {
+        let out = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("transitd_config_source_up "))
+            .map(str::to_string)
+    };
+    // The watch starts (its first read, its watch) within a second.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!t.log().contains("keeps running"), "a member down at start is no outage:\n{}", t.log());
+    assert_eq!(source_up().as_deref(), Some("1"));
+
+    let followed = all.iter().position(|m| *m == followers[0]).expect("a member");
+    etcds[followed].stop();
+    wait_for("another member to take over", Duration::from_secs(20), || {
+        t.log().contains("reading the prefix again from a member that answers")
+    });
+    put("/transitd/customers/acme", &acme(SSH));
+    wait_for("the reload from the members left", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
+    assert!(!t.log().contains("keeps running"), "the loss of the member followed is no outage:\n{}", t.log());
+    assert_eq!(source_up().as_deref(), Some("1"));
+    let log = t.log();
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}\n{log}");
+}

@@ -41,6 +41,10 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// How often a quiet connection is pinged.
 pub(super) const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
 
+/// The shortest time between two take-overs of the watch by another member without an
+/// outage being said ([`watch_loop`]).
+const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
+
 fn options() -> ConnectOptions {
     ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
@@ -151,19 +155,30 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A client of one member: the first, from the `start`th on (round), that connects.
+/// A client of one member: the first, from the `start`th on (round), that answers.
 /// One at a time, not tonic's balanced channel over all: that sent a request to a dead
 /// member as readily as to a live one, and the request failed.
 async fn connect(source: &EtcdSource, start: usize) -> Result<Client, etcd_client::Error> {
     let members: Vec<&str> = source.endpoints().collect();
     let mut last = etcd_client::Error::InvalidArgs("no etcd endpoint".into());
     for k in 0..members.len() {
-        match Client::connect([members[(start + k) % members.len()]], Some(options())).await {
+        match answering(members[(start + k) % members.len()]).await {
             Ok(client) => return Ok(client),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// A client of `member` once it answers its status. `Client::connect` connects lazily, at
+/// the first request, so it never failed for a member that was down: the next member was
+/// never tried here, and the read that failed instead said etcd was unreachable (at every
+/// start with the first member listed down). The status is asked with a leader required,
+/// as every request is ([`options`]): a member cut off from the cluster is passed over too.
+async fn answering(member: &str) -> Result<Client, etcd_client::Error> {
+    let mut client = Client::connect([member], Some(options())).await?;
+    client.status().await?;
+    Ok(client)
 }
 
 /// Reads the prefix once (at start: without a configuration there is nothing to run),
@@ -211,11 +226,25 @@ async fn watch_loop(
     let mut backoff = Duration::from_millis(250);
     // The member to try first: the next one after each failure.
     let mut member = 0;
+    // When a member that answers last took over from the one followed.
+    let mut taken_over: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         match watch_once(&source, member, &mut last, &slot, &stop, &refetch, &mut down_since, &up).await {
             Ok(()) => return,
             Err(e) => {
                 member += 1;
+                // The member followed went away (stopped, restarted) or ended its watch
+                // (compacted): another that answers takes over at once, which is no outage
+                // of etcd. Said as one, it was on every rolling restart of etcd's members,
+                // with `transitd_config_source_up` at 0. An outage is said when none answers,
+                // or when the watch fails again within TAKE_OVER_EVERY: a watch failing over
+                // and over backs off below rather than reconnecting in a tight loop.
+                let followed = down_since.is_none() && up.load(Ordering::Relaxed);
+                if followed && taken_over.is_none_or(|at| at.elapsed() >= TAKE_OVER_EVERY) {
+                    log_line!("transitd: {source}: {}; reading the prefix again from a member that answers", said(&e));
+                    taken_over = Some(std::time::Instant::now());
+                    continue;
+                }
                 up.store(false, Ordering::Relaxed);
                 if down_since.is_none() {
                     log_line!("transitd: {source}: {}; the last good configuration keeps running, retrying", said(&e));
@@ -293,10 +322,13 @@ async fn watch_once(
             Err(_) => continue, // no change yet
             Ok(Ok(Some(response))) => {
                 if response.canceled() {
-                    return Err(etcd_client::Error::WatchError(format!(
-                        "watch canceled: {}",
-                        response.cancel_reason()
-                    )));
+                    // A compaction past the watch's start (between the read and the watch)
+                    // cancels it with no reason given: said as `watch canceled: ` alone.
+                    let why = match response.compact_revision() {
+                        0 => response.cancel_reason().to_string(),
+                        compacted => format!("its start was compacted (etcd keeps revisions from {compacted})"),
+                    };
+                    return Err(etcd_client::Error::WatchError(format!("watch canceled: {why}")));
                 }
                 if response.events().is_empty() {
                     continue;
