@@ -26,6 +26,9 @@ pub struct Summary {
     pub outgoing: u64,
     /// Frames written to the output with their time clamped to pcap's last second.
     pub clamped: u64,
+    /// The output's write failed (a full disk): the frames it holds whole, the first of
+    /// those counted transmitted, fewer than all of them. (A file is cut back to them.)
+    pub written: Option<u64>,
     /// A read or write error that ended the replay early, if any: `transitd replay` says it
     /// on standard error, after the summary.
     pub error: Option<String>,
@@ -101,6 +104,7 @@ fn replay_tapped(
     // Frames sit in the output's buffer until here: a write that fails now fails the replay.
     let finished = worker.io_mut().finish();
     let failed = ran.err().or(finished.err());
+    let written = worker.io().written_before_failing();
     let reader_gone = failed.as_ref().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
         && output.is_some_and(crate::files::is_standard_stream);
     let error = failed.filter(|_| !reader_gone).map(|e| e.to_string());
@@ -126,7 +130,7 @@ fn replay_tapped(
         }
         _ => None,
     };
-    Ok(Summary { stats: state.stats, skipped, outgoing, clamped, error, reader_gone, capture: None, ipfix })
+    Ok(Summary { stats: state.stats, skipped, outgoing, clamped, written, error, reader_gone, capture: None, ipfix })
 }
 
 /// A rule's line in the report: `label`, its hits (`hits[at]`), then nothing for an enforced
@@ -148,6 +152,12 @@ impl Summary {
         let s = &self.stats;
         let mut out = String::new();
         crate::report::verdicts(&mut out, s);
+        // Said beside what was transmitted: the report counts what the pipeline sent, the
+        // output's file holds fewer.
+        if let Some(written) = self.written {
+            let sent = s.tx_frames;
+            let _ = writeln!(out, "written      {written:>10}  (to --out, of the {sent} transmitted: a write failed)");
+        }
         for (link, n) in &self.skipped {
             let _ = writeln!(out, "skipped      {n:>10}  (link type {link} is not read)");
         }

@@ -80,6 +80,67 @@ fn frames_written_out_keep_the_inputs_times_where_they_go_back() {
     }
 }
 
+/// `--out` on a disk that fills (a 64 KiB tmpfs: as root) keeps the frames that fit, whole,
+/// and the replay fails saying so (exit 2): tshark reads the file to its end, and it holds
+/// the first frames transmitted, exactly as many as the report's `written` line says. The
+/// file ended inside a frame ("cut short in the middle of a packet"), and the report said
+/// every frame transmitted as if the file held it (128, where tshark read 112).
+#[test]
+fn an_output_that_fills_its_disk_is_cut_back_to_its_whole_frames() {
+    let dir = std::env::temp_dir().join(format!("transitd-replay-disk-{}", std::process::id()));
+    let disk = dir.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, CATCH_ALL).unwrap();
+    // 1000 UDP datagrams, IP identification 0 to 999, each encapsulated into a record of
+    // 582 bytes: nine disks' worth.
+    let input = dir.join("udp.pcap");
+    scapy_pcap(
+        &input,
+        "frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+         \x20   /IP(src='198.18.0.1', dst='203.0.113.1', id=i)/UDP(sport=1000, dport=53)/Raw(b'x' * 500)\n\
+         \x20   for i in range(1000)]",
+    );
+    let mounted =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&disk).status();
+    assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {} (as root)", disk.display());
+    let out = disk.join("out.pcap");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
+        .args(["replay", "--config", config.to_str().unwrap(), "--in", input.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    // Read before the disk goes, and judged after: a failed assertion leaves no mount behind.
+    let read = std::process::Command::new("tshark").arg("-r").arg(&out).args(["-T", "fields", "-e", "ip.id"]).output();
+    let _ = std::process::Command::new("umount").arg(&disk).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let read = read.expect("tshark");
+    assert!(
+        read.status.success(),
+        "tshark does not read the file to its end: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let (report, said) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert_eq!(run.status.code(), Some(2), "{report}{said}");
+    let count = |label: &str| -> u64 {
+        let line = report.lines().find_map(|l| l.strip_prefix(label));
+        line.and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or_else(|| panic!("{label}: {report}"))
+    };
+    let (sent, written) = (count("transmitted "), count("written "));
+    assert!(written > 50 && written < sent, "{written} of {sent} frames kept on a disk of 64 KiB: {report}");
+    // The inner packet's identification (tshark lists the outer header's first): the first
+    // frames, in order, and as many as said written.
+    let ids: Vec<u64> = String::from_utf8_lossy(&read.stdout)
+        .lines()
+        .map(|l| l.rsplit(',').next().and_then(|id| u64::from_str_radix(id.trim_start_matches("0x"), 16).ok()))
+        .map(|id| id.unwrap_or_else(|| panic!("an IP identification: {}", String::from_utf8_lossy(&read.stdout))))
+        .collect();
+    assert_eq!(ids, (0..written).collect::<Vec<_>>(), "{report}");
+    let error = format!("--out {}: No space left on device", out.display());
+    let cut = format!("the file is cut back to the {written} frames written whole");
+    assert!(said.contains(&error) && said.contains(&cut), "{said}");
+}
+
 /// Frames tshark sees as well-formed IP whose outer header a router forwards: good IPv4
 /// checksum, TTL or hop limit above 1, whole (not snapped), within the frame size, and not
 /// under MPLS labels (passed or dropped as `[server] mpls` says, whatever they carry: see
