@@ -373,8 +373,9 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     // A size with a minus (clap hands `-1` here) is said to be negative, not to be no size.
-    // One minus looked past, so that a string of them does not recurse.
-    if t.strip_prefix('-').is_some_and(|size| !size.starts_with('-') && parse_size(size).is_ok()) {
+    // One minus looked past, spaces after it too: the size it leaves is trimmed again below,
+    // and `- - -1` recursed once per minus (a long enough argument overflowed the stack).
+    if t.strip_prefix('-').is_some_and(|size| !size.trim_start().starts_with('-') && parse_size(size).is_ok()) {
         return Err(format!("`{text}` is negative: a size is a number of bytes"));
     }
     let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
@@ -516,6 +517,19 @@ mod tests {
         assert_eq!(parse_size("2.000000001G"), Ok(2_000_000_001));
         for bad in ["1.5", "1.0005K", ".", "1.2.3M", "1.M5", "1.0000000001G", "-1M"] {
             assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A minus is looked past once, spaces or not: each minus of `- - - ... -1` recursed
+    /// (the check skipped a minus right behind the first, not one behind a space), and an
+    /// argument of 100,000 of them overflowed the stack (an abort, not an error).
+    #[test]
+    fn a_string_of_minuses_is_no_size_and_no_recursion() {
+        assert_eq!(parse_size("-1"), Err("`-1` is negative: a size is a number of bytes".to_string()));
+        assert_eq!(parse_size("- 1K"), Err("`- 1K` is negative: a size is a number of bytes".to_string()));
+        for text in ["--1".to_string(), "- -1".to_string(), format!("{}1", "- ".repeat(100_000))] {
+            let e = parse_size(&text).unwrap_err();
+            assert!(e.ends_with("is not a size (e.g. 500000, 64K, 1.5M, 1G)"), "{}", &e[e.len().saturating_sub(80)..]);
         }
     }
 
