@@ -713,6 +713,23 @@ file = "junk.txt"
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// One bad member past the hundred said is "1 more member", not "1 more members".
+#[test]
+fn one_bad_member_past_those_said_is_one() {
+    let dir = std::env::temp_dir().join(format!("transitd-list-one-more-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shown = transitd::limits::MAX_REPORTED_ERRORS;
+    std::fs::write(dir.join("junk.txt"), "junk\n".repeat(shown + 1)).unwrap();
+    let config = dir.join("transitd.toml");
+    std::fs::write(&config, "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"junk\"\nfile = \"junk.txt\"\n")
+        .unwrap();
+    let errors = errors_in(&config);
+    let _ = std::fs::remove_dir_all(dir);
+    let said = format!("{}:5:8: list `junk`: 1 more member is refused", config.display());
+    assert!(errors.contains(&said), "{errors:?}");
+    assert_eq!(errors.len(), shown + 1, "{errors:?}");
+}
+
 #[test]
 fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
     // One more member than the bound, one character a line (counted as read, not collected

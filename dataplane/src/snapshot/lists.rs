@@ -111,7 +111,11 @@ impl Builder<'_> {
         }
         if count > most {
             let more = count - most;
-            self.err(&l.name.span(), format!("list `{}`: {more} more members are refused", l.name.get_ref()));
+            let more = match more {
+                1 => "1 more member is refused".to_string(),
+                more => format!("{more} more members are refused"),
+            };
+            self.err(&l.name.span(), format!("list `{}`: {more}", l.name.get_ref()));
         }
         None
     }
