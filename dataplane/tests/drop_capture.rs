@@ -196,8 +196,7 @@ fn the_size_bound_holds_and_the_file_stays_readable() {
 #[test]
 fn a_replay_that_fills_the_captures_disk_keeps_what_fit() {
     let dir = std::env::temp_dir().join(format!("transitd-dropcap-disk-{}", std::process::id()));
-    let disk = dir.join("disk");
-    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, config()).unwrap();
     // 1000 SYNs the firewall drops, 664 bytes each in the capture: ten disks' worth.
@@ -207,18 +206,17 @@ fn a_replay_that_fills_the_captures_disk_keeps_what_fit() {
         "frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IPv6(src='2001:db8::1', dst='2001:db8::2')\n\
          \x20   /TCP(sport=1000 + i, dport=22, flags='S')/Raw(b'z' * 500) for i in range(1000)]",
     );
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&disk).status();
-    assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {} (as root)", disk.display());
-    let drops = disk.join("drops.pcapng");
+    let disk = SmallDisk::mount(&dir, "64k");
+    let drops = disk.path.join("drops.pcapng");
     let run = Command::new(env!("CARGO_BIN_EXE_transitd"))
         .args(["replay", "--config", cfg.to_str().unwrap(), "--in", input.to_str().unwrap()])
         .args(["--capture-drops", drops.to_str().unwrap(), "--capture-rate", "100000"])
         .output()
         .unwrap();
     let size = std::fs::metadata(&drops).map(|m| m.len()).unwrap_or(0);
-    // Read before the disk goes, and judged after: a failed assertion leaves no mount behind.
+    // Read before the disk goes.
     let read = Command::new("tshark").arg("-r").arg(&drops).args(["-T", "fields", "-e", "frame.comment"]).output();
-    let _ = Command::new("umount").arg(&disk).status();
+    drop(disk);
     let _ = std::fs::remove_dir_all(&dir);
     let read = read.expect("tshark");
     assert!(

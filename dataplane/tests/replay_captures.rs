@@ -88,8 +88,7 @@ fn frames_written_out_keep_the_inputs_times_where_they_go_back() {
 #[test]
 fn an_output_that_fills_its_disk_is_cut_back_to_its_whole_frames() {
     let dir = std::env::temp_dir().join(format!("transitd-replay-disk-{}", std::process::id()));
-    let disk = dir.join("disk");
-    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
     std::fs::write(&config, CATCH_ALL).unwrap();
     // 1000 UDP datagrams, IP identification 0 to 999, each encapsulated into a record of
@@ -101,18 +100,16 @@ fn an_output_that_fills_its_disk_is_cut_back_to_its_whole_frames() {
          \x20   /IP(src='198.18.0.1', dst='203.0.113.1', id=i)/UDP(sport=1000, dport=53)/Raw(b'x' * 500)\n\
          \x20   for i in range(1000)]",
     );
-    let mounted =
-        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&disk).status();
-    assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {} (as root)", disk.display());
-    let out = disk.join("out.pcap");
+    let disk = SmallDisk::mount(&dir, "64k");
+    let out = disk.path.join("out.pcap");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
         .args(["replay", "--config", config.to_str().unwrap(), "--in", input.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();
-    // Read before the disk goes, and judged after: a failed assertion leaves no mount behind.
+    // Read before the disk goes.
     let read = std::process::Command::new("tshark").arg("-r").arg(&out).args(["-T", "fields", "-e", "ip.id"]).output();
-    let _ = std::process::Command::new("umount").arg(&disk).status();
+    drop(disk);
     let _ = std::fs::remove_dir_all(&dir);
     let read = read.expect("tshark");
     assert!(

@@ -641,6 +641,31 @@ pub fn scapy_pcap(file: &Path, script: &str) {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
 }
 
+/// A disk that fills: a tmpfs of `size` (mount's `size=`, such as `64k`) on `dir`/disk, as
+/// root. Unmounted when dropped, so that a test that panics anywhere after the mount (a
+/// command that cannot be spawned, a failed assertion) leaves no mount behind; a test reads
+/// what it needs off the disk before dropping it.
+pub struct SmallDisk {
+    pub path: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, size: &str) -> SmallDisk {
+        let path = dir.join("disk");
+        std::fs::create_dir_all(&path).unwrap();
+        let size = format!("size={size}");
+        let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(&path).status();
+        assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {} (as root)", path.display());
+        SmallDisk { path }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
 /// How much each of the kernel's IP counters `counters` rose (named as `nstat` names them:
 /// `IpReasmOKs` from /proc/net/snmp, `Ip6ReasmOKs` from /proc/net/snmp6) while a host of its
 /// own, a network namespace (unshare), was given the frames of `capture` on a veth: its end
