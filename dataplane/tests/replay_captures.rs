@@ -493,7 +493,8 @@ fn a_tiny_first_fragment_the_host_reassembles_is_not_discarded_by_it() {
 /// of its own given the frames on a veth) discards a datagram whose fragments overlap, IPv4's
 /// (`ReasmOverlaps`) as IPv6's (RFC 5722), but reassembles one whose first fragment ends
 /// where the later one starts: IPv4 TCP whose first holds 8 bytes, or 12 (ip_frag_queue cuts
-/// them to 8); IPv6 UDP whose first holds the UDP header alone (its payload reaches a
+/// them to 8), or its whole header, 20 bytes, which the check lets through (cut to 16, the
+/// later one at 16); IPv6 UDP whose first holds the UDP header alone (its payload reaches a
 /// socket), IPv6 TCP whose first holds 24 bytes. An IPv4 first fragment of 4 bytes (nothing
 /// left once cut) discards its datagram; an IPv6 one whose length is no multiple of 8, or
 /// without its TCP header, is a header error; a later fragment alone is held. The XDP
@@ -518,16 +519,17 @@ fn an_overlapping_fragment_is_the_hosts_discard_only_where_it_overlaps() {
          pair6 = lambda nh, whole, id, cut, at: [v6(nh, id, 0, 1, whole[:cut]), v6(nh, id, at, 0, whole[at:])]\n\
          frames = pair4(61, 8) + pair4(62, 12) + pair4(63, 24) + pair4(64, 4)\n\
          frames += pair6(17, udp6, 65, 8, 8) + pair6(6, tcp6, 66, 24, 24) + pair6(17, udp6, 67, 48, 8)\n\
-         frames += pair6(17, udp6, 68, 12, 16) + pair6(6, tcp6, 69, 8, 8) + [v6(17, 70, 8, 0, udp6[8:])]",
+         frames += pair6(17, udp6, 68, 12, 16) + pair6(6, tcp6, 69, 8, 8) + [v6(17, 70, 8, 0, udp6[8:])]\n\
+         frames += [v4(71, 0, 'MF', tcp4[:20]), v4(71, 16, 0, tcp4[16:])]",
     );
-    let later = [2, 4, 6, 8, 10, 12, 14, 16, 18, 19];
+    let later = [2, 4, 6, 8, 10, 12, 14, 16, 18, 19, 21];
     assert_eq!(tshark_frames(&file, "ip.frag_offset > 0 or ipv6.fraghdr.offset > 0", &[]), later);
     let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
     let (verdicts, _, snap) = verdicts_of(&config, frames.clone());
     let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
     transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
-    // Datagrams 61, 62 (IPv4), 65 and 66 (IPv6) the host reassembles.
-    let reassembled = [2, 4, 10, 12];
+    // Datagrams 61, 62, 71 (IPv4), 65 and 66 (IPv6) the host reassembles.
+    let reassembled = [2, 4, 10, 12, 21];
     for n in later {
         let (frame, verdict) = (&frames[n as usize - 1], &verdicts[n as usize - 1]);
         let (decision, _) = program.test_run(frame).expect("test run (needs root)");
@@ -565,7 +567,7 @@ fn an_overlapping_fragment_is_the_hosts_discard_only_where_it_overlaps() {
     let _ = std::fs::remove_file(&file);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = "IPv4 reassembled, overlapping, failed; IPv6 reassembled, failed, header errors; UDP bytes received";
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2 1 2 2 1 2 54", "{said}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 1 2 2 1 2 54", "{said}");
 }
 
 /// pcapng files read as tshark reads them, in sections of either byte order: a simple packet
