@@ -71,6 +71,15 @@ impl Drop for Etcd {
     }
 }
 
+/// `transitd_config_source_up` as `transitd stats --raw` reads it in the lab's `dut`.
+fn source_up(lab: &Lab) -> Option<String> {
+    let out = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("transitd_config_source_up "))
+        .map(str::to_string)
+}
+
 fn put(lab: &Lab, key: &str, value: &str) {
     let out = lab.cmd("dut", "etcdctl").args(["--endpoints", CLIENT, "put", key, value]).output().unwrap();
     assert!(out.status.success(), "etcdctl put {key}: {}", String::from_utf8_lossy(&out.stderr));
@@ -104,24 +113,17 @@ fn the_data_path_follows_etcd_and_keeps_the_last_good_configuration_without_it()
     });
     ssh(50003); // still forwarded: the bad key changed nothing
 
-    let source_up = || {
-        let out = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("transitd_config_source_up "))
-            .map(str::to_string)
-    };
-    assert_eq!(source_up().as_deref(), Some("1"));
+    assert_eq!(source_up(&lab).as_deref(), Some("1"));
     etcd.stop();
     wait_for("transitd to notice etcd is gone", Duration::from_secs(20), || {
         t.log().contains("the last good configuration keeps running")
     });
-    assert_eq!(source_up().as_deref(), Some("0"), "the metric says what the log says");
+    assert_eq!(source_up(&lab).as_deref(), Some("0"), "the metric says what the log says");
     ssh(50004); // still forwarded without etcd
 
     let mut etcd = Etcd::start(&lab, &dir);
     wait_for("transitd to reach etcd again", Duration::from_secs(20), || t.log().contains("reachable again"));
-    assert_eq!(source_up().as_deref(), Some("1"));
+    assert_eq!(source_up(&lab).as_deref(), Some("1"));
     put(&lab, "/transitd/customers/acme", &acme(""));
     wait_for("the reload after etcd came back", Duration::from_secs(10), || reloads(&t) == 2);
     ssh(50005); // dropped again: the data path follows etcd once more
@@ -454,17 +456,10 @@ fn losing_a_member_is_no_outage_of_etcd() {
     let endpoints = format!("http://127.0.0.1:1,{},{},{leader}", followers[0], followers[1]);
     let t = lab.transitd_from(&["--config-etcd", &endpoints, "--prefix", "/transitd/"]);
     wait_for("the next hop to resolve", Duration::from_secs(15), || t.log().contains("next hop 10.2.0.1 is at"));
-    let source_up = || {
-        let out = lab.run("dut", env!("CARGO_BIN_EXE_transitd"), &["stats", "--raw"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("transitd_config_source_up "))
-            .map(str::to_string)
-    };
     // The watch starts (its first read, its watch) within a second.
     std::thread::sleep(Duration::from_secs(2));
     assert!(!t.log().contains("keeps running"), "a member down at start is no outage:\n{}", t.log());
-    assert_eq!(source_up().as_deref(), Some("1"));
+    assert_eq!(source_up(&lab).as_deref(), Some("1"));
 
     let followed = all.iter().position(|m| *m == followers[0]).expect("a member");
     etcds[followed].stop();
@@ -474,7 +469,7 @@ fn losing_a_member_is_no_outage_of_etcd() {
     put("/transitd/customers/acme", &acme(SSH));
     wait_for("the reload from the members left", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
     assert!(!t.log().contains("keeps running"), "the loss of the member followed is no outage:\n{}", t.log());
-    assert_eq!(source_up().as_deref(), Some("1"));
+    assert_eq!(source_up(&lab).as_deref(), Some("1"));
     let log = t.log();
     let (code, report) = t.stop();
     assert_eq!(code, 0, "{report}\n{log}");
