@@ -180,6 +180,7 @@ mod tests {
         run(&mut p, &s, 3000 * MS, 6000 * MS, false, &mut changes);
         assert_eq!(changes, [(3750 * MS, Change { tunnel: 0, up: false })]);
         assert!(!s.health.is_up(0) && s.health.is_up(1), "the unprobed tunnel stays up");
+        assert_eq!((s.health.downs(0), s.health.downs(1)), (1, 0), "one down counted, for the one change");
         assert!(changes[0].0 - 2000 * MS <= 2 * 1000 * MS, "within two intervals of the last answer");
         // Back at 6 s: three answers in a row, probed at once after each.
         changes.clear();
@@ -187,6 +188,7 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert!(changes[0].1.up && changes[0].0 <= 7100 * MS, "{changes:?}");
         assert!(s.health.is_up(0));
+        assert_eq!(s.health.downs(0), 1, "coming back is not a down");
     }
 
     /// A tunnel that never answers is judged once it goes down, not before: its customer is

@@ -334,6 +334,22 @@ impl Scrape<'_> {
                 Ok(())
             },
         )?;
+        // A tunnel that goes down and comes back between two scrapes reads up at both: only a
+        // count says it flapped (and how often), as the log does.
+        family(
+            enc,
+            "transitd_tunnel_downs",
+            "Times a health-checked tunnel went down (down_after probes missed in a row), counted across reloads that keep its name: a tunnel that flaps between two scrapes reads up at both in transitd_tunnel_up. Tunnels not checked have no sample",
+            MetricType::Counter,
+            |m| {
+                for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
+                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    sample(m, &labels, snap.health.downs(i as u16), MetricType::Counter)?;
+                }
+                Ok(())
+            },
+        )?;
         let now = crate::io::wall_clock_ns();
         let link = self.src.link_mtu.as_ref().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).filter(|&m| m > 0);
         family(

@@ -500,6 +500,30 @@ tunnel = "acme-gre"
         assert_eq!(scrape(&snap), (Some(0.0), Some(1.0), None, Some("DOWN".to_string())), "gone down");
     }
 
+    /// A tunnel that goes down and comes back between two scrapes reads up at both: the
+    /// count of its downs says it flapped. Only health-checked tunnels have one.
+    #[test]
+    fn a_tunnel_that_flaps_between_scrapes_is_counted() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let scrape = |snap: &Arc<Snapshot>| {
+            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
+            let samples = parse(&text);
+            let get = |name: &str, tunnel: &str| {
+                samples.iter().find(|s| s.name == name && s.label("tunnel") == tunnel).map(|s| s.value)
+            };
+            (
+                get("transitd_tunnel_up", "acme-gre"),
+                get("transitd_tunnel_downs_total", "acme-gre"),
+                get("transitd_tunnel_downs_total", "acme-spare"),
+            )
+        };
+        assert_eq!(scrape(&snap), (Some(1.0), Some(0.0), None));
+        for up in [false, true, false, true] {
+            snap.health.set_up(0, up);
+        }
+        assert_eq!(scrape(&snap), (Some(1.0), Some(2.0), None), "up at both scrapes, down twice between");
+    }
+
     /// A tunnel whose outer packet would not fit the served interface's MTU is scraped at
     /// what the data plane holds it to (a 1400-byte veth: 1400 less 24 bytes of GRE over
     /// IPv4), not at its `mtu`. Needs root, as the lab tests do.

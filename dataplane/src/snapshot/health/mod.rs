@@ -119,6 +119,10 @@ struct TunnelHealth {
     /// the tunnel's outer headers), and until when (upper half, in units of 2^TIME_SHIFT
     /// ns); 0: none learned.
     path_mtu: AtomicU64,
+    /// Times it went from up to down, for the metrics: a tunnel that flaps between two
+    /// scrapes reads up at both, and only this says it went down meanwhile. Carried over
+    /// reloads by name, as a counter must be.
+    downs: AtomicU64,
 }
 
 impl HealthTable {
@@ -134,6 +138,7 @@ impl HealthTable {
                 up: AtomicBool::new(true),
                 judged: AtomicBool::new(false),
                 path_mtu: AtomicU64::new(0),
+                downs: AtomicU64::new(0),
             })
             .collect();
         HealthTable {
@@ -167,11 +172,19 @@ impl HealthTable {
         }
     }
 
-    /// Sets tunnel `t`'s state.
+    /// Sets tunnel `t`'s state, counting a change from up to down.
     pub fn set_up(&self, t: TunnelId, up: bool) {
-        if let Some(h) = self.tunnels.get(usize::from(t)) {
-            h.up.store(up, Ordering::Relaxed);
+        if let Some(h) = self.tunnels.get(usize::from(t))
+            && h.up.swap(up, Ordering::Relaxed)
+            && !up
+        {
+            h.downs.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many times tunnel `t` went from up to down (across reloads that kept its name).
+    pub fn downs(&self, t: TunnelId) -> u64 {
+        self.tunnels.get(usize::from(t)).map_or(0, |h| h.downs.load(Ordering::Relaxed))
     }
 
     /// Tunnel `t`'s life and the answers in it (life 0 and none for a tunnel it has not).
@@ -245,6 +258,9 @@ impl HealthTable {
         let old_doubts = &old.doubts;
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
+        // The count follows the name whatever else starts afresh: a counter that fell back
+        // at a reload would read as a reset, its increase lost.
+        new.downs.store(old.downs.load(Ordering::Relaxed), Ordering::Relaxed);
         // One that lapsed is carried and cleared at the prober's next check.
         let carried = old.path_mtu.load(Ordering::SeqCst);
         if path_mtu && carried != 0 {
@@ -372,5 +388,27 @@ mod tests {
         // New tunnels c, b, a; old ones a, b.
         new.inherit(&[None, Some(1), Some(0)], &[false, false, false], &old);
         assert_eq!((new.path_mtu(0, 2 * S), new.path_mtu(1, 2 * S), new.path_mtu(2, 2 * S)), (None, Some(1400), None));
+    }
+
+    /// Each change from up to down is counted once (setting a state it has already is no
+    /// change), and the count carries over a reload by name, however the tunnel is probed
+    /// there: a counter that started over at a reload would read as a reset.
+    #[test]
+    fn downs_are_counted_once_each_and_carried_over_reloads() {
+        let old = HealthTable::new(2);
+        for up in [false, false, true, true, false, true, false] {
+            old.set_up(0, up);
+        }
+        assert_eq!((old.downs(0), old.downs(1)), (3, 0));
+        assert!(!old.is_up(0));
+        let new = HealthTable::new(3);
+        new.inherit(&[None, Some(0), Some(1)], &[true, true, false], &old);
+        assert_eq!((new.downs(0), new.downs(1), new.downs(2)), (0, 3, 0));
+        let afresh = HealthTable::new(1);
+        afresh.inherit(&[Some(1)], &[false], &new);
+        assert!(afresh.is_up(0), "probed afresh: up");
+        assert_eq!(afresh.downs(0), 3, "the count goes on");
+        afresh.set_up(0, false);
+        assert_eq!(afresh.downs(0), 4);
     }
 }
