@@ -105,6 +105,16 @@ impl<K: PrefixKey, V: Copy + PartialEq> PrefixTable<K, V> {
         let i = self.starts.partition_point(|s| *s <= addr);
         self.values.get(i.wrapping_sub(1)).copied().flatten()
     }
+
+    /// What the addresses of the network `net/len` look up, interval by interval (`None`
+    /// where no prefix holds them): each value is that of a longest match of some address
+    /// in it, and a prefix all of whose addresses longer ones hold gives none.
+    pub fn values_within(&self, net: K, len: u8) -> &[Option<V>] {
+        // The interval holding its first address, then every one starting inside it.
+        let from = self.starts.partition_point(|s| *s <= net.first_of(len)).saturating_sub(1);
+        let to = self.starts.partition_point(|s| *s <= net.last_of(len));
+        self.values.get(from..to).unwrap_or(&[])
+    }
 }
 
 /// Longest-prefix match over IPv4 and IPv6 prefixes at once, asked with an address as the
@@ -149,6 +159,16 @@ impl<V: Copy + PartialEq> IpPrefixTable<V> {
             false => self.v4.lookup((addr >> 96) as u32),
         }
     }
+
+    /// Every value some address of `net` looks up (a value more than once if it holds for
+    /// several ranges), none for the addresses no prefix holds.
+    pub fn values_within(&self, net: IpNet) -> impl Iterator<Item = V> + '_ {
+        let values = match net {
+            IpNet::V4(n) => self.v4.values_within(u32::from(n.network()), n.prefix_len()),
+            IpNet::V6(n) => self.v6.values_within(u128::from(n.network()), n.prefix_len()),
+        };
+        values.iter().flatten().copied()
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +209,35 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// What a network's addresses look up, by enumerating them: prefixes nested and
+        /// overlapping the network (every one inside 10.0.0.0/16, the networks asked about
+        /// /22 or longer, so that each is walked address by address), including prefixes
+        /// that longer ones hold whole, whose value no address looks up.
+        #[test]
+        fn values_within_are_what_the_networks_addresses_look_up(
+            raw in prop::collection::vec((0u32..0x1_0000, 14u8..=32, 0u16..8), 0..24),
+            asked in prop::collection::vec((0u32..0x1_0000, 22u8..=32), 8),
+        ) {
+            let mut entries: Vec<(u32, u8, u16)> = Vec::new();
+            for (low, len, v) in raw {
+                let net = (0x0a00_0000 | low).first_of(len);
+                if !entries.iter().any(|e| e.0 == net && e.1 == len) {
+                    entries.push((net, len, v));
+                }
+            }
+            let table = PrefixTable::build(&entries);
+            for (low, len) in asked {
+                let net = (0x0a00_0000 | low).first_of(len);
+                let seen: std::collections::BTreeSet<u16> =
+                    (net..=net.last_of(len)).filter_map(|a| brute(&entries, a)).collect();
+                let within: std::collections::BTreeSet<u16> =
+                    table.values_within(net, len).iter().flatten().copied().collect();
+                prop_assert_eq!(within, seen, "{:#x}/{}", net, len);
+            }
+        }
+    }
+
     #[test]
     fn nested_prefixes_take_the_longest() {
         let t = PrefixTable::<u128, u8>::build(&[(0x2001_0db8 << 96, 32, 1), (0x2001_0db8_0001 << 80, 48, 2)]);
@@ -213,5 +262,11 @@ mod tests {
         assert_eq!(t.lookup(false, v4([11, 0, 0, 1].into())), None, "::/0 is not an IPv4 default");
         assert_eq!(t.lookup(true, v6("2001:db8::1")), Some(4));
         assert_eq!(t.lookup(true, v6("::a01:203")), Some(3), "an IPv6 address is not read as IPv4");
+        let within = |net: &str| t.values_within(net.parse().unwrap()).collect::<Vec<_>>();
+        assert_eq!(within("10.0.0.0/8"), [1, 2, 1], "around the /16, and in it");
+        assert_eq!(within("10.1.2.0/24"), [2]);
+        assert_eq!(within("11.0.0.0/8"), Vec::<i32>::new(), "no prefix holds it");
+        assert_eq!(within("2001:db8::/48"), [4], "the ::/0 around it holds none of its addresses");
+        assert_eq!(within("0.0.0.0/0"), [1, 2, 1], "the IPv4 ones alone");
     }
 }

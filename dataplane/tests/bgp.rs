@@ -1,8 +1,8 @@
 //! What a server announces (`transitd bgp show`), checked outside transitd: BIRD 2 itself
 //! parses the include file transitd writes, and the prefixes in it are those a reading of
 //! the configuration file (the `toml` crate's, not transitd's) finds: the anycast addresses,
-//! every customer prefix, every soft-unicast egress prefix. A customer whose probed tunnels
-//! are all down is withdrawn when so configured, and only then.
+//! every customer prefix, every soft-unicast egress prefix. A customer prefix all of whose
+//! routes' tunnels are down is withdrawn when so configured, and only then.
 
 mod common;
 
@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use common::*;
+use ipnet::IpNet;
 use transitd::bgp::Announcements;
 
 /// `transitd bgp show --config FILE`.
@@ -108,6 +109,10 @@ interface = "10.213.0.2/31"
 [[customer.route]]
 prefix = "203.0.113.0/24"
 tunnel = "a1"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "a2"
+priority = 200
 [[customer]]
 name = "b"
 prefixes = ["198.18.0.0/24"]
@@ -134,7 +139,7 @@ fn a_customer_whose_probed_tunnels_are_all_down_is_withdrawn_when_so_configured(
     assert_eq!(announced(&snap), everything, "one tunnel answered");
     snap.health.set_judged(0);
     snap.health.set_up(0, false);
-    assert_eq!(announced(&snap), everything, "a's other tunnel is up");
+    assert_eq!(announced(&snap), everything, "a's backup tunnel is up");
     snap.health.set_up(1, false);
     assert_eq!(announced(&snap), ["192.0.2.1/32", "198.18.0.0/24"], "a is unreachable from here");
     snap.health.set_up(1, true);
@@ -144,6 +149,231 @@ fn a_customer_whose_probed_tunnels_are_all_down_is_withdrawn_when_so_configured(
     snap.health.set_up(0, false);
     snap.health.set_up(1, false);
     assert_eq!(announced(&snap), everything, "without the option, a stays announced");
+}
+
+/// acme's one route takes acme-gre; acme-spare (no `interface`: never probed, never down)
+/// is in no route, as a tunnel its router only sends from. With acme-gre down acme's traffic
+/// still goes into it (a group with every tunnel down takes them anyway) and is lost here: the
+/// prefix is withdrawn, so that anycast takes the traffic to a server that reaches acme.
+/// Judged by all of acme's tunnels, acme-spare kept it announced (a lab: BIRD's upstream
+/// kept 203.0.113.0/24 after `tunnel acme-gre down`).
+#[test]
+fn a_tunnel_no_route_takes_keeps_no_prefix_announced() {
+    let text = r#"
+[server]
+anycast = "192.0.2.1"
+[bgp]
+withdraw_customers_without_tunnels = true
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24"]
+[[customer.tunnel]]
+name = "acme-gre"
+remote = "198.51.100.1"
+interface = "10.213.0.0/31"
+[[customer.tunnel]]
+name = "acme-spare"
+remote = "198.51.100.9"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "acme-gre"
+"#;
+    let snap = snapshot(text);
+    snap.health.set_judged(0);
+    assert_eq!(announced(&snap), ["192.0.2.1/32", "203.0.113.0/24"]);
+    snap.health.set_up(0, false);
+    assert_eq!(announced(&snap), ["192.0.2.1/32"], "acme-spare carries none of it");
+}
+
+/// Each prefix goes by the tunnels its own routes take: one of a customer's prefixes whose
+/// tunnels are down is withdrawn while the other, whose tunnel answers, stays. So does a
+/// prefix whose one wide route longer ones hold whole: no address of it takes that route's
+/// tunnel, which serves none of it. A prefix no route covers drops its traffic whatever the
+/// tunnels do (said when the configuration is read): it is not withdrawn for them.
+#[test]
+fn each_prefix_is_withdrawn_for_the_tunnels_of_its_own_routes() {
+    let text = r#"
+[server]
+anycast = "192.0.2.1"
+[bgp]
+withdraw_customers_without_tunnels = true
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24", "198.18.0.0/24", "198.18.1.0/24"]
+[[customer.tunnel]]
+name = "east"
+remote = "198.51.100.1"
+interface = "10.213.0.0/31"
+[[customer.tunnel]]
+name = "west"
+remote = "198.51.100.2"
+interface = "10.213.0.2/31"
+[[customer.tunnel]]
+name = "wide"
+remote = "198.51.100.3"
+[[customer.route]]
+prefix = "203.0.113.0/24"
+tunnel = "east"
+[[customer.route]]
+prefix = "198.18.0.0/24"
+tunnel = "wide"
+[[customer.route]]
+prefix = "198.18.0.0/25"
+tunnel = "west"
+[[customer.route]]
+prefix = "198.18.0.128/25"
+tunnel = "west"
+"#;
+    let snap = snapshot(text);
+    snap.health.set_judged(0);
+    snap.health.set_judged(1);
+    let everything = ["192.0.2.1/32", "198.18.0.0/24", "198.18.1.0/24", "203.0.113.0/24"];
+    assert_eq!(announced(&snap), everything);
+    snap.health.set_up(0, false);
+    assert_eq!(announced(&snap), ["192.0.2.1/32", "198.18.0.0/24", "198.18.1.0/24"], "east's prefix alone");
+    snap.health.set_up(0, true);
+    snap.health.set_up(1, false);
+    assert_eq!(
+        announced(&snap),
+        ["192.0.2.1/32", "198.18.1.0/24", "203.0.113.0/24"],
+        "the /25s hold all of 198.18.0.0/24: wide takes none of it"
+    );
+    snap.health.set_up(0, false);
+    assert_eq!(announced(&snap), ["192.0.2.1/32", "198.18.1.0/24"], "no route: nothing to judge it by");
+}
+
+/// A small configuration drawn at random, with what the brute force reads of it.
+struct Drawn {
+    text: String,
+    /// Each customer's prefixes.
+    prefixes: Vec<Vec<IpNet>>,
+    /// Each tunnel's customer and whether it is probed (tunnel `i` is `t{i}`).
+    tunnels: Vec<(usize, bool)>,
+    /// Each route's prefix and tunnel (a customer's own).
+    routes: Vec<(IpNet, usize)>,
+}
+
+/// A configuration at random: two customers (a /24 and an IPv6 /120; a /25), each with one to
+/// three tunnels (probed or not) and up to six routes, each inside one of its prefixes and up
+/// to three bits longer, to a tunnel of its own at a random priority and weight.
+fn drawn(rng: &mut Rng) -> Drawn {
+    let owned: [&[&str]; 2] = [&["203.0.113.0/24", "2001:db8::/120"], &["198.18.0.0/25"]];
+    let mut d = Drawn {
+        text: "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n".to_string(),
+        prefixes: Vec::new(),
+        tunnels: Vec::new(),
+        routes: Vec::new(),
+    };
+    for (c, owned) in owned.iter().enumerate() {
+        let nets: Vec<IpNet> = owned.iter().map(|p| p.parse().unwrap()).collect();
+        d.text += &format!("[[customer]]\nname = \"c{c}\"\nprefixes = {owned:?}\n");
+        let first = d.tunnels.len();
+        for t in first..first + 1 + rng.below(3) {
+            let probed = rng.below(3) != 0;
+            d.text += &format!("[[customer.tunnel]]\nname = \"t{t}\"\nremote = \"198.51.100.{}\"\n", t + 1);
+            if probed {
+                d.text += &format!("interface = \"10.213.0.{}/31\"\n", 2 * t);
+            }
+            d.tunnels.push((c, probed));
+        }
+        for _ in 0..rng.below(7) {
+            let within = nets[rng.below(nets.len())];
+            let longer = rng.below(4) as u8;
+            let net = within.subnets(within.prefix_len() + longer).unwrap().nth(rng.below(1 << longer)).unwrap();
+            let tunnel = first + rng.below(d.tunnels.len() - first);
+            if d.routes.contains(&(net, tunnel)) {
+                continue; // a duplicate route is refused
+            }
+            d.text += &format!(
+                "[[customer.route]]\nprefix = \"{net}\"\ntunnel = \"t{tunnel}\"\npriority = {}\nweight = {}\n",
+                [100, 200][rng.below(2)],
+                1 + rng.below(3)
+            );
+            d.routes.push((net, tunnel));
+        }
+        d.prefixes.push(nets);
+    }
+    d
+}
+
+/// Every address of `net`.
+fn addresses(net: IpNet) -> Vec<std::net::IpAddr> {
+    match net {
+        IpNet::V4(n) => {
+            let (first, last) = (u32::from(n.network()), u32::from(n.broadcast()));
+            (first..=last).map(|a| std::net::Ipv4Addr::from(a).into()).collect()
+        }
+        IpNet::V6(n) => {
+            let (first, last) = (u128::from(n.network()), u128::from(n.broadcast()));
+            (first..=last).map(|a| std::net::Ipv6Addr::from(a).into()).collect()
+        }
+    }
+}
+
+/// `withdraw_customers_without_tunnels` by brute force over random small configurations,
+/// from docs/tunnels.md ("Routing over several tunnels"): each address of a customer prefix
+/// takes the routes of the longest route prefix holding it, and of their tunnels those up
+/// (with all down, the best priority's anyway: its traffic is lost here). So a prefix serves
+/// as well as the best tunnel some address of it takes: `Yes` (not probed; probed, up and
+/// judged), `NotJudged` (up, its probes not judged yet) or `No` (down); a prefix no route
+/// covers has no tunnel to be withdrawn for (`Yes`). Every address of every prefix is walked,
+/// the tunnels set at random to each state; `Announcements::of` announces what serves, and
+/// `held` is asked each prefix's state. Judged by all of a customer's tunnels, a prefix was
+/// announced for a tunnel none of its addresses take.
+#[test]
+fn a_prefix_serves_as_the_best_tunnel_its_addresses_take() {
+    use transitd::bgp::Serving;
+    let mut rng = Rng(0x7769_7468_6472_6177);
+    let (mut withdrawn, mut unrouted) = (0, 0);
+    for _ in 0..200 {
+        let d = drawn(&mut rng);
+        let snap = snapshot(&d.text);
+        for _ in 0..4 {
+            let mut state = Vec::new();
+            for (i, &(_, probed)) in d.tunnels.iter().enumerate() {
+                let id = snap.tunnels.iter().find(|t| t.name == format!("t{i}")).unwrap().id;
+                // Not probed: never down, never judged. Judged, a tunnel stays so.
+                let up = !probed || rng.below(2) == 0;
+                snap.health.set_up(id, up);
+                if probed && rng.below(2) == 0 {
+                    snap.health.set_judged(id);
+                }
+                state.push(match (up, !probed || snap.health.judged(id)) {
+                    (false, _) => Serving::No,
+                    (true, true) => Serving::Yes,
+                    (true, false) => Serving::NotJudged,
+                });
+            }
+            let mut expected = std::collections::BTreeMap::new();
+            for (c, nets) in d.prefixes.iter().enumerate() {
+                let theirs: Vec<&(IpNet, usize)> = d.routes.iter().filter(|r| d.tunnels[r.1].0 == c).collect();
+                for &net in nets {
+                    let mut best: Option<Serving> = None;
+                    for a in addresses(net) {
+                        let holding = theirs.iter().filter(|r| r.0.contains(&a));
+                        let Some(longest) = holding.map(|r| r.0).max_by_key(|n| n.prefix_len()) else { continue };
+                        let taken = theirs.iter().filter(|r| r.0 == longest).map(|r| state[r.1]).max();
+                        best = best.max(taken);
+                    }
+                    unrouted += usize::from(best.is_none());
+                    expected.insert(net, best.unwrap_or(Serving::Yes));
+                }
+            }
+            let mut asked = std::collections::BTreeMap::new();
+            Announcements::held(&snap, |net, serving| {
+                asked.insert(net, serving);
+                true
+            });
+            assert_eq!(asked, expected, "tunnel states {state:?} in\n{}", d.text);
+            let of = Announcements::of(&snap);
+            for (net, serving) in &expected {
+                assert_eq!(of.0.contains(net), *serving == Serving::Yes, "{net}, {state:?} in\n{}", d.text);
+                withdrawn += usize::from(*serving == Serving::No);
+            }
+        }
+    }
+    // The drawings reach each case: prefixes withdrawn, and prefixes without a route.
+    assert!(withdrawn > 100 && unrouted > 100, "{withdrawn} withdrawn, {unrouted} unrouted");
 }
 
 #[test]

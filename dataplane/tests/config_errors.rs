@@ -1822,9 +1822,11 @@ fn a_mitigating_tcp_rule_that_selects_no_syn_is_warned_about() {
 }
 
 /// Settings nothing in the configuration uses are said at their key, not refused (a fleet's
-/// shared file may hold them on purpose): `[health]` and `withdraw_customers_without_tunnels`
-/// with no probed tunnel, `[dos] table_size` with no bucket, `[tcp_protection]` settings with
-/// no rule, `challenge_rate` with no rule's `syn_rate`. The same with what uses them is quiet.
+/// shared file may hold them on purpose): `[health]` with no probed tunnel,
+/// `withdraw_customers_without_tunnels` with no probed tunnel that a route takes (one no route
+/// takes carries none of a prefix's traffic), `[dos] table_size` with no bucket,
+/// `[tcp_protection]` settings with no rule, `challenge_rate` with no rule's `syn_rate`. The
+/// same with what uses them is quiet.
 #[test]
 fn settings_nothing_uses_are_warned_about() {
     let base = "[server]\nanycast = \"192.0.2.1\"\n\
@@ -1840,12 +1842,16 @@ fn settings_nothing_uses_are_warned_about() {
     );
     assert_eq!(inert(&format!("{probed}{health}")), 0);
     let bgp = "[bgp]\nwithdraw_customers_without_tunnels = true\n";
+    let said = "withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`) that routes \
+                take, and no route takes one: no customer prefix is ever withdrawn for its tunnels";
+    assert_eq!(warnings_about(&format!("{base}{bgp}"), "ever withdrawn"), [format!("w.toml:10:38: {said}")]);
     assert_eq!(
-        warnings_about(&format!("{base}{bgp}"), "ever withdrawn"),
-        ["w.toml:10:38: withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`), and \
-             no tunnel is probed: no customer is ever withdrawn for its tunnels"]
+        warnings_about(&format!("{probed}{bgp}"), "ever withdrawn"),
+        [format!("w.toml:11:38: {said}")],
+        "probed, but in no route"
     );
-    assert_eq!(inert(&format!("{probed}{bgp}")), 0);
+    let routed = format!("{probed}[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"gre\"\n");
+    assert_eq!(inert(&format!("{routed}{bgp}")), 0);
     let dos = "[dos]\ntable_size = 1024\n";
     assert_eq!(
         warnings_about(&format!("{base}{dos}"), "no effect"),

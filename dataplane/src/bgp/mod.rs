@@ -31,13 +31,13 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::snapshot::{Bgp, Snapshot};
+use crate::snapshot::{Bgp, CustomerId, RouteGroupId, Snapshot};
 
-/// Whether a customer's tunnels serve, as `withdraw_customers_without_tunnels` judges it:
-/// the best of its tunnels', in this order.
+/// Whether a customer prefix's tunnels serve, as `withdraw_customers_without_tunnels` judges
+/// it: the best of the tunnels its routes take, in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Serving {
-    /// Every one of its tunnels is down (as the prober judged it).
+    /// Every tunnel its routes take is down (as the prober judged it).
     No,
     /// None is known to serve, but one is up whose probes the prober has not judged yet: at
     /// start, or after a reload that added it or probes it afresh (another `remote`, `key`
@@ -57,57 +57,32 @@ impl Announcements {
         Announcements::default()
     }
 
-    /// What `snap` serves: the anycast addresses, every customer's prefixes (less those of
-    /// a customer none of whose tunnels is known to serve, if so configured: its probed
-    /// tunnels all down or not judged yet) and the soft-unicast egress prefixes.
+    /// What `snap` serves: the anycast addresses, every customer prefix (less, if so
+    /// configured, those none of whose routes' tunnels is known to serve: the probed ones
+    /// all down or not judged yet) and the soft-unicast egress prefixes.
     pub fn of(snap: &Snapshot) -> Announcements {
         Announcements::held(snap, |_, serving| serving == Serving::Yes)
     }
 
     /// [`Announcements::of`], with each customer prefix, where
     /// `withdraw_customers_without_tunnels` is set, announced as `announce(prefix, serving)`
-    /// says (`serving`: whether its customer's tunnels are known to serve); asked once a
+    /// says (`serving`: whether the tunnels its routes take are known to serve); asked once a
     /// prefix. A run holds a prefix so withdrawn back for a while after its tunnels return,
     /// and keeps one announced while its tunnels are only not judged yet (`run`'s
-    /// per-customer hold-down).
+    /// per-prefix hold-down).
     pub fn held(snap: &Snapshot, mut announce: impl FnMut(IpNet, Serving) -> bool) -> Announcements {
         let mut set = BTreeSet::new();
         set.insert(IpNet::V4(Ipv4Net::from(std::net::Ipv4Addr::from(snap.anycast))));
         if let Some(v6) = snap.anycast_v6 {
             set.insert(IpNet::V6(Ipv6Net::from(v6)));
         }
-        let per_customer = snap.bgp.as_ref().is_some_and(|b| b.withdraw_customers_without_tunnels);
-        // A probed tunnel is counted on once the prober has judged it: up from the start,
-        // a dead one had its customer announced at every start (and every reload that
-        // added it) and withdrawn a few probes later.
-        let serving = |t: &crate::snapshot::Tunnel| {
-            if !snap.health.is_up(t.id) {
-                Serving::No
-            } else if t.interface.is_none() || snap.health.judged(t.id) {
-                Serving::Yes
-            } else {
-                Serving::NotJudged
-            }
-        };
-        // Per customer, the best of its tunnels (`Serving::No` for a customer without any
-        // is made `Yes` below): one walk over the tunnels, not one a prefix (ten times a
-        // second, for every prefix of every customer).
-        let mut theirs = Vec::new();
-        if per_customer {
-            theirs = vec![(false, Serving::No); snap.customers.len()];
-            for t in &snap.tunnels {
-                if let Some((any, best)) = theirs.get_mut(usize::from(t.customer)) {
-                    *any = true;
-                    *best = (*best).max(serving(t));
-                }
-            }
-        }
+        let judged = snap.bgp.as_ref().is_some_and(|b| b.withdraw_customers_without_tunnels);
+        // Each route group's best tunnel, one walk over the groups (ten times a second):
+        // a prefix is then judged by the groups its addresses look up.
+        let groups = if judged { group_serving(snap) } else { Vec::new() };
         for &(net, customer) in &snap.customer_prefixes {
-            // Without the setting none is asked: every customer is announced. One without a
-            // tunnel is never withdrawn for its tunnels.
-            let asked = theirs
-                .get(usize::from(customer))
-                .map(|&(any, best)| announce(net, if any { best } else { Serving::Yes }));
+            // Without the setting none is asked: every customer is announced.
+            let asked = judged.then(|| announce(net, prefix_serving(snap, net, customer, &groups)));
             if asked.unwrap_or(true) {
                 set.insert(net);
             }
@@ -141,6 +116,43 @@ impl Announcements {
             .collect::<Result<_, _>>()
             .map(Announcements)
     }
+}
+
+/// Whether tunnel `t` serves: down as the prober judged it, up and judged (or not probed,
+/// never down), or up while its probes are not judged yet. A probed tunnel is counted on
+/// once the prober has judged it: up from the start, a dead one had its customer announced
+/// at every start (and every reload that added it) and withdrawn a few probes later.
+fn tunnel_serving(snap: &Snapshot, t: &crate::snapshot::Tunnel) -> Serving {
+    if !snap.health.is_up(t.id) {
+        Serving::No
+    } else if t.interface.is_none() || snap.health.judged(t.id) {
+        Serving::Yes
+    } else {
+        Serving::NotJudged
+    }
+}
+
+/// Each route group's best tunnel (by [`Snapshot::route_groups`]): a packet takes the group's
+/// healthy tunnels of its best priority that has one, so the group serves while any of its
+/// tunnels does; with all down it takes them anyway, and its traffic is lost here.
+fn group_serving(snap: &Snapshot) -> Vec<Serving> {
+    let tunnels: Vec<Serving> = snap.tunnels.iter().map(|t| tunnel_serving(snap, t)).collect();
+    let of = |n: &crate::snapshot::NextTunnel| tunnels.get(usize::from(n.tunnel)).copied();
+    snap.route_groups.iter().map(|group| group.iter().filter_map(of).max().unwrap_or(Serving::No)).collect()
+}
+
+/// Whether customer prefix `net` (of `customer`) serves: the best of the route groups its
+/// addresses look up (`groups`: [`group_serving`]). Only those carry its traffic: a tunnel no
+/// route of it takes (a spare, one its router only sends from), or one only in a route that
+/// longer ones hold whole, serves none of it, and counted, it kept the prefix announced
+/// while every tunnel its traffic took was down, the traffic lost here rather than taken by
+/// anycast to a server that reaches the customer. Announced while any of it is served (BGP
+/// cannot withdraw a part). A prefix no route covers (its traffic dropped as `no_route`,
+/// said when the configuration is read) is never withdrawn for its tunnels: it has none.
+fn prefix_serving(snap: &Snapshot, net: IpNet, customer: CustomerId, groups: &[Serving]) -> Serving {
+    let Some(customer) = snap.customers.get(usize::from(customer)) else { return Serving::Yes };
+    let of = |g: RouteGroupId| groups.get(g as usize).copied().unwrap_or(Serving::No);
+    customer.routes.values_within(net).map(of).max().unwrap_or(Serving::Yes)
 }
 
 /// The file whose lock makes a guard the only one keeping `include`: `<include>.lock`.

@@ -153,8 +153,8 @@ pub struct BgpSection {
     /// again (0: at once).
     #[serde(default = "default_announce_after_ms")]
     pub announce_after_ms: Spanned<u64>,
-    /// Withdraw a customer's prefixes while every one of its probed tunnels is down (not
-    /// unless set); where it is written, for what is said of it.
+    /// Withdraw a customer prefix while every tunnel its routes take is down (not unless
+    /// set); where it is written, for what is said of it.
     pub withdraw_customers_without_tunnels: Option<Spanned<bool>>,
     /// Milliseconds a customer prefix a reload removes stays redirected, its traffic
     /// dropped as `withdrawn_prefix`, while upstreams converge on its withdrawal (0: none).

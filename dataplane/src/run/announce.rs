@@ -1,6 +1,6 @@
 //! The run's BGP announcements ([`crate::bgp`]): the guard is told what the running snapshot
 //! serves while every worker keeps publishing and the XDP program is attached, and nothing
-//! otherwise; a customer withdrawn for its tunnels is held back as the run is after a
+//! otherwise; a customer prefix withdrawn for its tunnels is held back as the run is after a
 //! withdrawal ([`CustomerHolds`]). Reloads change what is announced; a reload that adds,
 //! changes or removes `[bgp]` starts, restarts or stops the guard.
 
@@ -35,7 +35,7 @@ pub(super) struct Announcer {
     withdrawn: Option<String>,
     /// Holds announcing back for a while after a withdrawal.
     hold: HoldDown,
-    /// Holds each customer withdrawn for its tunnels back for a while after they return.
+    /// Holds each customer prefix withdrawn for its tunnels back for a while after they return.
     customers: CustomerHolds,
     /// When the running guard was last told anything: longer ago than `withdraw_after` (the
     /// process stopped, starved) means it heard nothing and withdrew on its own. Counted
@@ -324,27 +324,27 @@ impl HoldDown {
     }
 }
 
-/// With `withdraw_customers_without_tunnels`, each customer's own [`HoldDown`]: withdrawn
-/// at once when none of its tunnels serves (its traffic has nowhere to go from here), and
-/// announced again only once one has served for `announce_after`, doubled for each
-/// withdrawal in a row (up to [`MAX_HOLD`]) until the customer has been announced for
-/// [`STABLE_AFTER`]. A tunnel's own hysteresis (`down_after` misses, `up_after` answers)
-/// takes a second or two each way: a lossy one went down and up every few seconds, each
-/// time withdrawing and announcing its customer's prefixes, and upstreams that damp
-/// flapping routes (RFC 2439) suppress them for far longer. A customer never announced yet
-/// (none of its tunnels judged since the start) is announced at once, as a run is. One
-/// announced stays announced while its tunnels are only not judged yet (a reload gave the
-/// one that served another key, `interface` or name, and probes it afresh): it serves as it
-/// did, and withdrawn until the new probes were judged and then held, its prefixes went
-/// from the Internet for `announce_after` on every server the reload reached, the new
-/// probes answered at once. Its tunnels judged down withdraw it, a few probes later.
+/// With `withdraw_customers_without_tunnels`, each customer prefix's own [`HoldDown`]:
+/// withdrawn at once when none of the tunnels its routes take serves (its traffic has
+/// nowhere to go from here: [`crate::bgp::Serving`]), and announced again only once one has
+/// served for `announce_after`, doubled for each withdrawal in a row (up to [`MAX_HOLD`])
+/// until the prefix has been announced for [`STABLE_AFTER`]. A tunnel's own hysteresis
+/// (`down_after` misses, `up_after` answers) takes a second or two each way: a lossy one went
+/// down and up every few seconds, each time withdrawing and announcing the prefixes it
+/// carries, and upstreams that damp flapping routes (RFC 2439) suppress them for far
+/// longer. A prefix never announced yet (none of its tunnels judged since the start) is
+/// announced at once, as a run is. One announced stays announced while its tunnels are only
+/// not judged yet (a reload gave the one that served another key, `interface` or name, and
+/// probes it afresh): it serves as it did, and withdrawn until the new probes were judged
+/// and then held, it went from the Internet for `announce_after` on every server the reload
+/// reached, the new probes answered at once. Its tunnels judged down withdraw it, a few
+/// probes later.
 ///
-/// Kept by prefix, as upstreams damp (RFC 2439 keeps a penalty per route), and as the
-/// customer's prefixes go together they are held together: a reload that renames a
-/// customer, or gives its prefixes to another, keeps their hold. Kept by customer name, a
-/// renamed customer was new, and its prefixes, withdrawn a moment before, were announced
-/// at once. A prefix new to the configuration has no hold, and is announced with the
-/// first tunnel of its customer that serves.
+/// Kept by prefix, as upstreams damp (RFC 2439 keeps a penalty per route) and as prefixes
+/// are judged: a reload that renames a customer, or gives its prefixes to another, keeps
+/// their hold. Kept by customer name, a renamed customer was new, and its prefixes,
+/// withdrawn a moment before, were announced at once. A prefix new to the configuration
+/// has no hold, and is announced with the first tunnel of its routes that serves.
 #[derive(Debug, Default)]
 struct CustomerHolds {
     /// By prefix: customer ids and names move with reloads, the prefixes announced do not.
@@ -366,7 +366,7 @@ struct CustomerHold {
 }
 
 impl CustomerHolds {
-    /// What `snap` serves at `now`, each customer's prefixes held back as above.
+    /// What `snap` serves at `now`, each customer prefix held back as above.
     fn of(&mut self, snap: &Snapshot, now: Instant) -> Announcements {
         self.ticks = self.ticks.wrapping_add(1);
         let (tick, holds) = (self.ticks, &mut self.holds);
@@ -387,8 +387,8 @@ impl CustomerHolds {
 }
 
 impl CustomerHold {
-    /// Whether to announce the prefix at `now`: `serving`, whether its customer's tunnels
-    /// do; `base`, `announce_after`. Announced, it stays so while they are not judged yet.
+    /// Whether to announce the prefix at `now`: `serving`, whether the tunnels its routes
+    /// take do; `base`, `announce_after`. Announced, it stays so while they are not judged yet.
     fn announce(&mut self, serving: Serving, now: Instant, base: Duration) -> bool {
         let stranded = match serving {
             Serving::Yes => false,
@@ -545,7 +545,8 @@ mod tests {
     fn a_customer_whose_tunnels_flap_is_held_down() {
         let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
                     [[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
-                    [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n";
+                    [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+                    [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"a1\"\n";
         let snap = Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
         let (t0, mut holds) = (Instant::now(), CustomerHolds::default());
         // Whether customer a's prefix is announced `s` seconds in (beside the anycast /32).
@@ -574,6 +575,30 @@ mod tests {
         assert!(announced(626));
     }
 
+    /// A prefix is held by the tunnels its routes take. `spare`, in no route and not probed
+    /// (so never down), kept the prefix announced while `a1`, which all its traffic takes,
+    /// had not answered yet, and while it was down: the traffic was lost here, where anycast
+    /// would have taken it to a server that reaches the customer.
+    #[test]
+    fn a_tunnel_no_route_takes_holds_no_prefix_announced() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
+                    [[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
+                    [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+                    [[customer.tunnel]]\nname = \"spare\"\nremote = \"198.51.100.9\"\n\
+                    [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"a1\"\n";
+        let snap = Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap();
+        let (t0, mut holds) = (Instant::now(), CustomerHolds::default());
+        let mut announced = |s: u64| holds.of(&snap, t0 + Duration::from_secs(s)).0.len() == 2;
+        assert!(!announced(0), "a1 not judged yet: the spare does not stand in for it");
+        snap.health.set_judged(0);
+        assert!(announced(0));
+        snap.health.set_up(0, false);
+        assert!(!announced(1), "withdrawn at once, the spare up");
+        snap.health.set_up(0, true);
+        assert!(!announced(2), "held: a1 has served for 0 s");
+        assert!(announced(7), "a1 served for announce_after");
+    }
+
     /// A reload that renames a held customer, its prefixes the same, keeps them held: the
     /// hold is the prefixes', which upstreams damp. By customer name the renamed one was
     /// new, and announced its prefixes at once, a moment after they were withdrawn.
@@ -583,7 +608,8 @@ mod tests {
             format!(
                 "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
                  [[customer]]\nname = \"{name}\"\nprefixes = [\"203.0.113.0/24\"]\n\
-                 [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n"
+                 [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n\
+                 [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"a1\"\n"
             )
         };
         let old = Snapshot::build(&crate::config::parse("t.toml", &text("a")).unwrap()).unwrap();
@@ -615,7 +641,8 @@ mod tests {
             format!(
                 "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nwithdraw_customers_without_tunnels = true\n\
                  [[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n\
-                 [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n{key}"
+                 [[customer.tunnel]]\nname = \"a1\"\nremote = \"198.51.100.1\"\ninterface = \"10.213.0.0/31\"\n{key}\
+                 [[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"a1\"\n"
             )
         };
         let after = |old: &Snapshot, key: &str| {

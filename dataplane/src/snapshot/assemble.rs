@@ -54,10 +54,15 @@ impl Builder<'_> {
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         let probed = c.tunnels.iter().any(|t| t.interface.is_some());
+        // What `withdraw_customers_without_tunnels` judges by: the tunnels routes take.
+        let routes_probed = route_groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .any(|n| c.tunnels.get(usize::from(n.tunnel)).is_some_and(|t| t.interface.is_some()));
         let customer_by_prefix = IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer)));
         let (tunnel_sides, tunnel_broadcasts, tunnel_sides_in_prefixes) =
             tunnel_addresses(&c.tunnels, &customer_by_prefix);
-        self.warn_inert(loaded, probed, dos.buckets.is_empty(), &tcp);
+        self.warn_inert(loaded, (probed, routes_probed), dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             succession: None,
@@ -203,8 +208,10 @@ impl Builder<'_> {
 
     /// Settings written that nothing in the configuration uses: said, not refused (a fleet's
     /// shared file may hold them on purpose, for servers whose part uses them), since a
-    /// setting that silently does nothing looks like one that works.
-    fn warn_inert(&mut self, loaded: &Loaded, probed: bool, no_buckets: bool, tcp: &TcpProtection) {
+    /// setting that silently does nothing looks like one that works. `probed`: whether any
+    /// tunnel is, and whether any a route takes is.
+    fn warn_inert(&mut self, loaded: &Loaded, probed: (bool, bool), no_buckets: bool, tcp: &TcpProtection) {
+        let (probed, routes_probed) = probed;
         let file = &loaded.file;
         let h = &file.health;
         let health_written =
@@ -216,11 +223,13 @@ impl Builder<'_> {
             );
         }
         let withdraw = file.bgp.as_ref().and_then(|b| b.get_ref().withdraw_customers_without_tunnels.as_ref());
-        if let Some(set) = withdraw.filter(|w| *w.get_ref() && !probed) {
+        // A prefix is judged by the tunnels its routes take: a probed one no route takes (a
+        // spare, one the customer's router only sends from) carries none of its traffic.
+        if let Some(set) = withdraw.filter(|w| *w.get_ref() && !routes_probed) {
             self.warn(
                 &set.span(),
-                "withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`), and no tunnel \
-                 is probed: no customer is ever withdrawn for its tunnels",
+                "withdraw_customers_without_tunnels acts on probed tunnels (those with an `interface`) that routes \
+                 take, and no route takes one: no customer prefix is ever withdrawn for its tunnels",
             );
         }
         if let (true, Some(size)) = (no_buckets, &file.dos.table_size) {

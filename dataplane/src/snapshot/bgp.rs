@@ -21,7 +21,7 @@ pub struct Bgp {
     pub withdraw_after: Duration,
     /// How long the run must have been well after a withdrawal before announcing again.
     pub announce_after: Duration,
-    /// Withdraw a customer's prefixes while all of its probed tunnels are down.
+    /// Withdraw a customer prefix while every tunnel its routes take is down.
     pub withdraw_customers_without_tunnels: bool,
     /// How long a customer prefix a reload removes is held after its withdrawal, its
     /// traffic dropped ([`super::Withdrawn`]).
