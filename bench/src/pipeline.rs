@@ -28,11 +28,12 @@ pub struct Args {
     /// Capture whose frames are replayed from memory.
     #[arg(long)]
     pcap: PathBuf,
-    /// Timed runs per row.
-    #[arg(long, default_value_t = 15, value_parser = crate::at_least_one)]
+    /// Timed runs per row. (At least one, refused by clap's own range rather than by
+    /// `crate::at_least_one`: pipeline-compare.sh builds this file into older commits.)
+    #[arg(long, default_value_t = 15, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     runs: usize,
     /// Frames per run (the capture is cycled).
-    #[arg(long, default_value_t = 1_000_000, value_parser = crate::at_least_one)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     frames: usize,
     /// Simulated arrival rate, frames per second: frame k of a run is stamped k/rate seconds
     /// after the run's start (runs follow each other in simulated time), so rate-limit
