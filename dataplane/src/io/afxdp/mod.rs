@@ -80,9 +80,13 @@ pub struct AfXdpIo<X = XskSocket> {
     jumbo: Vec<Box<[u8]>>,
     /// Received descriptors (reused).
     descs: Box<[Desc]>,
-    /// The errno of the last failed tx kick said (`None`: none since the last that worked):
-    /// an outage is said once, not at every poll, nor not at all (a device gone, ENXIO).
+    /// The errno of the last failed tx kick said (`None`: none since the last that worked, or
+    /// since the kernel sent a frame it took after it): an outage is said once, not at every
+    /// poll, nor not at all (a device gone, ENXIO).
     kick_error_said: Option<i32>,
+    /// The completions counted once every frame the kernel had taken at the last failed kick
+    /// has completed: a completion past it is of a frame taken since.
+    kick_error_last_taken: u64,
     tx_watch: TxWatch,
     /// The socket as messages name it: its interface and queue.
     label: String,
@@ -169,6 +173,7 @@ impl<X: Xsk> AfXdpIo<X> {
             jumbo,
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
+            kick_error_last_taken: 0,
             tx_watch: TxWatch::default(),
             label: "an AF_XDP socket".to_string(),
             unsent: ArrayVec::new(),

@@ -44,6 +44,10 @@ pub(super) struct Model {
     pub(super) busy: bool,
     /// A kernel that refuses every tx kick (ENXIO: the device is gone).
     pub(super) refusing: bool,
+    /// A zero-copy socket: the driver sends on its own ([`Model::send`]), and is kicked only
+    /// while it asks to be (`needs_wakeup`).
+    pub(super) zero_copy: bool,
+    pub(super) needs_wakeup: bool,
     /// Entries of each ring.
     pub(super) ring: usize,
 }
@@ -67,6 +71,8 @@ impl Model {
             in_flight: VecDeque::new(),
             busy: false,
             refusing: false,
+            zero_copy: false,
+            needs_wakeup: true,
             ring: RING,
         }
     }
@@ -138,7 +144,7 @@ impl Xsk for Model {
         FRAMES
     }
     fn zero_copy(&self) -> bool {
-        false
+        self.zero_copy
     }
     fn multi_buffer(&self) -> bool {
         true
@@ -196,7 +202,7 @@ impl Xsk for Model {
         false
     }
     fn tx_needs_wakeup(&self) -> bool {
-        true
+        self.needs_wakeup
     }
     fn kick_rx(&mut self) {}
     fn kick_tx(&mut self) -> Kick {

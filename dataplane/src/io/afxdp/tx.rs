@@ -54,6 +54,12 @@ impl<X: Xsk> AfXdpIo<X> {
                 self.stats.bad_descriptors += 1;
             }
         }
+        // A frame completed that the kernel took after the failed kick: it sends again, and
+        // the outage is over (said again if the kicks fail again), though no kick may have
+        // worked since: a zero-copy driver sends without one while it asks for none.
+        if self.stats.completed > self.kick_error_last_taken {
+            self.kick_error_said = None;
+        }
         let taken = done.len();
         self.completions = done;
         taken
@@ -87,6 +93,10 @@ impl<X: Xsk> AfXdpIo<X> {
                 }
                 Kick::Failed(errno) => {
                     self.stats.kick_errors += 1;
+                    // Frames the kernel took before (a NIC's, sent or sending) complete
+                    // whatever it does now: their completions end no outage.
+                    let taken = self.count.in_tx.saturating_sub(self.xsk.tx_unsent() as u64);
+                    self.kick_error_last_taken = self.stats.completed + taken;
                     if self.kick_error_said != Some(errno) {
                         self.kick_error_said = Some(errno);
                         log_line!(
@@ -138,7 +148,8 @@ impl<X: Xsk> AfXdpIo<X> {
             // The last kick was refused (ENETDOWN: the link set down; ENXIO: the device
             // gone), which is said where it failed. Counted as a stall too, it was blamed on
             // a hung driver ("reset the device") while the link was only down: the second
-            // of nothing sent runs from the first kick the kernel takes again.
+            // of nothing sent runs from the first kick the kernel takes again, or the first
+            // frame it sends since (`reclaim`; a zero-copy driver may need no kick).
             watch.since_ns = Some(now);
             return;
         }
@@ -320,6 +331,57 @@ mod tests {
         assert_eq!(poll_at(&mut io, t1).1, 0, "the kicks are taken: the second starts");
         assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS - 1).1, 0);
         assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS), (Polled::Idle, 1), "taken, and nothing sent for a second");
+        assert!(io.stats().frames.is_conserved(), "{:?}", io.stats().frames);
+    }
+
+    /// A refusal ends when the kernel sends again, a kick taken or not: a zero-copy driver
+    /// sends without kicks while it asks for none, so after a link flap no kick need work
+    /// again. Left standing, the refusal hid every later stall of the queue's driver.
+    #[test]
+    fn a_refusal_ends_when_the_kernel_sends_again_without_a_kick() {
+        let mut io = AfXdpIo::with_socket(Model { zero_copy: true, refusing: true, ..Model::new() }, false);
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        let t0 = 5 * TX_STALL_NS;
+        let poll_at = |io: &mut AfXdpIo<Model>, now: u64| {
+            let polled = io.poll(now, &mut |_| {}).unwrap();
+            (polled, io.stats().tx_stalls)
+        };
+        assert_eq!(poll_at(&mut io, t0), (Polled::Idle, 0), "refused");
+        // The link is up again: the driver sends the ring by itself and asks for no kick.
+        io.xsk.refusing = false;
+        io.xsk.needs_wakeup = false;
+        io.xsk.send(RING);
+        let t1 = t0 + TX_STALL_NS;
+        assert_eq!(poll_at(&mut io, t1), (Polled::Idle, 0), "sent: nothing to receive");
+        // Then its transmit hangs, asking for no kick still.
+        io.xsk.stalled = true;
+        io.send_spill(&mut spill_of(RING)).unwrap();
+        assert_eq!(poll_at(&mut io, t1).1, 0, "just begun");
+        assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS - 1).1, 0);
+        assert_eq!(poll_at(&mut io, t1 + TX_STALL_NS), (Polled::Idle, 1), "hung a second after sending again");
+        let stats = io.stats();
+        assert!(stats.kick_errors > 0, "the kicks were refused");
+        assert_eq!(stats.kicks, stats.kick_errors, "no kick worked: the kernel sent without one");
+        assert!(stats.frames.is_conserved(), "{:?}", stats.frames);
+    }
+
+    /// Frames the kernel took before a refused kick (a NIC's, completing at its tx interrupt)
+    /// complete whatever it does now: their completions do not end the refusal (it would be
+    /// said again at the next kick refused). A frame taken since does.
+    #[test]
+    fn only_a_frame_taken_after_a_refused_kick_ends_the_refusal() {
+        let mut io = AfXdpIo::with_socket(Model { late_consumer: true, ..Model::new() }, false);
+        io.send_spill(&mut spill_of(10)).unwrap();
+        assert_eq!((io.xsk.tx.len(), io.xsk.in_flight.len()), (0, 10), "taken, not completed");
+        io.xsk.refusing = true;
+        io.send_spill(&mut spill_of(5)).unwrap();
+        assert_eq!(io.kick_error_said, Some(libc::ENXIO));
+        io.xsk.complete();
+        assert_eq!(io.reclaim(), 10);
+        assert_eq!(io.kick_error_said, Some(libc::ENXIO), "only frames taken before: still refused");
+        io.xsk.send(1);
+        assert_eq!(io.reclaim(), 1);
+        assert_eq!(io.kick_error_said, None, "a frame taken since: the kernel sends again");
         assert!(io.stats().frames.is_conserved(), "{:?}", io.stats().frames);
     }
 
