@@ -1073,6 +1073,41 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// A snap length inside a VLAN tag (16 to 21 bytes under one or two tags, as `tcpdump -s 16`
+/// leaves): tshark shows an 802.1Q tag's `vlan.id` once the tag's first two bytes are there,
+/// before its EtherType (transitd showed a tag only whole). scapy cuts frames under two tags,
+/// the outer one 802.1Q, the old QinQ 0x9100 or 802.1ad (a cut 802.1ad tag tshark shows as
+/// `ieee8021ad` with no ID, and transitd not at all: `ieee8021ad` alone is not compared), at
+/// every length through both; tshark is the oracle on each expression.
+#[test]
+fn a_snap_length_inside_a_vlan_tag_leaves_its_id_as_tshark_reads_it() {
+    let file = std::env::temp_dir().join(format!("transitd-match-snapped-tag-{}.pcap", std::process::id()));
+    let script = "eth = lambda t: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01', type=t)\n\
+         v4 = IP(src='10.0.0.1', dst='192.0.2.9')/UDP(sport=1234, dport=53)\n\
+         tagged = lambda t: eth(t)/Dot1Q(vlan=5, prio=7, id=1)/Dot1Q(vlan=6, prio=3)/v4\n\
+         frames = [snap(tagged(t), n) for t in (0x8100, 0x9100, 0x88a8) for n in range(14, 23)]";
+    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let cut = ["vlan.id == 5 and frame.cap_len < 18", "vlan.id == 6 and frame.cap_len < 22"];
+    assert_eq!(cut.map(|e| theirs(&file, e).len()), [4, 6], "outer and inner tags cut after their IDs");
+    let wrong = differences(
+        &file,
+        &[
+            "vlan",
+            "not vlan",
+            "vlan.id == 5",
+            "vlan.id == 6",
+            "vlan.id === 5",
+            "vlan.id !== 5",
+            "vlan.id > 5",
+            "ieee8021ad.id == 5",
+            "eth.type == 0x8100",
+            "frame.len > 40",
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// An IPv4 header cut inside its options: tshark walks the options for a source route before
 /// it shows the destination, and a byte of that walk past the capture leaves no `ip.dst`
 /// (transitd showed it from 20 bytes on). scapy writes headers of 12 option bytes (NOPs; an

@@ -186,7 +186,10 @@ fn parse_ethernet(key: &mut Key, frame: &[u8], start: usize, in_pseudowire: bool
         if !VLAN_ETHERTYPES.contains(&ether_type) {
             break;
         }
-        let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::Truncated) };
+        let Ok(vlan) = SingleVlanSlice::from_slice(rest) else {
+            record_cut_tag(key, ether_type, rest);
+            return Parsed::Bad(DropReason::Truncated);
+        };
         if !record_tag(key, ether_type, vlan.vlan_identifier().value()) {
             return Parsed::Bad(DropReason::TooManyVlanTags);
         }
@@ -215,6 +218,23 @@ fn record_tag(key: &mut Key, ether_type: EtherType, id: u16) -> bool {
     key.push_vlan(id)
 }
 
+/// Records the VLAN ID of an 802.1Q tag that the capture cut short of its EtherType (`rest`,
+/// announced by `ether_type`; a snap length of 16 to 21 bytes under one or two tags): tshark
+/// reads the ID from the tag's first two bytes and shows `vlan` and `vlan.id` without the
+/// rest. An 802.1ad tag so cut it shows as `ieee8021ad` with no ID, which the key cannot
+/// hold: none is recorded.
+#[cold]
+fn record_cut_tag(key: &mut Key, ether_type: EtherType, rest: &[u8]) {
+    if ether_type == EtherType::PROVIDER_BRIDGING {
+        return;
+    }
+    if let [high, low, ..] = *rest {
+        // The tag control information: `push_vlan` keeps its low 12 bits, the ID. Past the
+        // three the key holds (behind a fourth tag) it is not recorded, as whole ones are not.
+        let _ = key.push_vlan(u16::from_be_bytes([high, low]));
+    }
+}
+
 /// The tags from a fourth on (`rest`, announced by `ether_type`), and what they carry: the
 /// frame is dropped, but tshark reads the IP packet under any number of tags, an MPLS stack
 /// and what it carries too, and so does the key (the IDs of 802.1Q tags past the third
@@ -229,7 +249,10 @@ fn too_many_vlan_tags(
 ) -> Parsed {
     // Each tag takes four bytes, so the frame's length bounds the walk.
     while VLAN_ETHERTYPES.contains(&ether_type) {
-        let Ok(vlan) = SingleVlanSlice::from_slice(rest) else { return Parsed::Bad(DropReason::TooManyVlanTags) };
+        let Ok(vlan) = SingleVlanSlice::from_slice(rest) else {
+            record_cut_tag(key, ether_type, rest);
+            return Parsed::Bad(DropReason::TooManyVlanTags);
+        };
         let _ = record_tag(key, ether_type, vlan.vlan_identifier().value());
         ether_type = vlan.ether_type();
         rest = vlan.payload_slice();
@@ -359,6 +382,26 @@ mod tests {
         }
         f.extend([0u8; 40]);
         assert_eq!(parse_frame(&f, f.len() as u32).1, Parsed::Bad(DropReason::TooManyVlanTags));
+    }
+
+    #[test]
+    fn a_tag_cut_after_its_id_keeps_the_id_and_is_truncated() {
+        // VLAN_UDP (802.1Q, ID 100) cut one byte into its tag, then right after its ID: the
+        // ID is read from two bytes, as tshark reads it; the frame is truncated either way.
+        let (one_byte, parsed) = parse_frame(&VLAN_UDP[..15], 64);
+        assert_eq!((one_byte.get(Dim::Vlan0), parsed), (classifier::ABSENT, Parsed::Bad(DropReason::Truncated)));
+        let (id_only, parsed) = parse_frame(&VLAN_UDP[..16], 64);
+        assert_eq!((id_only.get(Dim::Vlan0), parsed), (100, Parsed::Bad(DropReason::Truncated)));
+        // Under priority 7 and the drop-eligible bit, the ID is still its 12 bits.
+        let mut marked = VLAN_UDP[..16].to_vec();
+        marked[14] |= 0xf0;
+        assert_eq!(parse_frame(&marked, 64).0.get(Dim::Vlan0), 100);
+        // An 802.1ad tag so cut records nothing: tshark shows it with no ID.
+        let (service, parsed) = parse_frame(&ethernet(0x88a8, &VLAN_UDP[14..16]), 64);
+        assert_eq!(
+            (service.get(Dim::ServiceVlan), service.get(Dim::Vlan0), parsed),
+            (classifier::ABSENT, classifier::ABSENT, Parsed::Bad(DropReason::Truncated))
+        );
     }
 
     #[test]
