@@ -131,6 +131,9 @@ impl Prober {
         if let Some((old, succession)) = old {
             for (t, &was) in succession.tunnels.iter().enumerate() {
                 let Some(o) = was else { continue };
+                // The count of downs follows the name, however the tunnel is probed now: a
+                // down the old probes found after the reload's copy counts too.
+                snap.health.carry_downs(t, &old.health, o);
                 // Not probed any more, or not as it was (another router, key or inner
                 // addresses: what the old probes found says nothing of the new ones): up, as
                 // the reload made it, and started afresh when probed, as a new tunnel is.
@@ -530,6 +533,28 @@ remote = "198.51.100.2"
         assert!(moved.health.is_up(0) && !moved.health.judged(0), "as a new tunnel");
         assert!(!moved.health.record_reply(0, "probed", &late), "a reply of the old router's life");
         assert_eq!(probes_in_one_tick(&mut p, &moved, 6000 * MS), [(0, 1)], "probed at once, from #1");
+    }
+
+    /// A tunnel's count of downs follows its name wherever the tunnel goes: moved to another
+    /// router it is probed afresh, but its series (its name and customer) is the same, and a
+    /// count that fell back to 0 read as a counter reset. A down the old router's probes
+    /// found after the reload's copy, before the prober moved, is counted too.
+    #[test]
+    fn a_tunnels_downs_follow_its_name_to_another_router() {
+        let old = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &old);
+        old.health.set_up(0, false);
+        old.health.set_up(0, true);
+        let text = snap_text("").replace("remote = \"198.51.100.1\"", "remote = \"198.51.100.9\"");
+        let mut moved = Snapshot::build(&crate::config::parse("t.toml", &text).unwrap()).unwrap();
+        moved.take_over_from(&old);
+        assert_eq!(moved.health.downs(0), 1, "the reload's copy");
+        // The prober, still on the old snapshot, takes the old router's tunnel down again.
+        old.health.set_up(0, false);
+        assert_eq!(p.rebind(Some(&old), &moved), [0]);
+        assert_eq!(moved.health.downs(0), 2, "the prober's move");
+        assert!(moved.health.is_up(0) && !moved.health.judged(0), "otherwise afresh, as a new tunnel");
     }
 
     /// A reload that gives a probed tunnel another GRE key, or another `interface`, starts

@@ -59,6 +59,9 @@ impl Snapshot {
         // Names first: the rest of the succession reads the TCP list versions carried below.
         let succession = Succession::names_only(old, self);
         self.health.inherit(&succession.same_router, &succession.probed_as_before, &old.health);
+        // The count of downs by name alone: it is the series of the tunnel's name, moved to
+        // another router or not.
+        self.health.inherit_downs(&succession.tunnels, &old.health);
         // Another path says nothing of what the old one took; other headers (a key or a
         // checksum added) leave the inner packet less of it.
         let path = |t: &Tunnel| (t.gre.endpoints, t.gre.overhead());

@@ -245,6 +245,27 @@ impl HealthTable {
         }
     }
 
+    /// Carries each tunnel's count of downs over from `old`, tunnel `t` from tunnel
+    /// `named[t]` (the one of its name: [`super::Succession::tunnels`]), wherever it now
+    /// reaches and however it is probed: the count is the series of its name, and one that
+    /// fell back at a reload (moved to another router, the tunnel is probed afresh) would
+    /// read as a reset, its increase lost.
+    pub fn inherit_downs(&self, named: &[Option<usize>], old: &HealthTable) {
+        for (t, o) in named.iter().enumerate() {
+            if let Some(o) = *o {
+                self.carry_downs(t, old, o);
+            }
+        }
+    }
+
+    /// Tunnel `t` counts at least the downs of tunnel `o` of `old`: the reload's copy, and
+    /// again at the prober's move, which may have taken `o` down in `old` since.
+    pub fn carry_downs(&self, t: usize, old: &HealthTable, o: usize) {
+        if let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) {
+            new.downs.fetch_max(old.downs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// Copies tunnel `o` of `old` into tunnel `t` (its state and life only if still
     /// `probed` as it was: one that is not keeps no answers and its new life, since a
     /// prober that probes it again, or anew, starts its sequence numbers over, and old
@@ -258,9 +279,6 @@ impl HealthTable {
         let old_doubts = &old.doubts;
         let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) else { return };
         new.up.store(!probed || old.up.load(Ordering::Relaxed), Ordering::Relaxed);
-        // The count follows the name whatever else starts afresh: a counter that fell back
-        // at a reload would read as a reset, its increase lost.
-        new.downs.store(old.downs.load(Ordering::Relaxed), Ordering::Relaxed);
         // One that lapsed is carried and cleared at the prober's next check.
         let carried = old.path_mtu.load(Ordering::SeqCst);
         if path_mtu && carried != 0 {
@@ -392,7 +410,8 @@ mod tests {
 
     /// Each change from up to down is counted once (setting a state it has already is no
     /// change), and the count carries over a reload by name, however the tunnel is probed
-    /// there: a counter that started over at a reload would read as a reset.
+    /// there and whatever router it reaches: a counter that started over at a reload would
+    /// read as a reset.
     #[test]
     fn downs_are_counted_once_each_and_carried_over_reloads() {
         let old = HealthTable::new(2);
@@ -403,12 +422,20 @@ mod tests {
         assert!(!old.is_up(0));
         let new = HealthTable::new(3);
         new.inherit(&[None, Some(0), Some(1)], &[true, true, false], &old);
+        new.inherit_downs(&[None, Some(0), Some(1)], &old);
         assert_eq!((new.downs(0), new.downs(1), new.downs(2)), (0, 3, 0));
         let afresh = HealthTable::new(1);
         afresh.inherit(&[Some(1)], &[false], &new);
+        afresh.inherit_downs(&[Some(1)], &new);
         assert!(afresh.is_up(0), "probed afresh: up");
         assert_eq!(afresh.downs(0), 3, "the count goes on");
         afresh.set_up(0, false);
         assert_eq!(afresh.downs(0), 4);
+        // Moved to another router: its probe state is not carried (no tunnel of the same
+        // router), its count is (the same name).
+        let moved = HealthTable::new(1);
+        moved.inherit(&[None], &[false], &afresh);
+        moved.inherit_downs(&[Some(0)], &afresh);
+        assert_eq!(moved.downs(0), 4, "the count goes on under its name");
     }
 }
