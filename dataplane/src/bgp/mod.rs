@@ -155,6 +155,24 @@ fn prefix_serving(snap: &Snapshot, net: IpNet, customer: CustomerId, groups: &[S
     customer.routes.values_within(net).map(of).max().unwrap_or(Serving::Yes)
 }
 
+/// Per customer, how many of its prefixes have every tunnel their routes take down
+/// ([`Serving::No`], as `withdraw_customers_without_tunnels` judges a prefix, set or not):
+/// their traffic has nowhere to go from here. For the metrics, whose tunnels up or down
+/// say less: a tunnel no route takes (a spare, not probed and so always up) carries none of
+/// it, and read by customer it hid every other tunnel being down.
+pub fn unreachable_prefixes(snap: &Snapshot) -> Vec<u64> {
+    let groups = group_serving(snap);
+    let mut counts = vec![0; snap.customers.len()];
+    for &(net, customer) in &snap.customer_prefixes {
+        if prefix_serving(snap, net, customer, &groups) == Serving::No
+            && let Some(n) = counts.get_mut(usize::from(customer))
+        {
+            *n += 1;
+        }
+    }
+    counts
+}
+
 /// The file whose lock makes a guard the only one keeping `include`: `<include>.lock`.
 pub fn lock_path(include: &Path) -> PathBuf {
     beside(include, ".lock")

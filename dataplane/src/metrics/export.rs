@@ -350,6 +350,29 @@ impl Scrape<'_> {
                 Ok(())
             },
         )?;
+        // Whether a customer's traffic has somewhere to go is the tunnels its prefixes' routes
+        // take: read from transitd_tunnel_up by customer, a spare no route takes (not checked,
+        // so always 1) said it had while every tunnel its traffic took was down.
+        let unreachable = crate::bgp::unreachable_prefixes(snap);
+        let mut checked = vec![false; snap.customers.len()];
+        for t in snap.tunnels.iter().filter(|t| t.interface.is_some()) {
+            if let Some(c) = checked.get_mut(usize::from(t.customer)) {
+                *c = true;
+            }
+        }
+        family(
+            enc,
+            "transitd_customer_unreachable_prefixes",
+            "Prefixes of the customer every tunnel of whose routes is down (as withdraw_customers_without_tunnels judges them, set or not): their traffic has nowhere to go from here. A tunnel no route takes counts for nothing. Customers without a health-checked tunnel have no sample",
+            MetricType::Gauge,
+            |m| {
+                let customers = snap.customers.iter().zip(&unreachable).zip(&checked);
+                for ((c, &n), _) in customers.filter(|(_, is_checked)| **is_checked) {
+                    sample(m, &[("customer", c.name.as_str())], n, MetricType::Gauge)?;
+                }
+                Ok(())
+            },
+        )?;
         let now = crate::io::wall_clock_ns();
         let link = self.src.link_mtu.as_ref().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).filter(|&m| m > 0);
         family(

@@ -524,6 +524,31 @@ tunnel = "acme-gre"
         assert_eq!(scrape(&snap), (Some(1.0), Some(2.0), None), "up at both scrapes, down twice between");
     }
 
+    /// acme's one route takes acme-gre; acme-spare (not checked: always up) is in none. With
+    /// acme-gre down its prefix's traffic has nowhere to go: counted unreachable, though
+    /// acme-spare reads 1 in transitd_tunnel_up, which by customer said acme had a tunnel up.
+    #[test]
+    fn a_prefix_whose_routes_tunnels_are_down_is_unreachable_whatever_a_spare_says() {
+        let snap = Arc::new(snapshot_with("", ""));
+        let scrape = |snap: &Arc<Snapshot>| {
+            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
+            let samples = parse(&text);
+            let unreachable = samples
+                .iter()
+                .find(|s| s.name == "transitd_customer_unreachable_prefixes" && s.label("customer") == "acme")
+                .map(|s| s.value);
+            let best_tunnel = samples
+                .iter()
+                .filter(|s| s.name == "transitd_tunnel_up" && s.label("customer") == "acme")
+                .map(|s| s.value)
+                .fold(0.0, f64::max);
+            (unreachable, best_tunnel)
+        };
+        assert_eq!(scrape(&snap), (Some(0.0), 1.0));
+        snap.health.set_up(0, false);
+        assert_eq!(scrape(&snap), (Some(1.0), 1.0), "acme-spare up, and no route takes it");
+    }
+
     /// A tunnel whose outer packet would not fit the served interface's MTU is scraped at
     /// what the data plane holds it to (a 1400-byte veth: 1400 less 24 bytes of GRE over
     /// IPv4), not at its `mtu`. Needs root, as the lab tests do.
