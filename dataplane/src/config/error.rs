@@ -139,7 +139,7 @@ impl fmt::Display for ConfigErrors {
             write!(f, "{e}")?;
         }
         if self.0.len() > shown {
-            write!(f, "\n... and {} more errors", self.0.len() - shown)?;
+            write!(f, "\n... and {}", crate::report::counted(self.0.len() - shown, "more error"))?;
         }
         Ok(())
     }
@@ -157,7 +157,7 @@ pub fn warning_lines(warnings: &[ConfigError]) -> impl Iterator<Item = String> +
         .iter()
         .take(shown)
         .map(ToString::to_string)
-        .chain((more > 0).then(|| format!("... and {more} more warnings")))
+        .chain((more > 0).then(|| format!("... and {}", crate::report::counted(more, "more warning"))))
 }
 
 #[cfg(test)]
@@ -206,5 +206,20 @@ mod tests {
         let text = errors.to_string();
         assert_eq!(text.lines().count(), 101);
         assert!(text.ends_with("... and 150 more errors"), "{text}");
+    }
+
+    /// One past the hundred shown is "1 more error", as a list's one refused member past its
+    /// hundred is "1 more member" (a list of 101 bad members, with the line saying that
+    /// one, made 101 errors and "... and 1 more errors").
+    #[test]
+    fn one_past_the_hundred_is_said_in_the_singular() {
+        let at = SourcePos { file: "f".into(), line: 1, col: 1 };
+        let text = ConfigErrors(vec![ConfigError::new(at.clone(), "bad"); 101]).to_string();
+        assert_eq!(text.lines().count(), 101);
+        assert!(text.ends_with("\n... and 1 more error"), "{text}");
+        let warnings = vec![ConfigError::new(at, "odd"); 101];
+        let lines: Vec<String> = warning_lines(&warnings).collect();
+        assert_eq!(lines.last().map(String::as_str), Some("... and 1 more warning"));
+        assert_eq!(warning_lines(&warnings[..100]).count(), 100);
     }
 }

@@ -111,10 +111,7 @@ impl Builder<'_> {
         }
         if count > most {
             let more = count - most;
-            let more = match more {
-                1 => "1 more member is refused".to_string(),
-                more => format!("{more} more members are refused"),
-            };
+            let more = crate::report::counted_as(more, "more member is refused", "more members are refused");
             self.err(&l.name.span(), format!("list `{}`: {more}", l.name.get_ref()));
         }
         None
