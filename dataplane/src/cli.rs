@@ -304,8 +304,10 @@ pub struct CaptureArgs {
     pub capture_rate: u32,
     /// The capture file stops growing at this size: a number of bytes, or with K, M or G
     /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000); at least 1K.
+    // Any value with a minus, not only what clap takes for a number: `-1K` was taken for the
+    // flags `-1` and `-K` ("unexpected argument '-1'"), never said to be negative.
     #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = parse_size, requires = "capture_drops",
-          allow_negative_numbers = true)]
+          allow_hyphen_values = true)]
     pub capture_max_size: u64,
     /// Bytes kept of each frame, 64 to 65536 (default: the configured frame size, i.e. whole
     /// frames).
@@ -420,7 +422,12 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// [`MIN_STATS_INTERVAL`]. A shorter one printed rates "over 0.00 s" from counters that
 /// had not moved, or had moved by a whole publication, between the readings.
 pub fn parse_stats_interval(text: &str) -> Result<Duration, String> {
-    let interval = parse_seconds(text)?;
+    // A number out of range is said with this flag's own range: `-1` was "not between 0 and
+    // 86400 seconds", a range that holds the 0.5 it refuses.
+    let interval = parse_seconds(text).map_err(|e| match text.trim().parse::<f64>() {
+        Ok(_) => format!("`{text}` is not between {} and {MAX_SECONDS_FLAG} seconds", MIN_STATS_INTERVAL.as_secs_f64()),
+        Err(_) => e,
+    })?;
     if interval < MIN_STATS_INTERVAL {
         return Err(format!(
             "`{text}` is shorter than {} s: workers publish their counters every {} s, so a rate over a shorter \
@@ -552,9 +559,16 @@ mod tests {
         };
         assert_eq!(interval("1"), Ok(Some(Duration::from_secs(1))));
         assert_eq!(interval("2.5"), Ok(Some(Duration::from_millis(2500))));
-        // A negative one is no unexpected argument (as clap took `-1` to be) but out of range.
-        let e = interval("-1").unwrap_err();
-        assert!(e.contains("`-1` is not between 0 and 86400 seconds"), "{e}");
+        // A negative one is no unexpected argument (as clap took `-1` to be) but out of range:
+        // this flag's range, from its floor (0 was said, a floor it refuses).
+        for (value, said) in [
+            ("-1", "`-1` is not between 1 and 86400 seconds"),
+            ("86401", "`86401` is not between 1 and 86400 seconds"),
+            ("x", "`x` is not a number of seconds"),
+        ] {
+            let e = interval(value).unwrap_err();
+            assert!(e.contains(said), "{e}");
+        }
         // Rates "over 0.00 s" were printed for these (and 0.005 was "over 0.01 s").
         for short in ["0", "1e-10", "0.001", "0.005", "0.5", "0.999"] {
             let e = interval(short).unwrap_err();
@@ -631,6 +645,11 @@ mod tests {
         ] {
             let e = capture(flag, "-1");
             assert!(e.contains(&format!("invalid value '-1' for '{flag} <")) && e.contains(said), "{flag}: {e}");
+        }
+        // A size with a unit is no number to clap, which took `-1K` for flags (`-1`, `-K`).
+        for value in ["-1K", "-1.5M"] {
+            let e = capture("--capture-max-size", value);
+            assert!(e.contains(&format!("`{value}` is negative: a size is a number of bytes")), "{e}");
         }
         for value in ["63", "65537"] {
             let e = capture("--capture-snaplen", value);
