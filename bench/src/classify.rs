@@ -89,10 +89,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Both ways it is timed: one key at a time, and in the batches of 64 of the second row
     // and of the DPDK comparison.
     anyhow::ensure!(n > 0, "the trace {} has no headers: nothing to measure", args.files.trace.display());
-    let batched = batch_answers(&table, &refs);
+    let answered_in_batches = batch_answers(&table, &refs);
     let step = (trace.len() / 100_000).max(1);
     let mut matched = 0usize;
-    for ((h, k), &in_batch) in trace.iter().zip(&keys).zip(&batched).step_by(step) {
+    for ((h, k), &in_batch) in trace.iter().zip(&keys).zip(&answered_in_batches).step_by(step) {
         let (got, want) = (table.first_match(k, &[]), classbench::first_match_linear(&rules, h));
         anyhow::ensure!(got == want, "the table answers {got:?} where the linear scan answers {want:?} for {h:?}");
         anyhow::ensure!(
@@ -265,7 +265,11 @@ fn dpdk_agrees(args: &Args, alg: &str, table: &RuleTable, keys: &[&classifier::K
     let (_, theirs) = dpdk_run(args, alg, 1, true)?;
     let compared = theirs.len().min(ours.len());
     let differ = ours.iter().zip(&theirs).filter(|(a, b)| a != b).count();
-    println!("dpdk-test-acl --alg={alg}: {compared} answers compared with transitd's, {differ} differ");
+    println!(
+        "dpdk-test-acl --alg={alg}: {} compared with transitd's, {}",
+        transitd::report::counted(compared, "answer"),
+        transitd::report::counted_as(differ, "differs", "differ")
+    );
     anyhow::ensure!(differ == 0 && compared == keys.len(), "answers differ from dpdk-test-acl --alg={alg}");
     Ok(())
 }
@@ -347,7 +351,8 @@ fn scale(rules: &[ClassBenchRule], trace: &[Header], runs: usize) {
     let n = keys.len() as u64;
     println!(
         "\nlookup cost by rule count (first N rules of the set, same {n} headers), ns per lookup, median of \
-         {runs} runs (the linear scan's of {}):\n",
+         {} (the linear scan's of {}):\n",
+        transitd::report::counted(runs, "run"),
         runs.min(5)
     );
     println!("| rules | compiled, one at a time | compiled, batches of 64 | linear scan |\n|---:|---:|---:|---:|");

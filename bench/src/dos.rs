@@ -155,8 +155,9 @@ fn clean_forwarded_alike(without: &[u64], with: &[u64]) -> anyhow::Result<()> {
         anyhow::ensure!(base > 0, "clean traffic: the baseline forwarded nothing in timed run {run}");
         anyhow::ensure!(
             stage * 100 >= base * 99,
-            "clean traffic: timed run {run} forwarded {stage} frames with the stage, {base} without: the stage \
-             dropped traffic that is under every limit, so its row measured drops, not the stage"
+            "clean traffic: timed run {run} forwarded {} with the stage, {base} without: the stage \
+             dropped traffic that is under every limit, so its row measured drops, not the stage",
+            transitd::report::counted(stage as usize, "frame")
         );
     }
     Ok(())
