@@ -31,7 +31,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::snapshot::{Bgp, CustomerId, RouteGroupId, Snapshot};
+use crate::snapshot::{Bgp, CustomerId, NextTunnel, RouteGroupId, Snapshot, Tunnel};
 
 /// Whether a customer prefix's tunnels serve, as `withdraw_customers_without_tunnels` judges
 /// it: the best of the tunnels its routes take, in this order.
@@ -76,13 +76,13 @@ impl Announcements {
         if let Some(v6) = snap.anycast_v6 {
             set.insert(IpNet::V6(Ipv6Net::from(v6)));
         }
-        let judged = snap.bgp.as_ref().is_some_and(|b| b.withdraw_customers_without_tunnels);
+        let withdraw_for_tunnels = snap.bgp.as_ref().is_some_and(|b| b.withdraw_customers_without_tunnels);
         // Each route group's best tunnel, one walk over the groups (ten times a second):
         // a prefix is then judged by the groups its addresses look up.
-        let groups = if judged { group_serving(snap) } else { Vec::new() };
+        let groups = if withdraw_for_tunnels { group_serving(snap) } else { Vec::new() };
         for &(net, customer) in &snap.customer_prefixes {
             // Without the setting none is asked: every customer is announced.
-            let asked = judged.then(|| announce(net, prefix_serving(snap, net, customer, &groups)));
+            let asked = withdraw_for_tunnels.then(|| announce(net, prefix_serving(snap, net, customer, &groups)));
             if asked.unwrap_or(true) {
                 set.insert(net);
             }
@@ -122,7 +122,7 @@ impl Announcements {
 /// never down), or up while its probes are not judged yet. A probed tunnel is counted on
 /// once the prober has judged it: up from the start, a dead one had its customer announced
 /// at every start (and every reload that added it) and withdrawn a few probes later.
-fn tunnel_serving(snap: &Snapshot, t: &crate::snapshot::Tunnel) -> Serving {
+fn tunnel_serving(snap: &Snapshot, t: &Tunnel) -> Serving {
     if !snap.health.is_up(t.id) {
         Serving::No
     } else if t.interface.is_none() || snap.health.judged(t.id) {
@@ -137,7 +137,7 @@ fn tunnel_serving(snap: &Snapshot, t: &crate::snapshot::Tunnel) -> Serving {
 /// tunnels does; with all down it takes them anyway, and its traffic is lost here.
 fn group_serving(snap: &Snapshot) -> Vec<Serving> {
     let tunnels: Vec<Serving> = snap.tunnels.iter().map(|t| tunnel_serving(snap, t)).collect();
-    let of = |n: &crate::snapshot::NextTunnel| tunnels.get(usize::from(n.tunnel)).copied();
+    let of = |n: &NextTunnel| tunnels.get(usize::from(n.tunnel)).copied();
     snap.route_groups.iter().map(|group| group.iter().filter_map(of).max().unwrap_or(Serving::No)).collect()
 }
 

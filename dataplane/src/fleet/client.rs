@@ -43,7 +43,7 @@ pub(super) const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
 
 /// The shortest time between two take-overs of the watch by another member without an
 /// outage being said ([`watch_loop`]).
-const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
+const MIN_TAKE_OVER_GAP: Duration = Duration::from_secs(5);
 
 fn options() -> ConnectOptions {
     ConnectOptions::new()
@@ -237,10 +237,10 @@ async fn watch_loop(
                 // (compacted): another that answers takes over at once, which is no outage
                 // of etcd. Said as one, it was on every rolling restart of etcd's members,
                 // with `transitd_config_source_up` at 0. An outage is said when none answers,
-                // or when the watch fails again within TAKE_OVER_EVERY: a watch failing over
+                // or when the watch fails again within MIN_TAKE_OVER_GAP: a watch failing over
                 // and over backs off below rather than reconnecting in a tight loop.
                 let followed = down_since.is_none() && up.load(Ordering::Relaxed);
-                if followed && taken_over.is_none_or(|at| at.elapsed() >= TAKE_OVER_EVERY) {
+                if followed && taken_over.is_none_or(|at| at.elapsed() >= MIN_TAKE_OVER_GAP) {
                     log_line!("transitd: {source}: {}; reading the prefix again from a member that answers", said(&e));
                     taken_over = Some(std::time::Instant::now());
                     continue;

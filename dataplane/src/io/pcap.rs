@@ -172,14 +172,14 @@ impl PcapSink {
         // Short of `whole` only while the header is not whole: then nothing is kept.
         let keep = if output.taken < self.whole { 0 } else { self.whole };
         let regular = output.file.metadata().is_ok_and(|m| m.is_file());
-        let held = crate::report::counted(self.written as usize, "frame");
+        let frames = crate::report::counted(self.written as usize, "frame");
         let held = match output.made && regular {
             true => match output.file.set_len(keep) {
-                Ok(()) => format!("the file is cut back to the {held} written whole"),
-                Err(cut) => format!("{held} written whole; cutting the file back to them failed: {cut}"),
+                Ok(()) => format!("the file is cut back to the {frames} written whole"),
+                Err(cut) => format!("{frames} written whole; cutting the file back to them failed: {cut}"),
             },
-            false if output.taken > keep => format!("{held} written whole, then part of the next"),
-            false => format!("{held} written whole"),
+            false if output.taken > keep => format!("{frames} written whole, then part of the next"),
+            false => format!("{frames} written whole"),
         };
         std::io::Error::new(e.kind(), format!("--out {}: {e}; {held}", self.path.display()))
     }

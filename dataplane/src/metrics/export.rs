@@ -334,6 +334,31 @@ impl Scrape<'_> {
                 Ok(())
             },
         )?;
+        self.tunnel_downs_and_unreachable_prefixes(enc)?;
+        let now = crate::io::wall_clock_ns();
+        let link = self.src.link_mtu.as_ref().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).filter(|&m| m > 0);
+        family(
+            enc,
+            "transitd_tunnel_mtu_bytes",
+            "The largest inner IPv4 packet a tunnel takes now: its mtu, or less while a path MTU the underlay reported holds (path_mtu_discovery, ten minutes; IPv6 is held no lower than 1280) or where its outer packet would not fit the interface's MTU",
+            MetricType::Gauge,
+            |m| {
+                for t in &snap.tunnels {
+                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now, link);
+                    sample(m, &labels, u64::from(mtu), MetricType::Gauge)?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// What a tunnel's state at a scrape does not say, in `customers_and_tunnels`' output
+    /// where it is called: how often each health-checked tunnel went down, and how many of
+    /// each customer's prefixes have every tunnel of their routes down.
+    fn tunnel_downs_and_unreachable_prefixes(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let snap = self.snap;
         // A tunnel that goes down and comes back between two scrapes reads up at both: only a
         // count says it flapped (and how often), as the log does.
         family(
@@ -373,23 +398,7 @@ impl Scrape<'_> {
                 Ok(())
             },
         )?;
-        let now = crate::io::wall_clock_ns();
-        let link = self.src.link_mtu.as_ref().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).filter(|&m| m > 0);
-        family(
-            enc,
-            "transitd_tunnel_mtu_bytes",
-            "The largest inner IPv4 packet a tunnel takes now: its mtu, or less while a path MTU the underlay reported holds (path_mtu_discovery, ten minutes; IPv6 is held no lower than 1280) or where its outer packet would not fit the interface's MTU",
-            MetricType::Gauge,
-            |m| {
-                for t in &snap.tunnels {
-                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
-                    let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now, link);
-                    sample(m, &labels, u64::from(mtu), MetricType::Gauge)?;
-                }
-                Ok(())
-            },
-        )
+        Ok(())
     }
 
     /// Hits of every rule of the running snapshot (firewall, egress, DoS, TCP protection),

@@ -62,7 +62,7 @@ impl Builder<'_> {
         let customer_by_prefix = IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer)));
         let (tunnel_sides, tunnel_broadcasts, tunnel_sides_in_prefixes) =
             tunnel_addresses(&c.tunnels, &customer_by_prefix);
-        self.warn_inert(loaded, (probed, routes_probed), dos.buckets.is_empty(), &tcp);
+        self.warn_inert(loaded, probed, routes_probed, dos.buckets.is_empty(), &tcp);
         Snapshot {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             succession: None,
@@ -209,9 +209,15 @@ impl Builder<'_> {
     /// Settings written that nothing in the configuration uses: said, not refused (a fleet's
     /// shared file may hold them on purpose, for servers whose part uses them), since a
     /// setting that silently does nothing looks like one that works. `probed`: whether any
-    /// tunnel is, and whether any a route takes is.
-    fn warn_inert(&mut self, loaded: &Loaded, probed: (bool, bool), no_buckets: bool, tcp: &TcpProtection) {
-        let (probed, routes_probed) = probed;
+    /// tunnel is; `routes_probed`: whether any a route takes is.
+    fn warn_inert(
+        &mut self,
+        loaded: &Loaded,
+        probed: bool,
+        routes_probed: bool,
+        no_buckets: bool,
+        tcp: &TcpProtection,
+    ) {
         let file = &loaded.file;
         let h = &file.health;
         let health_written =

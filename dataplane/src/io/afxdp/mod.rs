@@ -86,7 +86,7 @@ pub struct AfXdpIo<X = XskSocket> {
     kick_error_said: Option<i32>,
     /// The completions counted once every frame the kernel had taken at the last failed kick
     /// has completed: a completion past it is of a frame taken since.
-    kick_error_last_taken: u64,
+    completions_owed_at_refusal: u64,
     tx_watch: TxWatch,
     /// The socket as messages name it: its interface and queue.
     label: String,
@@ -173,7 +173,7 @@ impl<X: Xsk> AfXdpIo<X> {
             jumbo,
             descs: vec![Desc::default(); BATCH_SIZE].into_boxed_slice(),
             kick_error_said: None,
-            kick_error_last_taken: 0,
+            completions_owed_at_refusal: 0,
             tx_watch: TxWatch::default(),
             label: "an AF_XDP socket".to_string(),
             unsent: ArrayVec::new(),

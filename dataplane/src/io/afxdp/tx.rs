@@ -57,7 +57,7 @@ impl<X: Xsk> AfXdpIo<X> {
         // A frame completed that the kernel took after the failed kick: it sends again, and
         // the outage is over (said again if the kicks fail again), though no kick may have
         // worked since: a zero-copy driver sends without one while it asks for none.
-        if self.stats.completed > self.kick_error_last_taken {
+        if self.stats.completed > self.completions_owed_at_refusal {
             self.kick_error_said = None;
         }
         let taken = done.len();
@@ -96,7 +96,7 @@ impl<X: Xsk> AfXdpIo<X> {
                     // Frames the kernel took before (a NIC's, sent or sending) complete
                     // whatever it does now: their completions end no outage.
                     let taken = self.count.in_tx.saturating_sub(self.xsk.tx_unsent() as u64);
-                    self.kick_error_last_taken = self.stats.completed + taken;
+                    self.completions_owed_at_refusal = self.stats.completed + taken;
                     if self.kick_error_said != Some(errno) {
                         self.kick_error_said = Some(errno);
                         log_line!(

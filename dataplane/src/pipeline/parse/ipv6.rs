@@ -163,6 +163,7 @@ struct FragmentHeader {
 }
 
 impl FragmentHeader {
+    /// The fields of the fragment header `f`.
     fn of(f: &Ipv6FragmentHeaderSlice<'_>) -> FragmentHeader {
         FragmentHeader {
             next_header: f.next_header().0,
@@ -172,6 +173,7 @@ impl FragmentHeader {
         }
     }
 
+    /// Puts them in the rule key, where `ipv6.fraghdr.*` reads them.
     fn fill(self, key: &mut Key) {
         key.set_ipv6_fragment(self.next_header, self.offset_units, self.more, self.ident);
     }
