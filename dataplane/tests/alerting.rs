@@ -252,8 +252,7 @@ fn the_dashboards_queries_parse() {
             format!("      - record: dashboard_query_{i}\n        expr: '{}'\n", e.replace("$instance", ".*"))
         })
         .collect();
-    let dir = std::env::temp_dir().join(format!("transitd-dashboard-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dashboard");
     std::fs::write(dir.join("queries.yml"), format!("groups:\n  - name: dashboard\n    rules:\n{rules}")).unwrap();
     let checked = promtool(&dir, &["check", "rules", "queries.yml"]);
     assert!(checked.contains("SUCCESS"), "{checked}");
@@ -286,8 +285,7 @@ fn the_documented_scrape_interval_fills_the_dashboards_rate_windows() {
     let block = doc.find("```yaml\n# prometheus.yml\n").expect("docs/operations.md's prometheus.yml");
     let start = block + "```yaml\n".len();
     let config = &doc[start..start + doc[start..].find("```").expect("the block's end")];
-    let dir = std::env::temp_dir().join(format!("transitd-scrape-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("scrape-config");
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let checked = promtool(&dir, &["check", "config", "prometheus.yml"]);
     assert!(checked.contains("SUCCESS"), "{checked}");

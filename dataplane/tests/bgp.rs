@@ -24,8 +24,7 @@ fn show(config: &std::path::Path) -> String {
 /// The routes of the include file as BIRD reads them: `bird -p` parses a configuration that
 /// includes it (and fails on anything it would refuse), then the file's `route` lines.
 fn parsed_by_bird(include: &str, name: &str) -> BTreeSet<String> {
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(&format!("bgp-{name}"));
     std::fs::write(dir.join("routes.conf"), include).unwrap();
     let conf = format!(
         "router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}/routes.conf\";\n\
@@ -420,8 +419,7 @@ fn a_default_route_is_never_announced() {
 /// configuration (`bird -p`, BIRD's own parser, is the oracle).
 #[test]
 fn a_vacated_include_defines_nothing_twice() {
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-vacate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-vacate");
     let conf = dir.join("bird.conf");
     std::fs::write(&conf, format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}/*.inc\";\n", dir.display()))
         .unwrap();
@@ -476,8 +474,7 @@ fn withdraw_needs_a_bgp_section_and_show_says_it_is_missing() {
 fn the_guard_takes_a_new_withdraw_after_without_a_restart() {
     use std::io::Write as _;
     use std::process::Stdio;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-retime-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-retime");
     let include = dir.join("transitd.conf");
     let mut guard = Command::new(env!("CARGO_BIN_EXE_transitd"))
         .args(["bgp", "guard", "--bird-socket"])
@@ -517,8 +514,7 @@ fn the_guard_takes_a_new_withdraw_after_without_a_restart() {
 fn a_second_guard_on_one_include_file_is_refused() {
     use std::io::Write as _;
     use std::process::Stdio;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-guards-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-guards");
     let include = dir.join("transitd.conf");
     let guard = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_transitd"));
@@ -558,8 +554,7 @@ fn a_second_guard_on_one_include_file_is_refused() {
 /// refused (a rule that does not compile): it needs only `[bgp]`'s paths.
 #[test]
 fn withdraw_needs_only_the_bgp_section_to_be_sound() {
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-withdraw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-withdraw");
     let include = dir.join("transitd.conf");
     std::fs::write(&include, "# announced: 192.0.2.1/32\n").unwrap();
     let config = dir.join("edge.toml");
@@ -593,8 +588,7 @@ fn withdraw_needs_only_the_bgp_section_to_be_sound() {
 #[test]
 fn a_withdrawal_holds_even_when_bird_refuses_its_configuration() {
     use transitd::bgp::bird::{Applied, apply};
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-refused-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-refused");
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     let sound = format!("router id 10.0.0.1;\nprotocol device {{}}\ninclude \"{}\";\n", include.display());
     std::fs::write(&conf, &sound).unwrap();
@@ -748,8 +742,7 @@ struct GuardedBird {
 /// 203.0.113.0/24 and has said how that went.
 fn guarded_bird(name: &str) -> GuardedBird {
     use std::io::Write as _;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(&format!("bgp-{name}"));
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     std::fs::write(&conf, including(&include)).unwrap();
     std::fs::write(&include, "").unwrap();
@@ -766,8 +759,7 @@ fn guarded_bird(name: &str) -> GuardedBird {
 #[test]
 fn the_guard_says_whether_bird_took_the_announcement() {
     use std::io::Write as _;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-sync-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-sync");
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     let (mut guard, mut told, next) = guard_for(&socket, &include);
     writeln!(told, "announce 203.0.113.0/24").unwrap();
@@ -795,8 +787,7 @@ fn the_guard_says_whether_bird_took_the_announcement() {
 #[test]
 fn a_bird_that_does_not_include_the_file_is_not_in_sync() {
     use std::io::Write as _;
-    let dir = std::env::temp_dir().join(format!("transitd-bgp-unincluded-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("bgp-unincluded");
     let (conf, include, socket) = (dir.join("bird.conf"), dir.join("routes.conf"), dir.join("bird.ctl"));
     std::fs::write(&conf, "router id 10.0.0.1;\nprotocol device {}\n").unwrap();
     let mut bird = listening_bird(&conf, &socket);

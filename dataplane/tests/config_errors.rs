@@ -30,6 +30,17 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
+/// Configuration `text` written as `transitd.toml` in a directory of the calling test's own
+/// (`transitd-<name>-<pid>` in the temporary directory), where the test writes its list
+/// files beside it: the directory and the configuration's path.
+fn config_in_own_dir(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("transitd-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("transitd.toml");
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
 #[test]
 fn every_semantic_error_is_reported_at_its_position() {
     // Columns count characters from 1; each error's position is the start of the value.
@@ -585,13 +596,8 @@ fn check_config_exits_zero_on_good_and_one_on_bad_files() {
 
 #[test]
 fn list_errors_name_the_member_and_where_it_is_written() {
-    let dir = std::env::temp_dir().join(format!("transitd-list-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("feed.txt"), "# feed\n192.0.2.0/24\n  10.0.0.1/8  # typo\n").unwrap();
-    std::fs::write(dir.join("latin1.txt"), b"192.0.2.0/24\n198.51.100.0/24 # caf\xe9\n").unwrap();
-    let config = dir.join("transitd.toml");
-    std::fs::write(
-        &config,
+    let (dir, config) = config_in_own_dir(
+        "list-errors",
         r#"[server]
 anycast = "192.0.2.1"
 
@@ -623,8 +629,9 @@ file = "latin1.txt"
 name = "unnamed"
 file = ""
 "#,
-    )
-    .unwrap();
+    );
+    std::fs::write(dir.join("feed.txt"), "# feed\n192.0.2.0/24\n  10.0.0.1/8  # typo\n").unwrap();
+    std::fs::write(dir.join("latin1.txt"), b"192.0.2.0/24\n198.51.100.0/24 # caf\xe9\n").unwrap();
     let errors = errors_in(&config);
     let file = config.display();
     let feed = dir.join("feed.txt");
@@ -659,18 +666,8 @@ file = ""
 /// report shows, then how many more.
 #[test]
 fn every_bad_list_member_is_said_not_only_the_first() {
-    let dir = std::env::temp_dir().join(format!("transitd-list-every-error-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("feed.txt"),
-        "192.0.2.0/24\n10.0.0.1/8\n198.51.100.0/24\nfe80::1%eth0\n  9.9.9.9 8.8.8.8\n",
-    )
-    .unwrap();
-    let bad_lines = 1000;
-    std::fs::write(dir.join("junk.txt"), "junk\n".repeat(bad_lines)).unwrap();
-    let config = dir.join("transitd.toml");
-    std::fs::write(
-        &config,
+    let (dir, config) = config_in_own_dir(
+        "list-every-error",
         r#"[server]
 anycast = "192.0.2.1"
 
@@ -686,8 +683,14 @@ items = ["80", "8o", "443", "9..1", "2001:db8::1", "10.0.0.1"]
 name = "junk"
 file = "junk.txt"
 "#,
+    );
+    std::fs::write(
+        dir.join("feed.txt"),
+        "192.0.2.0/24\n10.0.0.1/8\n198.51.100.0/24\nfe80::1%eth0\n  9.9.9.9 8.8.8.8\n",
     )
     .unwrap();
+    let bad_lines = 1000;
+    std::fs::write(dir.join("junk.txt"), "junk\n".repeat(bad_lines)).unwrap();
     let errors = errors_in(&config);
     let file = config.display();
     let feed = dir.join("feed.txt");
@@ -716,13 +719,10 @@ file = "junk.txt"
 /// One bad member past the hundred said is "1 more member", not "1 more members".
 #[test]
 fn one_bad_member_past_those_said_is_one() {
-    let dir = std::env::temp_dir().join(format!("transitd-list-one-more-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let text = "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"junk\"\nfile = \"junk.txt\"\n";
+    let (dir, config) = config_in_own_dir("list-one-more", text);
     let shown = transitd::limits::MAX_REPORTED_ERRORS;
     std::fs::write(dir.join("junk.txt"), "junk\n".repeat(shown + 1)).unwrap();
-    let config = dir.join("transitd.toml");
-    std::fs::write(&config, "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"junk\"\nfile = \"junk.txt\"\n")
-        .unwrap();
     let errors = errors_in(&config);
     let _ = std::fs::remove_dir_all(dir);
     let said = format!("{}:5:8: list `junk`: 1 more member is refused", config.display());
@@ -734,12 +734,9 @@ fn one_bad_member_past_those_said_is_one() {
 fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
     // One more member than the bound, one character a line (counted as read, not collected
     // first: 64 MiB of such lines would be 33 million members).
-    let dir = std::env::temp_dir().join(format!("transitd-list-bound-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let text = "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"many\"\nfile = \"many.txt\"\n";
+    let (dir, config) = config_in_own_dir("list-bound", text);
     std::fs::write(dir.join("many.txt"), "1\n".repeat(transitd::limits::MAX_LIST_MEMBERS + 1)).unwrap();
-    let config = dir.join("transitd.toml");
-    std::fs::write(&config, "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"many\"\nfile = \"many.txt\"\n")
-        .unwrap();
     let errors = errors_in(&config);
     assert_eq!(errors, [format!("{}:5:8: list `many` has more than 4000000 members", config.display())]);
     let _ = std::fs::remove_dir_all(dir);
@@ -750,15 +747,11 @@ fn a_list_file_past_the_member_bound_is_refused_at_its_name() {
 /// message), and a fault's column is the one an editor shows.
 #[test]
 fn a_list_file_starting_with_a_byte_order_mark_reads_from_after_it() {
-    let dir = std::env::temp_dir().join(format!("transitd-list-bom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("transitd.toml");
-    std::fs::write(
-        &config,
+    let (dir, config) = config_in_own_dir(
+        "list-bom",
         "[server]\nanycast = \"192.0.2.1\"\n\n[[list]]\nname = \"feed\"\nfile = \"feed.txt\"\n\n\
          [[list]]\nname = \"bad\"\nfile = \"bad.txt\"\n",
-    )
-    .unwrap();
+    );
     std::fs::write(dir.join("feed.txt"), "\u{feff}203.0.113.0/24\n198.51.100.7\n").unwrap();
     std::fs::write(dir.join("bad.txt"), "\u{feff}10.0.0.1/8\n").unwrap();
     let bad = dir.join("bad.txt");
@@ -1242,14 +1235,11 @@ fn a_matches_pattern_past_the_compiled_bound_is_refused_at_its_position() {
 /// configuration at the third, which is named, and nothing after it is read.
 #[test]
 fn the_lists_of_a_configuration_are_bounded_together() {
-    let dir = std::env::temp_dir().join(format!("transitd-lists-total-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let members: String = (0..3_000_000u32).map(|i| format!("{}\n", i % 65536)).collect();
-    std::fs::write(dir.join("ports.list"), members).unwrap();
     let list = |n: u32| format!("[[list]]\nname = \"l{n}\"\nfile = \"ports.list\"\n");
     let text = format!("[server]\nanycast = \"192.0.2.1\"\n\n{}{}{}{}", list(1), list(2), list(3), list(4));
-    let file = dir.join("c.toml");
-    std::fs::write(&file, &text).unwrap();
+    let (dir, file) = config_in_own_dir("lists-total", &text);
+    let members: String = (0..3_000_000u32).map(|i| format!("{}\n", i % 65536)).collect();
+    std::fs::write(dir.join("ports.list"), members).unwrap();
     let errors = errors_in(&file);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -637,8 +637,7 @@ action = "accept"
     assert_eq!(hits, want.map(|(n, h)| (n.to_string(), h)));
 
     // transitd match --config, on the same frames.
-    let dir = std::env::temp_dir().join(format!("transitd-dos-both-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dos-both");
     let (file, pcap) = (dir.join("c.toml"), dir.join("f.pcap"));
     std::fs::write(&file, config).unwrap();
     write_pcap(&pcap, &frames);
@@ -672,8 +671,7 @@ action = "accept"
 /// must be in 2554 too.
 #[test]
 fn a_capture_stamped_past_the_clocks_end_is_still_rate_limited() {
-    let dir = std::env::temp_dir().join(format!("transitd-far-future-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("far-future");
     let config = dir.join("limit.toml");
     let limit = "[[dos.bucket]]\nname = \"udp\"\nkey = \"destination\"\nrate = 10\nburst = 1\n\
                  [[dos.rule]]\nname = \"udp-flood\"\nmatch = \"udp.dstport == 2000\"\naction = \"rate-limit\"\n\
@@ -1050,8 +1048,7 @@ fn an_enforced_rule_added_to_a_rule_keyed_bucket_keeps_its_previews() {
 
 /// `transitd match --json --config` of `config` on `capture`: the dry run's report.
 fn match_json(config: &str, capture: &std::path::Path, tag: &str) -> serde_json::Value {
-    let dir = std::env::temp_dir().join(format!("transitd-dos-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(&format!("dos-{tag}"));
     let file = dir.join("c.toml");
     std::fs::write(&file, config).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
@@ -1156,8 +1153,7 @@ fn a_monitor_mode_rate_limit_counts_what_enforcing_it_would_drop() {
 /// `transitd replay` of `config` on `capture`, capturing drops and monitor hits (every one):
 /// its report, and each captured frame's comment (tshark).
 fn replay_capturing(config: &str, capture: &std::path::Path, tag: &str) -> (String, Vec<String>) {
-    let dir = std::env::temp_dir().join(format!("transitd-dos-replay-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(&format!("dos-replay-{tag}"));
     let (file, drops) = (dir.join("c.toml"), dir.join("drops.pcapng"));
     std::fs::write(&file, config).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_transitd"))
@@ -1204,8 +1200,7 @@ fn later_fragments_of_ip_in_ip_below_the_inner_header_are_dropped() {
 /// (counted where they arrive: tshark reads the GRE written) and in `match --config`.
 #[test]
 fn frames_stamped_earlier_than_the_one_before_spend_the_burst_as_if_in_order() {
-    let dir = std::env::temp_dir().join(format!("transitd-backwards-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("backwards");
     let (capture, config, out) = (dir.join("in.pcap"), dir.join("edge.toml"), dir.join("out.pcap"));
     // Ten seconds back: past the bucket's tolerance (a burst of 2 at 1/s: 1 s).
     scapy_pcap(

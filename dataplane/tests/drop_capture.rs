@@ -195,8 +195,7 @@ fn the_size_bound_holds_and_the_file_stays_readable() {
 /// though a hundred frames fit; the log said "Error reading bytes".
 #[test]
 fn a_replay_that_fills_the_captures_disk_keeps_what_fit() {
-    let dir = std::env::temp_dir().join(format!("transitd-dropcap-disk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dropcap-disk");
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, config()).unwrap();
     // 1000 SYNs the firewall drops, 664 bytes each in the capture: ten disks' worth.
@@ -243,8 +242,7 @@ fn a_replay_that_fills_the_captures_disk_keeps_what_fit() {
 /// alone, from a run that caught nothing, is overwritten and leaves the older .prev be.
 #[test]
 fn a_capture_with_frames_is_kept_and_one_without_is_not() {
-    let dir = std::env::temp_dir().join(format!("transitd-dropcap-prev-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dropcap-prev");
     let (echo, udp) = (dir.join("echo.pcap"), dir.join("udp.pcap"));
     let ether = "Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IPv6(src='2001:db8::1', dst='2001:db8::2')";
     scapy_pcap(&echo, &format!("frames = [{ether}/ICMPv6EchoRequest(seq=7)]"));
@@ -273,8 +271,7 @@ fn a_capture_with_frames_is_kept_and_one_without_is_not() {
 /// frames sat in the write buffer were counted written before the flush that failed.
 #[test]
 fn a_full_disk_counts_nothing_written() {
-    let dir = std::env::temp_dir().join(format!("transitd-dropcap-full-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dropcap-full");
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, config()).unwrap();
     let input = pcap("real/zeek-communityid-icmp6.pcap");
@@ -297,8 +294,7 @@ fn a_full_disk_counts_nothing_written() {
 /// reads both (the frames after the step back were stamped with the latest time before it).
 #[test]
 fn time_going_back_does_not_stop_the_capture() {
-    let dir = std::env::temp_dir().join(format!("transitd-dropcap-back-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dropcap-back");
     let input = dir.join("back.pcap");
     scapy_pcap(
         &input,
@@ -365,8 +361,7 @@ fn the_snap_length_cuts_frames_and_a_wrong_one_is_refused() {
 /// was the input's, so a cut raw-IP frame was 14 short and a whole cooked one 2 over.
 #[test]
 fn frames_given_an_ethernet_header_are_captured_with_its_length() {
-    let dir = std::env::temp_dir().join(format!("transitd-dropcap-reframed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dropcap-reframed");
     // IPv4 SYNs of 60 to 150 bytes, every other one cut 4 bytes into its payload.
     let script = r#"
 import struct, sys
@@ -406,8 +401,7 @@ for linktype, link in ((101, b''), (113, cooked)):
 /// hits and `match --config` all say `[dos]/NAME` and `CUSTOMER/dos/NAME` (docs/rules.md).
 #[test]
 fn a_dos_rule_has_one_name_in_the_capture_the_report_and_match() {
-    let dir = std::env::temp_dir().join(format!("transitd-dropcap-dosname-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dropcap-dosname");
     let cfg = dir.join("config.toml");
     let rules = "\n[[dos.rule]]\nname = \"solicit\"\nmatch = \"icmpv6.type == 135\"\naction = \"drop\"\n\
                  [[customer.dos.rule]]\nname = \"echo\"\nmatch = \"icmpv6.type == 128\"\naction = \"drop\"\n";

@@ -89,8 +89,7 @@ fn every_example_checks_and_its_replays_forward() {
 
 #[test]
 fn the_bgp_example_parses_in_bird_with_what_transitd_writes() {
-    let dir = std::env::temp_dir().join(format!("transitd-example-bgp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("example-bgp");
     let shown = transitd(&["bgp".into(), "show".into(), "--config".into(), "examples/bgp/transitd.toml".into()]);
     assert!(shown.contains("route 203.0.113.0/24 blackhole;") && shown.contains("route 192.0.2.1/32 blackhole;"));
     std::fs::write(dir.join("bird.conf"), shown).unwrap();

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::lab::{ACME, Lab, SERIAL, wait_for};
-use common::{CATCH_ALL, read_frames, scapy_pcap, tshark_frames, verdicts_of};
+use common::{CATCH_ALL, read_frames, scapy_pcap, tshark_frames, verdicts_of, write_pcap};
 use transitd::pipeline::{DropReason, Verdict};
 
 /// A scratch directory for one test.
@@ -229,11 +229,7 @@ fn bogon_capture(dir: &Path, n: usize) -> PathBuf {
     frame[24..26].copy_from_slice(&sum.to_be_bytes());
     frame[34..42].copy_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 26, 0, 0]);
     let path = dir.join("bogons.pcap");
-    let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
-    for i in 0..n {
-        let ts = Duration::from_micros(i as u64);
-        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, frame.len() as u32, &frame)).unwrap();
-    }
+    write_pcap(&path, &vec![frame; n]);
     path
 }
 
@@ -486,6 +482,19 @@ fn flags_are_checked_before_the_program_is_attached() {
         .output()
         .unwrap();
     assert!(stderr(&out).contains("has 1 rx queue (queue 0), not queue 3"), "{}", stderr(&out));
+    // `queues` (None: every queue) of lab interface `short` is refused with `expected` said,
+    // before anything is attached.
+    let refused = |short: &str, queues: Option<&str>, expected: &str| {
+        let mut cmd = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd"));
+        cmd.args(["run", "--iface", &lab.dev(short), "--config", config.to_str().unwrap()]);
+        if let Some(q) = queues {
+            cmd.args(["--queues", q]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{queues:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
+        assert!(!has_xdp(&lab, "dut", short), "{queues:?} left an XDP program attached");
+    };
     // The XDP program has 64 socket slots: an interface with more queues is served only
     // where asked, and a queue past them is refused, before anything is attached.
     let wide = lab.dev("wide");
@@ -496,15 +505,7 @@ fn flags_are_checked_before_the_program_is_attached() {
         (None, "has 65 rx queues; transitd serves queues 0-63 (the XDP program's socket map)"),
         (Some("64"), "--queues: queue 64 is past the 64 queues the XDP program has socket slots for"),
     ] {
-        let mut cmd = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd"));
-        cmd.args(["run", "--iface", wide, "--config", config.to_str().unwrap()]);
-        if let Some(q) = queues {
-            cmd.args(["--queues", q]);
-        }
-        let out = cmd.output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{queues:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
-        assert!(!has_xdp(&lab, "dut", "wide"), "{queues:?} left an XDP program attached");
+        refused("wide", queues, expected);
     }
     // A socket sends on the queue it receives from: in copy mode the kernel sends nothing
     // from one past the device's tx queues, without an error. Refused before attaching.
@@ -516,15 +517,7 @@ fn flags_are_checked_before_the_program_is_attached() {
         (None, "has 4 rx queues but 2 tx queues, and a socket sends on the queue it receives from: choose queues 0-1"),
         (Some("1,3"), "has 2 tx queues, not queue 3"),
     ] {
-        let mut cmd = lab.cmd("dut", env!("CARGO_BIN_EXE_transitd"));
-        cmd.args(["run", "--iface", narrow, "--config", config.to_str().unwrap()]);
-        if let Some(q) = queues {
-            cmd.args(["--queues", q]);
-        }
-        let out = cmd.output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{queues:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(expected), "{queues:?}: {}", stderr(&out));
-        assert!(!has_xdp(&lab, "dut", "narrow"), "{queues:?} left an XDP program attached");
+        refused("narrow", queues, expected);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

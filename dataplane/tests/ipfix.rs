@@ -273,8 +273,7 @@ fn the_exported_flows_are_those_tshark_finds_with_the_verdicts_transitd_reports(
 #[test]
 fn nfdump_reads_the_same_flows() {
     let (config, capture, _) = cases().swap_remove(2);
-    let dir = std::env::temp_dir().join(format!("transitd-nfcapd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("nfcapd");
     // A free port for nfcapd: bound and released.
     let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut nfcapd = Command::new("nfcapd")
@@ -341,8 +340,7 @@ fn nfdump_reads_the_same_flows() {
 /// (it said "1 messages").
 #[test]
 fn a_length_that_lies_counts_the_octets_that_arrived() {
-    let dir = std::env::temp_dir().join(format!("transitd-ipfix-liar-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("ipfix-liar");
     let capture = dir.join("liar.pcap");
     scapy_pcap(
         &capture,

@@ -130,8 +130,7 @@ fn an_unreadable_or_truncated_capture_exits_2_with_the_frame_where_reading_stopp
 /// number" was said of it; tshark too says it is none).
 #[test]
 fn what_is_not_a_capture_is_said_with_the_cause() {
-    let dir = std::env::temp_dir().join(format!("transitd-not-captures-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("not-captures");
     let (empty, header, text) = (dir.join("empty.pcap"), dir.join("header.pcap"), dir.join("text.pcap"));
     std::fs::write(&empty, b"").unwrap();
     std::fs::write(&header, &std::fs::read(pcap("real/zeek-communityid-tcp.pcap")).unwrap()[..10]).unwrap();
@@ -290,8 +289,7 @@ fn an_egress_rate_limit_is_named_as_the_decider() {
 /// `section` appended (to beta, its last customer) and an egress rule `dns` (UDP to port 53
 /// let on) first in acme's list; `name` names the temporary directory.
 fn table_after_dns_egress(name: &str, section: &str, frames: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("transitd-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(name);
     let text = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap() + section;
     let text = text.replacen(
         "[[customer.egress.rule]]\n",
@@ -367,20 +365,8 @@ fn monitor_rules_are_reported_without_deciding() {
 fn acme_with(global: &str, sections: &str) -> String {
     let text = std::fs::read_to_string(root().join("examples/acme.toml")).unwrap();
     let head = text.split("[[customer]]").next().unwrap();
-    format!(
-        r#"{head}
-{global}
-[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
-{sections}"#
-    )
+    let customer = lab::acme_customer();
+    format!("{head}\n{global}\n{customer}{sections}")
 }
 
 /// A customer's DoS rules and its firewall's may share a name (`rule-1` both): their hits
@@ -388,8 +374,7 @@ tunnel = "acme-gre"
 /// was decided by the firewall rule.
 #[test]
 fn dry_run_keeps_dos_and_firewall_rules_apart() {
-    let dir = std::env::temp_dir().join(format!("transitd-dry-scopes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dry-scopes");
     let config = dir.join("edge.toml");
     let global = r#"
 [[dos.bucket]]
@@ -444,8 +429,7 @@ bucket = "one"
 /// customer's the rest, the firewall rule all of it (monitor mode: nothing is dropped).
 #[test]
 fn dry_run_counts_tcp_protection_rules_apart_from_the_firewall() {
-    let dir = std::env::temp_dir().join(format!("transitd-dry-tcp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("dry-tcp");
     let config = dir.join("edge.toml");
     let global = r#"
 [[tcp_protection.rule]]
@@ -646,8 +630,7 @@ fn python_capture(file: &std::path::Path, script: &str) {
 /// byte order. The files are laid out by Python's struct as the pcapng draft says.
 #[test]
 fn pcapng_blocks_tshark_numbers_as_frames_keep_tshark_frame_numbers() {
-    let dir = std::env::temp_dir().join(format!("transitd-not-packets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("not-packets");
     for order in ["<", ">"] {
         let file = dir.join(format!("order{}.pcapng", if order == "<" { "-little" } else { "-big" }));
         python_capture(
@@ -732,8 +715,7 @@ open(out, 'wb').write(data)
 /// only), whose frames transitd read as of a link type it does not know: `ip` selected none.
 #[test]
 fn loopback_headers_are_read_as_tshark_reads_them() {
-    let dir = std::env::temp_dir().join(format!("transitd-loopback-headers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("loopback-headers");
     let null = "[struct.pack('<I', 0x0800) + v4, struct.pack('>I', 0x0800) + v4, struct.pack('<I', 0x86dd) + v6,
     struct.pack('>I', 0x86dd) + v6, struct.pack('>I', 0x8100) + struct.pack('>HH', 7, 0x0800) + v4,
     struct.pack('<I', 2 << 16) + v4, struct.pack('>I', 2 << 16) + v4, struct.pack('<I', 1500) + v4,
@@ -777,8 +759,7 @@ open(out, 'wb').write(data)
 /// for loopback, so a `frame.len` rule decided otherwise than on the same packet live.
 #[test]
 fn frame_len_in_the_data_plane_is_the_ethernet_frame_replay_gives_the_packet() {
-    let dir = std::env::temp_dir().join(format!("transitd-reframed-len-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("reframed-len");
     let cooked = "struct.pack('>HHH8sH', 0, 1, 6, bytes.fromhex('020000000009'), 0x0800)";
     for (link_type, link, link_header) in [(101, "b''", 0), (113, cooked, 16), (0, "struct.pack('<I', 2)", 4)] {
         let file = dir.join(format!("{link_type}.pcap"));

@@ -70,6 +70,14 @@ fn merged(name: &str) -> PathBuf {
     out
 }
 
+/// The frames the scapy `script` makes ([`scapy_pcap`]), in a capture of the calling test's
+/// own (`name`).
+fn scapy_capture(name: &str, script: &str) -> PathBuf {
+    let file = std::env::temp_dir().join(format!("transitd-match-{name}-{}.pcap", std::process::id()));
+    scapy_pcap(&file, script);
+    file
+}
+
 /// tshark's selection, with TCP sequence numbers as they are on the wire (`tcp.seq`).
 fn theirs(file: &Path, expr: &str) -> BTreeSet<u64> {
     tshark_frames(file, expr, &["-o", TCP_SEQ_ON_THE_WIRE.join(":").as_str()]).into_iter().collect()
@@ -234,7 +242,6 @@ fn difference_a_pseudowires_ethernet_header_is_payload() {
 /// it (`eth.*`, `vlan.id`, `ieee8021ad.id`) and `frame` are read by both.
 #[test]
 fn difference_ip_behind_llc_pppoe_or_an_802_1ah_tag_is_not_read() {
-    let file = std::env::temp_dir().join(format!("transitd-match-link-layers-{}.pcap", std::process::id()));
     let script = r#"
 h = '02:00:00:00:00:aa'
 eth = lambda **o: Ether(src=h, dst='02:00:00:00:00:01', **o)
@@ -254,7 +261,7 @@ frames += [eth()/Dot1Q(vlan=10, type=0x8864)/session(0x21, v4)]
 frames += [eth(type=0x88e7)/itag(v4), eth(type=0x88a8)/Dot1Q(vlan=77, type=0x88e7)/itag(v4)]
 frames += [eth(type=0x8863)/PPPoED(code=9)/Raw(b'\x01\x01\x00\x00'), eth()/v4, eth()/v6]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("link-layers", script);
     let behind: BTreeSet<u64> = (1..=9).collect();
     let own = BTreeSet::from([11, 12]);
     assert_eq!(theirs(&file, "llc or pppoes or ieee8021ah.isid"), behind, "the link layers, as tshark names them");
@@ -338,13 +345,12 @@ fn patterns_match_what_pcre2_matches() {
 /// finds in both.
 #[test]
 fn difference_tshark_counts_a_match_pcre2_gave_up_on_as_none() {
-    let file = std::env::temp_dir().join(format!("transitd-match-backtrack-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.0.0.1', dst='10.0.0.2')
 frames = [e/UDP(sport=1234, dport=9)/Raw(b'a' * 40 + b'!a'), e/UDP(sport=1235, dport=9)/Raw(b'a' * 40 + b'!'),
           e/UDP(sport=1236, dport=9)/Raw(b'a' * 8)]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("backtrack", script);
     let (plain, nested) = ("udp.payload matches \"a$\"", "udp.payload matches \"(a+)+$\"");
     assert_eq!(theirs(&file, plain), BTreeSet::from([1, 3]));
     assert_eq!(theirs(&file, nested), BTreeSet::from([3]), "PCRE2 gives up on the first datagram");
@@ -359,14 +365,13 @@ frames = [e/UDP(sport=1234, dport=9)/Raw(b'a' * 40 + b'!a'), e/UDP(sport=1235, d
 /// its bytes, and selects what tshark selects for the same bytes written `\x24{`.
 #[test]
 fn difference_a_dollar_brace_in_a_string_is_text_not_a_macro() {
-    let file = std::env::temp_dir().join(format!("transitd-match-macro-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IP(src='10.0.0.1', dst='10.0.0.2')
 frames = [e/TCP(sport=1234, dport=8080, flags='PA')/Raw(b'GET / HTTP/1.1\r\nUser-Agent: ${jndi:ldap://x/a}\r\n\r\n'),
           e/TCP(sport=1235, dport=8080, flags='PA')/Raw(b'GET / HTTP/1.1\r\nUser-Agent: $jndi:{x}\r\n\r\n'),
           e/UDP(sport=1236, dport=9)/Raw(b'${a}')]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("macro", script);
     let mut sharkd = Sharkd::open(&file, &[]);
     for (dollar_brace, same_bytes) in [
         (r#"tcp.payload contains "${jndi:""#, r#"tcp.payload contains "\x24{jndi:""#),
@@ -454,9 +459,8 @@ fn lists_select_what_their_members_written_inline_select() {
 /// No layer before the ports are there; no UDP checksum or payload behind a bogus length.
 #[test]
 fn transport_headers_cut_short_in_whole_packets_have_the_fields_tshark_reads() {
-    let file = std::env::temp_dir().join(format!("transitd-match-l4-short-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
+    let file = scapy_capture(
+        "l4-short",
         "head = bytes([0x12, 0x34, 0x00, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0])\n\
          ip = lambda p: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2', proto=p)\n\
          frames = [ip(p)/Raw(head[:n]) for p in (6, 17) for n in (0, 1, 2, 3, 4, 6, 8, 12, 19, 20)]\n\
@@ -486,9 +490,8 @@ fn transport_headers_cut_short_in_whole_packets_have_the_fields_tshark_reads() {
 /// transport: `transitd match` shows the same fields (it showed none).
 #[test]
 fn a_packet_with_malformed_options_has_the_transport_fields_tshark_reads() {
-    let file = std::env::temp_dir().join(format!("transitd-match-bad-options-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
+    let file = scapy_capture(
+        "bad-options",
         "tcp = TCP(sport=1234, dport=80, flags='S')\n\
          ip = lambda opts: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2', options=opts)/tcp\n\
          frames = [ip([IPOption_Router_Alert(length=6)]), ip([IPOption_RR(length=12, pointer=4, routers=[])]), ip([])]",
@@ -509,9 +512,8 @@ fn a_packet_with_malformed_options_has_the_transport_fields_tshark_reads() {
 /// from 20; its `tcp` is the bytes there once its ports are (4 bytes; below, no `tcp`).
 #[test]
 fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
-    let file = std::env::temp_dir().join(format!("transitd-match-cut-header-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
+    let file = scapy_capture(
+        "cut-header",
         "tcp = bytes(TCP(sport=1234, dport=80, seq=0x11223344, ack=0x55667788, flags='SA', window=0x1234, urgptr=7, chksum=0xbeef)/Raw(b'x' * 8))\n\
          frames = [Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', dst='10.0.0.2', proto=6, flags='MF')/Raw(tcp[:n]) for n in range(0, 22)]",
     );
@@ -557,7 +559,6 @@ fn a_first_fragment_cut_in_the_tcp_header_has_the_fields_tshark_reads() {
 /// calls them equal). scapy makes the frames (8 and 9 bytes too); tshark is the oracle.
 #[test]
 fn a_udp_header_cut_short_is_the_eight_bytes_tshark_counts() {
-    let file = std::env::temp_dir().join(format!("transitd-match-udp-cut-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 udp = bytes(UDP(sport=1234, dport=53, len=20, chksum=0xabcd)/Raw(b'ABCDEFGHIJKL'))
@@ -574,7 +575,7 @@ for n in range(4, 10):
         snap(v4()/Raw(udp), 34 + n),
     ]
 "#;
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("udp-cut", &[SNAP_PY, script].concat());
     let wrong = differences(
         &file,
         &[
@@ -618,7 +619,6 @@ for n in range(4, 10):
 /// which dissects twice, sets the length otherwise).
 #[test]
 fn a_tcp_header_cut_short_is_as_long_as_tshark_counts_it() {
-    let file = std::env::temp_dir().join(format!("transitd-match-tcp-cut-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 tcp = lambda doff: bytes(TCP(sport=1234, dport=80, flags='S', seq=1000, chksum=0x1234, dataofs=doff, options=[('NOP', None)] * ((doff - 5) * 4))) + b'PAYLOADDATA'
@@ -632,7 +632,7 @@ for doff in (5, 8):
         frames += [v4(flags='MF')/Raw(t), v4(flags='MF')/Raw(t)/pad(2), v4()/Raw(t)/pad(6), v4()/Raw(t)/pad(30),
                    v6/Raw(t)/pad(30), snap(v4()/Raw(tcp(doff)), 34 + n)]
 "#;
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("tcp-cut", &[SNAP_PY, script].concat());
     let mut exprs = vec![
         "tcp",
         "tcp.hdr_len == 32",
@@ -661,9 +661,8 @@ for doff in (5, 8):
 /// chains with the Hop-by-Hop header first; tshark is the oracle.
 #[test]
 fn a_hop_by_hop_header_out_of_place_is_read_through_as_tshark_reads_it() {
-    let file = std::env::temp_dir().join(format!("transitd-match-hop-by-hop-late-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
+    let file = scapy_capture(
+        "hop-by-hop-late",
         r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 # Each header as its protocol number and its bytes, given the next header's number.
@@ -715,13 +714,12 @@ frames = [packet(c, n, l4) for c in chains for (n, l4) in l4s]
 /// before the one cut). tshark is the oracle (sharkd, which dissects twice, counts otherwise).
 #[test]
 fn a_capture_cut_inside_ipv6_extension_headers_leaves_ipv6_its_fixed_header() {
-    let file = std::env::temp_dir().join(format!("transitd-match-v6-extensions-cut-{}.pcap", std::process::id()));
     let script = r#"
 p = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')/IPv6(src='2001:db8::1', dst='2001:db8::2')/ \
     IPv6ExtHdrHopByHop(options=[PadN(optdata=b'\0' * 10)])/IPv6ExtHdrDestOpt()/TCP(sport=1234, dport=80, flags='S')
 frames = [snap(p, n) for n in range(54, 100)]
 "#;
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("v6-extensions-cut", &[SNAP_PY, script].concat());
     let wrong = differences(
         &file,
         &[
@@ -748,7 +746,6 @@ frames = [snap(p, n) for n in range(54, 100)]
 /// frames; tshark is the oracle.
 #[test]
 fn a_later_fragment_cut_short_leaves_ipv6_its_fixed_header() {
-    let file = std::env::temp_dir().join(format!("transitd-match-v6-later-fragment-cut-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
@@ -762,7 +759,7 @@ frames += [e/v6(plen=300)/later(17)/data, e/v6(plen=300)/IPv6ExtHdrDestOpt()/lat
            e/v6(plen=300)/IPv6ExtHdrHopByHop()/IPv6ExtHdrDestOpt()/IPv6ExtHdrRouting()/later(6)/data,
            e/v6(plen=300)/later(60)/Raw(bytes([17, 0]) + bytes(6) + bytes(UDP(sport=123, dport=80)))]
 "#;
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("v6-later-fragment-cut", &[SNAP_PY, script].concat());
     let wrong = differences(
         &file,
         &[
@@ -791,7 +788,6 @@ frames += [e/v6(plen=300)/later(17)/data, e/v6(plen=300)/IPv6ExtHdrDestOpt()/lat
 /// tshark is the oracle.
 #[test]
 fn ipv6_fragment_header_fields_select_what_tshark_selects() {
-    let file = std::env::temp_dir().join(format!("transitd-match-v6-fraghdr-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
@@ -804,7 +800,7 @@ frames = [e/v6()/udp, e/v6()/frag(0, 1)/udp, e/v6()/frag(185, 0)/data, e/v6()/IP
           e/IP(src='192.0.2.1', dst='192.0.2.2', flags='MF', frag=0)/udp, e/IP(src='192.0.2.1', dst='192.0.2.2', frag=9)/data,
           e/v6(plen=300)/frag(8, 1)/data, e/v6(plen=300)/IPv6ExtHdrDestOpt()/frag(0, 1)/udp]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("v6-fraghdr", script);
     let wrong = differences(
         &file,
         &[
@@ -838,7 +834,6 @@ frames = [e/v6()/udp, e/v6()/frag(0, 1)/udp, e/v6()/frag(185, 0)/data, e/v6()/IP
 /// and transitd showed none. scapy makes the frames; tshark is the oracle.
 #[test]
 fn ipv6_fragment_header_identification_and_next_header_select_what_tshark_selects() {
-    let file = std::env::temp_dir().join(format!("transitd-match-v6-fraghdr-ident-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
@@ -860,7 +855,7 @@ frames += [e/v6(plen=300)/frag(0, 1, 60, 5)/IPv6ExtHdrDestOpt(len=20)/Raw(bytes(
            e/v6(plen=12)/frag(0, 1, 60, 6)/d16/udp, e/v6(plen=4)/frag(0, 1, 17, 6)/udp,
            e/v6(plen=300)/IPv6ExtHdrDestOpt()/frag(3, 0, 17, 1)/data]
 "#;
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("v6-fraghdr-ident", &[SNAP_PY, script].concat());
     let wrong = differences(
         &file,
         &[
@@ -902,7 +897,6 @@ frames += [e/v6(plen=300)/frag(0, 1, 60, 5)/IPv6ExtHdrDestOpt(len=20)/Raw(bytes(
 /// fragment, and counted the headers in). scapy makes the frames; tshark is the oracle.
 #[test]
 fn a_later_fragment_behind_an_atomic_fragment_header_leaves_ipv6_its_fixed_header() {
-    let file = std::env::temp_dir().join(format!("transitd-match-v6-atomic-then-later-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 v6 = lambda **o: IPv6(src='2001:db8::1', dst='2001:db8::2', **o)
@@ -911,7 +905,7 @@ data = Raw(bytes(range(24)))
 frames = [e/v6()/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data, e/v6(plen=300)/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data,
           e/v6(plen=300)/IPv6ExtHdrDestOpt()/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("v6-atomic-then-later", script);
     let wrong = differences(
         &file,
         &["len(ipv6) == 40", "len(ipv6) == 56", "len(ipv6) == 64", "ipv6[40:1]", "ipv6[-1:] == 02", "udp"],
@@ -927,7 +921,6 @@ frames = [e/v6()/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data, e/v6(plen=300)/frag(0
 /// atomic fragment header put before a real one) does not see them.
 #[test]
 fn difference_a_second_fragment_header_is_no_field() {
-    let file = std::env::temp_dir().join(format!("transitd-match-v6-two-fraghdrs-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 v6 = IPv6(src='2001:db8::1', dst='2001:db8::2')
@@ -937,7 +930,7 @@ data = Raw(bytes(range(24)))
 frames = [e/v6/frag(0, 1, 44, 1)/frag(5, 0, 17, 2)/data, e/v6/frag(0, 0, 44, 3)/frag(0, 1, 17, 4)/udp,
           e/v6/frag(3, 1, 44, 5)/frag(0, 1, 17, 6)/data]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("v6-two-fraghdrs", script);
     let answers = |expr: &str| (transitd_frames(&file, expr), theirs(&file, expr));
     let set = |frames: &[u64]| frames.iter().copied().collect::<BTreeSet<u64>>();
     // The third frame's second header is a later fragment's data to both.
@@ -958,9 +951,8 @@ frames = [e/v6/frag(0, 1, 44, 1)/frag(5, 0, 17, 2)/data, e/v6/frag(0, 0, 44, 3)/
 /// header with a transport behind it. The IP headers' fields are the same in both.
 #[test]
 fn difference_a_zero_length_authentication_header_and_ipv4_protocol_0_end_the_walk() {
-    let file = std::env::temp_dir().join(format!("transitd-match-ah-zero-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
+    let file = scapy_capture(
+        "ah-zero",
         r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 udp = bytes(UDP(sport=5353, dport=53, chksum=0)/b'DATA')
@@ -1005,7 +997,6 @@ fn differences_among(file: &Path, domain: &str, exprs: &[&str]) -> Vec<String> {
 /// keeping each frame's length on the wire; tshark is the oracle on each expression.
 #[test]
 fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
-    let file = std::env::temp_dir().join(format!("transitd-match-snapped-header-{}.pcap", std::process::id()));
     let script = "eth = lambda: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')  # no ARP for its address\n\
          tcp = TCP(sport=1234, dport=80, flags='S')/Raw(b'x' * 30)\n\
          v4 = lambda **o: IP(src='10.0.0.1', dst='192.0.2.9', ttl=63, tos=0xb8, id=7, flags='DF', **o)/tcp\n\
@@ -1017,7 +1008,7 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
          frames += [snap(eth()/v4(len=10), n) for n in range(24, 34)]\n\
          frames += [snap(eth()/v6, n) for n in range(14, 55)]\n\
          frames += [snap(eth()/gre, n) for n in range(34, 39)]";
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("snapped-header", &[SNAP_PY, script].concat());
     let cut = ["ip.src and not ip.dst", "ipv6.src and not ipv6.dst", "ip.proto == 47 and not gre"];
     assert_eq!(cut.map(|e| theirs(&file, e).len()), [12, 16, 4], "cut between the addresses, GRE cut short");
     let wrong = differences_among(
@@ -1081,12 +1072,11 @@ fn a_snap_length_inside_the_ip_header_leaves_the_fields_tshark_reads() {
 /// every length through both; tshark is the oracle on each expression.
 #[test]
 fn a_snap_length_inside_a_vlan_tag_leaves_its_id_as_tshark_reads_it() {
-    let file = std::env::temp_dir().join(format!("transitd-match-snapped-tag-{}.pcap", std::process::id()));
     let script = "eth = lambda t: Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01', type=t)\n\
          v4 = IP(src='10.0.0.1', dst='192.0.2.9')/UDP(sport=1234, dport=53)\n\
          tagged = lambda t: eth(t)/Dot1Q(vlan=5, prio=7, id=1)/Dot1Q(vlan=6, prio=3)/v4\n\
          frames = [snap(tagged(t), n) for t in (0x8100, 0x9100, 0x88a8) for n in range(14, 23)]";
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("snapped-tag", &[SNAP_PY, script].concat());
     let cut = ["vlan.id == 5 and frame.cap_len < 18", "vlan.id == 6 and frame.cap_len < 22"];
     assert_eq!(cut.map(|e| theirs(&file, e).len()), [4, 6], "outer and inner tags cut after their IDs");
     let wrong = differences(
@@ -1119,8 +1109,6 @@ fn a_snap_length_inside_a_vlan_tag_leaves_its_id_as_tshark_reads_it() {
 /// is compared.
 #[test]
 fn a_snap_length_inside_ipv4_options_leaves_the_destination_where_tshark_does() {
-    let file = std::env::temp_dir().join(format!("transitd-match-snapped-options-{}.pcap", std::process::id()));
-    let routed = std::env::temp_dir().join(format!("transitd-match-snapped-route-{}.pcap", std::process::id()));
     let script = |options: &str| {
         format!(
             "{SNAP_PY}base = bytes(Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')/IP(src='10.0.0.1', \
@@ -1149,8 +1137,8 @@ fn a_snap_length_inside_ipv4_options_leaves_the_destination_where_tshark_does() 
         route(131, 12),
         route(137, 5),
     ];
-    scapy_pcap(&file, &script(&format!("[{}]", options.join(", "))));
-    scapy_pcap(&routed, &script(&format!("[{}, {}]", route(131, 4), route(137, 8))));
+    let file = scapy_capture("snapped-options", &script(&format!("[{}]", options.join(", "))));
+    let routed = scapy_capture("snapped-route", &script(&format!("[{}, {}]", route(131, 4), route(137, 8))));
     // The frames cut before the walk's last byte, option by option: 12, 2, 12, 2, 2, 2, 5, 7,
     // 12, 12, 12, 2, 12, 12, 12, 3 and 3; the routes with hops to go, before the whole header.
     let cut = "ip.src and not ip.dst";
@@ -1195,8 +1183,7 @@ fn real_captures_cut_by_a_snap_length_select_what_tshark_selects() {
         "real/ndpi-4in4tunnel.pcap",
         "real/tcpdump-various_gre.pcap",
     ];
-    let dir = std::env::temp_dir().join(format!("transitd-match-snapped-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("match-snapped");
     let mut copies = Vec::new();
     for (i, capture) in CAPTURES.iter().enumerate() {
         for snap in ["30", "40", "54"] {
@@ -1263,9 +1250,8 @@ fn real_captures_cut_by_a_snap_length_select_what_tshark_selects() {
 /// scapy makes the packets; tshark is the oracle on each expression.
 #[test]
 fn payloads_end_where_tshark_ends_them_in_fragments_and_odd_lengths() {
-    let file = std::env::temp_dir().join(format!("transitd-match-payload-ends-{}.pcap", std::process::id()));
-    scapy_pcap(
-        &file,
+    let file = scapy_capture(
+        "payload-ends",
         "e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')\n\
          tcp = bytes(TCP(sport=1111, dport=80, flags='S', seq=1000, window=512, chksum=0x1234)/Raw(b'ABCDEFGHIJKLMNOPQRSTUVWX'))\n\
          udp_long = bytes(UDP(sport=5353, dport=53, len=200, chksum=0x4321)) + b'Q' * 8\n\
@@ -1658,7 +1644,6 @@ fn a_jumbogram_is_read_behind_its_hop_by_hop_header() {
 /// data plane drops jumbograms all the same. scapy makes the packets; tshark is the oracle.
 #[test]
 fn a_jumbograms_payload_is_as_long_as_its_option_says() {
-    let file = std::env::temp_dir().join(format!("transitd-match-jumbograms-{}.pcap", std::process::id()));
     let script = r#"
 e = Ether(src='02:00:00:00:00:01', dst='02:00:00:00:00:02')
 ip = IPv6(src='2001:db8::1', dst='2001:db8::2', plen=0, nh=0)
@@ -1692,7 +1677,7 @@ frames = [
     e/IPv6(src='2001:db8::1', dst='2001:db8::2', plen=200, nh=0)/Raw(hbh(17, J(L)) + udp),
 ]
 "#;
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("jumbograms", &[SNAP_PY, script].concat());
     let exprs = [
         "ipv6",
         "ipv6.plen == 0",
@@ -1742,8 +1727,7 @@ frames = [
 /// is the oracle.
 #[test]
 fn an_ip_length_past_the_frame_ends_the_packet_where_tshark_ends_it() {
-    let dir = std::env::temp_dir().join(format!("transitd-match-ip-length-past-frame-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("match-ip-length-past-frame");
     let script = r#"
 import struct, sys
 from scapy.all import IP, IPv6, TCP, UDP, Raw
@@ -1806,7 +1790,6 @@ for linktype, link in ((1, ethernet), (101, lambda _: b''), (113, cooked)):
 /// scapy makes the frames; tshark is the oracle.
 #[test]
 fn an_mpls_stack_under_too_many_vlan_tags_is_read_as_tshark_reads_it() {
-    let file = std::env::temp_dir().join(format!("transitd-match-mpls-tags-{}.pcap", std::process::id()));
     let script = r#"
 import functools, struct
 ip = bytes(IP(src='10.0.0.1', dst='10.0.0.2')/TCP(sport=1234, dport=80, flags='S'))
@@ -1821,7 +1804,7 @@ chain = lambda t, ids, inner, payload: e(t)/functools.reduce(lambda a, b: a/b, t
 frames = [chain(0x8100, [1, 2, 3, 4], 0x8847, stack([16]) + ip), chain(0x88a8, [30, 1, 2, 3], 0x8847, stack([100, 16]) + ip6)]
 frames += [chain(0x8100, [1, 2, 3, 4, 5], 0x8848, stack([16]) + ip), chain(0x8100, [1, 2, 3], 0x8847, stack([16]) + ip)]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("mpls-tags", script);
     assert_eq!(theirs(&file, "mpls and (ip or ipv6)"), BTreeSet::from([1, 2, 3, 4]));
     let wrong = differences(
         &file,
@@ -1853,7 +1836,6 @@ frames += [chain(0x8100, [1, 2, 3, 4, 5], 0x8848, stack([16]) + ip), chain(0x810
 /// IPv6 behind type 0x0021, `ip` to tshark too, Differences 3.)
 #[test]
 fn mpls_special_labels_carry_what_tshark_reads_behind_them() {
-    let file = std::env::temp_dir().join(format!("transitd-match-mpls-gal-{}.pcap", std::process::id()));
     let script = r#"
 import struct
 ip = bytes(IP(src='10.0.0.1', dst='10.0.0.2')/UDP(sport=1, dport=5353)/Raw(b'x' * 10))
@@ -1874,7 +1856,7 @@ frames += [mpls([13], ach(0x21) + ip[:10]), mpls([14], ach(0x21) + ip)]
 # 20-21: the bottom label fourth, past the three the key holds.
 frames += [mpls([100, 200, 300, 13], ach(0x21) + ip), mpls([100, 200, 300, 14], ip)]
 "#;
-    scapy_pcap(&file, script);
+    let file = scapy_capture("mpls-gal", script);
     let exprs = [
         "ip",
         "ipv6",
@@ -1900,13 +1882,12 @@ frames += [mpls([100, 200, 300, 13], ach(0x21) + ip), mpls([100, 200, 300, 14], 
 /// occurrences in play; tshark is the oracle.
 #[test]
 fn an_address_the_capture_cut_off_is_no_occurrence_of_the_field() {
-    let file = std::env::temp_dir().join(format!("transitd-match-cut-address-{}.pcap", std::process::id()));
     let script = "eth = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
          v4 = lambda src: eth/IP(src=src, dst='10.1.2.3')/UDP(sport=1, dport=2)\n\
          v6 = lambda src: eth/IPv6(src=src, dst='fe80::2')/UDP(sport=1, dport=2)\n\
          frames = [snap(v4(src), n) for src in ('163.253.48.183', '10.9.9.9') for n in (30, 33, 34)]\n\
          frames += [snap(v6(src), n) for src in ('2001:db8::1', 'fe80::1') for n in (38, 50, 54)]";
-    scapy_pcap(&file, &[SNAP_PY, script].concat());
+    let file = scapy_capture("cut-address", &[SNAP_PY, script].concat());
     let cut = ["ip.src and not ip.dst", "ipv6.src and not ipv6.dst"];
     assert_eq!(cut.map(|e| theirs(&file, e).len()), [4, 4], "cut between the addresses");
     let wrong = differences(

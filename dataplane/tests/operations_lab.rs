@@ -766,30 +766,6 @@ fn a_taken_metrics_port_stops_the_run_before_it_attaches() {
     assert!(!err.contains("running on") && !err.contains("bound in"), "attached before it failed: {err}");
 }
 
-/// A tmpfs of `size` on a directory of the lab's: a small disk to fill. Unmounted on drop
-/// (declared after the lab, it goes first: the lab removes its directories).
-struct Tmpfs {
-    dir: std::path::PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(lab: &Lab, size: &str) -> Tmpfs {
-        let dir = std::env::temp_dir().join(format!("{}-tmpfs", lab.prefix));
-        std::fs::create_dir_all(&dir).unwrap();
-        let options = format!("size={size}");
-        let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(&dir).status();
-        assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs on {}", dir.display());
-        Tmpfs { dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 /// A drop capture that fills its disk (a 64 KiB tmpfs) stops, and leaves a file that
 /// tshark reads to its end holding exactly the frames counted written: the failed write
 /// left a frame cut short at the end (tshark: "cut short in the middle of a packet", exit
@@ -798,8 +774,9 @@ impl Drop for Tmpfs {
 fn a_drop_capture_that_fills_its_disk_keeps_whole_frames_all_counted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("tk", 1);
-    let disk = Tmpfs::mount(&lab, "64k");
-    let drops = disk.dir.join("drops.pcapng");
+    // Declared after the lab, the disk is unmounted first: the lab removes its directories.
+    let disk = SmallDisk::mount(&std::env::temp_dir().join(format!("{}-tmpfs", lab.prefix)), "64k");
+    let drops = disk.path.join("drops.pcapng");
     let drops_arg = drops.to_str().unwrap();
     let args = ["--metrics", "127.0.0.1:9469", "--capture-drops", drops_arg, "--capture-rate", "100000"];
     let t = lab.transitd(ACME, &args);

@@ -40,8 +40,7 @@ fn every_capture_replays_and_every_frame_gets_one_verdict() {
 /// after their batch, carry its time too.
 #[test]
 fn frames_written_out_keep_the_inputs_times_where_they_go_back() {
-    let dir = std::env::temp_dir().join(format!("transitd-replay-times-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("replay-times");
     let (input, out) = (dir.join("back.pcap"), dir.join("out.pcap"));
     // UDP of 28 to 2028 bytes of IP, each with an IP identification of its own; the second
     // three stamped five seconds before the first.
@@ -87,8 +86,7 @@ fn frames_written_out_keep_the_inputs_times_where_they_go_back() {
 /// every frame transmitted as if the file held it (128, where tshark read 112).
 #[test]
 fn an_output_that_fills_its_disk_is_cut_back_to_its_whole_frames() {
-    let dir = std::env::temp_dir().join(format!("transitd-replay-disk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("replay-disk");
     let config = dir.join("config.toml");
     std::fs::write(&config, CATCH_ALL).unwrap();
     // 1000 UDP datagrams, IP identification 0 to 999, each encapsulated into a record of
@@ -580,8 +578,7 @@ fn an_overlapping_fragment_is_the_hosts_discard_only_where_it_overlaps() {
 /// byte by byte as the pcapng draft lays them out.
 #[test]
 fn simple_and_obsolete_packet_blocks_read_as_tshark_reads_them() {
-    let dir = std::env::temp_dir().join(format!("transitd-pcapng-blocks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("pcapng-blocks");
     let script = r#"
 import struct, sys
 from scapy.all import Ether, IP, UDP, Raw
@@ -653,8 +650,7 @@ for e, name in (('<', 'little'), ('>', 'big')):
 /// damage (tshark reads on). Python's struct writes the files in either byte order.
 #[test]
 fn interface_timestamp_options_are_read_as_tshark_reads_them() {
-    let dir = std::env::temp_dir().join(format!("transitd-pcapng-timestamps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("pcapng-timestamps");
     let script = r#"
 import struct, sys
 from scapy.all import Ether, IP, UDP, Raw
@@ -726,8 +722,7 @@ for e, name in (('<', 'little'), ('>', 'big')):
 #[test]
 fn modified_and_nanosecond_pcap_read_as_tshark_reads_them_in_either_byte_order() {
     let source = pcap("real/zeek-communityid-tcp.pcap");
-    let dir = std::env::temp_dir().join(format!("transitd-modified-pcap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("modified-pcap");
     let script = r#"
 import struct, sys
 src = open(sys.argv[1], 'rb').read()
@@ -786,8 +781,7 @@ for order, name in (('<', 'little'), ('>', 'big')):
 /// before it, by Python's struct.
 #[test]
 fn malformed_pcapng_blocks_are_told_from_a_file_cut_short() {
-    let dir = std::env::temp_dir().join(format!("transitd-malformed-pcapng-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("malformed-pcapng");
     let script = r#"
 import struct, sys
 src = open(sys.argv[1], 'rb').read()
@@ -900,8 +894,7 @@ for name, data in files.items():
 /// struct writes the files.
 #[test]
 fn packets_the_capturing_host_sent_are_not_replayed_as_arrivals() {
-    let dir = std::env::temp_dir().join(format!("transitd-outgoing-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("outgoing");
     let script = r#"
 import struct, sys
 from scapy.all import Ether, IP, UDP, Raw
@@ -979,8 +972,7 @@ for (e, name), (kind, suffix) in [(o, k) for o in (('<', 'little'), ('>', 'big')
 /// oracle; Python's struct writes the files.
 #[test]
 fn a_record_cut_inside_its_link_header_is_truncated() {
-    let dir = std::env::temp_dir().join(format!("transitd-cut-link-header-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cut-link-header");
     let script = r#"
 import struct, sys
 mac = bytes.fromhex('020000000009') + b'\0\0'

@@ -207,8 +207,7 @@ fn a_reload_that_changes_the_fleet_forgets_fragment_owners() {
 
 #[test]
 fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
-    let dir = std::env::temp_dir().join(format!("transitd-plan-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("plan");
     let (config, _) = fleet();
     let first = dir.join("fleet.toml");
     std::fs::write(&first, &config).unwrap();
@@ -292,8 +291,7 @@ fn plan_prints_each_servers_slices_and_replanning_moves_only_what_it_must() {
 /// `slice_size` above `reserved_ports`), not taken from the code.
 #[test]
 fn plan_counts_say_one_as_one_and_slices_per_address_and_in_all() {
-    let dir = std::env::temp_dir().join(format!("transitd-plan-counts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("plan-counts");
     let lines = |out: &std::process::Output| {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
@@ -716,8 +714,7 @@ fn a_congestion_mark_on_the_backbone_goes_on_with_the_packet() {
 /// reload is the running edge.
 #[test]
 fn a_plan_file_with_sizes_of_its_own_is_refused_without_being_built() {
-    let dir = std::env::temp_dir().join(format!("transitd-plan-sizes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("plan-sizes");
     let config = root().join("examples/soft-unicast/a1.toml");
     std::fs::copy(&config, dir.join("a1.toml")).unwrap();
     let plan = std::fs::read_to_string(root().join("examples/soft-unicast/plan.json")).unwrap();
@@ -789,8 +786,7 @@ fn ipv6_gre_is_never_backbone_gre() {
 #[test]
 fn a_return_packet_too_big_for_the_backbone_is_answered_or_fragmented() {
     let (config, _) = fleet();
-    let dir = std::env::temp_dir().join(format!("transitd-su-mtu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-mtu");
     let (file, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
     scapy_pcap(
         &file,
@@ -832,8 +828,7 @@ fn a_return_packet_too_big_for_the_backbone_is_answered_or_fragmented() {
 #[test]
 fn a_backbone_larger_than_the_link_is_held_to_it() {
     let (config, _) = fleet();
-    let dir = std::env::temp_dir().join(format!("transitd-su-link-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-link");
     let (file, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
     scapy_pcap(
         &file,
@@ -867,8 +862,7 @@ fn fragments_of_a_packet_from_the_backbone_are_counted_sent() {
     let (config, _) = fleet();
     let config = config.replace("reserved_ports = 1024\n", "reserved_ports = 1024\nbackbone_mtu = 1000\n");
     assert!(config.contains("backbone_mtu = 1000"));
-    let dir = std::env::temp_dir().join(format!("transitd-su-relay-fragments-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-relay-fragments");
     let (file, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
     // From b1 (hop 1) to data centre a: UDP to port 4000, a2's, 1200 bytes without DF.
     scapy_pcap(
@@ -1036,8 +1030,7 @@ fn a_probe_reply_reaching_another_server_is_relayed_to_the_one_that_probed() {
     let loaded = fleet_with_a_probed_tunnel();
     let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
     let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let dir = std::env::temp_dir().join(format!("transitd-su-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-probe");
     // Its ICMP checksum made anew: one that does not verify is dropped before it is relayed.
     let forged = "forged = inner.copy(); forged[Raw].load = forged[Raw].load[:8] + bytes(8) + forged[Raw].load[16:]\n\
                   del forged[ICMP].chksum\n\
@@ -1094,8 +1087,7 @@ fn a_probe_reply_reaching_another_data_centre_goes_through_the_probers() {
     let loaded = fleet_with_a_probed_tunnel();
     let (a1, a2, b1) = (server(&loaded, "a1", 1), server(&loaded, "a2", 2), server(&loaded, "b1", 3));
     let t = a2.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let dir = std::env::temp_dir().join(format!("transitd-su-probe-dc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-probe-dc");
     let longer = "longer = inner.copy(); longer[Raw].load += b'pad'\n\
                   del longer[IP].len, longer[IP].chksum, longer[ICMP].chksum\n\
                   frames.append(back(longer))";
@@ -1136,8 +1128,7 @@ fn probe_replies_are_relayed_from_the_routers_side_within_the_probes_rate() {
     let loaded = fleet_with_a_probed_tunnel();
     let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
     let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let dir = std::env::temp_dir().join(format!("transitd-su-probe-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-probe-flood");
     let more = "frames += [back(inner)] * 199\n\
                 other = inner.copy(); other[IP].src = '203.0.113.9'; del other[IP].chksum\n\
                 frames.append(back(other))";
@@ -1171,8 +1162,7 @@ fn a_probe_reply_counts_only_from_the_routers_side_straight_or_relayed() {
     let loaded = fleet_with_a_probed_tunnel();
     let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
     let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let dir = std::env::temp_dir().join(format!("transitd-su-probe-source-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-probe-source");
     let other = "other = inner.copy(); other[IP].src = '203.0.113.9'; del other[IP].chksum\n\
                  frames = [back(other), back(inner)]";
     let frames = router_returns(&a1, 7, &dir, other);
@@ -1204,8 +1194,7 @@ fn a_probe_reply_counts_only_from_the_routers_side_straight_or_relayed() {
 fn a_probe_reply_that_cannot_be_relayed_spends_no_relay_budget() {
     let loaded = fleet_with_a_probed_tunnel();
     let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
-    let dir = std::env::temp_dir().join(format!("transitd-su-probe-unresolved-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-probe-unresolved");
     let batch = transitd::pipeline::BATCH_SIZE;
     let burst = 2 * 2 * a2.health_config.up_after as usize;
     assert!(burst < batch, "the first batch alone would spend the whole burst");
@@ -1252,8 +1241,7 @@ fn a_path_mtu_probes_answer_reaching_another_server_is_relayed_whole() {
     let loaded = fleet_with_a_probed_tunnel_over(1504);
     let (a1, a2) = (server(&loaded, "a1", 0xa1), server(&loaded, "a2", 0xa2));
     let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let dir = std::env::temp_dir().join(format!("transitd-su-path-mtu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-path-mtu");
     let mut prober = transitd::health::Prober::default();
     prober.rebind(None, &a1);
     assert!(a1.health.lower_path_mtu(t, 528, S));
@@ -1307,8 +1295,7 @@ fn a_path_mtu_probes_answer_is_relayed_within_the_relay_budget_and_the_backbones
     use transitd::health::Sent;
     let a1 = server(&fleet_with_a_probed_tunnel(), "a1", 0xa1);
     let t = a1.tunnels.iter().position(|t| t.name == "acme-gre").unwrap() as u16;
-    let dir = std::env::temp_dir().join(format!("transitd-su-path-mtu-budget-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("su-path-mtu-budget");
     let mut spill = transitd::pipeline::Spill::new(4, a1.frame_size);
     assert_eq!(transitd::health::spill_probe(&a1, t, 7, Some(&a1.eth), &mut spill), Sent::Yes);
     assert_eq!(transitd::health::spill_path_mtu_probe(&a1, t, 1, 1476, Some(&a1.eth), &mut spill), Sent::Yes);
@@ -1621,8 +1608,7 @@ fn return_fragment(frame: &[u8]) -> Option<([u8; 11], bool)> {
 #[test]
 fn plan_out_dash_is_standard_output() {
     let config = root().join("examples/soft-unicast/a1.toml");
-    let dir = std::env::temp_dir().join(format!("transitd-plan-dash-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("plan-dash");
     let run = |out: &str| {
         Command::new(env!("CARGO_BIN_EXE_transitd"))
             .args(["plan", "-c", config.to_str().unwrap(), "-o", out])

@@ -498,6 +498,12 @@ struct Edge {
 }
 
 impl Edge {
+    /// `snap`'s pipeline with a worker's fresh state, its clock starting now.
+    fn new(snap: transitd::snapshot::Snapshot) -> Edge {
+        let (limits, spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
+        Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) }
+    }
+
     fn now(&self) -> u64 {
         1_000_000_000_000 + self.start.elapsed().as_nanos() as u64
     }
@@ -544,9 +550,7 @@ fn with_tun_namespace(tag: &str, rule: &str, body: impl FnOnce(&tun::Device, &mu
         let tun = tun::create(&tun_config).unwrap();
         let status = std::process::Command::new("ip").args(["route", "add", "203.0.113.0/24", "dev", &dev]).status();
         assert!(status.unwrap().success());
-        let limits = Limits::new(&snap);
-        let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-        let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
+        let mut edge = Edge::new(snap);
         body(&tun, &mut edge);
     })
     .join()
@@ -694,15 +698,9 @@ syn_burst = 1
     );
 }
 
-/// A SYN from a customer's own site (decapsulated from its tunnel, to another of its
-/// addresses) over the threshold is challenged back through the tunnel it came out of,
-/// where its client is: tshark reads GRE from our anycast to the router carrying a SYN-ACK
-/// from the SYN's destination, with valid checksums. (It was once sent as the decapsulated
-/// frame's outer header followed by the rewritten inner one: GRE's protocol, an overlong
-/// total length, toward the Internet.)
-#[test]
-fn a_syn_from_a_customers_tunnel_is_challenged_back_into_it() {
-    let config = r#"
+/// Customer `c`, 203.0.113.0/24 behind tunnel `t` to its router 198.51.100.1, whose TCP
+/// protection challenges SYNs to port 80 past one a second (burst 1, no grace period).
+const WEB_SYN_THRESHOLD: &str = r#"
 [server]
 anycast = "192.0.2.1"
 mac = "02:00:00:00:00:01"
@@ -733,10 +731,16 @@ mode = "mitigate"
 syn_rate = 1
 syn_burst = 1
 "#;
-    let snap = snapshot(config);
-    let limits = Limits::new(&snap);
-    let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
+
+/// A SYN from a customer's own site (decapsulated from its tunnel, to another of its
+/// addresses) over the threshold is challenged back through the tunnel it came out of,
+/// where its client is: tshark reads GRE from our anycast to the router carrying a SYN-ACK
+/// from the SYN's destination, with valid checksums. (It was once sent as the decapsulated
+/// frame's outer header followed by the rewritten inner one: GRE's protocol, an overlong
+/// total length, toward the Internet.)
+#[test]
+fn a_syn_from_a_customers_tunnel_is_challenged_back_into_it() {
+    let mut edge = Edge::new(snapshot(WEB_SYN_THRESHOLD));
     // From the router to our anycast.
     let in_gre = |frame: &[u8]| in_gre(frame, [198, 51, 100, 1], [192, 0, 2, 1]);
     // Another host's SYN spends the burst and is delivered (into the same tunnel).
@@ -746,14 +750,7 @@ syn_burst = 1
     assert!(matches!(v, Verdict::Tx { reason: TxReason::SynChallenge, .. }), "{v:?}");
 
     let file = std::env::temp_dir().join(format!("transitd-tunnel-challenge-{}.pcap", std::process::id()));
-    let mut pcap = Vec::new();
-    pcap.extend(0xa1b2_c3d4u32.to_le_bytes());
-    pcap.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0]);
-    pcap.extend([0u8; 8]);
-    pcap.extend((sent.len() as u32).to_le_bytes());
-    pcap.extend((sent.len() as u32).to_le_bytes());
-    pcap.extend(&sent);
-    std::fs::write(&file, pcap).unwrap();
+    write_pcap(&file, &[sent]);
     let fields = [
         "eth.dst",
         "ip.src",
@@ -786,41 +783,7 @@ syn_burst = 1
 /// a source route among them), as one with IPv6 extension headers is not.
 #[test]
 fn a_challenge_is_a_plain_frame_and_options_are_not_answered() {
-    let config = r#"
-[server]
-anycast = "192.0.2.1"
-mac = "02:00:00:00:00:01"
-next_hop_mac = "02:00:00:00:00:fe"
-
-[dos.sanity]
-bogons = false
-
-[tcp_protection]
-grace_period = 0
-
-[[customer]]
-name = "c"
-prefixes = ["203.0.113.0/24"]
-
-[[customer.tunnel]]
-name = "t"
-remote = "198.51.100.1"
-
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "t"
-
-[[customer.tcp_protection.rule]]
-name = "web"
-match = "tcp.dstport == 80"
-mode = "mitigate"
-syn_rate = 1
-syn_burst = 1
-"#;
-    let snap = snapshot(config);
-    let limits = Limits::new(&snap);
-    let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
+    let mut edge = Edge::new(snapshot(WEB_SYN_THRESHOLD));
     // The first SYN spends the burst.
     let (v, _) = edge.run(&segment([198, 51, 100, 5], [203, 0, 113, 80], 1111, 80, 0x02, 0));
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "{v:?}");
@@ -893,9 +856,7 @@ fn a_challenge_is_answered_whichever_rule_covers_the_rst() {
 }
 
 fn answered_whichever_rule_covers_the_rst(config: &str) {
-    let snap = snapshot(config);
-    let (limits, spill) = (Limits::new(&snap), Spill::new(SPILL_SLOTS, snap.frame_size));
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
+    let mut edge = Edge::new(snapshot(config));
     let (v, _) = edge.run(&segment([192, 0, 2, 99], [203, 0, 113, 80], 1234, 80, 0x02, 0));
     assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "within the burst: {v:?}");
     let syn = segment([192, 0, 2, 7], [203, 0, 113, 80], 40000, 80, 0x02, 0);
@@ -1088,8 +1049,7 @@ fn a_challenge_is_not_ecn_capable() {
         "{CATCH_ALL}\n[tcp_protection]\ngrace_period = 0\n[[tcp_protection.rule]]\nname = \"web\"\n\
          match = \"tcp.dstport == 80\"\nmode = \"mitigate\"\nsyn_rate = 1\nsyn_burst = 1\n"
     );
-    let dir = std::env::temp_dir().join(format!("transitd-challenge-ecn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("challenge-ecn");
     scapy_pcap(
         &dir.join("syns.pcap"),
         "e = Ether(dst='02:00:00:00:00:01')\n\
@@ -1099,10 +1059,7 @@ fn a_challenge_is_not_ecn_capable() {
          frames = [v4(1000, 0), v4(1001, 0xb9), v4(1002, 0x03), v6(1003, 0), v6(1004, 0xb9)]",
     );
     let frames: Vec<Vec<u8>> = read_frames(&dir.join("syns.pcap")).into_iter().map(|f| f.bytes).collect();
-    let snap = snapshot(&config);
-    let limits = Limits::new(&snap);
-    let spill = Spill::new(SPILL_SLOTS, snap.frame_size);
-    let mut edge = Edge { snap, limits, spill, start: std::time::Instant::now(), last_tcp: (None, None) };
+    let mut edge = Edge::new(snapshot(&config));
     let mut challenges = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
         let (v, sent) = edge.run(frame);

@@ -11,33 +11,21 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, SERIAL, wait_for};
+use common::lab::{Lab, SERIAL, acme_customer, acme_parts, wait_for};
 use common::*;
 
 const SYN_RATE: u64 = 5;
 const SYN_BURST: u64 = 5;
 const CONNECTIONS: usize = 200;
 
+/// The lab's Acme ([`acme_parts`]) without its firewall, under TCP protection mitigating SYNs
+/// to the server's port (5001) past `SYN_RATE`.
 fn config() -> String {
+    let ((server, _), customer) = (acme_parts(), acme_customer());
     format!(
-        r#"
-[server]
-anycast = "192.0.2.1"
-next_hop = "10.2.0.1"
-[dos.sanity]
-bogons = false
-[tcp_protection]
+        r#"{server}[tcp_protection]
 grace_period = 0
-[[customer]]
-name = "acme"
-prefixes = ["203.0.113.0/24"]
-[[customer.tunnel]]
-name = "acme-gre"
-remote = "198.51.100.1"
-[[customer.route]]
-prefix = "203.0.113.0/24"
-tunnel = "acme-gre"
-[[customer.tcp_protection.rule]]
+{customer}[[customer.tcp_protection.rule]]
 name = "web"
 match = "tcp.dstport == 5001"
 mode = "mitigate"

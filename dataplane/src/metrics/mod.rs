@@ -156,6 +156,14 @@ tunnel = "acme-gre"
         })
     }
 
+    /// A scrape (OpenMetrics) of `snap` by one worker that has counted nothing: its text and
+    /// its samples.
+    fn scrape_samples(snap: &Arc<Snapshot>) -> (String, Vec<Sample>) {
+        let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
+        let samples = parse(&text);
+        (text, samples)
+    }
+
     /// A histogram bucket counts the batches that took at most its `le` (Prometheus: "less
     /// than or equal"), checked against a count of the durations recorded. hdrhistogram's
     /// buckets straddle the bounds (1 ms falls in 999,424 to 1,003,519 ns): a batch of
@@ -479,8 +487,7 @@ tunnel = "acme-gre"
     fn a_tunnel_not_judged_yet_is_told_from_one_that_answers() {
         let snap = Arc::new(snapshot_with("", ""));
         let scrape = |snap: &Arc<Snapshot>| {
-            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
-            let samples = parse(&text);
+            let (text, samples) = scrape_samples(snap);
             let get = |name: &str, tunnel: &str| {
                 samples.iter().find(|s| s.name == name && s.label("tunnel") == tunnel).map(|s| s.value)
             };
@@ -506,8 +513,7 @@ tunnel = "acme-gre"
     fn a_tunnel_that_flaps_between_scrapes_is_counted() {
         let snap = Arc::new(snapshot_with("", ""));
         let scrape = |snap: &Arc<Snapshot>| {
-            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
-            let samples = parse(&text);
+            let (_, samples) = scrape_samples(snap);
             let get = |name: &str, tunnel: &str| {
                 samples.iter().find(|s| s.name == name && s.label("tunnel") == tunnel).map(|s| s.value)
             };
@@ -531,8 +537,7 @@ tunnel = "acme-gre"
     fn a_prefix_whose_routes_tunnels_are_down_is_unreachable_whatever_a_spare_says() {
         let snap = Arc::new(snapshot_with("", ""));
         let scrape = |snap: &Arc<Snapshot>| {
-            let text = render(&sources(WorkerState::new(snap).stats, snap.clone()), Format::OpenMetrics);
-            let samples = parse(&text);
+            let (_, samples) = scrape_samples(snap);
             let unreachable = samples
                 .iter()
                 .find(|s| s.name == "transitd_customer_unreachable_prefixes" && s.label("customer") == "acme")

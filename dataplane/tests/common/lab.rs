@@ -39,6 +39,13 @@ pub fn acme_parts() -> (&'static str, &'static str) {
     ACME.split_at(ACME.find("[[customer]]").expect("ACME has a customer"))
 }
 
+/// [`ACME`]'s customer without its firewall: acme, its prefix, its tunnel and its route, for
+/// a test to give rules of its own.
+pub fn acme_customer() -> &'static str {
+    let (_, customer) = acme_parts();
+    &customer[..customer.find("[customer.firewall]").expect("ACME has a firewall")]
+}
+
 /// Waits until `cond` holds, failing the test after `limit`; returns how long it took.
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();

@@ -27,6 +27,14 @@ pub fn captures(dir: &str) -> Vec<PathBuf> {
     v
 }
 
+/// A directory of the calling test's own: `transitd-<name>-<pid>` in the temporary
+/// directory, made if it is not there.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("transitd-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Runs tshark (reassembly off, so that it judges frame by frame) and returns stdout.
 pub fn tshark(file: &Path, args: &[&str]) -> String {
     let out = tshark_command()

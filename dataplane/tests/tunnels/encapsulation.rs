@@ -249,8 +249,7 @@ tunnel = "a"
 prefix = "203.0.113.0/24"
 tunnel = "b"
 "#;
-    let dir = std::env::temp_dir().join(format!("transitd-frag-tunnel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("frag-tunnel");
     let (file, out, conf) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("t.toml"));
     std::fs::write(&conf, config).unwrap();
     scapy_pcap(
