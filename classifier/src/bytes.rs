@@ -141,7 +141,7 @@ impl Layer {
     /// Where its bytes lie in `frame` (the bytes `key` was parsed from), or `None` when the
     /// packet does not carry it. Ranges are cut at the end of the captured bytes.
     pub fn range(self, key: &Key, frame_len: usize) -> Option<Range<usize>> {
-        let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+        let at = |d: Dim| slot(key, d);
         let cut = |start: usize, end: usize| start.min(frame_len)..end.min(frame_len);
         let l4 = |proto: u32| at(Dim::L4At).filter(|_| key.get(Dim::L4Proto) == proto);
         let version = key.get(Dim::IpVersion);
@@ -196,6 +196,24 @@ impl Layer {
             // IPv4 as ICMPv6, as `icmp` and `icmpv6` already say.
             Layer::Icmp => cut(l4(1)?, ip_end?),
             Layer::Icmpv6 => cut(l4(58)?, ip_end?),
+            Layer::TcpPayload | Layer::UdpPayload => return self.payload_range(key, frame_len, version, ip_end),
+            Layer::EthSrc | Layer::EthDst | Layer::IpSrc | Layer::IpDst | Layer::Ipv6Src | Layer::Ipv6Dst => {
+                return self.address_range(key, frame_len, version);
+            }
+            Layer::Ip | Layer::Ipv6 => return None,
+        };
+        Some(range.start..range.end.max(range.start))
+    }
+
+    /// [`Layer::range`] of a transport's payload (`tcp.payload`, `udp.payload`), given the
+    /// key's IP version and where its IP payload ends (`ip_end`); `None` where there is none.
+    /// Per candidate rule with a payload test (`#[inline]`: one call site).
+    #[inline]
+    fn payload_range(self, key: &Key, frame_len: usize, version: u32, ip_end: Option<usize>) -> Option<Range<usize>> {
+        let at = |d: Dim| slot(key, d);
+        let cut = |start: usize, end: usize| start.min(frame_len)..end.min(frame_len);
+        let l4 = |proto: u32| at(Dim::L4At).filter(|_| key.get(Dim::L4Proto) == proto);
+        match self {
             // Payloads run to the end of the IP payload, as tshark's do: a first fragment's
             // TCP data has no `tcp.len` but is `tcp.payload` all the same, and UDP's ends
             // there whatever `udp.length` says (Ethernet padding is never in it).
@@ -208,7 +226,7 @@ impl Layer {
                     return None;
                 }
                 let r = cut(start, ip_end?);
-                return (r.start < r.end).then_some(r);
+                (r.start < r.end).then_some(r)
             }
             // A UDP length of 8 says there is none, and tshark dissects none, nor behind a
             // bogus one below 8 (a longer one is not held to: the data runs to the IP
@@ -220,30 +238,37 @@ impl Layer {
                     return None;
                 }
                 let r = cut(start, ip_end?);
-                return (r.start < r.end).then_some(r);
+                (r.start < r.end).then_some(r)
             }
-            Layer::EthSrc | Layer::EthDst | Layer::IpSrc | Layer::IpDst | Layer::Ipv6Src | Layer::Ipv6Dst => {
-                // Where the address lies in its header; present only whole, as the field is.
-                let (base, offset, len) = match self {
-                    Layer::EthDst => (at(Dim::EthAt)?, 0, 6),
-                    Layer::EthSrc => (at(Dim::EthAt)?, 6, 6),
-                    Layer::IpSrc if version == 4 || version == u32::from(IPV4_CUT_BEFORE_DST) => {
-                        (at(Dim::L3At)?, 12, 4)
-                    }
-                    Layer::IpDst if version == 4 => (at(Dim::L3At)?, 16, 4),
-                    Layer::Ipv6Src if version == 6 || version == u32::from(IPV6_CUT_BEFORE_DST) => {
-                        (at(Dim::L3At)?, 8, 16)
-                    }
-                    Layer::Ipv6Dst if version == 6 => (at(Dim::L3At)?, 24, 16),
-                    _ => return None,
-                };
-                let start = base + offset;
-                return (start + len <= frame_len).then_some(start..start + len);
-            }
-            Layer::Ip | Layer::Ipv6 => return None,
-        };
-        Some(range.start..range.end.max(range.start))
+            _ => None,
+        }
     }
+
+    /// [`Layer::range`] of an address field (`eth.src`, `ip.dst`, ...), given the key's IP
+    /// version: where the address lies in its header; present only whole, as the field is.
+    /// Per candidate rule with an address test (`#[inline]`: one call site).
+    #[inline]
+    fn address_range(self, key: &Key, frame_len: usize, version: u32) -> Option<Range<usize>> {
+        let at = |d: Dim| slot(key, d);
+        let (base, offset, len) = match self {
+            Layer::EthDst => (at(Dim::EthAt)?, 0, 6),
+            Layer::EthSrc => (at(Dim::EthAt)?, 6, 6),
+            Layer::IpSrc if version == 4 || version == u32::from(IPV4_CUT_BEFORE_DST) => (at(Dim::L3At)?, 12, 4),
+            Layer::IpDst if version == 4 => (at(Dim::L3At)?, 16, 4),
+            Layer::Ipv6Src if version == 6 || version == u32::from(IPV6_CUT_BEFORE_DST) => (at(Dim::L3At)?, 8, 16),
+            Layer::Ipv6Dst if version == 6 => (at(Dim::L3At)?, 24, 16),
+            _ => return None,
+        };
+        let start = base + offset;
+        (start + len <= frame_len).then_some(start..start + len)
+    }
+}
+
+/// Key slot `d` as an offset or a length, `None` where the parser left it [`ABSENT`]. Called
+/// per byte test evaluated; `#[inline]`, so it costs what the closures it replaces did.
+#[inline]
+fn slot(key: &Key, d: Dim) -> Option<usize> {
+    Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize)
 }
 
 /// TCP's RST flag.
@@ -257,7 +282,7 @@ impl Layer {
     /// its header to the end of the layer, its payload with it (`tcp contains "Host:"` finds
     /// the request; `==`, slices and `len()` see the header alone, [`Layer::range`]).
     pub fn searched(self, key: &Key, frame_len: usize) -> Option<Range<usize>> {
-        let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+        let at = |d: Dim| slot(key, d);
         let cut = |start: usize, end: usize| start.min(frame_len)..end.min(frame_len).max(start.min(frame_len));
         let l4 = |proto: u32| at(Dim::L4At).filter(|_| key.get(Dim::L4Proto) == proto);
         let version = key.get(Dim::IpVersion);
@@ -299,7 +324,7 @@ impl Layer {
     /// length, slices are taken against it (one reaching a byte that is not there is the
     /// empty byte string), and a comparison orders by it first.
     pub fn counted_len(self, key: &Key, there: usize, frame_len: usize) -> usize {
-        let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+        let at = |d: Dim| slot(key, d);
         let version = key.get(Dim::IpVersion);
         let header = match self {
             Layer::Udp => Some(8),
@@ -330,7 +355,7 @@ fn is_cut_or_bogus(version: u32, family: u8) -> bool {
 /// from after the fixed header; a jumbogram's is its Jumbo Payload option's, not the
 /// header's 0), so that Ethernet padding is never data.
 fn ip_payload_end(key: &Key) -> Option<usize> {
-    let at = |d: Dim| Some(key.get(d)).filter(|&v| v != ABSENT).map(|v| v as usize);
+    let at = |d: Dim| slot(key, d);
     match key.get(Dim::IpVersion) {
         4 => Some(at(Dim::L3At)? + at(Dim::IpLen)?),
         6 => Some(at(Dim::L3At)? + 40 + at(Dim::Ipv6JumboLen).or(at(Dim::IpLen))?),

@@ -420,14 +420,10 @@ impl<I: FrameIo> Worker<I> {
         // no counter saying so (hundreds of frames a queue at 100 kpps: the program's
         // `redirected` past every worker's `rx`). It is forwarded as before, not dropped as
         // `next_hop_unresolved`.
-        let deadline = Instant::now() + DRAIN_WAIT;
-        while Instant::now() < deadline {
-            let addrs = eth(&self.snapshot);
-            let ring_empty = matches!(self.poll(addrs), Ok(Polled::Idle | Polled::End) | Err(_));
-            if ring_empty && self.io.frames().in_tx == 0 {
-                break;
-            }
-        }
+        self.poll_until(&eth, |polled, io| {
+            let ring_empty = matches!(polled, Ok(Polled::Idle | Polled::End) | Err(_));
+            ring_empty && io.frames().in_tx == 0
+        });
         // What is still in the receive ring waited for room on a tx ring the kernel does not
         // send from (the link set down, the device gone: the kicks refused; a hung driver) or
         // outlasted the wait: taken now whatever the room, each frame that cannot be sent
@@ -435,17 +431,30 @@ impl<I: FrameIo> Worker<I> {
         // nowhere (26 to 32 frames on a queue stopped with its link down). The program no
         // longer redirects into the ring, so it empties in a few polls; the wait bounds them.
         self.io.end_backpressure();
-        let deadline = Instant::now() + DRAIN_WAIT;
-        while Instant::now() < deadline {
-            let addrs = eth(&self.snapshot);
-            if !matches!(self.poll(addrs), Ok(Polled::Frames(1..))) {
-                break;
-            }
-        }
+        self.poll_until(&eth, |polled, _| !matches!(polled, Ok(Polled::Frames(1..))));
         if let Some(p) = &mut self.publisher {
             p.publish(&self.state.stats, self.io.stats(), &self.snapshot, true);
         }
         Ok(())
+    }
+
+    /// Polls a stopping worker until `done` says a poll's result (and the backend after it)
+    /// ends the drain, or for [`DRAIN_WAIT`] at most, sending with the addresses `eth` gives
+    /// for the snapshot followed. A failed poll ends nothing by itself: `done` judges it, since
+    /// a stopping worker counts what it still can.
+    fn poll_until(
+        &mut self,
+        eth: &impl Fn(&Snapshot) -> Option<EthernetAddrs>,
+        done: impl Fn(&std::io::Result<Polled>, &I) -> bool,
+    ) {
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while Instant::now() < deadline {
+            let addrs = eth(&self.snapshot);
+            let polled = self.poll(addrs);
+            if done(&polled, &self.io) {
+                break;
+            }
+        }
     }
 
     /// Polls until the backend is exhausted (a capture, a list of frames).

@@ -386,12 +386,60 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
     if entry.trim().is_empty() {
         return Ok(None);
     }
-    // Every field is read, so that a malformed one past the fifth is said too, but only five
-    // are kept: a line of a million commas is not a million strings. Carriage returns that
-    // end the line (`\r\r\n`, or a last line without `\n`) end it for CSV readers too.
-    let entry = entry.trim_end_matches('\r');
-    let mut fields: Vec<Field<'_>> = Vec::with_capacity(FIELDS);
-    let mut extra: Option<(usize, usize)> = None; // where the sixth field starts, how many past the fifth
+    // Carriage returns that end the line (`\r\r\n`, or a last line without `\n`) end it for
+    // CSV readers too.
+    let f = read_fields(raw, entry.trim_end_matches('\r'), comment_at)?;
+    // RFC 4180 §2: "Spaces are considered part of a field and should not be ignored." So a
+    // strict reader hands ` US ` on, which is no code, and the entry is lost (RFC 8805 §2.1.3:
+    // an entry whose prefix "fails to parse correctly MUST be discarded", one whose optional
+    // fields fail to parse "SHOULD be discarded"): an error. In free text, a warning below.
+    for (k, what) in [(0, "an IP prefix"), (1, "an ISO 3166-1 code"), (2, "an ISO 3166-2 code")] {
+        if has_blanks(f.get(k)) {
+            return Err((
+                f.at(k),
+                format!(
+                    "{} has blanks around it, which RFC 4180 §2 makes part of the field: not {what}",
+                    quoted(f.get(k))
+                ),
+            ));
+        }
+    }
+    let (addr, prefix_len) = read_prefix(&f, warnings)?;
+    let (country, region) = read_location(&f, warnings)?;
+    warn_of_city(&f, warnings);
+    warn_of_postal_code(&f, warnings);
+    warn_of_field_count(&f, warnings);
+    Ok(Some(Entry { addr, prefix_len, country, region, city: f.get(3).to_string() }))
+}
+
+/// The fields of a feed line's entry, by position: the first [`FIELDS`] of them, and where a
+/// sixth starts and how many follow the fifth.
+struct Fields<'a> {
+    kept: Vec<Field<'a>>,
+    /// Where the entry ends (a byte of the line): where a field it lacks would start.
+    end: usize,
+    /// Where the sixth field starts, and how many there are past the fifth.
+    extra: Option<(usize, usize)>,
+}
+
+impl Fields<'_> {
+    /// Field `k`'s text, unquoted; empty where the line lacks it.
+    fn get(&self, k: usize) -> &str {
+        self.kept.get(k).map_or("", |f| f.text.as_ref())
+    }
+
+    /// Where field `k` starts, a byte of the line.
+    fn at(&self, k: usize) -> usize {
+        self.kept.get(k).map_or(self.end, |f| f.at)
+    }
+}
+
+/// The fields of `entry`, the part of line `raw` before its comment (which starts at byte
+/// `comment_at`), read as CSV. Every field is read, so that a malformed one past the fifth is
+/// said too, but only five are kept: a line of a million commas is not a million strings.
+fn read_fields<'a>(raw: &str, entry: &'a str, comment_at: Option<usize>) -> Result<Fields<'a>, (usize, String)> {
+    let mut kept: Vec<Field<'_>> = Vec::with_capacity(FIELDS);
+    let mut extra: Option<(usize, usize)> = None;
     for field in csv_fields(entry) {
         let field = field.map_err(|m| {
             // A `#` inside quotes cut the field short: said, or the quote seems never written.
@@ -403,35 +451,23 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
             };
             (m.at, format!("not CSV: {}{cut}", m.why))
         })?;
-        if fields.len() < FIELDS {
-            fields.push(field);
+        if kept.len() < FIELDS {
+            kept.push(field);
         } else {
             extra.get_or_insert((field.at, 0)).1 += 1;
         }
     }
-    let get = |k: usize| fields.get(k).map_or("", |f| f.text.as_ref());
-    // A field the line lacks would start where its entry ends.
-    let at = |k: usize| fields.get(k).map_or(entry.len(), |f| f.at);
-    // RFC 4180 §2: "Spaces are considered part of a field and should not be ignored." So a
-    // strict reader hands ` US ` on, which is no code, and the entry is lost (RFC 8805 §2.1.3:
-    // an entry whose prefix "fails to parse correctly MUST be discarded", one whose optional
-    // fields fail to parse "SHOULD be discarded"): an error. In free text, a warning below.
-    for (k, what) in [(0, "an IP prefix"), (1, "an ISO 3166-1 code"), (2, "an ISO 3166-2 code")] {
-        if has_blanks(get(k)) {
-            return Err((
-                at(k),
-                format!(
-                    "{} has blanks around it, which RFC 4180 §2 makes part of the field: not {what}",
-                    quoted(get(k))
-                ),
-            ));
-        }
-    }
-    let (addr_text, len_text) = match get(0).split_once('/') {
+    Ok(Fields { kept, end: entry.len(), extra })
+}
+
+/// The entry's prefix (its first field): an address and a length with no host bits set. IPv6
+/// not written as RFC 5952 writes it is said in `warnings`.
+fn read_prefix(f: &Fields<'_>, warnings: &mut Vec<(usize, String)>) -> Result<(IpAddr, u8), (usize, String)> {
+    let (addr_text, len_text) = match f.get(0).split_once('/') {
         Some((a, l)) => (a, Some(l)),
-        None => (get(0), None),
+        None => (f.get(0), None),
     };
-    let addr: IpAddr = addr_text.parse().map_err(|_| (at(0), format!("{} is not an IP prefix", quoted(get(0)))))?;
+    let addr: IpAddr = addr_text.parse().map_err(|_| (f.at(0), format!("{} is not an IP prefix", quoted(f.get(0)))))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix_len = match len_text {
         None => max,
@@ -440,14 +476,14 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
             .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|l| l.parse::<u8>().ok())
             .filter(|l| *l <= max)
-            .ok_or_else(|| (at(0), format!("bad prefix length in {}", quoted(get(0)))))?,
+            .ok_or_else(|| (f.at(0), format!("bad prefix length in {}", quoted(f.get(0)))))?,
     };
     let host_bits_set = match addr {
         IpAddr::V4(a) => u32::from(a) & u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
         IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0) != 0,
     };
     if host_bits_set {
-        return Err((at(0), format!("{} has host bits set", quoted(get(0)))));
+        return Err((f.at(0), format!("{} has host bits set", quoted(f.get(0)))));
     }
     // RFC 8805 §2.1.3: "While publishers SHOULD follow [RFC5952] for IPv6 prefix fields,
     // consumers MUST nevertheless accept all valid string representations." Rust writes an
@@ -461,12 +497,19 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
             let why = format!(
                 "{} is not IPv6 as RFC 5952 writes it, which RFC 8805 §2.1.3 says a publisher SHOULD \
                  follow: `{written}`",
-                quoted(get(0))
+                quoted(f.get(0))
             );
-            warnings.push((at(0), why));
+            warnings.push((f.at(0), why));
         }
     }
-    let country = get(1).to_ascii_uppercase();
+    Ok((addr, prefix_len))
+}
+
+/// The entry's country and region (its second and third fields), upper case: a country not
+/// in ISO 3166-1, or a region not of its country, is an error; `ZZ`, and a place under it,
+/// are said in `warnings`.
+fn read_location(f: &Fields<'_>, warnings: &mut Vec<(usize, String)>) -> Result<(String, String), (usize, String)> {
+    let country = f.get(1).to_ascii_uppercase();
     if country == "ZZ" {
         // RFC 8805 §2.1.2: a prefix with no location has every location field empty, and
         // "Historically, the user-assigned alpha2code identifier of "ZZ" has been used for this
@@ -475,45 +518,54 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
         let why = format!(
             "{} is the user-assigned code once used for no location; RFC 8805 §2.1.2 prefers every location \
              field left empty",
-            quoted(get(1))
+            quoted(f.get(1))
         );
-        warnings.push((at(1), why));
+        warnings.push((f.at(1), why));
         // A place under "no location" says two things; a reader takes one of them.
-        if let Some(k) = [2, 3].into_iter().find(|&k| !get(k).is_empty()) {
+        if let Some(k) = [2, 3].into_iter().find(|&k| !f.get(k).is_empty()) {
             let what = if k == 2 { "region" } else { "city" };
-            let why = format!("{} is a {what} under `ZZ`, which says the prefix has no location", quoted(get(k)));
-            warnings.push((at(k), why));
+            let why = format!("{} is a {what} under `ZZ`, which says the prefix has no location", quoted(f.get(k)));
+            warnings.push((f.at(k), why));
         }
-    } else if let Some(why) = check_country(get(1)).filter(|_| !country.is_empty()) {
-        return Err((at(1), why));
+    } else if let Some(why) = check_country(f.get(1)).filter(|_| !country.is_empty()) {
+        return Err((f.at(1), why));
     }
-    let region = get(2).to_ascii_uppercase();
+    let region = f.get(2).to_ascii_uppercase();
     if let Some(why) = check_region(&country, &region) {
-        return Err((at(2), why));
+        return Err((f.at(2), why));
     }
-    // Free text may hold blanks (`New York`), at its ends too, but readers then publish
-    // ` London` beside `London`: said, not refused.
-    let city = get(3);
+    Ok((country, region))
+}
+
+/// Says in `warnings` what about the entry's city (its fourth field) readers may take
+/// otherwise than meant: free text may hold blanks (`New York`), at its ends too, but readers
+/// then publish ` London` beside `London`; a comma; a control character or line separator.
+fn warn_of_city(f: &Fields<'_>, warnings: &mut Vec<(usize, String)>) {
+    let city = f.get(3);
     if has_blanks(city) {
         let why = format!("{} has blanks around it, which RFC 4180 §2 makes part of the city", quoted(city));
-        warnings.push((at(3), why));
+        warnings.push((f.at(3), why));
     }
     if let Some(why) = comma_warning(city) {
-        warnings.push((at(3), why));
+        warnings.push((f.at(3), why));
     }
     // A city with a control character or a line separator in it (a quoted carriage return, a
     // NUL): CSV to a strict reader, but a reader that splits the feed into lines first, or
     // stops at a NUL, reads another entry or none. `generate` writes no such city (and a `#`
     // cannot be in this one: it started a comment).
     if let Some(why) = check_text(city) {
-        warnings.push((at(3), why));
+        warnings.push((f.at(3), why));
     }
-    // RFC 8805 §2.1.1.5: "The use of this field is deprecated; ... new feeds SHOULD NOT include
-    // this field due to the granularity of this information", and §4: "Such specific Postal
-    // Code values MUST NOT be published in geofeeds without the express consent of the parties
-    // being located". One of blanks only is most likely a blank before a comment
-    // (`...,London, # office`), which is no comment's but the field's.
-    let postal = get(4);
+}
+
+/// Says in `warnings` that the entry has a postal code (its fifth field). RFC 8805 §2.1.1.5:
+/// "The use of this field is deprecated; ... new feeds SHOULD NOT include this field due to
+/// the granularity of this information", and §4: "Such specific Postal Code values MUST NOT
+/// be published in geofeeds without the express consent of the parties being located". One
+/// of blanks only is most likely a blank before a comment (`...,London, # office`), which is
+/// no comment's but the field's.
+fn warn_of_postal_code(f: &Fields<'_>, warnings: &mut Vec<(usize, String)>) {
+    let postal = f.get(4);
     if !postal.is_empty() {
         let why = if postal.trim().is_empty() {
             format!("{} has blanks around it, which RFC 4180 §2 makes part of the postal code", quoted(postal))
@@ -524,26 +576,29 @@ fn parse_line(raw: &str, warnings: &mut Vec<(usize, String)>) -> Result<Option<E
                 quoted(postal)
             )
         };
-        warnings.push((at(4), why));
+        warnings.push((f.at(4), why));
     }
-    // RFC 8805 §2.1: "The IP prefix field is REQUIRED, all others are OPTIONAL (can be empty),
-    // though the requisite minimum number of commas SHOULD be present." §2.1.3: "a parser
-    // MUST ignore any fields beyond those it expects", and none is in use (§7): more is a slip
-    // (a comma not quoted, most likely), the entry standing on the first five.
-    if fields.len() < FIELDS {
+}
+
+/// Says in `warnings` a line of other than [`FIELDS`] fields. RFC 8805 §2.1: "The IP prefix
+/// field is REQUIRED, all others are OPTIONAL (can be empty), though the requisite minimum
+/// number of commas SHOULD be present." §2.1.3: "a parser MUST ignore any fields beyond those
+/// it expects", and none is in use (§7): more is a slip (a comma not quoted, most likely),
+/// the entry standing on the first five.
+fn warn_of_field_count(f: &Fields<'_>, warnings: &mut Vec<(usize, String)>) {
+    if f.kept.len() < FIELDS {
         let why = format!(
             "only {} of the {FIELDS} fields `ip_prefix,alpha2code,region,city,postal_code`: RFC 8805 §2.1 says \
              their commas SHOULD all be present",
-            fields.len()
+            f.kept.len()
         );
-        warnings.push((entry.len(), why));
+        warnings.push((f.end, why));
     }
-    if let Some((sixth, more)) = extra {
+    if let Some((sixth, more)) = f.extra {
         let why = format!(
             "{} fields: RFC 8805 §2.1.3 has a reader ignore those past the fifth, and no extension uses them (§7)",
             FIELDS + more
         );
         warnings.push((sixth, why));
     }
-    Ok(Some(Entry { addr, prefix_len, country, region, city: city.to_string() }))
 }

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use pcap_file::pcap::PcapReader;
 use pcap_file::{PcapError, TsResolution};
-use pcap_parser::pcapng::Block;
+use pcap_parser::pcapng::{Block, EnhancedPacketBlock};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapNGOption, PcapNGReader};
 
@@ -405,10 +405,6 @@ impl Section {
     fn take(&mut self, block: PcapBlockOwned<'_>, out: &mut [u8]) -> Result<Option<Taken>, String> {
         let PcapBlockOwned::NG(block) = block else { return Ok(None) };
         let big_endian = self.big_endian;
-        let u32_at = |b: &[u8], at: usize| -> u32 {
-            let w = b.get(at..at + 4).map_or([0; 4], |w| [w[0], w[1], w[2], w[3]]);
-            if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
-        };
         Ok(match block {
             Block::SectionHeader(shb) => {
                 // Byte-order magic, major and minor versions, section length: 16 bytes.
@@ -429,17 +425,7 @@ impl Section {
                 });
                 None
             }
-            Block::EnhancedPacket(p) => {
-                let data = &p.data[..(p.caplen as usize).min(p.data.len())];
-                let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
-                // Interface, timestamp high and low, captured and original lengths (20
-                // bytes), then the packet padded to 32 bits, as pcap-parser took it.
-                let in_force = options_in_force(&p.options, p.block_len1, 20 + p.data.len())?;
-                let flags = in_force.iter().find(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..]));
-                let outbound = is_outbound(flags, big_endian)?;
-                let n = copy_prefix(data, out);
-                Some(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n, outbound })
-            }
+            Block::EnhancedPacket(p) => Some(enhanced_packet(&p, big_endian, out)?),
             Block::SimplePacket(p) => {
                 // The block's data is padded to 32 bits: the packet is its first original
                 // length of bytes, or the first interface's snaplen if less. No time.
@@ -461,19 +447,7 @@ impl Section {
             // PB size") or whose packet runs past its end ("too small for N bytes of packet
             // data"), as pcap-parser refuses an enhanced one.
             Block::Unknown(u) if u.block_type == 2 || u.block_type == 2u32.swap_bytes() => {
-                let Some(&[i0, i1, ..]) = u.data.get(..20) else { return Err(OVERRUN.into()) };
-                let interface =
-                    u32::from(if big_endian { u16::from_be_bytes([i0, i1]) } else { u16::from_le_bytes([i0, i1]) });
-                let ticks = u64::from(u32_at(u.data, 4)) << 32 | u64::from(u32_at(u.data, 8));
-                let caplen = u32_at(u.data, 12);
-                let packet_end = usize::try_from(u64::from(caplen) + 20).ok();
-                let data = packet_end.and_then(|end| u.data.get(20..end)).ok_or(OVERRUN)?;
-                // The padding is there if the packet is: the block's body is whole words.
-                let options_at = usize::try_from(u64::from(caplen).next_multiple_of(4) + 20).ok();
-                let options = options_at.and_then(|at| u.data.get(at..)).unwrap_or_default();
-                let outbound = is_outbound(raw_option(options, FLAGS_OPTION, big_endian)?, big_endian)?;
-                let n = copy_prefix(data, out);
-                Some(Taken::Packet { interface, ticks, wire_len: u32_at(u.data, 16), n, outbound })
+                Some(obsolete_packet(u.data, big_endian, out)?)
             }
             // tshark 4.0 gives a custom block's data after its enterprise number, padding
             // and all (it cannot tell data from options), and a journal entry without the
@@ -499,6 +473,44 @@ impl Section {
             _ => None,
         })
     }
+}
+
+/// An enhanced packet block's packet, copied to the front of `out` and described. `Err`: an
+/// option runs past the block, or its flags are malformed.
+fn enhanced_packet(p: &EnhancedPacketBlock<'_>, big_endian: bool, out: &mut [u8]) -> Result<Taken, String> {
+    let data = &p.data[..(p.caplen as usize).min(p.data.len())];
+    let ticks = u64::from(p.ts_high) << 32 | u64::from(p.ts_low);
+    // Interface, timestamp high and low, captured and original lengths (20 bytes), then the
+    // packet padded to 32 bits, as pcap-parser took it.
+    let in_force = options_in_force(&p.options, p.block_len1, 20 + p.data.len())?;
+    let flags = in_force.iter().find(|o| o.code.0 == FLAGS_OPTION).map(|o| (o.len, &o.value[..]));
+    let outbound = is_outbound(flags, big_endian)?;
+    let n = copy_prefix(data, out);
+    Ok(Taken::Packet { interface: p.if_id, ticks, wire_len: p.origlen, n, outbound })
+}
+
+/// The obsolete packet block's packet (its body `data`, which pcap-parser leaves unread),
+/// copied to the front of `out` and described. `Err`: the body is too short for its fixed
+/// fields or its packet ([`OVERRUN`]), or its flags are malformed.
+fn obsolete_packet(data: &[u8], big_endian: bool, out: &mut [u8]) -> Result<Taken, String> {
+    let Some(&[i0, i1, ..]) = data.get(..20) else { return Err(OVERRUN.into()) };
+    let interface = u32::from(if big_endian { u16::from_be_bytes([i0, i1]) } else { u16::from_le_bytes([i0, i1]) });
+    let ticks = u64::from(u32_at(data, 4, big_endian)) << 32 | u64::from(u32_at(data, 8, big_endian));
+    let caplen = u32_at(data, 12, big_endian);
+    let packet_end = usize::try_from(u64::from(caplen) + 20).ok();
+    let packet = packet_end.and_then(|end| data.get(20..end)).ok_or(OVERRUN)?;
+    // The padding is there if the packet is: the block's body is whole words.
+    let options_at = usize::try_from(u64::from(caplen).next_multiple_of(4) + 20).ok();
+    let options = options_at.and_then(|at| data.get(at..)).unwrap_or_default();
+    let outbound = is_outbound(raw_option(options, FLAGS_OPTION, big_endian)?, big_endian)?;
+    let n = copy_prefix(packet, out);
+    Ok(Taken::Packet { interface, ticks, wire_len: u32_at(data, 16, big_endian), n, outbound })
+}
+
+/// The `u32` at `b[at..at + 4]` in the byte order given; 0 where `b` ends before it.
+fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let w = b.get(at..at + 4).map_or([0; 4], |w| [w[0], w[1], w[2], w[3]]);
+    u32_in(w, big_endian)
 }
 
 /// A packet's flags (`epb_flags` of an enhanced packet block, `pack_flags` of the obsolete

@@ -18,7 +18,7 @@ use crate::netdev::NetdevCounters;
 use crate::pipeline::flows::FlowEvent;
 use crate::pipeline::stats::{CustomerStats, TunnelStats, WorkerStats};
 use crate::pipeline::{Reason, Verdict};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{CustomerId, Snapshot};
 use crate::worker::WorkerReport;
 
 /// Upper bounds (seconds) of the batch-latency histogram's buckets.
@@ -53,6 +53,69 @@ fn rule_samples(
         sample(m, &[("customer", customer), ("kind", kind), ("rule", rule.name.as_str())], n, MetricType::Counter)?;
     }
     Ok(())
+}
+
+/// Customer `id`'s name as samples label it: `""` for an id `snap` has no customer at (a
+/// snapshot builds none such; the label is not worth a panic in a scrape).
+fn customer_name(snap: &Snapshot, id: CustomerId) -> &str {
+    snap.customers.get(usize::from(id)).map_or("", |c| c.name.as_str())
+}
+
+/// A customer's name and its counters, summed over the workers.
+type CustomerCounts<'a> = (&'a str, CustomerStats);
+
+/// A tunnel's name, its customer's name and its counters, summed over the workers.
+type TunnelCounts<'a> = (&'a str, &'a str, TunnelStats);
+
+/// Each customer's frames and bytes by verdict, summed by [`Scrape::summed_by_name`].
+fn customer_traffic(enc: &mut DescriptorEncoder<'_>, customers: &[CustomerCounts<'_>]) -> fmt::Result {
+    for (name, help, bytes) in [
+        ("transitd_customer_packets", "A customer's frames by verdict", false),
+        ("transitd_customer_bytes", "A customer's bytes (as received) by verdict", true),
+    ] {
+        family(enc, name, help, MetricType::Counter, |m| {
+            for (customer, counts) in customers {
+                for (verdict, t) in Verdict::KINDS.iter().zip(counts) {
+                    let labels = [("customer", *customer), ("verdict", verdict)];
+                    sample(m, &labels, if bytes { t.bytes } else { t.packets }, MetricType::Counter)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Each tunnel's frames and bytes received and sent, and its received frames dropped, summed
+/// by [`Scrape::summed_by_name`].
+fn tunnel_traffic(enc: &mut DescriptorEncoder<'_>, tunnels: &[TunnelCounts<'_>]) -> fmt::Result {
+    for (name, help, bytes) in [
+        ("transitd_tunnel_packets", "Frames received from (GRE) or sent into a customer tunnel", false),
+        ("transitd_tunnel_bytes", "Bytes received from or sent into a customer tunnel", true),
+    ] {
+        family(enc, name, help, MetricType::Counter, |m| {
+            for (tunnel, customer, t) in tunnels {
+                for (direction, x) in [("received", t.received), ("sent", t.sent)] {
+                    let labels = [("tunnel", *tunnel), ("customer", *customer), ("direction", direction)];
+                    sample(m, &labels, if bytes { x.bytes } else { x.packets }, MetricType::Counter)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    family(
+        enc,
+        "transitd_tunnel_received_dropped_packets",
+        "Frames from a customer tunnel that were dropped",
+        MetricType::Counter,
+        |m| {
+            for (tunnel, customer, t) in tunnels {
+                let labels = [("tunnel", *tunnel), ("customer", *customer)];
+                sample(m, &labels, t.received_dropped, MetricType::Counter)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 #[derive(Debug)]
@@ -228,21 +291,28 @@ impl Scrape<'_> {
     /// The running configuration's customers and tunnels: summed over workers, each worker's
     /// counters named by the snapshot they were counted under; and the tunnels' health.
     fn customers_and_tunnels(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let (customers, tunnels) = self.summed_by_name();
+        customer_traffic(enc, &customers)?;
+        tunnel_traffic(enc, &tunnels)?;
+        self.tunnel_states(enc)?;
+        self.tunnel_downs_and_unreachable_prefixes(enc)?;
+        self.tunnel_mtus(enc)
+    }
+
+    /// The running configuration's customers (name, counts) and tunnels (name, customer's
+    /// name, counts), each summed by name over the workers (one still on the configuration
+    /// before a reload counts them at its own indices). One a reload removed is served no
+    /// more: summed over the workers that had not moved on yet, its counters went down (to
+    /// what those alone counted), which a scraper takes for a restart from 0 and adds to the
+    /// increase: a phantom spike.
+    fn summed_by_name(&self) -> (Vec<CustomerCounts<'_>>, Vec<TunnelCounts<'_>>) {
         let snap = self.snap;
-        // The running configuration's customers and tunnels, each summed by name over the
-        // workers (one still on the configuration before a reload counts them at its own
-        // indices). One a reload removed is served no more: summed over the workers that had
-        // not moved on yet, its counters went down (to what those alone counted), which a
-        // scraper takes for a restart from 0 and adds to the increase: a phantom spike.
-        let mut customers: Vec<(&str, CustomerStats)> =
+        let mut customers: Vec<CustomerCounts<'_>> =
             snap.customers.iter().map(|c| (c.name.as_str(), Default::default())).collect();
-        let mut tunnels: Vec<(&str, &str, TunnelStats)> = snap
+        let mut tunnels: Vec<TunnelCounts<'_>> = snap
             .tunnels
             .iter()
-            .map(|t| {
-                let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                (t.name.as_str(), customer, Default::default())
-            })
+            .map(|t| (t.name.as_str(), customer_name(snap, t.customer), Default::default()))
             .collect();
         let customer_at: HashMap<&str, usize> = customers.iter().enumerate().map(|(i, c)| (c.0, i)).collect();
         let tunnel_at: HashMap<&str, usize> = tunnels.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
@@ -259,47 +329,12 @@ impl Scrape<'_> {
                 }
             }
         }
-        for (name, help, bytes) in [
-            ("transitd_customer_packets", "A customer's frames by verdict", false),
-            ("transitd_customer_bytes", "A customer's bytes (as received) by verdict", true),
-        ] {
-            family(enc, name, help, MetricType::Counter, |m| {
-                for (customer, counts) in &customers {
-                    for (verdict, t) in Verdict::KINDS.iter().zip(counts) {
-                        let labels = [("customer", *customer), ("verdict", verdict)];
-                        sample(m, &labels, if bytes { t.bytes } else { t.packets }, MetricType::Counter)?;
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        for (name, help, bytes) in [
-            ("transitd_tunnel_packets", "Frames received from (GRE) or sent into a customer tunnel", false),
-            ("transitd_tunnel_bytes", "Bytes received from or sent into a customer tunnel", true),
-        ] {
-            family(enc, name, help, MetricType::Counter, |m| {
-                for (tunnel, customer, t) in &tunnels {
-                    for (direction, x) in [("received", t.received), ("sent", t.sent)] {
-                        let labels = [("tunnel", *tunnel), ("customer", *customer), ("direction", direction)];
-                        sample(m, &labels, if bytes { x.bytes } else { x.packets }, MetricType::Counter)?;
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        family(
-            enc,
-            "transitd_tunnel_received_dropped_packets",
-            "Frames from a customer tunnel that were dropped",
-            MetricType::Counter,
-            |m| {
-                for (tunnel, customer, t) in &tunnels {
-                    let labels = [("tunnel", *tunnel), ("customer", *customer)];
-                    sample(m, &labels, t.received_dropped, MetricType::Counter)?;
-                }
-                Ok(())
-            },
-        )?;
+        (customers, tunnels)
+    }
+
+    /// Whether each tunnel takes traffic now, and whether its probes have judged it.
+    fn tunnel_states(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let snap = self.snap;
         family(
             enc,
             "transitd_tunnel_up",
@@ -307,7 +342,7 @@ impl Scrape<'_> {
             MetricType::Gauge,
             |m| {
                 for (i, t) in snap.tunnels.iter().enumerate() {
-                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
+                    let customer = customer_name(snap, t.customer);
                     let checked = if t.interface.is_some() { "true" } else { "false" };
                     let labels = [("tunnel", t.name.as_str()), ("customer", customer), ("checked", checked)];
                     sample(m, &labels, u64::from(snap.health.is_up(i as u16)), MetricType::Gauge)?;
@@ -327,14 +362,17 @@ impl Scrape<'_> {
             MetricType::Gauge,
             |m| {
                 for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
-                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer_name(snap, t.customer))];
                     sample(m, &labels, u64::from(snap.health.judged(i as u16)), MetricType::Gauge)?;
                 }
                 Ok(())
             },
-        )?;
-        self.tunnel_downs_and_unreachable_prefixes(enc)?;
+        )
+    }
+
+    /// The largest inner packet each tunnel takes now.
+    fn tunnel_mtus(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let snap = self.snap;
         let now = crate::io::wall_clock_ns();
         let link = self.src.link_mtu.as_ref().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).filter(|&m| m > 0);
         family(
@@ -344,8 +382,7 @@ impl Scrape<'_> {
             MetricType::Gauge,
             |m| {
                 for t in &snap.tunnels {
-                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer_name(snap, t.customer))];
                     let mtu = crate::pipeline::tunnel_mtu(snap, t, false, now, link);
                     sample(m, &labels, u64::from(mtu), MetricType::Gauge)?;
                 }
@@ -368,8 +405,7 @@ impl Scrape<'_> {
             MetricType::Counter,
             |m| {
                 for (i, t) in snap.tunnels.iter().enumerate().filter(|(_, t)| t.interface.is_some()) {
-                    let customer = snap.customers.get(usize::from(t.customer)).map_or("", |c| c.name.as_str());
-                    let labels = [("tunnel", t.name.as_str()), ("customer", customer)];
+                    let labels = [("tunnel", t.name.as_str()), ("customer", customer_name(snap, t.customer))];
                     sample(m, &labels, snap.health.downs(i as u16), MetricType::Counter)?;
                 }
                 Ok(())
@@ -431,8 +467,7 @@ impl Scrape<'_> {
             MetricType::Counter,
             |m| {
                 for (i, rule) in snap.tcp.rules.iter().enumerate() {
-                    let customer =
-                        rule.customer.and_then(|c| snap.customers.get(usize::from(c))).map_or("", |c| c.name.as_str());
+                    let customer = rule.customer.map_or("", |c| customer_name(snap, c));
                     let mode = if rule.mitigate { "mitigate" } else { "monitor" };
                     for event in FlowEvent::ALL {
                         let n = hits.tcp_hits.get(i).map_or(0, |h| h[event.index()]);

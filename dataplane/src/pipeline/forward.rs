@@ -528,12 +528,7 @@ pub(super) fn icmp_error(
     if is_unanswerable_source(ctx, header.src_addr()) || is_tunnel_broadcast(ctx.snap, header.dst_addr()) {
         return None;
     }
-    let allowed = if ip.is_ipv6 {
-        ctx.snap.anycast_v6.is_some() && icmp::ipv6_error_allowed(packet, kind.v6())
-    } else {
-        icmp::ipv4_error_allowed(packet)
-    };
-    if !allowed {
+    if !is_error_allowed(ctx, packet, ip.is_ipv6, kind) {
         return None;
     }
     // Where the error goes is settled before a byte of it is written or a token spent: a
@@ -552,6 +547,35 @@ pub(super) fn icmp_error(
     if ctx.eth.is_none() {
         return Some(Verdict::Drop(DropReason::NextHopUnresolved));
     }
+    // A quote too short to name the packet takes no error, and spends no token.
+    let quoted = error_quote_len(ctx, way, ip, packet)?;
+    if !ctx.limits.icmp.admit(0, 0, ctx.now) {
+        return None;
+    }
+    let (start, len) = write_error(ctx, frame.buf, l3, quoted, ip.is_ipv6, kind)?;
+    let reason = kind.tx_reason();
+    Some(match way {
+        Some(tunnel) => back_into(ctx, tunnel, frame.buf, start, len, ip.is_ipv6, reason),
+        None => ethernet(ctx, frame.buf, start, len, ip.is_ipv6, reason),
+    })
+}
+
+/// Whether `gre::icmp` lets a router send an error about `packet` (RFC 1812 §4.3.2.7, RFC
+/// 4443 §2.4), and, about an IPv6 one, whether there is an address to send it from
+/// (`anycast_v6`). Once per error about to be sent (`#[inline]`: one call site).
+#[inline]
+fn is_error_allowed(ctx: &Ctx<'_>, packet: &[u8], is_ipv6: bool, kind: IcmpKind) -> bool {
+    if is_ipv6 {
+        ctx.snap.anycast_v6.is_some() && icmp::ipv6_error_allowed(packet, kind.v6())
+    } else {
+        icmp::ipv4_error_allowed(packet)
+    }
+}
+
+/// How many bytes of the packet (`ip`, its bytes `packet`) an error about it quotes on `way`
+/// (`None`: the next hop); `None` if that would not name the packet to its sender.
+#[inline]
+fn error_quote_len(ctx: &Ctx<'_>, way: Option<&Tunnel>, ip: &IpFrame, packet: &[u8]) -> Option<usize> {
     let room = way.map_or(usize::MAX, |t| room(ctx, t, ip.is_ipv6));
     let (headers, most) = if ip.is_ipv6 {
         (IPV6_HEADER_LEN + icmp::ICMP_HEADER_LEN, icmp::ICMPV6_ERROR_MAX)
@@ -570,28 +594,30 @@ pub(super) fn icmp_error(
     } else {
         icmp::ipv4_quote_suffices(packet, quoted)
     };
-    if !suffices {
-        return None;
-    }
-    if !ctx.limits.icmp.admit(0, 0, ctx.now) {
-        return None;
-    }
-    let (start, len) = if ip.is_ipv6 {
+    suffices.then_some(quoted)
+}
+
+/// Writes the error of `kind` about the packet at `buf[l3..]`, quoting `quoted` bytes of it,
+/// into the headroom in front of it; returns where the error's IP packet starts and its
+/// length. An IPv6 one comes from `anycast_v6`; an IPv4 one from our side of the tunnel the
+/// packet came out of, where it has one, else from the anycast address.
+#[inline]
+fn write_error(
+    ctx: &Ctx<'_>,
+    buf: &mut [u8],
+    l3: usize,
+    quoted: usize,
+    is_ipv6: bool,
+    kind: IcmpKind,
+) -> Option<(usize, usize)> {
+    if is_ipv6 {
         let src = ctx.snap.anycast_v6?;
-        icmp::icmpv6_error(frame.buf, l3, quoted, kind.v6(), src, ICMP_TTL)?
+        icmp::icmpv6_error(buf, l3, quoted, kind.v6(), src, ICMP_TTL)
     } else {
         let back = ctx.from.and_then(|t| ctx.snap.tunnels.get(usize::from(t)));
         let src = back.and_then(|t| t.interface).map_or(Ipv4Addr::from(ctx.snap.anycast), |i| i.ours);
-        icmp::icmpv4_error(frame.buf, l3, quoted, kind.v4(), src, ICMP_TTL)?
-    };
-    let reason = match kind {
-        IcmpKind::TimeExceeded => TxReason::IcmpTimeExceeded,
-        IcmpKind::TooBig(_) => TxReason::IcmpTooBig,
-    };
-    Some(match way {
-        Some(tunnel) => back_into(ctx, tunnel, frame.buf, start, len, ip.is_ipv6, reason),
-        None => ethernet(ctx, frame.buf, start, len, ip.is_ipv6, reason),
-    })
+        icmp::icmpv4_error(buf, l3, quoted, kind.v4(), src, ICMP_TTL)
+    }
 }
 
 impl IcmpKind {
@@ -608,6 +634,14 @@ impl IcmpKind {
         match self {
             IcmpKind::TimeExceeded => Icmpv6Error::HopLimitExceeded,
             IcmpKind::TooBig(mtu) => Icmpv6Error::PacketTooBig { mtu },
+        }
+    }
+
+    /// What the frame is once it carries an error of this kind.
+    fn tx_reason(self) -> TxReason {
+        match self {
+            IcmpKind::TimeExceeded => TxReason::IcmpTimeExceeded,
+            IcmpKind::TooBig(_) => TxReason::IcmpTooBig,
         }
     }
 }

@@ -141,28 +141,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let (snapshot, started_from, started_text) = initial_config(opts)?;
     let files = FileWatch::of(&opts.config, config_stamp, &snapshot.inputs, &snapshot.input_stamps, opts.watch);
     snapshot.health.set_key(health::random_key());
-    // Everything the flags ask for is checked before the XDP program is loaded or attached.
-    let index = ifindex(&opts.iface)?;
-    let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
-    let rx_queues = placement::rx_queue_count(&opts.iface)?;
-    // Said, not refused: a NIC whose RSS spreads traffic over fewer queues than it has
-    // (`ethtool -X IF equal N`) needs no worker on the others.
-    if let Some(line) = placement::unserved(&opts.iface, rx_queues, &queues, snapshot.unbound_queue) {
-        log_line!("transitd: warning: {line}");
-    }
-    let cores = cores_for(&queues, opts.cores.as_deref())?;
-    placement::keep_helpers_off(&cores)?;
-    anyhow::ensure!(
-        (MIN_UMEM_FRAMES..=MAX_UMEM_FRAMES).contains(&opts.frames),
-        "--frames {} is not in {MIN_UMEM_FRAMES}..={MAX_UMEM_FRAMES}",
-        opts.frames
-    );
-    // The interface's own address, for configurations without `mac` (a reload may drop it).
-    let iface_mac = match iface_mac(&opts.iface) {
-        Ok(mac) => mac,
-        Err(e) if snapshot.eth.src == [0; 6] => return Err(e),
-        Err(_) => [0; 6],
-    };
+    let Placement { index, queues, rx_queues, cores, iface_mac } = place(opts, &snapshot)?;
 
     // The privilege the rest needs, before the first thing that needs it (the claim's file
     // in /run): what is missing is said, not a path's permissions.
@@ -185,21 +164,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // Restored when the run ends, however it ends short of an abort; after one, by the next
     // run on the interface (kept under the claim).
     let _tunables = tunables::Tunables::set(&claim, index as u32, opts.napi_defer, opts.gro_flush_timeout)?;
-    let program = XdpProgram::load()?;
-    // Another program on the interface (a transitd's that took no claim: an older version,
-    // another runtime directory) stops the run before it creates anything; attaching checks
-    // again.
-    if let Some(found) = transitd_bpf::attached(index, &program)?
-        && !(found.is_transitd() && transitd_bpf::is_stale(&found))
-    {
-        return Err(transitd_bpf::BpfError::Occupied { ifindex: index, found }.into());
-    }
-    // Frames to another host's address (a promiscuous NIC, a flooding switch) stay the
-    // kernel's, which discards them: forwarded here too, they would be forwarded twice.
-    if iface_mac != [0; 6] {
-        program.pass_frames_not_to(iface_mac);
-    }
-    program_xdp(&program, &snapshot)?;
+    let program = load_program(index, iface_mac, &snapshot)?;
     let customers = (snapshot.customers.len(), snapshot.tunnels.len());
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     // The next hop follows the running configuration: a reload may change it.
@@ -233,34 +198,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     let frame_size = shared.load().frame_size;
     let link_mtu = crate::netdev::mtu(&opts.iface);
     let largest_packet = arriving(frame_size, link_mtu);
-    for line in link_mtu.map_or(Vec::new(), |mtu| placement::tunnels_past_link(&shared.load(), &opts.iface, mtu)) {
-        log_line!("{line}");
-    }
-    if link_mtu.is_none() {
-        log_line!(
-            "transitd: cannot read {}'s MTU from sysfs: decapsulated packets larger than the link (GRE \
-             reassembled from fragments) are sent whole until it can be read",
-            opts.iface
-        );
-    }
+    say_link_mtu(&opts.iface, &shared, link_mtu);
     // State a reload replaces in the workers comes here, to be freed by the supervisor: room
     // for two reloads' worth from every worker, 64 at the least (a worker that finds it full
     // frees its tables itself, the stall this is there to spare it).
     let (retire_tx, retired) = crossbeam::channel::bounded((2 * queues.len()).max(64));
     let plan = workers::Plan {
-        socket: AfXdpConfig {
-            iface: opts.iface.clone(),
-            frames: opts.frames,
-            // One page per UMEM frame; a larger packet (a jumbo frame) arrives in several and
-            // is reassembled (XDP multi-buffer), up to the configured frame size.
-            frame_size: 4096,
-            bind: opts.bind,
-            huge_pages: opts.huge_pages,
-            busy_poll: opts.busy_poll,
-            largest_packet,
-            link_mtu: Arc::new(AtomicUsize::new(link_mtu.unwrap_or(0))),
-            ..AfXdpConfig::default()
-        },
+        socket: socket_config(opts, largest_packet, link_mtu),
         idle_sleep: opts.idle_sleep,
         shared: shared.clone(),
         next_hop: next_hop.clone(),
@@ -336,13 +280,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         _ => None,
     };
     // (The interface's addresses are read again for each reload.)
-    let host = Host {
-        iface_mac_known: iface_mac != [0; 6],
-        this_server: opts.this_server.clone(),
-        shared: matches!(opts.config, ConfigSource::Etcd(_)),
-        iface: opts.iface.clone(),
-        iface_addresses: Vec::new(),
-    };
+    let host = opts.host(iface_mac != [0; 6], Vec::new());
     let mut watch = match failed {
         Some(_) => None,
         None => ConfigWatch::start(
@@ -399,13 +337,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     }
     stop.store(true, Ordering::Relaxed);
     let mut errors: Vec<anyhow::Error> = gone.into_iter().collect();
-    for w in workers {
-        match w.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push(anyhow::anyhow!("a worker panicked")),
-        }
-    }
+    join_workers(workers, &mut errors);
     // By the name the interface has now: renamed under the run (which stops it), its
     // statistics are under the new one.
     let iface_now = placement::name_now(&opts.iface, index);
@@ -422,28 +354,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     if let Some(watch) = watch {
         watch.join();
     }
-    if let Some(w) = writer {
-        // Waited for a while, not for good: a write into a FIFO whose reader stopped reading
-        // (a tshark suspended) never returns, and the stop hung there, the XDP program
-        // already detached, until SIGKILL; without the final report.
-        let waited = Instant::now();
-        while !w.is_finished() && waited.elapsed() < CAPTURE_WRITER_WAIT {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if w.is_finished() {
-            match w.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => errors.push(e.context("drop capture")),
-                Err(_) => errors.push(anyhow::anyhow!("the drop capture writer panicked")),
-            }
-        } else {
-            errors.push(anyhow::anyhow!(
-                "drop capture: its last write had not returned {} s after the stop (a FIFO whose reader stopped \
-                 reading?): left unfinished",
-                CAPTURE_WRITER_WAIT.as_secs()
-            ));
-        }
-    }
+    errors.extend(writer.and_then(finish_capture_writer));
     if let Some(c) = &capture {
         log_line!("transitd: {}", crate::dropcap::summary(c));
     }
@@ -454,16 +365,169 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
     // Let go if standard output has gone (a closed pipe): the run ends cleanly all the same.
     let report = final_report(&finals, &program.stats(), &shared.load(), &punt, interface);
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes());
-    // The first is returned; the others (a second worker's fault) are said, not lost.
+    match first_error(errors) {
+        Some(e) => Err(e),
+        None => Ok(finals),
+    }
+}
+
+/// Where the run goes, as the flags ask and the system has it.
+struct Placement {
+    /// The interface's index.
+    index: i32,
+    /// The queues served, a worker each.
+    queues: Vec<u32>,
+    /// The interface's rx queues (served or not).
+    rx_queues: usize,
+    /// The core each queue's worker is pinned to, in the order of `queues`.
+    cores: Vec<usize>,
+    /// The interface's own MAC address; zeros where it cannot be read and the configuration
+    /// has `mac`.
+    iface_mac: [u8; 6],
+}
+
+/// Checks everything the flags ask for against the system, before the XDP program is loaded
+/// or attached: the interface, its queues, the cores, `--frames`, and the interface's own
+/// address (needed for a configuration without `mac`).
+fn place(opts: &RunOptions, snapshot: &Snapshot) -> anyhow::Result<Placement> {
+    let index = ifindex(&opts.iface)?;
+    let queues = queues_to_serve(&opts.iface, opts.queues.as_deref())?;
+    let rx_queues = placement::rx_queue_count(&opts.iface)?;
+    // Said, not refused: a NIC whose RSS spreads traffic over fewer queues than it has
+    // (`ethtool -X IF equal N`) needs no worker on the others.
+    if let Some(line) = placement::unserved(&opts.iface, rx_queues, &queues, snapshot.unbound_queue) {
+        log_line!("transitd: warning: {line}");
+    }
+    let cores = cores_for(&queues, opts.cores.as_deref())?;
+    placement::keep_helpers_off(&cores)?;
+    anyhow::ensure!(
+        (MIN_UMEM_FRAMES..=MAX_UMEM_FRAMES).contains(&opts.frames),
+        "--frames {} is not in {MIN_UMEM_FRAMES}..={MAX_UMEM_FRAMES}",
+        opts.frames
+    );
+    // The interface's own address, for configurations without `mac` (a reload may drop it).
+    let iface_mac = match iface_mac(&opts.iface) {
+        Ok(mac) => mac,
+        Err(e) if snapshot.eth.src == [0; 6] => return Err(e),
+        Err(_) => [0; 6],
+    };
+    Ok(Placement { index, queues, rx_queues, cores, iface_mac })
+}
+
+/// The XDP program for interface `index`, programmed for `snapshot`; refused where another
+/// program holds the interface. `iface_mac`: the interface's own address (zeros: unknown).
+fn load_program(index: i32, iface_mac: [u8; 6], snapshot: &Snapshot) -> anyhow::Result<XdpProgram> {
+    let program = XdpProgram::load()?;
+    // Another program on the interface (a transitd's that took no claim: an older version,
+    // another runtime directory) stops the run before it creates anything; attaching checks
+    // again.
+    if let Some(found) = transitd_bpf::attached(index, &program)?
+        && !(found.is_transitd() && transitd_bpf::is_stale(&found))
+    {
+        return Err(transitd_bpf::BpfError::Occupied { ifindex: index, found }.into());
+    }
+    // Frames to another host's address (a promiscuous NIC, a flooding switch) stay the
+    // kernel's, which discards them: forwarded here too, they would be forwarded twice.
+    if iface_mac != [0; 6] {
+        program.pass_frames_not_to(iface_mac);
+    }
+    program_xdp(&program, snapshot)?;
+    Ok(program)
+}
+
+impl RunOptions {
+    /// This host as a configuration is built for it: `iface_mac_known`, whether the
+    /// interface's MAC could be read; `iface_addresses`, its addresses as read now.
+    fn host(&self, iface_mac_known: bool, iface_addresses: Vec<std::net::IpAddr>) -> Host {
+        Host {
+            iface_mac_known,
+            this_server: self.this_server.clone(),
+            shared: matches!(self.config, ConfigSource::Etcd(_)),
+            iface: self.iface.clone(),
+            iface_addresses,
+        }
+    }
+}
+
+/// Says what the interface's MTU (`link_mtu`, `None`: unreadable) means for the running
+/// configuration's tunnels: those whose packets the link does not take whole, or that it is
+/// not known.
+fn say_link_mtu(iface: &str, shared: &ArcSwap<Snapshot>, link_mtu: Option<usize>) {
+    for line in link_mtu.map_or(Vec::new(), |mtu| placement::tunnels_past_link(&shared.load(), iface, mtu)) {
+        log_line!("{line}");
+    }
+    if link_mtu.is_none() {
+        log_line!(
+            "transitd: cannot read {}'s MTU from sysfs: decapsulated packets larger than the link (GRE \
+             reassembled from fragments) are sent whole until it can be read",
+            iface
+        );
+    }
+}
+
+/// Each worker's socket: on `opts.iface`, taking packets of up to `largest_packet` bytes,
+/// with the interface's MTU as read at the start (`None`: unknown, 0 to the workers).
+fn socket_config(opts: &RunOptions, largest_packet: usize, link_mtu: Option<usize>) -> AfXdpConfig {
+    AfXdpConfig {
+        iface: opts.iface.clone(),
+        frames: opts.frames,
+        // One page per UMEM frame; a larger packet (a jumbo frame) arrives in several and
+        // is reassembled (XDP multi-buffer), up to the configured frame size.
+        frame_size: 4096,
+        bind: opts.bind,
+        huge_pages: opts.huge_pages,
+        busy_poll: opts.busy_poll,
+        largest_packet,
+        link_mtu: Arc::new(AtomicUsize::new(link_mtu.unwrap_or(0))),
+        ..AfXdpConfig::default()
+    }
+}
+
+/// Joins the stopped workers: what ended one (an error, a panic) goes to `errors`.
+fn join_workers(workers: Vec<Thread>, errors: &mut Vec<anyhow::Error>) {
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(anyhow::anyhow!("a worker panicked")),
+        }
+    }
+}
+
+/// Waits for the drop capture's writer `w` to write what is queued and close its file, for
+/// [`CAPTURE_WRITER_WAIT`] at most; what went wrong, if anything did.
+fn finish_capture_writer(w: Thread) -> Option<anyhow::Error> {
+    // Waited for a while, not for good: a write into a FIFO whose reader stopped reading
+    // (a tshark suspended) never returns, and the stop hung there, the XDP program
+    // already detached, until SIGKILL; without the final report.
+    let waited = Instant::now();
+    while !w.is_finished() && waited.elapsed() < CAPTURE_WRITER_WAIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if w.is_finished() {
+        match w.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.context("drop capture")),
+            Err(_) => Some(anyhow::anyhow!("the drop capture writer panicked")),
+        }
+    } else {
+        Some(anyhow::anyhow!(
+            "drop capture: its last write had not returned {} s after the stop (a FIFO whose reader stopped \
+             reading?): left unfinished",
+            CAPTURE_WRITER_WAIT.as_secs()
+        ))
+    }
+}
+
+/// The first of `errors`, for the run to return; the others (a second worker's fault) are
+/// said, not lost.
+fn first_error(errors: Vec<anyhow::Error>) -> Option<anyhow::Error> {
     let mut errors = errors.into_iter();
     let first = errors.next();
     for e in errors {
         log_line!("transitd: also: {e:#}");
     }
-    match first {
-        Some(e) => Err(e),
-        None => Ok(finals),
-    }
+    first
 }
 
 /// The configuration to start with, and what it was built from (what etcd held, or the
@@ -471,13 +535,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 fn initial_config(opts: &RunOptions) -> anyhow::Result<(Snapshot, Option<fleet::Fetched>, Option<Arc<str>>)> {
     // Whether the interface's MAC can be read is found out after; the next hop is checked
     // here, with its position, and so are the interface's own addresses.
-    let host = Host {
-        iface_mac_known: true,
-        this_server: opts.this_server.clone(),
-        shared: matches!(opts.config, ConfigSource::Etcd(_)),
-        iface: opts.iface.clone(),
-        iface_addresses: placement::own_addresses(&opts.iface),
-    };
+    let host = opts.host(true, placement::own_addresses(&opts.iface));
     let (snap, fetched, text) = match &opts.config {
         ConfigSource::File(path) => {
             // Kept as the errors they are: `main` exits 1 for a refused configuration. The

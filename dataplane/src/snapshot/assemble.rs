@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::customers::{self, Locals};
 use super::{
-    Builder, CustomerId, HealthTable, OwnedPrefix, Snapshot, TcpProtection, Tunnel, Withdrawn, in_file_order, routes,
-    vrf_ids,
+    Builder, CustomerId, HealthTable, NextTunnel, OwnedPrefix, Snapshot, TcpProtection, Tunnel, Withdrawn,
+    in_file_order, routes, vrf_ids,
 };
 use crate::config::{CustomerSection, Loaded, ServerSection};
 use crate::lpm::IpPrefixTable;
@@ -54,11 +54,7 @@ impl Builder<'_> {
         let route_groups =
             self.customer_routes(customers_in, &c.prefixes, &c.tunnel_names, &c.tunnels, &mut c.customers);
         let probed = c.tunnels.iter().any(|t| t.interface.is_some());
-        // What `withdraw_customers_without_tunnels` judges by: the tunnels routes take.
-        let routes_probed = route_groups
-            .iter()
-            .flat_map(|g| g.iter())
-            .any(|n| c.tunnels.get(usize::from(n.tunnel)).is_some_and(|t| t.interface.is_some()));
+        let routes_probed = is_any_route_probed(&route_groups, &c.tunnels);
         let customer_by_prefix = IpPrefixTable::build(c.prefixes.iter().map(|p| (p.net, p.customer)));
         let (tunnel_sides, tunnel_broadcasts, tunnel_sides_in_prefixes) =
             tunnel_addresses(&c.tunnels, &customer_by_prefix);
@@ -281,6 +277,15 @@ impl Builder<'_> {
             self.warn(&p.span, message);
         }
     }
+}
+
+/// Whether a route takes a health-checked tunnel (one with an `interface`): what
+/// `withdraw_customers_without_tunnels` judges by, the tunnels routes take, not every tunnel.
+fn is_any_route_probed(route_groups: &[Box<[NextTunnel]>], tunnels: &[Tunnel]) -> bool {
+    route_groups
+        .iter()
+        .flat_map(|g| g.iter())
+        .any(|n| tunnels.get(usize::from(n.tunnel)).is_some_and(|t| t.interface.is_some()))
 }
 
 /// Our addresses on the tunnels' inner links, each list sorted as the snapshot keeps it:

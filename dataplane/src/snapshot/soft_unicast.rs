@@ -79,27 +79,9 @@ impl Builder<'_> {
         let errors_before = self.errors.len();
         let reserved_ports = s.reserved_ports.as_ref().map_or(DEFAULT_RESERVED_PORTS, |v| *v.get_ref());
         let slice_size = self.slice_size(s, reserved_ports);
-        // Whole slices above the reserved ports (what the plan makes for each address); none
-        // when the slice size is refused (said once, at its key).
-        let slices_per_ip = slice_size.map_or(0, |slice_size| {
-            portslice::slices_per_ip(slice_size, reserved_ports).unwrap_or_else(|e| {
-                // At the key that says it (the slice size, else the reserved ports).
-                let at = s.slice_size.as_ref().map(|v| v.span()).or(s.reserved_ports.as_ref().map(|v| v.span()));
-                let at = at.unwrap_or(section.span());
-                self.err(&at, e.to_string());
-                0
-            })
-        });
+        let slices_per_ip = self.slices_per_ip(section, slice_size, reserved_ports);
         let (backbone_mtu, key_id) = self.backbone(s);
-        let members = s.data_centres.len() + s.servers.len();
-        if members > limits::MAX_FLEET_MEMBERS {
-            let why = format!(
-                "{} data centres and {} servers: at most {} together",
-                s.data_centres.len(),
-                s.servers.len(),
-                limits::MAX_FLEET_MEMBERS
-            );
-            self.err(&section.span(), why);
+        if !self.fleet_within_limit(section) {
             return None;
         }
         let (dcs, servers, dc_spans, server_spans) = self.fleet_members(s);
@@ -114,17 +96,7 @@ impl Builder<'_> {
             return None;
         }
 
-        // By name, not as written: the plan does not depend on the order the section is
-        // written in, and neither does its file (a fleet's copies compared byte for byte).
-        let mut data_centres: Vec<DataCentre> = dcs
-            .iter()
-            .map(|(name, _)| {
-                let mut servers: Vec<String> = servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect();
-                servers.sort_unstable();
-                DataCentre { name: name.clone(), servers }
-            })
-            .collect();
-        data_centres.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let data_centres = data_centres_by_name(&dcs, &servers);
         let slice_size = slice_size.unwrap_or(DEFAULT_SLICE_SIZE);
         let spec = PlanSpec { slice_size, reserved_ports, egress: egress.clone(), data_centres };
         let plan = match &s.plan {
@@ -159,6 +131,45 @@ impl Builder<'_> {
             owners,
             plan,
         })
+    }
+
+    /// Whole slices above the reserved ports (what the plan makes for each address); none
+    /// when the slice size is refused (`None`: said once, at its key) or leaves no whole slice
+    /// (said here).
+    fn slices_per_ip(
+        &mut self,
+        section: &Spanned<SoftUnicastSection>,
+        slice_size: Option<u16>,
+        reserved_ports: u16,
+    ) -> u16 {
+        let s = section.get_ref();
+        slice_size.map_or(0, |slice_size| {
+            portslice::slices_per_ip(slice_size, reserved_ports).unwrap_or_else(|e| {
+                // At the key that says it (the slice size, else the reserved ports).
+                let at = s.slice_size.as_ref().map(|v| v.span()).or(s.reserved_ports.as_ref().map(|v| v.span()));
+                let at = at.unwrap_or(section.span());
+                self.err(&at, e.to_string());
+                0
+            })
+        })
+    }
+
+    /// Whether the section's data centres and servers together are at most
+    /// [`limits::MAX_FLEET_MEMBERS`]; if not, said at the section.
+    fn fleet_within_limit(&mut self, section: &Spanned<SoftUnicastSection>) -> bool {
+        let s = section.get_ref();
+        let members = s.data_centres.len() + s.servers.len();
+        if members <= limits::MAX_FLEET_MEMBERS {
+            return true;
+        }
+        let why = format!(
+            "{} data centres and {} servers: at most {} together",
+            s.data_centres.len(),
+            s.servers.len(),
+            limits::MAX_FLEET_MEMBERS
+        );
+        self.err(&section.span(), why);
+        false
     }
 
     /// Warns of each server the plan gives no slice (more servers in its data centre than
@@ -487,4 +498,20 @@ impl Builder<'_> {
         }
         Ok(plan)
     }
+}
+
+/// The plan's data centres, each with its servers (`servers`: name, data centre, address),
+/// by name, not as written: the plan does not depend on the order the section is written in,
+/// and neither does its file (a fleet's copies compared byte for byte).
+fn data_centres_by_name(dcs: &[(String, Ipv4Addr)], servers: &[(String, String, Ipv4Addr)]) -> Vec<DataCentre> {
+    let mut data_centres: Vec<DataCentre> = dcs
+        .iter()
+        .map(|(name, _)| {
+            let mut servers: Vec<String> = servers.iter().filter(|v| &v.1 == name).map(|v| v.0.clone()).collect();
+            servers.sort_unstable();
+            DataCentre { name: name.clone(), servers }
+        })
+        .collect();
+    data_centres.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    data_centres
 }

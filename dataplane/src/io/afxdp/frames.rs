@@ -57,6 +57,14 @@ impl<X: Xsk> AfXdpIo<X> {
         }
     }
 
+    /// Lent frames go back on the free list (a packet's, refused or not sent).
+    #[inline]
+    pub(super) fn release_all(&mut self, chunks: &[u64]) {
+        for &c in chunks {
+            self.release(c);
+        }
+    }
+
     /// Takes a free frame to write into, keeping a batch's worth for the fill ring
     /// (receiving comes first; the fill ring leaves [`KEPT_FREE`] for this).
     pub(super) fn take_free(&mut self) -> Option<u64> {

@@ -12,12 +12,15 @@ use super::{AfXdpIo, Desc, MAX_LENT, MAX_PARTS, Xsk};
 use crate::io::{FrameCount, FrameIo, IoStats, Polled};
 use crate::pipeline::{BATCH_SIZE, Frame, HEADROOM, Spill, Verdict};
 
-impl<X: Xsk> FrameIo for AfXdpIo<X> {
-    fn poll(&mut self, now: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
-        self.unsent.clear();
-        self.reclaim();
-        self.watch_tx(now);
-        self.refill();
+/// The steps of a poll, each called once per poll from [`FrameIo::poll`] (`#[inline]`: one
+/// call site each, so splitting the poll adds no call, and none of them runs per packet but
+/// the few noted).
+impl<X: Xsk> AfXdpIo<X> {
+    /// How many descriptors this poll may take: no more frames than could be sent, after
+    /// letting the kernel send if the tx ring has less than a batch of room. A short batch is
+    /// counted as `backpressure`.
+    #[inline]
+    fn rx_budget(&mut self) -> usize {
         // Backpressure: take no more frames than could be sent; first let the kernel send.
         let mut room = self.xsk.tx_room();
         if room < BATCH_SIZE {
@@ -35,38 +38,47 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         if want < BATCH_SIZE {
             self.stats.backpressure += 1;
         }
-        // Kept in self: zeroing a batch of descriptors on every (mostly idle) poll showed in
-        // profiles.
-        let mut descs = std::mem::take(&mut self.descs);
-        let n = self.xsk.receive(&mut descs[..want]);
-        self.stats.polls += 1;
-        if want == 0 {
-            // Not idle: frames wait in the receive ring while the transmit ring drains
-            // (reported as idle, the worker slept `--idle-sleep-us` with both rings full). The
-            // driver is asked to run as an empty poll asks it (under busy polling nothing else
-            // reaps the completions); a ring the kernel refuses to send from (a failed kick:
-            // the device down or gone) or has sent nothing from for a while (a stall) is idle
-            // after all, so that the worker sleeps rather than spins on it.
-            self.wake_rx(self.busy_poll);
-            self.descs = descs;
-            let stuck = self.kick_error_said.is_some() || self.tx_watch.stalled;
-            return Ok(if stuck { Polled::Idle } else { Polled::Frames(0) });
-        }
-        if n == 0 {
-            self.stats.idle_polls += 1;
-            self.kick_tx();
-            self.wake_rx(self.busy_poll);
-            self.descs = descs;
-            return Ok(Polled::Idle);
-        }
-        let mut packets: ArrayVec<Packet, BATCH_SIZE> = ArrayVec::new();
-        let mut parts = BatchParts::new();
-        self.assemble(&descs[..n], &mut packets, &mut parts);
-        self.descs = descs;
+        want
+    }
 
+    /// A poll that took nothing because the tx ring had no room.
+    #[inline]
+    fn held_back(&mut self) -> Polled {
+        // Not idle: frames wait in the receive ring while the transmit ring drains
+        // (reported as idle, the worker slept `--idle-sleep-us` with both rings full). The
+        // driver is asked to run as an empty poll asks it (under busy polling nothing else
+        // reaps the completions); a ring the kernel refuses to send from (a failed kick:
+        // the device down or gone) or has sent nothing from for a while (a stall) is idle
+        // after all, so that the worker sleeps rather than spins on it.
+        self.wake_rx(self.busy_poll);
+        let stuck = self.kick_error_said.is_some() || self.tx_watch.stalled;
+        if stuck { Polled::Idle } else { Polled::Frames(0) }
+    }
+
+    /// A poll that found the receive ring empty.
+    #[inline]
+    fn idle(&mut self) -> Polled {
+        self.stats.idle_polls += 1;
+        self.kick_tx();
+        self.wake_rx(self.busy_poll);
+        Polled::Idle
+    }
+
+    /// Lends the batch's packets to `process` as frames (a packet of one frame in place in
+    /// the UMEM, one of several copied into its contiguous buffer) and returns their
+    /// verdicts, in order: fewer than `packets` only if a view or buffer was missing, and
+    /// [`AfXdpIo::settle`] drops the packets past them.
+    #[inline]
+    fn lend(
+        &mut self,
+        packets: &[Packet],
+        parts: &BatchParts,
+        now: u64,
+        process: &mut dyn FnMut(&mut [Frame<'_>]),
+    ) -> ArrayVec<Verdict, BATCH_SIZE> {
         // Every frame of the batch's packets, in order.
         let mut chunks: ArrayVec<u64, MAX_LENT> = ArrayVec::new();
-        for p in &packets {
+        for p in packets {
             match *p {
                 Packet::Single { chunk, .. } => chunks.push(chunk),
                 Packet::Multi { first, count } => chunks.extend(parts[first..first + count].iter().map(|&(c, ..)| c)),
@@ -80,7 +92,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
         let mut views = views.into_iter();
         let mut jumbo = self.jumbo.iter_mut();
         let mut frames: ArrayVec<Frame<'_>, BATCH_SIZE> = ArrayVec::new();
-        for p in &packets {
+        for p in packets {
             let frame = match *p {
                 Packet::Single { offset, len, .. } => {
                     let Some(view) = views.next() else { break };
@@ -90,24 +102,23 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                     // No buffer only on a socket bound without multi-buffer, which the kernel
                     // gives no packet of several frames.
                     let Some(buf) = jumbo.next() else { break };
-                    let mut at = HEADROOM;
-                    for &(_, offset, len) in &parts[first..first + count] {
-                        let Some(view) = views.next() else { break };
-                        buf[at..at + len].copy_from_slice(&view[offset..offset + len]);
-                        at += len;
-                    }
-                    Frame::new(&mut buf[..], HEADROOM, at - HEADROOM, (at - HEADROOM) as u32, now)
+                    let len = gather(&mut views, &parts[first..first + count], buf);
+                    Frame::new(&mut buf[..], HEADROOM, len, len as u32, now)
                 }
             };
             frames.push(frame);
         }
         process(&mut frames);
+        frames.iter().map(|f| f.verdict).collect()
+    }
 
-        // What to send: a single frame from where the verdict says in its own frame; a packet
-        // of several frames copied back into frames of its own.
-        let verdicts: ArrayVec<Verdict, BATCH_SIZE> = frames.iter().map(|f| f.verdict).collect();
-        drop(frames);
-        drop(views);
+    /// Settles every packet of the batch by its verdict (`verdicts`, in order): what to send
+    /// is staged and put on the tx ring (a single frame from where the verdict says in its
+    /// own frame; a packet of several frames copied back into frames of its own), the frames
+    /// of the rest go back on the free list, and a `Tx` not carried out is counted and said
+    /// unsent.
+    #[inline]
+    fn settle(&mut self, packets: &[Packet], parts: &BatchParts, verdicts: &[Verdict]) {
         let frame_size = self.xsk.frame_size();
         let mut sends: ArrayVec<Desc, MAX_LENT> = ArrayVec::new();
         // (packet, index of its first descriptor in `sends`), for each packet staged.
@@ -130,8 +141,7 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
             let tx = match verdict {
                 Verdict::Tx { start, len, .. } if len > 0 => Some((start, len)),
                 Verdict::Tx { .. } => {
-                    self.stats.bad_tx += 1;
-                    self.unsent.push(i as u16);
+                    self.refuse_tx(i);
                     None
                 }
                 _ => None,
@@ -144,54 +154,117 @@ impl<X: Xsk> FrameIo for AfXdpIo<X> {
                     staged.push((i as u16, first));
                 }
                 (Packet::Multi { .. }, Some((start, len))) => {
-                    // Copied out of its contiguous buffer (lent out of the table for the copy:
-                    // taking the box moves no bytes), into frames with no headroom.
-                    let buf = self.jumbo.get_mut(jumbo_index).map(std::mem::take).unwrap_or_default();
-                    // `None`: the verdict is empty or runs past its buffer, refused.
-                    let sent = match start.checked_add(len).filter(|_| len > 0).and_then(|end| buf.get(start..end)) {
-                        Some(bytes) => Some(self.stage(bytes, &mut owned, &mut sends)),
-                        None => {
-                            for &c in &owned {
-                                self.release(c);
-                            }
-                            None
-                        }
-                    };
-                    if let Some(slot) = self.jumbo.get_mut(jumbo_index) {
-                        *slot = buf;
-                    }
-                    match sent {
-                        Some(true) => staged.push((i as u16, first)),
-                        // No free frame to copy it into (`stage` takes no more than a packet
-                        // may have, and the descriptors were flushed to make room).
-                        Some(false) => {
-                            self.stats.tx_no_frame += 1;
-                            self.unsent.push(i as u16);
-                        }
-                        None => {
-                            self.stats.bad_tx += 1;
-                            self.unsent.push(i as u16);
-                        }
+                    if self.stage_copied(i, jumbo_index, start, len, &mut owned, &mut sends) {
+                        staged.push((i as u16, first));
                     }
                 }
                 (_, Some(_)) => {
-                    self.stats.bad_tx += 1;
-                    self.unsent.push(i as u16);
-                    for &c in &owned {
-                        self.release(c);
-                    }
+                    self.refuse_tx(i);
+                    self.release_all(&owned);
                 }
-                (_, None) => {
-                    for &c in &owned {
-                        self.release(c);
-                    }
-                }
+                (_, None) => self.release_all(&owned),
             }
             if matches!(p, Packet::Multi { .. }) {
                 jumbo_index += 1;
             }
         }
         self.send_some(&mut sends, &mut staged);
+    }
+
+    /// Stages packet `i` of the batch, which came in several frames, from its contiguous
+    /// buffer (`jumbo_index`) into frames with no headroom (`owned`, its own, and more or
+    /// fewer as `len` needs). False if it was not: its frames are released and the refusal
+    /// counted and said unsent (`bad_tx` for bytes `start..start + len` not in the buffer,
+    /// `tx_no_frame` for no free frame to copy into). Per packet of several frames sent.
+    #[inline]
+    fn stage_copied(
+        &mut self,
+        i: usize,
+        jumbo_index: usize,
+        start: usize,
+        len: usize,
+        owned: &mut ArrayVec<u64, MAX_PARTS>,
+        sends: &mut ArrayVec<Desc, MAX_LENT>,
+    ) -> bool {
+        // Copied out of its contiguous buffer (lent out of the table for the copy: taking the
+        // box moves no bytes), into frames with no headroom.
+        let buf = self.jumbo.get_mut(jumbo_index).map(std::mem::take).unwrap_or_default();
+        // `None`: the verdict is empty or runs past its buffer, refused.
+        let sent = match start.checked_add(len).filter(|_| len > 0).and_then(|end| buf.get(start..end)) {
+            Some(bytes) => Some(self.stage(bytes, owned, sends)),
+            None => {
+                self.release_all(owned);
+                None
+            }
+        };
+        if let Some(slot) = self.jumbo.get_mut(jumbo_index) {
+            *slot = buf;
+        }
+        match sent {
+            Some(true) => true,
+            // No free frame to copy it into (`stage` takes no more than a packet may have,
+            // and the descriptors were flushed to make room).
+            Some(false) => {
+                self.stats.tx_no_frame += 1;
+                self.unsent.push(i as u16);
+                false
+            }
+            None => {
+                self.refuse_tx(i);
+                false
+            }
+        }
+    }
+
+    /// Packet `i`'s `Tx` verdict cannot be carried out (empty, or past its frame): counted as
+    /// `bad_tx` and said unsent. Per packet so refused.
+    #[inline]
+    fn refuse_tx(&mut self, i: usize) {
+        self.stats.bad_tx += 1;
+        self.unsent.push(i as u16);
+    }
+}
+
+/// Copies a packet's frames (`parts`, each `(chunk, offset, len)`, their views the next of
+/// `views`) one after the other into `buf`, past its headroom; returns the packet's length.
+/// Per packet of several frames received.
+#[inline]
+fn gather<'v>(views: &mut impl Iterator<Item = &'v mut [u8]>, parts: &[(u64, usize, usize)], buf: &mut [u8]) -> usize {
+    let mut at = HEADROOM;
+    for &(_, offset, len) in parts {
+        let Some(view) = views.next() else { break };
+        buf[at..at + len].copy_from_slice(&view[offset..offset + len]);
+        at += len;
+    }
+    at - HEADROOM
+}
+
+impl<X: Xsk> FrameIo for AfXdpIo<X> {
+    fn poll(&mut self, now: u64, process: &mut dyn FnMut(&mut [Frame<'_>])) -> io::Result<Polled> {
+        self.unsent.clear();
+        self.reclaim();
+        self.watch_tx(now);
+        self.refill();
+        let want = self.rx_budget();
+        // Kept in self: zeroing a batch of descriptors on every (mostly idle) poll showed in
+        // profiles.
+        let mut descs = std::mem::take(&mut self.descs);
+        let n = self.xsk.receive(&mut descs[..want]);
+        self.stats.polls += 1;
+        if want == 0 {
+            self.descs = descs;
+            return Ok(self.held_back());
+        }
+        if n == 0 {
+            self.descs = descs;
+            return Ok(self.idle());
+        }
+        let mut packets: ArrayVec<Packet, BATCH_SIZE> = ArrayVec::new();
+        let mut parts = BatchParts::new();
+        self.assemble(&descs[..n], &mut packets, &mut parts);
+        self.descs = descs;
+        let verdicts = self.lend(&packets, &parts, now, process);
+        self.settle(&packets, &parts, &verdicts);
         self.kick_tx();
         Ok(Polled::Frames(n))
     }

@@ -237,17 +237,13 @@ impl<X: Xsk> AfXdpIo<X> {
                     if let Some(Err(e)) = other {
                         self.release(e.element());
                     }
-                    for &c in chunks.iter() {
-                        self.release(c);
-                    }
+                    self.release_all(chunks);
                     return false;
                 }
             }
         }
         if needed == 0 || sends.remaining_capacity() < needed {
-            for &c in chunks.iter() {
-                self.release(c);
-            }
+            self.release_all(chunks);
             return false;
         }
         let mut bufs: ArrayVec<&mut [u8], MAX_LENT> = ArrayVec::new();
