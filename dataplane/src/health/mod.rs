@@ -557,6 +557,63 @@ remote = "198.51.100.2"
         assert!(moved.health.is_up(0) && !moved.health.judged(0), "otherwise afresh, as a new tunnel");
     }
 
+    /// A dead tunnel a reload gives another key, `interface` or router is said up and probed
+    /// afresh; its new probes unanswered too, it goes down again in the same outage, not in
+    /// another: each try (three keys, one after the other, as an operator looks for the
+    /// right one) counted a down, and three within the hour opened a TransitdTunnelFlapping
+    /// ticket for a tunnel that never came up. Once a probe is answered it has come up, and
+    /// its next down counts; so does the down of a tunnel that was up when a reload gave it a
+    /// key its router does not take.
+    #[test]
+    fn a_dead_tunnel_probed_afresh_and_still_dead_counts_no_new_down() {
+        fn build(text: &str) -> Snapshot {
+            Snapshot::build(&crate::config::parse("t.toml", text).unwrap()).unwrap()
+        }
+        let with = |what: &str| snap_text("").replace("remote = \"198.51.100.1\"", what);
+        let mut s = build(&with("remote = \"198.51.100.1\"\nkey = 1"));
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        run(&mut p, &s, 0, 3000 * MS, true, &mut changes);
+        run(&mut p, &s, 3000 * MS, 6000 * MS, false, &mut changes);
+        assert!(!s.health.is_up(0) && s.health.downs(0) == 1, "{changes:?}");
+        let reload = |s: &mut Snapshot, p: &mut Prober, what: &str| {
+            let mut next = build(&with(what));
+            next.take_over_from(s);
+            let raised = p.rebind(Some(&*s), &next);
+            *s = next;
+            raised
+        };
+        let mut t = 6000 * MS;
+        let tries = [
+            "remote = \"198.51.100.1\"\nkey = 2",
+            "remote = \"198.51.100.1\"\nkey = 3",
+            "remote = \"198.51.100.9\"\nkey = 3",
+        ];
+        for what in tries {
+            assert_eq!(reload(&mut s, &mut p, what), [0], "said up, probed afresh: {what}");
+            changes.clear();
+            run(&mut p, &s, t, t + 3000 * MS, false, &mut changes);
+            t += 3000 * MS;
+            assert_eq!(changes.iter().map(|c| c.1.up).collect::<Vec<_>>(), [false], "down again: {what}");
+            assert_eq!(s.health.downs(0), 1, "the same outage: {what}");
+        }
+        // The right key: answered, so up; down after that is another.
+        reload(&mut s, &mut p, "remote = \"198.51.100.1\"\nkey = 4");
+        run(&mut p, &s, t, t + 3000 * MS, true, &mut changes);
+        assert!(s.health.is_up(0) && s.health.judged(0));
+        run(&mut p, &s, t + 3000 * MS, t + 6000 * MS, false, &mut changes);
+        assert!(!s.health.is_up(0));
+        assert_eq!(s.health.downs(0), 2, "it came up under key 4");
+        // Back up; then a reload gives it a key its router does not take: it served until then.
+        run(&mut p, &s, t + 6000 * MS, t + 9000 * MS, true, &mut changes);
+        assert!(s.health.is_up(0));
+        assert!(reload(&mut s, &mut p, "remote = \"198.51.100.1\"\nkey = 5").is_empty(), "up already");
+        run(&mut p, &s, t + 9000 * MS, t + 12_000 * MS, false, &mut changes);
+        assert!(!s.health.is_up(0));
+        assert_eq!(s.health.downs(0), 3, "up before the reload: a down");
+    }
+
     /// A reload that gives a probed tunnel another GRE key, or another `interface`, starts
     /// it afresh as a move to another router does: under the new key the router may take
     /// none of our GRE (nor we its), and at other inner addresses the probes ask another

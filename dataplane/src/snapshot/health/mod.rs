@@ -123,6 +123,12 @@ struct TunnelHealth {
     /// scrapes reads up at both, and only this says it went down meanwhile. Carried over
     /// reloads by name, as a counter must be.
     downs: AtomicU64,
+    /// Up only because a reload has it probed afresh (another router, key or `interface`)
+    /// while it was down, and no probe answered since: the outage goes on, and going down
+    /// again when the new probes go unanswered too is not another down. Counted, each try
+    /// at a key for a dead tunnel was one, and three within the hour opened a
+    /// TransitdTunnelFlapping ticket for a tunnel that never came up.
+    outage_open: AtomicBool,
 }
 
 impl HealthTable {
@@ -139,6 +145,7 @@ impl HealthTable {
                 judged: AtomicBool::new(false),
                 path_mtu: AtomicU64::new(0),
                 downs: AtomicU64::new(0),
+                outage_open: AtomicBool::new(false),
             })
             .collect();
         HealthTable {
@@ -165,20 +172,24 @@ impl HealthTable {
         self.tunnels.get(usize::from(t)).is_some_and(|h| h.judged.load(Ordering::Relaxed))
     }
 
-    /// Marks tunnel `t` judged.
+    /// Marks tunnel `t` judged. Up and judged, it answered a probe: an outage a reload
+    /// carried ([`HealthTable::carry_downs`]) is over, and its next down is another.
     pub fn set_judged(&self, t: TunnelId) {
         if let Some(h) = self.tunnels.get(usize::from(t)) {
             h.judged.store(true, Ordering::Relaxed);
+            h.outage_open.store(false, Ordering::Relaxed);
         }
     }
 
-    /// Sets tunnel `t`'s state, counting a change from up to down.
+    /// Sets tunnel `t`'s state, counting a change from up to down, but not one that goes on
+    /// with an outage a reload carried: up only to be probed afresh, and nothing answered.
     pub fn set_up(&self, t: TunnelId, up: bool) {
-        if let Some(h) = self.tunnels.get(usize::from(t))
-            && h.up.swap(up, Ordering::Relaxed)
-            && !up
-        {
-            h.downs.fetch_add(1, Ordering::Relaxed);
+        if let Some(h) = self.tunnels.get(usize::from(t)) {
+            // Whichever way it goes, the outage a reload carried is settled by this change.
+            let outage_goes_on = h.outage_open.swap(false, Ordering::Relaxed);
+            if h.up.swap(up, Ordering::Relaxed) && !up && !outage_goes_on {
+                h.downs.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -259,10 +270,16 @@ impl HealthTable {
     }
 
     /// Tunnel `t` counts at least the downs of tunnel `o` of `old`: the reload's copy, and
-    /// again at the prober's move, which may have taken `o` down in `old` since.
+    /// again at the prober's move, which may have taken `o` down in `old` since (or seen it
+    /// answer). So does the outage `o` was in: `t`, up without an answer (probed afresh,
+    /// wherever it now reaches), goes on with it while `o` was down or still in one a reload
+    /// carried, and its first down then is no new one.
     pub fn carry_downs(&self, t: usize, old: &HealthTable, o: usize) {
         if let (Some(new), Some(old)) = (self.tunnels.get(t), old.tunnels.get(o)) {
             new.downs.fetch_max(old.downs.load(Ordering::Relaxed), Ordering::Relaxed);
+            let unanswered = new.up.load(Ordering::Relaxed) && !new.judged.load(Ordering::Relaxed);
+            let was_out = !old.up.load(Ordering::Relaxed) || old.outage_open.load(Ordering::Relaxed);
+            new.outage_open.store(unanswered && was_out, Ordering::Relaxed);
         }
     }
 
@@ -411,7 +428,9 @@ mod tests {
     /// Each change from up to down is counted once (setting a state it has already is no
     /// change), and the count carries over a reload by name, however the tunnel is probed
     /// there and whatever router it reaches: a counter that started over at a reload would
-    /// read as a reset.
+    /// read as a reset. A down tunnel a reload has probed afresh is up without an answer:
+    /// going down again, unanswered, is the same outage, not counted; once answered, its
+    /// next down is another.
     #[test]
     fn downs_are_counted_once_each_and_carried_over_reloads() {
         let old = HealthTable::new(2);
@@ -430,12 +449,32 @@ mod tests {
         assert!(afresh.is_up(0), "probed afresh: up");
         assert_eq!(afresh.downs(0), 3, "the count goes on");
         afresh.set_up(0, false);
-        assert_eq!(afresh.downs(0), 4);
+        assert_eq!(afresh.downs(0), 3, "down before it was up: the same outage");
         // Moved to another router: its probe state is not carried (no tunnel of the same
-        // router), its count is (the same name).
+        // router), its count and its outage are (the same name).
         let moved = HealthTable::new(1);
         moved.inherit(&[None], &[false], &afresh);
         moved.inherit_downs(&[Some(0)], &afresh);
-        assert_eq!(moved.downs(0), 4, "the count goes on under its name");
+        assert_eq!(moved.downs(0), 3, "the count goes on under its name");
+        moved.set_up(0, false);
+        assert_eq!(moved.downs(0), 3, "the new router does not answer either: the same outage");
+        moved.set_up(0, true);
+        moved.set_up(0, false);
+        assert_eq!(moved.downs(0), 4, "up, then down: another");
+        // Probed afresh while up and answered: down is another.
+        let rekeyed = HealthTable::new(1);
+        moved.set_up(0, true);
+        moved.set_judged(0);
+        rekeyed.inherit(&[Some(0)], &[false], &moved);
+        rekeyed.inherit_downs(&[Some(0)], &moved);
+        rekeyed.set_up(0, false);
+        assert_eq!(rekeyed.downs(0), 5, "it was up before the reload");
+        // Answered once afresh, it has come up: its down is another.
+        let answered = HealthTable::new(1);
+        answered.inherit(&[Some(0)], &[false], &rekeyed);
+        answered.inherit_downs(&[Some(0)], &rekeyed);
+        answered.set_judged(0);
+        answered.set_up(0, false);
+        assert_eq!(answered.downs(0), 6, "answered after the reload, then down");
     }
 }
