@@ -318,12 +318,15 @@ fn addresses(net: IpNet) -> Vec<std::net::IpAddr> {
 /// covers has no tunnel to be withdrawn for (`Yes`). Every address of every prefix is walked,
 /// the tunnels set at random to each state; `Announcements::of` announces what serves, and
 /// `held` is asked each prefix's state. Judged by all of a customer's tunnels, a prefix was
-/// announced for a tunnel none of its addresses take.
+/// announced for a tunnel none of its addresses take. A prefix some address of which takes
+/// only tunnels that are down while another is served is partly unreachable
+/// (`partly_unreachable_prefixes`, by customer): announced whole, its traffic to those
+/// addresses is lost here. Counted as served, it was in no gauge.
 #[test]
 fn a_prefix_serves_as_the_best_tunnel_its_addresses_take() {
     use transitd::bgp::Serving;
     let mut rng = Rng(0x7769_7468_6472_6177);
-    let (mut withdrawn, mut unrouted) = (0, 0);
+    let (mut withdrawn, mut unrouted, mut partly_lost) = (0, 0, 0);
     for _ in 0..200 {
         let d = drawn(&mut rng);
         let snap = snapshot(&d.text);
@@ -344,20 +347,33 @@ fn a_prefix_serves_as_the_best_tunnel_its_addresses_take() {
                 });
             }
             let mut expected = std::collections::BTreeMap::new();
+            let mut expected_partly = vec![0u64; d.prefixes.len()];
             for (c, nets) in d.prefixes.iter().enumerate() {
                 let theirs: Vec<&(IpNet, usize)> = d.routes.iter().filter(|r| d.tunnels[r.1].0 == c).collect();
                 for &net in nets {
-                    let mut best: Option<Serving> = None;
+                    let (mut best, mut worst): (Option<Serving>, Option<Serving>) = (None, None);
                     for a in addresses(net) {
                         let holding = theirs.iter().filter(|r| r.0.contains(&a));
                         let Some(longest) = holding.map(|r| r.0).max_by_key(|n| n.prefix_len()) else { continue };
                         let taken = theirs.iter().filter(|r| r.0 == longest).map(|r| state[r.1]).max();
                         best = best.max(taken);
+                        worst = worst.min(taken).or(taken);
                     }
                     unrouted += usize::from(best.is_none());
                     expected.insert(net, best.unwrap_or(Serving::Yes));
+                    // Some address's traffic lost here, another's served.
+                    if worst == Some(Serving::No) && best > Some(Serving::No) {
+                        expected_partly[c] += 1;
+                    }
                 }
             }
+            let by_name: Vec<usize> = (0..d.prefixes.len())
+                .map(|c| snap.customers.iter().position(|x| x.name == format!("c{c}")).unwrap())
+                .collect();
+            let partly = transitd::bgp::partly_unreachable_prefixes(&snap);
+            let partly: Vec<u64> = by_name.iter().map(|&i| partly[i]).collect();
+            assert_eq!(partly, expected_partly, "tunnel states {state:?} in\n{}", d.text);
+            partly_lost += expected_partly.iter().sum::<u64>();
             let mut asked = std::collections::BTreeMap::new();
             Announcements::held(&snap, |net, serving| {
                 asked.insert(net, serving);
@@ -371,8 +387,10 @@ fn a_prefix_serves_as_the_best_tunnel_its_addresses_take() {
             }
         }
     }
-    // The drawings reach each case: prefixes withdrawn, and prefixes without a route.
+    // The drawings reach each case: prefixes withdrawn, prefixes without a route, and
+    // prefixes lost in part.
     assert!(withdrawn > 100 && unrouted > 100, "{withdrawn} withdrawn, {unrouted} unrouted");
+    assert!(partly_lost > 50, "{partly_lost} partly unreachable");
 }
 
 #[test]

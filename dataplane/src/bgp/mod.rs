@@ -147,12 +147,22 @@ fn group_serving(snap: &Snapshot) -> Vec<Serving> {
 /// longer ones hold whole, serves none of it, and counted, it kept the prefix announced
 /// while every tunnel its traffic took was down, the traffic lost here rather than taken by
 /// anycast to a server that reaches the customer. Announced while any of it is served (BGP
-/// cannot withdraw a part). A prefix no route covers (its traffic dropped as `no_route`,
-/// said when the configuration is read) is never withdrawn for its tunnels: it has none.
+/// cannot withdraw a part: [`partly_unreachable_prefixes`] counts those). A prefix no route
+/// covers (its traffic dropped as `no_route`, said when the configuration is read) is never
+/// withdrawn for its tunnels: it has none.
 fn prefix_serving(snap: &Snapshot, net: IpNet, customer: CustomerId, groups: &[Serving]) -> Serving {
-    let Some(customer) = snap.customers.get(usize::from(customer)) else { return Serving::Yes };
+    prefix_range(snap, net, customer, groups).map_or(Serving::Yes, |(_, best)| best)
+}
+
+/// The worst and the best of the route groups the addresses of customer prefix `net` (of
+/// `customer`) look up (`groups`: [`group_serving`]); `None` when no route covers any of it.
+fn prefix_range(snap: &Snapshot, net: IpNet, customer: CustomerId, groups: &[Serving]) -> Option<(Serving, Serving)> {
+    let customer = snap.customers.get(usize::from(customer))?;
     let of = |g: RouteGroupId| groups.get(g as usize).copied().unwrap_or(Serving::No);
-    customer.routes.values_within(net).map(of).max().unwrap_or(Serving::Yes)
+    customer.routes.values_within(net).map(of).fold(None, |range, s| match range {
+        None => Some((s, s)),
+        Some((worst, best)) => Some((worst.min(s), best.max(s))),
+    })
 }
 
 /// Per customer, how many of its prefixes have every tunnel their routes take down
@@ -165,6 +175,26 @@ pub fn unreachable_prefixes(snap: &Snapshot) -> Vec<u64> {
     let mut counts = vec![0; snap.customers.len()];
     for &(net, customer) in &snap.customer_prefixes {
         if prefix_serving(snap, net, customer, &groups) == Serving::No
+            && let Some(n) = counts.get_mut(usize::from(customer))
+        {
+            *n += 1;
+        }
+    }
+    counts
+}
+
+/// Per customer, how many of its prefixes are served in part only: some of their addresses
+/// look up route groups whose every tunnel is down ([`Serving::No`]) while others take a
+/// tunnel that is up (judged or not). A /24 routed as two /25s, one over a dead tunnel, is
+/// one: BGP announces the prefix whole and cannot withdraw the half, so it stays announced
+/// (and out of [`unreachable_prefixes`], which sees a tunnel up) while the traffic to that
+/// half comes here and is lost. Addresses no route covers are `no_route`'s, not counted.
+pub fn partly_unreachable_prefixes(snap: &Snapshot) -> Vec<u64> {
+    let groups = group_serving(snap);
+    let mut counts = vec![0; snap.customers.len()];
+    for &(net, customer) in &snap.customer_prefixes {
+        if let Some((Serving::No, best)) = prefix_range(snap, net, customer, &groups)
+            && best != Serving::No
             && let Some(n) = counts.get_mut(usize::from(customer))
         {
             *n += 1;

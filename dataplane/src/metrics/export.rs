@@ -393,7 +393,7 @@ impl Scrape<'_> {
 
     /// What a tunnel's state at a scrape does not say, in `customers_and_tunnels`' output
     /// where it is called: how often each health-checked tunnel went down, and how many of
-    /// each customer's prefixes have every tunnel of their routes down.
+    /// each customer's prefixes have every tunnel of their routes down, or those of a part.
     fn tunnel_downs_and_unreachable_prefixes(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let snap = self.snap;
         // A tunnel that goes down and comes back between two scrapes reads up at both: only a
@@ -428,6 +428,24 @@ impl Scrape<'_> {
             MetricType::Gauge,
             |m| {
                 let customers = snap.customers.iter().zip(&unreachable).zip(&checked);
+                for ((c, &n), _) in customers.filter(|(_, is_checked)| **is_checked) {
+                    sample(m, &[("customer", c.name.as_str())], n, MetricType::Gauge)?;
+                }
+                Ok(())
+            },
+        )?;
+        // BGP announces a prefix whole: one half of which is routed over dead tunnels stays
+        // announced, and out of the count above (the other half is served), while the traffic
+        // to that half is lost here. Apart, so that the count above keeps meaning what
+        // withdraw_customers_without_tunnels withdraws.
+        let partly = crate::bgp::partly_unreachable_prefixes(snap);
+        family(
+            enc,
+            "transitd_customer_partly_unreachable_prefixes",
+            "Prefixes of the customer served in part only: some of their addresses take routes every tunnel of which is down while others take a tunnel that is up. BGP cannot withdraw the part: the prefix stays announced and the traffic to that part is lost here. Customers without a health-checked tunnel have no sample",
+            MetricType::Gauge,
+            |m| {
+                let customers = snap.customers.iter().zip(&partly).zip(&checked);
                 for ((c, &n), _) in customers.filter(|(_, is_checked)| **is_checked) {
                     sample(m, &[("customer", c.name.as_str())], n, MetricType::Gauge)?;
                 }

@@ -554,6 +554,57 @@ tunnel = "acme-gre"
         assert_eq!(scrape(&snap), (Some(1.0), 1.0), "acme-spare up, and no route takes it");
     }
 
+    /// A /24 routed as two /25s over two tunnels: with one of them down, half its traffic has
+    /// nowhere to go, and BGP cannot withdraw the half, so the prefix stays announced. It is
+    /// partly unreachable, not unreachable (the other half is served, as
+    /// withdraw_customers_without_tunnels judges it); both down, it is unreachable, and no
+    /// longer partly. Counted as served, the half lost was in no gauge and paged no one.
+    #[test]
+    fn a_prefix_half_of_whose_routes_take_dead_tunnels_is_partly_unreachable() {
+        let text = r#"
+[server]
+anycast = "192.0.2.1"
+[[customer]]
+name = "acme"
+prefixes = ["203.0.113.0/24", "198.18.0.0/24"]
+[[customer.tunnel]]
+name = "east"
+remote = "198.51.100.1"
+interface = "10.99.0.0/31"
+[[customer.tunnel]]
+name = "west"
+remote = "198.51.100.2"
+interface = "10.99.0.2/31"
+[[customer.route]]
+prefix = "203.0.113.0/25"
+tunnel = "east"
+[[customer.route]]
+prefix = "203.0.113.128/25"
+tunnel = "west"
+[[customer.route]]
+prefix = "198.18.0.0/24"
+tunnel = "east"
+[[customer.route]]
+prefix = "198.18.0.0/24"
+tunnel = "west"
+"#;
+        let snap = Arc::new(Snapshot::build(&crate::config::parse("test.toml", text).unwrap()).unwrap());
+        let scrape = |snap: &Arc<Snapshot>| {
+            let (_, samples) = scrape_samples(snap);
+            let get =
+                |name: &str| samples.iter().find(|s| s.name == name && s.label("customer") == "acme").map(|s| s.value);
+            (get("transitd_customer_unreachable_prefixes"), get("transitd_customer_partly_unreachable_prefixes"))
+        };
+        assert_eq!(scrape(&snap), (Some(0.0), Some(0.0)), "both up");
+        snap.health.set_up(1, false);
+        // 198.18.0.0/24's one route takes east as well as west: served whole.
+        assert_eq!(scrape(&snap), (Some(0.0), Some(1.0)), "west down: 203.0.113.128/25 is lost here");
+        snap.health.set_up(0, false);
+        assert_eq!(scrape(&snap), (Some(2.0), Some(0.0)), "both down: unreachable whole");
+        snap.health.set_up(1, true);
+        assert_eq!(scrape(&snap), (Some(0.0), Some(1.0)), "east down: 203.0.113.0/25 is lost here");
+    }
+
     /// A tunnel whose outer packet would not fit the served interface's MTU is scraped at
     /// what the data plane holds it to (a 1400-byte veth: 1400 less 24 bytes of GRE over
     /// IPv4), not at its `mtu`. Needs root, as the lab tests do.
