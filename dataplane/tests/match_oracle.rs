@@ -918,7 +918,9 @@ frames = [e/v6()/frag(0, 0, 44, 1)/frag(8, 1, 17, 2)/data, e/v6(plen=300)/frag(0
 /// tshark's `ipv6.fraghdr.*` hold every fragment header of the chain up to the first at a
 /// non-zero offset (the data of a later fragment follows it), transitd's the first alone
 /// (documented): they differ on a chain of two, where a rule on the second's fields (an
-/// atomic fragment header put before a real one) does not see them.
+/// atomic fragment header put before a real one) does not see them. The pipeline drops such
+/// a packet before any rule reads it (`bad_ip_ext_header`, as Linux discards it:
+/// replay_captures.rs), so `transitd match -Y` alone shows the difference.
 #[test]
 fn difference_a_second_fragment_header_is_no_field() {
     let script = r#"

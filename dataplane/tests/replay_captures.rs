@@ -434,6 +434,56 @@ fn an_ipv6_first_fragment_without_its_header_chain_is_the_hosts_to_discard() {
     assert_eq!(deltas, [3, 3], "header errors, fragments taken for reassembly");
 }
 
+/// An IPv6 packet whose chain holds a second fragment header (RFC 8200 §4.1: each extension
+/// header once, Destination Options aside). Rules read the first (`ipv6.fraghdr.*`,
+/// docs/rules.md), so an atomic fragment header (RFC 6946) put before a real one hid both
+/// pieces of a datagram from a DoS rule dropping IPv6 fragments, and they went to acme,
+/// where tshark's fields, which hold every fragment header, take them for fragments. Linux
+/// (6.18, a network namespace of its own given the frames on a veth) discards every packet
+/// with two as a header error (`ipv6_frag_rcv` refuses a fragment header behind one it has
+/// taken: an atomic one, or the first fragment's own once reassembled) and delivers the
+/// atomic fragment and the datagram with one fragment header each: the pipeline drops the
+/// former as `bad_ip_ext_header`, before any rule reads them (a later fragment whose first
+/// held the second header is the rule's), and the rest fare as before. scapy builds the
+/// frames; tshark counts their fragment headers.
+#[test]
+fn a_second_fragment_header_is_dropped_as_the_host_discards_it() {
+    let config = std::fs::read_to_string(root().join("dataplane/tests/data/tunnel-edge.toml")).unwrap();
+    // A DoS rule dropping every IPv6 fragment, as rules read the fragment header.
+    let fragments = "match = \"ipv6.fraghdr.more == 1 or ipv6.fraghdr.offset > 0\"\naction = \"drop\"";
+    let config = config.replacen(
+        "[dos.sanity]\n",
+        &format!("[[dos.rule]]\nname = \"fragments\"\n{fragments}\n\n[dos.sanity]\n"),
+        1,
+    );
+    let file = std::env::temp_dir().join(format!("transitd-two-fragment-headers-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')\n\
+         v6 = lambda: IPv6(src='2001:db8:5::9', dst='2001:db8:acbe::5')\n\
+         frag = lambda offset, m, nh, id: IPv6ExtHdrFragment(offset=offset, m=m, nh=nh, id=id)\n\
+         udp = bytes(v6()/UDP(sport=1234, dport=5000)/Raw(b'x' * 88))[40:]  # 56 bytes first, 40 later\n\
+         inner = bytes(frag(0, 0, 17, 9)) + udp\n\
+         frames = [e/v6()/frag(0, 0, 17, 1)/Raw(udp)]\n\
+         frames += [e/v6()/frag(0, 1, 17, 2)/Raw(udp[:56]), e/v6()/frag(7, 0, 17, 2)/Raw(udp[56:])]\n\
+         frames += [e/v6()/frag(0, 0, 44, 9)/frag(0, 1, 17, 3)/Raw(udp[:56])]\n\
+         frames += [e/v6()/frag(0, 0, 44, 9)/frag(7, 0, 17, 3)/Raw(udp[56:])]\n\
+         frames += [e/v6()/frag(0, 1, 44, 4)/Raw(inner[:64]), e/v6()/frag(8, 0, 44, 4)/Raw(inner[64:])]\n\
+         frames += [e/v6()/frag(0, 0, 44, 5)/frag(0, 0, 17, 6)/Raw(udp)]",
+    );
+    assert_eq!(tshark_frames(&file, "count(ipv6.fraghdr) == 2", &[]), [4, 5, 6, 8], "two fragment headers");
+    assert_eq!(tshark_frames(&file, "ipv6.fraghdr.more == 1 or ipv6.fraghdr.offset > 0", &[]), [2, 3, 4, 5, 6, 7]);
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let (verdicts, _, _) = verdicts_of(&config, frames);
+    let (sent, rule, bad) = ("tx:encapsulated", DropReason::DosRule.name(), DropReason::BadIpExtHeader.name());
+    assert_eq!(fates(&verdicts), [sent, rule, rule, bad, bad, bad, rule, bad]);
+    // The host: acme's 2001:db8:acbe::5 on a veth with the frames' MAC address, given them by
+    // its peer; what it delivers reaches UDP, which has no socket on the port.
+    let deltas = host_counter_deltas(&file, &["2001:db8:acbe::5/64"], &["Ip6InHdrErrors", "Udp6NoPorts"]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(deltas, [4, 2], "packets with two fragment headers discarded, the others delivered");
+}
+
 /// A tiny first fragment that the host reassembles is no drop the host makes too: Linux
 /// (6.18, a network namespace of its own given the frames on a veth) reassembles an IPv4 TCP
 /// datagram whose first fragment holds 8 bytes of its header (RFC 1858's tiny fragment: a

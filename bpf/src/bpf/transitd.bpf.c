@@ -221,6 +221,7 @@ struct v6_upper {
 	__u32 fragment;
 	__be32 fragment_id;
 	int late_hop_by_hop; /* a hop-by-hop header after another (the data plane drops it) */
+	int second_fragment; /* a fragment header after another (the data plane drops it) */
 };
 
 /* The protocol behind the IPv6 extension headers (and authentication headers) that start
@@ -266,6 +267,9 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u3
 		/* A hop-by-hop header named by another header (RFC 8200 section 4.1: right behind the
 		 * fixed header only), without a branch, for the same reason. */
 		up->late_hop_by_hop |= ((__u32)next - 1) >> 8 & 1;
+		/* A fragment header named behind one (RFC 8200 section 4.1: each header once; Linux
+		 * discards the packet), likewise: bit 16 of `fragment` says one was read. */
+		up->second_fragment |= up->fragment >> 16 & (((__u32)next ^ IPPROTO_FRAGMENT_) - 1) >> 8 & 1;
 	}
 	up->at = off;
 	up->left = left;
@@ -275,7 +279,7 @@ static __always_inline int v6_upper_protocol(__u8 next, void *p, void *end, __u3
 /* An IPv6 fragment of GRE from a tunnel's router (or of what its router's later fragments
  * name: destination options), `fate` what its headers decided, as gre_fragment_v4 over IPv4.
  * A first fragment is recorded from a packet the data plane reads too: version 6, whole in
- * the frame, any hop-by-hop header first. */
+ * the frame, any hop-by-hop header first, one fragment header. */
 static __always_inline int gre_fragment_v6(struct xdp_md *ctx, struct transitd_config *cfg, struct ipv6hdr *ip,
 					   __u32 link, struct v6_upper *up, int fate)
 {
@@ -291,7 +295,7 @@ static __always_inline int gre_fragment_v6(struct xdp_md *ctx, struct transitd_c
 	if (later)
 		return follows_its_first(cfg, &gre_refused_v6, &k) ? GRE_NOT_OURS : fate;
 	__u32 whole = link + sizeof(*ip) + bpf_ntohs(ip->payload_len);
-	if (ip->version == 6 && !up->late_hop_by_hop && whole <= bpf_xdp_get_buff_len(ctx))
+	if (ip->version == 6 && !up->late_hop_by_hop && !up->second_fragment && whole <= bpf_xdp_get_buff_len(ctx))
 		record_first(&gre_refused_v6, &k, fate);
 	return fate;
 }

@@ -125,8 +125,8 @@ fn gre_fragments_follow_the_source_they_come_from() {
 /// header's, destination options behind it too). Handed over as before: a later fragment
 /// before its first, another datagram's, the rest of a datagram whose first was ours (which
 /// ends the memory of the identity) or had a header the data plane drops (a bad checksum, a
-/// hop-by-hop header out of place), an atomic fragment's namesake, and every one with
-/// `gre_unsupported = "drop"`, where the data plane drops them.
+/// hop-by-hop header out of place, a second fragment header), an atomic fragment's namesake,
+/// and every one with `gre_unsupported = "drop"`, where the data plane drops them.
 #[test]
 fn later_fragments_of_gre_not_ours_follow_their_first() {
     let program = XdpProgram::load().expect("load the program (needs root)");
@@ -185,6 +185,9 @@ fn later_fragments_of_gre_not_ours_follow_their_first() {
     let hop_by_hop_after = [fragment(0, 1, 13), [47, 0, 1, 4, 0, 0, 0, 0].to_vec()].concat();
     assert_eq!(judge(&program, &v6(&hop_by_hop_after, &pptp)), "gre_not_ours", "hop-by-hop out of place");
     assert_eq!(judge(&program, &v6(&fragment(47, 1480, 13), &data)), "no_socket", "its later fragment");
+    let second_fragment_header = [fragment(44, 1, 14), fragment(47, 0, 15)].concat();
+    assert_eq!(judge(&program, &v6(&second_fragment_header, &pptp)), "gre_not_ours", "a second fragment header");
+    assert_eq!(judge(&program, &v6(&fragment(47, 1480, 14), &data)), "no_socket", "its later fragment");
     // "drop": the data plane's to drop, the rest of a datagram passed before too.
     program.publish(&XdpConfig { gre_not_ours_pass: false, ..config }, &EgressTables::default()).unwrap();
     assert_eq!(judge(&program, &v6(&fragment(47, 1480, 9), &data)), "no_socket", "drop: one passed before");

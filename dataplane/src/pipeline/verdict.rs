@@ -43,7 +43,9 @@ reasons! {
         BadIpv4Checksum = "bad_ipv4_checksum",
         /// IPv6 header with a bad version.
         BadIpv6Header = "bad_ipv6_header",
-        /// An IPv4 or IPv6 extension header that cannot be parsed.
+        /// An IPv4 or IPv6 extension header that cannot be parsed, or one out of place in an
+        /// IPv6 chain (RFC 8200 §4.1): a Hop-by-Hop header after another, a second fragment
+        /// header.
         BadIpExtHeader = "bad_ip_ext_header",
         /// TCP header with a data offset below 5.
         BadTcpHeader = "bad_tcp_header",

@@ -70,9 +70,9 @@ pub(super) fn parse_ipv6(key: &mut Key, l3: &[u8], l3_start: usize) -> Parsed {
     // header (it counts them in only once it reaches a transport).
     let l4_at = if first { l4_start } else { l3_start + 40 };
     let l4 = parse_l4(key, ip.ip_number, fragment.is_some(), first, ip.payload, l4_at);
-    // A misplaced Hop-by-Hop header: dropped, but with the transport's fields filled first,
-    // as tshark dissects on past it (an expert error, no malformed mark) and shows them.
-    if ip.hop_by_hop_misplaced {
+    // A misplaced Hop-by-Hop header or a second fragment header: dropped, but with the
+    // fields behind it filled first, as tshark reads on past it and shows them.
+    if ip.hop_by_hop_misplaced || ip.fragment_header_repeated {
         return Parsed::Bad(DropReason::BadIpExtHeader);
     }
     if let Some(reason) = l4 {
@@ -357,6 +357,12 @@ struct Ipv6Layer<'a> {
     /// A Hop-by-Hop header came after another header, where RFC 8200 §4.1 forbids it: read
     /// on through as tshark reads it, and dropped.
     hop_by_hop_misplaced: bool,
+    /// A fragment header came after another (RFC 8200 §4.1: each extension header once,
+    /// Destination Options aside): read on through, and dropped. Rules read the first
+    /// (`ipv6.fraghdr.*`), so an atomic one (RFC 6946) before a real one hid the fragment
+    /// from them. No source fragments twice, and Linux discards such a packet
+    /// (`ipv6_frag_rcv` refuses a fragment header behind one it has taken).
+    fragment_header_repeated: bool,
 }
 
 /// The IPv6 header and its extension headers (RFC 8200 §4), each read with etherparse's
@@ -367,8 +373,8 @@ struct Ipv6Layer<'a> {
 /// refused as malformed or truncated). A Hop-by-Hop header after another header, which
 /// etherparse refuses, is read on through as tshark reads it (its layout is a Destination
 /// Options header's) and marked, for the caller to drop the packet with its transport's
-/// fields in the key. A header that runs past the payload length is `truncated`, or in a
-/// first fragment `tiny_fragment` ([`chain_cut_short`]).
+/// fields in the key; so is a second fragment header. A header that runs past the payload
+/// length is `truncated`, or in a first fragment `tiny_fragment` ([`chain_cut_short`]).
 fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     use etherparse::err::ip_auth;
     let (header, mut rest) = ipv6_fixed_header(l3)?;
@@ -379,6 +385,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
     let mut fragment_header = None;
     let mut routed_onward = false;
     let mut hop_by_hop_misplaced = false;
+    let mut fragment_header_repeated = false;
     loop {
         let (len, next) = match ip_number {
             IpNumber::IPV6_HEADER_HOP_BY_HOP | IpNumber::IPV6_DESTINATION_OPTIONS | IpNumber::IPV6_ROUTE_HEADER => {
@@ -403,6 +410,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
             IpNumber::IPV6_FRAGMENTATION_HEADER => {
                 let f = Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| chain_cut_short(fragment))?;
                 let offset = u32::from(f.fragment_offset().value()) * 8;
+                fragment_header_repeated |= fragment_header.is_some();
                 fragment_header = fragment_header.or(Some(FragmentHeader::of(&f)));
                 if f.is_fragmenting_payload() {
                     fragment = Some((offset, f.more_fragments()));
@@ -432,6 +440,7 @@ fn ipv6_layer(l3: &[u8]) -> Result<Ipv6Layer<'_>, DropReason> {
         fragment_header,
         routed_onward,
         hop_by_hop_misplaced,
+        fragment_header_repeated,
     })
 }
 
@@ -613,7 +622,8 @@ mod tests {
         /// (offset 0, more or not), destination-options and AH headers, in any order, with
         /// any lengths, any final protocol, any payload length field. A Hop-by-Hop header
         /// after another, which etherparse refuses, the walk reads as etherparse reads a
-        /// Destination Options header in its place (the same layout), and marks.
+        /// Destination Options header in its place (the same layout), and marks; it marks a
+        /// second fragment header too, where etherparse's headers hold two.
         #[test]
         fn ipv6_walk_reads_as_etherparse(
             chain in proptest::collection::vec((proptest::sample::select(vec![0u8, 43, 44, 60, 51]), 0u8..4, proptest::prelude::any::<bool>()), 0..5),
@@ -680,6 +690,10 @@ mod tests {
                     proptest::prop_assert_eq!(walk.ip_number, ip.payload().ip_number);
                     proptest::prop_assert_eq!(walk.fragment.is_some(), ip.payload().fragmented);
                     proptest::prop_assert_eq!(usize::from(walk.extension_headers), ip.extensions().clone().into_iter().count());
+                    let headers = ip.extensions().clone().into_iter();
+                    let fragment_headers =
+                        headers.filter(|e| matches!(e, etherparse::Ipv6ExtensionSlice::Fragment(_))).count();
+                    proptest::prop_assert_eq!(walk.fragment_header_repeated, fragment_headers > 1);
                 }
                 // A Hop-by-Hop header the tail's bytes chain on: the walk reads on past it,
                 // to the transport or to a later fault.
