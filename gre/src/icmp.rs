@@ -37,9 +37,11 @@ pub const ICMPV6_ERROR_MAX: usize = 1280;
 pub const ICMPV4_QUOTED_DATA_MIN: usize = 8;
 /// Bytes after an IPv6 packet's headers (the fixed one and its extension headers) an ICMPv6
 /// error quotes at the least: the upper-layer header's first 8, its ports, by which the
-/// sender finds the socket the error is about. Linux reads the headers and 8 bytes more of
-/// a quote (`icmpv6_notify`) and drops a shorter one unread (RFC 4443 §2.4 (d): an error
-/// whose upper-layer protocol cannot be found is dropped).
+/// sender finds the socket the error is about; a later fragment's own fragment header, at
+/// which a receiver's walk of the headers stops (its data holds no upper-layer header).
+/// Linux reads the headers and 8 bytes more of a quote (`icmpv6_notify`) and drops a shorter
+/// one unread (RFC 4443 §2.4 (d): an error whose upper-layer protocol cannot be found is
+/// dropped).
 pub const ICMPV6_QUOTED_DATA_MIN: usize = 8;
 
 /// ICMPv4 echo reply.
@@ -142,11 +144,12 @@ pub fn ipv4_quote_suffices(packet: &[u8], quoted: usize) -> bool {
 }
 
 /// Whether the first `quoted` bytes of an IPv6 packet of `len` bytes whose headers (the
-/// fixed one and its extension headers) take `headers` bytes are a quote an ICMPv6 error
-/// may carry: those headers and [`ICMPV6_QUOTED_DATA_MIN`] bytes after them, or all of a
-/// shorter packet. Less, cut inside the headers or before the ports, reaches no socket of
-/// its sender's: a way too small for it (a tunnel `mtu` under the headers' length and 56,
-/// the error's 48 and 8), or headers longer than an ICMPv6 error may quote, gets no error.
+/// fixed one and its extension headers; in a later fragment, those before its fragment
+/// header) take `headers` bytes are a quote an ICMPv6 error may carry: those headers and
+/// [`ICMPV6_QUOTED_DATA_MIN`] bytes after them, or all of a shorter packet. Less, cut inside
+/// the headers or before the ports, reaches no socket of its sender's: a way too small for
+/// it (a tunnel `mtu` under the headers' length and 56, the error's 48 and 8), or headers
+/// longer than an ICMPv6 error may quote, gets no error.
 pub fn ipv6_quote_suffices(len: usize, headers: usize, quoted: usize) -> bool {
     let least = (headers.max(IPV6_HEADER_LEN) + ICMPV6_QUOTED_DATA_MIN).min(len);
     quoted >= least.max(IPV6_HEADER_LEN)

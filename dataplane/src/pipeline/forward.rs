@@ -590,7 +590,7 @@ fn error_quote_len(ctx: &Ctx<'_>, way: Option<&Tunnel>, ip: &IpFrame, packet: &[
     // `mtu` under 36 bytes more than an optioned IPv4 header, 56 more than IPv6 headers), or
     // of IPv6 extension headers longer than an error quotes.
     let suffices = if ip.is_ipv6 {
-        icmp::ipv6_quote_suffices(ip.l3_len, ip.l4_start.saturating_sub(ip.l3_start), quoted)
+        icmp::ipv6_quote_suffices(ip.l3_len, headers_walked(ip), quoted)
     } else {
         icmp::ipv4_quote_suffices(packet, quoted)
     };
@@ -669,6 +669,21 @@ pub(super) fn is_unanswerable_source(ctx: &Ctx<'_>, src: IpAddr) -> bool {
 /// check them.
 fn is_tunnel_broadcast(snap: &Snapshot, a: IpAddr) -> bool {
     matches!(a, IpAddr::V4(a) if snap.is_tunnel_broadcast(a))
+}
+
+/// The bytes of the IPv6 packet `ip` that a receiver of an error quoting it walks as headers
+/// before the 8 it reads to tell what the error is about ([`icmp::ipv6_quote_suffices`]): up
+/// to the transport header or, in a later fragment, whose data holds none, up to its fragment
+/// header, the 8 bytes read being that header's (Linux's `ipv6_skip_exthdr` stops at it and
+/// `icmpv6_notify` reads no further; KAME's `icmp6_notify_error` reads it whole and lowers the
+/// path MTU by a Packet Too Big). Asking 8 bytes of data past it as well refused a Packet Too
+/// Big into a tunnel of `mtu` 96 to 103 that a receiver takes.
+fn headers_walked(ip: &IpFrame) -> usize {
+    match ip.fragment {
+        // Its fragment header begins where the extension headers before it end.
+        Some(f) if f.offset > 0 => IPV6_HEADER_LEN + f.headers,
+        _ => ip.l4_start.saturating_sub(ip.l3_start),
+    }
 }
 
 /// What the parser read of the packet, past IPv6 extension headers and AH (the header

@@ -282,6 +282,54 @@ fn an_icmpv6_error_that_cannot_be_written_spends_no_token() {
     assert_eq!(fields.trim(), "198.51.100.1,10.213.0.1,8.8.8.8\t33434");
 }
 
+/// A Packet Too Big about a later IPv6 fragment quotes its headers up to and with its
+/// fragment header: its data holds no transport header, and a receiver's walk of the quote
+/// stops at that header (Linux's `ipv6_skip_exthdr` stops at a fragment header at a non-zero
+/// offset, and `icmpv6_notify` reads its 8 bytes, no more; KAME's `icmp6_notify_error` reads
+/// it whole and lowers the path MTU). The rule asked for 8 bytes of data past it as well,
+/// which a tunnel of `mtu` 100 (52 bytes of quote behind the error's 48) cannot give: a later
+/// fragment from acme's router to acme's prefix, too large for acme's IPv6 tunnel it goes
+/// back out by (1456), was dropped as `mtu_exceeded` with no error. Its Packet Too Big now
+/// goes back into acme's GRE tunnel, tshark reads the quoted fragment header in it, and Linux
+/// (6.18, a network namespace of its own holding the fragment's source, given the error on a
+/// veth) takes it without counting it in Icmp6InErrors, where it counts one cut inside the
+/// fragment header. scapy writes the fragment.
+#[test]
+fn a_packet_too_big_about_a_later_fragment_quotes_up_to_its_fragment_header() {
+    let config = small_acme_tunnel_one_icmp_token(100);
+    let file = temp("too-big-later-fragment");
+    scapy_pcap_with_gre(
+        &file,
+        "later = IPv6ExtHdrFragment(offset=185, m=1, nh=17, id=7)/Raw(bytes(1480))\n\
+         frames = [gre(IPv6(src='2001:db8:acbe::5', dst='2001:db8:acbe::9')/later)]",
+    );
+    let (out, stats) = replay_to(&config, &file, "too-big-later-fragment-out");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(stats.sent_as(TxReason::IcmpTooBig), 1, "the later fragment gets its error");
+    // The outer IPv4 destination; the error's and the quoted packet's addresses and payload
+    // lengths (8 + 52: 40 bytes of IPv6 header, the fragment header's 8, 4 of data); the
+    // MTU named; the quoted fragment header's offset; the error's checksum.
+    let fields =
+        ["ip.dst", "ipv6.src", "ipv6.dst", "ipv6.plen", "icmpv6.mtu", "ipv6.fraghdr.offset", "icmpv6.checksum.status"];
+    let mut args = vec!["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"];
+    for field in fields {
+        args.extend(["-e", field]);
+    }
+    let error = tshark_checked(&out, &args);
+    let sent = read_frames(&out).remove(0).bytes;
+    let _ = std::fs::remove_file(&out);
+    let (src, dst) = ("2001:db8:ffff::1,2001:db8:acbe::5", "2001:db8:acbe::5,2001:db8:acbe::9");
+    assert_eq!(error, format!("198.51.100.1\t{src}\t{dst}\t60,1488\t1456\t185\t1\n"));
+    // The error as it leaves the tunnel (behind Ethernet, the outer IPv4 and GRE's 4 bytes),
+    // given to the fragment's source.
+    let host = temp("too-big-later-fragment-host");
+    let ethernet = [0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xfe, 0x86, 0xdd];
+    write_pcap(&host, &[[&ethernet[..], &sent[14 + 20 + 4..]].concat()]);
+    let deltas = host_counter_deltas(&host, &["2001:db8:acbe::5/64"], &["Icmp6InPktTooBigs", "Icmp6InErrors"]);
+    let _ = std::fs::remove_file(&host);
+    assert_eq!(deltas, [1, 0], "taken, not counted as an error it cannot read");
+}
+
 /// A TTL-1 packet from a customer's router itself (a traceroute from its tunnel address,
 /// which no customer prefix holds) gets its time-exceeded back through the tunnel it came
 /// out of, not toward the Internet, where that address means nothing.
