@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use common::lab::{ACME, Lab, SERIAL, scapy_send, wait_for};
@@ -115,8 +116,9 @@ fn catch_all(up_mac: &str) -> String {
 }
 
 /// Would the XDP program redirect this frame (with every destination owned)? Its rule:
-/// Ethernet, at most three VLAN tags, then a whole IPv4 (20 bytes) or IPv6 (40) header; or
-/// a fourth tag, whatever follows.
+/// Ethernet, at most three VLAN tags, then a whole IPv4 (20 bytes) or IPv6 (40) header whose
+/// destination is not on the host's own link ([`on_the_hosts_link`]); or a fourth tag,
+/// whatever follows.
 fn xdp_redirects(frame: &[u8]) -> bool {
     let mut at = 12;
     for tags in 0..4 {
@@ -124,12 +126,66 @@ fn xdp_redirects(frame: &[u8]) -> bool {
         match u16::from_be_bytes([t[0], t[1]]) {
             0x8100 | 0x88a8 | 0x9100 if tags == 3 => return true,
             0x8100 | 0x88a8 | 0x9100 => at += 4,
-            0x0800 => return frame.len() >= at + 2 + 20,
-            0x86dd => return frame.len() >= at + 2 + 40,
+            // The destination ends each header.
+            0x0800 => {
+                let dst = frame.get(at + 18..at + 22).and_then(|d| <[u8; 4]>::try_from(d).ok());
+                return dst.is_some_and(|d| !on_the_hosts_link(Ipv4Addr::from(d).into()));
+            }
+            0x86dd => {
+                let dst = frame.get(at + 26..at + 42).and_then(|d| <[u8; 16]>::try_from(d).ok());
+                return dst.is_some_and(|d| !on_the_hosts_link(Ipv6Addr::from(d).into()));
+            }
             _ => return false,
         }
     }
     false
+}
+
+/// A destination on the host's own link, which the XDP program passes whatever the owned
+/// prefixes say: link-local (RFC 3927, RFC 4291 §2.5.6), 224.0.0.0/24 (RFC 5771 §4), the
+/// limited broadcast, IPv6 multicast of link scope or narrower (RFC 4291 §2.7).
+fn on_the_hosts_link(dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(a) => a.is_link_local() || a.is_broadcast() || a.octets()[..3] == [224, 0, 0],
+        IpAddr::V6(a) => a.is_unicast_link_local() || (a.is_multicast() && a.octets()[1] & 0x0f <= 2),
+    }
+}
+
+/// The link-local address of `dev` in `ns` that duplicate address detection has let it
+/// use (empty until then), as `ip -6 addr` reports it.
+fn usable_link_local(lab: &Lab, ns: &str, dev: &str) -> String {
+    let out = lab.run(ns, "ip", &["-j", "-6", "addr", "show", "dev", &lab.dev(dev), "scope", "link", "-tentative"]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    // (`ip` lists the addresses the filters leave out as empty objects.)
+    let addresses = links[0]["addr_info"].as_array().cloned().unwrap_or_default();
+    addresses.iter().find_map(|a| a["local"].as_str()).unwrap_or_default().to_string()
+}
+
+/// Under a catch-all customer (every IPv4 and IPv6 destination its own), the host keeps its
+/// own link: the upstream router resolves the host's link-local address (a neighbour
+/// solicitation to its solicited-node group, RFC 4861) and pings it, and pings the host's
+/// 169.254.1.2 (a BGP session's link, RFC 3927), as before transitd started. The XDP program
+/// handed the host's link to the data plane: the solicitations were dropped as
+/// `link_broadcast`, the router's neighbour entry failed, and the pings to 169.254.1.2 went
+/// into the customer's tunnel.
+#[test]
+fn the_hosts_own_link_keeps_working_under_a_catch_all() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("tlk", 1);
+    lab.run("dut", "ip", &["addr", "add", "169.254.1.2/16", "dev", &lab.dev("d0")]);
+    lab.run("up", "ip", &["addr", "add", "169.254.1.1/16", "dev", &lab.dev("u1")]);
+    wait_for("the host's link-local address", Duration::from_secs(10), || {
+        !usable_link_local(&lab, "dut", "d0").is_empty()
+    });
+    let host = format!("{}%{}", usable_link_local(&lab, "dut", "d0"), lab.dev("u1"));
+    let t = lab.transitd(&catch_all(&lab.mac("up", "u1")), &[]);
+    lab.run("up", "ip", &["-6", "neigh", "flush", "dev", &lab.dev("u1")]);
+    let ping = |args: &[&str]| lab.cmd("up", "ping").args(["-c", "3", "-i", "0.2", "-W", "1"]).args(args).output();
+    let (ping6, ping4) = (ping(&["-6", &host]).unwrap(), ping(&["169.254.1.2"]).unwrap());
+    let (code, report) = t.stop();
+    assert_eq!(code, 0, "{report}");
+    assert!(ping6.status.success(), "ping {host}: {}\n{report}", String::from_utf8_lossy(&ping6.stdout));
+    assert!(ping4.status.success(), "ping 169.254.1.2: {}\n{report}", String::from_utf8_lossy(&ping4.stdout));
 }
 
 #[test]

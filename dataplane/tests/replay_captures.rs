@@ -149,8 +149,30 @@ const FORWARDABLE: &str = "(ip or ipv6) and not (ip.checksum.status#1 == 0) and 
      and not (ip.opt.type#1 in {131, 137} and ip.opt.ptr#1 <= ip.opt.len#1) \
      and not (ipv6.routing.segleft#1 > 0 and ipv6.routing.type#1 != 2)";
 
+/// Frames whose outer header is from a link-local source or to a destination on the link it
+/// came by, which no router forwards off it, a catch-all's customer's neither: 169.254.0.0/16
+/// and fe80::/10 either way (RFC 3927 §2.7, RFC 4291 §2.5.6), to 224.0.0.0/24 (RFC 5771 §4),
+/// the limited broadcast (RFC 1812 §5.3.5.1), IPv6 multicast of scope 0 to 2 whatever its
+/// flags (RFC 4291 §2.7: ffF0::/15 and ffF2::/16 for each F). `#1` is the first header of a
+/// protocol wherever it is, so the outer one is told by `frame.protocols`: the first of `ip`
+/// and `ipv6` in it (Teredo's and 6in4's inner IPv6 is link-local at times).
+fn on_the_link() -> String {
+    let outer_v4 = r#"frame.protocols matches "^(?:(?!ipv6:)[^:]+:)*ip(?::|$)""#;
+    let outer_v6 = r#"frame.protocols matches "^(?:(?!ip:)[^:]+:)*ipv6(?::|$)""#;
+    let v4 = "ip.src#1 == 169.254.0.0/16 or ip.dst#1 == 169.254.0.0/16 or ip.dst#1 == 224.0.0.0/24 \
+              or ip.dst#1 == 255.255.255.255";
+    let multicast: Vec<String> =
+        (0..16).map(|f| format!("ipv6.dst#1 == ff{f:x}0::/15 or ipv6.dst#1 == ff{f:x}2::/16")).collect();
+    let v6 = format!("ipv6.src#1 == fe80::/10 or ipv6.dst#1 == fe80::/10 or {}", multicast.join(" or "));
+    format!("({outer_v4} and ({v4})) or ({outer_v6} and ({v6}))")
+}
+
+/// Under a catch-all, what a router forwards ([`FORWARDABLE`]) off the link it came by (not
+/// [`on_the_link`]) is encapsulated, and nothing else but frames tshark calls malformed
+/// above the transport layer.
 #[test]
 fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
+    let forwardable = format!("{FORWARDABLE} and not ({})", on_the_link());
     for file in captures("real") {
         let ours: BTreeSet<u64> = verdicts(CATCH_ALL, &file)
             .iter()
@@ -159,7 +181,7 @@ fn well_formed_captures_encapsulate_exactly_what_tshark_calls_forwardable() {
             .map(|(i, _)| i as u64 + 1)
             .collect();
         let oracle: BTreeSet<u64> =
-            tshark_frames(&file, FORWARDABLE, &["-o", "ip.check_checksum:TRUE"]).into_iter().collect();
+            tshark_frames(&file, &forwardable, &["-o", "ip.check_checksum:TRUE"]).into_iter().collect();
         assert!(oracle.is_subset(&ours), "{}: not forwarded: {:?}", file.display(), oracle.difference(&ours));
         // Frames tshark calls malformed only above the transport layer (an application
         // protocol, or TCP stream reassembly) are still forwarded: a router does not read
@@ -219,9 +241,21 @@ fn exact_counts_per_reason_match_tshark() {
     let file = "real/zeek-communityid-tcp.pcap";
     let snapped = count(file, "frame.cap_len < frame.len");
     assert_eq!((snapped, run(file).dropped_for(DropReason::Truncated)), (3, 3));
-    // TTL 1 floods are dropped before encapsulation.
+    // TTL 1 floods are dropped before encapsulation; from a link-local source (random ones
+    // fall in fe80::/10), before the TTL is looked at, as no router forwards them at all.
     let file = "malformed/suricata-defrag-af-confusion-spray-h8.pcap";
-    assert_eq!(run(file).dropped_for(DropReason::TtlExceeded), count(file, "ip.ttl#1 <= 1 or ipv6.hlim#1 <= 1"));
+    let (expiring, link_local) =
+        ("ip.ttl#1 <= 1 or ipv6.hlim#1 <= 1", "ip.src#1 == 169.254.0.0/16 or ipv6.src#1 == fe80::/10");
+    let stats = run(file);
+    assert_eq!(
+        stats.dropped_for(DropReason::TtlExceeded),
+        count(file, &format!("({expiring}) and not ({link_local})"))
+    );
+    assert_eq!(
+        stats.dropped_for(DropReason::LinkLocalSource),
+        count(file, &format!("({expiring}) and ({link_local})"))
+    );
+    assert!(stats.dropped_for(DropReason::LinkLocalSource) > 0, "the capture holds link-local sources");
 }
 
 #[test]
@@ -345,6 +379,74 @@ fn the_xdp_program_hands_over_what_the_pipeline_acts_on_in_every_capture() {
         assert!(dropped_for.contains(reason.name()), "no capture frame was dropped for {}", reason.name());
     }
     assert!(left_out < 200, "{left_out} frames left out");
+}
+
+/// Under a catch-all (0.0.0.0/0 and ::/0: a lab's or a benchmark's customer owning
+/// everything), what is addressed to the host's own link stays the host's, in the XDP program
+/// and the pipeline alike: link-local unicast (RFC 3927 §2.7, RFC 4291 §2.5.6), the local
+/// network control block (RFC 5771 §4), the limited broadcast (RFC 1812 §5.3.5.1), IPv6
+/// multicast of link scope or narrower (RFC 4291 §2.7). The program passes it and the
+/// pipeline leaves it to `unmatched` (`no_customer`); every other destination is handed over
+/// and encapsulated. The destinations sweep each space's edges (every first octet twice,
+/// every IPv6 prefix from fe00:: to ffff::), then the host's link speaks: neighbour
+/// discovery, MLD, DHCP, OSPF, BGP over 169.254/16. Python's ipaddress says which frames
+/// are for the link (`H`, their last byte), and tshark's [`on_the_link`] selects the same.
+/// The program handed them all over: the upstream router's neighbour solicitations never
+/// reached the host, whose IPv6 neighbour entries failed.
+#[test]
+fn the_xdp_program_and_the_pipeline_leave_the_hosts_own_link_to_it_under_a_catch_all() {
+    use transitd_bpf::XdpDecision as X;
+    let file = std::env::temp_dir().join(format!("transitd-own-link-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        r#"import ipaddress
+e = Ether(src='02:00:00:00:00:fe', dst='02:00:00:00:00:01')
+def tag(dst):
+    a = ipaddress.ip_address(dst)
+    if a.version == 4:
+        link = a.is_link_local or a in ipaddress.ip_network('224.0.0.0/24') or a == ipaddress.ip_address('255.255.255.255')
+    else:
+        link = a.is_link_local or (a.is_multicast and (int(a) >> 112) & 0xf <= 2)
+    return Raw(b'H' if link else b'G')
+def to(dst):
+    ip = IPv6(src='2001:db8:5::9', dst=dst) if ':' in dst else IP(src='198.18.0.10', dst=dst)
+    return e/ip/UDP(sport=5000, dport=9)/tag(dst)
+v4 = ['%d.%d.%d.%d' % ((a,) + rest) for a in range(256) for rest in ((0, 0, 1), (254, 1, 1))]
+v4 += ['169.253.255.255', '169.254.0.0', '169.254.255.255', '169.255.0.0', '223.255.255.255', '224.0.0.0',
+       '224.0.0.255', '224.0.1.0', '255.255.255.254', '255.255.255.255']
+v6 = ['%x::1' % w for w in range(0xfe00, 0x10000)] + ['febf:ffff::1', '2001:db8:acbe::10']
+frames = [to(d) for d in v4 + v6]
+g = lambda mac: Ether(src='02:00:00:00:00:fe', dst=mac)
+frames += [
+    g('33:33:ff:00:00:01')/IPv6(src='fe80::fe', dst='ff02::1:ff00:1', hlim=255)/ICMPv6ND_NS(tgt='fe80::1')/tag('ff02::1:ff00:1'),
+    e/IPv6(src='fe80::fe', dst='fe80::1', hlim=255)/ICMPv6ND_NA(tgt='fe80::fe', R=1, S=1)/tag('fe80::1'),
+    g('33:33:00:00:00:01')/IPv6(src='fe80::fe', dst='ff02::1', hlim=255)/ICMPv6ND_RA()/tag('ff02::1'),
+    g('33:33:00:00:00:16')/IPv6(src='fe80::fe', dst='ff02::16', hlim=1)/ICMPv6MLReport2()/tag('ff02::16'),
+    g('ff:ff:ff:ff:ff:ff')/IP(src='10.2.0.1', dst='255.255.255.255')/UDP(sport=67, dport=68)/BOOTP(op=2)/tag('255.255.255.255'),
+    g('01:00:5e:00:00:05')/IP(src='10.2.0.1', dst='224.0.0.5', proto=89, ttl=1)/Raw(bytes(44))/tag('224.0.0.5'),
+    e/IP(src='169.254.1.1', dst='169.254.1.2')/TCP(sport=40000, dport=179, flags='S')/tag('169.254.1.2'),
+]"#,
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let for_the_link: BTreeSet<u64> =
+        (1..).zip(&frames).filter(|(_, f)| f.last() == Some(&b'H')).map(|(n, _)| n).collect();
+    let tshark_says: BTreeSet<u64> = tshark_frames(&file, &on_the_link(), &[]).into_iter().collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(tshark_says, for_the_link, "tshark and Python's ipaddress");
+    // 169.254.1.1, 224.0.0.1 and five edges; fe80::/10's 64 prefixes, link-scoped
+    // multicast's 48, febf:ffff::1; and the seven the host's link says.
+    assert_eq!((for_the_link.len(), frames.len()), (127, 1043));
+    let (verdicts, _, snap) = verdicts_of(CATCH_ALL, frames.clone());
+    let program = transitd_bpf::XdpProgram::load().expect("load the XDP program (needs root)");
+    transitd::run::program_xdp(&program, &snap).expect("program the XDP maps");
+    for (n, (frame, verdict)) in (1..).zip(frames.iter().zip(&verdicts)) {
+        let (decision, _) = program.test_run(frame).expect("test run (needs root)");
+        let expected = match for_the_link.contains(&n) {
+            true => (X::Passed, "pass", PassReason::NoCustomer.name()),
+            false => (X::NoSocket, "tx", TxReason::Encapsulated.name()),
+        };
+        assert_eq!((decision, verdict.kind(), verdict.reason()), expected, "frame {n}");
+    }
 }
 
 /// Frames behind more VLAN tags than the XDP program reads (three) are handed to the

@@ -657,6 +657,33 @@ fn source_routed_return_traffic_is_not_carried_over_the_backbone() {
     assert_eq!(fates(&off), [b, b, b, b, l, l, l, l, b, b, l], "source_route off");
 }
 
+/// RFC 3927 §2.7 on the return path: return traffic from a link-local source that another
+/// server owns (a2's port 4000, data centre b's address) is `link_local_source`, not carried
+/// over the backbone off the link it came on, with `bogons = false` too; this server's own
+/// (port 1500) goes to its host as the XDP program hands it over, and what another server
+/// sent on was judged there (from data centre b, to a1's port and on to a2's). The same from
+/// a global source goes on. scapy writes the frames.
+#[test]
+fn return_traffic_from_a_link_local_source_is_not_carried_over_the_backbone() {
+    let (config, _) = fleet();
+    let file = std::env::temp_dir().join(format!("transitd-su-link-local-{}.pcap", std::process::id()));
+    scapy_pcap(
+        &file,
+        "e = Ether(src='02:00:00:00:00:aa', dst='02:00:00:00:00:01')\n\
+         udp = lambda src, port, dst='198.18.200.1': IP(src=src, dst=dst)/UDP(sport=53, dport=port)\n\
+         bb = lambda hop, i: IP(src='10.9.0.21', dst='10.9.0.11')/GRE(key_present=1, key=(0x5355 << 8) | hop)/i\n\
+         frames = [e/udp(src, port) for src in ('169.254.7.7', '192.0.2.77') for port in (4000, 1500)]\n\
+         frames += [e/udp('169.254.7.7', 4000, '198.18.201.0'), e/bb(1, udp('169.254.7.7', 1500)),\n\
+         \x20          e/bb(1, udp('169.254.7.7', 4000))]",
+    );
+    let (v, _) = verdicts_timed(&config, &file);
+    let _ = std::fs::remove_file(&file);
+    let (local, backbone) =
+        (format!("pass:{}", PassReason::EgressLocal.name()), format!("tx:{}", TxReason::Backbone.name()));
+    let (l, b, ll) = (local.as_str(), backbone.as_str(), DropReason::LinkLocalSource.name());
+    assert_eq!(fates(&v), [ll, l, b, l, ll, l, b]);
+}
+
 /// RFC 6040 §4.2 on the backbone: a congestion mark a router between two servers put on the
 /// outer header reaches the inner packet, whether it is sent on to its owner (as here: from
 /// data centre b to a2, through a1) or delivered; a marked packet that is not ECN-capable

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* transitd's XDP program: redirect to the rx queue's AF_XDP socket exactly the frames
- * transitd owns (destination in an owned prefix; GRE to the anycast address from a tunnel's
- * router; soft-unicast return traffic another server owns; a frame behind more VLAN tags than
- * it reads, for the data plane to drop) and pass everything else to the kernel, so the host's
- * own traffic (SSH, ARP, its addresses, the sockets of its own egress slices, GRE that is not
- * a tunnel's) keeps working. What the data plane would only pass is
+ * transitd owns (destination in an owned prefix and not on the host's own link; GRE to the
+ * anycast address from a tunnel's router; soft-unicast return traffic another server owns; a
+ * frame behind more VLAN tags than it reads, for the data plane to drop) and pass everything
+ * else to the kernel, so the host's own traffic (SSH, ARP and neighbour discovery, its
+ * addresses, the sockets of its own egress slices, GRE that is not a tunnel's) keeps working.
+ * What the data plane would only pass is
  * passed here, so that as little as possible takes the exception path back to the kernel.
  * Every decision is counted before it is returned (all but an abort the checks rule out).
  * Policy beyond "ours or not" is userspace's. */
@@ -171,9 +172,30 @@ static __always_inline int too_big_v6_fate(struct transitd_config *cfg, struct i
 	return bpf_map_lookup_elem(&tunnel_remotes_v6, &remote) ? OURS : NOT_OURS;
 }
 
+/* A destination on the host's own link, which no router forwards and so no customer prefix
+ * takes, a catch-all's neither: link-local unicast (RFC 3927 section 2.7, RFC 4291 section
+ * 2.5.6: the host's link-local address, a BGP session on 169.254.x.y), the local network
+ * control block (RFC 5771 section 4: OSPF, IGMP, VRRP), the limited broadcast (RFC 1812
+ * section 5.3.5.1: DHCP), and IPv6 multicast of link scope or narrower (RFC 4291 section
+ * 2.7, whatever its flags: neighbour discovery, MLD). The data plane says the same
+ * (`is_for_the_link`, dataplane/src/pipeline/scope.rs). */
+static __always_inline int for_the_link_v4(__be32 daddr)
+{
+	__u32 a = bpf_ntohl(daddr);
+	return a >> 16 == 0xa9fe || a >> 8 == 0xe00000 || a == 0xffffffff;
+}
+
+static __always_inline int for_the_link_v6(const struct in6_addr *daddr)
+{
+	const __u8 *d = daddr->s6_addr;
+	return (d[0] == 0xfe && (d[1] & 0xc0) == 0x80) || (d[0] == 0xff && (d[1] & 0x0f) <= 2);
+}
+
 static __always_inline int fate_v4(struct xdp_md *ctx, struct transitd_config *cfg, struct iphdr *ip, void *end,
 				   __u32 link)
 {
+	if (for_the_link_v4(ip->daddr))
+		return NOT_OURS;
 	struct lpm_v4_key key = { .prefixlen = 32, .addr = ip->daddr };
 	if (bpf_map_lookup_elem(&owned_v4, &key))
 		return OURS;
@@ -303,6 +325,8 @@ static __always_inline int gre_fragment_v6(struct xdp_md *ctx, struct transitd_c
 static __always_inline int fate_v6(struct xdp_md *ctx, struct transitd_config *cfg, struct ipv6hdr *ip, void *end,
 				   __u32 link)
 {
+	if (for_the_link_v6(&ip->daddr))
+		return NOT_OURS;
 	struct lpm_v6_key key = { .prefixlen = 128 };
 	__builtin_memcpy(key.addr, &ip->daddr, sizeof(key.addr));
 	if (bpf_map_lookup_elem(&owned_v6, &key))

@@ -1,7 +1,7 @@
 //! What the program's entry (`transitd.bpf.c`) decides besides soft-unicast: frames to
-//! another host's MAC address, frames behind more VLAN tags than it reads, and GRE to the
-//! anycast address by where it comes from (fragments, AH, IPv6 extension headers) and, for
-//! a later fragment, where its first went.
+//! another host's MAC address, frames behind more VLAN tags than it reads, destinations on
+//! the host's own link, and GRE to the anycast address by where it comes from (fragments,
+//! AH, IPv6 extension headers) and, for a later fragment, where its first went.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -342,4 +342,59 @@ fn gre_over_ipv6_behind_an_extension_header_follows_its_source() {
         assert_eq!(judge(&program, &ah_then_options), not_ours, "{gre_unsupported}: the router's, AH first");
         assert_eq!(judge(&program, &not_gre), "passed", "{gre_unsupported}: the router's UDP under AH");
     }
+}
+
+/// Under a catch-all (every IPv4 and IPv6 destination owned: a lab's or a benchmark's
+/// customer), a destination on the host's own link is passed, not handed over: link-local
+/// unicast (RFC 3927, RFC 4291 §2.5.6: the host's own link-local address, where neighbour
+/// advertisements and a BGP session over 169.254.x.y come), the local network control block
+/// (RFC 5771 §4), the limited broadcast, and IPv6 multicast of link scope or narrower,
+/// whatever its flags (RFC 4291 §2.7: neighbour solicitations, MLD). Every other
+/// destination is handed over. Brute force: every /16's first and last address, every
+/// address of 224.0.0.0/23 and 255.255.255.0/24, every first 16 bits of IPv6, against the
+/// RFCs' spaces written out here. (The program handed them all over, the host's neighbour
+/// discovery with them.)
+#[test]
+fn destinations_on_the_hosts_own_link_are_the_kernels_under_a_catch_all() {
+    let program = XdpProgram::load().expect("load the program (needs root)");
+    let (config, _) = soft_unicast([0, 1]);
+    program.publish(&XdpConfig { soft_unicast: None, ..config }, &EgressTables::default()).unwrap();
+    program.set_owned_v4(&[(Ipv4Addr::UNSPECIFIED, 0)]).unwrap();
+    program.set_owned_v6(&[(Ipv6Addr::UNSPECIFIED, 0)]).unwrap();
+    // (network, prefix length) of each space, as `bits`-bit numbers.
+    let within =
+        |a: u128, spaces: &[(u128, u32)], bits: u32| spaces.iter().any(|&(net, len)| (a ^ net) >> (bits - len) == 0);
+    let link_v4: [(u128, u32); 3] = [(0xa9fe_0000, 16), (0xe000_0000, 24), (0xffff_ffff, 32)];
+    // fe80::/10, and ff0S::/16 with any flags F in ffFS:: for the scopes S 0 (reserved),
+    // 1 (interface-local) and 2 (link-local).
+    let multicast =
+        (0..16u128).flat_map(|flags| (0..=2u128).map(move |scope| ((0xff00 | flags << 4 | scope) << 112, 16)));
+    let link_v6: Vec<(u128, u32)> = std::iter::once((0xfe80 << 112, 10)).chain(multicast).collect();
+    let udp = [0u8, 9, 0, 9, 0, 8, 0, 0];
+    let per_16 = (0..=u16::MAX).flat_map(|hi| [1, u16::MAX - 1].map(|lo| u32::from(hi) << 16 | u32::from(lo)));
+    let edges = (0xe000_0000..0xe000_0200).chain(0xffff_ff00..=u32::MAX);
+    let mut wrong = Vec::new();
+    let mut passed = 0;
+    for dst in per_16.chain(edges) {
+        let expected = if within(u128::from(dst), &link_v4, 32) { "passed" } else { "no_socket" };
+        let got = judge(&program, &ipv4_frame([198, 18, 0, 10], dst.to_be_bytes(), 17, 0, &udp));
+        passed += usize::from(got == "passed");
+        if got != expected {
+            wrong.push(format!("{} {got}", Ipv4Addr::from(dst)));
+        }
+    }
+    for hi in 0..=u16::MAX {
+        let dst = u128::from(hi) << 112 | 1;
+        let mut frame = ipv6_behind("2001:db8:5::9".parse().unwrap(), 17, &[], &udp);
+        frame[38..54].copy_from_slice(&dst.to_be_bytes()); // the destination, past the source
+        let expected = if within(dst, &link_v6, 128) { "passed" } else { "no_socket" };
+        let got = judge(&program, &frame);
+        passed += usize::from(got == "passed");
+        if got != expected {
+            wrong.push(format!("{} {got}", Ipv6Addr::from(dst)));
+        }
+    }
+    assert!(wrong.is_empty(), "{} judged otherwise, among them {:?}", wrong.len(), &wrong[..wrong.len().min(8)]);
+    // 169.254's two, 224.0.0.0/24's 256 and one more, the limited broadcast; 64 + 48 /16s.
+    assert_eq!(passed, 2 + 257 + 1 + 64 + 48);
 }

@@ -2,7 +2,8 @@
 //! its loader: the frames they are made of, the program's judgement of one ([`judge`]), and
 //! the table sizes the loader shares with `consts.h`. The program's decisions are tested by
 //! the C file that makes them: `egress` (`egress.h`, soft-unicast's return path) and `entry`
-//! (`transitd.bpf.c`: another host's MAC address, GRE to the anycast address).
+//! (`transitd.bpf.c`: another host's MAC address, the host's own link, GRE to the anycast
+//! address).
 
 mod egress;
 mod entry;

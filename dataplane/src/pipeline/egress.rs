@@ -42,6 +42,7 @@ use portslice::Owner;
 use super::decap::carry_ecn;
 use super::forward::{Ctx, Way, ipv4_checksum_ok, too_big};
 use super::parse::{IpFrame, Parsed, parse_inner};
+use super::scope;
 use super::verdict::{DropReason, PassReason, TxReason, Verdict};
 use super::{Frame, fragments};
 use crate::snapshot::health::probe_reply_payload_len;
@@ -250,6 +251,13 @@ fn return_path(
     // another server sent on was judged there.
     if hop == 0 && ip.routed_onward && ctx.snap.dos.sanity.source_route {
         return Verdict::Drop(DropReason::SourceRouted);
+    }
+    // RFC 3927 §2.7: a link-local source is the upstream's link's, and the backbone would
+    // take it off that link to another server (whose host could answer it only through a
+    // router that forwards nothing there). This server's own went to its host above, as the
+    // XDP program hands it over unread; what another server sent on was judged there.
+    if hop == 0 && scope::is_link_local(key.src_addr(), ip.is_ipv6) {
+        return Verdict::Drop(DropReason::LinkLocalSource);
     }
     to_server(ctx, su, frame, key, ip, target, next_hop, TxReason::Backbone)
 }

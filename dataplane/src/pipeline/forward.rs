@@ -1,7 +1,7 @@
 //! The forwarding tail both directions share: choosing one of a customer's tunnels, the
-//! checks a router makes before sending (TTL, then MTU), the ICMP errors and fragments
-//! those checks produce, MSS clamping, and the final write: GRE encapsulation toward a
-//! customer's router, or a plain Ethernet header toward the next hop.
+//! checks a router makes before sending (TTL, a link-local source, then MTU), the ICMP
+//! errors and fragments those checks produce, MSS clamping, and the final write: GRE
+//! encapsulation toward a customer's router, or a plain Ethernet header toward the next hop.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -17,6 +17,7 @@ use super::Limits;
 use super::dos::{self, flow_fold, ports_of};
 use super::parse::IpFrame;
 use super::pmtu::tunnel_mtu;
+use super::scope;
 use super::verdict::{DropReason, TxReason, Verdict};
 use super::{Frame, HEADROOM, Spill};
 use crate::snapshot::{Customer, NextTunnel, Snapshot, Tunnel, TunnelId};
@@ -168,9 +169,9 @@ fn flow_ports(key: &Key, ip: &IpFrame) -> u64 {
     if ip.fragment.is_some() { 0 } else { ports_of(key) }
 }
 
-/// Sends the packet into `tunnel`: TTL check, MTU check (ICMP error or fragments, the MSS
-/// clamped once they are sure to go: [`fragment_into`]), MSS clamp, TTL decrement,
-/// encapsulation.
+/// Sends the packet into `tunnel`: TTL check, link-local source check, MTU check (ICMP error
+/// or fragments, the MSS clamped once they are sure to go: [`fragment_into`]), MSS clamp,
+/// TTL decrement, encapsulation.
 pub(super) fn into_tunnel(
     ctx: &mut Ctx<'_>,
     tunnel: &Tunnel,
@@ -182,6 +183,9 @@ pub(super) fn into_tunnel(
     if ttl_expires(frame.buf, l3, ip.is_ipv6) {
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+    }
+    if is_from_link_local(key, ip) {
+        return Verdict::Drop(DropReason::LinkLocalSource);
     }
     // Out of one customer's tunnel into another's: the segment crosses both.
     let snap = ctx.snap;
@@ -197,7 +201,8 @@ pub(super) fn into_tunnel(
 }
 
 /// Sends the packet to the next hop as it is (a customer's traffic out of its tunnel):
-/// TTL check and decrement, MSS clamp for the tunnel it came from, Ethernet header.
+/// TTL check, link-local source check, MSS clamp for the tunnel it came from, TTL
+/// decrement, Ethernet header.
 pub(super) fn to_next_hop(
     ctx: &mut Ctx<'_>,
     frame: &mut Frame<'_>,
@@ -211,6 +216,9 @@ pub(super) fn to_next_hop(
         return icmp_error(ctx, frame, ip, key, IcmpKind::TimeExceeded)
             .unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
     }
+    if is_from_link_local(key, ip) {
+        return Verdict::Drop(DropReason::LinkLocalSource);
+    }
     // Larger than the link sends: a datagram reassembled from fragments that each fit it.
     if let Some(mtu) = ctx.limits.link_mtu.filter(|&mtu| ip.l3_len > mtu) {
         if reason == TxReason::Keepalive {
@@ -223,6 +231,15 @@ pub(super) fn to_next_hop(
     clamp_mss(ctx, frame, ip, key, from, None);
     decrement_ttl(frame.buf, l3, ip.is_ipv6);
     ethernet(ctx, frame.buf, l3, ip.l3_len, ip.is_ipv6, reason)
+}
+
+/// Whether the packet's source is link-local: it goes no further than its link (RFC 3927
+/// §2.7, RFC 4291 §2.5.6). Asked once the TTL is found not to run out, as Linux's
+/// ip6_forward asks it after the hop limit: out of a tunnel, the router's inner address may
+/// be link-local (169.254.x.y), and a traceroute from it is answered back into the tunnel,
+/// its link, while nothing from it is sent on. (From the Internet, steering dropped it.)
+fn is_from_link_local(key: &Key, ip: &IpFrame) -> bool {
+    scope::is_link_local(key.src_addr(), ip.is_ipv6)
 }
 
 /// The IP header at `buf[l3..]`, of the family the parser found (`None` only for a frame

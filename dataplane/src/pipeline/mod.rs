@@ -33,6 +33,7 @@ mod forward;
 pub mod fragments;
 mod ingress;
 mod pmtu;
+mod scope;
 mod tcp;
 
 pub use batch::{process_batch, process_batch_via};
@@ -635,6 +636,8 @@ enum Path {
     /// To `customer`'s prefix, from a source in some customer's prefix (`customer_sources`)
     /// or one of ours ([`dos::spoofs_a_customer`]).
     Spoofed(CustomerId),
+    /// To `customer`'s prefix, from a link-local source ([`scope::is_link_local`]).
+    LinkLocalSource(CustomerId),
     /// To `customer`'s prefix, with a source route onward.
     SourceRouted(CustomerId),
     /// To the network or broadcast address of a tunnel's inner /30 in `customer`'s prefix.
@@ -681,10 +684,20 @@ fn path_by_address(snap: &Snapshot, key: &Key, ip: &IpFrame) -> Path {
     if pmtu::is_too_big_to_us(snap, key, ip) {
         return Path::UnderlayTooBig;
     }
+    // The host's own link (its link-local addresses, neighbour discovery, DHCP, OSPF) is no
+    // customer's, even where a catch-all prefix or one a reload removed holds it: the XDP
+    // program passes it to the host before it looks at the prefixes.
+    if scope::is_for_the_link(key.dst_addr(), ip.is_ipv6) {
+        return Path::NoCustomer;
+    }
     match ingress::steer(snap, key, ip.is_ipv6) {
         None if snap.withdrawn.holds(ip.is_ipv6, key.dst_addr()) => Path::Withdrawn,
         None => Path::NoCustomer,
         Some(c) if dos::spoofs_a_customer(snap, key, ip) => Path::Spoofed(c),
+        // RFC 3927 §2.7, RFC 4291 §2.5.6: its sender is on the upstream's link, and a router
+        // forwards nothing from there off it, whatever its TTL. Dropped before the
+        // customer's stages, so that it spends none of their rate limits or challenges.
+        Some(c) if scope::is_link_local(key.src_addr(), ip.is_ipv6) => Path::LinkLocalSource(c),
         Some(c) if !ip.is_ipv6 && snap.is_tunnel_broadcast(Ipv4Addr::from(key.get(Dim::Dst0))) => {
             Path::TunnelBroadcast(c)
         }
@@ -739,6 +752,7 @@ fn finish(
         Path::Withdrawn => outcome.verdict = Verdict::Drop(DropReason::WithdrawnPrefix),
         Path::UnderlayTooBig => outcome.verdict = pmtu::process(ctx, frame, key, ip),
         Path::Spoofed(c) => dropped_for(outcome, c, DropReason::SpoofedCustomerSource),
+        Path::LinkLocalSource(c) => dropped_for(outcome, c, DropReason::LinkLocalSource),
         Path::SourceRouted(c) => dropped_for(outcome, c, DropReason::SourceRouted),
         Path::TunnelBroadcast(c) => dropped_for(outcome, c, DropReason::TunnelBroadcast),
         Path::TunnelInterface(c) => dropped_for(outcome, c, DropReason::TunnelInterface),

@@ -78,6 +78,12 @@ reasons! {
         /// edge's own addresses (an anycast address, our side of a tunnel, whatever the
         /// switch), arriving from the Internet for a customer.
         SpoofedCustomerSource = "spoofed_customer_source",
+        /// A link-local source (169.254/16, fe80::/10) on a packet that would leave its link
+        /// (RFC 3927 §2.7, RFC 4291 §2.5.6: no router forwards one): from the Internet to a
+        /// customer, or return traffic another server owns; out of a tunnel (the router's
+        /// inner address may be one), to anywhere but our side of it, once its TTL is found
+        /// not to run out here.
+        LinkLocalSource = "link_local_source",
         /// From the Internet to the network or broadcast address of a tunnel's inner /30
         /// inside a customer's prefix: a broadcast on that link, which a router does not
         /// forward onto it (RFC 1812 §4.2.3.1, RFC 2644).

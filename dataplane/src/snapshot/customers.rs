@@ -422,4 +422,19 @@ mod tests {
         }
         assert_eq!(accepted, 256 + 2 * 64, "every /31 side, the two hosts of every /30");
     }
+
+    /// No customer's hosts are in link-local space, whose addresses a router forwards nothing
+    /// from or to (RFC 3927 §2.7, RFC 4291 §2.5.6): a customer prefix inside 169.254.0.0/16
+    /// or fe80::/10 is refused wherever it is written, as link-local; one beside them is not.
+    #[test]
+    fn prefixes_inside_link_local_space_are_for_no_hosts() {
+        let inside = ["169.254.0.0/16", "169.254.0.0/24", "169.254.255.255/32", "fe80::/10", "fe80::/64", "febf::/16"];
+        for net in inside {
+            let why = not_for_hosts(net.parse().unwrap());
+            assert!(why.is_some_and(|why| why.ends_with("(link-local)")), "{net}: {why:?}");
+        }
+        for net in ["169.253.0.0/16", "169.255.0.0/16", "fe7f::/16", "fec0::/10"] {
+            assert_eq!(not_for_hosts(net.parse().unwrap()), None, "{net}");
+        }
+    }
 }

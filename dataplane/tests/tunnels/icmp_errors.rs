@@ -467,10 +467,12 @@ fn no_icmp_error_about_unknown_icmp_types_nor_to_our_own_address() {
 /// With `bogons = false`, no ICMP error goes to a source from the Internet that no error may
 /// go to: link-local (169.254/16, fe80::/10: no router forwards such a packet off its link,
 /// RFC 3927 §7, RFC 4291 §2.5.6, so its sender is not where the error would go), IPv4-mapped
-/// (RFC 4291 §2.5.5.2: not used on the wire; RFC 4443 §2.4 (e.3)). Each is dropped as a
-/// packet whose error is rate-limited is (`ttl_exceeded`, `mtu_exceeded`); the same packet
-/// from a global source is answered. One from our side of a tunnel (someone else wrote it)
-/// is spoofed, dropped before its TTL or size is looked at (`spoofed_customer_source`).
+/// (RFC 4291 §2.5.5.2: not used on the wire; RFC 4443 §2.4 (e.3)). An IPv4-mapped one is
+/// dropped as a packet whose error is rate-limited is (`ttl_exceeded`, `mtu_exceeded`); a
+/// link-local one is not forwarded at all, and is dropped before its TTL or size is looked
+/// at (`link_local_source`, RFC 3927 §2.7); the same packet from a global source is
+/// answered. One from our side of a tunnel (someone else wrote it) is spoofed, dropped before
+/// its TTL or size is looked at too (`spoofed_customer_source`).
 #[test]
 fn no_icmp_error_from_the_internet_to_link_local_mapped_or_our_tunnel_sources() {
     let (config, _) = tunnel_edge();
@@ -497,16 +499,17 @@ fn no_icmp_error_from_the_internet_to_link_local_mapped_or_our_tunnel_sources() 
     let tx = |r: TxReason| format!("tx:{}", r.name());
     let (late, big) = (tx(TxReason::IcmpTimeExceeded), tx(TxReason::IcmpTooBig));
     let (late, big) = (late.as_str(), big.as_str());
-    let spoofed = DropReason::SpoofedCustomerSource.name();
-    let expect = [exceeded, spoofed, late, exceeded, exceeded, late, mtu, spoofed, big, mtu, mtu, big];
+    let (spoofed, ll) = (DropReason::SpoofedCustomerSource.name(), DropReason::LinkLocalSource.name());
+    let expect = [ll, spoofed, late, ll, exceeded, late, ll, spoofed, big, ll, mtu, big];
     assert_eq!(fates(&v), expect);
 }
 
 /// Out of a tunnel, a link-local source is the tunnel's own link: a traceroute from a router
 /// whose inner address is 169.254.10.1 gets its Time Exceeded back into the tunnel, where the
-/// same packet from the Internet gets none. Our side of a tunnel gets none from either: with
-/// the inner network inside the customer's prefix, a router sending as our side passes the
-/// source check, and the error went to ourselves; the router's own side is answered.
+/// same packet from the Internet gets none (nor is it forwarded: `link_local_source`). Our
+/// side of a tunnel gets none from either: with the inner network inside the customer's
+/// prefix, a router sending as our side passes the source check, and the error went to
+/// ourselves; the router's own side is answered.
 #[test]
 fn icmp_errors_answer_a_tunnels_link_local_router_but_not_our_side() {
     let (config, _) = tunnel_edge();
@@ -525,7 +528,8 @@ fn icmp_errors_answer_a_tunnels_link_local_router_but_not_our_side() {
     let _ = std::fs::remove_file(&file);
     let (exceeded, answered) = (DropReason::TtlExceeded.name(), format!("tx:{}", TxReason::IcmpTimeExceeded.name()));
     let (v, _, _) = verdicts_of(&link_local, frames[..2].to_vec());
-    assert_eq!(fates(&v), [answered.as_str(), exceeded], "the link-local router, then from the Internet");
+    let from_the_internet = DropReason::LinkLocalSource.name();
+    assert_eq!(fates(&v), [answered.as_str(), from_the_internet], "the link-local router, then from the Internet");
     let (v, _, _) = verdicts_of(&in_prefix, frames[2..].to_vec());
     assert_eq!(fates(&v), [exceeded, answered.as_str()], "as our side, then as the router's");
 }

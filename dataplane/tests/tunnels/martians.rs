@@ -247,3 +247,81 @@ fn packets_from_the_internet_with_a_source_of_ours_are_spoofed() {
     let sent = sent.as_str();
     assert_eq!(fates(&v), [spoofed, spoofed, spoofed, sent, sent, sent]);
 }
+
+/// RFC 3927 §2.7, RFC 4291 §2.5.6: a router forwards no packet from a link-local source,
+/// whatever its TTL. From the Internet to a customer, one is dropped (`link_local_source`)
+/// with `bogons = false` too, where it was encapsulated into the customer's tunnel. The
+/// sources sweep the spaces' edges (every first octet with the last three of 169.253.255.255
+/// to 169.255.0.0, every IPv6 prefix from fe00:: to ffff::); Python's ipaddress says which
+/// are link-local, in each frame's last byte (`L`). The others go through.
+#[test]
+fn packets_from_a_link_local_source_are_not_forwarded_to_a_customer() {
+    let (config, _) = tunnel_edge();
+    let file = temp("link-local-sources");
+    scapy_pcap(
+        &file,
+        "import ipaddress\n\
+         e = Ether(dst='02:00:00:00:00:01')\n\
+         def to_customer(src):\n\
+         \x20   tag = Raw(b'L' if ipaddress.ip_address(src).is_link_local else b'G')\n\
+         \x20   ip = IPv6(src=src, dst='2001:db8:acbe::10') if ':' in src else IP(src=src, dst='203.0.113.10')\n\
+         \x20   return e/ip/UDP(sport=5000, dport=9)/tag\n\
+         ends = [(253, 255, 255), (254, 0, 0), (254, 99, 1), (254, 255, 255), (255, 0, 0)]\n\
+         sources = ['%d.%d.%d.%d' % ((a,) + rest) for a in range(256) for rest in ends]\n\
+         sources += ['%x::1' % w for w in range(0xfe00, 0x10000)] + ['fe80::1:2:3:4', 'febf:ffff::1']\n\
+         frames = [to_customer(s) for s in sources]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let (v, stats, _) = verdicts_of(&config, frames.clone());
+    assert_eq!(v.len(), 256 * 5 + 512 + 2, "a verdict for every frame written");
+    for (n, (frame, v)) in (1..).zip(frames.iter().zip(&v)) {
+        if frame.last() == Some(&b'L') {
+            assert_eq!(*v, Verdict::Drop(DropReason::LinkLocalSource), "frame {n}");
+        } else {
+            assert!(matches!(v, Verdict::Tx { reason: TxReason::Encapsulated, .. }), "frame {n}: {v:?}");
+        }
+    }
+    // 169.254.0.0/16's three, and fe80::/10's 64 prefixes and two more.
+    let link_local = frames.iter().filter(|f| f.last() == Some(&b'L')).count();
+    assert_eq!((link_local, stats.dropped_for(DropReason::LinkLocalSource)), (69, 69));
+}
+
+/// Out of a tunnel, a link-local source is the tunnel's own link (the router's inner address
+/// may be one: 169.254.10.1 here, our side 169.254.10.0): a ping of our side is answered and
+/// a traceroute gets its Time Exceeded back into the tunnel, but nothing from it is sent on
+/// (RFC 3927 §2.7, RFC 4291 §2.5.6): to the Internet, to another customer or back into its
+/// own tunnel it is `link_local_source`, where it went out. The same from the customer's own
+/// address goes through. Under a catch-all customer, whose prefixes hold every source its
+/// tunnel may send from, 169.254/16 and fe80::/10 ones are not sent on either. scapy writes
+/// the frames.
+#[test]
+fn out_of_a_tunnel_a_link_local_source_reaches_its_own_link_alone() {
+    let (config, _) = tunnel_edge();
+    let link_local = config.replace("interface = \"10.213.0.0/31\"", "interface = \"169.254.10.0/31\"");
+    let file = temp("link-local-out-of-a-tunnel");
+    scapy_pcap_with_gre(
+        &file,
+        "udp = lambda src, dst, ttl=64: IP(src=src, dst=dst, ttl=ttl)/UDP(sport=5000, dport=9)\n\
+         ping = IP(src='169.254.10.1', dst='169.254.10.0')/ICMP(type=8, id=1, seq=1)/Raw(b'ping')\n\
+         frames = [gre(udp('169.254.10.1', '8.8.8.8')), gre(udp('169.254.10.1', '198.18.100.5')),\n\
+         \x20         gre(udp('169.254.10.1', '203.0.113.7')), gre(udp('169.254.10.1', '8.8.8.8', ttl=1)), gre(ping),\n\
+         \x20         gre(udp('203.0.113.7', '8.8.8.8')), gre(udp('169.254.1.1', '8.8.8.8')),\n\
+         \x20         gre(IPv6(src='fe80::1', dst='2001:db8::5')/UDP(sport=5000, dport=9)), gre(udp('198.18.0.1', '8.8.8.8'))]",
+    );
+    let frames: Vec<Vec<u8>> = read_frames(&file).into_iter().map(|f| f.bytes).collect();
+    let _ = std::fs::remove_file(&file);
+    let tx = |r: TxReason| format!("tx:{}", r.name());
+    let (late, reply, out, sent) = (
+        tx(TxReason::IcmpTimeExceeded),
+        tx(TxReason::EchoReply),
+        tx(TxReason::Decapsulated),
+        tx(TxReason::Encapsulated),
+    );
+    let (late, reply, out, sent) = (late.as_str(), reply.as_str(), out.as_str(), sent.as_str());
+    let ll = DropReason::LinkLocalSource.name();
+    let (v, _, _) = verdicts_of(&link_local, frames[..6].to_vec());
+    assert_eq!(fates(&v), [ll, ll, ll, late, reply, out], "to the Internet, beta, acme; answered; acme's own");
+    let (v, _, _) = verdicts_of(CATCH_ALL, frames[6..].to_vec());
+    assert_eq!(fates(&v), [ll, ll, sent], "under a catch-all");
+}
