@@ -29,8 +29,9 @@ if ! command -v dpdk-testpmd >/dev/null || ! ls /usr/lib/*/dpdk/pmds-*/librte_ne
   echo "DPDK's testpmd or its af_xdp PMD is missing: scripts/setup installs them (dpdk-dev, librte-net-af-xdp*)" >&2
   exit 1
 fi
-# BENCH_PROFILE=dev builds without optimisation (CI's smoke run: it checks the script works,
-# not the figures).
+# BENCH_SMOKE=1 runs one mode of each kind of forwarder (SMOKE_MODES, below), BENCH_PROFILE=dev
+# builds without optimisation (CI's smoke run: it checks the script works, not the figures).
+SMOKE=${BENCH_SMOKE:-}
 PROFILE=${BENCH_PROFILE:-release}
 DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 cargo build -q --profile "$PROFILE" -p transitd -p transitd-bench
@@ -239,7 +240,11 @@ one_round() { # mode [again] -> "offered received_by_dut forwarded seconds forwa
   echo "$offered ${rx:-0} $(awk '{print $2}' "$W/sink") $(awk '{print $4}' "$W/gen") $status"
 }
 
-MODES=${MODES:-"reflect testpmd rules1 rules100 rules1000 kernel1 kernel1000 kernelset1000"}
+ALL_MODES="reflect testpmd rules1 rules100 rules1000 kernel1 kernel1000 kernelset1000"
+# One of each kind of forwarder, and of each kind of setup (the rules' list written for
+# transitd, the kernel's as a chain and as a set): five rounds where all the modes take eight.
+SMOKE_MODES="reflect testpmd rules100 kernel1000 kernelset1000"
+MODES=${MODES:-$([ -n "$SMOKE" ] && echo "$SMOKE_MODES" || echo "$ALL_MODES")}
 echo "Generator: ${GENERATOR:?the generator did not say how it sent} (core 0)."
 echo
 echo "| mode | forwarded Mpps min | median | max | offered Mpps (median) | not received by the forwarder (median) |"
