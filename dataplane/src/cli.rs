@@ -240,7 +240,8 @@ pub struct RunArgs {
     pub punt_device: Option<String>,
     /// Frames per second handed to the host that way at most (all workers together); 0 drops
     /// them (counted).
-    #[arg(long, value_name = "N", default_value_t = 10_000, allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = parse_punt_rate,
+          allow_negative_numbers = true)]
     pub punt_rate: u32,
     /// Seconds between progress lines (per-worker pps, drops by reason), at most 86400; 0 for
     /// none.
@@ -261,16 +262,14 @@ pub struct RunArgs {
     /// Set the interface's napi_defer_hard_irqs for the run (restored at exit): polls the
     /// kernel makes without re-enabling the NIC's interrupt, while busy polling (e.g. 2; at
     /// most 2147483647, the kernel's bound).
-    #[arg(long, value_name = "N", allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_NAPI_DEFER)))]
+    #[arg(long, value_name = "N", value_parser = parse_napi_defer, allow_negative_numbers = true)]
     pub napi_defer: Option<u32>,
     /// Set the interface's gro_flush_timeout for the run (restored at exit): nanoseconds
     /// before the interrupt comes back when busy polling stops (e.g. 200000).
     #[arg(long, value_name = "NS", value_parser = parse_nanoseconds, allow_negative_numbers = true)]
     pub gro_flush_timeout: Option<u64>,
     /// UMEM frames per queue: 256 to 1,048,576, of 4 KiB each.
-    #[arg(long, default_value_t = 4096, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u32).range(i64::from(MIN_UMEM_FRAMES)..=i64::from(MAX_UMEM_FRAMES)))]
+    #[arg(long, default_value_t = 4096, value_parser = parse_frames, allow_negative_numbers = true)]
     pub frames: u32,
     /// Serve metrics (Prometheus/OpenMetrics text) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_ADDR)]
@@ -300,7 +299,7 @@ pub struct CaptureArgs {
     /// Frames per second captured at most (all workers together; in replay, per second of
     /// the capture's own timestamps).
     #[arg(long, value_name = "N", default_value_t = 100, requires = "capture_drops", allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = parse_capture_rate)]
     pub capture_rate: u32,
     /// The capture file stops growing at this size: a number of bytes, or with K, M or G
     /// (powers of 1000: 100M is 100,000,000 bytes, 1.5G 1,500,000,000); at least 1K.
@@ -390,7 +389,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if (whole.is_empty() && fraction.is_empty()) || !digits(fraction) || fraction.len() > 9 {
         return Err(not_a_size());
     }
-    let n: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| not_a_size())? };
+    // `whole` is digits alone (split off at the first other character, then at the dot), so
+    // a number that does not parse is past u64: too large, as one that overflows below.
+    let too_large = || format!("`{text}` is too large: at most {} bytes", u64::MAX);
+    let n: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_large())? };
     let scale = match unit.to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" => 1_000,
@@ -405,7 +407,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if part % tenths != 0 {
         return Err(format!("`{text}` is not a whole number of bytes"));
     }
-    n.checked_mul(scale).and_then(|b| b.checked_add(part / tenths)).ok_or_else(|| format!("`{text}` is too large"))
+    n.checked_mul(scale).and_then(|b| b.checked_add(part / tenths)).ok_or_else(too_large)
 }
 
 /// A duration in seconds (`0.5`, `10`), from 0 to [`MAX_SECONDS_FLAG`]: what `Duration`
@@ -632,6 +634,21 @@ mod tests {
             let e = refused(flag, value);
             assert!(e.contains(said), "{flag} {value}: {e}");
         }
+        // From 2^63 on, and past u64, the u32 flags say their range too: clap's u32 parser,
+        // which reads an i64 first, said "number too large to fit in target type" there, and
+        // "invalid digit found in string" of what is no whole number.
+        for (flag, range) in
+            [("--frames", "256..=1048576"), ("--napi-defer", "0..=2147483647"), ("--punt-rate", "0..=4294967295")]
+        {
+            for value in ["9223372036854775808", "18446744073709551616", "-9223372036854775809"] {
+                let e = refused(flag, value);
+                assert!(e.contains(&format!("{value} is not in {range}")), "{flag} {value}: {e}");
+            }
+            for value in ["1e30", "abc"] {
+                let e = refused(flag, value);
+                assert!(e.contains(&format!("`{value}` is not a whole number")), "{flag} {value}: {e}");
+            }
+        }
         let a_second = ["transitd", "run", "-c", "x", "--iface", "e", "--idle-sleep-us", "1000000"];
         assert_eq!(parse(&a_second).unwrap().idle_sleep, Duration::from_secs(1));
         let capture = |flag: &str, value: &str| {
@@ -646,6 +663,13 @@ mod tests {
             let e = capture(flag, "-1");
             assert!(e.contains(&format!("invalid value '-1' for '{flag} <")) && e.contains(said), "{flag}: {e}");
         }
+        for value in ["9223372036854775808", "18446744073709551616"] {
+            let e = capture("--capture-rate", value);
+            assert!(e.contains(&format!("{value} is not in 1..=4294967295")), "{e}");
+        }
+        // Bytes past u64 are too large, not "not a size" (a number of bytes is what they are).
+        let e = capture("--capture-max-size", "18446744073709551616");
+        assert!(e.contains("`18446744073709551616` is too large: at most 18446744073709551615 bytes"), "{e}");
         // A size with a unit is no number to clap, which took `-1K` for flags (`-1`, `-K`).
         for value in ["-1K", "-1.5M"] {
             let e = capture("--capture-max-size", value);
@@ -657,6 +681,11 @@ mod tests {
         }
         let e = Cli::try_parse_from(["transitd", "match", "-r", "x", "-Y", "ip", "-c", "-1"]).unwrap_err().to_string();
         assert!(e.contains("-1 is a negative number: at least 1 frame"), "{e}");
+        // A count past u64 is a count past the bound, not "not a number of frames".
+        let e = Cli::try_parse_from(["transitd", "match", "-r", "x", "-Y", "ip", "-c", "18446744073709551616"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("18446744073709551616 is not in 1..=18446744073709551615"), "{e}");
         assert_eq!(
             parse(&["transitd", "run", "-c", "x", "--iface", "e", "--napi-defer", "2147483647"]).unwrap().napi_defer,
             Some(2147483647)
@@ -726,8 +755,9 @@ pub enum BgpCommand {
 }
 
 /// A whole number in `range`. Any other integer (negative, past the range, past u64) is said
-/// with the range, as clap's own parser says it for the u32 flags: its u64 parser said
-/// "invalid digit found in string" of `-1`, and "number too large to fit in target type".
+/// with the range, and anything else as no whole number: clap's own parsers said "invalid
+/// digit found in string" of `-1` (u64) and of `1e30`, and "number too large to fit in
+/// target type" of any number from 2^63 on (u32 too, read as an i64 first).
 fn whole_number_in(text: &str, range: RangeInclusive<u64>) -> Result<u64, String> {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -743,6 +773,36 @@ fn whole_number_in(text: &str, range: RangeInclusive<u64>) -> Result<u64, String
 /// `--idle-sleep-us`: at most [`MAX_IDLE_SLEEP_US`].
 fn parse_idle_sleep_us(text: &str) -> Result<u64, String> {
     whole_number_in(text, 0..=MAX_IDLE_SLEEP_US)
+}
+
+/// A whole number in `range`, as [`whole_number_in`] says it, for the u32 flags: clap's own
+/// u32 parser reads an i64 first, and said "number too large to fit in target type" of
+/// 2^63 and more, and "invalid digit found in string" of `1e30`, where any other value past
+/// the range is said with it.
+fn u32_in(text: &str, range: RangeInclusive<u32>) -> Result<u32, String> {
+    let n = whole_number_in(text, u64::from(*range.start())..=u64::from(*range.end()))?;
+    // Inside a range of u32s, so a u32.
+    u32::try_from(n).map_err(|e| e.to_string())
+}
+
+/// `--frames`: UMEM frames per queue, [`MIN_UMEM_FRAMES`] to [`MAX_UMEM_FRAMES`].
+fn parse_frames(text: &str) -> Result<u32, String> {
+    u32_in(text, MIN_UMEM_FRAMES..=MAX_UMEM_FRAMES)
+}
+
+/// `--napi-defer`: at most [`MAX_NAPI_DEFER`], the kernel's bound.
+fn parse_napi_defer(text: &str) -> Result<u32, String> {
+    u32_in(text, 0..=MAX_NAPI_DEFER)
+}
+
+/// `--punt-rate`: frames per second, 0 (none) to what the token bucket's u32 holds.
+fn parse_punt_rate(text: &str) -> Result<u32, String> {
+    u32_in(text, 0..=u32::MAX)
+}
+
+/// `--capture-rate`: frames per second, at least 1.
+fn parse_capture_rate(text: &str) -> Result<u32, String> {
+    u32_in(text, 1..=u32::MAX)
 }
 
 /// `--gro-flush-timeout`: nanoseconds, any the kernel's unsigned long holds.
@@ -762,13 +822,17 @@ fn parse_snaplen(text: &str) -> Result<usize, String> {
 /// `match -c`: tshark's count of frames to read, at least 1 (tshark refuses 0). Every other
 /// command's `-c` is its configuration, so a file name here is said to be one.
 fn frame_count(text: &str) -> Result<u64, String> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match text.parse::<u64>() {
         Ok(0) => Err("at least 1 frame (tshark refuses 0 too)".to_string()),
         Ok(n) => Ok(n),
         // A negative count is no configuration file: said as tshark says it.
-        Err(_) if text.strip_prefix('-').is_some_and(|n| n.parse::<u64>().is_ok()) => {
+        Err(_) if text.strip_prefix('-').is_some_and(digits) => {
             Err(format!("{text} is a negative number: at least 1 frame (tshark refuses it too)"))
         }
+        // Digits past u64 are a count all the same, past the bound (tshark says its own,
+        // "too large (greater than 2147483647)"): not "not a number of frames".
+        Err(_) if digits(text) => Err(format!("{text} is not in 1..={}", u64::MAX)),
         Err(_) => Err(format!(
             "`{text}` is not a number of frames: -c here is tshark's frame count (a configuration is --config FILE)"
         )),
