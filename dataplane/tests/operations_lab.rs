@@ -656,16 +656,20 @@ fn rewriting_a_list_file_reloads_it() {
     wait_for("the list's change to be reloaded", Duration::from_secs(10), || t.log().contains("transitd: reloaded"));
     assert_eq!(forwarded_ftp_syns(&lab), 0, "the sender is listed now:\n{}", t.log());
     // SIGHUP with the configuration file gone waits for it to be written, and says so (it
-    // waited without a word); written again, it is reloaded.
+    // waited without a word); written again, it is read (as it runs: nothing to apply), and
+    // an edit after it is reloaded.
     let text = std::fs::read_to_string(&t.config).unwrap();
     std::fs::remove_file(&t.config).unwrap();
     t.hup();
     let waits = format!("SIGHUP: {} is missing; the reload waits", t.config.display());
     wait_for("the wait to be said", Duration::from_secs(5), || t.log().contains(&waits));
-    std::fs::write(&t.config, text).unwrap();
-    wait_for("the written file to be reloaded", Duration::from_secs(10), || {
-        t.log().matches("transitd: reloaded").count() == 2
+    std::fs::write(&t.config, &text).unwrap();
+    wait_for("the written file to be read", Duration::from_secs(10), || {
+        t.log().contains("is the running configuration again: nothing to apply")
     });
+    assert_eq!(t.log().matches("transitd: reloaded").count(), 1, "{}", t.log());
+    t.reload(&format!("{text}\n# edited\n"));
+    wait_for("the edit to be reloaded", Duration::from_secs(10), || t.log().matches("transitd: reloaded").count() == 2);
     let _ = std::fs::remove_file(&list);
 }
 

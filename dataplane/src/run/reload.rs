@@ -363,6 +363,30 @@ impl ConfigWatch {
             Ok(Built { snapshot, text }) => (Ok(snapshot), text),
             Err(_) => (Err(()), None),
         };
+        // What runs, read again (SIGHUP with nothing changed, the file or etcd's keys written
+        // back as they were after a rejected edit): applied, it would change nothing but
+        // restart every rule's counters and rewrite the XDP program's maps. It is taken as
+        // the newest, so that no edit before it stays rejected.
+        let running = shared.load();
+        if let Ok(Ok(new)) = &built
+            && self.is_running_again(text.as_ref(), b.fetched.as_ref(), new, &running)
+        {
+            log_line!(
+                "transitd: {} is the running configuration again: nothing to apply (rule counters and the XDP \
+                 program's maps stay as they are)",
+                b.what
+            );
+            if b.fetched.is_some() {
+                self.etcd_applied = b.fetched;
+            }
+            if b.stamps_before.is_some() {
+                self.rejected = None;
+            }
+            self.running_owed = false;
+            self.watch_named(&running);
+            return Some(true);
+        }
+        drop(running);
         // What a refused configuration named, and what it said first: `apply` says it all.
         let (named, first): (Vec<(PathBuf, Option<FileStamp>)>, Option<String>) = match &built {
             Ok(Err(refused)) => (
@@ -395,6 +419,25 @@ impl ConfigWatch {
         self.watch_named(&running);
         self.retired.extend(replaced);
         Some(applied)
+    }
+
+    /// Whether `new`, built from `text` (a file's) or `fetched` (etcd's keys), is `running`
+    /// again: the same text or keys as the running configuration was built from, and every
+    /// file it names (lists, the plan) as the running one found it. A file rewritten with the
+    /// same bytes has another stamp, and is applied.
+    fn is_running_again(
+        &self,
+        text: Option<&Arc<str>>,
+        fetched: Option<&Arc<fleet::Fetched>>,
+        new: &Snapshot,
+        running: &Snapshot,
+    ) -> bool {
+        let same_source = match (text, fetched) {
+            (Some(text), _) => self.file_applied.as_ref() == Some(text),
+            (None, Some(fetched)) => self.etcd_applied.as_ref().is_some_and(|applied| applied.same_content(fetched)),
+            (None, None) => false,
+        };
+        same_source && new.inputs == running.inputs && new.input_stamps == running.input_stamps
     }
 
     /// Programs the XDP program's owned prefixes and tunnel remotes with the running
@@ -510,13 +553,20 @@ mod tests {
     /// in the temporary directory, never read: with --watch-interval 0 and no SIGHUP, nothing
     /// is reloaded.
     fn rig(running: Snapshot, file_name: &str) -> Rig {
+        rig_read_from(running, file_name, None)
+    }
+
+    /// [`rig`] whose running configuration was read from `text` (the file's, which a reload
+    /// that reads the file compares with).
+    fn rig_read_from(running: Snapshot, file_name: &str, text: Option<&str>) -> Rig {
         let program = XdpProgram::load().expect("load the XDP program (needs root)");
         program_xdp(&program, &running).unwrap();
         let source = ConfigSource::File(std::env::temp_dir().join(file_name));
         let files = FileWatch::of(&source, None, &[], &[], Duration::ZERO);
         let reloads = crate::metrics::ReloadStats::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let watch = ConfigWatch::start(&source, files, None, None, &reloads, stop, Host::default()).unwrap();
+        let text = text.map(Arc::from);
+        let watch = ConfigWatch::start(&source, files, None, text, &reloads, stop, Host::default()).unwrap();
         let mut frame = Vec::new();
         etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 1])
             .ipv4([8, 8, 8, 8], [198, 18, 0, 9], 60)
@@ -524,6 +574,47 @@ mod tests {
             .write(&mut frame, b"query")
             .unwrap();
         Rig { program, shared: ArcSwap::from_pointee(running), reloads, watch, frame }
+    }
+
+    /// A reload that reads what runs again (SIGHUP with nothing changed; the file written back
+    /// as it was after a rejected edit) applies nothing: applied, it restarted every rule's
+    /// counters (`transitd_rule_hits_total` fell to 0 on a SIGHUP alone, customers' counters
+    /// carrying on) and rewrote the XDP program's maps for the same tables. An edit is
+    /// applied. Needs root (the XDP program is loaded).
+    #[test]
+    fn a_reload_of_the_running_configuration_applies_nothing() {
+        let text = "[server]\nanycast = \"192.0.2.1\"\nmac = \"02:00:00:00:00:01\"\n\
+                    next_hop_mac = \"02:00:00:00:00:02\"\n[[customer]]\nname = \"a\"\n\
+                    prefixes = [\"203.0.113.0/24\"]\n";
+        let name = format!("transitd-running-again-{}.toml", std::process::id());
+        let path = std::env::temp_dir().join(&name);
+        std::fs::write(&path, text).unwrap();
+        let running = Snapshot::build(&config::parse("t.toml", text).unwrap()).unwrap();
+        let Rig { program, shared, mut watch, .. } = rig_read_from(running, &name, Some(text));
+        // SIGHUP once, then the looks of the supervisor's loop until the build is done.
+        let reload = |watch: &mut ConfigWatch| {
+            let (mut signalled, asked) = (true, Instant::now());
+            loop {
+                if let Some(applied) = watch.poll(std::mem::take(&mut signalled), &shared, &program) {
+                    return applied;
+                }
+                assert!(asked.elapsed() < Duration::from_secs(10), "never built");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let first = shared.load_full();
+        assert!(reload(&mut watch), "taken");
+        assert!(Arc::ptr_eq(&first, &shared.load_full()), "the same text again: nothing applied");
+        std::fs::write(&path, "[server]\nbroken = [\n").unwrap();
+        assert!(!reload(&mut watch), "an edit refused");
+        std::fs::write(&path, text).unwrap();
+        assert!(reload(&mut watch), "written back");
+        assert!(Arc::ptr_eq(&first, &shared.load_full()), "written back as it runs: nothing applied");
+        assert!(watch.rejected.is_none(), "the refused edit is no longer the newest");
+        std::fs::write(&path, text.replace("203.0.113.0/24", "203.0.113.0/25")).unwrap();
+        assert!(reload(&mut watch), "an edit");
+        assert!(!Arc::ptr_eq(&first, &shared.load_full()), "an edit is applied");
+        let _ = std::fs::remove_file(path);
     }
 
     /// A narrowing that failed leaves a removed prefix in the XDP program's map, its traffic
