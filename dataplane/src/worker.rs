@@ -9,9 +9,10 @@
 //!   host through the exception path (live backends), sends what the pipeline spilled and,
 //!   on the worker that probes, the tunnel health probes;
 //! - a few times a second, it publishes a copy of its counters, the backend's counters and
-//!   its batch latencies into a [`WorkerReport`] for the reporter and the metrics.
+//!   its batch latencies into a [`WorkerReport`] for the reporter and the metrics, and adds
+//!   what its socket dropped on receiving to the run's [`RxDrops`] for the prober.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use hdrhistogram::Histogram;
 
 use crate::dropcap::Tap;
 use crate::health::{self, Prober};
-use crate::io::{FrameIo, IoStats, Polled};
+use crate::io::{FrameIo, IoStats, Polled, SocketStats};
 use crate::ipfix::Sampler;
 use crate::pipeline::{Retired, SPILL_SLOTS, Spill, WorkerState, WorkerStats, process_batch_via};
 use crate::punt::Punt;
@@ -53,6 +54,41 @@ pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 
 /// How often counters are published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// The frames the kernel dropped on their way into the run's sockets (`XDP_STATISTICS`:
+/// `rx_ring_full`, `rx_dropped`, and `fill_ring_empty`, which in zero-copy mode counts the
+/// frames the driver had no buffer for), summed over the workers as each last published
+/// them. The prober reads it once a tick, a relaxed load and no lock: a probe unanswered
+/// while it rose may have had its reply dropped here, by a flood at anyone, and is not
+/// held against its tunnel ([`Prober::note_rx_drops`]). In copy mode a worker that falls
+/// behind loses frames as `rx_dropped` (its fill ring empties first), not `rx_ring_full`.
+#[derive(Debug, Default)]
+pub struct RxDrops(AtomicU64);
+
+impl RxDrops {
+    /// The frames dropped so far: only its rises mean anything.
+    pub fn total(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A worker's part of the run's [`RxDrops`]: the sum, and how much of it is this worker's.
+struct RxDropsShare {
+    sum: Arc<RxDrops>,
+    added: u64,
+}
+
+impl RxDropsShare {
+    /// Adds what the socket dropped since the last call. A read that failed (all zeros)
+    /// adds nothing, and the next that succeeds adds what it missed.
+    fn add(&mut self, socket: &SocketStats) {
+        let dropped = socket.rx_ring_full.saturating_add(socket.rx_dropped).saturating_add(socket.rx_fill_ring_empty);
+        if dropped > self.added {
+            self.sum.0.fetch_add(dropped - self.added, Ordering::Relaxed);
+            self.added = dropped;
+        }
+    }
+}
 
 /// How long a stopping worker waits for its receive ring to empty and its transmissions
 /// to complete.
@@ -181,6 +217,9 @@ pub struct Worker<I> {
     prober: Option<Prober>,
     last_probe_tick_ns: u64,
     publisher: Option<Publisher>,
+    /// Where the socket's receive drops are summed with the other workers', at each
+    /// publication; the prober reads the sum.
+    rx_drops: Option<RxDropsShare>,
     /// Where state a reload replaced goes to be freed (`run`'s supervisor); without, it is
     /// freed here.
     retire: Option<crossbeam::channel::Sender<Retired>>,
@@ -200,6 +239,7 @@ impl<I: FrameIo> Worker<I> {
             prober: None,
             last_probe_tick_ns: 0,
             publisher: None,
+            rx_drops: None,
             retire: None,
             clock: crate::io::WallClock::new(),
         }
@@ -236,6 +276,13 @@ impl<I: FrameIo> Worker<I> {
     /// Publishes counters into `report` a few times a second (and when the snapshot changes).
     pub fn publish_to(mut self, report: Arc<Mutex<WorkerReport>>) -> Worker<I> {
         self.publisher = Some(Publisher::new(report));
+        self
+    }
+
+    /// Adds what the socket drops on receiving into `sum` as counters are published (with
+    /// [`Worker::publish_to`]), and, on the worker that probes, has the prober read `sum`.
+    pub fn share_rx_drops(mut self, sum: Arc<RxDrops>) -> Worker<I> {
+        self.rx_drops = Some(RxDropsShare { sum, added: 0 });
         self
     }
 
@@ -347,6 +394,9 @@ impl<I: FrameIo> Worker<I> {
             // tunnel was judged while the fragments lasted.
             self.send_spill()?;
             if let Some(prober) = &mut self.prober {
+                if let Some(share) = &self.rx_drops {
+                    prober.note_rx_drops(share.sum.total());
+                }
                 send_probes(prober, &self.snapshot, eth.as_ref(), now, &mut self.state);
             }
         }
@@ -356,7 +406,11 @@ impl<I: FrameIo> Worker<I> {
                 p.record(began.elapsed().as_nanos() as u64);
             }
             if p.due() {
-                p.publish(&self.state.stats, self.io.stats(), &self.snapshot, false);
+                let io = self.io.stats();
+                if let Some(share) = &mut self.rx_drops {
+                    share.add(&io.socket);
+                }
+                p.publish(&self.state.stats, io, &self.snapshot, false);
             }
         }
         Ok(polled)
@@ -515,11 +569,20 @@ fn send_probes(prober: &mut Prober, snap: &Snapshot, eth: Option<&EthernetAddrs>
             changes += 1;
             if changes <= SAID {
                 let name = snap.tunnels.get(usize::from(change.tunnel)).map_or("?", |t| t.name.as_str());
-                let state = if change.up { "up: probes answered again" } else { "down: probes unanswered" };
-                let _ = writeln!(said, "transitd: tunnel {name} {state}");
+                let _ = match (change.up, change.excused) {
+                    (true, _) => writeln!(said, "transitd: tunnel {name} up: probes answered again"),
+                    (false, 0) => writeln!(said, "transitd: tunnel {name} down: probes unanswered"),
+                    // Said, for it went down later than `down_after` misses would have.
+                    (false, n) => writeln!(
+                        said,
+                        "transitd: tunnel {name} down: probes unanswered ({n} more excused: this server dropped \
+                         received frames while they waited)"
+                    ),
+                };
             }
         },
     );
+    stats.health_probes_excused = prober.probes_excused();
     if changes > SAID {
         let _ = writeln!(said, "transitd: and {} more tunnels changed state (transitd_tunnel_up)", changes - SAID);
     }

@@ -849,6 +849,24 @@ fn a_health_timeout_out_of_range_is_told_the_range_taken() {
     assert_eq!(errors(&text("timeout_ms = 1000\n")), ["bad.toml:4:15: interval_ms 5 is not in 10..=3600000"]);
 }
 
+/// `[health] excused_max` is 0 (every unanswered probe a miss, as before there was one) to
+/// 100, 3 unless written, and said where no tunnel is probed, as the other `[health]` keys are.
+#[test]
+fn a_health_excused_max_is_0_to_100() {
+    let text = |health: &str| format!("[server]\nanycast = \"192.0.2.1\"\n[health]\n{health}");
+    for taken in [0, 7, 100] {
+        let loaded = config::parse("t.toml", &text(&format!("excused_max = {taken}\n"))).unwrap();
+        assert_eq!(Snapshot::build(&loaded).unwrap().health_config.excused_max, taken);
+    }
+    let unwritten = config::parse("t.toml", &text("")).unwrap();
+    assert_eq!(Snapshot::build(&unwritten).unwrap().health_config.excused_max, 3);
+    assert_eq!(errors(&text("excused_max = 101\n")), ["bad.toml:4:15: excused_max 101 is not in 0..=100"]);
+    assert_eq!(
+        warnings_about(&text("excused_max = 0\n"), "no effect"),
+        ["w.toml:4:15: [health] probes tunnels with an `interface`, and no tunnel has one: it has no effect"]
+    );
+}
+
 #[test]
 fn customer_prefixes_past_half_the_xdp_map_are_refused_at_the_first_one_over() {
     let max = transitd::limits::MAX_PREFIXES_PER_FAMILY;

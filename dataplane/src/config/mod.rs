@@ -255,6 +255,9 @@ pub struct HealthSection {
     pub down_after: Spanned<u64>,
     /// Answered probes in a row that bring it back up.
     pub up_after: Spanned<u64>,
+    /// Unanswered probes in a row, at most, not counted as failed because this server's
+    /// sockets dropped received frames while they waited.
+    pub excused_max: Spanned<u64>,
 }
 
 impl Default for HealthSection {
@@ -264,6 +267,7 @@ impl Default for HealthSection {
             timeout_ms: Spanned::new(0..0, 250),
             down_after: Spanned::new(0..0, 3),
             up_after: Spanned::new(0..0, 3),
+            excused_max: Spanned::new(0..0, 3),
         }
     }
 }

@@ -15,6 +15,13 @@
 //! Both are atomics per tunnel (a relaxed flag and answer, and a bit marking the answer
 //! for the prober): no lock, and no write on the forwarding path but a recognised reply.
 //!
+//! A reply can be lost here rather than on the tunnel: a flood that overruns this server's
+//! sockets drops it with everything else. The worker that probes tells the prober how many
+//! frames the kernel dropped on their way into the run's sockets
+//! ([`Prober::note_rx_drops`]), and a probe unanswered while that count rose is excused, not
+//! missed, `excused_max` in a row at most, so that a dead tunnel under a lasting flood still
+//! goes down, `excused_max` probes later.
+//!
 //! The prober also checks, with probes padded to a size (`path_mtu`), what the underlay's
 //! Packet Too Big errors said of its path MTU.
 //!
@@ -51,6 +58,12 @@ struct ProbeState {
     answered: u32,
     /// Missed probes in a row.
     missed: u32,
+    /// The frames the run's sockets had dropped on receiving ([`Prober::note_rx_drops`])
+    /// when the last probe was sent: more by its timeout, and its reply may be among them.
+    rx_drops_at_send: u64,
+    /// Unanswered probes excused since the last answer (their replies may have been dropped
+    /// here): at most `excused_max`, past which they are misses.
+    excused: u32,
 }
 
 /// A tunnel whose state the prober just changed.
@@ -60,6 +73,9 @@ pub struct Change {
     pub tunnel: TunnelId,
     /// Its new state.
     pub up: bool,
+    /// Going down: the unanswered probes excused before the `down_after` misses, while
+    /// this server dropped received frames (0 coming up).
+    pub excused: u32,
 }
 
 /// What became of a probe [`Prober::tick`] asked to send.
@@ -104,6 +120,10 @@ pub struct Prober {
     /// The tunnel whose wanted path MTU probe goes first at the next look: the looks take
     /// the tunnels in turn, so that the first in the table do not take every one.
     path_mtu_probes_from: usize,
+    /// The frames the run's sockets had dropped on receiving, as last noted.
+    rx_drops: u64,
+    /// Unanswered probes excused so far (`transitd_health_probes_excused`).
+    probes_excused: u64,
 }
 
 /// How often the prober's worker looks at the tunnels' path MTUs: their holds are kept in
@@ -256,6 +276,22 @@ impl Prober {
         }
         self.send_path_mtu_probes(snap, now_ns, &mut probe);
         disproved
+    }
+
+    /// Notes `total`, the frames the kernel has dropped on their way into the run's sockets
+    /// (`rx_ring_full`, `rx_dropped`, `fill_ring_empty`, summed over the workers as each last
+    /// published them; only its rises matter), before a tick. A probe unanswered at its
+    /// timeout while it rose is excused, not missed: its reply may have been dropped here with
+    /// the rest (a flood at another customer took a healthy tunnel down, and with it the
+    /// customer's prefixes from BGP). `excused_max` in a row at most since the last answer,
+    /// so that a dead tunnel under a lasting flood still goes down.
+    pub fn note_rx_drops(&mut self, total: u64) {
+        self.rx_drops = total;
+    }
+
+    /// Unanswered probes excused so far ([`Prober::note_rx_drops`]), over reloads.
+    pub fn probes_excused(&self) -> u64 {
+        self.probes_excused
     }
 
     /// The path MTU probe of tunnel `t` that went into the spill was not sent after all: it

@@ -1,6 +1,7 @@
 //! The prober's timing and judging: when each checked tunnel's next probe is due (one
 //! wake-up time a tunnel, in a heap), judging a probe answered or timed out (`down_after`
-//! misses, `up_after` answers in a row), and a probe that could not be sent.
+//! misses, `up_after` answers in a row; one unanswered while this server dropped received
+//! frames excused, `excused_max` in a row at most), and a probe that could not be sent.
 
 use std::cmp::Reverse;
 
@@ -30,10 +31,12 @@ impl Prober {
 
     /// At time `now_ns`: judges each probe that was answered (those first) or whose timeout
     /// passed, and calls `send(tunnel, seq)` for each probe due, earliest first. A tunnel in doubt (a
-    /// miss while up, an answer while down) is probed again at once; a settled one every
-    /// `interval`. A probe `send` could not send is not judged: with no room, it and the
-    /// rest due wait for the next tick (timeouts due after it are judged then too);
-    /// otherwise (no next hop yet) it is tried again after `timeout`.
+    /// miss or an excused probe while up, an answer while down) is probed again at once; a
+    /// settled one every `interval`. A probe `send` could not send is not judged: with no
+    /// room, it and the rest due wait for the next tick (timeouts due after it are judged
+    /// then too); otherwise (no next hop yet) it is tried again after `timeout`. A probe
+    /// unanswered while the count [`Prober::note_rx_drops`] noted rose is excused rather
+    /// than missed, `excused_max` in a row at most.
     pub fn tick(
         &mut self,
         snap: &Snapshot,
@@ -48,10 +51,12 @@ impl Prober {
         let mut room = true;
         let mut visit = |prober: &mut Prober, t: TunnelId, room: &mut bool| {
             let checked = snap.tunnels.get(usize::from(t)).is_some_and(|x| x.interface.is_some());
+            let rx_drops = prober.rx_drops;
             let s = prober.states.get_mut(usize::from(t)).filter(|_| checked)?;
             let before = s.wake(cfg);
-            judge_and_send(s, t, snap, cfg, now_ns, room, &mut send, &mut changed);
+            let excused = judge_and_send(s, t, snap, cfg, (now_ns, rx_drops), room, &mut send, &mut changed);
             let after = s.wake(cfg);
+            prober.probes_excused += u64::from(excused);
             (after != before).then_some(after)
         };
         // Probes answered since the last tick, judged now rather than at their timeout.
@@ -97,28 +102,36 @@ impl Prober {
     }
 }
 
-/// Tunnel `t`'s part of a tick: judges its probe in flight if answered or timed out, and
-/// sends its next if due and there is `room`.
+/// Tunnel `t`'s part of a tick at `now_ns`, the run's sockets having dropped `rx_drops`
+/// received frames so far: judges its probe in flight if answered or timed out, and sends
+/// its next if due and there is `room`. Returns whether it excused the probe.
 #[allow(clippy::too_many_arguments)]
 fn judge_and_send(
     s: &mut ProbeState,
     t: TunnelId,
     snap: &Snapshot,
     cfg: &HealthConfig,
-    now_ns: u64,
+    (now_ns, rx_drops): (u64, u64),
     room: &mut bool,
     send: &mut impl FnMut(TunnelId, u32) -> Sent,
     changed: &mut impl FnMut(Change),
-) {
+) -> bool {
+    let mut excused = false;
     if s.pending {
         let answered = snap.health.answered(t, s.seq);
         if !answered && now_ns < s.sent_ns.saturating_add(cfg.timeout_ns) {
-            return;
+            return false;
         }
         s.pending = false;
+        // Unanswered while this server's sockets dropped received frames: the reply may be
+        // one of them, lost here and not on the tunnel. Past `excused_max` in a row a dead
+        // tunnel under a lasting flood would never go down.
+        excused = !answered && rx_drops > s.rx_drops_at_send && s.excused < cfg.excused_max;
         if answered {
             s.answered = s.answered.saturating_add(1);
-            s.missed = 0;
+            (s.missed, s.excused) = (0, 0);
+        } else if excused {
+            s.excused += 1; // neither a miss nor an answer: both runs stand
         } else {
             s.missed = s.missed.saturating_add(1);
             s.answered = 0;
@@ -126,13 +139,14 @@ fn judge_and_send(
         let up = snap.health.is_up(t);
         if (up && s.missed >= cfg.down_after) || (!up && s.answered >= cfg.up_after) {
             snap.health.set_up(t, !up);
-            changed(Change { tunnel: t, up: !up });
+            // An answer brings it up, and clears the excused: 0 then.
+            changed(Change { tunnel: t, up: !up, excused: s.excused });
         }
         if answered || !snap.health.is_up(t) {
             snap.health.set_judged(t);
         }
         let up = snap.health.is_up(t);
-        let in_doubt = if up { s.missed > 0 } else { s.answered > 0 };
+        let in_doubt = if up { s.missed > 0 || s.excused > 0 } else { s.answered > 0 };
         if in_doubt {
             s.next_ns = now_ns;
         }
@@ -151,11 +165,13 @@ fn judge_and_send(
                 s.pending = true;
                 s.sent_ns = now_ns;
                 s.next_ns = now_ns.saturating_add(s.interval_ns);
+                s.rx_drops_at_send = rx_drops;
             }
             Sent::NoRoom => *room = false,
             Sent::Cannot => s.next_ns = now_ns.saturating_add(cfg.timeout_ns),
         }
     }
+    excused
 }
 
 #[cfg(test)]
@@ -178,7 +194,7 @@ mod tests {
         // The link is cut just before the probe of 3 s: it and two re-probes, each sent when
         // the last timed out, go unanswered: down at 3.75 s.
         run(&mut p, &s, 3000 * MS, 6000 * MS, false, &mut changes);
-        assert_eq!(changes, [(3750 * MS, Change { tunnel: 0, up: false })]);
+        assert_eq!(changes, [(3750 * MS, Change { tunnel: 0, up: false, excused: 0 })]);
         assert!(!s.health.is_up(0) && s.health.is_up(1), "the unprobed tunnel stays up");
         assert_eq!((s.health.downs(0), s.health.downs(1)), (1, 0), "one down counted, for the one change");
         assert!(changes[0].0 - 2000 * MS <= 2 * 1000 * MS, "within two intervals of the last answer");
@@ -296,7 +312,7 @@ mod tests {
         states: &mut [ProbeState],
         snap: &Snapshot,
         cfg: &HealthConfig,
-        now_ns: u64,
+        (now_ns, rx_drops): (u64, u64),
         mut send: impl FnMut(TunnelId, u32) -> Sent,
         mut changed: impl FnMut(Change),
     ) {
@@ -312,14 +328,15 @@ mod tests {
                 }
                 s.interval_ns = interval_ns;
             }
-            judge_and_send(s, i as TunnelId, snap, cfg, now_ns, &mut room, &mut send, &mut changed);
+            judge_and_send(s, i as TunnelId, snap, cfg, (now_ns, rx_drops), &mut room, &mut send, &mut changed);
         }
     }
 
     /// Forty tunnels (every fifth not checked) whose routers answer some probes, late or
     /// not at all, in stretches, some probes not sendable for a while and some not sent
-    /// after all: for 30 simulated seconds, the scheduled prober sends the same probes and
-    /// makes the same changes, tick by tick, as the walk over every tunnel; also across a
+    /// after all, this server's sockets dropping frames in stretches (excusing some): for 30
+    /// simulated seconds, the scheduled prober sends the same probes and makes the same
+    /// changes, tick by tick, as the walk over every tunnel; also across a
     /// change of timing and across reloads (the same tunnels in a new snapshot, every 97 ms,
     /// after replies were recorded in the old one: a prober that moves must still judge
     /// them at its next tick), every fifth listing the tunnels in another order (ids shift;
@@ -365,8 +382,12 @@ mod tests {
         let (mut in_flight, mut ticks_with_sends, mut all_changes) = (Vec::<(u64, String, TunnelId, u32)>::new(), 0, 0);
         let id_of = |s: &Snapshot, name: &str| s.tunnels.iter().position(|t| t.name == name).map(|i| i as TunnelId);
         let (mut unsent_seen, mut cannot_seen) = (0, 0);
+        // Frames this server's sockets dropped: one a millisecond, a second in every three.
+        let mut rx_drops = 0u64;
         for ms in 0..30_000u64 {
             let now = ms * MS;
+            rx_drops += u64::from(ms / 1_000 % 3 == 1);
+            p.note_rx_drops(rx_drops);
             let cfg = if ms < 15_000 {
                 sched.health_config
             } else {
@@ -415,7 +436,14 @@ mod tests {
                 Sent::Yes
             };
             p.tick(&sched, &cfg, now, |t, seq| attempt(&mut a.0, &mut a.2, t, seq), |c| a.1.push(c));
-            linear_tick(&mut states, &walked, &cfg, now, |t, seq| attempt(&mut b.0, &mut b.2, t, seq), |c| b.1.push(c));
+            linear_tick(
+                &mut states,
+                &walked,
+                &cfg,
+                (now, rx_drops),
+                |t, seq| attempt(&mut b.0, &mut b.2, t, seq),
+                |c| b.1.push(c),
+            );
             for v in [&mut a.0, &mut b.0, &mut a.2, &mut b.2] {
                 v.sort();
             }
@@ -445,6 +473,7 @@ mod tests {
         assert!(ticks_with_sends > 500 && all_changes > 20, "{ticks_with_sends} ticks sent, {all_changes} changes");
         assert!(unsent_seen > 5 && cannot_seen > 5, "{unsent_seen} unsent, {cannot_seen} not sendable");
         assert!(shifts > 40, "{shifts} reloads shifted the tunnels' ids");
+        assert!(p.probes_excused() > 20, "{} probes excused", p.probes_excused());
     }
 
     /// Sequence numbers wrap after 2^32 probes: the next probe is judged by its own reply,
@@ -489,6 +518,154 @@ mod tests {
             t += 10 * MS;
         }
         assert!(sent > 10 && changes.is_empty() && s.health.is_up(0), "{sent} sent, {changes:?}");
+    }
+
+    /// Ticks every 10 ms from `from` to `to` under `cfg`, as [`run`] does, the router
+    /// answering the probes `answers` names; before each tick the prober notes `rx_drops(t)`,
+    /// the frames this server's sockets had dropped by then. Returns the probes sent, with
+    /// their times.
+    fn run_dropping(
+        p: &mut Prober,
+        s: &Snapshot,
+        cfg: &HealthConfig,
+        (from, to): (u64, u64),
+        answers: impl Fn(u32) -> bool,
+        rx_drops: impl Fn(u64) -> u64,
+        changes: &mut Vec<(u64, Change)>,
+    ) -> Vec<(u64, u32)> {
+        let mut sent = Vec::new();
+        let mut t = from;
+        while t < to {
+            p.note_rx_drops(rx_drops(t));
+            let mut probes = Vec::new();
+            p.tick(
+                s,
+                cfg,
+                t,
+                |tunnel, seq| {
+                    probes.push((tunnel, seq));
+                    Sent::Yes
+                },
+                |c| changes.push((t, c)),
+            );
+            for (tunnel, seq) in probes {
+                sent.push((t, seq));
+                if answers(seq) {
+                    let name = &s.tunnels[usize::from(tunnel)].name;
+                    assert!(s.health.record_reply(tunnel, name, &reply(s, tunnel, seq)));
+                }
+            }
+            t += 10 * MS;
+        }
+        sent
+    }
+
+    /// A frame dropped at this server's sockets every millisecond from 2.95 s to 4 s (a
+    /// flood overrunning them), and none before or after.
+    fn flood_at_3_s(t: u64) -> u64 {
+        t.clamp(2_950 * MS, 4_000 * MS) / MS - 2_950
+    }
+
+    /// No frame dropped.
+    fn no_drops(_: u64) -> u64 {
+        0
+    }
+
+    /// The router answers every probe but #4 to #6 (`down_after` of them), whose replies are
+    /// lost while this server's sockets drop frames: the tunnel stays up. Those replies were
+    /// misses, and took a healthy tunnel (and with `withdraw_customers_without_tunnels` its
+    /// customer's prefixes) down at 3.75 s. The same replies lost while no frame is dropped
+    /// still take it down then (and three answers bring it back): only the drops excuse them.
+    #[test]
+    fn replies_lost_while_the_sockets_dropped_frames_are_no_misses() {
+        let lost = |seq: u32| (4..=6).contains(&seq);
+        for (rx_drops, down) in [(flood_at_3_s as fn(u64) -> u64, None), (no_drops, Some(3_750 * MS))] {
+            let s = snap("");
+            let cfg = s.health_config;
+            assert_eq!((cfg.down_after, cfg.excused_max), (3, 3), "the defaults");
+            let mut p = Prober::default();
+            p.rebind(None, &s);
+            let mut changes = Vec::new();
+            let sent = run_dropping(&mut p, &s, &cfg, (0, 6_000 * MS), |seq| !lost(seq), rx_drops, &mut changes);
+            let times: Vec<u64> = sent.iter().filter(|(_, seq)| lost(*seq)).map(|(t, _)| t / MS).collect();
+            assert_eq!(times, [3_000, 3_250, 3_500], "#4 and the two re-probes, each at the last one's timeout");
+            match down {
+                None => {
+                    assert!(changes.is_empty() && s.health.is_up(0), "{changes:?}");
+                    assert_eq!(p.probes_excused(), 3);
+                    // Settled again after #7's answer: probed after `interval`.
+                    assert!(sent.iter().any(|&(t, seq)| seq == 8 && t == 4_750 * MS), "{sent:?}");
+                }
+                Some(at) => {
+                    assert_eq!(
+                        changes.first(),
+                        Some(&(at, Change { tunnel: 0, up: false, excused: 0 })),
+                        "{changes:?}"
+                    );
+                    assert_eq!(p.probes_excused(), 0);
+                }
+            }
+        }
+    }
+
+    /// A router dead from 3 s while this server's sockets drop frames without end: its
+    /// probes are excused `excused_max` times, then missed `down_after` times, and the tunnel
+    /// is down at 4.5 s, `interval + (down_after + excused_max) × timeout` after its last
+    /// answer (at 2 s; tunnels.md), no later. With `excused_max = 0` it goes down at 3.75 s,
+    /// flood or not, as before.
+    #[test]
+    fn a_dead_tunnel_goes_down_excused_max_probes_later_under_a_lasting_flood() {
+        let flood = |t: u64| t / MS; // a frame dropped every millisecond, throughout
+        let s = snap("");
+        let cfg = s.health_config;
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        run_dropping(&mut p, &s, &cfg, (0, 8_000 * MS), |seq| seq <= 3, flood, &mut changes);
+        assert_eq!(changes, [(4_500 * MS, Change { tunnel: 0, up: false, excused: 3 })]);
+        let bound = 2_000 + 1_000 + (3 + 3) * 250;
+        assert_eq!(changes[0].0, bound * MS, "tunnels.md's bound under a lasting flood");
+        assert!(!s.health.is_up(0) && s.health.judged(0));
+        assert_eq!(p.probes_excused(), 3, "excused no more while down: misses, as before");
+
+        let strict = HealthConfig { excused_max: 0, ..cfg };
+        let s = snap("");
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        run_dropping(&mut p, &s, &strict, (0, 8_000 * MS), |seq| seq <= 3, flood, &mut changes);
+        assert_eq!(changes, [(3_750 * MS, Change { tunnel: 0, up: false, excused: 0 })]);
+        assert_eq!(p.probes_excused(), 0);
+    }
+
+    /// Frames dropped before a probe went, not while it waited, excuse nothing: a flood that
+    /// ended at 2.99 s leaves the tunnel that stops answering at 3 s to go down at 3.75 s as
+    /// any other. Excused probes do not hold a tunnel up for ever either: through a flood of
+    /// a minute, an answer every sixth probe (five unanswered in a row) keeps it up, one every
+    /// seventh (six in a row, `excused_max + down_after`) does not.
+    #[test]
+    fn only_drops_while_a_probe_waits_excuse_it_and_only_excused_max_in_a_row() {
+        let s = snap("");
+        let cfg = s.health_config;
+        let mut p = Prober::default();
+        p.rebind(None, &s);
+        let mut changes = Vec::new();
+        let ended = |t: u64| t.min(2_990 * MS) / MS;
+        run_dropping(&mut p, &s, &cfg, (0, 6_000 * MS), |seq| seq <= 3, ended, &mut changes);
+        assert_eq!(changes, [(3_750 * MS, Change { tunnel: 0, up: false, excused: 0 })]);
+
+        for (every, goes_down) in [(6, false), (7, true)] {
+            let s = snap("");
+            let mut p = Prober::default();
+            p.rebind(None, &s);
+            let mut changes = Vec::new();
+            let answered = |seq: u32| seq <= 3 || seq.is_multiple_of(every);
+            run_dropping(&mut p, &s, &cfg, (0, 60_000 * MS), answered, |t| t / MS, &mut changes);
+            assert_eq!(!changes.is_empty(), goes_down, "an answer every {every}th probe: {changes:?}");
+            if goes_down {
+                assert_eq!(changes[0].1, Change { tunnel: 0, up: false, excused: 3 });
+            }
+        }
     }
 
     /// After the sequence numbers wrap, a late reply to the last probe before (#4294967295)

@@ -235,7 +235,7 @@ impl Scrape<'_> {
     /// Frames and bytes per worker, and by verdict and reason.
     fn verdicts(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         type Field = fn(&WorkerStats) -> u64;
-        let per_worker: [(&str, &str, Field); 8] = [
+        let per_worker: [(&str, &str, Field); 9] = [
             ("transitd_rx_packets", "Frames received", |s| s.rx_frames),
             ("transitd_rx_bytes", "Bytes received", |s| s.rx_bytes),
             ("transitd_tx_packets", "Frames transmitted (spilled fragments and probes included)", |s| s.tx_frames),
@@ -260,6 +260,12 @@ impl Scrape<'_> {
                 "Path MTUs that ICMP Packet Too Big errors about a tunnel's GRE lowered, raised back because the \
                  tunnel's router answered a probe of the size before (false or forged errors)",
                 |s| s.path_mtu_errors_disproved,
+            ),
+            (
+                "transitd_health_probes_excused",
+                "Health probes unanswered while this server's sockets dropped received frames (their replies may have \
+                 been among them), not counted as missed: at most excused_max in a row a tunnel",
+                |s| s.health_probes_excused,
             ),
         ];
         for (name, help, field) in per_worker {

@@ -226,6 +226,7 @@ tunnel = "acme-gre"
         }
         state.stats.count(&dropped, 60);
         state.stats.rx_frames = 6;
+        state.stats.health_probes_excused = 4; // unanswered while the sockets dropped frames
         // The underlay said 1400 bytes for acme-gre's path: 1376 inside, past GRE and IPv4.
         assert!(snap.health.lower_path_mtu(0, 1376, crate::io::wall_clock_ns()));
         snap.health.set_judged(0); // a probe answered: up, not unknown
@@ -240,6 +241,7 @@ tunnel = "acme-gre"
         };
         assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
         assert_eq!(get("transitd_rx_packets_total", &[("worker", "q3")]), 6.0);
+        assert_eq!(get("transitd_health_probes_excused_total", &[("worker", "q3")]), 4.0);
         assert_eq!(get("transitd_customer_packets_total", &[("customer", "acme"), ("verdict", "tx")]), 5.0);
         assert_eq!(get("transitd_customer_bytes_total", &[("customer", "acme"), ("verdict", "tx")]), 500.0);
         assert_eq!(get("transitd_customer_bytes_total", &[("customer", "acme"), ("verdict", "drop")]), 60.0);

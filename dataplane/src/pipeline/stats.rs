@@ -119,6 +119,9 @@ pub struct WorkerStats {
     /// Path MTUs that Packet Too Big errors had lowered, raised back because a path MTU
     /// probe of the size before was answered (the prober's worker only).
     pub path_mtu_errors_disproved: u64,
+    /// Health probes unanswered while the run's sockets dropped received frames, excused
+    /// rather than missed (the prober's worker only).
+    pub health_probes_excused: u64,
 }
 
 impl Default for WorkerStats {
@@ -147,6 +150,7 @@ impl Default for WorkerStats {
             tcp_evicted: 0,
             gre_reassembly_discarded: 0,
             path_mtu_errors_disproved: 0,
+            health_probes_excused: 0,
         }
     }
 }
@@ -344,6 +348,7 @@ impl WorkerStats {
         self.tcp_evicted += other.tcp_evicted;
         self.gre_reassembly_discarded += other.gre_reassembly_discarded;
         self.path_mtu_errors_disproved += other.path_mtu_errors_disproved;
+        self.health_probes_excused += other.health_probes_excused;
         for (a, b) in self.pass.iter_mut().zip(&other.pass) {
             *a += b;
         }

@@ -214,6 +214,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
         punt: punt.clone(),
         samples: samples.clone(),
         retire: retire_tx,
+        rx_drops: Arc::default(),
     };
     let ready = workers::start(&plan, &queues, &cores, &reports)?;
     let attached = match register_and_attach(&program, &ready.opened, index, opts) {

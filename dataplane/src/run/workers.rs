@@ -19,7 +19,7 @@ use crate::io::afxdp::{AfXdpConfig, AfXdpIo};
 use crate::neigh::NextHopCell;
 use crate::punt::PuntDevice;
 use crate::snapshot::Snapshot;
-use crate::worker::{Worker, WorkerReport};
+use crate::worker::{RxDrops, Worker, WorkerReport};
 
 /// What every worker of a run shares.
 pub(super) struct Plan {
@@ -38,6 +38,8 @@ pub(super) struct Plan {
     pub samples: Arc<crate::ipfix::Samples>,
     /// Where state a reload replaced goes to be freed (the supervisor).
     pub retire: crossbeam::channel::Sender<crate::pipeline::Retired>,
+    /// What the sockets dropped on receiving, summed for the prober.
+    pub rx_drops: Arc<RxDrops>,
 }
 
 /// A socket a worker opened: what the XDP program and the log need to know of it.
@@ -78,7 +80,7 @@ pub(super) fn start(
         let tap = plan.capture.as_ref().map(|c| c.tap(queues.len()));
         let punt = plan.punt.punt(queues.len());
         let sampler = crate::ipfix::Sampler::new(plan.samples.clone());
-        let retire = plan.retire.clone();
+        let (retire, rx_drops) = (plan.retire.clone(), plan.rx_drops.clone());
         let spawned = std::thread::Builder::new().name(format!("transitd-q{queue}")).spawn(move || {
             // A worker that is not where it was asked to be is an error, not a slow surprise.
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -108,6 +110,7 @@ pub(super) fn start(
                 .publish_to(report)
                 .punt_to(punt)
                 .sample_flows(sampler)
+                .share_rx_drops(rx_drops)
                 .retire_to(retire);
             if i == 0 {
                 worker = worker.probe();

@@ -216,8 +216,9 @@ impl Builder<'_> {
     ) {
         let file = &loaded.file;
         let h = &file.health;
-        let health_written =
-            [&h.interval_ms, &h.timeout_ms, &h.down_after, &h.up_after].into_iter().find(|v| !v.span().is_empty());
+        let health_written = [&h.interval_ms, &h.timeout_ms, &h.down_after, &h.up_after, &h.excused_max]
+            .into_iter()
+            .find(|v| !v.span().is_empty());
         if let (false, Some(key)) = (probed, health_written) {
             self.warn(
                 &key.span(),

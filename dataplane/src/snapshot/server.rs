@@ -201,9 +201,16 @@ impl Builder<'_> {
         let interval = check(&h.interval_ms, "interval_ms", 10..=HEALTH_MS_MAX);
         let down = check(&h.down_after, "down_after", 1..=100).unwrap_or(1) as u32;
         let up = check(&h.up_after, "up_after", 1..=100).unwrap_or(1) as u32;
+        let excused_max = check(&h.excused_max, "excused_max", 0..=100).unwrap_or(0) as u32;
         let timeout = self.probe_timeout(&h.timeout_ms, interval);
         let interval = interval.unwrap_or(10);
-        HealthConfig { interval_ns: interval * ms, timeout_ns: timeout * ms, down_after: down, up_after: up }
+        HealthConfig {
+            interval_ns: interval * ms,
+            timeout_ns: timeout * ms,
+            down_after: down,
+            up_after: up,
+            excused_max,
+        }
     }
 
     /// `timeout_ms`: 1 up to `interval_ms` (`interval`, `None` when it was refused), the range

@@ -355,6 +355,9 @@ pub struct HealthConfig {
     pub down_after: u32,
     /// Answers in a row that bring it back.
     pub up_after: u32,
+    /// Unanswered probes in a row, at most, excused rather than missed because the run's
+    /// sockets dropped received frames while they waited.
+    pub excused_max: u32,
 }
 
 #[cfg(test)]
