@@ -751,6 +751,10 @@ pub enum BgpCommand {
         /// Withdraw everything after this long without a line from transitd.
         #[arg(long)]
         withdraw_after_ms: u64,
+        /// On SIGTERM, announce with GRACEFUL_SHUTDOWN this long before withdrawing (0: at
+        /// once; the default, for a run of an older version that starts this one).
+        #[arg(long, default_value_t = 0)]
+        graceful_shutdown_ms: u64,
     },
 }
 

@@ -638,9 +638,10 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
                 ),
             }
         }
-        BgpCommand::Guard { bird_socket, bird_include, withdraw_after_ms } => {
+        BgpCommand::Guard { bird_socket, bird_include, withdraw_after_ms, graceful_shutdown_ms } => {
             let withdraw_after = std::time::Duration::from_millis(withdraw_after_ms);
-            guard::run(&guard::GuardOptions { bird_socket, bird_include, withdraw_after })?;
+            let graceful_shutdown = std::time::Duration::from_millis(graceful_shutdown_ms);
+            guard::run(&guard::GuardOptions { bird_socket, bird_include, withdraw_after, graceful_shutdown })?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -396,7 +396,7 @@ fn a_prefix_serves_as_the_best_tunnel_its_addresses_take() {
 #[test]
 fn bad_bgp_settings_are_refused_at_their_position() {
     let text = "[server]\nanycast = \"192.0.2.1\"\n[bgp]\nbird_socket = \"bird.ctl\"\nwithdraw_after_ms = 50\n\
-                withdrawn_grace_ms = 600001\n";
+                graceful_shutdown_ms = 30001\nwithdrawn_grace_ms = 600001\n";
     let loaded = transitd::config::parse("bgp.toml", text).unwrap();
     let errors: Vec<String> =
         transitd::snapshot::Snapshot::build(&loaded).err().unwrap().0.iter().map(|e| e.to_string()).collect();
@@ -405,7 +405,8 @@ fn bad_bgp_settings_are_refused_at_their_position() {
         [
             "bgp.toml:4:15: bird_socket `bird.ctl` is not an absolute path",
             "bgp.toml:5:21: withdraw_after_ms 50 is not in 500..=60000",
-            "bgp.toml:6:22: withdrawn_grace_ms 600001 is not in 0..=600000"
+            "bgp.toml:6:24: graceful_shutdown_ms 30001 is not in 0..=30000",
+            "bgp.toml:7:22: withdrawn_grace_ms 600001 is not in 0..=600000"
         ]
     );
 }
@@ -940,4 +941,93 @@ fn the_guard_withdraws_from_a_bird_that_was_silent_when_transitd_went() {
     assert_eq!(first, "bird ok");
     assert!(announced.contains("203.0.113.0/24"), "{announced}");
     assert!(!after.contains("203.0.113.0/24"), "still announced once BIRD answered: {after}");
+}
+
+/// What BIRD at `socket` holds of 203.0.113.0/24, attributes and all (`birdc show route all`).
+fn bird_route_all(socket: &std::path::Path) -> String {
+    let out = Command::new("birdc").arg("-s").arg(socket).args(["show", "route", "203.0.113.0/24", "all"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+/// Polls `cond` every 50 ms for up to `limit`: when it first held, from `since`.
+fn held_within(
+    since: std::time::Instant,
+    limit: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    while since.elapsed() < limit {
+        if cond() {
+            return Some(since.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+/// The community RFC 8326 names GRACEFUL_SHUTDOWN (65535:0), as `birdc` shows it on a route.
+const GRACEFUL_SHUTDOWN: &str = "BGP.community: (65535,0)";
+
+/// systemd stops the unit with SIGTERM to each of its processes, the guard too: told a drain
+/// of 3 s (`graceful-shutdown 3000`, as transitd tells it graceful_shutdown_ms), the guard
+/// first announces what it announces again with GRACEFUL_SHUTDOWN, 65535:0 (RFC 8326), and
+/// withdraws only once the drain is over (transitd, not there to say `stop` here, is waited
+/// for two seconds more). The oracle is BIRD's own table: `birdc show route all` shows the
+/// community on the route, then no route. The guard withdrew at once, and peers dropped the
+/// traffic they sent on meanwhile until they converged.
+#[test]
+fn on_sigterm_the_guard_announces_graceful_shutdown_before_it_withdraws() {
+    use std::io::Write as _;
+    let GuardedBird { dir, socket, mut bird, mut guard, mut told, first, .. } = guarded_bird("gshut-term");
+    writeln!(told, "graceful-shutdown 3000").unwrap();
+    let plain = bird_route_all(&socket);
+    // The line read before the signal is looked at (the guard reads its input on a thread).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let signalled = std::time::Instant::now();
+    Command::new("kill").args(["-TERM", &guard.id().to_string()]).status().unwrap();
+    let limit = std::time::Duration::from_secs(15);
+    let marked = held_within(signalled, limit, || bird_route_all(&socket).contains(GRACEFUL_SHUTDOWN));
+    let gone = held_within(signalled, limit, || !bird_route_all(&socket).contains("203.0.113.0/24"));
+    let exited = held_within(signalled, limit, || guard.try_wait().unwrap().is_some());
+    drop(told);
+    let _ = (guard.kill(), guard.wait());
+    let _ = (bird.kill(), bird.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first, "bird ok");
+    assert!(plain.contains("203.0.113.0/24") && !plain.contains(GRACEFUL_SHUTDOWN), "{plain}");
+    let marked = marked.expect("the route never carried GRACEFUL_SHUTDOWN");
+    let gone = gone.expect("never withdrawn");
+    assert!(marked < std::time::Duration::from_secs(2), "marked {marked:?} after the signal");
+    assert!(gone >= std::time::Duration::from_secs(3), "withdrawn {gone:?} after the signal, within its drain");
+    assert!(exited.is_some(), "the guard ran on after its withdrawal");
+}
+
+/// transitd's own SIGTERM (a stop by its pid, the guard not signalled) reaches the guard as
+/// `drain`: it announces with GRACEFUL_SHUTDOWN while transitd goes on forwarding, and
+/// withdraws when transitd says `stop` at the end of its drain, not at the guard's own
+/// deadline (30 s here). Checked against a running BIRD 2.
+#[test]
+fn a_guard_told_to_drain_marks_its_routes_until_told_to_stop() {
+    use std::io::Write as _;
+    let GuardedBird { dir, socket, mut bird, mut guard, mut told, first, .. } = guarded_bird("gshut-told");
+    writeln!(told, "graceful-shutdown 30000").unwrap();
+    writeln!(told, "drain").unwrap();
+    let limit = std::time::Duration::from_secs(10);
+    let marked = held_within(std::time::Instant::now(), limit, || bird_route_all(&socket).contains(GRACEFUL_SHUTDOWN));
+    // transitd goes on telling it what to announce while it drains.
+    writeln!(told, "announce 203.0.113.0/24").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let still = bird_route_all(&socket);
+    let stopped = std::time::Instant::now();
+    writeln!(told, "stop").unwrap();
+    let gone = held_within(stopped, limit, || !bird_route_all(&socket).contains("203.0.113.0/24"));
+    let exited = held_within(stopped, limit, || guard.try_wait().unwrap().is_some());
+    drop(told);
+    let _ = (guard.kill(), guard.wait());
+    let _ = (bird.kill(), bird.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first, "bird ok");
+    assert!(marked.is_some(), "the route never carried GRACEFUL_SHUTDOWN");
+    assert!(still.contains("203.0.113.0/24") && still.contains(GRACEFUL_SHUTDOWN), "{still}");
+    assert!(gone.is_some_and(|d| d < std::time::Duration::from_secs(5)), "withdrawn {gone:?} after `stop`");
+    assert!(exited.is_some(), "the guard ran on after `stop`");
 }

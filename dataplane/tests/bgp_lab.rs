@@ -5,7 +5,8 @@
 //! runs, to `dut2` within a stated bound after dut's transitd is killed with SIGKILL, hangs
 //! (SIGSTOP) or loses its XDP program, and to `dut` again after a restart; the sender's
 //! traffic follows, as GRE arriving from one server or the other shows. Reloads add and
-//! remove announcements; a clean stop withdraws. Needs root and BIRD 2; one lab at a time.
+//! remove announcements; a clean stop withdraws, after a drain with GRACEFUL_SHUTDOWN (RFC
+//! 8326), which the upstream honours. Needs root and BIRD 2; one lab at a time.
 
 mod common;
 
@@ -253,6 +254,75 @@ fn the_upstream_routes_to_a_running_transitd_and_away_from_a_dead_or_hung_one() 
     wait_for("the guard left alone to withdraw once BIRD answers", Duration::from_secs(30), || {
         via("203.0.113.0/24").is_none()
     });
+}
+
+/// The route to Acme's IPv4 prefix the upstream learnt from BGP protocol `protocol` (`dut4`,
+/// `dut2_4`), its first line and its attributes, as `birdc show route all` shows it (a
+/// route's first line names its protocol in brackets; its attributes follow, each indented
+/// by a tab), if it holds one.
+fn learnt_from(upstream: &Bird, protocol: &str) -> Option<String> {
+    let text = upstream.birdc("show route 203.0.113.0/24 all");
+    let mut lines = text.lines().skip_while(|l| !l.contains(&format!("[{protocol} ")));
+    let first = lines.next()?;
+    let attributes: Vec<&str> = lines.take_while(|l| l.starts_with('\t')).collect();
+    Some(format!("{first}\n{}", attributes.join("\n")))
+}
+
+/// The community RFC 8326 names GRACEFUL_SHUTDOWN (65535:0), as `birdc` shows it on a route.
+const GRACEFUL_SHUTDOWN: &str = "BGP.community: (65535,0)";
+
+/// How long a stop drains by default (`graceful_shutdown_ms`, which the lab leaves unset).
+const DEFAULT_DRAIN: Duration = Duration::from_millis(5000);
+
+/// A stop drains before it withdraws (RFC 8326): dut's transitd, stopped as systemd stops it
+/// (SIGTERM to it and its guard at once), announces Acme's prefix again with the
+/// GRACEFUL_SHUTDOWN community and goes on running for graceful_shutdown_ms (its default)
+/// before it withdraws. The upstream's BIRD is the oracle: the route it learnt from dut
+/// carries 65535:0 before it is withdrawn, and, honouring it as RFC 8326 §4.1 asks
+/// (bird-upstream.conf: LOCAL_PREF 0), the upstream routes Acme to dut2 while dut's transitd
+/// still runs, so that the sender's traffic arrives from dut2 before dut withdraws anything.
+/// Withdrawn at once, the route stayed dut's until the withdrawal, and the traffic on its way
+/// meanwhile was lost.
+#[test]
+fn a_stop_announces_graceful_shutdown_before_it_withdraws() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::bgp("gshut");
+    let upstream =
+        lab.bird("up", &std::fs::read_to_string(root().join("dataplane/tests/data/bird-upstream.conf")).unwrap());
+    let one = Server::start(&lab, "dut", "d0", "10.2.0", "2001:db8:2");
+    let two = Server::start(&lab, "dut2", "d1", "10.4.0", "2001:db8:4");
+    let mut first = one.transitd(&lab, "");
+    let _second = two.transitd(&lab, "");
+    let via = || upstream_route(&lab, "-4", "203.0.113.0/24");
+    wait_for("the upstream to route Acme via dut", Duration::from_secs(30), || via().as_deref() == Some("10.2.0.2"));
+    wait_for("dut2 to announce Acme too (the backup)", Duration::from_secs(30), || {
+        learnt_from(&upstream, "dut2_4").is_some()
+    });
+    let before = learnt_from(&upstream, "dut4").unwrap_or_default();
+    assert!(!before.contains(GRACEFUL_SHUTDOWN), "marked before the stop: {before}");
+
+    let guard = children(first.pid()).into_iter().next().expect("the guard runs");
+    let signalled = std::time::Instant::now();
+    lab.run("dut", "kill", &["-TERM", &first.pid().to_string(), &guard.to_string()]);
+    let marked = wait_for("dut's route to carry GRACEFUL_SHUTDOWN", Duration::from_secs(5), || {
+        learnt_from(&upstream, "dut4").is_some_and(|r| r.contains(GRACEFUL_SHUTDOWN))
+    });
+    wait_for("the upstream to route Acme via dut2", Duration::from_secs(5), || via().as_deref() == Some("10.4.0.2"));
+    let moved = signalled.elapsed();
+    assert!(first.is_running(), "dut's transitd stopped {moved:?} after the signal, before the traffic moved");
+    assert!(learnt_from(&upstream, "dut4").is_some(), "dut withdrew before the traffic moved");
+    eprintln!("marked {marked:?}, the traffic moved {moved:?} after the signal");
+    assert_eq!(send_and_count(&lab), (0, 20), "the sender's traffic goes to dut2 while dut drains");
+
+    wait_for("dut's transitd to stop", Duration::from_secs(30), || !first.is_running());
+    let stopped = signalled.elapsed();
+    wait_for("dut's route to be withdrawn", WITHDRAWN_WITHIN, || learnt_from(&upstream, "dut4").is_none());
+    assert!(stopped >= DEFAULT_DRAIN, "stopped {stopped:?} after the signal, within its drain");
+    let log = first.log();
+    assert!(log.contains("draining: every prefix announced with GRACEFUL_SHUTDOWN"), "{log}");
+    assert!(log.contains("withdrew every prefix (transitd stopped the guard)"), "{log}");
+    assert!(!log.contains("the BGP guard is gone"), "{log}");
+    assert!(!one.marker().exists(), "a stop as asked removes the marker");
 }
 
 /// The processes whose parent is `pid` (`/proc/*/stat`).

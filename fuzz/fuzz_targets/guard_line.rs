@@ -1,7 +1,7 @@
 //! Any bytes as what transitd writes on its BGP guard's stdin (`announce PREFIX...`, `alive`,
-//! `withdraw-after MS`), split as the guard splits it (a line at each newline, a CR before it
+//! `withdraw-after MS`, `graceful-shutdown MS`, `drain`, `stop`), split as the guard splits it (a line at each newline, a CR before it
 //! dropped; the first line that is not UTF-8 ends the input); and the same bytes as
-//! announcements and a silence bound that transitd writes. Reading a line never panics; a
+//! announcements, a silence bound and a drain that transitd writes. Reading a line never panics; a
 //! line is ignored exactly when its first word is none of the guard's; an announcement reads
 //! as the union of its prefixes read one at a time, and is refused exactly when one of them
 //! is. Whatever reads, and whatever transitd would write, written as transitd writes it is
@@ -41,9 +41,13 @@ fuzz_target!(|data: &[u8]| {
         let Ok(line) = line else { break };
         let read = Told::read(&line);
         let (word, words) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-        assert_eq!(read.is_some(), matches!(word, "alive" | "withdraw-after" | "announce"), "{line:?}");
-        if word == "alive" {
-            assert_eq!(read, Some(Ok(Told::Alive)), "{line:?}");
+        let words_of_the_guard = ["alive", "stop", "drain", "withdraw-after", "graceful-shutdown", "announce"];
+        assert_eq!(read.is_some(), words_of_the_guard.contains(&word), "{line:?}");
+        // The words without an argument read as themselves, whatever follows them.
+        for (bare, told) in [("alive", Told::Alive), ("stop", Told::Stop), ("drain", Told::Drain)] {
+            if word == bare {
+                assert_eq!(read, Some(Ok(told)), "{line:?}");
+            }
         }
         if word == "announce" && words.split_whitespace().count() <= 64 {
             let mut union = Some(Announcements::none());
@@ -70,11 +74,14 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // What transitd writes: up to 64 prefixes, a silence bound.
+    // What transitd writes: up to 64 prefixes, a silence bound, a drain.
     let routes = Announcements(data.chunks_exact(18).take(64).map(|c| prefix(c).parse().expect("a prefix")).collect());
     reads_back(&Told::Announce(routes));
     let mut ms = [0u8; 8];
     ms[..data.len().min(8)].copy_from_slice(&data[..data.len().min(8)]);
     reads_back(&Told::WithdrawAfter(Duration::from_millis(u64::from_le_bytes(ms))));
+    reads_back(&Told::GracefulShutdown(Duration::from_millis(u64::from_le_bytes(ms))));
     reads_back(&Told::Alive);
+    reads_back(&Told::Drain);
+    reads_back(&Told::Stop);
 });

@@ -4,7 +4,9 @@
 //! the prefixes to announce (as `blackhole`: the routes exist to be exported by BGP, never
 //! into a kernel table). The operator's BGP protocols export them, e.g. `export where proto
 //! = "transitd4";` (examples/bgp/bird.conf). Both protocols are always defined, empty when
-//! nothing is announced, so that filters naming them stay valid.
+//! nothing is announced, so that filters naming them stay valid. While a stop drains, each
+//! route carries the GRACEFUL_SHUTDOWN community (RFC 8326), which BGP exports with it
+//! ([`Marking`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -18,14 +20,40 @@ use super::Announcements;
 /// The first line of every include file transitd writes with protocols in it.
 const HEADER: &str = "# Written by transitd (the [bgp] section of its configuration): the prefixes this server\n";
 
+/// What the routes carry besides their prefixes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Marking {
+    /// Nothing: announced as they are.
+    #[default]
+    Plain,
+    /// The well-known community GRACEFUL_SHUTDOWN, 65535:0 (RFC 8326 §3), on every route: the
+    /// server is about to withdraw them all. Peers that honour it (§4.1: LOCAL_PREF lowered
+    /// to 0) move the traffic to other paths while this server still forwards it, so that the
+    /// withdrawal, when it comes, finds none left here to lose.
+    GracefulShutdown,
+}
+
 /// The include file's text for `routes`.
 pub fn render(routes: &Announcements) -> String {
+    render_marked(routes, Marking::Plain)
+}
+
+/// The include file's text for `routes`, each marked as `marking` says (a static route's
+/// block of filter commands sets its attributes; BGP exports them with it).
+pub fn render_marked(routes: &Announcements, marking: Marking) -> String {
     let mut out = String::from(HEADER);
     out.push_str("# announces. Do not edit; transitd rewrites it whole and reconfigures BIRD.\n");
+    let attributes = match marking {
+        Marking::Plain => "",
+        Marking::GracefulShutdown => " { bgp_community.add((65535, 0)); }",
+    };
+    if marking == Marking::GracefulShutdown && !routes.0.is_empty() {
+        out.push_str("# transitd is stopping: GRACEFUL_SHUTDOWN (RFC 8326) until it withdraws them.\n");
+    }
     for (name, family, v4) in [("transitd4", "ipv4", true), ("transitd6", "ipv6", false)] {
         out.push_str(&format!("protocol static {name} {{\n  {family};\n"));
         for net in routes.0.iter().filter(|n| matches!(n, IpNet::V4(_)) == v4) {
-            out.push_str(&format!("  route {net} blackhole;\n"));
+            out.push_str(&format!("  route {net} blackhole{attributes};\n"));
         }
         out.push_str("}\n");
     }
@@ -76,7 +104,18 @@ pub enum Applied {
 /// (failing closed: BIRD would keep announcing what transitd no longer serves), until a
 /// `configure` BIRD takes.
 pub fn apply(include: &Path, socket: &Path, routes: &Announcements, withdraws: bool) -> Result<Applied, BirdError> {
-    write_include(include, routes)?;
+    apply_marked(include, socket, routes, Marking::Plain, withdraws)
+}
+
+/// [`apply`], the routes marked as `marking` says.
+pub fn apply_marked(
+    include: &Path,
+    socket: &Path,
+    routes: &Announcements,
+    marking: Marking,
+    withdraws: bool,
+) -> Result<Applied, BirdError> {
+    write_text(include, &render_marked(routes, marking))?;
     match command(socket, "configure") {
         Ok(()) => Ok(Applied::Configured),
         Err(BirdError::Refused(why)) if routes.0.is_empty() || withdraws => {
@@ -368,5 +407,18 @@ mod tests {
         let text = render(&routes);
         assert!(text.contains("ipv4;\n  route 203.0.113.0/24 blackhole;\n}"));
         assert!(text.contains("ipv6;\n  route 2001:db8::/32 blackhole;\n}"));
+    }
+
+    /// Draining, every route of both families carries GRACEFUL_SHUTDOWN, 65535:0 (RFC 8326
+    /// §3: 0xFFFF0000), and the file still starts with the header that marks it transitd's.
+    #[test]
+    fn a_drain_marks_every_route_graceful_shutdown() {
+        let routes = Announcements(["203.0.113.0/24", "2001:db8::/32"].iter().map(|p| p.parse().unwrap()).collect());
+        let text = render_marked(&routes, Marking::GracefulShutdown);
+        assert!(text.starts_with(HEADER), "{text}");
+        let marked = "blackhole { bgp_community.add((65535, 0)); };";
+        assert!(text.contains(&format!("ipv4;\n  route 203.0.113.0/24 {marked}\n}}")), "{text}");
+        assert!(text.contains(&format!("ipv6;\n  route 2001:db8::/32 {marked}\n}}")), "{text}");
+        assert_eq!(render_marked(&routes, Marking::Plain), render(&routes));
     }
 }

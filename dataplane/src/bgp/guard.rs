@@ -1,16 +1,22 @@
 //! `transitd bgp guard`: the process that keeps BIRD's include file what `transitd run`
 //! says, and withdraws everything when transitd can no longer say anything.
 //!
-//! It reads lines on stdin (`announce PREFIX...`, `alive`, or `withdraw-after MS` when the
-//! configuration changes it: no restart, which would withdraw everything for a moment) and
-//! applies the last announcement while they keep coming. It withdraws (an empty include, BIRD reconfigured):
+//! It reads lines on stdin (`announce PREFIX...`, `alive`, or `withdraw-after MS` and
+//! `graceful-shutdown MS` when the configuration changes them: no restart, which would
+//! withdraw everything for a moment) and applies the last announcement while they keep
+//! coming. It withdraws (an empty include, BIRD reconfigured):
 //! when told `stop` (transitd stops, or a reload dropped `[bgp]`) or stdin closes (transitd
 //! exited, however), then exits; when nothing came for
-//! `withdraw_after` (transitd hung), until lines come again; on SIGTERM or SIGINT, then
-//! exits. A BIRD that cannot be reached is tried again every second; the file is written
-//! regardless, so a BIRD that starts later reads the right routes. Its last withdrawal waits
-//! for a BIRD that is there but answers nothing (stopped, busy): nothing else would tell it
-//! the file changed. On stdout it says whether BIRD took what it was last told (`bird ok`,
+//! `withdraw_after` (transitd hung), until lines come again; on SIGINT, then exits. On
+//! SIGTERM (systemd stopping the service) or when told `drain` (transitd's own SIGTERM) it
+//! drains first (RFC 8326): what it announces is announced again with the GRACEFUL_SHUTDOWN
+//! community, so that peers move the traffic away while transitd still forwards it, until
+//! transitd says `stop` after its `graceful_shutdown` (or, if transitd says nothing of it,
+//! a little after that on its own); with a drain of 0, nothing announced, or transitd
+//! silent, SIGTERM withdraws at once. A BIRD that cannot be reached is tried again every
+//! second; the file is written regardless, so a BIRD that starts later reads the right
+//! routes. Its last withdrawal waits for a BIRD that is there but answers nothing (stopped,
+//! busy): nothing else would tell it the file changed. On stdout it says whether BIRD took what it was last told (`bird ok`,
 //! `bird failing`), for transitd's metrics: what transitd asks is not what BIRD announces
 //! while BIRD refuses.
 
@@ -41,6 +47,8 @@ pub struct GuardOptions {
     pub bird_include: PathBuf,
     /// Silence after which everything is withdrawn.
     pub withdraw_after: Duration,
+    /// How long a stop announces with GRACEFUL_SHUTDOWN before withdrawing (zero: none).
+    pub graceful_shutdown: Duration,
 }
 
 /// One line from transitd: what [`super::Speaker`] writes on the guard's stdin, one a line
@@ -53,6 +61,11 @@ pub enum Told {
     Alive,
     /// `withdraw-after MS`: the silence after which everything is withdrawn, from now on.
     WithdrawAfter(Duration),
+    /// `graceful-shutdown MS`: how long a stop drains, from now on.
+    GracefulShutdown(Duration),
+    /// `drain`: transitd is stopping (its SIGTERM): announce with GRACEFUL_SHUTDOWN until
+    /// `stop`. Said apart from the guard's own SIGTERM, which a stop by pid does not send it.
+    Drain,
     /// `stop`: transitd stops the guard (it stops, or a reload took `[bgp]` away or moved
     /// it): withdraw everything and exit. Said apart from an exit, which only closes stdin.
     Stop,
@@ -66,10 +79,15 @@ impl Told {
         Some(match line.split_once(' ').unwrap_or((line, "")) {
             ("alive", _) => Ok(Told::Alive),
             ("stop", _) => Ok(Told::Stop),
+            ("drain", _) => Ok(Told::Drain),
             ("withdraw-after", ms) => ms
                 .parse::<u64>()
                 .map(|ms| Told::WithdrawAfter(Duration::from_millis(ms)))
                 .map_err(|e| format!("withdraw-after `{ms}`: {e}")),
+            ("graceful-shutdown", ms) => ms
+                .parse::<u64>()
+                .map(|ms| Told::GracefulShutdown(Duration::from_millis(ms)))
+                .map_err(|e| format!("graceful-shutdown `{ms}`: {e}")),
             ("announce", words) => Announcements::parse(words).map(Told::Announce),
             _ => return None,
         })
@@ -81,19 +99,28 @@ impl Told {
             Told::Announce(routes) => routes.line(),
             Told::Alive => "alive".to_string(),
             Told::WithdrawAfter(after) => format!("withdraw-after {}", after.as_millis()),
+            Told::GracefulShutdown(drain) => format!("graceful-shutdown {}", drain.as_millis()),
+            Told::Drain => "drain".to_string(),
             Told::Stop => "stop".to_string(),
         }
     }
 }
 
-/// Runs the guard until its input closes or a stop signal; everything is withdrawn then.
-/// Refused if another guard keeps the same include file ([`super::lock_include`]).
+/// How much longer than its `graceful_shutdown` a guard that drains for its own SIGTERM
+/// waits for transitd's `stop`: transitd, signalled with it, says `stop` when its own drain
+/// ends, and a guard that withdrew and exited first was taken for lost.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs the guard until its input closes or a stop signal; everything is withdrawn then
+/// (after a drain, for SIGTERM). Refused if another guard keeps the same include file
+/// ([`super::lock_include`]).
 pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
     let _only_guard = super::lock_include(&opts.bird_include)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    // SIGTERM drains first; SIGINT (a terminal's ^C, or an operator's `kill -INT` for a
+    // stop without one) withdraws at once.
+    let (terminated, interrupted) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())?;
     // A reload's SIGHUP sent by name (`pkill -HUP transitd`, `kill -HUP $(pidof transitd)`)
     // reaches the guard too, the same executable: by default it would end it, and with it
     // the announcements' keeper. Caught and ignored.
@@ -125,12 +152,20 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
     let mut bird = Bird::new(opts);
     let mut wanted = None::<Announcements>;
     let mut heard = Instant::now();
-    let mut withdraw_after = opts.withdraw_after;
+    let (mut withdraw_after, mut graceful_shutdown) = (opts.withdraw_after, opts.graceful_shutdown);
+    // While a stop drains: when the guard withdraws if transitd has not said `stop` by then.
+    let mut drain_ends = None::<Instant>;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Told::Announce(a)) => (wanted, heard) = (Some(a), Instant::now()),
             Ok(Told::Alive) => heard = Instant::now(),
             Ok(Told::WithdrawAfter(d)) => (withdraw_after, heard) = (d, Instant::now()),
+            Ok(Told::GracefulShutdown(d)) => (graceful_shutdown, heard) = (d, Instant::now()),
+            Ok(Told::Drain) => {
+                heard = Instant::now();
+                // Past transitd's own end of the drain, when it says `stop`.
+                drain_ends = drain_ends.or(Some(heard + graceful_shutdown + DRAIN_GRACE));
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Ok(Told::Stop) => {
                 bird.settle(&Announcements::none(), "transitd stopped the guard");
@@ -141,11 +176,29 @@ pub fn run(opts: &GuardOptions) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        if stop.load(Ordering::Relaxed) {
+        let silent = heard.elapsed() > withdraw_after;
+        if interrupted.load(Ordering::Relaxed) {
             bird.settle(&Announcements::none(), "the guard was asked to stop");
             return Ok(());
         }
-        if heard.elapsed() > withdraw_after {
+        if terminated.load(Ordering::Relaxed) && drain_ends.is_none() {
+            // Nothing to drain: no drain configured, nothing announced, or a transitd that
+            // says nothing (hung: what it announces may no longer be served).
+            let announced = wanted.as_ref().is_some_and(|w| !w.0.is_empty());
+            if graceful_shutdown.is_zero() || !announced || silent {
+                bird.settle(&Announcements::none(), "the guard was asked to stop");
+                return Ok(());
+            }
+            drain_ends = Some(Instant::now() + graceful_shutdown + DRAIN_GRACE);
+        }
+        if drain_ends.is_some_and(|end| Instant::now() >= end) {
+            bird.settle(&Announcements::none(), "its drain ended without a word from transitd");
+            return Ok(());
+        }
+        if drain_ends.is_some() && !bird.draining() {
+            bird.drain(graceful_shutdown);
+        }
+        if silent {
             bird.apply(&Announcements::none(), "transitd said nothing for longer than withdraw_after_ms");
         } else if let Some(w) = &wanted {
             bird.apply(w, "transitd asked");
@@ -171,6 +224,8 @@ struct Bird<'a> {
     /// Whether the last failure was BIRD taking the connection and answering nothing in time
     /// (stopped, busy): it is there, and announces from the configuration it had.
     silent: bool,
+    /// What the routes carry: GRACEFUL_SHUTDOWN once a stop drains.
+    marking: bird::Marking,
 }
 
 /// How often a BIRD that took the announcement is looked at (`show status`): one that
@@ -188,7 +243,25 @@ impl<'a> Bird<'a> {
             said_in_sync: None,
             looked: Instant::now(),
             silent: false,
+            marking: bird::Marking::Plain,
         }
+    }
+
+    /// Whether a stop drains: the routes carry GRACEFUL_SHUTDOWN.
+    fn draining(&self) -> bool {
+        self.marking == bird::Marking::GracefulShutdown
+    }
+
+    /// From now on, every route carries GRACEFUL_SHUTDOWN: what BIRD announces is announced
+    /// again so, at once (not after a retry's wait), for `drain` before the withdrawal.
+    fn drain(&mut self, drain: Duration) {
+        self.marking = bird::Marking::GracefulShutdown;
+        (self.applied, self.failed) = (None, None);
+        say!(
+            "transitd bgp guard: draining: announcing with GRACEFUL_SHUTDOWN (65535:0, RFC 8326) for \
+             graceful_shutdown_ms ({} ms), then withdrawing",
+            drain.as_millis()
+        );
     }
 
     /// After BIRD took the file: whether it runs its protocols, said on stdout (and, once, on
@@ -243,12 +316,16 @@ impl<'a> Bird<'a> {
         }
         // Taking a route away must not wait for BIRD's configuration to be sound.
         let withdraws = self.announced.as_ref().is_none_or(|a| !a.0.is_subset(&routes.0));
-        match bird::apply(&self.opts.bird_include, &self.opts.bird_socket, routes, withdraws) {
+        let (include, socket) = (&self.opts.bird_include, &self.opts.bird_socket);
+        match bird::apply_marked(include, socket, routes, self.marking, withdraws) {
             Ok(bird::Applied::Configured) => {
                 self.looked = Instant::now();
-                match routes.0.len() {
-                    0 => say!("transitd bgp guard: withdrew every prefix ({why})"),
-                    n => say!("transitd bgp guard: announcing {n} prefixes ({why})"),
+                match (routes.0.len(), self.marking) {
+                    (0, _) => say!("transitd bgp guard: withdrew every prefix ({why})"),
+                    (n, bird::Marking::Plain) => say!("transitd bgp guard: announcing {n} prefixes ({why})"),
+                    (n, bird::Marking::GracefulShutdown) => {
+                        say!("transitd bgp guard: announcing {n} prefixes with GRACEFUL_SHUTDOWN ({why})")
+                    }
                 }
                 self.announced = Some(routes.clone());
                 (self.applied, self.failed) = (Some(routes.clone()), None);

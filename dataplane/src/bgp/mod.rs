@@ -11,9 +11,11 @@
 //! small process of its own (`transitd bgp guard`, [`guard`]) that it starts and tells, ten
 //! times a second, what to announce. The guard withdraws everything when transitd stops
 //! telling it (a hung process), when its pipe closes (transitd exited, even by `kill -9`),
-//! and on SIGTERM (systemd stopping the service). transitd itself tells it to withdraw
-//! everything while a worker is stalled or the kernel cannot say whether the XDP program is
-//! attached (a program detached under the run ends it).
+//! and on SIGTERM (systemd stopping the service), then after a drain: every route announced
+//! with the GRACEFUL_SHUTDOWN community (RFC 8326) for `graceful_shutdown_ms` while transitd
+//! still forwards, so that peers move the traffic away first. transitd itself tells it to
+//! withdraw everything while a worker is stalled or the kernel cannot say whether the XDP
+//! program is attached (a program detached under the run ends it).
 
 pub mod bird;
 pub mod guard;
@@ -274,6 +276,8 @@ impl Speaker {
             .arg(&config.bird_include)
             .arg("--withdraw-after-ms")
             .arg(config.withdraw_after.as_millis().to_string())
+            .arg("--graceful-shutdown-ms")
+            .arg(config.graceful_shutdown.as_millis().to_string())
             .stdin(Stdio::piped())
             // Its stdout says whether BIRD took what it was told (a pipe of its own: holding
             // transitd's would keep the report's reader waiting on it). Its log lines go to
@@ -323,12 +327,26 @@ impl Speaker {
         Ok(())
     }
 
-    /// Tells the guard a new `withdraw_after` (the rest of `config` is what it was started
-    /// with: a change of it needs another guard).
+    /// Tells the guard a new `withdraw_after` and `graceful_shutdown` (the rest of `config`
+    /// is what it was started with: a change of it needs another guard).
     pub fn retime(&mut self, config: &Bgp) -> std::io::Result<()> {
         writeln!(self.pipe, "{}", guard::Told::WithdrawAfter(config.withdraw_after).line())?;
+        writeln!(self.pipe, "{}", guard::Told::GracefulShutdown(config.graceful_shutdown).line())?;
         self.config.withdraw_after = config.withdraw_after;
+        self.config.graceful_shutdown = config.graceful_shutdown;
         Ok(())
+    }
+
+    /// Whether the guard was last told to announce something.
+    pub fn announces(&self) -> bool {
+        self.told.as_ref().is_some_and(|t| !t.0.is_empty())
+    }
+
+    /// Tells the guard that transitd stops: it announces what it was told with
+    /// GRACEFUL_SHUTDOWN until [`Speaker::stop`] (transitd's SIGTERM reaches only transitd
+    /// when sent to its pid; systemd's reaches the guard too, which drains alike).
+    pub fn drain(&mut self) -> std::io::Result<()> {
+        writeln!(self.pipe, "{}", guard::Told::Drain.line())
     }
 
     /// Withdraws everything and waits for the guard to have done it and exited, for at most

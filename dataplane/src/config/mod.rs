@@ -153,6 +153,10 @@ pub struct BgpSection {
     /// again (0: at once).
     #[serde(default = "default_announce_after_ms")]
     pub announce_after_ms: Spanned<u64>,
+    /// Milliseconds a stop (SIGTERM) goes on announcing, every route marked GRACEFUL_SHUTDOWN
+    /// (RFC 8326), while the workers forward, before it withdraws (0: withdraw at once).
+    #[serde(default = "default_graceful_shutdown_ms")]
+    pub graceful_shutdown_ms: Spanned<u64>,
     /// Withdraw a customer prefix while every tunnel its routes take is down (not unless
     /// set); where it is written, for what is said of it.
     pub withdraw_customers_without_tunnels: Option<Spanned<bool>>,
@@ -175,6 +179,10 @@ fn default_withdraw_after_ms() -> Spanned<u64> {
 }
 
 fn default_announce_after_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+
+fn default_graceful_shutdown_ms() -> Spanned<u64> {
     Spanned::new(0..0, 5000)
 }
 

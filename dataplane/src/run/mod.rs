@@ -2,7 +2,8 @@
 //! (`placement`), loads the XDP program, starts one pinned worker per queue that opens its
 //! own socket (`workers`), attaches, serves metrics, reloads the configuration on SIGHUP or
 //! when its file or etcd prefix changes (`reload`), prints progress, and on SIGINT/SIGTERM
-//! stops the workers, detaches and prints the final counters (`report`).
+//! stops the workers (after a BGP drain, for SIGTERM), detaches and prints the final
+//! counters (`report`).
 
 mod announce;
 mod attachment;
@@ -152,10 +153,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
 
     // A stop signal ends supervision; the workers' own flag is set only after the BGP
     // announcements are withdrawn, so that they forward until traffic has gone elsewhere.
+    // SIGTERM (systemd's) drains first ([bgp] graceful_shutdown_ms); SIGINT (a terminal's ^C,
+    // or an operator's `kill -INT` for a stop without the wait) does not.
     let shutdown = Arc::new(AtomicBool::new(false));
+    let at_once = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone())?;
     }
+    signal_hook::flag::register(signal_hook::consts::SIGINT, at_once.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let next_hop = Arc::new(NextHopCell::default());
     resolve_next_hop(&snapshot, &opts.config, &next_hop, index as u32)?;
@@ -315,7 +320,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Vec<WorkerReport>> {
             watch,
             (&program, &mut announcer),
             notifier.as_ref(),
-            (&shutdown, &reload),
+            Signals { stop: &shutdown, at_once: &at_once, reload: &reload },
         ),
         _ => failed,
     };
@@ -647,6 +652,32 @@ struct Supervised<'a> {
     retired: &'a crossbeam::channel::Receiver<crate::pipeline::Retired>,
 }
 
+/// The flags the run's signal handlers set.
+struct Signals<'a> {
+    /// SIGINT or SIGTERM: stop.
+    stop: &'a AtomicBool,
+    /// SIGINT: stop without the BGP drain.
+    at_once: &'a AtomicBool,
+    /// SIGHUP: reload.
+    reload: &'a AtomicBool,
+}
+
+impl Signals<'_> {
+    /// Whether supervision ends now for a stop signal: at once for SIGINT or where there is
+    /// nothing to drain, else once the drain the announcer began at the first look at the
+    /// signal (`drain_ends`) is over. The workers forward all the while.
+    fn stop_now(&self, announcer: &mut Announcer, drain_ends: &mut Option<Instant>) -> bool {
+        if self.at_once.load(Ordering::Relaxed) {
+            return true;
+        }
+        if !self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let ends = *drain_ends.get_or_insert_with(|| Instant::now() + announcer.drain().unwrap_or(Duration::ZERO));
+        Instant::now() >= ends
+    }
+}
+
 /// The longest frame that can arrive: what `frame_size` allows or the interface passes at
 /// its MTU `mtu` (the MTU, an Ethernet header and two VLAN tags), whichever is shorter. A
 /// frame longer than `frame_size` allows never arrives on a link whose MTU is smaller, so
@@ -671,7 +702,7 @@ fn supervise(
     watch: &mut ConfigWatch,
     (program, announcer): (&XdpProgram, &mut Announcer),
     notifier: Option<&Notifier>,
-    (stop, reload): (&AtomicBool, &AtomicBool),
+    signals: Signals<'_>,
 ) -> Option<anyhow::Error> {
     let mut looks = Looks::new(opts, &s);
     let Supervised { queues, workers, reports, sources, link_mtu, retired, .. } = s;
@@ -681,10 +712,18 @@ fn supervise(
     };
     let mut last = (Instant::now(), counters());
     let mut watchdog = notifier.and(notify::watchdog_interval()).map(|every| Watchdog::new(every, reports));
-    while !stop.load(Ordering::Relaxed) && !workers.iter().any(|w| w.is_finished()) {
+    // Set at the first look at a stop signal: when the BGP drain ends (now, if none).
+    let mut drain_ends = None::<Instant>;
+    while !signals.stop_now(announcer, &mut drain_ends) && !workers.iter().any(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
         retired.try_iter().for_each(drop);
-        if let Some(applied) = watch.poll(reload.swap(false, Ordering::Relaxed), &sources.snapshot, program) {
+        // A run that drains to stop takes no new configuration: a reload that restarted the
+        // guard would announce again, without GRACEFUL_SHUTDOWN.
+        let polled = match drain_ends {
+            None => watch.poll(signals.reload.swap(false, Ordering::Relaxed), &sources.snapshot, program),
+            Some(_) => None,
+        };
+        if let Some(applied) = polled {
             if applied {
                 sources.reloads.applied_now(false);
                 let mtu = link_mtu.load(Ordering::Relaxed);
@@ -729,9 +768,10 @@ fn supervise(
         };
         feed_watchdog();
         // A stop signal reaches the BGP guard too (systemd signals the whole unit, a terminal
-        // the process group), which withdraws and exits: told anything after that, it was
-        // taken for lost ("starting another"), and the stop skipped its drain.
-        if stop.load(Ordering::Relaxed) {
+        // the process group), which withdraws and exits when there is no drain: told anything
+        // after that, it was taken for lost ("starting another"), and the stop skipped its
+        // forwarding after the withdrawal. Draining, it waits for the run's word.
+        if signals.stop_now(announcer, &mut drain_ends) {
             break;
         }
         announcer.tick(&sources.snapshot.load(), reports, xdp, &sources.bgp, &mut feed_watchdog);

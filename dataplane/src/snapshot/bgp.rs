@@ -1,6 +1,6 @@
-//! `[bgp]` as data: where BIRD is, when to withdraw, and how long a prefix a reload removes
-//! is held after its withdrawal. What is announced is computed from the rest of the snapshot
-//! (anycast, customers, egress) by `crate::bgp`.
+//! `[bgp]` as data: where BIRD is, when to withdraw (and how long a stop drains first), and
+//! how long a prefix a reload removes is held after its withdrawal. What is announced is
+//! computed from the rest of the snapshot (anycast, customers, egress) by `crate::bgp`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +21,9 @@ pub struct Bgp {
     pub withdraw_after: Duration,
     /// How long the run must have been well after a withdrawal before announcing again.
     pub announce_after: Duration,
+    /// How long a stop announces every route with GRACEFUL_SHUTDOWN (RFC 8326), forwarding
+    /// all the while, before it withdraws them (zero: at once).
+    pub graceful_shutdown: Duration,
     /// Withdraw a customer prefix while every tunnel its routes take is down.
     pub withdraw_customers_without_tunnels: bool,
     /// How long a customer prefix a reload removes is held after its withdrawal, its
@@ -56,6 +59,12 @@ impl Builder<'_> {
         if hold > 600_000 {
             self.err(&section.announce_after_ms.span(), format!("announce_after_ms {hold} is not in 0..=600000"));
         }
+        // Half a minute at most: the packaged unit's stop waits TimeoutStopSec (60 s) for the
+        // drain, the guard's withdrawal (16 s at most) and the final report together.
+        let drain = *section.graceful_shutdown_ms.get_ref();
+        if drain > 30_000 {
+            self.err(&section.graceful_shutdown_ms.span(), format!("graceful_shutdown_ms {drain} is not in 0..=30000"));
+        }
         // Upstreams converge on a withdrawal in seconds, on the Internet at large in minutes;
         // ten minutes at most, as a hold, so that a prefix taken for other use is not kept
         // from it for longer.
@@ -70,6 +79,7 @@ impl Builder<'_> {
             bird_include,
             withdraw_after: Duration::from_millis(ms.clamp(500, 60_000)),
             announce_after: Duration::from_millis(hold.min(600_000)),
+            graceful_shutdown: Duration::from_millis(drain.min(30_000)),
             withdraw_customers_without_tunnels,
             withdrawn_grace: Duration::from_millis(grace.min(600_000)),
         }
