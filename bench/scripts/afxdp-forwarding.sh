@@ -13,10 +13,12 @@
 #     (veth would run it on the generator's core 0 else).
 # Topology: namespace fgen (generator and sink on fg0) <-> veth <-> namespace fdut (the forwarder
 # on fd0). The generator is XDP live frames (or, where the kernel refuses them, an AF_PACKET socket) on core 0, started once the forwarder's XDP program
-# is on fd0; an XDP program on fg0 counts what comes back as a forwarder makes it (GRE, VXLAN,
-# or the SYN itself; not what the interfaces send of their own accord): "forwarded" is that
-# count over the generator's sending time. A mode that forwards nothing, or whose forwarder
-# exits with an error, fails the script. Needs root. Prints a Markdown table.
+# is on fd0; an XDP program on fg0 counts what comes back as the forwarder should send it: to
+# the MAC it should send to, the generated SYN in the encapsulation expected (GRE to the
+# tunnel's remote, VXLAN to the kernel's, or none), not what the interfaces send of their own
+# accord: "forwarded" is that count over the generator's sending time. A mode that forwards
+# nothing so (a forwarder given a wrong next hop or tunnel, say), or whose forwarder exits
+# with an error, fails the script. Needs root. Prints a Markdown table.
 #   [MODES="reflect testpmd ..."] bench/scripts/afxdp-forwarding.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 # Each round runs inside a command substitution, where bash turns errexit off unless told:
@@ -67,6 +69,10 @@ ip netns exec fgen ip link set fg0 up
 ip netns exec fdut ip link set fd0 up
 GEN_MAC=$(ip netns exec fgen cat /sys/class/net/fg0/address)
 DUT_MAC=$(ip netns exec fdut cat /sys/class/net/fd0/address)
+# The outer destinations the forwarders are given: transitd's tunnel's remote, and the
+# kernel's VXLAN remote (on fg0's side).
+TUNNEL_REMOTE=198.51.100.1
+VXLAN_REMOTE=10.99.0.1
 # The generator sends with BPF_PROG_TEST_RUN's live frames, which some kernels refuse (seen:
 # EPERM on a Firecracker guest's 6.18, where every earlier machine took them); there it sends
 # from an AF_PACKET socket, which offers fewer frames a second (each one an skb): the table
@@ -89,7 +95,7 @@ name = "acme"
 prefixes = ["203.0.113.0/24"]
 [[customer.tunnel]]
 name = "acme-gre"
-remote = "198.51.100.1"
+remote = "$TUNNEL_REMOTE"
 [[customer.route]]
 prefix = "203.0.113.0/24"
 tunnel = "acme-gre"
@@ -112,8 +118,8 @@ kernel_up() { # N rules, [set]
   $d sh -c 'echo 2 > /sys/class/net/fd0/queues/rx-0/rps_cpus'
   $d sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.fd0.rp_filter=0
   $d ip addr add 10.99.0.2/24 dev fd0
-  $d ip neigh replace 10.99.0.1 lladdr "$GEN_MAC" dev fd0 nud permanent
-  $d ip link add vx0 type vxlan id 42 remote 10.99.0.1 local 10.99.0.2 dstport 4789 dev fd0
+  $d ip neigh replace "$VXLAN_REMOTE" lladdr "$GEN_MAC" dev fd0 nud permanent
+  $d ip link add vx0 type vxlan id 42 remote "$VXLAN_REMOTE" local 10.99.0.2 dstport 4789 dev fd0
   $d ip link set vx0 up
   $d ip route add 203.0.113.0/24 dev vx0
   $d ip neigh replace 203.0.113.100 lladdr 02:00:00:00:00:42 dev vx0 nud permanent
@@ -158,6 +164,19 @@ socket_failed() { # mode again
   # The failed try's feeder sees gen.done and ends meanwhile: its jobs are all over.
   sleep 1
   rm -f "$W/pids"
+}
+
+# What the sink on fg0 counts of MODE's forwarding (transitd-bench sink's options): the reflect
+# sends each frame back as it came, to fd0's MAC; testpmd's macswap to its source, fg0 (the
+# generator sends from fg0's MAC); transitd in GRE to its tunnel's remote through its next hop,
+# fg0; the kernel in VXLAN to its remote, which resolves to fg0.
+sink_counts() { # mode
+  case $1 in
+    reflect) echo "--dst-mac $DUT_MAC --forwarded syn" ;;
+    testpmd) echo "--dst-mac $GEN_MAC --forwarded syn" ;;
+    rules*) echo "--dst-mac $GEN_MAC --forwarded gre --outer-dst $TUNNEL_REMOTE" ;;
+    kernel*) echo "--dst-mac $GEN_MAC --forwarded vxlan --outer-dst $VXLAN_REMOTE" ;;
+  esac
 }
 
 one_round() { # mode [again] -> "offered received_by_dut forwarded seconds forwarder_status"
@@ -206,7 +225,9 @@ one_round() { # mode [again] -> "offered received_by_dut forwarded seconds forwa
     sleep 0.1
   done
   sleep 1
-  ip netns exec fgen "$B" sink --iface fg0 --seconds $((SECS + 2)) > "$W/sink" &
+  local counts
+  read -ra counts <<<"$(sink_counts "$mode")"
+  ip netns exec fgen "$B" sink --iface fg0 --seconds $((SECS + 2)) "${counts[@]}" > "$W/sink" &
   sink=$!
   echo "$sink" >>"$W/pids"
   sleep 0.5

@@ -50,10 +50,10 @@ enum Command {
     /// Traffic generator: XDP live frames, or an AF_PACKET socket where the kernel refuses them
     /// (for bench/scripts/afxdp-forwarding.sh).
     Gen(afxdp::GenArgs),
-    /// Count and drop what arrives on an interface (XDP).
+    /// Count what arrives on an interface as a forwarder should send it, and drop everything (XDP).
     Sink(afxdp::SinkArgs),
     /// AF_XDP rx->tx reflect with no pipeline: the backend's ceiling.
-    Reflect(afxdp::SinkArgs),
+    Reflect(afxdp::RunArgs),
 }
 
 /// A `--seconds` a benchmark runs for (`gen`, `sink`, `reflect`), read as `transitd`'s own
@@ -113,7 +113,7 @@ mod tests {
         let commands: [&[&str]; 4] = [
             &["prober"],
             &["gen", "--iface", "lo", "--dst-mac", "02:00:00:00:00:01"],
-            &["sink", "--iface", "lo"],
+            &["sink", "--iface", "lo", "--dst-mac", "02:00:00:00:00:01", "--forwarded", "syn"],
             &["reflect", "--iface", "lo"],
         ];
         for command in commands {
@@ -129,7 +129,31 @@ mod tests {
             }
         }
         // Fractions where the run is timed, not simulated.
-        assert!(Cli::try_parse_from(["transitd-bench", "sink", "--iface", "lo", "--seconds", "0.5"]).is_ok());
+        assert!(Cli::try_parse_from(["transitd-bench", "sink", "--iface", "lo", "--pass", "--seconds", "0.5"]).is_ok());
+    }
+
+    /// A sink that counts is told what it counts: the MAC a forwarded frame arrives at, how
+    /// it holds the generated SYN, and the remote of a tunnel; one that passes everything to
+    /// the kernel counts nothing, and is told nothing of the kind.
+    #[test]
+    fn a_counting_sink_is_told_what_it_counts() {
+        let sink =
+            |args: &[&str]| Cli::try_parse_from([&["transitd-bench", "sink", "--iface", "lo"][..], args].concat());
+        let mac = "02:00:00:00:00:01";
+        assert!(sink(&["--dst-mac", mac, "--forwarded", "syn"]).is_ok());
+        assert!(sink(&["--dst-mac", mac, "--forwarded", "gre", "--outer-dst", "198.51.100.1"]).is_ok());
+        assert!(sink(&["--pass"]).is_ok());
+        let refused: [&[&str]; 6] = [
+            &[],
+            &["--dst-mac", mac],
+            &["--forwarded", "syn"],
+            &["--dst-mac", mac, "--forwarded", "gre"],
+            &["--dst-mac", mac, "--forwarded", "vxlan"],
+            &["--pass", "--dst-mac", mac],
+        ];
+        for args in refused {
+            assert!(sink(args).is_err(), "sink {args:?} was taken");
+        }
     }
 
     /// Every count a benchmark takes (its runs, rounds, lookups, frames, the captures'
