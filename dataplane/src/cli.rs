@@ -51,6 +51,11 @@ pub enum Command {
         /// The TOML configuration file, given as the other commands take it (`--config`, `-c`).
         #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
         config: Option<PathBuf>,
+        /// Check it as `run --this-server NAME` takes it: which `[[soft_unicast.server]]` this
+        /// host is, over `[soft_unicast] this_server` (which a fleet's shared configuration,
+        /// an etcd prefix, leaves out).
+        #[arg(long, value_name = "NAME")]
+        this_server: Option<String>,
     },
     /// Replay a capture (pcap or pcapng) through the whole pipeline and print what it did.
     Replay {

@@ -112,12 +112,20 @@ fn load(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
     load_as(path, Snapshot::build)
 }
 
-/// [`load`] as `run` builds it: a next hop is needed too (the interface's MAC is taken as
-/// readable, which only `run` can tell). `check-config` checks what `run` will accept: the
-/// unit's `ExecStartPre` and a check before a reload must not pass a file `run` refuses.
-fn load_to_run(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
-    let host = transitd::snapshot::Host { iface_mac_known: true, ..Default::default() };
+/// [`load`] as `run` builds it (`this_server`: its `--this-server`): a next hop is needed too
+/// (the interface's MAC is taken as readable, which only `run` can tell). `check-config`
+/// checks what `run` will accept: the unit's `ExecStartPre` and a check before a reload must
+/// not pass a file `run` refuses.
+fn load_to_run(path: &std::path::Path, this_server: Option<&str>) -> Result<Snapshot, ExitCode> {
+    let this_server = this_server.map(str::to_string);
+    let host = transitd::snapshot::Host { iface_mac_known: true, this_server, ..Default::default() };
     load_as(path, |loaded| Snapshot::build_to_run(loaded, &host))
+}
+
+/// [`load`] for what is the fleet's, not one server's (`plan`, `geofeed`, `bgp show`): a
+/// fleet's shared configuration, which names no `this_server`, is taken too.
+fn load_for_fleet(path: &std::path::Path) -> Result<Snapshot, ExitCode> {
+    load_as(path, Snapshot::build_for_fleet)
 }
 
 fn load_as(
@@ -153,9 +161,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect { config, tag, class, udp, this_server, send, remote } => {
             connect(&config, tag, class, udp, this_server.as_deref(), send.as_deref(), remote)
         }
-        Command::CheckConfig { file, config } => {
+        Command::CheckConfig { file, config, this_server } => {
             let file = file.or(config).context("check-config needs a configuration file")?;
-            check_config(&file)
+            check_config(&file, this_server.as_deref())
         }
         Command::Replay { config, input, output, capture } => replay(&config, &input, output.as_ref(), &capture),
         Command::Stats { metrics, interval, raw } => stats(metrics.reachable(), interval, raw),
@@ -224,7 +232,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
         if let Some(su) = &mut loaded.file.soft_unicast {
             named = su.get_mut().plan.take().map(|p| config.parent().unwrap_or(Path::new("")).join(p.get_ref()));
         }
-        Snapshot::build(&loaded)
+        Snapshot::build_for_fleet(&loaded)
     }) {
         Ok(s) => s,
         Err(errors) => {
@@ -282,7 +290,7 @@ fn plan(config: &Path, previous: Option<&Path>, out_file: Option<&Path>) -> anyh
 
 /// `transitd geofeed --config`: the egress addresses as an RFC 8805 geofeed.
 fn geofeed(config: &Path) -> anyhow::Result<ExitCode> {
-    let snap = match load(config) {
+    let snap = match load_for_fleet(config) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -341,18 +349,15 @@ fn connect(
     send: Option<&str>,
     remote: std::net::SocketAddrV4,
 ) -> anyhow::Result<ExitCode> {
-    let snap = match load(config) {
+    // Built as that server: a shared configuration names none, and a name that is no
+    // server's is refused as `run` refuses it.
+    let snap = match load_as(config, |loaded| Snapshot::build_as(loaded, this_server)) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
     let su = soft_unicast(&snap, config)?;
     let want = portslice::select::Want { country: tag.unwrap_or_default(), class: class.unwrap_or_default() };
-    let me = match this_server {
-        Some(name) => su.owners.servers.iter().find(|s| *s == name).ok_or_else(|| {
-            anyhow::anyhow!("--this-server `{name}` is not a [[soft_unicast.server]] of {}", config.display())
-        })?,
-        None => &su.owners.servers[usize::from(su.this_server)],
-    };
+    let me = &su.owners.servers[usize::from(su.this_server)];
     let slices = transitd::connect::slices(&su.plan, &want, me);
     // Return traffic for another server's slice crosses the backbone: keep TCP
     // segments small enough to fit once encapsulated (IPv4 + GRE with key, IPv4 + TCP).
@@ -388,8 +393,8 @@ impl<W: std::io::Write> std::io::Write for Watched<W> {
 }
 
 /// `transitd check-config`: loads and compiles the file, and says what it holds.
-fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    Ok(match load_to_run(file) {
+fn check_config(file: &Path, this_server: Option<&str>) -> anyhow::Result<ExitCode> {
+    Ok(match load_to_run(file, this_server) {
         Ok(snap) => {
             let rules: usize = snap.customers.iter().map(|c| c.firewall.rules().len()).sum();
             let sets = snap.customers.iter().flat_map(|c| [&c.firewall, &c.egress, &c.dos, &c.tcp]);
@@ -590,7 +595,7 @@ fn bgp(command: transitd::cli::BgpCommand) -> anyhow::Result<ExitCode> {
     use transitd::cli::BgpCommand;
     match command {
         BgpCommand::Show { config } => {
-            let snap = match load(&config) {
+            let snap = match load_for_fleet(&config) {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };

@@ -957,6 +957,57 @@ fn this_server_from_the_command_line_overrides_the_configuration() {
     assert!(refused.contains("run needs --this-server NAME"), "{refused}");
 }
 
+/// A fleet's shared configuration (an etcd prefix) may leave `this_server` out, each server
+/// giving its own with `--this-server`: it was refused ("missing key `this_server`") whatever
+/// the flag said, so the shared key named some server that every server overrode. A server
+/// given no name is told so at `[soft_unicast]`; `check-config --this-server NAME` checks it
+/// as that server's `run` takes it; what is the fleet's (`plan`, `geofeed`, `bgp show`)
+/// needs no name; a replay, which is one server's, does.
+#[test]
+fn a_shared_configuration_leaves_this_server_to_each_server() {
+    use transitd::snapshot::{Host, Snapshot};
+    let (config, _) = fleet();
+    let shared = config.replacen("this_server = \"a1\"\n", "", 1);
+    assert_ne!(shared, config);
+    let loaded = transitd::config::parse("fleet.toml", &shared).unwrap();
+    let host = |name: Option<&str>| Host {
+        iface_mac_known: true,
+        this_server: name.map(str::to_string),
+        shared: true,
+        ..Host::default()
+    };
+    let a2 = Snapshot::build_to_run(&loaded, &host(Some("a2"))).unwrap();
+    let su = a2.soft_unicast.as_ref().unwrap();
+    assert_eq!(su.backbone, std::net::Ipv4Addr::new(10, 9, 0, 12));
+    assert_eq!(su.owners.servers[usize::from(su.this_server)], "a2");
+    let unnamed = Snapshot::build_to_run(&loaded, &host(None)).err().unwrap().to_string();
+    assert!(unnamed.starts_with("fleet.toml:11:1: [soft_unicast] names no this_server"), "{unnamed}");
+    // Said once: not again as a shared configuration naming some server's.
+    assert!(unnamed.contains("run --this-server NAME") && !unnamed.contains("comes from the fleet's"), "{unnamed}");
+    let refused = Snapshot::build_to_run(&loaded, &host(Some("a9"))).err().unwrap().to_string();
+    assert!(refused.starts_with("fleet.toml:11:1: --this-server `a9` is not a [[soft_unicast.server]]"), "{refused}");
+    assert!(Snapshot::build(&loaded).err().unwrap().to_string().contains("names no this_server"));
+    let fleet_wide = Snapshot::build_for_fleet(&loaded).unwrap();
+    assert_eq!(fleet_wide.soft_unicast.as_ref().unwrap().plan, su.plan);
+
+    let dir = scratch_dir("shared-this-server");
+    let file = dir.join("shared.toml");
+    std::fs::write(&file, &shared).unwrap();
+    let file = file.to_str().unwrap();
+    let out = transitd(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names no this_server"), "{out:?}");
+    let out = transitd(&["check-config", "--this-server", "a2", file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("this server a2"), "{out:?}");
+    let the_fleets: [&[&str]; 3] = [&["plan", "-c", file], &["geofeed", "-c", file], &["bgp", "show", "-c", file]];
+    for args in the_fleets {
+        let out = transitd(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The fleet of [`fleet`] with customer acme behind a probed tunnel to 198.51.100.1.
 fn fleet_with_a_probed_tunnel() -> transitd::config::Loaded {
     fleet_with_a_probed_tunnel_over(1500)

@@ -62,8 +62,9 @@ pub struct ListSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SoftUnicastSection {
-    /// This server's name (one of `[[soft_unicast.server]]`).
-    pub this_server: Spanned<String>,
+    /// This server's name (one of `[[soft_unicast.server]]`). Left out of a configuration a
+    /// fleet shares (an etcd prefix), where each server gives its own (`--this-server`).
+    pub this_server: Option<Spanned<String>>,
     /// Ports per slice; default 2048. Wider than a port number so that the check after
     /// parsing says the range a slice takes (it must fit above `reserved_ports`), not u16's.
     pub slice_size: Option<Spanned<u32>>,

@@ -377,7 +377,25 @@ impl Snapshot {
 
     /// Validates and compiles a parsed file.
     pub fn build(loaded: &Loaded) -> Result<Snapshot, ConfigErrors> {
+        Snapshot::build_as(loaded, None)
+    }
+
+    /// [`Snapshot::build`] as soft-unicast server `this_server` where one is given, over the
+    /// file's `this_server` (`--this-server`: a fleet's servers sharing one file each give
+    /// their own).
+    pub fn build_as(loaded: &Loaded, this_server: Option<&str>) -> Result<Snapshot, ConfigErrors> {
         let mut b = Builder::new(&loaded.source);
+        b.this_server = this_server.map(str::to_string);
+        let snapshot = b.snapshot(loaded);
+        b.finish(snapshot)
+    }
+
+    /// [`Snapshot::build`] for what is the fleet's, not one server's (its slice plan, its
+    /// geofeed, what BGP announces): a file that names no `this_server`, as a fleet's shared
+    /// one does, is taken too.
+    pub fn build_for_fleet(loaded: &Loaded) -> Result<Snapshot, ConfigErrors> {
+        let mut b = Builder::new(&loaded.source);
+        b.fleet_wide = true;
         let snapshot = b.snapshot(loaded);
         b.finish(snapshot)
     }
@@ -414,6 +432,9 @@ struct Builder<'a> {
     src: &'a SourceMap,
     /// `--this-server` ([`Host::this_server`]).
     this_server: Option<String>,
+    /// What is built is the fleet's (a plan, a geofeed, BGP's announcements), not one
+    /// server's: a `[soft_unicast]` that names no `this_server` is taken.
+    fleet_wide: bool,
     errors: Vec<ConfigError>,
     /// Bucket names, by index (declared before any rule refers to them).
     buckets: Vec<String>,
@@ -449,6 +470,7 @@ impl<'a> Builder<'a> {
         Builder {
             src,
             this_server: None,
+            fleet_wide: false,
             errors: Vec::new(),
             buckets: Vec::new(),
             lists: Registry::default(),

@@ -123,14 +123,17 @@ impl Snapshot {
         if snapshot.next_hop == NextHop::Unset && given.next_hop.is_none() && given.next_hop_mac.is_none() {
             b.err(&server, "[server] sets no next hop: `run` needs next_hop (an IP address) or next_hop_mac");
         }
-        if let Some(su) = loaded.file.soft_unicast.as_ref().filter(|_| host.shared && host.this_server.is_none()) {
+        // One left out, as a shared configuration may, has been said by the build.
+        if let Some(su) = loaded.file.soft_unicast.as_ref().filter(|_| host.shared && host.this_server.is_none())
+            && let Some(named) = &su.get_ref().this_server
+        {
             b.err(
                 &su.span(),
                 format!(
                     "[soft_unicast] comes from the fleet's shared configuration, whose this_server (`{}`) is one \
                      server's: run needs --this-server NAME (taking it, this host would take that server's slices \
                      and backbone address)",
-                    su.get_ref().this_server.get_ref()
+                    named.get_ref()
                 ),
             );
         }

@@ -85,11 +85,7 @@ impl Builder<'_> {
             return None;
         }
         let (dcs, servers, dc_spans, server_spans) = self.fleet_members(s);
-        let this = self.this_server.clone().unwrap_or_else(|| s.this_server.get_ref().clone());
-        if !server_spans.contains_key(&this) {
-            let given = if self.this_server.is_some() { "--this-server" } else { "this_server" };
-            self.err(&s.this_server.span(), format!("{given} `{this}` is not a [[soft_unicast.server]]"));
-        }
+        let this = self.this_server_name(section, &servers, &server_spans);
         let egress = self.egress_ranges(s, &dc_spans, u64::from(slices_per_ip))?;
         self.backbone_addresses(s, &egress);
         if self.errors.len() > errors_before {
@@ -112,7 +108,7 @@ impl Builder<'_> {
         };
         let owners = OwnerTable::new(&plan);
         self.servers_without_slices(&owners, &server_spans);
-        let this_server = owners.server_index(&this)?;
+        let this_server = owners.server_index(&this?)?;
         let this_dc = owners.server_dc[usize::from(this_server)];
         let addr_of_server = |name: &str| servers.iter().find(|v| v.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |v| v.2);
         let addr_of_dc = |name: &str| dcs.iter().find(|d| d.0 == name).map_or(Ipv4Addr::UNSPECIFIED, |d| d.1);
@@ -203,6 +199,42 @@ impl Builder<'_> {
                 ),
             );
         }
+    }
+
+    /// Which of the fleet's servers this one is: `--this-server` ([`Builder::this_server`]),
+    /// else `this_server`, else for what is the fleet's alone (`fleet_wide`: a plan, a
+    /// geofeed, what BGP announces) the first server by name, whose identity nothing built
+    /// then uses. `None` (said) where none is, or the name is no server's. A fleet that shares
+    /// one configuration (an etcd prefix) leaves `this_server` out: each server gives its own.
+    fn this_server_name(
+        &mut self,
+        section: &Spanned<SoftUnicastSection>,
+        servers: &[(String, String, Ipv4Addr)],
+        server_spans: &HashMap<String, Range<usize>>,
+    ) -> Option<String> {
+        let written = section.get_ref().this_server.as_ref();
+        // Said at the key where it is written (the flag too: it overrides that key), else at
+        // the section.
+        let at = written.map_or(section.span(), |w| w.span());
+        let (name, given) = match (self.this_server.clone(), written) {
+            (Some(flag), _) => (flag, "--this-server"),
+            (None, Some(key)) => (key.get_ref().clone(), "this_server"),
+            (None, None) if self.fleet_wide && !servers.is_empty() => {
+                return servers.iter().map(|v| v.0.clone()).min();
+            }
+            (None, None) => {
+                let why = "[soft_unicast] names no this_server: write `this_server = \"NAME\"`, this server's \
+                           [[soft_unicast.server]] (a fleet sharing one configuration, as from etcd, leaves it out \
+                           and starts each server with its own: `run --this-server NAME`)";
+                self.err(&at, why);
+                return None;
+            }
+        };
+        if !server_spans.contains_key(&name) {
+            self.err(&at, format!("{given} `{name}` is not a [[soft_unicast.server]]"));
+            return None;
+        }
+        Some(name)
     }
 
     /// Ports per slice, the default when none is written; `None` (said at the key) when
