@@ -202,7 +202,13 @@ fn flood_with_connections(flood: usize, clients: usize, seed: u64) -> Vec<(Vec<u
     for i in 0..flood {
         let r = next();
         let flags = [0x10, 0x18, 0x11, 0x04][(r % 4) as usize];
-        let src = [(r >> 8) as u8 % 200 + 11, (r >> 16) as u8, (r >> 24) as u8, (r >> 32) as u8];
+        // Sources from 11.0.0.0 on, never in 169.0.0.0/8: 169.254.0.0/16 is link-local, which
+        // no router forwards (dropped as `link_local_source` whatever the TCP stage says).
+        let first = match (r >> 8) as u8 % 200 + 11 {
+            169 => 170,
+            a => a,
+        };
+        let src = [first, (r >> 16) as u8, (r >> 24) as u8, (r >> 32) as u8];
         let f = segment(
             src,
             [203, 0, 113, (r >> 40) as u8],
