@@ -121,7 +121,7 @@ impl FileWatch {
     /// ([`EMPTIED_LOOKS`] if a named file went empty), and a configuration file is not
     /// empty.
     fn settled(&self) -> bool {
-        let len = |s: &Option<FileStamp>| s.map_or(0, |(_, len, _)| len);
+        let len = |s: &Option<FileStamp>| s.map_or(0, |(_, len, ..)| len);
         let config = usize::from(self.path.is_some());
         let config_written = config == 0 || self.seen.first().is_some_and(|s| len(s) > 0);
         let emptied = self.seen.iter().zip(&self.applied).skip(config).any(|(n, a)| len(n) == 0 && len(a) > 0);

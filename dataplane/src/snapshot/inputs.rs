@@ -5,14 +5,18 @@ use toml::Spanned;
 
 use super::Builder;
 
-/// What tells a file's versions apart: its modification time, length and inode.
-pub type FileStamp = (std::time::SystemTime, u64, u64);
+/// What tells a file's versions apart: its modification time, length and inode, and its
+/// inode's change time (seconds, nanoseconds). The modification time is the writer's to set
+/// (`touch -d`, `cp -p`, `curl -R`, `rsync -t`): a list rewritten in place to the same length
+/// and given its old time back kept its stamp, and neither the watch nor, since a reload of
+/// what runs applies nothing, SIGHUP read it again. The change time no writer sets.
+pub type FileStamp = (std::time::SystemTime, u64, u64, (i64, i64));
 
 /// The file at `path`'s [`FileStamp`], if it can be read.
 pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
+    Some((m.modified().ok()?, m.len(), m.ino(), (m.ctime(), m.ctime_nsec())))
 }
 
 impl Builder<'_> {
@@ -61,6 +65,28 @@ mod tests {
         let stamp = super::stamp(&dir.join("feed.txt"));
         assert!(stamp.is_some());
         assert_eq!(snap.input_stamps, [stamp, stamp]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file rewritten in place with other bytes of the same length, its modification time
+    /// set back to what it was (`touch -d`, `cp -p`, `curl -R` onto it), is another version:
+    /// its stamp differs. With the modification time, length and inode alone it did not, and
+    /// a reload of what runs took the list for the one it read.
+    #[test]
+    fn a_rewrite_given_its_old_time_back_is_another_version() {
+        let dir = std::env::temp_dir().join(format!("transitd-stamp-time-back-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("feed.txt");
+        std::fs::write(&list, "192.0.2.1\n").unwrap();
+        let before = super::stamp(&list).unwrap();
+        let written_at = std::fs::metadata(&list).unwrap().modified().unwrap();
+        // Past a coarse clock's tick (a jiffy), so that the change time can move.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&list, "192.0.2.2\n").unwrap();
+        std::fs::File::options().write(true).open(&list).unwrap().set_modified(written_at).unwrap();
+        let after = super::stamp(&list).unwrap();
+        assert_eq!((after.0, after.1, after.2), (before.0, before.1, before.2), "same time, length and inode");
+        assert_ne!(after, before, "another version all the same");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
