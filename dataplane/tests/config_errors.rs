@@ -1984,10 +1984,12 @@ action = "accept"
     );
 }
 
-/// An integer past what its key's type holds is said with the range, as the checks after
-/// parsing say theirs (`expected u16` named a Rust type): each key of one or two bytes, whose
-/// ranges docs/configuration.md gives, below zero and past the top; and past 64 bits either
-/// way, which serde said was "invalid type: integer `X` as i128", as if it were no integer.
+/// An integer past what its key's type holds, where that type's whole range is the key's,
+/// is said with the range, as the checks after parsing say theirs (`expected u16` named a
+/// Rust type): each such key of one or two bytes, whose ranges docs/configuration.md gives,
+/// below zero and past the top; and past 64 bits either way, which serde said was "invalid
+/// type: integer `X` as i128", as if it were no integer. (A key with a narrower range says
+/// its own: `an_integer_past_its_type_says_its_keys_range`.)
 #[test]
 fn an_integer_past_its_type_says_the_range() {
     let tunnel = "[[customer]]\nname = \"a\"\n[[customer.tunnel]]\nname = \"t\"\nremote = \"198.51.100.1\"\n";
@@ -1997,13 +1999,11 @@ fn an_integer_past_its_type_says_the_range() {
         ("[dos.sanity]\nmax_ipv6_extension_headers = ".to_string(), "-1", 255),
         ("[soft_unicast]\nreserved_ports = ".to_string(), "65536", 65535),
         ("[soft_unicast]\nreserved_ports = ".to_string(), "-1", 65535),
-        (format!("{tunnel}mss = "), "-5", 65535),
-        (format!("{tunnel}mss = "), "65536", 65535),
+        (format!("{route}priority = "), "-5", 65535),
         (format!("{route}priority = "), "65536", 65535),
-        (format!("{route}weight = "), "70000", 65535),
         ("[soft_unicast]\nreserved_ports = ".to_string(), "18446744073709551616", 65535),
         (format!("{tunnel}key = "), "99999999999999999999", u32::MAX.into()),
-        ("[bgp]\nwithdraw_after_ms = ".to_string(), "-9223372036854775809", u64::MAX),
+        ("icmp_rate = ".to_string(), "-9223372036854775809", u64::MAX),
     ];
     for (key, value, max) in cases {
         let text = format!("[server]\nanycast = \"192.0.2.1\"\n{key}{value}\n");
@@ -2011,6 +2011,103 @@ fn an_integer_past_its_type_says_the_range() {
         let col = text.lines().last().unwrap().len() - value.len() + 1;
         assert_eq!(errors(&text), [format!("bad.toml:{line}:{col}: integer `{value}` is not in 0..={max}")], "{text}");
     }
+}
+
+/// A key whose range is narrower than a Rust type's says that range of every value written:
+/// below zero, past the type it was kept in (u16, u32, u64) and past 64 bits were said by
+/// the TOML reader with the type's range (`frame_size = -1`: "integer `-1` is not in
+/// 0..=4294967295", 0 offered where 256 is the least; `weight = 70000`: "0..=65535", where
+/// weight 0 is refused), while a value inside the type was told the key's own range. Each
+/// key of docs/configuration.md with such a range, each value said as a value inside the
+/// type out of the range is, at the value.
+#[test]
+fn an_integer_past_its_type_says_its_keys_range() {
+    // The first value past each type these keys were kept in.
+    const U16: &str = "65536";
+    const U32: &str = "4294967296";
+    const U64: &str = "18446744073709551616";
+    const TCP: &str = "[tcp_protection]\n";
+    const TCP_RULE: &str = "[[tcp_protection.rule]]\nmatch = \"tcp\"\n";
+    const SU: &str = "[soft_unicast]\n";
+    const IPFIX: &str = "[ipfix]\ncollector = \"192.0.2.9:4739\"\n";
+    const BUCKET: &str = "[[dos.bucket]]\nname = \"b\"\nkey = \"source\"\n";
+    let fleet = "this_server = \"s1\"\n[[soft_unicast.data_centre]]\nname = \"lhr\"\nbackbone = \"10.9.0.1\"\n\
+                 [[soft_unicast.server]]\nname = \"s1\"\ndata_centre = \"lhr\"\nbackbone = \"10.9.0.2\"\n\
+                 [[soft_unicast.egress]]\nprefix = \"198.18.201.0/30\"\ndata_centre = \"lhr\"\ncountry = \"GB\"\n";
+    let tunnel = "[[customer]]\nname = \"a\"\nprefixes = [\"203.0.113.0/24\"]\n[[customer.tunnel]]\nname = \"t\"\n\
+                  remote = \"198.51.100.1\"\n";
+    let route = format!("{tunnel}[[customer.route]]\nprefix = \"203.0.113.0/24\"\ntunnel = \"t\"\n");
+    let (rated, syn_rated) = (format!("{BUCKET}rate = 1\n"), format!("{TCP_RULE}syn_rate = 1\n"));
+    let slices = "slice_size {} is not in 1..=64512 (the ports above the 1024 reserved by default)";
+    // Each key: the text before and after its `key = VALUE`, the first value past the type it
+    // was kept in, and what is said of VALUE (`{}`).
+    let cases = [
+        ("", "frame_size", "", U32, "frame_size {} is not in 256..=65536"),
+        ("", "icmp_burst", "", U64, "icmp_burst {} is not in 1..=18446744073709551615"),
+        ("[health]\n", "interval_ms", "", U64, "interval_ms {} is not in 10..=3600000"),
+        ("[health]\n", "down_after", "", U64, "down_after {} is not in 1..=100"),
+        ("[health]\n", "up_after", "", U64, "up_after {} is not in 1..=100"),
+        ("[health]\n", "excused_max", "", U64, "excused_max {} is not in 0..=100"),
+        ("[bgp]\n", "withdraw_after_ms", "", U64, "withdraw_after_ms {} is not in 500..=60000"),
+        ("[bgp]\n", "announce_after_ms", "", U64, "announce_after_ms {} is not in 0..=600000"),
+        ("[bgp]\n", "graceful_shutdown_ms", "", U64, "graceful_shutdown_ms {} is not in 0..=30000"),
+        ("[bgp]\n", "withdrawn_grace_ms", "", U64, "withdrawn_grace_ms {} is not in 0..=600000"),
+        (IPFIX, "sample", "", U32, "sample {} is not in 1..=1000000"),
+        (IPFIX, "observation_domain", "", U32, "observation_domain {} is not in 1..=4294967295"),
+        (IPFIX, "active_timeout_s", "", U32, "active_timeout_s {} is not in 1..=3600"),
+        (IPFIX, "idle_timeout_s", "", U32, "idle_timeout_s {} is not in 1..=3600"),
+        (IPFIX, "enterprise_number", "", U32, "enterprise_number {} is not in 1..=4294967295"),
+        (IPFIX, "template_refresh_s", "", U32, "template_refresh_s {} is not in 1..=86400"),
+        (IPFIX, "max_message_size", "", U32, "max_message_size {} is not in 512..=65507"),
+        ("[dos]\n", "table_size", rated.as_str(), U32, "table_size {} is not in 4..=16777216"),
+        (BUCKET, "rate", "", U64, "rate {} is not in 1..=18446744073709551615 (packets per second)"),
+        (rated.as_str(), "burst", "", U64, "burst {} is not in 1..=18446744073709551615"),
+        (TCP, "table_size", TCP_RULE, U32, "table_size {} is not in 4..=16777216"),
+        (TCP, "embryonic_timeout", TCP_RULE, U32, "embryonic_timeout {} is not in 1..=86400 seconds"),
+        (TCP, "idle_timeout", TCP_RULE, U32, "idle_timeout {} is not in 1..=86400 seconds"),
+        (TCP, "closing_timeout", TCP_RULE, U32, "closing_timeout {} is not in 1..=86400 seconds"),
+        (TCP, "grace_period", TCP_RULE, U32, "grace_period {} is not in 0..=86400 seconds"),
+        (TCP, "authenticated_for", TCP_RULE, U32, "authenticated_for {} is not in 1..=86400 seconds"),
+        (TCP, "challenge_rate", TCP_RULE, U32, "challenge_rate {} is not in 1..=4294967295"),
+        (TCP_RULE, "syn_rate", "", U32, "syn_rate {} is not in 1..=4294967295"),
+        (syn_rated.as_str(), "syn_burst", "", U32, "syn_burst {} is not in 1..=4294967295"),
+        (SU, "slice_size", fleet, U32, slices),
+        (SU, "backbone_key", fleet, U32, "backbone_key {} is not in 0..=16777215 (24 bits)"),
+        (SU, "backbone_mtu", fleet, U32, "backbone_mtu {} is not in 576..=65535"),
+        (tunnel, "mtu", "", U32, "tunnel mtu {} is not in 68..=65511"),
+        (tunnel, "mss", "", U16, "mss {} is not in 88..=1436 (the tunnel MTU less 40)"),
+        (route.as_str(), "weight", "", U16, "weight {} is not in 1..=65535"),
+    ];
+    let head = "[server]\nanycast = \"192.0.2.1\"\n";
+    for (before, key, after, past_type, said) in &cases {
+        // Below zero, past the type, past 64 bits and past i64 below zero.
+        for value in ["-1", *past_type, U64, "-9223372036854775809"] {
+            let text = format!("{head}{before}{key} = {value}\n{after}");
+            let line = head.lines().count() + before.lines().count() + 1;
+            let col = key.len() + 4;
+            let want = format!("bad.toml:{line}:{col}: {}", said.replace("{}", value));
+            assert_eq!(errors(&text), [want], "{text}");
+        }
+    }
+    // `timeout_ms` is 1 up to `interval_ms` (1000 by default): said as the interval it is
+    // longer than, or the range below it.
+    let timeout = |value: &str| errors(&format!("{head}[health]\ntimeout_ms = {value}\n"));
+    for value in ["-1", "-9223372036854775809"] {
+        assert_eq!(timeout(value), [format!("bad.toml:4:14: timeout_ms {value} is not in 1..=1000 (interval_ms)")]);
+    }
+    for value in ["4294967296", "18446744073709551616"] {
+        assert_eq!(timeout(value), [format!("bad.toml:4:14: timeout_ms {value} is longer than interval_ms 1000")]);
+    }
+    // Past 2^127 no value is kept to be said with a range; what is no integer is said so.
+    let huge = "170141183460469231731687303715884105728";
+    assert_eq!(
+        errors(&format!("{head}frame_size = {huge}\n")),
+        [format!("bad.toml:3:14: integer `{huge}` is past every key's range")]
+    );
+    assert_eq!(
+        errors(&format!("{head}frame_size = \"9000\"\n")),
+        ["bad.toml:3:14: invalid type: string \"9000\", expected an integer"]
+    );
 }
 
 /// A bound of one rule list says so, at the first rule past it: "the most one configuration

@@ -5,6 +5,7 @@
 //! [`crate::snapshot`]'s job; both report [`ConfigError`]s that point at `file:line:col`.
 
 mod error;
+mod integer;
 mod toml_errors;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::{ConfigError, ConfigErrors, SourceMap, SourcePos, warning_lines};
+pub use integer::Integer;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -65,22 +67,22 @@ pub struct SoftUnicastSection {
     /// This server's name (one of `[[soft_unicast.server]]`). Left out of a configuration a
     /// fleet shares (an etcd prefix), where each server gives its own (`--this-server`).
     pub this_server: Option<Spanned<String>>,
-    /// Ports per slice; default 2048. Wider than a port number so that the check after
-    /// parsing says the range a slice takes (it must fit above `reserved_ports`), not u16's.
-    pub slice_size: Option<Spanned<u32>>,
+    /// Ports per slice; default 2048. Any integer, so that the check after parsing says the
+    /// range a slice takes (it must fit above `reserved_ports`), not a type's.
+    pub slice_size: Option<Spanned<Integer>>,
     /// Ports below this belong to no slice (delivered in the address's data centre);
     /// default 1024.
     pub reserved_ports: Option<Spanned<u16>>,
     /// Identifies backbone GRE: the key's upper 24 bits (the low 8 carry the hop); default
     /// 0x5355 ("SU").
-    pub backbone_key: Option<Spanned<u32>>,
+    pub backbone_key: Option<Spanned<Integer>>,
     /// A plan file written by `transitd plan` (relative to this file); default: the plan is
     /// made from this file alone.
     pub plan: Option<Spanned<String>>,
     /// Largest packet the backbone carries, outer headers included; default 1500. Return
     /// packets that would not fit once encapsulated get a Fragmentation Needed (DF) or are
     /// fragmented (`transitd connect` lowers its TCP MSS so that they fit).
-    pub backbone_mtu: Option<Spanned<u32>>,
+    pub backbone_mtu: Option<Spanned<Integer>>,
     /// The data centres.
     #[serde(default, rename = "data_centre")]
     pub data_centres: Vec<Spanned<DataCentreSection>>,
@@ -149,22 +151,22 @@ pub struct BgpSection {
     /// Milliseconds without a sign of life (a worker's, the supervisor's) after which
     /// everything is withdrawn.
     #[serde(default = "default_withdraw_after_ms")]
-    pub withdraw_after_ms: Spanned<u64>,
+    pub withdraw_after_ms: Spanned<Integer>,
     /// Milliseconds a run must have been well, after a withdrawal, before it announces
     /// again (0: at once).
     #[serde(default = "default_announce_after_ms")]
-    pub announce_after_ms: Spanned<u64>,
+    pub announce_after_ms: Spanned<Integer>,
     /// Milliseconds a stop (SIGTERM) goes on announcing, every route marked GRACEFUL_SHUTDOWN
     /// (RFC 8326), while the workers forward, before it withdraws (0: withdraw at once).
     #[serde(default = "default_graceful_shutdown_ms")]
-    pub graceful_shutdown_ms: Spanned<u64>,
+    pub graceful_shutdown_ms: Spanned<Integer>,
     /// Withdraw a customer prefix while every tunnel its routes take is down (not unless
     /// set); where it is written, for what is said of it.
     pub withdraw_customers_without_tunnels: Option<Spanned<bool>>,
     /// Milliseconds a customer prefix a reload removes stays redirected, its traffic
     /// dropped as `withdrawn_prefix`, while upstreams converge on its withdrawal (0: none).
     #[serde(default = "default_withdrawn_grace_ms")]
-    pub withdrawn_grace_ms: Spanned<u64>,
+    pub withdrawn_grace_ms: Spanned<Integer>,
 }
 
 fn default_bird_socket() -> Spanned<String> {
@@ -175,20 +177,20 @@ fn default_bird_include() -> Spanned<String> {
     Spanned::new(0..0, "/run/transitd/bird.conf".to_string())
 }
 
-fn default_withdraw_after_ms() -> Spanned<u64> {
-    Spanned::new(0..0, 1000)
+fn default_withdraw_after_ms() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(1000))
 }
 
-fn default_announce_after_ms() -> Spanned<u64> {
-    Spanned::new(0..0, 5000)
+fn default_announce_after_ms() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(5000))
 }
 
-fn default_graceful_shutdown_ms() -> Spanned<u64> {
-    Spanned::new(0..0, 5000)
+fn default_graceful_shutdown_ms() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(5000))
 }
 
-fn default_withdrawn_grace_ms() -> Spanned<u64> {
-    Spanned::new(0..0, 60_000)
+fn default_withdrawn_grace_ms() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(60_000))
 }
 
 /// `[ipfix]`: one packet in `sample` is sampled by the workers and its flow (5-tuple,
@@ -200,56 +202,56 @@ pub struct IpfixSection {
     pub collector: Spanned<String>,
     /// Sample one packet in this many (1: every packet).
     #[serde(default = "default_ipfix_sample")]
-    pub sample: Spanned<u32>,
+    pub sample: Spanned<Integer>,
     /// The Observation Domain ID of the messages: 1 unless set (RFC 7011 §3.1 keeps 0 for
     /// messages of no one domain, such as an exporter's own statistics).
     #[serde(default = "default_observation_domain")]
-    pub observation_domain: Spanned<u32>,
+    pub observation_domain: Spanned<Integer>,
     /// Seconds after which a flow still active is reported (and counted afresh).
     #[serde(default = "default_ipfix_active_timeout")]
-    pub active_timeout_s: Spanned<u32>,
+    pub active_timeout_s: Spanned<Integer>,
     /// Seconds without a sampled packet after which a flow is reported and forgotten.
     #[serde(default = "default_ipfix_idle_timeout")]
-    pub idle_timeout_s: Spanned<u32>,
+    pub idle_timeout_s: Spanned<Integer>,
     /// The Private Enterprise Number of transitd's own information element (the reason).
     #[serde(default = "default_ipfix_enterprise")]
-    pub enterprise_number: Spanned<u32>,
+    pub enterprise_number: Spanned<Integer>,
     /// Seconds between the templates' retransmissions (RFC 7011 §8.4: configurable over UDP).
     #[serde(default = "default_ipfix_template_refresh")]
-    pub template_refresh_s: Spanned<u32>,
+    pub template_refresh_s: Spanned<Integer>,
     /// Largest message, in bytes: the path to the collector must carry it with its IP and
     /// UDP headers unfragmented (RFC 7011 §10.3.3).
     #[serde(default = "default_ipfix_max_message")]
-    pub max_message_size: Spanned<u32>,
+    pub max_message_size: Spanned<Integer>,
 }
 
-fn default_ipfix_template_refresh() -> Spanned<u32> {
-    Spanned::new(0..0, 60)
+fn default_ipfix_template_refresh() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(60))
 }
 
-fn default_ipfix_max_message() -> Spanned<u32> {
-    Spanned::new(0..0, crate::ipfix::wire::DEFAULT_MAX_MESSAGE)
+fn default_ipfix_max_message() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(crate::ipfix::wire::DEFAULT_MAX_MESSAGE.into()))
 }
 
-fn default_observation_domain() -> Spanned<u32> {
-    Spanned::new(0..0, 1)
+fn default_observation_domain() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(1))
 }
 
-fn default_ipfix_sample() -> Spanned<u32> {
-    Spanned::new(0..0, 1000)
+fn default_ipfix_sample() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(1000))
 }
 
-fn default_ipfix_active_timeout() -> Spanned<u32> {
-    Spanned::new(0..0, 60)
+fn default_ipfix_active_timeout() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(60))
 }
 
-fn default_ipfix_idle_timeout() -> Spanned<u32> {
-    Spanned::new(0..0, 15)
+fn default_ipfix_idle_timeout() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(15))
 }
 
 /// RFC 5612's Private Enterprise Number for documentation: transitd has none of its own.
-fn default_ipfix_enterprise() -> Spanned<u32> {
-    Spanned::new(0..0, 32473)
+fn default_ipfix_enterprise() -> Spanned<Integer> {
+    Spanned::new(0..0, Integer(32473))
 }
 
 /// `[health]`: the probes sent through every tunnel that has an `interface`.
@@ -257,26 +259,26 @@ fn default_ipfix_enterprise() -> Spanned<u32> {
 #[serde(deny_unknown_fields, default)]
 pub struct HealthSection {
     /// Milliseconds between probes of a tunnel whose state is settled.
-    pub interval_ms: Spanned<u64>,
+    pub interval_ms: Spanned<Integer>,
     /// Milliseconds a probe's reply may take; an unsettled tunnel is probed again this soon.
-    pub timeout_ms: Spanned<u64>,
+    pub timeout_ms: Spanned<Integer>,
     /// Failed probes in a row that take a tunnel down.
-    pub down_after: Spanned<u64>,
+    pub down_after: Spanned<Integer>,
     /// Answered probes in a row that bring it back up.
-    pub up_after: Spanned<u64>,
+    pub up_after: Spanned<Integer>,
     /// Unanswered probes in a row, at most, not counted as failed because this server's
     /// sockets dropped received frames while they waited.
-    pub excused_max: Spanned<u64>,
+    pub excused_max: Spanned<Integer>,
 }
 
 impl Default for HealthSection {
     fn default() -> Self {
         HealthSection {
-            interval_ms: Spanned::new(0..0, 1000),
-            timeout_ms: Spanned::new(0..0, 250),
-            down_after: Spanned::new(0..0, 3),
-            up_after: Spanned::new(0..0, 3),
-            excused_max: Spanned::new(0..0, 3),
+            interval_ms: Spanned::new(0..0, Integer(1000)),
+            timeout_ms: Spanned::new(0..0, Integer(250)),
+            down_after: Spanned::new(0..0, Integer(3)),
+            up_after: Spanned::new(0..0, Integer(3)),
+            excused_max: Spanned::new(0..0, Integer(3)),
         }
     }
 }
@@ -289,7 +291,7 @@ pub struct DosSection {
     #[serde(default)]
     pub sanity: SanitySection,
     /// Keys each rate-limit bucket keeps per worker (fixed memory); default 65536.
-    pub table_size: Option<Spanned<u32>>,
+    pub table_size: Option<Spanned<Integer>>,
     /// Token buckets for `rate-limit` rules.
     #[serde(default, rename = "bucket")]
     pub buckets: Vec<Spanned<BucketSection>>,
@@ -349,9 +351,9 @@ pub struct BucketSection {
     /// What separates keys: `destination`, `source` (/24 or /48), `flow` or `rule`.
     pub key: Spanned<BucketKeyName>,
     /// Packets per second in the long run.
-    pub rate: Spanned<u64>,
+    pub rate: Spanned<Integer>,
     /// Packets back to back; default 1.
-    pub burst: Option<Spanned<u64>>,
+    pub burst: Option<Spanned<Integer>>,
 }
 
 /// A bucket key as written.
@@ -382,7 +384,7 @@ pub struct ServerSection {
     /// Largest frame accepted, in bytes; default 4096. On AF_XDP a frame larger than a UMEM
     /// frame (4096 bytes, less 256 of headroom) arrives in several and is reassembled (XDP
     /// multi-buffer): set 9216 for 9000-byte jumbo frames.
-    pub frame_size: Option<Spanned<u32>>,
+    pub frame_size: Option<Spanned<Integer>>,
     /// What to do with IP traffic for no customer prefix; default `pass` (to the host).
     #[serde(default)]
     pub unmatched: NotOurs,
@@ -432,7 +434,7 @@ pub struct ServerSection {
     /// per second at most; default 1000.
     pub icmp_rate: Option<Spanned<u64>>,
     /// ICMP errors a worker sends back to back; default 100.
-    pub icmp_burst: Option<Spanned<u64>>,
+    pub icmp_burst: Option<Spanned<Integer>>,
 }
 
 fn yes() -> bool {
@@ -487,21 +489,21 @@ pub struct CustomerSection {
 #[serde(deny_unknown_fields)]
 pub struct TcpProtectionSection {
     /// Connections each worker tracks at most (fixed memory); default 262144.
-    pub table_size: Option<Spanned<u32>>,
+    pub table_size: Option<Spanned<Integer>>,
     /// Seconds a connection whose handshake has not completed is kept; default 30.
-    pub embryonic_timeout: Option<Spanned<u32>>,
+    pub embryonic_timeout: Option<Spanned<Integer>>,
     /// Seconds an established connection is kept without a packet; default 600.
-    pub idle_timeout: Option<Spanned<u32>>,
+    pub idle_timeout: Option<Spanned<Integer>>,
     /// Seconds a connection the client closed (FIN) is kept; default 30.
-    pub closing_timeout: Option<Spanned<u32>>,
+    pub closing_timeout: Option<Spanned<Integer>>,
     /// Seconds after a worker first tracks a packet during which out-of-state ACKs and FINs
     /// are taken up as established connections (connections older than the tracking);
     /// default 120.
-    pub grace_period: Option<Spanned<u32>>,
+    pub grace_period: Option<Spanned<Integer>>,
     /// SYN challenges each worker sends per second at most; default 10000.
-    pub challenge_rate: Option<Spanned<u32>>,
+    pub challenge_rate: Option<Spanned<Integer>>,
     /// Seconds a source that answered a challenge is let through; default 300.
-    pub authenticated_for: Option<Spanned<u32>>,
+    pub authenticated_for: Option<Spanned<Integer>>,
     /// Rules, first match wins, before each customer's own.
     #[serde(default, rename = "rule")]
     pub rules: Vec<Spanned<TcpRuleSection>>,
@@ -531,9 +533,9 @@ pub struct TcpRuleSection {
     pub mode: TcpModeName,
     /// SYNs per second (each worker) the rule lets through before challenging new sources;
     /// none: no threshold, no challenge.
-    pub syn_rate: Option<Spanned<u32>>,
+    pub syn_rate: Option<Spanned<Integer>>,
     /// SYNs back to back before the rate applies; default 1.
-    pub syn_burst: Option<Spanned<u32>>,
+    pub syn_burst: Option<Spanned<Integer>>,
 }
 
 /// A TCP protection rule's mode as written.
@@ -567,7 +569,7 @@ pub struct TunnelSection {
     /// RFC 2890 key, sent on every packet and required on every packet received.
     pub key: Option<Spanned<u32>>,
     /// Largest inner packet the tunnel carries, in bytes; default 1500 minus the GRE overhead.
-    pub mtu: Option<Spanned<u32>>,
+    pub mtu: Option<Spanned<Integer>>,
     /// Send GRE checksums; default false.
     #[serde(default)]
     pub checksum: bool,
@@ -576,7 +578,7 @@ pub struct TunnelSection {
     /// answered. Without it the tunnel is not probed and always counts as up.
     pub interface: Option<Spanned<String>>,
     /// The MSS SYNs are clamped to; default the MTU less 40 (IPv4) or 60 (IPv6).
-    pub mss: Option<Spanned<u16>>,
+    pub mss: Option<Spanned<Integer>>,
 }
 
 /// `[[customer.route]]`: a prefix and one tunnel that carries it. Several routes for one
@@ -591,7 +593,7 @@ pub struct RouteSection {
     /// Lower is preferred: traffic takes the healthy routes of the lowest priority; default 100.
     pub priority: Option<Spanned<u16>>,
     /// Share of the traffic among healthy routes of equal priority, by flow; default 1.
-    pub weight: Option<Spanned<u16>>,
+    pub weight: Option<Spanned<Integer>>,
 }
 
 /// `[customer.firewall]`.

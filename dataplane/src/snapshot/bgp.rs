@@ -2,13 +2,14 @@
 //! how long a prefix a reload removes is held after its withdrawal. What is announced is
 //! computed from the rest of the snapshot (anycast, customers, egress) by `crate::bgp`.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::Builder;
-use crate::config::BgpSection;
+use crate::config::{BgpSection, Integer};
 
 /// How this server announces itself through BIRD.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,37 +52,34 @@ impl Builder<'_> {
         }
         // At least five of the supervisor's ticks (100 ms, and workers publish as often):
         // at 100 ms the guard's check came before the next word and announcements flapped.
-        let ms = *section.withdraw_after_ms.get_ref();
-        if !(500..=60_000).contains(&ms) {
-            self.err(&section.withdraw_after_ms.span(), format!("withdraw_after_ms {ms} is not in 500..=60000"));
-        }
-        let hold = *section.announce_after_ms.get_ref();
-        if hold > 600_000 {
-            self.err(&section.announce_after_ms.span(), format!("announce_after_ms {hold} is not in 0..=600000"));
-        }
+        let withdraw_after = self.milliseconds(&section.withdraw_after_ms, "withdraw_after_ms", 500..=60_000);
+        let announce_after = self.milliseconds(&section.announce_after_ms, "announce_after_ms", 0..=600_000);
         // Half a minute at most: the packaged unit's stop waits TimeoutStopSec (60 s) for the
         // drain, the guard's withdrawal (16 s at most) and the final report together.
-        let drain = *section.graceful_shutdown_ms.get_ref();
-        if drain > 30_000 {
-            self.err(&section.graceful_shutdown_ms.span(), format!("graceful_shutdown_ms {drain} is not in 0..=30000"));
-        }
+        let graceful_shutdown = self.milliseconds(&section.graceful_shutdown_ms, "graceful_shutdown_ms", 0..=30_000);
         // Upstreams converge on a withdrawal in seconds, on the Internet at large in minutes;
         // ten minutes at most, as a hold, so that a prefix taken for other use is not kept
         // from it for longer.
-        let grace = *section.withdrawn_grace_ms.get_ref();
-        if grace > 600_000 {
-            self.err(&section.withdrawn_grace_ms.span(), format!("withdrawn_grace_ms {grace} is not in 0..=600000"));
-        }
+        let withdrawn_grace = self.milliseconds(&section.withdrawn_grace_ms, "withdrawn_grace_ms", 0..=600_000);
         let withdraw_customers_without_tunnels =
             section.withdraw_customers_without_tunnels.as_ref().is_some_and(|w| *w.get_ref());
         Bgp {
             bird_socket,
             bird_include,
-            withdraw_after: Duration::from_millis(ms.clamp(500, 60_000)),
-            announce_after: Duration::from_millis(hold.min(600_000)),
-            graceful_shutdown: Duration::from_millis(drain.min(30_000)),
+            withdraw_after,
+            announce_after,
+            graceful_shutdown,
             withdraw_customers_without_tunnels,
-            withdrawn_grace: Duration::from_millis(grace.min(600_000)),
+            withdrawn_grace,
         }
+    }
+
+    /// The milliseconds written at `v` when they are in `range`; else said there, with the
+    /// range, and held to it (a stand-in: the configuration is refused).
+    fn milliseconds(&mut self, v: &Spanned<Integer>, what: &str, range: RangeInclusive<u64>) -> Duration {
+        if super::within(v, range.clone()).is_none() {
+            self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
+        }
+        Duration::from_millis(super::held_to(v, range))
     }
 }

@@ -283,17 +283,15 @@ impl Builder<'_> {
         let max_mtu = 65535 - gre.overhead() as u32;
         let mtu = match &t.mtu {
             None => UNDERLAY_MTU - gre.overhead() as u32,
-            Some(m) if (68..=max_mtu).contains(m.get_ref()) => *m.get_ref(),
-            Some(m) => {
+            Some(m) => super::within(m, 68..=max_mtu).unwrap_or_else(|| {
                 self.err(&m.span(), format!("tunnel mtu {} is not in 68..={max_mtu}", m.get_ref()));
                 UNDERLAY_MTU - gre.overhead() as u32
-            }
+            }),
         };
         // The MSS leaves room for the IP and TCP headers inside the tunnel MTU.
         let derived = (mtu.saturating_sub(40)).min(65535) as u16;
         let mss_v4 = match &t.mss {
             None => derived,
-            Some(m) if (88..=derived).contains(m.get_ref()) => *m.get_ref(),
             Some(m) if derived < 88 => {
                 let why = format!(
                     "mss {} cannot be set: the tunnel MTU {mtu} leaves {derived} bytes after the IP and TCP \
@@ -303,10 +301,10 @@ impl Builder<'_> {
                 self.err(&m.span(), why);
                 derived
             }
-            Some(m) => {
+            Some(m) => super::within(m, 88..=derived).unwrap_or_else(|| {
                 self.err(&m.span(), format!("mss {} is not in 88..={derived} (the tunnel MTU less 40)", m.get_ref()));
                 derived
-            }
+            }),
         };
         let interface = t.interface.as_ref().and_then(|i| self.interface(i));
         Tunnel {

@@ -101,28 +101,35 @@ impl Builder<'_> {
             self.name(&b.name, "bucket");
             self.unique(&mut seen, &b.name, "bucket");
             self.buckets.push(b.name.get_ref().clone());
-            if *b.rate.get_ref() == 0 {
-                self.err(&b.rate.span(), "rate must be at least 1 packet per second");
-            }
-            let burst = b.burst.as_ref().map_or(1, |x| *x.get_ref());
-            if let Some(x) = b.burst.as_ref().filter(|x| *x.get_ref() == 0) {
-                self.err(&x.span(), "burst must be at least 1");
-            }
+            let rate = super::within(&b.rate, 1..=u64::MAX).unwrap_or_else(|| {
+                let why = format!("rate {} is not in 1..={} (packets per second)", b.rate.get_ref(), u64::MAX);
+                self.err(&b.rate.span(), why);
+                1
+            });
+            let burst = match &b.burst {
+                None => 1,
+                Some(x) => super::within(x, 1..=u64::MAX).unwrap_or_else(|| {
+                    self.err(&x.span(), format!("burst {} is not in 1..={}", x.get_ref(), u64::MAX));
+                    1
+                }),
+            };
             let key = match *b.key.get_ref() {
                 BucketKeyName::Destination => BucketKey::Destination,
                 BucketKeyName::Source => BucketKey::SourceNetwork,
                 BucketKeyName::Flow => BucketKey::Flow,
                 BucketKeyName::Rule => BucketKey::Rule,
             };
-            buckets.push(BucketSpec { key, rate: *b.rate.get_ref(), burst });
+            buckets.push(BucketSpec { key, rate, burst });
         }
         let table_size = match &d.table_size {
             None => DEFAULT_TABLE_SIZE,
-            Some(t) if (4..=1 << 24).contains(t.get_ref()) => *t.get_ref() as usize,
-            Some(t) => {
-                self.err(&t.span(), format!("table_size {} is not in 4..=16777216", t.get_ref()));
-                DEFAULT_TABLE_SIZE
-            }
+            Some(t) => match super::within(t, 4..=1_u32 << 24) {
+                Some(size) => size as usize,
+                None => {
+                    self.err(&t.span(), format!("table_size {} is not in 4..=16777216", t.get_ref()));
+                    DEFAULT_TABLE_SIZE
+                }
+            },
         };
         let s = &d.sanity;
         // The list is checked whether or not it is in use, so that turning `bogons` on later

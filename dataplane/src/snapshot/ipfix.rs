@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Builder;
-use crate::config::IpfixSection;
+use crate::config::{Integer, IpfixSection};
 
 /// Flow export settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,11 +45,11 @@ impl Builder<'_> {
                 SocketAddr::from(([127, 0, 0, 1], 4739))
             }
         };
-        let mut bounded = |v: &toml::Spanned<u32>, what: &str, range: std::ops::RangeInclusive<u32>| -> u32 {
-            if !range.contains(v.get_ref()) {
+        let mut bounded = |v: &toml::Spanned<Integer>, what: &str, range: std::ops::RangeInclusive<u32>| -> u32 {
+            if super::within(v, range.clone()).is_none() {
                 self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
             }
-            (*v.get_ref()).clamp(*range.start(), *range.end())
+            super::held_to(v, range)
         };
         let sample = bounded(&s.sample, "sample", 1..=1_000_000);
         let active = bounded(&s.active_timeout_s, "active_timeout_s", 1..=3600);

@@ -10,7 +10,7 @@
 //! that each section's file extends (`impl Builder`); `assemble.rs` puts the sections together.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
 use classifier::{BucketSpec, Membership, Registry, RuleSet};
@@ -497,6 +497,24 @@ impl<'a> Builder<'a> {
             Err(ConfigErrors(in_file_order(self.src, errors)))
         }
     }
+}
+
+/// The integer written at `v` as a `T` when it is in `range`, the key's own (read as any
+/// integer, [`config::Integer`], so that whatever was written is told this range).
+fn within<T: Copy + Into<i128> + TryFrom<i128>>(
+    v: &toml::Spanned<config::Integer>,
+    range: RangeInclusive<T>,
+) -> Option<T> {
+    let (start, end): (i128, i128) = ((*range.start()).into(), (*range.end()).into());
+    let written = v.get_ref().0;
+    if (start..=end).contains(&written) { T::try_from(written).ok() } else { None }
+}
+
+/// The integer written at `v` held to `range`: a stand-in for a value refused (said where
+/// it is refused), so that what is built with it stays in range.
+fn held_to<T: Copy + Into<i128> + TryFrom<i128>>(v: &toml::Spanned<config::Integer>, range: RangeInclusive<T>) -> T {
+    let (start, end) = (*range.start(), *range.end());
+    T::try_from(v.get_ref().0.clamp(start.into(), end.into())).unwrap_or(start)
 }
 
 /// `said` (errors or warnings) as a reader meets them: by file (the configuration's sources

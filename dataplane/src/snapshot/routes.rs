@@ -588,11 +588,10 @@ impl Builder<'_> {
         };
         let weight = match &r.weight {
             None => 1,
-            Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
-            Some(w) => {
-                self.err(&w.span(), "weight must be at least 1");
+            Some(w) => super::within(w, 1..=u16::MAX).unwrap_or_else(|| {
+                self.err(&w.span(), format!("weight {} is not in 1..={}", w.get_ref(), u16::MAX));
                 1
-            }
+            }),
         };
         (tunnel, weight)
     }

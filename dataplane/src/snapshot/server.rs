@@ -3,7 +3,7 @@
 //! in `health/`, which is long enough).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use classifier::{BucketKey, BucketSpec};
 use gre::EthernetAddrs;
@@ -78,22 +78,23 @@ impl Builder<'_> {
         let anycast_v6 = server.anycast_v6.as_ref().and_then(|a| self.anycast_v6(a));
         let frame_size = match &server.frame_size {
             None => DEFAULT_FRAME_SIZE,
-            Some(fs) if (256..=65536).contains(fs.get_ref()) => *fs.get_ref() as usize,
-            Some(fs) => {
-                self.err(&fs.span(), format!("frame_size {} is not in 256..=65536", fs.get_ref()));
-                DEFAULT_FRAME_SIZE
-            }
+            Some(fs) => match super::within(fs, 256..=65536_u32) {
+                Some(size) => size as usize,
+                None => {
+                    self.err(&fs.span(), format!("frame_size {} is not in 256..=65536", fs.get_ref()));
+                    DEFAULT_FRAME_SIZE
+                }
+            },
         };
         let icmp = BucketSpec {
             key: BucketKey::Rule,
             rate: server.icmp_rate.as_ref().map_or(1000, |r| *r.get_ref()),
             burst: match &server.icmp_burst {
                 None => 100,
-                Some(b) if *b.get_ref() >= 1 => *b.get_ref(),
-                Some(b) => {
-                    self.err(&b.span(), "icmp_burst must be at least 1");
+                Some(b) => super::within(b, 1..=u64::MAX).unwrap_or_else(|| {
+                    self.err(&b.span(), format!("icmp_burst {} is not in 1..={}", b.get_ref(), u64::MAX));
                     1
-                }
+                }),
             },
         };
         let eth = self.ethernet_addrs(server);
@@ -190,13 +191,12 @@ impl Builder<'_> {
         let ms = 1_000_000u64;
         // `None` for a value refused (said here): its stand-in is no one's word, to be
         // compared with nothing.
-        let mut check = |v: &Spanned<u64>, what: &str, range: std::ops::RangeInclusive<u64>| -> Option<u64> {
-            if range.contains(v.get_ref()) {
-                Some(*v.get_ref())
-            } else {
+        let mut check = |v: &Spanned<config::Integer>, what: &str, range: RangeInclusive<u64>| -> Option<u64> {
+            let taken = super::within(v, range.clone());
+            if taken.is_none() {
                 self.err(&v.span(), format!("{what} {} is not in {}..={}", v.get_ref(), range.start(), range.end()));
-                None
             }
+            taken
         };
         let interval = check(&h.interval_ms, "interval_ms", 10..=HEALTH_MS_MAX);
         let down = check(&h.down_after, "down_after", 1..=100).unwrap_or(1) as u32;
@@ -216,28 +216,30 @@ impl Builder<'_> {
     /// `timeout_ms`: 1 up to `interval_ms` (`interval`, `None` when it was refused), the range
     /// said where it is not in it, with the interval's value where that was taken. A
     /// timeout a refused interval's stand-in would bound is not said: it may be right.
-    fn probe_timeout(&mut self, timeout: &Spanned<u64>, interval: Option<u64>) -> u64 {
-        let written = *timeout.get_ref();
+    fn probe_timeout(&mut self, timeout: &Spanned<config::Integer>, interval: Option<u64>) -> u64 {
+        let written = timeout.get_ref().0;
         let most = interval.unwrap_or(HEALTH_MS_MAX);
+        // What is taken: the timeout held to 1..=most (refused below where it is not in it).
+        let taken = super::held_to(timeout, 1..=most);
         if timeout.span() == (0..0) {
             // The default (250 ms) with a shorter interval: the interval bounds it, or the
             // prober (which waits for the longer of the two) probes less often than
             // `interval_ms` says.
-            return written.min(most);
+            return taken;
         }
         match interval {
-            Some(interval) if written > interval => {
+            Some(interval) if written > i128::from(interval) => {
                 self.err(&timeout.span(), format!("timeout_ms {written} is longer than interval_ms {interval}"));
             }
-            Some(interval) if written == 0 => {
-                self.err(&timeout.span(), format!("timeout_ms 0 is not in 1..={interval} (interval_ms)"));
+            Some(interval) if written < 1 => {
+                self.err(&timeout.span(), format!("timeout_ms {written} is not in 1..={interval} (interval_ms)"));
             }
-            None if !(1..=HEALTH_MS_MAX).contains(&written) => {
+            None if !(1..=i128::from(HEALTH_MS_MAX)).contains(&written) => {
                 self.err(&timeout.span(), format!("timeout_ms {written} is not in 1..=interval_ms"));
             }
             _ => {}
         }
-        written.clamp(1, most)
+        taken
     }
 }
 

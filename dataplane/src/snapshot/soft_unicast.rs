@@ -246,36 +246,36 @@ impl Builder<'_> {
         // Every port above the reserved ones, at most what a slice size (a u16 in the plan and
         // the XDP map) holds: 65,535, which with no reserved port is one slice per address.
         let most = u16::try_from(65536 - u32::from(reserved_ports)).unwrap_or(u16::MAX);
-        match u16::try_from(*written.get_ref()) {
-            Ok(size) if (1..=most).contains(&size) => Some(size),
-            _ => {
-                let why = match &s.reserved_ports {
-                    Some(_) => format!("the ports above reserved_ports {reserved_ports}"),
-                    None => format!("the ports above the {reserved_ports} reserved by default"),
-                };
-                self.err(&written.span(), format!("slice_size {} is not in 1..={most} ({why})", written.get_ref()));
-                None
-            }
+        let size = super::within(written, 1..=most);
+        if size.is_none() {
+            let why = match &s.reserved_ports {
+                Some(_) => format!("the ports above reserved_ports {reserved_ports}"),
+                None => format!("the ports above the {reserved_ports} reserved by default"),
+            };
+            self.err(&written.span(), format!("slice_size {} is not in 1..={most} ({why})", written.get_ref()));
         }
+        size
     }
 
     /// The backbone tunnels' MTU and GRE key id, each checked (the default where wrong).
     fn backbone(&mut self, s: &SoftUnicastSection) -> (usize, u32) {
         let mtu = match &s.backbone_mtu {
             None => 1500,
-            Some(m) if (576..=65535).contains(m.get_ref()) => *m.get_ref() as usize,
-            Some(m) => {
-                self.err(&m.span(), format!("backbone_mtu {} is not in 576..=65535", m.get_ref()));
-                1500
-            }
+            Some(m) => match super::within(m, 576..=65535_u32) {
+                Some(mtu) => mtu as usize,
+                None => {
+                    self.err(&m.span(), format!("backbone_mtu {} is not in 576..=65535", m.get_ref()));
+                    1500
+                }
+            },
         };
+        // The upper 24 bits of the GRE key: the low 8 carry the hop.
         let key_id = match &s.backbone_key {
             None => DEFAULT_BACKBONE_KEY,
-            Some(k) if *k.get_ref() < 1 << 24 => *k.get_ref(),
-            Some(k) => {
-                self.err(&k.span(), format!("backbone_key {} does not fit 24 bits", k.get_ref()));
+            Some(k) => super::within(k, 0..=(1_u32 << 24) - 1).unwrap_or_else(|| {
+                self.err(&k.span(), format!("backbone_key {} is not in 0..=16777215 (24 bits)", k.get_ref()));
                 DEFAULT_BACKBONE_KEY
-            }
+            }),
         };
         (mtu, key_id)
     }

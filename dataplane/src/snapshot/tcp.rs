@@ -80,24 +80,16 @@ impl Builder<'_> {
     /// [`Builder::customer_tcp_rules`].
     pub(super) fn tcp_protection(&mut self, t: &config::TcpProtectionSection) -> TcpProtection {
         // `least`: 0 where none is meaningful (no grace at all), else 1.
-        let mut seconds = |v: &Option<Spanned<u32>>, default: u32, what: &str, least: u32| -> u64 {
-            match v {
-                None => u64::from(default) * 1_000_000_000,
-                Some(x) if (least..=crate::limits::MAX_SECONDS_FLAG as u32).contains(x.get_ref()) => {
-                    u64::from(*x.get_ref()) * 1_000_000_000
-                }
-                Some(x) => {
-                    self.err(
-                        &x.span(),
-                        format!(
-                            "{what} {} is not in {least}..={} seconds",
-                            x.get_ref(),
-                            crate::limits::MAX_SECONDS_FLAG
-                        ),
-                    );
-                    u64::from(default) * 1_000_000_000
-                }
-            }
+        let mut seconds = |v: &Option<Spanned<config::Integer>>, default: u32, what: &str, least: u32| -> u64 {
+            let most = crate::limits::MAX_SECONDS_FLAG;
+            let taken = match v {
+                None => u64::from(default),
+                Some(x) => super::within(x, u64::from(least)..=most).unwrap_or_else(|| {
+                    self.err(&x.span(), format!("{what} {} is not in {least}..={most} seconds", x.get_ref()));
+                    u64::from(default)
+                }),
+            };
+            taken * 1_000_000_000
         };
         let timeouts = FlowTimeouts {
             embryonic_ns: seconds(&t.embryonic_timeout, DEFAULT_EMBRYONIC_S, "embryonic_timeout", 1),
@@ -108,19 +100,17 @@ impl Builder<'_> {
         let authenticated_ns = seconds(&t.authenticated_for, DEFAULT_AUTHENTICATED_S, "authenticated_for", 1);
         let table_size = match &t.table_size {
             None => DEFAULT_TABLE_SIZE,
-            Some(s) if (4..=MAX_TABLE_SIZE).contains(s.get_ref()) => *s.get_ref(),
-            Some(s) => {
+            Some(s) => super::within(s, 4..=MAX_TABLE_SIZE).unwrap_or_else(|| {
                 self.err(&s.span(), format!("table_size {} is not in 4..={MAX_TABLE_SIZE}", s.get_ref()));
                 DEFAULT_TABLE_SIZE
-            }
+            }),
         };
         let challenge_rate = match &t.challenge_rate {
             None => DEFAULT_CHALLENGE_RATE,
-            Some(r) if *r.get_ref() >= 1 => *r.get_ref(),
-            Some(r) => {
-                self.err(&r.span(), "challenge_rate must be at least 1");
+            Some(r) => super::within(r, 1..=u32::MAX).unwrap_or_else(|| {
+                self.err(&r.span(), format!("challenge_rate {} is not in 1..={}", r.get_ref(), u32::MAX));
                 DEFAULT_CHALLENGE_RATE
-            }
+            }),
         };
         let mut tcp = TcpProtection {
             rules: Vec::new(),
@@ -263,20 +253,25 @@ impl Builder<'_> {
                 None
             }
             (Some(rate), burst) => {
-                if *rate.get_ref() == 0 {
-                    self.err(&rate.span(), "syn_rate must be at least 1");
-                }
-                if let Some(b) = burst.as_ref().filter(|b| *b.get_ref() == 0) {
-                    self.err(&b.span(), "syn_burst must be at least 1");
-                }
+                let syn_rate = super::within(rate, 1..=u32::MAX).unwrap_or_else(|| {
+                    self.err(&rate.span(), format!("syn_rate {} is not in 1..={}", rate.get_ref(), u32::MAX));
+                    1
+                });
+                let syn_burst = match burst {
+                    None => 1,
+                    Some(b) => super::within(b, 1..=u32::MAX).unwrap_or_else(|| {
+                        self.err(&b.span(), format!("syn_burst {} is not in 1..={}", b.get_ref(), u32::MAX));
+                        1
+                    }),
+                };
                 if syn_buckets.len() >= usize::from(u16::MAX) {
                     self.err(&rate.span(), "too many rules with a syn_rate");
                     None
                 } else {
                     syn_buckets.push(BucketSpec {
                         key: BucketKey::Rule,
-                        rate: u64::from(*rate.get_ref()).max(1),
-                        burst: burst.as_ref().map_or(1, |b| u64::from(*b.get_ref()).max(1)),
+                        rate: u64::from(syn_rate),
+                        burst: u64::from(syn_burst),
                     });
                     Some((syn_buckets.len() - 1) as u16)
                 }
